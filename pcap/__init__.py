@@ -1,0 +1,1 @@
+"""pcap replay through tc programs and the ``tcsim`` command.  Importable as ``pyebpf.pcap``."""

@@ -1,0 +1,27 @@
+"""pyebpf: run Linux tc and socket-filter eBPF programs in user space, as the kernel would."""
+from __future__ import annotations
+
+from . import errors, isa
+
+__all__ = ["Program", "Result", "errors", "isa", "asm", "kernel"]
+__version__ = "0.1.0"
+
+_FROM_CORE = ("Program", "Result")
+
+
+def __getattr__(name: str):
+    # The compiled core is imported on first use so that the pure-Python modules
+    # (isa, asm, kernel) work even where the extension was not built.
+    if name in _FROM_CORE:
+        try:
+            from . import _core
+        except ImportError as exc:
+            raise ImportError(
+                "pyebpf's compiled core (pyebpf._core) is not built: install the package "
+                "with `pip install .` (or `python setup.py build_ext --inplace` in a "
+                f"checkout) — {exc}") from exc
+        return getattr(_core, name)
+    if name in ("asm", "kernel"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

@@ -1,0 +1,1210 @@
+# cython: language_level=3
+"""The interpreter: decoded programs, the C execution loop, memory regions, helpers.
+
+A :class:`Program` decodes its instructions once into a C array of fixed-width
+``Insn`` structs (internal op ids from ``isa``, jump targets made absolute, lddw folded
+into one 64-bit immediate).  ``run`` executes them in a ``nogil`` loop with one switch;
+every load and store is checked against the run's regions; a fault stops the run and
+raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the address
+and the region.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                          uint32_t, uint64_t, uintptr_t)
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+from . import isa as _isa
+from . import verifier as _verifier
+from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, LoadError,
+                     MemoryFault, UnknownHelper)
+
+include "_opcodes.pxi"
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define PYEBPF_BSWAP16(x) __builtin_bswap16(x)
+    #define PYEBPF_BSWAP32(x) __builtin_bswap32(x)
+    #define PYEBPF_BSWAP64(x) __builtin_bswap64(x)
+    #define PYEBPF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+    #else
+    #define PYEBPF_BSWAP16(x) ((uint16_t)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
+    #define PYEBPF_BSWAP32(x) ((((uint32_t)PYEBPF_BSWAP16((x) & 0xffff)) << 16) | PYEBPF_BSWAP16((x) >> 16))
+    #define PYEBPF_BSWAP64(x) ((((uint64_t)PYEBPF_BSWAP32((x) & 0xffffffffu)) << 32) | PYEBPF_BSWAP32((x) >> 32))
+    #define PYEBPF_UNLIKELY(x) (x)
+    #endif
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    #error "pyebpf's interpreter assumes a little-endian host, like the kernel's x86-64 and arm64 builds"
+    #endif
+    """
+    uint16_t bswap16 "PYEBPF_BSWAP16" (uint16_t) nogil
+    uint32_t bswap32 "PYEBPF_BSWAP32" (uint32_t) nogil
+    uint64_t bswap64 "PYEBPF_BSWAP64" (uint64_t) nogil
+    bint unlikely "PYEBPF_UNLIKELY" (bint) nogil
+
+DEFAULT_BUDGET = 1_000_000
+
+cdef enum:
+    FRAME_SIZE = 512                  # MAX_BPF_STACK
+    MAX_FRAMES = 8                    # MAX_CALL_FRAMES
+    STACK_SIZE = FRAME_SIZE * MAX_FRAMES
+    MAX_REGIONS = 16
+    HELPER_SLOTS = 256
+
+# Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
+# STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
+cdef enum Status:
+    STATUS_RUNNING = 0
+    STATUS_EXIT
+    STATUS_MEM_FAULT
+    STATUS_BUDGET
+    STATUS_CALL_DEPTH
+    STATUS_UNKNOWN_HELPER
+    STATUS_PY_ERROR
+    STATUS_BAD_INSN
+
+cdef enum Access:
+    ACCESS_READ = 0
+    ACCESS_WRITE = 1
+
+ctypedef struct Insn:
+    uint8_t op
+    uint8_t dst
+    uint8_t src
+    uint8_t size
+    int32_t off        # memory offset, or the absolute target pc of a jump or call
+    uint64_t imm       # sign-extended imm32, lddw's imm64, or a helper id
+
+ctypedef struct Region:
+    uintptr_t start
+    uintptr_t end      # exclusive
+    bint writable
+    int name           # index into the run's region-name list
+
+ctypedef struct Frame:
+    uint64_t saved[4]  # r6-r9
+    uint32_t ret_pc
+
+ctypedef struct Vm
+ctypedef uint64_t (*helper_fn)(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                               uint64_t r4, uint64_t r5) noexcept nogil
+
+ctypedef struct TraceStep:
+    uint32_t pc
+    uint64_t regs[11]
+
+ctypedef struct TraceAccess:
+    uint32_t step
+    uint32_t pc
+    uint8_t write
+    uint8_t size
+    uint64_t addr
+
+ctypedef struct Vm:
+    uint64_t reg[11]
+    Insn* insns
+    uint32_t pc
+    int status
+    int64_t budget_left
+    int depth
+    Frame frames[MAX_FRAMES]
+    Region regions[MAX_REGIONS]
+    int nregions
+    helper_fn* helpers
+    uint64_t helper_id
+    # legacy packet loads (LD_ABS/LD_IND) read from here
+    const uint8_t* pkt
+    uint32_t pkt_len
+    # fault details
+    uint64_t fault_addr
+    uint32_t fault_size
+    uint8_t fault_write
+    void* owner        # the Python _Run object, for Python helpers
+    # trace buffers (trace mode only)
+    TraceStep* steps
+    size_t nsteps
+    size_t cap_steps
+    TraceAccess* accesses
+    size_t naccesses
+    size_t cap_accesses
+
+
+# --- memory ------------------------------------------------------------------------
+
+cdef uint8_t* _fault_mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept nogil:
+    vm.status = STATUS_MEM_FAULT
+    vm.fault_addr = addr
+    vm.fault_size = size
+    vm.fault_write = write
+    return NULL
+
+
+@cython.cdivision(True)
+cdef inline uint8_t* _mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept nogil:
+    """The host pointer for [addr, addr+size) if one region holds all of it, else NULL."""
+    cdef int k
+    cdef Region* g
+    for k in range(vm.nregions):
+        g = &vm.regions[k]
+        # overflow-safe: addr >= start and size <= end - addr
+        if addr >= g.start and addr <= g.end and g.end - addr >= size:
+            if write and not g.writable:
+                break
+            return <uint8_t*><uintptr_t>addr
+    return _fault_mem(vm, addr, size, write)
+
+
+cdef inline uint64_t _load(const uint8_t* p, int size) noexcept nogil:
+    cdef uint8_t b
+    cdef uint16_t h
+    cdef uint32_t w
+    cdef uint64_t d
+    if size == 1:
+        return p[0]
+    elif size == 2:
+        memcpy(&h, p, 2)
+        return h
+    elif size == 4:
+        memcpy(&w, p, 4)
+        return w
+    memcpy(&d, p, 8)
+    return d
+
+
+cdef inline void _store(uint8_t* p, int size, uint64_t v) noexcept nogil:
+    cdef uint16_t h
+    cdef uint32_t w
+    if size == 1:
+        p[0] = <uint8_t>v
+    elif size == 2:
+        h = <uint16_t>v
+        memcpy(p, &h, 2)
+    elif size == 4:
+        w = <uint32_t>v
+        memcpy(p, &w, 4)
+    else:
+        memcpy(p, &v, 8)
+
+
+cdef inline uint64_t _sext(uint64_t v, int size) noexcept nogil:
+    if size == 1:
+        return <uint64_t><int64_t><int8_t>v
+    elif size == 2:
+        return <uint64_t><int64_t><int16_t>v
+    elif size == 4:
+        return <uint64_t><int64_t><int32_t>v
+    return v
+
+
+cdef bint _ld_packet(Vm* vm, int64_t offset, int size, uint64_t* out) noexcept nogil:
+    """LD_ABS/LD_IND: read ``size`` big-endian bytes at ``offset`` of the packet."""
+    if offset < 0 or offset > vm.pkt_len or vm.pkt_len - offset < size:
+        return False
+    cdef const uint8_t* p = vm.pkt + offset
+    if size == 1:
+        out[0] = p[0]
+    elif size == 2:
+        out[0] = (<uint64_t>p[0] << 8) | p[1]
+    else:
+        out[0] = (<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) | (<uint64_t>p[2] << 8) | p[3]
+    return True
+
+
+# --- tracing ---------------------------------------------------------------------
+
+cdef struct _NoTrace:
+    char unused
+cdef struct _Trace:
+    char unused
+ctypedef fused TraceMode:
+    _NoTrace
+    _Trace
+
+
+cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
+    cdef size_t new_cap
+    cdef void* p
+    if n < cap[0]:
+        return True
+    new_cap = cap[0] * 2 if cap[0] else 256
+    p = realloc(buf[0], new_cap * item)
+    if p == NULL:
+        return False
+    buf[0] = p
+    cap[0] = new_cap
+    return True
+
+
+cdef void _trace_access(Vm* vm, uint32_t pc, uint64_t addr, int size, bint write) noexcept nogil:
+    if not _grow(<void**>&vm.accesses, &vm.cap_accesses, vm.naccesses, sizeof(TraceAccess)):
+        return
+    cdef TraceAccess* a = &vm.accesses[vm.naccesses]
+    a.step, a.pc, a.addr, a.size, a.write = <uint32_t>vm.nsteps, pc, addr, <uint8_t>size, write
+    vm.naccesses += 1
+
+
+cdef void _trace_step(Vm* vm, uint32_t pc, const uint64_t* r) noexcept nogil:
+    if not _grow(<void**>&vm.steps, &vm.cap_steps, vm.nsteps, sizeof(TraceStep)):
+        return
+    cdef TraceStep* s = &vm.steps[vm.nsteps]
+    s.pc = pc
+    memcpy(s.regs, r, sizeof(s.regs))
+    vm.nsteps += 1
+
+
+# Access kind of each op for the tracer: 0 none, 1 load, 2 store, 3 read-modify-write.
+cdef uint8_t _ACCESS_KIND[OP_COUNT]
+cdef uint8_t _ACCESS_BASE_IS_SRC[OP_COUNT]
+
+
+cdef void _trace_before(Vm* vm, const Insn* i, uint32_t pc, const uint64_t* r) noexcept nogil:
+    cdef uint8_t kind = _ACCESS_KIND[i.op]
+    cdef uint64_t base
+    if kind == 0:
+        return
+    base = r[i.src] if _ACCESS_BASE_IS_SRC[i.op] else r[i.dst]
+    if kind & 1:
+        _trace_access(vm, pc, base + <uint64_t><int64_t>i.off, i.size, False)
+    if kind & 2:
+        _trace_access(vm, pc, base + <uint64_t><int64_t>i.off, i.size, True)
+
+
+# --- the loop ----------------------------------------------------------------------
+
+@cython.cdivision(True)
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
+    cdef uint64_t r[11]
+    cdef const Insn* insns = vm.insns
+    cdef uint32_t pc = vm.pc
+    cdef const Insn* i = &insns[pc]
+    cdef int64_t left = vm.budget_left
+    cdef uint8_t op, d, s
+    cdef uint64_t imm, a, b, old
+    cdef uint32_t w, v
+    cdef uint8_t* p
+    cdef helper_fn fn
+    cdef Frame* f
+    memcpy(r, vm.reg, sizeof(r))
+
+    while True:
+        left -= 1
+        if unlikely(left < 0):
+            vm.status = STATUS_BUDGET
+            break
+        i = &insns[pc]
+        if TraceMode is _Trace:
+            _trace_before(vm, i, pc, r)
+        pc += 1
+        op = i.op
+        d = i.dst
+        s = i.src
+        imm = i.imm
+
+        # ALU64
+        if op == OP_ADD64_K:
+            r[d] += imm
+        elif op == OP_ADD64_X:
+            r[d] += r[s]
+        elif op == OP_SUB64_K:
+            r[d] -= imm
+        elif op == OP_SUB64_X:
+            r[d] -= r[s]
+        elif op == OP_MUL64_K:
+            r[d] *= imm
+        elif op == OP_MUL64_X:
+            r[d] *= r[s]
+        elif op == OP_DIV64_K:
+            r[d] = r[d] / imm if imm else 0
+        elif op == OP_DIV64_X:
+            r[d] = r[d] / r[s] if r[s] else 0
+        elif op == OP_OR64_K:
+            r[d] |= imm
+        elif op == OP_OR64_X:
+            r[d] |= r[s]
+        elif op == OP_AND64_K:
+            r[d] &= imm
+        elif op == OP_AND64_X:
+            r[d] &= r[s]
+        elif op == OP_LSH64_K:
+            r[d] <<= imm & 63
+        elif op == OP_LSH64_X:
+            r[d] <<= r[s] & 63
+        elif op == OP_RSH64_K:
+            r[d] >>= imm & 63
+        elif op == OP_RSH64_X:
+            r[d] >>= r[s] & 63
+        elif op == OP_MOD64_K:
+            if imm:
+                r[d] = r[d] % imm
+        elif op == OP_MOD64_X:
+            if r[s]:
+                r[d] = r[d] % r[s]
+        elif op == OP_XOR64_K:
+            r[d] ^= imm
+        elif op == OP_XOR64_X:
+            r[d] ^= r[s]
+        elif op == OP_MOV64_K:
+            r[d] = imm
+        elif op == OP_MOV64_X:
+            r[d] = r[s]
+        elif op == OP_ARSH64_K:
+            r[d] = <uint64_t>(<int64_t>r[d] >> (imm & 63))
+        elif op == OP_ARSH64_X:
+            r[d] = <uint64_t>(<int64_t>r[d] >> (r[s] & 63))
+        elif op == OP_SDIV64_K or op == OP_SDIV64_X:
+            b = imm if op == OP_SDIV64_K else r[s]
+            if b == 0:
+                r[d] = 0
+            elif b == <uint64_t>-1:
+                r[d] = 0 - r[d]           # INT64_MIN / -1 wraps to INT64_MIN
+            else:
+                r[d] = <uint64_t>(<int64_t>r[d] / <int64_t>b)
+        elif op == OP_SMOD64_K or op == OP_SMOD64_X:
+            b = imm if op == OP_SMOD64_K else r[s]
+            if b == <uint64_t>-1:
+                r[d] = 0
+            elif b:
+                r[d] = <uint64_t>(<int64_t>r[d] % <int64_t>b)
+        elif op == OP_NEG64:
+            r[d] = 0 - r[d]
+
+        # ALU32: operate on the low halves, zero-extend the result
+        elif op == OP_ADD32_K:
+            r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>imm)
+        elif op == OP_ADD32_X:
+            r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>r[s])
+        elif op == OP_SUB32_K:
+            r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>imm)
+        elif op == OP_SUB32_X:
+            r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>r[s])
+        elif op == OP_MUL32_K:
+            r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>imm)
+        elif op == OP_MUL32_X:
+            r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>r[s])
+        elif op == OP_DIV32_K or op == OP_DIV32_X:
+            v = <uint32_t>imm if op == OP_DIV32_K else <uint32_t>r[s]
+            r[d] = (<uint32_t>r[d] / v) if v else 0
+        elif op == OP_MOD32_K or op == OP_MOD32_X:
+            v = <uint32_t>imm if op == OP_MOD32_K else <uint32_t>r[s]
+            r[d] = (<uint32_t>r[d] % v) if v else <uint32_t>r[d]
+        elif op == OP_OR32_K:
+            r[d] = <uint32_t>r[d] | <uint32_t>imm
+        elif op == OP_OR32_X:
+            r[d] = <uint32_t>r[d] | <uint32_t>r[s]
+        elif op == OP_AND32_K:
+            r[d] = <uint32_t>r[d] & <uint32_t>imm
+        elif op == OP_AND32_X:
+            r[d] = <uint32_t>r[d] & <uint32_t>r[s]
+        elif op == OP_LSH32_K:
+            r[d] = <uint32_t>(<uint32_t>r[d] << (imm & 31))
+        elif op == OP_LSH32_X:
+            r[d] = <uint32_t>(<uint32_t>r[d] << (r[s] & 31))
+        elif op == OP_RSH32_K:
+            r[d] = <uint32_t>r[d] >> (imm & 31)
+        elif op == OP_RSH32_X:
+            r[d] = <uint32_t>r[d] >> (r[s] & 31)
+        elif op == OP_XOR32_K:
+            r[d] = <uint32_t>r[d] ^ <uint32_t>imm
+        elif op == OP_XOR32_X:
+            r[d] = <uint32_t>r[d] ^ <uint32_t>r[s]
+        elif op == OP_MOV32_K:
+            r[d] = <uint32_t>imm
+        elif op == OP_MOV32_X:
+            r[d] = <uint32_t>r[s]
+        elif op == OP_ARSH32_K:
+            r[d] = <uint32_t>(<int32_t>r[d] >> (imm & 31))
+        elif op == OP_ARSH32_X:
+            r[d] = <uint32_t>(<int32_t>r[d] >> (r[s] & 31))
+        elif op == OP_SDIV32_K or op == OP_SDIV32_X:
+            v = <uint32_t>imm if op == OP_SDIV32_K else <uint32_t>r[s]
+            if v == 0:
+                r[d] = 0
+            elif v == <uint32_t>-1:
+                r[d] = <uint32_t>(0 - <uint32_t>r[d])
+            else:
+                r[d] = <uint32_t>(<int32_t>r[d] / <int32_t>v)
+        elif op == OP_SMOD32_K or op == OP_SMOD32_X:
+            v = <uint32_t>imm if op == OP_SMOD32_K else <uint32_t>r[s]
+            if v == <uint32_t>-1:
+                r[d] = 0
+            elif v:
+                r[d] = <uint32_t>(<int32_t>r[d] % <int32_t>v)
+            else:
+                r[d] = <uint32_t>r[d]
+        elif op == OP_NEG32:
+            r[d] = <uint32_t>(0 - <uint32_t>r[d])
+
+        # sign-extending moves and byte swaps
+        elif op == OP_MOVSX8_64:
+            r[d] = <uint64_t><int64_t><int8_t>r[s]
+        elif op == OP_MOVSX16_64:
+            r[d] = <uint64_t><int64_t><int16_t>r[s]
+        elif op == OP_MOVSX32_64:
+            r[d] = <uint64_t><int64_t><int32_t>r[s]
+        elif op == OP_MOVSX8_32:
+            r[d] = <uint32_t><int32_t><int8_t>r[s]
+        elif op == OP_MOVSX16_32:
+            r[d] = <uint32_t><int32_t><int16_t>r[s]
+        elif op == OP_LE16:
+            r[d] = <uint16_t>r[d]
+        elif op == OP_LE32:
+            r[d] = <uint32_t>r[d]
+        elif op == OP_LE64:
+            pass
+        elif op == OP_BE16 or op == OP_BSWAP16:
+            r[d] = bswap16(<uint16_t>r[d])
+        elif op == OP_BE32 or op == OP_BSWAP32:
+            r[d] = bswap32(<uint32_t>r[d])
+        elif op == OP_BE64 or op == OP_BSWAP64:
+            r[d] = bswap64(r[d])
+
+        # loads and stores
+        elif op == OP_LDDW:
+            r[d] = imm
+            pc += 1
+        elif op == OP_LDX8 or op == OP_LDX16 or op == OP_LDX32 or op == OP_LDX64:
+            p = _mem(vm, r[s] + <uint64_t><int64_t>i.off, i.size, ACCESS_READ)
+            if p == NULL:
+                break
+            r[d] = _load(p, i.size)
+        elif op == OP_LDXS8 or op == OP_LDXS16 or op == OP_LDXS32:
+            p = _mem(vm, r[s] + <uint64_t><int64_t>i.off, i.size, ACCESS_READ)
+            if p == NULL:
+                break
+            r[d] = _sext(_load(p, i.size), i.size)
+        elif op == OP_ST8 or op == OP_ST16 or op == OP_ST32 or op == OP_ST64:
+            p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
+            if p == NULL:
+                break
+            _store(p, i.size, imm)
+        elif op == OP_STX8 or op == OP_STX16 or op == OP_STX32 or op == OP_STX64:
+            p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
+            if p == NULL:
+                break
+            _store(p, i.size, r[s])
+        elif (op == OP_ATOMIC32_ADD or op == OP_ATOMIC32_OR or op == OP_ATOMIC32_AND or
+              op == OP_ATOMIC32_XOR or op == OP_ATOMIC32_FETCH_ADD or
+              op == OP_ATOMIC32_FETCH_OR or op == OP_ATOMIC32_FETCH_AND or
+              op == OP_ATOMIC32_FETCH_XOR or op == OP_ATOMIC32_XCHG or
+              op == OP_ATOMIC32_CMPXCHG or op == OP_ATOMIC64_ADD or op == OP_ATOMIC64_OR or
+              op == OP_ATOMIC64_AND or op == OP_ATOMIC64_XOR or op == OP_ATOMIC64_FETCH_ADD or
+              op == OP_ATOMIC64_FETCH_OR or op == OP_ATOMIC64_FETCH_AND or
+              op == OP_ATOMIC64_FETCH_XOR or op == OP_ATOMIC64_XCHG or
+              op == OP_ATOMIC64_CMPXCHG):
+            p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
+            if p == NULL:
+                break
+            _atomic(op, p, i.size, &r[s], &r[0])
+
+        # legacy packet loads: out of bounds ends the program with r0 = 0
+        elif (op == OP_LD_ABS8 or op == OP_LD_IND8 or op == OP_LD_ABS16 or op == OP_LD_IND16 or
+              op == OP_LD_ABS32 or op == OP_LD_IND32):
+            a = <uint64_t><int64_t><int32_t>imm
+            if op == OP_LD_IND8 or op == OP_LD_IND16 or op == OP_LD_IND32:
+                a += r[s]
+            if not _ld_packet(vm, <int32_t>a, i.size, &r[0]):
+                r[0] = 0
+                vm.status = STATUS_EXIT
+                break
+
+        # jumps
+        elif op == OP_JA or op == OP_JA32:
+            pc = <uint32_t>i.off
+        elif op == OP_JEQ64_K:
+            if r[d] == imm: pc = <uint32_t>i.off
+        elif op == OP_JEQ64_X:
+            if r[d] == r[s]: pc = <uint32_t>i.off
+        elif op == OP_JGT64_K:
+            if r[d] > imm: pc = <uint32_t>i.off
+        elif op == OP_JGT64_X:
+            if r[d] > r[s]: pc = <uint32_t>i.off
+        elif op == OP_JGE64_K:
+            if r[d] >= imm: pc = <uint32_t>i.off
+        elif op == OP_JGE64_X:
+            if r[d] >= r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSET64_K:
+            if r[d] & imm: pc = <uint32_t>i.off
+        elif op == OP_JSET64_X:
+            if r[d] & r[s]: pc = <uint32_t>i.off
+        elif op == OP_JNE64_K:
+            if r[d] != imm: pc = <uint32_t>i.off
+        elif op == OP_JNE64_X:
+            if r[d] != r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSGT64_K:
+            if <int64_t>r[d] > <int64_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSGT64_X:
+            if <int64_t>r[d] > <int64_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSGE64_K:
+            if <int64_t>r[d] >= <int64_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSGE64_X:
+            if <int64_t>r[d] >= <int64_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JLT64_K:
+            if r[d] < imm: pc = <uint32_t>i.off
+        elif op == OP_JLT64_X:
+            if r[d] < r[s]: pc = <uint32_t>i.off
+        elif op == OP_JLE64_K:
+            if r[d] <= imm: pc = <uint32_t>i.off
+        elif op == OP_JLE64_X:
+            if r[d] <= r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSLT64_K:
+            if <int64_t>r[d] < <int64_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSLT64_X:
+            if <int64_t>r[d] < <int64_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSLE64_K:
+            if <int64_t>r[d] <= <int64_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSLE64_X:
+            if <int64_t>r[d] <= <int64_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JEQ32_K:
+            if <uint32_t>r[d] == <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JEQ32_X:
+            if <uint32_t>r[d] == <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JGT32_K:
+            if <uint32_t>r[d] > <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JGT32_X:
+            if <uint32_t>r[d] > <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JGE32_K:
+            if <uint32_t>r[d] >= <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JGE32_X:
+            if <uint32_t>r[d] >= <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSET32_K:
+            if <uint32_t>r[d] & <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSET32_X:
+            if <uint32_t>r[d] & <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JNE32_K:
+            if <uint32_t>r[d] != <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JNE32_X:
+            if <uint32_t>r[d] != <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSGT32_K:
+            if <int32_t>r[d] > <int32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSGT32_X:
+            if <int32_t>r[d] > <int32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSGE32_K:
+            if <int32_t>r[d] >= <int32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSGE32_X:
+            if <int32_t>r[d] >= <int32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JLT32_K:
+            if <uint32_t>r[d] < <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JLT32_X:
+            if <uint32_t>r[d] < <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JLE32_K:
+            if <uint32_t>r[d] <= <uint32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JLE32_X:
+            if <uint32_t>r[d] <= <uint32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSLT32_K:
+            if <int32_t>r[d] < <int32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSLT32_X:
+            if <int32_t>r[d] < <int32_t>r[s]: pc = <uint32_t>i.off
+        elif op == OP_JSLE32_K:
+            if <int32_t>r[d] <= <int32_t>imm: pc = <uint32_t>i.off
+        elif op == OP_JSLE32_X:
+            if <int32_t>r[d] <= <int32_t>r[s]: pc = <uint32_t>i.off
+
+        # calls
+        elif op == OP_CALL or op == OP_CALLX:
+            if op == OP_CALLX:
+                imm = r[d]
+            fn = vm.helpers[imm] if imm < HELPER_SLOTS else NULL
+            if fn == NULL:
+                vm.helper_id = imm
+                vm.status = STATUS_UNKNOWN_HELPER
+                break
+            vm.helper_id = imm
+            vm.pc = pc - 1
+            r[0] = fn(vm, r[1], r[2], r[3], r[4], r[5])
+            if vm.status != STATUS_RUNNING:
+                if vm.status == STATUS_EXIT:
+                    r[0] = vm.reg[0]
+                break
+        elif op == OP_CALL_LOCAL:
+            if vm.depth + 1 >= MAX_FRAMES:
+                vm.status = STATUS_CALL_DEPTH
+                break
+            f = &vm.frames[vm.depth]
+            memcpy(f.saved, &r[6], sizeof(f.saved))
+            f.ret_pc = pc
+            vm.depth += 1
+            r[10] -= FRAME_SIZE
+            # the stack region grows by the callee's frame, zeroed
+            vm.regions[0].start -= FRAME_SIZE
+            memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+            pc = <uint32_t>i.off
+        elif op == OP_EXIT:
+            if vm.depth == 0:
+                vm.status = STATUS_EXIT
+                break
+            vm.depth -= 1
+            f = &vm.frames[vm.depth]
+            memcpy(&r[6], f.saved, sizeof(f.saved))
+            r[10] += FRAME_SIZE
+            vm.regions[0].start += FRAME_SIZE
+            pc = f.ret_pc
+        else:
+            # OP_INVALID (the sentinel past the end), OP_LDDW_TAIL, unsupported pseudo ops
+            vm.status = STATUS_BAD_INSN
+            break
+
+        if TraceMode is _Trace:
+            _trace_step(vm, <uint32_t>(i - insns), r)
+
+    vm.pc = <uint32_t>(i - insns)
+    vm.budget_left = left
+    memcpy(vm.reg, r, sizeof(r))
+
+
+cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64_t* r0) noexcept nogil:
+    cdef uint64_t old = _load(p, size)
+    cdef uint64_t val = src[0]
+    cdef uint64_t new
+    cdef bint fetch = True
+    cdef uint64_t mask = 0xffffffff if size == 4 else <uint64_t>-1
+    if op == OP_ATOMIC32_ADD or op == OP_ATOMIC64_ADD:
+        new, fetch = old + val, False
+    elif op == OP_ATOMIC32_OR or op == OP_ATOMIC64_OR:
+        new, fetch = old | val, False
+    elif op == OP_ATOMIC32_AND or op == OP_ATOMIC64_AND:
+        new, fetch = old & val, False
+    elif op == OP_ATOMIC32_XOR or op == OP_ATOMIC64_XOR:
+        new, fetch = old ^ val, False
+    elif op == OP_ATOMIC32_FETCH_ADD or op == OP_ATOMIC64_FETCH_ADD:
+        new = old + val
+    elif op == OP_ATOMIC32_FETCH_OR or op == OP_ATOMIC64_FETCH_OR:
+        new = old | val
+    elif op == OP_ATOMIC32_FETCH_AND or op == OP_ATOMIC64_FETCH_AND:
+        new = old & val
+    elif op == OP_ATOMIC32_FETCH_XOR or op == OP_ATOMIC64_FETCH_XOR:
+        new = old ^ val
+    elif op == OP_ATOMIC32_XCHG or op == OP_ATOMIC64_XCHG:
+        new = val
+    else:  # CMPXCHG: compare with r0, which receives the old value
+        new = val if old == (r0[0] & mask) else old
+        _store(p, size, new)
+        r0[0] = old
+        return
+    _store(p, size, new)
+    if fetch:
+        src[0] = old
+
+
+# --- helpers of the conformance suite's uBPF plugin --------------------------------
+
+cdef uint64_t _h_gather_bytes(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    return ((a & 0xff) << 32) | ((b & 0xff) << 24) | ((c & 0xff) << 16) | ((d & 0xff) << 8) | (e & 0xff)
+
+
+cdef uint64_t _h_memfrob(Vm* vm, uint64_t ptr, uint64_t n, uint64_t c, uint64_t d,
+                         uint64_t e) noexcept nogil:
+    cdef uint8_t* p
+    cdef uint64_t k
+    if n == 0:
+        return 0
+    if n > <uint64_t>0xffffffff:
+        _fault_mem(vm, ptr, <uint32_t>0xffffffff, True)
+        return 0
+    p = _mem(vm, ptr, <uint32_t>n, ACCESS_WRITE)
+    if p != NULL:
+        for k in range(n):
+            p[k] ^= 42
+    return 0
+
+
+cdef uint64_t _h_no_op(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                       uint64_t e) noexcept nogil:
+    return 0
+
+
+cdef uint64_t _h_sqrti(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                       uint64_t e) noexcept nogil:
+    # integer square root, floor; Newton's method stays exact for all 64-bit inputs
+    cdef uint64_t x, y
+    if a < 2:
+        return a
+    x = a
+    y = (a >> 1) + (a & 1)   # (a + 1) / 2 without overflowing at 2**64 - 1
+    while y < x:
+        x = y
+        y = (x + a / x) >> 1
+    return x
+
+
+cdef uint64_t _h_strcmp(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                        uint64_t e) noexcept nogil:
+    # both strings must lie inside regions, byte by byte, up to their terminators
+    cdef uint8_t* p
+    cdef uint8_t* q
+    while True:
+        p = _mem(vm, a, 1, ACCESS_READ)
+        if p == NULL:
+            return 0
+        q = _mem(vm, b, 1, ACCESS_READ)
+        if q == NULL:
+            return 0
+        if p[0] != q[0] or p[0] == 0:
+            return <uint64_t>(<int64_t>p[0] - <int64_t>q[0])
+        a += 1
+        b += 1
+
+
+cdef uint64_t _h_unwind(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                        uint64_t e) noexcept nogil:
+    # uBPF's "unwind": returning 0 ends the program at once with r0 = 0
+    if a == 0:
+        vm.reg[0] = 0
+        vm.status = STATUS_EXIT
+    return a
+
+
+cdef uint64_t _h_python(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                        uint64_t e) noexcept nogil:
+    with gil:
+        return (<Program>vm.owner)._call_python_helper(vm, a, b, c, d, e)
+
+
+cdef class _BuiltinHelper:
+    cdef helper_fn fn
+    cdef readonly str name
+
+    def __repr__(self):
+        return f"<pyebpf builtin helper {self.name}>"
+
+
+cdef _BuiltinHelper _builtin(str name, helper_fn fn):
+    cdef _BuiltinHelper h = _BuiltinHelper.__new__(_BuiltinHelper)
+    h.fn, h.name = fn, name
+    return h
+
+
+BUILTIN_HELPERS = {
+    "gather_bytes": _builtin("gather_bytes", _h_gather_bytes),
+    "memfrob": _builtin("memfrob", _h_memfrob),
+    "no_op": _builtin("no_op", _h_no_op),
+    "sqrti": _builtin("sqrti", _h_sqrti),
+    "strcmp": _builtin("strcmp", _h_strcmp),
+    "unwind": _builtin("unwind", _h_unwind),
+}
+#: The helper numbering of the bpf_conformance suite's uBPF plugin.
+CONFORMANCE_HELPERS = {0: "gather_bytes", 1: "memfrob", 2: "no_op", 3: "sqrti",
+                       4: "strcmp", 5: "unwind"}
+
+
+cdef class HelperMemory:
+    """Checked access to the running program's memory, for Python helpers.
+
+    Valid only during the helper call it is handed to.
+    """
+    cdef Vm* _vm
+
+    cdef uint8_t* _ptr(self, uint64_t addr, size_t n, bint write) except? NULL:
+        if self._vm == NULL:
+            raise RuntimeError("HelperMemory used outside its helper call")
+        if n == 0:
+            return <uint8_t*><uintptr_t>addr
+        cdef uint8_t* p = _mem(self._vm, addr, <uint32_t>n, write) if n <= 0xffffffff else NULL
+        if p == NULL:
+            self._vm.status = STATUS_RUNNING
+            raise MemoryError_(addr, n, write)
+        return p
+
+    def read(self, uint64_t addr, size_t n) -> bytes:
+        """``n`` bytes at ``addr``; raises ValueError outside the program's regions."""
+        return PyBytes_FromStringAndSize(<char*>self._ptr(addr, n, False), n)
+
+    def write(self, uint64_t addr, data) -> None:
+        """Write ``data`` at ``addr``; raises ValueError outside writable regions."""
+        cdef const unsigned char[:] view = memoryview(data).cast("B")
+        cdef uint8_t* p = self._ptr(addr, view.shape[0], True)
+        if view.shape[0]:
+            memcpy(p, &view[0], view.shape[0])
+
+
+def MemoryError_(addr, n, write):
+    return ValueError(f"helper {'write' if write else 'read'} of {n} bytes at {addr:#x} "
+                      "is outside the program's memory")
+
+
+# --- results -------------------------------------------------------------------------
+
+@cython.final
+@cython.freelist(8)
+cdef class Result:
+    """What a run left behind.
+
+    ``retval`` is r0 at exit (in the raw mode all 64 bits, unsigned), ``data`` the
+    memory afterwards (``b""`` when none was given), ``insn_count`` the number of
+    instructions executed, ``trace`` a :class:`Trace` when the run was traced.
+    """
+    cdef readonly object retval
+    cdef readonly bytes data
+    cdef readonly uint64_t insn_count
+    cdef readonly object trace
+
+    def __repr__(self):
+        return (f"Result(retval={self.retval:#x}, data={self.data!r}, "
+                f"insn_count={self.insn_count})")
+
+
+class Trace:
+    """A traced run: ``steps`` is a list of ``(pc, registers)`` after each executed
+    instruction (registers as an 11-tuple r0-r10); ``accesses`` a list of
+    ``(step, pc, "r" | "w", region, offset, size)`` for every load and store,
+    with the address given as an offset into its region."""
+
+    def __init__(self, steps, accesses, listing):
+        self.steps, self.accesses, self._listing = steps, accesses, listing
+
+    def __str__(self):
+        lines = []
+        by_step = {}
+        for acc in self.accesses:
+            by_step.setdefault(acc[0], []).append(acc)
+        for n, (pc, regs) in enumerate(self.steps):
+            lines.append(f"{pc:5d}: {self._listing(pc)}")
+            for _, _, kind, region, offset, size in by_step.get(n, ()):
+                lines.append(f"         {'read' if kind == 'r' else 'write'} {size} @ {region}{offset:+d}")
+            lines.append("         " + " ".join(f"r{k}={v:#x}" for k, v in enumerate(regs) if v))
+        return "\n".join(lines)
+
+
+# --- programs ----------------------------------------------------------------------
+
+cdef dict _ACCESS_OPS = {}
+
+
+cdef void _init_access_tables():
+    cdef object op
+    memset(_ACCESS_KIND, 0, sizeof(_ACCESS_KIND))
+    memset(_ACCESS_BASE_IS_SRC, 0, sizeof(_ACCESS_BASE_IS_SRC))
+    for op in _isa.OPS:
+        if op.form is _isa.F_LDX:
+            _ACCESS_KIND[op.id], _ACCESS_BASE_IS_SRC[op.id] = 1, 1
+        elif op.form is _isa.F_ST or op.form is _isa.F_STX:
+            _ACCESS_KIND[op.id] = 2
+        elif op.form is _isa.F_ATOMIC:
+            _ACCESS_KIND[op.id] = 3
+
+
+_init_access_tables()
+
+
+def _prog_type(value):
+    """Normalise a program type given as None, a name or a BPF_PROG_TYPE_* number."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.upper()
+        if not key.startswith("BPF_PROG_TYPE_"):
+            key = "BPF_PROG_TYPE_" + key
+        try:
+            return _isa.ProgType[key]
+        except KeyError:
+            raise LoadError(f"unknown program type {value!r}") from None
+    try:
+        return _isa.ProgType(value)
+    except ValueError:
+        raise LoadError(f"unknown program type {value!r}") from None
+
+
+@cython.final
+cdef class Program:
+    """An eBPF program, decoded once and ready to run.
+
+    ``Program(insns, prog_type=None)`` takes raw instructions (bytes, 8 per slot).
+    With ``prog_type=None`` it runs in the conformance-suite convention: r1 points at
+    a writable copy of the memory passed to :meth:`run`, r2 holds its length, r10 the
+    top of a 512-byte stack frame, and ``retval`` is the full 64-bit r0.
+
+    ``helpers`` maps helper ids to a builtin helper name (see ``BUILTIN_HELPERS``) or a
+    Python callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
+    ``budget`` caps the instructions one run may execute.
+    """
+    cdef Insn* _code
+    cdef uint32_t _n
+    cdef readonly bytes insns
+    cdef readonly object prog_type
+    cdef public uint64_t budget
+    cdef helper_fn _helpers[HELPER_SLOTS]
+    cdef dict _py_helpers
+    cdef object _py_error
+    cdef list _listing
+
+    def __cinit__(self):
+        self._code = NULL
+
+    def __dealloc__(self):
+        free(self._code)
+
+    def __init__(self, insns, prog_type=None, *, helpers=None, uint64_t budget=DEFAULT_BUDGET):
+        raw = bytes(insns)
+        self.prog_type = _prog_type(prog_type)
+        if self.prog_type is not None:
+            raise LoadError(f"program type {self.prog_type.name} cannot run yet: only the "
+                            "raw mode (prog_type=None) is implemented in this version")
+        try:
+            slots = _isa.unpack_program(raw)
+        except ValueError as exc:
+            raise LoadError(str(exc)) from None
+        ops = _verifier.check(slots, strict=self.prog_type is not None)
+        self.insns = raw
+        self.budget = budget
+        self._py_helpers = {}
+        self._listing = [None] * len(slots)
+        memset(self._helpers, 0, sizeof(self._helpers))
+        self._decode(slots, ops)
+        for helper_id, helper in (helpers or {}).items():
+            self.set_helper(helper_id, helper)
+
+    @classmethod
+    def from_asm(cls, text, prog_type=None, **kwargs):
+        """Assemble ``text`` (either syntax of :mod:`pyebpf.asm`) into a Program."""
+        from .asm import assemble
+        return cls(assemble(text), prog_type, **kwargs)
+
+    def __len__(self):
+        return self._n
+
+    def __repr__(self):
+        kind = self.prog_type.name if self.prog_type is not None else "raw"
+        return f"<pyebpf.Program {kind}, {self._n} slots>"
+
+    cdef _decode(self, list slots, list ops):
+        cdef uint32_t n = len(slots)
+        cdef uint32_t pc
+        cdef Insn* c
+        self._code = <Insn*>malloc((n + 1) * sizeof(Insn))
+        if self._code == NULL:
+            raise MemoryError()
+        memset(self._code, 0, (n + 1) * sizeof(Insn))  # the slot past the end is OP_INVALID
+        self._n = n
+        for pc in range(n):
+            op = ops[pc]
+            c = &self._code[pc]
+            if op is None:
+                c.op = OP_LDDW_TAIL
+                continue
+            insn = slots[pc]
+            form = op.form
+            c.op, c.dst, c.src, c.size = op.id, insn.dst, insn.src, op.size
+            if form.off is _isa.Field.JUMP:
+                c.off = pc + 1 + insn.off
+            elif form.imm is _isa.Field.JUMP:
+                c.off = pc + 1 + insn.imm
+            else:
+                c.off = insn.off
+            if form is _isa.F_LDDW:
+                if op.disc_value:
+                    raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} refers "
+                                    "to a map or function, which raw programs cannot have")
+                c.imm = ((<uint64_t>(slots[pc + 1].imm & 0xffffffff)) << 32) | (insn.imm & 0xffffffff)
+            elif op.name == "CALL_KFUNC":
+                raise LoadError(f"pc {pc}: kfunc calls are not supported")
+            else:
+                c.imm = <uint64_t><int64_t>insn.imm
+
+    def set_helper(self, helper_id, helper):
+        """Install ``helper`` (a builtin name or a Python callable) under ``helper_id``."""
+        if not 0 <= helper_id < HELPER_SLOTS:
+            raise ValueError(f"helper id {helper_id} is outside 0..{HELPER_SLOTS - 1}")
+        if isinstance(helper, str):
+            try:
+                helper = BUILTIN_HELPERS[helper]
+            except KeyError:
+                raise ValueError(f"no builtin helper named {helper!r}; known: "
+                                 f"{', '.join(sorted(BUILTIN_HELPERS))}") from None
+        if isinstance(helper, _BuiltinHelper):
+            self._helpers[helper_id] = (<_BuiltinHelper>helper).fn
+            self._py_helpers.pop(helper_id, None)
+        elif callable(helper):
+            self._helpers[helper_id] = _h_python
+            self._py_helpers[helper_id] = helper
+        else:
+            raise TypeError(f"helper {helper_id} must be a builtin name or a callable, "
+                            f"not {type(helper).__name__}")
+
+    cdef uint64_t _call_python_helper(self, Vm* vm, uint64_t a, uint64_t b, uint64_t c,
+                                      uint64_t d, uint64_t e):
+        cdef HelperMemory mem = HelperMemory.__new__(HelperMemory)
+        mem._vm = vm
+        try:
+            return self._py_helpers[vm.helper_id](mem, a, b, c, d, e) & 0xffffffffffffffff
+        except BaseException as exc:
+            self._py_error = exc
+            vm.status = STATUS_PY_ERROR
+            return 0
+        finally:
+            mem._vm = NULL
+
+    def disassemble(self, pc=None):
+        """The program's listing (kernel syntax), or one instruction's text."""
+        if pc is None:
+            return "\n".join(f"{k:5d}: {self._insn_text(k)}" for k in range(self._n)
+                             if self._code[k].op != OP_LDDW_TAIL)
+        return self._insn_text(pc)
+
+    def _insn_text(self, pc):
+        if pc >= self._n:
+            return "<end of program>"
+        text = self._listing[pc]
+        if text is None:
+            from .asm import disassemble_one
+            text = self._listing[pc] = disassemble_one(self.insns[pc * 8:pc * 8 + 16], pc=pc)
+        return text
+
+    def run(self, memory=None, *, budget=None, bint trace=False):
+        """Run once over a writable copy of ``memory``; returns a :class:`Result`.
+
+        Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
+        faults, runs past its budget or calls a helper that is not installed.
+        """
+        cdef Vm vm
+        cdef uint8_t stack[STACK_SIZE]
+        cdef bytes data, src
+        cdef Py_ssize_t size = 0
+        cdef uint64_t limit = self.budget if budget is None else budget
+        cdef Result res
+
+        if memory is None:
+            data = b""
+        else:
+            src = memory if type(memory) is bytes else bytes(memory)
+            size = len(src)
+            # A fresh object the program may write to.  Passing NULL matters: CPython
+            # hands out shared cached objects for 1-byte strings given their contents.
+            data = PyBytes_FromStringAndSize(NULL, size)
+            memcpy(PyBytes_AS_STRING(data), <const char*>src, size)
+
+        memset(&vm.reg, 0, sizeof(vm.reg))
+        memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
+        vm.insns = self._code
+        vm.pc = 0
+        vm.status = STATUS_RUNNING
+        vm.budget_left = <int64_t>limit if limit < 0x7fffffffffffffff else 0x7fffffffffffffff
+        vm.depth = 0
+        vm.helpers = self._helpers
+        vm.owner = <void*>self
+        vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+        vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+        vm.regions[0].start = <uintptr_t>(stack + STACK_SIZE - FRAME_SIZE)
+        vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
+        vm.regions[0].writable = True
+        vm.regions[0].name = 0
+        vm.nregions = 1
+        vm.reg[10] = vm.regions[0].end
+        if size:
+            vm.regions[1].start = <uintptr_t>PyBytes_AS_STRING(data)
+            vm.regions[1].end = vm.regions[1].start + size
+            vm.regions[1].writable = True
+            vm.regions[1].name = 1
+            vm.nregions = 2
+            vm.reg[1] = vm.regions[1].start
+            vm.reg[2] = size
+            vm.pkt = <const uint8_t*>PyBytes_AS_STRING(data)
+            vm.pkt_len = <uint32_t>size
+        else:
+            vm.pkt, vm.pkt_len = NULL, 0
+
+        try:
+            if trace:
+                _interp(&vm, <_Trace*>NULL)
+            elif self._py_helpers:
+                _interp(&vm, <_NoTrace*>NULL)
+            else:
+                with nogil:
+                    _interp(&vm, <_NoTrace*>NULL)
+            if vm.status != STATUS_EXIT:
+                raise self._fault(&vm, stack)
+            res = Result.__new__(Result)
+            res.retval = vm.reg[0]
+            res.data = data
+            res.insn_count = limit - <uint64_t>vm.budget_left
+            if trace:
+                res.trace = self._make_trace(&vm, stack, data)
+            return res
+        finally:
+            free(vm.steps)
+            free(vm.accesses)
+
+    cdef _regions(self, Vm* vm, uint8_t* stack):
+        names = ("stack", "memory")
+        out = []
+        for k in range(vm.nregions):
+            out.append((names[vm.regions[k].name], vm.regions[k].start, vm.regions[k].end,
+                        vm.regions[k].writable))
+        return out
+
+    cdef _fault(self, Vm* vm, uint8_t* stack):
+        cdef uint32_t pc = vm.pc
+        text = self._insn_text(pc)
+        if vm.status == STATUS_MEM_FAULT:
+            region, where = _describe(self._regions(vm, stack), vm.fault_addr, vm.fault_size,
+                                      vm.fault_write, <uintptr_t>(stack + STACK_SIZE))
+            kind = "write" if vm.fault_write else "read"
+            return MemoryFault(f"invalid {kind} of {vm.fault_size} bytes at {where}", pc, text,
+                               vm.fault_addr, vm.fault_size, bool(vm.fault_write), region)
+        if vm.status == STATUS_BUDGET:
+            return BudgetExceeded(f"instruction budget of {self.budget if vm.budget_left < 0 else 0} "
+                                  "exhausted (endless loop?); pass budget= to run() to raise it",
+                                  pc, text)
+        if vm.status == STATUS_CALL_DEPTH:
+            return CallDepthExceeded(f"call depth exceeds {MAX_FRAMES} frames", pc, text)
+        if vm.status == STATUS_UNKNOWN_HELPER:
+            hid = vm.helper_id
+            name = _isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES) else None
+            label = f"helper {hid}" + (f" (bpf_{name})" if name else "")
+            return UnknownHelper(f"{label} is not available to this program", pc, text)
+        if vm.status == STATUS_PY_ERROR:
+            exc, self._py_error = self._py_error, None
+            err = ExecutionError(f"helper {vm.helper_id} raised {type(exc).__name__}: {exc}",
+                                 pc, text)
+            err.__cause__ = exc
+            return err
+        return ExecutionError("invalid instruction reached", pc, text)
+
+    cdef _make_trace(self, Vm* vm, uint8_t* stack, bytes data):
+        regions = self._regions(vm, stack)
+        # the stack region at exit is one frame; name accesses against the full stack
+        regions[0] = ("stack", <uintptr_t>stack, <uintptr_t>(stack + STACK_SIZE), True)
+        top = <uintptr_t>(stack + STACK_SIZE)
+        steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))
+                 for k in range(vm.nsteps)]
+        accesses = []
+        for k in range(vm.naccesses):
+            a = &vm.accesses[k]
+            name, offset = _locate(regions, a.addr, top)
+            accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
+        return Trace(steps, accesses, self._insn_text)
+
+
+def _locate(regions, addr, stack_top):
+    """(region name, offset) for an address; stack offsets are relative to r10 of frame 0."""
+    for name, start, end, _ in regions:
+        if start <= addr < end:
+            return (name, addr - stack_top) if name == "stack" else (name, addr - start)
+    return ("?", addr)
+
+
+def _describe(regions, addr, size, write, stack_top):
+    """(nearest region name or "", where a faulting access lies relative to it)."""
+    best = None
+    for name, start, end, writable in regions:
+        if start <= addr and addr + size <= end:
+            if write and not writable:
+                return name, f"{name}: the region is read-only"
+            continue
+        if addr < start:
+            dist, rel = start - addr, f"{start - addr} bytes before the start of {name}"
+        elif addr >= end:
+            dist, rel = addr - end, f"{addr + size - end} bytes past the end of {name}"
+        else:
+            dist, rel = 0, f"{addr + size - end} bytes past the end of {name}"
+        if name == "stack":
+            rel += f" (r10{addr - stack_top:+d})"
+        if best is None or dist < best[0]:
+            best = (dist, rel, name, end - start)
+    if best is None or best[0] > 1 << 20:
+        spans = ", ".join(f"{n} ({e - s} bytes)" for n, s, e, _ in regions)
+        return "", f"{addr:#x}, which is in no region (regions: {spans})"
+    return best[2], f"{best[2]}: {best[1]} (the region holds {best[3]} bytes)"

@@ -1,0 +1,103 @@
+"""The ``pyebpf`` command: assemble, disassemble and run raw eBPF programs.
+
+    pyebpf run PROGRAM [--memory FILE | --memory-hex HEX] [--trace] [--budget N]
+    pyebpf asm SOURCE [-o OUT]
+    pyebpf disasm OBJECT [--syntax kernel|conformance]
+
+PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
+(anything else).  Errors print one line and exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import EbpfError
+
+
+def _load_program(path: Path):
+    from . import Program
+    data = path.read_bytes()
+    if path.suffix in (".s", ".asm"):
+        return Program.from_asm(data.decode())
+    return Program(data)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _cmd_run(args) -> int:
+    prog = _load_program(args.program)
+    memory = None
+    if args.memory:
+        memory = args.memory.read_bytes()
+    elif args.memory_hex:
+        memory = bytes.fromhex(args.memory_hex)
+    res = prog.run(memory, budget=args.budget, trace=args.trace)
+    if args.trace:
+        print(res.trace)
+    print(f"r0 = {res.retval:#x} ({res.retval})")
+    print(f"instructions executed: {res.insn_count}")
+    if memory:
+        changed = [k for k, (a, b) in enumerate(zip(memory, res.data)) if a != b]
+        print(f"memory: {len(res.data)} bytes, {len(changed)} changed"
+              + (f" (offsets {', '.join(map(str, changed[:16]))}"
+                 + (", ..." if len(changed) > 16 else "") + ")" if changed else ""))
+    return 0
+
+
+def _cmd_asm(args) -> int:
+    from .asm import assemble
+    code = assemble(args.source.read_text())
+    out = args.output or args.source.with_suffix(".bin")
+    _write_atomically(out, code)
+    print(f"{out}: {len(code) // 8} instructions")
+    return 0
+
+
+def _cmd_disasm(args) -> int:
+    from .asm import disassemble
+    print(disassemble(args.object.read_bytes(), syntax=args.syntax))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pyebpf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a program once over some memory")
+    run.add_argument("program", type=Path)
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--memory", type=Path, help="file whose bytes r1 points at")
+    group.add_argument("--memory-hex", help="the memory as hex digits")
+    run.add_argument("--trace", action="store_true", help="print every step")
+    run.add_argument("--budget", type=int, default=None, help="instruction budget")
+    run.set_defaults(func=_cmd_run)
+    asm = sub.add_parser("asm", help="assemble text into raw instructions")
+    asm.add_argument("source", type=Path)
+    asm.add_argument("-o", "--output", type=Path)
+    asm.set_defaults(func=_cmd_asm)
+    dis = sub.add_parser("disasm", help="disassemble raw instructions")
+    dis.add_argument("object", type=Path)
+    dis.add_argument("--syntax", choices=("kernel", "conformance"), default="kernel")
+    dis.set_defaults(func=_cmd_disasm)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (EbpfError, OSError, ValueError) as exc:
+        print(f"pyebpf {args.command}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

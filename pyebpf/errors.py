@@ -1,0 +1,82 @@
+"""The exceptions pyebpf raises.
+
+Every message's first line says what failed and where (pc, line and column, section,
+file offset, packet index); longer detail (a verifier log, a trace) stays on the
+exception's attributes.  Catch :class:`EbpfError` to catch them all.
+"""
+from __future__ import annotations
+
+
+class EbpfError(Exception):
+    """Base class of every pyebpf error."""
+
+
+class AsmError(EbpfError, ValueError):
+    """Assembler input that cannot be assembled; names line and column."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, text: str = ""):
+        self.line, self.column, self.text = line, column, text
+        where = f"line {line}, column {column}: " if line else ""
+        super().__init__(f"{where}{message}")
+
+
+class LoadError(EbpfError, ValueError):
+    """A program that cannot be loaded (wrong length, bad arguments)."""
+
+
+class VerifierError(LoadError):
+    """The load-time checks refused the program; ``pc`` names the instruction."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str = "",
+                 log: str = ""):
+        self.pc, self.insn, self.log = pc, insn, log
+        where = f"pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
+        super().__init__(f"{where}{message}")
+
+
+class ExecutionError(EbpfError, RuntimeError):
+    """A run that stopped on a fault; ``pc`` and ``insn`` name the instruction."""
+
+    def __init__(self, message: str, pc: int = 0, insn: str = ""):
+        self.pc, self.insn = pc, insn
+        super().__init__(f"pc {pc} ({insn}): {message}" if insn else f"pc {pc}: {message}")
+
+
+class MemoryFault(ExecutionError):
+    """A load or store outside every region the program may touch."""
+
+    def __init__(self, message: str, pc: int = 0, insn: str = "", address: int = 0,
+                 size: int = 0, write: bool = False, region: str = ""):
+        self.address, self.size, self.write, self.region = address, size, write, region
+        super().__init__(message, pc, insn)
+
+
+class BudgetExceeded(ExecutionError):
+    """More instructions executed than the run's budget allows."""
+
+
+class CallDepthExceeded(ExecutionError):
+    """A bpf-to-bpf call deeper than the kernel's MAX_CALL_FRAMES."""
+
+
+class UnknownHelper(ExecutionError):
+    """A call to a helper id with no implementation in this run."""
+
+
+class ElfError(LoadError):
+    """An ELF object that cannot be loaded; names the file and section."""
+
+
+class PcapError(EbpfError, ValueError):
+    """A capture file that cannot be read or written; names file and packet."""
+
+
+class KernelError(EbpfError, OSError):
+    """bpf(2) refused a request; ``errno`` is the kernel's, ``log`` the verifier log."""
+
+    def __init__(self, errno_: int, message: str, log: str = ""):
+        self.log = log
+        super().__init__(errno_, message)
+
+    def __str__(self) -> str:
+        return self.args[1] if len(self.args) > 1 else super().__str__()

@@ -1,0 +1,491 @@
+"""The eBPF instruction set and the kernel's constants, in one place.
+
+Everything that knows an opcode derives from this module: the interpreter's decoder
+(``_core``), the assembler and disassembler (``asm``), and the structural checks
+(``verifier``).  Names mirror ``include/uapi/linux/bpf.h``, ``bpf_common.h`` and
+``pkt_cls.h``.  The instruction table covers RFC 9669 (which contains the v4.6 set).
+
+Each instruction is one :class:`Op`: a raw opcode byte, an optional discriminator
+(a fixed ``src``, ``off`` or ``imm`` value that selects the operation when the opcode
+alone does not), and a :class:`Form` that says which fields carry operands.  ``Op.id``
+is the dense internal number the interpreter switches on.
+
+Run ``python pyebpf/isa.py --pxi`` to print the Cython enum of internal ids that the
+build writes to ``pyebpf/_opcodes.pxi``.
+"""
+from __future__ import annotations
+
+import enum
+import struct
+import sys
+from dataclasses import dataclass
+
+# --- instruction classes, sizes, modes (bpf_common.h / bpf.h) -----------------------
+BPF_LD, BPF_LDX, BPF_ST, BPF_STX = 0x00, 0x01, 0x02, 0x03
+BPF_ALU, BPF_JMP, BPF_JMP32, BPF_ALU64 = 0x04, 0x05, 0x06, 0x07
+
+BPF_W, BPF_H, BPF_B, BPF_DW = 0x00, 0x08, 0x10, 0x18
+SIZE_BYTES = {BPF_W: 4, BPF_H: 2, BPF_B: 1, BPF_DW: 8}
+SIZE_NAME = {BPF_W: "w", BPF_H: "h", BPF_B: "b", BPF_DW: "dw"}
+
+BPF_IMM, BPF_ABS, BPF_IND, BPF_MEM, BPF_MEMSX, BPF_ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
+BPF_XADD = BPF_ATOMIC
+
+BPF_K, BPF_X = 0x00, 0x08
+BPF_TO_LE, BPF_TO_BE = 0x00, 0x08
+
+BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV = 0x00, 0x10, 0x20, 0x30
+BPF_OR, BPF_AND, BPF_LSH, BPF_RSH = 0x40, 0x50, 0x60, 0x70
+BPF_NEG, BPF_MOD, BPF_XOR, BPF_MOV = 0x80, 0x90, 0xA0, 0xB0
+BPF_ARSH, BPF_END = 0xC0, 0xD0
+
+BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
+BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
+BPF_CALL, BPF_EXIT = 0x80, 0x90
+BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
+
+BPF_FETCH = 0x01
+BPF_XCHG = 0xE0 | BPF_FETCH
+BPF_CMPXCHG = 0xF0 | BPF_FETCH
+
+# Pseudo sources of lddw (src_reg) and of call (src_reg).
+BPF_PSEUDO_MAP_FD = 1
+BPF_PSEUDO_MAP_VALUE = 2
+BPF_PSEUDO_BTF_ID = 3
+BPF_PSEUDO_FUNC = 4
+BPF_PSEUDO_MAP_IDX = 5
+BPF_PSEUDO_MAP_IDX_VALUE = 6
+BPF_PSEUDO_CALL = 1
+BPF_PSEUDO_KFUNC_CALL = 2
+
+# Registers and machine limits.
+BPF_REG_0, BPF_REG_1, BPF_REG_10 = 0, 1, 10
+MAX_BPF_REG = 11
+MAX_BPF_STACK = 512
+MAX_CALL_FRAMES = 8
+MAX_TAIL_CALL_CNT = 33
+INSN_SIZE = 8
+
+# Legacy socket-filter offset bases (LD_ABS/LD_IND).
+SKF_AD_OFF = -0x1000
+SKF_NET_OFF = -0x100000
+SKF_LL_OFF = -0x200000
+
+
+class BpfCmd(enum.IntEnum):
+    """``enum bpf_cmd``; the first eight are the v4.6 set."""
+    BPF_MAP_CREATE = 0
+    BPF_MAP_LOOKUP_ELEM = 1
+    BPF_MAP_UPDATE_ELEM = 2
+    BPF_MAP_DELETE_ELEM = 3
+    BPF_MAP_GET_NEXT_KEY = 4
+    BPF_PROG_LOAD = 5
+    BPF_OBJ_PIN = 6
+    BPF_OBJ_GET = 7
+    BPF_PROG_ATTACH = 8
+    BPF_PROG_DETACH = 9
+    BPF_PROG_TEST_RUN = 10
+    BPF_PROG_GET_NEXT_ID = 11
+    BPF_MAP_GET_NEXT_ID = 12
+    BPF_PROG_GET_FD_BY_ID = 13
+    BPF_MAP_GET_FD_BY_ID = 14
+    BPF_OBJ_GET_INFO_BY_FD = 15
+    BPF_PROG_QUERY = 16
+    BPF_RAW_TRACEPOINT_OPEN = 17
+    BPF_BTF_LOAD = 18
+
+
+class MapType(enum.IntEnum):
+    """``enum bpf_map_type``; up to STACK_TRACE is the v4.6 set."""
+    BPF_MAP_TYPE_UNSPEC = 0
+    BPF_MAP_TYPE_HASH = 1
+    BPF_MAP_TYPE_ARRAY = 2
+    BPF_MAP_TYPE_PROG_ARRAY = 3
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
+    BPF_MAP_TYPE_PERCPU_HASH = 5
+    BPF_MAP_TYPE_PERCPU_ARRAY = 6
+    BPF_MAP_TYPE_STACK_TRACE = 7
+    BPF_MAP_TYPE_CGROUP_ARRAY = 8
+    BPF_MAP_TYPE_LRU_HASH = 9
+    BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+    BPF_MAP_TYPE_LPM_TRIE = 11
+    BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
+    BPF_MAP_TYPE_HASH_OF_MAPS = 13
+    BPF_MAP_TYPE_DEVMAP = 14
+    BPF_MAP_TYPE_SOCKMAP = 15
+    BPF_MAP_TYPE_CPUMAP = 16
+    BPF_MAP_TYPE_XSKMAP = 17
+    BPF_MAP_TYPE_SOCKHASH = 18
+    BPF_MAP_TYPE_CGROUP_STORAGE = 19
+    BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20
+    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 21
+    BPF_MAP_TYPE_QUEUE = 22
+    BPF_MAP_TYPE_STACK = 23
+    BPF_MAP_TYPE_SK_STORAGE = 24
+    BPF_MAP_TYPE_DEVMAP_HASH = 25
+    BPF_MAP_TYPE_STRUCT_OPS = 26
+    BPF_MAP_TYPE_RINGBUF = 27
+
+
+class ProgType(enum.IntEnum):
+    """``enum bpf_prog_type``; up to SCHED_ACT is the v4.6 set."""
+    BPF_PROG_TYPE_UNSPEC = 0
+    BPF_PROG_TYPE_SOCKET_FILTER = 1
+    BPF_PROG_TYPE_KPROBE = 2
+    BPF_PROG_TYPE_SCHED_CLS = 3
+    BPF_PROG_TYPE_SCHED_ACT = 4
+    BPF_PROG_TYPE_TRACEPOINT = 5
+    BPF_PROG_TYPE_XDP = 6
+
+
+# Update flags (map_update_elem) and helper flags.
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_ZERO_SEED = 1 << 6
+BPF_F_RECOMPUTE_CSUM = 1 << 0
+BPF_F_INVALIDATE_HASH = 1 << 1
+BPF_F_HDR_FIELD_MASK = 0xF
+BPF_F_PSEUDO_HDR = 1 << 4
+BPF_F_MARK_MANGLED_0 = 1 << 5
+BPF_F_MARK_ENFORCE = 1 << 6
+BPF_F_IPV6 = 1 << 7
+BPF_F_INGRESS = 1 << 0
+BPF_F_TUNINFO_IPV6 = 1 << 0
+BPF_F_ZERO_CSUM_TX = 1 << 1
+BPF_F_DONT_FRAGMENT = 1 << 2
+BPF_F_SEQ_NUMBER = 1 << 3
+BPF_F_INDEX_MASK = 0xFFFFFFFF
+BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
+BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
+
+# pkt_cls.h verdicts.
+TC_ACT_UNSPEC = -1
+TC_ACT_OK = 0
+TC_ACT_RECLASSIFY = 1
+TC_ACT_SHOT = 2
+TC_ACT_PIPE = 3
+TC_ACT_STOLEN = 4
+TC_ACT_QUEUED = 5
+TC_ACT_REPEAT = 6
+TC_ACT_REDIRECT = 7
+TC_ACT_TRAP = 8
+
+# enum bpf_func_id, in order (``__BPF_FUNC_MAPPER``); ids 1-30 are the v4.6 set.
+HELPER_NAMES = (
+    "unspec", "map_lookup_elem", "map_update_elem", "map_delete_elem", "probe_read",
+    "ktime_get_ns", "trace_printk", "get_prandom_u32", "get_smp_processor_id",
+    "skb_store_bytes", "l3_csum_replace", "l4_csum_replace", "tail_call", "clone_redirect",
+    "get_current_pid_tgid", "get_current_uid_gid", "get_current_comm", "get_cgroup_classid",
+    "skb_vlan_push", "skb_vlan_pop", "skb_get_tunnel_key", "skb_set_tunnel_key",
+    "perf_event_read", "redirect", "get_route_realm", "perf_event_output", "skb_load_bytes",
+    "get_stackid", "csum_diff", "skb_get_tunnel_opt", "skb_set_tunnel_opt",
+    "skb_change_proto", "skb_change_type", "skb_under_cgroup", "get_hash_recalc",
+    "get_current_task", "probe_write_user", "current_task_under_cgroup", "skb_change_tail",
+    "skb_pull_data", "csum_update", "set_hash_invalid", "get_numa_node_id",
+    "skb_change_head", "xdp_adjust_head", "probe_read_str", "get_socket_cookie",
+    "get_socket_uid", "set_hash", "setsockopt", "skb_adjust_room", "redirect_map",
+    "sk_redirect_map", "sock_map_update", "xdp_adjust_meta", "perf_event_read_value",
+    "perf_prog_read_value", "getsockopt", "override_return", "sock_ops_cb_flags_set",
+    "msg_redirect_map", "msg_apply_bytes", "msg_cork_bytes", "msg_pull_data", "bind",
+    "xdp_adjust_tail", "skb_get_xfrm_state", "get_stack", "skb_load_bytes_relative",
+    "fib_lookup", "sock_hash_update", "msg_redirect_hash", "sk_redirect_hash",
+    "lwt_push_encap", "lwt_seg6_store_bytes", "lwt_seg6_adjust_srh", "lwt_seg6_action",
+    "rc_repeat", "rc_keydown", "skb_cgroup_id", "get_current_cgroup_id",
+    "get_local_storage", "sk_select_reuseport", "skb_ancestor_cgroup_id", "sk_lookup_tcp",
+    "sk_lookup_udp", "sk_release", "map_push_elem", "map_pop_elem", "map_peek_elem",
+    "msg_push_data", "msg_pop_data", "rc_pointer_rel", "spin_lock", "spin_unlock",
+    "sk_fullsock", "tcp_sock", "skb_ecn_set_ce", "get_listener_sock", "skc_lookup_tcp",
+    "tcp_check_syncookie", "sysctl_get_name", "sysctl_get_current_value",
+    "sysctl_get_new_value", "sysctl_set_new_value", "strtol", "strtoul", "sk_storage_get",
+    "sk_storage_delete", "send_signal", "tcp_gen_syncookie", "skb_output",
+    "probe_read_user", "probe_read_kernel", "probe_read_user_str", "probe_read_kernel_str",
+    "tcp_send_ack", "send_signal_thread", "jiffies64", "read_branch_records",
+    "get_ns_current_pid_tgid", "xdp_output", "get_netns_cookie",
+    "get_current_ancestor_cgroup_id", "sk_assign", "ktime_get_boot_ns", "seq_printf",
+    "seq_write", "sk_cgroup_id", "sk_ancestor_cgroup_id", "ringbuf_output",
+    "ringbuf_reserve", "ringbuf_submit", "ringbuf_discard", "ringbuf_query", "csum_level",
+    "skc_to_tcp6_sock", "skc_to_tcp_sock", "skc_to_tcp_timewait_sock",
+    "skc_to_tcp_request_sock", "skc_to_udp6_sock", "get_task_stack", "load_hdr_opt",
+    "store_hdr_opt", "reserve_hdr_opt", "inode_storage_get", "inode_storage_delete",
+    "d_path", "copy_from_user", "snprintf_btf", "seq_printf_btf", "skb_cgroup_classid",
+    "redirect_neigh", "per_cpu_ptr", "this_cpu_ptr", "redirect_peer", "task_storage_get",
+    "task_storage_delete", "get_current_task_btf", "bprm_opts_set", "ktime_get_coarse_ns",
+    "ima_inode_hash", "sock_from_file", "check_mtu", "for_each_map_elem", "snprintf",
+    "sys_bpf", "btf_find_by_name_kind", "sys_close", "timer_init", "timer_set_callback",
+    "timer_start", "timer_cancel", "get_func_ip", "get_attach_cookie", "task_pt_regs",
+    "get_branch_snapshot", "trace_vprintk", "skc_to_unix_sock", "kallsyms_lookup_name",
+    "find_vma", "loop", "strncmp", "get_func_arg", "get_func_ret", "get_func_arg_cnt",
+    "get_retval", "set_retval", "xdp_get_buff_len", "xdp_load_bytes", "xdp_store_bytes",
+    "copy_from_user_task", "skb_set_tstamp", "ima_file_hash", "kptr_xchg",
+    "map_lookup_percpu_elem", "skc_to_mptcp_sock", "dynptr_from_mem",
+    "ringbuf_reserve_dynptr", "ringbuf_submit_dynptr", "ringbuf_discard_dynptr",
+    "dynptr_read", "dynptr_write", "dynptr_data", "tcp_raw_gen_syncookie_ipv4",
+    "tcp_raw_gen_syncookie_ipv6", "tcp_raw_check_syncookie_ipv4",
+    "tcp_raw_check_syncookie_ipv6", "ktime_get_tai_ns", "user_ringbuf_drain",
+    "cgrp_storage_get", "cgrp_storage_delete",
+)
+HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
+BPF_FUNC = enum.IntEnum("BPF_FUNC", {f"BPF_FUNC_{n}": i for i, n in enumerate(HELPER_NAMES)})
+MAX_HELPER_ID = len(HELPER_NAMES) - 1
+
+
+# --- operand schema ---------------------------------------------------------------
+class Field(enum.Enum):
+    """How an instruction uses its ``off`` or ``imm`` field."""
+    UNUSED = "unused"       # must be zero (or the discriminator value)
+    S32 = "s32"             # signed 32-bit immediate (sign-extended for 64-bit ops)
+    MEM = "mem"             # signed 16-bit memory offset
+    JUMP = "jump"           # signed pc-relative target, counted from the next slot
+    WIDTH = "width"         # 16, 32 or 64 (byte swaps)
+    HELPER = "helper"       # helper id
+    IMM64 = "imm64"         # lddw: low half here, high half in the next slot
+    FIXED = "fixed"         # the discriminator; carries no operand
+
+
+@dataclass(frozen=True)
+class Form:
+    """Which fields of an instruction carry operands, and how."""
+    name: str
+    dst: bool           # dst_reg is an operand
+    src: bool           # src_reg is an operand (a register)
+    off: Field
+    imm: Field
+
+
+F_ALU_K = Form("alu_k", True, False, Field.UNUSED, Field.S32)
+F_ALU_X = Form("alu_x", True, True, Field.UNUSED, Field.UNUSED)
+F_ALU_SX = Form("alu_sx", True, True, Field.FIXED, Field.UNUSED)      # movsx: off = width
+F_ALU_XOFF_K = Form("alu_off_k", True, False, Field.FIXED, Field.S32)  # sdiv/smod imm
+F_ALU_XOFF_X = Form("alu_off_x", True, True, Field.FIXED, Field.UNUSED)
+F_NEG = Form("neg", True, False, Field.UNUSED, Field.UNUSED)
+F_END = Form("end", True, False, Field.UNUSED, Field.WIDTH)
+F_LDDW = Form("lddw", True, False, Field.UNUSED, Field.IMM64)
+F_LDX = Form("ldx", True, True, Field.MEM, Field.UNUSED)
+F_ST = Form("st", True, False, Field.MEM, Field.S32)
+F_STX = Form("stx", True, True, Field.MEM, Field.UNUSED)
+F_ATOMIC = Form("atomic", True, True, Field.MEM, Field.FIXED)
+F_LD_ABS = Form("ld_abs", False, False, Field.UNUSED, Field.S32)
+F_LD_IND = Form("ld_ind", False, True, Field.UNUSED, Field.S32)
+F_JA = Form("ja", False, False, Field.JUMP, Field.UNUSED)
+F_JA32 = Form("ja32", False, False, Field.UNUSED, Field.JUMP)
+F_JCC_K = Form("jcc_k", True, False, Field.JUMP, Field.S32)
+F_JCC_X = Form("jcc_x", True, True, Field.JUMP, Field.UNUSED)
+F_CALL = Form("call", False, False, Field.UNUSED, Field.HELPER)
+F_CALL_LOCAL = Form("call_local", False, False, Field.UNUSED, Field.JUMP)
+F_CALLX = Form("callx", True, False, Field.UNUSED, Field.UNUSED)
+F_EXIT = Form("exit", False, False, Field.UNUSED, Field.UNUSED)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One instruction of the table.
+
+    ``disc`` names the field that tells this op apart from others with the same opcode
+    (``"src"``, ``"off"`` or ``"imm"``) and ``disc_value`` its value; both are None when
+    the opcode byte alone decides.  ``mnemonic`` is the conformance-suite spelling.
+    ``size`` is the access width in bytes for memory ops, or the byte-swap width.
+    """
+    id: int
+    name: str
+    code: int
+    mnemonic: str
+    form: Form
+    disc: str | None = None
+    disc_value: int | None = None
+    size: int = 0
+
+    @property
+    def cls(self) -> int:
+        return self.code & 0x07
+
+    @property
+    def is_64(self) -> bool:
+        """64-bit ALU/JMP (as opposed to ALU32/JMP32)."""
+        return self.cls in (BPF_ALU64, BPF_JMP)
+
+    @property
+    def slots(self) -> int:
+        return 2 if self.form is F_LDDW else 1
+
+
+ALU_OPS = (  # (kernel op, mnemonic, C-like operator for the disassembler)
+    (BPF_ADD, "add", "+="), (BPF_SUB, "sub", "-="), (BPF_MUL, "mul", "*="),
+    (BPF_DIV, "div", "/="), (BPF_OR, "or", "|="), (BPF_AND, "and", "&="),
+    (BPF_LSH, "lsh", "<<="), (BPF_RSH, "rsh", ">>="), (BPF_MOD, "mod", "%="),
+    (BPF_XOR, "xor", "^="), (BPF_MOV, "mov", "="), (BPF_ARSH, "arsh", "s>>="),
+)
+JMP_OPS = (  # (kernel op, mnemonic suffix, C-like comparison)
+    (BPF_JEQ, "eq", "=="), (BPF_JGT, "gt", ">"), (BPF_JGE, "ge", ">="),
+    (BPF_JSET, "set", "&"), (BPF_JNE, "ne", "!="), (BPF_JSGT, "sgt", "s>"),
+    (BPF_JSGE, "sge", "s>="), (BPF_JLT, "lt", "<"), (BPF_JLE, "le", "<="),
+    (BPF_JSLT, "slt", "s<"), (BPF_JSLE, "sle", "s<="),
+)
+ATOMIC_OPS = (  # (imm, mnemonic words)
+    (BPF_ADD, "add"), (BPF_OR, "or"), (BPF_AND, "and"), (BPF_XOR, "xor"),
+    (BPF_ADD | BPF_FETCH, "fetch add"), (BPF_OR | BPF_FETCH, "fetch or"),
+    (BPF_AND | BPF_FETCH, "fetch and"), (BPF_XOR | BPF_FETCH, "fetch xor"),
+    (BPF_XCHG, "xchg"), (BPF_CMPXCHG, "cmpxchg"),
+)
+ALU_OP_MNEMONIC = {op: m for op, m, _ in ALU_OPS}
+ALU_OP_SYMBOL = {op: s for op, _, s in ALU_OPS}
+JMP_OP_MNEMONIC = {op: m for op, m, _ in JMP_OPS}
+JMP_OP_SYMBOL = {op: s for op, _, s in JMP_OPS}
+ATOMIC_OP_WORDS = dict(ATOMIC_OPS)
+
+
+def _build_table() -> tuple[Op, ...]:
+    ops: list[Op] = []
+
+    def add(name, code, mnemonic, form, disc=None, disc_value=None, size=0):
+        ops.append(Op(len(ops) + 1, name, code, mnemonic, form, disc, disc_value, size))
+
+    for cls, bits, sfx in ((BPF_ALU64, 64, ""), (BPF_ALU, 32, "32")):
+        for op, m, _ in ALU_OPS:
+            up = m.upper()
+            # div, mod and mov share their opcodes with the v4 sdiv, smod and movsx,
+            # which set off; off = 0 selects the original operation.
+            shared_k = ("off", 0) if op in (BPF_DIV, BPF_MOD) else (None, None)
+            shared_x = ("off", 0) if op in (BPF_DIV, BPF_MOD, BPF_MOV) else (None, None)
+            add(f"{up}{bits}_K", cls | op | BPF_K, m + sfx, F_ALU_K, *shared_k)
+            add(f"{up}{bits}_X", cls | op | BPF_X, m + sfx, F_ALU_X, *shared_x)
+        for op, m in ((BPF_DIV, "sdiv"), (BPF_MOD, "smod")):
+            up = m.upper()
+            add(f"{up}{bits}_K", cls | op | BPF_K, m + sfx, F_ALU_XOFF_K, "off", 1)
+            add(f"{up}{bits}_X", cls | op | BPF_X, m + sfx, F_ALU_XOFF_X, "off", 1)
+        add(f"NEG{bits}", cls | BPF_NEG, "neg" + sfx, F_NEG)
+    for w in (8, 16, 32):
+        add(f"MOVSX{w}_64", BPF_ALU64 | BPF_MOV | BPF_X, f"movsx{w}64", F_ALU_SX, "off", w, w // 8)
+    for w in (8, 16):
+        add(f"MOVSX{w}_32", BPF_ALU | BPF_MOV | BPF_X, f"movsx{w}32", F_ALU_SX, "off", w, w // 8)
+    for w in (16, 32, 64):
+        add(f"LE{w}", BPF_ALU | BPF_END | BPF_TO_LE, f"le{w}", F_END, "imm", w, w // 8)
+        add(f"BE{w}", BPF_ALU | BPF_END | BPF_TO_BE, f"be{w}", F_END, "imm", w, w // 8)
+        add(f"BSWAP{w}", BPF_ALU64 | BPF_END | BPF_TO_LE, f"bswap{w}", F_END, "imm", w, w // 8)
+
+    add("LDDW", BPF_LD | BPF_IMM | BPF_DW, "lddw", F_LDDW, "src", 0, 8)
+    for src, tag in ((BPF_PSEUDO_MAP_FD, "MAP_FD"), (BPF_PSEUDO_MAP_VALUE, "MAP_VALUE"),
+                     (BPF_PSEUDO_BTF_ID, "BTF_ID"), (BPF_PSEUDO_FUNC, "FUNC"),
+                     (BPF_PSEUDO_MAP_IDX, "MAP_IDX"),
+                     (BPF_PSEUDO_MAP_IDX_VALUE, "MAP_IDX_VALUE")):
+        add(f"LDDW_{tag}", BPF_LD | BPF_IMM | BPF_DW, "lddw", F_LDDW, "src", src, 8)
+
+    for sz in (BPF_B, BPF_H, BPF_W, BPF_DW):
+        n, s = SIZE_BYTES[sz], SIZE_NAME[sz]
+        add(f"LDX{n * 8}", BPF_LDX | BPF_MEM | sz, f"ldx{s}", F_LDX, size=n)
+        add(f"ST{n * 8}", BPF_ST | BPF_MEM | sz, f"st{s}", F_ST, size=n)
+        add(f"STX{n * 8}", BPF_STX | BPF_MEM | sz, f"stx{s}", F_STX, size=n)
+    for sz in (BPF_B, BPF_H, BPF_W):
+        n, s = SIZE_BYTES[sz], SIZE_NAME[sz]
+        add(f"LDXS{n * 8}", BPF_LDX | BPF_MEMSX | sz, f"ldxs{s}", F_LDX, size=n)
+        add(f"LD_ABS{n * 8}", BPF_LD | BPF_ABS | sz, f"ldabs{s}", F_LD_ABS, size=n)
+        add(f"LD_IND{n * 8}", BPF_LD | BPF_IND | sz, f"ldind{s}", F_LD_IND, size=n)
+    for sz, bits, sfx in ((BPF_W, 32, "32"), (BPF_DW, 64, "")):
+        for imm, words in ATOMIC_OPS:
+            tag = words.upper().replace(" ", "_")
+            add(f"ATOMIC{bits}_{tag}", BPF_STX | BPF_ATOMIC | sz, f"lock {words}{sfx}",
+                F_ATOMIC, "imm", imm, bits // 8)
+
+    add("JA", BPF_JMP | BPF_JA, "ja", F_JA)
+    add("JA32", BPF_JMP32 | BPF_JA, "ja32", F_JA32)
+    for cls, bits, sfx in ((BPF_JMP, 64, ""), (BPF_JMP32, 32, "32")):
+        for op, m, _ in JMP_OPS:
+            up = m.upper()
+            add(f"J{up}{bits}_K", cls | op | BPF_K, f"j{m}{sfx}", F_JCC_K)
+            add(f"J{up}{bits}_X", cls | op | BPF_X, f"j{m}{sfx}", F_JCC_X)
+    add("CALL", BPF_JMP | BPF_CALL, "call", F_CALL, "src", 0)
+    add("CALL_LOCAL", BPF_JMP | BPF_CALL, "call local", F_CALL_LOCAL, "src", BPF_PSEUDO_CALL)
+    add("CALL_KFUNC", BPF_JMP | BPF_CALL, "call kfunc", F_CALL, "src", BPF_PSEUDO_KFUNC_CALL)
+    add("CALLX", BPF_JMP | BPF_CALL | BPF_X, "callx", F_CALLX)
+    add("EXIT", BPF_JMP | BPF_EXIT, "exit", F_EXIT)
+    return tuple(ops)
+
+
+OPS: tuple[Op, ...] = _build_table()
+OPS_BY_NAME = {op.name: op for op in OPS}
+OPS_BY_ID = {op.id: op for op in OPS}
+# Internal id of the second slot of an lddw: never executed, jumped into = error.
+OP_LDDW_TAIL = len(OPS) + 1
+# Internal id of a slot the decoder could not map (the verifier refuses it first).
+OP_INVALID = 0
+
+# code -> discriminator field name (or None) and {disc value: Op}
+_BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
+for _op in OPS:
+    _disc, _table = _BY_CODE.setdefault(_op.code, (_op.disc, {}))
+    if _disc != _op.disc:
+        raise AssertionError(f"opcode {_op.code:#x}: mixed discriminators")
+    _table[_op.disc_value] = _op
+del _op, _disc, _table
+
+OPCODES = frozenset(_BY_CODE)
+
+
+@dataclass(frozen=True)
+class Insn:
+    """One raw 8-byte instruction slot, fields as the kernel's ``struct bpf_insn``."""
+    code: int
+    dst: int
+    src: int
+    off: int
+    imm: int
+
+    _STRUCT = struct.Struct("<BBhi")
+
+    @classmethod
+    def unpack(cls, raw: bytes, offset: int = 0) -> "Insn":
+        code, regs, off, imm = cls._STRUCT.unpack_from(raw, offset)
+        return cls(code, regs & 0x0F, regs >> 4, off, imm)
+
+    def pack(self) -> bytes:
+        return self._STRUCT.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
+
+
+def unpack_program(raw: bytes) -> list[Insn]:
+    """Split raw bytes into instruction slots (``len(raw)`` must be a multiple of 8)."""
+    if len(raw) % INSN_SIZE:
+        raise ValueError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
+    return [Insn.unpack(raw, i) for i in range(0, len(raw), INSN_SIZE)]
+
+
+def lookup(insn: Insn) -> Op | None:
+    """The table entry for a raw slot, or None when no instruction has this encoding."""
+    entry = _BY_CODE.get(insn.code)
+    if entry is None:
+        return None
+    disc, table = entry
+    if disc is None:
+        return table[None]
+    return table.get(getattr(insn, disc))
+
+
+def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> list[Insn]:
+    """Slots for one instruction; the discriminator field is filled in from the table.
+
+    For lddw, ``imm`` is the 64-bit value and two slots are returned.
+    """
+    fields = {"dst": dst, "src": src, "off": off, "imm": imm}
+    if op.disc is not None:
+        fields[op.disc] = op.disc_value
+    if op.form is F_LDDW:
+        value = fields["imm"] & 0xFFFFFFFFFFFFFFFF
+        lo, hi = value & 0xFFFFFFFF, value >> 32
+        s32 = lambda v: v - (1 << 32) if v & 0x80000000 else v  # noqa: E731
+        return [Insn(op.code, fields["dst"], fields["src"], fields["off"], s32(lo)),
+                Insn(0, 0, 0, 0, s32(hi))]
+    return [Insn(op.code, fields["dst"], fields["src"], fields["off"], fields["imm"])]
+
+
+def pxi_source() -> str:
+    """The Cython enum of internal op ids, generated from :data:`OPS`."""
+    lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxi`. DO NOT EDIT.",
+             "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
+    lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
+    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
+              f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--pxi"]:
+        sys.exit("usage: python pyebpf/isa.py --pxi")
+    sys.stdout.write(pxi_source())

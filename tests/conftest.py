@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# shared/ sits beside the checkout (as in CI's clean clone); PYEBPF_SHARED overrides.
+SHARED = Path(os.environ.get("PYEBPF_SHARED", ROOT.parent / "shared"))
+CONFORMANCE_DIR = SHARED / "bpf_conformance" / "tests"
+
+
+def pytest_report_header(config):
+    from pyebpf import kernel
+    ok, reason = kernel.available()
+    return [f"pyebpf: conformance data {CONFORMANCE_DIR}",
+            f"pyebpf: kernel oracle {'available' if ok else 'unavailable: ' + reason}"]
+
+
+@pytest.fixture(scope="session")
+def kernel_oracle():
+    """The pyebpf.kernel module, or a skip naming why bpf(2) is refused here."""
+    from pyebpf import kernel
+    ok, reason = kernel.available()
+    if not ok:
+        pytest.skip(f"kernel oracle unavailable: {reason}")
+    return kernel

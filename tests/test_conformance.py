@@ -1,0 +1,59 @@
+"""The public bpf_conformance suite, every file, run through pyebpf.
+
+CPU version v4 and the ``callx`` group are included: all 313 files must pass.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pyebpf import conformance
+from conftest import CONFORMANCE_DIR
+
+FILES = sorted(CONFORMANCE_DIR.glob("*.data"))
+
+
+def test_the_suite_is_complete():
+    assert len(FILES) == 313, f"expected 313 conformance files in {CONFORMANCE_DIR}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_conformance_file(path):
+    case = conformance.parse(path.read_text())
+    assert case.error is None, "no file of the suite expects an error"
+    assert conformance.run(case) == case.result
+
+
+def _plugin(program_hex, *args):
+    # the runner's way: memory hex as argv[1], program hex on stdin, r0 hex on stdout
+    return subprocess.run([sys.executable, "-m", "pyebpf.conformance", *args],
+                          input=program_hex + "\n", capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONWARNINGS": "error"})
+
+
+def _runner_hex(data: bytes) -> str:
+    return "".join(f"{b:02x}  " for b in data)
+
+
+def test_plugin_speaks_the_runner_protocol():
+    case = conformance.parse((CONFORMANCE_DIR / "mem-len.data").read_text())
+    out = _plugin(_runner_hex(case.program()), _runner_hex(case.mem))
+    assert (out.returncode, out.stdout) == (0, "8\n")
+
+
+def test_plugin_runs_without_memory():
+    case = conformance.parse((CONFORMANCE_DIR / "callx.data").read_text())
+    out = _plugin(_runner_hex(case.program()))
+    assert (out.returncode, out.stdout) == (0, "2\n")
+
+
+def test_plugin_reports_a_bad_program_on_one_line_and_exits_1():
+    out = _plugin(_runner_hex(bytes.fromhex("ff00000000000000")))
+    assert out.returncode == 1
+    assert len(out.stdout.splitlines()) == 1 and "unknown opcode 0xff" in out.stdout
+
+
+def test_plugin_refuses_unknown_options():
+    out = _plugin("9500000000000000", "--jit")
+    assert out.returncode == 1 and "--jit" in out.stdout
