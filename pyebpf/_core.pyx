@@ -786,9 +786,6 @@ BUILTIN_HELPERS = {
     "strcmp": _builtin("strcmp", _h_strcmp),
     "unwind": _builtin("unwind", _h_unwind),
 }
-#: The helper numbering of the bpf_conformance suite's uBPF plugin.
-CONFORMANCE_HELPERS = {0: "gather_bytes", 1: "memfrob", 2: "no_op", 3: "sqrti",
-                       4: "strcmp", 5: "unwind"}
 
 
 cdef class HelperMemory:

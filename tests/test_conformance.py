@@ -26,10 +26,11 @@ def test_conformance_file(path):
 
 
 def _plugin(program_hex, *args):
-    # the runner's way: memory hex as argv[1], program hex on stdin, r0 hex on stdout
+    # the runner's way: memory hex as argv[1], program hex on stdin, r0 hex on stdout;
+    # run from the root so the installed package is used, not the checkout's sources
     return subprocess.run([sys.executable, "-m", "pyebpf.conformance", *args],
                           input=program_hex + "\n", capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONWARNINGS": "error"})
+                          timeout=60, cwd="/", env={**os.environ, "PYTHONWARNINGS": "error"})
 
 
 def _runner_hex(data: bytes) -> str:
