@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
+import pyebpf
 from pyebpf import conformance
 from conftest import CONFORMANCE_DIR
 
@@ -27,10 +30,12 @@ def test_conformance_file(path):
 
 def _plugin(program_hex, *args):
     # the runner's way: memory hex as argv[1], program hex on stdin, r0 hex on stdout;
-    # run from the root so the installed package is used, not the checkout's sources
+    # the child imports the very pyebpf this test process imported
+    env = {**os.environ, "PYTHONWARNINGS": "error",
+           "PYTHONPATH": str(Path(pyebpf.__file__).resolve().parent.parent)}
     return subprocess.run([sys.executable, "-m", "pyebpf.conformance", *args],
                           input=program_hex + "\n", capture_output=True, text=True,
-                          timeout=60, cwd="/", env={**os.environ, "PYTHONWARNINGS": "error"})
+                          timeout=60, cwd="/", env=env)
 
 
 def _runner_hex(data: bytes) -> str:
