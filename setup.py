@@ -31,11 +31,13 @@ macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 
 extensions = [
+    # skb/*.pxi (the sk_buff model and its helpers) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
-              extra_compile_args=cflags),
+              extra_compile_args=cflags, depends=[str(p) for p in HERE.glob("skb/*.pxi")]),
 ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG),
+    ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
+                          include_path=[str(HERE / "skb")]),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )

@@ -10,6 +10,7 @@ and the region.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport free, malloc, realloc
@@ -47,6 +48,12 @@ cdef extern from *:
 DEFAULT_BUDGET = 1_000_000
 
 cdef enum:
+    # pkt_cls.h / bpf.h values the C code needs (isa.py is their Python home)
+    TC_ACT_SHOT_ = 2
+    TC_ACT_REDIRECT_ = 7
+    BPF_F_INGRESS_ = 1
+
+cdef enum:
     FRAME_SIZE = 512                  # MAX_BPF_STACK
     MAX_FRAMES = 8                    # MAX_CALL_FRAMES
     STACK_SIZE = FRAME_SIZE * MAX_FRAMES
@@ -64,6 +71,8 @@ cdef enum Status:
     STATUS_UNKNOWN_HELPER
     STATUS_PY_ERROR
     STATUS_BAD_INSN
+    STATUS_CTX_FAULT       # a context access the program type may not make
+    STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -102,6 +111,22 @@ ctypedef struct TraceAccess:
     uint8_t size
     uint64_t addr
 
+cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
+    cdef size_t new_cap
+    cdef void* p
+    if n < cap[0]:
+        return True
+    new_cap = cap[0] * 2 if cap[0] else 256
+    p = realloc(buf[0], new_cap * item)
+    if p == NULL:
+        return False
+    buf[0] = p
+    cap[0] = new_cap
+    return True
+
+
+include "skbuff.pxi"
+
 ctypedef struct Vm:
     uint64_t reg[11]
     Insn* insns
@@ -114,13 +139,20 @@ ctypedef struct Vm:
     int nregions
     helper_fn* helpers
     uint64_t helper_id
-    # legacy packet loads (LD_ABS/LD_IND) read from here
+    # raw mode: legacy packet loads (LD_ABS/LD_IND) read from here
     const uint8_t* pkt
     uint32_t pkt_len
+    # skb program types: the packet and its context (NULL in raw mode)
+    Skb* skb
+    uintptr_t ctx
+    CtxRules* ctx_rules
+    int pkt_region         # index of the packet's region, or -1
+    bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
     # fault details
     uint64_t fault_addr
     uint32_t fault_size
     uint8_t fault_write
+    const char* fault_msg
     void* owner        # the Python _Run object, for Python helpers
     # trace buffers (trace mode only)
     TraceStep* steps
@@ -212,6 +244,9 @@ cdef bint _ld_packet(Vm* vm, int64_t offset, int size, uint64_t* out) noexcept n
     return True
 
 
+include "context.pxi"
+
+
 # --- tracing ---------------------------------------------------------------------
 
 cdef struct _NoTrace:
@@ -221,20 +256,6 @@ cdef struct _Trace:
 ctypedef fused TraceMode:
     _NoTrace
     _Trace
-
-
-cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
-    cdef size_t new_cap
-    cdef void* p
-    if n < cap[0]:
-        return True
-    new_cap = cap[0] * 2 if cap[0] else 256
-    p = realloc(buf[0], new_cap * item)
-    if p == NULL:
-        return False
-    buf[0] = p
-    cap[0] = new_cap
-    return True
 
 
 cdef void _trace_access(Vm* vm, uint32_t pc, uint64_t addr, int size, bint write) noexcept nogil:
@@ -320,7 +341,14 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_DIV64_K:
             r[d] = r[d] / imm if imm else 0
         elif op == OP_DIV64_X:
-            r[d] = r[d] / r[s] if r[s] else 0
+            if r[s]:
+                r[d] = r[d] / r[s]
+            elif vm.div0_abort:
+                r[0] = 0
+                vm.status = STATUS_EXIT
+                break
+            else:
+                r[d] = 0
         elif op == OP_OR64_K:
             r[d] |= imm
         elif op == OP_OR64_X:
@@ -343,6 +371,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_MOD64_X:
             if r[s]:
                 r[d] = r[d] % r[s]
+            elif vm.div0_abort:
+                r[0] = 0
+                vm.status = STATUS_EXIT
+                break
         elif op == OP_XOR64_K:
             r[d] ^= imm
         elif op == OP_XOR64_X:
@@ -387,9 +419,17 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>r[s])
         elif op == OP_DIV32_K or op == OP_DIV32_X:
             v = <uint32_t>imm if op == OP_DIV32_K else <uint32_t>r[s]
+            if v == 0 and vm.div0_abort:
+                r[0] = 0
+                vm.status = STATUS_EXIT
+                break
             r[d] = (<uint32_t>r[d] / v) if v else 0
         elif op == OP_MOD32_K or op == OP_MOD32_X:
             v = <uint32_t>imm if op == OP_MOD32_K else <uint32_t>r[s]
+            if v == 0 and vm.div0_abort:
+                r[0] = 0
+                vm.status = STATUS_EXIT
+                break
             r[d] = (<uint32_t>r[d] % v) if v else <uint32_t>r[d]
         elif op == OP_OR32_K:
             r[d] = <uint32_t>r[d] | <uint32_t>imm
@@ -467,25 +507,31 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             r[d] = imm
             pc += 1
         elif op == OP_LDX8 or op == OP_LDX16 or op == OP_LDX32 or op == OP_LDX64:
-            p = _mem(vm, r[s] + <uint64_t><int64_t>i.off, i.size, ACCESS_READ)
-            if p == NULL:
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, i.size, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, i.size)
+            elif not ctx_load(vm, a, i.size, &r[d]):
                 break
-            r[d] = _load(p, i.size)
         elif op == OP_LDXS8 or op == OP_LDXS16 or op == OP_LDXS32:
             p = _mem(vm, r[s] + <uint64_t><int64_t>i.off, i.size, ACCESS_READ)
             if p == NULL:
                 break
             r[d] = _sext(_load(p, i.size), i.size)
         elif op == OP_ST8 or op == OP_ST16 or op == OP_ST32 or op == OP_ST64:
-            p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
-            if p == NULL:
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, i.size, imm)
+            elif not ctx_store(vm, a, i.size, imm):
                 break
-            _store(p, i.size, imm)
         elif op == OP_STX8 or op == OP_STX16 or op == OP_STX32 or op == OP_STX64:
-            p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
-            if p == NULL:
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, i.size, r[s])
+            elif not ctx_store(vm, a, i.size, r[s]):
                 break
-            _store(p, i.size, r[s])
         elif (op == OP_ATOMIC32_ADD or op == OP_ATOMIC32_OR or op == OP_ATOMIC32_AND or
               op == OP_ATOMIC32_XOR or op == OP_ATOMIC32_FETCH_ADD or
               op == OP_ATOMIC32_FETCH_OR or op == OP_ATOMIC32_FETCH_AND or
@@ -506,7 +552,8 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             a = <uint64_t><int64_t><int32_t>imm
             if op == OP_LD_IND8 or op == OP_LD_IND16 or op == OP_LD_IND32:
                 a += r[s]
-            if not _ld_packet(vm, <int32_t>a, i.size, &r[0]):
+            if not (skb_ld_packet(vm.skb, <int32_t>a, i.size, &r[0]) if vm.skb != NULL
+                    else _ld_packet(vm, <int32_t>a, i.size, &r[0])):
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
@@ -689,6 +736,9 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
         src[0] = old
 
 
+include "helpers.pxi"
+
+
 # --- helpers of the conformance suite's uBPF plugin --------------------------------
 
 cdef uint64_t _h_gather_bytes(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
@@ -825,23 +875,114 @@ def MemoryError_(addr, n, write):
 
 # --- results -------------------------------------------------------------------------
 
+cdef tuple _NO_CLONES = ()
+cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
+cdef enum:
+    REGION_STACK = 0
+    REGION_MEMORY = 1
+    REGION_PACKET = 2
+
+
 @cython.final
 @cython.freelist(8)
 cdef class Result:
     """What a run left behind.
 
-    ``retval`` is r0 at exit (in the raw mode all 64 bits, unsigned), ``data`` the
-    memory afterwards (``b""`` when none was given), ``insn_count`` the number of
-    instructions executed, ``trace`` a :class:`Trace` when the run was traced.
+    ``retval``: r0 at exit — all 64 bits unsigned in the raw mode, the signed 32-bit
+    verdict for tc programs (-1 is TC_ACT_UNSPEC), the unsigned 32-bit length to keep
+    for socket filters.  ``data``: the memory afterwards (raw mode), or the packet as a
+    capture on the wire shows it (tc; a hardware-accelerated VLAN tag is inserted), or
+    the bytes a socket filter keeps (``b""`` when it drops the packet).
+    ``insn_count``: instructions executed; ``trace``: a :class:`Trace` when traced.
+
+    For skb program types also: ``skb`` (the ``__sk_buff`` fields afterwards, as the
+    program reads them), ``redirect`` (``(ifindex, ingress)`` when a tc program returned
+    TC_ACT_REDIRECT after ``bpf_redirect``, else None), ``clones`` (``(ifindex, ingress,
+    bytes)`` for each ``bpf_clone_redirect``), ``tunnel`` (the tunnel metadata attached
+    to the packet, as a dict, or None) and ``trace_output`` (``bpf_trace_printk`` lines).
     """
     cdef readonly object retval
     cdef readonly bytes data
     cdef readonly uint64_t insn_count
     cdef readonly object trace
+    cdef readonly object redirect
+    cdef readonly tuple clones
+    cdef readonly list trace_output
+    cdef bint _has_skb
+    cdef Skb _skb
+    cdef object _skb_fields
+
+    @property
+    def skb(self):
+        if not self._has_skb:
+            return None
+        if self._skb_fields is None:
+            self._skb_fields = SkbFields._from(&self._skb)
+        return self._skb_fields
+
+    @property
+    def tunnel(self):
+        return _tunnel_dict(&self._skb.tun) if self._has_skb and self._skb.tun.present else None
 
     def __repr__(self):
-        return (f"Result(retval={self.retval:#x}, data={self.data!r}, "
+        retval = f"{self.retval:#x}" if not self._has_skb else str(self.retval)
+        return (f"Result(retval={retval}, data={len(self.data)} bytes, "
                 f"insn_count={self.insn_count})")
+
+
+cdef class SkbFields:
+    """The ``__sk_buff`` fields after a run, as a program reads them: ``protocol`` and
+    ``vlan_proto`` in network byte order as loaded (IPv4 is 0x0008), the rest host
+    order; ``cb`` as five u32 and ``cb_bytes`` as 20 bytes."""
+    cdef readonly uint32_t len, pkt_type, mark, queue_mapping, protocol, vlan_present
+    cdef readonly uint32_t vlan_tci, vlan_proto, priority, ingress_ifindex, ifindex
+    cdef readonly uint32_t tc_index, hash, tc_classid, napi_id, wire_len, gso_segs, gso_size
+    cdef readonly uint32_t tstamp_type
+    cdef readonly uint64_t tstamp, hwtstamp
+    cdef readonly bytes cb_bytes
+
+    @staticmethod
+    cdef SkbFields _from(Skb* skb):
+        cdef SkbFields f = SkbFields.__new__(SkbFields)
+        f.len, f.pkt_type, f.mark, f.queue_mapping = skb.len, skb.pkt_type, skb.mark, skb.queue_mapping
+        f.protocol, f.vlan_present, f.vlan_tci = skb.protocol, skb.vlan_present, skb.vlan_tci
+        if skb.profile == PROFILE_V46:
+            f.vlan_tci = skb.vlan_tci & ~0x1000
+        f.vlan_proto, f.priority, f.ingress_ifindex = skb.vlan_proto, skb.priority, skb.ingress_ifindex
+        f.ifindex, f.tc_index, f.hash, f.tc_classid = skb.ifindex, skb.tc_index, skb.hash, skb.tc_classid
+        f.napi_id, f.wire_len, f.gso_segs, f.gso_size = skb.napi_id, skb.wire_len, skb.gso_segs, skb.gso_size
+        f.tstamp, f.tstamp_type, f.hwtstamp = skb.tstamp, skb.tstamp_type, skb.hwtstamp
+        f.cb_bytes = PyBytes_FromStringAndSize(<char*>skb.cb, 20)
+        return f
+
+    @property
+    def cb(self):
+        return tuple(int.from_bytes(self.cb_bytes[k:k + 4], "little") for k in range(0, 20, 4))
+
+    _NAMES = ("len", "pkt_type", "mark", "queue_mapping", "protocol", "vlan_present",
+              "vlan_tci", "vlan_proto", "priority", "ingress_ifindex", "ifindex", "tc_index",
+              "cb", "hash", "tc_classid", "napi_id", "tstamp", "wire_len", "gso_segs",
+              "gso_size", "tstamp_type", "hwtstamp")
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self._NAMES}
+
+    def __repr__(self):
+        return "SkbFields(" + ", ".join(
+            f"{k}={v:#x}" if isinstance(v, int) else f"{k}={v}"
+            for k, v in self.as_dict().items()) + ")"
+
+
+cdef dict _tunnel_dict(TunnelInfo* t):
+    family = 16 if t.ipv6 else 4
+    return {
+        "id": t.id, "ipv6": bool(t.ipv6),
+        "src": PyBytes_FromStringAndSize(<char*>t.src, family),
+        "dst": PyBytes_FromStringAndSize(<char*>t.dst, family),
+        "tos": t.tos, "ttl": t.ttl, "flags": t.flags, "label": t.label,
+        "options": PyBytes_FromStringAndSize(<char*>t.opts, t.opts_len)
+        if t.opts_present else None,
+    }
 
 
 class Trace:
@@ -868,9 +1009,6 @@ class Trace:
 
 # --- programs ----------------------------------------------------------------------
 
-cdef dict _ACCESS_OPS = {}
-
-
 cdef void _init_access_tables():
     cdef object op
     memset(_ACCESS_KIND, 0, sizeof(_ACCESS_KIND))
@@ -885,6 +1023,7 @@ cdef void _init_access_tables():
 
 
 _init_access_tables()
+register_skb_helpers()
 
 
 def _prog_type(value):
@@ -896,37 +1035,56 @@ def _prog_type(value):
         if not key.startswith("BPF_PROG_TYPE_"):
             key = "BPF_PROG_TYPE_" + key
         try:
-            return _isa.ProgType[key]
+            value = _isa.ProgType[key]
         except KeyError:
             raise LoadError(f"unknown program type {value!r}") from None
     try:
-        return _isa.ProgType(value)
+        value = _isa.ProgType(value)
     except ValueError:
         raise LoadError(f"unknown program type {value!r}") from None
+    if value not in _SKB_TYPES:
+        raise LoadError(f"program type {value.name} is not supported: pyebpf runs "
+                        "SOCKET_FILTER, SCHED_CLS and SCHED_ACT programs")
+    return value
+
+
+_SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
+              _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
+_PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 
 
 @cython.final
 cdef class Program:
     """An eBPF program, decoded once and ready to run.
 
-    ``Program(insns, prog_type=None)`` takes raw instructions (bytes, 8 per slot).
+    ``Program(insns, prog_type=None, profile="current")`` takes raw instructions
+    (bytes, 8 per slot).  ``prog_type`` is None, or ``"socket_filter"``,
+    ``"sched_cls"``, ``"sched_act"`` (or their ``BPF_PROG_TYPE_*`` numbers); ``profile``
+    picks the kernel whose behaviour to reproduce: ``"current"`` (today's kernel, the
+    default) or ``"4.6"``.
+
     With ``prog_type=None`` it runs in the conformance-suite convention: r1 points at
     a writable copy of the memory passed to :meth:`run`, r2 holds its length, r10 the
-    top of a 512-byte stack frame, and ``retval`` is the full 64-bit r0.
+    top of a 512-byte stack frame, and ``retval`` is the full 64-bit r0.  ``helpers``
+    maps helper ids to a builtin helper name (see ``BUILTIN_HELPERS``) or a Python
+    callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
 
-    ``helpers`` maps helper ids to a builtin helper name (see ``BUILTIN_HELPERS``) or a
-    Python callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
-    ``budget`` caps the instructions one run may execute.
+    Typed programs get r1 = the ``__sk_buff`` context of the packet given to
+    :meth:`run`, the kernel's helpers for their type, and the kernel's load-time
+    refusals.  ``budget`` caps the instructions one run may execute.
     """
     cdef Insn* _code
     cdef uint32_t _n
     cdef readonly bytes insns
     cdef readonly object prog_type
+    cdef readonly str profile
     cdef public uint64_t budget
     cdef helper_fn _helpers[HELPER_SLOTS]
     cdef dict _py_helpers
     cdef object _py_error
     cdef list _listing
+    cdef CtxRules _ctx
+    cdef bint _is_tc
 
     def __cinit__(self):
         self._code = NULL
@@ -934,25 +1092,44 @@ cdef class Program:
     def __dealloc__(self):
         free(self._code)
 
-    def __init__(self, insns, prog_type=None, *, helpers=None, uint64_t budget=DEFAULT_BUDGET):
+    def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
+                 uint64_t budget=DEFAULT_BUDGET):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
-        if self.prog_type is not None:
-            raise LoadError(f"program type {self.prog_type.name} cannot run yet: only the "
-                            "raw mode (prog_type=None) is implemented in this version")
+        if profile not in _PROFILES:
+            raise LoadError(f"unknown kernel profile {profile!r}; choose "
+                            + " or ".join(map(repr, _PROFILES)))
+        self.profile = profile
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        ops = _verifier.check(slots, strict=self.prog_type is not None)
+        ops = _verifier.check(slots, self.prog_type, profile)
         self.insns = raw
         self.budget = budget
         self._py_helpers = {}
         self._listing = [None] * len(slots)
         memset(self._helpers, 0, sizeof(self._helpers))
         self._decode(slots, ops)
+        if self.prog_type is not None:
+            self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+            ctx_rules_build(&self._ctx, self.prog_type, profile)
+            from .skb import rules as _rules
+            for helper_id in _rules.helpers_allowed(self.prog_type, profile):
+                self._helpers[helper_id] = SKB_HELPERS[helper_id]
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
+        if self.prog_type is not None:
+            self._check_helpers_implemented(slots, ops)
+
+    cdef _check_helpers_implemented(self, list slots, list ops):
+        for pc, op in enumerate(ops):
+            if op is None or op.form is not _isa.F_CALL or op.disc_value:
+                continue
+            hid = slots[pc].imm
+            if self._helpers[hid] == NULL:
+                raise LoadError(f"pc {pc}: bpf_{_isa.HELPER_NAMES[hid]}#{hid} is allowed for "
+                                f"{self.prog_type.name} but pyebpf does not implement it yet")
 
     @classmethod
     def from_asm(cls, text, prog_type=None, **kwargs):
@@ -1050,28 +1227,26 @@ cdef class Program:
             text = self._listing[pc] = disassemble_one(self.insns[pc * 8:pc * 8 + 16], pc=pc)
         return text
 
-    def run(self, memory=None, *, budget=None, bint trace=False):
-        """Run once over a writable copy of ``memory``; returns a :class:`Result`.
+    def run(self, data=None, *, budget=None, bint trace=False, **fields):
+        """Run once and return a :class:`Result`.
+
+        Raw mode: ``data`` is the memory r1 points at (a writable copy is made).
+        Skb program types: ``data`` is an Ethernet frame (bytes, bytearray or a scapy
+        packet) and ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).
 
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
-        faults, runs past its budget or calls a helper that is not installed.
+        faults, runs past its budget or calls a helper that is not available.
         """
         cdef Vm vm
         cdef uint8_t stack[STACK_SIZE]
-        cdef bytes data, src
+        cdef uint8_t ctx_mem[CTX_SIZE]
+        cdef Skb skb
+        cdef bytes mem = b""
+        cdef bytes src
         cdef Py_ssize_t size = 0
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
-
-        if memory is None:
-            data = b""
-        else:
-            src = memory if type(memory) is bytes else bytes(memory)
-            size = len(src)
-            # A fresh object the program may write to.  Passing NULL matters: CPython
-            # hands out shared cached objects for 1-byte strings given their contents.
-            data = PyBytes_FromStringAndSize(NULL, size)
-            memcpy(PyBytes_AS_STRING(data), <const char*>src, size)
+        cdef bint typed = self.prog_type is not None
 
         memset(&vm.reg, 0, sizeof(vm.reg))
         memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
@@ -1087,23 +1262,50 @@ cdef class Program:
         vm.regions[0].start = <uintptr_t>(stack + STACK_SIZE - FRAME_SIZE)
         vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
         vm.regions[0].writable = True
-        vm.regions[0].name = 0
+        vm.regions[0].name = REGION_STACK
         vm.nregions = 1
         vm.reg[10] = vm.regions[0].end
-        if size:
-            vm.regions[1].start = <uintptr_t>PyBytes_AS_STRING(data)
-            vm.regions[1].end = vm.regions[1].start + size
-            vm.regions[1].writable = True
-            vm.regions[1].name = 1
-            vm.nregions = 2
-            vm.reg[1] = vm.regions[1].start
-            vm.reg[2] = size
-            vm.pkt = <const uint8_t*>PyBytes_AS_STRING(data)
-            vm.pkt_len = <uint32_t>size
-        else:
-            vm.pkt, vm.pkt_len = NULL, 0
+        vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
+        vm.div0_abort = self.profile == "4.6"
+        vm.pkt, vm.pkt_len = NULL, 0
+        vm.fault_msg = NULL
+        skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
 
         try:
+            if typed:
+                skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
+                vm.skb = &skb
+                vm.ctx = <uintptr_t>ctx_mem
+                vm.ctx_rules = &self._ctx
+                vm.reg[1] = vm.ctx
+                if self._is_tc:
+                    vm.pkt_region = 1
+                    vm.regions[1].writable = True
+                    vm.regions[1].name = REGION_PACKET
+                    vm.nregions = 2
+                    skb_sync(&vm)
+            else:
+                if fields:
+                    raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
+                                    "this program has no skb context (prog_type=None)")
+                if data is not None:
+                    src = data if type(data) is bytes else bytes(data)
+                    size = len(src)
+                    # A fresh object the program may write to.  Passing NULL matters:
+                    # CPython shares cached objects for 1-byte strings given their contents.
+                    mem = PyBytes_FromStringAndSize(NULL, size)
+                    memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
+                if size:
+                    vm.regions[1].start = <uintptr_t>PyBytes_AS_STRING(mem)
+                    vm.regions[1].end = vm.regions[1].start + size
+                    vm.regions[1].writable = True
+                    vm.regions[1].name = REGION_MEMORY
+                    vm.nregions = 2
+                    vm.reg[1] = vm.regions[1].start
+                    vm.reg[2] = size
+                    vm.pkt = <const uint8_t*>PyBytes_AS_STRING(mem)
+                    vm.pkt_len = <uint32_t>size
+
             if trace:
                 _interp(&vm, <_Trace*>NULL)
             elif self._py_helpers:
@@ -1112,39 +1314,79 @@ cdef class Program:
                 with nogil:
                     _interp(&vm, <_NoTrace*>NULL)
             if vm.status != STATUS_EXIT:
-                raise self._fault(&vm, stack)
+                raise self._fault(&vm, stack, limit)
             res = Result.__new__(Result)
-            res.retval = vm.reg[0]
-            res.data = data
             res.insn_count = limit - <uint64_t>vm.budget_left
+            res.clones = _NO_CLONES
+            if typed:
+                self._skb_result(res, &skb, vm.reg[0])
+            else:
+                res.retval = vm.reg[0]
+                res.data = mem
             if trace:
-                res.trace = self._make_trace(&vm, stack, data)
+                res.trace = self._make_trace(&vm, stack)
             return res
         finally:
             free(vm.steps)
             free(vm.accesses)
+            if typed:
+                skb_free(&skb)
 
-    cdef _regions(self, Vm* vm, uint8_t* stack):
-        names = ("stack", "memory")
-        out = []
-        for k in range(vm.nregions):
-            out.append((names[vm.regions[k].name], vm.regions[k].start, vm.regions[k].end,
-                        vm.regions[k].writable))
-        return out
+    cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):
+        cdef bytes out
+        cdef uint32_t keep
+        cdef size_t k
+        res._has_skb = True
+        if self._is_tc:
+            res.retval = <int32_t>r0
+            out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
+            skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
+            res.data = out
+            if skb.redirect_set and <int32_t>r0 == _isa.TC_ACT_REDIRECT:
+                res.redirect = (skb.redirect_ifindex, bool(skb.redirect_flags & _isa.BPF_F_INGRESS))
+        else:
+            res.retval = <uint32_t>r0
+            keep = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
+            res.data = PyBytes_FromStringAndSize(<char*>skb_data(skb), keep)
+        if skb.nclones:
+            res.clones = tuple(
+                (skb.clones[k].ifindex, bool(skb.clones[k].flags & _isa.BPF_F_INGRESS),
+                 PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
+                                           skb.clones[k].length))
+                for k in range(skb.nclones))
+        res.trace_output = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+                            .decode("latin-1").split("\n") if skb.printk_len else [])
+        memcpy(&res._skb, skb, sizeof(Skb))
+        # the copy keeps metadata only; the buffers are freed with the run
+        res._skb.head = NULL
+        res._skb.clones = NULL
+        res._skb.clone_buf = NULL
+        res._skb.printk = NULL
 
-    cdef _fault(self, Vm* vm, uint8_t* stack):
+    cdef _regions(self, Vm* vm):
+        return [(_REGION_NAMES[vm.regions[k].name], vm.regions[k].start, vm.regions[k].end,
+                 vm.regions[k].writable) for k in range(vm.nregions)]
+
+    cdef _fault(self, Vm* vm, uint8_t* stack, uint64_t limit):
         cdef uint32_t pc = vm.pc
         text = self._insn_text(pc)
         if vm.status == STATUS_MEM_FAULT:
-            region, where = _describe(self._regions(vm, stack), vm.fault_addr, vm.fault_size,
+            region, where = _describe(self._regions(vm), vm.fault_addr, vm.fault_size,
                                       vm.fault_write, <uintptr_t>(stack + STACK_SIZE))
             kind = "write" if vm.fault_write else "read"
             return MemoryFault(f"invalid {kind} of {vm.fault_size} bytes at {where}", pc, text,
                                vm.fault_addr, vm.fault_size, bool(vm.fault_write), region)
+        if vm.status == STATUS_CTX_FAULT:
+            from .skb import rules as _rules
+            offset = vm.fault_addr - vm.ctx
+            field, reason = _rules.access_rule(self.prog_type, self.profile, offset,
+                                               vm.fault_size, vm.fault_write)
+            return MemoryFault(f"invalid __sk_buff access at offset {offset}: {reason}", pc,
+                               text, vm.fault_addr, vm.fault_size, bool(vm.fault_write),
+                               "__sk_buff")
         if vm.status == STATUS_BUDGET:
-            return BudgetExceeded(f"instruction budget of {self.budget if vm.budget_left < 0 else 0} "
-                                  "exhausted (endless loop?); pass budget= to run() to raise it",
-                                  pc, text)
+            return BudgetExceeded(f"instruction budget of {limit} exhausted (endless loop?); "
+                                  "pass budget= to run() to raise it", pc, text)
         if vm.status == STATUS_CALL_DEPTH:
             return CallDepthExceeded(f"call depth exceeds {MAX_FRAMES} frames", pc, text)
         if vm.status == STATUS_UNKNOWN_HELPER:
@@ -1152,6 +1394,10 @@ cdef class Program:
             name = _isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES) else None
             label = f"helper {hid}" + (f" (bpf_{name})" if name else "")
             return UnknownHelper(f"{label} is not available to this program", pc, text)
+        if vm.status == STATUS_HELPER_FAULT:
+            hid = vm.helper_id
+            name = _isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES) else str(hid)
+            return ExecutionError(f"bpf_{name}: {(<bytes>vm.fault_msg).decode()}", pc, text)
         if vm.status == STATUS_PY_ERROR:
             exc, self._py_error = self._py_error, None
             err = ExecutionError(f"helper {vm.helper_id} raised {type(exc).__name__}: {exc}",
@@ -1160,10 +1406,12 @@ cdef class Program:
             return err
         return ExecutionError("invalid instruction reached", pc, text)
 
-    cdef _make_trace(self, Vm* vm, uint8_t* stack, bytes data):
-        regions = self._regions(vm, stack)
+    cdef _make_trace(self, Vm* vm, uint8_t* stack):
+        regions = self._regions(vm)
         # the stack region at exit is one frame; name accesses against the full stack
         regions[0] = ("stack", <uintptr_t>stack, <uintptr_t>(stack + STACK_SIZE), True)
+        if vm.skb != NULL:
+            regions.append(("__sk_buff", vm.ctx, vm.ctx + CTX_SIZE, True))
         top = <uintptr_t>(stack + STACK_SIZE)
         steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))
                  for k in range(vm.nsteps)]

@@ -7,15 +7,23 @@ never written, byte-swap widths are 16/32/64, lddw has its second slot intact, e
 jump and local call lands on an instruction inside the program (never in the middle of
 an lddw), and the last instruction is an ``exit`` or an unconditional jump.
 
-With ``strict`` (every typed program: the kernel's own rules) it also refuses what the
-kernel's verifier refuses at load although the RFC defines a result: shifts by an
-immediate outside the operand width, division and modulo by an immediate zero, and
-instructions no path reaches.
+For a program type (the kernel's own rules) it also refuses what the kernel's
+verifier refuses at load although the RFC defines a result: shifts by an immediate
+outside the operand width, division and modulo by an immediate zero, ``callx``, and
+instructions no path reaches.  A data-flow pass over the control-flow graph then
+tracks, per register, whether it is initialised and whether it holds the context
+pointer (through moves and 8-byte stack spills at fixed ``r10`` offsets), and
+refuses: reading a register no path initialised ("R2 !read_ok", also after helper
+calls clobber r1-r5), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context
+in r6, context accesses the program type may not make (``skb/rules.py``), atomics and
+sign-extending loads on the context, and helpers the program type may not call.
 
-What it does not do: the kernel's abstract interpretation (register types, value
-ranges, initialised registers and stack, pointer provenance).  Memory safety never
-depends on it: the interpreter checks every access at run time.  It never rewrites
-the program.
+What it does not do: the rest of the kernel's abstract interpretation (value ranges,
+pointer arithmetic bounds, dead-branch pruning).  Paths are merged, not enumerated, so
+a register set on only some paths into a read is refused even where the kernel would
+prove the other paths dead.  Memory safety never depends on any of this: the
+interpreter checks every access, the context's included, at run time.  It never
+rewrites the program.
 """
 from __future__ import annotations
 
@@ -40,11 +48,15 @@ def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
     return None
 
 
-def check(insns: list[isa.Insn], strict: bool = False) -> list[isa.Op | None]:
+def check(insns: list[isa.Insn], prog_type=None, profile: str = "current"
+          ) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry for each slot (None for lddw tails).
 
-    Raises :class:`VerifierError` naming the first offending pc.
+    ``prog_type`` None is the raw mode (RFC semantics); a program type adds the
+    kernel's refusals for it under ``profile``.  Raises :class:`VerifierError` naming
+    the first offending pc.
     """
+    strict = prog_type is not None
     n = len(insns)
     if n == 0:
         raise VerifierError("program is empty")
@@ -84,6 +96,7 @@ def check(insns: list[isa.Insn], strict: bool = False) -> list[isa.Op | None]:
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
         _check_reachable(insns, ops)
+        _Flow(insns, ops, isa.ProgType(prog_type), profile).run()
     return ops
 
 
@@ -104,6 +117,8 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool) -> None:
         raise _reject("frame pointer r10 is read only", pc, insn)
     if form is isa.F_ATOMIC and op.disc_value & isa.BPF_FETCH and insn.src == isa.BPF_REG_10:
         raise _reject("frame pointer r10 is read only", pc, insn)
+    if strict and form is isa.F_CALLX:
+        raise _reject(f"unknown opcode {insn.code:#04x}", pc, insn)
     if not strict or form is not isa.F_ALU_K:
         return
     alu_op = op.code & 0xF0
@@ -132,3 +147,138 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
     for pc, op in enumerate(ops):
         if op is not None and not seen[pc]:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
+
+
+# Register states of the data-flow pass; merging two different initialised states
+# gives MAYBE_CTX, and anything merged with UNINIT stays UNINIT (maybe unset).
+UNINIT, CTX, SCALAR, MAYBE_CTX, CTX_MOVED = 0, 1, 2, 3, 4
+_READS_DST = frozenset({isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
+                        isa.F_NEG, isa.F_END, isa.F_ST, isa.F_STX, isa.F_ATOMIC,
+                        isa.F_JCC_K, isa.F_JCC_X, isa.F_CALLX})
+_MOVES = ("MOV64_X", "MOV32_X")
+_POINTER_ARITH = ("ADD64_K", "ADD64_X", "SUB64_K", "SUB64_X")
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    regs = tuple(x if x == y else UNINIT if UNINIT in (x, y) else MAYBE_CTX
+                 for x, y in zip(a[0], b[0]))
+    return regs, {k: v for k, v in a[1].items() if b[1].get(k) == v}
+
+
+class _Flow:
+    """The data-flow pass over a program's control-flow graph (see the module doc)."""
+
+    def __init__(self, insns, ops, prog_type, profile):
+        from .skb import rules
+        self.insns, self.ops = insns, ops
+        self.prog_type, self.profile, self.rules = prog_type, profile, rules
+        self.allowed = rules.helpers_allowed(prog_type, profile)
+
+    def run(self) -> None:
+        entry = tuple(SCALAR if r == 10 else CTX if r == 1 else UNINIT for r in range(11))
+        states: dict[int, tuple] = {0: (entry, {})}
+        todo = [0]
+        while todo:
+            pc = todo.pop()
+            for succ, state in self.step(pc, states[pc]):
+                old = states.get(succ)
+                new = state if old is None else _merge(old, state)
+                if old is None or new[0] != old[0] or new[1] != old[1]:
+                    states[succ] = new
+                    todo.append(succ)
+
+    def step(self, pc: int, state: tuple):
+        """Check instruction ``pc`` under ``state``; yield (successor, state) pairs."""
+        insn, op = self.insns[pc], self.ops[pc]
+        form = op.form
+        regs, slots = list(state[0]), dict(state[1])
+
+        def read(r):
+            if regs[r] == UNINIT:
+                raise _reject(f"R{r} !read_ok", pc, insn)
+
+        if form.src:
+            read(insn.src)
+        if form in _READS_DST:
+            read(insn.dst)
+        if form in (isa.F_LD_ABS, isa.F_LD_IND):
+            if regs[6] != CTX:
+                raise _reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", pc, insn)
+        if form is isa.F_EXIT:
+            read(0)
+            return
+        self.check_memory(pc, insn, op, regs)
+
+        if form is isa.F_CALL:
+            self.check_helper(pc, insn)
+        if form in (isa.F_CALL, isa.F_LD_ABS, isa.F_LD_IND, isa.F_CALLX):
+            regs[0] = SCALAR
+            regs[1:6] = [UNINIT] * 5
+        elif form is isa.F_CALL_LOCAL:
+            callee = list(regs)
+            callee[6:10] = [UNINIT] * 4
+            yield pc + 1 + insn.imm, (tuple(callee), {})
+            regs[0] = SCALAR
+            regs[1:6] = [UNINIT] * 5
+        elif form is isa.F_LDX and insn.src == 10 and op.name == "LDX64":
+            regs[insn.dst] = slots.get(insn.off, SCALAR)
+        elif form in (isa.F_STX, isa.F_ST) and insn.dst == 10:
+            spilled = regs[insn.src] if form is isa.F_STX and op.size == 8 else SCALAR
+            for k in [k for k in slots if k < insn.off + op.size and insn.off < k + 8]:
+                del slots[k]
+            if spilled in (CTX, MAYBE_CTX):
+                slots[insn.off] = spilled
+        elif form is isa.F_ATOMIC:
+            if op.disc_value == isa.BPF_CMPXCHG:
+                regs[0] = SCALAR
+            elif op.disc_value & isa.BPF_FETCH:
+                regs[insn.src] = SCALAR
+        elif op.name in _MOVES:
+            regs[insn.dst] = regs[insn.src] if op.name == "MOV64_X" else SCALAR
+        elif regs[insn.dst] == CTX and op.name in _POINTER_ARITH:
+            regs[insn.dst] = CTX_MOVED
+        elif form.dst and form not in (isa.F_JCC_K, isa.F_JCC_X, isa.F_ST, isa.F_STX,
+                                       isa.F_CALLX):
+            regs[insn.dst] = SCALAR
+
+        state = (tuple(regs), slots)
+        target = _jump_target(op, insn, pc)
+        if form is isa.F_CALL_LOCAL:
+            yield pc + 1, state
+            return
+        if target is not None:
+            yield target, state
+        if form not in (isa.F_JA, isa.F_JA32):
+            yield pc + op.slots, state
+
+    def check_memory(self, pc, insn, op, regs) -> None:
+        form = op.form
+        if form is isa.F_LDX:
+            base, write = insn.src, False
+        elif form in (isa.F_ST, isa.F_STX, isa.F_ATOMIC):
+            base, write = insn.dst, True
+        else:
+            return
+        if regs[base] == CTX_MOVED:
+            raise _reject(f"dereference of modified ctx ptr R{base} disallowed", pc, insn)
+        if regs[base] != CTX:
+            return
+        if form is isa.F_ATOMIC:
+            raise _reject(f"BPF_ATOMIC stores into R{base} ctx is not allowed", pc, insn)
+        if op.name.startswith("LDXS"):
+            raise _reject("sign-extending loads from the context are not allowed", pc, insn)
+        field, reason = self.rules.access_rule(self.prog_type, self.profile, insn.off,
+                                               op.size, write)
+        if reason is not None:
+            raise _reject(f"invalid bpf_context access off={insn.off} size={op.size}: "
+                          f"{reason}", pc, insn)
+
+    def check_helper(self, pc, insn) -> None:
+        hid = insn.imm
+        if not 0 < hid <= isa.MAX_HELPER_ID:
+            raise _reject(f"invalid func unknown#{hid}", pc, insn)
+        if hid not in self.allowed:
+            kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
+            raise _reject(f"program of this type cannot use helper "
+                          f"bpf_{isa.HELPER_NAMES[hid]}#{hid} ({kernel}, "
+                          f"{self.prog_type.name})", pc, insn)

@@ -258,11 +258,6 @@ def test_a_program_whose_length_is_not_a_multiple_of_8_is_refused():
         Program(b"\x95" + bytes(8))
 
 
-def test_typed_programs_are_refused_until_their_context_exists():
-    with pytest.raises(errors.LoadError, match="SCHED_CLS cannot run yet"):
-        Program(isa.Insn(0x95, 0, 0, 0, 0).pack(), prog_type="sched_cls")
-
-
 def test_an_unknown_program_type_is_refused():
     with pytest.raises(errors.LoadError, match="unknown program type 'nope'"):
         Program(isa.Insn(0x95, 0, 0, 0, 0).pack(), prog_type="nope")

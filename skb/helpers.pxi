@@ -1,0 +1,61 @@
+# The kernel's helpers for skb program types, in C.  Included into pyebpf/_core.pyx.
+#
+# Every helper has the interpreter's signature (vm, r1..r5) -> r0.  Conventions:
+# - errors the kernel returns are negative errno values: return err(EINVAL);
+# - a pointer argument is checked with _mem() like a program access (a NULL result
+#   leaves the memory fault in vm.status and the helper returns 0);
+# - an argument the kernel's verifier would have refused (r1 not the context) is a
+#   helper fault: return helper_fault(vm, b"why");
+# - after moving or resizing packet bytes, call skb_sync(vm) so the packet region
+#   follows (the kernel's verifier makes programs reload data/data_end then).
+# Each group file registers its helpers in SKB_HELPERS by id; Program takes from there
+# the ids its type may call (skb/rules.py).
+
+cdef enum:
+    ENOENT = 2
+    E2BIG = 7
+    ENOMEM = 12
+    EACCES = 13
+    EFAULT = 14
+    EEXIST = 17
+    EINVAL = 22
+    ERANGE = 34
+    EPROTO = 71
+    ENOTSUPP = 524
+
+cdef helper_fn SKB_HELPERS[HELPER_SLOTS]
+
+
+cdef inline uint64_t err(int errno_) noexcept nogil:
+    return <uint64_t>(-<int64_t>errno_)
+
+
+cdef uint64_t helper_fault(Vm* vm, const char* why) noexcept nogil:
+    vm.status = STATUS_HELPER_FAULT
+    vm.fault_msg = why
+    return 0
+
+
+cdef inline bint is_ctx(Vm* vm, uint64_t r1) noexcept nogil:
+    """True when r1 is the context; otherwise records a helper fault."""
+    if r1 == vm.ctx:
+        return True
+    helper_fault(vm, b"the first argument must be the context (r1 at entry)")
+    return False
+
+
+cdef void skb_sync(Vm* vm) noexcept nogil:
+    """Point the packet region at the packet's current bytes."""
+    cdef Region* g
+    if vm.pkt_region >= 0:
+        g = &vm.regions[vm.pkt_region]
+        g.start = <uintptr_t>skb_data(vm.skb)
+        g.end = g.start + vm.skb.len
+
+
+include "helpers_misc.pxi"
+
+
+cdef void register_skb_helpers() noexcept:
+    memset(SKB_HELPERS, 0, sizeof(SKB_HELPERS))
+    register_misc_helpers(SKB_HELPERS)

@@ -1,0 +1,150 @@
+"""What each skb program type may do: its ``struct __sk_buff`` fields and its helpers.
+
+:data:`FIELDS` is read by the interpreter's context accessors (``_core``) and by the
+load-time checks (``verifier``); :func:`helpers_allowed` by both as well.  The rules per
+program type and kernel profile follow ``shared/reference/sk_buff.md`` and
+``helpers.md`` §1 (the current kernel measured with its verifier; 4.6 read from source).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..isa import ProgType
+
+SF = ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+CLS = ProgType.BPF_PROG_TYPE_SCHED_CLS
+ACT = ProgType.BPF_PROG_TYPE_SCHED_ACT
+SKB_PROG_TYPES = (SF, CLS, ACT)
+
+#: Kernel profiles: "current" (what 6.18 does, the default) and "4.6" (the seed's kernel).
+PROFILES = ("current", "4.6")
+
+SIZEOF = {"current": 192, "4.6": 76}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``__sk_buff`` field.
+
+    ``width`` is the storage width of the kernel field behind it, which decides what a
+    narrow load returns (sk_buff.md §2.3).  ``read``/``write`` map a program type to the
+    access sizes allowed (current kernel); ``read46``/``write46`` are the 4.6 rules.
+    """
+    id: int
+    name: str
+    offset: int
+    size: int
+    width: int
+    read: dict
+    write: dict
+    read46: tuple = ()
+    write46: tuple = ()
+
+
+_NARROW = (1, 2, 4)
+_ALL3 = {SF: _NARROW, CLS: _NARROW, ACT: _NARROW}
+_TC_ONLY = {CLS: _NARROW, ACT: _NARROW}
+_TC_W4 = {CLS: (4,), ACT: (4,)}
+_NONE: dict = {}
+
+
+def _f(fid, name, offset, size, width, read, write, read46=(), write46=()):
+    return Field(fid, name, offset, size, width, read, write, tuple(read46), tuple(write46))
+
+
+_V46_ALL = (SF, CLS, ACT)
+_V46_TC = (CLS, ACT)
+
+# id, name, offset, size, kernel width, reads, writes, 4.6 readers, 4.6 writers
+FIELDS: tuple[Field, ...] = (
+    _f(1, "len", 0, 4, 4, _ALL3, _NONE, _V46_ALL),
+    _f(2, "pkt_type", 4, 4, 1, _ALL3, _NONE, _V46_ALL),
+    _f(3, "mark", 8, 4, 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(4, "queue_mapping", 12, 4, 2, _ALL3, _TC_W4, _V46_ALL),
+    _f(5, "protocol", 16, 4, 2, _ALL3, _NONE, _V46_ALL),
+    _f(6, "vlan_present", 20, 4, 4, _ALL3, _NONE, _V46_ALL),
+    _f(7, "vlan_tci", 24, 4, 2, _ALL3, _NONE, _V46_ALL),
+    _f(8, "vlan_proto", 28, 4, 2, _ALL3, _NONE, _V46_ALL),
+    _f(9, "priority", 32, 4, 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(10, "ingress_ifindex", 36, 4, 4, _ALL3, _NONE, _V46_ALL),
+    _f(11, "ifindex", 40, 4, 4, _ALL3, _NONE, _V46_ALL),
+    _f(12, "tc_index", 44, 4, 2, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(13, "cb", 48, 20, 4, _ALL3, _ALL3, _V46_ALL, _V46_ALL),
+    _f(14, "hash", 68, 4, 4, _ALL3, _NONE, _V46_ALL),
+    _f(15, "tc_classid", 72, 4, 2, _TC_ONLY, _TC_W4, _V46_TC, _V46_TC),
+    _f(16, "data", 76, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(17, "data_end", 80, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(18, "napi_id", 84, 4, 4, _ALL3, _NONE),
+    _f(19, "family", 88, 4, 4, _NONE, _NONE),
+    _f(20, "remote_ip4", 92, 4, 4, _NONE, _NONE),
+    _f(21, "local_ip4", 96, 4, 4, _NONE, _NONE),
+    _f(22, "remote_ip6", 100, 16, 4, _NONE, _NONE),
+    _f(23, "local_ip6", 116, 16, 4, _NONE, _NONE),
+    _f(24, "remote_port", 132, 4, 4, _NONE, _NONE),
+    _f(25, "local_port", 136, 4, 4, _NONE, _NONE),
+    _f(26, "data_meta", 140, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(27, "flow_keys", 144, 8, 8, _NONE, _NONE),
+    _f(28, "tstamp", 152, 8, 8, {CLS: (8,), ACT: (8,)}, {CLS: (8,), ACT: (8,)}),
+    _f(29, "wire_len", 160, 4, 4, _TC_ONLY, _NONE),
+    _f(30, "gso_segs", 164, 4, 2, _ALL3, _NONE),
+    _f(31, "sk", 168, 8, 8, {SF: (8,), CLS: (8,), ACT: (8,)}, _NONE),
+    _f(32, "gso_size", 176, 4, 2, _ALL3, _NONE),
+    _f(33, "tstamp_type", 180, 1, 1, {CLS: (1,), ACT: (1,)}, _NONE),
+    _f(34, "(padding)", 181, 3, 1, _NONE, _NONE),
+    _f(35, "hwtstamp", 184, 8, 8, {CLS: (8,), ACT: (8,)}, _NONE),
+)
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+# Offsets inside cb[] where an 8-byte access fits (cb[0] and cb[2]).
+CB_DW_OFFSETS = (48, 56)
+
+
+def field_at(offset: int) -> Field | None:
+    for f in FIELDS:
+        if f.offset <= offset < f.offset + f.size:
+            return f
+    return None
+
+
+def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write: bool):
+    """``(field, None)`` when the access is allowed, else ``(field or None, reason)``.
+
+    The reason reads like the kernel verifier's: ``invalid bpf_context access``.
+    """
+    f = field_at(offset) if 0 <= offset < SIZEOF[profile] else None
+    kind = "write" if write else "read"
+    if f is None:
+        return None, f"offset {offset} is outside struct __sk_buff ({SIZEOF[profile]} bytes)"
+    if offset % size:
+        return f, f"misaligned {size}-byte {kind} of {f.name}"
+    if profile == "4.6":
+        allowed = (4,) if prog_type in (f.write46 if write else f.read46) else ()
+    else:
+        allowed = (f.write if write else f.read).get(prog_type, ())
+        if f.name == "cb" and size == 8 and offset not in CB_DW_OFFSETS:
+            allowed = ()
+    if size not in allowed:
+        if not allowed:
+            return f, f"{f.name} may not be {'written' if write else 'read'} by {prog_type.name}"
+        sizes = "/".join(map(str, allowed))
+        return f, f"{size}-byte {kind} of {f.name}; {prog_type.name} allows {sizes} bytes"
+    if offset + size > f.offset + f.size:
+        return f, f"{size}-byte {kind} at offset {offset} runs past {f.name}"
+    return f, None
+
+
+# Helper ids each program type may call (helpers.md §1).
+_V46_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12})
+_V46_TC = _V46_SF | {9, 10, 11, 13, 17, 18, 19, 20, 21, 23, 24, 26, 28, 29, 30}
+_CUR_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 26})
+_CUR_TC = _CUR_SF | {9, 10, 11, 13, 18, 19, 20, 21, 23, 24, 28, 29, 30, 31, 32, 34, 38,
+                     39, 40, 41, 48, 50}
+_HELPERS = {
+    ("current", SF): _CUR_SF, ("current", CLS): _CUR_TC, ("current", ACT): _CUR_TC,
+    ("4.6", SF): _V46_SF, ("4.6", CLS): _V46_TC, ("4.6", ACT): _V46_TC,
+}
+
+
+def helpers_allowed(prog_type: ProgType, profile: str) -> frozenset:
+    """Helper ids the kernel of ``profile`` lets ``prog_type`` call."""
+    return _HELPERS[(profile, prog_type)]

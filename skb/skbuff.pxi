@@ -1,0 +1,545 @@
+# The sk_buff model: one linear packet buffer with head- and tailroom, plus the
+# metadata the kernel keeps beside the bytes.  Included into pyebpf/_core.pyx.
+#
+# Offsets (data, mac_header, network_header, transport_header) count from ``head``.
+# Values that the kernel stores big-endian (protocol, vlan_proto) are kept exactly as a
+# little-endian load of those bytes returns them, which is what programs read:
+# IPv4 is 0x0008, 802.1Q 0x0081.
+
+cdef enum:
+    SKB_HEADROOM = 256          # room for vlan pushes and change_head without moving bytes
+    SKB_TAILROOM = 256
+    SKB_MAX_ALLOC = 16064       # kernel's SKB_MAX_ALLOC for 4 KiB pages (change_tail limit)
+    ETH_HLEN = 14
+    ETH_ALEN = 6
+    VLAN_HLEN = 4
+    NO_HEADER = 0xffffffff
+    TUNNEL_OPTS_MAX = 255
+
+# skb->ip_summed
+cdef enum:
+    CHECKSUM_NONE = 0
+    CHECKSUM_UNNECESSARY = 1
+    CHECKSUM_COMPLETE = 2
+    CHECKSUM_PARTIAL = 3
+
+# protocol values as programs read them (__be16 loaded little-endian)
+cdef enum:
+    BE_ETH_P_IP = 0x0008
+    BE_ETH_P_IPV6 = 0xdd86
+    BE_ETH_P_8021Q = 0x0081
+    BE_ETH_P_8021AD = 0xa888
+    BE_ETH_P_802_3 = 0x0100
+    BE_ETH_P_802_2 = 0x0400
+
+ctypedef struct TunnelInfo:
+    bint present            # metadata attached (received, or set by set_tunnel_key)
+    bint from_helper        # set by bpf_skb_set_tunnel_key on this skb
+    bint ipv6
+    uint64_t id
+    uint8_t src[16]         # outer source address, network order
+    uint8_t dst[16]         # outer destination address, network order
+    uint8_t tos
+    uint8_t ttl
+    uint16_t flags          # TUNNEL_* flag bits, host order (0x0001 CSUM, 0x0004 KEY, ...)
+    uint32_t label
+    bint opts_present
+    uint32_t opts_len
+    uint8_t opts[TUNNEL_OPTS_MAX + 1]
+
+ctypedef struct CloneRec:
+    uint32_t ifindex
+    uint32_t flags
+    size_t offset           # into Skb.clone_buf
+    size_t length
+
+ctypedef struct Skb:
+    uint8_t* head
+    uint32_t cap
+    uint32_t data
+    uint32_t len
+    uint32_t mac_header
+    uint32_t network_header
+    uint32_t transport_header   # NO_HEADER when unset
+    uint8_t pkt_type
+    uint32_t mark
+    uint16_t queue_mapping
+    uint16_t protocol
+    bint vlan_present           # hardware-accelerated (out-of-band) tag
+    uint16_t vlan_proto
+    uint16_t vlan_tci
+    uint32_t priority
+    uint32_t ingress_ifindex
+    uint32_t ifindex
+    uint16_t tc_index
+    uint8_t cb[20]
+    uint32_t hash
+    bint l4_hash
+    bint sw_hash
+    uint16_t tc_classid
+    uint32_t napi_id
+    uint64_t tstamp
+    uint8_t tstamp_type
+    uint32_t wire_len
+    uint16_t gso_segs
+    uint16_t gso_size
+    uint64_t hwtstamp
+    uint8_t ip_summed
+    uint32_t csum
+    bint at_ingress
+    uint8_t dev_addr[ETH_ALEN]
+    uint8_t dev_broadcast[ETH_ALEN]
+    TunnelInfo tun
+    # what the program asked for
+    bint redirect_set
+    uint32_t redirect_ifindex
+    uint32_t redirect_flags
+    CloneRec* clones
+    size_t nclones
+    size_t cap_clones
+    uint8_t* clone_buf
+    size_t clone_len
+    size_t clone_cap
+    char* printk
+    size_t printk_len
+    size_t printk_cap
+    # the environment helpers report
+    uint64_t ktime
+    uint64_t ktime_step
+    uint64_t prandom
+    uint32_t cpu
+    uint32_t cgroup_classid
+    uint32_t route_realm
+    int profile                 # PROFILE_CURRENT or PROFILE_V46
+
+
+cdef enum:
+    PROFILE_CURRENT = 0
+    PROFILE_V46 = 1
+
+
+cdef inline uint8_t* skb_data(Skb* skb) noexcept nogil:
+    return skb.head + skb.data
+
+
+cdef bint skb_reserve(Skb* skb, uint32_t headroom, uint32_t tailroom) noexcept nogil:
+    """Make sure ``headroom`` bytes before data and ``tailroom`` after the end exist.
+
+    May move the buffer: callers re-derive pointers (and the vm its packet region).
+    Returns False when memory cannot be had.
+    """
+    cdef uint32_t end = skb.data + skb.len
+    cdef uint32_t grow_head = headroom - skb.data if headroom > skb.data else 0
+    cdef uint32_t need_tail = tailroom - (skb.cap - end) if tailroom > skb.cap - end else 0
+    cdef uint32_t new_cap
+    cdef uint8_t* p
+    if grow_head == 0 and need_tail == 0:
+        return True
+    if grow_head:
+        grow_head += SKB_HEADROOM
+    new_cap = skb.cap + grow_head + need_tail + SKB_TAILROOM
+    p = <uint8_t*>malloc(new_cap)
+    if p == NULL:
+        return False
+    memset(p, 0, new_cap)
+    memcpy(p + grow_head, skb.head, skb.cap)
+    free(skb.head)
+    skb.head = p
+    skb.cap = new_cap
+    skb.data += grow_head
+    skb.mac_header += grow_head
+    skb.network_header += grow_head
+    if skb.transport_header != NO_HEADER:
+        skb.transport_header += grow_head
+    return True
+
+
+cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil:
+    """Set pkt_type from the destination MAC and return skb->protocol, as the kernel's
+    eth_type_trans does for the frame at ``data`` (which must hold 14 bytes)."""
+    cdef uint8_t* eth = skb_data(skb)
+    cdef uint16_t proto
+    if eth[0] & 1:
+        skb.pkt_type = 1 if memcmp(eth, skb.dev_broadcast, ETH_ALEN) == 0 else 2
+    elif memcmp(eth, skb.dev_addr, ETH_ALEN) == 0:
+        skb.pkt_type = 0
+    else:
+        skb.pkt_type = 3
+    memcpy(&proto, eth + 12, 2)
+    if (eth[12] << 8 | eth[13]) >= 0x600:
+        return proto
+    # an 802.3 length field: raw IPX ("ff ff") or else 802.2 LLC
+    if skb.len >= ETH_HLEN + 2 and eth[14] == 0xff and eth[15] == 0xff:
+        return BE_ETH_P_802_3
+    return BE_ETH_P_802_2
+
+
+cdef void skb_free(Skb* skb) noexcept nogil:
+    free(skb.head)
+    free(skb.clones)
+    free(skb.clone_buf)
+    free(skb.printk)
+    skb.head = NULL
+    skb.clones = NULL
+    skb.clone_buf = NULL
+    skb.printk = NULL
+
+
+cdef size_t skb_wire_len(Skb* skb) noexcept nogil:
+    return skb.len + (VLAN_HLEN if skb.vlan_present and skb.len >= 2 * ETH_ALEN else 0)
+
+
+cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil:
+    """The frame as a capture on the wire shows it: a hardware-accelerated tag is
+    inserted after the MAC addresses.  ``out`` holds skb_wire_len() bytes."""
+    cdef uint8_t* p = skb_data(skb)
+    cdef uint16_t tci
+    if skb_wire_len(skb) == skb.len:
+        memcpy(out, p, skb.len)
+        return
+    tci = skb.vlan_tci
+    memcpy(out, p, 2 * ETH_ALEN)
+    memcpy(out + 2 * ETH_ALEN, &skb.vlan_proto, 2)
+    out[14] = tci >> 8
+    out[15] = tci & 0xff
+    memcpy(out + 2 * ETH_ALEN + VLAN_HLEN, p + 2 * ETH_ALEN, skb.len - 2 * ETH_ALEN)
+
+
+cdef bint skb_append_clone(Skb* skb, uint32_t ifindex, uint32_t flags) noexcept nogil:
+    """Record a clone of the packet as it is now (clone_redirect)."""
+    cdef size_t n = skb_wire_len(skb)
+    if not _grow(<void**>&skb.clones, &skb.cap_clones, skb.nclones, sizeof(CloneRec)):
+        return False
+    while skb.clone_len + n > skb.clone_cap:
+        if not _grow(<void**>&skb.clone_buf, &skb.clone_cap, skb.clone_cap, 1):
+            return False
+    skb_wire_bytes(skb, skb.clone_buf + skb.clone_len)
+    skb.clones[skb.nclones].ifindex = ifindex
+    skb.clones[skb.nclones].flags = flags
+    skb.clones[skb.nclones].offset = skb.clone_len
+    skb.clones[skb.nclones].length = n
+    skb.nclones += 1
+    skb.clone_len += n
+    return True
+
+
+cdef bint skb_printk(Skb* skb, const char* text, size_t n) noexcept nogil:
+    """Append one line of trace_printk output (without its newline)."""
+    while skb.printk_len + n + 1 > skb.printk_cap:
+        if not _grow(<void**>&skb.printk, &skb.printk_cap, skb.printk_cap, 1):
+            return False
+    memcpy(skb.printk + skb.printk_len, text, n)
+    skb.printk[skb.printk_len + n] = 10
+    skb.printk_len += n + 1
+    return True
+
+
+# --- the context's access rules, compiled per program from skb/rules.py ---------
+
+cdef enum:
+    CTX_SIZE = 192
+
+# field ids, as in skb/rules.py FIELDS
+cdef enum:
+    F_LEN = 1
+    F_PKT_TYPE
+    F_MARK
+    F_QUEUE_MAPPING
+    F_PROTOCOL
+    F_VLAN_PRESENT
+    F_VLAN_TCI
+    F_VLAN_PROTO
+    F_PRIORITY
+    F_INGRESS_IFINDEX
+    F_IFINDEX
+    F_TC_INDEX
+    F_CB
+    F_HASH
+    F_TC_CLASSID
+    F_DATA
+    F_DATA_END
+    F_NAPI_ID
+    F_FAMILY
+    F_REMOTE_IP4
+    F_LOCAL_IP4
+    F_REMOTE_IP6
+    F_LOCAL_IP6
+    F_REMOTE_PORT
+    F_LOCAL_PORT
+    F_DATA_META
+    F_FLOW_KEYS
+    F_TSTAMP
+    F_WIRE_LEN
+    F_GSO_SEGS
+    F_SK
+    F_GSO_SIZE
+    F_TSTAMP_TYPE
+    F_PADDING
+    F_HWTSTAMP
+
+ctypedef struct CtxRules:
+    uint8_t field[CTX_SIZE]      # field id at each offset
+    uint8_t width[CTX_SIZE]      # kernel storage width of that field
+    uint8_t read[CTX_SIZE]       # bit (size) set: a read of that size is allowed here
+    uint8_t write[CTX_SIZE]
+
+
+# --- checksum arithmetic shared by the helpers (x86-64 results, helpers.md §6) ------
+
+cdef uint32_t csum_partial(const uint8_t* buf, size_t n, uint32_t seed) noexcept nogil:
+    """The kernel's csum_partial on x86-64: an end-around-carry sum of little-endian
+    32-bit words (a trailing partial word zero-padded), plus ``seed``; 0 only when
+    everything is 0, otherwise in [1, 0xffffffff]."""
+    cdef uint64_t s = seed
+    cdef uint32_t w
+    cdef size_t k = 0
+    while k + 4 <= n:
+        memcpy(&w, buf + k, 4)
+        s += w
+        k += 4
+    if k < n:
+        w = 0
+        memcpy(&w, buf + k, n - k)
+        s += w
+    if s == 0:
+        return 0
+    s %= 0xffffffffU
+    return <uint32_t>s if s else 0xffffffffU
+
+
+cdef inline uint32_t csum_add(uint32_t a, uint32_t b) noexcept nogil:
+    cdef uint64_t s = <uint64_t>a + b
+    return <uint32_t>((s & 0xffffffffU) + (s >> 32))
+
+
+cdef inline uint32_t csum_sub(uint32_t a, uint32_t b) noexcept nogil:
+    return csum_add(a, ~b)
+
+
+cdef inline uint16_t csum_fold(uint32_t x) noexcept nogil:
+    x = (x & 0xffff) + (x >> 16)
+    x = (x & 0xffff) + (x >> 16)
+    return <uint16_t>~x
+
+
+cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil:
+    """What skb->csum should be for CHECKSUM_COMPLETE: the sum over [network header, end)."""
+    cdef uint32_t end = skb.data + skb.len
+    if skb.network_header >= end:
+        return 0
+    return csum_partial(skb.head + skb.network_header, end - skb.network_header, 0)
+
+
+# --- legacy packet loads ------------------------------------------------------------
+
+cdef enum:
+    SKF_NET_OFF_ = -0x100000
+    SKF_LL_OFF_ = -0x200000
+
+
+cdef bint skb_ld_packet(Skb* skb, int32_t k, int size, uint64_t* out) noexcept nogil:
+    """LD_ABS/LD_IND on an skb: big-endian bytes at offset ``k`` from data, or from the
+    network (SKF_NET_OFF) or MAC (SKF_LL_OFF) header; False when out of bounds."""
+    cdef int64_t start
+    cdef int64_t tail = <int64_t>skb.data + skb.len
+    cdef const uint8_t* p
+    if k >= 0:
+        start = <int64_t>skb.data + k
+    elif k >= SKF_NET_OFF_:
+        start = <int64_t>skb.network_header + (k - SKF_NET_OFF_)
+    elif k >= SKF_LL_OFF_:
+        start = <int64_t>skb.mac_header + (k - SKF_LL_OFF_)
+    else:
+        return False
+    if start + size > tail:
+        return False
+    p = skb.head + start
+    if size == 1:
+        out[0] = p[0]
+    elif size == 2:
+        out[0] = (<uint64_t>p[0] << 8) | p[1]
+    else:
+        out[0] = (<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) | (<uint64_t>p[2] << 8) | p[3]
+    return True
+
+
+# --- building an skb from a frame and keyword fields --------------------------------
+
+#: Keyword fields Program.run() accepts for skb program types, with what they set.
+SKB_FIELDS = {
+    "mark": "skb->mark", "priority": "skb->priority", "queue_mapping": "u16",
+    "tc_index": "u16", "tc_classid": "u16 (cls_bpf presets the filter's classid)",
+    "hash": "skb->hash (l4 hash)", "ifindex": "the device (default 1, as test_run's lo)",
+    "ingress_ifindex": "skb->skb_iif", "napi_id": "u32", "tstamp": "ns",
+    "tstamp_type": "0-2", "wire_len": "default len", "gso_segs": "u16", "gso_size": "u16",
+    "hwtstamp": "ns", "cb": "20 bytes or 5 ints", "vlan": "(tpid, tci): an accelerated tag",
+    "pkt_type": "override eth_type_trans", "protocol": "override, host order (0x0800)",
+    "dev_addr": "device MAC (default 00:00:00:00:00:00)",
+    "dev_broadcast": "device broadcast MAC (default 00:00:00:00:00:00, as loopback)",
+    "ingress": "run at tc ingress (default False: egress, as test_run)",
+    "csum_complete": "skb->ip_summed = CHECKSUM_COMPLETE with a correct skb->csum",
+    "tunnel": "received tunnel metadata: dict(id, src, dst, tos, ttl, flags, label, options)",
+    "sf_start": "socket filters: 'mac' (AF_PACKET, default) or 'network' (IP sockets, test_run)",
+    "ktime": "bpf_ktime_get_ns start value", "ktime_step": "ns added per ktime call",
+    "prandom_seed": "seed of bpf_get_prandom_u32", "cpu": "bpf_get_smp_processor_id",
+    "cgroup_classid": "bpf_get_cgroup_classid", "route_realm": "bpf_get_route_realm",
+}
+
+_U16_FIELDS = ("queue_mapping", "tc_index", "tc_classid", "gso_segs", "gso_size")
+
+
+cdef bytes _mac(object value, str name):
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value.replace(":", "").replace("-", ""))
+        except ValueError:
+            value = b""
+    value = bytes(value)
+    if len(value) != ETH_ALEN:
+        raise ValueError(f"{name} must be a 6-byte MAC address, got {value!r}")
+    return value
+
+
+cdef void _set_tunnel(TunnelInfo* t, dict spec) except *:
+    unknown = set(spec) - {"id", "src", "dst", "tos", "ttl", "flags", "label", "options"}
+    if unknown:
+        raise ValueError(f"unknown tunnel keys: {', '.join(sorted(unknown))}")
+    src, dst = bytes(spec.get("src", b"")), bytes(spec.get("dst", b""))
+    if len(src) not in (4, 16) or len(src) != len(dst):
+        raise ValueError("tunnel src and dst must both be 4 (IPv4) or 16 (IPv6) bytes")
+    memset(t, 0, sizeof(TunnelInfo))
+    t.present, t.ipv6 = True, len(src) == 16
+    t.id = spec.get("id", 0)
+    memcpy(t.src, <const char*>src, len(src))
+    memcpy(t.dst, <const char*>dst, len(dst))
+    t.tos, t.ttl = spec.get("tos", 0), spec.get("ttl", 64)
+    t.flags = spec.get("flags", 0x0004)   # TUNNEL_KEY
+    t.label = spec.get("label", 0)
+    options = spec.get("options")
+    if options is not None:
+        options = bytes(options)
+        if len(options) > TUNNEL_OPTS_MAX:
+            raise ValueError(f"tunnel options are at most {TUNNEL_OPTS_MAX} bytes")
+        t.opts_present, t.opts_len = True, len(options)
+        memcpy(t.opts, <const char*>options, len(options))
+
+
+cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *:
+    """Fill ``skb`` for one run: the frame's bytes with head- and tailroom, and the
+    metadata the kernel derives on receive, then the caller's ``fields``."""
+    cdef bytes raw = frame if type(frame) is bytes else (b"" if frame is None else bytes(frame))
+    cdef uint32_t n = len(raw)
+    memset(skb, 0, sizeof(Skb))
+    if n < ETH_HLEN:
+        raise ValueError(f"a {n}-byte packet is shorter than an Ethernet header (14 bytes)")
+    if n > 0xffff:
+        raise ValueError(f"a {n}-byte packet is longer than an skb can hold (65535 bytes)")
+    skb.cap = SKB_HEADROOM + n + SKB_TAILROOM
+    skb.head = <uint8_t*>malloc(skb.cap)
+    if skb.head == NULL:
+        raise MemoryError()
+    memset(skb.head, 0, skb.cap)
+    memcpy(skb.head + SKB_HEADROOM, <const char*>raw, n)
+    skb.data = skb.mac_header = SKB_HEADROOM
+    skb.network_header = SKB_HEADROOM + ETH_HLEN
+    skb.transport_header = NO_HEADER
+    skb.len = n
+    skb.profile = profile
+    skb.ifindex = 1
+    skb.gso_segs = 0
+    skb.protocol = eth_type_trans(skb)
+    skb.wire_len = n
+    skb.prandom = 0x2545F4914F6CDD1D
+    if not fields:
+        return
+    fields = dict(fields)
+    sf_start = fields.pop("sf_start", "mac")
+    for name, value in fields.items():
+        if name in _U16_FIELDS and not 0 <= value <= 0xffff:
+            raise ValueError(f"{name} is a 16-bit field; {value!r} does not fit")
+        if name == "mark":
+            skb.mark = value
+        elif name == "priority":
+            skb.priority = value
+        elif name == "queue_mapping":
+            skb.queue_mapping = value
+        elif name == "tc_index":
+            skb.tc_index = value
+        elif name == "tc_classid":
+            skb.tc_classid = value
+        elif name == "hash":
+            skb.hash, skb.l4_hash = value, value != 0
+        elif name == "ifindex":
+            skb.ifindex = value
+        elif name == "ingress_ifindex":
+            skb.ingress_ifindex = value
+        elif name == "napi_id":
+            skb.napi_id = value
+        elif name == "tstamp":
+            skb.tstamp = value
+        elif name == "tstamp_type":
+            skb.tstamp_type = value
+        elif name == "wire_len":
+            skb.wire_len = value
+        elif name == "gso_segs":
+            skb.gso_segs = value
+        elif name == "gso_size":
+            skb.gso_size = value
+        elif name == "hwtstamp":
+            skb.hwtstamp = value
+        elif name == "cb":
+            cb = bytes(value) if isinstance(value, (bytes, bytearray)) else b"".join(
+                int(v).to_bytes(4, "little") for v in value)
+            if len(cb) != 20:
+                raise ValueError("cb must be 20 bytes or 5 integers")
+            memcpy(skb.cb, <const char*>cb, 20)
+        elif name == "vlan":
+            if value is not None:
+                tpid, tci = value
+                if tpid not in (0x8100, 0x88a8) or not 0 <= tci <= 0xffff:
+                    raise ValueError("vlan must be (0x8100 or 0x88a8, a 16-bit TCI)")
+                skb.vlan_present, skb.vlan_proto, skb.vlan_tci = True, bswap16(tpid), tci
+        elif name == "pkt_type":
+            skb.pkt_type = value
+        elif name == "protocol":
+            skb.protocol = bswap16(value)
+        elif name == "dev_addr" or name == "dev_broadcast":
+            mac = _mac(value, name)
+            if name == "dev_addr":
+                memcpy(skb.dev_addr, <const char*>mac, ETH_ALEN)
+            else:
+                memcpy(skb.dev_broadcast, <const char*>mac, ETH_ALEN)
+            if "pkt_type" not in fields:
+                eth_type_trans(skb)
+        elif name == "ingress":
+            skb.at_ingress = bool(value)
+        elif name == "csum_complete":
+            if value:
+                skb.ip_summed = CHECKSUM_COMPLETE
+        elif name == "tunnel":
+            if value is not None:
+                _set_tunnel(&skb.tun, dict(value))
+        elif name == "ktime":
+            skb.ktime = value
+        elif name == "ktime_step":
+            skb.ktime_step = value
+        elif name == "prandom_seed":
+            skb.prandom = value or 1
+        elif name == "cpu":
+            skb.cpu = value
+        elif name == "cgroup_classid":
+            skb.cgroup_classid = value
+        elif name == "route_realm":
+            skb.route_realm = value
+        else:
+            raise TypeError(f"unknown packet field {name!r}; known: "
+                            + ", ".join(sorted(SKB_FIELDS)))
+    if prog_type == 1 and sf_start != "mac":
+        if sf_start != "network":
+            raise ValueError("sf_start must be 'mac' or 'network'")
+        skb.data += ETH_HLEN
+        skb.len -= ETH_HLEN
+    elif sf_start != "mac":
+        raise ValueError("sf_start applies to socket filters only")
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = skb_csum_now(skb)
