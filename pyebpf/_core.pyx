@@ -893,16 +893,23 @@ cdef class Result:
     for socket filters.  ``data``: the memory afterwards (raw mode), or the packet as a
     capture on the wire shows it (tc; a hardware-accelerated VLAN tag is inserted), or
     the bytes a socket filter keeps (``b""`` when it drops the packet).
+    ``packet``: for skb program types, the bytes the kernel holds after the run, from
+    ``skb->data`` for ``len`` bytes (untrimmed; an accelerated VLAN tag is metadata, not
+    in these bytes) — what ``BPF_PROG_TEST_RUN`` returns as data_out.
     ``insn_count``: instructions executed; ``trace``: a :class:`Trace` when traced.
 
     For skb program types also: ``skb`` (the ``__sk_buff`` fields afterwards, as the
     program reads them), ``redirect`` (``(ifindex, ingress)`` when a tc program returned
     TC_ACT_REDIRECT after ``bpf_redirect``, else None), ``clones`` (``(ifindex, ingress,
     bytes)`` for each ``bpf_clone_redirect``), ``tunnel`` (the tunnel metadata attached
-    to the packet, as a dict, or None) and ``trace_output`` (``bpf_trace_printk`` lines).
+    to the packet, as a dict, or None), ``trace_output`` (``bpf_trace_printk`` lines)
+    and ``csum_ok``: for a run with ``csum_complete=True``, whether ``skb->csum`` still
+    matches the bytes (False is where BPF_PROG_TEST_RUN fails with EBADMSG), else None.
     """
     cdef readonly object retval
     cdef readonly bytes data
+    cdef readonly bytes packet
+    cdef readonly object csum_ok
     cdef readonly uint64_t insn_count
     cdef readonly object trace
     cdef readonly object redirect
@@ -1030,18 +1037,10 @@ def _prog_type(value):
     """Normalise a program type given as None, a name or a BPF_PROG_TYPE_* number."""
     if value is None:
         return None
-    if isinstance(value, str):
-        key = value.upper()
-        if not key.startswith("BPF_PROG_TYPE_"):
-            key = "BPF_PROG_TYPE_" + key
-        try:
-            value = _isa.ProgType[key]
-        except KeyError:
-            raise LoadError(f"unknown program type {value!r}") from None
     try:
-        value = _isa.ProgType(value)
-    except ValueError:
-        raise LoadError(f"unknown program type {value!r}") from None
+        value = _isa.prog_type(value)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from None
     if value not in _SKB_TYPES:
         raise LoadError(f"program type {value.name} is not supported: pyebpf runs "
                         "SOCKET_FILTER, SCHED_CLS and SCHED_ACT programs")
@@ -1337,17 +1336,23 @@ cdef class Program:
         cdef uint32_t keep
         cdef size_t k
         res._has_skb = True
+        res.packet = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
+        if skb.ip_summed == CHECKSUM_COMPLETE:
+            res.csum_ok = csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
         if self._is_tc:
             res.retval = <int32_t>r0
-            out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
-            skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
-            res.data = out
+            if skb_wire_len(skb) == skb.len:
+                res.data = res.packet
+            else:
+                out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
+                skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
+                res.data = out
             if skb.redirect_set and <int32_t>r0 == _isa.TC_ACT_REDIRECT:
                 res.redirect = (skb.redirect_ifindex, bool(skb.redirect_flags & _isa.BPF_F_INGRESS))
         else:
             res.retval = <uint32_t>r0
             keep = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
-            res.data = PyBytes_FromStringAndSize(<char*>skb_data(skb), keep)
+            res.data = res.packet if keep == skb.len else res.packet[:keep]
         if skb.nclones:
             res.clones = tuple(
                 (skb.clones[k].ifindex, bool(skb.clones[k].flags & _isa.BPF_F_INGRESS),

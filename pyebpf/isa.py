@@ -138,6 +138,23 @@ class ProgType(enum.IntEnum):
     BPF_PROG_TYPE_XDP = 6
 
 
+def prog_type(value) -> ProgType:
+    """A program type given as a ``ProgType``, its number, or a name with or without
+    the ``BPF_PROG_TYPE_`` prefix (``"sched_cls"``); ValueError for anything else."""
+    if isinstance(value, str):
+        key = value.upper()
+        if not key.startswith("BPF_PROG_TYPE_"):
+            key = "BPF_PROG_TYPE_" + key
+        try:
+            return ProgType[key]
+        except KeyError:
+            raise ValueError(f"unknown program type {value!r}") from None
+    try:
+        return ProgType(value)
+    except ValueError:
+        raise ValueError(f"unknown program type {value!r}") from None
+
+
 # Update flags (map_update_elem) and helper flags.
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC = 1 << 0

@@ -199,7 +199,7 @@ class _Flow:
 
         if form.src:
             read(insn.src)
-        if form in _READS_DST:
+        if form in _READS_DST and not op.name.startswith("MOV"):
             read(insn.dst)
         if form in (isa.F_LD_ABS, isa.F_LD_IND):
             if regs[6] != CTX:

@@ -133,12 +133,20 @@ def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write
     return f, None
 
 
-# Helper ids each program type may call (helpers.md §1).
+# Helper ids each program type may call (helpers.md §1; the current sets are the
+# 6.18 verifier's answers for a privileged loader, verify/out/v_helper_avail.txt).
 _V46_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12})
 _V46_TC = _V46_SF | {9, 10, 11, 13, 17, 18, 19, 20, 21, 23, 24, 26, 28, 29, 30}
-_CUR_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 26})
-_CUR_TC = _CUR_SF | {9, 10, 11, 13, 18, 19, 20, 21, 23, 24, 28, 29, 30, 31, 32, 34, 38,
-                     39, 40, 41, 48, 50}
+_CUR_SF = frozenset({
+    1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 26, 35, 37, 42, 46, 47, 55, 68, 80,
+    87, 88, 89, 93, 94, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 122, 123, 125,
+    130, 131, 132, 133, 134, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157,
+    158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194,
+    195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210})
+_CUR_TC = _CUR_SF | {
+    9, 10, 11, 13, 18, 19, 20, 21, 23, 24, 28, 29, 30, 31, 32, 33, 34, 38, 39, 40, 41, 43,
+    48, 50, 66, 69, 79, 83, 84, 85, 86, 95, 96, 97, 98, 99, 100, 107, 108, 110, 124, 135,
+    151, 152, 155, 163, 192, 204, 205, 206, 207}
 _HELPERS = {
     ("current", SF): _CUR_SF, ("current", CLS): _CUR_TC, ("current", ACT): _CUR_TC,
     ("4.6", SF): _V46_SF, ("4.6", CLS): _V46_TC, ("4.6", ACT): _V46_TC,

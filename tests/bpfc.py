@@ -1,0 +1,64 @@
+"""Compile BPF C test programs with Debian's clang-19 and take out one section's code.
+
+Programs here must be self-contained (no maps, no global data): the section's bytes
+are used as they are, and a section with relocations is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+CLANG = shutil.which("clang-19")
+OBJCOPY = shutil.which("llvm-objcopy-19")
+READELF = shutil.which("llvm-readelf-19")
+_CACHE = Path(tempfile.gettempdir()) / "pyebpf-bpfc"
+_MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
+                            text=True).stdout.strip() if shutil.which("gcc") else ""
+
+PRELUDE = """\
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+"""
+
+
+def compile_c(source: str, section: str = "tc", *, prelude: bool = True,
+              flags: tuple[str, ...] = ("-O2",)) -> bytes:
+    """The code of ``section`` of ``source`` compiled for BPF (cached by content)."""
+    if not (CLANG and OBJCOPY and READELF):
+        pytest.skip("clang-19/llvm-19 not installed (apt-get install clang-19 libbpf-dev)")
+    text = (PRELUDE if prelude else "") + source
+    key = hashlib.sha256(f"{text}\0{section}\0{flags}".encode()).hexdigest()[:24]
+    out = _CACHE / f"{key}.bin"
+    if out.exists():
+        return out.read_bytes()
+    _CACHE.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
+        src.write_text(text)
+        include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
+        subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c", str(src),
+                        "-o", str(obj)], check=True, capture_output=True, text=True)
+        relocs = subprocess.run([READELF, "-r", str(obj)], check=True, capture_output=True,
+                                text=True).stdout
+        if f".rel{section}" in relocs:
+            raise ValueError(f"section {section} has relocations; tests/bpfc.py takes "
+                             "self-contained programs only")
+        bin_ = Path(tmp, "prog.bin")
+        subprocess.run([OBJCOPY, "-O", "binary", f"--only-section={section}", str(obj),
+                        str(bin_)], check=True)
+        code = bin_.read_bytes()
+    if not code:
+        raise ValueError(f"no code in section {section!r}")
+    tmp_out = out.with_suffix(".tmp")
+    tmp_out.write_bytes(code)
+    tmp_out.replace(out)
+    return code
