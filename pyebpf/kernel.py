@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from . import isa
 from .errors import KernelError
 
-__all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64"]
+__all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64",
+           "cross_check"]
 
 _SYS_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280}
 _ATTR_SIZE = 144
@@ -512,3 +513,48 @@ def run_raw64(insns: bytes) -> int:
     with KernelProgram(b"".join(s.pack() for s in out)) as hi_prog:
         hi = hi_prog.test_run(_DUMMY_FRAME).retval
     return (hi << 32) | lo
+
+
+# --- cross-checking a pyebpf program ---------------------------------------------------------
+def cross_check(program, packet, **fields) -> list[str]:
+    """Run a typed :class:`pyebpf.Program` on ``packet`` in pyebpf and in this kernel.
+
+    ``fields`` are the ``__sk_buff`` inputs both sides accept (those test_run takes:
+    mark, priority, ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size,
+    hwtstamp).  Returns the differences as lines — retval, packet bytes, exported fields
+    — and an empty list when the two agree.  Socket filters run from the L3 header on
+    both sides, as test_run does.
+    """
+    if program.prog_type is None:
+        raise ValueError("cross_check needs a typed program (socket_filter, sched_cls, "
+                         "sched_act); raw programs compare with run_raw64")
+    _ctx_bytes(fields)                      # refuse what test_run cannot take, by name
+    sf = program.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+    engine_fields = dict(fields)
+    if not engine_fields.get("ifindex"):
+        engine_fields["ifindex"] = 1        # test_run's default device is loopback
+    if not engine_fields.get("wire_len"):
+        engine_fields.pop("wire_len", None)
+    if sf:
+        engine_fields["sf_start"] = "network"
+    packet = bytes(packet)
+    ours = program.run(packet, **engine_fields)
+    with KernelProgram(program.insns, program.prog_type) as kprog:
+        theirs = kprog.test_run(packet, ctx=dict(fields))
+    diffs = []
+    if ours.retval & 0xFFFFFFFF != theirs.retval:
+        diffs.append(f"retval: pyebpf {ours.retval & 0xFFFFFFFF:#x}, kernel {theirs.retval:#x}")
+    kernel_packet = theirs.data[14:] if sf else theirs.data
+    if ours.packet != kernel_packet:
+        at = next((i for i, (a, b) in enumerate(zip(ours.packet, kernel_packet)) if a != b),
+                  min(len(ours.packet), len(kernel_packet)))
+        diffs.append(f"packet: first difference at byte {at} (pyebpf {len(ours.packet)} "
+                     f"bytes, kernel {len(kernel_packet)} bytes)")
+    mine = ours.skb.as_dict()
+    for name, want in theirs.skb.items():
+        if name == "gso_size":
+            continue                        # test_run echoes it, never updates it
+        got = list(mine[name]) if name == "cb" else mine[name]
+        if got != want:
+            diffs.append(f"__sk_buff.{name}: pyebpf {got!r}, kernel {want!r}")
+    return diffs

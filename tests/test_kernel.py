@@ -301,3 +301,39 @@ def test_program_reads_a_map_value_through_map_lookup_elem():
         with kernel.KernelProgram(p, CLS) as kp:
             m.close()  # the loaded program keeps the map alive
             assert kp.test_run(FRAME).retval == 0xC0FFEE
+
+
+# --- cross_check ---------------------------------------------------------------------------
+
+def _classifier_code():
+    from pyebpf.asm import assemble
+    return assemble("""
+        r2 = *(u32 *)(r1 + 0x4c)
+        r3 = *(u32 *)(r1 + 0x50)
+        r4 = r2
+        r4 += 0xe
+        if r4 > r3 goto +3
+        r0 = *(u32 *)(r1 + 0x10)
+        *(u32 *)(r1 + 0x8) = r0
+        r0 = 0x2
+        exit""")
+
+
+def test_cross_check_reports_no_difference_when_engine_and_kernel_agree():
+    import pyebpf
+    prog = pyebpf.Program(_classifier_code(), "sched_cls")
+    assert kernel.cross_check(prog, bytes(64), mark=3, cb=[1, 2, 3, 4, 5]) == []
+
+
+def test_cross_check_refuses_fields_test_run_cannot_take():
+    import pyebpf
+    prog = pyebpf.Program(_classifier_code(), "sched_cls")
+    with pytest.raises(ValueError, match="'tc_index'"):
+        kernel.cross_check(prog, bytes(64), tc_index=1)
+
+
+def test_cross_check_needs_a_typed_program():
+    import pyebpf
+    with pytest.raises(ValueError, match="typed program"):
+        kernel.cross_check(pyebpf.Program(bytes.fromhex("b7000000000000009500000000000000")),
+                           bytes(64))
