@@ -308,14 +308,14 @@ def test_program_reads_a_map_value_through_map_lookup_elem():
 def _classifier_code():
     from pyebpf.asm import assemble
     return assemble("""
+        r0 = 0x2
         r2 = *(u32 *)(r1 + 0x4c)
         r3 = *(u32 *)(r1 + 0x50)
         r4 = r2
         r4 += 0xe
-        if r4 > r3 goto +3
-        r0 = *(u32 *)(r1 + 0x10)
-        *(u32 *)(r1 + 0x8) = r0
-        r0 = 0x2
+        if r4 > r3 goto +2
+        r5 = *(u32 *)(r1 + 0x10)
+        *(u32 *)(r1 + 0x8) = r5
         exit""")
 
 
