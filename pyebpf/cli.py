@@ -1,11 +1,15 @@
 """The ``pyebpf`` command: assemble, disassemble and run raw eBPF programs.
 
     pyebpf run PROGRAM [--memory FILE | --memory-hex HEX] [--trace] [--budget N]
+               [--type sched_cls|sched_act|socket_filter] [--profile current|4.6]
+               [--field NAME=VALUE ...]
     pyebpf asm SOURCE [-o OUT]
     pyebpf disasm OBJECT [--syntax kernel|conformance]
 
 PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
-(anything else).  Errors print one line and exit 1.
+(anything else).  With ``--type`` the memory is an Ethernet frame and the program runs
+against its ``__sk_buff``; ``--field`` sets packet metadata (``mark=7``, ``ifindex=2``).
+Errors print one line and exit 1.
 """
 from __future__ import annotations
 
@@ -18,12 +22,22 @@ from pathlib import Path
 from .errors import EbpfError
 
 
-def _load_program(path: Path):
+def _load_program(path: Path, prog_type=None, profile="current"):
     from . import Program
     data = path.read_bytes()
     if path.suffix in (".s", ".asm"):
-        return Program.from_asm(data.decode())
-    return Program(data)
+        return Program.from_asm(data.decode(), prog_type, profile=profile)
+    return Program(data, prog_type, profile=profile)
+
+
+def _parse_field(text: str):
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"--field {text!r}: expected NAME=VALUE")
+    try:
+        return name, int(value, 0)
+    except ValueError:
+        return name, value
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -38,16 +52,25 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _cmd_run(args) -> int:
-    prog = _load_program(args.program)
+    prog = _load_program(args.program, args.type, args.profile)
     memory = None
     if args.memory:
         memory = args.memory.read_bytes()
     elif args.memory_hex:
         memory = bytes.fromhex(args.memory_hex)
-    res = prog.run(memory, budget=args.budget, trace=args.trace)
+    fields = dict(_parse_field(f) for f in args.field)
+    res = prog.run(memory, budget=args.budget, trace=args.trace, **fields)
     if args.trace:
         print(res.trace)
-    print(f"r0 = {res.retval:#x} ({res.retval})")
+    if res.skb is None:
+        print(f"r0 = {res.retval:#x} ({res.retval})")
+    else:
+        print(f"verdict = {res.retval}")
+        print(f"__sk_buff: {res.skb}")
+        for line in res.trace_output:
+            print(f"trace_printk: {line}")
+        if res.redirect:
+            print(f"redirect: ifindex {res.redirect[0]}{' (ingress)' if res.redirect[1] else ''}")
     print(f"instructions executed: {res.insn_count}")
     if memory:
         changed = [k for k, (a, b) in enumerate(zip(memory, res.data)) if a != b]
@@ -82,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--memory-hex", help="the memory as hex digits")
     run.add_argument("--trace", action="store_true", help="print every step")
     run.add_argument("--budget", type=int, default=None, help="instruction budget")
+    run.add_argument("--type", help="program type: sched_cls, sched_act or socket_filter")
+    run.add_argument("--profile", default="current", help="kernel profile: current or 4.6")
+    run.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                     help="packet metadata for typed programs (repeatable)")
     run.set_defaults(func=_cmd_run)
     asm = sub.add_parser("asm", help="assemble text into raw instructions")
     asm.add_argument("source", type=Path)
@@ -94,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (EbpfError, OSError, ValueError) as exc:
+    except (EbpfError, OSError, ValueError, TypeError) as exc:
         print(f"pyebpf {args.command}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
 
