@@ -13,13 +13,13 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from . import isa as _isa
 from . import verifier as _verifier
-from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, LoadError,
-                     MemoryFault, UnknownHelper)
+from .errors import (BudgetExceeded, CallDepthExceeded, EbpfError, ExecutionError,
+                     LoadError, MemoryFault, UnknownHelper)
 
 include "_opcodes.pxi"
 
@@ -52,12 +52,15 @@ cdef enum:
     TC_ACT_SHOT_ = 2
     TC_ACT_REDIRECT_ = 7
     BPF_F_INGRESS_ = 1
+    BPF_NOEXIST_ = 1
+    BPF_EXIST_ = 2
 
 cdef enum:
     FRAME_SIZE = 512                  # MAX_BPF_STACK
     MAX_FRAMES = 8                    # MAX_CALL_FRAMES
     STACK_SIZE = FRAME_SIZE * MAX_FRAMES
-    MAX_REGIONS = 16
+    MAX_REGIONS = 72                  # stack, memory or packet, and up to 64 maps
+    MAX_USED_MAPS = 64
     HELPER_SLOTS = 256
 
 # Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
@@ -127,6 +130,8 @@ cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
 
 include "skbuff.pxi"
 
+ctypedef struct MapStore
+
 ctypedef struct Vm:
     uint64_t reg[11]
     Insn* insns
@@ -147,6 +152,8 @@ ctypedef struct Vm:
     uintptr_t ctx
     CtxRules* ctx_rules
     int pkt_region         # index of the packet's region, or -1
+    MapStore** maps        # the maps the program references
+    int nmaps
     bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
     # fault details
     uint64_t fault_addr
@@ -737,6 +744,7 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 
 
 include "helpers.pxi"
+include "maps.pxi"
 
 
 # --- helpers of the conformance suite's uBPF plugin --------------------------------
@@ -835,6 +843,9 @@ BUILTIN_HELPERS = {
     "sqrti": _builtin("sqrti", _h_sqrti),
     "strcmp": _builtin("strcmp", _h_strcmp),
     "unwind": _builtin("unwind", _h_unwind),
+    "map_lookup_elem": _builtin("map_lookup_elem", bpf_map_lookup_elem),
+    "map_update_elem": _builtin("map_update_elem", bpf_map_update_elem),
+    "map_delete_elem": _builtin("map_delete_elem", bpf_map_delete_elem),
 }
 
 
@@ -881,6 +892,7 @@ cdef enum:
     REGION_STACK = 0
     REGION_MEMORY = 1
     REGION_PACKET = 2
+    REGION_MAP0 = 3
 
 
 @cython.final
@@ -1031,6 +1043,7 @@ cdef void _init_access_tables():
 
 _init_access_tables()
 register_skb_helpers()
+register_map_helpers(SKB_HELPERS)
 
 
 def _prog_type(value):
@@ -1084,6 +1097,9 @@ cdef class Program:
     cdef list _listing
     cdef CtxRules _ctx
     cdef bint _is_tc
+    cdef readonly list maps
+    cdef MapStore* _map_ptrs[MAX_USED_MAPS]
+    cdef int _nmaps
 
     def __cinit__(self):
         self._code = NULL
@@ -1106,6 +1122,7 @@ cdef class Program:
         ops = _verifier.check(slots, self.prog_type, profile)
         self.insns = raw
         self.budget = budget
+        self.maps = []
         self._py_helpers = {}
         self._listing = [None] * len(slots)
         memset(self._helpers, 0, sizeof(self._helpers))
@@ -1168,14 +1185,37 @@ cdef class Program:
             else:
                 c.off = insn.off
             if form is _isa.F_LDDW:
-                if op.disc_value:
-                    raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} refers "
-                                    "to a map or function, which raw programs cannot have")
-                c.imm = ((<uint64_t>(slots[pc + 1].imm & 0xffffffff)) << 32) | (insn.imm & 0xffffffff)
+                # pseudo sources are resolved now; at run time every lddw is a constant
+                c.op = OP_LDDW
+                c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
             elif op.name == "CALL_KFUNC":
                 raise LoadError(f"pc {pc}: kfunc calls are not supported")
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
+
+    cdef uint64_t _lddw_value(self, uint32_t pc, op, int32_t lo, int32_t hi) except? 0:
+        """The 64-bit value an lddw loads: its immediate, or what its pseudo source names."""
+        cdef Map m
+        cdef uint32_t offset = <uint32_t>hi
+        if op.disc_value == 0:
+            return ((<uint64_t><uint32_t>hi) << 32) | <uint32_t>lo
+        if op.disc_value not in (_isa.BPF_PSEUDO_MAP_FD, _isa.BPF_PSEUDO_MAP_VALUE):
+            raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} is not supported")
+        m = _MAP_HANDLES.get(lo)
+        if m is None:
+            raise LoadError(f"pc {pc}: lddw refers to map fd {lo}, which does not exist")
+        if m not in self.maps:
+            if len(self.maps) == MAX_USED_MAPS:
+                raise LoadError(f"pc {pc}: more than {MAX_USED_MAPS} maps")
+            self._map_ptrs[len(self.maps)] = m._m
+            self.maps.append(m)
+            self._nmaps = len(self.maps)
+        if op.disc_value == _isa.BPF_PSEUDO_MAP_FD:
+            return <uintptr_t>m._m
+        if m._m.type != MAP_ARRAY or offset >= m._m.value_size:
+            raise LoadError(f"pc {pc}: direct value access needs an array map and an offset "
+                            f"below its value size (map fd {lo}, offset {offset})")
+        return <uintptr_t>(m._m.values + offset)
 
     def set_helper(self, helper_id, helper):
         """Install ``helper`` (a builtin name or a Python callable) under ``helper_id``."""
@@ -1246,6 +1286,8 @@ cdef class Program:
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
         cdef bint typed = self.prog_type is not None
+        cdef Region* g
+        cdef int k
 
         memset(&vm.reg, 0, sizeof(vm.reg))
         memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
@@ -1268,6 +1310,7 @@ cdef class Program:
         vm.div0_abort = self.profile == "4.6"
         vm.pkt, vm.pkt_len = NULL, 0
         vm.fault_msg = NULL
+        vm.maps, vm.nmaps = self._map_ptrs, self._nmaps
         skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
 
         try:
@@ -1305,6 +1348,13 @@ cdef class Program:
                     vm.pkt = <const uint8_t*>PyBytes_AS_STRING(mem)
                     vm.pkt_len = <uint32_t>size
 
+            for k in range(self._nmaps):
+                g = &vm.regions[vm.nregions]
+                g.start = <uintptr_t>self._map_ptrs[k].values
+                g.end = g.start + self._map_ptrs[k].values_len
+                g.writable = True
+                g.name = REGION_MAP0 + k
+                vm.nregions += 1
             if trace:
                 _interp(&vm, <_Trace*>NULL)
             elif self._py_helpers:
@@ -1369,8 +1419,14 @@ cdef class Program:
         res._skb.printk = NULL
 
     cdef _regions(self, Vm* vm):
-        return [(_REGION_NAMES[vm.regions[k].name], vm.regions[k].start, vm.regions[k].end,
+        return [(self._region_name(vm.regions[k].name), vm.regions[k].start, vm.regions[k].end,
                  vm.regions[k].writable) for k in range(vm.nregions)]
+
+    def _region_name(self, int name):
+        if name < REGION_MAP0:
+            return _REGION_NAMES[name]
+        m = self.maps[name - REGION_MAP0]
+        return f"map {m.name or m.fd}"
 
     cdef _fault(self, Vm* vm, uint8_t* stack, uint64_t limit):
         cdef uint32_t pc = vm.pc

@@ -125,6 +125,7 @@ def test_kfunc_calls_are_refused_at_load():
         Program(code(isa.Insn(0x85, 0, 2, 0, 1), EXIT))
 
 
-def test_map_references_are_refused_in_raw_programs():
-    with pytest.raises(errors.LoadError, match="pseudo source MAP_FD"):
-        Program(code(isa.Insn(0x18, 1, 1, 0, 3), isa.Insn(0, 0, 0, 0, 0), EXIT))
+def test_a_reference_to_a_map_that_does_not_exist_is_refused():
+    with pytest.raises(errors.LoadError, match="map fd 999999, which does not exist"):
+        Program(code(isa.Insn(0x18, 1, 1, 0, 999999), isa.Insn(0, 0, 0, 0, 0),
+                     isa.Insn(0xB7, 0, 0, 0, 0), EXIT))
