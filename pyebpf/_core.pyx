@@ -76,6 +76,7 @@ cdef enum Status:
     STATUS_BAD_INSN
     STATUS_CTX_FAULT       # a context access the program type may not make
     STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
+    STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -132,6 +133,16 @@ include "skbuff.pxi"
 
 ctypedef struct MapStore
 
+ctypedef struct ProgCore:
+    # what a run needs of a Program, reachable from C (tail calls switch between these)
+    Insn* code
+    helper_fn* helpers
+    MapStore** maps
+    int nmaps
+    CtxRules* ctx_rules
+    int prog_type
+    void* owner        # the Program
+
 ctypedef struct Vm:
     uint64_t reg[11]
     Insn* insns
@@ -154,6 +165,11 @@ ctypedef struct Vm:
     int pkt_region         # index of the packet's region, or -1
     MapStore** maps        # the maps the program references
     int nmaps
+    int map_regions        # index of the first map region
+    ProgCore* prog         # the program running now
+    ProgCore* next_prog    # set by bpf_tail_call
+    uint32_t tail_calls
+    uint32_t tail_call_limit
     bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
     # fault details
     uint64_t fault_addr
@@ -1100,6 +1116,10 @@ cdef class Program:
     cdef readonly list maps
     cdef MapStore* _map_ptrs[MAX_USED_MAPS]
     cdef int _nmaps
+    cdef ProgCore _pc
+    cdef readonly int fd
+    cdef public uint32_t tail_call_limit
+    cdef object __weakref__
 
     def __cinit__(self):
         self._code = NULL
@@ -1137,6 +1157,23 @@ cdef class Program:
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
             self._check_helpers_implemented(slots, ops)
+        self._pc.code, self._pc.helpers = self._code, self._helpers
+        self._pc.maps, self._pc.nmaps = self._map_ptrs, self._nmaps
+        self._pc.ctx_rules = &self._ctx
+        self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
+        self._pc.owner = <void*>self
+        self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
+        self._bind_prog_arrays()
+        global _next_handle
+        self.fd = _next_handle
+        _next_handle += 1
+        _PROG_HANDLES[self.fd] = self
+
+    cdef _bind_prog_arrays(self):
+        # a program array serves programs of one type: the first user's (as the kernel)
+        for m in self.maps:
+            if (<Map>m)._m.type == MAP_PROG_ARRAY:
+                (<Map>m)._bind_owner(self._pc.prog_type)
 
     cdef _check_helpers_implemented(self, list slots, list ops):
         for pc, op in enumerate(ops):
@@ -1286,8 +1323,6 @@ cdef class Program:
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
         cdef bint typed = self.prog_type is not None
-        cdef Region* g
-        cdef int k
 
         memset(&vm.reg, 0, sizeof(vm.reg))
         memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
@@ -1310,7 +1345,7 @@ cdef class Program:
         vm.div0_abort = self.profile == "4.6"
         vm.pkt, vm.pkt_len = NULL, 0
         vm.fault_msg = NULL
-        vm.maps, vm.nmaps = self._map_ptrs, self._nmaps
+        vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, self.tail_call_limit, NULL
         skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
 
         try:
@@ -1348,22 +1383,21 @@ cdef class Program:
                     vm.pkt = <const uint8_t*>PyBytes_AS_STRING(mem)
                     vm.pkt_len = <uint32_t>size
 
-            for k in range(self._nmaps):
-                g = &vm.regions[vm.nregions]
-                g.start = <uintptr_t>self._map_ptrs[k].values
-                g.end = g.start + self._map_ptrs[k].values_len
-                g.writable = True
-                g.name = REGION_MAP0 + k
-                vm.nregions += 1
-            if trace:
-                _interp(&vm, <_Trace*>NULL)
-            elif self._py_helpers:
-                _interp(&vm, <_NoTrace*>NULL)
-            else:
-                with nogil:
+            vm.map_regions = vm.nregions
+            install_prog(&vm, &self._pc)
+            while True:
+                if trace:
+                    _interp(&vm, <_Trace*>NULL)
+                elif self._py_helpers:
                     _interp(&vm, <_NoTrace*>NULL)
+                else:
+                    with nogil:
+                        _interp(&vm, <_NoTrace*>NULL)
+                if vm.status != STATUS_TAIL_CALL:
+                    break
+                tail_call_switch(&vm)
             if vm.status != STATUS_EXIT:
-                raise self._fault(&vm, stack, limit)
+                raise (<Program>vm.prog.owner)._fault(&vm, stack, limit)
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
             res.clones = _NO_CLONES

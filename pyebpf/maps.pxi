@@ -16,6 +16,7 @@
 cdef enum:
     MAP_HASH = 1
     MAP_ARRAY = 2
+    MAP_PROG_ARRAY = 3
     MAP_PERCPU_HASH = 5
     MAP_PERCPU_ARRAY = 6
     NO_ELEM = -1
@@ -36,6 +37,8 @@ ctypedef struct MapStore:
     uint32_t n_buckets
     int32_t free_head
     uint32_t count
+    ProgCore** progs          # program arrays: the program in each slot, or NULL
+    int owner_type            # program arrays: the type they serve, -1 before first use
 
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
@@ -217,6 +220,7 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
 
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
+        free(m.progs)
         free(m.values)
         free(m.keys)
         free(m.next)
@@ -236,13 +240,21 @@ cdef MapStore* _map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
     return NULL
 
 
+cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m != NULL and m.type == MAP_PROG_ARRAY:
+        helper_fault(vm, b"a program array is only for bpf_tail_call")
+        return NULL
+    return m
+
+
 cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
     return vm.skb.cpu if vm.skb != NULL else 0
 
 
 cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                   uint64_t e) noexcept nogil:
-    cdef MapStore* m = _map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1)
     cdef uint8_t* key
     cdef int32_t elem
     if m == NULL:
@@ -258,7 +270,7 @@ cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
 
 cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
                                   uint64_t flags, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1)
     cdef uint8_t* key
     cdef uint8_t* value
     if m == NULL:
@@ -274,7 +286,7 @@ cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
 
 cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                   uint64_t e) noexcept nogil:
-    cdef MapStore* m = _map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1)
     cdef uint8_t* key
     if m == NULL:
         return 0
@@ -284,15 +296,71 @@ cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     return <uint64_t><int64_t>map_delete(m, key)
 
 
+cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    # failure is a no-op: the program goes on with the next instruction
+    cdef MapStore* m
+    cdef uint32_t slot = <uint32_t>index         # the kernel compares the low 32 bits
+    if vm.skb != NULL and not is_ctx(vm, r1):
+        return 0
+    m = _map_arg(vm, r2)
+    if m == NULL:
+        return 0
+    if m.type != MAP_PROG_ARRAY:
+        return helper_fault(vm, b"the map must be a program array")
+    if slot >= m.max_entries or m.progs[slot] == NULL or vm.tail_calls >= vm.tail_call_limit:
+        return 0
+    vm.tail_calls += 1
+    vm.next_prog = m.progs[slot]
+    vm.status = STATUS_TAIL_CALL
+    return 0
+
+
+cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
+    """Make ``prog`` the running program: its code, helpers, context rules and maps."""
+    cdef int k
+    cdef Region* g
+    vm.prog = prog
+    vm.owner = prog.owner
+    vm.insns, vm.helpers = prog.code, prog.helpers
+    vm.maps, vm.nmaps = prog.maps, prog.nmaps
+    if vm.skb != NULL:
+        vm.ctx_rules = prog.ctx_rules
+    vm.nregions = vm.map_regions
+    for k in range(prog.nmaps):
+        if prog.maps[k].values_len:
+            g = &vm.regions[vm.nregions]
+            g.start = <uintptr_t>prog.maps[k].values
+            g.end = g.start + prog.maps[k].values_len
+            g.writable = True
+            g.name = REGION_MAP0 + k
+            vm.nregions += 1
+
+
+cdef void tail_call_switch(Vm* vm) noexcept nogil:
+    """Replace the running program after bpf_tail_call: same context, a fresh frame."""
+    install_prog(vm, vm.next_prog)
+    vm.next_prog = NULL
+    vm.status = STATUS_RUNNING
+    vm.pc = 0
+    vm.depth = 0
+    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
+    memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+    vm.reg[10] = vm.regions[0].end
+
+
 cdef void register_map_helpers(helper_fn* table) noexcept:
     table[1] = bpf_map_lookup_elem
     table[2] = bpf_map_update_elem
     table[3] = bpf_map_delete_elem
+    table[12] = bpf_tail_call
 
 
 # --- maps from Python ------------------------------------------------------------------
 
 cdef dict _MAP_HANDLES = {}                 # handle -> Map, for lddw map references
+import weakref as _weakref
+_PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for program arrays
 cdef int _next_handle = 3                   # handles look like the kernel's fds
 
 
@@ -300,7 +368,11 @@ class MapError(OSError, EbpfError):
     """A map operation the kernel would refuse; ``errno`` is the kernel's errno."""
 
 
-_ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL"}
+cdef enum:
+    EBADF_ = 9
+
+_ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL",
+                EBADF_: "EBADF"}
 
 
 def _possible_cpus():
@@ -324,6 +396,7 @@ cdef class Map:
     cdef readonly int fd
     cdef readonly str name
     cdef readonly object type
+    cdef dict _programs           # program arrays: slot -> Program, to keep them alive
 
     def __dealloc__(self):
         map_free(self._m)
@@ -341,7 +414,7 @@ cdef class Map:
                 kind = _isa.MapType(map_type)
         except (KeyError, ValueError):
             raise MapError(EINVAL, f"unknown map type {map_type!r}") from None
-        self.type, self.name = kind, name
+        self.type, self.name, self._programs = kind, name, {}
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
                              ncpu or _possible_cpus())
         self.fd = _next_handle
@@ -387,12 +460,23 @@ cdef class Map:
         name = _ERRNO_NAMES.get(-rc, str(-rc))
         raise MapError(-rc, f"map {self._label()}: {what} of key {key.hex()} failed: {name}")
 
+    cdef _bind_owner(self, int prog_type):
+        if self._m.owner_type == -1:
+            self._m.owner_type = prog_type
+        elif self._m.owner_type != prog_type:
+            raise LoadError(f"program array {self._label()} serves "
+                            f"{_isa.ProgType(self._m.owner_type).name} programs")
+
     def lookup(self, key):
-        """The value under ``key`` (per-CPU: a list of values), or None."""
+        """The value under ``key`` (per-CPU: a list of values; program arrays: the
+        program's fd as 4 bytes), or None."""
         cdef bytes k = self._key(key)
         cdef int32_t e = map_find(self._m, <const uint8_t*>k)
         if e == NO_ELEM:
             return None
+        if self._m.type == MAP_PROG_ARRAY:
+            prog = self._programs.get(e)
+            return None if prog is None else prog.fd.to_bytes(4, "little")
         if self._m.ncpu == 1:
             return PyBytes_FromStringAndSize(<char*>_value(self._m, e, 0), self._m.value_size)
         return [PyBytes_FromStringAndSize(<char*>_value(self._m, e, c), self._m.value_size)
@@ -402,6 +486,8 @@ cdef class Map:
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
         cdef bytes k = self._key(key)
         cdef bytes v
+        if self._m.type == MAP_PROG_ARRAY:
+            return self._set_program(k, value, flags)
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
             if len(values) != self._m.ncpu:
@@ -421,8 +507,38 @@ cdef class Map:
                              f"value_size is {self._m.value_size}")
         return value
 
+    cdef _set_program(self, bytes k, value, flags):
+        """Put a program (a Program, or its fd as an int or 4 bytes) in a slot."""
+        cdef Program prog
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        if flags != _isa.BPF_ANY:
+            self._fail(-EINVAL, "update (program arrays take BPF_ANY only)", k)
+        if e == NO_ELEM:
+            self._fail(-E2BIG, "update", k)
+        if not isinstance(value, Program):
+            fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
+            value = _PROG_HANDLES.get(fd)
+            if value is None:
+                raise MapError(EBADF_, f"map {self._label()}: no program with fd {fd}")
+        prog = value
+        if prog.prog_type is None:
+            raise MapError(EINVAL, f"map {self._label()}: raw programs cannot be tail-called")
+        try:
+            self._bind_owner(prog._pc.prog_type)
+        except LoadError as exc:
+            raise MapError(EINVAL, str(exc)) from None
+        self._m.progs[e] = &prog._pc
+        self._programs[e] = prog
+
     def delete(self, key):
         cdef bytes k = self._key(key)
+        cdef int32_t e
+        if self._m.type == MAP_PROG_ARRAY:
+            e = map_find(self._m, <const uint8_t*>k)
+            if e == NO_ELEM or self._programs.pop(e, None) is None:
+                self._fail(-ENOENT if e != NO_ELEM else -EINVAL, "delete", k)
+            self._m.progs[e] = NULL
+            return
         rc = map_delete(self._m, <const uint8_t*>k)
         if rc:
             self._fail(rc, "delete", k)
@@ -498,13 +614,15 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     cdef MapStore* m
     cdef uint32_t n = 1
     hashes = (MAP_HASH, MAP_PERCPU_HASH)
-    arrays = (MAP_ARRAY, MAP_PERCPU_ARRAY)
+    arrays = (MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_PROG_ARRAY)
     if kind not in hashes + arrays:
         raise MapError(EINVAL, f"map type {kind.name} is not supported by pyebpf yet")
     if max_entries == 0 or value_size == 0 or key_size == 0:
         raise MapError(EINVAL, "key_size, value_size and max_entries must be non-zero")
     if kind in arrays and key_size != 4:
         raise MapError(EINVAL, f"{kind.name} keys are 4 bytes, not {key_size}")
+    if kind == MAP_PROG_ARRAY and value_size != 4:
+        raise MapError(EINVAL, f"{kind.name} values are 4-byte program fds, not {value_size}")
     allowed = (_isa.BPF_F_NO_PREALLOC | _isa.BPF_F_ZERO_SEED) if kind in hashes else 0
     if flags & ~allowed:
         raise MapError(EINVAL, f"flags {flags:#x} are not valid for {kind.name}")
@@ -518,9 +636,17 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.max_entries, m.flags = max_entries, flags
     m.stride = (value_size + 7) & ~7u
     m.ncpu = ncpu if kind in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY) else 1
+    m.free_head = NO_ELEM
+    m.owner_type = -1
+    if kind == MAP_PROG_ARRAY:
+        # slots hold programs, which programs can neither read nor write
+        m.progs = <ProgCore**>calloc(max_entries, sizeof(ProgCore*))
+        if m.progs == NULL:
+            map_free(m)
+            raise MemoryError()
+        return m
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>calloc(m.values_len, 1)
-    m.free_head = NO_ELEM
     if m.values == NULL:
         map_free(m)
         raise MemoryError()
