@@ -1269,6 +1269,7 @@ cdef class Program:
         vm.pkt, vm.pkt_len = NULL, 0
         vm.fault_msg = NULL
         skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
+        skb.devices = NULL
 
         try:
             if typed:
@@ -1367,6 +1368,7 @@ cdef class Program:
         res._skb.clones = NULL
         res._skb.clone_buf = NULL
         res._skb.printk = NULL
+        res._skb.devices = NULL
 
     cdef _regions(self, Vm* vm):
         return [(_REGION_NAMES[vm.regions[k].name], vm.regions[k].start, vm.regions[k].end,
