@@ -1347,6 +1347,7 @@ cdef class Program:
         vm.fault_msg = NULL
         vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, self.tail_call_limit, NULL
         skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
+        skb.devices = NULL
 
         try:
             if typed:
@@ -1451,6 +1452,7 @@ cdef class Program:
         res._skb.clones = NULL
         res._skb.clone_buf = NULL
         res._skb.printk = NULL
+        res._skb.devices = NULL
 
     cdef _regions(self, Vm* vm):
         return [(self._region_name(vm.regions[k].name), vm.regions[k].start, vm.regions[k].end,

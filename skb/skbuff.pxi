@@ -100,6 +100,10 @@ ctypedef struct Skb:
     uint8_t* clone_buf
     size_t clone_len
     size_t clone_cap
+    # the devices that exist (clone_redirect's lookup); unlisted: every ifindex > 0
+    bint devices_listed
+    uint32_t* devices
+    size_t ndevices
     char* printk
     size_t printk_len
     size_t printk_cap
@@ -179,10 +183,12 @@ cdef void skb_free(Skb* skb) noexcept nogil:
     free(skb.clones)
     free(skb.clone_buf)
     free(skb.printk)
+    free(skb.devices)
     skb.head = NULL
     skb.clones = NULL
     skb.clone_buf = NULL
     skb.printk = NULL
+    skb.devices = NULL
 
 
 cdef size_t skb_wire_len(Skb* skb) noexcept nogil:
@@ -383,6 +389,8 @@ SKB_FIELDS = {
     "ktime": "bpf_ktime_get_ns start value", "ktime_step": "ns added per ktime call",
     "prandom_seed": "seed of bpf_get_prandom_u32", "cpu": "bpf_get_smp_processor_id",
     "cgroup_classid": "bpf_get_cgroup_classid", "route_realm": "bpf_get_route_realm",
+    "devices": "ifindexes that exist for clone_redirect besides the packet's own "
+               "(default: every ifindex > 0)",
 }
 
 _U16_FIELDS = ("queue_mapping", "tc_index", "tc_classid", "gso_segs", "gso_size")
@@ -422,6 +430,19 @@ cdef void _set_tunnel(TunnelInfo* t, dict spec) except *:
             raise ValueError(f"tunnel options are at most {TUNNEL_OPTS_MAX} bytes")
         t.opts_present, t.opts_len = True, len(options)
         memcpy(t.opts, <const char*>options, len(options))
+
+
+cdef void _set_devices(Skb* skb, object value) except *:
+    cdef list ids = sorted({int(v) for v in value})
+    cdef size_t k
+    if any(not 0 < v <= 0x7fffffff for v in ids):
+        raise ValueError(f"devices must be ifindexes in 1..2147483647, got {ids!r}")
+    skb.devices = <uint32_t*>malloc(max(len(ids), 1) * sizeof(uint32_t))
+    if skb.devices == NULL:
+        raise MemoryError()
+    for k in range(len(ids)):
+        skb.devices[k] = ids[k]
+    skb.ndevices, skb.devices_listed = len(ids), True
 
 
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *:
@@ -498,6 +519,9 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
                 tpid, tci = value
                 if tpid not in (0x8100, 0x88a8) or not 0 <= tci <= 0xffff:
                     raise ValueError("vlan must be (0x8100 or 0x88a8, a 16-bit TCI)")
+                # 4.6 kept its presence flag in the DEI bit, so a received tag lost it
+                if profile == PROFILE_V46:
+                    tci &= ~0x1000
                 skb.vlan_present, skb.vlan_proto, skb.vlan_tci = True, bswap16(tpid), tci
         elif name == "pkt_type":
             skb.pkt_type = value
@@ -531,6 +555,9 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
             skb.cgroup_classid = value
         elif name == "route_realm":
             skb.route_realm = value
+        elif name == "devices":
+            if value is not None:
+                _set_devices(skb, value)
         else:
             raise TypeError(f"unknown packet field {name!r}; known: "
                             + ", ".join(sorted(SKB_FIELDS)))
