@@ -930,7 +930,11 @@ cdef class Result:
     program reads them), ``redirect`` (``(ifindex, ingress)`` when a tc program returned
     TC_ACT_REDIRECT after ``bpf_redirect``, else None), ``clones`` (``(ifindex, ingress,
     bytes)`` for each ``bpf_clone_redirect``), ``tunnel`` (the tunnel metadata attached
-    to the packet, as a dict, or None), ``trace_output`` (``bpf_trace_printk`` lines)
+    to the packet, or None: a dict of ``id``, ``ipv6``, ``tx`` (set by the program with
+    ``bpf_skb_set_tunnel_key``, else received), ``src`` and ``dst`` (outer addresses,
+    network order), ``tos``, ``ttl``, ``flags`` (TUNNEL_* bits), ``label`` and
+    ``options`` (the attached option bytes; readable only with an option bit in
+    ``flags``)), ``trace_output`` (``bpf_trace_printk`` lines)
     and ``csum_ok``: for a run with ``csum_complete=True``, whether ``skb->csum`` still
     matches the bytes (False is where BPF_PROG_TEST_RUN fails with EBADMSG), else None.
     """
@@ -1011,12 +1015,11 @@ cdef class SkbFields:
 cdef dict _tunnel_dict(TunnelInfo* t):
     family = 16 if t.ipv6 else 4
     return {
-        "id": t.id, "ipv6": bool(t.ipv6),
-        "src": PyBytes_FromStringAndSize(<char*>t.src, family),
-        "dst": PyBytes_FromStringAndSize(<char*>t.dst, family),
+        "id": t.id, "ipv6": bool(t.ipv6), "tx": bool(t.from_helper),
+        "src": PyBytes_FromStringAndSize(<char*>t.addr, family),
+        "dst": PyBytes_FromStringAndSize(<char*>tunnel_dst(t), family),
         "tos": t.tos, "ttl": t.ttl, "flags": t.flags, "label": t.label,
-        "options": PyBytes_FromStringAndSize(<char*>t.opts, t.opts_len)
-        if t.opts_present else None,
+        "options": PyBytes_FromStringAndSize(<char*>t.opts, t.opts_len),
     }
 
 

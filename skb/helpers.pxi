@@ -55,9 +55,11 @@ cdef void skb_sync(Vm* vm) noexcept nogil:
 
 include "helpers_misc.pxi"
 include "helpers_vlan.pxi"
+include "helpers_tunnel.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
     memset(SKB_HELPERS, 0, sizeof(SKB_HELPERS))
     register_misc_helpers(SKB_HELPERS)
     register_vlan_helpers(SKB_HELPERS)
+    register_tunnel_helpers(SKB_HELPERS)

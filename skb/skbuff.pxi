@@ -33,17 +33,18 @@ cdef enum:
     BE_ETH_P_802_2 = 0x0400
 
 ctypedef struct TunnelInfo:
+    # the kernel's struct ip_tunnel_info, as skb_tunnel_info() returns it
     bint present            # metadata attached (received, or set by set_tunnel_key)
-    bint from_helper        # set by bpf_skb_set_tunnel_key on this skb
+    bint from_helper        # the per-CPU metadata of bpf_skb_set_tunnel_key (mode TX)
     bint ipv6
     uint64_t id
-    uint8_t src[16]         # outer source address, network order
-    uint8_t dst[16]         # outer destination address, network order
+    # ip_tunnel_key.u, network order: IPv4 src at 0 and dst at 4, IPv6 src at 0 and
+    # dst at 16 (the union's aliasing is what the 4.6 profile's stale addresses show)
+    uint8_t addr[32]
     uint8_t tos
     uint8_t ttl
-    uint16_t flags          # TUNNEL_* flag bits, host order (0x0001 CSUM, 0x0004 KEY, ...)
-    uint32_t label
-    bint opts_present
+    uint16_t flags          # TUNNEL_* bits, host order (0x0001 CSUM, 0x0004 KEY, ...)
+    uint32_t label          # IPv6 flow label, host order
     uint32_t opts_len
     uint8_t opts[TUNNEL_OPTS_MAX + 1]
 
@@ -120,6 +121,25 @@ ctypedef struct Skb:
 cdef enum:
     PROFILE_CURRENT = 0
     PROFILE_V46 = 1
+
+
+# TUNNEL_* flags whose presence makes tunnel options readable (TUNNEL_OPTIONS_PRESENT):
+# GENEVE_OPT|VXLAN_OPT|ERSPAN_OPT|GTP_OPT now, GENEVE_OPT|VXLAN_OPT in 4.6
+cdef enum:
+    TUNNEL_KEY = 0x0004
+    TUNNEL_GENEVE_OPT = 0x0800
+    TUNNEL_OPTIONS_PRESENT = 0xd800
+    TUNNEL_OPTIONS_PRESENT_V46 = 0x1800
+
+
+cdef inline bint tunnel_opts_present(TunnelInfo* t, int profile) noexcept nogil:
+    return (t.flags & (TUNNEL_OPTIONS_PRESENT_V46 if profile == PROFILE_V46
+                       else TUNNEL_OPTIONS_PRESENT)) != 0
+
+
+cdef inline uint8_t* tunnel_dst(TunnelInfo* t) noexcept nogil:
+    """The outer destination address (the source is at ``t.addr``)."""
+    return t.addr + (16 if t.ipv6 else 4)
 
 
 cdef inline uint8_t* skb_data(Skb* skb) noexcept nogil:
@@ -384,7 +404,9 @@ SKB_FIELDS = {
     "dev_broadcast": "device broadcast MAC (default 00:00:00:00:00:00, as loopback)",
     "ingress": "run at tc ingress (default False: egress, as test_run)",
     "csum_complete": "skb->ip_summed = CHECKSUM_COMPLETE with a correct skb->csum",
-    "tunnel": "received tunnel metadata: dict(id, src, dst, tos, ttl, flags, label, options)",
+    "tunnel": "received tunnel metadata: dict(id, src, dst (outer addresses, 4 or 16 bytes), "
+              "tos, ttl, flags (TUNNEL_* bits, default KEY, plus GENEVE_OPT with options), "
+              "label (IPv6), options)",
     "sf_start": "socket filters: 'mac' (AF_PACKET, default) or 'network' (IP sockets, test_run)",
     "ktime": "bpf_ktime_get_ns start value", "ktime_step": "ns added per ktime call",
     "prandom_seed": "seed of bpf_get_prandom_u32", "cpu": "bpf_get_smp_processor_id",
@@ -408,28 +430,33 @@ cdef bytes _mac(object value, str name):
     return value
 
 
-cdef void _set_tunnel(TunnelInfo* t, dict spec) except *:
+cdef void _set_tunnel(TunnelInfo* t, dict spec, int profile) except *:
+    """Received metadata, as a metadata-mode tunnel device attaches it (mode RX)."""
     unknown = set(spec) - {"id", "src", "dst", "tos", "ttl", "flags", "label", "options"}
     if unknown:
         raise ValueError(f"unknown tunnel keys: {', '.join(sorted(unknown))}")
     src, dst = bytes(spec.get("src", b"")), bytes(spec.get("dst", b""))
     if len(src) not in (4, 16) or len(src) != len(dst):
         raise ValueError("tunnel src and dst must both be 4 (IPv4) or 16 (IPv6) bytes")
+    options = bytes(spec.get("options") or b"")
+    if len(options) > TUNNEL_OPTS_MAX:
+        raise ValueError(f"tunnel options are at most {TUNNEL_OPTS_MAX} bytes")
     memset(t, 0, sizeof(TunnelInfo))
     t.present, t.ipv6 = True, len(src) == 16
     t.id = spec.get("id", 0)
-    memcpy(t.src, <const char*>src, len(src))
-    memcpy(t.dst, <const char*>dst, len(dst))
+    memcpy(t.addr, <const char*>src, len(src))
+    memcpy(tunnel_dst(t), <const char*>dst, len(dst))
     t.tos, t.ttl = spec.get("tos", 0), spec.get("ttl", 64)
-    t.flags = spec.get("flags", 0x0004)   # TUNNEL_KEY
+    t.flags = spec.get("flags", TUNNEL_KEY | (TUNNEL_GENEVE_OPT if options else 0))
     t.label = spec.get("label", 0)
-    options = spec.get("options")
-    if options is not None:
-        options = bytes(options)
-        if len(options) > TUNNEL_OPTS_MAX:
-            raise ValueError(f"tunnel options are at most {TUNNEL_OPTS_MAX} bytes")
-        t.opts_present, t.opts_len = True, len(options)
-        memcpy(t.opts, <const char*>options, len(options))
+    if t.label > 0xfffff or (t.label and not t.ipv6):
+        raise ValueError("tunnel label is a 20-bit IPv6 flow label")
+    if options and not tunnel_opts_present(t, profile):
+        mask = TUNNEL_OPTIONS_PRESENT_V46 if profile == PROFILE_V46 else TUNNEL_OPTIONS_PRESENT
+        raise ValueError(f"tunnel options need an options bit ({mask:#06x}) in flags "
+                         f"{t.flags:#06x}")
+    t.opts_len = len(options)
+    memcpy(t.opts, <const char*>options, len(options))
 
 
 cdef void _set_devices(Skb* skb, object value) except *:
@@ -542,7 +569,7 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
                 skb.ip_summed = CHECKSUM_COMPLETE
         elif name == "tunnel":
             if value is not None:
-                _set_tunnel(&skb.tun, dict(value))
+                _set_tunnel(&skb.tun, dict(value), profile)
         elif name == "ktime":
             skb.ktime = value
         elif name == "ktime_step":
