@@ -1425,7 +1425,7 @@ cdef class Program:
         cdef size_t k
         res._has_skb = True
         res.packet = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
-        if skb.ip_summed == CHECKSUM_COMPLETE:
+        if skb.csum_checked:
             res.csum_ok = csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
         if self._is_tc:
             res.retval = <int32_t>r0

@@ -56,6 +56,7 @@ cdef void skb_sync(Vm* vm) noexcept nogil:
 include "helpers_misc.pxi"
 include "helpers_vlan.pxi"
 include "helpers_tunnel.pxi"
+include "helpers_shape.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
@@ -63,3 +64,4 @@ cdef void register_skb_helpers() noexcept:
     register_misc_helpers(SKB_HELPERS)
     register_vlan_helpers(SKB_HELPERS)
     register_tunnel_helpers(SKB_HELPERS)
+    register_shape_helpers(SKB_HELPERS)

@@ -87,6 +87,9 @@ ctypedef struct Skb:
     uint64_t hwtstamp
     uint8_t ip_summed
     uint32_t csum
+    bint csum_checked           # the run began CHECKSUM_COMPLETE: csum is checked at the end,
+                                # as test_run does, even if a helper dropped ip_summed to NONE
+    bint encapsulation          # set by skb_adjust_room's ENCAP flags
     bint at_ingress
     uint8_t dev_addr[ETH_ALEN]
     uint8_t dev_broadcast[ETH_ALEN]
@@ -196,6 +199,12 @@ cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil:
     if skb.len >= ETH_HLEN + 2 and eth[14] == 0xff and eth[15] == 0xff:
         return BE_ETH_P_802_3
     return BE_ETH_P_802_2
+
+
+cdef inline void skb_clear_hash(Skb* skb) noexcept nogil:
+    skb.hash = 0
+    skb.sw_hash = False
+    skb.l4_hash = False
 
 
 cdef void skb_free(Skb* skb) noexcept nogil:
@@ -597,3 +606,4 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         raise ValueError("sf_start applies to socket filters only")
     if skb.ip_summed == CHECKSUM_COMPLETE:
         skb.csum = skb_csum_now(skb)
+        skb.csum_checked = True
