@@ -29,17 +29,6 @@ cdef enum:
 cdef uint64_t ADJ_ALLOWED = 0xff000000000000ffULL | ADJ_DECAP_L3_IPV4 | ADJ_DECAP_L3_IPV6
 
 
-cdef inline uint32_t _mac_len(Skb* skb) noexcept nogil:
-    # skb_mac_header_len(): where the network header starts, counted from the MAC header
-    return skb.network_header - skb.mac_header
-
-
-cdef inline void _postpull_rcsum(Skb* skb, const uint8_t* start, uint32_t n) noexcept nogil:
-    # skb_postpull_rcsum: take removed bytes out of a CHECKSUM_COMPLETE sum
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = ~csum_partial(start, n, ~skb.csum)
-
-
 cdef bint _hdr_push(Skb* skb, uint32_t off, uint32_t n) noexcept nogil:
     """bpf_skb_net_hdr_push: open ``n`` zero bytes at ``off`` from data by moving the
     first ``off`` bytes down; the MAC and network headers keep their offsets from data.
@@ -67,7 +56,7 @@ cdef uint64_t _hdr_pop(Skb* skb, uint32_t off, uint32_t n) noexcept nogil:
         return err(ENOMEM)          # pskb_may_pull(off + n) fails
     skb.data += n
     skb.len -= n
-    _postpull_rcsum(skb, skb.head + old + off, n)
+    skb_postpull_rcsum(skb, skb.head + old + off, n)
     memmove(skb.head + skb.data, skb.head + old, off)
     skb.mac_header += n
     skb.network_header += n
@@ -88,13 +77,13 @@ cdef uint64_t bpf_skb_change_proto(Vm* vm, uint64_t r1, uint64_t proto, uint64_t
     if flags:
         return err(EINVAL)
     if skb.protocol == BE_ETH_P_IP and to == BE_ETH_P_IPV6:
-        if not _hdr_push(skb, _mac_len(skb), IPV6_HLEN - IPV4_HLEN):
+        if not _hdr_push(skb, skb_mac_len(skb), IPV6_HLEN - IPV4_HLEN):
             ret = err(ENOMEM)
         else:
             ret = 0
             skb.protocol = BE_ETH_P_IPV6
     elif skb.protocol == BE_ETH_P_IPV6 and to == BE_ETH_P_IP:
-        ret = _hdr_pop(skb, _mac_len(skb), IPV6_HLEN - IPV4_HLEN)
+        ret = _hdr_pop(skb, skb_mac_len(skb), IPV6_HLEN - IPV4_HLEN)
         if ret == 0:
             skb.protocol = BE_ETH_P_IP
     else:
@@ -213,7 +202,7 @@ cdef uint64_t _net_grow(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noex
             return err(EALREADY)
         if inner_mac_len > n:
             return err(EINVAL)
-    mac_len = _mac_len(skb)
+    mac_len = skb_mac_len(skb)
     if not _hdr_push(skb, off, n):
         return err(ENOMEM)
     if encap:
@@ -266,7 +255,7 @@ cdef uint64_t bpf_skb_adjust_room(Vm* vm, uint64_t r1, uint64_t len_diff_, uint6
         return err(EFAULT)
     if skb.protocol != BE_ETH_P_IP and skb.protocol != BE_ETH_P_IPV6:
         return err(ENOTSUPP)
-    off = _mac_len(skb)
+    off = skb_mac_len(skb)
     if mode == BPF_ADJ_ROOM_NET:
         off += len_min
     elif mode != BPF_ADJ_ROOM_MAC:

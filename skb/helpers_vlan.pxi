@@ -24,29 +24,12 @@ cdef inline void _put_tag(Skb* skb, uint16_t proto, uint16_t tci) noexcept nogil
     skb.vlan_tci = tci & ~0x1000 if skb.profile == PROFILE_V46 else tci
 
 
-cdef inline void _rcsum_add(Skb* skb, uint32_t start, uint32_t n) noexcept nogil:
-    # skb_postpush_rcsum: bytes [start, start+n) joined what skb->csum covers
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum_add(skb.csum, csum_partial(skb.head + start, n, 0))
-
-
-cdef inline void _rcsum_sub(Skb* skb, uint32_t start, uint32_t n) noexcept nogil:
-    # skb_postpull_rcsum: bytes [start, start+n) left what skb->csum covers
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = ~csum_partial(skb.head + start, n, ~skb.csum)
-
-
-cdef inline uint32_t _mac_len(Skb* skb) noexcept nogil:
-    # skb->mac_len; every helper here ends with skb_reset_mac_len, so it is always this
-    return skb.network_header - skb.mac_header
-
-
 cdef uint32_t _mac_rcsum_push(Skb* skb) noexcept nogil:
     """bpf_push_mac_rcsum: at tc ingress skb->csum starts after the MAC header, so the
     current profile adds that header before a helper moves it; returns mac_len."""
-    cdef uint32_t mac_len = _mac_len(skb)
+    cdef uint32_t mac_len = skb_mac_len(skb)
     if skb.at_ingress and skb.profile != PROFILE_V46:
-        _rcsum_add(skb, skb.mac_header, mac_len)
+        skb_postpush_rcsum(skb, skb.head + skb.mac_header, mac_len)
     return mac_len
 
 
@@ -54,7 +37,7 @@ cdef void _mac_rcsum_pull(Skb* skb, uint32_t mac_len) noexcept nogil:
     """bpf_pull_mac_rcsum: the counterpart, over ``mac_len`` bytes at the (moved) MAC
     header."""
     if skb.at_ingress and skb.profile != PROFILE_V46:
-        _rcsum_sub(skb, skb.mac_header, mac_len)
+        skb_postpull_rcsum(skb, skb.head + skb.mac_header, mac_len)
 
 
 cdef int _vlan_insert_tag(Skb* skb, uint16_t proto, uint16_t tci) noexcept nogil:
@@ -76,7 +59,7 @@ cdef int _vlan_insert_tag(Skb* skb, uint16_t proto, uint16_t tci) noexcept nogil
     # tag, as for a frame received with its tags in the payload (measured on 6.18)
     if skb.profile != PROFILE_V46:
         skb.network_header -= VLAN_HLEN
-    _rcsum_add(skb, skb.data + 2 * ETH_ALEN, VLAN_HLEN)
+    skb_postpush_rcsum(skb, skb.head + skb.data + 2 * ETH_ALEN, VLAN_HLEN)
     return 0
 
 
@@ -109,7 +92,7 @@ cdef int _vlan_pop_payload(Skb* skb, uint16_t* tci) noexcept nogil:
     cdef uint32_t raw_at
     if skb.len < ETH_HLEN + VLAN_HLEN:
         return -ENOMEM
-    _rcsum_sub(skb, skb.data + 2 * ETH_ALEN, VLAN_HLEN)
+    skb_postpull_rcsum(skb, skb.head + skb.data + 2 * ETH_ALEN, VLAN_HLEN)
     p = skb_data(skb)
     tci[0] = p[14] << 8 | p[15]
     memcpy(&encap, p + 16, 2)
@@ -175,7 +158,7 @@ cdef uint64_t bpf_skb_vlan_pop(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint
     ret = _vlan_pop(skb)
     # __skb_vlan_pop reset mac_len to the new network header distance
     if ret == 0:
-        mac_len = _mac_len(skb)
+        mac_len = skb_mac_len(skb)
     _mac_rcsum_pull(skb, mac_len)
     skb_sync(vm)
     return err(-ret) if ret else 0

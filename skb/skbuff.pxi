@@ -357,6 +357,23 @@ cdef inline uint16_t csum_fold(uint32_t x) noexcept nogil:
     return <uint16_t>~x
 
 
+cdef inline void skb_postpull_rcsum(Skb* skb, const uint8_t* start, uint32_t n) noexcept nogil:
+    """skb_postpull_rcsum: bytes [start, start+n) left what a CHECKSUM_COMPLETE sum covers."""
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = ~csum_partial(start, n, ~skb.csum)
+
+
+cdef inline void skb_postpush_rcsum(Skb* skb, const uint8_t* start, uint32_t n) noexcept nogil:
+    """skb_postpush_rcsum: bytes [start, start+n) joined what a CHECKSUM_COMPLETE sum covers."""
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum_add(skb.csum, csum_partial(start, n, 0))
+
+
+cdef inline uint32_t skb_mac_len(Skb* skb) noexcept nogil:
+    """skb_mac_header_len(): the network header's distance from the MAC header."""
+    return skb.network_header - skb.mac_header
+
+
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil:
     """What skb->csum should be for CHECKSUM_COMPLETE: the sum over [network header, end)."""
     cdef uint32_t end = skb.data + skb.len
