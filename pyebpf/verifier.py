@@ -286,6 +286,10 @@ class _Flow:
             return
         if form is isa.F_ATOMIC:
             raise _reject(f"BPF_ATOMIC stores into R{base} ctx is not allowed", pc, insn)
+        if form is isa.F_ST and self.profile == "4.6":
+            # 4.6 passed these without converting them: they wrote into the raw sk_buff
+            raise _reject(f"BPF_ST stores into R{base} ctx are refused: the 4.6 kernel "
+                          f"accepted and miscompiled them", pc, insn)
         if state != CTX:
             moved = state[1]
             raise _reject(f"dereference of modified ctx ptr R{base} disallowed (moved by a "
