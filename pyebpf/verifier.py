@@ -12,16 +12,23 @@ verifier refuses at load although the RFC defines a result: shifts by an immedia
 outside the operand width, division and modulo by an immediate zero, ``callx``, and
 instructions no path reaches.  A data-flow pass over the control-flow graph then
 tracks, per register, whether it is initialised and whether it holds the context
-pointer (through moves and 8-byte stack spills at fixed ``r10`` offsets), and
-refuses: reading a register no path initialised ("R2 !read_ok", also after helper
-calls clobber r1-r5), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context
-in r6, context accesses the program type may not make (``skb/rules.py``), atomics and
-sign-extending loads on the context, and helpers the program type may not call.
+pointer, and by how much a constant moved it (through moves and 8-byte stack spills at
+fixed ``r10`` offsets), and refuses: reading a register no path initialised ("R2
+!read_ok", also after helper calls and ``LD_ABS``/``LD_IND`` clobber r1-r5, and r0 for
+cmpxchg), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context in r6,
+context accesses the program type may not make (``skb/rules.py``; sign-extending loads
+are allowed where plain ones are, except of pointer fields), atomics on the context,
+dereferencing a moved context pointer, ALU operations on the context pointer other than
+64-bit add and subtract (the kernel's messages), and helpers the program type may not
+call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
 
-What it does not do: the rest of the kernel's abstract interpretation (value ranges,
-pointer arithmetic bounds, dead-branch pruning).  Paths are merged, not enumerated, so
-a register set on only some paths into a read is refused even where the kernel would
-prove the other paths dead.  Memory safety never depends on any of this: the
+What it does not do: the rest of the kernel's abstract interpretation (scalar values
+and ranges, pointers other than the context, dead-branch pruning).  So a dereference of
+a scalar, of ``sk`` without a NULL check or of a packet pointer without a bounds check
+loads here and is refused by the kernel; and, paths being merged, not enumerated, a
+register set on only some paths into a read is refused even where the kernel would
+prove the other paths dead, as is the context moved by a register (its value is not
+known here, even when it is 0).  Memory safety never depends on any of this: the
 interpreter checks every access, the context's included, at run time.  It never
 rewrites the program.
 """
