@@ -537,10 +537,14 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             elif not ctx_load(vm, a, i.size, &r[d]):
                 break
         elif op == OP_LDXS8 or op == OP_LDXS16 or op == OP_LDXS32:
-            p = _mem(vm, r[s] + <uint64_t><int64_t>i.off, i.size, ACCESS_READ)
-            if p == NULL:
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, i.size, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, i.size), i.size)
+            elif ctx_load(vm, a, i.size, &r[d]):
+                r[d] = _sext(r[d], i.size)
+            else:
                 break
-            r[d] = _sext(_load(p, i.size), i.size)
         elif op == OP_ST8 or op == OP_ST16 or op == OP_ST32 or op == OP_ST64:
             a = r[d] + <uint64_t><int64_t>i.off
             p = _mem(vm, a, i.size, ACCESS_WRITE)

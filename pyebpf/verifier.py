@@ -12,16 +12,23 @@ verifier refuses at load although the RFC defines a result: shifts by an immedia
 outside the operand width, division and modulo by an immediate zero, ``callx``, and
 instructions no path reaches.  A data-flow pass over the control-flow graph then
 tracks, per register, whether it is initialised and whether it holds the context
-pointer (through moves and 8-byte stack spills at fixed ``r10`` offsets), and
-refuses: reading a register no path initialised ("R2 !read_ok", also after helper
-calls clobber r1-r5), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context
-in r6, context accesses the program type may not make (``skb/rules.py``), atomics and
-sign-extending loads on the context, and helpers the program type may not call.
+pointer, and by how much a constant moved it (through moves and 8-byte stack spills at
+fixed ``r10`` offsets), and refuses: reading a register no path initialised ("R2
+!read_ok", also after helper calls and ``LD_ABS``/``LD_IND`` clobber r1-r5, and r0 for
+cmpxchg), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context in r6,
+context accesses the program type may not make (``skb/rules.py``; sign-extending loads
+are allowed where plain ones are, except of pointer fields), atomics on the context,
+dereferencing a moved context pointer, ALU operations on the context pointer other than
+64-bit add and subtract (the kernel's messages), and helpers the program type may not
+call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
 
-What it does not do: the rest of the kernel's abstract interpretation (value ranges,
-pointer arithmetic bounds, dead-branch pruning).  Paths are merged, not enumerated, so
-a register set on only some paths into a read is refused even where the kernel would
-prove the other paths dead.  Memory safety never depends on any of this: the
+What it does not do: the rest of the kernel's abstract interpretation (scalar values
+and ranges, pointers other than the context, dead-branch pruning).  So a dereference of
+a scalar, of ``sk`` without a NULL check or of a packet pointer without a bounds check
+loads here and is refused by the kernel; and, paths being merged, not enumerated, a
+register set on only some paths into a read is refused even where the kernel would
+prove the other paths dead, as is the context moved by a register (its value is not
+known here, even when it is 0).  Memory safety never depends on any of this: the
 interpreter checks every access, the context's included, at run time.  It never
 rewrites the program.
 """
@@ -118,7 +125,7 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool) -> None:
     if form is isa.F_ATOMIC and op.disc_value & isa.BPF_FETCH and insn.src == isa.BPF_REG_10:
         raise _reject("frame pointer r10 is read only", pc, insn)
     if strict and form is isa.F_CALLX:
-        raise _reject(f"unknown opcode {insn.code:#04x}", pc, insn)
+        raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
     if not strict or form is not isa.F_ALU_K:
         return
     alu_op = op.code & 0xF0
@@ -149,19 +156,37 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
 
 
-# Register states of the data-flow pass; merging two different initialised states
-# gives MAYBE_CTX, and anything merged with UNINIT stays UNINIT (maybe unset).
-UNINIT, CTX, SCALAR, MAYBE_CTX, CTX_MOVED = 0, 1, 2, 3, 4
+# Register states of the data-flow pass.  A context pointer moved by a constant is
+# (CTX, offset), by an unknown amount (CTX, None); merging two different initialised
+# states gives MAYBE_CTX (a moved context wins over CTX: its dereference is refused on
+# the path that moved it), and anything merged with UNINIT stays UNINIT (maybe unset).
+UNINIT, CTX, SCALAR, MAYBE_CTX = 0, 1, 2, 3
 _READS_DST = frozenset({isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
                         isa.F_NEG, isa.F_END, isa.F_ST, isa.F_STX, isa.F_ATOMIC,
                         isa.F_JCC_K, isa.F_JCC_X, isa.F_CALLX})
 _MOVES = ("MOV64_X", "MOV32_X")
-_POINTER_ARITH = ("ADD64_K", "ADD64_X", "SUB64_K", "SUB64_X")
+_ALU_FORMS = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X)
+# the kernel's bpf_alu_string, by BPF_OP >> 4
+_ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
+               "s>>=", "endian")
+
+
+def _is_ctx(state) -> bool:
+    return state == CTX or isinstance(state, tuple)
+
+
+def _merge_reg(x, y):
+    if x == y:
+        return x
+    if UNINIT in (x, y):
+        return UNINIT
+    if _is_ctx(x) and _is_ctx(y):
+        return y if x == CTX else x
+    return MAYBE_CTX
 
 
 def _merge(a: tuple, b: tuple) -> tuple:
-    regs = tuple(x if x == y else UNINIT if UNINIT in (x, y) else MAYBE_CTX
-                 for x, y in zip(a[0], b[0]))
+    regs = tuple(_merge_reg(x, y) for x, y in zip(a[0], b[0]))
     return regs, {k: v for k, v in a[1].items() if b[1].get(k) == v}
 
 
@@ -201,7 +226,10 @@ class _Flow:
             read(insn.src)
         if form in _READS_DST and not op.name.startswith("MOV"):
             read(insn.dst)
+        if op.name.endswith("CMPXCHG"):
+            read(0)
         if form in (isa.F_LD_ABS, isa.F_LD_IND):
+            read(6)
             if regs[6] != CTX:
                 raise _reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", pc, insn)
         if form is isa.F_EXIT:
@@ -226,7 +254,7 @@ class _Flow:
             spilled = regs[insn.src] if form is isa.F_STX and op.size == 8 else SCALAR
             for k in [k for k in slots if k < insn.off + op.size and insn.off < k + 8]:
                 del slots[k]
-            if spilled in (CTX, MAYBE_CTX):
+            if _is_ctx(spilled) or spilled == MAYBE_CTX:
                 slots[insn.off] = spilled
         elif form is isa.F_ATOMIC:
             if op.disc_value == isa.BPF_CMPXCHG:
@@ -235,8 +263,9 @@ class _Flow:
                 regs[insn.src] = SCALAR
         elif op.name in _MOVES:
             regs[insn.dst] = regs[insn.src] if op.name == "MOV64_X" else SCALAR
-        elif regs[insn.dst] == CTX and op.name in _POINTER_ARITH:
-            regs[insn.dst] = CTX_MOVED
+        elif form in _ALU_FORMS and not op.name.startswith("MOV") and (
+                _is_ctx(regs[insn.dst]) or form.src and _is_ctx(regs[insn.src])):
+            regs[insn.dst] = self.pointer_alu(pc, insn, op, regs)
         elif form.dst and form not in (isa.F_JCC_K, isa.F_JCC_X, isa.F_ST, isa.F_STX,
                                        isa.F_CALLX):
             regs[insn.dst] = SCALAR
@@ -259,23 +288,68 @@ class _Flow:
             base, write = insn.dst, True
         else:
             return
-        if regs[base] == CTX_MOVED:
-            raise _reject(f"dereference of modified ctx ptr R{base} disallowed", pc, insn)
-        if regs[base] != CTX:
+        state = regs[base]
+        if not _is_ctx(state):
             return
         if form is isa.F_ATOMIC:
             raise _reject(f"BPF_ATOMIC stores into R{base} ctx is not allowed", pc, insn)
-        if op.name.startswith("LDXS"):
-            raise _reject("sign-extending loads from the context are not allowed", pc, insn)
+        if form is isa.F_ST and self.profile == "4.6":
+            # 4.6 passed these without converting them: they wrote into the raw sk_buff
+            raise _reject(f"BPF_ST stores into R{base} ctx are refused: the 4.6 kernel "
+                          f"accepted and miscompiled them", pc, insn)
+        if state != CTX:
+            moved = state[1]
+            raise _reject(f"dereference of modified ctx ptr R{base} disallowed (moved by a "
+                          f"register)" if moved is None else
+                          f"negative offset ctx ptr R{base} off={moved} disallowed" if moved < 0
+                          else f"dereference of modified ctx ptr R{base} off={moved} disallowed",
+                          pc, insn)
+        if op.name.startswith("LDXS") and self.profile == "4.6":
+            raise _reject("sign-extending loads from the context do not exist in the 4.6 "
+                          "kernel", pc, insn)
         field, reason = self.rules.access_rule(self.prog_type, self.profile, insn.off,
                                                op.size, write)
+        if reason is None and op.name.startswith("LDXS") and field.name in \
+                self.rules.POINTER_FIELDS:
+            reason = f"{field.name} is a pointer; it cannot be sign-extended"
         if reason is not None:
             raise _reject(f"invalid bpf_context access off={insn.off} size={op.size}: "
                           f"{reason}", pc, insn)
 
+    def pointer_alu(self, pc, insn, op, regs):
+        """The state an ALU instruction on a context pointer leaves in dst, or the
+        kernel's refusal (``adjust_reg_min_max_vals`` for a privileged loader)."""
+        alu_op = op.code & 0xF0
+        dst, src = regs[insn.dst], regs[insn.src] if op.form.src else SCALAR
+        opstr = _ALU_STRING[alu_op >> 4]
+        if _is_ctx(dst) and _is_ctx(src):
+            if alu_op == isa.BPF_SUB:
+                return SCALAR
+            raise _reject(f"R{insn.dst} pointer {opstr} pointer prohibited", pc, insn)
+        if src in (MAYBE_CTX, UNINIT) or dst in (MAYBE_CTX, UNINIT):
+            return SCALAR
+        if not op.is_64:
+            if alu_op == isa.BPF_SUB:
+                return SCALAR
+            raise _reject(f"R{insn.dst} 32-bit pointer arithmetic prohibited", pc, insn)
+        if alu_op in (isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR):
+            raise _reject(f"R{insn.dst} bitwise operator {opstr} on pointer prohibited", pc,
+                          insn)
+        if alu_op not in (isa.BPF_ADD, isa.BPF_SUB):
+            raise _reject(f"R{insn.dst} pointer arithmetic with {opstr} operator prohibited",
+                          pc, insn)
+        if alu_op == isa.BPF_SUB and _is_ctx(src):
+            raise _reject(f"R{insn.dst} tried to subtract pointer from scalar", pc, insn)
+        moved = 0 if dst == CTX else dst[1] if _is_ctx(dst) else None
+        if op.form is isa.F_ALU_K and moved is not None:
+            moved += insn.imm if alu_op == isa.BPF_ADD else -insn.imm
+            return CTX if moved == 0 else (CTX, moved)
+        # a register operand: pyebpf does not track scalar values, the kernel does
+        return (CTX, None)
+
     def check_helper(self, pc, insn) -> None:
         hid = insn.imm
-        if not 0 < hid <= isa.MAX_HELPER_ID:
+        if not 0 <= hid <= isa.MAX_HELPER_ID:
             raise _reject(f"invalid func unknown#{hid}", pc, insn)
         if hid not in self.allowed:
             kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"

@@ -45,6 +45,7 @@ _NARROW = (1, 2, 4)
 _ALL3 = {SF: _NARROW, CLS: _NARROW, ACT: _NARROW}
 _TC_ONLY = {CLS: _NARROW, ACT: _NARROW}
 _TC_W4 = {CLS: (4,), ACT: (4,)}
+_CB = {SF: (1, 2, 4, 8), CLS: (1, 2, 4, 8), ACT: (1, 2, 4, 8)}
 _NONE: dict = {}
 
 
@@ -69,7 +70,7 @@ FIELDS: tuple[Field, ...] = (
     _f(10, "ingress_ifindex", 36, 4, 4, _ALL3, _NONE, _V46_ALL),
     _f(11, "ifindex", 40, 4, 4, _ALL3, _NONE, _V46_ALL),
     _f(12, "tc_index", 44, 4, 2, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
-    _f(13, "cb", 48, 20, 4, _ALL3, _ALL3, _V46_ALL, _V46_ALL),
+    _f(13, "cb", 48, 20, 4, _CB, _CB, _V46_ALL, _V46_ALL),
     _f(14, "hash", 68, 4, 4, _ALL3, _NONE, _V46_ALL),
     _f(15, "tc_classid", 72, 4, 2, _TC_ONLY, _TC_W4, _V46_TC, _V46_TC),
     _f(16, "data", 76, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
@@ -95,8 +96,8 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
-# Offsets inside cb[] where an 8-byte access fits (cb[0] and cb[2]).
-CB_DW_OFFSETS = (48, 56)
+# Fields whose value is a pointer: the kernel refuses sign-extending loads of them.
+POINTER_FIELDS = frozenset({"data", "data_end", "data_meta", "flow_keys", "sk"})
 
 
 def field_at(offset: int) -> Field | None:
@@ -109,27 +110,33 @@ def field_at(offset: int) -> Field | None:
 def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write: bool):
     """``(field, None)`` when the access is allowed, else ``(field or None, reason)``.
 
-    The reason reads like the kernel verifier's: ``invalid bpf_context access``.
+    The reason names the field and says why; the verifier puts it after the kernel's
+    own words, ``invalid bpf_context access off=N size=M``.
     """
-    f = field_at(offset) if 0 <= offset < SIZEOF[profile] else None
     kind = "write" if write else "read"
+    done = "written" if write else "read"
+    f = field_at(offset) if 0 <= offset < SIZEOF[profile] else None
     if f is None:
-        return None, f"offset {offset} is outside struct __sk_buff ({SIZEOF[profile]} bytes)"
+        kernel = " in the 4.6 kernel" if profile == "4.6" else ""
+        return None, f"offset {offset} is outside struct __sk_buff ({SIZEOF[profile]} " \
+                     f"bytes{kernel})"
     if offset % size:
         return f, f"misaligned {size}-byte {kind} of {f.name}"
     if profile == "4.6":
-        allowed = (4,) if prog_type in (f.write46 if write else f.read46) else ()
-    else:
-        allowed = (f.write if write else f.read).get(prog_type, ())
-        if f.name == "cb" and size == 8 and offset not in CB_DW_OFFSETS:
-            allowed = ()
+        if prog_type not in (f.write46 if write else f.read46):
+            return f, f"{f.name} may not be {done} by {prog_type.name} in the 4.6 kernel"
+        if size != 4:
+            return f, f"{size}-byte {kind} of {f.name}; the 4.6 kernel allows 4-byte " \
+                      f"context accesses only"
+        return f, None
+    allowed = (f.write if write else f.read).get(prog_type, ())
+    if not allowed:
+        return f, f"{f.name} may not be {done} by {prog_type.name}"
     if size not in allowed:
-        if not allowed:
-            return f, f"{f.name} may not be {'written' if write else 'read'} by {prog_type.name}"
         sizes = "/".join(map(str, allowed))
         return f, f"{size}-byte {kind} of {f.name}; {prog_type.name} allows {sizes} bytes"
     if offset + size > f.offset + f.size:
-        return f, f"{size}-byte {kind} at offset {offset} runs past {f.name}"
+        return f, f"{size}-byte {kind} at offset {offset} runs past the end of {f.name}"
     return f, None
 
 
@@ -142,7 +149,7 @@ _CUR_SF = frozenset({
     87, 88, 89, 93, 94, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 122, 123, 125,
     130, 131, 132, 133, 134, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157,
     158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194,
-    195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210})
+    195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211})
 _CUR_TC = _CUR_SF | {
     9, 10, 11, 13, 18, 19, 20, 21, 23, 24, 28, 29, 30, 31, 32, 33, 34, 38, 39, 40, 41, 43,
     48, 50, 66, 69, 79, 83, 84, 85, 86, 95, 96, 97, 98, 99, 100, 107, 108, 110, 124, 135,

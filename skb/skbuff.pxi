@@ -619,6 +619,8 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
             raise ValueError("sf_start must be 'mac' or 'network'")
         skb.data += ETH_HLEN
         skb.len -= ETH_HLEN
+        if "wire_len" not in fields:
+            skb.wire_len = skb.len
     elif sf_start != "mac":
         raise ValueError("sf_start applies to socket filters only")
     if skb.ip_summed == CHECKSUM_COMPLETE:
