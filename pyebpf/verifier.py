@@ -14,8 +14,8 @@ instructions no path reaches.  A data-flow pass over the control-flow graph then
 tracks, per register, whether it is initialised and whether it holds the context
 pointer (through moves and 8-byte stack spills at fixed ``r10`` offsets), and
 refuses: reading a register no path initialised ("R2 !read_ok", also after helper
-calls clobber r1-r5), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context
-in r6, context accesses the program type may not make (``skb/rules.py``), atomics and
+calls and legacy packet loads clobber r1-r5), exiting with r0 unset, ``LD_ABS``/``LD_IND``
+without the context in r6 or inside a bpf-to-bpf subprogram, context accesses the program type may not make (``skb/rules.py``), atomics and
 sign-extending loads on the context, and helpers the program type may not call.
 
 What it does not do: the rest of the kernel's abstract interpretation (value ranges,
@@ -96,6 +96,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current"
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
         _check_reachable(insns, ops)
+        _check_ld_abs_in_main(insns, ops)
         _Flow(insns, ops, isa.ProgType(prog_type), profile).run()
     return ops
 
@@ -147,6 +148,17 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
     for pc, op in enumerate(ops):
         if op is not None and not seen[pc]:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
+
+
+def _check_ld_abs_in_main(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+    # a subprogram runs from a local call's target to the next one; the kernel wants
+    # BTF for LD_ABS there, and raw programs have none
+    starts = [pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+              if op is not None and op.form is isa.F_CALL_LOCAL]
+    first = min((s for s in starts if s > 0), default=len(ops))
+    for pc in range(first, len(ops)):
+        if ops[pc] is not None and ops[pc].form in (isa.F_LD_ABS, isa.F_LD_IND):
+            raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
 
 
 # Register states of the data-flow pass; merging two different initialised states
@@ -202,6 +214,7 @@ class _Flow:
         if form in _READS_DST and not op.name.startswith("MOV"):
             read(insn.dst)
         if form in (isa.F_LD_ABS, isa.F_LD_IND):
+            read(6)
             if regs[6] != CTX:
                 raise _reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", pc, insn)
         if form is isa.F_EXIT:

@@ -110,6 +110,9 @@ ctypedef struct Skb:
     uint32_t cpu
     uint32_t cgroup_classid
     uint32_t route_realm
+    uint64_t pid_tgid            # the "current task" (none for a replayed packet)
+    uint64_t uid_gid
+    uint8_t comm[16]
     int profile                 # PROFILE_CURRENT or PROFILE_V46
 
 
@@ -383,6 +386,9 @@ SKB_FIELDS = {
     "ktime": "bpf_ktime_get_ns start value", "ktime_step": "ns added per ktime call",
     "prandom_seed": "seed of bpf_get_prandom_u32", "cpu": "bpf_get_smp_processor_id",
     "cgroup_classid": "bpf_get_cgroup_classid", "route_realm": "bpf_get_route_realm",
+    "pid_tgid": "bpf_get_current_pid_tgid: tgid << 32 | pid (default 0)",
+    "uid_gid": "bpf_get_current_uid_gid: gid << 32 | uid (default 0)",
+    "comm": "bpf_get_current_comm: the task name, at most 15 bytes (default empty)",
 }
 
 _U16_FIELDS = ("queue_mapping", "tc_index", "tc_classid", "gso_segs", "gso_size")
@@ -531,6 +537,15 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
             skb.cgroup_classid = value
         elif name == "route_realm":
             skb.route_realm = value
+        elif name == "pid_tgid":
+            skb.pid_tgid = value
+        elif name == "uid_gid":
+            skb.uid_gid = value
+        elif name == "comm":
+            comm = value.encode() if isinstance(value, str) else bytes(value)
+            if len(comm) > 15 or b"\0" in comm:
+                raise ValueError(f"comm is at most 15 bytes without NUL, got {comm!r}")
+            memcpy(skb.comm, <const char*>comm, len(comm))
         else:
             raise TypeError(f"unknown packet field {name!r}; known: "
                             + ", ".join(sorted(SKB_FIELDS)))
@@ -539,6 +554,8 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
             raise ValueError("sf_start must be 'mac' or 'network'")
         skb.data += ETH_HLEN
         skb.len -= ETH_HLEN
+        if "wire_len" not in fields:
+            skb.wire_len = skb.len      # as test_run reports it for a socket filter
     elif sf_start != "mac":
         raise ValueError("sf_start applies to socket filters only")
     if skb.ip_summed == CHECKSUM_COMPLETE:
