@@ -215,6 +215,8 @@ class _Flow:
             read(insn.dst)
         if form in (isa.F_LD_ABS, isa.F_LD_IND):
             read(6)
+            if regs[6] == CTX_MOVED:
+                raise _reject("dereference of modified ctx ptr R6 disallowed", pc, insn)
             if regs[6] != CTX:
                 raise _reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", pc, insn)
         if form is isa.F_EXIT:

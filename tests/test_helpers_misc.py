@@ -260,3 +260,172 @@ def test_trace_printk_in_the_4_6_profile_takes_the_format_from_the_stack_only():
                 I(0x95, 0, 0, 0, 0))
     with pytest.raises(errors.LoadError):   # 4.6 had no skb->data either
         pyebpf.Program(prog, CLS, profile="4.6")
+
+
+# --- the current task: test_run's is the test process; run() takes it as fields -------
+
+def _this_task() -> dict:
+    tid = threading.get_native_id()
+    return {"pid_tgid": os.getpid() << 32 | tid, "uid_gid": os.getgid() << 32 | os.getuid(),
+            "comm": Path(f"/proc/self/task/{tid}/comm").read_text().rstrip("\n")}
+
+
+@pytest.mark.parametrize("helper, field", [(14, "pid_tgid"), (15, "uid_gid")],
+                         ids=["get_current_pid_tgid", "get_current_uid_gid"])
+@pytest.mark.parametrize("prog_type", [CLS, SF])
+def test_current_task_ids_are_the_ones_run_is_given(helper, field, prog_type):
+    """Under test_run the kernel reports the calling process; the engine reports the
+    task passed to run(), here the same one."""
+    assert_same(call_prog(helper), prog_type, FRAME, {}, **{field: _this_task()[field]})
+
+
+def comm_prog(size: int) -> bytes:
+    # fill a 16-byte buffer with 0xff, get_current_comm(buf, size), copy it to cb[0..3]
+    return code(I(0xBF, 6, 1, 0, 0), *lddw(1, -1), I(0x7B, 10, 1, -16, 0),
+                I(0x7B, 10, 1, -8, 0), I(0xBF, 1, 10, 0, 0), I(0x07, 1, 0, 0, -16),
+                I(0xB7, 2, 0, 0, size), I(0x85, 0, 0, 0, 16),
+                *[x for k in range(4) for x in (I(0x61, 2, 10, -16 + 4 * k, 0),
+                                                I(0x63, 6, 2, 48 + 4 * k, 0))],
+                I(0x95, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("size", [1, 4, 8, 16])
+def test_get_current_comm_copies_size_minus_1_bytes_and_zero_fills(size):
+    engine, _ = assert_same(comm_prog(size), CLS, FRAME, {}, comm=_this_task()["comm"])
+    comm = _this_task()["comm"].encode()[:size - 1]
+    assert engine.skb.cb_bytes[:16] == (comm + bytes(size - len(comm))).ljust(16, b"\xff")
+
+
+def test_get_current_comm_with_size_zero_is_refused_like_the_kernel_verifier():
+    require_kernel()
+    with pytest.raises(errors.KernelError):
+        kernel.KernelProgram(comm_prog(0), CLS)
+    with pytest.raises(errors.ExecutionError, match="size must be a non-zero constant"):
+        pyebpf.Program(comm_prog(0), CLS).run(FRAME)
+
+
+def test_a_replayed_packet_has_no_task_by_default():
+    """Not differential: in a tc hook the kernel reports whatever task was interrupted;
+    the engine's default is pid 0, uid 0 and an empty name, unless run() says otherwise."""
+    p = pyebpf.Program(comm_prog(16), CLS)
+    assert p.run(FRAME).skb.cb_bytes[:16] == bytes(16)
+    assert p.run(FRAME, comm="swapper/0").skb.cb_bytes[:16] == b"swapper/0".ljust(16, b"\0")
+    res = pyebpf.Program(call_prog(14), CLS).run(FRAME)
+    assert res.skb.cb[:2] == (0, 0)
+
+
+def test_comm_longer_than_15_bytes_is_refused():
+    with pytest.raises(ValueError, match="comm is at most 15 bytes"):
+        pyebpf.Program(comm_prog(16), CLS).run(FRAME, comm="a" * 16)
+
+
+# --- time, randomness, cpu: the kernel's are the machine's; run() makes them fixed --------
+
+def store_u64(src: int, cb_off: int) -> list[I]:
+    # cb[] takes 4-byte stores: low half, then high half (clobbers r9)
+    return [I(0x63, 6, src, cb_off, 0), I(0xBF, 9, src, 0, 0), I(0x77, 9, 0, 0, 32),
+            I(0x63, 6, 9, cb_off + 4, 0)]
+
+
+def two_calls_prog(helper: int) -> bytes:
+    # cb[0..1] = first call, cb[2..3] = second call (64-bit each); r0 = second - first
+    return code(I(0xBF, 6, 1, 0, 0), I(0x85, 0, 0, 0, helper), *store_u64(0, 48),
+                I(0xBF, 7, 0, 0, 0), I(0x85, 0, 0, 0, helper), *store_u64(0, 56),
+                I(0x1F, 0, 7, 0, 0), I(0x95, 0, 0, 0, 0))
+
+
+def _u64s(res) -> tuple[int, int]:
+    return struct.unpack("<QQ", res.skb.cb_bytes[:16])
+
+
+def test_ktime_starts_at_ktime_and_advances_by_ktime_step():
+    res = pyebpf.Program(two_calls_prog(5), CLS).run(FRAME, ktime=10**12, ktime_step=40)
+    assert _u64s(res) == (10**12, 10**12 + 40) and res.retval == 40
+
+
+def test_ktime_by_default_stands_still_at_zero():
+    assert _u64s(pyebpf.Program(two_calls_prog(5), CLS).run(FRAME)) == (0, 0)
+
+
+def test_ktime_never_runs_backwards_in_the_kernel_or_the_engine():
+    engine, theirs = both(two_calls_prog(5), CLS, FRAME, {}, ktime=5, ktime_step=50)
+    assert 0 <= theirs.retval_signed < 10**6 and engine.retval == 50
+
+
+def test_prandom_is_a_reproducible_sequence_of_distinct_u32_values():
+    p = pyebpf.Program(two_calls_prog(7), CLS)
+    first = _u64s(p.run(FRAME, prandom_seed=42))
+    assert first == _u64s(p.run(FRAME, prandom_seed=42))
+    assert first != _u64s(p.run(FRAME, prandom_seed=43))
+    assert first[0] != first[1] and max(first) < 1 << 32
+
+
+def test_prandom_gives_different_values_on_each_call_like_the_kernel():
+    engine, theirs = both(two_calls_prog(7), CLS, FRAME, {})
+    kernel_values = struct.unpack("<QQ", struct.pack("<5I", *theirs.skb["cb"])[:16])
+    assert kernel_values[0] != kernel_values[1] and max(kernel_values) < 1 << 32
+    assert len(set(_u64s(engine))) == 2
+
+
+def test_smp_processor_id_is_the_cpu_run_is_given():
+    """Not differential: the kernel reports the CPU the test happens to run on."""
+    p = pyebpf.Program(call_prog(8), CLS)
+    assert (p.run(FRAME).retval, p.run(FRAME, cpu=3).retval) == (0, 3)
+
+
+# --- classids and realms: 0 without net_cls and without a route, as under test_run ------
+
+@pytest.mark.parametrize("helper, prog_type", [(17, CLS), (17, SF), (24, CLS)],
+                         ids=["cgroup_classid-tc", "cgroup_classid-socket-filter",
+                              "route_realm-tc"])
+def test_classid_and_realm_are_zero_by_default_as_in_the_kernel(helper, prog_type):
+    engine, _ = assert_same(call_prog(helper, r1_ctx=True), prog_type, FRAME, {})
+    assert engine.retval == 0
+
+
+@pytest.mark.parametrize("helper, field", [(17, "cgroup_classid"), (24, "route_realm")])
+def test_classid_and_realm_are_the_values_run_is_given(helper, field):
+    """Not differential: test_run attaches no net_cls classid and no route."""
+    res = pyebpf.Program(call_prog(helper, r1_ctx=True), CLS).run(FRAME, **{field: 0x10002})
+    assert res.retval == 0x10002
+
+
+def test_route_realm_is_not_offered_to_socket_filters():
+    require_kernel()
+    with pytest.raises(errors.KernelError, match="cannot use helper"):
+        kernel.KernelProgram(call_prog(24, r1_ctx=True), SF)
+    with pytest.raises(errors.VerifierError, match="cannot use helper"):
+        pyebpf.Program(call_prog(24, r1_ctx=True), SF)
+
+
+# --- redirect ---------------------------------------------------------------------------
+
+def redirect_prog(ifindex: int, flags: int, then: int | None = None) -> bytes:
+    tail = [] if then is None else [I(0xB7, 0, 0, 0, then)]
+    return code(*lddw(1, ifindex), *lddw(2, flags), I(0x85, 0, 0, 0, 23), *tail,
+                I(0x95, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("ifindex, flags", [(1, 0), (1, 1), (9999, 0), (1, 2), (1, 4),
+                                            (1, 0x100), (1, 1 << 32), (0xFFFFFFFF, 1)],
+                         ids=["egress", "ingress", "unknown-ifindex", "flag-2", "flag-4",
+                              "flag-0x100", "flag-bit-32", "ifindex-u32-max"])
+def test_redirect_returns_what_the_kernel_returns(ifindex, flags):
+    engine, _ = assert_same(redirect_prog(ifindex, flags), CLS, FRAME, {})
+    assert engine.retval == (7 if flags in (0, 1) else 2)
+
+
+@pytest.mark.parametrize("flags, then, expected", [
+    (0, None, (5, False)), (1, None, (5, True)), (0, 0, None), (2, None, None)],
+    ids=["egress", "ingress", "returned-ok-ignores-it", "bad-flags-record-nothing"])
+def test_redirect_is_reported_only_when_the_program_returns_tc_act_redirect(flags, then,
+                                                                           expected):
+    """Not differential: test_run does not act on the verdict."""
+    prog = redirect_prog(5, flags, then)
+    assert pyebpf.Program(prog, CLS).run(FRAME).redirect == expected
+    assert pyebpf.Program(prog, "sched_act").run(FRAME).redirect == expected
+
+
+def test_returning_tc_act_redirect_without_calling_redirect_reports_no_target():
+    res = pyebpf.Program(code(I(0xB7, 0, 0, 0, 7), I(0x95, 0, 0, 0, 0)), CLS).run(FRAME)
+    assert res.retval == 7 and res.redirect is None
