@@ -87,8 +87,9 @@ cdef uint64_t bpf_get_current_comm(Vm* vm, uint64_t buf, uint64_t size, uint64_t
 # The format is checked and printed in one pass, as the kernel's bpf_bprintf_prepare()
 # checks it and bstr_printf() prints it: the current kernel accepts %d %i %u %x %X
 # (with l/ll), %c, %s, %p (and %pK %px %ps %pS %pB %pks %pus %pi4 %pI4 %pi6 %pI6),
-# %%, the flags "0+- " and a width, at most 3 conversions; output goes into a
-# 1024-byte buffer and the helper returns the length it would have had.  Every
+# %%, the flags "0+- " and a width, at most 3 conversions, text bytes >= 0x80 (UTF-8);
+# strings share the kernel's 512-byte argument buffer (-ENOSPC when it runs out); output
+# goes into a 1024-byte buffer and the helper returns the length it would have had.  Every
 # conversion is printed by C's snprintf from a spec rebuilt from the parsed one.
 # %p is printed like %px: the kernel hashes pointers, which no engine can reproduce.
 
@@ -242,7 +243,7 @@ cdef uint64_t bpf_trace_printk(Vm* vm, uint64_t fmt_addr, uint64_t fmt_size, uin
     if fmt == NULL:
         return 0
     if vm.skb.profile == PROFILE_V46:
-        return printk_v46(vm, fmt_addr, fmt, size, a1, a2, a3)
+        return printk_v46(vm, fmt, size, a1, a2, a3)
     nul = <const char*>memchr(fmt, 0, size)
     if nul == NULL:
         return err(EINVAL)
@@ -392,10 +393,11 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
     return pk_commit(vm, &o, o.pos)
 
 
-cdef uint64_t printk_v46(Vm* vm, uint64_t fmt_addr, const char* fmt, uint32_t size,
-                         uint64_t a1, uint64_t a2, uint64_t a3) noexcept nogil:
+cdef uint64_t printk_v46(Vm* vm, const char* fmt, uint32_t size, uint64_t a1, uint64_t a2,
+                         uint64_t a3) noexcept nogil:
     """4.6: %d %u %x (l, ll), %p, one %s of at most 63 bytes, 3 conversions, no
-    flags, widths or %%; the NUL must be the last byte; the text's length is returned."""
+    flags, widths or %%; the NUL must be the last byte; the text's length is returned.
+    (4.6 also wanted fmt on the stack, the only memory its programs could point at.)"""
     cdef Printk o
     cdef uint64_t args[3]
     cdef uint64_t v
@@ -405,9 +407,6 @@ cdef uint64_t printk_v46(Vm* vm, uint64_t fmt_addr, const char* fmt, uint32_t si
     cdef uint8_t c
     cdef char text[PRINTK_V46_STR]
     cdef char spec[8]
-    if fmt_addr < vm.regions[0].start or fmt_addr + size > vm.regions[0].end:
-        return helper_fault(vm, b"the 4.6 kernel's verifier takes the format string from "
-                                b"the stack only")
     if fmt[n] != 0:
         return err(EINVAL)
     args[0], args[1], args[2] = a1, a2, a3

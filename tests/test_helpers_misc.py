@@ -171,12 +171,12 @@ def test_trace_printk_returns_what_the_kernel_returns(fmt, args, text, trace_pip
     """The return value is the kernel's (characters printed, or -EINVAL/-ENOSPC).  The
     text does not come back from test_run: it is compared with trace_pipe where that
     is readable, otherwise with the documented expectation (C printf semantics; %p
-    printed like %px, because the kernel hashes pointers)."""
+    the table prints no hashed pointer: the kernel hashes a plain non-NULL %p)."""
     engine, theirs = both(printk_prog(fmt, *args), CLS, LONG_PKT)
     assert engine.retval == theirs.retval_signed
     if text is None:
         assert engine.retval < 0 and engine.trace_output == []
-    elif trace_pipe is not None and "pointer" not in str(fmt):
+    elif trace_pipe is not None:
         assert engine.trace_output == trace_pipe()
     else:
         assert engine.trace_output == [text]
@@ -253,13 +253,6 @@ def test_trace_printk_in_the_4_6_profile_keeps_a_string_read_up_to_a_fault():
                 I(0x85, 0, 0, 0, 6), I(0x95, 0, 0, 0, 0))
     assert pyebpf.Program(prog, CLS, profile="4.6").run(FRAME).trace_output == ["[abcdefgh]"]
     assert pyebpf.Program(prog, CLS).run(FRAME).trace_output == ["[]"]
-
-
-def test_trace_printk_in_the_4_6_profile_takes_the_format_from_the_stack_only():
-    prog = code(I(0x61, 1, 1, 76, 0), I(0xB7, 2, 0, 0, 1), I(0x85, 0, 0, 0, 6),
-                I(0x95, 0, 0, 0, 0))
-    with pytest.raises(errors.LoadError):   # 4.6 had no skb->data either
-        pyebpf.Program(prog, CLS, profile="4.6")
 
 
 # --- the current task: test_run's is the test process; run() takes it as fields -------
