@@ -1452,7 +1452,8 @@ cdef class Program:
                                            skb.clones[k].length))
                 for k in range(skb.nclones))
         res.trace_output = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
-                            .decode("latin-1").split("\n") if skb.printk_len else [])
+                            .decode("utf-8", "backslashreplace").split("\n")
+                            if skb.printk_len else [])
         memcpy(&res._skb, skb, sizeof(Skb))
         # the copy keeps metadata only; the buffers are freed with the run
         res._skb.head = NULL

@@ -15,9 +15,10 @@ tracks, per register, whether it is initialised and whether it holds the context
 pointer, and by how much a constant moved it (through moves and 8-byte stack spills at
 fixed ``r10`` offsets), and refuses: reading a register no path initialised ("R2
 !read_ok", also after helper calls and ``LD_ABS``/``LD_IND`` clobber r1-r5, and r0 for
-cmpxchg), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context in r6,
-context accesses the program type may not make (``skb/rules.py``; sign-extending loads
-are allowed where plain ones are, except of pointer fields), atomics on the context,
+cmpxchg), exiting with r0 unset, ``LD_ABS``/``LD_IND`` without the context in r6 or
+inside a bpf-to-bpf subprogram, context accesses the program type may not make
+(``skb/rules.py``; sign-extending loads are allowed where plain ones are, except of
+pointer fields), atomics on the context,
 dereferencing a moved context pointer, ALU operations on the context pointer other than
 64-bit add and subtract (the kernel's messages), and helpers the program type may not
 call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
@@ -103,6 +104,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current"
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
         _check_reachable(insns, ops)
+        _check_ld_abs_in_main(insns, ops)
         _Flow(insns, ops, isa.ProgType(prog_type), profile).run()
     return ops
 
@@ -154,6 +156,17 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
     for pc, op in enumerate(ops):
         if op is not None and not seen[pc]:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
+
+
+def _check_ld_abs_in_main(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+    # a subprogram runs from a local call's target to the next one; the kernel wants
+    # BTF for LD_ABS there, and raw programs have none
+    starts = [pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+              if op is not None and op.form is isa.F_CALL_LOCAL]
+    first = min((s for s in starts if s > 0), default=len(ops))
+    for pc in range(first, len(ops)):
+        if ops[pc] is not None and ops[pc].form in (isa.F_LD_ABS, isa.F_LD_IND):
+            raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
 
 
 # Register states of the data-flow pass.  A context pointer moved by a constant is
@@ -230,6 +243,8 @@ class _Flow:
             read(0)
         if form in (isa.F_LD_ABS, isa.F_LD_IND):
             read(6)
+            if _is_ctx(regs[6]) and regs[6] != CTX:
+                raise _reject("dereference of modified ctx ptr R6 disallowed", pc, insn)
             if regs[6] != CTX:
                 raise _reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", pc, insn)
         if form is isa.F_EXIT:

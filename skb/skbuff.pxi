@@ -118,6 +118,9 @@ ctypedef struct Skb:
     uint32_t cpu
     uint32_t cgroup_classid
     uint32_t route_realm
+    uint64_t pid_tgid            # the "current task" (none for a replayed packet)
+    uint64_t uid_gid
+    uint8_t comm[16]
     int profile                 # PROFILE_CURRENT or PROFILE_V46
 
 
@@ -439,6 +442,9 @@ SKB_FIELDS = {
     "cgroup_classid": "bpf_get_cgroup_classid", "route_realm": "bpf_get_route_realm",
     "devices": "ifindexes that exist for clone_redirect besides the packet's own "
                "(default: every ifindex > 0)",
+    "pid_tgid": "bpf_get_current_pid_tgid: tgid << 32 | pid (default 0)",
+    "uid_gid": "bpf_get_current_uid_gid: gid << 32 | uid (default 0)",
+    "comm": "bpf_get_current_comm: the task name, at most 15 bytes (default empty)",
 }
 
 _U16_FIELDS = ("queue_mapping", "tc_index", "tc_classid", "gso_segs", "gso_size")
@@ -611,6 +617,15 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         elif name == "devices":
             if value is not None:
                 _set_devices(skb, value)
+        elif name == "pid_tgid":
+            skb.pid_tgid = value
+        elif name == "uid_gid":
+            skb.uid_gid = value
+        elif name == "comm":
+            comm = value.encode() if isinstance(value, str) else bytes(value)
+            if len(comm) > 15 or b"\0" in comm:
+                raise ValueError(f"comm is at most 15 bytes without NUL, got {comm!r}")
+            memcpy(skb.comm, <const char*>comm, len(comm))
         else:
             raise TypeError(f"unknown packet field {name!r}; known: "
                             + ", ".join(sorted(SKB_FIELDS)))
@@ -620,7 +635,7 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         skb.data += ETH_HLEN
         skb.len -= ETH_HLEN
         if "wire_len" not in fields:
-            skb.wire_len = skb.len
+            skb.wire_len = skb.len      # as test_run reports it for a socket filter
     elif sf_start != "mac":
         raise ValueError("sf_start applies to socket filters only")
     if skb.ip_summed == CHECKSUM_COMPLETE:
