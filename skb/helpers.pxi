@@ -54,8 +54,10 @@ cdef void skb_sync(Vm* vm) noexcept nogil:
 
 
 include "helpers_misc.pxi"
+include "helpers_data.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
     memset(SKB_HELPERS, 0, sizeof(SKB_HELPERS))
     register_misc_helpers(SKB_HELPERS)
+    register_data_helpers(SKB_HELPERS)
