@@ -123,12 +123,19 @@ def engine_prog(code: bytes, prog_type=CLS, profile: str = "current"):
     return _ENGINE[key]
 
 
+_KERNEL_CACHED = 128       # loaded programs kept open (each holds a file descriptor)
+
+
 def kernel_prog(code: bytes, prog_type=CLS):
     key = (code, prog_type)
     if key not in _KERNEL:
         ok, reason = kernel.available()
         if not ok:
             pytest.skip(f"kernel oracle unavailable: {reason}")
+        if len(_KERNEL) >= _KERNEL_CACHED:
+            for kprog in _KERNEL.values():
+                kprog.close()
+            _KERNEL.clear()
         _KERNEL[key] = kernel.KernelProgram(code, prog_type)
     return _KERNEL[key]
 
