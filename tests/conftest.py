@@ -1,7 +1,19 @@
 import os
+import warnings
 from pathlib import Path
 
 import pytest
+
+# When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
+# libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
+# filterwarnings=error that turns the failure report into an INTERNALERROR.  Importing
+# it here, quietly, keeps failures readable.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:
+        pass
 
 ROOT = Path(__file__).resolve().parent.parent
 # shared/ sits beside the checkout (as in CI's clean clone); PYEBPF_SHARED overrides.

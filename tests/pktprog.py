@@ -177,19 +177,10 @@ def differential(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool 
     assert ours.retval == theirs.retval, f"retval: engine {ours.retval}, kernel {theirs.retval}"
     assert ours.packet == theirs.packet, _packet_diff(ours.packet, theirs.packet)
     if ours.skb is not None:
-        for name in _compared(prog_type):
+        for name in EXPORTED:
             assert ours.skb[name] == theirs.skb[name], (
                 f"__sk_buff.{name}: engine {ours.skb[name]!r}, kernel {theirs.skb[name]!r}")
     return ours
-
-
-def _compared(prog_type) -> tuple[str, ...]:
-    # KNOWN DIFFERENCE, not about packet helpers: for a socket filter test_run reports
-    # wire_len as the L3 length (the frame minus its 14-byte MAC header) while the
-    # engine reports the frame length; left out here until the __sk_buff model says.
-    if isa.prog_type(prog_type) == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
-        return tuple(n for n in EXPORTED if n != "wire_len")
-    return EXPORTED
 
 
 def _packet_diff(a: bytes, b: bytes) -> str:

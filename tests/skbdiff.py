@@ -14,7 +14,13 @@ import pytest
 import pyebpf
 from pyebpf import kernel
 
-SF = pyebpf.isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+isa = pyebpf.isa
+SF = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
+ACT = isa.ProgType.BPF_PROG_TYPE_SCHED_ACT
+TYPES = (SF, CLS, ACT)
+SIZES = {1: isa.BPF_B, 2: isa.BPF_H, 4: isa.BPF_W, 8: isa.BPF_DW}
+R0_0, EXIT = isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0)
 EXPORTED = ("mark", "priority", "ingress_ifindex", "ifindex", "cb", "tstamp", "wire_len",
             "gso_segs", "hwtstamp")
 

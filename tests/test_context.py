@@ -13,16 +13,11 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from pyebpf import Program, errors, isa, kernel
 from pyebpf.skb import rules
-from skbdiff import assert_same, both, engine_fields, require_kernel
+from skbdiff import (ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, both,
+                     engine_fields, require_kernel)
 
 I = isa.Insn
 A = isa.OPS_BY_NAME
-SF = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
-ACT = isa.ProgType.BPF_PROG_TYPE_SCHED_ACT
-TYPES = (SF, CLS, ACT)
-SIZES = {1: isa.BPF_B, 2: isa.BPF_H, 4: isa.BPF_W, 8: isa.BPF_DW}
-R0_0, EXIT = I(0xB7, 0, 0, 0, 0), I(0x95, 0, 0, 0, 0)
 CB = rules.FIELDS_BY_NAME["cb"].offset
 POINTERS = ("data", "data_end", "data_meta", "sk")
 

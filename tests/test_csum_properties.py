@@ -13,7 +13,6 @@ same cases.
 from __future__ import annotations
 
 import struct
-import warnings
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -36,16 +35,6 @@ PROPERTY = settings(derandomize=True, max_examples=400, deadline=None,
 DIFFERENTIAL = settings(derandomize=True, max_examples=1000, deadline=None,
                         suppress_health_check=[HealthCheck.too_slow])
 
-# When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
-# libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
-# filterwarnings=error that turns the failure report into an INTERNALERROR.  Importing
-# it here, quietly, keeps failures readable.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import hypothesis.extra._patching  # noqa: F401
-    except ImportError:
-        pass
 
 
 # =====================================================================================

@@ -9,16 +9,10 @@ documented behaviour and names the difference.
 import pytest
 
 from pyebpf import Program, errors, isa, kernel, verifier
-from skbdiff import assert_same, require_kernel
+from skbdiff import ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, require_kernel
 
 I = isa.Insn
 A = isa.OPS_BY_NAME
-SF = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
-ACT = isa.ProgType.BPF_PROG_TYPE_SCHED_ACT
-TYPES = (SF, CLS, ACT)
-SIZES = {1: isa.BPF_B, 2: isa.BPF_H, 4: isa.BPF_W, 8: isa.BPF_DW}
-R0_0, EXIT = I(0xB7, 0, 0, 0, 0), I(0x95, 0, 0, 0, 0)
 UDP4 = bytes.fromhex("000000000000020000000001080045000024000100004011f6c57f0000017f000001"
                      "04d2162e00100000") + b"payload!"
 
