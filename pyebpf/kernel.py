@@ -26,7 +26,7 @@ from . import isa
 from .errors import KernelError
 
 __all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64",
-           "cross_check"]
+           "run", "KernelResult", "cross_check"]
 
 _SYS_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280}
 _ATTR_SIZE = 144
@@ -515,6 +515,41 @@ def run_raw64(insns: bytes) -> int:
     return (hi << 32) | lo
 
 
+# --- running a pyebpf program in the kernel ------------------------------------------------------
+@dataclass(frozen=True)
+class KernelResult:
+    """One run of a typed program in the kernel, in :class:`pyebpf.Result`'s shape where
+    the kernel can show it: ``retval`` (signed 32-bit for tc, u32 for socket filters),
+    ``packet`` (the bytes after the run; socket filters from the L3 header), ``data``
+    (socket filters: ``packet`` trimmed to ``retval``; tc: ``packet``, the kernel does
+    not report an accelerated VLAN tag), ``skb`` (the exported ``__sk_buff`` fields) and
+    ``duration`` (ns).  Fields the kernel hides (redirect, clones, tunnel metadata,
+    trace output) are not here."""
+    retval: int
+    data: bytes
+    packet: bytes
+    skb: dict
+    duration: int
+
+
+def run(program, packet, **fields) -> KernelResult:
+    """Load a typed :class:`pyebpf.Program` into this kernel and run it once on
+    ``packet`` with BPF_PROG_TEST_RUN; ``fields`` are the ``__sk_buff`` inputs test_run
+    accepts (see :func:`cross_check`)."""
+    if program.prog_type is None:
+        raise ValueError("kernel.run needs a typed program (socket_filter, sched_cls, "
+                         "sched_act); raw programs run with run_raw64")
+    sf = program.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+    with KernelProgram(program.insns, program.prog_type) as kprog:
+        theirs = kprog.test_run(bytes(packet), ctx=dict(fields))
+    if sf:
+        pkt = theirs.data[14:]
+        return KernelResult(theirs.retval, pkt[:theirs.retval], pkt, theirs.skb,
+                            theirs.duration)
+    return KernelResult(theirs.retval_signed, theirs.data, theirs.data, theirs.skb,
+                        theirs.duration)
+
+
 # --- cross-checking a pyebpf program ---------------------------------------------------------
 def cross_check(program, packet, **fields) -> list[str]:
     """Run a typed :class:`pyebpf.Program` on ``packet`` in pyebpf and in this kernel.
@@ -539,12 +574,11 @@ def cross_check(program, packet, **fields) -> list[str]:
         engine_fields["sf_start"] = "network"
     packet = bytes(packet)
     ours = program.run(packet, **engine_fields)
-    with KernelProgram(program.insns, program.prog_type) as kprog:
-        theirs = kprog.test_run(packet, ctx=dict(fields))
+    theirs = run(program, packet, **fields)
     diffs = []
-    if ours.retval & 0xFFFFFFFF != theirs.retval:
-        diffs.append(f"retval: pyebpf {ours.retval & 0xFFFFFFFF:#x}, kernel {theirs.retval:#x}")
-    kernel_packet = theirs.data[14:] if sf else theirs.data
+    if ours.retval != theirs.retval:
+        diffs.append(f"retval: pyebpf {ours.retval:#x}, kernel {theirs.retval:#x}")
+    kernel_packet = theirs.packet
     if ours.packet != kernel_packet:
         at = next((i for i, (a, b) in enumerate(zip(ours.packet, kernel_packet)) if a != b),
                   min(len(ours.packet), len(kernel_packet)))

@@ -337,3 +337,18 @@ def test_cross_check_needs_a_typed_program():
     with pytest.raises(ValueError, match="typed program"):
         kernel.cross_check(pyebpf.Program(bytes.fromhex("b7000000000000009500000000000000")),
                            bytes(64))
+
+
+def test_run_gives_a_typed_programs_result_in_pyebpfs_shape():
+    import pyebpf
+    prog = pyebpf.Program(_classifier_code(), "sched_cls")
+    theirs = kernel.run(prog, bytes(64), mark=3)
+    ours = prog.run(bytes(64), mark=3, ifindex=1)
+    assert (theirs.retval, theirs.data, theirs.skb["mark"]) == (ours.retval, ours.data, ours.skb.mark)
+
+
+def test_run_trims_a_socket_filters_packet_to_its_retval():
+    import pyebpf
+    prog = pyebpf.Program(bytes.fromhex("b7000000050000009500000000000000"), "socket_filter")
+    theirs = kernel.run(prog, bytes(range(64)))
+    assert (theirs.retval, theirs.data, len(theirs.packet)) == (5, bytes(range(14, 19)), 50)
