@@ -14,7 +14,7 @@ from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from . import isa as _isa
 from . import verifier as _verifier
@@ -1396,6 +1396,7 @@ cdef class Program:
                 if vm.status != STATUS_TAIL_CALL:
                     break
                 tail_call_switch(&vm)
+            ringbuf_release_all(&vm)
             if vm.status != STATUS_EXIT:
                 raise (<Program>vm.prog.owner)._fault(&vm, stack, limit)
             res = Result.__new__(Result)
@@ -1459,6 +1460,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name >= REGION_INNER_MAP:
+            return ("inner map", "ring buffer record")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]
         return f"map {m.name or m.fd}"
 
