@@ -1339,7 +1339,7 @@ cdef class Program:
         vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
         vm.regions[0].writable = True
         vm.regions[0].name = REGION_STACK
-        vm.nregions = 1
+        vm.nregions = vm.map_regions = 1
         vm.reg[10] = vm.regions[0].end
         vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
         vm.div0_abort = self.profile == "4.6"
@@ -1396,7 +1396,6 @@ cdef class Program:
                 if vm.status != STATUS_TAIL_CALL:
                     break
                 tail_call_switch(&vm)
-            ringbuf_release_all(&vm)
             if vm.status != STATUS_EXIT:
                 raise (<Program>vm.prog.owner)._fault(&vm, stack, limit)
             res = Result.__new__(Result)
@@ -1411,6 +1410,7 @@ cdef class Program:
                 res.trace = self._make_trace(&vm, stack)
             return res
         finally:
+            ringbuf_release_all(&vm)
             free(vm.steps)
             free(vm.accesses)
             if typed:
