@@ -1028,7 +1028,17 @@ cdef class Map:
     give a list of one value per CPU (``ncpu`` of them).  ``lookup``/``update``/
     ``delete``/``next_key`` are the bpf() commands, with their flags and errors
     (:class:`MapError` carrying the kernel's errno).  ``keys()`` lists keys in the
-    kernel's iteration order (hash maps: the order of a seed-0 kernel map).
+    kernel's iteration order (hash maps: the order of a seed-0 kernel map; LPM tries:
+    the kernel's postorder, more specific prefixes first).
+
+    LRU hashes evict the least recently used element when full (recency: updates and
+    programs' lookups, not syscall lookups).  pyebpf's LRU is exact; the kernel's is
+    approximate (per-CPU lists, batch evictions), so what pyebpf guarantees is what the
+    kernel shows too: a full LRU map accepts new keys, and keys programs use survive.
+    Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
+    map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
+    opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
+    the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
     """
     cdef MapStore* _m
     cdef readonly int fd
