@@ -14,7 +14,7 @@ from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from . import isa as _isa
 from . import verifier as _verifier
@@ -1346,7 +1346,7 @@ cdef class Program:
         vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
         vm.regions[0].writable = True
         vm.regions[0].name = REGION_STACK
-        vm.nregions = 1
+        vm.nregions = vm.map_regions = 1
         vm.reg[10] = vm.regions[0].end
         vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
         vm.div0_abort = self.profile == "4.6"
@@ -1418,6 +1418,7 @@ cdef class Program:
                 res.trace = self._make_trace(&vm, stack)
             return res
         finally:
+            ringbuf_release_all(&vm)
             free(vm.steps)
             free(vm.accesses)
             if typed:
@@ -1469,6 +1470,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name >= REGION_INNER_MAP:
+            return ("inner map", "ring buffer record")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]
         return f"map {m.name or m.fd}"
 

@@ -364,7 +364,7 @@ class KernelMap:
     """
 
     def __init__(self, map_type, key_size: int, value_size: int, max_entries: int,
-                 flags: int = 0, name: str = ""):
+                 flags: int = 0, name: str = "", inner_map_fd: int = 0):
         self.fd = -1
         self.map_type = _enum(isa.MapType, map_type, "map type")
         self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
@@ -372,7 +372,7 @@ class KernelMap:
         self.value_buffer_size = (_possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
         attr = _attr("<IIIIIII16s", self.map_type, key_size, value_size, max_entries, flags,
-                     0, 0, name.encode()[:15])
+                     inner_map_fd, 0, name.encode()[:15])
         fd, err = _bpf(isa.BpfCmd.BPF_MAP_CREATE, attr)
         if fd < 0:
             raise KernelError(err, f"BPF_MAP_CREATE {self._kind()} (key {key_size}, value "

@@ -17,9 +17,32 @@ cdef enum:
     MAP_HASH = 1
     MAP_ARRAY = 2
     MAP_PROG_ARRAY = 3
+    MAP_PERF_EVENT_ARRAY = 4
     MAP_PERCPU_HASH = 5
     MAP_PERCPU_ARRAY = 6
+    MAP_LRU_HASH = 9
+    MAP_LRU_PERCPU_HASH = 10
+    MAP_LPM_TRIE = 11
+    MAP_ARRAY_OF_MAPS = 12
+    MAP_HASH_OF_MAPS = 13
+    MAP_RINGBUF = 27
     NO_ELEM = -1
+    LPM_IM = 1                    # an intermediate trie node: no value
+    RB_BUSY = 1u << 31            # ring buffer record header bits (BPF_RINGBUF_*_BIT)
+    RB_DISCARD = 1u << 30
+    RB_HDR = 8
+    PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
+    EAGAIN = 11
+    ENOSPC = 28
+    EOPNOTSUPP = 95
+    REGION_INNER_MAP = 1000       # region names past the program's own maps
+    REGION_RB_RECORD = 1001
+
+ctypedef struct LpmNode:
+    int32_t child[2]
+    uint32_t prefixlen
+    uint32_t flags
+    int32_t value                 # the value slot, NO_ELEM for intermediate nodes
 
 ctypedef struct MapStore:
     uint32_t type
@@ -39,6 +62,20 @@ ctypedef struct MapStore:
     uint32_t count
     ProgCore** progs          # program arrays: the program in each slot, or NULL
     int owner_type            # program arrays: the type they serve, -1 before first use
+    bint hidden               # the values are no region of a run (maps of maps, ringbuf)
+    int32_t* lru_prev         # LRU hashes: recency list, most recent at lru_head
+    int32_t* lru_next
+    int32_t lru_head, lru_tail
+    LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
+    int32_t root, node_free
+    uint32_t data_size
+    MapStore** inner          # maps of maps: the inner map of each element, or NULL
+    MapStore* tmpl            # maps of maps: the inner map template
+    int32_t* perf_cpu         # perf event arrays: each slot's CPU, -1 when not open
+    uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
+    uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
+    size_t events_len, events_cap
+    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
 
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
@@ -86,7 +123,12 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
 
 
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
-    return m.type == MAP_HASH or m.type == MAP_PERCPU_HASH
+    return (m.type == MAP_HASH or m.type == MAP_PERCPU_HASH or m.type == MAP_HASH_OF_MAPS
+            or _is_lru(m))
+
+
+cdef inline bint _is_lru(MapStore* m) noexcept nogil:
+    return m.type == MAP_LRU_HASH or m.type == MAP_LRU_PERCPU_HASH
 
 
 cdef inline uint8_t* _value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
@@ -106,11 +148,14 @@ cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept
 
 
 cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil:
-    """The element holding ``key``, or NO_ELEM (arrays: the index when in range)."""
+    """The element holding ``key``, or NO_ELEM (arrays: the index when in range; LPM
+    tries: the value slot of the longest matching prefix)."""
     cdef uint32_t index
     cdef int32_t prev
     if _is_hash(m):
         return _hash_find(m, key, &prev)
+    if m.type == MAP_LPM_TRIE:
+        return _lpm_lookup(m, key)
     index = _le32(key)
     return <int32_t>index if index < m.max_entries else NO_ELEM
 
@@ -130,6 +175,95 @@ cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil:
     m.buckets[bucket] = e
 
 
+# --- LRU: an exact recency list (the kernel's is approximate: per-CPU lists, batches) ---
+
+cdef void _lru_unlink(MapStore* m, int32_t e) noexcept nogil:
+    if m.lru_prev[e] == NO_ELEM:
+        m.lru_head = m.lru_next[e]
+    else:
+        m.lru_next[m.lru_prev[e]] = m.lru_next[e]
+    if m.lru_next[e] == NO_ELEM:
+        m.lru_tail = m.lru_prev[e]
+    else:
+        m.lru_prev[m.lru_next[e]] = m.lru_prev[e]
+
+
+cdef void _lru_push(MapStore* m, int32_t e) noexcept nogil:
+    m.lru_prev[e] = NO_ELEM
+    m.lru_next[e] = m.lru_head
+    if m.lru_head != NO_ELEM:
+        m.lru_prev[m.lru_head] = e
+    m.lru_head = e
+    if m.lru_tail == NO_ELEM:
+        m.lru_tail = e
+
+
+cdef void lru_touch(MapStore* m, int32_t e) noexcept nogil:
+    _lru_unlink(m, e)
+    _lru_push(m, e)
+
+
+cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
+    _hash_unlink(m, e, prev)
+    if _is_lru(m):
+        _lru_unlink(m, e)
+    m.next[e] = m.free_head
+    m.free_head = e
+    m.count -= 1
+
+
+cdef int32_t _lru_pop(MapStore* m) noexcept nogil:
+    """A free element, evicting the least recently used one when none is free."""
+    cdef int32_t e, prev
+    if m.free_head == NO_ELEM:
+        e = m.lru_tail
+        _hash_find(m, m.keys + <size_t>e * m.key_size, &prev)
+        _hash_remove(m, e, prev)
+    e = m.free_head
+    m.free_head = m.next[e]
+    return e
+
+
+cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* rc) noexcept nogil:
+    cdef int32_t e, prev, fresh = NO_ELEM
+    if _is_lru(m) and not (m.type == MAP_LRU_PERCPU_HASH and flags == BPF_EXIST_):
+        # the kernel takes a fresh element before it looks for the key: even a failing
+        # or replacing update of a full LRU map evicts
+        fresh = _lru_pop(m)
+    e = _hash_find(m, key, &prev)
+    if (e == NO_ELEM and flags == BPF_EXIST_) or (e != NO_ELEM and flags == BPF_NOEXIST_):
+        if fresh != NO_ELEM:
+            m.next[fresh] = m.free_head
+            m.free_head = fresh
+        rc[0] = -ENOENT if e == NO_ELEM else -EEXIST
+        return NO_ELEM
+    if e != NO_ELEM and m.type != MAP_LRU_HASH:
+        if fresh != NO_ELEM:
+            m.next[fresh] = m.free_head
+            m.free_head = fresh
+            lru_touch(m, e)
+        elif m.type == MAP_HASH or m.type == MAP_HASH_OF_MAPS:
+            # a plain hash map replaces the element, which moves it to its bucket's head
+            _hash_unlink(m, e, prev)
+            _hash_link(m, e)
+        return e
+    if e != NO_ELEM:
+        _hash_remove(m, e, prev)       # an LRU hash replaces the element by the fresh one
+    elif fresh == NO_ELEM:
+        if m.free_head == NO_ELEM:
+            rc[0] = -E2BIG
+            return NO_ELEM
+        fresh = m.free_head
+        m.free_head = m.next[fresh]
+    memcpy(m.keys + <size_t>fresh * m.key_size, key, m.key_size)
+    memset(_value(m, fresh, 0), 0, <size_t>m.ncpu * m.stride)
+    _hash_link(m, fresh)
+    if _is_lru(m):
+        _lru_push(m, fresh)
+    m.count += 1
+    return fresh
+
+
 cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
                     int64_t cpu) noexcept nogil:
     """Store ``value`` under ``key``; 0 or a negative errno, as the kernel's update.
@@ -138,10 +272,13 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     element's other copies are zeroed); -1 writes every copy from ``value``, which then
     holds ncpu values of ``stride`` bytes (the syscall's layout).
     """
-    cdef int32_t e, prev
+    cdef int32_t e
+    cdef int rc = 0
     cdef uint32_t c
     if flags > BPF_EXIST_:
         return -EINVAL
+    if m.type == MAP_LPM_TRIE:
+        return _lpm_update(m, key, value, flags)
     if not _is_hash(m):
         e = map_find(m, key)
         if e == NO_ELEM:
@@ -149,24 +286,9 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
         if flags == BPF_NOEXIST_:
             return -EEXIST
     else:
-        e = _hash_find(m, key, &prev)
+        e = _hash_update(m, key, flags, &rc)
         if e == NO_ELEM:
-            if flags == BPF_EXIST_:
-                return -ENOENT
-            if m.free_head == NO_ELEM:
-                return -E2BIG
-            e = m.free_head
-            m.free_head = m.next[e]
-            memcpy(m.keys + <size_t>e * m.key_size, key, m.key_size)
-            memset(_value(m, e, 0), 0, <size_t>m.ncpu * m.stride)
-            _hash_link(m, e)
-            m.count += 1
-        elif flags == BPF_NOEXIST_:
-            return -EEXIST
-        elif m.type == MAP_HASH:
-            # a plain hash map replaces the element, which moves it to its bucket's head
-            _hash_unlink(m, e, prev)
-            _hash_link(m, e)
+            return rc
     if cpu >= 0:
         memcpy(_value(m, e, <uint32_t>cpu), value, m.value_size)
     else:
@@ -177,15 +299,14 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
 
 cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
     cdef int32_t e, prev
+    if m.type == MAP_LPM_TRIE:
+        return _lpm_delete(m, key)
     if not _is_hash(m):
         return -EINVAL
     e = _hash_find(m, key, &prev)
     if e == NO_ELEM:
         return -ENOENT
-    _hash_unlink(m, e, prev)
-    m.next[e] = m.free_head
-    m.free_head = e
-    m.count -= 1
+    _hash_remove(m, e, prev)
     return 0
 
 
@@ -193,6 +314,8 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
     """BPF_MAP_GET_NEXT_KEY: the key after ``key`` (NULL or missing: the first)."""
     cdef int32_t e = NO_ELEM, prev
     cdef uint32_t index, bucket
+    if m.type == MAP_LPM_TRIE:
+        return _lpm_next_key(m, key, out)
     if not _is_hash(m):
         index = 0 if key == NULL else _le32(key)
         index = 0 if key == NULL or index >= m.max_entries else index + 1
@@ -218,9 +341,234 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
     return 0
 
 
+# --- LPM tries: the kernel's lpm_trie.c, with nodes and values in preallocated arrays ---
+# A key is a u32 prefixlen then data_size bytes (big-endian bit order).  Nodes are
+# 2 * max_entries (a real node per entry, an intermediate node per fork), their data in
+# ``keys``; values are max_entries slots, free ones chained through ``next``.
+
+cdef inline uint32_t _lpm_bit(const uint8_t* data, uint32_t index) noexcept nogil:
+    return (data[index >> 3] >> (7 - (index & 7))) & 1
+
+
+cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
+    return m.keys + <size_t>n * m.data_size
+
+
+cdef uint32_t _lpm_match(MapStore* m, int32_t n, const uint8_t* key) noexcept nogil:
+    """How many leading bits of node ``n`` and ``key`` agree, at most both prefixes."""
+    cdef uint32_t limit = m.nodes[n].prefixlen, plen = 0, i
+    cdef uint8_t x
+    cdef const uint8_t* a = _lpm_data(m, n)
+    if _le32(key) < limit:
+        limit = _le32(key)
+    for i in range(m.data_size):
+        x = a[i] ^ key[4 + i]
+        if x == 0:
+            plen += 8
+        else:
+            while not (x & 0x80):
+                plen += 1
+                x <<= 1
+            break
+    return plen if plen < limit else limit
+
+
+cdef int32_t _lpm_lookup(MapStore* m, const uint8_t* key) noexcept nogil:
+    cdef int32_t n = m.root, found = NO_ELEM
+    cdef uint32_t ml
+    if _le32(key) > m.data_size * 8:
+        return NO_ELEM
+    while n != NO_ELEM:
+        ml = _lpm_match(m, n, key)
+        if ml == m.data_size * 8:
+            found = n
+            break
+        if ml < m.nodes[n].prefixlen:
+            break
+        if not (m.nodes[n].flags & LPM_IM):
+            found = n
+        n = m.nodes[n].child[_lpm_bit(key + 4, m.nodes[n].prefixlen)]
+    return m.nodes[found].value if found != NO_ELEM else NO_ELEM
+
+
+cdef int32_t _lpm_node(MapStore* m, uint32_t prefixlen, const uint8_t* data,
+                       bint real) noexcept nogil:
+    cdef int32_t n = m.node_free
+    m.node_free = m.nodes[n].child[0]
+    m.nodes[n].child[0] = m.nodes[n].child[1] = NO_ELEM
+    m.nodes[n].prefixlen = prefixlen
+    m.nodes[n].flags = 0 if real else LPM_IM
+    m.nodes[n].value = NO_ELEM
+    if real:
+        m.nodes[n].value = m.free_head
+        m.free_head = m.next[m.free_head]
+    memcpy(_lpm_data(m, n), data, m.data_size)
+    return n
+
+
+cdef void _lpm_free(MapStore* m, int32_t n) noexcept nogil:
+    if m.nodes[n].value != NO_ELEM:
+        m.next[m.nodes[n].value] = m.free_head
+        m.free_head = m.nodes[n].value
+    m.nodes[n].child[0] = m.node_free
+    m.node_free = n
+
+
+cdef inline int _lpm_add(MapStore* m, uint64_t flags) noexcept nogil:
+    # the kernel's trie_check_add_elem: a new entry
+    if flags == BPF_EXIST_:
+        return -ENOENT
+    if m.count == m.max_entries:
+        return -ENOSPC
+    m.count += 1
+    return 0
+
+
+cdef int _lpm_update(MapStore* m, const uint8_t* key, const uint8_t* value,
+                     uint64_t flags) noexcept nogil:
+    cdef uint32_t plen = _le32(key), ml = 0, maxp = m.data_size * 8
+    cdef int32_t* slot = &m.root
+    cdef int32_t n = m.root, im, new
+    cdef int rc
+    cdef uint32_t bit
+    if plen > maxp:
+        return -EINVAL
+    while n != NO_ELEM:
+        ml = _lpm_match(m, n, key)
+        if m.nodes[n].prefixlen != ml or m.nodes[n].prefixlen == plen or m.nodes[n].prefixlen == maxp:
+            break
+        slot = &m.nodes[n].child[_lpm_bit(key + 4, m.nodes[n].prefixlen)]
+        n = slot[0]
+    if n != NO_ELEM and m.nodes[n].prefixlen == ml:
+        # the same prefix: the node takes the key's data and the value
+        if not (m.nodes[n].flags & LPM_IM):
+            if flags == BPF_NOEXIST_:
+                return -EEXIST
+        else:
+            rc = _lpm_add(m, flags)
+            if rc:
+                return rc
+            m.nodes[n].flags = 0
+            m.nodes[n].value = m.free_head
+            m.free_head = m.next[m.free_head]
+        memcpy(_lpm_data(m, n), key + 4, m.data_size)
+        memcpy(_value(m, m.nodes[n].value, 0), value, m.value_size)
+        return 0
+    rc = _lpm_add(m, flags)
+    if rc:
+        return rc
+    new = _lpm_node(m, plen, key + 4, True)
+    memcpy(_value(m, m.nodes[new].value, 0), value, m.value_size)
+    if n == NO_ELEM:
+        slot[0] = new
+    elif ml == plen:
+        # the new prefix covers the node: it goes in between
+        m.nodes[new].child[_lpm_bit(_lpm_data(m, n), ml)] = n
+        slot[0] = new
+    else:
+        im = _lpm_node(m, ml, _lpm_data(m, n), False)
+        bit = _lpm_bit(key + 4, ml)
+        m.nodes[im].child[bit] = new
+        m.nodes[im].child[1 - bit] = n
+        slot[0] = im
+    return 0
+
+
+cdef int _lpm_delete(MapStore* m, const uint8_t* key) noexcept nogil:
+    cdef uint32_t plen = _le32(key), ml = 0
+    cdef int32_t* trim = &m.root
+    cdef int32_t* trim2 = trim
+    cdef int32_t n = m.root, parent = NO_ELEM
+    cdef LpmNode* p
+    if plen > m.data_size * 8:
+        return -EINVAL
+    while n != NO_ELEM:
+        ml = _lpm_match(m, n, key)
+        if m.nodes[n].prefixlen != ml or m.nodes[n].prefixlen == plen:
+            break
+        parent = n
+        trim2 = trim
+        trim = &m.nodes[n].child[_lpm_bit(key + 4, m.nodes[n].prefixlen)]
+        n = trim[0]
+    if (n == NO_ELEM or m.nodes[n].prefixlen != plen or m.nodes[n].prefixlen != ml
+            or m.nodes[n].flags & LPM_IM):
+        return -ENOENT
+    m.count -= 1
+    if m.nodes[n].child[0] != NO_ELEM and m.nodes[n].child[1] != NO_ELEM:
+        # a fork stays, as an intermediate node
+        m.next[m.nodes[n].value] = m.free_head
+        m.free_head = m.nodes[n].value
+        m.nodes[n].value = NO_ELEM
+        m.nodes[n].flags = LPM_IM
+        return 0
+    if (parent != NO_ELEM and m.nodes[parent].flags & LPM_IM
+            and m.nodes[n].child[0] == NO_ELEM and m.nodes[n].child[1] == NO_ELEM):
+        # a leaf under an intermediate node: the node's other child takes its place
+        p = &m.nodes[parent]
+        trim2[0] = p.child[1] if p.child[0] == n else p.child[0]
+        _lpm_free(m, parent)
+        _lpm_free(m, n)
+        return 0
+    trim[0] = m.nodes[n].child[0] if m.nodes[n].child[0] != NO_ELEM else m.nodes[n].child[1]
+    _lpm_free(m, n)
+    return 0
+
+
+cdef int _lpm_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept nogil:
+    """The kernel's order: postorder, so more specific prefixes come first."""
+    cdef int32_t stack[2049]
+    cdef int32_t n, parent, search = m.root, found = NO_ELEM
+    cdef int sp = -1
+    cdef uint32_t ml
+    if search == NO_ELEM:
+        return -ENOENT
+    if key != NULL and _le32(key) <= m.data_size * 8:
+        n = search
+        while n != NO_ELEM:
+            sp += 1
+            stack[sp] = n
+            ml = _lpm_match(m, n, key)
+            if m.nodes[n].prefixlen != ml or m.nodes[n].prefixlen == _le32(key):
+                break
+            n = m.nodes[n].child[_lpm_bit(key + 4, m.nodes[n].prefixlen)]
+        if n != NO_ELEM and m.nodes[n].prefixlen == _le32(key) and not (m.nodes[n].flags & LPM_IM):
+            search = NO_ELEM
+            while sp > 0:
+                parent = stack[sp - 1]
+                if m.nodes[parent].child[0] == n and m.nodes[parent].child[1] != NO_ELEM:
+                    search = m.nodes[parent].child[1]
+                    break
+                if not (m.nodes[parent].flags & LPM_IM):
+                    found = parent
+                    break
+                n = parent
+                sp -= 1
+            if search == NO_ELEM and found == NO_ELEM:
+                return -ENOENT
+    n = search if found == NO_ELEM else NO_ELEM
+    while n != NO_ELEM:                  # the leftmost real node under ``search``
+        if m.nodes[n].flags & LPM_IM:
+            n = m.nodes[n].child[0]
+        else:
+            found = n
+            n = m.nodes[n].child[0]
+            if n == NO_ELEM:
+                n = m.nodes[found].child[1]
+    memcpy(out, &m.nodes[found].prefixlen, 4)
+    memcpy(out + 4, _lpm_data(m, found), m.data_size)
+    return 0
+
+
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
         free(m.progs)
+        free(m.lru_prev)
+        free(m.lru_next)
+        free(m.nodes)
+        free(m.inner)
+        free(m.perf_cpu)
+        free(m.counters)
+        free(m.events)
         free(m.values)
         free(m.keys)
         free(m.next)
@@ -230,22 +578,67 @@ cdef void map_free(MapStore* m) noexcept nogil:
 
 # --- the map helpers ------------------------------------------------------------------
 
-cdef MapStore* _map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
-    """The map r1 names, which must be one the program references."""
-    cdef int k
+cdef bint add_region(Vm* vm, uintptr_t start, size_t size, int name) noexcept nogil:
+    cdef Region* g
+    if vm.nregions == MAX_REGIONS:
+        helper_fault(vm, b"too many memory regions in one run")
+        return False
+    g = &vm.regions[vm.nregions]
+    g.start, g.end, g.writable, g.name = start, start + size, True, name
+    vm.nregions += 1
+    return True
+
+
+cdef MapStore* _inner_map(Vm* vm, uint64_t ptr) noexcept nogil:
+    """An inner map of one of the program's maps of maps, its values made a region."""
+    cdef int k, j
+    cdef uint32_t i
+    cdef MapStore* o
     for k in range(vm.nmaps):
-        if <uintptr_t>vm.maps[k] == ptr:
-            return vm.maps[k]
-    helper_fault(vm, b"r1 is not a map this program references")
+        o = vm.maps[k]
+        if o.inner == NULL:
+            continue
+        for i in range(o.max_entries):
+            if o.inner[i] != NULL and <uintptr_t>o.inner[i] == ptr:
+                for j in range(vm.nregions):
+                    if vm.regions[j].start == <uintptr_t>o.inner[i].values:
+                        return o.inner[i]
+                if add_region(vm, <uintptr_t>o.inner[i].values, o.inner[i].values_len,
+                              REGION_INNER_MAP):
+                    return o.inner[i]
+                return NULL
     return NULL
 
 
-cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
-    cdef MapStore* m = _map_arg(vm, ptr)
-    if m != NULL and m.type == MAP_PROG_ARRAY:
-        helper_fault(vm, b"a program array is only for bpf_tail_call")
-        return NULL
+cdef MapStore* _map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The map r1 names: one the program references, or an inner map of one of them."""
+    cdef int k
+    cdef MapStore* m
+    for k in range(vm.nmaps):
+        if <uintptr_t>vm.maps[k] == ptr:
+            return vm.maps[k]
+    m = _inner_map(vm, ptr)
+    if m == NULL and vm.status == STATUS_RUNNING:
+        helper_fault(vm, b"r1 is not a map this program references")
     return m
+
+
+cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
+    # the kernel's verifier pairs map types with helpers (check_map_func_compatibility)
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m == NULL:
+        return NULL
+    if m.type == MAP_PROG_ARRAY:
+        helper_fault(vm, b"a program array is only for bpf_tail_call")
+    elif m.type == MAP_PERF_EVENT_ARRAY:
+        helper_fault(vm, b"a perf event array is only for bpf_perf_event_output/read")
+    elif m.type == MAP_RINGBUF:
+        helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
+    elif m.inner != NULL and not lookup:
+        helper_fault(vm, b"programs may only look up a map of maps")
+    else:
+        return m
+    return NULL
 
 
 cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
@@ -254,7 +647,7 @@ cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
 
 cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                   uint64_t e) noexcept nogil:
-    cdef MapStore* m = _data_map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1, True)
     cdef uint8_t* key
     cdef int32_t elem
     if m == NULL:
@@ -265,12 +658,17 @@ cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     elem = map_find(m, key)
     if elem == NO_ELEM:
         return 0
+    if m.inner != NULL:
+        # a map of maps gives the inner map itself, which map helpers then take as r1
+        return <uintptr_t>m.inner[elem] if _inner_map(vm, <uintptr_t>m.inner[elem]) != NULL else 0
+    if _is_lru(m):
+        lru_touch(m, elem)
     return <uintptr_t>_value(m, elem, _cpu(vm) % m.ncpu)
 
 
 cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
                                   uint64_t flags, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _data_map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
     cdef uint8_t* value
     if m == NULL:
@@ -286,7 +684,7 @@ cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
 
 cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                   uint64_t e) noexcept nogil:
-    cdef MapStore* m = _data_map_arg(vm, r1)
+    cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
     if m == NULL:
         return 0
@@ -294,6 +692,238 @@ cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     if key == NULL:
         return 0
     return <uint64_t><int64_t>map_delete(m, key)
+
+
+cdef MapStore* _typed_map_arg(Vm* vm, uint64_t ptr, uint32_t kind, const char* why) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m != NULL and m.type != kind:
+        helper_fault(vm, why)
+        return NULL
+    return m
+
+
+# --- perf event arrays: a slot is open once Python opened it for a CPU; events are kept
+# in the map as (u32 cpu, u32 length, bytes) records until Python drains them ---
+
+cdef int64_t _perf_slot(Vm* vm, MapStore* m, uint64_t flags) noexcept nogil:
+    """The slot ``flags`` names (its low 32 bits, or the current CPU), or -errno."""
+    cdef uint64_t index = flags & 0xFFFFFFFFu
+    if index == 0xFFFFFFFFu:
+        index = _cpu(vm)
+    if index >= m.max_entries:
+        return -E2BIG
+    if m.perf_cpu[index] < 0:
+        return -ENOENT
+    return <int64_t>index
+
+
+cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                                    uint64_t r4, uint64_t size) noexcept nogil:
+    cdef MapStore* m
+    cdef uint8_t* data = NULL
+    cdef uint64_t ctxlen = (flags >> 32) & 0xFFFFF
+    cdef int64_t slot
+    cdef uint32_t cpu = _cpu(vm), total
+    cdef uint8_t* rec
+    if vm.skb != NULL and not is_ctx(vm, r1):
+        return 0
+    m = _typed_map_arg(vm, r2, MAP_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
+    if m == NULL:
+        return 0
+    if size >> 32:
+        return helper_fault(vm, b"the data size must fit in 32 bits")
+    if size:
+        data = _mem(vm, r4, <uint32_t>size, ACCESS_READ)
+        if data == NULL:
+            return 0
+    if flags >> 52:
+        return err(EINVAL)
+    if ctxlen > (vm.skb.len if vm.skb != NULL else 0):
+        return err(EFAULT)
+    slot = _perf_slot(vm, m, flags)
+    if slot < 0:
+        return <uint64_t>slot
+    if <uint32_t>m.perf_cpu[slot] != cpu:
+        return err(EOPNOTSUPP)
+    total = <uint32_t>(size + ctxlen)
+    if m.events_len + 8 + total > PERF_EVENTS_MAX:
+        return err(ENOSPC)
+    if not _grow(<void**>&m.events, &m.events_cap, m.events_len + 8 + total, 1):
+        return err(ENOSPC)
+    rec = m.events + m.events_len
+    memcpy(rec, &cpu, 4)
+    memcpy(rec + 4, &total, 4)
+    if size:
+        memcpy(rec + 8, data, size)
+    if ctxlen:
+        memcpy(rec + 8 + size, skb_data(vm.skb), ctxlen)
+    m.events_len += 8 + total
+    return 0
+
+
+cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_PERF_EVENT_ARRAY,
+                                      b"r1 must be a perf event array")
+    cdef int64_t slot
+    if m == NULL:
+        return 0
+    if flags >> 32:
+        return err(EINVAL)
+    slot = _perf_slot(vm, m, flags)
+    if slot < 0:
+        return <uint64_t>slot
+    if <uint32_t>m.perf_cpu[slot] != _cpu(vm):
+        return err(EINVAL)           # perf_event_read_local: a CPU event of another CPU
+    return m.counters[slot]
+
+
+# --- ring buffers: the data is 2 * max_entries bytes so that a record is contiguous
+# even where it wraps (the kernel maps the pages twice); on commit the part past the
+# end is copied to the start.  A reserved record is a region of the run until it is
+# submitted or discarded; records still reserved when the run ends (or tail-calls,
+# which the kernel's verifier forbids while one is held) are discarded. ---
+
+cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
+    return ((len_ & ~(RB_BUSY | RB_DISCARD)) + RB_HDR + 7) & ~7u
+
+
+cdef uint8_t* rb_reserve(MapStore* m, uint64_t size) noexcept nogil:
+    """The kernel's __bpf_ringbuf_reserve: the record's data, or NULL without room."""
+    cdef uint64_t total, mask = m.max_entries - 1
+    cdef uint32_t hdr[2]
+    if size > 0x3FFFFFFF - RB_HDR:
+        return NULL
+    total = (size + RB_HDR + 7) & ~7ull
+    if total > m.max_entries:
+        return NULL
+    while m.pend_pos < m.prod_pos:
+        memcpy(hdr, m.values + (m.pend_pos & mask), 4)
+        if hdr[0] & RB_BUSY:
+            break
+        m.pend_pos += _rb_total(hdr[0])
+    if m.prod_pos + total - m.cons_pos > mask or m.prod_pos + total - m.pend_pos > mask:
+        return NULL
+    hdr[0] = <uint32_t>size | RB_BUSY
+    hdr[1] = 0
+    memcpy(m.values + (m.prod_pos & mask), hdr, 8)
+    m.prod_pos += total
+    return m.values + ((m.prod_pos - total) & mask) + RB_HDR
+
+
+cdef void rb_commit(MapStore* m, uint8_t* data, bint discard) noexcept nogil:
+    cdef uint8_t* hdr = data - RB_HDR
+    cdef uint32_t len_
+    cdef size_t end
+    memcpy(&len_, hdr, 4)
+    len_ = (len_ & ~RB_BUSY) | (RB_DISCARD if discard else 0)
+    memcpy(hdr, &len_, 4)
+    end = <size_t>(hdr - m.values) + _rb_total(len_)
+    if end > m.max_entries:
+        memcpy(m.values, m.values + m.max_entries, end - m.max_entries)
+
+
+cdef int _rb_record(Vm* vm, uint64_t ptr) noexcept nogil:
+    cdef int k
+    for k in range(vm.map_regions, vm.nregions):
+        if vm.regions[k].name == REGION_RB_RECORD and vm.regions[k].start == ptr:
+            return k
+    helper_fault(vm, b"r1 is not a reserved ring buffer record")
+    return -1
+
+
+cdef MapStore* _rb_of(Vm* vm, uintptr_t ptr) noexcept nogil:
+    cdef int k
+    for k in range(vm.nmaps):
+        if (vm.maps[k].type == MAP_RINGBUF and ptr > <uintptr_t>vm.maps[k].values
+                and ptr < <uintptr_t>vm.maps[k].values + vm.maps[k].values_len):
+            return vm.maps[k]
+    return NULL
+
+
+cdef void _rb_release(Vm* vm, int k, bint discard) noexcept nogil:
+    rb_commit(_rb_of(vm, vm.regions[k].start), <uint8_t*>vm.regions[k].start, discard)
+    vm.nregions -= 1
+    memmove(&vm.regions[k], &vm.regions[k + 1], (vm.nregions - k) * sizeof(Region))
+
+
+cdef void ringbuf_release_all(Vm* vm) noexcept nogil:
+    """Discard the records a run still holds."""
+    cdef int k = vm.nregions - 1
+    while k >= vm.map_regions:
+        if vm.regions[k].name == REGION_RB_RECORD:
+            _rb_release(vm, k, True)
+        k -= 1
+
+
+cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size,
+                                 uint64_t flags, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    cdef uint8_t* data
+    cdef uint8_t* rec
+    if m == NULL:
+        return 0
+    if size >> 32:
+        return helper_fault(vm, b"the data size must fit in 32 bits")
+    data = _mem(vm, r2, <uint32_t>size, ACCESS_READ)
+    if data == NULL:
+        return 0
+    if flags & ~3ull:                       # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
+        return err(EINVAL)
+    rec = rb_reserve(m, size)
+    if rec == NULL:
+        return err(EAGAIN)
+    memcpy(rec, data, size)
+    rb_commit(m, rec, False)
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    cdef uint8_t* rec
+    if m == NULL or flags:
+        return 0
+    rec = rb_reserve(m, size)
+    if rec == NULL:
+        return 0
+    if not add_region(vm, <uintptr_t>rec, size, REGION_RB_RECORD):
+        rb_commit(m, rec, True)
+        return 0
+    return <uintptr_t>rec
+
+
+cdef uint64_t _rb_finish(Vm* vm, uint64_t r1, bint discard) noexcept nogil:
+    cdef int k = _rb_record(vm, r1)
+    if k >= 0:
+        _rb_release(vm, k, discard)
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_submit(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                 uint64_t d, uint64_t e) noexcept nogil:
+    return _rb_finish(vm, r1, False)
+
+
+cdef uint64_t bpf_ringbuf_discard(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    return _rb_finish(vm, r1, True)
+
+
+cdef uint64_t bpf_ringbuf_query(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    if m == NULL:
+        return 0
+    if flags == 0:                          # BPF_RB_AVAIL_DATA
+        return m.prod_pos - m.cons_pos
+    if flags == 1:                          # BPF_RB_RING_SIZE
+        return m.max_entries
+    if flags == 2:                          # BPF_RB_CONS_POS
+        return m.cons_pos
+    if flags == 3:                          # BPF_RB_PROD_POS
+        return m.prod_pos
+    return 0
 
 
 cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, uint64_t d,
@@ -328,7 +958,7 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
         vm.ctx_rules = prog.ctx_rules
     vm.nregions = vm.map_regions
     for k in range(prog.nmaps):
-        if prog.maps[k].values_len:
+        if prog.maps[k].values_len and not prog.maps[k].hidden:
             g = &vm.regions[vm.nregions]
             g.start = <uintptr_t>prog.maps[k].values
             g.end = g.start + prog.maps[k].values_len
@@ -339,6 +969,7 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
 
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
     """Replace the running program after bpf_tail_call: same context, a fresh frame."""
+    ringbuf_release_all(vm)
     install_prog(vm, vm.next_prog)
     vm.next_prog = NULL
     vm.status = STATUS_RUNNING
@@ -354,6 +985,13 @@ cdef void register_map_helpers(helper_fn* table) noexcept:
     table[2] = bpf_map_update_elem
     table[3] = bpf_map_delete_elem
     table[12] = bpf_tail_call
+    table[22] = bpf_perf_event_read
+    table[25] = bpf_perf_event_output
+    table[130] = bpf_ringbuf_output
+    table[131] = bpf_ringbuf_reserve
+    table[132] = bpf_ringbuf_submit
+    table[133] = bpf_ringbuf_discard
+    table[134] = bpf_ringbuf_query
 
 
 # --- maps from Python ------------------------------------------------------------------
@@ -372,7 +1010,7 @@ cdef enum:
     EBADF_ = 9
 
 _ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL",
-                EBADF_: "EBADF"}
+                EBADF_: "EBADF", ENOSPC: "ENOSPC", ENOTSUPP: "ENOTSUPP"}
 
 
 def _possible_cpus():
@@ -390,20 +1028,33 @@ cdef class Map:
     give a list of one value per CPU (``ncpu`` of them).  ``lookup``/``update``/
     ``delete``/``next_key`` are the bpf() commands, with their flags and errors
     (:class:`MapError` carrying the kernel's errno).  ``keys()`` lists keys in the
-    kernel's iteration order (hash maps: the order of a seed-0 kernel map).
+    kernel's iteration order (hash maps: the order of a seed-0 kernel map; LPM tries:
+    the kernel's postorder, more specific prefixes first).
+
+    LRU hashes evict the least recently used element when full (recency: updates and
+    programs' lookups, not syscall lookups).  pyebpf's LRU is exact; the kernel's is
+    approximate (per-CPU lists, batch evictions), so what pyebpf guarantees is what the
+    kernel shows too: a full LRU map accepts new keys, and keys programs use survive.
+    Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
+    map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
+    opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
+    the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
     """
     cdef MapStore* _m
     cdef readonly int fd
     cdef readonly str name
     cdef readonly object type
-    cdef dict _programs           # program arrays: slot -> Program, to keep them alive
+    cdef dict _programs           # program arrays, maps of maps: element -> what it holds
+    cdef readonly object inner_map  # maps of maps: the template
 
     def __dealloc__(self):
         map_free(self._m)
 
     @staticmethod
-    def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None):
+    def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
+               inner_map=None):
         cdef Map self = Map.__new__(Map)
+        cdef Map tmpl = inner_map
         global _next_handle
         try:
             if isinstance(map_type, str):
@@ -414,9 +1065,11 @@ cdef class Map:
                 kind = _isa.MapType(map_type)
         except (KeyError, ValueError):
             raise MapError(EINVAL, f"unknown map type {map_type!r}") from None
-        self.type, self.name, self._programs = kind, name, {}
+        self.type, self.name, self._programs, self.inner_map = kind, name, {}, inner_map
+        if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
+            raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
-                             ncpu or _possible_cpus())
+                             ncpu or _possible_cpus(), NULL if tmpl is None else tmpl._m)
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
@@ -471,8 +1124,11 @@ cdef class Map:
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
         program's fd as 4 bytes), or None."""
         cdef bytes k = self._key(key)
-        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
-        if e == NO_ELEM:
+        cdef int32_t e
+        if self._m.type in (MAP_PERF_EVENT_ARRAY, MAP_RINGBUF):
+            self._fail(-ENOTSUPP, "lookup", k)
+        e = map_find(self._m, <const uint8_t*>k)
+        if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
             return None
         if self._m.type == MAP_PROG_ARRAY:
             prog = self._programs.get(e)
@@ -488,6 +1144,13 @@ cdef class Map:
         cdef bytes v
         if self._m.type == MAP_PROG_ARRAY:
             return self._set_program(k, value, flags)
+        if self._m.inner != NULL:
+            return self._set_inner(k, value, flags)
+        if self._m.type == MAP_PERF_EVENT_ARRAY:
+            raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
+                                   "opened with open(), not updated")
+        if self._m.type == MAP_RINGBUF:
+            self._fail(-ENOTSUPP, "update", k)
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
             if len(values) != self._m.ncpu:
@@ -530,9 +1193,51 @@ cdef class Map:
         self._m.progs[e] = &prog._pc
         self._programs[e] = prog
 
+    cdef _set_inner(self, bytes k, value, flags):
+        """Put an inner map (a Map, or its fd as an int or 4 bytes) under ``k``."""
+        cdef Map inner
+        cdef int32_t e
+        cdef int rc
+        cdef bytes fdb
+        if self._m.type == MAP_ARRAY_OF_MAPS:
+            if flags != _isa.BPF_ANY:
+                self._fail(-EINVAL, "update (arrays of maps take BPF_ANY only)", k)
+            if map_find(self._m, <const uint8_t*>k) == NO_ELEM:
+                self._fail(-E2BIG, "update", k)
+        if not isinstance(value, Map):
+            fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
+            value = _MAP_HANDLES.get(fd)
+            if value is None:
+                raise MapError(EBADF_, f"map {self._label()}: no map with fd {fd}")
+        inner = value
+        if not _meta_equal(self._m.tmpl, inner._m):
+            raise MapError(EINVAL, f"map {self._label()}: {inner._label()} does not match "
+                                   "the inner map template (type, sizes, max_entries, flags)")
+        fdb = inner.fd.to_bytes(4, "little")
+        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>fdb, flags, -1)
+        if rc:
+            self._fail(rc, "update", k)
+        e = map_find(self._m, <const uint8_t*>k)
+        self._m.inner[e] = inner._m
+        self._programs[e] = inner
+
     def delete(self, key):
         cdef bytes k = self._key(key)
         cdef int32_t e
+        if self._m.type == MAP_RINGBUF:
+            self._fail(-ENOTSUPP, "delete", k)
+        if self._m.inner != NULL or self._m.type == MAP_PERF_EVENT_ARRAY:
+            e = map_find(self._m, <const uint8_t*>k)
+            if e == NO_ELEM or not self._slot_used(e):
+                self._fail(-ENOENT if e != NO_ELEM or _is_hash(self._m) else -EINVAL, "delete", k)
+            if _is_hash(self._m):
+                map_delete(self._m, <const uint8_t*>k)
+            if self._m.inner != NULL:
+                self._m.inner[e] = NULL
+                del self._programs[e]
+            else:
+                self._m.perf_cpu[e] = -1
+            return
         if self._m.type == MAP_PROG_ARRAY:
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or self._programs.pop(e, None) is None:
@@ -542,6 +1247,79 @@ cdef class Map:
         rc = map_delete(self._m, <const uint8_t*>k)
         if rc:
             self._fail(rc, "delete", k)
+
+    cdef bint _slot_used(self, int32_t e):
+        return self._m.inner[e] != NULL if self._m.inner != NULL else self._m.perf_cpu[e] >= 0
+
+    # --- perf event arrays ---
+
+    def open(self, index, cpu=None):
+        """Open perf event array slot ``index`` for events from ``cpu`` (default: the CPU
+        numbered ``index``, as one perf buffer per CPU is usually set up)."""
+        self._check_perf_slot(index)
+        self._m.perf_cpu[index] = index if cpu is None else cpu
+
+    def set_counter(self, index, value):
+        """Set the counter bpf_perf_event_read reads from open slot ``index``."""
+        self._check_perf_slot(index)
+        if self._m.perf_cpu[index] < 0:
+            raise MapError(ENOENT, f"map {self._label()}: slot {index} is not open")
+        self._m.counters[index] = value
+
+    cdef _check_perf_slot(self, index):
+        if self._m.type != MAP_PERF_EVENT_ARRAY:
+            raise TypeError(f"map {self._label()} is not a perf event array")
+        if not 0 <= index < self._m.max_entries:
+            raise MapError(E2BIG, f"map {self._label()}: slot {index} is past max_entries "
+                                  f"{self._m.max_entries}")
+
+    def drain(self):
+        """Take the records produced so far: perf event arrays give (cpu, bytes) per
+        bpf_perf_event_output, ring buffers the bytes of each submitted record."""
+        if self._m.type == MAP_PERF_EVENT_ARRAY:
+            return self._drain_perf()
+        if self._m.type == MAP_RINGBUF:
+            return self._drain_ring()
+        raise TypeError(f"map {self._label()} is neither a perf event array nor a ring buffer")
+
+    cdef list _drain_perf(self):
+        cdef size_t pos = 0
+        cdef uint32_t cpu, size
+        out = []
+        while pos < self._m.events_len:
+            memcpy(&cpu, self._m.events + pos, 4)
+            memcpy(&size, self._m.events + pos + 4, 4)
+            out.append((cpu, PyBytes_FromStringAndSize(<char*>self._m.events + pos + 8, size)))
+            pos += 8 + size
+        self._m.events_len = 0
+        return out
+
+    cdef list _drain_ring(self):
+        cdef MapStore* m = self._m
+        cdef uint64_t mask = m.max_entries - 1
+        cdef uint32_t hdr
+        cdef size_t at, first
+        out = []
+        while m.cons_pos < m.prod_pos:
+            memcpy(&hdr, m.values + (m.cons_pos & mask), 4)
+            if hdr & RB_BUSY:
+                break
+            if not hdr & RB_DISCARD:
+                at = (m.cons_pos + RB_HDR) & mask
+                size = hdr & ~(RB_BUSY | RB_DISCARD)
+                first = min(size, m.max_entries - at)
+                out.append(PyBytes_FromStringAndSize(<char*>m.values + at, first)
+                           + PyBytes_FromStringAndSize(<char*>m.values, size - first))
+            m.cons_pos += _rb_total(hdr)
+        return out
+
+    @property
+    def consumer_pos(self):
+        return self._m.cons_pos
+
+    @property
+    def producer_pos(self):
+        return self._m.prod_pos
 
     def next_key(self, key=None):
         """The key after ``key`` in iteration order (None or a missing key: the first);
@@ -567,7 +1345,11 @@ cdef class Map:
         return iter(self.keys())
 
     def __len__(self):
-        return self._m.count if _is_hash(self._m) else self._m.max_entries
+        if self._m.type == MAP_RINGBUF:
+            return 0
+        if _is_hash(self._m) or self._m.type == MAP_LPM_TRIE:
+            return self._m.count
+        return self._m.max_entries
 
     def __contains__(self, key):
         return self.lookup(key) is not None
@@ -604,65 +1386,142 @@ cdef class Map:
                 f"{self._m.value_size} B, {len(self)}/{self._m.max_entries} entries>")
 
 
+cdef bint _meta_equal(MapStore* a, MapStore* b):
+    # the kernel's bpf_map_meta_equal
+    return (a.type == b.type and a.key_size == b.key_size and a.value_size == b.value_size
+            and a.flags == b.flags and a.max_entries == b.max_entries)
+
+
 import collections.abc as _abc
 _abc.MutableMapping.register(Map)
 
 
-cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
-                          uint32_t max_entries, uint32_t flags, uint32_t ncpu) except NULL:
-    """Validate like BPF_MAP_CREATE (semantics.md §4.1) and allocate the storage."""
-    cdef MapStore* m
-    cdef uint32_t n = 1
-    hashes = (MAP_HASH, MAP_PERCPU_HASH)
-    arrays = (MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_PROG_ARRAY)
-    if kind not in hashes + arrays:
-        raise MapError(EINVAL, f"map type {kind.name} is not supported by pyebpf yet")
+_HASHES = (MAP_HASH, MAP_PERCPU_HASH, MAP_LRU_HASH, MAP_LRU_PERCPU_HASH, MAP_HASH_OF_MAPS)
+_ARRAYS = (MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_PROG_ARRAY, MAP_ARRAY_OF_MAPS, MAP_PERF_EVENT_ARRAY)
+# what an inner map may be: the data maps programs read through map helpers
+_INNER_KINDS = (MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_HASH,
+                MAP_LRU_PERCPU_HASH, MAP_LPM_TRIE)
+_NO_PREALLOC, _NO_COMMON_LRU, _ZERO_SEED = 1, 2, 64
+
+
+cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                   uint32_t flags, object tmpl):
+    """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
+    name = kind.name
+    if kind not in _HASHES + _ARRAYS + (MAP_LPM_TRIE, MAP_RINGBUF):
+        raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
+    if kind in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS) and tmpl is None:
+        raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
+    if kind not in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS) and tmpl is not None:
+        raise MapError(EINVAL, f"{name} takes no inner map")
+    if kind == MAP_RINGBUF:
+        if flags or key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
+            raise MapError(EINVAL, "a ring buffer has key and value size 0, no flags and a "
+                                   "power-of-2 multiple of 4096 as max_entries")
+        return
     if max_entries == 0 or value_size == 0 or key_size == 0:
         raise MapError(EINVAL, "key_size, value_size and max_entries must be non-zero")
-    if kind in arrays and key_size != 4:
-        raise MapError(EINVAL, f"{kind.name} keys are 4 bytes, not {key_size}")
-    if kind == MAP_PROG_ARRAY and value_size != 4:
-        raise MapError(EINVAL, f"{kind.name} values are 4-byte program fds, not {value_size}")
-    allowed = (_isa.BPF_F_NO_PREALLOC | _isa.BPF_F_ZERO_SEED) if kind in hashes else 0
+    if kind in _ARRAYS and key_size != 4:
+        raise MapError(EINVAL, f"{name} keys are 4 bytes, not {key_size}")
+    if kind in (MAP_PROG_ARRAY, MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS,
+                MAP_PERF_EVENT_ARRAY) and value_size != 4:
+        raise MapError(EINVAL, f"{name} values are 4-byte fds, not {value_size}")
+    if kind == MAP_LPM_TRIE:
+        if not flags & _NO_PREALLOC or flags & ~_NO_PREALLOC or not 5 <= key_size <= 260:
+            raise MapError(EINVAL, "an LPM trie needs BPF_F_NO_PREALLOC (and no other flag) "
+                                   "and a key of a u32 prefixlen and 1 to 256 data bytes")
+        return
+    lru = kind in (MAP_LRU_HASH, MAP_LRU_PERCPU_HASH)
+    allowed = (_NO_PREALLOC | _ZERO_SEED | (_NO_COMMON_LRU if lru else 0)) if kind in _HASHES else 0
     if flags & ~allowed:
-        raise MapError(EINVAL, f"flags {flags:#x} are not valid for {kind.name}")
+        raise MapError(EINVAL, f"flags {flags:#x} are not valid for {name}")
+    if lru and flags & _NO_PREALLOC:
+        raise MapError(ENOTSUPP, f"{name} is always preallocated (BPF_F_NO_PREALLOC: ENOTSUPP)")
+
+
+cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
+                          uint32_t max_entries, uint32_t flags, uint32_t ncpu,
+                          MapStore* tmpl) except NULL:
+    """Validate like BPF_MAP_CREATE (semantics.md §4.1) and allocate the storage."""
+    cdef MapStore* m
+    _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1)
     if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):
         raise MapError(E2BIG, "map too large for pyebpf (value 1 MiB, key 512 B, "
                               "16M entries at most)")
+    if kind == MAP_LRU_HASH or kind == MAP_LRU_PERCPU_HASH:
+        if flags & _NO_COMMON_LRU:      # the kernel gives each CPU an equal share
+            max_entries = (max_entries + ncpu - 1) // ncpu * ncpu
     m = <MapStore*>calloc(1, sizeof(MapStore))
     if m == NULL:
         raise MemoryError()
     m.type, m.key_size, m.value_size = kind, key_size, value_size
     m.max_entries, m.flags = max_entries, flags
     m.stride = (value_size + 7) & ~7u
-    m.ncpu = ncpu if kind in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY) else 1
+    m.ncpu = ncpu if kind in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH) else 1
     m.free_head = NO_ELEM
     m.owner_type = -1
+    m.lru_head = m.lru_tail = m.root = m.node_free = NO_ELEM
+    m.tmpl = tmpl
+    try:
+        _map_storage(m, kind)
+    except MemoryError:
+        map_free(m)
+        raise
+    return m
+
+
+cdef _map_storage(MapStore* m, object kind):
+    cdef uint32_t n = 1, k
+    cdef uint32_t max_entries = m.max_entries
     if kind == MAP_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
-        m.progs = <ProgCore**>calloc(max_entries, sizeof(ProgCore*))
-        if m.progs == NULL:
-            map_free(m)
-            raise MemoryError()
-        return m
+        m.progs = <ProgCore**>_zalloc(max_entries, sizeof(ProgCore*))
+        return
+    if kind == MAP_PERF_EVENT_ARRAY:
+        m.perf_cpu = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+        m.counters = <uint64_t*>_zalloc(max_entries, sizeof(uint64_t))
+        for k in range(max_entries):
+            m.perf_cpu[k] = -1
+        return
+    if kind == MAP_RINGBUF:
+        m.hidden = True
+        m.values_len = 2 * <size_t>max_entries
+        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
-    m.values = <uint8_t*>calloc(m.values_len, 1)
-    if m.values == NULL:
-        map_free(m)
-        raise MemoryError()
-    if kind in hashes:
+    m.values = <uint8_t*>_zalloc(m.values_len, 1)
+    if kind in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS):
+        # the values are the inner maps' fds, for the syscall side only
+        m.hidden = True
+        m.inner = <MapStore**>_zalloc(max_entries, sizeof(MapStore*))
+    if kind == MAP_LPM_TRIE:
+        m.data_size = m.key_size - 4
+        m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
+        m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
+        for k in range(2 * max_entries):
+            m.nodes[k].child[0] = <int32_t>k + 1 if k + 1 < 2 * max_entries else NO_ELEM
+        m.node_free = 0
+    elif kind in _HASHES:
         while n < max_entries:
             n <<= 1
         m.n_buckets = n
-        m.keys = <uint8_t*>calloc(max_entries, key_size)
-        m.next = <int32_t*>malloc(max_entries * sizeof(int32_t))
-        m.buckets = <int32_t*>malloc(n * sizeof(int32_t))
-        if m.keys == NULL or m.next == NULL or m.buckets == NULL:
-            map_free(m)
-            raise MemoryError()
+        m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
+        m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
         for k in range(n):
             m.buckets[k] = NO_ELEM
-        for k in range(max_entries):
-            m.next[k] = <int32_t>k + 1 if k + 1 < max_entries else NO_ELEM
-        m.free_head = 0
-    return m
+        if kind in (MAP_LRU_HASH, MAP_LRU_PERCPU_HASH):
+            m.lru_prev = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+            m.lru_next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+    else:
+        return
+    m.next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+    for k in range(max_entries):
+        m.next[k] = <int32_t>k + 1 if k + 1 < max_entries else NO_ELEM
+    m.free_head = 0
+
+
+cdef void* _zalloc(size_t n, size_t size) except NULL:
+    cdef void* p = calloc(n, size)
+    if p == NULL:
+        raise MemoryError()
+    return p
