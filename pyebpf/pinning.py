@@ -62,7 +62,8 @@ def resolve(path) -> str:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root = os.path.realpath(root)
     full = os.path.normpath(os.path.join(root, os.fspath(path)))
-    if os.path.commonpath([root, os.path.realpath(os.path.dirname(full))]) != root:
+    if full != root and \
+            os.path.commonpath([root, os.path.realpath(os.path.dirname(full))]) != root:
         raise PinError(errno.EPERM, f"pin path {full} is outside the pin root {root}")
     return full
 

@@ -170,7 +170,9 @@ def _prog_load(cmd, a):
 
 def _obj_pin(cmd, a):
     fd = a.get("bpf_fd", 0)
-    obj = _core.Map.from_fd(fd) or _programs.get(fd) or _core._PROG_HANDLES.get(fd)
+    obj = _core.Map.from_fd(fd)
+    if obj is None:
+        obj = _programs.get(fd, _core._PROG_HANDLES.get(fd))
     if obj is None:
         _fail(errno.EINVAL, cmd, f"fd {fd} is not a map or program")
     if a.get("file_flags"):
