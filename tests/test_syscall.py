@@ -15,6 +15,7 @@ HASH, ARRAY = int(isa.MapType.BPF_MAP_TYPE_HASH), int(isa.MapType.BPF_MAP_TYPE_A
 PERCPU_ARRAY = int(isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
 SCHED_CLS = int(isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
 ZERO_SEED = isa.BPF_F_ZERO_SEED
+NO_FD = 0x7FFFFFFF                 # open neither here nor in pyebpf
 FD_CMDS = {C.BPF_MAP_CREATE, C.BPF_PROG_LOAD, C.BPF_OBJ_GET}
 
 
@@ -128,11 +129,11 @@ SEQUENCES = {
         (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8 * os.cpu_count())),
     ],
     "bad-fds": [
-        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=999, key=k(1), value=8)),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=NO_FD, key=k(1), value=8)),
         HASH_MAP,
         (C.BPF_PROG_LOAD, dict(prog_type=SCHED_CLS, insns=counter_prog, license="GPL")),
         (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(1), key=k(1), value=8)),
-        (C.BPF_OBJ_PIN, dict(pathname="x", bpf_fd=999)),
+        (C.BPF_OBJ_PIN, dict(pathname="x", bpf_fd=NO_FD)),
     ],
     "pin-and-get-share-a-map": [
         HASH_MAP,
