@@ -183,8 +183,8 @@ def _obj_pin(cmd, a):
 
 def _obj_get(cmd, a):
     if a.get("bpf_fd") or a.get("file_flags", 0) not in _GET_FLAGS:
-        _fail(errno.EINVAL, cmd, f"bpf_fd must be 0 and file_flags 0, BPF_F_RDONLY or "
-                                 f"BPF_F_WRONLY")
+        _fail(errno.EINVAL, cmd, "bpf_fd must be 0 and file_flags 0, BPF_F_RDONLY or "
+                                 "BPF_F_WRONLY")
     path = _path(cmd, a)
     kind = pinning.load(path)[0]
     if kind == pinning.KIND_MAP:

@@ -162,7 +162,7 @@ def test_a_removed_pin_leaves_the_map_alive_and_private(pin_root):
 
 def test_a_writer_killed_mid_write_leaves_the_previous_state_readable(pin_root):
     """A 1M-entry array (an 8 MB pin file) rewritten in a loop; the writer is killed
-    the moment its temporary file appears, so inside a write.  The pin must still
+    the moment its temporary file appears, so (nearly always) inside a write.  The pin must still
     load, holding the last value written or the one being written."""
     m = Map.create("array", 4, 8, 1 << 20)
     m.pin("big")
@@ -176,20 +176,22 @@ while True:
     m[bytes(4)] = gen.to_bytes(8, "little")
     print(gen, flush=True)
 """
-    for _ in range(3):
+    mid_write = 0
+    for _ in range(5):
         proc = child(code)
         deadline = time.monotonic() + 60
         while not any(n.endswith(".tmp") for n in os.listdir(pin_root)):
             assert time.monotonic() < deadline, "the writer never started a write"
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        assert any(n.endswith(".tmp") for n in os.listdir(pin_root)), "not killed mid-write"
+        mid_write += any(n.endswith(".tmp") for n in os.listdir(pin_root))
         last = int(out.split()[-1])
         value = u64(Map.from_pin("big")[KEY0])
         assert value in (last, last + 1), f"value {value} after generation {last}"
         for name in os.listdir(pin_root):
             if name.endswith(".tmp"):
                 os.unlink(pin_root / name)
+    assert mid_write, "no kill landed inside a write"
 
 
 # --- errors -------------------------------------------------------------------------
