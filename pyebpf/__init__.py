@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from . import errors, isa
 
-__all__ = ["Program", "Result", "errors", "isa", "asm", "kernel"]
+__all__ = ["Program", "Result", "Map", "bpf", "pin_root", "errors", "isa", "asm", "kernel"]
 __version__ = "0.1.0"
 
-_FROM_CORE = ("Program", "Result")
+_FROM_CORE = ("Program", "Result", "Map")
+_FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning"}
 
 
 def __getattr__(name: str):
@@ -21,7 +22,10 @@ def __getattr__(name: str):
                 "with `pip install .` (or `python setup.py build_ext --inplace` in a "
                 f"checkout) — {exc}") from exc
         return getattr(_core, name)
-    if name in ("asm", "kernel"):
+    if name in _FROM_MODULE:
+        import importlib
+        return getattr(importlib.import_module(f".{_FROM_MODULE[name]}", __name__), name)
+    if name in ("asm", "kernel", "syscall", "pinning"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

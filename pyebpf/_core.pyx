@@ -1086,6 +1086,7 @@ def _prog_type(value):
 _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
+_pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 
 
 @cython.final
@@ -1190,6 +1191,21 @@ cdef class Program:
             if self._helpers[hid] == NULL:
                 raise LoadError(f"pc {pc}: bpf_{_isa.HELPER_NAMES[hid]}#{hid} is allowed for "
                                 f"{self.prog_type.name} but pyebpf does not implement it yet")
+
+    def pin(self, path):
+        """BPF_OBJ_PIN: save this program (and references to its pinned maps) to a pin
+        file (see docs/pinning.md)."""
+        from . import pinning
+        if self._py_helpers:
+            raise pinning.PinError(EINVAL, f"cannot pin {self!r} at {path}: it has Python "
+                                           "helpers, which a pin file cannot hold")
+        pinning.pin_program(self, path)
+
+    @staticmethod
+    def from_pin(path):
+        """BPF_OBJ_GET: load the program pinned at ``path`` and the maps it pins."""
+        from . import pinning
+        return pinning.get_program(path)
 
     @classmethod
     def from_asm(cls, text, prog_type=None, **kwargs):
@@ -1331,6 +1347,12 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
 
+        if _pin_hook is not None:
+            # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
+            txn = _pin_hook(self)
+            if txn is not None:
+                with txn:
+                    return self.run(data, budget=budget, trace=trace, **fields)
         memset(&vm.reg, 0, sizeof(vm.reg))
         memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
         vm.insns = self._code

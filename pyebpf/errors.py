@@ -80,3 +80,18 @@ class KernelError(EbpfError, OSError):
 
     def __str__(self) -> str:
         return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+class PinError(EbpfError, OSError):
+    """A pin or get the kernel would refuse, or a pin file pyebpf cannot use; ``errno``
+    is the kernel's (EEXIST, ENOENT, EACCES, EPERM) or EINVAL for a damaged pin file."""
+
+    def __str__(self) -> str:
+        return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+class BpfError(EbpfError, OSError):
+    """A :func:`pyebpf.bpf` command refused; ``errno`` is the one bpf(2) sets."""
+
+    def __str__(self) -> str:
+        return self.args[1] if len(self.args) > 1 else super().__str__()

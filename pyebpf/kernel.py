@@ -592,3 +592,48 @@ def cross_check(program, packet, **fields) -> list[str]:
         if got != want:
             diffs.append(f"__sk_buff.{name}: pyebpf {got!r}, kernel {want!r}")
     return diffs
+
+
+# --- bpf(2) with a dict attr, as pyebpf.bpf takes it ------------------------------------------
+_ATTR_LAYOUT = {   # field -> (offset, struct format); "*" formats are pointers to buffers
+    isa.BpfCmd.BPF_MAP_CREATE: {"map_type": (0, "I"), "key_size": (4, "I"),
+                                "value_size": (8, "I"), "max_entries": (12, "I"),
+                                "map_flags": (16, "I"), "map_name": (28, "16s")},
+    isa.BpfCmd.BPF_PROG_LOAD: {"prog_type": (0, "I"), "insns": (8, "*"), "license": (16, "*"),
+                               "log_level": (24, "I"), "log_size": (28, "I"),
+                               "log_buf": (32, "*"), "kern_version": (40, "I"),
+                               "prog_name": (48, "16s")},
+    isa.BpfCmd.BPF_OBJ_PIN: {"pathname": (0, "*"), "bpf_fd": (8, "I"), "file_flags": (12, "I")},
+}
+_ATTR_LAYOUT[isa.BpfCmd.BPF_OBJ_GET] = _ATTR_LAYOUT[isa.BpfCmd.BPF_OBJ_PIN]
+for _cmd in (isa.BpfCmd.BPF_MAP_LOOKUP_ELEM, isa.BpfCmd.BPF_MAP_UPDATE_ELEM,
+             isa.BpfCmd.BPF_MAP_DELETE_ELEM, isa.BpfCmd.BPF_MAP_GET_NEXT_KEY):
+    _ATTR_LAYOUT[_cmd] = {"map_fd": (0, "I"), "key": (8, "*"), "value": (16, "*"),
+                          "next_key": (16, "*"), "flags": (24, "Q")}
+
+
+def bpf(cmd, attr: dict) -> int:
+    """bpf(2) itself with :func:`pyebpf.bpf`'s conventions: ``attr`` a dict of bpf_attr
+    field names (buffers as bytes, or bytearrays the kernel writes into); returns what
+    the syscall returns, or raises KernelError with its errno."""
+    cmd = isa.BpfCmd(cmd)
+    buf, keep = ctypes.create_string_buffer(_ATTR_SIZE), []
+    for name, value in attr.items():
+        off, fmt = _ATTR_LAYOUT[cmd][name]
+        if fmt == "*":
+            if value is None:
+                continue
+            if isinstance(value, str):
+                value = value.encode() + b"\0"
+            data = (ctypes.c_char * len(value)).from_buffer(value) \
+                if isinstance(value, bytearray) else ctypes.c_char_p(bytes(value))
+            keep.append(data)
+            struct.pack_into("<Q", buf, off, ctypes.cast(data, ctypes.c_void_p).value or 0)
+            if name == "insns":
+                struct.pack_into("<I", buf, 4, len(value) // isa.INSN_SIZE)
+        else:
+            struct.pack_into("<" + fmt, buf, off, value.encode() if isinstance(value, str) else value)
+    ret, err = _bpf(cmd, buf)
+    if ret < 0:
+        raise KernelError(err, f"{cmd.name}: {_errname(err)}")
+    return ret

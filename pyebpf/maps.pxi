@@ -1044,8 +1044,10 @@ cdef class Map:
     cdef readonly int fd
     cdef readonly str name
     cdef readonly object type
-    cdef dict _programs           # program arrays, maps of maps: element -> what it holds
+    cdef readonly dict _programs  # program arrays, maps of maps: element -> what it holds
     cdef readonly object inner_map  # maps of maps: the template
+    cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
+    cdef object __weakref__
 
     def __dealloc__(self):
         map_free(self._m)
@@ -1123,6 +1125,8 @@ cdef class Map:
     def lookup(self, key):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
         program's fd as 4 bytes), or None."""
+        if self._pin is not None:
+            return self._pin.apply(Map.lookup, self, key)
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type in (MAP_PERF_EVENT_ARRAY, MAP_RINGBUF):
@@ -1140,6 +1144,8 @@ cdef class Map:
 
     def update(self, key, value, flags=_isa.BPF_ANY):
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.update, self, key, value, flags)
         cdef bytes k = self._key(key)
         cdef bytes v
         if self._m.type == MAP_PROG_ARRAY:
@@ -1222,6 +1228,8 @@ cdef class Map:
         self._programs[e] = inner
 
     def delete(self, key):
+        if self._pin is not None:
+            return self._pin.apply(Map.delete, self, key)
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type == MAP_RINGBUF:
@@ -1324,6 +1332,8 @@ cdef class Map:
     def next_key(self, key=None):
         """The key after ``key`` in iteration order (None or a missing key: the first);
         None after the last."""
+        if self._pin is not None:
+            return self._pin.apply(Map.next_key, self, key)
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
         if key is None:
@@ -1334,12 +1344,103 @@ cdef class Map:
         return None if rc else out
 
     def keys(self):
+        if self._pin is not None:
+            return self._pin.apply(Map.keys, self)
         out = []
         key = self.next_key()
         while key is not None:
             out.append(key)
             key = self.next_key(key)
         return out
+
+    @staticmethod
+    def from_fd(int fd):
+        """The open map whose handle is ``fd``, or None."""
+        return _MAP_HANDLES.get(fd)
+
+    def pin(self, path):
+        """BPF_OBJ_PIN: share this map through a pin file (see docs/pinning.md)."""
+        from . import pinning
+        pinning.pin_map(self, path)
+
+    @staticmethod
+    def from_pin(path):
+        """BPF_OBJ_GET: the map pinned at ``path``, linked to its pin file."""
+        from . import pinning
+        return pinning.get_map(path)
+
+    def sync(self):
+        """A pinned map: refresh from its pin file now (no-op for an unpinned map)."""
+        if self._pin is not None:
+            self._pin.apply(Map.keys, self)
+
+    def _dump(self):
+        """The contents in iteration order: per element the key (hash maps only), then
+        ``ncpu`` values of ``value_size`` bytes (the pin file's entry layout)."""
+        cdef MapStore* m = self._m
+        cdef bint hashed = _is_hash(m)
+        cdef size_t vlen = <size_t>m.ncpu * m.value_size
+        cdef size_t esize = (m.key_size if hashed else 0) + vlen
+        cdef uint32_t n = m.count if hashed else m.max_entries
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n * esize)
+        cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(out)
+        cdef uint32_t b, c, i
+        cdef int32_t e
+        if m.type == MAP_PROG_ARRAY:
+            raise TypeError("program array slots hold programs, not bytes")
+        with nogil:
+            if hashed:
+                for b in range(m.n_buckets):
+                    e = m.buckets[b]
+                    while e != NO_ELEM:
+                        memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
+                        p += m.key_size
+                        for c in range(m.ncpu):
+                            memcpy(p, _value(m, e, c), m.value_size)
+                            p += m.value_size
+                        e = m.next[e]
+            else:
+                for i in range(n):
+                    for c in range(m.ncpu):
+                        memcpy(p, _value(m, i, c), m.value_size)
+                        p += m.value_size
+        return out
+
+    def _load(self, const uint8_t[::1] data):
+        """Replace the contents with ``data`` in :meth:`_dump`'s layout; elements are
+        linked in reverse so that every bucket lists them in the dumped order."""
+        cdef MapStore* m = self._m
+        cdef bint hashed = _is_hash(m)
+        cdef size_t vlen = <size_t>m.ncpu * m.value_size
+        cdef size_t esize = (m.key_size if hashed else 0) + vlen
+        cdef size_t n = <size_t>data.shape[0] // esize if data.shape[0] else 0
+        cdef const uint8_t* p
+        cdef uint32_t c, i
+        cdef int32_t e
+        if m.type == MAP_PROG_ARRAY or <size_t>data.shape[0] != n * esize or \
+                n > m.max_entries or (not hashed and n != m.max_entries):
+            raise ValueError(f"map {self._label()}: {data.shape[0]} bytes of contents do "
+                             f"not fit its definition")
+        memset(m.values, 0, m.values_len)
+        if not hashed:
+            for i in range(n):
+                for c in range(m.ncpu):
+                    memcpy(_value(m, i, c), &data[i * esize + c * m.value_size], m.value_size)
+            return
+        for i in range(m.n_buckets):
+            m.buckets[i] = NO_ELEM
+        for i in range(m.max_entries):
+            m.next[i] = <int32_t>i + 1 if i + 1 < m.max_entries else NO_ELEM
+        m.free_head, m.count = 0, 0
+        for i in reversed(range(n)):
+            p = &data[i * esize]
+            e = m.free_head
+            m.free_head = m.next[e]
+            memcpy(m.keys + <size_t>e * m.key_size, p, m.key_size)
+            for c in range(m.ncpu):
+                memcpy(_value(m, e, c), p + m.key_size + c * m.value_size, m.value_size)
+            _hash_link(m, e)
+            m.count += 1
 
     def __iter__(self):
         return iter(self.keys())

@@ -1,0 +1,209 @@
+"""``pyebpf.bpf(cmd, attr)``: the bpf(2) command set over pyebpf's handles.
+
+``cmd`` is a :class:`pyebpf.isa.BpfCmd` (or its name, with or without ``BPF_``);
+``attr`` a dict of ``union bpf_attr`` field names.  Pointers become Python objects:
+``key``, ``value`` (update), ``insns`` and ``license`` are bytes; the buffers the
+kernel writes through — ``value`` (lookup), ``next_key``, ``log_buf`` — are
+bytearrays the command fills.  ``map_fd``/``bpf_fd`` are the handles pyebpf gives maps
+and programs.  ``pathname`` is relative to :func:`pyebpf.pinning.pin_root` (which
+plays the bpffs mount) or an absolute path under it.
+
+Return convention: what bpf(2) returns on success (a new handle for MAP_CREATE,
+PROG_LOAD and OBJ_GET, else 0); a refusal raises :class:`pyebpf.errors.BpfError`
+carrying the errno bpf(2) would set — Python's convention for a failed syscall, as
+``os.open`` raises OSError.  See docs/pinning.md for the differences from the kernel.
+"""
+from __future__ import annotations
+
+import errno
+
+from . import _core, isa, pinning
+from .errors import BpfError, LoadError, PinError, VerifierError
+
+C = isa.BpfCmd
+_FIELDS = {
+    C.BPF_MAP_CREATE: {"map_type", "key_size", "value_size", "max_entries", "map_flags",
+                       "map_name"},
+    C.BPF_MAP_LOOKUP_ELEM: {"map_fd", "key", "value", "flags"},
+    C.BPF_MAP_UPDATE_ELEM: {"map_fd", "key", "value", "flags"},
+    C.BPF_MAP_DELETE_ELEM: {"map_fd", "key", "flags"},
+    C.BPF_MAP_GET_NEXT_KEY: {"map_fd", "key", "next_key"},
+    C.BPF_PROG_LOAD: {"prog_type", "insns", "license", "log_level", "log_size", "log_buf",
+                      "kern_version", "prog_name"},
+    C.BPF_OBJ_PIN: {"pathname", "bpf_fd", "file_flags"},
+    C.BPF_OBJ_GET: {"pathname", "bpf_fd", "file_flags"},
+}
+_GET_FLAGS = (0, 1 << 3, 1 << 4)   # 0, BPF_F_RDONLY, BPF_F_WRONLY (not enforced)
+_SUPPORTED_PROGS = {isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
+                    isa.ProgType.BPF_PROG_TYPE_SCHED_CLS, isa.ProgType.BPF_PROG_TYPE_SCHED_ACT}
+_programs: dict = {}     # handle -> Program: a loaded program lives until close()
+
+
+def _fail(code: int, cmd, message: str):
+    raise BpfError(code, f"{cmd.name}: {message}: {errno.errorcode[code]}")
+
+
+def _command(cmd):
+    try:
+        if isinstance(cmd, str):
+            name = cmd.upper()
+            return C[name if name.startswith("BPF_") else "BPF_" + name]
+        return C(cmd)
+    except (KeyError, ValueError):
+        raise BpfError(errno.EINVAL, f"unknown bpf command {cmd!r}: EINVAL") from None
+
+
+def _map(cmd, fd):
+    m = _core.Map.from_fd(fd)
+    if m is None:
+        _fail(errno.EINVAL if fd in _programs else errno.EBADF, cmd, f"fd {fd} is not a map")
+    return m
+
+
+def _buffer(cmd, attr, field, size, out=False):
+    buf = attr.get(field)
+    if buf is None or len(buf) < size or (out and not isinstance(buf, (bytearray, memoryview))):
+        what = "a writable buffer" if out else "bytes"
+        _fail(errno.EFAULT, cmd, f"{field} must be {what} of at least {size} bytes")
+    return buf
+
+
+def _value_size(m):
+    """The syscall's value layout: per-CPU maps one 8-byte-aligned slot per CPU."""
+    return m.ncpu * ((m.value_size + 7) & ~7) if m.ncpu > 1 else m.value_size
+
+
+def bpf(cmd, attr=None) -> int:
+    """Run one bpf(2) command; see the module docstring."""
+    cmd, attr = _command(cmd), dict(attr or {})
+    if cmd not in _FIELDS:
+        _fail(errno.EINVAL, cmd, "not supported by pyebpf")
+    stray = [k for k, v in attr.items() if k not in _FIELDS[cmd] and v]
+    if stray:
+        _fail(errno.EINVAL, cmd, f"field(s) {', '.join(stray)} are not this command's")
+    try:
+        return _COMMANDS[cmd](cmd, attr)
+    except (_core.MapError, PinError) as exc:
+        raise BpfError(exc.errno, f"{cmd.name}: {exc}") from None
+
+
+def close(fd: int) -> None:
+    """close(2) of a handle: a map or program stays alive while something uses it."""
+    m = _core.Map.from_fd(fd)
+    if m is not None:
+        m.close()
+    elif _programs.pop(fd, None) is None:
+        raise BpfError(errno.EBADF, f"close: fd {fd} is not open: EBADF")
+
+
+def _map_create(cmd, a):
+    name = a.get("map_name") or ""
+    return _core.Map.create(a.get("map_type", 0), a.get("key_size", 0), a.get("value_size", 0),
+                            a.get("max_entries", 0), a.get("map_flags", 0),
+                            name=name.decode() if isinstance(name, bytes) else name).fd
+
+
+def _lookup(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    if a.get("flags"):
+        _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x} (BPF_F_LOCK needs a spin lock)")
+    key = bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+    out = _buffer(cmd, a, "value", _value_size(m), out=True)
+    value = m.lookup(key)
+    if value is None:
+        _fail(errno.ENOENT, cmd, f"key {key.hex()} is not in the map")
+    if isinstance(value, list):
+        stride = (m.value_size + 7) & ~7
+        value = b"".join(v.ljust(stride, b"\0") for v in value)
+    out[:len(value)] = value
+    return 0
+
+
+def _update(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    key = bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+    value = bytes(_buffer(cmd, a, "value", _value_size(m))[:_value_size(m)])
+    if m.ncpu > 1:
+        stride = (m.value_size + 7) & ~7
+        value = [value[c * stride:c * stride + m.value_size] for c in range(m.ncpu)]
+    m.update(key, value, a.get("flags", 0))
+    return 0
+
+
+def _delete(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    if a.get("flags"):
+        _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x}")
+    m.delete(bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size]))
+    return 0
+
+
+def _next_key(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    key = a.get("key")
+    key = None if key is None else bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+    out = _buffer(cmd, a, "next_key", m.key_size, out=True)
+    nxt = m.next_key(key)
+    if nxt is None:
+        _fail(errno.ENOENT, cmd, "no key after " + ("the last" if key else "none: map empty"))
+    out[:m.key_size] = nxt
+    return 0
+
+
+def _prog_load(cmd, a):
+    kind = a.get("prog_type", 0)
+    if kind not in {int(t) for t in _SUPPORTED_PROGS}:
+        _fail(errno.EINVAL, cmd, f"prog_type {kind} is not supported by pyebpf")
+    insns = bytes(a.get("insns") or b"")
+    try:
+        prog = _core.Program(insns, kind)
+    except LoadError as exc:
+        log = a.get("log_buf")
+        if isinstance(log, bytearray) and a.get("log_level"):
+            text = str(exc).encode()[:max(len(log) - 1, 0)] + b"\0"
+            log[:len(text)] = text
+        code = errno.EACCES if isinstance(exc, VerifierError) else errno.EINVAL
+        raise BpfError(code, f"{cmd.name}: {exc}") from None
+    _programs[prog.fd] = prog
+    return prog.fd
+
+
+def _obj_pin(cmd, a):
+    fd = a.get("bpf_fd", 0)
+    obj = _core.Map.from_fd(fd)
+    if obj is None:
+        obj = _programs.get(fd, _core._PROG_HANDLES.get(fd))
+    if obj is None:
+        _fail(errno.EINVAL, cmd, f"fd {fd} is not a map or program")
+    if a.get("file_flags"):
+        _fail(errno.EINVAL, cmd, f"file_flags {a['file_flags']:#x}")
+    obj.pin(_path(cmd, a))
+    return 0
+
+
+def _obj_get(cmd, a):
+    if a.get("bpf_fd") or a.get("file_flags", 0) not in _GET_FLAGS:
+        _fail(errno.EINVAL, cmd, "bpf_fd must be 0 and file_flags 0, BPF_F_RDONLY or "
+                                 "BPF_F_WRONLY")
+    path = _path(cmd, a)
+    kind = pinning.load(path)[0]
+    if kind == pinning.KIND_MAP:
+        return pinning.get_map(path).fd
+    prog = pinning.get_program(path)
+    _programs[prog.fd] = prog
+    return prog.fd
+
+
+def _path(cmd, a):
+    path = a.get("pathname")
+    if not path:
+        _fail(errno.ENOENT, cmd, "empty pathname")
+    return path.decode() if isinstance(path, bytes) else path
+
+
+_COMMANDS = {
+    C.BPF_MAP_CREATE: _map_create, C.BPF_MAP_LOOKUP_ELEM: _lookup,
+    C.BPF_MAP_UPDATE_ELEM: _update, C.BPF_MAP_DELETE_ELEM: _delete,
+    C.BPF_MAP_GET_NEXT_KEY: _next_key, C.BPF_PROG_LOAD: _prog_load,
+    C.BPF_OBJ_PIN: _obj_pin, C.BPF_OBJ_GET: _obj_get,
+}

@@ -1,0 +1,218 @@
+"""pyebpf.bpf() against bpf(2): the same command sequences, the same results and errnos."""
+import errno
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+import pyebpf
+from pyebpf import asm, isa
+from pyebpf.errors import BpfError, KernelError
+
+C = isa.BpfCmd
+HASH, ARRAY = int(isa.MapType.BPF_MAP_TYPE_HASH), int(isa.MapType.BPF_MAP_TYPE_ARRAY)
+PERCPU_ARRAY = int(isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
+SCHED_CLS = int(isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
+ZERO_SEED = isa.BPF_F_ZERO_SEED
+NO_FD = 0x7FFFFFFF                 # open neither here nor in pyebpf
+FD_CMDS = {C.BPF_MAP_CREATE, C.BPF_PROG_LOAD, C.BPF_OBJ_GET}
+
+
+def k(v):
+    return v.to_bytes(4, "little")
+
+
+def v8(v):
+    return v.to_bytes(8, "little")
+
+
+def fd(n):
+    """The fd returned by the n-th fd-returning command of the sequence."""
+    return lambda fds: fds[n]
+
+
+def counter_prog(fds):
+    return asm.assemble(f"""
+        r0 = 0
+        *(u32 *)(r10 - 4) = r0
+        r1 = map_fd({fds[0]}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto +2
+        r1 = 1
+        lock *(u64 *)(r0 + 0) += r1
+        r0 = 0
+        exit""")
+
+
+def _run(bpf, root, steps):
+    """Apply ``steps`` with ``bpf``: per step the outcome ("ok", "fd" or an errno name)
+    and the bytes written into output buffers."""
+    fds, out = [], []
+    for cmd, attr in steps:
+        attr = {name: (value(fds) if callable(value) else value) for name, value in attr.items()}
+        if "pathname" in attr:
+            attr["pathname"] = os.path.join(root, attr["pathname"])
+        for name in ("value", "next_key"):
+            if isinstance(attr.get(name), int):          # an output buffer of that size
+                attr[name] = bytearray(attr[name])
+        try:
+            ret = bpf(cmd, attr)
+            outcome = "fd" if cmd in FD_CMDS else ret
+            if cmd in FD_CMDS:
+                fds.append(ret)
+        except (BpfError, KernelError) as exc:
+            outcome = errno.errorcode[exc.errno]
+        written = {n: bytes(b) for n, b in attr.items() if isinstance(b, bytearray)}
+        out.append((cmd.name, outcome, written))
+    return out
+
+
+@pytest.fixture
+def roots(kernel_oracle, tmp_path, monkeypatch):
+    """(a bpffs mounted in a temporary directory, a pyebpf pin root)."""
+    bpffs = tempfile.mkdtemp(prefix="pyebpf-bpffs-")
+    if subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], capture_output=True).returncode:
+        os.rmdir(bpffs)
+        pytest.skip("cannot mount a bpffs here")
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    try:
+        yield bpffs, str(tmp_path)
+    finally:
+        subprocess.run(["umount", bpffs], check=True)
+        os.rmdir(bpffs)
+
+
+def assert_same(kernel_oracle, roots, steps):
+    theirs = _run(kernel_oracle.bpf, roots[0], steps)
+    ours = _run(pyebpf.bpf, roots[1], steps)
+    assert ours == theirs
+
+
+HASH_MAP = (C.BPF_MAP_CREATE, dict(map_type=HASH, key_size=4, value_size=8, max_entries=4,
+                                   map_flags=ZERO_SEED))
+SEQUENCES = {
+    "hash-element-lifecycle": [
+        HASH_MAP,
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(10), flags=0)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(11), flags=1)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(2), value=v8(20), flags=2)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(2), value=v8(20), flags=3)),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8)),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(2), value=8)),
+        (C.BPF_MAP_DELETE_ELEM, dict(map_fd=fd(0), key=k(1))),
+        (C.BPF_MAP_DELETE_ELEM, dict(map_fd=fd(0), key=k(1))),
+    ],
+    "hash-full-and-iteration": [HASH_MAP] + [
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(i), value=v8(i), flags=0))
+        for i in range(5)] + [
+        (C.BPF_MAP_GET_NEXT_KEY, dict(map_fd=fd(0), key=key, next_key=4))
+        for key in (None, k(0), k(1), k(2), k(3), k(99))],
+    "array-rules": [
+        (C.BPF_MAP_CREATE, dict(map_type=ARRAY, key_size=8, value_size=8, max_entries=2)),
+        (C.BPF_MAP_CREATE, dict(map_type=ARRAY, key_size=4, value_size=8, max_entries=2)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(5), flags=1)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(2), value=v8(5), flags=0)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(5), flags=2)),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8)),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(7), value=8)),
+        (C.BPF_MAP_DELETE_ELEM, dict(map_fd=fd(0), key=k(0))),
+        (C.BPF_MAP_GET_NEXT_KEY, dict(map_fd=fd(0), key=k(1), next_key=4)),
+        (C.BPF_MAP_GET_NEXT_KEY, dict(map_fd=fd(0), key=k(9), next_key=4)),
+    ],
+    "per-cpu-values": [
+        (C.BPF_MAP_CREATE, dict(map_type=PERCPU_ARRAY, key_size=4, value_size=4, max_entries=2)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1),
+                                     value=b"".join(v8(c + 1) for c in range(os.cpu_count())))),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8 * os.cpu_count())),
+    ],
+    "bad-fds": [
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=NO_FD, key=k(1), value=8)),
+        HASH_MAP,
+        (C.BPF_PROG_LOAD, dict(prog_type=SCHED_CLS, insns=counter_prog, license="GPL")),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(1), key=k(1), value=8)),
+        (C.BPF_OBJ_PIN, dict(pathname="x", bpf_fd=NO_FD)),
+    ],
+    "pin-and-get-share-a-map": [
+        HASH_MAP,
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(7))),
+        (C.BPF_OBJ_PIN, dict(pathname="m", bpf_fd=fd(0))),
+        (C.BPF_OBJ_PIN, dict(pathname="m", bpf_fd=fd(0))),
+        (C.BPF_OBJ_PIN, dict(pathname="m2", bpf_fd=fd(0))),
+        (C.BPF_OBJ_GET, dict(pathname="m")),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(1), key=k(1), value=8)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(1), key=k(2), value=v8(9))),
+        (C.BPF_OBJ_GET, dict(pathname="m2")),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(2), key=k(2), value=8)),
+    ],
+    "pin-and-get-errors": [
+        HASH_MAP,
+        (C.BPF_OBJ_PIN, dict(pathname="no/such/dir", bpf_fd=fd(0))),
+        (C.BPF_OBJ_GET, dict(pathname="missing")),
+        (C.BPF_OBJ_GET, dict(pathname="")),
+        (C.BPF_OBJ_PIN, dict(pathname="m", bpf_fd=fd(0), file_flags=1)),
+        (C.BPF_OBJ_PIN, dict(pathname="m", bpf_fd=fd(0))),
+        (C.BPF_OBJ_GET, dict(pathname="m", file_flags=7)),
+        (C.BPF_OBJ_GET, dict(pathname="m", file_flags=1 << 3)),
+    ],
+    "pinned-program": [
+        (C.BPF_MAP_CREATE, dict(map_type=ARRAY, key_size=4, value_size=8, max_entries=1)),
+        (C.BPF_OBJ_PIN, dict(pathname="counts", bpf_fd=fd(0))),
+        (C.BPF_PROG_LOAD, dict(prog_type=SCHED_CLS, insns=counter_prog, license="GPL")),
+        (C.BPF_OBJ_PIN, dict(pathname="prog", bpf_fd=fd(1))),
+        (C.BPF_OBJ_PIN, dict(pathname="prog", bpf_fd=fd(1))),
+        (C.BPF_OBJ_GET, dict(pathname="prog")),
+    ],
+    "prog-load-refused": [
+        (C.BPF_PROG_LOAD, dict(prog_type=SCHED_CLS, insns=asm.assemble("exit"), license="GPL")),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", SEQUENCES.values(), ids=SEQUENCES.keys())
+def test_a_command_sequence_gives_the_kernels_results_and_errnos(kernel_oracle, roots, steps):
+    assert_same(kernel_oracle, roots, steps)
+
+
+def test_getting_a_directory_is_refused_with_eacces_like_a_bpffs_directory(kernel_oracle, roots):
+    for root in roots:
+        os.mkdir(os.path.join(root, "dir"))
+    assert_same(kernel_oracle, roots, [(C.BPF_OBJ_GET, dict(pathname="dir"))])
+
+
+def test_getting_a_file_that_is_no_pin_is_refused_with_eacces_like_a_non_bpf_file(
+        kernel_oracle, tmp_path, monkeypatch):
+    """The kernel side gets a regular file (bpffs holds none): EACCES, not a BPF inode."""
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    (tmp_path / "foreign").write_bytes(b"#!/bin/sh\n")
+    with pytest.raises(KernelError) as theirs:
+        kernel_oracle.bpf(C.BPF_OBJ_GET, {"pathname": str(tmp_path / "foreign")})
+    with pytest.raises(BpfError) as ours:
+        pyebpf.bpf("OBJ_GET", {"pathname": "foreign"})
+    assert ours.value.errno == theirs.value.errno == errno.EACCES
+
+
+def test_a_path_outside_the_pin_root_is_refused_with_eperm_like_one_outside_a_bpffs(
+        kernel_oracle, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path / "root"))
+    outside = str(tmp_path / "outside")
+    kfd = kernel_oracle.bpf(C.BPF_MAP_CREATE, HASH_MAP[1])
+    try:
+        with pytest.raises(KernelError) as theirs:
+            kernel_oracle.bpf(C.BPF_OBJ_PIN, {"pathname": outside, "bpf_fd": kfd})
+    finally:
+        os.close(kfd)
+    ours_fd = pyebpf.bpf(C.BPF_MAP_CREATE, HASH_MAP[1])
+    with pytest.raises(BpfError) as ours:
+        pyebpf.bpf(C.BPF_OBJ_PIN, {"pathname": outside, "bpf_fd": ours_fd})
+    assert ours.value.errno == theirs.value.errno == errno.EPERM
+
+
+def test_commands_are_named_or_numbered_and_unknown_fields_are_einval():
+    fd_ = pyebpf.bpf("map_create", HASH_MAP[1])
+    assert pyebpf.bpf(C.BPF_MAP_UPDATE_ELEM, {"map_fd": fd_, "key": k(1), "value": v8(1)}) == 0
+    with pytest.raises(BpfError, match="pathname are not this command's") as exc:
+        pyebpf.bpf("BPF_MAP_DELETE_ELEM", {"map_fd": fd_, "key": k(1), "pathname": "x"})
+    assert exc.value.errno == errno.EINVAL
