@@ -1374,6 +1374,14 @@ cdef class Map:
         if self._pin is not None:
             self._pin.apply(Map.keys, self)
 
+    cdef _check_pinnable(self):
+        # the pin format stores plain element lists; LRU order, trie nodes, inner maps,
+        # perf slots and ring positions have no place in it yet
+        if self._m.type not in (MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY):
+            raise MapError(EINVAL, f"map {self._label()}: pinning {self.type.name} maps is "
+                                   "not supported yet (hash and array maps, their per-CPU "
+                                   "kinds and program arrays are)")
+
     def _dump(self):
         """The contents in iteration order: per element the key (hash maps only), then
         ``ncpu`` values of ``value_size`` bytes (the pin file's entry layout)."""
@@ -1388,6 +1396,7 @@ cdef class Map:
         cdef int32_t e
         if m.type == MAP_PROG_ARRAY:
             raise TypeError("program array slots hold programs, not bytes")
+        self._check_pinnable()
         with nogil:
             if hashed:
                 for b in range(m.n_buckets):
@@ -1417,6 +1426,7 @@ cdef class Map:
         cdef const uint8_t* p
         cdef uint32_t c, i
         cdef int32_t e
+        self._check_pinnable()
         if m.type == MAP_PROG_ARRAY or <size_t>data.shape[0] != n * esize or \
                 n > m.max_entries or (not hashed and n != m.max_entries):
             raise ValueError(f"map {self._label()}: {data.shape[0]} bytes of contents do "

@@ -267,3 +267,13 @@ def test_a_foreign_file_or_directory_is_eacces_as_a_non_bpf_inode(pin_root, what
 
 def test_the_pin_root_comes_from_the_environment(pin_root):
     assert pyebpf.pin_root() == pin_root
+
+
+@pytest.mark.parametrize("args", [("lru_hash", 4, 8, 8, 0), ("lpm_trie", 8, 8, 8, 1),
+                                  ("ringbuf", 0, 0, 4096, 0), ("perf_event_array", 4, 4, 2, 0)],
+                         ids=lambda a: a[0])
+def test_map_types_the_pin_format_cannot_hold_are_refused_and_leave_no_file(pin_root, args):
+    m = pyebpf.Map.create(*args)
+    with pytest.raises(pyebpf._core.MapError, match="not supported yet"):
+        m.pin("unsupported")
+    assert not (pin_root / "unsupported").exists()
