@@ -866,6 +866,7 @@ BUILTIN_HELPERS = {
     "map_lookup_elem": _builtin("map_lookup_elem", bpf_map_lookup_elem),
     "map_update_elem": _builtin("map_update_elem", bpf_map_update_elem),
     "map_delete_elem": _builtin("map_delete_elem", bpf_map_delete_elem),
+    "get_stackid": _builtin("get_stackid", bpf_get_stackid),
 }
 
 

@@ -20,6 +20,7 @@ cdef enum:
     MAP_PERF_EVENT_ARRAY = 4
     MAP_PERCPU_HASH = 5
     MAP_PERCPU_ARRAY = 6
+    MAP_STACK_TRACE = 7
     MAP_LRU_HASH = 9
     MAP_LRU_PERCPU_HASH = 10
     MAP_LPM_TRIE = 11
@@ -76,6 +77,8 @@ ctypedef struct MapStore:
     uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
     size_t events_len, events_cap
     uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
+    uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
+    uint32_t* st_hash         # stack trace maps: each stored stack's jhash
 
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
@@ -561,6 +564,8 @@ cdef int _lpm_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept n
 
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
+        free(m.st_nr)
+        free(m.st_hash)
         free(m.progs)
         free(m.lru_prev)
         free(m.lru_next)
@@ -634,6 +639,8 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
         helper_fault(vm, b"a perf event array is only for bpf_perf_event_output/read")
     elif m.type == MAP_RINGBUF:
         helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
+    elif m.type == MAP_STACK_TRACE:
+        helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
     else:
@@ -946,6 +953,62 @@ cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, ui
     return 0
 
 
+cdef enum:
+    BPF_F_SKIP_FIELD_MASK = 0xff
+    BPF_F_USER_STACK = 1 << 8
+    BPF_F_FAST_STACK_CMP = 1 << 9
+    BPF_F_REUSE_STACKID = 1 << 10
+    MAX_STACK_FRAMES = MAX_FRAMES
+
+
+cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    """The kernel's __bpf_get_stackid over a synthetic stack: the running bpf-to-bpf call
+    chain, innermost first, each frame named by the pc of its call (there is no other
+    stack to walk in user space); the user stack is empty."""
+    cdef MapStore* m = _map_arg(vm, r2)
+    cdef uint64_t ips[MAX_STACK_FRAMES]
+    cdef uint32_t nr = 0, skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
+    cdef uint32_t hash, id, k
+    cdef int level
+    cdef uint8_t* slot
+    if m == NULL:
+        return 0
+    if m.type != MAP_STACK_TRACE:
+        return helper_fault(vm, b"the map must be a stack trace map")
+    if flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP
+                            | BPF_F_REUSE_STACKID)):
+        return err(EINVAL)
+    if not flags & BPF_F_USER_STACK:
+        ips[0] = vm.pc
+        nr = 1
+        for level in range(vm.depth - 1, -1, -1):
+            ips[nr] = vm.frames[level].ret_pc - 1
+            nr += 1
+    if nr <= skip:
+        return err(EFAULT)
+    nr -= skip
+    if nr > m.value_size // 8:
+        nr = m.value_size // 8
+    hash = jhash(<uint8_t*>(ips + skip), nr * 8, 0)
+    id = hash & (m.n_buckets - 1)
+    slot = m.values + <size_t>id * m.value_size
+    if m.st_nr[id] and m.st_hash[id] == hash and (
+            flags & BPF_F_FAST_STACK_CMP or
+            (m.st_nr[id] == nr and memcmp(slot, ips + skip, nr * 8) == 0)):
+        return id
+    if m.st_nr[id] and not flags & BPF_F_REUSE_STACKID:
+        return err(EEXIST)
+    if not m.st_nr[id]:
+        if m.count == m.max_entries:      # every preallocated stack is in use
+            return err(ENOMEM)
+        m.count += 1
+    memset(slot, 0, m.value_size)
+    memcpy(slot, ips + skip, nr * 8)
+    m.st_nr[id], m.st_hash[id] = nr, hash
+    return id
+
+
 cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     """Make ``prog`` the running program: its code, helpers, context rules and maps."""
     cdef int k
@@ -985,6 +1048,7 @@ cdef void register_map_helpers(helper_fn* table) noexcept:
     table[2] = bpf_map_update_elem
     table[3] = bpf_map_delete_elem
     table[12] = bpf_tail_call
+    table[27] = bpf_get_stackid
     table[22] = bpf_perf_event_read
     table[25] = bpf_perf_event_output
     table[130] = bpf_ringbuf_output
@@ -1131,6 +1195,12 @@ cdef class Map:
         cdef int32_t e
         if self._m.type in (MAP_PERF_EVENT_ARRAY, MAP_RINGBUF):
             self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == MAP_STACK_TRACE:
+            e = <int32_t>self._stack_id(k)
+            if e < 0 or not self._m.st_nr[e]:
+                return None
+            return PyBytes_FromStringAndSize(<char*>self._m.values + <size_t>e * self._m.value_size,
+                                             self._m.value_size)
         e = map_find(self._m, <const uint8_t*>k)
         if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
             return None
@@ -1157,6 +1227,8 @@ cdef class Map:
                                    "opened with open(), not updated")
         if self._m.type == MAP_RINGBUF:
             self._fail(-ENOTSUPP, "update", k)
+        if self._m.type == MAP_STACK_TRACE:
+            self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
             if len(values) != self._m.ncpu:
@@ -1234,6 +1306,13 @@ cdef class Map:
         cdef int32_t e
         if self._m.type == MAP_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
+        if self._m.type == MAP_STACK_TRACE:
+            e = <int32_t>self._stack_id(k)
+            if e < 0 or not self._m.st_nr[e]:
+                self._fail(-E2BIG if e < 0 else -ENOENT, "delete", k)
+            self._m.st_nr[e] = 0
+            self._m.count -= 1
+            return
         if self._m.inner != NULL or self._m.type == MAP_PERF_EVENT_ARRAY:
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or not self._slot_used(e):
@@ -1255,6 +1334,10 @@ cdef class Map:
         rc = map_delete(self._m, <const uint8_t*>k)
         if rc:
             self._fail(rc, "delete", k)
+
+    cdef int64_t _stack_id(self, bytes k):
+        cdef uint32_t sid = int.from_bytes(k, "little")
+        return sid if sid < self._m.n_buckets else -1
 
     cdef bint _slot_used(self, int32_t e):
         return self._m.inner[e] != NULL if self._m.inner != NULL else self._m.perf_cpu[e] >= 0
@@ -1336,6 +1419,14 @@ cdef class Map:
             return self._pin.apply(Map.next_key, self, key)
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
+        cdef int64_t sid
+        if self._m.type == MAP_STACK_TRACE:
+            # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
+            sid = -1 if key is None else self._stack_id(self._key(key))
+            sid = 0 if sid < 0 or not self._m.st_nr[sid] else sid + 1
+            while sid < self._m.n_buckets and not self._m.st_nr[sid]:
+                sid += 1
+            return None if sid >= self._m.n_buckets else (<uint32_t>sid).to_bytes(4, "little")
         if key is None:
             rc = map_next_key(self._m, NULL, <uint8_t*>PyBytes_AS_STRING(out))
         else:
@@ -1458,7 +1549,7 @@ cdef class Map:
     def __len__(self):
         if self._m.type == MAP_RINGBUF:
             return 0
-        if _is_hash(self._m) or self._m.type == MAP_LPM_TRIE:
+        if _is_hash(self._m) or self._m.type in (MAP_LPM_TRIE, MAP_STACK_TRACE):
             return self._m.count
         return self._m.max_entries
 
@@ -1519,7 +1610,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                    uint32_t flags, object tmpl):
     """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
     name = kind.name
-    if kind not in _HASHES + _ARRAYS + (MAP_LPM_TRIE, MAP_RINGBUF):
+    if kind not in _HASHES + _ARRAYS + (MAP_LPM_TRIE, MAP_RINGBUF, MAP_STACK_TRACE):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if kind in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS) and tmpl is None:
         raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
@@ -1537,6 +1628,11 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     if kind in (MAP_PROG_ARRAY, MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS,
                 MAP_PERF_EVENT_ARRAY) and value_size != 4:
         raise MapError(EINVAL, f"{name} values are 4-byte fds, not {value_size}")
+    if kind == MAP_STACK_TRACE:
+        if key_size != 4 or value_size < 8 or value_size % 8 or value_size // 8 > 127 or flags:
+            raise MapError(EINVAL, "a stack trace map has 4-byte keys, values of 1 to 127 "
+                                   "u64 frames and no flags (pyebpf has no build-id mode)")
+        return
     if kind == MAP_LPM_TRIE:
         if not flags & _NO_PREALLOC or flags & ~_NO_PREALLOC or not 5 <= key_size <= 260:
             raise MapError(EINVAL, "an LPM trie needs BPF_F_NO_PREALLOC (and no other flag) "
@@ -1593,6 +1689,17 @@ cdef _map_storage(MapStore* m, object kind):
         m.counters = <uint64_t*>_zalloc(max_entries, sizeof(uint64_t))
         for k in range(max_entries):
             m.perf_cpu[k] = -1
+        return
+    if kind == MAP_STACK_TRACE:
+        # one stack per bucket, kept from programs: only bpf_get_stackid writes them
+        while n < max_entries:
+            n <<= 1
+        m.n_buckets = n
+        m.hidden = True
+        m.values_len = <size_t>n * m.value_size
+        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        m.st_nr = <uint32_t*>_zalloc(n, sizeof(uint32_t))
+        m.st_hash = <uint32_t*>_zalloc(n, sizeof(uint32_t))
         return
     if kind == MAP_RINGBUF:
         m.hidden = True
