@@ -1579,6 +1579,11 @@ cdef class Map:
     def values(self):
         return [self[k] for k in self.keys()]
 
+    def typed(self, key, value, key_names=None, value_names=None):
+        """A view with keys and values encoded by struct formats (pyebpf.mapview)."""
+        from .mapview import TypedMap
+        return TypedMap(self, key, value, key_names, value_names)
+
     def get(self, key, default=None):
         value = self.lookup(key)
         return default if value is None else value

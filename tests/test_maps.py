@@ -203,3 +203,26 @@ def test_a_lookup_pointer_cannot_reach_past_the_maps_values():
         exit"""), "sched_cls")
     with pytest.raises(pyebpf.errors.MemoryFault, match="past the end of map"):
         prog.run(bytes(64))
+
+
+# --- typed views ---------------------------------------------------------------------
+
+def test_a_typed_view_encodes_ints_and_structs():
+    m = Map.create(HASH, 8, 16, 8)
+    flows = m.typed("IHH", "QQ", key_names=None, value_names=("packets", "bytes"))
+    flows[(0x0A000001, 80, 443)] = (3, 180)
+    assert m[struct.pack("<IHH", 0x0A000001, 80, 443)] == struct.pack("<QQ", 3, 180)
+    got = flows[(0x0A000001, 80, 443)]
+    assert (got.packets, got.bytes) == (3, 180) and list(flows) == [(0x0A000001, 80, 443)]
+
+
+def test_a_typed_view_of_a_per_cpu_map_gives_one_value_per_cpu():
+    m = Map.create(PERCPU_ARRAY, 4, 8, 2, ncpu=3)
+    counts = m.typed("I", "Q")
+    counts[1] = [1, 2, 3]
+    assert counts[1] == [1, 2, 3] and counts[0] == [0, 0, 0]
+
+
+def test_a_typed_view_refuses_formats_of_the_wrong_size():
+    with pytest.raises(ValueError, match="key format '<H' packs 2 bytes; the map's key_size is 4"):
+        Map.create(HASH, 4, 8, 2).typed("H", "Q")
