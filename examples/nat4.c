@@ -46,18 +46,31 @@ int snat4(struct __sk_buff *skb)
 	l4_off = 0;
 	if (!(ip->frag_off & bpf_htons(0x1fff)) &&
 	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {
-		l4_off = ETH_HLEN + ip->ihl * 4;
-		if (ip->ihl < 5 || data + l4_off + sizeof(struct tcphdr) > data_end)
-			return TC_ACT_SHOT;	/* malformed: never leak the inside address */
-		/* source port: first two bytes of both headers */
-		old_port = *(__be16 *)(data + l4_off);
+		__u32 ip_len = ip->ihl * 4;
+		void *l4 = (void *)ip + ip_len;
+
+		/* malformed: drop rather than leak the inside address */
+		if (ip->ihl < 5)
+			return TC_ACT_SHOT;
 		if (ip->protocol == IPPROTO_TCP) {
-			csum_off = l4_off + offsetof(struct tcphdr, check);
+			struct tcphdr *tcp = l4;
+
+			if ((void *)(tcp + 1) > data_end)
+				return TC_ACT_SHOT;
+			old_port = tcp->source;
+			csum_off = offsetof(struct tcphdr, check);
 			flags = 0;
 		} else {
-			csum_off = l4_off + offsetof(struct udphdr, check);
+			struct udphdr *udp = l4;
+
+			if ((void *)(udp + 1) > data_end)
+				return TC_ACT_SHOT;
+			old_port = udp->source;
+			csum_off = offsetof(struct udphdr, check);
 			flags = BPF_F_MARK_MANGLED_0;	/* keep a zero UDP checksum zero */
 		}
+		l4_off = ETH_HLEN + ip_len;
+		csum_off += l4_off;
 	}
 
 	if (l4_off) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* port_classid: a direct-action classifier that picks an HTB class and a priority by
  * destination port range (TCP and UDP over IPv4 and IPv6); other traffic is left alone.
- *   tc filter add dev eth0 egress bpf da obj port_classid.o sec classifier
+ * skb->tc_classid holds only the class's minor number (it is 16 bits in the kernel);
+ * cls_bpf takes the major number from the filter's own classid:
+ *   tc filter add dev eth0 parent 1: bpf da obj port_classid.o sec classifier classid 1:
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -14,24 +16,22 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define CLASS(major, minor) (((major) << 16) | (minor))
-
 /* one class and priority per destination port range; first match wins */
 static __always_inline int classify(struct __sk_buff *skb, __u16 dport)
 {
-	__u32 classid, priority;
+	__u32 classid, priority;	/* classid: the minor number, 1:<classid> */
 
 	if (dport == 22 || dport == 23 || dport == 53) {	/* ssh, telnet, dns */
-		classid = CLASS(1, 10);
+		classid = 0x10;
 		priority = 6;
 	} else if (dport == 80 || dport == 443) {		/* web */
-		classid = CLASS(1, 20);
+		classid = 0x20;
 		priority = 4;
 	} else if (dport >= 5000 && dport <= 5999) {		/* media */
-		classid = CLASS(1, 30);
+		classid = 0x30;
 		priority = 2;
 	} else if (dport >= 6881 && dport <= 6889) {		/* bulk */
-		classid = CLASS(1, 40);
+		classid = 0x40;
 		priority = 0;
 	} else {
 		return TC_ACT_UNSPEC;

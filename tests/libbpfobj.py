@@ -42,6 +42,7 @@ def libbpf():
                 ("bpf_map__fd", ctypes.c_int, (ctypes.c_void_p,)),
                 ("bpf_map_lookup_elem", ctypes.c_int, (ctypes.c_int, ctypes.c_void_p,
                                                        ctypes.c_void_p)),
+                ("libbpf_num_possible_cpus", ctypes.c_int, ()),
                 ("libbpf_get_error", ctypes.c_long, (ctypes.c_void_p,))):
             f = getattr(lib, fn)
             f.restype, f.argtypes = res, args
@@ -110,3 +111,39 @@ class LoadedObject:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _TestRunOpts(ctypes.Structure):
+    # struct bpf_test_run_opts of libbpf 1.1
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p),
+                ("data_out", ctypes.c_void_p), ("data_size_in", ctypes.c_uint32),
+                ("data_size_out", ctypes.c_uint32), ("ctx_in", ctypes.c_void_p),
+                ("ctx_out", ctypes.c_void_p), ("ctx_size_in", ctypes.c_uint32),
+                ("ctx_size_out", ctypes.c_uint32), ("retval", ctypes.c_uint32),
+                ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
+                ("batch_size", ctypes.c_uint32)]
+
+
+SKB_CTX_SIZE = 192
+
+
+def test_run(prog_fd: int, data: bytes) -> tuple[int, bytes, bytes]:
+    """BPF_PROG_TEST_RUN of a loaded skb program on ``data`` with a zeroed __sk_buff:
+    (retval, data_out, ctx_out)."""
+    lib = libbpf()
+    f = lib.bpf_prog_test_run_opts
+    f.restype, f.argtypes = ctypes.c_int, (ctypes.c_int, ctypes.POINTER(_TestRunOpts))
+    data_in = ctypes.create_string_buffer(data, len(data))
+    data_out = ctypes.create_string_buffer(len(data) + 4096)
+    ctx_in = ctypes.create_string_buffer(SKB_CTX_SIZE)
+    ctx_out = ctypes.create_string_buffer(SKB_CTX_SIZE)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), data_in=ctypes.addressof(data_in),
+                        data_out=ctypes.addressof(data_out), data_size_in=len(data),
+                        data_size_out=len(data_out), ctx_in=ctypes.addressof(ctx_in),
+                        ctx_out=ctypes.addressof(ctx_out), ctx_size_in=SKB_CTX_SIZE,
+                        ctx_size_out=SKB_CTX_SIZE, repeat=1)
+    if f(prog_fd, ctypes.byref(opts)):
+        err = ctypes.get_errno()
+        raise KernelError(err, f"BPF_PROG_TEST_RUN of prog fd {prog_fd}: {os.strerror(err)}")
+    return opts.retval, data_out.raw[:opts.data_size_out], ctx_out.raw[:opts.ctx_size_out]
