@@ -18,6 +18,7 @@ import ipaddress
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -114,9 +115,8 @@ def test_the_committed_objects_are_what_make_builds_from_the_sources():
 
 
 def test_the_sample_captures_are_what_make_pcaps_writes(tmp_path):
-    for name in ("sample.pcap", "https.pcap", "vlan.pcap"):
-        shutil.copy(EXAMPLES / "make_pcaps.py", tmp_path)
-    subprocess.run(["python", str(tmp_path / "make_pcaps.py")], check=True)
+    shutil.copy(EXAMPLES / "make_pcaps.py", tmp_path)
+    subprocess.run([sys.executable, str(tmp_path / "make_pcaps.py")], check=True)
     for name in ("sample.pcap", "https.pcap", "vlan.pcap"):
         assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
 
@@ -232,7 +232,8 @@ def test_vlan_tag_puts_untagged_frames_into_vlan_100_with_the_priority_as_pcp():
         res = run_ok(code, frame, priority=5)
         tagged = Dot1Q in Ether(frame) or Dot1AD in Ether(frame)
         assert res.retval == TC_ACT_OK
-        want = frame if tagged else frame[:12] + b"\x81\x00" + struct.pack(">H", 5 << 13 | 100) + frame[12:]
+        tag = b"\x81\x00" + struct.pack(">H", 5 << 13 | 100)
+        want = frame if tagged else frame[:12] + tag + frame[12:]
         assert res.data == want, name
 
 
