@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyebpf import btf_ext
-from pyebpf.btf_ext import FuncInfo, LineInfo, disassembly_by_pc, interleave, parse_btf_ext
+from pyebpf.btf_ext import LineInfo, disassembly_by_pc, interleave, parse_btf_ext
 from pyebpf.errors import ElfError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -289,7 +289,8 @@ def test_interleave_shows_a_line_again_when_the_code_comes_back_to_it():
 
 def test_interleave_of_a_record_inside_an_lddw_shows_before_the_next_instruction():
     dis = {0: "r1 = 0x1 ll", 2: "exit"}
-    assert interleave(dis, [LineInfo(1, "f.c", 2, 1, "t")]) == "    0: r1 = 0x1 ll\n; f.c:2: t\n    2: exit\n"
+    assert interleave(dis, [LineInfo(1, "f.c", 2, 1, "t")]) == (
+        "    0: r1 = 0x1 ll\n; f.c:2: t\n    2: exit\n")
 
 
 @pytest.mark.parametrize("name", ["nat4", "tail_dispatch", "port_classid"])

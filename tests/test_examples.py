@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, ICMPv6EchoRequest
-from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.layers.inet6 import ICMPv6EchoRequest
+from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.utils import rdpcap
 
 import pyebpf
@@ -153,14 +153,10 @@ def test_example_runs_as_in_the_kernel(obj, section, ptype, frame):
 
 # --- what each program does -----------------------------------------------------------
 
-def l4(frame):
-    return Ether(frame)
-
-
 def test_drop_icmp_drops_exactly_icmp_and_icmpv6():
     code = section_code("drop_icmp", "tc")
     for name, frame in ALL:
-        p = l4(frame)
+        p = Ether(frame)
         icmp = p.haslayer(ICMP) or p.haslayer(ICMPv6EchoRequest)
         _, theirs = both(code, CLS, frame, {})
         assert theirs.retval == (TC_ACT_SHOT if icmp else TC_ACT_OK), name
