@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,12 @@ def build(tmp_path, source, target="bpf") -> Path:
 
 
 def section(obj: Path, name: str) -> bytes:
-    out = obj.with_suffix(f".{name.strip('.')}.bin")
-    subprocess.run(["llvm-objcopy-19", "--dump-section", f"{name}={out}", str(obj),
-                    str(obj.with_suffix(".discard"))], check=True)
-    return out.read_bytes()
+    # dump into a scratch directory: objects may live in the checkout (examples/)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "section.bin")
+        subprocess.run(["llvm-objcopy-19", "--dump-section", f"{name}={out}", str(obj),
+                        str(Path(tmp, "rest.o"))], check=True)
+        return out.read_bytes()
 
 
 def btf_strings(btf: bytes) -> bytes:
