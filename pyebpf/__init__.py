@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from . import errors, isa
 
-__all__ = ["Program", "Result", "errors", "isa", "asm", "kernel"]
+__all__ = ["Program", "Result", "load", "Object", "errors", "isa", "asm", "kernel", "elf",
+           "btf"]
 __version__ = "0.1.0"
 
 _FROM_CORE = ("Program", "Result")
@@ -21,7 +22,10 @@ def __getattr__(name: str):
                 "with `pip install .` (or `python setup.py build_ext --inplace` in a "
                 f"checkout) — {exc}") from exc
         return getattr(_core, name)
-    if name in ("asm", "kernel"):
+    if name in ("asm", "kernel", "elf", "btf", "loader"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name in ("load", "Object"):
+        from . import loader
+        return getattr(loader, name)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

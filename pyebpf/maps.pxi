@@ -397,6 +397,7 @@ cdef class Map:
     cdef readonly str name
     cdef readonly object type
     cdef dict _programs           # program arrays: slot -> Program, to keep them alive
+    cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
 
     def __dealloc__(self):
         map_free(self._m)
@@ -466,6 +467,16 @@ cdef class Map:
         elif self._m.owner_type != prog_type:
             raise LoadError(f"program array {self._label()} serves "
                             f"{_isa.ProgType(self._m.owner_type).name} programs")
+
+    def decode_key(self, key):
+        """``key`` as named fields (a dict for structs), per the map's BTF key type."""
+        from .btf import decode
+        return decode(self.key_type, key, f"map {self._label()} key")
+
+    def decode_value(self, value):
+        """``value`` as named fields (global data: by variable name), per its BTF type."""
+        from .btf import decode
+        return decode(self.value_type, value, f"map {self._label()} value")
 
     def lookup(self, key):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
