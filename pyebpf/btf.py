@@ -141,10 +141,10 @@ class Type:
         raise self.btf.error(f"type #{self.id} ({t.kind.name} {t.name or '(anon)'}) has no size",
                              self)
 
-    def fields(self, prefix: str = "", base: int = 0) -> list["Field"]:
+    def fields(self, prefix: str = "", base: int = 0, _depth: int = 0) -> list["Field"]:
         """The leaf fields of this type, flattened: struct members by dotted name
         (anonymous members merged into their parent), array elements as ``name[i]``."""
-        t = self.resolve()
+        t = self._nested(_depth)
         out = []
         if t.kind in (Kind.STRUCT, Kind.UNION):
             for m in t.members:
@@ -154,26 +154,32 @@ class Type:
                     out.append(Field(name, base + m.bit_offset // 8, mt.byte_size, mt,
                                      m.bit_offset, m.bitfield_size))
                 else:
-                    out += mt.fields(name, base + m.bit_offset // 8)
+                    out += mt.fields(name, base + m.bit_offset // 8, _depth + 1)
         elif t.kind == Kind.DATASEC:
             for v in t.vars:
                 var = t.btf.type(v.type_id, t)
                 out += var.target.fields(f"{prefix}.{var.name}" if prefix else var.name,
-                                         base + v.offset)
+                                         base + v.offset, _depth + 1)
         elif t.kind == Kind.ARRAY and not _is_chars(t):
             elem = t.target
             step = elem.byte_size
             for i in range(t.nelems):
-                out += elem.fields(f"{prefix}[{i}]", base + i * step)
+                out += elem.fields(f"{prefix}[{i}]", base + i * step, _depth + 1)
         else:
             out.append(Field(prefix, base, t.byte_size, t))
         return out
 
-    def decode(self, data: bytes, offset: int = 0):
+    def _nested(self, depth: int) -> "Type":
+        if depth > MAX_RESOLVE_DEPTH:
+            raise self.btf.error(f"type #{self.id} nests more than {MAX_RESOLVE_DEPTH} deep",
+                                 self)
+        return self.resolve()
+
+    def decode(self, data: bytes, offset: int = 0, _depth: int = 0):
         """The value at ``data[offset:]``: int (INT, ENUM, PTR), bool, float, bytes
         (char arrays), list (arrays), dict (struct, union, datasec: by member name;
         anonymous members merged in)."""
-        t = self.resolve()
+        t = self._nested(_depth)
         size = t.byte_size
         if offset + size > len(data):
             raise ValueError(f"{size} bytes of {t.describe()} at offset {offset} do not fit "
@@ -198,7 +204,8 @@ class Type:
             if _is_chars(t):
                 return data[offset:offset + size]
             step = t.target.byte_size
-            return [t.target.decode(data, offset + i * step) for i in range(t.nelems)]
+            return [t.target.decode(data, offset + i * step, _depth + 1)
+                    for i in range(t.nelems)]
         if k in (Kind.STRUCT, Kind.UNION):
             out = {}
             for m in t.members:
@@ -208,7 +215,7 @@ class Type:
                               bool(mt.resolve().encoding & INT_SIGNED)
                               if mt.resolve().kind == Kind.INT else mt.resolve().signed)
                 else:
-                    v = mt.decode(data, offset + m.bit_offset // 8)
+                    v = mt.decode(data, offset + m.bit_offset // 8, _depth + 1)
                 if m.name:
                     out[m.name] = v
                 elif isinstance(v, dict):
@@ -216,10 +223,10 @@ class Type:
             return out
         if k == Kind.DATASEC:
             return {t.btf.type(v.type_id, t).name:
-                    t.btf.type(v.type_id, t).target.decode(data, offset + v.offset)
+                    t.btf.type(v.type_id, t).target.decode(data, offset + v.offset, _depth + 1)
                     for v in t.vars if offset + v.offset + v.size <= len(data)}
         if k == Kind.VAR:
-            return t.target.decode(data, offset)
+            return t.target.decode(data, offset, _depth + 1)
         raise ValueError(f"cannot decode {t.describe()}")
 
     def __repr__(self) -> str:

@@ -70,6 +70,7 @@ LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
 _LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
 _CALL = isa.BPF_JMP | isa.BPF_CALL
+_CALLX = isa.BPF_JMP | isa.BPF_CALL | isa.BPF_X
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _BPF_MAP_DEF = struct.Struct("<5I")          # libbpf struct bpf_map_def
@@ -613,6 +614,8 @@ class _Reader:
                                "pointers")
                 pointee = elem.target.resolve()
                 if pointee.kind == _btf.Kind.STRUCT:
+                    if not strict:
+                        raise fail("an inner map cannot hold maps itself")
                     inner, _ = self._btf_map_def(f"{name}.inner", pointee, strict=False)
                 if attrs["value_size"] not in (0, 4):
                     raise fail(f"value_size {attrs['value_size']} of a map with __array values "
@@ -754,6 +757,10 @@ class _Reader:
                                          f"start of a function", **where)
                     start = placed[callee] if callee in placed else place(callee)
                     struct.pack_into("<i", code, at + 4, start - (base + i - f.start) - 1)
+                elif opcode == _CALLX:
+                    raise self.error("indirect call (callx): clang -O0 calls helpers through a "
+                                     "register, which neither the kernel nor pyebpf loads; "
+                                     "compile with -O1 or higher", **where)
                 elif opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_KFUNC_CALL:
                     raise self.error("kfunc calls are not supported", **where)
                 elif reloc is not None:

@@ -97,7 +97,7 @@ class Object:
                                name=ms.name)
                 for key, value in ms.contents:
                     m[key] = value
-            except (EbpfError, ValueError) as exc:
+            except (EbpfError, ValueError, MemoryError) as exc:
                 raise ElfError(f"map cannot be created ({ms.type_name}, key {ms.key_size}, "
                                f"value {ms.value_size}, max_entries {ms.max_entries}, flags "
                                f"{ms.flags:#x}): {exc}", file=self.spec.name,
