@@ -356,6 +356,14 @@ class _Reader:
         if self.data[4] != 2 or self.data[5] != 1:
             raise self.error("only 64-bit little-endian objects are supported (ELF class "
                              f"{self.data[4]}, data encoding {self.data[5]})")
+        shoff, = struct.unpack_from("<Q", self.data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", self.data, 0x3A)
+        if shentsize != 64 or shoff + shnum * shentsize > len(self.data):
+            raise self.error(f"section header table [{shoff:#x}, "
+                             f"{shoff + shnum * shentsize:#x}) of {shnum} {shentsize}-byte "
+                             f"entries does not fit in the {len(self.data)}-byte file "
+                             f"(truncated?)")
+        current = None
         try:
             elf = ELFFile(io.BytesIO(self.data))
             machine, etype = elf.header.e_machine, elf.header.e_type
@@ -365,7 +373,9 @@ class _Reader:
             if etype not in ("ET_REL", ET_REL):
                 raise self.error(f"e_type is {etype}, not ET_REL: BPF objects are relocatable "
                                  f"files (clang -c)")
-            for i, section in enumerate(elf.iter_sections()):
+            for i in range(elf.num_sections()):
+                current = f"#{i}"
+                section = elf.get_section(i)
                 hdr, name = section.header, section.name if i else ""
                 stype = hdr["sh_type"]
                 stype = _SHT.get(stype, stype) if isinstance(stype, str) else stype
@@ -386,7 +396,8 @@ class _Reader:
                 ValueError, KeyError, IndexError, OverflowError, AssertionError) as exc:
             if isinstance(exc, ElfError):
                 raise
-            raise self.error(f"malformed ELF headers: {type(exc).__name__}: {exc}") from exc
+            raise self.error(f"malformed ELF headers: {type(exc).__name__}: {exc}",
+                             section=current) from exc
         if not self.sections:
             raise self.error("the object has no sections")
 
@@ -549,7 +560,8 @@ class _Reader:
             for off, (n, sym) in inits.items():
                 if not vsi.offset <= off < vsi.offset + vsi.size:
                     continue
-                if values_at is None or (off - vsi.offset - values_at) % 8:
+                if values_at is None or off - vsi.offset < values_at or \
+                        (off - vsi.offset - values_at) % 8:
                     raise self.error(f"initialiser at offset {off:#x} is not a slot of the "
                                      f"map's __array(values, ...)", section=".maps",
                                      symbol=var.name, relocation=n)

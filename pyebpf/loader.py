@@ -62,6 +62,13 @@ class Object:
         from ._core import Map, Program
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
+        try:
+            self._instantiate(spec, prog_type, profile, pin, Map, Program)
+        except BaseException:
+            self.close()
+            raise
+
+    def _instantiate(self, spec, prog_type, profile, pin, Map, Program) -> None:
         for ms in spec.maps.values():
             self.maps[ms.name] = self._make_map(Map, ms, pin)
         fds = {name: m.fd for name, m in self.maps.items()}
@@ -92,12 +99,15 @@ class Object:
 
     def _make_map(self, Map, ms: _elf.MapSpec, pin):
         def create():
+            m = None
             try:
                 m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
                                name=ms.name)
                 for key, value in ms.contents:
                     m[key] = value
             except (EbpfError, ValueError, MemoryError) as exc:
+                if m is not None:
+                    m.close()
                 raise ElfError(f"map cannot be created ({ms.type_name}, key {ms.key_size}, "
                                f"value {ms.value_size}, max_entries {ms.max_entries}, flags "
                                f"{ms.flags:#x}): {exc}", file=self.spec.name,
@@ -108,6 +118,11 @@ class Object:
             return create()
         self.pins[ms.name] = ms.pin_path
         return create() if pin is None else pin(ms, create)
+
+    def close(self) -> None:
+        """Drop the maps' handles (programs already loaded keep their maps)."""
+        for m in self.maps.values():
+            m.close()
 
     def program(self, name: str):
         """The program called ``name`` (its C function) or the one in section ``name``."""

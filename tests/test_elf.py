@@ -472,3 +472,120 @@ def test_the_listing_names_every_program_and_map():
 def test_an_unsupported_construct_is_one_elf_error_naming_it(source, message):
     with pytest.raises(ElfError, match=message):
         pyebpf.load(compile_object(source + '\nchar _l[] SEC("license") = "GPL";'))
+
+
+# --- corrupt objects: one clear ElfError each ----------------------------------------------
+def _elf_patch(data: bytes, fmt: str, offset: int, *values) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, *values)
+    return bytes(out)
+
+
+def _section_header(data: bytes, name: str) -> int:
+    """File offset of section ``name``'s header."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    f = ELFFile(io.BytesIO(data))
+    return f["e_shoff"] + f.get_section_index(name) * f["e_shentsize"]
+
+
+def _section_offset(data: bytes, name: str) -> int:
+    return struct.unpack_from("<Q", data, _section_header(data, name) + 24)[0]
+
+
+def _corrupt(kind: str) -> bytes:
+    data = compile_object(BTF_MAPS)
+    if kind == "truncated":
+        return data[:len(data) // 2]
+    if kind == "x86-64":
+        return _elf_patch(data, "<H", 18, 62)
+    if kind == "section-offset":
+        return _elf_patch(data, "<Q", _section_header(data, "tc") + 24, len(data) + 8)
+    if kind == "missing-symbol":
+        rel = _section_offset(data, ".reltc")
+        return _elf_patch(data, "<Q", rel + 8, (999 << 32) | 1)
+    if kind == "btf-garbage":
+        btf = _section_offset(data, ".BTF")
+        return data[:btf + 24] + bytes(range(7, 247, 3))[:64] + data[btf + 88:]
+    if kind == "relocation-type":
+        rel = _section_offset(data, ".reltc")
+        info = struct.unpack_from("<Q", data, rel + 8)[0]
+        return _elf_patch(data, "<Q", rel + 8, (info & ~0xFFFFFFFF) | 3)
+    if kind == "not-elf":
+        return b"#!/bin/sh\n" + data[10:]
+    if kind == "rela":
+        return _elf_patch(data, "<I", _section_header(data, ".reltc") + 4, 4)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", r"<bytes>: section header table \[0x[0-9a-f]+, 0x[0-9a-f]+\) of \d+ 64-byte "
+                  r"entries does not fit in the \d+-byte file \(truncated\?\)"),
+    ("x86-64", r"<bytes>: e_machine is EM_X86_64, not EM_BPF \(247\): not a BPF object"),
+    ("section-offset", r"<bytes>: section 'tc': section data \[0x[0-9a-f]+, 0x[0-9a-f]+\) runs "
+                       r"past the end of the \d+-byte file"),
+    ("missing-symbol", r"<bytes>: section '.reltc', relocation #0: relocation against symbol "
+                       r"#999, which does not exist \(\d+ symbols\)"),
+    ("btf-garbage", r"<bytes>: section '.BTF': BTF: type #1 at offset 0x18 has unknown kind"),
+    ("relocation-type", r"<bytes>: section 'tc', symbol 'stats', relocation #0, insn \d+: "
+                        r"relocation type 3 on lddw \(expected R_BPF_64_64\)"),
+    ("not-elf", r"<bytes>: not an ELF file \(\d+ bytes, magic 23212f62\)"),
+    ("rela", r"<bytes>: section '#\d+': malformed ELF headers: ELFError: Expected sh_entsize "
+             r"of SHT_RELA section to be 24"),
+])
+def test_a_corrupt_object_is_one_elf_error_naming_the_problem(kind, message):
+    with pytest.raises(ElfError, match=message) as info:
+        pyebpf.load(_corrupt(kind))
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_file_is_an_elf_error_naming_it(tmp_path):
+    with pytest.raises(ElfError, match=r"nope.o: cannot read the object: No such file"):
+        pyebpf.load(tmp_path / "nope.o")
+
+
+def test_a_path_and_its_bytes_load_the_same_object(tmp_path):
+    data = compile_object(GLOBALS)
+    (tmp_path / "prog.o").write_bytes(data)
+    from_path = elf.parse(tmp_path / "prog.o")
+    assert from_path.name == str(tmp_path / "prog.o")
+    assert from_path.programs == elf.parse(data).programs
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+def _regions(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of the ELF header, the section headers and every non-debug
+    section: where a mutation reaches the loader's phases rather than DWARF."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    f = ELFFile(io.BytesIO(data))
+    out = [(0, 64), (f["e_shoff"], f["e_shnum"] * f["e_shentsize"])]
+    for s in f.iter_sections():
+        if not s.name.startswith(".debug") and s["sh_type"] != "SHT_NOBITS" and s["sh_size"]:
+            out.append((s["sh_offset"], s["sh_size"]))
+    return out
+
+
+@hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(st.sampled_from(["BTF_MAPS", "IPROUTE2", "GLOBALS", "LEGACY",
+                                   "PROG_ARRAY_INIT"]),
+                  st.lists(st.tuples(st.integers(0, 63), st.integers(0, 1 << 20),
+                                     st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x18, 0x85])),
+                           min_size=1, max_size=6))
+def test_mutated_objects_raise_only_pyebpf_errors(which, mutations):
+    data = bytearray(compile_object(globals()[which]))
+    regions = _regions(bytes(data))
+    for region, offset, value in mutations:
+        start, length = regions[region % len(regions)]
+        data[start + offset % length] = value
+    try:
+        obj = pyebpf.load(bytes(data))
+    except pyebpf.errors.EbpfError:
+        return
+    obj.close()
