@@ -243,7 +243,14 @@ class Type:
             word = {Kind.STRUCT: "struct", Kind.UNION: "union"}.get(t.kind, "enum")
             return f"{word} {t.name}" if t.name else f"{word} (anon)"
         if t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT):
-            return f"{t.kind.name.lower()} {t.target.describe()}"
+            inner = t.target.describe()
+            # a qualified pointer reads "char *restrict"; a qualified value "const int"
+            return (f"{inner}{t.kind.name.lower()}" if inner.endswith("*") else
+                    f"{t.kind.name.lower()} {inner}")
+        if t.kind == Kind.TYPE_TAG:
+            return f"{t.target.describe()} __tag({t.name})"
+        if t.kind == Kind.FWD:
+            return f"{'union' if t.kind_flag else 'struct'} {t.name}"
         return t.name or t.kind.name.lower()
 
 
