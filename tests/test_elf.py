@@ -448,6 +448,23 @@ def test_the_listing_names_every_program_and_map():
         assert word in text
 
 
+def test_the_objdump_command_lists_and_disassembles_an_object(tmp_path, capsys):
+    from pyebpf.cli import main
+    (tmp_path / "prog.o").write_bytes(compile_object(GLOBALS))
+    assert main(["objdump", str(tmp_path / "prog.o"), "--disasm"]) == 0
+    out = capsys.readouterr().out
+    assert "program globals" in out and "map     .rodata.str1.1" in out
+    assert "globals (section tc):" in out and "ll  ; .rodata.str1.1+0" in out
+
+
+def test_the_objdump_command_reports_a_corrupt_object_in_one_line(tmp_path, capsys):
+    from pyebpf.cli import main
+    (tmp_path / "bad.o").write_bytes(compile_object(GLOBALS)[:100])
+    assert main(["objdump", str(tmp_path / "bad.o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyebpf objdump: ") and "truncated?" in err and err.count("\n") == 1
+
+
 # --- unsupported constructs: one clear error each ------------------------------------------
 @pytest.mark.parametrize("source, message", [
     ('extern const int LINUX_KERNEL_VERSION __kconfig;\n'
