@@ -139,6 +139,17 @@ SECTION_TYPES: tuple[tuple[str, str, str], ...] = (
     ("netfilter", "exact", "netfilter"),
 )
 _TAIL_CALL_SECTION = re.compile(r"^(\d+)/(\d+)$")
+_RULE_TEXT = {"exact": "exactly", "+": "or NAME/...", "*": "any name starting with it"}
+
+
+def section_table_markdown() -> str:
+    """The section-name table as Markdown (docs/elf.md holds this output)."""
+    rows = ["| section name | matches | program type |", "|---|---|---|"]
+    rows += [f"| `{pattern}` | {_RULE_TEXT[rule]} | {prog_type} |"
+             for pattern, rule, prog_type in SECTION_TYPES]
+    rows += ["| `ID/KEY` (digits) | iproute2 tail-call section | sched_cls |",
+             "| anything else | tc's own type for `sec NAME` | sched_cls |"]
+    return "\n".join(rows) + "\n"
 
 
 def section_type(name: str) -> tuple[str, str]:

@@ -310,6 +310,37 @@ def test_every_program_of_a_multi_program_object_runs_as_the_kernel_runs_it(flag
             _same_run(obj, kobj, name, packet, {"mark": 3})
 
 
+def _call_chain(frames: int) -> str:
+    """A tc program whose calls nest ``frames`` deep (the program itself is frame 1)."""
+    n = frames - 1
+    decls = "".join(f"static __noinline __u32 f{i}(__u32 x);\n" for i in range(1, n + 1))
+    body = "".join(f"static __noinline __u32 f{i}(__u32 x) {{ volatile __u32 b[4]; "
+                   f"b[x & 3] = x; return f{i + 1}(b[x & 3] + {i}) + 1; }}\n"
+                   for i in range(1, n))
+    body += f"static __noinline __u32 f{n}(__u32 x) {{ return x * 3; }}\n"
+    return (decls + body + 'SEC("tc") int e(struct __sk_buff *s) { return f1(s->len); }\n'
+            'char _l[] SEC("license") = "GPL";')
+
+
+@OPT
+def test_calls_nested_eight_frames_deep_run_as_in_the_kernel(flags):
+    obj, kobj = _objects(_call_chain(8), flags)
+    with kobj:
+        assert _same_run(obj, kobj, "e", PACKETS["udp"]).retval == \
+            (len(PACKETS["udp"]) + sum(range(1, 7))) * 3 + 6
+
+
+def test_calls_nested_nine_frames_deep_are_refused_by_both(kernel_oracle):
+    """Not the same moment: the kernel refuses at load ("the call stack of 9 frames is
+    too deep"), pyebpf (which checks no call graph at load) stops the run."""
+    data = compile_object(_call_chain(9))
+    with pytest.raises(pyebpf.errors.KernelError, match=r"the call stack of 9 frames is too "
+                                                         r"deep"):
+        kernel_oracle.load_object(data)
+    with pytest.raises(pyebpf.errors.CallDepthExceeded):
+        pyebpf.load(data).program("e").run(PACKETS["udp"])
+
+
 def test_programs_are_named_by_function_and_typed_by_section():
     spec = elf.parse(compile_object(BTF_MAPS))
     assert {n: (p.section, p.prog_type) for n, p in spec.programs.items()} == {
@@ -410,6 +441,12 @@ def test_btf_program_array_initial_values_are_installed(flags, mark):
 ])
 def test_section_names_give_the_program_type_of_libbpf_and_iproute2(section, prog_type):
     assert elf.section_type(section)[0] == prog_type
+
+
+def test_the_documented_section_table_is_the_one_the_loader_uses():
+    from conftest import ROOT
+    doc = (ROOT / "docs" / "elf.md").read_text()
+    assert elf.section_table_markdown() in doc
 
 
 OTHER_TYPES = r"""
