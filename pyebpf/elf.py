@@ -44,6 +44,7 @@ in program sections (libbpf refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -588,7 +589,7 @@ class _Reader:
                                      relocation=n)
                 programs[slot] = sym.name
             if programs:
-                spec = _replace(spec, programs=programs)
+                spec = dataclasses.replace(spec, programs=programs)
             self._add_map(spec, sec.index, vsi.offset)
 
     def _btf_map_def(self, name: str, t: _btf.Type, strict: bool):
@@ -831,23 +832,15 @@ class _Reader:
                 continue   # iproute2 skips a section whose ID names no program array
             array = by_id[int(match[1])]
             slot = int(match[2])
-            if len(self.find_in_section(prog.section)) != 1:
+            if sum(p.section == prog.section for p in self.programs.values()) != 1:
                 raise self.error("a tail-call section ID/KEY must hold one program",
                                  section=prog.section)
             if slot in array.programs:
                 raise self.error(f"slot {slot} of program array {array.name!r} is filled "
                                  f"twice", section=prog.section)
-            self.maps[array.name] = array = _replace(array,
+            self.maps[array.name] = array = dataclasses.replace(array,
                                                      programs={**array.programs, slot: prog.name})
             by_id[int(match[1])] = array
-
-    def find_in_section(self, section: str) -> list[ProgramSpec]:
-        return [p for p in self.programs.values() if p.section == section]
-
-
-def _replace(spec: MapSpec, **changes) -> MapSpec:
-    import dataclasses
-    return dataclasses.replace(spec, **changes)
 
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,

@@ -330,6 +330,23 @@ def test_calls_nested_eight_frames_deep_run_as_in_the_kernel(flags):
             (len(PACKETS["udp"]) + sum(range(1, 7))) * 3 + 6
 
 
+CROSS_SECTION = r"""
+__noinline int global_in_text(int x) { return x * 5 + 1; }
+SEC("tc") int callee(struct __sk_buff *s) { s->cb[0] = 7; return s->len + 100; }
+SEC("classifier") int caller(struct __sk_buff *s) { return callee(s) + global_in_text(s->len); }
+char _l[] SEC("license") = "GPL";
+"""
+
+
+@OPT
+def test_a_program_may_call_a_global_function_and_another_sections_program(flags):
+    obj, kobj = _objects(CROSS_SECTION, flags)
+    with kobj:
+        for packet in PACKETS.values():
+            _same_run(obj, kobj, "caller", packet)
+    assert "global_in_text" in obj.spec.programs["caller"].functions
+
+
 def test_calls_nested_nine_frames_deep_are_refused_by_both(kernel_oracle):
     """Not the same moment: the kernel refuses at load ("the call stack of 9 frames is
     too deep"), pyebpf (which checks no call graph at load) stops the run."""
