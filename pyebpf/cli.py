@@ -5,6 +5,7 @@
                [--field NAME=VALUE ...]
     pyebpf asm SOURCE [-o OUT]
     pyebpf disasm OBJECT [--syntax kernel|conformance]
+    pyebpf objdump PROG.o [--disasm]
 
 PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
 (anything else).  With ``--type`` the memory is an Ethernet frame and the program runs
@@ -95,6 +96,26 @@ def _cmd_disasm(args) -> int:
     return 0
 
 
+def _cmd_objdump(args) -> int:
+    from .asm import disassemble_one
+    from .elf import parse
+    spec = parse(args.object)
+    print(spec.listing())
+    if args.disasm:
+        for prog in spec.programs.values():
+            print(f"\n{prog.name} (section {prog.section}):")
+            refs = {r.insn: r for r in prog.map_refs}
+            pc = 0
+            while pc < len(prog):
+                text = disassemble_one(prog.insns[pc * 8:pc * 8 + 16], pc=pc)
+                ref = refs.get(pc)
+                note = ("" if ref is None else f"  ; map {ref.map}" if ref.kind == "fd" else
+                        f"  ; {ref.map}+{ref.offset}")
+                print(f"{pc:5d}: {text}{note}")
+                pc += 2 if prog.insns[pc * 8] == 0x18 else 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyebpf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     dis.add_argument("object", type=Path)
     dis.add_argument("--syntax", choices=("kernel", "conformance"), default="kernel")
     dis.set_defaults(func=_cmd_disasm)
+    objdump = sub.add_parser("objdump", help="list an ELF object's programs and maps")
+    objdump.add_argument("object", type=Path)
+    objdump.add_argument("--disasm", action="store_true", help="disassemble each program")
+    objdump.set_defaults(func=_cmd_objdump)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

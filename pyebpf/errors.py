@@ -64,7 +64,24 @@ class UnknownHelper(ExecutionError):
 
 
 class ElfError(LoadError):
-    """An ELF object that cannot be loaded; names the file and section."""
+    """An ELF object that cannot be loaded; names the file and section.
+
+    The first line reads ``FILE: section S, symbol Y, relocation #N, insn I: what``
+    with only the places that are known; each is also an attribute (None if unknown).
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, section: str | None = None,
+                 symbol: str | None = None, relocation: int | None = None,
+                 insn: int | None = None):
+        self.file, self.section, self.symbol = file, section, symbol
+        self.relocation, self.insn, self.reason = relocation, insn, message
+        where = [f"section {section!r}" if section is not None else "",
+                 f"symbol {symbol!r}" if symbol is not None else "",
+                 f"relocation #{relocation}" if relocation is not None else "",
+                 f"insn {insn}" if insn is not None else ""]
+        where = ", ".join(w for w in where if w)
+        head = ": ".join(x for x in (file, where) if x)
+        super().__init__(f"{head}: {message}" if head else message)
 
 
 class PcapError(EbpfError, ValueError):

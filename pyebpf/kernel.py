@@ -26,7 +26,7 @@ from . import isa
 from .errors import KernelError
 
 __all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64",
-           "run", "KernelResult", "cross_check"]
+           "run", "KernelResult", "cross_check", "load_object", "KernelObject"]
 
 _SYS_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280}
 _ATTR_SIZE = 144
@@ -465,9 +465,90 @@ class KernelMap:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    key_type = value_type = None        # BTF types (pyebpf.btf), set by load_object
+
+    def decode_key(self, key):
+        """``key`` as named fields, per the map's BTF key type (maps of ELF objects)."""
+        from .btf import decode
+        return decode(self.key_type, key, f"map {self.name or self.fd} key")
+
+    def decode_value(self, value):
+        """``value`` as named fields, per the map's BTF value type (maps of ELF objects)."""
+        from .btf import decode
+        return decode(self.value_type, value, f"map {self.name or self.fd} value")
+
     def __repr__(self) -> str:
         return f"<KernelMap fd={self.fd} {self._kind()} key={self.key_size} " \
                f"value={self.value_size} max_entries={self.max_entries}>"
+
+
+# --- ELF objects ---------------------------------------------------------------------------
+class KernelObject:
+    """An ELF object loaded into the kernel (see :func:`load_object`): ``maps`` (name ->
+    KernelMap), ``programs`` (name -> KernelProgram), ``program(name)`` by C function or
+    section name, ``skipped`` (programs of types pyebpf does not run, not loaded)."""
+
+    def __init__(self, spec, prog_type=None):
+        from .errors import ElfError
+        from .loader import RUNNABLE_TYPES, program_type
+        self.spec, self.license = spec, spec.license
+        self.maps, self.programs, self.skipped = {}, {}, {}
+        try:
+            for ms in spec.maps.values():
+                # created without BTF: the definition is what the kernel's behaviour needs
+                m = KernelMap(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
+                              name=ms.name)
+                m.key_type, m.value_type = ms.key_type, ms.value_type
+                self.maps[ms.name] = m
+                for key, value in ms.contents:
+                    m.update(key, value)
+            fds = {name: m.fd for name, m in self.maps.items()}
+            for ps in spec.programs.values():
+                kind = program_type(ps, prog_type)
+                if kind not in RUNNABLE_TYPES:
+                    self.skipped[ps.name] = f"a {kind} program"
+                    continue
+                self.programs[ps.name] = KernelProgram(ps.instructions(fds), kind,
+                                                       license=spec.license or "GPL")
+            for ms in spec.maps.values():
+                for slot, prog_name in ms.programs.items():
+                    if prog_name not in self.programs:
+                        raise ElfError(f"slot {slot} names program {prog_name!r}, which is not "
+                                       f"loaded", file=spec.name, symbol=ms.name)
+                    self.maps[ms.name].update(slot.to_bytes(4, "little"),
+                                              self.programs[prog_name].fd.to_bytes(4, "little"))
+        except BaseException:
+            self.close()
+            raise
+
+    def program(self, name: str) -> KernelProgram:
+        if name not in self.programs:
+            found = self.spec.find_programs(name)
+            if len(found) != 1 or found[0].name not in self.programs:
+                raise KeyError(f"no loaded program or single-program section {name!r} in "
+                               f"{self.spec.name}; loaded: {', '.join(self.programs)}")
+            name = found[0].name
+        return self.programs[name]
+
+    def close(self) -> None:
+        for prog in self.programs.values():
+            prog.close()
+        for m in self.maps.values():
+            m.close()
+
+    def __enter__(self) -> "KernelObject":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_object(source, *, prog_type=None) -> KernelObject:
+    """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
+    loads it into pyebpf: the same map definitions and initial contents (maps created
+    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled."""
+    from . import elf
+    return KernelObject(elf.parse(source), prog_type)
 
 
 # --- 64-bit results ------------------------------------------------------------------------

@@ -1111,6 +1111,7 @@ cdef class Map:
     cdef readonly dict _programs  # program arrays, maps of maps: element -> what it holds
     cdef readonly object inner_map  # maps of maps: the template
     cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
+    cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
     cdef object __weakref__
 
     def __dealloc__(self):
@@ -1185,6 +1186,16 @@ cdef class Map:
         elif self._m.owner_type != prog_type:
             raise LoadError(f"program array {self._label()} serves "
                             f"{_isa.ProgType(self._m.owner_type).name} programs")
+
+    def decode_key(self, key):
+        """``key`` as named fields (a dict for structs), per the map's BTF key type."""
+        from .btf import decode
+        return decode(self.key_type, key, f"map {self._label()} key")
+
+    def decode_value(self, value):
+        """``value`` as named fields (global data: by variable name), per its BTF type."""
+        from .btf import decode
+        return decode(self.value_type, value, f"map {self._label()} value")
 
     def lookup(self, key):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the

@@ -62,3 +62,30 @@ def compile_c(source: str, section: str = "tc", *, prelude: bool = True,
     tmp_out.write_bytes(code)
     tmp_out.replace(out)
     return code
+
+
+def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
+                   prelude: bool = True) -> bytes:
+    """The whole relocatable object of ``source`` (``clang-19 FLAGS -g -target bpf -c``),
+    cached by content; for the ELF loader's tests."""
+    if not CLANG:
+        pytest.skip("clang-19 not installed (apt-get install clang-19 libbpf-dev)")
+    text = (PRELUDE if prelude else "") + source
+    key = hashlib.sha256(f"{text}\0object\0{flags}".encode()).hexdigest()[:24]
+    out = _CACHE / f"{key}.o"
+    if out.exists():
+        return out.read_bytes()
+    _CACHE.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
+        src.write_text(text)
+        include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
+        done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c",
+                               str(src), "-o", str(obj)], capture_output=True, text=True)
+        if done.returncode:
+            raise ValueError(f"clang-19 failed:\n{done.stderr}")
+        code = obj.read_bytes()
+    tmp_out = out.with_suffix(".tmp")
+    tmp_out.write_bytes(code)
+    tmp_out.replace(out)
+    return code

@@ -1,0 +1,847 @@
+"""Read a clang-compiled BPF object (``clang -O2 -g -target bpf -c prog.c``) into plain specs.
+
+:func:`parse` runs a pipeline of small phases over the ELF file, the first error stopping
+it; each error is an :class:`~pyebpf.errors.ElfError` naming the file, section, symbol,
+relocation number and instruction where they are known.  The result, an
+:class:`ObjectSpec`, is plain data — :class:`ProgramSpec` and :class:`MapSpec` with no
+fds, no allocated maps and no decoded programs — that :mod:`pyebpf.loader` (and
+:func:`pyebpf.kernel.load_object`) instantiate.
+
+Phases (libbpf's ``bpf_object_open`` order):
+
+1. ``_open``: the ELF container (pyelftools, its errors wrapped): ELFCLASS64,
+   little-endian, ``ET_REL``, ``e_machine`` EM_BPF (or EM_NONE, as libbpf accepts);
+   every section's bytes lie inside the file.
+2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
+3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
+4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
+   relocations, which are refused.
+5. ``_read_legacy_maps``: the ``maps`` section: one definition per symbol, section size
+   / symbol count bytes each: 20 is libbpf's ``struct bpf_map_def`` (type, key_size,
+   value_size, max_entries, map_flags), 36 iproute2's ``struct bpf_elf_map`` (type,
+   size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx).
+6. ``_read_btf_maps``: ``.maps``, described by its BTF DATASEC: ``__uint(f, N)`` is a
+   pointer to an array of N elements, ``__type(f, T)`` a pointer to T,
+   ``__array(values, ...)`` the initial contents of a program array (from ``.rel.maps``).
+7. ``_read_data_maps``: ``.data*``, ``.rodata*`` (``.rodata.str1.1`` too), ``.bss*``:
+   one single-entry ARRAY map each, holding the section's bytes (``.bss``: zeros).
+8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
+   ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
+   ``.text`` holds the subprograms.
+9. ``_link_programs``: each program's instructions with its relocations applied:
+   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
+   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
+   bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
+   called functions after the program, as libbpf does, and get their offsets fixed.
+10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections: the program of section
+    ``ID/KEY`` goes into slot KEY of the program array whose ``bpf_elf_map.id`` is ID.
+
+Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
+relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
+``.maps``, relocations in data sections (pointer initialisers), extern symbols (kconfig,
+ksyms, kfuncs), callbacks (``lddw`` of a function), CO-RE relocations, static functions
+in program sections (libbpf refuses them too), iproute2 custom pinning ids.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import btf as _btf
+from . import isa
+from .errors import ElfError
+
+__all__ = ["parse", "ObjectSpec", "ProgramSpec", "MapSpec", "MapRef", "SECTION_TYPES",
+           "section_type"]
+
+EM_NONE, EM_BPF, ET_REL = 0, 247, 1
+SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 1, 2, 3, 4, 8, 9
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
+R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
+LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
+PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
+_LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
+_CALL = isa.BPF_JMP | isa.BPF_CALL
+_CALLX = isa.BPF_JMP | isa.BPF_CALL | isa.BPF_X
+_SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
+_BPF_MAP_DEF = struct.Struct("<5I")          # libbpf struct bpf_map_def
+_BPF_ELF_MAP = struct.Struct("<9I")          # iproute2 struct bpf_elf_map
+_MAX_NOBITS = 1 << 26
+
+# --- the section-name table ---------------------------------------------------------------
+# libbpf's section_defs (libbpf.c) with iproute2's conventions, first match wins.  Match
+# rules: "exact" the whole name; "+" the name or name/anything (libbpf's SEC("x+"));
+# "*" any name starting with it (libbpf < 1.0's sloppy prefixes, and iproute2).  A name no
+# rule matches is loaded as tc would load it: `tc filter ... bpf obj o.o sec NAME` takes
+# any section as tc's own type, SCHED_CLS; so are iproute2's numbered "ID/KEY" tail-call
+# sections.  pyebpf runs socket_filter, sched_cls and sched_act; the other rows name
+# what a program is, so that loading it can say why it is not run.
+SECTION_TYPES: tuple[tuple[str, str, str], ...] = (
+    # (pattern, rule, program type)
+    ("socket", "*", "socket_filter"),
+    ("tc/ingress", "exact", "sched_cls"),
+    ("tc/egress", "exact", "sched_cls"),
+    ("tcx/", "*", "sched_cls"),
+    ("tc", "exact", "sched_cls"),
+    ("classifier", "*", "sched_cls"),
+    ("action", "*", "sched_act"),
+    ("netkit/primary", "exact", "sched_cls"),
+    ("netkit/peer", "exact", "sched_cls"),
+    ("xdp", "*", "xdp"),
+    ("kprobe", "+", "kprobe"),
+    ("kretprobe", "+", "kprobe"),
+    ("uprobe", "+", "kprobe"),
+    ("uretprobe", "+", "kprobe"),
+    ("ksyscall", "+", "kprobe"),
+    ("kretsyscall", "+", "kprobe"),
+    ("usdt", "+", "kprobe"),
+    ("tracepoint", "+", "tracepoint"),
+    ("tp", "+", "tracepoint"),
+    ("raw_tracepoint", "+", "raw_tracepoint"),
+    ("raw_tp", "+", "raw_tracepoint"),
+    ("tp_btf", "+", "tracing"),
+    ("fentry", "+", "tracing"),
+    ("fexit", "+", "tracing"),
+    ("fmod_ret", "+", "tracing"),
+    ("iter", "+", "tracing"),
+    ("lsm", "+", "lsm"),
+    ("perf_event", "exact", "perf_event"),
+    ("cgroup_skb/", "*", "cgroup_skb"),
+    ("cgroup/skb", "exact", "cgroup_skb"),
+    ("cgroup/dev", "exact", "cgroup_device"),
+    ("cgroup/sysctl", "exact", "cgroup_sysctl"),
+    ("cgroup/getsockopt", "exact", "cgroup_sockopt"),
+    ("cgroup/setsockopt", "exact", "cgroup_sockopt"),
+    ("cgroup/sock", "*", "cgroup_sock"),
+    ("cgroup/", "*", "cgroup_sock_addr"),
+    ("lwt_in", "exact", "lwt_in"),
+    ("lwt_out", "exact", "lwt_out"),
+    ("lwt_xmit", "exact", "lwt_xmit"),
+    ("lwt_seg6local", "exact", "lwt_seg6local"),
+    ("sockops", "exact", "sock_ops"),
+    ("sk_skb", "*", "sk_skb"),
+    ("sk_msg", "exact", "sk_msg"),
+    ("sk_reuseport", "*", "sk_reuseport"),
+    ("sk_lookup", "exact", "sk_lookup"),
+    ("flow_dissector", "exact", "flow_dissector"),
+    ("lirc_mode2", "exact", "lirc_mode2"),
+    ("struct_ops", "+", "struct_ops"),
+    ("syscall", "exact", "syscall"),
+    ("netfilter", "exact", "netfilter"),
+)
+_TAIL_CALL_SECTION = re.compile(r"^(\d+)/(\d+)$")
+_RULE_TEXT = {"exact": "exactly", "+": "or NAME/...", "*": "any name starting with it"}
+
+
+def section_table_markdown() -> str:
+    """The section-name table as Markdown (docs/elf.md holds this output)."""
+    rows = ["| section name | matches | program type |", "|---|---|---|"]
+    rows += [f"| `{pattern}` | {_RULE_TEXT[rule]} | {prog_type} |"
+             for pattern, rule, prog_type in SECTION_TYPES]
+    rows += ["| `ID/KEY` (digits) | iproute2 tail-call section | sched_cls |",
+             "| anything else | tc's own type for `sec NAME` | sched_cls |"]
+    return "\n".join(rows) + "\n"
+
+
+def section_type(name: str) -> tuple[str, str]:
+    """(program type, why) for a section name: the :data:`SECTION_TYPES` row, iproute2's
+    numbered tail-call convention, or tc's default for any other name."""
+    for pattern, rule, prog_type in SECTION_TYPES:
+        if (name == pattern if rule == "exact" else
+                name.startswith(pattern) if rule == "*" else
+                name == pattern or name.startswith(pattern + "/")):
+            return prog_type, f"section {pattern!r}{'' if rule == 'exact' else rule}"
+    if _TAIL_CALL_SECTION.match(name):
+        return "sched_cls", "iproute2 tail-call section ID/KEY"
+    return "sched_cls", "no table row: tc's default type"
+
+
+# --- specs ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MapRef:
+    """An ``lddw`` at ``insn`` that loads map ``map``: its fd (kind "fd",
+    BPF_PSEUDO_MAP_FD) or the address of byte ``offset`` of its value (kind "value",
+    BPF_PSEUDO_MAP_VALUE, global data)."""
+    insn: int
+    map: str
+    kind: str
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """One program: its instructions with every called function appended, and the
+    ``lddw`` slots that :meth:`instructions` fills with map fds."""
+    name: str
+    section: str
+    prog_type: str                   # a libbpf name: "sched_cls", "socket_filter", "xdp"...
+    type_reason: str                 # which SECTION_TYPES row (or convention) chose it
+    insns: bytes
+    map_refs: tuple[MapRef, ...]
+    functions: tuple[str, ...]       # this program's own function, then the appended ones
+    license: str
+
+    def instructions(self, fds) -> bytes:
+        """The raw instructions with each map reference's ``lddw`` pointing at the map
+        ``fds[name]``: src BPF_PSEUDO_MAP_FD, imm = fd; or src BPF_PSEUDO_MAP_VALUE,
+        imm = fd, the second slot's imm = offset."""
+        raw = bytearray(self.insns)
+        for ref in self.map_refs:
+            at = ref.insn * isa.INSN_SIZE
+            src = isa.BPF_PSEUDO_MAP_FD if ref.kind == "fd" else isa.BPF_PSEUDO_MAP_VALUE
+            raw[at + 1] = (raw[at + 1] & 0x0F) | (src << 4)
+            struct.pack_into("<i", raw, at + 4, fds[ref.map])
+            struct.pack_into("<i", raw, at + 12, ref.offset)
+        return bytes(raw)
+
+    def __len__(self) -> int:
+        return len(self.insns) // isa.INSN_SIZE
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One map as the object declares it.
+
+    ``contents``: initial (key, value) pairs (global data: its section's bytes under key
+    0); ``programs``: a program array's initial slots (index -> program name).
+    ``pin_path`` is the pin a declaration asks for, relative to the bpffs root:
+    ``NAME`` for libbpf's LIBBPF_PIN_BY_NAME, ``tc/globals/NAME`` for iproute2's
+    PIN_GLOBAL_NS, ``tc/<sha1 of the object>/NAME`` for PIN_OBJECT_NS.  ``key_type``
+    and ``value_type`` are BTF types (:class:`pyebpf.btf.Type`) where known.
+    """
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    section: str
+    declared: str                    # "btf", "bpf_map_def", "bpf_elf_map" or "data"
+    contents: tuple[tuple[bytes, bytes], ...] = ()
+    programs: dict = field(default_factory=dict)
+    pin_path: str | None = None
+    elf_id: int | None = None        # iproute2: bpf_elf_map.id, inner_id, inner_idx
+    inner_id: int = 0
+    inner_idx: int = 0
+    inner: "MapSpec | None" = None   # map-in-map: the inner map's definition
+    key_type: _btf.Type | None = field(default=None, repr=False, compare=False)
+    value_type: _btf.Type | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def type_name(self) -> str:
+        try:
+            return isa.MapType(self.type).name[len("BPF_MAP_TYPE_"):].lower()
+        except ValueError:
+            return f"type {self.type}"
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """Everything one object declares, as plain data."""
+    name: str
+    programs: dict                   # name -> ProgramSpec, in section order
+    maps: dict                       # name -> MapSpec
+    license: str
+    version: int | None
+    btf: _btf.Btf | None = field(default=None, repr=False, compare=False)
+
+    def find_programs(self, name: str) -> list[ProgramSpec]:
+        """The programs called ``name``, or in section ``name``."""
+        if name in self.programs:
+            return [self.programs[name]]
+        return [p for p in self.programs.values() if p.section == name]
+
+    def listing(self) -> str:
+        """A table of the programs and maps, for a CLI."""
+        lines = [f"{self.name}: license {self.license!r}"
+                 + (f", version {self.version:#x}" if self.version is not None else "")]
+        for p in self.programs.values():
+            calls = f", calls {', '.join(p.functions[1:])}" if len(p.functions) > 1 else ""
+            lines.append(f"  program {p.name:<20} section {p.section!r:<18} {p.prog_type:<14}"
+                         f"{len(p)} insns{calls}")
+        for m in self.maps.values():
+            pin = f", pin {m.pin_path}" if m.pin_path else ""
+            lines.append(f"  map     {m.name:<20} {m.type_name:<12} key {m.key_size} value "
+                         f"{m.value_size} max_entries {m.max_entries} flags {m.flags:#x} "
+                         f"({m.declared} in {m.section}){pin}")
+        return "\n".join(lines)
+
+
+# --- the pipeline ------------------------------------------------------------------------
+@dataclass
+class _Section:
+    index: int
+    name: str
+    type: int
+    flags: int
+    size: int
+    link: int
+    info: int
+    raw: bytes | None          # None for NOBITS
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self.size) if self.raw is None else self.raw
+
+
+@dataclass(frozen=True)
+class _Symbol:
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    shndx: int
+
+
+@dataclass(frozen=True)
+class _Func:
+    section: int
+    start: int                 # insn index in its section
+    end: int
+    name: str
+
+
+def parse(source, *, name: str | None = None) -> ObjectSpec:
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), name or "<bytes>"
+    else:
+        label = name or os.fspath(source)
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
+    return _Reader(data, label).run()
+
+
+class _Reader:
+    def __init__(self, data: bytes, label: str):
+        self.data, self.label = data, label
+        self.sections: list[_Section] = []
+        self.symbols: list[_Symbol] = []
+        self.relocs: dict[int, list[tuple[int, int, int, int]]] = {}  # target -> (n, off, type, sym)
+        self.license, self.version, self.btf = "", None, None
+        self.maps: dict[str, MapSpec] = {}
+        self.map_at: dict[tuple[int, int], str] = {}     # (section, offset) -> map name
+        self.data_maps: dict[int, str] = {}              # section index -> map name
+        self.funcs: dict[int, list[_Func]] = {}
+        self.programs: dict[str, ProgramSpec] = {}
+
+    def error(self, message: str, **where) -> ElfError:
+        return ElfError(message, file=self.label, **where)
+
+    def run(self) -> ObjectSpec:
+        for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
+                      self._read_legacy_maps, self._read_btf_maps, self._read_data_maps,
+                      self._read_functions, self._link_programs, self._fill_prog_arrays):
+            phase()
+        return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
+                          self.btf)
+
+    def sec(self, index: int) -> _Section | None:
+        return self.sections[index] if 0 < index < len(self.sections) else None
+
+    def sec_named(self, name: str) -> _Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    # 1 ------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        from elftools.common.exceptions import ELFError as _PyElfError
+        from elftools.common.exceptions import ELFParseError
+        from elftools.construct import ConstructError
+        from elftools.elf.elffile import ELFFile
+        if len(self.data) < 64 or self.data[:4] != b"\x7fELF":
+            raise self.error(f"not an ELF file ({len(self.data)} bytes, magic "
+                             f"{self.data[:4].hex() or 'missing'})")
+        if self.data[4] != 2 or self.data[5] != 1:
+            raise self.error("only 64-bit little-endian objects are supported (ELF class "
+                             f"{self.data[4]}, data encoding {self.data[5]})")
+        shoff, = struct.unpack_from("<Q", self.data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", self.data, 0x3A)
+        if shentsize != 64 or shoff + shnum * shentsize > len(self.data):
+            raise self.error(f"section header table [{shoff:#x}, "
+                             f"{shoff + shnum * shentsize:#x}) of {shnum} {shentsize}-byte "
+                             f"entries does not fit in the {len(self.data)}-byte file "
+                             f"(truncated?)")
+        current = None
+        try:
+            elf = ELFFile(io.BytesIO(self.data))
+            machine, etype = elf.header.e_machine, elf.header.e_type
+            if machine not in ("EM_BPF", "EM_NONE", EM_BPF, EM_NONE):
+                raise self.error(f"e_machine is {machine}, not EM_BPF ({EM_BPF}): not a BPF "
+                                 f"object")
+            if etype not in ("ET_REL", ET_REL):
+                raise self.error(f"e_type is {etype}, not ET_REL: BPF objects are relocatable "
+                                 f"files (clang -c)")
+            for i in range(elf.num_sections()):
+                current = f"#{i}"
+                section = elf.get_section(i)
+                hdr, name = section.header, section.name if i else ""
+                stype = hdr["sh_type"]
+                stype = _SHT.get(stype, stype) if isinstance(stype, str) else stype
+                raw = None
+                if stype != SHT_NOBITS and i:
+                    if hdr["sh_offset"] + hdr["sh_size"] > len(self.data):
+                        raise self.error(f"section data [{hdr['sh_offset']:#x}, "
+                                         f"{hdr['sh_offset'] + hdr['sh_size']:#x}) runs past "
+                                         f"the end of the {len(self.data)}-byte file",
+                                         section=name)
+                    raw = self.data[hdr["sh_offset"]:hdr["sh_offset"] + hdr["sh_size"]]
+                elif hdr["sh_size"] > _MAX_NOBITS:
+                    raise self.error(f"NOBITS section of {hdr['sh_size']} bytes is larger than "
+                                     f"{_MAX_NOBITS}", section=name)
+                self.sections.append(_Section(i, name, stype, hdr["sh_flags"], hdr["sh_size"],
+                                              hdr["sh_link"], hdr["sh_info"], raw))
+        except (_PyElfError, ELFParseError, ConstructError, struct.error, UnicodeDecodeError,
+                ValueError, KeyError, IndexError, OverflowError, AssertionError) as exc:
+            if isinstance(exc, ElfError):
+                raise
+            raise self.error(f"malformed ELF headers: {type(exc).__name__}: {exc}",
+                             section=current) from exc
+        if not self.sections:
+            raise self.error("the object has no sections")
+
+    # 2 ------------------------------------------------------------------------------------
+    def _read_symbols(self) -> None:
+        tables = [s for s in self.sections if s.type == SHT_SYMTAB]
+        if len(tables) != 1:
+            raise self.error(f"expected one symbol table (SHT_SYMTAB), found {len(tables)}")
+        symtab = tables[0]
+        strtab = self.sec(symtab.link)
+        if strtab is None or strtab.type != SHT_STRTAB:
+            raise self.error(f"symbol table's sh_link {symtab.link} is not a string table",
+                             section=symtab.name)
+        if symtab.size % _SYM.size:
+            raise self.error(f"{symtab.size} bytes is not a whole number of "
+                             f"{_SYM.size}-byte symbols", section=symtab.name)
+        strings = strtab.data
+        for i in range(symtab.size // _SYM.size):
+            name_off, info, _other, shndx, value, size = _SYM.unpack_from(symtab.data,
+                                                                          i * _SYM.size)
+            if name_off >= max(len(strings), 1):
+                raise self.error(f"symbol #{i}: name offset {name_off:#x} is beyond the "
+                                 f"{len(strings)}-byte string table", section=symtab.name)
+            end = strings.find(b"\0", name_off)
+            name = strings[name_off:end if end >= 0 else len(strings)].decode(errors="replace")
+            stype = info & 0xF
+            if stype == STT_SECTION and 0 < shndx < len(self.sections):
+                name = name or self.sections[shndx].name
+            if 0 < shndx < SHN_LORESERVE and shndx >= len(self.sections):
+                raise self.error(f"symbol #{i} is in section {shndx}, beyond the last "
+                                 f"({len(self.sections) - 1})", symbol=name)
+            self.symbols.append(_Symbol(i, name, value, size, stype, info >> 4, shndx))
+        for s in self.sections:
+            if s.type == SHT_RELA:
+                raise self.error("SHT_RELA relocations are not supported (BPF objects use "
+                                 "SHT_REL)", section=s.name)
+            if s.type != SHT_REL:
+                continue
+            if s.size % _REL.size:
+                raise self.error(f"{s.size} bytes is not a whole number of {_REL.size}-byte "
+                                 f"relocations", section=s.name)
+            entries = []
+            for n in range(s.size // _REL.size):
+                offset, info = _REL.unpack_from(s.data, n * _REL.size)
+                sym = info >> 32
+                if sym >= len(self.symbols):
+                    raise self.error(f"relocation against symbol #{sym}, which does not exist "
+                                     f"({len(self.symbols)} symbols)", section=s.name,
+                                     relocation=n)
+                entries.append((n, offset, info & 0xFFFFFFFF, sym))
+            self.relocs.setdefault(s.info, []).extend(entries)
+
+    # 3 ------------------------------------------------------------------------------------
+    def _read_license(self) -> None:
+        lic = self.sec_named("license")
+        if lic is not None:
+            self.license = lic.data.split(b"\0", 1)[0].decode(errors="replace")
+        ver = self.sec_named("version")
+        if ver is not None:
+            if ver.size != 4:
+                raise self.error(f"version section is {ver.size} bytes, not 4",
+                                 section="version")
+            self.version = struct.unpack("<I", ver.data)[0]
+
+    # 4 ------------------------------------------------------------------------------------
+    def _read_btf(self) -> None:
+        sec = self.sec_named(".BTF")
+        if sec is not None:
+            self.btf = _btf.Btf.parse(sec.data, self.label)
+        ext = self.sec_named(".BTF.ext")
+        if ext is not None and len(ext.data) >= 32:
+            magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
+            if magic == _btf.MAGIC and hdr_len >= 32:
+                core_len = struct.unpack_from("<I", ext.data, 28)[0]
+                if core_len > 4:          # a record size alone: no relocation
+                    raise self.error("CO-RE relocations (bpf_core_read, preserve_access_index) "
+                                     "are not supported", section=".BTF.ext")
+
+    # 5 ------------------------------------------------------------------------------------
+    def _read_legacy_maps(self) -> None:
+        sec = self.sec_named("maps")
+        if sec is None:
+            return
+        syms = sorted((s for s in self.symbols if s.shndx == sec.index and s.type != STT_SECTION
+                       and s.name), key=lambda s: s.value)
+        if not syms:
+            if sec.size:
+                raise self.error("maps section has no map symbols", section="maps")
+            return
+        if sec.size % len(syms):
+            raise self.error(f"{sec.size} bytes do not split evenly into {len(syms)} map "
+                             f"definitions", section="maps")
+        size = sec.size // len(syms)
+        if size not in (_BPF_MAP_DEF.size, _BPF_ELF_MAP.size):
+            raise self.error(f"map definitions of {size} bytes: expected {_BPF_MAP_DEF.size} "
+                             f"(libbpf struct bpf_map_def) or {_BPF_ELF_MAP.size} (iproute2 "
+                             f"struct bpf_elf_map)", section="maps")
+        digest = None
+        for sym in syms:
+            if sym.value % size or sym.value + size > sec.size:
+                raise self.error(f"map symbol at offset {sym.value:#x} is not one of the "
+                                 f"{size}-byte definitions", section="maps", symbol=sym.name)
+            if size == _BPF_MAP_DEF.size:
+                mtype, ks, vs, n, flags = _BPF_MAP_DEF.unpack_from(sec.data, sym.value)
+                spec = MapSpec(sym.name, mtype, ks, vs, n, flags, "maps", "bpf_map_def")
+            else:
+                mtype, ks, vs, n, flags, elf_id, pinning, inner_id, inner_idx = \
+                    _BPF_ELF_MAP.unpack_from(sec.data, sym.value)
+                if pinning == PIN_GLOBAL_NS:
+                    pin = f"tc/globals/{sym.name}"
+                elif pinning == PIN_OBJECT_NS:
+                    digest = digest or hashlib.sha1(self.data).hexdigest()
+                    pin = f"tc/{digest}/{sym.name}"
+                elif pinning == PIN_NONE:
+                    pin = None
+                else:
+                    raise self.error(f"pinning {pinning} (an iproute2 custom pinning id from "
+                                     f"/etc/iproute2/bpf_pinning) is not supported",
+                                     section="maps", symbol=sym.name)
+                spec = MapSpec(sym.name, mtype, ks, vs, n, flags, "maps", "bpf_elf_map",
+                               pin_path=pin, elf_id=elf_id, inner_id=inner_id,
+                               inner_idx=inner_idx)
+            self._add_map(spec, sec.index, sym.value)
+
+    def _symbol_offsets(self, section: int) -> dict[str, int]:
+        return {y.name: y.value for y in self.symbols
+                if y.shndx == section and y.type != STT_SECTION and y.name}
+
+    def _add_map(self, spec: MapSpec, section: int, offset: int) -> None:
+        if spec.name in self.maps:
+            raise self.error("two maps have this name", section=spec.section,
+                             symbol=spec.name)
+        self.maps[spec.name] = spec
+        self.map_at[(section, offset)] = spec.name
+
+    # 6 ------------------------------------------------------------------------------------
+    def _read_btf_maps(self) -> None:
+        sec = self.sec_named(".maps")
+        if sec is None:
+            return
+        if self.btf is None:
+            raise self.error("BTF-defined maps need the .BTF section (compile with -g)",
+                             section=".maps")
+        datasec = self.btf.datasec(".maps", sec.size, self._symbol_offsets(sec.index))
+        if datasec is None:
+            if sec.size:
+                raise self.error("no BTF DATASEC describes the .maps section", section=".maps")
+            return
+        inits = {}
+        for n, offset, rtype, sym in self.relocs.get(sec.index, ()):
+            if rtype != R_BPF_64_ABS64:
+                raise self.error(f"relocation type {rtype} in .maps (expected R_BPF_64_ABS64, "
+                                 f"an __array(values, ...) initialiser)", section=".maps",
+                                 relocation=n, symbol=self.symbols[sym].name)
+            inits[offset] = (n, self.symbols[sym])
+        for vsi in datasec.vars:
+            var = self.btf.types[vsi.type_id]
+            spec, values_at = self._btf_map_def(var.name, var.target, strict=True)
+            programs = {}
+            for off, (n, sym) in inits.items():
+                if not vsi.offset <= off < vsi.offset + vsi.size:
+                    continue
+                if values_at is None or off - vsi.offset < values_at or \
+                        (off - vsi.offset - values_at) % 8:
+                    raise self.error(f"initialiser at offset {off:#x} is not a slot of the "
+                                     f"map's __array(values, ...)", section=".maps",
+                                     symbol=var.name, relocation=n)
+                slot = (off - vsi.offset - values_at) // 8
+                if spec.type != isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
+                    raise self.error(f"initial contents of a {spec.type_name} map (map-in-map) "
+                                     f"are not supported", section=".maps", symbol=var.name,
+                                     relocation=n)
+                target = self.sec(sym.shndx)
+                if sym.type != STT_FUNC or target is None or not target.flags & SHF_EXECINSTR:
+                    raise self.error(f"program array slot {slot} names {sym.name!r}, which is "
+                                     f"not a function", section=".maps", symbol=var.name,
+                                     relocation=n)
+                programs[slot] = sym.name
+            if programs:
+                spec = dataclasses.replace(spec, programs=programs)
+            self._add_map(spec, sec.index, vsi.offset)
+
+    def _btf_map_def(self, name: str, t: _btf.Type, strict: bool):
+        """MapSpec of a BTF map definition struct, and the byte offset of ``values``."""
+        def fail(message):
+            return self.error(message, section=".maps", symbol=name)
+        t = t.resolve()
+        if t.kind != _btf.Kind.STRUCT:
+            raise fail(f"a BTF map definition must be a struct, not {t.describe()}")
+        attrs = dict(type=0, key_size=0, value_size=0, max_entries=0, flags=0)
+        key_type = value_type = inner = None
+        values_at, pinning = None, LIBBPF_PIN_NONE
+        for m in t.members:
+            mt = self.btf.type(m.type_id, t).resolve()
+            if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
+                          "pinning", "numa_node", "map_extra"):
+                arr = mt.target.resolve() if mt.kind == _btf.Kind.PTR else None
+                if arr is None or arr.kind != _btf.Kind.ARRAY:
+                    raise fail(f"field {m.name!r} must be __uint({m.name}, N): a pointer to an "
+                               f"array, not {mt.describe()}")
+                value = arr.nelems
+                if m.name == "pinning":
+                    pinning = value
+                elif m.name in ("numa_node", "map_extra"):
+                    if value:
+                        raise fail(f"{m.name} {value} is not supported")
+                else:
+                    attrs["flags" if m.name == "map_flags" else m.name] = value
+            elif m.name in ("key", "value"):
+                if mt.kind != _btf.Kind.PTR:
+                    raise fail(f"field {m.name!r} must be __type({m.name}, T): a pointer, not "
+                               f"{mt.describe()}")
+                size = mt.target.byte_size
+                given = attrs[f"{m.name}_size"]
+                if given and given != size:
+                    raise fail(f"{m.name}_size {given} conflicts with sizeof({m.name}) {size}")
+                attrs[f"{m.name}_size"] = size
+                if m.name == "key":
+                    key_type = mt.target
+                else:
+                    value_type = mt.target
+            elif m.name == "values":
+                elem = mt.target.resolve() if mt.kind == _btf.Kind.ARRAY else None
+                if elem is None or elem.kind != _btf.Kind.PTR:
+                    raise fail("field 'values' must be __array(values, ...): an array of "
+                               "pointers")
+                pointee = elem.target.resolve()
+                if pointee.kind == _btf.Kind.STRUCT:
+                    if not strict:
+                        raise fail("an inner map cannot hold maps itself")
+                    inner, _ = self._btf_map_def(f"{name}.inner", pointee, strict=False)
+                if attrs["value_size"] not in (0, 4):
+                    raise fail(f"value_size {attrs['value_size']} of a map with __array values "
+                               f"must be 4")
+                attrs["value_size"] = 4
+                values_at = m.bit_offset // 8
+            elif strict:
+                raise fail(f"unknown map definition field {m.name!r}")
+        if pinning not in (LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME):
+            raise fail(f"pinning {pinning} is not LIBBPF_PIN_NONE or LIBBPF_PIN_BY_NAME")
+        if not attrs["type"]:
+            raise fail("the map definition has no __uint(type, ...)")
+        spec = MapSpec(name, attrs["type"], attrs["key_size"], attrs["value_size"],
+                       attrs["max_entries"], attrs["flags"], ".maps", "btf",
+                       pin_path=name if pinning == LIBBPF_PIN_BY_NAME else None, inner=inner,
+                       key_type=key_type, value_type=value_type)
+        return spec, values_at
+
+    # 7 ------------------------------------------------------------------------------------
+    def _read_data_maps(self) -> None:
+        for s in self.sections:
+            if not (s.flags & SHF_ALLOC and not s.flags & SHF_EXECINSTR and s.size and
+                    re.match(r"^\.(data|rodata|bss)(\.|$)", s.name)):
+                continue
+            if s.index in self.relocs:
+                n, _off, _t, sym = self.relocs[s.index][0]
+                raise self.error("relocations in global data (pointer initialisers) are not "
+                                 "supported", section=s.name, relocation=n,
+                                 symbol=self.symbols[sym].name)
+            ds = (self.btf.datasec(s.name, s.size, self._symbol_offsets(s.index))
+                  if self.btf is not None else None)
+            spec = MapSpec(s.name, isa.MapType.BPF_MAP_TYPE_ARRAY, 4, s.size, 1, 0, s.name,
+                           "data", contents=((bytes(4), s.data),), value_type=ds)
+            self._add_map(spec, s.index, 0)
+            self.data_maps[s.index] = s.name
+
+    # 8 ------------------------------------------------------------------------------------
+    def _read_functions(self) -> None:
+        for s in self.sections:
+            if not s.flags & SHF_EXECINSTR or s.type != SHT_PROGBITS:
+                continue
+            if s.size % isa.INSN_SIZE:
+                raise self.error(f"{s.size} bytes of code is not a whole number of "
+                                 f"instructions", section=s.name)
+            n = s.size // isa.INSN_SIZE
+            syms = sorted((y for y in self.symbols if y.shndx == s.index and y.type == STT_FUNC),
+                          key=lambda y: y.value)
+            funcs = []
+            for k, y in enumerate(syms):
+                if y.value % isa.INSN_SIZE or y.size % isa.INSN_SIZE or y.value + y.size > s.size:
+                    raise self.error(f"function [{y.value:#x}, {y.value + y.size:#x}) is not "
+                                     f"whole instructions inside the section's {s.size} bytes",
+                                     section=s.name, symbol=y.name)
+                end = (y.value + y.size if y.size else
+                       syms[k + 1].value if k + 1 < len(syms) else s.size)
+                funcs.append(_Func(s.index, y.value // 8, end // 8, y.name))
+            if not funcs and n:
+                funcs = [_Func(s.index, 0, n, s.name)]
+            self.funcs[s.index] = funcs
+            if s.name == ".text":
+                continue
+            for f, y in zip(funcs, syms or [None] * len(funcs)):
+                if y is not None and y.bind == STB_LOCAL:
+                    raise self.error("a static function in a program section is not a program "
+                                     "(libbpf refuses it too): make it global, or move it to "
+                                     ".text", section=s.name, symbol=y.name)
+                if f.name in self.programs:
+                    raise self.error("two programs have this name", section=s.name,
+                                     symbol=f.name)
+                self.programs[f.name] = f     # linked in the next phase
+
+    # 9 ------------------------------------------------------------------------------------
+    def _link_programs(self) -> None:
+        self.reloc_at = {}
+        for target, entries in self.relocs.items():
+            s = self.sec(target)
+            if s is not None and s.flags & SHF_EXECINSTR:
+                for n, off, rtype, sym in entries:
+                    self.reloc_at[(target, off)] = (n, rtype, self.symbols[sym])
+        for name, func in list(self.programs.items()):
+            self.programs[name] = self._link(func)
+
+    def _func_at(self, section: int, index: int) -> _Func | None:
+        return next((f for f in self.funcs.get(section, ()) if f.start == index), None)
+
+    def _link(self, entry: _Func) -> ProgramSpec:
+        sec = self.sections[entry.section]
+        prog_type, reason = section_type(sec.name)
+        code = bytearray()
+        placed: dict[_Func, int] = {}
+        refs: list[MapRef] = []
+
+        def place(f: _Func) -> int:
+            placed[f] = len(code) // 8
+            code.extend(self.sections[f.section].data[f.start * 8:f.end * 8])
+            todo.append(f)
+            return placed[f]
+
+        todo: list[_Func] = []
+        place(entry)
+        while todo:
+            f = todo.pop(0)
+            fsec, base = self.sections[f.section], placed[f]
+            i = f.start
+            while i < f.end:
+                at = (base + i - f.start) * 8
+                opcode, regs, _off, imm = struct.unpack_from("<BBhi", code, at)
+                reloc = self.reloc_at.get((f.section, i * 8))
+                where = dict(section=fsec.name, insn=i)
+                if reloc is not None:
+                    where.update(relocation=reloc[0], symbol=reloc[2].name)
+                if opcode == _LDDW:
+                    if i + 1 >= f.end:
+                        raise self.error("lddw in the last slot of a function", **where)
+                    if reloc is not None:
+                        refs.append(self._lddw_ref(reloc, imm, base + i - f.start, where))
+                        struct.pack_into("<i", code, at + 4, 0)
+                    elif regs >> 4:
+                        raise self.error(f"lddw with pseudo source {regs >> 4} and no "
+                                         f"relocation", **where)
+                    i += 2
+                    continue
+                if opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_CALL:
+                    if reloc is not None:
+                        n, rtype, sym = reloc
+                        if rtype != R_BPF_64_32:
+                            raise self.error(f"relocation type {rtype} on a call (expected "
+                                             f"R_BPF_64_32)", **where)
+                        tsec = self.sec(sym.shndx)
+                        if tsec is None or not tsec.flags & SHF_EXECINSTR:
+                            raise self.error("call to a symbol that is not code in this object "
+                                             "(extern functions are not supported)", **where)
+                        tidx = sym.value // 8 + imm + 1
+                    else:
+                        tsec, tidx = fsec, i + imm + 1
+                    callee = self._func_at(tsec.index, tidx)
+                    if callee is None:
+                        raise self.error(f"call target {tsec.name}+{tidx * 8:#x} is not the "
+                                         f"start of a function", **where)
+                    start = placed[callee] if callee in placed else place(callee)
+                    struct.pack_into("<i", code, at + 4, start - (base + i - f.start) - 1)
+                elif opcode == _CALLX:
+                    raise self.error("indirect call (callx): clang -O0 calls helpers through a "
+                                     "register, which neither the kernel nor pyebpf loads; "
+                                     "compile with -O1 or higher", **where)
+                elif opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_KFUNC_CALL:
+                    raise self.error("kfunc calls are not supported", **where)
+                elif reloc is not None:
+                    raise self.error(f"relocation type {reloc[1]} on an instruction that is "
+                                     f"neither lddw nor a call (opcode {opcode:#04x})", **where)
+                i += 1
+        return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
+                           tuple(f.name for f in placed), self.license)
+
+    def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
+        n, rtype, sym = reloc
+        if rtype != R_BPF_64_64:
+            raise self.error(f"relocation type {rtype} on lddw (expected R_BPF_64_64)", **where)
+        if sym.shndx == SHN_UNDEF:
+            raise self.error("extern symbols (__kconfig, __ksym) are not supported", **where)
+        tsec = self.sec(sym.shndx)
+        if tsec is None:
+            raise self.error(f"symbol in special section {sym.shndx:#x}", **where)
+        if sym.shndx in self.data_maps:
+            offset = sym.value + imm
+            if not 0 <= offset < tsec.size:
+                raise self.error(f"global data offset {offset} is outside {tsec.name}'s "
+                                 f"{tsec.size} bytes", **where)
+            return MapRef(index, self.data_maps[sym.shndx], "value", offset)
+        if tsec.name in ("maps", ".maps"):
+            offset = sym.value + (imm if sym.type == STT_SECTION else 0)
+            name = self.map_at.get((sym.shndx, offset))
+            if name is None:
+                raise self.error(f"{tsec.name}+{offset:#x} is not the start of a map "
+                                 f"definition", **where)
+            return MapRef(index, name, "fd")
+        if tsec.flags & SHF_EXECINSTR:
+            raise self.error("lddw of a function address (a callback, BPF_PSEUDO_FUNC) is not "
+                             "supported", **where)
+        raise self.error(f"lddw refers to section {tsec.name!r}, which is neither a maps "
+                         f"section nor global data", **where)
+
+    # 10 -----------------------------------------------------------------------------------
+    def _fill_prog_arrays(self) -> None:
+        by_id = {m.elf_id: m for m in self.maps.values()
+                 if m.elf_id is not None and m.type == isa.MapType.BPF_MAP_TYPE_PROG_ARRAY}
+        for prog in list(self.programs.values()):
+            match = _TAIL_CALL_SECTION.match(prog.section)
+            if match is None or int(match[1]) not in by_id:
+                continue   # iproute2 skips a section whose ID names no program array
+            array = by_id[int(match[1])]
+            slot = int(match[2])
+            if sum(p.section == prog.section for p in self.programs.values()) != 1:
+                raise self.error("a tail-call section ID/KEY must hold one program",
+                                 section=prog.section)
+            if slot in array.programs:
+                raise self.error(f"slot {slot} of program array {array.name!r} is filled "
+                                 f"twice", section=prog.section)
+            self.maps[array.name] = array = dataclasses.replace(array,
+                                                     programs={**array.programs, slot: prog.name})
+            by_id[int(match[1])] = array
+
+
+_SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,
+        "SHT_RELA": SHT_RELA, "SHT_NOBITS": SHT_NOBITS, "SHT_REL": SHT_REL}

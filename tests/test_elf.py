@@ -1,0 +1,662 @@
+"""Loading clang-compiled objects (pyebpf.load) against the kernel (pyebpf.kernel.load_object).
+
+Each object is compiled with clang-19 at -O2 and at -O0 (both with -g), loaded into pyebpf
+and into the kernel from the same specs, and every program runs on the same packets on
+both sides: retval, packet bytes, the exported ``__sk_buff`` fields and the maps' contents
+afterwards must agree.
+"""
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import ARP, Ether
+
+import pyebpf
+from pyebpf import elf
+from pyebpf.errors import ElfError
+
+from bpfc import compile_object
+from skbdiff import EXPORTED, engine_fields, require_kernel
+
+OPT = pytest.mark.parametrize("flags", [("-O2",), ("-O0",)], ids=["O2", "O0"])
+# clang -O0 calls helpers through a register (callx), which no loader accepts: objects
+# that call helpers are tested at -O2 and -O1, and -O0 objects without helpers.
+HELPER_OPT = pytest.mark.parametrize("flags", [("-O2",), ("-O1",)], ids=["O2", "O1"])
+PACKETS = {
+    "tcp": bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80)
+                 / (b"x" * 40)),
+    "udp": bytes(Ether() / IP(src="10.0.0.3", dst="10.0.0.4") / UDP(sport=53, dport=5353)
+                 / (b"y" * 9)),
+    "arp": bytes(Ether() / ARP()),
+}
+
+BTF_MAPS = r"""
+struct key { __u8 proto; __u8 ttl; __u16 len; };
+struct stats { __u64 packets; __u64 bytes; __u32 last_len; __u16 proto; __u8 flags; };
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 64);
+    __type(key, struct key);
+    __type(value, struct stats);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} hits SEC(".maps");
+
+__u64 runs;                                  /* .bss */
+__u32 seed = 0x1234;                         /* .data */
+const volatile __u32 mark_base = 0x100;      /* .rodata */
+static const char greeting[8] = "pyebpf!";   /* .rodata */
+
+static __noinline __u32 mix(__u32 a, __u32 b) { return (a * 31) ^ b; }
+static __noinline __u32 level3(__u32 x) { volatile char buf[200]; buf[x & 127] = x; return buf[x & 127] + 3; }
+static __noinline __u32 level2(__u32 x) { volatile char buf[300]; buf[7] = 2; return level3(x + buf[7]) * 2; }
+static __noinline __u32 level1(__u32 x) { return level2(x ^ 1) + mix(x, 9); }
+
+SEC("tc")
+int count(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    struct key k = {};
+    if ((void *)(eth + 1) > end)
+        return TC_ACT_SHOT;
+    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        if ((void *)(ip + 1) > end)
+            return TC_ACT_SHOT;
+        k.proto = ip->protocol;
+        k.ttl = ip->ttl;
+    }
+    k.len = skb->len;
+    struct stats *s = bpf_map_lookup_elem(&stats, &k);
+    if (!s) {
+        struct stats fresh = {};
+        bpf_map_update_elem(&stats, &k, &fresh, BPF_NOEXIST);
+        s = bpf_map_lookup_elem(&stats, &k);
+        if (!s)
+            return TC_ACT_SHOT;
+    }
+    s->packets++;
+    s->bytes += skb->len;
+    s->last_len = skb->len;
+    s->proto = k.proto;
+    s->flags |= 1;
+    runs++;
+    seed = mix(seed, skb->len);
+    __u32 idx = skb->len & 3;
+    __u64 *h = bpf_map_lookup_elem(&hits, &idx);
+    if (h)
+        __sync_fetch_and_add(h, 1);
+    skb->mark = mark_base + level1(skb->len);
+    skb->cb[0] = seed;
+    skb->cb[1] = runs;
+    return TC_ACT_OK;
+}
+
+SEC("tc")
+int stamp(struct __sk_buff *skb)
+{
+    const char *digits = "0123456789abcdef";    /* .rodata.str1.1 */
+    char hex[2] = { digits[(skb->len >> 4) & 15], digits[skb->len & 15] };
+    bpf_skb_store_bytes(skb, 14, greeting, sizeof(greeting) - 1, 0);
+    bpf_skb_store_bytes(skb, 21, hex, 2, 0);
+    skb->priority = level1(skb->len) + seed;
+    return TC_ACT_PIPE;
+}
+
+SEC("classifier/other")
+int other(struct __sk_buff *skb) { skb->cb[4] = mix(skb->len, mark_base); return 1; }
+
+SEC("action")
+int act(struct __sk_buff *skb) { skb->cb[2] = runs; return TC_ACT_RECLASSIFY; }
+
+SEC("socket")
+int sock(struct __sk_buff *skb) { return skb->len > 40 ? mix(skb->len, 3) & 0xff : 0; }
+
+char _license[] SEC("license") = "GPL";
+"""
+
+LEGACY = r"""
+struct bpf_map_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
+struct bpf_map_def SEC("maps") bytes_by_len = {
+    .type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 8, .max_entries = 16,
+};
+struct bpf_map_def SEC("maps") totals = {
+    .type = BPF_MAP_TYPE_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 2,
+};
+SEC("classifier")
+int cls(struct __sk_buff *skb)
+{
+    __u32 len = skb->len, zero = 0;
+    __u64 one = 1, *v = bpf_map_lookup_elem(&bytes_by_len, &len);
+    if (v)
+        *v += 1;
+    else
+        bpf_map_update_elem(&bytes_by_len, &len, &one, BPF_ANY);
+    __u64 *t = bpf_map_lookup_elem(&totals, &zero);
+    if (t)
+        *t += len;
+    return len & 1 ? TC_ACT_OK : TC_ACT_UNSPEC;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+IPROUTE2 = r"""
+struct bpf_elf_map {
+    __u32 type, size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx;
+};
+#define PIN_GLOBAL_NS 2
+struct bpf_elf_map SEC("maps") jmp = {
+    .type = BPF_MAP_TYPE_PROG_ARRAY, .size_key = 4, .size_value = 4, .max_elem = 8,
+    .id = 1, .pinning = PIN_GLOBAL_NS,
+};
+struct bpf_elf_map SEC("maps") seen = {
+    .type = BPF_MAP_TYPE_ARRAY, .size_key = 4, .size_value = 4, .max_elem = 8,
+};
+static __noinline void note(__u32 slot) {
+    __u32 *v = bpf_map_lookup_elem(&seen, &slot);
+    if (v)
+        *v += 1;
+}
+SEC("1/0")
+int hop0(struct __sk_buff *skb) { note(0); skb->cb[1] = 0xa0; bpf_tail_call(skb, &jmp, 5); return 3; }
+SEC("1/5")
+int hop5(struct __sk_buff *skb) { note(5); skb->cb[2] = 0xa5; return 5; }
+SEC("classifier")
+int entry(struct __sk_buff *skb) { note(7); skb->cb[0] = 1; bpf_tail_call(skb, &jmp, skb->mark); return 2; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def _objects(source, flags):
+    require_kernel()
+    data = compile_object(source, flags=flags)
+    return pyebpf.load(data), pyebpf.kernel.load_object(data)
+
+
+def _same_run(obj, kobj, name, packet, ctx=None):
+    """Run program ``name`` in both; require the same retval, packet and exported fields."""
+    prog = obj.program(name)
+    ours = prog.run(packet, **engine_fields(prog.prog_type, ctx))
+    theirs = kobj.program(name).test_run(packet, ctx=dict(ctx or {}))
+    assert ours.retval & 0xFFFFFFFF == theirs.retval, f"{name}: retval differs"
+    sf = prog.prog_type == pyebpf.isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+    assert ours.packet == (theirs.data[14:] if sf else theirs.data), f"{name}: packet differs"
+    mine = ours.skb.as_dict()
+    for field in EXPORTED:
+        got = list(mine[field]) if field == "cb" else mine[field]
+        assert got == theirs.skb[field], f"{name}: __sk_buff.{field} differs"
+    return ours
+
+
+def _contents(m):
+    """A map's contents as {key: value}, from a pyebpf Map or a KernelMap."""
+    return {k: m.lookup(k) for k in m.keys()}
+
+
+@HELPER_OPT
+def test_btf_maps_and_global_data_count_packets_as_the_kernel_does(flags):
+    obj, kobj = _objects(BTF_MAPS, flags)
+    with kobj:
+        for name in ("tcp", "udp", "tcp", "arp"):
+            _same_run(obj, kobj, "count", PACKETS[name])
+        for m in ("stats", "hits", ".data", ".bss"):
+            assert _contents(obj.maps[m]) == _contents(kobj.maps[m]), f"map {m} differs"
+
+
+@HELPER_OPT
+def test_btf_map_keys_and_values_decode_as_named_fields(flags):
+    obj, kobj = _objects(BTF_MAPS, flags)
+    with kobj:
+        _same_run(obj, kobj, "count", PACKETS["tcp"])
+        (key, value), = obj.maps["stats"].items()
+        assert obj.maps["stats"].decode_key(key) == {"proto": 6, "ttl": 64,
+                                                     "len": len(PACKETS["tcp"])}
+        assert obj.maps["stats"].decode_value(value) == {
+            "packets": 1, "bytes": len(PACKETS["tcp"]), "last_len": len(PACKETS["tcp"]),
+            "proto": 6, "flags": 1}
+        assert kobj.maps["stats"].decode_value(kobj.maps["stats"].lookup(key)) == \
+            obj.maps["stats"].decode_value(value)
+
+
+GLOBALS = r"""
+__u32 counter = 5;                       /* .data */
+__u64 total;                             /* .bss */
+const volatile __u32 factor = 3;         /* .rodata */
+static __noinline __u32 scale(__u32 x) { return x * factor + counter; }
+static __noinline __u32 twice(__u32 x) { return scale(x) + scale(x + 1); }
+
+SEC("tc")
+int globals(struct __sk_buff *skb)
+{
+    const char *hex = "0123456789abcdef";          /* .rodata.str1.1 */
+    char *p = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    counter++;
+    total += skb->len;
+    skb->mark = twice(skb->len);
+    skb->cb[0] = counter;
+    skb->cb[1] = total;
+    if (p + 20 <= end) {
+        p[14] = hex[skb->len & 15];
+        p[15] = hex[(skb->len >> 4) & 15];
+    }
+    return skb->len & 1;
+}
+
+SEC("action")
+int act(struct __sk_buff *skb) { skb->priority = scale(skb->len); return TC_ACT_PIPE; }
+
+SEC("socket")
+int sock(struct __sk_buff *skb) { return twice(skb->len) & 0xffff; }
+
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@OPT
+def test_global_data_and_subprograms_without_helpers_run_as_in_the_kernel(flags):
+    obj, kobj = _objects(GLOBALS, flags)
+    with kobj:
+        for name in ("tcp", "udp", "arp", "tcp"):
+            for prog in ("globals", "act", "sock"):
+                _same_run(obj, kobj, prog, PACKETS[name])
+        for m in (".data", ".bss", ".rodata", ".rodata.str1.1"):
+            assert _contents(obj.maps[m]) == _contents(kobj.maps[m]), f"map {m} differs"
+
+
+@OPT
+def test_global_data_sections_decode_by_variable_name(flags):
+    obj = pyebpf.load(compile_object(GLOBALS, flags=flags))
+    obj.program("globals").run(PACKETS["tcp"])
+    zero = bytes(4)
+    assert obj.maps[".data"].decode_value(obj.maps[".data"][zero]) == {"counter": 6}
+    assert obj.maps[".bss"].decode_value(obj.maps[".bss"][zero]) == {"total": len(PACKETS["tcp"])}
+    assert obj.maps[".rodata"].decode_value(obj.maps[".rodata"][zero]) == {"factor": 3}
+    assert obj.maps[".rodata.str1.1"][zero] == b"0123456789abcdef\0"
+
+
+def test_clang_O0_helper_calls_through_a_register_are_refused_as_by_the_kernel(kernel_oracle):
+    data = compile_object(LEGACY, flags=("-O0",))
+    with pytest.raises(ElfError, match=r"section 'classifier', insn \d+: indirect call "
+                                       r"\(callx\): clang -O0 calls helpers through a register"):
+        pyebpf.load(data)
+    code = pyebpf.asm.assemble("r3 = 1\ncallx r3\nr0 = 0\nexit")
+    with pytest.raises(pyebpf.errors.KernelError):
+        kernel_oracle.KernelProgram(code, "sched_cls")
+
+
+@HELPER_OPT
+@pytest.mark.parametrize("packet", ["tcp", "udp"])
+def test_constant_strings_and_rodata_are_written_into_the_packet_as_the_kernel_does(
+        flags, packet):
+    obj, kobj = _objects(BTF_MAPS, flags)
+    with kobj:
+        ours = _same_run(obj, kobj, "stamp", PACKETS[packet])
+    assert ours.packet[14:21] == b"pyebpf!"
+
+
+@HELPER_OPT
+@pytest.mark.parametrize("name", ["other", "act", "sock", "classifier/other", "action",
+                                  "socket"])
+def test_every_program_of_a_multi_program_object_runs_as_the_kernel_runs_it(flags, name):
+    obj, kobj = _objects(BTF_MAPS, flags)
+    with kobj:
+        for packet in PACKETS.values():
+            _same_run(obj, kobj, name, packet, {"mark": 3})
+
+
+def _call_chain(frames: int) -> str:
+    """A tc program whose calls nest ``frames`` deep (the program itself is frame 1)."""
+    n = frames - 1
+    decls = "".join(f"static __noinline __u32 f{i}(__u32 x);\n" for i in range(1, n + 1))
+    body = "".join(f"static __noinline __u32 f{i}(__u32 x) {{ volatile __u32 b[4]; "
+                   f"b[x & 3] = x; return f{i + 1}(b[x & 3] + {i}) + 1; }}\n"
+                   for i in range(1, n))
+    body += f"static __noinline __u32 f{n}(__u32 x) {{ return x * 3; }}\n"
+    return (decls + body + 'SEC("tc") int e(struct __sk_buff *s) { return f1(s->len); }\n'
+            'char _l[] SEC("license") = "GPL";')
+
+
+@OPT
+def test_calls_nested_eight_frames_deep_run_as_in_the_kernel(flags):
+    obj, kobj = _objects(_call_chain(8), flags)
+    with kobj:
+        assert _same_run(obj, kobj, "e", PACKETS["udp"]).retval == \
+            (len(PACKETS["udp"]) + sum(range(1, 7))) * 3 + 6
+
+
+CROSS_SECTION = r"""
+__noinline int global_in_text(int x) { return x * 5 + 1; }
+SEC("tc") int callee(struct __sk_buff *s) { s->cb[0] = 7; return s->len + 100; }
+SEC("classifier") int caller(struct __sk_buff *s) { return callee(s) + global_in_text(s->len); }
+char _l[] SEC("license") = "GPL";
+"""
+
+
+@OPT
+def test_a_program_may_call_a_global_function_and_another_sections_program(flags):
+    obj, kobj = _objects(CROSS_SECTION, flags)
+    with kobj:
+        for packet in PACKETS.values():
+            _same_run(obj, kobj, "caller", packet)
+    assert "global_in_text" in obj.spec.programs["caller"].functions
+
+
+def test_calls_nested_nine_frames_deep_are_refused_by_both(kernel_oracle):
+    """Not the same moment: the kernel refuses at load ("the call stack of 9 frames is
+    too deep"), pyebpf (which checks no call graph at load) stops the run."""
+    data = compile_object(_call_chain(9))
+    with pytest.raises(pyebpf.errors.KernelError, match=r"the call stack of 9 frames is too "
+                                                         r"deep"):
+        kernel_oracle.load_object(data)
+    with pytest.raises(pyebpf.errors.CallDepthExceeded):
+        pyebpf.load(data).program("e").run(PACKETS["udp"])
+
+
+def test_programs_are_named_by_function_and_typed_by_section():
+    spec = elf.parse(compile_object(BTF_MAPS))
+    assert {n: (p.section, p.prog_type) for n, p in spec.programs.items()} == {
+        "count": ("tc", "sched_cls"), "stamp": ("tc", "sched_cls"),
+        "other": ("classifier/other", "sched_cls"), "act": ("action", "sched_act"),
+        "sock": ("socket", "socket_filter")}
+
+
+def test_called_functions_are_appended_once_after_the_program():
+    spec = elf.parse(compile_object(BTF_MAPS))
+    assert spec.programs["count"].functions == ("count", "mix", "level1", "level2", "level3")
+    assert spec.programs["act"].functions == ("act",)
+
+
+def test_a_section_holding_two_programs_must_be_asked_for_by_function_name():
+    obj = pyebpf.load(compile_object(BTF_MAPS))
+    with pytest.raises(ElfError, match=r"section 'tc' holds 2 programs: name one of count, "
+                                       r"stamp"):
+        obj.program("tc")
+
+
+def test_an_unknown_program_name_lists_the_choices():
+    obj = pyebpf.load(compile_object(BTF_MAPS))
+    with pytest.raises(ElfError, match=r"no program or section 'nope'; the object has: count "
+                                       r"\(section tc\), stamp \(section tc\)"):
+        obj.program("nope")
+
+
+def test_a_pin_by_name_request_is_kept_on_the_spec_and_handed_to_the_pin_hook():
+    data = compile_object(BTF_MAPS)
+    asked = []
+
+    def pin(spec, create):
+        asked.append(spec.pin_path)
+        return create()
+
+    obj = pyebpf.load(data, pin=pin)
+    assert asked == ["stats"] and obj.pins == {"stats": "stats"}
+
+
+@HELPER_OPT
+def test_legacy_bpf_map_def_maps_count_as_the_kernel_does(flags):
+    obj, kobj = _objects(LEGACY, flags)
+    with kobj:
+        for name in ("tcp", "udp", "tcp", "arp", "tcp"):
+            _same_run(obj, kobj, "cls", PACKETS[name])
+        for m in ("bytes_by_len", "totals"):
+            assert _contents(obj.maps[m]) == _contents(kobj.maps[m]), f"map {m} differs"
+    assert obj.spec.maps["totals"].declared == "bpf_map_def"
+
+
+@HELPER_OPT
+@pytest.mark.parametrize("mark", [0, 5, 3, 9], ids=["slot0-then-5", "slot5", "empty", "past"])
+def test_iproute2_id_key_sections_fill_the_program_array_as_tc_does(flags, mark):
+    obj, kobj = _objects(IPROUTE2, flags)
+    with kobj:
+        _same_run(obj, kobj, "entry", PACKETS["udp"], {"mark": mark})
+        assert _contents(obj.maps["seen"]) == _contents(kobj.maps["seen"])
+    assert obj.spec.maps["jmp"].programs == {0: "hop0", 5: "hop5"}
+
+
+def test_iproute2_pinning_global_ns_asks_for_tc_globals():
+    spec = elf.parse(compile_object(IPROUTE2))
+    assert spec.maps["jmp"].pin_path == "tc/globals/jmp"
+    assert spec.maps["jmp"].elf_id == 1 and spec.maps["seen"].pin_path is None
+
+
+PROG_ARRAY_INIT = r"""
+SEC("tc") int target(struct __sk_buff *skb) { skb->cb[3] = 0x77; return 9; }
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __array(values, int (struct __sk_buff *));
+} table SEC(".maps") = { .values = { [2] = (void *)&target } };
+SEC("tc") int jump(struct __sk_buff *skb) { bpf_tail_call(skb, &table, skb->mark); return 1; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@HELPER_OPT
+@pytest.mark.parametrize("mark", [2, 1])
+def test_btf_program_array_initial_values_are_installed(flags, mark):
+    obj, kobj = _objects(PROG_ARRAY_INIT, flags)
+    with kobj:
+        _same_run(obj, kobj, "jump", PACKETS["tcp"], {"mark": mark})
+    assert obj.spec.maps["table"].programs == {2: "target"}
+
+
+@pytest.mark.parametrize("section, prog_type", [
+    ("socket", "socket_filter"), ("socket1", "socket_filter"), ("tc", "sched_cls"),
+    ("tc/ingress", "sched_cls"), ("tc/egress", "sched_cls"), ("tcx/ingress", "sched_cls"),
+    ("tcx/egress", "sched_cls"), ("classifier", "sched_cls"), ("classifier_x", "sched_cls"),
+    ("action", "sched_act"), ("action/police", "sched_act"), ("xdp", "xdp"),
+    ("xdp.frags", "xdp"), ("kprobe/tcp_v4_connect", "kprobe"), ("kprobe", "kprobe"),
+    ("tracepoint/net/netif_rx", "tracepoint"), ("cgroup_skb/ingress", "cgroup_skb"),
+    ("2/7", "sched_cls"), ("my_custom", "sched_cls"), ("kprobex", "sched_cls"),
+])
+def test_section_names_give_the_program_type_of_libbpf_and_iproute2(section, prog_type):
+    assert elf.section_type(section)[0] == prog_type
+
+
+def test_the_documented_section_table_is_the_one_the_loader_uses():
+    from conftest import ROOT
+    doc = (ROOT / "docs" / "elf.md").read_text()
+    assert elf.section_table_markdown() in doc
+
+
+OTHER_TYPES = r"""
+SEC("xdp") int pass(struct xdp_md *ctx) { return 2; }
+SEC("tc/ingress") int in(struct __sk_buff *skb) { return 0; }
+SEC("tcx/egress") int out(struct __sk_buff *skb) { return 1; }
+SEC("my_custom") int custom(struct __sk_buff *skb) { return 2; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_a_program_type_pyebpf_does_not_run_is_skipped_and_asking_for_it_says_why():
+    obj = pyebpf.load(compile_object(OTHER_TYPES))
+    assert sorted(obj.programs) == ["custom", "in", "out"]
+    with pytest.raises(ElfError, match=r"program 'pass' is not loaded: a xdp program "
+                                       r"\(section 'xdp'\*\); pyebpf runs"):
+        obj.program("pass")
+
+
+def test_the_program_type_can_be_overridden_per_program_at_load():
+    obj = pyebpf.load(compile_object(OTHER_TYPES), prog_type={"custom": "sched_act",
+                                                              "xdp": "socket_filter"})
+    assert obj.program("custom").prog_type.name == "BPF_PROG_TYPE_SCHED_ACT"
+    assert obj.program("pass").prog_type.name == "BPF_PROG_TYPE_SOCKET_FILTER"
+
+
+def test_license_and_version_sections_are_read():
+    spec = elf.parse(compile_object(LEGACY + 'unsigned int _version SEC("version") = 0x60c00;'))
+    assert (spec.license, spec.version) == ("GPL", 0x60C00)
+
+
+def test_the_listing_names_every_program_and_map():
+    text = pyebpf.load(compile_object(IPROUTE2)).listing()
+    for word in ("program hop0", "'1/0'", "program entry", "calls note",
+                 "map     jmp", "prog_array", "pin tc/globals/jmp"):
+        assert word in text
+
+
+def test_the_objdump_command_lists_and_disassembles_an_object(tmp_path, capsys):
+    from pyebpf.cli import main
+    (tmp_path / "prog.o").write_bytes(compile_object(GLOBALS))
+    assert main(["objdump", str(tmp_path / "prog.o"), "--disasm"]) == 0
+    out = capsys.readouterr().out
+    assert "program globals" in out and "map     .rodata.str1.1" in out
+    assert "globals (section tc):" in out and "ll  ; .rodata.str1.1+0" in out
+
+
+def test_the_objdump_command_reports_a_corrupt_object_in_one_line(tmp_path, capsys):
+    from pyebpf.cli import main
+    (tmp_path / "bad.o").write_bytes(compile_object(GLOBALS)[:100])
+    assert main(["objdump", str(tmp_path / "bad.o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyebpf objdump: ") and "truncated?" in err and err.count("\n") == 1
+
+
+# --- unsupported constructs: one clear error each ------------------------------------------
+@pytest.mark.parametrize("source, message", [
+    ('extern const int LINUX_KERNEL_VERSION __kconfig;\n'
+     'SEC("tc") int f(struct __sk_buff *s) { return LINUX_KERNEL_VERSION; }',
+     r"section 'tc', symbol 'LINUX_KERNEL_VERSION', relocation #0, insn 0: extern symbols"),
+    ('static long cb(__u32 i, void *c) { return 0; }\n'
+     'SEC("tc") int f(struct __sk_buff *s) { return bpf_loop(4, cb, 0, 0); }',
+     r"lddw of a function address \(a callback, BPF_PSEUDO_FUNC\) is not supported"),
+    ('SEC("tc") static int f(struct __sk_buff *s) { return 0; }\n'
+     'SEC("tc") int g(struct __sk_buff *s) { return f(s); }',
+     r"symbol 'f': a static function in a program section is not a program"),
+    ('struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);'
+     ' __type(key, __u32); __type(value, __u32); } in1 SEC(".maps");\n'
+     'struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1);'
+     ' __type(key, __u32); __array(values, struct inner); } outer SEC(".maps");\n'
+     'SEC("tc") int f(struct __sk_buff *s) { return 0; }',
+     r"symbol 'outer': map cannot be created \(array_of_maps"),
+    ('int *p = 0; int x; int *q = &x;\n'
+     'SEC("tc") int f(struct __sk_buff *s) { return *q; }',
+     r"section '.data', symbol 'x', relocation #0: relocations in global data"),
+], ids=["kconfig-extern", "callback", "static-program", "map-in-map", "data-pointer"])
+def test_an_unsupported_construct_is_one_elf_error_naming_it(source, message):
+    with pytest.raises(ElfError, match=message):
+        pyebpf.load(compile_object(source + '\nchar _l[] SEC("license") = "GPL";'))
+
+
+# --- corrupt objects: one clear ElfError each ----------------------------------------------
+def _elf_patch(data: bytes, fmt: str, offset: int, *values) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, *values)
+    return bytes(out)
+
+
+def _section_header(data: bytes, name: str) -> int:
+    """File offset of section ``name``'s header."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    f = ELFFile(io.BytesIO(data))
+    return f["e_shoff"] + f.get_section_index(name) * f["e_shentsize"]
+
+
+def _section_offset(data: bytes, name: str) -> int:
+    return struct.unpack_from("<Q", data, _section_header(data, name) + 24)[0]
+
+
+def _corrupt(kind: str) -> bytes:
+    data = compile_object(BTF_MAPS)
+    if kind == "truncated":
+        return data[:len(data) // 2]
+    if kind == "x86-64":
+        return _elf_patch(data, "<H", 18, 62)
+    if kind == "section-offset":
+        return _elf_patch(data, "<Q", _section_header(data, "tc") + 24, len(data) + 8)
+    if kind == "missing-symbol":
+        rel = _section_offset(data, ".reltc")
+        return _elf_patch(data, "<Q", rel + 8, (999 << 32) | 1)
+    if kind == "btf-garbage":
+        btf = _section_offset(data, ".BTF")
+        return data[:btf + 24] + bytes(range(7, 247, 3))[:64] + data[btf + 88:]
+    if kind == "relocation-type":
+        rel = _section_offset(data, ".reltc")
+        info = struct.unpack_from("<Q", data, rel + 8)[0]
+        return _elf_patch(data, "<Q", rel + 8, (info & ~0xFFFFFFFF) | 3)
+    if kind == "not-elf":
+        return b"#!/bin/sh\n" + data[10:]
+    if kind == "rela":
+        return _elf_patch(data, "<I", _section_header(data, ".reltc") + 4, 4)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", r"<bytes>: section header table \[0x[0-9a-f]+, 0x[0-9a-f]+\) of \d+ 64-byte "
+                  r"entries does not fit in the \d+-byte file \(truncated\?\)"),
+    ("x86-64", r"<bytes>: e_machine is EM_X86_64, not EM_BPF \(247\): not a BPF object"),
+    ("section-offset", r"<bytes>: section 'tc': section data \[0x[0-9a-f]+, 0x[0-9a-f]+\) runs "
+                       r"past the end of the \d+-byte file"),
+    ("missing-symbol", r"<bytes>: section '.reltc', relocation #0: relocation against symbol "
+                       r"#999, which does not exist \(\d+ symbols\)"),
+    ("btf-garbage", r"<bytes>: section '.BTF': BTF: type #1 at offset 0x18 has unknown kind"),
+    ("relocation-type", r"<bytes>: section 'tc', symbol 'stats', relocation #0, insn \d+: "
+                        r"relocation type 3 on lddw \(expected R_BPF_64_64\)"),
+    ("not-elf", r"<bytes>: not an ELF file \(\d+ bytes, magic 23212f62\)"),
+    ("rela", r"<bytes>: section '#\d+': malformed ELF headers: ELFError: Expected sh_entsize "
+             r"of SHT_RELA section to be 24"),
+])
+def test_a_corrupt_object_is_one_elf_error_naming_the_problem(kind, message):
+    with pytest.raises(ElfError, match=message) as info:
+        pyebpf.load(_corrupt(kind))
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_file_is_an_elf_error_naming_it(tmp_path):
+    with pytest.raises(ElfError, match=r"nope.o: cannot read the object: No such file"):
+        pyebpf.load(tmp_path / "nope.o")
+
+
+def test_a_path_and_its_bytes_load_the_same_object(tmp_path):
+    data = compile_object(GLOBALS)
+    (tmp_path / "prog.o").write_bytes(data)
+    from_path = elf.parse(tmp_path / "prog.o")
+    assert from_path.name == str(tmp_path / "prog.o")
+    assert from_path.programs == elf.parse(data).programs
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+def _regions(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of the ELF header, the section headers and every non-debug
+    section: where a mutation reaches the loader's phases rather than DWARF."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    f = ELFFile(io.BytesIO(data))
+    out = [(0, 64), (f["e_shoff"], f["e_shnum"] * f["e_shentsize"])]
+    for s in f.iter_sections():
+        if not s.name.startswith(".debug") and s["sh_type"] != "SHT_NOBITS" and s["sh_size"]:
+            out.append((s["sh_offset"], s["sh_size"]))
+    return out
+
+
+@hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(st.sampled_from(["BTF_MAPS", "IPROUTE2", "GLOBALS", "LEGACY",
+                                   "PROG_ARRAY_INIT"]),
+                  st.lists(st.tuples(st.integers(0, 63), st.integers(0, 1 << 20),
+                                     st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x18, 0x85])),
+                           min_size=1, max_size=6))
+def test_mutated_objects_raise_only_pyebpf_errors(which, mutations):
+    data = bytearray(compile_object(globals()[which]))
+    regions = _regions(bytes(data))
+    for region, offset, value in mutations:
+        start, length = regions[region % len(regions)]
+        data[start + offset % length] = value
+    try:
+        obj = pyebpf.load(bytes(data))
+    except pyebpf.errors.EbpfError:
+        return
+    obj.close()
