@@ -1118,7 +1118,7 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
     cdef uint32_t b, k = 0
     cdef int32_t e
     cdef int32_t* aux = NULL
-    if _is_hash(m) or m.type == MAP_LPM_TRIE:
+    if _is_lru(m) or m.type == MAP_LPM_TRIE:
         # LRU: each element's position in the dump; LPM: the walk's stack
         aux = <int32_t*>malloc((2 * <size_t>m.count + 1) * sizeof(int32_t)
                                if m.type == MAP_LPM_TRIE else m.max_entries * sizeof(int32_t))
@@ -1130,10 +1130,11 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
             while e != NO_ELEM:
                 memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
                 p = _put_values(m, p + m.key_size, e)
-                aux[e] = k
+                if aux != NULL:
+                    aux[e] = k
                 k += 1
                 e = m.next[e]
-        e = m.lru_head if _is_lru(m) else NO_ELEM
+        e = m.lru_head if aux != NULL else NO_ELEM
         while e != NO_ELEM:                 # the recency list, most recent first
             memcpy(p, &aux[e], 4)
             p += 4

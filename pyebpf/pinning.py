@@ -225,9 +225,9 @@ def _map_body(m) -> bytes:
     for key, obj in contents:
         path = (_prog_pins if m.type == _PROG_ARRAY else _map_pins).get(obj)
         if path is None:
+            owner = "its program array" if m.type == _PROG_ARRAY else "its outer map"
             raise PinError(errno.EINVAL, f"map {m.name or m.fd}: {_slot_name(m, key)} holds "
-                                         f"{obj!r}, which is not pinned: pin it before "
-                                         f"{'its program array' if m.type == _PROG_ARRAY else 'its outer map'}")
+                                         f"{obj!r}, which is not pinned: pin it before {owner}")
         rel = _rel(path)
         slots.append(key + SLOT_PATH.pack(len(rel)) + rel)
     return head + b"".join(slots)
