@@ -1058,6 +1058,217 @@ cdef void register_map_helpers(helper_fn* table) noexcept:
     table[134] = bpf_ringbuf_query
 
 
+# --- the pin file's contents (docs/pinning.md, "Map contents"): the storage walked in C ---
+
+cdef enum:
+    LOAD_SIZE = 1
+    LOAD_DUPLICATE = 2
+    LOAD_RECENCY = 3
+    LOAD_PREFIX = 4
+    LOAD_SLOT = 5
+    LOAD_RING = 6
+    LOAD_STACK = 7
+    LRU_UNSEEN = -2
+
+_LOAD_ERRORS = {
+    LOAD_SIZE: "{} bytes of contents do not fit its definition",
+    LOAD_DUPLICATE: "a key appears twice in its contents",
+    LOAD_RECENCY: "its LRU recency list is not an order of its elements",
+    LOAD_PREFIX: "an LPM entry is refused by the trie (a prefix longer than the key, or "
+                 "one given twice)",
+    LOAD_SLOT: "a perf event slot has a CPU below -1",
+    LOAD_RING: "its ring buffer positions do not fall on its records",
+    LOAD_STACK: "a stack entry does not match its bucket, hash or frame count",
+}
+
+
+cdef size_t _dump_size(MapStore* m) noexcept nogil:
+    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    if _is_hash(m):
+        return m.count * (m.key_size + vlen + (4 if _is_lru(m) else 0))
+    if m.type == MAP_LPM_TRIE:
+        return m.count * (<size_t>m.key_size + m.value_size)
+    if m.type == MAP_PERF_EVENT_ARRAY:
+        return m.max_entries * <size_t>12
+    if m.type == MAP_RINGBUF:
+        return 24 + <size_t>m.max_entries
+    if m.type == MAP_STACK_TRACE:
+        return m.count * (12 + <size_t>m.value_size)
+    return m.max_entries * vlen
+
+
+cdef uint8_t* _put_values(MapStore* m, uint8_t* p, int32_t e) noexcept nogil:
+    cdef uint32_t c
+    for c in range(m.ncpu):
+        memcpy(p, _value(m, e, c), m.value_size)
+        p += m.value_size
+    return p
+
+
+cdef const uint8_t* _get_values(MapStore* m, const uint8_t* p, int32_t e) noexcept nogil:
+    cdef uint32_t c
+    for c in range(m.ncpu):
+        memcpy(_value(m, e, c), p, m.value_size)
+        p += m.value_size
+    return p
+
+
+cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
+    """Write the contents (_dump_size bytes) to ``p``; -1 when out of memory."""
+    cdef uint32_t b, k = 0
+    cdef int32_t e
+    cdef int32_t* aux = NULL
+    if _is_lru(m) or m.type == MAP_LPM_TRIE:
+        # LRU: each element's position in the dump; LPM: the walk's stack
+        aux = <int32_t*>malloc((2 * <size_t>m.count + 1) * sizeof(int32_t)
+                               if m.type == MAP_LPM_TRIE else m.max_entries * sizeof(int32_t))
+        if aux == NULL:
+            return -1
+    if _is_hash(m):
+        for b in range(m.n_buckets):
+            e = m.buckets[b]
+            while e != NO_ELEM:
+                memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
+                p = _put_values(m, p + m.key_size, e)
+                if aux != NULL:
+                    aux[e] = k
+                k += 1
+                e = m.next[e]
+        e = m.lru_head if aux != NULL else NO_ELEM
+        while e != NO_ELEM:                 # the recency list, most recent first
+            memcpy(p, &aux[e], 4)
+            p += 4
+            e = m.lru_next[e]
+    elif m.type == MAP_LPM_TRIE:
+        # any order will do: a trie's shape depends only on its prefixes (preorder here)
+        if m.root != NO_ELEM:
+            aux[0] = m.root
+            k = 1
+        while k:
+            k -= 1
+            e = aux[k]
+            if not (m.nodes[e].flags & LPM_IM):
+                memcpy(p, &m.nodes[e].prefixlen, 4)
+                memcpy(p + 4, _lpm_data(m, e), m.data_size)
+                memcpy(p + m.key_size, _value(m, m.nodes[e].value, 0), m.value_size)
+                p += m.key_size + m.value_size
+            for b in range(2):
+                if m.nodes[e].child[1 - b] != NO_ELEM:
+                    aux[k] = m.nodes[e].child[1 - b]
+                    k += 1
+    elif m.type == MAP_PERF_EVENT_ARRAY:
+        for b in range(m.max_entries):
+            memcpy(p, &m.perf_cpu[b], 4)
+            memcpy(p + 4, &m.counters[b], 8)
+            p += 12
+    elif m.type == MAP_RINGBUF:
+        memcpy(p, &m.cons_pos, 8)
+        memcpy(p + 8, &m.prod_pos, 8)
+        memcpy(p + 16, &m.pend_pos, 8)
+        memcpy(p + 24, m.values, m.max_entries)
+    elif m.type == MAP_STACK_TRACE:
+        for b in range(m.n_buckets):
+            if m.st_nr[b]:
+                memcpy(p, &b, 4)
+                memcpy(p + 4, &m.st_hash[b], 4)
+                memcpy(p + 8, &m.st_nr[b], 4)
+                memcpy(p + 12, m.values + <size_t>b * m.value_size, m.value_size)
+                p += 12 + m.value_size
+    else:
+        for b in range(m.max_entries):
+            p = _put_values(m, p, b)
+    free(aux)
+    return 0
+
+
+cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
+    """Fill the emptied map from ``p[:n]``, laid out as _dump_store writes: 0, or a
+    LOAD_* error."""
+    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    cdef size_t esize = m.key_size + vlen + (4 if _is_lru(m) else 0)
+    cdef size_t cnt, i
+    cdef int32_t e, prev
+    cdef uint32_t b, hsh, nr
+    cdef uint64_t pos, mask = m.max_entries - 1
+    cdef bint cons_ok, pend_ok
+    if m.type == MAP_LPM_TRIE:
+        esize = m.key_size + m.value_size
+    elif m.type == MAP_STACK_TRACE:
+        esize = 12 + m.value_size
+    cnt = n // esize if esize else 0
+    if _is_hash(m) or m.type in (MAP_LPM_TRIE, MAP_STACK_TRACE):
+        if cnt * esize != n or cnt > m.max_entries:
+            return LOAD_SIZE
+    elif n != _dump_size(m):
+        return LOAD_SIZE
+    if _is_hash(m):
+        esize -= 4 if _is_lru(m) else 0
+        # element i holds entry i; linked in reverse so that each bucket lists its
+        # elements in the dumped order
+        for i in range(cnt):
+            e = <int32_t>(cnt - 1 - i)
+            if _hash_find(m, p + e * esize, &prev) != NO_ELEM:
+                return LOAD_DUPLICATE
+            memcpy(m.keys + <size_t>e * m.key_size, p + e * esize, m.key_size)
+            _get_values(m, p + e * esize + m.key_size, e)
+            _hash_link(m, e)
+            if _is_lru(m):
+                m.lru_next[e] = LRU_UNSEEN
+        m.count = <uint32_t>cnt
+        m.free_head = <int32_t>cnt if cnt < m.max_entries else NO_ELEM
+        for i in range(cnt if _is_lru(m) else 0):     # pushed least recent first
+            e = <int32_t>_le32(p + cnt * esize + 4 * (cnt - 1 - i))
+            if e < 0 or <size_t>e >= cnt or m.lru_next[e] != LRU_UNSEEN:
+                return LOAD_RECENCY
+            _lru_push(m, e)
+    elif m.type == MAP_LPM_TRIE:
+        for i in range(cnt):
+            if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST_):
+                return LOAD_PREFIX
+    elif m.type == MAP_PERF_EVENT_ARRAY:
+        for b in range(m.max_entries):
+            memcpy(&e, p + 12 * b, 4)
+            if e < -1:
+                return LOAD_SLOT
+            m.perf_cpu[b] = e
+            memcpy(&m.counters[b], p + 12 * b + 4, 8)
+    elif m.type == MAP_RINGBUF:
+        memcpy(&m.cons_pos, p, 8)
+        memcpy(&m.prod_pos, p + 8, 8)
+        memcpy(&m.pend_pos, p + 16, 8)
+        memcpy(m.values, p + 24, m.max_entries)
+        # the records from the older of the two read positions chain to the producer's,
+        # through the other one, and none is still busy
+        pos = min(m.cons_pos, m.pend_pos)
+        cons_ok, pend_ok = pos == m.cons_pos, pos == m.pend_pos
+        if m.cons_pos > m.prod_pos or m.pend_pos > m.prod_pos or m.prod_pos - pos > mask \
+                or (m.cons_pos | m.pend_pos | m.prod_pos) & 7:
+            return LOAD_RING
+        while pos < m.prod_pos:
+            b = _le32(m.values + (pos & mask))
+            if b & RB_BUSY:
+                return LOAD_RING
+            pos += _rb_total(b)
+            cons_ok |= pos == m.cons_pos
+            pend_ok |= pos == m.pend_pos
+        if pos != m.prod_pos or not (cons_ok and pend_ok):
+            return LOAD_RING
+    elif m.type == MAP_STACK_TRACE:
+        for i in range(cnt):
+            b, hsh, nr = _le32(p), _le32(p + 4), _le32(p + 8)
+            if (b >= m.n_buckets or m.st_nr[b] or hsh & (m.n_buckets - 1) != b or nr == 0
+                    or nr > m.value_size // 8 or jhash(p + 12, nr * 8, 0) != hsh):
+                return LOAD_STACK
+            m.st_nr[b], m.st_hash[b] = nr, hsh
+            memcpy(m.values + <size_t>b * m.value_size, p + 12, m.value_size)
+            p += esize
+        m.count = <uint32_t>cnt
+    else:
+        for b in range(m.max_entries):
+            p = _get_values(m, p, b)
+    return 0
+
+
 # --- maps from Python ------------------------------------------------------------------
 
 cdef dict _MAP_HANDLES = {}                 # handle -> Map, for lddw map references
@@ -1358,11 +1569,15 @@ cdef class Map:
     def open(self, index, cpu=None):
         """Open perf event array slot ``index`` for events from ``cpu`` (default: the CPU
         numbered ``index``, as one perf buffer per CPU is usually set up)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.open, self, index, cpu)
         self._check_perf_slot(index)
         self._m.perf_cpu[index] = index if cpu is None else cpu
 
     def set_counter(self, index, value):
         """Set the counter bpf_perf_event_read reads from open slot ``index``."""
+        if self._pin is not None:
+            return self._pin.apply(Map.set_counter, self, index, value)
         self._check_perf_slot(index)
         if self._m.perf_cpu[index] < 0:
             raise MapError(ENOENT, f"map {self._label()}: slot {index} is not open")
@@ -1378,6 +1593,8 @@ cdef class Map:
     def drain(self):
         """Take the records produced so far: perf event arrays give (cpu, bytes) per
         bpf_perf_event_output, ring buffers the bytes of each submitted record."""
+        if self._pin is not None:
+            return self._pin.apply(Map.drain, self)
         if self._m.type == MAP_PERF_EVENT_ARRAY:
             return self._drain_perf()
         if self._m.type == MAP_RINGBUF:
@@ -1417,10 +1634,12 @@ cdef class Map:
 
     @property
     def consumer_pos(self):
+        self.sync()
         return self._m.cons_pos
 
     @property
     def producer_pos(self):
+        self.sync()
         return self._m.prod_pos
 
     def next_key(self, key=None):
@@ -1474,85 +1693,72 @@ cdef class Map:
     def sync(self):
         """A pinned map: refresh from its pin file now (no-op for an unpinned map)."""
         if self._pin is not None:
-            self._pin.apply(Map.keys, self)
-
-    cdef _check_pinnable(self):
-        # the pin format stores plain element lists; LRU order, trie nodes, inner maps,
-        # perf slots and ring positions have no place in it yet
-        if self._m.type not in (MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY):
-            raise MapError(EINVAL, f"map {self._label()}: pinning {self.type.name} maps is "
-                                   "not supported yet (hash and array maps, their per-CPU "
-                                   "kinds and program arrays are)")
+            self._pin.apply(Map.sync, self)
 
     def _dump(self):
-        """The contents in iteration order: per element the key (hash maps only), then
-        ``ncpu`` values of ``value_size`` bytes (the pin file's entry layout)."""
-        cdef MapStore* m = self._m
-        cdef bint hashed = _is_hash(m)
-        cdef size_t vlen = <size_t>m.ncpu * m.value_size
-        cdef size_t esize = (m.key_size if hashed else 0) + vlen
-        cdef uint32_t n = m.count if hashed else m.max_entries
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, n * esize)
-        cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(out)
-        cdef uint32_t b, c, i
-        cdef int32_t e
-        if m.type == MAP_PROG_ARRAY:
-            raise TypeError("program array slots hold programs, not bytes")
-        self._check_pinnable()
+        """The contents in the pin file's layout for the map's type (docs/pinning.md);
+        program arrays and maps of maps: [(key, Program or Map)] in iteration order."""
+        cdef bytes out
+        cdef uint8_t* p
+        cdef int rc
+        if self._m.type == MAP_PROG_ARRAY or self._m.inner != NULL:
+            return self._slots()
+        out = PyBytes_FromStringAndSize(NULL, _dump_size(self._m))
+        p = <uint8_t*>PyBytes_AS_STRING(out)
         with nogil:
-            if hashed:
-                for b in range(m.n_buckets):
-                    e = m.buckets[b]
-                    while e != NO_ELEM:
-                        memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
-                        p += m.key_size
-                        for c in range(m.ncpu):
-                            memcpy(p, _value(m, e, c), m.value_size)
-                            p += m.value_size
-                        e = m.next[e]
-            else:
-                for i in range(n):
-                    for c in range(m.ncpu):
-                        memcpy(p, _value(m, i, c), m.value_size)
-                        p += m.value_size
+            rc = _dump_store(self._m, p)
+        if rc:
+            raise MemoryError()
         return out
 
-    def _load(self, const uint8_t[::1] data):
-        """Replace the contents with ``data`` in :meth:`_dump`'s layout; elements are
-        linked in reverse so that every bucket lists them in the dumped order."""
-        cdef MapStore* m = self._m
-        cdef bint hashed = _is_hash(m)
-        cdef size_t vlen = <size_t>m.ncpu * m.value_size
-        cdef size_t esize = (m.key_size if hashed else 0) + vlen
-        cdef size_t n = <size_t>data.shape[0] // esize if data.shape[0] else 0
+    def _load(self, data):
+        """Replace the contents with ``data``, in :meth:`_dump`'s layout.  Contents that
+        do not fit the map leave it empty and raise ValueError."""
+        cdef bytes raw
         cdef const uint8_t* p
-        cdef uint32_t c, i
+        cdef size_t n
+        cdef int rc
+        if self._m.type == MAP_PROG_ARRAY or self._m.inner != NULL:
+            return self._load_slots(data)
+        raw = data
+        p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
+        _map_reset(self._m)
+        with nogil:
+            rc = _load_store(self._m, p, n)
+        if rc:
+            _map_reset(self._m)
+            if rc < 0:
+                raise MemoryError()
+            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")
+
+    cdef list _slots(self):
+        cdef MapStore* m = self._m
+        cdef uint32_t b
         cdef int32_t e
-        self._check_pinnable()
-        if m.type == MAP_PROG_ARRAY or <size_t>data.shape[0] != n * esize or \
-                n > m.max_entries or (not hashed and n != m.max_entries):
-            raise ValueError(f"map {self._label()}: {data.shape[0]} bytes of contents do "
-                             f"not fit its definition")
-        memset(m.values, 0, m.values_len)
-        if not hashed:
-            for i in range(n):
-                for c in range(m.ncpu):
-                    memcpy(_value(m, i, c), &data[i * esize + c * m.value_size], m.value_size)
-            return
-        for i in range(m.n_buckets):
-            m.buckets[i] = NO_ELEM
-        for i in range(m.max_entries):
-            m.next[i] = <int32_t>i + 1 if i + 1 < m.max_entries else NO_ELEM
-        m.free_head, m.count = 0, 0
-        for i in reversed(range(n)):
-            p = &data[i * esize]
-            e = m.free_head
-            m.free_head = m.next[e]
-            memcpy(m.keys + <size_t>e * m.key_size, p, m.key_size)
-            for c in range(m.ncpu):
-                memcpy(_value(m, e, c), p + m.key_size + c * m.value_size, m.value_size)
-            _hash_link(m, e)
-            m.count += 1
+        if not _is_hash(m):
+            return [(i.to_bytes(4, "little"), obj) for i, obj in sorted(self._programs.items())]
+        out = []
+        for b in range(m.n_buckets):
+            e = m.buckets[b]
+            while e != NO_ELEM:
+                out.append((PyBytes_FromStringAndSize(<char*>m.keys + <size_t>e * m.key_size,
+                                                      m.key_size), self._programs[e]))
+                e = m.next[e]
+        return out
+
+    cdef _load_slots(self, list items):
+        # inserted in reverse, so that a hash of maps lists them in the given order
+        if len({k for k, _ in items}) != len(items):
+            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
+        for k, _ in self._slots():
+            self.delete(k)
+        try:
+            for k, obj in reversed(items):
+                self.update(k, obj)
+        except (MapError, ValueError) as exc:
+            for k, _ in self._slots():
+                self.delete(k)
+            raise ValueError(str(exc)) from None
 
     def __iter__(self):
         return iter(self.keys())
@@ -1681,20 +1887,20 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.max_entries, m.flags = max_entries, flags
     m.stride = (value_size + 7) & ~7u
     m.ncpu = ncpu if kind in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH) else 1
-    m.free_head = NO_ELEM
+    m.free_head = m.node_free = NO_ELEM
     m.owner_type = -1
-    m.lru_head = m.lru_tail = m.root = m.node_free = NO_ELEM
     m.tmpl = tmpl
     try:
         _map_storage(m, kind)
     except MemoryError:
         map_free(m)
         raise
+    _map_reset(m)
     return m
 
 
 cdef _map_storage(MapStore* m, object kind):
-    cdef uint32_t n = 1, k
+    cdef uint32_t n = 1
     cdef uint32_t max_entries = m.max_entries
     if kind == MAP_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
@@ -1703,8 +1909,6 @@ cdef _map_storage(MapStore* m, object kind):
     if kind == MAP_PERF_EVENT_ARRAY:
         m.perf_cpu = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
         m.counters = <uint64_t*>_zalloc(max_entries, sizeof(uint64_t))
-        for k in range(max_entries):
-            m.perf_cpu[k] = -1
         return
     if kind == MAP_STACK_TRACE:
         # one stack per bucket, kept from programs: only bpf_get_stackid writes them
@@ -1732,26 +1936,46 @@ cdef _map_storage(MapStore* m, object kind):
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
-        for k in range(2 * max_entries):
-            m.nodes[k].child[0] = <int32_t>k + 1 if k + 1 < 2 * max_entries else NO_ELEM
-        m.node_free = 0
     elif kind in _HASHES:
         while n < max_entries:
             n <<= 1
         m.n_buckets = n
         m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
         m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
-        for k in range(n):
-            m.buckets[k] = NO_ELEM
         if kind in (MAP_LRU_HASH, MAP_LRU_PERCPU_HASH):
             m.lru_prev = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
             m.lru_next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
     else:
         return
     m.next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
-    for k in range(max_entries):
-        m.next[k] = <int32_t>k + 1 if k + 1 < max_entries else NO_ELEM
-    m.free_head = 0
+
+
+cdef void _map_reset(MapStore* m) noexcept nogil:
+    """Empty the storage, as at creation: free lists, empty buckets and trie, closed perf
+    slots, ring positions 0 (a perf event array keeps its undrained events; program
+    arrays and maps of maps keep their slots, which Map manages)."""
+    cdef uint32_t k, nodes = 2 * m.max_entries
+    if m.values != NULL:
+        memset(m.values, 0, m.values_len)
+    if m.buckets != NULL:
+        for k in range(m.n_buckets):
+            m.buckets[k] = NO_ELEM
+    if m.next != NULL:
+        for k in range(m.max_entries):
+            m.next[k] = <int32_t>k + 1 if k + 1 < m.max_entries else NO_ELEM
+        m.free_head = 0
+    if m.nodes != NULL:
+        for k in range(nodes):
+            m.nodes[k].child[0] = <int32_t>k + 1 if k + 1 < nodes else NO_ELEM
+        m.node_free = 0
+    if m.perf_cpu != NULL:
+        for k in range(m.max_entries):
+            m.perf_cpu[k], m.counters[k] = -1, 0
+    if m.st_nr != NULL:
+        memset(m.st_nr, 0, m.n_buckets * sizeof(uint32_t))
+    m.root = m.lru_head = m.lru_tail = NO_ELEM
+    m.count = 0
+    m.cons_pos = m.prod_pos = m.pend_pos = 0
 
 
 cdef void* _zalloc(size_t n, size_t size) except NULL:

@@ -25,7 +25,7 @@ from . import _core, isa
 from .errors import PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 1
+VERSION = 2                                 # written; 1 and 2 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -35,12 +35,17 @@ MAP_DEF = struct.Struct("<IIIIIIH")         # type, key, value, max_entries, fla
 PROG_DEF = struct.Struct("<iHHIQI")         # type (-1 raw), profile length, map count,
 #                                            insn bytes, budget, tail_call_limit
 PROG_MAP = struct.Struct("<iH")             # fd the insns use, pin path length
-SLOT = struct.Struct("<IH")                 # program array index, pin path length
-_READ_ONLY = frozenset({"lookup", "next_key", "keys"})
-_PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
+SLOT_PATH = struct.Struct("<H")             # after a slot's key: its object's pin path length
+_READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
+_T = isa.MapType
+_PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
+_OF_MAPS = (_T.BPF_MAP_TYPE_ARRAY_OF_MAPS, _T.BPF_MAP_TYPE_HASH_OF_MAPS)
+_V1_MAPS = (_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
+            _T.BPF_MAP_TYPE_PERCPU_ARRAY, _PROG_ARRAY)
 _LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
+_map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
 _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
 
 
@@ -113,18 +118,18 @@ def _header(path: str, raw: bytes) -> tuple:
         raise PinError(errno.EINVAL, f"{path}: pin file truncated inside its header "
                                      f"({len(raw)} of {HEADER.size} bytes)")
     _, version, kind, pin_id, generation, length, digest = HEADER.unpack_from(raw)
-    if version != VERSION:
+    if not 1 <= version <= VERSION:
         raise PinError(errno.EINVAL, f"{path}: pin file format version {version}, this "
-                                     f"pyebpf reads version {VERSION}")
+                                     f"pyebpf reads versions 1 to {VERSION}")
     if kind not in _KIND_NAMES:
         raise PinError(errno.EINVAL, f"{path}: pin file of unknown kind {kind}")
-    return kind, pin_id, generation, length, digest
+    return version, kind, pin_id, generation, length, digest
 
 
 def _read(f, path: str, full: bool = True) -> tuple:
     """(kind, pin id, generation, body or None) of an open pin file."""
     head = f.read(HEADER.size)
-    kind, pin_id, generation, length, digest = _header(path, head)
+    version, kind, pin_id, generation, length, digest = _header(path, head)
     if not full:
         return kind, pin_id, generation, None
     body = f.read(length + 1)
@@ -134,6 +139,10 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if hashlib.blake2b(body, digest_size=16).digest() != digest:
         raise PinError(errno.EINVAL, f"{path}: pin file corrupt (its contents do not match "
                                      "their checksum)")
+    if version == 1 and kind == KIND_MAP and body[:4] and \
+            int.from_bytes(body[:4], "little") not in _V1_MAPS:
+        raise PinError(errno.EINVAL, f"{path}: a version 1 pin file cannot hold a map of "
+                                     f"type {int.from_bytes(body[:4], 'little')}")
     return kind, pin_id, generation, body
 
 
@@ -199,54 +208,87 @@ class Link:
             return fn(m, *args)
 
 
-def _map_body(m) -> bytes:
+def _map_def(m) -> bytes:
     name = m.name.encode()
-    head = MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.ncpu,
+    return MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.ncpu,
                         len(name)) + name
-    if m.type != _PROG_ARRAY:
-        return head + m._dump()
+
+
+def _map_body(m) -> bytes:
+    """The definition (maps of maps: then their inner map template's), then the
+    contents: Map._dump's bytes, or per slot its key and its object's pin path."""
+    head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"")
+    contents = m._dump()
+    if isinstance(contents, bytes):
+        return head + contents
     slots = []
-    for index, prog in sorted(m._programs.items()):
-        path = _prog_pins.get(prog)
+    for key, obj in contents:
+        path = (_prog_pins if m.type == _PROG_ARRAY else _map_pins).get(obj)
         if path is None:
-            raise PinError(errno.EINVAL, f"map {m.name or m.fd}: slot {index} holds {prog!r}, "
-                                         "which is not pinned: pin it before its program array")
+            owner = "its program array" if m.type == _PROG_ARRAY else "its outer map"
+            raise PinError(errno.EINVAL, f"map {m.name or m.fd}: {_slot_name(m, key)} holds "
+                                         f"{obj!r}, which is not pinned: pin it before {owner}")
         rel = _rel(path)
-        slots.append(SLOT.pack(index, len(rel)) + rel)
+        slots.append(key + SLOT_PATH.pack(len(rel)) + rel)
     return head + b"".join(slots)
 
 
-def _parse_map(path: str, body: bytes) -> tuple:
+def _slot_name(m, key: bytes) -> str:
+    return f"key {key.hex()}" if m.type == _T.BPF_MAP_TYPE_HASH_OF_MAPS else \
+        f"slot {int.from_bytes(key, 'little')}"
+
+
+def _parse_def(path: str, body: bytes, at: int, what: str) -> tuple:
     try:
-        kind, key, value, entries, flags, ncpu, name_len = MAP_DEF.unpack_from(body)
-        name = body[MAP_DEF.size:MAP_DEF.size + name_len].decode()
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise PinError(errno.EINVAL, f"{path}: map definition unreadable ({exc})") from None
-    return (kind, key, value, entries, flags, ncpu, name), body[MAP_DEF.size + name_len:]
+        definition = MAP_DEF.unpack_from(body, at)
+        end = at + MAP_DEF.size + definition[-1]
+        if end > len(body):
+            raise ValueError("its name runs past the end")
+        name = body[at + MAP_DEF.size:end].decode()
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise PinError(errno.EINVAL, f"{path}: {what} unreadable ({exc})") from None
+    return (*definition[:-1], name), end
+
+
+def _parse_map(path: str, body: bytes) -> tuple:
+    """(definition, inner map template definition or None, contents)"""
+    definition, at = _parse_def(path, body, 0, "map definition")
+    template = None
+    if definition[0] in _OF_MAPS:
+        template, at = _parse_def(path, body, at, "inner map template definition")
+    return definition, template, body[at:]
 
 
 def _set_contents(m, path: str, contents: bytes) -> None:
-    if m.type != _PROG_ARRAY:
-        try:
-            m._load(contents)
-        except ValueError as exc:
-            raise PinError(errno.EINVAL, f"{path}: {exc}") from None
-        return
-    slots, at = {}, 0
-    while at < len(contents):
-        index, length = SLOT.unpack_from(contents, at)
-        at += SLOT.size
-        slots[index] = contents[at:at + length].decode()
-        at += length
-    for index in [k for k in m._programs if k not in slots]:
-        _core.Map.delete(m, index.to_bytes(4, "little"))
-    for index, rel in slots.items():
-        _core.Map.update(m, index.to_bytes(4, "little"), get_program(rel))
+    if m.type != _PROG_ARRAY and m.type not in _OF_MAPS:
+        items = contents
+    else:
+        items, at = [], 0
+        while at < len(contents):
+            key = contents[at:at + m.key_size]
+            try:
+                (length,) = SLOT_PATH.unpack_from(contents, at + m.key_size)
+                at += m.key_size + SLOT_PATH.size + length
+                if at > len(contents):
+                    raise ValueError("its pin path runs past the end")
+                rel = contents[at - length:at].decode()
+            except (struct.error, UnicodeDecodeError, ValueError) as exc:
+                raise PinError(errno.EINVAL, f"{path}: slot list unreadable at byte {at} "
+                                             f"({exc})") from None
+            try:
+                items.append((key, get_program(rel) if m.type == _PROG_ARRAY else get_map(rel)))
+            except PinError as exc:
+                raise PinError(exc.errno, f"{path}: {_slot_name(m, key)}: {exc}") from None
+    try:
+        m._load(items)
+    except ValueError as exc:
+        raise PinError(errno.EINVAL, f"{path}: {exc}") from None
 
 
 def _attach(m, path: str, pin_id: bytes, generation: int, digest: bytes) -> None:
     m._pin = Link(path, pin_id, generation, digest)
     _live[path] = m
+    _map_pins[m] = path
     _core._pin_hook = _run_transaction
 
 
@@ -254,6 +296,7 @@ def _detach(m) -> None:
     """The pin was removed (or replaced): the map lives on, private to this process."""
     if _live.get(m._pin.path) is m:
         del _live[m._pin.path]
+    _map_pins.pop(m, None)
     m._pin = None
 
 
@@ -282,18 +325,30 @@ def get_map(path):
     m = _live.get(full)
     if m is not None and (m._pin is None or m._pin.pin_id == pin_id):
         return m        # the same object (detached while a transaction or load uses it)
-    (kind, key, value, entries, flags, ncpu, name), contents = _parse_map(full, body)
-    try:
-        m = _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu)
-    except _core.MapError as exc:
-        raise PinError(errno.EINVAL, f"{full}: map definition refused ({exc})") from None
+    definition, template, contents = _parse_map(full, body)
+    if template is not None:
+        template = _create(full, template, "inner map template", None)
+    m = _create(full, definition, "map definition", template)
+    # linked first: a program in its own program array gets this map back
     _attach(m, full, pin_id, generation, hashlib.blake2b(body, digest_size=16).digest())
     link, m._pin = m._pin, None
     try:
         _set_contents(m, full, contents)
-    finally:
+    except BaseException:
         m._pin = link
+        _detach(m)
+        raise
+    m._pin = link
     return m
+
+
+def _create(path: str, definition: tuple, what: str, template):
+    kind, key, value, entries, flags, ncpu, name = definition
+    try:
+        return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
+                                inner_map=template)
+    except _core.MapError as exc:
+        raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 
 
 def _refresh(m, f) -> None:
@@ -307,7 +362,7 @@ def _refresh(m, f) -> None:
     if pin_id != link.pin_id or kind != KIND_MAP:
         _detach(m)              # unpinned and pinned anew: another object now
         return
-    _, contents = _parse_map(link.path, body)
+    _, _, contents = _parse_map(link.path, body)
     m._pin = None
     try:
         _set_contents(m, link.path, contents)
@@ -338,7 +393,8 @@ def transaction(collect):
     """Lock, refresh and detach the pinned maps ``collect()`` names, run the body, then
     write back the changed ones and unlock.  Files are locked in path order (no
     deadlock between processes); ``collect`` runs again after the refresh, since a
-    program array's new slots can reach further maps, until it finds no new one."""
+    program array's or map of maps' new slots can reach further maps, until it finds no
+    new one."""
     held = []       # (map, link, locked file)
     try:
         while True:
@@ -355,12 +411,15 @@ def transaction(collect):
                     _detach(m)
                     continue
                 link = m._pin
-                held.append((m, link, f))
-                _refresh(m, f)
+                try:
+                    _refresh(m, f)
+                except BaseException:
+                    f.close()       # unreadable: neither used nor written back
+                    raise
                 if m._pin is not link:
-                    held.pop()
                     f.close()
                     continue
+                held.append((m, link, f))
                 m._pin = None
         yield
     finally:
@@ -368,18 +427,28 @@ def transaction(collect):
 
 
 def _release(held) -> None:
-    try:
-        for m, link, _ in held:
+    """Write back and unlock.  A map that cannot be written (a slot's object is not
+    pinned) is reloaded from its file, so the refused change is undone, and its error
+    raised once the others are written."""
+    failure = None
+    for m, link, f in held:
+        try:
             _write_back(m, link)
-    finally:
-        for m, link, f in held:
+        except PinError as exc:
+            failure = failure or exc
+            m._pin, link.generation = link, -1
+            f.seek(0)
+            _refresh(m, f)
+        finally:
             m._pin = link
             f.close()
+    if failure is not None:
+        raise failure
 
 
 def _reachable_maps(prog) -> list:
-    """The maps a run of ``prog`` can touch: its own, and through program arrays those of
-    every program it can tail-call."""
+    """The maps a run of ``prog`` can touch: its own, the inner maps of its maps of maps,
+    and through program arrays those of every program it can tail-call."""
     maps, seen, todo = {}, set(), [prog]
     while todo:
         p = todo.pop()
@@ -390,6 +459,8 @@ def _reachable_maps(prog) -> list:
             maps[id(m)] = m
             if m.type == _PROG_ARRAY:
                 todo.extend(m._programs.values())
+            elif m.type in _OF_MAPS:
+                maps.update((id(inner), inner) for inner in m._programs.values())
     return list(maps.values())
 
 

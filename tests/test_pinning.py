@@ -7,14 +7,16 @@ test_syscall.py.
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import asm, pinning
+from pyebpf import asm, isa, pinning
 from pyebpf.errors import PinError
 from pyebpf._core import Map, Program
 
@@ -269,11 +271,411 @@ def test_the_pin_root_comes_from_the_environment(pin_root):
     assert pyebpf.pin_root() == pin_root
 
 
-@pytest.mark.parametrize("args", [("lru_hash", 4, 8, 8, 0), ("lpm_trie", 8, 8, 8, 1),
-                                  ("ringbuf", 0, 0, 4096, 0), ("perf_event_array", 4, 4, 2, 0)],
-                         ids=lambda a: a[0])
-def test_map_types_the_pin_format_cannot_hold_are_refused_and_leave_no_file(pin_root, args):
-    m = pyebpf.Map.create(*args)
-    with pytest.raises(pyebpf._core.MapError, match="not supported yet"):
-        m.pin("unsupported")
-    assert not (pin_root / "unsupported").exists()
+# --- every map type: its whole state survives a pin and get ---------------------------
+
+def u32(v):
+    return v.to_bytes(4, "little")
+
+
+def u64b(v):
+    return v.to_bytes(8, "little")
+
+
+def got(path):
+    """The map pinned at ``path`` as another process gets it: a new Map from the file."""
+    pinning._live.clear()
+    return Map.from_pin(path)
+
+
+def touch(m, keys):
+    """Run a program that looks ``keys`` up: program lookups mark LRU keys used (syscall
+    lookups do not)."""
+    lines = []
+    for k in keys:
+        lines += [f"*(u32 *)(r10 - 4) = {k}", f"r1 = map_fd({m.fd}) ll", "r2 = r10",
+                  "r2 += -4", "call 1"]
+    Program(asm.assemble("\n".join(lines + ["r0 = 0", "exit"])), "sched_cls").run(bytes(64))
+
+
+def lru(kind="lru_hash"):
+    """A full 4-entry LRU map whose recency (2, 0, 3, 1 from the most recent) is neither
+    its insertion nor its iteration order."""
+    m = Map.create(kind, 4, 8, 4, ncpu=2)
+    for k in range(4):
+        m[u32(k)] = u64b(k)
+    touch(m, [1, 3, 0, 2])
+    return m
+
+
+@pytest.mark.parametrize("kind", ["lru_hash", "lru_percpu_hash"])
+def test_an_lru_map_evicts_after_a_pin_and_get_exactly_as_it_would_have(kind):
+    reference = lru(kind)
+    lru(kind).pin("lru")
+    m = got("lru")
+    assert m.items() == reference.items()           # the iteration order too
+    for k in (10, 11, 12):
+        reference[u32(k)] = bytes(8)
+        m[u32(k)] = bytes(8)
+        assert m.keys() == reference.keys()
+    assert sorted(m.keys()) == [u32(2), u32(10), u32(11), u32(12)]    # 1, 3, 0 evicted
+
+
+def test_a_later_process_evicts_from_a_pinned_lru_map_in_its_recency_order():
+    reference = lru()
+    lru().pin("lru")
+    out = finish(child("import pyebpf\nm = pyebpf.Map.from_pin('lru')\n"
+                       "for k in (10, 11):\n    m[k.to_bytes(4, 'little')] = bytes(8)\n"
+                       "print(m.keys())"))
+    for k in (10, 11):
+        reference[u32(k)] = bytes(8)
+    assert out.strip() == repr(reference.keys())
+    assert sorted(reference.keys()) == [u32(0), u32(2), u32(10), u32(11)]
+
+
+def lpm_key(plen, addr):
+    return u32(plen) + socket.inet_aton(addr)
+
+
+ADDRESSES = [lpm_key(32, f"{a}.{b}.{c}.{d}") for a in (0, 10, 172, 192) for b in (0, 1, 2, 16)
+             for c in (0, 1, 2, 3) for d in (0, 3)]
+
+
+def lpm():
+    """An IPv4 trie with intermediate nodes, one of them left by a deletion."""
+    m = Map.create("lpm_trie", 8, 4, 16, isa.BPF_F_NO_PREALLOC)
+    for i, (plen, addr) in enumerate([
+            (0, "0.0.0.0"), (8, "10.0.0.0"), (16, "10.1.0.0"), (24, "10.1.2.0"),
+            (24, "10.1.3.0"), (16, "10.2.0.0"), (32, "10.1.2.3"), (12, "172.16.0.0"),
+            (24, "192.168.1.0")]):
+        m[lpm_key(plen, addr)] = u32(i)
+    del m[lpm_key(16, "10.1.0.0")]
+    del m[lpm_key(24, "192.168.1.0")]
+    return m
+
+
+def test_an_lpm_trie_got_from_its_pin_answers_lookups_and_iterates_like_the_original():
+    reference = lpm()
+    lpm().pin("routes")
+    m = got("routes")
+    assert m.items() == reference.items()
+    assert [m.lookup(a) for a in ADDRESSES] == [reference.lookup(a) for a in ADDRESSES]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 16), st.integers(0, 0xFFFF)),
+                max_size=40))
+def test_re_inserting_an_lpm_tries_prefixes_gives_the_same_lookups_and_order(ops):
+    """What the pin stores of a trie is its prefixes and values; the trie's shape (hence
+    its get_next_key order) depends on them only, whatever the history of updates and
+    deletions that made it."""
+    m = Map.create("lpm_trie", 6, 4, 64, isa.BPF_F_NO_PREALLOC)
+    for insert, plen, data in ops:
+        key = u32(plen) + data.to_bytes(2, "big")
+        if insert:
+            m[key] = u32(data)
+        elif key in m.keys():
+            del m[key]
+    copy = Map.create("lpm_trie", 6, 4, 64, isa.BPF_F_NO_PREALLOC)
+    copy._load(m._dump())
+    assert copy.items() == m.items()
+    probes = [u32(16) + x.to_bytes(2, "big") for x in range(0, 0x10000, 97)]
+    assert [copy.lookup(k) for k in probes] == [m.lookup(k) for k in probes]
+
+
+def test_a_later_process_finds_the_longest_matching_prefixes_of_a_pinned_trie():
+    m = lpm()
+    m.pin("routes")
+    out = finish(child(f"import pyebpf\nm = pyebpf.Map.from_pin('routes')\nprint(m.keys())\n"
+                       f"print([m.lookup(a) for a in {ADDRESSES!r}])"))
+    assert out.splitlines() == [repr(m.keys()), repr([m.lookup(a) for a in ADDRESSES])]
+
+
+def outer_map(kind, slots=(2,)):
+    """A pinned map of maps (template: a 1-entry u64 array) holding a pinned inner map
+    (whose u64 is 41) in each of ``slots``."""
+    outer = Map.create(kind, 4, 4, 4, name="outer",
+                       inner_map=Map.create("array", 4, 8, 1, name="tmpl"))
+    outer.pin("outer")
+    for k in slots:
+        inner = Map.create("array", 4, 8, 1)
+        inner[KEY0] = u64b(41)
+        inner.pin(f"inner{k}")
+        outer[u32(k)] = inner
+    return outer
+
+
+@pytest.mark.parametrize("kind", ["array_of_maps", "hash_of_maps"])
+def test_a_map_of_maps_keeps_its_template_and_inner_maps_through_a_pin_and_get(kind):
+    outer = outer_map(kind, slots=(3, 0, 2))
+    m = got("outer")
+    t, want = m.inner_map, outer.inner_map
+    assert (t.type, t.key_size, t.value_size, t.max_entries, t.flags, t.name) == \
+        (want.type, want.key_size, want.value_size, want.max_entries, want.flags, want.name)
+    used = [k for k in m.keys() if m.lookup(k) is not None]
+    assert used == [k for k in outer.keys() if outer.lookup(k) is not None]
+    assert [Map.from_fd(u64(m[k])) for k in used] == \
+        [Map.from_pin(f"inner{u64(k)}") for k in used]
+
+
+def outer_inner_counter(outer):
+    """SCHED_CLS: add 1 to the u64 of the inner map in slot 2 of ``outer``; returns it."""
+    return Program(asm.assemble(f"""
+        *(u32 *)(r10 - 4) = 2
+        r1 = map_fd({outer.fd}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto miss
+        r1 = r0
+        *(u32 *)(r10 - 4) = 0
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto miss
+        r1 = 1
+        lock *(u64 *)(r0 + 0) += r1
+        r0 = *(u64 *)(r0 + 0)
+        exit
+    miss:
+        r0 = -1
+        exit"""), "sched_cls")
+
+
+@pytest.mark.parametrize("kind", ["array_of_maps", "hash_of_maps"])
+def test_a_program_in_another_process_reaches_a_pinned_inner_map_through_its_outer_map(kind):
+    outer = outer_map(kind)
+    outer_inner_counter(outer).pin("count")
+    out = finish(child("import pyebpf\n"
+                       "print(pyebpf.Program.from_pin('count').run(bytes(64)).retval)"))
+    assert out.strip() == "42"
+    assert u64(Map.from_pin("inner2")[KEY0]) == 42
+
+
+@pytest.mark.parametrize("kind, slot", [("array_of_maps", "slot 1"),
+                                        ("hash_of_maps", "key 01000000")])
+def test_a_map_of_maps_holding_an_unpinned_inner_map_cannot_be_pinned(pin_root, kind, slot):
+    outer = Map.create(kind, 4, 4, 4, inner_map=Map.create("array", 4, 8, 1))
+    outer[u32(1)] = Map.create("array", 4, 8, 1)
+    with pytest.raises(PinError, match=f"{slot} holds .*, which is not pinned") as exc:
+        outer.pin("outer")
+    assert exc.value.errno == errno.EINVAL and not (pin_root / "outer").exists()
+
+
+@pytest.mark.parametrize("kind", ["array_of_maps", "hash_of_maps"])
+def test_putting_an_unpinned_inner_map_into_a_pinned_outer_map_is_refused_and_undone(kind):
+    outer = outer_map(kind)
+    with pytest.raises(PinError, match="which is not pinned") as exc:
+        outer[u32(1)] = Map.create("array", 4, 8, 1)
+    assert exc.value.errno == errno.EINVAL
+    assert outer.lookup(u32(1)) is None and got("outer").lookup(u32(1)) is None
+
+
+def perf_output(fd, flags):
+    """SCHED_CLS: bpf_perf_event_output of 8 bytes (0x1122334455667788) to ``flags``."""
+    return Program(asm.assemble(f"""
+        r6 = r1
+        r1 = 0x1122334455667788 ll
+        *(u64 *)(r10 - 8) = r1
+        r1 = r6
+        r2 = map_fd({fd}) ll
+        r3 = {flags:#x} ll
+        r4 = r10
+        r4 += -8
+        r5 = 8
+        call 25
+        exit"""), "sched_cls")
+
+
+EVENT = u64b(0x1122334455667788)
+
+
+def test_a_perf_event_arrays_open_slots_and_counters_survive_a_pin_and_get():
+    m = Map.create("perf_event_array", 4, 4, 4)
+    m.open(1)
+    m.open(2, cpu=0)
+    m.set_counter(1, 1234)
+    m.pin("events")
+    g = got("events")
+    read = Program(asm.assemble(f"r1 = map_fd({g.fd}) ll\nr2 = 0xffffffff ll\ncall 22\nexit"),
+                   "sched_cls")
+    assert read.run(bytes(64), cpu=1).retval == 1234
+    outcomes = [perf_output(g.fd, slot).run(bytes(64), cpu=cpu).retval
+                for slot, cpu in ((2, 0), (2, 2), (3, 3))]
+    assert outcomes == [0, -errno.EOPNOTSUPP, -errno.ENOENT]
+
+
+def test_undrained_perf_events_stay_with_the_process_that_produced_them():
+    """Events are a delivery channel, as the kernel's perf ring buffers (mmapped by each
+    reader) are: what a process produced and did not drain is its own."""
+    m = Map.create("perf_event_array", 4, 4, 2)
+    m.open(0)
+    m.pin("events")
+    perf_output(m.fd, 0).pin("emit")
+    out = finish(child("import pyebpf\npyebpf.Program.from_pin('emit').run(bytes(64), cpu=0)\n"
+                       "print(pyebpf.Map.from_pin('events').drain())"))
+    assert out.strip() == repr([(0, EVENT)])
+    assert m.drain() == []
+
+
+def ring_output(fd):
+    """SCHED_CLS: bpf_ringbuf_output of the packet's mark as a u64."""
+    return Program(asm.assemble(f"""
+        r6 = *(u32 *)(r1 + 8)
+        *(u64 *)(r10 - 8) = r6
+        r1 = map_fd({fd}) ll
+        r2 = r10
+        r2 += -8
+        r3 = 8
+        r4 = 0
+        call 130
+        exit"""), "sched_cls")
+
+
+def test_a_ring_buffers_positions_and_undrained_records_survive_a_pin_and_get():
+    m = Map.create("ringbuf", 0, 0, 4096)
+    prog = ring_output(m.fd)
+    for mark in range(200):
+        prog.run(bytes(64), mark=mark)
+    m.drain()
+    for mark in range(200, 300):    # 16-byte records from 3200 to 4800: across the end
+        prog.run(bytes(64), mark=mark)
+    m.pin("ring")
+    g = got("ring")
+    assert (g.consumer_pos, g.producer_pos) == (3200, 4800)
+    assert g.drain() == [u64b(mark) for mark in range(200, 300)]
+
+
+def test_records_one_process_submits_to_a_pinned_ring_buffer_another_drains():
+    m = Map.create("ringbuf", 0, 0, 4096)
+    m.pin("ring")
+    ring_output(m.fd).pin("emit")
+    finish(child("import pyebpf\np = pyebpf.Program.from_pin('emit')\n"
+                 "for mark in (7, 8, 9):\n    assert p.run(bytes(64), mark=mark).retval == 0"))
+    out = finish(child("import pyebpf\nprint(pyebpf.Map.from_pin('ring').drain())"))
+    assert out.strip() == repr([u64b(7), u64b(8), u64b(9)])
+    assert m.consumer_pos == m.producer_pos == 48 and m.drain() == []
+
+
+def stackid(fd, depth):
+    """A raw program: ``depth - 1`` nested calls, then bpf_get_stackid (flags 0)."""
+    lines = []
+    for k in range(1, depth):
+        lines += [f"call local f{k}", "exit", f"f{k}:"]
+    return Program.from_asm("\n".join(lines + [f"lddw %r2, map_fd({fd})", "mov %r3, 0",
+                                               "call 27", "exit"]),
+                            helpers={27: "get_stackid"})
+
+
+def test_stored_stacks_survive_a_pin_and_get():
+    m = Map.create("stack_trace", 4, 32, 8)
+    ids = [stackid(m.fd, depth).run().retval for depth in (1, 2, 3)]
+    m.pin("stacks")
+    g = got("stacks")
+    assert len(g) == 3 and g.items() == m.items()
+    # the same stacks find their stored hashes again (a lost hash would be EEXIST)
+    assert [stackid(g.fd, depth).run().retval for depth in (1, 2, 3)] == ids
+
+
+# --- the format: version 1 is still read; damaged sections are refused -----------------
+
+def test_a_version_1_pin_file_is_still_read(pin_root):
+    m = Map.create("hash", 4, 8, 4)
+    m[KEY0] = u64b(5)
+    m.pin("old")
+    raw = bytearray((pin_root / "old").read_bytes())
+    raw[8] = 1
+    (pin_root / "old").write_bytes(bytes(raw))
+    assert got("old").items() == [(KEY0, u64b(5))]
+
+
+def _rewrite_body(path, change):
+    """Change a pin file's body and give it a valid checksum: damage the checksum cannot
+    see."""
+    raw = path.read_bytes()
+    _, _, kind, pin_id, generation, _, _ = pinning.HEADER.unpack_from(raw)
+    body = bytearray(raw[pinning.HEADER.size:])
+    change(body)
+    pinning._write(str(path), kind, pin_id, generation + 1, bytes(body))
+
+
+def _ring_with_records():
+    m = Map.create("ringbuf", 0, 0, 4096)
+    ring_output(m.fd).run(bytes(64), mark=1)
+    return m
+
+
+def _stacks():
+    m = Map.create("stack_trace", 4, 16, 4)
+    stackid(m.fd, 2).run()
+    return m
+
+
+def _set(at, data):
+    def change(body):
+        body[at:at + len(data)] = data
+    return change
+
+
+def _version_1(path):
+    raw = bytearray(path.read_bytes())
+    raw[8] = 1
+    path.write_bytes(bytes(raw))
+
+
+DEF = pinning.MAP_DEF.size          # contents start here (maps named "")
+
+DAMAGE = {
+    "lru-size": (lru, lambda b: b.pop(), errno.EINVAL, "do not fit its definition"),
+    "lru-recency": (lru, lambda b: b.__setitem__(slice(-4, None), b[-8:-4]), errno.EINVAL,
+                    "recency list is not an order"),
+    "lpm-prefix-too-long": (lpm, _set(DEF, u32(33)), errno.EINVAL, "LPM entry is refused"),
+    "lpm-prefix-twice": (lpm, lambda b: b.__setitem__(slice(DEF + 12, DEF + 24),
+                                                      b[DEF:DEF + 12]),
+                         errno.EINVAL, "LPM entry is refused"),
+    "perf-slot": (lambda: Map.create("perf_event_array", 4, 4, 2), _set(DEF, b"\xfb\xff\xff\xff"),
+                  errno.EINVAL, "perf event slot"),
+    "ring-positions": (_ring_with_records, _set(DEF + 8, u64b(8)), errno.EINVAL,
+                       "ring buffer positions"),
+    "stack-hash": (_stacks, lambda b: b.__setitem__(DEF + 4, b[DEF + 4] ^ 0x10),
+                   errno.EINVAL, "stack entry does not match"),
+    "template": (lambda: outer_map("array_of_maps"), _set(DEF + 20, u32(99)), errno.EINVAL,
+                 "inner map template refused"),
+    "slot-list": (lambda: outer_map("hash_of_maps"), lambda b: b.pop(), errno.EINVAL,
+                  "slot list unreadable"),
+    "slot-missing-inner-pin": (lambda: outer_map("array_of_maps"),
+                               lambda b: b.__setitem__(slice(-6, None), b"gone!!"),
+                               errno.ENOENT, "slot 2: no pinned map at"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_section_is_a_one_line_pin_error_naming_the_file(pin_root, case):
+    build, change, want_errno, message = DAMAGE[case]
+    m = build()
+    if m._pin is None:
+        m.pin("outer")
+    path = pin_root / "outer"
+    _rewrite_body(path, change)
+    with pytest.raises(PinError, match=message) as exc:
+        got("outer")
+    assert exc.value.errno == want_errno
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_version_1_file_cannot_hold_the_newer_map_types(pin_root):
+    lru().pin("outer")
+    _version_1(pin_root / "outer")
+    with pytest.raises(PinError, match="version 1 pin file cannot hold a map of type 9") as exc:
+        got("outer")
+    assert exc.value.errno == errno.EINVAL
+
+
+def test_a_damaged_file_met_by_a_linked_map_is_refused_and_left_as_it_is(pin_root):
+    m = lru()
+    m.pin("lru")
+    _rewrite_body(pin_root / "lru", lambda b: b.pop())
+    damaged = (pin_root / "lru").read_bytes()
+    with pytest.raises(PinError, match="do not fit"):
+        m[u32(9)] = bytes(8)
+    assert (pin_root / "lru").read_bytes() == damaged
