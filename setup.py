@@ -37,7 +37,9 @@ extensions = [
 ]
 
 setup(
+    # a debug build generates its C elsewhere, so it never stands in for a release one
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
-                          include_path=[str(HERE / "skb")]),
+                          include_path=[str(HERE / "skb")],
+                          build_dir="build/debug" if DEBUG else None),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )
