@@ -15,6 +15,7 @@ renamed when the whole run succeeded.  Errors print one line and exit 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import struct
@@ -112,6 +113,22 @@ def _classid_text(value):
     return f"{value >> 16:x}:{value & 0xFFFF:x}"
 
 
+def _pinned_maps_transaction(programs):
+    """Pinned maps the chain reaches are one transaction on their pin files for the whole
+    replay (Program.run makes each run one; docs/pinning.md)."""
+    from pyebpf import _core
+    if _core._pin_hook is None:
+        return contextlib.nullcontext()
+    from pyebpf import pinning
+
+    def maps():
+        return list({id(m): m for p in programs for m in pinning._reachable_maps(p)}.values())
+
+    if not any(m._pin is not None for m in maps()):
+        return contextlib.nullcontext()
+    return pinning.transaction(maps)
+
+
 class Replay:
     """The outcome of a replay: ``outcomes`` (decoded records), ``data``, ``extras``."""
 
@@ -120,9 +137,11 @@ class Replay:
         from pyebpf import _core
         self.capture = capture
         start = time.perf_counter()
-        self.records, self.data, self.extras = _core._tc_replay(
-            programs, capture.frames, mode=mode, ingress=hook == "ingress", classid=classid,
-            act_default=act_default, fields=fields or {}, stop_on_error=stop_on_error)
+        with _pinned_maps_transaction(programs):
+            self.records, self.data, self.extras = _core._tc_replay(
+                programs, capture.frames, mode=mode, ingress=hook == "ingress",
+                classid=classid, act_default=act_default, fields=fields or {},
+                stop_on_error=stop_on_error)
         self.elapsed = time.perf_counter() - start
         self.count = len(self.records) // struct.calcsize(_core.REPLAY_RECORD)
         self._format = _core.REPLAY_RECORD

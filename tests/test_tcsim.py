@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 
 import pyebpf
 from pyebpf import asm
@@ -511,3 +511,28 @@ def test_verdicts_of_every_sample_frame_match_the_kernels_return_value(kernel_or
     assert len(set(verdicts)) >= 4
     assert [(r["retval"], r["verdict"], r["action"]) for r in rep] == \
         [(r, v, HOOK[v]) for r, v in zip(signed, verdicts)]
+
+
+def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, monkeypatch):
+    """What the chain did to a pinned map is in its pin file when the replay returns."""
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    m = Map.create("array", 4, 8, 1)
+    m.pin("count")
+    prog = Program(asm.assemble(f"""
+        r0 = 0
+        *(u32 *)(r10 - 4) = r0
+        r1 = map_fd({m.fd}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto +2
+        r1 = 1
+        lock *(u64 *)(r0 + 0) += r1
+        r0 = 0
+        exit"""), "sched_cls")
+    cap = pcapio.Capture("x", "pcap", FRAMES, [0] * 5, list(map(len, FRAMES)), [0] * 5)
+    tcsim.Replay(cap, [prog])
+    out = subprocess.run([sys.executable, "-c", "import pyebpf; print(pyebpf.Map.from_pin("
+                          "'count')[bytes(4)].hex())"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+    assert int.from_bytes(bytes.fromhex(out.strip()), "little") == len(FRAMES)
