@@ -1584,3 +1584,8 @@ def _describe(regions, addr, size, write, stack_top):
         spans = ", ".join(f"{n} ({e - s} bytes)" for n, s, e, _ in regions)
         return "", f"{addr:#x}, which is in no region (regions: {spans})"
     return best[2], f"{best[2]}: {best[1]} (the region holds {best[3]} bytes)"
+
+
+# --- tcsim: the tc hook model and the replay loop (pcap/tcreplay.pxi) ----------------
+
+include "tcreplay.pxi"

@@ -1,0 +1,379 @@
+# The tc hook model and the replay loop of ``tcsim``.  Included at the end of
+# pyebpf/_core.pyx: it runs a chain of programs over every frame of a capture in C
+# (one Vm and one Skb reused for all packets) and fills a C array of outcomes; Python
+# objects are made per packet only for the output bytes and for rare extras (clones,
+# trace_printk lines, perf events, faults).
+#
+# Semantics (reference/semantics.md §2, net/sched/cls_bpf.c, act_bpf.c, cls_api.c,
+# dev.c):
+#   cls_bpf direct-action: tc_classid preset to the filter's classid, then the verdict
+#     through cls_bpf_exec_opcode (OK SHOT STOLEN REDIRECT UNSPEC, + TRAP now; the rest
+#     UNSPEC); UNSPEC tries the next program; result classid = major(classid) | tc_classid.
+#   cls_bpf classid mode: 0 no match (next program), -1 the filter's classid, else the
+#     returned classid; no actions, so a match is TC_ACT_OK.
+#   act_bpf (one filter's action list): PIPE RECLASSIFY OK REDIRECT SHOT as given, -1 the
+#     action's default, the rest UNSPEC; PIPE runs the next action.
+#   __tcf_classify: RECLASSIFY (non-compat mode, as clsact calls it) restarts the chain,
+#     at most 16 times (4 in 4.6), then SHOT.
+#   clsact hook: SHOT dropped; STOLEN QUEUED TRAP consumed; REDIRECT to bpf_redirect's
+#     target (none: dropped); OK RECLASSIFY set tc_index to the classid's minor; the rest
+#     continue.  At ingress __netif_receive_skb_core has already moved an in-band outer
+#     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs.
+
+cdef enum:
+    TC_ACT_UNSPEC_ = -1
+    TC_ACT_OK_ = 0
+    TC_ACT_RECLASSIFY_ = 1
+    TC_ACT_PIPE_ = 3
+    TC_ACT_STOLEN_ = 4
+    TC_ACT_QUEUED_ = 5
+    TC_ACT_TRAP_ = 8
+
+
+cdef enum:
+    MODE_DA = 0
+    MODE_CLASSID = 1
+    MODE_ACT = 2
+    MAX_CHAIN = 64
+
+# what the hook did with a packet (tcsim's "action")
+cdef enum:
+    HOOK_DELIVERED = 0
+    HOOK_DROPPED = 1
+    HOOK_CONSUMED = 2
+    HOOK_REDIRECTED = 3
+    HOOK_FAULT = 4          # a program faulted: reported, treated as dropped
+
+ctypedef struct ChainProg:
+    ProgCore* core
+    uint64_t budget
+    uint32_t tail_call_limit
+
+# One packet's outcome; packed as the struct format tcsim decodes (REPLAY_RECORD).
+ctypedef struct TcOutcome:
+    int32_t verdict         # the chain's result as the hook sees it (after the mapping)
+    int32_t retval          # the last program's r0 (low 32 bits, signed)
+    uint32_t classid        # the result classid (valid when has_classid)
+    uint32_t mark
+    uint32_t priority
+    uint32_t redirect_ifindex
+    uint32_t tc_index
+    uint32_t runs           # programs executed (restarts included)
+    uint64_t insns
+    uint8_t action
+    uint8_t has_classid
+    uint8_t redirect_ingress
+    uint8_t fault_prog      # 1 + the chain position of the program that faulted, else 0
+
+REPLAY_RECORD = "=iiIIIIIIQBBBBxxxx"
+
+
+cdef inline int32_t _da_opcode(int32_t code, int profile) noexcept nogil:
+    if code == TC_ACT_OK_ or code == TC_ACT_SHOT_ or code == TC_ACT_STOLEN_ \
+            or code == TC_ACT_REDIRECT_ or code == TC_ACT_UNSPEC_:
+        return code
+    if code == TC_ACT_TRAP_ and profile != PROFILE_V46:
+        return code
+    return TC_ACT_UNSPEC_
+
+
+cdef inline int32_t _act_opcode(int32_t code, int32_t default) noexcept nogil:
+    if code == TC_ACT_PIPE_ or code == TC_ACT_RECLASSIFY_ or code == TC_ACT_OK_ \
+            or code == TC_ACT_REDIRECT_ or code == TC_ACT_SHOT_:
+        return code
+    if code == TC_ACT_UNSPEC_:
+        return default
+    return TC_ACT_UNSPEC_
+
+
+cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                          uint32_t keep) noexcept nogil:
+    """Reset ``skb`` to the template's metadata with ``frame`` as its bytes, reusing its
+    buffers.  ``keep`` bits: 1 protocol, 2 pkt_type, 4 wire_len given by the user,
+    8 untag an in-band VLAN tag (ingress).  False when memory cannot be had."""
+    cdef uint8_t* head = skb.head
+    cdef uint32_t cap = skb.cap
+    cdef CloneRec* clones = skb.clones
+    cdef size_t cap_clones = skb.cap_clones
+    cdef uint8_t* clone_buf = skb.clone_buf
+    cdef size_t clone_cap = skb.clone_cap
+    cdef char* printk = skb.printk
+    cdef size_t printk_cap = skb.printk_cap
+    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
+    cdef uint8_t pkt_type
+    cdef uint16_t tpid
+    if need > cap:
+        head = <uint8_t*>realloc(head, need)
+        if head == NULL:
+            return False
+        cap = need
+    memcpy(skb, tmpl, sizeof(Skb))
+    skb.head, skb.cap = head, cap
+    skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
+    skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
+    skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
+    memset(head, 0, cap)
+    tpid = (frame[12] << 8) | frame[13]
+    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8) \
+            and n >= ETH_HLEN + VLAN_HLEN + 2:
+        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up
+        skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
+        skb.vlan_tci = (frame[14] << 8) | frame[15]
+        if skb.profile == PROFILE_V46:
+            skb.vlan_tci &= ~0x1000
+        memcpy(head + SKB_HEADROOM, frame, 2 * ETH_ALEN)
+        memcpy(head + SKB_HEADROOM + 2 * ETH_ALEN, frame + 2 * ETH_ALEN + VLAN_HLEN,
+               n - 2 * ETH_ALEN - VLAN_HLEN)
+        n -= VLAN_HLEN
+    else:
+        memcpy(head + SKB_HEADROOM, frame, n)
+    skb.data = skb.mac_header = SKB_HEADROOM
+    skb.network_header = SKB_HEADROOM + ETH_HLEN
+    skb.transport_header = NO_HEADER
+    skb.len = n
+    pkt_type = skb.pkt_type
+    if keep & 1:
+        eth_type_trans(skb)
+    else:
+        skb.protocol = eth_type_trans(skb)
+    if keep & 2:
+        skb.pkt_type = pkt_type
+    if not keep & 4:
+        skb.wire_len = n
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = skb_csum_now(skb)
+    return True
+
+
+cdef bint _device_exists(Skb* skb, uint32_t ifindex) noexcept nogil:
+    cdef size_t k
+    if ifindex == 0 or ifindex > 0x7fffffff:
+        return False
+    if not skb.devices_listed or ifindex == skb.ifindex:
+        return True
+    for k in range(skb.ndevices):
+        if skb.devices[k] == ifindex:
+            return True
+    return False
+
+
+cdef int _run_one(Vm* vm, ChainProg* cp, uint8_t* stack, uint8_t* ctx_mem, Skb* skb,
+                  bint v46) noexcept nogil:
+    """Run one program of the chain on ``skb`` (as Program.run sets a run up); returns
+    the Vm status."""
+    memset(&vm.reg, 0, sizeof(vm.reg))
+    memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
+    vm.pc = 0
+    vm.status = STATUS_RUNNING
+    vm.budget_left = <int64_t>(cp.budget if cp.budget < <uint64_t>0x7fffffffffffffff else <uint64_t>0x7fffffffffffffff)
+    vm.depth = 0
+    vm.regions[0].start = <uintptr_t>(stack + STACK_SIZE - FRAME_SIZE)
+    vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
+    vm.regions[0].writable = True
+    vm.regions[0].name = REGION_STACK
+    vm.reg[10] = vm.regions[0].end
+    vm.skb, vm.ctx = skb, <uintptr_t>ctx_mem
+    vm.reg[1] = vm.ctx
+    vm.pkt_region = 1
+    vm.regions[1].writable = True
+    vm.regions[1].name = REGION_PACKET
+    vm.nregions = vm.map_regions = 2
+    skb_sync(vm)
+    vm.div0_abort = v46
+    vm.pkt, vm.pkt_len = NULL, 0
+    vm.fault_msg = NULL
+    vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, cp.tail_call_limit, NULL
+    install_prog(vm, cp.core)
+    while True:
+        _interp(vm, <_NoTrace*>NULL)
+        if vm.status != STATUS_TAIL_CALL:
+            break
+        tail_call_switch(vm)
+    ringbuf_release_all(vm)
+    return vm.status
+
+
+cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
+                     int32_t act_default, uint8_t* stack, uint8_t* ctx_mem, Skb* skb,
+                     TcOutcome* o) noexcept nogil:
+    """The classification of one packet and what the clsact hook does with it."""
+    cdef bint v46 = skb.profile == PROFILE_V46
+    cdef int reclassify_limit = 4 if v46 else 16
+    cdef int reclassified = 0
+    cdef int k
+    cdef int32_t r0, verdict
+    while True:
+        verdict = TC_ACT_UNSPEC_
+        o.has_classid = False
+        for k in range(nprogs):
+            if mode != MODE_ACT:
+                skb.tc_classid = <uint16_t>classid
+            o.runs += 1
+            if _run_one(vm, &chain[k], stack, ctx_mem, skb, v46) != STATUS_EXIT:
+                o.insns += chain[k].budget - <uint64_t>vm.budget_left
+                o.fault_prog = k + 1
+                o.action = HOOK_FAULT
+                return
+            o.insns += chain[k].budget - <uint64_t>vm.budget_left
+            r0 = <int32_t>vm.reg[0]
+            o.retval = r0
+            if mode == MODE_DA:
+                o.classid, o.has_classid = (classid & 0xffff0000u) | skb.tc_classid, True
+                verdict = _da_opcode(r0, skb.profile)
+                if verdict != TC_ACT_UNSPEC_:
+                    break
+            elif mode == MODE_CLASSID:
+                if r0 == 0:
+                    continue
+                o.classid = classid if r0 == -1 else <uint32_t>r0
+                o.has_classid = True
+                verdict = TC_ACT_OK_
+                break
+            else:
+                o.classid, o.has_classid = classid, True
+                verdict = _act_opcode(r0, act_default)
+                if verdict != TC_ACT_PIPE_:
+                    break
+        if verdict != TC_ACT_RECLASSIFY_:
+            break
+        if reclassified >= reclassify_limit:
+            verdict = TC_ACT_SHOT_
+            break
+        reclassified += 1
+    o.verdict = verdict
+    if verdict == TC_ACT_SHOT_:
+        o.action = HOOK_DROPPED
+    elif verdict == TC_ACT_STOLEN_ or verdict == TC_ACT_QUEUED_ or verdict == TC_ACT_TRAP_:
+        o.action = HOOK_CONSUMED
+    elif verdict == TC_ACT_REDIRECT_:
+        if skb.redirect_set and _device_exists(skb, skb.redirect_ifindex):
+            o.action = HOOK_REDIRECTED
+            o.redirect_ifindex = skb.redirect_ifindex
+            o.redirect_ingress = (skb.redirect_flags & BPF_F_INGRESS_) != 0
+        else:
+            o.action = HOOK_DROPPED
+    else:
+        if verdict == TC_ACT_OK_ or verdict == TC_ACT_RECLASSIFY_:
+            skb.tc_index = <uint16_t>(o.classid & 0xffff)
+        o.action = HOOK_DELIVERED
+
+
+cdef bytes _wire(Skb* skb, object original, const uint8_t* frame, uint32_t n):
+    """The packet's bytes on the wire now; the input object itself when unchanged."""
+    cdef size_t m = skb_wire_len(skb)
+    cdef bytes out
+    if m == n and skb.vlan_present == 0 and memcmp(skb_data(skb), frame, n) == 0:
+        return original
+    out = PyBytes_FromStringAndSize(NULL, m)
+    skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
+    return out
+
+
+def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
+               uint32_t classid=0, int act_default=TC_ACT_PIPE_, dict fields=None,
+               bint stop_on_error=False):
+    """Run every frame through the chain ``programs`` at a clsact hook.
+
+    Returns ``(records, data, extras)``: ``records`` the packed outcomes (struct format
+    REPLAY_RECORD, one per packet replayed), ``data`` each packet's bytes afterwards (as
+    on the wire), ``extras`` {index: dict} with "clones" [(ifindex, ingress, bytes)],
+    "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError) where a
+    packet has any.  With ``stop_on_error`` the replay ends after the first fault.
+    """
+    cdef int nprogs = len(programs)
+    cdef ChainProg chain[MAX_CHAIN]
+    cdef Program p
+    cdef int imode
+    cdef Vm vm
+    cdef uint8_t stack[STACK_SIZE]
+    cdef uint8_t ctx_mem[CTX_SIZE]
+    cdef Skb tmpl
+    cdef Skb skb
+    cdef uint32_t keep = 0
+    cdef Py_ssize_t i, nframes = len(frames)
+    cdef size_t c
+    cdef bytes frame
+    cdef bytearray records
+    cdef TcOutcome* outs
+    cdef TcOutcome* o
+    cdef list data = []
+    cdef dict extras = {}
+    cdef list perf = []
+    cdef Map m
+    if not 0 < nprogs <= MAX_CHAIN:
+        raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
+    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT}[mode]
+    profile = (<Program>programs[0]).profile
+    want = (_isa.ProgType.BPF_PROG_TYPE_SCHED_ACT if imode == MODE_ACT
+            else _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
+    for k, p in enumerate(programs):
+        if p.prog_type != want or p.profile != profile:
+            raise ValueError(f"program {k + 1} of the chain is {p!r} with profile "
+                             f"{p.profile!r}; this chain needs {want.name} programs with "
+                             f"profile {profile!r}")
+        if p._py_helpers:
+            raise ValueError(f"program {k + 1} of the chain has Python helpers, which the "
+                             "replay loop cannot call")
+        chain[k].core, chain[k].budget = &p._pc, p.budget
+        chain[k].tail_call_limit = p.tail_call_limit
+        for mp in p.maps:
+            if (<Map>mp)._m.type == MAP_PERF_EVENT_ARRAY and mp not in perf:
+                perf.append(mp)
+    fields = dict(fields or {})
+    fields["ingress"] = ingress
+    keep = (("protocol" in fields) | ("pkt_type" in fields) << 1 | ("wire_len" in fields) << 2
+            | ingress << 3)
+    vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+    vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+    memset(&tmpl, 0, sizeof(Skb))
+    memset(&skb, 0, sizeof(Skb))
+    records = bytearray(nframes * sizeof(TcOutcome))
+    outs = <TcOutcome*><char*>records
+    for mp in perf:
+        (<Map>mp).drain()       # events from before the replay are not a packet's
+    try:
+        skb_init(&tmpl, bytes(ETH_HLEN), fields, want, _PROFILES[profile])
+        for i in range(nframes):
+            frame = frames[i]
+            if len(frame) < ETH_HLEN or len(frame) > 0xffff:
+                raise ValueError(f"packet {i}: a {len(frame)}-byte frame cannot be replayed "
+                                 "(an skb holds 14 to 65535 bytes)")
+            o = &outs[i]
+            if not _skb_load_frame(&skb, &tmpl, <const uint8_t*><char*>frame, len(frame),
+                                   keep):
+                raise MemoryError()
+            with nogil:
+                _run_chain(&vm, chain, nprogs, imode, classid, act_default, stack, ctx_mem,
+                           &skb, o)
+            o.mark, o.priority, o.tc_index = skb.mark, skb.priority, skb.tc_index
+            data.append(_wire(&skb, frame, <const uint8_t*><char*>frame, len(frame)))
+            if o.fault_prog or skb.nclones or skb.printk_len or perf:
+                extra = {}
+                if o.fault_prog:
+                    extra["error"] = (<Program>vm.prog.owner)._fault(&vm, stack,
+                                                                     chain[o.fault_prog - 1].budget)
+                    extra["program"] = o.fault_prog - 1
+                if skb.nclones:
+                    extra["clones"] = [
+                        (skb.clones[c].ifindex, bool(skb.clones[c].flags & BPF_F_INGRESS_),
+                         PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[c].offset,
+                                                   skb.clones[c].length))
+                        for c in range(skb.nclones)]
+                if skb.printk_len:
+                    extra["trace"] = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+                                      .decode("utf-8", "backslashreplace").split("\n"))
+                for mp in perf:
+                    m = mp
+                    if m._m.events_len:
+                        extra.setdefault("events", []).extend(
+                            (m, cpu, ev) for cpu, ev in m.drain())
+                if extra:
+                    extras[i] = extra
+                if o.fault_prog and stop_on_error:
+                    del records[(i + 1) * sizeof(TcOutcome):]
+                    break
+        return bytes(records), data, extras
+    finally:
+        skb.devices = NULL      # the template's
+        skb_free(&skb)
+        skb_free(&tmpl)
