@@ -64,12 +64,7 @@ def load_program(spec: str, prog_type: str, profile: str):
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        load = pyebpf.load
-    except AttributeError:
-        raise UsageError(f"{path}: cannot load ELF objects: pyebpf.load is not available in "
-                         "this build; give the program as assembler text (.s)") from None
-    try:
-        obj = load(path, prog_type=prog_type, profile=profile)
+        obj = pyebpf.load(path, prog_type=prog_type, profile=profile)
         if name is not None:
             return obj.program(name)
     except EbpfError as exc:
