@@ -21,6 +21,15 @@ SHARED = Path(os.environ.get("PYEBPF_SHARED", ROOT.parent / "shared"))
 CONFORMANCE_DIR = SHARED / "bpf_conformance" / "tests"
 
 
+def child_python(**env):
+    """(environment, working directory) for a child Python that imports the very pyebpf
+    this test process imported: the installed package, not the checkout's sources
+    (which have no compiled core in a clean clone)."""
+    import pyebpf
+    return ({**os.environ, "PYTHONPATH": str(Path(pyebpf.__file__).resolve().parent.parent),
+             **env}, "/")
+
+
 def pytest_report_header(config):
     from pyebpf import kernel
     ok, reason = kernel.available()

@@ -2,17 +2,14 @@
 
 CPU version v4 and the ``callx`` group are included: all 313 files must pass.
 """
-import os
 import subprocess
 import sys
-
-from pathlib import Path
 
 import pytest
 
 import pyebpf
 from pyebpf import conformance
-from conftest import CONFORMANCE_DIR
+from conftest import CONFORMANCE_DIR, child_python
 
 FILES = sorted(CONFORMANCE_DIR.glob("*.data"))
 
@@ -31,11 +28,10 @@ def test_conformance_file(path):
 def _plugin(program_hex, *args):
     # the runner's way: memory hex as argv[1], program hex on stdin, r0 hex on stdout;
     # the child imports the very pyebpf this test process imported
-    env = {**os.environ, "PYTHONWARNINGS": "error",
-           "PYTHONPATH": str(Path(pyebpf.__file__).resolve().parent.parent)}
+    env, cwd = child_python(PYTHONWARNINGS="error")
     return subprocess.run([sys.executable, "-m", "pyebpf.conformance", *args],
                           input=program_hex + "\n", capture_output=True, text=True,
-                          timeout=60, cwd="/", env=env)
+                          timeout=60, cwd=cwd, env=env)
 
 
 def _runner_hex(data: bytes) -> str:

@@ -13,6 +13,8 @@ import sys
 import time
 
 import pytest
+
+from conftest import child_python
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
@@ -20,7 +22,6 @@ from pyebpf import asm, isa, pinning
 from pyebpf.errors import PinError
 from pyebpf._core import Map, Program
 
-ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY0 = bytes(4)
 
 
@@ -47,9 +48,10 @@ def counter(map_fd):
 
 
 def child(code, **kwargs):
-    env = dict(os.environ, PYTHONPATH=ROOT_DIR)
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    env, cwd = child_python()
+    env.update(kwargs.pop("env", {}))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=kwargs.pop("cwd", cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def finish(proc):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dpkt
 import pytest
+
+from conftest import child_python
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 
 import pyebpf
@@ -455,9 +457,7 @@ def test_tcsim_command_end_to_end_on_the_sample_capture(tmp_path):
                                  "-o", str(tmp_path / "out.pcap"), "--report",
                                  str(tmp_path / "r.jsonl")],
                           capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "PYTHONWARNINGS": "error",
-                               # the child imports the very pyebpf this test imported
-                               "PYTHONPATH": str(Path(pyebpf.__file__).resolve().parent.parent)})
+                          env=child_python(PYTHONWARNINGS="error")[0])
     assert proc.returncode == 0, proc.stderr
     frames = frames_of(SAMPLE)
     assert proc.stderr.startswith(f"tcsim: {len(frames)} packets from {SAMPLE}: ")
@@ -527,7 +527,8 @@ def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, mon
         exit"""), "sched_cls")
     cap = pcapio.Capture("x", "pcap", FRAMES, [0] * 5, list(map(len, FRAMES)), [0] * 5)
     tcsim.Replay(cap, [prog])
+    env, cwd = child_python()
     out = subprocess.run([sys.executable, "-c", "import pyebpf; print(pyebpf.Map.from_pin("
                           "'count')[bytes(4)].hex())"], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+                         env=env, cwd=cwd, check=True).stdout
     assert int.from_bytes(bytes.fromhex(out.strip()), "little") == len(FRAMES)
