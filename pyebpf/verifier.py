@@ -22,6 +22,13 @@ pointer fields), atomics on the context,
 dereferencing a moved context pointer, ALU operations on the context pointer other than
 64-bit add and subtract (the kernel's messages), and helpers the program type may not
 call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
+The same pass measures each function's stack depth (the lowest byte below ``r10`` it
+accesses through ``r10`` or a register holding ``r10`` + constant), and the kernel's
+static call-chain check then refuses chains of more than 8 frames, more than 512 bytes
+of combined stack (each function's depth rounded up to 16, as with the JIT), and a
+tail-calling function entered with 256 bytes or more below it.  Stack accesses through
+helper arguments, through a frame pointer passed to a callee or at register offsets are
+not counted: the depth pyebpf sees is never more than the kernel's.
 
 What it does not do: the rest of the kernel's abstract interpretation (scalar values
 and ranges, pointers other than the context, dead-branch pruning).  So a dereference of
