@@ -176,9 +176,11 @@ class Object:
         raise fail("the pin appeared and vanished while loading")
 
     def close(self) -> None:
-        """Drop the maps' handles (programs already loaded keep their maps)."""
+        """Drop the maps' handles (programs already loaded keep their maps); pinned maps
+        keep theirs: in a process one Map stands for a pin, shared by every load of it."""
         for m in self.maps.values():
-            m.close()
+            if m._pin is None:
+                m.close()
 
     def program(self, name: str):
         """The program called ``name`` (its C function) or the one in section ``name``."""

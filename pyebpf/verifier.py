@@ -28,7 +28,8 @@ static call-chain check then refuses chains of more than 8 frames, more than 512
 of combined stack (each function's depth rounded up to 16, as with the JIT), and a
 tail-calling function entered with 256 bytes or more below it.  Stack accesses through
 helper arguments, through a frame pointer passed to a callee or at register offsets are
-not counted: the depth pyebpf sees is never more than the kernel's.
+not counted: the depth pyebpf sees is never more than the kernel's (but on a branch
+the kernel proves dead).
 
 What it does not do: the rest of the kernel's abstract interpretation (scalar values
 and ranges, pointers other than the context, dead-branch pruning).  So a dereference of

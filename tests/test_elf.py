@@ -726,6 +726,14 @@ def test_a_second_load_reuses_the_pinned_map_without_resetting_it(kind):
     assert second.program("count").run(bytes(60)).skb.cb[0] == 2
 
 
+def test_closing_an_object_leaves_its_pinned_maps_to_the_next_load():
+    first = pyebpf.load(_counter_object("libbpf-by-name"))
+    first.program("count").run(bytes(60))
+    first.close()
+    assert pyebpf.load(_counter_object("libbpf-by-name")).program("count").run(
+        bytes(60)).skb.cb[0] == 2
+
+
 def test_pin_false_creates_the_maps_unpinned(pin_root):
     pyebpf.load(_counter_object("libbpf-by-name")).program("count").run(bytes(60))
     obj = pyebpf.load(_counter_object("libbpf-by-name"), pin=False)
