@@ -19,10 +19,13 @@ Phases (libbpf's ``bpf_object_open`` order):
 5. ``_read_legacy_maps``: the ``maps`` section: one definition per symbol, section size
    / symbol count bytes each: 20 is libbpf's ``struct bpf_map_def`` (type, key_size,
    value_size, max_entries, map_flags), 36 iproute2's ``struct bpf_elf_map`` (type,
-   size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx).
+   size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx); then
+   iproute2's maps of maps: the template of an outer map is the map whose ``id`` is its
+   ``inner_id``, and each map with that id goes into it at its ``inner_idx``.
 6. ``_read_btf_maps``: ``.maps``, described by its BTF DATASEC: ``__uint(f, N)`` is a
    pointer to an array of N elements, ``__type(f, T)`` a pointer to T,
-   ``__array(values, ...)`` the initial contents of a program array (from ``.rel.maps``).
+   ``__array(values, T)`` the initial contents (from ``.rel.maps``) of a program array
+   (functions) or of a map of maps (maps of ``.maps``; ``struct T`` is the template).
 7. ``_read_data_maps``: ``.data*``, ``.rodata*`` (``.rodata.str1.1`` too), ``.bss*``:
    one single-entry ARRAY map each, holding the section's bytes (``.bss``: zeros).
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
@@ -69,6 +72,7 @@ SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
+MAP_IN_MAP_TYPES = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
 _LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
 _CALL = isa.BPF_JMP | isa.BPF_CALL
 _CALLX = isa.BPF_JMP | isa.BPF_CALL | isa.BPF_X
@@ -213,7 +217,9 @@ class MapSpec:
     """One map as the object declares it.
 
     ``contents``: initial (key, value) pairs (global data: its section's bytes under key
-    0); ``programs``: a program array's initial slots (index -> program name).
+    0); ``programs``: a program array's initial slots (index -> program name);
+    ``inner_maps``: a map of maps' initial slots (index -> map name), ``inner`` its
+    inner map template.
     ``pin_path`` is the pin a declaration asks for, relative to the bpffs root:
     ``NAME`` for libbpf's LIBBPF_PIN_BY_NAME, ``tc/globals/NAME`` for iproute2's
     PIN_GLOBAL_NS, ``tc/<sha1 of the object>/NAME`` for PIN_OBJECT_NS.  ``key_type``
@@ -229,11 +235,12 @@ class MapSpec:
     declared: str                    # "btf", "bpf_map_def", "bpf_elf_map" or "data"
     contents: tuple[tuple[bytes, bytes], ...] = ()
     programs: dict = field(default_factory=dict)
+    inner_maps: dict = field(default_factory=dict)   # map-in-map: slot -> map name
     pin_path: str | None = None
     elf_id: int | None = None        # iproute2: bpf_elf_map.id, inner_id, inner_idx
     inner_id: int = 0
     inner_idx: int = 0
-    inner: "MapSpec | None" = None   # map-in-map: the inner map's definition
+    inner: "MapSpec | None" = None   # map-in-map: the inner map template
     key_type: _btf.Type | None = field(default=None, repr=False, compare=False)
     value_type: _btf.Type | None = field(default=None, repr=False, compare=False)
 
@@ -344,7 +351,8 @@ class _Reader:
 
     def run(self) -> ObjectSpec:
         for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
-                      self._read_legacy_maps, self._read_btf_maps, self._read_data_maps,
+                      self._read_legacy_maps, self._link_iproute2_inner_maps,
+                      self._read_btf_maps, self._read_data_maps,
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
@@ -534,6 +542,22 @@ class _Reader:
                                inner_idx=inner_idx)
             self._add_map(spec, sec.index, sym.value)
 
+    def _link_iproute2_inner_maps(self) -> None:
+        """iproute2's maps of maps: an outer map's ``inner_id`` names the map (by
+        ``bpf_elf_map.id``) that is its template, and every map with that id and no
+        ``inner_id`` of its own goes into it at its ``inner_idx`` (-1: nowhere)."""
+        legacy = [m for m in self.maps.values() if m.declared == "bpf_elf_map"]
+        for outer in legacy:
+            if outer.type not in MAP_IN_MAP_TYPES or not outer.inner_id:
+                continue
+            inners = [m for m in legacy if m.elf_id == outer.inner_id and not m.inner_id]
+            if not inners:
+                raise self.error(f"inner_id {outer.inner_id} names no map (no bpf_elf_map has "
+                                 f"that id)", section="maps", symbol=outer.name)
+            slots = {m.inner_idx: m.name for m in inners if m.inner_idx != 0xFFFFFFFF}
+            self.maps[outer.name] = dataclasses.replace(outer, inner=inners[0],
+                                                        inner_maps=slots)
+
     def _symbol_offsets(self, section: int) -> dict[str, int]:
         return {y.name: y.value for y in self.symbols
                 if y.shndx == section and y.type != STT_SECTION and y.name}
@@ -565,32 +589,50 @@ class _Reader:
                                  f"an __array(values, ...) initialiser)", section=".maps",
                                  relocation=n, symbol=self.symbols[sym].name)
             inits[offset] = (n, self.symbols[sym])
+        declared = []
         for vsi in datasec.vars:
             var = self.btf.types[vsi.type_id]
             spec, values_at = self._btf_map_def(var.name, var.target, strict=True)
-            programs = {}
-            for off, (n, sym) in inits.items():
-                if not vsi.offset <= off < vsi.offset + vsi.size:
-                    continue
-                if values_at is None or off - vsi.offset < values_at or \
-                        (off - vsi.offset - values_at) % 8:
-                    raise self.error(f"initialiser at offset {off:#x} is not a slot of the "
-                                     f"map's __array(values, ...)", section=".maps",
-                                     symbol=var.name, relocation=n)
-                slot = (off - vsi.offset - values_at) // 8
-                if spec.type != isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
-                    raise self.error(f"initial contents of a {spec.type_name} map (map-in-map) "
-                                     f"are not supported", section=".maps", symbol=var.name,
-                                     relocation=n)
-                target = self.sec(sym.shndx)
-                if sym.type != STT_FUNC or target is None or not target.flags & SHF_EXECINSTR:
-                    raise self.error(f"program array slot {slot} names {sym.name!r}, which is "
-                                     f"not a function", section=".maps", symbol=var.name,
-                                     relocation=n)
-                programs[slot] = sym.name
-            if programs:
-                spec = dataclasses.replace(spec, programs=programs)
             self._add_map(spec, sec.index, vsi.offset)
+            declared.append((vsi, spec, values_at))
+        # initialisers second: a slot may name a map declared after its outer map
+        for vsi, spec, values_at in declared:
+            slots = {}
+            for off, (n, sym) in inits.items():
+                if vsi.offset <= off < vsi.offset + vsi.size:
+                    slots[self._values_slot(spec, vsi, values_at, off, n)] = \
+                        self._values_target(spec, n, sym, sec.index)
+            if slots:
+                kind = "programs" if spec.type == isa.MapType.BPF_MAP_TYPE_PROG_ARRAY else \
+                    "inner_maps"
+                self.maps[spec.name] = dataclasses.replace(spec, **{kind: slots})
+
+    def _values_slot(self, spec, vsi, values_at, off: int, n: int) -> int:
+        if values_at is None or off - vsi.offset < values_at or \
+                (off - vsi.offset - values_at) % 8:
+            raise self.error(f"initialiser at offset {off:#x} is not a slot of the map's "
+                             f"__array(values, ...)", section=".maps", symbol=spec.name,
+                             relocation=n)
+        return (off - vsi.offset - values_at) // 8
+
+    def _values_target(self, spec: MapSpec, n: int, sym: _Symbol, maps_section: int) -> str:
+        """The program or map an ``__array(values, ...)`` slot names."""
+        slot_error = dict(section=".maps", symbol=spec.name, relocation=n)
+        if spec.type == isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
+            target = self.sec(sym.shndx)
+            if sym.type != STT_FUNC or target is None or not target.flags & SHF_EXECINSTR:
+                raise self.error(f"a program array slot names {sym.name!r}, which is not a "
+                                 f"function", **slot_error)
+            return sym.name
+        if spec.type not in MAP_IN_MAP_TYPES:
+            raise self.error(f"initial contents of a {spec.type_name} map are not supported "
+                             f"(__array(values, ...) fills program arrays and maps of maps)",
+                             **slot_error)
+        name = self.map_at.get((sym.shndx, sym.value)) if sym.shndx == maps_section else None
+        if name is None:
+            raise self.error(f"a map-in-map slot names {sym.name!r}, which is not a map of "
+                             f".maps", **slot_error)
+        return name
 
     def _btf_map_def(self, name: str, t: _btf.Type, strict: bool):
         """MapSpec of a BTF map definition struct, and the byte offset of ``values``."""

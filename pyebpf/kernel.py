@@ -494,14 +494,16 @@ class KernelObject:
         self.spec, self.license = spec, spec.license
         self.maps, self.programs, self.skipped = {}, {}, {}
         try:
-            for ms in spec.maps.values():
-                # created without BTF: the definition is what the kernel's behaviour needs
-                m = KernelMap(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
-                              name=ms.name)
-                m.key_type, m.value_type = ms.key_type, ms.value_type
-                self.maps[ms.name] = m
+            # maps of maps last, with a template made from the inner definition (closed
+            # once the outer map exists, as libbpf does), then filled with the object's maps
+            for ms in sorted(spec.maps.values(), key=lambda m: m.inner is not None):
+                self.maps[ms.name] = m = self._map(ms)
                 for key, value in ms.contents:
                     m.update(key, value)
+                for slot, inner in ms.inner_maps.items():
+                    m.update(slot.to_bytes(ms.key_size, "little"),
+                             self.maps[inner].fd.to_bytes(4, "little"))
+            self.maps = {name: self.maps[name] for name in spec.maps}
             fds = {name: m.fd for name, m in self.maps.items()}
             for ps in spec.programs.values():
                 kind = program_type(ps, prog_type)
@@ -520,6 +522,20 @@ class KernelObject:
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def _map(ms) -> KernelMap:
+        # created without BTF: the definition is what the kernel's behaviour needs
+        def make(d, inner_map_fd=0):
+            return KernelMap(d.type, d.key_size, d.value_size, d.max_entries, d.flags,
+                             name=d.name, inner_map_fd=inner_map_fd)
+        if ms.inner is None:
+            m = make(ms)
+        else:
+            with make(ms.inner) as template:
+                m = make(ms, template.fd)
+        m.key_type, m.value_type = ms.key_type, ms.value_type
+        return m
 
     def program(self, name: str) -> KernelProgram:
         if name not in self.programs:

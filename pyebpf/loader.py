@@ -11,24 +11,35 @@ or a dict from program or section name to type.  pyebpf runs socket_filter, sche
 and sched_act programs; a program of another type (xdp, kprobe...) is not loaded, and
 asking for it says why (``Object.skipped``).
 
-Pinning: a map spec whose declaration asks for a pin keeps it in ``pin_path``; ``pin``,
-if given, is called as ``pin(spec, create)`` for each such map and returns the Map to
-use (``create()`` makes a fresh one from the spec): the hook through which pinned maps
-are shared.  Without it such maps are created unpinned and ``Object.pins`` lists the
-paths they asked for.
+Maps of maps are created after the other maps, each with a fresh map of its inner
+definition as template, then filled with the object's maps (``inner_maps``).
+
+Pinning (libbpf's LIBBPF_PIN_BY_NAME, iproute2's PIN_GLOBAL_NS and PIN_OBJECT_NS; the
+spec's ``pin_path`` is relative to :func:`pyebpf.pin_root`): by default a map whose
+declaration asks for a pin reuses the map pinned there if its definition matches (type,
+key and value size, max_entries, flags; otherwise an ElfError naming map and pin path,
+as libbpf refuses an incompatible pinned map), without re-applying initial contents;
+else it is created, filled and pinned (a loader that pins the same path first wins,
+the other reuses its map).  ``pin=False`` creates such maps unpinned; ``pin`` a
+callable is called as ``pin(spec, create)`` for each and returns the Map to use
+(``create()`` makes a fresh one from the spec).  ``Object.pins`` lists the paths asked
+for.
 """
 from __future__ import annotations
 
+import errno as _errno
+import os
+
 from . import elf as _elf
 from . import isa
-from .errors import EbpfError, ElfError
+from .errors import EbpfError, ElfError, PinError
 
 __all__ = ["load", "Object", "RUNNABLE_TYPES"]
 
 RUNNABLE_TYPES = ("socket_filter", "sched_cls", "sched_act")
 
 
-def load(source, *, prog_type=None, profile: str = "current", pin=None,
+def load(source, *, prog_type=None, profile: str = "current", pin=True,
          name: str | None = None) -> "Object":
     """Load an object file (path or bytes) into an :class:`Object`."""
     return Object(_elf.parse(source, name=name), prog_type=prog_type, profile=profile,
@@ -58,7 +69,7 @@ class Object:
     """
 
     def __init__(self, spec: _elf.ObjectSpec, *, prog_type=None, profile: str = "current",
-                 pin=None):
+                 pin=True):
         from ._core import Map, Program
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
@@ -69,8 +80,10 @@ class Object:
             raise
 
     def _instantiate(self, spec, prog_type, profile, pin, Map, Program) -> None:
-        for ms in spec.maps.values():
+        # maps of maps last: their slots hold the others
+        for ms in sorted(spec.maps.values(), key=lambda m: m.inner is not None):
             self.maps[ms.name] = self._make_map(Map, ms, pin)
+        self.maps = {name: self.maps[name] for name in spec.maps}
         fds = {name: m.fd for name, m in self.maps.items()}
         for ps in spec.programs.values():
             kind = program_type(ps, prog_type)
@@ -99,13 +112,19 @@ class Object:
 
     def _make_map(self, Map, ms: _elf.MapSpec, pin):
         def create():
-            m = None
+            m = template = None
             try:
+                if ms.inner is not None:
+                    template = Map.create(ms.inner.type, ms.inner.key_size,
+                                          ms.inner.value_size, ms.inner.max_entries,
+                                          ms.inner.flags, name=ms.inner.name)
                 m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
-                               name=ms.name)
+                               name=ms.name, inner_map=template)
                 for key, value in ms.contents:
                     m[key] = value
-            except (EbpfError, ValueError, MemoryError) as exc:
+                for slot, inner in ms.inner_maps.items():
+                    m[slot.to_bytes(ms.key_size, "little")] = self.maps[inner]
+            except (EbpfError, ValueError, MemoryError, OverflowError) as exc:
                 if m is not None:
                     m.close()
                 raise ElfError(f"map cannot be created ({ms.type_name}, key {ms.key_size}, "
@@ -117,12 +136,51 @@ class Object:
         if ms.pin_path is None:
             return create()
         self.pins[ms.name] = ms.pin_path
-        return create() if pin is None else pin(ms, create)
+        if pin is False:
+            return create()
+        return pin(ms, create) if callable(pin) else self._pinned(Map, ms, create)
+
+    def _pinned(self, Map, ms: _elf.MapSpec, create):
+        """The map pinned at ``ms.pin_path`` if there is one, else a new one pinned there."""
+        from . import pinning
+
+        def fail(message):
+            return ElfError(f"pin {pinning.resolve(ms.pin_path)}: {message}",
+                            file=self.spec.name, section=ms.section, symbol=ms.name)
+        if ms.programs or ms.inner is not None:
+            raise fail("pyebpf's pin format cannot hold a program array filled by the "
+                       "object or a map of maps: load with pin=False")
+        for _ in range(2):
+            try:
+                m = Map.from_pin(ms.pin_path)
+            except PinError as exc:
+                if exc.errno != _errno.ENOENT:
+                    raise fail(str(exc)) from exc
+            else:
+                found = (int(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
+                wanted = (ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags)
+                if found != wanted:
+                    raise fail("the pinned map does not match the definition (type, key "
+                               "size, value size, max_entries, flags): pinned "
+                               f"{found}, declared {wanted}")
+                return m
+            m = create()
+            try:
+                os.makedirs(os.path.dirname(pinning.resolve(ms.pin_path)), exist_ok=True)
+                m.pin(ms.pin_path)
+                return m
+            except EbpfError as exc:
+                m.close()
+                if not isinstance(exc, PinError) or exc.errno != _errno.EEXIST:
+                    raise fail(f"cannot pin the map: {exc}") from exc
+        raise fail("the pin appeared and vanished while loading")
 
     def close(self) -> None:
-        """Drop the maps' handles (programs already loaded keep their maps)."""
+        """Drop the maps' handles (programs already loaded keep their maps); pinned maps
+        keep theirs: in a process one Map stands for a pin, shared by every load of it."""
         for m in self.maps.values():
-            m.close()
+            if m._pin is None:
+                m.close()
 
     def program(self, name: str):
         """The program called ``name`` (its C function) or the one in section ``name``."""

@@ -22,6 +22,14 @@ pointer fields), atomics on the context,
 dereferencing a moved context pointer, ALU operations on the context pointer other than
 64-bit add and subtract (the kernel's messages), and helpers the program type may not
 call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
+The same pass measures each function's stack depth (the lowest byte below ``r10`` it
+accesses through ``r10`` or a register holding ``r10`` + constant), and the kernel's
+static call-chain check then refuses chains of more than 8 frames, more than 512 bytes
+of combined stack (each function's depth rounded up to 16, as with the JIT), and a
+tail-calling function entered with 256 bytes or more below it.  Stack accesses through
+helper arguments, through a frame pointer passed to a callee or at register offsets are
+not counted: the depth pyebpf sees is never more than the kernel's (but on a branch
+the kernel proves dead).
 
 What it does not do: the rest of the kernel's abstract interpretation (scalar values
 and ranges, pointers other than the context, dead-branch pruning).  So a dereference of
@@ -105,7 +113,9 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current"
     if strict:
         _check_reachable(insns, ops)
         _check_ld_abs_in_main(insns, ops)
-        _Flow(insns, ops, isa.ProgType(prog_type), profile).run()
+        flow = _Flow(insns, ops, isa.ProgType(prog_type), profile)
+        flow.run()
+        _check_call_chains(insns, ops, flow.starts, flow.depths)
     return ops
 
 
@@ -169,11 +179,54 @@ def _check_ld_abs_in_main(insns: list[isa.Insn], ops: list[isa.Op | None]) -> No
             raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
 
 
+# The kernel's check_max_stack_depth: with the JIT (x86-64's default, and this kernel's)
+# each function's stack depth is rounded up to 16 bytes (the interpreter rounds
+# max(depth, 1) up to 32: never less, so the JIT's rounding refuses nothing the
+# interpreter's accepts).
+MAX_CALL_FRAMES, MAX_BPF_STACK, _STACK_ROUND = 8, 512, 16
+_TAIL_CALL = isa.HELPER_IDS["tail_call"]
+
+
+def _check_call_chains(insns, ops, starts: list[int], depths: list[int]) -> None:
+    """Walk every chain of bpf-to-bpf calls from the program's first function, as the
+    kernel's static check does: at most 8 frames, the functions' rounded stack depths
+    summing to at most 512 bytes, and no function that tail-calls entered with 256 bytes
+    or more of stack below it."""
+    from bisect import bisect_right
+    calls = [[] for _ in starts]
+    tail_calls = [False] * len(starts)
+    for pc, op in enumerate(ops):
+        func = bisect_right(starts, pc) - 1
+        if op is not None and op.form is isa.F_CALL_LOCAL:
+            calls[func].append((pc, starts.index(pc + 1 + insns[pc].imm)))
+        elif op is not None and op.form is isa.F_CALL and insns[pc].imm == _TAIL_CALL:
+            tail_calls[func] = True
+
+    def walk(func: int, frames: int, below: int, pc: int) -> None:
+        if func and tail_calls[func] and below >= 256:
+            raise _reject(f"tail_calls are not allowed when call stack of previous frames "
+                          f"is {below} bytes. Too large", pc, insns[pc])
+        depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
+        if depth > MAX_BPF_STACK:
+            raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
+                          insns[pc])
+        for call_pc, callee in calls[func]:
+            if frames + 1 > MAX_CALL_FRAMES:
+                raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
+                              insns[call_pc])
+            walk(callee, frames + 1, depth, call_pc)
+
+    walk(0, 1, 0, 0)
+
+
 # Register states of the data-flow pass.  A context pointer moved by a constant is
 # (CTX, offset), by an unknown amount (CTX, None); merging two different initialised
 # states gives MAYBE_CTX (a moved context wins over CTX: its dereference is refused on
 # the path that moved it), and anything merged with UNINIT stays UNINIT (maybe unset).
-UNINIT, CTX, SCALAR, MAYBE_CTX = 0, 1, 2, 3
+# A pointer into the function's own stack frame is (FP, offset from r10): what a
+# function's stack depth is measured through (a frame pointer handed to a callee is a
+# scalar there: the kernel counts those accesses in the caller's frame, pyebpf not).
+UNINIT, CTX, SCALAR, MAYBE_CTX, FP = 0, 1, 2, 3, 4
 _READS_DST = frozenset({isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
                         isa.F_NEG, isa.F_END, isa.F_ST, isa.F_STX, isa.F_ATOMIC,
                         isa.F_JCC_K, isa.F_JCC_X, isa.F_CALLX})
@@ -185,7 +238,11 @@ _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^
 
 
 def _is_ctx(state) -> bool:
-    return state == CTX or isinstance(state, tuple)
+    return state == CTX or isinstance(state, tuple) and state[0] == CTX
+
+
+def _is_fp(state) -> bool:
+    return isinstance(state, tuple) and state[0] == FP
 
 
 def _merge_reg(x, y):
@@ -211,9 +268,14 @@ class _Flow:
         self.insns, self.ops = insns, ops
         self.prog_type, self.profile, self.rules = prog_type, profile, rules
         self.allowed = rules.helpers_allowed(prog_type, profile)
+        # functions: the first instruction and each local call's target; a function's
+        # stack depth is the lowest r10-relative byte its instructions access
+        self.starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+                                    if op is not None and op.form is isa.F_CALL_LOCAL})
+        self.depths = [0] * len(self.starts)
 
     def run(self) -> None:
-        entry = tuple(SCALAR if r == 10 else CTX if r == 1 else UNINIT for r in range(11))
+        entry = tuple((FP, 0) if r == 10 else CTX if r == 1 else UNINIT for r in range(11))
         states: dict[int, tuple] = {0: (entry, {})}
         todo = [0]
         while todo:
@@ -258,7 +320,7 @@ class _Flow:
             regs[0] = SCALAR
             regs[1:6] = [UNINIT] * 5
         elif form is isa.F_CALL_LOCAL:
-            callee = list(regs)
+            callee = [SCALAR if _is_fp(r) else r for r in regs[:10]] + [regs[10]]
             callee[6:10] = [UNINIT] * 4
             yield pc + 1 + insn.imm, (tuple(callee), {})
             regs[0] = SCALAR
@@ -269,7 +331,7 @@ class _Flow:
             spilled = regs[insn.src] if form is isa.F_STX and op.size == 8 else SCALAR
             for k in [k for k in slots if k < insn.off + op.size and insn.off < k + 8]:
                 del slots[k]
-            if _is_ctx(spilled) or spilled == MAYBE_CTX:
+            if _is_ctx(spilled) or _is_fp(spilled) or spilled == MAYBE_CTX:
                 slots[insn.off] = spilled
         elif form is isa.F_ATOMIC:
             if op.disc_value == isa.BPF_CMPXCHG:
@@ -281,6 +343,10 @@ class _Flow:
         elif form in _ALU_FORMS and not op.name.startswith("MOV") and (
                 _is_ctx(regs[insn.dst]) or form.src and _is_ctx(regs[insn.src])):
             regs[insn.dst] = self.pointer_alu(pc, insn, op, regs)
+        elif _is_fp(regs[insn.dst]) and form is isa.F_ALU_K and op.is_64 and \
+                op.code & 0xF0 in (isa.BPF_ADD, isa.BPF_SUB):
+            moved = insn.imm if op.code & 0xF0 == isa.BPF_ADD else -insn.imm
+            regs[insn.dst] = (FP, regs[insn.dst][1] + moved)
         elif form.dst and form not in (isa.F_JCC_K, isa.F_JCC_X, isa.F_ST, isa.F_STX,
                                        isa.F_CALLX):
             regs[insn.dst] = SCALAR
@@ -304,6 +370,10 @@ class _Flow:
         else:
             return
         state = regs[base]
+        if _is_fp(state):
+            from bisect import bisect_right
+            func = bisect_right(self.starts, pc) - 1
+            self.depths[func] = max(self.depths[func], -(state[1] + insn.off))
         if not _is_ctx(state):
             return
         if form is isa.F_ATOMIC:

@@ -5,12 +5,12 @@ Every object is loaded whole into the kernel by libbpf (tests/libbpfobj.py: BTF-
 maps, relocations, the program array's initial contents), which is how users load them.
 The programs without maps run in pyebpf and in the kernel on every frame of the sample
 captures, from their section bytes (they have no relocations), and must agree
-(skbdiff.assert_same).  The programs with maps (proto_count, tail_dispatch) cannot be
-run by pyebpf until its ELF loader lands: here they run in the kernel only, through
-libbpf, and their sections and map definitions are checked; the lead adds their
-differential runs with pyebpf.load().  What the kernel does not report (tc_classid,
-VLAN metadata, tunnel metadata, redirect targets, clones) is checked in pyebpf's Result
-against what the program's comment promises.
+(skbdiff.assert_same).  The programs with maps (proto_count, tail_dispatch) run through
+pyebpf.load() and kernel.load_object() on every frame of sample.pcap, the process kept
+on one CPU: retvals, packets, exported fields and the maps afterwards (per-CPU slots
+included) must agree.  What the kernel does not report (tc_classid, VLAN metadata,
+tunnel metadata, redirect targets, clones) is checked in pyebpf's Result against what
+the program's comment promises.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from scapy.utils import rdpcap
 import pyebpf
 import bpfc
 import libbpfobj
-from skbdiff import assert_same, both, require_kernel
+from skbdiff import EXPORTED, assert_same, both, require_kernel
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLS, SF = 3, 1
@@ -149,6 +149,57 @@ def test_the_program_array_is_filled_from_its_initial_contents(loaded):
                          ids=[f"{o}:{s}" for o, s, _ in MAPLESS])
 def test_example_runs_as_in_the_kernel(obj, section, ptype, frame):
     assert_same(section_code(obj, section), ptype, frame, {})
+
+
+# --- programs with maps: pyebpf.load against kernel.load_object on every sample frame ---
+
+MAPPED = [("proto_count", "proto_count"), ("tail_dispatch", "dispatch")]
+
+
+@pytest.fixture
+def on_one_cpu():
+    """This process kept on one CPU, so that the kernel's per-CPU map writes land in a
+    known slot (test_run runs the program on the caller's CPU); pyebpf runs as that CPU."""
+    import os
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    yield cpu
+    os.sched_setaffinity(0, before)
+
+
+def _map_contents(m, kernel_side: bool):
+    """{key: value} of a map; per-CPU values as one bytes per CPU, program arrays' slots
+    as their keys only (the values are fds, different on each side)."""
+    out = {}
+    for key in m.keys():
+        value = m.lookup(key)
+        if (m.map_type if kernel_side else m.type) == pyebpf.isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
+            value = None
+        elif kernel_side and m.value_buffer_size != m.value_size:
+            step = (m.value_size + 7) & ~7
+            value = [value[i:i + m.value_size] for i in range(0, len(value), step)]
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("obj, prog", MAPPED, ids=[o for o, _ in MAPPED])
+def test_example_with_maps_runs_as_in_the_kernel_on_every_sample_frame(obj, prog, on_one_cpu):
+    require_kernel()
+    ours = pyebpf.load(EXAMPLES / f"{obj}.o")
+    with pyebpf.kernel.load_object(EXAMPLES / f"{obj}.o") as theirs:
+        for i, frame in enumerate(SAMPLE):
+            mine = ours.program(prog).run(frame, ifindex=1, cpu=on_one_cpu)
+            kern = theirs.program(prog).test_run(frame, ctx={})
+            assert (mine.retval & 0xFFFFFFFF, mine.packet) == (kern.retval, kern.data), \
+                f"sample#{i}"
+            fields = mine.skb.as_dict()
+            for name in EXPORTED:
+                got = list(fields[name]) if name == "cb" else fields[name]
+                assert got == kern.skb[name], f"sample#{i}: __sk_buff.{name} differs"
+        for name in ours.maps:
+            assert _map_contents(ours.maps[name], False) == \
+                _map_contents(theirs.maps[name], True), f"map {name} differs"
 
 
 # --- what each program does -----------------------------------------------------------
@@ -306,7 +357,7 @@ def test_sockfilter_keeps_the_headers_of_https_segments_only():
     assert kept == 11
 
 
-# --- programs with maps: in the kernel only (until pyebpf loads ELF objects) ----------
+# --- programs with maps, loaded by libbpf: what they do ---------------------------------
 
 def ctx_fields(ctx: bytes) -> tuple[int, int]:
     return struct.unpack_from("<I", ctx, 8)[0], struct.unpack_from("<I", ctx, 32)[0]
