@@ -37,6 +37,16 @@ def pytest_report_header(config):
             f"pyebpf: kernel oracle {'available' if ok else 'unavailable: ' + reason}"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_pin_root(tmp_path_factory):
+    """Pins made by the tests (pyebpf.load pins maps that ask for it) stay in a
+    directory of this session's, never in the user's pin root."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYEBPF_PIN_ROOT", str(tmp_path_factory.mktemp("pins")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def kernel_oracle():
     """The pyebpf.kernel module, or a skip naming why bpf(2) is refused here."""

@@ -9,6 +9,8 @@ import re
 import struct
 
 import pytest
+
+from conftest import child_python
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
@@ -701,7 +703,9 @@ def test_two_processes_loading_one_object_share_its_pinned_map(kind, tmp_path, p
               "prog = pyebpf.load(sys.argv[1]).program('count')\n"
               "for _ in range(int(sys.argv[2])):\n"
               "    prog.run(bytes(60))\n")
-    runners = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "prog.o"), "150"])
+    env, cwd = child_python()
+    runners = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "prog.o"), "150"],
+                                env={**env, "PYEBPF_PIN_ROOT": str(pin_root)}, cwd=cwd)
                for _ in range(2)]
     assert [r.wait(timeout=120) for r in runners] == [0, 0]
     assert _count(pyebpf.load(tmp_path / "prog.o")) == 300
