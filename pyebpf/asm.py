@@ -96,7 +96,7 @@ def _kernel_templates(op: isa.Op) -> list[str]:
     if f is isa.F_LDDW:
         tag = _pseudo_tag(op)
         return [f"{{dst:r}} = {tag}({{imm64}}) ll" if tag else "{dst:r} = {imm64} ll"]
-    mem = f"{{dst:r}} {{off}}"
+    mem = "{dst:r} {off}"
     if f is isa.F_LDX:
         sign = "s" if op.code & 0xE0 == isa.BPF_MEMSX else "u"
         return [f"{{dst:r|w}} = *({sign}{bits} *)({{src:r}} {{off}})"]

@@ -30,38 +30,17 @@ PRELUDE = """\
 """
 
 
-def compile_c(source: str, section: str = "tc", *, prelude: bool = True,
-              flags: tuple[str, ...] = ("-O2",)) -> bytes:
-    """The code of ``section`` of ``source`` compiled for BPF (cached by content)."""
-    if not (CLANG and OBJCOPY and READELF):
-        pytest.skip("clang-19/llvm-19 not installed (apt-get install clang-19 libbpf-dev)")
-    text = (PRELUDE if prelude else "") + source
-    key = hashlib.sha256(f"{text}\0{section}\0{flags}".encode()).hexdigest()[:24]
-    out = _CACHE / f"{key}.bin"
+def _cached(key: str, suffix: str, make) -> bytes:
+    """``make()``'s bytes, kept under ``key`` (written to a temporary name, then renamed)."""
+    out = _CACHE / f"{key}{suffix}"
     if out.exists():
         return out.read_bytes()
     _CACHE.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
-        src.write_text(text)
-        include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
-        subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c", str(src),
-                        "-o", str(obj)], check=True, capture_output=True, text=True)
-        relocs = subprocess.run([READELF, "-r", str(obj)], check=True, capture_output=True,
-                                text=True).stdout
-        if f".rel{section}" in relocs:
-            raise ValueError(f"section {section} has relocations; tests/bpfc.py takes "
-                             "self-contained programs only")
-        bin_ = Path(tmp, "prog.bin")
-        subprocess.run([OBJCOPY, "-O", "binary", f"--only-section={section}", str(obj),
-                        str(bin_)], check=True)
-        code = bin_.read_bytes()
-    if not code:
-        raise ValueError(f"no code in section {section!r}")
+    data = make()
     tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_bytes(code)
+    tmp_out.write_bytes(data)
     tmp_out.replace(out)
-    return code
+    return data
 
 
 def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
@@ -71,21 +50,42 @@ def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
     if not CLANG:
         pytest.skip("clang-19 not installed (apt-get install clang-19 libbpf-dev)")
     text = (PRELUDE if prelude else "") + source
-    key = hashlib.sha256(f"{text}\0object\0{flags}".encode()).hexdigest()[:24]
-    out = _CACHE / f"{key}.o"
-    if out.exists():
-        return out.read_bytes()
-    _CACHE.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
-        src.write_text(text)
-        include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
-        done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c",
-                               str(src), "-o", str(obj)], capture_output=True, text=True)
-        if done.returncode:
-            raise ValueError(f"clang-19 failed:\n{done.stderr}")
-        code = obj.read_bytes()
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_bytes(code)
-    tmp_out.replace(out)
-    return code
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
+            src.write_text(text)
+            include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
+            done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c",
+                                   str(src), "-o", str(obj)], capture_output=True, text=True)
+            if done.returncode:
+                raise ValueError(f"clang-19 failed:\n{done.stderr}")
+            return obj.read_bytes()
+    return _cached(hashlib.sha256(f"{text}\0object\0{flags}".encode()).hexdigest()[:24],
+                   ".o", build)
+
+
+def compile_c(source: str, section: str = "tc", *, prelude: bool = True,
+              flags: tuple[str, ...] = ("-O2",)) -> bytes:
+    """The code of ``section`` of ``source`` compiled for BPF (cached by content)."""
+    if not (CLANG and OBJCOPY and READELF):
+        pytest.skip("clang-19/llvm-19 not installed (apt-get install clang-19 libbpf-dev)")
+    obj_bytes = compile_object(source, flags=flags, prelude=prelude)
+
+    def extract() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            obj, bin_ = Path(tmp, "prog.o"), Path(tmp, "prog.bin")
+            obj.write_bytes(obj_bytes)
+            relocs = subprocess.run([READELF, "-r", str(obj)], check=True,
+                                    capture_output=True, text=True).stdout
+            if f".rel{section}" in relocs:
+                raise ValueError(f"section {section} has relocations; tests/bpfc.py takes "
+                                 "self-contained programs only")
+            subprocess.run([OBJCOPY, "-O", "binary", f"--only-section={section}", str(obj),
+                            str(bin_)], check=True)
+            code = bin_.read_bytes()
+        if not code:
+            raise ValueError(f"no code in section {section!r}")
+        return code
+    key = hashlib.sha256(obj_bytes + section.encode()).hexdigest()[:24]
+    return _cached(key, ".bin", extract)

@@ -90,6 +90,22 @@ def prog(*parts, ret: int | None = 0) -> bytes:
     return asm.assemble("\n".join(lines), "kernel")
 
 
+def counter(map_fd: int) -> bytes:
+    """SCHED_CLS code adding 1 to the u64 at key 0 of the array map ``map_fd``."""
+    return asm.assemble(f"""
+        r0 = 0
+        *(u32 *)(r10 - 4) = r0
+        r1 = map_fd({map_fd}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto +2
+        r1 = 1
+        lock *(u64 *)(r0 + 0) += r1
+        r0 = 0
+        exit""", "kernel")
+
+
 # --- running -----------------------------------------------------------------------
 
 @dataclass(frozen=True)

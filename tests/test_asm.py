@@ -1,7 +1,6 @@
 """pyebpf.asm: the assembler and disassembler in conformance and kernel syntax."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

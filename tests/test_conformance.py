@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-import pyebpf
 from pyebpf import conformance
 from conftest import CONFORMANCE_DIR, child_python
 

@@ -609,7 +609,6 @@ def test_writing_past_a_reserved_record_faults():
 
 
 def test_submitting_a_pointer_that_is_not_a_record_is_refused():
-    m = Map.create(RINGBUF, 0, 0, 4096)
     prog = pyebpf.Program(pyebpf.asm.assemble("""
         r1 = r10
         r1 += -0x8

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import child_python
+from pktprog import counter as counter_code
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
@@ -33,18 +34,7 @@ def pin_root(tmp_path, monkeypatch):
 
 def counter(map_fd):
     """SCHED_CLS: add 1 to the u64 at key 0 of an array map."""
-    return Program(asm.assemble(f"""
-        r0 = 0
-        *(u32 *)(r10 - 4) = r0
-        r1 = map_fd({map_fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        if r0 == 0 goto +2
-        r1 = 1
-        lock *(u64 *)(r0 + 0) += r1
-        r0 = 0
-        exit"""), "sched_cls")
+    return Program(counter_code(map_fd), "sched_cls")
 
 
 def child(code, **kwargs):

@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 
+from pktprog import counter
+
 import pyebpf
 from pyebpf import asm, isa
 from pyebpf.errors import BpfError, KernelError
@@ -33,18 +35,7 @@ def fd(n):
 
 
 def counter_prog(fds):
-    return asm.assemble(f"""
-        r0 = 0
-        *(u32 *)(r10 - 4) = r0
-        r1 = map_fd({fds[0]}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        if r0 == 0 goto +2
-        r1 = 1
-        lock *(u64 *)(r0 + 0) += r1
-        r0 = 0
-        exit""")
+    return counter(fds[0])
 
 
 def _run(bpf, root, steps):

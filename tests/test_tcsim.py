@@ -6,7 +6,6 @@ r0 only, so the cls_bpf/clsact mapping applied to it is the documented one).
 """
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ import dpkt
 import pytest
 
 from conftest import child_python
+from pktprog import counter
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 
-import pyebpf
 from pyebpf import asm
 from pyebpf._core import Map, Program
 from pyebpf.pcap import pcapio, tcsim
@@ -513,18 +512,7 @@ def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, mon
     monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
     m = Map.create("array", 4, 8, 1)
     m.pin("count")
-    prog = Program(asm.assemble(f"""
-        r0 = 0
-        *(u32 *)(r10 - 4) = r0
-        r1 = map_fd({m.fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        if r0 == 0 goto +2
-        r1 = 1
-        lock *(u64 *)(r0 + 0) += r1
-        r0 = 0
-        exit"""), "sched_cls")
+    prog = Program(counter(m.fd), "sched_cls")
     cap = pcapio.Capture("x", "pcap", FRAMES, [0] * 5, list(map(len, FRAMES)), [0] * 5)
     tcsim.Replay(cap, [prog])
     env, cwd = child_python()

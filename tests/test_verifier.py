@@ -9,7 +9,7 @@ documented behaviour and names the difference.
 import pytest
 
 from pyebpf import Program, errors, isa, kernel, verifier
-from skbdiff import ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, require_kernel
+from skbdiff import CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, require_kernel
 
 I = isa.Insn
 A = isa.OPS_BY_NAME
