@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..errors import EbpfError
+from ..errors import EbpfError, ElfError
 from . import pcapio
 
 VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
@@ -67,6 +67,8 @@ def load_program(spec: str, prog_type: str, profile: str):
         obj = pyebpf.load(path, prog_type=prog_type, profile=profile)
         if name is not None:
             return obj.program(name)
+    except ElfError as exc:
+        raise UsageError(str(exc)) from None         # it names the file already
     except EbpfError as exc:
         raise UsageError(f"{spec}: {exc}") from None
     if len(obj.programs) != 1:

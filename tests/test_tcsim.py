@@ -432,7 +432,7 @@ def test_a_corrupt_object_is_one_line(capture, tmp_path, capsys):
     obj.write_bytes(b"\x7fELF")
     rc = tcsim.main([f"{obj}:tc", "-r", str(capture)])
     err = capsys.readouterr().err.splitlines()
-    assert rc == 1 and len(err) == 1 and err[0].startswith(f"tcsim: {obj}:tc: ")
+    assert rc == 1 and err == [f"tcsim: {obj}: not an ELF file (4 bytes, magic 7f454c46)"]
 
 
 @pytest.mark.parametrize("option, pattern", [
