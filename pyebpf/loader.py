@@ -20,10 +20,13 @@ declaration asks for a pin reuses the map pinned there if its definition matches
 key and value size, max_entries, flags; otherwise an ElfError naming map and pin path,
 as libbpf refuses an incompatible pinned map), without re-applying initial contents;
 else it is created, filled and pinned (a loader that pins the same path first wins,
-the other reuses its map).  ``pin=False`` creates such maps unpinned; ``pin`` a
-callable is called as ``pin(spec, create)`` for each and returns the Map to use
-(``create()`` makes a fresh one from the spec).  ``Object.pins`` lists the paths asked
-for.
+the other reuses its map).  A program array or map of maps the object fills is pinned
+empty, then filled: its programs are pinned at ``<pin path>.progs/NAME``, and the maps
+they reference and its inner maps that ask for no pin at ``tc/<sha1>/NAME`` (the
+object's namespace, where every load looks for its unpinned maps first).
+``pin=False`` creates such maps unpinned; ``pin`` a callable is called as ``pin(spec,
+create)`` for each and returns the Map to use (``create()`` makes a fresh one from the
+spec).  ``Object.pins`` lists the paths asked for.
 """
 from __future__ import annotations
 
@@ -82,7 +85,8 @@ class Object:
         except BaseException:
             self.close()
             for path in self._claimed:  # half-filled: the next load must not reuse them
-                os.unlink(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             raise
 
     def _instantiate(self, spec, prog_type, profile, pin, Map, Program) -> None:

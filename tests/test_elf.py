@@ -840,6 +840,15 @@ def test_pin_false_fills_the_program_array_unpinned_and_pins_nothing(pin_root):
     assert not pin_root.exists() or not any(pin_root.rglob("*"))
 
 
+def test_a_load_that_fails_filling_a_pinned_program_array_removes_its_pin(pin_root):
+    source = PROG_ARRAY_INIT.replace('SEC("tc") int target', 'SEC("xdp") int target').replace(
+        "__type(key, __u32);", "__type(key, __u32);\n    __uint(pinning, LIBBPF_PIN_BY_NAME);")
+    with pytest.raises(ElfError, match=r"symbol 'table': slot 2 names program 'target', "
+                                       r"which is not loaded: a xdp program"):
+        pyebpf.load(compile_object(source))
+    assert not (pin_root / "table").exists()
+
+
 def test_a_pinned_map_of_maps_pins_its_inner_maps_in_the_object_namespace_for_the_next_process(
         tmp_path, pin_root):
     source = _map_in_map("ARRAY_OF_MAPS", "ARRAY").replace(
