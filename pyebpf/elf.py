@@ -261,6 +261,7 @@ class ObjectSpec:
     license: str
     version: int | None
     btf: _btf.Btf | None = field(default=None, repr=False, compare=False)
+    namespace: str = ""              # tc/<sha1 of the object>: PIN_OBJECT_NS's directory
 
     def find_programs(self, name: str) -> list[ProgramSpec]:
         """The programs called ``name``, or in section ``name``."""
@@ -336,6 +337,7 @@ def parse(source, *, name: str | None = None) -> ObjectSpec:
 class _Reader:
     def __init__(self, data: bytes, label: str):
         self.data, self.label = data, label
+        self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
         self.symbols: list[_Symbol] = []
         self.relocs: dict[int, list[tuple[int, int, int, int]]] = {}  # target -> (n, off, type, sym)
@@ -356,7 +358,7 @@ class _Reader:
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
-                          self.btf)
+                          self.btf, self.namespace)
 
     def sec(self, index: int) -> _Section | None:
         return self.sections[index] if 0 < index < len(self.sections) else None
@@ -515,7 +517,6 @@ class _Reader:
             raise self.error(f"map definitions of {size} bytes: expected {_BPF_MAP_DEF.size} "
                              f"(libbpf struct bpf_map_def) or {_BPF_ELF_MAP.size} (iproute2 "
                              f"struct bpf_elf_map)", section="maps")
-        digest = None
         for sym in syms:
             if sym.value % size or sym.value + size > sec.size:
                 raise self.error(f"map symbol at offset {sym.value:#x} is not one of the "
@@ -529,8 +530,7 @@ class _Reader:
                 if pinning == PIN_GLOBAL_NS:
                     pin = f"tc/globals/{sym.name}"
                 elif pinning == PIN_OBJECT_NS:
-                    digest = digest or hashlib.sha1(self.data).hexdigest()
-                    pin = f"tc/{digest}/{sym.name}"
+                    pin = f"{self.namespace}/{sym.name}"
                 elif pinning == PIN_NONE:
                     pin = None
                 else:

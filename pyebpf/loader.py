@@ -20,13 +20,17 @@ declaration asks for a pin reuses the map pinned there if its definition matches
 key and value size, max_entries, flags; otherwise an ElfError naming map and pin path,
 as libbpf refuses an incompatible pinned map), without re-applying initial contents;
 else it is created, filled and pinned (a loader that pins the same path first wins,
-the other reuses its map).  ``pin=False`` creates such maps unpinned; ``pin`` a
-callable is called as ``pin(spec, create)`` for each and returns the Map to use
-(``create()`` makes a fresh one from the spec).  ``Object.pins`` lists the paths asked
-for.
+the other reuses its map).  A program array or map of maps the object fills is pinned
+empty, then filled: its programs are pinned at ``<pin path>.progs/NAME``, and the maps
+they reference and its inner maps that ask for no pin at ``tc/<sha1>/NAME`` (the
+object's namespace, where every load looks for its unpinned maps first).
+``pin=False`` creates such maps unpinned; ``pin`` a callable is called as ``pin(spec,
+create)`` for each and returns the Map to use (``create()`` makes a fresh one from the
+spec).  ``Object.pins`` lists the paths asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 
@@ -37,6 +41,7 @@ from .errors import EbpfError, ElfError, PinError
 __all__ = ["load", "Object", "RUNNABLE_TYPES"]
 
 RUNNABLE_TYPES = ("socket_filter", "sched_cls", "sched_act")
+_OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
 
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
@@ -73,10 +78,15 @@ class Object:
         from ._core import Map, Program
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
+        self._reused = set()    # maps got from a pin: their initial contents are not applied
+        self._claimed = []      # pins this load made for maps it fills after pinning them
         try:
             self._instantiate(spec, prog_type, profile, pin, Map, Program)
         except BaseException:
             self.close()
+            for path in self._claimed:  # half-filled: the next load must not reuse them
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             raise
 
     def _instantiate(self, spec, prog_type, profile, pin, Map, Program) -> None:
@@ -97,21 +107,61 @@ class Object:
             except EbpfError as exc:
                 raise ElfError(f"program cannot be loaded: {exc}", file=spec.name,
                                section=ps.section, symbol=ps.name) from exc
-        for ms in spec.maps.values():
-            for slot, prog_name in ms.programs.items():
-                prog = self.programs.get(prog_name)
-                if prog is None:
-                    raise ElfError(f"slot {slot} names program {prog_name!r}, which is not "
-                                   f"loaded: {self.skipped.get(prog_name, 'no such program')}",
-                                   file=spec.name, section=ms.section, symbol=ms.name)
-                try:
-                    self.maps[ms.name][slot.to_bytes(4, "little")] = prog
-                except EbpfError as exc:
-                    raise ElfError(f"cannot put program {prog_name!r} in slot {slot}: {exc}",
-                                   file=spec.name, section=ms.section, symbol=ms.name) from exc
+        # pinned arrays first: pinning their programs can pin an array not yet filled,
+        # which is then filled as a pinned one (never an unpinned one already filled)
+        todo = [ms for ms in spec.maps.values() if ms.programs and ms.name not in self._reused]
+        while todo:
+            ms = min(todo, key=lambda t: self.maps[t.name]._pin is None)
+            todo.remove(ms)
+            self._fill_program_array(ms)
+
+    def _fill_program_array(self, ms: _elf.MapSpec) -> None:
+        m = self.maps[ms.name]
+        for slot, prog_name in ms.programs.items():
+            prog = self.programs.get(prog_name)
+            if prog is None:
+                raise ElfError(f"slot {slot} names program {prog_name!r}, which is not "
+                               f"loaded: {self.skipped.get(prog_name, 'no such program')}",
+                               file=self.spec.name, section=ms.section, symbol=ms.name)
+            try:
+                if m._pin is not None:
+                    self._pin_program(prog, prog_name, m)
+                m[slot.to_bytes(4, "little")] = prog
+            except EbpfError as exc:
+                raise ElfError(f"cannot put program {prog_name!r} in slot {slot}: {exc}",
+                               file=self.spec.name, section=ms.section, symbol=ms.name) from exc
+
+    def _pin_program(self, prog, name: str, array) -> None:
+        """Pin a program going into the pinned ``array`` at ``<its pin>.progs/NAME``,
+        after pinning the maps it references that have no pin, in the object's
+        namespace.  A stale pin there (left by an array since unpinned) is replaced:
+        this load pinned the array, so the directory is its own."""
+        from . import pinning
+        if prog in pinning._prog_pins:
+            return
+        for m in prog.maps:
+            if m._pin is None:
+                self._pin_in_namespace(m)
+        path = pinning.resolve(f"{array._pin.path}.progs/{name}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        prog.pin(path)
+
+    def _pin_in_namespace(self, m) -> None:
+        """Pin ``m`` at ``tc/<sha1 of the object>/NAME``, as PIN_OBJECT_NS would, so that
+        what holds it can be pinned (a map of maps: its inner maps first)."""
+        from . import pinning
+        if m.type in _OF_MAPS:
+            for inner in m._programs.values():
+                if inner._pin is None:
+                    self._pin_in_namespace(inner)
+        path = pinning.resolve(f"{self.spec.namespace}/{m.name}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        m.pin(path)
 
     def _make_map(self, Map, ms: _elf.MapSpec, pin):
-        def create():
+        def create(fill_inner=True):
             m = template = None
             try:
                 if ms.inner is not None:
@@ -122,65 +172,96 @@ class Object:
                                name=ms.name, inner_map=template)
                 for key, value in ms.contents:
                     m[key] = value
-                for slot, inner in ms.inner_maps.items():
-                    m[slot.to_bytes(ms.key_size, "little")] = self.maps[inner]
+                if fill_inner:
+                    self._fill_inner(m, ms)
             except (EbpfError, ValueError, MemoryError, OverflowError) as exc:
                 if m is not None:
                     m.close()
-                raise ElfError(f"map cannot be created ({ms.type_name}, key {ms.key_size}, "
-                               f"value {ms.value_size}, max_entries {ms.max_entries}, flags "
-                               f"{ms.flags:#x}): {exc}", file=self.spec.name,
-                               section=ms.section, symbol=ms.name) from exc
+                raise self._error(ms, f"map cannot be created ({ms.type_name}, key "
+                                      f"{ms.key_size}, value {ms.value_size}, max_entries "
+                                      f"{ms.max_entries}, flags {ms.flags:#x}): {exc}") from exc
             m.key_type, m.value_type = ms.key_type, ms.value_type
             return m
         if ms.pin_path is None:
-            return create()
+            # a previous load pinned it in the object's namespace, for a pinned map's sake
+            found = pin is True and self._from_pin(ms, f"{self.spec.namespace}/{ms.name}")
+            return found or create()
         self.pins[ms.name] = ms.pin_path
         if pin is False:
             return create()
-        return pin(ms, create) if callable(pin) else self._pinned(Map, ms, create)
+        return pin(ms, create) if callable(pin) else self._pinned(ms, create)
 
-    def _pinned(self, Map, ms: _elf.MapSpec, create):
-        """The map pinned at ``ms.pin_path`` if there is one, else a new one pinned there."""
+    def _fill_inner(self, m, ms: _elf.MapSpec) -> None:
+        for slot, inner in ms.inner_maps.items():
+            if m._pin is not None and self.maps[inner]._pin is None:
+                self._pin_in_namespace(self.maps[inner])
+            m[slot.to_bytes(ms.key_size, "little")] = self.maps[inner]
+
+    def _error(self, ms: _elf.MapSpec, message: str) -> ElfError:
+        return ElfError(message, file=self.spec.name, section=ms.section, symbol=ms.name)
+
+    def _from_pin(self, ms: _elf.MapSpec, path: str):
+        """The map pinned at ``path`` if there is one matching ``ms`` (ElfError if it
+        does not match), else None."""
+        from ._core import Map
         from . import pinning
 
-        def fail(message):
-            return ElfError(f"pin {pinning.resolve(ms.pin_path)}: {message}",
-                            file=self.spec.name, section=ms.section, symbol=ms.name)
-        if ms.programs or ms.inner is not None:
-            raise fail("pyebpf's pin format cannot hold a program array filled by the "
-                       "object or a map of maps: load with pin=False")
+        def definition(m):
+            return (int(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
+        try:
+            m = Map.from_pin(path)
+        except PinError as exc:
+            if exc.errno == _errno.ENOENT:
+                return None
+            raise self._error(ms, f"pin {pinning.resolve(path)}: {exc}") from exc
+        found, wanted = [definition(m)], [(ms.type, ms.key_size, ms.value_size,
+                                           ms.max_entries, ms.flags)]
+        if ms.inner is not None and m.inner_map is not None:
+            found.append(definition(m.inner_map))
+            wanted.append((ms.inner.type, ms.inner.key_size, ms.inner.value_size,
+                           ms.inner.max_entries, ms.inner.flags))
+        if found != wanted:
+            raise self._error(ms, f"pin {pinning.resolve(path)}: the pinned map does not "
+                                  "match the definition (type, key size, value size, "
+                                  "max_entries, flags; maps of maps: then their inner "
+                                  f"map's): pinned {', '.join(map(str, found))}, declared "
+                                  f"{', '.join(map(str, wanted))}")
+        self._reused.add(ms.name)
+        return m
+
+    def _pinned(self, ms: _elf.MapSpec, create):
+        """The map pinned at ``ms.pin_path`` if there is one, else a new one pinned there.
+        One the object fills with programs or inner maps is pinned empty, then filled,
+        so that the load that won the pin is the one that pins what it holds."""
+        from . import pinning
+        full = pinning.resolve(ms.pin_path)
         for _ in range(2):
-            try:
-                m = Map.from_pin(ms.pin_path)
-            except PinError as exc:
-                if exc.errno != _errno.ENOENT:
-                    raise fail(str(exc)) from exc
-            else:
-                found = (int(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
-                wanted = (ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags)
-                if found != wanted:
-                    raise fail("the pinned map does not match the definition (type, key "
-                               "size, value size, max_entries, flags): pinned "
-                               f"{found}, declared {wanted}")
+            m = self._from_pin(ms, ms.pin_path)
+            if m is not None:
                 return m
-            m = create()
+            m = create(fill_inner=False)
             try:
-                os.makedirs(os.path.dirname(pinning.resolve(ms.pin_path)), exist_ok=True)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
                 m.pin(ms.pin_path)
-                return m
             except EbpfError as exc:
                 m.close()
                 if not isinstance(exc, PinError) or exc.errno != _errno.EEXIST:
-                    raise fail(f"cannot pin the map: {exc}") from exc
-        raise fail("the pin appeared and vanished while loading")
+                    raise self._error(ms, f"pin {full}: cannot pin the map: {exc}") from exc
+                continue
+            if ms.programs or ms.inner_maps:
+                self._claimed.append(full)
+            try:
+                self._fill_inner(m, ms)
+            except EbpfError as exc:
+                raise self._error(ms, f"pin {full}: cannot fill the map: {exc}") from exc
+            return m
+        raise self._error(ms, f"pin {full}: the pin appeared and vanished while loading")
 
     def close(self) -> None:
-        """Drop the maps' handles (programs already loaded keep their maps); pinned maps
-        keep theirs: in a process one Map stands for a pin, shared by every load of it."""
+        """Drop the maps' handles (programs already loaded keep their maps; a pinned map
+        got again from its pin gets its handle back)."""
         for m in self.maps.values():
-            if m._pin is None:
-                m.close()
+            m.close()
 
     def program(self, name: str):
         """The program called ``name`` (its C function) or the one in section ``name``."""

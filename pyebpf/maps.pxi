@@ -1357,6 +1357,11 @@ cdef class Map:
         """Drop the handle (programs already loaded keep the map)."""
         _MAP_HANDLES.pop(self.fd, None)
 
+    def _reopen(self):
+        """Register the handle again: a closed pinned map got from its pin once more
+        (pyebpf.pinning keeps one Map, and one handle, per pin in a process)."""
+        _MAP_HANDLES[self.fd] = self
+
     @property
     def key_size(self):
         return self._m.key_size

@@ -324,6 +324,7 @@ def get_map(path):
         raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a map")
     m = _live.get(full)
     if m is not None and (m._pin is None or m._pin.pin_id == pin_id):
+        m._reopen()     # its handle may have been closed since
         return m        # the same object (detached while a transaction or load uses it)
     definition, template, contents = _parse_map(full, body)
     if template is not None:

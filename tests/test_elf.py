@@ -754,12 +754,113 @@ def test_a_pinned_map_of_another_definition_is_refused_naming_map_and_pin(change
         pyebpf.load(_counter_object("libbpf-by-name"))
 
 
-def test_a_pinned_program_array_filled_by_the_object_is_refused_unless_pin_is_false():
-    with pytest.raises(ElfError, match=r"symbol 'jmp': pin .*tc/globals/jmp: pyebpf's pin "
-                                       r"format cannot hold a program array filled by the "
-                                       r"object .*: load with pin=False"):
-        pyebpf.load(compile_object(IPROUTE2))
-    assert pyebpf.load(compile_object(IPROUTE2), pin=False).maps["jmp"].keys()
+PINNED_PROG_ARRAY = {
+    # the program array in the iproute2 object is IPROUTE2's jmp (PIN_GLOBAL_NS), filled
+    # from sections 1/0 and 1/5; its programs reference seen, which asks for no pin
+    "iproute2": (IPROUTE2, "entry", 0, ["tc/globals/jmp", "tc/globals/jmp.progs/hop0",
+                                        "tc/globals/jmp.progs/hop5", "{ns}/seen"]),
+    "libbpf": (r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} hits SEC(".maps");
+SEC("tc") int target(struct __sk_buff *skb)
+{
+    __u32 zero = 0;
+    __u64 *n = bpf_map_lookup_elem(&hits, &zero);
+    if (n)
+        skb->cb[3] = ++*n;
+    return 9;
+}
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+    __array(values, int (struct __sk_buff *));
+} table SEC(".maps") = { .values = { [2] = (void *)&target } };
+SEC("tc") int jump(struct __sk_buff *skb) { bpf_tail_call(skb, &table, skb->mark); return 1; }
+char _license[] SEC("license") = "GPL";
+""", "jump", 2, ["table", "table.progs/target", "{ns}/hits"]),
+}
+
+
+def _run_in_a_process(obj_path, program: str, mark: int, pin_root) -> tuple[int, list]:
+    import subprocess
+    import sys
+    script = ("import sys, pyebpf\n"
+              "r = pyebpf.load(sys.argv[1]).program(sys.argv[2]).run(bytes(60), "
+              "mark=int(sys.argv[3]))\n"
+              "print(r.retval, *r.skb.cb)\n")
+    env, cwd = child_python(PYEBPF_PIN_ROOT=str(pin_root))
+    out = subprocess.run([sys.executable, "-c", script, str(obj_path), program, str(mark)],
+                         env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    retval, *cb = map(int, out.stdout.split())
+    return retval, cb
+
+
+@pytest.mark.parametrize("kind", list(PINNED_PROG_ARRAY))
+def test_a_pinned_program_array_the_object_fills_tail_calls_in_two_processes_the_second_reusing_its_pins(
+        kind, tmp_path, pin_root):
+    source, program, mark, pins = PINNED_PROG_ARRAY[kind]
+    data = compile_object(source)
+    (tmp_path / "prog.o").write_bytes(data)
+    pins = [p.format(ns=elf.parse(data).namespace) for p in pins]
+    first = _run_in_a_process(tmp_path / "prog.o", program, mark, pin_root)
+    ids = {p: pyebpf.pinning.load(p)[1] for p in pins}
+    second = _run_in_a_process(tmp_path / "prog.o", program, mark, pin_root)
+    if kind == "iproute2":      # entry -> hop0 -> hop5, each counting in the pinned seen
+        assert first == second == (5, [1, 0xa0, 0xa5, 0, 0])
+        seen = pyebpf.Map.from_pin(pins[-1])
+        assert [int.from_bytes(seen[s.to_bytes(4, "little")], "little") for s in (0, 5, 7)] \
+            == [2, 2, 2]
+    else:                       # jump -> target, counting in the pinned hits
+        assert (first, second) == ((9, [0, 0, 0, 1, 0]), (9, [0, 0, 0, 2, 0]))
+    assert {p: pyebpf.pinning.load(p)[1] for p in pins} == ids
+
+
+def test_a_pinned_program_array_the_object_fills_is_filled_once_then_reused_as_pinned():
+    data = compile_object(IPROUTE2)
+    first = pyebpf.load(data)
+    del first.maps["jmp"][bytes(4)]
+    second = pyebpf.load(data)
+    assert second.maps["jmp"] is first.maps["jmp"]
+    jmp = second.maps["jmp"]
+    assert [s for s in range(8) if jmp.lookup(s.to_bytes(4, "little")) is not None] == [5]
+    assert second.program("entry").run(bytes(60), mark=0).retval == 2
+
+
+def test_pin_false_fills_the_program_array_unpinned_and_pins_nothing(pin_root):
+    obj = pyebpf.load(compile_object(IPROUTE2), pin=False)
+    assert obj.maps["jmp"]._pin is None
+    assert obj.program("entry").run(bytes(60), mark=5).retval == 5
+    assert not pin_root.exists() or not any(pin_root.rglob("*"))
+
+
+def test_a_load_that_fails_filling_a_pinned_program_array_removes_its_pin(pin_root):
+    source = PROG_ARRAY_INIT.replace('SEC("tc") int target', 'SEC("xdp") int target').replace(
+        "__type(key, __u32);", "__type(key, __u32);\n    __uint(pinning, LIBBPF_PIN_BY_NAME);")
+    with pytest.raises(ElfError, match=r"symbol 'table': slot 2 names program 'target', "
+                                       r"which is not loaded: a xdp program"):
+        pyebpf.load(compile_object(source))
+    assert not (pin_root / "table").exists()
+
+
+def test_a_pinned_map_of_maps_pins_its_inner_maps_in_the_object_namespace_for_the_next_process(
+        tmp_path, pin_root):
+    source = _map_in_map("ARRAY_OF_MAPS", "ARRAY").replace(
+        "__array(values, struct inner_def);",
+        "__uint(pinning, LIBBPF_PIN_BY_NAME);\n    __array(values, struct inner_def);")
+    (tmp_path / "prog.o").write_bytes(compile_object(source))
+    # 60 bytes: reads key 0 of map_b (empty), writes 60 at key 1
+    assert _run_in_a_process(tmp_path / "prog.o", "use", 3, pin_root)[0] == 1
+    obj = pyebpf.load(tmp_path / "prog.o")
+    assert obj.maps["map_b"] is pyebpf.Map.from_pin(f"{obj.spec.namespace}/map_b")
+    assert obj.maps["outer"] is pyebpf.Map.from_pin("outer")
+    assert obj.program("use").run(bytes(61), mark=3).skb.cb[1] == 60
 
 
 # --- the kernel's static call-chain checks --------------------------------------------------

@@ -144,6 +144,15 @@ def test_getting_a_pin_twice_in_one_process_gives_the_same_map():
     assert Map.from_pin("tc/globals/b") is m
 
 
+def test_a_closed_map_got_again_from_its_pin_has_its_handle_back_for_new_programs():
+    m = Map.create("array", 4, 8, 1)
+    m.pin("closed")
+    m.close()
+    got = Map.from_pin("closed")
+    counter(got.fd).run(bytes(60))
+    assert u64(got[KEY0]) == 1
+
+
 def test_a_removed_pin_leaves_the_map_alive_and_private(pin_root):
     m = Map.create("array", 4, 8, 1)
     m.pin("gone")
