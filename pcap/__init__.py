@@ -1,1 +1,3 @@
-"""pcap replay through tc programs and the ``tcsim`` command.  Importable as ``pyebpf.pcap``."""
+"""Capture replay through tc programs: ``pcapio`` reads and writes pcap and pcapng,
+``tcsim`` is the command (and its ``Replay`` class); the replay loop itself is C,
+compiled into ``pyebpf._core`` from ``tcreplay.pxi``.  Importable as ``pyebpf.pcap``."""

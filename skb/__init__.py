@@ -1,5 +1,6 @@
 """The sk_buff model: packet buffer and metadata, ``__sk_buff`` access, skb helpers.
 
-Importable as ``pyebpf.skb``.  Its contents arrive with the program types
-``socket_filter``, ``sched_cls`` and ``sched_act``.
+Importable as ``pyebpf.skb``.  ``rules`` says what each program type may do with its
+context and which helpers it may call; the ``.pxi`` files (the packet model, the context
+accessors and the helpers, all C) are compiled into ``pyebpf._core``.
 """
