@@ -1034,15 +1034,21 @@ class Trace:
     ``(step, pc, "r" | "w", region, offset, size)`` for every load and store,
     with the address given as an offset into its region."""
 
-    def __init__(self, steps, accesses, listing):
+    def __init__(self, steps, accesses, listing, source=None):
         self.steps, self.accesses, self._listing = steps, accesses, listing
+        self._source = source
 
     def __str__(self):
         lines = []
         by_step = {}
+        shown = None
         for acc in self.accesses:
             by_step.setdefault(acc[0], []).append(acc)
         for n, (pc, regs) in enumerate(self.steps):
+            where = self._source(pc) if self._source is not None else None
+            if where is not None and where[1:3] != shown:
+                lines.append(f"; {where.file_name}:{where.line}: {where.source_line.strip()}")
+                shown = where[1:3]
             lines.append(f"{pc:5d}: {self._listing(pc)}")
             for _, _, kind, region, offset, size in by_step.get(n, ()):
                 lines.append(f"         {'read' if kind == 'r' else 'write'} {size} @ {region}{offset:+d}")
@@ -1126,6 +1132,8 @@ cdef class Program:
     cdef MapStore* _map_ptrs[MAX_USED_MAPS]
     cdef int _nmaps
     cdef ProgCore _pc
+    cdef readonly tuple line_info
+    cdef list _line_pcs
     cdef readonly int fd
     cdef public uint32_t tail_call_limit
     cdef object __weakref__
@@ -1137,7 +1145,7 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=()):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         if profile not in _PROFILES:
@@ -1151,6 +1159,8 @@ cdef class Program:
         ops = _verifier.check(slots, self.prog_type, profile)
         self.insns = raw
         self.budget = budget
+        self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
+        self._line_pcs = [li.pc for li in self.line_info]
         self.maps = []
         self._py_helpers = {}
         self._listing = [None] * len(slots)
@@ -1312,11 +1322,23 @@ cdef class Program:
             mem._vm = NULL
 
     def disassemble(self, pc=None):
-        """The program's listing (kernel syntax), or one instruction's text."""
-        if pc is None:
-            return "\n".join(f"{k:5d}: {self._insn_text(k)}" for k in range(self._n)
-                             if self._code[k].op != OP_LDDW_TAIL)
-        return self._insn_text(pc)
+        """The program's listing (kernel syntax; with line info, each C line before the
+        instructions it produced), or one instruction's text."""
+        if pc is not None:
+            return self._insn_text(pc)
+        if self.line_info:
+            from .btf_ext import interleave
+            return interleave({k: self._insn_text(k) for k in range(self._n)
+                               if self._code[k].op != OP_LDDW_TAIL}, self.line_info)
+        return "\n".join(f"{k:5d}: {self._insn_text(k)}" for k in range(self._n)
+                         if self._code[k].op != OP_LDDW_TAIL)
+
+    def source(self, pc):
+        """The line info record (``pyebpf.btf_ext.LineInfo``: file_name, line, column,
+        source_line) in effect at instruction ``pc``, or None without line info."""
+        import bisect
+        k = bisect.bisect_right(self._line_pcs, pc) - 1
+        return self.line_info[k] if k >= 0 else None
 
     def _insn_text(self, pc):
         if pc >= self._n:
@@ -1428,7 +1450,11 @@ cdef class Program:
                     break
                 tail_call_switch(&vm)
             if vm.status != STATUS_EXIT:
-                raise (<Program>vm.prog.owner)._fault(&vm, stack, limit)
+                fault = (<Program>vm.prog.owner)._fault(&vm, stack, limit)
+                where = (<Program>vm.prog.owner).source(vm.pc)
+                if where is not None:
+                    fault.add_source(f"{where.file_name}:{where.line}", where.source_line.strip())
+                raise fault
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
             res.clones = _NO_CLONES
@@ -1551,7 +1577,7 @@ cdef class Program:
             a = &vm.accesses[k]
             name, offset = _locate(regions, a.addr, top)
             accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
-        return Trace(steps, accesses, self._insn_text)
+        return Trace(steps, accesses, self._insn_text, self.source)
 
 
 def _locate(regions, addr, stack_top):

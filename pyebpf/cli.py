@@ -105,8 +105,14 @@ def _cmd_objdump(args) -> int:
         for prog in spec.programs.values():
             print(f"\n{prog.name} (section {prog.section}):")
             refs = {r.insn: r for r in prog.map_refs}
+            lines = {li.pc: li for li in prog.line_info}
+            shown = None
             pc = 0
             while pc < len(prog):
+                li = lines.get(pc)
+                if li is not None and (li.file_name, li.line) != shown:
+                    print(f"; {li.file_name}:{li.line}: {li.source_line.strip()}")
+                    shown = (li.file_name, li.line)
                 text = disassemble_one(prog.insns[pc * 8:pc * 8 + 16], pc=pc)
                 ref = refs.get(pc)
                 note = ("" if ref is None else f"  ; map {ref.map}" if ref.kind == "fd" else
@@ -146,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:                 # the reader (head, less) stopped early
+        return 0
     except (EbpfError, OSError, ValueError, TypeError) as exc:
         print(f"pyebpf {args.command}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -194,6 +194,7 @@ class ProgramSpec:
     map_refs: tuple[MapRef, ...]
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
+    line_info: tuple = ()            # pyebpf.btf_ext.LineInfo records, pcs in this program
 
     def instructions(self, fds) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
@@ -490,6 +491,10 @@ class _Reader:
         if sec is not None:
             self.btf = _btf.Btf.parse(sec.data, self.label)
         ext = self.sec_named(".BTF.ext")
+        self.line_info = {}
+        if ext is not None and self.btf is not None:
+            from .btf_ext import parse_btf_ext
+            self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
         if ext is not None and len(ext.data) >= 32:
             magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
             if magic == _btf.MAGIC and hdr_len >= 32:
@@ -833,8 +838,13 @@ class _Reader:
                     raise self.error(f"relocation type {reloc[1]} on an instruction that is "
                                      f"neither lddw nor a call (opcode {opcode:#04x})", **where)
                 i += 1
+        lines = tuple(li._replace(pc=base + li.pc - f.start)
+                      for f, base in placed.items()
+                      for li in self.line_info.get(self.sections[f.section].name, ())
+                      if f.start <= li.pc < f.end)
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
-                           tuple(f.name for f in placed), self.license)
+                           tuple(f.name for f in placed), self.license,
+                           tuple(sorted(lines, key=lambda li: li.pc)))
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc

@@ -35,11 +35,25 @@ class VerifierError(LoadError):
 
 
 class ExecutionError(EbpfError, RuntimeError):
-    """A run that stopped on a fault; ``pc`` and ``insn`` name the instruction."""
+    """A run that stopped on a fault; ``pc`` and ``insn`` name the instruction, and
+    ``source`` the C line it came from (``file:line``, and ``source_text`` that line)
+    when the program has line info (objects compiled with ``-g``)."""
 
     def __init__(self, message: str, pc: int = 0, insn: str = ""):
-        self.pc, self.insn = pc, insn
-        super().__init__(f"pc {pc} ({insn}): {message}" if insn else f"pc {pc}: {message}")
+        self.pc, self.insn, self.message = pc, insn, message
+        self.source, self.source_text = "", ""
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"pc {self.pc} ({self.insn})" if self.insn else f"pc {self.pc}"
+        if self.source:
+            where += f" at {self.source} `{self.source_text}`"
+        return f"{where}: {self.message}"
+
+    def add_source(self, location: str, text: str) -> None:
+        """Name the C line (``file:line`` and its text) the instruction came from."""
+        self.source, self.source_text = location, text
+        self.args = (self._render(),)
 
 
 class MemoryFault(ExecutionError):

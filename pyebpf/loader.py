@@ -103,7 +103,8 @@ class Object:
                                          f"load it as one of those")
                 continue
             try:
-                self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile)
+                self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
+                                                 line_info=ps.line_info)
             except EbpfError as exc:
                 raise ElfError(f"program cannot be loaded: {exc}", file=spec.name,
                                section=ps.section, symbol=ps.name) from exc

@@ -18,7 +18,7 @@ import pyebpf
 from pyebpf import elf
 from pyebpf.errors import ElfError
 
-from bpfc import compile_object
+from bpfc import PRELUDE, compile_object
 from skbdiff import EXPORTED, engine_fields, require_kernel
 
 @pytest.fixture(autouse=True)
@@ -1130,3 +1130,54 @@ def test_mutated_objects_raise_only_pyebpf_errors(which, mutations):
     except pyebpf.errors.EbpfError:
         return
     obj.close()
+
+
+# --- line info: C source lines on programs, listings, faults and traces ----------------------
+
+LINES = r"""
+static __attribute__((noinline)) int pick(__u8 *p, __u32 n)
+{
+    return p[n];
+}
+
+SEC("tc") int reader(struct __sk_buff *skb)
+{
+    __u32 n = skb->mark;
+    __u8 *p = (void *)(long)skb->data;
+    return pick(p, n);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _lines_program(tmp_path):
+    path = tmp_path / "lines.o"
+    path.write_bytes(compile_object(LINES))
+    return pyebpf.load(path, pin=False).program("reader")
+
+
+def _line_of(text):
+    return next(k for k, line in enumerate(LINES.splitlines(), len(PRELUDE.splitlines()) + 1)
+                if text in line)
+
+
+def test_a_program_keeps_the_c_line_of_every_instruction_even_in_appended_functions(tmp_path):
+    prog = _lines_program(tmp_path)
+    lines = {li.line for li in prog.line_info}
+    assert {_line_of("return pick(p, n)"), _line_of("return p[n]")} <= lines
+    callee = [li for li in prog.line_info if li.line == _line_of("return p[n]")]
+    assert callee and all(li.pc > 0 for li in callee)        # rebased into the program
+
+
+def test_a_fault_names_the_c_line(tmp_path):
+    with pytest.raises(pyebpf.errors.MemoryFault) as err:
+        _lines_program(tmp_path).run(bytes(60), mark=1000)
+    assert err.value.source.endswith(f"prog.c:{_line_of('return p[n]')}")
+    assert err.value.source_text == "return p[n];" and "`return p[n];`" in str(err.value)
+
+
+def test_the_listing_and_the_trace_show_the_c_lines(tmp_path):
+    prog = _lines_program(tmp_path)
+    want = f"prog.c:{_line_of('__u8 *p =')}: __u8 *p = (void *)(long)skb->data;"
+    assert want in prog.disassemble()
+    assert want in str(prog.run(bytes(60), mark=3, trace=True).trace)
