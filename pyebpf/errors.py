@@ -126,3 +126,8 @@ class BpfError(EbpfError, OSError):
 
     def __str__(self) -> str:
         return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+class BtfError(EbpfError, ValueError):
+    """Bytes that do not fit the BTF type asked to decode them, or no type to decode
+    them with."""

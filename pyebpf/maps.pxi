@@ -10,7 +10,7 @@
 # Hash maps chain elements in buckets exactly as the kernel's htab does: bucket =
 # jhash(key, seed) & (n_buckets - 1), n_buckets = roundup_pow_of_two(max_entries),
 # newest element first; so with seed 0 (v4.6, or BPF_F_ZERO_SEED) iteration order is
-# the kernel's (semantics.md §4.3).  pyebpf always uses seed 0: its order is
+# the kernel's (htab_map_get_next_key; docs/kernel-notes.md, Maps).  pyebpf always uses seed 0: its order is
 # deterministic, where a current kernel's differs per map unless BPF_F_ZERO_SEED is set.
 
 cdef enum:
@@ -1295,7 +1295,7 @@ def _possible_cpus():
 
 @cython.final
 cdef class Map:
-    """A map, with the kernel's semantics for its type (semantics.md §4).
+    """A map, with the kernel's semantics for its type (docs/kernel-notes.md, Maps).
 
     ``Map.create(map_type, key_size, value_size, max_entries, flags=0)`` makes one;
     ``fd`` is the handle programs use in ``lddw`` (``src = BPF_PSEUDO_MAP_FD``, imm =
@@ -1876,7 +1876,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
 cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
                           uint32_t max_entries, uint32_t flags, uint32_t ncpu,
                           MapStore* tmpl) except NULL:
-    """Validate like BPF_MAP_CREATE (semantics.md §4.1) and allocate the storage."""
+    """Validate like BPF_MAP_CREATE (map_create, the maps' alloc_check) and allocate the storage."""
     cdef MapStore* m
     _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1)
     if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):

@@ -6,19 +6,20 @@ are used as they are, and a section with relocations is refused.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-CLANG = shutil.which("clang-19")
-OBJCOPY = shutil.which("llvm-objcopy-19")
-READELF = shutil.which("llvm-readelf-19")
+import tools
+
+CLANG = tools.find("clang-19")
+OBJCOPY = tools.find("llvm-objcopy-19")
+READELF = tools.find("llvm-readelf-19")
 _CACHE = Path(tempfile.gettempdir()) / "pyebpf-bpfc"
 _MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
-                            text=True).stdout.strip() if shutil.which("gcc") else ""
+                            text=True).stdout.strip() if tools.find("gcc") else ""
 
 PRELUDE = """\
 #include <linux/bpf.h>

@@ -3,6 +3,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
 # libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
@@ -14,6 +15,11 @@ with warnings.catch_warnings():
         import hypothesis.extra._patching  # noqa: F401
     except ImportError:
         pass
+
+# Generated examples are the same in every run, so that the kernel's answers to them can
+# be recorded once and played back where bpf(2) is refused.
+settings.register_profile("pyebpf", derandomize=True, database=None)
+settings.load_profile("pyebpf")
 
 ROOT = Path(__file__).resolve().parent.parent
 # shared/ sits beside the checkout (as in CI's clean clone); PYEBPF_SHARED overrides.
@@ -30,11 +36,71 @@ def child_python(**env):
              **env}, "/")
 
 
-def pytest_report_header(config):
+def pytest_addoption(parser):
+    parser.addoption("--record-kernel-answers", action="store_true",
+                     help="ask the running kernel (needs bpf(2)) and keep its answers in "
+                          "tests/kernel_answers/ for the test modules that run")
+
+
+# The one skip rule of the suite.  Differential tests never skip for want of bpf(2): where
+# it is refused they get the kernel's recorded answers (tests/recorded_kernel.py).  Only
+# tests that need the running kernel itself (network namespaces, tc, a bpffs mount, a
+# whole object loaded by libbpf) ask for the ``live_kernel`` fixture, which skips then.
+_answers = None
+_live_tests: set[str] = set()
+_passed = {"replayable": 0, "live": 0}
+
+
+def pytest_configure(config):
+    global _answers
     from pyebpf import kernel
-    ok, reason = kernel.available()
-    return [f"pyebpf: conformance data {CONFORMANCE_DIR}",
-            f"pyebpf: kernel oracle {'available' if ok else 'unavailable: ' + reason}"]
+    from pyebpf.kernel import sysbpf
+
+    import recorded_kernel
+    live, reason = kernel.available()
+    record = config.getoption("--record-kernel-answers")
+    if record and not live:
+        raise pytest.UsageError(f"--record-kernel-answers needs bpf(2): {reason}")
+    mode = "record" if record else "live" if live else "replay"
+    _answers = recorded_kernel.Answers(mode, sysbpf.calls)
+    _answers.unavailable = reason
+    sysbpf.calls = _answers
+
+
+def pytest_unconfigure(config):
+    if _answers is not None and _answers.mode == "record":
+        _answers.save()
+
+
+def pytest_report_header(config):
+    a = _answers
+    where = {"live": "live, each answer checked against the recorded one",
+             "record": "live, answers recorded into tests/kernel_answers/",
+             "replay": f"replayed from tests/kernel_answers/ (recorded on {a.kernel}); "
+                       f"bpf(2) here: {a.unavailable}"}[a.mode]
+    return [f"pyebpf: conformance data {CONFORMANCE_DIR}", f"pyebpf: kernel answers {where}"]
+
+
+def pytest_collection_modifyitems(items):
+    _live_tests.update(item.nodeid for item in items if "live_kernel" in item.fixturenames)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        _passed["live" if report.nodeid in _live_tests else "replayable"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    # What a run as root and one without bpf(2) must agree on (.ci/run compares the line):
+    # the tests that pass outside live-kernel tests, the kernel answers they used and the
+    # engine-against-kernel comparisons the helpers made.
+    import recorded_kernel
+    terminalreporter.write_line(
+        f"pyebpf: {_passed['replayable']} tests passed, "
+        f"{sum(n for t, n in _answers.served.items() if t not in _live_tests)} kernel answers, "
+        f"{recorded_kernel.COUNTS['comparisons']} engine-kernel comparisons "
+        f"(kernel answers {'replayed' if _answers.mode == 'replay' else 'asked live'}; "
+        f"{_passed['live']} live-kernel tests passed)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -49,9 +115,15 @@ def _private_pin_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kernel_oracle():
-    """The pyebpf.kernel module, or a skip naming why bpf(2) is refused here."""
+    """The pyebpf.kernel package, answering live or from the recorded answers."""
     from pyebpf import kernel
-    ok, reason = kernel.available()
-    if not ok:
-        pytest.skip(f"kernel oracle unavailable: {reason}")
+    return kernel
+
+
+@pytest.fixture(scope="session")
+def live_kernel():
+    """The pyebpf.kernel package when bpf(2) works here; else a skip naming why."""
+    from pyebpf import kernel
+    if _answers.mode == "replay":
+        pytest.skip(f"needs the running kernel itself: {_answers.unavailable}")
     return kernel

@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 
 import pyebpf
 from pyebpf import errors, isa, kernel
-from skbdiff import assert_same, both, require_kernel
+from skbdiff import assert_same, both
 
 I = isa.Insn
 CLS, SF = "sched_cls", "socket_filter"
@@ -196,7 +196,6 @@ def test_trace_printk_lines_accumulate_in_call_order():
 
 
 def test_trace_printk_with_fmt_size_zero_is_refused_like_the_kernel_verifier():
-    require_kernel()
     prog = printk_prog(b"hi\0", size=0)
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(prog, CLS)
@@ -211,7 +210,7 @@ def test_trace_printk_reading_fmt_past_the_stack_faults():
         pyebpf.Program(prog, CLS).run(FRAME)
 
 
-# The 4.6 kernel cannot be asked: its source's rules (helpers.md §2).
+# The 4.6 kernel cannot be asked: its source's rules (docs/kernel-notes.md, Helpers).
 PRINTK_V46 = [
     ("plain", b"hi\0", (), 2, "hi"),
     ("int-long-long-long", b"%d %ld %llu\0", (-1, -2, -3), 26, "-1 -2 18446744073709551613"),
@@ -266,9 +265,9 @@ def _this_task() -> dict:
 @pytest.mark.parametrize("helper, field", [(14, "pid_tgid"), (15, "uid_gid")],
                          ids=["get_current_pid_tgid", "get_current_uid_gid"])
 @pytest.mark.parametrize("prog_type", [CLS, SF])
-def test_current_task_ids_are_the_ones_run_is_given(helper, field, prog_type):
+def test_current_task_ids_are_the_ones_run_is_given(helper, field, prog_type, live_kernel):
     """Under test_run the kernel reports the calling process; the engine reports the
-    task passed to run(), here the same one."""
+    task passed to run(), here the same one (a recorded answer names another process)."""
     assert_same(call_prog(helper), prog_type, FRAME, {}, **{field: _this_task()[field]})
 
 
@@ -283,14 +282,13 @@ def comm_prog(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("size", [1, 4, 8, 16])
-def test_get_current_comm_copies_size_minus_1_bytes_and_zero_fills(size):
+def test_get_current_comm_copies_size_minus_1_bytes_and_zero_fills(size, live_kernel):
     engine, _ = assert_same(comm_prog(size), CLS, FRAME, {}, comm=_this_task()["comm"])
     comm = _this_task()["comm"].encode()[:size - 1]
     assert engine.skb.cb_bytes[:16] == (comm + bytes(size - len(comm))).ljust(16, b"\xff")
 
 
 def test_get_current_comm_with_size_zero_is_refused_like_the_kernel_verifier():
-    require_kernel()
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(comm_prog(0), CLS)
     with pytest.raises(errors.ExecutionError, match="size must be a non-zero constant"):
@@ -384,7 +382,6 @@ def test_classid_and_realm_are_the_values_run_is_given(helper, field):
 
 
 def test_route_realm_is_not_offered_to_socket_filters():
-    require_kernel()
     with pytest.raises(errors.KernelError, match="cannot use helper"):
         kernel.KernelProgram(call_prog(24, r1_ctx=True), SF)
     with pytest.raises(errors.VerifierError, match="cannot use helper"):

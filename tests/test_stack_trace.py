@@ -1,4 +1,4 @@
-"""STACK_TRACE maps and bpf_get_stackid (semantics.md §4.5).
+"""STACK_TRACE maps and bpf_get_stackid (docs/kernel-notes.md, Maps).
 
 None of the three program types may call bpf_get_stackid (the kernel refuses it at
 load, and so does pyebpf), so its behaviour is tested in the raw mode, where it is a
@@ -11,7 +11,7 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf._core import Map, MapError
+from pyebpf import Map, MapError
 
 STACK_TRACE = isa.MapType.BPF_MAP_TYPE_STACK_TRACE
 
