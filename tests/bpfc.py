@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-import tools
+import toolpath
 
-CLANG = tools.find("clang-19")
-OBJCOPY = tools.find("llvm-objcopy-19")
-READELF = tools.find("llvm-readelf-19")
+CLANG = toolpath.find("clang-19")
+OBJCOPY = toolpath.find("llvm-objcopy-19")
+READELF = toolpath.find("llvm-readelf-19")
 _CACHE = Path(tempfile.gettempdir()) / "pyebpf-bpfc"
 _MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
-                            text=True).stdout.strip() if tools.find("gcc") else ""
+                            text=True).stdout.strip() if toolpath.find("gcc") else ""
 
 PRELUDE = """\
 #include <linux/bpf.h>

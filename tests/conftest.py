@@ -1,9 +1,12 @@
+import logging
 import os
 import warnings
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.internal.conjecture import providers as _providers
+from scapy.config import conf as _scapy_conf
 
 # When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
 # libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
@@ -20,6 +23,18 @@ with warnings.catch_warnings():
 # be recorded once and played back where bpf(2) is refused.
 settings.register_profile("pyebpf", derandomize=True, database=None)
 settings.load_profile("pyebpf")
+# Hypothesis also draws literals it finds in the modules imported so far
+# (hypothesis.internal.conjecture.providers._get_local_constants), which makes a test's
+# examples depend on which other tests ran first; without them they do not.
+_no_constants = _providers.Constants()
+_providers._get_local_constants = lambda: _no_constants
+
+# scapy fills unset addresses from this host's routes and neighbours (as root it even sends
+# ARP requests to learn them).  Test packets must be the same on every machine and for
+# every user, so it knows no routes: unset MACs are broadcast or zero, unset IPs zero.
+_scapy_conf.route.routes = []
+_scapy_conf.route6.routes = []
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
 ROOT = Path(__file__).resolve().parent.parent
 # shared/ sits beside the checkout (as in CI's clean clone); PYEBPF_SHARED overrides.
@@ -83,6 +98,9 @@ def pytest_report_header(config):
 
 def pytest_collection_modifyitems(items):
     _live_tests.update(item.nodeid for item in items if "live_kernel" in item.fixturenames)
+    _answers.live_only = _live_tests
+    _answers.varying = {item.nodeid for item in items
+                        if item.get_closest_marker("kernel_varies") is not None}
 
 
 def pytest_runtest_logreport(report):

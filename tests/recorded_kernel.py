@@ -9,7 +9,14 @@ so every differential test has one body and two backends:
 - ``replay``: bpf(2) is refused (no root).  Each call is answered from the files; a call
   without a recorded answer fails the test, naming the command.
 - ``record`` (``pytest --record-kernel-answers``, needs bpf(2)): calls go to the kernel
-  and the answers of every test module that ran replace that module's file.
+  and the answers of every test that ran replace that test's in its module's file.
+
+Some answers differ from run to run in the kernel itself: those about hash maps created
+without ``BPF_F_ZERO_SEED`` (their order depends on a random per-map seed) or LRU maps
+(per-CPU lists evict approximately), runs of programs that reach such a map, and the
+tests marked ``kernel_varies`` (time, random numbers).  They are recorded and replayed,
+but a live run does not hold them against the recorded ones.  Tests that need the
+running kernel itself (the ``live_kernel`` fixture) neither record nor check answers.
 
 A call is keyed by a hash of its inputs with file descriptors replaced by what they
 stand for: a map by its creation parameters (and how many equal maps were open), a
@@ -19,7 +26,8 @@ programs that can reach it).  So the key does not depend on fd numbers or test o
 a lookup after a run has another key than the same lookup before it.
 
 Files: ``tests/kernel_answers/<test module>.json.gz``, one JSON object: ``kernel`` (the
-``uname -r`` the answers came from), ``possible_cpus`` and ``answers`` (key -> answer).
+``uname -r`` the answers came from), ``possible_cpus`` and ``tests`` (test node id ->
+key -> answer).
 """
 from __future__ import annotations
 
@@ -42,6 +50,10 @@ _FD_VALUE_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_PROG_ARRAY,
                             isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
 _MAP_LDDW = frozenset({isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_VALUE})
 _LDDW = isa.OPS_BY_NAME["LDDW"].code
+_HASH_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_PERCPU_HASH,
+                         isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
+_LRU_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_LRU_HASH,
+                        isa.MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH})
 
 
 # Differential comparisons made by the test helpers (skbdiff, pktprog), for the summary.
@@ -72,8 +84,7 @@ def _test() -> str:
     return os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
 
 
-def _module() -> str:
-    test = _test()
+def _module(test: str) -> str:
     return Path(test.split("::")[0]).stem if test else _SESSION
 
 
@@ -83,30 +94,38 @@ class _Handle:
     def __init__(self, kind: str, ident: str, reaches=()):
         self.kind, self.ident, self.state = kind, ident, ident
         self.reaches = list(reaches)      # handles this one can reach (maps; fds in values)
-        self.map_type = None
+        self.map_type = self.params = None
+        self.varies = False               # the kernel's answers about it vary run to run
 
 
 class Answers:
     """A stand-in for :class:`pyebpf.kernel.sysbpf.Syscalls`; ``mode`` is ``"live"``,
     ``"replay"`` or ``"record"``."""
 
-    def __init__(self, mode: str, real: sysbpf.Syscalls):
-        self.mode, self.real = mode, real
-        self.files: dict[str, dict] = {}
+    def __init__(self, mode: str, real: sysbpf.Syscalls, directory: Path = DIR):
+        self.mode, self.real, self.dir = mode, real, directory
+        self.files: dict[str, dict] = {}         # module -> test -> key -> answer
         self.recorded: dict[str, dict] = {}     # key -> answer, from every file
         self.kernel = self.possible = None
-        for path in sorted(DIR.glob("*.json.gz")):
+        for path in sorted(directory.glob("*.json.gz")):
             data = json.loads(gzip.decompress(path.read_bytes()))
             self.kernel, self.possible = data["kernel"], data["possible_cpus"]
-            self.recorded.update(data["answers"])
-        self.new: dict[str, dict] = {}           # module -> key -> answer (record mode)
+            self.files[path.name[:-len(".json.gz")]] = data["tests"]
+            for answers in data["tests"].values():
+                self.recorded.update(answers)
+        self.new: dict[str, dict] = {}           # test -> key -> answer (record mode)
+        self.live_only: set[str] = set()         # tests of the live_kernel fixture
+        self.varying: set[str] = set()           # tests marked kernel_varies
         self.handles: dict[int, _Handle] = {}
         self.next_fd = _FAKE_FD
         self.served: dict[str, int] = {}        # test node id -> answers given
 
     # --- the answer for one call ---------------------------------------------------------
-    def _answer(self, what: str, key: str, ask, same=lambda a, b: a == b) -> dict:
+    def _answer(self, what: str, key: str, ask, same=lambda a, b: a == b,
+                varies: bool = False) -> dict:
         test = _test()
+        if test in self.live_only:
+            return ask()
         self.served[test] = self.served.get(test, 0) + 1
         if self.mode == "replay":
             if key not in self.recorded:
@@ -116,7 +135,9 @@ class Answers:
             return self.recorded[key]
         got = ask()
         if self.mode == "record":
-            self.new.setdefault(_module(), {})[key] = got
+            self.new.setdefault(test, {})[key] = got
+        elif varies or test in self.varying:
+            return got
         elif key not in self.recorded:
             raise AnswerMismatch(f"the kernel answered a {what} that has no recorded answer "
                                  f"(key {key}): record them again: "
@@ -193,7 +214,7 @@ class Answers:
                                         flags)
             return {"err": r.err, "retval": r.retval, "data": r.data.hex(),
                     "ctx": r.ctx.hex() if r.ctx is not None else None, "size_out": r.size_out}
-        a = self._answer("BPF_PROG_TEST_RUN", key, ask)
+        a = self._answer("BPF_PROG_TEST_RUN", key, ask, varies=any(m.varies for m in maps))
         return sysbpf.TestRun(a["err"], a["retval"], bytes.fromhex(a["data"]),
                               bytes.fromhex(a["ctx"]) if a["ctx"] is not None else None,
                               a["size_out"], 0)
@@ -203,7 +224,7 @@ class Answers:
                    name):
         params = [int(map_type), key_size, value_size, max_entries, flags,
                   self._ident(inner_map_fd) if inner_map_fd else 0, name]
-        twins = sum(1 for h in self.handles.values() if h.kind == "map" and h.params == params)
+        twins = sum(1 for h in self.handles.values() if h.params == params)
         key = _h("map_create", params)
 
         def ask():
@@ -217,6 +238,8 @@ class Answers:
             return -1, answer["err"]
         handle = _Handle("map", _h("map", params, twins))
         handle.params, handle.map_type = params, int(map_type)
+        handle.varies = (map_type in _LRU_KINDS or
+                         (map_type in _HASH_KINDS and not flags & isa.BPF_F_ZERO_SEED))
         return self._fd(handle, ask.fd), 0
 
     def map_elem(self, cmd, fd, key, value, flags, out_size):
@@ -237,7 +260,7 @@ class Answers:
         def ask():
             err, out = self.real.map_elem(cmd, fd, key, value, flags, out_size)
             return {"err": err, "out": out.hex()}
-        a = self._answer(isa.BpfCmd(cmd).name, k, ask)
+        a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=m is not None and m.varies)
         return a["err"], bytes.fromhex(a["out"])
 
     def close(self, fd):
@@ -252,13 +275,19 @@ class Answers:
 
     # --- files ---------------------------------------------------------------------------
     def save(self) -> list[Path]:
-        """Write the answers of every module that ran (record mode); the paths written."""
-        DIR.mkdir(exist_ok=True)
-        written = []
+        """Write the answers of every test that ran (record mode) into its module's file,
+        replacing what that test had there; the paths written."""
+        self.dir.mkdir(exist_ok=True)
         meta = {"kernel": platform.release(), "possible_cpus": self.real.possible_cpus()}
-        for module, answers in sorted(self.new.items()):
-            path = DIR / f"{module}.json.gz"
-            body = json.dumps({**meta, "answers": dict(sorted(answers.items()))},
+        by_module: dict[str, dict] = {}
+        for test, answers in self.new.items():
+            by_module.setdefault(_module(test), {})[test] = answers
+        written = []
+        for module, tests in sorted(by_module.items()):
+            merged = {**self.files.get(module, {}), **tests}
+            path = self.dir / f"{module}.json.gz"
+            body = json.dumps({**meta, "tests": {t: dict(sorted(a.items()))
+                                                 for t, a in sorted(merged.items())}},
                               separators=(",", ":")).encode()
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(gzip.compress(body, mtime=0))

@@ -13,7 +13,7 @@ from pyebpf import asm, conformance, isa
 from pyebpf.errors import AsmError
 
 SYNTAXES = ("kernel", "conformance")
-import tools
+import toolpath
 from conftest import CONFORMANCE_DIR
 DATA_FILES = sorted(CONFORMANCE_DIR.glob("*.data"))
 _F = isa.Field
@@ -406,7 +406,7 @@ int prog(unsigned long *ctx) {
 @pytest.fixture(scope="module")
 def llvm_object(tmp_path_factory):
     """(llvm-objdump -d text, .text bytes) of a small C program compiled for v4."""
-    missing = [tool for tool in LLVM_TOOLS if tools.find(tool) is None]
+    missing = [tool for tool in LLVM_TOOLS if toolpath.find(tool) is None]
     if missing:
         reason = f"llvm tools not installed: {', '.join(missing)}"
         print(reason)

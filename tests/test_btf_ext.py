@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-import tools
+import toolpath
 from pyebpf.btf import ext as btf_ext
 from pyebpf.btf.ext import LineInfo, disassembly_by_pc, interleave, parse_btf_ext
 from pyebpf.errors import ElfError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TOOLS = {t: tools.find(t) for t in ("clang-19", "llvm-objcopy-19", "llvm-objdump-19",
+TOOLS = {t: toolpath.find(t) for t in ("clang-19", "llvm-objcopy-19", "llvm-objdump-19",
                                       "llvm-dwarfdump-19", "llvm-readelf-19")}
 MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
-                           text=True).stdout.strip() if tools.find("gcc") else ""
+                           text=True).stdout.strip() if toolpath.find("gcc") else ""
 
 CALLS = """\
 #include <linux/bpf.h>
@@ -238,7 +238,7 @@ def func_symbols(obj: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 def btf_func_names(obj: Path) -> dict[int, str]:
-    bpftool, = tools.need("bpftool", package="bpftool")
+    bpftool, = toolpath.need("bpftool", package="bpftool")
     out = subprocess.run([bpftool, "btf", "dump", "file", str(obj)], check=True,
                          capture_output=True, text=True).stdout
     return {int(i): n for i, n in re.findall(r"^\[(\d+)\] FUNC '(\w+)'", out, re.M)}

@@ -30,7 +30,7 @@ from scapy.utils import rdpcap
 
 import pyebpf
 import bpfc
-import tools
+import toolpath
 import libbpfobj
 from skbdiff import EXPORTED, assert_same, both
 
@@ -107,7 +107,7 @@ def test_every_c_source_has_a_committed_object_and_nothing_else_does():
 
 
 def test_the_committed_objects_are_what_make_builds_from_the_sources():
-    if not (bpfc.CLANG and tools.find("make") and tools.find("llvm-objdump-19")):
+    if not (bpfc.CLANG and toolpath.find("make") and toolpath.find("llvm-objdump-19")):
         pytest.skip("clang-19, llvm-objdump-19 or make not installed")
     run = subprocess.run(["make", "-s", "-C", str(EXAMPLES), "check"], capture_output=True,
                          text=True)

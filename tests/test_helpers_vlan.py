@@ -25,7 +25,7 @@ import pyebpf
 from pyebpf import kernel
 
 import bpfc
-import tools
+import toolpath
 import skbdiff
 
 CLS = "sched_cls"
@@ -390,7 +390,7 @@ CLONE_NEWNET = 0x40000000
 def netns(live_kernel):
     """A network namespace of our own with a veth pair vtx <-> vrx (up, IPv6 disabled,
     no addresses) and a clsact qdisc on vtx; removed, with everything in it, at the end."""
-    ip, tc = tools.find("ip"), tools.find("tc")
+    ip, tc = toolpath.find("ip"), toolpath.find("tc")
     if not (ip and tc):
         pytest.skip("iproute2's ip and tc are not installed (apt-get install iproute2)")
     name = f"pyebpf-vlan-{os.getpid()}"

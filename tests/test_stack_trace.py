@@ -20,16 +20,7 @@ def u32(v):
     return struct.pack("<I", v)
 
 
-@pytest.mark.parametrize("args", [(STACK_TRACE, 8, 16, 4, 0), (STACK_TRACE, 4, 12, 4, 0),
-                                  (STACK_TRACE, 4, 16, 0, 0),
-                                  (STACK_TRACE, 4, 16, 4, isa.BPF_F_NO_PREALLOC)],
-                         ids=["key8", "value12", "max0", "no-prealloc"])
-def test_creation_is_refused_with_einval_like_the_kernel(kernel_oracle, args):
-    with pytest.raises(pyebpf.errors.KernelError) as theirs:
-        kernel_oracle.KernelMap(*args)
-    with pytest.raises(MapError) as ours:
-        Map.create(*args)
-    assert ours.value.errno == theirs.value.errno == errno.EINVAL
+# Creation rules: tests/test_maps.py.
 
 
 def test_an_empty_map_answers_the_syscalls_like_the_kernel(kernel_oracle):

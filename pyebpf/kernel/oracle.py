@@ -138,7 +138,28 @@ def _meaningful_last_line(log: str) -> str:
     return ""
 
 
-class KernelProgram:
+class _Owned:
+    """Holds an fd the kernel gave: closed by close(), at the end of a ``with`` block,
+    or when the object is garbage-collected."""
+    fd = -1
+
+    def _own(self, fd: int) -> None:
+        self.fd = fd
+        self._finalizer = weakref.finalize(self, _close, fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self._finalizer()
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class KernelProgram(_Owned):
     """A program loaded into the kernel with BPF_PROG_LOAD.
 
     ``insns`` are raw instruction bytes (or a sequence of :class:`isa.Insn`); ``prog_type`` a
@@ -176,9 +197,8 @@ class KernelProgram:
                    f"kernel refused to load the program ({self._describe(insns)}): "
                    f"{_errname(err)}, no verifier log")
             raise KernelError(err, msg, log)
-        self.fd = fd
         self.verifier_log = log if log_level else ""
-        self._finalizer = weakref.finalize(self, _close, fd)
+        self._own(fd)
 
     def _describe(self, insns: bytes) -> str:
         try:
@@ -247,23 +267,12 @@ class KernelProgram:
             raise exc
         return result
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            self._finalizer()
-            self.fd = -1
-
-    def __enter__(self) -> "KernelProgram":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<KernelProgram fd={self.fd} prog_type={self.prog_type}>"
 
 
 # --- maps ----------------------------------------------------------------------------------
-class KernelMap:
+class KernelMap(_Owned):
     """A map created with BPF_MAP_CREATE.
 
     Keys are ``key_size`` bytes; values ``value_size`` bytes, or for per-CPU maps
@@ -287,8 +296,7 @@ class KernelMap:
             raise KernelError(err, f"BPF_MAP_CREATE {self._kind()} (key {key_size}, value "
                                    f"{value_size}, max_entries {max_entries}, flags "
                                    f"{flags:#x}) failed: {_errname(err)}")
-        self.fd = fd
-        self._finalizer = weakref.finalize(self, _close, fd)
+        self._own(fd)
 
     def _kind(self) -> str:
         try:
@@ -360,17 +368,6 @@ class KernelMap:
             out.append(key)
             key = self.next_key(key)
         return out
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self._finalizer()
-            self.fd = -1
-
-    def __enter__(self) -> "KernelMap":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     key_type = value_type = None        # BTF types (pyebpf.btf), set by load_object
 
