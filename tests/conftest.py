@@ -45,6 +45,29 @@ def pytest_runtest_setup(item):
         pytest.skip(CONFORMANCE_ABSENT)
 
 
+def pytest_assertrepr_compare(config, op, left, right):
+    """A failed ``==`` of two byte strings (or of two tuples holding them) shows where they
+    first differ: offset, protocol layer and a hexdump of both (``skbdiff.packet_diff``)."""
+    if op != "==":
+        return None
+    import skbdiff
+    pairs = [(left, right)]
+    if isinstance(left, tuple) and isinstance(right, tuple) and len(left) == len(right):
+        pairs = [(a, b) for a, b in zip(left, right) if a != b]
+    lines = []
+    for a, b in pairs:
+        if isinstance(a, (bytes, bytearray, memoryview)) and isinstance(b, (bytes, bytearray,
+                                                                              memoryview)):
+            lines += skbdiff.packet_diff(a, b, ("left", "right"),
+                                         skbdiff.guess_start(bytes(b))).splitlines()
+    return [f"{_short(left)} == {_short(right)}"] + lines if lines else None
+
+
+def _short(value, width=40):
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def child_python(**env):
     """(environment, working directory) for a child Python that imports the very pyebpf
     this test process imported: the installed package, not the checkout's sources
