@@ -46,20 +46,22 @@ def pytest_runtest_setup(item):
 
 
 def pytest_assertrepr_compare(config, op, left, right):
-    """A failed ``==`` of two byte strings (or of two tuples holding them) shows where they
-    first differ: offset, protocol layer and a hexdump of both (``skbdiff.packet_diff``)."""
+    """A failed ``==`` of two byte strings (or of two equally long tuples or lists holding
+    them) shows where they first differ: offset, protocol layer and a hexdump of both
+    (``skbdiff.packet_diff``); other comparisons keep pytest's explanation."""
     if op != "==":
         return None
-    import skbdiff
-    pairs = [(left, right)]
-    if isinstance(left, tuple) and isinstance(right, tuple) and len(left) == len(right):
-        pairs = [(a, b) for a, b in zip(left, right) if a != b]
+    import skbdiff      # not at the top: it imports pyebpf, which the header reports on
+    binary = (bytes, bytearray, memoryview)
+    pairs = [("", left, right)]
+    if (isinstance(left, (tuple, list)) and isinstance(right, (tuple, list))
+            and len(left) == len(right)):
+        pairs = [(f"item {k}: ", a, b) for k, (a, b) in enumerate(zip(left, right)) if a != b]
     lines = []
-    for a, b in pairs:
-        if isinstance(a, (bytes, bytearray, memoryview)) and isinstance(b, (bytes, bytearray,
-                                                                              memoryview)):
-            lines += skbdiff.packet_diff(a, b, ("left", "right"),
-                                         skbdiff.guess_start(bytes(b))).splitlines()
+    for label, a, b in pairs:
+        if isinstance(a, binary) and isinstance(b, binary):
+            diff = skbdiff.packet_diff(a, b, ("left", "right"), skbdiff.guess_start(bytes(b)))
+            lines += (label + diff).splitlines()
     return [f"{_short(left)} == {_short(right)}"] + lines if lines else None
 
 

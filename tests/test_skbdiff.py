@@ -74,7 +74,7 @@ def test_arp_and_a_packet_that_starts_at_its_ip_header():
 
 def test_a_failed_bytes_comparison_in_a_test_shows_the_diff():
     lines = conftest.pytest_assertrepr_compare(None, "==", (0, UDP4), (0, changed(UDP4, 40, 0)))
-    assert lines[1] == ("first difference at offset 40 (0x28): UDP header, byte 6; "
+    assert lines[1] == ("item 1: first difference at offset 40 (0x28): UDP header, byte 6; "
                         "left 62 bytes, right 62 bytes")
     assert lines[6] == " " * (13 + 3 * 8) + "^^"
 
@@ -82,3 +82,9 @@ def test_a_failed_bytes_comparison_in_a_test_shows_the_diff():
 def test_other_comparisons_keep_pytests_own_explanation():
     assert conftest.pytest_assertrepr_compare(None, "==", [1], [2]) is None
     assert conftest.pytest_assertrepr_compare(None, "!=", UDP4, UDP4) is None
+
+
+def test_a_failed_comparison_of_packet_lists_names_each_differing_item():
+    lines = conftest.pytest_assertrepr_compare(None, "==", [UDP4, UDP4],
+                                               [UDP4, changed(UDP4, 0, 0)])
+    assert lines[1].startswith("item 1: first difference at offset 0 (0x0): Ethernet header")
