@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from hypothesis.internal.conjecture import providers as _providers
-from scapy.config import conf as _scapy_conf
+from scapy.all import conf as _scapy_conf
 
 # When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
 # libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
@@ -164,10 +164,13 @@ def pytest_terminal_summary(terminalreporter):
     # the tests that pass outside live-kernel tests, the kernel answers they used and the
     # engine-against-kernel comparisons the helpers made.
     import recorded_kernel
+
+    def outside_live_tests(counts: dict) -> int:
+        return sum(n for test, n in counts.items() if test not in _live_tests)
     terminalreporter.write_line(
         f"pyebpf: {_passed['replayable']} tests passed, "
-        f"{sum(n for t, n in _answers.served.items() if t not in _live_tests)} kernel answers, "
-        f"{recorded_kernel.COUNTS['comparisons']} engine-kernel comparisons "
+        f"{outside_live_tests(_answers.served)} kernel answers, "
+        f"{outside_live_tests(recorded_kernel.COMPARISONS)} engine-kernel comparisons "
         f"(kernel answers {'replayed' if _answers.mode == 'replay' else 'asked live'}; "
         f"{_passed['live']} live-kernel tests passed)")
 

@@ -13,8 +13,9 @@ so every differential test has one body and two backends:
 
 Some answers differ from run to run in the kernel itself: those about hash maps created
 without ``BPF_F_ZERO_SEED`` (their order depends on a random per-map seed) or LRU maps
-(per-CPU lists evict approximately), runs of programs that reach such a map, and the
-tests marked ``kernel_varies`` (time, random numbers).  They are recorded and replayed,
+(per-CPU lists evict approximately), runs of programs that reach such a map, lookups in
+program arrays and maps of maps (they give kernel-wide ids), and the tests marked
+``kernel_varies`` (time, random numbers).  They are recorded and replayed,
 but a live run does not hold them against the recorded ones.  Tests that need the
 running kernel itself (the ``live_kernel`` fixture) neither record nor check answers.
 
@@ -56,12 +57,14 @@ _LRU_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_LRU_HASH,
                         isa.MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH})
 
 
-# Differential comparisons made by the test helpers (skbdiff, pktprog), for the summary.
-COUNTS = {"comparisons": 0}
+# Differential comparisons made by the test helpers (skbdiff, pktprog), per test node id,
+# for the summary.
+COMPARISONS: dict[str, int] = {}
 
 
 def count_comparison() -> None:
-    COUNTS["comparisons"] += 1
+    test = _test()
+    COMPARISONS[test] = COMPARISONS.get(test, 0) + 1
 
 
 class AnswerMismatch(AssertionError):
@@ -260,7 +263,11 @@ class Answers:
         def ask():
             err, out = self.real.map_elem(cmd, fd, key, value, flags, out_size)
             return {"err": err, "out": out.hex()}
-        a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=m is not None and m.varies)
+        # a lookup in a program array or a map of maps gives the kernel-wide id of the
+        # program or map in the slot, which differs from run to run
+        varies = m is not None and (m.varies or (m.map_type in _FD_VALUE_MAPS and
+                                                 cmd == isa.BpfCmd.BPF_MAP_LOOKUP_ELEM))
+        a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=varies)
         return a["err"], bytes.fromhex(a["out"])
 
     def close(self, fd):
