@@ -59,7 +59,7 @@ def assert_same(code: bytes, prog_type, packet: bytes, ctx: dict | None = None, 
     engine, theirs = both(code, prog_type, packet, ctx, **extra)
     assert engine.retval & 0xFFFFFFFF == theirs.retval, "retval differs"
     kernel_packet = theirs.data[14:] if pyebpf.isa.prog_type(prog_type) == SF else theirs.data
-    assert engine.packet == kernel_packet, "packet bytes differ"
+    assert engine.data_out == kernel_packet, "packet bytes differ"
     ours = engine.skb.as_dict()
     for name in EXPORTED:
         want = list(theirs.skb[name]) if name == "cb" else theirs.skb[name]
