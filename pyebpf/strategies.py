@@ -32,8 +32,8 @@ except ImportError as exc:       # the plugin works without it; only this module
 __all__ = ["frames", "malformed_frames", "ipv4", "ipv6", "macs", "MALFORMED"]
 
 MALFORMED = {
-    "short": "cut inside its IP or transport header (but at least the 14-byte Ethernet "
-             "header)",
+    "short": "cut inside its transport header (the IP header is whole: BPF_PROG_TEST_RUN "
+             "refuses IPv4 frames under 34 bytes and IPv6 ones under 54)",
     "bad_ihl": "IPv4 header length field below 5 words, or past the end of the frame",
     "bad_length": "IPv4 total length or UDP length that disagrees with the bytes present",
     "fragment": "an IPv4 fragment (more-fragments set or a non-zero offset) or an IPv6 "
@@ -166,9 +166,11 @@ def _malformed(draw, kind):
     if kind == "short":
         base = draw(frames())
         raw = bytes(base)
-        payload = base.lastlayer()
-        headers = len(raw) - (len(bytes(payload)) if payload.name == "Raw" else 0)
-        return Ether(raw[:draw(st.integers(_l3_offset(raw), headers - 1))])
+        at = _l3_offset(raw)
+        v4 = raw[at] >> 4 == 4
+        l3_end = at + (20 if v4 else 40)
+        l4_len = 20 if raw[at + 9 if v4 else at + 6] == 6 else 8    # TCP, else UDP/ICMP
+        return Ether(raw[:draw(st.integers(l3_end, l3_end + l4_len - 1))])
     if kind == "bad_ihl":
         raw = bytearray(bytes(draw(frames(l3="ipv4"))))
         at = _l3_offset(raw)

@@ -159,7 +159,7 @@ def test_incremental_rewrites_match_scapy(case):
     assert out.csum_ok is (True if complete else None), "skb->csum no longer matches"
     # the judge: the same packet built by scapy from scratch with the final values
     want = bytes(build(kind, now["src"], now["dst"], now["sport"], now["dport"], payload))
-    assert out.data_out == want, (Ether(out.data_out).show2(dump=True), Ether(want).show2(dump=True))
+    assert out.packet == want, (Ether(out.packet).show2(dump=True), Ether(want).show2(dump=True))
 
 
 def test_udp_without_checksum_stays_without():
@@ -171,7 +171,7 @@ def test_udp_without_checksum_stays_without():
     parts = (rewrite_parts(lay, "src", pkt[26:30], bytes([192, 0, 2, 7]), "replace", 0)
              + rewrite_parts(lay, "sport", pkt[34:36], b"\x12\x34", "diff", 1))
     out = run_engine(prog(*parts), pkt)
-    got = Ether(out.data_out)
+    got = Ether(out.packet)
     assert got[UDP].chksum == 0 and got[IP].src == "192.0.2.7" and got[UDP].sport == 0x1234
     fixed = got.copy()
     del fixed[IP].chksum

@@ -126,7 +126,7 @@ def test_store_bytes_writes(name, offset, data):
     offset %= len(pkt)
     out = differential(store_prog(offset, data, 0), pkt)
     assert out.ret() == 0
-    assert out.data_out == pkt[:offset] + data + pkt[offset + len(data):]
+    assert out.packet == pkt[:offset] + data + pkt[offset + len(data):]
 
 
 @pytest.mark.parametrize("prog_type", [CLS, ACT])
@@ -155,9 +155,9 @@ def test_store_bytes_flags_and_offsets(prog_type, offset, length, flags, want):
     assert out.ret() == want
     if want == 0:
         at = offset & 0xFFFFFFFF
-        assert out.data_out[at:at + length] == data
+        assert out.packet[at:at + length] == data
     else:
-        assert out.data_out == UDP4
+        assert out.packet == UDP4
 
 
 def test_store_bytes_invalidate_hash():
@@ -174,7 +174,7 @@ def test_store_bytes_512_bytes():
     data = bytes(k % 251 for k in range(512))
     out = differential(store_prog(60, data, RECOMPUTE), pkt, csum=True)
     assert out.csum_ok and out.ret() == 0
-    assert out.data_out == pkt[:60] + data + pkt[572:]
+    assert out.packet == pkt[:60] + data + pkt[572:]
 
 
 @pytest.mark.parametrize("helper", ["skb_store_bytes", "skb_load_bytes"])
@@ -222,7 +222,7 @@ def test_load_bytes(name, prog_type, offset, length):
     out = differential(load_prog(offset, length), pkt, prog_type)
     assert out.cb[0] == 0
     assert _buffer(out) == visible[offset:offset + length] + b"\xaa" * (16 - length)
-    assert out.data_out == visible
+    assert out.packet == visible
 
 
 @pytest.mark.parametrize("prog_type", [CLS, SF])
@@ -254,7 +254,7 @@ def test_load_bytes_512_then_store_them_back():
                 call("skb_store_bytes", "ctx", 200, ("fp", -512), 512, 0), save(2))
     out = differential(code, pkt)
     assert out.ret(0) == 0 and out.ret(2) == 0
-    assert out.data_out == pkt[:200] + pkt[100:612] + pkt[712:]
+    assert out.packet == pkt[:200] + pkt[100:612] + pkt[712:]
 
 
 # =====================================================================================
@@ -292,7 +292,7 @@ def test_l3_csum_replace_errors(offset, frm, to, flags, want):
     out = differential(replace_prog("l3_csum_replace", offset, frm, to, flags), BASE)
     assert out.ret() == want
     if want:
-        assert out.data_out == BASE
+        assert out.packet == BASE
 
 
 @pytest.mark.parametrize("offset,frm,to,flags,want", [
@@ -317,7 +317,7 @@ def test_l4_csum_replace_errors(offset, frm, to, flags, want):
     out = differential(replace_prog("l4_csum_replace", offset, frm, to, flags), BASE)
     assert out.ret() == want
     if want:
-        assert out.data_out == BASE
+        assert out.packet == BASE
 
 
 @pytest.mark.parametrize("helper", ["l3_csum_replace", "l4_csum_replace"])
@@ -329,7 +329,7 @@ def test_csum_replace_uses_only_the_field_size(helper, size, upper):
     high = upper << 48
     wide = differential(replace_prog(helper, 40, frm | high, to | high, size), BASE)
     narrow = differential(replace_prog(helper, 40, frm & mask, to & mask, size), BASE)
-    assert wide.data_out == narrow.data_out and wide.ret() == 0
+    assert wide.packet == narrow.packet and wide.ret() == 0
 
 
 def test_mark_mangled_0():
@@ -338,20 +338,20 @@ def test_mark_mangled_0():
                         (MANGLED_0 | 3, 0)):       # a zero field is skipped before the size check
         out = differential(replace_prog("l4_csum_replace", 40, 0x1111, 0x2222, flags), zero)
         assert out.ret() == 0
-        assert field(out.data_out, 40) == want, hex(flags)
+        assert field(out.packet, 40) == want, hex(flags)
     # an update whose result is 0 stores 0xffff (CSUM_MANGLED_0) instead
     s = next(s for s in range(1, 0x10000) if replace4(s, 1, 2) == 0)
     for flags, want in ((MANGLED_0 | 4, 0xFFFF), (4, 0)):
         out = differential(replace_prog("l4_csum_replace", 40, 1, 2, flags),
                            with_field(UDP4, 40, s))
-        assert field(out.data_out, 40) == want
+        assert field(out.packet, 40) == want
 
 
 def test_l3_and_l4_differ_with_size_2():
     pkt = with_field(UDP4, 40, 0xFFFF)
     l3 = differential(replace_prog("l3_csum_replace", 40, 0xFFFF, 0, 2), pkt)
     l4 = differential(replace_prog("l4_csum_replace", 40, 0xFFFF, 0, 2), pkt)
-    assert (field(l3.data_out, 40), field(l4.data_out, 40)) == (0xFFFF, 0)
+    assert (field(l3.packet, 40), field(l4.packet, 40)) == (0xFFFF, 0)
 
 
 # =====================================================================================
@@ -622,7 +622,7 @@ def test_v46_csum_replace_flags_and_offsets():
     for helper in ("l3_csum_replace", "l4_csum_replace"):
         out = run_engine(replace_prog(helper, 41, 1, 2, 4), BASE, profile=V46)
         assert out.ret() == 0
-        assert field(out.data_out, 41) == replace4(field(BASE, 41), 1, 2)
+        assert field(out.packet, 41) == replace4(field(BASE, 41), 1, 2)
     for flags in (ENFORCE | 4, IPV6 | 4):
         assert run_engine(replace_prog("l4_csum_replace", 40, 1, 2, flags), BASE,
                           profile=V46).ret() == -EINVAL
