@@ -12,6 +12,7 @@ PATH; None when there is none.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ def find_clang() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def clang_version(clang: str) -> str:
     """clang's first ``--version`` line (``Debian clang version 19.1.7 (3)``)."""
     out = subprocess.run([clang, "--version"], capture_output=True, text=True)
@@ -55,7 +57,8 @@ _TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
              "riscv64": "riscv64-linux-gnu", "i686": "i386-linux-gnu"}
 
 
-def include_flags() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def include_flags() -> tuple[str, ...]:
     """``-I/usr/include/<multiarch>`` when that directory exists (``gcc
     -print-multiarch`` if gcc is there, else the machine's usual triplet)."""
     triplet = ""
@@ -64,7 +67,7 @@ def include_flags() -> list[str]:
                                  text=True).stdout.strip()
     triplet = triplet or _TRIPLETS.get(platform.machine(), "")
     path = Path("/usr/include") / triplet
-    return [f"-I{path}"] if triplet and path.is_dir() else []
+    return (f"-I{path}",) if triplet and path.is_dir() else ()
 
 
 def default_cache_dir() -> Path:
