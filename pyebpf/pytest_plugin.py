@@ -138,14 +138,17 @@ def pyebpf_load(request):
             try:
                 obj_path = bpfcc.compile(path, tuple(cflags), clang=clang,
                                          cache_dir=_cache_dir(request.config))
-            except bpfcc.CompileError as exc:
+            except (bpfcc.CompileError, FileNotFoundError) as exc:
                 pytest.fail(str(exc), pytrace=False)
         else:
             obj_path = path
-        obj = pyebpf.load(obj_path, prog_type=prog_type, pin=pin, name=str(path),
-                          profile=profile or request.config.getoption("pyebpf_profile"))
-        if section is not None:
-            obj.default_program = obj.program(section)
+        try:
+            obj = pyebpf.load(obj_path, prog_type=prog_type, pin=pin, name=str(path),
+                              profile=profile or request.config.getoption("pyebpf_profile"))
+            if section is not None:
+                obj.default_program = obj.program(section)
+        except (pyebpf.errors.EbpfError, OSError) as exc:
+            pytest.fail(f"pyebpf_load: {exc}", pytrace=False)
         loaded.append(obj)
         watcher.register(obj, str(obj_path), path.name)
         return obj
