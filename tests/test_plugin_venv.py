@@ -48,7 +48,7 @@ def test_pip_install_of_a_clone_gives_a_working_plugin(tmp_path):
                  cwd=project).stdout
     assert where.startswith(str(venv)), where
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin:/usr/sbin", "HOME": str(tmp_path)}
-    done = subprocess.run([python, "-m", "pytest", "-q", "-rs",
+    done = subprocess.run([python, "-m", "pytest", "-rs",
                            "--pyebpf-cov=lcov:cov.info"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
     out = done.stdout
