@@ -27,6 +27,7 @@ This module imports only pytest at import time; pyebpf's parts load when used.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,7 +223,7 @@ def pytest_assertrepr_compare(config, op, left, right):
 
 
 def _is_packet(value) -> bool:
-    packet = getattr(__import__("sys").modules.get("scapy.packet"), "Packet", None)
+    packet = getattr(sys.modules.get("scapy.packet"), "Packet", None)     # scapy loaded?
     return packet is not None and isinstance(value, packet)
 
 
