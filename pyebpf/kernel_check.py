@@ -31,7 +31,7 @@ _SYNCED_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYP
                           isa.MapType.BPF_MAP_TYPE_LPM_TRIE})
 _TEST_RUN_FIELDS = frozenset({"mark", "priority", "ingress_ifindex", "ifindex", "cb",
                               "tstamp", "wire_len", "gso_segs", "gso_size", "hwtstamp",
-                              "sf_start", "budget"})
+                              "sf_start"})
 
 
 class KernelMismatch(AssertionError):
@@ -107,7 +107,7 @@ class RunWatcher:
             self._refuse(program, f"BPF_PROG_TEST_RUN cannot set {', '.join(unknown)}")
         fields = dict(fields)
         fields.setdefault("ifindex", 1)
-        ctx = {k: v for k, v in fields.items() if k not in ("sf_start", "budget")}
+        ctx = {k: v for k, v in fields.items() if k != "sf_start"}
         packet = bytes(data)
         kprog, kmaps, pmaps = self._kernel_program(program)
         for name, m in pmaps.items():

@@ -29,7 +29,7 @@ def run(pytester, *args):
 
 
 def test_a_project_using_the_fixtures_marker_and_tc_act_passes(project, kernel_oracle):
-    project.makepyfile(test_classifier=TESTS_PASSING)
+    project.makepyfile(test_proj_classifier=TESTS_PASSING)
     result = run(project)
     result.assert_outcomes(passed=5)
 
@@ -37,7 +37,7 @@ def test_a_project_using_the_fixtures_marker_and_tc_act_passes(project, kernel_o
 def test_without_the_kernel_the_marked_tests_run_on_pyebpf_alone(project, monkeypatch):
     from pyebpf import kernel
     monkeypatch.setattr(kernel, "available", lambda: (False, "bpf(2) refused (EPERM)"))
-    project.makepyfile(test_classifier=TESTS_PASSING)
+    project.makepyfile(test_proj_classifier=TESTS_PASSING)
     result = run(project)
     result.assert_outcomes(passed=4, skipped=1)
     result.stdout.fnmatch_lines(["*kernel oracle unavailable (bpf(2) refused (EPERM));"
@@ -46,7 +46,7 @@ def test_without_the_kernel_the_marked_tests_run_on_pyebpf_alone(project, monkey
 
 
 def test_a_wrong_verdict_fails_naming_both_verdicts_and_the_c_line(project):
-    project.makepyfile(test_wrong=TESTS_FAILING)
+    project.makepyfile(test_proj_wrong=TESTS_FAILING)
     result = run(project, "-k", "wrong_verdict")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
@@ -56,14 +56,14 @@ def test_a_wrong_verdict_fails_naming_both_verdicts_and_the_c_line(project):
 
 
 def test_a_wrong_packet_fails_naming_the_field_that_differs(project):
-    project.makepyfile(test_wrong=TESTS_FAILING)
+    project.makepyfile(test_proj_wrong=TESTS_FAILING)
     result = run(project, "-k", "wrong_packet")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*packets ==: they differ in:*", "*IP.ttl: 63 ≠ 64*"])
 
 
 def test_pyebpf_trace_shows_the_failing_runs_instructions_with_c_lines(project):
-    project.makepyfile(test_wrong=TESTS_FAILING)
+    project.makepyfile(test_proj_wrong=TESTS_FAILING)
     result = run(project, "-k", "wrong_verdict", "--pyebpf-trace")
     result.stdout.fnmatch_lines(["*pyebpf trace (last runs)*",
                                  "classify (classifier.c): Result(verdict=TC_ACT.SHOT (2)*",
@@ -72,7 +72,7 @@ def test_pyebpf_trace_shows_the_failing_runs_instructions_with_c_lines(project):
 
 
 def test_the_kernel_check_fails_a_run_the_kernel_sees_differently(project, kernel_oracle):
-    project.makepyfile(test_diff="""
+    project.makepyfile(test_proj_diff="""
         import pytest
         from scapy.layers.inet import IP, TCP
         from scapy.layers.l2 import Ether
@@ -95,7 +95,7 @@ def test_the_kernel_check_fails_a_run_the_kernel_sees_differently(project, kerne
 
 
 def test_the_kernel_check_compares_maps_after_the_run(project, kernel_oracle):
-    project.makepyfile(test_maps="""
+    project.makepyfile(test_proj_maps="""
         import pytest
         from scapy.layers.inet import IP, TCP
         from scapy.layers.l2 import Ether
@@ -115,7 +115,7 @@ def test_the_kernel_check_compares_maps_after_the_run(project, kernel_oracle):
 
 def test_the_kernel_check_refuses_a_socket_filter_run_from_the_mac_header(project,
                                                                           kernel_oracle):
-    project.makepyfile(test_sf="""
+    project.makepyfile(test_proj_sf="""
         import pytest
         import pyebpf
 
@@ -133,7 +133,7 @@ def test_the_kernel_check_refuses_a_socket_filter_run_from_the_mac_header(projec
 
 def test_the_report_header_names_version_profile_clang_and_the_oracle(project):
     import pyebpf
-    project.makepyfile(test_none="def test_nothing():\n    pass\n")
+    project.makepyfile(test_proj_none="def test_nothing():\n    pass\n")
     result = run(project, "--pyebpf-profile=4.6")
     result.stdout.fnmatch_lines([f"pyebpf {pyebpf.__version__}: kernel profile 4.6 (running "
                                  "kernel *), clang *: *clang version*",
@@ -142,21 +142,21 @@ def test_the_report_header_names_version_profile_clang_and_the_oracle(project):
 
 def test_without_clang_a_c_source_is_skipped_with_the_reason(project, monkeypatch):
     monkeypatch.setenv("PYEBPF_CLANG", "no-such-clang")
-    project.makepyfile(test_classifier=TESTS_PASSING)
+    project.makepyfile(test_proj_classifier=TESTS_PASSING)
     result = run(project, "-rs", "-k", "icmp")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*clang not found: cannot compile classifier.c*"])
 
 
 def test_objects_are_cached_under_pytests_cache(project):
-    project.makepyfile(test_classifier=TESTS_PASSING)
+    project.makepyfile(test_proj_classifier=TESTS_PASSING)
     run(project, "-k", "fresh").assert_outcomes(passed=1)
     cached = sorted((project.path / ".pytest_cache" / "d" / "pyebpf-objects").glob("*.o"))
     assert len(cached) == 1
 
 
 def test_without_the_cache_provider_objects_go_to_the_user_cache(project, tmp_path):
-    project.makepyfile(test_classifier=TESTS_PASSING)
+    project.makepyfile(test_proj_classifier=TESTS_PASSING)
     run(project, "-p", "no:cacheprovider", "-k", "fresh").assert_outcomes(passed=1)
     assert len(list((tmp_path / "xdg" / "pyebpf" / "objects").glob("*.o"))) == 1
 
@@ -180,7 +180,7 @@ def test_a_changed_header_compiles_again(project, tmp_path):
 
 def test_a_c_file_clang_refuses_fails_with_clangs_message(project):
     project.makefile(".c", broken="int f( {\n")
-    project.makepyfile(test_broken="def test_it(pyebpf_load):\n    pyebpf_load('broken.c')\n")
+    project.makepyfile(test_proj_broken="def test_it(pyebpf_load):\n    pyebpf_load('broken.c')\n")
     result = run(project)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*broken.c: clang failed:*", "*error: *"])
@@ -188,7 +188,7 @@ def test_a_c_file_clang_refuses_fails_with_clangs_message(project):
 
 def test_pyebpf_cov_writes_lcov_with_the_hand_counted_lines_and_branches(project):
     project.makefile(".c", small=SMALL_C)
-    project.makepyfile(test_small=SMALL_TESTS)
+    project.makepyfile(test_proj_small=SMALL_TESTS)
     result = run(project, "--pyebpf-cov=lcov:cov.info")
     result.assert_outcomes(passed=2)
     text = (project.path / "cov.info").read_text()
@@ -204,7 +204,7 @@ def test_pyebpf_cov_writes_lcov_with_the_hand_counted_lines_and_branches(project
 def test_pyebpf_cov_writes_cobertura_that_cov_report_reads_back(project, capsys):
     from pyebpf import cli
     project.makefile(".c", small=SMALL_C)
-    project.makepyfile(test_small=SMALL_TESTS)
+    project.makepyfile(test_proj_small=SMALL_TESTS)
     run(project, "--pyebpf-cov=cobertura:cov.xml", "--pyebpf-cov=lcov:cov.info", "-k", "mark_7")
     capsys.readouterr()
     assert cli.main(["cov", "report", str(project.path / "cov.xml")]) == 0
