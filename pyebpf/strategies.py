@@ -28,6 +28,11 @@ try:
 except ImportError as exc:       # the plugin works without it; only this module needs it
     raise ImportError("pyebpf.strategies needs hypothesis: pip install 'pyebpf[test]' "
                       "(or pip install hypothesis)") from exc
+# imported here, not in the draws: a first import inside one would count as slow input
+# generation in hypothesis' health check
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+from scapy.layers.l2 import Dot1Q, Ether
 
 __all__ = ["frames", "malformed_frames", "ipv4", "ipv6", "macs", "MALFORMED"]
 
@@ -112,9 +117,6 @@ def _l3_name(l3) -> str | None:
 @st.composite
 def _frame(draw, l3, l4, vlan, src, dst, sport, dport, payload, ttl, tcp_flags, eth_src,
            eth_dst):
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
-    from scapy.layers.l2 import Dot1Q, Ether
     version = draw(st.sampled_from(["ipv4", "ipv6"]) if l3 is None else st.just(l3))
     proto = draw(st.sampled_from(["tcp", "udp", "icmp"]) if l4 is None else st.just(l4))
     addr = ipv4() if version == "ipv4" else ipv6()
@@ -162,7 +164,6 @@ def _l3_offset(raw: bytes) -> int:
 
 @st.composite
 def _malformed(draw, kind):
-    from scapy.layers.l2 import Ether
     if kind == "short":
         base = draw(frames())
         raw = bytes(base)
