@@ -8,6 +8,8 @@ from hypothesis import settings
 from hypothesis.internal.conjecture import providers as _providers
 from scapy.all import conf as _scapy_conf
 
+pytest_plugins = ("pytester",)
+
 # When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
 # libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
 # filterwarnings=error that turns the failure report into an INTERNALERROR.  Importing
