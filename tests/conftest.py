@@ -131,6 +131,7 @@ def pytest_configure(config):
     _answers = recorded_kernel.Answers(mode, sysbpf.calls)
     _answers.unavailable = reason
     sysbpf.calls = _answers
+    kernel.available()          # through the answers from now on: answered where replayed
 
 
 def pytest_unconfigure(config):

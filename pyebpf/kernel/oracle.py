@@ -57,13 +57,15 @@ def _enum(kind, value, what: str):
 
 # --- availability ------------------------------------------------------------------------
 _available: tuple[bool, str] | None = None
+_available_with = None          # the sysbpf.calls it was computed with
 
 
 def available() -> tuple[bool, str]:
     """(True, "") when bpf(2) can load and test-run a trivial SOCKET_FILTER program here,
-    else (False, reason).  Computed once."""
-    global _available
-    if _available is None:
+    else (False, reason).  Computed once (again when ``sysbpf.calls`` is replaced)."""
+    global _available, _available_with
+    if _available is None or _available_with is not sysbpf.calls:
+        _available_with = sysbpf.calls
         reason = sysbpf.setup()
         if not reason:
             trivial = b"".join(i.pack() for op in ("MOV64_K", "EXIT")
