@@ -1113,8 +1113,11 @@ cdef class Program:
     callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
 
     Typed programs get r1 = the ``__sk_buff`` context of the packet given to
-    :meth:`run`, the kernel's helpers for their type, and the kernel's load-time
-    refusals.  ``budget`` caps the instructions one run may execute.
+    :meth:`run`, the kernel's helpers for their type, and the kernel verifier's
+    decision (:mod:`pyebpf.verifier`: a refusal raises ``VerifierError``);
+    ``verify=False`` skips it and keeps only the structural checks, for experiments
+    with programs the kernel would refuse (the run-time checks still stop every bad
+    access).  ``budget`` caps the instructions one run may execute.
     """
     cdef Insn* _code
     cdef uint32_t _n
@@ -1145,7 +1148,7 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=()):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         if profile not in _PROFILES:
@@ -1156,7 +1159,11 @@ cdef class Program:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        ops = _verifier.check(slots, self.prog_type, profile)
+        if verify:
+            ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
+                                  line_info=line_info)
+        else:
+            ops = _verifier.structure.check(slots, self.prog_type)
         self.insns = raw
         self.budget = budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
