@@ -407,7 +407,8 @@ class Interpreter:
         if t == PTR_TO_STACK:
             result = self.stack_access(st, pc, regno, reg, off, size, write, value_regno, imm)
         elif t == PTR_TO_CTX:
-            result = self.ctx_access(st, pc, regno, reg, off, size, write, sign)
+            result = self.ctx_access(st, pc, regno, reg, off, size, write, sign,
+                                     write and value_regno < 0 and imm is not None)
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
             limit = reg.map.value_size if t == PTR_TO_MAP_VALUE else \
                 reg.map.key_size if t == PTR_TO_MAP_KEY else reg.size
@@ -479,8 +480,13 @@ class Interpreter:
             self.refuse(pc, self._mem_msg(PTR_TO_PACKET, regno, reg, off, size, reg.range),
                         f"R{regno} offset is outside of the packet")
 
-    def ctx_access(self, st, pc, regno, reg: Reg, off, size, write, sign) -> Reg | None:
+    def ctx_access(self, st, pc, regno, reg: Reg, off, size, write, sign, is_st
+                   ) -> Reg | None:
         self.ctx_off(pc, regno, reg)
+        if is_st and self.profile == "4.6":
+            # 4.6 passed these without converting them: they wrote into the raw sk_buff
+            self.refuse(pc, f"BPF_ST stores into R{regno} ctx are refused: the 4.6 kernel "
+                            f"accepted and miscompiled them")
         if self.profile == "4.6" and sign:
             self.refuse(pc, "sign-extending loads from the context do not exist in the 4.6 "
                             "kernel")
@@ -1064,9 +1070,8 @@ class Interpreter:
     def exit(self, st: VState, pc: int) -> int | None:
         r0 = self.read(st, pc, 0)
         if len(st.frames) > 1:
-            if r0.type != SCALAR:
-                self.refuse(pc, f"At subprogram exit the register R0 is not a scalar value "
-                                f"({type_str(r0.type)})")
+            if r0.type == PTR_TO_STACK:     # prepare_func_exit
+                self.refuse(pc, "cannot return stack pointer to the caller")
             callee = st.frames.pop()
             caller = st.cur
             caller.regs[0] = r0.copy()
