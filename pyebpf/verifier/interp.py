@@ -53,23 +53,29 @@ class Interpreter:
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
         self.max_states_per_insn = 0
+        self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
 
     # --- bookkeeping ---------------------------------------------------------------
     def _prune_points(self) -> set:
+        """Where states are compared and kept (the kernel's visit_insn and push_insn):
+        conditional jumps and their targets, targets of unconditional jumps, and where
+        calls return."""
         points = set()
         for pc, op in enumerate(self.ops):
             if op is None:
                 continue
             f = op.form
-            if f in (isa.F_JA, isa.F_JA32, isa.F_JCC_K, isa.F_JCC_X, isa.F_CALL_LOCAL):
-                off = self.insns[pc].imm if f in (isa.F_JA32, isa.F_CALL_LOCAL) \
-                    else self.insns[pc].off
-                points.add(pc + 1 + off)
-                if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_CALL_LOCAL):
-                    points.add(pc + 1)
-            elif f is isa.F_CALL:
+            if f in (isa.F_JCC_K, isa.F_JCC_X):
+                points.add(pc)
+                points.add(pc + 1 + self.insns[pc].off)
+            elif f in (isa.F_JA, isa.F_JA32):
+                points.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
+                                     else self.insns[pc].off))
+            elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
                 points.add(pc + 1)
+                if f is isa.F_CALL_LOCAL:
+                    points.add(pc)
         return points
 
     def new_id(self) -> int:
@@ -103,6 +109,8 @@ class Interpreter:
                 st, pc, prev = self.pop(pending)
                 continue
             self.processed += 1
+            if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
+                self.jmps += 1
             if self.processed > self.limit:
                 self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             self.log.insn(pc, self.insns, self.ops, st)
@@ -147,13 +155,22 @@ class Interpreter:
             ret = cur.frames[i + 1].callsite + 1
             return r >= 6 and r in self.live[ret]
 
+        # the kernel adds a state only after 2 jumps and 8 instructions since the last
+        # one (20 and 100 inside a loop): what it finds first, and its counts, follow
+        add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
         for old in here:
             if old.branches:
                 if states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
+                if self.jmps - self.prev_jmps < 20 and \
+                        self.processed - self.prev_processed < 100:
+                    add = False
                 continue
             if states_equal(old, cur, live):
                 return True
+        if not add:
+            return False
+        self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
         snap.parent = cur.parent
@@ -342,6 +359,8 @@ class Interpreter:
         self._sane_offset(pc, ptr, ptr.type)
         if code_op == isa.BPF_SUB and dst.type == SCALAR:
             self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
+        if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
+            self.refuse(pc, f"R{d} subtraction from stack pointer prohibited")
         if code_op in (isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR):
             self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
         if code_op not in (isa.BPF_ADD, isa.BPF_SUB):
@@ -1006,16 +1025,28 @@ class Interpreter:
         raise AssertionError(kind)
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
+        """get_constant_map_key: the key's value when the stack holds it as zeroes or
+        as a constant scalar spilled with exactly the key's size; else None."""
         frame = self.stack_frame(st, reg)
-        addr = reg.off + reg.value - (1 << 64) if reg.value >> 63 else reg.off + reg.value
-        if size not in (1, 2, 4, 8) or addr % 8:
-            return None
+        v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
+        addr = reg.off + v
         s = self._slot(frame, addr, create=False)
-        if s is None or s.spill is None or s.spill.type != SCALAR or not s.spill.is_const:
+        if s is None:
             return None
-        if any(k != STACK_SPILL for k in s.kinds[:size]):
+        first = addr % 8
+        zeros = 0
+        while first + zeros < 8 and s.kinds[first + zeros] == STACK_ZERO:
+            zeros += 1
+        if zeros >= size:
+            return 0
+        if s.spill is None or s.spill.type != SCALAR or s.kinds[0] != STACK_SPILL:
             return None
-        return s.spill.value & ((1 << (8 * size)) - 1)
+        spilled = 0
+        while first + spilled < 8 and s.kinds[first + spilled] == STACK_SPILL:
+            spilled += 1
+        if spilled != size or not s.spill.is_const:
+            return None
+        return s.spill.value
 
     def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool):
         """check_helper_mem_access: ``size`` bytes at ``reg``."""
