@@ -75,6 +75,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level):
                              live_registers(insns, ops))
         interp.run()
     except Refusal as exc:
+        if not log_level:
+            # as the kernel's loaders do: the log of a refusal is worth a second pass
+            return _run(insns, prog_type, profile, maps, line_info, 1)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
@@ -82,6 +85,8 @@ def _run(insns, prog_type, profile, maps, line_info, log_level):
     except VerifierError as exc:
         exc.log = log.text() + _stats(interp)
         raise
+    if log.level == 1:
+        log.lines.clear()   # the kernel rewinds a level-1 log as each path proves safe
     log.add(_stats(interp).rstrip("\n"))
     return ops, Verdict(log.text(), interp.processed, interp.total_states,
                         interp.peak_states, interp.max_states_per_insn, interp.depths)

@@ -16,7 +16,7 @@ from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CT
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
                     SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg,
-                    Slot, VState, scalar, states_equal, type_str)
+                    Slot, VState, scalar, signature, states_equal, type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 BPF_MAX_VAR_OFF = 1 << 29
@@ -47,7 +47,9 @@ class Interpreter:
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
-        self.explored: dict[int, list[VState]] = {}
+        self.explored: dict[int, list[VState]] = {}     # finished states, by insn
+        self.open: dict[int, dict] = {}                  # insn -> signature -> states
+        self.open_count: dict[int, int] = {}
         self.prune = self._prune_points()
         self.id_gen = 0
         self.processed = 0
@@ -136,17 +138,22 @@ class Interpreter:
         return st, pc, prev
 
     def path_done(self, st: VState) -> None:
+        """A path ended: its checkpoints with no open branch left become finished
+        states, which later paths may be pruned against."""
         p = st.parent
         while p is not None:
             p.branches -= 1
             if p.branches:
                 break
+            self.open[p.insn][p.sig].remove(p)
+            self.open_count[p.insn] -= 1
+            self.explored.setdefault(p.insn, []).append(p)
             p = p.parent
 
     def visited(self, cur: VState, pc: int) -> bool:
         """is_state_visited: True to end this path here (an equivalent finished state
         exists); refuses an exact repeat of an ancestor; else records a checkpoint."""
-        here = self.explored.setdefault(pc, [])
+        here = self.explored.get(pc, ())
         nframes = len(cur.frames)
 
         def live(i: int, r: int) -> bool:
@@ -158,14 +165,15 @@ class Interpreter:
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        for old in here:
-            if old.branches:
+        sig = signature(cur, live)
+        if self.open_count.get(pc):
+            # ancestors still being explored: an exact repeat is an infinite loop
+            for old in self.open[pc].get(sig, ()):
                 if states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-                if self.jmps - self.prev_jmps < 20 and \
-                        self.processed - self.prev_processed < 100:
-                    add = False
-                continue
+            if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
+                add = False
+        for old in here:
             if states_equal(old, cur, live):
                 return True
         if not add:
@@ -174,12 +182,15 @@ class Interpreter:
         snap = cur.copy()
         snap.branches = 1
         snap.parent = cur.parent
+        snap.insn, snap.sig = pc, sig
         cur.parent = snap
-        here.append(snap)
+        self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
+        self.open_count[pc] = self.open_count.get(pc, 0) + 1
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
-        self.max_states_per_insn = max(self.max_states_per_insn, len(here))
+        self.max_states_per_insn = max(self.max_states_per_insn,
+                                       len(here) + self.open_count[pc])
         return False
 
     # --- one instruction -----------------------------------------------------------------

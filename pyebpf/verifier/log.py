@@ -4,34 +4,69 @@ was found on (level 1 keeps only that path, as the kernel rewinds its log when a
 path ends safely), and the statistics line."""
 from __future__ import annotations
 
-import re
-
 from .. import isa
 from . import tnum
 from .state import NOT_INIT, PTR_TO_STACK, SCALAR, S64_MIN, S64_MAX, M64, type_str
 
-_JUMP = re.compile(r"goto ([+-]?)0x([0-9a-f]+) <\d+>$")
-_CALL = re.compile(r"^call 0x([0-9a-f]+)$")
+_SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+_SSIZE = {1: "s8", 2: "s16", 4: "s32"}
+
+
+def _off(v: int) -> str:
+    return f"{v:+d}"
 
 
 def insn_text(insns, pc: int) -> str:
-    """An instruction as the kernel's print_bpf_insn writes it."""
+    """An instruction as the kernel's print_bpf_insn writes it (``(61) r2 = *(u32
+    *)(r6 +76)``); forms it spells differently fall back to pyebpf's disassembler."""
+    insn = insns[pc]
+    op = isa.lookup(insn)
+    head = f"({insn.code:02x}) "
+    f = op.form if op is not None else None
+    r = "r" if op is not None and op.is_64 else "w"
+    code_op = insn.code & 0xF0
+    if f in (isa.F_ALU_K, isa.F_ALU_X):
+        sym = isa.ALU_OP_SYMBOL[code_op]
+        src = f"{r}{insn.src}" if f is isa.F_ALU_X else str(insn.imm)
+        return f"{head}{r}{insn.dst} {sym} {src}"
+    if f is isa.F_NEG:
+        return f"{head}{r}{insn.dst} = -{r}{insn.dst}"
+    if f is isa.F_END:
+        kind = op.name.rstrip("0123456789").lower()
+        return f"{head}r{insn.dst} = {kind}{insn.imm} r{insn.dst}"
+    if f is isa.F_LDX:
+        t = _SSIZE[op.size] if op.name.startswith("LDXS") else _SIZE[op.size]
+        return f"{head}r{insn.dst} = *({t} *)(r{insn.src} {_off(insn.off)})"
+    if f is isa.F_STX:
+        return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = r{insn.src}"
+    if f is isa.F_ST:
+        return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = {insn.imm}"
+    if f is isa.F_LDDW and op.disc_value == 0:
+        v = ((insns[pc + 1].imm & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF)
+        return f"{head}r{insn.dst} = {v:#x}"
+    if f is isa.F_LD_ABS:
+        return f"{head}r0 = *({_SIZE[op.size]} *)skb[{insn.imm}]"
+    if f is isa.F_LD_IND:
+        return f"{head}r0 = *({_SIZE[op.size]} *)skb[r{insn.src} + {insn.imm}]"
+    if f in (isa.F_JCC_K, isa.F_JCC_X):
+        sym = isa.JMP_OP_SYMBOL[code_op]
+        src = f"{r}{insn.src}" if f is isa.F_JCC_X else f"{insn.imm & 0xFFFFFFFF:#x}"
+        return f"{head}if {r}{insn.dst} {sym} {src} goto pc{_off(insn.off)}"
+    if f is isa.F_JA:
+        return f"{head}goto pc{_off(insn.off)}"
+    if f is isa.F_JA32:
+        return f"{head}gotol pc{_off(insn.imm)}"
+    if f is isa.F_EXIT:
+        return f"{head}exit"
+    if f is isa.F_CALL and not op.disc_value:
+        name = isa.HELPER_NAMES[insn.imm] if 0 <= insn.imm <= isa.MAX_HELPER_ID else "unknown"
+        return f"{head}call bpf_{name}#{insn.imm}" if name != "unknown" else \
+            f"{head}call unknown#{insn.imm}"
+    if f is isa.F_CALL_LOCAL:
+        return f"{head}call pc{_off(insn.imm)}"
     from ..asm import disassemble_one
-    op = isa.lookup(insns[pc])
-    slots = insns[pc:pc + 2] if op is not None and op.form is isa.F_LDDW else insns[pc:pc + 1]
-    text = disassemble_one(slots, pc=pc)
-    m = _JUMP.search(text)
-    if m:
-        off = int(m.group(2), 16)
-        text = text[:m.start()] + f"goto pc{'-' if m.group(1) == '-' else '+'}{off}"
-    m = _CALL.match(text)
-    if m:
-        hid = int(m.group(1), 16)
-        name = isa.HELPER_NAMES[hid] if 0 <= hid <= isa.MAX_HELPER_ID else "unknown"
-        text = f"call bpf_{name}#{hid}"
-    if text.endswith(" ll"):
-        text = text[:-3]
-    return f"({insns[pc].code:02x}) {text}"
+    slots = insns[pc:pc + 2] if f is isa.F_LDDW else insns[pc:pc + 1]
+    return head + disassemble_one(slots)
 
 
 def reg_text(r) -> str:

@@ -148,7 +148,7 @@ class Frame:
 class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
     and the checkpoint it descends from (``parent``) with its open-branch count."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "jmp_depth")
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -156,7 +156,7 @@ class VState:
         self.parent: VState | None = None
         self.branches = 0
         self.insn = 0
-        self.jmp_depth = 0
+        self.sig = None
 
     @property
     def cur(self) -> Frame:
@@ -166,7 +166,8 @@ class VState:
         v = VState.__new__(VState)
         v.frames = [f.copy() for f in self.frames]
         v.refs = dict(self.refs)
-        v.parent, v.branches, v.insn, v.jmp_depth = self.parent, 0, self.insn, self.jmp_depth
+        v.parent, v.branches, v.insn = self.parent, 0, self.insn
+        v.sig = None
         return v
 
     def all_regs(self):
@@ -277,3 +278,19 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
         if not _check_ids(a, b, idmap):
             return False
     return True
+
+
+def signature(st: VState, live) -> tuple:
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for."""
+    def reg(r: Reg):
+        return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+                r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+    out = []
+    for i, f in enumerate(st.frames):
+        regs = tuple(reg(r) if live(i, k) else None for k, r in enumerate(f.regs[:10]))
+        stack = tuple(sorted((spi, tuple(s.kinds), reg(s.spill) if s.spill else None)
+                             for spi, s in f.stack.items()
+                             if any(k != STACK_INVALID for k in s.kinds)))
+        out.append((f.callsite, regs, stack))
+    return tuple(out), len(st.refs)

@@ -148,5 +148,7 @@ def cast(a, size: int):
 
 
 def text(a) -> str:
-    """The kernel's tnum_strn: ``(0x0; 0xff)``."""
+    """The kernel's tnum_strn: the value of a constant, else ``(0x0; 0xff)``."""
+    if a[1] == 0:
+        return str(a[0])
     return f"({a[0]:#x}; {a[1]:#x})"
