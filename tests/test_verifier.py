@@ -107,7 +107,7 @@ def test_a_refused_context_access_reads_like_the_kernel_and_names_the_field():
     with pytest.raises(errors.VerifierError) as err:
         Program(ret0(I(A["LDX32"].code, 0, 1, 72, 0)), SF)
     assert err.value.pc == 0
-    assert str(err.value) == ("pc 0 (r0 = *(u32 *)(r1 + 0x48)): invalid bpf_context access "
+    assert str(err.value) == ("pc 0 (r0 = *(u32 *)(r1 +72)): invalid bpf_context access "
                               "off=72 size=4: tc_classid may not be read by "
                               "BPF_PROG_TYPE_SOCKET_FILTER")
 
