@@ -30,8 +30,9 @@ PACKETS = [bytes(range(256))[:n] for n in (14, 34, 60, 64, 128, 256)]
 def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
     """Assembler lines of one fragment; labels are suffixed with ``k``."""
     kind = rng.choice(["pkt", "map", "stack", "ptr", "loop", "helper", "scalar", "uninit",
-                       "ctx"] if tc else
-                      ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx"])
+                       "ctx", "pktvar", "spill", "alu32", "tail"] if tc else
+                      ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
+                       "alu32", "tail"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -46,6 +47,33 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                             f"skip{k}:"]
         return check + [f"if r2 {cmp} r8 goto ok{k}", f"goto skip{k}", f"ok{k}:",
                         f"r0 = *({w} *)(r7 + {off})", f"skip{k}:"]
+    if kind == "pktvar":
+        # a variable offset from the packet, bounded or not, checked against data_end
+        mask = rng.choice((7, 15, 63, 255, None))
+        lines = ["r3 = *(u8 *)(r6 + 0)" if mask is None else "r3 = *(u32 *)(r6 + 0)"]
+        if mask is not None:
+            lines.append(f"r3 &= {mask}")
+        n = rng.choice((1, 2, 4))
+        lines += ["r2 = r7", "r2 += r3", "r4 = r2", f"r4 += {n}",
+                  f"if r4 > r8 goto skip{k}",
+                  f"r0 = *({w} *)(r2 + {rng.choice((0, n - size, n - size + 1))})",
+                  f"skip{k}:"]
+        return lines
+    if kind == "spill":
+        # a checked packet pointer spilled and filled: the range must survive
+        n = rng.choice((8, 14))
+        return ["r2 = r7", f"r2 += {n}", f"if r2 > r8 goto skip{k}",
+                "*(u64 *)(r10 - 16) = r7", f"r5 = *({rng.choice(('u64', 'u64', 'u32'))} *)"
+                "(r10 - 16)", f"r0 = *({w} *)(r5 + {rng.choice((0, n - size, n))})",
+                f"skip{k}:"]
+    if kind == "alu32":
+        return ["r3 = *(u32 *)(r6 + 0)", f"w3 {rng.choice(('+=', '-=', '*=', '&=', '|='))} "
+                f"{rng.randint(1, 300)}", f"if w3 {rng.choice(('>', '<', 's>', 's<'))} "
+                f"{rng.randint(0, 40)} goto skip{k}", "r3 &= 63", "r2 = r10",
+                "r2 += -64", "r2 += r3", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    if kind == "tail":
+        return ["r1 = r6", "r2 = map_fd(PROGFD) ll", f"r3 = {rng.choice((0, 1, 5))}",
+                "call 12"] + (["r0 = r0"] if rng.random() < 0.3 else [])
     if kind == "map":
         key = rng.choice((0, 1, 7))
         lines = [f"*(u32 *)(r10 - 4) = {key}", "r1 = map_fd(MAPFD) ll", "r2 = r10",
@@ -111,6 +139,13 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
 
 def generate(rng: random.Random, tc: bool) -> str:
     lines = ["r6 = r1", "r0 = 0"]
+    sub = rng.random() < 0.2
+    if sub:
+        # a static subprogram given r1 and a stack pointer, returning a scalar or a map
+        # value pointer the caller may use
+        lines += ["*(u64 *)(r10 - 8) = 0", "r1 = r6", "r2 = r10", "r2 += -8", "call sub",
+                  f"r0 = *(u{rng.choice((8, 32, 64))} *)(r0 + 0)" if rng.random() < 0.3
+                  else "r9 = r0"]
     if tc:
         lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
     for k in range(rng.randint(1, 5)):
@@ -120,6 +155,16 @@ def generate(rng: random.Random, tc: bool) -> str:
     if rng.random() < 0.95:
         lines.append("r0 = 0")
     lines.append("exit")
+    if sub:
+        body = rng.choice([
+            ["r0 = *(u64 *)(r2 + 0)", "exit"],
+            ["r0 = *(u64 *)(r2 + 8)", "exit"],
+            ["r3 = r2", "*(u32 *)(r10 - 4) = 0", "r2 = r10", "r2 += -4",
+             "r1 = map_fd(MAPFD) ll", "call 1", "if r0 != 0 goto +1", "r0 = r3", "exit"],
+            ["r0 = r2", "exit"],
+            ["r0 = *(u32 *)(r1 + 0)", "exit"],
+        ])
+        lines += ["sub:"] + body
     return "\n".join(lines)
 
 
@@ -137,26 +182,31 @@ def _kernel_verdict(code: bytes, prog_type):
         return str(exc).split("refused the program: ", 1)[-1], _refused_pc(exc.log or "")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def maps():
+    """Fresh maps per program type: a program array serves one type."""
     require_kernel()
-    ours = Map.create("array", 4, VALUE_SIZE, 8)
-    theirs = kernel.KernelMap("array", 4, VALUE_SIZE, 8)
+    ours = Map.create("array", 4, VALUE_SIZE, 8), Map.create("prog_array", 4, 4, 4)
+    theirs = (kernel.KernelMap("array", 4, VALUE_SIZE, 8),
+              kernel.KernelMap("prog_array", 4, 4, 4))
     yield ours, theirs
-    theirs.close()
+    for m in theirs:
+        m.close()
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("prog_type", (SF, CLS), ids=("socket_filter", "sched_cls"))
 def test_random_programs_get_the_kernels_verdict_and_accepted_ones_never_fault(prog_type,
                                                                                maps):
-    ours_map, their_map = maps
+    (ours_map, ours_prog), (their_map, their_prog) = maps
     rng = random.Random(f"verifier-{prog_type.name}")
     bad = []
     for n in range(COUNT):
         text = generate(rng, prog_type == CLS)
-        mine = asm.assemble(text.replace("MAPFD", str(ours_map.fd)))
-        theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd)))
+        mine = asm.assemble(text.replace("MAPFD", str(ours_map.fd))
+                            .replace("PROGFD", str(ours_prog.fd)))
+        theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd))
+                              .replace("PROGFD", str(their_prog.fd)))
         reason, kpc = _kernel_verdict(theirs, prog_type)
         try:
             prog = Program(mine, prog_type)
