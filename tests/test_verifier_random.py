@@ -30,9 +30,9 @@ PACKETS = [bytes(range(256))[:n] for n in (14, 34, 60, 64, 128, 256)]
 def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
     """Assembler lines of one fragment; labels are suffixed with ``k``."""
     kind = rng.choice(["pkt", "map", "stack", "ptr", "loop", "helper", "scalar", "uninit",
-                       "ctx", "pktvar", "spill", "alu32", "tail"] if tc else
+                       "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix"] if tc else
                       ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
-                       "alu32", "tail"])
+                       "alu32", "tail", "mix", "mix"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -66,6 +66,36 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                 "*(u64 *)(r10 - 16) = r7", f"r5 = *({rng.choice(('u64', 'u64', 'u32'))} *)"
                 "(r10 - 16)", f"r0 = *({w} *)(r5 + {rng.choice((0, n - size, n))})",
                 f"skip{k}:"]
+    if kind == "mix":
+        load = f"r3 = *(u{rng.choice((8, 16, 32))} *)(r6 + {rng.choice((0, 4, 8, 16))})"
+        shape = rng.randint(0, 5)
+        if shape == 0:      # copies of a NULL-checked pointer
+            return [f"*(u32 *)(r10 - 4) = {rng.choice((0, 9))}", "r1 = map_fd(MAPFD) ll",
+                    "r2 = r10", "r2 += -4", "call 1", "r5 = r0",
+                    f"if r0 {rng.choice(('==', '!='))} 0 goto skip{k}",
+                    f"r0 = *(u32 *)(r5 + {rng.choice((0, 12, 13))})", f"skip{k}:"]
+        if shape == 1:      # a variable stack offset
+            return [load, f"r3 &= {rng.choice((7, 8, 15, 24))}", "r2 = r10", "r2 += -32",
+                    "r2 += r3", f"*(u{rng.choice((8, 64))} *)(r2 + 0) = 1",
+                    f"r0 = *(u8 *)(r2 + {rng.choice((0, 7, 8))})"]
+        if shape == 2:      # signed bounds as an index
+            return [load, f"if r3 s> {rng.choice((7, 15))} goto skip{k}",
+                    f"if r3 s< {rng.choice((0, -1))} goto skip{k}", "r2 = r10",
+                    "r2 += -16", "r2 += r3", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 3:      # jset, byte swaps, sign extension, division
+            return [load, f"r3 {rng.choice(('= be16', '= le16', '= be32'))} r3",
+                    f"r3 = (s{rng.choice((8, 16))})r3" if rng.random() < 0.5 else "r3 &= 31",
+                    f"if r3 & {rng.choice((32, 64, 1))} goto skip{k}",
+                    f"r3 {rng.choice(('/=', '%='))} {rng.choice((3, 'r3'))}",
+                    "r3 &= 15", "r2 = r10", "r2 += -16", "r2 += r3",
+                    "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 4 and tc:   # a loop reading the packet
+            return ["r4 = 0", f"loop{k}:", "r2 = r7", "r2 += r4", "r5 = r2", "r5 += 1",
+                    f"if r5 > r8 goto skip{k}", "r0 = *(u8 *)(r2 + 0)", "r4 += 1",
+                    f"if r4 < {rng.choice((4, 8))} goto loop{k}", f"skip{k}:"]
+        return [load, "*(u32 *)(r10 - 8) = r3", f"r4 = *(u{rng.choice((32, 64, 16))} *)"
+                f"(r10 - 8)", f"if r4 > {rng.choice((15, 16, 100))} goto skip{k}",
+                "r2 = r10", "r2 += -32", "r2 += r4", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
     if kind == "alu32":
         return ["r3 = *(u32 *)(r6 + 0)", f"w3 {rng.choice(('+=', '-=', '*=', '&=', '|='))} "
                 f"{rng.randint(1, 300)}", f"if w3 {rng.choice(('>', '<', 's>', 's<'))} "
@@ -148,7 +178,7 @@ def generate(rng: random.Random, tc: bool) -> str:
                   else "r9 = r0"]
     if tc:
         lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
-    for k in range(rng.randint(1, 5)):
+    for k in range(rng.randint(1, 3)):
         lines += _fragment(rng, tc, k)
         if tc and rng.random() < 0.7:
             lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
