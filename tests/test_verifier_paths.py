@@ -184,6 +184,12 @@ def test_subtraction_from_the_stack_pointer_is_refused():
     agree("r5 = r10\nr5 -= 0\nr0 = 0\nexit", "R5 subtraction from stack pointer prohibited")
 
 
+def test_one_load_through_the_context_on_one_path_and_the_stack_on_another_is_refused():
+    agree("r3 = *(u32 *)(r1 + 0)\nr2 = r1\nif r3 > 5 goto +2\nr2 = r10\nr2 += -8\n"
+          "r0 = *(u32 *)(r2 + 0)\nr0 = 0\nexit",
+          "same insn cannot be used with different pointers")
+
+
 # --- scalars and pointers -----------------------------------------------------------------
 
 def test_dereferencing_a_scalar_is_refused():

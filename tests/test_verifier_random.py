@@ -68,7 +68,7 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                 f"skip{k}:"]
     if kind == "mix":
         load = f"r3 = *(u{rng.choice((8, 16, 32))} *)(r6 + {rng.choice((0, 4, 8, 16))})"
-        shape = rng.randint(0, 5)
+        shape = rng.randint(0, 6)
         if shape == 0:      # copies of a NULL-checked pointer
             return [f"*(u32 *)(r10 - 4) = {rng.choice((0, 9))}", "r1 = map_fd(MAPFD) ll",
                     "r2 = r10", "r2 += -4", "call 1", "r5 = r0",
@@ -89,6 +89,9 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                     f"r3 {rng.choice(('/=', '%='))} {rng.choice((3, 'r3'))}",
                     "r3 &= 15", "r2 = r10", "r2 += -16", "r2 += r3",
                     "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 5:      # one load, two kinds of pointer
+            return [load, "r2 = r6", f"if r3 > 5 goto p{k}", "r2 = r10", "r2 += -8",
+                    f"p{k}:", f"r0 = *(u32 *)(r2 + {rng.choice((0, 8))})"]
         if shape == 4 and tc:   # a loop reading the packet
             return ["r4 = 0", f"loop{k}:", "r2 = r7", "r2 += r4", "r5 = r2", "r5 += 1",
                     f"if r5 > r8 goto skip{k}", "r0 = *(u8 *)(r2 + 0)", "r4 += 1",

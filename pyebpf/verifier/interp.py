@@ -50,6 +50,7 @@ class Interpreter:
         self.explored: dict[int, list[VState]] = {}     # finished states, by insn
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
+        self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
         self.prune = self._prune_points()
         self.id_gen = 0
         self.processed = 0
@@ -433,6 +434,7 @@ class Interpreter:
         regs = st.cur.regs
         reg = regs[regno]
         t = reg.type
+        self._same_pointer_kind(pc, t)
         result: Reg | None = None
         if t == PTR_TO_STACK:
             result = self.stack_access(st, pc, regno, reg, off, size, write, value_regno, imm)
@@ -468,6 +470,15 @@ class Interpreter:
                 else:
                     bounds.truncate(result, size)
             regs[value_regno] = result
+
+    def _same_pointer_kind(self, pc: int, t: int) -> None:
+        """One load or store instruction works through one kind of pointer when either
+        kind is the context (the kernel rewrites context accesses per instruction:
+        reg_type_mismatch)."""
+        prev = self.ptr_kinds.setdefault(pc, t)
+        if prev != t and (PTR_TO_CTX in (prev, t) or
+                          (PTR_TO_SOCK_COMMON in (prev & 0xFF, t & 0xFF))):
+            self.refuse(pc, "same insn cannot be used with different pointers")
 
     def region_access(self, pc, regno, reg: Reg, off: int, size: int, mem_size: int,
                       zero_ok: bool = False) -> None:
