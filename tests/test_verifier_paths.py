@@ -301,6 +301,34 @@ def test_a_subprogram_cannot_return_a_pointer_to_its_stack():
         Program(code, CLS)
 
 
+LD_ABS_IN_SUBPROGRAM = """
+unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
+static __attribute__((noinline)) int proto(struct __sk_buff *skb)
+{
+	return load_byte(skb, 23);
+}
+SEC("socket")
+int sf(struct __sk_buff *skb)
+{
+	return proto(skb) == 6 ? -1 : 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_ld_abs_in_a_subprogram_of_an_object_with_btf_is_accepted(tmp_path):
+    """The kernel allows it when the loader passes the object's BTF function info, as
+    libbpf and tc do (raw programs have none and are refused: test_verifier.py)."""
+    from bpfc import compile_object
+    path = tmp_path / "ldabs.o"
+    path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
+    assert set(load(path, pin=False).programs) == {"sf"}
+    if kernel.available()[0]:
+        import libbpfobj
+        with libbpfobj.LoadedObject(str(path)) as obj:
+            assert obj.programs
+
+
 # --- what a refusal carries ---------------------------------------------------------------
 
 def test_a_refusal_carries_the_instruction_the_log_and_the_statistics():

@@ -61,7 +61,8 @@ def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=N
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level):
-    ops = structure.check(insns, prog_type)
+    # an object's line info comes with its BTF function info (clang -g)
+    ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
         return ops, None
     prog_type = isa.ProgType(prog_type)

@@ -32,11 +32,12 @@ def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
     return None
 
 
-def check(insns: list[isa.Insn], prog_type=None) -> list[isa.Op | None]:
+def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry for each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (RFC semantics); a program type adds the
-    kernel's static refusals.  Raises :class:`VerifierError` naming the first
+    kernel's static refusals (``btf``: the program came with BTF function info, which
+    lets subprograms use ``LD_ABS``).  Raises :class:`VerifierError` naming the first
     offending pc.
     """
     strict = prog_type is not None
@@ -79,7 +80,8 @@ def check(insns: list[isa.Insn], prog_type=None) -> list[isa.Op | None]:
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
         _check_reachable(insns, ops)
-        _check_ld_abs_in_main(insns, ops)
+        if not btf:
+            _check_ld_abs_in_main(insns, ops)
     return ops
 
 
