@@ -86,7 +86,6 @@ def _view(r: Reg, bits: int):
 
 
 def _const_eval(op: int, a: int, b: int, bits: int, signed_div: bool) -> int:
-    mask = (1 << bits) - 1
     sa = a - (1 << bits) if a >> (bits - 1) else a
     sb = b - (1 << bits) if b >> (bits - 1) else b
     if op == isa.BPF_ADD:
@@ -116,7 +115,6 @@ def _const_eval(op: int, a: int, b: int, bits: int, signed_div: bool) -> int:
             return sa if sb == 0 else (abs(sa) % abs(sb)) * (-1 if sa < 0 else 1)
         return a if b == 0 else a % b
     raise AssertionError(op)
-    del mask
 
 
 def alu(dst: Reg, src: Reg, op: int, bits: int, signed_div: bool = False) -> None:
@@ -128,13 +126,12 @@ def alu(dst: Reg, src: Reg, op: int, bits: int, signed_div: bool = False) -> Non
     b_const = bv[1] == 0
     if op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and (not b_const or bv[0] >= bits):
         # shifts by an unknown or too large amount (adjust_scalar_min_max_vals)
-        _set(dst, tnum.UNKNOWN, 0, M64, S64_MIN, S64_MAX, 64) if bits == 64 else \
-            _set(dst, (0, M32), 0, M32, S32_MIN, S32_MAX, 32)
+        _set(dst, (0, W), 0, W, SMIN, SMAX, bits)
         return
     if av[1] == 0 and b_const:
-        v = _const_eval(op, av[0], bv[0], bits, signed_div) & W
-        _set(dst, (v, 0), v, v, v - (1 << bits) if v >> (bits - 1) else v,
-             v - (1 << bits) if v >> (bits - 1) else v, bits)
+        # a constant result (a 32-bit one zero-extended) needs no bounds reasoning
+        dst.type, dst.id = SCALAR, 0
+        dst.mark_known(_const_eval(op, av[0], bv[0], bits, signed_div) & W)
         return
     umin, umax, smin, smax = 0, W, SMIN, SMAX
     if op == isa.BPF_ADD:
