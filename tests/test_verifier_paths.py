@@ -237,6 +237,19 @@ def test_a_scalar_where_a_helper_wants_the_context_is_refused():
     agree("r1 = 0\ncall 34\nr0 = 0\nexit", "R1 type=scalar expected=ctx")
 
 
+def test_exiting_with_a_ring_buffer_record_still_reserved_is_refused():
+    ring = Map.create("ringbuf", 0, 0, 4096)
+    body = "r2 = 8\nr3 = 0\ncall 131\nr0 = 0\nexit"
+    k = kernel.KernelMap("ringbuf", 0, 0, 4096) if kernel.available()[0] else None
+    try:
+        agree(f"r1 = map_fd({ring.fd}) ll\n" + body,
+              "BPF_EXIT instruction in main prog would lead to reference leak",
+              kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body if k else None)
+    finally:
+        if k:
+            k.close()
+
+
 # --- loops and limits ---------------------------------------------------------------------
 
 def test_a_bounded_loop_is_accepted():

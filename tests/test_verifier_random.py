@@ -68,7 +68,9 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                 f"skip{k}:"]
     if kind == "mix":
         load = f"r3 = *(u{rng.choice((8, 16, 32))} *)(r6 + {rng.choice((0, 4, 8, 16))})"
-        shape = rng.randint(0, 6)
+        shape = rng.randint(0, 7)
+        if shape == 7:
+            shape = 6
         if shape == 0:      # copies of a NULL-checked pointer
             return [f"*(u32 *)(r10 - 4) = {rng.choice((0, 9))}", "r1 = map_fd(MAPFD) ll",
                     "r2 = r10", "r2 += -4", "call 1", "r5 = r0",
@@ -89,6 +91,15 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
                     f"r3 {rng.choice(('/=', '%='))} {rng.choice((3, 'r3'))}",
                     "r3 &= 15", "r2 = r10", "r2 += -16", "r2 += r3",
                     "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 6:      # a ring buffer record: reserve, check, write, submit
+            lines = ["r1 = map_fd(RINGFD) ll", f"r2 = {rng.choice((8, 16))}", "r3 = 0",
+                     "call 131", "r5 = r0"]
+            if rng.random() < 0.85:
+                lines.append(f"if r0 == 0 goto skip{k}")
+            lines.append(f"*(u64 *)(r5 + {rng.choice((0, 8, 16))}) = 1")
+            if rng.random() < 0.85:
+                lines += ["r1 = r5", "r2 = 0", f"call {rng.choice((132, 133))}"]
+            return lines + [f"skip{k}:"]
         if shape == 5:      # one load, two kinds of pointer
             return [load, "r2 = r6", f"if r3 > 5 goto p{k}", "r2 = r10", "r2 += -8",
                     f"p{k}:", f"r0 = *(u32 *)(r2 + {rng.choice((0, 8))})"]
@@ -219,9 +230,10 @@ def _kernel_verdict(code: bytes, prog_type):
 def maps():
     """Fresh maps per program type: a program array serves one type."""
     require_kernel()
-    ours = Map.create("array", 4, VALUE_SIZE, 8), Map.create("prog_array", 4, 4, 4)
+    ours = (Map.create("array", 4, VALUE_SIZE, 8), Map.create("prog_array", 4, 4, 4),
+            Map.create("ringbuf", 0, 0, 4096))
     theirs = (kernel.KernelMap("array", 4, VALUE_SIZE, 8),
-              kernel.KernelMap("prog_array", 4, 4, 4))
+              kernel.KernelMap("prog_array", 4, 4, 4), kernel.KernelMap("ringbuf", 0, 0, 4096))
     yield ours, theirs
     for m in theirs:
         m.close()
@@ -231,15 +243,17 @@ def maps():
 @pytest.mark.parametrize("prog_type", (SF, CLS), ids=("socket_filter", "sched_cls"))
 def test_random_programs_get_the_kernels_verdict_and_accepted_ones_never_fault(prog_type,
                                                                                maps):
-    (ours_map, ours_prog), (their_map, their_prog) = maps
+    (ours_map, ours_prog, ours_ring), (their_map, their_prog, their_ring) = maps
     rng = random.Random(f"verifier-{prog_type.name}")
     bad = []
     for n in range(COUNT):
         text = generate(rng, prog_type == CLS)
         mine = asm.assemble(text.replace("MAPFD", str(ours_map.fd))
-                            .replace("PROGFD", str(ours_prog.fd)))
+                            .replace("PROGFD", str(ours_prog.fd))
+                            .replace("RINGFD", str(ours_ring.fd)))
         theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd))
-                              .replace("PROGFD", str(their_prog.fd)))
+                              .replace("PROGFD", str(their_prog.fd))
+                              .replace("RINGFD", str(their_ring.fd)))
         reason, kpc = _kernel_verdict(theirs, prog_type)
         try:
             prog = Program(mine, prog_type)

@@ -1133,5 +1133,6 @@ class Interpreter:
             return callee.callsite + 1
         if st.refs:
             ref, at = next(iter(st.refs.items()))
-            self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}")
+            self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
+                        "BPF_EXIT instruction in main prog would lead to reference leak")
         return None
