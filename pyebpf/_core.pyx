@@ -869,6 +869,8 @@ BUILTIN_HELPERS = {
     "get_stackid": _builtin("get_stackid", bpf_get_stackid),
 }
 
+include "cbpf_calls.pxi"
+
 
 cdef class HelperMemory:
     """Checked access to the running program's memory, for Python helpers.
@@ -1178,6 +1180,9 @@ cdef class Program:
             from .skb import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
+        if classic is not None:
+            for name, helper_id in _isa.CBPF_CALLS.items():
+                self._helpers[helper_id] = (<_BuiltinHelper>CBPF_CALLS[name]).fn
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:

@@ -86,6 +86,10 @@ SKF_AD = {
     "vlan_tag": 44, "vlan_tag_present": 48, "pay_offset": 52, "random": 56, "vlan_tpid": 60,
 }
 SKF_AD_MAX = 64
+# Helper-table ids for the in-kernel functions converted classic code calls (the
+# kernel calls bpf_skb_get_nlattr, _nlattr_nest and _pay_offset by address); past every
+# helper id, so only classic programs have them.
+CBPF_CALLS = {"nlattr": 253, "nlattr_nest": 254, "pay_offset": 255}
 
 # Link-layer header types (pcap LINKTYPE_/DLT_ and the kernel's ARPHRD_ for a device).
 DLT_EN10MB = 1

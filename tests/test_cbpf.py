@@ -216,9 +216,43 @@ def test_alu_xor_x_xors_a_with_x():
                 F(RET_A, 0, 0, 0)]) == 0x33
 
 
-def test_an_unsupported_ancillary_load_is_named():
-    with pytest.raises(ClassicError, match=r"classic pc 0 \(ld pay_offset\): .*SKF_AD_PAY_OFFSET"):
-        cbpf.program([F(LD_ABS, 0, 0, AD + 52), F(RET_A, 0, 0, 0)])
+def nla(kind, payload):
+    """One netlink attribute, host order, padded to 4 bytes."""
+    raw = struct.pack("<HH", 4 + len(payload), kind) + payload
+    return raw + bytes(-len(raw) % 4)
+
+
+NESTED = nla(7, b"1234") + nla(9, b"zz")
+ATTRS = nla(1, b"abcd") + nla(2, b"xy") + nla(0x8003, NESTED) + nla(5, b"")
+NL_FRAME = bytes(Ether(type=0x88B5)) + ATTRS     # attributes at 14, 22, 30 (7 at 34, 9 at 42), 50
+
+
+@pytest.mark.parametrize("start,kind,expected", [
+    (14, 1, 14), (14, 2, 22), (14, 3, 30), (14, 5, 50), (14, 4, 0), (22, 1, 0), (22, 5, 50),
+    (len(NL_FRAME) - 3, 1, 0), (len(NL_FRAME), 1, 0)])
+def test_nlattr_finds_the_offset_of_an_attribute(start, kind, expected):
+    prog = [F(LD_IMM, 0, 0, start), F(LDX_IMM, 0, 0, kind), F(LD_ABS, 0, 0, AD + 12),
+            F(RET_A, 0, 0, 0)]
+    assert cbpf.program(prog).run(NL_FRAME).retval == expected
+
+
+@pytest.mark.parametrize("start,kind,expected", [(30, 7, 34), (30, 9, 42), (30, 1, 0), (14, 1, 0)])
+def test_nlattr_nest_finds_an_attribute_inside_the_one_at_a(start, kind, expected):
+    prog = [F(LD_IMM, 0, 0, start), F(LDX_IMM, 0, 0, kind), F(LD_ABS, 0, 0, AD + 16),
+            F(RET_A, 0, 0, 0)]
+    assert cbpf.program(prog).run(NL_FRAME).retval == expected
+
+
+@pytest.mark.parametrize("frame,expected", [
+    (Ether() / IP() / TCP(dataofs=8, options=[("NOP", None)] * 12), 14 + 20 + 32),
+    (Ether() / IP(options=b"\x01" * 4) / UDP(), 14 + 24 + 8),
+    (Ether() / IP(flags="MF") / TCP(), 14 + 20 + 20),
+    (Ether() / IP(frag=3, proto=6) / bytes(30), 14 + 20),
+    (Ether() / IP() / IP() / UDP(), 14 + 20 + 20 + 8),
+    (Ether(type=0x88CC) / bytes(40), 0)])
+def test_pay_offset_is_where_the_transport_payload_starts(frame, expected):
+    prog = [F(LD_ABS, 0, 0, AD + 52), F(0x04, 0, 0, 1), F(RET_A, 0, 0, 0)]
+    assert cbpf.program(prog).run(bytes(frame) + bytes(200)).retval == expected + 1
 
 
 def test_a_compiled_expression_keeps_matching_packets_whole():

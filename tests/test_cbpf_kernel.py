@@ -14,14 +14,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw
+from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, IPv6,
+                       IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, Raw)
 
 from pyebpf import cbpf, isa
 from pyebpf.cbpf import SockFilter as F
 from pyebpf.errors import ClassicError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cbpf import ACCEPTED, REFUSED  # noqa: E402
+from test_cbpf import ACCEPTED, NL_FRAME, REFUSED  # noqa: E402
 
 ETH_P_ALL, CLONE_NEWNET, SO_RCVBUFFORCE = 0x0003, 0x40000000, 33
 VLAN_TPIDS = (0x8100, 0x88A8)
@@ -170,6 +171,18 @@ FRAMES = [bytes(p) for p in (
     Ether(dst=MAC_RX) / IP(ihl=6, options=b"\x01\x01\x01\x01") / TCP(dport=80) / Raw(b"j" * 150),
     Ether(dst=MAC_RX) / Raw(b"\x00\x30" + b"k" * 146),              # 802.3 length field
     Ether(dst=MAC_RX) / IP() / TCP(dport=80),                         # short: truncation shows
+    Ether(dst=MAC_RX) / IP(flags="MF") / UDP() / Raw(b"l" * 150),     # first fragment
+    Ether(dst=MAC_RX) / IP(frag=20, proto=17) / Raw(b"m" * 150),      # a later fragment
+    Ether(dst=MAC_RX) / IP() / IP() / TCP(dataofs=6, options=[("NOP", None)] * 4) / Raw(b"n" * 150),
+    Ether(dst=MAC_RX) / IP() / IPv6() / UDP() / Raw(b"o" * 150),
+    Ether(dst=MAC_RX) / IPv6(nh=0) / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(nh=17, m=1)
+    / UDP() / Raw(b"p" * 150),
+    Ether(dst=MAC_RX) / IPv6() / IPv6ExtHdrFragment(nh=6, offset=9) / Raw(b"q" * 150),
+    Ether(dst=MAC_RX) / IPv6() / IPv6ExtHdrDestOpt() / ICMPv6EchoRequest() / Raw(b"r" * 150),
+    Ether(dst=MAC_RX) / ARP() / Raw(b"s" * 150),
+    Ether(dst=MAC_RX) / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IP() / ICMP() / Raw(b"t" * 150),
+    Ether(dst=MAC_RX) / IP(proto=132) / Raw(b"u" * 150),
+    Ether(dst=MAC_RX) / IP(ihl=4) / Raw(b"v" * 150),                  # a header length < 5
 )]
 
 
@@ -178,7 +191,7 @@ def compare(veth, insns, frames=FRAMES):
 
 
 ANCILLARY = ["protocol", "pkttype", "ifindex", "mark", "queue", "hatype", "rxhash",
-             "vlan_tag", "vlan_tag_present", "vlan_tpid", "alu_xor_x"]
+             "vlan_tag", "vlan_tag_present", "vlan_tpid", "alu_xor_x", "pay_offset"]
 
 
 @pytest.mark.parametrize("shift", [0, 7, 14, 21, 28])
@@ -196,6 +209,17 @@ def test_an_ancillary_load_keeps_what_the_kernel_keeps(veth, name, shift):
 def test_the_length_keeps_what_the_kernel_keeps(veth, shift):
     compare(veth, [F(0x80, 0, 0, 0), F(0x74, 0, 0, shift), F(0x54, 0, 0, 0x7F),
                    F(0x04, 0, 0, 1), F(0x16, 0, 0, 0)])
+
+
+@pytest.mark.parametrize("nest", [False, True], ids=["nlattr", "nlattr_nest"])
+@pytest.mark.parametrize("start,kind", [(14, 1), (14, 2), (14, 3), (14, 5), (14, 4), (22, 5),
+                                        (30, 7), (30, 9), (30, 3), (47, 1), (200, 1)])
+def test_a_netlink_attribute_search_keeps_what_the_kernel_keeps(veth, start, kind, nest):
+    frame = bytes(Ether(dst=MAC_RX)) + NL_FRAME[14:] + bytes(60)
+    insns = [F(0x00, 0, 0, start), F(0x01, 0, 0, kind),
+             F(0x20, 0, 0, AD + isa.SKF_AD["nlattr_nest" if nest else "nlattr"]),
+             F(0x04, 0, 0, 1), F(0x16, 0, 0, 0)]
+    compare(veth, insns, [frame])
 
 
 NET, LL = isa.SKF_NET_OFF & 0xFFFFFFFF, isa.SKF_LL_OFF & 0xFFFFFFFF

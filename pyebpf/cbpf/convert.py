@@ -56,7 +56,7 @@ def _be16(dst):
 
 _EXIT = Insn(L.BPF_JMP | L.BPF_EXIT, 0, 0, 0, 0)
 _CALL = {"cpu": isa.BPF_FUNC.BPF_FUNC_get_smp_processor_id,
-         "random": isa.BPF_FUNC.BPF_FUNC_get_prandom_u32}
+         "random": isa.BPF_FUNC.BPF_FUNC_get_prandom_u32, **isa.CBPF_CALLS}
 # __sk_buff fields that hold the same value the kernel's conversion reads
 _FIELD = {"pkttype": "pkt_type", "mark": "mark", "queue": "queue_mapping",
           "rxhash": "hash", "vlan_tag": "vlan_tci", "vlan_tag_present": "vlan_present",
@@ -75,11 +75,9 @@ def _ancillary(name: str, pc: int, insn: SockFilter, hatype: int) -> list:
         return [_mov32_imm(A, hatype)]
     if name == "alu_xor_x":
         return [_alu32(L.BPF_XOR, A, X, x=True)]
-    if name in _CALL:
-        return [_mov64(ARG1, CTX), _mov64(ARG2, A), _mov64(ARG3, X),
-                Insn(L.BPF_JMP | L.BPF_CALL, 0, 0, 0, int(_CALL[name]))]
-    raise ClassicError(f"the ancillary load SKF_AD_{name.upper()} is not supported by "
-                       "pyebpf yet", pc, str(insn))
+    # cpu, random, nlattr, nlattr_nest, pay_offset: a call with ctx, A and X
+    return [_mov64(ARG1, CTX), _mov64(ARG2, A), _mov64(ARG3, X),
+            Insn(L.BPF_JMP | L.BPF_CALL, 0, 0, 0, int(_CALL[name]))]
 
 
 def _load(insn: SockFilter) -> list:
