@@ -34,10 +34,6 @@ def ddd(insns):
     return f"{len(insns)}\n" + "".join(f"{i.code} {i.jt} {i.jf} {i.k}\n" for i in insns)
 
 
-def untagged(frame):
-    return frame[:12] + frame[16:]
-
-
 @needs_libpcap
 def test_the_output_holds_the_packets_the_filter_keeps_cut_to_its_return_value(capture, tmp_path):
     (tmp_path / "f.ddd").write_text(ddd(cbpf.compile("tcp port 80", snaplen=60)))
