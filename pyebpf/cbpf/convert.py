@@ -63,7 +63,7 @@ _FIELD = {"pkttype": "pkt_type", "mark": "mark", "queue": "queue_mapping",
           "ifindex": "ifindex"}
 
 
-def _ancillary(name: str, pc: int, insn: SockFilter, hatype: int) -> list:
+def _ancillary(name: str, hatype: int) -> list:
     if name in ("protocol", "vlan_tpid"):
         # the field holds the big-endian value; ntohs as the kernel does
         field = "protocol" if name == "protocol" else "vlan_proto"
@@ -122,7 +122,7 @@ def _one(pc: int, insn: SockFilter, hatype: int) -> list:
     if code in (L.BPF_LD | s | m for s in (L.BPF_W, L.BPF_H, L.BPF_B)
                 for m in (L.BPF_ABS, L.BPF_IND)):
         name = ancillary(insn)
-        return _ancillary(name, pc, insn, hatype) if name else _load(insn)
+        return _ancillary(name, hatype) if name else _load(insn)
     if code == L.BPF_LDX | L.BPF_B | L.BPF_MSH:
         # X = 4 * (pkt[k] & 0xf), A unchanged; a failed load ends the program with 0
         return [_mov64(X, A), Insn(L.BPF_LD | L.BPF_ABS | L.BPF_B, 0, 0, 0, _s32(k)),
