@@ -9,11 +9,12 @@ Where the kernel's code reads its ``struct sk_buff`` and ``net_device`` directly
 converted program here reads the equivalent ``struct __sk_buff`` field (the skb mirror
 every pyebpf program sees), and packet loads are eBPF's own ``LD_ABS``/``LD_IND``
 (which are defined as the kernel's classic load, including SKF_NET_OFF/SKF_LL_OFF and
-"return 0 when out of range").  Counts therefore differ from the kernel's: an
-absolute load is 1 instruction here and
-6 to 11 there, MSH 7 here and 12 or more there, the kernel's 4-instruction cache of
-``skb->data`` and the head length is not emitted, ``ifindex``/``hatype`` are 1 here and
-4 there, ``pkttype`` 1 here and 2 or 3 there.
+"return 0 when out of range").  Counts therefore differ from the kernel's: a packet
+load is 1 instruction here and 6 to 11 there, MSH 7 here and 12 or more there, the
+kernel's 4-instruction cache of ``skb->data`` and the head length is not emitted,
+``ifindex``/``hatype`` are 1 here and 4 there, ``pkttype`` 1 here and 2 or 3 there.
+``nlattr``, ``nlattr_nest`` and ``pay_offset`` call the classic-only functions of
+``isa.CBPF_CALLS``, as the kernel calls its in-kernel ones.
 """
 from __future__ import annotations
 
