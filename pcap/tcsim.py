@@ -4,6 +4,7 @@
           [--report FILE.jsonl] [--events FILE.jsonl] [--type sched_cls|sched_act]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--budget N] [--stop-on-error]
+          [--no-verify]
 
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
@@ -43,8 +44,9 @@ class UsageError(ValueError):
     """A mistake on the command line."""
 
 
-def load_program(spec: str, prog_type: str, profile: str):
-    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``."""
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True):
+    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
+    kernel verifies it unless ``verify`` is False."""
     import pyebpf
     path, name = spec, None
     if not os.path.exists(spec) and ":" in spec:
@@ -58,7 +60,7 @@ def load_program(spec: str, prog_type: str, profile: str):
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the program: {exc.strerror}") from None
         try:
-            return pyebpf.Program.from_asm(text, prog_type, profile=profile)
+            return pyebpf.Program.from_asm(text, prog_type, profile=profile, verify=verify)
         except EbpfError as exc:
             raise UsageError(f"{path}: {exc}") from None
     if suffix != ".o":
@@ -67,7 +69,7 @@ def load_program(spec: str, prog_type: str, profile: str):
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = pyebpf.load(path, prog_type=prog_type, profile=profile)
+        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -263,7 +265,8 @@ def run(args) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile) for spec in args.programs]
+        programs = [load_program(spec, args.type, args.profile, not args.no_verify)
+                    for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
@@ -325,6 +328,9 @@ def build_parser():
     p.add_argument("--budget", type=int, help="instruction budget per program run")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="load programs the kernel's verifier would refuse (experiments: "
+                        "their faults drop packets)")
     return p
 
 

@@ -1212,8 +1212,11 @@ cdef class Program:
     callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
 
     Typed programs get r1 = the ``__sk_buff`` context of the packet given to
-    :meth:`run`, the kernel's helpers for their type, and the kernel's load-time
-    refusals.  ``budget`` caps the instructions one run may execute.
+    :meth:`run`, the kernel's helpers for their type, and the kernel verifier's
+    decision (:mod:`pyebpf.verifier`: a refusal raises ``VerifierError``);
+    ``verify=False`` skips it and keeps only the structural checks, for experiments
+    with programs the kernel would refuse (the run-time checks still stop every bad
+    access).  ``budget`` caps the instructions one run may execute.
 
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
@@ -1250,7 +1253,7 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=(), classic=None):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         if profile not in _PROFILES:
@@ -1261,7 +1264,12 @@ cdef class Program:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        ops = _verifier.check(slots, None if classic is not None else self.prog_type, profile)
+        if verify and classic is None:
+            ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
+                                  line_info=line_info)
+        else:
+            ops = _verifier.structure.check(
+                slots, None if classic is not None else self.prog_type)
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget

@@ -25,11 +25,14 @@ class LoadError(EbpfError, ValueError):
 
 
 class VerifierError(LoadError):
-    """The load-time checks refused the program; ``pc`` names the instruction."""
+    """The load-time checks refused the program: ``pc`` names the instruction,
+    ``insn`` is its text, ``source`` the C line it came from (``file:line `text```,
+    empty without line info), ``log`` the verifier log; the message ends with the
+    kernel's words for the refusal."""
 
     def __init__(self, message: str, pc: int | None = None, insn: str = "",
                  log: str = ""):
-        self.pc, self.insn, self.log = pc, insn, log
+        self.pc, self.insn, self.log, self.source = pc, insn, log, ""
         where = f"pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
         super().__init__(f"{where}{message}")
 

@@ -200,15 +200,17 @@ def test_trace_printk_with_fmt_size_zero_is_refused_like_the_kernel_verifier():
     prog = printk_prog(b"hi\0", size=0)
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(prog, CLS)
+    with pytest.raises(errors.VerifierError, match="R2 invalid zero-sized read"):
+        pyebpf.Program(prog, CLS)
     with pytest.raises(errors.ExecutionError, match="fmt_size must be a non-zero constant"):
-        pyebpf.Program(prog, CLS).run(FRAME)
+        pyebpf.Program(prog, CLS, verify=False).run(FRAME)
 
 
 def test_trace_printk_reading_fmt_past_the_stack_faults():
     prog = code(I(0xBF, 1, 10, 0, 0), I(0x07, 1, 0, 0, -4), I(0xB7, 2, 0, 0, 8),
                 I(0x85, 0, 0, 0, 6), I(0x95, 0, 0, 0, 0))
     with pytest.raises(errors.MemoryFault):
-        pyebpf.Program(prog, CLS).run(FRAME)
+        pyebpf.Program(prog, CLS, verify=False).run(FRAME)
 
 
 # The 4.6 kernel cannot be asked: its source's rules (helpers.md §2).
@@ -293,8 +295,10 @@ def test_get_current_comm_with_size_zero_is_refused_like_the_kernel_verifier():
     require_kernel()
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(comm_prog(0), CLS)
+    with pytest.raises(errors.VerifierError, match="R2 invalid zero-sized read"):
+        pyebpf.Program(comm_prog(0), CLS)
     with pytest.raises(errors.ExecutionError, match="size must be a non-zero constant"):
-        pyebpf.Program(comm_prog(0), CLS).run(FRAME)
+        pyebpf.Program(comm_prog(0), CLS, verify=False).run(FRAME)
 
 
 def test_a_replayed_packet_has_no_task_by_default():

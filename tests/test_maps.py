@@ -200,7 +200,7 @@ def test_a_lookup_pointer_cannot_reach_past_the_maps_values():
         call 0x1
         if r0 == 0x0 goto +1
         r0 = *(u64 *)(r0 + 0x10)
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.MemoryFault, match="past the end of map"):
         prog.run(bytes(64))
 

@@ -97,6 +97,6 @@ def test_map_helpers_refuse_a_program_array():
         r2 += -0x4
         call 0x1
         r0 = 0x0
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.ExecutionError, match="only for bpf_tail_call"):
         prog.run(bytes(64))
