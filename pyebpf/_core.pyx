@@ -1095,6 +1095,28 @@ _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 
+#: bpf_ktime_get_ns's default clock (docs/clock.md): one for the process, as the kernel's
+#: CLOCK_MONOTONIC is one for the machine.  It reads KTIME_START (an hour after boot) in
+#: the first run that sets no ``ktime``, and each such run starts KTIME_RUN_GAP ns after
+#: the last value the previous one could read.
+KTIME_START = 3_600_000_000_000
+KTIME_RUN_GAP = 1_000
+cdef uint64_t _ktime_clock = KTIME_START
+
+
+cdef _require_frame(object data, object prog_type):
+    """Skb programs (and BPF_PROG_TEST_RUN) see an Ethernet frame: a scapy packet that
+    starts at another layer would have its first 14 bytes read as MACs and EtherType."""
+    if type(data) is bytes or type(data) is bytearray or data is None \
+            or not type(data).__module__.startswith("scapy."):
+        return
+    from scapy.layers.l2 import Dot3, Ether
+    if not isinstance(data, (Ether, Dot3)):
+        kind = _isa.ProgType(prog_type).name[len("BPF_PROG_TYPE_"):].lower()
+        raise ValueError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
+                         f"packet starts with {type(data).__name__}, whose bytes would be read "
+                         f"as MAC addresses: give Ether() / packet, or the frame's bytes")
+
 
 @cython.final
 cdef class Program:
@@ -1354,7 +1376,10 @@ cdef class Program:
 
         Raw mode: ``data`` is the memory r1 points at (a writable copy is made).
         Skb program types: ``data`` is an Ethernet frame (bytes, bytearray or a scapy
-        packet) and ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).
+        packet whose first layer is ``Ether``; another first layer is a ValueError) and
+        ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).  Without
+        ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
+        advancing between runs; docs/clock.md).
 
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
@@ -1369,6 +1394,8 @@ cdef class Program:
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
         cdef bint typed = self.prog_type is not None
+        cdef bint own_clock = False
+        global _ktime_clock
 
         if _pin_hook is not None:
             # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
@@ -1403,7 +1430,10 @@ cdef class Program:
 
         try:
             if typed:
+                _require_frame(data, self.prog_type)
                 skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
+                if "ktime" not in fields:
+                    skb.ktime, own_clock = _ktime_clock, True
                 vm.skb = &skb
                 vm.ctx = <uintptr_t>ctx_mem
                 vm.ctx_rules = &self._ctx
@@ -1470,6 +1500,9 @@ cdef class Program:
             ringbuf_release_all(&vm)
             free(vm.steps)
             free(vm.accesses)
+            if own_clock:
+                # time passed while the program read the clock (ktime_step per call)
+                _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
             if typed:
                 skb_free(&skb)
 
