@@ -967,10 +967,11 @@ class _Reader:
             have = (f"the object's program arrays have id {', '.join(map(str, ids))}" if ids
                     else "the object has no iproute2 program array (a bpf_elf_map in "
                          "section maps)")
-            warnings.warn(ElfWarning(
-                f"{self.label}: section {section!r}: an iproute2 tail-call slot ID/KEY "
-                f"naming map id {map_id} ({map_id:#x}), but no program array has that id "
-                f"({have}): its program fills no slot, as in tc"), stacklevel=4)
+            # shown as "FILE:0: ElfWarning: section ...": one line naming the object
+            warnings.warn_explicit(ElfWarning(
+                f"section {section!r}: an iproute2 tail-call slot ID/KEY naming map id "
+                f"{map_id} ({map_id:#x}), but no program array has that id ({have}): its "
+                f"program fills no slot, as in tc"), ElfWarning, self.label, 0)
 
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,

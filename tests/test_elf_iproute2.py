@@ -263,7 +263,8 @@ def test_a_bpf_elf_map_iproute2_accepts_is_accepted_with_the_missing_fields_zero
         assert f"{36 - size} bytes struct bpf_elf_map fixup performed" in done.stdout
     want = {f: int(_VALUES[f]) if f != "type" else 2 for f in FIELDS[:size // 4]}
     got = dict(type=m.type, size_key=m.key_size, size_value=m.value_size,
-               max_elem=m.max_entries, flags=m.flags, id=m.elf_id, pinning=0,
+               max_elem=m.max_entries, flags=m.flags, id=m.elf_id,
+               pinning=0 if m.pin_path is None else m.pin_path,
                inner_id=m.inner_id, inner_idx=m.inner_idx)
     assert got == {**dict.fromkeys(FIELDS, 0), **want}
 
@@ -316,3 +317,17 @@ def test_the_seven_field_layout_reads_id_and_pinning():
         warnings.simplefilter("error")
         m = elf.parse(compile_object(source)).maps["m0"]
     assert (m.elf_id, m.pin_path, m.declared) == (7, "tc/globals/m0", "bpf_elf_map")
+
+
+def test_the_warning_is_one_line_naming_the_object_file(tmp_path):
+    path = tmp_path / "slots.o"
+    path.write_bytes(_no_map_object())
+    with pytest.warns(ElfWarning) as caught:
+        pyebpf.load(path)
+    shown = warnings.formatwarning(caught[0].message, caught[0].category, caught[0].filename,
+                                   caught[0].lineno, caught[0].line)
+    assert shown.rstrip("\n") == (f"{path}:0: ElfWarning: section '0x2a/0': an iproute2 "
+                                  "tail-call slot ID/KEY naming map id 42 (0x2a), but no "
+                                  "program array has that id (the object has no iproute2 "
+                                  "program array (a bpf_elf_map in section maps)): its program "
+                                  "fills no slot, as in tc")
