@@ -100,8 +100,8 @@ class ElfError(LoadError):
 
 class ElfWarning(UserWarning):
     """An object that loads, but not as its author probably meant (e.g. an iproute2
-    tail-call section ``ID/KEY`` whose ID names no program array); the message names the
-    file and section, as :class:`ElfError`'s does."""
+    tail-call section ``ID/KEY`` whose ID names no program array).  Its ``filename`` is
+    the object's, so it shows as one line ``FILE:0: ElfWarning: section 'S': ...``."""
 
 
 class PcapError(EbpfError, ValueError):
