@@ -1432,7 +1432,7 @@ cdef class Program:
             if typed:
                 _require_frame(data, self.prog_type)
                 skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
-                if "ktime" not in fields:
+                if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
                     skb.ktime, own_clock = _ktime_clock, True
                 vm.skb = &skb
                 vm.ctx = <uintptr_t>ctx_mem
@@ -1500,10 +1500,10 @@ cdef class Program:
             ringbuf_release_all(&vm)
             free(vm.steps)
             free(vm.accesses)
-            if own_clock:
-                # time passed while the program read the clock (ktime_step per call)
-                _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
             if typed:
+                if own_clock:
+                    # time passed while the program read the clock (ktime_step per call)
+                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
                 skb_free(&skb)
 
     cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):

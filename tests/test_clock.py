@@ -74,3 +74,14 @@ def test_a_run_that_faults_still_moves_the_clock_on():
     except pyebpf.errors.BudgetExceeded:
         pass
     assert _u64s(prog.run(FRAME))[0] == before + 2 * KTIME_RUN_GAP
+
+
+def test_a_packet_refused_before_the_run_leaves_the_clock_alone():
+    prog = pyebpf.Program(two_calls_prog(KTIME), CLS)
+    before = _u64s(prog.run(FRAME))[0]
+    for bad in (bytes(5), object()):
+        try:
+            prog.run(bad)
+        except (ValueError, TypeError):
+            pass
+    assert _u64s(prog.run(FRAME))[0] == before + KTIME_RUN_GAP
