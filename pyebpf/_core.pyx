@@ -1194,6 +1194,28 @@ _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 # in the kernel where the test asks for that.
 _run_hook = None
 
+#: bpf_ktime_get_ns's default clock (docs/clock.md): one for the process, as the kernel's
+#: CLOCK_MONOTONIC is one for the machine.  It reads KTIME_START (an hour after boot) in
+#: the first run that sets no ``ktime``, and each such run starts KTIME_RUN_GAP ns after
+#: the last value the previous one could read.
+KTIME_START = 3_600_000_000_000
+KTIME_RUN_GAP = 1_000
+cdef uint64_t _ktime_clock = KTIME_START
+
+
+cdef _require_frame(object data, object prog_type):
+    """Skb programs (and BPF_PROG_TEST_RUN) see an Ethernet frame: a scapy packet that
+    starts at another layer would have its first 14 bytes read as MACs and EtherType."""
+    if type(data) is bytes or type(data) is bytearray or data is None \
+            or not type(data).__module__.startswith("scapy."):
+        return
+    from scapy.layers.l2 import Dot3, Ether
+    if not isinstance(data, (Ether, Dot3)):
+        kind = _isa.ProgType(prog_type).name[len("BPF_PROG_TYPE_"):].lower()
+        raise ValueError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
+                         f"packet starts with {type(data).__name__}, whose bytes would be read "
+                         f"as MAC addresses: give Ether() / packet, or the frame's bytes")
+
 
 @cython.final
 cdef class Program:
@@ -1494,7 +1516,10 @@ cdef class Program:
 
         Raw mode: ``data`` is the memory r1 points at (a writable copy is made).
         Skb program types: ``data`` is an Ethernet frame (bytes, bytearray or a scapy
-        packet) and ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).
+        packet whose first layer is ``Ether``; another first layer is a ValueError) and
+        ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).  Without
+        ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
+        advancing between runs; docs/clock.md).
 
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
@@ -1509,6 +1534,8 @@ cdef class Program:
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
         cdef bint typed = self.prog_type is not None
+        cdef bint own_clock = False
+        global _ktime_clock
 
         if _run_hook is not None:
             return _run_hook(self, data, budget, trace, fields)
@@ -1545,7 +1572,10 @@ cdef class Program:
 
         try:
             if typed:
+                _require_frame(data, self.prog_type)
                 skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
+                if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
+                    skb.ktime, own_clock = _ktime_clock, True
                 vm.skb = &skb
                 vm.ctx = <uintptr_t>ctx_mem
                 vm.ctx_rules = &self._ctx
@@ -1620,6 +1650,9 @@ cdef class Program:
             free(vm.steps)
             free(vm.accesses)
             if typed:
+                if own_clock:
+                    # time passed while the program read the clock (ktime_step per call)
+                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
                 skb_free(&skb)
 
     cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):

@@ -101,6 +101,12 @@ class ElfError(LoadError):
         super().__init__(f"{head}: {message}" if head else message)
 
 
+class ElfWarning(UserWarning):
+    """An object that loads, but not as its author probably meant (e.g. an iproute2
+    tail-call section ``ID/KEY`` whose ID names no program array).  Its ``filename`` is
+    the object's, so it shows as one line ``FILE:0: ElfWarning: section 'S': ...``."""
+
+
 class PcapError(EbpfError, ValueError):
     """A capture file that cannot be read or written; names file and packet."""
 

@@ -1112,6 +1112,7 @@ def _regions(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore::pyebpf.errors.ElfWarning")   # a mutated name may warn
 @hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
                      suppress_health_check=list(hypothesis.HealthCheck))
 @hypothesis.given(st.sampled_from(["BTF_MAPS", "IPROUTE2", "GLOBALS", "LEGACY",

@@ -340,10 +340,6 @@ def test_ktime_starts_at_ktime_and_advances_by_ktime_step():
     assert _u64s(res) == (10**12, 10**12 + 40) and res.retval == 40
 
 
-def test_ktime_by_default_stands_still_at_zero():
-    assert _u64s(pyebpf.Program(two_calls_prog(5), CLS).run(FRAME)) == (0, 0)
-
-
 def test_ktime_never_runs_backwards_in_the_kernel_or_the_engine():
     engine, theirs = both(two_calls_prog(5), CLS, FRAME, {}, ktime=5, ktime_step=50)
     assert 0 <= theirs.retval_signed < 10**6 and engine.retval == 50
