@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import stat
@@ -54,12 +55,16 @@ def pin_root() -> Path:
     """The directory that plays /sys/fs/bpf: $PYEBPF_PIN_ROOT, else a per-user one
     ($XDG_RUNTIME_DIR/pyebpf, else <tmp>/pyebpf-<uid>).  This only names it: pinning and
     getting make it if missing and refuse it unless :func:`private_directory` accepts it."""
+    return Path(_root_name())
+
+
+def _root_name() -> str:
     env = os.environ.get("PYEBPF_PIN_ROOT")
     if env:
-        return Path(env)
+        return env
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(runtime, "pyebpf") if runtime else \
-        Path(tempfile.gettempdir(), f"pyebpf-{os.getuid()}")
+    return os.path.join(runtime, "pyebpf") if runtime else \
+        os.path.join(tempfile.gettempdir(), f"pyebpf-{os.getuid()}")
 
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -109,14 +114,16 @@ def private_directory(path: str, what: str, hint: str) -> int:
     Made first, then checked on what the open finds, so whoever made it, and whatever
     replaced it in between, the check is on the directory in use."""
     try:
-        os.makedirs(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise PinError(exc.errno, f"cannot create {what} {path}: "
-                                  f"{os.strerror(exc.errno)}") from None
-    try:
         fd = os.open(path, _DIR)
+    except FileNotFoundError:
+        try:
+            os.makedirs(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise PinError(exc.errno, f"cannot create {what} {path}: "
+                                      f"{os.strerror(exc.errno)}") from None
+        return private_directory(path, what, hint)
     except OSError as exc:
         why = _not_a_directory(path, None, exc)[1]
         raise PinError(errno.EPERM, f"{what} {path} {why}: {hint}") from None
@@ -128,11 +135,17 @@ def private_directory(path: str, what: str, hint: str) -> int:
 
 
 def _root_path() -> str:
-    """The pin root as an absolute path: the directories above it resolved (they are
-    the system's), its own last component as named (it is checked, not followed)."""
-    root = os.path.abspath(pin_root())
-    parent, name = os.path.split(root)
-    return os.path.join(os.path.realpath(parent), name) if name else root
+    return _absolute_root(_root_name(), os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _absolute_root(name: str, cwd: str) -> str:
+    """The pin root ``name`` as an absolute path: the directories above it resolved
+    (they are the system's), its own last component as named (it is checked, not
+    followed)."""
+    root = os.path.normpath(os.path.join(cwd, name))
+    parent, last = os.path.split(root)
+    return os.path.join(os.path.realpath(parent), last) if last else root
 
 
 def _inside(path: str, root: str) -> bool:
