@@ -111,22 +111,27 @@ def private_directory(path: str, what: str, hint: str) -> int:
     once it has proved to be what a per-user directory in a shared place such as /tmp
     must be: not a symbolic link, a directory, owned by this user, writable by no one
     else.  Otherwise PinError (EPERM) naming ``what``, the path, why, and ``hint``.
-    Made first, then checked on what the open finds, so whoever made it, and whatever
-    replaced it in between, the check is on the directory in use."""
+    The check is on what the open found, not on a name looked up before, so whoever
+    made the directory, and whatever replaced it meanwhile, it is the one in use."""
     try:
         fd = os.open(path, _DIR)
     except FileNotFoundError:
         try:
             os.makedirs(path, 0o700)
         except FileExistsError:
-            pass
+            pass            # someone made it first: checked below like any other
         except OSError as exc:
             raise PinError(exc.errno, f"cannot create {what} {path}: "
                                       f"{os.strerror(exc.errno)}") from None
-        return private_directory(path, what, hint)
-    except OSError as exc:
-        why = _not_a_directory(path, None, exc)[1]
-        raise PinError(errno.EPERM, f"{what} {path} {why}: {hint}") from None
+        fd = None
+    except OSError:
+        fd = None
+    if fd is None:
+        try:
+            fd = os.open(path, _DIR)
+        except OSError as exc:
+            why = _not_a_directory(path, None, exc)[1]
+            raise PinError(errno.EPERM, f"{what} {path} {why}: {hint}") from None
     problem = _unsafe(os.fstat(fd))
     if problem:
         os.close(fd)
@@ -135,7 +140,8 @@ def private_directory(path: str, what: str, hint: str) -> int:
 
 
 def _root_path() -> str:
-    return _absolute_root(_root_name(), os.getcwd())
+    name = _root_name()
+    return _absolute_root(name, "" if os.path.isabs(name) else os.getcwd())
 
 
 @functools.lru_cache(maxsize=16)

@@ -17,7 +17,8 @@ import pytest
 import pyebpf
 from pyebpf import pinning
 from pyebpf._core import Map
-from pyebpf.errors import PinError
+from pyebpf.errors import BpfError, KernelError, PinError
+from pyebpf.isa import BpfCmd as C
 from users import ATTACKER, VICTIM, as_user, shared_tmp  # noqa: F401 (fixture)
 
 KEY0 = bytes(4)
@@ -348,3 +349,19 @@ def test_a_fifo_at_a_pin_path_is_eacces_at_once(pin_root):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert exc.value.errno == errno.EACCES
+
+
+@pytest.mark.parametrize("what", ["fifo", "dangling second name"])
+def test_getting_a_fifo_or_a_dangling_link_fails_as_in_the_kernel(kernel_oracle, pin_root,
+                                                                    what):
+    """The kernel side's path lies outside a bpffs (none can hold a FIFO): a FIFO is no
+    BPF inode (EACCES, without waiting for a writer), a link to nothing is ENOENT."""
+    if what == "fifo":
+        os.mkfifo(pin_root / "x")
+    else:
+        (pin_root / "x").symlink_to("gone")
+    with pytest.raises(KernelError) as theirs:
+        kernel_oracle.bpf(C.BPF_OBJ_GET, {"pathname": str(pin_root / "x")})
+    with pytest.raises(BpfError) as ours:
+        pyebpf.bpf(C.BPF_OBJ_GET, {"pathname": "x"})
+    assert ours.value.errno == theirs.value.errno, (ours.value, theirs.value)
