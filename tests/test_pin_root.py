@@ -231,6 +231,21 @@ def test_a_missing_default_pin_root_is_made_private(default_root, no_umask):
         (True, os.geteuid(), 0o700)
 
 
+def test_a_root_someone_else_makes_while_it_is_being_made_is_checked_not_trusted(
+        default_root, monkeypatch):
+    """Between finding no root and making it, another process makes one (mode 0777):
+    the failed mkdir is no reason to use it."""
+    def beaten(path, mode):
+        os.mkdir(path)
+        os.chmod(path, 0o777)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    monkeypatch.setattr(os, "makedirs", beaten)
+    with pytest.raises(PinError, match=f"pin root {default_root} is writable by its group "
+                                       "and others \\(mode 0777\\)"):
+        Map.create("array", 4, 8, 1).pin("counts")
+    assert os.listdir(default_root) == []
+
+
 def test_the_runtime_dir_root_is_checked_like_the_one_in_tmp(tmp_path, monkeypatch):
     monkeypatch.delenv("PYEBPF_PIN_ROOT")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
