@@ -150,7 +150,7 @@ class Object:
             if m._pin is None:
                 self._pin_in_namespace(m)
         path = pinning.resolve(f"{array._pin.path}.progs/{name}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        pinning.makedirs(os.path.dirname(path))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         prog.pin(path)
@@ -164,7 +164,7 @@ class Object:
                 if inner._pin is None:
                     self._pin_in_namespace(inner)
         path = pinning.resolve(f"{self.spec.namespace}/{m.name}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        pinning.makedirs(os.path.dirname(path))
         m.pin(path)
 
     def _make_map(self, Map, ms: _elf.MapSpec, pin):
@@ -248,7 +248,7 @@ class Object:
                 return m
             m = create(fill_inner=False)
             try:
-                os.makedirs(os.path.dirname(full), exist_ok=True)
+                pinning.makedirs(os.path.dirname(full))
                 m.pin(ms.pin_path)
             except EbpfError as exc:
                 m.close()
