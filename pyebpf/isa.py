@@ -10,8 +10,9 @@ Each instruction is one :class:`Op`: a raw opcode byte, an optional discriminato
 alone does not), and a :class:`Form` that says which fields carry operands.  ``Op.id``
 is the dense internal number the interpreter switches on.
 
-Run ``python pyebpf/isa.py --pxi`` to print the Cython enum of internal ids that the
-build writes to ``pyebpf/_opcodes.pxi``.
+Run ``python pyebpf/isa.py --pxd`` to print the Cython declarations of these constants
+that the build writes to ``pyebpf/_isa_defs.pxd``, from where the compiled core
+cimports them.
 """
 from __future__ import annotations
 
@@ -176,6 +177,10 @@ BPF_F_TUNINFO_FLAGS = 1 << 4     # skb_get_tunnel_key
 BPF_F_INDEX_MASK = 0xFFFFFFFF
 BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
 BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
+BPF_F_SKIP_FIELD_MASK = 0xFF     # bpf_get_stackid
+BPF_F_USER_STACK = 1 << 8
+BPF_F_FAST_STACK_CMP = 1 << 9
+BPF_F_REUSE_STACKID = 1 << 10
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -494,17 +499,31 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
     return [Insn(op.code, fields["dst"], fields["src"], fields["off"], fields["imm"])]
 
 
-def pxi_source() -> str:
-    """The Cython enum of internal op ids, generated from :data:`OPS`."""
-    lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxi`. DO NOT EDIT.",
+# Module constants the compiled core needs, by name prefix (kernel names).
+_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "TC_ACT_", "MAX_", "SKF_")
+_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
+
+
+def pxd_source() -> str:
+    """The Cython declarations of the compiled core's constants, generated from this
+    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits.
+
+    Constants outside the C ``int`` range (``BPF_F_INDEX_MASK``) are left out: an enum
+    constant is an ``int``."""
+    lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
     lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
-              f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", ""]
-    return "\n".join(lines)
+              f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
+    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType)]
+    consts = {name: value for name, value in globals().items()
+              if (name.startswith(_C_PREFIXES) or name in _C_NAMES)
+              and type(value) is int and -2**31 <= value < 2**31}
+    lines += [f"    {name} = {value}" for name, value in consts.items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--pxi"]:
-        sys.exit("usage: python pyebpf/isa.py --pxi")
-    sys.stdout.write(pxi_source())
+    if sys.argv[1:] != ["--pxd"]:
+        sys.exit("usage: python pyebpf/isa.py --pxd")
+    sys.stdout.write(pxd_source())

@@ -14,19 +14,6 @@
 # deterministic, where a current kernel's differs per map unless BPF_F_ZERO_SEED is set.
 
 cdef enum:
-    MAP_HASH = 1
-    MAP_ARRAY = 2
-    MAP_PROG_ARRAY = 3
-    MAP_PERF_EVENT_ARRAY = 4
-    MAP_PERCPU_HASH = 5
-    MAP_PERCPU_ARRAY = 6
-    MAP_STACK_TRACE = 7
-    MAP_LRU_HASH = 9
-    MAP_LRU_PERCPU_HASH = 10
-    MAP_LPM_TRIE = 11
-    MAP_ARRAY_OF_MAPS = 12
-    MAP_HASH_OF_MAPS = 13
-    MAP_RINGBUF = 27
     NO_ELEM = -1
     LPM_IM = 1                    # an intermediate trie node: no value
     RB_BUSY = 1u << 31            # ring buffer record header bits (BPF_RINGBUF_*_BIT)
@@ -38,48 +25,6 @@ cdef enum:
     EOPNOTSUPP = 95
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
-
-ctypedef struct LpmNode:
-    int32_t child[2]
-    uint32_t prefixlen
-    uint32_t flags
-    int32_t value                 # the value slot, NO_ELEM for intermediate nodes
-
-ctypedef struct MapStore:
-    uint32_t type
-    uint32_t key_size
-    uint32_t value_size
-    uint32_t max_entries
-    uint32_t flags
-    uint32_t stride           # value_size rounded up to 8, as per-CPU values are laid out
-    uint32_t ncpu             # copies of each value: the CPU count for per-CPU maps, else 1
-    uint8_t* values           # max_entries * ncpu * stride bytes
-    size_t values_len
-    uint8_t* keys             # hash maps: max_entries * key_size
-    int32_t* next             # hash maps: next element in the bucket, or the free list
-    int32_t* buckets          # hash maps: first element of each bucket
-    uint32_t n_buckets
-    int32_t free_head
-    uint32_t count
-    ProgCore** progs          # program arrays: the program in each slot, or NULL
-    int owner_type            # program arrays: the type they serve, -1 before first use
-    bint hidden               # the values are no region of a run (maps of maps, ringbuf)
-    int32_t* lru_prev         # LRU hashes: recency list, most recent at lru_head
-    int32_t* lru_next
-    int32_t lru_head, lru_tail
-    LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
-    int32_t root, node_free
-    uint32_t data_size
-    MapStore** inner          # maps of maps: the inner map of each element, or NULL
-    MapStore* tmpl            # maps of maps: the inner map template
-    int32_t* perf_cpu         # perf event arrays: each slot's CPU, -1 when not open
-    uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
-    uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
-    size_t events_len, events_cap
-    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
-    uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
-    uint32_t* st_hash         # stack trace maps: each stored stack's jhash
-
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
     return (x << k) | (x >> (32 - k))
@@ -126,12 +71,12 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
 
 
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
-    return (m.type == MAP_HASH or m.type == MAP_PERCPU_HASH or m.type == MAP_HASH_OF_MAPS
+    return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
             or _is_lru(m))
 
 
 cdef inline bint _is_lru(MapStore* m) noexcept nogil:
-    return m.type == MAP_LRU_HASH or m.type == MAP_LRU_PERCPU_HASH
+    return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
 
 
 cdef inline uint8_t* _value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
@@ -157,7 +102,7 @@ cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil:
     cdef int32_t prev
     if _is_hash(m):
         return _hash_find(m, key, &prev)
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_lookup(m, key)
     index = _le32(key)
     return <int32_t>index if index < m.max_entries else NO_ELEM
@@ -229,23 +174,23 @@ cdef int32_t _lru_pop(MapStore* m) noexcept nogil:
 
 cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* rc) noexcept nogil:
     cdef int32_t e, prev, fresh = NO_ELEM
-    if _is_lru(m) and not (m.type == MAP_LRU_PERCPU_HASH and flags == BPF_EXIST_):
+    if _is_lru(m) and not (m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH and flags == BPF_EXIST):
         # the kernel takes a fresh element before it looks for the key: even a failing
         # or replacing update of a full LRU map evicts
         fresh = _lru_pop(m)
     e = _hash_find(m, key, &prev)
-    if (e == NO_ELEM and flags == BPF_EXIST_) or (e != NO_ELEM and flags == BPF_NOEXIST_):
+    if (e == NO_ELEM and flags == BPF_EXIST) or (e != NO_ELEM and flags == BPF_NOEXIST):
         if fresh != NO_ELEM:
             m.next[fresh] = m.free_head
             m.free_head = fresh
         rc[0] = -ENOENT if e == NO_ELEM else -EEXIST
         return NO_ELEM
-    if e != NO_ELEM and m.type != MAP_LRU_HASH:
+    if e != NO_ELEM and m.type != BPF_MAP_TYPE_LRU_HASH:
         if fresh != NO_ELEM:
             m.next[fresh] = m.free_head
             m.free_head = fresh
             lru_touch(m, e)
-        elif m.type == MAP_HASH or m.type == MAP_HASH_OF_MAPS:
+        elif m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS:
             # a plain hash map replaces the element, which moves it to its bucket's head
             _hash_unlink(m, e, prev)
             _hash_link(m, e)
@@ -278,15 +223,15 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     cdef int32_t e
     cdef int rc = 0
     cdef uint32_t c
-    if flags > BPF_EXIST_:
+    if flags > BPF_EXIST:
         return -EINVAL
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_update(m, key, value, flags)
     if not _is_hash(m):
         e = map_find(m, key)
         if e == NO_ELEM:
             return -E2BIG
-        if flags == BPF_NOEXIST_:
+        if flags == BPF_NOEXIST:
             return -EEXIST
     else:
         e = _hash_update(m, key, flags, &rc)
@@ -302,7 +247,7 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
 
 cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
     cdef int32_t e, prev
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_delete(m, key)
     if not _is_hash(m):
         return -EINVAL
@@ -317,7 +262,7 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
     """BPF_MAP_GET_NEXT_KEY: the key after ``key`` (NULL or missing: the first)."""
     cdef int32_t e = NO_ELEM, prev
     cdef uint32_t index, bucket
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_next_key(m, key, out)
     if not _is_hash(m):
         index = 0 if key == NULL else _le32(key)
@@ -419,7 +364,7 @@ cdef void _lpm_free(MapStore* m, int32_t n) noexcept nogil:
 
 cdef inline int _lpm_add(MapStore* m, uint64_t flags) noexcept nogil:
     # the kernel's trie_check_add_elem: a new entry
-    if flags == BPF_EXIST_:
+    if flags == BPF_EXIST:
         return -ENOENT
     if m.count == m.max_entries:
         return -ENOSPC
@@ -445,7 +390,7 @@ cdef int _lpm_update(MapStore* m, const uint8_t* key, const uint8_t* value,
     if n != NO_ELEM and m.nodes[n].prefixlen == ml:
         # the same prefix: the node takes the key's data and the value
         if not (m.nodes[n].flags & LPM_IM):
-            if flags == BPF_NOEXIST_:
+            if flags == BPF_NOEXIST:
                 return -EEXIST
         else:
             rc = _lpm_add(m, flags)
@@ -633,13 +578,13 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
     cdef MapStore* m = _map_arg(vm, ptr)
     if m == NULL:
         return NULL
-    if m.type == MAP_PROG_ARRAY:
+    if m.type == BPF_MAP_TYPE_PROG_ARRAY:
         helper_fault(vm, b"a program array is only for bpf_tail_call")
-    elif m.type == MAP_PERF_EVENT_ARRAY:
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         helper_fault(vm, b"a perf event array is only for bpf_perf_event_output/read")
-    elif m.type == MAP_RINGBUF:
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
         helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
-    elif m.type == MAP_STACK_TRACE:
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
@@ -734,7 +679,7 @@ cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t f
     cdef uint8_t* rec
     if vm.skb != NULL and not is_ctx(vm, r1):
         return 0
-    m = _typed_map_arg(vm, r2, MAP_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
+    m = _typed_map_arg(vm, r2, BPF_MAP_TYPE_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
     if m == NULL:
         return 0
     if size >> 32:
@@ -770,7 +715,7 @@ cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t f
 
 cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
                                   uint64_t d, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_PERF_EVENT_ARRAY,
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                                       b"r1 must be a perf event array")
     cdef int64_t slot
     if m == NULL:
@@ -842,7 +787,7 @@ cdef int _rb_record(Vm* vm, uint64_t ptr) noexcept nogil:
 cdef MapStore* _rb_of(Vm* vm, uintptr_t ptr) noexcept nogil:
     cdef int k
     for k in range(vm.nmaps):
-        if (vm.maps[k].type == MAP_RINGBUF and ptr > <uintptr_t>vm.maps[k].values
+        if (vm.maps[k].type == BPF_MAP_TYPE_RINGBUF and ptr > <uintptr_t>vm.maps[k].values
                 and ptr < <uintptr_t>vm.maps[k].values + vm.maps[k].values_len):
             return vm.maps[k]
     return NULL
@@ -865,7 +810,7 @@ cdef void ringbuf_release_all(Vm* vm) noexcept nogil:
 
 cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size,
                                  uint64_t flags, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
     cdef uint8_t* data
     cdef uint8_t* rec
     if m == NULL:
@@ -887,7 +832,7 @@ cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size
 
 cdef uint64_t bpf_ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
                                   uint64_t d, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
     cdef uint8_t* rec
     if m == NULL or flags:
         return 0
@@ -919,7 +864,7 @@ cdef uint64_t bpf_ringbuf_discard(Vm* vm, uint64_t r1, uint64_t flags, uint64_t 
 
 cdef uint64_t bpf_ringbuf_query(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
                                 uint64_t d, uint64_t e) noexcept nogil:
-    cdef MapStore* m = _typed_map_arg(vm, r1, MAP_RINGBUF, b"r1 must be a ring buffer")
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
     if m == NULL:
         return 0
     if flags == 0:                          # BPF_RB_AVAIL_DATA
@@ -943,7 +888,7 @@ cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, ui
     m = _map_arg(vm, r2)
     if m == NULL:
         return 0
-    if m.type != MAP_PROG_ARRAY:
+    if m.type != BPF_MAP_TYPE_PROG_ARRAY:
         return helper_fault(vm, b"the map must be a program array")
     if slot >= m.max_entries or m.progs[slot] == NULL or vm.tail_calls >= vm.tail_call_limit:
         return 0
@@ -954,10 +899,6 @@ cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, ui
 
 
 cdef enum:
-    BPF_F_SKIP_FIELD_MASK = 0xff
-    BPF_F_USER_STACK = 1 << 8
-    BPF_F_FAST_STACK_CMP = 1 << 9
-    BPF_F_REUSE_STACKID = 1 << 10
     MAX_STACK_FRAMES = MAX_FRAMES
 
 
@@ -974,7 +915,7 @@ cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, 
     cdef uint8_t* slot
     if m == NULL:
         return 0
-    if m.type != MAP_STACK_TRACE:
+    if m.type != BPF_MAP_TYPE_STACK_TRACE:
         return helper_fault(vm, b"the map must be a stack trace map")
     if flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP
                             | BPF_F_REUSE_STACKID)):
@@ -1086,13 +1027,13 @@ cdef size_t _dump_size(MapStore* m) noexcept nogil:
     cdef size_t vlen = <size_t>m.ncpu * m.value_size
     if _is_hash(m):
         return m.count * (m.key_size + vlen + (4 if _is_lru(m) else 0))
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return m.count * (<size_t>m.key_size + m.value_size)
-    if m.type == MAP_PERF_EVENT_ARRAY:
+    if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         return m.max_entries * <size_t>12
-    if m.type == MAP_RINGBUF:
+    if m.type == BPF_MAP_TYPE_RINGBUF:
         return 24 + <size_t>m.max_entries
-    if m.type == MAP_STACK_TRACE:
+    if m.type == BPF_MAP_TYPE_STACK_TRACE:
         return m.count * (12 + <size_t>m.value_size)
     return m.max_entries * vlen
 
@@ -1118,10 +1059,10 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
     cdef uint32_t b, k = 0
     cdef int32_t e
     cdef int32_t* aux = NULL
-    if _is_lru(m) or m.type == MAP_LPM_TRIE:
+    if _is_lru(m) or m.type == BPF_MAP_TYPE_LPM_TRIE:
         # LRU: each element's position in the dump; LPM: the walk's stack
         aux = <int32_t*>malloc((2 * <size_t>m.count + 1) * sizeof(int32_t)
-                               if m.type == MAP_LPM_TRIE else m.max_entries * sizeof(int32_t))
+                               if m.type == BPF_MAP_TYPE_LPM_TRIE else m.max_entries * sizeof(int32_t))
         if aux == NULL:
             return -1
     if _is_hash(m):
@@ -1139,7 +1080,7 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
             memcpy(p, &aux[e], 4)
             p += 4
             e = m.lru_next[e]
-    elif m.type == MAP_LPM_TRIE:
+    elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         # any order will do: a trie's shape depends only on its prefixes (preorder here)
         if m.root != NO_ELEM:
             aux[0] = m.root
@@ -1156,17 +1097,17 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                 if m.nodes[e].child[1 - b] != NO_ELEM:
                     aux[k] = m.nodes[e].child[1 - b]
                     k += 1
-    elif m.type == MAP_PERF_EVENT_ARRAY:
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         for b in range(m.max_entries):
             memcpy(p, &m.perf_cpu[b], 4)
             memcpy(p + 4, &m.counters[b], 8)
             p += 12
-    elif m.type == MAP_RINGBUF:
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
         memcpy(p, &m.cons_pos, 8)
         memcpy(p + 8, &m.prod_pos, 8)
         memcpy(p + 16, &m.pend_pos, 8)
         memcpy(p + 24, m.values, m.max_entries)
-    elif m.type == MAP_STACK_TRACE:
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         for b in range(m.n_buckets):
             if m.st_nr[b]:
                 memcpy(p, &b, 4)
@@ -1191,12 +1132,12 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     cdef uint32_t b, hsh, nr
     cdef uint64_t pos, mask = m.max_entries - 1
     cdef bint cons_ok, pend_ok
-    if m.type == MAP_LPM_TRIE:
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
         esize = m.key_size + m.value_size
-    elif m.type == MAP_STACK_TRACE:
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         esize = 12 + m.value_size
     cnt = n // esize if esize else 0
-    if _is_hash(m) or m.type in (MAP_LPM_TRIE, MAP_STACK_TRACE):
+    if _is_hash(m) or m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
         if cnt * esize != n or cnt > m.max_entries:
             return LOAD_SIZE
     elif n != _dump_size(m):
@@ -1221,18 +1162,18 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             if e < 0 or <size_t>e >= cnt or m.lru_next[e] != LRU_UNSEEN:
                 return LOAD_RECENCY
             _lru_push(m, e)
-    elif m.type == MAP_LPM_TRIE:
+    elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         for i in range(cnt):
-            if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST_):
+            if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):
                 return LOAD_PREFIX
-    elif m.type == MAP_PERF_EVENT_ARRAY:
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         for b in range(m.max_entries):
             memcpy(&e, p + 12 * b, 4)
             if e < -1:
                 return LOAD_SLOT
             m.perf_cpu[b] = e
             memcpy(&m.counters[b], p + 12 * b + 4, 8)
-    elif m.type == MAP_RINGBUF:
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
         memcpy(&m.cons_pos, p, 8)
         memcpy(&m.prod_pos, p + 8, 8)
         memcpy(&m.pend_pos, p + 16, 8)
@@ -1253,7 +1194,7 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             pend_ok |= pos == m.pend_pos
         if pos != m.prod_pos or not (cons_ok and pend_ok):
             return LOAD_RING
-    elif m.type == MAP_STACK_TRACE:
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         for i in range(cnt):
             b, hsh, nr = _le32(p), _le32(p + 4), _le32(p + 8)
             if (b >= m.n_buckets or m.st_nr[b] or hsh & (m.n_buckets - 1) != b or nr == 0
@@ -1420,9 +1361,9 @@ cdef class Map:
             return self._pin.apply(Map.lookup, self, key)
         cdef bytes k = self._key(key)
         cdef int32_t e
-        if self._m.type in (MAP_PERF_EVENT_ARRAY, MAP_RINGBUF):
+        if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
             self._fail(-ENOTSUPP, "lookup", k)
-        if self._m.type == MAP_STACK_TRACE:
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
                 return None
@@ -1431,7 +1372,7 @@ cdef class Map:
         e = map_find(self._m, <const uint8_t*>k)
         if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
             return None
-        if self._m.type == MAP_PROG_ARRAY:
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             prog = self._programs.get(e)
             return None if prog is None else prog.fd.to_bytes(4, "little")
         if self._m.ncpu == 1:
@@ -1445,16 +1386,16 @@ cdef class Map:
             return self._pin.apply(Map.update, self, key, value, flags)
         cdef bytes k = self._key(key)
         cdef bytes v
-        if self._m.type == MAP_PROG_ARRAY:
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             return self._set_program(k, value, flags)
         if self._m.inner != NULL:
             return self._set_inner(k, value, flags)
-        if self._m.type == MAP_PERF_EVENT_ARRAY:
+        if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
                                    "opened with open(), not updated")
-        if self._m.type == MAP_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
             self._fail(-ENOTSUPP, "update", k)
-        if self._m.type == MAP_STACK_TRACE:
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
@@ -1504,7 +1445,7 @@ cdef class Map:
         cdef int32_t e
         cdef int rc
         cdef bytes fdb
-        if self._m.type == MAP_ARRAY_OF_MAPS:
+        if self._m.type == BPF_MAP_TYPE_ARRAY_OF_MAPS:
             if flags != _isa.BPF_ANY:
                 self._fail(-EINVAL, "update (arrays of maps take BPF_ANY only)", k)
             if map_find(self._m, <const uint8_t*>k) == NO_ELEM:
@@ -1531,16 +1472,16 @@ cdef class Map:
             return self._pin.apply(Map.delete, self, key)
         cdef bytes k = self._key(key)
         cdef int32_t e
-        if self._m.type == MAP_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
-        if self._m.type == MAP_STACK_TRACE:
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
                 self._fail(-E2BIG if e < 0 else -ENOENT, "delete", k)
             self._m.st_nr[e] = 0
             self._m.count -= 1
             return
-        if self._m.inner != NULL or self._m.type == MAP_PERF_EVENT_ARRAY:
+        if self._m.inner != NULL or self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or not self._slot_used(e):
                 self._fail(-ENOENT if e != NO_ELEM or _is_hash(self._m) else -EINVAL, "delete", k)
@@ -1552,7 +1493,7 @@ cdef class Map:
             else:
                 self._m.perf_cpu[e] = -1
             return
-        if self._m.type == MAP_PROG_ARRAY:
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or self._programs.pop(e, None) is None:
                 self._fail(-ENOENT if e != NO_ELEM else -EINVAL, "delete", k)
@@ -1589,7 +1530,7 @@ cdef class Map:
         self._m.counters[index] = value
 
     cdef _check_perf_slot(self, index):
-        if self._m.type != MAP_PERF_EVENT_ARRAY:
+        if self._m.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise TypeError(f"map {self._label()} is not a perf event array")
         if not 0 <= index < self._m.max_entries:
             raise MapError(E2BIG, f"map {self._label()}: slot {index} is past max_entries "
@@ -1600,9 +1541,9 @@ cdef class Map:
         bpf_perf_event_output, ring buffers the bytes of each submitted record."""
         if self._pin is not None:
             return self._pin.apply(Map.drain, self)
-        if self._m.type == MAP_PERF_EVENT_ARRAY:
+        if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             return self._drain_perf()
-        if self._m.type == MAP_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
             return self._drain_ring()
         raise TypeError(f"map {self._label()} is neither a perf event array nor a ring buffer")
 
@@ -1655,7 +1596,7 @@ cdef class Map:
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
         cdef int64_t sid
-        if self._m.type == MAP_STACK_TRACE:
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
             sid = 0 if sid < 0 or not self._m.st_nr[sid] else sid + 1
@@ -1706,7 +1647,7 @@ cdef class Map:
         cdef bytes out
         cdef uint8_t* p
         cdef int rc
-        if self._m.type == MAP_PROG_ARRAY or self._m.inner != NULL:
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
             return self._slots()
         out = PyBytes_FromStringAndSize(NULL, _dump_size(self._m))
         p = <uint8_t*>PyBytes_AS_STRING(out)
@@ -1723,7 +1664,7 @@ cdef class Map:
         cdef const uint8_t* p
         cdef size_t n
         cdef int rc
-        if self._m.type == MAP_PROG_ARRAY or self._m.inner != NULL:
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
             return self._load_slots(data)
         raw = data
         p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
@@ -1769,9 +1710,9 @@ cdef class Map:
         return iter(self.keys())
 
     def __len__(self):
-        if self._m.type == MAP_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
             return 0
-        if _is_hash(self._m) or self._m.type in (MAP_LPM_TRIE, MAP_STACK_TRACE):
+        if _is_hash(self._m) or self._m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
             return self._m.count
         return self._m.max_entries
 
@@ -1825,11 +1766,11 @@ import collections.abc as _abc
 _abc.MutableMapping.register(Map)
 
 
-_HASHES = (MAP_HASH, MAP_PERCPU_HASH, MAP_LRU_HASH, MAP_LRU_PERCPU_HASH, MAP_HASH_OF_MAPS)
-_ARRAYS = (MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_PROG_ARRAY, MAP_ARRAY_OF_MAPS, MAP_PERF_EVENT_ARRAY)
+_HASHES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_HASH_OF_MAPS)
+_ARRAYS = (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY)
 # what an inner map may be: the data maps programs read through map helpers
-_INNER_KINDS = (MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_HASH,
-                MAP_LRU_PERCPU_HASH, MAP_LPM_TRIE)
+_INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH,
+                BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_LPM_TRIE)
 _NO_PREALLOC, _NO_COMMON_LRU, _ZERO_SEED = 1, 2, 64
 
 
@@ -1837,13 +1778,13 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                    uint32_t flags, object tmpl):
     """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
     name = kind.name
-    if kind not in _HASHES + _ARRAYS + (MAP_LPM_TRIE, MAP_RINGBUF, MAP_STACK_TRACE):
+    if kind not in _HASHES + _ARRAYS + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_STACK_TRACE):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
-    if kind in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS) and tmpl is None:
+    if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is None:
         raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
-    if kind not in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS) and tmpl is not None:
+    if kind not in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is not None:
         raise MapError(EINVAL, f"{name} takes no inner map")
-    if kind == MAP_RINGBUF:
+    if kind == BPF_MAP_TYPE_RINGBUF:
         if flags or key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
             raise MapError(EINVAL, "a ring buffer has key and value size 0, no flags and a "
                                    "power-of-2 multiple of 4096 as max_entries")
@@ -1852,20 +1793,20 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         raise MapError(EINVAL, "key_size, value_size and max_entries must be non-zero")
     if kind in _ARRAYS and key_size != 4:
         raise MapError(EINVAL, f"{name} keys are 4 bytes, not {key_size}")
-    if kind in (MAP_PROG_ARRAY, MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS,
-                MAP_PERF_EVENT_ARRAY) and value_size != 4:
+    if kind in (BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS,
+                BPF_MAP_TYPE_PERF_EVENT_ARRAY) and value_size != 4:
         raise MapError(EINVAL, f"{name} values are 4-byte fds, not {value_size}")
-    if kind == MAP_STACK_TRACE:
+    if kind == BPF_MAP_TYPE_STACK_TRACE:
         if key_size != 4 or value_size < 8 or value_size % 8 or value_size // 8 > 127 or flags:
             raise MapError(EINVAL, "a stack trace map has 4-byte keys, values of 1 to 127 "
                                    "u64 frames and no flags (pyebpf has no build-id mode)")
         return
-    if kind == MAP_LPM_TRIE:
+    if kind == BPF_MAP_TYPE_LPM_TRIE:
         if not flags & _NO_PREALLOC or flags & ~_NO_PREALLOC or not 5 <= key_size <= 260:
             raise MapError(EINVAL, "an LPM trie needs BPF_F_NO_PREALLOC (and no other flag) "
                                    "and a key of a u32 prefixlen and 1 to 256 data bytes")
         return
-    lru = kind in (MAP_LRU_HASH, MAP_LRU_PERCPU_HASH)
+    lru = kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH)
     allowed = (_NO_PREALLOC | _ZERO_SEED | (_NO_COMMON_LRU if lru else 0)) if kind in _HASHES else 0
     if flags & ~allowed:
         raise MapError(EINVAL, f"flags {flags:#x} are not valid for {name}")
@@ -1882,7 +1823,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):
         raise MapError(E2BIG, "map too large for pyebpf (value 1 MiB, key 512 B, "
                               "16M entries at most)")
-    if kind == MAP_LRU_HASH or kind == MAP_LRU_PERCPU_HASH:
+    if kind == BPF_MAP_TYPE_LRU_HASH or kind == BPF_MAP_TYPE_LRU_PERCPU_HASH:
         if flags & _NO_COMMON_LRU:      # the kernel gives each CPU an equal share
             max_entries = (max_entries + ncpu - 1) // ncpu * ncpu
     m = <MapStore*>calloc(1, sizeof(MapStore))
@@ -1891,7 +1832,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.type, m.key_size, m.value_size = kind, key_size, value_size
     m.max_entries, m.flags = max_entries, flags
     m.stride = (value_size + 7) & ~7u
-    m.ncpu = ncpu if kind in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH) else 1
+    m.ncpu = ncpu if kind in (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH) else 1
     m.free_head = m.node_free = NO_ELEM
     m.owner_type = -1
     m.tmpl = tmpl
@@ -1907,15 +1848,15 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
 cdef _map_storage(MapStore* m, object kind):
     cdef uint32_t n = 1
     cdef uint32_t max_entries = m.max_entries
-    if kind == MAP_PROG_ARRAY:
+    if kind == BPF_MAP_TYPE_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
         m.progs = <ProgCore**>_zalloc(max_entries, sizeof(ProgCore*))
         return
-    if kind == MAP_PERF_EVENT_ARRAY:
+    if kind == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         m.perf_cpu = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
         m.counters = <uint64_t*>_zalloc(max_entries, sizeof(uint64_t))
         return
-    if kind == MAP_STACK_TRACE:
+    if kind == BPF_MAP_TYPE_STACK_TRACE:
         # one stack per bucket, kept from programs: only bpf_get_stackid writes them
         while n < max_entries:
             n <<= 1
@@ -1926,18 +1867,18 @@ cdef _map_storage(MapStore* m, object kind):
         m.st_nr = <uint32_t*>_zalloc(n, sizeof(uint32_t))
         m.st_hash = <uint32_t*>_zalloc(n, sizeof(uint32_t))
         return
-    if kind == MAP_RINGBUF:
+    if kind == BPF_MAP_TYPE_RINGBUF:
         m.hidden = True
         m.values_len = 2 * <size_t>max_entries
         m.values = <uint8_t*>_zalloc(m.values_len, 1)
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
-    if kind in (MAP_ARRAY_OF_MAPS, MAP_HASH_OF_MAPS):
+    if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS):
         # the values are the inner maps' fds, for the syscall side only
         m.hidden = True
         m.inner = <MapStore**>_zalloc(max_entries, sizeof(MapStore*))
-    if kind == MAP_LPM_TRIE:
+    if kind == BPF_MAP_TYPE_LPM_TRIE:
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
@@ -1947,7 +1888,7 @@ cdef _map_storage(MapStore* m, object kind):
         m.n_buckets = n
         m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
         m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
-        if kind in (MAP_LRU_HASH, MAP_LRU_PERCPU_HASH):
+        if kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH):
             m.lru_prev = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
             m.lru_next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
     else:
