@@ -148,18 +148,6 @@ cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint3
     return True
 
 
-cdef bint _device_exists(Skb* skb, uint32_t ifindex) noexcept nogil:
-    cdef size_t k
-    if ifindex == 0 or ifindex > 0x7fffffff:
-        return False
-    if not skb.devices_listed or ifindex == skb.ifindex:
-        return True
-    for k in range(skb.ndevices):
-        if skb.devices[k] == ifindex:
-            return True
-    return False
-
-
 cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
     """Run one program of the chain on ``skb``; returns the Vm status."""
     cdef int status
@@ -222,7 +210,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
     elif verdict == TC_ACT_STOLEN or verdict == TC_ACT_QUEUED or verdict == TC_ACT_TRAP:
         o.action = HOOK_CONSUMED
     elif verdict == TC_ACT_REDIRECT:
-        if skb.redirect_set and _device_exists(skb, skb.redirect_ifindex):
+        if skb.redirect_set and skb_device_exists(skb, skb.redirect_ifindex):
             o.action = HOOK_REDIRECTED
             o.redirect_ifindex = skb.redirect_ifindex
             o.redirect_ingress = (skb.redirect_flags & BPF_F_INGRESS) != 0

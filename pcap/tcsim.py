@@ -8,7 +8,7 @@
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
 filters in direct-action mode (default), cls_bpf filters in classid mode (``--no-da``)
-or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pxi`` for
+or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pyx`` for
 the kernel semantics reproduced.  Every output is written to a temporary name and
 renamed when the whole run succeeded.  Errors print one line and exit 1.
 """

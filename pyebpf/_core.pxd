@@ -193,6 +193,20 @@ ctypedef struct MapStore:
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
 
 
+cdef enum:
+    NO_ELEM = -1                  # no element: a missing key, the end of a chain
+
+cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
+    # element ``elem``'s value for ``cpu`` (0 unless per-CPU): slots are stride apart
+    return m.values + (<size_t>elem * m.ncpu + cpu) * m.stride
+
+cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil
+cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
+                    int64_t cpu) noexcept nogil
+cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil
+cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept nogil
+
+
 # --- the VM's life: the one set-up, run and tear-down of every caller ----------------
 
 cdef void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
@@ -217,3 +231,4 @@ cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
 cdef size_t skb_wire_len(Skb* skb) noexcept nogil
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil
+cdef bint skb_device_exists(Skb* skb, uint32_t ifindex) noexcept nogil

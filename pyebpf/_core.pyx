@@ -17,9 +17,10 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
 from . import isa as _isa
+from .host import possible_cpus
 from . import verifier as _verifier
-from .errors import (BudgetExceeded, CallDepthExceeded, EbpfError, ExecutionError,
-                     LoadError, MemoryFault, UnknownHelper)
+from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
+                     LoadError, MapError, MemoryFault, UnknownHelper)
 
 DEFAULT_BUDGET = 1_000_000
 
@@ -618,9 +619,46 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 
 include "helpers.pxi"
 include "maps.pxi"
+include "map_helpers.pxi"
+include "pin_format.pxi"
+include "map_class.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
+
+cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
+    """Make ``prog`` the running program: its code, helpers, context rules and maps."""
+    cdef int k
+    cdef Region* g
+    vm.prog = prog
+    vm.owner = prog.owner
+    vm.insns, vm.helpers = prog.code, prog.helpers
+    vm.maps, vm.nmaps = prog.maps, prog.nmaps
+    if vm.skb != NULL:
+        vm.ctx_rules = prog.ctx_rules
+    vm.nregions = vm.map_regions
+    for k in range(prog.nmaps):
+        if prog.maps[k].values_len and not prog.maps[k].hidden:
+            g = &vm.regions[vm.nregions]
+            g.start = <uintptr_t>prog.maps[k].values
+            g.end = g.start + prog.maps[k].values_len
+            g.writable = True
+            g.name = REGION_MAP0 + k
+            vm.nregions += 1
+
+
+cdef void tail_call_switch(Vm* vm) noexcept nogil:
+    """Replace the running program after bpf_tail_call: same context, a fresh frame."""
+    ringbuf_release_all(vm)
+    install_prog(vm, vm.next_prog)
+    vm.next_prog = NULL
+    vm.status = STATUS_RUNNING
+    vm.pc = 0
+    vm.depth = 0
+    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
+    memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+    vm.reg[10] = vm.regions[0].end
+
 
 cdef void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
                    bint div0_abort) noexcept nogil:
@@ -630,7 +668,8 @@ cdef void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     memset(vm.stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
     vm.pc = 0
     vm.status = STATUS_RUNNING
-    vm.budget_left = <int64_t>budget if budget < <uint64_t>0x7fffffffffffffff else 0x7fffffffffffffff
+    vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff
+                      else 0x7fffffffffffffff)
     vm.depth = 0
     vm.regions[0].start = <uintptr_t>(vm.stack + STACK_SIZE - FRAME_SIZE)
     vm.regions[0].end = <uintptr_t>(vm.stack + STACK_SIZE)
@@ -851,24 +890,21 @@ cdef class HelperMemory:
         cdef uint8_t* p = _mem(self._vm, addr, <uint32_t>n, write) if n <= 0xffffffff else NULL
         if p == NULL:
             self._vm.status = STATUS_RUNNING
-            raise MemoryError_(addr, n, write)
+            raise HelperAccessError(addr, n, write)
         return p
 
     def read(self, uint64_t addr, size_t n) -> bytes:
-        """``n`` bytes at ``addr``; raises ValueError outside the program's regions."""
+        """``n`` bytes at ``addr``; raises :class:`~pyebpf.errors.HelperAccessError`
+        outside the program's regions."""
         return PyBytes_FromStringAndSize(<char*>self._ptr(addr, n, False), n)
 
     def write(self, uint64_t addr, data) -> None:
-        """Write ``data`` at ``addr``; raises ValueError outside writable regions."""
+        """Write ``data`` at ``addr``; raises :class:`~pyebpf.errors.HelperAccessError`
+        outside writable regions."""
         cdef const unsigned char[:] view = memoryview(data).cast("B")
         cdef uint8_t* p = self._ptr(addr, view.shape[0], True)
         if view.shape[0]:
             memcpy(p, &view[0], view.shape[0])
-
-
-def MemoryError_(addr, n, write):
-    return ValueError(f"helper {'write' if write else 'read'} of {n} bytes at {addr:#x} "
-                      "is outside the program's memory")
 
 
 # --- results -------------------------------------------------------------------------

@@ -159,6 +159,7 @@ def prog_type(value) -> ProgType:
 # Update flags (map_update_elem) and helper flags.
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_NO_COMMON_LRU = 1 << 1
 BPF_F_ZERO_SEED = 1 << 6
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1

@@ -22,7 +22,7 @@ import weakref
 from pathlib import Path
 
 from . import _core, isa
-from .errors import PinError
+from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
 VERSION = 2                                 # written; 1 and 2 are read
@@ -348,7 +348,7 @@ def _create(path: str, definition: tuple, what: str, template):
     try:
         return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
                                 inner_map=template)
-    except _core.MapError as exc:
+    except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 
 

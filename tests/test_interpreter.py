@@ -179,8 +179,9 @@ def test_a_python_helper_reads_and_writes_memory_through_checked_access():
 
 def test_a_python_helper_cannot_touch_memory_outside_the_regions():
     p = prog("mov %r1, 0\ncall 9\nexit", helpers={9: lambda mem, a, *_: len(mem.read(a + 8, 1))})
-    with pytest.raises(errors.ExecutionError, match="helper 9 raised ValueError"):
+    with pytest.raises(errors.ExecutionError, match="helper 9 raised HelperAccessError") as err:
         p.run()
+    assert (err.value.__cause__.address, err.value.__cause__.size) == (8, 1)
 
 
 def test_an_exception_in_a_python_helper_becomes_an_execution_error():

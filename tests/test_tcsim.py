@@ -1,4 +1,4 @@
-"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pxi).
+"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pyx).
 
 Verdict semantics follow reference/semantics.md §2; the kernel judges the classifier
 verdicts of every sample frame where BPF_PROG_TEST_RUN can show them (it returns the raw
