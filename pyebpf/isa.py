@@ -16,6 +16,7 @@ cimports them.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 import sys
@@ -44,6 +45,10 @@ BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
 BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
+
+# The opcodes of lddw and call (every kind of call shares one).
+LDDW_CODE = BPF_LD | BPF_IMM | BPF_DW
+CALL_CODE = BPF_JMP | BPF_CALL
 
 BPF_FETCH = 0x01
 BPF_XCHG = 0xE0 | BPF_FETCH
@@ -463,6 +468,57 @@ class Insn:
 
     def pack(self) -> bytes:
         return self._STRUCT.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
+
+    def replace(self, **fields) -> "Insn":
+        """This slot with some fields changed (``imm=``, ``src=``, ...)."""
+        return dataclasses.replace(self, **fields)
+
+    @property
+    def is_lddw(self) -> bool:
+        """The first slot of a 16-byte ``lddw`` (any pseudo source)."""
+        return self.code == LDDW_CODE
+
+    @property
+    def is_map_load(self) -> bool:
+        """An ``lddw`` of a map (``BPF_PSEUDO_MAP_FD``: imm is the map's fd) or of an
+        address in a map's value (``BPF_PSEUDO_MAP_VALUE``: the second slot's imm is the
+        offset)."""
+        return self.is_lddw and self.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE)
+
+    @property
+    def is_call(self) -> bool:
+        """A ``call`` of any kind: helper, bpf-to-bpf or kfunc (not ``callx``)."""
+        return self.code == CALL_CODE
+
+    @property
+    def is_helper_call(self) -> bool:
+        return self.is_call and self.src == 0
+
+    @property
+    def is_pseudo_call(self) -> bool:
+        """A bpf-to-bpf call: imm is the callee's offset from the next slot."""
+        return self.is_call and self.src == BPF_PSEUDO_CALL
+
+    @property
+    def is_kfunc_call(self) -> bool:
+        return self.is_call and self.src == BPF_PSEUDO_KFUNC_CALL
+
+    @property
+    def is_callx(self) -> bool:
+        """A call through a register (``callx``)."""
+        return self.code == CALL_CODE | BPF_X
+
+    @property
+    def is_exit(self) -> bool:
+        return self.code == BPF_JMP | BPF_EXIT
+
+
+def patch(buf: bytearray, pc: int, **fields) -> Insn:
+    """Change fields of the slot at ``pc`` of the instruction bytes ``buf`` in place;
+    the slot as it is now."""
+    insn = Insn.unpack(buf, pc * INSN_SIZE).replace(**fields)
+    buf[pc * INSN_SIZE:(pc + 1) * INSN_SIZE] = insn.pack()
+    return insn
 
 
 def unpack_program(raw: bytes) -> list[Insn]:
