@@ -442,94 +442,6 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         # jumps
         elif op == OP_JA or op == OP_JA32:
             pc = <uint32_t>i.off
-        elif op == OP_JEQ64_K:
-            if r[d] == imm: pc = <uint32_t>i.off
-        elif op == OP_JEQ64_X:
-            if r[d] == r[s]: pc = <uint32_t>i.off
-        elif op == OP_JGT64_K:
-            if r[d] > imm: pc = <uint32_t>i.off
-        elif op == OP_JGT64_X:
-            if r[d] > r[s]: pc = <uint32_t>i.off
-        elif op == OP_JGE64_K:
-            if r[d] >= imm: pc = <uint32_t>i.off
-        elif op == OP_JGE64_X:
-            if r[d] >= r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSET64_K:
-            if r[d] & imm: pc = <uint32_t>i.off
-        elif op == OP_JSET64_X:
-            if r[d] & r[s]: pc = <uint32_t>i.off
-        elif op == OP_JNE64_K:
-            if r[d] != imm: pc = <uint32_t>i.off
-        elif op == OP_JNE64_X:
-            if r[d] != r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSGT64_K:
-            if <int64_t>r[d] > <int64_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSGT64_X:
-            if <int64_t>r[d] > <int64_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSGE64_K:
-            if <int64_t>r[d] >= <int64_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSGE64_X:
-            if <int64_t>r[d] >= <int64_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JLT64_K:
-            if r[d] < imm: pc = <uint32_t>i.off
-        elif op == OP_JLT64_X:
-            if r[d] < r[s]: pc = <uint32_t>i.off
-        elif op == OP_JLE64_K:
-            if r[d] <= imm: pc = <uint32_t>i.off
-        elif op == OP_JLE64_X:
-            if r[d] <= r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSLT64_K:
-            if <int64_t>r[d] < <int64_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSLT64_X:
-            if <int64_t>r[d] < <int64_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSLE64_K:
-            if <int64_t>r[d] <= <int64_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSLE64_X:
-            if <int64_t>r[d] <= <int64_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JEQ32_K:
-            if <uint32_t>r[d] == <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JEQ32_X:
-            if <uint32_t>r[d] == <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JGT32_K:
-            if <uint32_t>r[d] > <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JGT32_X:
-            if <uint32_t>r[d] > <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JGE32_K:
-            if <uint32_t>r[d] >= <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JGE32_X:
-            if <uint32_t>r[d] >= <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSET32_K:
-            if <uint32_t>r[d] & <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSET32_X:
-            if <uint32_t>r[d] & <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JNE32_K:
-            if <uint32_t>r[d] != <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JNE32_X:
-            if <uint32_t>r[d] != <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSGT32_K:
-            if <int32_t>r[d] > <int32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSGT32_X:
-            if <int32_t>r[d] > <int32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSGE32_K:
-            if <int32_t>r[d] >= <int32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSGE32_X:
-            if <int32_t>r[d] >= <int32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JLT32_K:
-            if <uint32_t>r[d] < <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JLT32_X:
-            if <uint32_t>r[d] < <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JLE32_K:
-            if <uint32_t>r[d] <= <uint32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JLE32_X:
-            if <uint32_t>r[d] <= <uint32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSLT32_K:
-            if <int32_t>r[d] < <int32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSLT32_X:
-            if <int32_t>r[d] < <int32_t>r[s]: pc = <uint32_t>i.off
-        elif op == OP_JSLE32_K:
-            if <int32_t>r[d] <= <int32_t>imm: pc = <uint32_t>i.off
-        elif op == OP_JSLE32_X:
-            if <int32_t>r[d] <= <int32_t>r[s]: pc = <uint32_t>i.off
 
         # calls
         elif op == OP_CALL or op == OP_CALLX:
@@ -571,9 +483,16 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             vm.regions[0].start += FRAME_SIZE
             pc = f.ret_pc
         else:
-            # OP_INVALID (the sentinel past the end), OP_LDDW_TAIL, unsupported pseudo ops
-            vm.status = STATUS_BAD_INSN
-            break
+            # The switch's default: the conditional jumps, whose comparisons are generated
+            # from the isa table (jcc_taken, _isa_defs.pxd), or OP_INVALID (the sentinel
+            # past the end), OP_LDDW_TAIL and unsupported pseudo ops.  A range test here
+            # keeps every case above one C switch.
+            if OP_JCC_FIRST <= op <= OP_JCC_LAST:
+                if jcc_taken(op, r[d], imm, r[s]):
+                    pc = <uint32_t>i.off
+            else:
+                vm.status = STATUS_BAD_INSN
+                break
 
         if TraceMode is _Trace:
             _trace_step(vm, <uint32_t>(i - insns), r)

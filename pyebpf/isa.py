@@ -563,21 +563,49 @@ _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
 
 def pxd_source() -> str:
     """The Cython declarations of the compiled core's constants, generated from this
-    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits.
+    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits, and
+    the conditional jumps' comparisons (``jcc_taken``).
 
     Constants outside the C ``int`` range (``BPF_F_INDEX_MASK``) are left out: an enum
     constant is an ``int``."""
     lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
+             "from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t", "",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
     lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
     lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType)]
+    lines += _jcc_source()
     consts = {name: value for name, value in globals().items()
               if (name.startswith(_C_PREFIXES) or name in _C_NAMES)
               and type(value) is int and -2**31 <= value < 2**31}
     lines += [f"    {name} = {value}" for name, value in consts.items()]
     return "\n".join(lines) + "\n"
+
+
+def _jcc_source() -> list[str]:
+    # The interpreter's conditional jumps: one comparison per table entry, on the low
+    # 32 bits for JMP32, signed for the "s" comparisons, against imm (K) or src (X).
+    jcc = [op for op in OPS if op.form in (F_JCC_K, F_JCC_X)]
+    ids = [op.id for op in jcc]
+    if ids != list(range(ids[0], ids[0] + len(ids))):
+        raise AssertionError("the conditional jumps' op ids are not contiguous")
+    lines = [f"    OP_JCC_FIRST = {ids[0]}", f"    OP_JCC_LAST = {ids[-1]}", "",
+             "",
+             "cdef inline bint jcc_taken(uint8_t op, uint64_t dst, uint64_t imm,",
+             "                           uint64_t src) noexcept nogil:",
+             "    # whether the conditional jump ``op`` (OP_JCC_FIRST..OP_JCC_LAST) is taken"]
+    for k, op in enumerate(jcc):
+        symbol = JMP_OP_SYMBOL[op.code & 0xF0]
+        signed = symbol.startswith("s")
+        ctype = ("int" if signed else "uint") + ("64_t" if op.is_64 else "32_t")
+        b = "imm" if op.form is F_JCC_K else "src"
+        cmp = symbol.lstrip("s")
+        test = (f"(<{ctype}>dst & <{ctype}>{b}) != 0" if cmp == "&"
+                else f"<{ctype}>dst {cmp} <{ctype}>{b}")
+        lines += [f"    {'if' if k == 0 else 'elif'} op == OP_{op.name}:", f"        return {test}"]
+    lines += ["    return False", "", "", "cdef enum:"]
+    return lines
 
 
 if __name__ == "__main__":
