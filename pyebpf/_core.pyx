@@ -1178,7 +1178,7 @@ cdef class Program:
                 # pseudo sources are resolved now; at run time every lddw is a constant
                 c.op = OP_LDDW
                 c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
-            elif op.name == "CALL_KFUNC":
+            elif insn.is_kfunc_call:
                 raise LoadError(f"pc {pc}: kfunc calls are not supported")
             else:
                 c.imm = <uint64_t><int64_t>insn.imm

@@ -520,3 +520,12 @@ def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, mon
                           "'count')[bytes(4)].hex())"], capture_output=True, text=True,
                          env=env, cwd=cwd, check=True).stdout
     assert int.from_bytes(bytes.fromhex(out.strip()), "little") == len(FRAMES)
+
+
+def test_the_replay_loop_is_an_extension_of_its_own_on_the_cores_c_interface():
+    from pyebpf import _core
+    from pyebpf.pcap import tcreplay
+    exported = set(_core.__pyx_capi__)
+    assert {"vm_begin", "vm_attach_skb", "vm_run", "vm_end", "vm_fault",
+            "program_core"} <= exported
+    assert tcreplay.__file__ != _core.__file__
