@@ -1,7 +1,10 @@
 """The interpreter's behaviour beyond the conformance suite: memory regions, faults,
 calls, the budget, helpers, tracing and the result object."""
+from pathlib import Path
+
 import pytest
 
+import pyebpf
 from pyebpf import Program, errors, isa
 
 
@@ -266,3 +269,11 @@ def test_an_unknown_program_type_is_refused():
 
 def test_disassemble_lists_the_program():
     assert prog("mov %r0, 1\nexit").disassemble() == "    0: r0 = 0x1\n    1: exit"
+
+
+def test_the_conditional_jump_cases_are_the_ones_the_isa_table_generates():
+    src = (Path(pyebpf.__file__).parent / "_core.pyx").read_text()
+    begin = src.index(isa.JCC_BEGIN)
+    end = src.index(isa.JCC_END) + len(isa.JCC_END) + 1
+    assert src[begin:end] == isa.jcc_cases_source(), \
+        "the jump cases in _core.pyx are stale: a build (setup.py) rewrites them"
