@@ -5,6 +5,7 @@
 # pyebpf/_isa_defs.pxd.  Everything declared here is implemented in pyebpf/_core.pyx
 # and the files it includes.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memset
 
 from pyebpf._isa_defs cimport *
 from pyebpf.skb.skbuff cimport *
@@ -209,13 +210,76 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
 
 # --- the VM's life: the one set-up, run and tear-down of every caller ----------------
 
-cdef void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
-                   bint div0_abort) noexcept nogil
-cdef void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil
-cdef void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept nogil
+# the regions' names: the stack, raw mode's memory, the packet, then the program's maps
+cdef enum:
+    REGION_STACK = 0
+    REGION_MEMORY = 1
+    REGION_PACKET = 2
+    REGION_MAP0 = 3
+
+cdef void skb_sync(Vm* vm) noexcept nogil     # the packet region after the skb changed
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
 cdef void vm_end(Vm* vm) noexcept nogil
 cdef object vm_fault(Vm* vm, uint64_t budget)
+
+# The set-up is inline: the replay loop, in another module, sets a run up per packet.
+
+cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
+                          bint div0_abort) noexcept nogil:
+    """Reset ``vm`` for one run: registers zero, r10 at the top of a zeroed stack frame,
+    the stack the only region, no packet or context yet (raw mode)."""
+    memset(&vm.reg, 0, sizeof(vm.reg))
+    memset(vm.stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
+    vm.pc = 0
+    vm.status = STATUS_RUNNING
+    vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff
+                      else 0x7fffffffffffffff)
+    vm.depth = 0
+    vm.regions[0].start = <uintptr_t>(vm.stack + STACK_SIZE - FRAME_SIZE)
+    vm.regions[0].end = <uintptr_t>(vm.stack + STACK_SIZE)
+    vm.regions[0].writable = True
+    vm.regions[0].name = REGION_STACK
+    vm.nregions = vm.map_regions = 1
+    vm.reg[10] = vm.regions[0].end
+    vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
+    vm.div0_abort = div0_abort
+    vm.pkt, vm.pkt_len = NULL, 0
+    vm.fault_msg = NULL
+    vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, tail_call_limit, NULL
+    vm.prog, vm.owner = NULL, NULL
+    vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+    vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+
+
+cdef inline void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil:
+    """Raw mode: r1 points at ``size`` writable bytes, r2 holds their length, and legacy
+    packet loads read them.  Nothing when ``size`` is 0."""
+    if size == 0:
+        return
+    vm.regions[1].start = <uintptr_t>mem
+    vm.regions[1].end = vm.regions[1].start + size
+    vm.regions[1].writable = True
+    vm.regions[1].name = REGION_MEMORY
+    vm.nregions = 2
+    vm.reg[1] = vm.regions[1].start
+    vm.reg[2] = size
+    vm.pkt = mem
+    vm.pkt_len = <uint32_t>size
+
+
+cdef inline void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept nogil:
+    """Skb program types: r1 is the packet's ``__sk_buff`` context; with
+    ``packet_region`` (tc programs: direct packet access) the packet bytes are a region."""
+    vm.skb = skb
+    vm.ctx = <uintptr_t>vm.ctx_mem
+    vm.reg[1] = vm.ctx
+    if packet_region:
+        vm.pkt_region = 1
+        vm.regions[1].writable = True
+        vm.regions[1].name = REGION_PACKET
+        vm.nregions = 2
+        skb_sync(vm)
+
 
 # --- what a Python Program or Map holds ----------------------------------------------
 

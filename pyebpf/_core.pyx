@@ -662,63 +662,6 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     vm.reg[10] = vm.regions[0].end
 
 
-cdef void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
-                   bint div0_abort) noexcept nogil:
-    """Reset ``vm`` for one run: registers zero, r10 at the top of a zeroed stack frame,
-    the stack the only region, no packet or context yet (raw mode)."""
-    memset(&vm.reg, 0, sizeof(vm.reg))
-    memset(vm.stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
-    vm.pc = 0
-    vm.status = STATUS_RUNNING
-    vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff
-                      else 0x7fffffffffffffff)
-    vm.depth = 0
-    vm.regions[0].start = <uintptr_t>(vm.stack + STACK_SIZE - FRAME_SIZE)
-    vm.regions[0].end = <uintptr_t>(vm.stack + STACK_SIZE)
-    vm.regions[0].writable = True
-    vm.regions[0].name = REGION_STACK
-    vm.nregions = vm.map_regions = 1
-    vm.reg[10] = vm.regions[0].end
-    vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
-    vm.div0_abort = div0_abort
-    vm.pkt, vm.pkt_len = NULL, 0
-    vm.fault_msg = NULL
-    vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, tail_call_limit, NULL
-    vm.prog, vm.owner = NULL, NULL
-    vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
-    vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
-
-
-cdef void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil:
-    """Raw mode: r1 points at ``size`` writable bytes, r2 holds their length, and legacy
-    packet loads read them.  Nothing when ``size`` is 0."""
-    if size == 0:
-        return
-    vm.regions[1].start = <uintptr_t>mem
-    vm.regions[1].end = vm.regions[1].start + size
-    vm.regions[1].writable = True
-    vm.regions[1].name = REGION_MEMORY
-    vm.nregions = 2
-    vm.reg[1] = vm.regions[1].start
-    vm.reg[2] = size
-    vm.pkt = mem
-    vm.pkt_len = <uint32_t>size
-
-
-cdef void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept nogil:
-    """Skb program types: r1 is the packet's ``__sk_buff`` context; with
-    ``packet_region`` (tc programs: direct packet access) the packet bytes are a region."""
-    vm.skb = skb
-    vm.ctx = <uintptr_t>vm.ctx_mem
-    vm.reg[1] = vm.ctx
-    if packet_region:
-        vm.pkt_region = 1
-        vm.regions[1].writable = True
-        vm.regions[1].name = REGION_PACKET
-        vm.nregions = 2
-        skb_sync(vm)
-
-
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     """Run ``prog`` (and the programs it tail-calls) to its end; the Vm status.  Call
     with the GIL held when the program has Python helpers or ``trace`` is set."""
@@ -913,11 +856,6 @@ cdef class HelperMemory:
 
 cdef tuple _NO_CLONES = ()
 cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
-cdef enum:
-    REGION_STACK = 0
-    REGION_MEMORY = 1
-    REGION_PACKET = 2
-    REGION_MAP0 = 3
 
 
 @cython.final
