@@ -183,6 +183,17 @@ BPF_F_TUNINFO_FLAGS = 1 << 4     # skb_get_tunnel_key
 BPF_F_INDEX_MASK = 0xFFFFFFFF
 BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
 BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
+BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC = 0, 1   # bpf_skb_adjust_room's modes
+BPF_F_ADJ_ROOM_FIXED_GSO = 1 << 0
+BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 = 1 << 1
+BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 = 1 << 2
+BPF_F_ADJ_ROOM_ENCAP_L4_GRE = 1 << 3
+BPF_F_ADJ_ROOM_ENCAP_L4_UDP = 1 << 4
+BPF_F_ADJ_ROOM_NO_CSUM_RESET = 1 << 5
+BPF_F_ADJ_ROOM_ENCAP_L2_ETH = 1 << 6
+BPF_F_ADJ_ROOM_DECAP_L3_IPV4 = 1 << 7
+BPF_F_ADJ_ROOM_DECAP_L3_IPV6 = 1 << 8
+BPF_ADJ_ROOM_ENCAP_L2_SHIFT = 56   # the inner MAC length, in bits 56-63 of the flags
 BPF_F_SKIP_FIELD_MASK = 0xFF     # bpf_get_stackid
 BPF_F_USER_STACK = 1 << 8
 BPF_F_FAST_STACK_CMP = 1 << 9
@@ -557,7 +568,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 
 # Module constants the compiled core needs, by name prefix (kernel names).
-_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "TC_ACT_", "MAX_", "SKF_")
+_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
 
 
