@@ -5,6 +5,7 @@
 # pyebpf/_isa_defs.pxd.  Everything declared here is implemented in pyebpf/_core.pyx
 # and the files it includes.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 from pyebpf._isa_defs cimport *
@@ -217,12 +218,21 @@ cdef enum:
     REGION_PACKET = 2
     REGION_MAP0 = 3
 
-cdef void skb_sync(Vm* vm) noexcept nogil     # the packet region after the skb changed
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
-cdef void vm_end(Vm* vm) noexcept nogil
+cdef void ringbuf_release_all(Vm* vm) noexcept nogil
 cdef object vm_fault(Vm* vm, uint64_t budget)
 
-# The set-up is inline: the replay loop, in another module, sets a run up per packet.
+# Set-up and tear-down are inline: the replay loop, in another module, runs them per
+# packet.
+
+cdef inline void skb_sync(Vm* vm) noexcept nogil:
+    """Point the packet region at the packet's current bytes."""
+    cdef Region* g
+    if vm.pkt_region >= 0:
+        g = &vm.regions[vm.pkt_region]
+        g.start = <uintptr_t>skb_data(vm.skb)
+        g.end = g.start + vm.skb.len
+
 
 cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
                           bint div0_abort) noexcept nogil:
@@ -281,6 +291,16 @@ cdef inline void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept no
         skb_sync(vm)
 
 
+cdef inline void vm_end(Vm* vm) noexcept nogil:
+    """Release what a run holds: reserved ring buffer records, trace buffers."""
+    ringbuf_release_all(vm)
+    if vm.steps != NULL or vm.accesses != NULL:
+        free(vm.steps)
+        free(vm.accesses)
+        vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+        vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+
+
 # --- what a Python Program or Map holds ----------------------------------------------
 
 cdef ProgCore* program_core(object program) except NULL
@@ -293,6 +313,5 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
 cdef void skb_free(Skb* skb) noexcept nogil
 cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
-cdef size_t skb_wire_len(Skb* skb) noexcept nogil
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil
 cdef bint skb_device_exists(Skb* skb, uint32_t ifindex) noexcept nogil

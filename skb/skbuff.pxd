@@ -146,3 +146,8 @@ ctypedef struct CtxRules:
 
 cdef inline uint8_t* skb_data(Skb* skb) noexcept nogil:
     return skb.head + skb.data
+
+
+cdef inline size_t skb_wire_len(Skb* skb) noexcept nogil:
+    # the bytes on the wire: an accelerated VLAN tag goes back in after the MAC addresses
+    return skb.len + (VLAN_HLEN if skb.vlan_present and skb.len >= 2 * ETH_ALEN else 0)

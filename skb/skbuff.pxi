@@ -92,8 +92,6 @@ cdef void skb_free(Skb* skb) noexcept nogil:
     skb.devices = NULL
 
 
-cdef size_t skb_wire_len(Skb* skb) noexcept nogil:
-    return skb.len + (VLAN_HLEN if skb.vlan_present and skb.len >= 2 * ETH_ALEN else 0)
 
 
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil:

@@ -526,5 +526,5 @@ def test_the_replay_loop_is_an_extension_of_its_own_on_the_cores_c_interface():
     from pyebpf import _core
     from pyebpf.pcap import tcreplay
     exported = set(_core.__pyx_capi__)
-    assert {"vm_run", "vm_end", "vm_fault", "program_core", "skb_init"} <= exported
+    assert {"vm_run", "vm_fault", "program_core", "skb_init"} <= exported
     assert tcreplay.__file__ != _core.__file__
