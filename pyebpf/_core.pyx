@@ -671,16 +671,10 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
         if trace:
             _interp(vm, <_Trace*>NULL)
         else:
-            _interp_plain(vm, NULL)
+            _interp(vm, <_NoTrace*>NULL)
         if vm.status != STATUS_TAIL_CALL:
             return vm.status
         tail_call_switch(vm)
-
-
-# Called through a pointer so that the C compiler keeps the loop a function of its own
-# rather than inlining it into vm_run: inlined, the loop ran 4% more instructions.
-cdef void (*_interp_plain)(Vm*, _NoTrace*) noexcept nogil
-_interp_plain = _interp[_NoTrace]
 
 
 cdef object vm_fault(Vm* vm, uint64_t budget):
