@@ -105,6 +105,8 @@ ctypedef struct ProgCore:
     int prog_type
     bint py_helpers    # some helper is a Python callable: runs keep the GIL
     void* owner        # the Program
+    uint32_t n         # slots
+    uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
 
 ctypedef struct Vm:
     uint64_t reg[11]
