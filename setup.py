@@ -41,11 +41,13 @@ cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 # The core's C interface: what another compilation unit may cimport from it.
 interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd"]]
 extensions = [
-    # skb/*.pxi (the sk_buff model and its helpers) compile into the core
+    # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
+    # (classic-only calls) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
               extra_compile_args=cflags,
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
-                       *(str(p) for p in HERE.glob("pyebpf/*.pxi"))]),
+                       *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
+                       *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),
     # tcsim's replay loop: its own compilation unit, on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,
               extra_compile_args=cflags, depends=interface),
@@ -54,7 +56,8 @@ extensions = [
 setup(
     # a debug build generates its C elsewhere, so it never stands in for a release one
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
-                          include_path=[str(HERE), str(HERE / "skb")],
+                          include_path=[str(HERE), str(HERE / "skb"),
+                                        str(HERE / "pyebpf" / "cbpf")],
                           build_dir="build/debug" if DEBUG else None),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )

@@ -37,6 +37,7 @@ cdef enum:
     MODE_DA = 0
     MODE_CLASSID = 1
     MODE_ACT = 2
+    MODE_SF = 3             # one socket filter on a packet socket (tcsim --cbpf)
     MAX_CHAIN = 64
 
 # what the hook did with a packet (tcsim's "action")
@@ -149,10 +150,11 @@ cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint3
 
 
 cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
-    """Run one program of the chain on ``skb``; returns the Vm status."""
+    """Run one program of the chain on ``skb``; returns the Vm status.  A socket filter
+    has no direct packet access: no packet region, as in Program.run."""
     cdef int status
     vm_begin(vm, cp.budget, cp.tail_call_limit, v46)
-    vm_attach_skb(vm, skb, True)
+    vm_attach_skb(vm, skb, cp.core.prog_type != BPF_PROG_TYPE_SOCKET_FILTER)
     status = vm_run(vm, cp.core, False)
     vm_end(vm)
     return status
@@ -166,6 +168,17 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
     cdef int reclassified = 0
     cdef int k
     cdef int32_t r0, verdict
+    if mode == MODE_SF:
+        # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
+        o.runs = 1
+        k = _run_one(vm, &chain[0], skb, v46)
+        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        if k != STATUS_EXIT:
+            o.fault_prog, o.action = 1, HOOK_FAULT
+            return
+        o.retval = o.verdict = <int32_t>vm.reg[0]
+        o.action = HOOK_DELIVERED if <uint32_t>vm.reg[0] else HOOK_DROPPED
+        return
     while True:
         verdict = TC_ACT_UNSPEC
         o.has_classid = False
@@ -254,7 +267,7 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef uint32_t keep = 0
     cdef Py_ssize_t i, nframes = len(frames)
     cdef size_t c
-    cdef bytes frame
+    cdef bytes frame, out
     cdef bytearray records
     cdef TcOutcome* outs
     cdef TcOutcome* o
@@ -264,10 +277,13 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef MapStore* m
     if not 0 < nprogs <= MAX_CHAIN:
         raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
-    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT}[mode]
+    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT, "sf": MODE_SF}[mode]
     profile = programs[0].profile
     want = (_isa.ProgType.BPF_PROG_TYPE_SCHED_ACT if imode == MODE_ACT
+            else _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER if imode == MODE_SF
             else _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
+    if imode == MODE_SF and nprogs != 1:
+        raise ValueError(f"a packet socket runs one socket filter, not {nprogs}")
     for k, p in enumerate(programs):
         if p.prog_type != want or p.profile != profile:
             raise ValueError(f"program {k + 1} of the chain is {p!r} with profile "
@@ -306,7 +322,11 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
             with nogil:
                 _run_chain(&vm, chain, nprogs, imode, classid, act_default, &skb, o)
             o.mark, o.priority, o.tc_index = skb.mark, skb.priority, skb.tc_index
-            data.append(_wire(&skb, frame, <const uint8_t*><char*>frame, len(frame)))
+            out = _wire(&skb, frame, <const uint8_t*><char*>frame, len(frame))
+            if imode == MODE_SF and o.action == HOOK_DELIVERED and <uint32_t>o.retval < skb.len:
+                # the snap length applies to the skb; a tag in its metadata is put back
+                out = out[:<uint32_t>o.retval + (VLAN_HLEN if skb.vlan_present else 0)]
+            data.append(out)
             if o.fault_prog or skb.nclones or skb.printk_len or perf:
                 extra = {}
                 if o.fault_prog:

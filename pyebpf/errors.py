@@ -141,3 +141,13 @@ class HelperAccessError(EbpfError, ValueError):
         self.address, self.size, self.write = address, size, write
         super().__init__(f"helper {'write' if write else 'read'} of {size} bytes at "
                          f"{address:#x} is outside the program's memory")
+
+
+class ClassicError(LoadError):
+    """A classic BPF program the kernel refuses with EINVAL (``bpf_check_classic``), or
+    classic input that cannot be read; ``pc`` names the classic instruction."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str = ""):
+        self.pc, self.insn = pc, insn
+        where = f"classic pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
+        super().__init__(f"{where}{message}")
