@@ -9,7 +9,7 @@
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
 filters in direct-action mode (default), cls_bpf filters in classid mode (``--no-da``)
-or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pxi`` for
+or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pyx`` for
 the kernel semantics reproduced.  ``--cbpf FILTER`` replays through a classic socket
 filter instead (a pcap-filter expression, or a file of ``tcpdump -dd``/``-ddd`` text or
 ``struct sock_filter`` bytes): ``-o`` gets what a packet socket with that filter keeps,
@@ -154,20 +154,20 @@ class Replay:
 
     def __init__(self, capture, programs, *, mode="da", hook="ingress", classid=0,
                  act_default=3, fields=None, stop_on_error=False):
-        from pyebpf import _core
+        from . import tcreplay as _tcreplay
         self.capture, self.mode = capture, mode
         start = time.perf_counter()
         with _pinned_maps_transaction(programs):
-            self.records, self.data, self.extras = _core._tc_replay(
+            self.records, self.data, self.extras = _tcreplay.tc_replay(
                 programs, capture.frames, mode=mode, ingress=hook == "ingress",
                 classid=classid, act_default=act_default, fields=fields or {},
                 stop_on_error=stop_on_error)
         self.elapsed = time.perf_counter() - start
-        self.count = len(self.records) // struct.calcsize(_core.REPLAY_RECORD)
-        self._format = _core.REPLAY_RECORD
+        self.count = len(self.records) // struct.calcsize(_tcreplay.REPLAY_RECORD)
+        self._format = _tcreplay.REPLAY_RECORD
         # one byte per packet: the hook's action (the byte after the leading fields)
-        size = struct.calcsize(_core.REPLAY_RECORD)
-        self.actions = self.records[struct.calcsize(_core.REPLAY_RECORD[:10])::size]
+        size = struct.calcsize(_tcreplay.REPLAY_RECORD)
+        self.actions = self.records[struct.calcsize(_tcreplay.REPLAY_RECORD[:10])::size]
 
     def outcomes(self):
         """(verdict, retval, classid, mark, priority, redirect_ifindex, tc_index, runs,

@@ -78,9 +78,6 @@ R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1,
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
 MAP_IN_MAP_TYPES = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
-_LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
-_CALL = isa.BPF_JMP | isa.BPF_CALL
-_CALLX = isa.BPF_JMP | isa.BPF_CALL | isa.BPF_X
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _BPF_MAP_DEF = struct.Struct("<5I")          # libbpf struct bpf_map_def
@@ -251,11 +248,9 @@ class ProgramSpec:
         imm = fd, the second slot's imm = offset."""
         raw = bytearray(self.insns)
         for ref in self.map_refs:
-            at = ref.insn * isa.INSN_SIZE
             src = isa.BPF_PSEUDO_MAP_FD if ref.kind == "fd" else isa.BPF_PSEUDO_MAP_VALUE
-            raw[at + 1] = (raw[at + 1] & 0x0F) | (src << 4)
-            struct.pack_into("<i", raw, at + 4, fds[ref.map])
-            struct.pack_into("<i", raw, at + 12, ref.offset)
+            isa.patch(raw, ref.insn, src=src, imm=fds[ref.map])
+            isa.patch(raw, ref.insn + 1, imm=ref.offset)
         return bytes(raw)
 
     def __len__(self) -> int:
@@ -850,24 +845,24 @@ class _Reader:
             fsec, base = self.sections[f.section], placed[f]
             i = f.start
             while i < f.end:
-                at = (base + i - f.start) * 8
-                opcode, regs, _off, imm = struct.unpack_from("<BBhi", code, at)
+                pc = base + i - f.start
+                insn = isa.Insn.unpack(code, pc * isa.INSN_SIZE)
                 reloc = self.reloc_at.get((f.section, i * 8))
                 where = dict(section=fsec.name, insn=i)
                 if reloc is not None:
                     where.update(relocation=reloc[0], symbol=reloc[2].name)
-                if opcode == _LDDW:
+                if insn.is_lddw:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
                     if reloc is not None:
-                        refs.append(self._lddw_ref(reloc, imm, base + i - f.start, where))
-                        struct.pack_into("<i", code, at + 4, 0)
-                    elif regs >> 4:
-                        raise self.error(f"lddw with pseudo source {regs >> 4} and no "
+                        refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
+                        isa.patch(code, pc, imm=0)
+                    elif insn.src:
+                        raise self.error(f"lddw with pseudo source {insn.src} and no "
                                          f"relocation", **where)
                     i += 2
                     continue
-                if opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_CALL:
+                if insn.is_pseudo_call:
                     if reloc is not None:
                         n, rtype, sym = reloc
                         if rtype != R_BPF_64_32:
@@ -877,24 +872,25 @@ class _Reader:
                         if tsec is None or not tsec.flags & SHF_EXECINSTR:
                             raise self.error("call to a symbol that is not code in this object "
                                              "(extern functions are not supported)", **where)
-                        tidx = sym.value // 8 + imm + 1
+                        tidx = sym.value // 8 + insn.imm + 1
                     else:
-                        tsec, tidx = fsec, i + imm + 1
+                        tsec, tidx = fsec, i + insn.imm + 1
                     callee = self._func_at(tsec.index, tidx)
                     if callee is None:
                         raise self.error(f"call target {tsec.name}+{tidx * 8:#x} is not the "
                                          f"start of a function", **where)
                     start = placed[callee] if callee in placed else place(callee)
-                    struct.pack_into("<i", code, at + 4, start - (base + i - f.start) - 1)
-                elif opcode == _CALLX:
+                    isa.patch(code, pc, imm=start - pc - 1)
+                elif insn.is_callx:
                     raise self.error("indirect call (callx): clang -O0 calls helpers through a "
                                      "register, which neither the kernel nor pyebpf loads; "
                                      "compile with -O1 or higher", **where)
-                elif opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_KFUNC_CALL:
+                elif insn.is_kfunc_call:
                     raise self.error("kfunc calls are not supported", **where)
                 elif reloc is not None:
                     raise self.error(f"relocation type {reloc[1]} on an instruction that is "
-                                     f"neither lddw nor a call (opcode {opcode:#04x})", **where)
+                                     f"neither lddw nor a call (opcode {insn.code:#04x})",
+                                     **where)
                 i += 1
         lines = tuple(li._replace(pc=base + li.pc - f.start)
                       for f, base in placed.items()

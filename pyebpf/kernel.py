@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from . import isa
 from .errors import KernelError
+from .host import possible_cpus
 
 __all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64",
            "run", "KernelResult", "cross_check", "load_object", "KernelObject"]
@@ -343,15 +344,6 @@ class KernelProgram:
 
 
 # --- maps ----------------------------------------------------------------------------------
-def _possible_cpus() -> int:
-    # "0-1,4-7": every range counts; per-CPU values have one slot per possible CPU.
-    with open("/sys/devices/system/cpu/possible") as f:
-        total = 0
-        for part in f.read().strip().split(","):
-            lo, _, hi = part.partition("-")
-            total += int(hi or lo) - int(lo) + 1
-        return total
-
 
 class KernelMap:
     """A map created with BPF_MAP_CREATE.
@@ -369,7 +361,7 @@ class KernelMap:
         self.map_type = _enum(isa.MapType, map_type, "map type")
         self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
         self.flags, self.name = flags, name
-        self.value_buffer_size = (_possible_cpus() * ((value_size + 7) & ~7)
+        self.value_buffer_size = (possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
         attr = _attr("<IIIIIII16s", self.map_type, key_size, value_size, max_entries, flags,
                      inner_map_fd, 0, name.encode()[:15])

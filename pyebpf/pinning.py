@@ -24,7 +24,7 @@ import weakref
 from pathlib import Path
 
 from . import _core, isa
-from .errors import PinError
+from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
 VERSION = 2                                 # written; 1 and 2 are read
@@ -44,7 +44,6 @@ _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
 _OF_MAPS = (_T.BPF_MAP_TYPE_ARRAY_OF_MAPS, _T.BPF_MAP_TYPE_HASH_OF_MAPS)
 _V1_MAPS = (_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
             _T.BPF_MAP_TYPE_PERCPU_ARRAY, _PROG_ARRAY)
-_LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -561,7 +560,7 @@ def _create(path: str, definition: tuple, what: str, template):
     try:
         return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
                                 inner_map=template)
-    except _core.MapError as exc:
+    except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 
 
@@ -732,12 +731,10 @@ def get_program(path):
         maps = {fd: get_map(rel) for fd, rel in fds.items()}
     except PinError as exc:
         raise PinError(exc.errno, f"{full}: a map it references: {exc}") from None
-    for pc in range(0, len(insns) - 8, 8):
-        if insns[pc] == _LDDW and insns[pc + 1] >> 4 in (isa.BPF_PSEUDO_MAP_FD,
-                                                         isa.BPF_PSEUDO_MAP_VALUE):
-            old = struct.unpack_from("<i", insns, pc + 4)[0]
-            if old in maps:
-                struct.pack_into("<i", insns, pc + 4, maps[old].fd)
+    for pc in range(len(insns) // isa.INSN_SIZE):
+        insn = isa.Insn.unpack(insns, pc * isa.INSN_SIZE)
+        if insn.is_map_load and insn.imm in maps:
+            isa.patch(insns, pc, imm=maps[insn.imm].fd)
     prog = _core.Program(bytes(insns), None if prog_type < 0 else prog_type, profile=profile,
                          budget=budget)
     prog.tail_call_limit = tail_limit

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from pyebpf import isa, kernel
+from pyebpf import host, isa, kernel
 from pyebpf.errors import KernelError
 from pyebpf.isa import Insn
 
@@ -284,7 +284,7 @@ def test_short_key_is_refused_before_the_syscall():
 
 def test_percpu_value_has_one_8_byte_aligned_slot_per_possible_cpu():
     with kernel.KernelMap("percpu_array", 4, 4, 1) as m:
-        n = kernel._possible_cpus()
+        n = host.possible_cpus()
         assert m.value_buffer_size == 8 * n
         value = b"".join(struct.pack("<Q", 10 + i) for i in range(n))
         m.update(u32(0), value)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import isa
-from pyebpf._core import Map, MapError
+from pyebpf import host, isa
+from pyebpf._core import Map
+from pyebpf.errors import MapError
 
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
@@ -93,7 +94,7 @@ def test_creation_is_accepted_like_the_kernel(kernel_oracle, args):
 
 @pytest.mark.parametrize("kind", [LRU, LRU_PERCPU], ids=["lru", "lru-percpu"])
 def test_a_full_lru_map_accepts_a_new_key(kernel_oracle, one_cpu, kind):
-    ncpu = kernel_oracle._possible_cpus()
+    ncpu = host.possible_cpus()
     value = u64(1) if kind == LRU else u64(1) * ncpu
     ours = Map.create(kind, 4, 8, 8, ncpu=ncpu)
     with kernel_oracle.KernelMap(kind, 4, 8, 8) as theirs:

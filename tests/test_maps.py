@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import isa
-from pyebpf._core import Map, MapError
+from pyebpf import host, isa
+from pyebpf._core import Map
+from pyebpf.errors import MapError
 
 HASH, ARRAY = isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_ARRAY
 PERCPU_HASH = isa.MapType.BPF_MAP_TYPE_PERCPU_HASH
@@ -105,7 +106,7 @@ def test_a_full_hash_map_refuses_a_new_key_but_replaces_an_existing_one(kernel_o
 
 
 def test_per_cpu_values_are_one_per_cpu(kernel_oracle):
-    ncpu = kernel_oracle._possible_cpus()
+    ncpu = host.possible_cpus()
     ours = Map.create(PERCPU_HASH, 4, 4, 4, ncpu=ncpu)
     with kernel_oracle.KernelMap(PERCPU_HASH, 4, 4, 4) as theirs:
         ours.update(u32(1), [u32(c + 10) for c in range(ncpu)])

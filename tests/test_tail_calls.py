@@ -3,7 +3,8 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf._core import Map, MapError
+from pyebpf._core import Map
+from pyebpf.errors import MapError
 
 PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
 

@@ -1,4 +1,4 @@
-"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pxi).
+"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pyx).
 
 Verdict semantics follow reference/semantics.md §2; the kernel judges the classifier
 verdicts of every sample frame where BPF_PROG_TEST_RUN can show them (it returns the raw
@@ -522,3 +522,11 @@ def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, mon
                           "'count')[bytes(4)].hex())"], capture_output=True, text=True,
                          env=env, cwd=cwd, check=True).stdout
     assert int.from_bytes(bytes.fromhex(out.strip()), "little") == len(FRAMES)
+
+
+def test_the_replay_loop_is_an_extension_of_its_own_on_the_cores_c_interface():
+    from pyebpf import _core
+    from pyebpf.pcap import tcreplay
+    exported = set(_core.__pyx_capi__)
+    assert {"vm_run", "vm_fault", "program_core", "skb_init"} <= exported
+    assert tcreplay.__file__ != _core.__file__
