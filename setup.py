@@ -12,11 +12,19 @@ from setuptools import Extension, setup
 HERE = Path(__file__).parent
 DEBUG = os.environ.get("PYEBPF_DEBUG") == "1"
 
-# The interpreter's internal op ids are generated from the one ISA table.
+# The compiled core's constants (internal op ids, map types, TC_ACT_*, flags) are
+# generated from the one ISA table into a .pxd.
 isa = runpy.run_path(str(HERE / "pyebpf" / "isa.py"))
-pxi = HERE / "pyebpf" / "_opcodes.pxi"
-if not pxi.exists() or pxi.read_text() != isa["pxi_source"]():
-    pxi.write_text(isa["pxi_source"]())
+pxd = HERE / "pyebpf" / "_isa_defs.pxd"
+if not pxd.exists() or pxd.read_text() != isa["pxd_source"]():
+    pxd.write_text(isa["pxd_source"]())
+# The interpreter's conditional-jump cases are written out in _core.pyx (one C switch)
+# between two marker lines; a changed table rewrites them there.
+core = HERE / "pyebpf" / "_core.pyx"
+text = core.read_text()
+begin, end = text.index(isa["JCC_BEGIN"]), text.index(isa["JCC_END"]) + len(isa["JCC_END"]) + 1
+if text[begin:end] != isa["jcc_cases_source"]():
+    core.write_text(text[:begin] + isa["jcc_cases_source"]() + text[end:])
 
 directives = {
     "language_level": 3,
@@ -30,17 +38,26 @@ directives = {
 macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 
+# The core's C interface: what another compilation unit may cimport from it.
+interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd"]]
 extensions = [
-    # skb/*.pxi (the sk_buff model and its helpers) and pcap/tcreplay.pxi (tcsim's
-    # replay loop) compile into the core
+    # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
+    # (classic-only calls) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
-              extra_compile_args=cflags, depends=[str(p) for p in [*HERE.glob("skb/*.pxi"), *HERE.glob("pcap/*.pxi")]]),
+              extra_compile_args=cflags,
+              depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
+                       *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
+                       *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),
+    # tcsim's replay loop: its own compilation unit, on the core's C interface
+    Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,
+              extra_compile_args=cflags, depends=interface),
 ]
 
 setup(
     # a debug build generates its C elsewhere, so it never stands in for a release one
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
-                          include_path=[str(HERE / "skb"), str(HERE / "pcap")],
+                          include_path=[str(HERE), str(HERE / "skb"),
+                                        str(HERE / "pyebpf" / "cbpf")],
                           build_dir="build/debug" if DEBUG else None),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )

@@ -6,7 +6,7 @@ classifier, against calling the kernel's BPF_PROG_TEST_RUN once per packet.
 
 Prints packets/s (best of 5) for:
 
-* tcsim replay: the C replay loop over the capture (pcap/tcreplay.pxi), the rewritten
+* tcsim replay: the C replay loop over the capture (pcap/tcreplay.pyx), the rewritten
   bytes and per-packet outcomes included;
 * tcsim command: ``tcsim -r CAPTURE PROG -o OUT`` in-process: read, replay, write;
 * pyebpf Program.run per packet from Python;

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import errors, isa
+from .errors import MapError
 from .isa import TC_ACT
 
 __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
@@ -9,7 +10,7 @@ __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILT
            "elf", "btf", "verifier", "strategies", "coverage"]
 __version__ = "0.1.0"
 
-_FROM_CORE = ("Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS")
+_FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader"}
 
 

@@ -17,103 +17,12 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
 from . import isa as _isa
+from .host import possible_cpus
 from . import verifier as _verifier
-from .errors import (BudgetExceeded, CallDepthExceeded, EbpfError, ExecutionError,
-                     LoadError, MemoryFault, UnknownHelper)
-
-include "_opcodes.pxi"
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__)
-    #define PYEBPF_BSWAP16(x) __builtin_bswap16(x)
-    #define PYEBPF_BSWAP32(x) __builtin_bswap32(x)
-    #define PYEBPF_BSWAP64(x) __builtin_bswap64(x)
-    #define PYEBPF_UNLIKELY(x) __builtin_expect(!!(x), 0)
-    #else
-    #define PYEBPF_BSWAP16(x) ((uint16_t)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
-    #define PYEBPF_BSWAP32(x) ((((uint32_t)PYEBPF_BSWAP16((x) & 0xffff)) << 16) | PYEBPF_BSWAP16((x) >> 16))
-    #define PYEBPF_BSWAP64(x) ((((uint64_t)PYEBPF_BSWAP32((x) & 0xffffffffu)) << 32) | PYEBPF_BSWAP32((x) >> 32))
-    #define PYEBPF_UNLIKELY(x) (x)
-    #endif
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-    #error "pyebpf's interpreter assumes a little-endian host, like the kernel's x86-64 and arm64 builds"
-    #endif
-    """
-    uint16_t bswap16 "PYEBPF_BSWAP16" (uint16_t) nogil
-    uint32_t bswap32 "PYEBPF_BSWAP32" (uint32_t) nogil
-    uint64_t bswap64 "PYEBPF_BSWAP64" (uint64_t) nogil
-    bint unlikely "PYEBPF_UNLIKELY" (bint) nogil
+from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
+                     LoadError, MapError, MemoryFault, UnknownHelper)
 
 DEFAULT_BUDGET = 1_000_000
-
-cdef enum:
-    # pkt_cls.h / bpf.h values the C code needs (isa.py is their Python home)
-    TC_ACT_SHOT_ = 2
-    TC_ACT_REDIRECT_ = 7
-    BPF_F_INGRESS_ = 1
-    BPF_NOEXIST_ = 1
-    BPF_EXIST_ = 2
-
-cdef enum:
-    FRAME_SIZE = 512                  # MAX_BPF_STACK
-    MAX_FRAMES = 8                    # MAX_CALL_FRAMES
-    STACK_SIZE = FRAME_SIZE * MAX_FRAMES
-    MAX_REGIONS = 72                  # stack, memory or packet, and up to 64 maps
-    MAX_USED_MAPS = 64
-    HELPER_SLOTS = 256
-
-# Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
-# STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
-cdef enum Status:
-    STATUS_RUNNING = 0
-    STATUS_EXIT
-    STATUS_MEM_FAULT
-    STATUS_BUDGET
-    STATUS_CALL_DEPTH
-    STATUS_UNKNOWN_HELPER
-    STATUS_PY_ERROR
-    STATUS_BAD_INSN
-    STATUS_CTX_FAULT       # a context access the program type may not make
-    STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
-    STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
-
-cdef enum Access:
-    ACCESS_READ = 0
-    ACCESS_WRITE = 1
-
-ctypedef struct Insn:
-    uint8_t op
-    uint8_t dst
-    uint8_t src
-    uint8_t size
-    int32_t off        # memory offset, or the absolute target pc of a jump or call
-    uint64_t imm       # sign-extended imm32, lddw's imm64, or a helper id
-
-ctypedef struct Region:
-    uintptr_t start
-    uintptr_t end      # exclusive
-    bint writable
-    int name           # index into the run's region-name list
-
-ctypedef struct Frame:
-    uint64_t saved[4]  # r6-r9
-    uint32_t ret_pc
-
-ctypedef struct Vm
-ctypedef uint64_t (*helper_fn)(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
-                               uint64_t r4, uint64_t r5) noexcept nogil
-
-ctypedef struct TraceStep:
-    uint32_t pc
-    uint64_t regs[11]
-
-ctypedef struct TraceAccess:
-    uint32_t step
-    uint32_t pc
-    uint8_t write
-    uint8_t size
-    uint64_t addr
 
 cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
     cdef size_t new_cap
@@ -130,63 +39,6 @@ cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
 
 
 include "skbuff.pxi"
-
-ctypedef struct MapStore
-
-ctypedef struct ProgCore:
-    # what a run needs of a Program, reachable from C (tail calls switch between these)
-    Insn* code
-    helper_fn* helpers
-    MapStore** maps
-    int nmaps
-    CtxRules* ctx_rules
-    int prog_type
-    void* owner        # the Program
-    uint32_t n         # slots
-    uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
-
-ctypedef struct Vm:
-    uint64_t reg[11]
-    Insn* insns
-    uint32_t pc
-    int status
-    int64_t budget_left
-    int depth
-    Frame frames[MAX_FRAMES]
-    Region regions[MAX_REGIONS]
-    int nregions
-    helper_fn* helpers
-    uint64_t helper_id
-    # raw mode: legacy packet loads (LD_ABS/LD_IND) read from here
-    const uint8_t* pkt
-    uint32_t pkt_len
-    # skb program types: the packet and its context (NULL in raw mode)
-    Skb* skb
-    uintptr_t ctx
-    CtxRules* ctx_rules
-    int pkt_region         # index of the packet's region, or -1
-    MapStore** maps        # the maps the program references
-    int nmaps
-    int map_regions        # index of the first map region
-    ProgCore* prog         # the program running now
-    ProgCore* next_prog    # set by bpf_tail_call
-    uint32_t tail_calls
-    uint32_t tail_call_limit
-    bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
-    # fault details
-    uint64_t fault_addr
-    uint32_t fault_size
-    uint8_t fault_write
-    const char* fault_msg
-    void* owner        # the Python _Run object, for Python helpers
-    # trace buffers (trace mode only)
-    TraceStep* steps
-    size_t nsteps
-    size_t cap_steps
-    TraceAccess* accesses
-    size_t naccesses
-    size_t cap_accesses
-
 
 # --- memory ------------------------------------------------------------------------
 
@@ -615,6 +467,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         # jumps
         elif op == OP_JA or op == OP_JA32:
             pc = <uint32_t>i.off
+        # --- conditional jumps: generated by pyebpf.isa.jcc_cases_source() ---
         elif op == OP_JEQ64_K:
             if r[d] == imm: pc = <uint32_t>i.off
         elif op == OP_JEQ64_X:
@@ -703,6 +556,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if <int32_t>r[d] <= <int32_t>imm: pc = <uint32_t>i.off
         elif op == OP_JSLE32_X:
             if <int32_t>r[d] <= <int32_t>r[s]: pc = <uint32_t>i.off
+        # --- end of the generated conditional jumps ---
 
         # calls
         elif op == OP_CALL or op == OP_CALLX:
@@ -795,6 +649,94 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 
 include "helpers.pxi"
 include "maps.pxi"
+include "map_helpers.pxi"
+include "pin_format.pxi"
+include "map_class.pxi"
+
+
+# --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
+
+cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
+    """Make ``prog`` the running program: its code, helpers, context rules and maps."""
+    cdef int k
+    cdef Region* g
+    vm.prog = prog
+    vm.owner = prog.owner
+    vm.insns, vm.helpers = prog.code, prog.helpers
+    vm.maps, vm.nmaps = prog.maps, prog.nmaps
+    if vm.skb != NULL:
+        vm.ctx_rules = prog.ctx_rules
+    vm.nregions = vm.map_regions
+    for k in range(prog.nmaps):
+        if prog.maps[k].values_len and not prog.maps[k].hidden:
+            g = &vm.regions[vm.nregions]
+            g.start = <uintptr_t>prog.maps[k].values
+            g.end = g.start + prog.maps[k].values_len
+            g.writable = True
+            g.name = REGION_MAP0 + k
+            vm.nregions += 1
+
+
+cdef void tail_call_switch(Vm* vm) noexcept nogil:
+    """Replace the running program after bpf_tail_call: same context, a fresh frame."""
+    ringbuf_release_all(vm)
+    install_prog(vm, vm.next_prog)
+    vm.next_prog = NULL
+    vm.status = STATUS_RUNNING
+    vm.pc = 0
+    vm.depth = 0
+    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
+    memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+    vm.reg[10] = vm.regions[0].end
+
+
+cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
+    """Run ``prog`` (and the programs it tail-calls) to its end; the Vm status.  With
+    coverage on (pyebpf.coverage) the loop counts instructions and jumps taken.  Call
+    with the GIL held when the program has Python helpers or ``trace`` is set."""
+    vm.map_regions = vm.nregions
+    install_prog(vm, prog)
+    while True:
+        if trace:
+            _interp(vm, <_Trace*>NULL)
+        elif _cov_on:
+            _interp(vm, <_Cov*>NULL)
+        else:
+            _interp(vm, <_NoTrace*>NULL)
+        if vm.status != STATUS_TAIL_CALL:
+            return vm.status
+        tail_call_switch(vm)
+
+
+cdef object vm_fault(Vm* vm, uint64_t budget):
+    """The :class:`~pyebpf.errors.ExecutionError` for a run that did not exit cleanly,
+    naming the program that was running and, with line info, its C line."""
+    cdef Program prog = <Program>vm.prog.owner
+    fault = prog._fault(vm, budget)
+    where = prog.source(vm.pc)
+    if where is not None:
+        fault.add_source(f"{where.file_name}:{where.line}", where.source_line.strip())
+    return fault
+
+
+cdef ProgCore* program_core(object program) except NULL:
+    if not isinstance(program, Program):
+        raise TypeError(f"a pyebpf.Program is needed, not {type(program).__name__}")
+    return &(<Program>program)._pc
+
+
+cdef MapStore* map_store(object m) except NULL:
+    if not isinstance(m, Map):
+        raise TypeError(f"a pyebpf.Map is needed, not {type(m).__name__}")
+    return (<Map>m)._m
+
+
+cdef int profile_id(str profile) except -1:
+    try:
+        return _PROFILES[profile]
+    except KeyError:
+        raise LoadError(f"unknown kernel profile {profile!r}; choose "
+                        + " or ".join(map(repr, _PROFILES))) from None
 
 
 # --- helpers of the conformance suite's uBPF plugin --------------------------------
@@ -899,6 +841,8 @@ BUILTIN_HELPERS = {
     "get_stackid": _builtin("get_stackid", bpf_get_stackid),
 }
 
+include "cbpf_calls.pxi"
+
 
 cdef class HelperMemory:
     """Checked access to the running program's memory, for Python helpers.
@@ -915,35 +859,27 @@ cdef class HelperMemory:
         cdef uint8_t* p = _mem(self._vm, addr, <uint32_t>n, write) if n <= 0xffffffff else NULL
         if p == NULL:
             self._vm.status = STATUS_RUNNING
-            raise MemoryError_(addr, n, write)
+            raise HelperAccessError(addr, n, write)
         return p
 
     def read(self, uint64_t addr, size_t n) -> bytes:
-        """``n`` bytes at ``addr``; raises ValueError outside the program's regions."""
+        """``n`` bytes at ``addr``; raises :class:`~pyebpf.errors.HelperAccessError`
+        outside the program's regions."""
         return PyBytes_FromStringAndSize(<char*>self._ptr(addr, n, False), n)
 
     def write(self, uint64_t addr, data) -> None:
-        """Write ``data`` at ``addr``; raises ValueError outside writable regions."""
+        """Write ``data`` at ``addr``; raises :class:`~pyebpf.errors.HelperAccessError`
+        outside writable regions."""
         cdef const unsigned char[:] view = memoryview(data).cast("B")
         cdef uint8_t* p = self._ptr(addr, view.shape[0], True)
         if view.shape[0]:
             memcpy(p, &view[0], view.shape[0])
 
 
-def MemoryError_(addr, n, write):
-    return ValueError(f"helper {'write' if write else 'read'} of {n} bytes at {addr:#x} "
-                      "is outside the program's memory")
-
-
 # --- results -------------------------------------------------------------------------
 
 cdef tuple _NO_CLONES = ()
 cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
-cdef enum:
-    REGION_STACK = 0
-    REGION_MEMORY = 1
-    REGION_PACKET = 2
-    REGION_MAP0 = 3
 
 
 @cython.final
@@ -1192,6 +1128,28 @@ _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 # in the kernel where the test asks for that.
 _run_hook = None
 
+#: bpf_ktime_get_ns's default clock (docs/clock.md): one for the process, as the kernel's
+#: CLOCK_MONOTONIC is one for the machine.  It reads KTIME_START (an hour after boot) in
+#: the first run that sets no ``ktime``, and each such run starts KTIME_RUN_GAP ns after
+#: the last value the previous one could read.
+KTIME_START = 3_600_000_000_000
+KTIME_RUN_GAP = 1_000
+cdef uint64_t _ktime_clock = KTIME_START
+
+
+cdef _require_frame(object data, object prog_type):
+    """Skb programs (and BPF_PROG_TEST_RUN) see an Ethernet frame: a scapy packet that
+    starts at another layer would have its first 14 bytes read as MACs and EtherType."""
+    if type(data) is bytes or type(data) is bytearray or data is None \
+            or not type(data).__module__.startswith("scapy."):
+        return
+    from scapy.layers.l2 import Dot3, Ether
+    if not isinstance(data, (Ether, Dot3)):
+        kind = _isa.ProgType(prog_type).name[len("BPF_PROG_TYPE_"):].lower()
+        raise ValueError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
+                         f"packet starts with {type(data).__name__}, whose bytes would be read "
+                         f"as MAC addresses: give Ether() / packet, or the frame's bytes")
+
 
 @cython.final
 cdef class Program:
@@ -1210,14 +1168,22 @@ cdef class Program:
     callable ``f(memory: HelperMemory, r1, r2, r3, r4, r5) -> int``.
 
     Typed programs get r1 = the ``__sk_buff`` context of the packet given to
-    :meth:`run`, the kernel's helpers for their type, and the kernel's load-time
-    refusals.  ``budget`` caps the instructions one run may execute.
+    :meth:`run`, the kernel's helpers for their type, and the kernel verifier's
+    decision (:mod:`pyebpf.verifier`: a refusal raises ``VerifierError``);
+    ``verify=False`` skips it and keeps only the structural checks, for experiments
+    with programs the kernel would refuse (the run-time checks still stop every bad
+    access).  ``budget`` caps the instructions one run may execute.
+
+    ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
+    converted from; such code gets only the structural checks, as the kernel runs no
+    verifier on a converted classic filter (``bpf_migrate_filter``).
     """
     cdef Insn* _code
     cdef uint32_t _n
     cdef readonly bytes insns
     cdef readonly object prog_type
     cdef readonly str profile
+    cdef readonly object classic
     cdef public uint64_t budget
     cdef helper_fn _helpers[HELPER_SLOTS]
     cdef dict _py_helpers
@@ -1243,18 +1209,22 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=()):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
-        if profile not in _PROFILES:
-            raise LoadError(f"unknown kernel profile {profile!r}; choose "
-                            + " or ".join(map(repr, _PROFILES)))
+        profile_id(profile)
         self.profile = profile
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        ops = _verifier.check(slots, self.prog_type, profile)
+        if verify and classic is None:
+            ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
+                                  line_info=line_info)
+        else:
+            ops = _verifier.structure.check(
+                slots, None if classic is not None else self.prog_type)
+        self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
@@ -1270,6 +1240,9 @@ cdef class Program:
             from .skb import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
+        if classic is not None:
+            for name, helper_id in _isa.CBPF_CALLS.items():
+                self._helpers[helper_id] = (<_BuiltinHelper>CBPF_CALLS[name]).fn
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
@@ -1304,7 +1277,7 @@ cdef class Program:
     cdef _bind_prog_arrays(self):
         # a program array serves programs of one type: the first user's (as the kernel)
         for m in self.maps:
-            if (<Map>m)._m.type == MAP_PROG_ARRAY:
+            if (<Map>m)._m.type == BPF_MAP_TYPE_PROG_ARRAY:
                 (<Map>m)._bind_owner(self._pc.prog_type)
 
     cdef _check_helpers_implemented(self, list slots, list ops):
@@ -1336,6 +1309,14 @@ cdef class Program:
         """Assemble ``text`` (either syntax of :mod:`pyebpf.asm`) into a Program."""
         from .asm import assemble
         return cls(assemble(text), prog_type, **kwargs)
+
+    @classmethod
+    def from_cbpf(cls, source, **kwargs):
+        """A socket filter from a classic BPF program (see :func:`pyebpf.cbpf.program`):
+        ``struct sock_filter`` bytes, ``tcpdump -dd``/``-ddd`` text, instructions, or a
+        pcap-filter expression; checked and converted as the kernel does it."""
+        from .cbpf import program
+        return program(source, **kwargs)
 
     def __len__(self):
         return self._n
@@ -1372,7 +1353,7 @@ cdef class Program:
                 # pseudo sources are resolved now; at run time every lddw is a constant
                 c.op = OP_LDDW
                 c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
-            elif op.name == "CALL_KFUNC":
+            elif insn.is_kfunc_call:
                 raise LoadError(f"pc {pc}: kfunc calls are not supported")
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
@@ -1396,7 +1377,7 @@ cdef class Program:
             self._nmaps = len(self.maps)
         if op.disc_value == _isa.BPF_PSEUDO_MAP_FD:
             return <uintptr_t>m._m
-        if m._m.type != MAP_ARRAY or offset >= m._m.value_size:
+        if m._m.type != BPF_MAP_TYPE_ARRAY or offset >= m._m.value_size:
             raise LoadError(f"pc {pc}: direct value access needs an array map and an offset "
                             f"below its value size (map fd {lo}, offset {offset})")
         return <uintptr_t>(m._m.values + offset)
@@ -1420,6 +1401,7 @@ cdef class Program:
         else:
             raise TypeError(f"helper {helper_id} must be a builtin name or a callable, "
                             f"not {type(helper).__name__}")
+        self._pc.py_helpers = bool(self._py_helpers)
 
     cdef uint64_t _call_python_helper(self, Vm* vm, uint64_t a, uint64_t b, uint64_t c,
                                       uint64_t d, uint64_t e):
@@ -1467,14 +1449,15 @@ cdef class Program:
 
         Raw mode: ``data`` is the memory r1 points at (a writable copy is made).
         Skb program types: ``data`` is an Ethernet frame (bytes, bytearray or a scapy
-        packet) and ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).
+        packet whose first layer is ``Ether``; another first layer is a ValueError) and
+        ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).  Without
+        ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
+        advancing between runs; docs/clock.md).
 
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
         """
         cdef Vm vm
-        cdef uint8_t stack[STACK_SIZE]
-        cdef uint8_t ctx_mem[CTX_SIZE]
         cdef Skb skb
         cdef bytes mem = b""
         cdef bytes src
@@ -1482,6 +1465,8 @@ cdef class Program:
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
         cdef bint typed = self.prog_type is not None
+        cdef bint own_clock = False
+        global _ktime_clock
 
         if _run_hook is not None:
             return _run_hook(self, data, budget, trace, fields)
@@ -1491,44 +1476,17 @@ cdef class Program:
             if txn is not None:
                 with txn:
                     return self.run(data, budget=budget, trace=trace, **fields)
-        memset(&vm.reg, 0, sizeof(vm.reg))
-        memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
-        vm.insns = self._code
-        vm.pc = 0
-        vm.status = STATUS_RUNNING
-        vm.budget_left = <int64_t>limit if limit < 0x7fffffffffffffff else 0x7fffffffffffffff
-        vm.depth = 0
-        vm.helpers = self._helpers
-        vm.owner = <void*>self
-        vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
-        vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
-        vm.regions[0].start = <uintptr_t>(stack + STACK_SIZE - FRAME_SIZE)
-        vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
-        vm.regions[0].writable = True
-        vm.regions[0].name = REGION_STACK
-        vm.nregions = vm.map_regions = 1
-        vm.reg[10] = vm.regions[0].end
-        vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
-        vm.div0_abort = self.profile == "4.6"
-        vm.pkt, vm.pkt_len = NULL, 0
-        vm.fault_msg = NULL
-        vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, self.tail_call_limit, NULL
+        vm_begin(&vm, limit, self.tail_call_limit, self.profile == "4.6")
         skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
         skb.devices = NULL
 
         try:
             if typed:
+                _require_frame(data, self.prog_type)
                 skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
-                vm.skb = &skb
-                vm.ctx = <uintptr_t>ctx_mem
-                vm.ctx_rules = &self._ctx
-                vm.reg[1] = vm.ctx
-                if self._is_tc:
-                    vm.pkt_region = 1
-                    vm.regions[1].writable = True
-                    vm.regions[1].name = REGION_PACKET
-                    vm.nregions = 2
-                    skb_sync(&vm)
+                if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
+                    skb.ktime, own_clock = _ktime_clock, True
+                vm_attach_skb(&vm, &skb, self._is_tc)
             else:
                 if fields:
                     raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
@@ -1540,42 +1498,14 @@ cdef class Program:
                     # CPython shares cached objects for 1-byte strings given their contents.
                     mem = PyBytes_FromStringAndSize(NULL, size)
                     memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
-                if size:
-                    vm.regions[1].start = <uintptr_t>PyBytes_AS_STRING(mem)
-                    vm.regions[1].end = vm.regions[1].start + size
-                    vm.regions[1].writable = True
-                    vm.regions[1].name = REGION_MEMORY
-                    vm.nregions = 2
-                    vm.reg[1] = vm.regions[1].start
-                    vm.reg[2] = size
-                    vm.pkt = <const uint8_t*>PyBytes_AS_STRING(mem)
-                    vm.pkt_len = <uint32_t>size
-
-            vm.map_regions = vm.nregions
-            install_prog(&vm, &self._pc)
-            while True:
-                if trace:
-                    _interp(&vm, <_Trace*>NULL)
-                elif _cov_on:
-                    if self._py_helpers:
-                        _interp(&vm, <_Cov*>NULL)
-                    else:
-                        with nogil:
-                            _interp(&vm, <_Cov*>NULL)
-                elif self._py_helpers:
-                    _interp(&vm, <_NoTrace*>NULL)
-                else:
-                    with nogil:
-                        _interp(&vm, <_NoTrace*>NULL)
-                if vm.status != STATUS_TAIL_CALL:
-                    break
-                tail_call_switch(&vm)
+                vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
+            if trace or self._pc.py_helpers:
+                vm_run(&vm, &self._pc, trace)
+            else:
+                with nogil:
+                    vm_run(&vm, &self._pc, False)
             if vm.status != STATUS_EXIT:
-                fault = (<Program>vm.prog.owner)._fault(&vm, stack, limit)
-                where = (<Program>vm.prog.owner).source(vm.pc)
-                if where is not None:
-                    fault.add_source(f"{where.file_name}:{where.line}", where.source_line.strip())
-                raise fault
+                raise vm_fault(&vm, limit)
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
             res.clones = _NO_CLONES
@@ -1586,13 +1516,14 @@ cdef class Program:
                 res.retval = vm.reg[0]
                 res.data = mem
             if trace:
-                res.trace = self._make_trace(&vm, stack)
+                res.trace = self._make_trace(&vm)
             return res
         finally:
-            ringbuf_release_all(&vm)
-            free(vm.steps)
-            free(vm.accesses)
+            vm_end(&vm)
             if typed:
+                if own_clock:
+                    # time passed while the program read the clock (ktime_step per call)
+                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
                 skb_free(&skb)
 
     cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):
@@ -1647,12 +1578,12 @@ cdef class Program:
         m = self.maps[name - REGION_MAP0]
         return f"map {m.name or m.fd}"
 
-    cdef _fault(self, Vm* vm, uint8_t* stack, uint64_t limit):
+    cdef _fault(self, Vm* vm, uint64_t limit):
         cdef uint32_t pc = vm.pc
         text = self._insn_text(pc)
         if vm.status == STATUS_MEM_FAULT:
             region, where = _describe(self._regions(vm), vm.fault_addr, vm.fault_size,
-                                      vm.fault_write, <uintptr_t>(stack + STACK_SIZE))
+                                      vm.fault_write, <uintptr_t>(vm.stack + STACK_SIZE))
             kind = "write" if vm.fault_write else "read"
             return MemoryFault(f"invalid {kind} of {vm.fault_size} bytes at {where}", pc, text,
                                vm.fault_addr, vm.fault_size, bool(vm.fault_write), region)
@@ -1686,13 +1617,13 @@ cdef class Program:
             return err
         return ExecutionError("invalid instruction reached", pc, text)
 
-    cdef _make_trace(self, Vm* vm, uint8_t* stack):
+    cdef _make_trace(self, Vm* vm):
         regions = self._regions(vm)
         # the stack region at exit is one frame; name accesses against the full stack
-        regions[0] = ("stack", <uintptr_t>stack, <uintptr_t>(stack + STACK_SIZE), True)
+        regions[0] = ("stack", <uintptr_t>vm.stack, <uintptr_t>(vm.stack + STACK_SIZE), True)
         if vm.skb != NULL:
             regions.append(("__sk_buff", vm.ctx, vm.ctx + CTX_SIZE, True))
-        top = <uintptr_t>(stack + STACK_SIZE)
+        top = <uintptr_t>(vm.stack + STACK_SIZE)
         steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))
                  for k in range(vm.nsteps)]
         accesses = []
@@ -1733,8 +1664,3 @@ def _describe(regions, addr, size, write, stack_top):
         spans = ", ".join(f"{n} ({e - s} bytes)" for n, s, e, _ in regions)
         return "", f"{addr:#x}, which is in no region (regions: {spans})"
     return best[2], f"{best[2]}: {best[1]} (the region holds {best[3]} bytes)"
-
-
-# --- tcsim: the tc hook model and the replay loop (pcap/tcreplay.pxi) ----------------
-
-include "tcreplay.pxi"

@@ -6,12 +6,16 @@
     pyebpf asm SOURCE [-o OUT]
     pyebpf disasm OBJECT [--syntax kernel|conformance]
     pyebpf objdump PROG.o [--disasm]
+    pyebpf verify PROGRAM [--section S] [--log-level 1|2] [--type T] [--profile P]
     pyebpf cov report COVERAGE [COVERAGE ...] [--missing]
     pyebpf cov convert COVERAGE FORMAT:OUT
 
 PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
 (anything else).  With ``--type`` the memory is an Ethernet frame and the program runs
 against its ``__sk_buff``; ``--field`` sets packet metadata (``mark=7``, ``ifindex=2``).
+``verify`` prints the kernel verifier's log for each program of an object (or the one
+``--section`` names: section or function) or for an assembler/raw program (``--type``,
+default sched_cls), and exits 1 when one is refused, naming it on stderr.
 ``cov`` reads BPF C coverage written by ``pytest --pyebpf-cov`` (lcov or Cobertura):
 ``report`` prints lines and branches hit per source file (several files are added
 up; ``--missing`` lists the lines never run), ``convert`` writes it in the other format.
@@ -28,12 +32,12 @@ from pathlib import Path
 from .errors import EbpfError
 
 
-def _load_program(path: Path, prog_type=None, profile="current"):
+def _load_program(path: Path, prog_type=None, profile="current", verify=True):
     from . import Program
     data = path.read_bytes()
     if path.suffix in (".s", ".asm"):
-        return Program.from_asm(data.decode(), prog_type, profile=profile)
-    return Program(data, prog_type, profile=profile)
+        return Program.from_asm(data.decode(), prog_type, profile=profile, verify=verify)
+    return Program(data, prog_type, profile=profile, verify=verify)
 
 
 def _parse_field(text: str):
@@ -127,6 +131,45 @@ def _cmd_objdump(args) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from . import isa, loader, verifier
+    from .errors import VerifierError
+    if args.program.suffix == ".o":
+        obj = loader.load(args.program, profile=args.profile, pin=False, verify=False)
+        by_fd = {m.fd: m for m in obj.maps.values()}
+        for m in obj.maps.values():
+            by_fd.update({inner.fd: inner for inner in [getattr(m, "inner_map", None)]
+                          if inner is not None})
+        if args.section is None:
+            chosen = list(obj.programs.items())
+        else:
+            prog = obj.program(args.section)
+            chosen = [(args.section, prog)]
+        jobs = [(f"{args.program}:{name}", p.insns, p.prog_type, p.line_info)
+                for name, p in chosen]
+        lookup = by_fd.get
+    else:
+        if args.section is not None:
+            raise ValueError("--section applies to .o files only")
+        prog = _load_program(args.program, None, args.profile, verify=False)
+        jobs = [(str(args.program), prog.insns, isa.prog_type(args.type or "sched_cls"), ())]
+        lookup = None
+    refused = []
+    for name, insns, prog_type, line_info in jobs:
+        slots = isa.unpack_program(insns)
+        if len(jobs) > 1:
+            print(f"{name}:")
+        try:
+            verdict = verifier.verify(slots, prog_type, args.profile, maps=lookup,
+                                      line_info=line_info, log_level=args.log_level)
+            sys.stdout.write(verdict.log)
+        except VerifierError as exc:
+            sys.stdout.write(exc.log)
+            where = f" at {exc.source}" if exc.source else ""
+            refused.append(f"{name}: refused{where}: {exc}")
+    for line in refused:
+        print(f"pyebpf verify: {line}", file=sys.stderr)
+    return 1 if refused else 0
 def _read_coverage(paths):
     from . import coverage
     total = {}
@@ -190,6 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     objdump.add_argument("object", type=Path)
     objdump.add_argument("--disasm", action="store_true", help="disassemble each program")
     objdump.set_defaults(func=_cmd_objdump)
+    ver = sub.add_parser("verify", help="the kernel verifier's decision and log")
+    ver.add_argument("program", type=Path)
+    ver.add_argument("--section", help="one program of an object: section or function name")
+    ver.add_argument("--log-level", type=int, choices=(1, 2), default=1)
+    ver.add_argument("--type", help="program type of an assembler or raw program "
+                                    "(default sched_cls)")
+    ver.add_argument("--profile", default="current", help="kernel profile: current or 4.6")
+    ver.set_defaults(func=_cmd_verify)
     cov = sub.add_parser("cov", help="BPF C coverage written by pytest --pyebpf-cov")
     cov_sub = cov.add_subparsers(dest="cov_command", required=True)
     report = cov_sub.add_parser("report", help="lines and branches hit per source file")

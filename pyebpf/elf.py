@@ -16,12 +16,14 @@ Phases (libbpf's ``bpf_object_open`` order):
 3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
 4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
    relocations, which are refused.
-5. ``_read_legacy_maps``: the ``maps`` section: one definition per symbol, section size
-   / symbol count bytes each: 20 is libbpf's ``struct bpf_map_def`` (type, key_size,
-   value_size, max_entries, map_flags), 36 iproute2's ``struct bpf_elf_map`` (type,
-   size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx); then
-   iproute2's maps of maps: the template of an outer map is the map whose ``id`` is its
-   ``inner_id``, and each map with that id goes into it at its ``inner_idx``.
+5. ``_read_legacy_maps``: the ``maps`` section as iproute2 reads it
+   (``bpf_fetch_maps_end``): one definition per symbol, section size / symbol count bytes
+   each, any size from the 16 of the first four fields of ``struct bpf_elf_map`` (type,
+   size_key, size_value, max_elem) to its full 36 (then flags, id, pinning, inner_id,
+   inner_idx), the fields it lacks zero; 20 is also libbpf's ``struct bpf_map_def``
+   (type, key_size, value_size, max_entries, map_flags).  Then iproute2's maps of maps:
+   the template of an outer map is the map whose ``id`` is its ``inner_id``, and each map
+   with that id goes into it at its ``inner_idx``.
 6. ``_read_btf_maps``: ``.maps``, described by its BTF DATASEC: ``__uint(f, N)`` is a
    pointer to an array of N elements, ``__type(f, T)`` a pointer to T,
    ``__array(values, T)`` the initial contents (from ``.rel.maps``) of a program array
@@ -36,8 +38,10 @@ Phases (libbpf's ``bpf_object_open`` order):
    global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
    called functions after the program, as libbpf does, and get their offsets fixed.
-10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections: the program of section
-    ``ID/KEY`` goes into slot KEY of the program array whose ``bpf_elf_map.id`` is ID.
+10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections (:func:`tail_call_slot`, C's
+    ``sscanf(name, "%i/%i")``): the program of section ``ID/KEY`` goes into slot KEY of
+    the program array whose ``bpf_elf_map.id`` is ID; a section whose ID names no program
+    array fills nothing (as in tc) and raises an :class:`~pyebpf.errors.ElfWarning`.
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
@@ -53,15 +57,16 @@ import io
 import os
 import re
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import btf as _btf
 from . import isa
-from .errors import ElfError
+from .errors import ElfError, ElfWarning
 
 __all__ = ["parse", "ObjectSpec", "ProgramSpec", "MapSpec", "MapRef", "SECTION_TYPES",
-           "section_type"]
+           "section_type", "tail_call_slot"]
 
 EM_NONE, EM_BPF, ET_REL = 0, 247, 1
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 1, 2, 3, 4, 8, 9
@@ -73,13 +78,11 @@ R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1,
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
 MAP_IN_MAP_TYPES = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
-_LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
-_CALL = isa.BPF_JMP | isa.BPF_CALL
-_CALLX = isa.BPF_JMP | isa.BPF_CALL | isa.BPF_X
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _BPF_MAP_DEF = struct.Struct("<5I")          # libbpf struct bpf_map_def
 _BPF_ELF_MAP = struct.Struct("<9I")          # iproute2 struct bpf_elf_map
+_BPF_ELF_MAP_MIN = 16                         # its first four fields: iproute2's smallest
 _MAX_NOBITS = 1 << 26
 
 # --- the section-name table ---------------------------------------------------------------
@@ -143,7 +146,7 @@ SECTION_TYPES: tuple[tuple[str, str, str], ...] = (
     ("syscall", "exact", "syscall"),
     ("netfilter", "exact", "netfilter"),
 )
-_TAIL_CALL_SECTION = re.compile(r"^(\d+)/(\d+)$")
+_C_SPACE = " \t\n\v\f\r"
 _RULE_TEXT = {"exact": "exactly", "+": "or NAME/...", "*": "any name starting with it"}
 
 
@@ -152,7 +155,8 @@ def section_table_markdown() -> str:
     rows = ["| section name | matches | program type |", "|---|---|---|"]
     rows += [f"| `{pattern}` | {_RULE_TEXT[rule]} | {prog_type} |"
              for pattern, rule, prog_type in SECTION_TYPES]
-    rows += ["| `ID/KEY` (digits) | iproute2 tail-call section | sched_cls |",
+    rows += ["| `ID/KEY` (C's `%i/%i`: `2/0`, `0x2a/0`, `052/0`, `-1/0`) | iproute2 "
+             "tail-call section | sched_cls |",
              "| anything else | tc's own type for `sec NAME` | sched_cls |"]
     return "\n".join(rows) + "\n"
 
@@ -165,9 +169,51 @@ def section_type(name: str) -> tuple[str, str]:
                 name.startswith(pattern) if rule == "*" else
                 name == pattern or name.startswith(pattern + "/")):
             return prog_type, f"section {pattern!r}{'' if rule == 'exact' else rule}"
-    if _TAIL_CALL_SECTION.match(name):
+    if tail_call_slot(name) is not None:
         return "sched_cls", "iproute2 tail-call section ID/KEY"
     return "sched_cls", "no table row: tc's default type"
+
+
+def _scan_c_int(text: str, pos: int) -> tuple[int, int] | None:
+    """glibc's ``%i`` at ``pos``: (value as the ``unsigned int`` it is stored in, the
+    position after it), or None on a matching failure.  Leading white space is skipped;
+    an optional sign; ``0x``/``0X`` then hex digits (``0x`` alone reads 0, as glibc
+    reads it), ``0`` then octal digits, else decimal digits; the value saturates at the
+    bounds of ``long`` (strtol) and is then cut to 32 bits."""
+    n = len(text)
+    while pos < n and text[pos] in _C_SPACE:
+        pos += 1
+    negative = pos < n and text[pos] == "-"
+    if pos < n and text[pos] in "+-":
+        pos += 1
+    if pos < n and text[pos] == "0":
+        pos += 1
+        base, digits = 8, "01234567"
+        if pos < n and text[pos] in "xX":
+            pos += 1
+            base, digits = 16, "0123456789abcdefABCDEF"
+        start = pos
+    else:
+        base, digits, start = 10, "0123456789", pos
+    while pos < n and text[pos] in digits:
+        pos += 1
+    if base == 10 and pos == start:
+        return None
+    value = int(text[start:pos] or "0", base)
+    value = min(-value if negative else value, (1 << 63) - 1)
+    return max(value, -(1 << 63)) & 0xFFFFFFFF, pos
+
+
+def tail_call_slot(section: str) -> tuple[int, int] | None:
+    """(map id, key) of an iproute2 tail-call section name, or None: iproute2 reads both
+    with C's ``sscanf(name, "%i/%i")`` (``bpf_fill_prog_arrays``, and
+    ``find_legacy_tail_calls`` with libbpf), so ``2/0``, ``0x2a/0``, ``052/0``, ``+7/1``,
+    ``-1/0`` (id 0xffffffff) and ``1/0-foo`` (text after KEY is ignored) are all slots."""
+    first = _scan_c_int(section, 0)
+    if first is None or first[1] >= len(section) or section[first[1]] != "/":
+        return None
+    second = _scan_c_int(section, first[1] + 1)
+    return None if second is None else (first[0], second[0])
 
 
 # --- specs ----------------------------------------------------------------------------
@@ -202,11 +248,9 @@ class ProgramSpec:
         imm = fd, the second slot's imm = offset."""
         raw = bytearray(self.insns)
         for ref in self.map_refs:
-            at = ref.insn * isa.INSN_SIZE
             src = isa.BPF_PSEUDO_MAP_FD if ref.kind == "fd" else isa.BPF_PSEUDO_MAP_VALUE
-            raw[at + 1] = (raw[at + 1] & 0x0F) | (src << 4)
-            struct.pack_into("<i", raw, at + 4, fds[ref.map])
-            struct.pack_into("<i", raw, at + 12, ref.offset)
+            isa.patch(raw, ref.insn, src=src, imm=fds[ref.map])
+            isa.patch(raw, ref.insn + 1, imm=ref.offset)
         return bytes(raw)
 
     def __len__(self) -> int:
@@ -514,44 +558,53 @@ class _Reader:
             if sec.size:
                 raise self.error("maps section has no map symbols", section="maps")
             return
-        if sec.size % len(syms):
-            raise self.error(f"{sec.size} bytes do not split evenly into {len(syms)} map "
-                             f"definitions", section="maps")
+        # iproute2's rules and reasons (bpf_fetch_maps_end), in its order
+        if sec.size % len(syms) or sec.size % 4:
+            raise self.error(f"{sec.size} bytes do not split into {len(syms)} map "
+                             f"definitions of whole 32-bit fields (iproute2: \"Number BPF map "
+                             f"symbols are not multiple of struct bpf_elf_map!\")", section="maps")
         size = sec.size // len(syms)
-        if size not in (_BPF_MAP_DEF.size, _BPF_ELF_MAP.size):
-            raise self.error(f"map definitions of {size} bytes: expected {_BPF_MAP_DEF.size} "
-                             f"(libbpf struct bpf_map_def) or {_BPF_ELF_MAP.size} (iproute2 "
-                             f"struct bpf_elf_map)", section="maps")
+        offsets = {sym.value for sym in syms}
+        missing = next((off for off in range(0, sec.size, size) if off not in offsets), None)
+        if missing is not None:
+            raise self.error(f"no map symbol at offset {missing:#x}: the {len(syms)} maps are "
+                             f"not all {size}-byte definitions (iproute2: \"Different struct "
+                             f"bpf_elf_map in use!\")", section="maps")
+        if size > _BPF_ELF_MAP.size:
+            raise self.error(f"map definitions of {size} bytes are larger than iproute2's "
+                             f"{_BPF_ELF_MAP.size}-byte struct bpf_elf_map (iproute2: \"struct "
+                             f"bpf_elf_map not supported, coming from future version?\")",
+                             section="maps")
+        if size < _BPF_ELF_MAP_MIN:
+            raise self.error(f"map definitions of {size} bytes are smaller than the "
+                             f"{_BPF_ELF_MAP_MIN} bytes of type, size_key, size_value, max_elem "
+                             f"(iproute2: \"struct bpf_elf_map too small, not supported!\")",
+                             section="maps")
         for sym in syms:
-            if sym.value % size or sym.value + size > sec.size:
-                raise self.error(f"map symbol at offset {sym.value:#x} is not one of the "
-                                 f"{size}-byte definitions", section="maps", symbol=sym.name)
-            if size == _BPF_MAP_DEF.size:
-                mtype, ks, vs, n, flags = _BPF_MAP_DEF.unpack_from(sec.data, sym.value)
-                spec = MapSpec(sym.name, mtype, ks, vs, n, flags, "maps", "bpf_map_def")
+            # the fields a shorter definition lacks are zero, as iproute2 fills them
+            raw = sec.data[sym.value:sym.value + size].ljust(_BPF_ELF_MAP.size, b"\0")
+            mtype, ks, vs, n, flags, elf_id, pinning, inner_id, inner_idx = \
+                _BPF_ELF_MAP.unpack(raw)
+            if pinning == PIN_GLOBAL_NS:
+                pin = f"tc/globals/{sym.name}"
+            elif pinning == PIN_OBJECT_NS:
+                pin = f"{self.namespace}/{sym.name}"
+            elif pinning == PIN_NONE:
+                pin = None
             else:
-                mtype, ks, vs, n, flags, elf_id, pinning, inner_id, inner_idx = \
-                    _BPF_ELF_MAP.unpack_from(sec.data, sym.value)
-                if pinning == PIN_GLOBAL_NS:
-                    pin = f"tc/globals/{sym.name}"
-                elif pinning == PIN_OBJECT_NS:
-                    pin = f"{self.namespace}/{sym.name}"
-                elif pinning == PIN_NONE:
-                    pin = None
-                else:
-                    raise self.error(f"pinning {pinning} (an iproute2 custom pinning id from "
-                                     f"/etc/iproute2/bpf_pinning) is not supported",
-                                     section="maps", symbol=sym.name)
-                spec = MapSpec(sym.name, mtype, ks, vs, n, flags, "maps", "bpf_elf_map",
-                               pin_path=pin, elf_id=elf_id, inner_id=inner_id,
-                               inner_idx=inner_idx)
+                raise self.error(f"pinning {pinning} (an iproute2 custom pinning id from "
+                                 f"/etc/iproute2/bpf_pinning) is not supported",
+                                 section="maps", symbol=sym.name)
+            declared = "bpf_map_def" if size == _BPF_MAP_DEF.size else "bpf_elf_map"
+            spec = MapSpec(sym.name, mtype, ks, vs, n, flags, "maps", declared,
+                           pin_path=pin, elf_id=elf_id, inner_id=inner_id, inner_idx=inner_idx)
             self._add_map(spec, sec.index, sym.value)
 
     def _link_iproute2_inner_maps(self) -> None:
         """iproute2's maps of maps: an outer map's ``inner_id`` names the map (by
         ``bpf_elf_map.id``) that is its template, and every map with that id and no
         ``inner_id`` of its own goes into it at its ``inner_idx`` (-1: nowhere)."""
-        legacy = [m for m in self.maps.values() if m.declared == "bpf_elf_map"]
+        legacy = [m for m in self.maps.values() if m.section == "maps"]
         for outer in legacy:
             if outer.type not in MAP_IN_MAP_TYPES or not outer.inner_id:
                 continue
@@ -792,24 +845,24 @@ class _Reader:
             fsec, base = self.sections[f.section], placed[f]
             i = f.start
             while i < f.end:
-                at = (base + i - f.start) * 8
-                opcode, regs, _off, imm = struct.unpack_from("<BBhi", code, at)
+                pc = base + i - f.start
+                insn = isa.Insn.unpack(code, pc * isa.INSN_SIZE)
                 reloc = self.reloc_at.get((f.section, i * 8))
                 where = dict(section=fsec.name, insn=i)
                 if reloc is not None:
                     where.update(relocation=reloc[0], symbol=reloc[2].name)
-                if opcode == _LDDW:
+                if insn.is_lddw:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
                     if reloc is not None:
-                        refs.append(self._lddw_ref(reloc, imm, base + i - f.start, where))
-                        struct.pack_into("<i", code, at + 4, 0)
-                    elif regs >> 4:
-                        raise self.error(f"lddw with pseudo source {regs >> 4} and no "
+                        refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
+                        isa.patch(code, pc, imm=0)
+                    elif insn.src:
+                        raise self.error(f"lddw with pseudo source {insn.src} and no "
                                          f"relocation", **where)
                     i += 2
                     continue
-                if opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_CALL:
+                if insn.is_pseudo_call:
                     if reloc is not None:
                         n, rtype, sym = reloc
                         if rtype != R_BPF_64_32:
@@ -819,24 +872,25 @@ class _Reader:
                         if tsec is None or not tsec.flags & SHF_EXECINSTR:
                             raise self.error("call to a symbol that is not code in this object "
                                              "(extern functions are not supported)", **where)
-                        tidx = sym.value // 8 + imm + 1
+                        tidx = sym.value // 8 + insn.imm + 1
                     else:
-                        tsec, tidx = fsec, i + imm + 1
+                        tsec, tidx = fsec, i + insn.imm + 1
                     callee = self._func_at(tsec.index, tidx)
                     if callee is None:
                         raise self.error(f"call target {tsec.name}+{tidx * 8:#x} is not the "
                                          f"start of a function", **where)
                     start = placed[callee] if callee in placed else place(callee)
-                    struct.pack_into("<i", code, at + 4, start - (base + i - f.start) - 1)
-                elif opcode == _CALLX:
+                    isa.patch(code, pc, imm=start - pc - 1)
+                elif insn.is_callx:
                     raise self.error("indirect call (callx): clang -O0 calls helpers through a "
                                      "register, which neither the kernel nor pyebpf loads; "
                                      "compile with -O1 or higher", **where)
-                elif opcode == _CALL and regs >> 4 == isa.BPF_PSEUDO_KFUNC_CALL:
+                elif insn.is_kfunc_call:
                     raise self.error("kfunc calls are not supported", **where)
                 elif reloc is not None:
                     raise self.error(f"relocation type {reloc[1]} on an instruction that is "
-                                     f"neither lddw nor a call (opcode {opcode:#04x})", **where)
+                                     f"neither lddw nor a call (opcode {insn.code:#04x})",
+                                     **where)
                 i += 1
         lines = tuple(li._replace(pc=base + li.pc - f.start)
                       for f, base in placed.items()
@@ -876,23 +930,44 @@ class _Reader:
 
     # 10 -----------------------------------------------------------------------------------
     def _fill_prog_arrays(self) -> None:
-        by_id = {m.elf_id: m for m in self.maps.values()
-                 if m.elf_id is not None and m.type == isa.MapType.BPF_MAP_TYPE_PROG_ARRAY}
+        # the first program array with the id wins, as bpf_find_map_by_id finds it
+        by_id = {}
+        for m in self.maps.values():
+            if m.elf_id is not None and m.type == isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
+                by_id.setdefault(m.elf_id, m.name)
+        unmatched = {}
         for prog in list(self.programs.values()):
-            match = _TAIL_CALL_SECTION.match(prog.section)
-            if match is None or int(match[1]) not in by_id:
-                continue   # iproute2 skips a section whose ID names no program array
-            array = by_id[int(match[1])]
-            slot = int(match[2])
+            slot = tail_call_slot(prog.section)
+            if slot is None:
+                continue
+            map_id, key = slot
+            if map_id not in by_id:
+                unmatched[prog.section] = map_id   # tc skips it too: warned below, once
+                continue
+            array = self.maps[by_id[map_id]]
             if sum(p.section == prog.section for p in self.programs.values()) != 1:
                 raise self.error("a tail-call section ID/KEY must hold one program",
                                  section=prog.section)
-            if slot in array.programs:
-                raise self.error(f"slot {slot} of program array {array.name!r} is filled "
+            if key >= array.max_entries:
+                raise self.error(f"tail-call key {key} is out of bounds of program array "
+                                 f"{array.name!r} ({array.max_entries} entries; iproute2: "
+                                 f"\"Tail call key {key} for map {map_id} out of bounds?\")",
+                                 section=prog.section)
+            if key in array.programs:
+                raise self.error(f"slot {key} of program array {array.name!r} is filled "
                                  f"twice", section=prog.section)
-            self.maps[array.name] = array = dataclasses.replace(array,
-                                                     programs={**array.programs, slot: prog.name})
-            by_id[int(match[1])] = array
+            self.maps[array.name] = dataclasses.replace(array,
+                                                        programs={**array.programs, key: prog.name})
+        for section, map_id in unmatched.items():
+            ids = sorted(by_id)
+            have = (f"the object's program arrays have id {', '.join(map(str, ids))}" if ids
+                    else "the object has no iproute2 program array (a bpf_elf_map in "
+                         "section maps)")
+            # shown as "FILE:0: ElfWarning: section ...": one line naming the object
+            warnings.warn_explicit(ElfWarning(
+                f"section {section!r}: an iproute2 tail-call slot ID/KEY naming map id "
+                f"{map_id} ({map_id:#x}), but no program array has that id ({have}): its "
+                f"program fills no slot, as in tc"), ElfWarning, self.label, 0)
 
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,

@@ -25,11 +25,14 @@ class LoadError(EbpfError, ValueError):
 
 
 class VerifierError(LoadError):
-    """The load-time checks refused the program; ``pc`` names the instruction."""
+    """The load-time checks refused the program: ``pc`` names the instruction,
+    ``insn`` is its text, ``source`` the C line it came from (``file:line `text```,
+    empty without line info), ``log`` the verifier log; the message ends with the
+    kernel's words for the refusal."""
 
     def __init__(self, message: str, pc: int | None = None, insn: str = "",
                  log: str = ""):
-        self.pc, self.insn, self.log = pc, insn, log
+        self.pc, self.insn, self.log, self.source = pc, insn, log, ""
         where = f"pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
         super().__init__(f"{where}{message}")
 
@@ -98,34 +101,65 @@ class ElfError(LoadError):
         super().__init__(f"{head}: {message}" if head else message)
 
 
+class ElfWarning(UserWarning):
+    """An object that loads, but not as its author probably meant (e.g. an iproute2
+    tail-call section ``ID/KEY`` whose ID names no program array).  Its ``filename`` is
+    the object's, so it shows as one line ``FILE:0: ElfWarning: section 'S': ...``."""
+
+
 class PcapError(EbpfError, ValueError):
     """A capture file that cannot be read or written; names file and packet."""
 
 
-class KernelError(EbpfError, OSError):
+class ErrnoError(EbpfError, OSError):
+    """Base class of the errors that carry an errno: ``errno`` is the kernel's (the one
+    bpf(2) sets, or would set), and the message is the first line, without the
+    ``[Errno N]`` prefix.  Raised as ``ErrnoError(errno, message)``."""
+
+    def __str__(self) -> str:
+        return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+class KernelError(ErrnoError):
     """bpf(2) refused a request; ``errno`` is the kernel's, ``log`` the verifier log."""
 
     def __init__(self, errno_: int, message: str, log: str = ""):
         self.log = log
         super().__init__(errno_, message)
 
-    def __str__(self) -> str:
-        return self.args[1] if len(self.args) > 1 else super().__str__()
 
-
-class PinError(EbpfError, OSError):
+class PinError(ErrnoError):
     """A pin or get the kernel would refuse, or a pin file pyebpf cannot use; ``errno``
     is the kernel's (EEXIST, ENOENT, EACCES, EPERM) or EINVAL for a damaged pin file."""
 
-    def __str__(self) -> str:
-        return self.args[1] if len(self.args) > 1 else super().__str__()
 
-
-class BpfError(EbpfError, OSError):
+class BpfError(ErrnoError):
     """A :func:`pyebpf.bpf` command refused; ``errno`` is the one bpf(2) sets."""
 
-    def __str__(self) -> str:
-        return self.args[1] if len(self.args) > 1 else super().__str__()
+
+class MapError(ErrnoError):
+    """A map operation the kernel would refuse; ``errno`` is the kernel's errno."""
+
+
+class HelperAccessError(EbpfError, ValueError):
+    """A Python helper's :class:`~pyebpf._core.HelperMemory` read or write that is not
+    inside the running program's regions (writable ones, for a write): ``address``,
+    ``size`` and ``write`` say which."""
+
+    def __init__(self, address: int, size: int, write: bool):
+        self.address, self.size, self.write = address, size, write
+        super().__init__(f"helper {'write' if write else 'read'} of {size} bytes at "
+                         f"{address:#x} is outside the program's memory")
+
+
+class ClassicError(LoadError):
+    """A classic BPF program the kernel refuses with EINVAL (``bpf_check_classic``), or
+    classic input that cannot be read; ``pc`` names the classic instruction."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str = ""):
+        self.pc, self.insn = pc, insn
+        where = f"classic pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
+        super().__init__(f"{where}{message}")
 
 
 class BtfError(EbpfError, ValueError):

@@ -10,11 +10,13 @@ Each instruction is one :class:`Op`: a raw opcode byte, an optional discriminato
 alone does not), and a :class:`Form` that says which fields carry operands.  ``Op.id``
 is the dense internal number the interpreter switches on.
 
-Run ``python pyebpf/isa.py --pxi`` to print the Cython enum of internal ids that the
-build writes to ``pyebpf/_opcodes.pxi``.
+Run ``python pyebpf/isa.py --pxd`` to print the Cython declarations of these constants
+that the build writes to ``pyebpf/_isa_defs.pxd``, from where the compiled core
+cimports them.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 import sys
@@ -44,6 +46,10 @@ BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
 
+# The opcodes of lddw and call (every kind of call shares one).
+LDDW_CODE = BPF_LD | BPF_IMM | BPF_DW
+CALL_CODE = BPF_JMP | BPF_CALL
+
 BPF_FETCH = 0x01
 BPF_XCHG = 0xE0 | BPF_FETCH
 BPF_CMPXCHG = 0xF0 | BPF_FETCH
@@ -70,6 +76,33 @@ INSN_SIZE = 8
 SKF_AD_OFF = -0x1000
 SKF_NET_OFF = -0x100000
 SKF_LL_OFF = -0x200000
+
+# Classic BPF (bpf_common.h, filter.h): the classes and modes eBPF does not share.
+BPF_RET, BPF_MISC = 0x06, 0x07          # the numbers eBPF reuses for JMP32 and ALU64
+BPF_LEN, BPF_MSH = 0x80, 0xA0
+BPF_A = 0x10                            # BPF_RVAL: return A (BPF_K returns k)
+BPF_TAX, BPF_TXA = 0x00, 0x80           # BPF_MISCOP
+BPF_MEMWORDS = 16                       # scratch memory M[0..15]
+BPF_MAXINSNS = 4096
+
+# Ancillary loads: LD_ABS at SKF_AD_OFF + one of these (filter.h).
+SKF_AD = {
+    "protocol": 0, "pkttype": 4, "ifindex": 8, "nlattr": 12, "nlattr_nest": 16,
+    "mark": 20, "queue": 24, "hatype": 28, "rxhash": 32, "cpu": 36, "alu_xor_x": 40,
+    "vlan_tag": 44, "vlan_tag_present": 48, "pay_offset": 52, "random": 56, "vlan_tpid": 60,
+}
+SKF_AD_MAX = 64
+# Helper-table ids for the in-kernel functions converted classic code calls (the
+# kernel calls bpf_skb_get_nlattr, _nlattr_nest and _pay_offset by address); past every
+# helper id, so only classic programs have them.
+CBPF_CALLS = {"nlattr": 253, "nlattr_nest": 254, "pay_offset": 255}
+
+# Link-layer header types (pcap LINKTYPE_/DLT_ and the kernel's ARPHRD_ for a device).
+DLT_EN10MB = 1
+ARPHRD_ETHER = 1
+
+# Socket options that attach classic filters (asm-generic/socket.h).
+SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_LOCK_FILTER = 26, 27, 44
 
 
 class BpfCmd(enum.IntEnum):
@@ -213,6 +246,7 @@ TEST_RUN_SK_BUFF_FIELDS = ("mark", "priority", "ingress_ifindex", "ifindex", "cb
 # Update flags (map_update_elem) and helper flags.
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_NO_COMMON_LRU = 1 << 1
 BPF_F_ZERO_SEED = 1 << 6
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
@@ -231,6 +265,21 @@ BPF_F_TUNINFO_FLAGS = 1 << 4     # skb_get_tunnel_key
 BPF_F_INDEX_MASK = 0xFFFFFFFF
 BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
 BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
+BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC = 0, 1   # bpf_skb_adjust_room's modes
+BPF_F_ADJ_ROOM_FIXED_GSO = 1 << 0
+BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 = 1 << 1
+BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 = 1 << 2
+BPF_F_ADJ_ROOM_ENCAP_L4_GRE = 1 << 3
+BPF_F_ADJ_ROOM_ENCAP_L4_UDP = 1 << 4
+BPF_F_ADJ_ROOM_NO_CSUM_RESET = 1 << 5
+BPF_F_ADJ_ROOM_ENCAP_L2_ETH = 1 << 6
+BPF_F_ADJ_ROOM_DECAP_L3_IPV4 = 1 << 7
+BPF_F_ADJ_ROOM_DECAP_L3_IPV6 = 1 << 8
+BPF_ADJ_ROOM_ENCAP_L2_SHIFT = 56   # the inner MAC length, in bits 56-63 of the flags
+BPF_F_SKIP_FIELD_MASK = 0xFF     # bpf_get_stackid
+BPF_F_USER_STACK = 1 << 8
+BPF_F_FAST_STACK_CMP = 1 << 9
+BPF_F_REUSE_STACKID = 1 << 10
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -519,6 +568,57 @@ class Insn:
     def pack(self) -> bytes:
         return self._STRUCT.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
 
+    def replace(self, **fields) -> "Insn":
+        """This slot with some fields changed (``imm=``, ``src=``, ...)."""
+        return dataclasses.replace(self, **fields)
+
+    @property
+    def is_lddw(self) -> bool:
+        """The first slot of a 16-byte ``lddw`` (any pseudo source)."""
+        return self.code == LDDW_CODE
+
+    @property
+    def is_map_load(self) -> bool:
+        """An ``lddw`` of a map (``BPF_PSEUDO_MAP_FD``: imm is the map's fd) or of an
+        address in a map's value (``BPF_PSEUDO_MAP_VALUE``: the second slot's imm is the
+        offset)."""
+        return self.is_lddw and self.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE)
+
+    @property
+    def is_call(self) -> bool:
+        """A ``call`` of any kind: helper, bpf-to-bpf or kfunc (not ``callx``)."""
+        return self.code == CALL_CODE
+
+    @property
+    def is_helper_call(self) -> bool:
+        return self.is_call and self.src == 0
+
+    @property
+    def is_pseudo_call(self) -> bool:
+        """A bpf-to-bpf call: imm is the callee's offset from the next slot."""
+        return self.is_call and self.src == BPF_PSEUDO_CALL
+
+    @property
+    def is_kfunc_call(self) -> bool:
+        return self.is_call and self.src == BPF_PSEUDO_KFUNC_CALL
+
+    @property
+    def is_callx(self) -> bool:
+        """A call through a register (``callx``)."""
+        return self.code == CALL_CODE | BPF_X
+
+    @property
+    def is_exit(self) -> bool:
+        return self.code == BPF_JMP | BPF_EXIT
+
+
+def patch(buf: bytearray, pc: int, **fields) -> Insn:
+    """Change fields of the slot at ``pc`` of the instruction bytes ``buf`` in place;
+    the slot as it is now."""
+    insn = Insn.unpack(buf, pc * INSN_SIZE).replace(**fields)
+    buf[pc * INSN_SIZE:(pc + 1) * INSN_SIZE] = insn.pack()
+    return insn
+
 
 def unpack_program(raw: bytes) -> list[Insn]:
     """Split raw bytes into instruction slots (``len(raw)`` must be a multiple of 8)."""
@@ -555,17 +655,57 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
     return [Insn(op.code, fields["dst"], fields["src"], fields["off"], fields["imm"])]
 
 
-def pxi_source() -> str:
-    """The Cython enum of internal op ids, generated from :data:`OPS`."""
-    lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxi`. DO NOT EDIT.",
+# Module constants the compiled core needs, by name prefix (kernel names).
+_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_")
+_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
+
+
+def pxd_source() -> str:
+    """The Cython declarations of the compiled core's constants, generated from this
+    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits.
+
+    Constants outside the C ``int`` range (``BPF_F_INDEX_MASK``) are left out: an enum
+    constant is an ``int``."""
+    lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
     lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
-              f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", ""]
-    return "\n".join(lines)
+              f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
+    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType)]
+    lines += ["", "cdef enum:"]
+    consts = {name: value for name, value in globals().items()
+              if (name.startswith(_C_PREFIXES) or name in _C_NAMES)
+              and type(value) is int and -2**31 <= value < 2**31}
+    lines += [f"    {name} = {value}" for name, value in consts.items()]
+    return "\n".join(lines) + "\n"
+
+
+JCC_BEGIN = "        # --- conditional jumps: generated by pyebpf.isa.jcc_cases_source() ---"
+JCC_END = "        # --- end of the generated conditional jumps ---"
+
+
+def jcc_cases_source() -> str:
+    """The interpreter's conditional-jump cases (``pyebpf/_core.pyx``, between
+    :data:`JCC_BEGIN` and :data:`JCC_END`), one per table entry: the comparison on the
+    low 32 bits for JMP32, signed for the "s" comparisons, against imm (K) or src (X).
+    They are written out in the source, not called, so that every case stays one C
+    switch; a test checks that the source holds exactly this text."""
+    lines = [JCC_BEGIN]
+    for op in OPS:
+        if op.form not in (F_JCC_K, F_JCC_X):
+            continue
+        symbol = JMP_OP_SYMBOL[op.code & 0xF0]
+        cmp = symbol.lstrip("s")
+        cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
+                (True, False): "<int32_t>"}[symbol.startswith("s"), op.is_64]
+        b = "imm" if op.form is F_JCC_K else "r[s]"
+        lines += [f"        elif op == OP_{op.name}:",
+                  f"            if {cast}r[d] {cmp} {cast}{b}: pc = <uint32_t>i.off"]
+    lines.append(JCC_END)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--pxi"]:
-        sys.exit("usage: python pyebpf/isa.py --pxi")
-    sys.stdout.write(pxi_source())
+    if sys.argv[1:] not in (["--pxd"], ["--jcc"]):
+        sys.exit("usage: python pyebpf/isa.py --pxd | --jcc")
+    sys.stdout.write(pxd_source() if sys.argv[1] == "--pxd" else jcc_cases_source())

@@ -45,10 +45,12 @@ _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HAS
 
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
-         name: str | None = None) -> "Object":
-    """Load an object file (path or bytes) into an :class:`Object`."""
+         name: str | None = None, verify: bool = True) -> "Object":
+    """Load an object file (path or bytes) into an :class:`Object`; each program is
+    verified as the kernel verifies it at load (``verify=False``: not, see
+    :class:`~pyebpf.Program`)."""
     return Object(_elf.parse(source, name=name), prog_type=prog_type, profile=profile,
-                  pin=pin)
+                  pin=pin, verify=verify)
 
 
 def program_type(spec: _elf.ProgramSpec, override) -> str:
@@ -77,7 +79,7 @@ class Object:
     """
 
     def __init__(self, spec: _elf.ObjectSpec, *, prog_type=None, profile: str = "current",
-                 pin=True):
+                 pin=True, verify: bool = True):
         from ._core import Map, Program
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
@@ -85,7 +87,7 @@ class Object:
         self._reused = set()    # maps got from a pin: their initial contents are not applied
         self._claimed = []      # pins this load made for maps it fills after pinning them
         try:
-            self._instantiate(spec, prog_type, profile, pin, Map, Program)
+            self._instantiate(spec, prog_type, profile, pin, verify, Map, Program)
         except BaseException:
             self.close()
             for path in self._claimed:  # half-filled: the next load must not reuse them
@@ -93,7 +95,7 @@ class Object:
                     os.unlink(path)
             raise
 
-    def _instantiate(self, spec, prog_type, profile, pin, Map, Program) -> None:
+    def _instantiate(self, spec, prog_type, profile, pin, verify, Map, Program) -> None:
         # maps of maps last: their slots hold the others
         for ms in sorted(spec.maps.values(), key=lambda m: m.inner is not None):
             self.maps[ms.name] = self._make_map(Map, ms, pin)
@@ -108,7 +110,7 @@ class Object:
                 continue
             try:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
-                                                 line_info=ps.line_info)
+                                                 line_info=ps.line_info, verify=verify)
             except EbpfError as exc:
                 raise ElfError(f"program cannot be loaded: {exc}", file=spec.name,
                                section=ps.section, symbol=ps.name) from exc
@@ -148,7 +150,7 @@ class Object:
             if m._pin is None:
                 self._pin_in_namespace(m)
         path = pinning.resolve(f"{array._pin.path}.progs/{name}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        pinning.makedirs(os.path.dirname(path))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         prog.pin(path)
@@ -162,7 +164,7 @@ class Object:
                 if inner._pin is None:
                     self._pin_in_namespace(inner)
         path = pinning.resolve(f"{self.spec.namespace}/{m.name}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        pinning.makedirs(os.path.dirname(path))
         m.pin(path)
 
     def _make_map(self, Map, ms: _elf.MapSpec, pin):
@@ -246,7 +248,7 @@ class Object:
                 return m
             m = create(fill_inner=False)
             try:
-                os.makedirs(os.path.dirname(full), exist_ok=True)
+                pinning.makedirs(os.path.dirname(full))
                 m.pin(ms.pin_path)
             except EbpfError as exc:
                 m.close()

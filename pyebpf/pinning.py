@@ -14,15 +14,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
+import stat
 import struct
 import tempfile
 import weakref
 from pathlib import Path
 
 from . import _core, isa
-from .errors import PinError
+from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
 VERSION = 2                                 # written; 1 and 2 are read
@@ -42,7 +44,6 @@ _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
 _OF_MAPS = (_T.BPF_MAP_TYPE_ARRAY_OF_MAPS, _T.BPF_MAP_TYPE_HASH_OF_MAPS)
 _V1_MAPS = (_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
             _T.BPF_MAP_TYPE_PERCPU_ARRAY, _PROG_ARRAY)
-_LDDW = isa.BPF_LD | isa.BPF_IMM | isa.BPF_DW
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -50,31 +51,185 @@ _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
 
 
 def pin_root() -> Path:
-    """The directory that plays /sys/fs/bpf: $PYEBPF_PIN_ROOT, else a per-user one."""
+    """The directory that plays /sys/fs/bpf: $PYEBPF_PIN_ROOT, else a per-user one
+    ($XDG_RUNTIME_DIR/pyebpf, else <tmp>/pyebpf-<uid>).  This only names it: pinning and
+    getting make it if missing and refuse it unless :func:`private_directory` accepts it."""
+    return Path(_root_name())
+
+
+def _root_name() -> str:
     env = os.environ.get("PYEBPF_PIN_ROOT")
     if env:
-        return Path(env)
+        return env
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(runtime, "pyebpf") if runtime else \
-        Path(tempfile.gettempdir(), f"pyebpf-{os.getuid()}")
+    return os.path.join(runtime, "pyebpf") if runtime else \
+        os.path.join(tempfile.gettempdir(), f"pyebpf-{os.getuid()}")
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a pin file should be must not hang the open
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_MAXSYMLINKS = 40       # links followed in one lookup, the kernel's MAXSYMLINKS
+_ROOT_HINT = ("another user could read or replace your pins there; set PYEBPF_PIN_ROOT to "
+              "a directory that only you can write to")
+_DIR_HINT = ("another user could replace the pins beneath it; pins are reached only "
+             "through directories that you own and only you can write to")
+
+
+def _unsafe(st) -> str:
+    """Why a directory with these stat results could be changed by another user ("" if
+    it cannot): not owned by this user, or writable by its group or others."""
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        return f"is owned by uid {st.st_uid}, not by you (uid {uid})"
+    writers = [who for who, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+               if st.st_mode & bit]
+    if writers:
+        return f"is writable by {' and '.join(writers)} (mode {stat.S_IMODE(st.st_mode):04o})"
+    return ""
+
+
+def _not_a_directory(name, dir_fd, exc: OSError) -> tuple[int, str]:
+    """(errno, why) ``name`` could not be opened as a directory without following a
+    link: EPERM for a symbolic link or a directory another user could change."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            return errno.EPERM, f"is a symbolic link (to {os.readlink(name, dir_fd=dir_fd)})"
+    except OSError:
+        return exc.errno, f"cannot be opened ({os.strerror(exc.errno)})"
+    if not stat.S_ISDIR(st.st_mode):
+        return errno.ENOTDIR, "is not a directory"
+    problem = _unsafe(st)
+    return (errno.EPERM, problem) if problem else \
+        (exc.errno, f"cannot be opened ({os.strerror(exc.errno)})")
+
+
+def private_directory(path: str, what: str, hint: str) -> int:
+    """A descriptor of the directory ``path``, made (0700, and its parents) if missing,
+    once it has proved to be what a per-user directory in a shared place such as /tmp
+    must be: not a symbolic link, a directory, owned by this user, writable by no one
+    else.  Otherwise PinError (EPERM) naming ``what``, the path, why, and ``hint``.
+    The check is on what the open found, not on a name looked up before, so whoever
+    made the directory, and whatever replaced it meanwhile, it is the one in use."""
+    try:
+        fd = os.open(path, _DIR)
+    except FileNotFoundError:
+        try:
+            os.makedirs(path, 0o700)
+        except FileExistsError:
+            pass            # someone made it first: checked below like any other
+        except OSError as exc:
+            raise PinError(exc.errno, f"cannot create {what} {path}: "
+                                      f"{os.strerror(exc.errno)}") from None
+        fd = None
+    except OSError:
+        fd = None
+    if fd is None:
+        try:
+            fd = os.open(path, _DIR)
+        except OSError as exc:
+            why = _not_a_directory(path, None, exc)[1]
+            raise PinError(errno.EPERM, f"{what} {path} {why}: {hint}") from None
+    problem = _unsafe(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise PinError(errno.EPERM, f"{what} {path} {problem}: {hint}")
+    return fd
+
+
+def _root_path() -> str:
+    name = _root_name()
+    return _absolute_root(name, "" if os.path.isabs(name) else os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _absolute_root(name: str, cwd: str) -> str:
+    """The pin root ``name`` as an absolute path: the directories above it resolved
+    (they are the system's), its own last component as named (it is checked, not
+    followed)."""
+    root = os.path.normpath(os.path.join(cwd, name))
+    parent, last = os.path.split(root)
+    return os.path.join(os.path.realpath(parent), last) if last else root
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([root, path]) == root
 
 
 def resolve(path) -> str:
-    """The absolute pin path: relative paths are under :func:`pin_root` (created on
-    first use); an absolute one outside it is refused with EPERM, as a path outside a
-    bpffs is."""
-    root = pin_root()
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    root = os.path.realpath(root)
+    """The absolute pin path: relative paths are under :func:`pin_root` (made on first
+    use, checked on every use); an absolute one outside it is refused with EPERM, as a
+    path outside a bpffs is.  No symbolic link inside the root is followed here."""
+    root = _root_path()
+    os.close(private_directory(root, "pin root", _ROOT_HINT))
     full = os.path.normpath(os.path.join(root, os.fspath(path)))
-    if full != root and \
-            os.path.commonpath([root, os.path.realpath(os.path.dirname(full))]) != root:
-        raise PinError(errno.EPERM, f"pin path {full} is outside the pin root {root}")
+    if not _inside(full, root):     # an absolute path may name the root another way
+        alias = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+        if not _inside(alias, root):
+            raise PinError(errno.EPERM, f"pin path {full} is outside the pin root {root}")
+        full = alias
     return full
 
 
+def _open_dir(directory: str, what: str, path: str, create: bool = False) -> int:
+    """A descriptor of ``directory``, the pin root or one inside it, reached from the
+    root one component at a time without following a symbolic link, each directory
+    checked as the root is (so a link planted at tc/globals cannot send pins out of the
+    root).  create: missing directories are made, 0700, as mkdir in a bpffs.  Errors
+    are ``what`` the pin path ``path``."""
+    root = _root_path()
+    fd = private_directory(root, "pin root", _ROOT_HINT)
+    at = root
+    try:
+        rel = os.path.relpath(directory, root)
+        for name in [] if rel == "." else rel.split(os.sep):
+            at = os.path.join(at, name)
+            try:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, 0o700, dir_fd=fd)
+                sub = os.open(name, _DIR, dir_fd=fd)
+            except FileNotFoundError as exc:
+                raise _oserror(exc, path, what) from None
+            except OSError as exc:
+                code, why = _not_a_directory(name, fd, exc)
+                if code != errno.EPERM:
+                    raise _oserror(OSError(code, why), path, what) from None
+                raise PinError(code, f"{what} {path}: {at} {why}: {_DIR_HINT}") from None
+            os.close(fd)
+            fd = sub
+            problem = _unsafe(os.fstat(fd))
+            if problem:
+                raise PinError(errno.EPERM, f"{what} {path}: {at} {problem}: {_DIR_HINT}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _parent(full: str, what: str):
+    """(a descriptor of the directory holding the pin path ``full``, its last component),
+    for making a pin there: EEXIST at the root itself, which exists."""
+    if full == _root_path():
+        raise PinError(errno.EEXIST, f"{what} {full}: it is the pin root")
+    fd = _open_dir(os.path.dirname(full), what, full)
+    try:
+        yield fd, os.path.basename(full)
+    finally:
+        os.close(fd)
+
+
+def makedirs(path) -> None:
+    """Make the missing directories of the pin path ``path`` (0700, as mkdir in a
+    bpffs); those that exist must pass the pin root's checks."""
+    full = resolve(path)
+    os.close(_open_dir(full, "cannot create", full, create=True))
+
+
 def _rel(path: str) -> bytes:
-    return os.path.relpath(path, os.path.realpath(pin_root())).encode()
+    return os.path.relpath(path, _root_path()).encode()
 
 
 def _oserror(exc: OSError, path: str, what: str) -> PinError:
@@ -89,25 +244,37 @@ def _write(path: str, kind: int, pin_id: bytes, generation: int, body: bytes,
     body's digest.  A temporary file renamed into place, so readers see old or new."""
     digest = hashlib.blake2b(body, digest_size=16).digest()
     header = HEADER.pack(MAGIC, VERSION, kind, pin_id, generation, len(body), digest)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path),
-                                   prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise _oserror(exc, path, "cannot pin") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(body)
-        if create:
-            os.link(tmp, path)
-        else:
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise _oserror(exc, path, "cannot pin" if create else "cannot write") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    what = "cannot pin" if create else "cannot write"
+    with _parent(path, what) as (dfd, name):
+        try:
+            fd, tmp = _temporary(dfd, name)
+        except OSError as exc:
+            raise _oserror(exc, path, what) from None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(header)
+                f.write(body)
+            if create:
+                os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            else:
+                os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as exc:
+            raise _oserror(exc, path, what) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
     return digest
+
+
+def _temporary(dfd: int, name: str) -> tuple[int, str]:
+    """A new file ``.NAME.<random>.tmp`` (0600) in the directory ``dfd``: (fd, its name)."""
+    while True:
+        tmp = f".{name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                           os.O_CLOEXEC, 0o600, dir_fd=dfd), tmp
+        except FileExistsError:
+            continue
 
 
 def _header(path: str, raw: bytes) -> tuple:
@@ -146,40 +313,83 @@ def _read(f, path: str, full: bool = True) -> tuple:
     return kind, pin_id, generation, body
 
 
-def _open(path: str, what: str):
-    try:
-        f = open(path, "rb")
-        if os.path.isdir(path):
-            f.close()
-            raise IsADirectoryError(errno.EISDIR, path)
-        return f
-    except IsADirectoryError:
-        raise PinError(errno.EACCES, f"{path} is a directory, not a pinned object") from None
-    except OSError as exc:
-        raise _oserror(exc, path, what) from None
+def _regular(fd: int, path: str):
+    """The open file ``fd`` as a binary file object; EACCES (as for a non-BPF inode) and
+    closed if it is not a regular file."""
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise PinError(errno.EACCES, f"{path} is {what}, not a pinned object")
+    return os.fdopen(fd, "rb")
+
+
+def _open_pin(full: str, what: str):
+    """(the pin file at ``full`` open for reading, its path with links resolved).  The
+    directories on the way are checked by :func:`_open_dir`; a symbolic link at the end
+    (a second name, see :func:`pin_map`) is followed only to a path inside the root."""
+    named, root = full, _root_path()
+    for _ in range(_MAXSYMLINKS + 1):
+        if full == root:
+            raise PinError(errno.EACCES, f"{named} is a directory, not a pinned object")
+        dfd = _open_dir(os.path.dirname(full), what, named)
+        try:
+            fd = os.open(os.path.basename(full), _FILE, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise _oserror(exc, named, what) from None
+            try:
+                target = os.readlink(os.path.basename(full), dir_fd=dfd)
+            except OSError:
+                continue        # replaced since: looked up again
+            nxt = os.path.normpath(os.path.join(os.path.dirname(full), target))
+            if not _inside(nxt, root):
+                raise PinError(errno.EPERM, f"{what} {named}: {full} is a symbolic link to "
+                                            f"{target}, outside the pin root {root}") from None
+            full = nxt
+            continue
+        finally:
+            os.close(dfd)
+        return _regular(fd, named), full
+    raise PinError(errno.ELOOP, f"{what} {named}: {os.strerror(errno.ELOOP)}")
 
 
 def load(path) -> tuple[int, bytes, int, bytes]:
     """(kind, pin id, generation, body) of the pin file at ``path``."""
-    full = resolve(path)
-    with _open(full, "no pinned object at") as f:
+    f, full = _open_pin(resolve(path), "no pinned object at")
+    with f:
         return _read(f, full)
 
 
-def _locked(path: str):
-    """The pin file at ``path`` opened and exclusively locked, or None if it is gone.
-    The lock is on the file's inode: after waiting, make sure it is still the one the
+def _linked(path: str, lock: bool):
+    """The pin file at ``path`` (a linked map's, with no link in it) opened without
+    following a symbolic link, or None if it is gone.  lock: exclusively locked; the
+    lock is on the file's inode, so after waiting, make sure it is still the one the
     path names (a writer may have replaced it)."""
     while True:
         try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            return None
-        fcntl.flock(f, fcntl.LOCK_EX)
+            dfd = _open_dir(os.path.dirname(path), "cannot open", path)
+        except PinError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+        name = os.path.basename(path)
         try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            current = None
+            try:
+                f = _regular(os.open(name, _FILE, dir_fd=dfd), path)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise _oserror(exc, path, "cannot open") from None
+            if not lock:
+                return f
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                current = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                current = None
+        finally:
+            os.close(dfd)
         st = os.fstat(f.fileno())
         if current is not None and (current.st_ino, current.st_dev) == (st.st_ino, st.st_dev):
             return f
@@ -305,20 +515,22 @@ def pin_map(m, path) -> None:
     A map pinned already gets a second name: a symbolic link to its pin file."""
     full = resolve(path)
     if m._pin is not None:
-        try:
-            os.symlink(os.path.relpath(m._pin.path, os.path.dirname(full)), full)
-        except OSError as exc:
-            raise _oserror(exc, full, "cannot pin") from None
+        with _parent(full, "cannot pin") as (dfd, name):
+            try:
+                os.symlink(os.path.relpath(m._pin.path, os.path.dirname(full)), name,
+                           dir_fd=dfd)
+            except OSError as exc:
+                raise _oserror(exc, full, "cannot pin") from None
         return
     pin_id = os.urandom(16)
     digest = _write(full, KIND_MAP, pin_id, 0, _map_body(m), create=True)
-    _attach(m, os.path.realpath(full), pin_id, 0, digest)
+    _attach(m, full, pin_id, 0, digest)     # no link in it: made through _parent
 
 
 def get_map(path):
     """BPF_OBJ_GET of a map: the Map linked to the pin (one per pin in a process)."""
-    full = os.path.realpath(resolve(path))
-    with _open(full, "no pinned map at") as f:
+    f, full = _open_pin(resolve(path), "no pinned map at")
+    with f:
         kind, pin_id, generation, body = _read(f, full)
     if kind != KIND_MAP:
         raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a map")
@@ -348,7 +560,7 @@ def _create(path: str, definition: tuple, what: str, template):
     try:
         return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
                                 inner_map=template)
-    except _core.MapError as exc:
+    except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 
 
@@ -373,9 +585,8 @@ def _refresh(m, f) -> None:
 
 
 def _refresh_unlocked(m) -> None:
-    try:
-        f = open(m._pin.path, "rb")
-    except FileNotFoundError:
+    f = _linked(m._pin.path, lock=False)
+    if f is None:
         _detach(m)
         return
     with f:
@@ -407,7 +618,7 @@ def transaction(collect):
                 held = []
                 continue
             for path, m in todo:
-                f = _locked(path)
+                f = _linked(path, lock=True)
                 if f is None:
                     _detach(m)
                     continue
@@ -491,14 +702,14 @@ def pin_program(prog, path) -> None:
     body = (PROG_DEF.pack(kind, len(profile), len(refs), len(prog.insns), prog.budget,
                           prog.tail_call_limit) + profile + prog.insns + b"".join(refs))
     _write(full, KIND_PROG, os.urandom(16), 0, body, create=True)
-    _prog_pins[prog] = os.path.realpath(full)
+    _prog_pins[prog] = full
 
 
 def get_program(path):
     """BPF_OBJ_GET of a program: a new Program whose ``lddw`` map fds are those of the
     maps got from their pins."""
-    full = os.path.realpath(resolve(path))
-    with _open(full, "no pinned program at") as f:
+    f, full = _open_pin(resolve(path), "no pinned program at")
+    with f:
         kind, _, _, body = _read(f, full)
     if kind != KIND_PROG:
         raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a program")
@@ -520,12 +731,10 @@ def get_program(path):
         maps = {fd: get_map(rel) for fd, rel in fds.items()}
     except PinError as exc:
         raise PinError(exc.errno, f"{full}: a map it references: {exc}") from None
-    for pc in range(0, len(insns) - 8, 8):
-        if insns[pc] == _LDDW and insns[pc + 1] >> 4 in (isa.BPF_PSEUDO_MAP_FD,
-                                                         isa.BPF_PSEUDO_MAP_VALUE):
-            old = struct.unpack_from("<i", insns, pc + 4)[0]
-            if old in maps:
-                struct.pack_into("<i", insns, pc + 4, maps[old].fd)
+    for pc in range(len(insns) // isa.INSN_SIZE):
+        insn = isa.Insn.unpack(insns, pc * isa.INSN_SIZE)
+        if insn.is_map_load and insn.imm in maps:
+            isa.patch(insns, pc, imm=maps[insn.imm].fd)
     prog = _core.Program(bytes(insns), None if prog_type < 0 else prog_type, profile=profile,
                          budget=budget)
     prog.tail_call_limit = tail_limit

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 
 from . import _core, isa, pinning
-from .errors import BpfError, LoadError, PinError, VerifierError
+from .errors import BpfError, LoadError, MapError, PinError, VerifierError
 
 C = isa.BpfCmd
 _FIELDS = {
@@ -83,7 +83,7 @@ def bpf(cmd, attr=None) -> int:
         _fail(errno.EINVAL, cmd, f"field(s) {', '.join(stray)} are not this command's")
     try:
         return _COMMANDS[cmd](cmd, attr)
-    except (_core.MapError, PinError) as exc:
+    except (MapError, PinError) as exc:
         raise BpfError(exc.errno, f"{cmd.name}: {exc}") from None
 
 

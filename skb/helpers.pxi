@@ -44,13 +44,6 @@ cdef inline bint is_ctx(Vm* vm, uint64_t r1) noexcept nogil:
     return False
 
 
-cdef void skb_sync(Vm* vm) noexcept nogil:
-    """Point the packet region at the packet's current bytes."""
-    cdef Region* g
-    if vm.pkt_region >= 0:
-        g = &vm.regions[vm.pkt_region]
-        g.start = <uintptr_t>skb_data(vm.skb)
-        g.end = g.start + vm.skb.len
 
 
 include "helpers_misc.pxi"

@@ -15,13 +15,6 @@
 from libc.string cimport memmove
 
 cdef enum:
-    BPF_F_RECOMPUTE_CSUM_ = 0x01
-    BPF_F_INVALIDATE_HASH_ = 0x02
-    BPF_F_HDR_FIELD_MASK_ = 0x0f
-    BPF_F_PSEUDO_HDR_ = 0x10
-    BPF_F_MARK_MANGLED_0_ = 0x20
-    BPF_F_MARK_ENFORCE_ = 0x40
-    BPF_F_IPV6_ = 0x80
     CSUM_MANGLED_0 = 0xffff
     INT_MAX_ = 0x7fffffff
     V46_MAX_OFFSET = 0xffff     # 4.6 refused offsets above 64 KiB
@@ -156,7 +149,7 @@ cdef uint64_t bpf_skb_store_bytes(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     if src == NULL:
         return 0
     n = <uint32_t>r4
-    if flags & ~(<uint64_t>(BPF_F_RECOMPUTE_CSUM_ | BPF_F_INVALIDATE_HASH_)):
+    if flags & ~(<uint64_t>(BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH)):
         return err(EINVAL)
     if skb.profile == PROFILE_V46:
         if offset > V46_MAX_OFFSET or n > V46_SCRATCH:
@@ -169,13 +162,13 @@ cdef uint64_t bpf_skb_store_bytes(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     ptr = skb_data(skb) + offset
     # __skb_postpull_rcsum / __skb_postpush_rcsum: skb->csum follows the bytes wherever
     # they are, the MAC header included, which the sum does not cover.
-    rcsum = (flags & BPF_F_RECOMPUTE_CSUM_) != 0 and skb.ip_summed == CHECKSUM_COMPLETE
+    rcsum = (flags & BPF_F_RECOMPUTE_CSUM) != 0 and skb.ip_summed == CHECKSUM_COMPLETE
     if rcsum:
         skb.csum = csum_block_sub(skb.csum, csum_partial(ptr, n, 0), offset)
     memmove(ptr, src, n)
     if rcsum:
         skb.csum = csum_block_add(skb.csum, csum_partial(ptr, n, 0), offset)
-    if flags & BPF_F_INVALIDATE_HASH_:
+    if flags & BPF_F_INVALIDATE_HASH:
         skb.hash, skb.l4_hash, skb.sw_hash = 0, False, False
     skb_sync(vm)
     return 0
@@ -222,10 +215,10 @@ cdef uint64_t bpf_l3_csum_replace(Vm* vm, uint64_t r1, uint64_t r2, uint64_t frm
     cdef uint64_t ret = 0
     cdef uint8_t* ptr
     cdef uint16_t sum
-    cdef uint64_t size = flags & BPF_F_HDR_FIELD_MASK_
+    cdef uint64_t size = flags & BPF_F_HDR_FIELD_MASK
     if not is_ctx(vm, r1):
         return 0
-    if flags & ~(<uint64_t>BPF_F_HDR_FIELD_MASK_):
+    if flags & ~(<uint64_t>BPF_F_HDR_FIELD_MASK):
         return err(EINVAL)
     ptr = _csum_field(vm, <uint32_t>r2, &ret)
     if ptr == NULL:
@@ -250,18 +243,18 @@ cdef uint64_t bpf_l4_csum_replace(Vm* vm, uint64_t r1, uint64_t r2, uint64_t frm
                                   uint64_t flags) noexcept nogil:
     cdef Skb* skb = vm.skb
     cdef uint64_t ret = 0
-    cdef uint64_t known = BPF_F_HDR_FIELD_MASK_ | BPF_F_PSEUDO_HDR_ | BPF_F_MARK_MANGLED_0_
+    cdef uint64_t known = BPF_F_HDR_FIELD_MASK | BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0
     cdef uint8_t* ptr
     cdef uint16_t sum
-    cdef uint64_t size = flags & BPF_F_HDR_FIELD_MASK_
-    cdef bint pseudo = (flags & BPF_F_PSEUDO_HDR_) != 0
-    cdef bint mmzero = (flags & BPF_F_MARK_MANGLED_0_) != 0
-    cdef bint mforce = (flags & BPF_F_MARK_ENFORCE_) != 0
-    cdef bint ipv6 = (flags & BPF_F_IPV6_) != 0
+    cdef uint64_t size = flags & BPF_F_HDR_FIELD_MASK
+    cdef bint pseudo = (flags & BPF_F_PSEUDO_HDR) != 0
+    cdef bint mmzero = (flags & BPF_F_MARK_MANGLED_0) != 0
+    cdef bint mforce = (flags & BPF_F_MARK_ENFORCE) != 0
+    cdef bint ipv6 = (flags & BPF_F_IPV6) != 0
     if not is_ctx(vm, r1):
         return 0
     if skb.profile != PROFILE_V46:
-        known |= BPF_F_MARK_ENFORCE_ | BPF_F_IPV6_
+        known |= BPF_F_MARK_ENFORCE | BPF_F_IPV6
     if flags & ~known:
         return err(EINVAL)
     ptr = _csum_field(vm, <uint32_t>r2, &ret)

@@ -42,12 +42,12 @@ cdef uint64_t bpf_get_route_realm(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, u
 cdef uint64_t bpf_redirect(Vm* vm, uint64_t ifindex, uint64_t flags, uint64_t c, uint64_t d,
                            uint64_t e) noexcept nogil:
     # recorded, not validated: the target is looked up when the verdict is acted on
-    if flags & ~(<uint64_t>BPF_F_INGRESS_):
-        return TC_ACT_SHOT_
+    if flags & ~(<uint64_t>BPF_F_INGRESS):
+        return TC_ACT_SHOT
     vm.skb.redirect_set = True
     vm.skb.redirect_ifindex = <uint32_t>ifindex
     vm.skb.redirect_flags = <uint32_t>flags
-    return TC_ACT_REDIRECT_
+    return TC_ACT_REDIRECT
 
 
 # --- the current task: replayed packets have none, so run() supplies one ------------

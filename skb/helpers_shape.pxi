@@ -13,20 +13,9 @@ cdef enum:
     EALREADY = 114
     IPV4_HLEN = 20              # sizeof(struct iphdr)
     IPV6_HLEN = 40              # sizeof(struct ipv6hdr)
-    BPF_ADJ_ROOM_NET = 0
-    BPF_ADJ_ROOM_MAC = 1
-    ADJ_FIXED_GSO = 1
-    ADJ_ENCAP_L3_IPV4 = 2
-    ADJ_ENCAP_L3_IPV6 = 4
-    ADJ_ENCAP_L4_GRE = 8
-    ADJ_ENCAP_L4_UDP = 16
-    ADJ_NO_CSUM_RESET = 32
-    ADJ_ENCAP_L2_ETH = 64
-    ADJ_DECAP_L3_IPV4 = 128
-    ADJ_DECAP_L3_IPV6 = 256
-    ADJ_ENCAP_L2_SHIFT = 56     # inner MAC length in bits 56-63
 
-cdef uint64_t ADJ_ALLOWED = 0xff000000000000ffULL | ADJ_DECAP_L3_IPV4 | ADJ_DECAP_L3_IPV6
+cdef uint64_t ADJ_ALLOWED = (0xff000000000000ffULL | BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+                             | BPF_F_ADJ_ROOM_DECAP_L3_IPV6)
 
 
 cdef bint _hdr_push(Skb* skb, uint32_t off, uint32_t n) noexcept nogil:
@@ -186,17 +175,17 @@ cdef inline uint32_t _net_base_len(uint16_t protocol) noexcept nogil:
 
 
 cdef uint64_t _net_grow(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noexcept nogil:
-    cdef uint32_t inner_mac_len = <uint8_t>(flags >> ADJ_ENCAP_L2_SHIFT)
-    cdef bint encap = (flags & (ADJ_ENCAP_L3_IPV4 | ADJ_ENCAP_L3_IPV6)) != 0
+    cdef uint32_t inner_mac_len = <uint8_t>(flags >> BPF_ADJ_ROOM_ENCAP_L2_SHIFT)
+    cdef bint encap = (flags & (BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L3_IPV6)) != 0
     cdef uint32_t mac_len
     if skb.gso_size:
         return err(ENOTSUPP)        # not TCP GSO, not UDP_L4 GSO (see the file header)
     if encap:
-        if flags & ADJ_ENCAP_L3_IPV4 and flags & ADJ_ENCAP_L3_IPV6:
+        if flags & BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 and flags & BPF_F_ADJ_ROOM_ENCAP_L3_IPV6:
             return err(EINVAL)
-        if flags & ADJ_ENCAP_L4_GRE and flags & ADJ_ENCAP_L4_UDP:
+        if flags & BPF_F_ADJ_ROOM_ENCAP_L4_GRE and flags & BPF_F_ADJ_ROOM_ENCAP_L4_UDP:
             return err(EINVAL)
-        if flags & ADJ_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
+        if flags & BPF_F_ADJ_ROOM_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
             return err(EINVAL)
         if skb.encapsulation:
             return err(EALREADY)
@@ -212,29 +201,29 @@ cdef uint64_t _net_grow(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noex
         # bookkeeping, which nothing here can observe
         skb.encapsulation = True
         skb.network_header = skb.data + mac_len
-        if flags & (ADJ_ENCAP_L4_GRE | ADJ_ENCAP_L4_UDP):
+        if flags & (BPF_F_ADJ_ROOM_ENCAP_L4_GRE | BPF_F_ADJ_ROOM_ENCAP_L4_UDP):
             skb.transport_header = skb.network_header + (
-                IPV6_HLEN if flags & ADJ_ENCAP_L3_IPV6 else IPV4_HLEN)
-        if skb.protocol == BE_ETH_P_IP and flags & ADJ_ENCAP_L3_IPV6:
+                IPV6_HLEN if flags & BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 else IPV4_HLEN)
+        if skb.protocol == BE_ETH_P_IP and flags & BPF_F_ADJ_ROOM_ENCAP_L3_IPV6:
             skb.protocol = BE_ETH_P_IPV6
-        elif skb.protocol == BE_ETH_P_IPV6 and flags & ADJ_ENCAP_L3_IPV4:
+        elif skb.protocol == BE_ETH_P_IPV6 and flags & BPF_F_ADJ_ROOM_ENCAP_L3_IPV4:
             skb.protocol = BE_ETH_P_IP
     return 0
 
 
 cdef uint64_t _net_shrink(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noexcept nogil:
     cdef uint64_t ret
-    if flags & ~(<uint64_t>(ADJ_FIXED_GSO | ADJ_DECAP_L3_IPV4 | ADJ_DECAP_L3_IPV6
-                            | ADJ_NO_CSUM_RESET)):
+    if flags & ~(<uint64_t>(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+                            | BPF_F_ADJ_ROOM_DECAP_L3_IPV6 | BPF_F_ADJ_ROOM_NO_CSUM_RESET)):
         return err(EINVAL)
     if skb.gso_size:
         return err(ENOTSUPP)
     ret = _hdr_pop(skb, off, n)
     if ret:
         return ret
-    if skb.protocol == BE_ETH_P_IP and flags & ADJ_DECAP_L3_IPV6:
+    if skb.protocol == BE_ETH_P_IP and flags & BPF_F_ADJ_ROOM_DECAP_L3_IPV6:
         skb.protocol = BE_ETH_P_IPV6
-    elif skb.protocol == BE_ETH_P_IPV6 and flags & ADJ_DECAP_L3_IPV4:
+    elif skb.protocol == BE_ETH_P_IPV6 and flags & BPF_F_ADJ_ROOM_DECAP_L3_IPV4:
         skb.protocol = BE_ETH_P_IP
     return 0
 
@@ -251,7 +240,7 @@ cdef uint64_t bpf_skb_adjust_room(Vm* vm, uint64_t r1, uint64_t len_diff_, uint6
     if not is_ctx(vm, r1):
         return 0
     len_min = _net_base_len(skb.protocol)
-    if flags & ~(ADJ_ALLOWED | ADJ_NO_CSUM_RESET):
+    if flags & ~(ADJ_ALLOWED | BPF_F_ADJ_ROOM_NO_CSUM_RESET):
         return err(EINVAL)
     if n > 0xfff:
         return err(EFAULT)
@@ -262,19 +251,20 @@ cdef uint64_t bpf_skb_adjust_room(Vm* vm, uint64_t r1, uint64_t len_diff_, uint6
         off += len_min
     elif mode != BPF_ADJ_ROOM_MAC:
         return err(ENOTSUPP)
-    if flags & (ADJ_DECAP_L3_IPV4 | ADJ_DECAP_L3_IPV6):
+    if flags & (BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_DECAP_L3_IPV6):
         if not shrink:
             return err(EINVAL)
-        if flags & ADJ_DECAP_L3_IPV4 and flags & ADJ_DECAP_L3_IPV6:
+        if flags & BPF_F_ADJ_ROOM_DECAP_L3_IPV4 and flags & BPF_F_ADJ_ROOM_DECAP_L3_IPV6:
             return err(EINVAL)
-        len_min = IPV4_HLEN if flags & ADJ_DECAP_L3_IPV4 else IPV6_HLEN
+        len_min = IPV4_HLEN if flags & BPF_F_ADJ_ROOM_DECAP_L3_IPV4 else IPV6_HLEN
     len_cur = skb.len - (skb.network_header - skb.data)
     if ((shrink and (n >= len_cur or len_cur - n < len_min))
             or (not shrink and skb.len + n > SKB_MAX_ALLOC and skb.gso_size == 0)):
         return err(ENOTSUPP)
     ret = _net_shrink(skb, off, n, flags) if shrink else _net_grow(skb, off, n, flags)
     # __skb_reset_checksum_unnecessary
-    if ret == 0 and not flags & ADJ_NO_CSUM_RESET and skb.ip_summed == CHECKSUM_UNNECESSARY:
+    if (ret == 0 and not flags & BPF_F_ADJ_ROOM_NO_CSUM_RESET
+            and skb.ip_summed == CHECKSUM_UNNECESSARY):
         skb.ip_summed = CHECKSUM_NONE
     skb_sync(vm)
     return ret

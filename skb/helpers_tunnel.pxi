@@ -9,12 +9,6 @@
 # (current only): 44 bytes now, 28 in 4.6.
 
 cdef enum:
-    BPF_F_TUNINFO_IPV6_ = 1
-    BPF_F_ZERO_CSUM_TX_ = 2
-    BPF_F_DONT_FRAGMENT_ = 4
-    BPF_F_SEQ_NUMBER_ = 8
-    BPF_F_NO_TUNNEL_KEY_ = 16
-    BPF_F_TUNINFO_FLAGS_ = 16
     TUNNEL_KEY_SIZE = 44
     TUNNEL_KEY_SIZE_V46 = 28
     TUNNEL_CSUM = 0x0001
@@ -40,10 +34,10 @@ cdef uint64_t _get_tunnel_key(TunnelInfo* t, uint8_t* to, uint32_t size, uint64_
                               bint v46) noexcept nogil:
     cdef uint8_t key[TUNNEL_KEY_SIZE]
     cdef uint32_t id32 = <uint32_t>t.id
-    cdef uint64_t accepted = BPF_F_TUNINFO_IPV6_ | (0 if v46 else BPF_F_TUNINFO_FLAGS_)
+    cdef uint64_t accepted = BPF_F_TUNINFO_IPV6 | (0 if v46 else BPF_F_TUNINFO_FLAGS)
     if not t.present or flags & ~accepted:
         return err(EINVAL)
-    if t.ipv6 != ((flags & BPF_F_TUNINFO_IPV6_) != 0):
+    if t.ipv6 != ((flags & BPF_F_TUNINFO_IPV6) != 0):
         return err(EPROTO)
     # the 8-byte layout has room for an IPv4 remote address only
     if not _tunnel_key_size_ok(size, v46) or (size == 8 and t.ipv6):
@@ -66,7 +60,7 @@ cdef uint64_t _get_tunnel_key(TunnelInfo* t, uint8_t* to, uint32_t size, uint64_
         _put_be32_as_host(key + 4, t.addr)
         if not v46:
             _put_be32_as_host(key + 28, t.addr + 4)
-    if flags & BPF_F_TUNINFO_FLAGS_:
+    if flags & BPF_F_TUNINFO_FLAGS:
         key[22], key[23] = t.flags >> 8, t.flags & 0xff
     memcpy(to, key, size)
     return 0
@@ -97,15 +91,15 @@ cdef uint64_t bpf_skb_set_tunnel_key(Vm* vm, uint64_t r1, uint64_t r2, uint64_t 
     cdef uint32_t id32, label
     cdef TunnelInfo* t = &vm.skb.tun
     cdef bint v46 = vm.skb.profile == PROFILE_V46
-    cdef bint ipv6 = (flags & BPF_F_TUNINFO_IPV6_) != 0
-    cdef uint64_t accepted = BPF_F_TUNINFO_IPV6_ | BPF_F_ZERO_CSUM_TX_ | BPF_F_DONT_FRAGMENT_
+    cdef bint ipv6 = (flags & BPF_F_TUNINFO_IPV6) != 0
+    cdef uint64_t accepted = BPF_F_TUNINFO_IPV6 | BPF_F_ZERO_CSUM_TX | BPF_F_DONT_FRAGMENT
     if not is_ctx(vm, r1):
         return 0
     frm = _mem(vm, r2, size, ACCESS_READ)
     if frm == NULL:
         return 0
     if not v46:
-        accepted |= BPF_F_SEQ_NUMBER_ | BPF_F_NO_TUNNEL_KEY_
+        accepted |= BPF_F_SEQ_NUMBER | BPF_F_NO_TUNNEL_KEY
     if flags & ~accepted or not _tunnel_key_size_ok(size, v46):
         return err(EINVAL)
     memset(key, 0, TUNNEL_KEY_SIZE)
@@ -120,13 +114,13 @@ cdef uint64_t bpf_skb_set_tunnel_key(Vm* vm, uint64_t r1, uint64_t r2, uint64_t 
         memset(t, 0, sizeof(TunnelInfo))
     t.present, t.from_helper, t.ipv6 = True, True, ipv6
     t.flags = TUNNEL_KEY | TUNNEL_CSUM | TUNNEL_NOCACHE
-    if flags & BPF_F_DONT_FRAGMENT_:
+    if flags & BPF_F_DONT_FRAGMENT:
         t.flags |= TUNNEL_DONT_FRAGMENT
-    if flags & BPF_F_ZERO_CSUM_TX_ and not (v46 and ipv6):
+    if flags & BPF_F_ZERO_CSUM_TX and not (v46 and ipv6):
         t.flags &= ~TUNNEL_CSUM
-    if flags & BPF_F_SEQ_NUMBER_:
+    if flags & BPF_F_SEQ_NUMBER:
         t.flags |= TUNNEL_SEQ
-    if flags & BPF_F_NO_TUNNEL_KEY_:
+    if flags & BPF_F_NO_TUNNEL_KEY:
         t.flags &= ~TUNNEL_KEY
     memcpy(&id32, key, 4)
     t.id = id32

@@ -183,7 +183,7 @@ cdef uint64_t bpf_clone_redirect(Vm* vm, uint64_t r1, uint64_t ifindex, uint64_t
     cdef Skb* skb = vm.skb
     if not is_ctx(vm, r1):
         return 0
-    if flags & ~(<uint64_t>BPF_F_INGRESS_):
+    if flags & ~(<uint64_t>BPF_F_INGRESS):
         return err(EINVAL)
     if not skb_device_exists(skb, <uint32_t>ifindex):
         return err(EINVAL)

@@ -1,133 +1,6 @@
 # The sk_buff model: one linear packet buffer with head- and tailroom, plus the
-# metadata the kernel keeps beside the bytes.  Included into pyebpf/_core.pyx.
-#
-# Offsets (data, mac_header, network_header, transport_header) count from ``head``.
-# Values that the kernel stores big-endian (protocol, vlan_proto) are kept exactly as a
-# little-endian load of those bytes returns them, which is what programs read:
-# IPv4 is 0x0008, 802.1Q 0x0081.
-
-cdef enum:
-    SKB_HEADROOM = 256          # room for vlan pushes and change_head without moving bytes
-    SKB_TAILROOM = 256
-    SKB_MAX_ALLOC = 16064       # kernel's SKB_MAX_ALLOC for 4 KiB pages (change_tail limit)
-    ETH_HLEN = 14
-    ETH_ALEN = 6
-    VLAN_HLEN = 4
-    NO_HEADER = 0xffffffff
-    TUNNEL_OPTS_MAX = 255
-
-# skb->ip_summed
-cdef enum:
-    CHECKSUM_NONE = 0
-    CHECKSUM_UNNECESSARY = 1
-    CHECKSUM_COMPLETE = 2
-    CHECKSUM_PARTIAL = 3
-
-# protocol values as programs read them (__be16 loaded little-endian)
-cdef enum:
-    BE_ETH_P_IP = 0x0008
-    BE_ETH_P_IPV6 = 0xdd86
-    BE_ETH_P_8021Q = 0x0081
-    BE_ETH_P_8021AD = 0xa888
-    BE_ETH_P_802_3 = 0x0100
-    BE_ETH_P_802_2 = 0x0400
-
-ctypedef struct TunnelInfo:
-    # the kernel's struct ip_tunnel_info, as skb_tunnel_info() returns it
-    bint present            # metadata attached (received, or set by set_tunnel_key)
-    bint from_helper        # the per-CPU metadata of bpf_skb_set_tunnel_key (mode TX)
-    bint ipv6
-    uint64_t id
-    # ip_tunnel_key.u, network order: IPv4 src at 0 and dst at 4, IPv6 src at 0 and
-    # dst at 16 (the union's aliasing is what the 4.6 profile's stale addresses show)
-    uint8_t addr[32]
-    uint8_t tos
-    uint8_t ttl
-    uint16_t flags          # TUNNEL_* bits, host order (0x0001 CSUM, 0x0004 KEY, ...)
-    uint32_t label          # IPv6 flow label, host order
-    uint32_t opts_len
-    uint8_t opts[TUNNEL_OPTS_MAX + 1]
-
-ctypedef struct CloneRec:
-    uint32_t ifindex
-    uint32_t flags
-    size_t offset           # into Skb.clone_buf
-    size_t length
-
-ctypedef struct Skb:
-    uint8_t* head
-    uint32_t cap
-    uint32_t data
-    uint32_t len
-    uint32_t mac_header
-    uint32_t network_header
-    uint32_t transport_header   # NO_HEADER when unset
-    uint8_t pkt_type
-    uint32_t mark
-    uint16_t queue_mapping
-    uint16_t protocol
-    bint vlan_present           # hardware-accelerated (out-of-band) tag
-    uint16_t vlan_proto
-    uint16_t vlan_tci
-    uint32_t priority
-    uint32_t ingress_ifindex
-    uint32_t ifindex
-    uint16_t tc_index
-    uint8_t cb[20]
-    uint32_t hash
-    bint l4_hash
-    bint sw_hash
-    uint16_t tc_classid
-    uint32_t napi_id
-    uint64_t tstamp
-    uint8_t tstamp_type
-    uint32_t wire_len
-    uint16_t gso_segs
-    uint16_t gso_size
-    uint64_t hwtstamp
-    uint8_t ip_summed
-    uint32_t csum
-    bint csum_checked           # the run began CHECKSUM_COMPLETE: csum is checked at the end,
-                                # as test_run does, even if a helper dropped ip_summed to NONE
-    bint encapsulation          # set by skb_adjust_room's ENCAP flags
-    bint at_ingress
-    uint8_t dev_addr[ETH_ALEN]
-    uint8_t dev_broadcast[ETH_ALEN]
-    TunnelInfo tun
-    # what the program asked for
-    bint redirect_set
-    uint32_t redirect_ifindex
-    uint32_t redirect_flags
-    CloneRec* clones
-    size_t nclones
-    size_t cap_clones
-    uint8_t* clone_buf
-    size_t clone_len
-    size_t clone_cap
-    # the devices that exist (clone_redirect's lookup); unlisted: every ifindex > 0
-    bint devices_listed
-    uint32_t* devices
-    size_t ndevices
-    char* printk
-    size_t printk_len
-    size_t printk_cap
-    # the environment helpers report
-    uint64_t ktime
-    uint64_t ktime_step
-    uint64_t prandom
-    uint32_t cpu
-    uint32_t cgroup_classid
-    uint32_t route_realm
-    uint64_t pid_tgid            # the "current task" (none for a replayed packet)
-    uint64_t uid_gid
-    uint8_t comm[16]
-    int profile                 # PROFILE_CURRENT or PROFILE_V46
-
-
-cdef enum:
-    PROFILE_CURRENT = 0
-    PROFILE_V46 = 1
-
+# metadata the kernel keeps beside the bytes.  Included into pyebpf/_core.pyx; its
+# types are declared in skb/skbuff.pxd.
 
 # TUNNEL_* flags whose presence makes tunnel options readable (TUNNEL_OPTIONS_PRESENT):
 # GENEVE_OPT|VXLAN_OPT|ERSPAN_OPT|GTP_OPT now, GENEVE_OPT|VXLAN_OPT in 4.6
@@ -146,10 +19,6 @@ cdef inline bint tunnel_opts_present(TunnelInfo* t, int profile) noexcept nogil:
 cdef inline uint8_t* tunnel_dst(TunnelInfo* t) noexcept nogil:
     """The outer destination address (the source is at ``t.addr``)."""
     return t.addr + (16 if t.ipv6 else 4)
-
-
-cdef inline uint8_t* skb_data(Skb* skb) noexcept nogil:
-    return skb.head + skb.data
 
 
 cdef bint skb_reserve(Skb* skb, uint32_t headroom, uint32_t tailroom) noexcept nogil:
@@ -223,8 +92,6 @@ cdef void skb_free(Skb* skb) noexcept nogil:
     skb.devices = NULL
 
 
-cdef size_t skb_wire_len(Skb* skb) noexcept nogil:
-    return skb.len + (VLAN_HLEN if skb.vlan_present and skb.len >= 2 * ETH_ALEN else 0)
 
 
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil:
@@ -274,9 +141,6 @@ cdef bint skb_printk(Skb* skb, const char* text, size_t n) noexcept nogil:
 
 # --- the context's access rules, compiled per program from skb/rules.py ---------
 
-cdef enum:
-    CTX_SIZE = 192
-
 # field ids, as in skb/rules.py FIELDS
 cdef enum:
     F_LEN = 1
@@ -314,13 +178,6 @@ cdef enum:
     F_TSTAMP_TYPE
     F_PADDING
     F_HWTSTAMP
-
-ctypedef struct CtxRules:
-    uint8_t field[CTX_SIZE]      # field id at each offset
-    uint8_t width[CTX_SIZE]      # kernel storage width of that field
-    uint8_t read[CTX_SIZE]       # bit (size) set: a read of that size is allowed here
-    uint8_t write[CTX_SIZE]
-
 
 # --- checksum arithmetic shared by the helpers (x86-64 csum_partial, csum_fold) -------
 
@@ -387,11 +244,6 @@ cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil:
 
 # --- legacy packet loads ------------------------------------------------------------
 
-cdef enum:
-    SKF_NET_OFF_ = -0x100000
-    SKF_LL_OFF_ = -0x200000
-
-
 cdef bint skb_ld_packet(Skb* skb, int32_t k, int size, uint64_t* out) noexcept nogil:
     """LD_ABS/LD_IND on an skb: big-endian bytes at offset ``k`` from data, or from the
     network (SKF_NET_OFF) or MAC (SKF_LL_OFF) header; False when out of bounds."""
@@ -400,10 +252,10 @@ cdef bint skb_ld_packet(Skb* skb, int32_t k, int size, uint64_t* out) noexcept n
     cdef const uint8_t* p
     if k >= 0:
         start = <int64_t>skb.data + k
-    elif k >= SKF_NET_OFF_:
-        start = <int64_t>skb.network_header + (k - SKF_NET_OFF_)
-    elif k >= SKF_LL_OFF_:
-        start = <int64_t>skb.mac_header + (k - SKF_LL_OFF_)
+    elif k >= SKF_NET_OFF:
+        start = <int64_t>skb.network_header + (k - SKF_NET_OFF)
+    elif k >= SKF_LL_OFF:
+        start = <int64_t>skb.mac_header + (k - SKF_LL_OFF)
     else:
         return False
     if start + size > tail:

@@ -6,6 +6,7 @@ are used as they are, and a section with relocations is refused.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import toolpath
+from pyebpf.pinning import private_directory
 
 CLANG = toolpath.find("clang-19")
 OBJCOPY = toolpath.find("llvm-objcopy-19")
 READELF = toolpath.find("llvm-readelf-19")
-_CACHE = Path(tempfile.gettempdir()) / "pyebpf-bpfc"
 _MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
                             text=True).stdout.strip() if toolpath.find("gcc") else ""
 
@@ -31,14 +32,24 @@ PRELUDE = """\
 """
 
 
+def cache_dir() -> Path:
+    """This user's compile cache, <tmp>/pyebpf-bpfc-<uid>, made 0700 if missing; refused
+    (PinError) unless it is a directory of this user's that no one else can write to:
+    whoever could would choose the objects these tests run."""
+    path = os.path.join(tempfile.gettempdir(), f"pyebpf-bpfc-{os.getuid()}")
+    os.close(private_directory(path, "compile cache", "another user could choose the "
+                               "objects the tests run; remove it, or set TMPDIR to "
+                               "compile elsewhere"))
+    return Path(path)
+
+
 def _cached(key: str, suffix: str, make) -> bytes:
     """``make()``'s bytes, kept under ``key`` (written to a temporary name, then renamed)."""
-    out = _CACHE / f"{key}{suffix}"
+    out = cache_dir() / f"{key}{suffix}"
     if out.exists():
         return out.read_bytes()
-    _CACHE.mkdir(exist_ok=True)
     data = make()
-    tmp_out = out.with_suffix(".tmp")
+    tmp_out = out.with_suffix(f".{os.getpid()}.tmp")
     tmp_out.write_bytes(data)
     tmp_out.replace(out)
     return data

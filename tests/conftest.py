@@ -110,8 +110,9 @@ def pytest_addoption(parser):
 
 # The one skip rule of the suite.  Differential tests never skip for want of bpf(2): where
 # it is refused they get the kernel's recorded answers (tests/recorded_kernel.py).  Only
-# tests that need the running kernel itself (network namespaces, tc, a bpffs mount, a
-# whole object loaded by libbpf) ask for the ``live_kernel`` fixture, which skips then.
+# tests that need the running kernel itself (network namespaces, tc, packet sockets, a
+# bpffs mount, a whole object loaded by libbpf) ask for the ``live_kernel`` fixture, and
+# tests that run children as other users ask for ``root``; those two skip, naming why.
 _answers = None
 _live_tests: set[str] = set()
 _passed = {"replayable": 0, "live": 0}
@@ -151,7 +152,8 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(items):
-    _live_tests.update(item.nodeid for item in items if "live_kernel" in item.fixturenames)
+    _live_tests.update(item.nodeid for item in items
+                       if {"live_kernel", "root"} & set(item.fixturenames))
     _answers.live_only = _live_tests
     _answers.varying = {item.nodeid for item in items
                         if item.get_closest_marker("kernel_varies") is not None}
@@ -175,7 +177,7 @@ def pytest_terminal_summary(terminalreporter):
         f"{outside_live_tests(_answers.served)} kernel answers, "
         f"{outside_live_tests(recorded_kernel.COMPARISONS)} engine-kernel comparisons "
         f"(kernel answers {'replayed' if _answers.mode == 'replay' else 'asked live'}; "
-        f"{_passed['live']} live-kernel tests passed)")
+        f"{_passed['live']} live-kernel or root tests passed)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -202,3 +204,10 @@ def live_kernel():
     if _answers.mode == "replay":
         pytest.skip(f"needs the running kernel itself: {_answers.unavailable}")
     return kernel
+
+
+@pytest.fixture(scope="session")
+def root():
+    """Nothing; a skip unless this process runs as root (children run as other users)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run children as other users")

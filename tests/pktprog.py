@@ -132,10 +132,10 @@ _ENGINE: dict = {}
 _KERNEL: dict = {}
 
 
-def engine_prog(code: bytes, prog_type=CLS, profile: str = "current"):
-    key = (code, prog_type, profile)
+def engine_prog(code: bytes, prog_type=CLS, profile: str = "current", verify: bool = True):
+    key = (code, prog_type, profile, verify)
     if key not in _ENGINE:
-        _ENGINE[key] = pyebpf.Program(code, prog_type, profile=profile)
+        _ENGINE[key] = pyebpf.Program(code, prog_type, profile=profile, verify=verify)
     return _ENGINE[key]
 
 
@@ -154,9 +154,9 @@ def kernel_prog(code: bytes, prog_type=CLS):
 
 
 def run_engine(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = False,
-               profile: str = "current", **fields) -> Outcome:
+               profile: str = "current", verify: bool = True, **fields) -> Outcome:
     ctx = {"cb": list(cb or [0] * 5)}
-    res = engine_prog(code, prog_type, profile).run(
+    res = engine_prog(code, prog_type, profile, verify).run(
         packet, **engine_fields(isa.prog_type(prog_type), ctx), csum_complete=csum, **fields)
     if csum and not res.csum_ok:
         return Outcome(False)

@@ -1,7 +1,10 @@
 """The interpreter's behaviour beyond the conformance suite: memory regions, faults,
 calls, the budget, helpers, tracing and the result object."""
+from pathlib import Path
+
 import pytest
 
+import pyebpf
 from pyebpf import Program, errors, isa
 
 
@@ -179,8 +182,9 @@ def test_a_python_helper_reads_and_writes_memory_through_checked_access():
 
 def test_a_python_helper_cannot_touch_memory_outside_the_regions():
     p = prog("mov %r1, 0\ncall 9\nexit", helpers={9: lambda mem, a, *_: len(mem.read(a + 8, 1))})
-    with pytest.raises(errors.ExecutionError, match="helper 9 raised ValueError"):
+    with pytest.raises(errors.ExecutionError, match="helper 9 raised HelperAccessError") as err:
         p.run()
+    assert (err.value.__cause__.address, err.value.__cause__.size) == (8, 1)
 
 
 def test_an_exception_in_a_python_helper_becomes_an_execution_error():
@@ -265,3 +269,11 @@ def test_an_unknown_program_type_is_refused():
 
 def test_disassemble_lists_the_program():
     assert prog("mov %r0, 1\nexit").disassemble() == "    0: r0 = 0x1\n    1: exit"
+
+
+def test_the_conditional_jump_cases_are_the_ones_the_isa_table_generates():
+    src = (Path(pyebpf.__file__).parent / "_core.pyx").read_text()
+    begin = src.index(isa.JCC_BEGIN)
+    end = src.index(isa.JCC_END) + len(isa.JCC_END) + 1
+    assert src[begin:end] == isa.jcc_cases_source(), \
+        "the jump cases in _core.pyx are stale: a build (setup.py) rewrites them"

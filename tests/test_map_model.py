@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 import pyebpf
 from pyebpf import isa
-from pyebpf import Map, MapError
+from pyebpf import Map
+from pyebpf.errors import MapError
 
 T = isa.MapType
 MAX, NCPU = 4, 3

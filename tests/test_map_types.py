@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
 from pyebpf import isa
-from pyebpf import Map, MapError
+from pyebpf import Map
+from pyebpf.errors import MapError
 
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
@@ -377,7 +378,7 @@ def test_an_inner_map_pointer_is_not_memory():
         call 0x1
         if r0 == 0x0 goto +1
         r0 = *(u64 *)(r0 + 0x0)
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.MemoryFault):
         prog.run(FRAME)
 
@@ -589,7 +590,7 @@ def test_a_record_still_reserved_at_exit_is_discarded():
         r3 = 0x0
         call 0x83
         r0 = 0x0
-        exit"""), "sched_cls").run(FRAME)
+        exit"""), "sched_cls", verify=False).run(FRAME)
     assert m.drain() == [] and m.consumer_pos == 16
 
 
@@ -603,7 +604,7 @@ def test_writing_past_a_reserved_record_faults():
         if r0 == 0x0 goto +1
         *(u64 *)(r0 + 0x8) = 0x1
         r0 = 0x0
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.MemoryFault, match="ring buffer record"):
         prog.run(FRAME)
 
@@ -615,6 +616,6 @@ def test_submitting_a_pointer_that_is_not_a_record_is_refused():
         r2 = 0x0
         call 0x84
         r0 = 0x0
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.ExecutionError, match="not a reserved ring buffer record"):
         prog.run(FRAME)

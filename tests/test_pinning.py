@@ -139,7 +139,7 @@ def test_getting_a_pin_twice_in_one_process_gives_the_same_map():
     m = Map.create("array", 4, 8, 1)
     m.pin("a")
     assert Map.from_pin("a") is m
-    os.makedirs(pyebpf.pin_root() / "tc" / "globals")
+    pinning.makedirs("tc/globals")
     m.pin("tc/globals/b")
     assert Map.from_pin("tc/globals/b") is m
 

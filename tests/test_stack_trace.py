@@ -11,7 +11,8 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf import Map, MapError
+from pyebpf import Map
+from pyebpf.errors import MapError
 
 STACK_TRACE = isa.MapType.BPF_MAP_TYPE_STACK_TRACE
 

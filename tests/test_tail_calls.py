@@ -3,7 +3,8 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf import Map, MapError
+from pyebpf import Map
+from pyebpf.errors import MapError
 
 PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
 
@@ -97,6 +98,6 @@ def test_map_helpers_refuse_a_program_array():
         r2 += -0x4
         call 0x1
         r0 = 0x0
-        exit"""), "sched_cls")
+        exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.ExecutionError, match="only for bpf_tail_call"):
         prog.run(bytes(64))

@@ -1,4 +1,4 @@
-"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pxi).
+"""tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pyx).
 
 Verdict semantics follow cls_bpf_classify, tcf_bpf_act and sch_handle_* (docs/kernel-notes.md); the kernel judges the classifier
 verdicts of every sample frame where BPF_PROG_TEST_RUN can show them (it returns the raw
@@ -335,7 +335,8 @@ def test_perf_events_are_attributed_to_their_packet():
 # --- errors ----------------------------------------------------------------------------
 
 def test_a_program_fault_drops_that_packet_and_is_reported(capture, run, tmp_path):
-    rc, err, rep = run(FAULT, "-o", tmp_path / "out.pcap", "--drops", tmp_path / "d.pcap")
+    rc, err, rep = run(FAULT, "-o", tmp_path / "out.pcap", "--drops", tmp_path / "d.pcap",
+                       "--no-verify")
     short = [k for k, f in enumerate(FRAMES) if len(f) <= 100]
     assert rc == 0 and short and len(short) < len(FRAMES)
     faults = [line for line in err if " faulted at pc " in line]
@@ -349,7 +350,8 @@ def test_a_program_fault_drops_that_packet_and_is_reported(capture, run, tmp_pat
 
 def test_stop_on_error_ends_the_run_with_exit_1_and_no_output(capture, run, tmp_path):
     (tmp_path / "out.pcap").write_bytes(b"previous")
-    rc, err, _ = run(FAULT, "-o", tmp_path / "out.pcap", "--stop-on-error", report=False)
+    rc, err, _ = run(FAULT, "-o", tmp_path / "out.pcap", "--stop-on-error", "--no-verify",
+                     report=False)
     assert rc == 1
     assert err[-1] == "tcsim: stopped (--stop-on-error); no output written"
     assert (tmp_path / "out.pcap").read_bytes() == b"previous"
@@ -520,3 +522,11 @@ def test_a_replay_is_one_transaction_on_the_pinned_maps_it_reaches(tmp_path, mon
                           "'count')[bytes(4)].hex())"], capture_output=True, text=True,
                          env=env, cwd=cwd, check=True).stdout
     assert int.from_bytes(bytes.fromhex(out.strip()), "little") == len(FRAMES)
+
+
+def test_the_replay_loop_is_an_extension_of_its_own_on_the_cores_c_interface():
+    from pyebpf import _core
+    from pyebpf.pcap import tcreplay
+    exported = set(_core.__pyx_capi__)
+    assert {"vm_run", "vm_fault", "program_core", "skb_init"} <= exported
+    assert tcreplay.__file__ != _core.__file__

@@ -83,6 +83,8 @@ class KernelObject:
 def load_object(source, *, prog_type=None) -> KernelObject:
     """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
     loads it into pyebpf: the same map definitions and initial contents (maps created
-    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled."""
+    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled
+    (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
+    :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array)."""
     from .. import elf
     return KernelObject(elf.parse(source), prog_type)

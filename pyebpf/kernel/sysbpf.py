@@ -15,7 +15,7 @@ import platform
 import struct
 from dataclasses import dataclass
 
-from .. import isa
+from .. import host, isa
 from ..errors import KernelError
 
 _SYS_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280}
@@ -178,13 +178,7 @@ class Syscalls:
 
     def possible_cpus(self) -> int:
         """The number of possible CPUs: per-CPU values have one slot per possible CPU."""
-        # "0-1,4-7": every range counts
-        with open("/sys/devices/system/cpu/possible") as f:
-            total = 0
-            for part in f.read().strip().split(","):
-                lo, _, hi = part.partition("-")
-                total += int(hi or lo) - int(lo) + 1
-            return total
+        return host.possible_cpus()
 
 
 #: What the oracle calls; a stand-in with the same methods may replace it.

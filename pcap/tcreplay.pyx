@@ -1,8 +1,11 @@
-# The tc hook model and the replay loop of ``tcsim``.  Included at the end of
-# pyebpf/_core.pyx: it runs a chain of programs over every frame of a capture in C
-# (one Vm and one Skb reused for all packets) and fills a C array of outcomes; Python
-# objects are made per packet only for the output bytes and for rare extras (clones,
-# trace_printk lines, perf events, faults).
+# cython: language_level=3
+"""The tc hook model and the replay loop of ``tcsim``.
+
+A compilation unit of its own on the core's C interface (pyebpf/_core.pxd): it runs a
+chain of programs over every frame of a capture in C (one Vm and one Skb reused for all
+packets) and fills a C array of outcomes; Python objects are made per packet only for
+the output bytes and for rare extras (clones, trace_printk lines, perf events, faults).
+"""
 #
 # Semantics (docs/kernel-notes.md, Return values; net/sched/cls_bpf.c, act_bpf.c,
 # cls_api.c, dev.c):
@@ -20,20 +23,21 @@
 #     continue.  At ingress __netif_receive_skb_core has already moved an in-band outer
 #     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs.
 
-cdef enum:
-    TC_ACT_UNSPEC_ = -1
-    TC_ACT_OK_ = 0
-    TC_ACT_RECLASSIFY_ = 1
-    TC_ACT_PIPE_ = 3
-    TC_ACT_STOLEN_ = 4
-    TC_ACT_QUEUED_ = 5
-    TC_ACT_TRAP_ = 8
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport realloc
+from libc.string cimport memcmp, memcpy, memset
+
+from pyebpf._core cimport *
+
+from pyebpf import isa as _isa
 
 
 cdef enum:
     MODE_DA = 0
     MODE_CLASSID = 1
     MODE_ACT = 2
+    MODE_SF = 3             # one socket filter on a packet socket (tcsim --cbpf)
     MAX_CHAIN = 64
 
 # what the hook did with a packet (tcsim's "action")
@@ -69,21 +73,21 @@ REPLAY_RECORD = "=iiIIIIIIQBBBBxxxx"
 
 
 cdef inline int32_t _da_opcode(int32_t code, int profile) noexcept nogil:
-    if code == TC_ACT_OK_ or code == TC_ACT_SHOT_ or code == TC_ACT_STOLEN_ \
-            or code == TC_ACT_REDIRECT_ or code == TC_ACT_UNSPEC_:
+    if code == TC_ACT_OK or code == TC_ACT_SHOT or code == TC_ACT_STOLEN \
+            or code == TC_ACT_REDIRECT or code == TC_ACT_UNSPEC:
         return code
-    if code == TC_ACT_TRAP_ and profile != PROFILE_V46:
+    if code == TC_ACT_TRAP and profile != PROFILE_V46:
         return code
-    return TC_ACT_UNSPEC_
+    return TC_ACT_UNSPEC
 
 
 cdef inline int32_t _act_opcode(int32_t code, int32_t default) noexcept nogil:
-    if code == TC_ACT_PIPE_ or code == TC_ACT_RECLASSIFY_ or code == TC_ACT_OK_ \
-            or code == TC_ACT_REDIRECT_ or code == TC_ACT_SHOT_:
+    if code == TC_ACT_PIPE or code == TC_ACT_RECLASSIFY or code == TC_ACT_OK \
+            or code == TC_ACT_REDIRECT or code == TC_ACT_SHOT:
         return code
-    if code == TC_ACT_UNSPEC_:
+    if code == TC_ACT_UNSPEC:
         return default
-    return TC_ACT_UNSPEC_
+    return TC_ACT_UNSPEC
 
 
 cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
@@ -145,74 +149,44 @@ cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint3
     return True
 
 
-cdef bint _device_exists(Skb* skb, uint32_t ifindex) noexcept nogil:
-    cdef size_t k
-    if ifindex == 0 or ifindex > 0x7fffffff:
-        return False
-    if not skb.devices_listed or ifindex == skb.ifindex:
-        return True
-    for k in range(skb.ndevices):
-        if skb.devices[k] == ifindex:
-            return True
-    return False
-
-
-cdef int _run_one(Vm* vm, ChainProg* cp, uint8_t* stack, uint8_t* ctx_mem, Skb* skb,
-                  bint v46) noexcept nogil:
-    """Run one program of the chain on ``skb`` (as Program.run sets a run up); returns
-    the Vm status."""
-    memset(&vm.reg, 0, sizeof(vm.reg))
-    memset(stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
-    vm.pc = 0
-    vm.status = STATUS_RUNNING
-    vm.budget_left = <int64_t>(cp.budget if cp.budget < <uint64_t>0x7fffffffffffffff else <uint64_t>0x7fffffffffffffff)
-    vm.depth = 0
-    vm.regions[0].start = <uintptr_t>(stack + STACK_SIZE - FRAME_SIZE)
-    vm.regions[0].end = <uintptr_t>(stack + STACK_SIZE)
-    vm.regions[0].writable = True
-    vm.regions[0].name = REGION_STACK
-    vm.reg[10] = vm.regions[0].end
-    vm.skb, vm.ctx = skb, <uintptr_t>ctx_mem
-    vm.reg[1] = vm.ctx
-    vm.pkt_region = 1
-    vm.regions[1].writable = True
-    vm.regions[1].name = REGION_PACKET
-    vm.nregions = vm.map_regions = 2
-    skb_sync(vm)
-    vm.div0_abort = v46
-    vm.pkt, vm.pkt_len = NULL, 0
-    vm.fault_msg = NULL
-    vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, cp.tail_call_limit, NULL
-    install_prog(vm, cp.core)
-    while True:
-        if _cov_on:
-            _interp(vm, <_Cov*>NULL)
-        else:
-            _interp(vm, <_NoTrace*>NULL)
-        if vm.status != STATUS_TAIL_CALL:
-            break
-        tail_call_switch(vm)
-    ringbuf_release_all(vm)
-    return vm.status
+cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
+    """Run one program of the chain on ``skb``; returns the Vm status.  A socket filter
+    has no direct packet access: no packet region, as in Program.run."""
+    cdef int status
+    vm_begin(vm, cp.budget, cp.tail_call_limit, v46)
+    vm_attach_skb(vm, skb, cp.core.prog_type != BPF_PROG_TYPE_SOCKET_FILTER)
+    status = vm_run(vm, cp.core, False)
+    vm_end(vm)
+    return status
 
 
 cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
-                     int32_t act_default, uint8_t* stack, uint8_t* ctx_mem, Skb* skb,
-                     TcOutcome* o) noexcept nogil:
+                     int32_t act_default, Skb* skb, TcOutcome* o) noexcept nogil:
     """The classification of one packet and what the clsact hook does with it."""
     cdef bint v46 = skb.profile == PROFILE_V46
     cdef int reclassify_limit = 4 if v46 else 16
     cdef int reclassified = 0
     cdef int k
     cdef int32_t r0, verdict
+    if mode == MODE_SF:
+        # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
+        o.runs = 1
+        k = _run_one(vm, &chain[0], skb, v46)
+        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        if k != STATUS_EXIT:
+            o.fault_prog, o.action = 1, HOOK_FAULT
+            return
+        o.retval = o.verdict = <int32_t>vm.reg[0]
+        o.action = HOOK_DELIVERED if <uint32_t>vm.reg[0] else HOOK_DROPPED
+        return
     while True:
-        verdict = TC_ACT_UNSPEC_
+        verdict = TC_ACT_UNSPEC
         o.has_classid = False
         for k in range(nprogs):
             if mode != MODE_ACT:
                 skb.tc_classid = <uint16_t>classid
             o.runs += 1
-            if _run_one(vm, &chain[k], stack, ctx_mem, skb, v46) != STATUS_EXIT:
+            if _run_one(vm, &chain[k], skb, v46) != STATUS_EXIT:
                 o.insns += chain[k].budget - <uint64_t>vm.budget_left
                 o.fault_prog = k + 1
                 o.action = HOOK_FAULT
@@ -223,40 +197,40 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
             if mode == MODE_DA:
                 o.classid, o.has_classid = (classid & 0xffff0000u) | skb.tc_classid, True
                 verdict = _da_opcode(r0, skb.profile)
-                if verdict != TC_ACT_UNSPEC_:
+                if verdict != TC_ACT_UNSPEC:
                     break
             elif mode == MODE_CLASSID:
                 if r0 == 0:
                     continue
                 o.classid = classid if r0 == -1 else <uint32_t>r0
                 o.has_classid = True
-                verdict = TC_ACT_OK_
+                verdict = TC_ACT_OK
                 break
             else:
                 o.classid, o.has_classid = classid, True
                 verdict = _act_opcode(r0, act_default)
-                if verdict != TC_ACT_PIPE_:
+                if verdict != TC_ACT_PIPE:
                     break
-        if verdict != TC_ACT_RECLASSIFY_:
+        if verdict != TC_ACT_RECLASSIFY:
             break
         if reclassified >= reclassify_limit:
-            verdict = TC_ACT_SHOT_
+            verdict = TC_ACT_SHOT
             break
         reclassified += 1
     o.verdict = verdict
-    if verdict == TC_ACT_SHOT_:
+    if verdict == TC_ACT_SHOT:
         o.action = HOOK_DROPPED
-    elif verdict == TC_ACT_STOLEN_ or verdict == TC_ACT_QUEUED_ or verdict == TC_ACT_TRAP_:
+    elif verdict == TC_ACT_STOLEN or verdict == TC_ACT_QUEUED or verdict == TC_ACT_TRAP:
         o.action = HOOK_CONSUMED
-    elif verdict == TC_ACT_REDIRECT_:
-        if skb.redirect_set and _device_exists(skb, skb.redirect_ifindex):
+    elif verdict == TC_ACT_REDIRECT:
+        if skb.redirect_set and skb_device_exists(skb, skb.redirect_ifindex):
             o.action = HOOK_REDIRECTED
             o.redirect_ifindex = skb.redirect_ifindex
-            o.redirect_ingress = (skb.redirect_flags & BPF_F_INGRESS_) != 0
+            o.redirect_ingress = (skb.redirect_flags & BPF_F_INGRESS) != 0
         else:
             o.action = HOOK_DROPPED
     else:
-        if verdict == TC_ACT_OK_ or verdict == TC_ACT_RECLASSIFY_:
+        if verdict == TC_ACT_OK or verdict == TC_ACT_RECLASSIFY:
             skb.tc_index = <uint16_t>(o.classid & 0xffff)
         o.action = HOOK_DELIVERED
 
@@ -272,8 +246,8 @@ cdef bytes _wire(Skb* skb, object original, const uint8_t* frame, uint32_t n):
     return out
 
 
-def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
-               uint32_t classid=0, int act_default=TC_ACT_PIPE_, dict fields=None,
+def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
+               uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
                bint stop_on_error=False):
     """Run every frame through the chain ``programs`` at a clsact hook.
 
@@ -285,57 +259,57 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     """
     cdef int nprogs = len(programs)
     cdef ChainProg chain[MAX_CHAIN]
-    cdef Program p
+    cdef ProgCore* core
     cdef int imode
     cdef Vm vm
-    cdef uint8_t stack[STACK_SIZE]
-    cdef uint8_t ctx_mem[CTX_SIZE]
     cdef Skb tmpl
     cdef Skb skb
     cdef uint32_t keep = 0
     cdef Py_ssize_t i, nframes = len(frames)
     cdef size_t c
-    cdef bytes frame
+    cdef bytes frame, out
     cdef bytearray records
     cdef TcOutcome* outs
     cdef TcOutcome* o
     cdef list data = []
     cdef dict extras = {}
     cdef list perf = []
-    cdef Map m
+    cdef MapStore* m
     if not 0 < nprogs <= MAX_CHAIN:
         raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
-    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT}[mode]
-    profile = (<Program>programs[0]).profile
+    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT, "sf": MODE_SF}[mode]
+    profile = programs[0].profile
     want = (_isa.ProgType.BPF_PROG_TYPE_SCHED_ACT if imode == MODE_ACT
+            else _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER if imode == MODE_SF
             else _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
+    if imode == MODE_SF and nprogs != 1:
+        raise ValueError(f"a packet socket runs one socket filter, not {nprogs}")
     for k, p in enumerate(programs):
         if p.prog_type != want or p.profile != profile:
             raise ValueError(f"program {k + 1} of the chain is {p!r} with profile "
                              f"{p.profile!r}; this chain needs {want.name} programs with "
                              f"profile {profile!r}")
-        if p._py_helpers:
+        core = program_core(p)
+        if core.py_helpers:
             raise ValueError(f"program {k + 1} of the chain has Python helpers, which the "
                              "replay loop cannot call")
-        chain[k].core, chain[k].budget = &p._pc, p.budget
+        chain[k].core, chain[k].budget = core, p.budget
         chain[k].tail_call_limit = p.tail_call_limit
         for mp in p.maps:
-            if (<Map>mp)._m.type == MAP_PERF_EVENT_ARRAY and mp not in perf:
+            if map_store(mp).type == BPF_MAP_TYPE_PERF_EVENT_ARRAY and mp not in perf:
                 perf.append(mp)
     fields = dict(fields or {})
     fields["ingress"] = ingress
     keep = (("protocol" in fields) | ("pkt_type" in fields) << 1 | ("wire_len" in fields) << 2
             | ingress << 3)
-    vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
-    vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
     memset(&tmpl, 0, sizeof(Skb))
     memset(&skb, 0, sizeof(Skb))
     records = bytearray(nframes * sizeof(TcOutcome))
     outs = <TcOutcome*><char*>records
     for mp in perf:
-        (<Map>mp).drain()       # events from before the replay are not a packet's
+        mp.drain()       # events from before the replay are not a packet's
     try:
-        skb_init(&tmpl, bytes(ETH_HLEN), fields, want, _PROFILES[profile])
+        skb_init(&tmpl, bytes(ETH_HLEN), fields, want, profile_id(profile))
         for i in range(nframes):
             frame = frames[i]
             if len(frame) < ETH_HLEN or len(frame) > 0xffff:
@@ -346,19 +320,21 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                                    keep):
                 raise MemoryError()
             with nogil:
-                _run_chain(&vm, chain, nprogs, imode, classid, act_default, stack, ctx_mem,
-                           &skb, o)
+                _run_chain(&vm, chain, nprogs, imode, classid, act_default, &skb, o)
             o.mark, o.priority, o.tc_index = skb.mark, skb.priority, skb.tc_index
-            data.append(_wire(&skb, frame, <const uint8_t*><char*>frame, len(frame)))
+            out = _wire(&skb, frame, <const uint8_t*><char*>frame, len(frame))
+            if imode == MODE_SF and o.action == HOOK_DELIVERED and <uint32_t>o.retval < skb.len:
+                # the snap length applies to the skb; a tag in its metadata is put back
+                out = out[:<uint32_t>o.retval + (VLAN_HLEN if skb.vlan_present else 0)]
+            data.append(out)
             if o.fault_prog or skb.nclones or skb.printk_len or perf:
                 extra = {}
                 if o.fault_prog:
-                    extra["error"] = (<Program>vm.prog.owner)._fault(&vm, stack,
-                                                                     chain[o.fault_prog - 1].budget)
+                    extra["error"] = vm_fault(&vm, chain[o.fault_prog - 1].budget)
                     extra["program"] = o.fault_prog - 1
                 if skb.nclones:
                     extra["clones"] = [
-                        (skb.clones[c].ifindex, bool(skb.clones[c].flags & BPF_F_INGRESS_),
+                        (skb.clones[c].ifindex, bool(skb.clones[c].flags & BPF_F_INGRESS),
                          PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[c].offset,
                                                    skb.clones[c].length))
                         for c in range(skb.nclones)]
@@ -366,10 +342,10 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                     extra["trace"] = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
                                       .decode("utf-8", "backslashreplace").split("\n"))
                 for mp in perf:
-                    m = mp
-                    if m._m.events_len:
+                    m = map_store(mp)
+                    if m.events_len:
                         extra.setdefault("events", []).extend(
-                            (m, cpu, ev) for cpu, ev in m.drain())
+                            (mp, cpu, ev) for cpu, ev in mp.drain())
                 if extra:
                     extras[i] = extra
                 if o.fault_prog and stop_on_error:

@@ -1,0 +1,319 @@
+# The compiled core's C interface: the decoded program, the VM and its regions, map
+# storage, the helper table, and the functions another compilation unit (tcsim's replay
+# loop, a JIT, worker threads) needs to set up, run and tear down a VM.  The skb model's
+# types are in skb/skbuff.pxd; the constants, generated from pyebpf/isa.py, in
+# pyebpf/_isa_defs.pxd.  Everything declared here is implemented in pyebpf/_core.pyx
+# and the files it includes.
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport free
+from libc.string cimport memset
+
+from pyebpf._isa_defs cimport *
+from pyebpf.skb.skbuff cimport *
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define PYEBPF_BSWAP16(x) __builtin_bswap16(x)
+    #define PYEBPF_BSWAP32(x) __builtin_bswap32(x)
+    #define PYEBPF_BSWAP64(x) __builtin_bswap64(x)
+    #define PYEBPF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+    #else
+    #define PYEBPF_BSWAP16(x) ((uint16_t)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
+    #define PYEBPF_BSWAP32(x) ((((uint32_t)PYEBPF_BSWAP16((x) & 0xffff)) << 16) | PYEBPF_BSWAP16((x) >> 16))
+    #define PYEBPF_BSWAP64(x) ((((uint64_t)PYEBPF_BSWAP32((x) & 0xffffffffu)) << 32) | PYEBPF_BSWAP32((x) >> 32))
+    #define PYEBPF_UNLIKELY(x) (x)
+    #endif
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    #error "pyebpf's interpreter assumes a little-endian host, like the kernel's x86-64 and arm64 builds"
+    #endif
+    """
+    uint16_t bswap16 "PYEBPF_BSWAP16" (uint16_t) nogil
+    uint32_t bswap32 "PYEBPF_BSWAP32" (uint32_t) nogil
+    uint64_t bswap64 "PYEBPF_BSWAP64" (uint64_t) nogil
+    bint unlikely "PYEBPF_UNLIKELY" (bint) nogil
+
+cdef enum:
+    FRAME_SIZE = MAX_BPF_STACK
+    MAX_FRAMES = MAX_CALL_FRAMES
+    STACK_SIZE = FRAME_SIZE * MAX_FRAMES
+    MAX_REGIONS = 72                  # stack, memory or packet, and up to 64 maps
+    MAX_USED_MAPS = 64
+    HELPER_SLOTS = 256
+
+# Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
+# STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
+cdef enum Status:
+    STATUS_RUNNING = 0
+    STATUS_EXIT
+    STATUS_MEM_FAULT
+    STATUS_BUDGET
+    STATUS_CALL_DEPTH
+    STATUS_UNKNOWN_HELPER
+    STATUS_PY_ERROR
+    STATUS_BAD_INSN
+    STATUS_CTX_FAULT       # a context access the program type may not make
+    STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
+    STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
+
+cdef enum Access:
+    ACCESS_READ = 0
+    ACCESS_WRITE = 1
+
+ctypedef struct Insn:
+    uint8_t op
+    uint8_t dst
+    uint8_t src
+    uint8_t size
+    int32_t off        # memory offset, or the absolute target pc of a jump or call
+    uint64_t imm       # sign-extended imm32, lddw's imm64, or a helper id
+
+ctypedef struct Region:
+    uintptr_t start
+    uintptr_t end      # exclusive
+    bint writable
+    int name           # index into the run's region-name list
+
+ctypedef struct Frame:
+    uint64_t saved[4]  # r6-r9
+    uint32_t ret_pc
+
+ctypedef struct Vm
+ctypedef uint64_t (*helper_fn)(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                               uint64_t r4, uint64_t r5) noexcept nogil
+
+ctypedef struct TraceStep:
+    uint32_t pc
+    uint64_t regs[11]
+
+ctypedef struct TraceAccess:
+    uint32_t step
+    uint32_t pc
+    uint8_t write
+    uint8_t size
+    uint64_t addr
+
+ctypedef struct MapStore
+
+ctypedef struct ProgCore:
+    # what a run needs of a Program, reachable from C (tail calls switch between these)
+    Insn* code
+    helper_fn* helpers
+    MapStore** maps
+    int nmaps
+    CtxRules* ctx_rules
+    int prog_type
+    bint py_helpers    # some helper is a Python callable: runs keep the GIL
+    void* owner        # the Program
+    uint32_t n         # slots
+    uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
+
+ctypedef struct Vm:
+    uint64_t reg[11]
+    uint8_t stack[STACK_SIZE]      # frame 0 at the top; a bpf-to-bpf call adds one below
+    uint8_t ctx_mem[CTX_SIZE]      # r1 of skb program types: never a region (context.pxi)
+    Insn* insns
+    uint32_t pc
+    int status
+    int64_t budget_left
+    int depth
+    Frame frames[MAX_FRAMES]
+    Region regions[MAX_REGIONS]
+    int nregions
+    helper_fn* helpers
+    uint64_t helper_id
+    # raw mode: legacy packet loads (LD_ABS/LD_IND) read from here
+    const uint8_t* pkt
+    uint32_t pkt_len
+    # skb program types: the packet and its context (NULL in raw mode)
+    Skb* skb
+    uintptr_t ctx
+    CtxRules* ctx_rules
+    int pkt_region         # index of the packet's region, or -1
+    MapStore** maps        # the maps the program references
+    int nmaps
+    int map_regions        # index of the first map region
+    ProgCore* prog         # the program running now
+    ProgCore* next_prog    # set by bpf_tail_call
+    uint32_t tail_calls
+    uint32_t tail_call_limit
+    bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
+    # fault details
+    uint64_t fault_addr
+    uint32_t fault_size
+    uint8_t fault_write
+    const char* fault_msg
+    void* owner        # the running Program, for Python helpers
+    # trace buffers (trace mode only)
+    TraceStep* steps
+    size_t nsteps
+    size_t cap_steps
+    TraceAccess* accesses
+    size_t naccesses
+    size_t cap_accesses
+
+
+# --- map storage (maps.pxi) -----------------------------------------------------
+
+ctypedef struct LpmNode:
+    int32_t child[2]
+    uint32_t prefixlen
+    uint32_t flags
+    int32_t value                 # the value slot, NO_ELEM for intermediate nodes
+
+ctypedef struct MapStore:
+    uint32_t type
+    uint32_t key_size
+    uint32_t value_size
+    uint32_t max_entries
+    uint32_t flags
+    uint32_t stride           # value_size rounded up to 8, as per-CPU values are laid out
+    uint32_t ncpu             # copies of each value: the CPU count for per-CPU maps, else 1
+    uint8_t* values           # max_entries * ncpu * stride bytes
+    size_t values_len
+    uint8_t* keys             # hash maps: max_entries * key_size
+    int32_t* next             # hash maps: next element in the bucket, or the free list
+    int32_t* buckets          # hash maps: first element of each bucket
+    uint32_t n_buckets
+    int32_t free_head
+    uint32_t count
+    ProgCore** progs          # program arrays: the program in each slot, or NULL
+    int owner_type            # program arrays: the type they serve, -1 before first use
+    bint hidden               # the values are no region of a run (maps of maps, ringbuf)
+    int32_t* lru_prev         # LRU hashes: recency list, most recent at lru_head
+    int32_t* lru_next
+    int32_t lru_head, lru_tail
+    LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
+    int32_t root, node_free
+    uint32_t data_size
+    MapStore** inner          # maps of maps: the inner map of each element, or NULL
+    MapStore* tmpl            # maps of maps: the inner map template
+    int32_t* perf_cpu         # perf event arrays: each slot's CPU, -1 when not open
+    uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
+    uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
+    size_t events_len, events_cap
+    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
+    uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
+    uint32_t* st_hash         # stack trace maps: each stored stack's jhash
+
+
+cdef enum:
+    NO_ELEM = -1                  # no element: a missing key, the end of a chain
+
+cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
+    # element ``elem``'s value for ``cpu`` (0 unless per-CPU): slots are stride apart
+    return m.values + (<size_t>elem * m.ncpu + cpu) * m.stride
+
+cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil
+cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
+                    int64_t cpu) noexcept nogil
+cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil
+cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept nogil
+
+
+# --- the VM's life: the one set-up, run and tear-down of every caller ----------------
+
+# the regions' names: the stack, raw mode's memory, the packet, then the program's maps
+cdef enum:
+    REGION_STACK = 0
+    REGION_MEMORY = 1
+    REGION_PACKET = 2
+    REGION_MAP0 = 3
+
+cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
+cdef void ringbuf_release_all(Vm* vm) noexcept nogil
+cdef object vm_fault(Vm* vm, uint64_t budget)
+
+# Set-up and tear-down are inline: the replay loop, in another module, runs them per
+# packet.
+
+cdef inline void skb_sync(Vm* vm) noexcept nogil:
+    """Point the packet region at the packet's current bytes."""
+    cdef Region* g
+    if vm.pkt_region >= 0:
+        g = &vm.regions[vm.pkt_region]
+        g.start = <uintptr_t>skb_data(vm.skb)
+        g.end = g.start + vm.skb.len
+
+
+cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
+                          bint div0_abort) noexcept nogil:
+    """Reset ``vm`` for one run: registers zero, r10 at the top of a zeroed stack frame,
+    the stack the only region, no packet or context yet (raw mode)."""
+    memset(&vm.reg, 0, sizeof(vm.reg))
+    memset(vm.stack + STACK_SIZE - FRAME_SIZE, 0, FRAME_SIZE)
+    vm.pc = 0
+    vm.status = STATUS_RUNNING
+    vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff
+                      else 0x7fffffffffffffff)
+    vm.depth = 0
+    vm.regions[0].start = <uintptr_t>(vm.stack + STACK_SIZE - FRAME_SIZE)
+    vm.regions[0].end = <uintptr_t>(vm.stack + STACK_SIZE)
+    vm.regions[0].writable = True
+    vm.regions[0].name = REGION_STACK
+    vm.nregions = vm.map_regions = 1
+    vm.reg[10] = vm.regions[0].end
+    vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
+    vm.div0_abort = div0_abort
+    vm.pkt, vm.pkt_len = NULL, 0
+    vm.fault_msg = NULL
+    vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, tail_call_limit, NULL
+    vm.prog, vm.owner = NULL, NULL
+    vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+    vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+
+
+cdef inline void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil:
+    """Raw mode: r1 points at ``size`` writable bytes, r2 holds their length, and legacy
+    packet loads read them.  Nothing when ``size`` is 0."""
+    if size == 0:
+        return
+    vm.regions[1].start = <uintptr_t>mem
+    vm.regions[1].end = vm.regions[1].start + size
+    vm.regions[1].writable = True
+    vm.regions[1].name = REGION_MEMORY
+    vm.nregions = 2
+    vm.reg[1] = vm.regions[1].start
+    vm.reg[2] = size
+    vm.pkt = mem
+    vm.pkt_len = <uint32_t>size
+
+
+cdef inline void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept nogil:
+    """Skb program types: r1 is the packet's ``__sk_buff`` context; with
+    ``packet_region`` (tc programs: direct packet access) the packet bytes are a region."""
+    vm.skb = skb
+    vm.ctx = <uintptr_t>vm.ctx_mem
+    vm.reg[1] = vm.ctx
+    if packet_region:
+        vm.pkt_region = 1
+        vm.regions[1].writable = True
+        vm.regions[1].name = REGION_PACKET
+        vm.nregions = 2
+        skb_sync(vm)
+
+
+cdef inline void vm_end(Vm* vm) noexcept nogil:
+    """Release what a run holds: reserved ring buffer records, trace buffers."""
+    ringbuf_release_all(vm)
+    if vm.steps != NULL or vm.accesses != NULL:
+        free(vm.steps)
+        free(vm.accesses)
+        vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
+        vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+
+
+# --- what a Python Program or Map holds ----------------------------------------------
+
+cdef ProgCore* program_core(object program) except NULL
+cdef MapStore* map_store(object m) except NULL
+cdef int profile_id(str profile) except -1
+
+# --- the skb model (skb/skbuff.pxi) --------------------------------------------------
+
+cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *
+cdef void skb_free(Skb* skb) noexcept nogil
+cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
+cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
+cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil
+cdef bint skb_device_exists(Skb* skb, uint32_t ifindex) noexcept nogil

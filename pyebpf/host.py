@@ -1,0 +1,20 @@
+"""Facts about the machine pyebpf runs on that the kernel's behaviour depends on."""
+from __future__ import annotations
+
+import os
+
+
+def possible_cpus() -> int:
+    """The kernel's ``num_possible_cpus()``: per-CPU maps hold one value per possible
+    CPU.  Read from ``/sys/devices/system/cpu/possible`` ("0-1,4-7": every range
+    counts); where that file is missing, the number of CPUs ``os.cpu_count()`` sees."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    total = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        total += int(hi or lo) - int(lo) + 1
+    return total

@@ -1,0 +1,547 @@
+# The Python Map class and the handles (fds) of maps and programs.  Included into
+# pyebpf/_core.pyx.
+
+# --- maps from Python ------------------------------------------------------------------
+
+cdef dict _MAP_HANDLES = {}                 # handle -> Map, for lddw map references
+import weakref as _weakref
+_PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for program arrays
+cdef int _next_handle = 3                   # handles look like the kernel's fds
+
+
+cdef enum:
+    EBADF_ = 9
+
+_ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL",
+                EBADF_: "EBADF", ENOSPC: "ENOSPC", ENOTSUPP: "ENOTSUPP"}
+
+
+@cython.final
+cdef class Map:
+    """A map, with the kernel's semantics for its type (docs/kernel-notes.md, Maps).
+
+    ``Map.create(map_type, key_size, value_size, max_entries, flags=0)`` makes one;
+    ``fd`` is the handle programs use in ``lddw`` (``src = BPF_PSEUDO_MAP_FD``, imm =
+    fd).  It is a mutable mapping of bytes keys to bytes values; per-CPU maps take and
+    give a list of one value per CPU (``ncpu`` of them).  ``lookup``/``update``/
+    ``delete``/``next_key`` are the bpf() commands, with their flags and errors
+    (:class:`MapError` carrying the kernel's errno).  ``keys()`` lists keys in the
+    kernel's iteration order (hash maps: the order of a seed-0 kernel map; LPM tries:
+    the kernel's postorder, more specific prefixes first).
+
+    LRU hashes evict the least recently used element when full (recency: updates and
+    programs' lookups, not syscall lookups).  pyebpf's LRU is exact; the kernel's is
+    approximate (per-CPU lists, batch evictions), so what pyebpf guarantees is what the
+    kernel shows too: a full LRU map accepts new keys, and keys programs use survive.
+    Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
+    map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
+    opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
+    the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    """
+    cdef MapStore* _m
+    cdef readonly int fd
+    cdef readonly str name
+    cdef readonly object type
+    cdef readonly dict _programs  # program arrays, maps of maps: element -> what it holds
+    cdef readonly object inner_map  # maps of maps: the template
+    cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
+    cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
+    cdef object __weakref__
+
+    def __dealloc__(self):
+        map_free(self._m)
+
+    @staticmethod
+    def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
+               inner_map=None):
+        cdef Map self = Map.__new__(Map)
+        cdef Map tmpl = inner_map
+        global _next_handle
+        try:
+            if isinstance(map_type, str):
+                key = map_type.upper()
+                kind = _isa.MapType[key if key.startswith("BPF_MAP_TYPE_")
+                                    else "BPF_MAP_TYPE_" + key]
+            else:
+                kind = _isa.MapType(map_type)
+        except (KeyError, ValueError):
+            raise MapError(EINVAL, f"unknown map type {map_type!r}") from None
+        self.type, self.name, self._programs, self.inner_map = kind, name, {}, inner_map
+        if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
+            raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
+        self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
+                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m)
+        self.fd = _next_handle
+        _next_handle += 1
+        _MAP_HANDLES[self.fd] = self
+        return self
+
+    def close(self):
+        """Drop the handle (programs already loaded keep the map)."""
+        _MAP_HANDLES.pop(self.fd, None)
+
+    def _reopen(self):
+        """Register the handle again: a closed pinned map got from its pin once more
+        (pyebpf.pinning keeps one Map, and one handle, per pin in a process)."""
+        _MAP_HANDLES[self.fd] = self
+
+    @property
+    def key_size(self):
+        return self._m.key_size
+
+    @property
+    def value_size(self):
+        return self._m.value_size
+
+    @property
+    def max_entries(self):
+        return self._m.max_entries
+
+    @property
+    def flags(self):
+        return self._m.flags
+
+    @property
+    def ncpu(self):
+        return self._m.ncpu
+
+    cdef bytes _key(self, key):
+        key = bytes(key)
+        if len(key) != self._m.key_size:
+            raise ValueError(f"map {self._label()}: key is {len(key)} bytes, the map's "
+                             f"key_size is {self._m.key_size}")
+        return key
+
+    cdef str _label(self):
+        return f"{self.name or self.type.name} (fd {self.fd})"
+
+    cdef _fail(self, int rc, str what, bytes key):
+        name = _ERRNO_NAMES.get(-rc, str(-rc))
+        raise MapError(-rc, f"map {self._label()}: {what} of key {key.hex()} failed: {name}")
+
+    cdef _bind_owner(self, int prog_type):
+        if self._m.owner_type == -1:
+            self._m.owner_type = prog_type
+        elif self._m.owner_type != prog_type:
+            raise LoadError(f"program array {self._label()} serves "
+                            f"{_isa.ProgType(self._m.owner_type).name} programs")
+
+    def decode_key(self, key):
+        """``key`` as named fields (a dict for structs), per the map's BTF key type."""
+        from .btf import decode
+        return decode(self.key_type, key, f"map {self._label()} key")
+
+    def decode_value(self, value):
+        """``value`` as named fields (global data: by variable name), per its BTF type."""
+        from .btf import decode
+        return decode(self.value_type, value, f"map {self._label()} value")
+
+    def lookup(self, key):
+        """The value under ``key`` (per-CPU: a list of values; program arrays: the
+        program's fd as 4 bytes), or None."""
+        if self._pin is not None:
+            return self._pin.apply(Map.lookup, self, key)
+        cdef bytes k = self._key(key)
+        cdef int32_t e
+        if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
+            self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
+            e = <int32_t>self._stack_id(k)
+            if e < 0 or not self._m.st_nr[e]:
+                return None
+            return PyBytes_FromStringAndSize(<char*>self._m.values + <size_t>e * self._m.value_size,
+                                             self._m.value_size)
+        e = map_find(self._m, <const uint8_t*>k)
+        if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
+            return None
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
+            prog = self._programs.get(e)
+            return None if prog is None else prog.fd.to_bytes(4, "little")
+        if self._m.ncpu == 1:
+            return PyBytes_FromStringAndSize(<char*>map_value(self._m, e, 0), self._m.value_size)
+        return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
+                for c in range(self._m.ncpu)]
+
+    def update(self, key, value, flags=_isa.BPF_ANY):
+        """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.update, self, key, value, flags)
+        cdef bytes k = self._key(key)
+        cdef bytes v
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
+            return self._set_program(k, value, flags)
+        if self._m.inner != NULL:
+            return self._set_inner(k, value, flags)
+        if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
+                                   "opened with open(), not updated")
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+            self._fail(-ENOTSUPP, "update", k)
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
+            self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
+        if self._m.ncpu > 1:
+            values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
+            if len(values) != self._m.ncpu:
+                raise ValueError(f"map {self._label()}: {len(values)} per-CPU values for "
+                                 f"{self._m.ncpu} CPUs")
+            v = b"".join(self._value(x).ljust(self._m.stride, b"\0") for x in values)
+        else:
+            v = self._value(value)
+        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags, -1)
+        if rc:
+            self._fail(rc, "update", k)
+
+    cdef bytes _value(self, value):
+        value = bytes(value)
+        if len(value) != self._m.value_size:
+            raise ValueError(f"map {self._label()}: value is {len(value)} bytes, the map's "
+                             f"value_size is {self._m.value_size}")
+        return value
+
+    cdef _set_program(self, bytes k, value, flags):
+        """Put a program (a Program, or its fd as an int or 4 bytes) in a slot."""
+        cdef Program prog
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        if flags != _isa.BPF_ANY:
+            self._fail(-EINVAL, "update (program arrays take BPF_ANY only)", k)
+        if e == NO_ELEM:
+            self._fail(-E2BIG, "update", k)
+        if not isinstance(value, Program):
+            fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
+            value = _PROG_HANDLES.get(fd)
+            if value is None:
+                raise MapError(EBADF_, f"map {self._label()}: no program with fd {fd}")
+        prog = value
+        if prog.prog_type is None:
+            raise MapError(EINVAL, f"map {self._label()}: raw programs cannot be tail-called")
+        try:
+            self._bind_owner(prog._pc.prog_type)
+        except LoadError as exc:
+            raise MapError(EINVAL, str(exc)) from None
+        self._m.progs[e] = &prog._pc
+        self._programs[e] = prog
+
+    cdef _set_inner(self, bytes k, value, flags):
+        """Put an inner map (a Map, or its fd as an int or 4 bytes) under ``k``."""
+        cdef Map inner
+        cdef int32_t e
+        cdef int rc
+        cdef bytes fdb
+        if self._m.type == BPF_MAP_TYPE_ARRAY_OF_MAPS:
+            if flags != _isa.BPF_ANY:
+                self._fail(-EINVAL, "update (arrays of maps take BPF_ANY only)", k)
+            if map_find(self._m, <const uint8_t*>k) == NO_ELEM:
+                self._fail(-E2BIG, "update", k)
+        if not isinstance(value, Map):
+            fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
+            value = _MAP_HANDLES.get(fd)
+            if value is None:
+                raise MapError(EBADF_, f"map {self._label()}: no map with fd {fd}")
+        inner = value
+        if not _meta_equal(self._m.tmpl, inner._m):
+            raise MapError(EINVAL, f"map {self._label()}: {inner._label()} does not match "
+                                   "the inner map template (type, sizes, max_entries, flags)")
+        fdb = inner.fd.to_bytes(4, "little")
+        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>fdb, flags, -1)
+        if rc:
+            self._fail(rc, "update", k)
+        e = map_find(self._m, <const uint8_t*>k)
+        self._m.inner[e] = inner._m
+        self._programs[e] = inner
+
+    def delete(self, key):
+        if self._pin is not None:
+            return self._pin.apply(Map.delete, self, key)
+        cdef bytes k = self._key(key)
+        cdef int32_t e
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+            self._fail(-ENOTSUPP, "delete", k)
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
+            e = <int32_t>self._stack_id(k)
+            if e < 0 or not self._m.st_nr[e]:
+                self._fail(-E2BIG if e < 0 else -ENOENT, "delete", k)
+            self._m.st_nr[e] = 0
+            self._m.count -= 1
+            return
+        if self._m.inner != NULL or self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            e = map_find(self._m, <const uint8_t*>k)
+            if e == NO_ELEM or not self._slot_used(e):
+                self._fail(-ENOENT if e != NO_ELEM or _is_hash(self._m) else -EINVAL, "delete", k)
+            if _is_hash(self._m):
+                map_delete(self._m, <const uint8_t*>k)
+            if self._m.inner != NULL:
+                self._m.inner[e] = NULL
+                del self._programs[e]
+            else:
+                self._m.perf_cpu[e] = -1
+            return
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
+            e = map_find(self._m, <const uint8_t*>k)
+            if e == NO_ELEM or self._programs.pop(e, None) is None:
+                self._fail(-ENOENT if e != NO_ELEM else -EINVAL, "delete", k)
+            self._m.progs[e] = NULL
+            return
+        rc = map_delete(self._m, <const uint8_t*>k)
+        if rc:
+            self._fail(rc, "delete", k)
+
+    cdef int64_t _stack_id(self, bytes k):
+        cdef uint32_t sid = int.from_bytes(k, "little")
+        return sid if sid < self._m.n_buckets else -1
+
+    cdef bint _slot_used(self, int32_t e):
+        return self._m.inner[e] != NULL if self._m.inner != NULL else self._m.perf_cpu[e] >= 0
+
+    # --- perf event arrays ---
+
+    def open(self, index, cpu=None):
+        """Open perf event array slot ``index`` for events from ``cpu`` (default: the CPU
+        numbered ``index``, as one perf buffer per CPU is usually set up)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.open, self, index, cpu)
+        self._check_perf_slot(index)
+        self._m.perf_cpu[index] = index if cpu is None else cpu
+
+    def set_counter(self, index, value):
+        """Set the counter bpf_perf_event_read reads from open slot ``index``."""
+        if self._pin is not None:
+            return self._pin.apply(Map.set_counter, self, index, value)
+        self._check_perf_slot(index)
+        if self._m.perf_cpu[index] < 0:
+            raise MapError(ENOENT, f"map {self._label()}: slot {index} is not open")
+        self._m.counters[index] = value
+
+    cdef _check_perf_slot(self, index):
+        if self._m.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            raise TypeError(f"map {self._label()} is not a perf event array")
+        if not 0 <= index < self._m.max_entries:
+            raise MapError(E2BIG, f"map {self._label()}: slot {index} is past max_entries "
+                                  f"{self._m.max_entries}")
+
+    def drain(self):
+        """Take the records produced so far: perf event arrays give (cpu, bytes) per
+        bpf_perf_event_output, ring buffers the bytes of each submitted record."""
+        if self._pin is not None:
+            return self._pin.apply(Map.drain, self)
+        if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            return self._drain_perf()
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+            return self._drain_ring()
+        raise TypeError(f"map {self._label()} is neither a perf event array nor a ring buffer")
+
+    cdef list _drain_perf(self):
+        cdef size_t pos = 0
+        cdef uint32_t cpu, size
+        out = []
+        while pos < self._m.events_len:
+            memcpy(&cpu, self._m.events + pos, 4)
+            memcpy(&size, self._m.events + pos + 4, 4)
+            out.append((cpu, PyBytes_FromStringAndSize(<char*>self._m.events + pos + 8, size)))
+            pos += 8 + size
+        self._m.events_len = 0
+        return out
+
+    cdef list _drain_ring(self):
+        cdef MapStore* m = self._m
+        cdef uint64_t mask = m.max_entries - 1
+        cdef uint32_t hdr
+        cdef size_t at, first
+        out = []
+        while m.cons_pos < m.prod_pos:
+            memcpy(&hdr, m.values + (m.cons_pos & mask), 4)
+            if hdr & RB_BUSY:
+                break
+            if not hdr & RB_DISCARD:
+                at = (m.cons_pos + RB_HDR) & mask
+                size = hdr & ~(RB_BUSY | RB_DISCARD)
+                first = min(size, m.max_entries - at)
+                out.append(PyBytes_FromStringAndSize(<char*>m.values + at, first)
+                           + PyBytes_FromStringAndSize(<char*>m.values, size - first))
+            m.cons_pos += _rb_total(hdr)
+        return out
+
+    @property
+    def consumer_pos(self):
+        self.sync()
+        return self._m.cons_pos
+
+    @property
+    def producer_pos(self):
+        self.sync()
+        return self._m.prod_pos
+
+    def next_key(self, key=None):
+        """The key after ``key`` in iteration order (None or a missing key: the first);
+        None after the last."""
+        if self._pin is not None:
+            return self._pin.apply(Map.next_key, self, key)
+        cdef bytes k
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
+        cdef int64_t sid
+        if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
+            # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
+            sid = -1 if key is None else self._stack_id(self._key(key))
+            sid = 0 if sid < 0 or not self._m.st_nr[sid] else sid + 1
+            while sid < self._m.n_buckets and not self._m.st_nr[sid]:
+                sid += 1
+            return None if sid >= self._m.n_buckets else (<uint32_t>sid).to_bytes(4, "little")
+        if key is None:
+            rc = map_next_key(self._m, NULL, <uint8_t*>PyBytes_AS_STRING(out))
+        else:
+            k = self._key(key)
+            rc = map_next_key(self._m, <const uint8_t*>k, <uint8_t*>PyBytes_AS_STRING(out))
+        return None if rc else out
+
+    def keys(self):
+        if self._pin is not None:
+            return self._pin.apply(Map.keys, self)
+        out = []
+        key = self.next_key()
+        while key is not None:
+            out.append(key)
+            key = self.next_key(key)
+        return out
+
+    @staticmethod
+    def from_fd(int fd):
+        """The open map whose handle is ``fd``, or None."""
+        return _MAP_HANDLES.get(fd)
+
+    def pin(self, path):
+        """BPF_OBJ_PIN: share this map through a pin file (see docs/pinning.md)."""
+        from . import pinning
+        pinning.pin_map(self, path)
+
+    @staticmethod
+    def from_pin(path):
+        """BPF_OBJ_GET: the map pinned at ``path``, linked to its pin file."""
+        from . import pinning
+        return pinning.get_map(path)
+
+    def sync(self):
+        """A pinned map: refresh from its pin file now (no-op for an unpinned map)."""
+        if self._pin is not None:
+            self._pin.apply(Map.sync, self)
+
+    def _dump(self):
+        """The contents in the pin file's layout for the map's type (docs/pinning.md);
+        program arrays and maps of maps: [(key, Program or Map)] in iteration order."""
+        cdef bytes out
+        cdef uint8_t* p
+        cdef int rc
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
+            return self._slots()
+        out = PyBytes_FromStringAndSize(NULL, _dump_size(self._m))
+        p = <uint8_t*>PyBytes_AS_STRING(out)
+        with nogil:
+            rc = _dump_store(self._m, p)
+        if rc:
+            raise MemoryError()
+        return out
+
+    def _load(self, data):
+        """Replace the contents with ``data``, in :meth:`_dump`'s layout.  Contents that
+        do not fit the map leave it empty and raise ValueError."""
+        cdef bytes raw
+        cdef const uint8_t* p
+        cdef size_t n
+        cdef int rc
+        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
+            return self._load_slots(data)
+        raw = data
+        p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
+        _map_reset(self._m)
+        with nogil:
+            rc = _load_store(self._m, p, n)
+        if rc:
+            _map_reset(self._m)
+            if rc < 0:
+                raise MemoryError()
+            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")
+
+    cdef list _slots(self):
+        cdef MapStore* m = self._m
+        cdef uint32_t b
+        cdef int32_t e
+        if not _is_hash(m):
+            return [(i.to_bytes(4, "little"), obj) for i, obj in sorted(self._programs.items())]
+        out = []
+        for b in range(m.n_buckets):
+            e = m.buckets[b]
+            while e != NO_ELEM:
+                out.append((PyBytes_FromStringAndSize(<char*>m.keys + <size_t>e * m.key_size,
+                                                      m.key_size), self._programs[e]))
+                e = m.next[e]
+        return out
+
+    cdef _load_slots(self, list items):
+        # inserted in reverse, so that a hash of maps lists them in the given order
+        if len({k for k, _ in items}) != len(items):
+            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
+        for k, _ in self._slots():
+            self.delete(k)
+        try:
+            for k, obj in reversed(items):
+                self.update(k, obj)
+        except (MapError, ValueError) as exc:
+            for k, _ in self._slots():
+                self.delete(k)
+            raise ValueError(str(exc)) from None
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+            return 0
+        if _is_hash(self._m) or self._m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
+            return self._m.count
+        return self._m.max_entries
+
+    def __contains__(self, key):
+        return self.lookup(key) is not None
+
+    def __getitem__(self, key):
+        value = self.lookup(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key, value):
+        self.update(key, value)
+
+    def __delitem__(self, key):
+        try:
+            self.delete(key)
+        except MapError as exc:
+            if exc.errno == ENOENT:
+                raise KeyError(key) from None
+            raise
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def typed(self, key=None, value=None, key_names=None, value_names=None):
+        """A view with keys and values encoded by struct formats, or without formats
+        by the map's BTF types (named tuples for structs; pyebpf.mapview)."""
+        from .mapview import BtfMap, TypedMap
+        if key is None and value is None:
+            return BtfMap(self)
+        if key is None or value is None:
+            raise TypeError("typed(): give both key and value formats, or neither (BTF)")
+        return TypedMap(self, key, value, key_names, value_names)
+
+    def get(self, key, default=None):
+        value = self.lookup(key)
+        return default if value is None else value
+
+    def __repr__(self):
+        return (f"<pyebpf.Map {self._label()}: key {self._m.key_size} B, value "
+                f"{self._m.value_size} B, {len(self)}/{self._m.max_entries} entries>")
+
+
+import collections.abc as _abc
+_abc.MutableMapping.register(Map)

@@ -1,0 +1,440 @@
+# The map helpers: bpf_map_*_elem, perf event arrays, ring buffers, tail calls and
+# stack ids, on map storage (maps.pxi).  Included into pyebpf/_core.pyx.
+
+# --- the map helpers ------------------------------------------------------------------
+
+cdef bint add_region(Vm* vm, uintptr_t start, size_t size, int name) noexcept nogil:
+    cdef Region* g
+    if vm.nregions == MAX_REGIONS:
+        helper_fault(vm, b"too many memory regions in one run")
+        return False
+    g = &vm.regions[vm.nregions]
+    g.start, g.end, g.writable, g.name = start, start + size, True, name
+    vm.nregions += 1
+    return True
+
+
+cdef MapStore* _inner_map(Vm* vm, uint64_t ptr) noexcept nogil:
+    """An inner map of one of the program's maps of maps, its values made a region."""
+    cdef int k, j
+    cdef uint32_t i
+    cdef MapStore* o
+    for k in range(vm.nmaps):
+        o = vm.maps[k]
+        if o.inner == NULL:
+            continue
+        for i in range(o.max_entries):
+            if o.inner[i] != NULL and <uintptr_t>o.inner[i] == ptr:
+                for j in range(vm.nregions):
+                    if vm.regions[j].start == <uintptr_t>o.inner[i].values:
+                        return o.inner[i]
+                if add_region(vm, <uintptr_t>o.inner[i].values, o.inner[i].values_len,
+                              REGION_INNER_MAP):
+                    return o.inner[i]
+                return NULL
+    return NULL
+
+
+cdef MapStore* _map_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The map r1 names: one the program references, or an inner map of one of them."""
+    cdef int k
+    cdef MapStore* m
+    for k in range(vm.nmaps):
+        if <uintptr_t>vm.maps[k] == ptr:
+            return vm.maps[k]
+    m = _inner_map(vm, ptr)
+    if m == NULL and vm.status == STATUS_RUNNING:
+        helper_fault(vm, b"r1 is not a map this program references")
+    return m
+
+
+cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
+    # the kernel's verifier pairs map types with helpers (check_map_func_compatibility)
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m == NULL:
+        return NULL
+    if m.type == BPF_MAP_TYPE_PROG_ARRAY:
+        helper_fault(vm, b"a program array is only for bpf_tail_call")
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        helper_fault(vm, b"a perf event array is only for bpf_perf_event_output/read")
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
+        helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
+        helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
+    elif m.inner != NULL and not lookup:
+        helper_fault(vm, b"programs may only look up a map of maps")
+    else:
+        return m
+    return NULL
+
+
+cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
+    return vm.skb.cpu if vm.skb != NULL else 0
+
+
+cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                                  uint64_t e) noexcept nogil:
+    cdef MapStore* m = _data_map_arg(vm, r1, True)
+    cdef uint8_t* key
+    cdef int32_t elem
+    if m == NULL:
+        return 0
+    key = _mem(vm, r2, m.key_size, ACCESS_READ)
+    if key == NULL:
+        return 0
+    elem = map_find(m, key)
+    if elem == NO_ELEM:
+        return 0
+    if m.inner != NULL:
+        # a map of maps gives the inner map itself, which map helpers then take as r1
+        return <uintptr_t>m.inner[elem] if _inner_map(vm, <uintptr_t>m.inner[elem]) != NULL else 0
+    if _is_lru(m):
+        lru_touch(m, elem)
+    return <uintptr_t>map_value(m, elem, _cpu(vm) % m.ncpu)
+
+
+cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t flags, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _data_map_arg(vm, r1, False)
+    cdef uint8_t* key
+    cdef uint8_t* value
+    if m == NULL:
+        return 0
+    key = _mem(vm, r2, m.key_size, ACCESS_READ)
+    if key == NULL:
+        return 0
+    value = _mem(vm, r3, m.value_size, ACCESS_READ)
+    if value == NULL:
+        return 0
+    return <uint64_t><int64_t>map_update(m, key, value, flags, _cpu(vm) % m.ncpu)
+
+
+cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                                  uint64_t e) noexcept nogil:
+    cdef MapStore* m = _data_map_arg(vm, r1, False)
+    cdef uint8_t* key
+    if m == NULL:
+        return 0
+    key = _mem(vm, r2, m.key_size, ACCESS_READ)
+    if key == NULL:
+        return 0
+    return <uint64_t><int64_t>map_delete(m, key)
+
+
+cdef MapStore* _typed_map_arg(Vm* vm, uint64_t ptr, uint32_t kind, const char* why) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m != NULL and m.type != kind:
+        helper_fault(vm, why)
+        return NULL
+    return m
+
+
+# --- perf event arrays: a slot is open once Python opened it for a CPU; events are kept
+# in the map as (u32 cpu, u32 length, bytes) records until Python drains them ---
+
+cdef int64_t _perf_slot(Vm* vm, MapStore* m, uint64_t flags) noexcept nogil:
+    """The slot ``flags`` names (its low 32 bits, or the current CPU), or -errno."""
+    cdef uint64_t index = flags & 0xFFFFFFFFu
+    if index == 0xFFFFFFFFu:
+        index = _cpu(vm)
+    if index >= m.max_entries:
+        return -E2BIG
+    if m.perf_cpu[index] < 0:
+        return -ENOENT
+    return <int64_t>index
+
+
+cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                                    uint64_t r4, uint64_t size) noexcept nogil:
+    cdef MapStore* m
+    cdef uint8_t* data = NULL
+    cdef uint64_t ctxlen = (flags >> 32) & 0xFFFFF
+    cdef int64_t slot
+    cdef uint32_t cpu = _cpu(vm), total
+    cdef uint8_t* rec
+    if vm.skb != NULL and not is_ctx(vm, r1):
+        return 0
+    m = _typed_map_arg(vm, r2, BPF_MAP_TYPE_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
+    if m == NULL:
+        return 0
+    if size >> 32:
+        return helper_fault(vm, b"the data size must fit in 32 bits")
+    if size:
+        data = _mem(vm, r4, <uint32_t>size, ACCESS_READ)
+        if data == NULL:
+            return 0
+    if flags >> 52:
+        return err(EINVAL)
+    if ctxlen > (vm.skb.len if vm.skb != NULL else 0):
+        return err(EFAULT)
+    slot = _perf_slot(vm, m, flags)
+    if slot < 0:
+        return <uint64_t>slot
+    if <uint32_t>m.perf_cpu[slot] != cpu:
+        return err(EOPNOTSUPP)
+    total = <uint32_t>(size + ctxlen)
+    if m.events_len + 8 + total > PERF_EVENTS_MAX:
+        return err(ENOSPC)
+    if not _grow(<void**>&m.events, &m.events_cap, m.events_len + 8 + total, 1):
+        return err(ENOSPC)
+    rec = m.events + m.events_len
+    memcpy(rec, &cpu, 4)
+    memcpy(rec + 4, &total, 4)
+    if size:
+        memcpy(rec + 8, data, size)
+    if ctxlen:
+        memcpy(rec + 8 + size, skb_data(vm.skb), ctxlen)
+    m.events_len += 8 + total
+    return 0
+
+
+cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                                      b"r1 must be a perf event array")
+    cdef int64_t slot
+    if m == NULL:
+        return 0
+    if flags >> 32:
+        return err(EINVAL)
+    slot = _perf_slot(vm, m, flags)
+    if slot < 0:
+        return <uint64_t>slot
+    if <uint32_t>m.perf_cpu[slot] != _cpu(vm):
+        return err(EINVAL)           # perf_event_read_local: a CPU event of another CPU
+    return m.counters[slot]
+
+
+# --- ring buffers: the data is 2 * max_entries bytes so that a record is contiguous
+# even where it wraps (the kernel maps the pages twice); on commit the part past the
+# end is copied to the start.  A reserved record is a region of the run until it is
+# submitted or discarded; records still reserved when the run ends (or tail-calls,
+# which the kernel's verifier forbids while one is held) are discarded. ---
+
+cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
+    return ((len_ & ~(RB_BUSY | RB_DISCARD)) + RB_HDR + 7) & ~7u
+
+
+cdef uint8_t* rb_reserve(MapStore* m, uint64_t size) noexcept nogil:
+    """The kernel's __bpf_ringbuf_reserve: the record's data, or NULL without room."""
+    cdef uint64_t total, mask = m.max_entries - 1
+    cdef uint32_t hdr[2]
+    if size > 0x3FFFFFFF - RB_HDR:
+        return NULL
+    total = (size + RB_HDR + 7) & ~7ull
+    if total > m.max_entries:
+        return NULL
+    while m.pend_pos < m.prod_pos:
+        memcpy(hdr, m.values + (m.pend_pos & mask), 4)
+        if hdr[0] & RB_BUSY:
+            break
+        m.pend_pos += _rb_total(hdr[0])
+    if m.prod_pos + total - m.cons_pos > mask or m.prod_pos + total - m.pend_pos > mask:
+        return NULL
+    hdr[0] = <uint32_t>size | RB_BUSY
+    hdr[1] = 0
+    memcpy(m.values + (m.prod_pos & mask), hdr, 8)
+    m.prod_pos += total
+    return m.values + ((m.prod_pos - total) & mask) + RB_HDR
+
+
+cdef void rb_commit(MapStore* m, uint8_t* data, bint discard) noexcept nogil:
+    cdef uint8_t* hdr = data - RB_HDR
+    cdef uint32_t len_
+    cdef size_t end
+    memcpy(&len_, hdr, 4)
+    len_ = (len_ & ~RB_BUSY) | (RB_DISCARD if discard else 0)
+    memcpy(hdr, &len_, 4)
+    end = <size_t>(hdr - m.values) + _rb_total(len_)
+    if end > m.max_entries:
+        memcpy(m.values, m.values + m.max_entries, end - m.max_entries)
+
+
+cdef int _rb_record(Vm* vm, uint64_t ptr) noexcept nogil:
+    cdef int k
+    for k in range(vm.map_regions, vm.nregions):
+        if vm.regions[k].name == REGION_RB_RECORD and vm.regions[k].start == ptr:
+            return k
+    helper_fault(vm, b"r1 is not a reserved ring buffer record")
+    return -1
+
+
+cdef MapStore* _rb_of(Vm* vm, uintptr_t ptr) noexcept nogil:
+    cdef int k
+    for k in range(vm.nmaps):
+        if (vm.maps[k].type == BPF_MAP_TYPE_RINGBUF and ptr > <uintptr_t>vm.maps[k].values
+                and ptr < <uintptr_t>vm.maps[k].values + vm.maps[k].values_len):
+            return vm.maps[k]
+    return NULL
+
+
+cdef void _rb_release(Vm* vm, int k, bint discard) noexcept nogil:
+    rb_commit(_rb_of(vm, vm.regions[k].start), <uint8_t*>vm.regions[k].start, discard)
+    vm.nregions -= 1
+    memmove(&vm.regions[k], &vm.regions[k + 1], (vm.nregions - k) * sizeof(Region))
+
+
+cdef void ringbuf_release_all(Vm* vm) noexcept nogil:
+    """Discard the records a run still holds."""
+    cdef int k = vm.nregions - 1
+    while k >= vm.map_regions:
+        if vm.regions[k].name == REGION_RB_RECORD:
+            _rb_release(vm, k, True)
+        k -= 1
+
+
+cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size,
+                                 uint64_t flags, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
+    cdef uint8_t* data
+    cdef uint8_t* rec
+    if m == NULL:
+        return 0
+    if size >> 32:
+        return helper_fault(vm, b"the data size must fit in 32 bits")
+    data = _mem(vm, r2, <uint32_t>size, ACCESS_READ)
+    if data == NULL:
+        return 0
+    if flags & ~3ull:                       # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
+        return err(EINVAL)
+    rec = rb_reserve(m, size)
+    if rec == NULL:
+        return err(EAGAIN)
+    memcpy(rec, data, size)
+    rb_commit(m, rec, False)
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
+    cdef uint8_t* rec
+    if m == NULL or flags:
+        return 0
+    rec = rb_reserve(m, size)
+    if rec == NULL:
+        return 0
+    if not add_region(vm, <uintptr_t>rec, size, REGION_RB_RECORD):
+        rb_commit(m, rec, True)
+        return 0
+    return <uintptr_t>rec
+
+
+cdef uint64_t _rb_finish(Vm* vm, uint64_t r1, bint discard) noexcept nogil:
+    cdef int k = _rb_record(vm, r1)
+    if k >= 0:
+        _rb_release(vm, k, discard)
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_submit(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                 uint64_t d, uint64_t e) noexcept nogil:
+    return _rb_finish(vm, r1, False)
+
+
+cdef uint64_t bpf_ringbuf_discard(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    return _rb_finish(vm, r1, True)
+
+
+cdef uint64_t bpf_ringbuf_query(Vm* vm, uint64_t r1, uint64_t flags, uint64_t c,
+                                uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
+    if m == NULL:
+        return 0
+    if flags == 0:                          # BPF_RB_AVAIL_DATA
+        return m.prod_pos - m.cons_pos
+    if flags == 1:                          # BPF_RB_RING_SIZE
+        return m.max_entries
+    if flags == 2:                          # BPF_RB_CONS_POS
+        return m.cons_pos
+    if flags == 3:                          # BPF_RB_PROD_POS
+        return m.prod_pos
+    return 0
+
+
+cdef uint64_t bpf_tail_call(Vm* vm, uint64_t r1, uint64_t r2, uint64_t index, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    # failure is a no-op: the program goes on with the next instruction
+    cdef MapStore* m
+    cdef uint32_t slot = <uint32_t>index         # the kernel compares the low 32 bits
+    if vm.skb != NULL and not is_ctx(vm, r1):
+        return 0
+    m = _map_arg(vm, r2)
+    if m == NULL:
+        return 0
+    if m.type != BPF_MAP_TYPE_PROG_ARRAY:
+        return helper_fault(vm, b"the map must be a program array")
+    if slot >= m.max_entries or m.progs[slot] == NULL or vm.tail_calls >= vm.tail_call_limit:
+        return 0
+    vm.tail_calls += 1
+    vm.next_prog = m.progs[slot]
+    vm.status = STATUS_TAIL_CALL
+    return 0
+
+
+cdef enum:
+    MAX_STACK_FRAMES = MAX_FRAMES
+
+
+cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    """The kernel's __bpf_get_stackid over a synthetic stack: the running bpf-to-bpf call
+    chain, innermost first, each frame named by the pc of its call (there is no other
+    stack to walk in user space); the user stack is empty."""
+    cdef MapStore* m = _map_arg(vm, r2)
+    cdef uint64_t ips[MAX_STACK_FRAMES]
+    cdef uint32_t nr = 0, skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
+    cdef uint32_t hash, id, k
+    cdef int level
+    cdef uint8_t* slot
+    if m == NULL:
+        return 0
+    if m.type != BPF_MAP_TYPE_STACK_TRACE:
+        return helper_fault(vm, b"the map must be a stack trace map")
+    if flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP
+                            | BPF_F_REUSE_STACKID)):
+        return err(EINVAL)
+    if not flags & BPF_F_USER_STACK:
+        ips[0] = vm.pc
+        nr = 1
+        for level in range(vm.depth - 1, -1, -1):
+            ips[nr] = vm.frames[level].ret_pc - 1
+            nr += 1
+    if nr <= skip:
+        return err(EFAULT)
+    nr -= skip
+    if nr > m.value_size // 8:
+        nr = m.value_size // 8
+    hash = jhash(<uint8_t*>(ips + skip), nr * 8, 0)
+    id = hash & (m.n_buckets - 1)
+    slot = m.values + <size_t>id * m.value_size
+    if m.st_nr[id] and m.st_hash[id] == hash and (
+            flags & BPF_F_FAST_STACK_CMP or
+            (m.st_nr[id] == nr and memcmp(slot, ips + skip, nr * 8) == 0)):
+        return id
+    if m.st_nr[id] and not flags & BPF_F_REUSE_STACKID:
+        return err(EEXIST)
+    if not m.st_nr[id]:
+        if m.count == m.max_entries:      # every preallocated stack is in use
+            return err(ENOMEM)
+        m.count += 1
+    memset(slot, 0, m.value_size)
+    memcpy(slot, ips + skip, nr * 8)
+    m.st_nr[id], m.st_hash[id] = nr, hash
+    return id
+
+
+cdef void register_map_helpers(helper_fn* table) noexcept:
+    table[1] = bpf_map_lookup_elem
+    table[2] = bpf_map_update_elem
+    table[3] = bpf_map_delete_elem
+    table[12] = bpf_tail_call
+    table[27] = bpf_get_stackid
+    table[22] = bpf_perf_event_read
+    table[25] = bpf_perf_event_output
+    table[130] = bpf_ringbuf_output
+    table[131] = bpf_ringbuf_reserve
+    table[132] = bpf_ringbuf_submit
+    table[133] = bpf_ringbuf_discard
+    table[134] = bpf_ringbuf_query

@@ -1,0 +1,214 @@
+# The pin file's map contents: map storage walked in C to and from the layout
+# docs/pinning.md describes (pyebpf.pinning writes and reads the files).  Included
+# into pyebpf/_core.pyx.
+
+# --- the pin file's contents (docs/pinning.md, "Map contents"): the storage walked in C ---
+
+cdef enum:
+    LOAD_SIZE = 1
+    LOAD_DUPLICATE = 2
+    LOAD_RECENCY = 3
+    LOAD_PREFIX = 4
+    LOAD_SLOT = 5
+    LOAD_RING = 6
+    LOAD_STACK = 7
+    LRU_UNSEEN = -2
+
+_LOAD_ERRORS = {
+    LOAD_SIZE: "{} bytes of contents do not fit its definition",
+    LOAD_DUPLICATE: "a key appears twice in its contents",
+    LOAD_RECENCY: "its LRU recency list is not an order of its elements",
+    LOAD_PREFIX: "an LPM entry is refused by the trie (a prefix longer than the key, or "
+                 "one given twice)",
+    LOAD_SLOT: "a perf event slot has a CPU below -1",
+    LOAD_RING: "its ring buffer positions do not fall on its records",
+    LOAD_STACK: "a stack entry does not match its bucket, hash or frame count",
+}
+
+
+cdef size_t _dump_size(MapStore* m) noexcept nogil:
+    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    if _is_hash(m):
+        return m.count * (m.key_size + vlen + (4 if _is_lru(m) else 0))
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
+        return m.count * (<size_t>m.key_size + m.value_size)
+    if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        return m.max_entries * <size_t>12
+    if m.type == BPF_MAP_TYPE_RINGBUF:
+        return 24 + <size_t>m.max_entries
+    if m.type == BPF_MAP_TYPE_STACK_TRACE:
+        return m.count * (12 + <size_t>m.value_size)
+    return m.max_entries * vlen
+
+
+cdef uint8_t* _put_values(MapStore* m, uint8_t* p, int32_t e) noexcept nogil:
+    cdef uint32_t c
+    for c in range(m.ncpu):
+        memcpy(p, map_value(m, e, c), m.value_size)
+        p += m.value_size
+    return p
+
+
+cdef const uint8_t* _get_values(MapStore* m, const uint8_t* p, int32_t e) noexcept nogil:
+    cdef uint32_t c
+    for c in range(m.ncpu):
+        memcpy(map_value(m, e, c), p, m.value_size)
+        p += m.value_size
+    return p
+
+
+cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
+    """Write the contents (_dump_size bytes) to ``p``; -1 when out of memory."""
+    cdef uint32_t b, k = 0
+    cdef int32_t e
+    cdef int32_t* aux = NULL
+    if _is_lru(m) or m.type == BPF_MAP_TYPE_LPM_TRIE:
+        # LRU: each element's position in the dump; LPM: the walk's stack
+        aux = <int32_t*>malloc((2 * <size_t>m.count + 1) * sizeof(int32_t)
+                               if m.type == BPF_MAP_TYPE_LPM_TRIE
+                               else m.max_entries * sizeof(int32_t))
+        if aux == NULL:
+            return -1
+    if _is_hash(m):
+        for b in range(m.n_buckets):
+            e = m.buckets[b]
+            while e != NO_ELEM:
+                memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
+                p = _put_values(m, p + m.key_size, e)
+                if aux != NULL:
+                    aux[e] = k
+                k += 1
+                e = m.next[e]
+        e = m.lru_head if aux != NULL else NO_ELEM
+        while e != NO_ELEM:                 # the recency list, most recent first
+            memcpy(p, &aux[e], 4)
+            p += 4
+            e = m.lru_next[e]
+    elif m.type == BPF_MAP_TYPE_LPM_TRIE:
+        # any order will do: a trie's shape depends only on its prefixes (preorder here)
+        if m.root != NO_ELEM:
+            aux[0] = m.root
+            k = 1
+        while k:
+            k -= 1
+            e = aux[k]
+            if not (m.nodes[e].flags & LPM_IM):
+                memcpy(p, &m.nodes[e].prefixlen, 4)
+                memcpy(p + 4, _lpm_data(m, e), m.data_size)
+                memcpy(p + m.key_size, map_value(m, m.nodes[e].value, 0), m.value_size)
+                p += m.key_size + m.value_size
+            for b in range(2):
+                if m.nodes[e].child[1 - b] != NO_ELEM:
+                    aux[k] = m.nodes[e].child[1 - b]
+                    k += 1
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        for b in range(m.max_entries):
+            memcpy(p, &m.perf_cpu[b], 4)
+            memcpy(p + 4, &m.counters[b], 8)
+            p += 12
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
+        memcpy(p, &m.cons_pos, 8)
+        memcpy(p + 8, &m.prod_pos, 8)
+        memcpy(p + 16, &m.pend_pos, 8)
+        memcpy(p + 24, m.values, m.max_entries)
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
+        for b in range(m.n_buckets):
+            if m.st_nr[b]:
+                memcpy(p, &b, 4)
+                memcpy(p + 4, &m.st_hash[b], 4)
+                memcpy(p + 8, &m.st_nr[b], 4)
+                memcpy(p + 12, m.values + <size_t>b * m.value_size, m.value_size)
+                p += 12 + m.value_size
+    else:
+        for b in range(m.max_entries):
+            p = _put_values(m, p, b)
+    free(aux)
+    return 0
+
+
+cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
+    """Fill the emptied map from ``p[:n]``, laid out as _dump_store writes: 0, or a
+    LOAD_* error."""
+    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    cdef size_t esize = m.key_size + vlen + (4 if _is_lru(m) else 0)
+    cdef size_t cnt, i
+    cdef int32_t e, prev
+    cdef uint32_t b, hsh, nr
+    cdef uint64_t pos, mask = m.max_entries - 1
+    cdef bint cons_ok, pend_ok
+    if m.type == BPF_MAP_TYPE_LPM_TRIE:
+        esize = m.key_size + m.value_size
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
+        esize = 12 + m.value_size
+    cnt = n // esize if esize else 0
+    if _is_hash(m) or m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
+        if cnt * esize != n or cnt > m.max_entries:
+            return LOAD_SIZE
+    elif n != _dump_size(m):
+        return LOAD_SIZE
+    if _is_hash(m):
+        esize -= 4 if _is_lru(m) else 0
+        # element i holds entry i; linked in reverse so that each bucket lists its
+        # elements in the dumped order
+        for i in range(cnt):
+            e = <int32_t>(cnt - 1 - i)
+            if _hash_find(m, p + e * esize, &prev) != NO_ELEM:
+                return LOAD_DUPLICATE
+            memcpy(m.keys + <size_t>e * m.key_size, p + e * esize, m.key_size)
+            _get_values(m, p + e * esize + m.key_size, e)
+            _hash_link(m, e)
+            if _is_lru(m):
+                m.lru_next[e] = LRU_UNSEEN
+        m.count = <uint32_t>cnt
+        m.free_head = <int32_t>cnt if cnt < m.max_entries else NO_ELEM
+        for i in range(cnt if _is_lru(m) else 0):     # pushed least recent first
+            e = <int32_t>_le32(p + cnt * esize + 4 * (cnt - 1 - i))
+            if e < 0 or <size_t>e >= cnt or m.lru_next[e] != LRU_UNSEEN:
+                return LOAD_RECENCY
+            _lru_push(m, e)
+    elif m.type == BPF_MAP_TYPE_LPM_TRIE:
+        for i in range(cnt):
+            if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):
+                return LOAD_PREFIX
+    elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        for b in range(m.max_entries):
+            memcpy(&e, p + 12 * b, 4)
+            if e < -1:
+                return LOAD_SLOT
+            m.perf_cpu[b] = e
+            memcpy(&m.counters[b], p + 12 * b + 4, 8)
+    elif m.type == BPF_MAP_TYPE_RINGBUF:
+        memcpy(&m.cons_pos, p, 8)
+        memcpy(&m.prod_pos, p + 8, 8)
+        memcpy(&m.pend_pos, p + 16, 8)
+        memcpy(m.values, p + 24, m.max_entries)
+        # the records from the older of the two read positions chain to the producer's,
+        # through the other one, and none is still busy
+        pos = min(m.cons_pos, m.pend_pos)
+        cons_ok, pend_ok = pos == m.cons_pos, pos == m.pend_pos
+        if m.cons_pos > m.prod_pos or m.pend_pos > m.prod_pos or m.prod_pos - pos > mask \
+                or (m.cons_pos | m.pend_pos | m.prod_pos) & 7:
+            return LOAD_RING
+        while pos < m.prod_pos:
+            b = _le32(m.values + (pos & mask))
+            if b & RB_BUSY:
+                return LOAD_RING
+            pos += _rb_total(b)
+            cons_ok |= pos == m.cons_pos
+            pend_ok |= pos == m.pend_pos
+        if pos != m.prod_pos or not (cons_ok and pend_ok):
+            return LOAD_RING
+    elif m.type == BPF_MAP_TYPE_STACK_TRACE:
+        for i in range(cnt):
+            b, hsh, nr = _le32(p), _le32(p + 4), _le32(p + 8)
+            if (b >= m.n_buckets or m.st_nr[b] or hsh & (m.n_buckets - 1) != b or nr == 0
+                    or nr > m.value_size // 8 or jhash(p + 12, nr * 8, 0) != hsh):
+                return LOAD_STACK
+            m.st_nr[b], m.st_hash[b] = nr, hsh
+            memcpy(m.values + <size_t>b * m.value_size, p + 12, m.value_size)
+            p += esize
+        m.count = <uint32_t>cnt
+    else:
+        for b in range(m.max_entries):
+            p = _get_values(m, p, b)
+    return 0

@@ -1,0 +1,203 @@
+"""The kernel's load-time decision, without a kernel: will ``BPF_PROG_LOAD`` accept
+this program, and if not, which instruction does it refuse and in which words.
+
+:func:`check` runs the static checks (:mod:`.structure`) and, for a program type,
+the abstract interpreter (:mod:`.interp`) on the kernel's model: registers typed as
+the kernel types them (scalars with a tnum and signed/unsigned 32/64-bit bounds,
+context, stack, packet, packet end, map pointers, map values or NULL, ring buffer
+memory), stack bytes and spilled registers, every path explored with dead branches
+skipped, states pruned, bounded loops run to their end and the 1,000,000 processed
+instruction limit.  Privileged (root) rules: uninitialised stack may be read,
+pointers may be stored or compared.  The ``4.6`` profile refuses what 4.6 refused
+first: more than 4096 instructions, back-edges and bpf-to-bpf calls.
+
+A refusal is a :class:`~pyebpf.errors.VerifierError` whose message ends with the
+kernel's own words for it, with ``pc``, ``insn`` (its text), ``source`` (the C line,
+from line info) and ``log`` (the verifier log at level 1 or 2).  :func:`verify` returns
+the log and the statistics of an accepted program too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import isa
+from ..errors import VerifierError
+from . import structure
+from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
+from .log import Log, insn_text
+
+__all__ = ["check", "verify", "Verdict", "COMPLEXITY_LIMIT"]
+
+BPF_MAXINSNS_46 = 4096
+
+
+@dataclass
+class Verdict:
+    """What a verification found: the log, instructions processed and states kept
+    (as the kernel's statistics line counts them), and each function's stack depth."""
+    log: str
+    processed: int
+    total_states: int
+    peak_states: int
+    max_states_per_insn: int
+    stack_depths: list
+
+
+def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
+          line_info=(), log_level: int = 0) -> list[isa.Op | None]:
+    """Check ``insns`` and return the table entry of each slot (None for lddw tails).
+
+    ``prog_type`` None is the raw mode (structure only); a program type adds
+    everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
+    names (or None).  Raises :class:`VerifierError` at the first refusal."""
+    return _run(insns, prog_type, profile, maps, line_info, log_level)[0]
+
+
+def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
+           line_info=(), log_level: int = 1) -> Verdict:
+    """Verify a typed program; the :class:`Verdict` of an accepted one, else
+    :class:`VerifierError`."""
+    return _run(insns, prog_type, profile, maps, line_info, log_level)[1]
+
+
+def _run(insns, prog_type, profile, maps, line_info, log_level):
+    # an object's line info comes with its BTF function info (clang -g)
+    ops = structure.check(insns, prog_type, btf=bool(line_info))
+    if prog_type is None:
+        return ops, None
+    prog_type = isa.ProgType(prog_type)
+    log = Log(log_level)
+    try:
+        if profile == "4.6":
+            _check_46(insns, ops)
+        starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+                               if op is not None and op.form is isa.F_CALL_LOCAL})
+        interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
+                             live_registers(insns, ops))
+        interp.run()
+    except Refusal as exc:
+        if not log_level:
+            # as the kernel's loaders do: the log of a refusal is worth a second pass
+            return _run(insns, prog_type, profile, maps, line_info, 1)
+        raise _error(exc.lines, exc.pc, insns, log, line_info,
+                     interp if "interp" in locals() else None) from None
+    try:
+        structure.check_call_chains(insns, ops, starts, interp.depths)
+    except VerifierError as exc:
+        exc.log = log.text() + _stats(interp)
+        raise
+    if log.level == 1:
+        log.lines.clear()   # the kernel rewinds a level-1 log as each path proves safe
+    log.add(_stats(interp).rstrip("\n"))
+    return ops, Verdict(log.text(), interp.processed, interp.total_states,
+                        interp.peak_states, interp.max_states_per_insn, interp.depths)
+
+
+def _stats(interp) -> str:
+    if interp is None:
+        return ""
+    return (f"processed {interp.processed} insns (limit {interp.limit}) "
+            f"max_states_per_insn {interp.max_states_per_insn} total_states "
+            f"{interp.total_states} peak_states {interp.peak_states} mark_read 0\n")
+
+
+def _error(lines, pc, insns, log: Log, line_info, interp) -> VerifierError:
+    for line in lines:
+        log.add(line)
+    text = log.text() + _stats(interp)
+    src = _source(line_info, pc)
+    err = VerifierError("; ".join(lines), pc, insn_text(insns, pc).split(") ", 1)[1],
+                        text)
+    err.source = src
+    return err
+
+
+def _source(line_info, pc: int) -> str:
+    best = None
+    for li in line_info:
+        if li.pc <= pc and (best is None or li.pc >= best.pc):
+            best = li
+    if best is None:
+        return ""
+    return f"{best.file_name}:{best.line} `{best.source_line.strip()}`"
+
+
+def _check_46(insns, ops) -> None:
+    """What the 4.6 kernel refused before exploring paths."""
+    n = len(insns)
+    if n > BPF_MAXINSNS_46:
+        raise Refusal([f"program of {n} instructions is larger than the 4.6 kernel's "
+                       f"{BPF_MAXINSNS_46}"], 0)
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        if op.form is isa.F_CALL_LOCAL:
+            raise Refusal(["BPF_CALL uses reserved fields"], pc)
+        target = None
+        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X):
+            target = pc + 1 + insns[pc].off
+        elif op.form is isa.F_JA32:
+            target = pc + 1 + insns[pc].imm
+        if target is not None and target <= pc:
+            raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
+
+
+def live_registers(insns, ops) -> list[frozenset]:
+    """Registers each instruction may read before they are written again, along any
+    path of its function (a superset of the kernel's liveness, for pruning)."""
+    n = len(ops)
+    uses: list[frozenset] = [frozenset()] * n
+    defs: list[frozenset] = [frozenset()] * n
+    succ: list[tuple] = [()] * n
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        insn, f = insns[pc], op.form
+        u, d = set(), set()
+        if f.src:
+            u.add(insn.src)
+        if f.dst and f not in (isa.F_LDDW, isa.F_LDX):
+            if not (op.code & 0xF0 == isa.BPF_MOV and f in (isa.F_ALU_K, isa.F_ALU_X,
+                                                            isa.F_ALU_SX)):
+                u.add(insn.dst)
+        if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
+                 isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX):
+            d.add(insn.dst)
+        if f is isa.F_ATOMIC:
+            if op.disc_value == isa.BPF_CMPXCHG:
+                u.add(0)
+                d.add(0)
+            elif op.disc_value & isa.BPF_FETCH:
+                d.add(insn.src)
+        if f in (isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LD_ABS, isa.F_LD_IND):
+            if f in (isa.F_CALL, isa.F_CALL_LOCAL):
+                u.update(range(1, 6))
+            else:
+                u.add(6)
+            d.update(range(0, 6))
+        if f is isa.F_EXIT:
+            u.add(0)
+        uses[pc], defs[pc] = frozenset(u), frozenset(d)
+        nxt = []
+        if f is isa.F_JA:
+            nxt.append(pc + 1 + insn.off)
+        elif f is isa.F_JA32:
+            nxt.append(pc + 1 + insn.imm)
+        elif f is not isa.F_EXIT:
+            nxt.append(pc + op.slots)
+            if f in (isa.F_JCC_K, isa.F_JCC_X):
+                nxt.append(pc + 1 + insn.off)
+        succ[pc] = tuple(s for s in nxt if s < n)
+    live: list[frozenset] = [frozenset()] * (n + 1)
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(n - 1, -1, -1):
+            if ops[pc] is None:
+                continue
+            out = frozenset().union(*(live[s] for s in succ[pc])) if succ[pc] else frozenset()
+            new = uses[pc] | (out - defs[pc])
+            if new != live[pc]:
+                live[pc] = new
+                changed = True
+    return live

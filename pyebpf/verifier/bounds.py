@@ -1,0 +1,366 @@
+"""Scalar values: bounds kept in step with the tnum (the kernel's ``reg_bounds_sync``),
+ALU results (``adjust_scalar_min_max_vals``), branch outcomes (``is_branch_taken``)
+and what a taken or fallen-through branch teaches (``regs_refine_cond_op``).
+"""
+from __future__ import annotations
+
+from .. import isa
+from . import tnum
+from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, Reg, s32, s64
+
+
+def sync(r: Reg) -> None:
+    """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
+    and back, then the tnum from the bounds."""
+    _update(r)
+    for _ in range(3):
+        _deduce(r)
+    if valid(r):
+        v64 = tnum.intersect(r.var, tnum.range_(r.umin, r.umax))
+        v32 = tnum.intersect(tnum.subreg(v64), tnum.range_(r.u32min, r.u32max))
+        r.var = tnum.or_(tnum.clear_subreg(v64), v32)
+    _update(r)
+
+
+def _update(r: Reg) -> None:
+    v, m = r.var
+    r.smin = max(r.smin, s64(v | (m & (1 << 63))))
+    r.smax = min(r.smax, s64(v | (m & S64_MAX)))
+    r.umin = max(r.umin, v)
+    r.umax = min(r.umax, v | m)
+    v32, m32 = v & M32, m & M32
+    r.s32min = max(r.s32min, s32(v32 | (m32 & 0x80000000)))
+    r.s32max = min(r.s32max, s32(v32 | (m32 & 0x7FFFFFFF)))
+    r.u32min = max(r.u32min, v32)
+    r.u32max = min(r.u32max, v32 | m32)
+
+
+def _deduce(r: Reg) -> None:
+    # 32-bit bounds from 64-bit ones whose upper halves agree
+    if r.umin >> 32 == r.umax >> 32:
+        r.u32min = max(r.u32min, r.umin & M32)
+        r.u32max = min(r.u32max, r.umax & M32)
+        if s32(r.umin) <= s32(r.umax):
+            r.s32min = max(r.s32min, s32(r.umin))
+            r.s32max = min(r.s32max, s32(r.umax))
+    if r.smin >> 32 == r.smax >> 32:
+        if (r.smin & M32) <= (r.smax & M32):
+            r.u32min = max(r.u32min, r.smin & M32)
+            r.u32max = min(r.u32max, r.smax & M32)
+        if s32(r.smin) <= s32(r.smax):
+            r.s32min = max(r.s32min, s32(r.smin))
+            r.s32max = min(r.s32max, s32(r.smax))
+    # signed and unsigned 32-bit views of a range that does not cross a sign boundary
+    if s32(r.u32min) <= s32(r.u32max):
+        r.s32min = max(r.s32min, s32(r.u32min))
+        r.s32max = min(r.s32max, s32(r.u32max))
+    if (r.s32min & M32) <= (r.s32max & M32):
+        r.u32min = max(r.u32min, r.s32min & M32)
+        r.u32max = min(r.u32max, r.s32max & M32)
+    # the same for 64 bits
+    if s64(r.umin) <= s64(r.umax):
+        r.smin = max(r.smin, s64(r.umin))
+        r.smax = min(r.smax, s64(r.umax))
+    if (r.smin & M64) <= (r.smax & M64):
+        r.umin = max(r.umin, r.smin & M64)
+        r.umax = min(r.umax, r.smax & M64)
+    # 64-bit bounds from the 32-bit ones (__reg_deduce_mixed_bounds)
+    if r.u32min <= r.u32max:
+        r.umin = max(r.umin, (r.umin & ~M32 & M64) | r.u32min)
+        r.umax = min(r.umax, (r.umax & ~M32 & M64) | r.u32max)
+        r.smin = max(r.smin, s64((r.smin & ~M32) | r.u32min))
+        r.smax = min(r.smax, s64((r.smax & ~M32) | r.u32max))
+
+
+def valid(r: Reg) -> bool:
+    return (r.umin <= r.umax and r.smin <= r.smax and r.u32min <= r.u32max
+            and r.s32min <= r.s32max)
+
+
+# --- ALU on scalars -------------------------------------------------------------------
+
+def _view(r: Reg, bits: int):
+    if bits == 64:
+        return r.var, r.umin, r.umax, r.smin, r.smax
+    return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
+
+
+def _const_eval(op: int, a: int, b: int, bits: int, signed_div: bool) -> int:
+    sa = a - (1 << bits) if a >> (bits - 1) else a
+    sb = b - (1 << bits) if b >> (bits - 1) else b
+    if op == isa.BPF_ADD:
+        return a + b
+    if op == isa.BPF_SUB:
+        return a - b
+    if op == isa.BPF_MUL:
+        return a * b
+    if op == isa.BPF_OR:
+        return a | b
+    if op == isa.BPF_AND:
+        return a & b
+    if op == isa.BPF_XOR:
+        return a ^ b
+    if op == isa.BPF_LSH:
+        return a << b
+    if op == isa.BPF_RSH:
+        return a >> b
+    if op == isa.BPF_ARSH:
+        return sa >> b
+    if op == isa.BPF_DIV:
+        if signed_div:
+            return 0 if sb == 0 else (abs(sa) // abs(sb)) * (1 if (sa < 0) == (sb < 0) else -1)
+        return 0 if b == 0 else a // b
+    if op == isa.BPF_MOD:
+        if signed_div:
+            return sa if sb == 0 else (abs(sa) % abs(sb)) * (-1 if sa < 0 else 1)
+        return a if b == 0 else a % b
+    raise AssertionError(op)
+
+
+def alu(dst: Reg, src: Reg, op: int, bits: int, signed_div: bool = False) -> None:
+    """``dst op= src`` on scalars, ``bits`` 64 or 32 (the result zero-extended)."""
+    W = (1 << bits) - 1
+    SMIN, SMAX = (S64_MIN, S64_MAX) if bits == 64 else (S32_MIN, S32_MAX)
+    av, aumin, aumax, asmin, asmax = _view(dst, bits)
+    bv, bumin, bumax, bsmin, bsmax = _view(src, bits)
+    b_const = bv[1] == 0
+    if op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and (not b_const or bv[0] >= bits):
+        # shifts by an unknown or too large amount (adjust_scalar_min_max_vals)
+        _set(dst, (0, W), 0, W, SMIN, SMAX, bits)
+        return
+    if av[1] == 0 and b_const:
+        # a constant result (a 32-bit one zero-extended) needs no bounds reasoning
+        dst.type, dst.id = SCALAR, 0
+        dst.mark_known(_const_eval(op, av[0], bv[0], bits, signed_div) & W)
+        return
+    umin, umax, smin, smax = 0, W, SMIN, SMAX
+    if op == isa.BPF_ADD:
+        var = tnum.add(av, bv)
+        if aumax + bumax <= W:
+            umin, umax = aumin + bumin, aumax + bumax
+        if SMIN <= asmin + bsmin and asmax + bsmax <= SMAX:
+            smin, smax = asmin + bsmin, asmax + bsmax
+    elif op == isa.BPF_SUB:
+        var = tnum.sub(av, bv)
+        if aumin >= bumax:
+            umin, umax = aumin - bumax, aumax - bumin
+        if SMIN <= asmin - bsmax and asmax - bsmin <= SMAX:
+            smin, smax = asmin - bsmax, asmax - bsmin
+    elif op == isa.BPF_MUL:
+        var = tnum.mul(av, bv)
+        if aumax * bumax <= W:
+            umin, umax = aumin * bumin, aumax * bumax
+        corners = [x * y for x in (asmin, asmax) for y in (bsmin, bsmax)]
+        if SMIN <= min(corners) and max(corners) <= SMAX:
+            smin, smax = min(corners), max(corners)
+    elif op == isa.BPF_AND:
+        var = tnum.and_(av, bv)
+        umin, umax = var[0], min(aumax, bumax)
+        if asmin >= 0 and bsmin >= 0:
+            smin, smax = umin, umax
+    elif op == isa.BPF_OR:
+        var = tnum.or_(av, bv)
+        umin, umax = max(aumin, bumin), var[0] | var[1]
+        if asmin >= 0 and bsmin >= 0:
+            smin, smax = umin, umax
+    elif op == isa.BPF_XOR:
+        var = tnum.xor(av, bv)
+        umin, umax = var[0], var[0] | var[1]
+        if asmin >= 0 and bsmin >= 0:
+            smin, smax = umin, umax
+    elif op == isa.BPF_LSH:
+        k = bv[0]
+        var = tnum.cast(tnum.lshift(av, k), bits // 8)
+        if aumax << k <= W:
+            umin, umax = aumin << k, aumax << k
+    elif op == isa.BPF_RSH:
+        k = bv[0]
+        var = tnum.rshift(av, k)
+        umin, umax = aumin >> k, aumax >> k
+    elif op == isa.BPF_ARSH:
+        k = bv[0]
+        var = tnum.arshift(av, k, bits)
+        smin, smax = asmin >> k, asmax >> k
+    elif op in (isa.BPF_DIV, isa.BPF_MOD) and b_const and bv[0] and not signed_div:
+        k = bv[0]
+        if op == isa.BPF_DIV:
+            umin, umax = aumin // k, aumax // k
+        else:
+            umin, umax = 0, min(aumax, k - 1)
+        var = tnum.range_(umin, umax) if bits == 64 else tnum.subreg(tnum.range_(umin, umax))
+    else:
+        var = (0, W)
+    _set(dst, var, umin, umax, smin, smax, bits)
+
+
+def _set(r: Reg, var, umin, umax, smin, smax, bits: int) -> None:
+    r.type = SCALAR
+    r.id = 0
+    if bits == 64:
+        r.mark_unbounded()
+        r.var = var
+        r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
+    else:
+        # a 32-bit result, zero-extended to 64 bits
+        r.var = tnum.subreg(var)
+        r.u32min, r.u32max, r.s32min, r.s32max = umin, umax, smin, smax
+        r.umin, r.umax, r.smin, r.smax = umin, umax, umin, umax
+    sync(r)
+
+
+def zext32(r: Reg) -> None:
+    """Keep the low 32 bits of a scalar (what every ALU32 result and 32-bit move does)."""
+    _set(r, tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max, 32)
+
+
+def truncate(r: Reg, size: int) -> None:
+    """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended."""
+    if size >= 8:
+        return
+    bits = size * 8
+    W = (1 << bits) - 1
+    var = tnum.cast(r.var, size)
+    if r.umin >> bits == r.umax >> bits:
+        umin, umax = r.umin & W, r.umax & W
+    else:
+        umin, umax = 0, W
+    r.type, r.id = SCALAR, 0
+    r.mark_unbounded()
+    r.var, r.umin, r.umax = var, umin, umax
+    r.smin, r.smax = umin, umax
+    sync(r)
+
+
+def sign_extend(r: Reg, size: int) -> None:
+    """The result of a sign-extending load or move of ``size`` bytes."""
+    bits = size * 8
+    if r.is_const:
+        v = r.value & ((1 << bits) - 1)
+        r.mark_known(v - (1 << bits) if v >> (bits - 1) else v)
+        r.id = 0
+        return
+    r.mark_unknown()
+    r.smin, r.smax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    sync(r)
+
+
+# --- branches --------------------------------------------------------------------------
+
+_REV = {isa.BPF_JEQ: isa.BPF_JNE, isa.BPF_JNE: isa.BPF_JEQ, isa.BPF_JGT: isa.BPF_JLE,
+        isa.BPF_JLE: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGE,
+        isa.BPF_JSGT: isa.BPF_JSLE, isa.BPF_JSLE: isa.BPF_JSGT, isa.BPF_JSGE: isa.BPF_JSLT,
+        isa.BPF_JSLT: isa.BPF_JSGE, isa.BPF_JSET: -1, -1: isa.BPF_JSET}
+_SWAP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JGE: isa.BPF_JLE, isa.BPF_JSGT: isa.BPF_JSLT,
+         isa.BPF_JSGE: isa.BPF_JSLE}
+
+
+def _bounds(r: Reg, is32: bool):
+    if is32:
+        return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
+    return r.var, r.umin, r.umax, r.smin, r.smax
+
+
+def branch_taken(a: Reg, b: Reg, op: int, is32: bool) -> int:
+    """1 when the jump is always taken, 0 never, -1 when either may happen."""
+    (av, aumin, aumax, asmin, asmax) = _bounds(a, is32)
+    (bv, bumin, bumax, bsmin, bsmax) = _bounds(b, is32)
+    if op == isa.BPF_JEQ or op == isa.BPF_JNE:
+        eq = op == isa.BPF_JEQ
+        if av[1] == 0 and bv[1] == 0:
+            return int((av[0] == bv[0]) == eq)
+        if aumin > bumax or aumax < bumin or asmin > bsmax or asmax < bsmin or \
+                (av[0] ^ bv[0]) & ~(av[1] | bv[1]) & M64:
+            return int(not eq)
+        return -1
+    if op == isa.BPF_JSET:
+        if av[1] and not bv[1]:
+            pass
+        elif bv[1] and not av[1]:
+            av, bv = bv, av
+        if bv[1] == 0:
+            val = bv[0]
+            if av[0] & val:
+                return 1
+            if not (av[0] | av[1]) & val:
+                return 0
+        return -1
+    table = {
+        isa.BPF_JGT: (aumin > bumax, aumax <= bumin),
+        isa.BPF_JGE: (aumin >= bumax, aumax < bumin),
+        isa.BPF_JLT: (aumax < bumin, aumin >= bumax),
+        isa.BPF_JLE: (aumax <= bumin, aumin > bumax),
+        isa.BPF_JSGT: (asmin > bsmax, asmax <= bsmin),
+        isa.BPF_JSGE: (asmin >= bsmax, asmax < bsmin),
+        isa.BPF_JSLT: (asmax < bsmin, asmin >= bsmax),
+        isa.BPF_JSLE: (asmax <= bsmin, asmin > bsmax),
+    }
+    yes, no = table[op]
+    return 1 if yes else 0 if no else -1
+
+
+def reverse(op: int) -> int:
+    """The condition of the fall-through (-1 stands for 'JSET not set')."""
+    return _REV[op]
+
+
+def refine(a: Reg, b: Reg, op: int, is32: bool) -> bool:
+    """Narrow ``a`` and ``b`` knowing ``a op b`` holds; False when it cannot."""
+    if op in _SWAP:
+        a, b, op = b, a, _SWAP[op]
+    if op == isa.BPF_JEQ:
+        if is32:
+            for lo, hi in (("u32min", "u32max"), ("s32min", "s32max")):
+                m, M = max(getattr(a, lo), getattr(b, lo)), min(getattr(a, hi), getattr(b, hi))
+                for r in (a, b):
+                    setattr(r, lo, m)
+                    setattr(r, hi, M)
+            t = tnum.intersect(tnum.subreg(a.var), tnum.subreg(b.var))
+            a.var, b.var = tnum.with_subreg(a.var, t), tnum.with_subreg(b.var, t)
+        else:
+            for lo, hi in (("umin", "umax"), ("smin", "smax")):
+                m, M = max(getattr(a, lo), getattr(b, lo)), min(getattr(a, hi), getattr(b, hi))
+                for r in (a, b):
+                    setattr(r, lo, m)
+                    setattr(r, hi, M)
+            if (a.var[0] ^ b.var[0]) & ~(a.var[1] | b.var[1]) & M64:
+                return False
+            t = tnum.intersect(a.var, b.var)
+            a.var = b.var = t
+    elif op in (isa.BPF_JNE, isa.BPF_JSET, -1):
+        bv = _bounds(b, is32)[0]
+        if bv[1]:
+            a, b = b, a
+            bv = _bounds(b, is32)[0]
+        if bv[1] == 0:
+            val = bv[0]
+            if op == isa.BPF_JNE:
+                names = (("u32min", "u32max", val & M32), ("s32min", "s32max", s32(val))) \
+                    if is32 else (("umin", "umax", val & M64), ("smin", "smax", s64(val)))
+                for lo, hi, v in names:
+                    if getattr(a, lo) == v:
+                        setattr(a, lo, v + 1)
+                    if getattr(a, hi) == v:
+                        setattr(a, hi, v - 1)
+            elif op == isa.BPF_JSET:
+                if val and not val & (val - 1):
+                    a.var = tnum.with_subreg(a.var, tnum.or_(tnum.subreg(a.var), (val, 0))) \
+                        if is32 else tnum.or_(a.var, (val, 0))
+            else:
+                mask = ~val & (M32 if is32 else M64)
+                a.var = tnum.with_subreg(a.var, tnum.and_(tnum.subreg(a.var), (mask, 0))) \
+                    if is32 else tnum.and_(a.var, (mask, 0))
+    else:
+        strict = op in (isa.BPF_JLT, isa.BPF_JSLT)
+        signed = op in (isa.BPF_JSLT, isa.BPF_JSLE)
+        lo, hi = (("s32min", "s32max") if signed else ("u32min", "u32max")) if is32 else \
+            (("smin", "smax") if signed else ("umin", "umax"))
+        d = 1 if strict else 0
+        setattr(a, hi, min(getattr(a, hi), getattr(b, hi) - d))
+        setattr(b, lo, max(getattr(b, lo), getattr(a, lo) + d))
+    for r in (a, b):
+        if not valid(r):
+            return False
+        sync(r)
+        if not valid(r):
+            return False
+    return True

@@ -1,0 +1,102 @@
+"""Helper prototypes as data: one entry per helper the engine implements, with the
+kernel's argument and return types (``struct bpf_func_proto`` in ``net/core/filter.c``,
+``kernel/bpf/helpers.c`` and ``kernel/bpf/ringbuf.c``) and whether the helper may move
+packet data (``bpf_helper_changes_pkt_data``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import isa
+
+# argument types (enum bpf_arg_type)
+ANYTHING = "anything"              # ARG_ANYTHING
+CTX = "ctx"                        # ARG_PTR_TO_CTX
+MAP = "map_ptr"                    # ARG_CONST_MAP_PTR
+KEY = "map_key"                    # ARG_PTR_TO_MAP_KEY
+VALUE = "map_value"                # ARG_PTR_TO_MAP_VALUE
+MEM = "mem"                        # ARG_PTR_TO_MEM | MEM_RDONLY
+MEM_OR_NULL = "mem_or_null"        # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY
+UNINIT_MEM = "uninit_mem"          # ARG_PTR_TO_UNINIT_MEM
+SIZE = "size"                      # ARG_CONST_SIZE
+SIZE_OR_ZERO = "size_or_zero"      # ARG_CONST_SIZE_OR_ZERO
+ALLOC_SIZE_OR_ZERO = "alloc_size"  # ARG_CONST_ALLOC_SIZE_OR_ZERO
+RINGBUF_MEM = "ringbuf_mem"        # ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE
+
+# return types (enum bpf_return_type)
+INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
+
+
+@dataclass(frozen=True)
+class Proto:
+    name: str
+    ret: str
+    args: tuple
+    changes_pkt_data: bool = False
+    map_types: tuple = ()      # map types the map argument may be (empty: any that
+                               # check_map_func_compatibility lets through)
+
+
+_T = isa.MapType
+
+
+def _p(name, ret, *args, pkt=False, maps=()):
+    return isa.HELPER_IDS[name], Proto(f"bpf_{name}", ret, args, pkt, maps)
+
+
+PROTOS: dict[int, Proto] = dict([
+    _p("map_lookup_elem", MAP_VALUE_OR_NULL, MAP, KEY),
+    _p("map_update_elem", INTEGER, MAP, KEY, VALUE, ANYTHING),
+    _p("map_delete_elem", INTEGER, MAP, KEY),
+    _p("ktime_get_ns", INTEGER),
+    _p("trace_printk", INTEGER, MEM, SIZE),
+    _p("get_prandom_u32", INTEGER),
+    _p("get_smp_processor_id", INTEGER),
+    _p("skb_store_bytes", INTEGER, CTX, ANYTHING, MEM, SIZE, ANYTHING, pkt=True),
+    _p("l3_csum_replace", INTEGER, CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING, pkt=True),
+    _p("l4_csum_replace", INTEGER, CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING, pkt=True),
+    _p("tail_call", VOID, CTX, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_PROG_ARRAY,)),
+    _p("clone_redirect", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
+    _p("get_current_pid_tgid", INTEGER),
+    _p("get_current_uid_gid", INTEGER),
+    _p("get_current_comm", INTEGER, UNINIT_MEM, SIZE),
+    _p("get_cgroup_classid", INTEGER, CTX),
+    _p("skb_vlan_push", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
+    _p("skb_vlan_pop", INTEGER, CTX, pkt=True),
+    _p("skb_get_tunnel_key", INTEGER, CTX, UNINIT_MEM, SIZE, ANYTHING),
+    _p("skb_set_tunnel_key", INTEGER, CTX, MEM, SIZE, ANYTHING),
+    _p("perf_event_read", INTEGER, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,)),
+    _p("redirect", INTEGER, ANYTHING, ANYTHING),
+    _p("get_route_realm", INTEGER, CTX),
+    _p("perf_event_output", INTEGER, CTX, MAP, ANYTHING, MEM, SIZE_OR_ZERO,
+       maps=(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,)),
+    _p("skb_load_bytes", INTEGER, CTX, ANYTHING, UNINIT_MEM, SIZE),
+    _p("get_stackid", INTEGER, CTX, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_STACK_TRACE,)),
+    _p("csum_diff", INTEGER, MEM_OR_NULL, SIZE_OR_ZERO, MEM_OR_NULL, SIZE_OR_ZERO, ANYTHING),
+    _p("skb_get_tunnel_opt", INTEGER, CTX, UNINIT_MEM, SIZE),
+    _p("skb_set_tunnel_opt", INTEGER, CTX, MEM, SIZE),
+    _p("skb_change_proto", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
+    _p("skb_change_type", INTEGER, CTX, ANYTHING),
+    _p("get_hash_recalc", INTEGER, CTX),
+    _p("skb_change_tail", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
+    _p("skb_pull_data", INTEGER, CTX, ANYTHING, pkt=True),
+    _p("csum_update", INTEGER, CTX, ANYTHING),
+    _p("set_hash_invalid", INTEGER, CTX),
+    _p("skb_change_head", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
+    _p("set_hash", INTEGER, CTX, ANYTHING),
+    _p("skb_adjust_room", INTEGER, CTX, ANYTHING, ANYTHING, ANYTHING, pkt=True),
+    _p("ringbuf_output", INTEGER, MAP, MEM, SIZE_OR_ZERO, ANYTHING,
+       maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
+    _p("ringbuf_reserve", RINGBUF_MEM_OR_NULL, MAP, ALLOC_SIZE_OR_ZERO, ANYTHING,
+       maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
+    _p("ringbuf_submit", VOID, RINGBUF_MEM, ANYTHING),
+    _p("ringbuf_discard", VOID, RINGBUF_MEM, ANYTHING),
+    _p("ringbuf_query", INTEGER, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
+])
+
+# Map types that only their own helpers may take (check_map_func_compatibility).
+DEDICATED_MAPS = {
+    _T.BPF_MAP_TYPE_PROG_ARRAY: ("tail_call",),
+    _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: ("perf_event_read", "perf_event_output"),
+    _T.BPF_MAP_TYPE_RINGBUF: ("ringbuf_output", "ringbuf_reserve", "ringbuf_query"),
+    _T.BPF_MAP_TYPE_STACK_TRACE: ("get_stackid",),
+}

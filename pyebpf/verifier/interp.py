@@ -1,0 +1,1138 @@
+"""The abstract interpreter: every path of the program from its first instruction,
+with the kernel's register model (``do_check`` in ``kernel/bpf/verifier.c``).
+
+Paths are explored depth first, the jump target pushed and the fall-through followed
+as the kernel does, so the first refused instruction is the kernel's.  Branches whose
+outcome the bounds decide are not explored (``is_branch_taken``); at prune points a
+state another finished path already covers ends the path (``is_state_visited``), and
+a state equal to one of its own ancestors is an infinite loop.
+"""
+from __future__ import annotations
+
+from .. import isa
+from . import bounds, helpers, tnum
+from .log import Log
+from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
+                    PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
+                    PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
+                    SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg,
+                    Slot, VState, scalar, signature, states_equal, type_str)
+
+COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
+BPF_MAX_VAR_OFF = 1 << 29
+BPF_MAX_VAR_SIZ = 1 << 29
+MAX_PACKET_OFF = 0xFFFF
+MAX_BPF_STACK = 512
+_ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
+               "s>>=", "endian")
+_SIZEOF_BPF_SOCK = 80
+
+
+class Refusal(Exception):
+    """The kernel's refusal: its message lines and the instruction."""
+
+    def __init__(self, lines: list[str], pc: int):
+        super().__init__(lines[-1])
+        self.lines, self.pc = lines, pc
+
+
+class Interpreter:
+    def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live):
+        from ..skb import rules
+        self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
+        self.rules = rules
+        self.allowed = rules.helpers_allowed(prog_type, profile)
+        self.maps = maps
+        self.log = log
+        self.starts = starts
+        self.live = live
+        self.depths = [0] * len(starts)
+        self.explored: dict[int, list[VState]] = {}     # finished states, by insn
+        self.open: dict[int, dict] = {}                  # insn -> signature -> states
+        self.open_count: dict[int, int] = {}
+        self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
+        self.prune = self._prune_points()
+        self.id_gen = 0
+        self.processed = 0
+        self.total_states = self.peak_states = self.cur_states = 0
+        self.max_states_per_insn = 0
+        self.jmps = self.prev_jmps = self.prev_processed = 0
+        self.limit = COMPLEXITY_LIMIT[profile]
+
+    # --- bookkeeping ---------------------------------------------------------------
+    def _prune_points(self) -> set:
+        """Where states are compared and kept (the kernel's visit_insn and push_insn):
+        conditional jumps and their targets, targets of unconditional jumps, and where
+        calls return."""
+        points = set()
+        for pc, op in enumerate(self.ops):
+            if op is None:
+                continue
+            f = op.form
+            if f in (isa.F_JCC_K, isa.F_JCC_X):
+                points.add(pc)
+                points.add(pc + 1 + self.insns[pc].off)
+            elif f in (isa.F_JA, isa.F_JA32):
+                points.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
+                                     else self.insns[pc].off))
+            elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
+                points.add(pc + 1)
+                if f is isa.F_CALL_LOCAL:
+                    points.add(pc)
+        return points
+
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    def refuse(self, pc: int, *lines: str):
+        raise Refusal(list(lines), pc)
+
+    def func_of(self, pc: int) -> int:
+        from bisect import bisect_right
+        return bisect_right(self.starts, pc) - 1
+
+    # --- the main loop ----------------------------------------------------------------
+    def run(self) -> None:
+        st = VState()
+        fr = Frame(-1, 0, 0)
+        fr.regs[1].type = PTR_TO_CTX
+        fr.regs[1].mark_known(0)
+        fr.regs[10].type = PTR_TO_STACK
+        fr.regs[10].mark_known(0)
+        st.frames.append(fr)
+        pending: list[tuple[VState, int, int]] = []
+        pc, prev = 0, -1
+        while True:
+            if pc in self.prune and self.visited(st, pc):
+                self.log.pruned(prev, pc)
+                self.path_done(st)
+                if not pending:
+                    return
+                st, pc, prev = self.pop(pending)
+                continue
+            self.processed += 1
+            if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
+                self.jmps += 1
+            if self.processed > self.limit:
+                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
+            self.log.insn(pc, self.insns, self.ops, st)
+            nxt = self.step(st, pc, pending)
+            if nxt is None:
+                self.path_done(st)
+                if not pending:
+                    return
+                st, pc, prev = self.pop(pending)
+                continue
+            prev, pc = pc, nxt
+
+    def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+        other = st.copy()
+        if st.parent is not None:
+            st.parent.branches += 1
+        pending.append((other, pc, prev, self.log.mark()))
+        return other
+
+    def pop(self, pending):
+        st, pc, prev, mark = pending.pop()
+        self.log.pop(mark, prev, pc, st)
+        return st, pc, prev
+
+    def path_done(self, st: VState) -> None:
+        """A path ended: its checkpoints with no open branch left become finished
+        states, which later paths may be pruned against."""
+        p = st.parent
+        while p is not None:
+            p.branches -= 1
+            if p.branches:
+                break
+            self.open[p.insn][p.sig].remove(p)
+            self.open_count[p.insn] -= 1
+            self.explored.setdefault(p.insn, []).append(p)
+            p = p.parent
+
+    def visited(self, cur: VState, pc: int) -> bool:
+        """is_state_visited: True to end this path here (an equivalent finished state
+        exists); refuses an exact repeat of an ancestor; else records a checkpoint."""
+        here = self.explored.get(pc, ())
+        nframes = len(cur.frames)
+
+        def live(i: int, r: int) -> bool:
+            if i == nframes - 1:
+                return r in self.live[pc]
+            ret = cur.frames[i + 1].callsite + 1
+            return r >= 6 and r in self.live[ret]
+
+        # the kernel adds a state only after 2 jumps and 8 instructions since the last
+        # one (20 and 100 inside a loop): what it finds first, and its counts, follow
+        add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
+        sig = signature(cur, live)
+        if self.open_count.get(pc):
+            # ancestors still being explored: an exact repeat is an infinite loop
+            for old in self.open[pc].get(sig, ()):
+                if states_equal(old, cur, live, exact=True):
+                    self.refuse(pc, f"infinite loop detected at insn {pc}")
+            if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
+                add = False
+        for old in here:
+            if states_equal(old, cur, live):
+                return True
+        if not add:
+            return False
+        self.prev_jmps, self.prev_processed = self.jmps, self.processed
+        snap = cur.copy()
+        snap.branches = 1
+        snap.parent = cur.parent
+        snap.insn, snap.sig = pc, sig
+        cur.parent = snap
+        self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
+        self.open_count[pc] = self.open_count.get(pc, 0) + 1
+        self.total_states += 1
+        self.cur_states += 1
+        self.peak_states = max(self.peak_states, self.cur_states)
+        self.max_states_per_insn = max(self.max_states_per_insn,
+                                       len(here) + self.open_count[pc])
+        return False
+
+    # --- one instruction -----------------------------------------------------------------
+    def step(self, st: VState, pc: int, pending) -> int | None:
+        insn, op = self.insns[pc], self.ops[pc]
+        f = op.form
+        if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
+                 isa.F_NEG, isa.F_END):
+            self.alu(st, pc, insn, op)
+            return pc + 1
+        if f is isa.F_LDX:
+            self.read(st, pc, insn.src)
+            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
+                            sign=op.name.startswith("LDXS"))
+            return pc + 1
+        if f is isa.F_STX:
+            self.read(st, pc, insn.src)
+            self.read(st, pc, insn.dst)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
+            return pc + 1
+        if f is isa.F_ST:
+            self.read(st, pc, insn.dst)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
+            return pc + 1
+        if f is isa.F_ATOMIC:
+            self.atomic(st, pc, insn, op)
+            return pc + 1
+        if f is isa.F_LDDW:
+            self.lddw(st, pc, insn, op)
+            return pc + 2
+        if f in (isa.F_LD_ABS, isa.F_LD_IND):
+            self.ld_abs(st, pc, insn, op)
+            return pc + 1
+        if f is isa.F_JA:
+            return pc + 1 + insn.off
+        if f is isa.F_JA32:
+            return pc + 1 + insn.imm
+        if f in (isa.F_JCC_K, isa.F_JCC_X):
+            return self.cond_jmp(st, pc, insn, op, pending)
+        if f is isa.F_CALL:
+            if op.disc_value:
+                self.refuse(pc, "kernel function calls are not supported by pyebpf")
+            self.helper_call(st, pc, insn)
+            return pc + 1
+        if f is isa.F_CALL_LOCAL:
+            return self.local_call(st, pc, insn)
+        if f is isa.F_EXIT:
+            return self.exit(st, pc)
+        if f is isa.F_CALLX:
+            self.refuse(pc, f"unknown opcode {insn.code:02x}")
+        raise AssertionError(f)
+
+    # --- registers ------------------------------------------------------------------------
+    def read(self, st: VState, pc: int, r: int) -> Reg:
+        reg = st.cur.regs[r]
+        if reg.type == NOT_INIT:
+            self.refuse(pc, f"R{r} !read_ok")
+        return reg
+
+    def write_scalar(self, st: VState, r: int) -> Reg:
+        reg = st.cur.regs[r]
+        reg.mark_unknown()
+        return reg
+
+    # --- ALU ------------------------------------------------------------------------------
+    def alu(self, st: VState, pc: int, insn, op) -> None:
+        regs = st.cur.regs
+        f = op.form
+        is64 = op.is_64
+        bits = 64 if is64 else 32
+        code_op = op.code & 0xF0
+        if f is isa.F_END:
+            dst = self.read(st, pc, insn.dst)
+            if dst.type != SCALAR:
+                dst.mark_unknown()
+            elif op.name.startswith("LE"):
+                if op.size < 8:
+                    bounds.truncate(dst, op.size)
+            elif dst.is_const:
+                v = dst.value & ((1 << (op.size * 8)) - 1)
+                dst.mark_known(int.from_bytes(v.to_bytes(op.size, "little"), "big"))
+                dst.id = 0
+            else:
+                dst.mark_unknown()
+                if op.size < 8:
+                    bounds.truncate(dst, op.size)
+            return
+        if f is isa.F_NEG:
+            dst = self.read(st, pc, insn.dst)
+            if dst.type != SCALAR:
+                dst.mark_unknown()
+                if not is64:
+                    bounds.zext32(dst)
+                return
+            zero = scalar(0)
+            bounds.alu(zero, dst, isa.BPF_SUB, bits)
+            regs[insn.dst] = zero
+            return
+        if code_op == isa.BPF_MOV:
+            self.mov(st, pc, insn, op)
+            return
+        # the operand
+        if f.src:
+            src = self.read(st, pc, insn.src)
+        else:
+            src = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
+            if code_op in (isa.BPF_DIV, isa.BPF_MOD) and insn.imm == 0:
+                self.refuse(pc, "div by zero")
+            if code_op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and \
+                    not 0 <= insn.imm < bits:
+                self.refuse(pc, f"invalid shift {insn.imm}")
+        dst = self.read(st, pc, insn.dst)
+        signed = f in (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X)
+        if dst.type != SCALAR or src.type != SCALAR:
+            self.ptr_alu(st, pc, insn, op, dst, src, code_op)
+            return
+        bounds.alu(dst, src, code_op, bits, signed)
+
+    def mov(self, st: VState, pc: int, insn, op) -> None:
+        regs = st.cur.regs
+        is64 = op.is_64
+        if op.form is isa.F_ALU_K:
+            regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
+            return
+        src = self.read(st, pc, insn.src)
+        if op.form is isa.F_ALU_SX:
+            new = src.copy()
+            if src.type != SCALAR:
+                new.mark_unknown()
+            bounds.sign_extend(new, op.size)
+            if not is64:
+                bounds.zext32(new)
+            regs[insn.dst] = new
+            return
+        if is64:
+            if src.type == SCALAR and not src.id and not src.is_const:
+                src.id = self.new_id()
+            regs[insn.dst] = src.copy()
+            return
+        new = src.copy()
+        if src.type != SCALAR:
+            new.mark_unknown()
+        new.id = 0
+        bounds.zext32(new)
+        regs[insn.dst] = new
+
+    def ptr_alu(self, st, pc, insn, op, dst: Reg, src: Reg, code_op: int) -> None:
+        """adjust_reg_min_max_vals / adjust_ptr_min_max_vals for a privileged loader."""
+        regs = st.cur.regs
+        d = insn.dst
+        opstr = _ALU_STRING[code_op >> 4]
+        if dst.type != SCALAR and src.type != SCALAR:
+            if code_op == isa.BPF_SUB:
+                regs[d].mark_unknown()
+                if not op.is_64:
+                    bounds.zext32(regs[d])
+                return
+            self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
+        ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
+        if not op.is_64:
+            if code_op == isa.BPF_SUB:
+                regs[d].mark_unknown()
+                bounds.zext32(regs[d])
+                return
+            self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
+        if ptr.type & MAYBE_NULL:
+            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited, "
+                            f"null-check it first")
+        base = ptr.type & 0xFF
+        known = off_reg.is_const
+        if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
+                code_op == isa.BPF_ADD:
+            pass
+        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END, PTR_TO_SOCK_COMMON):
+            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
+        self._sane_offset(pc, off_reg, ptr.type)
+        self._sane_offset(pc, ptr, ptr.type)
+        if code_op == isa.BPF_SUB and dst.type == SCALAR:
+            self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
+        if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
+            self.refuse(pc, f"R{d} subtraction from stack pointer prohibited")
+        if code_op in (isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR):
+            self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
+        if code_op not in (isa.BPF_ADD, isa.BPF_SUB):
+            self.refuse(pc, f"R{d} pointer arithmetic with {opstr} operator prohibited")
+        new = ptr.copy()
+        smin = off_reg.smin
+        if code_op == isa.BPF_ADD:
+            if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
+                new.off = ptr.off + smin
+            else:
+                var_holder = ptr.copy()
+                var_holder.type = SCALAR
+                bounds.alu(var_holder, off_reg, isa.BPF_ADD, 64)
+                self._take_var(new, var_holder)
+                if base in PKT_TYPES:
+                    new.id = self.new_id()
+                    new.range = 0
+        else:
+            if known and -(1 << 31) <= ptr.off - smin < (1 << 31):
+                new.off = ptr.off - smin
+            else:
+                var_holder = ptr.copy()
+                var_holder.type = SCALAR
+                bounds.alu(var_holder, off_reg, isa.BPF_SUB, 64)
+                self._take_var(new, var_holder)
+                if base in PKT_TYPES:
+                    new.id = self.new_id()
+                    if smin < 0:
+                        new.range = 0
+        self._sane_offset(pc, new, ptr.type)
+        regs[d] = new
+
+    @staticmethod
+    def _take_var(ptr: Reg, v: Reg) -> None:
+        for k in ("var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
+                  "u32max"):
+            setattr(ptr, k, getattr(v, k))
+
+    def _sane_offset(self, pc, reg: Reg, ptype: int) -> None:
+        """check_reg_sane_offset."""
+        t = type_str(ptype)
+        known = reg.is_const
+        val = reg.smin
+        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"math between {t} pointer and {val} is not allowed")
+        if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"{t} pointer offset {reg.off} is not allowed")
+        if reg.smin == -(1 << 63):
+            self.refuse(pc, f"math between {t} pointer and register with unbounded min "
+                            f"value is not allowed")
+        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"value {reg.smin} makes {t} pointer be out of bounds")
+
+    # --- memory -----------------------------------------------------------------------------
+    def mem_access(self, st: VState, pc: int, regno: int, off: int, size: int, write: bool,
+                   value_regno: int, sign: bool = False, imm: int | None = None) -> None:
+        """check_mem_access: a load into ``value_regno`` or a store of it (-1: of
+        ``imm``) through ``regno`` + ``off``."""
+        regs = st.cur.regs
+        reg = regs[regno]
+        t = reg.type
+        self._same_pointer_kind(pc, t)
+        result: Reg | None = None
+        if t == PTR_TO_STACK:
+            result = self.stack_access(st, pc, regno, reg, off, size, write, value_regno, imm)
+        elif t == PTR_TO_CTX:
+            result = self.ctx_access(st, pc, regno, reg, off, size, write, sign,
+                                     write and value_regno < 0 and imm is not None)
+        elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
+            limit = reg.map.value_size if t == PTR_TO_MAP_VALUE else \
+                reg.map.key_size if t == PTR_TO_MAP_KEY else reg.size
+            self.region_access(pc, regno, reg, off + reg.off, size, limit)
+            if not write:
+                result = scalar()
+        elif t in PKT_TYPES:
+            if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+                self.refuse(pc, "cannot write into packet")
+            self.packet_access(pc, regno, reg, off + reg.off, size)
+            if not write:
+                result = scalar()
+        elif t == PTR_TO_SOCK_COMMON:
+            if write or off + reg.off < 0 or off + reg.off + size > _SIZEOF_BPF_SOCK or \
+                    (off + reg.off) % size or not reg.is_const:
+                self.refuse(pc, f"R{regno} invalid sock_common access off={off} size={size}")
+            if not write:
+                result = scalar()
+        else:
+            self.refuse(pc, f"R{regno} invalid mem access '{type_str(t)}'")
+        if not write and value_regno >= 0:
+            if result is None:
+                result = scalar()
+            if result.type == SCALAR and size < 8:
+                if sign:
+                    bounds.sign_extend(result, size)
+                else:
+                    bounds.truncate(result, size)
+            regs[value_regno] = result
+
+    def _same_pointer_kind(self, pc: int, t: int) -> None:
+        """One load or store instruction works through one kind of pointer when either
+        kind is the context (the kernel rewrites context accesses per instruction:
+        reg_type_mismatch)."""
+        prev = self.ptr_kinds.setdefault(pc, t)
+        if prev != t and (PTR_TO_CTX in (prev, t) or
+                          (PTR_TO_SOCK_COMMON in (prev & 0xFF, t & 0xFF))):
+            self.refuse(pc, "same insn cannot be used with different pointers")
+
+    def region_access(self, pc, regno, reg: Reg, off: int, size: int, mem_size: int,
+                      zero_ok: bool = False) -> None:
+        """check_mem_region_access: map values, keys and ring buffer memory."""
+        kind = reg.type & 0xFF
+        if reg.smin < 0 and (reg.smin == -(1 << 63) or reg.smin + off < 0 or
+                             not -(1 << 31) <= off + reg.smin < (1 << 31)):
+            self.refuse(pc, f"R{regno} min value is negative, either use unsigned index or "
+                            f"do a if (index >=0) check.")
+        lo = reg.smin + off
+        if not (lo >= 0 and (size > 0 or zero_ok and size == 0) and lo + size <= mem_size):
+            self.refuse(pc, self._mem_msg(kind, regno, reg, lo, size, mem_size),
+                        f"R{regno} min value is outside of the allowed memory range")
+        if reg.umax >= BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"R{regno} unbounded memory access, make sure to bounds check "
+                            f"any such access")
+        hi = reg.umax + off
+        if not (hi + size <= mem_size):
+            self.refuse(pc, self._mem_msg(kind, regno, reg, hi, size, mem_size),
+                        f"R{regno} max value is outside of the allowed memory range")
+
+    @staticmethod
+    def _mem_msg(kind, regno, reg, off, size, mem_size) -> str:
+        if kind == PTR_TO_MAP_KEY:
+            return f"invalid access to map key, key_size={mem_size} off={off} size={size}"
+        if kind == PTR_TO_MAP_VALUE:
+            return f"invalid access to map value, value_size={mem_size} off={off} size={size}"
+        if kind in PKT_TYPES or kind == PTR_TO_PACKET_END:
+            return (f"invalid access to packet, off={off} size={size}, "
+                    f"R{regno}(id={reg.id},off={off},r={mem_size})")
+        return f"invalid access to memory, mem_size={mem_size} off={off} size={size}"
+
+    def packet_access(self, pc, regno, reg: Reg, off: int, size: int,
+                      zero_ok: bool = False) -> None:
+        """check_packet_access (``off`` includes the pointer's fixed offset)."""
+        if reg.smin < 0:
+            self.refuse(pc, f"R{regno} min value is negative, either use unsigned index or "
+                            f"do a if (index >=0) check.")
+        if not (off >= 0 and (size > 0 or zero_ok and size == 0) and off + size <= reg.range):
+            self.refuse(pc, self._mem_msg(PTR_TO_PACKET, regno, reg, off, size, reg.range),
+                        f"R{regno} offset is outside of the packet")
+
+    def ctx_access(self, st, pc, regno, reg: Reg, off, size, write, sign, is_st
+                   ) -> Reg | None:
+        self.ctx_off(pc, regno, reg)
+        if is_st and self.profile == "4.6":
+            # 4.6 passed these without converting them: they wrote into the raw sk_buff
+            self.refuse(pc, f"BPF_ST stores into R{regno} ctx are refused: the 4.6 kernel "
+                            f"accepted and miscompiled them")
+        if self.profile == "4.6" and sign:
+            self.refuse(pc, "sign-extending loads from the context do not exist in the 4.6 "
+                            "kernel")
+        field, reason = self.rules.access_rule(self.prog_type, self.profile, off, size, write)
+        if reason is None and sign and field.name in self.rules.POINTER_FIELDS:
+            reason = f"{field.name} is a pointer; it cannot be sign-extended"
+        if reason is not None:
+            self.refuse(pc, f"invalid bpf_context access off={off} size={size}: {reason}")
+        if write:
+            return None
+        kinds = {"data": PTR_TO_PACKET, "data_end": PTR_TO_PACKET_END,
+                 "data_meta": PTR_TO_PACKET_META, "sk": PTR_TO_SOCK_COMMON | MAYBE_NULL}
+        kind = kinds.get(field.name)
+        if kind is None:
+            return scalar()
+        r = Reg(kind)
+        r.mark_known(0)
+        if kind & MAYBE_NULL:
+            r.id = self.new_id()
+        return r
+
+    def ctx_off(self, pc, regno, reg: Reg) -> None:
+        """__check_ptr_off_reg for the context: no fixed or variable offset."""
+        if reg.off < 0:
+            self.refuse(pc, f"negative offset ctx ptr R{regno} off={reg.off} disallowed")
+        if reg.off:
+            self.refuse(pc, f"dereference of modified ctx ptr R{regno} off={reg.off} "
+                            f"disallowed")
+        if not reg.is_const or reg.value:
+            self.refuse(pc, f"variable ctx access var_off={tnum.text(reg.var)} disallowed")
+
+    # --- the stack ------------------------------------------------------------------------
+    def stack_frame(self, st: VState, reg: Reg) -> Frame:
+        return st.frames[reg.frame]
+
+    def stack_bounds(self, pc, regno, reg: Reg, off: int, size: int, what: str):
+        """check_stack_access_within_bounds; the byte range [lo, hi) accessed."""
+        if reg.is_const:
+            lo = off + reg.off + reg.smin
+            hi = lo + size
+        else:
+            if reg.smax >= BPF_MAX_VAR_OFF or reg.smin <= -BPF_MAX_VAR_OFF:
+                self.refuse(pc, f"invalid unbounded variable-offset{what} stack R{regno}")
+            lo = reg.smin + off + reg.off
+            hi = reg.smax + off + reg.off + size
+        if lo < -MAX_BPF_STACK or hi > 0 or size < 0:
+            if reg.is_const:
+                self.refuse(pc, f"invalid{what} stack R{regno} off={off + reg.off} "
+                                f"size={size}")
+            self.refuse(pc, f"invalid variable-offset{what} stack R{regno} "
+                            f"var_off={tnum.text(reg.var)} off={off + reg.off} size={size}")
+        return lo, hi
+
+    def _note_depth(self, st: VState, reg: Reg, lo: int) -> None:
+        func = st.frames[reg.frame].subprog
+        self.depths[func] = max(self.depths[func], -lo)
+
+    def stack_access(self, st, pc, regno, reg: Reg, off, size, write, value_regno, imm):
+        # stack accesses must be aligned (check_ptr_alignment: strict for the stack)
+        at = tnum.add(reg.var, tnum.const(reg.off + off))
+        if not tnum.is_aligned(at, size):
+            self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+"
+                            f"{off} size {size}")
+        lo, hi = self.stack_bounds(pc, regno, reg, off, size,
+                                   " write to" if write else " read from")
+        self._note_depth(st, reg, lo)
+        frame = self.stack_frame(st, reg)
+        if not reg.is_const:
+            if write:
+                for a in range(lo, hi):
+                    self._set_byte(frame, a, STACK_MISC)
+                return None
+            return scalar()
+        if write:
+            if value_regno < 0 and imm is None:
+                for a in range(lo, hi):
+                    self._set_byte(frame, a, STACK_MISC)
+                return None
+            value = st.cur.regs[value_regno] if value_regno >= 0 else scalar(imm)
+            self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
+            return None
+        return self.stack_read(pc, frame, lo, size)
+
+    @staticmethod
+    def _slot(frame: Frame, addr: int, create: bool = True) -> Slot | None:
+        spi = (-addr - 1) // 8
+        s = frame.stack.get(spi)
+        if s is None and create:
+            s = frame.stack[spi] = Slot()
+        return s
+
+    def _set_byte(self, frame: Frame, addr: int, kind: int) -> None:
+        s = self._slot(frame, addr)
+        if s.spill is not None or STACK_SPILL in s.kinds:
+            s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
+            s.spill = None
+        s.kinds[addr % 8] = kind
+
+    def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
+                    is_imm: bool) -> None:
+        """check_stack_write_fixed_off."""
+        s = self._slot(frame, addr)
+        aligned = addr % 8 == 0
+        if value.type == SCALAR and aligned:
+            self._spill(s, value, size)
+            if size < 8 and value.umax.bit_length() > 8 * size:
+                s.spill.id = 0
+            return
+        if value.type != SCALAR:
+            if size != 8:
+                self.refuse(pc, "invalid size of register spill")
+            if frame is not st.cur and value.type == PTR_TO_STACK:
+                self.refuse(pc, "cannot spill pointers to stack into stack frame of the "
+                                "caller")
+            self._spill(s, value, 8)
+            return
+        kind = STACK_ZERO if value.is_null() else STACK_MISC
+        for a in range(addr, addr + size):
+            self._set_byte(frame, a, kind)
+
+    @staticmethod
+    def _spill(s: Slot, value: Reg, size: int) -> None:
+        # the spilled bytes are the lowest ``size`` of the slot; the rest become misc
+        kinds = [STACK_SPILL if i < size else
+                 (s.kinds[i] if s.kinds[i] in (STACK_ZERO, STACK_INVALID) else STACK_MISC)
+                 for i in range(8)]
+        s.kinds = kinds
+        s.spill = value.copy()
+
+    def stack_read(self, pc, frame: Frame, addr: int, size: int) -> Reg:
+        """check_stack_read_fixed_off (uninitialised bytes read as unknown: root)."""
+        s = self._slot(frame, addr, create=False)
+        if s is None:
+            return scalar()
+        first = addr % 8
+        if s.spill is not None and s.kinds[0] == STACK_SPILL:
+            spill_size = 1
+            while spill_size < 8 and s.kinds[spill_size] == STACK_SPILL:
+                spill_size += 1
+            if size != 8 or spill_size != 8:
+                if s.spill.type != SCALAR:
+                    self.refuse(pc, "invalid size of register fill")
+                if first == 0 and size <= spill_size:
+                    r = s.spill.copy()
+                    if size < 8:
+                        if r.umax.bit_length() > 8 * size:
+                            r.id = 0
+                        bounds.truncate(r, size)
+                    return r
+                kinds = s.kinds[first:first + size]
+                if all(k == STACK_SPILL for k in kinds) and s.spill.is_null() or \
+                        all(k == STACK_ZERO for k in kinds):
+                    return scalar(0)
+                return scalar()
+            return s.spill.copy()
+        kinds = s.kinds[first:first + size]
+        if kinds and all(k == STACK_ZERO for k in kinds):
+            return scalar(0)
+        return scalar()
+
+    # --- atomics, lddw, LD_ABS ------------------------------------------------------------
+    def atomic(self, st, pc, insn, op) -> None:
+        regs = st.cur.regs
+        self.read(st, pc, insn.src)
+        self.read(st, pc, insn.dst)
+        if op.disc_value == isa.BPF_CMPXCHG:
+            self.read(st, pc, 0)
+        dst = regs[insn.dst]
+        if dst.type in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META):
+            self.refuse(pc, f"BPF_ATOMIC stores into R{insn.dst} {type_str(dst.type)} is not "
+                            f"allowed")
+        fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
+        fetch = op.disc_value & isa.BPF_FETCH
+        self.mem_access(st, pc, insn.dst, insn.off, op.size, False, -1)
+        self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1)
+        if fetch:
+            r = scalar()
+            if op.size < 8:
+                bounds.truncate(r, op.size)
+            regs[fetch_reg] = r
+
+    def lddw(self, st, pc, insn, op) -> None:
+        regs = st.cur.regs
+        hi = self.insns[pc + 1].imm
+        if op.disc_value == 0:
+            regs[insn.dst] = scalar(((hi & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF))
+            return
+        m = self.maps(insn.imm) if self.maps is not None else None
+        if m is None:
+            self.refuse(pc, f"fd {insn.imm} is not pointing to valid bpf_map")
+        if op.disc_value == isa.BPF_PSEUDO_MAP_FD:
+            r = Reg(CONST_PTR_TO_MAP)
+            r.mark_known(0)
+            r.map = m
+        else:
+            r = Reg(PTR_TO_MAP_VALUE)
+            r.mark_known(0)
+            r.map = m
+            r.off = hi & 0xFFFFFFFF
+        regs[insn.dst] = r
+
+    def ld_abs(self, st, pc, insn, op) -> None:
+        regs = st.cur.regs
+        if st.refs:
+            self.refuse(pc, "BPF_LD_[ABS|IND] would lead to reference leak")
+        r6 = self.read(st, pc, 6)
+        if op.form is isa.F_LD_IND:
+            self.read(st, pc, insn.src)
+        if r6.type != PTR_TO_CTX:
+            self.refuse(pc, "at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+        self.ctx_off(pc, 6, r6)
+        for r in range(1, 6):
+            regs[r] = Reg()
+        regs[0] = scalar()
+        bounds.truncate(regs[0], op.size)
+
+    # --- jumps ------------------------------------------------------------------------------
+    def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
+        regs = st.cur.regs
+        code_op = op.code & 0xF0
+        is32 = not op.is_64
+        dst = self.read(st, pc, insn.dst)
+        if op.form is isa.F_JCC_X:
+            src = self.read(st, pc, insn.src)
+        else:
+            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
+        target = pc + 1 + insn.off
+        taken = -1
+        if dst.type == SCALAR and src.type == SCALAR:
+            taken = bounds.branch_taken(dst, src, code_op, is32)
+        elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
+                dst.type != SCALAR and not dst.type & MAYBE_NULL and \
+                (dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM,
+                                      PTR_TO_SOCK_COMMON):
+            taken = 0 if code_op == isa.BPF_JEQ else 1
+        if taken == 1:
+            return target
+        if taken == 0:
+            return pc + 1
+        if dst.type == SCALAR and src.type == SCALAR:
+            return self._scalar_branch(st, pc, insn, op, code_op, is32, dst, src, target,
+                                       pending)
+        other = self.push(st, target, pc, pending)
+        oregs = other.cur.regs
+        if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
+            null_reg = None
+            if src.is_null() and dst.type & MAYBE_NULL:
+                null_reg = insn.dst
+            elif op.form is isa.F_JCC_X and dst.is_null() and src.type & MAYBE_NULL:
+                null_reg = insn.src
+            if null_reg is not None:
+                rid = regs[null_reg].id
+                eq_state, ne_state = (other, st) if code_op == isa.BPF_JEQ else (st, other)
+                self._mark_null(eq_state, rid, True)
+                self._mark_null(ne_state, rid, False)
+                return pc + 1
+        if not is32 and op.form is isa.F_JCC_X:
+            self._pkt_compare(st, other, dst, src, code_op, oregs[insn.dst],
+                              oregs[insn.src])
+        return pc + 1
+
+    def _scalar_branch(self, st, pc, insn, op, code_op, is32, dst, src, target, pending):
+        """Both outcomes possible: each side learns its condition (reg_set_min_max);
+        a side whose condition contradicts the bounds is dead."""
+        is_x = op.form is isa.F_JCC_X
+        same = is_x and insn.dst == insn.src
+        t_dst, t_src = dst.copy(), src.copy()
+        f_dst, f_src = dst.copy(), src.copy()
+        ok_t = same or bounds.refine(t_dst, t_src, code_op, is32)
+        ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
+        if not ok_t and not ok_f:
+            return pc + 1
+
+        def apply(state: VState, d: Reg, s_: Reg) -> None:
+            if same:
+                return
+            regs = state.cur.regs
+            regs[insn.dst] = d
+            self._sync_linked(state, d)
+            if is_x:
+                regs[insn.src] = s_
+                self._sync_linked(state, s_)
+        if not ok_t:
+            apply(st, f_dst, f_src)
+            return pc + 1
+        if not ok_f:
+            apply(st, t_dst, t_src)
+            return target
+        other = self.push(st, target, pc, pending)
+        apply(other, t_dst, t_src)
+        apply(st, f_dst, f_src)
+        return pc + 1
+
+
+    @staticmethod
+    def _sync_linked(st: VState, known: Reg) -> None:
+        if known.type != SCALAR or not known.id:
+            return
+        for f in st.frames:
+            for i, r in enumerate(f.regs):
+                if r is not known and r.type == SCALAR and r.id == known.id:
+                    f.regs[i] = known.copy()
+            for s in f.stack.values():
+                if s.spill is not None and s.spill is not known and \
+                        s.spill.type == SCALAR and s.spill.id == known.id:
+                    s.spill = known.copy()
+
+    def _mark_null(self, st: VState, rid: int, is_null: bool) -> None:
+        """mark_ptr_or_null_regs: every copy of the checked pointer."""
+        if not rid:
+            return
+        for r in st.all_regs():
+            if r.id == rid and r.type & MAYBE_NULL:
+                if is_null:
+                    ref = r.ref
+                    r.mark_known(0)
+                    r.type = SCALAR
+                    r.id = r.ref = 0
+                    r.map = None
+                    r.range = r.size = r.off = r.frame = 0
+                    if ref:
+                        st.refs.pop(ref, None)
+                else:
+                    r.type &= ~MAYBE_NULL
+                    if not r.ref:
+                        r.id = 0
+
+    def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
+                     odst: Reg, osrc: Reg) -> None:
+        """try_match_pkt_pointers: a bounds check against data_end (or data for meta)."""
+        def pkt_vs_end(a: Reg, b: Reg) -> bool:
+            return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
+                (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
+                 b.off == 0 and b.is_const and b.value == 0)
+        if pkt_vs_end(dst, src):
+            p, p_other = dst, odst
+            table = {isa.BPF_JGT: (this, False), isa.BPF_JLT: (other, True),
+                     isa.BPF_JGE: (this, True), isa.BPF_JLE: (other, False)}
+        elif pkt_vs_end(src, dst):
+            p, p_other = src, osrc
+            table = {isa.BPF_JGT: (other, True), isa.BPF_JLT: (this, False),
+                     isa.BPF_JGE: (other, False), isa.BPF_JLE: (this, True)}
+        else:
+            return
+        if op not in table:
+            return
+        where, right_open = table[op]
+        self._good_pkt_pointers(where, p if where is this else p_other, right_open)
+
+    @staticmethod
+    def _good_pkt_pointers(st: VState, reg: Reg, right_open: bool) -> None:
+        if reg.off < 0 or (reg.off == 0 and right_open):
+            return
+        if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
+            return
+        new_range = reg.off + (1 if right_open else 0)
+        for r in st.all_regs():
+            if r.type == reg.type and r.id == reg.id:
+                r.range = max(r.range, new_range)
+
+    # --- calls --------------------------------------------------------------------------------
+    def helper_call(self, st: VState, pc: int, insn) -> None:
+        hid = insn.imm
+        regs = st.cur.regs
+        if not 0 <= hid <= isa.MAX_HELPER_ID:
+            self.refuse(pc, f"invalid func unknown#{hid}")
+        name = f"bpf_{isa.HELPER_NAMES[hid]}"
+        if hid not in self.allowed:
+            kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
+            self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
+                            f"({kernel}, {self.prog_type.name})")
+        # a helper without a prototype here is one pyebpf does not implement: loading
+        # the program fails after verification (Program), so its arguments go unchecked
+        proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
+        meta = {"map": None, "ringbuf_size": 0, "release": 0}
+        for i, kind in enumerate(proto.args):
+            self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
+        if hid == isa.HELPER_IDS["tail_call"] and st.refs:
+            self.refuse(pc, "tail_call would lead to reference leak")
+        if meta["release"]:
+            ref = meta["release"]
+            st.refs.pop(ref, None)
+            for r in st.all_regs():
+                if r.ref == ref:
+                    r.mark_unknown()
+        for r in range(1, 6):
+            regs[r] = Reg()
+        if proto.ret == helpers.INTEGER:
+            regs[0] = scalar()
+        elif proto.ret == helpers.VOID:
+            regs[0] = Reg()
+        elif proto.ret == helpers.MAP_VALUE_OR_NULL:
+            m = meta["map"]
+            r = Reg(PTR_TO_MAP_VALUE | MAYBE_NULL)
+            r.mark_known(0)
+            r.map = m
+            r.id = self.new_id()
+            if m is not None and m.type in (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                            isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
+                r.type = CONST_PTR_TO_MAP | MAYBE_NULL
+                r.map = m.inner_map
+            elif meta.get("const_key") is not None and m.type in (
+                    isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
+                    and meta["const_key"] < m.max_entries:
+                r.type = PTR_TO_MAP_VALUE
+                r.id = 0
+            regs[0] = r
+        elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
+            r = Reg(PTR_TO_MEM | MAYBE_NULL)
+            r.mark_known(0)
+            r.size = meta["ringbuf_size"]
+            r.id = r.ref = self.new_id()
+            st.refs[r.ref] = pc
+            regs[0] = r
+        if proto.changes_pkt_data:
+            for f in st.frames:
+                for i, r in enumerate(f.regs):
+                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END:
+                        r.mark_unknown()
+                for s in f.stack.values():
+                    if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
+                                                s.spill.type == PTR_TO_PACKET_END):
+                        s.spill.mark_unknown()
+
+    _EXPECTED = {
+        helpers.CTX: ("ctx",),
+        helpers.MAP: ("map_ptr",),
+        helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
+        helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
+        helpers.MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem",
+                      "buf", "trusted_ptr_"),
+        helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
+                             "ringbuf_mem", "buf", "trusted_ptr_"),
+        helpers.RINGBUF_MEM: ("ringbuf_mem",),
+    }
+    _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
+    _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
+                  PTR_TO_MAP_VALUE, PTR_TO_MEM}
+
+    def _type_error(self, pc, regno, reg: Reg, kind):
+        expected = self._EXPECTED[kind]
+        self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected={', '.join(expected)}")
+
+    def helper_arg(self, st: VState, pc: int, proto, hid: int, regno: int, kind: str,
+                   meta: dict) -> None:
+        """check_func_arg."""
+        reg = self.read(st, pc, regno)
+        if kind == helpers.ANYTHING:
+            return
+        if kind == helpers.CTX:
+            if reg.type != PTR_TO_CTX:
+                self._type_error(pc, regno, reg, kind)
+            self.ctx_off(pc, regno, reg)
+            return
+        if kind == helpers.MAP:
+            if reg.type != CONST_PTR_TO_MAP:
+                self._type_error(pc, regno, reg, kind)
+            m = reg.map
+            meta["map"] = m
+            self._map_compatible(pc, m, hid, proto)
+            return
+        if kind in (helpers.KEY, helpers.VALUE):
+            if reg.type not in (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META,
+                                PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE):
+                self._type_error(pc, regno, reg, kind)
+            m = meta["map"]
+            if m is None:
+                self.refuse(pc, "invalid map_ptr to access map->key")
+            size = m.key_size if kind == helpers.KEY else m.value_size
+            self.helper_mem(st, pc, regno, reg, size, False, False)
+            if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
+                meta["const_key"] = self._const_stack_key(st, reg, size)
+            return
+        if kind == helpers.MEM_OR_NULL and reg.is_null():
+            meta["mem_null"] = True
+            return
+        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
+            if reg.type not in self._MEM_TYPES:
+                self._type_error(pc, regno, reg, kind)
+            meta["mem_write"] = kind == helpers.UNINIT_MEM
+            return
+        if kind in (helpers.SIZE, helpers.SIZE_OR_ZERO):
+            zero_ok = kind == helpers.SIZE_OR_ZERO
+            if reg.type != SCALAR:
+                self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=scalar")
+            if reg.smin < 0:
+                self.refuse(pc, f"R{regno} min value is negative, either use unsigned or "
+                                f"'var &= const'")
+            if reg.umin == 0 and not zero_ok:
+                self.refuse(pc, f"R{regno} invalid zero-sized read: u64=[{reg.umin},"
+                                f"{reg.umax}]")
+            if reg.umax >= BPF_MAX_VAR_SIZ:
+                self.refuse(pc, f"R{regno} unbounded memory access, use 'var &= const' or "
+                                f"'if (var < const)'")
+            mem = st.cur.regs[regno - 1]
+            if meta.pop("mem_null", False):
+                if reg.umax:
+                    self.refuse(pc, f"R{regno - 1} type=scalar expected="
+                                    f"{', '.join(self._EXPECTED[helpers.MEM])}")
+                return
+            self.helper_mem(st, pc, regno - 1, mem, reg.umax, meta.pop("mem_write", False),
+                            zero_ok)
+            return
+        if kind == helpers.ALLOC_SIZE_OR_ZERO:
+            if reg.type != SCALAR or not reg.is_const:
+                self.refuse(pc, f"R{regno} is not a known constant'")
+            meta["ringbuf_size"] = reg.value
+            return
+        if kind == helpers.RINGBUF_MEM:
+            if reg.type != PTR_TO_MEM or not reg.ref:
+                self._type_error(pc, regno, reg, kind)
+            if reg.off or not reg.is_const or reg.value:
+                self.refuse(pc, f"R{regno} must have zero offset when passed to release "
+                                f"func or trusted arg to kfunc")
+            meta["release"] = reg.ref
+            return
+        raise AssertionError(kind)
+
+    def _const_stack_key(self, st: VState, reg: Reg, size: int):
+        """get_constant_map_key: the key's value when the stack holds it as zeroes or
+        as a constant scalar spilled with exactly the key's size; else None."""
+        frame = self.stack_frame(st, reg)
+        v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
+        addr = reg.off + v
+        s = self._slot(frame, addr, create=False)
+        if s is None:
+            return None
+        first = addr % 8
+        zeros = 0
+        while first + zeros < 8 and s.kinds[first + zeros] == STACK_ZERO:
+            zeros += 1
+        if zeros >= size:
+            return 0
+        if s.spill is None or s.spill.type != SCALAR or s.kinds[0] != STACK_SPILL:
+            return None
+        spilled = 0
+        while first + spilled < 8 and s.kinds[first + spilled] == STACK_SPILL:
+            spilled += 1
+        if spilled != size or not s.spill.is_const:
+            return None
+        return s.spill.value
+
+    def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool):
+        """check_helper_mem_access: ``size`` bytes at ``reg``."""
+        t = reg.type
+        if t in PKT_TYPES:
+            self.packet_access(pc, regno, reg, reg.off, size, zero_ok)
+        elif t == PTR_TO_MAP_KEY:
+            self.region_access(pc, regno, reg, reg.off, size, reg.map.key_size, zero_ok)
+        elif t == PTR_TO_MAP_VALUE:
+            self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
+        elif t == PTR_TO_MEM:
+            self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
+        elif t == PTR_TO_STACK:
+            if size == 0 and zero_ok:
+                return
+            lo, hi = self.stack_bounds(pc, regno, reg, 0, size,
+                                       " write to" if write else " read from")
+            self._note_depth(st, reg, lo)
+            frame = self.stack_frame(st, reg)
+            if write:
+                for a in range(lo, hi):
+                    s = self._slot(frame, a)
+                    if s.spill is not None:
+                        s.spill = None
+                        s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
+                    s.kinds[a % 8] = STACK_MISC
+
+    def _map_compatible(self, pc, m, hid: int, proto) -> None:
+        if m is None:
+            return
+        mtype = isa.MapType(m.type) if not isinstance(m.type, isa.MapType) else m.type
+        name = isa.HELPER_NAMES[hid]
+        dedicated = helpers.DEDICATED_MAPS.get(mtype)
+        if (dedicated is not None and name not in dedicated) or \
+                (proto.map_types and mtype not in proto.map_types):
+            self.refuse(pc, f"cannot pass map_type {int(mtype)} into func bpf_{name}#{hid}")
+
+    def local_call(self, st: VState, pc: int, insn) -> int:
+        if len(st.frames) >= isa.MAX_CALL_FRAMES:
+            self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
+        target = pc + 1 + insn.imm
+        caller = st.cur
+        callee = Frame(pc, self.func_of(target), len(st.frames))
+        for r in range(1, 6):
+            callee.regs[r] = caller.regs[r].copy()
+        callee.regs[10].type = PTR_TO_STACK
+        callee.regs[10].mark_known(0)
+        callee.regs[10].frame = callee.frameno
+        st.frames.append(callee)
+        return target
+
+    def exit(self, st: VState, pc: int) -> int | None:
+        r0 = self.read(st, pc, 0)
+        if len(st.frames) > 1:
+            if r0.type == PTR_TO_STACK:     # prepare_func_exit
+                self.refuse(pc, "cannot return stack pointer to the caller")
+            callee = st.frames.pop()
+            caller = st.cur
+            caller.regs[0] = r0.copy()
+            for r in range(1, 6):
+                caller.regs[r] = Reg()
+            return callee.callsite + 1
+        if st.refs:
+            ref, at = next(iter(st.refs.items()))
+            self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
+                        "BPF_EXIT instruction in main prog would lead to reference leak")
+        return None

@@ -1,0 +1,296 @@
+"""Register and stack state of the abstract interpreter (the kernel's
+``struct bpf_reg_state``, ``bpf_stack_state``, ``bpf_func_state`` and
+``bpf_verifier_state``), their copies, and the equivalence used to prune paths.
+"""
+from __future__ import annotations
+
+from . import tnum
+
+M64, M32 = tnum.M64, tnum.M32
+S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
+
+# enum bpf_reg_type (base types) and the PTR_MAYBE_NULL flag
+NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, \
+    PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
+    PTR_TO_SOCK_COMMON, PTR_TO_MEM = range(12)
+MAYBE_NULL = 0x100
+# the kernel's reg_type_str
+TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
+            PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
+            PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
+            PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem"}
+PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
+
+# stack byte kinds (enum bpf_stack_slot_type)
+STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
+
+
+def type_str(t: int) -> str:
+    base = TYPE_STR[t & 0xFF]
+    return base + "_or_null" if t & MAYBE_NULL else base
+
+
+def s64(v: int) -> int:
+    v &= M64
+    return v - (1 << 64) if v >> 63 else v
+
+
+def s32(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+class Reg:
+    """One register: its type, fixed offset ``off``, the tnum ``var_off`` and the
+    64/32-bit signed/unsigned bounds of the scalar (or of a pointer's variable part),
+    ``id`` (shared by copies: NULL checks and packet ranges reach all of them),
+    ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
+    (the map a map pointer or map value belongs to), ``size`` (memory size) and
+    ``frame`` (the frame a stack pointer points into)."""
+    __slots__ = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max",
+                 "u32min", "u32max", "id", "ref", "range", "map", "size", "frame")
+
+    def __init__(self, type_=NOT_INIT):
+        self.type = type_
+        self.off = 0
+        self.var = tnum.UNKNOWN
+        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, M64
+        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, M32
+        self.id = self.ref = self.range = self.size = self.frame = 0
+        self.map = None
+
+    def copy(self) -> "Reg":
+        r = Reg.__new__(Reg)
+        for k in Reg.__slots__:
+            setattr(r, k, getattr(self, k))
+        return r
+
+    # --- constructors (the kernel's __mark_reg_*) ------------------------------------
+    def mark_known(self, v: int) -> "Reg":
+        v &= M64
+        self.var = (v, 0)
+        self.smin = self.smax = s64(v)
+        self.umin = self.umax = v
+        self.s32min = self.s32max = s32(v)
+        self.u32min = self.u32max = v & M32
+        return self
+
+    def mark_unbounded(self) -> "Reg":
+        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, M64
+        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, M32
+        return self
+
+    def mark_unknown(self) -> "Reg":
+        self.type = SCALAR
+        self.off = self.id = self.ref = self.range = self.size = self.frame = 0
+        self.map = None
+        self.var = tnum.UNKNOWN
+        return self.mark_unbounded()
+
+    @property
+    def is_const(self) -> bool:
+        return self.var[1] == 0
+
+    @property
+    def value(self) -> int:
+        return self.var[0]
+
+    @property
+    def is_ptr(self) -> bool:
+        return self.type not in (SCALAR, NOT_INIT)
+
+    def is_null(self) -> bool:
+        return self.type == SCALAR and self.var == (0, 0)
+
+
+def scalar(v: int | None = None) -> Reg:
+    r = Reg(SCALAR)
+    if v is not None:
+        r.mark_known(v)
+    return r
+
+
+class Slot:
+    """An 8-byte stack slot: the kind of each byte (index 0 = lowest address) and the
+    register spilled there."""
+    __slots__ = ("kinds", "spill")
+
+    def __init__(self):
+        self.kinds = [STACK_INVALID] * 8
+        self.spill: Reg | None = None
+
+    def copy(self) -> "Slot":
+        s = Slot.__new__(Slot)
+        s.kinds = list(self.kinds)
+        s.spill = self.spill.copy() if self.spill is not None else None
+        return s
+
+
+class Frame:
+    """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
+    call instruction that entered it, ``subprog`` the function's index."""
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+
+    def __init__(self, callsite: int, subprog: int, frameno: int):
+        self.regs = [Reg() for _ in range(11)]
+        self.stack: dict[int, Slot] = {}
+        self.callsite, self.subprog, self.frameno = callsite, subprog, frameno
+
+    def copy(self) -> "Frame":
+        f = Frame.__new__(Frame)
+        f.regs = [r.copy() for r in self.regs]
+        f.stack = {k: s.copy() for k, s in self.stack.items()}
+        f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
+        return f
+
+
+class VState:
+    """A whole verifier state: the call frames, acquired references (id -> insn),
+    and the checkpoint it descends from (``parent``) with its open-branch count."""
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig")
+
+    def __init__(self):
+        self.frames: list[Frame] = []
+        self.refs: dict[int, int] = {}
+        self.parent: VState | None = None
+        self.branches = 0
+        self.insn = 0
+        self.sig = None
+
+    @property
+    def cur(self) -> Frame:
+        return self.frames[-1]
+
+    def copy(self) -> "VState":
+        v = VState.__new__(VState)
+        v.frames = [f.copy() for f in self.frames]
+        v.refs = dict(self.refs)
+        v.parent, v.branches, v.insn = self.parent, 0, self.insn
+        v.sig = None
+        return v
+
+    def all_regs(self):
+        """Every register and spilled register of every frame."""
+        for f in self.frames:
+            yield from f.regs
+            for s in f.stack.values():
+                if s.spill is not None:
+                    yield s.spill
+
+
+# --- state equivalence (the kernel's states_equal / regsafe / stacksafe) ------------
+
+def range_within(old: Reg, cur: Reg) -> bool:
+    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin
+            and cur.smax <= old.smax and old.u32min <= cur.u32min
+            and cur.u32max <= old.u32max and old.s32min <= cur.s32min
+            and cur.s32max <= old.s32max)
+
+
+def _check_ids(a: int, b: int, idmap: dict) -> bool:
+    if not a and not b:
+        return True
+    if not a or not b:
+        return False
+    seen = idmap.get(("o", a))
+    if seen is None:
+        if ("c", b) in idmap:
+            return False
+        idmap[("o", a)] = b
+        idmap[("c", b)] = a
+        return True
+    return seen == b
+
+
+_EXACT = ("off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
+          "u32max", "range", "size", "frame")
+
+
+def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool) -> bool:
+    """True when everything safe from ``cur`` was proved safe from ``old``."""
+    if exact:
+        return old.type == cur.type and old.map is cur.map and \
+            all(getattr(old, k) == getattr(cur, k) for k in _EXACT) and \
+            _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
+    if old.type == NOT_INIT:
+        return True
+    if old.type != cur.type:
+        return False
+    if old.type == SCALAR:
+        return range_within(old, cur) and tnum.in_(old.var, cur.var) and \
+            (not old.id or _check_ids(old.id, cur.id, idmap))
+    if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
+            old.frame != cur.frame:
+        return False
+    if old.type in PKT_TYPES and old.range > cur.range:
+        return False
+    if not (range_within(old, cur) and tnum.in_(old.var, cur.var)):
+        return False
+    return _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
+
+
+def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
+    for spi, os_ in old.stack.items():
+        cs = cur.stack.get(spi)
+        ck = cs.kinds if cs is not None else [STACK_INVALID] * 8
+        for i in range(8):
+            ok_, ck_ = os_.kinds[i], ck[i]
+            if exact:
+                if ok_ != ck_:
+                    return False
+                continue
+            if ok_ == STACK_INVALID:
+                continue
+            if ok_ == STACK_MISC and ck_ in (STACK_MISC, STACK_ZERO):
+                continue
+            if ok_ != ck_:
+                return False
+        if os_.kinds[7] == STACK_SPILL or os_.kinds[0] == STACK_SPILL:
+            if os_.spill is not None and (cs is None or cs.spill is None or
+                                          not regsafe(os_.spill, cs.spill, idmap, exact)):
+                return False
+    if exact:
+        for spi, cs in cur.stack.items():
+            if spi not in old.stack and any(k != STACK_INVALID for k in cs.kinds):
+                return False
+    return True
+
+
+def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
+    """``live(frame_index, regno)`` says whether a register is read later."""
+    if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
+        return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    idmap: dict = {}
+    for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
+        if of.callsite != cf.callsite:
+            return False
+        for r in range(10):
+            if not exact and not live(i, r):
+                continue
+            if not regsafe(of.regs[r], cf.regs[r], idmap, exact):
+                return False
+        if not _stacksafe(of, cf, idmap, exact):
+            return False
+    for a, b in zip(sorted(old.refs), sorted(cur.refs)):
+        if not _check_ids(a, b, idmap):
+            return False
+    return True
+
+
+def signature(st: VState, live) -> tuple:
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for."""
+    def reg(r: Reg):
+        return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+                r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+    out = []
+    for i, f in enumerate(st.frames):
+        regs = tuple(reg(r) if live(i, k) else None for k, r in enumerate(f.regs[:10]))
+        stack = tuple(sorted((spi, tuple(s.kinds), reg(s.spill) if s.spill else None)
+                             for spi, s in f.stack.items()
+                             if any(k != STACK_INVALID for k in s.kinds)))
+        out.append((f.callsite, regs, stack))
+    return tuple(out), len(st.refs)

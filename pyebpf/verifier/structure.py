@@ -1,0 +1,177 @@
+"""The kernel's static checks on a program's structure, before any path is explored.
+
+For every program: each slot is an instruction of the table in :mod:`pyebpf.isa`
+(opcode, and the discriminating ``src``/``off``/``imm``), registers are r0-r10 where a
+field names one, fields an instruction does not use are zero, r10 is never written,
+byte-swap widths are 16/32/64, lddw has its second slot intact, every jump and local
+call lands on an instruction inside the program (never in the middle of an lddw), and
+the last instruction is an ``exit`` or an unconditional jump.  For a program type
+(``check_cfg`` and ``check_subprogs``) also: ``callx`` is refused, every instruction
+is reachable, ``LD_ABS``/``LD_IND`` stay out of subprograms (raw programs have no BTF),
+and, after the paths were explored, the call chains' frames and stack sizes
+(:func:`check_call_chains`).
+"""
+from __future__ import annotations
+
+from .. import isa
+from ..errors import VerifierError
+
+
+
+def _reject(message: str, pc: int, insn: isa.Insn) -> VerifierError:
+    from ..asm import disassemble_one
+    return VerifierError(message, pc, disassemble_one(insn.pack(), pc=pc))
+
+
+def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
+    """Absolute target of a jump or local call, or None for any other instruction."""
+    if op.form.off is isa.Field.JUMP:
+        return pc + 1 + insn.off
+    if op.form.imm is isa.Field.JUMP:
+        return pc + 1 + insn.imm
+    return None
+
+
+def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.Op | None]:
+    """Check ``insns`` and return the table entry for each slot (None for lddw tails).
+
+    ``prog_type`` None is the raw mode (RFC semantics); a program type adds the
+    kernel's static refusals (``btf``: the program came with BTF function info, which
+    lets subprograms use ``LD_ABS``).  Raises :class:`VerifierError` naming the first
+    offending pc.
+    """
+    strict = prog_type is not None
+    n = len(insns)
+    if n == 0:
+        raise VerifierError("program is empty")
+    ops: list[isa.Op | None] = [None] * n
+    pc = 0
+    while pc < n:
+        insn = insns[pc]
+        op = isa.lookup(insn)
+        if op is None:
+            raise _reject(f"unknown opcode {insn.code:#04x}" if insn.code not in isa.OPCODES
+                          else f"invalid encoding of opcode {insn.code:#04x}", pc, insn)
+        _check_fields(op, insn, pc, strict)
+        ops[pc] = op
+        if op.form is isa.F_LDDW:
+            if pc + 1 >= n:
+                raise _reject("lddw is missing its second slot", pc, insn)
+            tail = insns[pc + 1]
+            if tail.code or tail.dst or tail.src or tail.off:
+                raise _reject("invalid second slot of lddw", pc + 1, tail)
+            pc += 2
+        else:
+            pc += 1
+
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        target = _jump_target(op, insns[pc], pc)
+        if target is None:
+            continue
+        if not 0 <= target < n:
+            raise _reject(f"jump out of range to pc {target}", pc, insns[pc])
+        if ops[target] is None:
+            raise _reject(f"jump into the middle of lddw at pc {target - 1}", pc, insns[pc])
+
+    last = max(i for i, op in enumerate(ops) if op is not None)
+    if ops[last].form not in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
+        raise _reject("last instruction is not an exit or jmp", last, insns[last])
+    if strict:
+        _check_reachable(insns, ops)
+        if not btf:
+            _check_ld_abs_in_main(insns, ops)
+    return ops
+
+
+def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool) -> None:
+    form = op.form
+    for name, used in (("dst_reg", form.dst), ("src_reg", form.src)):
+        value = getattr(insn, name[:3])
+        if used and value >= isa.MAX_BPF_REG:
+            raise _reject(f"invalid register r{value} in {name}", pc, insn)
+        if not used and value and op.disc != name[:3]:
+            raise _reject(f"reserved field {name} is not zero", pc, insn)
+    for name, kind in (("off", form.off), ("imm", form.imm)):
+        if kind is isa.Field.UNUSED and getattr(insn, name) and op.disc != name:
+            raise _reject(f"reserved field {name} is not zero", pc, insn)
+    writes_dst = form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
+                          isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX)
+    if writes_dst and insn.dst == isa.BPF_REG_10:
+        raise _reject("frame pointer r10 is read only", pc, insn)
+    if form is isa.F_ATOMIC and op.disc_value & isa.BPF_FETCH and insn.src == isa.BPF_REG_10:
+        raise _reject("frame pointer r10 is read only", pc, insn)
+    if strict and form is isa.F_CALLX:
+        raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
+
+
+def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+    seen = [False] * len(ops)
+    todo = [0]
+    while todo:
+        pc = todo.pop()
+        if seen[pc]:
+            continue
+        seen[pc] = True
+        op = ops[pc]
+        target = _jump_target(op, insns[pc], pc)
+        if target is not None:
+            todo.append(target)
+        if op.form in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
+            continue
+        todo.append(pc + op.slots)
+    for pc, op in enumerate(ops):
+        if op is not None and not seen[pc]:
+            raise _reject(f"unreachable insn {pc}", pc, insns[pc])
+
+
+def _check_ld_abs_in_main(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+    # a subprogram runs from a local call's target to the next one; the kernel wants
+    # BTF for LD_ABS there, and raw programs have none
+    starts = [pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+              if op is not None and op.form is isa.F_CALL_LOCAL]
+    first = min((s for s in starts if s > 0), default=len(ops))
+    for pc in range(first, len(ops)):
+        if ops[pc] is not None and ops[pc].form in (isa.F_LD_ABS, isa.F_LD_IND):
+            raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
+
+
+# The kernel's check_max_stack_depth: with the JIT (x86-64's default, and this kernel's)
+# each function's stack depth is rounded up to 16 bytes (the interpreter rounds
+# max(depth, 1) up to 32: never less, so the JIT's rounding refuses nothing the
+# interpreter's accepts).
+MAX_CALL_FRAMES, MAX_BPF_STACK, _STACK_ROUND = 8, 512, 16
+_TAIL_CALL = isa.HELPER_IDS["tail_call"]
+
+
+def check_call_chains(insns, ops, starts: list[int], depths: list[int]) -> None:
+    """Walk every chain of bpf-to-bpf calls from the program's first function, as the
+    kernel's static check does: at most 8 frames, the functions' rounded stack depths
+    summing to at most 512 bytes, and no function that tail-calls entered with 256 bytes
+    or more of stack below it."""
+    from bisect import bisect_right
+    calls = [[] for _ in starts]
+    tail_calls = [False] * len(starts)
+    for pc, op in enumerate(ops):
+        func = bisect_right(starts, pc) - 1
+        if op is not None and op.form is isa.F_CALL_LOCAL:
+            calls[func].append((pc, starts.index(pc + 1 + insns[pc].imm)))
+        elif op is not None and op.form is isa.F_CALL and insns[pc].imm == _TAIL_CALL:
+            tail_calls[func] = True
+
+    def walk(func: int, frames: int, below: int, pc: int) -> None:
+        if func and tail_calls[func] and below >= 256:
+            raise _reject(f"tail_calls are not allowed when call stack of previous frames "
+                          f"is {below} bytes. Too large", pc, insns[pc])
+        depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
+        if depth > MAX_BPF_STACK:
+            raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
+                          insns[pc])
+        for call_pc, callee in calls[func]:
+            if frames + 1 > MAX_CALL_FRAMES:
+                raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
+                              insns[call_pc])
+            walk(callee, frames + 1, depth, call_pc)
+
+    walk(0, 1, 0, 0)

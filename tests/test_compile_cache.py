@@ -1,0 +1,60 @@
+"""The tests' compile cache (tests/bpfc.py) is each user's own, and one that another
+user made or could change is refused: whoever can write it chooses the objects the
+tests run.  The attacks run as two unprivileged users (root needed, else skipped)."""
+import errno
+import os
+import stat
+
+import pytest
+
+import bpfc
+from users import ATTACKER, VICTIM, as_user, shared_tmp  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.skipif(not (bpfc.CLANG and bpfc.OBJCOPY and bpfc.READELF),
+                                reason="clang-19/llvm-19 not installed (apt-get install "
+                                       "clang-19 libbpf-dev)")
+SOURCE = 'SEC("tc") int prog(struct __sk_buff *skb) { return TC_ACT_OK; }\n'
+COMPILE = f"""
+out = attempt(lambda: bpfc.compile_c({SOURCE!r}).hex())
+"""
+
+
+def cache_of(tmp, uid):
+    return os.path.join(tmp, f"pyebpf-bpfc-{uid}")
+
+
+def test_each_user_compiles_into_a_private_cache_of_their_own(shared_tmp):
+    code = bpfc.compile_c(SOURCE).hex()
+    for uid in (VICTIM, ATTACKER):
+        assert as_user(uid, shared_tmp, COMPILE, imports="import bpfc") == {"ok": code}
+        st = os.lstat(cache_of(shared_tmp, uid))
+        assert (stat.S_ISDIR(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode)) == \
+            (True, uid, 0o700)
+
+
+def test_a_compile_cache_another_user_made_is_refused(shared_tmp):
+    cache = cache_of(shared_tmp, VICTIM)
+    as_user(ATTACKER, shared_tmp, f"""
+os.mkdir({cache!r})
+os.chmod({cache!r}, 0o777)
+out = None
+""")
+    out = as_user(VICTIM, shared_tmp, COMPILE, imports="import bpfc")
+    assert (out.get("error"), out.get("errno")) == ("PinError", errno.EPERM), out
+    assert out["message"].startswith(f"compile cache {cache} is owned by uid {ATTACKER}, "
+                                     f"not by you (uid {VICTIM})"), out
+    assert os.listdir(cache) == []
+
+
+def test_a_compile_cache_that_is_a_link_is_refused(shared_tmp):
+    cache, trap = cache_of(shared_tmp, VICTIM), os.path.join(shared_tmp, "trap")
+    as_user(ATTACKER, shared_tmp, f"""
+os.mkdir({trap!r})
+os.chmod({trap!r}, 0o777)
+os.symlink({trap!r}, {cache!r})
+out = None
+""")
+    out = as_user(VICTIM, shared_tmp, COMPILE, imports="import bpfc")
+    assert (out.get("error"), out.get("errno")) == ("PinError", errno.EPERM), out
+    assert out["message"].startswith(f"compile cache {cache} is a symbolic link (to {trap})")
+    assert os.listdir(trap) == []

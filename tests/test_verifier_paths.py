@@ -1,0 +1,433 @@
+"""The verifier's values, pointers and paths against the kernel's: one behaviour per
+test, the kernel's verdict and words the expected value where bpf(2) works (else the
+kernel's words as written here, measured on 6.18).  Also: clang-compiled programs at
+every optimisation level and ISA version, the log, the ``verify`` command, the 4.6
+profile."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyebpf import Map, Program, asm, errors, isa, kernel, load, verifier
+from skbdiff import CLS, SF
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+UDP = bytes(range(64))
+
+
+def ours(text: str, prog_type=CLS, **kw) -> str | None:
+    try:
+        Program.from_asm(text, prog_type, **kw)
+    except errors.VerifierError as exc:
+        return str(exc)
+    return None
+
+
+def theirs(text: str, prog_type=CLS) -> str | None:
+    try:
+        with kernel.KernelProgram(asm.assemble(text), prog_type, log_level=0):
+            return None
+    except errors.KernelError as exc:
+        return str(exc).split("refused the program: ", 1)[-1]
+
+
+def agree(text: str, expected: str | None, prog_type=CLS, kernel_text: str | None = None):
+    """pyebpf's verdict is ``expected`` (None: accepted; else words its message holds),
+    and so is the kernel's where it can be asked (``kernel_text``: the same program
+    with the kernel's map fd)."""
+    mine = ours(text, prog_type)
+    if expected is None:
+        assert mine is None, mine
+    else:
+        assert mine is not None and expected in mine, mine
+    k = theirs(kernel_text or text, prog_type)
+    assert (k is None) == (expected is None), k
+    if expected is not None:
+        assert expected in k or k in mine, (k, mine)
+
+
+PKT = "r6 = r1\nr2 = *(u32 *)(r6 + 76)\nr3 = *(u32 *)(r6 + 80)\n"
+
+
+# --- packet bounds ----------------------------------------------------------------------
+
+def test_a_packet_read_inside_the_checked_range_is_accepted():
+    agree(PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto +1\nr0 = *(u16 *)(r2 + 12)\n"
+                "r0 = 0\nexit", None)
+
+
+def test_a_packet_read_one_byte_past_the_checked_range_is_refused():
+    agree(PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto +1\nr0 = *(u16 *)(r2 + 13)\n"
+                "r0 = 0\nexit", "invalid access to packet, off=13 size=2, R2(id=0,off=13,r=14)")
+
+
+def test_a_packet_read_without_a_check_is_refused():
+    agree(PKT + "r0 = *(u8 *)(r2 + 0)\nr0 = 0\nexit", "R2 offset is outside of the packet")
+
+
+def test_a_strict_less_than_check_grants_one_byte_more():
+    agree(PKT + "r4 = r2\nr4 += 14\nif r4 < r3 goto +2\nr0 = 0\nexit\n"
+                "r0 = *(u8 *)(r2 + 14)\nr0 = 0\nexit", None)
+
+
+def test_arithmetic_on_pkt_end_is_refused():
+    agree(PKT + "r3 += 1\nr0 = 0\nexit", "R3 pointer arithmetic on pkt_end prohibited")
+
+
+def test_a_helper_that_moves_packet_data_invalidates_packet_pointers():
+    agree(PKT + "r7 = r2\nr7 += 14\nif r7 > r3 goto +5\nr1 = r6\nr2 = 0\n"
+                "call 39\nr0 = *(u8 *)(r7 - 1)\nr0 = 0\nexit",
+          "R7 invalid mem access 'scalar'")
+
+
+# --- maps ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def maps():
+    hash_ = Map.create("hash", 4, 8, 4)
+    array = Map.create("array", 4, 8, 4)
+    k = (kernel.KernelMap("hash", 4, 8, 4), kernel.KernelMap("array", 4, 8, 4))
+    yield (hash_, array), k
+    for m in k:
+        m.close()
+
+
+def _lookup(fd: int, key: int = 0) -> str:
+    return (f"*(u32 *)(r10 - 8) = {key}\nr1 = map_fd({fd}) ll\nr2 = r10\nr2 += -8\n"
+            "call 1\n")
+
+
+def _agree_map(maps, body: str, expected, which: int = 0):
+    (mine, k) = maps
+    text = _lookup(mine[which].fd) + body
+    agree(text, expected, kernel_text=_lookup(k[which].fd) + body)
+
+
+def test_a_lookup_result_dereferenced_without_a_null_check_is_refused(maps):
+    _agree_map(maps, "r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit",
+               "R0 invalid mem access 'map_value_or_null'")
+
+
+def test_arithmetic_on_a_lookup_result_before_its_null_check_is_refused(maps):
+    _agree_map(maps, "r0 += 4\nr0 = 0\nexit",
+               "R0 pointer arithmetic on map_value_or_null prohibited, null-check it first")
+
+
+def test_a_map_value_read_after_the_null_check_is_accepted(maps):
+    _agree_map(maps, "if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit", None)
+
+
+def test_a_map_value_read_past_its_end_is_refused(maps):
+    _agree_map(maps, "if r0 == 0 goto +1\nr0 = *(u32 *)(r0 + 6)\nr0 = 0\nexit",
+               "invalid access to map value, value_size=8 off=6 size=4")
+
+
+def test_an_unbounded_index_into_a_map_value_is_refused(maps):
+    _agree_map(maps, "if r0 == 0 goto +3\nr1 = *(u32 *)(r6 + 0)\nr0 += r1\n"
+                     "r0 = *(u8 *)(r0 + 0)\nr0 = 0\nexit".replace("r6", "r0"),
+               "R0 unbounded memory access")
+
+
+def test_a_masked_index_into_a_map_value_is_accepted(maps):
+    _agree_map(maps, "if r0 == 0 goto +4\nr1 = *(u32 *)(r0 + 0)\nr1 &= 7\nr0 += r1\n"
+                     "r0 = *(u8 *)(r0 + 0)\nr0 = 0\nexit", None)
+
+
+def test_an_array_lookup_with_a_constant_key_in_range_needs_no_null_check(maps):
+    """Found by the random differential test: the kernel (get_constant_map_key) knows
+    such a lookup cannot fail."""
+    _agree_map(maps, "r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit", None, which=1)
+
+
+def test_an_array_lookup_with_a_constant_key_out_of_range_still_needs_one(maps):
+    (mine, k) = maps
+    body = "r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"
+    agree(_lookup(mine[1].fd, 4) + body, "R0 invalid mem access 'map_value_or_null'",
+          kernel_text=_lookup(k[1].fd, 4) + body)
+
+
+# --- stack ------------------------------------------------------------------------------
+
+def test_a_stack_write_below_512_bytes_is_refused():
+    agree("r0 = 0\n*(u64 *)(r10 - 520) = r0\nexit", "invalid write to stack R10 off=-520 size=8")
+
+
+def test_a_misaligned_stack_access_is_refused():
+    agree("r0 = 0\n*(u64 *)(r10 - 4) = r0\nexit",
+          "misaligned stack access off 0+0+-4 size 8")
+
+
+def test_an_uninitialised_stack_read_is_allowed_for_root():
+    agree("r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit", None)
+
+
+def test_a_narrow_read_of_a_spilled_pointer_is_refused():
+    agree("*(u64 *)(r10 - 8) = r1\nr0 = *(u32 *)(r10 - 8)\nr0 = 0\nexit",
+          "invalid size of register fill")
+
+
+def test_a_pointer_spill_overwritten_in_part_reads_back_as_a_scalar():
+    agree("*(u64 *)(r10 - 8) = r1\n*(u8 *)(r10 - 8) = 0\nr2 = *(u64 *)(r10 - 8)\n"
+          "r0 = *(u32 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
+
+
+def test_subtraction_from_the_stack_pointer_is_refused():
+    """Found by the random differential test."""
+    agree("r5 = r10\nr5 -= 0\nr0 = 0\nexit", "R5 subtraction from stack pointer prohibited")
+
+
+def test_one_load_through_the_context_on_one_path_and_the_stack_on_another_is_refused():
+    agree("r3 = *(u32 *)(r1 + 0)\nr2 = r1\nif r3 > 5 goto +2\nr2 = r10\nr2 += -8\n"
+          "r0 = *(u32 *)(r2 + 0)\nr0 = 0\nexit",
+          "same insn cannot be used with different pointers")
+
+
+# --- scalars and pointers -----------------------------------------------------------------
+
+def test_dereferencing_a_scalar_is_refused():
+    agree("r2 = 0\nr0 = *(u32 *)(r2 + 0)\nexit", "R2 invalid mem access 'scalar'")
+
+
+def test_pointer_plus_pointer_is_refused():
+    agree("r2 = r10\nr2 += r1\nr0 = 0\nexit", "R2 pointer += pointer prohibited")
+
+
+def test_pointer_minus_pointer_is_a_scalar():
+    agree("r2 = r10\nr2 -= r1\nr0 = r2\nexit", None)
+
+
+def test_bitwise_operations_on_a_pointer_are_refused():
+    agree("r1 &= 4\nr0 = 0\nexit", "R1 bitwise operator &= on pointer prohibited")
+
+
+def test_exit_without_setting_r0_is_refused():
+    agree("exit", "R0 !read_ok")
+
+
+def test_a_division_by_zero_on_a_dead_path_is_not_checked():
+    agree("r0 = 0\nif r0 == 0 goto +1\nr0 /= 0\nexit", None)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def test_a_helper_length_of_zero_is_refused():
+    agree("r1 = r10\nr1 += -8\nr2 = 0\ncall 6\nr0 = 0\nexit",
+          "R2 invalid zero-sized read: u64=[0,0]")
+
+
+def test_an_unbounded_helper_length_is_refused():
+    agree("r6 = r1\nr4 = *(u32 *)(r6 + 0)\nr4 += 1\nr1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\n"
+          "call 26\nr0 = 0\nexit", "R4 unbounded memory access")
+
+
+def test_a_helper_buffer_running_past_the_stack_is_refused():
+    agree("r6 = r1\nr1 = r6\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = 16\ncall 26\nr0 = 0\nexit",
+          "stack R3 off=-8 size=16")
+
+
+def test_a_scalar_where_a_helper_wants_the_context_is_refused():
+    agree("r1 = 0\ncall 34\nr0 = 0\nexit", "R1 type=scalar expected=ctx")
+
+
+def test_exiting_with_a_ring_buffer_record_still_reserved_is_refused():
+    ring = Map.create("ringbuf", 0, 0, 4096)
+    body = "r2 = 8\nr3 = 0\ncall 131\nr0 = 0\nexit"
+    with kernel.KernelMap("ringbuf", 0, 0, 4096) as k:
+        agree(f"r1 = map_fd({ring.fd}) ll\n" + body,
+              "BPF_EXIT instruction in main prog would lead to reference leak",
+              kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body)
+
+
+# --- loops and limits ---------------------------------------------------------------------
+
+def test_a_bounded_loop_is_accepted():
+    agree("r4 = 0\nr4 += 1\nif r4 < 100 goto -2\nr0 = 0\nexit", None)
+
+
+def test_a_loop_that_makes_no_progress_is_refused():
+    text = "r4 = 0\nr4 += 0\nif r4 < 100 goto -2\nr0 = 0\nexit"
+    mine = ours(text)
+    assert "infinite loop detected at insn" in mine
+    with pytest.raises(errors.KernelError) as err:
+        kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
+    at = int(re.search(r"infinite loop detected at insn (\d+)", err.value.log)[1])
+    # where a state repeats depends on when states are stored (docs/verifier.md)
+    assert abs(at - int(re.search(r"at insn (\d+)", mine)[1])) <= 1
+
+
+def test_a_loop_past_the_processed_instruction_limit_is_refused(monkeypatch):
+    """The kernel's limit is 1,000,000 processed instructions; the same rule is shown
+    here with a limit of 1,000 (a million take tens of seconds in Python)."""
+    loop = "r4 = 0\nr4 += 1\nif r4 < 600000 goto -2\nr0 = 0\nexit"
+    assert "BPF program is too large. Processed 1000001 insn" in theirs(loop)
+    from pyebpf.verifier import interp
+    assert interp.COMPLEXITY_LIMIT["current"] == 1_000_000
+    monkeypatch.setitem(interp.COMPLEXITY_LIMIT, "current", 1000)
+    assert "BPF program is too large. Processed 1001 insn" in ours(loop)
+
+
+def test_the_4_6_profile_refuses_back_edges():
+    assert "back-edge from insn 2 to 1" in ours("r4 = 0\nr4 += 1\nif r4 < 4 goto -2\n"
+                                                "r0 = 0\nexit", profile="4.6")
+
+
+def test_the_4_6_profile_refuses_bpf_to_bpf_calls():
+    code = b"".join(i.pack() for i in [
+        isa.Insn(0x85, 0, 1, 0, 2), isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0),
+        isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0)])
+    with pytest.raises(errors.VerifierError, match="BPF_CALL uses reserved fields"):
+        Program(code, CLS, profile="4.6")
+
+
+# --- subprograms ----------------------------------------------------------------------------
+
+def test_a_static_subprogram_may_return_a_pointer():
+    """Found on the ELF tests: only a global function's return must be a scalar."""
+    code = b"".join(i.pack() for i in [
+        isa.Insn(0x85, 0, 1, 0, 2), isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0),
+        isa.Insn(0xBF, 0, 1, 0, 0), isa.Insn(0x95, 0, 0, 0, 0)])
+    Program(code, CLS)
+    with kernel.KernelProgram(code, CLS, log_level=0):
+        pass
+
+
+def test_a_subprogram_cannot_return_a_pointer_to_its_stack():
+    code = b"".join(i.pack() for i in [
+        isa.Insn(0x85, 0, 1, 0, 2), isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0),
+        isa.Insn(0xBF, 0, 10, 0, 0), isa.Insn(0x95, 0, 0, 0, 0)])
+    with pytest.raises(errors.VerifierError, match="cannot return stack pointer"):
+        Program(code, CLS)
+
+
+LD_ABS_IN_SUBPROGRAM = """
+unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
+static __attribute__((noinline)) int proto(struct __sk_buff *skb)
+{
+	return load_byte(skb, 23);
+}
+SEC("socket")
+int sf(struct __sk_buff *skb)
+{
+	return proto(skb) == 6 ? -1 : 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_ld_abs_in_a_subprogram_of_an_object_with_btf_is_accepted(tmp_path):
+    """The kernel allows it when the loader passes the object's BTF function info, as
+    libbpf and tc do (raw programs have none and are refused: test_verifier.py)."""
+    from bpfc import compile_object
+    path = tmp_path / "ldabs.o"
+    path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
+    assert set(load(path, pin=False).programs) == {"sf"}
+
+
+def test_libbpf_loads_ld_abs_in_a_subprogram_of_an_object_with_btf(tmp_path, live_kernel):
+    """The kernel's side of the test above: libbpf passes the BTF function info."""
+    from bpfc import compile_object
+    import libbpfobj
+    path = tmp_path / "ldabs.o"
+    path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
+    with libbpfobj.LoadedObject(str(path)) as obj:
+        assert obj.programs
+
+
+# --- what a refusal carries ---------------------------------------------------------------
+
+def test_a_refusal_carries_the_instruction_the_log_and_the_statistics():
+    with pytest.raises(errors.VerifierError) as err:
+        Program.from_asm("r0 = 0\nr2 = 0\nr0 = *(u32 *)(r2 + 0)\nexit", CLS)
+    assert err.value.pc == 2 and err.value.insn == "r0 = *(u32 *)(r2 +0)"
+    assert err.value.log.splitlines()[-2] == "R2 invalid mem access 'scalar'"
+    assert err.value.log.splitlines()[-1].startswith("processed 3 insns (limit 1000000) ")
+
+
+def test_a_refusal_names_the_c_line_it_came_from():
+    obj = load(EXAMPLES / "nat4.o", pin=False, verify=False)
+    prog = obj.programs[next(iter(obj.programs))]
+    pcs = [li.pc for li in prog.line_info]
+    insns = isa.unpack_program(prog.insns)
+    # make the last instruction with a C line read a scalar pointer
+    pc = max(p for p in pcs if isa.lookup(insns[p]).form is isa.F_LDX)
+    insns[pc] = isa.Insn(insns[pc].code, insns[pc].dst, 0, 0, 0)
+    insns.insert(0, isa.Insn(0xB7, 0, 0, 0, 0))
+    raw = b"".join(i.pack() for i in insns[1:])
+    with pytest.raises(errors.VerifierError) as err:
+        Program(raw, CLS, line_info=prog.line_info)
+    assert err.value.source.startswith("nat4.c:") or "nat4.c:" in err.value.source
+
+
+def test_the_kernel_and_pyebpf_print_the_same_instructions_in_a_refusal_log():
+    """The instruction lines of a level-1 log (``N: (code) text``) on the refused path;
+    register states and statistics are not compared (ids and counts differ)."""
+    text = PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto +4\nr0 = *(u16 *)(r2 + 12)\n" \
+                 "r0 &= 255\nw0 += 1\nr0 = *(u32 *)(r2 + 12)\nr0 = 0\nexit"
+    with pytest.raises(errors.KernelError) as kerr:
+        kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
+    with pytest.raises(errors.VerifierError) as err:
+        Program.from_asm(text, CLS)
+    def pick(log):
+        return [re.sub(r"\s+;.*", "", ln) for ln in log.splitlines()
+                if ln[:1].isdigit() and ": (" in ln]
+    assert pick(err.value.log) == pick(kerr.value.log)
+
+
+# --- clang-compiled programs, every level and ISA version ---------------------------------
+
+FLAGS = [("-O1",), ("-O2",), ("-O3",), ("-O2", "-mcpu=v2"), ("-O2", "-mcpu=v3"),
+         ("-O2", "-mcpu=v4")]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "".join(f))
+@pytest.mark.parametrize("source", sorted(p.name for p in EXAMPLES.glob("*.c")))
+def test_the_examples_compiled_every_way_get_the_kernels_verdict(source, flags):
+    from bpfc import compile_object
+    obj = compile_object((EXAMPLES / source).read_text(), flags=flags, prelude=False)
+    try:
+        kernel.load_object(obj).close()
+        k = None
+    except errors.KernelError as exc:
+        k = str(exc)
+    try:
+        load(obj, pin=False).close()
+        mine = None
+    except errors.ElfError as exc:
+        mine = str(exc)
+    assert (k is None) == (mine is None), f"kernel: {k}\npyebpf: {mine}"
+
+
+# --- the verify command -------------------------------------------------------------------
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pyebpf", "verify", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_verify_prints_the_statistics_of_an_accepted_object():
+    done = _cli(EXAMPLES / "nat4.o")
+    assert done.returncode == 0
+    assert done.stdout.strip().splitlines()[-1].startswith("processed ")
+
+
+def test_verify_prints_the_refused_path_and_exits_1(tmp_path):
+    src = tmp_path / "bad.s"
+    src.write_text("r0 = 0\nr2 = 0\nr0 = *(u32 *)(r2 + 0)\nexit\n")
+    done = _cli(src, "--type", "sched_cls")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[:4] == ["0: (b7) r0 = 0", "1: (b7) r2 = 0",
+                                            "2: (61) r0 = *(u32 *)(r2 +0)",
+                                            "R2 invalid mem access 'scalar'"]
+    assert done.stderr.count("\n") == 1 and "refused" in done.stderr
+
+
+def test_verify_at_level_2_prints_register_states(tmp_path):
+    src = tmp_path / "ok.s"
+    src.write_text("r0 = 0\nexit\n")
+    done = _cli(src, "--log-level", "2")
+    assert done.returncode == 0 and "R0=0" in done.stdout

@@ -1,0 +1,280 @@
+"""Structured random programs, verified by pyebpf and by the kernel (BPF_PROG_LOAD,
+privileged): both accept or both refuse, and a refusal names the same instruction.
+A program pyebpf accepts then runs on packets of several lengths and must never fault
+(a run-time MemoryFault there is a verifier bug).
+
+Each program is a prologue (context in r6, packet pointers in r7/r8 for tc), a few
+fragments of the kinds users write and get wrong (packet reads with, without and
+off-by-one bounds checks, map lookups with and without NULL checks at in- and
+out-of-range offsets, stack spills and fills of every width, pointer arithmetic,
+bounded and unbounded loops, helper calls with good and bad sizes, uninitialised
+registers), and an exit.  ``PYEBPF_VERIFIER_FUZZ=N`` runs N programs per program type
+instead of the default.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+
+import pytest
+
+from pyebpf import Map, Program, asm, errors, kernel
+from skbdiff import CLS, SF
+
+COUNT = int(os.environ.get("PYEBPF_VERIFIER_FUZZ", "150"))
+VALUE_SIZE = 16
+PACKETS = [bytes(range(256))[:n] for n in (14, 34, 60, 64, 128, 256)]
+
+
+def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """Assembler lines of one fragment; labels are suffixed with ``k``."""
+    kind = rng.choice(["pkt", "map", "stack", "ptr", "loop", "helper", "scalar", "uninit",
+                       "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix"] if tc else
+                      ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
+                       "alu32", "tail", "mix", "mix"])
+    size = rng.choice((1, 2, 4, 8))
+    w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
+    if kind == "pkt":
+        n = rng.choice((1, 2, 4, 8, 14, 20, 34))
+        off = n - size + rng.choice((0, 0, 1, -1))
+        cmp = rng.choice((">", ">=", "<", "<="))
+        check = [] if rng.random() < 0.15 else [f"r2 = r7", f"r2 += {n}"]
+        if not check:
+            return [f"r0 = *({w} *)(r7 + {off})"]
+        if cmp in (">", ">="):
+            return check + [f"if r2 {cmp} r8 goto skip{k}", f"r0 = *({w} *)(r7 + {off})",
+                            f"skip{k}:"]
+        return check + [f"if r2 {cmp} r8 goto ok{k}", f"goto skip{k}", f"ok{k}:",
+                        f"r0 = *({w} *)(r7 + {off})", f"skip{k}:"]
+    if kind == "pktvar":
+        # a variable offset from the packet, bounded or not, checked against data_end
+        mask = rng.choice((7, 15, 63, 255, None))
+        lines = ["r3 = *(u8 *)(r6 + 0)" if mask is None else "r3 = *(u32 *)(r6 + 0)"]
+        if mask is not None:
+            lines.append(f"r3 &= {mask}")
+        n = rng.choice((1, 2, 4))
+        lines += ["r2 = r7", "r2 += r3", "r4 = r2", f"r4 += {n}",
+                  f"if r4 > r8 goto skip{k}",
+                  f"r0 = *({w} *)(r2 + {rng.choice((0, n - size, n - size + 1))})",
+                  f"skip{k}:"]
+        return lines
+    if kind == "spill":
+        # a checked packet pointer spilled and filled: the range must survive
+        n = rng.choice((8, 14))
+        return ["r2 = r7", f"r2 += {n}", f"if r2 > r8 goto skip{k}",
+                "*(u64 *)(r10 - 16) = r7", f"r5 = *({rng.choice(('u64', 'u64', 'u32'))} *)"
+                "(r10 - 16)", f"r0 = *({w} *)(r5 + {rng.choice((0, n - size, n))})",
+                f"skip{k}:"]
+    if kind == "mix":
+        load = f"r3 = *(u{rng.choice((8, 16, 32))} *)(r6 + {rng.choice((0, 4, 8, 16))})"
+        shape = rng.randint(0, 7)
+        if shape == 7:
+            shape = 6
+        if shape == 0:      # copies of a NULL-checked pointer
+            return [f"*(u32 *)(r10 - 4) = {rng.choice((0, 9))}", "r1 = map_fd(MAPFD) ll",
+                    "r2 = r10", "r2 += -4", "call 1", "r5 = r0",
+                    f"if r0 {rng.choice(('==', '!='))} 0 goto skip{k}",
+                    f"r0 = *(u32 *)(r5 + {rng.choice((0, 12, 13))})", f"skip{k}:"]
+        if shape == 1:      # a variable stack offset
+            return [load, f"r3 &= {rng.choice((7, 8, 15, 24))}", "r2 = r10", "r2 += -32",
+                    "r2 += r3", f"*(u{rng.choice((8, 64))} *)(r2 + 0) = 1",
+                    f"r0 = *(u8 *)(r2 + {rng.choice((0, 7, 8))})"]
+        if shape == 2:      # signed bounds as an index
+            return [load, f"if r3 s> {rng.choice((7, 15))} goto skip{k}",
+                    f"if r3 s< {rng.choice((0, -1))} goto skip{k}", "r2 = r10",
+                    "r2 += -16", "r2 += r3", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 3:      # jset, byte swaps, sign extension, division
+            return [load, f"r3 {rng.choice(('= be16', '= le16', '= be32'))} r3",
+                    f"r3 = (s{rng.choice((8, 16))})r3" if rng.random() < 0.5 else "r3 &= 31",
+                    f"if r3 & {rng.choice((32, 64, 1))} goto skip{k}",
+                    f"r3 {rng.choice(('/=', '%='))} {rng.choice((3, 'r3'))}",
+                    "r3 &= 15", "r2 = r10", "r2 += -16", "r2 += r3",
+                    "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+        if shape == 6:      # a ring buffer record: reserve, check, write, submit
+            lines = ["r1 = map_fd(RINGFD) ll", f"r2 = {rng.choice((8, 16))}", "r3 = 0",
+                     "call 131", "r5 = r0"]
+            if rng.random() < 0.85:
+                lines.append(f"if r0 == 0 goto skip{k}")
+            lines.append(f"*(u64 *)(r5 + {rng.choice((0, 8, 16))}) = 1")
+            if rng.random() < 0.85:
+                lines += ["r1 = r5", "r2 = 0", f"call {rng.choice((132, 133))}"]
+            return lines + [f"skip{k}:"]
+        if shape == 5:      # one load, two kinds of pointer
+            return [load, "r2 = r6", f"if r3 > 5 goto p{k}", "r2 = r10", "r2 += -8",
+                    f"p{k}:", f"r0 = *(u32 *)(r2 + {rng.choice((0, 8))})"]
+        if shape == 4 and tc:   # a loop reading the packet
+            return ["r4 = 0", f"loop{k}:", "r2 = r7", "r2 += r4", "r5 = r2", "r5 += 1",
+                    f"if r5 > r8 goto skip{k}", "r0 = *(u8 *)(r2 + 0)", "r4 += 1",
+                    f"if r4 < {rng.choice((4, 8))} goto loop{k}", f"skip{k}:"]
+        return [load, "*(u32 *)(r10 - 8) = r3", f"r4 = *(u{rng.choice((32, 64, 16))} *)"
+                f"(r10 - 8)", f"if r4 > {rng.choice((15, 16, 100))} goto skip{k}",
+                "r2 = r10", "r2 += -32", "r2 += r4", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    if kind == "alu32":
+        return ["r3 = *(u32 *)(r6 + 0)", f"w3 {rng.choice(('+=', '-=', '*=', '&=', '|='))} "
+                f"{rng.randint(1, 300)}", f"if w3 {rng.choice(('>', '<', 's>', 's<'))} "
+                f"{rng.randint(0, 40)} goto skip{k}", "r3 &= 63", "r2 = r10",
+                "r2 += -64", "r2 += r3", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    if kind == "tail":
+        return ["r1 = r6", "r2 = map_fd(PROGFD) ll", f"r3 = {rng.choice((0, 1, 5))}",
+                "call 12"] + (["r0 = r0"] if rng.random() < 0.3 else [])
+    if kind == "map":
+        key = rng.choice((0, 1, 7))
+        lines = [f"*(u32 *)(r10 - 4) = {key}", "r1 = map_fd(MAPFD) ll", "r2 = r10",
+                 "r2 += -4", "call 1"]
+        off = rng.choice((0, 4, 8, VALUE_SIZE - size, VALUE_SIZE - size + 1, VALUE_SIZE, -1))
+        if rng.random() < 0.8:
+            lines.append(f"if r0 == 0 goto skip{k}")
+        if rng.random() < 0.3:
+            lines += ["r3 = *(u32 *)(r6 + 0)", f"r3 &= {rng.choice((7, 15, 31))}",
+                      "r0 += r3"]
+        lines += [f"r1 = *({w} *)(r0 + {off})" if rng.random() < 0.5 else
+                  f"*({w} *)(r0 + {off}) = 1", f"skip{k}:"]
+        return lines
+    if kind == "stack":
+        off = -rng.choice((8, 16, 24, 4, 2, 1, 512, 520, 0))
+        src = rng.choice(("r6", "r1", "r10", "r3"))
+        lines = ["r3 = 5"] if src == "r3" else []
+        lines.append(f"*({w} *)(r10 {off:+d}) = {src}".replace("+-", "- ").replace(
+            "(r10 -", "(r10 -"))
+        rsize = rng.choice((size, 8, 4, 1))
+        rw = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[rsize]
+        lines.append(f"r4 = *({rw} *)(r10 {off:+d})")
+        if rng.random() < 0.5:
+            lines.append("r0 = *(u32 *)(r4 + 0)")
+        return [line.replace("(r10 +-", "(r10 -").replace("(r10 -", "(r10 - ")
+                .replace("(r10 - -", "(r10 +").replace("- ", "-") for line in lines]
+    if kind == "ptr":
+        base = rng.choice(("r6", "r10", "r7" if tc else "r6"))
+        op = rng.choice(("+=", "-=", "*=", "&=", "|=", "<<="))
+        val = rng.choice(("8", "-8", "r3", "0"))
+        lines = ["r3 = *(u32 *)(r6 + 0)"] if val == "r3" else []
+        lines += [f"r5 = {base}", f"r5 {op} {val}"]
+        if rng.random() < 0.5:
+            lines.append("r0 = *(u32 *)(r5 + 0)")
+        return lines
+    if kind == "loop":
+        bound = rng.choice((4, 16, 100))
+        step = rng.choice((1, 1, 0))
+        cmp = rng.choice(("<", "!="))
+        return ["r4 = 0", f"loop{k}:", f"r4 += {step}", f"if r4 {cmp} {bound} goto loop{k}"]
+    if kind == "helper":
+        which = rng.choice(("load_bytes", "prandom", "printk", "csum_diff"))
+        if which == "prandom":
+            return ["call 7", "r3 = r0"]
+        length = rng.choice((0, 1, 4, 8, 16, -1, 600))
+        if which == "load_bytes" and tc:
+            return ["r1 = r6", "r2 = 0", "r3 = r10", "r3 += -16", f"r4 = {length}",
+                    "call 26"]
+        if which == "printk":
+            return ["*(u64 *)(r10 - 8) = 0", "r1 = r10", "r1 += -8", f"r2 = {length}",
+                    "call 6"]
+        return ["*(u64 *)(r10 - 8) = 0", "r1 = r10", "r1 += -8", f"r2 = {length}",
+                "r3 = 0", "r4 = 0", "r5 = 0", "call 28"]
+    if kind == "scalar":
+        return [f"r3 = *(u{rng.choice((8, 16, 32))} *)(r6 + 0)",
+                f"r3 {rng.choice(('&=', '>>=', '%=', '/=', '*=', '+='))} {rng.randint(1, 40)}",
+                f"if r3 {rng.choice(('>', '<', '==', '!='))} {rng.randint(0, 40)} goto skip{k}",
+                "r0 = r3", f"skip{k}:"]
+    if kind == "uninit":
+        return [f"r0 = r{rng.choice((9, 2, 3))}"]
+    return [f"r3 = *(u32 *)(r6 + {rng.choice((0, 8, 16, 48, 72, 76, 80, 200, 2))})"]
+
+
+def generate(rng: random.Random, tc: bool) -> str:
+    lines = ["r6 = r1", "r0 = 0"]
+    sub = rng.random() < 0.2
+    if sub:
+        # a static subprogram given r1 and a stack pointer, returning a scalar or a map
+        # value pointer the caller may use
+        lines += ["*(u64 *)(r10 - 8) = 0", "r1 = r6", "r2 = r10", "r2 += -8", "call sub",
+                  f"r0 = *(u{rng.choice((8, 32, 64))} *)(r0 + 0)" if rng.random() < 0.3
+                  else "r9 = r0"]
+    if tc:
+        lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
+    for k in range(rng.randint(1, 3)):
+        lines += _fragment(rng, tc, k)
+        if tc and rng.random() < 0.7:
+            lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
+    if rng.random() < 0.95:
+        lines.append("r0 = 0")
+    lines.append("exit")
+    if sub:
+        body = rng.choice([
+            ["r0 = *(u64 *)(r2 + 0)", "exit"],
+            ["r0 = *(u64 *)(r2 + 8)", "exit"],
+            ["r3 = r2", "*(u32 *)(r10 - 4) = 0", "r2 = r10", "r2 += -4",
+             "r1 = map_fd(MAPFD) ll", "call 1", "if r0 != 0 goto +1", "r0 = r3", "exit"],
+            ["r0 = r2", "exit"],
+            ["r0 = *(u32 *)(r1 + 0)", "exit"],
+        ])
+        lines += ["sub:"] + body
+    return "\n".join(lines)
+
+
+def _refused_pc(log: str) -> int | None:
+    """The last instruction the kernel's log shows being processed."""
+    pcs = re.findall(r"^(\d+): \(", log, re.M)
+    return int(pcs[-1]) if pcs else None
+
+
+def _kernel_verdict(code: bytes, prog_type):
+    try:
+        with kernel.KernelProgram(code, prog_type, log_level=1):
+            return None, None
+    except errors.KernelError as exc:
+        return str(exc).split("refused the program: ", 1)[-1], _refused_pc(exc.log or "")
+
+
+@pytest.fixture
+def maps():
+    """Fresh maps per program type: a program array serves one type."""
+    ours = (Map.create("array", 4, VALUE_SIZE, 8), Map.create("prog_array", 4, 4, 4),
+            Map.create("ringbuf", 0, 0, 4096))
+    theirs = (kernel.KernelMap("array", 4, VALUE_SIZE, 8),
+              kernel.KernelMap("prog_array", 4, 4, 4), kernel.KernelMap("ringbuf", 0, 0, 4096))
+    yield ours, theirs
+    for m in theirs:
+        m.close()
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("prog_type", (SF, CLS), ids=("socket_filter", "sched_cls"))
+def test_random_programs_get_the_kernels_verdict_and_accepted_ones_never_fault(prog_type,
+                                                                               maps):
+    (ours_map, ours_prog, ours_ring), (their_map, their_prog, their_ring) = maps
+    rng = random.Random(f"verifier-{prog_type.name}")
+    bad = []
+    for n in range(COUNT):
+        text = generate(rng, prog_type == CLS)
+        mine = asm.assemble(text.replace("MAPFD", str(ours_map.fd))
+                            .replace("PROGFD", str(ours_prog.fd))
+                            .replace("RINGFD", str(ours_ring.fd)))
+        theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd))
+                              .replace("PROGFD", str(their_prog.fd))
+                              .replace("RINGFD", str(their_ring.fd)))
+        reason, kpc = _kernel_verdict(theirs, prog_type)
+        try:
+            prog = Program(mine, prog_type)
+            verdict, pc = None, None
+        except errors.VerifierError as exc:
+            prog, verdict, pc = None, str(exc), exc.pc
+        if (reason is None) != (verdict is None):
+            bad.append(f"#{n}: kernel {'accepts' if reason is None else 'refuses at ' + str(kpc) + ': ' + reason}; "
+                       f"pyebpf {'accepts' if verdict is None else 'refuses: ' + verdict}\n{text}")
+            continue
+        # an infinite loop is found where a state repeats, which depends on when the
+        # kernel's heuristics store states: the instruction may differ by one
+        loop = verdict is not None and "infinite loop detected" in verdict
+        if reason is not None and kpc is not None and kpc != pc and \
+                not (loop and abs(kpc - pc) <= 1):
+            bad.append(f"#{n}: both refuse, kernel at {kpc} ({reason}), pyebpf {verdict}\n{text}")
+            continue
+        if prog is not None:
+            for pkt in PACKETS:
+                try:
+                    prog.run(pkt)
+                except errors.MemoryFault as exc:
+                    bad.append(f"#{n}: accepted but faults on {len(pkt)} bytes: {exc}\n{text}")
+                    break
+    assert not bad, f"{len(bad)} of {COUNT} differ:\n\n" + "\n\n".join(bad[:8])
