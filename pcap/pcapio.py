@@ -2,20 +2,22 @@
 
 :func:`read` takes pcap (either byte order, micro- or nanosecond timestamps) and pcapng
 (SHB, IDB, EPB, SPB and the obsolete OPB; several interfaces and sections, either byte
-order; other blocks are skipped) and returns a :class:`Capture` of parallel lists.
-:func:`write` writes pcap, or pcapng for a name ending in ``.pcapng``, to a temporary
-name and renames it when complete.  Errors are :class:`pyebpf.errors.PcapError` with
-one line naming the file, the packet index and the byte offset.
+order; other blocks are skipped) and returns a :class:`Capture` of parallel lists;
+``-`` reads standard input.  :func:`write` writes pcap, or pcapng for a name ending in
+``.pcapng``, as :mod:`pyebpf.pcap.outputs` decides: a regular file through a
+temporary name renamed when complete, a device or FIFO streamed into, ``-`` standard
+output.  Errors are :class:`pyebpf.errors.PcapError` with one line naming the file,
+the packet index and the byte offset.
 """
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PcapError
+from . import outputs
 
 LINKTYPE_ETHERNET = 1
 PCAP_US, PCAP_NS = 0xA1B2C3D4, 0xA1B23C4D
@@ -47,10 +49,15 @@ class Capture:
 
 
 def read(path) -> Capture:
+    """The capture at ``path`` (``-``: standard input, named "stdin" in errors)."""
     path = str(path)
     try:
-        with open(path, "rb") as f:
-            buf = f.read()
+        if path == "-":
+            path = "stdin"
+            buf = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                buf = f.read()
     except OSError as exc:
         raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
     if len(buf) >= 4 and buf[:4] == b"\x0a\x0d\x0d\x0a":
@@ -224,31 +231,14 @@ def pcapng_bytes(records):
 
 def write(path, records, nanosecond=False):
     """Write ``(ts_ns, data, orig_len)`` records as pcap (pcapng when ``path`` ends in
-    .pcapng), atomically."""
+    .pcapng); a regular file atomically."""
     path = Path(path)
     write_files({path: pcapng_bytes(records) if path.suffix == ".pcapng"
                  else pcap_bytes(records, nanosecond)})
 
 
 def write_files(files: dict):
-    """Write every ``{path: bytes}`` under a temporary name, then rename them all: an
-    error leaves no partial file and replaces no existing one."""
-    mask = os.umask(0)
-    os.umask(mask)
-    temps = []
-    try:
-        for path, data in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            os.fchmod(fd, 0o666 & ~mask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-        temps = []
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    """Write every ``{path: bytes}`` (:func:`pyebpf.pcap.outputs.write_all`): regular
+    files under a temporary name, renamed when all are written; an error leaves no
+    partial file and replaces no existing one."""
+    outputs.write_all([(outputs.resolve(path), data) for path, data in files.items()])

@@ -18,7 +18,13 @@
 #   clsact hook: SHOT dropped; STOLEN QUEUED TRAP consumed; REDIRECT to bpf_redirect's
 #     target (none: dropped); OK RECLASSIFY set tc_index to the classid's minor; the rest
 #     continue.  At ingress __netif_receive_skb_core has already moved an in-band outer
-#     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs.
+#     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs; skb_vlan_untag
+#     frees a frame whose tag is cut off (it pulls the tag and the encapsulated
+#     protocol, 6 bytes past the MAC header; 4 bytes, the tag alone, in 4.6), so that
+#     frame never reaches tc.
+
+from cpython.exc cimport PyErr_CheckSignals
+
 
 cdef enum:
     TC_ACT_UNSPEC_ = -1
@@ -42,7 +48,9 @@ cdef enum:
     HOOK_DROPPED = 1
     HOOK_CONSUMED = 2
     HOOK_REDIRECTED = 3
-    HOOK_FAULT = 4          # a program faulted: reported, treated as dropped
+    HOOK_FAULT = 4          # a program faulted, or the frame cannot be an skb: reported,
+                            # treated as dropped
+    HOOK_BEFORE_TC = 5      # the receive path freed the frame before the ingress hook
 
 ctypedef struct ChainProg:
     ProgCore* core
@@ -114,9 +122,9 @@ cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint3
     skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
     memset(head, 0, cap)
     tpid = (frame[12] << 8) | frame[13]
-    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8) \
-            and n >= ETH_HLEN + VLAN_HLEN + 2:
-        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up
+    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
+        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
+        # has dropped a frame too short for it)
         skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
         skb.vlan_tci = (frame[14] << 8) | frame[15]
         if skb.profile == PROFILE_V46:
@@ -259,14 +267,28 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
 
 
 cdef bytes _wire(Skb* skb, object original, const uint8_t* frame, uint32_t n):
-    """The packet's bytes on the wire now; the input object itself when unchanged."""
+    """The packet's bytes on the wire now; the input object itself when unchanged (so
+    ``is`` tells the packets the programs changed)."""
     cdef size_t m = skb_wire_len(skb)
     cdef bytes out
     if m == n and skb.vlan_present == 0 and memcmp(skb_data(skb), frame, n) == 0:
         return original
     out = PyBytes_FromStringAndSize(NULL, m)
     skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
+    if m == n and memcmp(PyBytes_AS_STRING(out), frame, n) == 0:
+        return original
     return out
+
+
+cdef inline bint _vlan_tpid(const uint8_t* frame) noexcept nogil:
+    """The EtherType is one skb_vlan_untag takes (eth_type_vlan: 802.1Q, 802.1ad)."""
+    return (frame[12] == 0x81 and frame[13] == 0x00) or (frame[12] == 0x88 and frame[13] == 0xa8)
+
+
+cdef uint32_t _untag_needs(int profile) noexcept nogil:
+    """The shortest frame skb_vlan_untag keeps: the MAC header, the tag and (since
+    Linux 5.9) the encapsulated protocol."""
+    return ETH_HLEN + VLAN_HLEN + (0 if profile == PROFILE_V46 else 2)
 
 
 def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
@@ -277,8 +299,12 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     Returns ``(records, data, extras)``: ``records`` the packed outcomes (struct format
     REPLAY_RECORD, one per packet replayed), ``data`` each packet's bytes afterwards (as
     on the wire), ``extras`` {index: dict} with "clones" [(ifindex, ingress, bytes)],
-    "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError) where a
-    packet has any.  With ``stop_on_error`` the replay ends after the first fault.
+    "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError, or for a
+    frame no skb can hold a one-line message), "dropped_before_tc" (why the receive
+    path freed it) where a packet has any.  With ``stop_on_error`` the replay ends
+    after the first fault.  A KeyboardInterrupt (SIGINT, or whatever the caller's signal
+    handler raises as one) stops it between packets; its ``packet`` attribute is the
+    index of the first packet not replayed.
     """
     cdef int nprogs = len(programs)
     cdef ChainProg chain[MAX_CHAIN]
@@ -300,6 +326,7 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef dict extras = {}
     cdef list perf = []
     cdef Map m
+    cdef uint32_t untag_needs, n
     if not 0 < nprogs <= MAX_CHAIN:
         raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
     imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT}[mode]
@@ -331,16 +358,32 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     outs = <TcOutcome*><char*>records
     for mp in perf:
         (<Map>mp).drain()       # events from before the replay are not a packet's
+    i = 0
     try:
         skb_init(&tmpl, bytes(ETH_HLEN), fields, want, _PROFILES[profile])
+        untag_needs = _untag_needs(tmpl.profile)
         for i in range(nframes):
+            PyErr_CheckSignals()
             frame = frames[i]
-            if len(frame) < ETH_HLEN or len(frame) > 0xffff:
-                raise ValueError(f"packet {i}: a {len(frame)}-byte frame cannot be replayed "
-                                 "(an skb holds 14 to 65535 bytes)")
             o = &outs[i]
-            if not _skb_load_frame(&skb, &tmpl, <const uint8_t*><char*>frame, len(frame),
-                                   keep):
+            if len(frame) < ETH_HLEN or len(frame) > 0xffff:
+                o.action = HOOK_FAULT
+                data.append(frame)
+                extras[i] = {"error": f"a {len(frame)}-byte frame cannot be replayed (an skb "
+                                      "holds 14 to 65535 bytes)"}
+                if stop_on_error:
+                    del records[(i + 1) * sizeof(TcOutcome):]
+                    break
+                continue
+            n = len(frame)
+            if keep & 8 and n < untag_needs and not tmpl.vlan_present \
+                    and _vlan_tpid(<const uint8_t*><char*>frame):
+                o.action = HOOK_BEFORE_TC
+                data.append(frame)
+                extras[i] = {"dropped_before_tc": f"skb_vlan_untag: the {n}-byte frame cuts "
+                             f"off its VLAN tag (needs {untag_needs} bytes)"}
+                continue
+            if not _skb_load_frame(&skb, &tmpl, <const uint8_t*><char*>frame, n, keep):
                 raise MemoryError()
             with nogil:
                 _run_chain(&vm, chain, nprogs, imode, classid, act_default, stack, ctx_mem,
@@ -373,6 +416,9 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                     del records[(i + 1) * sizeof(TcOutcome):]
                     break
         return bytes(records), data, extras
+    except KeyboardInterrupt as exc:
+        exc.packet = i
+        raise
     finally:
         skb.devices = NULL      # the template's
         skb_free(&skb)

@@ -295,7 +295,7 @@ def test_the_report_has_one_object_per_packet_with_every_field(capture, run):
         "truncated": False, "verdict": "TC_ACT_OK", "retval": 0, "action": "delivered",
         "classid": "1:3", "mark": 0, "priority": 0, "tc_index": 3, "redirect": None,
         "clones": [], "trace_printk": ["hi"], "instructions": 8, "programs_run": 1,
-        "errors": [],
+        "errors": [], "dropped_before_tc": None,
     }
 
 
@@ -305,7 +305,8 @@ def test_short_captures_are_replayed_as_captured_and_said_so(tmp_path, run):
     assert rc == 0
     assert (rep[0]["truncated"], rep[0]["caplen_in"], rep[0]["len_in"]) == \
         (True, 40, len(FRAMES[1]))
-    assert "1 packets were captured shorter than on the wire" in err[-1]
+    assert err[-1] == ("tcsim: 1 packet was captured shorter than on the wire (caplen < len) "
+                       "and was replayed as captured")
     reader = dpkt.pcap.Reader(io.BytesIO((tmp_path / "out.pcap").read_bytes()))
     assert [len(b) for _, b in reader] == [40]
 
