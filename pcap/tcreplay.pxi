@@ -366,6 +366,7 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
             PyErr_CheckSignals()
             frame = frames[i]
             o = &outs[i]
+            o.mark, o.priority, o.tc_index = tmpl.mark, tmpl.priority, tmpl.tc_index
             if len(frame) < ETH_HLEN or len(frame) > 0xffff:
                 o.action = HOOK_FAULT
                 data.append(frame)

@@ -278,7 +278,7 @@ def _outputs(args, targets, replay, capture):
         source = outputs.input_key(args.read)
         for (ifindex, ingress), recs in sorted(redirected.items()):
             name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
-            target = outputs.resolve(args.redirect_dir / name)
+            target = outputs.resolve(os.path.join(args.redirect_dir, name))
             if target.key in taken or target.key == source:
                 raise UsageError(f"--redirect-dir {args.redirect_dir}: {name} is the same file "
                                  f"as {taken.get(target.key, '-r')}; nothing written")
@@ -415,14 +415,14 @@ def build_parser():
     p = argparse.ArgumentParser(prog="tcsim", description=__doc__.splitlines()[0])
     p.add_argument("programs", nargs="+", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
-    p.add_argument("-r", "--read", required=True, type=Path, metavar="CAPTURE",
-                   help="the capture to replay (pcap or pcapng, Ethernet)")
-    p.add_argument("-o", "--output", type=Path, help="delivered packets (.pcap or .pcapng)")
-    p.add_argument("--drops", type=Path, help="dropped packets (pcap)")
-    p.add_argument("--redirect-dir", type=Path,
+    p.add_argument("-r", "--read", required=True, metavar="CAPTURE",
+                   help="the capture to replay (pcap or pcapng, Ethernet; - for stdin)")
+    p.add_argument("-o", "--output", help="delivered packets (.pcap or .pcapng; - for stdout)")
+    p.add_argument("--drops", help="dropped packets (pcap)")
+    p.add_argument("--redirect-dir",
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
-    p.add_argument("--report", type=Path, help="one JSON object per packet")
-    p.add_argument("--events", type=Path, help="bpf_perf_event_output records (JSON lines)")
+    p.add_argument("--report", help="one JSON object per packet")
+    p.add_argument("--events", help="bpf_perf_event_output records (JSON lines)")
     p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
     p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
     p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")
