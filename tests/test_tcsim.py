@@ -299,6 +299,53 @@ def test_the_report_has_one_object_per_packet_with_every_field(capture, run):
     }
 
 
+# --- the summary line -------------------------------------------------------------------
+
+SET_FIRST_BYTE = """
+    r2 = *(u32 *)(r1 + 0x4c)
+    r3 = *(u32 *)(r1 + 0x50)
+    r4 = r2
+    r4 += 1
+    if r4 > r3 goto out
+    r5 = 2
+    *(u8 *)(r2 + 0) = r5
+out:
+    r0 = 0
+    exit
+"""
+
+
+def test_the_summary_counts_the_packets_whose_bytes_the_programs_changed(capture, run):
+    """Writing a byte that already holds the value changes nothing."""
+    _, err, _ = run(SET_FIRST_BYTE)
+    changed = sum(f[0] != 2 for f in FRAMES)
+    assert 0 < changed < len(FRAMES)
+    assert f"; bytes changed in {changed} packets; " in err[-1]
+
+
+def test_a_vlan_tag_untagged_at_ingress_and_put_back_is_no_change(run):
+    _, err, _ = run(RET.format(0), "--hook", "ingress", read=VLAN)
+    assert "; bytes changed in 0 packets; " in err[-1]
+
+
+def test_the_summary_of_one_packet_is_singular(tmp_path, run):
+    pcapio.write(tmp_path / "one.pcap", [(0, FRAMES[0], len(FRAMES[0]))])
+    _, err, _ = run(SET_FIRST_BYTE.replace("r5 = 2", "r5 = 3"), read=tmp_path / "one.pcap")
+    assert err[-1].startswith(f"tcsim: 1 packet from {tmp_path / 'one.pcap'}: 1 delivered, ")
+    assert "; bytes changed in 1 packet; " in err[-1]
+
+
+def test_the_summary_rate_is_of_the_whole_command_not_the_replay_loop(capture, run,
+                                                                      monkeypatch):
+    """With a clock that advances one second per reading, the command (start, replay
+    start, replay end, end) took 3 s and the replay 1 s: 5 packets give 2 packets/s
+    (5/3, rounded), not 5."""
+    ticks = iter(range(100))
+    monkeypatch.setattr(tcsim.time, "perf_counter", lambda: next(ticks))
+    _, err, _ = run(RET.format(0), report=False)
+    assert err[-1].endswith("; 2 packets/s")
+
+
 def test_short_captures_are_replayed_as_captured_and_said_so(tmp_path, run):
     pcapio.write(tmp_path / "short.pcap", [(0, FRAMES[1][:40], len(FRAMES[1]))])
     rc, err, rep = run(RET.format(0), "-o", tmp_path / "out.pcap", read=tmp_path / "short.pcap")
