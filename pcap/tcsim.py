@@ -459,7 +459,16 @@ def main(argv=None) -> int:
         try:
             return run(args, signals, start)
         except KeyboardInterrupt as exc:
-            return _interrupted(exc)
+            code = _interrupted(exc)
+            if argv is None:
+                # The command line: nothing is left to write or remove, and the
+                # interpreter's teardown (freeing every packet) alone can outlast the
+                # 0.1 s an interrupted run promises.
+                with contextlib.suppress(OSError):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+            return code
         except (EbpfError, OSError, ValueError, TypeError) as exc:
             print(f"tcsim: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                   file=sys.stderr)
