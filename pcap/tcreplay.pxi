@@ -25,6 +25,8 @@
 
 from cpython.exc cimport PyErr_CheckSignals
 
+include "capio.pxi"
+
 
 cdef enum:
     TC_ACT_UNSPEC_ = -1

@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .. import _core
 from ..errors import BudgetExceeded, EbpfError, ElfError
 from . import outputs, pcapio
 
@@ -226,64 +227,67 @@ def _plan(args) -> dict:
     return targets
 
 
-def _capture_bytes(given, records, nanosecond):
-    return (pcapio.pcapng_bytes(records) if Path(given).suffix == ".pcapng"
-            else pcapio.pcap_bytes(records, nanosecond))
+def _flags(*actions) -> bytes:
+    return bytes(1 if a in actions else 0 for a in range(256))
 
 
 def _outputs(args, targets, replay, capture):
     """[(outputs.Target, bytes)] of every output the arguments ask for."""
-    out, drops, redirected, events = [], [], {}, []
     ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
-    actions, extras = replay.actions, replay.extras
-    want_redirect = args.redirect_dir is not None
+    actions, ns = replay.actions, capture.nanosecond
 
-    def wire(i, b):
-        return orig[i] - len(frames[i]) + len(b)
+    def capture_file(given, take, original=()):
+        picked = _core._replay_pick(actions, _flags(*take), _flags(*original), ts, frames,
+                                    orig, data)
+        return pcapio.packets_bytes(*picked, nanosecond=ns,
+                                    pcapng=Path(given).suffix == ".pcapng")
 
-    for i in range(replay.count):
-        action = actions[i]
-        if action == 0:
-            out.append((ts[i], data[i], wire(i, data[i])))
-        elif action == 1:
-            drops.append((ts[i], data[i], wire(i, data[i])))
-        elif action >= FAULT:
-            drops.append((ts[i], frames[i], orig[i]))
-        extra = extras.get(i)
-        if want_redirect and extra:
-            for ifindex, ingress, b in extra.get("clones", ()):
-                redirected.setdefault((ifindex, ingress), []).append((ts[i], b, wire(i, b)))
-        if action == 3 and want_redirect:
-            rec = struct.unpack_from(replay._format, replay.records,
-                                     i * struct.calcsize(replay._format))
-            redirected.setdefault((rec[5], bool(rec[11])), []).append(
-                (ts[i], data[i], wire(i, data[i])))
-        if extra and "events" in extra:
-            for m, cpu, ev in extra["events"]:
-                events.append(json.dumps({"packet": i, "map": m.name or str(m.fd), "cpu": cpu,
-                                          "size": len(ev), "data": ev.hex()}))
-    ns = capture.nanosecond
     files = []
     if "-o" in targets:
-        files.append((targets["-o"], _capture_bytes(args.output, out, ns)))
+        files.append((targets["-o"], capture_file(args.output, [0])))
     if "--drops" in targets:
-        files.append((targets["--drops"], _capture_bytes(args.drops, drops, ns)))
+        files.append((targets["--drops"], capture_file(args.drops, [1, FAULT, BEFORE_TC],
+                                                       [FAULT, BEFORE_TC])))
     if "--report" in targets:
         files.append((targets["--report"], "".join(
             replay.report_line(i, o) + "\n" for i, o in enumerate(replay.outcomes())).encode()))
     if "--events" in targets:
+        events = [json.dumps({"packet": i, "map": m.name or str(m.fd), "cpu": cpu,
+                              "size": len(ev), "data": ev.hex()})
+                  for i, extra in sorted(replay.extras.items())
+                  for m, cpu, ev in extra.get("events", ())]
         files.append((targets["--events"], "".join(line + "\n" for line in events).encode()))
-    if want_redirect:
-        taken = {t.key: option for option, t in targets.items()}
-        source = outputs.input_key(args.read)
-        for (ifindex, ingress), recs in sorted(redirected.items()):
-            name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
-            target = outputs.resolve(os.path.join(args.redirect_dir, name))
-            if target.key in taken or target.key == source:
-                raise UsageError(f"--redirect-dir {args.redirect_dir}: {name} is the same file "
-                                 f"as {taken.get(target.key, '-r')}; nothing written")
-            taken[target.key] = f"--redirect-dir {target.given}"
-            files.append((target, pcapio.pcap_bytes(recs, ns)))
+    if args.redirect_dir is not None:
+        files.extend(_redirect_files(args, targets, replay, capture))
+    return files
+
+
+def _redirect_files(args, targets, replay, capture):
+    """One capture per redirect target: the packets redirected to it and the
+    bpf_clone_redirect copies, in packet order."""
+    ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
+    size = struct.calcsize(replay._format)
+    redirected = {}
+    clones = {i: e["clones"] for i, e in replay.extras.items() if "clones" in e}
+    for i in sorted({*clones, *(i for i, a in enumerate(replay.actions) if a == 3)}):
+        for ifindex, ingress, b in clones.get(i, ()):
+            redirected.setdefault((ifindex, ingress), []).append(
+                (ts[i], b, orig[i] - len(frames[i]) + len(b)))
+        if replay.actions[i] == 3:
+            rec = struct.unpack_from(replay._format, replay.records, i * size)
+            redirected.setdefault((rec[5], bool(rec[11])), []).append(
+                (ts[i], data[i], orig[i] - len(frames[i]) + len(data[i])))
+    taken = {t.key: option for option, t in targets.items()}
+    source = outputs.input_key(args.read)
+    files = []
+    for (ifindex, ingress), recs in sorted(redirected.items()):
+        name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
+        target = outputs.resolve(os.path.join(args.redirect_dir, name))
+        if target.key in taken or target.key == source:
+            raise UsageError(f"--redirect-dir {args.redirect_dir}: {name} is the same file "
+                             f"as {taken.get(target.key, '-r')}; nothing written")
+        taken[target.key] = f"--redirect-dir {target.given}"
+        files.append((target, pcapio.pcap_bytes(recs, capture.nanosecond)))
     return files
 
 
