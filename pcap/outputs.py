@@ -197,8 +197,7 @@ def write_all(items, critical=contextlib.nullcontext) -> None:
                     from None
         for target, data in items:
             if target.kind != "replace":
-                streamed.append(target.given)
-                _stream(target, data)
+                _stream(target, data, streamed)
         with critical():
             while temps:
                 fd, tmp, target = temps[0]
@@ -219,13 +218,16 @@ def write_all(items, critical=contextlib.nullcontext) -> None:
             os.close(fd)
 
 
-def _stream(target: Target, data: bytes) -> None:
+def _stream(target: Target, data: bytes, streamed: list) -> None:
+    """Write ``data`` into an open file; ``streamed`` gets its name once it is open."""
     try:
         if target.kind == "stdout":
+            streamed.append(target.given)
             _write_fd(1, data)
             return
-        fd = os.open(target.path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(target.path, os.O_WRONLY | os.O_CLOEXEC)   # a FIFO waits for a reader
         try:
+            streamed.append(target.given)
             _write_fd(fd, data)
         finally:
             os.close(fd)

@@ -343,6 +343,7 @@ class _Signals:
 
     def __init__(self):
         self.previous, self.holding, self.pending = {}, False, None
+        self.stage = "before the replay"        # where the command is, for the message
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -391,6 +392,7 @@ def run(args, signals=None, start=None) -> int:
     if args.stop_on_error and counts[FAULT]:
         print("tcsim: stopped (--stop-on-error); no output written", file=sys.stderr)
         return 1
+    signals.stage = "after the replay"
     outputs.write_all(_outputs(args, targets, replay, capture), critical=signals.hold)
     elapsed = time.perf_counter() - start
     rate = replay.count / elapsed if elapsed else float("inf")
@@ -443,7 +445,8 @@ def build_parser():
     return p
 
 
-def _interrupted(exc) -> int:
+def _interrupted(exc, signals) -> int:
+    """The one line an interrupt prints; the exit status, 128 + the signal."""
     signum = getattr(exc, "signum", signal.SIGINT)
     streamed = getattr(exc, "streamed", None)
     if streamed:
@@ -451,8 +454,8 @@ def _interrupted(exc) -> int:
     else:
         what = "nothing written"
     packet = getattr(exc, "packet", None)
-    where = f" at packet {packet}" if packet is not None else ""
-    print(f"tcsim: interrupted{where}; {what}", file=sys.stderr)
+    where = f"at packet {packet}" if packet is not None else signals.stage
+    print(f"tcsim: interrupted {where}; {what}", file=sys.stderr)
     return 128 + signum
 
 
@@ -463,7 +466,7 @@ def main(argv=None) -> int:
         try:
             return run(args, signals, start)
         except KeyboardInterrupt as exc:
-            code = _interrupted(exc)
+            code = _interrupted(exc, signals)
             if argv is None:
                 # The command line: nothing is left to write or remove, and the
                 # interpreter's teardown (freeing every packet) alone can outlast the

@@ -87,6 +87,49 @@ def test_a_signal_stops_the_replay_writes_nothing_and_says_where_it_stopped(tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(outputs.TEMP_SUFFIX)]
 
 
+def blocked_in_fifo_open(pid):
+    """Wait until ``pid`` sleeps in the kernel's FIFO open (fifo_open's wait_for_partner):
+    past start-up, with tcsim's signal handlers in place."""
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}/wchan").read_text() != "wait_for_partner":
+        assert time.monotonic() < deadline, "tcsim never opened the FIFO"
+        time.sleep(0.01)
+
+
+def test_a_signal_while_the_capture_is_awaited_says_nothing_was_replayed(tmp_path):
+    os.mkfifo(tmp_path / "in.pcap")
+    (tmp_path / "prog.s").write_text(ACCEPT)
+    cmd, env = tcsim_command("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=tmp_path)
+    child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        blocked_in_fifo_open(child.pid)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert (child.returncode, err) == (
+        143, "tcsim: interrupted before the replay; nothing written\n")
+    assert not (tmp_path / "out.pcap").exists()
+
+
+def test_a_signal_while_a_fifo_output_awaits_its_reader_writes_no_other_output(tmp_path):
+    write_capture(tmp_path / "in.pcap", [FRAME])
+    (tmp_path / "prog.s").write_text(ACCEPT)
+    os.mkfifo(tmp_path / "pipe")
+    cmd, env = tcsim_command("prog.s", "-r", "in.pcap", "-o", "pipe", "--report", "r.jsonl",
+                             cwd=tmp_path)
+    child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        blocked_in_fifo_open(child.pid)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert (child.returncode, err) == (
+        130, "tcsim: interrupted after the replay; nothing written\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pcap", "pipe", "prog.s"]
+
+
 # --- frames no skb can hold ----------------------------------------------------------------
 
 def test_a_frame_shorter_than_an_ethernet_header_is_reported_dropped_and_the_replay_goes_on(
