@@ -203,6 +203,8 @@ cdef uint64_t _net_grow(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noex
         if inner_mac_len > n:
             return err(EINVAL)
     mac_len = skb_mac_len(skb)
+    # skb_cow_head's -ENOMEM (no memory for the room) is the only failure left: ``off``
+    # may pass the end of a frame cut short, and stale bytes move (docs/helpers.md)
     if not _hdr_push(skb, off, n):
         return err(ENOMEM)
     if encap:

@@ -20,6 +20,7 @@ import pyebpf
 from pyebpf import asm, isa, kernel
 from pyebpf.errors import KernelError
 
+import skbdiff
 from skbdiff import EXPORTED, engine_fields
 
 CLS, ACT, SF = "sched_cls", "sched_act", "socket_filter"
@@ -191,17 +192,13 @@ def differential(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool 
         assert ours.csum_ok == theirs.csum_ok, (
             f"skb->csum consistency: engine {ours.csum_ok}, kernel {theirs.csum_ok}")
     assert ours.retval == theirs.retval, f"retval: engine {ours.retval}, kernel {theirs.retval}"
-    assert ours.packet == theirs.packet, _packet_diff(ours.packet, theirs.packet)
+    assert ours.packet == theirs.packet, skbdiff.packet_diff(
+        ours.packet, theirs.packet,
+        start="network" if isa.prog_type(prog_type) == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+        else "mac")
     if ours.skb is not None:
         for name in EXPORTED:
             assert ours.skb[name] == theirs.skb[name], (
                 f"__sk_buff.{name}: engine {ours.skb[name]!r}, kernel {theirs.skb[name]!r}")
     return ours
 
-
-def _packet_diff(a: bytes, b: bytes) -> str:
-    if len(a) != len(b):
-        return f"packet length: engine {len(a)}, kernel {len(b)}"
-    at = [k for k in range(len(a)) if a[k] != b[k]]
-    return (f"packet bytes differ at {at[:8]}: engine {a[at[0]:at[0] + 8].hex()}, "
-            f"kernel {b[at[0]:at[0] + 8].hex()}")

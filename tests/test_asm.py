@@ -14,8 +14,7 @@ from pyebpf import asm, isa
 from pyebpf.errors import AsmError
 
 SYNTAXES = ("kernel", "conformance")
-from conftest import CONFORMANCE_DIR
-DATA_FILES = sorted(CONFORMANCE_DIR.glob("*.data"))
+from conftest import CONFORMANCE_FILES, conformance_params
 _F = isa.Field
 
 
@@ -107,27 +106,27 @@ def test_lddw_with_a_bad_second_slot_prints_both_slots_raw():
 
 
 # --- the conformance suite --------------------------------------------------------------
-def test_conformance_suite_is_present():
-    assert len(DATA_FILES) == 313, f"expected the 313 data files in {CONFORMANCE_DIR}"
+def test_conformance_suite_is_present(conformance_dir):
+    assert len(CONFORMANCE_FILES) == 313, f"expected the 313 data files in {conformance_dir}"
 
 
-@pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.name)
-def test_conformance_asm_section_assembles_with_auto_syntax(path):
+@pytest.mark.parametrize("path", conformance_params(), ids=lambda p: p.name)
+def test_conformance_asm_section_assembles_with_auto_syntax(path, conformance_dir):
     text = _asm_text(path)
     assert asm.assemble(text) == asm.assemble(text, "conformance")
 
 
 @pytest.mark.parametrize("syntax", SYNTAXES)
-@pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.name)
-def test_conformance_program_round_trips_through_disassembly(path, syntax):
+@pytest.mark.parametrize("path", conformance_params(), ids=lambda p: p.name)
+def test_conformance_program_round_trips_through_disassembly(path, syntax, conformance_dir):
     code = asm.assemble(_asm_text(path), "conformance")
     text = asm.disassemble(code, syntax)
     assert asm.assemble(text, syntax) == code
     assert asm.disassemble(asm.assemble(text, syntax), syntax) == text
 
 
-def test_lddw_data_file_asm_section_matches_its_raw_section():
-    sections = _sections(CONFORMANCE_DIR / "lddw.data")
+def test_lddw_data_file_asm_section_matches_its_raw_section(conformance_dir):
+    sections = _sections(conformance_dir / "lddw.data")
     raw = b"".join(int(tok, 0).to_bytes(8, "little")
                    for line in sections["raw"] for tok in line.split())
     assert asm.assemble("\n".join(sections["asm"])) == raw
