@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import operator
 import os
@@ -269,7 +270,8 @@ def _redirect_files(args, targets, replay, capture):
     size = struct.calcsize(replay._format)
     redirected = {}
     clones = {i: e["clones"] for i, e in replay.extras.items() if "clones" in e}
-    for i in sorted({*clones, *(i for i, a in enumerate(replay.actions) if a == 3)}):
+    redirects = itertools.compress(range(replay.count), map((3).__eq__, replay.actions))
+    for i in sorted({*clones, *redirects}):
         for ifindex, ingress, b in clones.get(i, ()):
             redirected.setdefault((ifindex, ingress), []).append(
                 (ts[i], b, orig[i] - len(frames[i]) + len(b)))
