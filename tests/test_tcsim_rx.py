@@ -95,7 +95,7 @@ def test_at_egress_the_program_gets_a_frame_that_cuts_off_its_vlan_tag(tmp_path,
 def test_in_the_4_6_profile_the_tag_without_the_protocol_after_it_is_untagged(tmp_path,
                                                                               capsys, vlan_shot):
     """Linux 4.6's skb_vlan_untag pulled the 4-byte tag only (the encapsulated protocol's
-    two bytes joined the pull in 5.9)."""
+    two bytes joined the pull in 2020)."""
     names = ["8021q-17", "8021q-18", "8021q-19", "8021q-20"]
     rep = replay(tmp_path, vlan_shot, names, "--profile", "4.6")
     assert [r["action"] for r in rep] == ["dropped_before_tc", "dropped", "dropped", "dropped"]
