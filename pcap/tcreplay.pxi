@@ -4,8 +4,8 @@
 # objects are made per packet only for the output bytes and for rare extras (clones,
 # trace_printk lines, perf events, faults).
 #
-# Semantics (reference/semantics.md §2, net/sched/cls_bpf.c, act_bpf.c, cls_api.c,
-# dev.c):
+# Semantics (the kernel's cls_bpf_classify, tcf_bpf_act, __tcf_classify,
+# sch_handle_ingress and __netif_receive_skb_core):
 #   cls_bpf direct-action: tc_classid preset to the filter's classid, then the verdict
 #     through cls_bpf_exec_opcode (OK SHOT STOLEN REDIRECT UNSPEC, + TRAP now; the rest
 #     UNSPEC); UNSPEC tries the next program; result classid = major(classid) | tc_classid.

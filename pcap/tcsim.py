@@ -41,7 +41,7 @@ VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_
             7: "TC_ACT_REDIRECT", 8: "TC_ACT_TRAP"}
 ACTIONS = ("delivered", "dropped", "consumed", "redirected", "fault", "dropped_before_tc")
 FAULT, BEFORE_TC = 4, 5
-# tc's names for an action's control verb (tc/tc_util.c action_a2n)
+# tc's names for an action's control verb (iproute2's action_a2n)
 CONTROLS = {"continue": -1, "ok": 0, "pass": 0, "reclassify": 1, "drop": 2, "shot": 2,
             "pipe": 3, "trap": 8}
 

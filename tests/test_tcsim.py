@@ -1,8 +1,9 @@
 """tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pxi).
 
-Verdict semantics follow reference/semantics.md §2; the kernel judges the classifier
-verdicts of every sample frame where BPF_PROG_TEST_RUN can show them (it returns the raw
-r0 only, so the cls_bpf/clsact mapping applied to it is the documented one).
+Verdict semantics follow the kernel's cls_bpf_classify, tcf_bpf_act and __tcf_classify;
+the kernel judges the classifier verdicts of every sample frame where BPF_PROG_TEST_RUN
+can show them (it returns the raw r0 only, so the cls_bpf/clsact mapping applied to it
+is the one those functions make).
 """
 import io
 import json
@@ -95,7 +96,7 @@ def test_direct_action_maps_the_return_value_and_the_hook_acts_on_it(capture, ru
 
 
 def test_trap_is_no_verdict_in_the_4_6_profile(capture, run):
-    """4.6's cls_bpf had no TC_ACT_TRAP: 8 became UNSPEC (semantics.md §2.2)."""
+    """4.6's cls_bpf had no TC_ACT_TRAP: 8 became UNSPEC (cls_bpf_exec_opcode)."""
     _, _, rep = run(RET.format(8), "--profile", "4.6")
     assert {(r["verdict"], r["action"]) for r in rep} == {("TC_ACT_UNSPEC", "delivered")}
 
@@ -142,7 +143,7 @@ CLASSID_CASES = [  # r0, classid, verdict, tc_index
                          ids=["0-no-match", "-1-configured", "0x10007", "2-is-a-classid"])
 def test_classid_mode_the_return_value_selects_the_class(capture, run, r0, classid, verdict,
                                                          tc_index):
-    """Without actions no return value can drop a packet (semantics.md §2.3)."""
+    """Without actions no return value can drop a packet (cls_bpf_classify)."""
     _, _, rep = run(RET.format(r0), "--no-da", "--classid", "1:5")
     assert {(r["classid"], r["verdict"], r["action"], r["tc_index"]) for r in rep} == \
         {(classid, verdict, "delivered", tc_index)}
