@@ -15,7 +15,8 @@ output that resolves to the input.  :func:`write_all` writes every temporary fil
 streams, then renames; an error or an interrupt removes the temporary files and
 replaces nothing.  A temporary file holds an ``flock`` while it is written, so a later
 run into the directory tells a stale one (left by SIGKILL) from a live one and removes
-it.  Errors are :class:`pyebpf.errors.OutputError` and name the path the user gave.
+it.  Errors are :class:`OutputError` (a :class:`pyebpf.errors.PcapError`) and name
+the path the user gave.
 """
 from __future__ import annotations
 

@@ -359,6 +359,15 @@ def test_short_captures_are_replayed_as_captured_and_said_so(tmp_path, run):
     assert [len(b) for _, b in reader] == [40]
 
 
+def test_a_pcapng_output_holds_the_delivered_packets_with_their_timestamps(capture, run,
+                                                                           tmp_path):
+    _, _, rep = run(SET_FIRST_BYTE, "-o", tmp_path / "out.pcapng")
+    with open(tmp_path / "out.pcapng", "rb") as f:
+        assert [bytes(b) for _, b in dpkt.pcapng.Reader(f)] == \
+            [b"\x02" + frame[1:] for frame in FRAMES]
+    assert pcapio.read(tmp_path / "out.pcapng").ts == [r["timestamp_ns"] for r in rep]
+
+
 def test_perf_events_are_attributed_to_their_packet():
     m = Map.create("perf_event_array", 4, 4, 1)
     m.open(0)
