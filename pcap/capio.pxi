@@ -82,6 +82,9 @@ def _capture_pack(bytes header, bint pcapng, bint nanosecond, list ts, list data
             _wr32(w + block - 4, block)
             w += block
         else:
+            if t // 1000000000 > 0xffffffff:
+                raise ValueError(f"packet {i}: a timestamp of {t} ns is past what pcap's "
+                                 "32-bit seconds hold (write pcapng)")
             _wr32(w, <uint32_t>(t // 1000000000))
             _wr32(w + 4, <uint32_t>(t % 1000000000 if nanosecond else t % 1000000000 // 1000))
             _wr32(w + 8, <uint32_t>size)
@@ -117,3 +120,42 @@ def _replay_pick(bytes actions, bytes take, bytes original, list ts, list frames
             out_wire.append(<long>orig[i] - PyBytes_GET_SIZE(<bytes?>frames[i])
                             + PyBytes_GET_SIZE(<bytes?>data[i]))
     return out_ts, out_data, out_wire
+
+
+def _pcapng_epbs(bytes buf, Py_ssize_t pos, bint big_endian, list ifaces,
+                 uint32_t max_block, object cap):
+    """Append to ``cap`` the packets of the enhanced packet blocks from byte ``pos`` on,
+    while each is well formed, on a known Ethernet interface (``ifaces``: pcapio's
+    (linktype, snaplen, units per second, offset in seconds)) whose units divide a
+    second; returns the offset of the first block it leaves to pcapio (any other block,
+    or one whose error pcapio words)."""
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(buf)
+    cdef uint32_t block, iface, caplen, nifaces = len(ifaces)
+    cdef uint64_t t
+    cdef uint64_t scale
+    cdef list frames = cap.frames, ts = cap.ts, orig = cap.orig_len, where = cap.iface
+    while pos + 28 <= end and _rd32(p + pos, big_endian) == PCAPNG_EPB_TYPE:
+        block = _rd32(p + pos + 4, big_endian)
+        if block < PCAPNG_EPB or block % 4 or block > max_block or pos + block > end \
+                or _rd32(p + pos + block - 4, big_endian) != block:
+            break
+        iface = _rd32(p + pos + 8, big_endian)
+        caplen = _rd32(p + pos + 20, big_endian)
+        if iface >= nifaces or caplen > block - PCAPNG_EPB:
+            break
+        linktype, _, units, offset = ifaces[iface]
+        if linktype != 1 or units > 1000000000 or 1000000000 % units:
+            break
+        scale = 1000000000 // units
+        t = (<uint64_t>_rd32(p + pos + 12, big_endian) << 32) | _rd32(p + pos + 16, big_endian)
+        if t > 0xffffffffffffffff // scale:
+            break
+        if units != 1000000:
+            cap.nanosecond = True
+        frames.append(PyBytes_FromStringAndSize(<const char*>p + pos + 28, caplen))
+        ts.append(offset * 1000000000 + t * scale)
+        orig.append(_rd32(p + pos + 24, big_endian))
+        where.append(iface)
+        pos += block
+    return pos

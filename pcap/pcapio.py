@@ -123,6 +123,10 @@ def _read_pcapng(path, buf):
     end, pos = len(buf), 0
     endian, ifaces = "<", []
     while pos < end:
+        # runs of well-formed packet blocks in C; the rest, and every error, here
+        pos = _core._pcapng_epbs(buf, pos, endian == ">", ifaces, MAX_CAPLEN + 64 * 1024, cap)
+        if pos >= end:
+            break
         index = len(cap.frames)
         where = f"{path}: packet {index} at byte offset {pos}"
         if pos + 12 > end:
