@@ -196,7 +196,10 @@ cdef int _run_one(Vm* vm, ChainProg* cp, uint8_t* stack, uint8_t* ctx_mem, Skb* 
     vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, cp.tail_call_limit, NULL
     install_prog(vm, cp.core)
     while True:
-        _interp(vm, <_NoTrace*>NULL)
+        if _cov_on:
+            _interp(vm, <_Cov*>NULL)
+        else:
+            _interp(vm, <_NoTrace*>NULL)
         if vm.status != STATUS_TAIL_CALL:
             break
         tail_call_switch(vm)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from . import errors, isa
+from .isa import TC_ACT
 
-__all__ = ["Program", "Result", "Map", "load", "Object", "bpf", "pin_root", "errors", "isa",
-           "asm", "kernel", "elf", "btf"]
+__all__ = ["Program", "Result", "Map", "load", "Object", "bpf", "pin_root", "TC_ACT", "errors",
+           "isa", "asm", "kernel", "elf", "btf", "strategies", "coverage"]
 __version__ = "0.1.0"
 
 _FROM_CORE = ("Program", "Result", "Map")
@@ -26,7 +27,8 @@ def __getattr__(name: str):
     if name in _FROM_MODULE:
         import importlib
         return getattr(importlib.import_module(f".{_FROM_MODULE[name]}", __name__), name)
-    if name in ("asm", "kernel", "syscall", "pinning", "elf", "btf", "loader", "mapview"):
+    if name in ("asm", "kernel", "syscall", "pinning", "elf", "btf", "loader", "mapview",
+                "strategies", "coverage", "results"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

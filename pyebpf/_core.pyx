@@ -142,6 +142,8 @@ ctypedef struct ProgCore:
     CtxRules* ctx_rules
     int prog_type
     void* owner        # the Program
+    uint32_t n         # slots
+    uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
 
 ctypedef struct Vm:
     uint64_t reg[11]
@@ -276,9 +278,26 @@ cdef struct _NoTrace:
     char unused
 cdef struct _Trace:
     char unused
+cdef struct _Cov:
+    char unused
 ctypedef fused TraceMode:
     _NoTrace
     _Trace
+    _Cov
+
+
+# Coverage (pyebpf.coverage): while a sink is installed, every Program made gets
+# counters from it, and runs take the _Cov loop, which counts instructions executed and
+# jumps taken per pc in C.  Off, runs never look at the counters.
+cdef bint _cov_on = False
+_cov_sink = None
+
+
+def _set_coverage_sink(sink):
+    """Install ``sink(program) -> writable buffer of 2 * len(program) u64, or None``
+    (None: coverage off)."""
+    global _cov_on, _cov_sink
+    _cov_sink, _cov_on = sink, sink is not None
 
 
 cdef void _trace_access(Vm* vm, uint32_t pc, uint64_t addr, int size, bint write) noexcept nogil:
@@ -332,6 +351,11 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
     cdef uint8_t* p
     cdef helper_fn fn
     cdef Frame* f
+    cdef uint64_t* cov = NULL
+    cdef uint32_t n_insns = 0
+    if TraceMode is _Cov or TraceMode is _Trace:
+        cov = vm.prog.cov
+        n_insns = vm.prog.n
     memcpy(r, vm.reg, sizeof(r))
 
     while True:
@@ -342,6 +366,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         i = &insns[pc]
         if TraceMode is _Trace:
             _trace_before(vm, i, pc, r)
+        if TraceMode is _Cov or TraceMode is _Trace:
+            if cov != NULL:
+                cov[pc] += 1
         pc += 1
         op = i.op
         d = i.dst
@@ -723,6 +750,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
 
         if TraceMode is _Trace:
             _trace_step(vm, <uint32_t>(i - insns), r)
+        if TraceMode is _Cov or TraceMode is _Trace:
+            if cov != NULL and pc != <uint32_t>(i - insns) + 1:
+                cov[n_insns + <uint32_t>(i - insns)] += 1
 
     vm.pc = <uint32_t>(i - insns)
     vm.budget_left = left
@@ -926,10 +956,18 @@ cdef class Result:
     for socket filters.  ``data``: the memory afterwards (raw mode), or the packet as a
     capture on the wire shows it (tc; a hardware-accelerated VLAN tag is inserted), or
     the bytes a socket filter keeps (``b""`` when it drops the packet).
-    ``packet``: for skb program types, the bytes the kernel holds after the run, from
+    ``data_out``: for skb program types, the bytes the kernel holds after the run, from
     ``skb->data`` for ``len`` bytes (untrimmed; an accelerated VLAN tag is metadata, not
     in these bytes) — what ``BPF_PROG_TEST_RUN`` returns as data_out.
     ``insn_count``: instructions executed; ``trace``: a :class:`Trace` when traced.
+
+    In the domain's terms (computed when read, see :mod:`pyebpf.results`): ``verdict``
+    (tc programs: the verdict as a :class:`pyebpf.TC_ACT`, or the int when it is none
+    of them), ``kept`` (socket filters: the bytes kept, 0 = dropped), ``packet``
+    (``data`` dissected by scapy: Ethernet, or IP/IPv6 for a socket filter run from the
+    network header), ``changed`` (the packet fields the program changed, as
+    ``layer.field: old → new`` items) and ``checksums_ok`` (whether every IPv4, TCP,
+    UDP, ICMP and ICMPv6 checksum in ``data`` is valid).
 
     For skb program types also: ``skb`` (the ``__sk_buff`` fields afterwards, as the
     program reads them), ``redirect`` (``(ifindex, ingress)`` when a tc program returned
@@ -945,7 +983,7 @@ cdef class Result:
     """
     cdef readonly object retval
     cdef readonly bytes data
-    cdef readonly bytes packet
+    cdef readonly bytes data_out
     cdef readonly object csum_ok
     cdef readonly uint64_t insn_count
     cdef readonly object trace
@@ -953,8 +991,10 @@ cdef class Result:
     cdef readonly tuple clones
     cdef readonly list trace_output
     cdef bint _has_skb
+    cdef bint _is_tc
     cdef Skb _skb
     cdef object _skb_fields
+    cdef object _input
 
     @property
     def skb(self):
@@ -968,10 +1008,52 @@ cdef class Result:
     def tunnel(self):
         return _tunnel_dict(&self._skb.tun) if self._has_skb and self._skb.tun.present else None
 
+    @property
+    def prog_kind(self):
+        """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
+        return ("tc" if self._is_tc else "socket_filter") if self._has_skb else "raw"
+
+    @property
+    def input(self):
+        """The packet given to run(), as bytes (None in the raw mode)."""
+        if not self._has_skb:
+            return None
+        return self._input if type(self._input) is bytes else bytes(self._input)
+
+    @property
+    def network_start(self):
+        """Whether ``data`` starts at the network header (a socket filter run with
+        ``sf_start="network"``) rather than at the Ethernet header."""
+        return self._has_skb and self._skb.data != self._skb.mac_header
+
+    @property
+    def verdict(self):
+        from . import results
+        return results.verdict(self)
+
+    @property
+    def kept(self):
+        from . import results
+        return results.kept(self)
+
+    @property
+    def packet(self):
+        from . import results
+        return results.dissect(self.data, self.network_start) if self._has_skb else None
+
+    @property
+    def changed(self):
+        from . import results
+        return results.changed(self)
+
+    @property
+    def checksums_ok(self):
+        from . import results
+        return results.checksums_ok(self)
+
     def __repr__(self):
-        retval = f"{self.retval:#x}" if not self._has_skb else str(self.retval)
-        return (f"Result(retval={retval}, data={len(self.data)} bytes, "
-                f"insn_count={self.insn_count})")
+        from . import results
+        return results.result_repr(self)
 
 
 cdef class SkbFields:
@@ -1039,17 +1121,28 @@ class Trace:
         self._source = source
 
     def __str__(self):
+        return self.listing()
+
+    def listing(self, last=None, registers=True):
+        """The executed steps as text, each C source line before its instructions;
+        ``last``: only the last that many steps; ``registers=False``: without the
+        register and memory lines."""
         lines = []
         by_step = {}
         shown = None
+        first = 0 if last is None else max(0, len(self.steps) - last)
         for acc in self.accesses:
             by_step.setdefault(acc[0], []).append(acc)
         for n, (pc, regs) in enumerate(self.steps):
+            if n < first:
+                continue
             where = self._source(pc) if self._source is not None else None
             if where is not None and where[1:3] != shown:
                 lines.append(f"; {where.file_name}:{where.line}: {where.source_line.strip()}")
                 shown = where[1:3]
             lines.append(f"{pc:5d}: {self._listing(pc)}")
+            if not registers:
+                continue
             for _, _, kind, region, offset, size in by_step.get(n, ()):
                 lines.append(f"         {'read' if kind == 'r' else 'write'} {size} @ {region}{offset:+d}")
             lines.append("         " + " ".join(f"r{k}={v:#x}" for k, v in enumerate(regs) if v))
@@ -1094,6 +1187,10 @@ _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
+# The pytest plugin installs f(program, data, budget, trace, fields) -> Result for the
+# tests that use it: it runs the program itself (with this hook off), traced, and also
+# in the kernel where the test asks for that.
+_run_hook = None
 
 
 @cython.final
@@ -1136,6 +1233,7 @@ cdef class Program:
     cdef list _line_pcs
     cdef readonly int fd
     cdef public uint32_t tail_call_limit
+    cdef object _cov_buf
     cdef object __weakref__
 
     def __cinit__(self):
@@ -1181,12 +1279,27 @@ cdef class Program:
         self._pc.ctx_rules = &self._ctx
         self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
         self._pc.owner = <void*>self
+        self._pc.n = self._n
+        self._pc.cov = NULL
+        if _cov_on:
+            self._attach_coverage(_cov_sink(self))
         self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
         self._bind_prog_arrays()
         global _next_handle
         self.fd = _next_handle
         _next_handle += 1
         _PROG_HANDLES[self.fd] = self
+
+    cdef _attach_coverage(self, buf):
+        cdef uint64_t[::1] counters
+        if buf is None:
+            return
+        counters = buf
+        if counters.shape[0] != 2 * self._n:
+            raise ValueError(f"coverage buffer of {counters.shape[0]} counters for "
+                             f"{self._n} slots (need {2 * self._n})")
+        self._cov_buf = buf
+        self._pc.cov = &counters[0]
 
     cdef _bind_prog_arrays(self):
         # a program array serves programs of one type: the first user's (as the kernel)
@@ -1370,6 +1483,8 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
 
+        if _run_hook is not None:
+            return _run_hook(self, data, budget, trace, fields)
         if _pin_hook is not None:
             # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
             txn = _pin_hook(self)
@@ -1441,6 +1556,12 @@ cdef class Program:
             while True:
                 if trace:
                     _interp(&vm, <_Trace*>NULL)
+                elif _cov_on:
+                    if self._py_helpers:
+                        _interp(&vm, <_Cov*>NULL)
+                    else:
+                        with nogil:
+                            _interp(&vm, <_Cov*>NULL)
                 elif self._py_helpers:
                     _interp(&vm, <_NoTrace*>NULL)
                 else:
@@ -1460,6 +1581,7 @@ cdef class Program:
             res.clones = _NO_CLONES
             if typed:
                 self._skb_result(res, &skb, vm.reg[0])
+                res._input = data
             else:
                 res.retval = vm.reg[0]
                 res.data = mem
@@ -1478,13 +1600,14 @@ cdef class Program:
         cdef uint32_t keep
         cdef size_t k
         res._has_skb = True
-        res.packet = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
+        res._is_tc = self._is_tc
+        res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
         if skb.csum_checked:
             res.csum_ok = csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
         if self._is_tc:
             res.retval = <int32_t>r0
             if skb_wire_len(skb) == skb.len:
-                res.data = res.packet
+                res.data = res.data_out
             else:
                 out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
                 skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
@@ -1494,7 +1617,7 @@ cdef class Program:
         else:
             res.retval = <uint32_t>r0
             keep = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
-            res.data = res.packet if keep == skb.len else res.packet[:keep]
+            res.data = res.data_out if keep == skb.len else res.data_out[:keep]
         if skb.nclones:
             res.clones = tuple(
                 (skb.clones[k].ifindex, bool(skb.clones[k].flags & _isa.BPF_F_INGRESS),

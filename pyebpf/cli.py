@@ -6,10 +6,15 @@
     pyebpf asm SOURCE [-o OUT]
     pyebpf disasm OBJECT [--syntax kernel|conformance]
     pyebpf objdump PROG.o [--disasm]
+    pyebpf cov report COVERAGE [COVERAGE ...] [--missing]
+    pyebpf cov convert COVERAGE FORMAT:OUT
 
 PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
 (anything else).  With ``--type`` the memory is an Ethernet frame and the program runs
 against its ``__sk_buff``; ``--field`` sets packet metadata (``mark=7``, ``ifindex=2``).
+``cov`` reads BPF C coverage written by ``pytest --pyebpf-cov`` (lcov or Cobertura):
+``report`` prints lines and branches hit per source file (several files are added
+up; ``--missing`` lists the lines never run), ``convert`` writes it in the other format.
 Errors print one line and exit 1.
 """
 from __future__ import annotations
@@ -122,6 +127,42 @@ def _cmd_objdump(args) -> int:
     return 0
 
 
+def _read_coverage(paths):
+    from . import coverage
+    total = {}
+    for path in paths:
+        for name, fc in coverage.read(path).items():
+            into = total.setdefault(name, coverage.FileCoverage())
+            for line, hits in fc.lines.items():
+                into.lines[line] = into.lines.get(line, 0) + hits
+            for line, branches in fc.branches.items():
+                have = {(b, d): n for b, d, n in into.branches.get(line, [])}
+                for b, d, n in branches:
+                    old = have.get((b, d))
+                    have[(b, d)] = n if old is None else old + (n or 0)
+                into.branches[line] = [(b, d, n) for (b, d), n in sorted(have.items())]
+    return {name: total[name] for name in sorted(total)}
+
+
+def _cmd_cov(args) -> int:
+    from . import coverage
+    cov = _read_coverage(args.coverage)
+    if args.cov_command == "convert":
+        fmt, sep, out = args.target.partition(":")
+        if not sep or not out:
+            raise ValueError(f"{args.target!r}: expected lcov:FILE or cobertura:FILE")
+        coverage.write(cov, fmt, Path(out))
+        print(f"{out}: {fmt}, {len(cov)} source files")
+        return 0
+    print(coverage.summary(cov))
+    if args.missing:
+        for name, fc in cov.items():
+            missing = [line for line, hits in fc.lines.items() if not hits]
+            if missing:
+                print(f"{name}: lines never run: {', '.join(map(str, missing))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyebpf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     objdump.add_argument("object", type=Path)
     objdump.add_argument("--disasm", action="store_true", help="disassemble each program")
     objdump.set_defaults(func=_cmd_objdump)
+    cov = sub.add_parser("cov", help="BPF C coverage written by pytest --pyebpf-cov")
+    cov_sub = cov.add_subparsers(dest="cov_command", required=True)
+    report = cov_sub.add_parser("report", help="lines and branches hit per source file")
+    report.add_argument("coverage", type=Path, nargs="+", help="lcov or Cobertura files")
+    report.add_argument("--missing", action="store_true", help="list the lines never run")
+    report.set_defaults(func=_cmd_cov)
+    convert = cov_sub.add_parser("convert", help="write coverage in the other format")
+    convert.add_argument("coverage", type=Path, nargs=1)
+    convert.add_argument("target", metavar="FORMAT:OUT", help="lcov:FILE or cobertura:FILE")
+    convert.set_defaults(func=_cmd_cov)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -188,6 +188,12 @@ TC_ACT_QUEUED = 5
 TC_ACT_REPEAT = 6
 TC_ACT_REDIRECT = 7
 TC_ACT_TRAP = 8
+# The same verdicts as an IntEnum (``TC_ACT.SHOT == 2``), built from the names above so
+# that they stay the one definition.
+TC_ACT = enum.IntEnum("TC_ACT", sorted(((name[len("TC_ACT_"):], value) for name, value in
+                                        globals().items() if name.startswith("TC_ACT_")),
+                                       key=lambda item: item[1]))
+TC_ACT.__doc__ = "The kernel's tc verdicts (``TC_ACT_*`` of ``linux/pkt_cls.h``)."
 
 # enum bpf_func_id, in order (``__BPF_FUNC_MAPPER``); ids 1-30 are the v4.6 set.
 HELPER_NAMES = (

@@ -617,14 +617,14 @@ def run_raw64(insns: bytes) -> int:
 class KernelResult:
     """One run of a typed program in the kernel, in :class:`pyebpf.Result`'s shape where
     the kernel can show it: ``retval`` (signed 32-bit for tc, u32 for socket filters),
-    ``packet`` (the bytes after the run; socket filters from the L3 header), ``data``
-    (socket filters: ``packet`` trimmed to ``retval``; tc: ``packet``, the kernel does
+    ``data_out`` (the bytes after the run; socket filters from the L3 header), ``data``
+    (socket filters: ``data_out`` trimmed to ``retval``; tc: ``data_out``, the kernel does
     not report an accelerated VLAN tag), ``skb`` (the exported ``__sk_buff`` fields) and
     ``duration`` (ns).  Fields the kernel hides (redirect, clones, tunnel metadata,
     trace output) are not here."""
     retval: int
     data: bytes
-    packet: bytes
+    data_out: bytes
     skb: dict
     duration: int
 
@@ -675,11 +675,11 @@ def cross_check(program, packet, **fields) -> list[str]:
     diffs = []
     if ours.retval != theirs.retval:
         diffs.append(f"retval: pyebpf {ours.retval:#x}, kernel {theirs.retval:#x}")
-    kernel_packet = theirs.packet
-    if ours.packet != kernel_packet:
-        at = next((i for i, (a, b) in enumerate(zip(ours.packet, kernel_packet)) if a != b),
-                  min(len(ours.packet), len(kernel_packet)))
-        diffs.append(f"packet: first difference at byte {at} (pyebpf {len(ours.packet)} "
+    kernel_packet = theirs.data_out
+    if ours.data_out != kernel_packet:
+        at = next((i for i, (a, b) in enumerate(zip(ours.data_out, kernel_packet)) if a != b),
+                  min(len(ours.data_out), len(kernel_packet)))
+        diffs.append(f"packet: first difference at byte {at} (pyebpf {len(ours.data_out)} "
                      f"bytes, kernel {len(kernel_packet)} bytes)")
     mine = ours.skb.as_dict()
     for name, want in theirs.skb.items():

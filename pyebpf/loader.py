@@ -68,7 +68,10 @@ class Object:
     """The maps and programs of one object.
 
     ``programs`` (name -> Program) and ``maps`` (name -> Map) are in declaration order;
-    ``program(name)`` takes a program's C function name or its section name; ``license``,
+    ``program(name)`` takes a program's C function name or its section name, and
+    ``program()`` gives ``default_program`` when set, else the object's only program;
+    ``events(name)`` and ``ringbuf(name)`` iterate what programs sent to a perf event
+    array or ring buffer, decoded with BTF (see :mod:`pyebpf.mapview`); ``license``,
     ``version`` and ``spec`` (the :class:`~pyebpf.elf.ObjectSpec`) are as read;
     ``skipped`` names the programs not loaded and why.
     """
@@ -78,6 +81,7 @@ class Object:
         from ._core import Map, Program
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
+        self.default_program = None
         self._reused = set()    # maps got from a pin: their initial contents are not applied
         self._claimed = []      # pins this load made for maps it fills after pinning them
         try:
@@ -264,8 +268,17 @@ class Object:
         for m in self.maps.values():
             m.close()
 
-    def program(self, name: str):
-        """The program called ``name`` (its C function) or the one in section ``name``."""
+    def program(self, name: str | None = None):
+        """The program called ``name`` (its C function) or the one in section ``name``;
+        without a name, ``default_program`` or the only program."""
+        if name is None:
+            if self.default_program is not None:
+                return self.default_program
+            if len(self.programs) == 1:
+                return next(iter(self.programs.values()))
+            raise ElfError(f"the object has {len(self.programs)} programs "
+                           f"({', '.join(self.programs) or 'none'}): name one",
+                           file=self.spec.name)
         if name in self.programs:
             return self.programs[name]
         if name in self.skipped:
@@ -284,6 +297,53 @@ class Object:
 
     def listing(self) -> str:
         return self.spec.listing()
+
+    def _record_codec(self, type_name):
+        if type_name is None:
+            return None
+        from .btf import Kind
+        from .mapview import BtfCodec
+        if self.spec.btf is None:
+            raise ElfError(f"cannot decode records as {type_name!r}: the object has no BTF "
+                           "(compile with -g)", file=self.spec.name)
+        word, _, name = type_name.rpartition(" ")
+        kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "": None}
+        if word not in kinds:
+            raise ElfError(f"record type {type_name!r}: write 'struct NAME', 'union NAME' or "
+                           "a typedef name", file=self.spec.name)
+        found = [t for t in self.spec.btf.by_name(name, kinds[word])
+                 if kinds[word] is not None or t.kind == Kind.TYPEDEF]
+        if not found:
+            raise ElfError(f"no type {type_name!r} in the object's BTF", file=self.spec.name)
+        return BtfCodec(found[0], "record")
+
+    def _stream(self, name: str, kind, what: str):
+        m = self.maps.get(name)
+        if m is None:
+            raise ElfError(f"no map {name!r}; the object has: {', '.join(self.maps) or 'none'}",
+                           file=self.spec.name)
+        if m.type != kind:
+            raise ElfError(f"map {name!r} is a {m.type.name}, not a {what}",
+                           file=self.spec.name)
+        return m
+
+    def events(self, name: str, type: str | None = None) -> list:
+        """The records programs sent to perf event array ``name`` with
+        bpf_perf_event_output since the last call, as ``(cpu, record)``: bytes, or with
+        ``type`` (``"struct event"``, a typedef name) decoded by the object's BTF into
+        a named tuple.  Only slots opened with ``Map.open`` receive records, as in the
+        kernel."""
+        m = self._stream(name, isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, "perf event array")
+        codec = self._record_codec(type)
+        return [(cpu, raw if codec is None else codec.decode(raw[:codec.size]))
+                for cpu, raw in m.drain()]
+
+    def ringbuf(self, name: str, type: str | None = None) -> list:
+        """The records programs submitted to ring buffer ``name`` since the last call:
+        bytes, or with ``type`` decoded by the object's BTF (see :meth:`events`)."""
+        m = self._stream(name, isa.MapType.BPF_MAP_TYPE_RINGBUF, "ring buffer")
+        codec = self._record_codec(type)
+        return [raw if codec is None else codec.decode(raw[:codec.size]) for raw in m.drain()]
 
     def __repr__(self) -> str:
         return (f"<pyebpf.Object {self.spec.name}: {len(self.programs)} programs, "

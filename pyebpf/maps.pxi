@@ -1801,9 +1801,14 @@ cdef class Map:
     def values(self):
         return [self[k] for k in self.keys()]
 
-    def typed(self, key, value, key_names=None, value_names=None):
-        """A view with keys and values encoded by struct formats (pyebpf.mapview)."""
-        from .mapview import TypedMap
+    def typed(self, key=None, value=None, key_names=None, value_names=None):
+        """A view with keys and values encoded by struct formats, or without formats
+        by the map's BTF types (named tuples for structs; pyebpf.mapview)."""
+        from .mapview import BtfMap, TypedMap
+        if key is None and value is None:
+            return BtfMap(self)
+        if key is None or value is None:
+            raise TypeError("typed(): give both key and value formats, or neither (BTF)")
         return TypedMap(self, key, value, key_names, value_names)
 
     def get(self, key, default=None):

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("pytester",)
+
 # When a test fails, hypothesis' pytest plugin imports its patch writer, and with it
 # libcst, which raises a DeprecationWarning (mypy_extensions.TypedDict) at import; under
 # filterwarnings=error that turns the failure report into an INTERNALERROR.  Importing

@@ -166,7 +166,7 @@ def run_engine(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = 
         return Outcome(False)
     ours = res.skb.as_dict()
     skb = {name: list(ours[name]) if name == "cb" else ours[name] for name in EXPORTED}
-    return Outcome(True if csum else None, res.retval & 0xFFFFFFFF, res.packet, skb)
+    return Outcome(True if csum else None, res.retval & 0xFFFFFFFF, res.data_out, skb)
 
 
 def run_kernel(code: bytes, packet: bytes, prog_type=CLS, cb=None, csum: bool = False) -> Outcome:

@@ -65,8 +65,8 @@ def assert_same(code: bytes, prog_type, packet: bytes, ctx: dict | None = None, 
     assert engine.retval & 0xFFFFFFFF == theirs.retval, "retval differs"
     sf = pyebpf.isa.prog_type(prog_type) == SF
     kernel_packet = theirs.data[14:] if sf else theirs.data
-    assert engine.packet == kernel_packet, packet_diff(
-        engine.packet, kernel_packet, start="network" if sf else "mac")
+    assert engine.data_out == kernel_packet, packet_diff(
+        engine.data_out, kernel_packet, start="network" if sf else "mac")
     ours = engine.skb.as_dict()
     for name in EXPORTED:
         want = list(theirs.skb[name]) if name == "cb" else theirs.skb[name]

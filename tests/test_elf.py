@@ -196,7 +196,7 @@ def _same_run(obj, kobj, name, packet, ctx=None):
     theirs = kobj.program(name).test_run(packet, ctx=dict(ctx or {}))
     assert ours.retval & 0xFFFFFFFF == theirs.retval, f"{name}: retval differs"
     sf = prog.prog_type == pyebpf.isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-    assert ours.packet == (theirs.data[14:] if sf else theirs.data), f"{name}: packet differs"
+    assert ours.data_out == (theirs.data[14:] if sf else theirs.data), f"{name}: packet differs"
     mine = ours.skb.as_dict()
     for field in EXPORTED:
         got = list(mine[field]) if field == "cb" else mine[field]
@@ -307,7 +307,7 @@ def test_constant_strings_and_rodata_are_written_into_the_packet_as_the_kernel_d
     obj, kobj = _objects(BTF_MAPS, flags)
     with kobj:
         ours = _same_run(obj, kobj, "stamp", PACKETS[packet])
-    assert ours.packet[14:21] == b"pyebpf!"
+    assert ours.data_out[14:21] == b"pyebpf!"
 
 
 @HELPER_OPT

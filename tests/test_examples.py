@@ -191,7 +191,7 @@ def test_example_with_maps_runs_as_in_the_kernel_on_every_sample_frame(obj, prog
         for i, frame in enumerate(SAMPLE):
             mine = ours.program(prog).run(frame, ifindex=1, cpu=on_one_cpu)
             kern = theirs.program(prog).test_run(frame, ctx={})
-            assert (mine.retval & 0xFFFFFFFF, mine.packet) == (kern.retval, kern.data), \
+            assert (mine.retval & 0xFFFFFFFF, mine.data_out) == (kern.retval, kern.data), \
                 f"sample#{i}"
             fields = mine.skb.as_dict()
             for name in EXPORTED:

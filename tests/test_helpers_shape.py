@@ -98,7 +98,7 @@ def one_call(helper, *args):
 
 def same(code, packet, ctx=None):
     engine, theirs = skbdiff.assert_same(code, CLS, packet, ctx or {})
-    return engine.skb.cb, engine.packet
+    return engine.skb.cb, engine.data_out
 
 
 # --- 31 skb_change_proto -----------------------------------------------------------------
@@ -518,7 +518,7 @@ def test_checksum_complete_after_shape_helpers(code, packet, consistent):
     if consistent is not None:
         assert engine.csum_ok == consistent
     if theirs is not None:
-        assert engine.packet == theirs.data and engine.skb.cb == tuple(theirs.skb["cb"])
+        assert engine.data_out == theirs.data and engine.skb.cb == tuple(theirs.skb["cb"])
 
 
 # --- hashes -----------------------------------------------------------------------------

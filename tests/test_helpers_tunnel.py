@@ -128,7 +128,7 @@ def program(*calls, out=OUT_PACKET):
 def differential(*calls):
     """Run in pyebpf and the kernel; return (signed results, key bytes, option bytes)."""
     engine, _ = assert_same(program(*calls), CLS, PKT)
-    return _results(engine, len(calls)), engine.packet[:44], engine.packet[44:44 + GOPT]
+    return _results(engine, len(calls)), engine.data_out[:44], engine.data_out[44:44 + GOPT]
 
 
 def _results(res, n):
@@ -141,7 +141,7 @@ def engine_run(calls, profile="current", **fields):
         return pyebpf.Program(program(*calls, out=out), CLS, profile=profile).run(PKT, **fields)
     res = run(OUT_PACKET if profile == "current" else "%(codes)s")
     if profile == "current":
-        return res, _results(res, len(calls)), res.packet[:44], res.packet[44:44 + GOPT]
+        return res, _results(res, len(calls)), res.data_out[:44], res.data_out[44:44 + GOPT]
     k = run(OUT_KEY_WORDS).skb
     key = struct.pack("<7I", *k.cb, k.mark, k.priority)
     opt = run(OUT_OPT_WORDS).skb.cb_bytes[:GOPT]

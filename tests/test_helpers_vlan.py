@@ -208,7 +208,7 @@ def test_vlan_sequences_match_the_kernel(seq, name):
 def test_result_data_is_the_wire_frame_with_the_metadata_tag_inserted(seq, name):
     mine, theirs = same(SEQUENCES[seq], FRAMES[name])
     _, present, tci, proto, _, _ = snapshot(theirs)
-    assert mine.packet == theirs.data
+    assert mine.data_out == theirs.data
     assert mine.data == wire(theirs.data, present, tci, proto)
     assert (mine.skb.vlan_present, mine.skb.vlan_tci, mine.skb.vlan_proto) == (present, tci, proto)
 
@@ -308,7 +308,7 @@ def test_v46_vlan_push_loses_the_dei_bit_in_the_metadata_and_on_the_wire():
 
 def test_v46_vlan_push_over_a_tag_writes_it_into_the_bytes_without_dei():
     res = v46([push(Q, 0x1064), push(AD, 0x10c8)], UNTAGGED)
-    assert res.packet == UNTAGGED[:12] + bytes.fromhex("81000064") + UNTAGGED[12:]
+    assert res.data_out == UNTAGGED[:12] + bytes.fromhex("81000064") + UNTAGGED[12:]
     assert res.data == UNTAGGED[:12] + bytes.fromhex("88a800c8 81000064") + UNTAGGED[12:]
 
 
@@ -331,9 +331,9 @@ def test_v46_vlan_pop_leaves_frames_shorter_than_18_bytes_untouched(n):
     """v4.6 checked skb->len < VLAN_ETH_HLEN first and returned 0."""
     res = v46([POP], SHORT_TAG[n])
     if n < 18:
-        assert res.skb.mark == 0 and res.packet == SHORT_TAG[n]
+        assert res.skb.mark == 0 and res.data_out == SHORT_TAG[n]
     else:
-        assert res.skb.mark == 0 and res.packet == UNTAGGED[:12] + b"\x08\x00"
+        assert res.skb.mark == 0 and res.data_out == UNTAGGED[:12] + b"\x08\x00"
 
 
 def test_v46_vlan_pop_moving_a_tag_into_the_metadata_loses_its_dei_bit():
@@ -359,7 +359,7 @@ def test_a_received_metadata_tag_is_popped_then_the_next_tag_in_the_bytes_moves_
 
 def test_a_received_metadata_tag_is_written_into_the_bytes_by_a_push():
     res = pyebpf.Program(vlan_prog(push(Q, 2)), CLS).run(UNTAGGED, vlan=(0x88a8, 0x1009))
-    assert res.packet == UNTAGGED[:12] + bytes.fromhex("88a81009") + UNTAGGED[12:]
+    assert res.data_out == UNTAGGED[:12] + bytes.fromhex("88a81009") + UNTAGGED[12:]
     assert res.data == UNTAGGED[:12] + bytes.fromhex("81000002 88a81009") + UNTAGGED[12:]
 
 

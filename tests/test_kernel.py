@@ -351,4 +351,4 @@ def test_run_trims_a_socket_filters_packet_to_its_retval():
     import pyebpf
     prog = pyebpf.Program(bytes.fromhex("b7000000050000009500000000000000"), "socket_filter")
     theirs = kernel.run(prog, bytes(range(64)))
-    assert (theirs.retval, theirs.data, len(theirs.packet)) == (5, bytes(range(14, 19)), 50)
+    assert (theirs.retval, theirs.data, len(theirs.data_out)) == (5, bytes(range(14, 19)), 50)

@@ -44,7 +44,7 @@ def test_a_socket_filter_on_a_packet_socket_counts_from_the_mac_header(r0, retva
     the kept bytes are counted from the Ethernet header (semantics.md §2.5)."""
     res = pyebpf.Program(returning(r0), SF).run(FRAME)
     assert res.retval == retval and res.data == FRAME[:retval]
-    assert res.packet == FRAME
+    assert res.data_out == FRAME
 
 
 TC_RETURNS = [
