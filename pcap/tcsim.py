@@ -1,6 +1,6 @@
 """``tcsim``: replay a capture through a chain of tc programs and write the traffic out.
 
-    tcsim -r CAPTURE PROG [PROG ...] [-o OUT] [--drops FILE] [--redirect-dir DIR]
+    tcsim -r CAPTURE (PROG [PROG ...] | --cbpf FILTER) [-o OUT] [--drops FILE] [--redirect-dir DIR]
           [--report FILE.jsonl] [--events FILE.jsonl] [--type sched_cls|sched_act]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--budget N] [--stop-on-error]
@@ -9,11 +9,15 @@ PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
 filters in direct-action mode (default), cls_bpf filters in classid mode (``--no-da``)
 or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pxi`` for
-the kernel semantics reproduced.  ``-r -`` reads standard input, ``-o -`` writes the
-capture to standard output.  Outputs are written only when the whole run succeeded: a
-regular file through ``.NAME.tcsim-tmp`` renamed onto it, a device or FIFO streamed
-into (``pcap/outputs.py``).  Errors print one line and exit 1; SIGINT and SIGTERM stop
-the run between packets, write nothing and exit 130 and 143.
+the kernel semantics reproduced.  ``--cbpf FILTER`` replays through a classic socket
+filter instead (a pcap-filter expression, or a file of ``tcpdump -dd``/``-ddd`` text or
+``struct sock_filter`` bytes): ``-o`` gets what a packet socket with that filter keeps,
+each packet cut to the filter's return value, ``--drops`` the rest.  ``-r -`` reads
+standard input, ``-o -`` writes the capture to standard output.  Outputs are written
+only when the whole run succeeded: a regular file through ``.NAME.tcsim-tmp`` renamed
+onto it, a device or FIFO streamed into (``pcap/outputs.py``).  Errors print one line
+and exit 1; SIGINT and SIGTERM stop the run between packets, write nothing and exit 130
+and 143.
 """
 from __future__ import annotations
 
@@ -103,6 +107,24 @@ def load_program(spec: str, prog_type: str, profile: str):
     return next(iter(obj.programs.values()))
 
 
+def load_classic(spec: str, profile: str):
+    """The socket filter ``--cbpf`` names: a file (tcpdump -dd/-ddd text or struct
+    sock_filter bytes) or a pcap-filter expression, for Ethernet captures."""
+    from pyebpf import cbpf
+    source = spec
+    if os.path.isfile(spec):
+        raw = Path(spec).read_bytes()
+        try:
+            text = raw.decode("ascii")
+            source = text if cbpf._DD_START.match(text) else raw
+        except UnicodeDecodeError:
+            source = raw
+    try:
+        return cbpf.program(source, profile=profile)
+    except EbpfError as exc:
+        raise UsageError(f"--cbpf {spec}: {exc}") from None
+
+
 def parse_classid(text: str) -> int:
     """tc's MAJ:MIN, both hexadecimal (1:10 is 0x10010)."""
     major, sep, minor = text.partition(":")
@@ -158,7 +180,7 @@ class Replay:
     def __init__(self, capture, programs, *, mode="da", hook="ingress", classid=0,
                  act_default=3, fields=None, stop_on_error=False):
         from pyebpf import _core
-        self.capture = capture
+        self.capture, self.mode = capture, mode
         start = time.perf_counter()
         with _pinned_maps_transaction(programs):
             self.records, self.data, self.extras = _core._tc_replay(
@@ -188,7 +210,8 @@ class Replay:
             "len_in": cap.orig_len[index], "caplen_in": len(frame),
             "len_out": len(out) + cap.orig_len[index] - len(frame) if action < FAULT else None,
             "truncated": len(frame) < cap.orig_len[index],
-            "verdict": VERDICTS.get(verdict, str(verdict)) if action < FAULT else None,
+            "verdict": VERDICTS.get(verdict, str(verdict))
+            if action < FAULT and self.mode != "sf" else None,
             "retval": retval if action < FAULT else None, "action": ACTIONS[action],
             "classid": _classid_text(classid) if has_classid and action < FAULT else None,
             "mark": mark, "priority": priority, "tc_index": tc_index,
@@ -307,7 +330,7 @@ def _budget_text(err, budget):
 def _report_faults(args, replay, programs, capture_name) -> None:
     """The first SHOWN_FAULTS faults one line each, then, when more were left out, one
     line per distinct fault (program, pc, kind) with its count."""
-    kinds, shown = {}, 0
+    kinds, shown, specs = {}, 0, args.programs or [args.cbpf]
     for i, extra in sorted(replay.extras.items()):
         if "error" not in extra:
             continue
@@ -319,10 +342,10 @@ def _report_faults(args, replay, programs, capture_name) -> None:
         else:
             k = extra["program"]
             err = extra["error"] = _budget_text(err, programs[k].budget)
-            line = (f"tcsim: packet {i}: program {k + 1} ({args.programs[k]}) faulted at pc "
+            line = (f"tcsim: packet {i}: program {k + 1} ({specs[k]}) faulted at pc "
                     f"{err.pc}: {str(err).splitlines()[0]}")
             key = (k, err.pc, type(err).__name__)
-            total = (f"faulted in program {k + 1} ({args.programs[k]}) at pc {err.pc}"
+            total = (f"faulted in program {k + 1} ({specs[k]}) at pc {err.pc}"
                      f"{f' ({err.insn})' if err.insn else ''}: {type(err).__name__}")
         if shown < SHOWN_FAULTS:
             print(line, file=sys.stderr)
@@ -377,17 +400,28 @@ def run(args, signals=None, start=None) -> int:
     signals = signals or _Signals()
     if args.no_da and args.type != "sched_cls":
         raise UsageError("--no-da (classid mode) applies to sched_cls programs only")
+    if bool(args.programs) == bool(args.cbpf):
+        raise UsageError("give programs (PROG ...) or --cbpf FILTER, not both"
+                         if args.programs else "no program: give PROG ... or --cbpf FILTER")
+    if args.cbpf and (args.type != "sched_cls" or args.no_da or args.classid):
+        raise UsageError("--cbpf runs a socket filter: --type, --no-da and --classid "
+                         "apply to tc programs only")
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
     capture = pcapio.read(args.read)
-    programs = [load_program(spec, args.type, args.profile) for spec in args.programs]
+    if args.cbpf:
+        programs = [load_classic(args.cbpf, args.profile)]
+    else:
+        programs = [load_program(spec, args.type, args.profile) for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
-    mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
-    replay = Replay(capture, programs, mode=mode, hook=args.hook, classid=classid,
-                    act_default=CONTROLS[args.act_default], fields=fields,
+    mode = ("sf" if args.cbpf else "act" if args.type == "sched_act"
+            else "classid" if args.no_da else "da")
+    # a packet socket's filter runs on received packets, after skb_vlan_untag
+    replay = Replay(capture, programs, mode=mode, hook="ingress" if args.cbpf else args.hook,
+                    classid=classid, act_default=CONTROLS[args.act_default], fields=fields,
                     stop_on_error=args.stop_on_error)
     _report_faults(args, replay, programs, capture.path)
     counts = Counter(replay.actions)
@@ -421,7 +455,7 @@ def run(args, signals=None, start=None) -> int:
 
 def build_parser():
     p = argparse.ArgumentParser(prog="tcsim", description=__doc__.splitlines()[0])
-    p.add_argument("programs", nargs="+", metavar="PROG",
+    p.add_argument("programs", nargs="*", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
     p.add_argument("-r", "--read", required=True, metavar="CAPTURE",
                    help="the capture to replay (pcap or pcapng, Ethernet; - for stdin)")
@@ -431,6 +465,9 @@ def build_parser():
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
     p.add_argument("--report", help="one JSON object per packet")
     p.add_argument("--events", help="bpf_perf_event_output records (JSON lines)")
+    p.add_argument("--cbpf", metavar="FILTER",
+                   help="a classic socket filter instead of PROG: a pcap-filter expression "
+                        "or a tcpdump -dd/-ddd file")
     p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
     p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
     p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")

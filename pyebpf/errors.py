@@ -126,3 +126,13 @@ class BpfError(EbpfError, OSError):
 
     def __str__(self) -> str:
         return self.args[1] if len(self.args) > 1 else super().__str__()
+
+
+class ClassicError(LoadError):
+    """A classic BPF program the kernel refuses with EINVAL (``bpf_check_classic``), or
+    classic input that cannot be read; ``pc`` names the classic instruction."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str = ""):
+        self.pc, self.insn = pc, insn
+        where = f"classic pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
+        super().__init__(f"{where}{message}")
