@@ -48,9 +48,11 @@ extensions = [
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),
-    # tcsim's replay loop: its own compilation unit, on the core's C interface
+    # tcsim's replay loop and capture I/O (pcap/capio.pxi): their own compilation unit,
+    # on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,
-              extra_compile_args=cflags, depends=interface),
+              extra_compile_args=cflags,
+              depends=[*interface, *(str(p) for p in HERE.glob("pcap/*.pxi"))]),
 ]
 
 setup(

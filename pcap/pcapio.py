@@ -2,20 +2,25 @@
 
 :func:`read` takes pcap (either byte order, micro- or nanosecond timestamps) and pcapng
 (SHB, IDB, EPB, SPB and the obsolete OPB; several interfaces and sections, either byte
-order; other blocks are skipped) and returns a :class:`Capture` of parallel lists.
-:func:`write` writes pcap, or pcapng for a name ending in ``.pcapng``, to a temporary
-name and renames it when complete.  Errors are :class:`pyebpf.errors.PcapError` with
-one line naming the file, the packet index and the byte offset.
+order; other blocks are skipped) and returns a :class:`Capture` of parallel lists;
+``-`` reads standard input.  :func:`write` writes pcap, or pcapng for a name ending in
+``.pcapng``, as :mod:`pyebpf.pcap.outputs` decides: a regular file through a
+temporary name renamed when complete, a device or FIFO streamed into, ``-`` standard
+output.  Errors are :class:`pyebpf.errors.PcapError` with one line naming the file,
+the packet index and the byte offset.
 """
 from __future__ import annotations
 
-import os
+import itertools
+import operator
 import struct
-import tempfile
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tcreplay as _capio
 from ..errors import PcapError
+from . import outputs
 
 LINKTYPE_ETHERNET = 1
 PCAP_US, PCAP_NS = 0xA1B2C3D4, 0xA1B23C4D
@@ -43,14 +48,20 @@ class Capture:
     @property
     def truncated(self):
         """Indexes of packets captured shorter than they were on the wire."""
-        return [k for k, (f, n) in enumerate(zip(self.frames, self.orig_len)) if len(f) < n]
+        return list(itertools.compress(range(len(self.frames)),
+                                       map(operator.lt, map(len, self.frames), self.orig_len)))
 
 
 def read(path) -> Capture:
+    """The capture at ``path`` (``-``: standard input, named "stdin" in errors)."""
     path = str(path)
     try:
-        with open(path, "rb") as f:
-            buf = f.read()
+        if path == "-":
+            path = "stdin"
+            buf = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                buf = f.read()
     except OSError as exc:
         raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
     if len(buf) >= 4 and buf[:4] == b"\x0a\x0d\x0d\x0a":
@@ -75,27 +86,24 @@ def _read_pcap(path, buf):
                         "LINKTYPE_ETHERNET (1) captures only")
     ns = magic == PCAP_NS
     cap = Capture(path, "pcap", nanosecond=ns)
-    scale = 1 if ns else 1000
-    rec = struct.Struct(endian + "IIII")
-    frames, ts, orig, end, pos = cap.frames, cap.ts, cap.orig_len, len(buf), 24
-    while pos < end:
-        index = len(frames)
-        if pos + 16 > end:
-            raise PcapError(f"{path}: packet {index} at byte offset {pos}: truncated record "
-                            f"header ({end - pos} of 16 bytes)")
-        sec, frac, caplen, wire = rec.unpack_from(buf, pos)
-        if caplen > MAX_CAPLEN or frac >= (1_000_000_000 if ns else 1_000_000):
-            raise PcapError(f"{path}: packet {index} at byte offset {pos}: corrupt record "
-                            f"header (caplen {caplen}, fraction {frac})")
-        if pos + 16 + caplen > end:
-            raise PcapError(f"{path}: packet {index} at byte offset {pos}: truncated packet "
-                            f"data ({end - pos - 16} of {caplen} bytes)")
-        frames.append(buf[pos + 16:pos + 16 + caplen])
-        ts.append(sec * 1_000_000_000 + frac * scale)
-        orig.append(wire)
-        pos += 16 + caplen
-    cap.iface = [0] * len(frames)
+    cap.frames, cap.ts, cap.orig_len, pos = _capio._pcap_scan(buf, endian == ">", ns, 24,
+                                                            MAX_CAPLEN)
+    if pos < len(buf):
+        _pcap_record_error(path, buf, pos, len(cap.frames), endian, ns)
+    cap.iface = [0] * len(cap.frames)
     return cap
+
+
+def _pcap_record_error(path, buf, pos, index, endian, ns):
+    """Raise the error of the record at ``pos``, where the scan stopped."""
+    end = len(buf)
+    where = f"{path}: packet {index} at byte offset {pos}"
+    if pos + 16 > end:
+        raise PcapError(f"{where}: truncated record header ({end - pos} of 16 bytes)")
+    _, frac, caplen, _ = struct.unpack_from(endian + "IIII", buf, pos)
+    if caplen > MAX_CAPLEN or frac >= (1_000_000_000 if ns else 1_000_000):
+        raise PcapError(f"{where}: corrupt record header (caplen {caplen}, fraction {frac})")
+    raise PcapError(f"{where}: truncated packet data ({end - pos - 16} of {caplen} bytes)")
 
 
 def _options(buf, pos, end, endian):
@@ -115,6 +123,10 @@ def _read_pcapng(path, buf):
     end, pos = len(buf), 0
     endian, ifaces = "<", []
     while pos < end:
+        # runs of well-formed packet blocks in C; the rest, and every error, here
+        pos = _capio._pcapng_epbs(buf, pos, endian == ">", ifaces, MAX_CAPLEN + 64 * 1024, cap)
+        if pos >= end:
+            break
         index = len(cap.frames)
         where = f"{path}: packet {index} at byte offset {pos}"
         if pos + 12 > end:
@@ -191,64 +203,54 @@ def _read_pcapng(path, buf):
     return cap
 
 
+def _pcap_header(nanosecond):
+    return struct.pack("<IHHiIII", PCAP_NS if nanosecond else PCAP_US, 2, 4, 0, 0,
+                       MAX_CAPLEN, LINKTYPE_ETHERNET)
+
+
+def _pcapng_header():
+    """A section header and one Ethernet interface with nanosecond timestamps."""
+    shb = struct.pack("<IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, 1, 0, -1, 28)
+    idb_opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+    idb_len = 20 + len(idb_opts)
+    return shb + struct.pack("<IIHHI", IDB, idb_len, LINKTYPE_ETHERNET, 0, 0) + idb_opts + \
+        struct.pack("<I", idb_len)
+
+
+def _columns(records):
+    ts, data, wire = [], [], []
+    for column, values in zip((ts, data, wire), zip(*records)):
+        column.extend(values)
+    return ts, data, wire
+
+
 def pcap_bytes(records, nanosecond=False):
     """A pcap file (little-endian, LINKTYPE_ETHERNET) of ``(ts_ns, data, orig_len)``."""
-    hdr = struct.Struct("<IIII")
-    div, mod = (1_000_000_000, 1) if nanosecond else (1_000_000_000, 1000)
-    parts = [struct.pack("<IHHiIII", PCAP_NS if nanosecond else PCAP_US, 2, 4, 0, 0,
-                         MAX_CAPLEN, LINKTYPE_ETHERNET)]
-    for ts, data, wire in records:
-        sec, rest = divmod(ts, div)
-        parts.append(hdr.pack(sec, rest // mod, len(data), wire))
-        parts.append(data)
-    return b"".join(parts)
+    return packets_bytes(*_columns(records), nanosecond=nanosecond)
 
 
 def pcapng_bytes(records):
     """A pcapng file (one section, one Ethernet interface with nanosecond timestamps)."""
-    shb = struct.pack("<IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, 1, 0, -1, 28)
-    idb_opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
-    idb_len = 20 + len(idb_opts)
-    idb = struct.pack("<IIHHI", IDB, idb_len, LINKTYPE_ETHERNET, 0, 0) + idb_opts + \
-        struct.pack("<I", idb_len)
-    parts = [shb, idb]
-    epb = struct.Struct("<IIIIIII")
-    for ts, data, wire in records:
-        pad = -len(data) % 4
-        blen = 32 + len(data) + pad
-        parts.append(epb.pack(EPB, blen, 0, ts >> 32, ts & 0xFFFFFFFF, len(data), wire))
-        parts.append(data)
-        parts.append(b"\0" * pad + struct.pack("<I", blen))
-    return b"".join(parts)
+    return packets_bytes(*_columns(records), pcapng=True)
+
+
+def packets_bytes(ts, data, wire, *, nanosecond=False, pcapng=False):
+    """A pcap (or pcapng) file of parallel lists: timestamps in nanoseconds, the bytes,
+    the lengths on the wire."""
+    header = _pcapng_header() if pcapng else _pcap_header(nanosecond)
+    return _capio._capture_pack(header, pcapng, nanosecond, ts, data, wire)
 
 
 def write(path, records, nanosecond=False):
     """Write ``(ts_ns, data, orig_len)`` records as pcap (pcapng when ``path`` ends in
-    .pcapng), atomically."""
+    .pcapng); a regular file atomically."""
     path = Path(path)
     write_files({path: pcapng_bytes(records) if path.suffix == ".pcapng"
                  else pcap_bytes(records, nanosecond)})
 
 
 def write_files(files: dict):
-    """Write every ``{path: bytes}`` under a temporary name, then rename them all: an
-    error leaves no partial file and replaces no existing one."""
-    mask = os.umask(0)
-    os.umask(mask)
-    temps = []
-    try:
-        for path, data in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            os.fchmod(fd, 0o666 & ~mask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-        temps = []
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    """Write every ``{path: bytes}`` (:func:`pyebpf.pcap.outputs.write_all`): regular
+    files under a temporary name, renamed when all are written; an error leaves no
+    partial file and replaces no existing one."""
+    outputs.write_all([(outputs.resolve(path), data) for path, data in files.items()])

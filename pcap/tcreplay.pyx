@@ -7,8 +7,8 @@ packets) and fills a C array of outcomes; Python objects are made per packet onl
 the output bytes and for rare extras (clones, trace_printk lines, perf events, faults).
 """
 #
-# Semantics (docs/kernel-notes.md, Return values; net/sched/cls_bpf.c, act_bpf.c,
-# cls_api.c, dev.c):
+# Semantics (the kernel's cls_bpf_classify, tcf_bpf_act, __tcf_classify,
+# sch_handle_ingress and __netif_receive_skb_core):
 #   cls_bpf direct-action: tc_classid preset to the filter's classid, then the verdict
 #     through cls_bpf_exec_opcode (OK SHOT STOLEN REDIRECT UNSPEC, + TRAP now; the rest
 #     UNSPEC); UNSPEC tries the next program; result classid = major(classid) | tc_classid.
@@ -21,9 +21,14 @@ the output bytes and for rare extras (clones, trace_printk lines, perf events, f
 #   clsact hook: SHOT dropped; STOLEN QUEUED TRAP consumed; REDIRECT to bpf_redirect's
 #     target (none: dropped); OK RECLASSIFY set tc_index to the classid's minor; the rest
 #     continue.  At ingress __netif_receive_skb_core has already moved an in-band outer
-#     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs.
+#     VLAN tag into the skb's metadata (skb_vlan_untag) before tc runs; skb_vlan_untag
+#     frees a frame whose tag is cut off (it pulls the tag and the encapsulated
+#     protocol, 6 bytes past the MAC header; 4 bytes, the tag alone, in 4.6), so that
+#     frame never reaches tc.  Nothing else __netif_receive_skb_core does before the
+#     hook depends on the frame's bytes (generic XDP aside, which tcsim does not run).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport realloc
 from libc.string cimport memcmp, memcpy, memset
@@ -31,6 +36,9 @@ from libc.string cimport memcmp, memcpy, memset
 from pyebpf._core cimport *
 
 from pyebpf import isa as _isa
+from pyebpf._core import KTIME_START
+
+include "capio.pxi"
 
 
 cdef enum:
@@ -46,7 +54,9 @@ cdef enum:
     HOOK_DROPPED = 1
     HOOK_CONSUMED = 2
     HOOK_REDIRECTED = 3
-    HOOK_FAULT = 4          # a program faulted: reported, treated as dropped
+    HOOK_FAULT = 4          # a program faulted, or the frame cannot be an skb: reported,
+                            # treated as dropped
+    HOOK_BEFORE_TC = 5      # the receive path freed the frame before the ingress hook
 
 ctypedef struct ChainProg:
     ProgCore* core
@@ -118,9 +128,9 @@ cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint3
     skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
     memset(head, 0, cap)
     tpid = (frame[12] << 8) | frame[13]
-    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8) \
-            and n >= ETH_HLEN + VLAN_HLEN + 2:
-        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up
+    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
+        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
+        # has dropped a frame too short for it)
         skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
         skb.vlan_tci = (frame[14] << 8) | frame[15]
         if skb.profile == PROFILE_V46:
@@ -236,26 +246,48 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
 
 
 cdef bytes _wire(Skb* skb, object original, const uint8_t* frame, uint32_t n):
-    """The packet's bytes on the wire now; the input object itself when unchanged."""
+    """The packet's bytes on the wire now; the input object itself when unchanged (so
+    ``is`` tells the packets the programs changed)."""
     cdef size_t m = skb_wire_len(skb)
     cdef bytes out
     if m == n and skb.vlan_present == 0 and memcmp(skb_data(skb), frame, n) == 0:
         return original
     out = PyBytes_FromStringAndSize(NULL, m)
     skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
+    if m == n and memcmp(PyBytes_AS_STRING(out), frame, n) == 0:
+        return original
     return out
+
+
+cdef inline bint _vlan_tpid(const uint8_t* frame) noexcept nogil:
+    """The EtherType is one skb_vlan_untag takes (eth_type_vlan: 802.1Q, 802.1ad)."""
+    return (frame[12] == 0x81 and frame[13] == 0x00) or (frame[12] == 0x88 and frame[13] == 0xa8)
+
+
+cdef uint32_t _untag_needs(int profile) noexcept nogil:
+    """The shortest frame skb_vlan_untag keeps: the MAC header, the tag and the
+    encapsulated protocol (which joined the pull in 2020; 4.6 pulled the tag alone)."""
+    return ETH_HLEN + VLAN_HLEN + (0 if profile == PROFILE_V46 else 2)
 
 
 def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
-               bint stop_on_error=False):
+               bint stop_on_error=False, list ts=None):
     """Run every frame through the chain ``programs`` at a clsact hook.
+
+    With ``ts`` (each frame's capture time, ns), bpf_ktime_get_ns reads the capture's
+    clock: ``KTIME_START`` at the first frame, then the time elapsed in the capture
+    (never going back, as CLOCK_MONOTONIC does not); without it, ``fields``' ``ktime``.
 
     Returns ``(records, data, extras)``: ``records`` the packed outcomes (struct format
     REPLAY_RECORD, one per packet replayed), ``data`` each packet's bytes afterwards (as
     on the wire), ``extras`` {index: dict} with "clones" [(ifindex, ingress, bytes)],
-    "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError) where a
-    packet has any.  With ``stop_on_error`` the replay ends after the first fault.
+    "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError, or for a
+    frame no skb can hold a one-line message), "dropped_before_tc" (why the receive
+    path freed it) where a packet has any.  With ``stop_on_error`` the replay ends
+    after the first fault.  A KeyboardInterrupt (SIGINT, or whatever the caller's signal
+    handler raises as one) stops it between packets; its ``packet`` attribute is the
+    index of the first packet not replayed.
     """
     cdef int nprogs = len(programs)
     cdef ChainProg chain[MAX_CHAIN]
@@ -275,6 +307,10 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef dict extras = {}
     cdef list perf = []
     cdef MapStore* m
+    cdef uint32_t untag_needs, n
+    cdef uint64_t clock = KTIME_START
+    cdef int64_t ts0 = 0, elapsed
+    cdef uint64_t KTIME_START_ = KTIME_START
     if not 0 < nprogs <= MAX_CHAIN:
         raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
     imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT, "sf": MODE_SF}[mode]
@@ -308,17 +344,41 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     outs = <TcOutcome*><char*>records
     for mp in perf:
         mp.drain()       # events from before the replay are not a packet's
+    i = 0
     try:
         skb_init(&tmpl, bytes(ETH_HLEN), fields, want, profile_id(profile))
+        untag_needs = _untag_needs(tmpl.profile)
+        if ts:
+            ts0 = ts[0]
         for i in range(nframes):
+            PyErr_CheckSignals()
             frame = frames[i]
-            if len(frame) < ETH_HLEN or len(frame) > 0xffff:
-                raise ValueError(f"packet {i}: a {len(frame)}-byte frame cannot be replayed "
-                                 "(an skb holds 14 to 65535 bytes)")
             o = &outs[i]
-            if not _skb_load_frame(&skb, &tmpl, <const uint8_t*><char*>frame, len(frame),
-                                   keep):
+            o.mark, o.priority, o.tc_index = tmpl.mark, tmpl.priority, tmpl.tc_index
+            if len(frame) < ETH_HLEN or len(frame) > 0xffff:
+                o.action = HOOK_FAULT
+                data.append(frame)
+                extras[i] = {"error": f"a {len(frame)}-byte frame cannot be replayed (an skb "
+                                      "holds 14 to 65535 bytes)"}
+                if stop_on_error:
+                    del records[(i + 1) * sizeof(TcOutcome):]
+                    break
+                continue
+            n = len(frame)
+            if keep & 8 and n < untag_needs and not tmpl.vlan_present \
+                    and _vlan_tpid(<const uint8_t*><char*>frame):
+                o.action = HOOK_BEFORE_TC
+                data.append(frame)
+                extras[i] = {"dropped_before_tc": f"skb_vlan_untag: the {n}-byte frame cuts "
+                             f"off its VLAN tag (needs {untag_needs} bytes)"}
+                continue
+            if not _skb_load_frame(&skb, &tmpl, <const uint8_t*><char*>frame, n, keep):
                 raise MemoryError()
+            if ts:
+                elapsed = <int64_t>ts[i] - ts0
+                if elapsed > 0 and KTIME_START_ + <uint64_t>elapsed > clock:
+                    clock = KTIME_START_ + <uint64_t>elapsed
+                skb.ktime = clock
             with nogil:
                 _run_chain(&vm, chain, nprogs, imode, classid, act_default, &skb, o)
             o.mark, o.priority, o.tc_index = skb.mark, skb.priority, skb.tc_index
@@ -352,6 +412,9 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                     del records[(i + 1) * sizeof(TcOutcome):]
                     break
         return bytes(records), data, extras
+    except KeyboardInterrupt as exc:
+        exc.packet = i
+        raise
     finally:
         skb.devices = NULL      # the template's
         skb_free(&skb)

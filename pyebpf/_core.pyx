@@ -20,6 +20,7 @@ from . import isa as _isa
 from .host import possible_cpus
 from . import verifier as _verifier
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
+                     PacketError,
                      LoadError, MapError, MemoryFault, UnknownHelper)
 
 DEFAULT_BUDGET = 1_000_000
@@ -1146,7 +1147,7 @@ cdef _require_frame(object data, object prog_type):
     from scapy.layers.l2 import Dot3, Ether
     if not isinstance(data, (Ether, Dot3)):
         kind = _isa.ProgType(prog_type).name[len("BPF_PROG_TYPE_"):].lower()
-        raise ValueError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
+        raise PacketError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
                          f"packet starts with {type(data).__name__}, whose bytes would be read "
                          f"as MAC addresses: give Ether() / packet, or the frame's bytes")
 

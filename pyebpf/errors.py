@@ -107,6 +107,11 @@ class ElfWarning(UserWarning):
     the object's, so it shows as one line ``FILE:0: ElfWarning: section 'S': ...``."""
 
 
+class PacketError(EbpfError, ValueError):
+    """A packet ``run()`` cannot give the program's type (e.g. a scapy packet without an
+    Ethernet header for a tc or socket-filter program); says what to give instead."""
+
+
 class PcapError(EbpfError, ValueError):
     """A capture file that cannot be read or written; names file and packet."""
 

@@ -46,6 +46,7 @@ cdef class Map:
     cdef readonly object inner_map  # maps of maps: the template
     cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
     cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
+    cdef object _btf_view                     # typed() without formats, made once
     cdef object __weakref__
 
     def __dealloc__(self):
@@ -498,19 +499,60 @@ cdef class Map:
             return self._m.count
         return self._m.max_entries
 
+    cdef object _by_btf(self, key):
+        """The BTF view (``typed()``) when ``key`` is not bytes and the map has BTF key
+        and value types; None for a bytes key."""
+        if isinstance(key, (bytes, bytearray, memoryview)):
+            return None
+        if self.key_type is None or self.value_type is None:
+            raise TypeError(f"map {self._label()}: keys are bytes of key_size "
+                            f"{self._m.key_size} (a map without BTF types); got "
+                            f"{type(key).__name__}: use typed(key_format, value_format)")
+        return self._btf()
+
+    cdef object _btf(self):
+        if self._btf_view is None:
+            self._btf_view = self.typed()
+        return self._btf_view
+
+    @property
+    def Key(self):
+        """The named tuple class of a struct key, per the map's BTF (None otherwise)."""
+        return self._btf().Key
+
+    @property
+    def Value(self):
+        """The named tuple class of a struct value, per the map's BTF (None otherwise)."""
+        return self._btf().Value
+
     def __contains__(self, key):
-        return self.lookup(key) is not None
+        view = self._by_btf(key)
+        return key in view if view is not None else self.lookup(key) is not None
 
     def __getitem__(self, key):
+        """``m[b"..."]`` gives bytes; a key that is not bytes (a named tuple, dict or int)
+        is encoded by the map's BTF key type and gives the BTF-decoded value."""
+        view = self._by_btf(key)
+        if view is not None:
+            return view[key]
         value = self.lookup(key)
         if value is None:
             raise KeyError(key)
         return value
 
     def __setitem__(self, key, value):
-        self.update(key, value)
+        """A key that is not bytes takes a BTF-encoded value too (see ``__getitem__``)."""
+        view = self._by_btf(key)
+        if view is not None:
+            view[key] = value
+        else:
+            self.update(key, value)
 
     def __delitem__(self, key):
+        view = self._by_btf(key)
+        if view is not None:
+            del view[key]
+            return
         try:
             self.delete(key)
         except MapError as exc:
@@ -535,8 +577,10 @@ cdef class Map:
         return TypedMap(self, key, value, key_names, value_names)
 
     def get(self, key, default=None):
-        value = self.lookup(key)
-        return default if value is None else value
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __repr__(self):
         return (f"<pyebpf.Map {self._label()}: key {self._m.key_size} B, value "

@@ -123,6 +123,25 @@ def test_keys_and_values_may_be_dicts_or_plain_tuples(obj):
                              + b"\x06\x00"] == bytes(16)
 
 
+def test_the_map_itself_takes_btf_keys_and_gives_btf_values(obj):
+    flows = obj.maps["flows"]
+    FlowKey, Counters = flows.Key, flows.Value
+    flows[FlowKey(saddr=SRC, dport=22, proto=6, pad=0)] = Counters(packets=10, bytes=0)
+    obj.program().run(FRAME)
+    assert flows[FlowKey(SRC, 22, 6, 0)] == Counters(11, len(FRAME))
+    assert FlowKey(SRC, 22, 6, 0) in flows and FlowKey(SRC, 23, 6, 0) not in flows
+    assert flows.get(FlowKey(SRC, 23, 6, 0)) is None
+    del flows[FlowKey(SRC, 22, 6, 0)]
+    assert len(flows) == 0
+
+
+def test_a_map_without_btf_refuses_a_key_that_is_not_bytes():
+    m = pyebpf.Map.create("hash", 4, 8, 4)
+    with pytest.raises(TypeError, match=r"keys are bytes of key_size 4 .* got int: use "
+                                        r"typed\(key_format, value_format\)"):
+        m[0] = bytes(8)
+
+
 def test_a_field_the_type_does_not_have_is_refused(obj):
     with pytest.raises(ValueError, match=r"key \{'sport': 1\} does not fit struct flow_key: "
                                          r"no field sport in struct flow_key"):

@@ -17,7 +17,7 @@ PROTOCOL = code(I(0x61, 0, 1, 16, 0), I(0x95, 0, 0, 0, 0))
 @pytest.mark.parametrize("packet", [IP() / TCP(), Dot1Q() / IP(), Raw(bytes(60))],
                          ids=["IP", "Dot1Q", "Raw"])
 def test_a_scapy_packet_without_an_ethernet_header_is_refused_in_one_line(prog_type, packet):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(pyebpf.errors.PacketError) as err:
         pyebpf.Program(PROTOCOL, prog_type).run(packet)
     message = str(err.value)
     assert "\n" not in message

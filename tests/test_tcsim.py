@@ -1,8 +1,9 @@
 """tcsim: replaying captures through tc program chains (pcap/tcsim.py, pcap/tcreplay.pyx).
 
-Verdict semantics follow cls_bpf_classify, tcf_bpf_act and sch_handle_* (docs/kernel-notes.md); the kernel judges the classifier
-verdicts of every sample frame where BPF_PROG_TEST_RUN can show them (it returns the raw
-r0 only, so the cls_bpf/clsact mapping applied to it is the documented one).
+Verdict semantics follow the kernel's cls_bpf_classify, tcf_bpf_act and __tcf_classify;
+the kernel judges the classifier verdicts of every sample frame where BPF_PROG_TEST_RUN
+can show them (it returns the raw r0 only, so the cls_bpf/clsact mapping applied to it
+is the one those functions make).
 """
 import io
 import json
@@ -95,7 +96,7 @@ def test_direct_action_maps_the_return_value_and_the_hook_acts_on_it(capture, ru
 
 
 def test_trap_is_no_verdict_in_the_4_6_profile(capture, run):
-    """4.6's cls_bpf had no TC_ACT_TRAP: 8 became UNSPEC (cls_bpf_classify)."""
+    """4.6's cls_bpf had no TC_ACT_TRAP: 8 became UNSPEC (cls_bpf_exec_opcode)."""
     _, _, rep = run(RET.format(8), "--profile", "4.6")
     assert {(r["verdict"], r["action"]) for r in rep} == {("TC_ACT_UNSPEC", "delivered")}
 
@@ -295,8 +296,55 @@ def test_the_report_has_one_object_per_packet_with_every_field(capture, run):
         "truncated": False, "verdict": "TC_ACT_OK", "retval": 0, "action": "delivered",
         "classid": "1:3", "mark": 0, "priority": 0, "tc_index": 3, "redirect": None,
         "clones": [], "trace_printk": ["hi"], "instructions": 8, "programs_run": 1,
-        "errors": [],
+        "errors": [], "dropped_before_tc": None,
     }
+
+
+# --- the summary line -------------------------------------------------------------------
+
+SET_FIRST_BYTE = """
+    r2 = *(u32 *)(r1 + 0x4c)
+    r3 = *(u32 *)(r1 + 0x50)
+    r4 = r2
+    r4 += 1
+    if r4 > r3 goto out
+    r5 = 2
+    *(u8 *)(r2 + 0) = r5
+out:
+    r0 = 0
+    exit
+"""
+
+
+def test_the_summary_counts_the_packets_whose_bytes_the_programs_changed(capture, run):
+    """Writing a byte that already holds the value changes nothing."""
+    _, err, _ = run(SET_FIRST_BYTE)
+    changed = sum(f[0] != 2 for f in FRAMES)
+    assert 0 < changed < len(FRAMES)
+    assert f"; bytes changed in {changed} packets; " in err[-1]
+
+
+def test_a_vlan_tag_untagged_at_ingress_and_put_back_is_no_change(run):
+    _, err, _ = run(RET.format(0), "--hook", "ingress", read=VLAN)
+    assert "; bytes changed in 0 packets; " in err[-1]
+
+
+def test_the_summary_of_one_packet_is_singular(tmp_path, run):
+    pcapio.write(tmp_path / "one.pcap", [(0, FRAMES[0], len(FRAMES[0]))])
+    _, err, _ = run(SET_FIRST_BYTE.replace("r5 = 2", "r5 = 3"), read=tmp_path / "one.pcap")
+    assert err[-1].startswith(f"tcsim: 1 packet from {tmp_path / 'one.pcap'}: 1 delivered, ")
+    assert "; bytes changed in 1 packet; " in err[-1]
+
+
+def test_the_summary_rate_is_of_the_whole_command_not_the_replay_loop(capture, run,
+                                                                      monkeypatch):
+    """With a clock that advances one second per reading, the command (start, replay
+    start, replay end, end) took 3 s and the replay 1 s: 5 packets give 2 packets/s
+    (5/3, rounded), not 5."""
+    ticks = iter(range(100))
+    monkeypatch.setattr(tcsim.time, "perf_counter", lambda: next(ticks))
+    _, err, _ = run(RET.format(0), report=False)
+    assert err[-1].endswith("; 2 packets/s")
 
 
 def test_short_captures_are_replayed_as_captured_and_said_so(tmp_path, run):
@@ -305,9 +353,19 @@ def test_short_captures_are_replayed_as_captured_and_said_so(tmp_path, run):
     assert rc == 0
     assert (rep[0]["truncated"], rep[0]["caplen_in"], rep[0]["len_in"]) == \
         (True, 40, len(FRAMES[1]))
-    assert "1 packets were captured shorter than on the wire" in err[-1]
+    assert err[-1] == ("tcsim: 1 packet was captured shorter than on the wire (caplen < len) "
+                       "and was replayed as captured")
     reader = dpkt.pcap.Reader(io.BytesIO((tmp_path / "out.pcap").read_bytes()))
     assert [len(b) for _, b in reader] == [40]
+
+
+def test_a_pcapng_output_holds_the_delivered_packets_with_their_timestamps(capture, run,
+                                                                           tmp_path):
+    _, _, rep = run(SET_FIRST_BYTE, "-o", tmp_path / "out.pcapng")
+    with open(tmp_path / "out.pcapng", "rb") as f:
+        assert [bytes(b) for _, b in dpkt.pcapng.Reader(f)] == \
+            [b"\x02" + frame[1:] for frame in FRAMES]
+    assert pcapio.read(tmp_path / "out.pcapng").ts == [r["timestamp_ns"] for r in rep]
 
 
 def test_perf_events_are_attributed_to_their_packet():
@@ -530,3 +588,32 @@ def test_the_replay_loop_is_an_extension_of_its_own_on_the_cores_c_interface():
     exported = set(_core.__pyx_capi__)
     assert {"vm_run", "vm_fault", "program_core", "skb_init"} <= exported
     assert tcreplay.__file__ != _core.__file__
+
+
+# bpf_ktime_get_ns: low 32 bits into mark (r6 keeps the context across the call)
+KTIME_TO_MARK = "r6 = r1\ncall 5\n*(u32 *)(r6 + 8) = r0\nr0 = 0\nexit"
+
+
+def _low32_of_ktime(elapsed_ns):
+    from pyebpf._core import KTIME_START
+    return (KTIME_START + elapsed_ns) & 0xFFFFFFFF
+
+
+def test_programs_read_the_captures_clock_from_its_first_frame_on(capture, run):
+    _, _, rep = run(KTIME_TO_MARK)
+    # the capture fixture's frames are 1000 ns apart
+    assert [r["mark"] for r in rep] == [_low32_of_ktime(k * 1000) for k in range(len(rep))]
+
+
+def test_the_captures_clock_never_goes_back(tmp_path, run):
+    frame = FRAMES[0]
+    pcapio.write(tmp_path / "in.pcap", [(5_000, frame, len(frame)), (9_000, frame, len(frame)),
+                                        (7_000, frame, len(frame))])
+    _, _, rep = run(KTIME_TO_MARK)
+    assert [r["mark"] for r in rep] == [_low32_of_ktime(0), _low32_of_ktime(4_000),
+                                        _low32_of_ktime(4_000)]
+
+
+def test_a_ktime_field_sets_every_packets_clock(capture, run):
+    _, _, rep = run(KTIME_TO_MARK, "--field", "ktime=12345")
+    assert {r["mark"] for r in rep} == {12345}

@@ -1,0 +1,238 @@
+"""Where tcsim's outputs go, decided before anything runs, and written so that nothing
+is lost or half written.
+
+:func:`resolve` turns a path as the user gave it into a :class:`Target`:
+
+* ``-``: standard output, streamed into;
+* a regular file or a new path: written to ``.NAME.tcsim-tmp`` in the same directory,
+  then renamed onto it (a symlink is followed first, so its target is what changes);
+* anything else that exists (character device, FIFO, socket, ``/dev/stdout`` and the
+  other ``/proc/PID/fd`` links): opened and streamed into directly;
+* a directory: refused.
+
+:func:`check_distinct` refuses two outputs that resolve to the same file, and an
+output that resolves to the input.  :func:`write_all` writes every temporary file,
+streams, then renames; an error or an interrupt removes the temporary files and
+replaces nothing.  A temporary file holds an ``flock`` while it is written, so a later
+run into the directory tells a stale one (left by SIGKILL) from a live one and removes
+it.  Errors are :class:`OutputError` (a :class:`pyebpf.errors.PcapError`) and name
+the path the user gave.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PcapError
+
+TEMP_SUFFIX = ".tcsim-tmp"
+_PROC_FD = re.compile(r"/proc/[^/]+/(task/[^/]+/)?fd$")
+_MAX_LINKS = 40                 # the kernel's MAXSYMLINKS
+
+
+class OutputError(PcapError):
+    """An output that cannot be written where it was asked for; names the path given."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output: ``given`` (as the user wrote it, for messages), ``kind`` ("replace",
+    "stream" or "stdout"), ``path`` (the file renamed onto, or opened for a stream) and
+    ``key`` (what two outputs that are one file have in common)."""
+    given: str
+    kind: str
+    path: Path
+    key: tuple
+
+
+def _follow(given: str) -> tuple[str, bool]:
+    """(the path ``given`` names once every symlink is followed, whether a /proc fd
+    link was on the way: those name open files, not paths, so are streamed into)."""
+    path = os.path.abspath(given)
+    for _ in range(_MAX_LINKS):
+        parent = os.path.realpath(os.path.dirname(path))
+        path = os.path.join(parent, os.path.basename(path))
+        if _PROC_FD.match(parent):
+            return path, True
+        if not os.path.islink(path):
+            return path, False
+        path = os.path.join(parent, os.readlink(path))
+    raise OutputError(f"{given}: too many levels of symbolic links")
+
+
+def _stdout_key() -> tuple:
+    try:
+        st = os.fstat(1)
+    except OSError:
+        return ("stdout",)
+    return (st.st_dev, st.st_ino)
+
+
+def resolve(given) -> Target:
+    """The :class:`Target` for an output path as given on the command line."""
+    given = str(given)
+    if given == "-":
+        return Target(given, "stdout", Path("/dev/stdout"), _stdout_key())
+    try:
+        path, proc_link = _follow(given)
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Target(given, "replace", Path(path), ("path", path))
+    except OSError as exc:
+        raise OutputError(f"{given}: cannot be written: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{given}: is a directory")
+    key = (st.st_dev, st.st_ino)
+    if stat.S_ISREG(st.st_mode) and not proc_link:
+        return Target(given, "replace", Path(path), key)
+    return Target(given, "stream", Path(given), key)
+
+
+def input_key(given) -> tuple | None:
+    """What an output resolving to the input ``given`` (``-``: standard input) shares
+    with it; None when it names nothing that exists."""
+    try:
+        st = os.fstat(0) if str(given) == "-" else os.stat(given)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def check_distinct(outputs: dict, capture=None) -> None:
+    """Refuse two outputs that are one file, or an output that is the input.
+    ``outputs`` maps an option name (``-o``) to its :class:`Target`; ``capture`` is
+    the input as given."""
+    seen = {}
+    source = input_key(capture) if capture is not None else None
+    for option, target in outputs.items():
+        if source is not None and target.key == source:
+            raise OutputError(f"{option} {target.given}: is the capture being read "
+                              f"(-r {capture}); write the output elsewhere")
+        if target.key in seen:
+            other, first = seen[target.key]
+            raise OutputError(f"{option} {target.given} and {other} {first.given} are the "
+                              "same file; give each output its own")
+        seen[target.key] = option, target
+
+
+def remove_stale(directory: Path) -> None:
+    """Remove the ``.NAME.tcsim-tmp`` files in ``directory`` that no run is writing
+    (nobody holds their lock): what a killed run left behind."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary file an output ``path`` is written to before the rename."""
+    return path.with_name(f".{path.name}{TEMP_SUFFIX}")
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _create_temp(target: Target, mask: int) -> tuple[int, Path]:
+    tmp = temp_path(target.path)
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(target.path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(f"{target.given}: another run is writing it right now") from None
+    os.ftruncate(fd, 0)
+    os.fchmod(fd, 0o666 & ~mask)
+    return fd, tmp
+
+
+def write_all(items, critical=contextlib.nullcontext) -> None:
+    """Write ``[(Target, bytes)]``: every temporary file, then the streams, then the
+    renames (inside ``critical()``, which may hold off interrupts for that short
+    while).  Each temporary file stays locked until renamed.  On any error or
+    interrupt no temporary file is left and no file replaced; a stream may have
+    received part of its bytes, and the exception's ``streamed`` then lists the
+    outputs (as given) it happened to."""
+    mask = os.umask(0)
+    os.umask(mask)
+    temps, streamed = [], []        # temps: (fd, temporary path, target)
+    try:
+        for target, data in items:
+            if target.kind != "replace":
+                continue
+            fd, tmp = _create_temp(target, mask)
+            temps.append((fd, tmp, target))
+            try:
+                _write_fd(fd, data)
+            except OSError as exc:
+                raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") \
+                    from None
+        for target, data in items:
+            if target.kind != "replace":
+                _stream(target, data, streamed)
+        with critical():
+            while temps:
+                fd, tmp, target = temps[0]
+                try:
+                    os.replace(tmp, target.path)
+                except OSError as exc:
+                    raise OutputError(f"{target.given}: cannot be written: "
+                                      f"{exc.strerror}") from None
+                temps.pop(0)
+                os.close(fd)
+    except BaseException as exc:
+        exc.streamed = streamed
+        raise
+    finally:
+        for fd, tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            os.close(fd)
+
+
+def _stream(target: Target, data: bytes, streamed: list) -> None:
+    """Write ``data`` into an open file; ``streamed`` gets its name once it is open."""
+    try:
+        if target.kind == "stdout":
+            streamed.append(target.given)
+            _write_fd(1, data)
+            return
+        fd = os.open(target.path, os.O_WRONLY | os.O_CLOEXEC)   # a FIFO waits for a reader
+        try:
+            streamed.append(target.given)
+            _write_fd(fd, data)
+        finally:
+            os.close(fd)
+    except BrokenPipeError:
+        raise OutputError(f"{target.given}: the reader went away (broken pipe)") from None
+    except OSError as exc:
+        raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None

@@ -1,0 +1,236 @@
+"""Where tcsim writes (pcap/outputs.py), through the ``tcsim`` command as a user runs it:
+regular files through a temporary name renamed onto them, symlinks followed, devices
+and FIFOs streamed into, ``-`` for standard input and output, and the paths that
+cannot work refused before anything runs, naming the path as given."""
+import fcntl
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import child_python
+from scapy.all import ICMP, IP, TCP, UDP, Ether
+
+from pyebpf.errors import EbpfError
+from pyebpf.pcap import outputs, pcapio
+
+FRAMES = [bytes(p) for p in (Ether() / IP() / TCP(dport=80), Ether() / IP() / UDP(dport=53),
+                             Ether() / IP() / ICMP())]
+ACCEPT = "r0 = 0\nexit\n"
+
+
+def tcsim(*args, cwd, stdin=None, **kwargs):
+    """The installed ``tcsim`` command (or ``python -m``), run in ``cwd``."""
+    exe = Path(sys.executable).parent / "tcsim"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pyebpf.pcap.tcsim"]
+    env = child_python(PYTHONWARNINGS="error")[0]
+    return subprocess.run([*cmd, *map(str, args)], cwd=cwd, env=env, input=stdin,
+                          capture_output=True, timeout=120, **kwargs)
+
+
+@pytest.fixture
+def work(tmp_path):
+    """A directory with in.pcap (FRAMES) and prog.s (accepts every packet)."""
+    pcapio.write(tmp_path / "in.pcap", [(k * 1000, f, len(f)) for k, f in enumerate(FRAMES)])
+    (tmp_path / "prog.s").write_text(ACCEPT)
+    return tmp_path
+
+
+def expected_capture(work):
+    """The bytes ``-o`` writes for in.pcap: what a plain regular file receives."""
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "plain.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    return (work / "plain.pcap").read_bytes()
+
+
+def leftovers(directory):
+    return sorted(p.name for p in Path(directory).iterdir()
+                  if p.name.endswith(outputs.TEMP_SUFFIX))
+
+
+def one_line(done):
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+# --- regular files and symlinks ----------------------------------------------------------
+
+def test_a_symlinked_output_writes_its_target_and_the_link_stays(work):
+    want = expected_capture(work)
+    (work / "real").mkdir()
+    (work / "real" / "out.pcap").write_bytes(b"previous")
+    (work / "link.pcap").symlink_to(work / "real" / "out.pcap")
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "link.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "link.pcap").is_symlink()
+    assert (work / "real" / "out.pcap").read_bytes() == want
+    assert leftovers(work) == [] and leftovers(work / "real") == []
+
+
+def test_a_dangling_symlink_creates_its_target(work):
+    want = expected_capture(work)
+    (work / "link.pcap").symlink_to("made.pcap")
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "link.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "link.pcap").is_symlink() and (work / "made.pcap").read_bytes() == want
+
+
+def test_stale_temporary_files_in_the_output_directory_are_removed(work):
+    """A run killed by SIGKILL leaves ``.NAME.tcsim-tmp``; the next run there removes it
+    and any other unlocked one, and leaves a temporary file a live run holds locked."""
+    for name in (".out.pcap.tcsim-tmp", ".other.pcap.tcsim-tmp"):
+        (work / name).write_bytes(b"stale")
+    live = work / ".busy.pcap.tcsim-tmp"
+    with open(live, "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
+        assert done.returncode == 0, done.stderr
+        assert leftovers(work) == [live.name]
+
+
+def test_an_output_another_run_is_writing_is_refused(work):
+    (work / "out.pcap").write_bytes(b"previous")
+    with open(work / ".out.pcap.tcsim-tmp", "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
+    assert one_line(done) == "tcsim: out.pcap: another run is writing it right now"
+    assert (work / "out.pcap").read_bytes() == b"previous"
+
+
+def test_a_write_error_names_the_path_given_not_the_temporary_one(work):
+    (work / "file").write_bytes(b"")
+    done = tcsim("prog.s", "-r", "in.pcap", "--report", "file/r.jsonl", cwd=work)
+    assert one_line(done) == "tcsim: file/r.jsonl: cannot be written: Not a directory"
+
+
+def test_an_output_that_is_a_directory_is_refused_before_the_run(work):
+    (work / "d").mkdir()
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", "--drops", "d", cwd=work)
+    assert one_line(done) == "tcsim: d: is a directory"
+    assert not (work / "out.pcap").exists()
+
+
+# --- one file, two roles -------------------------------------------------------------------
+
+@pytest.mark.parametrize("first, second", [
+    (["-o", "x.pcap"], ["--drops", "x.pcap"]),
+    (["-o", "x.pcap"], ["--report", "./x.pcap"]),
+    (["--report", "x.pcap"], ["--events", "alias.pcap"]),
+], ids=["same-name", "same-path-spelt-twice", "symlink-to-it"])
+def test_two_outputs_that_are_one_file_are_refused_before_the_run(work, first, second):
+    (work / "x.pcap").write_bytes(b"previous")
+    (work / "alias.pcap").symlink_to("x.pcap")
+    done = tcsim("prog.s", "-r", "in.pcap", *first, *second, cwd=work)
+    assert one_line(done) == (f"tcsim: {second[0]} {second[1]} and {first[0]} {first[1]} are "
+                              "the same file; give each output its own")
+    assert (work / "x.pcap").read_bytes() == b"previous"
+
+
+def test_a_new_path_named_twice_is_refused(work):
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "new.pcap", "--drops", "sub/../new.pcap",
+                 cwd=work)
+    assert "are the same file" in one_line(done)
+    assert not (work / "new.pcap").exists()
+
+
+@pytest.mark.parametrize("spelling", ["in.pcap", "./in.pcap", "alias.pcap"])
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(work, spelling):
+    before = (work / "in.pcap").read_bytes()
+    (work / "alias.pcap").symlink_to("in.pcap")
+    done = tcsim("prog.s", "-r", "in.pcap", "--drops", spelling, cwd=work)
+    assert one_line(done) == (f"tcsim: --drops {spelling}: is the capture being read "
+                              "(-r in.pcap); write the output elsewhere")
+    assert (work / "in.pcap").read_bytes() == before
+
+
+def test_an_output_where_a_redirect_capture_goes_is_refused(work):
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "rd/ifindex-4.pcap", "--redirect-dir", "rd",
+                 cwd=work)
+    assert one_line(done).startswith("tcsim: -o rd/ifindex-4.pcap is inside --redirect-dir rd")
+
+
+# --- standard input and output ---------------------------------------------------------------
+
+def test_dash_reads_the_capture_from_stdin_and_writes_it_to_stdout(work):
+    want = expected_capture(work)
+    done = tcsim("prog.s", "-r", "-", "-o", "-", cwd=work,
+                 stdin=(work / "in.pcap").read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == want
+    assert done.stderr.decode().startswith("tcsim: 3 packets from stdin: 3 delivered")
+
+
+def test_dev_stdout_is_streamed_into_not_replaced(work):
+    want = expected_capture(work)
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "/dev/stdout", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == want
+
+
+def test_dash_and_dev_stdout_together_are_one_file(work):
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "-", "--report", "/dev/stdout", cwd=work)
+    assert "are the same file" in one_line(done)
+    assert done.stdout == b""
+
+
+def test_a_stdout_whose_reader_went_away_is_one_line(work):
+    exe = Path(sys.executable).parent / "tcsim"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pyebpf.pcap.tcsim"]
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "wb") as pipe:
+        done = subprocess.run([*cmd, "prog.s", "-r", "in.pcap", "-o", "-"], cwd=work,
+                              stdout=pipe, stderr=subprocess.PIPE, timeout=120,
+                              env=child_python(PYTHONWARNINGS="error")[0])
+    assert one_line(done) == "tcsim: -: the reader went away (broken pipe)"
+
+
+# --- device nodes and FIFOs (made here, never the real /dev) ----------------------------------
+
+@pytest.fixture
+def mknod(work, root):
+
+    def make(name, major, minor):
+        path = work / name
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        return path
+    return make
+
+
+def test_a_character_device_is_written_into_and_stays_a_device(work, mknod):
+    null = mknod("null", 1, 3)
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "null", cwd=work)
+    assert done.returncode == 0, done.stderr
+    st = null.stat()
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+    assert leftovers(work) == []
+
+
+def test_a_full_device_is_one_line_naming_it(work, mknod):
+    mknod("full", 1, 7)
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "full", cwd=work)
+    assert one_line(done) == "tcsim: full: cannot be written: No space left on device"
+    assert stat.S_ISCHR((work / "full").stat().st_mode)
+
+
+def test_a_fifo_is_streamed_to_its_reader_and_stays_a_fifo(work):
+    want = expected_capture(work)
+    fifo = work / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "pipe", cwd=work)
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert got == [want]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_output_errors_are_pyebpf_errors():
+    assert issubclass(outputs.OutputError, EbpfError)
