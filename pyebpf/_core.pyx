@@ -1286,7 +1286,9 @@ cdef class Program:
             if op is None or op.form is not _isa.F_CALL or op.disc_value:
                 continue
             hid = slots[pc].imm
-            if self._helpers[hid] == NULL:
+            # an id outside the table (libbpf's CO-RE poison call 0xbad2310, or any
+            # unverified program's) stops a run that reaches it as an unknown helper
+            if 0 <= hid < HELPER_SLOTS and self._helpers[hid] == NULL:
                 raise LoadError(f"pc {pc}: bpf_{_isa.HELPER_NAMES[hid]}#{hid} is allowed for "
                                 f"{self.prog_type.name} but pyebpf does not implement it yet")
 
@@ -1602,9 +1604,10 @@ cdef class Program:
         if vm.status == STATUS_CALL_DEPTH:
             return CallDepthExceeded(f"call depth exceeds {MAX_FRAMES} frames", pc, text)
         if vm.status == STATUS_UNKNOWN_HELPER:
-            hid = vm.helper_id
-            name = _isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES) else None
-            label = f"helper {hid}" + (f" (bpf_{name})" if name else "")
+            call_imm = <int32_t>vm.helper_id     # the call's imm, as the instruction has it
+            name = (_isa.HELPER_NAMES[call_imm] if 0 <= call_imm < len(_isa.HELPER_NAMES)
+                    else None)
+            label = f"helper {call_imm}" + (f" (bpf_{name})" if name else "")
             return UnknownHelper(f"{label} is not available to this program", pc, text)
         if vm.status == STATUS_HELPER_FAULT:
             hid = vm.helper_id

@@ -129,3 +129,15 @@ def test_a_reference_to_a_map_that_does_not_exist_is_refused():
     with pytest.raises(errors.LoadError, match="map fd 999999, which does not exist"):
         Program(code(isa.Insn(0x18, 1, 1, 0, 999999), isa.Insn(0, 0, 0, 0, 0),
                      isa.Insn(0xB7, 0, 0, 0, 0), EXIT))
+
+
+@pytest.mark.parametrize("prog_type", [None, "socket_filter", "sched_cls", "sched_act"])
+@pytest.mark.parametrize("helper_id", [0xBAD2310, -1, 0x7FFFFFFF])
+def test_an_unverified_call_of_a_helper_id_outside_the_table_is_an_unknown_helper(
+        prog_type, helper_id):
+    """libbpf poisons an unresolved CO-RE relocation as ``call 0xbad2310``; unverified,
+    such a call loads and stops the run that reaches it, never the process."""
+    from pyebpf import asm
+    prog = Program(asm.assemble(f"call {helper_id}\nr0 = 0\nexit"), prog_type, verify=False)
+    with pytest.raises(errors.UnknownHelper, match=f"helper {helper_id} is not available"):
+        prog.run(bytes(64))

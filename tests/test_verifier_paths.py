@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pyebpf import Map, Program, asm, errors, isa, kernel, load, verifier
+from conftest import child_python
 from skbdiff import CLS, SF
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -405,8 +406,11 @@ def test_the_examples_compiled_every_way_get_the_kernels_verdict(source, flags):
 # --- the verify command -------------------------------------------------------------------
 
 def _cli(*args):
+    # the child imports the pyebpf under test (installed, with its compiled core), not
+    # the checkout's sources
+    env, cwd = child_python()
     return subprocess.run([sys.executable, "-m", "pyebpf", "verify", *map(str, args)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env, cwd=cwd)
 
 
 def test_verify_prints_the_statistics_of_an_accepted_object():
