@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from . import errors, isa
+from .errors import MapError
 from .isa import TC_ACT
 
-__all__ = ["Program", "Result", "Map", "load", "Object", "bpf", "pin_root", "TC_ACT", "errors",
-           "isa", "asm", "kernel", "elf", "btf", "strategies", "coverage"]
+__all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
+           "load", "Object", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm", "kernel",
+           "elf", "btf", "verifier", "strategies", "coverage"]
 __version__ = "0.1.0"
 
-_FROM_CORE = ("Program", "Result", "Map")
+_FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader"}
 
 
@@ -28,7 +30,7 @@ def __getattr__(name: str):
         import importlib
         return getattr(importlib.import_module(f".{_FROM_MODULE[name]}", __name__), name)
     if name in ("asm", "kernel", "syscall", "pinning", "elf", "btf", "loader", "mapview",
-                "strategies", "coverage", "results"):
+                "verifier", "conformance", "strategies", "coverage", "results"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

@@ -1064,26 +1064,26 @@ class Trace:
         """The executed steps as text, each C source line before its instructions;
         ``last``: only the last that many steps; ``registers=False``: without the
         register and memory lines."""
-        lines = []
+        from .btf.ext import annotate
         by_step = {}
-        shown = None
         first = 0 if last is None else max(0, len(self.steps) - last)
         for acc in self.accesses:
             by_step.setdefault(acc[0], []).append(acc)
+        rows = []
         for n, (pc, regs) in enumerate(self.steps):
             if n < first:
                 continue
+            lines = [f"{pc:5d}: {self._listing(pc)}"]
+            if registers:
+                for _, _, kind, region, offset, size in by_step.get(n, ()):
+                    lines.append(f"         {'read' if kind == 'r' else 'write'} {size} @ {region}{offset:+d}")
+                lines.append("         " + " ".join(f"r{k}={v:#x}" for k, v in enumerate(regs) if v))
+            rows.append((pc, lines))
+
+        def sources(pc):
             where = self._source(pc) if self._source is not None else None
-            if where is not None and where[1:3] != shown:
-                lines.append(f"; {where.file_name}:{where.line}: {where.source_line.strip()}")
-                shown = where[1:3]
-            lines.append(f"{pc:5d}: {self._listing(pc)}")
-            if not registers:
-                continue
-            for _, _, kind, region, offset, size in by_step.get(n, ()):
-                lines.append(f"         {'read' if kind == 'r' else 'write'} {size} @ {region}{offset:+d}")
-            lines.append("         " + " ".join(f"r{k}={v:#x}" for k, v in enumerate(regs) if v))
-        return "\n".join(lines)
+            return [where] if where is not None else []
+        return "\n".join(annotate(rows, sources))
 
 
 # --- programs ----------------------------------------------------------------------
@@ -1425,14 +1425,14 @@ cdef class Program:
         if pc is not None:
             return self._insn_text(pc)
         if self.line_info:
-            from .btf_ext import interleave
+            from .btf.ext import interleave
             return interleave({k: self._insn_text(k) for k in range(self._n)
                                if self._code[k].op != OP_LDDW_TAIL}, self.line_info)
         return "\n".join(f"{k:5d}: {self._insn_text(k)}" for k in range(self._n)
                          if self._code[k].op != OP_LDDW_TAIL)
 
     def source(self, pc):
-        """The line info record (``pyebpf.btf_ext.LineInfo``: file_name, line, column,
+        """The line info record (``pyebpf.btf.ext.LineInfo``: file_name, line, column,
         source_line) in effect at instruction ``pc``, or None without line info."""
         import bisect
         k = bisect.bisect_right(self._line_pcs, pc) - 1

@@ -1,7 +1,7 @@
 """Assembler and disassembler for eBPF, in two syntaxes.
 
-``"conformance"`` is the bpf_conformance / uBPF syntax (``ldxw %r0, [%r1+8]``); see
-``bpf_conformance/FORMAT.md`` section 2.  ``"kernel"`` is the pseudo-C of ``llvm-objdump -d``
+``"conformance"`` is the bpf_conformance / uBPF syntax (``ldxw %r0, [%r1+8]``), as the
+suite's ``.data`` files write it (``pyebpf.conformance`` reads those files).  ``"kernel"`` is the pseudo-C of ``llvm-objdump -d``
 and of the kernel verifier log (``r0 = *(u32 *)(r1 + 0x8)``).  Each :class:`isa.Op` gets one
 spelling per syntax (``_kernel_templates``, ``_conformance_templates``), built from the
 op's form, mnemonic and the symbol tables of :mod:`pyebpf.isa`; there is no opcode table

@@ -41,10 +41,10 @@ class Case:
         return assemble(self.asm, syntax="conformance")
 
 
-def parse(text: str) -> Case:
-    """Parse a ``.data`` file's text; raises ValueError for a file with no program or
-    no expectation, which the upstream runner would skip."""
-    sections: dict[str, list[str]] = {}
+def sections(text: str) -> dict[str, list[str]]:
+    """A ``.data`` file's sections (``asm``, ``result``, ``mem``, ``raw``, ``error``, ...)
+    as their non-empty lines, comments stripped; ValueError for an unknown directive."""
+    out: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
         line = line.split("#", 1)[0]
@@ -52,16 +52,23 @@ def parse(text: str) -> Case:
             current = next((s for s in _SECTIONS if s in line), None)
             if current is None:
                 raise ValueError(f"unknown section directive {line.strip()!r}")
-            sections.setdefault(current, [])
+            out.setdefault(current, [])
             continue
         if current is not None and line.strip():
-            sections[current].append(line)
-    asm = "\n".join(sections.get("asm", []))
-    raw = tuple(int(tok, 0) for line in sections.get("raw", []) for tok in line.split()) \
-        if "raw" in sections else None
-    mem = bytes(int(tok, 16) for line in sections.get("mem", []) for tok in line.split())
-    result = sections.get("result")
-    error = sections.get("error")
+            out[current].append(line)
+    return out
+
+
+def parse(text: str) -> Case:
+    """Parse a ``.data`` file's text; raises ValueError for a file with no program or
+    no expectation, which the upstream runner would skip."""
+    parts = sections(text)
+    asm = "\n".join(parts.get("asm", []))
+    raw = tuple(int(tok, 0) for line in parts.get("raw", []) for tok in line.split()) \
+        if "raw" in parts else None
+    mem = bytes(int(tok, 16) for line in parts.get("mem", []) for tok in line.split())
+    result = parts.get("result")
+    error = parts.get("error")
     value = None
     if result:
         last = result[-1].strip()

@@ -240,7 +240,7 @@ class ProgramSpec:
     map_refs: tuple[MapRef, ...]
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
-    line_info: tuple = ()            # pyebpf.btf_ext.LineInfo records, pcs in this program
+    line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
 
     def instructions(self, fds) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
@@ -537,7 +537,7 @@ class _Reader:
         ext = self.sec_named(".BTF.ext")
         self.line_info = {}
         if ext is not None and self.btf is not None:
-            from .btf_ext import parse_btf_ext
+            from .btf.ext import parse_btf_ext
             self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
         if ext is not None and len(ext.data) >= 32:
             magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)

@@ -165,3 +165,8 @@ class ClassicError(LoadError):
         self.pc, self.insn = pc, insn
         where = f"classic pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
         super().__init__(f"{where}{message}")
+
+
+class BtfError(EbpfError, ValueError):
+    """Bytes that do not fit the BTF type asked to decode them, or no type to decode
+    them with."""

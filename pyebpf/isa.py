@@ -128,6 +128,38 @@ class BpfCmd(enum.IntEnum):
     BPF_BTF_LOAD = 18
 
 
+
+# ``union bpf_attr`` (6.18, little-endian): per command, field -> (offset, struct format);
+# "P" is a 64-bit user pointer (an aligned u64 in the uapi).  Only the fields pyebpf
+# passes or reads back; the kernel wants every byte after the last field it knows zero
+# (bpf_check_uarg_tail_zero), so an attr is always this many zeroed bytes.
+BPF_ATTR_SIZE = 144
+BPF_ATTR = {
+    BpfCmd.BPF_MAP_CREATE: {"map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
+                            "max_entries": (12, "I"), "map_flags": (16, "I"),
+                            "inner_map_fd": (20, "I"), "numa_node": (24, "I"),
+                            "map_name": (28, "16s")},
+    BpfCmd.BPF_PROG_LOAD: {"prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "P"),
+                           "license": (16, "P"), "log_level": (24, "I"), "log_size": (28, "I"),
+                           "log_buf": (32, "P"), "kern_version": (40, "I"),
+                           "prog_flags": (44, "I"), "prog_name": (48, "16s"),
+                           "log_true_size": (140, "I")},
+    BpfCmd.BPF_OBJ_PIN: {"pathname": (0, "P"), "bpf_fd": (8, "I"), "file_flags": (12, "I")},
+    BpfCmd.BPF_PROG_TEST_RUN: {"prog_fd": (0, "I"), "retval": (4, "I"),
+                               "data_size_in": (8, "I"), "data_size_out": (12, "I"),
+                               "data_in": (16, "P"), "data_out": (24, "P"), "repeat": (32, "I"),
+                               "duration": (36, "I"), "ctx_size_in": (40, "I"),
+                               "ctx_size_out": (44, "I"), "ctx_in": (48, "P"),
+                               "ctx_out": (56, "P"), "flags": (64, "I"), "cpu": (68, "I")},
+}
+BPF_ATTR[BpfCmd.BPF_OBJ_GET] = BPF_ATTR[BpfCmd.BPF_OBJ_PIN]
+for _cmd in (BpfCmd.BPF_MAP_LOOKUP_ELEM, BpfCmd.BPF_MAP_UPDATE_ELEM,
+             BpfCmd.BPF_MAP_DELETE_ELEM, BpfCmd.BPF_MAP_GET_NEXT_KEY):
+    # value and next_key share the slot at 16 (an anonymous union in the uapi)
+    BPF_ATTR[_cmd] = {"map_fd": (0, "I"), "key": (8, "P"), "value": (16, "P"),
+                      "next_key": (16, "P"), "flags": (24, "Q")}
+del _cmd
+
 class MapType(enum.IntEnum):
     """``enum bpf_map_type``; up to STACK_TRACE is the v4.6 set."""
     BPF_MAP_TYPE_UNSPEC = 0
@@ -187,6 +219,29 @@ def prog_type(value) -> ProgType:
     except ValueError:
         raise ValueError(f"unknown program type {value!r}") from None
 
+
+
+# ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
+# tc_classid; later kernels only appended.
+SK_BUFF_LAYOUT = {
+    "len": (0, 4), "pkt_type": (4, 4), "mark": (8, 4), "queue_mapping": (12, 4),
+    "protocol": (16, 4), "vlan_present": (20, 4), "vlan_tci": (24, 4), "vlan_proto": (28, 4),
+    "priority": (32, 4), "ingress_ifindex": (36, 4), "ifindex": (40, 4), "tc_index": (44, 4),
+    "cb": (48, 20), "hash": (68, 4), "tc_classid": (72, 4), "data": (76, 4),
+    "data_end": (80, 4), "napi_id": (84, 4), "family": (88, 4), "remote_ip4": (92, 4),
+    "local_ip4": (96, 4), "remote_ip6": (100, 16), "local_ip6": (116, 16),
+    "remote_port": (132, 4), "local_port": (136, 4), "data_meta": (140, 4),
+    "flow_keys": (144, 8), "tstamp": (152, 8), "wire_len": (160, 4), "gso_segs": (164, 4),
+    "sk": (168, 8), "gso_size": (176, 4), "tstamp_type": (180, 1), "(padding)": (181, 3),
+    "hwtstamp": (184, 8),
+}
+SIZEOF_SK_BUFF = 192
+SIZEOF_SK_BUFF_4_6 = 76
+# The fields BPF_PROG_TEST_RUN takes from ctx_in and writes back to ctx_out for skb
+# programs (net/bpf/test_run.c: convert___skb_to_skb, convert_skb_to___skb); every other
+# byte of ctx_in must be zero.
+TEST_RUN_SK_BUFF_FIELDS = ("mark", "priority", "ingress_ifindex", "ifindex", "cb", "tstamp",
+                           "wire_len", "gso_segs", "gso_size", "hwtstamp")
 
 # Update flags (map_update_elem) and helper flags.
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2

@@ -18,7 +18,7 @@ _ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EIN
 
 @cython.final
 cdef class Map:
-    """A map, with the kernel's semantics for its type (semantics.md §4).
+    """A map, with the kernel's semantics for its type (docs/kernel-notes.md, Maps).
 
     ``Map.create(map_type, key_size, value_size, max_entries, flags=0)`` makes one;
     ``fd`` is the handle programs use in ``lddw`` (``src = BPF_PSEUDO_MAP_FD``, imm =

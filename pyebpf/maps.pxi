@@ -12,7 +12,7 @@
 # Hash maps chain elements in buckets exactly as the kernel's htab does: bucket =
 # jhash(key, seed) & (n_buckets - 1), n_buckets = roundup_pow_of_two(max_entries),
 # newest element first; so with seed 0 (v4.6, or BPF_F_ZERO_SEED) iteration order is
-# the kernel's (semantics.md §4.3).  pyebpf always uses seed 0: its order is
+# the kernel's (htab_map_get_next_key; docs/kernel-notes.md, Maps).  pyebpf always uses seed 0: its order is
 # deterministic, where a current kernel's differs per map unless BPF_F_ZERO_SEED is set.
 
 cdef enum:
@@ -588,7 +588,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
 cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
                           uint32_t max_entries, uint32_t flags, uint32_t ncpu,
                           MapStore* tmpl) except NULL:
-    """Validate like BPF_MAP_CREATE (semantics.md §4.1) and allocate the storage."""
+    """Validate like BPF_MAP_CREATE (map_create, the maps' alloc_check) and allocate the storage."""
     cdef MapStore* m
     _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1)
     if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):

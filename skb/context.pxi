@@ -103,7 +103,8 @@ cdef bint ctx_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept
         out[0] = _load(vm.skb.cb + (off - 48), size)
         return True
     value = _ctx_value(vm, field)
-    # a narrow load of a narrower kernel field shifts into that field (sk_buff.md §2.3)
+    # a narrow load of a narrower kernel field shifts into that field
+    # (bpf_ctx_narrow_access_ok; docs/kernel-notes.md, struct __sk_buff)
     if size < vm.ctx_rules.width[off]:
         value = (value >> (8 * (off & 3))) & ((<uint64_t>1 << (8 * size)) - 1)
     out[0] = value

@@ -5,7 +5,7 @@
 # The arithmetic is the kernel's, with x86-64's csum_partial (skbuff.pxi), so that not
 # only the 16-bit checksum fields but also the exact 32-bit skb->csum of a
 # CHECKSUM_COMPLETE packet and csum_diff's return value come out as the kernel's do
-# (shared/reference/helpers.md §3 and §6).  Offsets count from skb->data: the MAC header
+# (docs/kernel-notes.md, Helpers).    Offsets count from skb->data: the MAC header
 # for tc, the L3 header for a socket filter run with sf_start="network".
 #
 # CHECKSUM_PARTIAL: only the branches of inet_proto_csum_replace* are modelled; the skb
@@ -51,7 +51,8 @@ cdef inline uint16_t csum16_add(uint16_t csum, uint16_t addend) noexcept nogil:
 
 
 cdef inline uint16_t csum_replace2(uint16_t sum, uint16_t old, uint16_t new) noexcept nogil:
-    # 16-bit arithmetic: differs from the 32-bit form in one corner (helpers.md §3)
+    # 16-bit arithmetic (bpf_l3_csum_replace's csum_replace2): differs from the 32-bit
+    # form of bpf_l4_csum_replace in one corner
     return ~csum16_add(csum16_add(~sum, ~old), new)
 
 

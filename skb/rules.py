@@ -2,14 +2,15 @@
 
 :data:`FIELDS` is read by the interpreter's context accessors (``_core``) and by the
 load-time checks (``verifier``); :func:`helpers_allowed` by both as well.  The rules per
-program type and kernel profile follow ``shared/reference/sk_buff.md`` and
-``helpers.md`` §1 (the current kernel measured with its verifier; 4.6 read from source).
+program type and kernel profile follow ``tc_cls_act_is_valid_access``,
+``sk_filter_is_valid_access`` and the ``*_func_proto`` functions of net/core/filter.c (the
+current kernel measured with its verifier; 4.6 read from source; docs/kernel-notes.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..isa import ProgType
+from ..isa import SIZEOF_SK_BUFF, SIZEOF_SK_BUFF_4_6, SK_BUFF_LAYOUT, ProgType
 
 SF = ProgType.BPF_PROG_TYPE_SOCKET_FILTER
 CLS = ProgType.BPF_PROG_TYPE_SCHED_CLS
@@ -19,7 +20,7 @@ SKB_PROG_TYPES = (SF, CLS, ACT)
 #: Kernel profiles: "current" (what 6.18 does, the default) and "4.6" (the seed's kernel).
 PROFILES = ("current", "4.6")
 
-SIZEOF = {"current": 192, "4.6": 76}
+SIZEOF = {"current": SIZEOF_SK_BUFF, "4.6": SIZEOF_SK_BUFF_4_6}
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Field:
     """One ``__sk_buff`` field.
 
     ``width`` is the storage width of the kernel field behind it, which decides what a
-    narrow load returns (sk_buff.md §2.3).  ``read``/``write`` map a program type to the
+    narrow load returns (bpf_ctx_narrow_access_ok).  ``read``/``write`` map a program type to the
     access sizes allowed (current kernel); ``read46``/``write46`` are the 4.6 rules.
     """
     id: int
@@ -49,50 +50,51 @@ _CB = {SF: (1, 2, 4, 8), CLS: (1, 2, 4, 8), ACT: (1, 2, 4, 8)}
 _NONE: dict = {}
 
 
-def _f(fid, name, offset, size, width, read, write, read46=(), write46=()):
+def _f(fid, name, width, read, write, read46=(), write46=()):
+    offset, size = SK_BUFF_LAYOUT[name]
     return Field(fid, name, offset, size, width, read, write, tuple(read46), tuple(write46))
 
 
 _V46_ALL = (SF, CLS, ACT)
 _V46_TC = (CLS, ACT)
 
-# id, name, offset, size, kernel width, reads, writes, 4.6 readers, 4.6 writers
+# id, name, kernel width, reads, writes, 4.6 readers, 4.6 writers (offsets: isa)
 FIELDS: tuple[Field, ...] = (
-    _f(1, "len", 0, 4, 4, _ALL3, _NONE, _V46_ALL),
-    _f(2, "pkt_type", 4, 4, 1, _ALL3, _NONE, _V46_ALL),
-    _f(3, "mark", 8, 4, 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
-    _f(4, "queue_mapping", 12, 4, 2, _ALL3, _TC_W4, _V46_ALL),
-    _f(5, "protocol", 16, 4, 2, _ALL3, _NONE, _V46_ALL),
-    _f(6, "vlan_present", 20, 4, 4, _ALL3, _NONE, _V46_ALL),
-    _f(7, "vlan_tci", 24, 4, 2, _ALL3, _NONE, _V46_ALL),
-    _f(8, "vlan_proto", 28, 4, 2, _ALL3, _NONE, _V46_ALL),
-    _f(9, "priority", 32, 4, 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
-    _f(10, "ingress_ifindex", 36, 4, 4, _ALL3, _NONE, _V46_ALL),
-    _f(11, "ifindex", 40, 4, 4, _ALL3, _NONE, _V46_ALL),
-    _f(12, "tc_index", 44, 4, 2, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
-    _f(13, "cb", 48, 20, 4, _CB, _CB, _V46_ALL, _V46_ALL),
-    _f(14, "hash", 68, 4, 4, _ALL3, _NONE, _V46_ALL),
-    _f(15, "tc_classid", 72, 4, 2, _TC_ONLY, _TC_W4, _V46_TC, _V46_TC),
-    _f(16, "data", 76, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
-    _f(17, "data_end", 80, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
-    _f(18, "napi_id", 84, 4, 4, _ALL3, _NONE),
-    _f(19, "family", 88, 4, 4, _NONE, _NONE),
-    _f(20, "remote_ip4", 92, 4, 4, _NONE, _NONE),
-    _f(21, "local_ip4", 96, 4, 4, _NONE, _NONE),
-    _f(22, "remote_ip6", 100, 16, 4, _NONE, _NONE),
-    _f(23, "local_ip6", 116, 16, 4, _NONE, _NONE),
-    _f(24, "remote_port", 132, 4, 4, _NONE, _NONE),
-    _f(25, "local_port", 136, 4, 4, _NONE, _NONE),
-    _f(26, "data_meta", 140, 4, 4, {CLS: (4,), ACT: (4,)}, _NONE),
-    _f(27, "flow_keys", 144, 8, 8, _NONE, _NONE),
-    _f(28, "tstamp", 152, 8, 8, {CLS: (8,), ACT: (8,)}, {CLS: (8,), ACT: (8,)}),
-    _f(29, "wire_len", 160, 4, 4, _TC_ONLY, _NONE),
-    _f(30, "gso_segs", 164, 4, 2, _ALL3, _NONE),
-    _f(31, "sk", 168, 8, 8, {SF: (8,), CLS: (8,), ACT: (8,)}, _NONE),
-    _f(32, "gso_size", 176, 4, 2, _ALL3, _NONE),
-    _f(33, "tstamp_type", 180, 1, 1, {CLS: (1,), ACT: (1,)}, _NONE),
-    _f(34, "(padding)", 181, 3, 1, _NONE, _NONE),
-    _f(35, "hwtstamp", 184, 8, 8, {CLS: (8,), ACT: (8,)}, _NONE),
+    _f(1, "len", 4, _ALL3, _NONE, _V46_ALL),
+    _f(2, "pkt_type", 1, _ALL3, _NONE, _V46_ALL),
+    _f(3, "mark", 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(4, "queue_mapping", 2, _ALL3, _TC_W4, _V46_ALL),
+    _f(5, "protocol", 2, _ALL3, _NONE, _V46_ALL),
+    _f(6, "vlan_present", 4, _ALL3, _NONE, _V46_ALL),
+    _f(7, "vlan_tci", 2, _ALL3, _NONE, _V46_ALL),
+    _f(8, "vlan_proto", 2, _ALL3, _NONE, _V46_ALL),
+    _f(9, "priority", 4, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(10, "ingress_ifindex", 4, _ALL3, _NONE, _V46_ALL),
+    _f(11, "ifindex", 4, _ALL3, _NONE, _V46_ALL),
+    _f(12, "tc_index", 2, _ALL3, _TC_W4, _V46_ALL, _V46_TC),
+    _f(13, "cb", 4, _CB, _CB, _V46_ALL, _V46_ALL),
+    _f(14, "hash", 4, _ALL3, _NONE, _V46_ALL),
+    _f(15, "tc_classid", 2, _TC_ONLY, _TC_W4, _V46_TC, _V46_TC),
+    _f(16, "data", 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(17, "data_end", 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(18, "napi_id", 4, _ALL3, _NONE),
+    _f(19, "family", 4, _NONE, _NONE),
+    _f(20, "remote_ip4", 4, _NONE, _NONE),
+    _f(21, "local_ip4", 4, _NONE, _NONE),
+    _f(22, "remote_ip6", 4, _NONE, _NONE),
+    _f(23, "local_ip6", 4, _NONE, _NONE),
+    _f(24, "remote_port", 4, _NONE, _NONE),
+    _f(25, "local_port", 4, _NONE, _NONE),
+    _f(26, "data_meta", 4, {CLS: (4,), ACT: (4,)}, _NONE),
+    _f(27, "flow_keys", 8, _NONE, _NONE),
+    _f(28, "tstamp", 8, {CLS: (8,), ACT: (8,)}, {CLS: (8,), ACT: (8,)}),
+    _f(29, "wire_len", 4, _TC_ONLY, _NONE),
+    _f(30, "gso_segs", 2, _ALL3, _NONE),
+    _f(31, "sk", 8, {SF: (8,), CLS: (8,), ACT: (8,)}, _NONE),
+    _f(32, "gso_size", 2, _ALL3, _NONE),
+    _f(33, "tstamp_type", 1, {CLS: (1,), ACT: (1,)}, _NONE),
+    _f(34, "(padding)", 1, _NONE, _NONE),
+    _f(35, "hwtstamp", 8, {CLS: (8,), ACT: (8,)}, _NONE),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -140,8 +142,8 @@ def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write
     return f, None
 
 
-# Helper ids each program type may call (helpers.md §1; the current sets are the
-# 6.18 verifier's answers for a privileged loader, verify/out/v_helper_avail.txt).
+# Helper ids each program type may call (sk_filter_func_proto, tc_cls_act_func_proto; the
+# current sets are the 6.18 verifier's answers for a privileged loader).
 _V46_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12})
 _V46_TC = _V46_SF | {9, 10, 11, 13, 17, 18, 19, 20, 21, 23, 24, 26, 28, 29, 30}
 _CUR_SF = frozenset({

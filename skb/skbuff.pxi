@@ -179,7 +179,7 @@ cdef enum:
     F_PADDING
     F_HWTSTAMP
 
-# --- checksum arithmetic shared by the helpers (x86-64 results, helpers.md §6) ------
+# --- checksum arithmetic shared by the helpers (x86-64 csum_partial, csum_fold) -------
 
 cdef uint32_t csum_partial(const uint8_t* buf, size_t n, uint32_t seed) noexcept nogil:
     """The kernel's csum_partial on x86-64: an end-around-carry sum of little-endian

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+import toolpath
 from pyebpf.pinning import private_directory
 
-CLANG = shutil.which("clang-19")
-OBJCOPY = shutil.which("llvm-objcopy-19")
-READELF = shutil.which("llvm-readelf-19")
+CLANG = toolpath.find("clang-19")
+OBJCOPY = toolpath.find("llvm-objcopy-19")
+READELF = toolpath.find("llvm-readelf-19")
 _MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
-                            text=True).stdout.strip() if shutil.which("gcc") else ""
+                            text=True).stdout.strip() if toolpath.find("gcc") else ""
 
 PRELUDE = """\
 #include <linux/bpf.h>

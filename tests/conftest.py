@@ -1,8 +1,12 @@
+import logging
 import os
 import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.internal.conjecture import providers as _providers
+from scapy.all import conf as _scapy_conf
 
 pytest_plugins = ("pytester",)
 
@@ -16,6 +20,23 @@ with warnings.catch_warnings():
         import hypothesis.extra._patching  # noqa: F401
     except ImportError:
         pass
+
+# Generated examples are the same in every run, so that the kernel's answers to them can
+# be recorded once and played back where bpf(2) is refused.
+settings.register_profile("pyebpf", derandomize=True, database=None)
+settings.load_profile("pyebpf")
+# Hypothesis also draws literals it finds in the modules imported so far
+# (hypothesis.internal.conjecture.providers._get_local_constants), which makes a test's
+# examples depend on which other tests ran first; without them they do not.
+_no_constants = _providers.Constants()
+_providers._get_local_constants = lambda: _no_constants
+
+# scapy fills unset addresses from this host's routes and neighbours (as root it even sends
+# ARP requests to learn them).  Test packets must be the same on every machine and for
+# every user, so it knows no routes: unset MACs are broadcast or zero, unset IPs zero.
+_scapy_conf.route.routes = []
+_scapy_conf.route6.routes = []
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
 ROOT = Path(__file__).resolve().parent.parent
 # shared/ sits beside the checkout (as in CI's clean clone); PYEBPF_SHARED overrides.
@@ -81,13 +102,82 @@ def child_python(**env):
              **env}, "/")
 
 
-def pytest_report_header(config):
+def pytest_addoption(parser):
+    parser.addoption("--record-kernel-answers", action="store_true",
+                     help="ask the running kernel (needs bpf(2)) and keep its answers in "
+                          "tests/kernel_answers/ for the test modules that run")
+
+
+# The one skip rule of the suite.  Differential tests never skip for want of bpf(2): where
+# it is refused they get the kernel's recorded answers (tests/recorded_kernel.py).  Only
+# tests that need the running kernel itself (network namespaces, tc, packet sockets, a
+# bpffs mount, a whole object loaded by libbpf) ask for the ``live_kernel`` fixture, and
+# tests that run children as other users ask for ``root``; those two skip, naming why.
+_answers = None
+_live_tests: set[str] = set()
+_passed = {"replayable": 0, "live": 0}
+
+
+def pytest_configure(config):
+    global _answers
     from pyebpf import kernel
-    ok, reason = kernel.available()
+    from pyebpf.kernel import sysbpf
+
+    import recorded_kernel
+    live, reason = kernel.available()
+    record = config.getoption("--record-kernel-answers")
+    if record and not live:
+        raise pytest.UsageError(f"--record-kernel-answers needs bpf(2): {reason}")
+    mode = "record" if record else "live" if live else "replay"
+    _answers = recorded_kernel.Answers(mode, sysbpf.calls)
+    _answers.unavailable = reason
+    sysbpf.calls = _answers
+    kernel.available()          # through the answers from now on: answered where replayed
+
+
+def pytest_unconfigure(config):
+    if _answers is not None and _answers.mode == "record":
+        _answers.save()
+
+
+def pytest_report_header(config):
+    a = _answers
+    where = {"live": "live, each answer checked against the recorded one",
+             "record": "live, answers recorded into tests/kernel_answers/",
+             "replay": f"replayed from tests/kernel_answers/ (recorded on {a.kernel}); "
+                       f"bpf(2) here: {a.unavailable}"}[a.mode]
     data = (f"{CONFORMANCE_DIR} ({len(CONFORMANCE_FILES)} files)" if CONFORMANCE_FILES
             else CONFORMANCE_ABSENT)
-    return [f"pyebpf: conformance data {data}",
-            f"pyebpf: kernel oracle {'available' if ok else 'unavailable: ' + reason}"]
+    return [f"pyebpf: conformance data {data}", f"pyebpf: kernel answers {where}"]
+
+
+def pytest_collection_modifyitems(items):
+    _live_tests.update(item.nodeid for item in items
+                       if {"live_kernel", "root"} & set(item.fixturenames))
+    _answers.live_only = _live_tests
+    _answers.varying = {item.nodeid for item in items
+                        if item.get_closest_marker("kernel_varies") is not None}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        _passed["live" if report.nodeid in _live_tests else "replayable"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    # What a run as root and one without bpf(2) must agree on (.ci/run compares the line):
+    # the tests that pass outside live-kernel tests, the kernel answers they used and the
+    # engine-against-kernel comparisons the helpers made.
+    import recorded_kernel
+
+    def outside_live_tests(counts: dict) -> int:
+        return sum(n for test, n in counts.items() if test not in _live_tests)
+    terminalreporter.write_line(
+        f"pyebpf: {_passed['replayable']} tests passed, "
+        f"{outside_live_tests(_answers.served)} kernel answers, "
+        f"{outside_live_tests(recorded_kernel.COMPARISONS)} engine-kernel comparisons "
+        f"(kernel answers {'replayed' if _answers.mode == 'replay' else 'asked live'}; "
+        f"{_passed['live']} live-kernel or root tests passed)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -102,9 +192,22 @@ def _private_pin_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kernel_oracle():
-    """The pyebpf.kernel module, or a skip naming why bpf(2) is refused here."""
+    """The pyebpf.kernel package, answering live or from the recorded answers."""
     from pyebpf import kernel
-    ok, reason = kernel.available()
-    if not ok:
-        pytest.skip(f"kernel oracle unavailable: {reason}")
     return kernel
+
+
+@pytest.fixture(scope="session")
+def live_kernel():
+    """The pyebpf.kernel package when bpf(2) works here; else a skip naming why."""
+    from pyebpf import kernel
+    if _answers.mode == "replay":
+        pytest.skip(f"needs the running kernel itself: {_answers.unavailable}")
+    return kernel
+
+
+@pytest.fixture(scope="session")
+def root():
+    """Nothing; a skip unless this process runs as root (children run as other users)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run children as other users")

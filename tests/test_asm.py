@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,28 +9,18 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pyebpf import asm, isa
+from pyebpf import asm, conformance, isa
 from pyebpf.errors import AsmError
 
-SYNTAXES = ("kernel", "conformance")
+import toolpath
 from conftest import CONFORMANCE_FILES, conformance_params
+
+SYNTAXES = ("kernel", "conformance")
 _F = isa.Field
 
 
 def _sections(path: Path) -> dict[str, list[str]]:
-    """A bpf_conformance .data file's sections (FORMAT.md section 1), comments stripped."""
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in path.read_text(encoding="latin-1").splitlines():
-        line = line.split("#", 1)[0]
-        if "--" in line:
-            current = next((name for name in ("asm", "result", "mem", "raw",
-                                              "no register offset", " c", "error")
-                            if name in line), None)
-            sections.setdefault(current, [])
-        elif line.strip() and current:
-            sections[current].append(line)
-    return sections
+    return conformance.sections(path.read_text(encoding="latin-1"))
 
 
 def _asm_text(path: Path) -> str:
@@ -417,7 +406,7 @@ int prog(unsigned long *ctx) {
 @pytest.fixture(scope="module")
 def llvm_object(tmp_path_factory):
     """(llvm-objdump -d text, .text bytes) of a small C program compiled for v4."""
-    missing = [tool for tool in LLVM_TOOLS if shutil.which(tool) is None]
+    missing = [tool for tool in LLVM_TOOLS if toolpath.find(tool) is None]
     if missing:
         reason = f"llvm tools not installed: {', '.join(missing)}"
         print(reason)

@@ -7,7 +7,7 @@ from elftools.elf.elffile import ELFFile
 
 import pyebpf
 from pyebpf.btf import Btf, Kind
-from pyebpf.errors import ElfError
+from pyebpf.errors import BtfError, ElfError
 
 from bpfc import compile_object
 
@@ -97,14 +97,14 @@ def test_values_decode_as_the_c_initialiser_wrote_them(obj):
 
 
 def test_decoding_a_key_of_the_wrong_size_says_both_sizes(obj):
-    with pytest.raises(ValueError, match=r"key is 3 bytes, its type struct bits is 8"):
+    with pytest.raises(BtfError, match=r"key is 3 bytes, its type struct bits is 8"):
         obj.maps["m"].decode_key(b"abc")
 
 
 def test_a_map_without_btf_cannot_decode():
-    from pyebpf._core import Map
+    from pyebpf import Map
     m = Map.create("array", 4, 4, 1)
-    with pytest.raises(ValueError, match=r"has no BTF type"):
+    with pytest.raises(BtfError, match=r"has no BTF type"):
         m.decode_value(bytes(4))
 
 

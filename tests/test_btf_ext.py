@@ -1,4 +1,4 @@
-"""pyebpf.btf_ext: the func_info and line_info of .BTF.ext, and the interleaved listing.
+"""pyebpf.btf.ext: the func_info and line_info of .BTF.ext, and the interleaved listing.
 
 The judges are independent of pyebpf: clang-19 compiles the programs (and the
 examples/ objects are read as they are committed), llvm-objdump-19 -S -l says which
@@ -9,7 +9,6 @@ BTF FUNC types.  Corrupt sections are made by patching one field of a real one.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -17,15 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from pyebpf import btf_ext
-from pyebpf.btf_ext import LineInfo, disassembly_by_pc, interleave, parse_btf_ext
+import toolpath
+from pyebpf.btf import ext as btf_ext
+from pyebpf.btf.ext import LineInfo, disassembly_by_pc, interleave, parse_btf_ext
 from pyebpf.errors import ElfError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TOOLS = {t: shutil.which(t) for t in ("clang-19", "llvm-objcopy-19", "llvm-objdump-19",
+TOOLS = {t: toolpath.find(t) for t in ("clang-19", "llvm-objcopy-19", "llvm-objdump-19",
                                       "llvm-dwarfdump-19", "llvm-readelf-19")}
 MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
-                           text=True).stdout.strip() if shutil.which("gcc") else ""
+                           text=True).stdout.strip() if toolpath.find("gcc") else ""
 
 CALLS = """\
 #include <linux/bpf.h>
@@ -238,9 +238,8 @@ def func_symbols(obj: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 def btf_func_names(obj: Path) -> dict[int, str]:
-    if not shutil.which("bpftool"):
-        pytest.skip("bpftool not installed (apt-get install bpftool)")
-    out = subprocess.run(["bpftool", "btf", "dump", "file", str(obj)], check=True,
+    bpftool, = toolpath.need("bpftool", package="bpftool")
+    out = subprocess.run([bpftool, "btf", "dump", "file", str(obj)], check=True,
                          capture_output=True, text=True).stdout
     return {int(i): n for i, n in re.findall(r"^\[(\d+)\] FUNC '(\w+)'", out, re.M)}
 

@@ -69,11 +69,9 @@ def test_the_kernel_accepts_what_the_checker_accepts(name):
 # --- a packet socket on a veth pair -------------------------------------------------
 
 @pytest.fixture(scope="module")
-def veth():
+def veth(live_kernel):
     """(sender on vtx with SO_MARK, receiver on vrx, vrx's ifindex and MAC) in a namespace
     of our own, IPv6 disabled and no addresses so that nothing else is sent."""
-    if os.geteuid() != 0:
-        pytest.skip("the packet socket tests need root (network namespaces)")
     ip = shutil.which("ip")
     if not ip:
         pytest.skip("iproute2's ip is not installed (apt-get install iproute2)")

@@ -4,29 +4,31 @@ import struct
 import subprocess
 import sys
 
+import pytest
+
 import pyebpf
 from pyebpf._core import KTIME_RUN_GAP, KTIME_START
 
 from conftest import child_python
-from skbdiff import require_kernel
 from test_helpers_misc import CLS, FRAME, _u64s, two_calls_prog
 
 KTIME = 5   # helper id of bpf_ktime_get_ns
 
 
 def _kernel_reads(runs: int) -> list[tuple[int, int]]:
-    require_kernel()
     with pyebpf.kernel.KernelProgram(two_calls_prog(KTIME), CLS) as kprog:
         return [struct.unpack("<QQ", struct.pack("<5I", *kprog.test_run(FRAME, ctx={}).skb["cb"])[:16])
                 for _ in range(runs)]
 
 
+@pytest.mark.kernel_varies
 def test_the_default_clock_is_never_zero_as_the_kernels_is_not():
     ours = _u64s(pyebpf.Program(two_calls_prog(KTIME), CLS).run(FRAME))
     theirs = _kernel_reads(1)[0]
     assert min(ours) >= KTIME_START > 0 and min(theirs) > 0, (ours, theirs)
 
 
+@pytest.mark.kernel_varies
 def test_the_default_clock_advances_between_runs_as_the_kernels_does():
     prog = pyebpf.Program(two_calls_prog(KTIME), CLS)
     ours = [_u64s(prog.run(FRAME)) for _ in range(3)]

@@ -4,7 +4,8 @@ against the kernel (BPF_PROG_TEST_RUN) through skbdiff.assert_same.
 Fields test_run does not export (len, pkt_type, protocol, tc_index, queue_mapping...)
 are made visible by the test program itself: it copies every loaded value into cb[],
 which comes back in ctx_out.  The 4.6 profile's rules cannot be run on this kernel:
-they are unit tests against shared/reference/sk_buff.md §2.2 and §3 (said on each).
+they are unit tests against 4.6's sk_filter_is_valid_access and tc_cls_act_is_valid_access
+(said on each; docs/kernel-notes.md).
 """
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -14,7 +15,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from pyebpf import Program, errors, isa, kernel
 from pyebpf.skb import rules
 from skbdiff import (ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, both,
-                     engine_fields, require_kernel)
+                     engine_fields)
 
 I = isa.Insn
 A = isa.OPS_BY_NAME
@@ -116,7 +117,7 @@ def assert_reads_match(prog_type, loads, packet, ctx=None):
 @pytest.mark.parametrize("prog_type", TYPES, ids=type_id)
 def test_every_allowed_read_of_every_field_returns_what_the_kernel_returns(prog_type, signed):
     """All non-pointer fields with every input test_run accepts set to a non-zero
-    value; narrow reads follow sk_buff.md §2.3, sign-extending ones extend that value."""
+    value; narrow reads follow bpf_ctx_narrow_access_ok, sign-extending ones extend that value."""
     loads = readable(prog_type, signed=signed)
     assert len(loads) > 100
     assert_reads_match(prog_type, loads, UDP4, CTX_IN)
@@ -204,7 +205,6 @@ def test_wire_len_is_zero_without_ctx_in_else_its_value_or_len(prog_type, ctx, f
                                                                expected):
     """test_run sets wire_len from ctx_in (0 means len) and leaves it 0 without a ctx_in;
     the engine's ``wire_len`` field defaults to len.  The program returns it."""
-    require_kernel()
     prog = b"".join(i.pack() for i in [I(A["LDX32"].code, 0, 1, 160, 0), EXIT])
     with kernel.KernelProgram(prog, prog_type) as kp:
         assert kp.test_run(UDP4, ctx=ctx).retval == expected
@@ -330,7 +330,7 @@ def v46(text, prog_type=CLS):
 
 @pytest.mark.parametrize("prog_type", TYPES, ids=type_id)
 def test_4_6_context_is_76_bytes(prog_type):
-    """sk_buff.md §1/§2.2: the 4.6 struct ends after tc_classid (offset 72)."""
+    """4.6's struct __sk_buff ends after tc_classid (offset 72)."""
     with pytest.raises(errors.VerifierError, match=r"off=76 size=4: offset 76 is outside "
                                                    r"struct __sk_buff \(76 bytes in the 4.6"):
         v46("r0 = *(u32 *)(r1 + 76)\nexit", prog_type)
@@ -338,14 +338,14 @@ def test_4_6_context_is_76_bytes(prog_type):
 
 @pytest.mark.parametrize("size", [1, 2, 8])
 def test_4_6_allows_only_4_byte_context_accesses(size):
-    """sk_buff.md §2.2: size must be exactly 4 (no narrow or 8-byte context loads)."""
+    """4.6's __is_valid_access: size must be exactly 4 (no narrow or 8-byte loads)."""
     kind = {1: "u8", 2: "u16", 8: "u64"}[size]
     with pytest.raises(errors.VerifierError, match="the 4.6 kernel allows 4-byte"):
         v46(f"r0 = *({kind} *)(r1 + 48)\nexit")
 
 
 def test_4_6_socket_filters_cannot_read_tc_classid_but_tc_can():
-    """sk_buff.md §2.2: every field but tc_classid is readable by socket filters."""
+    """4.6's sk_filter_is_valid_access: every field but tc_classid is readable."""
     with pytest.raises(errors.VerifierError, match="tc_classid may not be read by "
                                                    "BPF_PROG_TYPE_SOCKET_FILTER in the 4.6"):
         v46("r0 = *(u32 *)(r1 + 72)\nexit", SF)
@@ -365,7 +365,7 @@ WRITABLE_46 = {"mark": 8, "priority": 32, "tc_index": 44, "cb[0]": 48, "cb[4]": 
 
 @pytest.mark.parametrize("off", range(0, 76, 4))
 def test_4_6_tc_writes_exactly_mark_tc_index_priority_cb_and_tc_classid(off):
-    """sk_buff.md §2.2: queue_mapping (and tstamp) became writable only later."""
+    """4.6's tc_cls_act_is_valid_access: queue_mapping (and tstamp) were not writable."""
     text = f"r2 = 1\n*(u32 *)(r1 + {off}) = r2\nr0 = 0\nexit"
     if off in WRITABLE_46.values() or 48 <= off < 68:
         v46(text)
@@ -399,7 +399,7 @@ def test_4_6_tc_writes_reach_the_skb():
     "r2 = 1\nlock *(u32 *)(r1 + 48) += w2", "r2 = 1\nlock *(u32 *)(r1 + 8) += w2",
 ], ids=["st-mark", "st-cb", "xadd-cb", "xadd-mark"])
 def test_4_6_store_immediate_and_xadd_into_the_context_are_refused(text):
-    """sk_buff.md §2.2: 4.6 passed these and then stored into the raw struct sk_buff
+    """4.6's convert_ctx_accesses: 4.6 passed these and then stored into the raw struct sk_buff
     (a kernel bug); the engine refuses them instead of imitating it."""
     with pytest.raises(errors.VerifierError, match="ctx"):
         v46(f"{text}\nr0 = 0\nexit")
@@ -409,7 +409,7 @@ def test_4_6_store_immediate_and_xadd_into_the_context_are_refused(text):
     (0x1005, 1, 0x0005), (0x0fff, 1, 0x0fff), (0x3123, 1, 0x2123),
 ], ids=["dei-set", "dei-clear", "pcp-and-dei"])
 def test_4_6_vlan_tci_masks_the_dei_bit_and_vlan_present_is_its_own_flag(tci, present, read):
-    """sk_buff.md §3: in 4.6 the presence flag was bit 12 (CFI/DEI) of vlan_tci, which
+    """4.6's __vlan_hwaccel_put_tag: in 4.6 the presence flag was bit 12 (CFI/DEI) of vlan_tci, which
     reads with that bit cleared; the current kernel reads all 16 bits."""
     prog = "r2 = *(u32 *)(r1 + 20)\n*(u32 *)(r1 + 48) = r2\nr2 = *(u32 *)(r1 + 24)\n" \
            "*(u32 *)(r1 + 52) = r2\nr0 = 0\nexit"

@@ -6,7 +6,6 @@ Expected values: C's ``sscanf(name, "%i/%i")`` (the call iproute2 makes, through
 iproute2 prints of its reading), and the kernel running the loaded programs.
 """
 import ctypes
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,6 @@ from pyebpf import elf
 from pyebpf.errors import ElfError, ElfWarning
 
 from bpfc import compile_object
-from skbdiff import require_kernel
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
@@ -72,12 +70,10 @@ def test_any_section_name_is_a_tail_call_slot_exactly_when_sscanf_reads_two_numb
 
 # --- tc's reading, in a network namespace ------------------------------------------------------
 @pytest.fixture(scope="module")
-def tc_load(tmp_path_factory):
+def tc_load(tmp_path_factory, live_kernel):
     """``tc_load(object_bytes, section, verbose)``: the CompletedProcess of ``tc filter add
     dev t0 ingress bpf da obj F sec S`` in a namespace with a veth pair made for this module
     (removed after it)."""
-    if os.geteuid() != 0:
-        pytest.skip("tc needs root to create a network namespace and load programs")
     if not (shutil.which("tc") and shutil.which("ip")):
         pytest.skip("iproute2's tc and ip are not installed (apt-get install iproute2)")
     ns = f"pyebpf-elf-{uuid.uuid4().hex[:8]}"
@@ -144,7 +140,6 @@ def test_a_tail_call_section_naming_no_program_array_warns_once_per_section_as_t
 
 
 def test_kernel_load_object_warns_for_a_tail_call_section_naming_no_program_array():
-    require_kernel()
     with pytest.warns(ElfWarning) as caught:
         pyebpf.kernel.load_object(_no_map_object()).close()
     assert "section '0x2a/0': an iproute2 tail-call slot ID/KEY naming map id 42 (0x2a)" in \
@@ -188,7 +183,6 @@ def test_hex_octal_and_signed_tail_call_sections_fill_the_slots_tc_fills():
                          ids=["hex", "octal", "plus", "minus-id", "empty-slot"])
 def test_a_tail_call_into_a_hex_octal_or_signed_section_runs_it_as_the_kernel_does(
         mark, expected):
-    require_kernel()
     data = compile_object(TAIL_FORMS)
     obj = pyebpf.load(data)
     with pyebpf.kernel.load_object(data) as kobj:
@@ -298,7 +292,6 @@ def test_two_map_definitions_of_different_sizes_are_refused_with_iproute2s_reaso
 
 @pytest.mark.parametrize("source, size", ACCEPTED.values(), ids=ACCEPTED.keys())
 def test_a_bpf_elf_map_of_any_accepted_size_counts_packets_as_the_kernel_does(source, size):
-    require_kernel()
     data = compile_object(source)
     obj = pyebpf.load(data)
     with pyebpf.kernel.load_object(data) as kobj:

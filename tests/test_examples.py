@@ -30,8 +30,9 @@ from scapy.utils import rdpcap
 
 import pyebpf
 import bpfc
+import toolpath
 import libbpfobj
-from skbdiff import EXPORTED, assert_same, both, require_kernel
+from skbdiff import EXPORTED, assert_same, both
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLS, SF = 3, 1
@@ -81,9 +82,8 @@ def section_code(obj: str, section: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def loaded():
+def loaded(live_kernel):
     """loaded(name): examples/<name>.o loaded into the kernel by libbpf (once per module)."""
-    require_kernel()
     objs = {}
 
     def load(name):
@@ -107,7 +107,7 @@ def test_every_c_source_has_a_committed_object_and_nothing_else_does():
 
 
 def test_the_committed_objects_are_what_make_builds_from_the_sources():
-    if not (bpfc.CLANG and shutil.which("make") and shutil.which("llvm-objdump-19")):
+    if not (bpfc.CLANG and toolpath.find("make") and toolpath.find("llvm-objdump-19")):
         pytest.skip("clang-19, llvm-objdump-19 or make not installed")
     run = subprocess.run(["make", "-s", "-C", str(EXAMPLES), "check"], capture_output=True,
                          text=True)
@@ -185,7 +185,6 @@ def _map_contents(m, kernel_side: bool):
 
 @pytest.mark.parametrize("obj, prog", MAPPED, ids=[o for o, _ in MAPPED])
 def test_example_with_maps_runs_as_in_the_kernel_on_every_sample_frame(obj, prog, on_one_cpu):
-    require_kernel()
     ours = pyebpf.load(EXAMPLES / f"{obj}.o")
     with pyebpf.kernel.load_object(EXAMPLES / f"{obj}.o") as theirs:
         for i, frame in enumerate(SAMPLE):
@@ -377,8 +376,8 @@ def test_tail_dispatch_runs_each_protocols_handler_in_the_kernel(loaded):
                                             int(syn), 7 if icmp else 0), name
 
 
-def test_proto_count_counts_per_ethertype_and_ip_protocol_behind_one_tag_in_the_kernel():
-    require_kernel()
+def test_proto_count_counts_per_ethertype_and_ip_protocol_behind_one_tag_in_the_kernel(
+        live_kernel):
     obj = libbpfobj.LoadedObject(str(EXAMPLES / "proto_count.o"))
     with obj:
         fd = obj.programs["proto_count"].fd

@@ -8,24 +8,29 @@ clone's own sources have no compiled core).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+import toolpath
 from conftest import ROOT, child_python
 
 
 @pytest.fixture(scope="module")
 def lone_clone(tmp_path_factory):
     """A clone of HEAD in an otherwise empty directory, and the environment to run it."""
-    if shutil.which("git") is None:
+    if toolpath.find("git") is None:
         pytest.skip("git is not installed")
     if not (ROOT / ".git").exists():
         pytest.skip(f"{ROOT} is not a git checkout")
     clone = tmp_path_factory.mktemp("alone") / "pyebpf"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
+    # safe.directory, in the clone and in the upload-pack it starts (which does not inherit
+    # -c): the user running the tests need not own the checkout (CI runs the suite again
+    # as an unprivileged user)
+    trust = "safe.directory=*"
+    subprocess.run(["git", "-c", trust, "clone", f"--upload-pack=git -c {trust} upload-pack",
+                    "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
                    check=True, capture_output=True, timeout=60)
     env, _ = child_python()
     env.pop("PYEBPF_SHARED", None)

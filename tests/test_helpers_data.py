@@ -1,5 +1,5 @@
 """Packet bytes and checksums: skb_store_bytes, skb_load_bytes, l3/l4_csum_replace,
-csum_diff and csum_update, against the kernel (shared/reference/helpers.md §3, §6).
+csum_diff and csum_update, against the kernel (docs/kernel-notes.md, Helpers).
 
 Every program leaves the helper's return value in cb[], and ``differential`` requires
 the same retval, packet bytes and exported ``__sk_buff`` fields from pyebpf and from
@@ -56,7 +56,7 @@ def field(pkt: bytes, off: int) -> int:
     return struct.unpack_from("<H", pkt, off)[0]
 
 
-# --- the arithmetic, written out from helpers.md §6 (checks the fixed examples) ----------
+# --- the arithmetic, written out (docs/kernel-notes.md; checks the fixed examples) -------
 
 M32 = 0xFFFFFFFF
 
@@ -370,7 +370,7 @@ def diff_prog(frm: bytes, to: bytes, seed: int, *, null_from=False, null_to=Fals
 W = lambda *words: struct.pack(f"<{len(words)}I", *words)   # noqa: E731
 
 DIFF_CASES = [
-    # from, to, seed, value on 6.13+ (helpers.md §6 gives the first four)
+    # from, to, seed, value on 6.13+
     (W(0x11223344), W(0x55667788), 0, 0x8888),
     (W(0), W(0), 0, 0xFFFF),
     (W(0), b"", 0, 0),
@@ -452,7 +452,7 @@ def test_csum_update_values(values, ok):
 
 
 # =====================================================================================
-# CHECKSUM_COMPLETE bookkeeping (helpers.md §6 matrix)
+# CHECKSUM_COMPLETE bookkeeping (which sequences keep skb->csum right)
 # =====================================================================================
 
 def _ipv4_snat(store_flags, l4_flags, l3=True):
@@ -544,7 +544,7 @@ for _store in (0, RECOMPUTE):
     for _l4 in (PSEUDO, PSEUDO | IPV6, 0, IPV6):
         MATRIX.append((f"IPv6 address by csum_diff: store({_store}) + l4(size 0, {_l4:#x})",
                        "ipv6-udp", _ipv6_by_diff(_store, _l4),
-                       # helpers.md §6: skb->csum follows PSEUDO without IPV6 at size 0
+                       # skb->csum follows PSEUDO without IPV6 at size 0
                        bool(_store) == (_l4 == PSEUDO)))
 MATRIX += [
     ("direct packet write, no fix", "ipv4-udp", _direct_write(), False),

@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 
 import pyebpf
 from pyebpf import errors, isa, kernel
-from skbdiff import assert_same, both, require_kernel
+from skbdiff import assert_same, both
 
 I = isa.Insn
 CLS, SF = "sched_cls", "socket_filter"
@@ -196,7 +196,6 @@ def test_trace_printk_lines_accumulate_in_call_order():
 
 
 def test_trace_printk_with_fmt_size_zero_is_refused_like_the_kernel_verifier():
-    require_kernel()
     prog = printk_prog(b"hi\0", size=0)
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(prog, CLS)
@@ -213,7 +212,7 @@ def test_trace_printk_reading_fmt_past_the_stack_faults():
         pyebpf.Program(prog, CLS, verify=False).run(FRAME)
 
 
-# The 4.6 kernel cannot be asked: its source's rules (helpers.md §2).
+# The 4.6 kernel cannot be asked: its source's rules (docs/kernel-notes.md, Helpers).
 PRINTK_V46 = [
     ("plain", b"hi\0", (), 2, "hi"),
     ("int-long-long-long", b"%d %ld %llu\0", (-1, -2, -3), 26, "-1 -2 18446744073709551613"),
@@ -268,9 +267,9 @@ def _this_task() -> dict:
 @pytest.mark.parametrize("helper, field", [(14, "pid_tgid"), (15, "uid_gid")],
                          ids=["get_current_pid_tgid", "get_current_uid_gid"])
 @pytest.mark.parametrize("prog_type", [CLS, SF])
-def test_current_task_ids_are_the_ones_run_is_given(helper, field, prog_type):
+def test_current_task_ids_are_the_ones_run_is_given(helper, field, prog_type, live_kernel):
     """Under test_run the kernel reports the calling process; the engine reports the
-    task passed to run(), here the same one."""
+    task passed to run(), here the same one (a recorded answer names another process)."""
     assert_same(call_prog(helper), prog_type, FRAME, {}, **{field: _this_task()[field]})
 
 
@@ -285,14 +284,13 @@ def comm_prog(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("size", [1, 4, 8, 16])
-def test_get_current_comm_copies_size_minus_1_bytes_and_zero_fills(size):
+def test_get_current_comm_copies_size_minus_1_bytes_and_zero_fills(size, live_kernel):
     engine, _ = assert_same(comm_prog(size), CLS, FRAME, {}, comm=_this_task()["comm"])
     comm = _this_task()["comm"].encode()[:size - 1]
     assert engine.skb.cb_bytes[:16] == (comm + bytes(size - len(comm))).ljust(16, b"\xff")
 
 
 def test_get_current_comm_with_size_zero_is_refused_like_the_kernel_verifier():
-    require_kernel()
     with pytest.raises(errors.KernelError):
         kernel.KernelProgram(comm_prog(0), CLS)
     with pytest.raises(errors.VerifierError, match="R2 invalid zero-sized read"):
@@ -340,6 +338,7 @@ def test_ktime_starts_at_ktime_and_advances_by_ktime_step():
     assert _u64s(res) == (10**12, 10**12 + 40) and res.retval == 40
 
 
+@pytest.mark.kernel_varies
 def test_ktime_never_runs_backwards_in_the_kernel_or_the_engine():
     engine, theirs = both(two_calls_prog(5), CLS, FRAME, {}, ktime=5, ktime_step=50)
     assert 0 <= theirs.retval_signed < 10**6 and engine.retval == 50
@@ -353,6 +352,7 @@ def test_prandom_is_a_reproducible_sequence_of_distinct_u32_values():
     assert first[0] != first[1] and max(first) < 1 << 32
 
 
+@pytest.mark.kernel_varies
 def test_prandom_gives_different_values_on_each_call_like_the_kernel():
     engine, theirs = both(two_calls_prog(7), CLS, FRAME, {})
     kernel_values = struct.unpack("<QQ", struct.pack("<5I", *theirs.skb["cb"])[:16])
@@ -384,7 +384,6 @@ def test_classid_and_realm_are_the_values_run_is_given(helper, field):
 
 
 def test_route_realm_is_not_offered_to_socket_filters():
-    require_kernel()
     with pytest.raises(errors.KernelError, match="cannot use helper"):
         kernel.KernelProgram(call_prog(24, r1_ctx=True), SF)
     with pytest.raises(errors.VerifierError, match="cannot use helper"):

@@ -1,5 +1,5 @@
 """Tunnel metadata helpers: skb_get_tunnel_key (20), skb_set_tunnel_key (21),
-skb_get_tunnel_opt (29), skb_set_tunnel_opt (30) — helpers.md §7.
+skb_get_tunnel_opt (29), skb_set_tunnel_opt (30) — docs/kernel-notes.md, Helpers.
 
 Differential tests run one tc program in pyebpf and in the kernel (BPF_PROG_TEST_RUN).
 test_run never attaches received tunnel metadata, so what the kernel can show is the
@@ -372,7 +372,7 @@ def test_result_tunnel_is_none_without_metadata(calls):
 
 # --- received metadata (run(tunnel=...)) -------------------------------------------------
 # test_run cannot attach received tunnel metadata (it needs a metadata-mode vxlan/geneve
-# device), so these follow helpers.md §7 and net/core/filter.c.
+# device), so these follow net/core/filter.c (docs/kernel-notes.md).
 
 RX_V4 = {"id": 0x1234567890, "src": bytes([198, 51, 100, 1]), "dst": bytes([198, 51, 100, 2]),
          "tos": 4, "ttl": 33}
@@ -445,7 +445,7 @@ def test_received_metadata_is_reported_unchanged():
     assert res.tunnel == {**RX_V6, "ipv6": True, "tx": False}
 
 
-# --- the 4.6 profile (helpers.md §7, v4.6 net/core/filter.c; not differential) ------------
+# --- the 4.6 profile (v4.6 net/core/filter.c; not differential) --------------------------
 
 @pytest.mark.parametrize("size, result", [(28, 0), (24, 0), (22, 0), (8, 0), (44, EINVAL)],
                          ids=lambda v: str(v))

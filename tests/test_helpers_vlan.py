@@ -1,7 +1,7 @@
 """bpf_skb_vlan_push (18) and bpf_skb_vlan_pop (19), held against the kernel.
 
 Each program runs a sequence of helper calls on a SCHED_CLS skb and then exposes what
-test_run hides (helpers.md §5, test-oracle.md §5): ``mark`` packs the helpers' return
+test_run hides (docs/kernel-notes.md): ``mark`` packs the helpers' return
 codes (one byte per call, last call lowest), cb[0..4] hold vlan_present, vlan_tci,
 vlan_proto, protocol and len as the program reads them.  skbdiff.assert_same then
 compares those, the retval and the packet bytes with BPF_PROG_TEST_RUN.  test_run
@@ -11,7 +11,6 @@ kernel side always comes from a push in the same program.
 import ctypes
 import os
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +25,7 @@ import pyebpf
 from pyebpf import kernel
 
 import bpfc
+import toolpath
 import skbdiff
 
 CLS = "sched_cls"
@@ -252,7 +252,6 @@ def test_checksum_complete_bookkeeping_matches_the_kernel(seq, name):
     # the kernel fails the run with EBADMSG when skb->csum no longer covers the bytes
     calls = SEQUENCES.get(seq) or {"push": [push(Q, 5)], "pop": [POP]}[seq]
     code, frame = vlan_prog(*calls), FRAMES[name]
-    skbdiff.require_kernel()
     mine = pyebpf.Program(code, CLS).run(frame, csum_complete=True)
     with kernel.KernelProgram(code, CLS) as kprog:
         try:
@@ -300,7 +299,7 @@ def v46(calls, frame, **fields):
 
 
 def test_v46_vlan_push_loses_the_dei_bit_in_the_metadata_and_on_the_wire():
-    """v4.6 kept VLAN_TAG_PRESENT in bit 0x1000 of vlan_tci (helpers.md §5)."""
+    """v4.6 kept VLAN_TAG_PRESENT in bit 0x1000 of vlan_tci (__vlan_hwaccel_put_tag)."""
     res = v46([push(Q, 0x3fff)], UNTAGGED)
     assert res.skb.cb[:3] == (1, 0x2fff, Q) and res.skb.vlan_tci == 0x2fff
     assert res.data == wire(UNTAGGED, 1, 0x2fff, Q)
@@ -351,7 +350,7 @@ def test_v46_a_received_metadata_tag_has_no_dei_bit():
 
 def test_a_received_metadata_tag_is_popped_then_the_next_tag_in_the_bytes_moves_up():
     """What the kernel does for a frame received with an accelerated tag and a QinQ
-    payload: the documented pop order (helpers.md §5, step 1 then 2)."""
+    payload: the documented pop order (bpf_skb_vlan_pop, step 1 then 2)."""
     res = pyebpf.Program(vlan_prog(POP), CLS).run(QINQ, vlan=(0x8100, 0x1009))
     assert res.skb.cb == (1, 1, AD, Q, len(QINQ) - 4)
     assert res.data == QINQ
@@ -388,12 +387,10 @@ CLONE_NEWNET = 0x40000000
 
 
 @pytest.fixture(scope="module")
-def netns():
+def netns(live_kernel):
     """A network namespace of our own with a veth pair vtx <-> vrx (up, IPv6 disabled,
     no addresses) and a clsact qdisc on vtx; removed, with everything in it, at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("the end-to-end test needs root (network namespaces, tc)")
-    ip, tc = shutil.which("ip"), shutil.which("tc")
+    ip, tc = toolpath.find("ip"), toolpath.find("tc")
     if not (ip and tc):
         pytest.skip("iproute2's ip and tc are not installed (apt-get install iproute2)")
     name = f"pyebpf-vlan-{os.getpid()}"

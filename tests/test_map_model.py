@@ -1,5 +1,5 @@
 """Every map type against a small Python model of it: random operation sequences give
-the same results, errnos and contents (semantics.md §4.2-4.4).
+the same results, errnos and contents (docs/kernel-notes.md, Maps).
 
 Not differential: the kernel's hash order needs BPF_F_ZERO_SEED and its program arrays
 need loaded kernel programs; test_maps.py and test_syscall.py hold those against the
@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import pyebpf
 from pyebpf import isa
-from pyebpf._core import Map
+from pyebpf import Map
 from pyebpf.errors import MapError
 
 T = isa.MapType

@@ -1,5 +1,5 @@
 """LRU hashes, LPM tries, maps of maps, perf event arrays and ring buffers, against the
-kernel wherever test_run can show the behaviour (semantics.md §4, helpers.md §2)."""
+kernel wherever test_run can show the behaviour (docs/kernel-notes.md, Maps)."""
 import errno
 import os
 import struct
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import host, isa
-from pyebpf._core import Map
+from pyebpf import isa
+from pyebpf import Map
 from pyebpf.errors import MapError
 
 T = isa.MapType
@@ -94,7 +94,7 @@ def test_creation_is_accepted_like_the_kernel(kernel_oracle, args):
 
 @pytest.mark.parametrize("kind", [LRU, LRU_PERCPU], ids=["lru", "lru-percpu"])
 def test_a_full_lru_map_accepts_a_new_key(kernel_oracle, one_cpu, kind):
-    ncpu = host.possible_cpus()
+    ncpu = kernel_oracle.possible_cpus()
     value = u64(1) if kind == LRU else u64(1) * ncpu
     ours = Map.create(kind, 4, 8, 8, ncpu=ncpu)
     with kernel_oracle.KernelMap(kind, 4, 8, 8) as theirs:
@@ -431,7 +431,7 @@ def test_perf_event_read_errors_are_the_kernels(kernel_oracle, flags, want):
 
 
 def test_perf_event_output_delivers_the_data_then_the_packet_bytes():
-    """Not differential: test_run cannot read a perf buffer.  Expected per helpers.md §2:
+    """Not differential: test_run cannot read a perf buffer.  Expected per bpf_perf_event_output:
     the record is ``size`` bytes of data followed by ctxlen bytes from the packet start."""
     m = Map.create(PERF, 4, 4, 4)
     m.open(2)

@@ -1,4 +1,4 @@
-"""Maps: pyebpf's against the kernel's, operation by operation (semantics.md §4)."""
+"""Maps: pyebpf's against the kernel's, operation by operation (docs/kernel-notes.md, Maps)."""
 import errno
 import struct
 
@@ -6,13 +6,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import host, isa
-from pyebpf._core import Map
+from pyebpf import isa
+from pyebpf import Map
 from pyebpf.errors import MapError
 
 HASH, ARRAY = isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_ARRAY
 PERCPU_HASH = isa.MapType.BPF_MAP_TYPE_PERCPU_HASH
 PERCPU_ARRAY = isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY
+STACK_TRACE = isa.MapType.BPF_MAP_TYPE_STACK_TRACE
 ZERO_SEED = isa.BPF_F_ZERO_SEED
 
 
@@ -30,8 +31,11 @@ def u64(v):
     (HASH, 4, 8, 0, 0), (HASH, 0, 8, 4, 0), (HASH, 4, 0, 4, 0), (ARRAY, 8, 8, 4, 0),
     (ARRAY, 4, 8, 4, isa.BPF_F_NO_PREALLOC), (ARRAY, 4, 8, 4, ZERO_SEED),
     (HASH, 4, 8, 4, 1 << 9), (PERCPU_ARRAY, 2, 8, 4, 0),
+    (STACK_TRACE, 8, 16, 4, 0), (STACK_TRACE, 4, 12, 4, 0), (STACK_TRACE, 4, 16, 0, 0),
+    (STACK_TRACE, 4, 16, 4, isa.BPF_F_NO_PREALLOC),
 ], ids=["hash-max0", "hash-key0", "hash-value0", "array-key8", "array-noprealloc",
-        "array-zeroseed", "hash-unknown-flag", "percpu-array-key2"])
+        "array-zeroseed", "hash-unknown-flag", "percpu-array-key2", "stack-trace-key8",
+        "stack-trace-value12", "stack-trace-max0", "stack-trace-noprealloc"])
 def test_creation_is_refused_with_einval_like_the_kernel(kernel_oracle, args):
     with pytest.raises(pyebpf.errors.KernelError) as theirs:
         kernel_oracle.KernelMap(*args)
@@ -106,7 +110,7 @@ def test_a_full_hash_map_refuses_a_new_key_but_replaces_an_existing_one(kernel_o
 
 
 def test_per_cpu_values_are_one_per_cpu(kernel_oracle):
-    ncpu = host.possible_cpus()
+    ncpu = kernel_oracle.possible_cpus()
     ours = Map.create(PERCPU_HASH, 4, 4, 4, ncpu=ncpu)
     with kernel_oracle.KernelMap(PERCPU_HASH, 4, 4, 4) as theirs:
         ours.update(u32(1), [u32(c + 10) for c in range(ncpu)])

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pyebpf
 from pyebpf import asm, isa, pinning
 from pyebpf.errors import PinError
-from pyebpf._core import Map, Program
+from pyebpf import Map, Program
 
 KEY0 = bytes(4)
 

@@ -1,4 +1,4 @@
-"""What a run's result means per program type (semantics.md §2): a socket filter's
+"""What a run's result means per program type (docs/kernel-notes.md, Return values): a socket filter's
 return value is the number of bytes to keep, a tc program's is a signed 32-bit verdict.
 BPF_PROG_TEST_RUN reports the raw low 32 bits of r0 and never trims, so the return
 values are differential and the trimming is checked against the kernel's bytes."""
@@ -41,7 +41,7 @@ def test_a_socket_filter_keeps_as_many_bytes_as_it_returns(r0, retval):
 @pytest.mark.parametrize("r0, retval", [c[1:] for c in SF_RETURNS], ids=[c[0] for c in SF_RETURNS])
 def test_a_socket_filter_on_a_packet_socket_counts_from_the_mac_header(r0, retval):
     """sf_start="mac" (the default) is an AF_PACKET socket, which test_run cannot model:
-    the kept bytes are counted from the Ethernet header (semantics.md §2.5)."""
+    the kept bytes are counted from the Ethernet header (sk_filter_trim_cap)."""
     res = pyebpf.Program(returning(r0), SF).run(FRAME)
     assert res.retval == retval and res.data == FRAME[:retval]
     assert res.data_out == FRAME
@@ -81,7 +81,7 @@ def test_division_by_a_zero_register_continues_in_the_current_kernel(op):
 @pytest.mark.parametrize("op", [c[1] for c in DIV0], ids=[c[0] for c in DIV0])
 @pytest.mark.parametrize("prog_type", [CLS, SF])
 def test_division_by_a_zero_register_ends_the_program_with_0_in_the_4_6_profile(prog_type, op):
-    """Not differential: 4.6's interpreter returned 0 at once (semantics.md §5); there is
+    """Not differential: 4.6's interpreter returned 0 at once (its ___bpf_prog_run); there is
     no 4.6 kernel to ask."""
     code = assemble(f"r6 = r1\nr0 = 5\nr1 = 0\n{op}\n*(u32 *)(r6 + 48) = r0\nr0 = 7\nexit")
     res = pyebpf.Program(code, prog_type, profile="4.6").run(FRAME)

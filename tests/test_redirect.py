@@ -2,7 +2,7 @@
 
 The kernel's answers come from BPF_PROG_TEST_RUN: the helpers' return codes (the
 program returns them).  test_run does not act on a redirect verdict, but a clone is
-really transmitted (helpers.md §8), so every clone that the kernel side can send
+really transmitted (bpf_clone_redirect), so every clone that the kernel side can send
 targets ifindex 1, the loopback device; unknown ifindexes are picked from the ones
 this machine does not have.  Where a clone goes and what it holds, and what the tc
 layer makes of a verdict, are pyebpf's model (Result.clones, Result.redirect); those
@@ -201,13 +201,13 @@ def test_result_redirect_is_reported_when_the_program_returns_tc_act_redirect(
 
 
 def test_result_redirect_is_none_when_the_program_returns_another_verdict():
-    # helpers.md §8 (e2e): redirect() then return 0 delivers the packet normally
+    # measured end to end: redirect() then return 0 delivers the packet normally
     res = run(redirect(5, 0) + "r0 = 0\nexit")
     assert res.retval == TC_ACT_OK and res.redirect is None
 
 
 def test_returning_tc_act_redirect_without_calling_redirect_reports_none():
-    # helpers.md §8 (e2e): the kernel drops such a packet; there is no target to report
+    # measured end to end (skb_do_redirect): the kernel drops such a packet; no target
     res = run("r0 = 7\nexit")
     assert res.retval == TC_ACT_REDIRECT and res.redirect is None
 

@@ -1,4 +1,4 @@
-"""STACK_TRACE maps and bpf_get_stackid (semantics.md §4.5).
+"""STACK_TRACE maps and bpf_get_stackid (docs/kernel-notes.md, Maps).
 
 None of the three program types may call bpf_get_stackid (the kernel refuses it at
 load, and so does pyebpf), so its behaviour is tested in the raw mode, where it is a
@@ -11,7 +11,7 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf._core import Map
+from pyebpf import Map
 from pyebpf.errors import MapError
 
 STACK_TRACE = isa.MapType.BPF_MAP_TYPE_STACK_TRACE
@@ -21,16 +21,7 @@ def u32(v):
     return struct.pack("<I", v)
 
 
-@pytest.mark.parametrize("args", [(STACK_TRACE, 8, 16, 4, 0), (STACK_TRACE, 4, 12, 4, 0),
-                                  (STACK_TRACE, 4, 16, 0, 0),
-                                  (STACK_TRACE, 4, 16, 4, isa.BPF_F_NO_PREALLOC)],
-                         ids=["key8", "value12", "max0", "no-prealloc"])
-def test_creation_is_refused_with_einval_like_the_kernel(kernel_oracle, args):
-    with pytest.raises(pyebpf.errors.KernelError) as theirs:
-        kernel_oracle.KernelMap(*args)
-    with pytest.raises(MapError) as ours:
-        Map.create(*args)
-    assert ours.value.errno == theirs.value.errno == errno.EINVAL
+# Creation rules: tests/test_maps.py.
 
 
 def test_an_empty_map_answers_the_syscalls_like_the_kernel(kernel_oracle):

@@ -62,7 +62,7 @@ def _run(bpf, root, steps):
 
 
 @pytest.fixture
-def roots(kernel_oracle, tmp_path, monkeypatch):
+def roots(live_kernel, tmp_path, monkeypatch):
     """(a bpffs mounted in a temporary directory, a pyebpf pin root)."""
     bpffs = tempfile.mkdtemp(prefix="pyebpf-bpffs-")
     if subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], capture_output=True).returncode:
@@ -76,8 +76,8 @@ def roots(kernel_oracle, tmp_path, monkeypatch):
         os.rmdir(bpffs)
 
 
-def assert_same(kernel_oracle, roots, steps):
-    theirs = _run(kernel_oracle.bpf, roots[0], steps)
+def assert_same(live_kernel, roots, steps):
+    theirs = _run(live_kernel.sysbpf.command, roots[0], steps)
     ours = _run(pyebpf.bpf, roots[1], steps)
     assert ours == theirs
 
@@ -163,36 +163,36 @@ SEQUENCES = {
 
 
 @pytest.mark.parametrize("steps", SEQUENCES.values(), ids=SEQUENCES.keys())
-def test_a_command_sequence_gives_the_kernels_results_and_errnos(kernel_oracle, roots, steps):
-    assert_same(kernel_oracle, roots, steps)
+def test_a_command_sequence_gives_the_kernels_results_and_errnos(live_kernel, roots, steps):
+    assert_same(live_kernel, roots, steps)
 
 
-def test_getting_a_directory_is_refused_with_eacces_like_a_bpffs_directory(kernel_oracle, roots):
+def test_getting_a_directory_is_refused_with_eacces_like_a_bpffs_directory(live_kernel, roots):
     for root in roots:
         os.mkdir(os.path.join(root, "dir"))
-    assert_same(kernel_oracle, roots, [(C.BPF_OBJ_GET, dict(pathname="dir"))])
+    assert_same(live_kernel, roots, [(C.BPF_OBJ_GET, dict(pathname="dir"))])
 
 
 def test_getting_a_file_that_is_no_pin_is_refused_with_eacces_like_a_non_bpf_file(
-        kernel_oracle, tmp_path, monkeypatch):
+        live_kernel, tmp_path, monkeypatch):
     """The kernel side gets a regular file (bpffs holds none): EACCES, not a BPF inode."""
     monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
     (tmp_path / "foreign").write_bytes(b"#!/bin/sh\n")
     with pytest.raises(KernelError) as theirs:
-        kernel_oracle.bpf(C.BPF_OBJ_GET, {"pathname": str(tmp_path / "foreign")})
+        live_kernel.sysbpf.command(C.BPF_OBJ_GET, {"pathname": str(tmp_path / "foreign")})
     with pytest.raises(BpfError) as ours:
         pyebpf.bpf("OBJ_GET", {"pathname": "foreign"})
     assert ours.value.errno == theirs.value.errno == errno.EACCES
 
 
 def test_a_path_outside_the_pin_root_is_refused_with_eperm_like_one_outside_a_bpffs(
-        kernel_oracle, tmp_path, monkeypatch):
+        live_kernel, tmp_path, monkeypatch):
     monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path / "root"))
     outside = str(tmp_path / "outside")
-    kfd = kernel_oracle.bpf(C.BPF_MAP_CREATE, HASH_MAP[1])
+    kfd = live_kernel.sysbpf.command(C.BPF_MAP_CREATE, HASH_MAP[1])
     try:
         with pytest.raises(KernelError) as theirs:
-            kernel_oracle.bpf(C.BPF_OBJ_PIN, {"pathname": outside, "bpf_fd": kfd})
+            live_kernel.sysbpf.command(C.BPF_OBJ_PIN, {"pathname": outside, "bpf_fd": kfd})
     finally:
         os.close(kfd)
     ours_fd = pyebpf.bpf(C.BPF_MAP_CREATE, HASH_MAP[1])

@@ -1,9 +1,9 @@
-"""bpf_tail_call through program arrays, against the kernel (helpers.md §2, helper 12)."""
+"""bpf_tail_call through program arrays, against the kernel (docs/kernel-notes.md, Maps)."""
 import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf._core import Map
+from pyebpf import Map
 from pyebpf.errors import MapError
 
 PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY

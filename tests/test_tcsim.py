@@ -19,7 +19,7 @@ from pktprog import counter
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 
 from pyebpf import asm
-from pyebpf._core import Map, Program
+from pyebpf import Map, Program
 from pyebpf.pcap import pcapio, tcsim
 
 ROOT = Path(__file__).resolve().parent.parent

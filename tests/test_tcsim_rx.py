@@ -106,11 +106,9 @@ def test_in_the_4_6_profile_the_tag_without_the_protocol_after_it_is_untagged(tm
 # --- the kernel's datapath -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def veth_ingress(tmp_path_factory):
+def veth_ingress(tmp_path_factory, live_kernel):
     """(send(frame) -> outcome, object file): a namespace of our own with a veth pair
     vtx -> vrx (up, IPv6 off, no addresses) and vlan_shot at vrx's clsact ingress."""
-    if os.geteuid() != 0:
-        pytest.skip("the datapath comparison needs root (network namespaces, tc)")
     ip, tc = shutil.which("ip"), shutil.which("tc")
     if not (ip and tc):
         pytest.skip("iproute2's ip and tc are not installed (apt-get install iproute2)")

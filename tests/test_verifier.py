@@ -7,7 +7,7 @@ tests/test_verifier_random.py.)
 import pytest
 
 from pyebpf import Program, errors, isa, kernel, verifier
-from skbdiff import CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, require_kernel
+from skbdiff import CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same
 
 I = isa.Insn
 A = isa.OPS_BY_NAME
@@ -79,7 +79,6 @@ def test_every_context_access_is_accepted_exactly_when_the_kernel_accepts_it(pro
                                                                              kind):
     """One load/store per (offset, size): offsets -8..199, sizes 1/2/4/8 (LDXSX has no
     8-byte form), so aligned, misaligned and past-the-end accesses are all covered."""
-    require_kernel()
     sizes = (1, 2, 4) if kind == "LDXSX" else (1, 2, 4, 8)
     cases = [(f"{kind} off={off} size={size}", _access(kind, off, size))
              for off in OFFSETS for size in sizes]
@@ -90,7 +89,6 @@ def test_every_context_access_is_accepted_exactly_when_the_kernel_accepts_it(pro
 @pytest.mark.kernel
 @pytest.mark.parametrize("prog_type", TYPES, ids=lambda t: t.name[14:].lower())
 def test_atomics_into_the_context_are_refused_as_the_kernel_refuses_them(prog_type):
-    require_kernel()
     cases = []
     for op in isa.OPS:
         if op.form is isa.F_ATOMIC:
@@ -168,7 +166,6 @@ MOVED_BY_A_REGISTER = {
 @pytest.mark.kernel
 @pytest.mark.parametrize("prog_type", (SF, CLS), ids=lambda t: t.name[14:].lower())
 def test_a_moved_context_pointer_is_treated_as_the_kernel_treats_it(prog_type):
-    require_kernel()
     bad = disagreements(MODIFIED_CTX.items(), prog_type)
     bad += disagreements(MOVED_BY_A_REGISTER.items(), prog_type)
     assert not bad, "\n".join(bad)
@@ -179,7 +176,6 @@ def test_alu_operations_on_the_context_pointer_are_refused_as_the_kernel_refuses
     """Every ALU operation with the context pointer as destination or source operand:
     only 64-bit add/sub (and sub of two pointers) pass; the others fail with the
     kernel's message (32-bit arithmetic, bitwise operators, other operators)."""
-    require_kernel()
     cases = []
     for op in isa.OPS:
         if op.form not in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X) \
@@ -202,8 +198,7 @@ def test_a_context_pointer_moved_by_a_register_holding_zero_is_accepted_as_the_k
     """``r2 = 0; r1 += r2``: r2 is a known zero, so r1 is still the context."""
     prog = ret0(I(0xB7, 2, 0, 0, 0), I(A["ADD64_X"].code, 1, 2, 0, 0), LDXW_R1)
     assert ours(prog, CLS) is None
-    if kernel.available()[0]:
-        assert theirs(prog, CLS) is None
+    assert theirs(prog, CLS) is None
 
 
 # --- sign-extending loads -------------------------------------------------------------
@@ -270,7 +265,6 @@ for _r in range(1, 6):
 def test_the_data_flow_verdict_matches_the_kernel(name):
     """Socket filter: the kernel's reason is asserted as written in FLOW (where pyebpf
     differs from it the case is in the tests below instead), and pyebpf must agree."""
-    require_kernel()
     prog, kernel_reason = FLOW[name]
     assert theirs(prog, SF) == kernel_reason
     assert disagreements([(name, prog)], SF) == []
@@ -300,7 +294,6 @@ def test_every_helper_id_is_callable_exactly_where_the_kernel_allows_it(prog_typ
     "cannot use helper") or goes on to check the arguments, which this program does not
     set up.  For a helper pyebpf implements the verdicts and reasons must agree; for the
     others (no prototype here) pyebpf must refuse exactly the first kind."""
-    require_kernel()
     from pyebpf.verifier.helpers import PROTOS
     bad = []
     for hid in [-1, *range(isa.MAX_HELPER_ID + 3), 1 << 20]:
@@ -323,8 +316,7 @@ def test_every_helper_id_is_callable_exactly_where_the_kernel_allows_it(prog_typ
 # --- paths are followed one by one, as the kernel follows them --------------------
 
 def _kernel_accepts(prog, prog_type=SF):
-    if kernel.available()[0]:
-        assert theirs(prog, prog_type) is None, "the kernel was expected to accept this"
+    assert theirs(prog, prog_type) is None, "the kernel was expected to accept this"
 
 
 def test_a_register_set_on_every_feasible_path_is_accepted():

@@ -45,11 +45,10 @@ def agree(text: str, expected: str | None, prog_type=CLS, kernel_text: str | Non
         assert mine is None, mine
     else:
         assert mine is not None and expected in mine, mine
-    if kernel.available()[0]:
-        k = theirs(kernel_text or text, prog_type)
-        assert (k is None) == (expected is None), k
-        if expected is not None:
-            assert expected in k or k in mine, (k, mine)
+    k = theirs(kernel_text or text, prog_type)
+    assert (k is None) == (expected is None), k
+    if expected is not None:
+        assert expected in k or k in mine, (k, mine)
 
 
 PKT = "r6 = r1\nr2 = *(u32 *)(r6 + 76)\nr3 = *(u32 *)(r6 + 80)\n"
@@ -88,17 +87,14 @@ def test_a_helper_that_moves_packet_data_invalidates_packet_pointers():
 
 # --- maps ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def maps():
     hash_ = Map.create("hash", 4, 8, 4)
     array = Map.create("array", 4, 8, 4)
-    k = None
-    if kernel.available()[0]:
-        k = (kernel.KernelMap("hash", 4, 8, 4), kernel.KernelMap("array", 4, 8, 4))
+    k = (kernel.KernelMap("hash", 4, 8, 4), kernel.KernelMap("array", 4, 8, 4))
     yield (hash_, array), k
-    if k:
-        for m in k:
-            m.close()
+    for m in k:
+        m.close()
 
 
 def _lookup(fd: int, key: int = 0) -> str:
@@ -109,7 +105,7 @@ def _lookup(fd: int, key: int = 0) -> str:
 def _agree_map(maps, body: str, expected, which: int = 0):
     (mine, k) = maps
     text = _lookup(mine[which].fd) + body
-    agree(text, expected, kernel_text=_lookup(k[which].fd) + body if k else None)
+    agree(text, expected, kernel_text=_lookup(k[which].fd) + body)
 
 
 def test_a_lookup_result_dereferenced_without_a_null_check_is_refused(maps):
@@ -152,7 +148,7 @@ def test_an_array_lookup_with_a_constant_key_out_of_range_still_needs_one(maps):
     (mine, k) = maps
     body = "r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"
     agree(_lookup(mine[1].fd, 4) + body, "R0 invalid mem access 'map_value_or_null'",
-          kernel_text=_lookup(k[1].fd, 4) + body if k else None)
+          kernel_text=_lookup(k[1].fd, 4) + body)
 
 
 # --- stack ------------------------------------------------------------------------------
@@ -241,14 +237,10 @@ def test_a_scalar_where_a_helper_wants_the_context_is_refused():
 def test_exiting_with_a_ring_buffer_record_still_reserved_is_refused():
     ring = Map.create("ringbuf", 0, 0, 4096)
     body = "r2 = 8\nr3 = 0\ncall 131\nr0 = 0\nexit"
-    k = kernel.KernelMap("ringbuf", 0, 0, 4096) if kernel.available()[0] else None
-    try:
+    with kernel.KernelMap("ringbuf", 0, 0, 4096) as k:
         agree(f"r1 = map_fd({ring.fd}) ll\n" + body,
               "BPF_EXIT instruction in main prog would lead to reference leak",
-              kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body if k else None)
-    finally:
-        if k:
-            k.close()
+              kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body)
 
 
 # --- loops and limits ---------------------------------------------------------------------
@@ -261,20 +253,18 @@ def test_a_loop_that_makes_no_progress_is_refused():
     text = "r4 = 0\nr4 += 0\nif r4 < 100 goto -2\nr0 = 0\nexit"
     mine = ours(text)
     assert "infinite loop detected at insn" in mine
-    if kernel.available()[0]:
-        with pytest.raises(errors.KernelError) as err:
-            kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
-        at = int(re.search(r"infinite loop detected at insn (\d+)", err.value.log)[1])
-        # where a state repeats depends on when states are stored (docs/verifier.md)
-        assert abs(at - int(re.search(r"at insn (\d+)", mine)[1])) <= 1
+    with pytest.raises(errors.KernelError) as err:
+        kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
+    at = int(re.search(r"infinite loop detected at insn (\d+)", err.value.log)[1])
+    # where a state repeats depends on when states are stored (docs/verifier.md)
+    assert abs(at - int(re.search(r"at insn (\d+)", mine)[1])) <= 1
 
 
 def test_a_loop_past_the_processed_instruction_limit_is_refused(monkeypatch):
     """The kernel's limit is 1,000,000 processed instructions; the same rule is shown
     here with a limit of 1,000 (a million take tens of seconds in Python)."""
     loop = "r4 = 0\nr4 += 1\nif r4 < 600000 goto -2\nr0 = 0\nexit"
-    if kernel.available()[0]:
-        assert "BPF program is too large. Processed 1000001 insn" in theirs(loop)
+    assert "BPF program is too large. Processed 1000001 insn" in theirs(loop)
     from pyebpf.verifier import interp
     assert interp.COMPLEXITY_LIMIT["current"] == 1_000_000
     monkeypatch.setitem(interp.COMPLEXITY_LIMIT, "current", 1000)
@@ -302,9 +292,8 @@ def test_a_static_subprogram_may_return_a_pointer():
         isa.Insn(0x85, 0, 1, 0, 2), isa.Insn(0xB7, 0, 0, 0, 0), isa.Insn(0x95, 0, 0, 0, 0),
         isa.Insn(0xBF, 0, 1, 0, 0), isa.Insn(0x95, 0, 0, 0, 0)])
     Program(code, CLS)
-    if kernel.available()[0]:
-        with kernel.KernelProgram(code, CLS, log_level=0):
-            pass
+    with kernel.KernelProgram(code, CLS, log_level=0):
+        pass
 
 
 def test_a_subprogram_cannot_return_a_pointer_to_its_stack():
@@ -337,10 +326,16 @@ def test_ld_abs_in_a_subprogram_of_an_object_with_btf_is_accepted(tmp_path):
     path = tmp_path / "ldabs.o"
     path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
     assert set(load(path, pin=False).programs) == {"sf"}
-    if kernel.available()[0]:
-        import libbpfobj
-        with libbpfobj.LoadedObject(str(path)) as obj:
-            assert obj.programs
+
+
+def test_libbpf_loads_ld_abs_in_a_subprogram_of_an_object_with_btf(tmp_path, live_kernel):
+    """The kernel's side of the test above: libbpf passes the BTF function info."""
+    from bpfc import compile_object
+    import libbpfobj
+    path = tmp_path / "ldabs.o"
+    path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
+    with libbpfobj.LoadedObject(str(path)) as obj:
+        assert obj.programs
 
 
 # --- what a refusal carries ---------------------------------------------------------------
@@ -371,8 +366,6 @@ def test_a_refusal_names_the_c_line_it_came_from():
 def test_the_kernel_and_pyebpf_print_the_same_instructions_in_a_refusal_log():
     """The instruction lines of a level-1 log (``N: (code) text``) on the refused path;
     register states and statistics are not compared (ids and counts differ)."""
-    if not kernel.available()[0]:
-        pytest.skip("kernel oracle unavailable")
     text = PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto +4\nr0 = *(u16 *)(r2 + 12)\n" \
                  "r0 &= 255\nw0 += 1\nr0 = *(u32 *)(r2 + 12)\nr0 = 0\nexit"
     with pytest.raises(errors.KernelError) as kerr:
@@ -396,8 +389,6 @@ FLAGS = [("-O1",), ("-O2",), ("-O3",), ("-O2", "-mcpu=v2"), ("-O2", "-mcpu=v3"),
 @pytest.mark.parametrize("source", sorted(p.name for p in EXAMPLES.glob("*.c")))
 def test_the_examples_compiled_every_way_get_the_kernels_verdict(source, flags):
     from bpfc import compile_object
-    if not kernel.available()[0]:
-        pytest.skip("kernel oracle unavailable")
     obj = compile_object((EXAMPLES / source).read_text(), flags=flags, prelude=False)
     try:
         kernel.load_object(obj).close()

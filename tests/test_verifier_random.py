@@ -20,7 +20,7 @@ import re
 import pytest
 
 from pyebpf import Map, Program, asm, errors, kernel
-from skbdiff import CLS, SF, require_kernel
+from skbdiff import CLS, SF
 
 COUNT = int(os.environ.get("PYEBPF_VERIFIER_FUZZ", "150"))
 VALUE_SIZE = 16
@@ -229,7 +229,6 @@ def _kernel_verdict(code: bytes, prog_type):
 @pytest.fixture
 def maps():
     """Fresh maps per program type: a program array serves one type."""
-    require_kernel()
     ours = (Map.create("array", 4, VALUE_SIZE, 8), Map.create("prog_array", 4, 4, 4),
             Map.create("ringbuf", 0, 0, 4096))
     theirs = (kernel.KernelMap("array", 4, VALUE_SIZE, 8),

@@ -18,7 +18,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from .errors import ElfError
+from ..errors import BtfError, ElfError
 
 MAGIC = 0xEB9F
 MAX_RESOLVE_DEPTH = 32          # libbpf's limit on typedef/qualifier chains
@@ -182,7 +182,7 @@ class Type:
         t = self._nested(_depth)
         size = t.byte_size
         if offset + size > len(data):
-            raise ValueError(f"{size} bytes of {t.describe()} at offset {offset} do not fit "
+            raise BtfError(f"{size} bytes of {t.describe()} at offset {offset} do not fit "
                              f"in {len(data)} bytes")
         k = t.kind
         if k == Kind.INT:
@@ -227,7 +227,7 @@ class Type:
                     for v in t.vars if offset + v.offset + v.size <= len(data)}
         if k == Kind.VAR:
             return t.target.decode(data, offset, _depth + 1)
-        raise ValueError(f"cannot decode {t.describe()}")
+        raise BtfError(f"cannot decode {t.describe()}")
 
     def __repr__(self) -> str:
         return f"<btf.Type #{self.id} {self.kind.name} {self.describe()!r}>"
@@ -463,10 +463,10 @@ def _s64(v: int) -> int:
 def decode(t: Type | None, data, what: str):
     """``t.decode(data)`` for a map's key or value; a clear error without BTF."""
     if t is None:
-        raise ValueError(f"{what} has no BTF type (only maps from an ELF object with BTF "
+        raise BtfError(f"{what} has no BTF type (only maps from an ELF object with BTF "
                          f"can decode their {what.rsplit(' ', 1)[-1]}s)")
     data = bytes(data)
     if len(data) != t.byte_size:
-        raise ValueError(f"{what} is {len(data)} bytes, its type {t.describe()} is "
+        raise BtfError(f"{what} is {len(data)} bytes, its type {t.describe()} is "
                          f"{t.byte_size}")
     return t.decode(data)

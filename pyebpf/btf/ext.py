@@ -23,11 +23,11 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple
 
-from . import asm, isa
-from .errors import ElfError
+from .. import asm, isa
+from ..errors import ElfError
 
 __all__ = ["FuncInfo", "LineInfo", "BtfExt", "parse_btf_ext", "disassembly_by_pc",
-           "interleave"]
+           "interleave", "annotate"]
 
 BTF_MAGIC = 0xEB9F
 _MIN_HDR, _CORE_HDR = 24, 32
@@ -174,20 +174,36 @@ def disassembly_by_pc(code: bytes, syntax: str = "kernel") -> dict[int, str]:
     return out
 
 
-def interleave(disassembly_lines_by_pc: Mapping[int, str],
-               line_info: Iterable[LineInfo]) -> str:
-    """A listing in which each C source line, as ``; file:line: text``, precedes the
-    instructions it produced; a line is shown again only when the line changes (as
-    ``llvm-objdump -S -l`` does).  Instructions print as ``pc: text``."""
-    pending = sorted(line_info, key=lambda li: li.pc)
-    out, shown, k = [], None, 0
-    for pc in sorted(disassembly_lines_by_pc):
-        while k < len(pending) and pending[k].pc <= pc:
-            li = pending[k]
-            k += 1
+def annotate(rows: Iterable[tuple[int, list[str]]], sources) -> list[str]:
+    """The lines of a listing: ``rows`` are (pc, lines printed for that pc) in order, and
+    ``sources(pc)`` the :class:`LineInfo` records that begin at or before that pc and
+    have not been shown yet.  A record's C line, as ``; file:line: text``, comes before
+    the rows it produced; a line is shown again only when the line changes (as
+    ``llvm-objdump -S -l`` does)."""
+    out, shown = [], None
+    for pc, lines in rows:
+        for li in sources(pc):
             if (li.file_name, li.line) != shown:
                 shown = (li.file_name, li.line)
                 text = li.source_line.strip()
                 out.append(f"; {li.file_name}:{li.line}" + (f": {text}" if text else ""))
-        out.append(f"{pc:>5}: {disassembly_lines_by_pc[pc]}")
-    return "".join(line + "\n" for line in out)
+        out.extend(lines)
+    return out
+
+
+def interleave(disassembly_lines_by_pc: Mapping[int, str],
+               line_info: Iterable[LineInfo]) -> str:
+    """A listing in which each C source line, as ``; file:line: text``, precedes the
+    instructions it produced (see :func:`annotate`).  Instructions print as ``pc: text``."""
+    pending = sorted(line_info, key=lambda li: li.pc)
+    k = 0
+
+    def sources(pc: int) -> list[LineInfo]:
+        nonlocal k
+        start = k
+        while k < len(pending) and pending[k].pc <= pc:
+            k += 1
+        return pending[start:k]
+    rows = [(pc, [f"{pc:>5}: {disassembly_lines_by_pc[pc]}"])
+            for pc in sorted(disassembly_lines_by_pc)]
+    return "".join(line + "\n" for line in annotate(rows, sources))

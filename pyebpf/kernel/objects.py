@@ -1,0 +1,90 @@
+"""ELF objects loaded into the kernel the way :func:`pyebpf.load` loads them into pyebpf."""
+from __future__ import annotations
+
+from ..errors import ElfError
+from .oracle import KernelMap, KernelProgram
+
+
+class KernelObject:
+    """An ELF object loaded into the kernel (see :func:`load_object`): ``maps`` (name ->
+    KernelMap), ``programs`` (name -> KernelProgram), ``program(name)`` by C function or
+    section name, ``skipped`` (programs of types pyebpf does not run, not loaded)."""
+
+    def __init__(self, spec, prog_type=None):
+        from ..loader import RUNNABLE_TYPES, program_type
+        self.spec, self.license = spec, spec.license
+        self.maps, self.programs, self.skipped = {}, {}, {}
+        try:
+            # maps of maps last, with a template made from the inner definition (closed
+            # once the outer map exists, as libbpf does), then filled with the object's maps
+            for ms in sorted(spec.maps.values(), key=lambda m: m.inner is not None):
+                self.maps[ms.name] = m = self._map(ms)
+                for key, value in ms.contents:
+                    m.update(key, value)
+                for slot, inner in ms.inner_maps.items():
+                    m.update(slot.to_bytes(ms.key_size, "little"),
+                             self.maps[inner].fd.to_bytes(4, "little"))
+            self.maps = {name: self.maps[name] for name in spec.maps}
+            fds = {name: m.fd for name, m in self.maps.items()}
+            for ps in spec.programs.values():
+                kind = program_type(ps, prog_type)
+                if kind not in RUNNABLE_TYPES:
+                    self.skipped[ps.name] = f"a {kind} program"
+                    continue
+                self.programs[ps.name] = KernelProgram(ps.instructions(fds), kind,
+                                                       license=spec.license or "GPL")
+            for ms in spec.maps.values():
+                for slot, prog_name in ms.programs.items():
+                    if prog_name not in self.programs:
+                        raise ElfError(f"slot {slot} names program {prog_name!r}, which is not "
+                                       f"loaded", file=spec.name, symbol=ms.name)
+                    self.maps[ms.name].update(slot.to_bytes(4, "little"),
+                                              self.programs[prog_name].fd.to_bytes(4, "little"))
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _map(ms) -> KernelMap:
+        # created without BTF: the definition is what the kernel's behaviour needs
+        def make(d, inner_map_fd=0):
+            return KernelMap(d.type, d.key_size, d.value_size, d.max_entries, d.flags,
+                             name=d.name, inner_map_fd=inner_map_fd)
+        if ms.inner is None:
+            m = make(ms)
+        else:
+            with make(ms.inner) as template:
+                m = make(ms, template.fd)
+        m.key_type, m.value_type = ms.key_type, ms.value_type
+        return m
+
+    def program(self, name: str) -> KernelProgram:
+        if name not in self.programs:
+            found = self.spec.find_programs(name)
+            if len(found) != 1 or found[0].name not in self.programs:
+                raise KeyError(f"no loaded program or single-program section {name!r} in "
+                               f"{self.spec.name}; loaded: {', '.join(self.programs)}")
+            name = found[0].name
+        return self.programs[name]
+
+    def close(self) -> None:
+        for prog in self.programs.values():
+            prog.close()
+        for m in self.maps.values():
+            m.close()
+
+    def __enter__(self) -> "KernelObject":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_object(source, *, prog_type=None) -> KernelObject:
+    """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
+    loads it into pyebpf: the same map definitions and initial contents (maps created
+    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled
+    (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
+    :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array)."""
+    from .. import elf
+    return KernelObject(elf.parse(source), prog_type)
