@@ -22,6 +22,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .files import write_atomically
+
 __all__ = ["find_clang", "clang_version", "include_flags", "compile", "default_cache_dir",
            "CompileError"]
 
@@ -90,17 +92,6 @@ def _file_digest(path: str) -> str | None:
         return None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _headers(depfile: str, source: Path) -> list[str]:
     """The files a make-style dependency file lists, the source itself left out."""
     text = Path(depfile).read_text().replace("\\\n", " ")
@@ -142,6 +133,6 @@ def compile(source, cflags=(), *, clang: str | None = None, cache_dir=None) -> P
         if done.returncode:
             raise CompileError(f"{source}: clang failed:\n{done.stderr.rstrip()}")
         headers = {h: _file_digest(h) for h in _headers(dep, source)}
-        _write_atomically(obj, Path(out).read_bytes())
-        _write_atomically(manifest, json.dumps(headers, indent=0).encode())
+        write_atomically(obj, Path(out).read_bytes())
+        write_atomically(manifest, json.dumps(headers, indent=0).encode())
     return obj

@@ -24,12 +24,11 @@ Errors print one line and exit 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import EbpfError
+from .files import write_atomically
 
 
 def _load_program(path: Path, prog_type=None, profile="current", verify=True):
@@ -48,17 +47,6 @@ def _parse_field(text: str):
         return name, int(value, 0)
     except ValueError:
         return name, value
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _cmd_run(args) -> int:
@@ -94,7 +82,7 @@ def _cmd_asm(args) -> int:
     from .asm import assemble
     code = assemble(args.source.read_text())
     out = args.output or args.source.with_suffix(".bin")
-    _write_atomically(out, code)
+    write_atomically(out, code)
     print(f"{out}: {len(code) // 8} instructions")
     return 0
 
