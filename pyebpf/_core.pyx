@@ -1238,7 +1238,7 @@ cdef class Program:
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile)
-            from .skb import rules as _rules
+            from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
         if classic is not None:
@@ -1591,7 +1591,7 @@ cdef class Program:
             return MemoryFault(f"invalid {kind} of {vm.fault_size} bytes at {where}", pc, text,
                                vm.fault_addr, vm.fault_size, bool(vm.fault_write), region)
         if vm.status == STATUS_CTX_FAULT:
-            from .skb import rules as _rules
+            from .verifier import rules as _rules
             offset = vm.fault_addr - vm.ctx
             field, reason = _rules.access_rule(self.prog_type, self.profile, offset,
                                                vm.fault_size, vm.fault_write)

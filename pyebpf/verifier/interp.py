@@ -10,7 +10,7 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from . import bounds, helpers, tnum
+from . import bounds, helpers, rules, tnum
 from .log import Log
 from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
@@ -38,9 +38,8 @@ class Refusal(Exception):
 
 class Interpreter:
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live):
-        from ..skb import rules
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
-        self.rules = rules
+        self.ctx_rules = rules.context_table(prog_type, profile)
         self.allowed = rules.helpers_allowed(prog_type, profile)
         self.maps = maps
         self.log = log
@@ -166,8 +165,9 @@ class Interpreter:
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        sig = signature(cur, live)
+        sig = None
         if self.open_count.get(pc):
+            sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if states_equal(old, cur, live, exact=True):
@@ -179,6 +179,8 @@ class Interpreter:
                 return True
         if not add:
             return False
+        if sig is None:
+            sig = signature(cur, live)
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
@@ -531,8 +533,8 @@ class Interpreter:
         if self.profile == "4.6" and sign:
             self.refuse(pc, "sign-extending loads from the context do not exist in the 4.6 "
                             "kernel")
-        field, reason = self.rules.access_rule(self.prog_type, self.profile, off, size, write)
-        if reason is None and sign and field.name in self.rules.POINTER_FIELDS:
+        field, reason = self.ctx_rules.check(off, size, write)
+        if reason is None and sign and field.name in rules.POINTER_FIELDS:
             reason = f"{field.name} is a pointer; it cannot be sign-extended"
         if reason is not None:
             self.refuse(pc, f"invalid bpf_context access off={off} size={size}: {reason}")
