@@ -146,58 +146,64 @@ def live_registers(insns, ops) -> list[frozenset]:
     """Registers each instruction may read before they are written again, along any
     path of its function (a superset of the kernel's liveness, for pruning)."""
     n = len(ops)
-    uses: list[frozenset] = [frozenset()] * n
-    defs: list[frozenset] = [frozenset()] * n
+    uses, defs = [0] * n, [0] * n      # register bit masks
     succ: list[tuple] = [()] * n
+    alu = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX)
+    writers = alu + (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END, isa.F_LDDW,
+                     isa.F_LDX)
     for pc, op in enumerate(ops):
         if op is None:
             continue
         insn, f = insns[pc], op.form
-        u, d = set(), set()
+        u = d = 0
         if f.src:
-            u.add(insn.src)
-        if f.dst and f not in (isa.F_LDDW, isa.F_LDX):
-            if not (op.code & 0xF0 == isa.BPF_MOV and f in (isa.F_ALU_K, isa.F_ALU_X,
-                                                            isa.F_ALU_SX)):
-                u.add(insn.dst)
-        if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-                 isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX):
-            d.add(insn.dst)
+            u |= 1 << insn.src
+        if f.dst and f is not isa.F_LDDW and f is not isa.F_LDX:
+            if not (op.code & 0xF0 == isa.BPF_MOV and f in alu):
+                u |= 1 << insn.dst
+        if f in writers:
+            d |= 1 << insn.dst
         if f is isa.F_ATOMIC:
             if op.disc_value == isa.BPF_CMPXCHG:
-                u.add(0)
-                d.add(0)
+                u |= 1
+                d |= 1
             elif op.disc_value & isa.BPF_FETCH:
-                d.add(insn.src)
-        if f in (isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LD_ABS, isa.F_LD_IND):
-            if f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                u.update(range(1, 6))
-            else:
-                u.add(6)
-            d.update(range(0, 6))
+                d |= 1 << insn.src
+        if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
+            u |= 0b111110
+            d |= 0b111111
+        elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            u |= 1 << 6
+            d |= 0b111111
         if f is isa.F_EXIT:
-            u.add(0)
-        uses[pc], defs[pc] = frozenset(u), frozenset(d)
-        nxt = []
+            u |= 1
+        uses[pc], defs[pc] = u, d
         if f is isa.F_JA:
-            nxt.append(pc + 1 + insn.off)
+            nxt = (pc + 1 + insn.off,)
         elif f is isa.F_JA32:
-            nxt.append(pc + 1 + insn.imm)
-        elif f is not isa.F_EXIT:
-            nxt.append(pc + op.slots)
-            if f in (isa.F_JCC_K, isa.F_JCC_X):
-                nxt.append(pc + 1 + insn.off)
+            nxt = (pc + 1 + insn.imm,)
+        elif f is isa.F_EXIT:
+            nxt = ()
+        elif f is isa.F_JCC_K or f is isa.F_JCC_X:
+            nxt = (pc + op.slots, pc + 1 + insn.off)
+        else:
+            nxt = (pc + op.slots,)
         succ[pc] = tuple(s for s in nxt if s < n)
-    live: list[frozenset] = [frozenset()] * (n + 1)
+    live = [0] * n
     changed = True
     while changed:
         changed = False
         for pc in range(n - 1, -1, -1):
             if ops[pc] is None:
                 continue
-            out = frozenset().union(*(live[s] for s in succ[pc])) if succ[pc] else frozenset()
-            new = uses[pc] | (out - defs[pc])
+            out = 0
+            for s in succ[pc]:
+                out |= live[s]
+            new = uses[pc] | (out & ~defs[pc])
             if new != live[pc]:
                 live[pc] = new
                 changed = True
-    return live
+    sets: dict[int, frozenset] = {}
+    for mask in set(live):
+        sets[mask] = frozenset(r for r in range(11) if mask >> r & 1)
+    return [sets[mask] for mask in live] + [frozenset()]
