@@ -103,6 +103,11 @@ class Interpreter:
         pending: list[tuple[VState, int, int]] = []
         pc, prev = 0, -1
         while True:
+            # do_check counts an instruction before it looks for an equivalent state,
+            # so a pruned visit counts too and the state heuristics see it
+            self.processed += 1
+            if self.processed > self.limit:
+                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             if pc in self.prune and self.visited(st, pc):
                 self.log.pruned(prev, pc)
                 self.path_done(st)
@@ -110,11 +115,8 @@ class Interpreter:
                     return
                 st, pc, prev = self.pop(pending)
                 continue
-            self.processed += 1
             if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
                 self.jmps += 1
-            if self.processed > self.limit:
-                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             self.log.insn(pc, self.insns, self.ops, st)
             nxt = self.step(st, pc, pending)
             if nxt is None:
