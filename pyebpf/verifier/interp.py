@@ -119,6 +119,8 @@ class Interpreter:
                 self.jmps += 1
             self.log.insn(pc, self.insns, self.ops, st)
             nxt = self.step(st, pc, pending)
+            if self.log.level >= 2:
+                self.log.after(st, self._touched(pc))
             if nxt is None:
                 self.path_done(st)
                 if not pending:
@@ -126,6 +128,18 @@ class Interpreter:
                 st, pc, prev = self.pop(pending)
                 continue
             prev, pc = pc, nxt
+
+    def _touched(self, pc: int) -> set:
+        """The registers an instruction reads or writes (mark_reg_scratched)."""
+        insn, f = self.insns[pc], self.ops[pc].form
+        if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            return {0}
+        if f is isa.F_EXIT or f is isa.F_CALL_LOCAL:
+            return set()
+        regs = {insn.dst} if f.dst else set()
+        if f.src:
+            regs.add(insn.src)
+        return regs
 
     def push(self, st: VState, pc: int, prev: int, pending) -> VState:
         other = st.copy()
@@ -599,6 +613,8 @@ class Interpreter:
                                    " write to" if write else " read from")
         self._note_depth(st, reg, lo)
         frame = self.stack_frame(st, reg)
+        if self.log.level >= 2 and frame is st.cur:
+            self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
                 for a in range(lo, hi):
