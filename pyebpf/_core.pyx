@@ -1173,7 +1173,8 @@ cdef class Program:
     decision (:mod:`pyebpf.verifier`: a refusal raises ``VerifierError``);
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
-    access).  ``budget`` caps the instructions one run may execute.
+    access); ``unpriv=True`` decides as the kernel does for a loader without
+    capabilities.  ``budget`` caps the instructions one run may execute.
 
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
@@ -1210,7 +1211,8 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
+                 unpriv=False):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         profile_id(profile)
@@ -1221,7 +1223,7 @@ cdef class Program:
             raise LoadError(str(exc)) from None
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info)
+                                  line_info=line_info, unpriv=unpriv)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

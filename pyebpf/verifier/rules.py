@@ -205,6 +205,20 @@ _HELPERS = {
 }
 
 
-def helpers_allowed(prog_type: ProgType, profile: str) -> frozenset:
-    """Helper ids the kernel of ``profile`` lets ``prog_type`` call."""
+# What an unprivileged loader's socket filter may call (no CAP_BPF or CAP_PERFMON:
+# bpf_base_func_proto stops before the capable-only helpers); measured on 6.18 as
+# user nobody with kernel.unprivileged_bpf_disabled=0.
+_UNPRIV_SF = frozenset({
+    1, 2, 3, 5, 7, 8, 12, 14, 15, 25, 26, 42, 46, 47, 68, 87, 88, 89, 105, 106, 120, 122,
+    125, 130, 131, 132, 133, 134, 160, 182, 195, 208})
+
+#: Program types an unprivileged loader may load (of those pyebpf runs).
+UNPRIV_PROG_TYPES = (SF,)
+
+
+def helpers_allowed(prog_type: ProgType, profile: str, unpriv: bool = False) -> frozenset:
+    """Helper ids the kernel of ``profile`` lets ``prog_type`` call (``unpriv``: when
+    an unprivileged user loads it)."""
+    if unpriv:
+        return _UNPRIV_SF if prog_type == SF else frozenset()
     return _HELPERS[(profile, prog_type)]
