@@ -220,6 +220,36 @@ def prog_type(value) -> ProgType:
         raise ValueError(f"unknown program type {value!r}") from None
 
 
+class Errno(enum.IntEnum):
+    """The errno values the compiled core's helpers and map operations return, negated
+    (``include/uapi/asm-generic/errno-base.h``, ``errno.h``).  ENOTSUPP is the
+    kernel-internal one of ``include/linux/errno.h``, which some helpers return to the
+    program although no syscall hands it to user space."""
+    EPERM = 1
+    ENOENT = 2
+    E2BIG = 7
+    EBADF = 9
+    EAGAIN = 11
+    ENOMEM = 12
+    EACCES = 13
+    EFAULT = 14
+    EEXIST = 17
+    EINVAL = 22
+    ENOSPC = 28
+    ERANGE = 34
+    EPROTO = 71
+    EOPNOTSUPP = 95
+    EALREADY = 114
+    ENOTSUPP = 524
+
+
+def errno_name(value: int) -> str:
+    """``"ENOENT"`` for 2; the number as text for a value :class:`Errno` does not hold."""
+    try:
+        return Errno(value).name
+    except ValueError:
+        return str(value)
+
 
 # ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
 # tc_classid; later kernels only appended.
@@ -662,7 +692,8 @@ _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
 
 def pxd_source() -> str:
     """The Cython declarations of the compiled core's constants, generated from this
-    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits.
+    module: internal op ids, map and program types, errno values, ``TC_ACT_*``, flags
+    and limits.
 
     Constants outside the C ``int`` range (``BPF_F_INDEX_MASK``) are left out: an enum
     constant is an ``int``."""
@@ -671,7 +702,7 @@ def pxd_source() -> str:
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
     lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
-    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType)]
+    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType, *Errno)]
     lines += ["", "cdef enum:"]
     consts = {name: value for name, value in globals().items()
               if (name.startswith(_C_PREFIXES) or name in _C_NAMES)
