@@ -46,6 +46,29 @@ BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
 
+
+
+# The fields of an opcode byte, as the kernel's macros of the same names take them apart.
+def BPF_CLASS(code: int) -> int:  # noqa: N802
+    return code & 0x07
+
+
+def BPF_SIZE(code: int) -> int:  # noqa: N802
+    return code & 0x18
+
+
+def BPF_MODE(code: int) -> int:  # noqa: N802
+    return code & 0xE0
+
+
+def BPF_OP(code: int) -> int:  # noqa: N802
+    return code & 0xF0
+
+
+def BPF_SRC(code: int) -> int:  # noqa: N802
+    return code & 0x08
+
+
 # The opcodes of lddw and call (every kind of call shares one).
 LDDW_CODE = BPF_LD | BPF_IMM | BPF_DW
 CALL_CODE = BPF_JMP | BPF_CALL
@@ -455,7 +478,7 @@ class Op:
 
     @property
     def cls(self) -> int:
-        return self.code & 0x07
+        return BPF_CLASS(self.code)
 
     @property
     def is_64(self) -> bool:
@@ -721,7 +744,7 @@ _EXIT_ON_DIV0 = ["elif vm.div0_abort:", "    r[0] = 0", "    vm.status = STATUS_
 def _alu_case(op: Op) -> list[str]:
     """The body of an ALU, ALU32, movsx or byte-swap case: ALU32 works on the low
     halves and zero-extends its result."""
-    kop = op.code & 0xF0
+    kop = BPF_OP(op.code)
     b = "r[s]" if op.form in _ALU_X_FORMS else "imm"
     if op.is_64:
         U, S, M, u = "<uint64_t>", "<int64_t>", 63, ""
@@ -775,11 +798,12 @@ def _alu_case(op: Op) -> list[str]:
 def _jcc_case(op: Op) -> list[str]:
     """The comparison on the low 32 bits for JMP32, signed for the "s" comparisons,
     against imm (K) or src (X)."""
-    symbol = JMP_OP_SYMBOL[op.code & 0xF0]
+    kop = BPF_OP(op.code)
+    signed = kop in (BPF_JSGT, BPF_JSGE, BPF_JSLT, BPF_JSLE)
     cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
-            (True, False): "<int32_t>"}[symbol.startswith("s"), op.is_64]
+            (True, False): "<int32_t>"}[signed, op.is_64]
     b = "imm" if op.form is F_JCC_K else "r[s]"
-    return [f"if {cast}r[d] {symbol.lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
+    return [f"if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
 
 
 # Memory accesses of one kind share a case: the width is the decoded insn's size.
@@ -828,10 +852,10 @@ def interp_cases() -> list[str]:
             lines += _case([op], _alu_case(op))
         elif op.form in (F_JCC_K, F_JCC_X):
             lines += _case([op], _jcc_case(op))
-        elif (op.form, op.code & 0xE0) in _MEM_CASES and (op.form, op.code & 0xE0) not in done:
-            key = (op.form, op.code & 0xE0)
+        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES.keys() - done:
+            key = (op.form, BPF_MODE(op.code))
             done.add(key)
-            group = [o for o in OPS if (o.form, o.code & 0xE0) == key]
+            group = [o for o in OPS if (o.form, BPF_MODE(o.code)) == key]
             lines += _case(group, _MEM_CASES[key])
     return lines
 
