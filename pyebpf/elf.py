@@ -14,8 +14,8 @@ Phases (libbpf's ``bpf_object_open`` order):
    every section's bytes lie inside the file.
 2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
 3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
-4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
-   relocations, which are refused.
+4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`) and ``.BTF.ext`` (line info, CO-RE
+   relocation records).
 5. ``_read_legacy_maps``: the ``maps`` section: one definition per symbol, section size
    / symbol count bytes each: 20 is libbpf's ``struct bpf_map_def`` (type, key_size,
    value_size, max_entries, map_flags), 36 iproute2's ``struct bpf_elf_map`` (type,
@@ -31,7 +31,9 @@ Phases (libbpf's ``bpf_object_open`` order):
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
-9. ``_link_programs``: each program's instructions with its relocations applied:
+9. ``_link_programs``: CO-RE relocations applied to each code section against the
+   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's); then
+   each program's instructions with its relocations applied:
    ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
    global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
@@ -42,7 +44,7 @@ Phases (libbpf's ``bpf_object_open`` order):
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
 ``.maps``, relocations in data sections (pointer initialisers), extern symbols (kconfig,
-ksyms, kfuncs), callbacks (``lddw`` of a function), CO-RE relocations, static functions
+ksyms, kfuncs), callbacks (``lddw`` of a function), static functions
 in program sections (libbpf refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
@@ -195,6 +197,7 @@ class ProgramSpec:
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
+    core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
 
     def instructions(self, fds) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
@@ -322,8 +325,12 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None) -> ObjectSpec:
-    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`."""
+def parse(source, *, name: str | None = None, btf=None) -> ObjectSpec:
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
+
+    ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
+    file; by default the running kernel's ``/sys/kernel/btf/vmlinux``, read only when
+    the object has CO-RE relocations."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -332,12 +339,13 @@ def parse(source, *, name: str | None = None) -> ObjectSpec:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label).run()
+    return _Reader(data, label, btf).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str):
-        self.data, self.label = data, label
+    def __init__(self, data: bytes, label: str, target_btf=None):
+        self.data, self.label, self.target_btf = data, label, target_btf
+        self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
         self.symbols: list[_Symbol] = []
@@ -494,14 +502,24 @@ class _Reader:
         self.line_info = {}
         if ext is not None and self.btf is not None:
             from .btf.ext import parse_btf_ext
-            self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
-        if ext is not None and len(ext.data) >= 32:
-            magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
-            if magic == _btf.MAGIC and hdr_len >= 32:
-                core_len = struct.unpack_from("<I", ext.data, 28)[0]
-                if core_len > 4:          # a record size alone: no relocation
-                    raise self.error("CO-RE relocations (bpf_core_read, preserve_access_index) "
-                                     "are not supported", section=".BTF.ext")
+            parsed = parse_btf_ext(ext.data, self.btf.strings)
+            self.line_info, self.core_relos = parsed.line_info, parsed.core_relos
+
+    def _relocate_core(self) -> None:
+        """Patch each code section's CO-RE relocations in place, before linking (as
+        libbpf's bpf_object__relocate_core does, before bpf-to-bpf calls are appended)."""
+        if not any(self.core_relos.values()):
+            return
+        from .btf import relo
+        target = relo.target_btf(self.target_btf)
+        for name, records in self.core_relos.items():
+            sec = self.sec_named(name)
+            if sec is None or not sec.flags & SHF_EXECINSTR:
+                raise self.error("CO-RE relocations for a section that is not code",
+                                 section=name)
+            sec.raw, poisoned = relo.relocate(sec.data, records, self.btf, target,
+                                              file=self.label, section=name)
+            self.poisoned[sec.index] = poisoned
 
     # 5 ------------------------------------------------------------------------------------
     def _read_legacy_maps(self) -> None:
@@ -760,6 +778,7 @@ class _Reader:
 
     # 9 ------------------------------------------------------------------------------------
     def _link_programs(self) -> None:
+        self._relocate_core()
         self.reloc_at = {}
         for target, entries in self.relocs.items():
             s = self.sec(target)
@@ -842,9 +861,12 @@ class _Reader:
                       for f, base in placed.items()
                       for li in self.line_info.get(self.sections[f.section].name, ())
                       if f.start <= li.pc < f.end)
+        poisoned = tuple(dataclasses.replace(p, pc=base + p.pc - f.start)
+                         for f, base in placed.items()
+                         for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
-                           tuple(sorted(lines, key=lambda li: li.pc)))
+                           tuple(sorted(lines, key=lambda li: li.pc)), poisoned)
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc

@@ -80,9 +80,10 @@ class KernelObject:
         self.close()
 
 
-def load_object(source, *, prog_type=None) -> KernelObject:
+def load_object(source, *, prog_type=None, btf=None) -> KernelObject:
     """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
     loads it into pyebpf: the same map definitions and initial contents (maps created
-    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled."""
+    without BTF), the same ``lddw`` rewriting from the specs, program arrays filled.
+    CO-RE relocations are applied against ``btf``, by default the running kernel's."""
     from .. import elf
-    return KernelObject(elf.parse(source), prog_type)
+    return KernelObject(elf.parse(source, btf=btf), prog_type)
