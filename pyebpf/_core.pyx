@@ -1312,7 +1312,9 @@ cdef class Program:
             if op is None or op.form is not _isa.F_CALL or op.disc_value:
                 continue
             hid = slots[pc].imm
-            if self._helpers[hid] == NULL:
+            # ids beyond the table (libbpf's CO-RE poison in dead code) stop a run that
+            # reaches them as an unknown helper
+            if 0 <= hid < HELPER_SLOTS and self._helpers[hid] == NULL:
                 raise LoadError(f"pc {pc}: bpf_{_isa.HELPER_NAMES[hid]}#{hid} is allowed for "
                                 f"{self.prog_type.name} but pyebpf does not implement it yet")
 

@@ -111,7 +111,10 @@ class Object:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info)
             except EbpfError as exc:
-                raise ElfError(f"program cannot be loaded: {exc}", file=spec.name,
+                # libbpf's poison call: say which CO-RE relocation found no target
+                why = "".join(f"; {p.reason}" for p in ps.core_poisoned
+                              if p.pc == getattr(exc, "pc", None))
+                raise ElfError(f"program cannot be loaded: {exc}{why}", file=spec.name,
                                section=ps.section, symbol=ps.name) from exc
         # pinned arrays first: pinning their programs can pin an array not yet filled,
         # which is then filled as a pinned one (never an unpinned one already filled)

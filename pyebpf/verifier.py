@@ -260,6 +260,78 @@ def _merge(a: tuple, b: tuple) -> tuple:
     return regs, {k: v for k, v in a[1].items() if b[1].get(k) == v}
 
 
+_CONDITIONS = {
+    isa.BPF_JEQ: lambda a, b, _s: a == b, isa.BPF_JNE: lambda a, b, _s: a != b,
+    isa.BPF_JGT: lambda a, b, _s: a > b, isa.BPF_JGE: lambda a, b, _s: a >= b,
+    isa.BPF_JLT: lambda a, b, _s: a < b, isa.BPF_JLE: lambda a, b, _s: a <= b,
+    isa.BPF_JSET: lambda a, b, _s: bool(a & b),
+    isa.BPF_JSGT: lambda a, b, s: s(a) > s(b), isa.BPF_JSGE: lambda a, b, s: s(a) >= s(b),
+    isa.BPF_JSLT: lambda a, b, s: s(a) < s(b), isa.BPF_JSLE: lambda a, b, s: s(a) <= s(b),
+}
+
+
+def _constant_dead(insns, ops) -> set[int]:
+    """The pcs no path reaches once conditional jumps on registers holding constants
+    (from ``mov`` or ``lddw`` of an immediate) take only their one branch, as the
+    kernel's is_branch_taken does.  The kernel tracks far more, so what is dead here
+    is dead there too."""
+    def signed(bits):
+        return lambda v: v - (1 << bits) if v >> (bits - 1) else v
+    n = len(ops)
+    states: dict[int, tuple] = {0: (None,) * 11}
+    todo = [0]
+    while todo:
+        pc = todo.pop()
+        regs = list(states[pc])
+        insn, op = insns[pc], ops[pc]
+        cls, code = insn.code & 0x07, insn.code & 0xF0
+        succs = [pc + op.slots]
+        if op.form is isa.F_LDDW:
+            regs[insn.dst] = (None if insn.src else
+                              (insn.imm & 0xFFFFFFFF) | (insns[pc + 1].imm & 0xFFFFFFFF) << 32)
+        elif cls in (isa.BPF_ALU, isa.BPF_ALU64):
+            value = (regs[insn.src] if insn.code & isa.BPF_X else insn.imm & (2 ** 64 - 1))
+            if code == isa.BPF_MOV and not insn.off and value is not None:
+                regs[insn.dst] = value if cls == isa.BPF_ALU64 else value & 0xFFFFFFFF
+            else:
+                regs[insn.dst] = None
+        elif cls == isa.BPF_LDX:
+            regs[insn.dst] = None
+        elif cls == isa.BPF_STX and insn.code & 0xE0 == isa.BPF_ATOMIC:
+            regs[insn.src] = regs[0] = None
+        elif cls == isa.BPF_LD:
+            regs[:6] = [None] * 6
+        elif cls in (isa.BPF_JMP, isa.BPF_JMP32):
+            target = _jump_target(op, insn, pc)
+            if code == isa.BPF_EXIT:
+                succs = []
+            elif code == isa.BPF_CALL:
+                regs[:6] = [None] * 6
+                succs += [target] if target is not None else []
+            elif code == isa.BPF_JA:
+                succs = [target]
+            else:
+                a = regs[insn.dst]
+                b = regs[insn.src] if insn.code & isa.BPF_X else insn.imm & (2 ** 64 - 1)
+                if a is None or b is None or code not in _CONDITIONS:
+                    succs.append(target)
+                else:
+                    bits = 32 if cls == isa.BPF_JMP32 else 64
+                    mask = (1 << bits) - 1
+                    taken = _CONDITIONS[code](a & mask, b & mask, signed(bits))
+                    succs = [target] if taken else succs
+        for succ in succs:
+            if not 0 <= succ < n:
+                continue
+            old = states.get(succ)
+            new = tuple(regs) if old is None else tuple(
+                x if x == y else None for x, y in zip(old, regs))
+            if new != old:
+                states[succ] = new
+                todo.append(succ)
+    return {pc for pc in range(n) if ops[pc] is not None and pc not in states}
+
+
 class _Flow:
     """The data-flow pass over a program's control-flow graph (see the module doc)."""
 
@@ -273,6 +345,7 @@ class _Flow:
         self.starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
                                     if op is not None and op.form is isa.F_CALL_LOCAL})
         self.depths = [0] * len(self.starts)
+        self.poison_dead = None
 
     def run(self) -> None:
         entry = tuple((FP, 0) if r == 10 else CTX if r == 1 else UNINIT for r in range(11))
@@ -434,6 +507,14 @@ class _Flow:
 
     def check_helper(self, pc, insn) -> None:
         hid = insn.imm
+        if hid == isa.BPF_CORE_POISON_HELPER:
+            # libbpf's poison for a CO-RE relocation without a target: the kernel
+            # refuses it only on a path its constant tracking does not prune, which is
+            # what a bpf_core_field_exists() guard relies on
+            if self.poison_dead is None:
+                self.poison_dead = _constant_dead(self.insns, self.ops)
+            if pc in self.poison_dead:
+                return
         if not 0 <= hid <= isa.MAX_HELPER_ID:
             raise _reject(f"invalid func unknown#{hid}", pc, insn)
         if hid not in self.allowed:
