@@ -40,8 +40,9 @@ class UsageError(ValueError):
     """A mistake on the command line."""
 
 
-def load_program(spec: str, prog_type: str, profile: str):
-    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``."""
+def load_program(spec: str, prog_type: str, profile: str, btf=None):
+    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``; ``btf`` is the
+    target BTF of an object's CO-RE relocations (default: the running kernel's)."""
     import pyebpf
     path, name = spec, None
     if not os.path.exists(spec) and ":" in spec:
@@ -64,7 +65,7 @@ def load_program(spec: str, prog_type: str, profile: str):
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = pyebpf.load(path, prog_type=prog_type, profile=profile)
+        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, btf=btf)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -233,7 +234,7 @@ def run(args) -> int:
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     capture = pcapio.read(args.read)
-    programs = [load_program(spec, args.type, args.profile) for spec in args.programs]
+    programs = [load_program(spec, args.type, args.profile, args.btf) for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
@@ -288,6 +289,8 @@ def build_parser():
     p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
                    help="packet metadata for every packet (mark=7, ifindex=2; repeatable)")
     p.add_argument("--budget", type=int, help="instruction budget per program run")
+    p.add_argument("--btf", type=Path, metavar="FILE",
+                   help="target BTF of CO-RE relocations (default /sys/kernel/btf/vmlinux)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
     return p

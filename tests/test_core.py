@@ -2,7 +2,9 @@
 pyebpf.load and in pyebpf.kernel.load_object, and give the kernel's results."""
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, raw
@@ -201,3 +203,29 @@ def test_a_target_with_the_compilers_layout_leaves_the_instructions_as_compiled(
     spec = pyebpf.elf.parse(data)
     assert pyebpf.elf.parse(data, btf=spec.btf).programs["fields"].insns == \
         spec.programs["fields"].insns
+
+
+def test_tcsim_relocates_against_the_btf_it_is_given(tmp_path, capsys):
+    from pyebpf.pcap import tcsim
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample.pcap"
+    reports = {}
+    for build, data in (("core", _core_object(BODY)), ("uapi", bpfc.compile_object(BODY))):
+        (tmp_path / f"{build}.o").write_bytes(data)
+        extra = ["--btf", relo.VMLINUX] if build == "core" else []
+        assert tcsim.main([str(tmp_path / f"{build}.o"), "-r", str(sample), *extra,
+                           "--report", str(tmp_path / f"{build}.json")]) == 0
+        # the two builds differ in code, so in instructions run, and in nothing else
+        reports[build] = [{k: v for k, v in json.loads(line).items() if k != "instructions"}
+                          for line in (tmp_path / f"{build}.json").read_text().splitlines()]
+    assert reports["core"] == reports["uapi"]
+
+
+def test_tcsim_names_a_target_btf_it_cannot_read(tmp_path, capsys):
+    from pyebpf.pcap import tcsim
+    obj = tmp_path / "core.o"
+    obj.write_bytes(_core_object(BODY))
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample.pcap"
+    rc = tcsim.main([str(obj), "-r", str(sample), "--btf", str(tmp_path / "none.btf")])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 1 and len(err) == 1 and "cannot read the target BTF" in err[0] and \
+        "none.btf" in err[0]
