@@ -31,16 +31,18 @@ macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 
 extensions = [
-    # skb/*.pxi (the sk_buff model and its helpers) and pcap/tcreplay.pxi (tcsim's
-    # replay loop) compile into the core
+    # skb/*.pxi (the sk_buff model and its helpers), pcap/tcreplay.pxi (tcsim's
+    # replay loop) and pyebpf/cbpf/cbpf_calls.pxi (classic-only calls) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
-              extra_compile_args=cflags, depends=[str(p) for p in [*HERE.glob("skb/*.pxi"), *HERE.glob("pcap/*.pxi")]]),
+              extra_compile_args=cflags, depends=[str(p) for p in [*HERE.glob("skb/*.pxi"), *HERE.glob("pcap/*.pxi"),
+                                               *HERE.glob("pyebpf/cbpf/*.pxi")]]),
 ]
 
 setup(
     # a debug build generates its C elsewhere, so it never stands in for a release one
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
-                          include_path=[str(HERE / "skb"), str(HERE / "pcap")],
+                          include_path=[str(HERE / "skb"), str(HERE / "pcap"),
+                                        str(HERE / "pyebpf" / "cbpf")],
                           build_dir="build/debug" if DEBUG else None),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )

@@ -34,7 +34,9 @@ cdef enum:
     MODE_DA = 0
     MODE_CLASSID = 1
     MODE_ACT = 2
+    MODE_SF = 3             # one socket filter on a packet socket (tcsim --cbpf)
     MAX_CHAIN = 64
+    SF_PROG_TYPE = 1        # BPF_PROG_TYPE_SOCKET_FILTER (ProgCore.prog_type is a C int)
 
 # what the hook did with a packet (tcsim's "action")
 cdef enum:
@@ -174,11 +176,16 @@ cdef int _run_one(Vm* vm, ChainProg* cp, uint8_t* stack, uint8_t* ctx_mem, Skb* 
     vm.reg[10] = vm.regions[0].end
     vm.skb, vm.ctx = skb, <uintptr_t>ctx_mem
     vm.reg[1] = vm.ctx
-    vm.pkt_region = 1
-    vm.regions[1].writable = True
-    vm.regions[1].name = REGION_PACKET
-    vm.nregions = vm.map_regions = 2
-    skb_sync(vm)
+    if cp.core.prog_type == SF_PROG_TYPE:
+        # a socket filter has no direct packet access: no packet region, as Program.run
+        vm.pkt_region = -1
+        vm.nregions = vm.map_regions = 1
+    else:
+        vm.pkt_region = 1
+        vm.regions[1].writable = True
+        vm.regions[1].name = REGION_PACKET
+        vm.nregions = vm.map_regions = 2
+        skb_sync(vm)
     vm.div0_abort = v46
     vm.pkt, vm.pkt_len = NULL, 0
     vm.fault_msg = NULL
@@ -205,6 +212,17 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
     cdef int reclassified = 0
     cdef int k
     cdef int32_t r0, verdict
+    if mode == MODE_SF:
+        # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
+        o.runs = 1
+        k = _run_one(vm, &chain[0], stack, ctx_mem, skb, v46)
+        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        if k != STATUS_EXIT:
+            o.fault_prog, o.action = 1, HOOK_FAULT
+            return
+        o.retval = o.verdict = <int32_t>vm.reg[0]
+        o.action = HOOK_DELIVERED if <uint32_t>vm.reg[0] else HOOK_DROPPED
+        return
     while True:
         verdict = TC_ACT_UNSPEC_
         o.has_classid = False
@@ -295,7 +313,7 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef uint32_t keep = 0
     cdef Py_ssize_t i, nframes = len(frames)
     cdef size_t c
-    cdef bytes frame
+    cdef bytes frame, out
     cdef bytearray records
     cdef TcOutcome* outs
     cdef TcOutcome* o
@@ -305,10 +323,13 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     cdef Map m
     if not 0 < nprogs <= MAX_CHAIN:
         raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
-    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT}[mode]
+    imode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT, "sf": MODE_SF}[mode]
     profile = (<Program>programs[0]).profile
     want = (_isa.ProgType.BPF_PROG_TYPE_SCHED_ACT if imode == MODE_ACT
+            else _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER if imode == MODE_SF
             else _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS)
+    if imode == MODE_SF and nprogs != 1:
+        raise ValueError(f"a packet socket runs one socket filter, not {nprogs}")
     for k, p in enumerate(programs):
         if p.prog_type != want or p.profile != profile:
             raise ValueError(f"program {k + 1} of the chain is {p!r} with profile "
@@ -349,7 +370,11 @@ def _tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                 _run_chain(&vm, chain, nprogs, imode, classid, act_default, stack, ctx_mem,
                            &skb, o)
             o.mark, o.priority, o.tc_index = skb.mark, skb.priority, skb.tc_index
-            data.append(_wire(&skb, frame, <const uint8_t*><char*>frame, len(frame)))
+            out = _wire(&skb, frame, <const uint8_t*><char*>frame, len(frame))
+            if imode == MODE_SF and o.action == HOOK_DELIVERED and <uint32_t>o.retval < skb.len:
+                # the snap length applies to the skb; a tag in its metadata is put back
+                out = out[:<uint32_t>o.retval + (VLAN_HLEN if skb.vlan_present else 0)]
+            data.append(out)
             if o.fault_prog or skb.nclones or skb.printk_len or perf:
                 extra = {}
                 if o.fault_prog:

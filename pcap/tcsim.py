@@ -1,6 +1,6 @@
 """``tcsim``: replay a capture through a chain of tc programs and write the traffic out.
 
-    tcsim -r CAPTURE PROG [PROG ...] [-o OUT] [--drops FILE] [--redirect-dir DIR]
+    tcsim -r CAPTURE (PROG [PROG ...] | --cbpf FILTER) [-o OUT] [--drops FILE] [--redirect-dir DIR]
           [--report FILE.jsonl] [--events FILE.jsonl] [--type sched_cls|sched_act]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--budget N] [--stop-on-error]
@@ -9,7 +9,10 @@ PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
 filters in direct-action mode (default), cls_bpf filters in classid mode (``--no-da``)
 or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pxi`` for
-the kernel semantics reproduced.  Every output is written to a temporary name and
+the kernel semantics reproduced.  ``--cbpf FILTER`` replays through a classic socket
+filter instead (a pcap-filter expression, or a file of ``tcpdump -dd``/``-ddd`` text or
+``struct sock_filter`` bytes): ``-o`` gets what a packet socket with that filter keeps,
+each packet cut to the filter's return value, ``--drops`` the rest.  Every output is written to a temporary name and
 renamed when the whole run succeeded.  Errors print one line and exit 1.
 """
 from __future__ import annotations
@@ -78,6 +81,24 @@ def load_program(spec: str, prog_type: str, profile: str, btf=None):
     return next(iter(obj.programs.values()))
 
 
+def load_classic(spec: str, profile: str):
+    """The socket filter ``--cbpf`` names: a file (tcpdump -dd/-ddd text or struct
+    sock_filter bytes) or a pcap-filter expression, for Ethernet captures."""
+    from pyebpf import cbpf
+    source = spec
+    if os.path.isfile(spec):
+        raw = Path(spec).read_bytes()
+        try:
+            text = raw.decode("ascii")
+            source = text if cbpf._DD_START.match(text) else raw
+        except UnicodeDecodeError:
+            source = raw
+    try:
+        return cbpf.program(source, profile=profile)
+    except EbpfError as exc:
+        raise UsageError(f"--cbpf {spec}: {exc}") from None
+
+
 def parse_classid(text: str) -> int:
     """tc's MAJ:MIN, both hexadecimal (1:10 is 0x10010)."""
     major, sep, minor = text.partition(":")
@@ -133,7 +154,7 @@ class Replay:
     def __init__(self, capture, programs, *, mode="da", hook="ingress", classid=0,
                  act_default=3, fields=None, stop_on_error=False):
         from pyebpf import _core
-        self.capture = capture
+        self.capture, self.mode = capture, mode
         start = time.perf_counter()
         with _pinned_maps_transaction(programs):
             self.records, self.data, self.extras = _core._tc_replay(
@@ -163,7 +184,7 @@ class Replay:
             "len_in": cap.orig_len[index], "caplen_in": len(frame),
             "len_out": len(out) + cap.orig_len[index] - len(frame) if action != 4 else None,
             "truncated": len(frame) < cap.orig_len[index],
-            "verdict": None if fault else VERDICTS.get(verdict, str(verdict)),
+            "verdict": None if fault or self.mode == "sf" else VERDICTS.get(verdict, str(verdict)),
             "retval": None if fault else retval, "action": ACTIONS[action],
             "classid": _classid_text(classid) if has_classid and not fault else None,
             "mark": mark, "priority": priority, "tc_index": tc_index,
@@ -231,22 +252,33 @@ def _outputs(args, replay, capture):
 def run(args) -> int:
     if args.no_da and args.type != "sched_cls":
         raise UsageError("--no-da (classid mode) applies to sched_cls programs only")
+    if bool(args.programs) == bool(args.cbpf):
+        raise UsageError("give programs (PROG ...) or --cbpf FILTER, not both"
+                         if args.programs else "no program: give PROG ... or --cbpf FILTER")
+    if args.cbpf and (args.type != "sched_cls" or args.no_da or args.classid):
+        raise UsageError("--cbpf runs a socket filter: --type, --no-da and --classid "
+                         "apply to tc programs only")
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     capture = pcapio.read(args.read)
-    programs = [load_program(spec, args.type, args.profile, args.btf) for spec in args.programs]
+    if args.cbpf:
+        programs = [load_classic(args.cbpf, args.profile)]
+    else:
+        programs = [load_program(spec, args.type, args.profile, args.btf) for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
-    mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
-    replay = Replay(capture, programs, mode=mode, hook=args.hook, classid=classid,
+    mode = ("sf" if args.cbpf else "act" if args.type == "sched_act"
+            else "classid" if args.no_da else "da")
+    # a packet socket's filter runs on received packets, after skb_vlan_untag
+    replay = Replay(capture, programs, mode=mode, hook="ingress" if args.cbpf else args.hook, classid=classid,
                     act_default=CONTROLS[args.act_default], fields=fields,
                     stop_on_error=args.stop_on_error)
     for i, extra in sorted(replay.extras.items()):
         if "error" in extra:
             err = extra["error"]
             print(f"tcsim: packet {i}: program {extra['program'] + 1} "
-                  f"({args.programs[extra['program']]}) faulted at pc {err.pc}: "
+                  f"({(args.programs or [args.cbpf])[extra['program']]}) faulted at pc {err.pc}: "
                   f"{str(err).splitlines()[0]}", file=sys.stderr)
             if args.stop_on_error:
                 print("tcsim: stopped (--stop-on-error); no output written", file=sys.stderr)
@@ -268,7 +300,7 @@ def run(args) -> int:
 
 def build_parser():
     p = argparse.ArgumentParser(prog="tcsim", description=__doc__.splitlines()[0])
-    p.add_argument("programs", nargs="+", metavar="PROG",
+    p.add_argument("programs", nargs="*", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
     p.add_argument("-r", "--read", required=True, type=Path, metavar="CAPTURE",
                    help="the capture to replay (pcap or pcapng, Ethernet)")
@@ -278,6 +310,9 @@ def build_parser():
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
     p.add_argument("--report", type=Path, help="one JSON object per packet")
     p.add_argument("--events", type=Path, help="bpf_perf_event_output records (JSON lines)")
+    p.add_argument("--cbpf", metavar="FILTER",
+                   help="a classic socket filter instead of PROG: a pcap-filter expression "
+                        "or a tcpdump -dd/-ddd file")
     p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
     p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
     p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")

@@ -899,6 +899,8 @@ BUILTIN_HELPERS = {
     "get_stackid": _builtin("get_stackid", bpf_get_stackid),
 }
 
+include "cbpf_calls.pxi"
+
 
 cdef class HelperMemory:
     """Checked access to the running program's memory, for Python helpers.
@@ -1212,12 +1214,17 @@ cdef class Program:
     Typed programs get r1 = the ``__sk_buff`` context of the packet given to
     :meth:`run`, the kernel's helpers for their type, and the kernel's load-time
     refusals.  ``budget`` caps the instructions one run may execute.
+
+    ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
+    converted from; such code gets only the structural checks, as the kernel runs no
+    verifier on a converted classic filter (``bpf_migrate_filter``).
     """
     cdef Insn* _code
     cdef uint32_t _n
     cdef readonly bytes insns
     cdef readonly object prog_type
     cdef readonly str profile
+    cdef readonly object classic
     cdef public uint64_t budget
     cdef helper_fn _helpers[HELPER_SLOTS]
     cdef dict _py_helpers
@@ -1243,7 +1250,7 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=()):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), classic=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         if profile not in _PROFILES:
@@ -1254,7 +1261,8 @@ cdef class Program:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        ops = _verifier.check(slots, self.prog_type, profile)
+        ops = _verifier.check(slots, None if classic is not None else self.prog_type, profile)
+        self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
@@ -1270,6 +1278,9 @@ cdef class Program:
             from .skb import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
+        if classic is not None:
+            for name, helper_id in _isa.CBPF_CALLS.items():
+                self._helpers[helper_id] = (<_BuiltinHelper>CBPF_CALLS[name]).fn
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
@@ -1338,6 +1349,14 @@ cdef class Program:
         """Assemble ``text`` (either syntax of :mod:`pyebpf.asm`) into a Program."""
         from .asm import assemble
         return cls(assemble(text), prog_type, **kwargs)
+
+    @classmethod
+    def from_cbpf(cls, source, **kwargs):
+        """A socket filter from a classic BPF program (see :func:`pyebpf.cbpf.program`):
+        ``struct sock_filter`` bytes, ``tcpdump -dd``/``-ddd`` text, instructions, or a
+        pcap-filter expression; checked and converted as the kernel does it."""
+        from .cbpf import program
+        return program(source, **kwargs)
 
     def __len__(self):
         return self._n

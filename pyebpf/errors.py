@@ -131,3 +131,13 @@ class BpfError(EbpfError, OSError):
 class BtfError(EbpfError, ValueError):
     """Bytes that do not fit the BTF type asked to decode them, or no type to decode
     them with."""
+
+
+class ClassicError(LoadError):
+    """A classic BPF program the kernel refuses with EINVAL (``bpf_check_classic``), or
+    classic input that cannot be read; ``pc`` names the classic instruction."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str = ""):
+        self.pc, self.insn = pc, insn
+        where = f"classic pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
+        super().__init__(f"{where}{message}")

@@ -71,6 +71,33 @@ SKF_AD_OFF = -0x1000
 SKF_NET_OFF = -0x100000
 SKF_LL_OFF = -0x200000
 
+# Classic BPF (bpf_common.h, filter.h): the classes and modes eBPF does not share.
+BPF_RET, BPF_MISC = 0x06, 0x07          # the numbers eBPF reuses for JMP32 and ALU64
+BPF_LEN, BPF_MSH = 0x80, 0xA0
+BPF_A = 0x10                            # BPF_RVAL: return A (BPF_K returns k)
+BPF_TAX, BPF_TXA = 0x00, 0x80           # BPF_MISCOP
+BPF_MEMWORDS = 16                       # scratch memory M[0..15]
+BPF_MAXINSNS = 4096
+
+# Ancillary loads: LD_ABS at SKF_AD_OFF + one of these (filter.h).
+SKF_AD = {
+    "protocol": 0, "pkttype": 4, "ifindex": 8, "nlattr": 12, "nlattr_nest": 16,
+    "mark": 20, "queue": 24, "hatype": 28, "rxhash": 32, "cpu": 36, "alu_xor_x": 40,
+    "vlan_tag": 44, "vlan_tag_present": 48, "pay_offset": 52, "random": 56, "vlan_tpid": 60,
+}
+SKF_AD_MAX = 64
+# Helper-table ids for the in-kernel functions converted classic code calls (the
+# kernel calls bpf_skb_get_nlattr, _nlattr_nest and _pay_offset by address); past every
+# helper id, so only classic programs have them.
+CBPF_CALLS = {"nlattr": 253, "nlattr_nest": 254, "pay_offset": 255}
+
+# Link-layer header types (pcap LINKTYPE_/DLT_ and the kernel's ARPHRD_ for a device).
+DLT_EN10MB = 1
+ARPHRD_ETHER = 1
+
+# Socket options that attach classic filters (asm-generic/socket.h).
+SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_LOCK_FILTER = 26, 27, 44
+
 
 class BpfCmd(enum.IntEnum):
     """``enum bpf_cmd``; the first eight are the v4.6 set."""
