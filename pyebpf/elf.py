@@ -325,12 +325,14 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None, btf=None) -> ObjectSpec:
+def parse(source, *, name: str | None = None, btf=None, kconfig=None) -> ObjectSpec:
     """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
 
     ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
     file; by default the running kernel's ``/sys/kernel/btf/vmlinux``, read only when
-    the object has CO-RE relocations."""
+    the object has CO-RE relocations.  ``kconfig`` gives the values of ``__kconfig``
+    externs (see :mod:`pyebpf.kconfig`): a mapping of ``CONFIG_*`` names to values, or
+    the text of a kernel ``.config``; by default the running kernel's."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -339,12 +341,13 @@ def parse(source, *, name: str | None = None, btf=None) -> ObjectSpec:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label, btf).run()
+    return _Reader(data, label, btf, kconfig).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str, target_btf=None):
-        self.data, self.label, self.target_btf = data, label, target_btf
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None):
+        self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
         self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
@@ -363,7 +366,7 @@ class _Reader:
     def run(self) -> ObjectSpec:
         for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
                       self._read_legacy_maps, self._link_iproute2_inner_maps,
-                      self._read_btf_maps, self._read_data_maps,
+                      self._read_btf_maps, self._read_data_maps, self._read_kconfig,
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
@@ -741,6 +744,30 @@ class _Reader:
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
 
+    def _read_kconfig(self) -> None:
+        """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
+        out as libbpf lays it out (bpf_object__collect_externs)."""
+        externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
+                   y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC]
+        if not externs:
+            return
+        from . import kconfig
+        sec = self.btf.by_name(".kconfig", _btf.Kind.DATASEC) if self.btf else []
+        wanted = {}
+        for y in externs:
+            var = next((self.btf.types[v.type_id] for v in sec[0].vars
+                        if self.btf.types[v.type_id].name == y.name), None) if sec else None
+            if var is None:
+                raise self.error("extern symbols other than __kconfig ones (__ksym kernel "
+                                 "symbols) are not supported", symbol=y.name)
+            wanted[y.name] = (var.target, y.bind == STB_WEAK)
+        try:
+            size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
+        except ValueError as exc:
+            raise self.error(str(exc), section=".kconfig") from None
+        self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
+                                        0, ".kconfig", "data", contents=((bytes(4), data),))
+
     # 8 ------------------------------------------------------------------------------------
     def _read_functions(self) -> None:
         for s in self.sections:
@@ -873,7 +900,8 @@ class _Reader:
         if rtype != R_BPF_64_64:
             raise self.error(f"relocation type {rtype} on lddw (expected R_BPF_64_64)", **where)
         if sym.shndx == SHN_UNDEF:
-            raise self.error("extern symbols (__kconfig, __ksym) are not supported", **where)
+            # libbpf points the lddw at the extern's slot of .kconfig; the addend is unused
+            return MapRef(index, ".kconfig", "value", self.kconfig_at[sym.name])
         tsec = self.sec(sym.shndx)
         if tsec is None:
             raise self.error(f"symbol in special section {sym.shndx:#x}", **where)

@@ -45,10 +45,11 @@ _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HAS
 
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
-         name: str | None = None, btf=None) -> "Object":
+         name: str | None = None, btf=None, kconfig=None) -> "Object":
     """Load an object file (path or bytes) into an :class:`Object`.  ``btf`` is the
-    target BTF of CO-RE relocations (see :func:`pyebpf.elf.parse`)."""
-    return Object(_elf.parse(source, name=name, btf=btf), prog_type=prog_type, profile=profile,
+    target BTF of CO-RE relocations, ``kconfig`` the values of ``__kconfig`` externs
+    (see :func:`pyebpf.elf.parse`)."""
+    return Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type, profile=profile,
                   pin=pin)
 
 

@@ -229,3 +229,19 @@ def test_tcsim_names_a_target_btf_it_cannot_read(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert rc == 1 and len(err) == 1 and "cannot read the target BTF" in err[0] and \
         "none.btf" in err[0]
+
+
+@pytest.mark.parametrize("program, source", [("fields", BODY), ("checks", CORE_CHECKS),
+                                             ("guarded", CORE_CHECKS)])
+def test_libbpf_relocates_the_object_to_the_same_results(program, source, tmp_path,
+                                                         live_kernel):
+    """libbpf (through ctypes) loads the object itself: its relocation and ours run the
+    same, packet by packet."""
+    import libbpfobj
+    path = tmp_path / "core.o"
+    path.write_bytes(_core_object(source))
+    ours = pyebpf.load(path).program(program)
+    with libbpfobj.LoadedObject(str(path)) as lobj:
+        for name, packet in sorted(PACKETS.items()):
+            retval, data_out, _ctx = libbpfobj.test_run(lobj.programs[program].fd, packet)
+            assert ours.run(packet).retval & 0xFFFFFFFF == retval, f"{name}: retval differs"
