@@ -7,7 +7,7 @@ import pytest
 import pyebpf
 from pyebpf import cli, coverage
 from pyebpf.asm import assemble
-from pyebpf.btf_ext import LineInfo
+from pyebpf.btf.ext import LineInfo
 
 # r0 = mark == 7 ? 2 : 0, each statement on its own "line" of prog.c
 CODE = assemble("r2 = *(u32 *)(r1 + 8)\n"     # 0  line 10
