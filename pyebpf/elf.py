@@ -43,9 +43,10 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), extern symbols (kconfig,
-ksyms, kfuncs), callbacks (``lddw`` of a function), static functions
-in program sections (libbpf refuses them too), iproute2 custom pinning ids.
+``.maps``, relocations in data sections (pointer initialisers), ``__ksym`` externs
+and kfuncs (``__kconfig`` externs become a ``.kconfig`` map, :mod:`pyebpf.kconfig`),
+callbacks (``lddw`` of a function), static functions in program sections (libbpf
+refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
 

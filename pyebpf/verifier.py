@@ -21,7 +21,8 @@ inside a bpf-to-bpf subprogram, context accesses the program type may not make
 pointer fields), atomics on the context,
 dereferencing a moved context pointer, ALU operations on the context pointer other than
 64-bit add and subtract (the kernel's messages), and helpers the program type may not
-call.  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
+call (libbpf's CO-RE poison, ``call 0xbad2310``, only where constants from ``mov``
+and ``lddw`` do not prove it unreachable).  The 4.6 profile also refuses ``ST`` and sign-extending loads on the context.
 The same pass measures each function's stack depth (the lowest byte below ``r10`` it
 accesses through ``r10`` or a register holding ``r10`` + constant), and the kernel's
 static call-chain check then refuses chains of more than 8 frames, more than 512 bytes

@@ -95,6 +95,24 @@ int unguarded(struct __sk_buff *skb)
 char _license[] SEC("license") = "GPL";
 """
 
+MATCHES = """
+struct udphdr___same { __be16 source; __be16 dest; __be16 len; __sum16 check; };
+struct udphdr___wider { __be16 source; __be16 dest; __u32 len; __sum16 check; };
+struct udphdr___extra { __be16 source; int not_there; };
+struct list_head___same { struct list_head *next; struct list_head *prev; };
+
+SEC("tc")
+int matches(struct __sk_buff *skb)
+{
+    return bpf_core_type_matches(struct udphdr___same) |
+           bpf_core_type_matches(struct udphdr___wider) << 1 |
+           bpf_core_type_matches(struct udphdr___extra) << 2 |
+           bpf_core_type_exists(struct udphdr___wider) << 3 |
+           bpf_core_type_matches(struct list_head___same) << 4;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
 VMLINUX_PRELUDE = """\
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -173,6 +191,15 @@ def test_field_type_and_enum_relocations_give_the_kernels_answers():
     assert r >> 8 & 0xFF == 7          # the kernel's BPF_REDIRECT, not the local 1
 
 
+def test_type_matches_wants_every_member_with_the_same_shape():
+    data = _core_object(MATCHES)
+    with pyebpf.kernel.load_object(data) as kobj:
+        # a wider len or a member the kernel lacks do not match, nor does the same
+        # layout when its integers are named otherwise (clang's "unsigned short", gcc's
+        # "short unsigned int" in the kernel's BTF: libbpf compares the names too)
+        assert _same_run(pyebpf.load(data), kobj, "matches", PACKETS["tcp"]) == 8 | 16
+
+
 def test_a_guarded_read_of_a_missing_field_loads_and_runs_as_in_the_kernel():
     data = _core_object(CORE_CHECKS)
     with pyebpf.kernel.load_object(data) as kobj:
@@ -232,7 +259,7 @@ def test_tcsim_names_a_target_btf_it_cannot_read(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("program, source", [("fields", BODY), ("checks", CORE_CHECKS),
-                                             ("guarded", CORE_CHECKS)])
+                                             ("guarded", CORE_CHECKS), ("matches", MATCHES)])
 def test_libbpf_relocates_the_object_to_the_same_results(program, source, tmp_path,
                                                          live_kernel):
     """libbpf (through ctypes) loads the object itself: its relocation and ours run the

@@ -91,9 +91,12 @@ def _skip(btf: Btf, type_id: int) -> tuple[Type, int]:
 
 
 def _essential(name: str) -> str:
-    """A name without its ``___flavor`` suffix (bpf_core_essential_name_len)."""
-    cut = name.rfind("___")
-    return name[:cut] if cut > 0 else name
+    """A name without its ``___flavor`` suffix (bpf_core_essential_name_len): cut at
+    the last ``X___Y`` where neither X nor Y is an underscore."""
+    for i in range(len(name) - 5, -1, -1):
+        if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
+            return name[:i + 1]
+    return name
 
 
 def _kinds_compat(a: Type, b: Type) -> bool:
@@ -209,8 +212,11 @@ def _types_compat(lb: Btf, lid: int, tb: Btf, tid: int, level: int = 32) -> bool
     raise _Fail("types nest too deep")
 
 
-def _names_match(a: str, b: str) -> bool:
-    return not a or not b or _essential(a) == b
+def _names_match(local: str, target: str) -> bool:
+    """bpf_core_names_match: an anonymous target matches an anonymous local only."""
+    if not target:
+        return not local
+    return _essential(local) == _essential(target)
 
 
 def _types_match(lb: Btf, lid: int, tb: Btf, tid: int, behind_ptr: bool = False,
@@ -233,16 +239,15 @@ def _types_match(lb: Btf, lid: int, tb: Btf, tid: int, behind_ptr: bool = False,
     if lk in _ENUMS:
         if tk not in _ENUMS:
             return False
-        names = {_essential(m.name) for m in tt.members}
-        return all(_essential(m.name) in names for m in lt.members)
+        return len(lt.members) <= len(tt.members) and all(
+            any(_names_match(m.name, o.name) for o in tt.members) for m in lt.members)
     if lk in _COMPOSITE:
         if behind_ptr:
             return lk == tk or (tk == Kind.FWD and (lk == Kind.UNION) == bool(tt.kind_flag))
         if lk != tk or len(lt.members) > len(tt.members):
             return False
-        by_name = {m.name: m for m in tt.members}
         for m in lt.members:
-            other = by_name.get(m.name)
+            other = next((o for o in tt.members if _names_match(m.name, o.name)), None)
             if other is None or not _types_match(lb, m.type_id, tb, other.type_id,
                                                  behind_ptr, level - 1):
                 return False
