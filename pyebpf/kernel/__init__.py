@@ -15,6 +15,7 @@ plumbing underneath (``sysbpf.command`` is bpf(2) with a dict attr).
 """
 from __future__ import annotations
 
+from ..errors import KernelError
 from .compare import KernelResult, cross_check, run
 from .objects import KernelObject, load_object
 from .oracle import (KernelMap, KernelProgram, KernelRunResult, available, possible_cpus,
@@ -22,4 +23,4 @@ from .oracle import (KernelMap, KernelProgram, KernelRunResult, available, possi
 
 __all__ = ["available", "KernelProgram", "KernelRunResult", "KernelMap", "run_raw64",
            "run", "KernelResult", "cross_check", "load_object", "KernelObject",
-           "possible_cpus"]
+           "possible_cpus", "KernelError"]
