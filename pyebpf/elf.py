@@ -14,8 +14,8 @@ Phases (libbpf's ``bpf_object_open`` order):
    every section's bytes lie inside the file.
 2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
 3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
-4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
-   relocations, which are refused.
+4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`) and ``.BTF.ext`` (line info, CO-RE
+   relocation records).
 5. ``_read_legacy_maps``: the ``maps`` section as iproute2 reads it
    (``bpf_fetch_maps_end``): one definition per symbol, section size / symbol count bytes
    each, any size from the 16 of the first four fields of ``struct bpf_elf_map`` (type,
@@ -33,7 +33,9 @@ Phases (libbpf's ``bpf_object_open`` order):
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
-9. ``_link_programs``: each program's instructions with its relocations applied:
+9. ``_link_programs``: CO-RE relocations applied to each code section against the
+   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's); then
+   each program's instructions with its relocations applied:
    ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
    global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
@@ -45,9 +47,10 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), extern symbols (kconfig,
-ksyms, kfuncs), callbacks (``lddw`` of a function), CO-RE relocations, static functions
-in program sections (libbpf refuses them too), iproute2 custom pinning ids.
+``.maps``, relocations in data sections (pointer initialisers), ``__ksym`` externs
+and kfuncs (``__kconfig`` externs become a ``.kconfig`` map, :mod:`pyebpf.kconfig`),
+callbacks (``lddw`` of a function), static functions in program sections (libbpf
+refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
 
@@ -241,6 +244,7 @@ class ProgramSpec:
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
+    core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
 
     def instructions(self, fds) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
@@ -366,8 +370,14 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None) -> ObjectSpec:
-    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`."""
+def parse(source, *, name: str | None = None, btf=None, kconfig=None) -> ObjectSpec:
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
+
+    ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
+    file; by default the running kernel's ``/sys/kernel/btf/vmlinux``, read only when
+    the object has CO-RE relocations.  ``kconfig`` gives the values of ``__kconfig``
+    externs (see :mod:`pyebpf.kconfig`): a mapping of ``CONFIG_*`` names to values, or
+    the text of a kernel ``.config``; by default the running kernel's."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -376,12 +386,14 @@ def parse(source, *, name: str | None = None) -> ObjectSpec:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label).run()
+    return _Reader(data, label, btf, kconfig).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str):
-        self.data, self.label = data, label
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None):
+        self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
+        self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
         self.symbols: list[_Symbol] = []
@@ -399,7 +411,7 @@ class _Reader:
     def run(self) -> ObjectSpec:
         for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
                       self._read_legacy_maps, self._link_iproute2_inner_maps,
-                      self._read_btf_maps, self._read_data_maps,
+                      self._read_btf_maps, self._read_data_maps, self._read_kconfig,
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
@@ -538,14 +550,24 @@ class _Reader:
         self.line_info = {}
         if ext is not None and self.btf is not None:
             from .btf.ext import parse_btf_ext
-            self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
-        if ext is not None and len(ext.data) >= 32:
-            magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
-            if magic == _btf.MAGIC and hdr_len >= 32:
-                core_len = struct.unpack_from("<I", ext.data, 28)[0]
-                if core_len > 4:          # a record size alone: no relocation
-                    raise self.error("CO-RE relocations (bpf_core_read, preserve_access_index) "
-                                     "are not supported", section=".BTF.ext")
+            parsed = parse_btf_ext(ext.data, self.btf.strings)
+            self.line_info, self.core_relos = parsed.line_info, parsed.core_relos
+
+    def _relocate_core(self) -> None:
+        """Patch each code section's CO-RE relocations in place, before linking (as
+        libbpf's bpf_object__relocate_core does, before bpf-to-bpf calls are appended)."""
+        if not any(self.core_relos.values()):
+            return
+        from .btf import relo
+        target = relo.target_btf(self.target_btf)
+        for name, records in self.core_relos.items():
+            sec = self.sec_named(name)
+            if sec is None or not sec.flags & SHF_EXECINSTR:
+                raise self.error("CO-RE relocations for a section that is not code",
+                                 section=name)
+            sec.raw, poisoned = relo.relocate(sec.data, records, self.btf, target,
+                                              file=self.label, section=name)
+            self.poisoned[sec.index] = poisoned
 
     # 5 ------------------------------------------------------------------------------------
     def _read_legacy_maps(self) -> None:
@@ -776,6 +798,30 @@ class _Reader:
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
 
+    def _read_kconfig(self) -> None:
+        """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
+        out as libbpf lays it out (bpf_object__collect_externs)."""
+        externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
+                   y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC]
+        if not externs:
+            return
+        from . import kconfig
+        sec = self.btf.by_name(".kconfig", _btf.Kind.DATASEC) if self.btf else []
+        wanted = {}
+        for y in externs:
+            var = next((self.btf.types[v.type_id] for v in sec[0].vars
+                        if self.btf.types[v.type_id].name == y.name), None) if sec else None
+            if var is None:
+                raise self.error("extern symbols other than __kconfig ones (__ksym kernel "
+                                 "symbols) are not supported", symbol=y.name)
+            wanted[y.name] = (var.target, y.bind == STB_WEAK)
+        try:
+            size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
+        except ValueError as exc:
+            raise self.error(str(exc), section=".kconfig") from None
+        self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
+                                        0, ".kconfig", "data", contents=((bytes(4), data),))
+
     # 8 ------------------------------------------------------------------------------------
     def _read_functions(self) -> None:
         for s in self.sections:
@@ -813,6 +859,7 @@ class _Reader:
 
     # 9 ------------------------------------------------------------------------------------
     def _link_programs(self) -> None:
+        self._relocate_core()
         self.reloc_at = {}
         for target, entries in self.relocs.items():
             s = self.sec(target)
@@ -896,16 +943,20 @@ class _Reader:
                       for f, base in placed.items()
                       for li in self.line_info.get(self.sections[f.section].name, ())
                       if f.start <= li.pc < f.end)
+        poisoned = tuple(dataclasses.replace(p, pc=base + p.pc - f.start)
+                         for f, base in placed.items()
+                         for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
-                           tuple(sorted(lines, key=lambda li: li.pc)))
+                           tuple(sorted(lines, key=lambda li: li.pc)), poisoned)
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc
         if rtype != R_BPF_64_64:
             raise self.error(f"relocation type {rtype} on lddw (expected R_BPF_64_64)", **where)
         if sym.shndx == SHN_UNDEF:
-            raise self.error("extern symbols (__kconfig, __ksym) are not supported", **where)
+            # libbpf points the lddw at the extern's slot of .kconfig; the addend is unused
+            return MapRef(index, ".kconfig", "value", self.kconfig_at[sym.name])
         tsec = self.sec(sym.shndx)
         if tsec is None:
             raise self.error(f"symbol in special section {sym.shndx:#x}", **where)

@@ -705,6 +705,28 @@ def jcc_cases_source() -> str:
     return "\n".join(lines) + "\n"
 
 
+class CoreReloKind(enum.IntEnum):
+    """``enum bpf_core_relo_kind``: what a CO-RE relocation asks of the target BTF."""
+    BPF_CORE_FIELD_BYTE_OFFSET = 0
+    BPF_CORE_FIELD_BYTE_SIZE = 1
+    BPF_CORE_FIELD_EXISTS = 2
+    BPF_CORE_FIELD_SIGNED = 3
+    BPF_CORE_FIELD_LSHIFT_U64 = 4
+    BPF_CORE_FIELD_RSHIFT_U64 = 5
+    BPF_CORE_TYPE_ID_LOCAL = 6
+    BPF_CORE_TYPE_ID_TARGET = 7
+    BPF_CORE_TYPE_EXISTS = 8
+    BPF_CORE_TYPE_SIZE = 9
+    BPF_CORE_ENUMVAL_EXISTS = 10
+    BPF_CORE_ENUMVAL_VALUE = 11
+    BPF_CORE_TYPE_MATCHES = 12
+
+
+# libbpf's poison for an instruction whose CO-RE relocation found no target: a call to
+# this helper id, which the verifier refuses only if the instruction is reachable
+BPF_CORE_POISON_HELPER = 0xBAD2310
+
+
 if __name__ == "__main__":
     if sys.argv[1:] not in (["--pxd"], ["--jcc"]):
         sys.exit("usage: python pyebpf/isa.py --pxd | --jcc")
