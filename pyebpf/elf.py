@@ -34,10 +34,12 @@ Phases (libbpf's ``bpf_object_open`` order):
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
 9. ``_link_programs``: CO-RE relocations applied to each code section against the
-   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's); then
+   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's, else
+   the shipped one); then
    each program's instructions with its relocations applied:
-   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
-   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
+   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``), a
+   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)
+   or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
    called functions after the program, as libbpf does, and get their offsets fixed.
 10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections (:func:`tail_call_slot`, C's
@@ -47,8 +49,9 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), ``__ksym`` externs
-and kfuncs (``__kconfig`` externs become a ``.kconfig`` map, :mod:`pyebpf.kconfig`),
+``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
+variables and kfuncs (``__kconfig`` externs become a ``.kconfig`` map,
+:mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
 callbacks (``lddw`` of a function), static functions in program sections (libbpf
 refuses them too), iproute2 custom pinning ids.
 """
@@ -205,6 +208,10 @@ def _scan_c_int(text: str, pos: int) -> tuple[int, int] | None:
     value = int(text[start:pos] or "0", base)
     value = min(-value if negative else value, (1 << 63) - 1)
     return max(value, -(1 << 63)) & 0xFFFFFFFF, pos
+
+
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v >> 31 else v
 
 
 def tail_call_slot(section: str) -> tuple[int, int] | None:
@@ -370,14 +377,19 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None, btf=None, kconfig=None) -> ObjectSpec:
+def parse(source, *, name: str | None = None, btf=None, kconfig=None,
+          kallsyms=None) -> ObjectSpec:
     """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
 
     ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
-    file; by default the running kernel's ``/sys/kernel/btf/vmlinux``, read only when
-    the object has CO-RE relocations.  ``kconfig`` gives the values of ``__kconfig``
-    externs (see :mod:`pyebpf.kconfig`): a mapping of ``CONFIG_*`` names to values, or
-    the text of a kernel ``.config``; by default the running kernel's."""
+    file; by default the running kernel's ``/sys/kernel/btf/vmlinux`` when readable,
+    else the one pyebpf ships, read only when the object needs it.  ``kconfig`` gives
+    the values of ``__kconfig`` externs (see :mod:`pyebpf.kconfig`): a mapping of
+    ``CONFIG_*`` names to values, the text of a kernel ``.config`` or a path to one; by
+    default the modelled kernel's.  ``kallsyms`` (name -> address, or a function
+    returning that, called only for an object with typeless ``__ksym`` externs)
+    resolves those externs; by default the target BTF's functions and variables
+    (:mod:`pyebpf.ksym`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -386,13 +398,15 @@ def parse(source, *, name: str | None = None, btf=None, kconfig=None) -> ObjectS
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label, btf, kconfig).run()
+    return _Reader(data, label, btf, kconfig, kallsyms).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None):
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None):
         self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.kallsyms = kallsyms
         self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
+        self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
         self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
@@ -800,27 +814,64 @@ class _Reader:
 
     def _read_kconfig(self) -> None:
         """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
-        out as libbpf lays it out (bpf_object__collect_externs)."""
+        out as libbpf lays it out (bpf_object__collect_externs); typeless ``__ksym``
+        externs: their addresses (:mod:`pyebpf.ksym`)."""
         externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
                    y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC]
         if not externs:
             return
         from . import kconfig
-        sec = self.btf.by_name(".kconfig", _btf.Kind.DATASEC) if self.btf else []
-        wanted = {}
+        wanted, ksyms = {}, []
         for y in externs:
-            var = next((self.btf.types[v.type_id] for v in sec[0].vars
-                        if self.btf.types[v.type_id].name == y.name), None) if sec else None
-            if var is None:
-                raise self.error("extern symbols other than __kconfig ones (__ksym kernel "
-                                 "symbols) are not supported", symbol=y.name)
-            wanted[y.name] = (var.target, y.bind == STB_WEAK)
+            var, sec = self._extern_var(y.name)
+            if sec == ".kconfig":
+                wanted[y.name] = (var.target, y.bind == STB_WEAK)
+            elif sec == ".ksyms" and var.target.resolve().kind == _btf.Kind.UNKN:
+                ksyms.append(y)
+            elif sec == ".ksyms":
+                raise self.error(f"typed __ksym variables are not supported (pyebpf models "
+                                 f"no kernel memory behind a {var.target.describe()}); "
+                                 f"'extern const void {y.name} __ksym' gives its address",
+                                 symbol=y.name)
+            else:
+                raise self.error("extern symbol that is neither __kconfig nor __ksym",
+                                 symbol=y.name)
+        if ksyms:
+            self._resolve_ksyms(ksyms)
+        if not wanted:
+            return
         try:
             size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
         except ValueError as exc:
             raise self.error(str(exc), section=".kconfig") from None
         self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
                                         0, ".kconfig", "data", contents=((bytes(4), data),))
+
+    def _extern_var(self, name: str):
+        """(VAR, DATASEC name) of the extern ``name`` in the object's BTF, or (None, None)."""
+        for t in self.btf.types if self.btf else ():
+            if t.kind == _btf.Kind.DATASEC and t.name in (".kconfig", ".ksyms"):
+                for v in t.vars:
+                    if self.btf.types[v.type_id].name == name:
+                        return self.btf.types[v.type_id], t.name
+        return None, None
+
+    def _resolve_ksyms(self, ksyms) -> None:
+        if self.kallsyms is None:
+            from . import ksym
+            from .btf import relo
+            self.kallsyms = ksym.modelled(relo.target_btf(self.target_btf))
+        elif callable(self.kallsyms):
+            try:
+                self.kallsyms = self.kallsyms()
+            except OSError as exc:
+                raise self.error(f"cannot read the kernel's symbols: {exc}") from None
+        for y in ksyms:
+            address = self.kallsyms.get(y.name)
+            if address is None and y.bind != STB_WEAK:
+                raise self.error("extern (ksym): no such kernel symbol (declare it __weak "
+                                 "to read 0)", symbol=y.name)
+            self.ksym_at[y.name] = address or 0
 
     # 8 ------------------------------------------------------------------------------------
     def _read_functions(self) -> None:
@@ -901,7 +952,12 @@ class _Reader:
                 if insn.is_lddw:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
-                    if reloc is not None:
+                    if reloc is not None and reloc[2].name in self.ksym_at:
+                        # libbpf writes a typeless ksym's address as a plain constant
+                        address = self.ksym_at[reloc[2].name]
+                        isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
+                        isa.patch(code, pc + 1, imm=_s32(address >> 32))
+                    elif reloc is not None:
                         refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
                         isa.patch(code, pc, imm=0)
                     elif insn.src:

@@ -220,6 +220,10 @@ def prog_type(value) -> ProgType:
         raise ValueError(f"unknown program type {value!r}") from None
 
 
+# The release of the kernel the "current" profile models: __kconfig LINUX_KERNEL_VERSION
+# and CONFIG_* default to it, and the target BTF pyebpf ships came from it.
+KERNEL_RELEASE = "6.18.44"
+
 
 # ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
 # tc_classid; later kernels only appended.

@@ -7,23 +7,30 @@ integers (numbers), ``char[N]`` (a quoted string, cut to N-1 bytes and NUL-termi
 Externs are laid out by alignment (largest first), then size (smallest first), then
 name, each at its alignment.
 
-Values: ``LINUX_KERNEL_VERSION`` is the running kernel's release as
-``KERNEL_VERSION(a, b, min(c, 255))``; ``LINUX_HAS_BPF_COOKIE`` and
-``LINUX_HAS_SYSCALL_WRAPPER`` are y (both hold for the kernels pyebpf models);
-``CONFIG_*`` come from the config given (a mapping of names to values, the text of a
-``.config``, or a path to one), else from the running kernel's
-(``/boot/config-$(uname -r)``, ``/proc/config.gz``).  An extern without a value is
-zero when declared ``__weak``, and an error otherwise.
+Values: ``LINUX_KERNEL_VERSION`` is the modelled kernel's release
+(:data:`pyebpf.isa.KERNEL_RELEASE`) as ``KERNEL_VERSION(a, b, min(c, 255))``;
+``LINUX_HAS_BPF_COOKIE`` and ``LINUX_HAS_SYSCALL_WRAPPER`` are y (both hold for the
+kernels pyebpf models); ``CONFIG_*`` come from the config given (a mapping of names to
+values, the text of a ``.config``, or a path to one, gzip-compressed or not), else from
+the modelled kernel's config, which the package ships (:data:`SHIPPED_CONFIG`).  An
+extern without a value is zero when declared ``__weak``, and an error otherwise.
 """
 from __future__ import annotations
 
 import gzip
 import os
+import pathlib
 import re
 
+from . import isa
 from .btf import INT_BOOL, INT_SIGNED, Kind
 
-__all__ = ["layout", "read_config", "kernel_version"]
+__all__ = ["layout", "read_config", "kernel_version", "SHIPPED_CONFIG"]
+
+#: The modelled kernel's config, as its ``/proc/config.gz`` gave it
+#: (``tools/gen_target_btf.py`` copies it beside the target BTF).
+SHIPPED_CONFIG = os.path.join(os.path.dirname(__file__), "target",
+                              f"config-{isa.KERNEL_RELEASE}.gz")
 
 TRI_NO, TRI_YES, TRI_MODULE = 0, 1, 2
 _LINUX_YES = frozenset({"LINUX_HAS_BPF_COOKIE", "LINUX_HAS_SYSCALL_WRAPPER"})
@@ -31,9 +38,9 @@ _LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 
 
 def kernel_version(release: str | None = None) -> int:
-    """``KERNEL_VERSION(a, b, c)`` of a release string (default: ``uname -r``), the
-    patch level capped at 255 as the kernel caps it."""
-    release = release or os.uname().release
+    """``KERNEL_VERSION(a, b, c)`` of a release string (default: the modelled kernel's),
+    the patch level capped at 255 as the kernel caps it."""
+    release = release or isa.KERNEL_RELEASE
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
     if m is None:
         raise ValueError(f"kernel release {release!r} is not a.b.c")
@@ -43,8 +50,7 @@ def kernel_version(release: str | None = None) -> int:
 
 def read_config(source=None) -> dict[str, str]:
     """``CONFIG_*`` name -> value text (``y``, ``"text"``, ``0x10``...) from a mapping,
-    the text of a config, a path, or (None) the running kernel's config; {} when the
-    running kernel's cannot be read."""
+    the text of a config, a path, or (None) the modelled kernel's config."""
     if isinstance(source, dict):
         out = {}
         for name, value in source.items():
@@ -56,15 +62,7 @@ def read_config(source=None) -> dict[str, str]:
             out[name] = str(value)
         return out
     if source is None:
-        release = os.uname().release
-        for path in (f"/boot/config-{release}", "/proc/config.gz"):
-            try:
-                with open(path, "rb") as f:
-                    raw = f.read()
-            except OSError:
-                continue
-            return read_config((gzip.decompress(raw) if path.endswith(".gz") else raw).decode())
-        return {}
+        source = pathlib.Path(SHIPPED_CONFIG)
     if isinstance(source, os.PathLike):
         try:
             with open(source, "rb") as f:

@@ -79,11 +79,3 @@ def test_config_text_is_read_as_a_dot_config():
         PACKET).skb.as_dict()["cb"]
     assert list(cb)[1:3] == [1 | 1 << 4, 1000]
 
-
-def test_ksym_externs_are_refused_by_name():
-    source = ('extern const void bpf_prog_active __ksym;\n'
-              'SEC("tc") int f(struct __sk_buff *s) { return (long)&bpf_prog_active; }\n'
-              'char _l[] SEC("license") = "GPL";')
-    with pytest.raises(ElfError, match=r"symbol 'bpf_prog_active': extern symbols other than "
-                                       r"__kconfig ones \(__ksym"):
-        pyebpf.load(bpfc.compile_object(source))

@@ -26,7 +26,7 @@ from .. import isa
 from ..errors import ElfError
 from .types import INT_SIGNED, MAX_RESOLVE_DEPTH, Btf, Kind, Type
 
-__all__ = ["relocate", "target_btf", "Poisoned", "VMLINUX"]
+__all__ = ["relocate", "target_btf", "Poisoned", "VMLINUX", "SHIPPED"]
 
 K = isa.CoreReloKind
 VMLINUX = "/sys/kernel/btf/vmlinux"
@@ -582,14 +582,22 @@ def relocate(code: bytes, relos, local: Btf, target: Btf, *, file: str | None = 
 
 
 _TARGETS: dict[tuple, Btf] = {}
+#: The target BTF pyebpf ships, for the kernel it models (``tools/gen_target_btf.py``
+#: writes it from that kernel's BTF: the types tc and socket-filter programs reach).
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "target",
+                       f"vmlinux-{isa.KERNEL_RELEASE}.btf")
 
 
 def target_btf(btf=None) -> Btf:
     """The target BTF: ``btf`` itself if a :class:`Btf`, else the file it names, else the
-    running kernel's ``/sys/kernel/btf/vmlinux``.  Files are parsed once per process."""
+    running kernel's ``/sys/kernel/btf/vmlinux`` when it can be read, else
+    :data:`SHIPPED`.  Files are parsed once per process."""
     if isinstance(btf, Btf):
         return btf
-    path = os.fspath(btf) if btf is not None else VMLINUX
+    if btf is not None:
+        path = os.fspath(btf)
+    else:
+        path = VMLINUX if os.access(VMLINUX, os.R_OK) else SHIPPED
     try:
         st = os.stat(path)
         key = (path, st.st_mtime_ns, st.st_size)
@@ -598,6 +606,5 @@ def target_btf(btf=None) -> Btf:
                 data = f.read()
             _TARGETS[key] = Btf.parse(data, path)
     except OSError as exc:
-        hint = "" if btf is not None else " (give a target BTF: btf=PATH, tcsim --btf PATH)"
-        raise ElfError(f"cannot read the target BTF {path}: {exc.strerror}{hint}") from None
+        raise ElfError(f"cannot read the target BTF {path}: {exc.strerror}") from None
     return _TARGETS[key]

@@ -87,6 +87,9 @@ def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObje
     (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
     :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array).
     CO-RE relocations are applied against ``btf``, by default the running kernel's, and
-    ``__kconfig`` externs take their values from ``kconfig`` (see :func:`pyebpf.elf.parse`)."""
-    from .. import elf
-    return KernelObject(elf.parse(source, btf=btf, kconfig=kconfig), prog_type)
+    ``__kconfig`` externs take their values from ``kconfig`` (see :func:`pyebpf.elf.parse`);
+    typeless ``__ksym`` externs the running kernel's addresses (``/proc/kallsyms``, as
+    libbpf reads them)."""
+    from .. import elf, ksym
+    return KernelObject(elf.parse(source, btf=btf, kconfig=kconfig,
+                                  kallsyms=ksym.read_kallsyms), prog_type)
