@@ -275,6 +275,11 @@ def errno_name(value: int) -> str:
         return str(value)
 
 
+# The release of the kernel the "current" profile models: __kconfig LINUX_KERNEL_VERSION
+# and CONFIG_* default to it, and the target BTF pyebpf ships came from it.
+KERNEL_RELEASE = "6.18.44"
+
+
 # ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
 # tc_classid; later kernels only appended.
 SK_BUFF_LAYOUT = {
@@ -929,6 +934,28 @@ def with_core_regions(source: str) -> str:
         stop = source.index("\n", source.index(end)) + 1
         source = source[:start] + core_region(name) + source[stop:]
     return source
+
+
+class CoreReloKind(enum.IntEnum):
+    """``enum bpf_core_relo_kind``: what a CO-RE relocation asks of the target BTF."""
+    BPF_CORE_FIELD_BYTE_OFFSET = 0
+    BPF_CORE_FIELD_BYTE_SIZE = 1
+    BPF_CORE_FIELD_EXISTS = 2
+    BPF_CORE_FIELD_SIGNED = 3
+    BPF_CORE_FIELD_LSHIFT_U64 = 4
+    BPF_CORE_FIELD_RSHIFT_U64 = 5
+    BPF_CORE_TYPE_ID_LOCAL = 6
+    BPF_CORE_TYPE_ID_TARGET = 7
+    BPF_CORE_TYPE_EXISTS = 8
+    BPF_CORE_TYPE_SIZE = 9
+    BPF_CORE_ENUMVAL_EXISTS = 10
+    BPF_CORE_ENUMVAL_VALUE = 11
+    BPF_CORE_TYPE_MATCHES = 12
+
+
+# libbpf's poison for an instruction whose CO-RE relocation found no target: a call to
+# this helper id, which the verifier refuses only if the instruction is reachable
+BPF_CORE_POISON_HELPER = 0xBAD2310
 
 
 if __name__ == "__main__":
