@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import structure
+from . import kfuncs, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -204,7 +204,7 @@ def live_registers(insns, ops) -> list[frozenset]:
             elif op.disc_value & isa.BPF_FETCH:
                 d |= 1 << insn.src
         if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
-            u |= 0b111110
+            u |= ((1 << kfuncs.arg_count(insn)) - 1) << 1
             d |= 0b111111
         elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
             u |= 1 << 6
