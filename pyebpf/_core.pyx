@@ -649,6 +649,15 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 if vm.status == STATUS_EXIT:
                     r[0] = vm.reg[0]
                 break
+        elif op == OP_CALL_KFUNC:
+            # the id was checked when the program was decoded
+            vm.helper_id = imm
+            vm.pc = pc - 1
+            r[0] = KFUNCS[imm](vm, r[1], r[2], r[3], r[4], r[5])
+            if vm.status != STATUS_RUNNING:
+                if vm.status == STATUS_EXIT:
+                    r[0] = vm.reg[0]
+                break
         elif op == OP_CALL_LOCAL:
             if vm.depth + 1 >= MAX_FRAMES:
                 vm.status = STATUS_CALL_DEPTH
@@ -739,6 +748,7 @@ include "maps.pxi"
 include "map_helpers.pxi"
 include "pin_format.pxi"
 include "map_class.pxi"
+include "kfuncs.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
@@ -1189,6 +1199,7 @@ cdef void _init_access_tables():
 
 _init_access_tables()
 register_skb_helpers()
+register_kfuncs()
 register_map_helpers(SKB_HELPERS)
 
 
@@ -1443,9 +1454,18 @@ cdef class Program:
                 c.op = OP_LDDW
                 c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
             elif insn.is_kfunc_call:
-                raise LoadError(f"pc {pc}: kfunc calls are not supported")
+                c.imm = self._kfunc_id(pc, insn.imm)
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
+
+    cdef uint64_t _kfunc_id(self, uint32_t pc, int32_t kid) except? 0:
+        if not 0 < kid < N_KFUNC_IDS:
+            raise LoadError(f"pc {pc}: kfunc call to id {kid}, which is no kfunc pyebpf "
+                            f"knows (pyebpf.isa.KFUNC_IDS)")
+        if KFUNCS[kid] == NULL:
+            raise LoadError(f"pc {pc}: kfunc {_isa.KFUNC_NAMES[kid]} is not implemented by "
+                            f"pyebpf yet (see docs/kfuncs-table.md)")
+        return kid
 
     cdef uint64_t _lddw_value(self, uint32_t pc, op, int32_t lo, int32_t hi) except? 0:
         """The 64-bit value an lddw loads: its immediate, or what its pseudo source names."""
@@ -1697,8 +1717,12 @@ cdef class Program:
             return UnknownHelper(f"{label} is not available to this program", pc, text)
         if vm.status == STATUS_HELPER_FAULT:
             hid = vm.helper_id
-            name = _isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES) else str(hid)
-            return ExecutionError(f"bpf_{name}: {(<bytes>vm.fault_msg).decode()}", pc, text)
+            if self._code[pc].op == OP_CALL_KFUNC:
+                name = _isa.KFUNC_NAMES[hid]
+            else:
+                name = "bpf_" + (_isa.HELPER_NAMES[hid] if hid < len(_isa.HELPER_NAMES)
+                                 else str(hid))
+            return ExecutionError(f"{name}: {(<bytes>vm.fault_msg).decode()}", pc, text)
         if vm.status == STATUS_PY_ERROR:
             exc, self._py_error = self._py_error, None
             err = ExecutionError(f"helper {vm.helper_id} raised {type(exc).__name__}: {exc}",

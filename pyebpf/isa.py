@@ -93,6 +93,7 @@ MAX_BPF_REG = 11
 MAX_BPF_STACK = 512
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
+BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -274,6 +275,11 @@ def errno_name(value: int) -> str:
         return str(value)
 
 
+# The release of the kernel the "current" profile models: __kconfig LINUX_KERNEL_VERSION
+# and CONFIG_* default to it, and the target BTF pyebpf ships came from it.
+KERNEL_RELEASE = "6.18.44"
+
+
 # ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
 # tc_classid; later kernels only appended.
 SK_BUFF_LAYOUT = {
@@ -407,6 +413,29 @@ HELPER_NAMES = (
     "cgrp_storage_get", "cgrp_storage_delete",
 )
 HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
+
+# kfunc flags (the KF_* of include/linux/btf.h).
+KF_ACQUIRE, KF_RELEASE, KF_RET_NULL = 1 << 0, 1 << 1, 1 << 2
+KF_TRUSTED_ARGS, KF_SLEEPABLE, KF_DESTRUCTIVE, KF_RCU = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+KF_ITER_NEW, KF_ITER_NEXT, KF_ITER_DESTROY, KF_RCU_PROTECTED = 1 << 8, 1 << 9, 1 << 10, 1 << 11
+
+# The kfuncs pyebpf knows, by the engine's own id (the imm of a kfunc call in an
+# engine program; the kernel's imm is the function's id in its vmlinux BTF, which the
+# engine cannot rely on having).  Append only: ids are stored in pin files.
+KFUNC_NAMES = (
+    "", "bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy",
+    "bpf_cast_to_kern_ctx", "bpf_rdonly_cast", "bpf_dynptr_from_skb", "bpf_dynptr_slice",
+    "bpf_dynptr_slice_rdwr", "bpf_dynptr_adjust", "bpf_dynptr_is_null",
+    "bpf_dynptr_is_rdonly", "bpf_dynptr_size", "bpf_dynptr_clone", "bpf_skb_ct_lookup",
+    "bpf_skb_ct_alloc", "bpf_ct_insert_entry", "bpf_ct_release", "bpf_ct_set_timeout",
+    "bpf_ct_change_timeout", "bpf_ct_set_status", "bpf_ct_change_status",
+    "bpf_ct_set_nat_info", "bpf_obj_new_impl", "bpf_obj_drop_impl",
+    "bpf_list_push_front_impl", "bpf_list_push_back_impl", "bpf_list_pop_front",
+    "bpf_list_pop_back", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_rbtree_first",
+    "bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable", "bpf_preempt_enable",
+)
+KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
+N_KFUNC_IDS = len(KFUNC_NAMES)
 BPF_FUNC = enum.IntEnum("BPF_FUNC", {f"BPF_FUNC_{n}": i for i, n in enumerate(HELPER_NAMES)})
 MAX_HELPER_ID = len(HELPER_NAMES) - 1
 
@@ -710,7 +739,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_")
-_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
+_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS")
 
 
 def pxd_source() -> str:
@@ -905,6 +934,28 @@ def with_core_regions(source: str) -> str:
         stop = source.index("\n", source.index(end)) + 1
         source = source[:start] + core_region(name) + source[stop:]
     return source
+
+
+class CoreReloKind(enum.IntEnum):
+    """``enum bpf_core_relo_kind``: what a CO-RE relocation asks of the target BTF."""
+    BPF_CORE_FIELD_BYTE_OFFSET = 0
+    BPF_CORE_FIELD_BYTE_SIZE = 1
+    BPF_CORE_FIELD_EXISTS = 2
+    BPF_CORE_FIELD_SIGNED = 3
+    BPF_CORE_FIELD_LSHIFT_U64 = 4
+    BPF_CORE_FIELD_RSHIFT_U64 = 5
+    BPF_CORE_TYPE_ID_LOCAL = 6
+    BPF_CORE_TYPE_ID_TARGET = 7
+    BPF_CORE_TYPE_EXISTS = 8
+    BPF_CORE_TYPE_SIZE = 9
+    BPF_CORE_ENUMVAL_EXISTS = 10
+    BPF_CORE_ENUMVAL_VALUE = 11
+    BPF_CORE_TYPE_MATCHES = 12
+
+
+# libbpf's poison for an instruction whose CO-RE relocation found no target: a call to
+# this helper id, which the verifier refuses only if the instruction is reachable
+BPF_CORE_POISON_HELPER = 0xBAD2310
 
 
 if __name__ == "__main__":
