@@ -7,10 +7,11 @@ from .isa import TC_ACT
 
 __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
            "load", "Object", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm", "kernel",
-           "elf", "btf", "verifier", "strategies", "coverage"]
+           "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START", "KTIME_RUN_GAP"]
 __version__ = "0.1.0"
 
-_FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS")
+_FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
+              "KTIME_START", "KTIME_RUN_GAP")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader"}
 
 

@@ -520,6 +520,17 @@ class Op:
     def slots(self) -> int:
         return 2 if self.form is F_LDDW else 1
 
+    @property
+    def is_sign_extending_load(self) -> bool:
+        """``ldxs*``: a BPF_MEMSX load, sign-extended to 64 bits."""
+        return self.form is F_LDX and BPF_MODE(self.code) == BPF_MEMSX
+
+    @property
+    def is_to_le(self) -> bool:
+        """``le16/32/64``: to little-endian on a little-endian machine, a truncation only
+        (BPF_ALU | BPF_END | BPF_TO_LE; the ALU64 form is ``bswap``)."""
+        return self.form is F_END and self.cls == BPF_ALU and self.code & BPF_TO_BE == BPF_TO_LE
+
 
 ALU_OPS = (  # (kernel op, mnemonic, C-like operator for the disassembler)
     (BPF_ADD, "add", "+="), (BPF_SUB, "sub", "-="), (BPF_MUL, "mul", "*="),
@@ -790,7 +801,7 @@ def _alu_case(op: Op) -> list[str]:
         return [f"r[d] = {U}{S}<int{op.size * 8}_t>r[s]"]
     if op.form is F_END:
         w = op.size * 8
-        if op.cls == BPF_ALU and op.code & BPF_TO_BE == BPF_TO_LE:
+        if op.is_to_le:
             # to little-endian on a little-endian host: only the truncation
             return ["pass"] if w == 64 else [f"r[d] = <uint{w}_t>r[d]"]
         return [f"r[d] = bswap{w}(<uint{w}_t>r[d])"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import pyebpf
-from pyebpf._core import KTIME_RUN_GAP, KTIME_START
+from pyebpf import KTIME_RUN_GAP, KTIME_START
 
 from conftest import child_python
 from test_helpers_misc import CLS, FRAME, _u64s, two_calls_prog

@@ -595,7 +595,7 @@ KTIME_TO_MARK = "r6 = r1\ncall 5\n*(u32 *)(r6 + 8) = r0\nr0 = 0\nexit"
 
 
 def _low32_of_ktime(elapsed_ns):
-    from pyebpf._core import KTIME_START
+    from pyebpf import KTIME_START
     return (KTIME_START + elapsed_ns) & 0xFFFFFFFF
 
 

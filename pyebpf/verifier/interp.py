@@ -252,7 +252,7 @@ class Interpreter(KfuncCalls):
         if f is isa.F_LDX:
             self.read(st, pc, insn.src)
             self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
-                            sign=op.name.startswith("LDXS"))
+                            sign=op.is_sign_extending_load)
             return pc + 1
         if f is isa.F_STX:
             self.read(st, pc, insn.src)
@@ -331,7 +331,7 @@ class Interpreter(KfuncCalls):
             dst = self.read(st, pc, insn.dst)
             if dst.type != SCALAR:
                 dst.mark_unknown()
-            elif op.name.startswith("LE"):
+            elif op.is_to_le:
                 if op.size < 8:
                     bounds.truncate(dst, op.size)
             elif dst.is_const:

@@ -33,10 +33,9 @@ def insn_text(insns, pc: int) -> str:
     if f is isa.F_NEG:
         return f"{head}{r}{insn.dst} = -{r}{insn.dst}"
     if f is isa.F_END:
-        kind = op.name.rstrip("0123456789").lower()
-        return f"{head}r{insn.dst} = {kind}{insn.imm} r{insn.dst}"
+        return f"{head}r{insn.dst} = {op.mnemonic} r{insn.dst}"
     if f is isa.F_LDX:
-        t = _SSIZE[op.size] if op.name.startswith("LDXS") else _SIZE[op.size]
+        t = _SSIZE[op.size] if op.is_sign_extending_load else _SIZE[op.size]
         return f"{head}r{insn.dst} = *({t} *)(r{insn.src} {_off(insn.off)})"
     if f is isa.F_STX:
         return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = r{insn.src}"
