@@ -70,8 +70,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level):
     try:
         if profile == "4.6":
             _check_46(insns, ops)
-        starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
-                               if op is not None and op.form is isa.F_CALL_LOCAL})
+        starts = sorted({0} | {s for pc, op in enumerate(ops)
+                               if (s := structure.function_start(op, insns[pc], pc))
+                               is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
                              live_registers(insns, ops))
         interp.run()
@@ -134,7 +135,7 @@ def _check_46(insns, ops) -> None:
         if op.form is isa.F_CALL_LOCAL:
             raise Refusal(["BPF_CALL uses reserved fields"], pc)
         target = None
-        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X):
+        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
             target = pc + 1 + insns[pc].off
         elif op.form is isa.F_JA32:
             target = pc + 1 + insns[pc].imm
@@ -185,7 +186,7 @@ def live_registers(insns, ops) -> list[frozenset]:
             nxt.append(pc + 1 + insn.imm)
         elif f is not isa.F_EXIT:
             nxt.append(pc + op.slots)
-            if f in (isa.F_JCC_K, isa.F_JCC_X):
+            if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
                 nxt.append(pc + 1 + insn.off)
         succ[pc] = tuple(s for s in nxt if s < n)
     live: list[frozenset] = [frozenset()] * (n + 1)
