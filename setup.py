@@ -18,13 +18,12 @@ isa = runpy.run_path(str(HERE / "pyebpf" / "isa.py"))
 pxd = HERE / "pyebpf" / "_isa_defs.pxd"
 if not pxd.exists() or pxd.read_text() != isa["pxd_source"]():
     pxd.write_text(isa["pxd_source"]())
-# The interpreter's conditional-jump cases are written out in _core.pyx (one C switch)
-# between two marker lines; a changed table rewrites them there.
+# The interpreter's instruction cases are written out in _core.pyx (one C switch)
+# between marker lines; a changed table rewrites them there.
 core = HERE / "pyebpf" / "_core.pyx"
 text = core.read_text()
-begin, end = text.index(isa["JCC_BEGIN"]), text.index(isa["JCC_END"]) + len(isa["JCC_END"]) + 1
-if text[begin:end] != isa["jcc_cases_source"]():
-    core.write_text(text[:begin] + isa["jcc_cases_source"]() + text[end:])
+if isa["with_core_regions"](text) != text:
+    core.write_text(isa["with_core_regions"](text))
 
 directives = {
     "language_level": 3,
@@ -37,6 +36,9 @@ directives = {
 }
 macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
+# vm_run is the interpreter loop's only caller: inlined into it, the loop runs ~1-2% more
+# instructions per eBPF instruction (callgrind, bench/README.md), so it stays a function.
+CORE_CFLAGS = [] if DEBUG else ["-fno-inline-functions-called-once"]
 
 # The core's C interface: what another compilation unit may cimport from it.
 interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd"]]
@@ -44,7 +46,7 @@ extensions = [
     # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
     # (classic-only calls) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
-              extra_compile_args=cflags,
+              extra_compile_args=cflags + CORE_CFLAGS,
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),

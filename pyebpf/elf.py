@@ -14,8 +14,8 @@ Phases (libbpf's ``bpf_object_open`` order):
    every section's bytes lie inside the file.
 2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
 3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
-4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
-   relocations, which are refused.
+4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`) and ``.BTF.ext`` (line info, CO-RE
+   relocation records).
 5. ``_read_legacy_maps``: the ``maps`` section as iproute2 reads it
    (``bpf_fetch_maps_end``): one definition per symbol, section size / symbol count bytes
    each, any size from the 16 of the first four fields of ``struct bpf_elf_map`` (type,
@@ -33,9 +33,13 @@ Phases (libbpf's ``bpf_object_open`` order):
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
-9. ``_link_programs``: each program's instructions with its relocations applied:
-   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
-   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
+9. ``_link_programs``: CO-RE relocations applied to each code section against the
+   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's, else
+   the shipped one); then
+   each program's instructions with its relocations applied:
+   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``), a
+   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)
+   or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
    called functions after the program, as libbpf does, and get their offsets fixed; so
    does an ``lddw`` of a function (a callback: ``BPF_PSEUDO_FUNC``); a call of an
@@ -47,9 +51,11 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), extern symbols other than
-kfuncs (kconfig, ksyms), CO-RE relocations, static functions
-in program sections (libbpf refuses them too), iproute2 custom pinning ids.
+``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
+variables (kfuncs are called by name, callbacks (``lddw`` of a function) placed; ``__kconfig`` externs become a ``.kconfig`` map,
+:mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
+static functions in program sections (libbpf
+refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
 
@@ -206,6 +212,10 @@ def _scan_c_int(text: str, pos: int) -> tuple[int, int] | None:
     return max(value, -(1 << 63)) & 0xFFFFFFFF, pos
 
 
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v >> 31 else v
+
+
 def tail_call_slot(section: str) -> tuple[int, int] | None:
     """(map id, key) of an iproute2 tail-call section name, or None: iproute2 reads both
     with C's ``sscanf(name, "%i/%i")`` (``bpf_fill_prog_arrays``, and
@@ -244,6 +254,7 @@ class ProgramSpec:
     license: str
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
     kfuncs: tuple = ()               # (pc, name): the kfunc calls, by extern function name
+    core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
     func_info: tuple = ()            # (pc, BTF FUNC id): where each function starts
 
     def instructions(self, fds, kfunc_ids=None) -> bytes:
@@ -384,8 +395,19 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None) -> ObjectSpec:
-    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`."""
+def parse(source, *, name: str | None = None, btf=None, kconfig=None,
+          kallsyms=None) -> ObjectSpec:
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
+
+    ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
+    file; by default the running kernel's ``/sys/kernel/btf/vmlinux`` when readable,
+    else the one pyebpf ships, read only when the object needs it.  ``kconfig`` gives
+    the values of ``__kconfig`` externs (see :mod:`pyebpf.kconfig`): a mapping of
+    ``CONFIG_*`` names to values, the text of a kernel ``.config`` or a path to one; by
+    default the modelled kernel's.  ``kallsyms`` (name -> address, or a function
+    returning that, called only for an object with typeless ``__ksym`` externs)
+    resolves those externs; by default the target BTF's functions and variables
+    (:mod:`pyebpf.ksym`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -394,12 +416,16 @@ def parse(source, *, name: str | None = None) -> ObjectSpec:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label).run()
+    return _Reader(data, label, btf, kconfig, kallsyms).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str):
-        self.data, self.label = data, label
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None):
+        self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.kallsyms = kallsyms
+        self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
+        self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
+        self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
         self.symbols: list[_Symbol] = []
@@ -417,7 +443,7 @@ class _Reader:
     def run(self) -> ObjectSpec:
         for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
                       self._read_legacy_maps, self._link_iproute2_inner_maps,
-                      self._read_btf_maps, self._read_data_maps,
+                      self._read_btf_maps, self._read_data_maps, self._read_kconfig,
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
@@ -574,14 +600,24 @@ class _Reader:
         self.line_info = {}
         if ext is not None and self.btf is not None:
             from .btf.ext import parse_btf_ext
-            self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
-        if ext is not None and len(ext.data) >= 32:
-            magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
-            if magic == _btf.MAGIC and hdr_len >= 32:
-                core_len = struct.unpack_from("<I", ext.data, 28)[0]
-                if core_len > 4:          # a record size alone: no relocation
-                    raise self.error("CO-RE relocations (bpf_core_read, preserve_access_index) "
-                                     "are not supported", section=".BTF.ext")
+            parsed = parse_btf_ext(ext.data, self.btf.strings)
+            self.line_info, self.core_relos = parsed.line_info, parsed.core_relos
+
+    def _relocate_core(self) -> None:
+        """Patch each code section's CO-RE relocations in place, before linking (as
+        libbpf's bpf_object__relocate_core does, before bpf-to-bpf calls are appended)."""
+        if not any(self.core_relos.values()):
+            return
+        from .btf import relo
+        target = relo.target_btf(self.target_btf)
+        for name, records in self.core_relos.items():
+            sec = self.sec_named(name)
+            if sec is None or not sec.flags & SHF_EXECINSTR:
+                raise self.error("CO-RE relocations for a section that is not code",
+                                 section=name)
+            sec.raw, poisoned = relo.relocate(sec.data, records, self.btf, target,
+                                              file=self.label, section=name)
+            self.poisoned[sec.index] = poisoned
 
     # 5 ------------------------------------------------------------------------------------
     def _read_legacy_maps(self) -> None:
@@ -812,6 +848,75 @@ class _Reader:
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
 
+    def _read_kconfig(self) -> None:
+        """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
+        out as libbpf lays it out (bpf_object__collect_externs); typeless ``__ksym``
+        externs: their addresses (:mod:`pyebpf.ksym`)."""
+        # extern functions are kfuncs, resolved at their calls (_read_program)
+        externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
+                   y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC
+                   and not self._is_extern_function(y.name)]
+        if not externs:
+            return
+        from . import kconfig
+        wanted, ksyms = {}, []
+        for y in externs:
+            var, sec = self._extern_var(y.name)
+            if sec == ".kconfig":
+                wanted[y.name] = (var.target, y.bind == STB_WEAK)
+            elif sec == ".ksyms" and var.target.resolve().kind == _btf.Kind.UNKN:
+                ksyms.append(y)
+            elif sec == ".ksyms":
+                raise self.error(f"typed __ksym variables are not supported (pyebpf models "
+                                 f"no kernel memory behind a {var.target.describe()}); "
+                                 f"'extern const void {y.name} __ksym' gives its address",
+                                 symbol=y.name)
+            else:
+                raise self.error("extern symbol that is neither __kconfig nor __ksym",
+                                 symbol=y.name)
+        if ksyms:
+            self._resolve_ksyms(ksyms)
+        if not wanted:
+            return
+        try:
+            size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
+        except ValueError as exc:
+            raise self.error(str(exc), section=".kconfig") from None
+        self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
+                                        0, ".kconfig", "data", contents=((bytes(4), data),))
+
+    def _extern_var(self, name: str):
+        """(VAR, DATASEC name) of the extern ``name`` in the object's BTF, or (None, None)."""
+        for t in self.btf.types if self.btf else ():
+            if t.kind == _btf.Kind.DATASEC and t.name in (".kconfig", ".ksyms"):
+                for v in t.vars:
+                    if self.btf.types[v.type_id].name == name:
+                        return self.btf.types[v.type_id], t.name
+        return None, None
+
+    def _is_extern_function(self, name: str) -> bool:
+        """Whether the object's BTF declares ``name`` a function (a kfunc): clang gives an
+        extern function's symbol no type when only its address is taken in a call."""
+        return any(t.kind == _btf.Kind.FUNC and t.name == name
+                   for t in (self.btf.types if self.btf else ()))
+
+    def _resolve_ksyms(self, ksyms) -> None:
+        if self.kallsyms is None:
+            from . import ksym
+            from .btf import relo
+            self.kallsyms = ksym.modelled(relo.target_btf(self.target_btf))
+        elif callable(self.kallsyms):
+            try:
+                self.kallsyms = self.kallsyms()
+            except OSError as exc:
+                raise self.error(f"cannot read the kernel's symbols: {exc}") from None
+        for y in ksyms:
+            address = self.kallsyms.get(y.name)
+            if address is None and y.bind != STB_WEAK:
+                raise self.error("extern (ksym): no such kernel symbol (declare it __weak "
+                                 "to read 0)", symbol=y.name)
+            self.ksym_at[y.name] = address or 0
+
     # 8 ------------------------------------------------------------------------------------
     def _read_functions(self) -> None:
         for s in self.sections:
@@ -849,6 +954,7 @@ class _Reader:
 
     # 9 ------------------------------------------------------------------------------------
     def _link_programs(self) -> None:
+        self._relocate_core()
         self.reloc_at = {}
         for target, entries in self.relocs.items():
             s = self.sec(target)
@@ -892,7 +998,12 @@ class _Reader:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
                     callback = self._callback(reloc, insn.imm) if reloc is not None else None
-                    if callback is not None:
+                    if reloc is not None and reloc[2].name in self.ksym_at:
+                        # libbpf writes a typeless ksym's address as a plain constant
+                        address = self.ksym_at[reloc[2].name]
+                        isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
+                        isa.patch(code, pc + 1, imm=_s32(address >> 32))
+                    elif callback is not None:
                         # libbpf's RELO_SUBPROG_ADDR: the function is appended like a
                         # callee, and the lddw names it pc-relative (BPF_PSEUDO_FUNC)
                         start = placed[callback] if callback in placed else place(callback)
@@ -947,6 +1058,9 @@ class _Reader:
                       for f, base in placed.items()
                       for li in self.line_info.get(self.sections[f.section].name, ())
                       if f.start <= li.pc < f.end)
+        poisoned = tuple(dataclasses.replace(p, pc=base + p.pc - f.start)
+                         for f, base in placed.items()
+                         for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
         funcs = {t.name: t.id for t in self.btf.types
                  if t.kind == _btf.Kind.FUNC} if self.btf is not None else {}
         func_info = tuple(sorted((pc, funcs[f.name]) for f, pc in placed.items()
@@ -954,7 +1068,7 @@ class _Reader:
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
                            tuple(sorted(lines, key=lambda li: li.pc)), tuple(kfuncs),
-                           func_info if len(func_info) == len(placed) else ())
+                           poisoned, func_info if len(func_info) == len(placed) else ())
 
     def _callback(self, reloc, imm: int) -> _Func | None:
         """The function an lddw's relocation names (a callback), or None."""
@@ -970,7 +1084,8 @@ class _Reader:
         if rtype != R_BPF_64_64:
             raise self.error(f"relocation type {rtype} on lddw (expected R_BPF_64_64)", **where)
         if sym.shndx == SHN_UNDEF:
-            raise self.error("extern symbols (__kconfig, __ksym) are not supported", **where)
+            # libbpf points the lddw at the extern's slot of .kconfig; the addend is unused
+            return MapRef(index, ".kconfig", "value", self.kconfig_at[sym.name])
         tsec = self.sec(sym.shndx)
         if tsec is None:
             raise self.error(f"symbol in special section {sym.shndx:#x}", **where)

@@ -198,8 +198,7 @@ class Answers:
         key = _h("load", int(prog_type), code, refs_ids, license, log_level, *extra)
 
         def ask():
-            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level, btf,
-                                               func_info)
+            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level, *extra)
             ask.fd = fd
             return {"ok": fd >= 0, "err": err, "log": log}
         ask.fd = -1

@@ -187,6 +187,13 @@ def test_a_python_helper_cannot_touch_memory_outside_the_regions():
     assert (err.value.__cause__.address, err.value.__cause__.size) == (8, 1)
 
 
+def test_helper_memory_kept_past_its_helper_call_raises_an_execution_error():
+    kept = []
+    prog("call 9\nexit", helpers={9: lambda mem, *_: kept.append(mem) or 0}).run()
+    with pytest.raises(errors.ExecutionError, match="outside its helper call"):
+        kept[0].read(0, 1)
+
+
 def test_an_exception_in_a_python_helper_becomes_an_execution_error():
     def boom(*_):
         raise KeyError("nope")
@@ -271,9 +278,9 @@ def test_disassemble_lists_the_program():
     assert prog("mov %r0, 1\nexit").disassemble() == "    0: r0 = 0x1\n    1: exit"
 
 
-def test_the_conditional_jump_cases_are_the_ones_the_isa_table_generates():
+@pytest.mark.parametrize("region", ["interp_cases", "atomic_cases"])
+def test_the_instruction_cases_are_the_ones_the_isa_table_generates(region):
     src = (Path(pyebpf.__file__).parent / "_core.pyx").read_text()
-    begin = src.index(isa.JCC_BEGIN)
-    end = src.index(isa.JCC_END) + len(isa.JCC_END) + 1
-    assert src[begin:end] == isa.jcc_cases_source(), \
-        "the jump cases in _core.pyx are stale: a build (setup.py) rewrites them"
+    generated = isa.core_region(region)
+    assert generated in src, \
+        f"the {region} in _core.pyx are stale: a build (setup.py) rewrites them"

@@ -94,12 +94,17 @@ def _has_callbacks(code: bytes) -> bool:
                for i in (isa.Insn.unpack(code, k) for k in range(0, len(code), isa.INSN_SIZE)))
 
 
-def load_object(source, *, prog_type=None) -> KernelObject:
+def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObject:
     """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
     loads it into pyebpf: the same map definitions and initial contents (maps created
     without BTF), the same ``lddw`` rewriting from the specs, program arrays filled
     (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
     :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array), kfunc
-    calls resolved to the running kernel's BTF ids as libbpf resolves them."""
-    from .. import elf
-    return KernelObject(elf.parse(source), prog_type)
+    calls resolved to the running kernel's BTF ids as libbpf resolves them.
+    CO-RE relocations are applied against ``btf``, by default the running kernel's, and
+    ``__kconfig`` externs take their values from ``kconfig`` (see :func:`pyebpf.elf.parse`);
+    typeless ``__ksym`` externs the running kernel's addresses (``/proc/kallsyms``, as
+    libbpf reads them)."""
+    from .. import elf, ksym
+    return KernelObject(elf.parse(source, btf=btf, kconfig=kconfig,
+                                  kallsyms=ksym.read_kallsyms), prog_type)
