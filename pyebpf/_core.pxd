@@ -40,6 +40,7 @@ cdef enum:
     MAX_REGIONS = 72                  # stack, memory or packet, and up to 64 maps
     MAX_USED_MAPS = 64
     HELPER_SLOTS = 256
+    CALLBACK_RETURN = 0x7FFFFFFF      # a frame's ret_pc when a helper called it
 
 # Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
 # STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
@@ -55,6 +56,7 @@ cdef enum Status:
     STATUS_CTX_FAULT       # a context access the program type may not make
     STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
     STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
+    STATUS_CALLBACK_DONE   # a callback a helper called (callbacks.pxi) returned
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -118,6 +120,9 @@ ctypedef struct Vm:
     int64_t budget_left
     int depth
     Frame frames[MAX_FRAMES]
+    uint32_t may_goto_left[MAX_FRAMES]   # each frame's may_goto budget (BPF_MAX_LOOPS)
+    uint8_t run_mode       # the loop vm_run chose (0 plain, 1 coverage, 2 trace): callbacks
+                           # run in the same one
     Region regions[MAX_REGIONS]
     int nregions
     helper_fn* helpers

@@ -644,11 +644,20 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             vm.helper_id = imm
             vm.pc = pc - 1
+            vm.budget_left = left          # a helper may run callbacks, on this budget
             r[0] = fn(vm, r[1], r[2], r[3], r[4], r[5])
+            left = vm.budget_left
             if vm.status != STATUS_RUNNING:
                 if vm.status == STATUS_EXIT:
                     r[0] = vm.reg[0]
                 break
+        elif op == OP_MAY_GOTO:
+            # the kernel's rewrite: a counter in the frame, BPF_MAX_LOOPS at entry; at 0
+            # the jump is taken (do_misc_fixups)
+            if vm.may_goto_left[vm.depth] == 0:
+                pc = <uint32_t>i.off
+            else:
+                vm.may_goto_left[vm.depth] -= 1
         elif op == OP_CALL_KFUNC:
             # the id was checked when the program was decoded
             vm.helper_id = imm
@@ -666,6 +675,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             memcpy(f.saved, &r[6], sizeof(f.saved))
             f.ret_pc = pc
             vm.depth += 1
+            vm.may_goto_left[vm.depth] = BPF_MAX_LOOPS
             r[10] -= FRAME_SIZE
             # the stack region grows by the callee's frame, zeroed
             vm.regions[0].start -= FRAME_SIZE
@@ -681,6 +691,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             r[10] += FRAME_SIZE
             vm.regions[0].start += FRAME_SIZE
             pc = f.ret_pc
+            if pc == CALLBACK_RETURN:
+                vm.status = STATUS_CALLBACK_DONE
+                break
         else:
             # OP_INVALID (the sentinel past the end), OP_LDDW_TAIL, unsupported pseudo ops
             vm.status = STATUS_BAD_INSN
@@ -749,12 +762,14 @@ include "map_helpers.pxi"
 include "pin_format.pxi"
 include "map_class.pxi"
 include "kfuncs.pxi"
+include "callbacks.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
 
 cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     """Make ``prog`` the running program: its code, helpers, context rules and maps."""
+    vm.may_goto_left[0] = BPF_MAX_LOOPS
     cdef int k
     cdef Region* g
     vm.prog = prog
@@ -793,6 +808,7 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
+    vm.run_mode = 2 if trace else (1 if _cov_on else 0)
     while True:
         if trace:
             _interp(vm, <_Trace*>NULL)
@@ -1200,6 +1216,7 @@ cdef void _init_access_tables():
 _init_access_tables()
 register_skb_helpers()
 register_kfuncs()
+register_callback_helpers(SKB_HELPERS)
 register_map_helpers(SKB_HELPERS)
 
 
@@ -1475,6 +1492,9 @@ cdef class Program:
         cdef uint32_t offset = <uint32_t>hi
         if op.disc_value == 0:
             return ((<uint64_t><uint32_t>hi) << 32) | <uint32_t>lo
+        if op.disc_value == _isa.BPF_PSEUDO_FUNC:
+            # a callback: its absolute pc, the "address" helpers like bpf_loop call
+            return pc + 1 + lo
         if op.disc_value not in (_isa.BPF_PSEUDO_MAP_FD, _isa.BPF_PSEUDO_MAP_VALUE):
             raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} is not supported")
         m = _MAP_HANDLES.get(lo)

@@ -130,6 +130,7 @@ def _kernel_templates(op: isa.Op) -> list[str]:
         rhs = "{imm}" if f.imm is _F.S32 else f"{{src:{w}}}"
         return [f"if {{dst:{w}}} {isa.JMP_OP_SYMBOL[isa.BPF_OP(op.code)]} {rhs} goto {{target}}"]
     return {isa.F_JA: ["goto {target}"], isa.F_JA32: ["gotol {target}"],
+            isa.F_MAY_GOTO: ["may_goto {target}"],
             isa.F_CALL: ["call {helper}" if op.disc_value == 0 else f"{op.mnemonic} {{imm}}"],
             isa.F_CALL_LOCAL: ["call {ltarget}"], isa.F_CALLX: ["callx {dst:r}"],
             isa.F_EXIT: ["exit"]}[f]
@@ -145,7 +146,7 @@ _CONFORMANCE_OPERANDS = {
     isa.F_LD_IND: ["{src}", "{imm}"], isa.F_JA: ["{target}"], isa.F_JA32: ["{target}"],
     isa.F_JCC_K: ["{dst}", "{imm}", "{target}"], isa.F_JCC_X: ["{dst}", "{src}", "{target}"],
     isa.F_CALL: ["{imm}"], isa.F_CALL_LOCAL: ["{target}"], isa.F_CALLX: ["{dst}"],
-    isa.F_EXIT: [],
+    isa.F_EXIT: [], isa.F_MAY_GOTO: ["{target}"],
 }
 # Spellings the upstream conformance assembler reads besides the isa mnemonic.
 _CONFORMANCE_ALIASES = {"call": ["call helper"], "call kfunc": ["call runtime"],

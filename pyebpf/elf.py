@@ -41,7 +41,9 @@ Phases (libbpf's ``bpf_object_open`` order):
    global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)
    or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
-   called functions after the program, as libbpf does, and get their offsets fixed.
+   called functions after the program, as libbpf does, and get their offsets fixed; so
+   does an ``lddw`` of a function (a callback: ``BPF_PSEUDO_FUNC``); a call of an
+   extern function is a kfunc call (``ProgramSpec.kfuncs``).
 10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections (:func:`tail_call_slot`, C's
     ``sscanf(name, "%i/%i")``): the program of section ``ID/KEY`` goes into slot KEY of
     the program array whose ``bpf_elf_map.id`` is ID; a section whose ID names no program
@@ -50,9 +52,9 @@ Phases (libbpf's ``bpf_object_open`` order):
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
 ``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
-variables (kfuncs are called by name; ``__kconfig`` externs become a ``.kconfig`` map,
+variables (kfuncs are called by name, callbacks (``lddw`` of a function) placed; ``__kconfig`` externs become a ``.kconfig`` map,
 :mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
-callbacks (``lddw`` of a function), static functions in program sections (libbpf
+static functions in program sections (libbpf
 refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
@@ -253,6 +255,7 @@ class ProgramSpec:
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
     kfuncs: tuple = ()               # (pc, name): the kfunc calls, by extern function name
     core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
+    func_info: tuple = ()            # (pc, BTF FUNC id): where each function starts
 
     def instructions(self, fds, kfunc_ids=None) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
@@ -330,6 +333,9 @@ class ObjectSpec:
     version: int | None
     btf: _btf.Btf | None = field(default=None, repr=False, compare=False)
     namespace: str = ""              # tc/<sha1 of the object>: PIN_OBJECT_NS's directory
+    # .BTF as the kernel takes it (DATASEC sizes and offsets filled in, as libbpf's
+    # btf_fixup_datasec does); None without BTF or with extern (.ksyms, .kconfig) ones
+    kernel_btf: bytes | None = field(default=None, repr=False, compare=False)
 
     def find_programs(self, name: str) -> list[ProgramSpec]:
         """The programs called ``name``, or in section ``name``."""
@@ -441,7 +447,25 @@ class _Reader:
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
-                          self.btf, self.namespace)
+                          self.btf, self.namespace, self._kernel_btf())
+
+    def _kernel_btf(self) -> bytes | None:
+        sec = self.sec_named(".BTF")
+        if sec is None or self.btf is None:
+            return None
+        raw = bytearray(sec.data)
+        for t in self.btf.types:
+            if t.kind != _btf.Kind.DATASEC:
+                continue
+            data = self.sec_named(t.name)
+            if data is None or t.name in (".ksyms", ".kconfig"):
+                return None
+            struct.pack_into("<I", raw, t.offset + 8, data.size)
+            where = {y.name: y.value for y in self.symbols if y.shndx == data.index}
+            for k, v in enumerate(t.vars):
+                name = self.btf.types[v.type_id].name
+                struct.pack_into("<I", raw, t.offset + 16 + 12 * k, where.get(name, 0))
+        return bytes(raw)
 
     def sec(self, index: int) -> _Section | None:
         return self.sections[index] if 0 < index < len(self.sections) else None
@@ -973,11 +997,17 @@ class _Reader:
                 if insn.is_lddw:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
+                    callback = self._callback(reloc, insn.imm) if reloc is not None else None
                     if reloc is not None and reloc[2].name in self.ksym_at:
                         # libbpf writes a typeless ksym's address as a plain constant
                         address = self.ksym_at[reloc[2].name]
                         isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
                         isa.patch(code, pc + 1, imm=_s32(address >> 32))
+                    elif callback is not None:
+                        # libbpf's RELO_SUBPROG_ADDR: the function is appended like a
+                        # callee, and the lddw names it pc-relative (BPF_PSEUDO_FUNC)
+                        start = placed[callback] if callback in placed else place(callback)
+                        isa.patch(code, pc, src=isa.BPF_PSEUDO_FUNC, imm=start - pc - 1)
                     elif reloc is not None:
                         refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
                         isa.patch(code, pc, imm=0)
@@ -1031,10 +1061,23 @@ class _Reader:
         poisoned = tuple(dataclasses.replace(p, pc=base + p.pc - f.start)
                          for f, base in placed.items()
                          for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
+        funcs = {t.name: t.id for t in self.btf.types
+                 if t.kind == _btf.Kind.FUNC} if self.btf is not None else {}
+        func_info = tuple(sorted((pc, funcs[f.name]) for f, pc in placed.items()
+                                 if f.name in funcs))
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
                            tuple(sorted(lines, key=lambda li: li.pc)), tuple(kfuncs),
-                           poisoned)
+                           poisoned, func_info if len(func_info) == len(placed) else ())
+
+    def _callback(self, reloc, imm: int) -> _Func | None:
+        """The function an lddw's relocation names (a callback), or None."""
+        _n, rtype, sym = reloc
+        tsec = self.sec(sym.shndx) if sym.shndx != SHN_UNDEF else None
+        if rtype != R_BPF_64_64 or tsec is None or not tsec.flags & SHF_EXECINSTR:
+            return None
+        # a global function: its symbol's value; a static one: the section plus imm
+        return self._func_at(tsec.index, (sym.value + imm) // 8)
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc
@@ -1060,8 +1103,8 @@ class _Reader:
                                  f"definition", **where)
             return MapRef(index, name, "fd")
         if tsec.flags & SHF_EXECINSTR:
-            raise self.error("lddw of a function address (a callback, BPF_PSEUDO_FUNC) is not "
-                             "supported", **where)
+            raise self.error(f"lddw of {tsec.name}+{sym.value + imm:#x}, which is not the "
+                             f"start of a function", **where)
         raise self.error(f"lddw refers to section {tsec.name!r}, which is neither a maps "
                          f"section nor global data", **where)
 

@@ -45,6 +45,8 @@ BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
 BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
+BPF_JCOND = 0xE0                        # src_reg BPF_MAY_GOTO: may_goto
+BPF_MAY_GOTO = 0
 
 
 
@@ -167,7 +169,11 @@ BPF_ATTR = {
                            "license": (16, "P"), "log_level": (24, "I"), "log_size": (28, "I"),
                            "log_buf": (32, "P"), "kern_version": (40, "I"),
                            "prog_flags": (44, "I"), "prog_name": (48, "16s"),
+                           "prog_btf_fd": (72, "I"), "func_info_rec_size": (76, "I"),
+                           "func_info": (80, "P"), "func_info_cnt": (88, "I"),
                            "log_true_size": (140, "I")},
+    BpfCmd.BPF_BTF_LOAD: {"btf": (0, "P"), "btf_log_buf": (8, "P"), "btf_size": (16, "I"),
+                          "btf_log_size": (20, "I"), "btf_log_level": (24, "I")},
     BpfCmd.BPF_OBJ_PIN: {"pathname": (0, "P"), "bpf_fd": (8, "I"), "file_flags": (12, "I")},
     BpfCmd.BPF_PROG_TEST_RUN: {"prog_fd": (0, "I"), "retval": (4, "I"),
                                "data_size_in": (8, "I"), "data_size_out": (12, "I"),
@@ -487,6 +493,7 @@ F_CALL = Form("call", False, False, Field.UNUSED, Field.HELPER)
 F_CALL_LOCAL = Form("call_local", False, False, Field.UNUSED, Field.JUMP)
 F_CALLX = Form("callx", True, False, Field.UNUSED, Field.UNUSED)
 F_EXIT = Form("exit", False, False, Field.UNUSED, Field.UNUSED)
+F_MAY_GOTO = Form("may_goto", False, False, Field.JUMP, Field.UNUSED)
 
 
 @dataclass(frozen=True)
@@ -621,6 +628,7 @@ def _build_table() -> tuple[Op, ...]:
     add("CALL_KFUNC", BPF_JMP | BPF_CALL, "call kfunc", F_CALL, "src", BPF_PSEUDO_KFUNC_CALL)
     add("CALLX", BPF_JMP | BPF_CALL | BPF_X, "callx", F_CALLX)
     add("EXIT", BPF_JMP | BPF_EXIT, "exit", F_EXIT)
+    add("MAY_GOTO", BPF_JMP | BPF_JCOND, "may_goto", F_MAY_GOTO, "src", BPF_MAY_GOTO)
     return tuple(ops)
 
 

@@ -191,13 +191,14 @@ class Answers:
                 code[i + 4:i + 8] = bytes(4)
         return bytes(code), refs
 
-    def prog_load(self, prog_type, insns, license, log_level):
+    def prog_load(self, prog_type, insns, license, log_level, btf=None, func_info=b""):
         code, refs = self._program_refs(insns)
         refs_ids = [h.ident for h in refs]
-        key = _h("load", int(prog_type), code, refs_ids, license, log_level)
+        extra = (btf, func_info) if btf is not None else ()
+        key = _h("load", int(prog_type), code, refs_ids, license, log_level, *extra)
 
         def ask():
-            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level)
+            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level, *extra)
             ask.fd = fd
             return {"ok": fd >= 0, "err": err, "log": log}
         ask.fd = -1
@@ -208,7 +209,8 @@ class Answers:
         answer = self._answer("BPF_PROG_LOAD", key, ask, same)
         if not answer["ok"]:
             return -1, answer["err"], answer["log"]
-        handle = _Handle("prog", _h("prog", int(prog_type), code, refs_ids, license), refs)
+        handle = _Handle("prog", _h("prog", int(prog_type), code, refs_ids, license, *extra),
+                         refs)
         return self._fd(handle, ask.fd), 0, answer["log"]
 
     def prog_test_run(self, fd, data, ctx, data_out_size, ctx_out_size, repeat, flags):

@@ -5,17 +5,21 @@ availability per program type, and the open-coded numeric iterator
 the load verdict (with the kernel's message for a refusal) and BPF_PROG_TEST_RUN's
 retval.
 """
+from pathlib import Path
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 import pyebpf
 from pyebpf import elf, isa
-from pyebpf.errors import ElfError, KernelError
+from pyebpf.errors import ElfError
+from pyebpf.verifier.kfuncs import KFUNCS
+
+from skbdiff import TYPES
 
 from bpfc import compile_object
-from recorded_kernel import count_comparison
-from skbdiff import engine_fields
+from objdiff import same_retval, verdicts
 
 # the shapes of libbpf's bpf_helpers.h (1.2 and later): the installed 1.1 has neither
 # the iterator's type nor the macros
@@ -46,36 +50,11 @@ FLAGS = [("-O2", "-mcpu=v3"), ("-O2", "-mcpu=v4")]
 
 
 def _verdicts(source: str, flags, prog_type=None):
-    """(ours, theirs): None for a load, else the refusal's text."""
-    data = compile_object(ITER + source, flags=flags)
-    try:
-        pyebpf.load(data, prog_type=prog_type).close()
-        ours = None
-    except ElfError as exc:
-        ours = str(exc)
-    try:
-        pyebpf.kernel.load_object(data, prog_type=prog_type).close()
-        theirs = None
-    except KernelError as exc:
-        theirs = str(exc).split("refused the program: ", 1)[-1]
-    count_comparison()
-    return ours, theirs
+    return verdicts(compile_object(ITER + source, flags=flags), prog_type)
 
 
 def _same_retval(source: str, flags, packet: bytes = PACKET, prog_type=None) -> int:
-    data = compile_object(ITER + source, flags=flags)
-    obj = pyebpf.load(data, prog_type=prog_type)
-    try:
-        with pyebpf.kernel.load_object(data, prog_type=prog_type) as kobj:
-            (name,) = obj.programs
-            prog = obj.program(name)
-            ours = prog.run(packet, **engine_fields(prog.prog_type, None))
-            theirs = kobj.program(name).test_run(packet)
-    finally:
-        obj.close()
-    count_comparison()
-    assert ours.retval & 0xFFFFFFFF == theirs.retval
-    return theirs.retval
+    return same_retval(compile_object(ITER + source, flags=flags), packet, prog_type)
 
 
 # --- the mechanism ------------------------------------------------------------------
@@ -199,3 +178,58 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 """, FLAGS[0])
     assert theirs is not None and "expected an initialized iter_num as arg #0" in theirs
     assert ours is not None and theirs in ours
+
+
+# --- the docs table -------------------------------------------------------------------
+
+# why a kfunc the kernel offers these program types does not run in pyebpf yet
+WHY_NOT = {
+    "bpf_cast_to_kern_ctx": "kernel objects behind BTF pointers are not modelled yet",
+    "bpf_rdonly_cast": "kernel objects behind BTF pointers are not modelled yet",
+    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_dynptr_")],
+                    "dynptrs are not modelled yet"),
+    **dict.fromkeys([n for n in KFUNCS if "_ct_" in n],
+                    "no modelled conntrack table yet"),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_obj_", "bpf_list_",
+                                                         "bpf_rbtree_"))],
+                    "allocated objects, lists and rbtrees are not modelled yet"),
+    **dict.fromkeys(["bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
+                     "bpf_preempt_enable"], "their verifier rules are not modelled yet"),
+}
+
+
+def kfuncs_table() -> str:
+    """docs/kfuncs-table.md's table: each kfunc pyebpf knows, the program types the
+    kernel registers it for, and whether the engine runs it (a program calling it
+    loads)."""
+    rows = ["| kfunc | socket_filter | sched_cls | sched_act | in pyebpf |",
+            "|---|---|---|---|---|"]
+    for name, k in KFUNCS.items():
+        code = isa.Insn(isa.CALL_CODE, 0, isa.BPF_PSEUDO_KFUNC_CALL, 0,
+                        isa.KFUNC_IDS[name]).pack() + isa.Insn(0x95, 0, 0, 0, 0).pack()
+        try:
+            pyebpf.Program(code, "sched_cls", verify=False)
+            done = "yes"
+        except pyebpf.errors.LoadError:
+            done = f"no: {WHY_NOT[name]}"
+        kinds = ["yes" if t in k.hooks else "" for t in TYPES]
+        rows.append(f"| `{name}` | " + " | ".join(kinds) + f" | {done} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_docs_kfunc_table_is_what_pyebpf_implements():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "kfuncs-table.md").read_text()
+    begin, end = "<!-- kfuncs:begin -->\n", "<!-- kfuncs:end -->"
+    table = text[text.index(begin) + len(begin):text.index(end)]
+    want = kfuncs_table()
+    assert table == want, f"docs/kfuncs-table.md's table should read:\n{want}"
+
+
+def test_every_kfunc_is_declared_as_the_running_kernel_declares_it(live_kernel):
+    from pyebpf.btf import Btf, Kind
+    from pyebpf.kernel.vmlinux import VMLINUX_BTF
+    vmlinux = Btf.parse(Path(VMLINUX_BTF).read_bytes())
+    for name, k in KFUNCS.items():
+        (func,) = vmlinux.by_name(name, Kind.FUNC)
+        params = [p.name for p in func.target.members]
+        assert params == [a.name for a in k.args], f"{name}: parameters differ"

@@ -1,6 +1,9 @@
 """ELF objects loaded into the kernel the way :func:`pyebpf.load` loads them into pyebpf."""
 from __future__ import annotations
 
+import struct
+
+from .. import isa
 from ..errors import ElfError
 from .oracle import KernelMap, KernelProgram
 from .vmlinux import kfunc_btf_id
@@ -32,8 +35,13 @@ class KernelObject:
                 if kind not in RUNNABLE_TYPES:
                     self.skipped[ps.name] = f"a {kind} program"
                     continue
-                self.programs[ps.name] = KernelProgram(ps.instructions(fds, kfunc_btf_id), kind,
-                                                       license=spec.license or "GPL")
+                code = ps.instructions(fds, kfunc_btf_id)
+                # callbacks need the program's BTF and func_info (check_btf_func)
+                btf = spec.kernel_btf if ps.func_info and _has_callbacks(code) else None
+                info = b"".join(struct.pack("<II", pc, tid) for pc, tid in ps.func_info)
+                self.programs[ps.name] = KernelProgram(code, kind,
+                                                       license=spec.license or "GPL",
+                                                       btf=btf, func_info=info if btf else b"")
             for ms in spec.maps.values():
                 for slot, prog_name in ms.programs.items():
                     if prog_name not in self.programs:
@@ -79,6 +87,11 @@ class KernelObject:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _has_callbacks(code: bytes) -> bool:
+    return any(i.is_lddw and i.src == isa.BPF_PSEUDO_FUNC
+               for i in (isa.Insn.unpack(code, k) for k in range(0, len(code), isa.INSN_SIZE)))
 
 
 def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObject:

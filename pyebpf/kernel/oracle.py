@@ -174,7 +174,8 @@ class KernelProgram(_Owned):
     """
 
     def __init__(self, insns, prog_type=isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
-                 license: str = "GPL", log_level: int = 1):
+                 license: str = "GPL", log_level: int = 1, btf: bytes | None = None,
+                 func_info: bytes = b""):
         if not isinstance(insns, (bytes, bytearray, memoryview)):
             insns = b"".join(i.pack() for i in insns)
         insns = bytes(insns)
@@ -187,10 +188,12 @@ class KernelProgram(_Owned):
         self.prog_type = _enum(isa.ProgType, prog_type, "program type")
         self.verifier_log = ""
         lic = license.encode() + b"\0"
-        fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, log_level)
+        fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, log_level, btf,
+                                              func_info)
         if fd < 0 and log_level == 0:
             # only to learn why
-            fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, 1)
+            fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, 1, btf,
+                                                  func_info)
             if fd >= 0:  # accepted this time: keep it rather than fail oddly
                 err = 0
         if fd < 0:

@@ -114,8 +114,26 @@ class Syscalls:
     """The bpf(2) commands the oracle uses, on bytes and ints."""
 
     def prog_load(self, prog_type: int, insns: bytes, license: bytes,
-                  log_level: int) -> tuple[int, int, str]:
-        """BPF_PROG_LOAD: (fd or -1, errno or 0, verifier log)."""
+                  log_level: int, btf: bytes | None = None,
+                  func_info: bytes = b"") -> tuple[int, int, str]:
+        """BPF_PROG_LOAD: (fd or -1, errno or 0, verifier log).  ``btf`` (a BTF blob,
+        loaded with BPF_BTF_LOAD for this call) and ``func_info`` (``struct
+        bpf_func_info`` records) are what the kernel needs for callbacks."""
+        btf_fd = -1
+        if btf is not None:
+            logbuf = ctypes.create_string_buffer(_LOG_SIZE)
+            btf_fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=btf, btf_size=len(btf),
+                                btf_log_buf=logbuf, btf_log_size=_LOG_SIZE,
+                                btf_log_level=1).call()
+            if btf_fd < 0:
+                return -1, err, "BTF: " + logbuf.value.decode(errors="replace")
+        try:
+            return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info)
+        finally:
+            if btf_fd >= 0:
+                os.close(btf_fd)
+
+    def _prog_load(self, prog_type, insns, license, log_level, btf_fd, func_info):
         size = _LOG_SIZE if log_level else 0
         while True:
             logbuf = ctypes.create_string_buffer(size) if size else None
@@ -123,6 +141,11 @@ class Syscalls:
                          insn_cnt=len(insns) // isa.INSN_SIZE, insns=insns, license=license,
                          log_level=log_level, log_size=size, log_buf=logbuf,
                          prog_name=b"pyebpf")
+            if btf_fd >= 0:
+                attr["prog_btf_fd"] = btf_fd
+                attr["func_info_rec_size"] = 8
+                attr["func_info"] = func_info
+                attr["func_info_cnt"] = len(func_info) // 8
             fd, err = attr.call()
             log = logbuf.value.decode(errors="replace") if size else ""
             # The log is cut when it outgrows the buffer (6.4+: ENOSPC even on success);

@@ -75,8 +75,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
             _check_46(insns, ops)
         if unpriv:
             _check_unpriv(insns, ops, prog_type)
-        starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
-                               if op is not None and op.form is isa.F_CALL_LOCAL})
+        starts = sorted({0} | {s for pc, op in enumerate(ops)
+                               if (s := structure.function_start(op, insns[pc], pc))
+                               is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
                              live_registers(insns, ops), unpriv)
         interp.run()
@@ -139,7 +140,7 @@ def _check_46(insns, ops) -> None:
         if op.form is isa.F_CALL_LOCAL:
             raise Refusal(["BPF_CALL uses reserved fields"], pc)
         target = None
-        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X):
+        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
             target = pc + 1 + insns[pc].off
         elif op.form is isa.F_JA32:
             target = pc + 1 + insns[pc].imm
@@ -218,7 +219,7 @@ def live_registers(insns, ops) -> list[frozenset]:
             nxt = (pc + 1 + insn.imm,)
         elif f is isa.F_EXIT:
             nxt = ()
-        elif f is isa.F_JCC_K or f is isa.F_JCC_X:
+        elif f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
             nxt = (pc + op.slots, pc + 1 + insn.off)
         else:
             nxt = (pc + op.slots,)

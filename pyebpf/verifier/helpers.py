@@ -21,6 +21,8 @@ SIZE = "size"                      # ARG_CONST_SIZE
 SIZE_OR_ZERO = "size_or_zero"      # ARG_CONST_SIZE_OR_ZERO
 ALLOC_SIZE_OR_ZERO = "alloc_size"  # ARG_CONST_ALLOC_SIZE_OR_ZERO
 RINGBUF_MEM = "ringbuf_mem"        # ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE
+FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
+STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -44,6 +46,7 @@ def _p(name, ret, *args, pkt=False, maps=()):
 
 
 PROTOS: dict[int, Proto] = dict([
+    _p("loop", INTEGER, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
     _p("map_lookup_elem", MAP_VALUE_OR_NULL, MAP, KEY),
     _p("map_update_elem", INTEGER, MAP, KEY, VALUE, ANYTHING),
     _p("map_delete_elem", INTEGER, MAP, KEY),

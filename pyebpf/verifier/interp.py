@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from .. import isa
 from . import bounds, helpers, rules, tnum
-from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot
+from .callbacks import CALLBACK_HELPERS, CallbackCalls
+from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
-from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
                     SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg,
@@ -38,7 +39,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls):
+class Interpreter(KfuncCalls, CallbackCalls):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -56,7 +57,12 @@ class Interpreter(KfuncCalls):
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
         self.iter_nexts = {pc for pc, insn in enumerate(insns)
                            if self.ops[pc] is not None and is_iter_next(insn)}
-        self.prune = self._prune_points() | self.iter_nexts
+        self.may_gotos = {pc for pc, op in enumerate(ops)
+                          if op is not None and op.form is isa.F_MAY_GOTO}
+        self.callback_calls = {pc for pc, op in enumerate(ops)
+                               if op is not None and op.form is isa.F_CALL and
+                               not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
+        self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
@@ -74,7 +80,7 @@ class Interpreter(KfuncCalls):
             if op is None:
                 continue
             f = op.form
-            if f in (isa.F_JCC_K, isa.F_JCC_X):
+            if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
                 points.add(pc)
                 points.add(pc + 1 + self.insns[pc].off)
             elif f in (isa.F_JA, isa.F_JA32):
@@ -154,6 +160,16 @@ class Interpreter(KfuncCalls):
         pending.append((other, pc, prev, self.log.mark()))
         return other
 
+    def may_goto(self, st: VState, pc: int, insn, pending) -> int:
+        """check_cond_jmp_op for may_goto: the fall-through (one more iteration, one
+        level deeper, changed scalars widened) is queued; this path takes the jump."""
+        queued = self.push(st, pc + 1, pc, pending)
+        queued.may_goto_depth += 1
+        prev = self.loop_entry(st, pc)
+        if prev is not None:
+            widen_scalars(prev, queued)
+        return pc + 1 + insn.off
+
     def loop_entry(self, st: VState, pc: int) -> VState | None:
         """find_prev_entry: the checkpoint at ``pc`` of the previous loop iteration (the
         nearest one is this visit's own)."""
@@ -201,7 +217,9 @@ class Interpreter(KfuncCalls):
         add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
         sig = None
         iter_next = pc in self.iter_nexts
-        if self.open_count.get(pc) and not iter_next:
+        may_goto = pc in self.may_gotos
+        calls_callback = pc in self.callback_calls
+        if self.open_count.get(pc) and not (iter_next or may_goto or calls_callback):
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
@@ -220,6 +238,19 @@ class Interpreter(KfuncCalls):
             if it is not None and it.spill.value == ITER_ACTIVE and any(
                     states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
                     for old in group):
+                return True
+            add = True
+        if calls_callback:
+            # a callback called again from the state an earlier call left converges
+            # (is_state_visited for calls_callback instructions)
+            if any(states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
+                   for old in group):
+                return True
+            add = True
+        if may_goto:
+            # is_state_visited: a looping state one may_goto deeper converges
+            if any(old.may_goto_depth != cur.may_goto_depth and states_equal(old, cur, live)
+                   for group in self.open.get(pc, {}).values() for old in group):
                 return True
             add = True
         if not add:
@@ -278,12 +309,16 @@ class Interpreter(KfuncCalls):
             return pc + 1 + insn.off
         if f is isa.F_JA32:
             return pc + 1 + insn.imm
+        if f is isa.F_MAY_GOTO:
+            return self.may_goto(st, pc, insn, pending)
         if f in (isa.F_JCC_K, isa.F_JCC_X):
             return self.cond_jmp(st, pc, insn, op, pending)
         if f is isa.F_CALL:
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
                 self.kfunc_call(st, pc, insn, pending)
                 return pc + 1
+            if insn.imm in CALLBACK_HELPERS:
+                self.callback_call(st, pc, insn, pending)
             self.helper_call(st, pc, insn)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
@@ -804,6 +839,12 @@ class Interpreter(KfuncCalls):
         if op.disc_value == 0:
             regs[insn.dst] = scalar(((hi & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF))
             return
+        if op.disc_value == isa.BPF_PSEUDO_FUNC:
+            r = Reg(PTR_TO_FUNC)
+            r.mark_known(0)
+            r.off = pc + 1 + insn.imm        # the callback's first instruction
+            regs[insn.dst] = r
+            return
         m = self.maps(insn.imm) if self.maps is not None else None
         if m is None:
             self.refuse(pc, f"fd {insn.imm} is not pointing to valid bpf_map")
@@ -1059,6 +1100,8 @@ class Interpreter(KfuncCalls):
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
                              "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.RINGBUF_MEM: ("ringbuf_mem",),
+        helpers.FUNC: ("func",),
+        helpers.STACK_OR_NULL: ("fp",),
     }
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
@@ -1075,6 +1118,14 @@ class Interpreter(KfuncCalls):
         if kind == helpers.ANYTHING:
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
+            return
+        if kind == helpers.FUNC:
+            if reg.type != PTR_TO_FUNC:
+                self._type_error(pc, regno, reg, kind)
+            return
+        if kind == helpers.STACK_OR_NULL:
+            if reg.type != PTR_TO_STACK and not reg.is_null():
+                self._type_error(pc, regno, reg, kind)
             return
         if kind == helpers.CTX:
             if reg.type != PTR_TO_CTX:
@@ -1221,6 +1272,8 @@ class Interpreter(KfuncCalls):
 
     def exit(self, st: VState, pc: int) -> int | None:
         r0 = self.read(st, pc, 0)
+        if st.cur.in_callback:
+            return self.callback_exit(st, pc, r0)
         if len(st.frames) > 1:
             if r0.type == PTR_TO_STACK:     # prepare_func_exit
                 self.refuse(pc, "cannot return stack pointer to the caller")

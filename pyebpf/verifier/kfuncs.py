@@ -252,7 +252,7 @@ class KfuncCalls:
             qslot.spill.range += 1
             prev = self.loop_entry(st, pc)
             if prev is not None:
-                _widen_scalars(prev, queued)
+                widen_scalars(prev, queued)
             r0 = Reg(PTR_TO_MEM)
             r0.mark_known(0)
             r0.size = 4
@@ -261,7 +261,7 @@ class KfuncCalls:
         st.cur.regs[0] = scalar(0)
 
 
-def _widen_scalars(old, cur) -> None:
+def widen_scalars(old, cur) -> None:
     """widen_imprecise_scalars: pyebpf tracks no precision, so every scalar (register or
     spill) that differs from the previous iteration's becomes unknown."""
     for of, cf in zip(old.frames, cur.frames):

@@ -56,6 +56,8 @@ def insn_text(insns, pc: int) -> str:
         return f"{head}goto pc{_off(insn.off)}"
     if f is isa.F_JA32:
         return f"{head}gotol pc{_off(insn.imm)}"
+    if f is isa.F_MAY_GOTO:
+        return f"{head}may_goto pc{_off(insn.off)}"
     if f is isa.F_EXIT:
         return f"{head}exit"
     if f is isa.F_CALL and not op.disc_value:

@@ -13,13 +13,13 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 # enum bpf_reg_type (base types) and the PTR_MAYBE_NULL flag
 NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, \
     PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
-    PTR_TO_SOCK_COMMON, PTR_TO_MEM = range(12)
+    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC = range(13)
 MAYBE_NULL = 0x100
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
-            PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem"}
+            PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
@@ -134,26 +134,29 @@ class Slot:
 
 class Frame:
     """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
-    call instruction that entered it, ``subprog`` the function's index."""
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+    call instruction that entered it, ``subprog`` the function's index, ``in_callback``
+    whether a helper (bpf_loop) called it."""
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback")
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
         self.stack: dict[int, Slot] = {}
         self.callsite, self.subprog, self.frameno = callsite, subprog, frameno
+        self.in_callback = False
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
         f.regs = [r.copy() for r in self.regs]
         f.stack = {k: s.copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
+        f.in_callback = self.in_callback
         return f
 
 
 class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
     and the checkpoint it descends from (``parent``) with its open-branch count."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig")
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -162,6 +165,7 @@ class VState:
         self.branches = 0
         self.insn = 0
         self.sig = None
+        self.may_goto_depth = 0
 
     @property
     def cur(self) -> Frame:
@@ -173,6 +177,7 @@ class VState:
         v.refs = dict(self.refs)
         v.parent, v.branches, v.insn = self.parent, 0, self.insn
         v.sig = None
+        v.may_goto_depth = self.may_goto_depth
         return v
 
     def all_regs(self):

@@ -32,6 +32,17 @@ def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
     return None
 
 
+def function_start(op: isa.Op | None, insn: isa.Insn, pc: int) -> int | None:
+    """The function a local call calls or an lddw of a function (a callback,
+    BPF_PSEUDO_FUNC) names, or None."""
+    if op is None:
+        return None
+    if op.form is isa.F_CALL_LOCAL or (op.form is isa.F_LDDW and
+                                       op.disc_value == isa.BPF_PSEUDO_FUNC):
+        return pc + 1 + insn.imm
+    return None
+
+
 def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry for each slot (None for lddw tails).
 
@@ -68,6 +79,8 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.
         if op is None:
             continue
         target = _jump_target(op, insns[pc], pc)
+        if target is None:
+            target = function_start(op, insns[pc], pc)
         if target is None:
             continue
         if not 0 <= target < n:
@@ -118,6 +131,8 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
         target = _jump_target(op, insns[pc], pc)
         if target is not None:
             todo.append(target)
+        if op.form is isa.F_LDDW and function_start(op, insns[pc], pc) is not None:
+            todo.append(function_start(op, insns[pc], pc))
         if op.form in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
             continue
         todo.append(pc + op.slots)
@@ -130,8 +145,8 @@ def _check_abnormal_return(insns: list[isa.Insn], ops: list[isa.Op | None]) -> N
     # check_abnormal_return: a subprogram runs from a local call's target to the next
     # one; the kernel wants BTF for LD_ABS or a tail call there, and raw programs have
     # none.  Each subprogram in turn, LD_ABS asked about first.
-    starts = sorted({pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
-                     if op is not None and op.form is isa.F_CALL_LOCAL} - {0})
+    starts = sorted({s for pc, op in enumerate(ops)
+                     if (s := function_start(op, insns[pc], pc)) is not None} - {0})
     for start, end in zip(starts, starts[1:] + [len(ops)]):
         body = [pc for pc in range(start, end) if ops[pc] is not None]
         for pc in body:
@@ -162,8 +177,11 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int]) -> None:
     tail_calls = [False] * len(starts)
     for pc, op in enumerate(ops):
         func = bisect_right(starts, pc) - 1
-        if op is not None and op.form is isa.F_CALL_LOCAL:
-            calls[func].append((pc, starts.index(pc + 1 + insns[pc].imm)))
+        target = function_start(op, insns[pc], pc)
+        if target is not None:
+            # a callback counts as called from where its address is taken, as in the
+            # kernel's check_max_stack_depth
+            calls[func].append((pc, starts.index(target)))
         elif op is not None and op.form is isa.F_CALL and insns[pc].imm == _TAIL_CALL:
             tail_calls[func] = True
 

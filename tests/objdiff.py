@@ -1,0 +1,43 @@
+"""Load one compiled object in pyebpf and in the kernel (``pyebpf.kernel.load_object``)
+and compare: ``verdicts`` the load verdicts, ``same_retval`` one run's retval."""
+from __future__ import annotations
+
+import pyebpf
+from pyebpf.errors import ElfError, KernelError
+
+from recorded_kernel import count_comparison
+from skbdiff import engine_fields
+
+
+def verdicts(data: bytes, prog_type=None):
+    """(ours, theirs): None for a load, else the refusal's text (the kernel's: its
+    verifier's last meaningful line)."""
+    try:
+        pyebpf.load(data, prog_type=prog_type).close()
+        ours = None
+    except ElfError as exc:
+        ours = str(exc)
+    try:
+        pyebpf.kernel.load_object(data, prog_type=prog_type).close()
+        theirs = None
+    except KernelError as exc:
+        theirs = str(exc).split("refused the program: ", 1)[-1]
+    count_comparison()
+    return ours, theirs
+
+
+def same_retval(data: bytes, packet: bytes, prog_type=None) -> int:
+    """Run the object's one program on ``packet`` in both; require the same retval and
+    return it."""
+    obj = pyebpf.load(data, prog_type=prog_type)
+    try:
+        with pyebpf.kernel.load_object(data, prog_type=prog_type) as kobj:
+            (name,) = obj.programs
+            prog = obj.program(name)
+            ours = prog.run(packet, **engine_fields(prog.prog_type, None))
+            theirs = kobj.program(name).test_run(packet)
+    finally:
+        obj.close()
+    count_comparison()
+    assert ours.retval & 0xFFFFFFFF == theirs.retval
+    return theirs.retval

@@ -1,0 +1,61 @@
+"""Helpers that call back into the program: ``bpf_loop`` with a static callback
+(``lddw`` of a function, BPF_PSEUDO_FUNC), against the kernel: load verdicts (the
+kernel's message for a callback whose return is out of range) and retvals."""
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from bpfc import compile_object
+from objdiff import same_retval, verdicts
+
+PACKET = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) /
+               bytes(range(1, 41)))
+FLAGS = [("-O2", "-mcpu=v3"), ("-O2", "-mcpu=v4")]
+
+SUM = """
+struct ctx { struct __sk_buff *skb; __u32 sum; };
+
+static long add_byte(__u32 i, void *data)
+{
+    struct ctx *c = data;
+    __u8 b;
+    if (bpf_skb_load_bytes(c->skb, i, &b, 1))
+        return 1;
+    c->sum += b;
+    return 0;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct ctx c = { .skb = skb, .sum = 0 };
+    long n = bpf_loop(%s, add_byte, &c, 0);
+    return c.sum + (n << 16);
+}
+"""
+
+
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("count", ["10", "skb->len", "2000"])
+def test_bpf_loop_calls_its_callback_until_it_returns_one(flags, count):
+    retval = same_retval(compile_object(SUM % count, flags=flags), PACKET)
+    # 2000: the call for index len(PACKET) fails to load a byte and stops the loop
+    calls = {"10": 10, "skb->len": len(PACKET), "2000": len(PACKET) + 1}[count]
+    assert retval >> 16 == calls
+
+
+@pytest.mark.parametrize("flags, want", [("1", 0x100 - 22), ("0", 3)])
+def test_bpf_loop_refuses_flags_and_returns_the_number_of_calls(flags, want):
+    source = """
+static long nothing(__u32 i, void *data) { return 0; }
+SEC("tc") int prog(struct __sk_buff *skb) { return bpf_loop(3, nothing, 0, %s) & 0xff; }
+""" % flags
+    assert same_retval(compile_object(source), PACKET) == want
+
+
+def test_a_callback_returning_outside_0_1_is_refused_as_the_kernel_refuses_it():
+    ours, theirs = verdicts(compile_object("""
+static long two(__u32 i, void *data) { return 2; }
+SEC("tc") int prog(struct __sk_buff *skb) { return bpf_loop(3, two, 0, 0); }
+"""))
+    assert theirs is not None and "At callback return the register R0" in theirs, theirs
+    assert ours is not None and theirs in ours
