@@ -80,6 +80,7 @@ ctypedef struct TcOutcome:
     uint8_t fault_prog      # 1 + the chain position of the program that faulted, else 0
 
 REPLAY_RECORD = "=iiIIIIIIQBBBBxxxx"
+PROGRESS_EVERY = 4096       # packets between calls of tc_replay's progress callback
 
 
 cdef inline int32_t _da_opcode(int32_t code, int profile) noexcept nogil:
@@ -272,7 +273,7 @@ cdef uint32_t _untag_needs(int profile) noexcept nogil:
 
 def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
                uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
-               bint stop_on_error=False, list ts=None):
+               bint stop_on_error=False, list ts=None, object progress=None):
     """Run every frame through the chain ``programs`` at a clsact hook.
 
     With ``ts`` (each frame's capture time, ns), bpf_ktime_get_ns reads the capture's
@@ -287,7 +288,8 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     path freed it) where a packet has any.  With ``stop_on_error`` the replay ends
     after the first fault.  A KeyboardInterrupt (SIGINT, or whatever the caller's signal
     handler raises as one) stops it between packets; its ``packet`` attribute is the
-    index of the first packet not replayed.
+    index of the first packet not replayed.  ``progress``, when given, is called with
+    the number of packets replayed so far every PROGRESS_EVERY packets.
     """
     cdef int nprogs = len(programs)
     cdef ChainProg chain[MAX_CHAIN]
@@ -352,6 +354,8 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
             ts0 = ts[0]
         for i in range(nframes):
             PyErr_CheckSignals()
+            if progress is not None and i % PROGRESS_EVERY == 0:
+                progress(i)
             frame = frames[i]
             o = &outs[i]
             o.mark, o.priority, o.tc_index = tmpl.mark, tmpl.priority, tmpl.tc_index

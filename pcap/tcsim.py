@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import operator
 import os
 import re
 import signal
@@ -38,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import BudgetExceeded, EbpfError, ElfError
-from . import outputs, pcapio, tcreplay
+from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
 
 VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
             3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
@@ -70,13 +69,60 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def load_program(spec: str, prog_type: str, profile: str, verify: bool = True):
-    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
-    kernel verifies it unless ``verify`` is False."""
-    import pyebpf
-    path, name = spec, None
+def program_source(spec: str) -> tuple:
+    """(path, section or function name or None) of a PROG argument."""
     if not os.path.exists(spec) and ":" in spec:
-        path, name = spec.rsplit(":", 1)
+        return tuple(spec.rsplit(":", 1))
+    return spec, None
+
+
+def _load_object(path: str, prog_type: str, profile: str, verify: bool, pin_dir):
+    """pyebpf.load, or with ``pin_dir`` every map pinned by name there (libbpf's
+    LIBBPF_PIN_BY_NAME with DIR as the bpffs root): a map pinned by an earlier run is
+    reused with its contents, as libbpf reuses a pinned map.  The caller has made
+    ``pin_dir`` the pin root (``_pin_root``) for as long as the maps are used."""
+    import pyebpf
+    if pin_dir is None:
+        return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify)
+    import dataclasses
+
+    from pyebpf import elf, loader
+    spec = elf.parse(path)
+    for name, ms in spec.maps.items():
+        if ms.pin_path is None:
+            spec.maps[name] = dataclasses.replace(ms, pin_path=name)
+    obj = loader.Object(spec, prog_type=prog_type, profile=profile, verify=verify)
+    for name, m in obj.maps.items():
+        # a map got from its pin file comes without the BTF types of this declaration
+        if m.key_type is None:
+            m.key_type, m.value_type = spec.maps[name].key_type, spec.maps[name].value_type
+    return obj
+
+
+@contextlib.contextmanager
+def _pin_root(directory):
+    """PYEBPF_PIN_ROOT set to ``directory`` (pyebpf.pin_root) while entered; nothing
+    changed for None."""
+    if directory is None:
+        yield
+        return
+    saved = os.environ.get("PYEBPF_PIN_ROOT")
+    os.environ["PYEBPF_PIN_ROOT"] = os.path.abspath(directory)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYEBPF_PIN_ROOT"]
+        else:
+            os.environ["PYEBPF_PIN_ROOT"] = saved
+
+
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True,
+                 pin_dir=None):
+    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
+    kernel verifies it unless ``verify`` is False; ``pin_dir``: see ``--pin-dir``."""
+    import pyebpf
+    path, name = program_source(spec)
     suffix = Path(path).suffix
     if suffix in (".s", ".asm"):
         if name is not None:
@@ -95,7 +141,7 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True):
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify)
+        obj = _load_object(path, prog_type, profile, verify, pin_dir)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -179,14 +225,14 @@ class Replay:
     """The outcome of a replay: ``outcomes`` (decoded records), ``data``, ``extras``."""
 
     def __init__(self, capture, programs, *, mode="da", hook="ingress", classid=0,
-                 act_default=3, fields=None, stop_on_error=False):
+                 act_default=3, fields=None, stop_on_error=False, progress=None):
         self.capture, self.mode = capture, mode
         start = time.perf_counter()
         with _pinned_maps_transaction(programs):
             self.records, self.data, self.extras = tcreplay.tc_replay(
                 programs, capture.frames, mode=mode, ingress=hook == "ingress",
                 classid=classid, act_default=act_default, fields=fields or {},
-                stop_on_error=stop_on_error,
+                stop_on_error=stop_on_error, progress=progress,
                 ts=None if "ktime" in (fields or {}) else capture.ts)
         self.elapsed = time.perf_counter() - start
         self.count = len(self.records) // struct.calcsize(tcreplay.REPLAY_RECORD)
@@ -396,9 +442,7 @@ class _Signals:
             self.holding = False
 
 
-def run(args, signals=None, start=None) -> int:
-    start = time.perf_counter() if start is None else start
-    signals = signals or _Signals()
+def _check_options(args) -> None:
     if args.no_da and args.type != "sched_cls":
         raise UsageError("--no-da (classid mode) applies to sched_cls programs only")
     if bool(args.programs) == bool(args.cbpf):
@@ -407,6 +451,23 @@ def run(args, signals=None, start=None) -> int:
     if args.cbpf and (args.type != "sched_cls" or args.no_da or args.classid):
         raise UsageError("--cbpf runs a socket filter: --type, --no-da and --classid "
                          "apply to tc programs only")
+    if args.json and "-" in (args.output, args.drops, args.report, args.events):
+        raise UsageError("--json prints the summary on standard output, which an output "
+                         "given as - already takes")
+    if args.cbpf and (args.map or args.pin_dir):
+        raise UsageError("--map and --pin-dir fill the maps of eBPF programs; a classic "
+                         "filter (--cbpf) has none")
+
+
+def run(args, signals=None, start=None) -> int:
+    start = time.perf_counter() if start is None else start
+    signals = signals or _Signals()
+    _check_options(args)
+    with _pin_root(args.pin_dir):
+        return _run(args, signals, start)
+
+
+def _run(args, signals, start) -> int:
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
@@ -414,45 +475,95 @@ def run(args, signals=None, start=None) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile, not args.no_verify)
-                    for spec in args.programs]
+        programs = [load_program(spec, args.type, args.profile, not args.no_verify,
+                                 args.pin_dir) for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
+    maps = mapfiles.chain_maps(programs)
+    mapfiles.apply(args.map, maps)
+    check = _kernel_check(args, programs, fields, maps)
     mode = ("sf" if args.cbpf else "act" if args.type == "sched_act"
             else "classid" if args.no_da else "da")
-    # a packet socket's filter runs on received packets, after skb_vlan_untag
-    replay = Replay(capture, programs, mode=mode, hook="ingress" if args.cbpf else args.hook,
-                    classid=classid, act_default=CONTROLS[args.act_default], fields=fields,
-                    stop_on_error=args.stop_on_error)
+    progress = summary.Progress(len(capture.frames), quiet=args.quiet or args.json)
+    try:
+        # a packet socket's filter runs on received packets, after skb_vlan_untag
+        replay = Replay(capture, programs, mode=mode,
+                        hook="ingress" if args.cbpf else args.hook, classid=classid,
+                        act_default=CONTROLS[args.act_default], fields=fields,
+                        stop_on_error=args.stop_on_error, progress=progress)
+    finally:
+        progress.close()
+    try:
+        return _finish(args, signals, start, targets, capture, programs, replay, maps,
+                       check)
+    finally:
+        if check is not None:
+            check.close()
+
+
+def _kernel_check(args, programs, fields, maps):
+    """The kernel's copy of the program for --kernel-check, loaded before the replay
+    changes the maps; None without the option, or with a line saying why it is skipped
+    where bpf(2) is refused."""
+    if not args.kernel_check:
+        return None
+    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf])
+    why = kernelcheck.refused_reason()
+    if why:
+        print(f"tcsim: kernel-check skipped: bpf(2) is refused here ({why})",
+              file=sys.stderr)
+        return None
+    path, name = program_source(spec)
+    source = (None, None) if Path(path).suffix in (".s", ".asm") else (path, name)
+    return kernelcheck.Check(program, source, fields, maps)
+
+
+def _finish(args, signals, start, targets, capture, programs, replay, maps, check) -> int:
+    """Everything after the replay: faults, outputs, summary, the kernel's verdicts."""
     _report_faults(args, replay, programs, capture.path)
     counts = Counter(replay.actions)
     if args.stop_on_error and counts[FAULT]:
         print("tcsim: stopped (--stop-on-error); no output written", file=sys.stderr)
         return 1
+    disagreed = False
+    if check is not None:
+        diffs, skipped, compared = check.compare(replay, capture, args.hook == "ingress")
+        kernelcheck.report(diffs, skipped, compared, sys.stderr)
+        disagreed = bool(diffs)
     signals.stage = "after the replay"
-    outputs.write_all(_outputs(args, targets, replay, capture), critical=signals.hold)
+    files = _outputs(args, targets, replay, capture)
+    if args.dump_maps is not None:
+        files += mapfiles.dump_files(args.dump_maps, maps)
+    outputs.write_all(files, critical=signals.hold)
     elapsed = time.perf_counter() - start
-    rate = replay.count / elapsed if elapsed else float("inf")
-    changed = sum(map(operator.is_not, replay.data, capture.frames))
-    summary = ", ".join(f"{counts[k]} {name}" for k, name in enumerate(ACTIONS[:4]))
+    result = summary.summary(replay, capture, elapsed, VERDICTS, ACTIONS)
+    if args.json:
+        print(json.dumps(result))
+    if not args.quiet and not args.json:
+        _print_summary(result, counts, capture)
+    if signals.pending:
+        print("tcsim: interrupted after the outputs were written", file=sys.stderr)
+        return 128 + signals.pending
+    return 3 if disagreed else 0
+
+
+def _print_summary(result, counts, capture) -> None:
+    text = ", ".join(f"{counts[k]} {name}" for k, name in enumerate(ACTIONS[:4]))
     if counts[BEFORE_TC]:
-        summary += f", {counts[BEFORE_TC]} dropped before tc"
+        text += f", {counts[BEFORE_TC]} dropped before tc"
     if counts[FAULT]:
-        summary += f", {counts[FAULT]} faulted (dropped)"
-    print(f"tcsim: {_plural(replay.count, 'packet')} from {capture.path}: {summary}; "
-          f"bytes changed in {_plural(changed, 'packet')}; {rate:,.0f} packets/s",
-          file=sys.stderr)
+        text += f", {counts[FAULT]} faulted (dropped)"
+    rate = result["packets_per_second"]
+    print(f"tcsim: {_plural(result['packets'], 'packet')} from {capture.path}: {text}; "
+          f"bytes changed in {_plural(result['packets_changed'], 'packet')}; "
+          f"{rate if rate is not None else float('inf'):,.0f} packets/s", file=sys.stderr)
     truncated = len(capture.truncated)
     if truncated:
         print(f"tcsim: {_plural(truncated, 'packet')} "
               f"{'was' if truncated == 1 else 'were'} captured shorter than on the wire "
               f"(caplen < len) and {'was' if truncated == 1 else 'were'} replayed as captured",
               file=sys.stderr)
-    if signals.pending:
-        print("tcsim: interrupted after the outputs were written", file=sys.stderr)
-        return 128 + signals.pending
-    return 0
 
 
 def build_parser():
@@ -486,6 +597,20 @@ def build_parser():
     p.add_argument("--no-verify", action="store_true",
                    help="load programs the kernel's verifier would refuse (experiments: "
                         "their faults drop packets)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary on stderr (faults are still shown)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary on stdout as one JSON object")
+    p.add_argument("--map", action="append", default=[], metavar="NAME=FILE.json",
+                   help="initial contents of a map (repeatable; see docs/tcsim.md)")
+    p.add_argument("--dump-maps", metavar="DIR",
+                   help="write every map's contents after the run to DIR/NAME.json")
+    p.add_argument("--pin-dir", metavar="DIR",
+                   help="pin every map by name in DIR: a later run with the same DIR "
+                        "starts from the state this one leaves")
+    p.add_argument("--kernel-check", action="store_true",
+                   help="also run every packet with BPF_PROG_TEST_RUN and report each "
+                        "disagreement (exit status 3)")
     return p
 
 
