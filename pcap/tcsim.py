@@ -76,14 +76,16 @@ def program_source(spec: str) -> tuple:
     return spec, None
 
 
-def _load_object(path: str, prog_type: str, profile: str, verify: bool, pin_dir):
-    """pyebpf.load, or with ``pin_dir`` every map pinned by name there (libbpf's
-    LIBBPF_PIN_BY_NAME with DIR as the bpffs root): a map pinned by an earlier run is
-    reused with its contents, as libbpf reuses a pinned map.  The caller has made
-    ``pin_dir`` the pin root (``_pin_root``) for as long as the maps are used."""
+def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins):
+    """pyebpf.load with the pins the object declares (``pins`` None), none (False), or
+    every map pinned by name (``pins`` a directory: libbpf's LIBBPF_PIN_BY_NAME with it
+    as the bpffs root): a map pinned by an earlier run is reused with its contents, as
+    libbpf reuses a pinned map.  The caller has made that directory the pin root
+    (``_pin_root``) for as long as the maps are used."""
     import pyebpf
-    if pin_dir is None:
-        return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify)
+    if pins is None or pins is False:
+        return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify,
+                           pin=pins is None)
     import dataclasses
 
     from pyebpf import elf, loader
@@ -117,10 +119,10 @@ def _pin_root(directory):
             os.environ["PYEBPF_PIN_ROOT"] = saved
 
 
-def load_program(spec: str, prog_type: str, profile: str, verify: bool = True,
-                 pin_dir=None):
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, pins=None):
     """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
-    kernel verifies it unless ``verify`` is False; ``pin_dir``: see ``--pin-dir``."""
+    kernel verifies it unless ``verify`` is False; ``pins``: the maps' pins, None as the
+    object declares, False none, a directory as ``--pin-dir``."""
     import pyebpf
     path, name = program_source(spec)
     suffix = Path(path).suffix
@@ -141,7 +143,7 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True,
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = _load_object(path, prog_type, profile, verify, pin_dir)
+        obj = _load_object(path, prog_type, profile, verify, pins)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -630,6 +632,10 @@ def _interrupted(exc, signals) -> int:
 
 def main(argv=None) -> int:
     start = time.perf_counter()
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["diff"]:
+        from . import diff
+        return diff.main(words[1:])
     args = build_parser().parse_args(argv)
     with _Signals() as signals:
         try:
