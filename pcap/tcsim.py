@@ -461,15 +461,17 @@ def _check_options(args) -> None:
                          "filter (--cbpf) has none")
 
 
-def run(args, signals=None, start=None) -> int:
+def run(args, signals=None, start=None, collect=None) -> int:
+    """One replay as the command line asks (``args`` from build_parser, one capture);
+    ``collect``, when given, is called with the summary (the ``--json`` object)."""
     start = time.perf_counter() if start is None else start
     signals = signals or _Signals()
     _check_options(args)
     with _pin_root(args.pin_dir):
-        return _run(args, signals, start)
+        return _run(args, signals, start, collect)
 
 
-def _run(args, signals, start) -> int:
+def _run(args, signals, start, collect) -> int:
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
@@ -498,7 +500,7 @@ def _run(args, signals, start) -> int:
         progress.close()
     try:
         return _finish(args, signals, start, targets, capture, programs, replay, maps,
-                       check)
+                       check, collect)
     finally:
         if check is not None:
             check.close()
@@ -521,7 +523,8 @@ def _kernel_check(args, programs, fields, maps):
     return kernelcheck.Check(program, source, fields, maps)
 
 
-def _finish(args, signals, start, targets, capture, programs, replay, maps, check) -> int:
+def _finish(args, signals, start, targets, capture, programs, replay, maps, check,
+            collect) -> int:
     """Everything after the replay: faults, outputs, summary, the kernel's verdicts."""
     _report_faults(args, replay, programs, capture.path)
     counts = Counter(replay.actions)
@@ -540,6 +543,8 @@ def _finish(args, signals, start, targets, capture, programs, replay, maps, chec
     outputs.write_all(files, critical=signals.hold)
     elapsed = time.perf_counter() - start
     result = summary.summary(replay, capture, elapsed, VERDICTS, ACTIONS)
+    if collect is not None:
+        collect(result)
     if args.json:
         print(json.dumps(result))
     if not args.quiet and not args.json:
@@ -572,8 +577,10 @@ def build_parser():
     p = argparse.ArgumentParser(prog="tcsim", description=__doc__.splitlines()[0])
     p.add_argument("programs", nargs="*", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
-    p.add_argument("-r", "--read", required=True, metavar="CAPTURE",
-                   help="the capture to replay (pcap or pcapng, Ethernet; - for stdin)")
+    p.add_argument("-r", "--read", required=True, action="append", metavar="CAPTURE",
+                   help="the capture to replay (pcap or pcapng, Ethernet; - for stdin); "
+                        "with --workers or --scheduler, several: files, directories, "
+                        "glob patterns, -r repeated")
     p.add_argument("-o", "--output", help="delivered packets (.pcap or .pcapng; - for stdout)")
     p.add_argument("--drops", help="dropped packets (pcap)")
     p.add_argument("--redirect-dir",
@@ -610,6 +617,11 @@ def build_parser():
     p.add_argument("--pin-dir", metavar="DIR",
                    help="pin every map by name in DIR: a later run with the same DIR "
                         "starts from the state this one leaves")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="replay the captures on a local Dask cluster of N processes, each "
+                        "capture with maps of its own (pip install 'pyebpf[dask]')")
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="replay the captures on this Dask cluster instead")
     p.add_argument("--kernel-check", action="store_true",
                    help="also run every packet with BPF_PROG_TEST_RUN and report each "
                         "disagreement (exit status 3)")
@@ -636,9 +648,17 @@ def main(argv=None) -> int:
     if words[:1] == ["diff"]:
         from . import diff
         return diff.main(words[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(words)
     with _Signals() as signals:
         try:
+            from . import cluster
+            captures = cluster.expand(args.read)
+            if len(captures) > 1 or args.workers or args.scheduler:
+                if not (args.workers or args.scheduler):
+                    raise UsageError(f"{len(captures)} captures: several are replayed on a "
+                                     "Dask cluster, give --workers N or --scheduler ADDRESS")
+                return cluster.run(args, captures)
+            args.read = captures[0]
             return run(args, signals, start)
         except KeyboardInterrupt as exc:
             code = _interrupted(exc, signals)
