@@ -34,7 +34,7 @@ _SIZE = struct.calcsize(tcreplay.REPLAY_RECORD)
 def _outcome(replay, index: int) -> dict:
     """The compared parts of one packet's outcome."""
     (verdict, _, classid, mark, priority, rdev, _, _, _, action, has_classid, ringress,
-     _) = struct.unpack_from(tcreplay.REPLAY_RECORD, replay.records, index * _SIZE)
+     _, _) = struct.unpack_from(tcreplay.REPLAY_RECORD, replay.records, index * _SIZE)
     ran = action < tcsim.FAULT
     return {
         "verdict": f"{tcsim.VERDICTS.get(verdict, str(verdict)) if ran else '-'} "

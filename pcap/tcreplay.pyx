@@ -39,6 +39,7 @@ from pyebpf import isa as _isa
 from pyebpf._core import KTIME_START
 
 include "capio.pxi"
+include "annotate.pxi"
 
 
 cdef enum:
@@ -78,8 +79,9 @@ ctypedef struct TcOutcome:
     uint8_t has_classid
     uint8_t redirect_ingress
     uint8_t fault_prog      # 1 + the chain position of the program that faulted, else 0
+    uint8_t decider         # 1 + the chain position of the last program run, else 0
 
-REPLAY_RECORD = "=iiIIIIIIQBBBBxxxx"
+REPLAY_RECORD = "=iiIIIIIIQBBBBBxxx"
 PROGRESS_EVERY = 4096       # packets between calls of tc_replay's progress callback
 
 
@@ -181,7 +183,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
     cdef int32_t r0, verdict
     if mode == MODE_SF:
         # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
-        o.runs = 1
+        o.runs, o.decider = 1, 1
         k = _run_one(vm, &chain[0], skb, v46)
         o.insns = chain[0].budget - <uint64_t>vm.budget_left
         if k != STATUS_EXIT:
@@ -197,6 +199,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
             if mode != MODE_ACT:
                 skb.tc_classid = <uint16_t>classid
             o.runs += 1
+            o.decider = k + 1
             if _run_one(vm, &chain[k], skb, v46) != STATUS_EXIT:
                 o.insns += chain[k].budget - <uint64_t>vm.budget_left
                 o.fault_prog = k + 1

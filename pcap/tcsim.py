@@ -245,13 +245,13 @@ class Replay:
 
     def outcomes(self):
         """(verdict, retval, classid, mark, priority, redirect_ifindex, tc_index, runs,
-        insns, action, has_classid, redirect_ingress, fault_prog) per packet."""
+        insns, action, has_classid, redirect_ingress, fault_prog, decider) per packet."""
         return struct.iter_unpack(self._format, self.records)
 
     def report_line(self, index, outcome) -> str:
         cap, extra = self.capture, self.extras.get(index, {})
         (verdict, retval, classid, mark, priority, rdev, tc_index, runs, insns, action,
-         has_classid, ringress, fault) = outcome
+         has_classid, ringress, fault, _) = outcome
         frame, out = cap.frames[index], self.data[index]
         error = extra.get("error")
         return json.dumps({
@@ -281,7 +281,8 @@ def _plan(args) -> dict:
     before anything runs: none a directory, no two the same file, none the input."""
     targets = {}
     for option, value in (("-o", args.output), ("--drops", args.drops),
-                          ("--report", args.report), ("--events", args.events)):
+                          ("--report", args.report), ("--events", args.events),
+                          ("--annotated", args.annotated)):
         if value is not None:
             targets[option] = outputs.resolve(value)
     outputs.check_distinct(targets, args.read)
@@ -332,7 +333,42 @@ def _outputs(args, targets, replay, capture):
         files.append((targets["--events"], "".join(line + "\n" for line in events).encode()))
     if args.redirect_dir is not None:
         files.extend(_redirect_files(args, targets, replay, capture))
+    if "--annotated" in targets:
+        files.append((targets["--annotated"], _annotated(args, replay, capture)))
     return files
+
+
+def _annotated(args, replay, capture) -> bytes:
+    """The --annotated pcapng (tcreplay.annotated_pcapng), with the rare per-packet
+    extras (trace_printk lines, faults, clones, why a frame never reached tc) as notes."""
+    specs = args.programs or [f"--cbpf {args.cbpf}"]
+    notes = {}
+    for i, extra in replay.extras.items():
+        parts = []
+        if "dropped_before_tc" in extra:
+            parts.append(f"; {extra['dropped_before_tc']}")
+        if "error" in extra:
+            err = extra["error"]
+            where = "" if isinstance(err, str) else \
+                f" in program {extra['program'] + 1} at pc {err.pc}"
+            parts.append(f"; fault{where}: {str(err).splitlines()[0]}")
+        if extra.get("clones"):
+            parts.append("; cloned to " + ", ".join(
+                f"{ifindex}{' ingress' if ingress else ''}"
+                for ifindex, ingress, _ in extra["clones"]))
+        if extra.get("trace"):
+            parts.append("; trace_printk: " + " | ".join(extra["trace"]))
+        notes[i] = "".join(parts).encode()
+    fields = parse_fields(args.field)
+    hook = "ingress" if args.cbpf else args.hook
+    where = (f"{'packet socket' if args.cbpf else 'tc ' + hook} hook, ifindex "
+             f"{fields.get('ifindex', 1)}")
+    return tcreplay.annotated_pcapng(
+        replay.records, capture.frames, replay.data, capture.ts, capture.orig_len, notes,
+        [s.encode() for s in specs], f"{where}: packets as they came in".encode(),
+        f"{where}: packets as they went out".encode(), sf=bool(args.cbpf),
+        mark=int(fields.get("mark", 0)), priority=int(fields.get("priority", 0)),
+        classid=parse_classid(args.classid) if args.classid else 0)
 
 
 def _redirect_files(args, targets, replay, capture):
@@ -587,6 +623,9 @@ def build_parser():
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
     p.add_argument("--report", help="one JSON object per packet")
     p.add_argument("--events", help="bpf_perf_event_output records (JSON lines)")
+    p.add_argument("--annotated", metavar="OUT.pcapng",
+                   help="every packet as it came in and as it went out, each with a "
+                        "comment on its outcome (for Wireshark)")
     p.add_argument("--cbpf", metavar="FILTER",
                    help="a classic socket filter instead of PROG: a pcap-filter expression "
                         "or a tcpdump -dd/-ddd file")
