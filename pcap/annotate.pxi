@@ -320,3 +320,18 @@ def annotated_pcapng(bytes records, list frames, list data, list ts, list orig_l
     finally:
         free(out.p)
         free(c.p)
+
+
+def header_changes(bytes old, bytes new):
+    """The changes from frame ``old`` to frame ``new`` as ``--annotated`` words them:
+    "ipv4.src 10.1.2.3 → 203.0.113.1; tcp.csum ...", "length A → B bytes", "payload
+    changed"; "" when they are equal."""
+    cdef Buf b
+    memset(&b, 0, sizeof(Buf))
+    try:
+        if not _changed_fields(&b, <const uint8_t*>PyBytes_AS_STRING(old), len(old),
+                               <const uint8_t*>PyBytes_AS_STRING(new), len(new)):
+            raise MemoryError()
+        return PyBytes_FromStringAndSize(b.p + 2, b.len - 2).decode() if b.len else ""
+    finally:
+        free(b.p)

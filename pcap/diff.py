@@ -47,9 +47,19 @@ def _outcome(replay, index: int) -> dict:
 
 
 def _bytes_text(old: bytes, new: bytes) -> tuple:
-    at = next((k for k, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
-    return (f"{len(old)} bytes, from byte {at}: {old[at:at + 8].hex() or '(end)'}",
-            f"{len(new)} bytes, from byte {at}: {new[at:at + 8].hex() or '(end)'}")
+    """The two sides of a bytes difference: the header fields that differ (named as
+    ``--annotated`` names them), each side's values."""
+    olds, news = [], []
+    for change in tcreplay.header_changes(old, new).split("; "):
+        name, _, values = change.partition(" ")
+        a, arrow, b = values.partition(" \u2192 ")
+        if arrow:
+            olds.append(f"{name} {a}")
+            news.append(f"{name} {b}")
+        else:
+            olds.append(change)
+            news.append(change)
+    return "; ".join(olds), "; ".join(news)
 
 
 def compare(old, new) -> list:

@@ -80,3 +80,11 @@ def test_several_captures_are_each_replayed_with_fresh_maps(capsys):
 def test_an_error_is_one_line_and_exit_status_2(capsys, argv, message):
     rc, _, err = diff(capsys, *argv)
     assert rc == 2 and err.count("\n") == 1 and err.startswith(message)
+
+
+def test_a_bytes_difference_names_the_header_fields_each_side_wrote(capsys):
+    _, out, _ = diff(capsys, OLD, NEW, "-r", SAMPLE, "--json", "--examples", "1")
+    (example,) = json.loads(out)["kinds"]["bytes"]["examples"]
+    assert (example["old"], example["new"]) == (
+        "ipv4.csum 0x2c4; ipv4.src 203.0.113.1; tcp.csum 0xc4c3",
+        "ipv4.csum 0x2c3; ipv4.src 203.0.113.2; tcp.csum 0xc4c2")
