@@ -200,32 +200,35 @@ class Replay:
         insns, action, has_classid, redirect_ingress, fault_prog) per packet."""
         return struct.iter_unpack(self._format, self.records)
 
-    def report_line(self, index, outcome) -> str:
-        cap, extra = self.capture, self.extras.get(index, {})
-        (verdict, retval, classid, mark, priority, rdev, tc_index, runs, insns, action,
-         has_classid, ringress, fault) = outcome
-        frame, out = cap.frames[index], self.data[index]
-        error = extra.get("error")
-        return json.dumps({
-            "index": index, "timestamp": cap.ts[index] / 1e9, "timestamp_ns": cap.ts[index],
-            "len_in": cap.orig_len[index], "caplen_in": len(frame),
-            "len_out": len(out) + cap.orig_len[index] - len(frame) if action < FAULT else None,
-            "truncated": len(frame) < cap.orig_len[index],
-            "verdict": VERDICTS.get(verdict, str(verdict))
-            if action < FAULT and self.mode != "sf" else None,
-            "retval": retval if action < FAULT else None, "action": ACTIONS[action],
-            "classid": _classid_text(classid) if has_classid and action < FAULT else None,
-            "mark": mark, "priority": priority, "tc_index": tc_index,
-            "redirect": {"ifindex": rdev, "ingress": bool(ringress)} if action == 3 else None,
-            "clones": [{"ifindex": i, "ingress": g, "len": len(b)}
-                       for i, g, b in extra.get("clones", ())],
-            "trace_printk": extra.get("trace", []), "instructions": insns,
-            "programs_run": runs,
-            "errors": [] if error is None else
-            [{"program": None, "pc": None, "message": error}] if isinstance(error, str) else
-            [{"program": extra["program"], "pc": error.pc, "message": str(error)}],
-            "dropped_before_tc": extra.get("dropped_before_tc"),
-        })
+
+def report_line(index, fields, extra, mode, budgets) -> bytes:
+    """The report line of a packet with extras (the rest are written in C, the same
+    object): ``fields`` as tcreplay.Loop gives them."""
+    (ts, wire, caplen, len_out, verdict, retval, classid, mark, priority, rdev, tc_index,
+     runs, insns, action, has_classid, ringress, fault) = fields
+    error = extra.get("error")
+    if error is not None and not isinstance(error, str):
+        error = extra["error"] = _budget_text(error, budgets[extra["program"]])
+    return (json.dumps({
+        "index": index, "timestamp": ts / 1e9, "timestamp_ns": ts,
+        "len_in": wire, "caplen_in": caplen,
+        "len_out": len_out if action < FAULT else None,
+        "truncated": caplen < wire,
+        "verdict": VERDICTS.get(verdict, str(verdict)) if action < FAULT and mode != "sf"
+        else None,
+        "retval": retval if action < FAULT else None, "action": ACTIONS[action],
+        "classid": _classid_text(classid) if has_classid and action < FAULT else None,
+        "mark": mark, "priority": priority, "tc_index": tc_index,
+        "redirect": {"ifindex": rdev, "ingress": bool(ringress)} if action == 3 else None,
+        "clones": [{"ifindex": i, "ingress": g, "len": len(b)}
+                   for i, g, b in extra.get("clones", ())],
+        "trace_printk": extra.get("trace", []), "instructions": insns,
+        "programs_run": runs,
+        "errors": [] if error is None else
+        [{"program": None, "pc": None, "message": error}] if isinstance(error, str) else
+        [{"program": extra["program"], "pc": error.pc, "message": str(error)}],
+        "dropped_before_tc": extra.get("dropped_before_tc"),
+    }) + "\n").encode()
 
 
 def _plan(args) -> dict:
@@ -252,69 +255,70 @@ def _plan(args) -> dict:
     return targets
 
 
-def _flags(*actions) -> bytes:
-    return bytes(1 if a in actions else 0 for a in range(256))
+class _Outputs:
+    """The writers of one run, opened in ``session`` as the arguments ask: ``out``,
+    ``drops`` (captures in the input's linktype), ``report``, ``events`` and one
+    capture per redirect target (``redirect``, for tcreplay.Loop)."""
 
+    def __init__(self, args, targets, session, source):
+        self.args, self.targets, self.session, self.source = args, targets, session, source
+        self.out = self.drops = self.report = self.events = None
+        self.writers = []          # (target, Writer)
+        self.redirects = {}
+        self.taken = {t.key: option for option, t in targets.items()}
+        self.input = outputs.input_key(args.read)
 
-def _outputs(args, targets, replay, capture):
-    """[(outputs.Target, bytes)] of every output the arguments ask for."""
-    ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
-    actions, ns = replay.actions, capture.nanosecond
+    def _open(self, target, make):
+        writer = make(self.session.open(target))
+        self.writers.append((target, writer))
+        return writer
 
-    def capture_file(given, take, original=()):
-        picked = tcreplay._replay_pick(actions, _flags(*take), _flags(*original), ts, frames,
-                                    orig, data)
-        return pcapio.packets_bytes(*picked, nanosecond=ns,
-                                    pcapng=Path(given).suffix == ".pcapng")
+    def _capture(self, target, pcapng):
+        src = self.source
+        return self._open(target, lambda fd: tcreplay.CaptureWriter(
+            fd, pcapng, src.nanosecond, src.linktype,
+            src.scanner if pcapng and src.format == "pcapng" else None))
 
-    files = []
-    if "-o" in targets:
-        files.append((targets["-o"], capture_file(args.output, [0])))
-    if "--drops" in targets:
-        files.append((targets["--drops"], capture_file(args.drops, [1, FAULT, BEFORE_TC],
-                                                       [FAULT, BEFORE_TC])))
-    if "--report" in targets:
-        files.append((targets["--report"], "".join(
-            replay.report_line(i, o) + "\n" for i, o in enumerate(replay.outcomes())).encode()))
-    if "--events" in targets:
-        events = [json.dumps({"packet": i, "map": m.name or str(m.fd), "cpu": cpu,
-                              "size": len(ev), "data": ev.hex()})
-                  for i, extra in sorted(replay.extras.items())
-                  for m, cpu, ev in extra.get("events", ())]
-        files.append((targets["--events"], "".join(line + "\n" for line in events).encode()))
-    if args.redirect_dir is not None:
-        files.extend(_redirect_files(args, targets, replay, capture))
-    return files
+    def start(self):
+        """Open every output named on the command line (once the first chunk has
+        told the capture's interfaces)."""
+        if self.writers:
+            return
+        t = self.targets
+        if "-o" in t:
+            self.out = self._capture(t["-o"], Path(self.args.output).suffix == ".pcapng")
+        if "--drops" in t:
+            self.drops = self._capture(t["--drops"], Path(self.args.drops).suffix == ".pcapng")
+        if "--report" in t:
+            self.report = self._open(t["--report"], tcreplay.Writer)
+        if "--events" in t:
+            self.events = self._open(t["--events"], tcreplay.Writer)
 
-
-def _redirect_files(args, targets, replay, capture):
-    """One capture per redirect target: the packets redirected to it and the
-    bpf_clone_redirect copies, in packet order."""
-    ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
-    size = struct.calcsize(replay._format)
-    redirected = {}
-    clones = {i: e["clones"] for i, e in replay.extras.items() if "clones" in e}
-    redirects = itertools.compress(range(replay.count), map((3).__eq__, replay.actions))
-    for i in sorted({*clones, *redirects}):
-        for ifindex, ingress, b in clones.get(i, ()):
-            redirected.setdefault((ifindex, ingress), []).append(
-                (ts[i], b, orig[i] - len(frames[i]) + len(b)))
-        if replay.actions[i] == 3:
-            rec = struct.unpack_from(replay._format, replay.records, i * size)
-            redirected.setdefault((rec[5], bool(rec[11])), []).append(
-                (ts[i], data[i], orig[i] - len(frames[i]) + len(data[i])))
-    taken = {t.key: option for option, t in targets.items()}
-    source = outputs.input_key(args.read)
-    files = []
-    for (ifindex, ingress), recs in sorted(redirected.items()):
+    def redirect(self, ifindex, ingress):
         name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
-        target = outputs.resolve(os.path.join(args.redirect_dir, name))
-        if target.key in taken or target.key == source:
-            raise UsageError(f"--redirect-dir {args.redirect_dir}: {name} is the same file "
-                             f"as {taken.get(target.key, '-r')}; nothing written")
-        taken[target.key] = f"--redirect-dir {target.given}"
-        files.append((target, pcapio.pcap_bytes(recs, capture.nanosecond)))
-    return files
+        target = outputs.resolve(os.path.join(self.args.redirect_dir, name))
+        if target.key in self.taken or target.key == self.input:
+            raise UsageError(f"--redirect-dir {self.args.redirect_dir}: {name} is the same "
+                             f"file as {self.taken.get(target.key, '-r')}; nothing written")
+        self.taken[target.key] = f"--redirect-dir {target.given}"
+        return self._capture(target, False)
+
+    def write_events(self, extras):
+        if self.events is None:
+            return
+        for i, extra in sorted(extras.items()):
+            for m, cpu, ev in extra.get("events", ()):
+                self.events.append((json.dumps({"packet": i, "map": m.name or str(m.fd),
+                                                "cpu": cpu, "size": len(ev),
+                                                "data": ev.hex()}) + "\n").encode())
+
+    def check(self, final=False):
+        """Raise the first write error; with ``final``, hand every buffer over first."""
+        for target, writer in self.writers:
+            if final:
+                writer.flush()
+            if writer.error:
+                raise outputs.write_error(target, writer.error)
 
 
 def _budget_text(err, budget):
@@ -328,38 +332,54 @@ def _budget_text(err, budget):
     return named
 
 
-def _report_faults(args, replay, programs, capture_name) -> None:
-    """The first SHOWN_FAULTS faults one line each, then, when more were left out, one
-    line per distinct fault (program, pc, kind) with its count."""
-    kinds, shown, specs = {}, 0, args.programs or [args.cbpf]
-    for i, extra in sorted(replay.extras.items()):
-        if "error" not in extra:
-            continue
-        err = extra["error"]
-        if isinstance(err, str):
-            line = f"tcsim: {capture_name}: packet {i}: {err}; dropped"
-            key = ("frame",)
-            total = "in {capture} cannot be replayed (an skb holds 14 to 65535 bytes)"
-        else:
-            k = extra["program"]
-            err = extra["error"] = _budget_text(err, programs[k].budget)
-            line = (f"tcsim: packet {i}: program {k + 1} ({specs[k]}) faulted at pc "
-                    f"{err.pc}: {str(err).splitlines()[0]}")
-            key = (k, err.pc, type(err).__name__)
-            total = (f"faulted in program {k + 1} ({specs[k]}) at pc {err.pc}"
-                     f"{f' ({err.insn})' if err.insn else ''}: {type(err).__name__}")
-        if shown < SHOWN_FAULTS:
-            print(line, file=sys.stderr)
-            shown += 1
-        kinds.setdefault(key, [total, 0])[1] += 1
-    count = sum(n for _, n in kinds.values())
-    if count > shown:
-        where = f"each is in {args.report}" if args.report else "--report FILE lists each"
-        print(f"tcsim: {count - shown} more faults not shown ({where}); all {count} by kind:",
-              file=sys.stderr)
-        for total, n in kinds.values():
-            print(f"tcsim: {_plural(n, 'packet')} {total.format(capture=capture_name)}",
-                  file=sys.stderr)
+class _Faults:
+    """The first SHOWN_FAULTS faults one line each as they come, then (``finish``),
+    when more were left out, one line per distinct fault (program, pc, kind) with its
+    count."""
+
+    def __init__(self, args, programs, capture_name):
+        self.args, self.programs, self.capture_name = args, programs, capture_name
+        self.kinds, self.shown, self.specs = {}, 0, args.programs or [args.cbpf]
+
+    def add(self, extras):
+        for i, extra in sorted(extras.items()):
+            if "error" not in extra:
+                continue
+            err = extra["error"]
+            if isinstance(err, str):
+                line = f"tcsim: {self.capture_name}: packet {i}: {err}; dropped"
+                skb = "skb holds" in err
+                key = ("frame", skb)
+                total = ("in {capture} cannot be replayed (an skb holds 14 to 65535 bytes)"
+                         if skb else "in {capture} have no link-layer header tcsim can "
+                         "present as Ethernet")
+            else:
+                k = extra["program"]
+                err = extra["error"] = _budget_text(err, self.programs[k].budget)
+                line = (f"tcsim: packet {i}: program {k + 1} ({self.specs[k]}) faulted at pc "
+                        f"{err.pc}: {str(err).splitlines()[0]}")
+                key = (k, err.pc, type(err).__name__)
+                total = (f"faulted in program {k + 1} ({self.specs[k]}) at pc {err.pc}"
+                         f"{f' ({err.insn})' if err.insn else ''}: {type(err).__name__}")
+            if self.shown < SHOWN_FAULTS:
+                print(line, file=sys.stderr)
+                self.shown += 1
+            self.kinds.setdefault(key, [total, 0])[1] += 1
+
+    def finish(self):
+        count = sum(n for _, n in self.kinds.values())
+        if count > self.shown:
+            where = (f"each is in {self.args.report}" if self.args.report
+                     else "--report FILE lists each")
+            print(f"tcsim: {count - self.shown} more faults not shown ({where}); all {count} "
+                  "by kind:", file=sys.stderr)
+            for total, n in self.kinds.values():
+                print(f"tcsim: {_plural(n, 'packet')} {total.format(capture=self.capture_name)}",
+                      file=sys.stderr)
+
+
+class _StopOnError(Exception):
+    """--stop-on-error met a fault: the outputs are dropped."""
 
 
 class _Signals:
@@ -407,10 +427,23 @@ def run(args, signals=None, start=None) -> int:
     if args.cbpf and (args.type != "sched_cls" or args.no_da or args.classid):
         raise UsageError("--cbpf runs a socket filter: --type, --no-da and --classid "
                          "apply to tc programs only")
+    if args.type == "socket_filter" and (args.classid or args.hook != "ingress"):
+        raise UsageError("--type socket_filter runs on a packet socket: --classid and "
+                         "--hook apply to tc programs only")
+    if args.sf_start != "mac" and not (args.cbpf or args.type == "socket_filter"):
+        raise UsageError("--sf-start applies to socket filters (--type socket_filter, "
+                         "--cbpf) only")
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
-    capture = pcapio.read(args.read)
+    source = pcapio.Source(args.read)
+    try:
+        return _replay(args, signals, start, fields, classid, targets, source)
+    finally:
+        source.close()
+
+
+def _replay(args, signals, start, fields, classid, targets, source) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
@@ -419,31 +452,54 @@ def run(args, signals=None, start=None) -> int:
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
-    mode = ("sf" if args.cbpf else "act" if args.type == "sched_act"
+    sf = bool(args.cbpf) or args.type == "socket_filter"
+    mode = ("sf" if sf else "act" if args.type == "sched_act"
             else "classid" if args.no_da else "da")
+    if sf and args.sf_start == "network":
+        fields["sf_start"] = "network"
     # a packet socket's filter runs on received packets, after skb_vlan_untag
-    replay = Replay(capture, programs, mode=mode, hook="ingress" if args.cbpf else args.hook,
-                    classid=classid, act_default=CONTROLS[args.act_default], fields=fields,
-                    stop_on_error=args.stop_on_error)
-    _report_faults(args, replay, programs, capture.path)
-    counts = Counter(replay.actions)
-    if args.stop_on_error and counts[FAULT]:
+    loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
+                         classid=classid, act_default=CONTROLS[args.act_default],
+                         fields=fields, stop_on_error=args.stop_on_error)
+    faults = _Faults(args, programs, source.path)
+    budgets = [p.budget for p in programs]
+    loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
+    try:
+        with _pinned_maps_transaction(programs), outputs.Session(signals.hold) as session:
+            outs = _Outputs(args, targets, session, source)
+            if args.redirect_dir is not None:
+                loop.redirect_writer = outs.redirect
+            for chunk, scanner, first in source.chunks():
+                signals.stage = "while opening the outputs"
+                outs.start()
+                signals.stage = "before the replay"
+                loop.run_chunk(chunk, scanner, first, outs.out, outs.drops, outs.report)
+                faults.add(loop.extras)
+                outs.write_events(loop.extras)
+                outs.check()
+                if loop.stopped:
+                    raise _StopOnError
+            signals.stage = "while opening the outputs"
+            outs.start()
+            signals.stage = "after the replay"
+            outs.check(final=True)
+    except _StopOnError:
+        faults.finish()
         print("tcsim: stopped (--stop-on-error); no output written", file=sys.stderr)
         return 1
-    signals.stage = "after the replay"
-    outputs.write_all(_outputs(args, targets, replay, capture), critical=signals.hold)
+    faults.finish()
+    counts = loop.counts
     elapsed = time.perf_counter() - start
-    rate = replay.count / elapsed if elapsed else float("inf")
-    changed = sum(map(operator.is_not, replay.data, capture.frames))
+    rate = loop.count / elapsed if elapsed else float("inf")
     summary = ", ".join(f"{counts[k]} {name}" for k, name in enumerate(ACTIONS[:4]))
     if counts[BEFORE_TC]:
         summary += f", {counts[BEFORE_TC]} dropped before tc"
     if counts[FAULT]:
         summary += f", {counts[FAULT]} faulted (dropped)"
-    print(f"tcsim: {_plural(replay.count, 'packet')} from {capture.path}: {summary}; "
-          f"bytes changed in {_plural(changed, 'packet')}; {rate:,.0f} packets/s",
+    print(f"tcsim: {_plural(loop.count, 'packet')} from {source.path}: {summary}; "
+          f"bytes changed in {_plural(loop.changed, 'packet')}; {rate:,.0f} packets/s",
           file=sys.stderr)
-    truncated = len(capture.truncated)
+    truncated = loop.truncated
     if truncated:
         print(f"tcsim: {_plural(truncated, 'packet')} "
               f"{'was' if truncated == 1 else 'were'} captured shorter than on the wire "
@@ -460,7 +516,8 @@ def build_parser():
     p.add_argument("programs", nargs="*", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
     p.add_argument("-r", "--read", required=True, metavar="CAPTURE",
-                   help="the capture to replay (pcap or pcapng, Ethernet; - for stdin)")
+                   help="the capture to replay (pcap or pcapng: Ethernet, Linux cooked, "
+                        "raw IP or loopback; - for stdin)")
     p.add_argument("-o", "--output", help="delivered packets (.pcap or .pcapng; - for stdout)")
     p.add_argument("--drops", help="dropped packets (pcap)")
     p.add_argument("--redirect-dir",
@@ -470,7 +527,11 @@ def build_parser():
     p.add_argument("--cbpf", metavar="FILTER",
                    help="a classic socket filter instead of PROG: a pcap-filter expression "
                         "or a tcpdump -dd/-ddd file")
-    p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
+    p.add_argument("--type", choices=("sched_cls", "sched_act", "socket_filter"),
+                   default="sched_cls")
+    p.add_argument("--sf-start", choices=("mac", "network"), default="mac",
+                   help="socket filters: run from the MAC header, as an AF_PACKET socket "
+                        "(default), or from the network header, as an IP socket")
     p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
     p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")
     p.add_argument("--no-da", action="store_true",
