@@ -80,7 +80,7 @@ class Source:
     point into it, and the index of its first packet.  The buffer is reused: a chunk
     is valid until the next is asked for."""
 
-    def __init__(self, path, chunk=CHUNK):
+    def __init__(self, path, chunk=None):
         path = str(path)
         try:
             if path == "-":
@@ -89,7 +89,7 @@ class Source:
                 self.path, self._file = path, open(path, "rb", buffering=0)
         except OSError as exc:
             raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
-        self.buf = bytearray(chunk + MAX_BLOCK)
+        self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()

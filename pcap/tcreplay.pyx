@@ -31,9 +31,8 @@ from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
 from libc.stdlib cimport realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memset, strlen
 
 from pyebpf._core cimport *
 
@@ -282,6 +281,51 @@ cdef enum:
     MAX_REDIRECTS = 4096        # redirect targets one replay writes captures for
 
 
+cdef inline char* _s(char* w, const char* text) noexcept nogil:
+    cdef size_t n = strlen(text)
+    memcpy(w, text, n)
+    return w + n
+
+
+cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
+    cdef char digits[20]
+    cdef int k = 0
+    while True:
+        digits[k] = <char>(48 + v % 10)
+        k += 1
+        v //= 10
+        if v == 0:
+            break
+    while k:
+        k -= 1
+        w[0] = digits[k]
+        w += 1
+    return w
+
+
+cdef inline char* _i(char* w, int64_t v) noexcept nogil:
+    if v < 0:
+        w[0] = 45
+        return _u(w + 1, <uint64_t>(-(v + 1)) + 1)
+    return _u(w, <uint64_t>v)
+
+
+cdef inline char* _x(char* w, uint32_t v) noexcept nogil:
+    cdef char digits[8]
+    cdef int k = 0
+    while True:
+        digits[k] = b"0123456789abcdef"[v & 15]
+        k += 1
+        v >>= 4
+        if v == 0:
+            break
+    while k:
+        k -= 1
+        w[0] = digits[k]
+        w += 1
+    return w
+
+
 cdef class Loop:
     """One replay loop: a chain of programs at a hook, its Vm and skb, and what it has
     replayed so far (``count``, ``counts`` per action, ``changed``).  Nothing of it is
@@ -310,6 +354,7 @@ cdef class Loop:
     cdef public object redirect_writer   # (ifindex, ingress) -> CaptureWriter
     cdef public object report_slow       # (index, fields, extra) -> bytes, for lines with extras
     cdef object programs
+    cdef bint extra_here        # the packet being replayed has an entry in extras
 
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
@@ -389,12 +434,14 @@ cdef class Loop:
         o.mark, o.priority, o.tc_index = self.tmpl.mark, self.tmpl.priority, self.tmpl.tc_index
         if n < ETH_HLEN or n > 0xffff:
             o.action = HOOK_FAULT
+            self.extra_here = True
             self.extras[index] = {"error": f"a {n}-byte frame cannot be replayed (an skb "
                                            "holds 14 to 65535 bytes)"}
             return 0
         if self.keep & 8 and n < self.untag_needs and not self.tmpl.vlan_present \
                 and _vlan_tpid(frame):
             o.action = HOOK_BEFORE_TC
+            self.extra_here = True
             self.extras[index] = {"dropped_before_tc": f"skb_vlan_untag: the {n}-byte frame "
                                   f"cuts off its VLAN tag (needs {self.untag_needs} bytes)"}
             return 0
@@ -443,6 +490,7 @@ cdef class Loop:
             if m.events_len:
                 extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in mp.drain())
         if extra:
+            self.extra_here = True
             self.extras[index] = extra
 
     cdef uint32_t _output(self, TcOutcome* o, const uint8_t* frame, uint32_t n) noexcept:
@@ -541,6 +589,7 @@ cdef class Loop:
                 r = &sc.recs[k]
                 index = first + k
                 e = 0
+                self.extra_here = False
                 lt = sc.ifs[r.iface].linktype if sc.pcapng else sc.linktype
                 hdr = base + r.off
                 delta = <int64_t>r.wire - r.caplen
@@ -555,6 +604,7 @@ cdef class Loop:
                     if e < 0:
                         memset(&o, 0, sizeof(TcOutcome))
                         o.action = HOOK_FAULT
+                        self.extra_here = True
                         self.extras[index] = {"error": (
                             f"a {r.caplen}-byte frame is shorter than its LINKTYPE_"
                             f"{LINKTYPES[lt]} header ({hlen} bytes)" if e == -1 else
@@ -606,62 +656,60 @@ cdef class Loop:
         """The packet's report line: in C, or for a packet with extras through
         ``report_slow``."""
         cdef char* w
+        cdef char* start
         cdef char* ts
-        cdef int k
-        cdef char verdict[24]
-        cdef char classid[32]
-        cdef char redirect[64]
-        cdef char len_out[24]
-        cdef char retval[16]
         cdef uint32_t size = m
         cdef bint ok = o.action < HOOK_FAULT
         if ok and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-        if index in self.extras:
+        if self.extra_here:
             report.append(self.report_slow(index, (
                 r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
                 o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
                 o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
                 o.fault_prog), self.extras[index]))
             return
-        if ok and self.mode != MODE_SF:
-            if -1 <= o.verdict <= 8:
-                snprintf(verdict, 24, "\"%s\"", VERDICT_NAMES[o.verdict + 1])
-            else:
-                snprintf(verdict, 24, "\"%d\"", o.verdict)
-        else:
-            snprintf(verdict, 24, "null")
-        if ok:
-            snprintf(retval, 16, "%d", o.retval)
-            snprintf(len_out, 24, "%lld", <long long>(<int64_t>size + r.wire - r.caplen))
-        else:
-            snprintf(retval, 16, "null")
-            snprintf(len_out, 24, "null")
-        if o.has_classid and ok:
-            snprintf(classid, 32, "\"%x:%x\"", o.classid >> 16, o.classid & 0xffff)
-        else:
-            snprintf(classid, 32, "null")
-        if o.action == HOOK_REDIRECTED:
-            snprintf(redirect, 64, "{\"ifindex\": %u, \"ingress\": %s}", o.redirect_ifindex,
-                     <const char*>(b"true" if o.redirect_ingress else b"false"))
-        else:
-            snprintf(redirect, 64, "null")
         ts = PyOS_double_to_string(r.ts / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         w = <char*>report.room(REPORT_LINE_MAX)
-        k = snprintf(
-            w, REPORT_LINE_MAX,
-            "{\"index\": %zd, \"timestamp\": %s, \"timestamp_ns\": %llu, \"len_in\": %u, "
-            "\"caplen_in\": %u, \"len_out\": %s, \"truncated\": %s, \"verdict\": %s, "
-            "\"retval\": %s, \"action\": \"%s\", \"classid\": %s, \"mark\": %u, "
-            "\"priority\": %u, \"tc_index\": %u, \"redirect\": %s, \"clones\": [], "
-            "\"trace_printk\": [], \"instructions\": %llu, \"programs_run\": %u, "
-            "\"errors\": [], \"dropped_before_tc\": null}\n",
-            index, ts, <unsigned long long>r.ts, r.wire, r.caplen, len_out,
-            <const char*>(b"true" if r.caplen < r.wire else b"false"), verdict, retval,
-            ACTION_NAMES[o.action], classid, o.mark, o.priority, o.tc_index, redirect,
-            <unsigned long long>o.insns, o.runs)
+        start = w
+        w = _s(w, b'{"index": '); w = _u(w, index)
+        w = _s(w, b', "timestamp": '); w = _s(w, ts)
         PyMem_Free(ts)
-        report.commit(k)
+        w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
+        w = _s(w, b', "len_in": '); w = _u(w, r.wire)
+        w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
+        w = _s(w, b', "len_out": ')
+        w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
+        w = _s(w, b', "truncated": '); w = _s(w, b"true" if r.caplen < r.wire else b"false")
+        w = _s(w, b', "verdict": ')
+        if ok and self.mode != MODE_SF:
+            w = _s(w, b'"')
+            w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
+            w = _s(w, b'"')
+        else:
+            w = _s(w, b"null")
+        w = _s(w, b', "retval": ')
+        w = _i(w, o.retval) if ok else _s(w, b"null")
+        w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
+        w = _s(w, b'", "classid": ')
+        if o.has_classid and ok:
+            w = _s(w, b'"'); w = _x(w, o.classid >> 16); w = _s(w, b":")
+            w = _x(w, o.classid & 0xffff); w = _s(w, b'"')
+        else:
+            w = _s(w, b"null")
+        w = _s(w, b', "mark": '); w = _u(w, o.mark)
+        w = _s(w, b', "priority": '); w = _u(w, o.priority)
+        w = _s(w, b', "tc_index": '); w = _u(w, o.tc_index)
+        w = _s(w, b', "redirect": ')
+        if o.action == HOOK_REDIRECTED:
+            w = _s(w, b'{"ifindex": '); w = _u(w, o.redirect_ifindex)
+            w = _s(w, b', "ingress": '); w = _s(w, b"true}" if o.redirect_ingress else b"false}")
+        else:
+            w = _s(w, b"null")
+        w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
+        w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
+        w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
+        report.commit(w - start)
 
 
 def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
