@@ -1,12 +1,11 @@
-# The annotated pcapng of tcsim --annotated, written in C from the replay's outcome
-# records: every packet as it came in (interface 0, "in") and as it went out
+# The annotated pcapng of tcsim --annotated, written in C as the replay loop goes:
+# every packet as it came in (interface 0, "in") and as it went out
 # (interface 1, "out"), each with a comment naming its outcome and the header fields the
 # programs changed, found by a small dissector of Ethernet, VLAN, IPv4, IPv6, TCP, UDP
-# and ICMP headers.  Included by tcreplay.pyx.
+# and ICMP headers.  Included by tcreplay.pyx (after TcOutcome and capio.pxi's Writer).
 
 from libc.stdio cimport snprintf
-from libc.stdlib cimport free
-from libc.string cimport strcmp, strlen
+from libc.string cimport strcmp
 
 cdef enum:
     FMT_DEC = 0
@@ -207,21 +206,6 @@ cdef bint _epb(Buf* b, uint32_t iface, uint64_t ts, const uint8_t* d, uint32_t c
     return b.len - start == total
 
 
-cdef bint _idb(Buf* b, const char* name, bytes description) noexcept:
-    cdef size_t nlen = strlen(name), dlen = len(description)
-    cdef uint32_t total = (16 + 4 + nlen + (4 - nlen % 4) % 4 + 4 + dlen + (4 - dlen % 4) % 4
-                           + 8 + 4 + 4)
-    cdef uint8_t tsresol[4]
-    memset(tsresol, 0, 4)
-    tsresol[0] = 9          # if_tsresol: nanoseconds
-    return (_put32(b, 1) and _put32(b, total) and _put32(b, 1) and _put32(b, 0x40000)
-            and _put32(b, 2 | (<uint32_t>nlen << 16)) and _put(b, name, nlen) and _pad4(b)
-            and _put32(b, 3 | (<uint32_t>dlen << 16))
-            and _put(b, PyBytes_AS_STRING(description), dlen) and _pad4(b)
-            and _put32(b, 9 | (1 << 16)) and _put(b, tsresol, 4) and _put32(b, 0)
-            and _put32(b, total))
-
-
 cdef bint _outcome_text(Buf* c, const TcOutcome* o, bint sf, uint32_t mark0,
                         uint32_t priority0, uint32_t classid0, list programs) except -1:
     cdef char tmp[128]
@@ -236,8 +220,10 @@ cdef bint _outcome_text(Buf* c, const TcOutcome* o, bint sf, uint32_t mark0,
                      <const char*>("kept" if o.action == HOOK_DELIVERED else "dropped"),
                      <uint32_t>o.retval)
     else:
-        name = _VERDICT_NAMES.get(o.verdict, str(o.verdict).encode())
-        n = snprintf(tmp, 128, "%s; ", PyBytes_AS_STRING(name))
+        if -1 <= o.verdict <= 8:
+            n = snprintf(tmp, 128, "%s; ", VERDICT_NAMES[o.verdict + 1])
+        else:
+            n = snprintf(tmp, 128, "%d; ", o.verdict)
         if o.action == HOOK_REDIRECTED:
             n += snprintf(tmp + n, 128 - n, "redirected to %u%s", o.redirect_ifindex,
                           <const char*>(" ingress" if o.redirect_ingress else ""))
@@ -263,63 +249,88 @@ cdef bint _outcome_text(Buf* c, const TcOutcome* o, bint sf, uint32_t mark0,
     return _put(c, tmp, n)
 
 
-_VERDICT_NAMES = {v: k.encode() for k, v in _isa.__dict__.items()
-                  if k.startswith("TC_ACT_") and isinstance(v, int)}
+cdef bint _idb(Buf* b, const char* name, bytes description) noexcept:
+    cdef size_t nlen = strlen(name), dlen = len(description)
+    cdef uint32_t total = (16 + 4 + nlen + (4 - nlen % 4) % 4 + 4 + dlen + (4 - dlen % 4) % 4
+                           + 8 + 4 + 4)
+    cdef uint8_t tsresol[4]
+    memset(tsresol, 0, 4)
+    tsresol[0] = 9          # if_tsresol: nanoseconds
+    return (_put32(b, 1) and _put32(b, total) and _put32(b, 1) and _put32(b, 0x40000)
+            and _put32(b, 2 | (<uint32_t>nlen << 16)) and _put(b, name, nlen) and _pad4(b)
+            and _put32(b, 3 | (<uint32_t>dlen << 16))
+            and _put(b, PyBytes_AS_STRING(description), dlen) and _pad4(b)
+            and _put32(b, 9 | (1 << 16)) and _put(b, tsresol, 4) and _put32(b, 0)
+            and _put32(b, total))
 
 
-def annotated_pcapng(bytes records, list frames, list data, list ts, list orig_len,
-                     dict notes, list programs, bytes in_description,
-                     bytes out_description, bint sf=False, uint32_t mark=0,
-                     uint32_t priority=0, uint32_t classid=0):
-    """The pcapng of ``tcsim --annotated`` (see docs/tcsim.md): ``records`` as tc_replay
-    returns them, ``frames``/``data`` each packet before and after, ``notes`` {index:
-    bytes} appended to that packet's comment, ``programs`` the chain's names (bytes),
-    ``mark``/``priority``/``classid`` what every packet started with."""
-    cdef Py_ssize_t i, count = len(records) // sizeof(TcOutcome)
-    cdef const TcOutcome* outs = <const TcOutcome*>PyBytes_AS_STRING(records)
-    cdef Buf out, c
-    cdef bytes frame, after, note
-    cdef uint32_t wire
+cdef bint _shb(Buf* b) noexcept:
     cdef uint8_t shb[28]
-    memset(&out, 0, sizeof(Buf))
-    memset(&c, 0, sizeof(Buf))
-    if len(frames) < count or len(data) < count or len(ts) < count or len(orig_len) < count:
-        raise ValueError("frames, data, ts and orig_len need one entry per record")
-    try:
-        _wr32(shb, 0x0A0D0D0A)
-        _wr32(shb + 4, 28)
-        _wr32(shb + 8, 0x1A2B3C4D)
-        _wr32(shb + 12, 1)                  # version 1.0
-        memset(shb + 16, 0xff, 8)           # section length unknown
-        _wr32(shb + 24, 28)
-        if not (_put(&out, shb, 28) and _idb(&out, "in", in_description)
-                and _idb(&out, "out", out_description)):
+    _wr32(shb, 0x0A0D0D0A)
+    _wr32(shb + 4, 28)
+    _wr32(shb + 8, 0x1A2B3C4D)
+    _wr32(shb + 12, 1)                  # version 1.0
+    memset(shb + 16, 0xff, 8)           # section length unknown
+    _wr32(shb + 24, 28)
+    return _put(b, shb, 28)
+
+
+cdef class Annotator:
+    """The pcapng of ``tcsim --annotated`` (docs/tcsim.md), written into a Writer as the
+    replay loop hands it each packet: interfaces ``in`` and ``out`` (Ethernet, ns
+    timestamps), then per packet one block on each, with the same comment.
+    ``programs`` are the chain's names (bytes); ``mark``/``priority``/``classid`` what
+    every packet started with; ``notes(extra)`` words a packet's extras (bytes)."""
+    cdef Writer w
+    cdef Buf c, blk
+    cdef bint sf
+    cdef uint32_t mark, priority, classid
+    cdef list programs
+    cdef object notes
+
+    def __cinit__(self, *args, **kwargs):
+        memset(&self.c, 0, sizeof(Buf))
+        memset(&self.blk, 0, sizeof(Buf))
+
+    def __init__(self, Writer writer, list programs, bytes in_description,
+                 bytes out_description, notes, *, bint sf=False, uint32_t mark=0,
+                 uint32_t priority=0, uint32_t classid=0):
+        self.w, self.programs, self.notes = writer, programs, notes
+        self.sf, self.mark, self.priority, self.classid = sf, mark, priority, classid
+        if not (_shb(&self.blk) and _idb(&self.blk, "in", in_description)
+                and _idb(&self.blk, "out", out_description)):
             raise MemoryError()
-        for i in range(count):
-            frame, after = frames[i], data[i]
-            c.len = 0
-            if not (_outcome_text(&c, &outs[i], sf, mark, priority, classid, programs)
-                    and _changed_fields(&c, <const uint8_t*>PyBytes_AS_STRING(frame),
-                                        len(frame),
-                                        <const uint8_t*>PyBytes_AS_STRING(after),
-                                        len(after))):
+        self._emit()
+
+    def __dealloc__(self):
+        free(self.c.p)
+        free(self.blk.p)
+
+    cdef void _emit(self) except *:
+        memcpy(self.w.room(self.blk.len), self.blk.p, self.blk.len)
+        self.w.commit(self.blk.len)
+        self.blk.len = 0
+
+    cdef void packet(self, uint64_t ts, const uint8_t* frame, uint32_t n, const uint8_t* out,
+                     uint32_t m, int64_t delta, const TcOutcome* o, extra) except *:
+        cdef bytes note
+        self.c.len = 0
+        if not (_outcome_text(&self.c, o, self.sf, self.mark, self.priority, self.classid,
+                              self.programs)
+                and _changed_fields(&self.c, frame, n, out, m)):
+            raise MemoryError()
+        if extra is not None:
+            note = self.notes(extra)
+            if not _put(&self.c, PyBytes_AS_STRING(note), len(note)):
                 raise MemoryError()
-            note = notes.get(i)
-            if note is not None and not _put(&c, PyBytes_AS_STRING(note), len(note)):
-                raise MemoryError()
-            if c.len > MAX_COMMENT:
-                c.len = MAX_COMMENT
-            wire = orig_len[i]
-            if not (_epb(&out, 0, ts[i], <const uint8_t*>PyBytes_AS_STRING(frame),
-                         len(frame), wire, c.p, c.len, EPB_INBOUND)
-                    and _epb(&out, 1, ts[i], <const uint8_t*>PyBytes_AS_STRING(after),
-                             len(after), wire - len(frame) + len(after), c.p, c.len,
-                             EPB_OUTBOUND)):
-                raise MemoryError()
-        return PyBytes_FromStringAndSize(out.p, out.len)
-    finally:
-        free(out.p)
-        free(c.p)
+        if self.c.len > MAX_COMMENT:
+            self.c.len = MAX_COMMENT
+        if not (_epb(&self.blk, 0, ts, frame, n, <uint32_t>(n + delta), self.c.p, self.c.len,
+                     EPB_INBOUND)
+                and _epb(&self.blk, 1, ts, out, m, <uint32_t>(m + delta), self.c.p,
+                         self.c.len, EPB_OUTBOUND)):
+            raise MemoryError()
+        self._emit()
 
 
 def header_changes(bytes old, bytes new):

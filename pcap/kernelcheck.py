@@ -3,7 +3,8 @@
 The program is loaded into the kernel as :func:`pyebpf.kernel.load_object` loads an
 object (or from its instructions, for assembler text), its maps given the contents the
 replay started from, and each packet run once with ``BPF_PROG_TEST_RUN`` in capture
-order, so each run sees the map state the replay's run of that packet saw.  Compared
+order as the replay loop hands each packet over, so each run sees the map state the
+replay's run of that packet saw.  Compared
 per packet: the program's return value, the packet bytes after it and the ``__sk_buff``
 mark and priority; after the last packet, the contents of the hash, array, LRU hash
 and LPM trie maps.  What test_run cannot show is not compared (redirect targets,
@@ -32,9 +33,11 @@ class KernelCheckError(EbpfError):
 
 
 class Check:
-    """The kernel's copy of one program, loaded before the replay (see the module)."""
+    """The kernel's copy of one program, loaded before the replay (see the module):
+    ``observe`` is the replay loop's per-packet hook, ``finish`` the report."""
 
-    def __init__(self, program, source: tuple, fields: dict, engine_maps: dict):
+    def __init__(self, program, source: tuple, fields: dict, engine_maps: dict, *,
+                 ingress: bool):
         from .. import kernel
         from ..kernel_check import _SYNCED_MAPS, _copy_map
         path, name = source
@@ -43,6 +46,8 @@ class Check:
             raise KernelCheckError(f"--kernel-check: BPF_PROG_TEST_RUN cannot set "
                                    f"{', '.join(unknown)} (--field)")
         self.ctx = dict(fields)
+        self.ingress = ingress
+        self.diffs, self.skipped, self.compared = [], Counter(), 0
         self._kobj = None
         try:
             if path is None:
@@ -73,55 +78,56 @@ class Check:
         """The kernel's test run of ``packet`` (a KernelRunResult)."""
         return self.kprog.test_run(packet, ctx=self.ctx)
 
-    def compare(self, replay, capture, ingress: bool):
-        """(disagreements [(packet index or None for the maps at the end, "what: pyebpf
-        X, kernel Y")], a Counter of the reasons packets were not checked, the number of
-        packets compared)."""
+    def observe(self, index: int, frame: bytes, out: bytes, outcome: bytes) -> None:
+        """The replay loop's hook: one packet as pyebpf replayed it (the frame as tc saw
+        it, its bytes afterwards, its TcOutcome), run at once in the kernel, whose maps
+        have then seen every packet before it as pyebpf's have."""
         from ..kernel import KernelError
+        rec = struct.unpack(tcreplay.REPLAY_RECORD, outcome)
+        action = rec[9]
+        if action == 5 or (action == 4 and not rec[12]):
+            self.skipped["the replay ran no program on it"] += 1
+            return
+        if self.ingress and frame[12:14] in (b"\x81\x00", b"\x88\xa8"):
+            self.skipped["VLAN-tagged at ingress (test_run does not untag)"] += 1
+            return
+        if len(frame) > TEST_RUN_MAX:
+            self.skipped[f"longer than the {TEST_RUN_MAX} bytes test_run takes"] += 1
+            return
+        try:
+            theirs = self.run(frame)
+        except KernelError as exc:
+            self.skipped[f"test_run refused it: {str(exc).split(': ', 1)[-1]}"] += 1
+            return
+        self.compared += 1
+        if action == 4:
+            self.diffs.append((index, f"retval: pyebpf faulted, kernel "
+                                      f"{theirs.retval_signed}"))
+            return
+        if rec[1] != theirs.retval_signed:
+            self.diffs.append((index, f"retval: pyebpf {rec[1]}, kernel "
+                                      f"{theirs.retval_signed}"))
+        if out != theirs.data:
+            at = next((k for k, (a, b) in enumerate(zip(out, theirs.data)) if a != b),
+                      min(len(out), len(theirs.data)))
+            self.diffs.append((index, f"bytes from byte {at}: pyebpf "
+                                      f"{out[at:at + 8].hex() or '(end)'} ({len(out)} bytes), "
+                                      f"kernel {theirs.data[at:at + 8].hex() or '(end)'} "
+                                      f"({len(theirs.data)} bytes)"))
+        for field, k in (("mark", 3), ("priority", 4)):
+            if theirs.skb is not None and rec[k] != theirs.skb[field]:
+                self.diffs.append((index, f"{field}: pyebpf {rec[k]}, kernel "
+                                          f"{theirs.skb[field]}"))
+
+    def finish(self, stream) -> bool:
+        """Compare the maps (when the kernel saw every packet), print the disagreements
+        and the totals on ``stream``; whether any disagreed."""
         from ..kernel_check import _map_differences
-        size = struct.calcsize(tcreplay.REPLAY_RECORD)
-        diffs, skipped, compared = [], Counter(), 0
-        for i, frame in enumerate(capture.frames[:replay.count]):
-            rec = struct.unpack_from(tcreplay.REPLAY_RECORD, replay.records, i * size)
-            action = rec[9]
-            if action == 5 or (action == 4 and isinstance(
-                    replay.extras.get(i, {}).get("error"), str)):
-                skipped["the replay ran no program on it"] += 1
-                continue
-            if ingress and len(frame) >= 14 and frame[12:14] in (b"\x81\x00", b"\x88\xa8"):
-                skipped["VLAN-tagged at ingress (test_run does not untag)"] += 1
-                continue
-            if len(frame) > TEST_RUN_MAX:
-                skipped[f"longer than the {TEST_RUN_MAX} bytes test_run takes"] += 1
-                continue
-            try:
-                theirs = self.run(frame)
-            except KernelError as exc:
-                skipped[f"test_run refused it: {str(exc).split(': ', 1)[-1]}"] += 1
-                continue
-            compared += 1
-            if action == 4:
-                err = replay.extras[i]["error"]
-                diffs.append((i, f"retval: pyebpf faulted ({type(err).__name__}), kernel "
-                                 f"{theirs.retval_signed}"))
-                continue
-            if rec[1] != theirs.retval_signed:
-                diffs.append((i, f"retval: pyebpf {rec[1]}, kernel {theirs.retval_signed}"))
-            ours = replay.data[i]
-            if ours != theirs.data:
-                at = next((k for k, (a, b) in enumerate(zip(ours, theirs.data)) if a != b),
-                          min(len(ours), len(theirs.data)))
-                diffs.append((i, f"bytes from byte {at}: pyebpf "
-                                 f"{ours[at:at + 8].hex() or '(end)'} ({len(ours)} bytes), "
-                                 f"kernel {theirs.data[at:at + 8].hex() or '(end)'} "
-                                 f"({len(theirs.data)} bytes)"))
-            for field, k in (("mark", 3), ("priority", 4)):
-                if theirs.skb is not None and rec[k] != theirs.skb[field]:
-                    diffs.append((i, f"{field}: pyebpf {rec[k]}, kernel {theirs.skb[field]}"))
-        if not skipped:     # else the kernel's maps missed those packets' updates
+        if not self.skipped:     # else the kernel's maps missed those packets' updates
             for n, m in self.synced.items():
-                diffs += [(None, line) for line in _map_differences(n, m, self.kmaps[n])]
-        return diffs, skipped, compared
+                self.diffs += [(None, line) for line in _map_differences(n, m, self.kmaps[n])]
+        report(self.diffs, self.skipped, self.compared, stream)
+        return bool(self.diffs)
 
 
 def refused_reason() -> str:

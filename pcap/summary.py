@@ -1,36 +1,17 @@
 """What a replay did, as one summary (``tcsim --json``), and the progress bar of a long run.
 
-The counts come from the replay loop's packed outcome records: each is a count over a
-column of that buffer (``collections.Counter``, ``sum``, ``itertools.compress`` over a
-``memoryview``), so no Python code runs per packet.
+The counts are the replay loop's own (``tcreplay.Loop``: per action, per verdict, per
+redirect target, bytes in and out, packets changed), kept in C as it goes; only faults,
+which have a Python exception each anyway, are counted here.
 
 The progress bar is a few lines here rather than tqdm: one bar on one stream is all
 tcsim draws, and a dependency for it would be one more install for every user.
 """
 from __future__ import annotations
 
-import itertools
-import operator
-import struct
 import sys
 import time
 from collections import Counter
-
-from . import tcreplay
-
-_RECORD = struct.calcsize(tcreplay.REPLAY_RECORD)
-_WORDS = _RECORD // 4                   # int32 columns of a record
-_VERDICT, _REDIRECT_IFINDEX = 0, 5      # their int32 column in REPLAY_RECORD
-_ACTION, _REDIRECT_INGRESS = 40, 42     # their byte column in REPLAY_RECORD
-FAULT, REDIRECTED = 4, 3
-
-
-def _column_i32(records: bytes, word: int):
-    return memoryview(records).cast("i")[word::_WORDS]
-
-
-def _column_u8(records: bytes, at: int):
-    return memoryview(records)[at::_RECORD]
 
 
 def fault_kinds(extras) -> Counter:
@@ -39,33 +20,25 @@ def fault_kinds(extras) -> Counter:
                    for e in extras.values() if "error" in e)
 
 
-def summary(replay, capture, elapsed: float, verdicts: dict, actions: tuple) -> dict:
-    """The summary of one replay as a JSON-ready dict (see docs/tcsim.md)."""
-    records, count = replay.records, replay.count
-    acts = _column_u8(records, _ACTION)
-    by_action = Counter(acts)
-    ran = list(map(operator.gt, itertools.repeat(FAULT), acts))   # a verdict was reached
-    by_verdict = Counter(itertools.compress(_column_i32(records, _VERDICT), ran))
-    redirected = list(map(operator.eq, itertools.repeat(REDIRECTED), acts))
-    targets = Counter(itertools.compress(
-        zip(_column_i32(records, _REDIRECT_IFINDEX), _column_u8(records, _REDIRECT_INGRESS)),
-        redirected))
-    leaving = list(map(operator.or_, map(operator.eq, itertools.repeat(0), acts), redirected))
-    frames, data = capture.frames[:count], replay.data
+def summary(loop, capture: str, faults: Counter, elapsed: float, verdicts: dict,
+            actions: tuple, sf: bool) -> dict:
+    """The summary of one replay (a tcreplay.Loop after it) as a JSON-ready dict (see
+    docs/tcsim.md)."""
+    counts = loop.counts
     return {
-        "capture": str(capture.path),
-        "packets": count,
-        "actions": {name: by_action[k] for k, name in enumerate(actions)},
-        "verdicts": {verdicts.get(v, str(v)): n for v, n in sorted(by_verdict.items())}
-        if replay.mode != "sf" else {},
+        "capture": str(capture),
+        "packets": loop.count,
+        "actions": {name: counts[k] for k, name in enumerate(actions)},
+        "verdicts": {} if sf else {verdicts.get(v, str(v)): n
+                                   for v, n in sorted(loop.verdicts.items())},
         "redirects": {f"{ifindex}{'-ingress' if ingress else ''}": n
-                      for (ifindex, ingress), n in sorted(targets.items())},
-        "bytes_in": sum(map(len, frames)),
-        "bytes_out": sum(map(len, itertools.compress(data, leaving))),
-        "packets_changed": sum(map(operator.is_not, data, frames)),
-        "faults": dict(sorted(fault_kinds(replay.extras).items())),
+                      for (ifindex, ingress), n in sorted(loop.redirects.items())},
+        "bytes_in": loop.bytes_in,
+        "bytes_out": loop.bytes_out,
+        "packets_changed": loop.changed,
+        "faults": dict(sorted(faults.items())),
         "wall_time": round(elapsed, 6),
-        "packets_per_second": round(count / elapsed, 1) if elapsed else None,
+        "packets_per_second": round(loop.count / elapsed, 1) if elapsed else None,
     }
 
 
@@ -87,26 +60,29 @@ def merge(summaries: list) -> dict:
 
 class Progress:
     """A one-line bar on ``stream`` (stderr), drawn only when it is a terminal and the run
-    has lasted ``delay`` seconds; ``quiet`` never draws.  Called with the packets done."""
+    has lasted ``delay`` seconds; ``quiet`` never draws.  Called after each chunk with
+    the packets replayed and the bytes of the capture read; ``size`` is the capture's
+    (0 when unknown, as for standard input: then no bar, only the counts)."""
 
     WIDTH = 30
 
-    def __init__(self, total: int, *, stream=None, quiet=False, delay=1.0):
+    def __init__(self, size: int, *, stream=None, quiet=False, delay=1.0):
         self.stream = stream or sys.stderr
-        self.total, self.start, self.delay = total, time.monotonic(), delay
-        self.active = not quiet and total > 0 and self.stream.isatty()
+        self.size, self.start, self.delay = size, time.monotonic(), delay
+        self.active = not quiet and self.stream.isatty()
         self.drawn = False
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, packets: int, position: int) -> None:
         if not self.active:
             return
         elapsed = time.monotonic() - self.start
         if elapsed < self.delay:
             return
-        filled = self.WIDTH * done // self.total
-        rate = done / elapsed
-        self.stream.write(f"\rtcsim: [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-                          f"{done}/{self.total} packets, {rate:,.0f}/s")
+        bar = ""
+        if self.size:
+            filled = min(self.WIDTH, self.WIDTH * position // self.size)
+            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+        self.stream.write(f"\rtcsim: {bar}{packets} packets, {packets / elapsed:,.0f}/s")
         self.stream.flush()
         self.drawn = True
 
