@@ -11,6 +11,7 @@ import pytest
 
 from scapy.all import ICMP, IP, TCP, UDP, Ether, Dot1Q
 
+import test_tcsim_cli
 from pyebpf.pcap import pcapio, tcsim
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -20,7 +21,8 @@ ARROW = "\u2192"
 FRAMES = [bytes(p) for p in (
     Ether() / IP(src="10.1.2.3") / TCP(dport=80), Ether() / IP() / UDP(dport=53),
     Ether() / IP() / ICMP(), Ether() / Dot1Q(vlan=5) / IP() / TCP(), Ether() / IP() / TCP())]
-# TCP dropped, UDP redirected to 3's ingress, ICMP marked 9, the rest passed; "hi" traced
+# test_tcsim_cli's program (TCP dropped, UDP redirected to 3's ingress, ICMP marked 9,
+# the rest passed) after a bpf_trace_printk("hi")
 BY_PROTO = """\
 r6 = r1
 r2 = 0x6968
@@ -29,29 +31,8 @@ r1 = r10
 r1 += -4
 r2 = 4
 call 6
-r2 = *(u32 *)(r6 + 0x4c)
-r3 = *(u32 *)(r6 + 0x50)
-r4 = r2
-r4 += 34
-if r4 > r3 goto pass
-r5 = *(u8 *)(r2 + 23)
-if r5 == 6 goto drop
-if r5 == 17 goto redirect
-if r5 != 1 goto pass
-r7 = 9
-*(u32 *)(r6 + 8) = r7
-pass:
-r0 = 0
-exit
-drop:
-r0 = 2
-exit
-redirect:
-r1 = 3
-r2 = 1
-call 23
-exit
-"""
+r1 = r6
+""" + test_tcsim_cli.BY_PROTO
 
 
 @pytest.fixture
