@@ -8,9 +8,12 @@ workers need the programs, the captures and the output directories at the same p
 
 Per-capture outputs (``STEM`` is the capture's file name without its suffix, which must
 be unique among the captures): ``-o DIR`` and ``--drops DIR`` get ``DIR/STEM.pcap``
-(``.pcapng`` for a pcapng capture), ``--redirect-dir DIR`` and ``--dump-maps DIR`` get
+(``.pcapng`` for a pcapng capture), ``--events DIR`` ``DIR/STEM.jsonl``, ``--annotated
+DIR`` ``DIR/STEM.pcapng``, ``--redirect-dir DIR`` and ``--dump-maps DIR`` get
 ``DIR/STEM/``; ``--report FILE`` is the merged report, every line with a ``capture``
-member.  Dask is optional: ``pip install 'pyebpf[dask]'``.
+member; ``--kernel-check`` checks each capture on its worker (exit status 3 when any
+disagreed).  ``--pin-dir`` is refused: each capture has maps of its own.  Dask is
+optional: ``pip install 'pyebpf[dask]'``.
 """
 from __future__ import annotations
 
@@ -29,9 +32,8 @@ from ..errors import EbpfError
 from . import outputs, summary
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
-# options a capture's task cannot honour on a cluster, with why
-_REFUSED = {"events": "--events", "pin_dir": "--pin-dir", "kernel_check": "--kernel-check",
-            "annotated": "--annotated"}
+# options a capture's task cannot honour on a cluster: each capture has maps of its own
+_REFUSED = {"pin_dir": "--pin-dir"}
 
 
 class ClusterError(EbpfError):
@@ -81,6 +83,7 @@ def _task_args(args, capture: str) -> dict:
                 programs=[os.path.abspath(p) if os.path.exists(p) else p
                           for p in args.programs])
     for option, name in (("output", f"{stem}{ext}"), ("drops", f"{stem}.pcap"),
+                         ("events", f"{stem}.jsonl"), ("annotated", f"{stem}.pcapng"),
                          ("redirect_dir", stem), ("dump_maps", stem)):
         if args_value := getattr(args, option):
             task[option] = os.path.join(os.path.abspath(args_value), name)
@@ -113,9 +116,10 @@ def run(args, captures) -> int:
     start = time.perf_counter()
     for option, flag in _REFUSED.items():
         if getattr(args, option, None):
-            raise ClusterError(f"{flag} applies to one capture; it cannot be used with "
-                               "several captures on a cluster")
-    if "-" in captures or "-" in (args.output, args.drops, args.report):
+            raise ClusterError(f"{flag} shares maps between runs; on a cluster each "
+                               "capture has maps of its own")
+    if "-" in captures or "-" in (args.output, args.drops, args.report, args.events,
+                                  args.annotated):
         raise ClusterError("a capture or output on a cluster is a file: - (standard "
                            "input or output) cannot be used")
     stems = {}
@@ -125,7 +129,7 @@ def run(args, captures) -> int:
             raise ClusterError(f"-r: {stems[stem]} and {capture} have the same name "
                                f"{stem}, which their outputs would share")
         stems[stem] = capture
-    for option in ("output", "drops", "redirect_dir", "dump_maps"):
+    for option in ("output", "drops", "events", "annotated", "redirect_dir", "dump_maps"):
         if getattr(args, option):
             os.makedirs(getattr(args, option), exist_ok=True)
     report_target = outputs.resolve(args.report) if args.report else None

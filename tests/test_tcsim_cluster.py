@@ -61,18 +61,28 @@ def test_a_local_cluster_replays_each_capture_as_tcsim_does_alone(capsys, captur
     out = tmp_path / "out"
     rc, stdout, _ = tcsim_run(capsys, PROTO_COUNT, "-r", captures, "--workers", "2",
                               "-o", out / "delivered", "--dump-maps", out / "maps",
-                              "--report", out / "report.jsonl", "--json")
+                              "--report", out / "report.jsonl", "--json",
+                              "--annotated", out / "annotated")
     merged = json.loads(stdout)
     for stem, src in CAPTURES.items():
         tcsim_run(capsys, PROTO_COUNT, "-r", src, "-q", "-o", tmp_path / f"{stem}.pcap",
-                  "--dump-maps", tmp_path / stem)
+                  "--dump-maps", tmp_path / stem, "--annotated", tmp_path / f"{stem}.pcapng")
         assert (out / "delivered" / f"{stem}.pcap").read_bytes() == \
             (tmp_path / f"{stem}.pcap").read_bytes()
         assert (out / "maps" / stem / "ethertype_stats.json").read_text() == \
             (tmp_path / stem / "ethertype_stats.json").read_text()
+        assert (out / "annotated" / f"{stem}.pcapng").read_bytes() == \
+            (tmp_path / f"{stem}.pcapng").read_bytes()
     report = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
     assert rc == 0
     assert merged["packets"] == len(report) == sum(p["packets"]
                                                    for p in merged["per_capture"])
     assert [Path(c).stem for c in merged["captures"]] == list(CAPTURES)
     assert [(Path(r["capture"]).stem, r["index"]) for r in report][:2] == [("a", 0), ("a", 1)]
+
+
+def test_pin_dir_is_refused_on_a_cluster(capsys, captures, tmp_path):
+    rc, _, err = tcsim_run(capsys, PROTO_COUNT, "-r", captures, "--workers", "2",
+                           "--pin-dir", tmp_path)
+    assert rc == 1 and err == ["tcsim: --pin-dir shares maps between runs; on a cluster "
+                               "each capture has maps of its own"]
