@@ -88,3 +88,15 @@ def test_a_bytes_difference_names_the_header_fields_each_side_wrote(capsys):
     assert (example["old"], example["new"]) == (
         "ipv4.csum 0x2c4; ipv4.src 203.0.113.1; tcp.csum 0xc4c3",
         "ipv4.csum 0x2c3; ipv4.src 203.0.113.2; tcp.csum 0xc4c2")
+
+
+def test_two_profiles_of_one_program_differ_where_the_kernels_did(capsys, tmp_path):
+    """4.6's cls_bpf had no TC_ACT_TRAP: 8 was UNSPEC, the packet went on."""
+    (tmp_path / "trap.s").write_text("r0 = 8\nexit\n")
+    rc, out, _ = diff(capsys, tmp_path / "trap.s", tmp_path / "trap.s", "-r", SAMPLE,
+                      "--old-profile", "4.6", "--json", "--examples", "1")
+    got = json.loads(out)
+    assert (rc, got["differing"]) == (1, 24)
+    (example,) = got["kinds"]["verdict"]["examples"]
+    assert (example["old"], example["new"]) == ("TC_ACT_UNSPEC (delivered)",
+                                                "TC_ACT_TRAP (consumed)")
