@@ -584,8 +584,7 @@ cdef class Loop:
         self.extras = {}
         try:
             for k in range(sc.nrecs):
-                if k % 4096 == 0:
-                    PyErr_CheckSignals()
+                PyErr_CheckSignals()
                 r = &sc.recs[k]
                 index = first + k
                 e = 0
