@@ -165,3 +165,39 @@ def test_tcpdump_reads_every_output(tmp_path, capsys, linktype, make):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "ttl 1," in done.stdout and "10.0.0.1.53 > 10.0.0.2.53" in done.stdout, done.stdout
+
+
+def _two_interfaces(path):
+    """A pcapng of an Ethernet interface (0) and a raw IP one (1), one packet each."""
+    eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00" + bytes(PACKETS[0])
+    buf = io.BytesIO()
+    idb = dpkt.pcapng.InterfaceDescriptionBlockLE
+    w = dpkt.pcapng.Writer(buf, idb=[idb(linktype=1, snaplen=65535),
+                                     idb(linktype=101, snaplen=65535)])
+    for iface, frame in ((0, eth), (1, bytes(PACKETS[1]))):
+        w.writepkt(dpkt.pcapng.EnhancedPacketBlockLE(
+            pkt_data=frame, caplen=len(frame), pkt_len=len(frame), iface_id=iface,
+            ts_high=0, ts_low=iface))
+    path.write_bytes(buf.getvalue())
+    return eth
+
+
+def test_a_pcapng_output_keeps_each_interface_and_its_linktype(tmp_path, capsys):
+    eth = _two_interfaces(tmp_path / "in.pcapng")
+    (tmp_path / "p.s").write_text("r0 = 0\nexit")
+    assert tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcapng"), "-o",
+                       str(tmp_path / "out.pcapng")]) == 0, capsys.readouterr().err
+    packets = rdpcap(str(tmp_path / "out.pcapng"))
+    assert [bytes(p) for p in packets] == [eth, bytes(PACKETS[1])]
+    assert [type(p).__name__ for p in packets] == ["Ether", "IPv6"]
+
+
+def test_a_pcap_output_of_interfaces_of_two_linktypes_has_the_first_ones(tmp_path, capsys):
+    """The raw IP packet of interface 1 gets the Ethernet header tcsim built for it."""
+    eth = _two_interfaces(tmp_path / "in.pcapng")
+    (tmp_path / "p.s").write_text("r0 = 0\nexit")
+    assert tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcapng"), "-o",
+                       str(tmp_path / "out.pcap")]) == 0, capsys.readouterr().err
+    reader = dpkt.pcap.Reader(io.BytesIO((tmp_path / "out.pcap").read_bytes()))
+    assert reader.datalink() == 1
+    assert [bytes(f) for _, f in reader] == [eth, bytes(12) + b"\x86\xdd" + bytes(PACKETS[1])]
