@@ -188,6 +188,11 @@ cdef uint32_t _from_eth(uint32_t linktype, const uint8_t* hdr, const uint8_t* et
             memcpy(out + 12, eth + ETH_ALEN, ETH_ALEN)
         memcpy(out + 20, payload, body)
         return 20 + body
+    # raw IP and loopback have no room for a VLAN tag the programs left: it is left out
+    while (proto == 0x8100 or proto == 0x88A8) and body >= VLAN_HLEN:
+        proto = _rd16(payload + 2, True)
+        payload += VLAN_HLEN
+        body -= VLAN_HLEN
     if linktype == LT_NULL or linktype == LT_LOOP:
         big = linktype == LT_LOOP or (hdr != NULL and hdr[0] == 0 and hdr[1] == 0)
         if hdr != NULL and _family_ethertype(_rd32(hdr, big)) == proto:

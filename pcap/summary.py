@@ -23,7 +23,7 @@ def fault_kinds(extras) -> Counter:
 def summary(loop, capture: str, faults: Counter, elapsed: float, verdicts: dict,
             actions: tuple, sf: bool) -> dict:
     """The summary of one replay (a tcreplay.Loop after it) as a JSON-ready dict (see
-    docs/tcsim.md)."""
+    docs/tcsim-options.md)."""
     counts = loop.counts
     return {
         "capture": str(capture),

@@ -289,13 +289,14 @@ cdef inline char* _s(char* w, const char* text) noexcept nogil:
     return w + n
 
 
-cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
+cdef inline char* _num(char* w, uint64_t v, unsigned base) noexcept nogil:
+    """``v`` in decimal or (lower-case) hexadecimal digits."""
     cdef char digits[20]
     cdef int k = 0
     while True:
-        digits[k] = <char>(48 + v % 10)
+        digits[k] = b"0123456789abcdef"[v % base]
         k += 1
-        v //= 10
+        v //= base
         if v == 0:
             break
     while k:
@@ -303,29 +304,17 @@ cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
         w[0] = digits[k]
         w += 1
     return w
+
+
+cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
+    return _num(w, v, 10)
 
 
 cdef inline char* _i(char* w, int64_t v) noexcept nogil:
     if v < 0:
         w[0] = 45
-        return _u(w + 1, <uint64_t>(-(v + 1)) + 1)
-    return _u(w, <uint64_t>v)
-
-
-cdef inline char* _x(char* w, uint32_t v) noexcept nogil:
-    cdef char digits[8]
-    cdef int k = 0
-    while True:
-        digits[k] = b"0123456789abcdef"[v & 15]
-        k += 1
-        v >>= 4
-        if v == 0:
-            break
-    while k:
-        k -= 1
-        w[0] = digits[k]
-        w += 1
-    return w
+        return _num(w + 1, <uint64_t>(-(v + 1)) + 1, 10)
+    return _num(w, <uint64_t>v, 10)
 
 
 include "annotate.pxi"
@@ -648,8 +637,7 @@ cdef class Loop:
         self.extras = {}
         try:
             for k in range(sc.nrecs):
-                if k % 4096 == 0:
-                    PyErr_CheckSignals()
+                PyErr_CheckSignals()
                 r = &sc.recs[k]
                 index = first + k
                 e = 0
@@ -762,8 +750,8 @@ cdef class Loop:
         w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
         w = _s(w, b'", "classid": ')
         if o.has_classid and ok:
-            w = _s(w, b'"'); w = _x(w, o.classid >> 16); w = _s(w, b":")
-            w = _x(w, o.classid & 0xffff); w = _s(w, b'"')
+            w = _s(w, b'"'); w = _num(w, o.classid >> 16, 16); w = _s(w, b":")
+            w = _num(w, o.classid & 0xffff, 16); w = _s(w, b'"')
         else:
             w = _s(w, b"null")
         w = _s(w, b', "mark": '); w = _u(w, o.mark)

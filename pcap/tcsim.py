@@ -726,7 +726,7 @@ def build_parser():
     p.add_argument("--json", action="store_true",
                    help="print the summary on stdout as one JSON object")
     p.add_argument("--map", action="append", default=[], metavar="NAME=FILE.json",
-                   help="initial contents of a map (repeatable; see docs/tcsim.md)")
+                   help="initial contents of a map (repeatable; docs/tcsim-options.md)")
     p.add_argument("--dump-maps", metavar="DIR",
                    help="write every map's contents after the run to DIR/NAME.json")
     p.add_argument("--pin-dir", metavar="DIR",
