@@ -277,8 +277,8 @@ cdef bint _shb(Buf* b) noexcept:
 
 cdef class Annotator:
     """The pcapng of ``tcsim --annotated`` (docs/tcsim-options.md), written into a
-    Writer as the replay loop hands it each packet: interfaces ``in`` and ``out`` (Ethernet, ns
-    timestamps), then per packet one block on each, with the same comment.
+    Writer as the replay loop hands it each packet: interfaces ``in`` and ``out``
+    (Ethernet, ns timestamps), then per packet one block on each, with the same comment.
     ``programs`` are the chain's names (bytes); ``mark``/``priority``/``classid`` what
     every packet started with; ``notes(extra)`` words a packet's extras (bytes)."""
     cdef Writer w

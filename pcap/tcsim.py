@@ -76,8 +76,10 @@ def program_source(spec: str) -> tuple:
     return spec, None
 
 
-def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins):
-    """pyebpf.load with the pins the object declares (``pins`` None), none (False), or
+def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins, btf=None,
+                 kconfig=None):
+    """pyebpf.load (``btf``, ``kconfig`` as it takes them) with the pins the object
+    declares (``pins`` None), none (False), or
     every map pinned by name (``pins`` a directory: libbpf's LIBBPF_PIN_BY_NAME with it
     as the bpffs root): a map pinned by an earlier run is reused with its contents, as
     libbpf reuses a pinned map.  The caller has made that directory the pin root
@@ -85,11 +87,11 @@ def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins):
     import pyebpf
     if pins is None or pins is False:
         return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify,
-                           pin=pins is None)
+                           pin=pins is None, btf=btf, kconfig=kconfig)
     import dataclasses
 
     from pyebpf import elf, loader
-    spec = elf.parse(path)
+    spec = elf.parse(path, btf=btf, kconfig=kconfig)
     for name, ms in spec.maps.items():
         if ms.pin_path is None:
             spec.maps[name] = dataclasses.replace(ms, pin_path=name)
@@ -119,10 +121,13 @@ def _pin_root(directory):
             os.environ["PYEBPF_PIN_ROOT"] = saved
 
 
-def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, pins=None):
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, pins=None,
+                 btf=None, kconfig=None):
     """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
     kernel verifies it unless ``verify`` is False; ``pins``: the maps' pins, None as the
-    object declares, False none, a directory as ``--pin-dir``."""
+    object declares, False none, a directory as ``--pin-dir``; ``btf`` is the target BTF
+    of an object's CO-RE relocations, ``kconfig`` the config of its ``__kconfig``
+    externs (defaults: see :func:`pyebpf.load`)."""
     import pyebpf
     path, name = program_source(spec)
     suffix = Path(path).suffix
@@ -143,7 +148,7 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, p
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = _load_object(path, prog_type, profile, verify, pins)
+        obj = _load_object(path, prog_type, profile, verify, pins, btf, kconfig)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -571,7 +576,8 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
         programs = [load_classic(args.cbpf, args.profile)]
     else:
         programs = [load_program(spec, args.type, args.profile, not args.no_verify,
-                                 args.pin_dir) for spec in args.programs]
+                                 args.pin_dir, args.btf, args.kconfig)
+                    for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
@@ -716,6 +722,12 @@ def build_parser():
     p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
                    help="packet metadata for every packet (mark=7, ifindex=2; repeatable)")
     p.add_argument("--budget", type=int, help="instruction budget per program run")
+    p.add_argument("--btf", type=Path, metavar="FILE",
+                   help="target BTF of CO-RE relocations (default: /sys/kernel/btf/vmlinux if "
+                        "readable, else the one pyebpf ships)")
+    p.add_argument("--kconfig", type=Path, metavar="FILE",
+                   help="kernel config (.config, or gzip-compressed) of __kconfig externs "
+                        "(default: the modelled kernel's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
     p.add_argument("--no-verify", action="store_true",
