@@ -11,9 +11,10 @@ is lost or half written.
 * a directory: refused.
 
 :func:`check_distinct` refuses two outputs that resolve to the same file, and an
-output that resolves to the input.  :func:`write_all` writes every temporary file,
-streams, then renames; an error or an interrupt removes the temporary files and
-replaces nothing.  A temporary file holds an ``flock`` while it is written, so a later
+output that resolves to the input.  A :class:`Session` opens outputs for a run that
+writes them as it goes and renames the temporary files when it ends well;
+:func:`write_all` writes whole outputs through one.  An error or an interrupt
+removes the temporary files and replaces nothing.  A temporary file holds an ``flock`` while it is written, so a later
 run into the directory tells a stale one (left by SIGKILL) from a live one and removes
 it.  Errors are :class:`OutputError` (a :class:`pyebpf.errors.PcapError`) and name
 the path the user gave.
@@ -21,6 +22,7 @@ the path the user gave.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -175,64 +177,90 @@ def _create_temp(target: Target, mask: int) -> tuple[int, Path]:
     return fd, tmp
 
 
+class Session:
+    """Outputs open for a run that writes them as it goes: :meth:`open` gives each
+    :class:`Target` a file descriptor (a locked temporary file, or the stream itself,
+    opened then; ``streamed`` lists those as given).  Leaving the ``with`` block
+    normally renames every temporary file onto its target (inside ``critical()``,
+    which may hold off interrupts for that short while); leaving it by an exception
+    removes them and replaces nothing, and the exception's ``streamed`` lists the
+    streams that may have received part of their bytes."""
+
+    def __init__(self, critical=contextlib.nullcontext):
+        self.critical = critical
+        self.mask = os.umask(0)
+        os.umask(self.mask)
+        self.temps, self.streams, self.streamed = [], [], []
+
+    def __enter__(self):
+        return self
+
+    def open(self, target: Target) -> int:
+        if target.kind == "replace":
+            fd, tmp = _create_temp(target, self.mask)
+            self.temps.append((fd, tmp, target))
+            return fd
+        if target.kind == "stdout":
+            self.streamed.append(target.given)
+            return 1
+        try:
+            fd = os.open(target.path, os.O_WRONLY | os.O_CLOEXEC)   # a FIFO waits for a reader
+        except OSError as exc:
+            raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None
+        self.streams.append(fd)
+        self.streamed.append(target.given)
+        return fd
+
+    def __exit__(self, kind, exc, tb):
+        try:
+            if exc is None:
+                with self.critical():
+                    while self.temps:
+                        fd, tmp, target = self.temps[0]
+                        try:
+                            os.replace(tmp, target.path)
+                        except OSError as err:
+                            raise OutputError(f"{target.given}: cannot be written: "
+                                              f"{err.strerror}") from None
+                        self.temps.pop(0)
+                        os.close(fd)
+        except BaseException as err:
+            err.streamed = self.streamed
+            raise
+        finally:
+            for fd, tmp, _ in self.temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                os.close(fd)
+            self.temps = []
+            for fd in self.streams:
+                os.close(fd)
+            self.streams = []
+        if exc is not None:
+            exc.streamed = self.streamed
+        return False
+
+
+def write_error(target: Target, errno_value: int) -> OutputError:
+    """The error of a failed write into ``target``."""
+    if errno_value == errno.EPIPE:
+        return OutputError(f"{target.given}: the reader went away (broken pipe)")
+    return OutputError(f"{target.given}: cannot be written: {os.strerror(errno_value)}")
+
+
 def write_all(items, critical=contextlib.nullcontext) -> None:
     """Write ``[(Target, bytes)]``: every temporary file, then the streams, then the
-    renames (inside ``critical()``, which may hold off interrupts for that short
-    while).  Each temporary file stays locked until renamed.  On any error or
-    interrupt no temporary file is left and no file replaced; a stream may have
-    received part of its bytes, and the exception's ``streamed`` then lists the
-    outputs (as given) it happened to."""
-    mask = os.umask(0)
-    os.umask(mask)
-    temps, streamed = [], []        # temps: (fd, temporary path, target)
-    try:
+    renames (:class:`Session`).  Each temporary file stays locked until renamed.  On
+    any error or interrupt no temporary file is left and no file replaced; a stream
+    may have received part of its bytes, and the exception's ``streamed`` then lists
+    the outputs (as given) it happened to."""
+    items = sorted(items, key=lambda item: item[0].kind != "replace")
+    with Session(critical) as session:
         for target, data in items:
-            if target.kind != "replace":
-                continue
-            fd, tmp = _create_temp(target, mask)
-            temps.append((fd, tmp, target))
+            fd = session.open(target)
             try:
                 _write_fd(fd, data)
             except OSError as exc:
-                raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") \
-                    from None
-        for target, data in items:
-            if target.kind != "replace":
-                _stream(target, data, streamed)
-        with critical():
-            while temps:
-                fd, tmp, target = temps[0]
-                try:
-                    os.replace(tmp, target.path)
-                except OSError as exc:
-                    raise OutputError(f"{target.given}: cannot be written: "
-                                      f"{exc.strerror}") from None
-                temps.pop(0)
-                os.close(fd)
-    except BaseException as exc:
-        exc.streamed = streamed
-        raise
-    finally:
-        for fd, tmp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            os.close(fd)
+                raise write_error(target, exc.errno) from None
 
 
-def _stream(target: Target, data: bytes, streamed: list) -> None:
-    """Write ``data`` into an open file; ``streamed`` gets its name once it is open."""
-    try:
-        if target.kind == "stdout":
-            streamed.append(target.given)
-            _write_fd(1, data)
-            return
-        fd = os.open(target.path, os.O_WRONLY | os.O_CLOEXEC)   # a FIFO waits for a reader
-        try:
-            streamed.append(target.given)
-            _write_fd(fd, data)
-        finally:
-            os.close(fd)
-    except BrokenPipeError:
-        raise OutputError(f"{target.given}: the reader went away (broken pipe)") from None
-    except OSError as exc:
-        raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None

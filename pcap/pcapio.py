@@ -1,18 +1,26 @@
-"""Reading and writing pcap and pcapng captures of Ethernet frames.
+"""Reading and writing pcap and pcapng captures.
 
-:func:`read` takes pcap (either byte order, micro- or nanosecond timestamps) and pcapng
-(SHB, IDB, EPB, SPB and the obsolete OPB; several interfaces and sections, either byte
-order; other blocks are skipped) and returns a :class:`Capture` of parallel lists;
-``-`` reads standard input.  :func:`write` writes pcap, or pcapng for a name ending in
-``.pcapng``, as :mod:`pyebpf.pcap.outputs` decides: a regular file through a
-temporary name renamed when complete, a device or FIFO streamed into, ``-`` standard
-output.  Errors are :class:`pyebpf.errors.PcapError` with one line naming the file,
-the packet index and the byte offset.
+:class:`Source` reads a capture a chunk at a time (a fixed-size buffer, whatever the
+capture's size; ``-`` is standard input): pcap (either byte order, micro- or
+nanosecond timestamps) and pcapng (SHB, IDB, EPB, SPB and the obsolete OPB; several
+interfaces and sections, either byte order, ``if_tsresol`` and ``if_tsoffset``; other
+blocks are skipped).  The C scan (``tcreplay.Scanner``) finds each chunk's records;
+the blocks it leaves (interfaces, sections, simple and obsolete packet blocks, and any
+error) are read here.  Linktypes: Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD
+loopback (``LINKTYPES``); a packet of another is an error naming it.
+
+:func:`read` returns a whole capture as a :class:`Capture` of parallel lists (its
+frames as captured, in their link layer).  :func:`write` writes pcap, or pcapng for a
+name ending in ``.pcapng``, as :mod:`pyebpf.pcap.outputs` decides: a regular file
+through a temporary name renamed when complete, a device or FIFO streamed into, ``-``
+standard output.  Errors are :class:`pyebpf.errors.PcapError` with one line naming the
+file, the packet index and the byte offset.
 """
 from __future__ import annotations
 
 import itertools
 import operator
+import os
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -23,17 +31,23 @@ from ..errors import PcapError
 from . import outputs
 
 LINKTYPE_ETHERNET = 1
+LINKTYPES = _capio.LINKTYPES
 PCAP_US, PCAP_NS = 0xA1B2C3D4, 0xA1B23C4D
 SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_CAPLEN = 0x40000            # 256 KiB, libpcap's MAXIMUM_SNAPLEN: beyond is corruption
+MAX_BLOCK = MAX_CAPLEN + 64 * 1024
+CHUNK = 4 << 20                 # bytes of capture read at a time
+KEPT_IDB_OPTIONS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15)   # all but tsresol, tsoffset
 
 
 @dataclass
 class Capture:
-    """Packets as parallel lists: ``frames`` (captured bytes), ``ts`` (nanoseconds since
-    the epoch), ``orig_len`` (length on the wire), ``iface`` (pcapng interface, else 0).
-    ``nanosecond``: the file's timestamps had sub-microsecond resolution."""
+    """Packets as parallel lists: ``frames`` (captured bytes, in their interface's
+    linktype), ``ts`` (nanoseconds since the epoch), ``orig_len`` (length on the wire),
+    ``iface`` (pcapng interface, numbered over all sections, else 0).  ``nanosecond``:
+    the file's timestamps had sub-microsecond resolution; ``linktypes``: each
+    interface's (pcap: the file's one)."""
     path: str
     format: str
     frames: list = field(default_factory=list)
@@ -41,6 +55,7 @@ class Capture:
     orig_len: list = field(default_factory=list)
     iface: list = field(default_factory=list)
     nanosecond: bool = False
+    linktypes: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.frames)
@@ -52,97 +67,176 @@ class Capture:
                                        map(operator.lt, map(len, self.frames), self.orig_len)))
 
 
-def read(path) -> Capture:
-    """The capture at ``path`` (``-``: standard input, named "stdin" in errors)."""
-    path = str(path)
-    try:
-        if path == "-":
-            path = "stdin"
-            buf = sys.stdin.buffer.read()
+def _unsupported(path, linktype, where=""):
+    return PcapError(f"{path}: linktype {linktype}{where} is not supported: tcsim replays "
+                     "Ethernet (1), Linux cooked (113, 276), raw IP (101, 12, 14) and BSD "
+                     "loopback (0, 108) captures")
+
+
+class Source:
+    """A capture read a chunk at a time from ``path`` (``-``: standard input, named
+    "stdin" in errors).  The file header is read on opening; :meth:`chunks` yields
+    ``(chunk, scanner, first)``: a buffer, the :class:`tcreplay.Scanner` whose records
+    point into it, and the index of its first packet.  The buffer is reused: a chunk
+    is valid until the next is asked for."""
+
+    def __init__(self, path, chunk=None):
+        path = str(path)
+        try:
+            if path == "-":
+                self.path, self._file = "stdin", open(0, "rb", buffering=0, closefd=False)
+            else:
+                self.path, self._file = path, open(path, "rb", buffering=0)
+        except OSError as exc:
+            raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
+        self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
+        self.end, self.base, self.eof, self.index = 0, 0, False, 0
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self):
+        self._fill()
+        buf = self.buf
+        if self.end >= 4 and buf[:4] == b"\x0a\x0d\x0d\x0a":
+            self.format, self.pos, self.endian = "pcapng", 0, "<"
+            self.scanner = _capio.Scanner(True, False, False, LINKTYPE_ETHERNET, MAX_CAPLEN)
+            return
+        self.format = "pcap"
+        if self.end < 24:
+            raise PcapError(f"{self.path}: truncated pcap file header ({self.end} of 24 "
+                            "bytes, byte offset 0)")
+        for endian in "<>":
+            magic = struct.unpack_from(endian + "I", buf)[0]
+            if magic in (PCAP_US, PCAP_NS):
+                break
         else:
-            with open(path, "rb") as f:
-                buf = f.read()
-    except OSError as exc:
-        raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(buf) >= 4 and buf[:4] == b"\x0a\x0d\x0d\x0a":
-        return _read_pcapng(path, buf)
-    return _read_pcap(path, buf)
+            raise PcapError(f"{self.path}: not a pcap or pcapng file (magic {buf[:4].hex()} "
+                            "at byte offset 0)")
+        linktype = struct.unpack_from(endian + "I", buf, 20)[0]
+        if not _capio.link_supported(linktype):
+            raise _unsupported(self.path, linktype)
+        self.endian, self.pos = endian, 24
+        self.scanner = _capio.Scanner(False, endian == ">", magic == PCAP_NS, linktype,
+                                      MAX_CAPLEN)
 
+    def close(self):
+        self._file.close()
 
-def _read_pcap(path, buf):
-    if len(buf) < 24:
-        raise PcapError(f"{path}: truncated pcap file header ({len(buf)} of 24 bytes, "
-                        "byte offset 0)")
-    for endian in "<>":
-        magic = struct.unpack_from(endian + "I", buf)[0]
-        if magic in (PCAP_US, PCAP_NS):
-            break
-    else:
-        raise PcapError(f"{path}: not a pcap or pcapng file (magic {buf[:4].hex()} at byte "
-                        "offset 0)")
-    linktype = struct.unpack_from(endian + "I", buf, 20)[0]
-    if linktype != LINKTYPE_ETHERNET:
-        raise PcapError(f"{path}: linktype {linktype} is not supported: tcsim replays "
-                        "LINKTYPE_ETHERNET (1) captures only")
-    ns = magic == PCAP_NS
-    cap = Capture(path, "pcap", nanosecond=ns)
-    cap.frames, cap.ts, cap.orig_len, pos = _capio._pcap_scan(buf, endian == ">", ns, 24,
-                                                            MAX_CAPLEN)
-    if pos < len(buf):
-        _pcap_record_error(path, buf, pos, len(cap.frames), endian, ns)
-    cap.iface = [0] * len(cap.frames)
-    return cap
+    def __enter__(self):
+        return self
 
+    def __exit__(self, *exc):
+        self.close()
 
-def _pcap_record_error(path, buf, pos, index, endian, ns):
-    """Raise the error of the record at ``pos``, where the scan stopped."""
-    end = len(buf)
-    where = f"{path}: packet {index} at byte offset {pos}"
-    if pos + 16 > end:
-        raise PcapError(f"{where}: truncated record header ({end - pos} of 16 bytes)")
-    _, frac, caplen, _ = struct.unpack_from(endian + "IIII", buf, pos)
-    if caplen > MAX_CAPLEN or frac >= (1_000_000_000 if ns else 1_000_000):
-        raise PcapError(f"{where}: corrupt record header (caplen {caplen}, fraction {frac})")
-    raise PcapError(f"{where}: truncated packet data ({end - pos - 16} of {caplen} bytes)")
+    @property
+    def nanosecond(self):
+        return self.scanner.nanosecond
 
+    @property
+    def linktype(self):
+        """The linktype of a pcap file, or of a pcapng file's first interface (Ethernet
+        before one is read)."""
+        sc = self.scanner
+        if not sc.pcapng:
+            return sc.linktype
+        return sc.iface_linktype(0) if sc.interfaces else LINKTYPE_ETHERNET
 
-def _options(buf, pos, end, endian):
-    """{code: value} of a block's options from ``pos`` to ``end`` (first value wins)."""
-    out = {}
-    while pos + 4 <= end:
-        code, length = struct.unpack_from(endian + "HH", buf, pos)
-        if code == 0:
-            break
-        out.setdefault(code, buf[pos + 4:pos + 4 + length])
-        pos += 4 + (length + 3) // 4 * 4
-    return out
+    def _fill(self):
+        view = memoryview(self.buf)
+        try:
+            while not self.eof and self.end < len(self.buf):
+                n = self._file.readinto(view[self.end:])
+                if not n:
+                    self.eof = True
+                self.end += n or 0
+        except OSError as exc:
+            raise PcapError(f"{self.path}: cannot read: {exc.strerror}") from None
+        finally:
+            view.release()
 
+    def chunks(self):
+        sc = self.scanner
+        while True:
+            sc.clear()
+            self.pos = self._scan(self.pos)
+            if sc.count:
+                yield self.buf, sc, self.index
+                self.index += sc.count
+            if self.eof and self.pos >= self.end:
+                return
+            keep = self.end - self.pos
+            self.buf[:keep] = self.buf[self.pos:self.end]
+            self.base += self.pos
+            self.end, self.pos = keep, 0
+            self._fill()
 
-def _read_pcapng(path, buf):
-    cap = Capture(path, "pcapng")
-    end, pos = len(buf), 0
-    endian, ifaces = "<", []
-    while pos < end:
-        # runs of well-formed packet blocks in C; the rest, and every error, here
-        pos = _capio._pcapng_epbs(buf, pos, endian == ">", ifaces, MAX_CAPLEN + 64 * 1024, cap)
-        if pos >= end:
-            break
-        index = len(cap.frames)
-        where = f"{path}: packet {index} at byte offset {pos}"
+    def _scan(self, pos):
+        """Scan from ``pos`` as far as whole records go; the blocks the C scan leaves
+        are read here.  Returns where the next chunk starts."""
+        sc, buf, end = self.scanner, self.buf, self.end
+        while True:
+            pos = sc.scan(buf, pos, end)
+            if pos >= end:
+                return pos
+            if not sc.pcapng:
+                if pos + 16 <= end:
+                    _, frac, caplen, _ = struct.unpack_from(self.endian + "IIII", buf, pos)
+                    complete = caplen > MAX_CAPLEN or pos + 16 + caplen <= end
+                else:
+                    complete = False
+                if not complete and not self.eof:
+                    return pos
+                self._pcap_record_error(pos)
+            if not self.eof and (pos + 12 > end or pos + self._block_length(pos) > end):
+                return pos          # the rest of the block comes with the next chunk
+            pos = self._pcapng_block(pos)
+
+    def _block_length(self, pos):
+        """The length of the block at ``pos`` (which holds 12 bytes); 0 when it is no
+        length (the block is then an error)."""
+        endian = self.endian
+        if self.buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+            endian = ">" if self.buf[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+        blen = struct.unpack_from(endian + "I", self.buf, pos + 4)[0]
+        return blen if 12 <= blen <= MAX_BLOCK else 0
+
+    def _where(self, pos):
+        return f"{self.path}: packet {self.index + self.scanner.count} at byte offset " \
+               f"{self.base + pos}"
+
+    def _pcap_record_error(self, pos):
+        """Raise the error of the record at ``pos``, where the scan stopped."""
+        buf, end, where = self.buf, self.end, self._where(pos)
+        if pos + 16 > end:
+            raise PcapError(f"{where}: truncated record header ({end - pos} of 16 bytes)")
+        _, frac, caplen, _ = struct.unpack_from(self.endian + "IIII", buf, pos)
+        if caplen > MAX_CAPLEN or frac >= (1_000_000_000 if self.nanosecond else 1_000_000):
+            raise PcapError(f"{where}: corrupt record header (caplen {caplen}, fraction "
+                            f"{frac})")
+        raise PcapError(f"{where}: truncated packet data ({end - pos - 16} of {caplen} "
+                        "bytes)")
+
+    def _pcapng_block(self, pos):
+        """Read the block at ``pos`` (or raise its error); returns the next one's."""
+        buf, end, sc, where = self.buf, self.end, self.scanner, self._where(pos)
         if pos + 12 > end:
             raise PcapError(f"{where}: truncated block header ({end - pos} of 12 bytes)")
         if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            if pos + 12 > end:
-                raise PcapError(f"{where}: truncated section header")
             for endian in "<>":
                 if struct.unpack_from(endian + "I", buf, pos + 8)[0] == BYTE_ORDER_MAGIC:
                     break
             else:
                 raise PcapError(f"{where}: corrupt section header (byte-order magic "
                                 f"{buf[pos + 8:pos + 12].hex()})")
-            ifaces = []
+            self.endian = endian
+            sc.big = endian == ">"
+            sc.section_base = sc.interfaces
+        endian = self.endian
         btype, blen = struct.unpack_from(endian + "II", buf, pos)
-        if blen < 12 or blen % 4 or blen > MAX_CAPLEN + 64 * 1024:
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
             raise PcapError(f"{where}: corrupt block (type {btype:#x}, length {blen})")
         if pos + blen > end:
             raise PcapError(f"{where}: truncated block (type {btype:#x}: {end - pos} of "
@@ -155,15 +249,16 @@ def _read_pcapng(path, buf):
             if bend - body < 8:
                 raise PcapError(f"{where}: corrupt interface block ({bend - body} bytes)")
             linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, body)
-            opts = _options(buf, body + 8, bend, endian)
+            opts, kept = _options(buf, body + 8, bend, endian)
             units, offset = 1_000_000, 0
             if 9 in opts and opts[9]:
                 r = opts[9][0]
                 units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
             if 14 in opts and len(opts[14]) == 8:
                 offset = struct.unpack(endian + "q", opts[14])[0]
-            ifaces.append((linktype, snaplen, units, offset))
+            sc.add_iface(linktype, snaplen, units, offset, kept)
         elif btype in (EPB, OPB, SPB):
+            opt_off = opt_len = 0
             if btype == SPB:
                 iface, hi, lo = 0, 0, 0
                 if bend - body < 4:
@@ -171,8 +266,8 @@ def _read_pcapng(path, buf):
                 wire = struct.unpack_from(endian + "I", buf, body)[0]
                 data = body + 4
                 caplen = min(wire, bend - data)
-                if ifaces and ifaces[0][1]:
-                    caplen = min(caplen, ifaces[0][1])
+                if sc.interfaces > sc.section_base and sc.iface(sc.section_base)[1]:
+                    caplen = min(caplen, sc.iface(sc.section_base)[1])
             else:
                 if bend - body < 20:
                     raise PcapError(f"{where}: corrupt packet block ({bend - body} bytes)")
@@ -185,36 +280,51 @@ def _read_pcapng(path, buf):
                 if data + caplen > bend:
                     raise PcapError(f"{where}: corrupt packet block (caplen {caplen} exceeds "
                                     f"the block's {bend - data} data bytes)")
-            if iface >= len(ifaces):
+                if btype == EPB:
+                    opt_off = data + (caplen + 3) // 4 * 4
+                    opt_len = max(0, bend - opt_off)
+            if sc.section_base + iface >= sc.interfaces:
                 raise PcapError(f"{where}: packet on interface {iface}, which no interface "
                                 "block describes")
-            linktype, _, units, offset = ifaces[iface]
-            if linktype != LINKTYPE_ETHERNET:
-                raise PcapError(f"{path}: linktype {linktype} (interface {iface}) is not "
-                                "supported: tcsim replays LINKTYPE_ETHERNET (1) captures only")
+            linktype, _, units, offset = sc.iface(sc.section_base + iface)
+            if not _capio.link_supported(linktype):
+                raise _unsupported(self.path, linktype, f" (interface {iface})")
             t = (hi << 32) | lo
-            if units != 1_000_000:
-                cap.nanosecond = True
-            cap.frames.append(buf[data:data + caplen])
-            cap.ts.append(offset * 1_000_000_000 + t * 1_000_000_000 // units)
-            cap.orig_len.append(wire)
-            cap.iface.append(iface)
-        pos += blen
+            sc.add_record(data, caplen, wire, sc.section_base + iface,
+                          offset * 1_000_000_000 + t * 1_000_000_000 // units, opt_off, opt_len)
+        return pos + blen
+
+
+def read(path) -> Capture:
+    """The whole capture at ``path`` (``-``: standard input, named "stdin" in errors)."""
+    with Source(path) as src:
+        cap = Capture(src.path, src.format)
+        for chunk, sc, _ in src.chunks():
+            for column, values in zip((cap.frames, cap.ts, cap.orig_len, cap.iface),
+                                      sc.packets(chunk)):
+                column.extend(values)
+        sc = src.scanner
+        cap.nanosecond = sc.nanosecond
+        cap.linktypes = ([sc.iface_linktype(k) for k in range(sc.interfaces)] if sc.pcapng
+                         else [sc.linktype])
     return cap
 
 
-def _pcap_header(nanosecond):
-    return struct.pack("<IHHiIII", PCAP_NS if nanosecond else PCAP_US, 2, 4, 0, 0,
-                       MAX_CAPLEN, LINKTYPE_ETHERNET)
-
-
-def _pcapng_header():
-    """A section header and one Ethernet interface with nanosecond timestamps."""
-    shb = struct.pack("<IIIHHqI", SHB, 28, BYTE_ORDER_MAGIC, 1, 0, -1, 28)
-    idb_opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
-    idb_len = 20 + len(idb_opts)
-    return shb + struct.pack("<IIHHI", IDB, idb_len, LINKTYPE_ETHERNET, 0, 0) + idb_opts + \
-        struct.pack("<I", idb_len)
+def _options(buf, pos, end, endian):
+    """({code: value} of a block's options from ``pos`` to ``end`` (first value wins),
+    the options other than if_tsresol and if_tsoffset as bytes, little-endian)."""
+    out, kept = {}, bytearray()
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", buf, pos)
+        if code == 0:
+            break
+        value = bytes(buf[pos + 4:pos + 4 + length])
+        out.setdefault(code, value)
+        if code in KEPT_IDB_OPTIONS and (endian == "<" or code in (2, 3, 5, 6, 12)):
+            # kept as they are: text, or numbers already in the output's byte order
+            kept += struct.pack("<HH", code, length) + value + bytes(-length % 4)
+        pos += 4 + (length + 3) // 4 * 4
+    return out, bytes(kept)
 
 
 def _columns(records):
@@ -234,11 +344,20 @@ def pcapng_bytes(records):
     return packets_bytes(*_columns(records), pcapng=True)
 
 
-def packets_bytes(ts, data, wire, *, nanosecond=False, pcapng=False):
-    """A pcap (or pcapng) file of parallel lists: timestamps in nanoseconds, the bytes,
-    the lengths on the wire."""
-    header = _pcapng_header() if pcapng else _pcap_header(nanosecond)
-    return _capio._capture_pack(header, pcapng, nanosecond, ts, data, wire)
+def packets_bytes(ts, data, wire, *, nanosecond=False, pcapng=False,
+                  linktype=LINKTYPE_ETHERNET):
+    """A pcap (or pcapng: one section, one interface with nanosecond timestamps) file
+    of ``linktype`` from parallel lists: timestamps in nanoseconds, the bytes, the
+    lengths on the wire."""
+    if not (len(ts) == len(data) == len(wire)):
+        raise ValueError("ts, data and wire must have one entry per packet")
+    w = _capio.CaptureWriter(-1, pcapng, nanosecond, linktype)
+    for i, (t, d, n) in enumerate(zip(ts, data, wire)):
+        try:
+            w.packet(t, d, n)
+        except ValueError as exc:
+            raise ValueError(f"packet {i}: {exc}") from None
+    return w.take()
 
 
 def write(path, records, nanosecond=False):

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
-import operator
 import os
 import re
 import signal
+import stat
 import struct
 import sys
 import threading
@@ -38,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import BudgetExceeded, EbpfError, ElfError
-from . import outputs, pcapio, tcreplay
+from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
 
 VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
             3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
@@ -70,16 +69,67 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, btf=None,
-                 kconfig=None):
-    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
-    kernel verifies it unless ``verify`` is False; ``btf`` is the target BTF of an
-    object's CO-RE relocations, ``kconfig`` the config of its ``__kconfig`` externs
-    (defaults: see :func:`pyebpf.load`)."""
-    import pyebpf
-    path, name = spec, None
+def program_source(spec: str) -> tuple:
+    """(path, section or function name or None) of a PROG argument."""
     if not os.path.exists(spec) and ":" in spec:
-        path, name = spec.rsplit(":", 1)
+        return tuple(spec.rsplit(":", 1))
+    return spec, None
+
+
+def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins, btf=None,
+                 kconfig=None):
+    """pyebpf.load (``btf``, ``kconfig`` as it takes them) with the pins the object
+    declares (``pins`` None), none (False), or
+    every map pinned by name (``pins`` a directory: libbpf's LIBBPF_PIN_BY_NAME with it
+    as the bpffs root): a map pinned by an earlier run is reused with its contents, as
+    libbpf reuses a pinned map.  The caller has made that directory the pin root
+    (``_pin_root``) for as long as the maps are used."""
+    import pyebpf
+    if pins is None or pins is False:
+        return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify,
+                           pin=pins is None, btf=btf, kconfig=kconfig)
+    import dataclasses
+
+    from pyebpf import elf, loader
+    spec = elf.parse(path, btf=btf, kconfig=kconfig)
+    for name, ms in spec.maps.items():
+        if ms.pin_path is None:
+            spec.maps[name] = dataclasses.replace(ms, pin_path=name)
+    obj = loader.Object(spec, prog_type=prog_type, profile=profile, verify=verify)
+    for name, m in obj.maps.items():
+        # a map got from its pin file comes without the BTF types of this declaration
+        if m.key_type is None:
+            m.key_type, m.value_type = spec.maps[name].key_type, spec.maps[name].value_type
+    return obj
+
+
+@contextlib.contextmanager
+def _pin_root(directory):
+    """PYEBPF_PIN_ROOT set to ``directory`` (pyebpf.pin_root) while entered; nothing
+    changed for None."""
+    if directory is None:
+        yield
+        return
+    saved = os.environ.get("PYEBPF_PIN_ROOT")
+    os.environ["PYEBPF_PIN_ROOT"] = os.path.abspath(directory)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYEBPF_PIN_ROOT"]
+        else:
+            os.environ["PYEBPF_PIN_ROOT"] = saved
+
+
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, pins=None,
+                 btf=None, kconfig=None):
+    """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
+    kernel verifies it unless ``verify`` is False; ``pins``: the maps' pins, None as the
+    object declares, False none, a directory as ``--pin-dir``; ``btf`` is the target BTF
+    of an object's CO-RE relocations, ``kconfig`` the config of its ``__kconfig``
+    externs (defaults: see :func:`pyebpf.load`)."""
+    import pyebpf
+    path, name = program_source(spec)
     suffix = Path(path).suffix
     if suffix in (".s", ".asm"):
         if name is not None:
@@ -98,8 +148,7 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, b
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify, btf=btf,
-                          kconfig=kconfig)
+        obj = _load_object(path, prog_type, profile, verify, pins, btf, kconfig)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -201,35 +250,38 @@ class Replay:
 
     def outcomes(self):
         """(verdict, retval, classid, mark, priority, redirect_ifindex, tc_index, runs,
-        insns, action, has_classid, redirect_ingress, fault_prog) per packet."""
+        insns, action, has_classid, redirect_ingress, fault_prog, decider) per packet."""
         return struct.iter_unpack(self._format, self.records)
 
-    def report_line(self, index, outcome) -> str:
-        cap, extra = self.capture, self.extras.get(index, {})
-        (verdict, retval, classid, mark, priority, rdev, tc_index, runs, insns, action,
-         has_classid, ringress, fault) = outcome
-        frame, out = cap.frames[index], self.data[index]
-        error = extra.get("error")
-        return json.dumps({
-            "index": index, "timestamp": cap.ts[index] / 1e9, "timestamp_ns": cap.ts[index],
-            "len_in": cap.orig_len[index], "caplen_in": len(frame),
-            "len_out": len(out) + cap.orig_len[index] - len(frame) if action < FAULT else None,
-            "truncated": len(frame) < cap.orig_len[index],
-            "verdict": VERDICTS.get(verdict, str(verdict))
-            if action < FAULT and self.mode != "sf" else None,
-            "retval": retval if action < FAULT else None, "action": ACTIONS[action],
-            "classid": _classid_text(classid) if has_classid and action < FAULT else None,
-            "mark": mark, "priority": priority, "tc_index": tc_index,
-            "redirect": {"ifindex": rdev, "ingress": bool(ringress)} if action == 3 else None,
-            "clones": [{"ifindex": i, "ingress": g, "len": len(b)}
-                       for i, g, b in extra.get("clones", ())],
-            "trace_printk": extra.get("trace", []), "instructions": insns,
-            "programs_run": runs,
-            "errors": [] if error is None else
-            [{"program": None, "pc": None, "message": error}] if isinstance(error, str) else
-            [{"program": extra["program"], "pc": error.pc, "message": str(error)}],
-            "dropped_before_tc": extra.get("dropped_before_tc"),
-        })
+
+def report_line(index, fields, extra, mode, budgets) -> bytes:
+    """The report line of a packet with extras (the rest are written in C, the same
+    object): ``fields`` as tcreplay.Loop gives them."""
+    (ts, wire, caplen, len_out, verdict, retval, classid, mark, priority, rdev, tc_index,
+     runs, insns, action, has_classid, ringress, fault) = fields
+    error = extra.get("error")
+    if error is not None and not isinstance(error, str):
+        error = extra["error"] = _budget_text(error, budgets[extra["program"]])
+    return (json.dumps({
+        "index": index, "timestamp": ts / 1e9, "timestamp_ns": ts,
+        "len_in": wire, "caplen_in": caplen,
+        "len_out": len_out if action < FAULT else None,
+        "truncated": caplen < wire,
+        "verdict": VERDICTS.get(verdict, str(verdict)) if action < FAULT and mode != "sf"
+        else None,
+        "retval": retval if action < FAULT else None, "action": ACTIONS[action],
+        "classid": _classid_text(classid) if has_classid and action < FAULT else None,
+        "mark": mark, "priority": priority, "tc_index": tc_index,
+        "redirect": {"ifindex": rdev, "ingress": bool(ringress)} if action == 3 else None,
+        "clones": [{"ifindex": i, "ingress": g, "len": len(b)}
+                   for i, g, b in extra.get("clones", ())],
+        "trace_printk": extra.get("trace", []), "instructions": insns,
+        "programs_run": runs,
+        "errors": [] if error is None else
+        [{"program": None, "pc": None, "message": error}] if isinstance(error, str) else
+        [{"program": extra["program"], "pc": error.pc, "message": str(error)}],
+        "dropped_before_tc": extra.get("dropped_before_tc"),
+    }) + "\n").encode()
 
 
 def _plan(args) -> dict:
@@ -237,7 +289,8 @@ def _plan(args) -> dict:
     before anything runs: none a directory, no two the same file, none the input."""
     targets = {}
     for option, value in (("-o", args.output), ("--drops", args.drops),
-                          ("--report", args.report), ("--events", args.events)):
+                          ("--report", args.report), ("--events", args.events),
+                          ("--annotated", args.annotated)):
         if value is not None:
             targets[option] = outputs.resolve(value)
     outputs.check_distinct(targets, args.read)
@@ -256,69 +309,112 @@ def _plan(args) -> dict:
     return targets
 
 
-def _flags(*actions) -> bytes:
-    return bytes(1 if a in actions else 0 for a in range(256))
+class _Outputs:
+    """The writers of one run, opened in ``session`` as the arguments ask: ``out``,
+    ``drops`` (captures in the input's linktype), ``report``, ``events`` and one
+    capture per redirect target (``redirect``, for tcreplay.Loop); the --annotated
+    pcapng as ``loop``'s Annotator; the --dump-maps files (``dump_maps``)."""
 
+    def __init__(self, args, targets, session, source, loop, classid, fields):
+        self.args, self.targets, self.session, self.source = args, targets, session, source
+        self.loop, self.classid, self.fields = loop, classid, fields
+        self.out = self.drops = self.report = self.events = None
+        self.writers = []          # (target, Writer)
+        self.redirects = {}
+        self.taken = {t.key: option for option, t in targets.items()}
+        self.input = outputs.input_key(args.read)
 
-def _outputs(args, targets, replay, capture):
-    """[(outputs.Target, bytes)] of every output the arguments ask for."""
-    ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
-    actions, ns = replay.actions, capture.nanosecond
+    def _open(self, target, make):
+        writer = make(self.session.open(target))
+        self.writers.append((target, writer))
+        return writer
 
-    def capture_file(given, take, original=()):
-        picked = tcreplay._replay_pick(actions, _flags(*take), _flags(*original), ts, frames,
-                                    orig, data)
-        return pcapio.packets_bytes(*picked, nanosecond=ns,
-                                    pcapng=Path(given).suffix == ".pcapng")
+    def _capture(self, target, pcapng):
+        src = self.source
+        return self._open(target, lambda fd: tcreplay.CaptureWriter(
+            fd, pcapng, src.nanosecond, src.linktype,
+            src.scanner if pcapng and src.format == "pcapng" else None))
 
-    files = []
-    if "-o" in targets:
-        files.append((targets["-o"], capture_file(args.output, [0])))
-    if "--drops" in targets:
-        files.append((targets["--drops"], capture_file(args.drops, [1, FAULT, BEFORE_TC],
-                                                       [FAULT, BEFORE_TC])))
-    if "--report" in targets:
-        files.append((targets["--report"], "".join(
-            replay.report_line(i, o) + "\n" for i, o in enumerate(replay.outcomes())).encode()))
-    if "--events" in targets:
-        events = [json.dumps({"packet": i, "map": m.name or str(m.fd), "cpu": cpu,
-                              "size": len(ev), "data": ev.hex()})
-                  for i, extra in sorted(replay.extras.items())
-                  for m, cpu, ev in extra.get("events", ())]
-        files.append((targets["--events"], "".join(line + "\n" for line in events).encode()))
-    if args.redirect_dir is not None:
-        files.extend(_redirect_files(args, targets, replay, capture))
-    return files
+    def start(self):
+        """Open every output named on the command line (once the first chunk has
+        told the capture's interfaces)."""
+        if self.writers:
+            return
+        t = self.targets
+        if "-o" in t:
+            self.out = self._capture(t["-o"], Path(self.args.output).suffix == ".pcapng")
+        if "--drops" in t:
+            self.drops = self._capture(t["--drops"], Path(self.args.drops).suffix == ".pcapng")
+        if "--report" in t:
+            self.report = self._open(t["--report"], tcreplay.Writer)
+        if "--events" in t:
+            self.events = self._open(t["--events"], tcreplay.Writer)
+        if "--annotated" in t:
+            self.loop.annotated = self._annotator(self._open(t["--annotated"],
+                                                             tcreplay.Writer))
 
+    def _annotator(self, writer):
+        args, fields = self.args, self.fields
+        specs = args.programs or [f"--cbpf {args.cbpf}"]
+        sf = bool(args.cbpf) or args.type == "socket_filter"
+        where = (f"{'packet socket' if sf else 'tc ' + args.hook} hook, ifindex "
+                 f"{fields.get('ifindex', 1)}")
+        return tcreplay.Annotator(
+            writer, [spec.encode() for spec in specs],
+            f"{where}: packets as they came in".encode(),
+            f"{where}: packets as they went out".encode(), _annotation_notes, sf=sf,
+            mark=int(fields.get("mark", 0)), priority=int(fields.get("priority", 0)),
+            classid=self.classid)
 
-def _redirect_files(args, targets, replay, capture):
-    """One capture per redirect target: the packets redirected to it and the
-    bpf_clone_redirect copies, in packet order."""
-    ts, orig, frames, data = capture.ts, capture.orig_len, capture.frames, replay.data
-    size = struct.calcsize(replay._format)
-    redirected = {}
-    clones = {i: e["clones"] for i, e in replay.extras.items() if "clones" in e}
-    redirects = itertools.compress(range(replay.count), map((3).__eq__, replay.actions))
-    for i in sorted({*clones, *redirects}):
-        for ifindex, ingress, b in clones.get(i, ()):
-            redirected.setdefault((ifindex, ingress), []).append(
-                (ts[i], b, orig[i] - len(frames[i]) + len(b)))
-        if replay.actions[i] == 3:
-            rec = struct.unpack_from(replay._format, replay.records, i * size)
-            redirected.setdefault((rec[5], bool(rec[11])), []).append(
-                (ts[i], data[i], orig[i] - len(frames[i]) + len(data[i])))
-    taken = {t.key: option for option, t in targets.items()}
-    source = outputs.input_key(args.read)
-    files = []
-    for (ifindex, ingress), recs in sorted(redirected.items()):
+    def dump_maps(self, maps):
+        """Every map's contents into ``--dump-maps DIR``/NAME.json."""
+        for target, data in mapfiles.dump_files(self.args.dump_maps, maps):
+            self._open(target, tcreplay.Writer).append(data)
+
+    def redirect(self, ifindex, ingress):
         name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
-        target = outputs.resolve(os.path.join(args.redirect_dir, name))
-        if target.key in taken or target.key == source:
-            raise UsageError(f"--redirect-dir {args.redirect_dir}: {name} is the same file "
-                             f"as {taken.get(target.key, '-r')}; nothing written")
-        taken[target.key] = f"--redirect-dir {target.given}"
-        files.append((target, pcapio.pcap_bytes(recs, capture.nanosecond)))
-    return files
+        target = outputs.resolve(os.path.join(self.args.redirect_dir, name))
+        if target.key in self.taken or target.key == self.input:
+            raise UsageError(f"--redirect-dir {self.args.redirect_dir}: {name} is the same "
+                             f"file as {self.taken.get(target.key, '-r')}; nothing written")
+        self.taken[target.key] = f"--redirect-dir {target.given}"
+        return self._capture(target, False)
+
+    def write_events(self, extras):
+        if self.events is None:
+            return
+        for i, extra in sorted(extras.items()):
+            for m, cpu, ev in extra.get("events", ()):
+                self.events.append((json.dumps({"packet": i, "map": m.name or str(m.fd),
+                                                "cpu": cpu, "size": len(ev),
+                                                "data": ev.hex()}) + "\n").encode())
+
+    def check(self, final=False):
+        """Raise the first write error; with ``final``, hand every buffer over first."""
+        for target, writer in self.writers:
+            if final:
+                writer.flush()
+            if writer.error:
+                raise outputs.write_error(target, writer.error)
+
+
+def _annotation_notes(extra) -> bytes:
+    """What an --annotated comment adds for a packet's extras: why it never reached tc,
+    its fault, its clones, its trace_printk lines."""
+    parts = []
+    if "dropped_before_tc" in extra:
+        parts.append(f"; {extra['dropped_before_tc']}")
+    if "error" in extra:
+        err = extra["error"]
+        where = "" if isinstance(err, str) else \
+            f" in program {extra['program'] + 1} at pc {err.pc}"
+        parts.append(f"; fault{where}: {str(err).splitlines()[0]}")
+    if extra.get("clones"):
+        parts.append("; cloned to " + ", ".join(f"{ifindex}{' ingress' if ingress else ''}"
+                                                for ifindex, ingress, _ in extra["clones"]))
+    if extra.get("trace"):
+        parts.append("; trace_printk: " + " | ".join(extra["trace"]))
+    return "".join(parts).encode()
 
 
 def _budget_text(err, budget):
@@ -332,38 +428,54 @@ def _budget_text(err, budget):
     return named
 
 
-def _report_faults(args, replay, programs, capture_name) -> None:
-    """The first SHOWN_FAULTS faults one line each, then, when more were left out, one
-    line per distinct fault (program, pc, kind) with its count."""
-    kinds, shown, specs = {}, 0, args.programs or [args.cbpf]
-    for i, extra in sorted(replay.extras.items()):
-        if "error" not in extra:
-            continue
-        err = extra["error"]
-        if isinstance(err, str):
-            line = f"tcsim: {capture_name}: packet {i}: {err}; dropped"
-            key = ("frame",)
-            total = "in {capture} cannot be replayed (an skb holds 14 to 65535 bytes)"
-        else:
-            k = extra["program"]
-            err = extra["error"] = _budget_text(err, programs[k].budget)
-            line = (f"tcsim: packet {i}: program {k + 1} ({specs[k]}) faulted at pc "
-                    f"{err.pc}: {str(err).splitlines()[0]}")
-            key = (k, err.pc, type(err).__name__)
-            total = (f"faulted in program {k + 1} ({specs[k]}) at pc {err.pc}"
-                     f"{f' ({err.insn})' if err.insn else ''}: {type(err).__name__}")
-        if shown < SHOWN_FAULTS:
-            print(line, file=sys.stderr)
-            shown += 1
-        kinds.setdefault(key, [total, 0])[1] += 1
-    count = sum(n for _, n in kinds.values())
-    if count > shown:
-        where = f"each is in {args.report}" if args.report else "--report FILE lists each"
-        print(f"tcsim: {count - shown} more faults not shown ({where}); all {count} by kind:",
-              file=sys.stderr)
-        for total, n in kinds.values():
-            print(f"tcsim: {_plural(n, 'packet')} {total.format(capture=capture_name)}",
-                  file=sys.stderr)
+class _Faults:
+    """The first SHOWN_FAULTS faults one line each as they come, then (``finish``),
+    when more were left out, one line per distinct fault (program, pc, kind) with its
+    count."""
+
+    def __init__(self, args, programs, capture_name):
+        self.args, self.programs, self.capture_name = args, programs, capture_name
+        self.kinds, self.shown, self.specs = {}, 0, args.programs or [args.cbpf]
+
+    def add(self, extras):
+        for i, extra in sorted(extras.items()):
+            if "error" not in extra:
+                continue
+            err = extra["error"]
+            if isinstance(err, str):
+                line = f"tcsim: {self.capture_name}: packet {i}: {err}; dropped"
+                skb = "skb holds" in err
+                key = ("frame", skb)
+                total = ("in {capture} cannot be replayed (an skb holds 14 to 65535 bytes)"
+                         if skb else "in {capture} have no link-layer header tcsim can "
+                         "present as Ethernet")
+            else:
+                k = extra["program"]
+                err = extra["error"] = _budget_text(err, self.programs[k].budget)
+                line = (f"tcsim: packet {i}: program {k + 1} ({self.specs[k]}) faulted at pc "
+                        f"{err.pc}: {str(err).splitlines()[0]}")
+                key = (k, err.pc, type(err).__name__)
+                total = (f"faulted in program {k + 1} ({self.specs[k]}) at pc {err.pc}"
+                         f"{f' ({err.insn})' if err.insn else ''}: {type(err).__name__}")
+            if self.shown < SHOWN_FAULTS:
+                print(line, file=sys.stderr)
+                self.shown += 1
+            self.kinds.setdefault(key, [total, 0])[1] += 1
+
+    def finish(self):
+        count = sum(n for _, n in self.kinds.values())
+        if count > self.shown:
+            where = (f"each is in {self.args.report}" if self.args.report
+                     else "--report FILE lists each")
+            print(f"tcsim: {count - self.shown} more faults not shown ({where}); all {count} "
+                  "by kind:", file=sys.stderr)
+            for total, n in self.kinds.values():
+                print(f"tcsim: {_plural(n, 'packet')} {total.format(capture=self.capture_name)}",
+                      file=sys.stderr)
+
+
+class _StopOnError(Exception):
+    """--stop-on-error met a fault: the outputs are dropped."""
 
 
 class _Signals:
@@ -400,9 +512,7 @@ class _Signals:
             self.holding = False
 
 
-def run(args, signals=None, start=None) -> int:
-    start = time.perf_counter() if start is None else start
-    signals = signals or _Signals()
+def _check_options(args) -> None:
     if args.no_da and args.type != "sched_cls":
         raise UsageError("--no-da (classid mode) applies to sched_cls programs only")
     if bool(args.programs) == bool(args.cbpf):
@@ -411,71 +521,197 @@ def run(args, signals=None, start=None) -> int:
     if args.cbpf and (args.type != "sched_cls" or args.no_da or args.classid):
         raise UsageError("--cbpf runs a socket filter: --type, --no-da and --classid "
                          "apply to tc programs only")
+    if args.type == "socket_filter" and (args.classid or args.hook != "ingress"):
+        raise UsageError("--type socket_filter runs on a packet socket: --classid and "
+                         "--hook apply to tc programs only")
+    if args.sf_start != "mac" and not (args.cbpf or args.type == "socket_filter"):
+        raise UsageError("--sf-start applies to socket filters (--type socket_filter, "
+                         "--cbpf) only")
+    if args.json and "-" in (args.output, args.drops, args.report, args.events,
+                             args.annotated):
+        raise UsageError("--json prints the summary on standard output, which an output "
+                         "given as - already takes")
+    if args.cbpf and (args.map or args.pin_dir):
+        raise UsageError("--map and --pin-dir fill the maps of eBPF programs; a classic "
+                         "filter (--cbpf) has none")
+
+
+def run(args, signals=None, start=None, collect=None) -> int:
+    """One replay as the command line asks (``args`` from build_parser, one capture);
+    ``collect``, when given, is called with the summary (the ``--json`` object)."""
+    start = time.perf_counter() if start is None else start
+    signals = signals or _Signals()
+    _check_options(args)
     fields = parse_fields(args.field)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
-    capture = pcapio.read(args.read)
+    with _pin_root(args.pin_dir):
+        source = pcapio.Source(args.read)
+        try:
+            return _replay(args, signals, start, fields, classid, targets, source, collect)
+        finally:
+            source.close()
+
+
+def _kernel_check(args, programs, fields, maps):
+    """The kernel's copy of the program for --kernel-check, loaded before the replay
+    changes the maps; None without the option, or with a line saying why it is skipped
+    where bpf(2) is refused."""
+    if not args.kernel_check:
+        return None
+    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf])
+    why = kernelcheck.refused_reason()
+    if why:
+        print(f"tcsim: kernel-check skipped: bpf(2) is refused here ({why})",
+              file=sys.stderr)
+        return None
+    path, name = program_source(spec)
+    source = (None, None) if Path(path).suffix in (".s", ".asm") else (path, name)
+    return kernelcheck.Check(program, source, fields, maps,
+                             ingress=args.hook == "ingress")
+
+
+def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile, not args.no_verify, args.btf,
-                                 args.kconfig)
+        programs = [load_program(spec, args.type, args.profile, not args.no_verify,
+                                 args.pin_dir, args.btf, args.kconfig)
                     for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
-    mode = ("sf" if args.cbpf else "act" if args.type == "sched_act"
+    maps = mapfiles.chain_maps(programs)
+    mapfiles.apply(args.map, maps)
+    check = _kernel_check(args, programs, fields, maps)
+    try:
+        return _run_loop(args, signals, start, fields, classid, targets, source, programs,
+                         maps, check, collect)
+    finally:
+        if check is not None:
+            check.close()
+
+
+def _size(path) -> int:
+    """The size of a regular capture file; 0 for standard input, a FIFO, a device."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    return st.st_size if path != "-" and stat.S_ISREG(st.st_mode) else 0
+
+
+def _run_loop(args, signals, start, fields, classid, targets, source, programs, maps,
+              check, collect) -> int:
+    sf = bool(args.cbpf) or args.type == "socket_filter"
+    mode = ("sf" if sf else "act" if args.type == "sched_act"
             else "classid" if args.no_da else "da")
+    if sf and args.sf_start == "network":
+        fields["sf_start"] = "network"
     # a packet socket's filter runs on received packets, after skb_vlan_untag
-    replay = Replay(capture, programs, mode=mode, hook="ingress" if args.cbpf else args.hook,
-                    classid=classid, act_default=CONTROLS[args.act_default], fields=fields,
-                    stop_on_error=args.stop_on_error)
-    _report_faults(args, replay, programs, capture.path)
-    counts = Counter(replay.actions)
-    if args.stop_on_error and counts[FAULT]:
+    loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
+                         classid=classid, act_default=CONTROLS[args.act_default],
+                         fields=fields, stop_on_error=args.stop_on_error)
+    faults = _Faults(args, programs, source.path)
+    budgets = [p.budget for p in programs]
+    loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
+    if check is not None:
+        loop.observe = check.observe
+    progress = summary.Progress(_size(args.read), quiet=args.quiet or args.json)
+    fault_kinds = Counter()
+    try:
+        with _pinned_maps_transaction(programs), outputs.Session(signals.hold) as session:
+            outs = _Outputs(args, targets, session, source, loop, classid, fields)
+            if args.redirect_dir is not None:
+                loop.redirect_writer = outs.redirect
+            for chunk, scanner, first in source.chunks():
+                signals.stage = "while opening the outputs"
+                outs.start()
+                signals.stage = "before the replay"
+                loop.run_chunk(chunk, scanner, first, outs.out, outs.drops, outs.report)
+                faults.add(loop.extras)
+                fault_kinds.update(summary.fault_kinds(loop.extras))
+                outs.write_events(loop.extras)
+                outs.check()
+                progress(loop.count, source.base + source.pos)
+                if loop.stopped:
+                    raise _StopOnError
+            progress.close()
+            disagreed = False
+            if check is not None:
+                disagreed = check.finish(sys.stderr)
+            signals.stage = "while opening the outputs"
+            outs.start()
+            if args.dump_maps is not None:
+                outs.dump_maps(maps)
+            signals.stage = "after the replay"
+            outs.check(final=True)
+    except _StopOnError:
+        faults.finish()
         print("tcsim: stopped (--stop-on-error); no output written", file=sys.stderr)
         return 1
-    signals.stage = "after the replay"
-    outputs.write_all(_outputs(args, targets, replay, capture), critical=signals.hold)
+    finally:
+        progress.close()
+    faults.finish()
     elapsed = time.perf_counter() - start
-    rate = replay.count / elapsed if elapsed else float("inf")
-    changed = sum(map(operator.is_not, replay.data, capture.frames))
-    summary = ", ".join(f"{counts[k]} {name}" for k, name in enumerate(ACTIONS[:4]))
+    result = summary.summary(loop, source.path, fault_kinds, elapsed, VERDICTS, ACTIONS,
+                             sf)
+    if collect is not None:
+        collect(result)
+    if args.json:
+        print(json.dumps(result))
+    elif not args.quiet:
+        _print_summary(result, loop, source.path)
+    if signals.pending:
+        print("tcsim: interrupted after the outputs were written", file=sys.stderr)
+        return 128 + signals.pending
+    return 3 if disagreed else 0
+
+
+def _print_summary(result, loop, path) -> None:
+    counts = loop.counts
+    text = ", ".join(f"{counts[k]} {name}" for k, name in enumerate(ACTIONS[:4]))
     if counts[BEFORE_TC]:
-        summary += f", {counts[BEFORE_TC]} dropped before tc"
+        text += f", {counts[BEFORE_TC]} dropped before tc"
     if counts[FAULT]:
-        summary += f", {counts[FAULT]} faulted (dropped)"
-    print(f"tcsim: {_plural(replay.count, 'packet')} from {capture.path}: {summary}; "
-          f"bytes changed in {_plural(changed, 'packet')}; {rate:,.0f} packets/s",
-          file=sys.stderr)
-    truncated = len(capture.truncated)
+        text += f", {counts[FAULT]} faulted (dropped)"
+    rate = result["packets_per_second"]
+    print(f"tcsim: {_plural(loop.count, 'packet')} from {path}: {text}; "
+          f"bytes changed in {_plural(loop.changed, 'packet')}; "
+          f"{rate if rate is not None else float('inf'):,.0f} packets/s", file=sys.stderr)
+    truncated = loop.truncated
     if truncated:
         print(f"tcsim: {_plural(truncated, 'packet')} "
               f"{'was' if truncated == 1 else 'were'} captured shorter than on the wire "
               f"(caplen < len) and {'was' if truncated == 1 else 'were'} replayed as captured",
               file=sys.stderr)
-    if signals.pending:
-        print("tcsim: interrupted after the outputs were written", file=sys.stderr)
-        return 128 + signals.pending
-    return 0
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="tcsim", description=__doc__.splitlines()[0])
     p.add_argument("programs", nargs="*", metavar="PROG",
                    help="file.o[:section_or_function] or file.s/.asm; several form a chain")
-    p.add_argument("-r", "--read", required=True, metavar="CAPTURE",
-                   help="the capture to replay (pcap or pcapng, Ethernet; - for stdin)")
+    p.add_argument("-r", "--read", required=True, action="append", metavar="CAPTURE",
+                   help="the capture to replay (pcap or pcapng: Ethernet, Linux cooked, "
+                        "raw IP or loopback; - for stdin); with --workers or --scheduler, "
+                        "several: files, directories, glob patterns, -r repeated")
     p.add_argument("-o", "--output", help="delivered packets (.pcap or .pcapng; - for stdout)")
     p.add_argument("--drops", help="dropped packets (pcap)")
     p.add_argument("--redirect-dir",
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
     p.add_argument("--report", help="one JSON object per packet")
     p.add_argument("--events", help="bpf_perf_event_output records (JSON lines)")
+    p.add_argument("--annotated", metavar="OUT.pcapng",
+                   help="every packet as it came in and as it went out, each with a "
+                        "comment on its outcome (for Wireshark)")
     p.add_argument("--cbpf", metavar="FILTER",
                    help="a classic socket filter instead of PROG: a pcap-filter expression "
                         "or a tcpdump -dd/-ddd file")
-    p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
+    p.add_argument("--type", choices=("sched_cls", "sched_act", "socket_filter"),
+                   default="sched_cls")
+    p.add_argument("--sf-start", choices=("mac", "network"), default="mac",
+                   help="socket filters: run from the MAC header, as an AF_PACKET socket "
+                        "(default), or from the network header, as an IP socket")
     p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
     p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")
     p.add_argument("--no-da", action="store_true",
@@ -497,6 +733,25 @@ def build_parser():
     p.add_argument("--no-verify", action="store_true",
                    help="load programs the kernel's verifier would refuse (experiments: "
                         "their faults drop packets)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary on stderr (faults are still shown)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary on stdout as one JSON object")
+    p.add_argument("--map", action="append", default=[], metavar="NAME=FILE.json",
+                   help="initial contents of a map (repeatable; docs/tcsim-options.md)")
+    p.add_argument("--dump-maps", metavar="DIR",
+                   help="write every map's contents after the run to DIR/NAME.json")
+    p.add_argument("--pin-dir", metavar="DIR",
+                   help="pin every map by name in DIR: a later run with the same DIR "
+                        "starts from the state this one leaves")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="replay the captures on a local Dask cluster of N processes, each "
+                        "capture with maps of its own (pip install 'pyebpf[dask]')")
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="replay the captures on this Dask cluster instead")
+    p.add_argument("--kernel-check", action="store_true",
+                   help="also run every packet with BPF_PROG_TEST_RUN and report each "
+                        "disagreement (exit status 3)")
     return p
 
 
@@ -516,9 +771,21 @@ def _interrupted(exc, signals) -> int:
 
 def main(argv=None) -> int:
     start = time.perf_counter()
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["diff"]:
+        from . import diff
+        return diff.main(words[1:])
+    args = build_parser().parse_args(words)
     with _Signals() as signals:
         try:
+            from . import cluster
+            captures = cluster.expand(args.read)
+            if len(captures) > 1 or args.workers or args.scheduler:
+                if not (args.workers or args.scheduler):
+                    raise UsageError(f"{len(captures)} captures: several are replayed on a "
+                                     "Dask cluster, give --workers N or --scheduler ADDRESS")
+                return cluster.run(args, captures)
+            args.read = captures[0]
             return run(args, signals, start)
         except KeyboardInterrupt as exc:
             code = _interrupted(exc, signals)

@@ -127,8 +127,9 @@ CBPF_CALLS = {"nlattr": 253, "nlattr_nest": 254, "pay_offset": 255}
 DLT_EN10MB = 1
 ARPHRD_ETHER = 1
 
-# Socket options that attach classic filters (asm-generic/socket.h).
+# Socket options that attach classic filters, and eBPF ones (asm-generic/socket.h).
 SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_LOCK_FILTER = 26, 27, 44
+SO_ATTACH_BPF = 50
 
 
 class BpfCmd(enum.IntEnum):

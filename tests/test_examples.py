@@ -43,6 +43,7 @@ PROGRAMS = {
     "drop_icmp": {"drop_icmp": ("tc", CLS)},
     "port_classid": {"port_classid": ("classifier", CLS)},
     "nat4": {"snat4": ("tc", CLS)},
+    "nat4_v2": {"snat4": ("tc", CLS)},
     "vlan": {"vlan_tag": ("tc", CLS), "vlan_untag": ("classifier", CLS)},
     "tunnel_key": {"set_tunnel": ("tc", CLS)},
     "redirect": {"redirect_by_dst": ("tc", CLS)},

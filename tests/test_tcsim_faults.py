@@ -126,7 +126,7 @@ def test_a_signal_while_a_fifo_output_awaits_its_reader_writes_no_other_output(t
     finally:
         child.kill()
     assert (child.returncode, err) == (
-        130, "tcsim: interrupted after the replay; nothing written\n")
+        130, "tcsim: interrupted while opening the outputs; nothing written\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pcap", "pipe", "prog.s"]
 
 

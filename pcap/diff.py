@@ -1,0 +1,177 @@
+"""``tcsim diff``: the same traffic through two versions of a program, and every packet
+they treat differently.
+
+    tcsim diff OLD NEW -r CAPTURE [-r CAPTURE ...] [--json] [--old-out OLD.pcap]
+               [--new-out NEW.pcap] [--examples N] [--old-profile P] [--new-profile P]
+               [tcsim's hook options: --type --hook --classid --no-da --act-default
+                --field --budget --no-verify]
+
+OLD and NEW are tcsim PROG arguments (``file.o[:section_or_function]``, ``.s``): two
+objects, or two sections of one.  Each capture is replayed through each version with
+maps of its own (loaded afresh per capture and version, declared pins ignored), at the
+same hook with the same options; a packet differs when its verdict or action, its bytes
+afterwards, its redirect target, or its mark, priority or classid do.  The report
+groups the differing packets by kind (one packet can be in several) with counts and
+the first ``--examples`` of each; ``--old-out``/``--new-out`` get the differing packets
+as each version left them.  Exit status 0 when no packet differs, 1 when some do, 2 on
+an error (as diff(1)).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+import time
+
+from ..errors import EbpfError
+from . import outputs, pcapio, tcreplay, tcsim
+
+KINDS = ("verdict", "bytes", "redirect", "mark", "priority", "classid")
+_SIZE = struct.calcsize(tcreplay.REPLAY_RECORD)
+
+
+def _outcome(replay, index: int) -> dict:
+    """The compared parts of one packet's outcome."""
+    (verdict, _, classid, mark, priority, rdev, _, _, _, action, has_classid, ringress,
+     _, _) = struct.unpack_from(tcreplay.REPLAY_RECORD, replay.records, index * _SIZE)
+    ran = action < tcsim.FAULT
+    return {
+        "verdict": f"{tcsim.VERDICTS.get(verdict, str(verdict)) if ran else '-'} "
+                   f"({tcsim.ACTIONS[action]})",
+        "redirect": f"{rdev}{' ingress' if ringress else ''}"
+                    if action == 3 else None,
+        "mark": mark, "priority": priority,
+        "classid": tcsim._classid_text(classid) if has_classid and ran else None,
+    }
+
+
+def _bytes_text(old: bytes, new: bytes) -> tuple:
+    """The two sides of a bytes difference: the header fields that differ (named as
+    ``--annotated`` names them), each side's values."""
+    olds, news = [], []
+    for change in tcreplay.header_changes(old, new).split("; "):
+        name, _, values = change.partition(" ")
+        a, arrow, b = values.partition(" \u2192 ")
+        if arrow:
+            olds.append(f"{name} {a}")
+            news.append(f"{name} {b}")
+        else:
+            olds.append(change)
+            news.append(change)
+    return "; ".join(olds), "; ".join(news)
+
+
+def compare(old, new) -> list:
+    """[(index, {kind: (old, new)})] of the packets two replays of one capture treat
+    differently."""
+    out = []
+    for i in range(min(old.count, new.count)):
+        a, b = _outcome(old, i), _outcome(new, i)
+        kinds = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        if old.data[i] != new.data[i]:
+            kinds["bytes"] = _bytes_text(old.data[i], new.data[i])
+        if kinds:
+            out.append((i, kinds))
+    return out
+
+
+def _replay(args, spec: str, profile: str, capture, fields, classid):
+    program = tcsim.load_program(spec, args.type, profile, not args.no_verify, pins=False)
+    if args.budget is not None:
+        program.budget = args.budget
+    mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
+    return tcsim.Replay(capture, [program], mode=mode, hook=args.hook, classid=classid,
+                        act_default=tcsim.CONTROLS[args.act_default], fields=fields)
+
+
+def run(args) -> int:
+    start = time.perf_counter()
+    if args.no_da and args.type != "sched_cls":
+        raise tcsim.UsageError("--no-da (classid mode) applies to sched_cls programs only")
+    fields = tcsim.parse_fields(args.field)
+    classid = tcsim.parse_classid(args.classid) if args.classid else 0
+    targets = {option: outputs.resolve(value)
+               for option, value in (("--old-out", args.old_out), ("--new-out", args.new_out))
+               if value is not None}
+    for capture_path in args.read:
+        outputs.check_distinct(targets, capture_path)
+    old_profile = args.old_profile or args.profile
+    new_profile = args.new_profile or args.profile
+    kinds = {k: {"packets": 0, "examples": []} for k in KINDS}
+    differing, packets, sides = 0, 0, {"--old-out": [], "--new-out": []}
+    nanosecond = False
+    for capture_path in args.read:
+        capture = pcapio.read(capture_path)
+        nanosecond |= capture.nanosecond
+        old = _replay(args, args.old, old_profile, capture, fields, classid)
+        new = _replay(args, args.new, new_profile, capture, fields, classid)
+        packets += old.count
+        for i, found in compare(old, new):
+            differing += 1
+            for kind, (a, b) in found.items():
+                entry = kinds[kind]
+                entry["packets"] += 1
+                if len(entry["examples"]) < args.examples:
+                    entry["examples"].append({"capture": capture.path, "index": i,
+                                              "old": a, "new": b})
+            wire = capture.orig_len[i] - len(capture.frames[i])
+            sides["--old-out"].append((capture.ts[i], old.data[i], wire + len(old.data[i])))
+            sides["--new-out"].append((capture.ts[i], new.data[i], wire + len(new.data[i])))
+    outputs.write_all([(target, pcapio.pcap_bytes(sides[option], nanosecond))
+                       for option, target in targets.items()])
+    result = {"old": args.old, "new": args.new, "captures": list(args.read),
+              "packets": packets, "differing": differing,
+              "kinds": {k: v for k, v in kinds.items() if v["packets"]},
+              "wall_time": round(time.perf_counter() - start, 6)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print(result)
+    return 1 if differing else 0
+
+
+def _print(result) -> None:
+    print(f"tcsim diff: {result['packets']} packets, {result['differing']} treated "
+          f"differently by {result['new']} than by {result['old']}")
+    for kind, entry in result["kinds"].items():
+        print(f"  {kind}: {entry['packets']} packets")
+        for ex in entry["examples"]:
+            print(f"    {ex['capture']} packet {ex['index']}: {ex['old']} -> {ex['new']}")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="tcsim diff", description=__doc__.splitlines()[0])
+    p.add_argument("old", metavar="OLD", help="file.o[:section_or_function] or file.s")
+    p.add_argument("new", metavar="NEW", help="file.o[:section_or_function] or file.s")
+    p.add_argument("-r", "--read", action="append", required=True, metavar="CAPTURE",
+                   help="a capture to replay through both (repeatable)")
+    p.add_argument("--json", action="store_true", help="the report as one JSON object")
+    p.add_argument("--old-out", metavar="FILE.pcap",
+                   help="the differing packets as OLD left them")
+    p.add_argument("--new-out", metavar="FILE.pcap",
+                   help="the differing packets as NEW left them")
+    p.add_argument("--examples", type=int, default=3, metavar="N",
+                   help="examples shown per kind (default 3)")
+    p.add_argument("--type", choices=("sched_cls", "sched_act"), default="sched_cls")
+    p.add_argument("--hook", choices=("ingress", "egress"), default="ingress")
+    p.add_argument("--classid", help="the filter's classid, MAJ:MIN in hex (cls_bpf)")
+    p.add_argument("--no-da", action="store_true")
+    p.add_argument("--act-default", choices=sorted(tcsim.CONTROLS), default="pipe")
+    p.add_argument("--profile", choices=("current", "4.6"), default="current")
+    p.add_argument("--old-profile", choices=("current", "4.6"))
+    p.add_argument("--new-profile", choices=("current", "4.6"))
+    p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--budget", type=int)
+    p.add_argument("--no-verify", action="store_true")
+    return p
+
+
+def main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (EbpfError, OSError, ValueError, TypeError) as exc:
+        print(f"tcsim diff: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return 2

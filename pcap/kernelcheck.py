@@ -1,0 +1,165 @@
+"""``tcsim --kernel-check``: every packet of a replay also through the running kernel.
+
+The program is loaded into the kernel as :func:`pyebpf.kernel.load_object` loads an
+object (or from its instructions, for assembler text), its maps given the contents the
+replay started from, and each packet run once with ``BPF_PROG_TEST_RUN`` in capture
+order as the replay loop hands each packet over, so each run sees the map state the
+replay's run of that packet saw.  Compared
+per packet: the program's return value, the packet bytes after it and the ``__sk_buff``
+mark and priority; after the last packet, the contents of the hash, array, LRU hash
+and LPM trie maps.  What test_run cannot show is not compared (redirect targets,
+clones, trace_printk output), and packets it cannot take are counted as not checked
+with the reason: frames at ingress with a VLAN tag (test_run does not untag them as the
+receive path does), frames outside the 14..3712 bytes test_run accepts, and packets
+the replay could not run (bad frames, frames dropped before tc).
+"""
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+from .. import isa
+from ..errors import EbpfError
+from . import tcreplay
+
+TEST_RUN_FIELDS = frozenset({"mark", "priority", "ingress_ifindex", "ifindex", "cb",
+                             "tstamp", "wire_len", "gso_segs", "gso_size", "hwtstamp"})
+TEST_RUN_MAX = 3712     # the most data bpf_prog_test_run_skb takes (PAGE_SIZE - headroom)
+SHOWN = 20              # disagreements printed one per line before only the count follows
+
+
+class KernelCheckError(EbpfError):
+    """--kernel-check cannot run this replay; the message says why."""
+
+
+class Check:
+    """The kernel's copy of one program, loaded before the replay (see the module):
+    ``observe`` is the replay loop's per-packet hook, ``finish`` the report."""
+
+    def __init__(self, program, source: tuple, fields: dict, engine_maps: dict, *,
+                 ingress: bool):
+        from .. import kernel
+        from ..kernel_check import _SYNCED_MAPS, _copy_map
+        path, name = source
+        unknown = sorted(set(fields) - TEST_RUN_FIELDS)
+        if unknown:
+            raise KernelCheckError(f"--kernel-check: BPF_PROG_TEST_RUN cannot set "
+                                   f"{', '.join(unknown)} (--field)")
+        self.ctx = dict(fields)
+        self.ingress = ingress
+        self.diffs, self.skipped, self.compared = [], Counter(), 0
+        self._kobj = None
+        try:
+            if path is None:
+                self.kprog = kernel.KernelProgram(program.insns, program.prog_type)
+                self.kmaps = {}
+            else:
+                kind = program.prog_type.name[len("BPF_PROG_TYPE_"):].lower()
+                self._kobj = kernel.load_object(path, prog_type=kind)
+                self.kprog = self._kobj.program(name) if name else \
+                    next(iter(self._kobj.programs.values()))
+                self.kmaps = self._kobj.maps
+        except (kernel.KernelError, KeyError, StopIteration) as exc:
+            self.close()
+            raise KernelCheckError(f"--kernel-check: the kernel refuses to load "
+                                   f"{path or 'the program'}: {exc}") from None
+        self.synced = {n: m for n, m in engine_maps.items()
+                       if m.type in _SYNCED_MAPS and n in self.kmaps}
+        for n, m in self.synced.items():
+            _copy_map(m, self.kmaps[n])
+
+    def close(self) -> None:
+        if self._kobj is not None:
+            self._kobj.close()
+        elif getattr(self, "kprog", None) is not None:
+            self.kprog.close()
+
+    def run(self, packet: bytes):
+        """The kernel's test run of ``packet`` (a KernelRunResult)."""
+        return self.kprog.test_run(packet, ctx=self.ctx)
+
+    def observe(self, index: int, frame: bytes, out: bytes, outcome: bytes) -> None:
+        """The replay loop's hook: one packet as pyebpf replayed it (the frame as tc saw
+        it, its bytes afterwards, its TcOutcome), run at once in the kernel, whose maps
+        have then seen every packet before it as pyebpf's have."""
+        from ..kernel import KernelError
+        rec = struct.unpack(tcreplay.REPLAY_RECORD, outcome)
+        action = rec[9]
+        if action == 5 or (action == 4 and not rec[12]):
+            self.skipped["the replay ran no program on it"] += 1
+            return
+        if self.ingress and frame[12:14] in (b"\x81\x00", b"\x88\xa8"):
+            self.skipped["VLAN-tagged at ingress (test_run does not untag)"] += 1
+            return
+        if len(frame) > TEST_RUN_MAX:
+            self.skipped[f"longer than the {TEST_RUN_MAX} bytes test_run takes"] += 1
+            return
+        try:
+            theirs = self.run(frame)
+        except KernelError as exc:
+            self.skipped[f"test_run refused it: {str(exc).split(': ', 1)[-1]}"] += 1
+            return
+        self.compared += 1
+        if action == 4:
+            self.diffs.append((index, f"retval: pyebpf faulted, kernel "
+                                      f"{theirs.retval_signed}"))
+            return
+        if rec[1] != theirs.retval_signed:
+            self.diffs.append((index, f"retval: pyebpf {rec[1]}, kernel "
+                                      f"{theirs.retval_signed}"))
+        if out != theirs.data:
+            at = next((k for k, (a, b) in enumerate(zip(out, theirs.data)) if a != b),
+                      min(len(out), len(theirs.data)))
+            self.diffs.append((index, f"bytes from byte {at}: pyebpf "
+                                      f"{out[at:at + 8].hex() or '(end)'} ({len(out)} bytes), "
+                                      f"kernel {theirs.data[at:at + 8].hex() or '(end)'} "
+                                      f"({len(theirs.data)} bytes)"))
+        for field, k in (("mark", 3), ("priority", 4)):
+            if theirs.skb is not None and rec[k] != theirs.skb[field]:
+                self.diffs.append((index, f"{field}: pyebpf {rec[k]}, kernel "
+                                          f"{theirs.skb[field]}"))
+
+    def finish(self, stream) -> bool:
+        """Compare the maps (when the kernel saw every packet), print the disagreements
+        and the totals on ``stream``; whether any disagreed."""
+        from ..kernel_check import _map_differences
+        if not self.skipped:     # else the kernel's maps missed those packets' updates
+            for n, m in self.synced.items():
+                self.diffs += [(None, line) for line in _map_differences(n, m, self.kmaps[n])]
+        report(self.diffs, self.skipped, self.compared, stream)
+        return bool(self.diffs)
+
+
+def refused_reason() -> str:
+    """Why bpf(2) cannot be used here ("" when it can)."""
+    from .. import kernel
+    ok, why = kernel.available()
+    return "" if ok else why
+
+
+def check_chain(programs, sources):
+    """The one program --kernel-check compares, or a KernelCheckError saying why not."""
+    if len(programs) != 1:
+        raise KernelCheckError("--kernel-check compares one program with the kernel "
+                               "(BPF_PROG_TEST_RUN runs one program, not a tc chain)")
+    if programs[0].prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+        raise KernelCheckError("--kernel-check: BPF_PROG_TEST_RUN runs socket filters from "
+                               "the network header, a packet socket from the MAC header")
+    return programs[0], sources[0]
+
+
+def report(diffs, skipped, compared, stream) -> None:
+    """The disagreements, one line each (the first SHOWN), then one line of totals."""
+    for index, text in diffs[:SHOWN]:
+        where = "after the last packet" if index is None else f"packet {index}"
+        print(f"tcsim: kernel-check: {where}: {text}", file=stream)
+    if len(diffs) > SHOWN:
+        print(f"tcsim: kernel-check: {len(diffs) - SHOWN} more disagreements not shown",
+              file=stream)
+    packets = len({d[0] for d in diffs if d[0] is not None})
+    maps = len(diffs) - sum(1 for d in diffs if d[0] is not None)
+    not_checked = "".join(f"; {n} not checked: {why}" for why, n in sorted(skipped.items()))
+    print(f"tcsim: kernel-check: {compared} packets compared, {packets} disagreed; "
+          + (f"{maps} map entries disagreed" if maps else
+             "maps not compared (the kernel missed the packets not checked)" if skipped
+             else "maps agreed") + not_checked, file=stream)

@@ -1,0 +1,140 @@
+"""tcsim streams a capture (pcap/pcapio.py Source, pcap/capio.pxi, tcreplay.Loop): it is
+read a fixed-size chunk at a time, records cut by a chunk's end are read with the next,
+and outputs are written as the replay goes, with the same bytes as a whole-capture
+replay; dpkt is the judge of what is written."""
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dpkt
+import pytest
+from scapy.all import IP, UDP, Ether, Raw
+
+from pyebpf.pcap import pcapio, tcsim
+
+FRAMES = [bytes(Ether() / IP(dst=f"10.0.0.{k % 250}") / UDP(dport=k) / Raw(b"x" * (k % 300)))
+          for k in range(400)]
+TS = [1_700_000_000_000_000_000 + k * 1_000_003 for k in range(len(FRAMES))]
+MARK = "r2 = 7\n*(u32 *)(r1 + 8) = r2\nr0 = 0\nexit"     # skb->mark = 7, TC_ACT_OK
+EVEN_DROP = ("r2 = *(u32 *)(r1 + 0)\nr2 &= 1\nr0 = 2\nif r2 == 0 goto out\nr0 = 0\n"
+             "out:\nexit")                                  # drop even lengths
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 1,000 bytes: most records straddle two."""
+    monkeypatch.setattr(pcapio, "CHUNK", 1000)
+
+
+def test_a_pcap_read_in_small_chunks_is_the_capture_dpkt_reads(tmp_path, small_chunks):
+    path = tmp_path / "in.pcap"
+    pcapio.write(path, list(zip(TS, FRAMES, map(len, FRAMES))), nanosecond=True)
+    cap = pcapio.read(path)
+    assert (cap.frames, cap.ts) == (FRAMES, TS)
+
+
+def test_a_pcapng_read_in_small_chunks_is_the_capture_it_holds(tmp_path, small_chunks):
+    path = tmp_path / "in.pcapng"
+    pcapio.write(path, list(zip(TS, FRAMES, map(len, FRAMES))))
+    cap = pcapio.read(path)
+    assert (cap.frames, cap.ts) == (FRAMES, TS)
+
+
+def _replay(tmp_path, capsys, *options, read="in.pcap"):
+    (tmp_path / "p.s").write_text(EVEN_DROP)
+    rc = tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / read), *options])
+    assert rc == 0, capsys.readouterr().err
+    return {name: (tmp_path / name).read_bytes() for name in ("o.pcap", "d.pcap", "r.jsonl")
+            if (tmp_path / name).exists()}
+
+
+def test_outputs_of_a_replay_in_small_chunks_equal_those_of_one_chunk(tmp_path, capsys,
+                                                                      monkeypatch):
+    pcapio.write(tmp_path / "in.pcap", list(zip(TS, FRAMES, map(len, FRAMES))))
+    options = ["-o", str(tmp_path / "o.pcap"), "--drops", str(tmp_path / "d.pcap"),
+               "--report", str(tmp_path / "r.jsonl")]
+    whole = _replay(tmp_path, capsys, *options)
+    monkeypatch.setattr(pcapio, "CHUNK", 1000)
+    assert _replay(tmp_path, capsys, *options) == whole
+    assert [len(f) for _, f in dpkt.pcap.Reader(io.BytesIO(whole["o.pcap"]))] == \
+        [len(f) for f in FRAMES if len(f) % 2]
+
+
+def test_a_capture_on_standard_input_streams_through(tmp_path):
+    pcapio.write(tmp_path / "in.pcap", list(zip(TS, FRAMES, map(len, FRAMES))))
+    (tmp_path / "p.s").write_text(MARK)
+    done = subprocess.run([sys.executable, "-m", "pyebpf.pcap.tcsim", "p.s", "-r", "-",
+                           "-o", "-"], cwd=tmp_path, capture_output=True, timeout=120,
+                          input=(tmp_path / "in.pcap").read_bytes(),
+                          env={"PYTHONPATH": str(Path(tcsim.__file__).parents[2])})
+    assert done.returncode == 0, done.stderr
+    assert [bytes(f) for _, f in dpkt.pcap.Reader(io.BytesIO(done.stdout))] == FRAMES
+
+
+def test_every_report_line_is_json_dumps_of_its_object(tmp_path, capsys):
+    """Lines written in C and the few written by Python (packets with extras) are the
+    same serialisation: json.dumps, default separators, keys in the documented order."""
+    frames = FRAMES[:20] + [FRAMES[0][:10]]           # the last one no skb can hold
+    pcapio.write(tmp_path / "in.pcap", [(t, f, len(f)) for t, f in zip(TS, frames)])
+    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"))
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert len(lines) == 21
+    for line in lines:
+        assert json.dumps(json.loads(line)) == line
+
+
+def test_pcapng_output_keeps_the_interfaces_and_packet_comments(tmp_path, capsys):
+    buf = io.BytesIO()
+    w = dpkt.pcapng.Writer(buf, shb=None, idb=dpkt.pcapng.InterfaceDescriptionBlockLE(
+        linktype=1, snaplen=65535, opts=[dpkt.pcapng.PcapngOptionLE(code=2, data=b"eth7"),
+                                         dpkt.pcapng.PcapngOptionLE(code=0)]))
+    for k, f in enumerate(FRAMES[:3]):
+        epb = dpkt.pcapng.EnhancedPacketBlockLE(
+            pkt_data=f, caplen=len(f), pkt_len=len(f), ts_high=0, ts_low=k,
+            opts=[dpkt.pcapng.PcapngOptionLE(code=1, data=f"packet {k}".encode()),
+                  dpkt.pcapng.PcapngOptionLE(code=0)])
+        w.writepkt(epb)
+    (tmp_path / "in.pcapng").write_bytes(buf.getvalue())
+    (tmp_path / "p.s").write_text(MARK)
+    assert tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcapng"), "-o",
+                       str(tmp_path / "o.pcapng")]) == 0
+    shown = subprocess.run(["tshark", "-r", str(tmp_path / "o.pcapng"), "-T", "fields",
+                            "-e", "frame.comment", "-e", "frame.interface_name"],
+                           capture_output=True, text=True, timeout=120)
+    if shown.returncode != 0:
+        pytest.skip(f"tshark cannot run here: {shown.stderr.strip()}")
+    assert shown.stdout.splitlines() == [f"packet {k}\teth7" for k in range(3)]
+
+
+def test_peak_memory_does_not_grow_with_the_capture(tmp_path):
+    """A child replays 20,000 and then 200,000 frames with every output on: its peak
+    RSS grows by less than 10 MB (the whole capture would be ~30 MB more)."""
+    script = (tmp_path / "child.py")
+    script.write_text(f"""
+import resource, sys
+sys.path.insert(0, {str(Path(tcsim.__file__).parents[2])!r})
+from pyebpf.pcap import tcsim, tcreplay
+import os
+n, path = int(sys.argv[1]), sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+w = tcreplay.CaptureWriter(fd)
+frame = bytes.fromhex("020000000002020000000001080045000032000000004011000000000000000000000000")
+frame += bytes(150 - len(frame))
+for k in range(n):
+    w.packet(k * 1000, frame, 150)
+w.flush()
+os.close(fd)
+open("p.s", "w").write("r0 = 0\\nexit\\n")
+assert tcsim.main(["p.s", "-r", path, "-o", "o.pcap", "--report", "r.jsonl",
+                   "--drops", "d.pcap"]) == 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+    rss = []
+    for n in (20_000, 200_000):
+        done = subprocess.run([sys.executable, str(script), str(n), "in.pcap"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        rss.append(int(done.stdout.split()[-1]))
+    assert rss[1] - rss[0] < 10_000, f"peak RSS {rss[0]} KB, then {rss[1]} KB"
