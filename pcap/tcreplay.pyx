@@ -508,7 +508,8 @@ cdef class Loop:
         self.extras = {}
         try:
             for i in range(nframes):
-                PyErr_CheckSignals()
+                if not i & 255:     # a pending SIGINT ends the replay within 256 packets
+                    PyErr_CheckSignals()
                 frame = frames[i]
                 n = len(frame)
                 self._packet(i, <const uint8_t*>PyBytes_AS_STRING(frame), n,
@@ -572,7 +573,8 @@ cdef class Loop:
         self.extras = {}
         try:
             for k in range(sc.nrecs):
-                PyErr_CheckSignals()
+                if not k & 255:     # a pending SIGINT ends the replay within 256 packets
+                    PyErr_CheckSignals()
                 r = &sc.recs[k]
                 index = first + k
                 e = 0
