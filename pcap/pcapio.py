@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
 import struct
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 

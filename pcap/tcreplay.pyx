@@ -335,7 +335,7 @@ cdef class Loop:
     cdef Vm vm
     cdef bint use_ts, started
     cdef public bint stop_on_error, stopped
-    cdef uint64_t clock
+    cdef uint64_t clock, ktime_start
     cdef uint64_t ts0
     cdef list perf
     cdef uint8_t* eth           # a frame as tc sees it, and the programs' output
@@ -407,7 +407,7 @@ cdef class Loop:
         fields.pop("sf_start", None)
         skb_init(&self.tmpl, bytes(ETH_HLEN), fields, want, profile_id(profile))
         self.untag_needs = _untag_needs(self.tmpl.profile)
-        self.clock = KTIME_START
+        self.clock = self.ktime_start = KTIME_START
         self.eth = <uint8_t*>malloc(2 * (0x10000 + LINK_MAX + VLAN_HLEN))
         if self.eth == NULL:
             raise MemoryError()
@@ -500,12 +500,11 @@ cdef class Loop:
             if not self.started:
                 self.ts0, self.started = ts, True
             elapsed = <int64_t>(ts - self.ts0)
-            if elapsed > 0 and KTIME_START + <uint64_t>elapsed > self.clock:
-                self.clock = KTIME_START + <uint64_t>elapsed
+            if elapsed > 0 and self.ktime_start + <uint64_t>elapsed > self.clock:
+                self.clock = self.ktime_start + <uint64_t>elapsed
             self.skb.ktime = self.clock
-        with nogil:
-            _run_chain(&self.vm, self.chain, self.nprogs, self.mode, self.classid,
-                       self.act_default, &self.skb, o)
+        _run_chain(&self.vm, self.chain, self.nprogs, self.mode, self.classid,
+                   self.act_default, &self.skb, o)
         o.mark, o.priority, o.tc_index = self.skb.mark, self.skb.priority, self.skb.tc_index
         if self.keep & 16:
             # what a packet socket reads starts at the MAC header again
@@ -567,7 +566,8 @@ cdef class Loop:
         self.extras = {}
         try:
             for i in range(nframes):
-                PyErr_CheckSignals()
+                if not i & 255:     # a pending SIGINT ends the replay within 256 packets
+                    PyErr_CheckSignals()
                 frame = frames[i]
                 n = len(frame)
                 self._packet(i, <const uint8_t*>PyBytes_AS_STRING(frame), n,
@@ -637,7 +637,8 @@ cdef class Loop:
         self.extras = {}
         try:
             for k in range(sc.nrecs):
-                PyErr_CheckSignals()
+                if not k & 255:     # a pending SIGINT ends the replay within 256 packets
+                    PyErr_CheckSignals()
                 r = &sc.recs[k]
                 index = first + k
                 e = 0

@@ -1,7 +1,8 @@
 """``tcsim``: replay a capture through a chain of tc programs and write the traffic out.
 
     tcsim -r CAPTURE (PROG [PROG ...] | --cbpf FILTER) [-o OUT] [--drops FILE] [--redirect-dir DIR]
-          [--report FILE.jsonl] [--events FILE.jsonl] [--type sched_cls|sched_act]
+          [--report FILE.jsonl] [--events FILE.jsonl]
+          [--type sched_cls|sched_act|socket_filter] [--sf-start mac|network]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--budget N] [--stop-on-error]
           [--no-verify]
@@ -13,12 +14,14 @@ or act_bpf actions of one filter (``--type sched_act``); see ``pcap/tcreplay.pyx
 the kernel semantics reproduced.  ``--cbpf FILTER`` replays through a classic socket
 filter instead (a pcap-filter expression, or a file of ``tcpdump -dd``/``-ddd`` text or
 ``struct sock_filter`` bytes): ``-o`` gets what a packet socket with that filter keeps,
-each packet cut to the filter's return value, ``--drops`` the rest.  ``-r -`` reads
-standard input, ``-o -`` writes the capture to standard output.  Outputs are written
-only when the whole run succeeded: a regular file through ``.NAME.tcsim-tmp`` renamed
-onto it, a device or FIFO streamed into (``pcap/outputs.py``).  Errors print one line
-and exit 1; SIGINT and SIGTERM stop the run between packets, write nothing and exit 130
-and 143.
+each packet cut to the filter's return value, ``--drops`` the rest; ``--type
+socket_filter`` does the same for an eBPF socket filter.  The capture (Ethernet, Linux
+cooked, raw IP or loopback; ``-r -`` reads standard input) is read a chunk at a time
+and the outputs, in its linktype, are written as the replay goes (docs/tcsim.md); ``-o
+-`` writes the capture to standard output.  A regular file is written through
+``.NAME.tcsim-tmp``, renamed onto it only when the whole run succeeded; a device or
+FIFO is streamed into (``pcap/outputs.py``).  Errors print one line and exit 1; SIGINT
+and SIGTERM stop the run between packets, replace no file and exit 130 and 143.
 """
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ import struct
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 from ..errors import BudgetExceeded, EbpfError, ElfError
@@ -229,7 +231,9 @@ def _pinned_maps_transaction(programs):
 
 
 class Replay:
-    """The outcome of a replay: ``outcomes`` (decoded records), ``data``, ``extras``."""
+    """The outcome of a replay of a :class:`pcapio.Capture` of Ethernet frames, held in
+    memory: ``outcomes`` (decoded records), ``data``, ``extras``.  (The command streams
+    instead: ``tcreplay.Loop.run_chunk``.)"""
 
     def __init__(self, capture, programs, *, mode="da", hook="ingress", classid=0,
                  act_default=3, fields=None, stop_on_error=False):
