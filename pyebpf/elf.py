@@ -50,7 +50,7 @@ Phases (libbpf's ``bpf_object_open`` order):
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
 ``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
-variables and kfuncs (``__kconfig`` externs become a ``.kconfig`` map,
+variables (kfuncs are called by name; ``__kconfig`` externs become a ``.kconfig`` map,
 :mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
 callbacks (``lddw`` of a function), static functions in program sections (libbpf
 refuses them too), iproute2 custom pinning ids.
@@ -69,7 +69,7 @@ from pathlib import Path
 
 from . import btf as _btf
 from . import isa
-from .errors import ElfError, ElfWarning
+from .errors import ElfError, ElfWarning, LoadError
 
 __all__ = ["parse", "ObjectSpec", "ProgramSpec", "MapSpec", "MapRef", "SECTION_TYPES",
            "section_type", "tail_call_slot"]
@@ -251,21 +251,33 @@ class ProgramSpec:
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
+    kfuncs: tuple = ()               # (pc, name): the kfunc calls, by extern function name
     core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
 
-    def instructions(self, fds) -> bytes:
+    def instructions(self, fds, kfunc_ids=None) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
         ``fds[name]``: src BPF_PSEUDO_MAP_FD, imm = fd; or src BPF_PSEUDO_MAP_VALUE,
-        imm = fd, the second slot's imm = offset."""
+        imm = fd, the second slot's imm = offset.  Each kfunc call (src
+        BPF_PSEUDO_KFUNC_CALL) gets imm = ``kfunc_ids(name)``: by default the engine's
+        id (:data:`pyebpf.isa.KFUNC_IDS`); an unknown name raises LoadError."""
         raw = bytearray(self.insns)
         for ref in self.map_refs:
             src = isa.BPF_PSEUDO_MAP_FD if ref.kind == "fd" else isa.BPF_PSEUDO_MAP_VALUE
             isa.patch(raw, ref.insn, src=src, imm=fds[ref.map])
             isa.patch(raw, ref.insn + 1, imm=ref.offset)
+        for pc, name in self.kfuncs:
+            isa.patch(raw, pc, imm=(kfunc_ids or _engine_kfunc_id)(name, pc))
         return bytes(raw)
 
     def __len__(self) -> int:
         return len(self.insns) // isa.INSN_SIZE
+
+
+def _engine_kfunc_id(name: str, pc: int) -> int:
+    if name not in isa.KFUNC_IDS:
+        raise LoadError(f"insn {pc}: extern function {name!r} is not a kfunc pyebpf knows "
+                        f"(see docs/kfuncs-table.md)")
+    return isa.KFUNC_IDS[name]
 
 
 @dataclass(frozen=True)
@@ -929,6 +941,7 @@ class _Reader:
         code = bytearray()
         placed: dict[_Func, int] = {}
         refs: list[MapRef] = []
+        kfuncs: list[tuple[int, str]] = []
 
         def place(f: _Func) -> int:
             placed[f] = len(code) // 8
@@ -971,6 +984,13 @@ class _Reader:
                         if rtype != R_BPF_64_32:
                             raise self.error(f"relocation type {rtype} on a call (expected "
                                              f"R_BPF_64_32)", **where)
+                        if sym.shndx == SHN_UNDEF:
+                            # an extern function (__ksym): a kfunc, resolved by name when
+                            # the program is instantiated (libbpf's RELO_EXTERN_CALL)
+                            kfuncs.append((pc, sym.name))
+                            isa.patch(code, pc, src=isa.BPF_PSEUDO_KFUNC_CALL, imm=0)
+                            i += 1
+                            continue
                         tsec = self.sec(sym.shndx)
                         if tsec is None or not tsec.flags & SHF_EXECINSTR:
                             raise self.error("call to a symbol that is not code in this object "
@@ -989,7 +1009,8 @@ class _Reader:
                                      "register, which neither the kernel nor pyebpf loads; "
                                      "compile with -O1 or higher", **where)
                 elif insn.is_kfunc_call:
-                    raise self.error("kfunc calls are not supported", **where)
+                    raise self.error("kfunc call without a relocation naming its extern "
+                                     "function", **where)
                 elif reloc is not None:
                     raise self.error(f"relocation type {reloc[1]} on an instruction that is "
                                      f"neither lddw nor a call (opcode {insn.code:#04x})",
@@ -1004,7 +1025,8 @@ class _Reader:
                          for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
-                           tuple(sorted(lines, key=lambda li: li.pc)), poisoned)
+                           tuple(sorted(lines, key=lambda li: li.pc)), tuple(kfuncs),
+                           poisoned)
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc
