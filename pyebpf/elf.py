@@ -838,8 +838,6 @@ class _Reader:
         wanted, ksyms = {}, []
         for y in externs:
             var, sec = self._extern_var(y.name)
-            if var is not None and var.kind == _btf.Kind.FUNC:
-                continue                    # a kfunc: resolved where it is called
             if sec == ".kconfig":
                 wanted[y.name] = (var.target, y.bind == STB_WEAK)
             elif sec == ".ksyms" and var.target.resolve().kind == _btf.Kind.UNKN:
@@ -864,8 +862,7 @@ class _Reader:
                                         0, ".kconfig", "data", contents=((bytes(4), data),))
 
     def _extern_var(self, name: str):
-        """(VAR or FUNC, DATASEC name) of the extern ``name`` in the object's BTF, or
-        (None, None)."""
+        """(VAR, DATASEC name) of the extern ``name`` in the object's BTF, or (None, None)."""
         for t in self.btf.types if self.btf else ():
             if t.kind == _btf.Kind.DATASEC and t.name in (".kconfig", ".ksyms"):
                 for v in t.vars:
