@@ -206,6 +206,13 @@ def live_kernel():
     return kernel
 
 
+@pytest.fixture
+def libbpf_instructions():
+    """``(source, program, ask) -> bytes``: libbpf's instructions for a program, from
+    ``ask()`` where bpf(2) works, else recorded (recorded_kernel.Answers)."""
+    return _answers.libbpf_instructions
+
+
 @pytest.fixture(scope="session")
 def root():
     """Nothing; a skip unless this process runs as root (children run as other users)."""

@@ -37,6 +37,8 @@ def libbpf():
                 ("bpf_program__section_name", ctypes.c_char_p, (ctypes.c_void_p,)),
                 ("bpf_program__type", ctypes.c_int, (ctypes.c_void_p,)),
                 ("bpf_program__fd", ctypes.c_int, (ctypes.c_void_p,)),
+                ("bpf_program__insns", ctypes.c_void_p, (ctypes.c_void_p,)),
+                ("bpf_program__insn_cnt", ctypes.c_size_t, (ctypes.c_void_p,)),
                 ("bpf_map__name", ctypes.c_char_p, (ctypes.c_void_p,)),
                 ("bpf_map__type", ctypes.c_int, (ctypes.c_void_p,)),
                 ("bpf_map__fd", ctypes.c_int, (ctypes.c_void_p,)),
@@ -56,6 +58,7 @@ class LoadedProgram:
     section: str
     prog_type: int
     fd: int
+    insns: bytes = b""          # what libbpf sent the kernel (CO-RE relocated, linked)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ class LoadedObject:
         while prog:
             p = LoadedProgram(lib.bpf_program__name(prog).decode(),
                               lib.bpf_program__section_name(prog).decode(),
-                              lib.bpf_program__type(prog), lib.bpf_program__fd(prog))
+                              lib.bpf_program__type(prog), lib.bpf_program__fd(prog),
+                              ctypes.string_at(lib.bpf_program__insns(prog),
+                                               8 * lib.bpf_program__insn_cnt(prog)))
             self.programs[p.name] = p
             prog = lib.bpf_object__next_program(obj, prog)
         m = lib.bpf_object__next_map(obj, None)

@@ -279,6 +279,14 @@ class Answers:
         a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=varies)
         return a["err"], bytes.fromhex(a["out"])
 
+    def libbpf_instructions(self, source: str, program: str, ask) -> bytes:
+        """The instructions libbpf sent the kernel for ``program`` of the object compiled
+        from ``source`` (CO-RE relocated): ``ask()``'s where bpf(2) works, else the
+        recorded ones.  Keyed by the source: the object's bytes name its build directory."""
+        a = self._answer("libbpf object load", _h("libbpf insns", source, program),
+                         lambda: {"insns": ask().hex()})
+        return bytes.fromhex(a["insns"])
+
     def close(self, fd):
         self.handles.pop(fd, None)
         if self.mode != "replay":

@@ -269,3 +269,25 @@ def test_libbpf_relocates_the_object_to_the_same_results(program, source, tmp_pa
         for name, packet in sorted(PACKETS.items()):
             retval, data_out, _ctx = libbpfobj.test_run(lobj.programs[program].fd, packet)
             assert ours.run(packet).retval & 0xFFFFFFFF == retval, f"{name}: retval differs"
+
+
+@pytest.mark.parametrize("program, source", [("fields", BODY), ("checks", CORE_CHECKS),
+                                             ("guarded", CORE_CHECKS), ("matches", MATCHES)])
+def test_libbpf_sends_the_kernel_the_instructions_pyebpf_relocates(program, source, tmp_path,
+                                                                   libbpf_instructions):
+    """___flavor structs, field-exists checks, poisoned dead code: libbpf's relocated
+    instructions (bpf_program__insns after loading) are pyebpf's, slot for slot."""
+    import libbpfobj
+    data = _core_object(source)
+
+    def ask():
+        path = tmp_path / "core.o"
+        path.write_bytes(data)
+        with libbpfobj.LoadedObject(str(path)) as lobj:
+            return lobj.programs[program].insns
+    theirs = libbpf_instructions(VMLINUX_PRELUDE + source, program, ask)
+    ours = pyebpf.elf.parse(data).programs[program].insns
+    differ = [pc for pc in range(len(ours) // 8) if ours[8 * pc:8 * pc + 8] !=
+              theirs[8 * pc:8 * pc + 8]]
+    assert len(ours) == len(theirs) and not differ, f"instructions differ at pcs {differ}"
+    count_comparison()

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from .. import isa
 from . import bounds, helpers, rules, tnum
+from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
-                    PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES,
+                    PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
-                    SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg,
-                    Slot, VState, scalar, signature, states_equal, type_str)
+                    PTR_UNTRUSTED, SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO,
+                    Frame, Reg, Slot, VState, scalar, signature, states_equal, type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 BPF_MAX_VAR_OFF = 1 << 29
@@ -39,7 +41,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, CallbackCalls):
+class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -546,6 +548,8 @@ class Interpreter(KfuncCalls, CallbackCalls):
         elif t == PTR_TO_CTX:
             result = self.ctx_access(st, pc, regno, reg, off, size, write, sign,
                                      write and value_regno < 0 and imm is not None)
+        elif t == PTR_TO_MEM | PTR_UNTRUSTED:
+            result = self.untrusted_mem_access(pc, regno, write)
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
             limit = reg.map.value_size if t == PTR_TO_MAP_VALUE else \
                 reg.map.key_size if t == PTR_TO_MAP_KEY else reg.size
@@ -558,6 +562,8 @@ class Interpreter(KfuncCalls, CallbackCalls):
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
+        elif t & 0xFF == PTR_TO_BTF_ID:
+            result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_SOCK_COMMON:
             if write or off + reg.off < 0 or off + reg.off + size > _SIZEOF_BPF_SOCK or \
                     (off + reg.off) % size or not reg.is_const:

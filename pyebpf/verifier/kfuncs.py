@@ -197,6 +197,7 @@ class KfuncCalls:
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
                                     f"{type_str(reg.type)}")
+        btf_ret = self.kfunc_btf_return(st, pc, name)
         for r in range(1, 6):
             regs[r] = Reg()
         if k.flags & isa.KF_ITER_NEXT:
@@ -204,7 +205,7 @@ class KfuncCalls:
         elif k.ret == "void":
             regs[0] = Reg()
         else:
-            regs[0] = scalar()
+            regs[0] = btf_ret or scalar()
 
     # --- iterators (process_iter_arg) ---------------------------------------------------
     def _iter_arg(self, st, pc, k: Kfunc, i: int, arg: Arg, reg: Reg):

@@ -13,13 +13,15 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 # enum bpf_reg_type (base types) and the PTR_MAYBE_NULL flag
 NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, \
     PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
-    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC = range(13)
+    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID = range(14)
 MAYBE_NULL = 0x100
+PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
-            PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func"}
+            PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func",
+            PTR_TO_BTF_ID: "ptr_"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
@@ -47,7 +49,8 @@ class Reg:
     64/32-bit signed/unsigned bounds of the scalar (or of a pointer's variable part),
     ``id`` (shared by copies: NULL checks and packet ranges reach all of them),
     ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
-    (the map a map pointer or map value belongs to), ``size`` (memory size) and
+    (the map a map pointer or map value belongs to; the BTF struct a ``PTR_TO_BTF_ID``
+    points at), ``size`` (memory size) and
     ``frame`` (the frame a stack pointer points into)."""
     __slots__ = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max",
                  "u32min", "u32max", "id", "ref", "range", "map", "size", "frame")

@@ -1,0 +1,145 @@
+"""Reads through pointers to kernel structs (``PTR_TO_BTF_ID``): the kernel's
+``check_ptr_to_btf_access`` and the member walk of ``btf_struct_walk``, over the
+target BTF (:func:`pyebpf.btf.relo.target_btf`).
+
+A register of type ``PTR_TO_BTF_ID`` keeps the struct it points at in ``Reg.map``.
+``bpf_rdonly_cast`` to ``void`` gives read-only untrusted memory
+(``PTR_TO_MEM | PTR_UNTRUSTED``): any read is allowed (the kernel makes it a probe
+load), no write.
+"""
+from __future__ import annotations
+
+from ..btf import Kind
+from ..btf.relo import target_btf
+from . import tnum
+from .state import (PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar,
+                    type_str)
+
+SCALAR_READ, POINTER_READ = "scalar", "pointer"
+
+
+class WalkError(Exception):
+    """The kernel's message for a read the walk refuses."""
+
+
+def _member_type(btf, type_id: int):
+    """(type with modifiers skipped, size, element type, element count) of a member, as
+    ``__btf_resolve_size`` linearizes arrays."""
+    t = btf.types[type_id].resolve()
+    if t.kind != Kind.ARRAY:
+        return t, t.byte_size, None, 1
+    count, elem = 1, t
+    while elem.kind == Kind.ARRAY:
+        count *= elem.nelems
+        elem = elem.target.resolve()
+    return t, t.byte_size, elem, count
+
+
+def walk(struct, off: int, size: int):
+    """What reading ``size`` bytes at ``off`` of ``struct`` gives: (SCALAR_READ, None) or
+    (POINTER_READ, the struct pointed at, or None for a pointer to anything else);
+    raises WalkError with the kernel's message."""
+    t = struct
+    while True:
+        if off + size > t.size:
+            raise WalkError(f"access beyond struct {t.name} at off {off} size {size}")
+        nested = None
+        for m in t.members:
+            moff = m.bit_offset // 8
+            if off + size <= moff:
+                break
+            if m.bitfield_size:
+                end = (m.bit_offset + m.bitfield_size + 7) // 8
+                if off <= moff and end <= off + size:
+                    return SCALAR_READ, None
+                continue
+            if off < moff:
+                break
+            mtype, msize, elem, count = _member_type(t.btf, m.type_id)
+            true_end = moff + msize
+            if off >= true_end:
+                continue
+            if mtype.kind == Kind.ARRAY:
+                if moff == true_end:
+                    continue
+                msize //= count
+                moff += (off - moff) // msize * msize
+                mtype = elem
+            if mtype.kind in (Kind.STRUCT, Kind.UNION):
+                nested = (mtype, off - moff)
+                break
+            if mtype.kind == Kind.PTR:
+                if msize != size or off != moff:
+                    raise WalkError(f"cannot access ptr member {m.name} with moff {moff} in "
+                                    f"struct {t.name} with off {off} size {size}")
+                target = mtype.target.resolve()
+                return POINTER_READ, (target if target.kind in (Kind.STRUCT, Kind.UNION)
+                                      else None)
+            if off + size > true_end:
+                raise WalkError(f"access beyond the end of member {m.name} (mend:{true_end}) "
+                                f"in struct {t.name} with off {off} size {size}")
+            return SCALAR_READ, None
+        if nested is None:
+            raise WalkError(f"struct {t.name} doesn't have field at offset {off}")
+        t, off = nested
+
+
+class BtfPointers:
+    """The ``PTR_TO_BTF_ID`` side of :class:`~pyebpf.verifier.interp.Interpreter`
+    (mixed in): the two casting kfuncs' results and reads through their pointers."""
+
+    def kfunc_btf_return(self, st, pc: int, name: str) -> Reg | None:
+        """r0 of ``bpf_cast_to_kern_ctx`` (the program's ``struct sk_buff``, trusted) and
+        ``bpf_rdonly_cast`` (the struct its constant BTF id names, untrusted); None
+        for other kfuncs."""
+        if name == "bpf_cast_to_kern_ctx":
+            if st.cur.regs[1].type != PTR_TO_CTX:
+                self.refuse(pc, f"arg#0 expected pointer to ctx, but got "
+                                f"{type_str(st.cur.regs[1].type)}")
+            return _btf_reg(target_btf().by_name("sk_buff", Kind.STRUCT)[0])
+        if name != "bpf_rdonly_cast":
+            return None
+        btf = target_btf()
+        type_id = st.cur.regs[2].umin
+        t = btf.types[type_id] if type_id < len(btf.types) else None
+        if t is not None and t.kind == Kind.UNKN:
+            r = Reg(PTR_TO_MEM | PTR_UNTRUSTED)
+            r.mark_known(0)
+            return r
+        if t is None or t.kind not in (Kind.STRUCT, Kind.UNION):
+            self.refuse(pc, "kfunc bpf_rdonly_cast type ID argument must be of a struct or "
+                            "void")
+        return _btf_reg(t)
+
+    def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
+                   write: bool) -> Reg:
+        """check_ptr_to_btf_access: the register a read gives."""
+        name = reg.map.name
+        off += reg.off
+        if off < 0:
+            self.refuse(pc, f"R{regno} is ptr_{name} invalid negative access: off={off}")
+        if not reg.is_const or reg.smin:
+            self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
+                            f"var_off={tnum.text(reg.var)}")
+        if write:
+            self.refuse(pc, "only read is supported")
+        try:
+            kind, target = walk(reg.map, off, size)
+        except WalkError as exc:
+            self.refuse(pc, str(exc))
+        if kind == POINTER_READ and target is not None:
+            return _btf_reg(target)
+        return scalar()
+
+    def untrusted_mem_access(self, pc: int, regno: int, write: bool) -> Reg:
+        """check_mem_access of read-only untrusted memory: reads anywhere, no writes."""
+        if write:
+            self.refuse(pc, f"R{regno} cannot write into rdonly_untrusted_mem")
+        return scalar()
+
+
+def _btf_reg(t) -> Reg:
+    r = Reg(PTR_TO_BTF_ID)
+    r.mark_known(0)
+    r.map = t
+    return r
