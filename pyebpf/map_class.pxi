@@ -113,7 +113,7 @@ cdef class Map:
                              f"key_size is {self._m.key_size}")
         return key
 
-    cdef str _label(self):
+    cpdef str _label(self):
         return f"{self.name or self.type.name} (fd {self.fd})"
 
     cdef _fail(self, int rc, str what, bytes key):
@@ -410,57 +410,20 @@ cdef class Map:
 
     def pin(self, path):
         """BPF_OBJ_PIN: share this map through a pin file (see docs/pinning.md)."""
-        from . import pinning
-        pinning.pin_map(self, path)
+        _pins().pin_map(self, path)
 
     @staticmethod
     def from_pin(path):
         """BPF_OBJ_GET: the map pinned at ``path``, linked to its pin file."""
-        from . import pinning
-        return pinning.get_map(path)
+        return _pins().get_map(path)
 
     def sync(self):
         """A pinned map: refresh from its pin file now (no-op for an unpinned map)."""
         if self._pin is not None:
             self._pin.apply(Map.sync, self)
 
-    def _dump(self):
-        """The contents in the pin file's layout for the map's type (docs/pinning.md);
-        program arrays and maps of maps: [(key, Program or Map)] in iteration order."""
-        cdef bytes out
-        cdef uint8_t* p
-        cdef int rc
-        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
-            return self._slots()
-        out = PyBytes_FromStringAndSize(NULL, _dump_size(self._m))
-        p = <uint8_t*>PyBytes_AS_STRING(out)
-        with nogil:
-            rc = _dump_store(self._m, p)
-        if rc:
-            raise MemoryError()
-        return out
-
-    def _load(self, data):
-        """Replace the contents with ``data``, in :meth:`_dump`'s layout.  Contents that
-        do not fit the map leave it empty and raise ValueError."""
-        cdef bytes raw
-        cdef const uint8_t* p
-        cdef size_t n
-        cdef int rc
-        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
-            return self._load_slots(data)
-        raw = data
-        p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
-        _map_reset(self._m)
-        with nogil:
-            rc = _load_store(self._m, p, n)
-        if rc:
-            _map_reset(self._m)
-            if rc < 0:
-                raise MemoryError()
-            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")
-
-    cdef list _slots(self):
+    cpdef list _slots(self):
+        # program arrays and maps of maps: [(key, Program or Map)] in iteration order
         cdef MapStore* m = self._m
         cdef uint32_t b
         cdef int32_t e
@@ -475,10 +438,8 @@ cdef class Map:
                 e = m.next[e]
         return out
 
-    cdef _load_slots(self, list items):
+    cpdef _load_slots(self, list items):
         # inserted in reverse, so that a hash of maps lists them in the given order
-        if len({k for k, _ in items}) != len(items):
-            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
         for k, _ in self._slots():
             self.delete(k)
         try:

@@ -211,10 +211,6 @@ cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t 
 # submitted or discarded; records still reserved when the run ends (or tail-calls,
 # which the kernel's verifier forbids while one is held) are discarded. ---
 
-cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
-    return ((len_ & ~(RB_BUSY | RB_DISCARD)) + RB_HDR + 7) & ~7u
-
-
 cdef uint8_t* rb_reserve(MapStore* m, uint64_t size) noexcept nogil:
     """The kernel's __bpf_ringbuf_reserve: the record's data, or NULL without room."""
     cdef uint64_t total, mask = m.max_entries - 1

@@ -1,7 +1,8 @@
 # Map storage in C: the data structures of each map type and their operations, and
 # creating storage with BPF_MAP_CREATE's refusals.  Included into pyebpf/_core.pyx;
 # MapStore is declared in pyebpf/_core.pxd.  The map helpers are in map_helpers.pxi,
-# the pin file's contents in pin_format.pxi, the Python Map class in map_class.pxi.
+# the Python Map class in map_class.pxi; the pin file's contents are walked by the
+# pyebpf.pin_format module, on the declarations in pyebpf/_core.pxd.
 #
 # Storage is preallocated at creation, as the kernel's default (prealloc) maps are:
 # element i of a map owns bytes [i * slot, (i + 1) * slot) of one value block, so a
@@ -16,10 +17,6 @@
 # deterministic, where a current kernel's differs per map unless BPF_F_ZERO_SEED is set.
 
 cdef enum:
-    LPM_IM = 1                    # an intermediate trie node: no value
-    RB_BUSY = 1u << 31            # ring buffer record header bits (BPF_RINGBUF_*_BIT)
-    RB_DISCARD = 1u << 30
-    RB_HDR = 8
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
     EAGAIN = 11
     ENOSPC = 28
@@ -63,23 +60,6 @@ cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcep
     b ^= a; b -= _rol32(a, 14)
     c ^= b; c -= _rol32(b, 24)
     return c
-
-
-cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
-    cdef uint32_t w
-    memcpy(&w, p, 4)
-    return w
-
-
-cdef inline bint _is_hash(MapStore* m) noexcept nogil:
-    return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
-            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
-            or _is_lru(m))
-
-
-cdef inline bint _is_lru(MapStore* m) noexcept nogil:
-    return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
-
 
 
 cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
@@ -295,10 +275,6 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
 
 cdef inline uint32_t _lpm_bit(const uint8_t* data, uint32_t index) noexcept nogil:
     return (data[index >> 3] >> (7 - (index & 7))) & 1
-
-
-cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
-    return m.keys + <size_t>n * m.data_size
 
 
 cdef uint32_t _lpm_match(MapStore* m, int32_t n, const uint8_t* key) noexcept nogil:

@@ -19,11 +19,12 @@ import hashlib
 import os
 import stat
 import struct
+import sys
 import tempfile
 import weakref
 from pathlib import Path
 
-from . import _core, isa
+from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
@@ -426,9 +427,9 @@ def _map_def(m) -> bytes:
 
 def _map_body(m) -> bytes:
     """The definition (maps of maps: then their inner map template's), then the
-    contents: Map._dump's bytes, or per slot its key and its object's pin path."""
+    contents: pin_format.dump's bytes, or per slot its key and its object's pin path."""
     head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"")
-    contents = m._dump()
+    contents = pin_format.dump(m)
     if isinstance(contents, bytes):
         return head + contents
     slots = []
@@ -490,7 +491,7 @@ def _set_contents(m, path: str, contents: bytes) -> None:
             except PinError as exc:
                 raise PinError(exc.errno, f"{path}: {_slot_name(m, key)}: {exc}") from None
     try:
-        m._load(items)
+        pin_format.load(m, items)
     except ValueError as exc:
         raise PinError(errno.EINVAL, f"{path}: {exc}") from None
 
@@ -740,3 +741,6 @@ def get_program(path):
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
     return prog
+
+
+_core._pinning = sys.modules[__name__]    # Map.pin, Program.pin and from_pin come here

@@ -16,7 +16,7 @@ import pytest
 
 import pyebpf
 from pyebpf import pinning
-from pyebpf._core import Map
+from pyebpf import Map
 from pyebpf.errors import BpfError, KernelError, PinError
 from pyebpf.isa import BpfCmd as C
 from users import ATTACKER, VICTIM, as_user, shared_tmp  # noqa: F401 (fixture)

@@ -19,7 +19,7 @@ from pktprog import counter as counter_code
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import asm, isa, pinning
+from pyebpf import asm, isa, pin_format, pinning
 from pyebpf.errors import PinError
 from pyebpf import Map, Program
 
@@ -378,7 +378,7 @@ def test_re_inserting_an_lpm_tries_prefixes_gives_the_same_lookups_and_order(ops
         elif key in m.keys():
             del m[key]
     copy = Map.create("lpm_trie", 6, 4, 64, isa.BPF_F_NO_PREALLOC)
-    copy._load(m._dump())
+    pin_format.load(copy, pin_format.dump(m))
     assert copy.items() == m.items()
     probes = [u32(16) + x.to_bytes(2, "big") for x in range(0, 0x10000, 97)]
     assert [copy.lookup(k) for k in probes] == [m.lookup(k) for k in probes]

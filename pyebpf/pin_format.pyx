@@ -1,8 +1,14 @@
-# The pin file's map contents: map storage walked in C to and from the layout
-# docs/pinning.md describes (pyebpf.pinning writes and reads the files).  Included
-# into pyebpf/_core.pyx.
+"""The pin file's map contents (docs/pinning.md, "Map contents"): map storage walked
+in C to and from that layout.  pyebpf.pinning writes and reads the files around it.
 
-# --- the pin file's contents (docs/pinning.md, "Map contents"): the storage walked in C ---
+Its own compilation unit on the core's C interface (pyebpf/_core.pxd): a pinned map
+is dumped and reloaded on every run of a program using it, so the walk stays in C."""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from pyebpf._core cimport *
 
 cdef enum:
     LOAD_SIZE = 1
@@ -212,3 +218,46 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
         for b in range(m.max_entries):
             p = _get_values(m, p, b)
     return 0
+
+
+def dump(m):
+    """The contents of Map ``m`` in the pin file's layout for its type; program arrays
+    and maps of maps: [(key, Program or Map)] in iteration order."""
+    cdef MapStore* s = map_store(m)
+    cdef bytes out
+    cdef uint8_t* p
+    cdef int rc
+    if s.type == BPF_MAP_TYPE_PROG_ARRAY or s.inner != NULL:
+        return m._slots()
+    out = PyBytes_FromStringAndSize(NULL, _dump_size(s))
+    p = <uint8_t*>PyBytes_AS_STRING(out)
+    with nogil:
+        rc = _dump_store(s, p)
+    if rc:
+        raise MemoryError()
+    return out
+
+
+def load(m, data):
+    """Replace the contents of Map ``m`` with ``data``, in :func:`dump`'s layout.
+    Contents that do not fit the map leave it empty and raise ValueError."""
+    cdef MapStore* s = map_store(m)
+    cdef bytes raw
+    cdef const uint8_t* p
+    cdef size_t n
+    cdef int rc
+    if s.type == BPF_MAP_TYPE_PROG_ARRAY or s.inner != NULL:
+        if len({k for k, _ in data}) != len(data):
+            raise ValueError(f"map {m._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
+        m._load_slots(data)
+        return
+    raw = data
+    p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
+    _map_reset(s)
+    with nogil:
+        rc = _load_store(s, p, n)
+    if rc:
+        _map_reset(s)
+        if rc < 0:
+            raise MemoryError()
+        raise ValueError(f"map {m._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")
