@@ -192,7 +192,8 @@ ctypedef struct MapStore:
     uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
     uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
     size_t events_len, events_cap
-    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
+    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's; queues and
+                                            # stacks: their oldest value, the next push
     uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
 

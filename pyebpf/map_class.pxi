@@ -37,6 +37,9 @@ cdef class Map:
     map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
     opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
     the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
+    commands as the kernel maps them (lookup peeks, update pushes, lookup_and_delete
+    pops; delete and next_key: EINVAL); ``len()`` is the number of values held.
     """
     cdef MapStore* _m
     cdef readonly int fd
@@ -146,6 +149,8 @@ cdef class Map:
         cdef int32_t e
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
             self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._take(False)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -180,6 +185,12 @@ cdef class Map:
             self._fail(-ENOTSUPP, "update", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            v = self._value(value)
+            rc = qs_push(self._m, <const uint8_t*>v, flags)
+            if rc:
+                self._fail(rc, "push", k)
+            return
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
             if len(values) != self._m.ncpu:
@@ -257,6 +268,8 @@ cdef class Map:
         cdef int32_t e
         if self._m.type == BPF_MAP_TYPE_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            self._fail(-EINVAL, "delete (queues and stacks pop)", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -285,6 +298,177 @@ cdef class Map:
         rc = map_delete(self._m, <const uint8_t*>k)
         if rc:
             self._fail(rc, "delete", k)
+
+    def lookup_and_delete(self, key=b"", flags=0):
+        """BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value under ``key``, removed (queues and
+        stacks: the value popped, no key), or None when there is none.  Hash maps and
+        queues and stacks only (others: ENOTSUPP); no flags (BPF_F_LOCK needs a spin
+        lock: EINVAL)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.lookup_and_delete, self, key, flags)
+        cdef bytes k = self._key(key)
+        if flags:
+            self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._take(True)
+        if not _is_hash(self._m) or self._m.inner != NULL:
+            self._fail(-ENOTSUPP, "lookup_and_delete", k)
+        value = self.lookup(k)
+        if value is not None:
+            self.delete(k)
+        return value
+
+    def push(self, value, flags=_isa.BPF_ANY):
+        """Queues and stacks: push ``value`` (the update command); a full map refuses
+        (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value."""
+        self.update(b"", value, flags)
+
+    def pop(self):
+        """Queues and stacks: the oldest (queue) or newest (stack) value, removed; None
+        when empty (the lookup-and-delete command)."""
+        return self.lookup_and_delete(b"")
+
+    def peek(self):
+        """Queues and stacks: the value :meth:`pop` would give, left in place (the
+        lookup command)."""
+        return self.lookup(b"")
+
+    # --- batch commands: the hash maps' (__htab_map_lookup_and_delete_batch: a bucket
+    # number as the cursor, whole buckets at a time) and the generic ones of
+    # kernel/bpf/syscall.c (generic_map_*_batch: the last key as the cursor) ---
+
+    def lookup_batch(self, count, cursor=None, elem_flags=0, flags=0):
+        """BPF_MAP_LOOKUP_BATCH: up to ``count`` (key, value) pairs from ``cursor`` (None:
+        the start), in the kernel's order.  Returns (items, next cursor, done): the
+        cursor is what the kernel writes to out_batch (None when it writes nothing) and
+        ``done`` its ENOENT, the map exhausted (``items`` may still hold the last ones).
+        Hash maps: the cursor is a u32 bucket number and buckets are taken whole (ENOSPC
+        when the first does not fit in ``count``); ``flags`` must be 0.  Arrays and LPM
+        tries: the cursor is the last key given.  ``elem_flags`` must be 0 (BPF_F_LOCK
+        needs a spin lock).  Other map types: ENOTSUPP."""
+        return self._lookup_batch_py(count, cursor, elem_flags, flags, False)
+
+    def lookup_and_delete_batch(self, count, cursor=None, elem_flags=0, flags=0):
+        """BPF_MAP_LOOKUP_AND_DELETE_BATCH: :meth:`lookup_batch` that also deletes what
+        it gives; hash maps only (others: ENOTSUPP)."""
+        return self._lookup_batch_py(count, cursor, elem_flags, flags, True)
+
+    def update_batch(self, items, elem_flags=0, flags=0):
+        """BPF_MAP_UPDATE_BATCH: update each (key, value) in order (as BPF_ANY); the
+        number done.  A refusal stops it: MapError with the kernel's errno and
+        ``.count``, the number done before it.  Hash maps, arrays, LPM tries."""
+        if self._pin is not None:
+            return self._pin.apply(Map.update_batch, self, items, elem_flags, flags)
+        return self._change_batch(list(items), elem_flags, True)
+
+    def delete_batch(self, keys, elem_flags=0, flags=0):
+        """BPF_MAP_DELETE_BATCH: delete each key in order; as :meth:`update_batch`.
+        Hash maps and LPM tries."""
+        if self._pin is not None:
+            return self._pin.apply(Map.delete_batch, self, keys, elem_flags, flags)
+        return self._change_batch([(k, None) for k in keys], elem_flags, False)
+
+    def _lookup_batch_py(self, count, cursor, elem_flags, flags, delete):
+        if self._pin is not None:
+            return self._pin.apply(Map._lookup_batch_py, self, count, cursor, elem_flags,
+                                   flags, delete)
+        rc, items, out = self._lookup_batch(count, cursor, elem_flags, flags, delete)
+        if rc and rc != ENOENT:
+            self._batch_fail(rc, "lookup_and_delete_batch" if delete else "lookup_batch", 0)
+        return items, out, rc == ENOENT
+
+    def _lookup_batch(self, uint32_t count, cursor, elem_flags, flags, bint delete):
+        """(0 or the errno, items, the cursor written or None), as the kernel's batch
+        lookups leave them: on an error, the items are those given before it."""
+        cdef MapStore* m = self._m
+        cdef uint32_t batch, total = 0
+        if not self._batch_supports("lookup_and_delete" if delete else "lookup"):
+            return ENOTSUPP, [], None
+        if elem_flags or (_is_hash(m) and flags):
+            return EINVAL, [], None
+        if count == 0:
+            return 0, [], None
+        items = []
+        if not _is_hash(m):
+            key = None if cursor is None else self._key(bytes(cursor)[:m.key_size])
+            while len(items) < count:
+                nxt = self.next_key(key)
+                if nxt is None:
+                    return ENOENT, items, (key if items else None)
+                key = nxt
+                value = self.lookup(key)
+                if value is not None:
+                    items.append((key, value))
+            return 0, items, key
+        batch = 0 if cursor is None else int.from_bytes(bytes(cursor)[:4], "little")
+        if batch >= m.n_buckets:
+            return ENOENT, [], None
+        rc = 0
+        while True:
+            keys = self._bucket_keys(batch)
+            if <uint32_t>len(keys) > count - total:
+                rc = ENOSPC if total == 0 else 0
+                break
+            for key in keys:
+                items.append((key, self.lookup(key)))
+                if delete:
+                    self.delete(key)
+            total += len(keys)
+            batch += 1
+            if batch >= m.n_buckets:
+                rc = ENOENT
+                break
+        return rc, items, int(batch).to_bytes(4, "little")
+
+    cdef list _bucket_keys(self, uint32_t b):
+        cdef int32_t e = self._m.buckets[b]
+        out = []
+        while e != NO_ELEM:
+            out.append(PyBytes_FromStringAndSize(<char*>self._m.keys + <size_t>e * self._m.key_size,
+                                                 self._m.key_size))
+            e = self._m.next[e]
+        return out
+
+    cdef bint _batch_supports(self, str op):
+        # the kernel's map types with batch ops; maps of maps (whose values the kernel
+        # gives as map ids) are not modelled
+        if self._m.inner != NULL:
+            return False
+        if _is_hash(self._m):
+            return True
+        if self._m.type == BPF_MAP_TYPE_ARRAY or self._m.type == BPF_MAP_TYPE_PERCPU_ARRAY:
+            return op == "lookup" or op == "update"
+        return self._m.type == BPF_MAP_TYPE_LPM_TRIE and op != "lookup_and_delete"
+
+    def _change_batch(self, list items, elem_flags, bint update):
+        what = "update_batch" if update else "delete_batch"
+        if not self._batch_supports("update" if update else "delete"):
+            self._batch_fail(ENOTSUPP, what, 0)
+        if elem_flags:
+            self._batch_fail(EINVAL, what, 0)
+        done = 0
+        for key, value in items:
+            try:
+                if update:
+                    self.update(key, value)
+                else:
+                    self.delete(key)
+            except MapError as exc:
+                self._batch_fail(exc.errno, what, done)
+            done += 1
+        return done
+
+    cdef _batch_fail(self, int code, str what, count):
+        exc = MapError(code, f"map {self._label()}: {what} failed after {count} "
+                             f"element(s): {_ERRNO_NAMES.get(code, str(code))}")
+        exc.count = count
+        raise exc
+
+    cdef object _take(self, bint remove):
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.value_size)
+        if qs_take(self._m, <uint8_t*>PyBytes_AS_STRING(out), remove):
+            return None
+        return out
 
     cdef int64_t _stack_id(self, bytes k):
         cdef uint32_t sid = int.from_bytes(k, "little")
@@ -379,6 +563,8 @@ cdef class Map:
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
         cdef int64_t sid
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
@@ -456,6 +642,8 @@ cdef class Map:
     def __len__(self):
         if self._m.type == BPF_MAP_TYPE_RINGBUF:
             return 0
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._m.prod_pos - self._m.cons_pos
         if _is_hash(self._m) or self._m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
             return self._m.count
         return self._m.max_entries

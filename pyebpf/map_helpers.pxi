@@ -61,6 +61,8 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
         helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
     elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
+    elif m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK:
+        helper_fault(vm, b"a queue or stack is only for bpf_map_push/pop/peek_elem")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
     else:
@@ -119,6 +121,49 @@ cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     if key == NULL:
         return 0
     return <uint64_t><int64_t>map_delete(m, key)
+
+
+# --- queues and stacks: the values are copied in and out, never pointed to ---
+
+cdef MapStore* _queue_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m != NULL and m.type != BPF_MAP_TYPE_QUEUE and m.type != BPF_MAP_TYPE_STACK:
+        helper_fault(vm, b"r1 must be a queue or a stack")
+        return NULL
+    return m
+
+
+cdef uint64_t bpf_map_push_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                                uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _queue_arg(vm, r1)
+    cdef uint8_t* value
+    if m == NULL:
+        return 0
+    value = _mem(vm, r2, m.value_size, ACCESS_READ)
+    if value == NULL:
+        return 0
+    return <uint64_t><int64_t>qs_push(m, value, flags)
+
+
+cdef uint64_t _queue_take(Vm* vm, uint64_t r1, uint64_t r2, bint remove) noexcept nogil:
+    cdef MapStore* m = _queue_arg(vm, r1)
+    cdef uint8_t* out
+    if m == NULL:
+        return 0
+    out = _mem(vm, r2, m.value_size, ACCESS_WRITE)
+    if out == NULL:
+        return 0
+    return <uint64_t><int64_t>qs_take(m, out, remove)
+
+
+cdef uint64_t bpf_map_pop_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
+    return _queue_take(vm, r1, r2, True)
+
+
+cdef uint64_t bpf_map_peek_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                                uint64_t e) noexcept nogil:
+    return _queue_take(vm, r1, r2, False)
 
 
 cdef MapStore* _typed_map_arg(Vm* vm, uint64_t ptr, uint32_t kind, const char* why) noexcept nogil:
@@ -427,6 +472,9 @@ cdef void register_map_helpers(helper_fn* table) noexcept:
     table[3] = bpf_map_delete_elem
     table[12] = bpf_tail_call
     table[27] = bpf_get_stackid
+    table[87] = bpf_map_push_elem
+    table[88] = bpf_map_pop_elem
+    table[89] = bpf_map_peek_elem
     table[22] = bpf_perf_event_read
     table[25] = bpf_perf_event_output
     table[130] = bpf_ringbuf_output

@@ -482,6 +482,40 @@ cdef int _lpm_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept n
     return 0
 
 
+# --- queues and stacks (kernel/bpf/queue_stack_maps.c): max_entries value slots used
+# as a ring, the values held being those from cons_pos (the oldest) up to prod_pos ---
+
+cdef int qs_push(MapStore* m, const uint8_t* value, uint64_t flags) noexcept nogil:
+    """queue_stack_map_push_elem: a full map refuses (E2BIG) unless ``flags`` is
+    BPF_EXIST, which drops its oldest value; any other flag is EINVAL."""
+    if flags & BPF_NOEXIST or flags > BPF_EXIST:
+        return -EINVAL
+    if m.prod_pos - m.cons_pos == m.max_entries:
+        if not flags & BPF_EXIST:
+            return -E2BIG
+        m.cons_pos += 1
+    memcpy(map_value(m, <int32_t>(m.prod_pos % m.max_entries), 0), value, m.value_size)
+    m.prod_pos += 1
+    return 0
+
+
+cdef int qs_take(MapStore* m, uint8_t* out, bint remove) noexcept nogil:
+    """__queue_map_get and __stack_map_get: copy the oldest (queue) or newest (stack)
+    value to ``out``, and with ``remove`` pop it; -ENOENT when empty (``out`` zeroed)."""
+    cdef uint64_t pos
+    if m.prod_pos == m.cons_pos:
+        memset(out, 0, m.value_size)
+        return -ENOENT
+    if m.type == BPF_MAP_TYPE_QUEUE:
+        pos = m.cons_pos
+        m.cons_pos += remove
+    else:
+        pos = m.prod_pos - 1
+        m.prod_pos -= remove
+    memcpy(out, map_value(m, <int32_t>(pos % m.max_entries), 0), m.value_size)
+    return 0
+
+
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
         free(m.st_nr)
@@ -513,6 +547,8 @@ _HASHES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH,
            BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_HASH_OF_MAPS)
 _ARRAYS = (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PROG_ARRAY,
            BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+_QUEUES = (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK)
+_ACCESS_FLAGS = BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                 BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -523,8 +559,8 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                    uint32_t flags, object tmpl):
     """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
     name = kind.name
-    if kind not in _HASHES + _ARRAYS + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
-                                        BPF_MAP_TYPE_STACK_TRACE):
+    if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
+                                                  BPF_MAP_TYPE_STACK_TRACE):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is None:
         raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
@@ -534,6 +570,15 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         if flags or key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
             raise MapError(EINVAL, "a ring buffer has key and value size 0, no flags and a "
                                    "power-of-2 multiple of 4096 as max_entries")
+        return
+    if kind in _QUEUES:
+        # queue_stack_map_alloc_check (bpf_map_flags_access_ok: not both program modes)
+        if (max_entries == 0 or key_size or value_size == 0
+                or flags & ~(BPF_F_NUMA_NODE | _ACCESS_FLAGS)
+                or flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+                == (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)):
+            raise MapError(EINVAL, f"a {name} has no key, a value, max_entries and only "
+                                   "the NUMA and access flags")
         return
     if max_entries == 0 or value_size == 0 or key_size == 0:
         raise MapError(EINVAL, "key_size, value_size and max_entries must be non-zero")
@@ -614,6 +659,12 @@ cdef _map_storage(MapStore* m, object kind):
         m.values = <uint8_t*>_zalloc(m.values_len, 1)
         m.st_nr = <uint32_t*>_zalloc(n, sizeof(uint32_t))
         m.st_hash = <uint32_t*>_zalloc(n, sizeof(uint32_t))
+        return
+    if kind in _QUEUES:
+        # values leave only through the helpers' copies
+        m.hidden = True
+        m.values_len = <size_t>max_entries * m.stride
+        m.values = <uint8_t*>_zalloc(m.values_len, 1)
         return
     if kind == BPF_MAP_TYPE_RINGBUF:
         m.hidden = True

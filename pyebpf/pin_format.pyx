@@ -18,6 +18,7 @@ cdef enum:
     LOAD_SLOT = 5
     LOAD_RING = 6
     LOAD_STACK = 7
+    LOAD_QUEUE = 8
     LRU_UNSEEN = -2
 
 _LOAD_ERRORS = {
@@ -29,7 +30,12 @@ _LOAD_ERRORS = {
     LOAD_SLOT: "a perf event slot has a CPU below -1",
     LOAD_RING: "its ring buffer positions do not fall on its records",
     LOAD_STACK: "a stack entry does not match its bucket, hash or frame count",
+    LOAD_QUEUE: "its queue positions hold more values than max_entries",
 }
+
+
+cdef inline bint _is_queue(MapStore* m) noexcept nogil:
+    return m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
 
 
 cdef size_t _dump_size(MapStore* m) noexcept nogil:
@@ -44,6 +50,8 @@ cdef size_t _dump_size(MapStore* m) noexcept nogil:
         return 24 + <size_t>m.max_entries
     if m.type == BPF_MAP_TYPE_STACK_TRACE:
         return m.count * (12 + <size_t>m.value_size)
+    if _is_queue(m):
+        return 16 + m.max_entries * <size_t>m.value_size
     return m.max_entries * vlen
 
 
@@ -125,6 +133,12 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                 memcpy(p + 8, &m.st_nr[b], 4)
                 memcpy(p + 12, m.values + <size_t>b * m.value_size, m.value_size)
                 p += 12 + m.value_size
+    elif _is_queue(m):
+        memcpy(p, &m.cons_pos, 8)
+        memcpy(p + 8, &m.prod_pos, 8)
+        p += 16
+        for b in range(m.max_entries):
+            p = _put_values(m, p, b)
     else:
         for b in range(m.max_entries):
             p = _put_values(m, p, b)
@@ -214,6 +228,14 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             memcpy(m.values + <size_t>b * m.value_size, p + 12, m.value_size)
             p += esize
         m.count = <uint32_t>cnt
+    elif _is_queue(m):
+        memcpy(&m.cons_pos, p, 8)
+        memcpy(&m.prod_pos, p + 8, 8)
+        if m.prod_pos - m.cons_pos > m.max_entries or m.prod_pos < m.cons_pos:
+            return LOAD_QUEUE
+        p += 16
+        for b in range(m.max_entries):
+            p = _get_values(m, p, b)
     else:
         for b in range(m.max_entries):
             p = _get_values(m, p, b)

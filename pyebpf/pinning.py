@@ -28,7 +28,7 @@ from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 2                                 # written; 1 and 2 are read
+VERSION = 3                                 # written; 1 to 3 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -45,6 +45,10 @@ _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
 _OF_MAPS = (_T.BPF_MAP_TYPE_ARRAY_OF_MAPS, _T.BPF_MAP_TYPE_HASH_OF_MAPS)
 _V1_MAPS = (_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
             _T.BPF_MAP_TYPE_PERCPU_ARRAY, _PROG_ARRAY)
+_V2_MAPS = _V1_MAPS + (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                       _T.BPF_MAP_TYPE_LPM_TRIE, *_OF_MAPS, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                       _T.BPF_MAP_TYPE_RINGBUF, _T.BPF_MAP_TYPE_STACK_TRACE)
+_MAPS_UP_TO = {1: _V1_MAPS, 2: _V2_MAPS}    # the map types each older version holds
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -307,10 +311,10 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if hashlib.blake2b(body, digest_size=16).digest() != digest:
         raise PinError(errno.EINVAL, f"{path}: pin file corrupt (its contents do not match "
                                      "their checksum)")
-    if version == 1 and kind == KIND_MAP and body[:4] and \
-            int.from_bytes(body[:4], "little") not in _V1_MAPS:
-        raise PinError(errno.EINVAL, f"{path}: a version 1 pin file cannot hold a map of "
-                                     f"type {int.from_bytes(body[:4], 'little')}")
+    if version in _MAPS_UP_TO and kind == KIND_MAP and body[:4] and \
+            int.from_bytes(body[:4], "little") not in _MAPS_UP_TO[version]:
+        raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
+                                     f"map of type {int.from_bytes(body[:4], 'little')}")
     return kind, pin_id, generation, body
 
 

@@ -277,6 +277,24 @@ class Answers:
         a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=varies)
         return a["err"], bytes.fromhex(a["out"])
 
+    def map_batch(self, cmd, fd, in_batch, keys, values, count, elem_flags, flags,
+                  batch_size):
+        m = self.handles.get(fd)
+        state = m.state if m is not None else f"fd:{fd}"
+        k = _h("batch", int(cmd), state, in_batch, keys, values, count, elem_flags, flags,
+               batch_size)
+        if m is not None:
+            m.state = _h(m.state, k)
+
+        def ask():
+            err, got, out, kout, vout = self.real.map_batch(
+                cmd, fd, in_batch, keys, values, count, elem_flags, flags, batch_size)
+            return {"err": err, "count": got, "out": out.hex(), "keys": kout.hex(),
+                    "values": vout.hex()}
+        a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=m is not None and m.varies)
+        return (a["err"], a["count"], bytes.fromhex(a["out"]), bytes.fromhex(a["keys"]),
+                bytes.fromhex(a["values"]))
+
     def close(self, fd):
         self.handles.pop(fd, None)
         if self.mode != "replay":

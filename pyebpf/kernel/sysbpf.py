@@ -173,6 +173,20 @@ class Syscalls:
         _, err = attr.call()
         return err, out.raw if out is not None and not err else b""
 
+    def map_batch(self, cmd: int, fd: int, in_batch: bytes | None, keys: bytes,
+                  values: bytes, count: int, elem_flags: int, flags: int,
+                  batch_size: int) -> tuple[int, int, bytes, bytes, bytes]:
+        """One of the batch commands on ``count`` elements: (errno or 0, the count the
+        kernel wrote back, out_batch (``batch_size`` bytes, all 0xff where the kernel
+        wrote none), keys, values).  ``keys`` and ``values`` are the buffers (lookups:
+        their sizes, zeroed)."""
+        kbuf, vbuf, out = bytearray(keys), bytearray(values), bytearray(b"\xff" * batch_size)
+        attr = _Attr(cmd, map_fd=fd, in_batch=in_batch, out_batch=out if batch_size else None,
+                     keys=kbuf if kbuf else None, values=vbuf if vbuf else None, count=count,
+                     elem_flags=elem_flags, flags=flags)
+        _, err = attr.call()
+        return err, attr["count"], bytes(out), bytes(kbuf), bytes(vbuf)
+
     def close(self, fd: int) -> None:
         os.close(fd)
 

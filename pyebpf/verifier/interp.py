@@ -957,6 +957,7 @@ class Interpreter:
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
+        helpers.UNINIT_VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem",
                       "buf", "trusted_ptr_"),
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
@@ -989,7 +990,7 @@ class Interpreter:
             meta["map"] = m
             self._map_compatible(pc, m, hid, proto)
             return
-        if kind in (helpers.KEY, helpers.VALUE):
+        if kind in (helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE):
             if reg.type not in (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META,
                                 PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE):
                 self._type_error(pc, regno, reg, kind)
@@ -997,7 +998,7 @@ class Interpreter:
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
             size = m.key_size if kind == helpers.KEY else m.value_size
-            self.helper_mem(st, pc, regno, reg, size, False, False)
+            self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
