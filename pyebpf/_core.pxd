@@ -196,6 +196,8 @@ ctypedef struct MapStore:
                                             # stacks: their oldest value, the next push
     uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
+    uint32_t bloom_hashes     # bloom filters: hash functions (map_extra, 5 when 0)
+    uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
 
 
 cdef enum:

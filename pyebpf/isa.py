@@ -147,7 +147,7 @@ BPF_ATTR = {
     BpfCmd.BPF_MAP_CREATE: {"map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
                             "max_entries": (12, "I"), "map_flags": (16, "I"),
                             "inner_map_fd": (20, "I"), "numa_node": (24, "I"),
-                            "map_name": (28, "16s")},
+                            "map_name": (28, "16s"), "map_extra": (64, "Q")},
     BpfCmd.BPF_PROG_LOAD: {"prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "P"),
                            "license": (16, "P"), "log_level": (24, "I"), "log_size": (28, "I"),
                            "log_buf": (32, "P"), "kern_version": (40, "I"),
@@ -205,6 +205,12 @@ class MapType(enum.IntEnum):
     BPF_MAP_TYPE_DEVMAP_HASH = 25
     BPF_MAP_TYPE_STRUCT_OPS = 26
     BPF_MAP_TYPE_RINGBUF = 27
+    BPF_MAP_TYPE_INODE_STORAGE = 28
+    BPF_MAP_TYPE_TASK_STORAGE = 29
+    BPF_MAP_TYPE_BLOOM_FILTER = 30
+    BPF_MAP_TYPE_USER_RINGBUF = 31
+    BPF_MAP_TYPE_CGRP_STORAGE = 32
+    BPF_MAP_TYPE_ARENA = 33
 
 
 class ProgType(enum.IntEnum):

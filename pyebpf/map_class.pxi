@@ -11,9 +11,11 @@ cdef int _next_handle = 3                   # handles look like the kernel's fds
 
 cdef enum:
     EBADF_ = 9
+    EPERM_ = 1
 
 _ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL",
-                EBADF_: "EBADF", ENOSPC: "ENOSPC", ENOTSUPP: "ENOTSUPP"}
+                EBADF_: "EBADF", ENOSPC: "ENOSPC", ENOTSUPP: "ENOTSUPP", EPERM_: "EPERM",
+                EOPNOTSUPP: "EOPNOTSUPP"}
 
 
 @cython.final
@@ -37,6 +39,8 @@ cdef class Map:
     map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
     opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
     the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    Bloom filters (no key; ``map_extra=`` the number of hash functions): ``push`` and
+    ``maybe_contains``.
     Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
     commands as the kernel maps them (lookup peeks, update pushes, lookup_and_delete
     pops; delete and next_key: EINVAL); ``len()`` is the number of values held.
@@ -57,7 +61,7 @@ cdef class Map:
 
     @staticmethod
     def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
-               inner_map=None):
+               inner_map=None, map_extra=0):
         cdef Map self = Map.__new__(Map)
         cdef Map tmpl = inner_map
         global _next_handle
@@ -74,7 +78,8 @@ cdef class Map:
         if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
             raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
-                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m)
+                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m,
+                             map_extra)
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
@@ -108,6 +113,11 @@ cdef class Map:
     @property
     def ncpu(self):
         return self._m.ncpu
+
+    @property
+    def map_extra(self):
+        """Bloom filters: the number of hash functions (map_extra as created, 0: 5)."""
+        return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
 
     cdef bytes _key(self, key):
         key = bytes(key)
@@ -145,12 +155,15 @@ cdef class Map:
         program's fd as 4 bytes), or None."""
         if self._pin is not None:
             return self._pin.apply(Map.lookup, self, key)
+        self._allow(True, False, "lookup")
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            raise TypeError(f"map {self._label()} is a bloom filter: ask maybe_contains(value)")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -172,6 +185,7 @@ cdef class Map:
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
         if self._pin is not None:
             return self._pin.apply(Map.update, self, key, value, flags)
+        self._allow(False, True, "update")
         cdef bytes k = self._key(key)
         cdef bytes v
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
@@ -185,6 +199,12 @@ cdef class Map:
             self._fail(-ENOTSUPP, "update", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            v = self._value(value)
+            rc = bloom_push(self._m, <const uint8_t*>v, flags)
+            if rc:
+                self._fail(rc, "push", k)
+            return
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             v = self._value(value)
             rc = qs_push(self._m, <const uint8_t*>v, flags)
@@ -264,12 +284,15 @@ cdef class Map:
     def delete(self, key):
         if self._pin is not None:
             return self._pin.apply(Map.delete, self, key)
+        self._allow(False, True, "delete")
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type == BPF_MAP_TYPE_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             self._fail(-EINVAL, "delete (queues and stacks pop)", k)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            self._fail(-EOPNOTSUPP, "delete (a bloom filter only grows)", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -306,6 +329,7 @@ cdef class Map:
         lock: EINVAL)."""
         if self._pin is not None:
             return self._pin.apply(Map.lookup_and_delete, self, key, flags)
+        self._allow(True, True, "lookup_and_delete")
         cdef bytes k = self._key(key)
         if flags:
             self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
@@ -320,8 +344,20 @@ cdef class Map:
 
     def push(self, value, flags=_isa.BPF_ANY):
         """Queues and stacks: push ``value`` (the update command); a full map refuses
-        (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value."""
+        (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value.  Bloom
+        filters: add ``value`` (flags: BPF_ANY only)."""
         self.update(b"", value, flags)
+
+    def maybe_contains(self, value):
+        """Bloom filters: False when ``value`` was certainly never pushed, True when it
+        may have been (the lookup command, whose value is the one asked about)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.maybe_contains, self, value)
+        self._allow(True, False, "lookup")
+        if self._m.type != BPF_MAP_TYPE_BLOOM_FILTER:
+            raise TypeError(f"map {self._label()} is not a bloom filter")
+        cdef bytes v = self._value(value)
+        return bloom_peek(self._m, <const uint8_t*>v) == 0
 
     def pop(self):
         """Queues and stacks: the oldest (queue) or newest (stack) value, removed; None
@@ -382,6 +418,7 @@ cdef class Map:
         lookups leave them: on an error, the items are those given before it."""
         cdef MapStore* m = self._m
         cdef uint32_t batch, total = 0
+        self._allow(True, delete, "lookup_and_delete_batch" if delete else "lookup_batch")
         if not self._batch_supports("lookup_and_delete" if delete else "lookup"):
             return ENOTSUPP, [], None
         if elem_flags or (_is_hash(m) and flags):
@@ -429,6 +466,14 @@ cdef class Map:
             e = self._m.next[e]
         return out
 
+    cdef _allow(self, bint read, bint write, str what):
+        # map_get_sys_perms: a map made BPF_F_RDONLY (BPF_F_WRONLY) refuses the commands
+        # that write (read) it
+        if write and self._m.flags & BPF_F_RDONLY or read and self._m.flags & BPF_F_WRONLY:
+            mode = "BPF_F_RDONLY" if self._m.flags & BPF_F_RDONLY else "BPF_F_WRONLY"
+            raise MapError(EPERM_, f"map {self._label()}: {what}: the map is {mode} for "
+                                   "user space")
+
     cdef bint _batch_supports(self, str op):
         # the kernel's map types with batch ops; maps of maps (whose values the kernel
         # gives as map ids) are not modelled
@@ -442,6 +487,7 @@ cdef class Map:
 
     def _change_batch(self, list items, elem_flags, bint update):
         what = "update_batch" if update else "delete_batch"
+        self._allow(False, True, what)
         if not self._batch_supports("update" if update else "delete"):
             self._batch_fail(ENOTSUPP, what, 0)
         if elem_flags:
@@ -560,11 +606,14 @@ cdef class Map:
         None after the last."""
         if self._pin is not None:
             return self._pin.apply(Map.next_key, self, key)
+        self._allow(True, False, "next_key")
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
         cdef int64_t sid
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
@@ -640,7 +689,7 @@ cdef class Map:
         return iter(self.keys())
 
     def __len__(self):
-        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             return 0
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._m.prod_pos - self._m.cons_pos

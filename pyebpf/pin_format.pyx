@@ -52,6 +52,8 @@ cdef size_t _dump_size(MapStore* m) noexcept nogil:
         return m.count * (12 + <size_t>m.value_size)
     if _is_queue(m):
         return 16 + m.max_entries * <size_t>m.value_size
+    if m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        return 4 + m.values_len
     return m.max_entries * vlen
 
 
@@ -133,6 +135,9 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                 memcpy(p + 8, &m.st_nr[b], 4)
                 memcpy(p + 12, m.values + <size_t>b * m.value_size, m.value_size)
                 p += 12 + m.value_size
+    elif m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        memcpy(p, &m.bloom_hashes, 4)
+        memcpy(p + 4, m.values, m.values_len)
     elif _is_queue(m):
         memcpy(p, &m.cons_pos, 8)
         memcpy(p + 8, &m.prod_pos, 8)
@@ -228,6 +233,10 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             memcpy(m.values + <size_t>b * m.value_size, p + 12, m.value_size)
             p += esize
         m.count = <uint32_t>cnt
+    elif m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        if _le32(p) != m.bloom_hashes:
+            return LOAD_SIZE
+        memcpy(m.values, p + 4, m.values_len)
     elif _is_queue(m):
         memcpy(&m.cons_pos, p, 8)
         memcpy(&m.prod_pos, p + 8, 8)

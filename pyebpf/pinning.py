@@ -546,7 +546,7 @@ def get_map(path):
     definition, template, contents = _parse_map(full, body)
     if template is not None:
         template = _create(full, template, "inner map template", None)
-    m = _create(full, definition, "map definition", template)
+    m = _create(full, definition, "map definition", template, contents)
     # linked first: a program in its own program array gets this map back
     _attach(m, full, pin_id, generation, hashlib.blake2b(body, digest_size=16).digest())
     link, m._pin = m._pin, None
@@ -560,11 +560,14 @@ def get_map(path):
     return m
 
 
-def _create(path: str, definition: tuple, what: str, template):
+def _create(path: str, definition: tuple, what: str, template, contents: bytes = b""):
     kind, key, value, entries, flags, ncpu, name = definition
+    # a bloom filter's contents begin with its map_extra, which sizes its bitset
+    extra = int.from_bytes(contents[:4], "little") if kind == _T.BPF_MAP_TYPE_BLOOM_FILTER \
+        else 0
     try:
         return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
-                                inner_map=template)
+                                inner_map=template, map_extra=extra)
     except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 

@@ -24,7 +24,7 @@ C = isa.BpfCmd
 ENOTSUPP = 524          # the kernel-internal errno (include/linux/errno.h) bpf(2) can return
 _FIELDS = {
     C.BPF_MAP_CREATE: {"map_type", "key_size", "value_size", "max_entries", "map_flags",
-                       "map_name"},
+                       "map_name", "map_extra"},
     C.BPF_MAP_LOOKUP_ELEM: {"map_fd", "key", "value", "flags"},
     C.BPF_MAP_UPDATE_ELEM: {"map_fd", "key", "value", "flags"},
     C.BPF_MAP_DELETE_ELEM: {"map_fd", "key", "flags"},
@@ -108,7 +108,8 @@ def _map_create(cmd, a):
     name = a.get("map_name") or ""
     return _core.Map.create(a.get("map_type", 0), a.get("key_size", 0), a.get("value_size", 0),
                             a.get("max_entries", 0), a.get("map_flags", 0),
-                            name=name.decode() if isinstance(name, bytes) else name).fd
+                            name=name.decode() if isinstance(name, bytes) else name,
+                            map_extra=a.get("map_extra", 0)).fd
 
 
 def _lookup(cmd, a):
@@ -116,6 +117,11 @@ def _lookup(cmd, a):
     if a.get("flags"):
         _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x} (BPF_F_LOCK needs a spin lock)")
     key = _key(cmd, a, m)
+    if m.type == isa.MapType.BPF_MAP_TYPE_BLOOM_FILTER:
+        # the value is the one asked about (map_lookup_elem copies it in first)
+        if not m.maybe_contains(bytes(_buffer(cmd, a, "value", m.value_size)[:m.value_size])):
+            _fail(errno.ENOENT, cmd, "the value is not in the bloom filter")
+        return 0
     out = _buffer(cmd, a, "value", _value_size(m), out=True)
     _give(cmd, out, key, m.lookup(key))
     return 0

@@ -289,7 +289,7 @@ class KernelMap(_Owned):
     """
 
     def __init__(self, map_type, key_size: int, value_size: int, max_entries: int,
-                 flags: int = 0, name: str = "", inner_map_fd: int = 0):
+                 flags: int = 0, name: str = "", inner_map_fd: int = 0, map_extra: int = 0):
         self.fd = -1
         self.map_type = _enum(isa.MapType, map_type, "map type")
         self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
@@ -297,7 +297,7 @@ class KernelMap(_Owned):
         self.value_buffer_size = (possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
         fd, err = sysbpf.calls.map_create(self.map_type, key_size, value_size, max_entries,
-                                          flags, inner_map_fd, name.encode())
+                                          flags, inner_map_fd, name.encode(), map_extra)
         if fd < 0:
             raise KernelError(err, f"BPF_MAP_CREATE {self._kind()} (key {key_size}, value "
                                    f"{value_size}, max_entries {max_entries}, flags "
@@ -342,6 +342,13 @@ class KernelMap(_Owned):
         if err:
             self._fail(err, "lookup", key)
         return value
+
+    def maybe_contains(self, value) -> bool:
+        """A bloom filter's lookup: the value asked about goes in; ENOENT is False."""
+        err, _ = self._op(isa.BpfCmd.BPF_MAP_LOOKUP_ELEM, "lookup", None, bytearray(value))
+        if err and err != _errno.ENOENT:
+            self._fail(err, "lookup", None)
+        return not err
 
     def lookup_and_delete(self, key=b"", flags: int = 0) -> bytes | None:
         """BPF_MAP_LOOKUP_AND_DELETE_ELEM (queues and stacks: pop, no key); None when

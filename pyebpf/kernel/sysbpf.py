@@ -157,11 +157,12 @@ class Syscalls:
                        ctx_out, size_out, attr["duration"])
 
     def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int,
-                   flags: int, inner_map_fd: int, name: bytes) -> tuple[int, int]:
+                   flags: int, inner_map_fd: int, name: bytes,
+                   map_extra: int = 0) -> tuple[int, int]:
         """BPF_MAP_CREATE: (fd or -1, errno or 0)."""
         return _Attr(isa.BpfCmd.BPF_MAP_CREATE, map_type=map_type, key_size=key_size,
                      value_size=value_size, max_entries=max_entries, map_flags=flags,
-                     inner_map_fd=inner_map_fd, map_name=name[:15]).call()
+                     inner_map_fd=inner_map_fd, map_name=name[:15], map_extra=map_extra).call()
 
     def map_elem(self, cmd: int, fd: int, key: bytes | None, value: bytes | None,
                  flags: int, out_size: int) -> tuple[int, bytes]:

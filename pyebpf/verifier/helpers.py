@@ -41,6 +41,7 @@ _T = isa.MapType
 
 
 _QUEUES = (_T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK)
+_BLOOM = (_T.BPF_MAP_TYPE_BLOOM_FILTER,)
 
 
 def _p(name, ret, *args, pkt=False, maps=()):
@@ -95,9 +96,12 @@ PROTOS: dict[int, Proto] = dict([
     _p("ringbuf_submit", VOID, RINGBUF_MEM, ANYTHING),
     _p("ringbuf_discard", VOID, RINGBUF_MEM, ANYTHING),
     _p("ringbuf_query", INTEGER, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
-    _p("map_push_elem", INTEGER, MAP, VALUE, ANYTHING, maps=_QUEUES),
+    _p("map_push_elem", INTEGER, MAP, VALUE, ANYTHING, maps=_QUEUES + _BLOOM),
     _p("map_pop_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES),
-    _p("map_peek_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES),
+    _p("map_peek_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES + _BLOOM),
+    _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
+       maps=(_T.BPF_MAP_TYPE_PERCPU_HASH, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
+             _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),
 ])
 
 # Map types that only their own helpers may take (check_map_func_compatibility).
@@ -108,4 +112,5 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_STACK_TRACE: ("get_stackid",),
     _T.BPF_MAP_TYPE_QUEUE: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
     _T.BPF_MAP_TYPE_STACK: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
+    _T.BPF_MAP_TYPE_BLOOM_FILTER: ("map_push_elem", "map_peek_elem"),
 }

@@ -444,6 +444,8 @@ class Interpreter:
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
             limit = reg.map.value_size if t == PTR_TO_MAP_VALUE else \
                 reg.map.key_size if t == PTR_TO_MAP_KEY else reg.size
+            if t == PTR_TO_MAP_VALUE:
+                self.map_access_type(pc, reg, off + reg.off, size, write)
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
             if not write:
                 result = scalar()
@@ -499,6 +501,17 @@ class Interpreter:
         if not (hi + size <= mem_size):
             self.refuse(pc, self._mem_msg(kind, regno, reg, hi, size, mem_size),
                         f"R{regno} max value is outside of the allowed memory range")
+
+    def map_access_type(self, pc, reg: Reg, off: int, size: int, write: bool) -> None:
+        """check_map_access_type: a BPF_F_RDONLY_PROG map's values are not written, a
+        BPF_F_WRONLY_PROG map's not read (bpf_map_flags_to_cap)."""
+        flags = reg.map.flags
+        if write and flags & isa.BPF_F_RDONLY_PROG:
+            self.refuse(pc, f"write into map forbidden, value_size={reg.map.value_size} "
+                            f"off={off} size={size}")
+        if not write and flags & isa.BPF_F_WRONLY_PROG and not flags & isa.BPF_F_RDONLY_PROG:
+            self.refuse(pc, f"read from map forbidden, value_size={reg.map.value_size} "
+                            f"off={off} size={size}")
 
     @staticmethod
     def _mem_msg(kind, regno, reg, off, size, mem_size) -> str:
@@ -1079,6 +1092,7 @@ class Interpreter:
         elif t == PTR_TO_MAP_KEY:
             self.region_access(pc, regno, reg, reg.off, size, reg.map.key_size, zero_ok)
         elif t == PTR_TO_MAP_VALUE:
+            self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
         elif t == PTR_TO_MEM:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
