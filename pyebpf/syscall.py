@@ -21,7 +21,6 @@ from . import _core, isa, pinning
 from .errors import BpfError, LoadError, MapError, PinError, VerifierError
 
 C = isa.BpfCmd
-ENOTSUPP = 524          # the kernel-internal errno (include/linux/errno.h) bpf(2) can return
 _FIELDS = {
     C.BPF_MAP_CREATE: {"map_type", "key_size", "value_size", "max_entries", "map_flags",
                        "map_name", "map_extra"},
@@ -45,7 +44,7 @@ _programs: dict = {}     # handle -> Program: a loaded program lives until close
 
 
 def _fail(code: int, cmd, message: str):
-    raise BpfError(code, f"{cmd.name}: {message}: {errno.errorcode.get(code, 'ENOTSUPP')}")
+    raise BpfError(code, f"{cmd.name}: {message}: {isa.errno_name(code)}")
 
 
 def _command(cmd):
@@ -194,7 +193,7 @@ def _lookup_batch(cmd, a):
     rc, items, out = m._lookup_batch(count, None if cursor is None else bytes(cursor),
                                      a.get("elem_flags", 0), a.get("flags", 0),
                                      cmd == C.BPF_MAP_LOOKUP_AND_DELETE_BATCH)
-    if rc == ENOTSUPP or (rc == errno.EINVAL and not items):
+    if rc == isa.Errno.ENOTSUPP or (rc == errno.EINVAL and not items):
         _fail(rc, cmd, f"map fd {m.fd} ({m.type.name})")     # count left as it was
     a["count"] = len(items)
     vsize = _value_size(m)
@@ -229,7 +228,7 @@ def _change_batch(cmd, a):
             a["count"] = m.update_batch(zip(keys, values), a.get("elem_flags", 0),
                                         a.get("flags", 0))
     except MapError as exc:
-        if exc.errno not in (errno.EINVAL, ENOTSUPP) or exc.count:
+        if exc.errno not in (errno.EINVAL, isa.Errno.ENOTSUPP) or exc.count:
             a["count"] = exc.count
         raise
     return 0
