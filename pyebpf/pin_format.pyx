@@ -138,13 +138,11 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
     elif m.type == BPF_MAP_TYPE_BLOOM_FILTER:
         memcpy(p, &m.bloom_hashes, 4)
         memcpy(p + 4, m.values, m.values_len)
-    elif _is_queue(m):
-        memcpy(p, &m.cons_pos, 8)
-        memcpy(p + 8, &m.prod_pos, 8)
-        p += 16
-        for b in range(m.max_entries):
-            p = _put_values(m, p, b)
     else:
+        if _is_queue(m):                    # its positions, then its slots as an array's
+            memcpy(p, &m.cons_pos, 8)
+            memcpy(p + 8, &m.prod_pos, 8)
+            p += 16
         for b in range(m.max_entries):
             p = _put_values(m, p, b)
     free(aux)
@@ -237,15 +235,13 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
         if _le32(p) != m.bloom_hashes:
             return LOAD_SIZE
         memcpy(m.values, p + 4, m.values_len)
-    elif _is_queue(m):
-        memcpy(&m.cons_pos, p, 8)
-        memcpy(&m.prod_pos, p + 8, 8)
-        if m.prod_pos - m.cons_pos > m.max_entries or m.prod_pos < m.cons_pos:
-            return LOAD_QUEUE
-        p += 16
-        for b in range(m.max_entries):
-            p = _get_values(m, p, b)
     else:
+        if _is_queue(m):
+            memcpy(&m.cons_pos, p, 8)
+            memcpy(&m.prod_pos, p + 8, 8)
+            if m.prod_pos - m.cons_pos > m.max_entries or m.prod_pos < m.cons_pos:
+                return LOAD_QUEUE
+            p += 16
         for b in range(m.max_entries):
             p = _get_values(m, p, b)
     return 0

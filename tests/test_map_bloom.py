@@ -13,7 +13,6 @@ from pyebpf.errors import MapError
 BLOOM = isa.MapType.BPF_MAP_TYPE_BLOOM_FILTER
 ZERO_SEED = isa.BPF_F_ZERO_SEED
 FRAME = bytes(range(64))
-EOPNOTSUPP = errno.EOPNOTSUPP
 
 
 def u32(v):

@@ -1,6 +1,7 @@
-"""Queues and stacks (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK) against the kernel: creation,
-the commands (lookup peeks, update pushes, lookup-and-delete pops), the push, pop and
-peek helpers, the verifier's pairing of maps and helpers, and pinning."""
+"""Queues and stacks (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK) against the kernel (their
+creation is with the other types' in test_map_types.py): the commands (lookup peeks,
+update pushes, lookup-and-delete pops), the push, pop and peek helpers, the verifier's
+pairing of maps and helpers, and pinning."""
 import errno
 import struct
 
@@ -26,30 +27,6 @@ def _outcome(fn, *args):
         return "ok" if out is None and fn.__name__ in ("update", "delete") else out
     except (MapError, pyebpf.errors.KernelError) as exc:
         return exc.errno
-
-
-# --- creation ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("args", [
-    (QUEUE, 4, 4, 4, 0), (QUEUE, 0, 0, 4, 0), (STACK, 0, 4, 0, 0),
-    (STACK, 0, 4, 4, isa.BPF_F_NO_PREALLOC), (QUEUE, 0, 4, 4, isa.BPF_F_ZERO_SEED),
-    (QUEUE, 0, 4, 4, isa.BPF_F_RDONLY_PROG | isa.BPF_F_WRONLY_PROG),
-], ids=["key", "value0", "max0", "no-prealloc", "zero-seed", "rdonly-and-wronly-prog"])
-def test_creation_is_refused_with_the_kernels_errno(kernel_oracle, args):
-    with pytest.raises(pyebpf.errors.KernelError) as theirs:
-        kernel_oracle.KernelMap(*args)
-    with pytest.raises(MapError) as ours:
-        Map.create(*args)
-    assert ours.value.errno == theirs.value.errno
-
-
-@pytest.mark.parametrize("args", [
-    (QUEUE, 0, 4, 4, 0), (STACK, 0, 12, 1, 0), (QUEUE, 0, 8, 3, isa.BPF_F_RDONLY_PROG),
-    (STACK, 0, 8, 3, isa.BPF_F_WRONLY_PROG), (QUEUE, 0, 4, 2, isa.BPF_F_NUMA_NODE),
-], ids=["queue", "stack-one", "rdonly-prog", "wronly-prog", "numa-node"])
-def test_creation_is_accepted_like_the_kernel(kernel_oracle, args):
-    with kernel_oracle.KernelMap(*args):
-        Map.create(*args)
 
 
 # --- the commands --------------------------------------------------------------------
