@@ -2,7 +2,6 @@
 DELETE_BATCH) on Map and through pyebpf.bpf(), against the kernel's on the same contents:
 items, cursors, the end of a walk (ENOENT), partial counts on a refusal."""
 import errno
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -11,16 +10,14 @@ import pyebpf
 from pyebpf import Map, isa
 from pyebpf.errors import BpfError, MapError
 
+from mapcheck import u32
+
 T = isa.MapType
 HASH, ARRAY, LPM = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_LPM_TRIE
 PERCPU_HASH, PERCPU_ARRAY = T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_PERCPU_ARRAY
 LRU = T.BPF_MAP_TYPE_LRU_HASH
 ZERO_SEED = isa.BPF_F_ZERO_SEED
 ENOTSUPP = isa.Errno.ENOTSUPP
-
-
-def u32(v):
-    return struct.pack("<I", v)
 
 
 def _flat(m, items):

@@ -2,7 +2,6 @@
 membership answers with BPF_F_ZERO_SEED (the kernel's hash: jhash of the value with seed
 0 plus the hash function's index), from user space and from programs, and pinning."""
 import errno
-import struct
 
 import pytest
 
@@ -10,21 +9,11 @@ import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.errors import MapError
 
+from mapcheck import outcome as _outcome, u32
+
 BLOOM = isa.MapType.BPF_MAP_TYPE_BLOOM_FILTER
 ZERO_SEED = isa.BPF_F_ZERO_SEED
 FRAME = bytes(range(64))
-
-
-def u32(v):
-    return struct.pack("<I", v)
-
-
-def _outcome(fn, *args):
-    try:
-        out = fn(*args)
-    except (MapError, pyebpf.errors.KernelError) as exc:
-        return exc.errno
-    return "ok" if out is None else out
 
 
 @pytest.mark.parametrize("args", [

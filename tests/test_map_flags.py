@@ -3,13 +3,14 @@ BPF_F_MMAPABLE, BPF_F_INNER_MAP, the access flags), user-side BPF_F_RDONLY and
 BPF_F_WRONLY (EPERM), and the verifier's refusals of program reads and writes of
 BPF_F_WRONLY_PROG and BPF_F_RDONLY_PROG maps' values."""
 import errno
-import struct
 
 import pytest
 
 import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.errors import MapError, VerifierError
+
+from mapcheck import u32
 
 T = isa.MapType
 HASH, ARRAY, LPM = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_LPM_TRIE
@@ -27,10 +28,6 @@ SHAPES = {   # a valid (key, value, max_entries, flags) of each type
 FLAGS = {"numa": NUMA, "mmapable": MMAP, "inner-map": INNER, "rdonly": RDONLY,
          "wronly": WRONLY, "rdonly-prog": RDONLY_PROG, "wronly-prog": WRONLY_PROG,
          "rdonly-and-wronly": RDONLY | WRONLY, "both-prog": RDONLY_PROG | WRONLY_PROG}
-
-
-def u32(v):
-    return struct.pack("<I", v)
 
 
 def _created(make, *args):

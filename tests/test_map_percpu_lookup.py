@@ -1,6 +1,5 @@
 """bpf_map_lookup_percpu_elem (195): a program reads the value of any CPU of a per-CPU
 map, against the kernel."""
-import struct
 
 import pytest
 
@@ -8,12 +7,10 @@ import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.errors import VerifierError
 
+from mapcheck import u32
+
 T = isa.MapType
 FRAME = bytes(range(64))
-
-
-def u32(v):
-    return struct.pack("<I", v)
 
 
 def _lookup_on(fd, cpu):

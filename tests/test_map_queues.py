@@ -10,23 +10,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
 from pyebpf import Map, asm, isa, pin_format
-from pyebpf.errors import MapError, VerifierError
+from pyebpf.errors import VerifierError
+
+from mapcheck import outcome as _outcome, u32
 
 T = isa.MapType
 QUEUE, STACK, HASH = T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK, T.BPF_MAP_TYPE_HASH
 FRAME = bytes(range(64))
-
-
-def u32(v):
-    return struct.pack("<I", v)
-
-
-def _outcome(fn, *args):
-    try:
-        out = fn(*args)
-        return "ok" if out is None and fn.__name__ in ("update", "delete") else out
-    except (MapError, pyebpf.errors.KernelError) as exc:
-        return exc.errno
 
 
 # --- the commands --------------------------------------------------------------------

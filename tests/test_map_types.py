@@ -12,6 +12,8 @@ from pyebpf import isa
 from pyebpf import Map
 from pyebpf.errors import MapError
 
+from mapcheck import outcome as _outcome, u32
+
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
 LPM, RINGBUF, PERF = T.BPF_MAP_TYPE_LPM_TRIE, T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_PERF_EVENT_ARRAY
@@ -23,24 +25,12 @@ ENOTSUPP = isa.Errno.ENOTSUPP
 FRAME = bytes(range(64))
 
 
-def u32(v):
-    return struct.pack("<I", v)
-
-
 def u64(v):
     return struct.pack("<Q", v)
 
 
 def lpm_key(plen, data):
     return u32(plen) + bytes(data)
-
-
-def _outcome(fn, *args):
-    try:
-        out = fn(*args)
-        return "ok" if out is None and fn.__name__ in ("update", "delete") else out
-    except (MapError, pyebpf.errors.KernelError) as exc:
-        return exc.errno
 
 
 def _run_both(kernel, ours_src, theirs_src, frame=FRAME, **fields):
