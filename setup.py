@@ -50,6 +50,9 @@ extensions = [
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),
+    # the pin file's map contents, walked in C on the core's C interface
+    Extension("pyebpf.pin_format", ["pyebpf/pin_format.pyx"], define_macros=macros,
+              extra_compile_args=cflags, depends=interface),
     # tcsim's replay loop and capture I/O (pcap/capio.pxi): their own compilation unit,
     # on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,

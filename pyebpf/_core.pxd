@@ -6,7 +6,7 @@
 # and the files it includes.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from pyebpf._isa_defs cimport *
 from pyebpf.skb.skbuff cimport *
@@ -197,9 +197,12 @@ ctypedef struct MapStore:
     uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
     uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
     size_t events_len, events_cap
-    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's
+    uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's; queues and
+                                            # stacks: their oldest value, the next push
     uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
+    uint32_t bloom_hashes     # bloom filters: hash functions (map_extra, 5 when 0)
+    uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
 
 
 cdef enum:
@@ -214,6 +217,40 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
                     int64_t cpu) noexcept nogil
 cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil
 cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept nogil
+
+# what the pin file format (pyebpf/pin_format.pyx) walks and rebuilds storage with
+cdef enum:
+    LPM_IM = 1                    # an intermediate trie node: no value
+    RB_BUSY = 1u << 31            # ring buffer record header bits (BPF_RINGBUF_*_BIT)
+    RB_DISCARD = 1u << 30
+    RB_HDR = 8
+
+cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
+    cdef uint32_t w
+    memcpy(&w, p, 4)
+    return w
+
+cdef inline bint _is_lru(MapStore* m) noexcept nogil:
+    return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
+
+cdef inline bint _is_hash(MapStore* m) noexcept nogil:
+    return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
+            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m))
+
+cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
+    return m.keys + <size_t>n * m.data_size
+
+cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
+    # a ring buffer record's bytes: header and data, rounded up to 8
+    return ((len_ & ~(RB_BUSY | RB_DISCARD)) + RB_HDR + 7) & ~7u
+
+cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcept nogil
+cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil
+cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil
+cdef void _lru_push(MapStore* m, int32_t e) noexcept nogil
+cdef int _lpm_update(MapStore* m, const uint8_t* key, const uint8_t* value,
+                     uint64_t flags) noexcept nogil
+cdef void _map_reset(MapStore* m) noexcept nogil
 
 
 # --- the VM's life: the one set-up, run and tear-down of every caller ----------------

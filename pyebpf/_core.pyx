@@ -21,7 +21,7 @@ from .host import possible_cpus
 from . import verifier as _verifier
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
-                     LoadError, MapError, MemoryFault, UnknownHelper)
+                     LoadError, MapError, MemoryFault, PinError, UnknownHelper)
 
 DEFAULT_BUDGET = 1_000_000
 
@@ -759,7 +759,6 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 include "helpers.pxi"
 include "maps.pxi"
 include "map_helpers.pxi"
-include "pin_format.pxi"
 include "map_class.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
@@ -1238,6 +1237,16 @@ _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
+# pyebpf.pinning, which sets itself here when imported: pinning builds on the core, so
+# the core never imports it (pyebpf imports it along with the core)
+_pinning = None
+
+
+cdef object _pins():
+    if _pinning is None:
+        raise PinError(EINVAL, "pinning needs pyebpf.pinning: import it first")
+    return _pinning
+
 # The pytest plugin installs f(program, data, budget, trace, fields) -> Result for the
 # tests that use it: it runs the program itself (with this hook off), traced, and also
 # in the kernel where the test asks for that.
@@ -1411,17 +1420,15 @@ cdef class Program:
     def pin(self, path):
         """BPF_OBJ_PIN: save this program (and references to its pinned maps) to a pin
         file (see docs/pinning.md)."""
-        from . import pinning
         if self._py_helpers:
-            raise pinning.PinError(EINVAL, f"cannot pin {self!r} at {path}: it has Python "
-                                           "helpers, which a pin file cannot hold")
-        pinning.pin_program(self, path)
+            raise PinError(EINVAL, f"cannot pin {self!r} at {path}: it has Python "
+                                   "helpers, which a pin file cannot hold")
+        _pins().pin_program(self, path)
 
     @staticmethod
     def from_pin(path):
         """BPF_OBJ_GET: load the program pinned at ``path`` and the maps it pins."""
-        from . import pinning
-        return pinning.get_program(path)
+        return _pins().get_program(path)
 
     @classmethod
     def from_asm(cls, text, prog_type=None, **kwargs):

@@ -307,6 +307,7 @@ class MapSpec:
     contents: tuple[tuple[bytes, bytes], ...] = ()
     programs: dict = field(default_factory=dict)
     inner_maps: dict = field(default_factory=dict)   # map-in-map: slot -> map name
+    map_extra: int = 0               # bloom filters: the number of hash functions
     pin_path: str | None = None
     elf_id: int | None = None        # iproute2: bpf_elf_map.id, inner_id, inner_idx
     inner_id: int = 0
@@ -773,7 +774,7 @@ class _Reader:
             raise fail(f"a BTF map definition must be a struct, not {t.describe()}")
         attrs = dict(type=0, key_size=0, value_size=0, max_entries=0, flags=0)
         key_type = value_type = inner = None
-        values_at, pinning = None, LIBBPF_PIN_NONE
+        values_at, pinning, map_extra = None, LIBBPF_PIN_NONE, 0
         for m in t.members:
             mt = self.btf.type(m.type_id, t).resolve()
             if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
@@ -785,7 +786,9 @@ class _Reader:
                 value = arr.nelems
                 if m.name == "pinning":
                     pinning = value
-                elif m.name in ("numa_node", "map_extra"):
+                elif m.name == "map_extra":
+                    map_extra = value
+                elif m.name == "numa_node":
                     if value:
                         raise fail(f"{m.name} {value} is not supported")
                 else:
@@ -827,7 +830,7 @@ class _Reader:
         spec = MapSpec(name, attrs["type"], attrs["key_size"], attrs["value_size"],
                        attrs["max_entries"], attrs["flags"], ".maps", "btf",
                        pin_path=name if pinning == LIBBPF_PIN_BY_NAME else None, inner=inner,
-                       key_type=key_type, value_type=value_type)
+                       key_type=key_type, value_type=value_type, map_extra=map_extra)
         return spec, values_at
 
     # 7 ------------------------------------------------------------------------------------

@@ -153,6 +153,15 @@ class BpfCmd(enum.IntEnum):
     BPF_PROG_QUERY = 16
     BPF_RAW_TRACEPOINT_OPEN = 17
     BPF_BTF_LOAD = 18
+    BPF_BTF_GET_FD_BY_ID = 19
+    BPF_TASK_FD_QUERY = 20
+    BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
+    BPF_MAP_FREEZE = 22
+    BPF_BTF_GET_NEXT_ID = 23
+    BPF_MAP_LOOKUP_BATCH = 24
+    BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
+    BPF_MAP_UPDATE_BATCH = 26
+    BPF_MAP_DELETE_BATCH = 27
 
 
 
@@ -165,7 +174,7 @@ BPF_ATTR = {
     BpfCmd.BPF_MAP_CREATE: {"map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
                             "max_entries": (12, "I"), "map_flags": (16, "I"),
                             "inner_map_fd": (20, "I"), "numa_node": (24, "I"),
-                            "map_name": (28, "16s")},
+                            "map_name": (28, "16s"), "map_extra": (64, "Q")},
     BpfCmd.BPF_PROG_LOAD: {"prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "P"),
                            "license": (16, "P"), "log_level": (24, "I"), "log_size": (28, "I"),
                            "log_buf": (32, "P"), "kern_version": (40, "I"),
@@ -185,10 +194,16 @@ BPF_ATTR = {
 }
 BPF_ATTR[BpfCmd.BPF_OBJ_GET] = BPF_ATTR[BpfCmd.BPF_OBJ_PIN]
 for _cmd in (BpfCmd.BPF_MAP_LOOKUP_ELEM, BpfCmd.BPF_MAP_UPDATE_ELEM,
-             BpfCmd.BPF_MAP_DELETE_ELEM, BpfCmd.BPF_MAP_GET_NEXT_KEY):
+             BpfCmd.BPF_MAP_DELETE_ELEM, BpfCmd.BPF_MAP_GET_NEXT_KEY,
+             BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM):
     # value and next_key share the slot at 16 (an anonymous union in the uapi)
     BPF_ATTR[_cmd] = {"map_fd": (0, "I"), "key": (8, "P"), "value": (16, "P"),
                       "next_key": (16, "P"), "flags": (24, "Q")}
+for _cmd in (BpfCmd.BPF_MAP_LOOKUP_BATCH, BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+             BpfCmd.BPF_MAP_UPDATE_BATCH, BpfCmd.BPF_MAP_DELETE_BATCH):
+    BPF_ATTR[_cmd] = {"in_batch": (0, "P"), "out_batch": (8, "P"), "keys": (16, "P"),
+                      "values": (24, "P"), "count": (32, "I"), "map_fd": (36, "I"),
+                      "elem_flags": (40, "Q"), "flags": (48, "Q")}
 del _cmd
 
 class MapType(enum.IntEnum):
@@ -221,6 +236,12 @@ class MapType(enum.IntEnum):
     BPF_MAP_TYPE_DEVMAP_HASH = 25
     BPF_MAP_TYPE_STRUCT_OPS = 26
     BPF_MAP_TYPE_RINGBUF = 27
+    BPF_MAP_TYPE_INODE_STORAGE = 28
+    BPF_MAP_TYPE_TASK_STORAGE = 29
+    BPF_MAP_TYPE_BLOOM_FILTER = 30
+    BPF_MAP_TYPE_USER_RINGBUF = 31
+    BPF_MAP_TYPE_CGRP_STORAGE = 32
+    BPF_MAP_TYPE_ARENA = 33
 
 
 class ProgType(enum.IntEnum):
@@ -314,6 +335,14 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_NO_COMMON_LRU = 1 << 1
 BPF_F_ZERO_SEED = 1 << 6
+BPF_F_NUMA_NODE = 1 << 2
+BPF_F_RDONLY = 1 << 3
+BPF_F_WRONLY = 1 << 4
+BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_WRONLY_PROG = 1 << 8
+BPF_F_MMAPABLE = 1 << 10
+BPF_F_INNER_MAP = 1 << 12
+BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
 BPF_F_HDR_FIELD_MASK = 0xF

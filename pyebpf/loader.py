@@ -180,7 +180,7 @@ class Object:
                                           ms.inner.value_size, ms.inner.max_entries,
                                           ms.inner.flags, name=ms.inner.name)
                 m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
-                               name=ms.name, inner_map=template)
+                               name=ms.name, inner_map=template, map_extra=ms.map_extra)
                 for key, value in ms.contents:
                     m[key] = value
                 if fill_inner:

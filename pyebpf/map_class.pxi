@@ -30,6 +30,11 @@ cdef class Map:
     map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
     opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
     the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    Bloom filters (no key; ``map_extra=`` the number of hash functions): ``push`` and
+    ``maybe_contains``.
+    Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
+    commands as the kernel maps them (lookup peeks, update pushes, lookup_and_delete
+    pops; delete and next_key: EINVAL); ``len()`` is the number of values held.
     """
     cdef MapStore* _m
     cdef readonly int fd
@@ -47,7 +52,7 @@ cdef class Map:
 
     @staticmethod
     def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
-               inner_map=None):
+               inner_map=None, map_extra=0):
         cdef Map self = Map.__new__(Map)
         cdef Map tmpl = inner_map
         global _next_handle
@@ -64,7 +69,8 @@ cdef class Map:
         if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
             raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
-                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m)
+                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m,
+                             map_extra)
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
@@ -99,6 +105,11 @@ cdef class Map:
     def ncpu(self):
         return self._m.ncpu
 
+    @property
+    def map_extra(self):
+        """Bloom filters: the number of hash functions (map_extra as created, 0: 5)."""
+        return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
+
     cdef bytes _key(self, key):
         key = bytes(key)
         if len(key) != self._m.key_size:
@@ -106,7 +117,7 @@ cdef class Map:
                              f"key_size is {self._m.key_size}")
         return key
 
-    cdef str _label(self):
+    cpdef str _label(self):
         return f"{self.name or self.type.name} (fd {self.fd})"
 
     cdef _fail(self, int rc, str what, bytes key):
@@ -135,10 +146,15 @@ cdef class Map:
         program's fd as 4 bytes), or None."""
         if self._pin is not None:
             return self._pin.apply(Map.lookup, self, key)
+        self._allow(True, False, "lookup")
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
             self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._take(False)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            raise TypeError(f"map {self._label()} is a bloom filter: ask maybe_contains(value)")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -160,6 +176,7 @@ cdef class Map:
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
         if self._pin is not None:
             return self._pin.apply(Map.update, self, key, value, flags)
+        self._allow(False, True, "update")
         cdef bytes k = self._key(key)
         cdef bytes v
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
@@ -173,6 +190,18 @@ cdef class Map:
             self._fail(-ENOTSUPP, "update", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            v = self._value(value)
+            rc = bloom_push(self._m, <const uint8_t*>v, flags)
+            if rc:
+                self._fail(rc, "push", k)
+            return
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            v = self._value(value)
+            rc = qs_push(self._m, <const uint8_t*>v, flags)
+            if rc:
+                self._fail(rc, "push", k)
+            return
         if self._m.ncpu > 1:
             values = [value] * self._m.ncpu if isinstance(value, (bytes, bytearray)) else list(value)
             if len(values) != self._m.ncpu:
@@ -246,10 +275,15 @@ cdef class Map:
     def delete(self, key):
         if self._pin is not None:
             return self._pin.apply(Map.delete, self, key)
+        self._allow(False, True, "delete")
         cdef bytes k = self._key(key)
         cdef int32_t e
         if self._m.type == BPF_MAP_TYPE_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            self._fail(-EINVAL, "delete (queues and stacks pop)", k)
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            self._fail(-EOPNOTSUPP, "delete (a bloom filter only grows)", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -278,6 +312,200 @@ cdef class Map:
         rc = map_delete(self._m, <const uint8_t*>k)
         if rc:
             self._fail(rc, "delete", k)
+
+    def lookup_and_delete(self, key=b"", flags=0):
+        """BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value under ``key``, removed (queues and
+        stacks: the value popped, no key), or None when there is none.  Hash maps and
+        queues and stacks only (others: ENOTSUPP); no flags (BPF_F_LOCK needs a spin
+        lock: EINVAL)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.lookup_and_delete, self, key, flags)
+        self._allow(True, True, "lookup_and_delete")
+        cdef bytes k = self._key(key)
+        if flags:
+            self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._take(True)
+        if not _is_hash(self._m) or self._m.inner != NULL:
+            self._fail(-ENOTSUPP, "lookup_and_delete", k)
+        value = self.lookup(k)
+        if value is not None:
+            self.delete(k)
+        return value
+
+    def push(self, value, flags=_isa.BPF_ANY):
+        """Queues and stacks: push ``value`` (the update command); a full map refuses
+        (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value.  Bloom
+        filters: add ``value`` (flags: BPF_ANY only)."""
+        self.update(b"", value, flags)
+
+    def maybe_contains(self, value):
+        """Bloom filters: False when ``value`` was certainly never pushed, True when it
+        may have been (the lookup command, whose value is the one asked about)."""
+        if self._pin is not None:
+            return self._pin.apply(Map.maybe_contains, self, value)
+        self._allow(True, False, "lookup")
+        if self._m.type != BPF_MAP_TYPE_BLOOM_FILTER:
+            raise TypeError(f"map {self._label()} is not a bloom filter")
+        cdef bytes v = self._value(value)
+        return bloom_peek(self._m, <const uint8_t*>v) == 0
+
+    def pop(self):
+        """Queues and stacks: the oldest (queue) or newest (stack) value, removed; None
+        when empty (the lookup-and-delete command)."""
+        return self.lookup_and_delete(b"")
+
+    def peek(self):
+        """Queues and stacks: the value :meth:`pop` would give, left in place (the
+        lookup command)."""
+        return self.lookup(b"")
+
+    # --- batch commands: the hash maps' (__htab_map_lookup_and_delete_batch: a bucket
+    # number as the cursor, whole buckets at a time) and the generic ones of
+    # kernel/bpf/syscall.c (generic_map_*_batch: the last key as the cursor) ---
+
+    def lookup_batch(self, count, cursor=None, elem_flags=0, flags=0):
+        """BPF_MAP_LOOKUP_BATCH: up to ``count`` (key, value) pairs from ``cursor`` (None:
+        the start), in the kernel's order.  Returns (items, next cursor, done): the
+        cursor is what the kernel writes to out_batch (None when it writes nothing) and
+        ``done`` its ENOENT, the map exhausted (``items`` may still hold the last ones).
+        Hash maps: the cursor is a u32 bucket number and buckets are taken whole (ENOSPC
+        when the first does not fit in ``count``); ``flags`` must be 0.  Arrays and LPM
+        tries: the cursor is the last key given.  ``elem_flags`` must be 0 (BPF_F_LOCK
+        needs a spin lock).  Other map types: ENOTSUPP."""
+        return self._lookup_batch_py(count, cursor, elem_flags, flags, False)
+
+    def lookup_and_delete_batch(self, count, cursor=None, elem_flags=0, flags=0):
+        """BPF_MAP_LOOKUP_AND_DELETE_BATCH: :meth:`lookup_batch` that also deletes what
+        it gives; hash maps only (others: ENOTSUPP)."""
+        return self._lookup_batch_py(count, cursor, elem_flags, flags, True)
+
+    def update_batch(self, items, elem_flags=0, flags=0):
+        """BPF_MAP_UPDATE_BATCH: update each (key, value) in order (as BPF_ANY); the
+        number done.  A refusal stops it: MapError with the kernel's errno and
+        ``.count``, the number done before it.  Hash maps, arrays, LPM tries."""
+        if self._pin is not None:
+            return self._pin.apply(Map.update_batch, self, items, elem_flags, flags)
+        return self._change_batch(list(items), elem_flags, True)
+
+    def delete_batch(self, keys, elem_flags=0, flags=0):
+        """BPF_MAP_DELETE_BATCH: delete each key in order; as :meth:`update_batch`.
+        Hash maps and LPM tries."""
+        if self._pin is not None:
+            return self._pin.apply(Map.delete_batch, self, keys, elem_flags, flags)
+        return self._change_batch([(k, None) for k in keys], elem_flags, False)
+
+    def _lookup_batch_py(self, count, cursor, elem_flags, flags, delete):
+        if self._pin is not None:
+            return self._pin.apply(Map._lookup_batch_py, self, count, cursor, elem_flags,
+                                   flags, delete)
+        rc, items, out = self._lookup_batch(count, cursor, elem_flags, flags, delete)
+        if rc and rc != ENOENT:
+            self._batch_fail(rc, "lookup_and_delete_batch" if delete else "lookup_batch", 0)
+        return items, out, rc == ENOENT
+
+    def _lookup_batch(self, uint32_t count, cursor, elem_flags, flags, bint delete):
+        """(0 or the errno, items, the cursor written or None), as the kernel's batch
+        lookups leave them: on an error, the items are those given before it."""
+        cdef MapStore* m = self._m
+        cdef uint32_t batch, total = 0
+        self._allow(True, delete, "lookup_and_delete_batch" if delete else "lookup_batch")
+        if not self._batch_supports("lookup_and_delete" if delete else "lookup"):
+            return ENOTSUPP, [], None
+        if elem_flags or (_is_hash(m) and flags):
+            return EINVAL, [], None
+        if count == 0:
+            return 0, [], None
+        items = []
+        if not _is_hash(m):
+            key = None if cursor is None else self._key(bytes(cursor)[:m.key_size])
+            while len(items) < count:
+                nxt = self.next_key(key)
+                if nxt is None:
+                    return ENOENT, items, (key if items else None)
+                key = nxt
+                value = self.lookup(key)
+                if value is not None:
+                    items.append((key, value))
+            return 0, items, key
+        batch = 0 if cursor is None else int.from_bytes(bytes(cursor)[:4], "little")
+        if batch >= m.n_buckets:
+            return ENOENT, [], None
+        rc = 0
+        while True:
+            keys = self._bucket_keys(batch)
+            if <uint32_t>len(keys) > count - total:
+                rc = ENOSPC if total == 0 else 0
+                break
+            for key in keys:
+                items.append((key, self.lookup(key)))
+                if delete:
+                    self.delete(key)
+            total += len(keys)
+            batch += 1
+            if batch >= m.n_buckets:
+                rc = ENOENT
+                break
+        return rc, items, int(batch).to_bytes(4, "little")
+
+    cdef list _bucket_keys(self, uint32_t b):
+        cdef int32_t e = self._m.buckets[b]
+        out = []
+        while e != NO_ELEM:
+            out.append(PyBytes_FromStringAndSize(<char*>self._m.keys + <size_t>e * self._m.key_size,
+                                                 self._m.key_size))
+            e = self._m.next[e]
+        return out
+
+    cdef _allow(self, bint read, bint write, str what):
+        # map_get_sys_perms: a map made BPF_F_RDONLY (BPF_F_WRONLY) refuses the commands
+        # that write (read) it
+        if write and self._m.flags & BPF_F_RDONLY or read and self._m.flags & BPF_F_WRONLY:
+            mode = "BPF_F_RDONLY" if self._m.flags & BPF_F_RDONLY else "BPF_F_WRONLY"
+            raise MapError(EPERM, f"map {self._label()}: {what}: the map is {mode} for "
+                                   "user space")
+
+    cdef bint _batch_supports(self, str op):
+        # the kernel's map types with batch ops; maps of maps (whose values the kernel
+        # gives as map ids) are not modelled
+        if self._m.inner != NULL:
+            return False
+        if _is_hash(self._m):
+            return True
+        if self._m.type == BPF_MAP_TYPE_ARRAY or self._m.type == BPF_MAP_TYPE_PERCPU_ARRAY:
+            return op == "lookup" or op == "update"
+        return self._m.type == BPF_MAP_TYPE_LPM_TRIE and op != "lookup_and_delete"
+
+    def _change_batch(self, list items, elem_flags, bint update):
+        what = "update_batch" if update else "delete_batch"
+        self._allow(False, True, what)
+        if not self._batch_supports("update" if update else "delete"):
+            self._batch_fail(ENOTSUPP, what, 0)
+        if elem_flags:
+            self._batch_fail(EINVAL, what, 0)
+        done = 0
+        for key, value in items:
+            try:
+                if update:
+                    self.update(key, value)
+                else:
+                    self.delete(key)
+            except MapError as exc:
+                self._batch_fail(exc.errno, what, done)
+            done += 1
+        return done
+
+    cdef _batch_fail(self, int code, str what, count):
+        exc = MapError(code, f"map {self._label()}: {what} failed after {count} "
+                             f"element(s): {_isa.errno_name(code)}")
+        exc.count = count
+        raise exc
+
+    cdef object _take(self, bint remove):
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.value_size)
+        if qs_take(self._m, <uint8_t*>PyBytes_AS_STRING(out), remove):
+            return None
+        return out
 
     cdef int64_t _stack_id(self, bytes k):
         cdef uint32_t sid = int.from_bytes(k, "little")
@@ -369,9 +597,14 @@ cdef class Map:
         None after the last."""
         if self._pin is not None:
             return self._pin.apply(Map.next_key, self, key)
+        self._allow(True, False, "next_key")
         cdef bytes k
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._m.key_size)
         cdef int64_t sid
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
+        if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+            self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
@@ -403,57 +636,20 @@ cdef class Map:
 
     def pin(self, path):
         """BPF_OBJ_PIN: share this map through a pin file (see docs/pinning.md)."""
-        from . import pinning
-        pinning.pin_map(self, path)
+        _pins().pin_map(self, path)
 
     @staticmethod
     def from_pin(path):
         """BPF_OBJ_GET: the map pinned at ``path``, linked to its pin file."""
-        from . import pinning
-        return pinning.get_map(path)
+        return _pins().get_map(path)
 
     def sync(self):
         """A pinned map: refresh from its pin file now (no-op for an unpinned map)."""
         if self._pin is not None:
             self._pin.apply(Map.sync, self)
 
-    def _dump(self):
-        """The contents in the pin file's layout for the map's type (docs/pinning.md);
-        program arrays and maps of maps: [(key, Program or Map)] in iteration order."""
-        cdef bytes out
-        cdef uint8_t* p
-        cdef int rc
-        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
-            return self._slots()
-        out = PyBytes_FromStringAndSize(NULL, _dump_size(self._m))
-        p = <uint8_t*>PyBytes_AS_STRING(out)
-        with nogil:
-            rc = _dump_store(self._m, p)
-        if rc:
-            raise MemoryError()
-        return out
-
-    def _load(self, data):
-        """Replace the contents with ``data``, in :meth:`_dump`'s layout.  Contents that
-        do not fit the map leave it empty and raise ValueError."""
-        cdef bytes raw
-        cdef const uint8_t* p
-        cdef size_t n
-        cdef int rc
-        if self._m.type == BPF_MAP_TYPE_PROG_ARRAY or self._m.inner != NULL:
-            return self._load_slots(data)
-        raw = data
-        p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
-        _map_reset(self._m)
-        with nogil:
-            rc = _load_store(self._m, p, n)
-        if rc:
-            _map_reset(self._m)
-            if rc < 0:
-                raise MemoryError()
-            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")
-
-    cdef list _slots(self):
+    cpdef list _slots(self):
+        # program arrays and maps of maps: [(key, Program or Map)] in iteration order
         cdef MapStore* m = self._m
         cdef uint32_t b
         cdef int32_t e
@@ -468,10 +664,8 @@ cdef class Map:
                 e = m.next[e]
         return out
 
-    cdef _load_slots(self, list items):
+    cpdef _load_slots(self, list items):
         # inserted in reverse, so that a hash of maps lists them in the given order
-        if len({k for k, _ in items}) != len(items):
-            raise ValueError(f"map {self._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
         for k, _ in self._slots():
             self.delete(k)
         try:
@@ -486,8 +680,10 @@ cdef class Map:
         return iter(self.keys())
 
     def __len__(self):
-        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             return 0
+        if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
+            return self._m.prod_pos - self._m.cons_pos
         if _is_hash(self._m) or self._m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
             return self._m.count
         return self._m.max_entries

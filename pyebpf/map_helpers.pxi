@@ -61,6 +61,9 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
         helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
     elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
+    elif (m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
+          or m.type == BPF_MAP_TYPE_BLOOM_FILTER):
+        helper_fault(vm, b"a queue, stack or bloom filter is only for bpf_map_push/pop/peek_elem")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
     else:
@@ -93,6 +96,27 @@ cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     return <uintptr_t>map_value(m, elem, _cpu(vm) % m.ncpu)
 
 
+cdef uint64_t bpf_map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t cpu,
+                                         uint64_t d, uint64_t e) noexcept nogil:
+    """The value of ``cpu`` (NULL past the last CPU) of a per-CPU map's element."""
+    cdef MapStore* m = _data_map_arg(vm, r1, True)
+    cdef uint8_t* key
+    cdef int32_t elem
+    if m == NULL:
+        return 0
+    if m.ncpu == 1:
+        return helper_fault(vm, b"bpf_map_lookup_percpu_elem takes a per-CPU map")
+    key = _mem(vm, r2, m.key_size, ACCESS_READ)
+    if key == NULL or <uint32_t>cpu >= m.ncpu:
+        return 0
+    elem = map_find(m, key)
+    if elem == NO_ELEM:
+        return 0
+    if _is_lru(m):
+        lru_touch(m, elem)
+    return <uintptr_t>map_value(m, elem, <uint32_t>cpu)
+
+
 cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
                                   uint64_t flags, uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, False)
@@ -119,6 +143,56 @@ cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     if key == NULL:
         return 0
     return <uint64_t><int64_t>map_delete(m, key)
+
+
+# --- queues, stacks and bloom filters: the values are copied in and out (bloom
+# filters: hashed), never pointed to ---
+
+cdef MapStore* _queue_arg(Vm* vm, uint64_t ptr, bint bloom_ok) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, ptr)
+    if m != NULL and m.type != BPF_MAP_TYPE_QUEUE and m.type != BPF_MAP_TYPE_STACK and \
+            not (bloom_ok and m.type == BPF_MAP_TYPE_BLOOM_FILTER):
+        helper_fault(vm, b"r1 must be a queue or a stack (or for push and peek a bloom filter)")
+        return NULL
+    return m
+
+
+cdef uint64_t bpf_map_push_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                                uint64_t d, uint64_t e) noexcept nogil:
+    cdef MapStore* m = _queue_arg(vm, r1, True)
+    cdef uint8_t* value
+    if m == NULL:
+        return 0
+    value = _mem(vm, r2, m.value_size, ACCESS_READ)
+    if value == NULL:
+        return 0
+    if m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        return <uint64_t><int64_t>bloom_push(m, value, flags)
+    return <uint64_t><int64_t>qs_push(m, value, flags)
+
+
+cdef uint64_t _queue_take(Vm* vm, uint64_t r1, uint64_t r2, bint remove) noexcept nogil:
+    cdef MapStore* m = _queue_arg(vm, r1, not remove)
+    cdef uint8_t* out
+    if m == NULL:
+        return 0
+    if m.type == BPF_MAP_TYPE_BLOOM_FILTER:         # peek: is the value maybe in it
+        out = _mem(vm, r2, m.value_size, ACCESS_READ)
+        return 0 if out == NULL else <uint64_t><int64_t>bloom_peek(m, out)
+    out = _mem(vm, r2, m.value_size, ACCESS_WRITE)
+    if out == NULL:
+        return 0
+    return <uint64_t><int64_t>qs_take(m, out, remove)
+
+
+cdef uint64_t bpf_map_pop_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
+    return _queue_take(vm, r1, r2, True)
+
+
+cdef uint64_t bpf_map_peek_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                                uint64_t e) noexcept nogil:
+    return _queue_take(vm, r1, r2, False)
 
 
 cdef MapStore* _typed_map_arg(Vm* vm, uint64_t ptr, uint32_t kind, const char* why) noexcept nogil:
@@ -210,10 +284,6 @@ cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t 
 # end is copied to the start.  A reserved record is a region of the run until it is
 # submitted or discarded; records still reserved when the run ends (or tail-calls,
 # which the kernel's verifier forbids while one is held) are discarded. ---
-
-cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
-    return ((len_ & ~(RB_BUSY | RB_DISCARD)) + RB_HDR + 7) & ~7u
-
 
 cdef uint8_t* rb_reserve(MapStore* m, uint64_t size) noexcept nogil:
     """The kernel's __bpf_ringbuf_reserve: the record's data, or NULL without room."""
@@ -431,6 +501,10 @@ cdef void register_map_helpers(helper_fn* table) noexcept:
     table[3] = bpf_map_delete_elem
     table[12] = bpf_tail_call
     table[27] = bpf_get_stackid
+    table[195] = bpf_map_lookup_percpu_elem
+    table[87] = bpf_map_push_elem
+    table[88] = bpf_map_pop_elem
+    table[89] = bpf_map_peek_elem
     table[22] = bpf_perf_event_read
     table[25] = bpf_perf_event_output
     table[130] = bpf_ringbuf_output

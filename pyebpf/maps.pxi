@@ -1,7 +1,8 @@
 # Map storage in C: the data structures of each map type and their operations, and
 # creating storage with BPF_MAP_CREATE's refusals.  Included into pyebpf/_core.pyx;
 # MapStore is declared in pyebpf/_core.pxd.  The map helpers are in map_helpers.pxi,
-# the pin file's contents in pin_format.pxi, the Python Map class in map_class.pxi.
+# the Python Map class in map_class.pxi; the pin file's contents are walked by the
+# pyebpf.pin_format module, on the declarations in pyebpf/_core.pxd.
 #
 # Storage is preallocated at creation, as the kernel's default (prealloc) maps are:
 # element i of a map owns bytes [i * slot, (i + 1) * slot) of one value block, so a
@@ -16,10 +17,6 @@
 # deterministic, where a current kernel's differs per map unless BPF_F_ZERO_SEED is set.
 
 cdef enum:
-    LPM_IM = 1                    # an intermediate trie node: no value
-    RB_BUSY = 1u << 31            # ring buffer record header bits (BPF_RINGBUF_*_BIT)
-    RB_DISCARD = 1u << 30
-    RB_HDR = 8
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
@@ -60,23 +57,6 @@ cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcep
     b ^= a; b -= _rol32(a, 14)
     c ^= b; c -= _rol32(b, 24)
     return c
-
-
-cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
-    cdef uint32_t w
-    memcpy(&w, p, 4)
-    return w
-
-
-cdef inline bint _is_hash(MapStore* m) noexcept nogil:
-    return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
-            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
-            or _is_lru(m))
-
-
-cdef inline bint _is_lru(MapStore* m) noexcept nogil:
-    return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
-
 
 
 cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
@@ -294,10 +274,6 @@ cdef inline uint32_t _lpm_bit(const uint8_t* data, uint32_t index) noexcept nogi
     return (data[index >> 3] >> (7 - (index & 7))) & 1
 
 
-cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
-    return m.keys + <size_t>n * m.data_size
-
-
 cdef uint32_t _lpm_match(MapStore* m, int32_t n, const uint8_t* key) noexcept nogil:
     """How many leading bits of node ``n`` and ``key`` agree, at most both prefixes."""
     cdef uint32_t limit = m.nodes[n].prefixlen, plen = 0, i
@@ -503,6 +479,71 @@ cdef int _lpm_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept n
     return 0
 
 
+# --- queues and stacks (kernel/bpf/queue_stack_maps.c): max_entries value slots used
+# as a ring, the values held being those from cons_pos (the oldest) up to prod_pos ---
+
+cdef int qs_push(MapStore* m, const uint8_t* value, uint64_t flags) noexcept nogil:
+    """queue_stack_map_push_elem: a full map refuses (E2BIG) unless ``flags`` is
+    BPF_EXIST, which drops its oldest value; any other flag is EINVAL."""
+    if flags & BPF_NOEXIST or flags > BPF_EXIST:
+        return -EINVAL
+    if m.prod_pos - m.cons_pos == m.max_entries:
+        if not flags & BPF_EXIST:
+            return -E2BIG
+        m.cons_pos += 1
+    memcpy(map_value(m, <int32_t>(m.prod_pos % m.max_entries), 0), value, m.value_size)
+    m.prod_pos += 1
+    return 0
+
+
+cdef int qs_take(MapStore* m, uint8_t* out, bint remove) noexcept nogil:
+    """__queue_map_get and __stack_map_get: copy the oldest (queue) or newest (stack)
+    value to ``out``, and with ``remove`` pop it; -ENOENT when empty (``out`` zeroed)."""
+    cdef uint64_t pos
+    if m.prod_pos == m.cons_pos:
+        memset(out, 0, m.value_size)
+        return -ENOENT
+    if m.type == BPF_MAP_TYPE_QUEUE:
+        pos = m.cons_pos
+        m.cons_pos += remove
+    else:
+        pos = m.prod_pos - 1
+        m.prod_pos -= remove
+    memcpy(out, map_value(m, <int32_t>(pos % m.max_entries), 0), m.value_size)
+    return 0
+
+
+# --- bloom filters (kernel/bpf/bloom_filter.c): a bitset of a power of two bits; a value
+# sets (push) or tests (peek) bit jhash(value, seed + i) & mask for each hash function i.
+# pyebpf's seed is 0, the kernel's too with BPF_F_ZERO_SEED (else random). jhash equals
+# the kernel's jhash2 for values of whole words. ---
+
+cdef inline uint32_t _bloom_bit(MapStore* m, const uint8_t* value, uint32_t i) noexcept nogil:
+    return jhash(value, m.value_size, i) & m.bloom_mask
+
+
+cdef int bloom_push(MapStore* m, const uint8_t* value, uint64_t flags) noexcept nogil:
+    """bloom_map_push_elem: only BPF_ANY."""
+    cdef uint32_t i, h
+    if flags != BPF_ANY:
+        return -EINVAL
+    for i in range(m.bloom_hashes):
+        h = _bloom_bit(m, value, i)
+        m.values[h >> 3] |= 1 << (h & 7)
+    return 0
+
+
+cdef int bloom_peek(MapStore* m, const uint8_t* value) noexcept nogil:
+    """bloom_map_peek_elem: 0 when every bit of ``value`` is set (maybe present),
+    -ENOENT when one is not (certainly absent)."""
+    cdef uint32_t i, h
+    for i in range(m.bloom_hashes):
+        h = _bloom_bit(m, value, i)
+        if not m.values[h >> 3] & (1 << (h & 7)):
+            return -ENOENT
+    return 0
+
+
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
         free(m.st_nr)
@@ -525,15 +566,41 @@ cdef void map_free(MapStore* m) noexcept nogil:
 # --- creating storage ---------------------------------------------------------------
 
 cdef bint _meta_equal(MapStore* a, MapStore* b):
-    # the kernel's bpf_map_meta_equal
+    # the kernel's bpf_map_meta_equal; arrays (array_map_meta_equal) also compare
+    # max_entries unless the template is BPF_F_INNER_MAP
     return (a.type == b.type and a.key_size == b.key_size and a.value_size == b.value_size
-            and a.flags == b.flags and a.max_entries == b.max_entries)
+            and a.flags == b.flags
+            and (a.type != BPF_MAP_TYPE_ARRAY or a.flags & BPF_F_INNER_MAP
+                 or a.max_entries == b.max_entries))
 
 
 _HASHES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH,
            BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_HASH_OF_MAPS)
 _ARRAYS = (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PROG_ARRAY,
            BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+_QUEUES = (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK)
+_PERCPU = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
+_PROG_ACCESS = BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
+_ACCESS_FLAGS = BPF_F_RDONLY | BPF_F_WRONLY | _PROG_ACCESS        # BPF_F_ACCESS_MASK
+_HASH_FLAGS = BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | _ACCESS_FLAGS | BPF_F_ZERO_SEED
+_FD_ARRAY_FLAGS = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY   # fd_array_map_alloc_check
+# the flags each map type takes (its *_CREATE_FLAG_MASK)
+_CREATE_FLAGS = {
+    BPF_MAP_TYPE_HASH: _HASH_FLAGS, BPF_MAP_TYPE_PERCPU_HASH: _HASH_FLAGS,
+    BPF_MAP_TYPE_HASH_OF_MAPS: _HASH_FLAGS,
+    BPF_MAP_TYPE_LRU_HASH: _HASH_FLAGS | BPF_F_NO_COMMON_LRU,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH: _HASH_FLAGS | BPF_F_NO_COMMON_LRU,
+    BPF_MAP_TYPE_ARRAY: BPF_F_NUMA_NODE | BPF_F_MMAPABLE | _ACCESS_FLAGS | BPF_F_INNER_MAP,
+    BPF_MAP_TYPE_PERCPU_ARRAY: _ACCESS_FLAGS,
+    BPF_MAP_TYPE_PROG_ARRAY: _FD_ARRAY_FLAGS, BPF_MAP_TYPE_ARRAY_OF_MAPS: _FD_ARRAY_FLAGS,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY: _FD_ARRAY_FLAGS,
+    BPF_MAP_TYPE_LPM_TRIE: BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | _ACCESS_FLAGS,
+    BPF_MAP_TYPE_STACK_TRACE: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_MAP_TYPE_RINGBUF: BPF_F_NUMA_NODE,
+    BPF_MAP_TYPE_QUEUE: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
+    BPF_MAP_TYPE_BLOOM_FILTER: BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | _ACCESS_FLAGS,
+    BPF_MAP_TYPE_STACK: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
+}
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                 BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -541,20 +608,41 @@ _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
 
 
 cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
-                   uint32_t flags, object tmpl):
+                   uint32_t flags, object tmpl, uint64_t map_extra):
     """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
     name = kind.name
-    if kind not in _HASHES + _ARRAYS + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
-                                        BPF_MAP_TYPE_STACK_TRACE):
+    if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
+                                                  BPF_MAP_TYPE_STACK_TRACE,
+                                                  BPF_MAP_TYPE_BLOOM_FILTER):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
+    if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
+        raise MapError(EINVAL, f"{name} takes no map_extra")
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is None:
         raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
     if kind not in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is not None:
         raise MapError(EINVAL, f"{name} takes no inner map")
+    if flags & BPF_F_RDONLY and flags & BPF_F_WRONLY:        # bpf_get_file_flag
+        raise MapError(EINVAL, "a map is not both BPF_F_RDONLY and BPF_F_WRONLY")
+    if (flags & ~_CREATE_FLAGS[kind] or flags & _PROG_ACCESS == _PROG_ACCESS
+            or (kind in _PERCPU and flags & BPF_F_NUMA_NODE)):
+        # each type's alloc_check and its *_CREATE_FLAG_MASK; bpf_map_flags_access_ok;
+        # per-CPU maps are on every node
+        raise MapError(EINVAL, f"flags {flags:#x} are not valid for {name}")
     if kind == BPF_MAP_TYPE_RINGBUF:
-        if flags or key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
+        if key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
             raise MapError(EINVAL, "a ring buffer has key and value size 0, no flags and a "
                                    "power-of-2 multiple of 4096 as max_entries")
+        return
+    if kind == BPF_MAP_TYPE_BLOOM_FILTER:
+        # bloom_map_alloc: the low 4 bits of map_extra are the number of hash functions
+        if key_size or value_size == 0 or max_entries == 0 or map_extra & ~0xF:
+            raise MapError(EINVAL, "a bloom filter has no key, a value, max_entries and "
+                                   "at most 15 hash functions (map_extra)")
+        return
+    if kind in _QUEUES:
+        # queue_stack_map_alloc_check
+        if max_entries == 0 or key_size or value_size == 0:
+            raise MapError(EINVAL, f"a {name} has no key, a value and max_entries")
         return
     if max_entries == 0 or value_size == 0 or key_size == 0:
         raise MapError(EINVAL, "key_size, value_size and max_entries must be non-zero")
@@ -564,30 +652,26 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                 BPF_MAP_TYPE_PERF_EVENT_ARRAY) and value_size != 4:
         raise MapError(EINVAL, f"{name} values are 4-byte fds, not {value_size}")
     if kind == BPF_MAP_TYPE_STACK_TRACE:
-        if key_size != 4 or value_size < 8 or value_size % 8 or value_size // 8 > 127 or flags:
-            raise MapError(EINVAL, "a stack trace map has 4-byte keys, values of 1 to 127 "
-                                   "u64 frames and no flags (pyebpf has no build-id mode)")
+        if key_size != 4 or value_size < 8 or value_size % 8 or value_size // 8 > 127:
+            raise MapError(EINVAL, "a stack trace map has 4-byte keys and values of 1 to 127 "
+                                   "u64 frames")
         return
     if kind == BPF_MAP_TYPE_LPM_TRIE:
-        if not flags & BPF_F_NO_PREALLOC or flags & ~BPF_F_NO_PREALLOC or not 5 <= key_size <= 260:
-            raise MapError(EINVAL, "an LPM trie needs BPF_F_NO_PREALLOC (and no other flag) "
-                                   "and a key of a u32 prefixlen and 1 to 256 data bytes")
+        if not flags & BPF_F_NO_PREALLOC or not 5 <= key_size <= 260:
+            raise MapError(EINVAL, "an LPM trie needs BPF_F_NO_PREALLOC and a key of a u32 "
+                                   "prefixlen and 1 to 256 data bytes")
         return
-    lru = kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH)
-    allowed = ((BPF_F_NO_PREALLOC | BPF_F_ZERO_SEED | (BPF_F_NO_COMMON_LRU if lru else 0))
-               if kind in _HASHES else 0)
-    if flags & ~allowed:
-        raise MapError(EINVAL, f"flags {flags:#x} are not valid for {name}")
-    if lru and flags & BPF_F_NO_PREALLOC:
+    if kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH) and flags & BPF_F_NO_PREALLOC:
         raise MapError(ENOTSUPP, f"{name} is always preallocated (BPF_F_NO_PREALLOC: ENOTSUPP)")
 
 
 cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
                           uint32_t max_entries, uint32_t flags, uint32_t ncpu,
-                          MapStore* tmpl) except NULL:
+                          MapStore* tmpl, uint64_t map_extra=0) except NULL:
     """Validate like BPF_MAP_CREATE (map_create, the maps' alloc_check) and allocate the storage."""
     cdef MapStore* m
-    _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1)
+    _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1,
+                  map_extra)
     if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):
         raise MapError(E2BIG, "map too large for pyebpf (value 1 MiB, key 512 B, "
                               "16M entries at most)")
@@ -605,6 +689,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.free_head = m.node_free = NO_ELEM
     m.owner_type = -1
     m.tmpl = tmpl
+    m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
     try:
         _map_storage(m, kind)
     except MemoryError:
@@ -616,6 +701,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
 
 cdef _map_storage(MapStore* m, object kind):
     cdef uint32_t n = 1
+    cdef uint64_t bits
     cdef uint32_t max_entries = m.max_entries
     if kind == BPF_MAP_TYPE_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
@@ -635,6 +721,25 @@ cdef _map_storage(MapStore* m, object kind):
         m.values = <uint8_t*>_zalloc(m.values_len, 1)
         m.st_nr = <uint32_t*>_zalloc(n, sizeof(uint32_t))
         m.st_hash = <uint32_t*>_zalloc(n, sizeof(uint32_t))
+        return
+    if kind == BPF_MAP_TYPE_BLOOM_FILTER:
+        # bloom_map_alloc: max_entries * hashes * 7 / 5 bits (about 1/ln 2 per element
+        # and hash), rounded up to a power of two, 64 at least
+        bits = <uint64_t>max_entries * m.bloom_hashes // 5 * 7
+        if bits > (1 << 27):
+            raise MapError(E2BIG, "bloom filter too large for pyebpf (2^27 bits at most)")
+        while n < bits or n < 64:
+            n <<= 1
+        m.bloom_mask = n - 1
+        m.hidden = True
+        m.values_len = n // 8
+        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        return
+    if kind in _QUEUES:
+        # values leave only through the helpers' copies
+        m.hidden = True
+        m.values_len = <size_t>max_entries * m.stride
+        m.values = <uint8_t*>_zalloc(m.values_len, 1)
         return
     if kind == BPF_MAP_TYPE_RINGBUF:
         m.hidden = True

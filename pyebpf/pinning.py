@@ -19,15 +19,16 @@ import hashlib
 import os
 import stat
 import struct
+import sys
 import tempfile
 import weakref
 from pathlib import Path
 
-from . import _core, isa
+from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 2                                 # written; 1 and 2 are read
+VERSION = 3                                 # written; 1 to 3 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -44,6 +45,10 @@ _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
 _OF_MAPS = (_T.BPF_MAP_TYPE_ARRAY_OF_MAPS, _T.BPF_MAP_TYPE_HASH_OF_MAPS)
 _V1_MAPS = (_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
             _T.BPF_MAP_TYPE_PERCPU_ARRAY, _PROG_ARRAY)
+_V2_MAPS = _V1_MAPS + (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                       _T.BPF_MAP_TYPE_LPM_TRIE, *_OF_MAPS, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                       _T.BPF_MAP_TYPE_RINGBUF, _T.BPF_MAP_TYPE_STACK_TRACE)
+_MAPS_UP_TO = {1: _V1_MAPS, 2: _V2_MAPS}    # the map types each older version holds
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -306,10 +311,10 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if hashlib.blake2b(body, digest_size=16).digest() != digest:
         raise PinError(errno.EINVAL, f"{path}: pin file corrupt (its contents do not match "
                                      "their checksum)")
-    if version == 1 and kind == KIND_MAP and body[:4] and \
-            int.from_bytes(body[:4], "little") not in _V1_MAPS:
-        raise PinError(errno.EINVAL, f"{path}: a version 1 pin file cannot hold a map of "
-                                     f"type {int.from_bytes(body[:4], 'little')}")
+    if version in _MAPS_UP_TO and kind == KIND_MAP and body[:4] and \
+            int.from_bytes(body[:4], "little") not in _MAPS_UP_TO[version]:
+        raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
+                                     f"map of type {int.from_bytes(body[:4], 'little')}")
     return kind, pin_id, generation, body
 
 
@@ -426,9 +431,9 @@ def _map_def(m) -> bytes:
 
 def _map_body(m) -> bytes:
     """The definition (maps of maps: then their inner map template's), then the
-    contents: Map._dump's bytes, or per slot its key and its object's pin path."""
+    contents: pin_format.dump's bytes, or per slot its key and its object's pin path."""
     head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"")
-    contents = m._dump()
+    contents = pin_format.dump(m)
     if isinstance(contents, bytes):
         return head + contents
     slots = []
@@ -490,7 +495,7 @@ def _set_contents(m, path: str, contents: bytes) -> None:
             except PinError as exc:
                 raise PinError(exc.errno, f"{path}: {_slot_name(m, key)}: {exc}") from None
     try:
-        m._load(items)
+        pin_format.load(m, items)
     except ValueError as exc:
         raise PinError(errno.EINVAL, f"{path}: {exc}") from None
 
@@ -541,7 +546,7 @@ def get_map(path):
     definition, template, contents = _parse_map(full, body)
     if template is not None:
         template = _create(full, template, "inner map template", None)
-    m = _create(full, definition, "map definition", template)
+    m = _create(full, definition, "map definition", template, contents)
     # linked first: a program in its own program array gets this map back
     _attach(m, full, pin_id, generation, hashlib.blake2b(body, digest_size=16).digest())
     link, m._pin = m._pin, None
@@ -555,11 +560,14 @@ def get_map(path):
     return m
 
 
-def _create(path: str, definition: tuple, what: str, template):
+def _create(path: str, definition: tuple, what: str, template, contents: bytes = b""):
     kind, key, value, entries, flags, ncpu, name = definition
+    # a bloom filter's contents begin with its map_extra, which sizes its bitset
+    extra = int.from_bytes(contents[:4], "little") if kind == _T.BPF_MAP_TYPE_BLOOM_FILTER \
+        else 0
     try:
         return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
-                                inner_map=template)
+                                inner_map=template, map_extra=extra)
     except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
 
@@ -740,3 +748,6 @@ def get_program(path):
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
     return prog
+
+
+_core._pinning = sys.modules[__name__]    # Map.pin, Program.pin and from_pin come here

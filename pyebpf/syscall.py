@@ -23,11 +23,15 @@ from .errors import BpfError, LoadError, MapError, PinError, VerifierError
 C = isa.BpfCmd
 _FIELDS = {
     C.BPF_MAP_CREATE: {"map_type", "key_size", "value_size", "max_entries", "map_flags",
-                       "map_name"},
+                       "map_name", "map_extra"},
     C.BPF_MAP_LOOKUP_ELEM: {"map_fd", "key", "value", "flags"},
     C.BPF_MAP_UPDATE_ELEM: {"map_fd", "key", "value", "flags"},
     C.BPF_MAP_DELETE_ELEM: {"map_fd", "key", "flags"},
     C.BPF_MAP_GET_NEXT_KEY: {"map_fd", "key", "next_key"},
+    C.BPF_MAP_LOOKUP_AND_DELETE_ELEM: {"map_fd", "key", "value", "flags"},
+    **{c: {"map_fd", "in_batch", "out_batch", "keys", "values", "count", "elem_flags", "flags"}
+       for c in (C.BPF_MAP_LOOKUP_BATCH, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+                 C.BPF_MAP_UPDATE_BATCH, C.BPF_MAP_DELETE_BATCH)},
     C.BPF_PROG_LOAD: {"prog_type", "insns", "license", "log_level", "log_size", "log_buf",
                       "kern_version", "prog_name"},
     C.BPF_OBJ_PIN: {"pathname", "bpf_fd", "file_flags"},
@@ -40,7 +44,7 @@ _programs: dict = {}     # handle -> Program: a loaded program lives until close
 
 
 def _fail(code: int, cmd, message: str):
-    raise BpfError(code, f"{cmd.name}: {message}: {errno.errorcode[code]}")
+    raise BpfError(code, f"{cmd.name}: {message}: {isa.errno_name(code)}")
 
 
 def _command(cmd):
@@ -75,7 +79,7 @@ def _value_size(m):
 
 def bpf(cmd, attr=None) -> int:
     """Run one bpf(2) command; see the module docstring."""
-    cmd, attr = _command(cmd), dict(attr or {})
+    cmd, given, attr = _command(cmd), attr, dict(attr or {})
     if cmd not in _FIELDS:
         _fail(errno.EINVAL, cmd, "not supported by pyebpf")
     stray = [k for k, v in attr.items() if k not in _FIELDS[cmd] and v]
@@ -85,6 +89,9 @@ def bpf(cmd, attr=None) -> int:
         return _COMMANDS[cmd](cmd, attr)
     except (MapError, PinError) as exc:
         raise BpfError(exc.errno, f"{cmd.name}: {exc}") from None
+    finally:
+        if "count" in attr and isinstance(given, dict):
+            given["count"] = attr["count"]    # an in/out field, written back as the kernel does
 
 
 def close(fd: int) -> None:
@@ -100,28 +107,55 @@ def _map_create(cmd, a):
     name = a.get("map_name") or ""
     return _core.Map.create(a.get("map_type", 0), a.get("key_size", 0), a.get("value_size", 0),
                             a.get("max_entries", 0), a.get("map_flags", 0),
-                            name=name.decode() if isinstance(name, bytes) else name).fd
+                            name=name.decode() if isinstance(name, bytes) else name,
+                            map_extra=a.get("map_extra", 0)).fd
 
 
 def _lookup(cmd, a):
     m = _map(cmd, a.get("map_fd", 0))
     if a.get("flags"):
         _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x} (BPF_F_LOCK needs a spin lock)")
-    key = bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+    key = _key(cmd, a, m)
+    if m.type == isa.MapType.BPF_MAP_TYPE_BLOOM_FILTER:
+        # the value is the one asked about (map_lookup_elem copies it in first)
+        if not m.maybe_contains(bytes(_buffer(cmd, a, "value", m.value_size)[:m.value_size])):
+            _fail(errno.ENOENT, cmd, "the value is not in the bloom filter")
+        return 0
     out = _buffer(cmd, a, "value", _value_size(m), out=True)
-    value = m.lookup(key)
+    _give(cmd, out, key, m.lookup(key))
+    return 0
+
+
+def _lookup_and_delete(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    key = _key(cmd, a, m)
+    out = _buffer(cmd, a, "value", _value_size(m), out=True)
+    _give(cmd, out, key, m.lookup_and_delete(key, a.get("flags", 0)))
+    return 0
+
+
+def _key(cmd, a, m):
+    if not m.key_size:
+        # queues and stacks have no key: a key pointer is EINVAL (__bpf_copy_key)
+        if a.get("key") is not None:
+            _fail(errno.EINVAL, cmd, f"map fd {m.fd} has no key (key_size 0): key must be None")
+        return b""
+    return bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+
+
+def _give(cmd, out, key, value):
+    """Write what a lookup found into the caller's buffer (per-CPU: the syscall layout)."""
     if value is None:
-        _fail(errno.ENOENT, cmd, f"key {key.hex()} is not in the map")
+        _fail(errno.ENOENT, cmd, f"key {key.hex()} is not in the map" if key else "empty")
     if isinstance(value, list):
-        stride = (m.value_size + 7) & ~7
+        stride = (len(value[0]) + 7) & ~7
         value = b"".join(v.ljust(stride, b"\0") for v in value)
     out[:len(value)] = value
-    return 0
 
 
 def _update(cmd, a):
     m = _map(cmd, a.get("map_fd", 0))
-    key = bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size])
+    key = _key(cmd, a, m)
     value = bytes(_buffer(cmd, a, "value", _value_size(m))[:_value_size(m)])
     if m.ncpu > 1:
         stride = (m.value_size + 7) & ~7
@@ -134,7 +168,7 @@ def _delete(cmd, a):
     m = _map(cmd, a.get("map_fd", 0))
     if a.get("flags"):
         _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x}")
-    m.delete(bytes(_buffer(cmd, a, "key", m.key_size)[:m.key_size]))
+    m.delete(_key(cmd, a, m))
     return 0
 
 
@@ -147,6 +181,56 @@ def _next_key(cmd, a):
     if nxt is None:
         _fail(errno.ENOENT, cmd, "no key after " + ("the last" if key else "none: map empty"))
     out[:m.key_size] = nxt
+    return 0
+
+
+def _lookup_batch(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    count = a.get("count", 0)
+    keys = _buffer(cmd, a, "keys", count * m.key_size, out=True) if count else None
+    values = _buffer(cmd, a, "values", count * _value_size(m), out=True) if count else None
+    cursor = a.get("in_batch")
+    rc, items, out = m._lookup_batch(count, None if cursor is None else bytes(cursor),
+                                     a.get("elem_flags", 0), a.get("flags", 0),
+                                     cmd == C.BPF_MAP_LOOKUP_AND_DELETE_BATCH)
+    if rc == isa.Errno.ENOTSUPP or (rc == errno.EINVAL and not items):
+        _fail(rc, cmd, f"map fd {m.fd} ({m.type.name})")     # count left as it was
+    a["count"] = len(items)
+    vsize = _value_size(m)
+    for i, (key, value) in enumerate(items):
+        keys[i * m.key_size:(i + 1) * m.key_size] = key
+        if isinstance(value, list):
+            value = b"".join(v.ljust(vsize // m.ncpu, b"\0") for v in value)
+        values[i * vsize:(i + 1) * vsize] = value
+    if out is not None:
+        _buffer(cmd, a, "out_batch", len(out), out=True)[:len(out)] = out
+    if rc:
+        _fail(rc, cmd, f"after {len(items)} element(s)")
+    return 0
+
+
+def _change_batch(cmd, a):
+    m = _map(cmd, a.get("map_fd", 0))
+    count = a.get("count", 0)
+    keys = bytes(_buffer(cmd, a, "keys", count * m.key_size)) if count else b""
+    keys = [keys[i * m.key_size:(i + 1) * m.key_size] for i in range(count)]
+    try:
+        if cmd == C.BPF_MAP_DELETE_BATCH:
+            a["count"] = m.delete_batch(keys, a.get("elem_flags", 0), a.get("flags", 0))
+        else:
+            size = _value_size(m)
+            raw = bytes(_buffer(cmd, a, "values", count * size)) if count else b""
+            values = [raw[i * size:(i + 1) * size] for i in range(count)]
+            if m.ncpu > 1:
+                stride = size // m.ncpu
+                values = [[v[c * stride:c * stride + m.value_size] for c in range(m.ncpu)]
+                          for v in values]
+            a["count"] = m.update_batch(zip(keys, values), a.get("elem_flags", 0),
+                                        a.get("flags", 0))
+    except MapError as exc:
+        if exc.errno not in (errno.EINVAL, isa.Errno.ENOTSUPP) or exc.count:
+            a["count"] = exc.count
+        raise
     return 0
 
 
@@ -206,4 +290,7 @@ _COMMANDS = {
     C.BPF_MAP_UPDATE_ELEM: _update, C.BPF_MAP_DELETE_ELEM: _delete,
     C.BPF_MAP_GET_NEXT_KEY: _next_key, C.BPF_PROG_LOAD: _prog_load,
     C.BPF_OBJ_PIN: _obj_pin, C.BPF_OBJ_GET: _obj_get,
+    C.BPF_MAP_LOOKUP_AND_DELETE_ELEM: _lookup_and_delete,
+    C.BPF_MAP_LOOKUP_BATCH: _lookup_batch, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH: _lookup_batch,
+    C.BPF_MAP_UPDATE_BATCH: _change_batch, C.BPF_MAP_DELETE_BATCH: _change_batch,
 }

@@ -233,15 +233,17 @@ class Answers:
 
     # --- maps ----------------------------------------------------------------------------
     def map_create(self, map_type, key_size, value_size, max_entries, flags, inner_map_fd,
-                   name):
+                   name, map_extra=0):
         params = [int(map_type), key_size, value_size, max_entries, flags,
                   self._ident(inner_map_fd) if inner_map_fd else 0, name]
+        if map_extra:       # appended only when given: the keys of older answers stay
+            params.append(map_extra)
         twins = sum(1 for h in self.handles.values() if h.params == params)
         key = _h("map_create", params)
 
         def ask():
             fd, err = self.real.map_create(map_type, key_size, value_size, max_entries, flags,
-                                           inner_map_fd, name)
+                                           inner_map_fd, name, map_extra)
             ask.fd = fd
             return {"ok": fd >= 0, "err": err}
         ask.fd = -1
@@ -286,6 +288,24 @@ class Answers:
         a = self._answer("libbpf object load", _h("libbpf insns", source, program),
                          lambda: {"insns": ask().hex()})
         return bytes.fromhex(a["insns"])
+
+    def map_batch(self, cmd, fd, in_batch, keys, values, count, elem_flags, flags,
+                  batch_size):
+        m = self.handles.get(fd)
+        state = m.state if m is not None else f"fd:{fd}"
+        k = _h("batch", int(cmd), state, in_batch, keys, values, count, elem_flags, flags,
+               batch_size)
+        if m is not None:
+            m.state = _h(m.state, k)
+
+        def ask():
+            err, got, out, kout, vout = self.real.map_batch(
+                cmd, fd, in_batch, keys, values, count, elem_flags, flags, batch_size)
+            return {"err": err, "count": got, "out": out.hex(), "keys": kout.hex(),
+                    "values": vout.hex()}
+        a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=m is not None and m.varies)
+        return (a["err"], a["count"], bytes.fromhex(a["out"]), bytes.fromhex(a["keys"]),
+                bytes.fromhex(a["values"]))
 
     def close(self, fd):
         self.handles.pop(fd, None)

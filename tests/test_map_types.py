@@ -12,18 +12,17 @@ from pyebpf import isa
 from pyebpf import Map
 from pyebpf.errors import MapError
 
+from mapcheck import outcome as _outcome, u32
+
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
 LPM, RINGBUF, PERF = T.BPF_MAP_TYPE_LPM_TRIE, T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_PERF_EVENT_ARRAY
 ARRAY_OF_MAPS, HASH_OF_MAPS = T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH_OF_MAPS
 HASH, ARRAY = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY
+QUEUE, STACK = T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK
 NO_PREALLOC, ZERO_SEED, NO_COMMON_LRU = isa.BPF_F_NO_PREALLOC, isa.BPF_F_ZERO_SEED, 2
 ENOTSUPP = isa.Errno.ENOTSUPP
 FRAME = bytes(range(64))
-
-
-def u32(v):
-    return struct.pack("<I", v)
 
 
 def u64(v):
@@ -32,14 +31,6 @@ def u64(v):
 
 def lpm_key(plen, data):
     return u32(plen) + bytes(data)
-
-
-def _outcome(fn, *args):
-    try:
-        out = fn(*args)
-        return "ok" if out is None and fn.__name__ in ("update", "delete") else out
-    except (MapError, pyebpf.errors.KernelError) as exc:
-        return exc.errno
 
 
 def _run_both(kernel, ours_src, theirs_src, frame=FRAME, **fields):
@@ -68,10 +59,14 @@ def one_cpu():
     (RINGBUF, 0, 4, 4096, 0), (RINGBUF, 0, 0, 4096, NO_PREALLOC),
     (PERF, 4, 8, 4, 0), (PERF, 4, 4, 0, 0), (PERF, 4, 4, 4, NO_PREALLOC),
     (ARRAY_OF_MAPS, 4, 4, 4, 0), (HASH_OF_MAPS, 4, 4, 4, 0),
+    (QUEUE, 4, 4, 4, 0), (QUEUE, 0, 0, 4, 0), (STACK, 0, 4, 0, 0), (STACK, 0, 4, 4, NO_PREALLOC),
+    (QUEUE, 0, 4, 4, ZERO_SEED), (QUEUE, 0, 4, 4, isa.BPF_F_RDONLY_PROG | isa.BPF_F_WRONLY_PROG),
 ], ids=["lru-noprealloc-enotsupp", "lru-max0", "hash-no-common-lru", "lpm-prealloc",
         "lpm-key4", "lpm-key261", "lpm-value0", "lpm-zeroseed", "ringbuf-not-pow2",
         "ringbuf-below-page", "ringbuf-key", "ringbuf-value", "ringbuf-flags", "perf-value8",
-        "perf-max0", "perf-flags", "array-of-maps-no-inner", "hash-of-maps-no-inner"])
+        "perf-max0", "perf-flags", "array-of-maps-no-inner", "hash-of-maps-no-inner",
+        "queue-key", "queue-value0", "stack-max0", "stack-no-prealloc", "queue-zero-seed",
+        "queue-rdonly-and-wronly-prog"])
 def test_creation_is_refused_with_the_kernels_errno(kernel_oracle, args):
     with pytest.raises(pyebpf.errors.KernelError) as theirs:
         kernel_oracle.KernelMap(*args)
@@ -83,8 +78,11 @@ def test_creation_is_refused_with_the_kernels_errno(kernel_oracle, args):
 @pytest.mark.parametrize("args", [
     (LRU, 4, 8, 4, NO_COMMON_LRU | ZERO_SEED), (LRU_PERCPU, 4, 8, 4, 0),
     (LPM, 5, 1, 1, NO_PREALLOC), (LPM, 260, 4, 4, NO_PREALLOC), (RINGBUF, 0, 0, 8192, 0),
-    (PERF, 4, 4, 1, 0)], ids=["lru-flags", "lru-percpu", "lpm-smallest", "lpm-largest",
-                              "ringbuf-2-pages", "perf"])
+    (PERF, 4, 4, 1, 0), (QUEUE, 0, 4, 4, 0), (STACK, 0, 12, 1, 0),
+    (QUEUE, 0, 8, 3, isa.BPF_F_RDONLY_PROG), (STACK, 0, 8, 3, isa.BPF_F_WRONLY_PROG),
+    (QUEUE, 0, 4, 2, isa.BPF_F_NUMA_NODE)],
+    ids=["lru-flags", "lru-percpu", "lpm-smallest", "lpm-largest", "ringbuf-2-pages", "perf",
+         "queue", "stack-one", "queue-rdonly-prog", "stack-wronly-prog", "queue-numa-node"])
 def test_creation_is_accepted_like_the_kernel(kernel_oracle, args):
     kernel_oracle.KernelMap(*args)
     assert Map.create(*args).max_entries >= args[3]

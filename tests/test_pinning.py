@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from pktprog import counter as counter_code
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
-from pyebpf import asm, isa, pinning
+from pyebpf import asm, isa, pin_format, pinning
 from pyebpf.errors import PinError
 from pyebpf import Map, Program
 
@@ -378,7 +379,7 @@ def test_re_inserting_an_lpm_tries_prefixes_gives_the_same_lookups_and_order(ops
         elif key in m.keys():
             del m[key]
     copy = Map.create("lpm_trie", 6, 4, 64, isa.BPF_F_NO_PREALLOC)
-    copy._load(m._dump())
+    pin_format.load(copy, pin_format.dump(m))
     assert copy.items() == m.items()
     probes = [u32(16) + x.to_bytes(2, "big") for x in range(0, 0x10000, 97)]
     assert [copy.lookup(k) for k in probes] == [m.lookup(k) for k in probes]
@@ -588,6 +589,58 @@ def test_a_version_1_pin_file_is_still_read(pin_root):
     raw[8] = 1
     (pin_root / "old").write_bytes(bytes(raw))
     assert got("old").items() == [(KEY0, u64b(5))]
+
+
+def test_the_core_imports_no_pinning_and_the_pin_format_is_a_module_of_its_own(pin_root):
+    env, cwd = child_python()
+    script = ("import sys; from pyebpf import _core, pin_format\n"
+              "assert 'pyebpf.pinning' not in sys.modules, 'the core imported pinning'\n"
+              "assert pin_format.__file__ != _core.__file__\n"
+              "from pyebpf import Map\n"
+              "Map.create('array', 4, 4, 1).pin('m')\n"
+              "print(sorted(m for m in sys.modules if m.startswith('pyebpf.pin')))")
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['pyebpf.pin_format', 'pyebpf.pinning']"
+
+
+V2_FILES = Path(__file__).parent / "pin_files" / "v2"
+
+
+def test_version_2_pin_files_made_by_pyebpf_before_queues_are_still_read(pin_root):
+    # made by pyebpf when it wrote version 2: a ZERO_SEED hash of 5 keys, an LRU hash
+    # of 4 that saw 6 inserts, an LPM trie of two prefixes
+    for name in ("hash", "lru", "lpm"):
+        (pin_root / name).write_bytes((V2_FILES / name).read_bytes())
+        (pin_root / name).chmod(0o600)
+    assert got("hash").items() == [(u32(k), u64b(k * 11)) for k in (0, 4, 2, 1, 3)]
+    assert got("lru").items() == [(u32(k), u32(k * 3)) for k in (4, 5, 2, 3)]
+    assert got("lpm").items() == [(u32(24) + bytes([10, 1, 2, 0]), u32(2)),
+                                  (u32(16) + bytes([10, 1, 0, 0]), u32(1))]
+    m = got("hash")
+    m[u32(9)] = u64b(99)        # a write-back is the current version
+    assert pinning.HEADER.unpack_from((pin_root / "hash").read_bytes())[1] == pinning.VERSION
+
+
+def test_a_version_2_file_cannot_hold_a_queue(pin_root):
+    Map.create("queue", 0, 4, 2).pin("q")
+    raw = bytearray((pin_root / "q").read_bytes())
+    raw[8] = 2
+    (pin_root / "q").write_bytes(bytes(raw))
+    with pytest.raises(PinError, match="version 2 pin file cannot hold a map of type 22") as exc:
+        got("q")
+    assert exc.value.errno == errno.EINVAL
+
+
+def test_a_pinned_stack_shared_with_another_map_object_pops_in_order(pin_root):
+    m = Map.create("stack", 0, 4, 4)
+    m.pin("s")
+    for v in (1, 2, 3):
+        m.push(u32(v))
+    other = got("s")
+    assert [other.pop(), other.pop()] == [u32(3), u32(2)]
+    assert m.pop() == u32(1) and m.pop() is None
 
 
 def _rewrite_body(path, change):

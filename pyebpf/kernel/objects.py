@@ -58,7 +58,8 @@ class KernelObject:
         # created without BTF: the definition is what the kernel's behaviour needs
         def make(d, inner_map_fd=0):
             return KernelMap(d.type, d.key_size, d.value_size, d.max_entries, d.flags,
-                             name=d.name, inner_map_fd=inner_map_fd)
+                             name=d.name, inner_map_fd=inner_map_fd,
+                             map_extra=d.map_extra)
         if ms.inner is None:
             m = make(ms)
         else:

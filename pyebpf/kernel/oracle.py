@@ -30,6 +30,10 @@ def _field_format(name: str) -> str:
 # The __sk_buff fields test_run exchanges: name -> (offset, struct format).
 _SKB_FIELDS = {name: (isa.SK_BUFF_LAYOUT[name][0], _field_format(name))
                for name in isa.TEST_RUN_SK_BUFF_FIELDS}
+_HASH_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_PERCPU_HASH,
+                        isa.MapType.BPF_MAP_TYPE_LRU_HASH,
+                        isa.MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                        isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
 _PERCPU_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_PERCPU_HASH,
                           isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY,
                           isa.MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -288,7 +292,7 @@ class KernelMap(_Owned):
     """
 
     def __init__(self, map_type, key_size: int, value_size: int, max_entries: int,
-                 flags: int = 0, name: str = "", inner_map_fd: int = 0):
+                 flags: int = 0, name: str = "", inner_map_fd: int = 0, map_extra: int = 0):
         self.fd = -1
         self.map_type = _enum(isa.MapType, map_type, "map type")
         self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
@@ -296,7 +300,7 @@ class KernelMap(_Owned):
         self.value_buffer_size = (possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
         fd, err = sysbpf.calls.map_create(self.map_type, key_size, value_size, max_entries,
-                                          flags, inner_map_fd, name.encode())
+                                          flags, inner_map_fd, name.encode(), map_extra)
         if fd < 0:
             raise KernelError(err, f"BPF_MAP_CREATE {self._kind()} (key {key_size}, value "
                                    f"{value_size}, max_entries {max_entries}, flags "
@@ -309,8 +313,10 @@ class KernelMap(_Owned):
         except ValueError:
             return f"map_type {self.map_type}"
 
-    def _key(self, key) -> bytes:
+    def _key(self, key) -> bytes | None:
         key = bytes(key)
+        if not self.key_size and not key:
+            return None         # a keyless map (queue, stack): the kernel wants no pointer
         # The kernel reads exactly key_size bytes from our pointer: never pass a short one.
         if len(key) != self.key_size:
             raise ValueError(f"key of {len(key)} bytes for a {self._kind()} map with "
@@ -340,6 +346,25 @@ class KernelMap(_Owned):
             self._fail(err, "lookup", key)
         return value
 
+    def maybe_contains(self, value) -> bool:
+        """A bloom filter's lookup: the value asked about goes in; ENOENT is False."""
+        err, _ = self._op(isa.BpfCmd.BPF_MAP_LOOKUP_ELEM, "lookup", None, bytearray(value))
+        if err and err != _errno.ENOENT:
+            self._fail(err, "lookup", None)
+        return not err
+
+    def lookup_and_delete(self, key=b"", flags: int = 0) -> bytes | None:
+        """BPF_MAP_LOOKUP_AND_DELETE_ELEM (queues and stacks: pop, no key); None when
+        there is nothing to take."""
+        key = self._key(key)
+        err, value = self._op(isa.BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM, "lookup_and_delete",
+                              key, flags=flags, out_size=self.value_buffer_size)
+        if err == _errno.ENOENT:
+            return None
+        if err:
+            self._fail(err, "lookup_and_delete", key, flags)
+        return value
+
     def update(self, key, value, flags: int = 0) -> None:
         key, value = self._key(key), bytes(value)
         if len(value) != self.value_buffer_size:
@@ -354,6 +379,60 @@ class KernelMap(_Owned):
         err, _ = self._op(isa.BpfCmd.BPF_MAP_DELETE_ELEM, "delete", key)
         if err:
             self._fail(err, "delete", key)
+
+    # --- batch commands, with pyebpf.Map's signatures and results ---
+    def lookup_batch(self, count: int, cursor=None, elem_flags: int = 0, flags: int = 0):
+        """BPF_MAP_LOOKUP_BATCH: (items, the cursor the kernel wrote or None, done: its
+        ENOENT); other refusals raise KernelError."""
+        return self._lookup_batch(isa.BpfCmd.BPF_MAP_LOOKUP_BATCH, count, cursor,
+                                  elem_flags, flags)
+
+    def lookup_and_delete_batch(self, count: int, cursor=None, elem_flags: int = 0,
+                                flags: int = 0):
+        """BPF_MAP_LOOKUP_AND_DELETE_BATCH, as :meth:`lookup_batch`."""
+        return self._lookup_batch(isa.BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH, count, cursor,
+                                  elem_flags, flags)
+
+    def _batch_size(self) -> int:
+        # hash maps' cursor is a u32 bucket number, the generic one the last key
+        return 4 if self.map_type in _HASH_MAPS else self.key_size
+
+    def _lookup_batch(self, cmd, count, cursor, elem_flags, flags):
+        ks, vs, bs = self.key_size, self.value_buffer_size, self._batch_size()
+        err, got, out, keys, values = sysbpf.calls.map_batch(
+            cmd, self.fd, None if cursor is None else bytes(cursor), bytes(count * ks),
+            bytes(count * vs), count, elem_flags, flags, bs)
+        if err and err != _errno.ENOENT:
+            self._batch_fail(err, cmd, got)
+        items = [(keys[i * ks:(i + 1) * ks], values[i * vs:(i + 1) * vs]) for i in range(got)]
+        return items, (None if out == b"\xff" * bs else out), err == _errno.ENOENT
+
+    def update_batch(self, items, elem_flags: int = 0, flags: int = 0) -> int:
+        """BPF_MAP_UPDATE_BATCH: the number updated; a refusal raises KernelError with
+        ``.count``, the count the kernel left: the number done before the refusal, or the
+        count given when it refused before starting (flags)."""
+        items = list(items)
+        return self._change_batch(isa.BpfCmd.BPF_MAP_UPDATE_BATCH, [k for k, _ in items],
+                                  b"".join(bytes(v) for _, v in items), elem_flags, flags)
+
+    def delete_batch(self, keys, elem_flags: int = 0, flags: int = 0) -> int:
+        """BPF_MAP_DELETE_BATCH, as :meth:`update_batch`."""
+        return self._change_batch(isa.BpfCmd.BPF_MAP_DELETE_BATCH, list(keys), b"",
+                                  elem_flags, flags)
+
+    def _change_batch(self, cmd, keys, values, elem_flags, flags) -> int:
+        err, got, _, _, _ = sysbpf.calls.map_batch(
+            cmd, self.fd, None, b"".join(bytes(k) for k in keys), values, len(keys),
+            elem_flags, flags, 0)
+        if err:
+            self._batch_fail(err, cmd, got)
+        return got
+
+    def _batch_fail(self, err, cmd, count):
+        exc = KernelError(err, f"{isa.BpfCmd(cmd).name} on {self._kind()} map fd {self.fd}: "
+                               f"{_errname(err)} (count {count})")
+        exc.count = count
+        raise exc
 
     def next_key(self, key=None) -> bytes | None:
         """The key after ``key`` (the first key for None); None after the last one."""

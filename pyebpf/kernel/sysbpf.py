@@ -180,11 +180,12 @@ class Syscalls:
                        ctx_out, size_out, attr["duration"])
 
     def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int,
-                   flags: int, inner_map_fd: int, name: bytes) -> tuple[int, int]:
+                   flags: int, inner_map_fd: int, name: bytes,
+                   map_extra: int = 0) -> tuple[int, int]:
         """BPF_MAP_CREATE: (fd or -1, errno or 0)."""
         return _Attr(isa.BpfCmd.BPF_MAP_CREATE, map_type=map_type, key_size=key_size,
                      value_size=value_size, max_entries=max_entries, map_flags=flags,
-                     inner_map_fd=inner_map_fd, map_name=name[:15]).call()
+                     inner_map_fd=inner_map_fd, map_name=name[:15], map_extra=map_extra).call()
 
     def map_elem(self, cmd: int, fd: int, key: bytes | None, value: bytes | None,
                  flags: int, out_size: int) -> tuple[int, bytes]:
@@ -195,6 +196,20 @@ class Syscalls:
         attr["value"] = out if out is not None else value
         _, err = attr.call()
         return err, out.raw if out is not None and not err else b""
+
+    def map_batch(self, cmd: int, fd: int, in_batch: bytes | None, keys: bytes,
+                  values: bytes, count: int, elem_flags: int, flags: int,
+                  batch_size: int) -> tuple[int, int, bytes, bytes, bytes]:
+        """One of the batch commands on ``count`` elements: (errno or 0, the count the
+        kernel wrote back, out_batch (``batch_size`` bytes, all 0xff where the kernel
+        wrote none), keys, values).  ``keys`` and ``values`` are the buffers (lookups:
+        their sizes, zeroed)."""
+        kbuf, vbuf, out = bytearray(keys), bytearray(values), bytearray(b"\xff" * batch_size)
+        attr = _Attr(cmd, map_fd=fd, in_batch=in_batch, out_batch=out if batch_size else None,
+                     keys=kbuf if kbuf else None, values=vbuf if vbuf else None, count=count,
+                     elem_flags=elem_flags, flags=flags)
+        _, err = attr.call()
+        return err, attr["count"], bytes(out), bytes(kbuf), bytes(vbuf)
 
     def close(self, fd: int) -> None:
         os.close(fd)

@@ -14,6 +14,7 @@ CTX = "ctx"                        # ARG_PTR_TO_CTX
 MAP = "map_ptr"                    # ARG_CONST_MAP_PTR
 KEY = "map_key"                    # ARG_PTR_TO_MAP_KEY
 VALUE = "map_value"                # ARG_PTR_TO_MAP_VALUE
+UNINIT_VALUE = "uninit_map_value"  # ARG_PTR_TO_MAP_VALUE | MEM_UNINIT: the helper writes it
 MEM = "mem"                        # ARG_PTR_TO_MEM | MEM_RDONLY
 MEM_OR_NULL = "mem_or_null"        # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY
 UNINIT_MEM = "uninit_mem"          # ARG_PTR_TO_UNINIT_MEM
@@ -39,6 +40,10 @@ class Proto:
 
 
 _T = isa.MapType
+
+
+_QUEUES = (_T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK)
+_BLOOM = (_T.BPF_MAP_TYPE_BLOOM_FILTER,)
 
 
 def _p(name, ret, *args, pkt=False, maps=()):
@@ -94,6 +99,12 @@ PROTOS: dict[int, Proto] = dict([
     _p("ringbuf_submit", VOID, RINGBUF_MEM, ANYTHING),
     _p("ringbuf_discard", VOID, RINGBUF_MEM, ANYTHING),
     _p("ringbuf_query", INTEGER, MAP, ANYTHING, maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
+    _p("map_push_elem", INTEGER, MAP, VALUE, ANYTHING, maps=_QUEUES + _BLOOM),
+    _p("map_pop_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES),
+    _p("map_peek_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES + _BLOOM),
+    _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
+       maps=(_T.BPF_MAP_TYPE_PERCPU_HASH, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
+             _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),
 ])
 
 # Map types that only their own helpers may take (check_map_func_compatibility).
@@ -102,4 +113,7 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: ("perf_event_read", "perf_event_output"),
     _T.BPF_MAP_TYPE_RINGBUF: ("ringbuf_output", "ringbuf_reserve", "ringbuf_query"),
     _T.BPF_MAP_TYPE_STACK_TRACE: ("get_stackid",),
+    _T.BPF_MAP_TYPE_QUEUE: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
+    _T.BPF_MAP_TYPE_STACK: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
+    _T.BPF_MAP_TYPE_BLOOM_FILTER: ("map_push_elem", "map_peek_elem"),
 }

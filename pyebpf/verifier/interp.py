@@ -553,6 +553,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
             limit = reg.map.value_size if t == PTR_TO_MAP_VALUE else \
                 reg.map.key_size if t == PTR_TO_MAP_KEY else reg.size
+            if t == PTR_TO_MAP_VALUE:
+                self.map_access_type(pc, reg, off + reg.off, size, write)
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
             if not write:
                 result = scalar()
@@ -610,6 +612,17 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         if not (hi + size <= mem_size):
             self.refuse(pc, self._mem_msg(kind, regno, reg, hi, size, mem_size),
                         f"R{regno} max value is outside of the allowed memory range")
+
+    def map_access_type(self, pc, reg: Reg, off: int, size: int, write: bool) -> None:
+        """check_map_access_type: a BPF_F_RDONLY_PROG map's values are not written, a
+        BPF_F_WRONLY_PROG map's not read (bpf_map_flags_to_cap)."""
+        flags = reg.map.flags
+        if write and flags & isa.BPF_F_RDONLY_PROG:
+            self.refuse(pc, f"write into map forbidden, value_size={reg.map.value_size} "
+                            f"off={off} size={size}")
+        if not write and flags & isa.BPF_F_WRONLY_PROG and not flags & isa.BPF_F_RDONLY_PROG:
+            self.refuse(pc, f"read from map forbidden, value_size={reg.map.value_size} "
+                            f"off={off} size={size}")
 
     @staticmethod
     def _mem_msg(kind, regno, reg, off, size, mem_size) -> str:
@@ -1101,6 +1114,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
+        helpers.UNINIT_VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem",
                       "buf", "trusted_ptr_"),
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
@@ -1145,7 +1159,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             meta["map"] = m
             self._map_compatible(pc, m, hid, proto)
             return
-        if kind in (helpers.KEY, helpers.VALUE):
+        if kind in (helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE):
             if reg.type not in (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META,
                                 PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE):
                 self._type_error(pc, regno, reg, kind)
@@ -1153,7 +1167,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
             size = m.key_size if kind == helpers.KEY else m.value_size
-            self.helper_mem(st, pc, regno, reg, size, False, False)
+            self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
@@ -1234,6 +1248,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         elif t == PTR_TO_MAP_KEY:
             self.region_access(pc, regno, reg, reg.off, size, reg.map.key_size, zero_ok)
         elif t == PTR_TO_MAP_VALUE:
+            self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
         elif t == PTR_TO_MEM:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)

@@ -1,8 +1,14 @@
-# The pin file's map contents: map storage walked in C to and from the layout
-# docs/pinning.md describes (pyebpf.pinning writes and reads the files).  Included
-# into pyebpf/_core.pyx.
+"""The pin file's map contents (docs/pinning.md, "Map contents"): map storage walked
+in C to and from that layout.  pyebpf.pinning writes and reads the files around it.
 
-# --- the pin file's contents (docs/pinning.md, "Map contents"): the storage walked in C ---
+Its own compilation unit on the core's C interface (pyebpf/_core.pxd): a pinned map
+is dumped and reloaded on every run of a program using it, so the walk stays in C."""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from pyebpf._core cimport *
 
 cdef enum:
     LOAD_SIZE = 1
@@ -12,6 +18,7 @@ cdef enum:
     LOAD_SLOT = 5
     LOAD_RING = 6
     LOAD_STACK = 7
+    LOAD_QUEUE = 8
     LRU_UNSEEN = -2
 
 _LOAD_ERRORS = {
@@ -23,7 +30,12 @@ _LOAD_ERRORS = {
     LOAD_SLOT: "a perf event slot has a CPU below -1",
     LOAD_RING: "its ring buffer positions do not fall on its records",
     LOAD_STACK: "a stack entry does not match its bucket, hash or frame count",
+    LOAD_QUEUE: "its queue positions hold more values than max_entries",
 }
+
+
+cdef inline bint _is_queue(MapStore* m) noexcept nogil:
+    return m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
 
 
 cdef size_t _dump_size(MapStore* m) noexcept nogil:
@@ -38,6 +50,10 @@ cdef size_t _dump_size(MapStore* m) noexcept nogil:
         return 24 + <size_t>m.max_entries
     if m.type == BPF_MAP_TYPE_STACK_TRACE:
         return m.count * (12 + <size_t>m.value_size)
+    if _is_queue(m):
+        return 16 + m.max_entries * <size_t>m.value_size
+    if m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        return 4 + m.values_len
     return m.max_entries * vlen
 
 
@@ -119,7 +135,14 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                 memcpy(p + 8, &m.st_nr[b], 4)
                 memcpy(p + 12, m.values + <size_t>b * m.value_size, m.value_size)
                 p += 12 + m.value_size
+    elif m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        memcpy(p, &m.bloom_hashes, 4)
+        memcpy(p + 4, m.values, m.values_len)
     else:
+        if _is_queue(m):                    # its positions, then its slots as an array's
+            memcpy(p, &m.cons_pos, 8)
+            memcpy(p + 8, &m.prod_pos, 8)
+            p += 16
         for b in range(m.max_entries):
             p = _put_values(m, p, b)
     free(aux)
@@ -208,7 +231,60 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             memcpy(m.values + <size_t>b * m.value_size, p + 12, m.value_size)
             p += esize
         m.count = <uint32_t>cnt
+    elif m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        if _le32(p) != m.bloom_hashes:
+            return LOAD_SIZE
+        memcpy(m.values, p + 4, m.values_len)
     else:
+        if _is_queue(m):
+            memcpy(&m.cons_pos, p, 8)
+            memcpy(&m.prod_pos, p + 8, 8)
+            if m.prod_pos - m.cons_pos > m.max_entries or m.prod_pos < m.cons_pos:
+                return LOAD_QUEUE
+            p += 16
         for b in range(m.max_entries):
             p = _get_values(m, p, b)
     return 0
+
+
+def dump(m):
+    """The contents of Map ``m`` in the pin file's layout for its type; program arrays
+    and maps of maps: [(key, Program or Map)] in iteration order."""
+    cdef MapStore* s = map_store(m)
+    cdef bytes out
+    cdef uint8_t* p
+    cdef int rc
+    if s.type == BPF_MAP_TYPE_PROG_ARRAY or s.inner != NULL:
+        return m._slots()
+    out = PyBytes_FromStringAndSize(NULL, _dump_size(s))
+    p = <uint8_t*>PyBytes_AS_STRING(out)
+    with nogil:
+        rc = _dump_store(s, p)
+    if rc:
+        raise MemoryError()
+    return out
+
+
+def load(m, data):
+    """Replace the contents of Map ``m`` with ``data``, in :func:`dump`'s layout.
+    Contents that do not fit the map leave it empty and raise ValueError."""
+    cdef MapStore* s = map_store(m)
+    cdef bytes raw
+    cdef const uint8_t* p
+    cdef size_t n
+    cdef int rc
+    if s.type == BPF_MAP_TYPE_PROG_ARRAY or s.inner != NULL:
+        if len({k for k, _ in data}) != len(data):
+            raise ValueError(f"map {m._label()}: {_LOAD_ERRORS[LOAD_DUPLICATE]}")
+        m._load_slots(data)
+        return
+    raw = data
+    p, n = <const uint8_t*>PyBytes_AS_STRING(raw), len(raw)
+    _map_reset(s)
+    with nogil:
+        rc = _load_store(s, p, n)
+    if rc:
+        _map_reset(s)
+        if rc < 0:
+            raise MemoryError()
+        raise ValueError(f"map {m._label()}: {_LOAD_ERRORS[rc].format(len(raw))}")

@@ -1,0 +1,56 @@
+"""The newer map types and flags declared in C (libbpf's BTF map definitions: a queue, a
+bloom filter with map_extra and BPF_F_ZERO_SEED, a BPF_F_RDONLY_PROG array), compiled
+with clang and loaded by pyebpf.load and pyebpf.kernel.load_object, run alike."""
+import struct
+
+import pytest
+
+import pyebpf
+from pyebpf import isa
+
+from bpfc import compile_object
+
+SOURCE = """
+struct { __uint(type, BPF_MAP_TYPE_QUEUE); __type(value, __u32); __uint(max_entries, 3); } recent SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __type(value, __u32); __uint(max_entries, 64);
+         __uint(map_extra, 3); __uint(map_flags, BPF_F_ZERO_SEED); } seen SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __type(key, __u32); __type(value, __u32);
+         __uint(max_entries, 1); __uint(map_flags, BPF_F_RDONLY_PROG); } cfg SEC(".maps");
+
+SEC("classifier")
+int track(struct __sk_buff *skb)
+{
+    __u32 mark = skb->mark, key = 0, oldest = 0;
+    __u32 *c = bpf_map_lookup_elem(&cfg, &key);
+    int r = 0;
+
+    if (bpf_map_peek_elem(&seen, &mark) == 0)
+        r |= 1;
+    bpf_map_push_elem(&seen, &mark, 0);
+    if (bpf_map_push_elem(&recent, &mark, BPF_EXIST) == 0)
+        r |= 2;
+    if (bpf_map_peek_elem(&recent, &oldest) == 0)
+        r |= (oldest & 0xff) << 8;
+    if (c)
+        r |= (*c & 0xff) << 16;
+    return r;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("flags", [("-O2",), ("-O1",)], ids=["O2", "O1"])
+def test_a_queue_a_bloom_filter_and_a_read_only_array_run_as_in_the_kernel(flags):
+    data = compile_object(SOURCE, flags=flags)
+    obj, kobj = pyebpf.load(data), pyebpf.kernel.load_object(data)
+    with kobj:
+        for m in (obj.maps["cfg"], kobj.maps["cfg"]):
+            m.update(struct.pack("<I", 0), struct.pack("<I", 0x42))
+        for mark in (5, 6, 5, 7, 8, 9, 6):
+            ours = obj.program("track").run(bytes(64), mark=mark)
+            theirs = kobj.program("track").test_run(bytes(64), ctx={"mark": mark})
+            assert ours.retval & 0xFFFFFFFF == theirs.retval, f"mark {mark}"
+        left = [obj.maps["recent"].lookup_and_delete(b"") for _ in range(4)]
+        assert left == [kobj.maps["recent"].lookup_and_delete(b"") for _ in range(4)]
+    assert obj.maps["seen"].map_extra == 3
+    assert obj.maps["seen"].flags == isa.BPF_F_ZERO_SEED
