@@ -281,6 +281,16 @@ BPF_F_USER_STACK = 1 << 8
 BPF_F_FAST_STACK_CMP = 1 << 9
 BPF_F_REUSE_STACKID = 1 << 10
 
+# bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
+BPF_CSUM_LEVEL_QUERY = 0
+BPF_CSUM_LEVEL_INC = 1
+BPF_CSUM_LEVEL_DEC = 2
+BPF_CSUM_LEVEL_RESET = 3
+BPF_MTU_CHK_SEGS = 1 << 0
+BPF_MTU_CHK_RET_SUCCESS = 0
+BPF_MTU_CHK_RET_FRAG_NEEDED = 1
+BPF_MTU_CHK_RET_SEGS_TOOBIG = 2
+
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
 TC_ACT_OK = 0
@@ -656,7 +666,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 
 # Module constants the compiled core needs, by name prefix (kernel names).
-_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_")
+_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
+               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
 
 

@@ -18,6 +18,7 @@ cdef enum:
     EACCES = 13
     EFAULT = 14
     EEXIST = 17
+    ENODEV = 19
     EINVAL = 22
     ERANGE = 34
     EPROTO = 71
@@ -51,6 +52,7 @@ include "helpers_vlan.pxi"
 include "helpers_tunnel.pxi"
 include "helpers_shape.pxi"
 include "helpers_data.pxi"
+include "helpers_net.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
@@ -60,3 +62,4 @@ cdef void register_skb_helpers() noexcept:
     register_tunnel_helpers(SKB_HELPERS)
     register_shape_helpers(SKB_HELPERS)
     register_data_helpers(SKB_HELPERS)
+    register_net_helpers(SKB_HELPERS)

@@ -954,6 +954,9 @@ class Interpreter:
 
     _EXPECTED = {
         helpers.CTX: ("ctx",),
+        helpers.CTX_OR_NULL: ("ctx",),
+        helpers.U32_INOUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
+                            "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
@@ -981,6 +984,17 @@ class Interpreter:
             if reg.type != PTR_TO_CTX:
                 self._type_error(pc, regno, reg, kind)
             self.ctx_off(pc, regno, reg)
+            return
+        if kind == helpers.CTX_OR_NULL:
+            if not reg.is_null():
+                if reg.type != PTR_TO_CTX:
+                    self._type_error(pc, regno, reg, kind)
+                self.ctx_off(pc, regno, reg)
+            return
+        if kind == helpers.U32_INOUT:
+            if reg.type not in self._MEM_TYPES:
+                self._type_error(pc, regno, reg, kind)
+            self.helper_mem(st, pc, regno, reg, 4, True, False)
             return
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:

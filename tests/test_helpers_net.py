@@ -1,0 +1,344 @@
+"""Helpers that consult the world around the packet (its socket, cgroups, namespace,
+device MTUs) and the checksum-level and ECN helpers, against the kernel
+(BPF_PROG_TEST_RUN) where it can show the value, and against the modelled network
+(pyebpf.Environment) where the value is the world's."""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+import pyebpf
+from pyebpf import errors, isa
+from pyebpf.environment import Device, Environment, EnvironmentSpecError, PacketSocket
+from skbdiff import assert_same, both
+
+I = isa.Insn
+CLS, SF = "sched_cls", "socket_filter"
+H = isa.HELPER_IDS
+ETH = dict(dst="02:00:00:00:00:02", src="02:00:00:00:00:01")
+UDP4 = bytes(Ether(**ETH) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=53)
+             / (b"q" * 26))
+CLONE_NEWNET = 0x40000000
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def lddw(reg: int, value: int) -> list[I]:
+    value &= (1 << 64) - 1
+    lo, hi = value & 0xFFFFFFFF, value >> 32
+    return [I(0x18, reg, 0, 0, lo - (1 << 32) if lo >> 31 else lo),
+            I(0, 0, 0, 0, hi - (1 << 32) if hi >> 31 else hi)]
+
+
+def calls(*steps) -> bytes:
+    """Each step (helper name, args after ctx) is called with r1 = ctx (or r1 = the
+    first of ``args`` when the step's name ends in "!"), its r0's low half stored in
+    cb[i]; the program returns the last step's r0."""
+    insns = [I(0xBF, 6, 1, 0, 0)]
+    for k, (name, *args) in enumerate(steps):
+        ctx = not name.endswith("!")
+        regs = (2, 3, 4, 5) if ctx else (1, 2, 3, 4, 5)
+        for reg, value in zip(regs, args):
+            insns += lddw(reg, value)
+        if ctx:
+            insns.append(I(0xBF, 1, 6, 0, 0))
+        insns += [I(0x85, 0, 0, 0, H[name.rstrip("!")]), I(0x63, 6, 0, 48 + 4 * k, 0)]
+    insns.append(I(0x95, 0, 0, 0, 0))
+    return b"".join(i.pack() for i in insns)
+
+
+def cb(res) -> list[int]:
+    """The engine's or the kernel's cb words."""
+    return list(res.skb["cb"]) if isinstance(res.skb, dict) else list(res.skb.as_dict()["cb"])
+
+
+def same_cb(code: bytes, packet: bytes = UDP4, ctx: dict | None = None, **extra):
+    engine, theirs = assert_same(code, CLS, packet, ctx or {}, **extra)
+    assert cb(engine) == cb(theirs), f"cb: engine {cb(engine)}, kernel {cb(theirs)}"
+    return cb(engine)
+
+
+# --- bpf_csum_level ---------------------------------------------------------------------
+
+Q, INC, DEC, RESET = (isa.BPF_CSUM_LEVEL_QUERY, isa.BPF_CSUM_LEVEL_INC,
+                      isa.BPF_CSUM_LEVEL_DEC, isa.BPF_CSUM_LEVEL_RESET)
+
+
+@pytest.mark.parametrize("levels", [
+    (Q,), (INC, Q), (INC, INC, Q), (INC, INC, INC, INC, Q), (INC, DEC, Q), (INC, INC, DEC, Q),
+    (INC, RESET, Q), (DEC, Q), (RESET, Q), (4,), (-1,)],
+    ids=lambda v: "-".join(map(str, v)))
+def test_csum_level_steps_match_the_kernel(levels):
+    same_cb(calls(*[("csum_level", lv) for lv in levels]))
+
+
+def test_csum_level_query_without_checksum_unnecessary_is_eacces():
+    res = pyebpf.Program(calls(("csum_level", Q)), CLS).run(UDP4)
+    assert res.retval == -13
+
+
+def test_csum_level_is_not_offered_to_socket_filters():
+    with pytest.raises(errors.VerifierError, match="cannot use helper bpf_csum_level#135"):
+        pyebpf.Program(calls(("csum_level", Q)), SF)
+
+
+# --- bpf_skb_ecn_set_ce -----------------------------------------------------------------
+
+def _v4(tos, chksum=None, **kw):
+    return bytes(Ether(**ETH) / IP(src="10.0.0.1", dst="10.0.0.2", tos=tos, chksum=chksum, **kw)
+                 / TCP(sport=1, dport=2) / (b"x" * 10))
+
+
+ECN_PACKETS = {
+    "v4-not-ect": _v4(0x00), "v4-ect1": _v4(0x01), "v4-ect0": _v4(0x02), "v4-ce": _v4(0x03),
+    "v4-dscp-ect0": _v4(0xB8 | 2), "v4-ect1-check-ffff": _v4(0x01, 0xFFFF),
+    "v4-ect0-check-0": _v4(0x02, 0), "v4-ect0-check-fffe": _v4(0x02, 0xFFFE),
+    "v4-ect1-check-1": _v4(0x01, 0x0001), "v4-ect0-check-2": _v4(0x02, 0x0002),
+    "v6-not-ect": bytes(Ether(**ETH) / IPv6(tc=0x00) / UDP() / b"y"),
+    "v6-ect0": bytes(Ether(**ETH) / IPv6(tc=0x02) / UDP() / b"y"),
+    "v6-ect1-dscp": bytes(Ether(**ETH) / IPv6(tc=0xA1, fl=0xABCDE) / UDP() / b"y"),
+    "v6-ce": bytes(Ether(**ETH) / IPv6(tc=0x03) / UDP() / b"y"),
+    "vlan-v4-ect0": bytes(Ether(**ETH) / Dot1Q(vlan=5) / IP(tos=2) / UDP() / b"z"),
+    "qinq-v6-ect1": bytes(Ether(**ETH) / Dot1Q(vlan=5, type=0x8100) / Dot1Q(vlan=6)
+                          / IPv6(tc=1) / UDP() / b"z"),
+    "arp": bytes(Ether(**ETH) / ARP()),
+}
+
+
+@pytest.mark.parametrize("name", ECN_PACKETS)
+def test_ecn_set_ce_marks_the_packet_as_the_kernel_does(name):
+    assert_same(calls(("skb_ecn_set_ce",)), CLS, ECN_PACKETS[name], {})
+
+
+def test_ecn_set_ce_keeps_the_ipv4_header_checksum_valid():
+    res = pyebpf.Program(calls(("skb_ecn_set_ce",)), CLS).run(ECN_PACKETS["v4-dscp-ect0"])
+    ip = Ether(res.data)[IP]
+    want = ip.chksum
+    del ip.chksum
+    assert res.retval == 1 and ip.tos == 0xBB
+    assert IP(bytes(ip)).chksum == want
+
+
+# --- the packet's socket, cgroup and namespace ------------------------------------------
+
+def test_socket_uid_and_cgroup_ids_of_test_runs_socket_match_the_kernel():
+    """test_run's packet has a socket of uid 0 in the caller's cgroup: the root one here."""
+    same_cb(calls(("get_socket_uid",), ("skb_cgroup_id",), ("skb_ancestor_cgroup_id", 0),
+                  ("skb_ancestor_cgroup_id", 1), ("skb_cgroup_classid",)))
+
+
+@pytest.mark.kernel_varies
+def test_socket_cookie_is_non_zero_with_a_socket_as_in_the_kernel():
+    engine, theirs = both(calls(("get_socket_cookie",)), CLS, UDP4)
+    assert engine.retval == 1 and theirs.retval != 0
+
+
+@pytest.mark.kernel_varies
+def test_netns_cookie_with_a_null_context_is_the_initial_namespaces():
+    code = calls(("get_netns_cookie",), ("get_netns_cookie!", 0))
+    engine, theirs = both(code, CLS, UDP4)
+    env = Environment(netns_cookie=7, init_netns_cookie=1)
+    ours = pyebpf.Program(code, CLS).run(UDP4, env=env)
+    assert cb(ours)[:2] == [7, 1]
+    assert cb(theirs)[0] == netns_cookie_here()
+    assert cb(engine)[:2] == [1, 1]
+
+
+def netns_cookie_here() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with s:
+        return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little")  # SO_NETNS_COOKIE
+
+
+NET = Environment(
+    devices=(Device(1, "lo", 65536, up=False), Device(2, "veth0", 1400, "02:00:00:00:00:02")),
+    cgroups=(("/", 1), ("/sys", 40), ("/sys/app", 41)), netns_cookie=4096,
+    init_netns_cookie=1, socket=PacketSocket(cookie=77, uid=1000, cgroup="/sys/app",
+                                             classid=0x10001))
+
+
+def test_socket_helpers_report_the_environments_socket():
+    code = calls(("get_socket_cookie",), ("get_socket_uid",), ("skb_cgroup_id",),
+                 ("skb_cgroup_classid",), ("get_netns_cookie",))
+    assert cb(pyebpf.Program(code, CLS).run(UDP4, env=NET)) == [77, 1000, 41, 0x10001, 4096]
+
+
+@pytest.mark.parametrize("level, want", [(0, 1), (1, 40), (2, 41), (3, 0), (-1, 0)])
+def test_ancestor_cgroup_id_walks_the_environments_hierarchy(level, want):
+    code = calls(("skb_ancestor_cgroup_id", level))
+    assert pyebpf.Program(code, CLS).run(UDP4, env=NET).retval == want
+
+
+def test_a_packet_without_a_socket_has_no_cookie_uid_or_cgroup():
+    env = Environment(socket=None, netns_cookie=9, init_netns_cookie=3)
+    code = calls(("get_socket_cookie",), ("get_socket_uid",), ("skb_cgroup_id",),
+                 ("skb_ancestor_cgroup_id", 0), ("get_netns_cookie",))
+    assert cb(pyebpf.Program(code, CLS).run(UDP4, env=env)) == [0, 65534, 0, 0, 3]
+
+
+def test_a_programs_env_is_the_one_its_runs_see_unless_run_names_another():
+    prog = pyebpf.Program(calls(("get_socket_uid",)), CLS)
+    prog.env = NET
+    assert prog.run(UDP4).retval == 1000
+    assert prog.run(UDP4, env=Environment()).retval == 0
+
+
+def test_load_gives_its_env_to_every_program():
+    obj = pyebpf.load(EXAMPLES / "nat4.o", env=NET)
+    assert [p.env for p in obj.programs.values()] == [NET] * len(obj.programs)
+
+
+# --- bpf_check_mtu ----------------------------------------------------------------------
+
+def mtu_prog(ifindex: int, mtu_in: int, len_diff: int, flags: int) -> bytes:
+    """cb[0] = bpf_check_mtu(ctx, ifindex, &mtu (= mtu_in), len_diff, flags), cb[1] = mtu."""
+    insns = [I(0xBF, 6, 1, 0, 0), I(0x62, 10, 0, -4, mtu_in), I(0xBF, 3, 10, 0, 0),
+             I(0x07, 3, 0, 0, -4), *lddw(2, ifindex), *lddw(4, len_diff), *lddw(5, flags),
+             I(0xBF, 1, 6, 0, 0), I(0x85, 0, 0, 0, H["check_mtu"]), I(0x63, 6, 0, 48, 0),
+             I(0x61, 7, 10, -4, 0), I(0x63, 6, 7, 52, 0), I(0x95, 0, 0, 0, 0)]
+    return b"".join(i.pack() for i in insns)
+
+
+SEGS = isa.BPF_MTU_CHK_SEGS
+MTU_CASES = {
+    "own-device": (0, 0, 0, 0), "loopback": (1, 0, 0, 0), "grow-past-lo": (1, 0, 65536, 0),
+    "grow-to-lo": (0, 0, 65536 + 14 - len(UDP4), 0),
+    "grow-past-by-1": (0, 0, 65536 + 15 - len(UDP4), 0), "l3-len-fits": (1, 65536, 0, 0),
+    "l3-len-too-big": (1, 65537, 0, 0), "negative-diff": (1, 65600, -100, 0),
+    "no-such-device": (99, 0, 0, 0), "unknown-flag": (1, 0, 0, 2),
+    "segs-with-diff": (1, 0, 1, SEGS), "segs-with-len": (1, 100, 0, SEGS),
+    "segs": (1, 0, 0, SEGS)}
+
+
+@pytest.mark.parametrize("case", MTU_CASES)
+def test_check_mtu_on_test_runs_loopback_matches_the_kernel(case):
+    same_cb(mtu_prog(*MTU_CASES[case]))
+
+
+@pytest.fixture(scope="module")
+def veth_ns():
+    """Run a function with a namespace of our own as the thread's: veth0 (MTU 1400,
+    ifindex 2 there) and veth1 (MTU 9000).  Where bpf(2) is refused (answers replayed)
+    the function runs directly: the answers do not depend on where the call is made."""
+    from conftest import _answers
+    if _answers.mode == "replay":
+        yield lambda fn: fn()
+        return
+    ip = shutil.which("ip")
+    if not ip:
+        pytest.skip("iproute2's ip is not installed (apt-get install iproute2)")
+    name = f"pyebpf-net-{os.getpid()}"
+    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    try:
+        subprocess.run([ip, "-n", name, "link", "add", "veth0", "index", "2", "mtu", "1400",
+                        "address", "02:00:00:00:00:02", "type", "veth", "peer", "name",
+                        "veth1", "index", "3", "mtu", "9000"], check=True, capture_output=True)
+
+        def run_in(fn):
+            out = {}
+
+            def work():
+                libc = ctypes.CDLL(None, use_errno=True)
+                with open(f"/var/run/netns/{name}") as fd:
+                    if libc.setns(fd.fileno(), CLONE_NEWNET):
+                        out["error"] = os.strerror(ctypes.get_errno())
+                        return
+                try:
+                    out["value"] = fn()
+                except BaseException as exc:     # re-raised in the test's thread
+                    out["exc"] = exc
+
+            thread = threading.Thread(target=work)
+            thread.start()
+            thread.join()
+            if "error" in out:
+                pytest.skip(f"setns into {name}: {out['error']}")
+            if "exc" in out:
+                raise out["exc"]
+            return out["value"]
+        yield run_in
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)
+
+
+VETH = Environment(devices=(Device(1, "lo", 65536, up=False),
+                            Device(2, "veth0", 1400, "02:00:00:00:00:02", up=False),
+                            Device(3, "veth1", 9000, up=False)))
+
+
+@pytest.mark.parametrize("ifindex, mtu_in, len_diff", [
+    (2, 0, 0), (2, 1400, 0), (2, 1401, 0), (3, 9000, 0), (3, 8000, 1001),
+    (0, 0, 1400 + 14 - len(UDP4)), (0, 0, 1400 + 15 - len(UDP4)), (4, 0, 0)])
+def test_check_mtu_on_veth_devices_matches_the_kernel(veth_ns, ifindex, mtu_in, len_diff):
+    code = mtu_prog(ifindex, mtu_in, len_diff, 0)
+    veth_ns(lambda: same_cb(code, UDP4, {"ifindex": 2}, env=VETH))
+
+
+def test_check_mtu_of_an_undeclared_own_device_names_the_fix():
+    with pytest.raises(errors.ExecutionError, match="not a device of the environment"):
+        pyebpf.Program(mtu_prog(0, 0, 0, 0), CLS).run(UDP4, ifindex=5)
+
+
+# --- the Environment itself -------------------------------------------------------------
+
+def test_the_default_environment_is_a_fresh_namespaces_loopback():
+    env = Environment()
+    assert [(d.ifindex, d.name, d.mtu, d.up) for d in env.devices] == [(1, "lo", 65536, False)]
+
+
+def test_an_environment_loads_from_toml(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text('netns_cookie = 4096\ninit_netns_cookie = 1\n'
+                    '[[devices]]\nifindex = 1\nname = "lo"\nmtu = 65536\nup = false\n'
+                    '[[devices]]\nifindex = 2\nname = "veth0"\nmtu = 1400\n'
+                    'mac = "02:00:00:00:00:02"\n'
+                    '[cgroups]\n"/" = 1\n"/sys" = 40\n"/sys/app" = 41\n'
+                    '[socket]\ncookie = 77\nuid = 1000\ncgroup = "/sys/app"\nclassid = 65537\n')
+    assert Environment.from_toml(path) == NET
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[devices]]\nname = "x"\n', "devices[0]: ifindex is required"),
+    ('[[devices]]\nifindex = 1\nname = "lo"\n[[devices]]\nifindex = 1\nname = "x"\n',
+     "devices[1].ifindex: 1 is declared twice"),
+    ('[[devices]]\nifindex = 2\nname = "x"\nmac = "zz"\n', "devices[0].mac: expected six"),
+    ('[cgroups]\n"/" = 1\n"/a/b" = 3\n', "its parent '/a' is not declared"),
+    ('[socket]\ncgroup = "/nope"\n', "socket.cgroup: '/nope' is not one of"),
+    ('routes = 1\n', "unknown key 'routes'"),
+    ('netns_cookie = "x"\n', "netns_cookie: expected an integer"),
+    ('[[devices]\n', "not TOML")])
+def test_a_bad_environment_file_is_one_line_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "net.toml"
+    path.write_text(text)
+    with pytest.raises(EnvironmentSpecError, match=re.escape(message)) as info:
+        Environment.from_toml(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_env_must_be_an_environment():
+    with pytest.raises(TypeError, match="pyebpf.Environment"):
+        pyebpf.Program(calls(("get_socket_uid",)), CLS).run(UDP4, env={"devices": []})
+
+
+def test_the_environments_devices_are_clone_redirects_targets():
+    code = calls(("clone_redirect", 7, 0))
+    assert pyebpf.Program(code, CLS).run(UDP4, env=NET).retval == -22     # -EINVAL
+    assert pyebpf.Program(code, CLS).run(UDP4).retval == 0
+
+
+def test_the_packets_device_mac_classifies_the_frame():
+    code = b"".join(i.pack() for i in (I(0x61, 0, 1, 4, 0), I(0x95, 0, 0, 0, 0)))
+    assert pyebpf.Program(code, CLS).run(UDP4, ifindex=2, env=NET).retval == 0   # HOST
+    assert pyebpf.Program(code, CLS).run(UDP4, ifindex=1, env=NET).retval == 3   # OTHERHOST
