@@ -290,6 +290,11 @@ BPF_MTU_CHK_SEGS = 1 << 0
 BPF_MTU_CHK_RET_SUCCESS = 0
 BPF_MTU_CHK_RET_FRAG_NEEDED = 1
 BPF_MTU_CHK_RET_SEGS_TOOBIG = 2
+BPF_HDR_START_MAC = 0               # bpf_skb_load_bytes_relative
+BPF_HDR_START_NET = 1
+BPF_SKB_CLOCK_REALTIME = 0          # bpf_skb_set_tstamp
+BPF_SKB_CLOCK_MONOTONIC = 1
+BPF_SKB_CLOCK_TAI = 2
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -667,7 +672,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
-               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_")
+               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
 
 

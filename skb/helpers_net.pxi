@@ -1,6 +1,6 @@
 # Helpers that consult the modelled network (skb.net, pyebpf.environment): the packet's
-# socket, cgroups and namespace, device MTUs; and the checksum-level and ECN helpers.
-# Part of skb/helpers.pxi.
+# socket, cgroups and namespace, device MTUs; the checksum-level and ECN helpers; header-
+# relative loads, timestamps and IPsec state.  Part of skb/helpers.pxi.
 
 cdef enum:
     OVERFLOWUID = 65534         # what from_kuid_munged() gives for no socket
@@ -214,6 +214,65 @@ cdef uint64_t bpf_skb_ecn_set_ce(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, ui
     return 1
 
 
+# --- reading headers, timestamps, IPsec state ---------------------------------------------
+
+cdef uint64_t bpf_skb_load_bytes_relative(Vm* vm, uint64_t r1, uint64_t offset, uint64_t to,
+                                          uint64_t size, uint64_t start_header) noexcept nogil:
+    # from the MAC or the network header; on any error the buffer is zeroed, -EFAULT
+    cdef Skb* skb = vm.skb
+    cdef uint8_t* dst
+    cdef uint64_t start
+    if not is_ctx(vm, r1) or not _size_ok(vm, size):
+        return 0
+    dst = _helper_mem(vm, to, size, ACCESS_WRITE, False)
+    if dst == NULL:
+        return 0
+    if start_header == BPF_HDR_START_MAC and skb.mac_header != NO_HEADER:
+        start = skb.mac_header
+    elif start_header == BPF_HDR_START_NET:
+        start = skb.network_header
+    else:
+        start = NO_HEADER
+    if start != NO_HEADER and <uint32_t>offset <= 0xffff \
+            and start + <uint32_t>offset + size <= skb.data + skb.len:
+        memcpy(dst, skb.head + start + <uint32_t>offset, size)
+        return 0
+    memset(dst, 0, size)
+    return err(EFAULT)
+
+
+cdef uint64_t bpf_skb_set_tstamp(Vm* vm, uint64_t r1, uint64_t tstamp, uint64_t tstamp_type,
+                                 uint64_t d, uint64_t e) noexcept nogil:
+    # a monotonic or TAI time must be non-zero; the realtime clock takes 0 (no time)
+    cdef uint32_t kind = <uint32_t>tstamp_type
+    if not is_ctx(vm, r1):
+        return 0
+    if kind > BPF_SKB_CLOCK_TAI or (kind != BPF_SKB_CLOCK_REALTIME and tstamp == 0):
+        return err(EINVAL)
+    vm.skb.tstamp, vm.skb.tstamp_type = tstamp, <uint8_t>kind
+    return 0
+
+
+cdef uint64_t bpf_skb_get_xfrm_state(Vm* vm, uint64_t r1, uint64_t index, uint64_t to,
+                                     uint64_t size, uint64_t flags) noexcept nogil:
+    # no packet here went through IPsec (skb_sec_path() is NULL): the buffer is zeroed
+    # and the answer is -EINVAL, as for an index past the security path
+    cdef uint8_t* dst
+    if not is_ctx(vm, r1) or not _size_ok(vm, size):
+        return 0
+    dst = _helper_mem(vm, to, size, ACCESS_WRITE, False)
+    if dst == NULL:
+        return 0
+    memset(dst, 0, size)
+    return err(EINVAL)
+
+
+def implemented_helpers():
+    """The helper ids the engine implements for skb program types (which of them a
+    program may call depends on its type: pyebpf.skb.rules.helpers_allowed)."""
+    return frozenset(k for k in range(HELPER_SLOTS) if SKB_HELPERS[k] != NULL)
+
+
 cdef void register_net_helpers(helper_fn* table) noexcept:
     table[46] = bpf_get_socket_cookie
     table[47] = bpf_get_socket_uid
@@ -224,3 +283,6 @@ cdef void register_net_helpers(helper_fn* table) noexcept:
     table[135] = bpf_csum_level
     table[151] = bpf_skb_cgroup_classid
     table[163] = bpf_check_mtu
+    table[66] = bpf_skb_get_xfrm_state
+    table[68] = bpf_skb_load_bytes_relative
+    table[192] = bpf_skb_set_tstamp

@@ -5,6 +5,7 @@ device MTUs) and the checksum-level and ECN helpers, against the kernel
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -342,3 +343,82 @@ def test_the_packets_device_mac_classifies_the_frame():
     code = b"".join(i.pack() for i in (I(0x61, 0, 1, 4, 0), I(0x95, 0, 0, 0, 0)))
     assert pyebpf.Program(code, CLS).run(UDP4, ifindex=2, env=NET).retval == 0   # HOST
     assert pyebpf.Program(code, CLS).run(UDP4, ifindex=1, env=NET).retval == 3   # OTHERHOST
+
+
+# --- bpf_skb_load_bytes_relative, bpf_skb_set_tstamp, bpf_skb_get_xfrm_state ------------
+
+def load_rel_prog(offset: int, size: int, start: int) -> bytes:
+    """r0 = bpf_skb_load_bytes_relative(ctx, offset, fp-8, size, start); cb[0..1] = the
+    8 bytes at fp-8 (pre-filled with 0xaa)."""
+    insns = [I(0xBF, 6, 1, 0, 0), *lddw(7, 0xAAAAAAAAAAAAAAAA), I(0x7B, 10, 7, -8, 0),
+             *lddw(2, offset), I(0xBF, 3, 10, 0, 0), I(0x07, 3, 0, 0, -8), I(0xB7, 4, 0, 0, size),
+             I(0xB7, 5, 0, 0, start), I(0xBF, 1, 6, 0, 0),
+             I(0x85, 0, 0, 0, H["skb_load_bytes_relative"]),
+             I(0x61, 7, 10, -8, 0), I(0x63, 6, 7, 48, 0), I(0x61, 7, 10, -4, 0),
+             I(0x63, 6, 7, 52, 0), I(0x95, 0, 0, 0, 0)]
+    return b"".join(i.pack() for i in insns)
+
+
+MAC, NET_ = isa.BPF_HDR_START_MAC, isa.BPF_HDR_START_NET
+
+
+@pytest.mark.parametrize("offset, size, start", [
+    (0, 8, MAC), (12, 4, MAC), (0, 8, NET_), (12, 8, NET_), (60, 8, MAC), (61, 8, MAC),
+    (46, 8, NET_), (47, 8, NET_), (0x10000, 1, MAC), (0, 8, 2), (-1, 8, NET_)])
+@pytest.mark.parametrize("prog_type", [CLS, SF])
+def test_load_bytes_relative_matches_the_kernel(offset, size, start, prog_type):
+    engine, theirs = assert_same(load_rel_prog(offset, size, start), prog_type, UDP4, {})
+    assert cb(engine) == cb(theirs), f"cb: engine {cb(engine)}, kernel {cb(theirs)}"
+
+
+def tstamp_prog(tstamp: int, kind: int) -> bytes:
+    """cb[0] = bpf_skb_set_tstamp(ctx, tstamp, kind), cb[1] = skb->tstamp_type."""
+    insns = [I(0xBF, 6, 1, 0, 0), *lddw(2, tstamp), *lddw(3, kind),
+             I(0x85, 0, 0, 0, H["skb_set_tstamp"]), I(0x63, 6, 0, 48, 0),
+             I(0x71, 7, 6, isa.SK_BUFF_LAYOUT["tstamp_type"][0], 0), I(0x63, 6, 7, 52, 0),
+             I(0x95, 0, 0, 0, 0)]
+    return b"".join(i.pack() for i in insns)
+
+
+@pytest.mark.parametrize("tstamp, kind", [
+    (0, 0), (123456789, 0), (0, 1), (5_000_000_000, 1), (0, 2), (77, 2), (77, 3),
+    (77, 1 << 32)])
+def test_set_tstamp_matches_the_kernel(tstamp, kind):
+    same_cb(tstamp_prog(tstamp, kind))
+
+
+def test_get_xfrm_state_finds_no_state_and_zeroes_the_buffer_as_the_kernel_does():
+    insns = [I(0xBF, 6, 1, 0, 0), I(0x7A, 10, 0, -16, 0x55), I(0x7A, 10, 0, -8, 0x55),
+             I(0xB7, 2, 0, 0, 0), I(0xBF, 3, 10, 0, 0), I(0x07, 3, 0, 0, -16),
+             I(0xB7, 4, 0, 0, 16), I(0xB7, 5, 0, 0, 0), I(0x85, 0, 0, 0, H["skb_get_xfrm_state"]),
+             I(0x61, 7, 10, -16, 0), I(0x63, 6, 7, 48, 0), I(0x61, 7, 10, -8, 0),
+             I(0x63, 6, 7, 52, 0), I(0x95, 0, 0, 0, 0)]
+    assert same_cb(b"".join(i.pack() for i in insns))[:2] == [0, 0]
+
+
+# --- tcsim --env ------------------------------------------------------------------------
+
+UID_TO_MARK = "r6 = r1\ncall 47\n*(u32 *)(r6 + 8) = r0\nr0 = 0\nexit"   # mark = socket uid
+
+
+def test_tcsim_runs_every_packet_in_the_environment_of_env(tmp_path):
+    from pyebpf.pcap import pcapio, tcsim
+    (tmp_path / "p.s").write_text(UID_TO_MARK)
+    (tmp_path / "net.toml").write_text('[socket]\nuid = 1000\n')
+    pcapio.write(tmp_path / "in.pcap", [(k, UDP4, len(UDP4)) for k in range(3)])
+    rc = tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcap"), "--env",
+                     str(tmp_path / "net.toml"), "--report", str(tmp_path / "r.jsonl")])
+    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert (rc, marks) == (0, [1000] * 3)
+
+
+def test_tcsim_with_a_bad_env_file_says_where_in_one_line(tmp_path, capsys):
+    from pyebpf.pcap import pcapio, tcsim
+    (tmp_path / "p.s").write_text(UID_TO_MARK)
+    (tmp_path / "net.toml").write_text('[socket]\nuid = -1\n')
+    pcapio.write(tmp_path / "in.pcap", [(0, UDP4, len(UDP4))])
+    rc = tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcap"), "--env",
+                     str(tmp_path / "net.toml")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err == [f"tcsim: --env {tmp_path / 'net.toml'}: socket.uid: expected "
+                               f"an integer in 0..4294967295, got -1"]
