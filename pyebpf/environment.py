@@ -5,7 +5,8 @@ One :class:`Environment` is given to ``Program.run(..., env=)``, ``pyebpf.load(.
 env=)`` (every run of the object's programs) and ``tcsim --env net.toml``; the helpers
 that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_socket_cookie``, ``bpf_get_socket_uid``, ``bpf_skb_cgroup_id``,
-``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_cgroup_classid``; ``bpf_clone_redirect`` finds
+``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_cgroup_classid``, ``bpf_get_current_cgroup_id``,
+``bpf_get_current_ancestor_cgroup_id``; ``bpf_clone_redirect`` finds
 its target among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a
 fresh network namespace: loopback only (ifindex 1, MTU 65536, down), the packet owned
 by a socket of uid 0 in the root cgroup.  An Environment is immutable.  The TOML form
@@ -84,12 +85,14 @@ class Environment:
     namespace the packet's socket lives in; ``init_netns_cookie``: the initial
     namespace's (what ``bpf_get_netns_cookie`` reports without a socket);
     ``socket``: a :class:`PacketSocket`, or None for a packet without one (received
-    traffic at tc ingress)."""
+    traffic at tc ingress); ``task_cgroup``: the cgroup of the current task
+    (``bpf_get_current_cgroup_id``), a path of ``cgroups``."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1
     init_netns_cookie: int = 1
     socket: PacketSocket | None = field(default_factory=PacketSocket)
+    task_cgroup: str = "/"
 
     def __post_init__(self):
         check(self, "Environment")
@@ -123,11 +126,11 @@ class Environment:
     def from_dict(cls, data: dict, where: str = "environment") -> "Environment":
         """The same schema as the TOML file, as a dict."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
-                               "socket"}
+                               "socket", "task_cgroup"}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
-                                       "socket")
+                                       "socket, task_cgroup")
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
@@ -138,7 +141,7 @@ class Environment:
             if not isinstance(groups, dict):
                 raise EnvironmentSpecError(f"{where}: cgroups must be a table of path = id")
             kw["cgroups"] = tuple(groups.items())
-        for key in ("netns_cookie", "init_netns_cookie"):
+        for key in ("netns_cookie", "init_netns_cookie", "task_cgroup"):
             if key in data:
                 kw[key] = data[key]
         if "socket" in data:
@@ -235,6 +238,9 @@ def check(env: Environment, where: str) -> None:
                                        f"{MAX_CGROUP_LEVEL} levels")
     for key in ("netns_cookie", "init_netns_cookie"):
         _int(getattr(env, key), f"{where}: {key}", 1, (1 << 64) - 1)
+    if env.task_cgroup not in ids:
+        raise EnvironmentSpecError(f"{where}: task_cgroup: {env.task_cgroup!r} is not one of "
+                                   f"the declared cgroups ({', '.join(ids)})")
     s = env.socket
     if s is not None:
         if not isinstance(s, PacketSocket):

@@ -28,10 +28,10 @@ _SYNCOOKIE = "needs the listening socket's SYN cookie secret; not modelled yet"
 WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     35: _TASK, 37: _TASK, 55: "needs perf counters, which a replay has none of",
-    69: _ROUTES, 80: _TASK, 84: _SOCKETS, 85: _SOCKETS, 86: _SOCKETS, 95: _SOCKETS,
+    69: _ROUTES, 84: _SOCKETS, 85: _SOCKETS, 86: _SOCKETS, 95: _SOCKETS,
     96: _SOCKETS, 98: _SOCKETS, 99: _SOCKETS, 100: _SYNCOOKIE, 107: _SOCK_MAP,
     108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 112: _TASK, 113: _TASK, 114: _TASK,
-    115: _TASK, 117: _TASK, 120: _TASK, 123: _TASK, 124: _SOCKETS, 136: _SOCKETS,
+    115: _TASK, 117: _TASK, 120: _TASK, 124: _SOCKETS, 136: _SOCKETS,
     137: _SOCKETS, 138: _SOCKETS, 139: _SOCKETS, 140: _SOCKETS, 141: _TASK, 148: _TASK,
     149: _TASK, 152: _REDIRECT, 153: _TASK, 154: _TASK, 155: _REDIRECT, 156: _TASK,
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _SOCKETS, 180: _TASK,

@@ -49,6 +49,21 @@ cdef uint64_t bpf_skb_ancestor_cgroup_id(Vm* vm, uint64_t r1, uint64_t level, ui
     return net.sk_cgroups[lv]
 
 
+cdef uint64_t bpf_get_current_cgroup_id(Vm* vm, uint64_t a, uint64_t b, uint64_t c,
+                                        uint64_t d, uint64_t e) noexcept nogil:
+    # the cgroup v2 cgroup of the current task (task_dfl_cgroup)
+    return vm.skb.net.task_cgroups[vm.skb.net.task_cgroup_level]
+
+
+cdef uint64_t bpf_get_current_ancestor_cgroup_id(Vm* vm, uint64_t level, uint64_t b,
+                                                 uint64_t c, uint64_t d,
+                                                 uint64_t e) noexcept nogil:
+    cdef int lv = <int>level
+    if lv < 0 or lv > vm.skb.net.task_cgroup_level:
+        return 0
+    return vm.skb.net.task_cgroups[lv]
+
+
 cdef uint64_t bpf_skb_cgroup_classid(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
                                      uint64_t d, uint64_t e) noexcept nogil:
     # sock_cgroup_classid() of the full socket, 0 without one
@@ -286,3 +301,5 @@ cdef void register_net_helpers(helper_fn* table) noexcept:
     table[66] = bpf_skb_get_xfrm_state
     table[68] = bpf_skb_load_bytes_relative
     table[192] = bpf_skb_set_tstamp
+    table[80] = bpf_get_current_cgroup_id
+    table[123] = bpf_get_current_ancestor_cgroup_id

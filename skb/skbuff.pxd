@@ -75,6 +75,8 @@ ctypedef struct NetEnv:
     uint32_t sk_classid
     int sk_cgroup_level
     uint64_t* sk_cgroups        # ids of the socket's cgroup's ancestors, by level
+    int task_cgroup_level
+    uint64_t* task_cgroups      # the same for the current task's cgroup
     size_t ndevices
     NetDevice* devices
 

@@ -364,13 +364,26 @@ cdef class NetTable:
     def __dealloc__(self):
         free(self.env.devices)
         free(self.env.sk_cgroups)
+        free(self.env.task_cgroups)
+
+
+cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
+    """calloc'ed ids of ``path``'s ancestors (index = level), its level in ``level``."""
+    cdef list ids = env.cgroup_ancestry(path)
+    cdef uint64_t* out = <uint64_t*>calloc(len(ids), sizeof(uint64_t))
+    cdef size_t k
+    if out == NULL:
+        raise MemoryError()
+    for k in range(len(ids)):
+        out[k] = ids[k]
+    level[0] = len(ids) - 1
+    return out
 
 
 cdef NetTable _net_table_of(object env):
     cdef NetTable t = NetTable.__new__(NetTable)
     cdef NetDevice* d
     cdef size_t k
-    cdef list ids
     t.env.netns_cookie = env.netns_cookie
     t.env.init_netns_cookie = env.init_netns_cookie
     t.env.devices = <NetDevice*>calloc(max(len(env.devices), 1), sizeof(NetDevice))
@@ -381,15 +394,10 @@ cdef NetTable _net_table_of(object env):
         d.ifindex, d.mtu, d.up = dev.ifindex, dev.mtu, dev.up
         memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
     t.env.ndevices = len(env.devices)
+    t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     if env.socket is not None:
-        ids = env.cgroup_ancestry(env.socket.cgroup)
-        t.env.sk_cgroups = <uint64_t*>calloc(len(ids), sizeof(uint64_t))
-        if t.env.sk_cgroups == NULL:
-            raise MemoryError()
-        for k in range(len(ids)):
-            t.env.sk_cgroups[k] = ids[k]
+        t.env.sk_cgroups = _cgroup_ids(env, env.socket.cgroup, &t.env.sk_cgroup_level)
         t.env.has_sk = True
-        t.env.sk_cgroup_level = len(ids) - 1
         t.env.sk_cookie, t.env.sk_uid = env.socket.cookie, env.socket.uid
         t.env.sk_classid = env.socket.classid
     return t

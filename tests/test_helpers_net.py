@@ -161,6 +161,20 @@ def netns_cookie_here() -> int:
         return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little")  # SO_NETNS_COOKIE
 
 
+def test_current_cgroup_ids_of_the_calling_task_match_the_kernel():
+    """test_run's current task is the caller: in the root cgroup here, as by default."""
+    same_cb(calls(("get_current_cgroup_id!",), ("get_current_ancestor_cgroup_id!", 0),
+                  ("get_current_ancestor_cgroup_id!", 1),
+                  ("get_current_ancestor_cgroup_id!", -1)))
+
+
+def test_current_cgroup_ids_are_the_environments_task_cgroup():
+    env = Environment(cgroups=(("/", 1), ("/a", 5), ("/a/b", 9)), task_cgroup="/a/b")
+    code = calls(("get_current_cgroup_id!",), ("get_current_ancestor_cgroup_id!", 1),
+                 ("get_current_ancestor_cgroup_id!", 2), ("get_current_ancestor_cgroup_id!", 3))
+    assert cb(pyebpf.Program(code, CLS).run(UDP4, env=env))[:4] == [9, 5, 9, 0]
+
+
 NET = Environment(
     devices=(Device(1, "lo", 65536, up=False), Device(2, "veth0", 1400, "02:00:00:00:00:02")),
     cgroups=(("/", 1), ("/sys", 40), ("/sys/app", 41)), netns_cookie=4096,

@@ -98,6 +98,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("skb_get_xfrm_state", INTEGER, CTX, ANYTHING, UNINIT_MEM, SIZE, ANYTHING),
     _p("skb_load_bytes_relative", INTEGER, CTX, ANYTHING, UNINIT_MEM, SIZE, ANYTHING),
     _p("skb_set_tstamp", INTEGER, CTX, ANYTHING, ANYTHING),
+    _p("get_current_cgroup_id", INTEGER),
+    _p("get_current_ancestor_cgroup_id", INTEGER, ANYTHING),
     _p("ringbuf_output", INTEGER, MAP, MEM, SIZE_OR_ZERO, ANYTHING,
        maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
     _p("ringbuf_reserve", RINGBUF_MEM_OR_NULL, MAP, ALLOC_SIZE_OR_ZERO, ANYTHING,
