@@ -405,18 +405,22 @@ cdef NetTable _net_table_of(object env):
 
 import weakref as _weakref
 from . import environment as _environment
-_NET_TABLES = _weakref.WeakKeyDictionary()
+_NET_TABLES = {}                # id(env) -> (weak reference to env, its NetTable)
 cdef NetTable _default_net = _net_table_of(_environment.Environment())
 
 
 cdef NetTable net_table(object env):
-    """The C form of ``env`` (made once per Environment)."""
+    """The C form of ``env``, made once per Environment object (found by identity:
+    hashing a frozen dataclass per run would cost more than the run)."""
+    entry = _NET_TABLES.get(id(env))
+    if entry is not None and entry[0]() is env:
+        return <NetTable>entry[1]
     if not isinstance(env, _environment.Environment):
         raise TypeError(f"env must be a pyebpf.Environment, not {type(env).__name__}")
-    t = _NET_TABLES.get(env)
-    if t is None:
-        t = _NET_TABLES[env] = _net_table_of(env)
-    return <NetTable>t
+    key = id(env)
+    t = _net_table_of(env)
+    _NET_TABLES[key] = (_weakref.ref(env, lambda _, key=key: _NET_TABLES.pop(key, None)), t)
+    return t
 
 
 cdef const NetDevice* net_device(const NetEnv* net, uint32_t ifindex) noexcept nogil:
@@ -432,9 +436,15 @@ cdef void _apply_env(Skb* skb, NetTable t, dict fields) except *:
     """The environment's devices: clone_redirect's targets, and the packet's device's
     MAC (eth_type_trans classifies the frame against it)."""
     cdef const NetDevice* dev = net_device(&t.env, skb.ifindex)
+    cdef size_t k
     skb.net = &t.env
     if "devices" not in fields:
-        _set_devices(skb, [t.env.devices[k].ifindex for k in range(t.env.ndevices)])
+        skb.devices = <uint32_t*>malloc(max(t.env.ndevices, 1) * sizeof(uint32_t))
+        if skb.devices == NULL:
+            raise MemoryError()
+        for k in range(t.env.ndevices):
+            skb.devices[k] = t.env.devices[k].ifindex
+        skb.ndevices, skb.devices_listed = t.env.ndevices, True
     if dev != NULL and "dev_addr" not in fields:
         memcpy(skb.dev_addr, dev.mac, ETH_ALEN)
         if "pkt_type" not in fields:
