@@ -18,13 +18,12 @@ isa = runpy.run_path(str(HERE / "pyebpf" / "isa.py"))
 pxd = HERE / "pyebpf" / "_isa_defs.pxd"
 if not pxd.exists() or pxd.read_text() != isa["pxd_source"]():
     pxd.write_text(isa["pxd_source"]())
-# The interpreter's conditional-jump cases are written out in _core.pyx (one C switch)
-# between two marker lines; a changed table rewrites them there.
+# The interpreter's instruction cases are written out in _core.pyx (one C switch)
+# between marker lines; a changed table rewrites them there.
 core = HERE / "pyebpf" / "_core.pyx"
 text = core.read_text()
-begin, end = text.index(isa["JCC_BEGIN"]), text.index(isa["JCC_END"]) + len(isa["JCC_END"]) + 1
-if text[begin:end] != isa["jcc_cases_source"]():
-    core.write_text(text[:begin] + isa["jcc_cases_source"]() + text[end:])
+if isa["with_core_regions"](text) != text:
+    core.write_text(isa["with_core_regions"](text))
 
 directives = {
     "language_level": 3,

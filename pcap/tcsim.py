@@ -70,9 +70,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def load_program(spec: str, prog_type: str, profile: str, verify: bool = True):
+def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, btf=None,
+                 kconfig=None):
     """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
-    kernel verifies it unless ``verify`` is False."""
+    kernel verifies it unless ``verify`` is False; ``btf`` is the target BTF of an
+    object's CO-RE relocations, ``kconfig`` the config of its ``__kconfig`` externs
+    (defaults: see :func:`pyebpf.load`)."""
     import pyebpf
     path, name = spec, None
     if not os.path.exists(spec) and ":" in spec:
@@ -95,7 +98,8 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True):
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify)
+        obj = pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify, btf=btf,
+                          kconfig=kconfig)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -424,7 +428,8 @@ def run(args, signals=None, start=None) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile, not args.no_verify)
+        programs = [load_program(spec, args.type, args.profile, not args.no_verify, args.btf,
+                                 args.kconfig)
                     for spec in args.programs]
     if args.budget is not None:
         for p in programs:
@@ -493,6 +498,12 @@ def build_parser():
     p.add_argument("--budget", type=int, help="instruction budget per program run")
     p.add_argument("--env", metavar="NET.toml",
                    help="the modelled network the helpers see (docs/environment.md)")
+    p.add_argument("--btf", type=Path, metavar="FILE",
+                   help="target BTF of CO-RE relocations (default: /sys/kernel/btf/vmlinux if "
+                        "readable, else the one pyebpf ships)")
+    p.add_argument("--kconfig", type=Path, metavar="FILE",
+                   help="kernel config (.config, or gzip-compressed) of __kconfig externs "
+                        "(default: the modelled kernel's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
     p.add_argument("--no-verify", action="store_true",

@@ -84,7 +84,7 @@ def _kernel_templates(op: isa.Op) -> list[str]:
     f, bits = op.form, op.size * 8
     w = "w" if op.cls in (isa.BPF_ALU, isa.BPF_JMP32) else "r"
     if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X):
-        sym = ("s" if f.off is _F.FIXED else "") + isa.ALU_OP_SYMBOL[op.code & 0xF0]
+        sym = ("s" if f.off is _F.FIXED else "") + isa.ALU_OP_SYMBOL[isa.BPF_OP(op.code)]
         rhs = "{imm}" if f.imm is _F.S32 else f"{{src:{w}}}"
         return [f"{{dst:{w}}} {sym} {rhs}"]
     if f is isa.F_ALU_SX:
@@ -98,7 +98,7 @@ def _kernel_templates(op: isa.Op) -> list[str]:
         return [f"{{dst:r}} = {tag}({{imm64}}) ll" if tag else "{dst:r} = {imm64} ll"]
     mem = "{dst:r} {off}"
     if f is isa.F_LDX:
-        sign = "s" if op.code & 0xE0 == isa.BPF_MEMSX else "u"
+        sign = "s" if isa.BPF_MODE(op.code) == isa.BPF_MEMSX else "u"
         return [f"{{dst:r|w}} = *({sign}{bits} *)({{src:r}} {{off}})"]
     if f is isa.F_ST:
         return [f"*(u{bits} *)({mem}) = {{imm}}"]
@@ -128,7 +128,7 @@ def _kernel_templates(op: isa.Op) -> list[str]:
         return [f"r0 = *(u{bits} *)skb[{{src:r}} {{simm}}]", f"r0 = *(u{bits} *)skb[{{src:r}}]"]
     if f in (isa.F_JCC_K, isa.F_JCC_X):
         rhs = "{imm}" if f.imm is _F.S32 else f"{{src:{w}}}"
-        return [f"if {{dst:{w}}} {isa.JMP_OP_SYMBOL[op.code & 0xF0]} {rhs} goto {{target}}"]
+        return [f"if {{dst:{w}}} {isa.JMP_OP_SYMBOL[isa.BPF_OP(op.code)]} {rhs} goto {{target}}"]
     return {isa.F_JA: ["goto {target}"], isa.F_JA32: ["gotol {target}"],
             isa.F_CALL: ["call {helper}" if op.disc_value == 0 else f"{op.mnemonic} {{imm}}"],
             isa.F_CALL_LOCAL: ["call {ltarget}"], isa.F_CALLX: ["callx {dst:r}"],
@@ -155,7 +155,7 @@ _CONFORMANCE_ALIASES = {"call": ["call helper"], "call kfunc": ["call runtime"],
 def _conformance_templates(op: isa.Op) -> list[str]:
     m, f = op.mnemonic, op.form
     names = [m, *_CONFORMANCE_ALIASES.get(m, [])]
-    if m.startswith("bswap"):
+    if f is isa.F_END and op.cls == isa.BPF_ALU64:
         names.append(m[1:])  # swap16
     elif op.cls == isa.BPF_ALU64 and f not in (isa.F_ALU_SX, isa.F_END):
         names.append(m + "64")  # add64 = add
@@ -384,7 +384,7 @@ def _parse_line(text: str, line: int, syntax: str) -> tuple[list[tuple[str, int]
             return [], _Stmt(line, None, raw=words)
         if m := _SYMBOLIZED.search(text, pos, end):
             end = m.start()
-        if code == "18" and not text[pos:end].endswith("ll"):
+        if code and int(code, 16) == isa.LDDW_CODE and not text[pos:end].endswith("ll"):
             text, end = text[:end] + " ll", end + 3  # the verifier prints lddw bare
     labels = []
     while m := _LABEL_DEF[syntax].match(text, pos, end):

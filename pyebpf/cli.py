@@ -94,6 +94,7 @@ def _cmd_disasm(args) -> int:
 
 
 def _cmd_objdump(args) -> int:
+    from . import isa
     from .asm import disassemble_one
     from .elf import parse
     spec = parse(args.object)
@@ -115,7 +116,7 @@ def _cmd_objdump(args) -> int:
                 note = ("" if ref is None else f"  ; map {ref.map}" if ref.kind == "fd" else
                         f"  ; {ref.map}+{ref.offset}")
                 print(f"{pc:5d}: {text}{note}")
-                pc += 2 if prog.insns[pc * 8] == 0x18 else 1
+                pc += 2 if isa.Insn.unpack(prog.insns, pc * 8).is_lddw else 1
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import array
 import bisect
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from . import isa
+from .files import write_atomically
 
 __all__ = ["Collector", "collect", "FileCoverage", "Coverage", "write", "read", "summary",
            "FORMATS"]
@@ -239,14 +239,7 @@ def write(cov: Coverage, fmt: str, path) -> None:
     path = Path(path)
     if path.exists() and not path.is_file():
         raise ValueError(f"{path}: not a regular file")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, text.encode())
 
 
 def read(path) -> Coverage:

@@ -14,8 +14,8 @@ Phases (libbpf's ``bpf_object_open`` order):
    every section's bytes lie inside the file.
 2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
 3. ``_read_license``: ``license`` (NUL-terminated string), ``version`` (u32).
-4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`); ``.BTF.ext`` is only checked for CO-RE
-   relocations, which are refused.
+4. ``_read_btf``: ``.BTF`` (:mod:`pyebpf.btf`) and ``.BTF.ext`` (line info, CO-RE
+   relocation records).
 5. ``_read_legacy_maps``: the ``maps`` section as iproute2 reads it
    (``bpf_fetch_maps_end``): one definition per symbol, section size / symbol count bytes
    each, any size from the 16 of the first four fields of ``struct bpf_elf_map`` (type,
@@ -33,9 +33,13 @@ Phases (libbpf's ``bpf_object_open`` order):
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
-9. ``_link_programs``: each program's instructions with its relocations applied:
-   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``) or a
-   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend);
+9. ``_link_programs``: CO-RE relocations applied to each code section against the
+   target BTF (:mod:`pyebpf.btf.relo`; ``btf=``, default the running kernel's, else
+   the shipped one); then
+   each program's instructions with its relocations applied:
+   ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``), a
+   global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)
+   or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`);
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
    called functions after the program, as libbpf does, and get their offsets fixed.
 10. ``_fill_prog_arrays``: iproute2's ``ID/KEY`` sections (:func:`tail_call_slot`, C's
@@ -45,9 +49,11 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), extern symbols (kconfig,
-ksyms, kfuncs), callbacks (``lddw`` of a function), CO-RE relocations, static functions
-in program sections (libbpf refuses them too), iproute2 custom pinning ids.
+``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
+variables (kfuncs are called by name; ``__kconfig`` externs become a ``.kconfig`` map,
+:mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
+callbacks (``lddw`` of a function), static functions in program sections (libbpf
+refuses them too), iproute2 custom pinning ids.
 """
 from __future__ import annotations
 
@@ -63,7 +69,7 @@ from pathlib import Path
 
 from . import btf as _btf
 from . import isa
-from .errors import ElfError, ElfWarning
+from .errors import ElfError, ElfWarning, LoadError
 
 __all__ = ["parse", "ObjectSpec", "ProgramSpec", "MapSpec", "MapRef", "SECTION_TYPES",
            "section_type", "tail_call_slot"]
@@ -204,6 +210,10 @@ def _scan_c_int(text: str, pos: int) -> tuple[int, int] | None:
     return max(value, -(1 << 63)) & 0xFFFFFFFF, pos
 
 
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v >> 31 else v
+
+
 def tail_call_slot(section: str) -> tuple[int, int] | None:
     """(map id, key) of an iproute2 tail-call section name, or None: iproute2 reads both
     with C's ``sscanf(name, "%i/%i")`` (``bpf_fill_prog_arrays``, and
@@ -241,20 +251,33 @@ class ProgramSpec:
     functions: tuple[str, ...]       # this program's own function, then the appended ones
     license: str
     line_info: tuple = ()            # pyebpf.btf.ext.LineInfo records, pcs in this program
+    kfuncs: tuple = ()               # (pc, name): the kfunc calls, by extern function name
+    core_poisoned: tuple = ()        # pyebpf.btf.relo.Poisoned: call 0xbad2310 and why
 
-    def instructions(self, fds) -> bytes:
+    def instructions(self, fds, kfunc_ids=None) -> bytes:
         """The raw instructions with each map reference's ``lddw`` pointing at the map
         ``fds[name]``: src BPF_PSEUDO_MAP_FD, imm = fd; or src BPF_PSEUDO_MAP_VALUE,
-        imm = fd, the second slot's imm = offset."""
+        imm = fd, the second slot's imm = offset.  Each kfunc call (src
+        BPF_PSEUDO_KFUNC_CALL) gets imm = ``kfunc_ids(name)``: by default the engine's
+        id (:data:`pyebpf.isa.KFUNC_IDS`); an unknown name raises LoadError."""
         raw = bytearray(self.insns)
         for ref in self.map_refs:
             src = isa.BPF_PSEUDO_MAP_FD if ref.kind == "fd" else isa.BPF_PSEUDO_MAP_VALUE
             isa.patch(raw, ref.insn, src=src, imm=fds[ref.map])
             isa.patch(raw, ref.insn + 1, imm=ref.offset)
+        for pc, name in self.kfuncs:
+            isa.patch(raw, pc, imm=(kfunc_ids or _engine_kfunc_id)(name, pc))
         return bytes(raw)
 
     def __len__(self) -> int:
         return len(self.insns) // isa.INSN_SIZE
+
+
+def _engine_kfunc_id(name: str, pc: int) -> int:
+    if name not in isa.KFUNC_IDS:
+        raise LoadError(f"insn {pc}: extern function {name!r} is not a kfunc pyebpf knows "
+                        f"(see docs/kfuncs-table.md)")
+    return isa.KFUNC_IDS[name]
 
 
 @dataclass(frozen=True)
@@ -366,8 +389,19 @@ class _Func:
     name: str
 
 
-def parse(source, *, name: str | None = None) -> ObjectSpec:
-    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`."""
+def parse(source, *, name: str | None = None, btf=None, kconfig=None,
+          kallsyms=None) -> ObjectSpec:
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
+
+    ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
+    file; by default the running kernel's ``/sys/kernel/btf/vmlinux`` when readable,
+    else the one pyebpf ships, read only when the object needs it.  ``kconfig`` gives
+    the values of ``__kconfig`` externs (see :mod:`pyebpf.kconfig`): a mapping of
+    ``CONFIG_*`` names to values, the text of a kernel ``.config`` or a path to one; by
+    default the modelled kernel's.  ``kallsyms`` (name -> address, or a function
+    returning that, called only for an object with typeless ``__ksym`` externs)
+    resolves those externs; by default the target BTF's functions and variables
+    (:mod:`pyebpf.ksym`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -376,12 +410,16 @@ def parse(source, *, name: str | None = None) -> ObjectSpec:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label).run()
+    return _Reader(data, label, btf, kconfig, kallsyms).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str):
-        self.data, self.label = data, label
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None):
+        self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.kallsyms = kallsyms
+        self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
+        self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
+        self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
         self.symbols: list[_Symbol] = []
@@ -399,7 +437,7 @@ class _Reader:
     def run(self) -> ObjectSpec:
         for phase in (self._open, self._read_symbols, self._read_license, self._read_btf,
                       self._read_legacy_maps, self._link_iproute2_inner_maps,
-                      self._read_btf_maps, self._read_data_maps,
+                      self._read_btf_maps, self._read_data_maps, self._read_kconfig,
                       self._read_functions, self._link_programs, self._fill_prog_arrays):
             phase()
         return ObjectSpec(self.label, self.programs, self.maps, self.license, self.version,
@@ -538,14 +576,24 @@ class _Reader:
         self.line_info = {}
         if ext is not None and self.btf is not None:
             from .btf.ext import parse_btf_ext
-            self.line_info = parse_btf_ext(ext.data, self.btf.strings).line_info
-        if ext is not None and len(ext.data) >= 32:
-            magic, _v, _f, hdr_len = struct.unpack_from("<HBBI", ext.data)
-            if magic == _btf.MAGIC and hdr_len >= 32:
-                core_len = struct.unpack_from("<I", ext.data, 28)[0]
-                if core_len > 4:          # a record size alone: no relocation
-                    raise self.error("CO-RE relocations (bpf_core_read, preserve_access_index) "
-                                     "are not supported", section=".BTF.ext")
+            parsed = parse_btf_ext(ext.data, self.btf.strings)
+            self.line_info, self.core_relos = parsed.line_info, parsed.core_relos
+
+    def _relocate_core(self) -> None:
+        """Patch each code section's CO-RE relocations in place, before linking (as
+        libbpf's bpf_object__relocate_core does, before bpf-to-bpf calls are appended)."""
+        if not any(self.core_relos.values()):
+            return
+        from .btf import relo
+        target = relo.target_btf(self.target_btf)
+        for name, records in self.core_relos.items():
+            sec = self.sec_named(name)
+            if sec is None or not sec.flags & SHF_EXECINSTR:
+                raise self.error("CO-RE relocations for a section that is not code",
+                                 section=name)
+            sec.raw, poisoned = relo.relocate(sec.data, records, self.btf, target,
+                                              file=self.label, section=name)
+            self.poisoned[sec.index] = poisoned
 
     # 5 ------------------------------------------------------------------------------------
     def _read_legacy_maps(self) -> None:
@@ -776,6 +824,67 @@ class _Reader:
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
 
+    def _read_kconfig(self) -> None:
+        """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
+        out as libbpf lays it out (bpf_object__collect_externs); typeless ``__ksym``
+        externs: their addresses (:mod:`pyebpf.ksym`)."""
+        externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
+                   y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC]
+        if not externs:
+            return
+        from . import kconfig
+        wanted, ksyms = {}, []
+        for y in externs:
+            var, sec = self._extern_var(y.name)
+            if sec == ".kconfig":
+                wanted[y.name] = (var.target, y.bind == STB_WEAK)
+            elif sec == ".ksyms" and var.target.resolve().kind == _btf.Kind.UNKN:
+                ksyms.append(y)
+            elif sec == ".ksyms":
+                raise self.error(f"typed __ksym variables are not supported (pyebpf models "
+                                 f"no kernel memory behind a {var.target.describe()}); "
+                                 f"'extern const void {y.name} __ksym' gives its address",
+                                 symbol=y.name)
+            else:
+                raise self.error("extern symbol that is neither __kconfig nor __ksym",
+                                 symbol=y.name)
+        if ksyms:
+            self._resolve_ksyms(ksyms)
+        if not wanted:
+            return
+        try:
+            size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
+        except ValueError as exc:
+            raise self.error(str(exc), section=".kconfig") from None
+        self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
+                                        0, ".kconfig", "data", contents=((bytes(4), data),))
+
+    def _extern_var(self, name: str):
+        """(VAR, DATASEC name) of the extern ``name`` in the object's BTF, or (None, None)."""
+        for t in self.btf.types if self.btf else ():
+            if t.kind == _btf.Kind.DATASEC and t.name in (".kconfig", ".ksyms"):
+                for v in t.vars:
+                    if self.btf.types[v.type_id].name == name:
+                        return self.btf.types[v.type_id], t.name
+        return None, None
+
+    def _resolve_ksyms(self, ksyms) -> None:
+        if self.kallsyms is None:
+            from . import ksym
+            from .btf import relo
+            self.kallsyms = ksym.modelled(relo.target_btf(self.target_btf))
+        elif callable(self.kallsyms):
+            try:
+                self.kallsyms = self.kallsyms()
+            except OSError as exc:
+                raise self.error(f"cannot read the kernel's symbols: {exc}") from None
+        for y in ksyms:
+            address = self.kallsyms.get(y.name)
+            if address is None and y.bind != STB_WEAK:
+                raise self.error("extern (ksym): no such kernel symbol (declare it __weak "
+                                 "to read 0)", symbol=y.name)
+            self.ksym_at[y.name] = address or 0
+
     # 8 ------------------------------------------------------------------------------------
     def _read_functions(self) -> None:
         for s in self.sections:
@@ -813,6 +922,7 @@ class _Reader:
 
     # 9 ------------------------------------------------------------------------------------
     def _link_programs(self) -> None:
+        self._relocate_core()
         self.reloc_at = {}
         for target, entries in self.relocs.items():
             s = self.sec(target)
@@ -831,6 +941,7 @@ class _Reader:
         code = bytearray()
         placed: dict[_Func, int] = {}
         refs: list[MapRef] = []
+        kfuncs: list[tuple[int, str]] = []
 
         def place(f: _Func) -> int:
             placed[f] = len(code) // 8
@@ -854,7 +965,12 @@ class _Reader:
                 if insn.is_lddw:
                     if i + 1 >= f.end:
                         raise self.error("lddw in the last slot of a function", **where)
-                    if reloc is not None:
+                    if reloc is not None and reloc[2].name in self.ksym_at:
+                        # libbpf writes a typeless ksym's address as a plain constant
+                        address = self.ksym_at[reloc[2].name]
+                        isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
+                        isa.patch(code, pc + 1, imm=_s32(address >> 32))
+                    elif reloc is not None:
                         refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
                         isa.patch(code, pc, imm=0)
                     elif insn.src:
@@ -868,6 +984,13 @@ class _Reader:
                         if rtype != R_BPF_64_32:
                             raise self.error(f"relocation type {rtype} on a call (expected "
                                              f"R_BPF_64_32)", **where)
+                        if sym.shndx == SHN_UNDEF:
+                            # an extern function (__ksym): a kfunc, resolved by name when
+                            # the program is instantiated (libbpf's RELO_EXTERN_CALL)
+                            kfuncs.append((pc, sym.name))
+                            isa.patch(code, pc, src=isa.BPF_PSEUDO_KFUNC_CALL, imm=0)
+                            i += 1
+                            continue
                         tsec = self.sec(sym.shndx)
                         if tsec is None or not tsec.flags & SHF_EXECINSTR:
                             raise self.error("call to a symbol that is not code in this object "
@@ -886,7 +1009,8 @@ class _Reader:
                                      "register, which neither the kernel nor pyebpf loads; "
                                      "compile with -O1 or higher", **where)
                 elif insn.is_kfunc_call:
-                    raise self.error("kfunc calls are not supported", **where)
+                    raise self.error("kfunc call without a relocation naming its extern "
+                                     "function", **where)
                 elif reloc is not None:
                     raise self.error(f"relocation type {reloc[1]} on an instruction that is "
                                      f"neither lddw nor a call (opcode {insn.code:#04x})",
@@ -896,16 +1020,21 @@ class _Reader:
                       for f, base in placed.items()
                       for li in self.line_info.get(self.sections[f.section].name, ())
                       if f.start <= li.pc < f.end)
+        poisoned = tuple(dataclasses.replace(p, pc=base + p.pc - f.start)
+                         for f, base in placed.items()
+                         for p in self.poisoned.get(f.section, ()) if f.start <= p.pc < f.end)
         return ProgramSpec(entry.name, sec.name, prog_type, reason, bytes(code), tuple(refs),
                            tuple(f.name for f in placed), self.license,
-                           tuple(sorted(lines, key=lambda li: li.pc)))
+                           tuple(sorted(lines, key=lambda li: li.pc)), tuple(kfuncs),
+                           poisoned)
 
     def _lddw_ref(self, reloc, imm: int, index: int, where: dict) -> MapRef:
         n, rtype, sym = reloc
         if rtype != R_BPF_64_64:
             raise self.error(f"relocation type {rtype} on lddw (expected R_BPF_64_64)", **where)
         if sym.shndx == SHN_UNDEF:
-            raise self.error("extern symbols (__kconfig, __ksym) are not supported", **where)
+            # libbpf points the lddw at the extern's slot of .kconfig; the addend is unused
+            return MapRef(index, ".kconfig", "value", self.kconfig_at[sym.name])
         tsec = self.sec(sym.shndx)
         if tsec is None:
             raise self.error(f"symbol in special section {sym.shndx:#x}", **where)

@@ -46,6 +46,29 @@ BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = 0x40, 0x50, 0x60, 0x70
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0xA0, 0xB0, 0xC0, 0xD0
 
+
+
+# The fields of an opcode byte, as the kernel's macros of the same names take them apart.
+def BPF_CLASS(code: int) -> int:  # noqa: N802
+    return code & 0x07
+
+
+def BPF_SIZE(code: int) -> int:  # noqa: N802
+    return code & 0x18
+
+
+def BPF_MODE(code: int) -> int:  # noqa: N802
+    return code & 0xE0
+
+
+def BPF_OP(code: int) -> int:  # noqa: N802
+    return code & 0xF0
+
+
+def BPF_SRC(code: int) -> int:  # noqa: N802
+    return code & 0x08
+
+
 # The opcodes of lddw and call (every kind of call shares one).
 LDDW_CODE = BPF_LD | BPF_IMM | BPF_DW
 CALL_CODE = BPF_JMP | BPF_CALL
@@ -70,6 +93,7 @@ MAX_BPF_REG = 11
 MAX_BPF_STACK = 512
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
+BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -220,6 +244,42 @@ def prog_type(value) -> ProgType:
         raise ValueError(f"unknown program type {value!r}") from None
 
 
+class Errno(enum.IntEnum):
+    """The errno values the compiled core's helpers and map operations return, negated
+    (``include/uapi/asm-generic/errno-base.h``, ``errno.h``).  ENOTSUPP is the
+    kernel-internal one of ``include/linux/errno.h``, which some helpers return to the
+    program although no syscall hands it to user space."""
+    EPERM = 1
+    ENOENT = 2
+    E2BIG = 7
+    EBADF = 9
+    EAGAIN = 11
+    ENOMEM = 12
+    EACCES = 13
+    EFAULT = 14
+    EEXIST = 17
+    ENODEV = 19
+    EINVAL = 22
+    ENOSPC = 28
+    ERANGE = 34
+    EPROTO = 71
+    EOPNOTSUPP = 95
+    EALREADY = 114
+    ENOTSUPP = 524
+
+
+def errno_name(value: int) -> str:
+    """``"ENOENT"`` for 2; the number as text for a value :class:`Errno` does not hold."""
+    try:
+        return Errno(value).name
+    except ValueError:
+        return str(value)
+
+
+# The release of the kernel the "current" profile models: __kconfig LINUX_KERNEL_VERSION
+# and CONFIG_* default to it, and the target BTF pyebpf ships came from it.
+KERNEL_RELEASE = "6.18.44"
+
 
 # ``struct __sk_buff`` (6.18): field -> (offset, size).  The 4.6 struct ended after
 # tc_classid; later kernels only appended.
@@ -369,6 +429,29 @@ HELPER_NAMES = (
     "cgrp_storage_get", "cgrp_storage_delete",
 )
 HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
+
+# kfunc flags (the KF_* of include/linux/btf.h).
+KF_ACQUIRE, KF_RELEASE, KF_RET_NULL = 1 << 0, 1 << 1, 1 << 2
+KF_TRUSTED_ARGS, KF_SLEEPABLE, KF_DESTRUCTIVE, KF_RCU = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+KF_ITER_NEW, KF_ITER_NEXT, KF_ITER_DESTROY, KF_RCU_PROTECTED = 1 << 8, 1 << 9, 1 << 10, 1 << 11
+
+# The kfuncs pyebpf knows, by the engine's own id (the imm of a kfunc call in an
+# engine program; the kernel's imm is the function's id in its vmlinux BTF, which the
+# engine cannot rely on having).  Append only: ids are stored in pin files.
+KFUNC_NAMES = (
+    "", "bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy",
+    "bpf_cast_to_kern_ctx", "bpf_rdonly_cast", "bpf_dynptr_from_skb", "bpf_dynptr_slice",
+    "bpf_dynptr_slice_rdwr", "bpf_dynptr_adjust", "bpf_dynptr_is_null",
+    "bpf_dynptr_is_rdonly", "bpf_dynptr_size", "bpf_dynptr_clone", "bpf_skb_ct_lookup",
+    "bpf_skb_ct_alloc", "bpf_ct_insert_entry", "bpf_ct_release", "bpf_ct_set_timeout",
+    "bpf_ct_change_timeout", "bpf_ct_set_status", "bpf_ct_change_status",
+    "bpf_ct_set_nat_info", "bpf_obj_new_impl", "bpf_obj_drop_impl",
+    "bpf_list_push_front_impl", "bpf_list_push_back_impl", "bpf_list_pop_front",
+    "bpf_list_pop_back", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_rbtree_first",
+    "bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable", "bpf_preempt_enable",
+)
+KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
+N_KFUNC_IDS = len(KFUNC_NAMES)
 BPF_FUNC = enum.IntEnum("BPF_FUNC", {f"BPF_FUNC_{n}": i for i, n in enumerate(HELPER_NAMES)})
 MAX_HELPER_ID = len(HELPER_NAMES) - 1
 
@@ -440,7 +523,7 @@ class Op:
 
     @property
     def cls(self) -> int:
-        return self.code & 0x07
+        return BPF_CLASS(self.code)
 
     @property
     def is_64(self) -> bool:
@@ -673,12 +756,13 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
-_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST")
+_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS")
 
 
 def pxd_source() -> str:
     """The Cython declarations of the compiled core's constants, generated from this
-    module: internal op ids, map and program types, ``TC_ACT_*``, flags and limits.
+    module: internal op ids, map and program types, errno values, ``TC_ACT_*``, flags
+    and limits.
 
     Constants outside the C ``int`` range (``BPF_F_INDEX_MASK``) are left out: an enum
     constant is an ``int``."""
@@ -687,7 +771,7 @@ def pxd_source() -> str:
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
     lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
-    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType)]
+    lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType, *Errno)]
     lines += ["", "cdef enum:"]
     consts = {name: value for name, value in globals().items()
               if (name.startswith(_C_PREFIXES) or name in _C_NAMES)
@@ -696,32 +780,203 @@ def pxd_source() -> str:
     return "\n".join(lines) + "\n"
 
 
-JCC_BEGIN = "        # --- conditional jumps: generated by pyebpf.isa.jcc_cases_source() ---"
-JCC_END = "        # --- end of the generated conditional jumps ---"
+# The compiled core's instruction cases are written out in ``pyebpf/_core.pyx`` between
+# marker lines, not called, so that every case stays one arm of one C switch; a build
+# (setup.py) rewrites them from the table and a test checks that they are current.
+_ALU_X_FORMS = (F_ALU_X, F_ALU_XOFF_X)
+_EXIT_ON_DIV0 = ["elif vm.div0_abort:", "    r[0] = 0", "    vm.status = STATUS_EXIT", "    break"]
 
 
-def jcc_cases_source() -> str:
-    """The interpreter's conditional-jump cases (``pyebpf/_core.pyx``, between
-    :data:`JCC_BEGIN` and :data:`JCC_END`), one per table entry: the comparison on the
-    low 32 bits for JMP32, signed for the "s" comparisons, against imm (K) or src (X).
-    They are written out in the source, not called, so that every case stays one C
-    switch; a test checks that the source holds exactly this text."""
-    lines = [JCC_BEGIN]
+def _alu_case(op: Op) -> list[str]:
+    """The body of an ALU, ALU32, movsx or byte-swap case: ALU32 works on the low
+    halves and zero-extends its result."""
+    kop = BPF_OP(op.code)
+    b = "r[s]" if op.form in _ALU_X_FORMS else "imm"
+    if op.is_64:
+        U, S, M, u = "<uint64_t>", "<int64_t>", 63, ""
+    else:
+        U, S, M, u = "<uint32_t>", "<int32_t>", 31, "<uint32_t>"
+    def trunc(expr: str) -> str:
+        return f"{u}({expr})" if u else expr
+
+    if op.form is F_NEG:
+        return [f"r[d] = {trunc(f'0 - {u}r[d]')}"]
+    if op.form is F_ALU_SX:
+        return [f"r[d] = {U}{S}<int{op.size * 8}_t>r[s]"]
+    if op.form is F_END:
+        w = op.size * 8
+        if op.cls == BPF_ALU and op.code & BPF_TO_BE == BPF_TO_LE:
+            # to little-endian on a little-endian host: only the truncation
+            return ["pass"] if w == 64 else [f"r[d] = <uint{w}_t>r[d]"]
+        return [f"r[d] = bswap{w}(<uint{w}_t>r[d])"]
+    if op.form in (F_ALU_XOFF_K, F_ALU_XOFF_X):
+        # sdiv by 0 gives 0, smod by 0 leaves dst; by -1 they cannot trap (INT_MIN / -1
+        # wraps to INT_MIN, as the kernel's interpreter computes it)
+        if kop == BPF_DIV:
+            return [f"if {u}{b} == 0:", "    r[d] = 0",
+                    f"elif {u}{b} == {U}-1:", f"    r[d] = {trunc(f'0 - {u}r[d]')}",
+                    "else:", f"    r[d] = {U}({S}r[d] / {S}{b})"]
+        lines = [f"if {u}{b} == {U}-1:", "    r[d] = 0",
+                 f"elif {u}{b}:", f"    r[d] = {U}({S}r[d] % {S}{b})"]
+        return lines if op.is_64 else [*lines, "else:", f"    r[d] = {u}r[d]"]
+    if kop in (BPF_DIV, BPF_MOD):
+        # by 0: div gives 0, mod leaves dst; a converted classic program ends with 0
+        # instead (div0_abort, as bpf_convert_filter emits it)
+        symbol = "/" if kop == BPF_DIV else "%"
+        lines = [f"if {u}{b}:", f"    r[d] = {u}r[d] {symbol} {u}{b}", *_EXIT_ON_DIV0]
+        if kop == BPF_DIV:
+            return [*lines, "else:", "    r[d] = 0"]
+        return lines if op.is_64 else [*lines, "else:", f"    r[d] = {u}r[d]"]
+    if kop == BPF_MOV:
+        return [f"r[d] = {u}{b}"]
+    if kop == BPF_LSH:
+        return [f"r[d] = {trunc(f'{u}r[d] << ({b} & {M})')}"]
+    if kop == BPF_RSH:
+        return [f"r[d] = {u}r[d] >> ({b} & {M})"]
+    if kop == BPF_ARSH:
+        return [f"r[d] = {U}({S}r[d] >> ({b} & {M}))"]
+    symbol = ALU_OP_SYMBOL[kop].rstrip("=")
+    if op.is_64:
+        return [f"r[d] {symbol}= {b}"]
+    return [f"r[d] = {U}({u}r[d] {symbol} {u}{b})"]
+
+
+def _jcc_case(op: Op) -> list[str]:
+    """The comparison on the low 32 bits for JMP32, signed for the "s" comparisons,
+    against imm (K) or src (X)."""
+    kop = BPF_OP(op.code)
+    signed = kop in (BPF_JSGT, BPF_JSGE, BPF_JSLT, BPF_JSLE)
+    cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
+            (True, False): "<int32_t>"}[signed, op.is_64]
+    b = "imm" if op.form is F_JCC_K else "r[s]"
+    return [f"if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
+
+
+# Memory accesses of one kind share a case: the width is the decoded insn's size.
+_MEM_CASES = {
+    (F_LDX, BPF_MEM): ["a = r[s] + <uint64_t><int64_t>i.off",
+                       "p = _mem(vm, a, i.size, ACCESS_READ)",
+                       "if p != NULL:", "    r[d] = _load(p, i.size)",
+                       "elif not ctx_load(vm, a, i.size, &r[d]):", "    break"],
+    (F_LDX, BPF_MEMSX): ["a = r[s] + <uint64_t><int64_t>i.off",
+                         "p = _mem(vm, a, i.size, ACCESS_READ)",
+                         "if p != NULL:", "    r[d] = _sext(_load(p, i.size), i.size)",
+                         "elif ctx_load(vm, a, i.size, &r[d]):", "    r[d] = _sext(r[d], i.size)",
+                         "else:", "    break"],
+    (F_ST, BPF_MEM): ["a = r[d] + <uint64_t><int64_t>i.off",
+                      "p = _mem(vm, a, i.size, ACCESS_WRITE)",
+                      "if p != NULL:", "    _store(p, i.size, imm)",
+                      "elif not ctx_store(vm, a, i.size, imm):", "    break"],
+    (F_STX, BPF_MEM): ["a = r[d] + <uint64_t><int64_t>i.off",
+                       "p = _mem(vm, a, i.size, ACCESS_WRITE)",
+                       "if p != NULL:", "    _store(p, i.size, r[s])",
+                       "elif not ctx_store(vm, a, i.size, r[s]):", "    break"],
+    (F_ATOMIC, BPF_ATOMIC): ["p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)",
+                             "if p == NULL:", "    break",
+                             "_atomic(op, p, i.size, &r[s], &r[0])"],
+}
+_ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
+
+
+def _case(ops: list[Op], body: list[str], keyword: str = "elif") -> list[str]:
+    tests = [f"op == OP_{op.name}" for op in ops]
+    if len(tests) == 1:
+        return [f"{keyword} {tests[0]}:", *("    " + line for line in body)]
+    pad = " " * (len(keyword) + 2)
+    return [f"{keyword} ({tests[0]}", *(f"{pad}or {test}" for test in tests[1:-1]),
+            f"{pad}or {tests[-1]}):", *("    " + line for line in body)]
+
+
+def interp_cases() -> list[str]:
+    """The interpreter's cases for ALU, ALU32, movsx, byte swaps, memory loads and
+    stores, atomics and conditional jumps, in table order; calls, exits, ``ja``,
+    ``lddw`` and the legacy packet loads are written by hand around them."""
+    lines: list[str] = []
+    done: set = set()
     for op in OPS:
-        if op.form not in (F_JCC_K, F_JCC_X):
-            continue
-        symbol = JMP_OP_SYMBOL[op.code & 0xF0]
-        cmp = symbol.lstrip("s")
-        cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
-                (True, False): "<int32_t>"}[symbol.startswith("s"), op.is_64]
-        b = "imm" if op.form is F_JCC_K else "r[s]"
-        lines += [f"        elif op == OP_{op.name}:",
-                  f"            if {cast}r[d] {cmp} {cast}{b}: pc = <uint32_t>i.off"]
-    lines.append(JCC_END)
-    return "\n".join(lines) + "\n"
+        if op.form in _ALU_FORMS:
+            lines += _case([op], _alu_case(op))
+        elif op.form in (F_JCC_K, F_JCC_X):
+            lines += _case([op], _jcc_case(op))
+        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES.keys() - done:
+            key = (op.form, BPF_MODE(op.code))
+            done.add(key)
+            group = [o for o in OPS if (o.form, BPF_MODE(o.code)) == key]
+            lines += _case(group, _MEM_CASES[key])
+    return lines
+
+
+def atomic_cases() -> list[str]:
+    """``_atomic``'s cases, one per atomic operation for both widths: the new value,
+    and the old one into src for the fetching ones; cmpxchg compares with r0, which
+    receives the old value."""
+    lines: list[str] = []
+    for imm, _ in ATOMIC_OPS:
+        ops = [op for op in OPS if op.form is F_ATOMIC and op.disc_value == imm]
+        if imm == BPF_CMPXCHG:
+            body = ["new = val if old == (r0[0] & mask) else old", "r0[0] = old"]
+        else:
+            body = ["new = val" if imm == BPF_XCHG else
+                    f"new = old {ALU_OP_SYMBOL[imm & ~BPF_FETCH].rstrip('=')} val"]
+            if imm & BPF_FETCH:
+                body.append("src[0] = old")
+        lines += _case(ops, body, "elif" if lines else "if")
+    return lines
+
+
+# name -> (indentation, lines) of each generated region of pyebpf/_core.pyx
+_CORE_REGIONS = {"interp_cases": (8, interp_cases), "atomic_cases": (4, atomic_cases)}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return (f"# --- generated by pyebpf.isa.{name}(): a build rewrites it ---",
+            f"# --- end of the generated {name} ---")
+
+
+def core_region(name: str) -> str:
+    """One generated region of ``pyebpf/_core.pyx`` (``interp_cases`` or
+    ``atomic_cases``), marker lines included."""
+    indent, make = _CORE_REGIONS[name]
+    begin, end = _markers(name)
+    pad = " " * indent
+    return "".join(f"{pad}{line}\n" for line in (begin, *make(), end))
+
+
+def with_core_regions(source: str) -> str:
+    """``source`` (the text of ``pyebpf/_core.pyx``) with every generated region
+    rewritten from the table."""
+    for name in _CORE_REGIONS:
+        begin, end = _markers(name)
+        start = source.rindex("\n", 0, source.index(begin)) + 1
+        stop = source.index("\n", source.index(end)) + 1
+        source = source[:start] + core_region(name) + source[stop:]
+    return source
+
+
+class CoreReloKind(enum.IntEnum):
+    """``enum bpf_core_relo_kind``: what a CO-RE relocation asks of the target BTF."""
+    BPF_CORE_FIELD_BYTE_OFFSET = 0
+    BPF_CORE_FIELD_BYTE_SIZE = 1
+    BPF_CORE_FIELD_EXISTS = 2
+    BPF_CORE_FIELD_SIGNED = 3
+    BPF_CORE_FIELD_LSHIFT_U64 = 4
+    BPF_CORE_FIELD_RSHIFT_U64 = 5
+    BPF_CORE_TYPE_ID_LOCAL = 6
+    BPF_CORE_TYPE_ID_TARGET = 7
+    BPF_CORE_TYPE_EXISTS = 8
+    BPF_CORE_TYPE_SIZE = 9
+    BPF_CORE_ENUMVAL_EXISTS = 10
+    BPF_CORE_ENUMVAL_VALUE = 11
+    BPF_CORE_TYPE_MATCHES = 12
+
+
+# libbpf's poison for an instruction whose CO-RE relocation found no target: a call to
+# this helper id, which the verifier refuses only if the instruction is reachable
+BPF_CORE_POISON_HELPER = 0xBAD2310
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] not in (["--pxd"], ["--jcc"]):
-        sys.exit("usage: python pyebpf/isa.py --pxd | --jcc")
-    sys.stdout.write(pxd_source() if sys.argv[1] == "--pxd" else jcc_cases_source())
+    if sys.argv[1:] not in (["--pxd"], ["--cases"]):
+        sys.exit("usage: python pyebpf/isa.py --pxd | --cases")
+    sys.stdout.write(pxd_source() if sys.argv[1] == "--pxd"
+                     else "".join(core_region(name) for name in _CORE_REGIONS))

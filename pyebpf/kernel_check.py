@@ -120,7 +120,10 @@ class RunWatcher:
             raise KernelMismatch(f"pyebpf_kernel_check: run {self.runs} of "
                                  f"{self.label(program)}: BPF_PROG_TEST_RUN failed where "
                                  f"pyebpf ran: {exc}") from None
-        diffs = _differences(res, theirs, sf)
+        # test_run starts a socket filter at the network header and returns its u32
+        diffs = kernel.compare.differences(
+            res, theirs.retval if sf else theirs.retval_signed,
+            theirs.data[14:] if sf else theirs.data, theirs.skb or {}, sf)
         for name, m in pmaps.items():
             diffs += _map_differences(name, m, kmaps[name])
         if diffs:
@@ -184,30 +187,3 @@ def _map_differences(name, ours, theirs) -> list[str]:
                        f"{'(none)' if b is None else b.hex()}")
     return out
 
-
-def _differences(res, theirs, sf: bool) -> list[str]:
-    from .results import describe_value, packet_diff
-    out = []
-    if sf:
-        if res.retval != theirs.retval:
-            out.append(f"kept: pyebpf {res.retval}, kernel {theirs.retval}")
-        kernel_bytes = theirs.data[14:]
-    else:
-        if res.retval != theirs.retval_signed:
-            out.append(f"verdict: pyebpf {describe_value(res.verdict)}, kernel "
-                       f"{describe_value(theirs.retval_signed)}")
-        kernel_bytes = theirs.data
-    if res.data_out != kernel_bytes:
-        if sf:
-            out.append(f"packet bytes differ ({len(res.data_out)} bytes in pyebpf, "
-                       f"{len(kernel_bytes)} in the kernel)")
-        else:
-            out += [f"packet: {line}" for line in packet_diff(res.data_out, kernel_bytes)]
-    mine = res.skb.as_dict()
-    for name, want in (theirs.skb or {}).items():
-        if name == "gso_size":
-            continue                        # test_run echoes it, never updates it
-        got = list(mine[name]) if name == "cb" else mine[name]
-        if got != want:
-            out.append(f"__sk_buff.{name}: pyebpf {got!r}, kernel {want!r}")
-    return out

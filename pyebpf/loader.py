@@ -45,13 +45,16 @@ _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HAS
 
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
-         name: str | None = None, verify: bool = True, env=None) -> "Object":
+         name: str | None = None, verify: bool = True, btf=None, kconfig=None,
+         env=None) -> "Object":
     """Load an object file (path or bytes) into an :class:`Object`; each program is
     verified as the kernel verifies it at load (``verify=False``: not, see
-    :class:`~pyebpf.Program`); ``env`` (a :class:`pyebpf.Environment`) is the modelled
-    network its programs' runs see."""
-    obj = Object(_elf.parse(source, name=name), prog_type=prog_type, profile=profile,
-                 pin=pin, verify=verify)
+    :class:`~pyebpf.Program`).  ``btf`` is the target BTF of CO-RE relocations,
+    ``kconfig`` the values of ``__kconfig`` externs (see :func:`pyebpf.elf.parse`);
+    ``env`` (a :class:`pyebpf.Environment`) is the modelled network its programs' runs
+    see."""
+    obj = Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type,
+                 profile=profile, pin=pin, verify=verify)
     if env is not None:
         from .environment import Environment
         if not isinstance(env, Environment):
@@ -120,7 +123,10 @@ class Object:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify)
             except EbpfError as exc:
-                raise ElfError(f"program cannot be loaded: {exc}", file=spec.name,
+                # libbpf's poison call: say which CO-RE relocation found no target
+                why = "".join(f"; {p.reason}" for p in ps.core_poisoned
+                              if p.pc == getattr(exc, "pc", None))
+                raise ElfError(f"program cannot be loaded: {exc}{why}", file=spec.name,
                                section=ps.section, symbol=ps.name) from exc
         # pinned arrays first: pinning their programs can pin an array not yet filled,
         # which is then filled as a pinned one (never an unpinned one already filled)

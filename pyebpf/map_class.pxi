@@ -9,13 +9,6 @@ _PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for progra
 cdef int _next_handle = 3                   # handles look like the kernel's fds
 
 
-cdef enum:
-    EBADF_ = 9
-
-_ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EEXIST: "EEXIST", EINVAL: "EINVAL",
-                EBADF_: "EBADF", ENOSPC: "ENOSPC", ENOTSUPP: "ENOTSUPP"}
-
-
 @cython.final
 cdef class Map:
     """A map, with the kernel's semantics for its type (docs/kernel-notes.md, Maps).
@@ -117,8 +110,8 @@ cdef class Map:
         return f"{self.name or self.type.name} (fd {self.fd})"
 
     cdef _fail(self, int rc, str what, bytes key):
-        name = _ERRNO_NAMES.get(-rc, str(-rc))
-        raise MapError(-rc, f"map {self._label()}: {what} of key {key.hex()} failed: {name}")
+        raise MapError(-rc, f"map {self._label()}: {what} of key {key.hex()} failed: "
+                            f"{_isa.errno_name(-rc)}")
 
     cdef _bind_owner(self, int prog_type):
         if self._m.owner_type == -1:
@@ -211,7 +204,7 @@ cdef class Map:
             fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
             value = _PROG_HANDLES.get(fd)
             if value is None:
-                raise MapError(EBADF_, f"map {self._label()}: no program with fd {fd}")
+                raise MapError(EBADF, f"map {self._label()}: no program with fd {fd}")
         prog = value
         if prog.prog_type is None:
             raise MapError(EINVAL, f"map {self._label()}: raw programs cannot be tail-called")
@@ -237,7 +230,7 @@ cdef class Map:
             fd = value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
             value = _MAP_HANDLES.get(fd)
             if value is None:
-                raise MapError(EBADF_, f"map {self._label()}: no map with fd {fd}")
+                raise MapError(EBADF, f"map {self._label()}: no map with fd {fd}")
         inner = value
         if not _meta_equal(self._m.tmpl, inner._m):
             raise MapError(EINVAL, f"map {self._label()}: {inner._label()} does not match "

@@ -21,9 +21,6 @@ cdef enum:
     RB_DISCARD = 1u << 30
     RB_HDR = 8
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
-    EAGAIN = 11
-    ENOSPC = 28
-    EOPNOTSUPP = 95
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
 

@@ -1,7 +1,7 @@
 # The kernel's helpers for skb program types, in C.  Included into pyebpf/_core.pyx.
 #
 # Every helper has the interpreter's signature (vm, r1..r5) -> r0.  Conventions:
-# - errors the kernel returns are negative errno values: return err(EINVAL);
+# - errors the kernel returns are negative errno values (isa.Errno): return err(EINVAL);
 # - a pointer argument is checked with _mem() like a program access (a NULL result
 #   leaves the memory fault in vm.status and the helper returns 0);
 # - an argument the kernel's verifier would have refused (r1 not the context) is a
@@ -10,19 +10,6 @@
 #   follows (the kernel's verifier makes programs reload data/data_end then).
 # Each group file registers its helpers in SKB_HELPERS by id; Program takes from there
 # the ids its type may call (skb/rules.py).
-
-cdef enum:
-    ENOENT = 2
-    E2BIG = 7
-    ENOMEM = 12
-    EACCES = 13
-    EFAULT = 14
-    EEXIST = 17
-    ENODEV = 19
-    EINVAL = 22
-    ERANGE = 34
-    EPROTO = 71
-    ENOTSUPP = 524
 
 cdef helper_fn SKB_HELPERS[HELPER_SLOTS]
 

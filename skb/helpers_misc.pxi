@@ -100,7 +100,6 @@ cdef enum:
     PRINTK_BUF = 1024              # MAX_BPRINTF_BUF, and 4.6's TRACE_BUF_SIZE
     PRINTK_BIN_ARGS = 512          # MAX_BPRINTF_BIN_ARGS: room for the copied arguments
     PRINTK_V46_STR = 64            # 4.6 copied a %s argument into char buf[64]
-    PRINTK_ENOSPC = 28
     FIELD_WIDTH_MAX = (1 << 23) - 1
     TASK_COMM_LEN = 16
     PK_LEFT = 1
@@ -310,7 +309,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
                         or pk_ispunct(<uint8_t>fmt[i + 1])):
                     return err(EINVAL)
                 if used >= PRINTK_BIN_ARGS:
-                    return err(PRINTK_ENOSPC)
+                    return err(ENOSPC)
                 # %pus reads user memory; a program's memory is all kernel memory
                 got = pk_read_str(vm, v, text, PRINTK_BIN_ARGS - used) if c == 107 else -1
                 if got < 0:
@@ -321,7 +320,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
                     or c == 115 or c == 83:
                 used = (used + 3) & ~3
                 if PRINTK_BIN_ARGS - used < 8:
-                    return err(PRINTK_ENOSPC)
+                    return err(ENOSPC)
                 used += 8
                 if c == 115 or c == 83:        # %ps %pS: no symbols here, the address
                     snprintf(text, sizeof(text), "0x%lx", <unsigned long>v)
@@ -341,7 +340,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
                 i += 1
             elif (c == 105 or c == 73) and (fmt[i + 2] == 52 or fmt[i + 2] == 54):
                 if PRINTK_BIN_ARGS - used < (4 if fmt[i + 2] == 52 else 16):
-                    return err(PRINTK_ENOSPC)
+                    return err(ENOSPC)
                 pk_ip(vm, v, <char>c, fmt[i + 2], text)
                 used += strlen(text) + 1
                 o.pos += snprintf(pk_dst(&o), pk_room(&o), "%s", text)
@@ -353,7 +352,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
                     or pk_ispunct(<uint8_t>fmt[i + 1])):
                 return err(EINVAL)
             if used >= PRINTK_BIN_ARGS:
-                return err(PRINTK_ENOSPC)
+                return err(ENOSPC)
             got = pk_read_str(vm, v, text, PRINTK_BIN_ARGS - used)
             if got < 0:
                 text[0], got = 0, 1
@@ -361,7 +360,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
             pk_string(&o, text, flags, width)
         elif c == 99:                                                   # 'c'
             if used >= PRINTK_BIN_ARGS:
-                return err(PRINTK_ENOSPC)
+                return err(ENOSPC)
             used += 1
             pk_spec(spec, flags & PK_LEFT, width, "c")
             o.pos += snprintf(pk_dst(&o), pk_room(&o), spec, <int><uint8_t>v)
@@ -375,7 +374,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
                 return err(EINVAL)
             used = (used + 3) & ~3
             if PRINTK_BIN_ARGS - used < (8 if longs else 4):
-                return err(PRINTK_ENOSPC)
+                return err(ENOSPC)
             used += 8 if longs else 4
             conv[0], conv[1], conv[2], conv[3] = 108, 108, <char>c, 0
             pk_spec(spec, flags, width, &conv[0] if longs else &conv[2])

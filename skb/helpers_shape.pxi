@@ -10,7 +10,6 @@
 from libc.string cimport memmove
 
 cdef enum:
-    EALREADY = 114
     IPV4_HLEN = 20              # sizeof(struct iphdr)
     IPV6_HLEN = 40              # sizeof(struct ipv6hdr)
 

@@ -128,15 +128,15 @@ class _TestRunOpts(ctypes.Structure):
 SKB_CTX_SIZE = 192
 
 
-def test_run(prog_fd: int, data: bytes) -> tuple[int, bytes, bytes]:
-    """BPF_PROG_TEST_RUN of a loaded skb program on ``data`` with a zeroed __sk_buff:
-    (retval, data_out, ctx_out)."""
+def test_run(prog_fd: int, data: bytes, ctx: bytes = b"") -> tuple[int, bytes, bytes]:
+    """BPF_PROG_TEST_RUN of a loaded skb program on ``data`` with the __sk_buff ``ctx``
+    (zero bytes after it): (retval, data_out, ctx_out)."""
     lib = libbpf()
     f = lib.bpf_prog_test_run_opts
     f.restype, f.argtypes = ctypes.c_int, (ctypes.c_int, ctypes.POINTER(_TestRunOpts))
     data_in = ctypes.create_string_buffer(data, len(data))
     data_out = ctypes.create_string_buffer(len(data) + 4096)
-    ctx_in = ctypes.create_string_buffer(SKB_CTX_SIZE)
+    ctx_in = ctypes.create_string_buffer(ctx.ljust(SKB_CTX_SIZE, b"\0"), SKB_CTX_SIZE)
     ctx_out = ctypes.create_string_buffer(SKB_CTX_SIZE)
     opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), data_in=ctypes.addressof(data_in),
                         data_out=ctypes.addressof(data_out), data_size_in=len(data),

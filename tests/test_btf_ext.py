@@ -217,9 +217,10 @@ def test_a_big_endian_object_gives_the_same_records(tmp_path):
     assert big.line_info == little.line_info and big.func_info == little.func_info
 
 
-def test_the_core_relocation_subsection_is_skipped_but_counted(tmp_path):
+def test_the_core_relocation_records_are_read_beside_the_line_info(tmp_path):
     info = parse(build(tmp_path, CORE))
-    assert info.core_relo_len > 0
+    assert info.core_relo_len > 0 and info.core_relos["tc"]
+    assert all(r.access and r.pc >= 0 for r in info.core_relos["tc"])
     assert [li.line for li in info.line_info["tc"]] and info.func_info["tc"][0].pc == 0
 
 

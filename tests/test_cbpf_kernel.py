@@ -3,14 +3,10 @@ and what a packet socket with the filter keeps (which frames, how many bytes) ag
 pyebpf, for frames sent through a veth pair in a network namespace of the test's own."""
 import ctypes
 import errno
-import os
 import select
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,9 +18,11 @@ from pyebpf.cbpf import SockFilter as F
 from pyebpf.errors import ClassicError
 
 sys.path.insert(0, str(Path(__file__).parent))
+import netns  # noqa: E402
+import toolpath  # noqa: E402
 from test_cbpf import ACCEPTED, NL_FRAME, REFUSED  # noqa: E402
 
-ETH_P_ALL, CLONE_NEWNET, SO_RCVBUFFORCE = 0x0003, 0x40000000, 33
+ETH_P_ALL, SO_RCVBUFFORCE = 0x0003, 33
 VLAN_TPIDS = (0x8100, 0x88A8)
 AD = isa.SKF_AD_OFF & 0xFFFFFFFF
 MARK = 0x5A5A17
@@ -70,48 +68,23 @@ def test_the_kernel_accepts_what_the_checker_accepts(name):
 
 @pytest.fixture(scope="module")
 def veth(live_kernel):
-    """(sender on vtx with SO_MARK, receiver on vrx, vrx's ifindex and MAC) in a namespace
-    of our own, IPv6 disabled and no addresses so that nothing else is sent."""
-    ip = shutil.which("ip")
-    if not ip:
-        pytest.skip("iproute2's ip is not installed (apt-get install iproute2)")
-    name = f"pyebpf-cbpf-{os.getpid()}"
-    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
-    try:
-        for cmd in (["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-                    ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-                    [ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx"],
-                    [ip, "link", "set", "vrx", "address", "02:00:00:00:00:0b"],
-                    [ip, "link", "set", "vtx", "up"], [ip, "link", "set", "vrx", "up"]):
-            subprocess.run([ip, "netns", "exec", name, *cmd], check=True, capture_output=True)
-        result = {}
+    """(sender on vtx with SO_MARK, receiver on vrx, vrx's ifindex) in a namespace of our
+    own (netns.veth_pair), vrx with a fixed MAC."""
+    with netns.veth_pair("cbpf") as (name, inside, _):
+        inside(toolpath.find("ip"), "link", "set", "vrx", "address", "02:00:00:00:00:0b")
 
-        def work():
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/var/run/netns/{name}") as fd:
-                if libc.setns(fd.fileno(), CLONE_NEWNET):
-                    result["error"] = os.strerror(ctypes.get_errno())
-                    return
+        def make():
             tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             tx.bind(("vtx", 0))
             tx.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, MARK)
             rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             rx.bind(("vrx", 0))
             rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 24)
-            result["env"] = tx, rx, socket.if_nametoindex("vrx")
+            return tx, rx, socket.if_nametoindex("vrx")
 
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-        if "error" in result:
-            pytest.skip(f"setns into {name}: {result['error']}")
-        tx, rx, ifindex = result["env"]
+        tx, rx, ifindex = netns.in_netns(name, make)
         with tx, rx:
             yield tx, rx, ifindex
-    finally:
-        subprocess.run([ip, "netns", "del", name], capture_output=True)
 
 
 def kept_by_the_kernel(veth, insns, frames):

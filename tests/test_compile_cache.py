@@ -1,14 +1,14 @@
 """The tests' compile cache (tests/bpfc.py) is each user's own, and one that another
 user made or could change is refused: whoever can write it chooses the objects the
 tests run.  The attacks run as two unprivileged users (root needed, else skipped)."""
-import errno
 import os
 import stat
 
 import pytest
 
 import bpfc
-from users import ATTACKER, VICTIM, as_user, shared_tmp  # noqa: F401 (fixture)
+from users import (ATTACKER, VICTIM, as_user, assert_refused, plant_link_to_a_trap,  # noqa: F401
+                   shared_tmp)
 
 pytestmark = pytest.mark.skipif(not (bpfc.CLANG and bpfc.OBJCOPY and bpfc.READELF),
                                 reason="clang-19/llvm-19 not installed (apt-get install "
@@ -40,21 +40,14 @@ os.chmod({cache!r}, 0o777)
 out = None
 """)
     out = as_user(VICTIM, shared_tmp, COMPILE, imports="import bpfc")
-    assert (out.get("error"), out.get("errno")) == ("PinError", errno.EPERM), out
-    assert out["message"].startswith(f"compile cache {cache} is owned by uid {ATTACKER}, "
-                                     f"not by you (uid {VICTIM})"), out
+    assert_refused(out, f"compile cache {cache} is owned by uid {ATTACKER}, not by you "
+                        f"(uid {VICTIM})")
     assert os.listdir(cache) == []
 
 
 def test_a_compile_cache_that_is_a_link_is_refused(shared_tmp):
-    cache, trap = cache_of(shared_tmp, VICTIM), os.path.join(shared_tmp, "trap")
-    as_user(ATTACKER, shared_tmp, f"""
-os.mkdir({trap!r})
-os.chmod({trap!r}, 0o777)
-os.symlink({trap!r}, {cache!r})
-out = None
-""")
+    cache = cache_of(shared_tmp, VICTIM)
+    trap = plant_link_to_a_trap(shared_tmp, cache)
     out = as_user(VICTIM, shared_tmp, COMPILE, imports="import bpfc")
-    assert (out.get("error"), out.get("errno")) == ("PinError", errno.EPERM), out
-    assert out["message"].startswith(f"compile cache {cache} is a symbolic link (to {trap})")
+    assert_refused(out, f"compile cache {cache} is a symbolic link (to {trap})")
     assert os.listdir(trap) == []

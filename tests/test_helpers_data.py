@@ -16,11 +16,12 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 
+from pyebpf import isa
 from pyebpf.errors import ExecutionError, KernelError, VerifierError
 from pktprog import (ACT, CLS, DATA, DATA_END, SF, call, differential, kernel_prog, prog, put,
                      run_engine, save, stack_to_cb)
 
-EINVAL, EFAULT, ENOTSUPP = 22, 14, 524
+EINVAL, EFAULT, ENOTSUPP = isa.Errno.EINVAL, isa.Errno.EFAULT, isa.Errno.ENOTSUPP
 RECOMPUTE, INVALIDATE = 1, 2
 PSEUDO, MANGLED_0, ENFORCE, IPV6 = 0x10, 0x20, 0x40, 0x80
 

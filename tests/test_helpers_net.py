@@ -4,14 +4,9 @@ device MTUs) and the checksum-level and ECN helpers, against the kernel
 (pyebpf.Environment) where the value is the world's."""
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import re
-import shutil
 import socket
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +17,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 import pyebpf
 from pyebpf import errors, isa
 from pyebpf.environment import Device, Environment, EnvironmentSpecError, PacketSocket
+import toolpath
+from netns import in_netns, veth_pair
 from skbdiff import assert_same, both
 
 I = isa.Insn
@@ -30,7 +27,6 @@ H = isa.HELPER_IDS
 ETH = dict(dst="02:00:00:00:00:02", src="02:00:00:00:00:01")
 UDP4 = bytes(Ether(**ETH) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=53)
              / (b"q" * 26))
-CLONE_NEWNET = 0x40000000
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -242,55 +238,26 @@ def test_check_mtu_on_test_runs_loopback_matches_the_kernel(case):
 
 @pytest.fixture(scope="module")
 def veth_ns():
-    """Run a function with a namespace of our own as the thread's: veth0 (MTU 1400,
-    ifindex 2 there) and veth1 (MTU 9000).  Where bpf(2) is refused (answers replayed)
-    the function runs directly: the answers do not depend on where the call is made."""
+    """Run a function with a namespace of our own as the thread's: vrx (ifindex 2 there,
+    MTU 1400) and its peer vtx (ifindex 3, MTU 9000).  Where bpf(2) is refused (answers
+    replayed) the function runs directly: the answers do not depend on where the call
+    is made."""
     from conftest import _answers
     if _answers.mode == "replay":
         yield lambda fn: fn()
         return
-    ip = shutil.which("ip")
-    if not ip:
-        pytest.skip("iproute2's ip is not installed (apt-get install iproute2)")
-    name = f"pyebpf-net-{os.getpid()}"
-    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
-    try:
-        subprocess.run([ip, "-n", name, "link", "add", "veth0", "index", "2", "mtu", "1400",
-                        "address", "02:00:00:00:00:02", "type", "veth", "peer", "name",
-                        "veth1", "index", "3", "mtu", "9000"], check=True, capture_output=True)
-
-        def run_in(fn):
-            out = {}
-
-            def work():
-                libc = ctypes.CDLL(None, use_errno=True)
-                with open(f"/var/run/netns/{name}") as fd:
-                    if libc.setns(fd.fileno(), CLONE_NEWNET):
-                        out["error"] = os.strerror(ctypes.get_errno())
-                        return
-                try:
-                    out["value"] = fn()
-                except BaseException as exc:     # re-raised in the test's thread
-                    out["exc"] = exc
-
-            thread = threading.Thread(target=work)
-            thread.start()
-            thread.join()
-            if "error" in out:
-                pytest.skip(f"setns into {name}: {out['error']}")
-            if "exc" in out:
-                raise out["exc"]
-            return out["value"]
-        yield run_in
-    finally:
-        subprocess.run([ip, "netns", "del", name], capture_output=True)
+    with veth_pair("net") as (name, inside, _):
+        ip, = toolpath.need("ip", package="iproute2")
+        inside(ip, "link", "set", "vrx", "mtu", "1400")
+        inside(ip, "link", "set", "vtx", "mtu", "9000")
+        indexes = in_netns(name, lambda: (socket.if_nametoindex("vrx"),
+                                          socket.if_nametoindex("vtx")))
+        assert indexes == (2, 3), f"vrx and vtx got ifindexes {indexes}, not (2, 3)"
+        yield lambda fn: in_netns(name, fn)
 
 
-VETH = Environment(devices=(Device(1, "lo", 65536, up=False),
-                            Device(2, "veth0", 1400, "02:00:00:00:00:02", up=False),
-                            Device(3, "veth1", 9000, up=False)))
+VETH = Environment(devices=(Device(1, "lo", 65536, up=False), Device(2, "vrx", 1400),
+                            Device(3, "vtx", 9000)))
 
 
 @pytest.mark.parametrize("ifindex, mtu_in, len_diff", [

@@ -15,13 +15,14 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 import pyebpf
-from pyebpf import kernel
+from pyebpf import isa, kernel
 from pyebpf.errors import KernelError
 
 import skbdiff
 
 CLS = "sched_cls"
-EINVAL, EFAULT, ENOMEM, ENOTSUPP, EALREADY = 22, 14, 12, 524, 114
+EINVAL, EFAULT, ENOMEM, ENOTSUPP, EALREADY = (isa.Errno.EINVAL, isa.Errno.EFAULT, isa.Errno.ENOMEM,
+                                              isa.Errno.ENOTSUPP, isa.Errno.EALREADY)
 SKB_MAX_ALLOC = 16064
 # helper ids
 CHANGE_PROTO, CHANGE_TYPE, GET_HASH_RECALC, CHANGE_TAIL = 31, 32, 34, 38

@@ -8,13 +8,10 @@ compares those, the retval and the packet bytes with BPF_PROG_TEST_RUN.  test_ru
 cannot hand the kernel a frame with an accelerated tag, so a metadata tag on the
 kernel side always comes from a push in the same program.
 """
-import ctypes
-import os
 import select
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
@@ -25,7 +22,7 @@ import pyebpf
 from pyebpf import kernel
 
 import bpfc
-import toolpath
+import netns as netns_
 import skbdiff
 
 CLS = "sched_cls"
@@ -383,62 +380,28 @@ int vlan_on_egress(struct __sk_buff *skb)
 """
 ETH_P_ALL, SOL_PACKET, PACKET_AUXDATA = 0x0003, 263, 8
 TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
-CLONE_NEWNET = 0x40000000
 
 
 @pytest.fixture(scope="module")
 def netns(live_kernel):
-    """A network namespace of our own with a veth pair vtx <-> vrx (up, IPv6 disabled,
-    no addresses) and a clsact qdisc on vtx; removed, with everything in it, at the end."""
-    ip, tc = toolpath.find("ip"), toolpath.find("tc")
-    if not (ip and tc):
-        pytest.skip("iproute2's ip and tc are not installed (apt-get install iproute2)")
-    name = f"pyebpf-vlan-{os.getpid()}"
-    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
-
-    def inside(*cmd):
-        done = subprocess.run([ip, "netns", "exec", name, *cmd], capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(cmd)} in netns {name}: {done.stderr.strip()}")
-
-    try:
-        inside("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        inside("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        inside(ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx")
-        inside(ip, "link", "set", "vtx", "up")
-        inside(ip, "link", "set", "vrx", "up")
+    """A network namespace of our own with a veth pair vtx <-> vrx and a clsact qdisc on
+    vtx (netns.veth_pair)."""
+    with netns_.veth_pair("vlan") as (name, inside, tc):
         inside(tc, "qdisc", "add", "dev", "vtx", "clsact")
         yield name, inside, tc
-    finally:
-        subprocess.run([ip, "netns", "del", name], capture_output=True)
 
 
 def packet_sockets(netns_name):
-    """(sender bound to vtx, receiver on vrx with PACKET_AUXDATA), created in the
-    namespace by a thread that joins it (setns moves only the calling thread)."""
-    result = {}
-
-    def work():
-        libc = ctypes.CDLL(None, use_errno=True)
-        with open(f"/var/run/netns/{netns_name}") as fd:
-            if libc.setns(fd.fileno(), CLONE_NEWNET):
-                result["error"] = os.strerror(ctypes.get_errno())
-                return
+    """(sender bound to vtx, receiver on vrx with PACKET_AUXDATA), in the namespace."""
+    def make():
         tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         tx.bind(("vtx", 0))
         rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         rx.bind(("vrx", 0))
         rx.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        result["sockets"] = tx, rx
+        return tx, rx
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise RuntimeError(f"setns into {netns_name}: {result['error']}")
-    return result["sockets"]
+    return netns_.in_netns(netns_name, make)
 
 
 def received_on_the_wire(rx, marker, timeout=2.0):

@@ -19,7 +19,8 @@ from pyebpf import pinning
 from pyebpf._core import Map
 from pyebpf.errors import BpfError, KernelError, PinError
 from pyebpf.isa import BpfCmd as C
-from users import ATTACKER, VICTIM, as_user, shared_tmp  # noqa: F401 (fixture)
+from users import (ATTACKER, VICTIM, as_user, assert_refused, plant_link_to_a_trap,  # noqa: F401
+                   shared_tmp)
 
 KEY0 = bytes(4)
 
@@ -38,17 +39,6 @@ out = {
     "get": attempt(lambda: int.from_bytes(pyebpf.Map.from_pin("counts")[bytes(4)], "little")),
 }
 """
-
-
-def assert_refused(outcome, *words):
-    """``outcome`` (an ``attempt`` of the child's) is a one-line PinError, EPERM,
-    whose message has every one of ``words``."""
-    assert "error" in outcome, f"not refused: {outcome}"
-    assert (outcome["error"], outcome["errno"]) == ("PinError", errno.EPERM), outcome
-    message = outcome["message"]
-    assert "\n" not in message, message
-    missing = [w for w in words if w not in message]
-    assert not missing, f"{missing} not in {message!r}"
 
 
 def root_of(tmp, uid):
@@ -101,13 +91,8 @@ out = None
 
 def test_a_pin_root_that_is_a_symbolic_link_is_refused_and_its_target_untouched(
         shared_tmp):
-    root, trap = root_of(shared_tmp, VICTIM), os.path.join(shared_tmp, "trap")
-    as_user(ATTACKER, shared_tmp, f"""
-os.mkdir({trap!r})
-os.chmod({trap!r}, 0o777)
-os.symlink({trap!r}, {root!r})
-out = None
-""")
+    root = root_of(shared_tmp, VICTIM)
+    trap = plant_link_to_a_trap(shared_tmp, root)
     out = as_user(VICTIM, shared_tmp, VICTIM_PINS_AND_GETS)
     for outcome in out.values():
         assert_refused(outcome, f"pin root {root} is a symbolic link (to {trap})",
@@ -157,19 +142,14 @@ def test_a_directory_another_user_replaced_with_a_link_gets_no_pin(shared_tmp):
     """A link planted at tc/globals would send the victim's pins into the attacker's
     directory."""
     root = root_of(shared_tmp, VICTIM)
-    tc, trap = os.path.join(root, "tc"), os.path.join(shared_tmp, "trap")
+    tc = os.path.join(root, "tc")
     as_user(VICTIM, shared_tmp, f"""
 os.makedirs({tc!r}, mode=0o700)
 os.chmod({tc!r}, 0o777)
 os.chmod({root!r}, 0o711)
 out = None
 """)
-    as_user(ATTACKER, shared_tmp, f"""
-os.mkdir({trap!r})
-os.chmod({trap!r}, 0o777)
-os.symlink({trap!r}, os.path.join({tc!r}, "globals"))
-out = None
-""")
+    trap = plant_link_to_a_trap(shared_tmp, os.path.join(tc, "globals"))
     out = as_user(VICTIM, shared_tmp, """
 m = pyebpf.Map.create("array", 4, 8, 1)
 out = attempt(lambda: m.pin("tc/globals/counts"))

@@ -8,16 +8,13 @@ judges it on its real datapath: a veth pair in a network namespace of the test's
 the program at clsact ingress, frames sent by a packet socket, and the clsact qdisc's
 counters (packets that reached the hook, packets the program dropped).
 """
-import ctypes
 import json
-import os
-import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import bpfc
+import netns
 import pytest
 
 from scapy.all import IP, UDP, Dot1AD, Dot1Q, Ether, Raw
@@ -48,7 +45,6 @@ int vlan_shot(struct __sk_buff *skb)
 }
 """
 VLAN_SHOT = "r0 = *(u32 *)(r1 + 0x18)\nif r0 == 0 goto out\nr0 = 2\nout:\nexit\n"
-CLONE_NEWNET = 0x40000000
 
 
 def replay(tmp_path, program, names, *options):
@@ -108,10 +104,7 @@ def test_in_the_4_6_profile_the_tag_without_the_protocol_after_it_is_untagged(tm
 @pytest.fixture(scope="module")
 def veth_ingress(tmp_path_factory, live_kernel):
     """(send(frame) -> outcome, object file): a namespace of our own with a veth pair
-    vtx -> vrx (up, IPv6 off, no addresses) and vlan_shot at vrx's clsact ingress."""
-    ip, tc = shutil.which("ip"), shutil.which("tc")
-    if not (ip and tc):
-        pytest.skip("iproute2's ip and tc are not installed (apt-get install iproute2)")
+    vtx -> vrx (netns.veth_pair) and vlan_shot at vrx's clsact ingress."""
     if not bpfc.CLANG:
         pytest.skip("clang-19 not installed (apt-get install clang-19 libbpf-dev)")
     work = tmp_path_factory.mktemp("rx")
@@ -120,23 +113,7 @@ def veth_ingress(tmp_path_factory, live_kernel):
     include = [f"-I/usr/include/{bpfc._MULTIARCH}"] if bpfc._MULTIARCH else []
     subprocess.run([bpfc.CLANG, "-O2", "-g", "-target", "bpf", *include, "-c", str(src), "-o",
                     str(obj)], check=True, capture_output=True)
-    name = f"pyebpf-rx-{os.getpid()}"
-    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
-
-    def inside(*cmd):
-        done = subprocess.run([ip, "netns", "exec", name, *cmd], capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(cmd)} in netns {name}: {done.stderr.strip()}")
-        return done.stdout
-
-    try:
-        inside("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        inside("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        inside(ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx")
-        inside(ip, "link", "set", "vtx", "up")
-        inside(ip, "link", "set", "vrx", "up")
+    with netns.veth_pair("rx") as (name, inside, tc):
         inside(tc, "qdisc", "add", "dev", "vrx", "clsact")
         inside(tc, "filter", "add", "dev", "vrx", "ingress", "prio", "1", "handle", "1", "bpf",
                "da", "obj", str(obj), "sec", "tc")
@@ -162,31 +139,16 @@ def veth_ingress(tmp_path_factory, live_kernel):
 
         with tx:
             yield send, obj
-    finally:
-        subprocess.run([ip, "netns", "del", name], capture_output=True)
 
 
 def _packet_socket(netns_name):
-    """A packet socket bound to vtx, made by a thread that joins the namespace (setns
-    moves the calling thread only)."""
-    result = {}
-
-    def work():
-        libc = ctypes.CDLL(None, use_errno=True)
-        with open(f"/var/run/netns/{netns_name}") as fd:
-            if libc.setns(fd.fileno(), CLONE_NEWNET):
-                result["error"] = os.strerror(ctypes.get_errno())
-                return
+    """A packet socket bound to vtx, in the namespace."""
+    def make():
         tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         tx.bind(("vtx", 0))
-        result["socket"] = tx
+        return tx
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise RuntimeError(f"setns into {netns_name}: {result['error']}")
-    return result["socket"]
+    return netns.in_netns(netns_name, make)
 
 
 def test_what_reaches_tc_ingress_and_what_the_program_drops_match_the_kernels_datapath(

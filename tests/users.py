@@ -2,6 +2,7 @@
 to another's files in a shared temporary directory.  Needs root (to become them)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -72,3 +73,27 @@ def as_user(uid: int, tmp: str, code: str, imports: str = ""):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"child as uid {uid} failed:\n{done.stderr}"
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def plant_link_to_a_trap(tmp: str, path: str) -> str:
+    """As ATTACKER, a directory anyone may write to (the trap, in ``tmp``) and a symbolic
+    link to it at ``path``; the trap's path."""
+    trap = os.path.join(tmp, "trap")
+    as_user(ATTACKER, tmp, f"""
+os.mkdir({trap!r})
+os.chmod({trap!r}, 0o777)
+os.symlink({trap!r}, {path!r})
+out = None
+""")
+    return trap
+
+
+def assert_refused(outcome, *words):
+    """``outcome`` (an ``attempt`` of the child's) is a one-line PinError, EPERM,
+    whose message has every one of ``words``."""
+    assert "error" in outcome, f"not refused: {outcome}"
+    assert (outcome["error"], outcome["errno"]) == ("PinError", errno.EPERM), outcome
+    message = outcome["message"]
+    assert "\n" not in message, message
+    missing = [w for w in words if w not in message]
+    assert not missing, f"{missing} not in {message!r}"

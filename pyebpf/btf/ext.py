@@ -9,9 +9,9 @@ name (an offset into the .BTF string table), a record count and the records.  A
 func_info record is (insn_off, type_id), a line_info record (insn_off, file_name_off,
 line_off, line << 10 | column); later fields of longer records are skipped, as libbpf
 does.  insn_off is a byte offset in the object file (libbpf divides it by 8 before
-loading); here it becomes the instruction index ``pc``.  The CO-RE relocation
-subsection is not parsed (pyebpf runs programs on one fixed set of kernel structures):
-only its length is kept, in ``BtfExt.core_relo_len``.
+loading); here it becomes the instruction index ``pc``.  A CO-RE relocation record
+is (insn_off, type_id, access_str_off, kind) (``struct bpf_core_relo``); the relocation
+engine, :mod:`pyebpf.btf.relo`, applies them.
 
 The strings (section names, file names, source lines) live in the ``.BTF`` section's
 string table, which the caller passes as bytes; function names need the ``.BTF`` types,
@@ -26,12 +26,12 @@ from typing import Iterable, Mapping, NamedTuple
 from .. import asm, isa
 from ..errors import ElfError
 
-__all__ = ["FuncInfo", "LineInfo", "BtfExt", "parse_btf_ext", "disassembly_by_pc",
+__all__ = ["FuncInfo", "LineInfo", "CoreRelo", "BtfExt", "parse_btf_ext", "disassembly_by_pc",
            "interleave", "annotate"]
 
 BTF_MAGIC = 0xEB9F
 _MIN_HDR, _CORE_HDR = 24, 32
-_FUNC_REC, _LINE_REC = 8, 16
+_FUNC_REC, _LINE_REC, _CORE_REC = 8, 16, 16
 
 
 class FuncInfo(NamedTuple):
@@ -48,6 +48,14 @@ class LineInfo(NamedTuple):
     source_line: str         # the C text of that line, as clang stored it
 
 
+class CoreRelo(NamedTuple):
+    pc: int                  # instruction index in its section
+    type_id: int             # the local (object's) BTF type the access starts from
+    access: str              # "0:1:2" (field/array indices) or an enumerator index
+    kind: int                # isa.CoreReloKind
+    number: int              # position in the section's records, for error messages
+
+
 @dataclass(frozen=True)
 class BtfExt:
     version: int
@@ -56,7 +64,8 @@ class BtfExt:
     line_info: dict[str, list[LineInfo]]
     func_info_rec_size: int
     line_info_rec_size: int
-    core_relo_len: int                         # bytes of CO-RE relocations, not parsed
+    core_relo_len: int                         # bytes of the CO-RE relocation subsection
+    core_relos: dict[str, list[CoreRelo]] = None   # section name -> records, in file order
 
 
 def _fail(off: int, what: str) -> ElfError:
@@ -136,7 +145,8 @@ def parse_btf_ext(data: bytes, strings: bytes,
     if hdr_len < _MIN_HDR or hdr_len > len(data):
         raise _fail(4, f"header length {hdr_len}: need {_MIN_HDR}..{len(data)}")
     func_off, func_len, line_off, line_len = struct.unpack_from(bo + "4I", data, 8)
-    core_len = struct.unpack_from(bo + "I", data, 28)[0] if hdr_len >= _CORE_HDR else 0
+    core_off, core_len = (struct.unpack_from(bo + "II", data, 24) if hdr_len >= _CORE_HDR
+                          else (0, 0))
 
     func_rec, func_blocks = _subsection(data, bo, hdr_len, func_off, func_len, "func_info",
                                         _FUNC_REC, 8)
@@ -160,7 +170,19 @@ def parse_btf_ext(data: bytes, strings: bytes,
                                                              "file name"),
                                  line_col >> 10, line_col & 0x3FF,
                                  _string(strings, text_off, at + 8, "source line")))
-    return BtfExt(version, flags, func_info, line_info, func_rec, line_rec, core_len)
+    core_rec, core_blocks = _subsection(data, bo, hdr_len, core_off, core_len, "core_relo",
+                                        _CORE_REC, 24)
+    core_relos: dict[str, list[CoreRelo]] = {}
+    for sec_off, where, pos, count in core_blocks:
+        recs = core_relos.setdefault(_string(strings, sec_off, where, "section name"), [])
+        for k in range(count):
+            at = pos + k * core_rec
+            insn_off, type_id, access_off, kind = struct.unpack_from(bo + "4I", data, at)
+            recs.append(CoreRelo(_pc(insn_off, at), type_id,
+                                 _string(strings, access_off, at + 8, "access string"),
+                                 kind, len(recs)))
+    return BtfExt(version, flags, func_info, line_info, func_rec, line_rec, core_len,
+                  core_relos)
 
 
 def disassembly_by_pc(code: bytes, syntax: str = "kernel") -> dict[int, str]:

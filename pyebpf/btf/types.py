@@ -451,9 +451,10 @@ class Btf:
                     raise self.error(f"type #{t.id} ({t.kind.name}) refers to type id {r}, "
                                      f"beyond the last ({n - 1})", t)
             for v in t.vars:
-                if self.types[v.type_id].kind != Kind.VAR:
+                # .ksyms lists the extern functions (kfuncs) among its variables
+                if self.types[v.type_id].kind not in (Kind.VAR, Kind.FUNC):
                     raise self.error(f"DATASEC {t.name!r} lists type #{v.type_id}, which is "
-                                     f"a {self.types[v.type_id].kind.name}, not a VAR", t)
+                                     f"a {self.types[v.type_id].kind.name}, not a VAR or FUNC", t)
 
 
 def _s64(v: int) -> int:

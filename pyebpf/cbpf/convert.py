@@ -82,15 +82,15 @@ def _ancillary(name: str, hatype: int) -> list:
 
 
 def _load(insn: SockFilter) -> list:
-    size = insn.code & 0x18
-    if insn.code & 0xE0 == L.BPF_ABS:
+    size = L.BPF_SIZE(insn.code)
+    if L.BPF_MODE(insn.code) == L.BPF_ABS:
         return [Insn(L.BPF_LD | L.BPF_ABS | size, 0, 0, 0, _s32(insn.k))]
     return [Insn(L.BPF_LD | L.BPF_IND | size, 0, X, 0, _s32(insn.k))]
 
 
 def _jump(pc: int, insn: SockFilter) -> list:
     """Items for a conditional jump: Insn or (Insn, classic target)."""
-    op, src = insn.code & 0xF0, insn.code & 0x08
+    op, src = L.BPF_OP(insn.code), L.BPF_SRC(insn.code)
     out: list = []
     if src == L.BPF_K and insn.k & 0x80000000:
         # eBPF immediates are sign-extended: compare against the zero-extended k in TMP
@@ -110,7 +110,7 @@ def _jump(pc: int, insn: SockFilter) -> list:
 
 def _one(pc: int, insn: SockFilter, hatype: int) -> list:
     code, k = insn.code, insn.k
-    cls = code & 0x07
+    cls = L.BPF_CLASS(code)
     if cls == L.BPF_ALU:
         out = []
         if code in (L.BPF_ALU | L.BPF_DIV | L.BPF_X, L.BPF_ALU | L.BPF_MOD | L.BPF_X):

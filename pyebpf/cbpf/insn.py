@@ -111,8 +111,8 @@ def _abs_operand(k: int) -> str:
 def describe(i: SockFilter) -> str:
     """The instruction in the mnemonics of ``tcpdump -d`` / ``bpf_asm``, with its raw
     fields when the code is not one the kernel knows."""
-    cls, code, k = i.code & 0x07, i.code, i.k
-    size, mode = code & 0x18, code & 0xE0
+    cls, code, k = isa.BPF_CLASS(i.code), i.code, i.k
+    size, mode = isa.BPF_SIZE(code), isa.BPF_MODE(code)
     if cls in (isa.BPF_LD, isa.BPF_LDX) and size in _SIZE:
         reg = "ld" if cls == isa.BPF_LD else "ldx"
         if mode == isa.BPF_IMM:
@@ -131,16 +131,16 @@ def describe(i: SockFilter) -> str:
         return f"st M[{k}]"
     elif code == isa.BPF_STX:
         return f"stx M[{k}]"
-    elif cls == isa.BPF_ALU and code & 0xF0 in _ALU:
+    elif cls == isa.BPF_ALU and isa.BPF_OP(code) in _ALU:
         src = "x" if code & isa.BPF_X else f"#{k:#x}"
-        return f"{_ALU[code & 0xF0]} {src}"
+        return f"{_ALU[isa.BPF_OP(code)]} {src}"
     elif code == isa.BPF_ALU | isa.BPF_NEG:
         return "neg"
     elif code == isa.BPF_JMP | isa.BPF_JA:
         return f"ja +{k}"
-    elif cls == isa.BPF_JMP and code & 0xF0 in _JMP:
+    elif cls == isa.BPF_JMP and isa.BPF_OP(code) in _JMP:
         src = "x" if code & isa.BPF_X else f"#{k:#x}"
-        return f"{_JMP[code & 0xF0]} {src} jt +{i.jt} jf +{i.jf}"
+        return f"{_JMP[isa.BPF_OP(code)]} {src} jt +{i.jt} jf +{i.jf}"
     elif code == isa.BPF_RET | isa.BPF_K:
         return f"ret #{k}"
     elif code == isa.BPF_RET | isa.BPF_A:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import isa
+from ..results import describe_value, packet_diff
 from .oracle import KernelProgram, _ctx_bytes
 
 
@@ -65,20 +66,31 @@ def cross_check(program, packet, **fields) -> list[str]:
     packet = bytes(packet)
     ours = program.run(packet, **engine_fields)
     theirs = run(program, packet, **fields)
-    diffs = []
-    if ours.retval != theirs.retval:
-        diffs.append(f"retval: pyebpf {ours.retval:#x}, kernel {theirs.retval:#x}")
-    kernel_packet = theirs.data_out
-    if ours.data_out != kernel_packet:
-        at = next((i for i, (a, b) in enumerate(zip(ours.data_out, kernel_packet)) if a != b),
-                  min(len(ours.data_out), len(kernel_packet)))
-        diffs.append(f"packet: first difference at byte {at} (pyebpf {len(ours.data_out)} "
-                     f"bytes, kernel {len(kernel_packet)} bytes)")
+    return differences(ours, theirs.retval, theirs.data_out, theirs.skb, sf)
+
+
+def differences(ours, retval: int, data_out: bytes, skb: dict, sf: bool) -> list[str]:
+    """How pyebpf's :class:`pyebpf.Result` ``ours`` differs from a run in the kernel that
+    returned ``retval`` (a socket filter's u32, a tc program's signed verdict), left the
+    packet ``data_out`` (a socket filter's from the network header) and the exported
+    ``__sk_buff`` fields ``skb``: one line per difference, none when they agree."""
+    out = []
+    if sf and ours.retval != retval:
+        out.append(f"kept: pyebpf {ours.retval}, kernel {retval}")
+    elif not sf and ours.retval != retval:
+        out.append(f"verdict: pyebpf {describe_value(ours.verdict)}, kernel "
+                   f"{describe_value(retval)}")
+    if ours.data_out != data_out:
+        if sf:
+            out.append(f"packet bytes differ ({len(ours.data_out)} bytes in pyebpf, "
+                       f"{len(data_out)} in the kernel)")
+        else:
+            out += [f"packet: {line}" for line in packet_diff(ours.data_out, data_out)]
     mine = ours.skb.as_dict()
-    for name, want in theirs.skb.items():
+    for name, want in skb.items():
         if name == "gso_size":
             continue                        # test_run echoes it, never updates it
         got = list(mine[name]) if name == "cb" else mine[name]
         if got != want:
-            diffs.append(f"__sk_buff.{name}: pyebpf {got!r}, kernel {want!r}")
-    return diffs
+            out.append(f"__sk_buff.{name}: pyebpf {got!r}, kernel {want!r}")
+    return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import ElfError
 from .oracle import KernelMap, KernelProgram
+from .vmlinux import kfunc_btf_id
 
 
 class KernelObject:
@@ -31,7 +32,7 @@ class KernelObject:
                 if kind not in RUNNABLE_TYPES:
                     self.skipped[ps.name] = f"a {kind} program"
                     continue
-                self.programs[ps.name] = KernelProgram(ps.instructions(fds), kind,
+                self.programs[ps.name] = KernelProgram(ps.instructions(fds, kfunc_btf_id), kind,
                                                        license=spec.license or "GPL")
             for ms in spec.maps.values():
                 for slot, prog_name in ms.programs.items():
@@ -80,11 +81,17 @@ class KernelObject:
         self.close()
 
 
-def load_object(source, *, prog_type=None) -> KernelObject:
+def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObject:
     """Load an ELF object (path or bytes) into the kernel the way :func:`pyebpf.load`
     loads it into pyebpf: the same map definitions and initial contents (maps created
     without BTF), the same ``lddw`` rewriting from the specs, program arrays filled
     (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
-    :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array)."""
-    from .. import elf
-    return KernelObject(elf.parse(source), prog_type)
+    :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array), kfunc
+    calls resolved to the running kernel's BTF ids as libbpf resolves them.
+    CO-RE relocations are applied against ``btf``, by default the running kernel's, and
+    ``__kconfig`` externs take their values from ``kconfig`` (see :func:`pyebpf.elf.parse`);
+    typeless ``__ksym`` externs the running kernel's addresses (``/proc/kallsyms``, as
+    libbpf reads them)."""
+    from .. import elf, ksym
+    return KernelObject(elf.parse(source, btf=btf, kconfig=kconfig,
+                                  kallsyms=ksym.read_kallsyms), prog_type)

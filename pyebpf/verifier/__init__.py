@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import structure
+from . import kfuncs, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -171,7 +171,7 @@ def live_registers(insns, ops) -> list[frozenset]:
                 d.add(insn.src)
         if f in (isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LD_ABS, isa.F_LD_IND):
             if f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                u.update(range(1, 6))
+                u.update(range(1, 1 + kfuncs.arg_count(insn)))
             else:
                 u.add(6)
             d.update(range(0, 6))

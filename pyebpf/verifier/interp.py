@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import isa
 from . import bounds, helpers, tnum
+from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot
 from .log import Log
 from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
@@ -36,7 +37,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter:
+class Interpreter(KfuncCalls):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live):
         from ..skb import rules
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -51,7 +52,9 @@ class Interpreter:
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
-        self.prune = self._prune_points()
+        self.iter_nexts = {pc for pc, insn in enumerate(insns)
+                           if self.ops[pc] is not None and is_iter_next(insn)}
+        self.prune = self._prune_points() | self.iter_nexts
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
@@ -133,6 +136,18 @@ class Interpreter:
         pending.append((other, pc, prev, self.log.mark()))
         return other
 
+    def loop_entry(self, st: VState, pc: int) -> VState | None:
+        """find_prev_entry: the checkpoint at ``pc`` of the previous loop iteration (the
+        nearest one is this visit's own)."""
+        seen, p = 0, st.parent
+        while p is not None:
+            if p.insn == pc and len(p.frames) == len(st.frames):
+                seen += 1
+                if seen == 2:
+                    return p
+            p = p.parent
+        return None
+
     def pop(self, pending):
         st, pc, prev, mark = pending.pop()
         self.log.pop(mark, prev, pc, st)
@@ -167,7 +182,8 @@ class Interpreter:
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
         sig = signature(cur, live)
-        if self.open_count.get(pc):
+        iter_next = pc in self.iter_nexts
+        if self.open_count.get(pc) and not iter_next:
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if states_equal(old, cur, live, exact=True):
@@ -177,6 +193,16 @@ class Interpreter:
         for old in here:
             if states_equal(old, cur, live):
                 return True
+        if iter_next:
+            # an active iterator's next() in a state its loop has seen converges: the
+            # kernel's is_state_visited against looping ancestors (states_equal
+            # RANGE_WITHIN), and a forced checkpoint otherwise
+            it = iter_slot(cur, cur.cur.regs[1])
+            if it is not None and it.spill.value == ITER_ACTIVE and any(
+                    states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
+                    for old in group):
+                return True
+            add = True
         if not add:
             return False
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
@@ -232,8 +258,9 @@ class Interpreter:
         if f in (isa.F_JCC_K, isa.F_JCC_X):
             return self.cond_jmp(st, pc, insn, op, pending)
         if f is isa.F_CALL:
-            if op.disc_value:
-                self.refuse(pc, "kernel function calls are not supported by pyebpf")
+            if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+                self.kfunc_call(st, pc, insn, pending)
+                return pc + 1
             self.helper_call(st, pc, insn)
             return pc + 1
         if f is isa.F_CALL_LOCAL:

@@ -24,6 +24,7 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
+STACK_ITER = 5
 
 
 def type_str(t: int) -> str:
@@ -246,7 +247,7 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
                 continue
             if ok_ != ck_:
                 return False
-        if os_.kinds[7] == STACK_SPILL or os_.kinds[0] == STACK_SPILL:
+        if os_.kinds[7] == STACK_SPILL or os_.kinds[0] in (STACK_SPILL, STACK_ITER):
             if os_.spill is not None and (cs is None or cs.spill is None or
                                           not regsafe(os_.spill, cs.spill, idmap, exact)):
                 return False

@@ -1,0 +1,63 @@
+# The kfuncs the engine implements, in C.  Included into pyebpf/_core.pyx.
+#
+# A kfunc has a helper's signature (vm, r1..r5) -> r0 and its conventions
+# (skb/helpers.pxi).  KFUNCS is indexed by the engine's kfunc id
+# (pyebpf.isa.KFUNC_IDS); a call's imm is that id, checked when a program is decoded.
+# Which program types may call which kfunc is the verifier's (pyebpf.verifier.kfuncs).
+
+cdef helper_fn KFUNCS[N_KFUNC_IDS]
+
+
+# --- open-coded numeric iterator (kernel/bpf/bpf_iter.c): struct bpf_iter_num is
+# 8 bytes on the program's stack, read as { int cur; int end; }
+
+cdef inline int32_t* _iter_num(Vm* vm, uint64_t it) noexcept nogil:
+    return <int32_t*>_mem(vm, it, 8, ACCESS_WRITE)
+
+
+cdef uint64_t _k_iter_num_new(Vm* vm, uint64_t it, uint64_t start, uint64_t end,
+                              uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef int32_t* s = _iter_num(vm, it)
+    cdef int32_t lo = <int32_t>start, hi = <int32_t>end
+    if s == NULL:
+        return 0
+    if lo > hi:
+        s[0] = s[1] = 0
+        return err(EINVAL)
+    if <int64_t>hi - <int64_t>lo > BPF_MAX_LOOPS:
+        s[0] = s[1] = 0
+        return err(E2BIG)
+    s[0], s[1] = lo - 1, hi
+    return 0
+
+
+cdef uint64_t _k_iter_num_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                               uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef int32_t* s = _iter_num(vm, it)
+    if s == NULL:
+        return 0
+    # s64 arithmetic: cur == end == INT_MAX must not wrap (bpf_iter_num_next)
+    if <int64_t>s[0] + 1 >= <int64_t>s[1]:
+        s[0] = s[1] = 0
+        return 0
+    s[0] += 1
+    return it
+
+
+cdef uint64_t _k_iter_num_destroy(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef int32_t* s = _iter_num(vm, it)
+    if s != NULL:
+        s[0] = s[1] = 0
+    return 0
+
+
+cdef void _kfunc(str name, helper_fn fn) except *:
+    KFUNCS[_isa.KFUNC_IDS[name]] = fn
+
+
+cdef void register_kfuncs() except *:
+    memset(KFUNCS, 0, sizeof(KFUNCS))
+    _kfunc("bpf_iter_num_new", _k_iter_num_new)
+    _kfunc("bpf_iter_num_next", _k_iter_num_next)
+    _kfunc("bpf_iter_num_destroy", _k_iter_num_destroy)

@@ -1,0 +1,298 @@
+"""Kfunc prototypes as data, and the verifier's kfunc calls (``check_kfunc_call``).
+
+Each :class:`Kfunc` is the kernel's C declaration of the function (as its vmlinux BTF
+has it: a test compares them), its ``BTF_ID_FLAGS`` flags (``KF_*``) and the program
+types the kernel registers it for (``register_btf_kfunc_id_set``: the common set of
+``kernel/bpf/helpers.c`` reaches every type, its generic set SCHED_CLS among others,
+``bpf_kfunc_set_skb`` in ``net/core/filter.c`` socket filters and tc, the conntrack
+set of ``net/netfilter/nf_conntrack_bpf.c`` SCHED_CLS only).  Argument kinds come from
+the declaration as the kernel reads them (``get_kfunc_ptr_arg_type``, the ``__k``,
+``__sz``, ``__szk``, ``__ign``, ``__uninit``, ``__opt`` name suffixes).
+
+Open-coded iterators live in stack slots (``mark_stack_slots_iter``): the 8-byte
+slots of the iterator hold STACK_ITER bytes and a register recording its kind,
+state (active or drained), loop depth and reference id; ``bpf_iter_*_next`` forks
+the path as ``process_iter_next_call`` does, and the interpreter prunes at it against
+looping ancestors (see ``Interpreter.visited``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import isa
+from .state import PTR_TO_CTX, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
+    Reg, scalar, type_str
+
+_P = isa.ProgType
+ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CLS,
+                       _P.BPF_PROG_TYPE_SCHED_ACT})
+SKB_TYPES = ALL_TYPES
+CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
+
+# argument kinds
+SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
+    "scalar", "const", "size", "ignored", "ctx", "iter", "dynptr", "mem", "btf_id", "ptr")
+
+# iterator states (enum bpf_iter_state)
+ITER_ACTIVE, ITER_DRAINED = 1, 2
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    ctype: str                      # without the name, e.g. "struct bpf_iter_num *"
+    kind: str
+
+
+@dataclass(frozen=True)
+class Kfunc:
+    name: str
+    decl: str
+    flags: int
+    hooks: frozenset
+    ret: str
+    args: tuple
+
+
+def _parse_arg(text: str) -> tuple[str, str]:
+    fn = re.search(r"\(\*(\w+)\)", text)
+    if fn:                                   # a callback: bool (*less)(...)
+        return fn.group(1), "callback *"
+    m = re.fullmatch(r"(.*?[\s*])(\w+)", text.strip())
+    return m.group(2), " ".join(m.group(1).replace("*", " * ").split())
+
+
+def _split_params(text: str) -> list[str]:
+    """Split at the commas outside parentheses."""
+    out, depth, cur = [], 0, ""
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        if c == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += c
+    return out + [cur]
+
+
+def _arg_kind(name: str, ctype: str, next_name: str) -> str:
+    if name.endswith("__ign"):
+        return IGNORED
+    if not ctype.endswith("*"):
+        if name.endswith(("__k", "__szk")):
+            return CONST
+        return SIZE if name.endswith("__sz") else SCALAR_ARG
+    base = ctype[:-1].replace("const ", "").strip()
+    if base == "struct __sk_buff":
+        return CTX
+    if base.startswith("struct bpf_iter_"):
+        return ITER
+    if base == "struct bpf_dynptr":
+        return DYNPTR
+    if next_name.endswith(("__sz", "__szk")):
+        return MEM
+    return BTF_ID if base.startswith(("struct ", "union ")) else ANY_PTR
+
+
+def _k(decl: str, flags: int = 0, hooks=ALL_TYPES) -> Kfunc:
+    m = re.fullmatch(r"(.*?)\s*\b(bpf_\w+)\((.*)\)", decl)
+    params = [_parse_arg(p) for p in _split_params(m.group(3))] if m.group(3) != "void" else []
+    args = tuple(Arg(n, t, _arg_kind(n, t, params[i + 1][0] if i + 1 < len(params) else ""))
+                 for i, (n, t) in enumerate(params))
+    return Kfunc(m.group(2), decl, flags, hooks, " ".join(m.group(1).split()), args)
+
+
+KF = isa
+KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
+    _k("int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end)", KF.KF_ITER_NEW),
+    _k("int *bpf_iter_num_next(struct bpf_iter_num *it)", KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_num_destroy(struct bpf_iter_num *it)", KF.KF_ITER_DESTROY),
+    _k("void *bpf_cast_to_kern_ctx(void *obj)"),
+    _k("void *bpf_rdonly_cast(const void *obj__ign, u32 btf_id__k)"),
+    _k("int bpf_dynptr_from_skb(struct __sk_buff *s, u64 flags, "
+       "struct bpf_dynptr *ptr__uninit)", hooks=SKB_TYPES),
+    _k("void *bpf_dynptr_slice(const struct bpf_dynptr *p, u32 offset, void *buffer__opt, "
+       "u32 buffer__szk)", KF.KF_RET_NULL),
+    _k("void *bpf_dynptr_slice_rdwr(const struct bpf_dynptr *p, u32 offset, "
+       "void *buffer__opt, u32 buffer__szk)", KF.KF_RET_NULL),
+    _k("int bpf_dynptr_adjust(const struct bpf_dynptr *p, u32 start, u32 end)"),
+    _k("bool bpf_dynptr_is_null(const struct bpf_dynptr *p)"),
+    _k("bool bpf_dynptr_is_rdonly(const struct bpf_dynptr *p)"),
+    _k("u32 bpf_dynptr_size(const struct bpf_dynptr *p)"),
+    _k("int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *clone__uninit)"),
+    _k("struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb_ctx, "
+       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct nf_conn___init *bpf_skb_ct_alloc(struct __sk_buff *skb_ctx, "
+       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct nf_conn *bpf_ct_insert_entry(struct nf_conn___init *nfct_i)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RELEASE, CLS_ONLY),
+    _k("void bpf_ct_release(struct nf_conn *nfct)", KF.KF_RELEASE, CLS_ONLY),
+    _k("void bpf_ct_set_timeout(struct nf_conn___init *nfct, u32 timeout)",
+       KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("int bpf_ct_change_timeout(struct nf_conn *nfct, u32 timeout)",
+       KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("int bpf_ct_set_status(const struct nf_conn___init *nfct, u32 status)",
+       KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("int bpf_ct_change_status(struct nf_conn *nfct, u32 status)",
+       KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("int bpf_ct_set_nat_info(struct nf_conn___init *nfct, union nf_inet_addr *addr, "
+       "int port, enum nf_nat_manip_type manip)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("void *bpf_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_obj_drop_impl(void *p__alloc, void *meta__ign)", KF.KF_RELEASE, CLS_ONLY),
+    _k("int bpf_list_push_front_impl(struct bpf_list_head *head, "
+       "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
+    _k("int bpf_list_push_back_impl(struct bpf_list_head *head, "
+       "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_pop_front(struct bpf_list_head *head)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_pop_back(struct bpf_list_head *head)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("int bpf_rbtree_add_impl(struct bpf_rb_root *root, struct bpf_rb_node *node, "
+       "bool (*less)(struct bpf_rb_node *, const struct bpf_rb_node *), void *meta__ign, "
+       "u64 off)", 0, CLS_ONLY),
+    _k("struct bpf_rb_node *bpf_rbtree_remove(struct bpf_rb_root *root, "
+       "struct bpf_rb_node *node)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_rb_node *bpf_rbtree_first(struct bpf_rb_root *root)", KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("void bpf_rcu_read_lock(void)"),
+    _k("void bpf_rcu_read_unlock(void)"),
+    _k("void bpf_preempt_disable(void)"),
+    _k("void bpf_preempt_enable(void)"),
+)}
+
+
+def _iter_type(arg: Arg) -> str:
+    """``num`` for ``struct bpf_iter_num *``."""
+    return arg.ctype.replace("const ", "")[len("struct bpf_iter_"):-1].strip()
+
+
+class KfuncCalls:
+    """The kfunc side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
+
+    def kfunc_call(self, st, pc: int, insn, pending) -> None:
+        kid = insn.imm
+        if not 0 < kid < isa.N_KFUNC_IDS:
+            self.refuse(pc, f"kernel btf_id {kid} is not a function")
+        name = isa.KFUNC_NAMES[kid]
+        k = KFUNCS[name]
+        if self.prog_type not in k.hooks:
+            self.refuse(pc, f"calling kernel function {name} is not allowed")
+        regs = st.cur.regs
+        iter_slot = None
+        for i, arg in enumerate(k.args):
+            regno = i + 1
+            reg = self.read(st, pc, regno)
+            if arg.kind == ITER:
+                iter_slot = self._iter_arg(st, pc, k, i, arg, reg)
+            elif arg.kind in (SCALAR_ARG, SIZE, CONST):
+                if reg.type != SCALAR:
+                    self.refuse(pc, f"R{regno} is not a scalar")
+                if arg.kind == CONST and not reg.is_const:
+                    self.refuse(pc, f"R{regno} must be a known constant")
+            elif arg.kind == CTX:
+                if reg.type != PTR_TO_CTX:
+                    self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
+                                    f"{type_str(reg.type)}")
+        for r in range(1, 6):
+            regs[r] = Reg()
+        if k.flags & isa.KF_ITER_NEXT:
+            self._iter_next(st, pc, iter_slot, pending)
+        elif k.ret == "void":
+            regs[0] = Reg()
+        else:
+            regs[0] = scalar()
+
+    # --- iterators (process_iter_arg) ---------------------------------------------------
+    def _iter_arg(self, st, pc, k: Kfunc, i: int, arg: Arg, reg: Reg):
+        kind = _iter_type(arg)
+        if reg.type != PTR_TO_STACK:
+            self.refuse(pc, f"arg#{i} expected pointer to an iterator on stack")
+        if not reg.is_const:
+            self.refuse(pc, f"iter_{kind} has to be at a constant offset")
+        off = reg.off + reg.smin
+        if off % 8:
+            self.refuse(pc, f"cannot pass in iter_{kind} at an offset={off}")
+        lo, _hi = self.stack_bounds(pc, i + 1, reg, 0, 8, " write to")
+        self._note_depth(st, reg, lo)
+        frame = self.stack_frame(st, reg)
+        slot = self._slot(frame, lo, create=k.flags & isa.KF_ITER_NEW)
+        live = slot is not None and slot.kinds[0] == STACK_ITER and slot.spill is not None \
+            and slot.spill.size == isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
+        if k.flags & isa.KF_ITER_NEW:
+            if live:
+                self.refuse(pc, f"expected uninitialized iter_{kind} as arg #{i}")
+            marker = Reg(PTR_TO_STACK)
+            marker.mark_known(ITER_ACTIVE)
+            marker.size = isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
+            marker.ref = self.new_id()
+            st.refs[marker.ref] = pc
+            slot.kinds = [STACK_ITER] * 8
+            slot.spill = marker
+            return slot
+        if not live:
+            self.refuse(pc, f"expected an initialized iter_{kind} as arg #{i}")
+        if k.flags & isa.KF_ITER_DESTROY:
+            st.refs.pop(slot.spill.ref, None)
+            slot.kinds = [STACK_INVALID] * 8
+            slot.spill = None
+        return slot
+
+    def _iter_next(self, st, pc: int, slot, pending) -> None:
+        """process_iter_next_call: an active iterator forks a path where it yields (r0
+        not NULL, one loop deeper, scalars that changed since the previous iteration
+        widened); this path sees it drained (r0 = NULL)."""
+        if slot.spill.value == ITER_ACTIVE:
+            queued = self.push(st, pc + 1, pc, pending)
+            qslot = next(s for f in queued.frames for s in f.stack.values()
+                         if s.spill is not None and s.spill.ref == slot.spill.ref)
+            qslot.spill.range += 1
+            prev = self.loop_entry(st, pc)
+            if prev is not None:
+                _widen_scalars(prev, queued)
+            r0 = Reg(PTR_TO_MEM)
+            r0.mark_known(0)
+            r0.size = 4
+            queued.cur.regs[0] = r0
+        slot.spill.mark_known(ITER_DRAINED)
+        st.cur.regs[0] = scalar(0)
+
+
+def _widen_scalars(old, cur) -> None:
+    """widen_imprecise_scalars: pyebpf tracks no precision, so every scalar (register or
+    spill) that differs from the previous iteration's becomes unknown."""
+    for of, cf in zip(old.frames, cur.frames):
+        pairs = list(zip(of.regs, cf.regs))
+        pairs += [(of.stack[spi].spill, s.spill) for spi, s in cf.stack.items()
+                  if spi in of.stack and of.stack[spi].spill is not None and
+                  s.spill is not None]
+        for o, c in pairs:
+            if o.type == SCALAR and c.type == SCALAR and \
+                    (o.var, o.smin, o.smax, o.umin, o.umax) != \
+                    (c.var, c.smin, c.smax, c.umin, c.umax):
+                c.mark_unknown()
+
+
+def iter_slot(st, reg: Reg):
+    """The stack slot of the iterator ``reg`` points at, or None."""
+    if reg.type != PTR_TO_STACK or not reg.is_const or reg.frame >= len(st.frames):
+        return None
+    addr = reg.off + reg.smin
+    s = st.frames[reg.frame].stack.get((-addr - 1) // 8)
+    return s if s is not None and s.kinds[0] == STACK_ITER and s.spill is not None else None
+
+
+def arg_count(insn) -> int:
+    """The argument registers a call reads: a kfunc's own count, else all five."""
+    if insn.is_kfunc_call and 0 < insn.imm < isa.N_KFUNC_IDS:
+        return len(KFUNCS[isa.KFUNC_NAMES[insn.imm]].args)
+    return 5
+
+
+def is_iter_next(insn) -> bool:
+    """A call of a kfunc ``bpf_iter_*_next``: a forced checkpoint (visit_insn)."""
+    return insn.is_kfunc_call and 0 < insn.imm < isa.N_KFUNC_IDS and \
+        KFUNCS[isa.KFUNC_NAMES[insn.imm]].flags & isa.KF_ITER_NEXT != 0

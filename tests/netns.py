@@ -1,0 +1,72 @@
+"""A network namespace of a test's own, with a veth pair, for the tests that ask the
+kernel's real datapath: frames go from vtx to vrx and nowhere else.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import subprocess
+import threading
+
+import pytest
+
+import toolpath
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def veth_pair(tag: str):
+    """``(name, inside, tc)``: a new namespace ``pyebpf-<tag>-<pid>`` holding a veth pair
+    vtx <-> vrx, both up, with IPv6 off and no addresses so that the kernel sends nothing
+    of its own; removed, with everything in it, on exit.  ``inside(*cmd)`` runs a command
+    in it and returns its stdout (RuntimeError with its stderr when it fails); ``tc`` is
+    the path of tc.  Skips when iproute2 is missing or namespaces cannot be made."""
+    ip, tc = toolpath.need("ip", "tc", package="iproute2")
+    name = f"pyebpf-{tag}-{os.getpid()}"
+    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+
+    def inside(*cmd):
+        done = subprocess.run([ip, "netns", "exec", name, *cmd], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} in netns {name}: {done.stderr.strip()}")
+        return done.stdout
+
+    try:
+        inside("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        inside("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+        inside(ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx")
+        inside(ip, "link", "set", "vtx", "up")
+        inside(ip, "link", "set", "vrx", "up")
+        yield name, inside, tc
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)
+
+
+def in_netns(name: str, make):
+    """What ``make()`` returns when a thread that has joined the namespace ``name`` calls
+    it (setns moves only the calling thread): sockets it opens belong to the namespace."""
+    result = {}
+
+    def work():
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/var/run/netns/{name}") as fd:
+            if libc.setns(fd.fileno(), CLONE_NEWNET):
+                result["error"] = os.strerror(ctypes.get_errno())
+                return
+        try:
+            result["made"] = make()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            result["raised"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise RuntimeError(f"setns into {name}: {result['error']}")
+    if "raised" in result:
+        raise result["raised"]
+    return result["made"]
