@@ -15,7 +15,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 import pyebpf
-from pyebpf import errors, isa
+from pyebpf import errors, isa, kernel
 from pyebpf.environment import Device, Environment, EnvironmentSpecError, PacketSocket
 import toolpath
 from netns import in_netns, veth_pair
@@ -266,6 +266,27 @@ VETH = Environment(devices=(Device(1, "lo", 65536, up=False), Device(2, "vrx", 1
 def test_check_mtu_on_veth_devices_matches_the_kernel(veth_ns, ifindex, mtu_in, len_diff):
     code = mtu_prog(ifindex, mtu_in, len_diff, 0)
     veth_ns(lambda: same_cb(code, UDP4, {"ifindex": 2}, env=VETH))
+
+
+@pytest.mark.parametrize("off", [-4, -8, -6, -5, -2])
+def test_check_mtus_length_pointer_is_checked_at_load_as_the_kernel_checks_it(off):
+    """4 bytes the helper reads and writes, aligned (MEM_ALIGNED)."""
+    code = b"".join(i.pack() for i in (
+        I(0x7A, 10, 0, -8, 0), I(0xB7, 2, 0, 0, 0), I(0xBF, 3, 10, 0, 0), I(0x07, 3, 0, 0, off),
+        I(0xB7, 4, 0, 0, 0), I(0xB7, 5, 0, 0, 0), I(0x85, 0, 0, 0, H["check_mtu"]),
+        I(0x95, 0, 0, 0, 0)))
+    try:
+        with kernel.KernelProgram(code, CLS, log_level=0):
+            want = None
+    except errors.KernelError as exc:
+        want = str(exc).split("refused the program: ", 1)[-1]
+    try:
+        pyebpf.Program(code, CLS)
+        got = None
+    except errors.VerifierError as exc:
+        got = str(exc)
+    assert (got is None) == (want is None) and (want is None or want in got), \
+        f"kernel: {want}; pyebpf: {got}"
 
 
 def test_check_mtu_of_an_undeclared_own_device_names_the_fix():

@@ -1022,6 +1022,11 @@ class Interpreter(KfuncCalls):
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
             self.helper_mem(st, pc, regno, reg, 4, True, False)
+            # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
+            if reg.type == PTR_TO_STACK and not tnum.is_aligned(
+                    tnum.add(reg.var, tnum.const(reg.off)), 4):
+                self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
+                                f"size 4")
             return
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
