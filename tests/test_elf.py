@@ -995,9 +995,9 @@ def test_a_tail_call_over_256_bytes_of_caller_stack_is_refused(size):
 
 # --- unsupported constructs: one clear error each ------------------------------------------
 @pytest.mark.parametrize("source, message", [
-    ('extern const void bpf_prog_active __ksym;\n'
+    ('extern const int bpf_prog_active __ksym;\n'
      'SEC("tc") int f(struct __sk_buff *s) { return (long)&bpf_prog_active; }',
-     r"symbol 'bpf_prog_active': extern symbols other than __kconfig ones"),
+     r"symbol 'bpf_prog_active': typed __ksym variables are not supported"),
     ('static long cb(__u32 i, void *c) { return 0; }\n'
      'SEC("tc") int f(struct __sk_buff *s) { return bpf_loop(4, cb, 0, 0); }',
      r"lddw of a function address \(a callback, BPF_PSEUDO_FUNC\) is not supported"),
@@ -1007,7 +1007,7 @@ def test_a_tail_call_over_256_bytes_of_caller_stack_is_refused(size):
     ('int *p = 0; int x; int *q = &x;\n'
      'SEC("tc") int f(struct __sk_buff *s) { return *q; }',
      r"section '.data', symbol 'x', relocation #0: relocations in global data"),
-], ids=["ksym-extern", "callback", "static-program", "data-pointer"])
+], ids=["typed-ksym", "callback", "static-program", "data-pointer"])
 def test_an_unsupported_construct_is_one_elf_error_naming_it(source, message):
     with pytest.raises(ElfError, match=message):
         pyebpf.load(compile_object(source + '\nchar _l[] SEC("license") = "GPL";'))
