@@ -36,6 +36,9 @@ directives = {
 }
 macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
+# vm_run is the interpreter loop's only caller: inlined into it, the loop runs ~1-2% more
+# instructions per eBPF instruction (callgrind, bench/README.md), so it stays a function.
+CORE_CFLAGS = [] if DEBUG else ["-fno-inline-functions-called-once"]
 
 # The core's C interface: what another compilation unit may cimport from it.
 interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd"]]
@@ -43,7 +46,7 @@ extensions = [
     # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
     # (classic-only calls) compile into the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
-              extra_compile_args=cflags,
+              extra_compile_args=cflags + CORE_CFLAGS,
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),

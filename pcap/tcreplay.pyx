@@ -351,7 +351,8 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
         if ts:
             ts0 = ts[0]
         for i in range(nframes):
-            PyErr_CheckSignals()
+            if not i & 255:         # a pending SIGINT ends the replay within 256 packets
+                PyErr_CheckSignals()
             frame = frames[i]
             o = &outs[i]
             o.mark, o.priority, o.tc_index = tmpl.mark, tmpl.priority, tmpl.tc_index

@@ -950,7 +950,7 @@ cdef class HelperMemory:
 
     cdef uint8_t* _ptr(self, uint64_t addr, size_t n, bint write) except? NULL:
         if self._vm == NULL:
-            raise RuntimeError("HelperMemory used outside its helper call")
+            raise ExecutionError("HelperMemory used outside its helper call")
         if n == 0:
             return <uint8_t*><uintptr_t>addr
         cdef uint8_t* p = _mem(self._vm, addr, <uint32_t>n, write) if n <= 0xffffffff else NULL

@@ -94,8 +94,7 @@ def _cmd_disasm(args) -> int:
 
 
 def _cmd_objdump(args) -> int:
-    from . import isa
-    from .asm import disassemble_one
+    from .btf.ext import disassembly_by_pc, interleave
     from .elf import parse
     spec = parse(args.object)
     print(spec.listing())
@@ -103,20 +102,11 @@ def _cmd_objdump(args) -> int:
         for prog in spec.programs.values():
             print(f"\n{prog.name} (section {prog.section}):")
             refs = {r.insn: r for r in prog.map_refs}
-            lines = {li.pc: li for li in prog.line_info}
-            shown = None
-            pc = 0
-            while pc < len(prog):
-                li = lines.get(pc)
-                if li is not None and (li.file_name, li.line) != shown:
-                    print(f"; {li.file_name}:{li.line}: {li.source_line.strip()}")
-                    shown = (li.file_name, li.line)
-                text = disassemble_one(prog.insns[pc * 8:pc * 8 + 16], pc=pc)
-                ref = refs.get(pc)
-                note = ("" if ref is None else f"  ; map {ref.map}" if ref.kind == "fd" else
-                        f"  ; {ref.map}+{ref.offset}")
-                print(f"{pc:5d}: {text}{note}")
-                pc += 2 if isa.Insn.unpack(prog.insns, pc * 8).is_lddw else 1
+            notes = {pc: f"  ; map {r.map}" if r.kind == "fd" else f"  ; {r.map}+{r.offset}"
+                     for pc, r in refs.items()}
+            lines = {pc: text + notes.get(pc, "")
+                     for pc, text in disassembly_by_pc(prog.insns).items()}
+            print(interleave(lines, prog.line_info), end="")
     return 0
 
 

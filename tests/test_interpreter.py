@@ -187,6 +187,13 @@ def test_a_python_helper_cannot_touch_memory_outside_the_regions():
     assert (err.value.__cause__.address, err.value.__cause__.size) == (8, 1)
 
 
+def test_helper_memory_kept_past_its_helper_call_raises_an_execution_error():
+    kept = []
+    prog("call 9\nexit", helpers={9: lambda mem, *_: kept.append(mem) or 0}).run()
+    with pytest.raises(errors.ExecutionError, match="outside its helper call"):
+        kept[0].read(0, 1)
+
+
 def test_an_exception_in_a_python_helper_becomes_an_execution_error():
     def boom(*_):
         raise KeyError("nope")

@@ -16,7 +16,7 @@ import pytest
 
 import pyebpf
 from pyebpf import pinning
-from pyebpf._core import Map
+from pyebpf import Map
 from pyebpf.errors import BpfError, KernelError, PinError
 from pyebpf.isa import BpfCmd as C
 from users import (ATTACKER, VICTIM, as_user, assert_refused, plant_link_to_a_trap,  # noqa: F401

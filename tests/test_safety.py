@@ -120,9 +120,9 @@ def test_an_empty_program_is_refused():
         Program(b"")
 
 
-def test_kfunc_calls_are_refused_at_load():
-    with pytest.raises(errors.LoadError, match="kfunc calls are not supported"):
-        Program(code(isa.Insn(0x85, 0, 2, 0, 1), EXIT))
+def test_a_kfunc_call_to_an_id_pyebpf_does_not_know_is_refused_at_load():
+    with pytest.raises(errors.LoadError, match="kfunc call to id 9999, which is no kfunc"):
+        Program(code(isa.Insn(0x85, 0, 2, 0, 9999), EXIT))
 
 
 def test_a_reference_to_a_map_that_does_not_exist_is_refused():
