@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -29,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pyebpf import asm, isa, kernel, verifier  # noqa: E402
+from pyebpf.kernel import sysbpf  # noqa: E402
 
 CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
 BPF_LOG_STATS = 4
@@ -83,11 +85,8 @@ def _kernel(code: bytes, repeat: int):
     def load():
         kernel.KernelProgram(code, CLS, log_level=0).close()
     wall = _median_time(load, repeat)
-    prog = kernel.KernelProgram.__new__(kernel.KernelProgram)
-    prog.prog_type = CLS
-    fd, err, log = prog._load(code, b"GPL\0", BPF_LOG_STATS | 1)
+    fd, err, log = sysbpf.calls.prog_load(CLS, code, b"GPL\0", BPF_LOG_STATS | 1)
     if fd >= 0:
-        import os
         os.close(fd)
     vt = re.search(r"verification time (\d+) usec", log)
     processed = re.search(r"processed (\d+) insns.*total_states (\d+)", log)

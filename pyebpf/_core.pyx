@@ -1270,7 +1270,8 @@ cdef class Program:
     decision (:mod:`pyebpf.verifier`: a refusal raises ``VerifierError``);
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
-    access).  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    access); ``unpriv=True`` decides as the kernel does for a loader without
+    capabilities.  ``budget`` caps the instructions one run may execute.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
@@ -1310,7 +1311,8 @@ cdef class Program:
         free(self._code)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None):
+                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
+                 unpriv=False):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         profile_id(profile)
@@ -1321,7 +1323,7 @@ cdef class Program:
             raise LoadError(str(exc)) from None
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info)
+                                  line_info=line_info, unpriv=unpriv)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -1338,7 +1340,7 @@ cdef class Program:
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile)
-            from .skb import rules as _rules
+            from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
         if classic is not None:
@@ -1703,7 +1705,7 @@ cdef class Program:
             return MemoryFault(f"invalid {kind} of {vm.fault_size} bytes at {where}", pc, text,
                                vm.fault_addr, vm.fault_size, bool(vm.fault_write), region)
         if vm.status == STATUS_CTX_FAULT:
-            from .skb import rules as _rules
+            from .verifier import rules as _rules
             offset = vm.fault_addr - vm.ctx
             field, reason = _rules.access_rule(self.prog_type, self.profile, offset,
                                                vm.fault_size, vm.fault_write)

@@ -7,6 +7,7 @@
     pyebpf disasm OBJECT [--syntax kernel|conformance]
     pyebpf objdump PROG.o [--disasm]
     pyebpf verify PROGRAM [--section S] [--log-level 1|2] [--type T] [--profile P]
+                  [--unpriv]
     pyebpf cov report COVERAGE [COVERAGE ...] [--missing]
     pyebpf cov convert COVERAGE FORMAT:OUT
 
@@ -140,7 +141,8 @@ def _cmd_verify(args) -> int:
             print(f"{name}:")
         try:
             verdict = verifier.verify(slots, prog_type, args.profile, maps=lookup,
-                                      line_info=line_info, log_level=args.log_level)
+                                      line_info=line_info, log_level=args.log_level,
+                                      unpriv=args.unpriv)
             sys.stdout.write(verdict.log)
         except VerifierError as exc:
             sys.stdout.write(exc.log)
@@ -219,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ver.add_argument("--type", help="program type of an assembler or raw program "
                                     "(default sched_cls)")
     ver.add_argument("--profile", default="current", help="kernel profile: current or 4.6")
+    ver.add_argument("--unpriv", action="store_true",
+                     help="decide as for a loader without capabilities")
     ver.set_defaults(func=_cmd_verify)
     cov = sub.add_parser("cov", help="BPF C coverage written by pytest --pyebpf-cov")
     cov_sub = cov.add_subparsers(dest="cov_command", required=True)

@@ -469,9 +469,11 @@ class Field(enum.Enum):
     FIXED = "fixed"         # the discriminator; carries no operand
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Form:
-    """Which fields of an instruction carry operands, and how."""
+    """Which fields of an instruction carry operands, and how.  Each form is one of the
+    ``F_*`` constants below, compared by identity (the verifier tests forms per
+    instruction processed)."""
     name: str
     dst: bool           # dst_reg is an operand
     src: bool           # src_reg is an operand (a register)

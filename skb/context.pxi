@@ -3,24 +3,18 @@
 #
 # The context is not memory: r1 holds the address of a buffer the run owns but never
 # lists as a region, so every context access misses the region table and lands here.
-# Which (offset, size) pairs a program type may read or write comes from skb/rules.py,
-# compiled per program into CtxRules.
+# Which (offset, size) pairs a program type may read or write comes from
+# verifier/rules.py, whose table per program type and profile is copied into CtxRules.
 
 cdef void ctx_rules_build(CtxRules* rules, object prog_type, str profile):
-    from .skb import rules as _rules
-    cdef int off, size
-    memset(rules, 0, sizeof(CtxRules))
-    for off in range(CTX_SIZE):
-        f = _rules.field_at(off)
-        if f is None:
-            continue
-        rules.field[off] = f.id
-        rules.width[off] = f.width
-        for size in (1, 2, 4, 8):
-            if _rules.access_rule(prog_type, profile, off, size, False)[1] is None:
-                rules.read[off] |= size
-            if _rules.access_rule(prog_type, profile, off, size, True)[1] is None:
-                rules.write[off] |= size
+    from .verifier import rules as _rules
+    table = _rules.context_table(prog_type, profile)
+    cdef const unsigned char[:] field = table.field, width = table.width
+    cdef const unsigned char[:] read = table.read, write = table.write
+    memcpy(rules.field, &field[0], CTX_SIZE)
+    memcpy(rules.width, &width[0], CTX_SIZE)
+    memcpy(rules.read, &read[0], CTX_SIZE)
+    memcpy(rules.write, &write[0], CTX_SIZE)
 
 
 cdef uint64_t _ctx_value(Vm* vm, int field) noexcept nogil:

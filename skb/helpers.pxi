@@ -9,7 +9,7 @@
 # - after moving or resizing packet bytes, call skb_sync(vm) so the packet region
 #   follows (the kernel's verifier makes programs reload data/data_end then).
 # Each group file registers its helpers in SKB_HELPERS by id; Program takes from there
-# the ids its type may call (skb/rules.py).
+# the ids its type may call (verifier/rules.py).
 
 cdef helper_fn SKB_HELPERS[HELPER_SLOTS]
 

@@ -284,7 +284,7 @@ cdef uint64_t bpf_skb_get_xfrm_state(Vm* vm, uint64_t r1, uint64_t index, uint64
 
 def implemented_helpers():
     """The helper ids the engine implements for skb program types (which of them a
-    program may call depends on its type: pyebpf.skb.rules.helpers_allowed)."""
+    program may call depends on its type: pyebpf.verifier.rules.helpers_allowed)."""
     return frozenset(k for k in range(HELPER_SLOTS) if SKB_HELPERS[k] != NULL)
 
 

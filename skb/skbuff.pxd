@@ -157,7 +157,7 @@ cdef enum:
     PROFILE_V46 = 1
 
 
-# --- the context's access rules, compiled per program from skb/rules.py ---------
+# --- the context's access rules, copied per program from verifier/rules.py ---------
 
 cdef enum:
     CTX_SIZE = 192

@@ -139,9 +139,9 @@ cdef bint skb_printk(Skb* skb, const char* text, size_t n) noexcept nogil:
     return True
 
 
-# --- the context's access rules, compiled per program from skb/rules.py ---------
+# --- the context's access rules, copied per program from verifier/rules.py ---------
 
-# field ids, as in skb/rules.py FIELDS
+# field ids, as in verifier/rules.py FIELDS
 cdef enum:
     F_LEN = 1
     F_PKT_TYPE

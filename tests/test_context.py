@@ -13,7 +13,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from pyebpf import Program, errors, isa, kernel
-from pyebpf.skb import rules
+from pyebpf.verifier import rules
 from skbdiff import (ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, both,
                      engine_fields)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pyebpf import isa
 from pyebpf._core import implemented_helpers
-from pyebpf.skb import helper_table, rules
+from pyebpf.skb import helper_table
+from pyebpf.verifier import rules
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "helpers-table.md"
 OFFERED = rules.helpers_allowed(rules.CLS, "current") | rules.helpers_allowed(rules.SF,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from .. import isa
 from ..errors import ClassicError
 from ..isa import Insn
-from ..skb.rules import FIELDS
+from ..verifier.rules import FIELDS
 from .checker import ancillary
 from .insn import SockFilter
 

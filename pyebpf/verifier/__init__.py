@@ -7,9 +7,10 @@ the kernel types them (scalars with a tnum and signed/unsigned 32/64-bit bounds,
 context, stack, packet, packet end, map pointers, map values or NULL, ring buffer
 memory), stack bytes and spilled registers, every path explored with dead branches
 skipped, states pruned, bounded loops run to their end and the 1,000,000 processed
-instruction limit.  Privileged (root) rules: uninitialised stack may be read,
-pointers may be stored or compared.  The ``4.6`` profile refuses what 4.6 refused
-first: more than 4096 instructions, back-edges and bpf-to-bpf calls.
+instruction limit.  Privileged (root) rules by default: uninitialised stack may be
+read, pointers may be stored or compared; ``unpriv=True`` gives an unprivileged
+loader's.  The ``4.6`` profile refuses what 4.6 refused first: more than 4096
+instructions, back-edges and bpf-to-bpf calls.
 
 A refusal is a :class:`~pyebpf.errors.VerifierError` whose message ends with the
 kernel's own words for it, with ``pc``, ``insn`` (its text), ``source`` (the C line,
@@ -44,23 +45,25 @@ class Verdict:
 
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
-          line_info=(), log_level: int = 0) -> list[isa.Op | None]:
+          line_info=(), log_level: int = 0, unpriv: bool = False) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
-    names (or None).  Raises :class:`VerifierError` at the first refusal."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level)[0]
+    names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
+    CAP_PERFMON or CAP_SYS_ADMIN.  Raises :class:`VerifierError` at the first
+    refusal."""
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[0]
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
-           line_info=(), log_level: int = 1) -> Verdict:
+           line_info=(), log_level: int = 1, unpriv: bool = False) -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level)[1]
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[1]
 
 
-def _run(insns, prog_type, profile, maps, line_info, log_level):
+def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -70,15 +73,17 @@ def _run(insns, prog_type, profile, maps, line_info, log_level):
     try:
         if profile == "4.6":
             _check_46(insns, ops)
+        if unpriv:
+            _check_unpriv(insns, ops, prog_type)
         starts = sorted({0} | {pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
                                if op is not None and op.form is isa.F_CALL_LOCAL})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops))
+                             live_registers(insns, ops), unpriv)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
-            return _run(insns, prog_type, profile, maps, line_info, 1)
+            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
@@ -142,62 +147,97 @@ def _check_46(insns, ops) -> None:
             raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
 
 
+def _check_unpriv(insns, ops, prog_type) -> None:
+    """What the kernel refuses an unprivileged loader before exploring paths: program
+    types (bpf_prog_load: EPERM), more than BPF_MAXINSNS instructions (E2BIG), calls of
+    other functions (add_subprog_and_kfunc) and back-edges (check_cfg without
+    bpf_capable)."""
+    from .rules import UNPRIV_PROG_TYPES
+    if prog_type not in UNPRIV_PROG_TYPES:
+        raise Refusal([f"{prog_type.name} programs need CAP_BPF; an unprivileged loader "
+                       f"may load socket filters only (the kernel answers EPERM)"], 0)
+    if len(insns) > BPF_MAXINSNS_46:
+        raise Refusal([f"program of {len(insns)} instructions is larger than an "
+                       f"unprivileged loader's {BPF_MAXINSNS_46} (the kernel answers "
+                       f"E2BIG)"], 0)
+    for pc, op in enumerate(ops):
+        if op is not None and op.form is isa.F_CALL_LOCAL:
+            raise Refusal(["loading/calling other bpf or kernel functions are allowed for "
+                           "CAP_BPF and CAP_SYS_ADMIN"], pc)
+    for pc, op in enumerate(ops):
+        target = None
+        if op is None:
+            continue
+        if op.form in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X):
+            target = pc + 1 + insns[pc].off
+        elif op.form is isa.F_JA32:
+            target = pc + 1 + insns[pc].imm
+        if target is not None and target <= pc:
+            raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
+
+
 def live_registers(insns, ops) -> list[frozenset]:
     """Registers each instruction may read before they are written again, along any
     path of its function (a superset of the kernel's liveness, for pruning)."""
     n = len(ops)
-    uses: list[frozenset] = [frozenset()] * n
-    defs: list[frozenset] = [frozenset()] * n
+    uses, defs = [0] * n, [0] * n      # register bit masks
     succ: list[tuple] = [()] * n
+    alu = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX)
+    writers = alu + (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END, isa.F_LDDW,
+                     isa.F_LDX)
     for pc, op in enumerate(ops):
         if op is None:
             continue
         insn, f = insns[pc], op.form
-        u, d = set(), set()
+        u = d = 0
         if f.src:
-            u.add(insn.src)
-        if f.dst and f not in (isa.F_LDDW, isa.F_LDX):
-            if not (op.code & 0xF0 == isa.BPF_MOV and f in (isa.F_ALU_K, isa.F_ALU_X,
-                                                            isa.F_ALU_SX)):
-                u.add(insn.dst)
-        if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-                 isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX):
-            d.add(insn.dst)
+            u |= 1 << insn.src
+        if f.dst and f is not isa.F_LDDW and f is not isa.F_LDX:
+            if not (op.code & 0xF0 == isa.BPF_MOV and f in alu):
+                u |= 1 << insn.dst
+        if f in writers:
+            d |= 1 << insn.dst
         if f is isa.F_ATOMIC:
             if op.disc_value == isa.BPF_CMPXCHG:
-                u.add(0)
-                d.add(0)
+                u |= 1
+                d |= 1
             elif op.disc_value & isa.BPF_FETCH:
-                d.add(insn.src)
-        if f in (isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LD_ABS, isa.F_LD_IND):
-            if f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                u.update(range(1, 1 + kfuncs.arg_count(insn)))
-            else:
-                u.add(6)
-            d.update(range(0, 6))
+                d |= 1 << insn.src
+        if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
+            u |= ((1 << kfuncs.arg_count(insn)) - 1) << 1
+            d |= 0b111111
+        elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            u |= 1 << 6
+            d |= 0b111111
         if f is isa.F_EXIT:
-            u.add(0)
-        uses[pc], defs[pc] = frozenset(u), frozenset(d)
-        nxt = []
+            u |= 1
+        uses[pc], defs[pc] = u, d
         if f is isa.F_JA:
-            nxt.append(pc + 1 + insn.off)
+            nxt = (pc + 1 + insn.off,)
         elif f is isa.F_JA32:
-            nxt.append(pc + 1 + insn.imm)
-        elif f is not isa.F_EXIT:
-            nxt.append(pc + op.slots)
-            if f in (isa.F_JCC_K, isa.F_JCC_X):
-                nxt.append(pc + 1 + insn.off)
+            nxt = (pc + 1 + insn.imm,)
+        elif f is isa.F_EXIT:
+            nxt = ()
+        elif f is isa.F_JCC_K or f is isa.F_JCC_X:
+            nxt = (pc + op.slots, pc + 1 + insn.off)
+        else:
+            nxt = (pc + op.slots,)
         succ[pc] = tuple(s for s in nxt if s < n)
-    live: list[frozenset] = [frozenset()] * (n + 1)
+    live = [0] * n
     changed = True
     while changed:
         changed = False
         for pc in range(n - 1, -1, -1):
             if ops[pc] is None:
                 continue
-            out = frozenset().union(*(live[s] for s in succ[pc])) if succ[pc] else frozenset()
-            new = uses[pc] | (out - defs[pc])
+            out = 0
+            for s in succ[pc]:
+                out |= live[s]
+            new = uses[pc] | (out & ~defs[pc])
             if new != live[pc]:
                 live[pc] = new
                 changed = True
-    return live
+    sets: dict[int, frozenset] = {}
+    for mask in set(live):
+        sets[mask] = frozenset(r for r in range(11) if mask >> r & 1)
+    return [sets[mask] for mask in live] + [frozenset()]

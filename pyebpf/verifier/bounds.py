@@ -12,64 +12,141 @@ from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, Reg, s3
 def sync(r: Reg) -> None:
     """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
     and back, then the tnum from the bounds."""
-    _update(r)
-    for _ in range(3):
-        _deduce(r)
-    if valid(r):
-        v64 = tnum.intersect(r.var, tnum.range_(r.umin, r.umax))
-        v32 = tnum.intersect(tnum.subreg(v64), tnum.range_(r.u32min, r.u32max))
-        r.var = tnum.or_(tnum.clear_subreg(v64), v32)
-    _update(r)
-
-
-def _update(r: Reg) -> None:
     v, m = r.var
-    r.smin = max(r.smin, s64(v | (m & (1 << 63))))
-    r.smax = min(r.smax, s64(v | (m & S64_MAX)))
-    r.umin = max(r.umin, v)
-    r.umax = min(r.umax, v | m)
+    if not m:
+        # a constant: every bound is the value (what the steps below arrive at)
+        if r.umin <= v <= r.umax and r.smin <= s64(v) <= r.smax and \
+                r.u32min <= v & M32 <= r.u32max and r.s32min <= s32(v) <= r.s32max:
+            r.mark_known(v)
+            return
+    b = _update(r.var, (r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min,
+                        r.u32max))
+    for _ in range(3):
+        nb = _deduce(b)
+        if nb == b:
+            break   # a step that changes nothing changes nothing the next time either
+        b = nb
+    smin, smax, umin, umax, s32min, s32max, u32min, u32max = b
+    if umin <= umax and smin <= smax and u32min <= u32max and s32min <= s32max:
+        v64 = tnum.intersect(r.var, tnum.range_(umin, umax))
+        v32 = tnum.intersect(tnum.subreg(v64), tnum.range_(u32min, u32max))
+        r.var = tnum.or_(tnum.clear_subreg(v64), v32)
+    (r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max) = \
+        _update(r.var, b)
+
+
+def _update(var, b) -> tuple:
+    """__update_reg_bounds: the bounds ``b`` (smin, smax, umin, umax, s32min, s32max,
+    u32min, u32max) narrowed to what the tnum ``var`` allows."""
+    smin, smax, umin, umax, s32min, s32max, u32min, u32max = b
+    v, m = var
+    x = v | (m & (1 << 63))
+    x = x - (1 << 64) if x >> 63 else x
+    if x > smin:
+        smin = x
+    x = v | (m & S64_MAX)
+    x = x - (1 << 64) if x >> 63 else x
+    if x < smax:
+        smax = x
+    if v > umin:
+        umin = v
+    if v | m < umax:
+        umax = v | m
     v32, m32 = v & M32, m & M32
-    r.s32min = max(r.s32min, s32(v32 | (m32 & 0x80000000)))
-    r.s32max = min(r.s32max, s32(v32 | (m32 & 0x7FFFFFFF)))
-    r.u32min = max(r.u32min, v32)
-    r.u32max = min(r.u32max, v32 | m32)
+    x = v32 | (m32 & 0x80000000)
+    x = x - (1 << 32) if x >> 31 else x
+    if x > s32min:
+        s32min = x
+    x = v32 | (m32 & 0x7FFFFFFF)
+    x = x - (1 << 32) if x >> 31 else x
+    if x < s32max:
+        s32max = x
+    if v32 > u32min:
+        u32min = v32
+    if v32 | m32 < u32max:
+        u32max = v32 | m32
+    return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
-def _deduce(r: Reg) -> None:
+def _s32(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _deduce(b) -> tuple:
+    """One round of __reg_deduce_bounds on the bounds ``b`` (as :func:`_update`)."""
+    smin, smax, umin, umax, s32min, s32max, u32min, u32max = b
     # 32-bit bounds from 64-bit ones whose upper halves agree
-    if r.umin >> 32 == r.umax >> 32:
-        r.u32min = max(r.u32min, r.umin & M32)
-        r.u32max = min(r.u32max, r.umax & M32)
-        if s32(r.umin) <= s32(r.umax):
-            r.s32min = max(r.s32min, s32(r.umin))
-            r.s32max = min(r.s32max, s32(r.umax))
-    if r.smin >> 32 == r.smax >> 32:
-        if (r.smin & M32) <= (r.smax & M32):
-            r.u32min = max(r.u32min, r.smin & M32)
-            r.u32max = min(r.u32max, r.smax & M32)
-        if s32(r.smin) <= s32(r.smax):
-            r.s32min = max(r.s32min, s32(r.smin))
-            r.s32max = min(r.s32max, s32(r.smax))
+    if umin >> 32 == umax >> 32:
+        x = umin & M32
+        if x > u32min:
+            u32min = x
+        x = umax & M32
+        if x < u32max:
+            u32max = x
+        lo, hi = _s32(umin), _s32(umax)
+        if lo <= hi:
+            if lo > s32min:
+                s32min = lo
+            if hi < s32max:
+                s32max = hi
+    if smin >> 32 == smax >> 32:
+        if (smin & M32) <= (smax & M32):
+            x = smin & M32
+            if x > u32min:
+                u32min = x
+            x = smax & M32
+            if x < u32max:
+                u32max = x
+        lo, hi = _s32(smin), _s32(smax)
+        if lo <= hi:
+            if lo > s32min:
+                s32min = lo
+            if hi < s32max:
+                s32max = hi
     # signed and unsigned 32-bit views of a range that does not cross a sign boundary
-    if s32(r.u32min) <= s32(r.u32max):
-        r.s32min = max(r.s32min, s32(r.u32min))
-        r.s32max = min(r.s32max, s32(r.u32max))
-    if (r.s32min & M32) <= (r.s32max & M32):
-        r.u32min = max(r.u32min, r.s32min & M32)
-        r.u32max = min(r.u32max, r.s32max & M32)
+    lo, hi = _s32(u32min), _s32(u32max)
+    if lo <= hi:
+        if lo > s32min:
+            s32min = lo
+        if hi < s32max:
+            s32max = hi
+    if (s32min & M32) <= (s32max & M32):
+        x = s32min & M32
+        if x > u32min:
+            u32min = x
+        x = s32max & M32
+        if x < u32max:
+            u32max = x
     # the same for 64 bits
-    if s64(r.umin) <= s64(r.umax):
-        r.smin = max(r.smin, s64(r.umin))
-        r.smax = min(r.smax, s64(r.umax))
-    if (r.smin & M64) <= (r.smax & M64):
-        r.umin = max(r.umin, r.smin & M64)
-        r.umax = min(r.umax, r.smax & M64)
+    lo, hi = s64(umin), s64(umax)
+    if lo <= hi:
+        if lo > smin:
+            smin = lo
+        if hi < smax:
+            smax = hi
+    if (smin & M64) <= (smax & M64):
+        x = smin & M64
+        if x > umin:
+            umin = x
+        x = smax & M64
+        if x < umax:
+            umax = x
     # 64-bit bounds from the 32-bit ones (__reg_deduce_mixed_bounds)
-    if r.u32min <= r.u32max:
-        r.umin = max(r.umin, (r.umin & ~M32 & M64) | r.u32min)
-        r.umax = min(r.umax, (r.umax & ~M32 & M64) | r.u32max)
-        r.smin = max(r.smin, s64((r.smin & ~M32) | r.u32min))
-        r.smax = min(r.smax, s64((r.smax & ~M32) | r.u32max))
+    if u32min <= u32max:
+        x = (umin & ~M32 & M64) | u32min
+        if x > umin:
+            umin = x
+        x = (umax & ~M32 & M64) | u32max
+        if x < umax:
+            umax = x
+        x = s64((smin & ~M32) | u32min)
+        if x > smin:
+            smin = x
+        x = s64((smax & ~M32) | u32max)
+        if x < smax:
+            smax = x
+    return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
 def valid(r: Reg) -> bool:

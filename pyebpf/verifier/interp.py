@@ -10,7 +10,7 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from . import bounds, helpers, tnum
+from . import bounds, helpers, rules, tnum
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot
 from .log import Log
 from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES, PTR_TO_CTX,
@@ -27,6 +27,7 @@ MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _SIZEOF_BPF_SOCK = 80
+_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
 class Refusal(Exception):
@@ -38,11 +39,12 @@ class Refusal(Exception):
 
 
 class Interpreter(KfuncCalls):
-    def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live):
-        from ..skb import rules
+    def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
+                 unpriv: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
-        self.rules = rules
-        self.allowed = rules.helpers_allowed(prog_type, profile)
+        self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
+        self.ctx_rules = rules.context_table(prog_type, profile)
+        self.allowed = rules.helpers_allowed(prog_type, profile, unpriv)
         self.maps = maps
         self.log = log
         self.starts = starts
@@ -107,6 +109,11 @@ class Interpreter(KfuncCalls):
         pending: list[tuple[VState, int, int]] = []
         pc, prev = 0, -1
         while True:
+            # do_check counts an instruction before it looks for an equivalent state,
+            # so a pruned visit counts too and the state heuristics see it
+            self.processed += 1
+            if self.processed > self.limit:
+                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             if pc in self.prune and self.visited(st, pc):
                 self.log.pruned(prev, pc)
                 self.path_done(st)
@@ -114,13 +121,12 @@ class Interpreter(KfuncCalls):
                     return
                 st, pc, prev = self.pop(pending)
                 continue
-            self.processed += 1
             if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
                 self.jmps += 1
-            if self.processed > self.limit:
-                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             self.log.insn(pc, self.insns, self.ops, st)
             nxt = self.step(st, pc, pending)
+            if self.log.level >= 2:
+                self.log.after(st, self._touched(pc))
             if nxt is None:
                 self.path_done(st)
                 if not pending:
@@ -128,6 +134,18 @@ class Interpreter(KfuncCalls):
                 st, pc, prev = self.pop(pending)
                 continue
             prev, pc = pc, nxt
+
+    def _touched(self, pc: int) -> set:
+        """The registers an instruction reads or writes (mark_reg_scratched)."""
+        insn, f = self.insns[pc], self.ops[pc].form
+        if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            return {0}
+        if f is isa.F_EXIT or f is isa.F_CALL_LOCAL:
+            return set()
+        regs = {insn.dst} if f.dst else set()
+        if f.src:
+            regs.add(insn.src)
+        return regs
 
     def push(self, st: VState, pc: int, prev: int, pending) -> VState:
         other = st.copy()
@@ -181,9 +199,10 @@ class Interpreter(KfuncCalls):
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        sig = signature(cur, live)
+        sig = None
         iter_next = pc in self.iter_nexts
         if self.open_count.get(pc) and not iter_next:
+            sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if states_equal(old, cur, live, exact=True):
@@ -205,6 +224,8 @@ class Interpreter(KfuncCalls):
             add = True
         if not add:
             return False
+        if sig is None:
+            sig = signature(cur, live)
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
@@ -236,6 +257,8 @@ class Interpreter(KfuncCalls):
         if f is isa.F_STX:
             self.read(st, pc, insn.src)
             self.read(st, pc, insn.dst)
+            if self.unpriv:
+                self._leak_check(st, pc, insn)
             self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
             return pc + 1
         if f is isa.F_ST:
@@ -277,6 +300,20 @@ class Interpreter(KfuncCalls):
         if reg.type == NOT_INIT:
             self.refuse(pc, f"R{r} !read_ok")
         return reg
+
+    _LEAK_INTO = {PTR_TO_MAP_VALUE: "map", PTR_TO_CTX: "ctx", PTR_TO_PACKET: "packet",
+                  PTR_TO_PACKET_META: "packet", PTR_TO_MEM: "mem"}
+
+    def _leak_check(self, st: VState, pc: int, insn) -> None:
+        """check_mem_access for an unprivileged loader: a pointer may be spilled to the
+        stack, never stored where it can be read back as a number."""
+        regs = st.cur.regs
+        into = self._LEAK_INTO.get(regs[insn.dst].type)
+        if into is not None and regs[insn.src].is_ptr:
+            if into == "packet" and \
+                    self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+                return      # refused first as a write into the packet
+            self.refuse(pc, f"R{insn.src} leaks addr into {into}")
 
     def write_scalar(self, st: VState, r: int) -> Reg:
         reg = st.cur.regs[r]
@@ -358,6 +395,8 @@ class Interpreter(KfuncCalls):
                 src.id = self.new_id()
             regs[insn.dst] = src.copy()
             return
+        if self.unpriv and src.is_ptr:
+            self.refuse(pc, f"R{insn.src} partial copy of pointer")
         new = src.copy()
         if src.type != SCALAR:
             new.mark_unknown()
@@ -371,7 +410,7 @@ class Interpreter(KfuncCalls):
         d = insn.dst
         opstr = _ALU_STRING[code_op >> 4]
         if dst.type != SCALAR and src.type != SCALAR:
-            if code_op == isa.BPF_SUB:
+            if code_op == isa.BPF_SUB and not self.unpriv:
                 regs[d].mark_unknown()
                 if not op.is_64:
                     bounds.zext32(regs[d])
@@ -404,6 +443,10 @@ class Interpreter(KfuncCalls):
             self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
         if code_op not in (isa.BPF_ADD, isa.BPF_SUB):
             self.refuse(pc, f"R{d} pointer arithmetic with {opstr} operator prohibited")
+        if self.unpriv and base == PTR_TO_STACK and not known:
+            # check_stack_access_for_ptr_arithmetic (no bypass_spec_v1)
+            self.refuse(pc, f"R{d} variable stack access prohibited for !root, "
+                            f"var_off={tnum.text(off_reg.var)} off={ptr.off}")
         new = ptr.copy()
         smin = off_reg.smin
         if code_op == isa.BPF_ADD:
@@ -558,8 +601,8 @@ class Interpreter(KfuncCalls):
         if self.profile == "4.6" and sign:
             self.refuse(pc, "sign-extending loads from the context do not exist in the 4.6 "
                             "kernel")
-        field, reason = self.rules.access_rule(self.prog_type, self.profile, off, size, write)
-        if reason is None and sign and field.name in self.rules.POINTER_FIELDS:
+        field, reason = self.ctx_rules.check(off, size, write)
+        if reason is None and sign and field.name in rules.POINTER_FIELDS:
             reason = f"{field.name} is a pointer; it cannot be sign-extended"
         if reason is not None:
             self.refuse(pc, f"invalid bpf_context access off={off} size={size}: {reason}")
@@ -622,6 +665,10 @@ class Interpreter(KfuncCalls):
                                    " write to" if write else " read from")
         self._note_depth(st, reg, lo)
         frame = self.stack_frame(st, reg)
+        if self.unpriv and not write and reg.is_const:
+            self._initialised(pc, regno, frame, lo, size)
+        if self.log.level >= 2 and frame is st.cur:
+            self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
                 for a in range(lo, hi):
@@ -637,6 +684,18 @@ class Interpreter(KfuncCalls):
             self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
             return None
         return self.stack_read(pc, frame, lo, size)
+
+    def _initialised(self, pc, regno, frame: Frame, lo: int, size: int) -> None:
+        """An unprivileged read may not see uninitialised stack: below the deepest slot
+        written so far (check_stack_slot_within_bounds) or bytes never written
+        (check_stack_read_fixed_off)."""
+        allocated = 8 * (max(frame.stack) + 1) if frame.stack else 0
+        if lo < -allocated:
+            self.refuse(pc, f"invalid read from stack R{regno} off={lo} size={size}")
+        for i in range(size):
+            s = self._slot(frame, lo + i, create=False)
+            if s is None or s.kinds[(lo + i) % 8] == STACK_INVALID:
+                self.refuse(pc, f"invalid read from stack off {lo}+{i} size {size}")
 
     @staticmethod
     def _slot(frame: Frame, addr: int, create: bool = True) -> Slot | None:
@@ -657,6 +716,9 @@ class Interpreter(KfuncCalls):
                     is_imm: bool) -> None:
         """check_stack_write_fixed_off."""
         s = self._slot(frame, addr)
+        if self.unpriv and size != 8 and s.spill is not None and s.spill.is_ptr and \
+                STACK_SPILL in s.kinds:
+            self.refuse(pc, "attempt to corrupt spilled pointer on stack")
         aligned = addr % 8 == 0
         if value.type == SCALAR and aligned:
             self._spill(s, value, size)
@@ -779,6 +841,9 @@ class Interpreter(KfuncCalls):
         dst = self.read(st, pc, insn.dst)
         if op.form is isa.F_JCC_X:
             src = self.read(st, pc, insn.src)
+            if self.unpriv and src.is_ptr and not (dst.type & 0xFF in _PKT_ANY and
+                                                   src.type & 0xFF in _PKT_ANY):
+                self.refuse(pc, f"R{insn.src} pointer comparison prohibited")
         else:
             src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
         target = pc + 1 + insn.off
@@ -797,6 +862,11 @@ class Interpreter(KfuncCalls):
         if dst.type == SCALAR and src.type == SCALAR:
             return self._scalar_branch(st, pc, insn, op, code_op, is32, dst, src, target,
                                        pending)
+        if self.unpriv and dst.is_ptr and \
+                not (code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and
+                     dst.type & MAYBE_NULL) and \
+                not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
+            self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
         other = self.push(st, target, pc, pending)
         oregs = other.cur.regs
         if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
@@ -1006,6 +1076,8 @@ class Interpreter(KfuncCalls):
         """check_func_arg."""
         reg = self.read(st, pc, regno)
         if kind == helpers.ANYTHING:
+            if self.unpriv and reg.is_ptr:
+                self.refuse(pc, f"R{regno} leaks addr into helper function")
             return
         if kind == helpers.CTX:
             if reg.type != PTR_TO_CTX:
@@ -1181,4 +1253,6 @@ class Interpreter(KfuncCalls):
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
+        if self.unpriv and r0.is_ptr:
+            self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .state import NOT_INIT, PTR_TO_STACK, SCALAR, S64_MIN, S64_MAX, M64, type_str
+from .state import (M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+                    type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
 _SSIZE = {1: "s8", 2: "s16", 4: "s32"}
@@ -69,43 +70,76 @@ def insn_text(insns, pc: int) -> str:
     return head + disassemble_one(slots)
 
 
+def _unum(v: int) -> str:
+    # verbose_unum: decimal up to U16_MAX, else hex
+    return str(v) if v <= 0xFFFF else f"{v:#x}"
+
+
+def _snum(v: int, bits: int = 64) -> str:
+    # verbose_snum: decimal within S16, else the pattern in hex (32 bits for the
+    # 32-bit bounds, as the kernel's log shows them)
+    return str(v) if -0x8000 <= v <= 0x7FFF else f"{v & ((1 << bits) - 1):#x}"
+
+
+def _ranges(r) -> list[str]:
+    """print_scalar_ranges: each bound not at its default, equal ones of the same kind
+    of sign joined (``smax=umax=smax32=umax32=255``)."""
+    items = [["smin", r.smin, r.smin == S64_MIN], ["smax", r.smax, r.smax == S64_MAX],
+             ["umin", r.umin, r.umin == 0], ["umax", r.umax, r.umax == M64],
+             ["smin32", r.s32min, r.s32min == -(1 << 31)],
+             ["smax32", r.s32max, r.s32max == (1 << 31) - 1],
+             ["umin32", r.u32min, r.u32min == 0], ["umax32", r.u32max, r.u32max == 0xFFFFFFFF]]
+    out = []
+    for i, (name, val, omit) in enumerate(items):
+        if omit:
+            continue
+        neg = name[0] == "s" and val < 0
+        names = [name]
+        for other in items[i + 2::2]:
+            if other[2] or other[1] != val or (other[0][0] == "s" and other[1] < 0) != neg:
+                continue
+            other[2] = True
+            names.append(other[0])
+        text = _snum(val, 32 if name.endswith("32") else 64) if name[0] == "s" else _unum(val)
+        out.append("=".join(names) + "=" + text)
+    return out
+
+
 def reg_text(r) -> str:
-    """One register as print_verifier_state shows it (``scalar(umax=255)``, ``fp-8``)."""
-    if r.type == SCALAR:
-        if r.is_const:
-            v = r.value
-            return str(v - (1 << 64) if v >> 63 else v)
-        parts = []
-        if r.id:
-            parts.append(f"id={r.id}")
-        if r.smin != S64_MIN:
-            parts.append(f"smin={r.smin}")
-        if r.smax != S64_MAX:
-            parts.append(f"smax={r.smax}")
-        if r.umin:
-            parts.append(f"umin={r.umin}")
-        if r.umax != M64:
-            parts.append(f"umax={r.umax}")
-        if r.var != tnum.UNKNOWN and r.var != (0, r.umax):
-            parts.append(f"var_off={tnum.text(r.var)}")
-        return f"scalar({','.join(parts)})"
-    if r.type == PTR_TO_STACK:
-        off = r.off + (r.value - (1 << 64) if r.value >> 63 else r.value)
-        return f"fp{off}" if r.is_const else f"fp(off={r.off},var_off={tnum.text(r.var)})"
+    """One register as the kernel's print_reg_state shows it (``scalar(smin=smin32=0,
+    smax=umax=smax32=umax32=255,var_off=(0x0; 0xff))``, ``fp-8``, ``pkt(off=14,r=14)``);
+    precision marks are not printed (pyebpf does not track precision)."""
+    if r.type == SCALAR and r.is_const:
+        v = r.value
+        return _snum(v - (1 << 64) if v >> 63 else v)
+    if r.type == PTR_TO_STACK and r.is_const:
+        v = r.value
+        return f"fp{r.off + (v - (1 << 64) if v >> 63 else v)}"
     parts = []
     if r.id:
         parts.append(f"id={r.id}")
     if r.ref:
         parts.append(f"ref_obj_id={r.ref}")
-    if r.off:
-        parts.append(f"off={r.off}")
-    if r.range:
-        parts.append(f"r={r.range}")
-    if r.map is not None:
+    if r.map is not None and r.type != SCALAR:
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
-    if not r.is_const:
-        parts.append(f"var_off={tnum.text(r.var)}")
+    if r.type != SCALAR and r.off:
+        parts.append(f"off={_snum(r.off)}")
+    if r.type & 0xFF in PKT_TYPES:
+        parts.append(f"r={_unum(r.range)}")
+    if r.is_const:
+        if r.value:
+            parts.append(f"imm={_snum(r.value)}")
+    else:
+        parts += _ranges(r)
+        if r.var != tnum.UNKNOWN:
+            parts.append(f"var_off={tnum.text(r.var)}")
     return f"{type_str(r.type)}({','.join(parts)})"
+
+
+def _slot_text(s) -> str:
+    if s.spill is not None:
+        return reg_text(s.spill)
+    return "".join("?rmz"[k] for k in reversed(s.kinds))
 
 
 def state_text(st) -> str:
@@ -115,11 +149,21 @@ def state_text(st) -> str:
             out.append(f"R{r}={reg_text(reg)}")
     for spi in sorted(st.cur.stack):
         s = st.cur.stack[spi]
-        off = -(spi + 1) * 8
-        if s.spill is not None:
-            out.append(f"fp{off}={reg_text(s.spill)}")
-        elif any(s.kinds):
-            out.append(f"fp{off}=" + "".join("?rmz"[k] for k in reversed(s.kinds)))
+        if s.spill is not None or any(s.kinds):
+            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
+    return " ".join(out)
+
+
+def scratched_text(st, regs, slots) -> str:
+    """The registers and stack slots an instruction touched, after it (the kernel's
+    print_insn_state at level 2)."""
+    frame = st.cur
+    out = [f"R{r}={reg_text(frame.regs[r])}" for r in sorted(regs)
+           if frame.regs[r].type != NOT_INIT]
+    for spi in sorted(slots):
+        s = frame.stack.get(spi)
+        if s is not None and (s.spill is not None or any(s.kinds)):
+            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
     return " ".join(out)
 
 
@@ -129,6 +173,7 @@ class Log:
     def __init__(self, level: int = 0):
         self.level = level
         self.lines: list[str] = []
+        self.slots: set[int] = set()    # stack slots the current instruction touched
 
     def mark(self) -> int:
         return len(self.lines)
@@ -136,10 +181,16 @@ class Log:
     def insn(self, pc: int, insns, ops, st) -> None:
         if not self.level:
             return
-        line = f"{pc}: {insn_text(insns, pc)}"
-        if self.level >= 2:
-            line += f"\t; {state_text(st)}"
-        self.lines.append(line)
+        self.lines.append(f"{pc}: {insn_text(insns, pc)}")
+
+    def after(self, st, regs) -> None:
+        """Level 2: the registers ``regs`` and the stack slots the instruction just
+        logged touched, as they are now."""
+        if self.level >= 2 and st.frames:
+            touched = scratched_text(st, regs, self.slots)
+            if touched:
+                self.lines[-1] = f"{self.lines[-1]:<37} ; {touched}"
+        self.slots.clear()
 
     def pop(self, mark: int, prev: int, pc: int, st) -> None:
         if self.level == 1:

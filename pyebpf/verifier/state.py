@@ -63,8 +63,12 @@ class Reg:
 
     def copy(self) -> "Reg":
         r = Reg.__new__(Reg)
-        for k in Reg.__slots__:
-            setattr(r, k, getattr(self, k))
+        r.type, r.off, r.var, r.id, r.ref, r.range, r.map, r.size, r.frame = \
+            self.type, self.off, self.var, self.id, self.ref, self.range, self.map, \
+            self.size, self.frame
+        r.smin, r.smax, r.umin, r.umax = self.smin, self.smax, self.umin, self.umax
+        r.s32min, r.s32max, r.u32min, r.u32max = \
+            self.s32min, self.s32max, self.u32min, self.u32max
         return r
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------

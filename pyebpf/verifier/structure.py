@@ -81,7 +81,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.
     if strict:
         _check_reachable(insns, ops)
         if not btf:
-            _check_ld_abs_in_main(insns, ops)
+            _check_abnormal_return(insns, ops)
     return ops
 
 
@@ -126,15 +126,22 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
 
 
-def _check_ld_abs_in_main(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
-    # a subprogram runs from a local call's target to the next one; the kernel wants
-    # BTF for LD_ABS there, and raw programs have none
-    starts = [pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
-              if op is not None and op.form is isa.F_CALL_LOCAL]
-    first = min((s for s in starts if s > 0), default=len(ops))
-    for pc in range(first, len(ops)):
-        if ops[pc] is not None and ops[pc].form in (isa.F_LD_ABS, isa.F_LD_IND):
-            raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
+def _check_abnormal_return(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+    # check_abnormal_return: a subprogram runs from a local call's target to the next
+    # one; the kernel wants BTF for LD_ABS or a tail call there, and raw programs have
+    # none.  Each subprogram in turn, LD_ABS asked about first.
+    starts = sorted({pc + 1 + insns[pc].imm for pc, op in enumerate(ops)
+                     if op is not None and op.form is isa.F_CALL_LOCAL} - {0})
+    for start, end in zip(starts, starts[1:] + [len(ops)]):
+        body = [pc for pc in range(start, end) if ops[pc] is not None]
+        for pc in body:
+            if ops[pc].form in (isa.F_LD_ABS, isa.F_LD_IND):
+                raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
+        for pc in body:
+            if ops[pc].form is isa.F_CALL and not ops[pc].disc_value and \
+                    insns[pc].imm == _TAIL_CALL:
+                raise _reject("tail_call is not allowed in subprogs without BTF", pc,
+                              insns[pc])
 
 
 # The kernel's check_max_stack_depth: with the JIT (x86-64's default, and this kernel's)

@@ -1,7 +1,8 @@
 """What each skb program type may do: its ``struct __sk_buff`` fields and its helpers.
 
-:data:`FIELDS` is read by the interpreter's context accessors (``_core``) and by the
-load-time checks (``verifier``); :func:`helpers_allowed` by both as well.  The rules per
+:func:`context_table` (each access allowed or refused, computed once per program type
+and profile) is read by the verifier and by the interpreter's context accessors
+(``_core``); :func:`helpers_allowed` by both as well.  The rules per
 program type and kernel profile follow ``tc_cls_act_is_valid_access``,
 ``sk_filter_is_valid_access`` and the ``*_func_proto`` functions of net/core/filter.c (the
 current kernel measured with its verifier; 4.6 read from source; docs/kernel-notes.md).
@@ -9,6 +10,7 @@ current kernel measured with its verifier; 4.6 read from source; docs/kernel-not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from ..isa import SIZEOF_SK_BUFF, SIZEOF_SK_BUFF_4_6, SK_BUFF_LAYOUT, ProgType
 
@@ -97,6 +99,7 @@ FIELDS: tuple[Field, ...] = (
     _f(35, "hwtstamp", 8, {CLS: (8,), ACT: (8,)}, _NONE),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+FIELDS_BY_ID = {f.id: f for f in FIELDS}
 
 # Fields whose value is a pointer: the kernel refuses sign-extending loads of them.
 POINTER_FIELDS = frozenset({"data", "data_end", "data_meta", "flow_keys", "sk"})
@@ -142,6 +145,46 @@ def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write
     return f, None
 
 
+@dataclass(frozen=True)
+class ContextTable:
+    """The context rules of one program type and profile, for every offset of
+    ``struct __sk_buff``: ``field``/``width`` (0 where no field is), and ``read``/``write``
+    whose byte at an offset has bit ``size`` set when an access of that size is
+    allowed there (the layout of ``CtxRules`` in ``_core``)."""
+    prog_type: ProgType
+    profile: str
+    field: bytes
+    width: bytes
+    read: bytes
+    write: bytes
+
+    def check(self, offset: int, size: int, write: bool):
+        """:func:`access_rule`'s answer, looked up where the access is allowed."""
+        if 0 <= offset < len(self.read) and size in (1, 2, 4, 8) and \
+                (self.write if write else self.read)[offset] & size:
+            return FIELDS_BY_ID[self.field[offset]], None
+        return access_rule(self.prog_type, self.profile, offset, size, write)
+
+
+@cache
+def context_table(prog_type: ProgType, profile: str) -> ContextTable:
+    """The :class:`ContextTable` of ``prog_type`` under ``profile``, built on first use."""
+    n = SIZEOF_SK_BUFF
+    field, width, read, write = bytearray(n), bytearray(n), bytearray(n), bytearray(n)
+    for off in range(n):
+        f = field_at(off)
+        if f is None:
+            continue
+        field[off], width[off] = f.id, f.width
+        for size in (1, 2, 4, 8):
+            if access_rule(prog_type, profile, off, size, False)[1] is None:
+                read[off] |= size
+            if access_rule(prog_type, profile, off, size, True)[1] is None:
+                write[off] |= size
+    return ContextTable(ProgType(prog_type), profile, bytes(field), bytes(width),
+                        bytes(read), bytes(write))
+
+
 # Helper ids each program type may call (sk_filter_func_proto, tc_cls_act_func_proto; the
 # current sets are the 6.18 verifier's answers for a privileged loader).
 _V46_SF = frozenset({1, 2, 3, 5, 6, 7, 8, 12})
@@ -162,6 +205,20 @@ _HELPERS = {
 }
 
 
-def helpers_allowed(prog_type: ProgType, profile: str) -> frozenset:
-    """Helper ids the kernel of ``profile`` lets ``prog_type`` call."""
+# What an unprivileged loader's socket filter may call (no CAP_BPF or CAP_PERFMON:
+# bpf_base_func_proto stops before the capable-only helpers); measured on 6.18 as
+# user nobody with kernel.unprivileged_bpf_disabled=0.
+_UNPRIV_SF = frozenset({
+    1, 2, 3, 5, 7, 8, 12, 14, 15, 25, 26, 42, 46, 47, 68, 87, 88, 89, 105, 106, 120, 122,
+    125, 130, 131, 132, 133, 134, 160, 182, 195, 208})
+
+#: Program types an unprivileged loader may load (of those pyebpf runs).
+UNPRIV_PROG_TYPES = (SF,)
+
+
+def helpers_allowed(prog_type: ProgType, profile: str, unpriv: bool = False) -> frozenset:
+    """Helper ids the kernel of ``profile`` lets ``prog_type`` call (``unpriv``: when
+    an unprivileged user loads it)."""
+    if unpriv:
+        return _UNPRIV_SF if prog_type == SF else frozenset()
     return _HELPERS[(profile, prog_type)]

@@ -1,0 +1,153 @@
+"""The verifier's unprivileged rules (``unpriv=True``, ``pyebpf verify --unpriv``): what
+the kernel refuses a loader without CAP_BPF, CAP_PERFMON or CAP_SYS_ADMIN that it lets
+root load.  Each program's expected verdict is the kernel's words, measured on 6.18 as
+user nobody; the tests that ask the running kernel again need root (they switch
+``kernel.unprivileged_bpf_disabled`` to 0 for the load and put it back).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import pytest
+
+from pyebpf import Program, asm, errors
+from pyebpf.kernel import sysbpf
+from pyebpf.verifier import rules
+from skbdiff import CLS, SF
+
+SYSCTL = "/proc/sys/kernel/unprivileged_bpf_disabled"
+NOBODY = 65534
+
+# name: (program, the kernel's refusal for an unprivileged loader or None; root loads
+# every one of them)
+CASES = {
+    "a_scalar_return": ("r0 = 0\nexit", None),
+    "a_pointer_returned": ("r0 = r10\nexit", "R0 leaks addr as return value"),
+    "a_bounded_loop": ("r0 = 0\nr1 = 1\nr1 += 1\nif r1 < 3 goto -2\nexit",
+                       "back-edge from insn 3 to 2"),
+    "pointer_minus_pointer": ("r0 = r10\nr0 -= r10\nr0 = 0\nexit",
+                              "R0 pointer -= pointer prohibited"),
+    "pointers_compared": ("r2 = r10\nif r2 > r1 goto +0\nr0 = 0\nexit",
+                          "R1 pointer comparison prohibited"),
+    "a_pointer_compared_with_a_number": ("r2 = r10\nif r2 > 5 goto +0\nr0 = 0\nexit",
+                                         "R2 pointer comparison prohibited"),
+    "uninitialised_stack_read": ("r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit",
+                                 "invalid read from stack R10 off=-8 size=8"),
+    "a_partly_written_slot_read": ("*(u32 *)(r10 - 8) = 0\nr0 = *(u64 *)(r10 - 8)\n"
+                                   "r0 = 0\nexit", "invalid read from stack off -8+4 size 8"),
+    "an_initialised_stack_read": ("*(u64 *)(r10 - 8) = 0\nr0 = *(u64 *)(r10 - 8)\nexit",
+                                  None),
+    "a_32_bit_copy_of_a_pointer": ("w0 = w10\nr0 = 0\nexit", "R10 partial copy of pointer"),
+    "a_spilled_pointer_overwritten_in_part": (
+        "*(u64 *)(r10 - 8) = r1\n*(u8 *)(r10 - 8) = 0\nr0 = 0\nexit",
+        "attempt to corrupt spilled pointer on stack"),
+    "a_spilled_pointer_filled": ("*(u64 *)(r10 - 8) = r1\nr2 = *(u64 *)(r10 - 8)\n"
+                                 "r0 = *(u32 *)(r2 + 0)\nexit", None),
+    "a_variable_stack_offset": ("r2 = r10\nr3 = *(u32 *)(r1 + 0)\nr3 &= 7\nr2 += -16\n"
+                                "r2 += r3\nr0 = 0\nexit",
+                                "R2 variable stack access prohibited for !root, "
+                                "var_off=(0x0; 0x7) off=-16"),
+    "a_call_of_another_function": ("call sub\nexit\nsub:\nr0 = 0\nexit",
+                                   "loading/calling other bpf or kernel functions are "
+                                   "allowed for CAP_BPF and CAP_SYS_ADMIN"),
+    "a_pointer_given_to_a_helper_as_a_number": (
+        "r2 = r10\nr3 = r10\nr3 += -8\nr4 = 8\ncall 26\nr0 = 0\nexit",
+        "R2 leaks addr into helper function"),
+    "a_capable_only_helper": ("r1 = r10\nr1 += -8\n*(u64 *)(r10 - 8) = 0\nr2 = 8\n"
+                              "call 6\nr0 = 0\nexit",
+                              "program of this type cannot use helper bpf_trace_printk#6"),
+}
+
+
+def ours(text: str) -> str | None:
+    try:
+        Program.from_asm(text, SF, unpriv=True)
+    except errors.VerifierError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_pyebpf_gives_an_unprivileged_loader_the_kernels_verdict(name):
+    text, expected = CASES[name]
+    Program.from_asm(text, SF)      # root loads it
+    mine = ours(text)
+    if expected is None:
+        assert mine is None, mine
+    else:
+        assert mine is not None and expected in mine, mine
+
+
+def test_an_unprivileged_loader_may_not_load_a_classifier():
+    with pytest.raises(errors.VerifierError, match="need CAP_BPF"):
+        Program.from_asm("r0 = 0\nexit", CLS, unpriv=True)
+
+
+def test_verify_unpriv_prints_the_refusal(tmp_path):
+    from pyebpf import cli
+    src = tmp_path / "leak.s"
+    src.write_text("r0 = r10\nexit\n")
+    assert cli.main(["verify", str(src), "--type", "socket_filter"]) == 0
+    assert cli.main(["verify", str(src), "--type", "socket_filter", "--unpriv"]) == 1
+
+
+# --- the running kernel, as user nobody ---------------------------------------------------
+
+@contextlib.contextmanager
+def _unprivileged_bpf_allowed():
+    with open(SYSCTL) as f:
+        old = f.read().strip()
+    if old == "1":
+        pytest.skip("kernel.unprivileged_bpf_disabled is 1: locked until reboot")
+    with open(SYSCTL, "w") as f:
+        f.write("0")
+    try:
+        yield
+    finally:
+        with open(SYSCTL, "w") as f:
+            f.write(old)
+
+
+def _load_as_nobody(code: bytes) -> tuple[bool, str]:
+    """(accepted, the log's last line before the statistics) of a socket filter
+    loaded by a child running as nobody."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the child: drop to nobody, load, report, exit without cleanup
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            fd, err, log = sysbpf.calls.prog_load(SF, code, b"GPL\0", 1)
+            lines = [ln for ln in log.splitlines() if ln and not ln.startswith("processed ")]
+            out = [fd >= 0, lines[-1] if lines else f"errno {err}"]
+        except BaseException as exc:     # noqa: BLE001 (reported to the parent)
+            out = [False, f"child failed: {exc!r}"]
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    ok, last = json.loads(data)
+    return ok, last
+
+
+def test_the_kernel_gives_an_unprivileged_loader_these_verdicts(root):
+    with _unprivileged_bpf_allowed():
+        got = {name: _load_as_nobody(asm.assemble(text)) for name, (text, _) in CASES.items()}
+    differ = {name: got[name] for name, (_, expected) in CASES.items()
+              if got[name][0] != (expected is None) or
+              (expected is not None and got[name][1] != expected)}
+    assert not differ, differ
+
+
+def test_the_unprivileged_helper_set_is_the_kernels(root):
+    ids = sorted(rules.helpers_allowed(SF, "current"))
+    with _unprivileged_bpf_allowed():
+        refused = {i for i in ids if "cannot use helper" in _load_as_nobody(asm.assemble(
+            f"r1 = 0\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall {i}\nr0 = 0\nexit"))[1]}
+    assert set(ids) - refused == set(rules.helpers_allowed(SF, "current", unpriv=True))
