@@ -157,6 +157,10 @@ def main() -> int:
     print(f"classifier: {insns} instructions, {executed} executed on a {len(frame)}-byte "
           f"TCP frame; results identical to the kernel on {len(packets)} frames")
     print(f"pyebpf  prog.run(frame)                                 {ours:8.0f} ns/packet")
+    env = pyebpf.Environment()
+    with_env = timed(lambda: prog.run(frame, env=env), n, batches)
+    print(f"pyebpf  prog.run(frame, env=Environment())              {with_env:8.0f} ns/packet"
+          f"  ({with_env / ours:.2f}x)")
     if kprog is not None:
         theirs = timed(lambda: kprog.test_run(frame, data_out_size=len(frame)),
                        max(n // 4, 500), batches)

@@ -4,8 +4,8 @@
           [--report FILE.jsonl] [--events FILE.jsonl]
           [--type sched_cls|sched_act|socket_filter] [--sf-start mac|network]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
-          [--profile current|4.6] [--field NAME=VALUE ...] [--budget N] [--stop-on-error]
-          [--no-verify]
+          [--profile current|4.6] [--field NAME=VALUE ...] [--env NET.toml] [--budget N]
+          [--stop-on-error] [--no-verify]
 
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
@@ -208,6 +208,14 @@ def parse_fields(items) -> dict:
         except ValueError:
             fields[name] = value
     return fields
+
+
+def load_env(path: str):
+    from pyebpf.environment import Environment, EnvironmentSpecError
+    try:
+        return Environment.from_toml(path)
+    except EnvironmentSpecError as exc:
+        raise UsageError(f"--env {exc}") from None
 
 
 def _classid_text(value):
@@ -547,6 +555,8 @@ def run(args, signals=None, start=None, collect=None) -> int:
     signals = signals or _Signals()
     _check_options(args)
     fields = parse_fields(args.field)
+    if args.env is not None:
+        fields["env"] = load_env(args.env)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
     with _pin_root(args.pin_dir):
@@ -726,6 +736,8 @@ def build_parser():
     p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
                    help="packet metadata for every packet (mark=7, ifindex=2; repeatable)")
     p.add_argument("--budget", type=int, help="instruction budget per program run")
+    p.add_argument("--env", metavar="NET.toml",
+                   help="the modelled network the helpers see (docs/environment.md)")
     p.add_argument("--btf", type=Path, metavar="FILE",
                    help="target BTF of CO-RE relocations (default: /sys/kernel/btf/vmlinux if "
                         "readable, else the one pyebpf ships)")

@@ -6,13 +6,15 @@ from .errors import MapError
 from .isa import TC_ACT
 
 __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
-           "load", "Object", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm", "kernel",
-           "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START", "KTIME_RUN_GAP"]
+           "load", "Object", "Environment", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm",
+           "kernel", "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START",
+           "KTIME_RUN_GAP"]
 __version__ = "0.1.0"
 
 _FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
               "KTIME_START", "KTIME_RUN_GAP")
-_FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader"}
+_FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader",
+                "Environment": "environment"}
 
 
 def __getattr__(name: str):
@@ -31,7 +33,8 @@ def __getattr__(name: str):
         import importlib
         return getattr(importlib.import_module(f".{_FROM_MODULE[name]}", __name__), name)
     if name in ("asm", "kernel", "syscall", "pinning", "elf", "btf", "loader", "mapview",
-                "verifier", "conformance", "strategies", "coverage", "results"):
+                "verifier", "conformance", "strategies", "coverage", "results",
+                "environment"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

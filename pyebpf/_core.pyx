@@ -1297,7 +1297,9 @@ cdef class Program:
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
     access); ``unpriv=True`` decides as the kernel does for a loader without
-    capabilities.  ``budget`` caps the instructions one run may execute.
+    capabilities.  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    :class:`pyebpf.Environment`, default None: the default one) is the modelled network
+    every run sees unless ``run(env=...)`` names another.
 
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
@@ -1310,6 +1312,7 @@ cdef class Program:
     cdef readonly str profile
     cdef readonly object classic
     cdef public uint64_t budget
+    cdef public object env
     cdef helper_fn _helpers[HELPER_SLOTS]
     cdef dict _py_helpers
     cdef object _py_error
@@ -1606,6 +1609,8 @@ cdef class Program:
         cdef bint own_clock = False
         global _ktime_clock
 
+        if self.env is not None and typed and "env" not in fields:
+            fields["env"] = self.env
         if _run_hook is not None:
             return _run_hook(self, data, budget, trace, fields)
         if _pin_hook is not None:
@@ -1703,6 +1708,7 @@ cdef class Program:
         res._skb.clone_buf = NULL
         res._skb.printk = NULL
         res._skb.devices = NULL
+        res._skb.net = NULL
 
     cdef _regions(self, Vm* vm):
         return [(self._region_name(vm.regions[k].name), vm.regions[k].start, vm.regions[k].end,

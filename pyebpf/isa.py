@@ -286,6 +286,7 @@ class Errno(enum.IntEnum):
     EACCES = 13
     EFAULT = 14
     EEXIST = 17
+    ENODEV = 19
     EINVAL = 22
     ENOSPC = 28
     ERANGE = 34
@@ -375,6 +376,21 @@ BPF_F_SKIP_FIELD_MASK = 0xFF     # bpf_get_stackid
 BPF_F_USER_STACK = 1 << 8
 BPF_F_FAST_STACK_CMP = 1 << 9
 BPF_F_REUSE_STACKID = 1 << 10
+
+# bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
+BPF_CSUM_LEVEL_QUERY = 0
+BPF_CSUM_LEVEL_INC = 1
+BPF_CSUM_LEVEL_DEC = 2
+BPF_CSUM_LEVEL_RESET = 3
+BPF_MTU_CHK_SEGS = 1 << 0
+BPF_MTU_CHK_RET_SUCCESS = 0
+BPF_MTU_CHK_RET_FRAG_NEEDED = 1
+BPF_MTU_CHK_RET_SEGS_TOOBIG = 2
+BPF_HDR_START_MAC = 0               # bpf_skb_load_bytes_relative
+BPF_HDR_START_NET = 1
+BPF_SKB_CLOCK_REALTIME = 0          # bpf_skb_set_tstamp
+BPF_SKB_CLOCK_MONOTONIC = 1
+BPF_SKB_CLOCK_TAI = 2
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -789,7 +805,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 
 # Module constants the compiled core needs, by name prefix (kernel names).
-_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_")
+_C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
+               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS")
 
 

@@ -45,13 +45,23 @@ _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HAS
 
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
-         name: str | None = None, verify: bool = True, btf=None, kconfig=None) -> "Object":
+         name: str | None = None, verify: bool = True, btf=None, kconfig=None,
+         env=None) -> "Object":
     """Load an object file (path or bytes) into an :class:`Object`; each program is
     verified as the kernel verifies it at load (``verify=False``: not, see
     :class:`~pyebpf.Program`).  ``btf`` is the target BTF of CO-RE relocations,
-    ``kconfig`` the values of ``__kconfig`` externs (see :func:`pyebpf.elf.parse`)."""
-    return Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type,
-                  profile=profile, pin=pin, verify=verify)
+    ``kconfig`` the values of ``__kconfig`` externs (see :func:`pyebpf.elf.parse`);
+    ``env`` (a :class:`pyebpf.Environment`) is the modelled network its programs' runs
+    see."""
+    obj = Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type,
+                 profile=profile, pin=pin, verify=verify)
+    if env is not None:
+        from .environment import Environment
+        if not isinstance(env, Environment):
+            raise TypeError(f"env must be a pyebpf.Environment, not {type(env).__name__}")
+        for prog in obj.programs.values():
+            prog.env = env
+    return obj
 
 
 def program_type(spec: _elf.ProgramSpec, override) -> str:

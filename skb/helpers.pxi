@@ -39,6 +39,7 @@ include "helpers_vlan.pxi"
 include "helpers_tunnel.pxi"
 include "helpers_shape.pxi"
 include "helpers_data.pxi"
+include "helpers_net.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
@@ -48,3 +49,4 @@ cdef void register_skb_helpers() noexcept:
     register_tunnel_helpers(SKB_HELPERS)
     register_shape_helpers(SKB_HELPERS)
     register_data_helpers(SKB_HELPERS)
+    register_net_helpers(SKB_HELPERS)

@@ -57,6 +57,29 @@ ctypedef struct CloneRec:
     size_t offset           # into Skb.clone_buf
     size_t length
 
+ctypedef struct NetDevice:
+    # a device of the modelled network (pyebpf.environment.Device)
+    uint32_t ifindex
+    uint32_t mtu
+    bint up
+    uint8_t mac[ETH_ALEN]
+
+ctypedef struct NetEnv:
+    # the modelled network a run sees (pyebpf.environment.Environment), owned by its
+    # Python object: an skb only borrows it
+    uint64_t netns_cookie
+    uint64_t init_netns_cookie
+    bint has_sk                 # skb->sk is set
+    uint64_t sk_cookie
+    uint32_t sk_uid
+    uint32_t sk_classid
+    int sk_cgroup_level
+    uint64_t* sk_cgroups        # ids of the socket's cgroup's ancestors, by level
+    int task_cgroup_level
+    uint64_t* task_cgroups      # the same for the current task's cgroup
+    size_t ndevices
+    NetDevice* devices
+
 ctypedef struct Skb:
     uint8_t* head
     uint32_t cap
@@ -125,6 +148,8 @@ ctypedef struct Skb:
     uint64_t uid_gid
     uint8_t comm[16]
     int profile                 # PROFILE_CURRENT or PROFILE_V46
+    const NetEnv* net           # never NULL after skb_init
+    uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
 
 
 cdef enum:

@@ -297,6 +297,7 @@ SKB_FIELDS = {
     "pid_tgid": "bpf_get_current_pid_tgid: tgid << 32 | pid (default 0)",
     "uid_gid": "bpf_get_current_uid_gid: gid << 32 | uid (default 0)",
     "comm": "bpf_get_current_comm: the task name, at most 15 bytes (default empty)",
+    "env": "the modelled network (pyebpf.Environment; default: test_run's fresh namespace)",
 }
 
 _U16_FIELDS = ("queue_mapping", "tc_index", "tc_classid", "gso_segs", "gso_size")
@@ -356,6 +357,100 @@ cdef void _set_devices(Skb* skb, object value) except *:
     skb.ndevices, skb.devices_listed = len(ids), True
 
 
+cdef class NetTable:
+    """An Environment in C, for the helpers (skb.net points into it)."""
+    cdef NetEnv env
+
+    def __dealloc__(self):
+        free(self.env.devices)
+        free(self.env.sk_cgroups)
+        free(self.env.task_cgroups)
+
+
+cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
+    """calloc'ed ids of ``path``'s ancestors (index = level), its level in ``level``."""
+    cdef list ids = env.cgroup_ancestry(path)
+    cdef uint64_t* out = <uint64_t*>calloc(len(ids), sizeof(uint64_t))
+    cdef size_t k
+    if out == NULL:
+        raise MemoryError()
+    for k in range(len(ids)):
+        out[k] = ids[k]
+    level[0] = len(ids) - 1
+    return out
+
+
+cdef NetTable _net_table_of(object env):
+    cdef NetTable t = NetTable.__new__(NetTable)
+    cdef NetDevice* d
+    cdef size_t k
+    t.env.netns_cookie = env.netns_cookie
+    t.env.init_netns_cookie = env.init_netns_cookie
+    t.env.devices = <NetDevice*>calloc(max(len(env.devices), 1), sizeof(NetDevice))
+    if t.env.devices == NULL:
+        raise MemoryError()
+    for k, dev in enumerate(env.devices):
+        d = &t.env.devices[k]
+        d.ifindex, d.mtu, d.up = dev.ifindex, dev.mtu, dev.up
+        memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
+    t.env.ndevices = len(env.devices)
+    t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
+    if env.socket is not None:
+        t.env.sk_cgroups = _cgroup_ids(env, env.socket.cgroup, &t.env.sk_cgroup_level)
+        t.env.has_sk = True
+        t.env.sk_cookie, t.env.sk_uid = env.socket.cookie, env.socket.uid
+        t.env.sk_classid = env.socket.classid
+    return t
+
+
+import weakref as _weakref
+from . import environment as _environment
+_NET_TABLES = {}                # id(env) -> (weak reference to env, its NetTable)
+cdef NetTable _default_net = _net_table_of(_environment.Environment())
+
+
+cdef NetTable net_table(object env):
+    """The C form of ``env``, made once per Environment object (found by identity:
+    hashing a frozen dataclass per run would cost more than the run)."""
+    entry = _NET_TABLES.get(id(env))
+    if entry is not None and entry[0]() is env:
+        return <NetTable>entry[1]
+    if not isinstance(env, _environment.Environment):
+        raise TypeError(f"env must be a pyebpf.Environment, not {type(env).__name__}")
+    key = id(env)
+    t = _net_table_of(env)
+    _NET_TABLES[key] = (_weakref.ref(env, lambda _, key=key: _NET_TABLES.pop(key, None)), t)
+    return t
+
+
+cdef const NetDevice* net_device(const NetEnv* net, uint32_t ifindex) noexcept nogil:
+    """dev_get_by_index() in the modelled namespace, or NULL."""
+    cdef size_t k
+    for k in range(net.ndevices):
+        if net.devices[k].ifindex == ifindex:
+            return &net.devices[k]
+    return NULL
+
+
+cdef void _apply_env(Skb* skb, NetTable t, dict fields) except *:
+    """The environment's devices: clone_redirect's targets, and the packet's device's
+    MAC (eth_type_trans classifies the frame against it)."""
+    cdef const NetDevice* dev = net_device(&t.env, skb.ifindex)
+    cdef size_t k
+    skb.net = &t.env
+    if "devices" not in fields:
+        skb.devices = <uint32_t*>malloc(max(t.env.ndevices, 1) * sizeof(uint32_t))
+        if skb.devices == NULL:
+            raise MemoryError()
+        for k in range(t.env.ndevices):
+            skb.devices[k] = t.env.devices[k].ifindex
+        skb.ndevices, skb.devices_listed = t.env.ndevices, True
+    if dev != NULL and "dev_addr" not in fields:
+        memcpy(skb.dev_addr, dev.mac, ETH_ALEN)
+        if "pkt_type" not in fields:
+            eth_type_trans(skb)
+
+
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *:
     """Fill ``skb`` for one run: the frame's bytes with head- and tailroom, and the
     metadata the kernel derives on receive, then the caller's ``fields``."""
@@ -382,9 +477,11 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
     skb.protocol = eth_type_trans(skb)
     skb.wire_len = n
     skb.prandom = 0x2545F4914F6CDD1D
+    skb.net = &_default_net.env
     if not fields:
         return
     fields = dict(fields)
+    env = fields.pop("env", None)
     sf_start = fields.pop("sf_start", "mac")
     for name, value in fields.items():
         if name in _U16_FIELDS and not 0 <= value <= 0xffff:
@@ -481,6 +578,8 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         else:
             raise TypeError(f"unknown packet field {name!r}; known: "
                             + ", ".join(sorted(SKB_FIELDS)))
+    if env is not None:
+        _apply_env(skb, net_table(env), fields)
     if prog_type == 1 and sf_start != "mac":
         if sf_start != "network":
             raise ValueError("sf_start must be 'mac' or 'network'")

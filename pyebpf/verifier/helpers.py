@@ -11,6 +11,8 @@ from .. import isa
 # argument types (enum bpf_arg_type)
 ANYTHING = "anything"              # ARG_ANYTHING
 CTX = "ctx"                        # ARG_PTR_TO_CTX
+CTX_OR_NULL = "ctx_or_null"        # ARG_PTR_TO_CTX_OR_NULL
+U32_INOUT = "u32_inout"            # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED, 4
 MAP = "map_ptr"                    # ARG_CONST_MAP_PTR
 KEY = "map_key"                    # ARG_PTR_TO_MAP_KEY
 VALUE = "map_value"                # ARG_PTR_TO_MAP_VALUE
@@ -92,6 +94,20 @@ PROTOS: dict[int, Proto] = dict([
     _p("skb_change_head", INTEGER, CTX, ANYTHING, ANYTHING, pkt=True),
     _p("set_hash", INTEGER, CTX, ANYTHING),
     _p("skb_adjust_room", INTEGER, CTX, ANYTHING, ANYTHING, ANYTHING, pkt=True),
+    _p("get_socket_cookie", INTEGER, CTX),
+    _p("get_socket_uid", INTEGER, CTX),
+    _p("skb_cgroup_id", INTEGER, CTX),
+    _p("skb_ancestor_cgroup_id", INTEGER, CTX, ANYTHING),
+    _p("skb_ecn_set_ce", INTEGER, CTX),
+    _p("get_netns_cookie", INTEGER, CTX_OR_NULL),
+    _p("csum_level", INTEGER, CTX, ANYTHING),
+    _p("skb_cgroup_classid", INTEGER, CTX),
+    _p("check_mtu", INTEGER, CTX, ANYTHING, U32_INOUT, ANYTHING, ANYTHING),
+    _p("skb_get_xfrm_state", INTEGER, CTX, ANYTHING, UNINIT_MEM, SIZE, ANYTHING),
+    _p("skb_load_bytes_relative", INTEGER, CTX, ANYTHING, UNINIT_MEM, SIZE, ANYTHING),
+    _p("skb_set_tstamp", INTEGER, CTX, ANYTHING, ANYTHING),
+    _p("get_current_cgroup_id", INTEGER),
+    _p("get_current_ancestor_cgroup_id", INTEGER, ANYTHING),
     _p("ringbuf_output", INTEGER, MAP, MEM, SIZE_OR_ZERO, ANYTHING,
        maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
     _p("ringbuf_reserve", RINGBUF_MEM_OR_NULL, MAP, ALLOC_SIZE_OR_ZERO, ANYTHING,

@@ -1111,6 +1111,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
 
     _EXPECTED = {
         helpers.CTX: ("ctx",),
+        helpers.CTX_OR_NULL: ("ctx",),
+        helpers.U32_INOUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
+                            "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
@@ -1151,6 +1154,22 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             if reg.type != PTR_TO_CTX:
                 self._type_error(pc, regno, reg, kind)
             self.ctx_off(pc, regno, reg)
+            return
+        if kind == helpers.CTX_OR_NULL:
+            if not reg.is_null():
+                if reg.type != PTR_TO_CTX:
+                    self._type_error(pc, regno, reg, kind)
+                self.ctx_off(pc, regno, reg)
+            return
+        if kind == helpers.U32_INOUT:
+            if reg.type not in self._MEM_TYPES:
+                self._type_error(pc, regno, reg, kind)
+            self.helper_mem(st, pc, regno, reg, 4, True, False)
+            # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
+            if reg.type == PTR_TO_STACK and not tnum.is_aligned(
+                    tnum.add(reg.var, tnum.const(reg.off)), 4):
+                self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
+                                f"size 4")
             return
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:

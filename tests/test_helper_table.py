@@ -1,0 +1,36 @@
+"""docs/helpers-table.md lists every helper id as the engine and the kernel's per-type
+sets have it; every helper offered but not implemented says why."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyebpf import isa
+from pyebpf._core import implemented_helpers
+from pyebpf.skb import helper_table
+from pyebpf.verifier import rules
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "helpers-table.md"
+OFFERED = rules.helpers_allowed(rules.CLS, "current") | rules.helpers_allowed(rules.SF,
+                                                                               "current")
+
+
+def test_the_docs_table_is_what_the_generator_writes_for_this_engine():
+    assert DOC.read_text() == helper_table.render(), \
+        "docs/helpers-table.md is stale: python -m pyebpf.skb.helper_table > " \
+        "docs/helpers-table.md"
+
+
+def test_the_table_has_one_row_per_helper_id_1_to_the_last():
+    assert [r[0] for r in helper_table.rows(implemented_helpers())] == \
+        list(range(1, isa.MAX_HELPER_ID + 1))
+
+
+def test_every_offered_helper_not_implemented_has_a_reason():
+    missing = OFFERED - implemented_helpers()
+    assert sorted(missing - set(helper_table.WHY_NOT)) == []
+
+
+def test_no_reason_is_kept_for_an_implemented_or_unoffered_helper():
+    stale = set(helper_table.WHY_NOT) & implemented_helpers()
+    unoffered = set(helper_table.WHY_NOT) - OFFERED
+    assert (sorted(stale), sorted(unoffered)) == ([], [])
