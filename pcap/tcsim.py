@@ -36,6 +36,7 @@ import struct
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..errors import BudgetExceeded, EbpfError, ElfError

@@ -37,10 +37,9 @@ WHY_NOT: dict[int, str] = {
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _SOCKETS, 180: _TASK,
     191: _TASK, 196: _SOCKETS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
-    **dict.fromkeys((93, 94, 164, 169, 170, 171, 172, 181, 194, 197, 198, 199, 200, 201,
+    **dict.fromkeys((93, 94, 164, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
                      202, 203), _KFUNCS),
-    **dict.fromkeys((42, 87, 88, 89, 105, 106, 118, 125, 160, 165, 177, 182, 195, 208,
-                     209), _MAPS2),
+    **dict.fromkeys((42, 105, 106, 118, 125, 160, 165, 177, 182, 208, 209), _MAPS2),
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT))
