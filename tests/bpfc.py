@@ -68,12 +68,15 @@ def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
             src, obj = Path(tmp, "prog.c"), Path(tmp, "prog.o")
             src.write_text(text)
             include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
-            done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include, "-c",
-                                   str(src), "-o", str(obj)], capture_output=True, text=True)
+            # the object's BTF names its source file: the same name wherever it is built,
+            # so recorded kernel answers for loads that carry BTF stay valid
+            done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include,
+                                   f"-ffile-prefix-map={tmp}=.", "-c", "prog.c", "-o",
+                                   "prog.o"], capture_output=True, text=True, cwd=tmp)
             if done.returncode:
                 raise ValueError(f"clang-19 failed:\n{done.stderr}")
             return obj.read_bytes()
-    return _cached(hashlib.sha256(f"{text}\0object\0{flags}".encode()).hexdigest()[:24],
+    return _cached(hashlib.sha256(f"{text}\0object\0{flags}\0v2".encode()).hexdigest()[:24],
                    ".o", build)
 
 
