@@ -855,10 +855,14 @@ class _Reader:
         """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid
         out as libbpf lays it out (bpf_object__collect_externs); typeless ``__ksym``
         externs: their addresses (:mod:`pyebpf.ksym`)."""
-        # extern functions are kfuncs, resolved at their calls (_read_program)
+        # extern functions are kfuncs, resolved at their calls (_read_program); clang gives
+        # one's symbol no type when only its address is taken in a call, so the object's
+        # BTF tells them apart
+        functions = {t.name for t in (self.btf.types if self.btf else ())
+                     if t.kind == _btf.Kind.FUNC}
         externs = [y for y in self.symbols if y.shndx == SHN_UNDEF and y.name and
                    y.bind in (STB_GLOBAL, STB_WEAK) and y.type != STT_FUNC
-                   and not self._is_extern_function(y.name)]
+                   and y.name not in functions]
         if not externs:
             return
         from . import kconfig
@@ -896,12 +900,6 @@ class _Reader:
                     if self.btf.types[v.type_id].name == name:
                         return self.btf.types[v.type_id], t.name
         return None, None
-
-    def _is_extern_function(self, name: str) -> bool:
-        """Whether the object's BTF declares ``name`` a function (a kfunc): clang gives an
-        extern function's symbol no type when only its address is taken in a call."""
-        return any(t.kind == _btf.Kind.FUNC and t.name == name
-                   for t in (self.btf.types if self.btf else ()))
 
     def _resolve_ksyms(self, ksyms) -> None:
         if self.kallsyms is None:
