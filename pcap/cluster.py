@@ -155,9 +155,11 @@ def run(args, captures) -> int:
         print(json.dumps({**merged, "per_capture": done}))
     elif not args.quiet:
         acts = merged["actions"]
-        print(f"tcsim: {merged['packets']} packets from {len(done)} captures on "
-              f"{'the cluster at ' + args.scheduler if args.scheduler else f'{args.workers} workers'}"
+        where = (f"the cluster at {args.scheduler}" if args.scheduler
+                 else summary.plural(args.workers, "worker"))
+        print(f"tcsim: {summary.plural(merged['packets'], 'packet')} from "
+              f"{summary.plural(len(done), 'capture')} on {where}"
               f": {', '.join(f'{n} {a}' for a, n in acts.items() if n)}; bytes changed in "
-              f"{merged['packets_changed']} packets; {merged['packets_per_second']:,.0f} "
-              "packets/s", file=sys.stderr)
+              f"{summary.plural(merged['packets_changed'], 'packet')}; "
+              f"{merged['packets_per_second']:,.0f} packets/s", file=sys.stderr)
     return max((r["rc"] for r in results), default=0)

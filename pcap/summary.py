@@ -14,6 +14,11 @@ import time
 from collections import Counter
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 packet"``, ``"2 packets"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def fault_kinds(extras) -> Counter:
     """Faults by kind: the exception's class, or ``bad_frame`` for a frame no skb holds."""
     return Counter("bad_frame" if isinstance(e["error"], str) else type(e["error"]).__name__

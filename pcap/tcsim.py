@@ -68,10 +68,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def program_source(spec: str) -> tuple:
     """(path, section or function name or None) of a PROG argument."""
     if not os.path.exists(spec) and ":" in spec:
@@ -483,8 +479,8 @@ class _Faults:
             print(f"tcsim: {count - self.shown} more faults not shown ({where}); all {count} "
                   "by kind:", file=sys.stderr)
             for total, n in self.kinds.values():
-                print(f"tcsim: {_plural(n, 'packet')} {total.format(capture=self.capture_name)}",
-                      file=sys.stderr)
+                print(f"tcsim: {summary.plural(n, 'packet')} "
+                      f"{total.format(capture=self.capture_name)}", file=sys.stderr)
 
 
 class _StopOnError(Exception):
@@ -691,12 +687,12 @@ def _print_summary(result, loop, path) -> None:
     if counts[FAULT]:
         text += f", {counts[FAULT]} faulted (dropped)"
     rate = result["packets_per_second"]
-    print(f"tcsim: {_plural(loop.count, 'packet')} from {path}: {text}; "
-          f"bytes changed in {_plural(loop.changed, 'packet')}; "
+    print(f"tcsim: {summary.plural(loop.count, 'packet')} from {path}: {text}; "
+          f"bytes changed in {summary.plural(loop.changed, 'packet')}; "
           f"{rate if rate is not None else float('inf'):,.0f} packets/s", file=sys.stderr)
     truncated = loop.truncated
     if truncated:
-        print(f"tcsim: {_plural(truncated, 'packet')} "
+        print(f"tcsim: {summary.plural(truncated, 'packet')} "
               f"{'was' if truncated == 1 else 'were'} captured shorter than on the wire "
               f"(caplen < len) and {'was' if truncated == 1 else 'were'} replayed as captured",
               file=sys.stderr)
