@@ -53,7 +53,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
-        self.explored: dict[int, list[VState]] = {}     # finished states, by insn
+        self.states: dict[int, list[VState]] = {}       # checkpoints by insn, oldest first
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -197,15 +197,18 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             p.branches -= 1
             if p.branches:
                 break
-            self.open[p.insn][p.sig].remove(p)
-            self.open_count[p.insn] -= 1
-            self.explored.setdefault(p.insn, []).append(p)
+            if not p.evicted:
+                self.open[p.insn][p.sig].remove(p)
+                self.open_count[p.insn] -= 1
             p = p.parent
 
     def visited(self, cur: VState, pc: int) -> bool:
         """is_state_visited: True to end this path here (an equivalent finished state
-        exists); refuses an exact repeat of an ancestor; else records a checkpoint."""
-        here = self.explored.get(pc, ())
+        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
+        States are looked at newest first, each counting its hits and misses, and one
+        that misses far more often than it hits is forgotten, as the kernel forgets it
+        (so a program whose paths the kernel cannot prune is refused by complexity
+        here too)."""
         nframes = len(cur.frames)
 
         def live(i: int, r: int) -> bool:
@@ -216,45 +219,43 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
 
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        sig = None
         iter_next = pc in self.iter_nexts
         may_goto = pc in self.may_gotos
         calls_callback = pc in self.callback_calls
-        if self.open_count.get(pc) and not (iter_next or may_goto or calls_callback):
+        force = iter_next or may_goto or calls_callback     # is_force_checkpoint
+        add = force or (self.jmps - self.prev_jmps >= 2 and
+                        self.processed - self.prev_processed >= 8)
+        sig = None
+        if self.open_count.get(pc) and not force:
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-            if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
-                add = False
-        for old in here:
-            if states_equal(old, cur, live):
+        here = self.states.get(pc, [])
+        count = 0
+        for old in reversed(list(here)):
+            count += 1
+            if old.branches:
+                # a state of this path or of one still open: the loop heuristics
+                if force and states_equal(old, cur, live) and (
+                        calls_callback or
+                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
+                        (iter_next and self._iter_active(cur))):
+                    old.hits += 1
+                    return True
+                if not force and self.jmps - self.prev_jmps < 20 and \
+                        self.processed - self.prev_processed < 100:
+                    add = False
+            elif states_equal(old, cur, live):
+                old.hits += 1
                 return True
-        if iter_next:
-            # an active iterator's next() in a state its loop has seen converges: the
-            # kernel's is_state_visited against looping ancestors (states_equal
-            # RANGE_WITHIN), and a forced checkpoint otherwise
-            it = iter_slot(cur, cur.cur.regs[1])
-            if it is not None and it.spill.value == ITER_ACTIVE and any(
-                    states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                    for old in group):
-                return True
-            add = True
-        if calls_callback:
-            # a callback called again from the state an earlier call left converges
-            # (is_state_visited for calls_callback instructions)
-            if any(states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                   for old in group):
-                return True
-            add = True
-        if may_goto:
-            # is_state_visited: a looping state one may_goto deeper converges
-            if any(old.may_goto_depth != cur.may_goto_depth and states_equal(old, cur, live)
-                   for group in self.open.get(pc, {}).values() for old in group):
-                return True
-            add = True
+            if add:
+                old.misses += 1
+            n = 64 if force and old.branches else 3
+            if old.misses > old.hits * n + n:
+                self._evict(old)
+        self.max_states_per_insn = max(self.max_states_per_insn, count)
         if not add:
             return False
         if sig is None:
@@ -267,12 +268,24 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         cur.parent = snap
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
+        self.states.setdefault(pc, []).append(snap)
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
-        self.max_states_per_insn = max(self.max_states_per_insn,
-                                       len(here) + self.open_count[pc])
         return False
+
+    def _iter_active(self, cur: VState) -> bool:
+        it = iter_slot(cur, cur.cur.regs[1])
+        return it is not None and it.spill.value == ITER_ACTIVE
+
+    def _evict(self, old: VState) -> None:
+        """Forget a state (the kernel moves it to its free list)."""
+        self.states[old.insn].remove(old)
+        self.cur_states -= 1
+        if old.branches:
+            self.open[old.insn][old.sig].remove(old)
+            self.open_count[old.insn] -= 1
+        old.evicted = True
 
     # --- one instruction -----------------------------------------------------------------
     def step(self, st: VState, pc: int, pending) -> int | None:
@@ -419,12 +432,25 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             return
         src = self.read(st, pc, insn.src)
         if op.form is isa.F_ALU_SX:
-            new = src.copy()
             if src.type != SCALAR:
-                new.mark_unknown()
-            bounds.sign_extend(new, op.size)
-            if not is64:
-                bounds.zext32(new)
+                # a root's pointer: an unknown scalar, nothing sign-extended
+                new = scalar()
+                if not is64:
+                    bounds.zext32(new)
+                regs[insn.dst] = new
+                return
+            # check_alu_op: a value the extension cannot change stays linked to its source
+            if src.umax < 1 << (op.size * 8 - 1):
+                if not src.id and not src.is_const:
+                    src.id = self.new_id()
+                new = src.copy()
+            else:
+                new = src.copy()
+                new.id = 0
+            if is64:
+                bounds.sign_extend(new, op.size)
+            else:
+                bounds.sign_extend32(new, op.size)
             regs[insn.dst] = new
             return
         if is64:
@@ -1311,10 +1337,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         return target
 
     def exit(self, st: VState, pc: int) -> int | None:
-        r0 = self.read(st, pc, 0)
-        if st.cur.in_callback:
-            return self.callback_exit(st, pc, r0)
-        if len(st.frames) > 1:
+        if len(st.frames) > 1 and not st.cur.in_callback:
+            # prepare_func_exit hands the caller whatever R0 holds, even nothing: only
+            # a read of it there is refused
+            r0 = st.cur.regs[0]
             if r0.type == PTR_TO_STACK:     # prepare_func_exit
                 self.refuse(pc, "cannot return stack pointer to the caller")
             callee = st.frames.pop()
@@ -1323,6 +1349,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             for r in range(1, 6):
                 caller.regs[r] = Reg()
             return callee.callsite + 1
+        r0 = self.read(st, pc, 0)
+        if st.cur.in_callback:
+            return self.callback_exit(st, pc, r0)
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",

@@ -159,7 +159,8 @@ class Frame:
 class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
     and the checkpoint it descends from (``parent``) with its open-branch count."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth")
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
+                 "hits", "misses", "evicted")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -169,6 +170,8 @@ class VState:
         self.insn = 0
         self.sig = None
         self.may_goto_depth = 0
+        self.hits = self.misses = 0
+        self.evicted = False
 
     @property
     def cur(self) -> Frame:
@@ -181,6 +184,8 @@ class VState:
         v.parent, v.branches, v.insn = self.parent, 0, self.insn
         v.sig = None
         v.may_goto_depth = self.may_goto_depth
+        v.hits = v.misses = 0
+        v.evicted = False
         return v
 
     def all_regs(self):
