@@ -152,6 +152,17 @@ def test_an_array_lookup_with_a_constant_key_out_of_range_still_needs_one(maps):
           kernel_text=_lookup(k[1].fd, 4) + body)
 
 
+def test_a_sign_extended_index_non_negative_in_32_bits_is_bounded_in_64(maps):
+    """Found by the clang corpus (map_value_signed_off.c at -mcpu=v4: an int index
+    loaded with ``*(s32 *)``, checked with 32-bit signed jumps; the kernel's
+    __reg_deduce_mixed_bounds then knows its upper half is zero)."""
+    (mine, k) = maps
+    body = ("if r0 == 0 goto out\nr2 = *(s32 *)(r6 + 8)\nif w2 s< 0 goto out\n"
+            "if w2 s> 7 goto out\nr0 += r2\nr0 = *(u8 *)(r0 + 0)\nout:\nr0 = 0\nexit")
+    agree("r6 = r1\n" + _lookup(mine[1].fd) + body, None,
+          kernel_text="r6 = r1\n" + _lookup(k[1].fd) + body)
+
+
 # --- stack ------------------------------------------------------------------------------
 
 def test_a_stack_write_below_512_bytes_is_refused():
@@ -294,6 +305,16 @@ def test_a_loop_whose_state_becomes_fixed_is_refused_where_the_kernel_says():
         "r6 = r1\nr0 = 0\nr3 = *(u32 *)(r6 + 0)\nr3 >>= 1\nif r3 & 1 goto +1\n"
         "goto -3\nr0 = 0\nexit")
     assert mine == theirs_ == 3
+
+
+def test_a_loop_whose_copies_get_new_ids_is_explored_until_too_many_branches_wait():
+    """Found by the clang corpus (a loop counter kept only in an unaligned 32-bit stack
+    slot): a copy gives the value a new id each time round, so no state repeats
+    exactly (states_maybe_looping compares ids) and each round leaves one more branch
+    pending until push_stack gives up."""
+    agree("r7 = 0\n*(u32 *)(r10 - 4) = r7\nloop:\nr1 = *(u32 *)(r10 - 4)\nr1 += 1\n"
+          "*(u32 *)(r10 - 4) = r1\nif r1 > 15 goto out\nr7 = r1\ngoto loop\nout:\n"
+          "r0 = 0\nexit", "The sequence of 8193 jumps is too complex.")
 
 
 def test_a_loop_past_the_processed_instruction_limit_is_refused(monkeypatch):

@@ -104,6 +104,14 @@ def _deduce(b) -> tuple:
                 s32min = lo
             if hi < s32max:
                 s32max = hi
+    # a 64-bit range whose upper halves are two consecutive numbers and whose lower
+    # halves go from negative to positive is a valid s32 range too
+    for lo64, hi64 in ((umin, umax), (smin & M64, smax & M64)):
+        if ((lo64 >> 32) + 1) & M32 == hi64 >> 32 and _s32(lo64) < 0 <= _s32(hi64):
+            if _s32(lo64) > s32min:
+                s32min = _s32(lo64)
+            if _s32(hi64) < s32max:
+                s32max = _s32(hi64)
     # signed and unsigned 32-bit views of a range that does not cross a sign boundary
     lo, hi = _s32(u32min), _s32(u32max)
     if lo <= hi:
@@ -146,6 +154,11 @@ def _deduce(b) -> tuple:
         x = s64((smax & ~M32) | u32max)
         if x < smax:
             smax = x
+    # after a sign-extending load: a value within the s32 range whose low half is
+    # non-negative cannot have its upper half all ones
+    if s32min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
+        smin, smax = s32min, s32max
+        umin, umax = s32min, s32max
     return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 

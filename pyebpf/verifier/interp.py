@@ -20,9 +20,12 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYP
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
                     PTR_UNTRUSTED, SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO,
-                    Frame, Reg, Slot, VState, scalar, signature, states_equal, type_str)
+                    Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
+                    type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
+# branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
+JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
@@ -156,6 +159,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         return regs
 
     def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
+            # push_stack: too many branches waiting to be explored
+            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
+                        f"The sequence of {len(pending) + 1} jumps is too complex.")
         other = st.copy()
         if st.parent is not None:
             st.parent.branches += 1
@@ -230,7 +237,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
-                if states_equal(old, cur, live, exact=True):
+                if maybe_looping(old, cur) and states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
         here = self.states.get(pc, [])
         count = 0

@@ -298,6 +298,22 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
     return True
 
 
+_RAW = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
+        "u32max", "id", "ref", "range", "size")
+
+
+def maybe_looping(old: VState, cur: VState) -> bool:
+    """states_maybe_looping: the current frame's registers are the same, dead ones and
+    ids included, before an exact comparison may call a state a repeat (a loop that
+    copies a value gives it a new id each time round, and is then explored on)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    for a, b in zip(old.frames[-1].regs, cur.frames[-1].regs):
+        if a.map is not b.map or any(getattr(a, k) != getattr(b, k) for k in _RAW):
+            return False
+    return True
+
+
 def signature(st: VState, live) -> tuple:
     """What an exact comparison looks at, ids aside: equal states have equal
     signatures, so an exact repeat is looked up instead of searched for."""
