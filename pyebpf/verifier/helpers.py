@@ -57,6 +57,7 @@ def _p(name, ret, *args, pkt=False, maps=()):
 
 PROTOS: dict[int, Proto] = dict([
     _p("loop", INTEGER, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    _p("for_each_map_elem", INTEGER, MAP, FUNC, STACK_OR_NULL, ANYTHING),
     _p("map_lookup_elem", MAP_VALUE_OR_NULL, MAP, KEY),
     _p("map_update_elem", INTEGER, MAP, KEY, VALUE, ANYTHING),
     _p("map_delete_elem", INTEGER, MAP, KEY),

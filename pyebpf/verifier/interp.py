@@ -226,7 +226,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
-                if states_equal(old, cur, live, exact=True):
+                if old.callback_unroll_depth == cur.callback_unroll_depth and \
+                        states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
             if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
                 add = False

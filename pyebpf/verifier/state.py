@@ -158,8 +158,11 @@ class Frame:
 
 class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
-    and the checkpoint it descends from (``parent``) with its open-branch count."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth")
+    and the checkpoint it descends from (``parent``) with its open-branch count;
+    ``callback_unroll_depth`` counts the callback calls queued on the way here (a
+    state repeated in a later call of a callback is no infinite loop)."""
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
+                 "callback_unroll_depth")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -169,6 +172,7 @@ class VState:
         self.insn = 0
         self.sig = None
         self.may_goto_depth = 0
+        self.callback_unroll_depth = 0
 
     @property
     def cur(self) -> Frame:
@@ -181,6 +185,7 @@ class VState:
         v.parent, v.branches, v.insn = self.parent, 0, self.insn
         v.sig = None
         v.may_goto_depth = self.may_goto_depth
+        v.callback_unroll_depth = self.callback_unroll_depth
         return v
 
     def all_regs(self):
