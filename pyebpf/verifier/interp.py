@@ -1066,8 +1066,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
         if hid == isa.HELPER_IDS["snprintf"]:
             self.snprintf_format(pc, meta["const_str"], regs[5])
-        if hid == isa.HELPER_IDS["tail_call"] and st.refs:
-            self.refuse(pc, "tail_call would lead to reference leak")
+        if hid == isa.HELPER_IDS["tail_call"]:
+            if st.refs:
+                self.refuse(pc, "tail_call would lead to reference leak")
+            self.lock_leak(st, pc, "tail_call")
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -1337,6 +1339,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
+        self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if self.unpriv and r0.is_ptr:
             self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None
