@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .. import host
 from ..errors import BudgetExceeded, EbpfError, ElfError
 from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
 
@@ -540,6 +541,15 @@ def _check_options(args) -> None:
                              args.annotated):
         raise UsageError("--json prints the summary on standard output, which an output "
                          "given as - already takes")
+    if args.cpus is not None and not 1 <= args.cpus <= tcreplay.MAX_SIMULATED_CPUS:
+        raise UsageError(f"--cpus {args.cpus}: tcsim simulates 1 to {tcreplay.MAX_SIMULATED_CPUS} CPUs")
+    if (args.cpus or 1) > 1 and args.kernel_check:
+        raise UsageError("--kernel-check replays the packets in the capture's order on one "
+                         "CPU: it applies to --cpus 1")
+    if (args.cpus or 1) > 1 and any(f.partition("=")[0].strip() == "cpu" for f in args.field):
+        raise UsageError("--field cpu: with --cpus N the steering picks each packet's CPU")
+    if args.steer != "rss" and (args.cpus or 1) == 1:
+        raise UsageError("--steer applies to several CPUs (--cpus N)")
     if args.cbpf and (args.map or args.pin_dir):
         raise UsageError("--map and --pin-dir fill the maps of eBPF programs; a classic "
                          "filter (--cbpf) has none")
@@ -586,9 +596,11 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile, not args.no_verify,
-                                 args.pin_dir, args.btf, args.kconfig)
-                    for spec in args.programs]
+        # --cpus N is a machine of N CPUs: per-CPU maps get a value for each
+        with host.simulated_cpus(args.cpus) if args.cpus else contextlib.nullcontext():
+            programs = [load_program(spec, args.type, args.profile, not args.no_verify,
+                                     args.pin_dir, args.btf, args.kconfig)
+                        for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
@@ -622,7 +634,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
     # a packet socket's filter runs on received packets, after skb_vlan_untag
     loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
                          classid=classid, act_default=CONTROLS[args.act_default],
-                         fields=fields, stop_on_error=args.stop_on_error)
+                         fields=fields, stop_on_error=args.stop_on_error,
+                         cpus=args.cpus or 1, steer=args.steer)
     faults = _Faults(args, programs, source.path)
     budgets = [p.budget for p in programs]
     loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
@@ -765,6 +778,12 @@ def build_parser():
     p.add_argument("--kernel-check", action="store_true",
                    help="also run every packet with BPF_PROG_TEST_RUN and report each "
                         "disagreement (exit status 3)")
+    p.add_argument("--cpus", type=int, metavar="N",
+                   help="simulate N CPUs, each replaying the packets steered to it on a "
+                        "thread of its own; per-CPU maps get N values")
+    p.add_argument("--steer", choices=("rss", "hash"), default="rss",
+                   help="how packets are steered to CPUs: a NIC's RSS (Toeplitz hash of "
+                        "the addresses and ports, the default) or RPS (the skb's flow hash)")
     return p
 
 
