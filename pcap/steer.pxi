@@ -14,18 +14,44 @@ cdef enum:
     RSS_TUPLE_MAX = 36          # IPv6 addresses and ports
 
 
-cdef uint32_t toeplitz_hash(const uint8_t* data, int n) noexcept nogil:
+cdef uint32_t toeplitz_bit(int i, int b) noexcept nogil:
+    """The 32 key bits that input bit ``b`` (0 the most significant) of byte ``i`` XORs
+    into the Toeplitz hash when set: the key's bits from position 8 * i + b on."""
+    cdef uint32_t window = 0
+    cdef int k, bit
+    for k in range(32):
+        bit = 8 * i + b + k
+        window = (window << 1) | ((RSS_KEY[bit >> 3] >> (7 - (bit & 7))) & 1)
+    return window
+
+
+# TOEPLITZ[i][v]: what byte ``i`` of the input being ``v`` XORs into the hash
+cdef uint32_t TOEPLITZ[RSS_TUPLE_MAX][256]
+
+
+cdef void _toeplitz_table() noexcept nogil:
+    cdef int i, b, v
+    cdef uint32_t bits[8]
+    for i in range(RSS_TUPLE_MAX):
+        for b in range(8):
+            bits[b] = toeplitz_bit(i, b)
+        for v in range(256):
+            TOEPLITZ[i][v] = 0
+            for b in range(8):
+                if v & (0x80 >> b):
+                    TOEPLITZ[i][v] ^= bits[b]
+
+
+_toeplitz_table()
+
+
+cdef inline uint32_t toeplitz_hash(const uint8_t* data, int n) noexcept nogil:
     """The Toeplitz hash of ``n`` (at most RSS_TUPLE_MAX) bytes under RSS_KEY: every set
     input bit XORs in the 32 key bits starting at its position."""
     cdef uint32_t result = 0
-    cdef uint32_t window = ((<uint32_t>RSS_KEY[0] << 24) | (<uint32_t>RSS_KEY[1] << 16)
-                            | (<uint32_t>RSS_KEY[2] << 8) | RSS_KEY[3])
-    cdef int i, b
+    cdef int i
     for i in range(n):
-        for b in range(8):
-            if data[i] & (0x80 >> b):
-                result ^= window
-            window = (window << 1) | ((RSS_KEY[i + 4] >> (7 - b)) & 1)
+        result ^= TOEPLITZ[i][data[i]]
     return result
 
 

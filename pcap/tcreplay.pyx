@@ -332,28 +332,86 @@ MAX_SIMULATED_CPUS = MAX_CPUS
 
 # One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
 # without an Ethernet header) and the programs' output (``out``); with several CPUs, the
-# chunk's frames and outputs kept for the writing (``arena``).
+# chunk's frames and outputs kept for the writing, in blocks that never move while the
+# writing reads them.
 ctypedef struct Lane:
     Vm vm
     Skb skb
     uint8_t* eth
     uint8_t* out
     uint64_t changed
-    uint8_t* arena
-    size_t arena_len, arena_cap
+    uint8_t** blocks
+    int nblocks, block      # blocks allocated, the one being filled (-1: none yet)
+    size_t used             # bytes of that block filled
     bint failed             # memory could not be had
 
 # What a replay thread leaves for the writing of one packet (several CPUs).
 ctypedef struct Done:
     TcOutcome o
     uint64_t ktime          # bpf_ktime_get_ns at the packet (the capture clock)
-    size_t frame_off        # in its lane's arena: the frame as tc saw it (when built)
-    size_t out_off          # and the packet's bytes afterwards
+    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
+    const uint8_t* outb     # the packet's bytes afterwards (in its lane's blocks)
     uint32_t m
     uint32_t lt
     uint16_t lane           # its CPU, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
+    uint8_t ready           # the thread is done with it (set last, with release order)
+
+cdef enum:
+    ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <time.h>
+    static inline void pyebpf_publish(uint8_t* flag) {
+        __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+    }
+    static inline int pyebpf_published(const uint8_t* flag) {
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
+    /* Wait up to about 20 ms for *flag, or for *stop: spin briefly, then yield, then
+       sleep, since the threads may outnumber the free CPUs.  Whether *flag is set. */
+    static int pyebpf_wait(const uint8_t* flag, const int* stop) {
+        struct timespec nap = {0, 20000};
+        int k;
+        for (k = 0; k < 2000; k++) {
+            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+                return 1;
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                return 0;
+            if (k >= 1000)
+                nanosleep(&nap, NULL);
+            else if (k >= 32)
+                sched_yield();
+        }
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
+    """
+    void publish "pyebpf_publish" (uint8_t* flag) nogil
+    bint published "pyebpf_published" (const uint8_t* flag) nogil
+    bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
+
+
+cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
+    """``need`` bytes in the lane's blocks that stay where they are for the chunk; NULL
+    when memory cannot be had."""
+    cdef uint8_t** grown
+    if ln.block < 0 or ln.used + need > ARENA_BLOCK:
+        ln.block += 1
+        ln.used = 0
+        if ln.block == ln.nblocks:
+            grown = <uint8_t**>realloc(ln.blocks, (ln.nblocks + 1) * sizeof(uint8_t*))
+            if grown == NULL:
+                return NULL
+            ln.blocks = grown
+            ln.blocks[ln.nblocks] = <uint8_t*>malloc(ARENA_BLOCK)
+            if ln.blocks[ln.nblocks] == NULL:
+                return NULL
+            ln.nblocks += 1
+    ln.used += need
+    return ln.blocks[ln.block] + ln.used - need
 
 
 include "steer.pxi"
@@ -382,7 +440,7 @@ cdef class Loop:
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
     cdef Py_ssize_t nrecs, first
-    cdef bint abort             # the replay threads stop (an interrupt)
+    cdef int abort              # the replay threads stop (an error, an interrupt)
     cdef object thread_error
     cdef uint8_t* scratch       # a frame built for steering
     cdef bint use_ts, started
@@ -448,8 +506,14 @@ cdef class Loop:
             self.chain[k].core, self.chain[k].budget = core, p.budget
             self.chain[k].tail_call_limit = p.tail_call_limit
             for mp in p.maps:
-                if map_store(mp).type == BPF_MAP_TYPE_PERF_EVENT_ARRAY and mp not in self.perf:
+                m = map_store(mp)
+                if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY and mp not in self.perf:
                     self.perf.append(mp)
+                if (m.type == BPF_MAP_TYPE_PERCPU_ARRAY or m.type == BPF_MAP_TYPE_PERCPU_HASH
+                        or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH) and m.ncpu < cpus:
+                    raise ValueError(f"the per-CPU map {mp.name!r} holds values for {m.ncpu} "
+                                     f"CPUs, fewer than the {cpus} simulated (a map pinned "
+                                     "by an earlier run keeps its CPU count)")
         self.has_perf = len(self.perf) > 0
         if cpus > 1 and self.perf:
             raise ValueError("a perf event array's events are told apart per packet on one "
@@ -487,13 +551,15 @@ cdef class Loop:
             mp.drain()       # events from before the replay are not a packet's
 
     def __dealloc__(self):
-        cdef int c
+        cdef int c, k
         if self.lanes != NULL:
             for c in range(self.cpus):
                 self.lanes[c].skb.devices = NULL      # the template's
                 skb_free(&self.lanes[c].skb)
                 free(self.lanes[c].eth)
-                free(self.lanes[c].arena)
+                for k in range(self.lanes[c].nblocks):
+                    free(self.lanes[c].blocks[k])
+                free(self.lanes[c].blocks)
             free(self.lanes)
         self.probe.devices = NULL
         skb_free(&self.probe)
@@ -846,8 +912,8 @@ cdef class Loop:
                                  CaptureWriter out, CaptureWriter drops,
                                  Writer report) except -1:
         """run_chunk with several CPUs: the frames are admitted, timed and steered in
-        order, each CPU's thread replays its own (the GIL released), then every packet
-        is written in the capture's order."""
+        order; each CPU's thread replays its own (the GIL released) while this one
+        writes every packet, in the capture's order, as soon as it is replayed."""
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
@@ -857,12 +923,13 @@ cdef class Loop:
         cdef int e, pkt_type, c
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef bint stop
+        cdef bint ready, stop
         if sc.nrecs > self.cap_done:
             grown = <Done*>realloc(self.done, sc.nrecs * sizeof(Done))
             if grown == NULL:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
+        threads = []
         try:
             for k in range(sc.nrecs):
                 if not k & 255:
@@ -875,59 +942,65 @@ cdef class Loop:
                 else:
                     e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, self.scratch, &pkt_type)
                     frame, n = self.scratch, <uint32_t>e
-                d.extra = 0
+                d.extra, d.ready = 0, 0
                 if self._admit_link(index, r, lt, e, &d.o) and self._admit(index, frame, n, &d.o):
                     d.ktime = self._clock_at(r.ts)
                     d.lane = <uint16_t>self._steer_to(frame, n)
                 else:
                     d.lane, d.extra = NO_LANE, 1
             self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
-            self.abort, self.thread_error = False, None
+            self.abort, self.thread_error = 0, None
             for c in range(self.cpus):
-                self.lanes[c].arena_len, self.lanes[c].failed = 0, False
+                self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
             threads = [threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
                        for c in range(self.cpus)]
             for t in threads:
                 t.start()
-            try:
-                for t in threads:
-                    while t.is_alive():     # an interrupt still ends the replay
-                        t.join(0.05)
-                        PyErr_CheckSignals()
-            except BaseException:
-                self.abort = True
-                for t in threads:
-                    t.join()
-                raise
-            if self.thread_error is not None:
-                raise self.thread_error
-            for c in range(self.cpus):
-                if self.lanes[c].failed:
-                    raise MemoryError()
-            self.extras = dict(sorted(self.extras.items()))
             for k in range(sc.nrecs):
                 if not k & 255:
                     PyErr_CheckSignals()
                 r, d, index = &sc.recs[k], &self.done[k], first + k
                 hdr = base + r.off
+                if d.lane != NO_LANE and not published(&d.ready):
+                    while True:
+                        with nogil:
+                            ready = wait_published(&d.ready, &self.abort)
+                        if ready:
+                            break
+                        if self.abort:
+                            self._thread_failure()
+                        PyErr_CheckSignals()    # an interrupt still ends the replay
                 self.extra_here = d.extra
                 if d.lane == NO_LANE:
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
                                       0, 0, out, drops, report)
                 else:
-                    ln = &self.lanes[d.lane]
-                    if d.lt == LT_ETHERNET:
-                        frame, n = hdr, r.caplen
-                    else:
-                        frame, n = ln.arena + d.frame_off, <uint32_t>(d.out_off - d.frame_off)
-                    stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n,
-                                      ln.arena + d.out_off, d.m, d.pkt_type, out, drops, report)
+                    frame, n = hdr, r.caplen
+                    if d.lt != LT_ETHERNET:
+                        frame, n = d.frame, <uint32_t>(d.outb - d.frame)
+                    stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
+                                      d.m, d.pkt_type, out, drops, report)
                 if stop:
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
             raise
+        finally:
+            self.abort = 1
+            for t in threads:
+                t.join()
+            self.extras = dict(sorted(self.extras.items()))
+
+    cdef int _thread_failure(self) except -1:
+        """Raise what stopped a replay thread."""
+        cdef int c
+        if self.thread_error is not None:
+            raise self.thread_error
+        for c in range(self.cpus):
+            if self.lanes[c].failed:
+                raise MemoryError()
+        return 0
 
     def _cpu_main(self, int cpu):
         with nogil:
@@ -935,7 +1008,7 @@ cdef class Loop:
 
     cdef void _cpu_run(self, int cpu) noexcept nogil:
         """One CPU's thread: replay the chunk's packets steered to it, keeping each one's
-        frame (when built) and output in its arena for the writing."""
+        frame (when built) and output in its blocks for the writing."""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Py_ssize_t k
         cdef Rec* r
@@ -944,8 +1017,7 @@ cdef class Loop:
         cdef const uint8_t* hdr
         cdef uint32_t n, m
         cdef int pkt_type
-        cdef size_t need, cap
-        cdef uint8_t* grown
+        cdef uint8_t* room
         for k in range(self.nrecs):
             d = &self.done[k]
             if d.lane != cpu:
@@ -960,32 +1032,27 @@ cdef class Loop:
                 n = <uint32_t>_to_eth(d.lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
                 frame = ln.eth
             if self._packet(ln, cpu, frame, n, d.ktime, pkt_type, &d.o) < 0:
-                ln.failed = True
+                ln.failed, self.abort = True, 1
                 return
             if self._has_extras(ln, &d.o):
                 with gil:
                     try:
                         d.extra = self._extras(ln, self.first + k, &d.o)
                     except BaseException as exc:
-                        self.thread_error, self.abort = exc, True
+                        self.thread_error, self.abort = exc, 1
                         return
             m = self._output(ln, &d.o, frame, n)
-            need = ln.arena_len + (0 if d.lt == LT_ETHERNET else n) + m
-            if need > ln.arena_cap:
-                cap = need * 2 if need > 0x100000 else 0x200000
-                grown = <uint8_t*>realloc(ln.arena, cap)
-                if grown == NULL:
-                    ln.failed = True
-                    return
-                ln.arena, ln.arena_cap = grown, cap
-            d.frame_off = ln.arena_len
+            room = _lane_room(ln, (0 if d.lt == LT_ETHERNET else n) + m)
+            if room == NULL:
+                ln.failed, self.abort = True, 1
+                return
             if d.lt != LT_ETHERNET:
-                memcpy(ln.arena + ln.arena_len, frame, n)
-                ln.arena_len += n
-            d.out_off = ln.arena_len
-            memcpy(ln.arena + ln.arena_len, ln.out, m)
-            ln.arena_len += m
-            d.m, d.pkt_type = m, ln.skb.pkt_type
+                memcpy(room, frame, n)
+                d.frame = room
+                room += n
+            memcpy(room, ln.out, m)
+            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            publish(&d.ready)
 
     cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
                       uint32_t m, uint32_t lt) except *:

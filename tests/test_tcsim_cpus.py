@@ -169,13 +169,18 @@ def _dump(capsys, tmp_path, name, capture, *options):
             for m in ("ethertype_stats", "ipproto_packets")}
 
 
-def test_shared_counters_updated_atomically_total_the_same_on_two_cpus(tmp_path, capsys,
-                                                                       capture):
-    one = _dump(capsys, tmp_path, "one", capture, "--cpus", "1")
-    two = _dump(capsys, tmp_path, "two", capture, "--cpus", "2")
+def test_shared_counters_updated_atomically_total_the_same_on_two_cpus(tmp_path, capsys):
+    # 60,000 packets: both threads add to the same few counters (a hash map's values,
+    # inserted with BPF_NOEXIST by whichever CPU sees an EtherType first) all along
+    frames = _frames()
+    pcapio.write(tmp_path / "many.pcap",
+                 [(k * 1000, frames[k % len(frames)], len(frames[k % len(frames)]))
+                  for k in range(100 * len(frames))])
+    one = _dump(capsys, tmp_path, "one", tmp_path / "many.pcap", "--cpus", "1")
+    two = _dump(capsys, tmp_path, "two", tmp_path / "many.pcap", "--cpus", "2")
     stats = {e["key"]: e["value"] for e in one["ethertype_stats"]}
     assert {e["key"]: e["value"] for e in two["ethertype_stats"]} == stats
-    assert sum(v["packets"] for v in stats.values()) == len(_frames())
+    assert sum(v["packets"] for v in stats.values()) == 100 * len(frames)
 
 
 def test_a_per_cpu_map_has_one_value_per_simulated_cpu_each_counting_its_packets(
@@ -188,6 +193,14 @@ def test_a_per_cpu_map_has_one_value_per_simulated_cpu_each_counting_its_packets
     want = [sum(1 for f in frames if (tcreplay.frame_rss_hash(f) & 127) % 3 == c)
             for c in range(3)]
     assert tcp == want
+
+
+def test_a_per_cpu_map_pinned_for_fewer_cpus_is_refused(tmp_path, capsys, capture):
+    tcsim_run(capsys, PROTO_COUNT, "-r", capture, "-q", "--pin-dir", tmp_path, "--cpus", "2")
+    rc, _, err = tcsim_run(capsys, PROTO_COUNT, "-r", capture, "-q", "--pin-dir", tmp_path,
+                           "--cpus", "3")
+    assert (rc, len(err)) == (1, 1)
+    assert "the per-CPU map 'ipproto_packets' holds values for 2 CPUs, fewer than the 3" in err[0]
 
 
 # --- what --cpus refuses ---------------------------------------------------------------------
