@@ -358,6 +358,14 @@ ctypedef struct Done:
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
 
+# One packet of a chunk as run_chunk kept it (Loop.keep_packets: tcsim diff compares two loops').
+ctypedef struct Kept:
+    TcOutcome o
+    uint64_t ts
+    int64_t delta           # its length on the wire less its length captured
+    size_t off              # its bytes afterwards (as captured when it never reached tc)
+    uint32_t len            # in kept_buf
+
 cdef enum:
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
 
@@ -468,6 +476,11 @@ cdef class Loop:
     cdef public uint64_t bytes_in, bytes_out
     cdef public Annotator annotated      # tcsim --annotated, when set
     cdef public object observe           # (index, frame, out, outcome bytes), when set
+    cdef public bint keep_packets        # run_chunk keeps each packet (kept_packet)
+    cdef Kept* kept
+    cdef Py_ssize_t nkept, cap_kept
+    cdef uint8_t* kept_buf
+    cdef size_t kept_len, kept_cap
 
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
@@ -566,6 +579,8 @@ cdef class Loop:
         skb_free(&self.tmpl)
         free(self.scratch)
         free(self.done)
+        free(self.kept)
+        free(self.kept_buf)
 
     @property
     def counts(self):
@@ -820,6 +835,7 @@ cdef class Loop:
         cdef const uint8_t* hdr
         cdef bint reached
         self.extras = {}
+        self.nkept = self.kept_len = 0
         if sc.nrecs and self.cpus > 1:
             return self._run_threads(base, sc, first, out, drops, report)
         try:
@@ -892,10 +908,48 @@ cdef class Loop:
             self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
         if report is not None:
             self._report(report, index, r, o, m, lt)
+        if self.keep_packets:
+            self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
             self.stopped = True
             return True
         return False
+
+    cdef int _keep(self, TcOutcome* o, uint64_t ts, int64_t delta, const uint8_t* data,
+                   uint32_t n) except -1:
+        cdef Kept* grown
+        cdef uint8_t* buf
+        cdef Py_ssize_t cap
+        if self.nkept == self.cap_kept:
+            cap = 2 * self.cap_kept if self.cap_kept else 4096
+            grown = <Kept*>realloc(self.kept, cap * sizeof(Kept))
+            if grown == NULL:
+                raise MemoryError()
+            self.kept, self.cap_kept = grown, cap
+        if self.kept_len + n > self.kept_cap:
+            buf = <uint8_t*>realloc(self.kept_buf, 2 * (self.kept_len + n))
+            if buf == NULL:
+                raise MemoryError()
+            self.kept_buf, self.kept_cap = buf, 2 * (self.kept_len + n)
+        memcpy(&self.kept[self.nkept].o, o, sizeof(TcOutcome))
+        self.kept[self.nkept].ts, self.kept[self.nkept].delta = ts, delta
+        self.kept[self.nkept].off, self.kept[self.nkept].len = self.kept_len, n
+        memcpy(self.kept_buf + self.kept_len, data, n)
+        self.kept_len += n
+        self.nkept += 1
+        return 0
+
+    def kept_packet(self, Py_ssize_t k):
+        """Packet ``k`` of the chunk last replayed with ``keep_packets`` on: (its outcome, packed
+        as REPLAY_RECORD; its bytes afterwards, as captured when it never reached tc; its
+        capture time in ns; its length on the wire)."""
+        cdef Kept* p
+        if not 0 <= k < self.nkept:
+            raise IndexError(k)
+        p = &self.kept[k]
+        return (PyBytes_FromStringAndSize(<const char*>&p.o, sizeof(TcOutcome)),
+                PyBytes_FromStringAndSize(<const char*>self.kept_buf + p.off, p.len),
+                p.ts, <int64_t>p.len + p.delta)
 
     cdef uint32_t _steer_to(self, const uint8_t* frame, uint32_t n) except? 0xffffffff:
         """The CPU that receives the frame: by the RSS hash of its tuple, or (--steer
@@ -1113,6 +1167,46 @@ cdef class Loop:
         w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
         w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
         report.commit(w - start)
+
+
+# what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)
+DIFF_VERDICT, DIFF_BYTES, DIFF_REDIRECT, DIFF_MARK, DIFF_PRIORITY, DIFF_CLASSID = (
+    1, 2, 4, 8, 16, 32)
+
+
+def kept_differences(Loop old, Loop new):
+    """[(k, mask)] of the packets the two loops (``keep_packets`` on, the same chunk replayed)
+    treated differently: the DIFF_* bits of what differs (the verdict or action, the
+    bytes afterwards, the redirect target, mark, priority, classid)."""
+    cdef Py_ssize_t k, n = min(old.nkept, new.nkept)
+    cdef Kept* a
+    cdef Kept* b
+    cdef bint ran_a, ran_b
+    cdef int mask
+    out = []
+    for k in range(n):
+        a, b = &old.kept[k], &new.kept[k]
+        ran_a, ran_b = a.o.action < HOOK_FAULT, b.o.action < HOOK_FAULT
+        mask = 0
+        if a.o.action != b.o.action or (ran_a and a.o.verdict != b.o.verdict):
+            mask |= DIFF_VERDICT
+        if a.len != b.len or memcmp(old.kept_buf + a.off, new.kept_buf + b.off, a.len) != 0:
+            mask |= DIFF_BYTES
+        if (a.o.action == HOOK_REDIRECTED) != (b.o.action == HOOK_REDIRECTED) or (
+                a.o.action == HOOK_REDIRECTED and (
+                    a.o.redirect_ifindex != b.o.redirect_ifindex
+                    or a.o.redirect_ingress != b.o.redirect_ingress)):
+            mask |= DIFF_REDIRECT
+        if a.o.mark != b.o.mark:
+            mask |= DIFF_MARK
+        if a.o.priority != b.o.priority:
+            mask |= DIFF_PRIORITY
+        if (a.o.has_classid and ran_a) != (b.o.has_classid and ran_b) or (
+                a.o.has_classid and ran_a and a.o.classid != b.o.classid):
+            mask |= DIFF_CLASSID
+        if mask:
+            out.append((k, mask))
+    return out
 
 
 def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,

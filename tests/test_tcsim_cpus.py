@@ -9,6 +9,7 @@ import pytest
 
 from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6
 
+from bpfc import compile_object
 from pyebpf.pcap import pcapio, tcreplay, tcsim
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,44 @@ def test_shared_counters_updated_atomically_total_the_same_on_two_cpus(tmp_path,
     stats = {e["key"]: e["value"] for e in one["ethertype_stats"]}
     assert {e["key"]: e["value"] for e in two["ethertype_stats"]} == stats
     assert sum(v["packets"] for v in stats.values()) == 100 * len(frames)
+
+
+ATOMIC_ADDS = """
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} total SEC(".maps");
+
+SEC("tc")
+int add_200(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&total, &zero);
+
+	if (!v)
+		return TC_ACT_OK;
+	for (int i = 0; i < 200; i++)
+		__sync_fetch_and_add(v, 1);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_atomic_adds_of_every_cpu_to_one_value_all_count(tmp_path, capsys):
+    # both threads add to one array value all along: a lost update would show
+    (tmp_path / "adds.o").write_bytes(compile_object(ATOMIC_ADDS))
+    frames = _frames()
+    pcapio.write(tmp_path / "many.pcap",
+                 [(k * 1000, frames[k % len(frames)], len(frames[k % len(frames)]))
+                  for k in range(20 * len(frames))])
+    rc, _, err = tcsim_run(capsys, tmp_path / "adds.o", "-r", tmp_path / "many.pcap", "-q",
+                           "--cpus", "2", "--dump-maps", tmp_path / "maps")
+    (entry,) = json.loads((tmp_path / "maps" / "total.json").read_text())["entries"]
+    assert (rc, err, entry["value"]) == (0, [], 200 * 20 * len(frames))
 
 
 def test_a_per_cpu_map_has_one_value_per_simulated_cpu_each_counting_its_packets(
