@@ -550,6 +550,10 @@ def _check_options(args) -> None:
         raise UsageError("--field cpu: with --cpus N the steering picks each packet's CPU")
     if args.steer != "rss" and (args.cpus or 1) == 1:
         raise UsageError("--steer applies to several CPUs (--cpus N)")
+    if args.cbpf and args.kernel_check:
+        raise UsageError("--kernel-check runs eBPF programs in the kernel; a classic filter "
+                         "(--cbpf) is checked against libpcap's packet socket instead "
+                         "(docs/tcsim.md)")
     if args.cbpf and (args.map or args.pin_dir):
         raise UsageError("--map and --pin-dir fill the maps of eBPF programs; a classic "
                          "filter (--cbpf) has none")
@@ -580,7 +584,8 @@ def _kernel_check(args, programs, fields, maps):
     where bpf(2) is refused."""
     if not args.kernel_check:
         return None
-    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf])
+    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf],
+                                            args.sf_start)
     why = kernelcheck.refused_reason()
     if why:
         print(f"tcsim: kernel-check skipped: bpf(2) is refused here ({why})",

@@ -17,6 +17,7 @@ EXAMPLES = ROOT / "examples"
 SAMPLE = EXAMPLES / "sample.pcap"
 PROTO_COUNT = EXAMPLES / "proto_count.o"
 NAT4 = EXAMPLES / "nat4.o"
+SOCKFILTER, HTTPS = EXAMPLES / "sockfilter.o", EXAMPLES / "https.pcap"
 
 FRAMES = [bytes(p) for p in (
     Ether() / IP(src="10.1.2.3") / TCP(dport=80), Ether() / IP() / UDP(dport=53),
@@ -235,6 +236,45 @@ def test_kernel_check_refuses_a_chain(work, capsys):
                            "--kernel-check")
     assert rc == 1 and err == ["tcsim: --kernel-check compares one program with the kernel "
                                "(BPF_PROG_TEST_RUN runs one program, not a tc chain)"]
+
+
+def test_kernel_check_refuses_a_socket_filter_from_the_mac_header(capsys):
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "--type", "socket_filter",
+                           "--kernel-check")
+    assert rc == 1 and err == ["tcsim: --kernel-check: BPF_PROG_TEST_RUN runs socket filters "
+                               "from the network header, a packet socket from the MAC header "
+                               "(--sf-start network compares them)"]
+
+
+def test_kernel_check_refuses_a_classic_filter(capsys):
+    rc, _, err = tcsim_run(capsys, "--cbpf", "tcp port 443", "-r", HTTPS, "--kernel-check")
+    assert rc == 1 and err == ["tcsim: --kernel-check runs eBPF programs in the kernel; a "
+                               "classic filter (--cbpf) is checked against libpcap's packet "
+                               "socket instead (docs/tcsim.md)"]
+
+
+def test_kernel_check_compares_a_socket_filters_kept_lengths_from_the_network_header(
+        live_kernel, capsys):
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "-q", "--type", "socket_filter",
+                           "--sf-start", "network", "--kernel-check")
+    assert (rc, err) == (0, ["tcsim: kernel-check: 10 packets compared, 0 disagreed; "
+                             "maps agreed"])
+
+
+def test_kernel_check_reports_a_socket_filters_injected_difference(live_kernel, capsys,
+                                                                   monkeypatch):
+    real = kernelcheck.Check.run
+
+    def altered(self, packet):
+        result = real(self, packet)
+        return type(result)(**{**vars(result), "retval": result.retval + 1})
+
+    monkeypatch.setattr(kernelcheck.Check, "run", altered)
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "-q", "--type", "socket_filter",
+                           "--sf-start", "network", "--kernel-check")
+    assert rc == 3
+    assert err[0].startswith("tcsim: kernel-check: packet 0: retval: pyebpf ")
+    assert err[-1].startswith("tcsim: kernel-check: 10 packets compared, 10 disagreed")
 
 
 def test_kernel_check_agrees_with_the_kernel_on_the_nat_example(live_kernel, capsys):
