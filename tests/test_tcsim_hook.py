@@ -10,9 +10,10 @@ packet socket:
   comes back to the sender as ENOBUFS (dev_queue_xmit's NET_XMIT_DROP through
   packet_snd);
 - ingress: a program at vrx's clsact ingress that drops TCP, lets other frames into the
-  stack and redirects UDP, its TTL lowered (checksum fixed with bpf_l3_csum_replace), to
-  the egress of a third veth vtx2, whose peer vrx2 a packet socket reads; plain and
-  VLAN-tagged frames (the receive path moves the tag to the metadata before tc; the
+  stack and redirects UDP, its TTL lowered (checksum fixed with bpf_l3_csum_replace) and
+  the checksum state bpf_csum_level reports written over its UDP checksum (the veth path
+  leaves a packet socket's frames CHECKSUM_NONE), to the egress of a third veth vtx2,
+  whose peer vrx2 a packet socket reads; plain and VLAN-tagged frames (the receive path moves the tag to the metadata before tc; the
   redirect sends it out again).  What reached the hook and what it dropped are the
   clsact qdisc's counters; compared with tcsim's report and its --redirect-dir capture.
 """
@@ -97,7 +98,7 @@ int ingress_steer(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	__u16 old, new;
+	__u16 old, new, level;
 
 	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -109,6 +110,10 @@ int ingress_steer(struct __sk_buff *skb)
 	new = old - 1;			/* the TTL is the first byte of the word, as stored */
 	bpf_l3_csum_replace(skb, ETH_HLEN + 10, old, new, 2);
 	bpf_skb_store_bytes(skb, ETH_HLEN + 8, &new, 2, 0);
+	/* the checksum state the veth path gives: -EACCES unless CHECKSUM_UNNECESSARY,
+	 * written over the UDP checksum */
+	level = bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY);
+	bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(struct iphdr) + 6, &level, 2, 0);
 	return bpf_redirect(TARGET, 0);
 }
 """
