@@ -578,23 +578,24 @@ def run(args, signals=None, start=None, collect=None) -> int:
             source.close()
 
 
-def _kernel_check(args, programs, fields, maps):
-    """The kernel's copy of the program for --kernel-check, loaded before the replay
+def _kernel_check(args, programs, fields):
+    """The kernel's copy of the programs for --kernel-check, loaded before the replay
     changes the maps; None without the option, or with a line saying why it is skipped
     where bpf(2) is refused."""
     if not args.kernel_check:
         return None
-    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf],
-                                            args.sf_start)
+    mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
+    programs, specs = kernelcheck.check_chain(programs, args.programs, mode, args.sf_start)
     why = kernelcheck.refused_reason()
     if why:
         print(f"tcsim: kernel-check skipped: bpf(2) is refused here ({why})",
               file=sys.stderr)
         return None
-    path, name = program_source(spec)
-    source = (None, None) if Path(path).suffix in (".s", ".asm") else (path, name)
-    return kernelcheck.Check(program, source, fields, maps,
-                             ingress=args.hook == "ingress")
+    sources = []
+    for spec in specs:
+        path, name = program_source(spec)
+        sources.append((None, None) if Path(path).suffix in (".s", ".asm") else (path, name))
+    return kernelcheck.Check(programs, sources, fields, ingress=args.hook == "ingress")
 
 
 def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:
@@ -611,7 +612,7 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
             p.budget = args.budget
     maps = mapfiles.chain_maps(programs)
     mapfiles.apply(args.map, maps)
-    check = _kernel_check(args, programs, fields, maps)
+    check = _kernel_check(args, programs, fields)
     try:
         return _run_loop(args, signals, start, fields, classid, targets, source, programs,
                          maps, check, collect)

@@ -231,11 +231,42 @@ def test_kernel_check_says_it_is_skipped_where_bpf_is_refused(work, capsys, monk
                              "(EPERM (not root))"])
 
 
-def test_kernel_check_refuses_a_chain(work, capsys):
+def test_kernel_check_refuses_a_chain_in_classid_mode(work, capsys):
     rc, _, err = tcsim_run(capsys, work / "prog.s", work / "prog.s", "-r", work / "in.pcap",
-                           "--kernel-check")
-    assert rc == 1 and err == ["tcsim: --kernel-check compares one program with the kernel "
-                               "(BPF_PROG_TEST_RUN runs one program, not a tc chain)"]
+                           "--kernel-check", "--no-da")
+    assert rc == 1 and err == ["tcsim: --kernel-check runs a chain as cls_bpf direct-action "
+                               "runs it, one BPF_PROG_TEST_RUN per program (give one program "
+                               "in classid or action mode)"]
+
+
+# the first program decides frames over 60 bytes (TC_ACT_OK) and marks the rest 7 with
+# TC_ACT_UNSPEC, which hands them to the second, which drops what is marked 7
+FIRST = ("r2 = *(u32 *)(r1 + 0)\nr0 = 0\nif r2 > 60 goto out\nr2 = 7\n"
+         "*(u32 *)(r1 + 8) = r2\nr0 = -1\nout:\nexit\n")
+SECOND = "r2 = *(u32 *)(r1 + 8)\nr0 = 0\nif r2 != 7 goto out\nr0 = 2\nout:\nexit\n"
+
+
+def test_kernel_check_runs_a_chain_program_by_program_as_cls_bpf(work, live_kernel, capsys):
+    (work / "first.s").write_text(FIRST)
+    (work / "second.s").write_text(SECOND)
+    rc, _, err = tcsim_run(capsys, work / "first.s", work / "second.s", "-r",
+                           work / "in.pcap", "-q", "--kernel-check", "--report",
+                           work / "r.jsonl")
+    report = [json.loads(line) for line in (work / "r.jsonl").read_text().splitlines()]
+    assert (rc, err) == (0, [f"tcsim: kernel-check: {len(FRAMES)} packets compared, 0 "
+                             "disagreed; maps agreed"])
+    assert [r["programs_run"] for r in report] == [1 if len(f) > 60 else 2 for f in FRAMES]
+
+
+def test_kernel_check_reports_a_chain_the_kernel_ended_at_another_program(
+        work, live_kernel, capsys, monkeypatch):
+    monkeypatch.setattr(kernelcheck, "DA_VERDICTS", kernelcheck.DA_VERDICTS | {-1})
+    (work / "first.s").write_text(FIRST)
+    (work / "second.s").write_text(SECOND)
+    rc, _, err = tcsim_run(capsys, work / "first.s", work / "second.s", "-r",
+                           work / "in.pcap", "-q", "--kernel-check")
+    assert rc == 3
+    assert err[0] == "tcsim: kernel-check: packet 0: deciding program: pyebpf 2, kernel 1"
 
 
 def test_kernel_check_refuses_a_socket_filter_from_the_mac_header(capsys):
@@ -266,8 +297,8 @@ def test_kernel_check_reports_a_socket_filters_injected_difference(live_kernel, 
     real = kernelcheck.Check.run
 
     def altered(self, packet):
-        result = real(self, packet)
-        return type(result)(**{**vars(result), "retval": result.retval + 1})
+        result, ran = real(self, packet)
+        return type(result)(**{**vars(result), "retval": result.retval + 1}), ran
 
     monkeypatch.setattr(kernelcheck.Check, "run", altered)
     rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "-q", "--type", "socket_filter",
@@ -298,13 +329,13 @@ def test_kernel_check_reports_an_injected_difference_and_exits_3(live_kernel, ca
     runs = []
 
     def altered(self, packet):
-        result = real(self, packet)
+        result, ran = real(self, packet)
         runs.append(packet)
         if len(runs) == 11:        # packet 10: the kernel's NAT rewrite, one byte off
             data = bytearray(result.data)
             data[26] ^= 0xff
-            return type(result)(**{**vars(result), "data": bytes(data)})
-        return result
+            return type(result)(**{**vars(result), "data": bytes(data)}), ran
+        return result, ran
 
     monkeypatch.setattr(kernelcheck.Check, "run", altered)
     rc, _, err = tcsim_run(capsys, NAT4, "-r", SAMPLE, "-q", "--kernel-check", "--hook",
