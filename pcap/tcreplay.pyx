@@ -27,6 +27,7 @@ the output bytes and for rare extras (clones, trace_printk lines, perf events, f
 #     frame never reaches tc.  Nothing else __netif_receive_skb_core does before the
 #     hook depends on the frame's bytes (generic XDP aside, which tcsim does not run).
 
+cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
@@ -425,6 +426,7 @@ cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
 include "steer.pxi"
 
 
+@cython.final
 cdef class Loop:
     """One replay loop: a chain of programs at a hook, the simulated CPUs that run it
     (each a Vm and skb; ``cpus`` of them, steered by RSS or the flow hash, each on its
@@ -637,40 +639,38 @@ cdef class Loop:
                          PyBytes_FromStringAndSize(<const char*>out, m),
                          PyBytes_FromStringAndSize(<const char*>o, sizeof(TcOutcome)))
 
-    cdef bint _admit(self, Py_ssize_t index, const uint8_t* frame, uint32_t n,
-                     TcOutcome* o) except *:
-        """Whether the Ethernet frame reaches the programs: ``o`` reset for it, or (False)
-        its outcome and ``extras[index]`` saying why it does not."""
+    cdef inline bint _admitted(self, uint32_t lt, int e, const uint8_t* frame, uint32_t n,
+                               TcOutcome* o) noexcept nogil:
+        """Whether the frame reaches the programs: it became an Ethernet frame (``e``:
+        what _to_eth returned for linktype ``lt``) an skb holds that the receive path
+        does not free first; ``o`` reset for it."""
         memset(o, 0, sizeof(TcOutcome))
         o.mark, o.priority, o.tc_index = self.tmpl.mark, self.tmpl.priority, self.tmpl.tc_index
-        if n < ETH_HLEN or n > 0xffff:
+        return (lt == LT_ETHERNET or e >= 0) and ETH_HLEN <= n <= 0xffff and not (
+            self.keep & 8 and n < self.untag_needs and not self.tmpl.vlan_present
+            and _vlan_tpid(frame))
+
+    cdef void _refused(self, Py_ssize_t index, Rec* r, uint32_t lt, int e, uint32_t n,
+                       TcOutcome* o) except *:
+        """The outcome (into ``o``) and ``extras[index]`` of a frame _admitted refused."""
+        if lt != LT_ETHERNET and e < 0:
+            memset(o, 0, sizeof(TcOutcome))
+            o.action = HOOK_FAULT
+            self.extras[index] = {"error": (
+                f"a {r.caplen}-byte frame is shorter than its LINKTYPE_{LINKTYPES[lt]} "
+                f"header ({_link_hlen(lt)} bytes)" if e == -1 else
+                f"its LINKTYPE_{LINKTYPES[lt]} header names no protocol tc knows (IPv4 or "
+                "IPv6)")}
+        elif n < ETH_HLEN or n > 0xffff:
             o.action = HOOK_FAULT
             self.extras[index] = {"error": f"a {n}-byte frame cannot be replayed (an skb "
                                            "holds 14 to 65535 bytes)"}
-            return False
-        if self.keep & 8 and n < self.untag_needs and not self.tmpl.vlan_present \
-                and _vlan_tpid(frame):
+        else:
             o.action = HOOK_BEFORE_TC
             self.extras[index] = {"dropped_before_tc": f"skb_vlan_untag: the {n}-byte frame "
                                   f"cuts off its VLAN tag (needs {self.untag_needs} bytes)"}
-            return False
-        return True
 
-    cdef bint _admit_link(self, Py_ssize_t index, Rec* r, uint32_t lt, int e,
-                          TcOutcome* o) except *:
-        """Whether a frame of linktype ``lt`` became an Ethernet frame (``e`` is what
-        _to_eth returned); else ``o`` and ``extras[index]`` say why not."""
-        if lt == LT_ETHERNET or e >= 0:
-            return True
-        memset(o, 0, sizeof(TcOutcome))
-        o.action = HOOK_FAULT
-        self.extras[index] = {"error": (
-            f"a {r.caplen}-byte frame is shorter than its LINKTYPE_{LINKTYPES[lt]} header "
-            f"({_link_hlen(lt)} bytes)" if e == -1 else
-            f"its LINKTYPE_{LINKTYPES[lt]} header names no protocol tc knows (IPv4 or IPv6)")}
-        return False
-
-    cdef uint64_t _clock_at(self, uint64_t ts) noexcept nogil:
+    cdef inline uint64_t _clock_at(self, uint64_t ts) noexcept nogil:
         """bpf_ktime_get_ns for the next packet replayed, captured at ``ts``: the
         capture's clock, which never goes back (0 without it)."""
         cdef int64_t elapsed
@@ -685,7 +685,7 @@ cdef class Loop:
 
     cdef int _packet(self, Lane* ln, uint32_t cpu, const uint8_t* frame, uint32_t n,
                      uint64_t ktime, int pkt_type, TcOutcome* o) noexcept nogil:
-        """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admit left it) gets
+        """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admitted left it) gets
         the outcome, ``ln.skb`` holds the packet afterwards.  -1 when memory cannot be
         had."""
         if not _skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
@@ -770,7 +770,8 @@ cdef class Loop:
                 frame = frames[i]
                 f, n = <const uint8_t*>PyBytes_AS_STRING(frame), len(frame)
                 self.extra_here = False
-                if not self._admit(i, f, n, &outs[i]):
+                if not self._admitted(LT_ETHERNET, 0, f, n, &outs[i]):
+                    self._refused(i, NULL, LT_ETHERNET, 0, n, &outs[i])
                     self.extra_here = True
                     data.append(frame)
                     self._tally(i, &outs[i], f, n, f, n, ts[i] if ts else 0, 0)
@@ -851,8 +852,9 @@ cdef class Loop:
                 else:
                     e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
                     frame, n = ln.eth, <uint32_t>e
-                reached = (self._admit_link(index, r, lt, e, &o)
-                           and self._admit(index, frame, n, &o))
+                reached = self._admitted(lt, e, frame, n, &o)
+                if not reached:
+                    self._refused(index, r, lt, e, n, &o)
                 self.extra_here = not reached
                 m = 0
                 if reached:
@@ -997,10 +999,11 @@ cdef class Loop:
                     e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, self.scratch, &pkt_type)
                     frame, n = self.scratch, <uint32_t>e
                 d.extra, d.ready = 0, 0
-                if self._admit_link(index, r, lt, e, &d.o) and self._admit(index, frame, n, &d.o):
+                if self._admitted(lt, e, frame, n, &d.o):
                     d.ktime = self._clock_at(r.ts)
                     d.lane = <uint16_t>self._steer_to(frame, n)
                 else:
+                    self._refused(index, r, lt, e, n, &d.o)
                     d.lane, d.extra = NO_LANE, 1
             self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
             self.abort, self.thread_error = 0, None
@@ -1181,7 +1184,7 @@ def kept_differences(Loop old, Loop new):
     cdef Py_ssize_t k, n = min(old.nkept, new.nkept)
     cdef Kept* a
     cdef Kept* b
-    cdef bint ran_a, ran_b
+    cdef bint ran_a, ran_b, classid_a, classid_b
     cdef int mask
     out = []
     for k in range(n):
@@ -1201,8 +1204,8 @@ def kept_differences(Loop old, Loop new):
             mask |= DIFF_MARK
         if a.o.priority != b.o.priority:
             mask |= DIFF_PRIORITY
-        if (a.o.has_classid and ran_a) != (b.o.has_classid and ran_b) or (
-                a.o.has_classid and ran_a and a.o.classid != b.o.classid):
+        classid_a, classid_b = a.o.has_classid != 0 and ran_a, b.o.has_classid != 0 and ran_b
+        if classid_a != classid_b or (classid_a and a.o.classid != b.o.classid):
             mask |= DIFF_CLASSID
         if mask:
             out.append((k, mask))
