@@ -203,10 +203,41 @@ ctypedef struct MapStore:
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
     uint32_t bloom_hashes     # bloom filters: hash functions (map_extra, 5 when 0)
     uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
+    int lock                  # held while a helper changes the map or walks its lists
+                              # (map_lock): replay threads share the map
 
 
 cdef enum:
     NO_ELEM = -1                  # no element: a missing key, the end of a chain
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    /* A map's lock: what the kernel's per-bucket raw spin locks (htab_lock_bucket) and
+       the ring buffer's spin lock give, for the whole map.  Spins a little, then
+       yields: the replay threads may outnumber the host's free CPUs. */
+    static inline void pyebpf_map_lock(int* l) {
+        int spins = 0;
+        while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+            while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+                if (++spins > 64) { sched_yield(); spins = 0; }
+            }
+        }
+    }
+    static inline void pyebpf_map_unlock(int* l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+    static inline int pyebpf_cas(uint8_t* p, int size, uint64_t old, uint64_t new_) {
+        if (size == 4) {
+            uint32_t o = (uint32_t)old;
+            return __atomic_compare_exchange_n((uint32_t*)p, &o, (uint32_t)new_, 0,
+                                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        }
+        return __atomic_compare_exchange_n((uint64_t*)p, &old, new_, 0,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    """
+    void map_lock "pyebpf_map_lock" (int* l) nogil
+    void map_unlock "pyebpf_map_unlock" (int* l) nogil
+    bint atomic_cas "pyebpf_cas" (uint8_t* p, int size, uint64_t old, uint64_t new) nogil
 
 cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
     # element ``elem``'s value for ``cpu`` (0 unless per-CPU): slots are stride apart
@@ -359,3 +390,4 @@ cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil
 cdef bint skb_device_exists(Skb* skb, uint32_t ifindex) noexcept nogil
+cdef void _skb_flow_hash(Skb* skb) noexcept nogil   # __skb_get_hash_net

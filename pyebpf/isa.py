@@ -972,13 +972,13 @@ def interp_cases() -> list[str]:
 
 def atomic_cases() -> list[str]:
     """``_atomic``'s cases, one per atomic operation for both widths: the new value,
-    and the old one into src for the fetching ones; cmpxchg compares with r0, which
-    receives the old value."""
+    and the old one into src for the fetching ones; cmpxchg compares with
+    ``expected`` (r0 as the instruction began), r0 receiving the old value."""
     lines: list[str] = []
     for imm, _ in ATOMIC_OPS:
         ops = [op for op in OPS if op.form is F_ATOMIC and op.disc_value == imm]
         if imm == BPF_CMPXCHG:
-            body = ["new = val if old == (r0[0] & mask) else old", "r0[0] = old"]
+            body = ["new = val if old == expected else old", "r0[0] = old"]
         else:
             body = ["new = val" if imm == BPF_XCHG else
                     f"new = old {ALU_OP_SYMBOL[imm & ~BPF_FETCH].rstrip('=')} val"]
@@ -989,7 +989,7 @@ def atomic_cases() -> list[str]:
 
 
 # name -> (indentation, lines) of each generated region of pyebpf/_core.pyx
-_CORE_REGIONS = {"interp_cases": (8, interp_cases), "atomic_cases": (4, atomic_cases)}
+_CORE_REGIONS = {"interp_cases": (8, interp_cases), "atomic_cases": (8, atomic_cases)}
 
 
 def _markers(name: str) -> tuple[str, str]:
