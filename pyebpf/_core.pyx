@@ -1822,7 +1822,8 @@ cdef class Program:
             if skb != NULL:
                 if own_clock:
                     # time passed while the program read the clock (ktime_step per call)
-                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
+                    _ktime_clock = ((skb.ktime if skb.ktime > _ktime_clock else _ktime_clock)
+                                    + _KTIME_RUN_GAP)
                 self._give_skb(skb)
             if tmpl_made:
                 skb_free(&tmpl)
