@@ -1777,8 +1777,9 @@ cdef class Program:
             if typed:
                 src = _frame_bytes(data, self.prog_type)
                 if fields:
-                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
                     tmpl_made = True
+                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
                 skb = self._take_skb(&spare)
                 if not skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
                                       <const uint8_t*>PyBytes_AS_STRING(src), len(src),
@@ -2220,13 +2221,14 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
                     raise ValueError(f"run_many(): frame {k}: longer than 4 GiB")
                 c.frames[k] = <const uint8_t*>PyBytes_AS_STRING(f)
                 c.lens[k] = <uint32_t>len(<bytes>f)
-            if typed:
+            if typed and (c.lens[k] < ETH_HLEN or c.lens[k] > 0xffff):
                 _check_frame_len(c.lens[k], f"run_many(): frame {k}: ")
             most = max(most, c.lens[k])
         if typed:
             if fields:
-                skb_init(&tmpl, _ETH_ZERO, fields, prog.prog_type, prog._profile_id)
+                memset(&tmpl, 0, sizeof(Skb))        # freed even if a field is refused
                 tmpl_made = True
+                skb_init(&tmpl, _ETH_ZERO, fields, prog.prog_type, prog._profile_id)
             c.tmpl = &tmpl if tmpl_made else prog._template()
             c.keep = skb_keep_bits(fields)
             c.own_clock = not fields or "ktime" not in fields
