@@ -105,69 +105,6 @@ cdef inline int32_t _act_opcode(int32_t code, int32_t default) noexcept nogil:
     return TC_ACT_UNSPEC
 
 
-cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
-                          uint32_t keep) noexcept nogil:
-    """Reset ``skb`` to the template's metadata with ``frame`` as its bytes, reusing its
-    buffers.  ``keep`` bits: 1 protocol, 2 pkt_type, 4 wire_len given by the user,
-    8 untag an in-band VLAN tag (ingress), 16 a socket filter starting at the network
-    header.  False when memory cannot be had."""
-    cdef uint8_t* head = skb.head
-    cdef uint32_t cap = skb.cap
-    cdef CloneRec* clones = skb.clones
-    cdef size_t cap_clones = skb.cap_clones
-    cdef uint8_t* clone_buf = skb.clone_buf
-    cdef size_t clone_cap = skb.clone_cap
-    cdef char* printk = skb.printk
-    cdef size_t printk_cap = skb.printk_cap
-    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
-    cdef uint8_t pkt_type
-    cdef uint16_t tpid
-    if need > cap:
-        head = <uint8_t*>realloc(head, need)
-        if head == NULL:
-            return False
-        cap = need
-    memcpy(skb, tmpl, sizeof(Skb))
-    skb.head, skb.cap = head, cap
-    skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
-    skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
-    skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
-    memset(head, 0, cap)
-    tpid = (frame[12] << 8) | frame[13]
-    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
-        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
-        # has dropped a frame too short for it)
-        skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
-        skb.vlan_tci = (frame[14] << 8) | frame[15]
-        if skb.profile == PROFILE_V46:
-            skb.vlan_tci &= ~0x1000
-        memcpy(head + SKB_HEADROOM, frame, 2 * ETH_ALEN)
-        memcpy(head + SKB_HEADROOM + 2 * ETH_ALEN, frame + 2 * ETH_ALEN + VLAN_HLEN,
-               n - 2 * ETH_ALEN - VLAN_HLEN)
-        n -= VLAN_HLEN
-    else:
-        memcpy(head + SKB_HEADROOM, frame, n)
-    skb.data = skb.mac_header = SKB_HEADROOM
-    skb.network_header = SKB_HEADROOM + ETH_HLEN
-    skb.transport_header = NO_HEADER
-    skb.len = n
-    pkt_type = skb.pkt_type
-    if keep & 1:
-        eth_type_trans(skb)
-    else:
-        skb.protocol = eth_type_trans(skb)
-    if keep & 2:
-        skb.pkt_type = pkt_type
-    if keep & 16:
-        skb.data += ETH_HLEN
-        skb.len -= ETH_HLEN
-    if not keep & 4:
-        skb.wire_len = skb.len
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = skb_csum_now(skb)
-    return True
-
-
 cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
     """Run one program of the chain on ``skb``; returns the Vm status.  A socket filter
     has no direct packet access: no packet region, as in Program.run."""
@@ -688,7 +625,7 @@ cdef class Loop:
         """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admitted left it) gets
         the outcome, ``ln.skb`` holds the packet afterwards.  -1 when memory cannot be
         had."""
-        if not _skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
+        if not skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
             return -1
         if pkt_type >= 0 and not self.keep & 2:
             ln.skb.pkt_type = pkt_type
@@ -959,7 +896,7 @@ cdef class Loop:
         steers."""
         if self.steer == STEER_RSS:
             return rss_queue(rss_hash(frame, n), self.cpus)
-        if not _skb_load_frame(&self.probe, &self.tmpl, frame, n, self.keep):
+        if not skb_load_frame(&self.probe, &self.tmpl, frame, n, self.keep):
             raise MemoryError()
         _skb_flow_hash(&self.probe)
         return rps_cpu(self.probe.hash, self.cpus)

@@ -386,6 +386,9 @@ cdef int profile_id(str profile) except -1
 
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *
 cdef void skb_free(Skb* skb) noexcept nogil
+cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                         uint32_t keep) noexcept nogil
+cdef uint32_t skb_keep_bits(dict fields)
 cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil

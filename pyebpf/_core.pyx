@@ -10,11 +10,14 @@ and the region.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
+
+import array as _array
 
 from . import isa as _isa
 from .host import map_cpus
@@ -1001,8 +1004,43 @@ cdef tuple _NO_CLONES = ()
 cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
 
 
+ctypedef struct SkbMeta:
+    # the __sk_buff fields a Result keeps of its run: what SkbFields shows, compactly
+    uint64_t tstamp, hwtstamp
+    uint32_t len, mark, priority, ingress_ifindex, ifindex, hash, napi_id, wire_len
+    uint16_t queue_mapping, protocol, vlan_proto, vlan_tci, tc_index, tc_classid
+    uint16_t gso_segs, gso_size
+    uint8_t pkt_type, vlan_present, tstamp_type
+    uint8_t cb[20]
+
+
+cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
+    m.tstamp, m.hwtstamp = skb.tstamp, skb.hwtstamp
+    m.len, m.mark, m.priority = skb.len, skb.mark, skb.priority
+    m.ingress_ifindex, m.ifindex, m.hash = skb.ingress_ifindex, skb.ifindex, skb.hash
+    m.napi_id, m.wire_len = skb.napi_id, skb.wire_len
+    m.queue_mapping, m.protocol, m.vlan_proto = skb.queue_mapping, skb.protocol, skb.vlan_proto
+    # 4.6 kept the presence flag in bit 12 (CFI/DEI) and masked it off
+    m.vlan_tci = skb.vlan_tci & ~0x1000 if skb.profile == PROFILE_V46 else skb.vlan_tci
+    m.tc_index, m.tc_classid = skb.tc_index, skb.tc_classid
+    m.gso_segs, m.gso_size = skb.gso_segs, skb.gso_size
+    m.pkt_type, m.vlan_present, m.tstamp_type = skb.pkt_type, skb.vlan_present, skb.tstamp_type
+    memcpy(m.cb, skb.cb, 20)
+
+
+cdef enum:
+    # Result._kind: how to read r0
+    KIND_RAW = 0
+    KIND_TC = 1
+    KIND_SF = 2
+    # Result._csum: csum_ok
+    CSUM_NONE = 0
+    CSUM_BAD = 1
+    CSUM_GOOD = 2
+
+
 @cython.final
-@cython.freelist(8)
+@cython.freelist(16)
 cdef class Result:
     """What a run left behind.
 
@@ -1036,42 +1074,85 @@ cdef class Result:
     and ``csum_ok``: for a run with ``csum_complete=True``, whether ``skb->csum`` still
     matches the bytes (False is where BPF_PROG_TEST_RUN fails with EBADMSG), else None.
     """
-    cdef readonly object retval
-    cdef readonly bytes data
-    cdef readonly bytes data_out
-    cdef readonly object csum_ok
+    # A compact record (under pymalloc's 512-byte limit, so a run allocates no large
+    # block): r0 and the skb's fields as C values, Python objects made when read.
+    cdef uint64_t _r0
     cdef readonly uint64_t insn_count
+    cdef readonly bytes data_out
+    cdef object _data            # data when it is not data_out (or a prefix of it)
     cdef readonly object trace
-    cdef readonly object redirect
-    cdef readonly tuple clones
-    cdef readonly list trace_output
-    cdef bint _has_skb
-    cdef bint _is_tc
-    cdef Skb _skb
+    cdef object _clones          # None: no clones
+    cdef object _printk          # bpf_trace_printk's bytes, then the lines once read
+    cdef object _tunnel          # the tunnel dict, made at the run (rare)
     cdef object _skb_fields
     cdef object _input
+    cdef uint32_t _redirect_ifindex
+    cdef uint8_t _kind, _csum, _redirect, _network_start
+    cdef SkbMeta _meta
+
+    @property
+    def retval(self):
+        if self._kind == KIND_TC:
+            return <int32_t>self._r0
+        if self._kind == KIND_SF:
+            return <uint32_t>self._r0
+        return self._r0
+
+    @property
+    def data(self):
+        cdef uint32_t keep
+        if self._data is None and self._kind == KIND_SF:
+            keep = <uint32_t>self._r0
+            if keep < <uint32_t>len(self.data_out):
+                self._data = self.data_out[:keep]
+        return self.data_out if self._data is None else self._data
+
+    @property
+    def csum_ok(self):
+        return None if self._csum == CSUM_NONE else self._csum == CSUM_GOOD
+
+    @property
+    def redirect(self):
+        if not self._redirect:
+            return None
+        return (self._redirect_ifindex, self._redirect == 2)
+
+    @property
+    def clones(self):
+        return _NO_CLONES if self._clones is None else self._clones
+
+    @property
+    def trace_output(self):
+        if self._kind == KIND_RAW:
+            return None
+        if self._printk is None:
+            self._printk = []
+        elif type(self._printk) is bytes:
+            self._printk = ((<bytes>self._printk).decode("utf-8", "backslashreplace")
+                            .split("\n"))
+        return self._printk
 
     @property
     def skb(self):
-        if not self._has_skb:
+        if self._kind == KIND_RAW:
             return None
         if self._skb_fields is None:
-            self._skb_fields = SkbFields._from(&self._skb)
+            self._skb_fields = SkbFields._from(&self._meta)
         return self._skb_fields
 
     @property
     def tunnel(self):
-        return _tunnel_dict(&self._skb.tun) if self._has_skb and self._skb.tun.present else None
+        return self._tunnel
 
     @property
     def prog_kind(self):
         """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
-        return ("tc" if self._is_tc else "socket_filter") if self._has_skb else "raw"
+        return ("raw", "tc", "socket_filter")[self._kind]
 
     @property
     def input(self):
         """The packet given to run(), as bytes (None in the raw mode)."""
-        if not self._has_skb:
+        if self._kind == KIND_RAW:
             return None
         return self._input if type(self._input) is bytes else bytes(self._input)
 
@@ -1079,7 +1160,7 @@ cdef class Result:
     def network_start(self):
         """Whether ``data`` starts at the network header (a socket filter run with
         ``sf_start="network"``) rather than at the Ethernet header."""
-        return self._has_skb and self._skb.data != self._skb.mac_header
+        return bool(self._network_start)
 
     @property
     def verdict(self):
@@ -1094,7 +1175,7 @@ cdef class Result:
     @property
     def packet(self):
         from . import results
-        return results.dissect(self.data, self.network_start) if self._has_skb else None
+        return results.dissect(self.data, self.network_start) if self._kind else None
 
     @property
     def changed(self):
@@ -1123,17 +1204,15 @@ cdef class SkbFields:
     cdef readonly bytes cb_bytes
 
     @staticmethod
-    cdef SkbFields _from(Skb* skb):
+    cdef SkbFields _from(SkbMeta* m):
         cdef SkbFields f = SkbFields.__new__(SkbFields)
-        f.len, f.pkt_type, f.mark, f.queue_mapping = skb.len, skb.pkt_type, skb.mark, skb.queue_mapping
-        f.protocol, f.vlan_present, f.vlan_tci = skb.protocol, skb.vlan_present, skb.vlan_tci
-        if skb.profile == PROFILE_V46:
-            f.vlan_tci = skb.vlan_tci & ~0x1000
-        f.vlan_proto, f.priority, f.ingress_ifindex = skb.vlan_proto, skb.priority, skb.ingress_ifindex
-        f.ifindex, f.tc_index, f.hash, f.tc_classid = skb.ifindex, skb.tc_index, skb.hash, skb.tc_classid
-        f.napi_id, f.wire_len, f.gso_segs, f.gso_size = skb.napi_id, skb.wire_len, skb.gso_segs, skb.gso_size
-        f.tstamp, f.tstamp_type, f.hwtstamp = skb.tstamp, skb.tstamp_type, skb.hwtstamp
-        f.cb_bytes = PyBytes_FromStringAndSize(<char*>skb.cb, 20)
+        f.len, f.pkt_type, f.mark, f.queue_mapping = m.len, m.pkt_type, m.mark, m.queue_mapping
+        f.protocol, f.vlan_present, f.vlan_tci = m.protocol, m.vlan_present, m.vlan_tci
+        f.vlan_proto, f.priority, f.ingress_ifindex = m.vlan_proto, m.priority, m.ingress_ifindex
+        f.ifindex, f.tc_index, f.hash, f.tc_classid = m.ifindex, m.tc_index, m.hash, m.tc_classid
+        f.napi_id, f.wire_len, f.gso_segs, f.gso_size = m.napi_id, m.wire_len, m.gso_segs, m.gso_size
+        f.tstamp, f.tstamp_type, f.hwtstamp = m.tstamp, m.tstamp_type, m.hwtstamp
+        f.cb_bytes = PyBytes_FromStringAndSize(<char*>m.cb, 20)
         return f
 
     @property
@@ -1266,6 +1345,7 @@ _run_hook = None
 KTIME_START = 3_600_000_000_000
 KTIME_RUN_GAP = 1_000
 cdef uint64_t _ktime_clock = KTIME_START
+cdef uint64_t _KTIME_RUN_GAP = KTIME_RUN_GAP
 
 
 cdef _require_frame(object data, object prog_type):
@@ -1280,6 +1360,62 @@ cdef _require_frame(object data, object prog_type):
         raise PacketError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
                          f"packet starts with {type(data).__name__}, whose bytes would be read "
                          f"as MAC addresses: give Ether() / packet, or the frame's bytes")
+
+
+cdef enum:
+    # A run of a program with no loop, no bpf-to-bpf or tail call and no callback runs
+    # each instruction at most once: at about 2 ns an instruction, 4,096 of them hold
+    # the GIL for under 10 us, far below the interpreter's 5 ms switch interval, while
+    # releasing and taking it back costs 20-50 ns a run uncontended (and up to a switch
+    # interval when another thread holds it then).
+    SHORT_RUN_SLOTS = 4096
+
+cdef uint64_t _TAIL_CALL = _isa.BPF_FUNC.BPF_FUNC_tail_call
+
+cdef bint _runs_short(const Insn* code, uint32_t n) noexcept nogil:
+    """Whether every run of ``code`` is short enough to keep the GIL (SHORT_RUN_SLOTS)."""
+    cdef uint32_t pc
+    cdef const Insn* c
+    if n > SHORT_RUN_SLOTS:
+        return False
+    for pc in range(n):
+        c = &code[pc]
+        if c.op == OP_CALL_LOCAL or c.op == OP_CALLX or c.op == OP_MAY_GOTO:
+            return False
+        if c.op == OP_CALL and c.imm == _TAIL_CALL:
+            return False
+        if c.op == OP_CALL_KFUNC:
+            return False             # kfuncs may take callbacks (bpf_rbtree_add, ...)
+        if c.op >= OP_JA and c.op < OP_CALL and c.off <= <int32_t>pc:
+            return False             # a jump backwards: a loop
+        if c.op == OP_LDDW and c.src == BPF_PSEUDO_FUNC:
+            return False             # a callback's address: bpf_loop and its kind iterate
+    return True
+
+
+cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
+
+
+cdef bytes _frame_bytes(object data, object prog_type):
+    """The frame run() was given, as bytes an skb can hold."""
+    cdef bytes raw
+    if type(data) is bytes:
+        raw = <bytes>data
+    else:
+        _require_frame(data, prog_type)
+        raw = b"" if data is None else bytes(data)
+    _check_frame_len(len(raw), "")
+    return raw
+
+
+cdef int _check_frame_len(Py_ssize_t n, str where) except -1:
+    if n < ETH_HLEN:
+        raise ValueError(f"{where}a {n}-byte packet is shorter than an Ethernet header "
+                         "(14 bytes)")
+    if n > 0xffff:
+        raise ValueError(f"{where}a {n}-byte packet is longer than an skb can hold "
+                         "(65535 bytes)")
+    return 0
 
 
 @cython.final
@@ -1336,19 +1472,32 @@ cdef class Program:
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
     cdef object __weakref__
+    cdef int _profile_id
+    cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
+    # the skb of runs without fields: a template made once, and a work skb whose buffers
+    # every run reuses (one run at a time: a concurrent or nested run makes its own)
+    cdef Skb _tmpl
+    cdef bint _tmpl_ready
+    cdef Skb _work
+    cdef bint _work_busy
 
     def __cinit__(self):
         self._code = NULL
+        memset(&self._tmpl, 0, sizeof(Skb))
+        memset(&self._work, 0, sizeof(Skb))
 
     def __dealloc__(self):
         free(self._code)
+        self._work.devices = NULL        # a template's, never the work skb's own
+        skb_free(&self._work)
+        skb_free(&self._tmpl)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
                  unpriv=False):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
-        profile_id(profile)
+        self._profile_id = profile_id(profile)
         self.profile = profile
         try:
             slots = _isa.unpack_program(raw)
@@ -1390,6 +1539,7 @@ cdef class Program:
         self._pc.owner = <void*>self
         self._pc.n = self._n
         self._pc.cov = NULL
+        self._hold_gil = _runs_short(self._code, self._n)
         if _cov_on:
             self._attach_coverage(_cov_sink(self))
         self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
@@ -1606,7 +1756,9 @@ cdef class Program:
         faults, runs past its budget or calls a helper that is not available.
         """
         cdef Vm vm
-        cdef Skb skb
+        cdef Skb tmpl
+        cdef Skb spare
+        cdef Skb* skb = NULL
         cdef bytes mem = b""
         cdef bytes src
         cdef Py_ssize_t size = 0
@@ -1614,6 +1766,7 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
+        cdef bint tmpl_made = False
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -1626,17 +1779,22 @@ cdef class Program:
             if txn is not None:
                 with txn:
                     return self.run(data, budget=budget, trace=trace, **fields)
-        vm_begin(&vm, limit, self.tail_call_limit, self.profile == "4.6")
-        skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
-        skb.devices = NULL
-
+        vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         try:
             if typed:
-                _require_frame(data, self.prog_type)
-                skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
-                if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
+                src = _frame_bytes(data, self.prog_type)
+                if fields:
+                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
+                    tmpl_made = True
+                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                skb = self._take_skb(&spare)
+                if not skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
+                                      <const uint8_t*>PyBytes_AS_STRING(src), len(src),
+                                      skb_keep_bits(fields)):
+                    raise MemoryError()
+                if not fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
-                vm_attach_skb(&vm, &skb, self._is_tc)
+                vm_attach_skb(&vm, skb, self._is_tc)
             else:
                 if fields:
                     raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
@@ -1649,7 +1807,7 @@ cdef class Program:
                     mem = PyBytes_FromStringAndSize(NULL, size)
                     memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
                 vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
-            if trace or self._pc.py_helpers:
+            if trace or self._pc.py_helpers or self._hold_gil:
                 vm_run(&vm, &self._pc, trace)
             else:
                 with nogil:
@@ -1658,64 +1816,127 @@ cdef class Program:
                 raise vm_fault(&vm, limit)
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
-            res.clones = _NO_CLONES
+            res._r0 = vm.reg[0]
             if typed:
-                self._skb_result(res, &skb, vm.reg[0])
+                self._skb_result(res, skb)
                 res._input = data
             else:
-                res.retval = vm.reg[0]
-                res.data = mem
+                res._data = mem
             if trace:
                 res.trace = self._make_trace(&vm)
             return res
         finally:
             vm_end(&vm)
-            if typed:
+            if skb != NULL:
                 if own_clock:
                     # time passed while the program read the clock (ktime_step per call)
-                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
-                skb_free(&skb)
+                    _ktime_clock = ((skb.ktime if skb.ktime > _ktime_clock else _ktime_clock)
+                                    + _KTIME_RUN_GAP)
+                self._give_skb(skb)
+            if tmpl_made:
+                skb_free(&tmpl)
 
-    cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):
+    cdef const Skb* _template(self) except NULL:
+        """The skb template of runs without fields, made at the first."""
+        if not self._tmpl_ready:
+            skb_init(&self._tmpl, _ETH_ZERO, None, self.prog_type, self._profile_id)
+            self._tmpl_ready = True
+        return &self._tmpl
+
+    cdef Skb* _take_skb(self, Skb* spare):
+        """The work skb, or ``spare`` (zeroed) while another run holds it."""
+        if not self._work_busy:
+            self._work_busy = True
+            return &self._work
+        memset(spare, 0, sizeof(Skb))
+        return spare
+
+    cdef void _give_skb(self, Skb* skb) noexcept:
+        skb.devices = NULL        # the template's: skb_load_frame lends it
+        if skb == &self._work:
+            self._work_busy = False
+        else:
+            skb_free(skb)
+
+    cdef _skb_result(self, Result res, Skb* skb):
         cdef bytes out
-        cdef uint32_t keep
         cdef size_t k
-        res._has_skb = True
-        res._is_tc = self._is_tc
+        res._kind = KIND_TC if self._is_tc else KIND_SF
         res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
         if skb.csum_checked:
-            res.csum_ok = csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
+            res._csum = (CSUM_GOOD if csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
+                         else CSUM_BAD)
         if self._is_tc:
-            res.retval = <int32_t>r0
-            if skb_wire_len(skb) == skb.len:
-                res.data = res.data_out
-            else:
+            if skb_wire_len(skb) != skb.len:
                 out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
                 skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
-                res.data = out
-            if skb.redirect_set and <int32_t>r0 == _isa.TC_ACT_REDIRECT:
-                res.redirect = (skb.redirect_ifindex, bool(skb.redirect_flags & _isa.BPF_F_INGRESS))
-        else:
-            res.retval = <uint32_t>r0
-            keep = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
-            res.data = res.data_out if keep == skb.len else res.data_out[:keep]
+                res._data = out
+            if skb.redirect_set and <int32_t>res._r0 == TC_ACT_REDIRECT:
+                res._redirect = 2 if skb.redirect_flags & BPF_F_INGRESS else 1
+                res._redirect_ifindex = skb.redirect_ifindex
         if skb.nclones:
-            res.clones = tuple(
-                (skb.clones[k].ifindex, bool(skb.clones[k].flags & _isa.BPF_F_INGRESS),
+            res._clones = tuple(
+                (skb.clones[k].ifindex, bool(skb.clones[k].flags & BPF_F_INGRESS),
                  PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
                                            skb.clones[k].length))
                 for k in range(skb.nclones))
-        res.trace_output = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
-                            .decode("utf-8", "backslashreplace").split("\n")
-                            if skb.printk_len else [])
-        memcpy(&res._skb, skb, sizeof(Skb))
-        # the copy keeps metadata only; the buffers are freed with the run
-        res._skb.head = NULL
-        res._skb.clones = NULL
-        res._skb.clone_buf = NULL
-        res._skb.printk = NULL
-        res._skb.devices = NULL
-        res._skb.net = NULL
+        if skb.printk_len:
+            res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+        if skb.tun.present:
+            res._tunnel = _tunnel_dict(&skb.tun)
+        res._network_start = skb.data != skb.mac_header
+        _skb_meta(&res._meta, skb)
+
+    def run_many(self, frames, *, offsets=None, budget=None, bint output=False, **fields):
+        """Run once per frame, in C, and return a :class:`Batch`: what a loop of
+        :meth:`run` over the frames gives (the same maps, clock and fields), compactly.
+
+        ``frames``: a sequence of frames (bytes, bytearray, scapy packets: as
+        :meth:`run` takes them); or one buffer holding them all, with ``offsets`` the
+        ``len(frames) + 1`` boundaries (frame ``k`` is ``frames[offsets[k]:offsets[k + 1]]``);
+        or a capture of Ethernet frames, as :func:`pyebpf.pcap.pcapio.read` returns it
+        or a :class:`pyebpf.pcap.pcapio.Source` reading it a chunk at a time.  ``fields``
+        and ``budget`` apply to every run; ``output=True`` keeps each run's ``data``.
+
+        A run that faults does not stop the batch: its error is in ``faults``.  A frame
+        no skb can hold (shorter than 14 or longer than 65535 bytes) is a ValueError
+        naming its index, raised before anything runs.
+        """
+        if hasattr(frames, "chunks"):
+            return _merge_batches(self._run_chunks(frames, budget, output, fields))
+        if offsets is None and hasattr(frames, "frames") and hasattr(frames, "linktypes"):
+            _require_ethernet(frames.linktypes, self.prog_type)
+            frames = frames.frames
+        if self.env is not None and self.prog_type is not None and "env" not in fields:
+            fields["env"] = self.env
+        if _run_hook is not None:
+            return self._run_each(frames, offsets, budget, output, fields)
+        if _pin_hook is not None:
+            txn = _pin_hook(self)
+            if txn is not None:
+                with txn:
+                    return _batch_run(self, frames, offsets, budget, output, fields)
+        return _batch_run(self, frames, offsets, budget, output, fields)
+
+    def _run_chunks(self, source, budget, output, fields):
+        for chunk, scanner, first in source.chunks():
+            _require_ethernet([scanner.iface_linktype(k) for k in range(scanner.interfaces)]
+                              if scanner.pcapng else [scanner.linktype], self.prog_type)
+            yield self.run_many(scanner.packets(chunk)[0], budget=budget, output=output,
+                                **fields)
+
+    def _run_each(self, frames, offsets, budget, output, fields):
+        """run_many as a loop of run(): while a hook (the pytest plugin) watches runs."""
+        cdef Batch batch = _new_batch(self, _frame_list(frames, offsets), output)
+        for k, frame in enumerate(batch._frames):
+            try:
+                res = self.run(frame, budget=budget, **fields)
+            except ExecutionError as exc:
+                batch.faults.append((k, exc))
+                continue
+            batch._set(k, res.retval, res.insn_count, res.data)
+        batch._frames = None
+        return batch
 
     cdef _regions(self, Vm* vm):
         return [(self._region_name(vm.regions[k].name), vm.regions[k].start, vm.regions[k].end,
@@ -1788,6 +2009,280 @@ cdef class Program:
             name, offset = _locate(regions, a.addr, top)
             accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
         return Trace(steps, accesses, self._insn_text, self.source)
+
+
+# --- run_many: a batch of runs in one C loop ------------------------------------------
+
+@cython.final
+cdef class Batch:
+    """What :meth:`Program.run_many` left, one entry per frame, in frame order.
+
+    ``retval``: an ``array.array`` of r0 as :attr:`Result.retval` reads it (typecode
+    ``'i'``, signed 32-bit, for tc programs; ``'I'`` for socket filters; ``'Q'`` in the
+    raw mode); ``insn_count`` (``'Q'``): instructions executed (up to the fault, for a
+    run that faulted); ``length`` (``'I'``): ``len(Result.data)``; ``data``: with
+    ``output=True`` each run's :attr:`Result.data` (None where the run faulted), else
+    None; ``faults``: ``(index, error)`` for each run that raised an
+    :class:`~pyebpf.errors.ExecutionError` (its retval and length are 0).
+    """
+    cdef readonly object retval, insn_count, length
+    cdef readonly list data, faults
+    cdef object _frames         # the frames, while run_many's loop of run() goes
+
+    def __len__(self):
+        return len(self.insn_count)
+
+    def __repr__(self):
+        return f"<pyebpf.Batch of {len(self)} runs, {len(self.faults)} faulted>"
+
+    def _set(self, Py_ssize_t k, retval, insn_count, data):
+        self.retval[k], self.insn_count[k], self.length[k] = retval, insn_count, len(data)
+        if self.data is not None:
+            self.data[k] = data
+
+
+cdef Batch _new_batch(Program prog, frames, bint output):
+    cdef Batch b = Batch.__new__(Batch)
+    cdef Py_ssize_t n = len(frames)
+    code = "Q" if prog.prog_type is None else "i" if prog._is_tc else "I"
+    b.retval = _array.array(code, bytes(n * (8 if code == "Q" else 4)))
+    b.insn_count = _array.array("Q", bytes(n * 8))
+    b.length = _array.array("I", bytes(n * 4))
+    b.data = [None] * n if output else None
+    b.faults = []
+    b._frames = frames
+    return b
+
+
+def _merge_batches(batches):
+    """One Batch of run_many's batches, one per chunk of a capture, in order."""
+    cdef Batch out = None
+    cdef Batch b
+    cdef Py_ssize_t base
+    for b in batches:
+        if out is None:
+            out = b
+            continue
+        base = len(out)
+        out.retval.extend(b.retval)
+        out.insn_count.extend(b.insn_count)
+        out.length.extend(b.length)
+        if out.data is not None:
+            out.data.extend(b.data)
+        out.faults.extend((base + k, err) for k, err in b.faults)
+    if out is None:
+        raise ValueError("run_many(): the capture holds no packet")
+    return out
+
+
+def _require_ethernet(linktypes, prog_type):
+    if prog_type is not None and any(lt != 1 for lt in linktypes):
+        raise ValueError(f"run_many(): the capture has linktype "
+                         f"{next(lt for lt in linktypes if lt != 1)}; skb programs take "
+                         "Ethernet frames (tcsim replays other linktypes)")
+
+
+def _frame_list(frames, offsets):
+    """The frames of run_many's input as a list."""
+    if offsets is None:
+        return list(frames)
+    view = memoryview(frames).cast("B")
+    offs = list(offsets)
+    return [bytes(view[offs[k]:offs[k + 1]]) for k in range(len(offs) - 1)]
+
+
+ctypedef struct BatchRun:
+    Vm* vm
+    ProgCore* prog
+    Skb* skb
+    const Skb* tmpl
+    uint32_t keep
+    uint64_t budget
+    uint32_t tail_call_limit
+    bint v46
+    bint packet_region
+    bint own_clock
+    uint8_t kind
+    uint8_t* mem                 # raw mode: the memory a run gets, a copy of its frame
+    const uint8_t** frames
+    uint32_t* lens
+    void* retval
+    uint64_t* insn_count
+    uint32_t* length
+    int status                   # STATUS_EXIT, a run's fault, or -1: out of memory
+
+
+cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept nogil:
+    """Run frames ``k`` to ``end``; returns ``end``, or the index of a frame whose run
+    faulted (``c.status``; its Vm left for vm_fault, not yet ended)."""
+    cdef Vm* vm = c.vm
+    cdef Skb* skb = c.skb
+    cdef uint64_t r0
+    cdef uint32_t n
+    global _ktime_clock
+    while k < end:
+        n = c.lens[k]
+        vm_begin(vm, c.budget, c.tail_call_limit, c.v46)
+        if c.kind == KIND_RAW:
+            memcpy(c.mem, c.frames[k], n)
+            vm_attach_memory(vm, c.mem, n)
+        else:
+            if not skb_load_frame(skb, c.tmpl, c.frames[k], n, c.keep):
+                c.status = -1
+                return k
+            if c.own_clock:
+                skb.ktime = _ktime_clock
+            vm_attach_skb(vm, skb, c.packet_region)
+        c.status = vm_run(vm, c.prog, False)
+        if c.own_clock:
+            _ktime_clock = (skb.ktime if skb.ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
+        c.insn_count[k] = c.budget - <uint64_t>vm.budget_left
+        if c.status != STATUS_EXIT:
+            return k
+        r0 = vm.reg[0]
+        if c.kind == KIND_TC:
+            (<int32_t*>c.retval)[k] = <int32_t>r0
+            c.length[k] = <uint32_t>skb_wire_len(skb)
+        elif c.kind == KIND_SF:
+            (<uint32_t*>c.retval)[k] = <uint32_t>r0
+            c.length[k] = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
+        else:
+            (<uint64_t*>c.retval)[k] = r0
+            c.length[k] = n
+        vm_end(vm)
+        k += 1
+    return end
+
+
+cdef bytes _batch_data(BatchRun* c, Py_ssize_t k):
+    """Result.data of run ``k``, which just ended."""
+    cdef bytes out
+    if c.kind == KIND_RAW:
+        return PyBytes_FromStringAndSize(<char*>c.mem, c.lens[k])
+    if c.kind == KIND_TC and skb_wire_len(c.skb) != c.skb.len:
+        out = PyBytes_FromStringAndSize(NULL, skb_wire_len(c.skb))
+        skb_wire_bytes(c.skb, <uint8_t*>PyBytes_AS_STRING(out))
+        return out
+    return PyBytes_FromStringAndSize(<char*>skb_data(c.skb), c.length[k])
+
+
+cdef enum:
+    BATCH_CHUNK = 4096           # runs between checks for signals (Ctrl-C)
+
+
+cdef object _batch_run(Program prog, object frames, object offsets, object budget,
+                       bint output, dict fields):
+    cdef BatchRun c
+    cdef Vm vm
+    cdef Skb tmpl
+    cdef Skb spare
+    cdef bint tmpl_made = False
+    cdef bint typed = prog.prog_type is not None
+    cdef Py_ssize_t n, k, end, checked
+    cdef uint64_t limit = prog.budget if budget is None else budget
+    cdef uint32_t most = 0
+    cdef const uint8_t[::1] buf
+    cdef const uint64_t[::1] offs
+    cdef Batch batch
+    cdef list held = []          # the frames converted to bytes, alive while they run
+    if not typed and fields:
+        raise TypeError(f"run_many() got packet fields ({', '.join(fields)}) but this "
+                        "program has no skb context (prog_type=None)")
+    memset(&c, 0, sizeof(BatchRun))
+    if offsets is not None:
+        buf = memoryview(frames).cast("B")
+        offs = offsets if isinstance(offsets, _array.array) and offsets.typecode == "Q" \
+            else _array.array("Q", offsets)
+        n = offs.shape[0] - 1
+        if n < 0:
+            raise ValueError("run_many(): offsets holds the frames' boundaries: "
+                             "len(frames) + 1 numbers")
+    else:
+        n = len(frames)
+    batch = _new_batch(prog, range(n), output)
+    batch._frames = None
+    if n == 0:
+        return batch
+    c.frames = <const uint8_t**>malloc(n * sizeof(uint8_t*))
+    c.lens = <uint32_t*>malloc(n * sizeof(uint32_t))
+    try:
+        if c.frames == NULL or c.lens == NULL:
+            raise MemoryError()
+        for k in range(n):
+            if offsets is not None:
+                if offs[k] > offs[k + 1] or offs[k + 1] > <uint64_t>buf.shape[0]:
+                    raise ValueError(f"run_many(): frame {k} spans bytes {offs[k]} to "
+                                     f"{offs[k + 1]} of a {buf.shape[0]}-byte buffer")
+                if offs[k + 1] - offs[k] > 0xffffffff:
+                    raise ValueError(f"run_many(): frame {k}: longer than 4 GiB")
+                c.frames[k] = &buf[0] + offs[k] if buf.shape[0] else NULL
+                c.lens[k] = <uint32_t>(offs[k + 1] - offs[k])
+            else:
+                f = frames[k]
+                if type(f) is not bytes:
+                    if typed:
+                        _require_frame(f, prog.prog_type)
+                    f = bytes(f)
+                    held.append(f)
+                if len(<bytes>f) > 0xffffffff:
+                    raise ValueError(f"run_many(): frame {k}: longer than 4 GiB")
+                c.frames[k] = <const uint8_t*>PyBytes_AS_STRING(f)
+                c.lens[k] = <uint32_t>len(<bytes>f)
+            if typed and (c.lens[k] < ETH_HLEN or c.lens[k] > 0xffff):
+                _check_frame_len(c.lens[k], f"run_many(): frame {k}: ")
+            most = max(most, c.lens[k])
+        if typed:
+            if fields:
+                memset(&tmpl, 0, sizeof(Skb))        # freed even if a field is refused
+                tmpl_made = True
+                skb_init(&tmpl, _ETH_ZERO, fields, prog.prog_type, prog._profile_id)
+            c.tmpl = &tmpl if tmpl_made else prog._template()
+            c.keep = skb_keep_bits(fields)
+            c.own_clock = not fields or "ktime" not in fields
+            c.kind = KIND_TC if prog._is_tc else KIND_SF
+            c.packet_region = prog._is_tc
+            c.skb = prog._take_skb(&spare)
+        else:
+            c.kind = KIND_RAW
+            c.mem = <uint8_t*>malloc(max(most, 1))
+            if c.mem == NULL:
+                raise MemoryError()
+        c.vm, c.prog, c.budget = &vm, &prog._pc, limit
+        c.tail_call_limit, c.v46 = prog.tail_call_limit, prog._profile_id == PROFILE_V46
+        c.retval = <void*>(<uintptr_t>batch.retval.buffer_info()[0])
+        c.insn_count = <uint64_t*>(<uintptr_t>batch.insn_count.buffer_info()[0])
+        c.length = <uint32_t*>(<uintptr_t>batch.length.buffer_info()[0])
+        k = checked = 0
+        while k < n:
+            # one run at a time where Python takes each one's output or helpers need it
+            end = k + 1 if output or prog._pc.py_helpers else min(n, k + BATCH_CHUNK)
+            if prog._pc.py_helpers or prog._hold_gil:
+                k = _batch_loop(&c, k, end)
+            else:
+                with nogil:
+                    k = _batch_loop(&c, k, end)
+            if c.status == -1:
+                raise MemoryError()
+            if c.status != STATUS_EXIT:
+                try:
+                    batch.faults.append((k, vm_fault(&vm, limit)))
+                finally:
+                    vm_end(&vm)
+                k += 1
+            elif output:
+                batch.data[k - 1] = _batch_data(&c, k - 1)
+            if k - checked >= BATCH_CHUNK:
+                PyErr_CheckSignals()
+                checked = k
+        return batch
+    finally:
+        free(c.frames)
+        free(c.lens)
+        free(c.mem)
+        if c.skb != NULL:
+            prog._give_skb(c.skb)
+        if tmpl_made:
+            skb_free(&tmpl)
 
 
 def _locate(regions, addr, stack_top):

@@ -82,7 +82,8 @@ ctypedef struct NetEnv:
 
 ctypedef struct Skb:
     uint8_t* head
-    uint32_t cap
+    uint32_t cap                # the buffer as the model sees it: headroom, bytes, tailroom
+    uint32_t alloc              # bytes allocated at head (>= cap: a reused buffer may be larger)
     uint32_t data
     uint32_t len
     uint32_t mac_header
@@ -150,6 +151,15 @@ ctypedef struct Skb:
     int profile                 # PROFILE_CURRENT or PROFILE_V46
     const NetEnv* net           # never NULL after skb_init
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
+
+
+# skb_load_frame's ``keep`` bits: what the template holds that the frame must not override
+cdef enum:
+    SKB_KEEP_PROTOCOL = 1       # protocol given by the caller
+    SKB_KEEP_PKT_TYPE = 2       # pkt_type given by the caller
+    SKB_KEEP_WIRE_LEN = 4       # wire_len given by the caller
+    SKB_KEEP_UNTAG = 8          # untag an in-band VLAN tag (tc ingress, skb_vlan_untag)
+    SKB_KEEP_NETWORK = 16       # a socket filter's data starts at the network header
 
 
 cdef enum:

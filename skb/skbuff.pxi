@@ -44,7 +44,7 @@ cdef bint skb_reserve(Skb* skb, uint32_t headroom, uint32_t tailroom) noexcept n
     memcpy(p + grow_head, skb.head, skb.cap)
     free(skb.head)
     skb.head = p
-    skb.cap = new_cap
+    skb.cap = skb.alloc = new_cap
     skb.data += grow_head
     skb.mac_header += grow_head
     skb.network_header += grow_head
@@ -92,6 +92,83 @@ cdef void skb_free(Skb* skb) noexcept nogil:
     skb.devices = NULL
 
 
+
+
+cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                         uint32_t keep) noexcept nogil:
+    """Reset ``skb`` to the template's metadata (skb_init of a 14-byte frame with the
+    run's fields) with ``frame`` (14 to 65535 bytes) as its bytes, reusing its buffers:
+    what skb_init gives for ``frame`` and those fields.  ``keep`` bits (SKB_KEEP_*) say
+    what the template holds that the frame must not override.  False when memory cannot
+    be had."""
+    cdef uint8_t* head = skb.head
+    cdef uint32_t alloc = skb.alloc
+    cdef CloneRec* clones = skb.clones
+    cdef size_t cap_clones = skb.cap_clones
+    cdef uint8_t* clone_buf = skb.clone_buf
+    cdef size_t clone_cap = skb.clone_cap
+    cdef char* printk = skb.printk
+    cdef size_t printk_cap = skb.printk_cap
+    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
+    cdef uint8_t pkt_type
+    cdef uint16_t tpid
+    if need > alloc:
+        head = <uint8_t*>realloc(head, need)
+        if head == NULL:
+            return False
+        skb.head, alloc = head, need
+    memcpy(skb, tmpl, sizeof(Skb))
+    skb.head, skb.cap, skb.alloc = head, need, alloc
+    skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
+    skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
+    skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
+    tpid = (frame[12] << 8) | frame[13]
+    if keep & SKB_KEEP_UNTAG and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
+        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
+        # has dropped a frame too short for it)
+        skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
+        skb.vlan_tci = (frame[14] << 8) | frame[15]
+        if skb.profile == PROFILE_V46:
+            skb.vlan_tci &= ~0x1000
+        memcpy(head + SKB_HEADROOM, frame, 2 * ETH_ALEN)
+        memcpy(head + SKB_HEADROOM + 2 * ETH_ALEN, frame + 2 * ETH_ALEN + VLAN_HLEN,
+               n - 2 * ETH_ALEN - VLAN_HLEN)
+        n -= VLAN_HLEN
+    else:
+        memcpy(head + SKB_HEADROOM, frame, n)
+    # only the head- and tailroom need zeroing: the bytes are the frame's
+    memset(head, 0, SKB_HEADROOM)
+    memset(head + SKB_HEADROOM + n, 0, need - SKB_HEADROOM - n)
+    skb.data = skb.mac_header = SKB_HEADROOM
+    skb.network_header = SKB_HEADROOM + ETH_HLEN
+    skb.transport_header = NO_HEADER
+    skb.len = n
+    pkt_type = skb.pkt_type
+    if keep & SKB_KEEP_PROTOCOL:
+        eth_type_trans(skb)
+    else:
+        skb.protocol = eth_type_trans(skb)
+    if keep & SKB_KEEP_PKT_TYPE:
+        skb.pkt_type = pkt_type
+    if keep & SKB_KEEP_NETWORK:
+        skb.data += ETH_HLEN
+        skb.len -= ETH_HLEN
+    if not keep & SKB_KEEP_WIRE_LEN:
+        skb.wire_len = skb.len
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = skb_csum_now(skb)
+    return True
+
+
+cdef uint32_t skb_keep_bits(dict fields):
+    """skb_load_frame's ``keep`` for a template made with ``fields`` (untagging is the
+    caller's to add)."""
+    if not fields:
+        return 0
+    return ((SKB_KEEP_PROTOCOL if "protocol" in fields else 0)
+            | (SKB_KEEP_PKT_TYPE if "pkt_type" in fields else 0)
+            | (SKB_KEEP_WIRE_LEN if "wire_len" in fields else 0)
+            | (SKB_KEEP_NETWORK if fields.get("sf_start") == "network" else 0))
 
 
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil:
@@ -461,7 +538,7 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         raise ValueError(f"a {n}-byte packet is shorter than an Ethernet header (14 bytes)")
     if n > 0xffff:
         raise ValueError(f"a {n}-byte packet is longer than an skb can hold (65535 bytes)")
-    skb.cap = SKB_HEADROOM + n + SKB_TAILROOM
+    skb.cap = skb.alloc = SKB_HEADROOM + n + SKB_TAILROOM
     skb.head = <uint8_t*>malloc(skb.cap)
     if skb.head == NULL:
         raise MemoryError()
