@@ -7,10 +7,12 @@
         --toggle-collect='__pyx_pw_6pyebpf_*tc_replay' python bench/insn_counts.py replay 5
 
 runs ``Program.run`` of one of bench_core's programs (``alu``, ``classifier``,
-``csum_loop``, ``empty``) or of ``hashmix`` (below) N times, or the tcsim replay loop N times over bench_tcsim's
-classifier and 1,000 of its frames (kept here as
-``REPLAY_CLASSIFIER`` and ``replay_frames``); callgrind's ``totals`` divided by N is the count per
-run.  The toggle keeps interpreter start-up and imports out of the count.
+``csum_loop``, ``empty``), of ``hashmix`` (below) or of ``classifier_skb`` (bench_core's
+classifier as a sched_cls program, reading ``data``/``data_end`` from its context) N
+times, or the tcsim replay loop N times over bench_tcsim's classifier and 1,000 of its
+frames (kept here as ``REPLAY_CLASSIFIER`` and ``replay_frames``); callgrind's
+``totals`` divided by N is the count per run.  The toggle keeps interpreter start-up and
+imports out of the count.
 """
 from __future__ import annotations
 
@@ -131,6 +133,11 @@ PROGRAMS = {
 }
 
 
+# the same classifier as a sched_cls program reading data / data_end from its context
+TYPED = {"classifier_skb": (bench_core.assemble(bench_core.SKB_PROLOGUE + bench_core.CLASSIFIER_BODY),
+                            bench_core.FRAME_64)}
+
+
 def main(name: str, repeat: int) -> None:
     if name == "replay":
         prog = Program(asm.assemble(REPLAY_CLASSIFIER), "sched_cls")
@@ -143,13 +150,17 @@ def main(name: str, repeat: int) -> None:
         for _ in range(repeat):
             tcsim.Replay(capture, [prog], hook="egress")
         return
-    code, frame = PROGRAMS[name]
-    prog = Program(code)
+    if name in TYPED:
+        code, frame = TYPED[name]
+        prog = Program(code, "sched_cls")
+    else:
+        code, frame = PROGRAMS[name]
+        prog = Program(code)
     for _ in range(repeat):
         prog.run(frame)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in (*PROGRAMS, "replay"):
-        sys.exit(f"usage: python bench/insn_counts.py {{{','.join(PROGRAMS)},replay}} N")
+    if len(sys.argv) != 3 or sys.argv[1] not in (*PROGRAMS, *TYPED, "replay"):
+        sys.exit(f"usage: python bench/insn_counts.py {{{','.join([*PROGRAMS, *TYPED])},replay}} N")
     main(sys.argv[1], int(sys.argv[2]))

@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memmove, memset
 from . import isa as _isa
 from .host import possible_cpus
 from . import verifier as _verifier
+from .verifier.state import PTR_TO_CTX as _PTR_TO_CTX
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
@@ -1031,6 +1032,28 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 if _short(&left, blocks, pc): break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # --- end of the generated interp_cases ---
+        # context loads the decoder specialised (Program._specialise_ctx_loads): the
+        # verifier proved the base the context and the field readable, as the kernel's
+        # convert_ctx_access relies on; the base is still compared with this run's
+        # context, and any other address takes the checked path
+        elif op == OP_LDX_CTX or op == OP_LDX_CTX_DATA or op == OP_LDX_CTX_DATA_END:
+            _label(OP_LDX_CTX)
+            _label(OP_LDX_CTX_DATA)
+            _label(OP_LDX_CTX_DATA_END)
+            if unlikely(r[s] != vm.ctx or vm.skb == NULL):
+                a = r[s] + <uint64_t><int64_t>i.off
+                p = _mem(vm, a, i.size, ACCESS_READ)
+                if p != NULL:
+                    r[d] = _load(p, i.size)
+                elif not ctx_load(vm, a, i.size, &r[d]):
+                    break
+            elif op == OP_LDX_CTX:
+                r[d] = ctx_read(vm, <int>(imm & 0xff), <uint32_t>i.off, i.size, <uint32_t>(imm >> 8))
+            elif op == OP_LDX_CTX_DATA:
+                r[d] = <uintptr_t>skb_data(vm.skb)
+            else:
+                r[d] = <uintptr_t>(skb_data(vm.skb) + vm.skb.len)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # legacy packet loads: out of bounds ends the program with r0 = 0
         elif (op == OP_LD_ABS8 or op == OP_LD_IND8 or op == OP_LD_ABS16 or op == OP_LD_IND16 or
               op == OP_LD_ABS32 or op == OP_LD_IND32):
@@ -1679,6 +1702,8 @@ cdef void _init_access_tables():
     cdef object op
     memset(_ACCESS_KIND, 0, sizeof(_ACCESS_KIND))
     memset(_ACCESS_BASE_IS_SRC, 0, sizeof(_ACCESS_BASE_IS_SRC))
+    for op_id in _isa.CTX_LOAD_OPS.values():
+        _ACCESS_KIND[op_id], _ACCESS_BASE_IS_SRC[op_id] = 1, 1
     for op in _isa.OPS:
         if op.form is _isa.F_LDX:
             _ACCESS_KIND[op.id], _ACCESS_BASE_IS_SRC[op.id] = 1, 1
@@ -1826,9 +1851,10 @@ cdef class Program:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
+        kinds = {}
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info, unpriv=unpriv)
+                                  line_info=line_info, unpriv=unpriv, pointer_kinds=kinds)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -1845,6 +1871,7 @@ cdef class Program:
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile)
+            self._specialise_ctx_loads(kinds)
             from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
@@ -1930,6 +1957,11 @@ cdef class Program:
     def __len__(self):
         return self._n
 
+    def _decoded_ops(self):
+        """The internal op id the interpreter runs at each slot (``isa`` ids, lddw second
+        slots ``OP_LDDW_TAIL``, specialised context loads ``isa.CTX_LOAD_OPS``)."""
+        return [self._code[k].op for k in range(self._n)]
+
     def __repr__(self):
         kind = self.prog_type.name if self.prog_type is not None else "raw"
         return f"<pyebpf.Program {kind}, {self._n} slots>"
@@ -1971,6 +2003,29 @@ cdef class Program:
                 c.imm = self._kfunc_id(pc, insn.imm)
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
+
+    cdef _specialise_ctx_loads(self, dict kinds):
+        """Loads the verifier proved to read the context (``kinds``: its pointer kind
+        per instruction; empty for an unverified program, which keeps the checked path)
+        become direct reads of their field; full-width ``data`` and ``data_end`` loads,
+        of the packet pointers (the kernel's convert_ctx_access)."""
+        cdef Insn* c
+        cdef uint32_t off
+        cdef uint8_t field, width
+        for pc, kind in kinds.items():
+            c = &self._code[<uint32_t>pc]
+            if kind != _PTR_TO_CTX or not (c.op == OP_LDX8 or c.op == OP_LDX16 or
+                                           c.op == OP_LDX32 or c.op == OP_LDX64):
+                continue
+            off = <uint32_t>c.off
+            field, width = self._ctx.field[off], self._ctx.width[off]
+            if field == F_DATA and c.size == width:
+                c.op = OP_LDX_CTX_DATA
+            elif field == F_DATA_END and c.size == width:
+                c.op = OP_LDX_CTX_DATA_END
+            else:
+                c.op = OP_LDX_CTX
+                c.imm = field | <uint64_t>width << 8
 
     cdef uint64_t _kfunc_id(self, uint32_t pc, int32_t kid) except? 0:
         if not 0 < kid < N_KFUNC_IDS:

@@ -685,6 +685,16 @@ OPS_BY_ID = {op.id: op for op in OPS}
 OP_LDDW_TAIL = len(OPS) + 1
 # Internal id of a slot the decoder could not map (the verifier refuses it first).
 OP_INVALID = 0
+# Internal ids of context loads the decoder specialised where the verifier proved the
+# base the context (one pointer kind per instruction: the kernel's reg_type_mismatch)
+# and the access readable, as the kernel's convert_ctx_access rewrites them: a field
+# read (imm: field id | kernel width << 8), and the ``data`` and ``data_end`` pointers.
+# Each loads ``size`` bytes at ``off`` of the context, as the LDX it replaces.
+OP_LDX_CTX = OP_LDDW_TAIL + 1
+OP_LDX_CTX_DATA = OP_LDDW_TAIL + 2
+OP_LDX_CTX_DATA_END = OP_LDDW_TAIL + 3
+CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
+                "LDX_CTX_DATA_END": OP_LDX_CTX_DATA_END}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
@@ -820,7 +830,9 @@ def pxd_source() -> str:
     lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
-    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
+    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}"]
+    lines += [f"    OP_{name} = {value}" for name, value in CTX_LOAD_OPS.items()]
+    lines += [f"    OP_COUNT = {max(CTX_LOAD_OPS.values()) + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
     lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType, *Errno)]
     lines += ["", "cdef enum:"]
@@ -869,10 +881,9 @@ def dispatch_header() -> str:
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
-    ops = [op for op in OPS if not (op.form is F_LDDW and op.disc_value)]
-    entries = ",\
-    ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LX_(PYEBPF_OP_(OP_{op.name}))"
-                               for op in ops)
+    names = [op.name for op in OPS if not (op.form is F_LDDW and op.disc_value)]
+    entries = ",\\\n    ".join(f"[PYEBPF_OP_(OP_{name})] = &&PYEBPF_LX_(PYEBPF_OP_(OP_{name}))"
+                               for name in [*names, *CTX_LOAD_OPS])
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
@@ -883,11 +894,11 @@ def dispatch_header() -> str:
 #define PYEBPF_LX_(x) PYEBPF_L_(x)
 #define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused))
 #define PYEBPF_LABEL_DEFAULT() pyebpf_L_default: __attribute__((unused))
-#define PYEBPF_TABLE() static const void* const pyebpf_table[256] = {{\
-    [0 ... 255] = &&pyebpf_L_default,\
+#define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
+    [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}
-#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \
-    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; (D) = (I)->dst; (S) = (I)->src; \
+#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
+    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; (D) = (I)->dst; (S) = (I)->src; \\
     (IMM) = (I)->imm; goto *pyebpf_table[OP]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
