@@ -662,63 +662,144 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             _label(OP_BSWAP64)
             r[d] = bswap64(<uint64_t>r[d])
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
-        elif (op == OP_LDX8
-              or op == OP_LDX16
-              or op == OP_LDX32
-              or op == OP_LDX64):
+        elif op == OP_LDX8:
             _label(OP_LDX8)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 1, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, 1)
+            elif not ctx_load(vm, a, 1, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST8:
+            _label(OP_ST8)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 1, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 1, imm)
+            elif not ctx_store(vm, a, 1, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX8:
+            _label(OP_STX8)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 1, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 1, r[s])
+            elif not ctx_store(vm, a, 1, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX16:
             _label(OP_LDX16)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, 2)
+            elif not ctx_load(vm, a, 2, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST16:
+            _label(OP_ST16)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 2, imm)
+            elif not ctx_store(vm, a, 2, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX16:
+            _label(OP_STX16)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 2, r[s])
+            elif not ctx_store(vm, a, 2, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX32:
             _label(OP_LDX32)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, 4)
+            elif not ctx_load(vm, a, 4, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST32:
+            _label(OP_ST32)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 4, imm)
+            elif not ctx_store(vm, a, 4, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX32:
+            _label(OP_STX32)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 4, r[s])
+            elif not ctx_store(vm, a, 4, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX64:
             _label(OP_LDX64)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_READ)
+            p = _mem(vm, a, 8, ACCESS_READ)
             if p != NULL:
-                r[d] = _load(p, i.size)
-            elif not ctx_load(vm, a, i.size, &r[d]):
+                r[d] = _load(p, 8)
+            elif not ctx_load(vm, a, 8, &r[d]):
                 break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
-        elif (op == OP_ST8
-              or op == OP_ST16
-              or op == OP_ST32
-              or op == OP_ST64):
-            _label(OP_ST8)
-            _label(OP_ST16)
-            _label(OP_ST32)
+        elif op == OP_ST64:
             _label(OP_ST64)
             a = r[d] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            p = _mem(vm, a, 8, ACCESS_WRITE)
             if p != NULL:
-                _store(p, i.size, imm)
-            elif not ctx_store(vm, a, i.size, imm):
+                _store(p, 8, imm)
+            elif not ctx_store(vm, a, 8, imm):
                 break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
-        elif (op == OP_STX8
-              or op == OP_STX16
-              or op == OP_STX32
-              or op == OP_STX64):
-            _label(OP_STX8)
-            _label(OP_STX16)
-            _label(OP_STX32)
+        elif op == OP_STX64:
             _label(OP_STX64)
             a = r[d] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            p = _mem(vm, a, 8, ACCESS_WRITE)
             if p != NULL:
-                _store(p, i.size, r[s])
-            elif not ctx_store(vm, a, i.size, r[s]):
+                _store(p, 8, r[s])
+            elif not ctx_store(vm, a, 8, r[s]):
                 break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
-        elif (op == OP_LDXS8
-              or op == OP_LDXS16
-              or op == OP_LDXS32):
+        elif op == OP_LDXS8:
             _label(OP_LDXS8)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 1, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, 1), 1)
+            elif ctx_load(vm, a, 1, &r[d]):
+                r[d] = _sext(r[d], 1)
+            else:
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDXS16:
             _label(OP_LDXS16)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, 2), 2)
+            elif ctx_load(vm, a, 2, &r[d]):
+                r[d] = _sext(r[d], 2)
+            else:
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDXS32:
             _label(OP_LDXS32)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_READ)
+            p = _mem(vm, a, 4, ACCESS_READ)
             if p != NULL:
-                r[d] = _sext(_load(p, i.size), i.size)
-            elif ctx_load(vm, a, i.size, &r[d]):
-                r[d] = _sext(r[d], i.size)
+                r[d] = _sext(_load(p, 4), 4)
+            elif ctx_load(vm, a, 4, &r[d]):
+                r[d] = _sext(r[d], 4)
             else:
                 break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)

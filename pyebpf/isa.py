@@ -1041,11 +1041,16 @@ def interp_cases() -> list[str]:
             lines += _case([op], _labelled([op], _alu_case(op), _NEXT))
         elif op.form in (F_JCC_K, F_JCC_X):
             lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
-        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES.keys() - done:
-            key = (op.form, BPF_MODE(op.code))
-            done.add(key)
-            group = [o for o in OPS if (o.form, BPF_MODE(o.code)) == key]
-            lines += _case(group, _labelled(group, _MEM_CASES[key], _NEXT))
+        elif op.form is F_ATOMIC:
+            if op.form not in done:
+                done.add(op.form)
+                group = [o for o in OPS if o.form is F_ATOMIC]
+                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _NEXT))
+        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES:
+            # one case per width: the load or store of a constant size compiles to one move
+            body = [line.replace("i.size", str(op.size))
+                    for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
+            lines += _case([op], _labelled([op], body, _NEXT))
     return lines
 
 
