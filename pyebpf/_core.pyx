@@ -3,8 +3,10 @@
 
 A :class:`Program` decodes its instructions once into a C array of fixed-width
 ``Insn`` structs (internal op ids from ``isa``, jump targets made absolute, lddw folded
-into one 64-bit immediate).  ``run`` executes them in a ``nogil`` loop with one switch;
-every load and store is checked against the run's regions; a fault stops the run and
+into one 64-bit immediate).  ``run`` executes them in a ``nogil`` loop (threaded dispatch
+where the compiler allows, else one switch; the budget charged per basic block); every
+load and store is checked against the run's regions, context loads the verifier proved
+read their field directly (docs/core.md); a fault stops the run and
 raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the address
 and the region.
 """
