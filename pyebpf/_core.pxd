@@ -108,6 +108,7 @@ ctypedef struct ProgCore:
     bint py_helpers    # some helper is a Python callable: runs keep the GIL
     void* owner        # the Program
     uint32_t n         # slots
+    uint32_t* blocks   # n + 1 block lengths (isa.block_lengths): the budget per block
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
 
 ctypedef struct Vm:
@@ -121,8 +122,8 @@ ctypedef struct Vm:
     int depth
     Frame frames[MAX_FRAMES]
     uint32_t may_goto_left[MAX_FRAMES]   # each frame's may_goto budget (BPF_MAX_LOOPS)
-    uint8_t run_mode       # the loop vm_run chose (0 plain, 1 coverage, 2 trace): callbacks
-                           # run in the same one
+    uint8_t run_mode       # the loop vm_run chose (0 plain, 1 coverage, 2 trace, 3 plain
+                           # with the switch dispatch): callbacks run in the same one
     Region regions[MAX_REGIONS]
     int nregions
     helper_fn* helpers

@@ -697,6 +697,16 @@ OPS_BY_ID = {op.id: op for op in OPS}
 OP_LDDW_TAIL = len(OPS) + 1
 # Internal id of a slot the decoder could not map (the verifier refuses it first).
 OP_INVALID = 0
+# Internal ids of context loads the decoder specialised where the verifier proved the
+# base the context (one pointer kind per instruction: the kernel's reg_type_mismatch)
+# and the access readable, as the kernel's convert_ctx_access rewrites them: a field
+# read (imm: field id | kernel width << 8), and the ``data`` and ``data_end`` pointers.
+# Each loads ``size`` bytes at ``off`` of the context, as the LDX it replaces.
+OP_LDX_CTX = OP_LDDW_TAIL + 1
+OP_LDX_CTX_DATA = OP_LDDW_TAIL + 2
+OP_LDX_CTX_DATA_END = OP_LDDW_TAIL + 3
+CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
+                "LDX_CTX_DATA_END": OP_LDX_CTX_DATA_END}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
@@ -833,7 +843,9 @@ def pxd_source() -> str:
     lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
-    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
+    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}"]
+    lines += [f"    OP_{name} = {value}" for name, value in CTX_LOAD_OPS.items()]
+    lines += [f"    OP_COUNT = {max(CTX_LOAD_OPS.values()) + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
     lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType, *Errno)]
     lines += ["", "cdef enum:"]
@@ -842,6 +854,74 @@ def pxd_source() -> str:
               and type(value) is int and -2**31 <= value < 2**31}
     lines += [f"    {name} = {value}" for name, value in consts.items()]
     return "\n".join(lines) + "\n"
+
+
+# Forms after which the next instruction executed need not be the next slot: jumps,
+# calls (a helper may also end the run or run callbacks on its budget) and exit.
+BLOCK_END_FORMS = (F_JA, F_JA32, F_JCC_K, F_JCC_X, F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT,
+                   F_MAY_GOTO)
+
+
+def block_lengths(ops: list[Op | None]) -> list[int]:
+    """The interpreter's block table: for each slot ``pc`` (and the one past the end),
+    how many instructions run from ``pc`` through the next block end
+    (:data:`BLOCK_END_FORMS`) when none of them faults, an lddw counting one (its
+    second slot, and the slot past the end, count 1: reaching one is an error).
+
+    The interpreter charges the budget this many instructions whenever it enters code at
+    ``pc`` (the entry pc, a jump's target or fall-through, a call's target or return);
+    when the budget cannot cover them it runs that block counting each instruction, so
+    ``insn_count`` and the budget fault's pc are those of a count per instruction; a run
+    that stops inside a block (a fault, an LD_ABS or division-by-zero exit) gives back
+    ``length[pc] - 1`` for the instructions after ``pc`` it did not run.  ``ops`` is the
+    table entry of each slot, None for lddw second slots (the verifier's result)."""
+    n = len(ops)
+    lengths = [1] * (n + 1)
+    for pc in range(n - 1, -1, -1):
+        op = ops[pc]
+        if op is None or op.form in BLOCK_END_FORMS:
+            continue
+        after = pc + op.slots
+        lengths[pc] = 1 + (lengths[after] if after <= n else 0)
+    return lengths
+
+
+def dispatch_header() -> str:
+    """The C macros of the interpreter's dispatch (``pyebpf/_dispatch.h``, written by a
+    build): with GCC or Clang, labels-as-values threaded code (each case ends by jumping
+    straight to the next instruction's case through a table of 256 labels, one per op id,
+    unknown ids to the invalid-instruction case); elsewhere, or with
+    ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
+    the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
+    of ``pyebpf/_isa_defs.pxd``."""
+    names = [op.name for op in OPS if not (op.form is F_LDDW and op.disc_value)]
+    entries = ",\\\n    ".join(f"[PYEBPF_OP_(OP_{name})] = &&PYEBPF_LX_(PYEBPF_OP_(OP_{name}))"
+                               for name in [*names, *CTX_LOAD_OPS])
+    return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
+#ifndef PYEBPF_DISPATCH_H
+#define PYEBPF_DISPATCH_H
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(PYEBPF_NO_COMPUTED_GOTO)
+#define PYEBPF_COMPUTED_GOTO 1
+#define PYEBPF_OP_(x) __pyx_e_6pyebpf_9_isa_defs_##x
+#define PYEBPF_L_(x) pyebpf_L_##x
+#define PYEBPF_LX_(x) PYEBPF_L_(x)
+#define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused))
+#define PYEBPF_LABEL_DEFAULT() pyebpf_L_default: __attribute__((unused))
+#define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
+    [0 ... 255] = &&pyebpf_L_default,\\
+    {entries}}}
+#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
+    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; (D) = (I)->dst; (S) = (I)->src; \\
+    (IMM) = (I)->imm; goto *pyebpf_table[OP]; }} while (0)
+#else
+#define PYEBPF_COMPUTED_GOTO 0
+#define PYEBPF_LABEL(x)
+#define PYEBPF_LABEL_DEFAULT()
+#define PYEBPF_TABLE()
+#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
+#endif
+#endif
+"""
 
 
 # The compiled core's instruction cases are written out in ``pyebpf/_core.pyx`` between
@@ -942,6 +1022,18 @@ _MEM_CASES = {
 _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
 
 
+# Every case of the interpreter carries one dispatch label per op (labels-as-values
+# builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
+# in the threaded loop; a jump first charges the budget for the block it enters.
+_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+_ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
+                "    if _short(&left, blocks, pc): break", *_NEXT]
+
+
+def _labelled(ops: list[Op], body: list[str], tail: list[str]) -> list[str]:
+    return [*(f"_label(OP_{op.name})" for op in ops), *body, *tail]
+
+
 def _case(ops: list[Op], body: list[str], keyword: str = "elif") -> list[str]:
     tests = [f"op == OP_{op.name}" for op in ops]
     if len(tests) == 1:
@@ -959,14 +1051,19 @@ def interp_cases() -> list[str]:
     done: set = set()
     for op in OPS:
         if op.form in _ALU_FORMS:
-            lines += _case([op], _alu_case(op))
+            lines += _case([op], _labelled([op], _alu_case(op), _NEXT))
         elif op.form in (F_JCC_K, F_JCC_X):
-            lines += _case([op], _jcc_case(op))
-        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES.keys() - done:
-            key = (op.form, BPF_MODE(op.code))
-            done.add(key)
-            group = [o for o in OPS if (o.form, BPF_MODE(o.code)) == key]
-            lines += _case(group, _MEM_CASES[key])
+            lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
+        elif op.form is F_ATOMIC:
+            if op.form not in done:
+                done.add(op.form)
+                group = [o for o in OPS if o.form is F_ATOMIC]
+                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _NEXT))
+        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES:
+            # one case per width: the load or store of a constant size compiles to one move
+            body = [line.replace("i.size", str(op.size))
+                    for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
+            lines += _case([op], _labelled([op], body, _NEXT))
     return lines
 
 
