@@ -1057,6 +1057,30 @@ cdef class Result:
         return _tunnel_dict(&self._skb.tun) if self._has_skb and self._skb.tun.present else None
 
     @property
+    def redirect_via(self):
+        """How a ``redirect`` leaves: ``"neigh"`` (bpf_redirect_neigh: out of device
+        ``redirect[0]`` with the neighbour table's MAC addresses), ``"nexthop"`` (the same
+        to the next hop the program gave), ``"peer"`` (bpf_redirect_peer: into the peer
+        of device ``redirect[0]``, at its ingress, in the peer's namespace), or None
+        (bpf_redirect, or no redirect)."""
+        if self.redirect is None:
+            return None
+        flags = self._skb.redirect_flags
+        if flags & _isa.BPF_F_PEER:
+            return "peer"
+        if flags & _isa.BPF_F_NEIGH:
+            return "nexthop" if flags & _isa.BPF_F_NEXTHOP else "neigh"
+        return None
+
+    @property
+    def assigned_socket(self):
+        """The index in ``env.sockets`` of the socket ``bpf_sk_assign`` gave the
+        packet, or None."""
+        if not self._has_skb or not self._skb.sk_assigned:
+            return None
+        return self._skb.sk_assigned - 1
+
+    @property
     def prog_kind(self):
         """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
         return ("tc" if self._is_tc else "socket_filter") if self._has_skb else "raw"

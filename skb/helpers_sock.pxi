@@ -1,0 +1,276 @@
+# Helpers that find and use the sockets of the modelled network (pyebpf.environment:
+# Socket): the lookups, the casts between socket views, release and sk_assign.  A socket
+# pointer is the address of its block in NetEnv.sock_mem (struct bpf_sock at the start,
+# struct bpf_tcp_sock at SOCK_TCP_VIEW); the blocks are one read-only region of the run,
+# added when a helper first hands a socket out.  Part of skb/helpers.pxi.
+
+cdef enum:
+    REGION_SOCKETS = 1002
+    IPPROTO_TCP_ = 6
+    IPPROTO_UDP_ = 17
+    TCP_ESTABLISHED_ = 1
+    TCP_LISTEN_ = 10
+
+
+cdef uint64_t sock_ptr(Vm* vm, size_t k, bint tcp_view) noexcept nogil:
+    """The address of socket ``k`` (or of its tcp_sock view); 0 with a helper fault
+    when no region is left for the sockets."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef int j
+    cdef uintptr_t base = <uintptr_t>net.sock_mem
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_SOCKETS:
+            break
+    else:
+        if not add_region(vm, base, net.nsocks * SOCK_BLOCK, REGION_SOCKETS):
+            return 0
+        vm.regions[vm.nregions - 1].writable = False
+    return base + k * SOCK_BLOCK + (SOCK_TCP_VIEW if tcp_view else 0)
+
+
+cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The index of the socket ``ptr`` points at (either view), or -1 with a helper
+    fault: the verifier lets only socket pointers through."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef uint64_t off
+    if net.nsocks and ptr >= <uintptr_t>net.sock_mem:
+        off = ptr - <uintptr_t>net.sock_mem
+        if off < net.nsocks * SOCK_BLOCK and (off % SOCK_BLOCK == 0 or
+                                              off % SOCK_BLOCK == SOCK_TCP_VIEW):
+            return <int>(off // SOCK_BLOCK)
+    helper_fault(vm, b"the socket argument is not a socket a helper returned")
+    return -1
+
+
+cdef inline bint bound_dev_eq(const NetSock* s, uint32_t dif) noexcept nogil:
+    # inet_sk_bound_dev_eq without VRF devices (sdif 0)
+    return s.bound_dev_if == 0 or s.bound_dev_if == dif
+
+
+cdef void ip4_view(const NetSock* s, uint8_t* out) noexcept nogil:
+    """sk_rcv_saddr: what IPv4 lookups compare (socket_views in pyebpf/environment.py
+    lays out the same value for programs)."""
+    cdef int k
+    cdef bint mapped = True
+    if s.family == AF_INET_:
+        memcpy(out, s.laddr, 4)
+        return
+    for k in range(10):
+        mapped = mapped and s.laddr[k] == 0
+    mapped = mapped and s.laddr[10] == 0xFF and s.laddr[11] == 0xFF
+    if mapped:
+        memcpy(out, s.laddr + 12, 4)
+        return
+    for k in range(16):
+        if s.laddr[k]:
+            out[0], out[1], out[2], out[3] = 127, 0, 0, 6      # LOOPBACK4_IPV6
+            return
+    memset(out, 0, 4)
+
+
+cdef int find_established(const NetEnv* net, uint8_t family, const uint8_t* saddr,
+                          uint16_t sport, const uint8_t* daddr, uint16_t dport,
+                          uint32_t dif) noexcept nogil:
+    # __inet_lookup_established: the exact four-tuple
+    cdef size_t k
+    cdef const NetSock* s
+    cdef int n = 4 if family == AF_INET_ else 16
+    for k in range(net.nsocks):
+        s = &net.socks[k]
+        if s.protocol == IPPROTO_TCP_ and s.state == TCP_ESTABLISHED_ \
+                and s.family == family and s.lport == dport and s.rport == sport \
+                and memcmp(s.laddr, daddr, n) == 0 and memcmp(s.raddr, saddr, n) == 0 \
+                and bound_dev_eq(s, dif):
+            return <int>k
+    return -1
+
+
+cdef int score_listener(const NetSock* s, uint8_t family, const uint8_t* addr,
+                        uint16_t dport, uint32_t dif) noexcept nogil:
+    """compute_score of inet_hashtables.c / inet6_hashtables.c against one listening
+    address (the packet's destination, or the wildcard): -1 for no match."""
+    cdef uint8_t v4[4]
+    cdef int score
+    if s.protocol != IPPROTO_TCP_ or s.state != TCP_LISTEN_ or s.lport != dport:
+        return -1
+    if family == AF_INET_:
+        if s.family == AF_INET6_ and s.v6only:
+            return -1
+        ip4_view(s, v4)
+        if memcmp(v4, addr, 4) != 0:
+            return -1
+    elif s.family != AF_INET6_ or memcmp(s.laddr, addr, 16) != 0:
+        return -1
+    if not bound_dev_eq(s, dif):
+        return -1
+    score = 2 if s.bound_dev_if else 1
+    if family == AF_INET_ and s.family == AF_INET_:
+        score += 1
+    return score
+
+
+cdef int score_udp(const NetSock* s, uint8_t family, const uint8_t* saddr, uint16_t sport,
+                   const uint8_t* addr, uint16_t dport, uint32_t dif) noexcept nogil:
+    """compute_score of udp.c / udp_ipv6.c against one bound address."""
+    cdef uint8_t v4[4]
+    cdef int score
+    if s.protocol != IPPROTO_UDP_ or s.lport != dport:
+        return -1
+    if family == AF_INET_:
+        if s.family == AF_INET6_ and s.v6only:
+            return -1
+        ip4_view(s, v4)
+        if memcmp(v4, addr, 4) != 0:
+            return -1
+        score = 2 if s.family == AF_INET_ else 1
+        if s.connected:
+            if s.family != AF_INET_ or memcmp(s.raddr, saddr, 4) != 0 or s.rport != sport:
+                return -1
+            score += 8
+        if not bound_dev_eq(s, dif):
+            return -1
+        return score + (4 if s.bound_dev_if else 0)
+    if s.family != AF_INET6_ or memcmp(s.laddr, addr, 16) != 0:
+        return -1
+    score = 0
+    if s.connected:
+        if memcmp(s.raddr, saddr, 16) != 0 or s.rport != sport:
+            return -1
+        score += 2
+    if not bound_dev_eq(s, dif):
+        return -1
+    return score + (1 if s.bound_dev_if else 0)
+
+
+cdef int find_bound(const NetEnv* net, uint8_t proto, uint8_t family, const uint8_t* saddr,
+                    uint16_t sport, const uint8_t* daddr, uint16_t dport,
+                    uint32_t dif) noexcept nogil:
+    """The listener (TCP) or bound socket (UDP) for the packet: the best score among
+    those bound to its destination address, else among the wildcard ones.  On equal
+    scores the socket declared last wins: the kernel adds sockets at the head of their
+    hash chain."""
+    cdef uint8_t wild[16]
+    cdef const uint8_t* addr
+    cdef int best, best_score, score, k, attempt
+    memset(wild, 0, 16)
+    for attempt in range(2):
+        addr = daddr if attempt == 0 else wild
+        best, best_score = -1, -1
+        for k in range(<int>net.nsocks - 1, -1, -1):
+            if proto == IPPROTO_TCP_:
+                score = score_listener(&net.socks[k], family, addr, dport, dif)
+            else:
+                score = score_udp(&net.socks[k], family, saddr, sport, addr, dport, dif)
+            if score > best_score:
+                best, best_score = k, score
+        if best >= 0:
+            return best
+    return -1
+
+
+cdef uint64_t sk_lookup(Vm* vm, uint64_t r1, uint64_t tuple_addr, uint64_t size,
+                        uint64_t netns_id, uint64_t flags, uint8_t proto) noexcept nogil:
+    # __bpf_skc_lookup in the namespace of the packet's device; sockets of other
+    # namespaces (netns_id >= 0) are not modelled, so such lookups find nothing
+    cdef const NetEnv* net = vm.skb.net
+    cdef const uint8_t* t
+    cdef uint8_t family
+    cdef uint16_t sport, dport
+    cdef int k, n
+    if not is_ctx(vm, r1):
+        return 0
+    t = _helper_mem(vm, tuple_addr, size, ACCESS_READ, True)
+    if t == NULL:
+        return 0
+    if <uint32_t>size == SIZEOF_BPF_SOCK_TUPLE_IPV4:
+        family, n = AF_INET_, 4
+    elif <uint32_t>size == SIZEOF_BPF_SOCK_TUPLE_IPV6:
+        family, n = AF_INET6_, 16
+    else:
+        return 0
+    if flags or not (<int32_t>netns_id < 0 or netns_id <= 0x7FFFFFFF):
+        return 0
+    if <int32_t>netns_id >= 0:
+        return 0
+    sport = bswap16((<const uint16_t*>(t + 2 * n))[0])
+    dport = bswap16((<const uint16_t*>(t + 2 * n + 2))[0])
+    k = -1
+    if proto == IPPROTO_TCP_:
+        k = find_established(net, family, t, sport, t + n, dport, vm.skb.ifindex)
+    if k < 0:
+        k = find_bound(net, proto, family, t, sport, t + n, dport, vm.skb.ifindex)
+    return sock_ptr(vm, k, False) if k >= 0 else 0
+
+
+cdef uint64_t bpf_sk_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                uint64_t netns_id, uint64_t flags) noexcept nogil:
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+
+
+cdef uint64_t bpf_skc_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                 uint64_t netns_id, uint64_t flags) noexcept nogil:
+    # the model holds no request or timewait sockets: every socket found is a full one
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+
+
+cdef uint64_t bpf_sk_lookup_udp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                uint64_t netns_id, uint64_t flags) noexcept nogil:
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_UDP_)
+
+
+cdef uint64_t bpf_sk_release(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                             uint64_t e) noexcept nogil:
+    # the reference is the verifier's to track; the model's sockets live on
+    sock_of(vm, sk)
+    return 0
+
+
+cdef uint64_t bpf_sk_fullsock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    return sock_ptr(vm, k, False) if k >= 0 else 0
+
+
+cdef uint64_t bpf_tcp_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                           uint64_t e) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    if k < 0 or vm.skb.net.socks[k].protocol != IPPROTO_TCP_:
+        return 0
+    return sock_ptr(vm, k, True)
+
+
+cdef uint64_t bpf_get_listener_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
+                                    uint64_t d, uint64_t e) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    if k < 0 or vm.skb.net.socks[k].state != TCP_LISTEN_:
+        return 0
+    return sock_ptr(vm, k, False)
+
+
+cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    cdef int k
+    if not is_ctx(vm, r1):
+        return 0
+    if sk == 0 or flags:
+        return err(EINVAL)
+    k = sock_of(vm, sk)
+    if k < 0:
+        return 0
+    if not vm.skb.at_ingress:
+        return err(EOPNOTSUPP)
+    if vm.skb.net.socks[k].reuseport:
+        return err(ESOCKTNOSUPPORT)
+    vm.skb.sk_assigned = k + 1
+    return 0
+
+
+cdef void register_sock_helpers(helper_fn* table) noexcept:
+    table[84] = bpf_sk_lookup_tcp
+    table[85] = bpf_sk_lookup_udp
+    table[86] = bpf_sk_release
+    table[95] = bpf_sk_fullsock
+    table[96] = bpf_tcp_sock
+    table[98] = bpf_get_listener_sock
+    table[99] = bpf_skc_lookup_tcp
+    table[124] = bpf_sk_assign
