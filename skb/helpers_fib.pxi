@@ -230,7 +230,11 @@ cdef int64_t fib4(const NetEnv* net, uint8_t* p, uint32_t flags, bint check_mtu)
     memset(dst, 0, 16)
     memcpy(dst, p + FIB_DST, 4)
     if flags & BPF_FIB_LOOKUP_DIRECT:
-        table = rd32(p + FIB_TBID) if flags & BPF_FIB_LOOKUP_TBID else RT_TABLE_MAIN
+        table = RT_TABLE_MAIN
+        if flags & BPF_FIB_LOOKUP_TBID:
+            # read, then zeroed at once: the field is the output's VLAN tag too
+            table = rd32(p + FIB_TBID)
+            wr32(p + FIB_TBID, 0)
         if not table_exists(net, table):
             return BPF_FIB_LKUP_RET_NOT_FWDED
         r = table_lookup(net, AF_INET_, table, dst,
@@ -302,7 +306,11 @@ cdef int64_t fib6(const NetEnv* net, uint8_t* p, uint32_t flags, bint check_mtu)
     if not dev.forwarding:
         return BPF_FIB_LKUP_RET_FWD_DISABLED
     if flags & BPF_FIB_LOOKUP_DIRECT:
-        table = rd32(p + FIB_TBID) if flags & BPF_FIB_LOOKUP_TBID else RT_TABLE_MAIN
+        table = RT_TABLE_MAIN
+        if flags & BPF_FIB_LOOKUP_TBID:
+            # read, then zeroed at once: the field is the output's VLAN tag too
+            table = rd32(p + FIB_TBID)
+            wr32(p + FIB_TBID, 0)
         if not table_exists(net, table):
             return BPF_FIB_LKUP_RET_NOT_FWDED
         r = table_lookup(net, AF_INET6_, table, p + FIB_DST, ifindex)
