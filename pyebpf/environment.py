@@ -572,10 +572,17 @@ def socket_views(env: Environment, s: Socket) -> SocketViews:
         put("src_ip6", "16s", local.packed)
         if remote is not None:
             put("dst_ip6", "16s", remote.packed)
+    elif tcp and remote is not None:
+        # an IPv4 connection's addresses are set with sk_rcv_saddr_set and sk_daddr_set,
+        # which keep their v4-mapped IPv6 forms too
+        put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
+        put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
     put("src_port", "<I", lport)
     put("dst_port", ">H", rport)
     put("dst_ip4", "4s", _ip4_view(remote))
     put("state", "<I", state)
+    # sk_rx_queue_mapping: NO_QUEUE_MAPPING (-1) until a received packet records a queue;
+    # the kernel's established sockets show -1 or 0 depending on the path their packets took
     put("rx_queue_mapping", "<i", -1)
     tcp_sock = bytearray(isa.SIZEOF_BPF_TCP_SOCK)
     # snd_cwnd, rtt_min, snd_ssthresh, mss_cache (tcp_init_sock)

@@ -71,15 +71,21 @@ def _commands(env: Environment, ip: str) -> list[list[str]]:
 
 def _open_sockets(env: Environment) -> list[socket.socket]:
     """The declared sockets, opened in the calling thread's namespace; an established
-    TCP socket is the accepted end of a connection to a listener declared with it."""
+    TCP socket is the accepted end of a connection to a listener declared before it, and
+    its client end must be declared too (the kernel has both)."""
     opened = []
     listeners = {}
+    connected = set()
     for s in env.sockets:
         local, lport = endpoint(s.local, "local")
         family = socket.AF_INET if local.version == 4 else socket.AF_INET6
         kind = socket.SOCK_STREAM if s.protocol == "tcp" else socket.SOCK_DGRAM
         if s.protocol == "tcp" and s.remote is not None:
+            # both ends of a connection are declared: the first makes it
             remote, rport = endpoint(s.remote, "remote")
+            if (s.remote, s.local) in connected:
+                continue
+            connected.add((s.local, s.remote))
             client = socket.socket(family, kind)
             client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             client.bind((str(remote), rport))
