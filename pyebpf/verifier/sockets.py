@@ -11,7 +11,6 @@ return kinds, and keeps the references in ``VState.refs``.
 from __future__ import annotations
 
 from .. import isa
-from . import tnum
 from .state import (MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
                     PTR_TO_TCP_SOCK, Reg, scalar, type_str)
 
@@ -83,18 +82,13 @@ def tcp_sock_field_ok(off: int, size: int) -> bool:
 
 _FIELD_OK = {PTR_TO_SOCK_COMMON: sock_common_field_ok, PTR_TO_SOCKET: sock_field_ok,
              PTR_TO_TCP_SOCK: tcp_sock_field_ok}
-_DESC = {PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_SOCKET: "sock ",
-         PTR_TO_TCP_SOCK: "tcp_sock "}
 
 
 def load(v, pc: int, regno: int, reg: Reg, off: int, size: int, write: bool) -> Reg:
-    """check_mem_access through a socket pointer: strict alignment
-    (check_ptr_alignment), no writes, then the type's field rules
-    (check_sock_access); the value read is an unknown scalar."""
+    """check_mem_access through a socket pointer: no writes, then the type's field
+    rules (check_sock_access; a misaligned read is one of their refusals); the value
+    read is an unknown scalar."""
     t = reg.type
-    if (reg.off + off) % size or not reg.is_const or reg.value % size:
-        v.refuse(pc, f"misaligned {_DESC[t]}access off {tnum.text(reg.var)}+{reg.off}+{off} "
-                     f"size {size}")
     if write:
         v.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
     if reg.smin < 0:
