@@ -6,6 +6,9 @@
 
 cdef enum:
     REGION_SOCKETS = 1002
+    REGION_PACKET_SOCK = 1003
+    PACKET_SOCK = -2            # sock_of's answer for skb->sk
+    TCP_CLOSE_ = 7
     IPPROTO_TCP_ = 6
     IPPROTO_UDP_ = 17
     TCP_ESTABLISHED_ = 1
@@ -28,11 +31,52 @@ cdef uint64_t sock_ptr(Vm* vm, size_t k, bint tcp_view) noexcept nogil:
     return base + k * SOCK_BLOCK + (SOCK_TCP_VIEW if tcp_view else 0)
 
 
+cdef uint64_t packet_sock(Vm* vm) noexcept nogil:
+    """skb->sk: the Environment's packet socket (None: NULL), a socket of test_run's
+    kind (bpf_prog_test_run_skb): no protocol or port, state TCP_CLOSE, the family and
+    addresses of the packet's IP header.  Its struct bpf_sock is filled from the packet
+    as it is when the program first reads the field, then kept for the run."""
+    cdef Skb* skb = vm.skb
+    cdef uint8_t* v = skb.sk_view
+    cdef const uint8_t* ip = skb.head + skb.network_header
+    cdef uint32_t headlen = skb.data + skb.len - skb.network_header
+    cdef uint32_t value
+    cdef int j
+    if not skb.net.has_sk:
+        return 0
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_PACKET_SOCK:
+            return vm.regions[j].start
+    memset(v, 0, SK_VIEW_SIZE)
+    value = 0
+    if skb.protocol == BE_ETH_P_IP:
+        value = AF_INET_
+        if headlen >= IPV4_HLEN:
+            memcpy(v + 24, ip + 12, 4)          # src_ip4 = saddr
+            memcpy(v + 52, ip + 16, 4)          # dst_ip4 = daddr
+    elif skb.protocol == BE_ETH_P_IPV6:
+        value = AF_INET6_
+        if headlen >= IPV6_HLEN:
+            memcpy(v + 28, ip + 8, 16)          # src_ip6 = saddr
+            memcpy(v + 56, ip + 24, 16)         # dst_ip6 = daddr
+    memcpy(v + 4, &value, 4)                    # family
+    value = TCP_CLOSE_
+    memcpy(v + 72, &value, 4)                   # state
+    value = 0xFFFFFFFF
+    memcpy(v + 76, &value, 4)                   # rx_queue_mapping: none recorded
+    if not add_region(vm, <uintptr_t>v, SK_VIEW_SIZE, REGION_PACKET_SOCK):
+        return 0
+    vm.regions[vm.nregions - 1].writable = False
+    return <uintptr_t>v
+
+
 cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
-    """The index of the socket ``ptr`` points at (either view), or -1 with a helper
-    fault: the verifier lets only socket pointers through."""
+    """The index of the socket ``ptr`` points at (either view), PACKET_SOCK for skb->sk,
+    or -1 with a helper fault: the verifier lets only socket pointers through."""
     cdef const NetEnv* net = vm.skb.net
     cdef uint64_t off
+    if ptr == <uintptr_t>vm.skb.sk_view:
+        return PACKET_SOCK
     if net.nsocks and ptr >= <uintptr_t>net.sock_mem:
         off = ptr - <uintptr_t>net.sock_mem
         if off < net.nsocks * SOCK_BLOCK and (off % SOCK_BLOCK == 0 or
@@ -227,7 +271,10 @@ cdef uint64_t bpf_sk_release(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64
 
 cdef uint64_t bpf_sk_fullsock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
                               uint64_t e) noexcept nogil:
+    # every socket of the model, and test_run's, is a full one
     cdef int k = sock_of(vm, sk)
+    if k == PACKET_SOCK:
+        return sk
     return sock_ptr(vm, k, False) if k >= 0 else 0
 
 
@@ -255,10 +302,12 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
     if sk == 0 or flags:
         return err(EINVAL)
     k = sock_of(vm, sk)
-    if k < 0:
+    if k == -1:
         return 0
     if not vm.skb.at_ingress:
         return err(EOPNOTSUPP)
+    if k == PACKET_SOCK:
+        return 0                # the packet's own socket stays its socket
     if vm.skb.net.socks[k].reuseport:
         return err(ESOCKTNOSUPPORT)
     vm.skb.sk_assigned = k + 1

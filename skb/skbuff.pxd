@@ -20,6 +20,7 @@ cdef enum:
     TUNNEL_OPTS_MAX = 255
     SOCK_BLOCK = 256            # bytes of NetEnv.sock_mem per socket
     SOCK_TCP_VIEW = 128         # where its struct bpf_tcp_sock starts in the block
+    SK_VIEW_SIZE = 80           # sizeof(struct bpf_sock)
 
 # skb->ip_summed
 cdef enum:
@@ -205,6 +206,7 @@ ctypedef struct Skb:
     int profile                 # PROFILE_CURRENT or PROFILE_V46
     const NetEnv* net           # never NULL after skb_init
     int sk_assigned             # bpf_sk_assign's socket: its index in net.socks plus 1
+    uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
 
 

@@ -12,6 +12,7 @@ import re
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 import pyebpf
@@ -210,3 +211,46 @@ def test_sockets_load_from_toml(tmp_path):
                     '[[sockets]]\nprotocol = "udp"\nlocal = "[::]:53"\nv6only = true\n')
     assert Environment.from_toml(path).sockets == (Socket("tcp", "0.0.0.0:80"),
                                                    Socket("udp", "[::]:53", v6only=True))
+
+
+# --- skb->sk: the packet's own socket ----------------------------------------------------
+
+def packet_sock_prog() -> bytes:
+    """skb->sk's fields (through bpf_sk_fullsock) over the packet; 1 for no socket."""
+    return compile_c("""
+SEC("tc") int own(struct __sk_buff *skb) {
+    __u64 o[24] = {};
+    struct bpf_sock *sk = skb->sk;
+    if (!sk)
+        return 1;
+    o[0] = sk->family;
+    o[1] = sk->state;
+    sk = bpf_sk_fullsock(sk);
+    if (!sk)
+        return 2;
+    """ + " ".join(f"o[{2 + k}] = sk->{f};" for k, f in enumerate(SOCK_FIELDS)) + """
+    o[22] = bpf_tcp_sock(sk) != 0;
+    o[23] = bpf_get_listener_sock(sk) != 0;
+    return bpf_skb_store_bytes(skb, 14, o, sizeof(o), 0);
+}
+""")
+
+
+OWN_PACKETS = {
+    "ipv4": PACKET,
+    "ipv6": bytes(Ether(dst="02:00:00:00:00:02") / IPv6(src="fd00::2", dst="fd00::1")
+                  / TCP(sport=4000, dport=80) / (b"q" * 300)),
+    "arp": bytes(Ether(dst="ff:ff:ff:ff:ff:ff", type=0x0806) / (b"\0" * 300)),
+}
+
+
+@pytest.mark.parametrize("name", OWN_PACKETS)
+def test_the_packets_socket_reads_as_test_runs(name):
+    """test_run gives the packet a socket of its own kind: the packet's family and IP
+    addresses, state TCP_CLOSE, nothing else."""
+    assert_same(packet_sock_prog(), CLS, OWN_PACKETS[name], {})
+
+
+def test_a_packet_without_a_socket_has_a_null_sk():
+    res = pyebpf.Program(packet_sock_prog(), CLS).run(PACKET, env=Environment(socket=None))
+    assert res.retval == 1
