@@ -1741,6 +1741,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name >= REGION_SOCKETS:
+            return ("sockets", "the packet's socket")[name - REGION_SOCKETS]
         if name >= REGION_INNER_MAP:
             return ("inner map", "ring buffer record")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]

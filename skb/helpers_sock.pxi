@@ -5,8 +5,8 @@
 # added when a helper first hands a socket out.  Part of skb/helpers.pxi.
 
 cdef enum:
-    REGION_SOCKETS = 1002
-    REGION_PACKET_SOCK = 1003
+    REGION_SOCKETS = 1010          # region names past the maps' (pyebpf/maps.pxi)
+    REGION_PACKET_SOCK = 1011
     PACKET_SOCK = -2            # sock_of's answer for skb->sk
     TCP_CLOSE_ = 7
     IPPROTO_TCP_ = 6

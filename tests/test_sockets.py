@@ -254,3 +254,16 @@ def test_the_packets_socket_reads_as_test_runs(name):
 def test_a_packet_without_a_socket_has_a_null_sk():
     res = pyebpf.Program(packet_sock_prog(), CLS).run(PACKET, env=Environment(socket=None))
     assert res.retval == 1
+
+
+def test_an_unverified_write_to_the_packets_socket_is_a_fault_naming_it():
+    code = compile_c(r"""
+SEC("tc") int scribble(struct __sk_buff *skb) {
+    struct bpf_sock *sk = skb->sk;
+    if (!sk)
+        return 1;
+    *(volatile __u32 *)((char *)sk + 4) = 3;
+    return 0;
+}""")
+    with pytest.raises(errors.ExecutionError, match="the packet's socket: the region is read-only"):
+        pyebpf.Program(code, CLS, verify=False).run(PACKET)
