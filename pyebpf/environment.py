@@ -200,7 +200,10 @@ class Environment:
     namespace's (what ``bpf_get_netns_cookie`` reports without a socket);
     ``socket``: a :class:`PacketSocket`, or None for a packet without one (received
     traffic at tc ingress); ``task_cgroup``: the cgroup of the current task
-    (``bpf_get_current_cgroup_id``), a path of ``cgroups``."""
+    (``bpf_get_current_cgroup_id``), a path of ``cgroups``; ``routes``: :class:`Route`
+    values besides those the devices' addresses give (:meth:`fib`); ``neighbours``:
+    :class:`Neighbour` values; ``sockets``: the :class:`Socket` values open in the
+    namespace, which the socket lookups search."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1

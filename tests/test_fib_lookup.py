@@ -5,6 +5,7 @@ The kernel runs them in a namespace built as FIB declares (tests/networld.py).""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 
 import pytest
@@ -245,3 +246,45 @@ def test_a_route_entry_missing_its_prefix_names_the_key(tmp_path):
     path.write_text('[[routes]]\ndev = "lo"\n')
     with pytest.raises(errors.EbpfError, match=r"routes\[0\]: dst is required"):
         Environment.from_toml(path)
+
+
+FORWARDER = r"""
+SEC("tc") int fwd(struct __sk_buff *skb) {
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct iphdr *ip = data + sizeof(struct ethhdr);
+    if ((void *)(ip + 1) > end)
+        return TC_ACT_OK;
+    struct bpf_fib_lookup p = {};
+    p.family = 2;
+    p.ifindex = skb->ingress_ifindex;
+    p.ipv4_src = ip->saddr;
+    p.ipv4_dst = ip->daddr;
+    if (bpf_fib_lookup(skb, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+        return TC_ACT_OK;
+    return bpf_redirect_neigh(p.ifindex, 0, 0, 0);
+}
+"""
+
+
+def test_tcsim_forwards_by_the_routes_of_its_env_file(tmp_path, capsys):
+    from pyebpf.pcap import pcapio, tcsim
+    from bpfc import compile_object
+    (tmp_path / "fwd.o").write_bytes(compile_object(FORWARDER))
+    (tmp_path / "net.toml").write_text(
+        '[[devices]]\nifindex = 1\nname = "lo"\nup = false\n'
+        '[[devices]]\nifindex = 2\nname = "eth0"\naddresses = ["10.0.0.1/24"]\n'
+        'forwarding = true\n'
+        '[[devices]]\nifindex = 3\nname = "eth1"\naddresses = ["10.1.0.1/24"]\n'
+        '[[routes]]\ndst = "10.2.0.0/16"\ndev = "eth1"\nvia = "10.1.0.2"\n'
+        '[[neighbours]]\ndev = "eth1"\naddr = "10.1.0.2"\nlladdr = "02:00:00:00:01:02"\n')
+    frames = [bytes(Ether() / IP(src="10.0.0.2", dst=dst) / UDP()) for dst in
+              ("10.2.0.9", "192.168.0.1", "10.2.1.1")]
+    pcapio.write(tmp_path / "in.pcap", [(k, f, len(f)) for k, f in enumerate(frames)])
+    rc = tcsim.main([str(tmp_path / "fwd.o"), "-r", str(tmp_path / "in.pcap"), "--env",
+                     str(tmp_path / "net.toml"), "--field", "ingress_ifindex=2",
+                     "--field", "ifindex=2", "--report", str(tmp_path / "r.jsonl"), "--quiet"])
+    capsys.readouterr()
+    report = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert rc == 0
+    assert [r["redirect"] for r in report] == [{"ifindex": 3, "ingress": False}, None,
+                                               {"ifindex": 3, "ingress": False}]
