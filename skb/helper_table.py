@@ -19,14 +19,15 @@ _TASK = ("reads the current task or kernel memory, which a replayed packet has n
          "not modelled")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
 _MAPS2 = "not implemented yet (issue 11 items 3 and 6: map and string helpers, clocks)"
-_SYNCOOKIE = "needs the listening socket's SYN cookie secret; not modelled yet"
+_SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
+              "(docs/environment.md, SYN cookies)")
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     35: _TASK, 37: _TASK, 55: "needs perf counters, which a replay has none of",
-    100: _SYNCOOKIE, 107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 112: _TASK, 113: _TASK, 114: _TASK,
+    107: _SOCK_MAP,
+    108: _SOCK_MAP, 109: _TASK, 112: _TASK, 113: _TASK, 114: _TASK,
     115: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
     137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 141: _TASK, 148: _TASK,
     149: _TASK, 153: _TASK, 154: _TASK, 156: _TASK,

@@ -314,7 +314,81 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
     return 0
 
 
+# --- SYN cookies -------------------------------------------------------------------------
+# The model's namespace keeps net.ipv4.tcp_syncookies at its default (1: cookies only
+# when a listener's SYN queue overflows) and its listeners never overflow: so the kernel
+# generates no cookie (tcp_get_syncookie_mss gives 0) and checks none
+# (tcp_synq_no_recent_overflow); what the helpers answer before that is modelled.
+
+cdef int syncookie_args(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len, uint64_t th,
+                        uint64_t th_len, const uint8_t** ip, const uint8_t** tcp) noexcept nogil:
+    """The socket's index (PACKET_SOCK, or -1 with a fault), the two headers' memory."""
+    cdef int k = sock_of(vm, sk)
+    if k == -1:
+        return -1
+    ip[0] = _helper_mem(vm, iph, iph_len, ACCESS_READ, True)
+    if ip[0] == NULL:
+        return -1
+    tcp[0] = _helper_mem(vm, th, th_len, ACCESS_READ, True)
+    if tcp[0] == NULL:
+        return -1
+    return k
+
+
+cdef inline bint tcp_listener(Vm* vm, int k) noexcept nogil:
+    return k >= 0 and vm.skb.net.socks[k].protocol == IPPROTO_TCP_ \
+        and vm.skb.net.socks[k].state == TCP_LISTEN_
+
+
+cdef uint64_t bpf_tcp_check_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len,
+                                      uint64_t th, uint64_t th_len) noexcept nogil:
+    cdef const uint8_t* ip
+    cdef const uint8_t* tcp
+    cdef int k = syncookie_args(vm, sk, iph, iph_len, th, th_len, &ip, &tcp)
+    if k == -1:
+        return 0
+    if <uint32_t>th_len < 20 or not tcp_listener(vm, k):
+        return err(EINVAL)
+    # th->ack, th->rst, th->syn
+    if not tcp[13] & 0x10 or tcp[13] & 0x04 or tcp[13] & 0x02:
+        return err(ENOENT)
+    if <uint32_t>iph_len < IPV4_HLEN:
+        return err(EINVAL)
+    return err(ENOENT)          # no SYN queue overflow lately
+
+
+cdef uint64_t bpf_tcp_gen_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len,
+                                    uint64_t th, uint64_t th_len) noexcept nogil:
+    cdef const uint8_t* ip
+    cdef const uint8_t* tcp
+    cdef const NetSock* s
+    cdef int k = syncookie_args(vm, sk, iph, iph_len, th, th_len, &ip, &tcp)
+    if k == -1:
+        return 0
+    if <uint32_t>th_len < 20 or <uint32_t>th_len != (tcp[12] >> 4) * 4u:
+        return err(EINVAL)
+    if not tcp_listener(vm, k):
+        return err(EINVAL)
+    # th->syn and none of ack, fin, rst
+    if not tcp[13] & 0x02 or tcp[13] & (0x10 | 0x01 | 0x04):
+        return err(EINVAL)
+    if <uint32_t>iph_len < IPV4_HLEN:
+        return err(EINVAL)
+    s = &vm.skb.net.socks[k]
+    if ip[0] >> 4 == 4:
+        if s.family == AF_INET6_ and s.v6only:
+            return err(EINVAL)
+    elif ip[0] >> 4 == 6:
+        if <uint32_t>iph_len < IPV6_HLEN or s.family != AF_INET6_:
+            return err(EINVAL)
+    else:
+        return err(EPROTONOSUPPORT)
+    return err(ENOENT)          # the SYN queue is not full: no cookie
+
+
 cdef void register_sock_helpers(helper_fn* table) noexcept:
+    table[100] = bpf_tcp_check_syncookie
+    table[110] = bpf_tcp_gen_syncookie
     table[84] = bpf_sk_lookup_tcp
     table[85] = bpf_sk_lookup_udp
     table[86] = bpf_sk_release

@@ -267,3 +267,52 @@ SEC("tc") int scribble(struct __sk_buff *skb) {
 }""")
     with pytest.raises(errors.ExecutionError, match="the packet's socket: the region is read-only"):
         pyebpf.Program(code, CLS, verify=False).run(PACKET)
+
+
+# --- SYN cookies: the default tcp_syncookies (1) and listeners that never overflowed ------
+
+def syncookie_prog(helper: str, port: int, flags: int, version: int = 4,
+                   iph_len: int = 20, th_len: int = 20, doff: int = 5,
+                   src: str = "10.0.0.2", dst: str = "10.0.0.1", sport: int = 4000) -> bytes:
+    """``helper(sk, iph, iph_len, th, th_len)`` on headers built on the stack, ``sk`` the
+    socket bpf_sk_lookup_tcp finds for port ``port`` (1 when none); returns its answer."""
+    fill, size = tuple_fill(src, sport, dst, port)
+    return compile_c(f"""
+SEC("tc") int cookie(struct __sk_buff *skb) {{
+    struct bpf_sock_tuple t = {{}};
+    __u8 iph[40] = {{ {version << 4 | 5} }};
+    __u8 th[24] = {{ 0x0f, 0xa0, 0x00, 0x50, 1, 2, 3, 4, 5, 6, 7, 8, {doff << 4}, {flags} }};
+    {fill}
+    struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &t, {size}, BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 1;
+    long rc = {helper}(sk, iph, {iph_len}, th, {th_len});
+    bpf_sk_release(sk);
+    return rc;
+}}
+""")
+
+
+SYN, ACK, RST, FIN = 0x02, 0x10, 0x04, 0x01
+GEN, CHECK = "bpf_tcp_gen_syncookie", "bpf_tcp_check_syncookie"
+COOKIES = {
+    "gen-syn": (GEN, 80, SYN), "gen-syn-ipv6-header": (GEN, 80, SYN, 6, 40),
+    "gen-syn-ipv6-header-ipv6-listener": (GEN, 443, SYN, 6, 40),
+    "gen-ack": (GEN, 80, ACK), "gen-syn-ack": (GEN, 80, SYN | ACK),
+    "gen-syn-fin": (GEN, 80, SYN | FIN), "gen-syn-rst": (GEN, 80, SYN | RST),
+    "gen-th-len-not-doff": (GEN, 80, SYN, 4, 20, 24),
+    "gen-short-ip-header": (GEN, 80, SYN, 4, 16), "gen-ip-version-5": (GEN, 80, SYN, 5),
+    "gen-short-ipv6-header": (GEN, 443, SYN, 6, 20),
+    "gen-v6only-listener-ipv4-header": (GEN, 444, SYN, 4, 20, 20, 5, "fd00::2", "fd00::1"),
+    "gen-established": (GEN, 8080, SYN, 4, 20, 20, 5, "10.0.0.1", "10.0.0.1", 40000),
+    "check-ack": (CHECK, 80, ACK), "check-syn": (CHECK, 80, SYN),
+    "check-ack-rst": (CHECK, 80, ACK | RST), "check-short-ip-header": (CHECK, 80, ACK, 4, 16),
+    "check-short-tcp-header": (CHECK, 80, ACK, 4, 20, 16),
+    "check-established": (CHECK, 8080, ACK, 4, 20, 20, 5, "10.0.0.1", "10.0.0.1", 40000),
+}
+
+
+@pytest.mark.parametrize("case", COOKIES)
+def test_syncookie_helpers_answer_as_the_kernel_does(socket_world, case):
+    code = syncookie_prog(*COOKIES[case])
+    socket_world(lambda: assert_same(code, CLS, PACKET, {"ifindex": 2}, env=SOCKETS))

@@ -131,6 +131,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("tcp_sock", TCP_SOCK_CAST, SOCK_COMMON),
     _p("get_listener_sock", LISTENER, SOCK_COMMON),
     _p("sk_assign", INTEGER, CTX, BTF_SOCK_COMMON, ANYTHING),
+    _p("tcp_check_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
+    _p("tcp_gen_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
     _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
        maps=(_T.BPF_MAP_TYPE_PERCPU_HASH, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
              _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),
