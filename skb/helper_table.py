@@ -18,7 +18,6 @@ _SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
 _TASK = ("reads the current task or kernel memory, which a replayed packet has none of; "
          "not modelled")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
-_MAPS2 = "not implemented yet (issue 11 items 3 and 6: map and string helpers, clocks)"
 _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
               "(docs/environment.md, SYN cookies)")
 
@@ -34,9 +33,9 @@ WHY_NOT: dict[int, str] = {
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
     191: _TASK, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
-    **dict.fromkeys((93, 94, 164, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
+    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
                      202, 203), _KFUNCS),
-    **dict.fromkeys((42, 105, 106, 118, 125, 160, 165, 177, 182, 208, 209), _MAPS2),
+    209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT))
