@@ -1727,6 +1727,30 @@ cdef class Result:
         return self._tunnel
 
     @property
+    def redirect_via(self):
+        """How a ``redirect`` leaves: ``"neigh"`` (bpf_redirect_neigh: out of device
+        ``redirect[0]`` with the neighbour table's MAC addresses), ``"nexthop"`` (the same
+        to the next hop the program gave), ``"peer"`` (bpf_redirect_peer: into the peer
+        of device ``redirect[0]``, at its ingress, in the peer's namespace), or None
+        (bpf_redirect, or no redirect)."""
+        if self.redirect is None:
+            return None
+        flags = self._skb.redirect_flags
+        if flags & _isa.BPF_F_PEER:
+            return "peer"
+        if flags & _isa.BPF_F_NEIGH:
+            return "nexthop" if flags & _isa.BPF_F_NEXTHOP else "neigh"
+        return None
+
+    @property
+    def assigned_socket(self):
+        """The index in ``env.sockets`` of the socket ``bpf_sk_assign`` gave the
+        packet, or None."""
+        if not self._has_skb or not self._skb.sk_assigned:
+            return None
+        return self._skb.sk_assigned - 1
+
+    @property
     def prog_kind(self):
         """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
         return ("raw", "tc", "socket_filter")[self._kind]
@@ -2568,6 +2592,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name >= REGION_SOCKETS:
+            return ("sockets", "the packet's socket")[name - REGION_SOCKETS]
         if name >= REGION_INNER_MAP:
             return ("inner map", "ring buffer record", "map key")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]

@@ -303,7 +303,11 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
     ERANGE = 34
     EPROTO = 71
+    EPROTONOSUPPORT = 93
+    ESOCKTNOSUPPORT = 94
     EOPNOTSUPP = 95
+    EAFNOSUPPORT = 97
+    ENETUNREACH = 101
     EALREADY = 114
     ENOTSUPP = 524
 
@@ -403,6 +407,45 @@ BPF_HDR_START_NET = 1
 BPF_SKB_CLOCK_REALTIME = 0          # bpf_skb_set_tstamp
 BPF_SKB_CLOCK_MONOTONIC = 1
 BPF_SKB_CLOCK_TAI = 2
+
+# bpf_fib_lookup's flags and results (uapi linux/bpf.h; MARK is 6.10's).
+BPF_FIB_LOOKUP_DIRECT = 1 << 0
+BPF_FIB_LOOKUP_OUTPUT = 1 << 1
+BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
+BPF_FIB_LOOKUP_TBID = 1 << 3
+BPF_FIB_LOOKUP_SRC = 1 << 4
+BPF_FIB_LOOKUP_MARK = 1 << 5
+BPF_FIB_LKUP_RET_SUCCESS = 0
+BPF_FIB_LKUP_RET_BLACKHOLE = 1
+BPF_FIB_LKUP_RET_UNREACHABLE = 2
+BPF_FIB_LKUP_RET_PROHIBIT = 3
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+BPF_FIB_LKUP_RET_UNSUPP_LWT = 6
+BPF_FIB_LKUP_RET_NO_NEIGH = 7
+BPF_FIB_LKUP_RET_FRAG_NEEDED = 8
+BPF_FIB_LKUP_RET_NO_SRC_ADDR = 9
+SIZEOF_BPF_FIB_LOOKUP = 64
+SIZEOF_BPF_REDIR_NEIGH = 20
+# The redirect kinds bpf_redirect_info carries beside BPF_F_INGRESS (net/core/filter.c).
+BPF_F_NEIGH = 1 << 16
+BPF_F_PEER = 1 << 17
+BPF_F_NEXTHOP = 1 << 18
+BPF_F_CURRENT_NETNS = -1            # bpf_sk_lookup_*'s netns argument
+# struct bpf_sock_tuple's two sizes, and the sizes of the socket views programs read.
+SIZEOF_BPF_SOCK_TUPLE_IPV4 = 12
+SIZEOF_BPF_SOCK_TUPLE_IPV6 = 36
+SIZEOF_BPF_SOCK = 80
+SIZEOF_BPF_TCP_SOCK = 112
+# struct bpf_sock (uapi linux/bpf.h): field -> (offset, size).
+BPF_SOCK_LAYOUT = {
+    "bound_dev_if": (0, 4), "family": (4, 4), "type": (8, 4), "protocol": (12, 4),
+    "mark": (16, 4), "priority": (20, 4), "src_ip4": (24, 4), "src_ip6": (28, 16),
+    "src_port": (44, 4), "dst_port": (48, 2), "dst_ip4": (52, 4), "dst_ip6": (56, 16),
+    "state": (72, 4), "rx_queue_mapping": (76, 4),
+}
+# struct bpf_tcp_sock: the two 8-byte counters; every other field is 4 bytes.
+BPF_TCP_SOCK_U64 = {"bytes_received": 80, "bytes_acked": 88}
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -828,7 +871,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
-               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
+               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
+               "BPF_FIB_", "SIZEOF_BPF_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC")
 

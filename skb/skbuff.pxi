@@ -442,6 +442,80 @@ cdef class NetTable:
         free(self.env.devices)
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
+        free(self.env.routes)
+        free(self.env.addrs)
+        free(self.env.neighs)
+        free(self.env.socks)
+        free(self.env.sock_mem)
+
+
+cdef void* _calloc_n(size_t n, size_t size) except NULL:
+    cdef void* p = calloc(n if n else 1, size)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
+cdef void _put_addr(uint8_t* dst, object addr):
+    """An ipaddress address (or None) into 16 bytes, network order, IPv4 first."""
+    cdef bytes raw = addr.packed if addr is not None else b""
+    memset(dst, 0, 16)
+    memcpy(dst, <const char*>raw, len(raw))
+
+
+cdef void _fill_world(NetEnv* e, object env) except *:
+    """Routes, addresses, neighbours and sockets, and each socket's views."""
+    cdef size_t k
+    cdef NetRoute* r
+    cdef NetAddr* a
+    cdef NetNeigh* n
+    cdef NetSock* s
+    fib = env.fib()
+    e.routes = <NetRoute*>_calloc_n(len(fib), sizeof(NetRoute))
+    e.nroutes = len(fib)
+    for k, (table, rtype, net, ifindex, gw, metric, src, mtu) in enumerate(fib):
+        r = &e.routes[k]
+        r.table, r.type, r.ifindex, r.metric, r.mtu = table, rtype, ifindex, metric, mtu
+        r.family = 2 if net.version == 4 else 10
+        r.prefixlen = net.prefixlen
+        _put_addr(r.dst, net.network_address)
+        r.has_gw, r.has_src = gw is not None, src is not None
+        _put_addr(r.gw, gw)
+        _put_addr(r.src, src)
+    addrs = [(d.ifindex, _environment.ipaddress.ip_interface(t))
+             for d in env.devices for t in d.addresses]
+    e.addrs = <NetAddr*>_calloc_n(len(addrs), sizeof(NetAddr))
+    e.naddrs = len(addrs)
+    for k, (ifindex, iface) in enumerate(addrs):
+        a = &e.addrs[k]
+        a.ifindex, a.prefixlen = ifindex, iface.network.prefixlen
+        a.family = 2 if iface.version == 4 else 10
+        _put_addr(a.addr, iface.ip)
+    e.neighs = <NetNeigh*>_calloc_n(len(env.neighbours), sizeof(NetNeigh))
+    e.nneighs = len(env.neighbours)
+    for k, nb in enumerate(env.neighbours):
+        n = &e.neighs[k]
+        ip = _environment.ipaddress.ip_address(nb.addr)
+        n.ifindex = env.device_named(nb.dev).ifindex
+        n.family = 2 if ip.version == 4 else 10
+        n.valid = _environment.NUD_STATES.index(nb.state) < 6
+        _put_addr(n.addr, ip)
+        memcpy(n.lladdr, <const char*>nb.lladdr, ETH_ALEN)
+    e.socks = <NetSock*>_calloc_n(len(env.sockets), sizeof(NetSock))
+    e.sock_mem = <uint8_t*>_calloc_n(len(env.sockets), SOCK_BLOCK)
+    e.nsocks = len(env.sockets)
+    for k, sk in enumerate(env.sockets):
+        s = &e.socks[k]
+        views = _environment.socket_views(env, sk)
+        s.family, s.protocol, s.state = views.family, views.protocol, views.state
+        s.v6only, s.reuseport, s.connected = sk.v6only, sk.reuseport, sk.remote is not None
+        _put_addr(s.laddr, views.local)
+        _put_addr(s.raddr, views.remote)
+        s.lport, s.rport = views.lport, views.rport
+        s.bound_dev_if = views.bound_dev_if
+        memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
+        memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
+               len(views.tcp_sock))
 
 
 cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
@@ -468,9 +542,10 @@ cdef NetTable _net_table_of(object env):
         raise MemoryError()
     for k, dev in enumerate(env.devices):
         d = &t.env.devices[k]
-        d.ifindex, d.mtu, d.up = dev.ifindex, dev.mtu, dev.up
+        d.ifindex, d.mtu, d.up, d.forwarding = dev.ifindex, dev.mtu, dev.up, dev.forwarding
         memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
     t.env.ndevices = len(env.devices)
+    _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     if env.socket is not None:
         t.env.sk_cgroups = _cgroup_ids(env, env.socket.cgroup, &t.env.sk_cgroup_level)

@@ -10,7 +10,7 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from . import bounds, helpers, rules, tnum
+from . import bounds, helpers, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
@@ -33,7 +33,6 @@ MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
-_SIZEOF_BPF_SOCK = 80
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
@@ -504,7 +503,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
                 code_op == isa.BPF_ADD:
             pass
-        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END, PTR_TO_SOCK_COMMON):
+        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
@@ -602,12 +601,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                 result = scalar()
         elif t & 0xFF == PTR_TO_BTF_ID:
             result = self.btf_access(pc, regno, reg, off, size, write)
-        elif t == PTR_TO_SOCK_COMMON:
-            if write or off + reg.off < 0 or off + reg.off + size > _SIZEOF_BPF_SOCK or \
-                    (off + reg.off) % size or not reg.is_const:
-                self.refuse(pc, f"R{regno} invalid sock_common access off={off} size={size}")
-            if not write:
-                result = scalar()
+        elif t in sockets.SOCK_TYPES:
+            result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
             self.refuse(pc, f"R{regno} invalid mem access '{type_str(t)}'")
         if not write and value_regno >= 0:
@@ -625,8 +620,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         kind is the context (the kernel rewrites context accesses per instruction:
         reg_type_mismatch)."""
         prev = self.ptr_kinds.setdefault(pc, t)
-        if prev != t and (PTR_TO_CTX in (prev, t) or
-                          (PTR_TO_SOCK_COMMON in (prev & 0xFF, t & 0xFF))):
+        if prev != t and (PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES
+                          or t & 0xFF in sockets.SOCK_TYPES):
             self.refuse(pc, "same insn cannot be used with different pointers")
 
     def region_access(self, pc, regno, reg: Reg, off: int, size: int, mem_size: int,
@@ -948,8 +943,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             taken = bounds.branch_taken(dst, src, code_op, is32)
         elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
-                (dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM,
-                                      PTR_TO_SOCK_COMMON):
+                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
+                 dst.type & 0xFF in sockets.SOCK_TYPES):
             taken = 0 if code_op == isa.BPF_JEQ else 1
         if taken == 1:
             return target
@@ -1041,7 +1036,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                     r.id = r.ref = 0
                     r.map = None
                     r.range = r.size = r.off = r.frame = 0
-                    if ref:
+                    if ref and ref == rid:
+                        # only the acquired pointer's NULL drops the reference: a NULL
+                        # cast of it (bpf_tcp_sock) leaves the socket to release
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
@@ -1132,6 +1129,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                 r.type = PTR_TO_MAP_VALUE
                 r.id = 0
             regs[0] = r
+        elif proto.ret in sockets.RET_KINDS:
+            regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
             r = Reg(PTR_TO_MEM | MAYBE_NULL)
             r.mark_known(0)
@@ -1183,6 +1182,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if kind == helpers.ANYTHING:
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
+            return
+        if kind in sockets.ARG_KINDS:
+            sockets.check_arg(self, st, pc, regno, reg, kind, meta)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:

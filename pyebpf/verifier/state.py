@@ -13,7 +13,8 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 # enum bpf_reg_type (base types) and the PTR_MAYBE_NULL flag
 NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, \
     PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
-    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID = range(14)
+    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID, PTR_TO_SOCKET, \
+    PTR_TO_TCP_SOCK = range(16)
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 # the kernel's reg_type_str
@@ -21,7 +22,7 @@ TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
             PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func",
-            PTR_TO_BTF_ID: "ptr_"}
+            PTR_TO_BTF_ID: "ptr_", PTR_TO_SOCKET: "sock", PTR_TO_TCP_SOCK: "tcp_sock"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
