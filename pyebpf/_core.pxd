@@ -109,6 +109,8 @@ ctypedef struct ProgCore:
     void* owner        # the Program
     uint32_t n         # slots
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
+    void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
+    uint64_t runs      # runs started (the JIT's tiering counts them)
 
 ctypedef struct Vm:
     uint64_t reg[11]
