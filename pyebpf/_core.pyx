@@ -880,6 +880,7 @@ def _jit_abi():
         "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
         "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
         "STATUS_RUNNING": STATUS_RUNNING, "STATUS_EXIT": STATUS_EXIT,
+        "STATUS_BUDGET": STATUS_BUDGET,
         "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
         "store": <uintptr_t>_jit_store, "mem": <uintptr_t>_jit_mem,
         "ld_packet": <uintptr_t>_jit_ld_packet,

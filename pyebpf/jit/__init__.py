@@ -43,13 +43,13 @@ def available() -> bool:
     return importlib.util.find_spec("llvmlite") is not None
 
 
-def compile(program) -> None:  # noqa: A001  (what it does, in the domain's word)
-    """Compile ``program`` now (or take its code from the process's cache); its plain
-    runs start in native code from then on."""
+def compile(*programs) -> None:  # noqa: A001  (what it does, in the domain's word)
+    """Compile ``programs`` now, as one unit (or take their code from the process's
+    cache); their plain runs start in native code from then on."""
     if not available():
         raise LoadError(_NEEDS)
     from . import engine
-    engine.install(program)
+    engine.install(*programs)
 
 
 def wait() -> None:

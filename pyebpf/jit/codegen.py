@@ -93,14 +93,54 @@ class _Fn:
     def set(self, r: int, value: str) -> None:
         self.emit(f"store i64 {value}, ptr %r{r}")
 
+    def region_check(self, a: str, size: int, write: bool, label: str) -> None:
+        """Branch to %h<label> if [a, a+size) is in a region, else to %m<label>.
+
+        The last region an access hit is kept in %hot and tried first: regions are
+        disjoint and change only in helpers, kfuncs and bpf-to-bpf calls and returns,
+        after which %hot is emptied (forget_region), so a hit there is the region the
+        interpreter's scan finds."""
+        hs = self.op("load i64, ptr %hot")
+        he = self.op(f"load i64, ptr {self.op('getelementptr i64, ptr %hot, i64 1')}")
+        c1 = self.op(f"icmp uge i64 {a}, {hs}")
+        c2 = self.op(f"icmp ule i64 {a}, {he}")
+        c3 = self.op(f"icmp uge i64 {self.op(f'sub i64 {he}, {a}')}, {size}")
+        inside = self.op(f"and i1 {self.op(f'and i1 {c1}, {c2}')}, {c3}")
+        if write:
+            hw = self.op(f"load i64, ptr {self.op('getelementptr i64, ptr %hot, i64 2')}")
+            inside = self.op(f"and i1 {inside}, {self.op(f'icmp ne i64 {hw}, 0')}")
+        self.emit(f"br i1 {inside}, label %h{label}, label %lk{label}, !prof !1")
+        self.label(f"lk{label}")
+        found = self.op(f"call i1 @region_lookup(ptr %vm, i64 {a}, i64 {size}, "
+                        f"i1 {int(write)}, ptr %hot)")
+        self.emit(f"br i1 {found}, label %h{label}, label %m{label}, !prof !1")
+
+    def forget_region(self) -> None:
+        self.emit("store i64 1, ptr %hot")
+        self.emit(f"store i64 0, ptr {self.op('getelementptr i64, ptr %hot, i64 1')}")
+
+    def last(self, pc: int) -> None:
+        """Record the instruction that leaves the block: the interpreter names it when
+        the budget ends with it."""
+        self.emit(f"store i32 {pc}, ptr %last")
+
     def op(self, text: str) -> str:
         v = self.tmp()
         self.emit(f"{v} = {text}")
         return v
 
 
+def module(functions: list[str], abi: dict) -> str:
+    """A module's IR text: what every function uses, then ``functions`` (translate())."""
+    prelude = _PRELUDE.format(
+        nregions=abi["nregions"], region_size=abi["region_size"],
+        start=abi["regions"] + abi["region_start"], end=abi["regions"] + abi["region_end"],
+        writable=abi["regions"] + abi["region_writable"])
+    return "\n".join([prelude, *functions, _WEIGHTS])
+
+
 def translate(code: bytes, abi: dict, name: str) -> str:
-    """LLVM IR text of a module defining ``void @name(ptr %vm)`` for the program."""
+    """LLVM IR text of ``void @name(ptr %vm)`` running the program."""
     insns = decode(code)
     n = len(insns) - 1                     # the last slot is the OP_INVALID sentinel
     f = _Fn(abi)
@@ -115,6 +155,10 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit("%left = alloca i64")
     f.emit("%xpc = alloca i32")
     f.emit("%tmp = alloca i64")
+    f.emit("%last = alloca i32")
+    f.emit("store i32 0, ptr %last")
+    f.emit("%hot = alloca [3 x i64]")
+    f.forget_region()
     for r in range(11):
         p = f.field(abi["reg"] + 8 * r)
         f.set(r, f.op(f"load i64, ptr {p}"))
@@ -124,6 +168,15 @@ def translate(code: bytes, abi: dict, name: str) -> str:
 
     for start in sorted(leaders):
         _block(f, insns, n, start, leaders, returns, fold_r10)
+
+    f.label("short")
+    left = f.op("load i64, ptr %left")
+    f.emit(f"br i1 {f.op(f'icmp eq i64 {left}, 0')}, label %spent, label %exit")
+    f.label("spent")
+    f.emit(f"store i32 {abi['STATUS_BUDGET']}, ptr {f.field(abi['status'])}")
+    f.emit("store i64 -1, ptr %left")
+    f.emit(f"store i32 {f.op('load i32, ptr %last')}, ptr %xpc")
+    f.emit("br label %exit")
 
     # every stop: the interpreter's state at an instruction boundary
     f.label("exit")
@@ -136,11 +189,7 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit(f"store i64 {f.op('load i64, ptr %left')}, ptr {p}")
     f.emit("ret void")
     f.lines.append("}")
-    prelude = _PRELUDE.format(
-        nregions=abi["nregions"], region_size=abi["region_size"],
-        start=abi["regions"] + abi["region_start"], end=abi["regions"] + abi["region_end"],
-        writable=abi["regions"] + abi["region_writable"])
-    return "\n".join([prelude, *f.lines, _WEIGHTS])
+    return "\n".join(f.lines)
 
 
 _WEIGHTS = """
@@ -155,8 +204,9 @@ declare i32 @llvm.bswap.i32(i32)
 declare i64 @llvm.bswap.i64(i64)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-; _mem: [a, a+size) inside one region (writable for a write)
-define internal i1 @in_region(ptr %vm, i64 %a, i64 %size, i1 %write) alwaysinline {{
+; _mem's scan: [a, a+size) inside one region (writable for a write); on a hit the
+; region's bounds go to %hot (start, end, writable)
+define internal i1 @region_lookup(ptr %vm, i64 %a, i64 %size, i1 %write, ptr %hot) noinline {{
 entry:
   %np = getelementptr i8, ptr %vm, i64 {nregions}
   %n = load i32, ptr %np
@@ -181,13 +231,18 @@ body:
   %in = and i1 %c12, %c3
   br i1 %in, label %hit, label %next
 hit:
-  br i1 %write, label %check, label %yes
-check:
   %gw = getelementptr i8, ptr %g, i64 {writable}
   %w = load i32, ptr %gw
   %ro = icmp eq i32 %w, 0
-  br i1 %ro, label %miss, label %yes
+  %refused = and i1 %write, %ro
+  br i1 %refused, label %miss, label %yes
 yes:
+  store i64 %s, ptr %hot
+  %he = getelementptr i64, ptr %hot, i64 1
+  store i64 %e, ptr %he
+  %hw = getelementptr i64, ptr %hot, i64 2
+  %w64 = zext i32 %w to i64
+  store i64 %w64, ptr %hw
   ret i1 1
 next:
   %k1 = add i32 %k, 1
@@ -264,9 +319,11 @@ def _block(f, insns, n, start, leaders, returns, fold_r10):
     left = f.op("load i64, ptr %left")
     short = f.op(f"icmp slt i64 {left}, {len(body)}")
     f.emit(f"br i1 {short}, label %s{start}, label %c{start}, !prof !0")
+    # too few instructions left for the block: the interpreter runs what is left of it,
+    # or, with none left, stops naming the instruction that came here
     f.label(f"s{start}")
     f.emit(f"store i32 {start}, ptr %xpc")
-    f.emit("br label %exit")
+    f.emit("br label %short")
     f.label(f"c{start}")
     f.emit(f"store i64 {f.op(f'sub i64 {left}, {len(body)}')}, ptr %left")
     for k, pc in enumerate(body):
@@ -282,6 +339,7 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
 
     def fallthrough():
         if last:
+            f.last(pc)
             f.emit(f"br label %b{nxt}")
 
     if op is None:
@@ -304,10 +362,12 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     elif form in (isa.F_LD_ABS, isa.F_LD_IND):
         _ld_packet(f, b, form, pc, k, src, imm, size)
     elif form in (isa.F_JA, isa.F_JA32):
+        f.last(pc)
         f.emit(f"br label %b{off}")
         return
     elif form in (isa.F_JCC_K, isa.F_JCC_X):
         cond = _cond(f, op, dst, src, imm)
+        f.last(pc)
         f.emit(f"br i1 {cond}, label %b{off}, label %b{nxt}")
         return
     elif form is isa.F_MAY_GOTO:
@@ -476,8 +536,7 @@ def _load(f, b, op, pc, k, dst, base, size):
         v = f.op(f"load i{w}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
         f.set(dst, _widen(f, v, w, op.is_sign_extending_load))
         return
-    hit = f.op(f"call i1 @in_region(ptr %vm, i64 {a}, i64 {size}, i1 0)")
-    f.emit(f"br i1 {hit}, label %h{L}, label %m{L}, !prof !1")
+    f.region_check(a, size, False, L)
     f.label(f"h{L}")
     v = f.op(f"load i{w}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
     f.set(dst, _widen(f, v, w, op.is_sign_extending_load))
@@ -511,8 +570,7 @@ def _store(f, b, pc, k, base, size, value):
     if known:
         f.emit(f"store i{w} {narrow}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
         return
-    hit = f.op(f"call i1 @in_region(ptr %vm, i64 {a}, i64 {size}, i1 1)")
-    f.emit(f"br i1 {hit}, label %h{L}, label %m{L}, !prof !1")
+    f.region_check(a, size, True, L)
     f.label(f"h{L}")
     f.emit(f"store i{w} {narrow}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
     f.emit(f"br label %j{L}")
@@ -584,6 +642,7 @@ def _may_goto(f, pc, target, nxt):
     slot = f.op(f"getelementptr i32, ptr {f.field(abi['may_goto_left'])}, i64 {idx}")
     cnt = f.op(f"load i32, ptr {slot}")
     zero = f.op(f"icmp eq i32 {cnt}, 0")
+    f.last(pc)
     f.emit(f"br i1 {zero}, label %b{target}, label %g{pc}")
     f.label(f"g{pc}")
     f.emit(f"store i32 {f.op(f'sub i32 {cnt}, 1')}, ptr {slot}")
@@ -627,8 +686,10 @@ def _call(f, b, op, pc, k, dst, imm, nxt):
     if not kfunc:
         left_p = f.field(abi["budget_left"])
         f.emit(f"store i64 {f.op(f'load i64, ptr {left_p}')}, ptr %left")
+    f.forget_region()
     status = f.op(f"load i32, ptr {f.field(abi['status'])}")
     running = f.op(f"icmp eq i32 {status}, {abi['STATUS_RUNNING']}")
+    f.last(pc)
     f.emit(f"br i1 {running}, label %b{nxt}, label %cs{L}, !prof !1")
     f.label(f"cs{L}")
     done = f.op(f"icmp eq i32 {status}, {abi['STATUS_EXIT']}")
@@ -673,6 +734,8 @@ def _call_local(f, b, pc, k, target, nxt):
     start = f.op(f"sub i64 {f.op(f'load i64, ptr {start_p}')}, {abi['FRAME_SIZE']}")
     f.emit(f"store i64 {start}, ptr {start_p}")
     f.emit(f"call void @llvm.memset.p0.i64(ptr {f.op(f'inttoptr i64 {start} to ptr')}, i8 0, i64 {abi['FRAME_SIZE']}, i1 0)")
+    f.forget_region()
+    f.last(pc)
     f.emit(f"br label %b{target}")
 
 
@@ -706,6 +769,8 @@ def _exit(f, b, pc, k, returns):
     start = f.op(f"load i64, ptr {start_p}")
     start = f.op(f"add i64 {start}, {abi['FRAME_SIZE']}")
     f.emit(f"store i64 {start}, ptr {start_p}")
+    f.forget_region()
+    f.last(pc)
     cases = " ".join(f"i32 {r}, label %b{r}" for r in sorted(returns))
     f.emit(f"switch i32 {ret}, label %xn{L} [{cases}]")
     f.label(f"xn{L}")

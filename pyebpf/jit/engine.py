@@ -29,24 +29,29 @@ def _setup():
     _engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target)
 
 
-def compile_code(code: bytes) -> int:
-    """The entry address of ``void f(Vm*)`` for the decoded instructions ``code``; the
-    code lives as long as the process."""
-    key = hashlib.blake2b(code, digest_size=16).digest()
+def compile_codes(codes: list[bytes]) -> list[int]:
+    """The entry addresses of ``void f(Vm*)`` for each decoded program in ``codes``
+    (those not in the cache compiled as one module); the code lives as long as the
+    process."""
+    keys = [hashlib.blake2b(code, digest_size=16).digest() for code in codes]
     with _lock:
-        entry = _cache.get(key)
-        if entry is not None:
-            return entry
-        if _engine is None:
-            _setup()
-        name = f"pyebpf_jit_{len(_cache)}"
-        mod = llvm.parse_assembly(codegen.translate(code, _ABI, name))
-        mod.verify()
-        _optimize(mod)
-        _engine.add_module(mod)
-        _engine.finalize_object()
-        entry = _cache[key] = _engine.get_function_address(name)
-        return entry
+        todo = {}
+        for key, code in zip(keys, codes):
+            if key not in _cache and key not in todo:
+                todo[key] = (f"pyebpf_jit_{len(_cache) + len(todo)}", code)
+        if todo:
+            if _engine is None:
+                _setup()
+            text = codegen.module([codegen.translate(code, _ABI, name)
+                                   for name, code in todo.values()], _ABI)
+            mod = llvm.parse_assembly(text)
+            mod.verify()
+            _optimize(mod)
+            _engine.add_module(mod)
+            _engine.finalize_object()
+            for key, (name, _) in todo.items():
+                _cache[key] = _engine.get_function_address(name)
+        return [_cache[key] for key in keys]
 
 
 def _optimize(mod):
@@ -55,9 +60,10 @@ def _optimize(mod):
     pb.getModulePassManager().run(mod, pb)
 
 
-def install(program) -> None:
-    """Compile ``program`` now and have its plain runs start in the native code."""
-    program._jit_install(compile_code(program._jit_code()), _engine)
+def install(*programs) -> None:
+    """Compile ``programs`` now and have their plain runs start in the native code."""
+    for program, entry in zip(programs, compile_codes([p._jit_code() for p in programs])):
+        program._jit_install(entry, _engine)
 
 
 # --- tiering: programs compiled on a background thread while they keep running ---
