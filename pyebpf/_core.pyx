@@ -1474,7 +1474,7 @@ cdef class Program:
         self._pc.cov = NULL
         self._pc.jit, self._pc.runs = NULL, 0
         self._jit_done = jit is False
-        if jit is True or (jit is None and _jit is not None):
+        if jit is not False:
             _jit_module().on_program(self, jit)
         if _cov_on:
             self._attach_coverage(_cov_sink(self))

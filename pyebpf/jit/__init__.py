@@ -21,15 +21,14 @@ DEFAULT_AFTER = 1000
 _NEEDS = "the JIT needs llvmlite: pip install 'pyebpf[jit]'"
 
 
-def _setting(name, default, parse):
+def _setting(name, default, parse, expected):
     raw = os.environ.get(name, "")
     if not raw:
         return default
     try:
         return parse(raw)
     except ValueError:
-        raise LoadError(f"{name}={raw!r}: expected {default.__class__.__name__} "
-                        f"like {default!r}") from None
+        raise LoadError(f"{name}={raw!r}: expected {expected}") from None
 
 
 def _mode(raw):
@@ -71,7 +70,7 @@ def tier(program) -> None:
     engine.enqueue(program)
 
 
-MODE = _setting("PYEBPF_JIT", "auto", _mode)
-AFTER = _setting("PYEBPF_JIT_AFTER", DEFAULT_AFTER, int)
+MODE = _setting("PYEBPF_JIT", "auto", _mode, "one of " + ", ".join(MODES))
+AFTER = _setting("PYEBPF_JIT_AFTER", DEFAULT_AFTER, int, "a number of runs")
 _core._jit = sys.modules[__name__]
 _core._set_jit_after(AFTER if MODE == "auto" and available() else 0)
