@@ -592,8 +592,8 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
-    if args.jit:
-        from pyebpf import jit
+    from pyebpf import jit
+    if args.jit or jit.MODE == "force":
         jit.compile(*programs)
     maps = mapfiles.chain_maps(programs)
     mapfiles.apply(args.map, maps)

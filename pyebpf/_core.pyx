@@ -1320,7 +1320,7 @@ cdef object _pins():
 _run_hook = None
 
 # pyebpf.jit sets itself here when imported: on_program(program, jit) ends Program(),
-# and tier(program) queues a compile once a program has started _jit_after runs (0: never).
+# and tier(program) starts the _jit_after-th run of a program through run() (0: never).
 _jit = None
 cdef uint64_t _jit_after = 0
 
@@ -1728,7 +1728,7 @@ cdef class Program:
             if txn is not None:
                 with txn:
                     return self.run(data, budget=budget, trace=trace, **fields)
-        if _jit_after and not self._jit_done and self._pc.runs >= _jit_after:
+        if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
             self._jit_done = True
             _jit.tier(self)
         vm_begin(&vm, limit, self.tail_call_limit, self.profile == "4.6")

@@ -2,9 +2,9 @@
 
 Needs llvmlite (``pip install 'pyebpf[jit]'``).  ``Program(..., jit=True)`` compiles
 a program when it is made; ``jit=False`` keeps it in the interpreter; by default a
-program is compiled on a background thread once it has started
-``PYEBPF_JIT_AFTER`` runs (1000).  ``PYEBPF_JIT=force`` compiles every program when it
-is made, ``PYEBPF_JIT=off`` none.  Traced runs and runs with coverage on always
+program is compiled on a background thread when it starts its ``PYEBPF_JIT_AFTER``-th
+run (1000).  ``PYEBPF_JIT=force`` compiles every program before its first run,
+``PYEBPF_JIT=off`` none.  Traced runs and runs with coverage on always
 interpret.
 """
 from __future__ import annotations
@@ -60,12 +60,16 @@ def wait() -> None:
 
 def on_program(program, jit) -> None:
     """The core calls this at the end of ``Program()``."""
-    if jit is True or (jit is None and MODE == "force"):
+    if jit is True:
         compile(program)
 
 
 def tier(program) -> None:
-    """The core calls this once ``program`` has started ``PYEBPF_JIT_AFTER`` runs."""
+    """The core calls this when ``program`` starts its ``PYEBPF_JIT_AFTER``-th run
+    through ``run()`` (its first when forced, which compiles it before that run)."""
+    if MODE == "force":
+        compile(program)
+        return
     from . import engine
     engine.enqueue(program)
 
@@ -73,4 +77,6 @@ def tier(program) -> None:
 MODE = _setting("PYEBPF_JIT", "auto", _mode, "one of " + ", ".join(MODES))
 AFTER = _setting("PYEBPF_JIT_AFTER", DEFAULT_AFTER, int, "a number of runs")
 _core._jit = sys.modules[__name__]
-_core._set_jit_after(AFTER if MODE == "auto" and available() else 0)
+if MODE == "force" and not available():
+    raise LoadError(f"PYEBPF_JIT=force: {_NEEDS}")
+_core._set_jit_after({"auto": AFTER if available() else 0, "force": 1, "off": 0}[MODE])

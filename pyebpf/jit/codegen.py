@@ -96,28 +96,32 @@ class _Fn:
     def region_check(self, a: str, size: int, write: bool, label: str) -> None:
         """Branch to %h<label> if [a, a+size) is in a region, else to %m<label>.
 
-        The last region an access hit is kept in %hot and tried first: regions are
+        The last region an access hit is kept in %hs, %he, %hw and tried first: regions are
         disjoint and change only in helpers, kfuncs and bpf-to-bpf calls and returns,
-        after which %hot is emptied (forget_region), so a hit there is the region the
+        after which it is forgotten (forget_region), so a hit there is the region the
         interpreter's scan finds."""
-        hs = self.op("load i64, ptr %hot")
-        he = self.op(f"load i64, ptr {self.op('getelementptr i64, ptr %hot, i64 1')}")
+        hs = self.op("load i64, ptr %hs")
+        he = self.op("load i64, ptr %he")
         c1 = self.op(f"icmp uge i64 {a}, {hs}")
         c2 = self.op(f"icmp ule i64 {a}, {he}")
         c3 = self.op(f"icmp uge i64 {self.op(f'sub i64 {he}, {a}')}, {size}")
         inside = self.op(f"and i1 {self.op(f'and i1 {c1}, {c2}')}, {c3}")
         if write:
-            hw = self.op(f"load i64, ptr {self.op('getelementptr i64, ptr %hot, i64 2')}")
+            hw = self.op("load i64, ptr %hw")
             inside = self.op(f"and i1 {inside}, {self.op(f'icmp ne i64 {hw}, 0')}")
         self.emit(f"br i1 {inside}, label %h{label}, label %lk{label}, !prof !1")
         self.label(f"lk{label}")
-        found = self.op(f"call i1 @region_lookup(ptr %vm, i64 {a}, i64 {size}, "
-                        f"i1 {int(write)}, ptr %hot)")
-        self.emit(f"br i1 {found}, label %h{label}, label %m{label}, !prof !1")
+        found = self.op(f"call {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 {a}, "
+                        f"i64 {size}, i1 {int(write)})")
+        for k, slot in ((1, "%hs"), (2, "%he"), (3, "%hw")):
+            v = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, {k}")
+            self.emit(f"store i64 {v}, ptr {slot}")
+        hit = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, 0")
+        self.emit(f"br i1 {hit}, label %h{label}, label %m{label}, !prof !1")
 
     def forget_region(self) -> None:
-        self.emit("store i64 1, ptr %hot")
-        self.emit(f"store i64 0, ptr {self.op('getelementptr i64, ptr %hot, i64 1')}")
+        self.emit("store i64 1, ptr %hs")
+        self.emit("store i64 0, ptr %he")
 
     def last(self, pc: int) -> None:
         """Record the instruction that leaves the block: the interpreter names it when
@@ -157,7 +161,9 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit("%tmp = alloca i64")
     f.emit("%last = alloca i32")
     f.emit("store i32 0, ptr %last")
-    f.emit("%hot = alloca [3 x i64]")
+    for slot in ("%hs", "%he", "%hw"):
+        f.emit(f"{slot} = alloca i64")
+    f.emit("store i64 0, ptr %hw")
     f.forget_region()
     for r in range(11):
         p = f.field(abi["reg"] + 8 * r)
@@ -204,9 +210,9 @@ declare i32 @llvm.bswap.i32(i32)
 declare i64 @llvm.bswap.i64(i64)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-; _mem's scan: [a, a+size) inside one region (writable for a write); on a hit the
-; region's bounds go to %hot (start, end, writable)
-define internal i1 @region_lookup(ptr %vm, i64 %a, i64 %size, i1 %write, ptr %hot) noinline {{
+; _mem's scan: [a, a+size) inside one region (writable for a write), and that
+; region's start, end and writable flag
+define internal {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 %a, i64 %size, i1 %write) noinline {{
 entry:
   %np = getelementptr i8, ptr %vm, i64 {nregions}
   %n = load i32, ptr %np
@@ -237,18 +243,16 @@ hit:
   %refused = and i1 %write, %ro
   br i1 %refused, label %miss, label %yes
 yes:
-  store i64 %s, ptr %hot
-  %he = getelementptr i64, ptr %hot, i64 1
-  store i64 %e, ptr %he
-  %hw = getelementptr i64, ptr %hot, i64 2
   %w64 = zext i32 %w to i64
-  store i64 %w64, ptr %hw
-  ret i1 1
+  %r1 = insertvalue {{ i1, i64, i64, i64 }} {{ i1 1, i64 0, i64 0, i64 0 }}, i64 %s, 1
+  %r2 = insertvalue {{ i1, i64, i64, i64 }} %r1, i64 %e, 2
+  %r3 = insertvalue {{ i1, i64, i64, i64 }} %r2, i64 %w64, 3
+  ret {{ i1, i64, i64, i64 }} %r3
 next:
   %k1 = add i32 %k, 1
   br label %loop
 miss:
-  ret i1 0
+  ret {{ i1, i64, i64, i64 }} {{ i1 0, i64 1, i64 0, i64 0 }}
 }}
 """
 
@@ -299,6 +303,13 @@ class _Block:
             f.emit(f"store i64 {f.op(f'add i64 {left}, {back}')}, ptr %left")
         f.emit(f"store i32 {pc}, ptr %xpc")
         f.emit("br label %exit")
+
+    def end_with_zero(self, pc: int, k: int) -> None:
+        """End the run at instruction k (pc) with r0 = 0, a clean exit."""
+        f = self.f
+        f.set(0, "0")
+        f.emit(f"store i32 {f.abi['STATUS_EXIT']}, ptr {f.field(f.abi['status'])}")
+        self.stop(pc, k, executed=True)
 
 
 def _block(f, insns, n, start, leaders, returns, fold_r10):
@@ -470,10 +481,7 @@ def _unsigned_div(f, b, pc, k, kop, t, dst, a, bv, const, wide):
     abort = f.op(f"icmp ne i32 {f.op(f'load i32, ptr {p}')}, 0")
     f.emit(f"br i1 {abort}, label %za{L}, label %zk{L}")
     f.label(f"za{L}")
-    f.set(0, "0")
-    p = f.field(f.abi["status"])
-    f.emit(f"store i32 {f.abi['STATUS_EXIT']}, ptr {p}")
-    b.stop(pc, k, executed=True)
+    b.end_with_zero(pc, k)
     f.label(f"zk{L}")
     if div:
         f.set(dst, "0")
@@ -528,32 +536,46 @@ def _reg_or_fold(f, r, off, size, fold_r10):
     return a, fold_r10 and r == 10 and -512 <= off and off + size <= 0
 
 
-def _load(f, b, op, pc, k, dst, base, size):
+def _checked(f, b, pc, k, base, size, write, fast, slow, then=None):
+    """``fast(pointer)`` where [address, +size) is in a region; elsewhere ``slow()``,
+    the core's own load or store (an i32, 0 when it left a fault, which stops the run
+    here), then ``then()``."""
     a, known = base
-    w = size * 8
     L = f"{pc}"
     if known:
-        v = f.op(f"load i{w}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
-        f.set(dst, _widen(f, v, w, op.is_sign_extending_load))
+        fast(f.op(f"inttoptr i64 {a} to ptr"))
         return
-    f.region_check(a, size, False, L)
+    f.region_check(a, size, write, L)
     f.label(f"h{L}")
-    v = f.op(f"load i{w}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
-    f.set(dst, _widen(f, v, w, op.is_sign_extending_load))
+    fast(f.op(f"inttoptr i64 {a} to ptr"))
     f.emit(f"br label %j{L}")
-    # not in a region: the core's load, which tries the context or leaves the fault
     f.label(f"m{L}")
-    ok = f.op(f"call i32 inttoptr (i64 {f.abi['load']} to ptr)(ptr %vm, i64 {a}, i32 {size}, ptr %tmp)")
-    f.emit(f"br i1 {f.op(f'icmp ne i32 {ok}, 0')}, label %mo{L}, label %mf{L}")
+    f.emit(f"br i1 {f.op(f'icmp ne i32 {slow()}, 0')}, label %mo{L}, label %mf{L}")
     f.label(f"mf{L}")
     b.stop(pc, k, executed=True)
     f.label(f"mo{L}")
-    v = f.op("load i64, ptr %tmp")
-    if op.is_sign_extending_load:
-        v = f.op(f"sext i{w} {f.op(f'trunc i64 {v} to i{w}')} to i64")
-    f.set(dst, v)
+    if then is not None:
+        then()
     f.emit(f"br label %j{L}")
     f.label(f"j{L}")
+
+
+def _load(f, b, op, pc, k, dst, base, size):
+    w = size * 8
+    signed = op.is_sign_extending_load
+
+    def fast(p):
+        f.set(dst, _widen(f, f.op(f"load i{w}, ptr {p}, align 1"), w, signed))
+
+    def slow():     # a region after all, or the context
+        return f.op(f"call i32 inttoptr (i64 {f.abi['load']} to ptr)"
+                    f"(ptr %vm, i64 {base[0]}, i32 {size}, ptr %tmp)")
+
+    def then():
+        v = f.op("load i64, ptr %tmp")
+        f.set(dst, _widen(f, f.op(f"trunc i64 {v} to i{w}"), w, True) if signed else v)
+
+    _checked(f, b, pc, k, base, size, False, fast, slow, then)
 
 
 def _widen(f, v, w, signed):
@@ -563,23 +585,17 @@ def _widen(f, v, w, signed):
 
 
 def _store(f, b, pc, k, base, size, value):
-    a, known = base
     w = size * 8
-    L = f"{pc}"
     narrow = value if w == 64 else f.op(f"trunc i64 {value} to i{w}")
-    if known:
-        f.emit(f"store i{w} {narrow}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
-        return
-    f.region_check(a, size, True, L)
-    f.label(f"h{L}")
-    f.emit(f"store i{w} {narrow}, ptr {f.op(f'inttoptr i64 {a} to ptr')}, align 1")
-    f.emit(f"br label %j{L}")
-    f.label(f"m{L}")
-    ok = f.op(f"call i32 inttoptr (i64 {f.abi['store']} to ptr)(ptr %vm, i64 {a}, i32 {size}, i64 {value})")
-    f.emit(f"br i1 {f.op(f'icmp ne i32 {ok}, 0')}, label %j{L}, label %mf{L}")
-    f.label(f"mf{L}")
-    b.stop(pc, k, executed=True)
-    f.label(f"j{L}")
+
+    def fast(p):
+        f.emit(f"store i{w} {narrow}, ptr {p}, align 1")
+
+    def slow():
+        return f.op(f"call i32 inttoptr (i64 {f.abi['store']} to ptr)"
+                    f"(ptr %vm, i64 {base[0]}, i32 {size}, i64 {value})")
+
+    _checked(f, b, pc, k, base, size, True, fast, slow)
 
 
 def _atomic(f, b, op, pc, k, dst, src, off, size):
@@ -623,10 +639,7 @@ def _ld_packet(f, b, form, pc, k, src, imm, size):
     ok = f.op(f"call i32 inttoptr (i64 {f.abi['ld_packet']} to ptr)(ptr %vm, i32 {off}, i32 {size}, ptr %tmp)")
     f.emit(f"br i1 {f.op(f'icmp ne i32 {ok}, 0')}, label %h{L}, label %mf{L}")
     f.label(f"mf{L}")
-    f.set(0, "0")
-    p = f.field(f.abi["status"])
-    f.emit(f"store i32 {f.abi['STATUS_EXIT']}, ptr {p}")
-    b.stop(pc, k, executed=True)
+    b.end_with_zero(pc, k)
     f.label(f"h{L}")
     f.set(0, f.op("load i64, ptr %tmp"))
 
@@ -708,15 +721,21 @@ def _frame(f, depth):
     return f.op(f"getelementptr i8, ptr {f.field(abi['frames'])}, i64 {off}")
 
 
+def _on_depth(f, test, yes, no):
+    """Branch on ``icmp <test>`` of vm.depth: (vm.depth's address, its value)."""
+    depth_p = f.field(f.abi["depth"])
+    depth = f.op(f"load i32, ptr {depth_p}")
+    f.emit(f"br i1 {f.op(f'icmp {test}'.format(depth))}, label %{yes}, label %{no}")
+    f.label(yes)
+    return depth_p, depth
+
+
 def _call_local(f, b, pc, k, target, nxt):
     abi = f.abi
     L = f"{pc}"
-    depth_p = f.field(abi["depth"])
-    depth = f.op(f"load i32, ptr {depth_p}")
-    full = f.op(f"icmp sge i32 {f.op(f'add i32 {depth}, 1')}, {abi['MAX_FRAMES']}")
-    f.emit(f"br i1 {full}, label %cu{L}, label %cc{L}")
-    f.label(f"cu{L}")
-    b.stop(pc, k, executed=False)          # the interpreter reports the depth
+    # a ninth frame: the interpreter reports the depth
+    depth_p, depth = _on_depth(f, f"sge i32 {{}}, {abi['MAX_FRAMES'] - 1}", f"cu{L}", f"cc{L}")
+    b.stop(pc, k, executed=False)
     f.label(f"cc{L}")
     fr = _frame(f, depth)
     for j in range(4):
@@ -742,11 +761,7 @@ def _call_local(f, b, pc, k, target, nxt):
 def _exit(f, b, pc, k, returns):
     abi = f.abi
     L = f"{pc}"
-    depth_p = f.field(abi["depth"])
-    depth = f.op(f"load i32, ptr {depth_p}")
-    top = f.op(f"icmp eq i32 {depth}, 0")
-    f.emit(f"br i1 {top}, label %xe{L}, label %xr{L}")
-    f.label(f"xe{L}")
+    depth_p, depth = _on_depth(f, "eq i32 {}, 0", f"xe{L}", f"xr{L}")
     f.emit(f"store i32 {abi['STATUS_EXIT']}, ptr {f.field(abi['status'])}")
     b.stop(pc, k, executed=True)
     f.label(f"xr{L}")
