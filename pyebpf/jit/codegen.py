@@ -69,6 +69,7 @@ class _Fn:
         self.abi = abi
         self.lines: list[str] = []
         self.n = 0
+        self.sizes: dict[int, int] = {}     # block start -> its instructions
 
     def tmp(self) -> str:
         self.n += 1
@@ -123,10 +124,30 @@ class _Fn:
         self.emit("store i64 1, ptr %hs")
         self.emit("store i64 0, ptr %he")
 
-    def last(self, pc: int) -> None:
-        """Record the instruction that leaves the block: the interpreter names it when
-        the budget ends with it."""
-        self.emit(f"store i32 {pc}, ptr %last")
+    def goto(self, frm: int, to: int) -> None:
+        """Leave the instruction at ``frm`` for the block at ``to``, which runs only if
+        the budget holds all its instructions; else the interpreter runs what is left
+        of it, or, with nothing left, the run stops naming ``frm``, as the
+        interpreter's does."""
+        self.n += 1
+        q = f"q{self.n}"
+        left = self.op("load i64, ptr %left")
+        short = self.op(f"icmp slt i64 {left}, {self.sizes[to]}")
+        self.emit(f"br i1 {short}, label %{q}, label %b{to}, !prof !0")
+        self.label(q)
+        self.emit(f"store i32 {to}, ptr %xpc")
+        self.emit(f"store i32 {frm}, ptr %bpc")
+        self.emit("br label %short")
+
+    def branch(self, frm: int, cond: str, yes: int, no: int) -> None:
+        """A conditional goto."""
+        self.n += 1
+        t = self.n
+        self.emit(f"br i1 {cond}, label %y{t}, label %n{t}")
+        self.label(f"y{t}")
+        self.goto(frm, yes)
+        self.label(f"n{t}")
+        self.goto(frm, no)
 
     def op(self, text: str) -> str:
         v = self.tmp()
@@ -159,8 +180,7 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit("%left = alloca i64")
     f.emit("%xpc = alloca i32")
     f.emit("%tmp = alloca i64")
-    f.emit("%last = alloca i32")
-    f.emit("store i32 0, ptr %last")
+    f.emit("%bpc = alloca i32")
     for slot in ("%hs", "%he", "%hw"):
         f.emit(f"{slot} = alloca i64")
     f.emit("store i64 0, ptr %hw")
@@ -170,10 +190,12 @@ def translate(code: bytes, abi: dict, name: str) -> str:
         f.set(r, f.op(f"load i64, ptr {p}"))
     p = f.field(abi["budget_left"])
     f.emit(f"store i64 {f.op(f'load i64, ptr {p}')}, ptr %left")
-    f.emit("br label %b0")
+    blocks = {start: _walk(insns, n, start, leaders) for start in sorted(leaders)}
+    f.sizes = {start: len(body) for start, body in blocks.items()}
+    f.goto(0, 0)
 
-    for start in sorted(leaders):
-        _block(f, insns, n, start, leaders, returns, fold_r10)
+    for start, body in blocks.items():
+        _block(f, insns, n, start, body, returns, fold_r10)
 
     f.label("short")
     left = f.op("load i64, ptr %left")
@@ -181,7 +203,7 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.label("spent")
     f.emit(f"store i32 {abi['STATUS_BUDGET']}, ptr {f.field(abi['status'])}")
     f.emit("store i64 -1, ptr %left")
-    f.emit(f"store i32 {f.op('load i32, ptr %last')}, ptr %xpc")
+    f.emit(f"store i32 {f.op('load i32, ptr %bpc')}, ptr %xpc")
     f.emit("br label %exit")
 
     # every stop: the interpreter's state at an instruction boundary
@@ -312,8 +334,8 @@ class _Block:
         self.stop(pc, k, executed=True)
 
 
-def _block(f, insns, n, start, leaders, returns, fold_r10):
-    abi = f.abi
+def _walk(insns, n, start, leaders) -> list[int]:
+    """The pcs of the basic block at ``start``."""
     body: list[int] = []
     pc = start
     while True:
@@ -321,21 +343,17 @@ def _block(f, insns, n, start, leaders, returns, fold_r10):
         op = _OPS.get(insns[pc][0]) if pc < n else None
         if op is None or op.form in _JUMP_FORMS or op.form in _CALL_FORMS or op.form in (
                 isa.F_CALL_LOCAL, isa.F_EXIT):
-            break
+            return body
         pc += op.slots
         if pc in leaders:
-            break
+            return body
+
+
+def _block(f, insns, n, start, body, returns, fold_r10):
+    # every way in checked the budget (goto): charge the block
     b = _Block(f, start, len(body))
     f.label(f"b{start}")
     left = f.op("load i64, ptr %left")
-    short = f.op(f"icmp slt i64 {left}, {len(body)}")
-    f.emit(f"br i1 {short}, label %s{start}, label %c{start}, !prof !0")
-    # too few instructions left for the block: the interpreter runs what is left of it,
-    # or, with none left, stops naming the instruction that came here
-    f.label(f"s{start}")
-    f.emit(f"store i32 {start}, ptr %xpc")
-    f.emit("br label %short")
-    f.label(f"c{start}")
     f.emit(f"store i64 {f.op(f'sub i64 {left}, {len(body)}')}, ptr %left")
     for k, pc in enumerate(body):
         _insn(f, b, insns, n, pc, k, returns, fold_r10)
@@ -350,8 +368,7 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
 
     def fallthrough():
         if last:
-            f.last(pc)
-            f.emit(f"br label %b{nxt}")
+            f.goto(pc, nxt)
 
     if op is None:
         # the sentinel, or the second slot of an lddw jumped into
@@ -373,13 +390,11 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     elif form in (isa.F_LD_ABS, isa.F_LD_IND):
         _ld_packet(f, b, form, pc, k, src, imm, size)
     elif form in (isa.F_JA, isa.F_JA32):
-        f.last(pc)
-        f.emit(f"br label %b{off}")
+        f.goto(pc, off)
         return
     elif form in (isa.F_JCC_K, isa.F_JCC_X):
         cond = _cond(f, op, dst, src, imm)
-        f.last(pc)
-        f.emit(f"br i1 {cond}, label %b{off}, label %b{nxt}")
+        f.branch(pc, cond, off, nxt)
         return
     elif form is isa.F_MAY_GOTO:
         _may_goto(f, pc, off, nxt)
@@ -655,11 +670,12 @@ def _may_goto(f, pc, target, nxt):
     slot = f.op(f"getelementptr i32, ptr {f.field(abi['may_goto_left'])}, i64 {idx}")
     cnt = f.op(f"load i32, ptr {slot}")
     zero = f.op(f"icmp eq i32 {cnt}, 0")
-    f.last(pc)
-    f.emit(f"br i1 {zero}, label %b{target}, label %g{pc}")
+    f.emit(f"br i1 {zero}, label %gt{pc}, label %g{pc}")
+    f.label(f"gt{pc}")
+    f.goto(pc, target)
     f.label(f"g{pc}")
     f.emit(f"store i32 {f.op(f'sub i32 {cnt}, 1')}, ptr {slot}")
-    f.emit(f"br label %b{nxt}")
+    f.goto(pc, nxt)
 
 
 def _call(f, b, op, pc, k, dst, imm, nxt):
@@ -702,8 +718,9 @@ def _call(f, b, op, pc, k, dst, imm, nxt):
     f.forget_region()
     status = f.op(f"load i32, ptr {f.field(abi['status'])}")
     running = f.op(f"icmp eq i32 {status}, {abi['STATUS_RUNNING']}")
-    f.last(pc)
-    f.emit(f"br i1 {running}, label %b{nxt}, label %cs{L}, !prof !1")
+    f.emit(f"br i1 {running}, label %cn{L}, label %cs{L}, !prof !1")
+    f.label(f"cn{L}")
+    f.goto(pc, nxt)
     f.label(f"cs{L}")
     done = f.op(f"icmp eq i32 {status}, {abi['STATUS_EXIT']}")
     f.emit(f"br i1 {done}, label %cx{L}, label %ce{L}")
@@ -754,8 +771,7 @@ def _call_local(f, b, pc, k, target, nxt):
     f.emit(f"store i64 {start}, ptr {start_p}")
     f.emit(f"call void @llvm.memset.p0.i64(ptr {f.op(f'inttoptr i64 {start} to ptr')}, i8 0, i64 {abi['FRAME_SIZE']}, i1 0)")
     f.forget_region()
-    f.last(pc)
-    f.emit(f"br label %b{target}")
+    f.goto(pc, target)
 
 
 def _exit(f, b, pc, k, returns):
@@ -785,8 +801,10 @@ def _exit(f, b, pc, k, returns):
     start = f.op(f"add i64 {start}, {abi['FRAME_SIZE']}")
     f.emit(f"store i64 {start}, ptr {start_p}")
     f.forget_region()
-    f.last(pc)
-    cases = " ".join(f"i32 {r}, label %b{r}" for r in sorted(returns))
+    cases = " ".join(f"i32 {r}, label %xt{L}_{r}" for r in sorted(returns))
     f.emit(f"switch i32 {ret}, label %xn{L} [{cases}]")
     f.label(f"xn{L}")
     f.emit("unreachable")
+    for r in sorted(returns):
+        f.label(f"xt{L}_{r}")
+        f.goto(pc, r)
