@@ -179,6 +179,7 @@ def translate(code: bytes, abi: dict, name: str) -> str:
         f.emit(f"%r{r} = alloca i64")
     f.emit("%left = alloca i64")
     f.emit("%xpc = alloca i32")
+    f.emit("%xback = alloca i64")
     f.emit("%tmp = alloca i64")
     f.emit("%bpc = alloca i32")
     for slot in ("%hs", "%he", "%hw"):
@@ -198,6 +199,7 @@ def translate(code: bytes, abi: dict, name: str) -> str:
         _block(f, insns, n, start, body, returns, fold_r10)
 
     f.label("short")
+    f.emit("store i64 0, ptr %xback")
     left = f.op("load i64, ptr %left")
     f.emit(f"br i1 {f.op(f'icmp eq i64 {left}, 0')}, label %spent, label %exit")
     f.label("spent")
@@ -214,7 +216,8 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     p = f.field(abi["pc"])
     f.emit(f"store i32 {f.op('load i32, ptr %xpc')}, ptr {p}")
     p = f.field(abi["budget_left"])
-    f.emit(f"store i64 {f.op('load i64, ptr %left')}, ptr {p}")
+    left = f.op(f"add i64 {f.op('load i64, ptr %left')}, {f.op('load i64, ptr %xback')}")
+    f.emit(f"store i64 {left}, ptr {p}")
     f.emit("ret void")
     f.lines.append("}")
     return "\n".join(f.lines)
@@ -319,10 +322,9 @@ class _Block:
         state the interpreter has when that instruction stops the run) or before it
         (the interpreter runs it next)."""
         f = self.f
-        back = self.count - k - (1 if executed else 0)
-        if back:
-            left = f.op("load i64, ptr %left")
-            f.emit(f"store i64 {f.op(f'add i64 {left}, {back}')}, ptr %left")
+        # the block's later instructions were charged: the exit gives them back (a
+        # constant per stop, so that no loop carries one value per stop)
+        f.emit(f"store i64 {self.count - k - (1 if executed else 0)}, ptr %xback")
         f.emit(f"store i32 {pc}, ptr %xpc")
         f.emit("br label %exit")
 
