@@ -15,14 +15,18 @@ from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
+from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
                     PTR_UNTRUSTED, SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO,
-                    Frame, Reg, Slot, VState, scalar, signature, states_equal, type_str)
+                    Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
+                    type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
+# branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
+JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
@@ -41,7 +45,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
+class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -53,7 +57,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
-        self.explored: dict[int, list[VState]] = {}     # finished states, by insn
+        self.states: dict[int, list[VState]] = {}       # checkpoints by insn, oldest first
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -156,6 +160,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         return regs
 
     def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
+            # push_stack: too many branches waiting to be explored
+            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
+                        f"The sequence of {len(pending) + 1} jumps is too complex.")
         other = st.copy()
         if st.parent is not None:
             st.parent.branches += 1
@@ -197,15 +205,18 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             p.branches -= 1
             if p.branches:
                 break
-            self.open[p.insn][p.sig].remove(p)
-            self.open_count[p.insn] -= 1
-            self.explored.setdefault(p.insn, []).append(p)
+            if not p.evicted:
+                self.open[p.insn][p.sig].remove(p)
+                self.open_count[p.insn] -= 1
             p = p.parent
 
     def visited(self, cur: VState, pc: int) -> bool:
         """is_state_visited: True to end this path here (an equivalent finished state
-        exists); refuses an exact repeat of an ancestor; else records a checkpoint."""
-        here = self.explored.get(pc, ())
+        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
+        States are looked at newest first, each counting its hits and misses, and one
+        that misses far more often than it hits is forgotten, as the kernel forgets it
+        (so a program whose paths the kernel cannot prune is refused by complexity
+        here too)."""
         nframes = len(cur.frames)
 
         def live(i: int, r: int) -> bool:
@@ -216,45 +227,45 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
 
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        sig = None
         iter_next = pc in self.iter_nexts
         may_goto = pc in self.may_gotos
         calls_callback = pc in self.callback_calls
-        if self.open_count.get(pc) and not (iter_next or may_goto or calls_callback):
+        force = iter_next or may_goto or calls_callback     # is_force_checkpoint
+        add = force or (self.jmps - self.prev_jmps >= 2 and
+                        self.processed - self.prev_processed >= 8)
+        sig = None
+        if self.open_count.get(pc) and not force:
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
-                if states_equal(old, cur, live, exact=True):
+                if maybe_looping(old, cur) and \
+                        old.callback_unroll_depth == cur.callback_unroll_depth and \
+                        states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-            if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
-                add = False
-        for old in here:
-            if states_equal(old, cur, live):
+        here = self.states.get(pc, [])
+        count = 0
+        for old in reversed(list(here)):
+            count += 1
+            if old.branches:
+                # a state of this path or of one still open: the loop heuristics
+                if force and states_equal(old, cur, live) and (
+                        calls_callback or
+                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
+                        (iter_next and self._iter_active(cur))):
+                    old.hits += 1
+                    return True
+                if not force and self.jmps - self.prev_jmps < 20 and \
+                        self.processed - self.prev_processed < 100:
+                    add = False
+            elif states_equal(old, cur, live):
+                old.hits += 1
                 return True
-        if iter_next:
-            # an active iterator's next() in a state its loop has seen converges: the
-            # kernel's is_state_visited against looping ancestors (states_equal
-            # RANGE_WITHIN), and a forced checkpoint otherwise
-            it = iter_slot(cur, cur.cur.regs[1])
-            if it is not None and it.spill.value == ITER_ACTIVE and any(
-                    states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                    for old in group):
-                return True
-            add = True
-        if calls_callback:
-            # a callback called again from the state an earlier call left converges
-            # (is_state_visited for calls_callback instructions)
-            if any(states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                   for old in group):
-                return True
-            add = True
-        if may_goto:
-            # is_state_visited: a looping state one may_goto deeper converges
-            if any(old.may_goto_depth != cur.may_goto_depth and states_equal(old, cur, live)
-                   for group in self.open.get(pc, {}).values() for old in group):
-                return True
-            add = True
+            if add:
+                old.misses += 1
+            n = 64 if force and old.branches else 3
+            if old.misses > old.hits * n + n:
+                self._evict(old)
+        self.max_states_per_insn = max(self.max_states_per_insn, count)
         if not add:
             return False
         if sig is None:
@@ -267,12 +278,24 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         cur.parent = snap
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
+        self.states.setdefault(pc, []).append(snap)
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
-        self.max_states_per_insn = max(self.max_states_per_insn,
-                                       len(here) + self.open_count[pc])
         return False
+
+    def _iter_active(self, cur: VState) -> bool:
+        it = iter_slot(cur, cur.cur.regs[1])
+        return it is not None and it.spill.value == ITER_ACTIVE
+
+    def _evict(self, old: VState) -> None:
+        """Forget a state (the kernel moves it to its free list)."""
+        self.states[old.insn].remove(old)
+        self.cur_states -= 1
+        if old.branches:
+            self.open[old.insn][old.sig].remove(old)
+            self.open_count[old.insn] -= 1
+        old.evicted = True
 
     # --- one instruction -----------------------------------------------------------------
     def step(self, st: VState, pc: int, pending) -> int | None:
@@ -419,12 +442,25 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             return
         src = self.read(st, pc, insn.src)
         if op.form is isa.F_ALU_SX:
-            new = src.copy()
             if src.type != SCALAR:
-                new.mark_unknown()
-            bounds.sign_extend(new, op.size)
-            if not is64:
-                bounds.zext32(new)
+                # a root's pointer: an unknown scalar, nothing sign-extended
+                new = scalar()
+                if not is64:
+                    bounds.zext32(new)
+                regs[insn.dst] = new
+                return
+            # check_alu_op: a value the extension cannot change stays linked to its source
+            if src.umax < 1 << (op.size * 8 - 1):
+                if not src.id and not src.is_const:
+                    src.id = self.new_id()
+                new = src.copy()
+            else:
+                new = src.copy()
+                new.id = 0
+            if is64:
+                bounds.sign_extend(new, op.size)
+            else:
+                bounds.sign_extend32(new, op.size)
             regs[insn.dst] = new
             return
         if is64:
@@ -1062,8 +1098,12 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         meta = {"map": None, "ringbuf_size": 0, "release": 0}
         for i, kind in enumerate(proto.args):
             self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
-        if hid == isa.HELPER_IDS["tail_call"] and st.refs:
-            self.refuse(pc, "tail_call would lead to reference leak")
+        if hid == isa.HELPER_IDS["snprintf"]:
+            self.snprintf_format(pc, meta["const_str"], regs[5])
+        if hid == isa.HELPER_IDS["tail_call"]:
+            if st.refs:
+                self.refuse(pc, "tail_call would lead to reference leak")
+            self.lock_leak(st, pc, "tail_call")
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -1114,6 +1154,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         helpers.CTX_OR_NULL: ("ctx",),
         helpers.U32_INOUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
                             "ringbuf_mem", "buf", "trusted_ptr_"),
+        helpers.U64_OUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
+                          "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
@@ -1161,15 +1203,19 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
                     self._type_error(pc, regno, reg, kind)
                 self.ctx_off(pc, regno, reg)
             return
-        if kind == helpers.U32_INOUT:
+        if kind in (helpers.U32_INOUT, helpers.U64_OUT):
+            size = 4 if kind == helpers.U32_INOUT else 8
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
-            self.helper_mem(st, pc, regno, reg, 4, True, False)
+            self.helper_mem(st, pc, regno, reg, size, True, False)
             # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
             if reg.type == PTR_TO_STACK and not tnum.is_aligned(
-                    tnum.add(reg.var, tnum.const(reg.off)), 4):
+                    tnum.add(reg.var, tnum.const(reg.off)), size):
                 self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
-                                f"size 4")
+                                f"size {size}")
+            return
+        if kind == helpers.CONST_STR:
+            meta["const_str"] = self.const_str(pc, regno, reg)
             return
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
@@ -1311,10 +1357,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         return target
 
     def exit(self, st: VState, pc: int) -> int | None:
-        r0 = self.read(st, pc, 0)
-        if st.cur.in_callback:
-            return self.callback_exit(st, pc, r0)
-        if len(st.frames) > 1:
+        if len(st.frames) > 1 and not st.cur.in_callback:
+            # prepare_func_exit hands the caller whatever R0 holds, even nothing: only
+            # a read of it there is refused
+            r0 = st.cur.regs[0]
             if r0.type == PTR_TO_STACK:     # prepare_func_exit
                 self.refuse(pc, "cannot return stack pointer to the caller")
             callee = st.frames.pop()
@@ -1323,10 +1369,14 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             for r in range(1, 6):
                 caller.regs[r] = Reg()
             return callee.callsite + 1
+        r0 = self.read(st, pc, 0)
+        if st.cur.in_callback:
+            return self.callback_exit(st, pc, r0)
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
+        self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if self.unpriv and r0.is_ptr:
             self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None
