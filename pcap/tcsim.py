@@ -5,7 +5,7 @@
           [--type sched_cls|sched_act|socket_filter] [--sf-start mac|network]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--env NET.toml] [--budget N]
-          [--stop-on-error] [--no-verify]
+          [--stop-on-error] [--no-verify] [--jit]
 
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
@@ -610,6 +610,9 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
+    from pyebpf import jit
+    if args.jit or jit.MODE == "force":
+        jit.compile(*programs)
     maps = mapfiles.chain_maps(programs)
     mapfiles.apply(args.map, maps)
     check = _kernel_check(args, programs, fields)
@@ -762,6 +765,9 @@ def build_parser():
                         "(default: the modelled kernel's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
+    p.add_argument("--jit", action="store_true",
+                   help="compile the chain's programs to native code first (pyebpf[jit]; "
+                        "the same results, docs/jit.md)")
     p.add_argument("--no-verify", action="store_true",
                    help="load programs the kernel's verifier would refuse (experiments: "
                         "their faults drop packets)")

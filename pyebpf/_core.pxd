@@ -110,6 +110,8 @@ ctypedef struct ProgCore:
     uint32_t n         # slots
     uint32_t* blocks   # n + 1 block lengths (isa.block_lengths): the budget per block
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
+    void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
+    uint64_t runs      # runs started (the JIT's tiering counts them)
 
 ctypedef struct Vm:
     uint64_t reg[11]

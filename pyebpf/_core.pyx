@@ -1405,11 +1405,80 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
+    prog.runs += 1
     while True:
-        vm_interp(vm)
+        if vm.prog.jit != NULL and vm.pc == 0 and (vm.run_mode == 0 or vm.run_mode == 3):
+            # pyebpf.jit's code runs from pc 0 and hands over to the interpreter, with
+            # the state of an instruction boundary, wherever it stops short (STATUS_RUNNING)
+            (<_jit_fn>vm.prog.jit)(vm)
+            if vm.status == STATUS_RUNNING:
+                vm_interp(vm)
+        else:
+            vm_interp(vm)
         if vm.status != STATUS_TAIL_CALL:
             return vm.status
         tail_call_switch(vm)
+
+
+# --- the C interface of pyebpf.jit: its code calls these for what it does not inline ---
+
+ctypedef void (*_jit_fn)(Vm* vm) noexcept nogil
+
+
+cdef int _jit_load(Vm* vm, uint64_t a, uint32_t size, uint64_t* out) noexcept nogil:
+    # the interpreter's LDX: a region, else the context; 0 leaves the fault in vm.status
+    cdef uint8_t* p = _mem(vm, a, size, ACCESS_READ)
+    if p != NULL:
+        out[0] = _load(p, size)
+        return 1
+    return ctx_load(vm, a, size, out)
+
+
+cdef int _jit_store(Vm* vm, uint64_t a, uint32_t size, uint64_t v) noexcept nogil:
+    # the interpreter's ST/STX
+    cdef uint8_t* p = _mem(vm, a, size, ACCESS_WRITE)
+    if p != NULL:
+        _store(p, size, v)
+        return 1
+    return ctx_store(vm, a, size, v)
+
+
+cdef int _jit_mem(Vm* vm, uint64_t a, uint32_t size, int write) noexcept nogil:
+    # the interpreter's atomics: a region or the fault
+    return _mem(vm, a, size, write) != NULL
+
+
+cdef int _jit_ld_packet(Vm* vm, int32_t k, int32_t size, uint64_t* out) noexcept nogil:
+    # the interpreter's LD_ABS/LD_IND
+    return skb_ld_packet(vm.skb, k, size, out) if vm.skb != NULL else _ld_packet(vm, k, size, out)
+
+
+def _jit_abi():
+    """The layout of ``Vm`` and the addresses pyebpf.jit's code uses (ints)."""
+    cdef Vm v
+    cdef uintptr_t b = <uintptr_t>&v
+    return {
+        "reg": <uintptr_t>&v.reg[0] - b, "pc": <uintptr_t>&v.pc - b,
+        "status": <uintptr_t>&v.status - b, "budget_left": <uintptr_t>&v.budget_left - b,
+        "depth": <uintptr_t>&v.depth - b, "frames": <uintptr_t>&v.frames[0] - b,
+        "frame_size": sizeof(Frame), "frame_saved": <uintptr_t>&v.frames[0].saved[0] - <uintptr_t>&v.frames[0],
+        "frame_ret_pc": <uintptr_t>&v.frames[0].ret_pc - <uintptr_t>&v.frames[0],
+        "may_goto_left": <uintptr_t>&v.may_goto_left[0] - b,
+        "regions": <uintptr_t>&v.regions[0] - b, "region_size": sizeof(Region),
+        "region_start": <uintptr_t>&v.regions[0].start - <uintptr_t>&v.regions[0],
+        "region_end": <uintptr_t>&v.regions[0].end - <uintptr_t>&v.regions[0],
+        "region_writable": <uintptr_t>&v.regions[0].writable - <uintptr_t>&v.regions[0],
+        "nregions": <uintptr_t>&v.nregions - b, "helpers": <uintptr_t>&v.helpers - b,
+        "helper_id": <uintptr_t>&v.helper_id - b, "div0_abort": <uintptr_t>&v.div0_abort - b,
+        "bint_size": sizeof(bint), "int_size": sizeof(int),
+        "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
+        "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
+        "STATUS_RUNNING": STATUS_RUNNING, "STATUS_EXIT": STATUS_EXIT,
+        "STATUS_BUDGET": STATUS_BUDGET,
+        "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
+        "store": <uintptr_t>_jit_store, "mem": <uintptr_t>_jit_mem,
+        "ld_packet": <uintptr_t>_jit_ld_packet,
+    }
 
 
 cdef object vm_fault(Vm* vm, uint64_t budget):
@@ -1946,6 +2015,22 @@ cdef object _pins():
 # in the kernel where the test asks for that.
 _run_hook = None
 
+# pyebpf.jit sets itself here when imported: on_program(program, jit) ends Program(),
+# and tier(program) starts the _jit_after-th run of a program through run() (0: never).
+_jit = None
+cdef uint64_t _jit_after = 0
+
+
+def _set_jit_after(uint64_t runs):
+    global _jit_after
+    _jit_after = runs
+
+
+def _jit_module():
+    if _jit is None:
+        from . import jit      # installs itself
+    return _jit
+
 #: bpf_ktime_get_ns's default clock (docs/clock.md): one for the process, as the kernel's
 #: CLOCK_MONOTONIC is one for the machine.  It reads KTIME_START (an hour after boot) in
 #: the first run that sets no ``ktime``, and each such run starts KTIME_RUN_GAP ns after
@@ -2052,6 +2137,10 @@ cdef class Program:
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
+    ``jit``: True compiles the program to native code now (pyebpf.jit, which needs
+    ``pip install 'pyebpf[jit]'``), False keeps it in the interpreter, None (the
+    default) leaves it to the process's policy (docs/jit.md).  Results are the same.
+
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
     verifier on a converted classic filter (``bpf_migrate_filter``).
@@ -2080,6 +2169,8 @@ cdef class Program:
     cdef readonly int fd
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
+    cdef object _jit_keep    # what keeps _pc.jit's code alive
+    cdef bint _jit_done      # compiled, queued, or jit=False: no more tiering
     cdef object __weakref__
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
@@ -2105,7 +2196,7 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False):
+                 unpriv=False, jit=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2154,6 +2245,10 @@ cdef class Program:
         self._pc.blocks = self._blocks
         self._pc.cov = NULL
         self._hold_gil = _runs_short(self._code, self._n)
+        self._pc.jit, self._pc.runs = NULL, 0
+        self._jit_done = jit is False
+        if jit is not False:
+            _jit_module().on_program(self, jit)
         if _cov_on:
             self._attach_coverage(_cov_sink(self))
         self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
@@ -2162,6 +2257,22 @@ cdef class Program:
         self.fd = _next_handle
         _next_handle += 1
         _PROG_HANDLES[self.fd] = self
+
+    def _jit_install(self, uintptr_t entry, keep):
+        """pyebpf.jit: plain runs start in the native code at ``entry`` (``void f(Vm*)``,
+        alive while ``keep`` is) from now on."""
+        self._jit_keep = keep
+        self._jit_done = True
+        self._pc.jit = <void*>entry
+
+    def _jit_code(self):
+        """pyebpf.jit: the decoded instructions, the sentinel slot included."""
+        return PyBytes_FromStringAndSize(<char*>self._code, (self._n + 1) * sizeof(Insn))
+
+    @property
+    def jitted(self):
+        """Whether plain runs (no trace, no coverage) start in pyebpf.jit's native code."""
+        return self._pc.jit != NULL
 
     cdef _attach_coverage(self, buf):
         cdef uint64_t[::1] counters
@@ -2426,6 +2537,9 @@ cdef class Program:
             if txn is not None:
                 with txn:
                     return self.run(data, budget=budget, trace=trace, **fields)
+        if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
+            self._jit_done = True
+            _jit.tier(self)
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         try:
             if typed:
