@@ -762,6 +762,7 @@ include "map_helpers.pxi"
 include "map_class.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
+include "tracing.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
@@ -991,7 +992,7 @@ cdef class HelperMemory:
 # --- results -------------------------------------------------------------------------
 
 cdef tuple _NO_CLONES = ()
-cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
+cdef tuple _REGION_NAMES = ("stack", "memory", "packet", "pt_regs")
 
 
 @cython.final
@@ -1217,6 +1218,7 @@ register_skb_helpers()
 register_kfuncs()
 register_callback_helpers(SKB_HELPERS)
 register_map_helpers(SKB_HELPERS)
+register_tracing_helpers(SKB_HELPERS)
 
 
 def _prog_type(value):
@@ -1227,14 +1229,15 @@ def _prog_type(value):
         value = _isa.prog_type(value)
     except ValueError as exc:
         raise LoadError(str(exc)) from None
-    if value not in _SKB_TYPES:
+    if value not in _SKB_TYPES and value != _KPROBE:
         raise LoadError(f"program type {value.name} is not supported: pyebpf runs "
-                        "SOCKET_FILTER, SCHED_CLS and SCHED_ACT programs")
+                        "SOCKET_FILTER, SCHED_CLS, SCHED_ACT and KPROBE programs")
     return value
 
 
 _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
+_KPROBE = _isa.ProgType.BPF_PROG_TYPE_KPROBE
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 # pyebpf.pinning, which sets itself here when imported: pinning builds on the core, so
@@ -1259,6 +1262,31 @@ _run_hook = None
 KTIME_START = 3_600_000_000_000
 KTIME_RUN_GAP = 1_000
 cdef uint64_t _ktime_clock = KTIME_START
+
+
+cdef list _printk_lines(Skb* skb):
+    if not skb.printk_len:
+        return []
+    return (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+            .decode("utf-8", "backslashreplace").split("\n"))
+
+
+def _check_kprobe_load(prog_type, str profile, arch, kern_version):
+    """The load attributes only KPROBE programs have: the architecture whose pt_regs they
+    read, and 4.6's rule that kern_version equal the kernel's version (bpf_prog_load)."""
+    from .verifier.rules import ARCHES
+    if arch not in ARCHES:
+        raise LoadError(f"unknown architecture {arch!r}; choose " + " or ".join(ARCHES))
+    if prog_type != _KPROBE:
+        return arch
+    if arch != "x86_64" and profile == "4.6":
+        raise LoadError(f"the 4.6 profile models x86-64 only, not {arch}")
+    if profile == "4.6" and kern_version != _isa.LINUX_VERSION_CODE_4_6:
+        raise LoadError(f"BPF_PROG_LOAD: EINVAL: a KPROBE program's kern_version must equal "
+                        f"the 4.6 kernel's LINUX_VERSION_CODE "
+                        f"{_isa.LINUX_VERSION_CODE_4_6:#x}, got "
+                        f"{'none' if kern_version is None else hex(kern_version)}")
+    return arch
 
 
 cdef _require_frame(object data, object prog_type):
@@ -1304,6 +1332,11 @@ cdef class Program:
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
     verifier on a converted classic filter (``bpf_migrate_filter``).
+
+    ``"kprobe"`` programs get r1 = the ``struct pt_regs`` of ``arch`` (``"x86_64"``, the
+    default, or ``"arm64"``), read-only, and the tracing helpers over a modelled machine
+    (:mod:`pyebpf.trace`, docs/kprobe.md); ``kern_version`` is the load attribute the 4.6
+    kernel required to equal its own version (``isa.LINUX_VERSION_CODE_4_6``).
     """
     cdef Insn* _code
     cdef uint32_t _n
@@ -1311,6 +1344,8 @@ cdef class Program:
     cdef readonly object prog_type
     cdef readonly str profile
     cdef readonly object classic
+    cdef readonly str arch
+    cdef bint _kprobe
     cdef public uint64_t budget
     cdef public object env
     cdef helper_fn _helpers[HELPER_SLOTS]
@@ -1338,18 +1373,20 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False):
+                 unpriv=False, arch="x86_64", kern_version=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         profile_id(profile)
         self.profile = profile
+        self._kprobe = self.prog_type == _KPROBE
+        self.arch = _check_kprobe_load(self.prog_type, profile, arch, kern_version)
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info, unpriv=unpriv)
+                                  line_info=line_info, unpriv=unpriv, arch=self.arch)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -1365,7 +1402,7 @@ cdef class Program:
         self._decode(slots, ops)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-            ctx_rules_build(&self._ctx, self.prog_type, profile)
+            ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
             from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
@@ -1595,6 +1632,11 @@ cdef class Program:
         ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
         advancing between runs; docs/clock.md).
 
+        KPROBE programs take no ``data``: ``regs=`` gives their ``struct pt_regs`` (a dict
+        of register names or the struct's bytes), ``machine=`` the modelled machine (a
+        :class:`pyebpf.trace.Machine`); the other arguments they take are listed in
+        :data:`TRACE_FIELDS`.  ``retval`` is the u32 the kernel's trace_call_bpf sees.
+
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
         """
@@ -1607,6 +1649,7 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
+        cdef _World world = None
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -1624,7 +1667,11 @@ cdef class Program:
         skb.devices = NULL
 
         try:
-            if typed:
+            if self._kprobe:
+                world = trace_begin(&vm, &skb, data, fields, _PROFILES[self.profile], self.arch)
+                if "ktime" not in fields:
+                    skb.ktime, own_clock = _ktime_clock, True
+            elif typed:
                 _require_frame(data, self.prog_type)
                 skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
                 if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
@@ -1652,7 +1699,10 @@ cdef class Program:
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
             res.clones = _NO_CLONES
-            if typed:
+            if self._kprobe:
+                res.retval = <uint32_t>vm.reg[0]
+                res.trace_output = _printk_lines(&skb)
+            elif typed:
                 self._skb_result(res, &skb, vm.reg[0])
                 res._input = data
             else:
@@ -1698,9 +1748,7 @@ cdef class Program:
                  PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
                                            skb.clones[k].length))
                 for k in range(skb.nclones))
-        res.trace_output = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
-                            .decode("utf-8", "backslashreplace").split("\n")
-                            if skb.printk_len else [])
+        res.trace_output = _printk_lines(skb)
         memcpy(&res._skb, skb, sizeof(Skb))
         # the copy keeps metadata only; the buffers are freed with the run
         res._skb.head = NULL
@@ -1735,10 +1783,10 @@ cdef class Program:
             from .verifier import rules as _rules
             offset = vm.fault_addr - vm.ctx
             field, reason = _rules.access_rule(self.prog_type, self.profile, offset,
-                                               vm.fault_size, vm.fault_write)
-            return MemoryFault(f"invalid __sk_buff access at offset {offset}: {reason}", pc,
-                               text, vm.fault_addr, vm.fault_size, bool(vm.fault_write),
-                               "__sk_buff")
+                                               vm.fault_size, vm.fault_write, self.arch)
+            ctx = "pt_regs" if self._kprobe else "__sk_buff"
+            return MemoryFault(f"invalid {ctx} access at offset {offset}: {reason}", pc,
+                               text, vm.fault_addr, vm.fault_size, bool(vm.fault_write), ctx)
         if vm.status == STATUS_BUDGET:
             return BudgetExceeded(f"instruction budget of {limit} exhausted (endless loop?); "
                                   "pass budget= to run() to raise it", pc, text)
@@ -1770,7 +1818,7 @@ cdef class Program:
         regions = self._regions(vm)
         # the stack region at exit is one frame; name accesses against the full stack
         regions[0] = ("stack", <uintptr_t>vm.stack, <uintptr_t>(vm.stack + STACK_SIZE), True)
-        if vm.skb != NULL:
+        if vm.skb != NULL and vm.world == NULL:    # a tracing context is a region already
             regions.append(("__sk_buff", vm.ctx, vm.ctx + CTX_SIZE, True))
         top = <uintptr_t>(vm.stack + STACK_SIZE)
         steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))

@@ -1,4 +1,5 @@
-"""Every helper id 1..MAX_HELPER_ID: which skb program types the kernel offers it to
+"""Every helper id 1..MAX_HELPER_ID: which program types pyebpf runs (the skb types and
+KPROBE) the kernel offers it to
 (:func:`pyebpf.verifier.rules.helpers_allowed`, the current kernel's func_proto switches),
 whether the engine implements it, and why not where it does not.
 
@@ -15,8 +16,8 @@ from ..verifier import rules
 _SOCKETS = ("needs sockets in the modelled network (lookups, references the verifier "
             "tracks, socket casts); not modelled yet")
 _SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
-_TASK = ("reads the current task or kernel memory, which a replayed packet has none of; "
-         "not modelled")
+_TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
+         "(docs/kprobe.md)")
 _ROUTES = "needs routes and neighbours in the modelled network; not modelled yet"
 _REDIRECT = ("a redirect to a peer device or through the neighbour table; tcsim's "
              "redirect outputs cannot express it yet")
@@ -27,11 +28,10 @@ _SYNCOOKIE = "needs the listening socket's SYN cookie secret; not modelled yet"
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
-    35: _TASK, 37: _TASK, 55: "needs perf counters, which a replay has none of",
+    37: _TASK,
     69: _ROUTES, 84: _SOCKETS, 85: _SOCKETS, 86: _SOCKETS, 95: _SOCKETS,
     96: _SOCKETS, 98: _SOCKETS, 99: _SOCKETS, 100: _SYNCOOKIE, 107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 112: _TASK, 113: _TASK, 114: _TASK,
-    115: _TASK, 117: _TASK, 120: _TASK, 124: _SOCKETS, 136: _SOCKETS,
+    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 117: _TASK, 120: _TASK, 124: _SOCKETS, 136: _SOCKETS,
     137: _SOCKETS, 138: _SOCKETS, 139: _SOCKETS, 140: _SOCKETS, 141: _TASK, 148: _TASK,
     149: _TASK, 152: _REDIRECT, 153: _TASK, 154: _TASK, 155: _REDIRECT, 156: _TASK,
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _SOCKETS, 180: _TASK,
@@ -42,7 +42,8 @@ WHY_NOT: dict[int, str] = {
     **dict.fromkeys((42, 105, 106, 118, 125, 160, 165, 177, 182, 208, 209), _MAPS2),
 }
 
-_TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT))
+_TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),
+          ("KPROBE", rules.KPROBE))
 
 
 def rows(implemented: frozenset) -> list[tuple]:

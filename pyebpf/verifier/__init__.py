@@ -45,25 +45,28 @@ class Verdict:
 
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
-          line_info=(), log_level: int = 0, unpriv: bool = False) -> list[isa.Op | None]:
+          line_info=(), log_level: int = 0, unpriv: bool = False,
+          arch: str = "x86_64") -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
     names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
-    CAP_PERFMON or CAP_SYS_ADMIN.  Raises :class:`VerifierError` at the first
-    refusal."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[0]
+    CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
+    reads.  Raises :class:`VerifierError` at the first refusal."""
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)[0]
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
-           line_info=(), log_level: int = 1, unpriv: bool = False) -> Verdict:
+           line_info=(), log_level: int = 1, unpriv: bool = False,
+           arch: str = "x86_64") -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[1]
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)[1]
 
 
-def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
+def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
+         arch="x86_64"):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -79,12 +82,12 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv)
+                             live_registers(insns, ops), unpriv, arch)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
-            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv)
+            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
