@@ -267,7 +267,7 @@ cdef int64_t _kernel_str(Vm* vm, uint8_t* p, uint32_t count, uint64_t src) noexc
 cdef int64_t _user_str(Vm* vm, uint8_t* p, uint32_t count, uint64_t src) noexcept nogil:
     """strncpy_from_user_nofault: strncpy_from_user gives the string's length (count
     when no NUL came first), then a whole buffer is cut to end in NUL and a string is
-    counted with its NUL, except the empty one: 0."""
+    counted with its NUL (the empty one too: 1, as the kernel answers)."""
     cdef const uint8_t* q
     cdef uint32_t k = 0
     if not _is_user(vm, src):
@@ -283,7 +283,7 @@ cdef int64_t _user_str(Vm* vm, uint8_t* p, uint32_t count, uint64_t src) noexcep
     if k >= count:
         p[count - 1] = 0
         return count
-    return k + 1 if k > 0 else 0
+    return k + 1
 
 
 cdef uint64_t _read_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src, int kind) noexcept nogil:
