@@ -130,7 +130,11 @@ def replay(program, events, maps: dict, where: str = "events") -> dict:
                     perf[name].set_counter(_int(slot, "counter slot"), _int(value, "counter"))
         except (MachineSpecError, TypeError) as exc:
             raise EventError(f"{where}:{line}: {exc}") from None
-        returns[program.run(**run).retval] += 1
+        try:
+            res = program.run(**run)
+        except MachineSpecError as exc:         # the registers, checked by the run
+            raise EventError(f"{where}:{line}: {exc}") from None
+        returns[res.retval] += 1
         count += 1
         for name, m in perf.items():
             sent[name] += [[cpu, data.hex()] for cpu, data in m.drain()]
