@@ -352,3 +352,33 @@ int BPF_KPROBE(openat2, int dfd, const char *filename)
     assert prog.prog_type == KPROBE
     machine = Machine(user_memory={USER: b"/etc/passwd\0"})
     assert prog.run(regs={"di": 2, "si": USER}, machine=machine).retval == 2 + ord("/")
+
+
+KPROBE_PROJECT_C = """\
+#include <linux/bpf.h>
+#include <asm/ptrace.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("kretprobe/vfs_read")
+int BPF_KRETPROBE(read_done, long ret)
+{
+    return ret < 0;
+}
+"""
+KPROBE_PROJECT_TEST = """\
+def test_a_failed_read_is_flagged(pyebpf_load):
+    prog = pyebpf_load("probe.c", cflags=("-D__TARGET_ARCH_x86",)).program()
+    assert prog.run(regs={"ax": -5}).retval == 1
+    assert prog.run(regs={"ax": 100}).retval == 0
+"""
+
+
+def test_the_pytest_plugin_loads_and_runs_a_kretprobe_program(pytester, monkeypatch, tmp_path):
+    from plugin_project import plugin_args
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pytester.makefile(".c", probe=KPROBE_PROJECT_C)
+    pytester.makepyfile(test_probe=KPROBE_PROJECT_TEST)
+    pytester.runpytest_inprocess(*plugin_args()).assert_outcomes(passed=1)
