@@ -1649,7 +1649,7 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
-        cdef _World world = None
+        cdef _World world = None       # a tracing run's machine: alive until the run ends
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:

@@ -382,3 +382,29 @@ def test_the_pytest_plugin_loads_and_runs_a_kretprobe_program(pytester, monkeypa
     pytester.makefile(".c", probe=KPROBE_PROJECT_C)
     pytester.makepyfile(test_probe=KPROBE_PROJECT_TEST)
     pytester.runpytest_inprocess(*plugin_args()).assert_outcomes(passed=1)
+
+
+def test_a_co_re_read_of_the_current_task_finds_the_tgid_in_its_task_struct():
+    """BPF_CORE_READ relocates against the target BTF, and the machine lays the task's
+    task_struct out by the same BTF."""
+    obj = pyebpf.load(bpfc.compile_object("""
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+struct task_struct { int pid; int tgid; int prio; } __attribute__((preserve_access_index));
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("kprobe/schedule")
+int tgid_and_prio(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(task, tgid) * 1000 + BPF_CORE_READ(task, prio);
+}
+""", prelude=False))
+    machine = Machine(task=Task(pid=7, tgid=9, fields={"prio": 120}))
+    assert obj.program("tgid_and_prio").run(machine=machine).retval == 9120
+
+
+def test_a_task_field_the_struct_does_not_have_is_refused():
+    with pytest.raises(MachineSpecError, match="no byte-aligned field 'priority'"):
+        Machine(task=Task(fields={"priority": 1}))

@@ -45,14 +45,19 @@ def _u(value, bits: int, what: str) -> int:
 class Task:
     """The current task: ``pid`` (the thread id) and ``tgid`` (the process id, default
     ``pid``), ``uid``/``gid``, ``comm`` (at most 15 bytes) and ``address``, where its
-    ``task_struct`` is (what ``bpf_get_current_task`` returns; give the struct's bytes
-    there in the machine's ``kernel_memory`` for programs that read it)."""
+    ``task_struct`` is (what ``bpf_get_current_task`` returns).  With ``fields`` (names
+    of ``struct task_struct`` members as :meth:`pyebpf.btf.Type.fields` spells them:
+    ``"prio"``, ``"se.vruntime"``, ``"real_parent"``; values an int or bytes) the
+    machine holds a ``task_struct`` at ``address``, laid out by its BTF, with ``pid``,
+    ``tgid`` and ``comm`` set from the task and those fields from ``fields``; without,
+    give the bytes a program reads in the machine's ``kernel_memory``."""
     pid: int = 1000
     tgid: int | None = None
     uid: int = 0
     gid: int = 0
     comm: str | bytes = "pyebpf"
     address: int = DEFAULT_TASK_ADDRESS
+    fields: object = None
 
     def __post_init__(self):
         if self.tgid is None:
@@ -60,14 +65,11 @@ class Task:
         for name in ("pid", "tgid", "uid", "gid"):
             _u(getattr(self, name), 32, f"task {name}")
         _u(self.address, 64, "task address")
-        comm = self.comm_bytes
+        comm = self.comm.encode() if isinstance(self.comm, str) else bytes(self.comm)
         if len(comm) >= TASK_COMM_LEN or b"\0" in comm:
             raise MachineSpecError(f"task comm is at most {TASK_COMM_LEN - 1} bytes without "
                                    f"NUL, got {self.comm!r}")
-
-    @property
-    def comm_bytes(self) -> bytes:
-        return self.comm.encode() if isinstance(self.comm, str) else bytes(self.comm)
+        object.__setattr__(self, "comm_bytes", comm)   # what bpf_get_current_comm copies
 
 
 def _ranges(memory, what: str) -> tuple[tuple[int, bytes], ...]:
@@ -95,19 +97,27 @@ class Machine:
     """What a tracing run sees beyond its registers (see the module's docstring).
     ``kernel_memory`` and ``user_memory`` map start addresses to bytes (a dict or
     (address, bytes) pairs); ``kernel_stack`` and ``user_stack`` are return addresses,
-    innermost first; ``env`` a :class:`pyebpf.Environment` or None (the default one)."""
+    innermost first; ``env`` a :class:`pyebpf.Environment` or None (the default one);
+    ``btf`` the kernel BTF that lays out the task's ``task_struct`` (a
+    :class:`pyebpf.btf.Btf` or a path; default: CO-RE's target, the running kernel's
+    when readable, else the one pyebpf ships)."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
     kernel_stack: tuple = ()
     user_stack: tuple = ()
     env: object = None
+    btf: object = None
 
     def __post_init__(self):
         if not isinstance(self.task, Task):
             raise MachineSpecError(f"task must be a pyebpf.trace.Task, not "
                                    f"{type(self.task).__name__}")
-        object.__setattr__(self, "kernel_memory", _ranges(self.kernel_memory, "kernel_memory"))
+        kernel = self.kernel_memory
+        if self.task.fields is not None:
+            kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
+            kernel.append((self.task.address, task_struct(self.task, self.btf)))
+        object.__setattr__(self, "kernel_memory", _ranges(kernel, "kernel_memory"))
         object.__setattr__(self, "user_memory", _ranges(self.user_memory, "user_memory"))
         for name in ("kernel_stack", "user_stack"):
             object.__setattr__(self, name, tuple(_u(ip, 64, f"{name} entry")
@@ -150,3 +160,49 @@ def registers(raw: bytes, arch: str = "x86_64") -> dict:
     """The register values of ``struct pt_regs`` bytes, by name."""
     layout, _ = isa.PT_REGS[arch]
     return {name: int.from_bytes(raw[off:off + 8], "little") for name, off in layout.items()}
+
+
+def _task_layout(btf) -> tuple[int, dict]:
+    from ..btf import Kind
+    from ..btf.relo import target_btf
+    b = target_btf(btf)
+    found = b.by_name("task_struct", Kind.STRUCT)
+    if not found:
+        raise MachineSpecError(f"the BTF {b!r} has no struct task_struct")
+    layout = _LAYOUTS.get(id(b))
+    if layout is None or layout[0] is not b:
+        t = found[0]
+        layout = _LAYOUTS[id(b)] = (b, t.byte_size, {f.name: f for f in t.fields()})
+    return layout[1], layout[2]
+
+
+_LAYOUTS: dict = {}      # id(Btf) -> (the Btf, task_struct's size, its fields by name)
+
+
+def task_struct(task: Task, btf=None) -> bytes:
+    """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm and
+    the task's ``fields``, where ``btf`` lays them out."""
+    size, fields = _task_layout(btf)
+    out = bytearray(size)
+    values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes}
+    values.update(task.fields or {})
+    for name, value in values.items():
+        f = fields.get(name)
+        if f is None or f.bits:
+            raise MachineSpecError(f"task fields: struct task_struct has no byte-aligned "
+                                   f"field {name!r}")
+        if isinstance(value, (bytes, bytearray)):
+            if len(value) > f.size:
+                raise MachineSpecError(f"task fields: {name} holds {f.size} bytes, got "
+                                       f"{len(value)}")
+            raw = bytes(value).ljust(f.size, b"\0")
+        else:
+            raw = (_int_field(value, f.size * 8, name)).to_bytes(f.size, "little")
+        out[f.offset:f.offset + f.size] = raw
+    return bytes(out)
+
+
+def _int_field(value, bits: int, name: str) -> int:
+    if isinstance(value, int) and -(1 << (bits - 1)) <= value < 0:
+        value &= (1 << bits) - 1
+    return _u(value, bits, f"task field {name}")

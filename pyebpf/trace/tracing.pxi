@@ -66,6 +66,9 @@ cdef _World world_of(object machine, bytes regs, uint64_t func_ip, uint64_t cook
     return world
 
 
+_default_machine = None     # Machine(), made on first use: it is immutable
+
+
 #: What ``Program.run`` takes for a KPROBE program besides ``regs`` and ``machine``.
 TRACE_FIELDS = {
     "regs": "the pt_regs: a dict of register names (pyebpf.isa.PT_REGS) or the struct's bytes",
@@ -90,9 +93,12 @@ cdef _World trace_begin(Vm* vm, Skb* skb, object data, dict fields, int profile,
     if unknown:
         raise TypeError(f"run(): unknown argument {sorted(unknown)[0]!r} for a kprobe "
                         f"program; known: {', '.join(sorted(TRACE_FIELDS))}")
+    global _default_machine
     machine = fields.get("machine")
     if machine is None:
-        machine = _machine.Machine()
+        if _default_machine is None:
+            _default_machine = _machine.Machine()
+        machine = _default_machine
     elif not isinstance(machine, _machine.Machine):
         raise TypeError(f"machine must be a pyebpf.trace.Machine, not {type(machine).__name__}")
     world = world_of(machine, _machine.pt_regs(fields.get("regs"), arch),
