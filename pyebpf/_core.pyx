@@ -1766,7 +1766,7 @@ cdef class Program:
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
         if name >= REGION_INNER_MAP:
-            return ("inner map", "ring buffer record")[name - REGION_INNER_MAP]
+            return ("inner map", "ring buffer record", "map key")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]
         return f"map {m.name or m.fd}"
 

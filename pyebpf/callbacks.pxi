@@ -1,4 +1,4 @@
-# Helpers that call back into the program (bpf_loop), in C.  Included into
+# Helpers that call back into the program (bpf_loop, bpf_for_each_map_elem), in C.  Included into
 # pyebpf/_core.pyx.
 #
 # A callback runs as a bpf-to-bpf call the helper makes: a new frame (the kernel's
@@ -60,5 +60,76 @@ cdef uint64_t _h_loop(Vm* vm, uint64_t nr_loops, uint64_t callback, uint64_t ctx
     return n
 
 
+cdef bint _key_region(Vm* vm, uintptr_t start, size_t size) noexcept nogil:
+    """Let the callback read the keys at [start, start + size), as its PTR_TO_MAP_KEY."""
+    if not add_region(vm, start, size, REGION_MAP_KEY):
+        return False
+    vm.regions[vm.nregions - 1].writable = False
+    return True
+
+
+cdef void _drop_key_region(Vm* vm, uintptr_t start) noexcept nogil:
+    cdef int k = vm.nregions - 1
+    while k >= 0:
+        if vm.regions[k].name == REGION_MAP_KEY and vm.regions[k].start == start:
+            vm.nregions -= 1
+            memmove(&vm.regions[k], &vm.regions[k + 1], (vm.nregions - k) * sizeof(Region))
+            return
+        k -= 1
+
+
+cdef uint64_t _h_for_each_map_elem(Vm* vm, uint64_t map_ptr, uint64_t callback, uint64_t ctx,
+                                   uint64_t flags, uint64_t r5) noexcept nogil:
+    """bpf_for_each_map_elem: the callback (map, key, value, ctx) on each element in
+    the kernel's order (bpf_for_each_array_map_elem: every index; bpf_for_each_hash_elem:
+    bucket by bucket, as get_next_key walks them), this CPU's value of a per-CPU map,
+    stopping after one that returns non-zero; the number of calls made."""
+    cdef MapStore* m = _data_map_arg(vm, map_ptr, True)
+    cdef uint32_t index = 0, b, calls = 0
+    cdef int32_t e
+    cdef uint64_t ret = 0
+    cdef uintptr_t keys
+    cdef uint32_t cpu
+    if m == NULL:
+        return 0
+    if m.inner != NULL or not (_is_hash(m) or m.type == BPF_MAP_TYPE_ARRAY
+                               or m.type == BPF_MAP_TYPE_PERCPU_ARRAY):
+        return helper_fault(vm, b"callback function not allowed for map")
+    if flags:
+        return err(EINVAL)
+    cpu = _cpu(vm) % m.ncpu
+    if not _is_hash(m):
+        keys = <uintptr_t>&index
+        if not _key_region(vm, keys, 4):
+            return 0
+        while index < m.max_entries:
+            calls += 1
+            if not vm_callback(vm, callback, map_ptr, keys,
+                               <uintptr_t>map_value(m, <int32_t>index, cpu), ctx, &ret):
+                return 0
+            if ret:
+                break
+            index += 1
+    else:
+        keys = <uintptr_t>m.keys
+        if not _key_region(vm, keys, <size_t>m.max_entries * m.key_size):
+            return 0
+        for b in range(m.n_buckets):
+            e = m.buckets[b]
+            while e != NO_ELEM:
+                calls += 1
+                if not vm_callback(vm, callback, map_ptr, keys + <size_t>e * m.key_size,
+                                   <uintptr_t>map_value(m, e, cpu), ctx, &ret):
+                    return 0
+                if ret:
+                    break
+                e = m.next[e]
+            if ret:
+                break
+    _drop_key_region(vm, keys)
+    return calls
+
+
 cdef void register_callback_helpers(helper_fn* table) noexcept:
     table[181] = _h_loop                  # BPF_FUNC_loop
+    table[164] = _h_for_each_map_elem     # BPF_FUNC_for_each_map_elem

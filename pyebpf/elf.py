@@ -846,8 +846,10 @@ class _Reader:
                                  symbol=self.symbols[sym].name)
             ds = (self.btf.datasec(s.name, s.size, self._symbol_offsets(s.index))
                   if self.btf is not None else None)
-            spec = MapSpec(s.name, isa.MapType.BPF_MAP_TYPE_ARRAY, 4, s.size, 1, 0, s.name,
-                           "data", contents=((bytes(4), s.data),), value_type=ds)
+            # libbpf (bpf_object__init_internal_map): programs may not write .rodata
+            flags = isa.BPF_F_RDONLY_PROG if s.name.startswith(".rodata") else 0
+            spec = MapSpec(s.name, isa.MapType.BPF_MAP_TYPE_ARRAY, 4, s.size, 1, flags,
+                           s.name, "data", contents=((bytes(4), s.data),), value_type=ds)
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
 
@@ -890,7 +892,8 @@ class _Reader:
         except ValueError as exc:
             raise self.error(str(exc), section=".kconfig") from None
         self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
-                                        0, ".kconfig", "data", contents=((bytes(4), data),))
+                                        isa.BPF_F_RDONLY_PROG, ".kconfig", "data",
+                                        contents=((bytes(4), data),))
 
     def _extern_var(self, name: str):
         """(VAR, DATASEC name) of the extern ``name`` in the object's BTF, or (None, None)."""

@@ -96,6 +96,17 @@ MAX_BPF_STACK = 512
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
 BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
+MAX_BPRINTF_VARARGS = 12          # bpf_snprintf's and bpf_trace_vprintk's argument count
+BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
+
+# The modelled kernel's clocks (docs/clock.md): its CONFIG_HZ, jiffies at boot
+# (INITIAL_JIFFIES of a 64-bit kernel: -300 * HZ as an unsigned int, so that the 32-bit
+# count wraps five minutes after boot), and how far CLOCK_TAI is ahead of CLOCK_MONOTONIC
+# (the modelled boot's wall time, 2026-01-01T00:00:00Z, plus TAI's 37 leap seconds).
+HZ = 250
+TICK_NSEC = 1_000_000_000 // HZ
+INITIAL_JIFFIES = (-300 * HZ) & 0xFFFFFFFF
+KTIME_TAI_OFFSET = (1_767_225_600 + 37) * 1_000_000_000
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -195,8 +206,9 @@ BPF_ATTR = {
 BPF_ATTR[BpfCmd.BPF_OBJ_GET] = BPF_ATTR[BpfCmd.BPF_OBJ_PIN]
 for _cmd in (BpfCmd.BPF_MAP_LOOKUP_ELEM, BpfCmd.BPF_MAP_UPDATE_ELEM,
              BpfCmd.BPF_MAP_DELETE_ELEM, BpfCmd.BPF_MAP_GET_NEXT_KEY,
-             BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM):
-    # value and next_key share the slot at 16 (an anonymous union in the uapi)
+             BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM, BpfCmd.BPF_MAP_FREEZE):
+    # value and next_key share the slot at 16 (an anonymous union in the uapi);
+    # BPF_MAP_FREEZE reads map_fd alone and wants the rest zero
     BPF_ATTR[_cmd] = {"map_fd": (0, "I"), "key": (8, "P"), "value": (16, "P"),
                       "next_key": (16, "P"), "flags": (24, "Q")}
 for _cmd in (BpfCmd.BPF_MAP_LOOKUP_BATCH, BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH,
@@ -833,7 +845,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
-_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS")
+_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
+            "BPF_STRTOX_BASE_MASK", "TICK_NSEC")
 
 
 def pxd_source() -> str:

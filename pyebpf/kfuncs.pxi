@@ -52,6 +52,14 @@ cdef uint64_t _k_iter_num_destroy(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
     return 0
 
 
+# --- RCU read-side and preemption regions: the verifier checks their nesting; a run
+# has no other CPU to exclude, so they do nothing
+
+cdef uint64_t _k_region(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                        uint64_t r5) noexcept nogil:
+    return 0
+
+
 cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
@@ -61,3 +69,6 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_iter_num_new", _k_iter_num_new)
     _kfunc("bpf_iter_num_next", _k_iter_num_next)
     _kfunc("bpf_iter_num_destroy", _k_iter_num_destroy)
+    for name in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
+                 "bpf_preempt_enable"):
+        _kfunc(name, _k_region)

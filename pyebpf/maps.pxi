@@ -20,6 +20,7 @@ cdef enum:
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
+    REGION_MAP_KEY = 1002         # the keys bpf_for_each_map_elem hands its callback
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
     return (x << k) | (x >> (32 - k))

@@ -22,7 +22,6 @@ _ROUTES = "needs routes and neighbours in the modelled network; not modelled yet
 _REDIRECT = ("a redirect to a peer device or through the neighbour table; tcsim's "
              "redirect outputs cannot express it yet")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
-_MAPS2 = "not implemented yet (issue 11 items 3 and 6: map and string helpers, clocks)"
 _SYNCOOKIE = "needs the listening socket's SYN cookie secret; not modelled yet"
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
@@ -31,15 +30,15 @@ WHY_NOT: dict[int, str] = {
     37: _TASK,
     69: _ROUTES, 84: _SOCKETS, 85: _SOCKETS, 86: _SOCKETS, 95: _SOCKETS,
     96: _SOCKETS, 98: _SOCKETS, 99: _SOCKETS, 100: _SYNCOOKIE, 107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 117: _TASK, 120: _TASK, 124: _SOCKETS, 136: _SOCKETS,
-    137: _SOCKETS, 138: _SOCKETS, 139: _SOCKETS, 140: _SOCKETS, 141: _TASK, 148: _TASK,
-    149: _TASK, 152: _REDIRECT, 153: _TASK, 154: _TASK, 155: _REDIRECT, 156: _TASK,
+    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 117: _TASK, 120: _TASK, 124: _SOCKETS,
+    136: _SOCKETS, 137: _SOCKETS, 138: _SOCKETS, 139: _SOCKETS, 140: _SOCKETS, 141: _TASK,
+    148: _TASK, 149: _TASK, 152: _REDIRECT, 153: _TASK, 154: _TASK, 155: _REDIRECT, 156: _TASK,
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _SOCKETS, 180: _TASK,
     191: _TASK, 196: _SOCKETS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
-    **dict.fromkeys((93, 94, 164, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
+    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
                      202, 203), _KFUNCS),
-    **dict.fromkeys((42, 105, 106, 118, 125, 160, 165, 177, 182, 208, 209), _MAPS2),
+    209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

@@ -35,6 +35,7 @@ cdef inline bint is_ctx(Vm* vm, uint64_t r1) noexcept nogil:
 
 
 include "helpers_misc.pxi"
+include "helpers_strings.pxi"
 include "helpers_vlan.pxi"
 include "helpers_tunnel.pxi"
 include "helpers_shape.pxi"
@@ -45,6 +46,7 @@ include "helpers_net.pxi"
 cdef void register_skb_helpers() noexcept:
     memset(SKB_HELPERS, 0, sizeof(SKB_HELPERS))
     register_misc_helpers(SKB_HELPERS)
+    register_string_helpers(SKB_HELPERS)
     register_vlan_helpers(SKB_HELPERS)
     register_tunnel_helpers(SKB_HELPERS)
     register_shape_helpers(SKB_HELPERS)

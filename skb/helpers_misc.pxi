@@ -1,12 +1,51 @@
 # Helpers that read the environment or record a decision: time, randomness, cpu,
 # classids, redirect, the current task, trace_printk.  Part of skb/helpers.pxi.
 
-cdef uint64_t bpf_ktime_get_ns(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
-                               uint64_t e) noexcept nogil:
-    # a settable clock (run(ktime=, ktime_step=)): reproducible where the kernel is not
+cdef uint64_t _INITIAL_JIFFIES = _isa.INITIAL_JIFFIES
+cdef uint64_t _KTIME_TAI_OFFSET = _isa.KTIME_TAI_OFFSET
+
+
+cdef inline uint64_t clock_read(Vm* vm) noexcept nogil:
+    # a settable clock (run(ktime=, ktime_step=)): reproducible where the kernel is not;
+    # every clock helper reads it, each read moving it on by ktime_step
     cdef uint64_t now = vm.skb.ktime
     vm.skb.ktime += vm.skb.ktime_step
     return now
+
+
+cdef uint64_t bpf_ktime_get_ns(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
+    return clock_read(vm)
+
+
+cdef uint64_t bpf_ktime_get_boot_ns(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                                    uint64_t e) noexcept nogil:
+    # CLOCK_BOOTTIME: CLOCK_MONOTONIC plus time suspended, which the model never is
+    return clock_read(vm)
+
+
+cdef uint64_t bpf_ktime_get_coarse_ns(Vm* vm, uint64_t a, uint64_t b, uint64_t c,
+                                      uint64_t d, uint64_t e) noexcept nogil:
+    # ktime_get_coarse_ns: CLOCK_MONOTONIC as of the last tick
+    cdef uint64_t now = clock_read(vm)
+    return now - now % TICK_NSEC
+
+
+cdef uint64_t bpf_ktime_get_tai_ns(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                                   uint64_t e) noexcept nogil:
+    return clock_read(vm) + _KTIME_TAI_OFFSET
+
+
+cdef uint64_t bpf_jiffies64(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    # get_jiffies_64: ticks since boot, counted from INITIAL_JIFFIES
+    return _INITIAL_JIFFIES + clock_read(vm) // TICK_NSEC
+
+
+cdef uint64_t bpf_get_numa_node_id(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                                   uint64_t e) noexcept nogil:
+    # numa_node_id(): the modelled machine is one NUMA node
+    return 0
 
 
 cdef uint64_t bpf_get_prandom_u32(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
@@ -108,8 +147,13 @@ cdef enum:
     PK_ZERO = 8
 
 ctypedef struct Printk:
-    char out[PRINTK_BUF]
+    char* out                      # the output buffer (NULL when cap is 0)
+    size_t cap                     # its size, the terminating NUL included
     size_t pos                     # characters produced, also past the buffer's end
+
+
+cdef inline void pk_init(Printk* o, char* out, size_t cap) noexcept nogil:
+    o.out, o.cap, o.pos = out, cap, 0
 
 
 cdef inline bint pk_isspace(uint8_t c) noexcept nogil:
@@ -133,17 +177,23 @@ cdef inline bint pk_allowed(uint8_t c) noexcept nogil:
 
 
 cdef inline void pk_char(Printk* o, char c) noexcept nogil:
-    if o.pos < PRINTK_BUF - 1:
+    if o.pos + 1 < o.cap:
         o.out[o.pos] = c
     o.pos += 1
 
 
 cdef inline char* pk_dst(Printk* o) noexcept nogil:
-    return o.out + o.pos if o.pos < PRINTK_BUF - 1 else NULL
+    return o.out + o.pos if o.pos + 1 < o.cap else NULL
 
 
 cdef inline size_t pk_room(Printk* o) noexcept nogil:
-    return PRINTK_BUF - o.pos if o.pos < PRINTK_BUF - 1 else 0
+    return o.cap - o.pos if o.pos + 1 < o.cap else 0
+
+
+cdef inline void pk_end(Printk* o) noexcept nogil:
+    """NUL-terminate what fits (nothing when the buffer is empty), as vsnprintf does."""
+    if o.cap:
+        o.out[o.pos if o.pos < o.cap - 1 else o.cap - 1] = 0
 
 
 cdef void pk_spec(char* spec, int flags, int width, const char* conv) noexcept nogil:
@@ -221,8 +271,8 @@ cdef void pk_ip(Vm* vm, uint64_t addr, char kind, char family, char* text) noexc
 cdef uint64_t pk_commit(Vm* vm, Printk* o, size_t ret) noexcept nogil:
     """Record the trace line (the buffer up to its first NUL, one trailing newline
     dropped: each call is one line) and return ``ret``."""
-    cdef size_t n = o.pos if o.pos < PRINTK_BUF - 1 else PRINTK_BUF - 1
-    o.out[n] = 0
+    cdef size_t n
+    pk_end(o)
     n = strlen(o.out)
     if n and o.out[n - 1] == 10:
         n -= 1
@@ -234,7 +284,7 @@ cdef uint64_t bpf_trace_printk(Vm* vm, uint64_t fmt_addr, uint64_t fmt_size, uin
                                uint64_t a2, uint64_t a3) noexcept nogil:
     cdef uint32_t size = <uint32_t>fmt_size
     cdef const char* fmt
-    cdef const char* nul
+    cdef uint64_t args[3]
     if size == 0:
         return helper_fault(vm, b"fmt_size must be a non-zero constant (the kernel's "
                                 b"verifier refuses 0)")
@@ -243,16 +293,32 @@ cdef uint64_t bpf_trace_printk(Vm* vm, uint64_t fmt_addr, uint64_t fmt_size, uin
         return 0
     if vm.skb.profile == PROFILE_V46:
         return printk_v46(vm, fmt, size, a1, a2, a3)
-    nul = <const char*>memchr(fmt, 0, size)
+    args[0], args[1], args[2] = a1, a2, a3
+    return trace_bprintf(vm, fmt, size, args, 3)
+
+
+cdef uint64_t trace_bprintf(Vm* vm, const char* fmt, uint32_t size, const uint64_t* args,
+                            int nargs) noexcept nogil:
+    """bpf_trace_printk and bpf_trace_vprintk: the format up to its NUL (within
+    size) printed into the 1024-byte trace buffer; the length it would have had."""
+    cdef char buf[PRINTK_BUF]
+    cdef Printk o
+    cdef int64_t got
+    cdef const char* nul = <const char*>memchr(fmt, 0, size)
     if nul == NULL:
         return err(EINVAL)
-    return printk_current(vm, fmt, <size_t>(nul - fmt), a1, a2, a3)
+    pk_init(&o, buf, PRINTK_BUF)
+    got = bprintf(vm, &o, fmt, <size_t>(nul - fmt), args, nargs)
+    if got < 0:
+        return <uint64_t>got
+    return pk_commit(vm, &o, o.pos)
 
 
-cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uint64_t a2,
-                             uint64_t a3) noexcept nogil:
-    cdef Printk o
-    cdef uint64_t args[3]
+cdef int64_t bprintf(Vm* vm, Printk* po, const char* fmt, size_t n, const uint64_t* args,
+                     int nargs) noexcept nogil:
+    """bpf_bprintf_prepare and bstr_printf in one pass: the n bytes of fmt with nargs
+    arguments printed into po; 0, or -errno for a format the kernel refuses."""
+    cdef Printk o = po[0]
     cdef uint64_t v
     cdef size_t i = 0
     cdef long used = 0              # bytes of the kernel's 512-byte argument buffer
@@ -261,8 +327,6 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
     cdef char spec[32]
     cdef char conv[4]
     cdef char text[PRINTK_BIN_ARGS]
-    args[0], args[1], args[2] = a1, a2, a3
-    o.pos = 0
     while i < n:
         c = <uint8_t>fmt[i]
         if not pk_allowed(c):
@@ -275,7 +339,7 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
             pk_char(&o, <char>37)
             i += 2
             continue
-        if nspec >= 3:
+        if nspec >= nargs:
             return err(EINVAL)
         v = args[nspec]
         i += 1
@@ -389,7 +453,8 @@ cdef uint64_t printk_current(Vm* vm, const char* fmt, size_t n, uint64_t a1, uin
             o.pos += got
         i += 1
         nspec += 1
-    return pk_commit(vm, &o, o.pos)
+    po[0] = o
+    return 0
 
 
 cdef uint64_t printk_v46(Vm* vm, const char* fmt, uint32_t size, uint64_t a1, uint64_t a2,
@@ -397,6 +462,7 @@ cdef uint64_t printk_v46(Vm* vm, const char* fmt, uint32_t size, uint64_t a1, ui
     """4.6: %d %u %x (l, ll), %p, one %s of at most 63 bytes, 3 conversions, no
     flags, widths or %%; the NUL must be the last byte; the text's length is returned.
     (4.6 also wanted fmt on the stack, the only memory its programs could point at.)"""
+    cdef char buf[PRINTK_BUF]
     cdef Printk o
     cdef uint64_t args[3]
     cdef uint64_t v
@@ -409,7 +475,7 @@ cdef uint64_t printk_v46(Vm* vm, const char* fmt, uint32_t size, uint64_t a1, ui
     if fmt[n] != 0:
         return err(EINVAL)
     args[0], args[1], args[2] = a1, a2, a3
-    o.pos = 0
+    pk_init(&o, buf, PRINTK_BUF)
     while i < n:
         c = <uint8_t>fmt[i]
         if not pk_ascii_allowed(c):
@@ -466,6 +532,11 @@ cdef uint64_t printk_v46(Vm* vm, const char* fmt, uint32_t size, uint64_t a1, ui
 
 cdef void register_misc_helpers(helper_fn* table) noexcept:
     table[5] = bpf_ktime_get_ns
+    table[42] = bpf_get_numa_node_id
+    table[118] = bpf_jiffies64
+    table[125] = bpf_ktime_get_boot_ns
+    table[160] = bpf_ktime_get_coarse_ns
+    table[208] = bpf_ktime_get_tai_ns
     table[6] = bpf_trace_printk
     table[7] = bpf_get_prandom_u32
     table[8] = bpf_get_smp_processor_id

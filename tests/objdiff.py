@@ -41,3 +41,21 @@ def same_retval(data: bytes, packet: bytes, prog_type=None) -> int:
     count_comparison()
     assert ours.retval & 0xFFFFFFFF == theirs.retval
     return theirs.retval
+
+
+def same_packet(data: bytes, packet: bytes) -> tuple[int, bytes]:
+    """Run the object's one tc program on ``packet`` in both; require the same retval and
+    the same packet bytes afterwards, and return them."""
+    obj = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            (name,) = obj.programs
+            prog = obj.program(name)
+            ours = prog.run(packet, **engine_fields(prog.prog_type, None))
+            theirs = kobj.program(name).test_run(packet)
+    finally:
+        obj.close()
+    count_comparison()
+    assert ours.retval & 0xFFFFFFFF == theirs.retval, (ours.retval, theirs.retval)
+    assert ours.data == theirs.data, (ours.data.hex(), theirs.data.hex())
+    return theirs.retval, theirs.data

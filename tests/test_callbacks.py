@@ -59,3 +59,73 @@ SEC("tc") int prog(struct __sk_buff *skb) { return bpf_loop(3, two, 0, 0); }
 """))
     assert theirs is not None and "At callback return the register R0" in theirs, theirs
     assert ours is not None and theirs in ours
+
+
+# --- bpf_for_each_map_elem --------------------------------------------------------------
+
+FOR_EACH = """
+struct {
+    __uint(type, BPF_MAP_TYPE_%(type)s);
+    __uint(max_entries, 8);
+    __uint(map_flags, %(flags)s);
+    __type(key, __u32);
+    __type(value, __u64);
+} m SEC(".maps");
+
+struct acc { __u64 sum; __u32 stop; };
+
+static long visit(void *map, __u32 *key, __u64 *value, struct acc *a)
+{
+    a->sum = a->sum * 31 + *key * 1000 + *value;
+    *value += 1;
+    return *key == a->stop;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct acc a = { .sum = 0, .stop = %(stop)s };
+    __u32 k, key;
+    for (k = 1; k < 6; k++) {
+        __u64 v = k * 7 + skb->len;
+        key = k;
+        bpf_map_update_elem(&m, &key, &v, 0);
+    }
+    long n = bpf_for_each_map_elem(&m, visit, &a, %(call_flags)s);
+    return (__u32)(a.sum << 8) | (n & 0xff);
+}
+"""
+
+
+@pytest.mark.parametrize("map_type, flags", [("ARRAY", "0"), ("HASH", "BPF_F_ZERO_SEED"),
+                                             ("LRU_HASH", "BPF_F_ZERO_SEED"),
+                                             ("PERCPU_ARRAY", "0")])
+@pytest.mark.parametrize("stop", ["100", "3", "skb->len & 7"])
+def test_for_each_map_elem_visits_the_elements_in_the_kernels_order(map_type, flags, stop):
+    source = FOR_EACH % {"type": map_type, "flags": flags, "stop": stop, "call_flags": "0"}
+    same_retval(compile_object(source, flags=("-O2", "-mcpu=v3")), PACKET)
+
+
+def test_for_each_map_elem_refuses_flags():
+    source = FOR_EACH % {"type": "ARRAY", "flags": "0", "stop": "100", "call_flags": "1"}
+    assert same_retval(compile_object(source), PACKET) & 0xFF == 0x100 - 22
+
+
+def test_for_each_map_elem_refuses_a_map_without_element_callbacks_as_the_kernel_does():
+    ours, theirs = verdicts(compile_object("""
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 8);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u64);
+    __type(value, __u64);
+} m SEC(".maps");
+
+static long visit(void *map, __u64 *key, __u64 *value, void *ctx) { return 0; }
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return bpf_for_each_map_elem(&m, visit, 0, 0);
+}
+"""))
+    assert theirs is not None and "callback function not allowed for map" in theirs, theirs
+    assert ours is not None and theirs in ours, (ours, theirs)

@@ -180,6 +180,52 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert ours is not None and theirs in ours
 
 
+# --- RCU read-side and preemption regions ------------------------------------------------
+
+REGIONS = r"""
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+extern void bpf_preempt_disable(void) __ksym;
+extern void bpf_preempt_enable(void) __ksym;
+
+SEC("tc") int prog(struct __sk_buff *skb) { %s }
+"""
+
+
+@pytest.mark.parametrize("body", [
+    "bpf_rcu_read_lock(); bpf_rcu_read_unlock(); return skb->len;",
+    "bpf_preempt_disable(); bpf_preempt_disable(); bpf_preempt_enable(); "
+    "bpf_preempt_enable(); return 3;",
+    "__u16 x = 0; bpf_rcu_read_lock(); bpf_skb_load_bytes(skb, 12, &x, 2); "
+    "bpf_rcu_read_unlock(); return x;",
+    "bpf_rcu_read_lock(); bpf_preempt_disable(); bpf_rcu_read_unlock(); "
+    "bpf_preempt_enable(); return 4;",
+])
+def test_closed_rcu_and_preemption_regions_load_and_run_as_in_the_kernel(body):
+    same_retval(compile_object(REGIONS % body), PACKET)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("bpf_rcu_read_lock(); return 0;",
+     "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region"),
+    ("bpf_rcu_read_unlock(); return 0;",
+     "unmatched rcu read unlock (kernel function bpf_rcu_read_unlock)"),
+    ("bpf_rcu_read_lock(); bpf_rcu_read_lock(); bpf_rcu_read_unlock(); "
+     "bpf_rcu_read_unlock(); return 1;",
+     "nested rcu read lock (kernel function bpf_rcu_read_lock)"),
+    ("bpf_preempt_disable(); return 0;",
+     "BPF_EXIT instruction in main prog cannot be used inside bpf_preempt_disable-ed region"),
+    ("bpf_preempt_enable(); return 0;",
+     "unmatched attempt to enable preemption (kernel function bpf_preempt_enable)"),
+    ("if (skb->len > 10) bpf_rcu_read_lock(); return 5;",
+     "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region"),
+])
+def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, message):
+    ours, theirs = verdicts(compile_object(REGIONS % body))
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and theirs in ours, (ours, theirs)
+
+
 # --- the docs table -------------------------------------------------------------------
 
 # why a kfunc the kernel offers these program types does not run in pyebpf yet
@@ -193,8 +239,6 @@ WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_obj_", "bpf_list_",
                                                          "bpf_rbtree_"))],
                     "allocated objects, lists and rbtrees are not modelled yet"),
-    **dict.fromkeys(["bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
-                     "bpf_preempt_enable"], "their verifier rules are not modelled yet"),
 }
 
 

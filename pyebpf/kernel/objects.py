@@ -28,6 +28,8 @@ class KernelObject:
                 for slot, inner in ms.inner_maps.items():
                     m.update(slot.to_bytes(ms.key_size, "little"),
                              self.maps[inner].fd.to_bytes(4, "little"))
+                if ms.declared == "data" and ms.flags & isa.BPF_F_RDONLY_PROG:
+                    m.freeze()      # libbpf freezes .rodata and .kconfig once filled
             self.maps = {name: self.maps[name] for name in spec.maps}
             fds = {name: m.fd for name, m in self.maps.items()}
             for ps in spec.programs.values():

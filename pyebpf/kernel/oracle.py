@@ -365,6 +365,12 @@ class KernelMap(_Owned):
             self._fail(err, "lookup_and_delete", key, flags)
         return value
 
+    def freeze(self) -> None:
+        """BPF_MAP_FREEZE: no more writes from user space (programs: as the flags say)."""
+        err, _ = self._op(isa.BpfCmd.BPF_MAP_FREEZE, "freeze", None)
+        if err:
+            self._fail(err, "freeze", None)
+
     def update(self, key, value, flags: int = 0) -> None:
         key, value = self._key(key), bytes(value)
         if len(value) != self.value_buffer_size:

@@ -1,4 +1,5 @@
-"""Helpers that call a function of the program (``bpf_loop``), as the kernel verifies
+"""Helpers that call a function of the program (``bpf_loop``,
+``bpf_for_each_map_elem``), as the kernel verifies
 them (``push_callback_call``, ``prepare_func_exit``): the path goes on after the call as
 if the callback ran zero times, and a path is queued into the callback, in a new frame
 with the helper's callback arguments; when the callback returns, its R0 must be in the
@@ -8,35 +9,72 @@ from __future__ import annotations
 
 from .. import isa
 from .kfuncs import widen_scalars
-from .state import PTR_TO_FUNC, PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str
+from .helpers import DEDICATED_MAPS, PROTOS
+from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str)
 
-# helper id -> (callback's argument registers from the caller's: None for an unknown
-# scalar; its return range)
+_T = isa.MapType
+# helper id -> (callback's argument registers: the caller's register they copy, None
+# for an unknown scalar, "key"/"value" for an element of the caller's r1 map; its
+# return range)
 CALLBACK_HELPERS = {
     isa.HELPER_IDS["loop"]: ((None, 3), (0, 1)),       # set_loop_callback_state
+    # set_map_elem_callback_state
+    isa.HELPER_IDS["for_each_map_elem"]: ((1, "key", "value", 3), (0, 1)),
 }
+# the map types with map_for_each_callback
+FOR_EACH_MAPS = frozenset({_T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
+                           _T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_PERCPU_HASH,
+                           _T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH})
 
 
 class CallbackCalls:
     """The callback side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
     def callback_call(self, st, pc: int, insn, pending) -> None:
+        # r1 first, as check_helper_call checks the arguments in order
+        meta = {"map": None, "ringbuf_size": 0, "release": 0}
+        self.helper_arg(st, pc, PROTOS[insn.imm], insn.imm, 1, PROTOS[insn.imm].args[0], meta)
         fn = self.read(st, pc, 2)
         if fn.type != PTR_TO_FUNC:
             self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         args, _range = CALLBACK_HELPERS[insn.imm]
+        m = self._callback_map(st, pc, args)
         queued = self.push(st, fn.off, pc, pending)
+        queued.callback_unroll_depth += 1
         caller = queued.cur
         callee = Frame(pc, self.func_of(fn.off), len(queued.frames))
         callee.in_callback = True
         for regno, source in enumerate(args, start=1):
-            callee.regs[regno] = scalar() if source is None else caller.regs[source].copy()
+            if source in ("key", "value"):
+                r = Reg(PTR_TO_MAP_KEY if source == "key" else PTR_TO_MAP_VALUE)
+                r.mark_known(0)
+                r.map = m
+                callee.regs[regno] = r
+            else:
+                callee.regs[regno] = scalar() if source is None else \
+                    caller.regs[source].copy()
         callee.regs[10].type = PTR_TO_STACK
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = callee.frameno
         queued.frames.append(callee)
+
+    def _callback_map(self, st, pc: int, args):
+        """The map whose elements the callback gets (r1), checked as
+        set_map_elem_callback_state checks it; None for a helper without one.  A map
+        argument the helper's own checks refuse is left to them (they come first in
+        the kernel)."""
+        if "key" not in args:
+            return None
+        reg = st.cur.regs[1]
+        if reg.type != CONST_PTR_TO_MAP or reg.map is None:
+            return None
+        mtype = _T(reg.map.type)
+        if mtype not in FOR_EACH_MAPS and mtype not in DEDICATED_MAPS:
+            self.refuse(pc, "callback function not allowed for map")
+        return reg.map
 
     def callback_exit(self, st, pc: int, r0: Reg) -> int:
         """prepare_func_exit for a callback: R0 in range, then back to the call."""

@@ -13,6 +13,9 @@ ANYTHING = "anything"              # ARG_ANYTHING
 CTX = "ctx"                        # ARG_PTR_TO_CTX
 CTX_OR_NULL = "ctx_or_null"        # ARG_PTR_TO_CTX_OR_NULL
 U32_INOUT = "u32_inout"            # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED, 4
+U64_OUT = "u64_out"                # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE |
+                                   # MEM_ALIGNED, 8
+CONST_STR = "const_str"            # ARG_PTR_TO_CONST_STR
 MAP = "map_ptr"                    # ARG_CONST_MAP_PTR
 KEY = "map_key"                    # ARG_PTR_TO_MAP_KEY
 VALUE = "map_value"                # ARG_PTR_TO_MAP_VALUE
@@ -54,10 +57,21 @@ def _p(name, ret, *args, pkt=False, maps=()):
 
 PROTOS: dict[int, Proto] = dict([
     _p("loop", INTEGER, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    _p("for_each_map_elem", INTEGER, MAP, FUNC, STACK_OR_NULL, ANYTHING),
     _p("map_lookup_elem", MAP_VALUE_OR_NULL, MAP, KEY),
     _p("map_update_elem", INTEGER, MAP, KEY, VALUE, ANYTHING),
     _p("map_delete_elem", INTEGER, MAP, KEY),
     _p("ktime_get_ns", INTEGER),
+    _p("ktime_get_boot_ns", INTEGER),
+    _p("ktime_get_coarse_ns", INTEGER),
+    _p("ktime_get_tai_ns", INTEGER),
+    _p("jiffies64", INTEGER),
+    _p("get_numa_node_id", INTEGER),
+    _p("strtol", INTEGER, MEM, SIZE, ANYTHING, U64_OUT),
+    _p("strtoul", INTEGER, MEM, SIZE, ANYTHING, U64_OUT),
+    _p("strncmp", INTEGER, MEM, SIZE, CONST_STR),
+    _p("snprintf", INTEGER, MEM_OR_NULL, SIZE_OR_ZERO, CONST_STR, MEM_OR_NULL, SIZE_OR_ZERO),
+    _p("trace_vprintk", INTEGER, MEM, SIZE, MEM_OR_NULL, SIZE_OR_ZERO),
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),
     _p("get_smp_processor_id", INTEGER),

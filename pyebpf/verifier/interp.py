@@ -15,6 +15,7 @@ from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
+from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
@@ -41,7 +42,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
+class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64"):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -225,7 +226,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
-                if states_equal(old, cur, live, exact=True):
+                if old.callback_unroll_depth == cur.callback_unroll_depth and \
+                        states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
             if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
                 add = False
@@ -1063,8 +1065,12 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         meta = {"map": None, "ringbuf_size": 0, "release": 0}
         for i, kind in enumerate(proto.args):
             self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
-        if hid == isa.HELPER_IDS["tail_call"] and st.refs:
-            self.refuse(pc, "tail_call would lead to reference leak")
+        if hid == isa.HELPER_IDS["snprintf"]:
+            self.snprintf_format(pc, meta["const_str"], regs[5])
+        if hid == isa.HELPER_IDS["tail_call"]:
+            if st.refs:
+                self.refuse(pc, "tail_call would lead to reference leak")
+            self.lock_leak(st, pc, "tail_call")
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -1115,6 +1121,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
         helpers.CTX_OR_NULL: ("ctx",),
         helpers.U32_INOUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
                             "ringbuf_mem", "buf", "trusted_ptr_"),
+        helpers.U64_OUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
+                          "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.MAP: ("map_ptr",),
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
@@ -1162,15 +1170,19 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
                     self._type_error(pc, regno, reg, kind)
                 self.ctx_off(pc, regno, reg)
             return
-        if kind == helpers.U32_INOUT:
+        if kind in (helpers.U32_INOUT, helpers.U64_OUT):
+            size = 4 if kind == helpers.U32_INOUT else 8
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
-            self.helper_mem(st, pc, regno, reg, 4, True, False)
+            self.helper_mem(st, pc, regno, reg, size, True, False)
             # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
             if reg.type == PTR_TO_STACK and not tnum.is_aligned(
-                    tnum.add(reg.var, tnum.const(reg.off)), 4):
+                    tnum.add(reg.var, tnum.const(reg.off)), size):
                 self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
-                                f"size 4")
+                                f"size {size}")
+            return
+        if kind == helpers.CONST_STR:
+            meta["const_str"] = self.const_str(pc, regno, reg)
             return
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
@@ -1328,6 +1340,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers):
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
+        self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if self.unpriv and r0.is_ptr:
             self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None

@@ -165,6 +165,10 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
 )}
 
 
+_LOCKS = frozenset({"bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
+                    "bpf_preempt_enable"})
+
+
 def _iter_type(arg: Arg) -> str:
     """``num`` for ``struct bpf_iter_num *``."""
     return arg.ctype.replace("const ", "")[len("struct bpf_iter_"):-1].strip()
@@ -197,6 +201,8 @@ class KfuncCalls:
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
                                     f"{type_str(reg.type)}")
+        if name in _LOCKS:
+            self._lock_kfunc(st, pc, name)
         btf_ret = self.kfunc_btf_return(st, pc, name)
         for r in range(1, 6):
             regs[r] = Reg()
@@ -206,6 +212,32 @@ class KfuncCalls:
             regs[0] = Reg()
         else:
             regs[0] = btf_ret or scalar()
+
+    # --- RCU and preemption regions (check_kfunc_call) -------------------------------------
+    def _lock_kfunc(self, st, pc: int, name: str) -> None:
+        if name == "bpf_rcu_read_lock":
+            if st.rcu_lock:
+                self.refuse(pc, f"nested rcu read lock (kernel function {name})")
+            st.rcu_lock = True
+        elif name == "bpf_rcu_read_unlock":
+            if not st.rcu_lock:
+                self.refuse(pc, f"unmatched rcu read unlock (kernel function {name})")
+            st.rcu_lock = False
+        elif name == "bpf_preempt_disable":
+            st.preempt_locks += 1
+        else:
+            if not st.preempt_locks:
+                self.refuse(pc, f"unmatched attempt to enable preemption (kernel function "
+                                f"{name})")
+            st.preempt_locks -= 1
+
+    def lock_leak(self, st, pc: int, prefix: str) -> None:
+        """check_resource_leak's region checks: ``prefix`` (an exit, a tail call) may not
+        leave an RCU read-side or preemption-disabled region open."""
+        if st.rcu_lock:
+            self.refuse(pc, f"{prefix} cannot be used inside bpf_rcu_read_lock-ed region")
+        if st.preempt_locks:
+            self.refuse(pc, f"{prefix} cannot be used inside bpf_preempt_disable-ed region")
 
     # --- iterators (process_iter_arg) ---------------------------------------------------
     def _iter_arg(self, st, pc, k: Kfunc, i: int, arg: Arg, reg: Reg):

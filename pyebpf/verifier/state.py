@@ -158,8 +158,13 @@ class Frame:
 
 class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
-    and the checkpoint it descends from (``parent``) with its open-branch count."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth")
+    and the checkpoint it descends from (``parent``) with its open-branch count;
+    ``callback_unroll_depth`` counts the callback calls queued on the way here (a
+    state repeated in a later call of a callback is no infinite loop); ``rcu_lock``
+    and ``preempt_locks`` the bpf_rcu_read_lock and bpf_preempt_disable regions the
+    path is in (active_rcu_lock, active_preempt_locks)."""
+    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
+                 "callback_unroll_depth", "rcu_lock", "preempt_locks")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -169,6 +174,9 @@ class VState:
         self.insn = 0
         self.sig = None
         self.may_goto_depth = 0
+        self.callback_unroll_depth = 0
+        self.rcu_lock = False
+        self.preempt_locks = 0
 
     @property
     def cur(self) -> Frame:
@@ -181,6 +189,8 @@ class VState:
         v.parent, v.branches, v.insn = self.parent, 0, self.insn
         v.sig = None
         v.may_goto_depth = self.may_goto_depth
+        v.callback_unroll_depth = self.callback_unroll_depth
+        v.rcu_lock, v.preempt_locks = self.rcu_lock, self.preempt_locks
         return v
 
     def all_regs(self):
@@ -274,7 +284,8 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
     """``live(frame_index, regno)`` says whether a register is read later."""
     if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
         return False
-    if len(old.refs) != len(cur.refs):
+    if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
+            old.preempt_locks != cur.preempt_locks:
         return False
     idmap: dict = {}
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
