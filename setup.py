@@ -49,13 +49,15 @@ CORE_CFLAGS = [] if DEBUG else ["-fno-inline-functions-called-once"]
 interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd",
                                dispatch]]
 extensions = [
-    # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
-    # (classic-only calls) compile into the core
+    # skb/*.pxi (the sk_buff model and its helpers), pyebpf/cbpf/cbpf_calls.pxi
+    # (classic-only calls) and pyebpf/trace/tracing.pxi (tracing helpers) compile into
+    # the core
     Extension("pyebpf._core", ["pyebpf/_core.pyx"], define_macros=macros,
               extra_compile_args=cflags + CORE_CFLAGS,
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
-                       *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi"))]),
+                       *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi")),
+                       *(str(p) for p in HERE.glob("pyebpf/trace/*.pxi"))]),
     # the pin file's map contents, walked in C on the core's C interface
     Extension("pyebpf.pin_format", ["pyebpf/pin_format.pyx"], define_macros=macros,
               extra_compile_args=cflags, depends=interface),
@@ -70,7 +72,8 @@ setup(
     # a debug build generates its C elsewhere, so it never stands in for a release one
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,
                           include_path=[str(HERE), str(HERE / "skb"),
-                                        str(HERE / "pyebpf" / "cbpf")],
+                                        str(HERE / "pyebpf" / "cbpf"),
+                                        str(HERE / "pyebpf" / "trace")],
                           build_dir="build/debug" if DEBUG else None),
     package_dir={"pyebpf": "pyebpf", "pyebpf.skb": "skb", "pyebpf.pcap": "pcap"},
 )

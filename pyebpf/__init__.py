@@ -1,4 +1,5 @@
-"""pyebpf: run Linux tc and socket-filter eBPF programs in user space, as the kernel would."""
+"""pyebpf: run Linux tc, socket-filter and kprobe eBPF programs in user space, as the kernel
+would."""
 from __future__ import annotations
 
 from . import errors, isa
@@ -6,7 +7,7 @@ from .errors import MapError
 from .isa import TC_ACT
 
 __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
-           "load", "Object", "Environment", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm",
+           "load", "Object", "Environment", "Machine", "Task", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm",
            "kernel", "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START",
            "KTIME_RUN_GAP"]
 __version__ = "0.1.0"
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 _FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
               "KTIME_START", "KTIME_RUN_GAP")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader",
-                "Environment": "environment"}
+                "Environment": "environment", "Machine": "trace", "Task": "trace"}
 
 
 def __getattr__(name: str):
@@ -34,7 +35,7 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(f".{_FROM_MODULE[name]}", __name__), name)
     if name in ("asm", "kernel", "syscall", "pinning", "elf", "btf", "loader", "mapview",
                 "verifier", "conformance", "strategies", "coverage", "results",
-                "environment"):
+                "environment", "trace"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pyebpf' has no attribute {name!r}")

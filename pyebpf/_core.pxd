@@ -113,6 +113,28 @@ ctypedef struct ProgCore:
     void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
     uint64_t runs      # runs started (the JIT's tiering counts them)
 
+ctypedef struct MemRange:
+    uint64_t start
+    uint64_t end       # exclusive
+    const uint8_t* data
+
+ctypedef struct TraceWorld:
+    # what a tracing (KPROBE) run sees besides its context: the modelled machine of
+    # pyebpf/trace/ (trace/tracing.pxi builds it per run; the Python objects own the bytes)
+    const MemRange* kmem           # kernel memory, sorted, adjacent ranges merged
+    uint32_t nkmem
+    const MemRange* umem           # the current task's user memory, the same way
+    uint32_t numem
+    uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)
+    bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
+    const uint64_t* kstack         # the kernel stack's return addresses, innermost first
+    uint32_t nkstack
+    const uint64_t* ustack         # the user stack's
+    uint32_t nustack
+    uint64_t task                  # bpf_get_current_task
+    uint64_t func_ip               # bpf_get_func_ip
+    uint64_t cookie                # bpf_get_attach_cookie
+
 ctypedef struct Vm:
     uint64_t reg[11]
     uint8_t stack[STACK_SIZE]      # frame 0 at the top; a bpf-to-bpf call adds one below
@@ -138,6 +160,7 @@ ctypedef struct Vm:
     uintptr_t ctx
     CtxRules* ctx_rules
     int pkt_region         # index of the packet's region, or -1
+    TraceWorld* world      # tracing program types: their machine (NULL for packets)
     MapStore** maps        # the maps the program references
     int nmaps
     int map_regions        # index of the first map region
@@ -197,7 +220,8 @@ ctypedef struct MapStore:
     MapStore** inner          # maps of maps: the inner map of each element, or NULL
     MapStore* tmpl            # maps of maps: the inner map template
     int32_t* perf_cpu         # perf event arrays: each slot's CPU, -1 when not open
-    uint64_t* counters        # perf event arrays: each slot's counter (perf_event_read)
+    uint64_t* counters        # perf event arrays: each slot's counter, enabled and running
+                              # times (perf_event_read, perf_event_read_value)
     uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
     size_t events_len, events_cap
     uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's; queues and
@@ -294,7 +318,8 @@ cdef enum:
     REGION_STACK = 0
     REGION_MEMORY = 1
     REGION_PACKET = 2
-    REGION_MAP0 = 3
+    REGION_PT_REGS = 3
+    REGION_MAP0 = 4
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
 cdef void ringbuf_release_all(Vm* vm) noexcept nogil
@@ -330,6 +355,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.nregions = vm.map_regions = 1
     vm.reg[10] = vm.regions[0].end
     vm.skb, vm.ctx, vm.ctx_rules, vm.pkt_region = NULL, 0, NULL, -1
+    vm.world = NULL
     vm.div0_abort = div0_abort
     vm.pkt, vm.pkt_len = NULL, 0
     vm.fault_msg = NULL

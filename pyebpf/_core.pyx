@@ -1359,6 +1359,7 @@ include "map_helpers.pxi"
 include "map_class.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
+include "tracing.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
@@ -1652,7 +1653,7 @@ cdef class HelperMemory:
 # --- results -------------------------------------------------------------------------
 
 cdef tuple _NO_CLONES = ()
-cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
+cdef tuple _REGION_NAMES = ("stack", "memory", "packet", "pt_regs")
 
 
 ctypedef struct SkbMeta:
@@ -1663,6 +1664,8 @@ ctypedef struct SkbMeta:
     uint16_t gso_segs, gso_size
     uint8_t pkt_type, vlan_present, tstamp_type
     uint8_t cb[20]
+    uint32_t redirect_flags
+    int sk_assigned
 
 
 cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
@@ -1677,6 +1680,7 @@ cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
     m.gso_segs, m.gso_size = skb.gso_segs, skb.gso_size
     m.pkt_type, m.vlan_present, m.tstamp_type = skb.pkt_type, skb.vlan_present, skb.tstamp_type
     memcpy(m.cb, skb.cb, 20)
+    m.redirect_flags, m.sk_assigned = skb.redirect_flags, skb.sk_assigned
 
 
 cdef enum:
@@ -1684,6 +1688,7 @@ cdef enum:
     KIND_RAW = 0
     KIND_TC = 1
     KIND_SF = 2
+    KIND_TRACE = 3      # a KPROBE run: r0 as the u32 trace_call_bpf sees, no skb
     # Result._csum: csum_ok
     CSUM_NONE = 0
     CSUM_BAD = 1
@@ -1745,7 +1750,7 @@ cdef class Result:
     def retval(self):
         if self._kind == KIND_TC:
             return <int32_t>self._r0
-        if self._kind == KIND_SF:
+        if self._kind == KIND_SF or self._kind == KIND_TRACE:
             return <uint32_t>self._r0
         return self._r0
 
@@ -1785,7 +1790,7 @@ cdef class Result:
 
     @property
     def skb(self):
-        if self._kind == KIND_RAW:
+        if self._kind == KIND_RAW or self._kind == KIND_TRACE:
             return None
         if self._skb_fields is None:
             self._skb_fields = SkbFields._from(&self._meta)
@@ -1804,7 +1809,7 @@ cdef class Result:
         (bpf_redirect, or no redirect)."""
         if self.redirect is None:
             return None
-        flags = self._skb.redirect_flags
+        flags = self._meta.redirect_flags
         if flags & _isa.BPF_F_PEER:
             return "peer"
         if flags & _isa.BPF_F_NEIGH:
@@ -1815,19 +1820,20 @@ cdef class Result:
     def assigned_socket(self):
         """The index in ``env.sockets`` of the socket ``bpf_sk_assign`` gave the
         packet, or None."""
-        if not self._has_skb or not self._skb.sk_assigned:
+        if (self._kind != KIND_TC and self._kind != KIND_SF) or not self._meta.sk_assigned:
             return None
-        return self._skb.sk_assigned - 1
+        return self._meta.sk_assigned - 1
 
     @property
     def prog_kind(self):
-        """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
-        return ("raw", "tc", "socket_filter")[self._kind]
+        """``"tc"``, ``"socket_filter"``, ``"raw"`` or ``"kprobe"``: how to read
+        ``retval``."""
+        return ("raw", "tc", "socket_filter", "kprobe")[self._kind]
 
     @property
     def input(self):
-        """The packet given to run(), as bytes (None in the raw mode)."""
-        if self._kind == KIND_RAW:
+        """The packet given to run(), as bytes (None in the raw mode and for kprobes)."""
+        if self._kind == KIND_RAW or self._kind == KIND_TRACE:
             return None
         return self._input if type(self._input) is bytes else bytes(self._input)
 
@@ -1980,6 +1986,7 @@ register_skb_helpers()
 register_kfuncs()
 register_callback_helpers(SKB_HELPERS)
 register_map_helpers(SKB_HELPERS)
+register_tracing_helpers(SKB_HELPERS)
 
 
 def _prog_type(value):
@@ -1990,14 +1997,15 @@ def _prog_type(value):
         value = _isa.prog_type(value)
     except ValueError as exc:
         raise LoadError(str(exc)) from None
-    if value not in _SKB_TYPES:
+    if value not in _SKB_TYPES and value != _KPROBE:
         raise LoadError(f"program type {value.name} is not supported: pyebpf runs "
-                        "SOCKET_FILTER, SCHED_CLS and SCHED_ACT programs")
+                        "SOCKET_FILTER, SCHED_CLS, SCHED_ACT and KPROBE programs")
     return value
 
 
 _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
+_KPROBE = _isa.ProgType.BPF_PROG_TYPE_KPROBE
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
 _pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
 # pyebpf.pinning, which sets itself here when imported: pinning builds on the core, so
@@ -2039,6 +2047,31 @@ KTIME_START = 3_600_000_000_000
 KTIME_RUN_GAP = 1_000
 cdef uint64_t _ktime_clock = KTIME_START
 cdef uint64_t _KTIME_RUN_GAP = KTIME_RUN_GAP
+
+
+cdef list _printk_lines(Skb* skb):
+    if not skb.printk_len:
+        return []
+    return (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+            .decode("utf-8", "backslashreplace").split("\n"))
+
+
+def _check_kprobe_load(prog_type, str profile, arch, kern_version):
+    """The load attributes only KPROBE programs have: the architecture whose pt_regs they
+    read, and 4.6's rule that kern_version equal the kernel's version (bpf_prog_load)."""
+    from .verifier.rules import ARCHES
+    if arch not in ARCHES:
+        raise LoadError(f"unknown architecture {arch!r}; choose " + " or ".join(ARCHES))
+    if prog_type != _KPROBE:
+        return arch
+    if arch != "x86_64" and profile == "4.6":
+        raise LoadError(f"the 4.6 profile models x86-64 only, not {arch}")
+    if profile == "4.6" and kern_version != _isa.LINUX_VERSION_CODE_4_6:
+        raise LoadError(f"BPF_PROG_LOAD: EINVAL: a KPROBE program's kern_version must equal "
+                        f"the 4.6 kernel's LINUX_VERSION_CODE "
+                        f"{_isa.LINUX_VERSION_CODE_4_6:#x}, got "
+                        f"{'none' if kern_version is None else hex(kern_version)}")
+    return arch
 
 
 cdef _require_frame(object data, object prog_type):
@@ -2144,6 +2177,11 @@ cdef class Program:
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
     verifier on a converted classic filter (``bpf_migrate_filter``).
+
+    ``"kprobe"`` programs get r1 = the ``struct pt_regs`` of ``arch`` (``"x86_64"``, the
+    default, or ``"arm64"``), read-only, and the tracing helpers over a modelled machine
+    (:mod:`pyebpf.trace`, docs/kprobe.md); ``kern_version`` is the load attribute the 4.6
+    kernel required to equal its own version (``isa.LINUX_VERSION_CODE_4_6``).
     """
     cdef Insn* _code
     cdef uint32_t* _blocks
@@ -2152,6 +2190,8 @@ cdef class Program:
     cdef readonly object prog_type
     cdef readonly str profile
     cdef readonly object classic
+    cdef readonly str arch
+    cdef bint _kprobe
     cdef public uint64_t budget
     cdef public object env
     cdef helper_fn _helpers[HELPER_SLOTS]
@@ -2196,11 +2236,13 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False, jit=None):
+                 unpriv=False, jit=None, arch="x86_64", kern_version=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
         self.profile = profile
+        self._kprobe = self.prog_type == _KPROBE
+        self.arch = _check_kprobe_load(self.prog_type, profile, arch, kern_version)
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
@@ -2208,7 +2250,8 @@ cdef class Program:
         kinds = {}
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info, unpriv=unpriv, pointer_kinds=kinds)
+                                  line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
+                                  arch=self.arch)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -2224,7 +2267,7 @@ cdef class Program:
         self._decode(slots, ops)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-            ctx_rules_build(&self._ctx, self.prog_type, profile)
+            ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
             self._specialise_ctx_loads(kinds)
             from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
@@ -2510,6 +2553,11 @@ cdef class Program:
         ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
         advancing between runs; docs/clock.md).
 
+        KPROBE programs take no ``data``: ``regs=`` gives their ``struct pt_regs`` (a dict
+        of register names or the struct's bytes), ``machine=`` the modelled machine (a
+        :class:`pyebpf.trace.Machine`); the other arguments they take are listed in
+        :data:`TRACE_FIELDS`.  ``retval`` is the u32 the kernel's trace_call_bpf sees.
+
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
         """
@@ -2525,6 +2573,7 @@ cdef class Program:
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
         cdef bint tmpl_made = False
+        cdef _World world = None       # a tracing run's machine: alive until the run ends
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -2542,7 +2591,12 @@ cdef class Program:
             _jit.tier(self)
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         try:
-            if typed:
+            if self._kprobe:
+                skb = &spare
+                world = trace_begin(&vm, skb, data, fields, self._profile_id, self.arch)
+                if "ktime" not in fields:
+                    skb.ktime, own_clock = _ktime_clock, True
+            elif typed:
                 src = _frame_bytes(data, self.prog_type)
                 if fields:
                     memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
@@ -2578,7 +2632,11 @@ cdef class Program:
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
             res._r0 = vm.reg[0]
-            if typed:
+            if self._kprobe:
+                res._kind = KIND_TRACE
+                if skb.printk_len:
+                    res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+            elif typed:
                 self._skb_result(res, skb)
                 res._input = data
             else:
@@ -2726,10 +2784,10 @@ cdef class Program:
             from .verifier import rules as _rules
             offset = vm.fault_addr - vm.ctx
             field, reason = _rules.access_rule(self.prog_type, self.profile, offset,
-                                               vm.fault_size, vm.fault_write)
-            return MemoryFault(f"invalid __sk_buff access at offset {offset}: {reason}", pc,
-                               text, vm.fault_addr, vm.fault_size, bool(vm.fault_write),
-                               "__sk_buff")
+                                               vm.fault_size, vm.fault_write, self.arch)
+            ctx = "pt_regs" if self._kprobe else "__sk_buff"
+            return MemoryFault(f"invalid {ctx} access at offset {offset}: {reason}", pc,
+                               text, vm.fault_addr, vm.fault_size, bool(vm.fault_write), ctx)
         if vm.status == STATUS_BUDGET:
             return BudgetExceeded(f"instruction budget of {limit} exhausted (endless loop?); "
                                   "pass budget= to run() to raise it", pc, text)
@@ -2761,7 +2819,7 @@ cdef class Program:
         regions = self._regions(vm)
         # the stack region at exit is one frame; name accesses against the full stack
         regions[0] = ("stack", <uintptr_t>vm.stack, <uintptr_t>(vm.stack + STACK_SIZE), True)
-        if vm.skb != NULL:
+        if vm.skb != NULL and vm.world == NULL:    # a tracing context is a region already
             regions.append(("__sk_buff", vm.ctx, vm.ctx + CTX_SIZE, True))
         top = <uintptr_t>(vm.stack + STACK_SIZE)
         steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))

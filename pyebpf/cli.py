@@ -1,8 +1,9 @@
 """The ``pyebpf`` command: assemble, disassemble and run raw eBPF programs.
 
     pyebpf run PROGRAM [--memory FILE | --memory-hex HEX] [--trace] [--budget N]
-               [--type sched_cls|sched_act|socket_filter] [--profile current|4.6]
+               [--type sched_cls|sched_act|socket_filter|kprobe] [--profile current|4.6]
                [--field NAME=VALUE ...]
+    pyebpf trace-replay PROG events.jsonl [--program NAME] [-o OUT.json] [--profile P]
     pyebpf asm SOURCE [-o OUT]
     pyebpf disasm OBJECT [--syntax kernel|conformance]
     pyebpf objdump PROG.o [--disasm]
@@ -13,7 +14,12 @@
 
 PROGRAM is assembler text (``.s``/``.asm``, either syntax) or raw instructions
 (anything else).  With ``--type`` the memory is an Ethernet frame and the program runs
-against its ``__sk_buff``; ``--field`` sets packet metadata (``mark=7``, ``ifindex=2``).
+against its ``__sk_buff``; ``--field`` sets packet metadata (``mark=7``, ``ifindex=2``);
+a ``kprobe`` program takes no memory, and ``--field`` sets its registers (``di=3``) and
+run arguments (``cpu=1``, ``func_ip=...``).  ``trace-replay`` runs a tracing program
+(an object's, or ``--program`` of it; or assembler text) once per event of a JSON-lines
+file (docs/kprobe.md) and prints, or writes to ``-o``, the maps' contents, the perf
+event and ring buffer records and the return values as JSON.
 ``verify`` prints the kernel verifier's log for each program of an object (or the one
 ``--section`` names: section or function) or for an assembler/raw program (``--type``,
 default sched_cls), and exits 1 when one is refused, naming it on stderr.
@@ -58,11 +64,18 @@ def _cmd_run(args) -> int:
     elif args.memory_hex:
         memory = bytes.fromhex(args.memory_hex)
     fields = dict(_parse_field(f) for f in args.field)
+    if prog.prog_type is not None and prog.prog_type.name == "BPF_PROG_TYPE_KPROBE":
+        from .isa import PT_REGS
+        names = PT_REGS[prog.arch][0]
+        regs = {n: fields.pop(n) for n in list(fields) if n in names}
+        fields["regs"] = regs
     res = prog.run(memory, budget=args.budget, trace=args.trace, **fields)
     if args.trace:
         print(res.trace)
     if res.skb is None:
         print(f"r0 = {res.retval:#x} ({res.retval})")
+        for line in res.trace_output or ():
+            print(f"trace_printk: {line}")
     else:
         print(f"verdict = {res.retval}")
         print(f"__sk_buff: {res.skb}")
@@ -151,6 +164,29 @@ def _cmd_verify(args) -> int:
     for line in refused:
         print(f"pyebpf verify: {line}", file=sys.stderr)
     return 1 if refused else 0
+def _cmd_trace_replay(args) -> int:
+    import json
+    from . import load
+    from .trace import replay
+    if args.program.suffix in (".s", ".asm"):
+        prog, maps = _load_program(args.program, "kprobe", args.profile), {}
+        maps = {m.name or str(m.fd): m for m in prog.maps}
+    else:
+        obj = load(args.program, profile=args.profile)
+        prog = obj.program(args.name) if args.name else obj.program()
+        maps = obj.maps
+    if prog.prog_type is None or prog.prog_type.name != "BPF_PROG_TYPE_KPROBE":
+        raise ValueError(f"{args.program}: trace-replay runs kprobe programs, not {prog!r}")
+    result = replay.replay(prog, replay.read_events(args.events), maps, str(args.events))
+    text = json.dumps(result, indent=1) + "\n"
+    if args.output:
+        write_atomically(args.output, text.encode())
+    else:
+        sys.stdout.write(text)
+    print(f"trace-replay: {result['events']} events", file=sys.stderr)
+    return 0
+
+
 def _read_coverage(paths):
     from . import coverage
     total = {}
@@ -197,11 +233,19 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--memory-hex", help="the memory as hex digits")
     run.add_argument("--trace", action="store_true", help="print every step")
     run.add_argument("--budget", type=int, default=None, help="instruction budget")
-    run.add_argument("--type", help="program type: sched_cls, sched_act or socket_filter")
+    run.add_argument("--type", help="program type: sched_cls, sched_act, socket_filter or "
+                                    "kprobe")
     run.add_argument("--profile", default="current", help="kernel profile: current or 4.6")
     run.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
                      help="packet metadata for typed programs (repeatable)")
     run.set_defaults(func=_cmd_run)
+    tr = sub.add_parser("trace-replay", help="replay a kprobe program over JSON-lines events")
+    tr.add_argument("program", type=Path, help="an object (.o) or assembler text (.s)")
+    tr.add_argument("events", type=Path)
+    tr.add_argument("--program", dest="name", help="the object's program: function or section")
+    tr.add_argument("-o", "--output", type=Path, help="write the JSON result here")
+    tr.add_argument("--profile", default="current", help="kernel profile: current or 4.6")
+    tr.set_defaults(func=_cmd_trace_replay)
     asm = sub.add_parser("asm", help="assemble text into raw instructions")
     asm.add_argument("source", type=Path)
     asm.add_argument("-o", "--output", type=Path)

@@ -341,6 +341,28 @@ SK_BUFF_LAYOUT = {
 }
 SIZEOF_SK_BUFF = 192
 SIZEOF_SK_BUFF_4_6 = 76
+
+# ``struct pt_regs``, the context of BPF_PROG_TYPE_KPROBE, per architecture: register name
+# -> offset (every register is 8 bytes), and the struct's size, which bounds the context
+# (kprobe_prog_is_valid_access).  x86-64's struct has been the same since 4.6.  arm64's
+# registers are its ``user_pt_regs`` prefix (x0-x30, sp, pc, pstate); the whole struct of
+# 6.18 adds orig_x0, syscallno/pmr, por_el1 and a pad (CONFIG_ARM64_POE), sdei_ttbr1, the
+# frame record with its type, lockdep_hardirqs and exit_rcu: 352 bytes.
+PT_REGS_X86_64 = ("r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax",
+                  "cx", "dx", "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss")
+PT_REGS_ARM64 = tuple(f"x{k}" for k in range(31)) + ("sp", "pc", "pstate")
+PT_REGS = {"x86_64": ({name: 8 * k for k, name in enumerate(PT_REGS_X86_64)}, 168),
+           "arm64": ({name: 8 * k for k, name in enumerate(PT_REGS_ARM64)}, 352)}
+# The kprobe calling convention's argument registers (PT_REGS_PARM1..5) and the return
+# value's (PT_REGS_RC), as libbpf's bpf_tracing.h names them.
+PT_REGS_ARGS = {"x86_64": ("di", "si", "dx", "cx", "r8"), "arm64": ("x0", "x1", "x2", "x3", "x4")}
+PT_REGS_RC = {"x86_64": "ax", "arm64": "x0"}
+# Where user space ends (TASK_SIZE_MAX: the 4-level x86-64 layout, 48-bit arm64): an
+# address below is a user address for bpf_probe_read, and bpf_probe_read_kernel refuses it
+# (copy_from_kernel_nofault_allowed).
+TASK_SIZE_MAX = {"x86_64": (1 << 47) - 4096, "arm64": 1 << 48}
+# LINUX_VERSION_CODE of the 4.6 kernel: a KPROBE program's kern_version must equal it there.
+LINUX_VERSION_CODE_4_6 = (4 << 16) | (6 << 8)
 # The fields BPF_PROG_TEST_RUN takes from ctx_in and writes back to ctx_out for skb
 # programs (net/bpf/test_run.c: convert___skb_to_skb, convert_skb_to___skb); every other
 # byte of ctx_in must be zero.
@@ -392,6 +414,10 @@ BPF_F_SKIP_FIELD_MASK = 0xFF     # bpf_get_stackid
 BPF_F_USER_STACK = 1 << 8
 BPF_F_FAST_STACK_CMP = 1 << 9
 BPF_F_REUSE_STACKID = 1 << 10
+BPF_F_USER_BUILD_ID = 1 << 11   # bpf_get_stack
+# The deepest stack a perf callchain (bpf_get_stackid, bpf_get_stack) holds: the default
+# of sysctl kernel.perf_event_max_stack (PERF_MAX_STACK_DEPTH).
+MAX_PERF_STACK = 127
 
 # bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
 BPF_CSUM_LEVEL_QUERY = 0

@@ -98,6 +98,9 @@ class RunWatcher:
         from . import kernel
         if program.prog_type is None:
             self._refuse(program, "a raw-mode program has no context test_run can give it")
+        if program.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
+            self._refuse(program, "BPF_PROG_TEST_RUN does not run kprobe programs; "
+                                  "docs/kprobe.md says how they are held against the kernel")
         sf = program.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
         if sf and fields.get("sf_start", "mac") != "network":
             self._refuse(program, "BPF_PROG_TEST_RUN runs socket filters from the network "

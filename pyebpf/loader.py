@@ -40,7 +40,7 @@ from .errors import EbpfError, ElfError, PinError
 
 __all__ = ["load", "Object", "RUNNABLE_TYPES"]
 
-RUNNABLE_TYPES = ("socket_filter", "sched_cls", "sched_act")
+RUNNABLE_TYPES = ("socket_filter", "sched_cls", "sched_act", "kprobe")
 _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
 
 
@@ -121,7 +121,8 @@ class Object:
                 continue
             try:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
-                                                 line_info=ps.line_info, verify=verify)
+                                                 line_info=ps.line_info, verify=verify,
+                                                 kern_version=spec.version)
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

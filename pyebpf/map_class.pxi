@@ -524,14 +524,17 @@ cdef class Map:
         self._check_perf_slot(index)
         self._m.perf_cpu[index] = index if cpu is None else cpu
 
-    def set_counter(self, index, value):
-        """Set the counter bpf_perf_event_read reads from open slot ``index``."""
+    def set_counter(self, index, value, enabled=0, running=0):
+        """Set the counter bpf_perf_event_read reads from open slot ``index``, and the
+        enabled and running times bpf_perf_event_read_value reports with it."""
         if self._pin is not None:
-            return self._pin.apply(Map.set_counter, self, index, value)
+            return self._pin.apply(Map.set_counter, self, index, value, enabled, running)
         self._check_perf_slot(index)
         if self._m.perf_cpu[index] < 0:
             raise MapError(ENOENT, f"map {self._label()}: slot {index} is not open")
-        self._m.counters[index] = value
+        self._m.counters[3 * index] = value
+        self._m.counters[3 * index + 1] = enabled
+        self._m.counters[3 * index + 2] = running
 
     cdef _check_perf_slot(self, index):
         if self._m.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY:

@@ -229,6 +229,8 @@ cdef uint64_t _perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flag
     if vm.skb != NULL and not is_ctx(vm, r1):
         return 0
     m = _typed_map_arg(vm, r2, BPF_MAP_TYPE_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
+    if m != NULL and vm.world != NULL and flags >> 32:
+        return err(EINVAL)          # the tracing variant copies no context bytes
     if m == NULL:
         return 0
     if size >> 32:
@@ -276,7 +278,7 @@ cdef uint64_t bpf_perf_event_read(Vm* vm, uint64_t r1, uint64_t flags, uint64_t 
         return <uint64_t>slot
     if <uint32_t>m.perf_cpu[slot] != _cpu(vm):
         return err(EINVAL)           # perf_event_read_local: a CPU event of another CPU
-    return m.counters[slot]
+    return m.counters[3 * slot]
 
 
 # --- ring buffers: the data is 2 * max_entries bytes so that a record is contiguous
@@ -452,27 +454,36 @@ cdef enum:
 
 cdef uint64_t _get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uint64_t d,
                            uint64_t e) noexcept nogil:
-    """The kernel's __bpf_get_stackid over a synthetic stack: the running bpf-to-bpf call
-    chain, innermost first, each frame named by the pc of its call (there is no other
-    stack to walk in user space); the user stack is empty."""
+    """The kernel's bpf_get_stackid and __bpf_get_stackid.  A tracing run walks the
+    modelled machine's stacks (trace/tracing.pxi); other runs a synthetic one: the
+    running bpf-to-bpf call chain, innermost first, each frame named by the pc of its
+    call (there is no other stack to walk in user space), and an empty user stack."""
     cdef MapStore* m = _map_arg(vm, r2)
-    cdef uint64_t ips[MAX_STACK_FRAMES]
+    cdef uint64_t frames[MAX_STACK_FRAMES]
+    cdef const uint64_t* ips = frames
     cdef uint32_t nr = 0, skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
     cdef uint32_t hash, id, k
     cdef int level
     cdef uint8_t* slot
     if m == NULL:
         return 0
+    if vm.skb != NULL and not is_ctx(vm, r1):
+        return 0
     if m.type != BPF_MAP_TYPE_STACK_TRACE:
         return helper_fault(vm, b"the map must be a stack trace map")
     if flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP
                             | BPF_F_REUSE_STACKID)):
         return err(EINVAL)
-    if not flags & BPF_F_USER_STACK:
-        ips[0] = vm.pc
+    if vm.world != NULL:
+        # the callchain holds at most value_size / 8 frames past the skipped ones
+        nr = trace_stack(vm, flags & BPF_F_USER_STACK, &ips)
+        if nr > m.value_size // 8 + skip:
+            nr = m.value_size // 8 + skip
+    elif not flags & BPF_F_USER_STACK:
+        frames[0] = vm.pc
         nr = 1
         for level in range(vm.depth - 1, -1, -1):
-            ips[nr] = vm.frames[level].ret_pc - 1
+            frames[nr] = vm.frames[level].ret_pc - 1
             nr += 1
     if nr <= skip:
         return err(EFAULT)

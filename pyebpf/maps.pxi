@@ -710,7 +710,8 @@ cdef _map_storage(MapStore* m, object kind):
         return
     if kind == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         m.perf_cpu = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
-        m.counters = <uint64_t*>_zalloc(max_entries, sizeof(uint64_t))
+        # per slot: counter, enabled and running times (struct bpf_perf_event_value)
+        m.counters = <uint64_t*>_zalloc(3 * <size_t>max_entries, sizeof(uint64_t))
         return
     if kind == BPF_MAP_TYPE_STACK_TRACE:
         # one stack per bucket, kept from programs: only bpf_get_stackid writes them
@@ -791,7 +792,8 @@ cdef void _map_reset(MapStore* m) noexcept nogil:
         m.node_free = 0
     if m.perf_cpu != NULL:
         for k in range(m.max_entries):
-            m.perf_cpu[k], m.counters[k] = -1, 0
+            m.perf_cpu[k] = -1
+        memset(m.counters, 0, 3 * <size_t>m.max_entries * sizeof(uint64_t))
     if m.st_nr != NULL:
         memset(m.st_nr, 0, m.n_buckets * sizeof(uint32_t))
     m.root = m.lru_head = m.lru_tail = NO_ELEM

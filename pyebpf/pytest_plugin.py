@@ -1,5 +1,6 @@
-"""pytest plugin ``pyebpf`` (entry point ``pytest11``): test tc and socket-filter
-programs as ordinary tests, without root.
+"""pytest plugin ``pyebpf`` (entry point ``pytest11``): test tc, socket-filter and
+kprobe programs as ordinary tests, without root (a kprobe program runs with
+``run(regs=..., machine=...)``, docs/kprobe.md).
 
 Fixtures:
     ``pyebpf_load(path, section=None, *, cflags=(), prog_type=None, profile=None,

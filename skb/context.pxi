@@ -6,9 +6,9 @@
 # Which (offset, size) pairs a program type may read or write comes from
 # verifier/rules.py, whose table per program type and profile is copied into CtxRules.
 
-cdef void ctx_rules_build(CtxRules* rules, object prog_type, str profile):
+cdef void ctx_rules_build(CtxRules* rules, object prog_type, str profile, str arch):
     from .verifier import rules as _rules
-    table = _rules.context_table(prog_type, profile)
+    table = _rules.context_table(prog_type, profile, arch)
     cdef const unsigned char[:] field = table.field, width = table.width
     cdef const unsigned char[:] read = table.read, write = table.write
     memcpy(rules.field, &field[0], CTX_SIZE)

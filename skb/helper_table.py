@@ -1,4 +1,5 @@
-"""Every helper id 1..MAX_HELPER_ID: which skb program types the kernel offers it to
+"""Every helper id 1..MAX_HELPER_ID: which program types pyebpf runs (the skb types and
+KPROBE) the kernel offers it to
 (:func:`pyebpf.verifier.rules.helpers_allowed`, the current kernel's func_proto switches),
 whether the engine implements it, and why not where it does not.
 
@@ -15,8 +16,8 @@ from ..verifier import rules
 _CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, "
           "unix_sock, ...), which the socket model does not lay out")
 _SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
-_TASK = ("reads the current task or kernel memory, which a replayed packet has none of; "
-         "not modelled")
+_TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
+         "(docs/kprobe.md)")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
 _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
               "(docs/environment.md, SYN cookies)")
@@ -24,10 +25,9 @@ _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model gene
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
-    35: _TASK, 37: _TASK, 55: "needs perf counters, which a replay has none of",
+    37: _TASK,
     107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 112: _TASK, 113: _TASK, 114: _TASK,
-    115: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
+    108: _SOCK_MAP, 109: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
     137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 141: _TASK, 148: _TASK,
     149: _TASK, 153: _TASK, 154: _TASK, 156: _TASK,
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
@@ -38,7 +38,8 @@ WHY_NOT: dict[int, str] = {
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 
-_TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT))
+_TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),
+          ("KPROBE", rules.KPROBE))
 
 
 def rows(implemented: frozenset) -> list[tuple]:

@@ -214,6 +214,14 @@ def libbpf_instructions():
 
 
 @pytest.fixture(scope="session")
+def kernel_observation():
+    """``(what, key, ask, unavailable=()) -> dict``: what ``ask()`` observed the running
+    kernel do (bpf(2) straight to it), live where bpf(2) works, else recorded
+    (recorded_kernel.Answers.observation)."""
+    return _answers.observation
+
+
+@pytest.fixture(scope="session")
 def root():
     """Nothing; a skip unless this process runs as root (children run as other users)."""
     if os.geteuid() != 0:

@@ -39,6 +39,8 @@ import os
 import platform
 from pathlib import Path
 
+import pytest
+
 from pyebpf import isa
 from pyebpf.kernel import sysbpf
 from pyebpf.kernel.oracle import _meaningful_last_line
@@ -288,6 +290,33 @@ class Answers:
         a = self._answer("libbpf object load", _h("libbpf insns", source, program),
                          lambda: {"insns": ask().hex()})
         return bytes.fromhex(a["insns"])
+
+    def observation(self, what: str, key: str, ask, unavailable=()) -> dict:
+        """What ``ask()`` saw the running kernel do beyond single bpf(2) calls (a program
+        attached to a probe, then triggered), with the bpf(2) calls it makes going
+        straight to the kernel: asked where bpf(2) works, recorded with
+        ``--record-kernel-answers``, replayed elsewhere.  It differs from run to run
+        (pids, addresses), so a live run does not hold it against the recorded one.
+        Where ``ask()`` raises one of ``unavailable`` (the mechanism is missing from this
+        kernel) a live run falls back to the recorded answer; without one the test is
+        skipped with the reason."""
+        key = _h("observation", what, key)
+        if self.mode == "replay" and key not in self.recorded:
+            pytest.skip(f"{what}: no recorded observation (the kernel that recorded the "
+                        f"answers could not make it either)")
+
+        def direct():
+            saved, sysbpf.calls = sysbpf.calls, self.real
+            try:
+                return ask()
+            except unavailable as exc:
+                if key not in self.recorded or self.mode == "record":
+                    pytest.skip(f"{what}: {exc}")
+                print(f"{what}: {exc}; the recorded observation stands in")
+                return self.recorded[key]
+            finally:
+                sysbpf.calls = saved
+        return self._answer(what, key, direct, varies=True)
 
     def map_batch(self, cmd, fd, in_batch, keys, values, count, elem_flags, flags,
                   batch_size):

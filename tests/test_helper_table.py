@@ -10,8 +10,8 @@ from pyebpf.skb import helper_table
 from pyebpf.verifier import rules
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "helpers-table.md"
-OFFERED = rules.helpers_allowed(rules.CLS, "current") | rules.helpers_allowed(rules.SF,
-                                                                               "current")
+OFFERED = (rules.helpers_allowed(rules.CLS, "current") | rules.helpers_allowed(rules.SF, "current")
+           | rules.helpers_allowed(rules.KPROBE, "current"))
 
 
 def test_the_docs_table_is_what_the_generator_writes_for_this_engine():

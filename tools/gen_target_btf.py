@@ -1,6 +1,6 @@
 """Regenerate what pyebpf ships of the kernel it models, in ``pyebpf/target/``: the
-target BTF ``vmlinux-A.B.C.btf`` from a kernel's BTF (the types tc and socket-filter
-programs reach: each root below and what it holds by value, other structs behind
+target BTF ``vmlinux-A.B.C.btf`` from a kernel's BTF (the types tc, socket-filter and
+kprobe programs reach: each root below and what it holds by value, other structs behind
 pointers as forward declarations, :func:`pyebpf.btf.writer.subset`), and its config
 ``config-A.B.C.gz`` (``__kconfig`` defaults), copied as the kernel gives it.
 
@@ -26,7 +26,7 @@ from pyebpf.btf.writer import subset  # noqa: E402
 from pyebpf.errors import EbpfError  # noqa: E402
 from pyebpf.files import write_atomically  # noqa: E402
 
-# What tc and socket-filter programs read: the context and the kernel objects behind it,
+# What tc, socket-filter and kprobe programs read: the context and the kernel objects behind it,
 # the packet headers, the UAPI structs helpers and kfuncs take, and the enums programs
 # test with bpf_core_enum_value_exists.
 ROOTS = {
@@ -41,6 +41,8 @@ ROOTS = {
         "bpf_fib_lookup", "bpf_redir_neigh", "bpf_flow_keys", "bpf_spin_lock", "bpf_timer",
         "bpf_dynptr", "bpf_list_head", "bpf_list_node", "bpf_rb_root", "bpf_rb_node",
         "bpf_refcount", "bpf_iter_num", "bpf_ct_opts",
+        # what kprobe programs read: their context and the current task
+        "pt_regs", "task_struct",
     ],
     Kind.ENUM: [
         "bpf_ret_code", "bpf_func_id", "bpf_map_type", "bpf_prog_type", "bpf_adj_room_mode",

@@ -46,30 +46,33 @@ class Verdict:
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
-          pointer_kinds: dict | None = None) -> list[isa.Op | None]:
+          pointer_kinds: dict | None = None, arch: str = "x86_64") -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
     names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
-    CAP_PERFMON or CAP_SYS_ADMIN.  Raises :class:`VerifierError` at the first
-    refusal.  ``pointer_kinds``, a dict, receives for each load and store the verifier
-    reached the pointer type (``state.PTR_TO_*``) its base had on the first path there:
-    the only one when it is the context (other kinds may mix on other paths)."""
-    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)
+    CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
+    reads.  Raises :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
+    dict, receives for each load and store the verifier reached the pointer type
+    (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
+    the context (other kinds may mix on other paths)."""
+    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)
     if pointer_kinds is not None and interp is not None:
         pointer_kinds.update(interp.ptr_kinds)
     return ops
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
-           line_info=(), log_level: int = 1, unpriv: bool = False) -> Verdict:
+           line_info=(), log_level: int = 1, unpriv: bool = False,
+           arch: str = "x86_64") -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[1]
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)[1]
 
 
-def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
+def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
+         arch="x86_64"):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -85,12 +88,12 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv)
+                             live_registers(insns, ops), unpriv, arch)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
-            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv)
+            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:

@@ -46,10 +46,10 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
-                 unpriv: bool = False):
+                 unpriv: bool = False, arch: str = "x86_64"):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
-        self.ctx_rules = rules.context_table(prog_type, profile)
+        self.ctx_rules = rules.context_table(prog_type, profile, arch)
         self.allowed = rules.helpers_allowed(prog_type, profile, unpriv)
         self.maps = maps
         self.log = log
@@ -687,11 +687,12 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self.refuse(pc, "sign-extending loads from the context do not exist in the 4.6 "
                             "kernel")
         field, reason = self.ctx_rules.check(off, size, write)
-        if reason is None and sign and field.name in rules.POINTER_FIELDS:
+        if reason is None and sign and field is not None and \
+                field.name in rules.POINTER_FIELDS:
             reason = f"{field.name} is a pointer; it cannot be sign-extended"
         if reason is not None:
             self.refuse(pc, f"invalid bpf_context access off={off} size={size}: {reason}")
-        if write:
+        if write or field is None:      # pt_regs: every register is a scalar
             return None
         kinds = {"data": PTR_TO_PACKET, "data_end": PTR_TO_PACKET_END,
                  "data_meta": PTR_TO_PACKET_META, "sk": PTR_TO_SOCK_COMMON | MAYBE_NULL}

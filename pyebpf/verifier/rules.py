@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from ..isa import SIZEOF_SK_BUFF, SIZEOF_SK_BUFF_4_6, SK_BUFF_LAYOUT, ProgType
+from ..isa import PT_REGS, SIZEOF_SK_BUFF, SIZEOF_SK_BUFF_4_6, SK_BUFF_LAYOUT, ProgType
 
 SF = ProgType.BPF_PROG_TYPE_SOCKET_FILTER
 CLS = ProgType.BPF_PROG_TYPE_SCHED_CLS
 ACT = ProgType.BPF_PROG_TYPE_SCHED_ACT
+KPROBE = ProgType.BPF_PROG_TYPE_KPROBE
 SKB_PROG_TYPES = (SF, CLS, ACT)
+#: Architectures whose ``struct pt_regs`` a KPROBE program may see (x86-64 the default).
+ARCHES = tuple(PT_REGS)
 
 #: Kernel profiles: "current" (what 6.18 does, the default) and "4.6" (the seed's kernel).
 PROFILES = ("current", "4.6")
@@ -112,13 +115,17 @@ def field_at(offset: int) -> Field | None:
     return None
 
 
-def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write: bool):
+def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write: bool,
+                arch: str = "x86_64"):
     """``(field, None)`` when the access is allowed, else ``(field or None, reason)``.
 
     The reason names the field and says why; the verifier puts it after the kernel's
-    own words, ``invalid bpf_context access off=N size=M``.
+    own words, ``invalid bpf_context access off=N size=M``.  KPROBE contexts have no
+    fields: their answer is ``(None, None)`` or ``(None, reason)``.
     """
     kind = "write" if write else "read"
+    if prog_type == KPROBE:
+        return None, _pt_regs_rule(offset, size, write, arch)
     done = "written" if write else "read"
     f = field_at(offset) if 0 <= offset < SIZEOF[profile] else None
     if f is None:
@@ -145,6 +152,21 @@ def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write
     return f, None
 
 
+def _pt_regs_rule(offset: int, size: int, write: bool, arch: str) -> str | None:
+    """kprobe_prog_is_valid_access (4.6 and today): reads only, inside the struct, at an
+    offset the size divides; the last check stops an 8-byte read of a last 4-byte member."""
+    total = PT_REGS[arch][1]
+    if not 0 <= offset < total:
+        return f"offset {offset} is outside struct pt_regs ({total} bytes on {arch})"
+    if write:
+        return "the pt_regs context is read-only"
+    if offset % size:
+        return f"misaligned {size}-byte read of pt_regs"
+    if offset + size > total:
+        return f"{size}-byte read at offset {offset} runs past the end of pt_regs"
+    return None
+
+
 @dataclass(frozen=True)
 class ContextTable:
     """The context rules of one program type and profile, for every offset of
@@ -157,18 +179,29 @@ class ContextTable:
     width: bytes
     read: bytes
     write: bytes
+    arch: str = "x86_64"
 
     def check(self, offset: int, size: int, write: bool):
         """:func:`access_rule`'s answer, looked up where the access is allowed."""
         if 0 <= offset < len(self.read) and size in (1, 2, 4, 8) and \
                 (self.write if write else self.read)[offset] & size:
-            return FIELDS_BY_ID[self.field[offset]], None
-        return access_rule(self.prog_type, self.profile, offset, size, write)
+            return FIELDS_BY_ID.get(self.field[offset]), None
+        return access_rule(self.prog_type, self.profile, offset, size, write, self.arch)
 
 
 @cache
-def context_table(prog_type: ProgType, profile: str) -> ContextTable:
-    """The :class:`ContextTable` of ``prog_type`` under ``profile``, built on first use."""
+def context_table(prog_type: ProgType, profile: str, arch: str = "x86_64") -> ContextTable:
+    """The :class:`ContextTable` of ``prog_type`` under ``profile`` (and, for KPROBE,
+    the ``struct pt_regs`` of ``arch``), built on first use.  Its tables cover at least
+    ``struct __sk_buff``'s size, the C core's ``CtxRules``."""
+    if prog_type == KPROBE:
+        n = max(SIZEOF_SK_BUFF, PT_REGS[arch][1])
+        read = bytearray(n)
+        for off in range(n):
+            for size in (1, 2, 4, 8):
+                if _pt_regs_rule(off, size, False, arch) is None:
+                    read[off] |= size
+        return ContextTable(KPROBE, profile, bytes(n), bytes(n), bytes(read), bytes(n), arch)
     n = SIZEOF_SK_BUFF
     field, width, read, write = bytearray(n), bytearray(n), bytearray(n), bytearray(n)
     for off in range(n):
@@ -199,9 +232,21 @@ _CUR_TC = _CUR_SF | {
     9, 10, 11, 13, 18, 19, 20, 21, 23, 24, 28, 29, 30, 31, 32, 33, 34, 38, 39, 40, 41, 43,
     48, 50, 66, 69, 79, 83, 84, 85, 86, 95, 96, 97, 98, 99, 100, 107, 108, 110, 124, 135,
     151, 152, 155, 163, 192, 204, 205, 206, 207}
+# KPROBE (kprobe_prog_func_proto, then bpf_tracing_func_proto, then bpf_base_func_proto
+# in kernel/trace/bpf_trace.c): 4.6 from its source, today's the 6.18 verifier's answers
+# (without CONFIG_BPF_KPROBE_OVERRIDE: no override_return; probe_write_user is refused
+# under lockdown).
+_V46_KPROBE = frozenset({1, 2, 3, 4, 5, 6, 8, 12, 14, 15, 16, 22, 25, 27})
+_CUR_KPROBE = frozenset({
+    1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 27, 35, 37, 42, 45, 55, 67, 80, 87,
+    88, 89, 93, 94, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 123, 125, 130, 131,
+    132, 133, 134, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 173,
+    174, 175, 176, 177, 180, 181, 182, 191, 194, 195, 197, 198, 199, 200, 201, 202, 203, 208,
+    209, 210, 211})
 _HELPERS = {
     ("current", SF): _CUR_SF, ("current", CLS): _CUR_TC, ("current", ACT): _CUR_TC,
     ("4.6", SF): _V46_SF, ("4.6", CLS): _V46_TC, ("4.6", ACT): _V46_TC,
+    ("current", KPROBE): _CUR_KPROBE, ("4.6", KPROBE): _V46_KPROBE,
 }
 
 

@@ -1,0 +1,428 @@
+# Tracing program types (BPF_PROG_TYPE_KPROBE): the modelled machine a run sees (its
+# pt_regs context, the current task, kernel and user memory, stacks) and the helpers of
+# kernel/trace/bpf_trace.c that read it.  Included into pyebpf/_core.pyx.
+#
+# It sits with the tracing modules in pyebpf/trace/, not in skb/: nothing here touches a
+# packet.  A tracing run still carries an Skb, with no packet bytes, because that is
+# where the helpers every type shares find the run's clock, random state, CPU, current
+# task ids, trace_printk buffer and cgroups.
+#
+# Addresses: kernel and user memory are images (address ranges -> bytes, given by
+# pyebpf.trace.Machine); the run's own regions (stack, pt_regs, map values) are kernel
+# memory too, wherever the host put them, so a probe read of a stack buffer works as it
+# does in the kernel.
+
+from .trace import machine as _machine
+
+
+@cython.final
+cdef class _World:
+    """One run's TraceWorld and the memory it points into."""
+    cdef TraceWorld w
+    cdef MemRange* _ranges
+    cdef uint64_t* _stacks
+    cdef bytes regs
+    cdef list _keep
+
+    def __cinit__(self):
+        self._ranges = NULL
+        self._stacks = NULL
+
+    def __dealloc__(self):
+        free(self._ranges)
+        free(self._stacks)
+
+
+cdef _World world_of(object machine, bytes regs, uint64_t func_ip, uint64_t cookie,
+                     str arch):
+    cdef _World world = _World.__new__(_World)
+    cdef tuple kmem = machine.kernel_memory
+    cdef tuple umem = machine.user_memory
+    cdef tuple kstack = machine.kernel_stack
+    cdef tuple ustack = machine.user_stack
+    cdef size_t k, n = len(kmem) + len(umem), depth = len(kstack) + len(ustack)
+    cdef const uint8_t* data
+    world.regs = regs
+    world._keep = [data for _, data in kmem] + [data for _, data in umem]
+    world._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
+    world._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
+    if world._ranges == NULL or world._stacks == NULL:
+        raise MemoryError()
+    for k, (start, chunk) in enumerate(kmem + umem):
+        data = chunk
+        world._ranges[k].start = start
+        world._ranges[k].end = start + len(chunk)
+        world._ranges[k].data = data
+    for k, ip in enumerate(kstack + ustack):
+        world._stacks[k] = ip
+    world.w.kmem, world.w.nkmem = world._ranges, len(kmem)
+    world.w.umem, world.w.numem = world._ranges + len(kmem), len(umem)
+    world.w.kstack, world.w.nkstack = world._stacks, len(kstack)
+    world.w.ustack, world.w.nustack = world._stacks + len(kstack), len(ustack)
+    world.w.task_size = _isa.TASK_SIZE_MAX[arch]
+    world.w.kernel_range_check = arch == "x86_64"
+    world.w.task = machine.task.address
+    world.w.func_ip, world.w.cookie = func_ip, cookie
+    return world
+
+
+_default_machine = None     # Machine(), made on first use: it is immutable
+
+
+#: What ``Program.run`` takes for a KPROBE program besides ``regs`` and ``machine``.
+TRACE_FIELDS = {
+    "regs": "the pt_regs: a dict of register names (pyebpf.isa.PT_REGS) or the struct's bytes",
+    "machine": "a pyebpf.trace.Machine: task, memory images, stacks (default Machine())",
+    "func_ip": "what bpf_get_func_ip returns (the probed function's address; default 0)",
+    "cookie": "what bpf_get_attach_cookie returns (default 0)",
+    "env": "a pyebpf.Environment (cgroups: the task's is its task_cgroup)",
+    "ktime": "bpf_ktime_get_ns's clock at the start (docs/clock.md)",
+    "ktime_step": "ns the clock moves per read", "prandom_seed": "bpf_get_prandom_u32's seed",
+    "cpu": "the current CPU",
+}
+
+
+cdef _World trace_begin(Vm* vm, Skb* skb, object data, dict fields, int profile, str arch):
+    """Set up a tracing run: ``skb`` carries no packet, only the run's environment and
+    the current task; r1 is the pt_regs context, a read-only region."""
+    cdef _World world
+    if data is not None:
+        raise TypeError("run(): a kprobe program takes no packet: give its registers as "
+                        "regs= (and the task, memory and stacks as machine=)")
+    unknown = set(fields) - set(TRACE_FIELDS)
+    if unknown:
+        raise TypeError(f"run(): unknown argument {sorted(unknown)[0]!r} for a kprobe "
+                        f"program; known: {', '.join(sorted(TRACE_FIELDS))}")
+    global _default_machine
+    machine = fields.get("machine")
+    if machine is None:
+        if _default_machine is None:
+            _default_machine = _machine.Machine()
+        machine = _default_machine
+    elif not isinstance(machine, _machine.Machine):
+        raise TypeError(f"machine must be a pyebpf.trace.Machine, not {type(machine).__name__}")
+    world = world_of(machine, _machine.pt_regs(fields.get("regs"), arch),
+                     fields.get("func_ip", 0), fields.get("cookie", 0), arch)
+    memset(skb, 0, sizeof(Skb))
+    skb.cap = 1
+    skb.head = <uint8_t*>malloc(1)
+    if skb.head == NULL:
+        raise MemoryError()
+    skb.profile = profile
+    skb.prandom = fields.get("prandom_seed") or 0x2545F4914F6CDD1D
+    skb.ktime = fields.get("ktime", 0)
+    skb.ktime_step = fields.get("ktime_step", 0)
+    skb.cpu = fields.get("cpu", 0)
+    task = machine.task
+    skb.pid_tgid = (<uint64_t>task.tgid << 32) | <uint32_t>task.pid
+    skb.uid_gid = (<uint64_t>task.gid << 32) | <uint32_t>task.uid
+    memcpy(skb.comm, <const char*>task.comm_bytes, len(task.comm_bytes))
+    env = fields.get("env", machine.env)
+    skb.net = &(<NetTable>(net_table(env) if env is not None else _default_net)).env
+    vm.skb = skb
+    vm.world = &world.w
+    vm.ctx = <uintptr_t>PyBytes_AS_STRING(world.regs)
+    vm.reg[1] = vm.ctx
+    vm.regions[1].start = vm.ctx
+    vm.regions[1].end = vm.ctx + len(world.regs)
+    vm.regions[1].writable = False
+    vm.regions[1].name = REGION_PT_REGS
+    vm.nregions = 2
+    return world
+
+
+# --- memory: copy_from_kernel_nofault and copy_from_user_nofault over the images ------
+
+cdef const uint8_t* _image(const MemRange* r, uint32_t n, uint64_t addr,
+                           uint64_t size) noexcept nogil:
+    """The bytes of [addr, addr+size) if one range of the image holds them, else NULL
+    (the world's ranges are merged, so a read across two mapped ranges finds one)."""
+    cdef uint32_t k
+    for k in range(n):
+        if addr >= r[k].start and addr < r[k].end and r[k].end - addr >= size:
+            return r[k].data + (addr - r[k].start)
+    return NULL
+
+
+cdef const uint8_t* _own_region(Vm* vm, uint64_t addr, uint64_t size) noexcept nogil:
+    """A region of the run (stack, pt_regs, map values) holding [addr, addr+size)."""
+    cdef int k
+    cdef Region* g
+    for k in range(vm.nregions):
+        g = &vm.regions[k]
+        if addr >= g.start and addr <= g.end and g.end - addr >= size:
+            return <const uint8_t*><uintptr_t>addr
+    return NULL
+
+
+cdef inline bint _is_user(Vm* vm, uint64_t addr) noexcept nogil:
+    return vm.world != NULL and addr < vm.world.task_size
+
+
+cdef int64_t _kernel_allowed(Vm* vm, uint64_t addr) noexcept nogil:
+    """copy_from_kernel_nofault_allowed: x86-64 refuses user and non-canonical addresses
+    with -ERANGE; elsewhere every address may be tried."""
+    if vm.world == NULL or not vm.world.kernel_range_check:
+        return 0
+    if addr < vm.world.task_size + 4096 or (addr >> 47) != 0x1FFFF:
+        return -ERANGE
+    return 0
+
+
+cdef const uint8_t* _kernel_bytes(Vm* vm, uint64_t addr, uint64_t size) noexcept nogil:
+    cdef const uint8_t* p = _own_region(vm, addr, size)
+    if p != NULL or vm.world == NULL:
+        return p
+    return _image(vm.world.kmem, vm.world.nkmem, addr, size)
+
+
+cdef const uint8_t* _user_bytes(Vm* vm, uint64_t addr, uint64_t size) noexcept nogil:
+    if vm.world == NULL or not _is_user(vm, addr) or vm.world.task_size - addr < size:
+        return NULL
+    return _image(vm.world.umem, vm.world.numem, addr, size)
+
+
+cdef uint8_t* _dst(Vm* vm, uint64_t dst, uint64_t size) noexcept nogil:
+    """The helper's destination (ARG_PTR_TO_UNINIT_MEM); NULL leaves the fault."""
+    return _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
+
+
+cdef uint64_t _read_kernel(Vm* vm, uint8_t* p, uint32_t size, uint64_t src) noexcept nogil:
+    # bpf_probe_read_kernel_common: on any failure the destination is zeroed
+    cdef const uint8_t* q
+    cdef int64_t ret
+    if _own_region(vm, src, size) == NULL:
+        ret = _kernel_allowed(vm, src)
+        if ret < 0:
+            memset(p, 0, size)
+            return <uint64_t>ret
+    if size == 0:
+        return 0
+    q = _kernel_bytes(vm, src, size)
+    if q == NULL:
+        memset(p, 0, size)
+        return err(EFAULT)
+    memmove(p, q, size)
+    return 0
+
+
+cdef uint64_t _read_user(Vm* vm, uint8_t* p, uint32_t size, uint64_t src) noexcept nogil:
+    # bpf_probe_read_user_common over copy_from_user_nofault: access_ok, then the copy
+    cdef const uint8_t* q
+    if size == 0 and _is_user(vm, src):
+        return 0
+    q = _user_bytes(vm, src, size)
+    if q == NULL:
+        memset(p, 0, size)
+        return err(EFAULT)
+    memmove(p, q, size)
+    return 0
+
+
+cdef uint64_t bpf_probe_read_kernel(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                    uint64_t d, uint64_t e) noexcept nogil:
+    cdef uint8_t* p = _dst(vm, dst, size) if size else <uint8_t*>vm.stack
+    if p == NULL:
+        return 0
+    return _read_kernel(vm, p, <uint32_t>size, src)
+
+
+cdef uint64_t bpf_probe_read_user(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef uint8_t* p = _dst(vm, dst, size) if size else <uint8_t*>vm.stack
+    if p == NULL:
+        return 0
+    return _read_user(vm, p, <uint32_t>size, src)
+
+
+cdef uint64_t bpf_probe_read(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                             uint64_t d, uint64_t e) noexcept nogil:
+    # bpf_probe_read_compat: a user address (below TASK_SIZE) is read as user memory,
+    # anything else as kernel memory (x86-64's and arm64's split address spaces)
+    cdef uint8_t* p = _dst(vm, dst, size) if size else <uint8_t*>vm.stack
+    if p == NULL:
+        return 0
+    if _own_region(vm, src, size) == NULL and _is_user(vm, src):
+        return _read_user(vm, p, <uint32_t>size, src)
+    return _read_kernel(vm, p, <uint32_t>size, src)
+
+
+cdef int64_t _kernel_str(Vm* vm, uint8_t* p, uint32_t count, uint64_t src) noexcept nogil:
+    """strncpy_from_kernel_nofault: byte by byte up to ``count`` (the last byte read is
+    then replaced by NUL); the length with the NUL, or -errno."""
+    cdef const uint8_t* q
+    cdef uint32_t k = 0
+    cdef int64_t ret
+    if _own_region(vm, src, 1) == NULL:
+        ret = _kernel_allowed(vm, src)
+        if ret < 0:
+            return ret
+    while True:
+        q = _kernel_bytes(vm, src + k, 1)
+        if q == NULL:
+            p[0] = 0
+            return -EFAULT
+        p[k] = q[0]
+        k += 1
+        if not p[k - 1] or k >= count:
+            break
+    p[k - 1] = 0
+    return k
+
+
+cdef int64_t _user_str(Vm* vm, uint8_t* p, uint32_t count, uint64_t src) noexcept nogil:
+    """strncpy_from_user_nofault: strncpy_from_user gives the string's length (count
+    when no NUL came first), then a whole buffer is cut to end in NUL and a string is
+    counted with its NUL (the empty one too: 1, as the kernel answers)."""
+    cdef const uint8_t* q
+    cdef uint32_t k = 0
+    if not _is_user(vm, src):
+        return -EFAULT
+    while k < count:
+        q = _user_bytes(vm, src + k, 1)
+        if q == NULL:
+            return -EFAULT
+        p[k] = q[0]
+        if not q[0]:
+            break
+        k += 1
+    if k >= count:
+        p[count - 1] = 0
+        return count
+    return k + 1
+
+
+cdef uint64_t _read_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src, int kind) noexcept nogil:
+    # kind: 0 kernel, 1 user, 2 compat (by address); a failure zeroes the destination
+    cdef uint8_t* p
+    cdef int64_t ret
+    if size == 0:
+        return 0
+    p = _dst(vm, dst, size)
+    if p == NULL:
+        return 0
+    if kind == 2:
+        kind = 1 if _own_region(vm, src, 1) == NULL and _is_user(vm, src) else 0
+    ret = _user_str(vm, p, <uint32_t>size, src) if kind == 1 else \
+        _kernel_str(vm, p, <uint32_t>size, src)
+    if ret < 0:
+        memset(p, 0, size)
+    return <uint64_t>ret
+
+
+cdef uint64_t bpf_probe_read_kernel_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                        uint64_t d, uint64_t e) noexcept nogil:
+    return _read_str(vm, dst, size, src, 0)
+
+
+cdef uint64_t bpf_probe_read_user_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                      uint64_t d, uint64_t e) noexcept nogil:
+    return _read_str(vm, dst, size, src, 1)
+
+
+cdef uint64_t bpf_probe_read_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                 uint64_t d, uint64_t e) noexcept nogil:
+    return _read_str(vm, dst, size, src, 2)
+
+
+# --- the task, the probe, stacks, counters ------------------------------------------
+
+cdef uint64_t bpf_get_current_task(Vm* vm, uint64_t a, uint64_t b, uint64_t c, uint64_t d,
+                                   uint64_t e) noexcept nogil:
+    # without a machine (packet runs) there is no task_struct to point at
+    return vm.world.task if vm.world != NULL else 0
+
+
+cdef uint64_t bpf_get_func_ip(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    if not is_ctx(vm, r1):
+        return 0
+    return vm.world.func_ip if vm.world != NULL else 0
+
+
+cdef uint64_t bpf_get_attach_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
+                                    uint64_t e) noexcept nogil:
+    if not is_ctx(vm, r1):
+        return 0
+    return vm.world.cookie if vm.world != NULL else 0
+
+
+cdef uint32_t trace_stack(Vm* vm, bint user, const uint64_t** ips) noexcept nogil:
+    """get_perf_callchain over the modelled stacks: the kernel's or the user's, at most
+    MAX_PERF_STACK deep; without a machine, none."""
+    cdef uint32_t n
+    if vm.world == NULL:
+        ips[0] = NULL
+        return 0
+    ips[0] = vm.world.ustack if user else vm.world.kstack
+    n = vm.world.nustack if user else vm.world.nkstack
+    return n if n < MAX_PERF_STACK else MAX_PERF_STACK
+
+
+cdef uint64_t bpf_get_stack(Vm* vm, uint64_t r1, uint64_t buf, uint64_t size, uint64_t flags,
+                            uint64_t e) noexcept nogil:
+    """__bpf_get_stack for the program's own task: the stack's ips after ``skip`` into
+    ``buf``, the rest zeroed; the bytes copied, or -errno with ``buf`` zeroed."""
+    cdef uint8_t* p = _dst(vm, buf, size) if size else <uint8_t*>vm.stack
+    cdef uint32_t n = <uint32_t>size, skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
+    cdef uint32_t num, depth, nr, copy
+    cdef const uint64_t* ips
+    cdef int64_t ret = -EINVAL
+    if p == NULL or not is_ctx(vm, r1):
+        return 0
+    if flags & BPF_F_USER_BUILD_ID:
+        if flags & BPF_F_USER_STACK:
+            return helper_fault(vm, b"BPF_F_USER_BUILD_ID: build ids are not modelled")
+    elif not flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK)) and n % 8 == 0:
+        num = n // 8
+        depth = trace_stack(vm, flags & BPF_F_USER_STACK, &ips)
+        if depth > num + skip:
+            depth = num + skip
+        if depth >= skip:
+            nr = depth - skip
+            copy = (nr if nr < num else num) * 8
+            if copy:
+                memcpy(p, ips + skip, copy)
+            memset(p + copy, 0, n - copy)
+            return copy
+        ret = -EFAULT
+    memset(p, 0, n)
+    return <uint64_t>ret
+
+
+cdef uint64_t bpf_perf_event_read_value(Vm* vm, uint64_t r1, uint64_t flags, uint64_t buf,
+                                        uint64_t size, uint64_t e) noexcept nogil:
+    """struct bpf_perf_event_value {counter, enabled, running} of the slot, from what
+    Map.set_counter set; on an error the buffer is zeroed."""
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                                      b"r1 must be a perf event array")
+    cdef uint8_t* p
+    cdef int64_t slot = -EINVAL
+    if m == NULL:
+        return 0
+    p = _dst(vm, buf, size)
+    if p == NULL:
+        return 0
+    if size == 24 and not flags >> 32:
+        slot = _perf_slot(vm, m, flags)
+        if slot >= 0 and <uint32_t>m.perf_cpu[slot] != _cpu(vm):
+            slot = -EINVAL
+        if slot >= 0:
+            memcpy(p, m.counters + 3 * slot, 24)
+            return 0
+    memset(p, 0, size)
+    return <uint64_t>slot
+
+
+cdef void register_tracing_helpers(helper_fn* table) noexcept:
+    table[4] = bpf_probe_read
+    table[35] = bpf_get_current_task
+    table[45] = bpf_probe_read_str
+    table[55] = bpf_perf_event_read_value
+    table[67] = bpf_get_stack
+    table[112] = bpf_probe_read_user
+    table[113] = bpf_probe_read_kernel
+    table[114] = bpf_probe_read_user_str
+    table[115] = bpf_probe_read_kernel_str
+    table[173] = bpf_get_func_ip
+    table[174] = bpf_get_attach_cookie
