@@ -2430,6 +2430,8 @@ cdef class Program:
         cdef Insn* c
         cdef uint32_t off
         cdef uint8_t field, width
+        if self._kprobe:
+            return      # pt_regs is a plain read-only region: its loads need no field table
         for pc, kind in kinds.items():
             c = &self._code[<uint32_t>pc]
             if kind != _PTR_TO_CTX or not (c.op == OP_LDX8 or c.op == OP_LDX16 or

@@ -52,8 +52,10 @@ _U64 = (1 << 64) - 1
 
 
 def decode(code: bytes) -> list[tuple]:
-    """The Insn array (Program._jit_code()) as (op, dst, src, size, off, imm) tuples."""
-    return [_INSN.unpack_from(code, k) for k in range(0, len(code), _INSN.size)]
+    """The Insn array (Program._jit_code()) as (op, dst, src, size, off, imm) tuples,
+    the context loads the core specialised given back their plain load op."""
+    insns = [_INSN.unpack_from(code, k) for k in range(0, len(code), _INSN.size)]
+    return [(_LDX[i[3]].id, *i[1:]) if i[0] in _CTX_LOADS else i for i in insns]
 
 
 def _s64(v: int) -> int:
@@ -367,7 +369,7 @@ def _block(f, insns, n, start, body, returns, fold_r10):
 
 def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     code, dst, src, size, off, imm = insns[pc]
-    op = (_LDX[size] if code in _CTX_LOADS else _OPS.get(code)) if pc < n else None
+    op = _OPS.get(code) if pc < n else None
     form = op.form if op is not None else None
     nxt = pc + (op.slots if op is not None else 1)
     last = k == b.count - 1
