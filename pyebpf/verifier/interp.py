@@ -13,10 +13,11 @@ from .. import isa
 from . import bounds, helpers, rules, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
+from .dynptrs import DynptrCalls, is_dynptr_slot
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
@@ -42,7 +43,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
+class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -560,6 +561,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
             if not write:
                 result = scalar()
+        elif t & DYNPTR_SKB and not t & MAYBE_NULL:
+            self.slice_access(pc, regno, reg, off, size, write)
+            if not write:
+                result = scalar()
         elif t in PKT_TYPES:
             if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
                 self.refuse(pc, "cannot write into packet")
@@ -771,6 +776,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
     def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
                     is_imm: bool) -> None:
         """check_stack_write_fixed_off."""
+        for a in range(addr, addr + size, 8):
+            self.destroy_dynptr(st, frame, a)
         s = self._slot(frame, addr)
         if self.unpriv and size != 8 and s.spill is not None and s.spill.is_ptr and \
                 STACK_SPILL in s.kinds:
@@ -808,6 +815,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if s is None:
             return scalar()
         first = addr % 8
+        if is_dynptr_slot(s):
+            self.refuse(pc, f"invalid read from stack off {addr}+0 size {size}")
         if s.spill is not None and s.kinds[0] == STACK_SPILL:
             spill_size = 1
             while spill_size < 8 and s.kinds[spill_size] == STACK_SPILL:
@@ -1098,6 +1107,13 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                 r.type = PTR_TO_MAP_VALUE
                 r.id = 0
             regs[0] = r
+        elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
+            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
+            r = Reg(PTR_TO_MEM | MAYBE_NULL)
+            r.mark_known(0)
+            r.size = meta["ringbuf_size"]
+            r.id = self.new_id()
+            regs[0] = r
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
             r = Reg(PTR_TO_MEM | MAYBE_NULL)
             r.mark_known(0)
@@ -1108,11 +1124,13 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if proto.changes_pkt_data:
             for f in st.frames:
                 for i, r in enumerate(f.regs):
-                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END:
+                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
+                            r.type & DYNPTR_SKB:
                         r.mark_unknown()
                 for s in f.stack.values():
                     if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
-                                                s.spill.type == PTR_TO_PACKET_END):
+                                                s.spill.type == PTR_TO_PACKET_END or
+                                                s.spill.type & DYNPTR_SKB):
                         s.spill.mark_unknown()
 
     _EXPECTED = {
@@ -1179,6 +1197,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                     tnum.add(reg.var, tnum.const(reg.off)), size):
                 self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
                                 f"size {size}")
+            return
+        if kind == helpers.DYNPTR:
+            self.dynptr_arg(st, pc, regno - 1, reg, False)
             return
         if kind == helpers.CONST_STR:
             meta["const_str"] = self.const_str(pc, regno, reg)
@@ -1291,6 +1312,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self._note_depth(st, reg, lo)
             frame = self.stack_frame(st, reg)
             if write:
+                for a in range(lo, hi):
+                    if is_dynptr_slot(self._slot(frame, a, create=False)):
+                        self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
                 for a in range(lo, hi):
                     s = self._slot(frame, a)
                     if s.spill is not None:
