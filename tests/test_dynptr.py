@@ -81,6 +81,9 @@ def obj(source: str) -> bytes:
     "return (a == 0) | (b == -7) << 1 | (c == -22) << 2 | buf[5] << 8 | buf[6] << 16;",
     "char buf[4]; bpf_dynptr_from_skb(skb, 0, &d); bpf_dynptr_adjust(&d, 26, 34);"
     "if (bpf_dynptr_read(buf, 4, &d, 4, 0)) return 99; return buf[3];",
+    # a slice is memory a helper may read
+    "bpf_dynptr_from_skb(skb, 0, &d); char *p = bpf_dynptr_slice(&d, 26, NULL, 8);"
+    "return p ? bpf_csum_diff(0, 0, (void *)p, 8, 0) : 99;",
 ])
 def test_an_skb_dynptr_program_returns_what_the_kernels_returns(body):
     same_retval(obj(TC % body), PACKET)
@@ -149,6 +152,12 @@ def test_a_socket_filters_skb_dynptr_is_read_only_as_in_the_kernel(body):
           "char *p = bpf_dynptr_slice_rdwr(&d, 14, NULL, 4);"
           "if (!p) return 0; bpf_dynptr_write(&d, 0, &x, 1, 0); return p[0];",
      "invalid mem access 'scalar'"),
+    (TC % "bpf_dynptr_from_skb(skb, 0, &d); char *p = bpf_dynptr_slice(&d, 14, NULL, 4);"
+          "if (!p) return 0; return bpf_skb_load_bytes(skb, 0, p, 4);",
+     "R3 type=rdonly_mem expected=fp, pkt, pkt_meta, map_key, map_value, mem"),
+    (TC % "bpf_dynptr_from_skb(skb, 0, &d); char *p = bpf_dynptr_slice(&d, 14, NULL, 4);"
+          "if (!p) return 0; return bpf_csum_diff(0, 0, (void *)p, 8, 0);",
+     "R3 min value is outside of the allowed memory range"),
     (SOCKET % "bpf_dynptr_from_skb(skb, 0, &d);"
               "char *p = bpf_dynptr_slice_rdwr(&d, 14, NULL, 4); return p ? p[0] : 0;",
      "the prog does not allow writes to packet data"),

@@ -17,7 +17,8 @@ from .dynptrs import DynptrCalls, is_dynptr_slot
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, NOT_INIT, PKT_TYPES,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, NOT_INIT,
+                    PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
@@ -1227,7 +1228,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             meta["mem_null"] = True
             return
         if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
-            if reg.type not in self._MEM_TYPES:
+            # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
+            if reg.type not in self._MEM_TYPES and not (
+                    reg.type & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB and
+                    (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             return
@@ -1302,7 +1306,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         elif t == PTR_TO_MAP_VALUE:
             self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
-        elif t == PTR_TO_MEM:
+        elif t == PTR_TO_MEM or t & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
             if size == 0 and zero_ok:
