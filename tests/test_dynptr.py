@@ -81,6 +81,9 @@ def obj(source: str) -> bytes:
     "return (a == 0) | (b == -7) << 1 | (c == -22) << 2 | buf[5] << 8 | buf[6] << 16;",
     "char buf[4]; bpf_dynptr_from_skb(skb, 0, &d); bpf_dynptr_adjust(&d, 26, 34);"
     "if (bpf_dynptr_read(buf, 4, &d, 4, 0)) return 99; return buf[3];",
+    # overwriting the dynptr does not end its slices (the kernel keeps them)
+    "bpf_dynptr_from_skb(skb, 0, &d); unsigned char *p = bpf_dynptr_slice(&d, 22, NULL, 1);"
+    "if (!p) return 99; *(volatile __u64 *)&d = 0; return *p;",
     # a slice is memory a helper may read
     "bpf_dynptr_from_skb(skb, 0, &d); char *p = bpf_dynptr_slice(&d, 26, NULL, 8);"
     "return p ? bpf_csum_diff(0, 0, (void *)p, 8, 0) : 99;",
