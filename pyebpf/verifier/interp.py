@@ -1152,6 +1152,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.RINGBUF_MEM: ("ringbuf_mem",),
         helpers.FUNC: ("func",),
         helpers.STACK_OR_NULL: ("fp",),
+        helpers.DYNPTR: ("fp", "dynptr_ptr"),
     }
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
@@ -1200,6 +1201,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                 f"size {size}")
             return
         if kind == helpers.DYNPTR:
+            if reg.type != PTR_TO_STACK:
+                self._type_error(pc, regno, reg, kind)
             self.dynptr_arg(st, pc, regno - 1, reg, False)
             return
         if kind == helpers.CONST_STR:
