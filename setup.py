@@ -18,6 +18,11 @@ isa = runpy.run_path(str(HERE / "pyebpf" / "isa.py"))
 pxd = HERE / "pyebpf" / "_isa_defs.pxd"
 if not pxd.exists() or pxd.read_text() != isa["pxd_source"]():
     pxd.write_text(isa["pxd_source"]())
+# ... and the interpreter's dispatch macros (threaded code where the compiler has
+# labels-as-values) into a C header.
+dispatch = HERE / "pyebpf" / "_dispatch.h"
+if not dispatch.exists() or dispatch.read_text() != isa["dispatch_header"]():
+    dispatch.write_text(isa["dispatch_header"]())
 # The interpreter's instruction cases are written out in _core.pyx (one C switch)
 # between marker lines; a changed table rewrites them there.
 core = HERE / "pyebpf" / "_core.pyx"
@@ -41,7 +46,8 @@ cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 CORE_CFLAGS = [] if DEBUG else ["-fno-inline-functions-called-once"]
 
 # The core's C interface: what another compilation unit may cimport from it.
-interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd"]]
+interface = [str(p) for p in [HERE / "pyebpf" / "_core.pxd", pxd, HERE / "skb" / "skbuff.pxd",
+                               dispatch]]
 extensions = [
     # skb/*.pxi (the sk_buff model and its helpers) and pyebpf/cbpf/cbpf_calls.pxi
     # (classic-only calls) compile into the core

@@ -12,14 +12,16 @@ once), and records each child's peak RSS:
 * ``tcsim pass-all``: ``tcsim pass.s -r CAP -o OUT``, a program returning TC_ACT_OK;
 * ``tcsim pass-all --report``: the same with ``--report`` and ``--drops`` on;
 * ``tcsim nat4``: ``tcsim examples/nat4.o -r CAP -o OUT`` (source NAT, checksums fixed);
+* ``tcsim nat4 --cpus 2``: the same on two simulated CPUs, two replay threads;
 
 and, once, ``BPF_PROG_TEST_RUN`` per packet from Python on 100,000 of the 64-byte frames
 (``pyebpf.kernel.KernelProgram.test_run``, where bpf(2) is allowed).  Ratios printed:
 tcsim packets/s over the dpkt floor's and over test_run's; ``--report`` time over plain
-time; peak RSS of each size.  Then the time from SIGINT to the exit of a ``tcsim`` busy
-replaying (median of 5), which the command promises under 0.1 s.  The machine the
-numbers come from may be shared: they are medians of runs interleaved with others'
-work, which is why they are ratios taken in one run.
+time; nat4's time on one CPU over its time on two; peak RSS of each size.  Then the
+time from SIGINT to the exit of a ``tcsim`` busy replaying (median of 5), which the
+command promises under 0.1 s.  The machine the numbers come from may be shared: they
+are medians of runs interleaved with others' work, which is why they are ratios taken
+in one run.
 """
 from __future__ import annotations
 
@@ -159,7 +161,8 @@ def main():
                 runs = [("tcsim pass-all", ["pass.s"], []),
                         ("tcsim pass-all --report", ["pass.s"],
                          ["--report", "r.jsonl", "--drops", "d.pcap"]),
-                        ("tcsim nat4", [str(NAT)], [])]
+                        ("tcsim nat4", [str(NAT)], []),
+                        ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"])]
                 for name, progs, extra in runs:
                     t, m = measure([*tcsim, *progs, "-r", "in.pcap", "-o", "o.pcap", *extra],
                                    tmp, repeat)
@@ -173,6 +176,8 @@ def main():
                 plain = rows[1][1]
                 print(f"{'':>10} {mix:>8} --report overhead: {rows[2][1] / plain:.2f}x",
                       flush=True)
+                print(f"{'':>10} {mix:>8} --cpus 2 speed-up (nat4): "
+                      f"{rows[3][1] / rows[4][1]:.2f}x", flush=True)
                 for name in ("in.pcap", "o.pcap", "f.pcap", "r.jsonl", "d.pcap"):
                     Path(tmp, name).unlink(missing_ok=True)
         if kernel_rate:

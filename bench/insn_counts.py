@@ -7,10 +7,12 @@
         --toggle-collect='__pyx_pw_6pyebpf_*tc_replay' python bench/insn_counts.py replay 5
 
 runs ``Program.run`` of one of bench_core's programs (``alu``, ``classifier``,
-``csum_loop``, ``empty``) N times, or the tcsim replay loop N times over bench_tcsim's
-classifier and 1,000 of its frames (kept here as
-``REPLAY_CLASSIFIER`` and ``replay_frames``); callgrind's ``totals`` divided by N is the count per
-run.  The toggle keeps interpreter start-up and imports out of the count.
+``csum_loop``, ``empty``), of ``hashmix`` (below) or of ``classifier_skb`` (bench_core's
+classifier as a sched_cls program, reading ``data``/``data_end`` from its context) N
+times, or the tcsim replay loop N times over bench_tcsim's classifier and 1,000 of its
+frames (kept here as ``REPLAY_CLASSIFIER`` and ``replay_frames``); callgrind's
+``totals`` divided by N is the count per run.  The toggle keeps interpreter start-up and
+imports out of the count.
 """
 from __future__ import annotations
 
@@ -83,6 +85,31 @@ out:
 """
 
 
+# hashmix: 30 rounds of a multiply-xor-shift mix over the eight 64-bit words of a 64-byte
+# frame (raw mode: r1 = the frame), 1,535 instructions a run: an ALU- and load-bound loop
+# with one backward jump per round, the interpreter's per-instruction cost with little else.
+_MIX_WORD = """
+    r3 = *(u64 *)(r6 + {off})
+    r0 ^= r3
+    r0 *= r8
+    r3 = r0
+    r3 >>= 29
+    r0 ^= r3
+"""
+HASHMIX = ("""
+    r6 = r1
+    r7 = 30
+    r8 = 0x9e3779b97f4a7c15 ll
+    r0 = 0x243f6a8885a308d3 ll
+round:
+""" + "".join(_MIX_WORD.format(off=8 * k) for k in range(8)) + """
+    r0 += r7
+    r7 -= 1
+    if r7 != 0 goto round
+    exit
+""")
+
+
 def replay_frames(n: int) -> list[bytes]:
     """n 64-byte Ethernet/IPv4/UDP frames, each with another source address and port."""
     out = []
@@ -102,7 +129,13 @@ PROGRAMS = {
     "csum_loop": (bench_core.assemble(bench_core.RAW_PROLOGUE + bench_core.CSUM_BODY),
                   bench_core.FRAME_1500),
     "empty": (bench_core.EMPTY, bench_core.FRAME_64),
+    "hashmix": (asm.assemble(HASHMIX), bench_core.FRAME_64),
 }
+
+
+# the same classifier as a sched_cls program reading data / data_end from its context
+TYPED = {"classifier_skb": (bench_core.assemble(bench_core.SKB_PROLOGUE + bench_core.CLASSIFIER_BODY),
+                            bench_core.FRAME_64)}
 
 
 def main(name: str, repeat: int) -> None:
@@ -117,13 +150,17 @@ def main(name: str, repeat: int) -> None:
         for _ in range(repeat):
             tcsim.Replay(capture, [prog], hook="egress")
         return
-    code, frame = PROGRAMS[name]
-    prog = Program(code)
+    if name in TYPED:
+        code, frame = TYPED[name]
+        prog = Program(code, "sched_cls")
+    else:
+        code, frame = PROGRAMS[name]
+        prog = Program(code)
     for _ in range(repeat):
         prog.run(frame)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in (*PROGRAMS, "replay"):
-        sys.exit(f"usage: python bench/insn_counts.py {{{','.join(PROGRAMS)},replay}} N")
+    if len(sys.argv) != 3 or sys.argv[1] not in (*PROGRAMS, *TYPED, "replay"):
+        sys.exit(f"usage: python bench/insn_counts.py {{{','.join([*PROGRAMS, *TYPED])},replay}} N")
     main(sys.argv[1], int(sys.argv[2]))

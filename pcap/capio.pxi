@@ -320,7 +320,7 @@ cdef class Scanner:
                 break
             scale = 1000000000 // self.ifs[iface].units
             t = (<uint64_t>_rd32(p + pos + 12, big) << 32) | _rd32(p + pos + 16, big)
-            if t > 0xffffffffffffffff // scale:
+            if t > (<uint64_t>-1) // scale:
                 break
             if self.ifs[iface].units != 1000000:
                 self.nanosecond = True
@@ -507,7 +507,7 @@ cdef class CaptureWriter(Writer):
             _wr32(w + block - 4, block)
             self.commit(block)
             return 0
-        if t // 1000000000 > 0xffffffff:
+        if t // 1000000000 > <uint64_t>0xffffffffu:
             raise ValueError(f"a timestamp of {t} ns is past what pcap's 32-bit seconds "
                              "hold (write pcapng)")
         w = self.room(PCAP_RECORD + n + LINK_MAX)
@@ -564,7 +564,7 @@ cdef class CaptureWriter(Writer):
             _wr32(w + block - 4, block)
             self.commit(block)
             return 0
-        if t // 1000000000 > 0xffffffff:
+        if t // 1000000000 > <uint64_t>0xffffffffu:
             raise ValueError(f"a timestamp of {t} ns is past what pcap's 32-bit seconds "
                              "hold (write pcapng)")
         w = self.room(PCAP_RECORD + n)

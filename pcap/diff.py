@@ -4,13 +4,15 @@ they treat differently.
     tcsim diff OLD NEW -r CAPTURE [-r CAPTURE ...] [--json] [--old-out OLD.pcap]
                [--new-out NEW.pcap] [--examples N] [--old-profile P] [--new-profile P]
                [tcsim's hook options: --type --hook --classid --no-da --act-default
-                --field --budget --no-verify]
+                --field --budget --no-verify --cpus --steer]
 
 OLD and NEW are tcsim PROG arguments (``file.o[:section_or_function]``, ``.s``): two
 objects, or two sections of one.  Each capture is replayed through each version with
 maps of its own (loaded afresh per capture and version, declared pins ignored), at the
-same hook with the same options; a packet differs when its verdict or action, its bytes
-afterwards, its redirect target, or its mark, priority or classid do.  The report
+same hook with the same options, a chunk of the capture at a time (as tcsim streams
+it; only the differing packets are kept), on ``--cpus`` simulated CPUs when given; a
+packet differs when its verdict or action, its bytes afterwards, its redirect target,
+or its mark, priority or classid do.  The report
 groups the differing packets by kind (one packet can be in several) with counts and
 the first ``--examples`` of each; ``--old-out``/``--new-out`` get the differing packets
 as each version left them.  Exit status 0 when no packet differs, 1 when some do, 2 on
@@ -19,11 +21,13 @@ an error (as diff(1)).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import struct
 import sys
 import time
 
+from .. import host
 from ..errors import EbpfError
 from . import outputs, pcapio, tcreplay, tcsim
 
@@ -31,10 +35,10 @@ KINDS = ("verdict", "bytes", "redirect", "mark", "priority", "classid")
 _SIZE = struct.calcsize(tcreplay.REPLAY_RECORD)
 
 
-def _outcome(replay, index: int) -> dict:
-    """The compared parts of one packet's outcome."""
+def _outcome(record: bytes) -> dict:
+    """The compared parts of one packet's outcome (packed as REPLAY_RECORD)."""
     (verdict, _, classid, mark, priority, rdev, _, _, _, action, has_classid, ringress,
-     _, _) = struct.unpack_from(tcreplay.REPLAY_RECORD, replay.records, index * _SIZE)
+     _, _) = struct.unpack(tcreplay.REPLAY_RECORD, record)
     ran = action < tcsim.FAULT
     return {
         "verdict": f"{tcsim.VERDICTS.get(verdict, str(verdict)) if ran else '-'} "
@@ -62,33 +66,53 @@ def _bytes_text(old: bytes, new: bytes) -> tuple:
     return "; ".join(olds), "; ".join(news)
 
 
-def compare(old, new) -> list:
-    """[(index, {kind: (old, new)})] of the packets two replays of one capture treat
-    differently."""
-    out = []
-    for i in range(min(old.count, new.count)):
-        a, b = _outcome(old, i), _outcome(new, i)
-        kinds = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-        if old.data[i] != new.data[i]:
-            kinds["bytes"] = _bytes_text(old.data[i], new.data[i])
-        if kinds:
-            out.append((i, kinds))
-    return out
+_BITS = [(kind, getattr(tcreplay, f"DIFF_{kind.upper()}")) for kind in KINDS]
 
 
-def _replay(args, spec: str, profile: str, capture, fields, classid):
-    program = tcsim.load_program(spec, args.type, profile, not args.no_verify, pins=False)
+def _differences(old, new, capture: str, first: int, kinds, sides, examples: int) -> int:
+    """Count the chunk's packets two loops (``keep_packets`` on) treated differently into
+    ``kinds`` (with the first ``examples`` of each) and ``sides``; how many differ.  Only
+    the differing packets become Python objects."""
+    found = tcreplay.kept_differences(old, new)
+    for k, mask in found:
+        record_a, data_a, ts, wire_a = old.kept_packet(k)
+        record_b, data_b, _, wire_b = new.kept_packet(k)
+        a, b = _outcome(record_a), _outcome(record_b)
+        a["bytes"], b["bytes"] = _bytes_text(data_a, data_b) if mask & tcreplay.DIFF_BYTES \
+            else (None, None)
+        for kind, bit in _BITS:
+            if mask & bit:
+                entry = kinds[kind]
+                entry["packets"] += 1
+                if len(entry["examples"]) < examples:
+                    entry["examples"].append({"capture": capture, "index": first + k,
+                                              "old": a[kind], "new": b[kind]})
+        sides["--old-out"].append((ts, data_a, wire_a))
+        sides["--new-out"].append((ts, data_b, wire_b))
+    return len(found)
+
+
+def _loop(args, spec: str, profile: str, fields, classid):
+    """One version's replay loop, its maps fresh (declared pins ignored)."""
+    with host.simulated_cpus(args.cpus) if args.cpus else contextlib.nullcontext():
+        program = tcsim.load_program(spec, args.type, profile, not args.no_verify, pins=False)
     if args.budget is not None:
         program.budget = args.budget
     mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
-    return tcsim.Replay(capture, [program], mode=mode, hook=args.hook, classid=classid,
-                        act_default=tcsim.CONTROLS[args.act_default], fields=fields)
+    loop = tcreplay.Loop([program], mode=mode, ingress=args.hook == "ingress",
+                         classid=classid, act_default=tcsim.CONTROLS[args.act_default],
+                         fields=dict(fields), cpus=args.cpus or 1, steer=args.steer)
+    loop.keep_packets = True
+    return loop
 
 
 def run(args) -> int:
     start = time.perf_counter()
     if args.no_da and args.type != "sched_cls":
         raise tcsim.UsageError("--no-da (classid mode) applies to sched_cls programs only")
+    if args.cpus is not None and not 1 <= args.cpus <= tcreplay.MAX_SIMULATED_CPUS:
+        raise tcsim.UsageError(f"--cpus {args.cpus}: tcsim simulates 1 to "
+                               f"{tcreplay.MAX_SIMULATED_CPUS} CPUs")
     fields = tcsim.parse_fields(args.field)
     classid = tcsim.parse_classid(args.classid) if args.classid else 0
     targets = {option: outputs.resolve(value)
@@ -102,22 +126,16 @@ def run(args) -> int:
     differing, packets, sides = 0, 0, {"--old-out": [], "--new-out": []}
     nanosecond = False
     for capture_path in args.read:
-        capture = pcapio.read(capture_path)
-        nanosecond |= capture.nanosecond
-        old = _replay(args, args.old, old_profile, capture, fields, classid)
-        new = _replay(args, args.new, new_profile, capture, fields, classid)
+        old = _loop(args, args.old, old_profile, fields, classid)
+        new = _loop(args, args.new, new_profile, fields, classid)
+        with pcapio.Source(capture_path) as source:
+            for chunk, scanner, first in source.chunks():
+                old.run_chunk(chunk, scanner, first)
+                new.run_chunk(chunk, scanner, first)
+                differing += _differences(old, new, source.path, first, kinds, sides,
+                                          args.examples)
+            nanosecond |= source.nanosecond
         packets += old.count
-        for i, found in compare(old, new):
-            differing += 1
-            for kind, (a, b) in found.items():
-                entry = kinds[kind]
-                entry["packets"] += 1
-                if len(entry["examples"]) < args.examples:
-                    entry["examples"].append({"capture": capture.path, "index": i,
-                                              "old": a, "new": b})
-            wire = capture.orig_len[i] - len(capture.frames[i])
-            sides["--old-out"].append((capture.ts[i], old.data[i], wire + len(old.data[i])))
-            sides["--new-out"].append((capture.ts[i], new.data[i], wire + len(new.data[i])))
     outputs.write_all([(target, pcapio.pcap_bytes(sides[option], nanosecond))
                        for option, target in targets.items()])
     result = {"old": args.old, "new": args.new, "captures": list(args.read),
@@ -164,6 +182,9 @@ def build_parser():
     p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--budget", type=int)
     p.add_argument("--no-verify", action="store_true")
+    p.add_argument("--cpus", type=int, metavar="N",
+                   help="replay each version on N simulated CPUs (as tcsim --cpus)")
+    p.add_argument("--steer", choices=("rss", "hash"), default="rss")
     return p
 
 

@@ -1,12 +1,14 @@
 """``tcsim --kernel-check``: every packet of a replay also through the running kernel.
 
-The program is loaded into the kernel as :func:`pyebpf.kernel.load_object` loads an
-object (or from its instructions, for assembler text), its maps given the contents the
-replay started from, and each packet run once with ``BPF_PROG_TEST_RUN`` in capture
-order as the replay loop hands each packet over, so each run sees the map state the
-replay's run of that packet saw.  Compared
-per packet: the program's return value, the packet bytes after it and the ``__sk_buff``
-mark and priority; after the last packet, the contents of the hash, array, LRU hash
+Each program of the chain is loaded into the kernel as :func:`pyebpf.kernel.load_object`
+loads an object (or from its instructions, for assembler text), its maps given the
+contents the replay started from, and each packet run with ``BPF_PROG_TEST_RUN`` in
+capture order as the replay loop hands each packet over, so each run sees the map state
+the replay's run of that packet saw; a chain program by program as cls_bpf
+direct-action runs it (:meth:`Check.run`).  Compared per packet: the program that
+decided, its return value, the packet bytes after it and the ``__sk_buff`` mark and
+priority (a socket filter's return value alone: ``--sf-start network``, where test_run
+starts it); after the last packet, the contents of the hash, array, LRU hash
 and LPM trie maps.  What test_run cannot show is not compared (redirect targets,
 clones, trace_printk output), and packets it cannot take are counted as not checked
 with the reason: frames at ingress with a VLAN tag (test_run does not untag them as the
@@ -26,6 +28,9 @@ TEST_RUN_FIELDS = frozenset({"mark", "priority", "ingress_ifindex", "ifindex", "
                              "tstamp", "wire_len", "gso_segs", "gso_size", "hwtstamp"})
 TEST_RUN_MAX = 3712     # the most data bpf_prog_test_run_skb takes (PAGE_SIZE - headroom)
 SHOWN = 20              # disagreements printed one per line before only the count follows
+# the verdicts that end a direct-action chain (cls_bpf_exec_opcode); the rest go on
+DA_VERDICTS = frozenset({isa.TC_ACT_OK, isa.TC_ACT_SHOT, isa.TC_ACT_STOLEN,
+                         isa.TC_ACT_REDIRECT, isa.TC_ACT_TRAP})
 
 
 class KernelCheckError(EbpfError):
@@ -33,50 +38,69 @@ class KernelCheckError(EbpfError):
 
 
 class Check:
-    """The kernel's copy of one program, loaded before the replay (see the module):
+    """The kernel's copy of the programs, loaded before the replay (see the module):
     ``observe`` is the replay loop's per-packet hook, ``finish`` the report."""
 
-    def __init__(self, program, source: tuple, fields: dict, engine_maps: dict, *,
-                 ingress: bool):
+    def __init__(self, programs, sources, fields: dict, *, ingress: bool):
         from .. import kernel
         from ..kernel_check import _SYNCED_MAPS, _copy_map
-        path, name = source
         unknown = sorted(set(fields) - TEST_RUN_FIELDS)
         if unknown:
             raise KernelCheckError(f"--kernel-check: BPF_PROG_TEST_RUN cannot set "
                                    f"{', '.join(unknown)} (--field)")
         self.ctx = dict(fields)
         self.ingress = ingress
+        # a socket filter's verdict is its return value, the bytes to keep; it changes
+        # neither the packet nor mark and priority (bpf_prog_test_run_skb runs it from
+        # the network header, as --sf-start network does)
+        self.socket_filter = programs[0].prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
         self.diffs, self.skipped, self.compared = [], Counter(), 0
-        self._kobj = None
-        try:
-            if path is None:
-                self.kprog = kernel.KernelProgram(program.insns, program.prog_type)
-                self.kmaps = {}
-            else:
+        self._kobjs, self.kprogs, self.synced = [], [], []
+        for program, (path, name) in zip(programs, sources):
+            try:
+                if path is None:
+                    self.kprogs.append(kernel.KernelProgram(program.insns, program.prog_type))
+                    continue
                 kind = program.prog_type.name[len("BPF_PROG_TYPE_"):].lower()
-                self._kobj = kernel.load_object(path, prog_type=kind)
-                self.kprog = self._kobj.program(name) if name else \
-                    next(iter(self._kobj.programs.values()))
-                self.kmaps = self._kobj.maps
-        except (kernel.KernelError, KeyError, StopIteration) as exc:
-            self.close()
-            raise KernelCheckError(f"--kernel-check: the kernel refuses to load "
-                                   f"{path or 'the program'}: {exc}") from None
-        self.synced = {n: m for n, m in engine_maps.items()
-                       if m.type in _SYNCED_MAPS and n in self.kmaps}
-        for n, m in self.synced.items():
-            _copy_map(m, self.kmaps[n])
+                self._kobjs.append(kernel.load_object(path, prog_type=kind))
+                kobj = self._kobjs[-1]
+                self.kprogs.append(kobj.program(name) if name else
+                                   next(iter(kobj.programs.values())))
+            except (kernel.KernelError, KeyError, StopIteration) as exc:
+                self.close()
+                raise KernelCheckError(f"--kernel-check: the kernel refuses to load "
+                                       f"{path or 'the program'}: {exc}") from None
+            # each program's maps against its own object's (a chain's programs are loaded
+            # one by one, each with maps of its own, as tcsim loads them)
+            for m in program.maps:
+                if m.type in _SYNCED_MAPS and m.name in kobj.maps and \
+                        all(m is not e for e, _ in self.synced):
+                    self.synced.append((m, kobj.maps[m.name]))
+        for m, kmap in self.synced:
+            _copy_map(m, kmap)
 
     def close(self) -> None:
-        if self._kobj is not None:
-            self._kobj.close()
-        elif getattr(self, "kprog", None) is not None:
-            self.kprog.close()
+        for kobj in self._kobjs:
+            kobj.close()
+        if not self._kobjs:
+            for kprog in self.kprogs:
+                kprog.close()
 
     def run(self, packet: bytes):
-        """The kernel's test run of ``packet`` (a KernelRunResult)."""
-        return self.kprog.test_run(packet, ctx=self.ctx)
+        """The kernel's test runs of ``packet`` through the chain as cls_bpf
+        direct-action runs it (cls_bpf_exec_opcode: a verdict other than OK, SHOT,
+        STOLEN, REDIRECT and TRAP goes on to the next program, each getting the bytes
+        and mark, priority and cb the one before left): (the last KernelRunResult, how
+        many programs ran)."""
+        ctx = dict(self.ctx)
+        for k, kprog in enumerate(self.kprogs):
+            result = kprog.test_run(packet, ctx=ctx)
+            if k + 1 == len(self.kprogs) or result.retval_signed in DA_VERDICTS:
+                return result, k + 1
+            packet = result.data
+            if result.skb is not None:
+                ctx.update({f: result.skb[f] for f in ("mark", "priority", "cb")})
+        raise AssertionError("a chain holds at least one program")
 
     def observe(self, index: int, frame: bytes, out: bytes, outcome: bytes) -> None:
         """The replay loop's hook: one packet as pyebpf replayed it (the frame as tc saw
@@ -95,7 +119,7 @@ class Check:
             self.skipped[f"longer than the {TEST_RUN_MAX} bytes test_run takes"] += 1
             return
         try:
-            theirs = self.run(frame)
+            theirs, ran = self.run(frame)
         except KernelError as exc:
             self.skipped[f"test_run refused it: {str(exc).split(': ', 1)[-1]}"] += 1
             return
@@ -104,9 +128,13 @@ class Check:
             self.diffs.append((index, f"retval: pyebpf faulted, kernel "
                                       f"{theirs.retval_signed}"))
             return
+        if rec[13] != ran:
+            self.diffs.append((index, f"deciding program: pyebpf {rec[13]}, kernel {ran}"))
         if rec[1] != theirs.retval_signed:
             self.diffs.append((index, f"retval: pyebpf {rec[1]}, kernel "
                                       f"{theirs.retval_signed}"))
+        if self.socket_filter:
+            return
         if out != theirs.data:
             at = next((k for k, (a, b) in enumerate(zip(out, theirs.data)) if a != b),
                       min(len(out), len(theirs.data)))
@@ -124,8 +152,8 @@ class Check:
         and the totals on ``stream``; whether any disagreed."""
         from ..kernel_check import _map_differences
         if not self.skipped:     # else the kernel's maps missed those packets' updates
-            for n, m in self.synced.items():
-                self.diffs += [(None, line) for line in _map_differences(n, m, self.kmaps[n])]
+            for m, kmap in self.synced:
+                self.diffs += [(None, line) for line in _map_differences(m.name, m, kmap)]
         report(self.diffs, self.skipped, self.compared, stream)
         return bool(self.diffs)
 
@@ -137,15 +165,19 @@ def refused_reason() -> str:
     return "" if ok else why
 
 
-def check_chain(programs, sources):
-    """The one program --kernel-check compares, or a KernelCheckError saying why not."""
-    if len(programs) != 1:
-        raise KernelCheckError("--kernel-check compares one program with the kernel "
-                               "(BPF_PROG_TEST_RUN runs one program, not a tc chain)")
-    if programs[0].prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+def check_chain(programs, sources, mode="da", sf_start="mac"):
+    """The programs --kernel-check compares and their sources, or a KernelCheckError
+    saying why not."""
+    if len(programs) > 1 and mode != "da":
+        raise KernelCheckError("--kernel-check runs a chain as cls_bpf direct-action runs "
+                               "it, one BPF_PROG_TEST_RUN per program (give one program "
+                               "in classid or action mode)")
+    if programs[0].prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER \
+            and sf_start != "network":
         raise KernelCheckError("--kernel-check: BPF_PROG_TEST_RUN runs socket filters from "
-                               "the network header, a packet socket from the MAC header")
-    return programs[0], sources[0]
+                               "the network header, a packet socket from the MAC header "
+                               "(--sf-start network compares them)")
+    return programs, sources
 
 
 def report(diffs, skipped, compared, stream) -> None:

@@ -27,14 +27,17 @@ the output bytes and for rare extras (clones, trace_printk lines, perf events, f
 #     frame never reaches tc.  Nothing else __netif_receive_skb_core does before the
 #     hook depends on the frame's bytes (generic XDP aside, which tcsim does not run).
 
+cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport realloc
+from libc.stdlib cimport calloc, realloc
 from libc.string cimport memcmp, memcpy, memset, strlen
 
 from pyebpf._core cimport *
+
+import threading
 
 from pyebpf import isa as _isa
 from pyebpf._core import KTIME_START
@@ -100,69 +103,6 @@ cdef inline int32_t _act_opcode(int32_t code, int32_t default) noexcept nogil:
     if code == TC_ACT_UNSPEC:
         return default
     return TC_ACT_UNSPEC
-
-
-cdef bint _skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
-                          uint32_t keep) noexcept nogil:
-    """Reset ``skb`` to the template's metadata with ``frame`` as its bytes, reusing its
-    buffers.  ``keep`` bits: 1 protocol, 2 pkt_type, 4 wire_len given by the user,
-    8 untag an in-band VLAN tag (ingress), 16 a socket filter starting at the network
-    header.  False when memory cannot be had."""
-    cdef uint8_t* head = skb.head
-    cdef uint32_t cap = skb.cap
-    cdef CloneRec* clones = skb.clones
-    cdef size_t cap_clones = skb.cap_clones
-    cdef uint8_t* clone_buf = skb.clone_buf
-    cdef size_t clone_cap = skb.clone_cap
-    cdef char* printk = skb.printk
-    cdef size_t printk_cap = skb.printk_cap
-    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
-    cdef uint8_t pkt_type
-    cdef uint16_t tpid
-    if need > cap:
-        head = <uint8_t*>realloc(head, need)
-        if head == NULL:
-            return False
-        cap = need
-    memcpy(skb, tmpl, sizeof(Skb))
-    skb.head, skb.cap = head, cap
-    skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
-    skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
-    skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
-    memset(head, 0, cap)
-    tpid = (frame[12] << 8) | frame[13]
-    if keep & 8 and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
-        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
-        # has dropped a frame too short for it)
-        skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
-        skb.vlan_tci = (frame[14] << 8) | frame[15]
-        if skb.profile == PROFILE_V46:
-            skb.vlan_tci &= ~0x1000
-        memcpy(head + SKB_HEADROOM, frame, 2 * ETH_ALEN)
-        memcpy(head + SKB_HEADROOM + 2 * ETH_ALEN, frame + 2 * ETH_ALEN + VLAN_HLEN,
-               n - 2 * ETH_ALEN - VLAN_HLEN)
-        n -= VLAN_HLEN
-    else:
-        memcpy(head + SKB_HEADROOM, frame, n)
-    skb.data = skb.mac_header = SKB_HEADROOM
-    skb.network_header = SKB_HEADROOM + ETH_HLEN
-    skb.transport_header = NO_HEADER
-    skb.len = n
-    pkt_type = skb.pkt_type
-    if keep & 1:
-        eth_type_trans(skb)
-    else:
-        skb.protocol = eth_type_trans(skb)
-    if keep & 2:
-        skb.pkt_type = pkt_type
-    if keep & 16:
-        skb.data += ETH_HLEN
-        skb.len -= ETH_HLEN
-    if not keep & 4:
-        skb.wire_len = skb.len
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = skb_csum_now(skb)
-    return True
 
 
 cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
@@ -320,35 +260,151 @@ cdef inline char* _i(char* w, int64_t v) noexcept nogil:
 include "annotate.pxi"
 
 
-cdef class Loop:
-    """One replay loop: a chain of programs at a hook, its Vm and skb, and what it has
-    replayed so far (``count``, ``counts`` per action, ``changed``).  Nothing of it is
-    global, so several loops may run side by side on parts of a capture.
+cdef enum:
+    MAX_CPUS = 64           # tcsim --cpus: simulated CPUs, each a replay thread
+    NO_LANE = 0xffff        # a packet no CPU replays (it never reaches tc)
+    STEER_RSS = 0
+    STEER_HASH = 1
 
-    ``replay`` runs a list of frames; ``run_chunk`` the records a :class:`Scanner`
-    found in a chunk of a capture, straight into the writers."""
+MAX_SIMULATED_CPUS = MAX_CPUS
+
+# One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
+# without an Ethernet header) and the programs' output (``out``); with several CPUs, the
+# chunk's frames and outputs kept for the writing, in blocks that never move while the
+# writing reads them.
+ctypedef struct Lane:
+    Vm vm
+    Skb skb
+    uint8_t* eth
+    uint8_t* out
+    uint64_t changed
+    uint8_t** blocks
+    int nblocks, block      # blocks allocated, the one being filled (-1: none yet)
+    size_t used             # bytes of that block filled
+    bint failed             # memory could not be had
+
+# What a replay thread leaves for the writing of one packet (several CPUs).
+ctypedef struct Done:
+    TcOutcome o
+    uint64_t ktime          # bpf_ktime_get_ns at the packet (the capture clock)
+    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
+    const uint8_t* outb     # the packet's bytes afterwards (in its lane's blocks)
+    uint32_t m
+    uint32_t lt
+    uint16_t lane           # its CPU, NO_LANE when it never reaches tc
+    uint8_t pkt_type
+    uint8_t extra           # extras[index] is set
+    uint8_t ready           # the thread is done with it (set last, with release order)
+
+# One packet of a chunk as run_chunk kept it (Loop.keep_packets: tcsim diff compares two loops').
+ctypedef struct Kept:
+    TcOutcome o
+    uint64_t ts
+    int64_t delta           # its length on the wire less its length captured
+    size_t off              # its bytes afterwards (as captured when it never reached tc)
+    uint32_t len            # in kept_buf
+
+cdef enum:
+    ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <time.h>
+    static inline void pyebpf_publish(uint8_t* flag) {
+        __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+    }
+    static inline int pyebpf_published(const uint8_t* flag) {
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
+    /* Wait up to about 20 ms for *flag, or for *stop: spin briefly, then yield, then
+       sleep, since the threads may outnumber the free CPUs.  Whether *flag is set. */
+    static int pyebpf_wait(const uint8_t* flag, const int* stop) {
+        struct timespec nap = {0, 20000};
+        int k;
+        for (k = 0; k < 2000; k++) {
+            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+                return 1;
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                return 0;
+            if (k >= 1000)
+                nanosleep(&nap, NULL);
+            else if (k >= 32)
+                sched_yield();
+        }
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
+    """
+    void publish "pyebpf_publish" (uint8_t* flag) nogil
+    bint published "pyebpf_published" (const uint8_t* flag) nogil
+    bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
+
+
+cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
+    """``need`` bytes in the lane's blocks that stay where they are for the chunk; NULL
+    when memory cannot be had."""
+    cdef uint8_t** grown
+    if ln.block < 0 or ln.used + need > ARENA_BLOCK:
+        ln.block += 1
+        ln.used = 0
+        if ln.block == ln.nblocks:
+            grown = <uint8_t**>realloc(ln.blocks, (ln.nblocks + 1) * sizeof(uint8_t*))
+            if grown == NULL:
+                return NULL
+            ln.blocks = grown
+            ln.blocks[ln.nblocks] = <uint8_t*>malloc(ARENA_BLOCK)
+            if ln.blocks[ln.nblocks] == NULL:
+                return NULL
+            ln.nblocks += 1
+    ln.used += need
+    return ln.blocks[ln.block] + ln.used - need
+
+
+include "steer.pxi"
+
+
+@cython.final
+cdef class Loop:
+    """One replay loop: a chain of programs at a hook, the simulated CPUs that run it
+    (each a Vm and skb; ``cpus`` of them, steered by RSS or the flow hash, each on its
+    own thread for a chunk), and what it has replayed so far (``count``, ``counts`` per
+    action, ``changed``).  Nothing of it is global, so several loops may run side by
+    side on parts of a capture.
+
+    ``replay`` runs a list of frames (on the first CPU); ``run_chunk`` the records a
+    :class:`Scanner` found in a chunk of a capture, straight into the writers, in the
+    capture's order whatever CPU replayed them."""
     cdef ChainProg chain[MAX_CHAIN]
     cdef int nprogs, mode
     cdef uint32_t classid, keep, untag_needs
     cdef int32_t act_default
-    cdef Skb tmpl, skb
-    cdef Vm vm
+    cdef Skb tmpl, probe        # probe: the skb --steer hash computes a flow hash on
+    cdef Lane* lanes
+    cdef public int cpus
+    cdef int steer
+    cdef Done* done
+    cdef Py_ssize_t cap_done
+    cdef const uint8_t* base    # the chunk the replay threads run
+    cdef Rec* recs
+    cdef Py_ssize_t nrecs, first
+    cdef int abort              # the replay threads stop (an error, an interrupt)
+    cdef object thread_error
+    cdef uint8_t* scratch       # a frame built for steering
     cdef bint use_ts, started
     cdef public bint stop_on_error, stopped
     cdef uint64_t clock, ktime_start
     cdef uint64_t ts0
     cdef list perf
-    cdef uint8_t* eth           # a frame as tc sees it, and the programs' output
-    cdef uint8_t* out
+    cdef bint has_perf          # perf is not empty
     cdef uint64_t counts_[6]
-    cdef public uint64_t count, changed, truncated
+    cdef public uint64_t count, truncated
     cdef public dict extras     # {index: dict} of the chunk (or list) last replayed
     cdef uint64_t rd_keys[MAX_REDIRECTS]
     cdef list rd_writers
     cdef public object redirect_writer   # (ifindex, ingress) -> CaptureWriter
     cdef public object report_slow       # (index, fields, extra) -> bytes, for lines with extras
     cdef object programs
-    cdef bint extra_here        # the packet being replayed has an entry in extras
+    cdef bint extra_here        # the packet being written has an entry in extras
     # the summary of tcsim --json, counted here: packets per verdict (-1..8, of those
     # that reached one), per redirect target, bytes in (as tc saw them) and out
     # (delivered and redirected)
@@ -359,20 +415,30 @@ cdef class Loop:
     cdef public uint64_t bytes_in, bytes_out
     cdef public Annotator annotated      # tcsim --annotated, when set
     cdef public object observe           # (index, frame, out, outcome bytes), when set
+    cdef public bint keep_packets        # run_chunk keeps each packet (kept_packet)
+    cdef Kept* kept
+    cdef Py_ssize_t nkept, cap_kept
+    cdef uint8_t* kept_buf
+    cdef size_t kept_len, kept_cap
 
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
-        memset(&self.skb, 0, sizeof(Skb))
+        memset(&self.probe, 0, sizeof(Skb))
 
     def __init__(self, list programs, *, str mode="da", bint ingress=True,
                  uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
-                 bint stop_on_error=False, bint capture_clock=True):
+                 bint stop_on_error=False, bint capture_clock=True, int cpus=1,
+                 str steer="rss"):
         cdef int nprogs = len(programs)
         cdef ProgCore* core
         cdef MapStore* m
+        cdef int c
         if not 0 < nprogs <= MAX_CHAIN:
             raise ValueError(f"a chain holds 1 to {MAX_CHAIN} programs, not {nprogs}")
+        if not 0 < cpus <= MAX_CPUS:
+            raise ValueError(f"tcsim simulates 1 to {MAX_CPUS} CPUs, not {cpus}")
         self.mode = {"da": MODE_DA, "classid": MODE_CLASSID, "act": MODE_ACT, "sf": MODE_SF}[mode]
+        self.steer = {"rss": STEER_RSS, "hash": STEER_HASH}[steer]
         profile = programs[0].profile
         want = (_isa.ProgType.BPF_PROG_TYPE_SCHED_ACT if self.mode == MODE_ACT
                 else _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER if self.mode == MODE_SF
@@ -392,8 +458,21 @@ cdef class Loop:
             self.chain[k].core, self.chain[k].budget = core, p.budget
             self.chain[k].tail_call_limit = p.tail_call_limit
             for mp in p.maps:
-                if map_store(mp).type == BPF_MAP_TYPE_PERF_EVENT_ARRAY and mp not in self.perf:
+                m = map_store(mp)
+                if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY and mp not in self.perf:
                     self.perf.append(mp)
+                if (m.type == BPF_MAP_TYPE_PERCPU_ARRAY or m.type == BPF_MAP_TYPE_PERCPU_HASH
+                        or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH) and m.ncpu < cpus:
+                    raise ValueError(f"the per-CPU map {mp.name!r} holds values for {m.ncpu} "
+                                     f"CPUs, fewer than the {cpus} simulated (a map pinned "
+                                     "by an earlier run keeps its CPU count)")
+        self.has_perf = len(self.perf) > 0
+        if cpus > 1 and self.perf:
+            raise ValueError("a perf event array's events are told apart per packet on one "
+                             "CPU only: replay programs with one on --cpus 1")
+        if cpus > 1 and "cpu" in (fields or {}):
+            raise ValueError("with several CPUs the steering picks each packet's CPU; "
+                             "the field cpu applies to --cpus 1")
         self.programs = programs        # keeps the ProgCores alive
         self.nprogs = nprogs
         self.classid, self.act_default = classid, act_default
@@ -408,25 +487,49 @@ cdef class Loop:
         skb_init(&self.tmpl, bytes(ETH_HLEN), fields, want, profile_id(profile))
         self.untag_needs = _untag_needs(self.tmpl.profile)
         self.clock = self.ktime_start = KTIME_START
-        self.eth = <uint8_t*>malloc(2 * (0x10000 + LINK_MAX + VLAN_HLEN))
-        if self.eth == NULL:
+        self.lanes = <Lane*>calloc(cpus, sizeof(Lane))
+        self.scratch = <uint8_t*>malloc(0x10000 + LINK_MAX + VLAN_HLEN)
+        if self.lanes == NULL or self.scratch == NULL:
             raise MemoryError()
-        self.out = self.eth + 0x10000 + LINK_MAX + VLAN_HLEN
+        self.cpus = cpus
+        for c in range(cpus):
+            self.lanes[c].eth = <uint8_t*>malloc(2 * (0x10000 + LINK_MAX + VLAN_HLEN))
+            if self.lanes[c].eth == NULL:
+                raise MemoryError()
+            self.lanes[c].out = self.lanes[c].eth + 0x10000 + LINK_MAX + VLAN_HLEN
         self.extras = {}
         self.rd_writers = []
         for mp in self.perf:
             mp.drain()       # events from before the replay are not a packet's
 
     def __dealloc__(self):
-        self.skb.devices = NULL      # the template's
-        skb_free(&self.skb)
+        cdef int c, k
+        if self.lanes != NULL:
+            for c in range(self.cpus):
+                self.lanes[c].skb.devices = NULL      # the template's
+                skb_free(&self.lanes[c].skb)
+                free(self.lanes[c].eth)
+                for k in range(self.lanes[c].nblocks):
+                    free(self.lanes[c].blocks[k])
+                free(self.lanes[c].blocks)
+            free(self.lanes)
+        self.probe.devices = NULL
+        skb_free(&self.probe)
         skb_free(&self.tmpl)
-        free(self.eth)
+        free(self.scratch)
+        free(self.done)
+        free(self.kept)
+        free(self.kept_buf)
 
     @property
     def counts(self):
         """Packets per action (HOOK_DELIVERED ... HOOK_BEFORE_TC)."""
         return [self.counts_[k] for k in range(6)]
+
+    @property
+    def changed(self):
+        """Packets whose bytes the programs changed."""
+        return sum(self.lanes[c].changed for c in range(self.cpus))
 
     @property
     def verdicts(self):
@@ -447,6 +550,8 @@ cdef class Loop:
         none; ``delta``: its length on the wire less its length captured)."""
         cdef uint64_t key
         cdef Py_ssize_t k
+        self.count += 1
+        self.counts_[o.action] += 1
         self.bytes_in += n
         if o.action < HOOK_FAULT and -1 <= o.verdict <= 8:
             self.verdicts_[o.verdict + 1] += 1
@@ -471,56 +576,84 @@ cdef class Loop:
                          PyBytes_FromStringAndSize(<const char*>out, m),
                          PyBytes_FromStringAndSize(<const char*>o, sizeof(TcOutcome)))
 
-    cdef int _packet(self, Py_ssize_t index, const uint8_t* frame, uint32_t n, uint64_t ts,
-                     int pkt_type, TcOutcome* o) except -1:
-        """Replay one Ethernet frame; ``o`` gets the outcome, ``self.skb`` holds the
-        packet afterwards (when ``o.action`` is not a fault of the frame or before tc)
-        and ``extras[index]`` what the packet has beyond ``o``."""
-        cdef int64_t elapsed
+    cdef inline bint _admitted(self, uint32_t lt, int e, const uint8_t* frame, uint32_t n,
+                               TcOutcome* o) noexcept nogil:
+        """Whether the frame reaches the programs: it became an Ethernet frame (``e``:
+        what _to_eth returned for linktype ``lt``) an skb holds that the receive path
+        does not free first; ``o`` reset for it."""
         memset(o, 0, sizeof(TcOutcome))
         o.mark, o.priority, o.tc_index = self.tmpl.mark, self.tmpl.priority, self.tmpl.tc_index
-        if n < ETH_HLEN or n > 0xffff:
+        return (lt == LT_ETHERNET or e >= 0) and ETH_HLEN <= n <= 0xffff and not (
+            self.keep & 8 and n < self.untag_needs and not self.tmpl.vlan_present
+            and _vlan_tpid(frame))
+
+    cdef void _refused(self, Py_ssize_t index, Rec* r, uint32_t lt, int e, uint32_t n,
+                       TcOutcome* o) except *:
+        """The outcome (into ``o``) and ``extras[index]`` of a frame _admitted refused."""
+        if lt != LT_ETHERNET and e < 0:
+            memset(o, 0, sizeof(TcOutcome))
             o.action = HOOK_FAULT
-            self.extra_here = True
+            self.extras[index] = {"error": (
+                f"a {r.caplen}-byte frame is shorter than its LINKTYPE_{LINKTYPES[lt]} "
+                f"header ({_link_hlen(lt)} bytes)" if e == -1 else
+                f"its LINKTYPE_{LINKTYPES[lt]} header names no protocol tc knows (IPv4 or "
+                "IPv6)")}
+        elif n < ETH_HLEN or n > 0xffff:
+            o.action = HOOK_FAULT
             self.extras[index] = {"error": f"a {n}-byte frame cannot be replayed (an skb "
                                            "holds 14 to 65535 bytes)"}
-            return 0
-        if self.keep & 8 and n < self.untag_needs and not self.tmpl.vlan_present \
-                and _vlan_tpid(frame):
+        else:
             o.action = HOOK_BEFORE_TC
-            self.extra_here = True
             self.extras[index] = {"dropped_before_tc": f"skb_vlan_untag: the {n}-byte frame "
                                   f"cuts off its VLAN tag (needs {self.untag_needs} bytes)"}
+
+    cdef inline uint64_t _clock_at(self, uint64_t ts) noexcept nogil:
+        """bpf_ktime_get_ns for the next packet replayed, captured at ``ts``: the
+        capture's clock, which never goes back (0 without it)."""
+        cdef int64_t elapsed
+        if not self.use_ts:
             return 0
-        if not _skb_load_frame(&self.skb, &self.tmpl, frame, n, self.keep):
-            raise MemoryError()
+        if not self.started:
+            self.ts0, self.started = ts, True
+        elapsed = <int64_t>(ts - self.ts0)
+        if elapsed > 0 and self.ktime_start + <uint64_t>elapsed > self.clock:
+            self.clock = self.ktime_start + <uint64_t>elapsed
+        return self.clock
+
+    cdef int _packet(self, Lane* ln, uint32_t cpu, const uint8_t* frame, uint32_t n,
+                     uint64_t ktime, int pkt_type, TcOutcome* o) noexcept nogil:
+        """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admitted left it) gets
+        the outcome, ``ln.skb`` holds the packet afterwards.  -1 when memory cannot be
+        had."""
+        if not skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
+            return -1
         if pkt_type >= 0 and not self.keep & 2:
-            self.skb.pkt_type = pkt_type
+            ln.skb.pkt_type = pkt_type
+        if self.cpus > 1:
+            ln.skb.cpu = cpu
         if self.use_ts:
-            if not self.started:
-                self.ts0, self.started = ts, True
-            elapsed = <int64_t>(ts - self.ts0)
-            if elapsed > 0 and self.ktime_start + <uint64_t>elapsed > self.clock:
-                self.clock = self.ktime_start + <uint64_t>elapsed
-            self.skb.ktime = self.clock
-        _run_chain(&self.vm, self.chain, self.nprogs, self.mode, self.classid,
-                   self.act_default, &self.skb, o)
-        o.mark, o.priority, o.tc_index = self.skb.mark, self.skb.priority, self.skb.tc_index
+            ln.skb.ktime = ktime
+        _run_chain(&ln.vm, self.chain, self.nprogs, self.mode, self.classid,
+                   self.act_default, &ln.skb, o)
+        o.mark, o.priority, o.tc_index = ln.skb.mark, ln.skb.priority, ln.skb.tc_index
         if self.keep & 16:
             # what a packet socket reads starts at the MAC header again
-            self.skb.data -= ETH_HLEN
-            self.skb.len += ETH_HLEN
-        if o.fault_prog or self.skb.nclones or self.skb.printk_len or self.perf:
-            self._extras(index, o)
+            ln.skb.data -= ETH_HLEN
+            ln.skb.len += ETH_HLEN
         return 0
 
-    cdef void _extras(self, Py_ssize_t index, TcOutcome* o) except *:
-        cdef Skb* skb = &self.skb
+    cdef inline bint _has_extras(self, Lane* ln, TcOutcome* o) noexcept nogil:
+        return o.fault_prog or ln.skb.nclones or ln.skb.printk_len or self.has_perf
+
+    cdef bint _extras(self, Lane* ln, Py_ssize_t index, TcOutcome* o) except *:
+        """Put what the packet has beyond ``o`` into ``extras[index]``; whether it has
+        any."""
+        cdef Skb* skb = &ln.skb
         cdef size_t c
         cdef MapStore* m
         extra = {}
         if o.fault_prog:
-            extra["error"] = vm_fault(&self.vm, self.chain[o.fault_prog - 1].budget)
+            extra["error"] = vm_fault(&ln.vm, self.chain[o.fault_prog - 1].budget)
             extra["program"] = o.fault_prog - 1
         if skb.nclones:
             extra["clones"] = [
@@ -536,31 +669,34 @@ cdef class Loop:
             if m.events_len:
                 extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in mp.drain())
         if extra:
-            self.extra_here = True
             self.extras[index] = extra
+        return bool(extra)
 
-    cdef uint32_t _output(self, TcOutcome* o, const uint8_t* frame, uint32_t n) noexcept:
-        """The packet's bytes on the wire now into ``self.out`` (a socket filter's cut
+    cdef uint32_t _output(self, Lane* ln, TcOutcome* o, const uint8_t* frame,
+                          uint32_t n) noexcept nogil:
+        """The packet's bytes on the wire now into ``ln.out`` (a socket filter's cut
         to its return value); counts it as changed when they differ from ``frame``."""
-        cdef uint32_t m = <uint32_t>skb_wire_len(&self.skb)
+        cdef uint32_t m = <uint32_t>skb_wire_len(&ln.skb)
         cdef uint64_t cut = <uint64_t><uint32_t>o.retval + (ETH_HLEN if self.keep & 16 else 0)
-        skb_wire_bytes(&self.skb, self.out)
-        if self.mode == MODE_SF and o.action == HOOK_DELIVERED and cut < self.skb.len:
+        skb_wire_bytes(&ln.skb, ln.out)
+        if self.mode == MODE_SF and o.action == HOOK_DELIVERED and cut < ln.skb.len:
             # the snap length applies to the skb (from where the filter started); a tag
             # in its metadata is put back
-            m = <uint32_t>cut + (VLAN_HLEN if self.skb.vlan_present else 0)
-        if m != n or memcmp(self.out, frame, n) != 0:
-            self.changed += 1
+            m = <uint32_t>cut + (VLAN_HLEN if ln.skb.vlan_present else 0)
+        if m != n or memcmp(ln.out, frame, n) != 0:
+            ln.changed += 1
         return m
 
     def replay(self, list frames, list ts=None):
-        """Run every frame of ``frames`` (Ethernet, ``ts`` their capture times in ns):
-        ``(records, data, extras)`` as :func:`tc_replay` returns them."""
+        """Run every frame of ``frames`` (Ethernet, ``ts`` their capture times in ns) on
+        the first CPU: ``(records, data, extras)`` as :func:`tc_replay` returns them."""
         cdef Py_ssize_t i = 0, nframes = len(frames)
         cdef bytearray records = bytearray(nframes * sizeof(TcOutcome))
         cdef TcOutcome* outs = <TcOutcome*><char*>records
+        cdef Lane* ln = &self.lanes[0]
         cdef list data = []
         cdef bytes frame
+        cdef const uint8_t* f
         cdef uint32_t n, m
         cdef uint64_t changed
         self.extras = {}
@@ -569,27 +705,28 @@ cdef class Loop:
                 if not i & 255:     # a pending SIGINT ends the replay within 256 packets
                     PyErr_CheckSignals()
                 frame = frames[i]
-                n = len(frame)
-                self._packet(i, <const uint8_t*>PyBytes_AS_STRING(frame), n,
-                             ts[i] if ts else 0, -1, &outs[i])
-                self.count += 1
-                self.counts_[outs[i].action] += 1
-                if outs[i].action >= HOOK_FAULT and not outs[i].fault_prog:
+                f, n = <const uint8_t*>PyBytes_AS_STRING(frame), len(frame)
+                self.extra_here = False
+                if not self._admitted(LT_ETHERNET, 0, f, n, &outs[i]):
+                    self._refused(i, NULL, LT_ETHERNET, 0, n, &outs[i])
+                    self.extra_here = True
                     data.append(frame)
-                    self._tally(i, &outs[i], <const uint8_t*>PyBytes_AS_STRING(frame), n,
-                                <const uint8_t*>PyBytes_AS_STRING(frame), n,
-                                ts[i] if ts else 0, 0)
+                    self._tally(i, &outs[i], f, n, f, n, ts[i] if ts else 0, 0)
                     if outs[i].action == HOOK_FAULT and self.stop_on_error:
                         del records[(i + 1) * sizeof(TcOutcome):]
                         self.stopped = True
                         break
                     continue
-                changed = self.changed
-                m = self._output(&outs[i], <const uint8_t*>PyBytes_AS_STRING(frame), n)
-                data.append(frame if self.changed == changed and m == n
-                            else PyBytes_FromStringAndSize(<char*>self.out, m))
-                self._tally(i, &outs[i], <const uint8_t*>PyBytes_AS_STRING(frame), n,
-                            self.out, m, ts[i] if ts else 0, 0)
+                if self._packet(ln, 0, f, n, self._clock_at(ts[i] if ts else 0), -1,
+                                &outs[i]) < 0:
+                    raise MemoryError()
+                if self._has_extras(ln, &outs[i]):
+                    self.extra_here = self._extras(ln, i, &outs[i])
+                changed = ln.changed
+                m = self._output(ln, &outs[i], f, n)
+                data.append(frame if ln.changed == changed and m == n
+                            else PyBytes_FromStringAndSize(<char*>ln.out, m))
+                self._tally(i, &outs[i], f, n, ln.out, m, ts[i] if ts else 0, 0)
                 if outs[i].fault_prog and self.stop_on_error:
                     del records[(i + 1) * sizeof(TcOutcome):]
                     self.stopped = True
@@ -619,95 +756,297 @@ cdef class Loop:
         of the capture) and write each where it goes: ``out`` delivered, ``drops``
         dropped (faulted ones and those freed before tc as captured), captures of
         ``redirect_writer`` redirected (and bpf_clone_redirect copies), ``report`` one
-        JSON line per packet.  ``extras`` holds the chunk's packets' extras after; the
-        count replayed is returned (less than all after a fault with
-        ``stop_on_error``)."""
+        JSON line per packet.  With several CPUs each replays its packets on a thread
+        of its own, then the packets are written in the capture's order.  ``extras``
+        holds the chunk's packets' extras after (in the capture's order); the count
+        replayed is returned (less than all after a fault with ``stop_on_error``)."""
         cdef const uint8_t* base = &chunk[0]
         cdef Rec* r
         cdef Py_ssize_t k, index = first
         cdef TcOutcome o
-        cdef uint32_t lt, n, m, c
-        cdef int hlen, pkt_type
+        cdef Lane* ln = &self.lanes[0]
+        cdef Done* d
+        cdef uint32_t lt, n, m
+        cdef int pkt_type
         cdef int e
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef CaptureWriter w
-        cdef int64_t delta
-        cdef bint raw
+        cdef bint reached
         self.extras = {}
+        self.nkept = self.kept_len = 0
+        if sc.nrecs and self.cpus > 1:
+            return self._run_threads(base, sc, first, out, drops, report)
         try:
             for k in range(sc.nrecs):
                 if not k & 255:     # a pending SIGINT ends the replay within 256 packets
                     PyErr_CheckSignals()
                 r = &sc.recs[k]
                 index = first + k
-                e = 0
-                self.extra_here = False
                 lt = sc.ifs[r.iface].linktype if sc.pcapng else sc.linktype
                 hdr = base + r.off
-                delta = <int64_t>r.wire - r.caplen
-                if r.caplen < r.wire:
-                    self.truncated += 1
-                hlen = _link_hlen(lt)
                 if lt == LT_ETHERNET:
-                    frame, n, pkt_type = hdr, r.caplen, -1
+                    frame, n, pkt_type, e = hdr, r.caplen, -1, 0
                 else:
-                    e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, self.eth, &pkt_type)
-                    frame, n = self.eth, <uint32_t>e
-                    if e < 0:
-                        memset(&o, 0, sizeof(TcOutcome))
-                        o.action = HOOK_FAULT
-                        self.extra_here = True
-                        self.extras[index] = {"error": (
-                            f"a {r.caplen}-byte frame is shorter than its LINKTYPE_"
-                            f"{LINKTYPES[lt]} header ({hlen} bytes)" if e == -1 else
-                            f"its LINKTYPE_{LINKTYPES[lt]} header names no protocol tc "
-                            "knows (IPv4 or IPv6)")}
-                if lt == LT_ETHERNET or e >= 0:
-                    self._packet(index, frame, n, r.ts, pkt_type, &o)
-                self.count += 1
-                self.counts_[o.action] += 1
-                raw = o.action >= HOOK_FAULT and not o.fault_prog or (lt != LT_ETHERNET and e < 0)
-                if raw:
-                    m = 0
-                    if drops is not None:
-                        drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
-                else:
-                    m = self._output(&o, frame, n)
-                    pkt_type = self.skb.pkt_type
-                    if o.action == HOOK_DELIVERED and out is not None:
-                        out.record(r.ts, self.out, m, delta, r.iface, lt, hdr, pkt_type,
-                                   base + r.opt_off, r.opt_len)
-                    elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
-                        if o.action == HOOK_FAULT:
-                            drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
-                        else:
-                            drops.record(r.ts, self.out, m, delta, r.iface, lt, hdr, pkt_type,
-                                         base + r.opt_off, r.opt_len)
-                    if self.redirect_writer is not None:
-                        for c in range(self.skb.nclones):
-                            w = self._redirect(self.skb.clones[c].ifindex,
-                                               (self.skb.clones[c].flags & BPF_F_INGRESS) != 0)
-                            w.record(r.ts, self.skb.clone_buf + self.skb.clones[c].offset,
-                                     self.skb.clones[c].length, delta, r.iface, lt, hdr,
-                                     pkt_type, NULL, 0)
-                        if o.action == HOOK_REDIRECTED:
-                            w = self._redirect(o.redirect_ifindex, o.redirect_ingress)
-                            w.record(r.ts, self.out, m, delta, r.iface, lt, hdr, pkt_type,
-                                     NULL, 0)
-                if raw:
-                    self._tally(index, &o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
-                else:
-                    self._tally(index, &o, frame, n, self.out, m, r.ts, delta)
-                if report is not None:
-                    self._report(report, index, r, &o, m, lt)
-                if o.action == HOOK_FAULT and self.stop_on_error:
-                    self.stopped = True
+                    e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
+                    frame, n = ln.eth, <uint32_t>e
+                reached = self._admitted(lt, e, frame, n, &o)
+                if not reached:
+                    self._refused(index, r, lt, e, n, &o)
+                self.extra_here = not reached
+                m = 0
+                if reached:
+                    if self._packet(ln, 0, frame, n, self._clock_at(r.ts), pkt_type, &o) < 0:
+                        raise MemoryError()
+                    if self._has_extras(ln, &o):
+                        self.extra_here = self._extras(ln, index, &o)
+                    m = self._output(ln, &o, frame, n)
+                if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
+                              ln.skb.pkt_type, out, drops, report):
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
             raise
+
+    cdef bint _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
+                    TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
+                    const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
+                    CaptureWriter drops, Writer report) except *:
+        """Write one replayed packet where it goes and count it; True when the replay
+        stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
+        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``)."""
+        cdef int64_t delta = <int64_t>r.wire - r.caplen
+        cdef CaptureWriter w
+        if r.caplen < r.wire:
+            self.truncated += 1
+        if not reached:
+            if drops is not None:
+                drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
+        else:
+            if o.action == HOOK_DELIVERED and out is not None:
+                out.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
+                           <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
+            elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
+                if o.action == HOOK_FAULT:
+                    drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
+                else:
+                    drops.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
+                                 <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
+            if self.redirect_writer is not None:
+                if self.extra_here:
+                    for ifindex, ingress, clone in self.extras[index].get("clones", ()):
+                        w = self._redirect(ifindex, ingress)
+                        w.record(r.ts, <const uint8_t*>PyBytes_AS_STRING(clone), len(clone),
+                                 delta, r.iface, lt, hdr, pkt_type, NULL, 0)
+                if o.action == HOOK_REDIRECTED:
+                    w = self._redirect(o.redirect_ifindex, o.redirect_ingress)
+                    w.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type, NULL, 0)
+        if reached:
+            self._tally(index, o, frame, n, outb, m, r.ts, delta)
+        else:
+            self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
+        if report is not None:
+            self._report(report, index, r, o, m, lt)
+        if self.keep_packets:
+            self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
+        if o.action == HOOK_FAULT and self.stop_on_error:
+            self.stopped = True
+            return True
+        return False
+
+    cdef int _keep(self, TcOutcome* o, uint64_t ts, int64_t delta, const uint8_t* data,
+                   uint32_t n) except -1:
+        cdef Kept* grown
+        cdef uint8_t* buf
+        cdef Py_ssize_t cap
+        if self.nkept == self.cap_kept:
+            cap = 2 * self.cap_kept if self.cap_kept else 4096
+            grown = <Kept*>realloc(self.kept, cap * sizeof(Kept))
+            if grown == NULL:
+                raise MemoryError()
+            self.kept, self.cap_kept = grown, cap
+        if self.kept_len + n > self.kept_cap:
+            buf = <uint8_t*>realloc(self.kept_buf, 2 * (self.kept_len + n))
+            if buf == NULL:
+                raise MemoryError()
+            self.kept_buf, self.kept_cap = buf, 2 * (self.kept_len + n)
+        memcpy(&self.kept[self.nkept].o, o, sizeof(TcOutcome))
+        self.kept[self.nkept].ts, self.kept[self.nkept].delta = ts, delta
+        self.kept[self.nkept].off, self.kept[self.nkept].len = self.kept_len, n
+        memcpy(self.kept_buf + self.kept_len, data, n)
+        self.kept_len += n
+        self.nkept += 1
+        return 0
+
+    def kept_packet(self, Py_ssize_t k):
+        """Packet ``k`` of the chunk last replayed with ``keep_packets`` on: (its outcome, packed
+        as REPLAY_RECORD; its bytes afterwards, as captured when it never reached tc; its
+        capture time in ns; its length on the wire)."""
+        cdef Kept* p
+        if not 0 <= k < self.nkept:
+            raise IndexError(k)
+        p = &self.kept[k]
+        return (PyBytes_FromStringAndSize(<const char*>&p.o, sizeof(TcOutcome)),
+                PyBytes_FromStringAndSize(<const char*>self.kept_buf + p.off, p.len),
+                p.ts, <int64_t>p.len + p.delta)
+
+    cdef uint32_t _steer_to(self, const uint8_t* frame, uint32_t n) except? 0xffffffff:
+        """The CPU that receives the frame: by the RSS hash of its tuple, or (--steer
+        hash) by the flow hash the kernel gives the skb (__skb_get_hash), as RPS
+        steers."""
+        if self.steer == STEER_RSS:
+            return rss_queue(rss_hash(frame, n), self.cpus)
+        if not skb_load_frame(&self.probe, &self.tmpl, frame, n, self.keep):
+            raise MemoryError()
+        _skb_flow_hash(&self.probe)
+        return rps_cpu(self.probe.hash, self.cpus)
+
+    cdef Py_ssize_t _run_threads(self, const uint8_t* base, Scanner sc, Py_ssize_t first,
+                                 CaptureWriter out, CaptureWriter drops,
+                                 Writer report) except -1:
+        """run_chunk with several CPUs: the frames are admitted, timed and steered in
+        order; each CPU's thread replays its own (the GIL released) while this one
+        writes every packet, in the capture's order, as soon as it is replayed."""
+        cdef Py_ssize_t k, index = first
+        cdef Rec* r
+        cdef Done* d
+        cdef Done* grown
+        cdef Lane* ln
+        cdef uint32_t lt, n
+        cdef int e, pkt_type, c
+        cdef const uint8_t* frame
+        cdef const uint8_t* hdr
+        cdef bint ready, stop
+        if sc.nrecs > self.cap_done:
+            grown = <Done*>realloc(self.done, sc.nrecs * sizeof(Done))
+            if grown == NULL:
+                raise MemoryError()
+            self.done, self.cap_done = grown, sc.nrecs
+        threads = []
+        try:
+            for k in range(sc.nrecs):
+                if not k & 255:
+                    PyErr_CheckSignals()
+                r, d, index = &sc.recs[k], &self.done[k], first + k
+                d.lt = lt = sc.ifs[r.iface].linktype if sc.pcapng else sc.linktype
+                hdr = base + r.off
+                if lt == LT_ETHERNET:
+                    frame, n, e = hdr, r.caplen, 0
+                else:
+                    e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, self.scratch, &pkt_type)
+                    frame, n = self.scratch, <uint32_t>e
+                d.extra, d.ready = 0, 0
+                if self._admitted(lt, e, frame, n, &d.o):
+                    d.ktime = self._clock_at(r.ts)
+                    d.lane = <uint16_t>self._steer_to(frame, n)
+                else:
+                    self._refused(index, r, lt, e, n, &d.o)
+                    d.lane, d.extra = NO_LANE, 1
+            self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
+            self.abort, self.thread_error = 0, None
+            for c in range(self.cpus):
+                self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
+            threads = [threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
+                       for c in range(self.cpus)]
+            for t in threads:
+                t.start()
+            for k in range(sc.nrecs):
+                if not k & 255:
+                    PyErr_CheckSignals()
+                r, d, index = &sc.recs[k], &self.done[k], first + k
+                hdr = base + r.off
+                if d.lane != NO_LANE and not published(&d.ready):
+                    while True:
+                        with nogil:
+                            ready = wait_published(&d.ready, &self.abort)
+                        if ready:
+                            break
+                        if self.abort:
+                            self._thread_failure()
+                        PyErr_CheckSignals()    # an interrupt still ends the replay
+                self.extra_here = d.extra
+                if d.lane == NO_LANE:
+                    stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
+                                      0, 0, out, drops, report)
+                else:
+                    frame, n = hdr, r.caplen
+                    if d.lt != LT_ETHERNET:
+                        frame, n = d.frame, <uint32_t>(d.outb - d.frame)
+                    stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
+                                      d.m, d.pkt_type, out, drops, report)
+                if stop:
+                    return k + 1
+            return sc.nrecs
+        except KeyboardInterrupt as exc:
+            exc.packet = index
+            raise
+        finally:
+            self.abort = 1
+            for t in threads:
+                t.join()
+            self.extras = dict(sorted(self.extras.items()))
+
+    cdef int _thread_failure(self) except -1:
+        """Raise what stopped a replay thread."""
+        cdef int c
+        if self.thread_error is not None:
+            raise self.thread_error
+        for c in range(self.cpus):
+            if self.lanes[c].failed:
+                raise MemoryError()
+        return 0
+
+    def _cpu_main(self, int cpu):
+        with nogil:
+            self._cpu_run(cpu)
+
+    cdef void _cpu_run(self, int cpu) noexcept nogil:
+        """One CPU's thread: replay the chunk's packets steered to it, keeping each one's
+        frame (when built) and output in its blocks for the writing."""
+        cdef Lane* ln = &self.lanes[cpu]
+        cdef Py_ssize_t k
+        cdef Rec* r
+        cdef Done* d
+        cdef const uint8_t* frame
+        cdef const uint8_t* hdr
+        cdef uint32_t n, m
+        cdef int pkt_type
+        cdef uint8_t* room
+        for k in range(self.nrecs):
+            d = &self.done[k]
+            if d.lane != cpu:
+                continue
+            if self.abort:
+                return
+            r = &self.recs[k]
+            hdr = self.base + r.off
+            if d.lt == LT_ETHERNET:
+                frame, n, pkt_type = hdr, r.caplen, -1
+            else:
+                n = <uint32_t>_to_eth(d.lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
+                frame = ln.eth
+            if self._packet(ln, cpu, frame, n, d.ktime, pkt_type, &d.o) < 0:
+                ln.failed, self.abort = True, 1
+                return
+            if self._has_extras(ln, &d.o):
+                with gil:
+                    try:
+                        d.extra = self._extras(ln, self.first + k, &d.o)
+                    except BaseException as exc:
+                        self.thread_error, self.abort = exc, 1
+                        return
+            m = self._output(ln, &d.o, frame, n)
+            room = _lane_room(ln, (0 if d.lt == LT_ETHERNET else n) + m)
+            if room == NULL:
+                ln.failed, self.abort = True, 1
+                return
+            if d.lt != LT_ETHERNET:
+                memcpy(room, frame, n)
+                d.frame = room
+                room += n
+            memcpy(room, ln.out, m)
+            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            publish(&d.ready)
 
     cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
                       uint32_t m, uint32_t lt) except *:
@@ -768,6 +1107,46 @@ cdef class Loop:
         w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
         w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
         report.commit(w - start)
+
+
+# what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)
+DIFF_VERDICT, DIFF_BYTES, DIFF_REDIRECT, DIFF_MARK, DIFF_PRIORITY, DIFF_CLASSID = (
+    1, 2, 4, 8, 16, 32)
+
+
+def kept_differences(Loop old, Loop new):
+    """[(k, mask)] of the packets the two loops (``keep_packets`` on, the same chunk replayed)
+    treated differently: the DIFF_* bits of what differs (the verdict or action, the
+    bytes afterwards, the redirect target, mark, priority, classid)."""
+    cdef Py_ssize_t k, n = min(old.nkept, new.nkept)
+    cdef Kept* a
+    cdef Kept* b
+    cdef bint ran_a, ran_b, classid_a, classid_b
+    cdef int mask
+    out = []
+    for k in range(n):
+        a, b = &old.kept[k], &new.kept[k]
+        ran_a, ran_b = a.o.action < HOOK_FAULT, b.o.action < HOOK_FAULT
+        mask = 0
+        if a.o.action != b.o.action or (ran_a and a.o.verdict != b.o.verdict):
+            mask |= DIFF_VERDICT
+        if a.len != b.len or memcmp(old.kept_buf + a.off, new.kept_buf + b.off, a.len) != 0:
+            mask |= DIFF_BYTES
+        if (a.o.action == HOOK_REDIRECTED) != (b.o.action == HOOK_REDIRECTED) or (
+                a.o.action == HOOK_REDIRECTED and (
+                    a.o.redirect_ifindex != b.o.redirect_ifindex
+                    or a.o.redirect_ingress != b.o.redirect_ingress)):
+            mask |= DIFF_REDIRECT
+        if a.o.mark != b.o.mark:
+            mask |= DIFF_MARK
+        if a.o.priority != b.o.priority:
+            mask |= DIFF_PRIORITY
+        classid_a, classid_b = a.o.has_classid != 0 and ran_a, b.o.has_classid != 0 and ran_b
+        if classid_a != classid_b or (classid_a and a.o.classid != b.o.classid):
+            mask |= DIFF_CLASSID
+        if mask:
+            out.append((k, mask))
+    return out
 
 
 def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,

@@ -5,7 +5,7 @@
           [--type sched_cls|sched_act|socket_filter] [--sf-start mac|network]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--env NET.toml] [--budget N]
-          [--stop-on-error] [--no-verify]
+          [--stop-on-error] [--no-verify] [--jit]
 
 PROG is ``file.o[:section_or_function]`` (an ELF object, through ``pyebpf.load``) or
 ``file.s``/``file.asm`` (assembler text).  The chain runs at a clsact hook as cls_bpf
@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .. import host
 from ..errors import BudgetExceeded, EbpfError, ElfError
 from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
 
@@ -540,6 +541,19 @@ def _check_options(args) -> None:
                              args.annotated):
         raise UsageError("--json prints the summary on standard output, which an output "
                          "given as - already takes")
+    if args.cpus is not None and not 1 <= args.cpus <= tcreplay.MAX_SIMULATED_CPUS:
+        raise UsageError(f"--cpus {args.cpus}: tcsim simulates 1 to {tcreplay.MAX_SIMULATED_CPUS} CPUs")
+    if (args.cpus or 1) > 1 and args.kernel_check:
+        raise UsageError("--kernel-check replays the packets in the capture's order on one "
+                         "CPU: it applies to --cpus 1")
+    if (args.cpus or 1) > 1 and any(f.partition("=")[0].strip() == "cpu" for f in args.field):
+        raise UsageError("--field cpu: with --cpus N the steering picks each packet's CPU")
+    if args.steer != "rss" and (args.cpus or 1) == 1:
+        raise UsageError("--steer applies to several CPUs (--cpus N)")
+    if args.cbpf and args.kernel_check:
+        raise UsageError("--kernel-check runs eBPF programs in the kernel; a classic filter "
+                         "(--cbpf) is checked against libpcap's packet socket instead "
+                         "(docs/tcsim.md)")
     if args.cbpf and (args.map or args.pin_dir):
         raise UsageError("--map and --pin-dir fill the maps of eBPF programs; a classic "
                          "filter (--cbpf) has none")
@@ -564,37 +578,44 @@ def run(args, signals=None, start=None, collect=None) -> int:
             source.close()
 
 
-def _kernel_check(args, programs, fields, maps):
-    """The kernel's copy of the program for --kernel-check, loaded before the replay
+def _kernel_check(args, programs, fields):
+    """The kernel's copy of the programs for --kernel-check, loaded before the replay
     changes the maps; None without the option, or with a line saying why it is skipped
     where bpf(2) is refused."""
     if not args.kernel_check:
         return None
-    program, spec = kernelcheck.check_chain(programs, args.programs or [args.cbpf])
+    mode = "act" if args.type == "sched_act" else "classid" if args.no_da else "da"
+    programs, specs = kernelcheck.check_chain(programs, args.programs, mode, args.sf_start)
     why = kernelcheck.refused_reason()
     if why:
         print(f"tcsim: kernel-check skipped: bpf(2) is refused here ({why})",
               file=sys.stderr)
         return None
-    path, name = program_source(spec)
-    source = (None, None) if Path(path).suffix in (".s", ".asm") else (path, name)
-    return kernelcheck.Check(program, source, fields, maps,
-                             ingress=args.hook == "ingress")
+    sources = []
+    for spec in specs:
+        path, name = program_source(spec)
+        sources.append((None, None) if Path(path).suffix in (".s", ".asm") else (path, name))
+    return kernelcheck.Check(programs, sources, fields, ingress=args.hook == "ingress")
 
 
 def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
-        programs = [load_program(spec, args.type, args.profile, not args.no_verify,
-                                 args.pin_dir, args.btf, args.kconfig)
-                    for spec in args.programs]
+        # --cpus N is a machine of N CPUs: per-CPU maps get a value for each
+        with host.simulated_cpus(args.cpus) if args.cpus else contextlib.nullcontext():
+            programs = [load_program(spec, args.type, args.profile, not args.no_verify,
+                                     args.pin_dir, args.btf, args.kconfig)
+                        for spec in args.programs]
     if args.budget is not None:
         for p in programs:
             p.budget = args.budget
+    from pyebpf import jit
+    if args.jit or jit.MODE == "force":
+        jit.compile(*programs)
     maps = mapfiles.chain_maps(programs)
     mapfiles.apply(args.map, maps)
-    check = _kernel_check(args, programs, fields, maps)
+    check = _kernel_check(args, programs, fields)
     try:
         return _run_loop(args, signals, start, fields, classid, targets, source, programs,
                          maps, check, collect)
@@ -622,7 +643,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
     # a packet socket's filter runs on received packets, after skb_vlan_untag
     loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
                          classid=classid, act_default=CONTROLS[args.act_default],
-                         fields=fields, stop_on_error=args.stop_on_error)
+                         fields=fields, stop_on_error=args.stop_on_error,
+                         cpus=args.cpus or 1, steer=args.steer)
     faults = _Faults(args, programs, source.path)
     budgets = [p.budget for p in programs]
     loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
@@ -743,6 +765,9 @@ def build_parser():
                         "(default: the modelled kernel's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="a program fault ends the run (exit 1, no output)")
+    p.add_argument("--jit", action="store_true",
+                   help="compile the chain's programs to native code first (pyebpf[jit]; "
+                        "the same results, docs/jit.md)")
     p.add_argument("--no-verify", action="store_true",
                    help="load programs the kernel's verifier would refuse (experiments: "
                         "their faults drop packets)")
@@ -765,6 +790,12 @@ def build_parser():
     p.add_argument("--kernel-check", action="store_true",
                    help="also run every packet with BPF_PROG_TEST_RUN and report each "
                         "disagreement (exit status 3)")
+    p.add_argument("--cpus", type=int, metavar="N",
+                   help="simulate N CPUs, each replaying the packets steered to it on a "
+                        "thread of its own; per-CPU maps get N values")
+    p.add_argument("--steer", choices=("rss", "hash"), default="rss",
+                   help="how packets are steered to CPUs: a NIC's RSS (Toeplitz hash of "
+                        "the addresses and ports, the default) or RPS (the skb's flow hash)")
     return p
 
 

@@ -22,7 +22,7 @@ def __getattr__(name: str):
     # (isa, asm, kernel) work even where the extension was not built.
     if name in _FROM_CORE:
         try:
-            from . import _core, pinning  # noqa: F401  (pinning sets itself in the core)
+            from . import _core, jit, pinning  # noqa: F401  (both set themselves in the core)
         except ImportError as exc:
             raise ImportError(
                 "pyebpf's compiled core (pyebpf._core) is not built: install the package "

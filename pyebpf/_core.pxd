@@ -108,7 +108,10 @@ ctypedef struct ProgCore:
     bint py_helpers    # some helper is a Python callable: runs keep the GIL
     void* owner        # the Program
     uint32_t n         # slots
+    uint32_t* blocks   # n + 1 block lengths (isa.block_lengths): the budget per block
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
+    void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
+    uint64_t runs      # runs started (the JIT's tiering counts them)
 
 ctypedef struct Vm:
     uint64_t reg[11]
@@ -121,8 +124,8 @@ ctypedef struct Vm:
     int depth
     Frame frames[MAX_FRAMES]
     uint32_t may_goto_left[MAX_FRAMES]   # each frame's may_goto budget (BPF_MAX_LOOPS)
-    uint8_t run_mode       # the loop vm_run chose (0 plain, 1 coverage, 2 trace): callbacks
-                           # run in the same one
+    uint8_t run_mode       # the loop vm_run chose (0 plain, 1 coverage, 2 trace, 3 plain
+                           # with the switch dispatch): callbacks run in the same one
     Region regions[MAX_REGIONS]
     int nregions
     helper_fn* helpers
@@ -203,10 +206,41 @@ ctypedef struct MapStore:
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
     uint32_t bloom_hashes     # bloom filters: hash functions (map_extra, 5 when 0)
     uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
+    int lock                  # held while a helper changes the map or walks its lists
+                              # (map_lock): replay threads share the map
 
 
 cdef enum:
     NO_ELEM = -1                  # no element: a missing key, the end of a chain
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    /* A map's lock: what the kernel's per-bucket raw spin locks (htab_lock_bucket) and
+       the ring buffer's spin lock give, for the whole map.  Spins a little, then
+       yields: the replay threads may outnumber the host's free CPUs. */
+    static inline void pyebpf_map_lock(int* l) {
+        int spins = 0;
+        while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+            while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+                if (++spins > 64) { sched_yield(); spins = 0; }
+            }
+        }
+    }
+    static inline void pyebpf_map_unlock(int* l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+    static inline int pyebpf_cas(uint8_t* p, int size, uint64_t old, uint64_t new_) {
+        if (size == 4) {
+            uint32_t o = (uint32_t)old;
+            return __atomic_compare_exchange_n((uint32_t*)p, &o, (uint32_t)new_, 0,
+                                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        }
+        return __atomic_compare_exchange_n((uint64_t*)p, &old, new_, 0,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    """
+    void map_lock "pyebpf_map_lock" (int* l) nogil
+    void map_unlock "pyebpf_map_unlock" (int* l) nogil
+    bint atomic_cas "pyebpf_cas" (uint8_t* p, int size, uint64_t old, uint64_t new) nogil
 
 cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
     # element ``elem``'s value for ``cpu`` (0 unless per-CPU): slots are stride apart
@@ -355,7 +389,11 @@ cdef int profile_id(str profile) except -1
 
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *
 cdef void skb_free(Skb* skb) noexcept nogil
+cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                         uint32_t keep) noexcept nogil
+cdef uint32_t skb_keep_bits(dict fields)
 cdef uint16_t eth_type_trans(Skb* skb) noexcept nogil
 cdef uint32_t skb_csum_now(Skb* skb) noexcept nogil
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil
 cdef bint skb_device_exists(Skb* skb, uint32_t ifindex) noexcept nogil
+cdef void _skb_flow_hash(Skb* skb) noexcept nogil   # __skb_get_hash_net

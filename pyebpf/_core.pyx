@@ -3,22 +3,28 @@
 
 A :class:`Program` decodes its instructions once into a C array of fixed-width
 ``Insn`` structs (internal op ids from ``isa``, jump targets made absolute, lddw folded
-into one 64-bit immediate).  ``run`` executes them in a ``nogil`` loop with one switch;
-every load and store is checked against the run's regions; a fault stops the run and
+into one 64-bit immediate).  ``run`` executes them in a ``nogil`` loop (threaded dispatch
+where the compiler allows, else one switch; the budget charged per basic block); every
+load and store is checked against the run's regions, context loads the verifier proved
+read their field directly (docs/core.md); a fault stops the run and
 raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the address
 and the region.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+import array as _array
+
 from . import isa as _isa
-from .host import possible_cpus
+from .host import map_cpus
 from . import verifier as _verifier
+from .verifier.state import PTR_TO_CTX as _PTR_TO_CTX
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
@@ -127,16 +133,59 @@ include "context.pxi"
 
 # --- tracing ---------------------------------------------------------------------
 
-cdef struct _NoTrace:
+# The loop comes in five builds.  _Threaded and _Switched charge the budget once per
+# block (isa.block_lengths) and differ only in dispatch: threaded code where the
+# compiler has labels-as-values (pyebpf/_dispatch.h), else the same switch as
+# _Switched.  _Counted charges every instruction: it runs the last block of a run whose
+# budget cannot cover it, so the budget runs out at the same instruction as it would
+# counted one by one.  _Trace and _Cov (tracing, coverage) also count per instruction.
+cdef struct _Threaded:
+    char unused
+cdef struct _Switched:
+    char unused
+cdef struct _Counted:
     char unused
 cdef struct _Trace:
     char unused
 cdef struct _Cov:
     char unused
 ctypedef fused TraceMode:
-    _NoTrace
+    _Threaded
+    _Switched
+    _Counted
     _Trace
     _Cov
+
+cdef extern from "_dispatch.h":
+    int PYEBPF_COMPUTED_GOTO
+    void _label "PYEBPF_LABEL" (int op) nogil
+    void _label_default "PYEBPF_LABEL_DEFAULT" () nogil
+    void _dispatch_table "PYEBPF_TABLE" () nogil
+    # a macro: fetches the instruction at pc into its arguments and jumps to its case
+    void _next "PYEBPF_NEXT" (const Insn* insns, uint32_t pc, const Insn* i, uint8_t op,
+                              uint8_t d, uint8_t s, uint64_t imm) nogil
+
+# True where the interpreter was built with threaded dispatch (GCC, Clang).
+COMPUTED_GOTO = bool(PYEBPF_COMPUTED_GOTO)
+# Plain runs use the threaded loop unless _set_dispatch("switch") (tests run both).
+cdef bint _use_switch = False
+
+
+def _set_dispatch(str kind):
+    """Run plain runs with ``"threaded"`` dispatch (the default; the switch where the
+    compiler has no labels-as-values) or the portable ``"switch"``."""
+    global _use_switch
+    if kind not in ("threaded", "switch"):
+        raise ValueError(f"dispatch {kind!r}: 'threaded' or 'switch'")
+    _use_switch = kind == "switch"
+
+
+cdef inline bint _short(int64_t* left, const uint32_t* blocks, uint32_t pc) noexcept nogil:
+    """Charge the block entered at pc; True (nothing charged) if the budget cannot cover it."""
+    if unlikely(left[0] < <int64_t>blocks[pc]):
+        return True
+    left[0] -= blocks[pc]
+    return False
 
 
 # Coverage (pyebpf.coverage): while a sink is installed, every Program made gets
@@ -206,16 +255,23 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
     cdef Frame* f
     cdef uint64_t* cov = NULL
     cdef uint32_t n_insns = 0
+    cdef const uint32_t* blocks = vm.prog.blocks
+    _dispatch_table()
     if TraceMode is _Cov or TraceMode is _Trace:
         cov = vm.prog.cov
         n_insns = vm.prog.n
     memcpy(r, vm.reg, sizeof(r))
+    if TraceMode is _Threaded or TraceMode is _Switched:
+        if _short(&left, blocks, pc):
+            _budget_short(vm, r, pc, left, pc)
+            return
 
     while True:
-        left -= 1
-        if unlikely(left < 0):
-            vm.status = STATUS_BUDGET
-            break
+        if TraceMode is not _Threaded and TraceMode is not _Switched:
+            left -= 1
+            if unlikely(left < 0):
+                vm.status = STATUS_BUDGET
+                break
         i = &insns[pc]
         if TraceMode is _Trace:
             _trace_before(vm, i, pc, r)
@@ -230,22 +286,37 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
 
         # the decoder put lddw's 64-bit value in its first slot; the second is skipped
         if op == OP_LDDW:
+            _label(OP_LDDW)
             r[d] = imm
             pc += 1
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # --- generated by pyebpf.isa.interp_cases(): a build rewrites it ---
         elif op == OP_ADD64_K:
+            _label(OP_ADD64_K)
             r[d] += imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD64_X:
+            _label(OP_ADD64_X)
             r[d] += r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB64_K:
+            _label(OP_SUB64_K)
             r[d] -= imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB64_X:
+            _label(OP_SUB64_X)
             r[d] -= r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL64_K:
+            _label(OP_MUL64_K)
             r[d] *= imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL64_X:
+            _label(OP_MUL64_X)
             r[d] *= r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV64_K:
+            _label(OP_DIV64_K)
             if imm:
                 r[d] = r[d] / imm
             elif vm.div0_abort:
@@ -254,7 +325,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV64_X:
+            _label(OP_DIV64_X)
             if r[s]:
                 r[d] = r[d] / r[s]
             elif vm.div0_abort:
@@ -263,87 +336,143 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_OR64_K:
+            _label(OP_OR64_K)
             r[d] |= imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_OR64_X:
+            _label(OP_OR64_X)
             r[d] |= r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_AND64_K:
+            _label(OP_AND64_K)
             r[d] &= imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_AND64_X:
+            _label(OP_AND64_X)
             r[d] &= r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH64_K:
+            _label(OP_LSH64_K)
             r[d] = r[d] << (imm & 63)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH64_X:
+            _label(OP_LSH64_X)
             r[d] = r[d] << (r[s] & 63)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH64_K:
+            _label(OP_RSH64_K)
             r[d] = r[d] >> (imm & 63)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH64_X:
+            _label(OP_RSH64_X)
             r[d] = r[d] >> (r[s] & 63)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD64_K:
+            _label(OP_MOD64_K)
             if imm:
                 r[d] = r[d] % imm
             elif vm.div0_abort:
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD64_X:
+            _label(OP_MOD64_X)
             if r[s]:
                 r[d] = r[d] % r[s]
             elif vm.div0_abort:
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR64_K:
+            _label(OP_XOR64_K)
             r[d] ^= imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR64_X:
+            _label(OP_XOR64_X)
             r[d] ^= r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV64_K:
+            _label(OP_MOV64_K)
             r[d] = imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV64_X:
+            _label(OP_MOV64_X)
             r[d] = r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH64_K:
+            _label(OP_ARSH64_K)
             r[d] = <uint64_t>(<int64_t>r[d] >> (imm & 63))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH64_X:
+            _label(OP_ARSH64_X)
             r[d] = <uint64_t>(<int64_t>r[d] >> (r[s] & 63))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV64_K:
+            _label(OP_SDIV64_K)
             if imm == 0:
                 r[d] = 0
             elif imm == <uint64_t>-1:
                 r[d] = 0 - r[d]
             else:
                 r[d] = <uint64_t>(<int64_t>r[d] / <int64_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV64_X:
+            _label(OP_SDIV64_X)
             if r[s] == 0:
                 r[d] = 0
             elif r[s] == <uint64_t>-1:
                 r[d] = 0 - r[d]
             else:
                 r[d] = <uint64_t>(<int64_t>r[d] / <int64_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD64_K:
+            _label(OP_SMOD64_K)
             if imm == <uint64_t>-1:
                 r[d] = 0
             elif imm:
                 r[d] = <uint64_t>(<int64_t>r[d] % <int64_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD64_X:
+            _label(OP_SMOD64_X)
             if r[s] == <uint64_t>-1:
                 r[d] = 0
             elif r[s]:
                 r[d] = <uint64_t>(<int64_t>r[d] % <int64_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_NEG64:
+            _label(OP_NEG64)
             r[d] = 0 - r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD32_K:
+            _label(OP_ADD32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD32_X:
+            _label(OP_ADD32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB32_K:
+            _label(OP_SUB32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB32_X:
+            _label(OP_SUB32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL32_K:
+            _label(OP_MUL32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL32_X:
+            _label(OP_MUL32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV32_K:
+            _label(OP_DIV32_K)
             if <uint32_t>imm:
                 r[d] = <uint32_t>r[d] / <uint32_t>imm
             elif vm.div0_abort:
@@ -352,7 +481,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV32_X:
+            _label(OP_DIV32_X)
             if <uint32_t>r[s]:
                 r[d] = <uint32_t>r[d] / <uint32_t>r[s]
             elif vm.div0_abort:
@@ -361,23 +492,41 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_OR32_K:
+            _label(OP_OR32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] | <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_OR32_X:
+            _label(OP_OR32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] | <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_AND32_K:
+            _label(OP_AND32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] & <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_AND32_X:
+            _label(OP_AND32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] & <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH32_K:
+            _label(OP_LSH32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] << (imm & 31))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH32_X:
+            _label(OP_LSH32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] << (r[s] & 31))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH32_K:
+            _label(OP_RSH32_K)
             r[d] = <uint32_t>r[d] >> (imm & 31)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH32_X:
+            _label(OP_RSH32_X)
             r[d] = <uint32_t>r[d] >> (r[s] & 31)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD32_K:
+            _label(OP_MOD32_K)
             if <uint32_t>imm:
                 r[d] = <uint32_t>r[d] % <uint32_t>imm
             elif vm.div0_abort:
@@ -386,7 +535,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = <uint32_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD32_X:
+            _label(OP_MOD32_X)
             if <uint32_t>r[s]:
                 r[d] = <uint32_t>r[d] % <uint32_t>r[s]
             elif vm.div0_abort:
@@ -395,117 +546,268 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = <uint32_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR32_K:
+            _label(OP_XOR32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] ^ <uint32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR32_X:
+            _label(OP_XOR32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] ^ <uint32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV32_K:
+            _label(OP_MOV32_K)
             r[d] = <uint32_t>imm
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV32_X:
+            _label(OP_MOV32_X)
             r[d] = <uint32_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH32_K:
+            _label(OP_ARSH32_K)
             r[d] = <uint32_t>(<int32_t>r[d] >> (imm & 31))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH32_X:
+            _label(OP_ARSH32_X)
             r[d] = <uint32_t>(<int32_t>r[d] >> (r[s] & 31))
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV32_K:
+            _label(OP_SDIV32_K)
             if <uint32_t>imm == 0:
                 r[d] = 0
             elif <uint32_t>imm == <uint32_t>-1:
                 r[d] = <uint32_t>(0 - <uint32_t>r[d])
             else:
                 r[d] = <uint32_t>(<int32_t>r[d] / <int32_t>imm)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV32_X:
+            _label(OP_SDIV32_X)
             if <uint32_t>r[s] == 0:
                 r[d] = 0
             elif <uint32_t>r[s] == <uint32_t>-1:
                 r[d] = <uint32_t>(0 - <uint32_t>r[d])
             else:
                 r[d] = <uint32_t>(<int32_t>r[d] / <int32_t>r[s])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD32_K:
+            _label(OP_SMOD32_K)
             if <uint32_t>imm == <uint32_t>-1:
                 r[d] = 0
             elif <uint32_t>imm:
                 r[d] = <uint32_t>(<int32_t>r[d] % <int32_t>imm)
             else:
                 r[d] = <uint32_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD32_X:
+            _label(OP_SMOD32_X)
             if <uint32_t>r[s] == <uint32_t>-1:
                 r[d] = 0
             elif <uint32_t>r[s]:
                 r[d] = <uint32_t>(<int32_t>r[d] % <int32_t>r[s])
             else:
                 r[d] = <uint32_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_NEG32:
+            _label(OP_NEG32)
             r[d] = <uint32_t>(0 - <uint32_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX8_64:
+            _label(OP_MOVSX8_64)
             r[d] = <uint64_t><int64_t><int8_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX16_64:
+            _label(OP_MOVSX16_64)
             r[d] = <uint64_t><int64_t><int16_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX32_64:
+            _label(OP_MOVSX32_64)
             r[d] = <uint64_t><int64_t><int32_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX8_32:
+            _label(OP_MOVSX8_32)
             r[d] = <uint32_t><int32_t><int8_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX16_32:
+            _label(OP_MOVSX16_32)
             r[d] = <uint32_t><int32_t><int16_t>r[s]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LE16:
+            _label(OP_LE16)
             r[d] = <uint16_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BE16:
+            _label(OP_BE16)
             r[d] = bswap16(<uint16_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP16:
+            _label(OP_BSWAP16)
             r[d] = bswap16(<uint16_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LE32:
+            _label(OP_LE32)
             r[d] = <uint32_t>r[d]
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BE32:
+            _label(OP_BE32)
             r[d] = bswap32(<uint32_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP32:
+            _label(OP_BSWAP32)
             r[d] = bswap32(<uint32_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_LE64:
+            _label(OP_LE64)
             pass
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BE64:
+            _label(OP_BE64)
             r[d] = bswap64(<uint64_t>r[d])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP64:
+            _label(OP_BSWAP64)
             r[d] = bswap64(<uint64_t>r[d])
-        elif (op == OP_LDX8
-              or op == OP_LDX16
-              or op == OP_LDX32
-              or op == OP_LDX64):
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX8:
+            _label(OP_LDX8)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_READ)
+            p = _mem(vm, a, 1, ACCESS_READ)
             if p != NULL:
-                r[d] = _load(p, i.size)
-            elif not ctx_load(vm, a, i.size, &r[d]):
+                r[d] = _load(p, 1)
+            elif not ctx_load(vm, a, 1, &r[d]):
                 break
-        elif (op == OP_ST8
-              or op == OP_ST16
-              or op == OP_ST32
-              or op == OP_ST64):
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST8:
+            _label(OP_ST8)
             a = r[d] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            p = _mem(vm, a, 1, ACCESS_WRITE)
             if p != NULL:
-                _store(p, i.size, imm)
-            elif not ctx_store(vm, a, i.size, imm):
+                _store(p, 1, imm)
+            elif not ctx_store(vm, a, 1, imm):
                 break
-        elif (op == OP_STX8
-              or op == OP_STX16
-              or op == OP_STX32
-              or op == OP_STX64):
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX8:
+            _label(OP_STX8)
             a = r[d] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_WRITE)
+            p = _mem(vm, a, 1, ACCESS_WRITE)
             if p != NULL:
-                _store(p, i.size, r[s])
-            elif not ctx_store(vm, a, i.size, r[s]):
+                _store(p, 1, r[s])
+            elif not ctx_store(vm, a, 1, r[s]):
                 break
-        elif (op == OP_LDXS8
-              or op == OP_LDXS16
-              or op == OP_LDXS32):
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX16:
+            _label(OP_LDX16)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, i.size, ACCESS_READ)
+            p = _mem(vm, a, 2, ACCESS_READ)
             if p != NULL:
-                r[d] = _sext(_load(p, i.size), i.size)
-            elif ctx_load(vm, a, i.size, &r[d]):
-                r[d] = _sext(r[d], i.size)
+                r[d] = _load(p, 2)
+            elif not ctx_load(vm, a, 2, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST16:
+            _label(OP_ST16)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 2, imm)
+            elif not ctx_store(vm, a, 2, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX16:
+            _label(OP_STX16)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 2, r[s])
+            elif not ctx_store(vm, a, 2, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX32:
+            _label(OP_LDX32)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, 4)
+            elif not ctx_load(vm, a, 4, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST32:
+            _label(OP_ST32)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 4, imm)
+            elif not ctx_store(vm, a, 4, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX32:
+            _label(OP_STX32)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 4, r[s])
+            elif not ctx_store(vm, a, 4, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDX64:
+            _label(OP_LDX64)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 8, ACCESS_READ)
+            if p != NULL:
+                r[d] = _load(p, 8)
+            elif not ctx_load(vm, a, 8, &r[d]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_ST64:
+            _label(OP_ST64)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 8, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 8, imm)
+            elif not ctx_store(vm, a, 8, imm):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_STX64:
+            _label(OP_STX64)
+            a = r[d] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 8, ACCESS_WRITE)
+            if p != NULL:
+                _store(p, 8, r[s])
+            elif not ctx_store(vm, a, 8, r[s]):
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDXS8:
+            _label(OP_LDXS8)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 1, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, 1), 1)
+            elif ctx_load(vm, a, 1, &r[d]):
+                r[d] = _sext(r[d], 1)
             else:
                 break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDXS16:
+            _label(OP_LDXS16)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 2, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, 2), 2)
+            elif ctx_load(vm, a, 2, &r[d]):
+                r[d] = _sext(r[d], 2)
+            else:
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+        elif op == OP_LDXS32:
+            _label(OP_LDXS32)
+            a = r[s] + <uint64_t><int64_t>i.off
+            p = _mem(vm, a, 4, ACCESS_READ)
+            if p != NULL:
+                r[d] = _sext(_load(p, 4), 4)
+            elif ctx_load(vm, a, 4, &r[d]):
+                r[d] = _sext(r[d], 4)
+            else:
+                break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif (op == OP_ATOMIC32_ADD
               or op == OP_ATOMIC32_OR
               or op == OP_ATOMIC32_AND
@@ -526,102 +828,327 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
               or op == OP_ATOMIC64_FETCH_XOR
               or op == OP_ATOMIC64_XCHG
               or op == OP_ATOMIC64_CMPXCHG):
+            _label(OP_ATOMIC32_ADD)
+            _label(OP_ATOMIC32_OR)
+            _label(OP_ATOMIC32_AND)
+            _label(OP_ATOMIC32_XOR)
+            _label(OP_ATOMIC32_FETCH_ADD)
+            _label(OP_ATOMIC32_FETCH_OR)
+            _label(OP_ATOMIC32_FETCH_AND)
+            _label(OP_ATOMIC32_FETCH_XOR)
+            _label(OP_ATOMIC32_XCHG)
+            _label(OP_ATOMIC32_CMPXCHG)
+            _label(OP_ATOMIC64_ADD)
+            _label(OP_ATOMIC64_OR)
+            _label(OP_ATOMIC64_AND)
+            _label(OP_ATOMIC64_XOR)
+            _label(OP_ATOMIC64_FETCH_ADD)
+            _label(OP_ATOMIC64_FETCH_OR)
+            _label(OP_ATOMIC64_FETCH_AND)
+            _label(OP_ATOMIC64_FETCH_XOR)
+            _label(OP_ATOMIC64_XCHG)
+            _label(OP_ATOMIC64_CMPXCHG)
             p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)
             if p == NULL:
                 break
             _atomic(op, p, i.size, &r[s], &r[0])
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JEQ64_K:
+            _label(OP_JEQ64_K)
             if r[d] == imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JEQ64_X:
+            _label(OP_JEQ64_X)
             if r[d] == r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGT64_K:
+            _label(OP_JGT64_K)
             if r[d] > imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGT64_X:
+            _label(OP_JGT64_X)
             if r[d] > r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGE64_K:
+            _label(OP_JGE64_K)
             if r[d] >= imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGE64_X:
+            _label(OP_JGE64_X)
             if r[d] >= r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSET64_K:
+            _label(OP_JSET64_K)
             if r[d] & imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSET64_X:
+            _label(OP_JSET64_X)
             if r[d] & r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JNE64_K:
+            _label(OP_JNE64_K)
             if r[d] != imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JNE64_X:
+            _label(OP_JNE64_X)
             if r[d] != r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGT64_K:
+            _label(OP_JSGT64_K)
             if <int64_t>r[d] > <int64_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGT64_X:
+            _label(OP_JSGT64_X)
             if <int64_t>r[d] > <int64_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGE64_K:
+            _label(OP_JSGE64_K)
             if <int64_t>r[d] >= <int64_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGE64_X:
+            _label(OP_JSGE64_X)
             if <int64_t>r[d] >= <int64_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLT64_K:
+            _label(OP_JLT64_K)
             if r[d] < imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLT64_X:
+            _label(OP_JLT64_X)
             if r[d] < r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLE64_K:
+            _label(OP_JLE64_K)
             if r[d] <= imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLE64_X:
+            _label(OP_JLE64_X)
             if r[d] <= r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLT64_K:
+            _label(OP_JSLT64_K)
             if <int64_t>r[d] < <int64_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLT64_X:
+            _label(OP_JSLT64_X)
             if <int64_t>r[d] < <int64_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLE64_K:
+            _label(OP_JSLE64_K)
             if <int64_t>r[d] <= <int64_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLE64_X:
+            _label(OP_JSLE64_X)
             if <int64_t>r[d] <= <int64_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JEQ32_K:
+            _label(OP_JEQ32_K)
             if <uint32_t>r[d] == <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JEQ32_X:
+            _label(OP_JEQ32_X)
             if <uint32_t>r[d] == <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGT32_K:
+            _label(OP_JGT32_K)
             if <uint32_t>r[d] > <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGT32_X:
+            _label(OP_JGT32_X)
             if <uint32_t>r[d] > <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGE32_K:
+            _label(OP_JGE32_K)
             if <uint32_t>r[d] >= <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JGE32_X:
+            _label(OP_JGE32_X)
             if <uint32_t>r[d] >= <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSET32_K:
+            _label(OP_JSET32_K)
             if <uint32_t>r[d] & <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSET32_X:
+            _label(OP_JSET32_X)
             if <uint32_t>r[d] & <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JNE32_K:
+            _label(OP_JNE32_K)
             if <uint32_t>r[d] != <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JNE32_X:
+            _label(OP_JNE32_X)
             if <uint32_t>r[d] != <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGT32_K:
+            _label(OP_JSGT32_K)
             if <int32_t>r[d] > <int32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGT32_X:
+            _label(OP_JSGT32_X)
             if <int32_t>r[d] > <int32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGE32_K:
+            _label(OP_JSGE32_K)
             if <int32_t>r[d] >= <int32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSGE32_X:
+            _label(OP_JSGE32_X)
             if <int32_t>r[d] >= <int32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLT32_K:
+            _label(OP_JLT32_K)
             if <uint32_t>r[d] < <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLT32_X:
+            _label(OP_JLT32_X)
             if <uint32_t>r[d] < <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLE32_K:
+            _label(OP_JLE32_K)
             if <uint32_t>r[d] <= <uint32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JLE32_X:
+            _label(OP_JLE32_X)
             if <uint32_t>r[d] <= <uint32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLT32_K:
+            _label(OP_JSLT32_K)
             if <int32_t>r[d] < <int32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLT32_X:
+            _label(OP_JSLT32_X)
             if <int32_t>r[d] < <int32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLE32_K:
+            _label(OP_JSLE32_K)
             if <int32_t>r[d] <= <int32_t>imm: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_JSLE32_X:
+            _label(OP_JSLE32_X)
             if <int32_t>r[d] <= <int32_t>r[s]: pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # --- end of the generated interp_cases ---
+        # context loads the decoder specialised (Program._specialise_ctx_loads): the
+        # verifier proved the base the context and the field readable, as the kernel's
+        # convert_ctx_access relies on; the base is still compared with this run's
+        # context, and any other address takes the checked path
+        elif op == OP_LDX_CTX or op == OP_LDX_CTX_DATA or op == OP_LDX_CTX_DATA_END:
+            _label(OP_LDX_CTX)
+            _label(OP_LDX_CTX_DATA)
+            _label(OP_LDX_CTX_DATA_END)
+            if unlikely(r[s] != vm.ctx or vm.skb == NULL):
+                a = r[s] + <uint64_t><int64_t>i.off
+                p = _mem(vm, a, i.size, ACCESS_READ)
+                if p != NULL:
+                    r[d] = _load(p, i.size)
+                elif not ctx_load(vm, a, i.size, &r[d]):
+                    break
+            elif op == OP_LDX_CTX:
+                r[d] = ctx_read(vm, <int>(imm & 0xff), <uint32_t>i.off, i.size, <uint32_t>(imm >> 8))
+            elif op == OP_LDX_CTX_DATA:
+                r[d] = <uintptr_t>skb_data(vm.skb)
+            else:
+                r[d] = <uintptr_t>(skb_data(vm.skb) + vm.skb.len)
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # legacy packet loads: out of bounds ends the program with r0 = 0
         elif (op == OP_LD_ABS8 or op == OP_LD_IND8 or op == OP_LD_ABS16 or op == OP_LD_IND16 or
               op == OP_LD_ABS32 or op == OP_LD_IND32):
+            _label(OP_LD_ABS8)
+            _label(OP_LD_IND8)
+            _label(OP_LD_ABS16)
+            _label(OP_LD_IND16)
+            _label(OP_LD_ABS32)
+            _label(OP_LD_IND32)
             a = <uint64_t><int64_t><int32_t>imm
             if op == OP_LD_IND8 or op == OP_LD_IND16 or op == OP_LD_IND32:
                 a += r[s]
@@ -630,11 +1157,19 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
 
-        # jumps and calls
+        # jumps and calls: each enters a block
         elif op == OP_JA or op == OP_JA32:
+            _label(OP_JA)
+            _label(OP_JA32)
             pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_CALL or op == OP_CALLX:
+            _label(OP_CALL)
+            _label(OP_CALLX)
             if op == OP_CALLX:
                 imm = r[d]
             fn = vm.helpers[imm] if imm < HELPER_SLOTS else NULL
@@ -651,14 +1186,22 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 if vm.status == STATUS_EXIT:
                     r[0] = vm.reg[0]
                 break
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_MAY_GOTO:
+            _label(OP_MAY_GOTO)
             # the kernel's rewrite: a counter in the frame, BPF_MAX_LOOPS at entry; at 0
             # the jump is taken (do_misc_fixups)
             if vm.may_goto_left[vm.depth] == 0:
                 pc = <uint32_t>i.off
             else:
                 vm.may_goto_left[vm.depth] -= 1
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_CALL_KFUNC:
+            _label(OP_CALL_KFUNC)
             # the id was checked when the program was decoded
             vm.helper_id = imm
             vm.pc = pc - 1
@@ -667,7 +1210,11 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 if vm.status == STATUS_EXIT:
                     r[0] = vm.reg[0]
                 break
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_CALL_LOCAL:
+            _label(OP_CALL_LOCAL)
             if vm.depth + 1 >= MAX_FRAMES:
                 vm.status = STATUS_CALL_DEPTH
                 break
@@ -681,7 +1228,11 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             vm.regions[0].start -= FRAME_SIZE
             memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
             pc = <uint32_t>i.off
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_EXIT:
+            _label(OP_EXIT)
             if vm.depth == 0:
                 vm.status = STATUS_EXIT
                 break
@@ -694,7 +1245,11 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if pc == CALLBACK_RETURN:
                 vm.status = STATUS_CALLBACK_DONE
                 break
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         else:
+            _label_default()
             # OP_INVALID (the sentinel past the end), OP_LDDW_TAIL, unsupported pseudo ops
             vm.status = STATUS_BAD_INSN
             break
@@ -705,55 +1260,97 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if cov != NULL and pc != <uint32_t>(i - insns) + 1:
                 cov[n_insns + <uint32_t>(i - insns)] += 1
 
+    if TraceMode is _Threaded or TraceMode is _Switched:
+        if vm.status == STATUS_RUNNING:
+            # a jump into a block the budget cannot cover
+            _budget_short(vm, r, pc, left, <uint32_t>(i - insns))
+            return
+        # stopped inside the block (a fault, an early exit): give back what it did not run
+        left += blocks[i - insns] - 1
     vm.pc = <uint32_t>(i - insns)
     vm.budget_left = left
     memcpy(vm.reg, r, sizeof(r))
 
 
+cdef void _budget_short(Vm* vm, const uint64_t* r, uint32_t pc, int64_t left,
+                        uint32_t last) noexcept nogil:
+    """The block at ``pc`` needs more than the ``left`` instructions the budget still
+    has (``last``: the instruction that entered it): run them one by one, so the run
+    stops where a per-instruction count stops it, at the last instruction run."""
+    memcpy(vm.reg, r, sizeof(vm.reg))
+    if left == 0:
+        vm.status = STATUS_BUDGET
+        vm.pc = last
+        vm.budget_left = -1
+        return
+    vm.pc = pc
+    vm.budget_left = left
+    _interp(vm, <_Counted*>NULL)
+
+
+cdef void vm_interp(Vm* vm) noexcept nogil:
+    """Run the loop vm.run_mode names (vm_run chose it) from vm.pc."""
+    if vm.run_mode == 2:
+        _interp(vm, <_Trace*>NULL)
+    elif vm.run_mode == 1:
+        _interp(vm, <_Cov*>NULL)
+    elif vm.run_mode == 3:
+        _interp(vm, <_Switched*>NULL)
+    else:
+        _interp(vm, <_Threaded*>NULL)
+
+
 cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64_t* r0) noexcept nogil:
-    cdef uint64_t old = _load(p, size)
+    # atomic against other threads running programs on the same memory (tcsim --cpus):
+    # the new value is stored only over the old one it was computed from, as the
+    # kernel's lock-prefixed JIT code does; src and r0 end with the last round's values
+    cdef uint64_t old
     cdef uint64_t val = src[0]
     cdef uint64_t new
     cdef uint64_t mask = 0xffffffff if size == 4 else <uint64_t>-1
-    # --- generated by pyebpf.isa.atomic_cases(): a build rewrites it ---
-    if (op == OP_ATOMIC32_ADD
-        or op == OP_ATOMIC64_ADD):
-        new = old + val
-    elif (op == OP_ATOMIC32_OR
-          or op == OP_ATOMIC64_OR):
-        new = old | val
-    elif (op == OP_ATOMIC32_AND
-          or op == OP_ATOMIC64_AND):
-        new = old & val
-    elif (op == OP_ATOMIC32_XOR
-          or op == OP_ATOMIC64_XOR):
-        new = old ^ val
-    elif (op == OP_ATOMIC32_FETCH_ADD
-          or op == OP_ATOMIC64_FETCH_ADD):
-        new = old + val
-        src[0] = old
-    elif (op == OP_ATOMIC32_FETCH_OR
-          or op == OP_ATOMIC64_FETCH_OR):
-        new = old | val
-        src[0] = old
-    elif (op == OP_ATOMIC32_FETCH_AND
-          or op == OP_ATOMIC64_FETCH_AND):
-        new = old & val
-        src[0] = old
-    elif (op == OP_ATOMIC32_FETCH_XOR
-          or op == OP_ATOMIC64_FETCH_XOR):
-        new = old ^ val
-        src[0] = old
-    elif (op == OP_ATOMIC32_XCHG
-          or op == OP_ATOMIC64_XCHG):
-        new = val
-        src[0] = old
-    elif (op == OP_ATOMIC32_CMPXCHG
-          or op == OP_ATOMIC64_CMPXCHG):
-        new = val if old == (r0[0] & mask) else old
-        r0[0] = old
-    # --- end of the generated atomic_cases ---
-    _store(p, size, new)
+    cdef uint64_t expected = r0[0] & mask
+    while True:
+        old = _load(p, size)
+        # --- generated by pyebpf.isa.atomic_cases(): a build rewrites it ---
+        if (op == OP_ATOMIC32_ADD
+            or op == OP_ATOMIC64_ADD):
+            new = old + val
+        elif (op == OP_ATOMIC32_OR
+              or op == OP_ATOMIC64_OR):
+            new = old | val
+        elif (op == OP_ATOMIC32_AND
+              or op == OP_ATOMIC64_AND):
+            new = old & val
+        elif (op == OP_ATOMIC32_XOR
+              or op == OP_ATOMIC64_XOR):
+            new = old ^ val
+        elif (op == OP_ATOMIC32_FETCH_ADD
+              or op == OP_ATOMIC64_FETCH_ADD):
+            new = old + val
+            src[0] = old
+        elif (op == OP_ATOMIC32_FETCH_OR
+              or op == OP_ATOMIC64_FETCH_OR):
+            new = old | val
+            src[0] = old
+        elif (op == OP_ATOMIC32_FETCH_AND
+              or op == OP_ATOMIC64_FETCH_AND):
+            new = old & val
+            src[0] = old
+        elif (op == OP_ATOMIC32_FETCH_XOR
+              or op == OP_ATOMIC64_FETCH_XOR):
+            new = old ^ val
+            src[0] = old
+        elif (op == OP_ATOMIC32_XCHG
+              or op == OP_ATOMIC64_XCHG):
+            new = val
+            src[0] = old
+        elif (op == OP_ATOMIC32_CMPXCHG
+              or op == OP_ATOMIC64_CMPXCHG):
+            new = val if old == expected else old
+            r0[0] = old
+        # --- end of the generated atomic_cases ---
+        if atomic_cas(p, size, old, new):
+            break
 
 
 include "helpers.pxi"
@@ -807,17 +1404,81 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
-    vm.run_mode = 2 if trace else (1 if _cov_on else 0)
+    vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
+    prog.runs += 1
     while True:
-        if trace:
-            _interp(vm, <_Trace*>NULL)
-        elif _cov_on:
-            _interp(vm, <_Cov*>NULL)
+        if vm.prog.jit != NULL and vm.pc == 0 and (vm.run_mode == 0 or vm.run_mode == 3):
+            # pyebpf.jit's code runs from pc 0 and hands over to the interpreter, with
+            # the state of an instruction boundary, wherever it stops short (STATUS_RUNNING)
+            (<_jit_fn>vm.prog.jit)(vm)
+            if vm.status == STATUS_RUNNING:
+                vm_interp(vm)
         else:
-            _interp(vm, <_NoTrace*>NULL)
+            vm_interp(vm)
         if vm.status != STATUS_TAIL_CALL:
             return vm.status
         tail_call_switch(vm)
+
+
+# --- the C interface of pyebpf.jit: its code calls these for what it does not inline ---
+
+ctypedef void (*_jit_fn)(Vm* vm) noexcept nogil
+
+
+cdef int _jit_load(Vm* vm, uint64_t a, uint32_t size, uint64_t* out) noexcept nogil:
+    # the interpreter's LDX: a region, else the context; 0 leaves the fault in vm.status
+    cdef uint8_t* p = _mem(vm, a, size, ACCESS_READ)
+    if p != NULL:
+        out[0] = _load(p, size)
+        return 1
+    return ctx_load(vm, a, size, out)
+
+
+cdef int _jit_store(Vm* vm, uint64_t a, uint32_t size, uint64_t v) noexcept nogil:
+    # the interpreter's ST/STX
+    cdef uint8_t* p = _mem(vm, a, size, ACCESS_WRITE)
+    if p != NULL:
+        _store(p, size, v)
+        return 1
+    return ctx_store(vm, a, size, v)
+
+
+cdef int _jit_mem(Vm* vm, uint64_t a, uint32_t size, int write) noexcept nogil:
+    # the interpreter's atomics: a region or the fault
+    return _mem(vm, a, size, write) != NULL
+
+
+cdef int _jit_ld_packet(Vm* vm, int32_t k, int32_t size, uint64_t* out) noexcept nogil:
+    # the interpreter's LD_ABS/LD_IND
+    return skb_ld_packet(vm.skb, k, size, out) if vm.skb != NULL else _ld_packet(vm, k, size, out)
+
+
+def _jit_abi():
+    """The layout of ``Vm`` and the addresses pyebpf.jit's code uses (ints)."""
+    cdef Vm v
+    cdef uintptr_t b = <uintptr_t>&v
+    return {
+        "reg": <uintptr_t>&v.reg[0] - b, "pc": <uintptr_t>&v.pc - b,
+        "status": <uintptr_t>&v.status - b, "budget_left": <uintptr_t>&v.budget_left - b,
+        "depth": <uintptr_t>&v.depth - b, "frames": <uintptr_t>&v.frames[0] - b,
+        "frame_size": sizeof(Frame), "frame_saved": <uintptr_t>&v.frames[0].saved[0] - <uintptr_t>&v.frames[0],
+        "frame_ret_pc": <uintptr_t>&v.frames[0].ret_pc - <uintptr_t>&v.frames[0],
+        "may_goto_left": <uintptr_t>&v.may_goto_left[0] - b,
+        "regions": <uintptr_t>&v.regions[0] - b, "region_size": sizeof(Region),
+        "region_start": <uintptr_t>&v.regions[0].start - <uintptr_t>&v.regions[0],
+        "region_end": <uintptr_t>&v.regions[0].end - <uintptr_t>&v.regions[0],
+        "region_writable": <uintptr_t>&v.regions[0].writable - <uintptr_t>&v.regions[0],
+        "nregions": <uintptr_t>&v.nregions - b, "helpers": <uintptr_t>&v.helpers - b,
+        "helper_id": <uintptr_t>&v.helper_id - b, "div0_abort": <uintptr_t>&v.div0_abort - b,
+        "bint_size": sizeof(bint), "int_size": sizeof(int),
+        "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
+        "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
+        "STATUS_RUNNING": STATUS_RUNNING, "STATUS_EXIT": STATUS_EXIT,
+        "STATUS_BUDGET": STATUS_BUDGET,
+        "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
+        "store": <uintptr_t>_jit_store, "mem": <uintptr_t>_jit_mem,
+        "ld_packet": <uintptr_t>_jit_ld_packet,
+    }
 
 
 cdef object vm_fault(Vm* vm, uint64_t budget):
@@ -994,8 +1655,43 @@ cdef tuple _NO_CLONES = ()
 cdef tuple _REGION_NAMES = ("stack", "memory", "packet")
 
 
+ctypedef struct SkbMeta:
+    # the __sk_buff fields a Result keeps of its run: what SkbFields shows, compactly
+    uint64_t tstamp, hwtstamp
+    uint32_t len, mark, priority, ingress_ifindex, ifindex, hash, napi_id, wire_len
+    uint16_t queue_mapping, protocol, vlan_proto, vlan_tci, tc_index, tc_classid
+    uint16_t gso_segs, gso_size
+    uint8_t pkt_type, vlan_present, tstamp_type
+    uint8_t cb[20]
+
+
+cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
+    m.tstamp, m.hwtstamp = skb.tstamp, skb.hwtstamp
+    m.len, m.mark, m.priority = skb.len, skb.mark, skb.priority
+    m.ingress_ifindex, m.ifindex, m.hash = skb.ingress_ifindex, skb.ifindex, skb.hash
+    m.napi_id, m.wire_len = skb.napi_id, skb.wire_len
+    m.queue_mapping, m.protocol, m.vlan_proto = skb.queue_mapping, skb.protocol, skb.vlan_proto
+    # 4.6 kept the presence flag in bit 12 (CFI/DEI) and masked it off
+    m.vlan_tci = skb.vlan_tci & ~0x1000 if skb.profile == PROFILE_V46 else skb.vlan_tci
+    m.tc_index, m.tc_classid = skb.tc_index, skb.tc_classid
+    m.gso_segs, m.gso_size = skb.gso_segs, skb.gso_size
+    m.pkt_type, m.vlan_present, m.tstamp_type = skb.pkt_type, skb.vlan_present, skb.tstamp_type
+    memcpy(m.cb, skb.cb, 20)
+
+
+cdef enum:
+    # Result._kind: how to read r0
+    KIND_RAW = 0
+    KIND_TC = 1
+    KIND_SF = 2
+    # Result._csum: csum_ok
+    CSUM_NONE = 0
+    CSUM_BAD = 1
+    CSUM_GOOD = 2
+
+
 @cython.final
-@cython.freelist(8)
+@cython.freelist(16)
 cdef class Result:
     """What a run left behind.
 
@@ -1029,42 +1725,109 @@ cdef class Result:
     and ``csum_ok``: for a run with ``csum_complete=True``, whether ``skb->csum`` still
     matches the bytes (False is where BPF_PROG_TEST_RUN fails with EBADMSG), else None.
     """
-    cdef readonly object retval
-    cdef readonly bytes data
-    cdef readonly bytes data_out
-    cdef readonly object csum_ok
+    # A compact record (under pymalloc's 512-byte limit, so a run allocates no large
+    # block): r0 and the skb's fields as C values, Python objects made when read.
+    cdef uint64_t _r0
     cdef readonly uint64_t insn_count
+    cdef readonly bytes data_out
+    cdef object _data            # data when it is not data_out (or a prefix of it)
     cdef readonly object trace
-    cdef readonly object redirect
-    cdef readonly tuple clones
-    cdef readonly list trace_output
-    cdef bint _has_skb
-    cdef bint _is_tc
-    cdef Skb _skb
+    cdef object _clones          # None: no clones
+    cdef object _printk          # bpf_trace_printk's bytes, then the lines once read
+    cdef object _tunnel          # the tunnel dict, made at the run (rare)
     cdef object _skb_fields
     cdef object _input
+    cdef uint32_t _redirect_ifindex
+    cdef uint8_t _kind, _csum, _redirect, _network_start
+    cdef SkbMeta _meta
+
+    @property
+    def retval(self):
+        if self._kind == KIND_TC:
+            return <int32_t>self._r0
+        if self._kind == KIND_SF:
+            return <uint32_t>self._r0
+        return self._r0
+
+    @property
+    def data(self):
+        cdef uint32_t keep
+        if self._data is None and self._kind == KIND_SF:
+            keep = <uint32_t>self._r0
+            if keep < <uint32_t>len(self.data_out):
+                self._data = self.data_out[:keep]
+        return self.data_out if self._data is None else self._data
+
+    @property
+    def csum_ok(self):
+        return None if self._csum == CSUM_NONE else self._csum == CSUM_GOOD
+
+    @property
+    def redirect(self):
+        if not self._redirect:
+            return None
+        return (self._redirect_ifindex, self._redirect == 2)
+
+    @property
+    def clones(self):
+        return _NO_CLONES if self._clones is None else self._clones
+
+    @property
+    def trace_output(self):
+        if self._kind == KIND_RAW:
+            return None
+        if self._printk is None:
+            self._printk = []
+        elif type(self._printk) is bytes:
+            self._printk = ((<bytes>self._printk).decode("utf-8", "backslashreplace")
+                            .split("\n"))
+        return self._printk
 
     @property
     def skb(self):
-        if not self._has_skb:
+        if self._kind == KIND_RAW:
             return None
         if self._skb_fields is None:
-            self._skb_fields = SkbFields._from(&self._skb)
+            self._skb_fields = SkbFields._from(&self._meta)
         return self._skb_fields
 
     @property
     def tunnel(self):
-        return _tunnel_dict(&self._skb.tun) if self._has_skb and self._skb.tun.present else None
+        return self._tunnel
+
+    @property
+    def redirect_via(self):
+        """How a ``redirect`` leaves: ``"neigh"`` (bpf_redirect_neigh: out of device
+        ``redirect[0]`` with the neighbour table's MAC addresses), ``"nexthop"`` (the same
+        to the next hop the program gave), ``"peer"`` (bpf_redirect_peer: into the peer
+        of device ``redirect[0]``, at its ingress, in the peer's namespace), or None
+        (bpf_redirect, or no redirect)."""
+        if self.redirect is None:
+            return None
+        flags = self._skb.redirect_flags
+        if flags & _isa.BPF_F_PEER:
+            return "peer"
+        if flags & _isa.BPF_F_NEIGH:
+            return "nexthop" if flags & _isa.BPF_F_NEXTHOP else "neigh"
+        return None
+
+    @property
+    def assigned_socket(self):
+        """The index in ``env.sockets`` of the socket ``bpf_sk_assign`` gave the
+        packet, or None."""
+        if not self._has_skb or not self._skb.sk_assigned:
+            return None
+        return self._skb.sk_assigned - 1
 
     @property
     def prog_kind(self):
         """``"tc"``, ``"socket_filter"`` or ``"raw"``: how to read ``retval``."""
-        return ("tc" if self._is_tc else "socket_filter") if self._has_skb else "raw"
+        return ("raw", "tc", "socket_filter")[self._kind]
 
     @property
     def input(self):
         """The packet given to run(), as bytes (None in the raw mode)."""
-        if not self._has_skb:
+        if self._kind == KIND_RAW:
             return None
         return self._input if type(self._input) is bytes else bytes(self._input)
 
@@ -1072,7 +1835,7 @@ cdef class Result:
     def network_start(self):
         """Whether ``data`` starts at the network header (a socket filter run with
         ``sf_start="network"``) rather than at the Ethernet header."""
-        return self._has_skb and self._skb.data != self._skb.mac_header
+        return bool(self._network_start)
 
     @property
     def verdict(self):
@@ -1087,7 +1850,7 @@ cdef class Result:
     @property
     def packet(self):
         from . import results
-        return results.dissect(self.data, self.network_start) if self._has_skb else None
+        return results.dissect(self.data, self.network_start) if self._kind else None
 
     @property
     def changed(self):
@@ -1116,17 +1879,15 @@ cdef class SkbFields:
     cdef readonly bytes cb_bytes
 
     @staticmethod
-    cdef SkbFields _from(Skb* skb):
+    cdef SkbFields _from(SkbMeta* m):
         cdef SkbFields f = SkbFields.__new__(SkbFields)
-        f.len, f.pkt_type, f.mark, f.queue_mapping = skb.len, skb.pkt_type, skb.mark, skb.queue_mapping
-        f.protocol, f.vlan_present, f.vlan_tci = skb.protocol, skb.vlan_present, skb.vlan_tci
-        if skb.profile == PROFILE_V46:
-            f.vlan_tci = skb.vlan_tci & ~0x1000
-        f.vlan_proto, f.priority, f.ingress_ifindex = skb.vlan_proto, skb.priority, skb.ingress_ifindex
-        f.ifindex, f.tc_index, f.hash, f.tc_classid = skb.ifindex, skb.tc_index, skb.hash, skb.tc_classid
-        f.napi_id, f.wire_len, f.gso_segs, f.gso_size = skb.napi_id, skb.wire_len, skb.gso_segs, skb.gso_size
-        f.tstamp, f.tstamp_type, f.hwtstamp = skb.tstamp, skb.tstamp_type, skb.hwtstamp
-        f.cb_bytes = PyBytes_FromStringAndSize(<char*>skb.cb, 20)
+        f.len, f.pkt_type, f.mark, f.queue_mapping = m.len, m.pkt_type, m.mark, m.queue_mapping
+        f.protocol, f.vlan_present, f.vlan_tci = m.protocol, m.vlan_present, m.vlan_tci
+        f.vlan_proto, f.priority, f.ingress_ifindex = m.vlan_proto, m.priority, m.ingress_ifindex
+        f.ifindex, f.tc_index, f.hash, f.tc_classid = m.ifindex, m.tc_index, m.hash, m.tc_classid
+        f.napi_id, f.wire_len, f.gso_segs, f.gso_size = m.napi_id, m.wire_len, m.gso_segs, m.gso_size
+        f.tstamp, f.tstamp_type, f.hwtstamp = m.tstamp, m.tstamp_type, m.hwtstamp
+        f.cb_bytes = PyBytes_FromStringAndSize(<char*>m.cb, 20)
         return f
 
     @property
@@ -1203,6 +1964,8 @@ cdef void _init_access_tables():
     cdef object op
     memset(_ACCESS_KIND, 0, sizeof(_ACCESS_KIND))
     memset(_ACCESS_BASE_IS_SRC, 0, sizeof(_ACCESS_BASE_IS_SRC))
+    for op_id in _isa.CTX_LOAD_OPS.values():
+        _ACCESS_KIND[op_id], _ACCESS_BASE_IS_SRC[op_id] = 1, 1
     for op in _isa.OPS:
         if op.form is _isa.F_LDX:
             _ACCESS_KIND[op.id], _ACCESS_BASE_IS_SRC[op.id] = 1, 1
@@ -1252,6 +2015,22 @@ cdef object _pins():
 # in the kernel where the test asks for that.
 _run_hook = None
 
+# pyebpf.jit sets itself here when imported: on_program(program, jit) ends Program(),
+# and tier(program) starts the _jit_after-th run of a program through run() (0: never).
+_jit = None
+cdef uint64_t _jit_after = 0
+
+
+def _set_jit_after(uint64_t runs):
+    global _jit_after
+    _jit_after = runs
+
+
+def _jit_module():
+    if _jit is None:
+        from . import jit      # installs itself
+    return _jit
+
 #: bpf_ktime_get_ns's default clock (docs/clock.md): one for the process, as the kernel's
 #: CLOCK_MONOTONIC is one for the machine.  It reads KTIME_START (an hour after boot) in
 #: the first run that sets no ``ktime``, and each such run starts KTIME_RUN_GAP ns after
@@ -1259,6 +2038,7 @@ _run_hook = None
 KTIME_START = 3_600_000_000_000
 KTIME_RUN_GAP = 1_000
 cdef uint64_t _ktime_clock = KTIME_START
+cdef uint64_t _KTIME_RUN_GAP = KTIME_RUN_GAP
 
 
 cdef _require_frame(object data, object prog_type):
@@ -1273,6 +2053,62 @@ cdef _require_frame(object data, object prog_type):
         raise PacketError(f"run(): a {kind} program takes an Ethernet frame, but this scapy "
                          f"packet starts with {type(data).__name__}, whose bytes would be read "
                          f"as MAC addresses: give Ether() / packet, or the frame's bytes")
+
+
+cdef enum:
+    # A run of a program with no loop, no bpf-to-bpf or tail call and no callback runs
+    # each instruction at most once: at about 2 ns an instruction, 4,096 of them hold
+    # the GIL for under 10 us, far below the interpreter's 5 ms switch interval, while
+    # releasing and taking it back costs 20-50 ns a run uncontended (and up to a switch
+    # interval when another thread holds it then).
+    SHORT_RUN_SLOTS = 4096
+
+cdef uint64_t _TAIL_CALL = _isa.BPF_FUNC.BPF_FUNC_tail_call
+
+cdef bint _runs_short(const Insn* code, uint32_t n) noexcept nogil:
+    """Whether every run of ``code`` is short enough to keep the GIL (SHORT_RUN_SLOTS)."""
+    cdef uint32_t pc
+    cdef const Insn* c
+    if n > SHORT_RUN_SLOTS:
+        return False
+    for pc in range(n):
+        c = &code[pc]
+        if c.op == OP_CALL_LOCAL or c.op == OP_CALLX or c.op == OP_MAY_GOTO:
+            return False
+        if c.op == OP_CALL and c.imm == _TAIL_CALL:
+            return False
+        if c.op == OP_CALL_KFUNC:
+            return False             # kfuncs may take callbacks (bpf_rbtree_add, ...)
+        if c.op >= OP_JA and c.op < OP_CALL and c.off <= <int32_t>pc:
+            return False             # a jump backwards: a loop
+        if c.op == OP_LDDW and c.src == BPF_PSEUDO_FUNC:
+            return False             # a callback's address: bpf_loop and its kind iterate
+    return True
+
+
+cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
+
+
+cdef bytes _frame_bytes(object data, object prog_type):
+    """The frame run() was given, as bytes an skb can hold."""
+    cdef bytes raw
+    if type(data) is bytes:
+        raw = <bytes>data
+    else:
+        _require_frame(data, prog_type)
+        raw = b"" if data is None else bytes(data)
+    _check_frame_len(len(raw), "")
+    return raw
+
+
+cdef int _check_frame_len(Py_ssize_t n, str where) except -1:
+    if n < ETH_HLEN:
+        raise ValueError(f"{where}a {n}-byte packet is shorter than an Ethernet header "
+                         "(14 bytes)")
+    if n > 0xffff:
+        raise ValueError(f"{where}a {n}-byte packet is longer than an skb can hold "
+                         "(65535 bytes)")
+    return 0
 
 
 @cython.final
@@ -1301,11 +2137,16 @@ cdef class Program:
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
+    ``jit``: True compiles the program to native code now (pyebpf.jit, which needs
+    ``pip install 'pyebpf[jit]'``), False keeps it in the interpreter, None (the
+    default) leaves it to the process's policy (docs/jit.md).  Results are the same.
+
     ``classic`` (set by :meth:`from_cbpf`) holds the classic instructions ``insns`` was
     converted from; such code gets only the structural checks, as the kernel runs no
     verifier on a converted classic filter (``bpf_migrate_filter``).
     """
     cdef Insn* _code
+    cdef uint32_t* _blocks
     cdef uint32_t _n
     cdef readonly bytes insns
     cdef readonly object prog_type
@@ -1328,28 +2169,46 @@ cdef class Program:
     cdef readonly int fd
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
+    cdef object _jit_keep    # what keeps _pc.jit's code alive
+    cdef bint _jit_done      # compiled, queued, or jit=False: no more tiering
     cdef object __weakref__
+    cdef int _profile_id
+    cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
+    # the skb of runs without fields: a template made once, and a work skb whose buffers
+    # every run reuses (one run at a time: a concurrent or nested run makes its own)
+    cdef Skb _tmpl
+    cdef bint _tmpl_ready
+    cdef Skb _work
+    cdef bint _work_busy
 
     def __cinit__(self):
         self._code = NULL
+        self._blocks = NULL
+        memset(&self._tmpl, 0, sizeof(Skb))
+        memset(&self._work, 0, sizeof(Skb))
 
     def __dealloc__(self):
         free(self._code)
+        free(self._blocks)
+        self._work.devices = NULL        # a template's, never the work skb's own
+        skb_free(&self._work)
+        skb_free(&self._tmpl)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False):
+                 unpriv=False, jit=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
-        profile_id(profile)
+        self._profile_id = profile_id(profile)
         self.profile = profile
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
+        kinds = {}
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
-                                  line_info=line_info, unpriv=unpriv)
+                                  line_info=line_info, unpriv=unpriv, pointer_kinds=kinds)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -1366,6 +2225,7 @@ cdef class Program:
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile)
+            self._specialise_ctx_loads(kinds)
             from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
@@ -1382,7 +2242,13 @@ cdef class Program:
         self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
         self._pc.owner = <void*>self
         self._pc.n = self._n
+        self._pc.blocks = self._blocks
         self._pc.cov = NULL
+        self._hold_gil = _runs_short(self._code, self._n)
+        self._pc.jit, self._pc.runs = NULL, 0
+        self._jit_done = jit is False
+        if jit is not False:
+            _jit_module().on_program(self, jit)
         if _cov_on:
             self._attach_coverage(_cov_sink(self))
         self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
@@ -1391,6 +2257,22 @@ cdef class Program:
         self.fd = _next_handle
         _next_handle += 1
         _PROG_HANDLES[self.fd] = self
+
+    def _jit_install(self, uintptr_t entry, keep):
+        """pyebpf.jit: plain runs start in the native code at ``entry`` (``void f(Vm*)``,
+        alive while ``keep`` is) from now on."""
+        self._jit_keep = keep
+        self._jit_done = True
+        self._pc.jit = <void*>entry
+
+    def _jit_code(self):
+        """pyebpf.jit: the decoded instructions, the sentinel slot included."""
+        return PyBytes_FromStringAndSize(<char*>self._code, (self._n + 1) * sizeof(Insn))
+
+    @property
+    def jitted(self):
+        """Whether plain runs (no trace, no coverage) start in pyebpf.jit's native code."""
+        return self._pc.jit != NULL
 
     cdef _attach_coverage(self, buf):
         cdef uint64_t[::1] counters
@@ -1450,6 +2332,11 @@ cdef class Program:
     def __len__(self):
         return self._n
 
+    def _decoded_ops(self):
+        """The internal op id the interpreter runs at each slot (``isa`` ids, lddw second
+        slots ``OP_LDDW_TAIL``, specialised context loads ``isa.CTX_LOAD_OPS``)."""
+        return [self._code[k].op for k in range(self._n)]
+
     def __repr__(self):
         kind = self.prog_type.name if self.prog_type is not None else "raw"
         return f"<pyebpf.Program {kind}, {self._n} slots>"
@@ -1463,6 +2350,11 @@ cdef class Program:
             raise MemoryError()
         memset(self._code, 0, (n + 1) * sizeof(Insn))  # the slot past the end is OP_INVALID
         self._n = n
+        self._blocks = <uint32_t*>malloc((n + 1) * sizeof(uint32_t))
+        if self._blocks == NULL:
+            raise MemoryError()
+        for pc, length in enumerate(_isa.block_lengths(ops)):
+            self._blocks[pc] = length
         for pc in range(n):
             op = ops[pc]
             c = &self._code[pc]
@@ -1486,6 +2378,29 @@ cdef class Program:
                 c.imm = self._kfunc_id(pc, insn.imm)
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
+
+    cdef _specialise_ctx_loads(self, dict kinds):
+        """Loads the verifier proved to read the context (``kinds``: its pointer kind
+        per instruction; empty for an unverified program, which keeps the checked path)
+        become direct reads of their field; full-width ``data`` and ``data_end`` loads,
+        of the packet pointers (the kernel's convert_ctx_access)."""
+        cdef Insn* c
+        cdef uint32_t off
+        cdef uint8_t field, width
+        for pc, kind in kinds.items():
+            c = &self._code[<uint32_t>pc]
+            if kind != _PTR_TO_CTX or not (c.op == OP_LDX8 or c.op == OP_LDX16 or
+                                           c.op == OP_LDX32 or c.op == OP_LDX64):
+                continue
+            off = <uint32_t>c.off
+            field, width = self._ctx.field[off], self._ctx.width[off]
+            if field == F_DATA and c.size == width:
+                c.op = OP_LDX_CTX_DATA
+            elif field == F_DATA_END and c.size == width:
+                c.op = OP_LDX_CTX_DATA_END
+            else:
+                c.op = OP_LDX_CTX
+                c.imm = field | <uint64_t>width << 8
 
     cdef uint64_t _kfunc_id(self, uint32_t pc, int32_t kid) except? 0:
         if not 0 < kid < N_KFUNC_IDS:
@@ -1599,7 +2514,9 @@ cdef class Program:
         faults, runs past its budget or calls a helper that is not available.
         """
         cdef Vm vm
-        cdef Skb skb
+        cdef Skb tmpl
+        cdef Skb spare
+        cdef Skb* skb = NULL
         cdef bytes mem = b""
         cdef bytes src
         cdef Py_ssize_t size = 0
@@ -1607,6 +2524,7 @@ cdef class Program:
         cdef Result res
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
+        cdef bint tmpl_made = False
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -1619,17 +2537,25 @@ cdef class Program:
             if txn is not None:
                 with txn:
                     return self.run(data, budget=budget, trace=trace, **fields)
-        vm_begin(&vm, limit, self.tail_call_limit, self.profile == "4.6")
-        skb.head, skb.clones, skb.clone_buf, skb.printk = NULL, NULL, NULL, NULL
-        skb.devices = NULL
-
+        if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
+            self._jit_done = True
+            _jit.tier(self)
+        vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         try:
             if typed:
-                _require_frame(data, self.prog_type)
-                skb_init(&skb, data, fields, self.prog_type, _PROFILES[self.profile])
-                if "ktime" not in fields:   # set here, not as a field: skb_init's fast path
+                src = _frame_bytes(data, self.prog_type)
+                if fields:
+                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
+                    tmpl_made = True
+                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                skb = self._take_skb(&spare)
+                if not skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
+                                      <const uint8_t*>PyBytes_AS_STRING(src), len(src),
+                                      skb_keep_bits(fields)):
+                    raise MemoryError()
+                if not fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
-                vm_attach_skb(&vm, &skb, self._is_tc)
+                vm_attach_skb(&vm, skb, self._is_tc)
             else:
                 if fields:
                     raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
@@ -1642,7 +2568,7 @@ cdef class Program:
                     mem = PyBytes_FromStringAndSize(NULL, size)
                     memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
                 vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
-            if trace or self._pc.py_helpers:
+            if trace or self._pc.py_helpers or self._hold_gil:
                 vm_run(&vm, &self._pc, trace)
             else:
                 with nogil:
@@ -1651,64 +2577,127 @@ cdef class Program:
                 raise vm_fault(&vm, limit)
             res = Result.__new__(Result)
             res.insn_count = limit - <uint64_t>vm.budget_left
-            res.clones = _NO_CLONES
+            res._r0 = vm.reg[0]
             if typed:
-                self._skb_result(res, &skb, vm.reg[0])
+                self._skb_result(res, skb)
                 res._input = data
             else:
-                res.retval = vm.reg[0]
-                res.data = mem
+                res._data = mem
             if trace:
                 res.trace = self._make_trace(&vm)
             return res
         finally:
             vm_end(&vm)
-            if typed:
+            if skb != NULL:
                 if own_clock:
                     # time passed while the program read the clock (ktime_step per call)
-                    _ktime_clock = max(skb.ktime, _ktime_clock) + KTIME_RUN_GAP
-                skb_free(&skb)
+                    _ktime_clock = ((skb.ktime if skb.ktime > _ktime_clock else _ktime_clock)
+                                    + _KTIME_RUN_GAP)
+                self._give_skb(skb)
+            if tmpl_made:
+                skb_free(&tmpl)
 
-    cdef _skb_result(self, Result res, Skb* skb, uint64_t r0):
+    cdef const Skb* _template(self) except NULL:
+        """The skb template of runs without fields, made at the first."""
+        if not self._tmpl_ready:
+            skb_init(&self._tmpl, _ETH_ZERO, None, self.prog_type, self._profile_id)
+            self._tmpl_ready = True
+        return &self._tmpl
+
+    cdef Skb* _take_skb(self, Skb* spare):
+        """The work skb, or ``spare`` (zeroed) while another run holds it."""
+        if not self._work_busy:
+            self._work_busy = True
+            return &self._work
+        memset(spare, 0, sizeof(Skb))
+        return spare
+
+    cdef void _give_skb(self, Skb* skb) noexcept:
+        skb.devices = NULL        # the template's: skb_load_frame lends it
+        if skb == &self._work:
+            self._work_busy = False
+        else:
+            skb_free(skb)
+
+    cdef _skb_result(self, Result res, Skb* skb):
         cdef bytes out
-        cdef uint32_t keep
         cdef size_t k
-        res._has_skb = True
-        res._is_tc = self._is_tc
+        res._kind = KIND_TC if self._is_tc else KIND_SF
         res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
         if skb.csum_checked:
-            res.csum_ok = csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
+            res._csum = (CSUM_GOOD if csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
+                         else CSUM_BAD)
         if self._is_tc:
-            res.retval = <int32_t>r0
-            if skb_wire_len(skb) == skb.len:
-                res.data = res.data_out
-            else:
+            if skb_wire_len(skb) != skb.len:
                 out = PyBytes_FromStringAndSize(NULL, skb_wire_len(skb))
                 skb_wire_bytes(skb, <uint8_t*>PyBytes_AS_STRING(out))
-                res.data = out
-            if skb.redirect_set and <int32_t>r0 == _isa.TC_ACT_REDIRECT:
-                res.redirect = (skb.redirect_ifindex, bool(skb.redirect_flags & _isa.BPF_F_INGRESS))
-        else:
-            res.retval = <uint32_t>r0
-            keep = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
-            res.data = res.data_out if keep == skb.len else res.data_out[:keep]
+                res._data = out
+            if skb.redirect_set and <int32_t>res._r0 == TC_ACT_REDIRECT:
+                res._redirect = 2 if skb.redirect_flags & BPF_F_INGRESS else 1
+                res._redirect_ifindex = skb.redirect_ifindex
         if skb.nclones:
-            res.clones = tuple(
-                (skb.clones[k].ifindex, bool(skb.clones[k].flags & _isa.BPF_F_INGRESS),
+            res._clones = tuple(
+                (skb.clones[k].ifindex, bool(skb.clones[k].flags & BPF_F_INGRESS),
                  PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
                                            skb.clones[k].length))
                 for k in range(skb.nclones))
-        res.trace_output = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
-                            .decode("utf-8", "backslashreplace").split("\n")
-                            if skb.printk_len else [])
-        memcpy(&res._skb, skb, sizeof(Skb))
-        # the copy keeps metadata only; the buffers are freed with the run
-        res._skb.head = NULL
-        res._skb.clones = NULL
-        res._skb.clone_buf = NULL
-        res._skb.printk = NULL
-        res._skb.devices = NULL
-        res._skb.net = NULL
+        if skb.printk_len:
+            res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
+        if skb.tun.present:
+            res._tunnel = _tunnel_dict(&skb.tun)
+        res._network_start = skb.data != skb.mac_header
+        _skb_meta(&res._meta, skb)
+
+    def run_many(self, frames, *, offsets=None, budget=None, bint output=False, **fields):
+        """Run once per frame, in C, and return a :class:`Batch`: what a loop of
+        :meth:`run` over the frames gives (the same maps, clock and fields), compactly.
+
+        ``frames``: a sequence of frames (bytes, bytearray, scapy packets: as
+        :meth:`run` takes them); or one buffer holding them all, with ``offsets`` the
+        ``len(frames) + 1`` boundaries (frame ``k`` is ``frames[offsets[k]:offsets[k + 1]]``);
+        or a capture of Ethernet frames, as :func:`pyebpf.pcap.pcapio.read` returns it
+        or a :class:`pyebpf.pcap.pcapio.Source` reading it a chunk at a time.  ``fields``
+        and ``budget`` apply to every run; ``output=True`` keeps each run's ``data``.
+
+        A run that faults does not stop the batch: its error is in ``faults``.  A frame
+        no skb can hold (shorter than 14 or longer than 65535 bytes) is a ValueError
+        naming its index, raised before anything runs.
+        """
+        if hasattr(frames, "chunks"):
+            return _merge_batches(self._run_chunks(frames, budget, output, fields))
+        if offsets is None and hasattr(frames, "frames") and hasattr(frames, "linktypes"):
+            _require_ethernet(frames.linktypes, self.prog_type)
+            frames = frames.frames
+        if self.env is not None and self.prog_type is not None and "env" not in fields:
+            fields["env"] = self.env
+        if _run_hook is not None:
+            return self._run_each(frames, offsets, budget, output, fields)
+        if _pin_hook is not None:
+            txn = _pin_hook(self)
+            if txn is not None:
+                with txn:
+                    return _batch_run(self, frames, offsets, budget, output, fields)
+        return _batch_run(self, frames, offsets, budget, output, fields)
+
+    def _run_chunks(self, source, budget, output, fields):
+        for chunk, scanner, first in source.chunks():
+            _require_ethernet([scanner.iface_linktype(k) for k in range(scanner.interfaces)]
+                              if scanner.pcapng else [scanner.linktype], self.prog_type)
+            yield self.run_many(scanner.packets(chunk)[0], budget=budget, output=output,
+                                **fields)
+
+    def _run_each(self, frames, offsets, budget, output, fields):
+        """run_many as a loop of run(): while a hook (the pytest plugin) watches runs."""
+        cdef Batch batch = _new_batch(self, _frame_list(frames, offsets), output)
+        for k, frame in enumerate(batch._frames):
+            try:
+                res = self.run(frame, budget=budget, **fields)
+            except ExecutionError as exc:
+                batch.faults.append((k, exc))
+                continue
+            batch._set(k, res.retval, res.insn_count, res.data)
+        batch._frames = None
+        return batch
 
     cdef _regions(self, Vm* vm):
         return [(self._region_name(vm.regions[k].name), vm.regions[k].start, vm.regions[k].end,
@@ -1717,6 +2706,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name >= REGION_SOCKETS:
+            return ("sockets", "the packet's socket")[name - REGION_SOCKETS]
         if name >= REGION_INNER_MAP:
             return ("inner map", "ring buffer record", "map key")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]
@@ -1781,6 +2772,280 @@ cdef class Program:
             name, offset = _locate(regions, a.addr, top)
             accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
         return Trace(steps, accesses, self._insn_text, self.source)
+
+
+# --- run_many: a batch of runs in one C loop ------------------------------------------
+
+@cython.final
+cdef class Batch:
+    """What :meth:`Program.run_many` left, one entry per frame, in frame order.
+
+    ``retval``: an ``array.array`` of r0 as :attr:`Result.retval` reads it (typecode
+    ``'i'``, signed 32-bit, for tc programs; ``'I'`` for socket filters; ``'Q'`` in the
+    raw mode); ``insn_count`` (``'Q'``): instructions executed (up to the fault, for a
+    run that faulted); ``length`` (``'I'``): ``len(Result.data)``; ``data``: with
+    ``output=True`` each run's :attr:`Result.data` (None where the run faulted), else
+    None; ``faults``: ``(index, error)`` for each run that raised an
+    :class:`~pyebpf.errors.ExecutionError` (its retval and length are 0).
+    """
+    cdef readonly object retval, insn_count, length
+    cdef readonly list data, faults
+    cdef object _frames         # the frames, while run_many's loop of run() goes
+
+    def __len__(self):
+        return len(self.insn_count)
+
+    def __repr__(self):
+        return f"<pyebpf.Batch of {len(self)} runs, {len(self.faults)} faulted>"
+
+    def _set(self, Py_ssize_t k, retval, insn_count, data):
+        self.retval[k], self.insn_count[k], self.length[k] = retval, insn_count, len(data)
+        if self.data is not None:
+            self.data[k] = data
+
+
+cdef Batch _new_batch(Program prog, frames, bint output):
+    cdef Batch b = Batch.__new__(Batch)
+    cdef Py_ssize_t n = len(frames)
+    code = "Q" if prog.prog_type is None else "i" if prog._is_tc else "I"
+    b.retval = _array.array(code, bytes(n * (8 if code == "Q" else 4)))
+    b.insn_count = _array.array("Q", bytes(n * 8))
+    b.length = _array.array("I", bytes(n * 4))
+    b.data = [None] * n if output else None
+    b.faults = []
+    b._frames = frames
+    return b
+
+
+def _merge_batches(batches):
+    """One Batch of run_many's batches, one per chunk of a capture, in order."""
+    cdef Batch out = None
+    cdef Batch b
+    cdef Py_ssize_t base
+    for b in batches:
+        if out is None:
+            out = b
+            continue
+        base = len(out)
+        out.retval.extend(b.retval)
+        out.insn_count.extend(b.insn_count)
+        out.length.extend(b.length)
+        if out.data is not None:
+            out.data.extend(b.data)
+        out.faults.extend((base + k, err) for k, err in b.faults)
+    if out is None:
+        raise ValueError("run_many(): the capture holds no packet")
+    return out
+
+
+def _require_ethernet(linktypes, prog_type):
+    if prog_type is not None and any(lt != 1 for lt in linktypes):
+        raise ValueError(f"run_many(): the capture has linktype "
+                         f"{next(lt for lt in linktypes if lt != 1)}; skb programs take "
+                         "Ethernet frames (tcsim replays other linktypes)")
+
+
+def _frame_list(frames, offsets):
+    """The frames of run_many's input as a list."""
+    if offsets is None:
+        return list(frames)
+    view = memoryview(frames).cast("B")
+    offs = list(offsets)
+    return [bytes(view[offs[k]:offs[k + 1]]) for k in range(len(offs) - 1)]
+
+
+ctypedef struct BatchRun:
+    Vm* vm
+    ProgCore* prog
+    Skb* skb
+    const Skb* tmpl
+    uint32_t keep
+    uint64_t budget
+    uint32_t tail_call_limit
+    bint v46
+    bint packet_region
+    bint own_clock
+    uint8_t kind
+    uint8_t* mem                 # raw mode: the memory a run gets, a copy of its frame
+    const uint8_t** frames
+    uint32_t* lens
+    void* retval
+    uint64_t* insn_count
+    uint32_t* length
+    int status                   # STATUS_EXIT, a run's fault, or -1: out of memory
+
+
+cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept nogil:
+    """Run frames ``k`` to ``end``; returns ``end``, or the index of a frame whose run
+    faulted (``c.status``; its Vm left for vm_fault, not yet ended)."""
+    cdef Vm* vm = c.vm
+    cdef Skb* skb = c.skb
+    cdef uint64_t r0
+    cdef uint32_t n
+    global _ktime_clock
+    while k < end:
+        n = c.lens[k]
+        vm_begin(vm, c.budget, c.tail_call_limit, c.v46)
+        if c.kind == KIND_RAW:
+            memcpy(c.mem, c.frames[k], n)
+            vm_attach_memory(vm, c.mem, n)
+        else:
+            if not skb_load_frame(skb, c.tmpl, c.frames[k], n, c.keep):
+                c.status = -1
+                return k
+            if c.own_clock:
+                skb.ktime = _ktime_clock
+            vm_attach_skb(vm, skb, c.packet_region)
+        c.status = vm_run(vm, c.prog, False)
+        if c.own_clock:
+            _ktime_clock = (skb.ktime if skb.ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
+        c.insn_count[k] = c.budget - <uint64_t>vm.budget_left
+        if c.status != STATUS_EXIT:
+            return k
+        r0 = vm.reg[0]
+        if c.kind == KIND_TC:
+            (<int32_t*>c.retval)[k] = <int32_t>r0
+            c.length[k] = <uint32_t>skb_wire_len(skb)
+        elif c.kind == KIND_SF:
+            (<uint32_t*>c.retval)[k] = <uint32_t>r0
+            c.length[k] = skb.len if <uint32_t>r0 > skb.len else <uint32_t>r0
+        else:
+            (<uint64_t*>c.retval)[k] = r0
+            c.length[k] = n
+        vm_end(vm)
+        k += 1
+    return end
+
+
+cdef bytes _batch_data(BatchRun* c, Py_ssize_t k):
+    """Result.data of run ``k``, which just ended."""
+    cdef bytes out
+    if c.kind == KIND_RAW:
+        return PyBytes_FromStringAndSize(<char*>c.mem, c.lens[k])
+    if c.kind == KIND_TC and skb_wire_len(c.skb) != c.skb.len:
+        out = PyBytes_FromStringAndSize(NULL, skb_wire_len(c.skb))
+        skb_wire_bytes(c.skb, <uint8_t*>PyBytes_AS_STRING(out))
+        return out
+    return PyBytes_FromStringAndSize(<char*>skb_data(c.skb), c.length[k])
+
+
+cdef enum:
+    BATCH_CHUNK = 4096           # runs between checks for signals (Ctrl-C)
+
+
+cdef object _batch_run(Program prog, object frames, object offsets, object budget,
+                       bint output, dict fields):
+    cdef BatchRun c
+    cdef Vm vm
+    cdef Skb tmpl
+    cdef Skb spare
+    cdef bint tmpl_made = False
+    cdef bint typed = prog.prog_type is not None
+    cdef Py_ssize_t n, k, end, checked
+    cdef uint64_t limit = prog.budget if budget is None else budget
+    cdef uint32_t most = 0
+    cdef const uint8_t[::1] buf
+    cdef const uint64_t[::1] offs
+    cdef Batch batch
+    cdef list held = []          # the frames converted to bytes, alive while they run
+    if not typed and fields:
+        raise TypeError(f"run_many() got packet fields ({', '.join(fields)}) but this "
+                        "program has no skb context (prog_type=None)")
+    memset(&c, 0, sizeof(BatchRun))
+    if offsets is not None:
+        buf = memoryview(frames).cast("B")
+        offs = offsets if isinstance(offsets, _array.array) and offsets.typecode == "Q" \
+            else _array.array("Q", offsets)
+        n = offs.shape[0] - 1
+        if n < 0:
+            raise ValueError("run_many(): offsets holds the frames' boundaries: "
+                             "len(frames) + 1 numbers")
+    else:
+        n = len(frames)
+    batch = _new_batch(prog, range(n), output)
+    batch._frames = None
+    if n == 0:
+        return batch
+    c.frames = <const uint8_t**>malloc(n * sizeof(uint8_t*))
+    c.lens = <uint32_t*>malloc(n * sizeof(uint32_t))
+    try:
+        if c.frames == NULL or c.lens == NULL:
+            raise MemoryError()
+        for k in range(n):
+            if offsets is not None:
+                if offs[k] > offs[k + 1] or offs[k + 1] > <uint64_t>buf.shape[0]:
+                    raise ValueError(f"run_many(): frame {k} spans bytes {offs[k]} to "
+                                     f"{offs[k + 1]} of a {buf.shape[0]}-byte buffer")
+                if offs[k + 1] - offs[k] > 0xffffffff:
+                    raise ValueError(f"run_many(): frame {k}: longer than 4 GiB")
+                c.frames[k] = &buf[0] + offs[k] if buf.shape[0] else NULL
+                c.lens[k] = <uint32_t>(offs[k + 1] - offs[k])
+            else:
+                f = frames[k]
+                if type(f) is not bytes:
+                    if typed:
+                        _require_frame(f, prog.prog_type)
+                    f = bytes(f)
+                    held.append(f)
+                if len(<bytes>f) > 0xffffffff:
+                    raise ValueError(f"run_many(): frame {k}: longer than 4 GiB")
+                c.frames[k] = <const uint8_t*>PyBytes_AS_STRING(f)
+                c.lens[k] = <uint32_t>len(<bytes>f)
+            if typed and (c.lens[k] < ETH_HLEN or c.lens[k] > 0xffff):
+                _check_frame_len(c.lens[k], f"run_many(): frame {k}: ")
+            most = max(most, c.lens[k])
+        if typed:
+            if fields:
+                memset(&tmpl, 0, sizeof(Skb))        # freed even if a field is refused
+                tmpl_made = True
+                skb_init(&tmpl, _ETH_ZERO, fields, prog.prog_type, prog._profile_id)
+            c.tmpl = &tmpl if tmpl_made else prog._template()
+            c.keep = skb_keep_bits(fields)
+            c.own_clock = not fields or "ktime" not in fields
+            c.kind = KIND_TC if prog._is_tc else KIND_SF
+            c.packet_region = prog._is_tc
+            c.skb = prog._take_skb(&spare)
+        else:
+            c.kind = KIND_RAW
+            c.mem = <uint8_t*>malloc(max(most, 1))
+            if c.mem == NULL:
+                raise MemoryError()
+        c.vm, c.prog, c.budget = &vm, &prog._pc, limit
+        c.tail_call_limit, c.v46 = prog.tail_call_limit, prog._profile_id == PROFILE_V46
+        c.retval = <void*>(<uintptr_t>batch.retval.buffer_info()[0])
+        c.insn_count = <uint64_t*>(<uintptr_t>batch.insn_count.buffer_info()[0])
+        c.length = <uint32_t*>(<uintptr_t>batch.length.buffer_info()[0])
+        k = checked = 0
+        while k < n:
+            # one run at a time where Python takes each one's output or helpers need it
+            end = k + 1 if output or prog._pc.py_helpers else min(n, k + BATCH_CHUNK)
+            if prog._pc.py_helpers or prog._hold_gil:
+                k = _batch_loop(&c, k, end)
+            else:
+                with nogil:
+                    k = _batch_loop(&c, k, end)
+            if c.status == -1:
+                raise MemoryError()
+            if c.status != STATUS_EXIT:
+                try:
+                    batch.faults.append((k, vm_fault(&vm, limit)))
+                finally:
+                    vm_end(&vm)
+                k += 1
+            elif output:
+                batch.data[k - 1] = _batch_data(&c, k - 1)
+            if k - checked >= BATCH_CHUNK:
+                PyErr_CheckSignals()
+                checked = k
+        return batch
+    finally:
+        free(c.frames)
+        free(c.lens)
+        free(c.mem)
+        if c.skb != NULL:
+            prog._give_skb(c.skb)
+        if tmpl_made:
+            skb_free(&tmpl)
 
 
 def _locate(regions, addr, stack_top):

@@ -28,12 +28,7 @@ cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_
     memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
     vm.reg[1], vm.reg[2], vm.reg[3], vm.reg[4], vm.reg[5] = a1, a2, a3, a4, 0
     vm.pc = <uint32_t>target
-    if vm.run_mode == 2:
-        _interp(vm, <_Trace*>NULL)
-    elif vm.run_mode == 1:
-        _interp(vm, <_Cov*>NULL)
-    else:
-        _interp(vm, <_NoTrace*>NULL)
+    vm_interp(vm)
     if vm.status != STATUS_CALLBACK_DONE:
         return False
     vm.status = STATUS_RUNNING

@@ -1,12 +1,14 @@
-"""The modelled network around a packet: the devices of its network namespace, the
-namespace's cookie, the cgroup hierarchy, and the socket the packet belongs to.
+"""The modelled network around a packet: the devices of its network namespace and their
+addresses, its routes and neighbours, the sockets open in it, the namespace's cookie,
+the cgroup hierarchy, and the socket the packet belongs to.
 
 One :class:`Environment` is given to ``Program.run(..., env=)``, ``pyebpf.load(...,
 env=)`` (every run of the object's programs) and ``tcsim --env net.toml``; the helpers
 that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_socket_cookie``, ``bpf_get_socket_uid``, ``bpf_skb_cgroup_id``,
 ``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_cgroup_classid``, ``bpf_get_current_cgroup_id``,
-``bpf_get_current_ancestor_cgroup_id``; ``bpf_clone_redirect`` finds
+``bpf_get_current_ancestor_cgroup_id``, ``bpf_fib_lookup``, ``bpf_sk_lookup_tcp``,
+``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``; ``bpf_clone_redirect`` finds
 its target among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a
 fresh network namespace: loopback only (ifindex 1, MTU 65536, down), the packet owned
 by a socket of uid 0 in the root cgroup.  An Environment is immutable.  The TOML form
@@ -14,6 +16,7 @@ is described in docs/environment.md.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -44,22 +47,133 @@ def mac_bytes(value) -> bytes:
     return bytes(raw)
 
 
+def _interface(text, where):
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        raise EnvironmentSpecError(f"{where}: expected an address with its prefix length "
+                                   f"(10.0.0.1/24, fd00::1/64), got {text!r}") from None
+
+
+def _address(text, where):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise EnvironmentSpecError(f"{where}: expected an IPv4 or IPv6 address, "
+                                   f"got {text!r}") from None
+
+
+def _network(text, where):
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        raise EnvironmentSpecError(f"{where}: expected a prefix with no host bits "
+                                   f"(10.1.0.0/16, ::/0), got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class Device:
     """A network device: ``ifindex``, ``name``, ``mtu``, ``mac`` (six bytes or
-    ``"aa:bb:..."``) and whether it is ``up``.  Its hardware header is Ethernet's 14
-    bytes (loopback's too)."""
+    ``"aa:bb:..."``), whether it is ``up``, its ``addresses`` (``"10.0.0.1/24"``,
+    ``"fd00::1/64"``: each gives the kernel's local and connected routes) and whether
+    it ``forwards`` (``net.ipv4.conf.DEV.forwarding`` and its IPv6 twin, off in a fresh
+    namespace).  Its hardware header is Ethernet's 14 bytes (loopback's too)."""
     ifindex: int
     name: str
     mtu: int = 1500
     mac: bytes = bytes(6)
     up: bool = True
+    addresses: tuple = ()
+    forwarding: bool = False
 
     def __post_init__(self):
         try:
             object.__setattr__(self, "mac", mac_bytes(self.mac))
         except EnvironmentSpecError as exc:
             raise EnvironmentSpecError(f"device {self.name!r}: {exc}") from None
+        object.__setattr__(self, "addresses", tuple(self.addresses))
+
+
+#: Route types (``ip route add TYPE ...``) and the kernel's RTN_* numbers.
+ROUTE_TYPES = {"unicast": 1, "local": 2, "broadcast": 3, "blackhole": 6,
+               "unreachable": 7, "prohibit": 8, "throw": 9}
+RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route: ``dst`` a prefix (``"10.1.0.0/16"``, ``"0.0.0.0/0"``, ``"fd00:1::/64"``),
+    ``dev`` the name of its device (unicast routes), ``via`` its gateway, ``metric``
+    (``None``: the kernel's default, 0 for IPv4 and 1024 for IPv6), ``table`` (254 is
+    main), ``type`` (a key of :data:`ROUTE_TYPES`), ``src`` its preferred source
+    address and ``mtu`` a locked MTU (``mtu lock N``; 0 for none)."""
+    dst: str
+    dev: str | None = None
+    via: str | None = None
+    metric: int | None = None
+    table: int = RT_TABLE_MAIN
+    type: str = "unicast"
+    src: str | None = None
+    mtu: int = 0
+
+
+#: Neighbour states (``ip neigh ... nud STATE``); the first six are NUD_VALID.
+NUD_STATES = ("permanent", "noarp", "reachable", "stale", "delay", "probe",
+              "incomplete", "failed")
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A neighbour table entry: ``addr`` on device ``dev`` (a name) has link-layer
+    address ``lladdr``, in ``state`` (one of :data:`NUD_STATES`)."""
+    dev: str
+    addr: str
+    lladdr: bytes = bytes(6)
+    state: str = "permanent"
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "lladdr", mac_bytes(self.lladdr))
+        except EnvironmentSpecError as exc:
+            raise EnvironmentSpecError(f"neighbour {self.addr!r}: {exc}") from None
+
+
+def endpoint(text: str, where: str):
+    """(address, port) from ``"10.0.0.1:80"`` or ``"[fd00::1]:80"``."""
+    host, sep, port = str(text).rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise EnvironmentSpecError(f"{where}: expected ADDRESS:PORT (10.0.0.1:80, "
+                                   f"[fd00::1]:80), got {text!r}")
+    return _address(host, where), int(port)
+
+
+@dataclass(frozen=True)
+class Socket:
+    """A socket open in the namespace: ``protocol`` "tcp" or "udp", its ``local``
+    endpoint (``"10.0.0.1:80"``, ``"0.0.0.0:53"``, ``"[::]:80"``), its ``remote`` one
+    for an established TCP or a connected UDP socket (None: a TCP listener or an
+    unconnected UDP socket), the device it is bound to (``dev``, SO_BINDTODEVICE),
+    ``v6only`` (an IPv6 socket that IPv4 lookups do not find), ``reuseport``, and what
+    ``struct bpf_sock`` shows of it: ``mark``, ``priority``."""
+    protocol: str
+    local: str
+    remote: str | None = None
+    dev: str | None = None
+    v6only: bool = False
+    reuseport: bool = False
+    mark: int = 0
+    priority: int = 0
+
+    @property
+    def state(self) -> str:
+        """"listen", "established" (TCP), "connected" or "unconnected" (UDP)."""
+        if self.protocol == "tcp":
+            return "established" if self.remote is not None else "listen"
+        return "connected" if self.remote is not None else "unconnected"
 
 
 @dataclass(frozen=True)
@@ -86,16 +200,65 @@ class Environment:
     namespace's (what ``bpf_get_netns_cookie`` reports without a socket);
     ``socket``: a :class:`PacketSocket`, or None for a packet without one (received
     traffic at tc ingress); ``task_cgroup``: the cgroup of the current task
-    (``bpf_get_current_cgroup_id``), a path of ``cgroups``."""
+    (``bpf_get_current_cgroup_id``), a path of ``cgroups``; ``routes``: :class:`Route`
+    values besides those the devices' addresses give (:meth:`fib`); ``neighbours``:
+    :class:`Neighbour` values; ``sockets``: the :class:`Socket` values open in the
+    namespace, which the socket lookups search."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1
     init_netns_cookie: int = 1
     socket: PacketSocket | None = field(default_factory=PacketSocket)
     task_cgroup: str = "/"
+    routes: tuple = ()
+    neighbours: tuple = ()
+    sockets: tuple = ()
 
     def __post_init__(self):
+        for key in ("devices", "routes", "neighbours", "sockets", "cgroups"):
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         check(self, "Environment")
+
+    def device_named(self, name: str) -> Device | None:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        return None
+
+    def fib(self) -> list[tuple]:
+        """Every route the kernel would hold: the declared ones and, for each address
+        of an up device, the local route (local table) and the connected route (main
+        table, IPv4 with the address as preferred source; IPv6 at metric 256) that
+        fib_add_ifaddr and addrconf add.  Each as (table, type, network, ifindex,
+        gateway or None, metric, preferred source or None, locked mtu)."""
+        out = []
+        for d in self.devices:
+            if not d.up:
+                continue
+            for text in d.addresses:
+                a = ipaddress.ip_interface(text)
+                host = ipaddress.ip_network(f"{a.ip}/{a.max_prefixlen}")
+                out.append((RT_TABLE_LOCAL, ROUTE_TYPES["local"], host, d.ifindex, None,
+                            0, a.ip, 0))
+                if a.version == 4:
+                    if a.network.prefixlen < 31:
+                        bcast = ipaddress.ip_network(f"{a.network.broadcast_address}/32")
+                        out.append((RT_TABLE_LOCAL, ROUTE_TYPES["broadcast"], bcast,
+                                    d.ifindex, None, 0, a.ip, 0))
+                    if a.network.prefixlen < 32:
+                        out.append((RT_TABLE_MAIN, ROUTE_TYPES["unicast"], a.network,
+                                    d.ifindex, None, 0, a.ip, 0))
+                elif a.network.prefixlen < 128:
+                    out.append((RT_TABLE_MAIN, ROUTE_TYPES["unicast"], a.network,
+                                d.ifindex, None, 256, None, 0))
+        for r in self.routes:
+            net = ipaddress.ip_network(r.dst)
+            dev = self.device_named(r.dev) if r.dev else None
+            metric = r.metric if r.metric is not None else (0 if net.version == 4 else 1024)
+            out.append((r.table, ROUTE_TYPES[r.type], net, dev.ifindex if dev else 0,
+                        ipaddress.ip_address(r.via) if r.via else None, metric,
+                        ipaddress.ip_address(r.src) if r.src else None, r.mtu))
+        return out
 
     def device(self, ifindex: int) -> Device | None:
         for d in self.devices:
@@ -126,16 +289,20 @@ class Environment:
     def from_dict(cls, data: dict, where: str = "environment") -> "Environment":
         """The same schema as the TOML file, as a dict."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
-                               "socket", "task_cgroup"}
+                               "socket", "task_cgroup", "routes", "neighbours", "sockets"}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
-                                       "socket, task_cgroup")
+                                       "socket, task_cgroup, routes, neighbours, sockets")
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
                                   for k, d in enumerate(_list(data["devices"],
                                                               f"{where}: devices")))
+        for key, make in (("routes", Route), ("neighbours", Neighbour), ("sockets", Socket)):
+            if key in data:
+                kw[key] = tuple(_entry(make, e, f"{where}: {key}[{k}]")
+                                for k, e in enumerate(_list(data[key], f"{where}: {key}")))
         if "cgroups" in data:
             groups = data["cgroups"]
             if not isinstance(groups, dict):
@@ -168,8 +335,22 @@ def _table(value, where, keys):
     return value
 
 
+def _entry(make, value, where):
+    keys = tuple(make.__dataclass_fields__)
+    d = _table(value, where, keys)
+    required = [k for k, f in make.__dataclass_fields__.items()
+                if f.default is f.default_factory and k not in d]
+    if required:
+        raise EnvironmentSpecError(f"{where}: {required[0]} is required")
+    try:
+        return make(**d)
+    except EnvironmentSpecError as exc:
+        raise EnvironmentSpecError(f"{where}: {exc}") from None
+
+
 def _device(value, where) -> Device:
-    d = _table(value, where, ("ifindex", "name", "mtu", "mac", "up"))
+    d = _table(value, where, ("ifindex", "name", "mtu", "mac", "up", "addresses",
+                              "forwarding"))
     for key in ("ifindex", "name"):
         if key not in d:
             raise EnvironmentSpecError(f"{where}: {key} is required")
@@ -238,6 +419,7 @@ def check(env: Environment, where: str) -> None:
                                        f"{MAX_CGROUP_LEVEL} levels")
     for key in ("netns_cookie", "init_netns_cookie"):
         _int(getattr(env, key), f"{where}: {key}", 1, (1 << 64) - 1)
+    _check_world(env, where)
     if env.task_cgroup not in ids:
         raise EnvironmentSpecError(f"{where}: task_cgroup: {env.task_cgroup!r} is not one of "
                                    f"the declared cgroups ({', '.join(ids)})")
@@ -251,3 +433,163 @@ def check(env: Environment, where: str) -> None:
         if s.cgroup not in ids:
             raise EnvironmentSpecError(f"{where}: socket.cgroup: {s.cgroup!r} is not one of "
                                        f"the declared cgroups ({', '.join(ids)})")
+
+
+def _check_world(env: Environment, where: str) -> None:
+    """Addresses, routes, neighbours and sockets: each names declared devices and
+    well-formed addresses (the one line names the entry and its key)."""
+    for k, d in enumerate(env.devices):
+        at = f"{where}: devices[{k}]"
+        if not isinstance(d.forwarding, bool):
+            raise EnvironmentSpecError(f"{at}.forwarding: expected true or false, "
+                                       f"got {d.forwarding!r}")
+        for j, a in enumerate(d.addresses):
+            _interface(a, f"{at}.addresses[{j}]")
+    tables = set()
+    for k, r in enumerate(env.routes):
+        at = f"{where}: routes[{k}]"
+        if not isinstance(r, Route):
+            raise EnvironmentSpecError(f"{at}: expected a Route, got {type(r).__name__}")
+        net = _network(r.dst, f"{at}.dst")
+        if r.type not in ROUTE_TYPES:
+            raise EnvironmentSpecError(f"{at}.type: expected one of "
+                                       f"{', '.join(ROUTE_TYPES)}, got {r.type!r}")
+        _int(r.table, f"{at}.table", 1, 0xffffffff)
+        _int(r.mtu, f"{at}.mtu", 0, MAX_MTU)
+        if r.metric is not None:
+            _int(r.metric, f"{at}.metric", 0, 0xffffffff)
+        for key in ("via", "src"):
+            value = getattr(r, key)
+            if value is not None and _address(value, f"{at}.{key}").version != net.version:
+                raise EnvironmentSpecError(f"{at}.{key}: {value} is not of the family of "
+                                           f"dst {r.dst}")
+        if r.type in ("unicast", "local", "broadcast"):
+            if r.dev is None:
+                raise EnvironmentSpecError(f"{at}.dev: a {r.type} route needs a device")
+        if r.dev is not None:
+            dev = env.device_named(r.dev)
+            if dev is None:
+                raise EnvironmentSpecError(f"{at}.dev: {r.dev!r} is not a declared device")
+            if not dev.up:
+                raise EnvironmentSpecError(f"{at}.dev: {r.dev!r} is down (the kernel "
+                                           f"refuses routes through a device that is down)")
+        tables.add(r.table)
+    for k, n in enumerate(env.neighbours):
+        at = f"{where}: neighbours[{k}]"
+        if not isinstance(n, Neighbour):
+            raise EnvironmentSpecError(f"{at}: expected a Neighbour, got {type(n).__name__}")
+        _address(n.addr, f"{at}.addr")
+        if env.device_named(n.dev) is None:
+            raise EnvironmentSpecError(f"{at}.dev: {n.dev!r} is not a declared device")
+        if n.state not in NUD_STATES:
+            raise EnvironmentSpecError(f"{at}.state: expected one of {', '.join(NUD_STATES)},"
+                                       f" got {n.state!r}")
+    for k, s in enumerate(env.sockets):
+        at = f"{where}: sockets[{k}]"
+        if not isinstance(s, Socket):
+            raise EnvironmentSpecError(f"{at}: expected a Socket, got {type(s).__name__}")
+        if s.protocol not in ("tcp", "udp"):
+            raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
+                                       f"got {s.protocol!r}")
+        local, _ = endpoint(s.local, f"{at}.local")
+        if s.remote is not None:
+            remote, rport = endpoint(s.remote, f"{at}.remote")
+            if remote.version != local.version:
+                raise EnvironmentSpecError(f"{at}.remote: {s.remote} is not of the family "
+                                           f"of local {s.local}")
+        if s.dev is not None and env.device_named(s.dev) is None:
+            raise EnvironmentSpecError(f"{at}.dev: {s.dev!r} is not a declared device")
+        for key in ("v6only", "reuseport"):
+            if not isinstance(getattr(s, key), bool):
+                raise EnvironmentSpecError(f"{at}.{key}: expected true or false")
+        _int(s.mark, f"{at}.mark", 0, 0xffffffff)
+        _int(s.priority, f"{at}.priority", 0, 0xffffffff)
+
+
+# sk_state values (include/net/tcp_states.h) and the socket constants struct bpf_sock shows
+TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
+AF_INET, AF_INET6 = 2, 10
+SOCK_STREAM, SOCK_DGRAM = 1, 2
+IPPROTO_TCP, IPPROTO_UDP = 6, 17
+LOOPBACK4_IPV6 = ipaddress.ip_address("127.0.0.6")   # an IPv6 socket's IPv4 address
+
+
+@dataclass(frozen=True)
+class SocketViews:
+    """What the engine keeps of one :class:`Socket`: its family, protocol, state,
+    addresses (ipaddress values; the remote one None), ports, bound device, and the bytes
+    of the ``struct bpf_sock`` and ``struct bpf_tcp_sock`` programs read through it."""
+    family: int
+    protocol: int
+    state: int
+    local: object
+    remote: object
+    lport: int
+    rport: int
+    bound_dev_if: int
+    sock: bytes
+    tcp_sock: bytes
+
+
+def _ip4_view(addr) -> bytes:
+    """sk_rcv_saddr / sk_daddr of a socket: an IPv6 socket keeps INADDR_ANY for the
+    wildcard, the IPv4 address of a v4-mapped one, and LOOPBACK4_IPV6 otherwise
+    (inet6_bind, tcp_v6_connect), so that IPv4 lookups never match it by address."""
+    if addr is None:
+        return bytes(4)
+    if addr.version == 4:
+        return addr.packed
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.packed
+    return bytes(4) if addr.is_unspecified else LOOPBACK4_IPV6.packed
+
+
+def socket_views(env: Environment, s: Socket) -> SocketViews:
+    """The engine's form of ``s`` (see :class:`SocketViews`): struct bpf_sock as
+    bpf_sock_convert_ctx_access reads a full socket, and struct bpf_tcp_sock as
+    tcp_init_sock leaves a socket that has sent nothing (cwnd 10, ssthresh infinite,
+    rtt_min ~0, mss 536)."""
+    import struct
+    from . import isa
+    local, lport = endpoint(s.local, "local")
+    remote, rport = endpoint(s.remote, "remote") if s.remote is not None else (None, 0)
+    family = AF_INET if local.version == 4 else AF_INET6
+    tcp = s.protocol == "tcp"
+    if tcp:
+        state = TCP_ESTABLISHED if remote is not None else TCP_LISTEN
+    else:
+        state = TCP_ESTABLISHED if remote is not None else TCP_CLOSE
+    dev = env.device_named(s.dev).ifindex if s.dev else 0
+    sock = bytearray(isa.SIZEOF_BPF_SOCK)
+
+    def put(name, fmt, value):
+        struct.pack_into(fmt, sock, isa.BPF_SOCK_LAYOUT[name][0], value)
+    put("bound_dev_if", "<I", dev)
+    put("family", "<I", family)
+    put("type", "<I", SOCK_STREAM if tcp else SOCK_DGRAM)
+    put("protocol", "<I", IPPROTO_TCP if tcp else IPPROTO_UDP)
+    put("mark", "<I", s.mark)
+    put("priority", "<I", s.priority)
+    put("src_ip4", "4s", _ip4_view(local))
+    if family == AF_INET6:
+        put("src_ip6", "16s", local.packed)
+        if remote is not None:
+            put("dst_ip6", "16s", remote.packed)
+    elif tcp and remote is not None:
+        # an IPv4 connection's addresses are set with sk_rcv_saddr_set and sk_daddr_set,
+        # which keep their v4-mapped IPv6 forms too
+        put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
+        put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
+    put("src_port", "<I", lport)
+    put("dst_port", ">H", rport)
+    put("dst_ip4", "4s", _ip4_view(remote))
+    put("state", "<I", state)
+    # sk_rx_queue_mapping: NO_QUEUE_MAPPING (-1) until a received packet records a queue;
+    # the kernel's established sockets show -1 or 0 depending on the path their packets took
+    put("rx_queue_mapping", "<i", -1)
+    tcp_sock = bytearray(isa.SIZEOF_BPF_TCP_SOCK)
+    # snd_cwnd, rtt_min, snd_ssthresh, mss_cache (tcp_init_sock)
+    for off, value in ((0, 10), (8, 0xFFFFFFFF), (12, 0x7FFFFFFF), (28, 536)):
+        struct.pack_into("<I", tcp_sock, off, value)
+    return SocketViews(family, IPPROTO_TCP if tcp else IPPROTO_UDP, state, local, remote,
+                       lport, rport, dev, bytes(sock), bytes(tcp_sock))

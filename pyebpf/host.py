@@ -1,7 +1,10 @@
 """Facts about the machine pyebpf runs on that the kernel's behaviour depends on."""
 from __future__ import annotations
 
+import contextlib
 import os
+
+_simulated: list[int] = []
 
 
 def possible_cpus() -> int:
@@ -18,3 +21,20 @@ def possible_cpus() -> int:
         lo, _, hi = part.partition("-")
         total += int(hi or lo) - int(lo) + 1
     return total
+
+
+def map_cpus() -> int:
+    """The CPUs a per-CPU map made now keeps a value for: :func:`possible_cpus`, or the
+    count of the innermost :func:`simulated_cpus` in effect."""
+    return _simulated[-1] if _simulated else possible_cpus()
+
+
+@contextlib.contextmanager
+def simulated_cpus(n: int):
+    """Within it, per-CPU maps are made with ``n`` values (tcsim --cpus N loads its
+    programs in it: a machine of N CPUs)."""
+    _simulated.append(n)
+    try:
+        yield
+    finally:
+        _simulated.pop()

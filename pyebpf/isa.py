@@ -310,7 +310,11 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
     ERANGE = 34
     EPROTO = 71
+    EPROTONOSUPPORT = 93
+    ESOCKTNOSUPPORT = 94
     EOPNOTSUPP = 95
+    EAFNOSUPPORT = 97
+    ENETUNREACH = 101
     EALREADY = 114
     ENOTSUPP = 524
 
@@ -410,6 +414,45 @@ BPF_HDR_START_NET = 1
 BPF_SKB_CLOCK_REALTIME = 0          # bpf_skb_set_tstamp
 BPF_SKB_CLOCK_MONOTONIC = 1
 BPF_SKB_CLOCK_TAI = 2
+
+# bpf_fib_lookup's flags and results (uapi linux/bpf.h; MARK is 6.10's).
+BPF_FIB_LOOKUP_DIRECT = 1 << 0
+BPF_FIB_LOOKUP_OUTPUT = 1 << 1
+BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
+BPF_FIB_LOOKUP_TBID = 1 << 3
+BPF_FIB_LOOKUP_SRC = 1 << 4
+BPF_FIB_LOOKUP_MARK = 1 << 5
+BPF_FIB_LKUP_RET_SUCCESS = 0
+BPF_FIB_LKUP_RET_BLACKHOLE = 1
+BPF_FIB_LKUP_RET_UNREACHABLE = 2
+BPF_FIB_LKUP_RET_PROHIBIT = 3
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+BPF_FIB_LKUP_RET_UNSUPP_LWT = 6
+BPF_FIB_LKUP_RET_NO_NEIGH = 7
+BPF_FIB_LKUP_RET_FRAG_NEEDED = 8
+BPF_FIB_LKUP_RET_NO_SRC_ADDR = 9
+SIZEOF_BPF_FIB_LOOKUP = 64
+SIZEOF_BPF_REDIR_NEIGH = 20
+# The redirect kinds bpf_redirect_info carries beside BPF_F_INGRESS (net/core/filter.c).
+BPF_F_NEIGH = 1 << 16
+BPF_F_PEER = 1 << 17
+BPF_F_NEXTHOP = 1 << 18
+BPF_F_CURRENT_NETNS = -1            # bpf_sk_lookup_*'s netns argument
+# struct bpf_sock_tuple's two sizes, and the sizes of the socket views programs read.
+SIZEOF_BPF_SOCK_TUPLE_IPV4 = 12
+SIZEOF_BPF_SOCK_TUPLE_IPV6 = 36
+SIZEOF_BPF_SOCK = 80
+SIZEOF_BPF_TCP_SOCK = 112
+# struct bpf_sock (uapi linux/bpf.h): field -> (offset, size).
+BPF_SOCK_LAYOUT = {
+    "bound_dev_if": (0, 4), "family": (4, 4), "type": (8, 4), "protocol": (12, 4),
+    "mark": (16, 4), "priority": (20, 4), "src_ip4": (24, 4), "src_ip6": (28, 16),
+    "src_port": (44, 4), "dst_port": (48, 2), "dst_ip4": (52, 4), "dst_ip6": (56, 16),
+    "state": (72, 4), "rx_queue_mapping": (76, 4),
+}
+# struct bpf_tcp_sock: the two 8-byte counters; every other field is 4 bytes.
+BPF_TCP_SOCK_U64 = {"bytes_received": 80, "bytes_acked": 88}
 
 # pkt_cls.h verdicts.
 TC_ACT_UNSPEC = -1
@@ -704,6 +747,16 @@ OPS_BY_ID = {op.id: op for op in OPS}
 OP_LDDW_TAIL = len(OPS) + 1
 # Internal id of a slot the decoder could not map (the verifier refuses it first).
 OP_INVALID = 0
+# Internal ids of context loads the decoder specialised where the verifier proved the
+# base the context (one pointer kind per instruction: the kernel's reg_type_mismatch)
+# and the access readable, as the kernel's convert_ctx_access rewrites them: a field
+# read (imm: field id | kernel width << 8), and the ``data`` and ``data_end`` pointers.
+# Each loads ``size`` bytes at ``off`` of the context, as the LDX it replaces.
+OP_LDX_CTX = OP_LDDW_TAIL + 1
+OP_LDX_CTX_DATA = OP_LDDW_TAIL + 2
+OP_LDX_CTX_DATA_END = OP_LDDW_TAIL + 3
+CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
+                "LDX_CTX_DATA_END": OP_LDX_CTX_DATA_END}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
@@ -825,7 +878,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
-               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_")
+               "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
+               "BPF_FIB_", "SIZEOF_BPF_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT")
@@ -841,7 +895,9 @@ def pxd_source() -> str:
     lines = ["# Generated from pyebpf/isa.py by `python pyebpf/isa.py --pxd`. DO NOT EDIT.",
              "cdef enum:", f"    OP_INVALID = {OP_INVALID}"]
     lines += [f"    OP_{op.name} = {op.id}" for op in OPS]
-    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}", f"    OP_COUNT = {OP_LDDW_TAIL + 1}",
+    lines += [f"    OP_LDDW_TAIL = {OP_LDDW_TAIL}"]
+    lines += [f"    OP_{name} = {value}" for name, value in CTX_LOAD_OPS.items()]
+    lines += [f"    OP_COUNT = {max(CTX_LOAD_OPS.values()) + 1}",
               f"    N_HELPER_IDS = {MAX_HELPER_ID + 1}", "", "cdef enum:"]
     lines += [f"    {m.name} = {m.value}" for m in (*MapType, *ProgType, *Errno)]
     lines += ["", "cdef enum:"]
@@ -850,6 +906,74 @@ def pxd_source() -> str:
               and type(value) is int and -2**31 <= value < 2**31}
     lines += [f"    {name} = {value}" for name, value in consts.items()]
     return "\n".join(lines) + "\n"
+
+
+# Forms after which the next instruction executed need not be the next slot: jumps,
+# calls (a helper may also end the run or run callbacks on its budget) and exit.
+BLOCK_END_FORMS = (F_JA, F_JA32, F_JCC_K, F_JCC_X, F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT,
+                   F_MAY_GOTO)
+
+
+def block_lengths(ops: list[Op | None]) -> list[int]:
+    """The interpreter's block table: for each slot ``pc`` (and the one past the end),
+    how many instructions run from ``pc`` through the next block end
+    (:data:`BLOCK_END_FORMS`) when none of them faults, an lddw counting one (its
+    second slot, and the slot past the end, count 1: reaching one is an error).
+
+    The interpreter charges the budget this many instructions whenever it enters code at
+    ``pc`` (the entry pc, a jump's target or fall-through, a call's target or return);
+    when the budget cannot cover them it runs that block counting each instruction, so
+    ``insn_count`` and the budget fault's pc are those of a count per instruction; a run
+    that stops inside a block (a fault, an LD_ABS or division-by-zero exit) gives back
+    ``length[pc] - 1`` for the instructions after ``pc`` it did not run.  ``ops`` is the
+    table entry of each slot, None for lddw second slots (the verifier's result)."""
+    n = len(ops)
+    lengths = [1] * (n + 1)
+    for pc in range(n - 1, -1, -1):
+        op = ops[pc]
+        if op is None or op.form in BLOCK_END_FORMS:
+            continue
+        after = pc + op.slots
+        lengths[pc] = 1 + (lengths[after] if after <= n else 0)
+    return lengths
+
+
+def dispatch_header() -> str:
+    """The C macros of the interpreter's dispatch (``pyebpf/_dispatch.h``, written by a
+    build): with GCC or Clang, labels-as-values threaded code (each case ends by jumping
+    straight to the next instruction's case through a table of 256 labels, one per op id,
+    unknown ids to the invalid-instruction case); elsewhere, or with
+    ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
+    the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
+    of ``pyebpf/_isa_defs.pxd``."""
+    names = [op.name for op in OPS if not (op.form is F_LDDW and op.disc_value)]
+    entries = ",\\\n    ".join(f"[PYEBPF_OP_(OP_{name})] = &&PYEBPF_LX_(PYEBPF_OP_(OP_{name}))"
+                               for name in [*names, *CTX_LOAD_OPS])
+    return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
+#ifndef PYEBPF_DISPATCH_H
+#define PYEBPF_DISPATCH_H
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(PYEBPF_NO_COMPUTED_GOTO)
+#define PYEBPF_COMPUTED_GOTO 1
+#define PYEBPF_OP_(x) __pyx_e_6pyebpf_9_isa_defs_##x
+#define PYEBPF_L_(x) pyebpf_L_##x
+#define PYEBPF_LX_(x) PYEBPF_L_(x)
+#define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused))
+#define PYEBPF_LABEL_DEFAULT() pyebpf_L_default: __attribute__((unused))
+#define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
+    [0 ... 255] = &&pyebpf_L_default,\\
+    {entries}}}
+#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
+    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; (D) = (I)->dst; (S) = (I)->src; \\
+    (IMM) = (I)->imm; goto *pyebpf_table[OP]; }} while (0)
+#else
+#define PYEBPF_COMPUTED_GOTO 0
+#define PYEBPF_LABEL(x)
+#define PYEBPF_LABEL_DEFAULT()
+#define PYEBPF_TABLE()
+#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
+#endif
+#endif
+"""
 
 
 # The compiled core's instruction cases are written out in ``pyebpf/_core.pyx`` between
@@ -950,6 +1074,18 @@ _MEM_CASES = {
 _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
 
 
+# Every case of the interpreter carries one dispatch label per op (labels-as-values
+# builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
+# in the threaded loop; a jump first charges the budget for the block it enters.
+_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+_ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
+                "    if _short(&left, blocks, pc): break", *_NEXT]
+
+
+def _labelled(ops: list[Op], body: list[str], tail: list[str]) -> list[str]:
+    return [*(f"_label(OP_{op.name})" for op in ops), *body, *tail]
+
+
 def _case(ops: list[Op], body: list[str], keyword: str = "elif") -> list[str]:
     tests = [f"op == OP_{op.name}" for op in ops]
     if len(tests) == 1:
@@ -967,26 +1103,31 @@ def interp_cases() -> list[str]:
     done: set = set()
     for op in OPS:
         if op.form in _ALU_FORMS:
-            lines += _case([op], _alu_case(op))
+            lines += _case([op], _labelled([op], _alu_case(op), _NEXT))
         elif op.form in (F_JCC_K, F_JCC_X):
-            lines += _case([op], _jcc_case(op))
-        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES.keys() - done:
-            key = (op.form, BPF_MODE(op.code))
-            done.add(key)
-            group = [o for o in OPS if (o.form, BPF_MODE(o.code)) == key]
-            lines += _case(group, _MEM_CASES[key])
+            lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
+        elif op.form is F_ATOMIC:
+            if op.form not in done:
+                done.add(op.form)
+                group = [o for o in OPS if o.form is F_ATOMIC]
+                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _NEXT))
+        elif (op.form, BPF_MODE(op.code)) in _MEM_CASES:
+            # one case per width: the load or store of a constant size compiles to one move
+            body = [line.replace("i.size", str(op.size))
+                    for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
+            lines += _case([op], _labelled([op], body, _NEXT))
     return lines
 
 
 def atomic_cases() -> list[str]:
     """``_atomic``'s cases, one per atomic operation for both widths: the new value,
-    and the old one into src for the fetching ones; cmpxchg compares with r0, which
-    receives the old value."""
+    and the old one into src for the fetching ones; cmpxchg compares with
+    ``expected`` (r0 as the instruction began), r0 receiving the old value."""
     lines: list[str] = []
     for imm, _ in ATOMIC_OPS:
         ops = [op for op in OPS if op.form is F_ATOMIC and op.disc_value == imm]
         if imm == BPF_CMPXCHG:
-            body = ["new = val if old == (r0[0] & mask) else old", "r0[0] = old"]
+            body = ["new = val if old == expected else old", "r0[0] = old"]
         else:
             body = ["new = val" if imm == BPF_XCHG else
                     f"new = old {ALU_OP_SYMBOL[imm & ~BPF_FETCH].rstrip('=')} val"]
@@ -997,7 +1138,7 @@ def atomic_cases() -> list[str]:
 
 
 # name -> (indentation, lines) of each generated region of pyebpf/_core.pyx
-_CORE_REGIONS = {"interp_cases": (8, interp_cases), "atomic_cases": (4, atomic_cases)}
+_CORE_REGIONS = {"interp_cases": (8, interp_cases), "atomic_cases": (8, atomic_cases)}
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -69,7 +69,7 @@ cdef class Map:
         if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
             raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
-                             ncpu or possible_cpus(), NULL if tmpl is None else tmpl._m,
+                             ncpu or map_cpus(), NULL if tmpl is None else tmpl._m,
                              map_extra)
         self.fd = _next_handle
         _next_handle += 1

@@ -75,8 +75,8 @@ cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
     return vm.skb.cpu if vm.skb != NULL else 0
 
 
-cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
-                                  uint64_t e) noexcept nogil:
+cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, True)
     cdef uint8_t* key
     cdef int32_t elem
@@ -96,8 +96,8 @@ cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, 
     return <uintptr_t>map_value(m, elem, _cpu(vm) % m.ncpu)
 
 
-cdef uint64_t bpf_map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t cpu,
-                                         uint64_t d, uint64_t e) noexcept nogil:
+cdef uint64_t _map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t cpu,
+                                      uint64_t d, uint64_t e) noexcept nogil:
     """The value of ``cpu`` (NULL past the last CPU) of a per-CPU map's element."""
     cdef MapStore* m = _data_map_arg(vm, r1, True)
     cdef uint8_t* key
@@ -117,8 +117,8 @@ cdef uint64_t bpf_map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint6
     return <uintptr_t>map_value(m, elem, <uint32_t>cpu)
 
 
-cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
-                                  uint64_t flags, uint64_t e) noexcept nogil:
+cdef uint64_t _map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                               uint64_t flags, uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
     cdef uint8_t* value
@@ -133,8 +133,8 @@ cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     return <uint64_t><int64_t>map_update(m, key, value, flags, _cpu(vm) % m.ncpu)
 
 
-cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
-                                  uint64_t e) noexcept nogil:
+cdef uint64_t _map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
     if m == NULL:
@@ -157,8 +157,8 @@ cdef MapStore* _queue_arg(Vm* vm, uint64_t ptr, bint bloom_ok) noexcept nogil:
     return m
 
 
-cdef uint64_t bpf_map_push_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
-                                uint64_t d, uint64_t e) noexcept nogil:
+cdef uint64_t _map_push_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                             uint64_t d, uint64_t e) noexcept nogil:
     cdef MapStore* m = _queue_arg(vm, r1, True)
     cdef uint8_t* value
     if m == NULL:
@@ -185,13 +185,13 @@ cdef uint64_t _queue_take(Vm* vm, uint64_t r1, uint64_t r2, bint remove) noexcep
     return <uint64_t><int64_t>qs_take(m, out, remove)
 
 
-cdef uint64_t bpf_map_pop_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
-                               uint64_t e) noexcept nogil:
+cdef uint64_t _map_pop_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                            uint64_t e) noexcept nogil:
     return _queue_take(vm, r1, r2, True)
 
 
-cdef uint64_t bpf_map_peek_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
-                                uint64_t e) noexcept nogil:
+cdef uint64_t _map_peek_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
+                             uint64_t e) noexcept nogil:
     return _queue_take(vm, r1, r2, False)
 
 
@@ -218,8 +218,8 @@ cdef int64_t _perf_slot(Vm* vm, MapStore* m, uint64_t flags) noexcept nogil:
     return <int64_t>index
 
 
-cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
-                                    uint64_t r4, uint64_t size) noexcept nogil:
+cdef uint64_t _perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags,
+                                 uint64_t r4, uint64_t size) noexcept nogil:
     cdef MapStore* m
     cdef uint8_t* data = NULL
     cdef uint64_t ctxlen = (flags >> 32) & 0xFFFFF
@@ -339,7 +339,10 @@ cdef MapStore* _rb_of(Vm* vm, uintptr_t ptr) noexcept nogil:
 
 
 cdef void _rb_release(Vm* vm, int k, bint discard) noexcept nogil:
-    rb_commit(_rb_of(vm, vm.regions[k].start), <uint8_t*>vm.regions[k].start, discard)
+    cdef MapStore* m = _rb_of(vm, vm.regions[k].start)
+    map_lock(&m.lock)
+    rb_commit(m, <uint8_t*>vm.regions[k].start, discard)
+    map_unlock(&m.lock)
     vm.nregions -= 1
     memmove(&vm.regions[k], &vm.regions[k + 1], (vm.nregions - k) * sizeof(Region))
 
@@ -353,8 +356,8 @@ cdef void ringbuf_release_all(Vm* vm) noexcept nogil:
         k -= 1
 
 
-cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size,
-                                 uint64_t flags, uint64_t e) noexcept nogil:
+cdef uint64_t _ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size,
+                              uint64_t flags, uint64_t e) noexcept nogil:
     cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
     cdef uint8_t* data
     cdef uint8_t* rec
@@ -375,8 +378,8 @@ cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t size
     return 0
 
 
-cdef uint64_t bpf_ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
-                                  uint64_t d, uint64_t e) noexcept nogil:
+cdef uint64_t _ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
+                               uint64_t d, uint64_t e) noexcept nogil:
     cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
     cdef uint8_t* rec
     if m == NULL or flags:
@@ -447,8 +450,8 @@ cdef enum:
     MAX_STACK_FRAMES = MAX_FRAMES
 
 
-cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uint64_t d,
-                              uint64_t e) noexcept nogil:
+cdef uint64_t _get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uint64_t d,
+                           uint64_t e) noexcept nogil:
     """The kernel's __bpf_get_stackid over a synthetic stack: the running bpf-to-bpf call
     chain, innermost first, each frame named by the pc of its call (there is no other
     stack to walk in user space); the user stack is empty."""
@@ -493,6 +496,96 @@ cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, 
     memcpy(slot, ips + skip, nr * 8)
     m.st_nr[id], m.st_hash[id] = nr, hash
     return id
+
+
+# --- locks: the replay threads of tcsim --cpus share the maps.  Each helper that changes
+# a map or walks its lists holds the map's lock (the kernel: a bucket lock for hash
+# maps, htab_lock_bucket; the queue's and ring buffer's spin locks); array lookups take
+# none, as array_map_lookup_elem takes none: the value is written in place. ---
+
+cdef MapStore* _known_map(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The map ``ptr`` is, when the program references it or holds it as an inner map;
+    NULL otherwise (the helper then faults as it would)."""
+    cdef int k
+    cdef uint32_t i
+    for k in range(vm.nmaps):
+        if <uintptr_t>vm.maps[k] == ptr:
+            return vm.maps[k]
+    for k in range(vm.nmaps):
+        if vm.maps[k].inner != NULL:
+            for i in range(vm.maps[k].max_entries):
+                if <uintptr_t>vm.maps[k].inner[i] == ptr and ptr:
+                    return vm.maps[k].inner[i]
+    return NULL
+
+
+cdef inline uint64_t _locked(helper_fn f, uint64_t map_ptr, bint array_free, Vm* vm,
+                             uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                             uint64_t r5) noexcept nogil:
+    cdef MapStore* m = _known_map(vm, map_ptr)
+    cdef uint64_t rv
+    if m == NULL or (array_free and (m.type == BPF_MAP_TYPE_ARRAY
+                                     or m.type == BPF_MAP_TYPE_PERCPU_ARRAY)):
+        return f(vm, r1, r2, r3, r4, r5)
+    map_lock(&m.lock)
+    rv = f(vm, r1, r2, r3, r4, r5)
+    map_unlock(&m.lock)
+    return rv
+
+
+cdef uint64_t bpf_map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_lookup_elem, r1, True, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                         uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_lookup_percpu_elem, r1, True, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_update_elem, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_delete_elem, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_push_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_push_elem, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_pop_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                               uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_pop_elem, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_map_peek_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_map_peek_elem, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_perf_event_output, r2, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_ringbuf_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                 uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_ringbuf_output, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_ringbuf_reserve(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_ringbuf_reserve, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                              uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_get_stackid, r2, False, vm, r1, r2, r3, r4, r5)
 
 
 cdef void register_map_helpers(helper_fn* table) noexcept:

@@ -66,7 +66,7 @@ cdef uint64_t _ctx_value(Vm* vm, int field) noexcept nogil:
         return skb.tstamp_type
     elif field == F_HWTSTAMP:
         return skb.hwtstamp
-    return 0   # sk: no socket is attached to replayed packets
+    return packet_sock(vm)     # sk (skb/helpers_sock.pxi)
 
 
 cdef inline bint _in_ctx(Vm* vm, uint64_t addr) noexcept nogil:
@@ -84,25 +84,29 @@ cdef bint _ctx_fault(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept 
 cdef bint ctx_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
     """A program load from the context; False leaves a fault in vm.status."""
     cdef uint32_t off
-    cdef uint64_t value
-    cdef int field
     if not _in_ctx(vm, addr):
         return False
     off = <uint32_t>(addr - vm.ctx)
     if off + size > CTX_SIZE or not (vm.ctx_rules.read[off] & size):
         return _ctx_fault(vm, addr, size, False)
     vm.status = STATUS_RUNNING
-    field = vm.ctx_rules.field[off]
+    out[0] = ctx_read(vm, vm.ctx_rules.field[off], off, size, vm.ctx_rules.width[off])
+    return True
+
+
+cdef inline uint64_t ctx_read(Vm* vm, int field, uint32_t off, uint32_t size,
+                              uint32_t width) noexcept nogil:
+    """What a load of ``size`` bytes at context offset ``off`` reads, the access known
+    to be allowed: ``field`` is the field there, ``width`` its kernel width."""
+    cdef uint64_t value
     if field == F_CB:
-        out[0] = _load(vm.skb.cb + (off - 48), size)
-        return True
+        return _load(vm.skb.cb + (off - 48), size)
     value = _ctx_value(vm, field)
     # a narrow load of a narrower kernel field shifts into that field
     # (bpf_ctx_narrow_access_ok; docs/kernel-notes.md, struct __sk_buff)
-    if size < vm.ctx_rules.width[off]:
+    if size < width:
         value = (value >> (8 * (off & 3))) & ((<uint64_t>1 << (8 * size)) - 1)
-    out[0] = value
-    return True
+    return value
 
 
 cdef bint ctx_store(Vm* vm, uint64_t addr, uint32_t size, uint64_t value) noexcept nogil:

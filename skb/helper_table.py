@@ -12,29 +12,26 @@ from __future__ import annotations
 from .. import isa
 from ..verifier import rules
 
-_SOCKETS = ("needs sockets in the modelled network (lookups, references the verifier "
-            "tracks, socket casts); not modelled yet")
+_CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, "
+          "unix_sock, ...), which the socket model does not lay out")
 _SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
 _TASK = ("reads the current task or kernel memory, which a replayed packet has none of; "
          "not modelled")
-_ROUTES = "needs routes and neighbours in the modelled network; not modelled yet"
-_REDIRECT = ("a redirect to a peer device or through the neighbour table; tcsim's "
-             "redirect outputs cannot express it yet")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
-_SYNCOOKIE = "needs the listening socket's SYN cookie secret; not modelled yet"
+_SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
+              "(docs/environment.md, SYN cookies)")
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     35: _TASK, 37: _TASK, 55: "needs perf counters, which a replay has none of",
-    69: _ROUTES, 84: _SOCKETS, 85: _SOCKETS, 86: _SOCKETS, 95: _SOCKETS,
-    96: _SOCKETS, 98: _SOCKETS, 99: _SOCKETS, 100: _SYNCOOKIE, 107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 110: _SYNCOOKIE, 112: _TASK, 113: _TASK, 114: _TASK,
-    115: _TASK, 117: _TASK, 120: _TASK, 124: _SOCKETS, 136: _SOCKETS,
-    137: _SOCKETS, 138: _SOCKETS, 139: _SOCKETS, 140: _SOCKETS, 141: _TASK, 148: _TASK,
-    149: _TASK, 152: _REDIRECT, 153: _TASK, 154: _TASK, 155: _REDIRECT, 156: _TASK,
-    157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _SOCKETS, 180: _TASK,
-    191: _TASK, 196: _SOCKETS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
+    107: _SOCK_MAP,
+    108: _SOCK_MAP, 109: _TASK, 112: _TASK, 113: _TASK, 114: _TASK,
+    115: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
+    137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 141: _TASK, 148: _TASK,
+    149: _TASK, 153: _TASK, 154: _TASK, 156: _TASK,
+    157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
+    191: _TASK, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
     **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",

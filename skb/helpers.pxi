@@ -41,6 +41,8 @@ include "helpers_tunnel.pxi"
 include "helpers_shape.pxi"
 include "helpers_data.pxi"
 include "helpers_net.pxi"
+include "helpers_fib.pxi"
+include "helpers_sock.pxi"
 
 
 cdef void register_skb_helpers() noexcept:
@@ -52,3 +54,5 @@ cdef void register_skb_helpers() noexcept:
     register_shape_helpers(SKB_HELPERS)
     register_data_helpers(SKB_HELPERS)
     register_net_helpers(SKB_HELPERS)
+    register_fib_helpers(SKB_HELPERS)
+    register_sock_helpers(SKB_HELPERS)

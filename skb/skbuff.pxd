@@ -18,6 +18,9 @@ cdef enum:
     VLAN_HLEN = 4
     NO_HEADER = 0xffffffff
     TUNNEL_OPTS_MAX = 255
+    SOCK_BLOCK = 256            # bytes of NetEnv.sock_mem per socket
+    SOCK_TCP_VIEW = 128         # where its struct bpf_tcp_sock starts in the block
+    SK_VIEW_SIZE = 80           # sizeof(struct bpf_sock)
 
 # skb->ip_summed
 cdef enum:
@@ -62,7 +65,51 @@ ctypedef struct NetDevice:
     uint32_t ifindex
     uint32_t mtu
     bint up
+    bint forwarding
     uint8_t mac[ETH_ALEN]
+
+ctypedef struct NetRoute:
+    # one route of Environment.fib(); addresses in network order, IPv4 in the first 4
+    uint32_t table
+    uint8_t family              # AF_INET or AF_INET6
+    uint8_t prefixlen
+    uint8_t type                # RTN_*
+    bint has_gw
+    bint has_src
+    uint8_t dst[16]
+    uint8_t gw[16]
+    uint8_t src[16]
+    uint32_t ifindex
+    uint32_t metric
+    uint32_t mtu                # a locked MTU, 0 for none
+
+ctypedef struct NetAddr:
+    uint32_t ifindex
+    uint8_t family
+    uint8_t prefixlen
+    uint8_t addr[16]
+
+ctypedef struct NetNeigh:
+    uint32_t ifindex
+    uint8_t family
+    bint valid                  # NUD_VALID
+    uint8_t addr[16]
+    uint8_t lladdr[ETH_ALEN]
+
+ctypedef struct NetSock:
+    # a socket of Environment.sockets; its struct bpf_sock and bpf_tcp_sock views are
+    # in NetEnv.sock_mem at index * SOCK_BLOCK and index * SOCK_BLOCK + SOCK_TCP_VIEW
+    uint8_t family
+    uint8_t protocol            # IPPROTO_TCP or IPPROTO_UDP
+    uint8_t state               # TCP_ESTABLISHED, TCP_LISTEN or TCP_CLOSE
+    bint v6only
+    bint reuseport
+    bint connected              # has a remote endpoint
+    uint8_t laddr[16]
+    uint8_t raddr[16]
+    uint16_t lport              # host order
+    uint16_t rport
+    uint32_t bound_dev_if
 
 ctypedef struct NetEnv:
     # the modelled network a run sees (pyebpf.environment.Environment), owned by its
@@ -79,10 +126,20 @@ ctypedef struct NetEnv:
     uint64_t* task_cgroups      # the same for the current task's cgroup
     size_t ndevices
     NetDevice* devices
+    size_t nroutes
+    NetRoute* routes
+    size_t naddrs
+    NetAddr* addrs
+    size_t nneighs
+    NetNeigh* neighs
+    size_t nsocks
+    NetSock* socks
+    uint8_t* sock_mem           # nsocks * SOCK_BLOCK bytes, read-only to programs
 
 ctypedef struct Skb:
     uint8_t* head
-    uint32_t cap
+    uint32_t cap                # the buffer as the model sees it: headroom, bytes, tailroom
+    uint32_t alloc              # bytes allocated at head (>= cap: a reused buffer may be larger)
     uint32_t data
     uint32_t len
     uint32_t mac_header
@@ -149,7 +206,18 @@ ctypedef struct Skb:
     uint8_t comm[16]
     int profile                 # PROFILE_CURRENT or PROFILE_V46
     const NetEnv* net           # never NULL after skb_init
+    int sk_assigned             # bpf_sk_assign's socket: its index in net.socks plus 1
+    uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
+
+
+# skb_load_frame's ``keep`` bits: what the template holds that the frame must not override
+cdef enum:
+    SKB_KEEP_PROTOCOL = 1       # protocol given by the caller
+    SKB_KEEP_PKT_TYPE = 2       # pkt_type given by the caller
+    SKB_KEEP_WIRE_LEN = 4       # wire_len given by the caller
+    SKB_KEEP_UNTAG = 8          # untag an in-band VLAN tag (tc ingress, skb_vlan_untag)
+    SKB_KEEP_NETWORK = 16       # a socket filter's data starts at the network header
 
 
 cdef enum:

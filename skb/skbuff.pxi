@@ -44,7 +44,7 @@ cdef bint skb_reserve(Skb* skb, uint32_t headroom, uint32_t tailroom) noexcept n
     memcpy(p + grow_head, skb.head, skb.cap)
     free(skb.head)
     skb.head = p
-    skb.cap = new_cap
+    skb.cap = skb.alloc = new_cap
     skb.data += grow_head
     skb.mac_header += grow_head
     skb.network_header += grow_head
@@ -92,6 +92,83 @@ cdef void skb_free(Skb* skb) noexcept nogil:
     skb.devices = NULL
 
 
+
+
+cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                         uint32_t keep) noexcept nogil:
+    """Reset ``skb`` to the template's metadata (skb_init of a 14-byte frame with the
+    run's fields) with ``frame`` (14 to 65535 bytes) as its bytes, reusing its buffers:
+    what skb_init gives for ``frame`` and those fields.  ``keep`` bits (SKB_KEEP_*) say
+    what the template holds that the frame must not override.  False when memory cannot
+    be had."""
+    cdef uint8_t* head = skb.head
+    cdef uint32_t alloc = skb.alloc
+    cdef CloneRec* clones = skb.clones
+    cdef size_t cap_clones = skb.cap_clones
+    cdef uint8_t* clone_buf = skb.clone_buf
+    cdef size_t clone_cap = skb.clone_cap
+    cdef char* printk = skb.printk
+    cdef size_t printk_cap = skb.printk_cap
+    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
+    cdef uint8_t pkt_type
+    cdef uint16_t tpid
+    if need > alloc:
+        head = <uint8_t*>realloc(head, need)
+        if head == NULL:
+            return False
+        skb.head, alloc = head, need
+    memcpy(skb, tmpl, sizeof(Skb))
+    skb.head, skb.cap, skb.alloc = head, need, alloc
+    skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
+    skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
+    skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
+    tpid = (frame[12] << 8) | frame[13]
+    if keep & SKB_KEEP_UNTAG and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
+        # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
+        # has dropped a frame too short for it)
+        skb.vlan_present, skb.vlan_proto = True, bswap16(tpid)
+        skb.vlan_tci = (frame[14] << 8) | frame[15]
+        if skb.profile == PROFILE_V46:
+            skb.vlan_tci &= ~0x1000
+        memcpy(head + SKB_HEADROOM, frame, 2 * ETH_ALEN)
+        memcpy(head + SKB_HEADROOM + 2 * ETH_ALEN, frame + 2 * ETH_ALEN + VLAN_HLEN,
+               n - 2 * ETH_ALEN - VLAN_HLEN)
+        n -= VLAN_HLEN
+    else:
+        memcpy(head + SKB_HEADROOM, frame, n)
+    # only the head- and tailroom need zeroing: the bytes are the frame's
+    memset(head, 0, SKB_HEADROOM)
+    memset(head + SKB_HEADROOM + n, 0, need - SKB_HEADROOM - n)
+    skb.data = skb.mac_header = SKB_HEADROOM
+    skb.network_header = SKB_HEADROOM + ETH_HLEN
+    skb.transport_header = NO_HEADER
+    skb.len = n
+    pkt_type = skb.pkt_type
+    if keep & SKB_KEEP_PROTOCOL:
+        eth_type_trans(skb)
+    else:
+        skb.protocol = eth_type_trans(skb)
+    if keep & SKB_KEEP_PKT_TYPE:
+        skb.pkt_type = pkt_type
+    if keep & SKB_KEEP_NETWORK:
+        skb.data += ETH_HLEN
+        skb.len -= ETH_HLEN
+    if not keep & SKB_KEEP_WIRE_LEN:
+        skb.wire_len = skb.len
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = skb_csum_now(skb)
+    return True
+
+
+cdef uint32_t skb_keep_bits(dict fields):
+    """skb_load_frame's ``keep`` for a template made with ``fields`` (untagging is the
+    caller's to add)."""
+    if not fields:
+        return 0
+    return ((SKB_KEEP_PROTOCOL if "protocol" in fields else 0)
+            | (SKB_KEEP_PKT_TYPE if "pkt_type" in fields else 0)
+            | (SKB_KEEP_WIRE_LEN if "wire_len" in fields else 0)
+            | (SKB_KEEP_NETWORK if fields.get("sf_start") == "network" else 0))
 
 
 cdef void skb_wire_bytes(Skb* skb, uint8_t* out) noexcept nogil:
@@ -365,6 +442,80 @@ cdef class NetTable:
         free(self.env.devices)
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
+        free(self.env.routes)
+        free(self.env.addrs)
+        free(self.env.neighs)
+        free(self.env.socks)
+        free(self.env.sock_mem)
+
+
+cdef void* _calloc_n(size_t n, size_t size) except NULL:
+    cdef void* p = calloc(n if n else 1, size)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
+cdef void _put_addr(uint8_t* dst, object addr):
+    """An ipaddress address (or None) into 16 bytes, network order, IPv4 first."""
+    cdef bytes raw = addr.packed if addr is not None else b""
+    memset(dst, 0, 16)
+    memcpy(dst, <const char*>raw, len(raw))
+
+
+cdef void _fill_world(NetEnv* e, object env) except *:
+    """Routes, addresses, neighbours and sockets, and each socket's views."""
+    cdef size_t k
+    cdef NetRoute* r
+    cdef NetAddr* a
+    cdef NetNeigh* n
+    cdef NetSock* s
+    fib = env.fib()
+    e.routes = <NetRoute*>_calloc_n(len(fib), sizeof(NetRoute))
+    e.nroutes = len(fib)
+    for k, (table, rtype, net, ifindex, gw, metric, src, mtu) in enumerate(fib):
+        r = &e.routes[k]
+        r.table, r.type, r.ifindex, r.metric, r.mtu = table, rtype, ifindex, metric, mtu
+        r.family = 2 if net.version == 4 else 10
+        r.prefixlen = net.prefixlen
+        _put_addr(r.dst, net.network_address)
+        r.has_gw, r.has_src = gw is not None, src is not None
+        _put_addr(r.gw, gw)
+        _put_addr(r.src, src)
+    addrs = [(d.ifindex, _environment.ipaddress.ip_interface(t))
+             for d in env.devices for t in d.addresses]
+    e.addrs = <NetAddr*>_calloc_n(len(addrs), sizeof(NetAddr))
+    e.naddrs = len(addrs)
+    for k, (ifindex, iface) in enumerate(addrs):
+        a = &e.addrs[k]
+        a.ifindex, a.prefixlen = ifindex, iface.network.prefixlen
+        a.family = 2 if iface.version == 4 else 10
+        _put_addr(a.addr, iface.ip)
+    e.neighs = <NetNeigh*>_calloc_n(len(env.neighbours), sizeof(NetNeigh))
+    e.nneighs = len(env.neighbours)
+    for k, nb in enumerate(env.neighbours):
+        n = &e.neighs[k]
+        ip = _environment.ipaddress.ip_address(nb.addr)
+        n.ifindex = env.device_named(nb.dev).ifindex
+        n.family = 2 if ip.version == 4 else 10
+        n.valid = _environment.NUD_STATES.index(nb.state) < 6
+        _put_addr(n.addr, ip)
+        memcpy(n.lladdr, <const char*>nb.lladdr, ETH_ALEN)
+    e.socks = <NetSock*>_calloc_n(len(env.sockets), sizeof(NetSock))
+    e.sock_mem = <uint8_t*>_calloc_n(len(env.sockets), SOCK_BLOCK)
+    e.nsocks = len(env.sockets)
+    for k, sk in enumerate(env.sockets):
+        s = &e.socks[k]
+        views = _environment.socket_views(env, sk)
+        s.family, s.protocol, s.state = views.family, views.protocol, views.state
+        s.v6only, s.reuseport, s.connected = sk.v6only, sk.reuseport, sk.remote is not None
+        _put_addr(s.laddr, views.local)
+        _put_addr(s.raddr, views.remote)
+        s.lport, s.rport = views.lport, views.rport
+        s.bound_dev_if = views.bound_dev_if
+        memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
+        memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
+               len(views.tcp_sock))
 
 
 cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
@@ -391,9 +542,10 @@ cdef NetTable _net_table_of(object env):
         raise MemoryError()
     for k, dev in enumerate(env.devices):
         d = &t.env.devices[k]
-        d.ifindex, d.mtu, d.up = dev.ifindex, dev.mtu, dev.up
+        d.ifindex, d.mtu, d.up, d.forwarding = dev.ifindex, dev.mtu, dev.up, dev.forwarding
         memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
     t.env.ndevices = len(env.devices)
+    _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     if env.socket is not None:
         t.env.sk_cgroups = _cgroup_ids(env, env.socket.cgroup, &t.env.sk_cgroup_level)
@@ -461,7 +613,7 @@ cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int pr
         raise ValueError(f"a {n}-byte packet is shorter than an Ethernet header (14 bytes)")
     if n > 0xffff:
         raise ValueError(f"a {n}-byte packet is longer than an skb can hold (65535 bytes)")
-    skb.cap = SKB_HEADROOM + n + SKB_TAILROOM
+    skb.cap = skb.alloc = SKB_HEADROOM + n + SKB_TAILROOM
     skb.head = <uint8_t*>malloc(skb.cap)
     if skb.head == NULL:
         raise MemoryError()

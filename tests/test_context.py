@@ -12,7 +12,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from pyebpf import Program, errors, isa, kernel
+from pyebpf import Environment, Program, errors, isa, kernel
 from pyebpf.verifier import rules
 from skbdiff import (ACT, CLS, EXIT, R0_0, SF, SIZES, TYPES, assert_same, both,
                      engine_fields)
@@ -238,17 +238,16 @@ def test_ifindex_is_loopback_and_ingress_ifindex_comes_from_ctx_in(prog_type):
 @pytest.mark.kernel
 @pytest.mark.parametrize("prog_type", TYPES, ids=type_id)
 def test_sk_is_loaded_after_a_null_check_in_both(prog_type):
-    """Deliberate difference: the engine attaches no socket (sk reads NULL) while
-    test_run attaches a dummy one (non-NULL).  Comparable: both load a program that
-    reads sk and checks it for NULL before use, and both return the same when the
-    program's result does not depend on the pointer."""
+    """test_run attaches a socket of its own to the packet, and so does the default
+    Environment (its fields: tests/test_sockets.py); without a socket sk reads NULL."""
     prog = b"".join(i.pack() for i in [
         I(A["LDX64"].code, 2, 1, 168, 0), I(A["JEQ64_K"].code, 2, 0, 1, 0),
         I(A["LDX32"].code, 3, 2, 0, 0), R0_0, EXIT])
     assert_same(prog, prog_type, UDP4, {})
-    engine = Program(copy_to_cb([(168, 8, False)]), prog_type, verify=False).run(
-        UDP4, **engine_fields(prog_type, None))
-    assert engine.skb.cb[:2] == (0, 0)
+    copy = Program(copy_to_cb([(168, 8, False)]), prog_type, verify=False)
+    engine = copy.run(UDP4, **engine_fields(prog_type, None))
+    alone = copy.run(UDP4, **engine_fields(prog_type, None), env=Environment(socket=None))
+    assert engine.skb.cb[:2] != (0, 0) and alone.skb.cb[:2] == (0, 0)
 
 
 # --- writes -----------------------------------------------------------------------

@@ -329,7 +329,8 @@ def test_an_environment_loads_from_toml(tmp_path):
     ('[[devices]]\nifindex = 2\nname = "x"\nmac = "zz"\n', "devices[0].mac: expected six"),
     ('[cgroups]\n"/" = 1\n"/a/b" = 3\n', "its parent '/a' is not declared"),
     ('[socket]\ncgroup = "/nope"\n', "socket.cgroup: '/nope' is not one of"),
-    ('routes = 1\n', "unknown key 'routes'"),
+    ('rules = 1\n', "unknown key 'rules'"),
+    ('routes = 1\n', "routes must be an array of tables"),
     ('netns_cookie = "x"\n', "netns_cookie: expected an integer"),
     ('[[devices]\n', "not TOML")])
 def test_a_bad_environment_file_is_one_line_naming_the_key(tmp_path, text, message):

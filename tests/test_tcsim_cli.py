@@ -17,6 +17,7 @@ EXAMPLES = ROOT / "examples"
 SAMPLE = EXAMPLES / "sample.pcap"
 PROTO_COUNT = EXAMPLES / "proto_count.o"
 NAT4 = EXAMPLES / "nat4.o"
+SOCKFILTER, HTTPS = EXAMPLES / "sockfilter.o", EXAMPLES / "https.pcap"
 
 FRAMES = [bytes(p) for p in (
     Ether() / IP(src="10.1.2.3") / TCP(dport=80), Ether() / IP() / UDP(dport=53),
@@ -230,11 +231,81 @@ def test_kernel_check_says_it_is_skipped_where_bpf_is_refused(work, capsys, monk
                              "(EPERM (not root))"])
 
 
-def test_kernel_check_refuses_a_chain(work, capsys):
+def test_kernel_check_refuses_a_chain_in_classid_mode(work, capsys):
     rc, _, err = tcsim_run(capsys, work / "prog.s", work / "prog.s", "-r", work / "in.pcap",
+                           "--kernel-check", "--no-da")
+    assert rc == 1 and err == ["tcsim: --kernel-check runs a chain as cls_bpf direct-action "
+                               "runs it, one BPF_PROG_TEST_RUN per program (give one program "
+                               "in classid or action mode)"]
+
+
+# the first program decides frames over 60 bytes (TC_ACT_OK) and marks the rest 7 with
+# TC_ACT_UNSPEC, which hands them to the second, which drops what is marked 7
+FIRST = ("r2 = *(u32 *)(r1 + 0)\nr0 = 0\nif r2 > 60 goto out\nr2 = 7\n"
+         "*(u32 *)(r1 + 8) = r2\nr0 = -1\nout:\nexit\n")
+SECOND = "r2 = *(u32 *)(r1 + 8)\nr0 = 0\nif r2 != 7 goto out\nr0 = 2\nout:\nexit\n"
+
+
+def test_kernel_check_runs_a_chain_program_by_program_as_cls_bpf(work, live_kernel, capsys):
+    (work / "first.s").write_text(FIRST)
+    (work / "second.s").write_text(SECOND)
+    rc, _, err = tcsim_run(capsys, work / "first.s", work / "second.s", "-r",
+                           work / "in.pcap", "-q", "--kernel-check", "--report",
+                           work / "r.jsonl")
+    report = [json.loads(line) for line in (work / "r.jsonl").read_text().splitlines()]
+    assert (rc, err) == (0, [f"tcsim: kernel-check: {len(FRAMES)} packets compared, 0 "
+                             "disagreed; maps agreed"])
+    assert [r["programs_run"] for r in report] == [1 if len(f) > 60 else 2 for f in FRAMES]
+
+
+def test_kernel_check_reports_a_chain_the_kernel_ended_at_another_program(
+        work, live_kernel, capsys, monkeypatch):
+    monkeypatch.setattr(kernelcheck, "DA_VERDICTS", kernelcheck.DA_VERDICTS | {-1})
+    (work / "first.s").write_text(FIRST)
+    (work / "second.s").write_text(SECOND)
+    rc, _, err = tcsim_run(capsys, work / "first.s", work / "second.s", "-r",
+                           work / "in.pcap", "-q", "--kernel-check")
+    assert rc == 3
+    assert err[0] == "tcsim: kernel-check: packet 0: deciding program: pyebpf 2, kernel 1"
+
+
+def test_kernel_check_refuses_a_socket_filter_from_the_mac_header(capsys):
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "--type", "socket_filter",
                            "--kernel-check")
-    assert rc == 1 and err == ["tcsim: --kernel-check compares one program with the kernel "
-                               "(BPF_PROG_TEST_RUN runs one program, not a tc chain)"]
+    assert rc == 1 and err == ["tcsim: --kernel-check: BPF_PROG_TEST_RUN runs socket filters "
+                               "from the network header, a packet socket from the MAC header "
+                               "(--sf-start network compares them)"]
+
+
+def test_kernel_check_refuses_a_classic_filter(capsys):
+    rc, _, err = tcsim_run(capsys, "--cbpf", "tcp port 443", "-r", HTTPS, "--kernel-check")
+    assert rc == 1 and err == ["tcsim: --kernel-check runs eBPF programs in the kernel; a "
+                               "classic filter (--cbpf) is checked against libpcap's packet "
+                               "socket instead (docs/tcsim.md)"]
+
+
+def test_kernel_check_compares_a_socket_filters_kept_lengths_from_the_network_header(
+        live_kernel, capsys):
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "-q", "--type", "socket_filter",
+                           "--sf-start", "network", "--kernel-check")
+    assert (rc, err) == (0, ["tcsim: kernel-check: 10 packets compared, 0 disagreed; "
+                             "maps agreed"])
+
+
+def test_kernel_check_reports_a_socket_filters_injected_difference(live_kernel, capsys,
+                                                                   monkeypatch):
+    real = kernelcheck.Check.run
+
+    def altered(self, packet):
+        result, ran = real(self, packet)
+        return type(result)(**{**vars(result), "retval": result.retval + 1}), ran
+
+    monkeypatch.setattr(kernelcheck.Check, "run", altered)
+    rc, _, err = tcsim_run(capsys, SOCKFILTER, "-r", HTTPS, "-q", "--type", "socket_filter",
+                           "--sf-start", "network", "--kernel-check")
+    assert rc == 3
+    assert err[0].startswith("tcsim: kernel-check: packet 0: retval: pyebpf ")
+    assert err[-1].startswith("tcsim: kernel-check: 10 packets compared, 10 disagreed")
 
 
 def test_kernel_check_agrees_with_the_kernel_on_the_nat_example(live_kernel, capsys):
@@ -258,13 +329,13 @@ def test_kernel_check_reports_an_injected_difference_and_exits_3(live_kernel, ca
     runs = []
 
     def altered(self, packet):
-        result = real(self, packet)
+        result, ran = real(self, packet)
         runs.append(packet)
         if len(runs) == 11:        # packet 10: the kernel's NAT rewrite, one byte off
             data = bytearray(result.data)
             data[26] ^= 0xff
-            return type(result)(**{**vars(result), "data": bytes(data)})
-        return result
+            return type(result)(**{**vars(result), "data": bytes(data)}), ran
+        return result, ran
 
     monkeypatch.setattr(kernelcheck.Check, "run", altered)
     rc, _, err = tcsim_run(capsys, NAT4, "-r", SAMPLE, "-q", "--kernel-check", "--hook",

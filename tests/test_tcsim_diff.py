@@ -8,7 +8,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from pyebpf.pcap import tcsim
+from pyebpf.pcap import pcapio, tcsim
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE = EXAMPLES / "sample.pcap"
@@ -100,3 +100,33 @@ def test_two_profiles_of_one_program_differ_where_the_kernels_did(capsys, tmp_pa
     (example,) = got["kinds"]["verdict"]["examples"]
     assert (example["old"], example["new"]) == ("TC_ACT_UNSPEC (delivered)",
                                                 "TC_ACT_TRAP (consumed)")
+
+
+def _without_time(out):
+    got = json.loads(out)
+    del got["wall_time"]
+    return got
+
+
+def test_a_capture_read_in_many_chunks_gives_the_same_diff(capsys, monkeypatch, tmp_path):
+    sample = pcapio.read(SAMPLE)
+    big = tmp_path / "big.pcap"
+    pcapio.write(big, [(t, f, w) for _ in range(1000)
+                       for t, f, w in zip(sample.ts, sample.frames, sample.orig_len)])
+    _, whole, _ = diff(capsys, OLD, NEW, "-r", big, "--json", "--hook", "egress")
+    monkeypatch.setattr(pcapio, "CHUNK", 256)       # a chunk: 256 bytes and a block
+    with pcapio.Source(str(big)) as source:
+        assert len(list(source.chunks())) > 3
+    _, chunked, _ = diff(capsys, OLD, NEW, "-r", big, "--json", "--hook", "egress")
+    assert _without_time(chunked) == _without_time(whole)
+    assert json.loads(whole)["differing"] == 1000 * len(INSIDE)
+
+
+def test_two_cpus_give_one_cpus_diff(capsys, tmp_path):
+    _, one, _ = diff(capsys, OLD, NEW, "-r", SAMPLE, "--json", "--old-out",
+                     tmp_path / "o1.pcap", "--new-out", tmp_path / "n1.pcap")
+    _, two, _ = diff(capsys, OLD, NEW, "-r", SAMPLE, "--json", "--cpus", "2", "--old-out",
+                     tmp_path / "o2.pcap", "--new-out", tmp_path / "n2.pcap")
+    assert _without_time(two) == _without_time(one)
+    assert frames_of(tmp_path / "o2.pcap") == frames_of(tmp_path / "o1.pcap")
+    assert frames_of(tmp_path / "n2.pcap") == frames_of(tmp_path / "n1.pcap")

@@ -152,6 +152,17 @@ def test_an_array_lookup_with_a_constant_key_out_of_range_still_needs_one(maps):
           kernel_text=_lookup(k[1].fd, 4) + body)
 
 
+def test_a_sign_extended_index_non_negative_in_32_bits_is_bounded_in_64(maps):
+    """Found by the clang corpus (map_value_signed_off.c at -mcpu=v4: an int index
+    loaded with ``*(s32 *)``, checked with 32-bit signed jumps; the kernel's
+    __reg_deduce_mixed_bounds then knows its upper half is zero)."""
+    (mine, k) = maps
+    body = ("if r0 == 0 goto out\nr2 = *(s32 *)(r6 + 8)\nif w2 s< 0 goto out\n"
+            "if w2 s> 7 goto out\nr0 += r2\nr0 = *(u8 *)(r0 + 0)\nout:\nr0 = 0\nexit")
+    agree("r6 = r1\n" + _lookup(mine[1].fd) + body, None,
+          kernel_text="r6 = r1\n" + _lookup(k[1].fd) + body)
+
+
 # --- stack ------------------------------------------------------------------------------
 
 def test_a_stack_write_below_512_bytes_is_refused():
@@ -208,6 +219,27 @@ def test_bitwise_operations_on_a_pointer_are_refused():
 
 def test_exit_without_setting_r0_is_refused():
     agree("exit", "R0 !read_ok")
+
+
+def test_a_sign_extending_move_of_a_value_that_fits_keeps_its_bounds():
+    """Found by the clang corpus (signed_bounds.c at -mcpu=v4: ``r2 = (s32)r2`` of
+    [0, 31] used as a stack offset; coerce_reg_to_size_sx)."""
+    agree("r2 = *(u32 *)(r1 + 8)\nr2 &= 31\nr2 = (s32)r2\nr3 = r10\nr3 += -32\n"
+          "*(u64 *)(r10 - 32) = 0\n*(u64 *)(r10 - 24) = 0\n*(u64 *)(r10 - 16) = 0\n"
+          "*(u64 *)(r10 - 8) = 0\nr3 += r2\nr0 = *(u8 *)(r3 + 0)\nexit", None)
+
+
+def test_a_sign_extending_move_of_a_negative_range_gives_a_negative_range():
+    """[0x80, 0xff] as s8 is [-128, -1]: one byte higher reaches past the frame."""
+    agree("r2 = *(u32 *)(r1 + 8)\nr2 &= 127\nr2 |= 128\nw2 = (s8)w2\nr2 = (s32)r2\n"
+          "r3 = r10\nr3 += r2\nr3 += 1\n*(u8 *)(r3 + 0) = 0\nr0 = 0\nexit",
+          "invalid variable-offset write to stack R3 var_off=(0xffffffffffffff80; 0x7f) "
+          "off=1 size=1")
+
+
+def test_a_sign_extending_move_of_a_range_across_the_sign_is_the_sizes_range():
+    agree("r2 = *(u32 *)(r1 + 8)\nr2 &= 255\nr2 = (s8)r2\nr2 += 128\nr3 = r10\n"
+          "r3 += -256\nr3 += r2\nr0 = *(u8 *)(r3 + 0)\nr0 = 0\nexit", None)
 
 
 def test_a_division_by_zero_on_a_dead_path_is_not_checked():
@@ -275,6 +307,16 @@ def test_a_loop_whose_state_becomes_fixed_is_refused_where_the_kernel_says():
     assert mine == theirs_ == 3
 
 
+def test_a_loop_whose_copies_get_new_ids_is_explored_until_too_many_branches_wait():
+    """Found by the clang corpus (a loop counter kept only in an unaligned 32-bit stack
+    slot): a copy gives the value a new id each time round, so no state repeats
+    exactly (states_maybe_looping compares ids) and each round leaves one more branch
+    pending until push_stack gives up."""
+    agree("r7 = 0\n*(u32 *)(r10 - 4) = r7\nloop:\nr1 = *(u32 *)(r10 - 4)\nr1 += 1\n"
+          "*(u32 *)(r10 - 4) = r1\nif r1 > 15 goto out\nr7 = r1\ngoto loop\nout:\n"
+          "r0 = 0\nexit", "The sequence of 8193 jumps is too complex.")
+
+
 def test_a_loop_past_the_processed_instruction_limit_is_refused(monkeypatch):
     """The kernel's limit is 1,000,000 processed instructions; the same rule is shown
     here with a limit of 1,000 (a million take tens of seconds in Python)."""
@@ -309,6 +351,16 @@ def test_a_static_subprogram_may_return_a_pointer():
     Program(code, CLS)
     with kernel.KernelProgram(code, CLS, log_level=0):
         pass
+
+
+def test_a_static_subprogram_may_return_without_setting_r0():
+    """Found by the clang corpus (a subprogram ending in bpf_tail_call, whose R0 clang
+    leaves unset when no caller reads it): prepare_func_exit copies R0 as it is."""
+    agree("call sub\nr0 = 0\nexit\nsub:\nr1 = 1\nexit", None)
+
+
+def test_a_caller_reading_an_r0_its_subprogram_never_set_is_refused():
+    agree("call sub\nexit\nsub:\nr1 = 1\nexit", "R0 !read_ok")
 
 
 def test_a_tail_call_in_a_subprogram_without_btf_is_refused():
@@ -474,9 +526,10 @@ def test_the_examples_compiled_every_way_get_the_kernels_verdict(source, flags):
 @pytest.mark.parametrize("source", sorted(p.name for p in CORPUS.glob("*.c")))
 def test_the_corpus_compiled_every_way_gets_the_kernels_verdict_at_its_instruction(source,
                                                                                    flags):
-    """Programs of the shapes users write (tests/verifier_corpus: a load balancer, a
-    rate limiter, an IPv6 extension header walk, counters, and parsers with the bugs
-    users make); each file says which verdict the kernel gives."""
+    """Programs of the shapes users write (tests/verifier_corpus: parsers, NAT, load
+    balancers, rate limiters, counters, flow tables, tail calls, subprograms, loops,
+    helpers of each argument kind, and the bugs users make); each file says which
+    verdict the kernel gives."""
     from bpfc import compile_object
     text = (CORPUS / source).read_text()
     expected = re.search(r"Expected: (accepted|refused)", text)[1]
@@ -487,8 +540,11 @@ def test_the_corpus_compiled_every_way_gets_the_kernels_verdict_at_its_instructi
         k = None
     except errors.KernelError as exc:
         k = str(exc)
+        # the instruction refused: the last one the log shows, or the one whose state
+        # repeats an ancestor's (the kernel prints both states after it)
         pcs = re.findall(r"^(\d+): \(", exc.log or "", re.M)
-        kpc = int(pcs[-1]) if pcs else None
+        loop = re.search(r"infinite loop detected at insn (\d+)", exc.log or "")
+        kpc = int(loop[1]) if loop else int(pcs[-1]) if pcs else None
     assert (k is None) == (expected == "accepted"), k
     try:
         load(obj, pin=False).close()

@@ -45,15 +45,21 @@ class Verdict:
 
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
-          line_info=(), log_level: int = 0, unpriv: bool = False) -> list[isa.Op | None]:
+          line_info=(), log_level: int = 0, unpriv: bool = False,
+          pointer_kinds: dict | None = None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
     names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
     CAP_PERFMON or CAP_SYS_ADMIN.  Raises :class:`VerifierError` at the first
-    refusal."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)[0]
+    refusal.  ``pointer_kinds``, a dict, receives for each load and store the verifier
+    reached the pointer type (``state.PTR_TO_*``) its base had on the first path there:
+    the only one when it is the context (other kinds may mix on other paths)."""
+    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv)
+    if pointer_kinds is not None and interp is not None:
+        pointer_kinds.update(interp.ptr_kinds)
+    return ops
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
@@ -67,7 +73,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
-        return ops, None
+        return ops, None, None
     prog_type = isa.ProgType(prog_type)
     log = Log(log_level)
     try:
@@ -96,7 +102,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False):
         log.lines.clear()   # the kernel rewinds a level-1 log as each path proves safe
     log.add(_stats(interp).rstrip("\n"))
     return ops, Verdict(log.text(), interp.processed, interp.total_states,
-                        interp.peak_states, interp.max_states_per_insn, interp.depths)
+                        interp.peak_states, interp.max_states_per_insn, interp.depths), interp
 
 
 def _stats(interp) -> str:

@@ -104,6 +104,14 @@ def _deduce(b) -> tuple:
                 s32min = lo
             if hi < s32max:
                 s32max = hi
+    # a 64-bit range whose upper halves are two consecutive numbers and whose lower
+    # halves go from negative to positive is a valid s32 range too
+    for lo64, hi64 in ((umin, umax), (smin & M64, smax & M64)):
+        if ((lo64 >> 32) + 1) & M32 == hi64 >> 32 and _s32(lo64) < 0 <= _s32(hi64):
+            if _s32(lo64) > s32min:
+                s32min = _s32(lo64)
+            if _s32(hi64) < s32max:
+                s32max = _s32(hi64)
     # signed and unsigned 32-bit views of a range that does not cross a sign boundary
     lo, hi = _s32(u32min), _s32(u32max)
     if lo <= hi:
@@ -146,6 +154,11 @@ def _deduce(b) -> tuple:
         x = s64((smax & ~M32) | u32max)
         if x < smax:
             smax = x
+    # after a sign-extending load: a value within the s32 range whose low half is
+    # non-negative cannot have its upper half all ones
+    if s32min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
+        smin, smax = s32min, s32max
+        umin, umax = s32min, s32max
     return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
@@ -308,17 +321,51 @@ def truncate(r: Reg, size: int) -> None:
     sync(r)
 
 
+def _sx(v: int, bits: int) -> int:
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
 def sign_extend(r: Reg, size: int) -> None:
-    """The result of a sign-extending load or move of ``size`` bytes."""
+    """coerce_reg_to_size_sx: the result of a sign-extending load or 64-bit move of
+    ``size`` bytes.  Bounds survive when the source's signed range lies in one block of
+    2**bits values and sign-extends to one side of zero; else only the size's range."""
     bits = size * 8
     if r.is_const:
-        v = r.value & ((1 << bits) - 1)
-        r.mark_known(v - (1 << bits) if v >> (bits - 1) else v)
-        r.id = 0
+        r.mark_known(_sx(r.value, bits))
         return
-    r.mark_unknown()
-    r.smin, r.smax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    sync(r)
+    if (r.smax & M64) >> bits == (r.smin & M64) >> bits:
+        a, b = _sx(r.smax, bits), _sx(r.smin, bits)
+        lo, hi = min(a, b), max(a, b)
+        if (lo >= 0) == (hi >= 0):
+            r.smin = r.s32min = lo
+            r.smax = r.s32max = hi
+            r.umin, r.umax = lo & M64, hi & M64
+            r.u32min, r.u32max = lo & M32, hi & M32
+            r.var = tnum.range_(lo & M64, hi & M64)
+            return
+    r.smin = r.s32min = -(1 << (bits - 1))
+    r.smax = r.s32max = (1 << (bits - 1)) - 1
+    r.umin, r.umax, r.u32min, r.u32max = 0, M64, 0, M32
+    r.var = tnum.UNKNOWN
+
+
+def sign_extend32(r: Reg, size: int) -> None:
+    """coerce_subreg_to_size_sx then zero extension: a 32-bit move sign-extending the
+    low ``size`` bytes (``w1 = (s8)w2``), by the same rule on the 32-bit bounds."""
+    bits = size * 8
+    if r.is_const:
+        _set(r, tnum.const(_sx(r.value, bits) & M32), *(2 * (_sx(r.value, bits) & M32,)),
+             *(2 * (_sx(r.value, bits),)), 32)
+        return
+    if (r.s32max & M32) >> bits == (r.s32min & M32) >> bits:
+        a, b = _sx(r.s32max, bits), _sx(r.s32min, bits)
+        lo, hi = min(a, b), max(a, b)
+        if (lo >= 0) == (hi >= 0):
+            _set(r, tnum.range_(lo & M32, hi & M32), lo & M32, hi & M32, lo, hi, 32)
+            return
+    _set(r, tnum.subreg(tnum.UNKNOWN), 0, M32, -(1 << (bits - 1)), (1 << (bits - 1)) - 1,
+         32)
 
 
 # --- branches --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import isa
+from .sockets import (BTF_SOCK_COMMON, LISTENER, SOCK_COMMON, SOCK_COMMON_ACQUIRED,
+                      SOCK_RELEASE, SOCKET_ACQUIRED, SOCKET_CAST, TCP_SOCK_CAST)
 
 # argument types (enum bpf_arg_type)
 ANYTHING = "anything"              # ARG_ANYTHING
@@ -138,6 +140,19 @@ PROTOS: dict[int, Proto] = dict([
     _p("map_push_elem", INTEGER, MAP, VALUE, ANYTHING, maps=_QUEUES + _BLOOM),
     _p("map_pop_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES),
     _p("map_peek_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES + _BLOOM),
+    _p("fib_lookup", INTEGER, CTX, MEM, SIZE, ANYTHING),
+    _p("redirect_neigh", INTEGER, ANYTHING, MEM_OR_NULL, SIZE_OR_ZERO, ANYTHING),
+    _p("redirect_peer", INTEGER, ANYTHING, ANYTHING),
+    _p("sk_lookup_tcp", SOCKET_ACQUIRED, CTX, MEM, SIZE, ANYTHING, ANYTHING),
+    _p("sk_lookup_udp", SOCKET_ACQUIRED, CTX, MEM, SIZE, ANYTHING, ANYTHING),
+    _p("skc_lookup_tcp", SOCK_COMMON_ACQUIRED, CTX, MEM, SIZE, ANYTHING, ANYTHING),
+    _p("sk_release", INTEGER, SOCK_RELEASE),
+    _p("sk_fullsock", SOCKET_CAST, SOCK_COMMON),
+    _p("tcp_sock", TCP_SOCK_CAST, SOCK_COMMON),
+    _p("get_listener_sock", LISTENER, SOCK_COMMON),
+    _p("sk_assign", INTEGER, CTX, BTF_SOCK_COMMON, ANYTHING),
+    _p("tcp_check_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
+    _p("tcp_gen_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
     _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
        maps=(_T.BPF_MAP_TYPE_PERCPU_HASH, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
              _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),

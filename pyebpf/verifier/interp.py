@@ -10,7 +10,7 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from . import bounds, helpers, rules, tnum
+from . import bounds, helpers, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .dynptrs import DynptrCalls, is_dynptr_slot
@@ -23,16 +23,18 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_R
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
                     PTR_UNTRUSTED, SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO,
-                    Frame, Reg, Slot, VState, scalar, signature, states_equal, type_str)
+                    Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
+                    type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
+# branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
+JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
-_SIZEOF_BPF_SOCK = 80
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
@@ -56,7 +58,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
-        self.explored: dict[int, list[VState]] = {}     # finished states, by insn
+        self.states: dict[int, list[VState]] = {}       # checkpoints by insn, oldest first
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -159,6 +161,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return regs
 
     def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
+            # push_stack: too many branches waiting to be explored
+            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
+                        f"The sequence of {len(pending) + 1} jumps is too complex.")
         other = st.copy()
         if st.parent is not None:
             st.parent.branches += 1
@@ -200,15 +206,18 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             p.branches -= 1
             if p.branches:
                 break
-            self.open[p.insn][p.sig].remove(p)
-            self.open_count[p.insn] -= 1
-            self.explored.setdefault(p.insn, []).append(p)
+            if not p.evicted:
+                self.open[p.insn][p.sig].remove(p)
+                self.open_count[p.insn] -= 1
             p = p.parent
 
     def visited(self, cur: VState, pc: int) -> bool:
         """is_state_visited: True to end this path here (an equivalent finished state
-        exists); refuses an exact repeat of an ancestor; else records a checkpoint."""
-        here = self.explored.get(pc, ())
+        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
+        States are looked at newest first, each counting its hits and misses, and one
+        that misses far more often than it hits is forgotten, as the kernel forgets it
+        (so a program whose paths the kernel cannot prune is refused by complexity
+        here too)."""
         nframes = len(cur.frames)
 
         def live(i: int, r: int) -> bool:
@@ -219,46 +228,45 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        add = self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8
-        sig = None
         iter_next = pc in self.iter_nexts
         may_goto = pc in self.may_gotos
         calls_callback = pc in self.callback_calls
-        if self.open_count.get(pc) and not (iter_next or may_goto or calls_callback):
+        force = iter_next or may_goto or calls_callback     # is_force_checkpoint
+        add = force or (self.jmps - self.prev_jmps >= 2 and
+                        self.processed - self.prev_processed >= 8)
+        sig = None
+        if self.open_count.get(pc) and not force:
             sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
-                if old.callback_unroll_depth == cur.callback_unroll_depth and \
+                if maybe_looping(old, cur) and \
+                        old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-            if self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
-                add = False
-        for old in here:
-            if states_equal(old, cur, live):
+        here = self.states.get(pc, [])
+        count = 0
+        for old in reversed(list(here)):
+            count += 1
+            if old.branches:
+                # a state of this path or of one still open: the loop heuristics
+                if force and states_equal(old, cur, live) and (
+                        calls_callback or
+                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
+                        (iter_next and self._iter_active(cur))):
+                    old.hits += 1
+                    return True
+                if not force and self.jmps - self.prev_jmps < 20 and \
+                        self.processed - self.prev_processed < 100:
+                    add = False
+            elif states_equal(old, cur, live):
+                old.hits += 1
                 return True
-        if iter_next:
-            # an active iterator's next() in a state its loop has seen converges: the
-            # kernel's is_state_visited against looping ancestors (states_equal
-            # RANGE_WITHIN), and a forced checkpoint otherwise
-            it = iter_slot(cur, cur.cur.regs[1])
-            if it is not None and it.spill.value == ITER_ACTIVE and any(
-                    states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                    for old in group):
-                return True
-            add = True
-        if calls_callback:
-            # a callback called again from the state an earlier call left converges
-            # (is_state_visited for calls_callback instructions)
-            if any(states_equal(old, cur, live) for group in self.open.get(pc, {}).values()
-                   for old in group):
-                return True
-            add = True
-        if may_goto:
-            # is_state_visited: a looping state one may_goto deeper converges
-            if any(old.may_goto_depth != cur.may_goto_depth and states_equal(old, cur, live)
-                   for group in self.open.get(pc, {}).values() for old in group):
-                return True
-            add = True
+            if add:
+                old.misses += 1
+            n = 64 if force and old.branches else 3
+            if old.misses > old.hits * n + n:
+                self._evict(old)
+        self.max_states_per_insn = max(self.max_states_per_insn, count)
         if not add:
             return False
         if sig is None:
@@ -271,12 +279,24 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         cur.parent = snap
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
+        self.states.setdefault(pc, []).append(snap)
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
-        self.max_states_per_insn = max(self.max_states_per_insn,
-                                       len(here) + self.open_count[pc])
         return False
+
+    def _iter_active(self, cur: VState) -> bool:
+        it = iter_slot(cur, cur.cur.regs[1])
+        return it is not None and it.spill.value == ITER_ACTIVE
+
+    def _evict(self, old: VState) -> None:
+        """Forget a state (the kernel moves it to its free list)."""
+        self.states[old.insn].remove(old)
+        self.cur_states -= 1
+        if old.branches:
+            self.open[old.insn][old.sig].remove(old)
+            self.open_count[old.insn] -= 1
+        old.evicted = True
 
     # --- one instruction -----------------------------------------------------------------
     def step(self, st: VState, pc: int, pending) -> int | None:
@@ -423,12 +443,25 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         src = self.read(st, pc, insn.src)
         if op.form is isa.F_ALU_SX:
-            new = src.copy()
             if src.type != SCALAR:
-                new.mark_unknown()
-            bounds.sign_extend(new, op.size)
-            if not is64:
-                bounds.zext32(new)
+                # a root's pointer: an unknown scalar, nothing sign-extended
+                new = scalar()
+                if not is64:
+                    bounds.zext32(new)
+                regs[insn.dst] = new
+                return
+            # check_alu_op: a value the extension cannot change stays linked to its source
+            if src.umax < 1 << (op.size * 8 - 1):
+                if not src.id and not src.is_const:
+                    src.id = self.new_id()
+                new = src.copy()
+            else:
+                new = src.copy()
+                new.id = 0
+            if is64:
+                bounds.sign_extend(new, op.size)
+            else:
+                bounds.sign_extend32(new, op.size)
             regs[insn.dst] = new
             return
         if is64:
@@ -472,7 +505,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
                 code_op == isa.BPF_ADD:
             pass
-        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END, PTR_TO_SOCK_COMMON):
+        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
@@ -574,12 +607,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 result = scalar()
         elif t & 0xFF == PTR_TO_BTF_ID:
             result = self.btf_access(pc, regno, reg, off, size, write)
-        elif t == PTR_TO_SOCK_COMMON:
-            if write or off + reg.off < 0 or off + reg.off + size > _SIZEOF_BPF_SOCK or \
-                    (off + reg.off) % size or not reg.is_const:
-                self.refuse(pc, f"R{regno} invalid sock_common access off={off} size={size}")
-            if not write:
-                result = scalar()
+        elif t in sockets.SOCK_TYPES:
+            result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
             self.refuse(pc, f"R{regno} invalid mem access '{type_str(t)}'")
         if not write and value_regno >= 0:
@@ -597,8 +626,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         kind is the context (the kernel rewrites context accesses per instruction:
         reg_type_mismatch)."""
         prev = self.ptr_kinds.setdefault(pc, t)
-        if prev != t and (PTR_TO_CTX in (prev, t) or
-                          (PTR_TO_SOCK_COMMON in (prev & 0xFF, t & 0xFF))):
+        if prev != t and (PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES
+                          or t & 0xFF in sockets.SOCK_TYPES):
             self.refuse(pc, "same insn cannot be used with different pointers")
 
     def region_access(self, pc, regno, reg: Reg, off: int, size: int, mem_size: int,
@@ -924,8 +953,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             taken = bounds.branch_taken(dst, src, code_op, is32)
         elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
-                (dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM,
-                                      PTR_TO_SOCK_COMMON):
+                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
+                 dst.type & 0xFF in sockets.SOCK_TYPES):
             taken = 0 if code_op == isa.BPF_JEQ else 1
         if taken == 1:
             return target
@@ -1017,7 +1046,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     r.id = r.ref = 0
                     r.map = None
                     r.range = r.size = r.off = r.frame = 0
-                    if ref:
+                    if ref and ref == rid:
+                        # only the acquired pointer's NULL drops the reference: a NULL
+                        # cast of it (bpf_tcp_sock) leaves the socket to release
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
@@ -1115,6 +1146,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r.size = meta["ringbuf_size"]
             r.id = self.new_id()
             regs[0] = r
+        elif proto.ret in sockets.RET_KINDS:
+            regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
             r = Reg(PTR_TO_MEM | MAYBE_NULL)
             r.mark_known(0)
@@ -1169,6 +1202,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.ANYTHING:
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
+            return
+        if kind in sockets.ARG_KINDS:
+            sockets.check_arg(self, st, pc, regno, reg, kind, meta)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
@@ -1354,10 +1390,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return target
 
     def exit(self, st: VState, pc: int) -> int | None:
-        r0 = self.read(st, pc, 0)
-        if st.cur.in_callback:
-            return self.callback_exit(st, pc, r0)
-        if len(st.frames) > 1:
+        if len(st.frames) > 1 and not st.cur.in_callback:
+            # prepare_func_exit hands the caller whatever R0 holds, even nothing: only
+            # a read of it there is refused
+            r0 = st.cur.regs[0]
             if r0.type == PTR_TO_STACK:     # prepare_func_exit
                 self.refuse(pc, "cannot return stack pointer to the caller")
             callee = st.frames.pop()
@@ -1366,6 +1402,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             for r in range(1, 6):
                 caller.regs[r] = Reg()
             return callee.callsite + 1
+        r0 = self.read(st, pc, 0)
+        if st.cur.in_callback:
+            return self.callback_exit(st, pc, r0)
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",

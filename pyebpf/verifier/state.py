@@ -13,7 +13,8 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 # enum bpf_reg_type (base types) and the PTR_MAYBE_NULL flag
 NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, \
     PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
-    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID = range(14)
+    PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID, PTR_TO_SOCKET, \
+    PTR_TO_TCP_SOCK = range(16)
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 MEM_RDONLY = 0x400             # memory the program may only read
@@ -23,7 +24,7 @@ TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
             PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func",
-            PTR_TO_BTF_ID: "ptr_"}
+            PTR_TO_BTF_ID: "ptr_", PTR_TO_SOCKET: "sock", PTR_TO_TCP_SOCK: "tcp_sock"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
@@ -166,9 +167,12 @@ class VState:
     ``callback_unroll_depth`` counts the callback calls queued on the way here (a
     state repeated in a later call of a callback is no infinite loop); ``rcu_lock``
     and ``preempt_locks`` the bpf_rcu_read_lock and bpf_preempt_disable regions the
-    path is in (active_rcu_lock, active_preempt_locks)."""
+    path is in (active_rcu_lock, active_preempt_locks); a checkpoint's ``hits`` and
+    ``misses`` count the paths it pruned and failed to, ``evicted`` that it was
+    forgotten."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
-                 "callback_unroll_depth", "rcu_lock", "preempt_locks")
+                 "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
+                 "evicted")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -181,6 +185,8 @@ class VState:
         self.callback_unroll_depth = 0
         self.rcu_lock = False
         self.preempt_locks = 0
+        self.hits = self.misses = 0
+        self.evicted = False
 
     @property
     def cur(self) -> Frame:
@@ -195,6 +201,8 @@ class VState:
         v.may_goto_depth = self.may_goto_depth
         v.callback_unroll_depth = self.callback_unroll_depth
         v.rcu_lock, v.preempt_locks = self.rcu_lock, self.preempt_locks
+        v.hits = v.misses = 0
+        v.evicted = False
         return v
 
     def all_regs(self):
@@ -305,6 +313,22 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not _check_ids(a, b, idmap):
+            return False
+    return True
+
+
+_RAW = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
+        "u32max", "id", "ref", "range", "size")
+
+
+def maybe_looping(old: VState, cur: VState) -> bool:
+    """states_maybe_looping: the current frame's registers are the same, dead ones and
+    ids included, before an exact comparison may call a state a repeat (a loop that
+    copies a value gives it a new id each time round, and is then explored on)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    for a, b in zip(old.frames[-1].regs, cur.frames[-1].regs):
+        if a.map is not b.map or any(getattr(a, k) != getattr(b, k) for k in _RAW):
             return False
     return True
 

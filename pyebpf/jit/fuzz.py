@@ -1,0 +1,275 @@
+"""The JIT-vs-interpreter differential fuzzer.
+
+Random programs (every instruction class: ALU of both widths, divisions by zero and
+-1, byte swaps, sign extensions, loads and stores in and out of every region and the
+context, atomics, jumps forwards and backwards, may_goto, helper, kfunc-free
+bpf-to-bpf and recursive calls, LD_ABS/LD_IND, early exits), built without the
+verifier so that they also fault, loop until the budget ends and call helpers that
+do not exist.  Each runs on random inputs in the interpreter and in the JIT's code;
+the two must agree on everything a run shows: the return value, the memory or packet
+bytes and ``__sk_buff`` fields afterwards, ``insn_count``, and for a fault its kind,
+pc and message.
+
+``python -m pyebpf.jit.fuzz [--programs N] [--seed S]`` prints each disagreement
+(with the seed and the program's listing) and exits 1 if there was one.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+
+from .. import isa
+from ..errors import ExecutionError, LoadError
+
+_O = isa.OPS_BY_NAME
+_ALU = [op for op in isa.OPS if op.form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K,
+                                            isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_ALU_SX, isa.F_END)]
+_JCC = [op for op in isa.OPS if op.form in (isa.F_JCC_K, isa.F_JCC_X)]
+_LDX = [op for op in isa.OPS if op.form is isa.F_LDX]
+_STORES = [op for op in isa.OPS if op.form in (isa.F_ST, isa.F_STX)]
+_ATOMICS = [op for op in isa.OPS if op.form is isa.F_ATOMIC]
+_LD_PKT = [op for op in isa.OPS if op.form in (isa.F_LD_ABS, isa.F_LD_IND)]
+_IMMS = (0, 1, -1, 2, 7, 8, 31, 32, 63, 64, 0x7fffffff, -0x80000000, 0xff, 0xffff)
+# the uBPF plugin's helpers of the raw mode; 7 is no helper
+_RAW_HELPERS = {1: "gather_bytes", 2: "memfrob", 3: "no_op", 4: "sqrti", 5: "unwind",
+                6: "strcmp"}
+# deterministic tc helpers: skb_store_bytes, l3/l4_csum_replace, skb_load_bytes,
+# csum_diff, get_hash_recalc, skb_pull_data, skb_change_tail, get_cgroup_classid
+_TC_HELPERS = (9, 10, 11, 26, 28, 34, 39, 38, 17, 1000)
+# __sk_buff offsets: len, mark, priority, tc_index, cb[0..4], data, data_end, and
+# anything else in the first 192 bytes
+_CTX_OFFS = (0, 8, 32, 40, 48, 52, 56, 60, 64, 76, 80)
+
+
+def _imm(rng):
+    return rng.choice(_IMMS) if rng.random() < 0.6 else rng.randrange(-2**31, 2**31)
+
+
+class _Gen:
+    """One random program, as (op, dst, src, off, imm, target item) items."""
+
+    def __init__(self, rng: random.Random, typed: bool):
+        self.rng, self.typed = rng, typed
+        self.items: list[list] = []
+        self.sub = 0                                   # the subprogram's first item
+
+    def add(self, name_or_op, dst=0, src=0, off=0, imm=0, target=None):
+        op = _O[name_or_op] if isinstance(name_or_op, str) else name_or_op
+        form = op.form
+        # only the fields the form has (encode() fills in the discriminator)
+        dst = dst if form.dst else 0
+        src = src if form.src else 0
+        off = off if form.off in (isa.Field.MEM, isa.Field.JUMP) else 0
+        imm = imm if form.imm in (isa.Field.S32, isa.Field.IMM64, isa.Field.HELPER,
+                                  isa.Field.JUMP) else 0
+        self.items.append([op, dst, src, off, imm, target])
+
+    def reg(self):
+        rng = self.rng
+        return rng.choice((0, 1, 2, 3, 4, 5, 8, 9)) if rng.random() < 0.9 else rng.randrange(10)
+
+    def mem_base(self):
+        """(base register, offset) aimed at a region, its edges, or nowhere."""
+        rng = self.rng
+        kind = rng.random()
+        if kind < 0.35:
+            return 10, rng.choice((-8, -16, -1, -4, -512, -504, -2)) if rng.random() < 0.7 \
+                else rng.randrange(-520, 4)
+        if kind < 0.5:
+            return 7, rng.randrange(-24, 24)           # a copy of r10, minus 64
+        if kind < 0.85:
+            return 6, rng.randrange(-4, 52)            # memory (raw) or the context (typed)
+        if self.typed and kind < 0.95:
+            return 9, rng.randrange(-2, 70)            # the packet
+        return self.reg(), rng.randrange(-16, 16)
+
+    def body(self, end: int, sub: bool):
+        """Items up to index ``end`` (the exit that follows), jumps inside."""
+        rng = self.rng
+        while len(self.items) < end:
+            here = len(self.items)
+            k = rng.random()
+            if k < 0.40:
+                op = rng.choice(_ALU)
+                self.add(op, self.reg(), rng.randrange(11), imm=_imm(rng))
+            elif k < 0.45:
+                self.add("LDDW", self.reg(), imm=rng.getrandbits(64))
+            elif k < 0.58:
+                base, off = self.mem_base()
+                self.add(rng.choice(_LDX), self.reg(), base, off)
+            elif k < 0.70:
+                base, off = self.mem_base()
+                if self.typed and base == 6 and rng.random() < 0.7:
+                    off = rng.choice(_CTX_OFFS)
+                self.add(rng.choice(_STORES), base, rng.randrange(10), off, _imm(rng))
+            elif k < 0.75:
+                base, off = self.mem_base()
+                self.add(rng.choice(_ATOMICS), base, self.reg(), off)
+            elif k < 0.86:
+                back = rng.random() < 0.15
+                target = rng.randrange(max(0, here - 6), here + 1) if back \
+                    else rng.randrange(here + 1, end + 1)
+                if rng.random() < 0.85:
+                    self.add(rng.choice(_JCC), self.reg(), rng.randrange(11), imm=_imm(rng),
+                             target=target)
+                elif rng.random() < 0.5:
+                    self.add("MAY_GOTO", target=target)
+                else:
+                    self.add(rng.choice(("JA", "JA32")), target=target)
+            elif k < 0.91:
+                if self.typed:
+                    if rng.random() < 0.7:
+                        self.add("MOV64_X", 1, 6)
+                    self.add("CALL", imm=rng.choice(_TC_HELPERS))
+                else:
+                    self.add("CALL", imm=rng.randrange(1, 8))
+            elif k < 0.94 and sub:
+                self.add("CALL_LOCAL", target="sub")
+            elif k < 0.97:
+                self.add(rng.choice(_LD_PKT), src=self.reg(), imm=rng.randrange(-4, 70))
+            else:
+                self.add("EXIT")
+
+    def program(self) -> bytes:
+        rng = self.rng
+        self.add("MOV64_X", 6, 1)
+        self.add("MOV64_X", 7, 10)
+        self.add("ADD64_K", 7, imm=-64)
+        if self.typed:
+            self.add("LDX32", 9, 6, 76)                # data
+        has_sub = rng.random() < 0.3
+        self.body(len(self.items) + rng.randrange(4, 48), has_sub)
+        self.add("EXIT")
+        if has_sub:
+            self.sub = len(self.items)
+            self.body(self.sub + rng.randrange(1, 10), rng.random() < 0.3)
+            self.add("EXIT")
+        return self._encode()
+
+    def _encode(self) -> bytes:
+        slots_at, pos = [], 0
+        for item in self.items:
+            slots_at.append(pos)
+            pos += item[0].slots
+        slots_at.append(pos)
+        out = []
+        for k, (op, dst, src, off, imm, target) in enumerate(self.items):
+            if target == "sub":
+                target = self.sub
+            if target is not None:
+                rel = slots_at[target] - slots_at[k] - 1
+                if op.form is isa.F_JA32 or op.form is isa.F_CALL_LOCAL:
+                    imm = rel
+                else:
+                    off = rel
+            out.extend(isa.encode(op, dst, src, off, imm))
+        return b"".join(insn.pack() for insn in out)
+
+
+_ADDR = re.compile(r"0x[0-9a-f]+")
+
+
+def _outcome(program, data, budget, fields):
+    try:
+        res = program.run(data, budget=budget, **fields)
+    except ExecutionError as exc:
+        return ("fault", type(exc).__name__, exc.pc, _ADDR.sub("ADDR", exc.message))
+    skb = res.skb.as_dict() if res.skb is not None else None
+    # copies: the run's buffers are freed before the next run, which then gets memory
+    # at the same addresses
+    return ("ok", res.retval, bytearray(res.data), bytearray(res.data_out or b""), skb,
+            res.insn_count)
+
+
+def _round(program, entry, i):
+    """Interpreter, JIT, interpreter, JIT, back to back through one call site."""
+    seen = []
+    for mode in (0, entry, 0, entry):
+        program._jit_install(mode, None)
+        seen.append(_outcome(program, *i))
+    return seen
+
+
+def _both(program, entry, inputs):
+    """(interpreter, JIT) outcomes per input, or None where the outcome depends on
+    where memory is (a program may compute with an address, or store one): two rounds
+    of runs, the second with the heap and the C stack moved, must agree in each
+    engine."""
+    out = []
+    for i in inputs:
+        first = _round(program, entry, i)
+        # other blocks for the next runs' buffers, and a deeper C stack for their Vm
+        hold = [bytes(len(i[0]) + k) for k in (0, 1, 8, 33, 600, 5000)]
+        scope = {"_round": _round, "program": program, "entry": entry, "i": i}
+        exec("second = _round(program, entry, i)", scope)
+        del hold
+        runs = first + scope["second"]
+        stable = runs[0::2].count(runs[0]) == 4 and runs[1::2].count(runs[1]) == 4
+        out.append((runs[0], runs[1]) if stable else None)
+    return out
+
+
+def _inputs(rng, typed):
+    budget = rng.choice((30, 200, 100_000))
+    if typed:
+        frame = bytes(rng.getrandbits(8) for _ in range(rng.randrange(14, 90)))
+        return frame, budget, {"mark": rng.getrandbits(32), "ktime": 1}
+    return bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 48))), budget, {}
+
+
+def run(programs: int, seed: int, batch: int = 250, stats: dict | None = None) -> list[str]:
+    """Fuzz ``programs`` random programs from ``seed``; a report per disagreement.
+    ``stats`` (a dict) counts the outcomes compared by kind, and the runs left out."""
+    from .. import _core
+    from . import engine
+    rng = random.Random(seed)
+    failures = []
+    done = 0
+    while done < programs:
+        group = []
+        for _ in range(min(batch, programs - done)):
+            while True:
+                typed = rng.random() < 0.4
+                code = _Gen(rng, typed).program()
+                try:
+                    prog = _core.Program(code, "sched_cls" if typed else None, verify=False,
+                                         jit=False, helpers=None if typed else _RAW_HELPERS)
+                    break
+                except LoadError:      # the structural checks refused it (unreachable code)
+                    continue
+            group.append((prog, [_inputs(rng, typed) for _ in range(3)]))
+        entries = engine.compile_codes([prog._jit_code() for prog, _ in group])
+        for (prog, inputs), entry in zip(group, entries):
+            for i, pair in zip(inputs, _both(prog, entry, inputs)):
+                if stats is not None:
+                    kind = "address-dependent" if pair is None else (
+                        pair[0][1] if pair[0][0] == "fault" else "exit")
+                    stats[kind] = stats.get(kind, 0) + 1
+                if pair is not None and pair[0] != pair[1]:
+                    want, got = pair
+                    failures.append(f"seed {seed}: input {i!r}\n  interpreter: {want}\n"
+                                    f"  jit:         {got}\n{prog.disassemble()}")
+        done += len(group)
+    return failures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyebpf.jit.fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--programs", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
+    stats: dict = {}
+    failures = run(args.programs, seed, stats=stats)
+    for text in failures:
+        print(text, end="\n\n")
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(stats.items()))
+    print(f"{args.programs} programs, seed {seed}: runs {counts}; {len(failures)} "
+          "disagreements", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

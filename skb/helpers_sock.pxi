@@ -1,0 +1,399 @@
+# Helpers that find and use the sockets of the modelled network (pyebpf.environment:
+# Socket): the lookups, the casts between socket views, release and sk_assign.  A socket
+# pointer is the address of its block in NetEnv.sock_mem (struct bpf_sock at the start,
+# struct bpf_tcp_sock at SOCK_TCP_VIEW); the blocks are one read-only region of the run,
+# added when a helper first hands a socket out.  Part of skb/helpers.pxi.
+
+cdef enum:
+    REGION_SOCKETS = 1010          # region names past the maps' (pyebpf/maps.pxi)
+    REGION_PACKET_SOCK = 1011
+    PACKET_SOCK = -2            # sock_of's answer for skb->sk
+    TCP_CLOSE_ = 7
+    IPPROTO_TCP_ = 6
+    IPPROTO_UDP_ = 17
+    TCP_ESTABLISHED_ = 1
+    TCP_LISTEN_ = 10
+
+
+cdef uint64_t sock_ptr(Vm* vm, size_t k, bint tcp_view) noexcept nogil:
+    """The address of socket ``k`` (or of its tcp_sock view); 0 with a helper fault
+    when no region is left for the sockets."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef int j
+    cdef uintptr_t base = <uintptr_t>net.sock_mem
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_SOCKETS:
+            break
+    else:
+        if not add_region(vm, base, net.nsocks * SOCK_BLOCK, REGION_SOCKETS):
+            return 0
+        vm.regions[vm.nregions - 1].writable = False
+    return base + k * SOCK_BLOCK + (SOCK_TCP_VIEW if tcp_view else 0)
+
+
+cdef uint64_t packet_sock(Vm* vm) noexcept nogil:
+    """skb->sk: the Environment's packet socket (None: NULL), a socket of test_run's
+    kind (bpf_prog_test_run_skb): no protocol or port, state TCP_CLOSE, the family and
+    addresses of the packet's IP header.  Its struct bpf_sock is filled from the packet
+    as it is when the program first reads the field, then kept for the run."""
+    cdef Skb* skb = vm.skb
+    cdef uint8_t* v = skb.sk_view
+    cdef const uint8_t* ip = skb.head + skb.network_header
+    cdef uint32_t headlen = skb.data + skb.len - skb.network_header
+    cdef uint32_t value
+    cdef int j
+    if not skb.net.has_sk:
+        return 0
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_PACKET_SOCK:
+            return vm.regions[j].start
+    memset(v, 0, SK_VIEW_SIZE)
+    value = 0
+    if skb.protocol == BE_ETH_P_IP:
+        value = AF_INET_
+        if headlen >= IPV4_HLEN:
+            memcpy(v + 24, ip + 12, 4)          # src_ip4 = saddr
+            memcpy(v + 52, ip + 16, 4)          # dst_ip4 = daddr
+    elif skb.protocol == BE_ETH_P_IPV6:
+        value = AF_INET6_
+        if headlen >= IPV6_HLEN:
+            memcpy(v + 28, ip + 8, 16)          # src_ip6 = saddr
+            memcpy(v + 56, ip + 24, 16)         # dst_ip6 = daddr
+    memcpy(v + 4, &value, 4)                    # family
+    value = TCP_CLOSE_
+    memcpy(v + 72, &value, 4)                   # state
+    value = 0xFFFFFFFF
+    memcpy(v + 76, &value, 4)                   # rx_queue_mapping: none recorded
+    if not add_region(vm, <uintptr_t>v, SK_VIEW_SIZE, REGION_PACKET_SOCK):
+        return 0
+    vm.regions[vm.nregions - 1].writable = False
+    return <uintptr_t>v
+
+
+cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The index of the socket ``ptr`` points at (either view), PACKET_SOCK for skb->sk,
+    or -1 with a helper fault: the verifier lets only socket pointers through."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef uint64_t off
+    if ptr == <uintptr_t>vm.skb.sk_view:
+        return PACKET_SOCK
+    if net.nsocks and ptr >= <uintptr_t>net.sock_mem:
+        off = ptr - <uintptr_t>net.sock_mem
+        if off < net.nsocks * SOCK_BLOCK and (off % SOCK_BLOCK == 0 or
+                                              off % SOCK_BLOCK == SOCK_TCP_VIEW):
+            return <int>(off // SOCK_BLOCK)
+    helper_fault(vm, b"the socket argument is not a socket a helper returned")
+    return -1
+
+
+cdef inline bint bound_dev_eq(const NetSock* s, uint32_t dif) noexcept nogil:
+    # inet_sk_bound_dev_eq without VRF devices (sdif 0)
+    return s.bound_dev_if == 0 or s.bound_dev_if == dif
+
+
+cdef void ip4_view(const NetSock* s, uint8_t* out) noexcept nogil:
+    """sk_rcv_saddr: what IPv4 lookups compare (socket_views in pyebpf/environment.py
+    lays out the same value for programs)."""
+    cdef int k
+    cdef bint mapped = True
+    if s.family == AF_INET_:
+        memcpy(out, s.laddr, 4)
+        return
+    for k in range(10):
+        mapped = mapped and s.laddr[k] == 0
+    mapped = mapped and s.laddr[10] == 0xFF and s.laddr[11] == 0xFF
+    if mapped:
+        memcpy(out, s.laddr + 12, 4)
+        return
+    for k in range(16):
+        if s.laddr[k]:
+            out[0], out[1], out[2], out[3] = 127, 0, 0, 6      # LOOPBACK4_IPV6
+            return
+    memset(out, 0, 4)
+
+
+cdef int find_established(const NetEnv* net, uint8_t family, const uint8_t* saddr,
+                          uint16_t sport, const uint8_t* daddr, uint16_t dport,
+                          uint32_t dif) noexcept nogil:
+    # __inet_lookup_established: the exact four-tuple
+    cdef size_t k
+    cdef const NetSock* s
+    cdef int n = 4 if family == AF_INET_ else 16
+    for k in range(net.nsocks):
+        s = &net.socks[k]
+        if s.protocol == IPPROTO_TCP_ and s.state == TCP_ESTABLISHED_ \
+                and s.family == family and s.lport == dport and s.rport == sport \
+                and memcmp(s.laddr, daddr, n) == 0 and memcmp(s.raddr, saddr, n) == 0 \
+                and bound_dev_eq(s, dif):
+            return <int>k
+    return -1
+
+
+cdef int score_listener(const NetSock* s, uint8_t family, const uint8_t* addr,
+                        uint16_t dport, uint32_t dif) noexcept nogil:
+    """compute_score of inet_hashtables.c / inet6_hashtables.c against one listening
+    address (the packet's destination, or the wildcard): -1 for no match."""
+    cdef uint8_t v4[4]
+    cdef int score
+    if s.protocol != IPPROTO_TCP_ or s.state != TCP_LISTEN_ or s.lport != dport:
+        return -1
+    if family == AF_INET_:
+        if s.family == AF_INET6_ and s.v6only:
+            return -1
+        ip4_view(s, v4)
+        if memcmp(v4, addr, 4) != 0:
+            return -1
+    elif s.family != AF_INET6_ or memcmp(s.laddr, addr, 16) != 0:
+        return -1
+    if not bound_dev_eq(s, dif):
+        return -1
+    score = 2 if s.bound_dev_if else 1
+    if family == AF_INET_ and s.family == AF_INET_:
+        score += 1
+    return score
+
+
+cdef int score_udp(const NetSock* s, uint8_t family, const uint8_t* saddr, uint16_t sport,
+                   const uint8_t* addr, uint16_t dport, uint32_t dif) noexcept nogil:
+    """compute_score of udp.c / udp_ipv6.c against one bound address."""
+    cdef uint8_t v4[4]
+    cdef int score
+    if s.protocol != IPPROTO_UDP_ or s.lport != dport:
+        return -1
+    if family == AF_INET_:
+        if s.family == AF_INET6_ and s.v6only:
+            return -1
+        ip4_view(s, v4)
+        if memcmp(v4, addr, 4) != 0:
+            return -1
+        score = 2 if s.family == AF_INET_ else 1
+        if s.connected:
+            if s.family != AF_INET_ or memcmp(s.raddr, saddr, 4) != 0 or s.rport != sport:
+                return -1
+            score += 8
+        if not bound_dev_eq(s, dif):
+            return -1
+        return score + (4 if s.bound_dev_if else 0)
+    if s.family != AF_INET6_ or memcmp(s.laddr, addr, 16) != 0:
+        return -1
+    score = 0
+    if s.connected:
+        if memcmp(s.raddr, saddr, 16) != 0 or s.rport != sport:
+            return -1
+        score += 2
+    if not bound_dev_eq(s, dif):
+        return -1
+    return score + (1 if s.bound_dev_if else 0)
+
+
+cdef int find_bound(const NetEnv* net, uint8_t proto, uint8_t family, const uint8_t* saddr,
+                    uint16_t sport, const uint8_t* daddr, uint16_t dport,
+                    uint32_t dif) noexcept nogil:
+    """The listener (TCP) or bound socket (UDP) for the packet: the best score among
+    those bound to its destination address, else among the wildcard ones.  On equal
+    scores the socket declared last wins: the kernel adds sockets at the head of their
+    hash chain."""
+    cdef uint8_t wild[16]
+    cdef const uint8_t* addr
+    cdef int best, best_score, score, k, attempt
+    memset(wild, 0, 16)
+    for attempt in range(2):
+        addr = daddr if attempt == 0 else wild
+        best, best_score = -1, -1
+        for k in range(<int>net.nsocks - 1, -1, -1):
+            if proto == IPPROTO_TCP_:
+                score = score_listener(&net.socks[k], family, addr, dport, dif)
+            else:
+                score = score_udp(&net.socks[k], family, saddr, sport, addr, dport, dif)
+            if score > best_score:
+                best, best_score = k, score
+        if best >= 0:
+            return best
+    return -1
+
+
+cdef uint64_t sk_lookup(Vm* vm, uint64_t r1, uint64_t tuple_addr, uint64_t size,
+                        uint64_t netns_id, uint64_t flags, uint8_t proto) noexcept nogil:
+    # __bpf_skc_lookup in the namespace of the packet's device; sockets of other
+    # namespaces (netns_id >= 0) are not modelled, so such lookups find nothing
+    cdef const NetEnv* net = vm.skb.net
+    cdef const uint8_t* t
+    cdef uint8_t family
+    cdef uint16_t sport, dport
+    cdef int k, n
+    if not is_ctx(vm, r1):
+        return 0
+    t = _helper_mem(vm, tuple_addr, size, ACCESS_READ, True)
+    if t == NULL:
+        return 0
+    if <uint32_t>size == SIZEOF_BPF_SOCK_TUPLE_IPV4:
+        family, n = AF_INET_, 4
+    elif <uint32_t>size == SIZEOF_BPF_SOCK_TUPLE_IPV6:
+        family, n = AF_INET6_, 16
+    else:
+        return 0
+    if flags or not (<int32_t>netns_id < 0 or netns_id <= 0x7FFFFFFF):
+        return 0
+    if <int32_t>netns_id >= 0:
+        return 0
+    sport = bswap16((<const uint16_t*>(t + 2 * n))[0])
+    dport = bswap16((<const uint16_t*>(t + 2 * n + 2))[0])
+    k = -1
+    if proto == IPPROTO_TCP_:
+        k = find_established(net, family, t, sport, t + n, dport, vm.skb.ifindex)
+    if k < 0:
+        k = find_bound(net, proto, family, t, sport, t + n, dport, vm.skb.ifindex)
+    return sock_ptr(vm, k, False) if k >= 0 else 0
+
+
+cdef uint64_t bpf_sk_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                uint64_t netns_id, uint64_t flags) noexcept nogil:
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+
+
+cdef uint64_t bpf_skc_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                 uint64_t netns_id, uint64_t flags) noexcept nogil:
+    # the model holds no request or timewait sockets: every socket found is a full one
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+
+
+cdef uint64_t bpf_sk_lookup_udp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
+                                uint64_t netns_id, uint64_t flags) noexcept nogil:
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_UDP_)
+
+
+cdef uint64_t bpf_sk_release(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                             uint64_t e) noexcept nogil:
+    # the reference is the verifier's to track; the model's sockets live on
+    sock_of(vm, sk)
+    return 0
+
+
+cdef uint64_t bpf_sk_fullsock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    # every socket of the model, and test_run's, is a full one
+    cdef int k = sock_of(vm, sk)
+    if k == PACKET_SOCK:
+        return sk
+    return sock_ptr(vm, k, False) if k >= 0 else 0
+
+
+cdef uint64_t bpf_tcp_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                           uint64_t e) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    if k < 0 or vm.skb.net.socks[k].protocol != IPPROTO_TCP_:
+        return 0
+    return sock_ptr(vm, k, True)
+
+
+cdef uint64_t bpf_get_listener_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
+                                    uint64_t d, uint64_t e) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    if k < 0 or vm.skb.net.socks[k].state != TCP_LISTEN_:
+        return 0
+    return sock_ptr(vm, k, False)
+
+
+cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    cdef int k
+    if not is_ctx(vm, r1):
+        return 0
+    if sk == 0 or flags:
+        return err(EINVAL)
+    k = sock_of(vm, sk)
+    if k == -1:
+        return 0
+    if not vm.skb.at_ingress:
+        return err(EOPNOTSUPP)
+    if k == PACKET_SOCK:
+        return 0                # the packet's own socket stays its socket
+    if vm.skb.net.socks[k].reuseport:
+        return err(ESOCKTNOSUPPORT)
+    vm.skb.sk_assigned = k + 1
+    return 0
+
+
+# --- SYN cookies -------------------------------------------------------------------------
+# The model's namespace keeps net.ipv4.tcp_syncookies at its default (1: cookies only
+# when a listener's SYN queue overflows) and its listeners never overflow: so the kernel
+# generates no cookie (tcp_get_syncookie_mss gives 0) and checks none
+# (tcp_synq_no_recent_overflow); what the helpers answer before that is modelled.
+
+cdef int syncookie_args(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len, uint64_t th,
+                        uint64_t th_len, const uint8_t** ip, const uint8_t** tcp) noexcept nogil:
+    """The socket's index (PACKET_SOCK, or -1 with a fault), the two headers' memory."""
+    cdef int k = sock_of(vm, sk)
+    if k == -1:
+        return -1
+    ip[0] = _helper_mem(vm, iph, iph_len, ACCESS_READ, True)
+    if ip[0] == NULL:
+        return -1
+    tcp[0] = _helper_mem(vm, th, th_len, ACCESS_READ, True)
+    if tcp[0] == NULL:
+        return -1
+    return k
+
+
+cdef inline bint tcp_listener(Vm* vm, int k) noexcept nogil:
+    return k >= 0 and vm.skb.net.socks[k].protocol == IPPROTO_TCP_ \
+        and vm.skb.net.socks[k].state == TCP_LISTEN_
+
+
+cdef uint64_t bpf_tcp_check_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len,
+                                      uint64_t th, uint64_t th_len) noexcept nogil:
+    cdef const uint8_t* ip
+    cdef const uint8_t* tcp
+    cdef int k = syncookie_args(vm, sk, iph, iph_len, th, th_len, &ip, &tcp)
+    if k == -1:
+        return 0
+    if <uint32_t>th_len < 20 or not tcp_listener(vm, k):
+        return err(EINVAL)
+    # th->ack, th->rst, th->syn
+    if not tcp[13] & 0x10 or tcp[13] & 0x04 or tcp[13] & 0x02:
+        return err(ENOENT)
+    if <uint32_t>iph_len < IPV4_HLEN:
+        return err(EINVAL)
+    return err(ENOENT)          # no SYN queue overflow lately
+
+
+cdef uint64_t bpf_tcp_gen_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t iph_len,
+                                    uint64_t th, uint64_t th_len) noexcept nogil:
+    cdef const uint8_t* ip
+    cdef const uint8_t* tcp
+    cdef const NetSock* s
+    cdef int k = syncookie_args(vm, sk, iph, iph_len, th, th_len, &ip, &tcp)
+    if k == -1:
+        return 0
+    if <uint32_t>th_len < 20 or <uint32_t>th_len != (tcp[12] >> 4) * 4u:
+        return err(EINVAL)
+    if not tcp_listener(vm, k):
+        return err(EINVAL)
+    # th->syn and none of ack, fin, rst
+    if not tcp[13] & 0x02 or tcp[13] & (0x10 | 0x01 | 0x04):
+        return err(EINVAL)
+    if <uint32_t>iph_len < IPV4_HLEN:
+        return err(EINVAL)
+    s = &vm.skb.net.socks[k]
+    if ip[0] >> 4 == 4:
+        if s.family == AF_INET6_ and s.v6only:
+            return err(EINVAL)
+    elif ip[0] >> 4 == 6:
+        if <uint32_t>iph_len < IPV6_HLEN or s.family != AF_INET6_:
+            return err(EINVAL)
+    else:
+        return err(EPROTONOSUPPORT)
+    return err(ENOENT)          # the SYN queue is not full: no cookie
+
+
+cdef void register_sock_helpers(helper_fn* table) noexcept:
+    table[100] = bpf_tcp_check_syncookie
+    table[110] = bpf_tcp_gen_syncookie
+    table[84] = bpf_sk_lookup_tcp
+    table[85] = bpf_sk_lookup_udp
+    table[86] = bpf_sk_release
+    table[95] = bpf_sk_fullsock
+    table[96] = bpf_tcp_sock
+    table[98] = bpf_get_listener_sock
+    table[99] = bpf_skc_lookup_tcp
+    table[124] = bpf_sk_assign

@@ -1,0 +1,256 @@
+"""tcsim --cpus N: packets steered to N simulated CPUs (RSS, or RPS by the flow hash),
+each CPU replaying on a thread of its own, the outputs in the capture's order
+(pcap/tcreplay.pyx, pcap/steer.pxi; the maps' locks in map_helpers.pxi)."""
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6
+
+from bpfc import compile_object
+from pyebpf.pcap import pcapio, tcreplay, tcsim
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PROTO_COUNT = EXAMPLES / "proto_count.o"
+NAT4 = EXAMPLES / "nat4.o"
+MARK_BY_PORT = EXAMPLES / "mark_by_port.s"
+
+# mark = the CPU the program runs on, priority = the skb's flow hash
+CPU_AND_HASH = """\
+r6 = r1
+call 8
+*(u32 *)(r6 + 8) = r0
+r1 = r6
+call 34
+*(u32 *)(r6 + 32) = r0
+r0 = 0
+exit
+"""
+
+
+def _frames(count=600, seed=7):
+    rnd = random.Random(seed)
+    out = []
+    for k in range(count):
+        src, dst = f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}", "192.168.1.1"
+        sport, dport = rnd.randrange(1024, 65536), rnd.choice([22, 23, 80, 443, 8080])
+        kind = k % 6
+        if kind == 0:
+            p = Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=53)
+        elif kind == 1:
+            p = Ether() / IPv6(src=f"fd00::{k:x}", dst="fd00::1") / TCP(sport=sport, dport=dport)
+        elif kind == 2:
+            p = Ether() / Dot1Q(vlan=5) / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport)
+        elif kind == 3:
+            p = Ether() / IP(src=src, dst=dst) / ICMP()
+        else:
+            p = Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport) / (b"x" * k)
+        out.append(bytes(p))
+    return out
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cpus") / "in.pcap"
+    pcapio.write(path, [(k * 1000, f, len(f)) for k, f in enumerate(_frames())])
+    return path
+
+
+def tcsim_run(capsys, *argv):
+    rc = tcsim.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err.splitlines()
+
+
+def _replay(capsys, tmp_path, name, program, capture, *options):
+    """(delivered bytes, dropped bytes, report lines) of one run."""
+    d = tmp_path / name
+    d.mkdir()
+    rc, _, err = tcsim_run(capsys, program, "-r", capture, "-o", d / "out.pcap",
+                           "--drops", d / "drops.pcap", "--report", d / "r.jsonl", "-q",
+                           *options)
+    assert (rc, err) == (0, [])
+    lines = (d / "r.jsonl").read_text().splitlines()
+    return (d / "out.pcap").read_bytes(), (d / "drops.pcap").read_bytes(), lines
+
+
+# --- the Toeplitz hash: Microsoft's RSS verification suite --------------------------------
+
+@pytest.mark.parametrize("src, sport, dst, dport, with_ports, addresses_only", [
+    ("66.9.149.187", 2794, "161.142.100.80", 1766, 0x51ccc178, 0x323e8fc2),
+    ("199.92.111.2", 14230, "65.69.140.83", 4739, 0xc626b0ea, 0xd718262a),
+    ("24.19.198.95", 12898, "12.22.207.184", 38024, 0x5c2b394a, 0xd2d0a5de),
+    ("38.27.205.30", 48228, "209.142.163.6", 2217, 0xafc7327f, 0x82989176),
+    ("153.39.163.191", 44251, "202.188.127.2", 1303, 0x10e828a2, 0x5d1809c5),
+])
+def test_the_rss_hash_of_ipv4_is_the_specifications_toeplitz_hash(src, sport, dst, dport,
+                                                                  with_ports, addresses_only):
+    tcp = bytes(Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport))
+    icmp = bytes(Ether() / IP(src=src, dst=dst) / ICMP())
+    assert (hex(tcreplay.frame_rss_hash(tcp)), hex(tcreplay.frame_rss_hash(icmp))) == \
+        (hex(with_ports), hex(addresses_only))
+
+
+def test_the_rss_hash_of_ipv6_is_the_specifications_toeplitz_hash():
+    src, dst = "3ffe:2501:200:1fff::7", "3ffe:2501:200:3::1"
+    tcp = bytes(Ether() / IPv6(src=src, dst=dst) / TCP(sport=2794, dport=1766))
+    icmp = bytes(Ether() / IPv6(src=src, dst=dst, nh=58) / b"\x80\x00\x00\x00")
+    assert (hex(tcreplay.frame_rss_hash(tcp)), hex(tcreplay.frame_rss_hash(icmp))) == \
+        (hex(0x40207d3d), hex(0x2cc18cd5))
+
+
+def test_the_rss_hash_skips_a_vlan_tag_and_ignores_fragments_ports():
+    plain = bytes(Ether() / IP(src="1.2.3.4", dst="5.6.7.8") / UDP(sport=1, dport=2))
+    tagged = bytes(Ether() / Dot1Q(vlan=9) / IP(src="1.2.3.4", dst="5.6.7.8") / UDP(sport=1, dport=2))
+    fragment = bytes(Ether() / IP(src="1.2.3.4", dst="5.6.7.8", flags="MF") / UDP(sport=1, dport=2))
+    bare = bytes(Ether() / IP(src="1.2.3.4", dst="5.6.7.8", proto=47))
+    assert tcreplay.frame_rss_hash(tagged) == tcreplay.frame_rss_hash(plain)
+    assert tcreplay.frame_rss_hash(fragment) == tcreplay.frame_rss_hash(bare)
+
+
+# --- the same results as one CPU -----------------------------------------------------------
+
+@pytest.mark.parametrize("program, options", [
+    (MARK_BY_PORT, ()), (NAT4, ("--hook", "egress")), (NAT4, ("--hook", "ingress")),
+], ids=["mark_by_port", "nat4-egress", "nat4-ingress"])
+def test_two_cpus_give_one_cpus_outputs_and_report_for_a_stateless_program(
+        tmp_path, capsys, capture, program, options):
+    one = _replay(capsys, tmp_path, "one", program, capture, "--cpus", "1", *options)
+    two = _replay(capsys, tmp_path, "two", program, capture, "--cpus", "2", *options)
+    assert one[0] == two[0] and one[1] == two[1]
+    assert [json.loads(a) for a in one[2]] == [json.loads(b) for b in two[2]]
+
+
+def test_cpus_1_is_the_replay_without_the_option(tmp_path, capsys, capture):
+    before = _replay(capsys, tmp_path, "none", NAT4, capture, "--hook", "egress")
+    one = _replay(capsys, tmp_path, "one", NAT4, capture, "--hook", "egress", "--cpus", "1")
+    assert before == one
+
+
+def test_four_cpus_keep_the_captures_order_in_every_output(tmp_path, capsys, capture):
+    one = _replay(capsys, tmp_path, "one", MARK_BY_PORT, capture)
+    four = _replay(capsys, tmp_path, "four", MARK_BY_PORT, capture, "--cpus", "4")
+    assert one[:2] == four[:2]
+    assert [json.loads(x)["index"] for x in four[2]] == list(range(len(_frames())))
+
+
+# --- which CPU a packet runs on -------------------------------------------------------------
+
+def _marks_and_priorities(capsys, tmp_path, capture, *options):
+    (tmp_path / "cpu.s").write_text(CPU_AND_HASH)
+    *_, lines = _replay(capsys, tmp_path, "run", tmp_path / "cpu.s", capture, *options)
+    return [(r["mark"], r["priority"]) for r in map(json.loads, lines)]
+
+
+def test_bpf_get_smp_processor_id_is_the_cpu_rss_steered_the_packet_to(tmp_path, capsys,
+                                                                       capture):
+    got = _marks_and_priorities(capsys, tmp_path, capture, "--cpus", "3")
+    want = [(tcreplay.frame_rss_hash(f) & 127) % 3 for f in _frames()]
+    assert [cpu for cpu, _ in got] == want
+    assert set(want) == {0, 1, 2}
+
+
+def test_steer_hash_picks_the_cpu_as_rps_does_from_the_skbs_flow_hash(tmp_path, capsys,
+                                                                      capture):
+    got = _marks_and_priorities(capsys, tmp_path, capture, "--cpus", "2", "--steer", "hash")
+    assert [cpu for cpu, _ in got] == [(h * 2) >> 32 for _, h in got]
+    assert {cpu for cpu, _ in got} == {0, 1}
+
+
+# --- shared and per-CPU maps -----------------------------------------------------------------
+
+def _dump(capsys, tmp_path, name, capture, *options):
+    rc, _, err = tcsim_run(capsys, PROTO_COUNT, "-r", capture, "-q",
+                           "--dump-maps", tmp_path / name, *options)
+    assert (rc, err) == (0, [])
+    return {m: json.loads((tmp_path / name / f"{m}.json").read_text())["entries"]
+            for m in ("ethertype_stats", "ipproto_packets")}
+
+
+def test_shared_counters_updated_atomically_total_the_same_on_two_cpus(tmp_path, capsys):
+    # 60,000 packets: both threads add to the same few counters (a hash map's values,
+    # inserted with BPF_NOEXIST by whichever CPU sees an EtherType first) all along
+    frames = _frames()
+    pcapio.write(tmp_path / "many.pcap",
+                 [(k * 1000, frames[k % len(frames)], len(frames[k % len(frames)]))
+                  for k in range(100 * len(frames))])
+    one = _dump(capsys, tmp_path, "one", tmp_path / "many.pcap", "--cpus", "1")
+    two = _dump(capsys, tmp_path, "two", tmp_path / "many.pcap", "--cpus", "2")
+    stats = {e["key"]: e["value"] for e in one["ethertype_stats"]}
+    assert {e["key"]: e["value"] for e in two["ethertype_stats"]} == stats
+    assert sum(v["packets"] for v in stats.values()) == 100 * len(frames)
+
+
+ATOMIC_ADDS = """
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} total SEC(".maps");
+
+SEC("tc")
+int add_200(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&total, &zero);
+
+	if (!v)
+		return TC_ACT_OK;
+	for (int i = 0; i < 200; i++)
+		__sync_fetch_and_add(v, 1);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_atomic_adds_of_every_cpu_to_one_value_all_count(tmp_path, capsys):
+    # both threads add to one array value all along: a lost update would show
+    (tmp_path / "adds.o").write_bytes(compile_object(ATOMIC_ADDS))
+    frames = _frames()
+    pcapio.write(tmp_path / "many.pcap",
+                 [(k * 1000, frames[k % len(frames)], len(frames[k % len(frames)]))
+                  for k in range(20 * len(frames))])
+    rc, _, err = tcsim_run(capsys, tmp_path / "adds.o", "-r", tmp_path / "many.pcap", "-q",
+                           "--cpus", "2", "--dump-maps", tmp_path / "maps")
+    (entry,) = json.loads((tmp_path / "maps" / "total.json").read_text())["entries"]
+    assert (rc, err, entry["value"]) == (0, [], 200 * 20 * len(frames))
+
+
+def test_a_per_cpu_map_has_one_value_per_simulated_cpu_each_counting_its_packets(
+        tmp_path, capsys, capture):
+    two = _dump(capsys, tmp_path, "two", capture, "--cpus", "3")
+    tcp = next(e["value"] for e in two["ipproto_packets"] if e["key"] == 6)
+    frames = [f for f in _frames() if b"\x06" == (f[23:24] if f[12:14] == b"\x08\x00"
+                                                 else f[27:28] if f[12:14] == b"\x81\x00"
+                                                 else f[20:21])]
+    want = [sum(1 for f in frames if (tcreplay.frame_rss_hash(f) & 127) % 3 == c)
+            for c in range(3)]
+    assert tcp == want
+
+
+def test_a_per_cpu_map_pinned_for_fewer_cpus_is_refused(tmp_path, capsys, capture):
+    tcsim_run(capsys, PROTO_COUNT, "-r", capture, "-q", "--pin-dir", tmp_path, "--cpus", "2")
+    rc, _, err = tcsim_run(capsys, PROTO_COUNT, "-r", capture, "-q", "--pin-dir", tmp_path,
+                           "--cpus", "3")
+    assert (rc, len(err)) == (1, 1)
+    assert "the per-CPU map 'ipproto_packets' holds values for 2 CPUs, fewer than the 3" in err[0]
+
+
+# --- what --cpus refuses ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, message", [
+    (("--cpus", "0"), "--cpus 0: tcsim simulates 1 to 64 CPUs"),
+    (("--cpus", "2", "--kernel-check"), "--kernel-check replays the packets in the "
+                                        "capture's order on one CPU"),
+    (("--cpus", "2", "--field", "cpu=1"), "--field cpu: with --cpus N the steering picks"),
+    (("--steer", "hash",), "--steer applies to several CPUs"),
+], ids=["zero", "kernel-check", "field-cpu", "steer-alone"])
+def test_options_cpus_cannot_combine_with_are_one_line(capsys, capture, options, message):
+    rc, _, err = tcsim_run(capsys, MARK_BY_PORT, "-r", capture, "-q", *options)
+    assert rc == 1 and len(err) == 1 and message in err[0]

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0
+/* A socket filter calling a tc-only helper (bpf_skb_store_bytes).  Expected: refused. */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <stddef.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+SEC("socket")
+int sfh(struct __sk_buff *skb)
+{
+	__u8 z = 0;
+	bpf_skb_store_bytes(skb, 0, &z, 1, 0);
+	return skb->len;
+}
+char _license[] SEC("license") = "GPL";
