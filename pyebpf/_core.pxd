@@ -382,17 +382,17 @@ cdef inline void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept no
 
 
 cdef inline void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept nogil:
-    """Skb program types: r1 is the packet's ``__sk_buff`` context; with
-    ``packet_region`` (tc programs: direct packet access) the packet bytes are a region."""
+    """Skb program types: r1 is the packet's ``__sk_buff`` context and the packet bytes
+    are a region, writable with ``packet_region`` (tc programs: direct packet access);
+    a socket filter reaches it only through a dynptr slice."""
     vm.skb = skb
     vm.ctx = <uintptr_t>vm.ctx_mem
     vm.reg[1] = vm.ctx
-    if packet_region:
-        vm.pkt_region = 1
-        vm.regions[1].writable = True
-        vm.regions[1].name = REGION_PACKET
-        vm.nregions = 2
-        skb_sync(vm)
+    vm.pkt_region = 1
+    vm.regions[1].writable = packet_region
+    vm.regions[1].name = REGION_PACKET
+    vm.nregions = 2
+    skb_sync(vm)
 
 
 cdef inline void vm_end(Vm* vm) noexcept nogil:

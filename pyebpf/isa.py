@@ -98,6 +98,13 @@ MAX_TAIL_CALL_CNT = 33
 BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
 MAX_BPRINTF_VARARGS = 12          # bpf_snprintf's and bpf_trace_vprintk's argument count
 BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
+# struct bpf_dynptr_kern: { void *data; u32 size; u32 offset; }, 16 bytes; size's low
+# bits are the size, then the type, and its top bit marks a read-only dynptr
+BPF_DYNPTR_SIZE = 16
+BPF_DYNPTR_TYPE_SKB = 3           # enum bpf_dynptr_type
+DYNPTR_SIZE_MASK = 0xFFFFFF
+DYNPTR_TYPE_SHIFT = 28
+DYNPTR_RDONLY_BIT = 1 << 31
 
 # The modelled kernel's clocks (docs/clock.md): its CONFIG_HZ, jiffies at boot
 # (INITIAL_JIFFIES of a 64-bit kernel: -300 * HZ as an unsigned int, so that the 32-bit
@@ -900,7 +907,8 @@ _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
-            "BPF_STRTOX_BASE_MASK", "TICK_NSEC")
+            "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
+            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT")
 
 
 def pxd_source() -> str:

@@ -64,6 +64,9 @@ cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
 
+include "dynptr.pxi"
+
+
 cdef void register_kfuncs() except *:
     memset(KFUNCS, 0, sizeof(KFUNCS))
     _kfunc("bpf_iter_num_new", _k_iter_num_new)
@@ -72,3 +75,4 @@ cdef void register_kfuncs() except *:
     for name in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                  "bpf_preempt_enable"):
         _kfunc(name, _k_region)
+    register_dynptr(SKB_HELPERS)

@@ -33,8 +33,7 @@ WHY_NOT: dict[int, str] = {
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
     191: _TASK, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
-    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200, 201,
-                     202, 203), _KFUNCS),
+    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 

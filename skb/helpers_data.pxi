@@ -137,18 +137,22 @@ cdef inline bint _size_ok(Vm* vm, uint64_t n) noexcept nogil:
 
 cdef uint64_t bpf_skb_store_bytes(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                   uint64_t flags) noexcept nogil:
-    cdef Skb* skb = vm.skb
     cdef uint32_t offset = <uint32_t>r2
-    cdef uint32_t n
     cdef const uint8_t* src
-    cdef uint8_t* ptr
-    cdef bint rcsum
     if not is_ctx(vm, r1) or not _size_ok(vm, r4):
         return 0
     src = _helper_mem(vm, r3, r4, ACCESS_READ, False)
     if src == NULL:
         return 0
-    n = <uint32_t>r4
+    return skb_store(vm, offset, src, <uint32_t>r4, flags)
+
+
+cdef uint64_t skb_store(Vm* vm, uint32_t offset, const uint8_t* src, uint32_t n,
+                        uint64_t flags) noexcept nogil:
+    """__bpf_skb_store_bytes: bpf_skb_store_bytes and bpf_dynptr_write on an skb dynptr."""
+    cdef Skb* skb = vm.skb
+    cdef uint8_t* ptr
+    cdef bint rcsum
     if flags & ~(<uint64_t>(BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH)):
         return err(EINVAL)
     if skb.profile == PROFILE_V46:

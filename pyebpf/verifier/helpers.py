@@ -31,9 +31,11 @@ ALLOC_SIZE_OR_ZERO = "alloc_size"  # ARG_CONST_ALLOC_SIZE_OR_ZERO
 RINGBUF_MEM = "ringbuf_mem"        # ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE
 FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
 STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
+DYNPTR = "dynptr"                  # ARG_PTR_TO_DYNPTR | MEM_RDONLY: an initialised dynptr
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
+DYNPTR_MEM_OR_NULL = "dynptr_mem"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ PROTOS: dict[int, Proto] = dict([
     _p("trace_vprintk", INTEGER, MEM, SIZE, MEM_OR_NULL, SIZE_OR_ZERO),
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),
+    _p("dynptr_read", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, DYNPTR, ANYTHING, ANYTHING),
+    # an skb dynptr's write changes packet data (check_helper_call)
+    _p("dynptr_write", INTEGER, DYNPTR, ANYTHING, MEM, SIZE_OR_ZERO, ANYTHING, pkt=True),
+    _p("dynptr_data", DYNPTR_MEM_OR_NULL, DYNPTR, ANYTHING, ALLOC_SIZE_OR_ZERO),
     _p("get_smp_processor_id", INTEGER),
     _p("skb_store_bytes", INTEGER, CTX, ANYTHING, MEM, SIZE, ANYTHING, pkt=True),
     _p("l3_csum_replace", INTEGER, CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING, pkt=True),

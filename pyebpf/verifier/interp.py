@@ -13,10 +13,12 @@ from .. import isa
 from . import bounds, helpers, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
+from .dynptrs import DynptrCalls, is_dynptr_slot
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PKT_TYPES,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, NOT_INIT,
+                    PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
@@ -44,7 +46,7 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
+class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64"):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -593,6 +595,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
             if not write:
                 result = scalar()
+        elif t & DYNPTR_SKB and not t & MAYBE_NULL:
+            self.slice_access(pc, regno, reg, off, size, write)
+            if not write:
+                result = scalar()
         elif t in PKT_TYPES:
             if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
                 self.refuse(pc, "cannot write into packet")
@@ -801,6 +807,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
     def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
                     is_imm: bool) -> None:
         """check_stack_write_fixed_off."""
+        for a in range(addr, addr + size, 8):
+            self.destroy_dynptr(st, frame, a)
         s = self._slot(frame, addr)
         if self.unpriv and size != 8 and s.spill is not None and s.spill.is_ptr and \
                 STACK_SPILL in s.kinds:
@@ -838,6 +846,8 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if s is None:
             return scalar()
         first = addr % 8
+        if is_dynptr_slot(s):
+            self.refuse(pc, f"invalid read from stack off {addr}+0 size {size}")
         if s.spill is not None and s.kinds[0] == STACK_SPILL:
             spill_size = 1
             while spill_size < 8 and s.kinds[spill_size] == STACK_SPILL:
@@ -1130,6 +1140,13 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                 r.type = PTR_TO_MAP_VALUE
                 r.id = 0
             regs[0] = r
+        elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
+            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
+            r = Reg(PTR_TO_MEM | MAYBE_NULL)
+            r.mark_known(0)
+            r.size = meta["ringbuf_size"]
+            r.id = self.new_id()
+            regs[0] = r
         elif proto.ret in sockets.RET_KINDS:
             regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
@@ -1142,11 +1159,13 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         if proto.changes_pkt_data:
             for f in st.frames:
                 for i, r in enumerate(f.regs):
-                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END:
+                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
+                            r.type & DYNPTR_SKB:
                         r.mark_unknown()
                 for s in f.stack.values():
                     if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
-                                                s.spill.type == PTR_TO_PACKET_END):
+                                                s.spill.type == PTR_TO_PACKET_END or
+                                                s.spill.type & DYNPTR_SKB):
                         s.spill.mark_unknown()
 
     _EXPECTED = {
@@ -1167,6 +1186,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         helpers.RINGBUF_MEM: ("ringbuf_mem",),
         helpers.FUNC: ("func",),
         helpers.STACK_OR_NULL: ("fp",),
+        helpers.DYNPTR: ("fp", "dynptr_ptr"),
     }
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
@@ -1217,6 +1237,11 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
                 self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
                                 f"size {size}")
             return
+        if kind == helpers.DYNPTR:
+            if reg.type != PTR_TO_STACK:
+                self._type_error(pc, regno, reg, kind)
+            self.dynptr_arg(st, pc, regno - 1, reg, False)
+            return
         if kind == helpers.CONST_STR:
             meta["const_str"] = self.const_str(pc, regno, reg)
             return
@@ -1243,7 +1268,10 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             meta["mem_null"] = True
             return
         if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
-            if reg.type not in self._MEM_TYPES:
+            # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
+            if reg.type not in self._MEM_TYPES and not (
+                    reg.type & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB and
+                    (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             return
@@ -1318,7 +1346,7 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
         elif t == PTR_TO_MAP_VALUE:
             self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
-        elif t == PTR_TO_MEM:
+        elif t == PTR_TO_MEM or t & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
             if size == 0 and zero_ok:
@@ -1328,6 +1356,9 @@ class Interpreter(KfuncCalls, CallbackCalls, BtfPointers, ConstStrings):
             self._note_depth(st, reg, lo)
             frame = self.stack_frame(st, reg)
             if write:
+                for a in range(lo, hi):
+                    if is_dynptr_slot(self._slot(frame, a, create=False)):
+                        self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
                 for a in range(lo, hi):
                     s = self._slot(frame, a)
                     if s.spill is not None:

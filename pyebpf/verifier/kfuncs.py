@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .. import isa
-from .state import PTR_TO_CTX, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
+from .state import PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
 _P = isa.ProgType
@@ -201,9 +201,15 @@ class KfuncCalls:
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
                                     f"{type_str(reg.type)}")
+            elif arg.kind == DYNPTR:
+                self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
+            elif arg.kind == MEM and name.startswith("bpf_dynptr_slice"):
+                self._slice_buffer(st, pc, regno, reg, self.read(st, pc, regno + 1))
         if name in _LOCKS:
             self._lock_kfunc(st, pc, name)
         btf_ret = self.kfunc_btf_return(st, pc, name)
+        if name.startswith("bpf_dynptr_slice"):
+            btf_ret = self.dynptr_slice(pc, name, regs[4], name == "bpf_dynptr_slice")
         for r in range(1, 6):
             regs[r] = Reg()
         if k.flags & isa.KF_ITER_NEXT:
@@ -212,6 +218,16 @@ class KfuncCalls:
             regs[0] = Reg()
         else:
             regs[0] = btf_ret or scalar()
+
+    def _slice_buffer(self, st, pc: int, regno: int, reg: Reg, size: Reg) -> None:
+        """bpf_dynptr_slice(_rdwr)'s buffer__opt: NULL, or writable memory of the
+        constant size that follows it (check_kfunc_mem_size_reg)."""
+        if reg.is_null():
+            return
+        if reg.type not in (PTR_TO_STACK, PTR_TO_MEM, PTR_TO_MAP_VALUE):
+            self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=fp, map_value, mem")
+        if size.type == SCALAR and size.is_const:
+            self.helper_mem(st, pc, regno, reg, size.value, True, True)
 
     # --- RCU and preemption regions (check_kfunc_call) -------------------------------------
     def _lock_kfunc(self, st, pc: int, name: str) -> None:

@@ -17,6 +17,8 @@ NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY
     PTR_TO_TCP_SOCK = range(16)
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
+MEM_RDONLY = 0x400             # memory the program may only read
+DYNPTR_SKB = 0x800             # a slice of an skb dynptr: packet-changing helpers end it
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
@@ -27,11 +29,13 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
-STACK_ITER = 5
+STACK_DYNPTR, STACK_ITER = 4, 5
 
 
 def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
+    if t & DYNPTR_SKB:
+        base = "rdonly_mem" if t & MEM_RDONLY else "mem"
     return base + "_or_null" if t & MAYBE_NULL else base
 
 
@@ -277,7 +281,8 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
                 continue
             if ok_ != ck_:
                 return False
-        if os_.kinds[7] == STACK_SPILL or os_.kinds[0] in (STACK_SPILL, STACK_ITER):
+        if os_.kinds[7] == STACK_SPILL or \
+                os_.kinds[0] in (STACK_SPILL, STACK_ITER, STACK_DYNPTR):
             if os_.spill is not None and (cs is None or cs.spill is None or
                                           not regsafe(os_.spill, cs.spill, idmap, exact)):
                 return False
