@@ -2594,6 +2594,7 @@ cdef class Program:
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         try:
             if self._kprobe:
+                memset(&spare, 0, sizeof(Skb))    # freed below even if trace_begin refuses
                 skb = &spare
                 world = trace_begin(&vm, skb, data, fields, self._profile_id, self.arch)
                 if "ktime" not in fields:
