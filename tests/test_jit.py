@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import child_python
 
 from pyebpf import Map, Program, asm, errors, jit
 from pyebpf._core import _set_jit_after
@@ -231,9 +232,10 @@ def test_without_llvmlite_jit_true_is_a_one_line_error_naming_the_extra(monkeypa
 
 
 def test_a_bad_pyebpf_jit_value_is_a_one_line_error():
+    env, cwd = child_python(PYEBPF_JIT="sometimes", PATH="/usr/bin:/bin")
     proc = subprocess.run([sys.executable, "-c", "import pyebpf; pyebpf.Program(b'')"],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env={"PYEBPF_JIT": "sometimes", "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, cwd=cwd,
+                          env={k: env[k] for k in ("PYEBPF_JIT", "PATH", "PYTHONPATH")})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "pyebpf.errors.LoadError: PYEBPF_JIT='sometimes': expected one of auto, force, off")
@@ -242,10 +244,11 @@ def test_a_bad_pyebpf_jit_value_is_a_one_line_error():
 def test_tcsim_jit_writes_what_the_interpreter_writes(tmp_path):
     cmd = [sys.executable, "-m", "pyebpf.pcap.tcsim", str(ROOT / "examples" / "nat4.o"),
            "-r", str(ROOT / "examples" / "sample.pcap"), "-q"]
+    env, cwd = child_python()
     for name, extra in (("interp", []), ("jit", ["--jit"])):
         subprocess.run(cmd + ["-o", str(tmp_path / f"{name}.pcap"),
                               "--report", str(tmp_path / f"{name}.jsonl")] + extra,
-                       check=True, cwd=ROOT)
+                       check=True, cwd=cwd, env=env)
     assert (tmp_path / "jit.pcap").read_bytes() == (tmp_path / "interp.pcap").read_bytes()
     assert (tmp_path / "jit.jsonl").read_text() == (tmp_path / "interp.jsonl").read_text()
 

@@ -23,6 +23,7 @@ TESTS = Path(__file__).resolve().parent
 _PRELUDE = """\
 import json, os, sys
 import pyebpf, pyebpf.pinning
+import pyebpf.jit   # Program() imports it lazily, later, when the user may no longer read it
 from pyebpf.errors import PinError
 {imports}
 os.setgroups([])
