@@ -29,6 +29,14 @@ def verdicts(data: bytes, prog_type=None):
 def same_retval(data: bytes, packet: bytes, prog_type=None) -> int:
     """Run the object's one program on ``packet`` in both; require the same retval and
     return it."""
+    ours, theirs = _both_runs(data, packet, prog_type)
+    assert ours.retval & 0xFFFFFFFF == theirs.retval
+    return theirs.retval
+
+
+def _both_runs(data: bytes, packet: bytes, prog_type=None):
+    """(pyebpf's Result, the kernel's) of the object's one program run on ``packet``,
+    counted as one comparison."""
     obj = pyebpf.load(data, prog_type=prog_type)
     try:
         with pyebpf.kernel.load_object(data, prog_type=prog_type) as kobj:
@@ -39,23 +47,13 @@ def same_retval(data: bytes, packet: bytes, prog_type=None) -> int:
     finally:
         obj.close()
     count_comparison()
-    assert ours.retval & 0xFFFFFFFF == theirs.retval
-    return theirs.retval
+    return ours, theirs
 
 
 def same_packet(data: bytes, packet: bytes) -> tuple[int, bytes]:
     """Run the object's one tc program on ``packet`` in both; require the same retval and
     the same packet bytes afterwards, and return them."""
-    obj = pyebpf.load(data)
-    try:
-        with pyebpf.kernel.load_object(data) as kobj:
-            (name,) = obj.programs
-            prog = obj.program(name)
-            ours = prog.run(packet, **engine_fields(prog.prog_type, None))
-            theirs = kobj.program(name).test_run(packet)
-    finally:
-        obj.close()
-    count_comparison()
+    ours, theirs = _both_runs(data, packet)
     assert ours.retval & 0xFFFFFFFF == theirs.retval, (ours.retval, theirs.retval)
     assert ours.data == theirs.data, (ours.data.hex(), theirs.data.hex())
     return theirs.retval, theirs.data
