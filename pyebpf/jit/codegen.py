@@ -622,7 +622,9 @@ def _store(f, b, pc, k, base, size, value):
 
 
 def _atomic(f, b, op, pc, k, dst, src, off, size):
-    """The interpreter's _atomic: a checked read-modify-write of a region."""
+    """The interpreter's _atomic: a checked read-modify-write of a region, done with the
+    processor's atomic instructions so that tcsim --cpus threads sharing a map value lose
+    no update."""
     L = f"{pc}"
     w = size * 8
     a = f.op(f"add i64 {f.get(dst)}, {off}")
@@ -632,24 +634,20 @@ def _atomic(f, b, op, pc, k, dst, src, off, size):
     b.stop(pc, k, executed=True)
     f.label(f"h{L}")
     p = f.op(f"inttoptr i64 {a} to ptr")
-    old = _widen(f, f.op(f"load i{w}, ptr {p}, align 1"), w, False)
-    val = f.get(src)
+
+    def narrow(v):
+        return v if w == 64 else f.op(f"trunc i64 {v} to i{w}")
+
+    val = narrow(f.get(src))
     kind = op.disc_value
     if kind == isa.BPF_CMPXCHG:
-        r0 = f.get(0)
-        expect = r0 if w == 64 else f.op(f"and i64 {r0}, 4294967295")
-        same = f.op(f"icmp eq i64 {old}, {expect}")
-        new = f.op(f"select i1 {same}, i64 {val}, i64 {old}")
-        f.set(0, old)
-    elif kind == isa.BPF_XCHG:
-        new = val
-        f.set(src, old)
-    else:
-        new = f.op(f"{_ATOMIC[kind & ~isa.BPF_FETCH]} i64 {old}, {val}")
-        if kind & isa.BPF_FETCH:
-            f.set(src, old)
-    narrow = new if w == 64 else f.op(f"trunc i64 {new} to i{w}")
-    f.emit(f"store i{w} {narrow}, ptr {p}, align 1")
+        pair = f.op(f"cmpxchg ptr {p}, i{w} {narrow(f.get(0))}, i{w} {val} seq_cst seq_cst, align {size}")
+        f.set(0, _widen(f, f.op(f"extractvalue {{ i{w}, i1 }} {pair}, 0"), w, False))
+        return
+    rmw = "xchg" if kind == isa.BPF_XCHG else _ATOMIC[kind & ~isa.BPF_FETCH]
+    old = f.op(f"atomicrmw {rmw} ptr {p}, i{w} {val} seq_cst, align {size}")
+    if kind & isa.BPF_FETCH:
+        f.set(src, _widen(f, old, w, False))
 
 
 def _ld_packet(f, b, form, pc, k, src, imm, size):
