@@ -46,9 +46,9 @@ def compile_ms(code, prog_type=None):
     """CPU ms of the first compile of ``code`` (a fresh Program's decoded form)."""
     prog = Program(code, prog_type, jit=False)
     start = time.process_time()
-    entry = engine.compile_codes([prog._jit_code()])[0]
+    code = engine.compile_codes([prog._jit_code()])[0]
     elapsed = (time.process_time() - start) * 1000
-    prog._jit_install(entry, None)
+    prog._jit_install(code.entry, code)
     return elapsed
 
 
@@ -77,7 +77,8 @@ def main(argv=None):
     for name, code, kcode, ptype, data in cases:
         interp, native = Program(code, jit=False), Program(code, jit=False)
         row = {"program": name, "insns": len(code) // 8, "compile_ms": compile_ms(code)}
-        native._jit_install(engine.compile_codes([native._jit_code()])[0], None)
+        compiled = engine.compile_codes([native._jit_code()])[0]
+        native._jit_install(compiled.entry, compiled)
         want = interp.run(data)
         got = native.run(data)
         if (got.retval, got.insn_count) != (want.retval, want.insn_count):
