@@ -2215,7 +2215,7 @@ cdef class Program:
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
     cdef object _jit_keep    # what keeps _pc.jit's code alive
-    cdef bint _jit_done      # compiled, queued, or jit=False: no more tiering
+    cdef readonly bint _jit_done   # compiled, queued, or jit=False: no more tiering
     cdef object __weakref__
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)

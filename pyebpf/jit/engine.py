@@ -24,18 +24,19 @@ _PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
 
 
 class _Unit:
-    """One LLVM module's engine and the native code it holds.  When the last
-    :class:`Code` compiled in it goes, the engine and its code are freed."""
+    """One LLVM module's context and engine, and the native code it holds.  When the
+    last :class:`Code` compiled in it goes, all of it is freed (a context of its own:
+    LLVM keeps every constant a context ever made until the context goes)."""
 
-    __slots__ = ("engine", "__weakref__")
+    __slots__ = ("context", "engine", "__weakref__")
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, context, engine):
+        self.context, self.engine = context, engine
 
     def __del__(self):
-        # LLVM's context is not thread-safe: free under the lock, now if it is free,
-        # else at the next compile (a unit can die inside compile_codes itself)
-        _dead.append(self.engine)
+        # LLVM is not thread-safe here: free under the lock, now if it is free, else
+        # at the next compile (a unit can die inside compile_codes itself)
+        _dead.append((self.engine, self.context))
         if _lock.acquire(blocking=False):
             try:
                 _free_dead()
@@ -55,7 +56,9 @@ class Code:
 
 def _free_dead():
     while _dead:
-        _dead.pop().close()
+        engine, context = _dead.pop()
+        engine.close()          # the engine owns the module, which lives in the context
+        context.close()
 
 
 def _setup():
@@ -89,12 +92,13 @@ def compile_codes(codes: list[bytes]) -> list[Code]:
             target = _target_machine()
             text = codegen.module([codegen.translate(code, _ABI, name)
                                    for name, code in todo.values()], _ABI)
-            mod = llvm.parse_assembly(text)
+            context = llvm.create_context()
+            mod = llvm.parse_assembly(text, context=context)
             mod.verify()
             _optimize(mod, target)
             engine = llvm.create_mcjit_compiler(mod, target)
             engine.finalize_object()
-            unit = _Unit(engine)
+            unit = _Unit(context, engine)
             for key, (name, _) in todo.items():
                 found[key] = _cache[key] = Code(unit, engine.get_function_address(name))
         return [found[key] for key in keys]
@@ -126,7 +130,7 @@ def _with_tail_call_targets(programs) -> list:
         out.append(program)
         for m in program.maps:
             if m.type == _PROG_ARRAY:
-                todo.extend(p for p in m._programs.values() if not p.jitted)
+                todo.extend(p for p in m._programs.values() if not p._jit_done)
     return out
 
 
