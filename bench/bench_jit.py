@@ -10,7 +10,7 @@ first compile of that code in the process), ns per run through ``Program.run`` a
 that minus an empty program's run (the part the JIT can change), interpreted and
 compiled, and the kernel JIT's ns per run (``BPF_PROG_TEST_RUN`` with ``repeat``) where bpf(2) works.
 Then ``run_many`` of the tc programs the kernel runs, compiled, against the kernel
-JIT (and both less an empty program's cost per run).  Then the tcsim replay loop
+JIT (and the JIT's less an empty program's run_many cost per frame).  Then the tcsim replay loop
 (``tcreplay.tc_replay``, in C) over 64-byte frames through
 the classifier: packets per CPU second, interpreted and compiled.  Times are CPU
 times (the machine may be shared), medians of interleaved batches.
@@ -129,9 +129,8 @@ def main(argv=None):
     # run) of the kernel's own program, against the kernel JIT's ns per run
     count = 2_000 if args.quick else 20_000
     print(f"\n{'run_many, tc':<18}{'jit ns':>8}{'-empty':>8}{'kernel JIT':>11}{'ratio':>7}"
-          f"{'(-empty)/(kernel-empty)':>25}")
+          f"{'(-empty)/kernel':>16}")
     empty_prog = Program(bc.EMPTY, bc.SCHED_CLS, jit=True)
-    kernel_empty = rows[-1].get("kernel_jit_ns")
     for (name, _, kcode, ptype, data), r in zip(cases, rows):
         if ptype is not bc.SCHED_CLS or name == "empty":
             continue
@@ -139,10 +138,9 @@ def main(argv=None):
         empty_many = run_many_ns(empty_prog, data, count, batches)
         k = r.get("kernel_jit_ns")
         ratio = "-" if k is None else format(ns / k, ".2f")
-        body = "-" if k is None or kernel_empty is None else \
-            format((ns - empty_many) / (k - kernel_empty), ".2f")
+        body = "-" if k is None else format((ns - empty_many) / k, ".2f")
         print(f"{name:<18}{ns:>8.0f}{ns - empty_many:>8.0f}{'-' if k is None else round(k):>11}"
-              f"{ratio:>7}{body:>25}")
+              f"{ratio:>7}{body:>16}")
 
     frames = [bc.FRAME_64] * (20_000 if args.quick else 200_000)
     rates = {}
