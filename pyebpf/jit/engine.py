@@ -18,7 +18,8 @@ _lock = threading.Lock()
 _ready = False
 # program hash -> its code, while some program uses it
 _cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_dead: list = []                 # engines of units no program uses, freed under _lock
+_live: dict = {}                 # unit key -> (engine, context)
+_dead: list = []                 # those of units no program uses, freed under _lock
 _ABI = _core._jit_abi()
 _PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
 
@@ -28,15 +29,19 @@ class _Unit:
     last :class:`Code` compiled in it goes, all of it is freed (a context of its own:
     LLVM keeps every constant a context ever made until the context goes)."""
 
-    __slots__ = ("context", "engine", "__weakref__")
+    __slots__ = ("key", "__weakref__")
 
     def __init__(self, context, engine):
-        self.context, self.engine = context, engine
+        # the engine and context are held here, not by the unit: a unit the garbage
+        # collector finds in a cycle (a program and its program array) would have
+        # them finalized in any order, the context before the engine that uses it
+        self.key = id(self)
+        _live[self.key] = (engine, context)
 
     def __del__(self):
         # LLVM is not thread-safe here: free under the lock, now if it is free, else
         # at the next compile (a unit can die inside compile_codes itself)
-        _dead.append((self.engine, self.context))
+        _dead.append(_live.pop(self.key))
         if _lock.acquire(blocking=False):
             try:
                 _free_dead()
