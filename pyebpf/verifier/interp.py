@@ -70,6 +70,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                if op is not None and op.form is isa.F_CALL and
                                not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        # per slot, what the main loop and the ALU ask of every visit (Op's properties
+        # compute it from the opcode each time)
+        self.is_jmp = [op is not None and op.cls in (isa.BPF_JMP, isa.BPF_JMP32)
+                       for op in ops]
+        self.is_64 = [op is not None and op.is_64 for op in ops]
+        self._live_at: dict[int, tuple] = {}    # see _live_regs (~pc: as a caller's)
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
@@ -134,7 +140,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     return
                 st, pc, prev = self.pop(pending)
                 continue
-            if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
+            if self.is_jmp[pc]:
                 self.jmps += 1
             self.log.insn(pc, self.insns, self.ops, st)
             nxt = self.step(st, pc, pending)
@@ -236,7 +242,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         self.processed - self.prev_processed >= 8)
         sig = None
         if self.open_count.get(pc) and not force:
-            sig = signature(cur, live)
+            sig = signature(cur, self._live_regs(cur, pc))
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if maybe_looping(old, cur) and \
@@ -270,7 +276,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not add:
             return False
         if sig is None:
-            sig = signature(cur, live)
+            sig = signature(cur, self._live_regs(cur, pc))
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
@@ -284,6 +290,22 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
+
+    def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
+        """Per frame, the registers ``visited``'s ``live`` keeps, in order."""
+        out = []
+        for f in cur.frames[1:]:
+            ret = f.callsite + 1
+            regs = self._live_at.get(~ret)
+            if regs is None:
+                regs = self._live_at[~ret] = tuple(sorted(r for r in self.live[ret]
+                                                          if 6 <= r < 10))
+            out.append(regs)
+        regs = self._live_at.get(pc)
+        if regs is None:
+            regs = self._live_at[pc] = tuple(sorted(r for r in self.live[pc] if r < 10))
+        out.append(regs)
+        return out
 
     def _iter_active(self, cur: VState) -> bool:
         it = iter_slot(cur, cur.cur.regs[1])
@@ -385,7 +407,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def alu(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
         f = op.form
-        is64 = op.is_64
+        is64 = self.is_64[pc]
         bits = 64 if is64 else 32
         code_op = op.code & 0xF0
         if f is isa.F_END:
@@ -437,7 +459,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def mov(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
-        is64 = op.is_64
+        is64 = self.is_64[pc]
         if op.form is isa.F_ALU_K:
             regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
             return
@@ -486,12 +508,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if dst.type != SCALAR and src.type != SCALAR:
             if code_op == isa.BPF_SUB and not self.unpriv:
                 regs[d].mark_unknown()
-                if not op.is_64:
+                if not self.is_64[pc]:
                     bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
         ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
-        if not op.is_64:
+        if not self.is_64[pc]:
             if code_op == isa.BPF_SUB:
                 regs[d].mark_unknown()
                 bounds.zext32(regs[d])
@@ -939,7 +961,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
         regs = st.cur.regs
         code_op = op.code & 0xF0
-        is32 = not op.is_64
+        is32 = not self.is_64[pc]
         dst = self.read(st, pc, insn.dst)
         if op.form is isa.F_JCC_X:
             src = self.read(st, pc, insn.src)

@@ -333,17 +333,20 @@ def maybe_looping(old: VState, cur: VState) -> bool:
     return True
 
 
-def signature(st: VState, live) -> tuple:
+def signature(st: VState, live_regs: list) -> tuple:
     """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for."""
-    def reg(r: Reg):
-        return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-                r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order."""
     out = []
-    for i, f in enumerate(st.frames):
-        regs = tuple(reg(r) if live(i, k) else None for k, r in enumerate(f.regs[:10]))
-        stack = tuple(sorted((spi, tuple(s.kinds), reg(s.spill) if s.spill else None)
+    for f, alive in zip(st.frames, live_regs):
+        regs = f.regs
+        stack = tuple(sorted((spi, tuple(s.kinds), _sig_reg(s.spill) if s.spill else None)
                              for spi, s in f.stack.items()
                              if any(k != STACK_INVALID for k in s.kinds)))
-        out.append((f.callsite, regs, stack))
+        out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
     return tuple(out), len(st.refs)
+
+
+def _sig_reg(r: Reg) -> tuple:
+    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
