@@ -295,6 +295,9 @@ ctypedef struct Done:
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
+    # to 128 bytes (85 above): two packets' records, written by two threads, share no
+    # cache line
+    uint8_t pad[43]
 
 # One packet of a chunk as run_chunk kept it (Loop.keep_packets: tcsim diff compares two loops').
 ctypedef struct Kept:
@@ -384,6 +387,8 @@ cdef class Loop:
     cdef int steer
     cdef Done* done
     cdef Py_ssize_t cap_done
+    cdef uint32_t* order        # the chunk's packets by CPU, each CPU's in capture order
+    cdef Py_ssize_t lane_start[MAX_CPUS + 1]    # each CPU's first in order
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
     cdef Py_ssize_t nrecs, first
@@ -522,6 +527,7 @@ cdef class Loop:
         free(self.scratch)
         free(self.perf_stores)
         free(self.done)
+        free(self.order)
         free(self.kept)
         free(self.kept_buf)
 
@@ -975,6 +981,11 @@ cdef class Loop:
             if grown == NULL:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
+            free(self.order)
+            self.order = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
+            if self.order == NULL:
+                self.cap_done = 0
+                raise MemoryError()
         threads = []
         try:
             for k in range(sc.nrecs):
@@ -995,6 +1006,7 @@ cdef class Loop:
                 else:
                     self._refused(index, r, lt, e, n, &d.o)
                     d.lane, d.extra = NO_LANE, 1
+            self._order_by_lane(sc.nrecs)
             self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
             self.abort, self.thread_error = 0, None
             for c in range(self.cpus):
@@ -1039,6 +1051,28 @@ cdef class Loop:
                 t.join()
             self.extras = dict(sorted(self.extras.items()))
 
+    cdef void _order_by_lane(self, Py_ssize_t nrecs) noexcept nogil:
+        """``order``: the packets of each CPU, in the capture's order, CPU after CPU
+        (``lane_start``), so that a thread reads no other CPU's records."""
+        cdef Py_ssize_t k
+        cdef int c
+        cdef uint16_t lane
+        memset(self.lane_start, 0, sizeof(self.lane_start))
+        for k in range(nrecs):
+            lane = self.done[k].lane
+            if lane != NO_LANE:
+                self.lane_start[lane + 1] += 1
+        for c in range(self.cpus):
+            self.lane_start[c + 1] += self.lane_start[c]
+        for k in range(nrecs):
+            lane = self.done[k].lane
+            if lane != NO_LANE:
+                self.order[self.lane_start[lane]] = <uint32_t>k
+                self.lane_start[lane] += 1
+        for c in range(self.cpus, 0, -1):
+            self.lane_start[c] = self.lane_start[c - 1]
+        self.lane_start[0] = 0
+
     cdef int _thread_failure(self) except -1:
         """Raise what stopped a replay thread."""
         cdef int c
@@ -1057,7 +1091,7 @@ cdef class Loop:
         """One CPU's thread: replay the chunk's packets steered to it, keeping each one's
         frame (when built) and output in its blocks for the writing."""
         cdef Lane* ln = &self.lanes[cpu]
-        cdef Py_ssize_t k
+        cdef Py_ssize_t j, k
         cdef Rec* r
         cdef Done* d
         cdef const uint8_t* frame
@@ -1065,10 +1099,9 @@ cdef class Loop:
         cdef uint32_t n, m
         cdef int pkt_type
         cdef uint8_t* room
-        for k in range(self.nrecs):
+        for j in range(self.lane_start[cpu], self.lane_start[cpu + 1]):
+            k = self.order[j]
             d = &self.done[k]
-            if d.lane != cpu:
-                continue
             if self.abort:
                 return
             r = &self.recs[k]
