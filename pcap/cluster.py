@@ -60,7 +60,10 @@ def expand(patterns) -> list:
     return list(dict.fromkeys(found))
 
 
-def _client(args):
+def client_for(args):
+    """(the LocalCluster to close, or a null context; a Client) for ``--scheduler``, or
+    a LocalCluster of ``--workers`` processes; ClusterError naming the extra without
+    Dask."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -133,7 +136,7 @@ def run(args, captures) -> int:
         if getattr(args, option):
             os.makedirs(getattr(args, option), exist_ok=True)
     report_target = outputs.resolve(args.report) if args.report else None
-    cluster, client = _client(args)
+    cluster, client = client_for(args)
     with cluster, client:
         results = client.gather(client.map(replay_capture,
                                            [_task_args(args, c) for c in captures],

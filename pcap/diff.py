@@ -5,13 +5,15 @@ they treat differently.
                [--new-out NEW.pcap] [--examples N] [--old-profile P] [--new-profile P]
                [tcsim's hook options: --type --hook --classid --no-da --act-default
                 --field --budget --no-verify --cpus --steer]
+               [--workers N | --scheduler tcp://HOST:8786]
 
 OLD and NEW are tcsim PROG arguments (``file.o[:section_or_function]``, ``.s``): two
 objects, or two sections of one.  Each capture is replayed through each version with
 maps of its own (loaded afresh per capture and version, declared pins ignored), at the
 same hook with the same options, a chunk of the capture at a time (as tcsim streams
-it; only the differing packets are kept), on ``--cpus`` simulated CPUs when given; a
-packet differs when its verdict or action, its bytes afterwards, its redirect target,
+it; only the differing packets are kept), on ``--cpus`` simulated CPUs when given, and with ``--workers N`` (a
+LocalCluster of N processes) or ``--scheduler ADDRESS`` each capture as one task on a
+Dask cluster (the report is the same as on one process); a packet differs when its verdict or action, its bytes afterwards, its redirect target,
 or its mark, priority or classid do.  The report
 groups the differing packets by kind (one packet can be in several) with counts and
 the first ``--examples`` of each; ``--old-out``/``--new-out`` get the differing packets
@@ -23,13 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import struct
 import sys
 import time
 
 from .. import host
 from ..errors import EbpfError
-from . import outputs, pcapio, tcreplay, tcsim
+from . import cluster, outputs, pcapio, tcreplay, tcsim
 
 KINDS = ("verdict", "bytes", "redirect", "mark", "priority", "classid")
 _SIZE = struct.calcsize(tcreplay.REPLAY_RECORD)
@@ -106,6 +109,57 @@ def _loop(args, spec: str, profile: str, fields, classid):
     return loop
 
 
+def diff_capture(task: dict) -> dict:
+    """One capture through both versions (a Dask task on a cluster): its packets, how
+    many differ, ``kinds`` with at most ``examples`` examples each, the differing
+    packets as each side left them, whether the capture's clock is in ns."""
+    args = argparse.Namespace(**task["args"])
+    fields = tcsim.parse_fields(args.field)
+    classid = tcsim.parse_classid(args.classid) if args.classid else 0
+    kinds = {k: {"packets": 0, "examples": []} for k in KINDS}
+    sides = {"--old-out": [], "--new-out": []}
+    differing = 0
+    old = _loop(args, args.old, args.old_profile or args.profile, fields, classid)
+    new = _loop(args, args.new, args.new_profile or args.profile, fields, classid)
+    with pcapio.Source(task["path"]) as source:
+        for chunk, scanner, first in source.chunks():
+            old.run_chunk(chunk, scanner, first)
+            new.run_chunk(chunk, scanner, first)
+            differing += _differences(old, new, task["name"], first, kinds, sides,
+                                      args.examples)
+        nanosecond = source.nanosecond
+    return {"packets": old.count, "differing": differing, "kinds": kinds, "sides": sides,
+            "nanosecond": nanosecond}
+
+
+def _merged(results, examples: int):
+    """The captures' diffs as one, in the captures' order (examples the first of each
+    kind over all captures)."""
+    kinds = {k: {"packets": 0, "examples": []} for k in KINDS}
+    sides = {"--old-out": [], "--new-out": []}
+    for r in results:
+        for kind, entry in r["kinds"].items():
+            kinds[kind]["packets"] += entry["packets"]
+            kinds[kind]["examples"] = (kinds[kind]["examples"] + entry["examples"])[:examples]
+        for option, packets in r["sides"].items():
+            sides[option] += packets
+    return kinds, sides
+
+
+def _run_on_cluster(args, tasks):
+    """Each capture's diff_capture as one task of the Dask cluster ``args`` names; the
+    workers need the programs and captures at the same paths (made absolute here)."""
+    for task in tasks:
+        task["path"] = os.path.abspath(task["path"])
+        for side in ("old", "new"):
+            file, colon, rest = task["args"][side].partition(":")
+            if os.path.exists(file):
+                task["args"][side] = os.path.abspath(file) + colon + rest
+    local, client = cluster.client_for(args)
+    with local, client:
+        return client.gather(client.map(diff_capture, tasks, pure=False))
+
+
 def run(args) -> int:
     start = time.perf_counter()
     if args.no_da and args.type != "sched_cls":
@@ -113,33 +167,30 @@ def run(args) -> int:
     if args.cpus is not None and not 1 <= args.cpus <= tcreplay.MAX_SIMULATED_CPUS:
         raise tcsim.UsageError(f"--cpus {args.cpus}: tcsim simulates 1 to "
                                f"{tcreplay.MAX_SIMULATED_CPUS} CPUs")
-    fields = tcsim.parse_fields(args.field)
-    classid = tcsim.parse_classid(args.classid) if args.classid else 0
+    tcsim.parse_fields(args.field)
+    if args.classid:
+        tcsim.parse_classid(args.classid)
+    captures = cluster.expand(args.read)
     targets = {option: outputs.resolve(value)
                for option, value in (("--old-out", args.old_out), ("--new-out", args.new_out))
                if value is not None}
-    for capture_path in args.read:
+    for capture_path in captures:
         outputs.check_distinct(targets, capture_path)
-    old_profile = args.old_profile or args.profile
-    new_profile = args.new_profile or args.profile
-    kinds = {k: {"packets": 0, "examples": []} for k in KINDS}
-    differing, packets, sides = 0, 0, {"--old-out": [], "--new-out": []}
-    nanosecond = False
-    for capture_path in args.read:
-        old = _loop(args, args.old, old_profile, fields, classid)
-        new = _loop(args, args.new, new_profile, fields, classid)
-        with pcapio.Source(capture_path) as source:
-            for chunk, scanner, first in source.chunks():
-                old.run_chunk(chunk, scanner, first)
-                new.run_chunk(chunk, scanner, first)
-                differing += _differences(old, new, source.path, first, kinds, sides,
-                                          args.examples)
-            nanosecond |= source.nanosecond
-        packets += old.count
-    outputs.write_all([(target, pcapio.pcap_bytes(sides[option], nanosecond))
+    on_cluster = args.workers or args.scheduler
+    if on_cluster and "-" in captures:
+        raise cluster.ClusterError("a capture on a cluster is a file: - (standard input) "
+                                   "cannot be used")
+    task_args = {k: v for k, v in vars(args).items() if k not in ("workers", "scheduler")}
+    tasks = [{"args": dict(task_args), "path": c, "name": "stdin" if c == "-" else c}
+             for c in captures]
+    results = _run_on_cluster(args, tasks) if on_cluster else [diff_capture(t) for t in tasks]
+    kinds, sides = _merged(results, args.examples)
+    outputs.write_all([(target, pcapio.pcap_bytes(sides[option],
+                                                  any(r["nanosecond"] for r in results)))
                        for option, target in targets.items()])
-    result = {"old": args.old, "new": args.new, "captures": list(args.read),
-              "packets": packets, "differing": differing,
+    differing = sum(r["differing"] for r in results)
+    result = {"old": args.old, "new": args.new, "captures": captures,
+              "packets": sum(r["packets"] for r in results), "differing": differing,
               "kinds": {k: v for k, v in kinds.items() if v["packets"]},
               "wall_time": round(time.perf_counter() - start, 6)}
     if args.json:
@@ -163,7 +214,8 @@ def build_parser():
     p.add_argument("old", metavar="OLD", help="file.o[:section_or_function] or file.s")
     p.add_argument("new", metavar="NEW", help="file.o[:section_or_function] or file.s")
     p.add_argument("-r", "--read", action="append", required=True, metavar="CAPTURE",
-                   help="a capture to replay through both (repeatable)")
+                   help="a capture to replay through both (repeatable; a directory gives "
+                        "its captures, a glob pattern its matches)")
     p.add_argument("--json", action="store_true", help="the report as one JSON object")
     p.add_argument("--old-out", metavar="FILE.pcap",
                    help="the differing packets as OLD left them")
@@ -185,6 +237,12 @@ def build_parser():
     p.add_argument("--cpus", type=int, metavar="N",
                    help="replay each version on N simulated CPUs (as tcsim --cpus)")
     p.add_argument("--steer", choices=("rss", "hash"), default="rss")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="diff the captures on a local Dask cluster of N processes, one "
+                            "task per capture (pip install 'pyebpf[dask]')")
+    where.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="diff the captures on this Dask cluster instead")
     return p
 
 

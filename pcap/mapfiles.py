@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import isa
 from ..errors import EbpfError
 
 
@@ -28,6 +29,17 @@ def chain_maps(programs) -> dict:
         for m in p.maps:
             found.setdefault(m.name or str(m.fd), m)
     return found
+
+
+def open_perf_buffers(maps, cpus: int) -> None:
+    """Open slot c of every perf event array for CPU c, for each simulated CPU c the
+    array has a slot for: what a reader of the events does, as libbpf's
+    perf_buffer__new opens one perf event per CPU in the slot of its number.  Unopened,
+    bpf_perf_event_output finds no event there (-ENOENT)."""
+    for m in maps.values():
+        if m.type == isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            for cpu in range(min(cpus, m.max_entries)):
+                m.open(cpu)
 
 
 def _jsonable(value):

@@ -33,7 +33,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc
-from libc.string cimport memcmp, memcpy, memset, strlen
+from libc.string cimport memcmp, memcpy, memmove, memset, strlen
 
 from pyebpf._core cimport *
 
@@ -295,6 +295,9 @@ ctypedef struct Done:
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
+    # to 128 bytes (85 above): two packets' records, written by two threads, share no
+    # cache line
+    uint8_t pad[43]
 
 # One packet of a chunk as run_chunk kept it (Loop.keep_packets: tcsim diff compares two loops').
 ctypedef struct Kept:
@@ -384,6 +387,8 @@ cdef class Loop:
     cdef int steer
     cdef Done* done
     cdef Py_ssize_t cap_done
+    cdef uint32_t* order        # the chunk's packets by CPU, each CPU's in capture order
+    cdef Py_ssize_t lane_start[MAX_CPUS + 1]    # each CPU's first in order
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
     cdef Py_ssize_t nrecs, first
@@ -396,6 +401,7 @@ cdef class Loop:
     cdef uint64_t ts0
     cdef list perf
     cdef bint has_perf          # perf is not empty
+    cdef MapStore** perf_stores # perf's storage, for the replay threads (several CPUs)
     cdef uint64_t counts_[6]
     cdef public uint64_t count, truncated
     cdef public dict extras     # {index: dict} of the chunk (or list) last replayed
@@ -467,9 +473,11 @@ cdef class Loop:
                                      f"CPUs, fewer than the {cpus} simulated (a map pinned "
                                      "by an earlier run keeps its CPU count)")
         self.has_perf = len(self.perf) > 0
-        if cpus > 1 and self.perf:
-            raise ValueError("a perf event array's events are told apart per packet on one "
-                             "CPU only: replay programs with one on --cpus 1")
+        self.perf_stores = <MapStore**>calloc(len(self.perf) + 1, sizeof(MapStore*))
+        if self.perf_stores == NULL:
+            raise MemoryError()
+        for k, mp in enumerate(self.perf):
+            self.perf_stores[k] = map_store(mp)
         if cpus > 1 and "cpu" in (fields or {}):
             raise ValueError("with several CPUs the steering picks each packet's CPU; "
                              "the field cpu applies to --cpus 1")
@@ -517,7 +525,9 @@ cdef class Loop:
         skb_free(&self.probe)
         skb_free(&self.tmpl)
         free(self.scratch)
+        free(self.perf_stores)
         free(self.done)
+        free(self.order)
         free(self.kept)
         free(self.kept_buf)
 
@@ -643,7 +653,55 @@ cdef class Loop:
         return 0
 
     cdef inline bint _has_extras(self, Lane* ln, TcOutcome* o) noexcept nogil:
-        return o.fault_prog or ln.skb.nclones or ln.skb.printk_len or self.has_perf
+        if o.fault_prog or ln.skb.nclones or ln.skb.printk_len:
+            return True
+        if self.cpus > 1 and self.has_perf:
+            return self._cpu_has_events(ln.skb.cpu)
+        return self.has_perf
+
+    cdef bint _cpu_has_events(self, uint32_t cpu) noexcept nogil:
+        """Whether a perf event array holds an event of ``cpu``: with several CPUs each
+        packet's events are those of its CPU, as the kernel gives each CPU its own perf
+        buffer (perf_event_output writes to the current CPU's event)."""
+        cdef MapStore* m
+        cdef size_t pos
+        cdef uint32_t size, at
+        cdef int k = 0
+        cdef bint found = False
+        while self.perf_stores[k] != NULL and not found:
+            m = self.perf_stores[k]
+            map_lock(&m.lock)
+            pos = 0
+            while pos < m.events_len and not found:
+                memcpy(&at, m.events + pos, 4)
+                memcpy(&size, m.events + pos + 4, 4)
+                found = at == cpu
+                pos += 8 + size
+            map_unlock(&m.lock)
+            k += 1
+        return found
+
+    cdef list _take_events(self, MapStore* m, uint32_t cpu):
+        """[(cpu, bytes)] of ``cpu``'s events in ``m``, in the order they were sent, taken
+        out of the buffer the CPUs share (the others' stay, in their order)."""
+        cdef size_t pos = 0, kept = 0
+        cdef uint32_t size, at
+        out = []
+        map_lock(&m.lock)
+        try:
+            while pos < m.events_len:
+                memcpy(&at, m.events + pos, 4)
+                memcpy(&size, m.events + pos + 4, 4)
+                if at == cpu:
+                    out.append((at, PyBytes_FromStringAndSize(<char*>m.events + pos + 8, size)))
+                else:
+                    memmove(m.events + kept, m.events + pos, 8 + size)
+                    kept += 8 + size
+                pos += 8 + size
+            m.events_len = kept
+        finally:
+            map_unlock(&m.lock)
+        return out
 
     cdef bint _extras(self, Lane* ln, Py_ssize_t index, TcOutcome* o) except *:
         """Put what the packet has beyond ``o`` into ``extras[index]``; whether it has
@@ -664,10 +722,11 @@ cdef class Loop:
         if skb.printk_len:
             extra["trace"] = (PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
                               .decode("utf-8", "backslashreplace").split("\n"))
-        for mp in self.perf:
-            m = map_store(mp)
+        for k, mp in enumerate(self.perf):
+            m = self.perf_stores[k]
             if m.events_len:
-                extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in mp.drain())
+                events = mp.drain() if self.cpus == 1 else self._take_events(m, skb.cpu)
+                extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in events)
         if extra:
             self.extras[index] = extra
         return bool(extra)
@@ -922,6 +981,11 @@ cdef class Loop:
             if grown == NULL:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
+            free(self.order)
+            self.order = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
+            if self.order == NULL:
+                self.cap_done = 0
+                raise MemoryError()
         threads = []
         try:
             for k in range(sc.nrecs):
@@ -942,6 +1006,7 @@ cdef class Loop:
                 else:
                     self._refused(index, r, lt, e, n, &d.o)
                     d.lane, d.extra = NO_LANE, 1
+            self._order_by_lane(sc.nrecs)
             self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
             self.abort, self.thread_error = 0, None
             for c in range(self.cpus):
@@ -986,6 +1051,28 @@ cdef class Loop:
                 t.join()
             self.extras = dict(sorted(self.extras.items()))
 
+    cdef void _order_by_lane(self, Py_ssize_t nrecs) noexcept nogil:
+        """``order``: the packets of each CPU, in the capture's order, CPU after CPU
+        (``lane_start``), so that a thread reads no other CPU's records."""
+        cdef Py_ssize_t k
+        cdef int c
+        cdef uint16_t lane
+        memset(self.lane_start, 0, sizeof(self.lane_start))
+        for k in range(nrecs):
+            lane = self.done[k].lane
+            if lane != NO_LANE:
+                self.lane_start[lane + 1] += 1
+        for c in range(self.cpus):
+            self.lane_start[c + 1] += self.lane_start[c]
+        for k in range(nrecs):
+            lane = self.done[k].lane
+            if lane != NO_LANE:
+                self.order[self.lane_start[lane]] = <uint32_t>k
+                self.lane_start[lane] += 1
+        for c in range(self.cpus, 0, -1):
+            self.lane_start[c] = self.lane_start[c - 1]
+        self.lane_start[0] = 0
+
     cdef int _thread_failure(self) except -1:
         """Raise what stopped a replay thread."""
         cdef int c
@@ -1004,7 +1091,7 @@ cdef class Loop:
         """One CPU's thread: replay the chunk's packets steered to it, keeping each one's
         frame (when built) and output in its blocks for the writing."""
         cdef Lane* ln = &self.lanes[cpu]
-        cdef Py_ssize_t k
+        cdef Py_ssize_t j, k
         cdef Rec* r
         cdef Done* d
         cdef const uint8_t* frame
@@ -1012,10 +1099,9 @@ cdef class Loop:
         cdef uint32_t n, m
         cdef int pkt_type
         cdef uint8_t* room
-        for k in range(self.nrecs):
+        for j in range(self.lane_start[cpu], self.lane_start[cpu + 1]):
+            k = self.order[j]
             d = &self.done[k]
-            if d.lane != cpu:
-                continue
             if self.abort:
                 return
             r = &self.recs[k]

@@ -615,6 +615,7 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
         jit.compile(*programs)
     maps = mapfiles.chain_maps(programs)
     mapfiles.apply(args.map, maps)
+    mapfiles.open_perf_buffers(maps, args.cpus or 1)
     check = _kernel_check(args, programs, fields)
     try:
         return _run_loop(args, signals, start, fields, classid, targets, source, programs,

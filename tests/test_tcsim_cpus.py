@@ -222,6 +222,49 @@ def test_atomic_adds_of_every_cpu_to_one_value_all_count(tmp_path, capsys):
     assert (rc, err, entry["value"]) == (0, [], 200 * 20 * len(frames))
 
 
+PERF_EVENTS = """
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 rec[2] = {skb->len, bpf_get_smp_processor_id()};
+
+	bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, rec, sizeof(rec));
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _events(capsys, tmp_path, name, capture, *options):
+    rc, _, err = tcsim_run(capsys, tmp_path / "perf.o", "-r", capture, "-q",
+                           "--events", tmp_path / f"{name}.jsonl", *options)
+    assert (rc, err) == (0, [])
+    return [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+
+
+def test_perf_events_of_every_cpu_go_to_its_buffer_and_out_in_packet_order(tmp_path, capsys):
+    # 12,000 packets on two threads sending to one perf event array all along
+    (tmp_path / "perf.o").write_bytes(compile_object(PERF_EVENTS))
+    frames = _frames()
+    many = [frames[k % len(frames)] for k in range(20 * len(frames))]
+    pcapio.write(tmp_path / "many.pcap", [(k * 1000, f, len(f)) for k, f in enumerate(many)])
+    one = _events(capsys, tmp_path, "one", tmp_path / "many.pcap")
+    two = _events(capsys, tmp_path, "two", tmp_path / "many.pcap", "--cpus", "2")
+    steered = [(tcreplay.frame_rss_hash(f) & 127) % 2 for f in many]
+    assert [e["packet"] for e in two] == [e["packet"] for e in one] == list(range(len(many)))
+    assert [e["cpu"] for e in two] == steered
+    assert [int.from_bytes(bytes.fromhex(e["data"])[4:], "little") for e in two] == steered
+    assert [e["data"][:8] for e in two] == [e["data"][:8] for e in one]
+
+
 def test_a_per_cpu_map_has_one_value_per_simulated_cpu_each_counting_its_packets(
         tmp_path, capsys, capture):
     two = _dump(capsys, tmp_path, "two", capture, "--cpus", "3")

@@ -3,6 +3,7 @@ translates to 203.0.113.2 instead of .1 and drops ICMP from inside instead of
 translating it."""
 import io
 import json
+import sys
 from pathlib import Path
 
 import dpkt
@@ -67,8 +68,9 @@ def test_the_text_report_lists_kinds_with_counts_and_examples(capsys):
     assert lines[3] == "  bytes: 4 packets" and len(lines) == 5
 
 
-def test_several_captures_are_each_replayed_with_fresh_maps(capsys):
-    _, out, _ = diff(capsys, OLD, NEW, "-r", SAMPLE, "-r", SAMPLE, "--json")
+def test_several_captures_are_each_replayed_with_fresh_maps(capsys, tmp_path):
+    (tmp_path / "again.pcap").write_bytes(SAMPLE.read_bytes())
+    _, out, _ = diff(capsys, OLD, NEW, "-r", SAMPLE, "-r", tmp_path / "again.pcap", "--json")
     got = json.loads(out)
     assert (got["packets"], got["differing"]) == (48, 2 * len(INSIDE))
 
@@ -130,3 +132,30 @@ def test_two_cpus_give_one_cpus_diff(capsys, tmp_path):
     assert _without_time(two) == _without_time(one)
     assert frames_of(tmp_path / "o2.pcap") == frames_of(tmp_path / "o1.pcap")
     assert frames_of(tmp_path / "n2.pcap") == frames_of(tmp_path / "n1.pcap")
+
+
+def test_a_local_cluster_gives_one_process_diff(capsys, tmp_path):
+    pytest.importorskip("distributed", reason="Dask is not installed (pyebpf[dask])")
+    captures = tmp_path / "caps"
+    captures.mkdir()
+    for name in ("sample", "https", "vlan"):
+        (captures / f"{name}.pcap").write_bytes((EXAMPLES / f"{name}.pcap").read_bytes())
+    runs = {}
+    for where, extra in (("alone", []), ("cluster", ["--workers", "2"])):
+        _, out, _ = diff(capsys, OLD, NEW, "-r", captures, "--json", "--examples", "5",
+                         "--old-out", tmp_path / f"old-{where}.pcap",
+                         "--new-out", tmp_path / f"new-{where}.pcap", *extra)
+        runs[where] = _without_time(out)
+    assert runs["cluster"] == runs["alone"]
+    assert runs["alone"]["captures"] == [str(captures / f"{n}.pcap")
+                                         for n in ("https", "sample", "vlan")]
+    for side in ("old", "new"):
+        assert frames_of(tmp_path / f"{side}-cluster.pcap") == \
+            frames_of(tmp_path / f"{side}-alone.pcap")
+
+
+def test_a_cluster_without_dask_is_one_line_naming_the_extra(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    rc, _, err = diff(capsys, OLD, NEW, "-r", SAMPLE, "--workers", "2")
+    assert (rc, err) == (2, "tcsim diff: --workers and --scheduler need Dask: pip install "
+                            "'pyebpf[dask]'\n")

@@ -14,13 +14,15 @@ packet socket:
   the checksum state bpf_csum_level reports written over its UDP checksum (the veth path
   leaves a packet socket's frames CHECKSUM_NONE), to the egress of a third veth vtx2,
   whose peer vrx2 a packet socket reads; plain and VLAN-tagged frames (the receive path moves the tag to the metadata before tc; the
-  redirect sends it out again).  What reached the hook and what it dropped are the
+  redirect sends it out again), and frames sent with a virtio_net_hdr flagged DATA_VALID
+  (PACKET_VNET_HDR), which still reach tc CHECKSUM_NONE.  What reached the hook and what it dropped are the
   clsact qdisc's counters; compared with tcsim's report and its --redirect-dir capture.
 """
 import errno
 import io
 import json
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -39,6 +41,8 @@ from test_helpers_vlan import (PACKET_AUXDATA, SOL_PACKET, packet_sockets,
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE = EXAMPLES / "sample.pcap"
 WAIT = 2.0                              # seconds a sent frame has to come out of vrx
+PACKET_VNET_HDR = 15                    # linux/if_packet.h
+VIRTIO_NET_HDR_F_DATA_VALID = 2         # linux/virtio_net.h
 
 
 def frames_of(path):
@@ -147,6 +151,14 @@ def redirect_at_ingress(live_kernel, tmp_path_factory):
                "da", "obj", str(obj), "sec", "tc")
         tx, vrx_socket = packet_sockets(name)
 
+        def make_vouching_tx():
+            sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            sender.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+            sender.bind(("vtx", 0))
+            return sender
+
+        tx_valid = netns.in_netns(name, make_vouching_tx)
+
         def make_rx():
             rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
             rx.bind(("vrx2", 0))
@@ -160,9 +172,15 @@ def redirect_at_ingress(live_kernel, tmp_path_factory):
             clsact = next(q for q in qdiscs if q["kind"] == "clsact")
             return clsact["packets"], clsact["drops"]
 
-        def send(frame):
+        def send(frame, data_valid=False):
             before = counters()
-            tx.send(frame)
+            if data_valid:
+                # struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start,
+                # csum_offset
+                tx_valid.send(struct.pack("<BBHHHH", VIRTIO_NET_HDR_F_DATA_VALID, 0, 0, 0,
+                                          0, 0) + frame)
+            else:
+                tx.send(frame)
             deadline = time.monotonic() + 5
             while (now := counters())[0] < before[0] + 1:
                 assert time.monotonic() < deadline, "the frame never reached tc ingress"
@@ -174,7 +192,7 @@ def redirect_at_ingress(live_kernel, tmp_path_factory):
             except AssertionError:
                 return "delivered", None
 
-        with tx, vrx_socket, rx:
+        with tx, tx_valid, vrx_socket, rx:
             yield send, obj, target
 
 
@@ -190,4 +208,25 @@ def test_what_tc_ingress_drops_delivers_and_redirects_is_what_tcsim_says(
     assert {a for a, _ in kernel} == {"dropped", "delivered", "redirected"}
     assert frames_of(tmp_path / "rd" / f"ifindex-{target}.pcap") == \
         [data for action, data in kernel if action == "redirected"]
+    capsys.readouterr()
+
+
+def test_a_frame_sent_flagged_data_valid_still_reaches_tc_checksum_none(
+        redirect_at_ingress, tmp_path, capsys):
+    """A virtio_net_hdr flagged DATA_VALID on a packet socket's send is not taken as the
+    checksums vouched for (packet_snd's virtio_net_hdr_to_skb reads NEEDS_CSUM and GSO
+    only): bpf_csum_level(QUERY) at the far side's tc ingress is -EACCES, which the
+    program writes over the UDP checksum, as tcsim replays every frame."""
+    send, obj, target = redirect_at_ingress
+    frames = [INGRESS_FRAMES[0], INGRESS_FRAMES[1], INGRESS_FRAMES[5]]
+    kernel = [send(frame, data_valid=True) for frame in frames]
+    pcapio.write(tmp_path / "in.pcap", [(k, f, len(f)) for k, f in enumerate(frames)])
+    assert tcsim.main([f"{obj}:tc", "-r", str(tmp_path / "in.pcap"), "-q",
+                       "--redirect-dir", str(tmp_path / "rd")]) == 0
+    out = frames_of(tmp_path / "rd" / f"ifindex-{target}.pcap")
+    assert [action for action, _ in kernel] == ["redirected"] * len(frames)
+    assert out == [data for _, data in kernel]
+    # the program stores the u16 in host (little-endian) order
+    assert {dpkt.ethernet.Ethernet(f).data.data.sum.to_bytes(2, "big") for f in out[::2]} == \
+        {struct.pack("<h", -errno.EACCES)}
     capsys.readouterr()
