@@ -2236,7 +2236,7 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False, jit=None, arch="x86_64", kern_version=None):
+                 unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=()):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2251,7 +2251,7 @@ cdef class Program:
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
-                                  arch=self.arch)
+                                  arch=self.arch, functions=functions)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

@@ -46,18 +46,23 @@ class Verdict:
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
-          pointer_kinds: dict | None = None, arch: str = "x86_64") -> list[isa.Op | None]:
+          pointer_kinds: dict | None = None, arch: str = "x86_64",
+          functions=()) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
     names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
     CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
-    reads.  Raises :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
+    reads.  ``functions``: the program's global functions
+    (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
+    the others are verified at each call.  Raises :class:`VerifierError` at the first
+    refusal.  ``pointer_kinds``, a
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths)."""
-    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)
+    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
+                          functions)
     if pointer_kinds is not None and interp is not None:
         pointer_kinds.update(interp.ptr_kinds)
     return ops
@@ -65,14 +70,15 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
            line_info=(), log_level: int = 1, unpriv: bool = False,
-           arch: str = "x86_64") -> Verdict:
+           arch: str = "x86_64", functions=()) -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)[1]
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
+                functions)[1]
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
-         arch="x86_64"):
+         arch="x86_64", functions=()):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -88,12 +94,13 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv, arch)
+                             live_registers(insns, ops), unpriv, arch, functions)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
-            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch)
+            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
+                        functions)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
@@ -138,11 +145,14 @@ def _source(line_info, pc: int) -> str:
 
 
 def _check_46(insns, ops) -> None:
-    """What the 4.6 kernel refused before exploring paths."""
+    """What the 4.6 kernel refused before exploring paths: bpf_prog_load's instruction
+    count, check_cfg's back-edges, do_check's BPF_CALL with a source register (no
+    bpf-to-bpf calls yet)."""
     n = len(insns)
-    if n > BPF_MAXINSNS_46:
-        raise Refusal([f"program of {n} instructions is larger than the 4.6 kernel's "
-                       f"{BPF_MAXINSNS_46}"], 0)
+    if n >= BPF_MAXINSNS_46:
+        # bpf_prog_load: insn_cnt >= BPF_MAXINSNS is EINVAL, before the verifier runs
+        raise Refusal([f"program of {n} instructions: the 4.6 kernel loads at most "
+                       f"{BPF_MAXINSNS_46 - 1} (EINVAL)"], 0)
     for pc, op in enumerate(ops):
         if op is None:
             continue
