@@ -181,8 +181,8 @@ class GlobalCalls:
         base = reg.type & ~MAYBE_NULL
         if base not in (PTR_TO_STACK, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) and \
                 base not in PKT_TYPES:
-            self.refuse(pc, f"R{regno} type={type_str(reg.type)} "
-                            f"expected=fp, pkt, pkt_meta, map_key, map_value, mem", invalid)
+            # check_helper_mem_access names the stack as what it expected
+            self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=fp", invalid)
         saved = reg
         reg = reg.copy()
         reg.type = base
