@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The same counter, its argument tagged __arg_nonnull: the callers are checked
- * instead.  Expected: accepted. */
+/* A global function whose pointer argument is tagged __arg_nonnull writes
+ * through it unchecked: its callers are checked instead.  Expected: accepted. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
@@ -12,18 +12,21 @@
 #include <stddef.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-struct counters { __u64 pkts, bytes; };
-__attribute__((noinline)) int account(struct counters *c __attribute__((btf_decl_tag("arg:nonnull"))), int len)
+struct meta { __u32 len, mark, prio; };
+__attribute__((noinline)) int fill(struct meta *m __attribute__((btf_decl_tag("arg:nonnull"))),
+				   __u32 len, __u32 mark)
 {
-	c->pkts++;
-	c->bytes += len;
+	m->len = len;
+	m->mark = mark;
+	m->prio = len > 1000 ? 1 : 0;
 	return 0;
 }
 SEC("tc")
 int gnonnull(struct __sk_buff *skb)
 {
-	struct counters c = {};
-	account(&c, skb->len);
-	return c.pkts > 1 ? TC_ACT_SHOT : TC_ACT_OK;
+	struct meta m;
+	fill(&m, skb->len, skb->mark);
+	skb->priority = m.prio;
+	return TC_ACT_OK;
 }
 char _license[] SEC("license") = "GPL";
