@@ -2166,7 +2166,10 @@ cdef class Program:
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
     access); ``unpriv=True`` decides as the kernel does for a loader without
-    capabilities.  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    capabilities.  ``functions`` names the program's global functions
+    (:func:`pyebpf.verifier.globalfuncs.describe`; :func:`pyebpf.load` gives those of
+    the object's BTF): each is verified on its own from its prototype, as the kernel
+    does.  ``budget`` caps the instructions one run may execute.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 

@@ -78,7 +78,7 @@ def test_check_call_in_4_6_refuses_a_helper_the_type_does_not_offer():
 
 
 def test_check_call_in_4_6_gives_classifiers_helpers_up_to_30():
-    Program.from_asm("r1 = r1\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\nr0 = 0\nexit",
+    Program.from_asm("r1 = 0\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\nr0 = 0\nexit",
                      CLS, profile="4.6")
 
 

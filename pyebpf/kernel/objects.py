@@ -5,6 +5,7 @@ import struct
 
 from .. import isa
 from ..errors import ElfError
+from ..verifier.globalfuncs import kernel_takes
 from .oracle import KernelMap, KernelProgram
 from .vmlinux import kfunc_btf_id
 
@@ -38,9 +39,10 @@ class KernelObject:
                     self.skipped[ps.name] = f"a {kind} program"
                     continue
                 code = ps.instructions(fds, kfunc_btf_id)
-                # the program's BTF and func_info whenever the object has them, as libbpf
-                # passes them: they make non-static functions global (check_btf_func)
-                btf = spec.kernel_btf if ps.func_info else None
+                # the program's BTF and func_info whenever the object has them and the
+                # kernel takes them, as libbpf passes them: they make non-static functions
+                # global (check_btf_func)
+                btf = spec.kernel_btf if ps.func_info and kernel_takes(spec.btf) else None
                 info = b"".join(struct.pack("<II", pc, tid) for pc, tid in ps.func_info)
                 lines = _line_info(spec.btf, ps.line_info) if btf else b""
                 self.programs[ps.name] = KernelProgram(code, kind,

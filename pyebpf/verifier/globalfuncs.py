@@ -28,7 +28,7 @@ from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_CTX, PTR_TO_MAP_KEY,
                     PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
                     scalar, type_str)
 
-__all__ = ["Arg", "GlobalFunc", "describe", "GlobalCalls"]
+__all__ = ["Arg", "GlobalFunc", "describe", "kernel_takes", "GlobalCalls"]
 
 BTF_FUNC_GLOBAL = 1
 MAX_BPF_FUNC_REG_ARGS = 5
@@ -66,8 +66,10 @@ class GlobalFunc:
 
 def describe(btf, func_info, prog_type) -> tuple:
     """The global functions among ``func_info`` ((pc, BTF FUNC id) pairs of one
-    program in the object whose BTF is ``btf``), the program's own (pc 0) excepted."""
-    if btf is None or not func_info:
+    program in the object whose BTF is ``btf``), the program's own (pc 0) excepted.
+    None when the kernel would refuse that BTF (:func:`kernel_takes`): loaded without
+    it, as libbpf then loads, every function is static."""
+    if btf is None or not func_info or not kernel_takes(btf):
         return ()
     tags: dict = {}
     for t in btf.types:
@@ -80,6 +82,15 @@ def describe(btf, func_info, prog_type) -> tuple:
             continue
         out.append(_prepare(func, pc, tags, isa.prog_type(prog_type)))
     return tuple(out)
+
+
+def kernel_takes(btf) -> bool:
+    """Whether BPF_BTF_LOAD accepts ``btf`` as far as functions go (btf_func_check:
+    every parameter of a function's prototype has a name; clang -O0 leaves some
+    unnamed)."""
+    return all(p.name or not p.type_id
+               for t in btf.types if t.kind == Kind.FUNC
+               for p in t.target.members)
 
 
 def _prepare(func, pc: int, tags: dict, prog_type) -> GlobalFunc:

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The caller hands a global function the context plus an offset.  Expected:
- * refused. */
+/* The caller hands a global function the context plus an offset.
+ * Expected: refused. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
