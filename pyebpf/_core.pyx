@@ -2171,7 +2171,10 @@ cdef class Program:
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
     access); ``unpriv=True`` decides as the kernel does for a loader without
-    capabilities.  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    capabilities.  ``functions`` names the program's global functions
+    (:func:`pyebpf.verifier.globalfuncs.describe`; :func:`pyebpf.load` gives those of
+    the object's BTF): each is verified on its own from its prototype, as the kernel
+    does.  ``budget`` caps the instructions one run may execute.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
@@ -2241,7 +2244,7 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False, jit=None, arch="x86_64", kern_version=None):
+                 unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=()):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2256,7 +2259,7 @@ cdef class Program:
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
-                                  arch=self.arch)
+                                  arch=self.arch, functions=functions)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

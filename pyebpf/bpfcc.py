@@ -128,7 +128,10 @@ def compile(source, cflags=(), *, clang: str | None = None, cache_dir=None) -> P
             return obj
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         out, dep = os.path.join(tmp, "out.o"), os.path.join(tmp, "out.d")
-        done = subprocess.run([clang, *flags, "-MD", "-MF", dep, "-c", str(source), "-o", out],
+        # the object names its source relative to its folder: the same bytes wherever
+        # the project lives (its BTF goes to the kernel with every load)
+        done = subprocess.run([clang, *flags, f"-ffile-prefix-map={source.parent}=.", "-MD",
+                               "-MF", dep, "-c", str(source), "-o", out],
                               capture_output=True, text=True)
         if done.returncode:
             raise CompileError(f"{source}: clang failed:\n{done.stderr.rstrip()}")

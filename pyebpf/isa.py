@@ -202,6 +202,8 @@ BPF_ATTR = {
                            "prog_flags": (44, "I"), "prog_name": (48, "16s"),
                            "prog_btf_fd": (72, "I"), "func_info_rec_size": (76, "I"),
                            "func_info": (80, "P"), "func_info_cnt": (88, "I"),
+                           "line_info_rec_size": (92, "I"), "line_info": (96, "P"),
+                           "line_info_cnt": (104, "I"),
                            "log_true_size": (140, "I")},
     BpfCmd.BPF_BTF_LOAD: {"btf": (0, "P"), "btf_log_buf": (8, "P"), "btf_size": (16, "I"),
                           "btf_log_size": (20, "I"), "btf_log_level": (24, "I")},

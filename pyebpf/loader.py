@@ -37,6 +37,7 @@ import os
 from . import elf as _elf
 from . import isa
 from .errors import EbpfError, ElfError, PinError
+from .verifier import globalfuncs
 
 __all__ = ["load", "Object", "RUNNABLE_TYPES"]
 
@@ -120,9 +121,11 @@ class Object:
                                          f"load it as one of those")
                 continue
             try:
+                functions = globalfuncs.describe(spec.btf, ps.func_info, kind)
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,
-                                                 kern_version=spec.version)
+                                                 kern_version=spec.version,
+                                                 functions=functions)
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

@@ -193,10 +193,12 @@ class Answers:
                 code[i + 4:i + 8] = bytes(4)
         return bytes(code), refs
 
-    def prog_load(self, prog_type, insns, license, log_level, btf=None, func_info=b""):
+    def prog_load(self, prog_type, insns, license, log_level, btf=None, func_info=b"",
+                  line_info=b""):
         code, refs = self._program_refs(insns)
         refs_ids = [h.ident for h in refs]
         extra = (btf, func_info) if btf is not None else ()
+        extra += (line_info,) if line_info else ()
         key = _h("load", int(prog_type), code, refs_ids, license, log_level, *extra)
 
         def ask():

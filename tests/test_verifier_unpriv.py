@@ -58,6 +58,50 @@ CASES = {
     "a_capable_only_helper": ("r1 = r10\nr1 += -8\n*(u64 *)(r10 - 8) = 0\nr2 = 8\n"
                               "call 6\nr0 = 0\nexit",
                               "program of this type cannot use helper bpf_trace_printk#6"),
+    # sanitize_ptr_alu: a register offset is masked at run time, so what cannot be
+    # masked is refused (retrieve_ptr_limit knows stack and map values only)
+    "the_context_plus_a_register": ("r2 = 8\nr1 += r2\nr0 = 0\nexit",
+                                    "R1 has pointer with unsupported alu operation, "
+                                    "pointer arithmetic with it prohibited for !root"),
+    "the_context_minus_a_register": ("r2 = 8\nr1 -= r2\nr0 = 0\nexit",
+                                     "R1 has pointer with unsupported alu operation, "
+                                     "pointer arithmetic with it prohibited for !root"),
+    "a_register_plus_the_context": ("r2 = 8\nr2 += r1\nr0 = 0\nexit",
+                                    "R1 has pointer with unsupported alu operation, "
+                                    "pointer arithmetic with it prohibited for !root"),
+    "the_context_plus_a_constant": ("r1 += 8\nr0 = 0\nexit", None),
+    "a_stack_pointer_plus_mixed_signs": (
+        "r2 = *(u32 *)(r1 + 0)\nr2 -= 4\nr3 = r10\nr3 += r2\nr0 = 0\nexit",
+        "R2 has unknown scalar with mixed signed bounds, pointer arithmetic with it "
+        "prohibited for !root"),
+    "mixed_signs_plus_a_stack_pointer": (
+        "r2 = *(u32 *)(r1 + 0)\nr2 -= 4\nr2 += r10\nr0 = 0\nexit",
+        "R2 has unknown scalar with mixed signed bounds, pointer arithmetic with it "
+        "prohibited for !root"),
+    "a_stack_pointer_plus_a_known_register": (
+        "r2 = -8\nr3 = r10\nr3 += r2\n*(u64 *)(r3 + 0) = 0\nr0 = 0\nexit", None),
+    # sanitize_check_bounds: the result must stay inside the frame, even unused
+    "a_stack_pointer_above_the_frame": (
+        "r3 = r10\nr3 += 8\nr0 = 0\nexit",
+        "R3 stack pointer arithmetic goes out of range, prohibited for !root; off=8"),
+    "the_frame_pointer_plus_zero": (
+        "r3 = r10\nr3 += 0\nr0 = 0\nexit",
+        "R3 stack pointer arithmetic goes out of range, prohibited for !root; off=0"),
+    "a_stack_pointer_below_the_frame": (
+        "r3 = r10\nr3 += -513\nr0 = 0\nexit",
+        "R3 stack pointer arithmetic goes out of range, prohibited for !root; off=-513"),
+    "the_bottom_of_the_frame": ("r3 = r10\nr3 += -512\nr0 = 0\nexit", None),
+    "a_stack_pointer_plus_a_register_above_the_frame": (
+        "r2 = 8\nr3 = r10\nr3 += r2\nr0 = 0\nexit",
+        "R3 stack pointer arithmetic goes out of range, prohibited for !root; off=8"),
+    # 6.18 masks a speculatively executed dead branch instead of verifying it: no
+    # refusal comes from what only a mispredicted branch would run
+    "an_uninitialised_read_on_a_dead_branch": (
+        "r0 = 0\nif r0 == 0 goto +1\nr0 = *(u64 *)(r10 - 8)\nexit", None),
+    "a_pointer_leak_on_a_dead_branch": (
+        "r0 = 0\nif r0 == 0 goto +2\nr0 = r10\nexit\nr0 = 0\nexit", None),
+    "a_scalar_dereference_on_a_dead_branch": (
+        "r0 = 0\nr2 = 0\nif r0 == 0 goto +1\nr0 = *(u64 *)(r2 + 0)\nexit", None),
 }
 
 

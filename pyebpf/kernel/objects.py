@@ -5,6 +5,7 @@ import struct
 
 from .. import isa
 from ..errors import ElfError
+from ..verifier.globalfuncs import kernel_takes
 from .oracle import KernelMap, KernelProgram
 from .vmlinux import kfunc_btf_id
 
@@ -38,12 +39,16 @@ class KernelObject:
                     self.skipped[ps.name] = f"a {kind} program"
                     continue
                 code = ps.instructions(fds, kfunc_btf_id)
-                # callbacks need the program's BTF and func_info (check_btf_func)
-                btf = spec.kernel_btf if ps.func_info and _has_callbacks(code) else None
+                # the program's BTF and func_info whenever the object has them and the
+                # kernel takes them, as libbpf passes them: they make non-static functions
+                # global (check_btf_func)
+                btf = spec.kernel_btf if ps.func_info and kernel_takes(spec.btf) else None
                 info = b"".join(struct.pack("<II", pc, tid) for pc, tid in ps.func_info)
+                lines = _line_info(spec.btf, ps.line_info) if btf else b""
                 self.programs[ps.name] = KernelProgram(code, kind,
                                                        license=spec.license or "GPL",
-                                                       btf=btf, func_info=info if btf else b"")
+                                                       btf=btf, func_info=info if btf else b"",
+                                                       line_info=lines)
             for ms in spec.maps.values():
                 for slot, prog_name in ms.programs.items():
                     if prog_name not in self.programs:
@@ -92,9 +97,17 @@ class KernelObject:
         self.close()
 
 
-def _has_callbacks(code: bytes) -> bool:
-    return any(i.is_lddw and i.src == isa.BPF_PSEUDO_FUNC
-               for i in (isa.Insn.unpack(code, k) for k in range(0, len(code), isa.INSN_SIZE)))
+def _line_info(btf, records) -> bytes:
+    """``struct bpf_line_info`` records: the file and source strings by their offsets in
+    the BTF string section, line and column packed as ``line << 10 | column``."""
+    offsets, off = {}, 0
+    for s in btf.strings.split(b"\0"):
+        offsets.setdefault(s.decode(errors="replace"), off)
+        off += len(s) + 1
+    return b"".join(struct.pack("<IIII", li.pc, offsets.get(li.file_name, 0),
+                                offsets.get(li.source_line, 0),
+                                li.line << 10 | li.column & 0x3FF)
+                    for li in records)
 
 
 def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObject:
@@ -103,7 +116,9 @@ def load_object(source, *, prog_type=None, btf=None, kconfig=None) -> KernelObje
     without BTF), the same ``lddw`` rewriting from the specs, program arrays filled
     (iproute2's ``ID/KEY`` sections read as tc reads them, with the same
     :class:`~pyebpf.errors.ElfWarning` for one whose ID names no program array), kfunc
-    calls resolved to the running kernel's BTF ids as libbpf resolves them.
+    calls resolved to the running kernel's BTF ids as libbpf resolves them, and each
+    program's BTF and function info passed with it when the object has them (so the
+    kernel verifies non-static functions as global ones, on their own).
     CO-RE relocations are applied against ``btf``, by default the running kernel's, and
     ``__kconfig`` externs take their values from ``kconfig`` (see :func:`pyebpf.elf.parse`);
     typeless ``__ksym`` externs the running kernel's addresses (``/proc/kallsyms``, as

@@ -174,12 +174,14 @@ class KernelProgram(_Owned):
     ``verifier_log``; with 0 no log is kept, and a refused load is retried at level 1 so
     that the error still carries the reason.  A refusal raises :class:`KernelError` with
     the kernel's errno, the verifier's reason in the message and the whole log in ``.log``.
-    Map fds go into ``lddw`` slots with ``src = isa.BPF_PSEUDO_MAP_FD``.
+    Map fds go into ``lddw`` slots with ``src = isa.BPF_PSEUDO_MAP_FD``.  ``btf``,
+    ``func_info`` and ``line_info`` are the program's BTF and its ``.BTF.ext`` records,
+    as libbpf passes them.
     """
 
     def __init__(self, insns, prog_type=isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
                  license: str = "GPL", log_level: int = 1, btf: bytes | None = None,
-                 func_info: bytes = b""):
+                 func_info: bytes = b"", line_info: bytes = b""):
         if not isinstance(insns, (bytes, bytearray, memoryview)):
             insns = b"".join(i.pack() for i in insns)
         insns = bytes(insns)
@@ -193,11 +195,11 @@ class KernelProgram(_Owned):
         self.verifier_log = ""
         lic = license.encode() + b"\0"
         fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, log_level, btf,
-                                              func_info)
+                                              func_info, line_info)
         if fd < 0 and log_level == 0:
             # only to learn why
             fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, 1, btf,
-                                                  func_info)
+                                                  func_info, line_info)
             if fd >= 0:  # accepted this time: keep it rather than fail oddly
                 err = 0
         if fd < 0:

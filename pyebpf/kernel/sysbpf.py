@@ -115,10 +115,11 @@ class Syscalls:
 
     def prog_load(self, prog_type: int, insns: bytes, license: bytes,
                   log_level: int, btf: bytes | None = None,
-                  func_info: bytes = b"") -> tuple[int, int, str]:
+                  func_info: bytes = b"", line_info: bytes = b"") -> tuple[int, int, str]:
         """BPF_PROG_LOAD: (fd or -1, errno or 0, verifier log).  ``btf`` (a BTF blob,
         loaded with BPF_BTF_LOAD for this call) and ``func_info`` (``struct
-        bpf_func_info`` records) are what the kernel needs for callbacks."""
+        bpf_func_info`` records) tell the kernel where functions start and which are
+        global; ``line_info`` (``struct bpf_line_info`` records) names their C lines."""
         btf_fd = -1
         if btf is not None:
             logbuf = ctypes.create_string_buffer(_LOG_SIZE)
@@ -128,12 +129,14 @@ class Syscalls:
             if btf_fd < 0:
                 return -1, err, "BTF: " + logbuf.value.decode(errors="replace")
         try:
-            return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info)
+            return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info,
+                                   line_info)
         finally:
             if btf_fd >= 0:
                 os.close(btf_fd)
 
-    def _prog_load(self, prog_type, insns, license, log_level, btf_fd, func_info):
+    def _prog_load(self, prog_type, insns, license, log_level, btf_fd, func_info,
+                   line_info):
         size = _LOG_SIZE if log_level else 0
         while True:
             logbuf = ctypes.create_string_buffer(size) if size else None
@@ -146,6 +149,10 @@ class Syscalls:
                 attr["func_info_rec_size"] = 8
                 attr["func_info"] = func_info
                 attr["func_info_cnt"] = len(func_info) // 8
+                if line_info:
+                    attr["line_info_rec_size"] = 16
+                    attr["line_info"] = line_info
+                    attr["line_info_cnt"] = len(line_info) // 16
             fd, err = attr.call()
             log = logbuf.value.decode(errors="replace") if size else ""
             # The log is cut when it outgrows the buffer (6.4+: ENOSPC even on success);

@@ -46,26 +46,30 @@ class Verdict:
 
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
-          pointer_kinds: dict | None = None, arch: str = "x86_64") -> list[isa.Op | None]:
+          pointer_kinds: dict | None = None, arch: str = "x86_64",
+          functions=()) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
     everything the kernel's verifier checks.  ``maps(fd)`` returns the map an lddw
     names (or None).  ``unpriv``: the rules for a loader without CAP_BPF,
     CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
-    reads.  Raises :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
+    reads.  ``functions``: the program's global functions
+    (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
+    the others are verified at each call.  Raises :class:`VerifierError` at the first
+    refusal.  ``pointer_kinds``, a
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths)."""
     key = (tuple(insns), prog_type, profile, unpriv, arch, bool(line_info),
-           COMPLEXITY_LIMIT.get(profile)) \
+           COMPLEXITY_LIMIT.get(profile), tuple(functions)) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
     if hit is not None:
         ops, kinds = hit
     else:
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
-                              arch)
+                              arch, functions)
         kinds = interp.ptr_kinds if interp is not None else {}
         if key is not None and _self_contained(insns, ops):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
@@ -78,8 +82,8 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
 
 # check()'s answers for accepted programs that consult nothing outside themselves (no
 # map, whose contents a constant-string argument reads, no kfunc, whose BTF types come
-# from the running kernel): the same slots, type, profile, loader, architecture and
-# instruction limit are verified the same way, so a process that builds a program again skips the search
+# from the running kernel): the same slots, type, profile, loader, architecture,
+# instruction limit and global functions are verified the same way, so a process that builds a program again skips the search
 _ACCEPTED: dict = {}
 _ACCEPTED_MAX = 4096
 
@@ -97,14 +101,15 @@ def _self_contained(insns, ops) -> bool:
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
            line_info=(), log_level: int = 1, unpriv: bool = False,
-           arch: str = "x86_64") -> Verdict:
+           arch: str = "x86_64", functions=()) -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
-    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)[1]
+    return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
+                functions)[1]
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
-         arch="x86_64"):
+         arch="x86_64", functions=()):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -120,12 +125,13 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv, arch)
+                             live_registers(insns, ops), unpriv, arch, functions)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
-            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch)
+            return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
+                        functions)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
@@ -170,11 +176,14 @@ def _source(line_info, pc: int) -> str:
 
 
 def _check_46(insns, ops) -> None:
-    """What the 4.6 kernel refused before exploring paths."""
+    """What the 4.6 kernel refused before exploring paths: bpf_prog_load's instruction
+    count, check_cfg's back-edges, do_check's BPF_CALL with a source register (no
+    bpf-to-bpf calls yet)."""
     n = len(insns)
-    if n > BPF_MAXINSNS_46:
-        raise Refusal([f"program of {n} instructions is larger than the 4.6 kernel's "
-                       f"{BPF_MAXINSNS_46}"], 0)
+    if n >= BPF_MAXINSNS_46:
+        # bpf_prog_load: insn_cnt >= BPF_MAXINSNS is EINVAL, before the verifier runs
+        raise Refusal([f"program of {n} instructions: the 4.6 kernel loads at most "
+                       f"{BPF_MAXINSNS_46 - 1} (EINVAL)"], 0)
     for pc, op in enumerate(ops):
         if op is None:
             continue

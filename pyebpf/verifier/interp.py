@@ -14,6 +14,8 @@ from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .dynptrs import DynptrCalls, is_dynptr_slot
+from .globalfuncs import GlobalCalls
+from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
 from .strings import ConstStrings
@@ -29,6 +31,7 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_R
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 # branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
 JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
+HELPER_MAX_46 = 30     # BPF_FUNC_skb_set_tunnel_opt, the last helper 4.6 knew
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
@@ -46,9 +49,10 @@ class Refusal(Exception):
         self.lines, self.pc = lines, pc
 
 
-class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings):
+class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
+                  GlobalCalls, SpeculationRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
-                 unpriv: bool = False, arch: str = "x86_64"):
+                 unpriv: bool = False, arch: str = "x86_64", functions=()):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
         self.ctx_rules = rules.context_table(prog_type, profile, arch)
@@ -85,6 +89,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
+        self.globals = {f.pc: f for f in functions}
+        self.globals_called: set = set()
+        self.in_global = False
 
     # --- bookkeeping ---------------------------------------------------------------
     def _prune_points(self) -> set:
@@ -121,6 +128,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     # --- the main loop ----------------------------------------------------------------
     def run(self) -> None:
+        """do_check_main, then each global function it called (do_check_subprogs)."""
         st = VState()
         fr = Frame(-1, 0, 0)
         fr.regs[1].type = PTR_TO_CTX
@@ -128,8 +136,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         fr.regs[10].type = PTR_TO_STACK
         fr.regs[10].mark_known(0)
         st.frames.append(fr)
+        self.explore(st, 0)
+        self.in_global = True
+        for func, entry in self.global_functions_called():
+            self.explore(entry, func.pc)
+
+    def explore(self, st: VState, pc: int) -> None:
+        """Every path from ``pc`` in state ``st`` (do_check)."""
         pending: list[tuple[VState, int, int]] = []
-        pc, prev = 0, -1
+        prev = -1
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
@@ -566,6 +581,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
+        if self.unpriv and op.form is isa.F_ALU_X and code_op in (isa.BPF_ADD, isa.BPF_SUB):
+            self.sanitize_ptr_alu(pc, insn, ptr, off_reg, off_reg is dst)
         if code_op == isa.BPF_SUB and dst.type == SCALAR:
             self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
         if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
@@ -604,6 +621,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     if smin < 0:
                         new.range = 0
         self._sane_offset(pc, new, ptr.type)
+        if self.unpriv:
+            self.sanitize_check_bounds(pc, d, new)
         regs[d] = new
 
     @staticmethod
@@ -1165,6 +1184,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not 0 <= hid <= isa.MAX_HELPER_ID:
             self.refuse(pc, f"invalid func unknown#{hid}")
         name = f"bpf_{isa.HELPER_NAMES[hid]}"
+        if self.profile == "4.6" and hid not in self.allowed:
+            # 4.6's check_call: ids past __BPF_FUNC_MAX_ID (31), then get_func_proto
+            self.refuse(pc, f"invalid func {hid}" if hid > HELPER_MAX_46 else
+                        f"unknown func {hid}")
         if hid not in self.allowed:
             kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
             self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
@@ -1456,6 +1479,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         target = pc + 1 + insn.imm
+        if target in self.globals:
+            return self.global_call(st, pc, self.globals[target])
         caller = st.cur
         callee = Frame(pc, self.func_of(target), len(st.frames))
         for r in range(1, 6):
@@ -1487,6 +1512,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
+        if self.in_global:
+            self.global_exit(pc, r0)
+            return None
         if self.unpriv and r0.is_ptr:
             self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None

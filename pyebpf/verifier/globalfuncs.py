@@ -1,0 +1,257 @@
+"""Global functions: verified once, on their own, from their BTF signature.
+
+A function of an object with BTF whose ``FUNC`` record has global linkage (C without
+``static``) is not followed from its call sites.  A call checks the caller's registers
+against the function's prototype (``btf_check_subprog_call``), then the caller goes on
+with an unknown scalar in R0; after the main program, each global function some
+verified path called is verified once from a state built from its prototype
+(``do_check_subprogs``, ``do_check_common``):
+
+- a pointer to the program type's context struct (``struct __sk_buff``;
+  ``bpf_user_pt_regs_t`` or ``struct pt_regs`` for KPROBE), or any pointer tagged
+  ``__arg_ctx`` (decl tag ``arg:ctx``), is the context;
+- an integer or enum is an unknown scalar;
+- any other pointer is memory of its pointee's size that may be NULL, not NULL when
+  tagged ``__arg_nonnull``; a pointee without a size (``void``) refuses the call;
+- the function must return an integer or enum (``btf_prepare_func_args``), and R0 must
+  hold a scalar at its exit (``check_return_code``).
+
+Static functions stay verified in the context of each call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import isa
+from ..btf.types import Kind
+from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_CTX, PTR_TO_MAP_KEY,
+                    PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
+                    scalar, type_str)
+
+__all__ = ["Arg", "GlobalFunc", "describe", "kernel_takes", "GlobalCalls"]
+
+BTF_FUNC_GLOBAL = 1
+MAX_BPF_FUNC_REG_ARGS = 5
+CTX, ANYTHING, MEM = "ctx", "scalar", "mem"
+
+# the context struct each program type's global functions may take (btf_is_prog_ctx_type)
+_CTX_STRUCTS = {
+    isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER: ("__sk_buff",),
+    isa.ProgType.BPF_PROG_TYPE_SCHED_CLS: ("__sk_buff",),
+    isa.ProgType.BPF_PROG_TYPE_SCHED_ACT: ("__sk_buff",),
+    isa.ProgType.BPF_PROG_TYPE_KPROBE: ("pt_regs",),
+}
+_KPROBE_CTX_TYPEDEF = "bpf_user_pt_regs_t"
+_INTS = (Kind.INT, Kind.ENUM, Kind.ENUM64)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument register: ``kind`` CTX, ANYTHING (a scalar) or MEM (``size``
+    bytes the function may read and write, NULL allowed when ``nullable``)."""
+    kind: str
+    size: int = 0
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class GlobalFunc:
+    """A global function starting at instruction ``pc``: its arguments, or the
+    kernel's reason to refuse any call of it (``error``)."""
+    pc: int
+    name: str
+    args: tuple = ()
+    error: str = ""
+
+
+def describe(btf, func_info, prog_type) -> tuple:
+    """The global functions among ``func_info`` ((pc, BTF FUNC id) pairs of one
+    program in the object whose BTF is ``btf``), the program's own (pc 0) excepted.
+    None when the kernel would refuse that BTF (:func:`kernel_takes`): loaded without
+    it, as libbpf then loads, every function is static."""
+    if btf is None or not func_info or not kernel_takes(btf):
+        return ()
+    tags: dict = {}
+    for t in btf.types:
+        if t.kind == Kind.DECL_TAG and t.name.startswith("arg:"):
+            tags.setdefault((t.type_id, t.component_idx), set()).add(t.name[4:])
+    out = []
+    for pc, tid in func_info:
+        func = btf.types[tid]
+        if pc == 0 or func.linkage != BTF_FUNC_GLOBAL:
+            continue
+        out.append(_prepare(func, pc, tags, isa.prog_type(prog_type)))
+    return tuple(out)
+
+
+def kernel_takes(btf) -> bool:
+    """Whether BPF_BTF_LOAD accepts ``btf`` as far as functions go (btf_func_check:
+    every parameter of a function's prototype has a name; clang -O0 leaves some
+    unnamed)."""
+    return all(p.name or not p.type_id
+               for t in btf.types if t.kind == Kind.FUNC
+               for p in t.target.members)
+
+
+def _prepare(func, pc: int, tags: dict, prog_type) -> GlobalFunc:
+    """btf_prepare_func_args for a global function."""
+    proto = func.target
+    name = func.name
+    params = proto.members
+    if len(params) > MAX_BPF_FUNC_REG_ARGS:
+        return GlobalFunc(pc, name, error=f"Global function {name}() with {len(params)} > "
+                                          f"{MAX_BPF_FUNC_REG_ARGS} args. Buggy compiler.")
+    ret = proto.target.resolve() if proto.type_id else None
+    if ret is None or ret.kind not in _INTS:
+        return GlobalFunc(pc, name, error=f"Global function {name}() doesn't return scalar. "
+                                          f"Only those are supported.")
+    args = []
+    for i, p in enumerate(params):
+        arg_tags = tags.get((func.id, i), set())
+        t = func.btf.type(p.type_id).resolve() if p.type_id else None
+        if t is not None and t.kind == Kind.PTR:
+            if "ctx" in arg_tags or _is_ctx(t, prog_type):
+                args.append(Arg(CTX))
+                continue
+            pointee = t.target if t.type_id else None
+            try:
+                size = pointee.byte_size if pointee is not None else None
+            except Exception:   # a FWD, FUNC_PROTO...: btf_resolve_size fails
+                size = None
+            if size is None:
+                what = (f"{pointee.resolve().kind.name} {pointee.resolve().name}"
+                        if pointee is not None else "UNKNOWN ")
+                return GlobalFunc(pc, name, error=f"arg#{i} reference type('{what}') size "
+                                                  f"cannot be determined: -22")
+            args.append(Arg(MEM, size, "nonnull" not in arg_tags))
+            continue
+        if t is not None and t.kind in _INTS:
+            if arg_tags:
+                return GlobalFunc(pc, name, error=f"arg#{i} has pointer tag, but is not a "
+                                                  f"pointer type")
+            args.append(Arg(ANYTHING))
+            continue
+        kind = t.kind.name if t is not None else "UNKNOWN"
+        return GlobalFunc(pc, name, error=f"Arg#{i} type {kind} in {name}() is not "
+                                          f"supported yet.")
+    return GlobalFunc(pc, name, tuple(args))
+
+
+def _is_ctx(ptr, prog_type) -> bool:
+    t = ptr.target if ptr.type_id else None
+    while t is not None and t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
+                                       Kind.TYPE_TAG, Kind.TYPEDEF):
+        if t.kind == Kind.TYPEDEF and prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE and \
+                t.name == _KPROBE_CTX_TYPEDEF:
+            return True
+        t = t.target
+    return t is not None and t.kind == Kind.STRUCT and \
+        t.name in _CTX_STRUCTS.get(prog_type, ())
+
+
+class GlobalCalls:
+    """The global-function side of :class:`~pyebpf.verifier.interp.Interpreter`
+    (mixed in): ``self.globals`` maps a start pc to its :class:`GlobalFunc`."""
+
+    def global_call(self, st: VState, pc: int, func: GlobalFunc) -> int:
+        """check_func_call for a global callee: btf_check_subprog_call on the caller's
+        registers, then R0 an unknown scalar, R1-R5 clobbered, on to the next insn."""
+        subprog = self.func_of(func.pc)
+        invalid = f"Caller passes invalid args into func#{subprog} ('{func.name}')"
+        if func.error:
+            self.refuse(pc, func.error, invalid)
+        regs = st.cur.regs
+        for i, arg in enumerate(func.args):
+            regno = i + 1
+            reg = regs[regno]
+            if arg.kind == ANYTHING:
+                if reg.type != SCALAR:
+                    self.refuse(pc, f"R{regno} is not a scalar", invalid)
+            elif arg.kind == CTX:
+                if reg.type == PTR_TO_CTX and (reg.off or not reg.is_const):
+                    self.refuse(pc, f"dereference of modified ctx ptr R{regno} off={reg.off} "
+                                    f"disallowed", invalid)
+                if reg.type != PTR_TO_CTX:
+                    self.refuse(pc, f"arg#{i} expects pointer to ctx", invalid)
+            else:
+                self._check_mem_reg(st, pc, regno, reg, arg.size, invalid)
+                if not arg.nullable and reg.type & MAYBE_NULL:
+                    self.refuse(pc, f"arg#{i} is expected to be non-NULL", invalid)
+        self.log.add(f"Func#{subprog} ('{func.name}') is global and assumed valid.")
+        self.globals_called.add(func.pc)
+        for r in range(1, 6):
+            regs[r] = Reg()
+        regs[0] = scalar()
+        return pc + 1
+
+    def _check_mem_reg(self, st, pc, regno, reg: Reg, size: int, invalid: str) -> None:
+        """check_mem_reg: a NULL constant passes; anything else must point at ``size``
+        bytes the callee may read and write (a NULL-able pointer taken as checked)."""
+        if reg.type == SCALAR and reg.is_const and reg.value == 0:
+            return
+        base = reg.type & ~MAYBE_NULL
+        if base not in (PTR_TO_STACK, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) and \
+                base not in PKT_TYPES:
+            # check_helper_mem_access names the stack as what it expected
+            self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=fp", invalid)
+        saved = reg
+        reg = reg.copy()
+        reg.type = base
+        st.cur.regs[regno] = reg
+        try:
+            from .interp import Refusal
+            try:
+                self.helper_mem(st, pc, regno, reg, size, False, True)
+                self.helper_mem(st, pc, regno, reg, size, True, True)
+            except Refusal as exc:
+                self.refuse(pc, *exc.lines, invalid)
+        finally:
+            st.cur.regs[regno] = saved
+
+    def global_entry(self, func: GlobalFunc) -> VState:
+        """do_check_common's state for a global function: its arguments from the
+        prototype, the other registers not initialised."""
+        st = VState()
+        fr = Frame(-1, self.func_of(func.pc), 0)
+        for i, arg in enumerate(func.args):
+            reg = fr.regs[i + 1]
+            if arg.kind == CTX:
+                reg.type = PTR_TO_CTX
+                reg.mark_known(0)
+            elif arg.kind == ANYTHING:
+                fr.regs[i + 1] = scalar()
+            else:
+                reg.type = PTR_TO_MEM | (MAYBE_NULL if arg.nullable else 0)
+                reg.mark_known(0)
+                reg.size = arg.size
+                if arg.nullable:
+                    reg.id = self.new_id()
+        fr.regs[10].type = PTR_TO_STACK
+        fr.regs[10].mark_known(0)
+        st.frames.append(fr)
+        return st
+
+    def global_exit(self, pc: int, r0: Reg) -> None:
+        """check_return_code at a global function's exit."""
+        if r0.type != SCALAR:
+            self.refuse(pc, f"At subprogram exit the register R0 is not a scalar value "
+                            f"({type_str(r0.type)})")
+
+    def global_functions_called(self):
+        """do_check_subprogs: each global function a verified path called, in function
+        order, again while verifying them calls others; yields (func, state)."""
+        done: set = set()
+        while True:
+            new = 0
+            for start in sorted(self.globals):
+                if start in done or start not in self.globals_called:
+                    continue
+                done.add(start)
+                new += 1
+                func = self.globals[start]
+                self.log.add(f"Validating {func.name}() func#{self.func_of(start)}...")
+                yield func, self.global_entry(func)
+                self.log.add(f"Func#{self.func_of(start)} ('{func.name}') is safe for any "
+                             f"args that match its prototype")
+            if not new:
+                return
