@@ -125,7 +125,10 @@ cdef int regs_into(uint8_t* out, object regs, str arch) except -1:
                 _machine.pt_regs(regs, arch)            # raises the error
             memcpy(out + <Py_ssize_t>off, &u, 8)
         return 0
-    if isinstance(regs, (bytes, bytearray, memoryview)) and len(regs) == size:
+    if type(regs) is bytes and len(<bytes>regs) == size:
+        memcpy(out, PyBytes_AS_STRING(regs), size)
+        return 0
+    if isinstance(regs, (bytearray, memoryview)) and len(regs) == size:
         raw = memoryview(regs).cast("B")
         memcpy(out, &raw[0], size)
         return 0
