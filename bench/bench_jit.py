@@ -9,7 +9,9 @@ For each: the compile time (CPU time of translating, optimising and emitting, th
 first compile of that code in the process), ns per run through ``Program.run`` and
 that minus an empty program's run (the part the JIT can change), interpreted and
 compiled, and the kernel JIT's ns per run (``BPF_PROG_TEST_RUN`` with ``repeat``) where bpf(2) works.
-Then the tcsim replay loop (``tcreplay.tc_replay``, in C) over 64-byte frames through
+Then ``run_many`` of the tc programs the kernel runs, compiled, against the kernel
+JIT (and the JIT's less an empty program's run_many cost per frame).  Then the tcsim replay loop
+(``tcreplay.tc_replay``, in C) over 64-byte frames through
 the classifier: packets per CPU second, interpreted and compiled.  Times are CPU
 times (the machine may be shared), medians of interleaved batches.
 """
@@ -42,13 +44,25 @@ def cpu_ns_per_call(fn, arg, batches, n):
     return statistics.median(samples)
 
 
+def run_many_ns(prog, data, count, batches):
+    """Median over ``batches`` of the CPU ns per frame of ``prog.run_many`` over
+    ``count`` copies of ``data``."""
+    frames = [data] * count
+    samples = []
+    for _ in range(batches):
+        start = time.process_time_ns()
+        prog.run_many(frames)
+        samples.append((time.process_time_ns() - start) / count)
+    return statistics.median(samples)
+
+
 def compile_ms(code, prog_type=None):
     """CPU ms of the first compile of ``code`` (a fresh Program's decoded form)."""
     prog = Program(code, prog_type, jit=False)
     start = time.process_time()
-    entry = engine.compile_codes([prog._jit_code()])[0]
+    code = engine.compile_codes([prog._jit_code()])[0]
     elapsed = (time.process_time() - start) * 1000
-    prog._jit_install(entry, None)
+    prog._jit_install(code.entry, code)
     return elapsed
 
 
@@ -77,7 +91,8 @@ def main(argv=None):
     for name, code, kcode, ptype, data in cases:
         interp, native = Program(code, jit=False), Program(code, jit=False)
         row = {"program": name, "insns": len(code) // 8, "compile_ms": compile_ms(code)}
-        native._jit_install(engine.compile_codes([native._jit_code()])[0], None)
+        compiled = engine.compile_codes([native._jit_code()])[0]
+        native._jit_install(compiled.entry, compiled)
         want = interp.run(data)
         got = native.run(data)
         if (got.retval, got.insn_count) != (want.retval, want.insn_count):
@@ -109,6 +124,23 @@ def main(argv=None):
               f"{'-' if k is None else round(k):>11}"
               f"{'-' if k is None else format(r['jit_ns'] / k, '.2f'):>11}"
               f"{'-' if k is None else format(body / k, '.2f'):>19}")
+
+    # the issue's comparison: run_many (a C loop over frames, as tcsim and property tests
+    # run) of the kernel's own program, against the kernel JIT's ns per run
+    count = 2_000 if args.quick else 20_000
+    print(f"\n{'run_many, tc':<18}{'jit ns':>8}{'-empty':>8}{'kernel JIT':>11}{'ratio':>7}"
+          f"{'(-empty)/kernel':>16}")
+    empty_prog = Program(bc.EMPTY, bc.SCHED_CLS, jit=True)
+    for (name, _, kcode, ptype, data), r in zip(cases, rows):
+        if ptype is not bc.SCHED_CLS or name == "empty":
+            continue
+        ns = run_many_ns(Program(kcode, ptype, jit=True), data, count, batches)
+        empty_many = run_many_ns(empty_prog, data, count, batches)
+        k = r.get("kernel_jit_ns")
+        ratio = "-" if k is None else format(ns / k, ".2f")
+        body = "-" if k is None else format((ns - empty_many) / k, ".2f")
+        print(f"{name:<18}{ns:>8.0f}{ns - empty_many:>8.0f}{'-' if k is None else round(k):>11}"
+              f"{ratio:>7}{body:>16}")
 
     frames = [bc.FRAME_64] * (20_000 if args.quick else 200_000)
     rates = {}

@@ -1300,6 +1300,20 @@ cdef void vm_interp(Vm* vm) noexcept nogil:
         _interp(vm, <_Threaded*>NULL)
 
 
+ctypedef void (*_jit_fn)(Vm* vm) noexcept nogil
+
+
+cdef void vm_continue(Vm* vm) noexcept nogil:
+    """Run from vm.pc in pyebpf.jit's code where the program has it (a plain run), which
+    hands over to the interpreter wherever it stops short (STATUS_RUNNING, the state of
+    an instruction boundary), else in the interpreter."""
+    if vm.prog.jit != NULL and (vm.run_mode == 0 or vm.run_mode == 3):
+        (<_jit_fn>vm.prog.jit)(vm)
+        if vm.status != STATUS_RUNNING:
+            return
+    vm_interp(vm)
+
+
 cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64_t* r0) noexcept nogil:
     # atomic against other threads running programs on the same memory (tcsim --cpus):
     # the new value is stored only over the old one it was computed from, as the
@@ -1408,22 +1422,13 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
     prog.runs += 1
     while True:
-        if vm.prog.jit != NULL and vm.pc == 0 and (vm.run_mode == 0 or vm.run_mode == 3):
-            # pyebpf.jit's code runs from pc 0 and hands over to the interpreter, with
-            # the state of an instruction boundary, wherever it stops short (STATUS_RUNNING)
-            (<_jit_fn>vm.prog.jit)(vm)
-            if vm.status == STATUS_RUNNING:
-                vm_interp(vm)
-        else:
-            vm_interp(vm)
+        vm_continue(vm)
         if vm.status != STATUS_TAIL_CALL:
             return vm.status
         tail_call_switch(vm)
 
 
 # --- the C interface of pyebpf.jit: its code calls these for what it does not inline ---
-
-ctypedef void (*_jit_fn)(Vm* vm) noexcept nogil
 
 
 cdef int _jit_load(Vm* vm, uint64_t a, uint32_t size, uint64_t* out) noexcept nogil:
@@ -1475,7 +1480,7 @@ def _jit_abi():
         "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
         "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
         "STATUS_RUNNING": STATUS_RUNNING, "STATUS_EXIT": STATUS_EXIT,
-        "STATUS_BUDGET": STATUS_BUDGET,
+        "STATUS_BUDGET": STATUS_BUDGET, "STATUS_CALLBACK_DONE": STATUS_CALLBACK_DONE,
         "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
         "store": <uintptr_t>_jit_store, "mem": <uintptr_t>_jit_mem,
         "ld_packet": <uintptr_t>_jit_ld_packet,
@@ -2212,7 +2217,7 @@ cdef class Program:
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
     cdef object _jit_keep    # what keeps _pc.jit's code alive
-    cdef bint _jit_done      # compiled, queued, or jit=False: no more tiering
+    cdef readonly bint _jit_done   # compiled, queued, or jit=False: no more tiering
     cdef object __weakref__
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)

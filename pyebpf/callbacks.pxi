@@ -2,9 +2,10 @@
 # pyebpf/_core.pyx.
 #
 # A callback runs as a bpf-to-bpf call the helper makes: a new frame (the kernel's
-# callbacks get one too), its arguments in r1-r5, the interpreter re-entered at the
-# callback's pc until the frame returns (its ret_pc is CALLBACK_RETURN), on the run's
-# instruction budget.  A fault inside stops the whole run.
+# callbacks get one too), its arguments in r1-r5, the program re-entered at the
+# callback's pc (in pyebpf.jit's code where it has it) until the frame returns (its
+# ret_pc is CALLBACK_RETURN), on the run's instruction budget.  A fault inside stops
+# the whole run.
 
 
 cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_t a3,
@@ -27,8 +28,11 @@ cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_
     vm.regions[0].start -= FRAME_SIZE
     memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
     vm.reg[1], vm.reg[2], vm.reg[3], vm.reg[4], vm.reg[5] = a1, a2, a3, a4, 0
+    # the others are uninitialised to the verifier (check_func_call): 0, not whatever
+    # vm.reg last held, which depends on where the caller's engine last stopped
+    vm.reg[0] = vm.reg[6] = vm.reg[7] = vm.reg[8] = vm.reg[9] = 0
     vm.pc = <uint32_t>target
-    vm_interp(vm)
+    vm_continue(vm)
     if vm.status != STATUS_CALLBACK_DONE:
         return False
     vm.status = STATUS_RUNNING

@@ -4,9 +4,11 @@ Each test runs the same program in the interpreter (``jit=False``) and compiled
 (``jit=True``) and expects the same result, the same fault at the same pc, the same
 instruction count.  The differential fuzzer covers what these examples do not.
 """
+import gc
 import random
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -76,12 +78,44 @@ def test_a_program_is_compiled_in_the_background_after_enough_runs():
 def test_identical_programs_share_one_compiled_code():
     code = asm.assemble("r0 = 12345\nexit")
     a, b = Program(code), Program(code)
-    assert engine.compile_codes([a._jit_code()]) == engine.compile_codes([b._jit_code()])
+    first = engine.compile_codes([a._jit_code()])[0]
+    assert engine.compile_codes([b._jit_code()])[0] is first
 
 
 @pytest.mark.parametrize("budget", [1, 2, 3, 4, 5, 6, 7, 30])
 def test_the_budget_ends_at_the_pc_and_count_the_interpreter_ends(budget):
     same("r0 = 0\nl: r0 += 1\nif r0 != 5 goto l\nr0 = 9\nexit", budget=budget)
+
+
+@pytest.mark.parametrize("budget", range(1, 40))
+def test_the_budget_ends_where_the_interpreters_ends_in_blocks_between_check_points(budget):
+    # the loop's body branches forwards: only the loop's head checks the budget
+    same("r0 = 0\nl: if r0 > 3 goto a\nr0 += 2\ngoto b\na: r0 += 1\nb: r0 += 1\n"
+         "if r0 < 9 goto l\nr0 *= 3\nexit", budget=budget)
+
+
+def test_compiled_code_is_freed_when_no_program_uses_it():
+    code = asm.assemble("r0 = 4321\nexit")
+    a, b = Program(code, jit=True), Program(code, jit=True)
+    held = weakref.ref(engine.compile_codes([a._jit_code()])[0])
+    del a
+    gc.collect()
+    assert held() is not None and b.run().retval == 4321
+    del b
+    gc.collect()
+    assert held() is None
+
+
+def test_compiling_a_program_compiles_the_programs_it_can_tail_call():
+    arr = Map.create("prog_array", 4, 4, 2)
+    target = Program(asm.assemble("r0 = 42\nexit"), "sched_cls")
+    kept = Program(asm.assemble("r0 = 43\nexit"), "sched_cls", jit=False)
+    arr[(0).to_bytes(4, "little")] = target
+    arr[(1).to_bytes(4, "little")] = kept
+    caller = Program(asm.assemble(f"r2 = map_fd({arr.fd}) ll\nr3 = 0\ncall 12\nr0 = 1\nexit"),
+                     "sched_cls")
+    jit.compile(caller)
+    assert (caller.jitted, target.jitted, kept.jitted) == (True, True, False)
 
 
 @pytest.mark.parametrize("text", [
@@ -209,6 +243,20 @@ def test_bpf_loop_callbacks_run_from_compiled_code():
             exit
             r0 = 0
             exit""", prog_type="sched_cls", kwargs={"verify": False}, data=bytes(60))
+
+
+def test_a_callback_starts_with_its_other_registers_zero_in_both_engines():
+    # the callback returns r6: 0 lets bpf_loop run all 3 iterations
+    assert same("""r6 = 77
+                   r1 = 3
+                   r2 = func(5) ll
+                   r3 = 0
+                   r4 = 0
+                   call 181
+                   exit
+                   r0 = r6
+                   exit""", prog_type="sched_cls", kwargs={"verify": False},
+                data=bytes(60))[0] == 3
 
 
 def test_a_tail_call_leaves_compiled_code_for_the_target():

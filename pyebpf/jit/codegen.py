@@ -4,9 +4,11 @@ instruction.
 
 What the code may rely on, and how it keeps the interpreter's semantics:
 
-- It starts at pc 0 in frame 0 (vm_run calls it there only) and works on the same
-  ``Vm``: the frames, the stack region, the may_goto counters and the helper table are
-  the interpreter's, read and written where the interpreter reads and writes them.
+- It starts at ``vm.pc``: pc 0 in frame 0 (vm_run), or a callback's first instruction
+  in the frame vm_callback made (a pc an ``lddw`` of a function names; any other pc
+  goes to the interpreter at once).  It works on the same ``Vm``: the frames, the
+  stack region, the may_goto counters and the helper table are the interpreter's,
+  read and written where the interpreter reads and writes them.
 - The budget is charged per basic block: a block of n instructions runs only when at
   least n are left, else the code stops at the block's first pc and the interpreter
   goes on from there (and stops at the same instruction with the same count).  Every
@@ -76,6 +78,9 @@ class _Fn:
         self.lines: list[str] = []
         self.n = 0
         self.sizes: dict[int, int] = {}     # block start -> its instructions
+        # check points (_check_points): block start -> the instructions the budget must
+        # hold there; the other blocks are entered without a check
+        self.need: dict[int, int] = {}
 
     def tmp(self) -> str:
         self.n += 1
@@ -103,42 +108,56 @@ class _Fn:
     def region_check(self, a: str, size: int, write: bool, label: str) -> None:
         """Branch to %h<label> if [a, a+size) is in a region, else to %m<label>.
 
-        The last region an access hit is kept in %hs, %he, %hw and tried first: regions are
-        disjoint and change only in helpers, kfuncs and bpf-to-bpf calls and returns,
-        after which it is forgotten (forget_region), so a hit there is the region the
-        interpreter's scan finds."""
+        One region is kept in %hs (start), %hl (length, at least 8) and %hw (writable)
+        and tried first: the stack region after every helper, kfunc and bpf-to-bpf
+        call and return (the only places regions change), then the last region of at
+        least 8 bytes an access hit.  Regions are disjoint, so a hit there is the
+        region the interpreter's scan finds.  With the length at least 8, one unsigned
+        comparison decides: a - start <= length - size."""
         hs = self.op("load i64, ptr %hs")
-        he = self.op("load i64, ptr %he")
-        c1 = self.op(f"icmp uge i64 {a}, {hs}")
-        c2 = self.op(f"icmp ule i64 {a}, {he}")
-        c3 = self.op(f"icmp uge i64 {self.op(f'sub i64 {he}, {a}')}, {size}")
-        inside = self.op(f"and i1 {self.op(f'and i1 {c1}, {c2}')}, {c3}")
+        hl = self.op("load i64, ptr %hl")
+        room = self.op(f"sub i64 {hl}, {size}")
+        inside = self.op(f"icmp ule i64 {self.op(f'sub i64 {a}, {hs}')}, {room}")
         if write:
             hw = self.op("load i64, ptr %hw")
             inside = self.op(f"and i1 {inside}, {self.op(f'icmp ne i64 {hw}, 0')}")
         self.emit(f"br i1 {inside}, label %h{label}, label %lk{label}, !prof !1")
         self.label(f"lk{label}")
-        found = self.op(f"call {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 {a}, "
+        found = self.op(f"call preserve_mostcc {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 {a}, "
                         f"i64 {size}, i1 {int(write)})")
-        for k, slot in ((1, "%hs"), (2, "%he"), (3, "%hw")):
-            v = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, {k}")
-            self.emit(f"store i64 {v}, ptr {slot}")
         hit = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, 0")
+        start = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, 1")
+        length = self.op(f"sub i64 {self.op(f'extractvalue {{ i1, i64, i64, i64 }} {found}, 2')}, {start}")
+        keep = self.op(f"and i1 {hit}, {self.op(f'icmp uge i64 {length}, 8')}")
+        writable = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, 3")
+        for slot, v in (("%hs", start), ("%hl", length), ("%hw", writable)):
+            old = self.op(f"load i64, ptr {slot}")
+            self.emit(f"store i64 {self.op(f'select i1 {keep}, i64 {v}, i64 {old}')}, ptr {slot}")
         self.emit(f"br i1 {hit}, label %h{label}, label %m{label}, !prof !1")
 
     def forget_region(self) -> None:
-        self.emit("store i64 1, ptr %hs")
-        self.emit("store i64 0, ptr %he")
+        """Keep the stack region (vm.regions[0]) from here on."""
+        abi = self.abi
+        g = abi["regions"]
+        start = self.op(f"load i64, ptr {self.field(g + abi['region_start'])}")
+        end = self.op(f"load i64, ptr {self.field(g + abi['region_end'])}")
+        w = self.op(f"load i32, ptr {self.field(g + abi['region_writable'])}")
+        self.emit(f"store i64 {start}, ptr %hs")
+        self.emit(f"store i64 {self.op(f'sub i64 {end}, {start}')}, ptr %hl")
+        self.emit(f"store i64 {self.op(f'zext i32 {w} to i64')}, ptr %hw")
 
     def goto(self, frm: int, to: int) -> None:
-        """Leave the instruction at ``frm`` for the block at ``to``, which runs only if
-        the budget holds all its instructions; else the interpreter runs what is left
-        of it, or, with nothing left, the run stops naming ``frm``, as the
-        interpreter's does."""
+        """Leave the instruction at ``frm`` for the block at ``to``.  At a check point
+        that block runs only if the budget holds every instruction up to the next
+        check point; else the interpreter runs what is left of it, or, with nothing
+        left, the run stops naming ``frm``, as the interpreter's does."""
+        if to not in self.need:
+            self.emit(f"br label %b{to}")
+            return
         self.n += 1
         q = f"q{self.n}"
         left = self.op("load i64, ptr %left")
-        short = self.op(f"icmp slt i64 {left}, {self.sizes[to]}")
+        short = self.op(f"icmp slt i64 {left}, {self.need[to]}")
         self.emit(f"br i1 {short}, label %{q}, label %b{to}, !prof !0")
         self.label(q)
         self.emit(f"store i32 {to}, ptr %xpc")
@@ -166,7 +185,8 @@ def module(functions: list[str], abi: dict) -> str:
     prelude = _PRELUDE.format(
         nregions=abi["nregions"], region_size=abi["region_size"],
         start=abi["regions"] + abi["region_start"], end=abi["regions"] + abi["region_end"],
-        writable=abi["regions"] + abi["region_writable"])
+        writable=abi["regions"] + abi["region_writable"], load=abi["load"],
+        store=abi["store"])
     return "\n".join([prelude, *functions, _WEIGHTS])
 
 
@@ -177,6 +197,10 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f = _Fn(abi)
     leaders, returns = _leaders(insns, n)
     leaders.add(n)                         # falling off the end reaches the sentinel
+    callbacks = {i[5] for i in insns[:n] if _OPS.get(i[0]) is not None
+                 and _OPS[i[0]].form is isa.F_LDDW and i[2] == isa.BPF_PSEUDO_FUNC
+                 and i[5] < n}
+    leaders |= callbacks
     fold_r10 = not any(_writes_r10(i) for i in insns[:n])
 
     f.lines.append(f"define void @{name}(ptr %vm) {{")
@@ -188,9 +212,8 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit("%xback = alloca i64")
     f.emit("%tmp = alloca i64")
     f.emit("%bpc = alloca i32")
-    for slot in ("%hs", "%he", "%hw"):
+    for slot in ("%hs", "%hl", "%hw"):
         f.emit(f"{slot} = alloca i64")
-    f.emit("store i64 0, ptr %hw")
     f.forget_region()
     for r in range(11):
         p = f.field(abi["reg"] + 8 * r)
@@ -199,7 +222,19 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit(f"store i64 {f.op(f'load i64, ptr {p}')}, ptr %left")
     blocks = {start: _walk(insns, n, start, leaders) for start in sorted(leaders)}
     f.sizes = {start: len(body) for start, body in blocks.items()}
-    f.goto(0, 0)
+    entries = [0] + sorted(callbacks - {0})
+    f.need = _check_points(insns, n, blocks, returns, entries)
+    pc = f.op(f"load i32, ptr {f.field(abi['pc'])}")
+    cases = " ".join(f"i32 {t}, label %e{t}" for t in entries)
+    f.emit(f"switch i32 {pc}, label %eu [{cases}]")
+    f.label("eu")
+    f.emit(f"store i32 {pc}, ptr %xpc")
+    f.emit("store i64 0, ptr %xback")
+    f.emit("br label %exit")
+    for t in entries:
+        # the interpreter's entry names the first pc when the budget is already spent
+        f.label(f"e{t}")
+        f.goto(t, t)
 
     for start, body in blocks.items():
         _block(f, insns, n, start, body, returns, fold_r10)
@@ -241,9 +276,22 @@ declare i32 @llvm.bswap.i32(i32)
 declare i64 @llvm.bswap.i64(i64)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
+; the core's own load and store (a region after all, or the context), called from
+; code that keeps the program's registers in the processor's: these save every
+; register they use (preserve_most), so the hot paths around them need not
+define internal preserve_mostcc i32 @core_load(ptr %vm, i64 %a, i32 %size, ptr %out) noinline {{
+  %r = call i32 inttoptr (i64 {load} to ptr)(ptr %vm, i64 %a, i32 %size, ptr %out)
+  ret i32 %r
+}}
+
+define internal preserve_mostcc i32 @core_store(ptr %vm, i64 %a, i32 %size, i64 %v) noinline {{
+  %r = call i32 inttoptr (i64 {store} to ptr)(ptr %vm, i64 %a, i32 %size, i64 %v)
+  ret i32 %r
+}}
+
 ; _mem's scan: [a, a+size) inside one region (writable for a write), and that
 ; region's start, end and writable flag
-define internal {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 %a, i64 %size, i1 %write) noinline {{
+define internal preserve_mostcc {{ i1, i64, i64, i64 }} @region_lookup(ptr %vm, i64 %a, i64 %size, i1 %write) noinline {{
 entry:
   %np = getelementptr i8, ptr %vm, i64 {nregions}
   %n = load i32, ptr %np
@@ -306,6 +354,49 @@ def _leaders(insns, n):
     return {pc for pc in leaders if 0 <= pc <= n}, returns
 
 
+def _successors(insns, n, body) -> tuple[list[int], bool]:
+    """Where the block ``body`` goes on (its jumps' targets, or the next pc), and
+    whether it is re-checked there anyway (after a call, which may spend budget)."""
+    last = body[-1]
+    op = _OPS.get(insns[last][0]) if last < n else None
+    if op is None or op.form is isa.F_EXIT:
+        return [], False
+    nxt = last + op.slots
+    if op.form in (isa.F_JA, isa.F_JA32):
+        return [insns[last][4]], False
+    if op.form in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
+        return [insns[last][4], nxt], False
+    if op.form is isa.F_CALL_LOCAL:
+        return [insns[last][4]], True
+    return [nxt], op.form in _CALL_FORMS
+
+
+def _check_points(insns, n, blocks, returns, entries) -> dict[int, int]:
+    """The blocks where the budget is checked, each with the most instructions that
+    can run from its start before the next check point.
+
+    A block is a check point when it is an entry, a call's target or return address,
+    the block after a helper or kfunc call (which may spend budget on callbacks), or
+    the target of a jump backwards (so every loop passes one).  Everything else is
+    reached by jumps forwards from a check point only, on paths the check covered:
+    the budget is then charged per block as before and never goes below zero, and
+    a check that fails hands the block to the interpreter, which counts exactly."""
+    points = set(entries) | returns
+    succ = {}
+    for start, body in blocks.items():
+        targets, after_call = _successors(insns, n, body)
+        targets = [t for t in targets if t in blocks]
+        succ[start] = targets
+        for t in targets:
+            if after_call or t <= body[-1]:
+                points.add(t)
+    most: dict[int, int] = {}
+    for start in sorted(blocks, reverse=True):     # forward edges reach later blocks
+        ahead = [most[t] for t in succ[start] if t not in points and t > start]
+        most[start] = len(blocks[start]) + max(ahead, default=0)
+    return {start: most[start] for start in points if start in blocks}
+
+
 def _writes_r10(insn) -> bool:
     op = _OPS.get(insn[0])
     if op is None:
@@ -358,11 +449,12 @@ def _walk(insns, n, start, leaders) -> list[int]:
 
 
 def _block(f, insns, n, start, body, returns, fold_r10):
-    # every way in checked the budget (goto): charge the block
+    # the last check point's check covered this block (goto): charge it (never below
+    # zero, so the subtraction cannot wrap)
     b = _Block(f, start, len(body))
     f.label(f"b{start}")
     left = f.op("load i64, ptr %left")
-    f.emit(f"store i64 {f.op(f'sub i64 {left}, {len(body)}')}, ptr %left")
+    f.emit(f"store i64 {f.op(f'sub nsw i64 {left}, {len(body)}')}, ptr %left")
     for k, pc in enumerate(body):
         _insn(f, b, insns, n, pc, k, returns, fold_r10)
 
@@ -591,7 +683,7 @@ def _load(f, b, op, pc, k, dst, base, size):
         f.set(dst, _widen(f, f.op(f"load i{w}, ptr {p}, align 1"), w, signed))
 
     def slow():     # a region after all, or the context
-        return f.op(f"call i32 inttoptr (i64 {f.abi['load']} to ptr)"
+        return f.op(f"call preserve_mostcc i32 @core_load"
                     f"(ptr %vm, i64 {base[0]}, i32 {size}, ptr %tmp)")
 
     def then():
@@ -615,7 +707,7 @@ def _store(f, b, pc, k, base, size, value):
         f.emit(f"store i{w} {narrow}, ptr {p}, align 1")
 
     def slow():
-        return f.op(f"call i32 inttoptr (i64 {f.abi['store']} to ptr)"
+        return f.op(f"call preserve_mostcc i32 @core_store"
                     f"(ptr %vm, i64 {base[0]}, i32 {size}, i64 {value})")
 
     _checked(f, b, pc, k, base, size, True, fast, slow)
@@ -783,6 +875,7 @@ def _call_local(f, b, pc, k, target, nxt):
 def _exit(f, b, pc, k, returns):
     abi = f.abi
     L = f"{pc}"
+    back = abi["CALLBACK_RETURN"]
     depth_p, depth = _on_depth(f, "eq i32 {}, 0", f"xe{L}", f"xr{L}")
     f.emit(f"store i32 {abi['STATUS_EXIT']}, ptr {f.field(abi['status'])}")
     b.stop(pc, k, executed=True)
@@ -791,8 +884,8 @@ def _exit(f, b, pc, k, returns):
     fr = _frame(f, d1)
     ret_p = f.op(f"getelementptr i8, ptr {fr}, i64 {abi['frame_ret_pc']}")
     ret = f.op(f"load i32, ptr {ret_p}")
-    cases = " ".join(f"i32 {r}, label %xp{L}" for r in sorted(returns))
-    # a return address no call of this code pushed (a callback's): the interpreter's
+    cases = " ".join(f"i32 {r}, label %xp{L}" for r in sorted(returns | {back}))
+    # a return address no call of this code pushed: the interpreter's
     f.emit(f"switch i32 {ret}, label %xu{L} [{cases}]")
     f.label(f"xu{L}")
     b.stop(pc, k, executed=False)
@@ -807,10 +900,14 @@ def _exit(f, b, pc, k, returns):
     start = f.op(f"add i64 {start}, {abi['FRAME_SIZE']}")
     f.emit(f"store i64 {start}, ptr {start_p}")
     f.forget_region()
-    cases = " ".join(f"i32 {r}, label %xt{L}_{r}" for r in sorted(returns))
+    # a callback's frame returns to the helper that called it (vm_callback)
+    cases = " ".join(f"i32 {r}, label %xt{L}_{r}" for r in sorted(returns | {back}))
     f.emit(f"switch i32 {ret}, label %xn{L} [{cases}]")
     f.label(f"xn{L}")
     f.emit("unreachable")
     for r in sorted(returns):
         f.label(f"xt{L}_{r}")
         f.goto(pc, r)
+    f.label(f"xt{L}_{back}")
+    f.emit(f"store i32 {abi['STATUS_CALLBACK_DONE']}, ptr {f.field(abi['status'])}")
+    b.stop(pc, k, executed=True)

@@ -1,5 +1,6 @@
-"""LLVM through llvmlite: IR text to native code, once per distinct program in the
-process, and the background thread that compiles programs that tier up."""
+"""LLVM through llvmlite: IR text to native code, shared by identical programs and
+freed when none uses it, and the background thread that compiles programs that tier
+up."""
 from __future__ import annotations
 
 import atexit
@@ -10,60 +11,132 @@ import weakref
 
 import llvmlite.binding as llvm
 
-from .. import _core
+from .. import _core, isa
 from . import codegen
 
 _lock = threading.Lock()
-_engine = None
-_target = None
-_cache: dict[bytes, int] = {}    # program hash -> entry address (the engine keeps the code)
+_ready = False
+# program hash -> its code, while some program uses it
+_cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_live: dict = {}                 # unit key -> (engine, context)
+_dead: list = []                 # those of units no program uses, freed under _lock
 _ABI = _core._jit_abi()
+_PROG_ARRAY = isa.MapType.BPF_MAP_TYPE_PROG_ARRAY
+
+
+class _Unit:
+    """One LLVM module's context and engine, and the native code it holds.  When the
+    last :class:`Code` compiled in it goes, all of it is freed (a context of its own:
+    LLVM keeps every constant a context ever made until the context goes)."""
+
+    __slots__ = ("key", "__weakref__")
+
+    def __init__(self, context, engine):
+        # the engine and context are held here, not by the unit: a unit the garbage
+        # collector finds in a cycle (a program and its program array) would have
+        # them finalized in any order, the context before the engine that uses it
+        self.key = id(self)
+        _live[self.key] = (engine, context)
+
+    def __del__(self):
+        # LLVM is not thread-safe here: free under the lock, now if it is free, else
+        # at the next compile (a unit can die inside compile_codes itself)
+        _dead.append(_live.pop(self.key))
+        if _lock.acquire(blocking=False):
+            try:
+                _free_dead()
+            finally:
+                _lock.release()
+
+
+class Code:
+    """Native code of one program: ``entry`` is ``void f(Vm*)``, valid while this
+    object lives (programs running it hold it)."""
+
+    __slots__ = ("unit", "entry", "__weakref__")
+
+    def __init__(self, unit: _Unit, entry: int):
+        self.unit, self.entry = unit, entry
+
+
+def _free_dead():
+    while _dead:
+        engine, context = _dead.pop()
+        engine.close()          # the engine owns the module, which lives in the context
+        context.close()
 
 
 def _setup():
-    global _engine, _target
+    global _ready
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    _target = llvm.Target.from_default_triple().create_target_machine(
+    _ready = True
+
+
+def _target_machine():
+    # each engine owns its target machine (LLVM's EngineBuilder takes it)
+    return llvm.Target.from_default_triple().create_target_machine(
         opt=2, codemodel="jitdefault")
-    _engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target)
 
 
-def compile_codes(codes: list[bytes]) -> list[int]:
-    """The entry addresses of ``void f(Vm*)`` for each decoded program in ``codes``
-    (those not in the cache compiled as one module); the code lives as long as the
-    process."""
+def compile_codes(codes: list[bytes]) -> list[Code]:
+    """The native code of each decoded program in ``codes``: taken from the cache, or
+    compiled (those not in it together, as one module).  The code is freed when no
+    program holds its :class:`Code` any more."""
     keys = [hashlib.blake2b(code, digest_size=16).digest() for code in codes]
     with _lock:
+        _free_dead()
+        found = {key: _cache.get(key) for key in keys}
         todo = {}
         for key, code in zip(keys, codes):
-            if key not in _cache and key not in todo:
-                todo[key] = (f"pyebpf_jit_{len(_cache) + len(todo)}", code)
+            if found[key] is None and key not in todo:
+                todo[key] = (f"pyebpf_jit_{len(todo)}", code)
         if todo:
-            if _engine is None:
+            if not _ready:
                 _setup()
+            target = _target_machine()
             text = codegen.module([codegen.translate(code, _ABI, name)
                                    for name, code in todo.values()], _ABI)
-            mod = llvm.parse_assembly(text)
+            context = llvm.create_context()
+            mod = llvm.parse_assembly(text, context=context)
             mod.verify()
-            _optimize(mod)
-            _engine.add_module(mod)
-            _engine.finalize_object()
+            _optimize(mod, target)
+            engine = llvm.create_mcjit_compiler(mod, target)
+            engine.finalize_object()
+            unit = _Unit(context, engine)
             for key, (name, _) in todo.items():
-                _cache[key] = _engine.get_function_address(name)
-        return [_cache[key] for key in keys]
+                found[key] = _cache[key] = Code(unit, engine.get_function_address(name))
+        return [found[key] for key in keys]
 
 
-def _optimize(mod):
+def _optimize(mod, target):
     pto = llvm.create_pipeline_tuning_options(speed_level=2)
-    pb = llvm.create_pass_builder(_target, pto)
+    pb = llvm.create_pass_builder(target, pto)
     pb.getModulePassManager().run(mod, pb)
 
 
 def install(*programs) -> None:
-    """Compile ``programs`` now and have their plain runs start in the native code."""
-    for program, entry in zip(programs, compile_codes([p._jit_code() for p in programs])):
-        program._jit_install(entry, _engine)
+    """Compile ``programs`` now, and the programs they can tail-call, and have their
+    plain runs start in the native code."""
+    programs = _with_tail_call_targets(programs)
+    for program, code in zip(programs, compile_codes([p._jit_code() for p in programs])):
+        program._jit_install(code.entry, code)
+
+
+def _with_tail_call_targets(programs) -> list:
+    """``programs`` and, transitively, the programs in their program arrays that are
+    not compiled yet (a tail call runs its target's code: vm_run)."""
+    out, seen, todo = [], set(), list(programs)
+    while todo:
+        program = todo.pop(0)
+        if id(program) in seen:
+            continue
+        seen.add(id(program))
+        out.append(program)
+        for m in program.maps:
+            if m.type == _PROG_ARRAY:
+                todo.extend(p for p in m._programs.values() if not p._jit_done)
+    return out
 
 
 # --- tiering: programs compiled on a background thread while they keep running ---

@@ -3,7 +3,8 @@
 Random programs (every instruction class: ALU of both widths, divisions by zero and
 -1, byte swaps, sign extensions, loads and stores in and out of every region and the
 context, atomics, jumps forwards and backwards, may_goto, helper, kfunc-free
-bpf-to-bpf and recursive calls, LD_ABS/LD_IND, early exits), built without the
+bpf-to-bpf and recursive calls, bpf_loop callbacks, tail calls into other random
+programs (compiled in the JIT's runs), LD_ABS/LD_IND, early exits), built without the
 verifier so that they also fault, loop until the budget ends and call helpers that
 do not exist.  Each runs on random inputs in the interpreter and in the JIT's code;
 the two must agree on everything a run shows: the return value, the memory or packet
@@ -50,10 +51,13 @@ def _imm(rng):
 class _Gen:
     """One random program, as (op, dst, src, off, imm, target item) items."""
 
-    def __init__(self, rng: random.Random, typed: bool):
+    def __init__(self, rng: random.Random, typed: bool, prog_array: int | None = None):
         self.rng, self.typed = rng, typed
+        self.prog_array = prog_array                   # a program array's fd: tail calls
         self.items: list[list] = []
         self.sub = 0                                   # the subprogram's first item
+        self.has_cb = False                            # whether there is a callback
+        self.cb = 0                                    # the callback's first item
 
     def add(self, name_or_op, dst=0, src=0, off=0, imm=0, target=None):
         op = _O[name_or_op] if isinstance(name_or_op, str) else name_or_op
@@ -127,6 +131,18 @@ class _Gen:
                     self.add("CALL", imm=rng.randrange(1, 8))
             elif k < 0.94 and sub:
                 self.add("CALL_LOCAL", target="sub")
+            elif k < 0.95 and self.has_cb:
+                # bpf_loop(n, callback, ctx, 0)
+                self.add("MOV64_K", 1, imm=rng.randrange(0, 4))
+                self.add("LDDW_FUNC", 2, target="cb")
+                self.add("MOV64_X", 3, rng.choice((6, 7, 10)))
+                self.add("MOV64_K", 4, imm=0 if rng.random() < 0.9 else 1)
+                self.add("CALL", imm=isa.BPF_FUNC.BPF_FUNC_loop)
+            elif k < 0.96 and self.prog_array is not None:
+                self.add("MOV64_X", 1, 6)
+                self.add("LDDW_MAP_FD", 2, imm=self.prog_array)
+                self.add("MOV64_K", 3, imm=rng.randrange(-1, 5))
+                self.add("CALL", imm=isa.BPF_FUNC.BPF_FUNC_tail_call)
             elif k < 0.97:
                 self.add(rng.choice(_LD_PKT), src=self.reg(), imm=rng.randrange(-4, 70))
             else:
@@ -140,11 +156,16 @@ class _Gen:
         if self.typed:
             self.add("LDX32", 9, 6, 76)                # data
         has_sub = rng.random() < 0.3
+        self.has_cb = has_cb = self.typed and rng.random() < 0.3
         self.body(len(self.items) + rng.randrange(4, 48), has_sub)
         self.add("EXIT")
         if has_sub:
             self.sub = len(self.items)
             self.body(self.sub + rng.randrange(1, 10), rng.random() < 0.3)
+            self.add("EXIT")
+        if has_cb:
+            self.cb = len(self.items)
+            self.body(self.cb + rng.randrange(1, 12), has_sub)
             self.add("EXIT")
         return self._encode()
 
@@ -158,9 +179,11 @@ class _Gen:
         for k, (op, dst, src, off, imm, target) in enumerate(self.items):
             if target == "sub":
                 target = self.sub
+            elif target == "cb":
+                target = self.cb
             if target is not None:
                 rel = slots_at[target] - slots_at[k] - 1
-                if op.form is isa.F_JA32 or op.form is isa.F_CALL_LOCAL:
+                if op.form in (isa.F_JA32, isa.F_CALL_LOCAL, isa.F_LDDW):
                     imm = rel
                 else:
                     off = rel
@@ -183,27 +206,30 @@ def _outcome(program, data, budget, fields):
             res.insn_count)
 
 
-def _round(program, entry, i):
-    """Interpreter, JIT, interpreter, JIT, back to back through one call site."""
+def _round(compiled, i):
+    """Interpreter, JIT, interpreter, JIT, back to back through one call site: the
+    first of ``compiled`` ((program, code) pairs) runs, the others are its tail calls'
+    targets and switch engines with it."""
     seen = []
-    for mode in (0, entry, 0, entry):
-        program._jit_install(mode, None)
-        seen.append(_outcome(program, *i))
+    for jitted in (False, True, False, True):
+        for program, code in compiled:
+            program._jit_install(code.entry if jitted else 0, code)
+        seen.append(_outcome(compiled[0][0], *i))
     return seen
 
 
-def _both(program, entry, inputs):
+def _both(compiled, inputs):
     """(interpreter, JIT) outcomes per input, or None where the outcome depends on
     where memory is (a program may compute with an address, or store one): two rounds
     of runs, the second with the heap and the C stack moved, must agree in each
     engine."""
     out = []
     for i in inputs:
-        first = _round(program, entry, i)
+        first = _round(compiled, i)
         # other blocks for the next runs' buffers, and a deeper C stack for their Vm
         hold = [bytes(len(i[0]) + k) for k in (0, 1, 8, 33, 600, 5000)]
-        scope = {"_round": _round, "program": program, "entry": entry, "i": i}
-        exec("second = _round(program, entry, i)", scope)
+        scope = {"_round": _round, "compiled": compiled, "i": i}
+        exec("second = _round(compiled, i)", scope)
         del hold
         runs = first + scope["second"]
         stable = runs[0::2].count(runs[0]) == 4 and runs[1::2].count(runs[1]) == 4
@@ -219,10 +245,34 @@ def _inputs(rng, typed):
     return bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 48))), budget, {}
 
 
+def _program(rng, typed, prog_array=None):
+    """A random program the core accepts (the structural checks refuse some: unreachable
+    code), tail-calling into ``prog_array`` (a Map) where given."""
+    from .. import _core
+    fd = prog_array.fd if prog_array is not None else None
+    while True:
+        code = _Gen(rng, typed, fd).program()
+        try:
+            return _core.Program(code, "sched_cls" if typed else None, verify=False,
+                                 jit=False, helpers=None if typed else _RAW_HELPERS)
+        except LoadError:
+            continue
+
+
+def _tail_called(rng) -> list:
+    """A program array of 4 slots, two of them holding random tc programs: [the map,
+    the programs]."""
+    from .. import Map
+    prog_array = Map.create("prog_array", 4, 4, 4)
+    targets = [_program(rng, True) for _ in range(2)]
+    for slot, target in zip((0, 2), targets):
+        prog_array[slot.to_bytes(4, "little")] = target
+    return [prog_array] + targets
+
+
 def run(programs: int, seed: int, batch: int = 250, stats: dict | None = None) -> list[str]:
     """Fuzz ``programs`` random programs from ``seed``; a report per disagreement.
     ``stats`` (a dict) counts the outcomes compared by kind, and the runs left out."""
-    from .. import _core
     from . import engine
     rng = random.Random(seed)
     failures = []
@@ -230,19 +280,14 @@ def run(programs: int, seed: int, batch: int = 250, stats: dict | None = None) -
     while done < programs:
         group = []
         for _ in range(min(batch, programs - done)):
-            while True:
-                typed = rng.random() < 0.4
-                code = _Gen(rng, typed).program()
-                try:
-                    prog = _core.Program(code, "sched_cls" if typed else None, verify=False,
-                                         jit=False, helpers=None if typed else _RAW_HELPERS)
-                    break
-                except LoadError:      # the structural checks refused it (unreachable code)
-                    continue
-            group.append((prog, [_inputs(rng, typed) for _ in range(3)]))
-        entries = engine.compile_codes([prog._jit_code() for prog, _ in group])
-        for (prog, inputs), entry in zip(group, entries):
-            for i, pair in zip(inputs, _both(prog, entry, inputs)):
+            typed = rng.random() < 0.4
+            progs = _tail_called(rng) if typed and rng.random() < 0.25 else []
+            prog = _program(rng, typed, progs[0] if progs else None)
+            group.append(([prog] + progs[1:], [_inputs(rng, typed) for _ in range(3)]))
+        codes = iter(engine.compile_codes([p._jit_code() for progs, _ in group for p in progs]))
+        for progs, inputs in group:
+            compiled = [(p, next(codes)) for p in progs]
+            for i, pair in zip(inputs, _both(compiled, inputs)):
                 if stats is not None:
                     kind = "address-dependent" if pair is None else (
                         pair[0][1] if pair[0][0] == "fault" else "exit")
@@ -250,7 +295,8 @@ def run(programs: int, seed: int, batch: int = 250, stats: dict | None = None) -
                 if pair is not None and pair[0] != pair[1]:
                     want, got = pair
                     failures.append(f"seed {seed}: input {i!r}\n  interpreter: {want}\n"
-                                    f"  jit:         {got}\n{prog.disassemble()}")
+                                    f"  jit:         {got}\n" + "\n".join(
+                                        p.disassemble() for p in progs))
         done += len(group)
     return failures
 
