@@ -11,17 +11,19 @@ Rows (median of 7 batches of ``prog.run`` in a Python loop, ns per run):
 * ``kprobe empty, regs as bytes``: the 168 bytes given whole;
 * ``kprobe reads``: probe_read_user of 64 bytes, probe_read_kernel_str, get_stackid over a
   16-frame kernel stack and a hash map update, on a machine with both images;
-* ``trace-replay``: events/s of ``pyebpf.trace.replay.replay`` over JSON lines (parsing
-  included) running the ``kprobe reads`` program.
+* ``kprobe reads, run_many``: the same runs as one ``run_many`` over packed pt_regs (ns
+  per run);
+* ``trace-replay``: events/s of ``pyebpf.trace.replay.replay`` over a JSON lines file
+  (reading and parsing included) running the ``kprobe reads`` program.
 
 The ratio column divides by the baseline of the same process.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from pyebpf import Map, Program  # noqa: E402
 from pyebpf.trace import Machine, pt_regs  # noqa: E402
-from pyebpf.trace.replay import replay  # noqa: E402
+from pyebpf.trace.replay import event, read_events, replay, write_events  # noqa: E402
 
 USER, KERNEL = 0x7F0000000000, 0xFFFF888000000000
 READS = """
@@ -93,19 +95,25 @@ def main() -> None:
             ("kprobe empty, regs as bytes", per_run(lambda: kp.run(regs=raw), batches, n)),
             ("kprobe reads", per_run(lambda: reads.run(regs=regs, machine=machine),
                                      batches, n))]
+    packed = raw * n
+    t0 = time.perf_counter_ns()
+    reads.run_many(packed, machine=machine)
+    rows.append(("kprobe reads, run_many", (time.perf_counter_ns() - t0) / n))
     base = rows[0][1]
     for name, ns in rows:
         print(f"{name:<30} {ns:9.0f} ns/run  {ns / base:5.2f}x")
-    line = json.dumps({"regs": {"si": hex(USER)}, "user_memory": {hex(USER): "00" * 64},
-                       "kernel_memory": {hex(KERNEL): b"a kernel string\0".hex()},
-                       "kernel_stack": [hex(0xFFFFFFFF81000000 + 16 * k) for k in range(16)]})
+    hit = event(regs={"si": USER}, user_memory={USER: bytes(64)},
+                kernel_memory={KERNEL: b"a kernel string\0"},
+                kernel_stack=[0xFFFFFFFF81000000 + 16 * k for k in range(16)])
     events = n // 4
-    t0 = time.perf_counter()
-    replay(reads, ((k, json.loads(line)) for k in range(events)), {"ids": ids})
-    rate = events / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        write_events(path, [hit] * events)
+        t0 = time.perf_counter()
+        replay(reads, read_events(path), {"ids": ids})
+        rate = events / (time.perf_counter() - t0)
     print(f"{'trace-replay':<30} {rate:9.0f} events/s  ({1e9 / rate / base:5.2f}x the "
           f"baseline run per event)")
-
 
 if __name__ == "__main__":
     main()

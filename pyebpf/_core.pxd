@@ -120,18 +120,25 @@ ctypedef struct MemRange:
 
 ctypedef struct TraceWorld:
     # what a tracing (KPROBE) run sees besides its context: the modelled machine of
-    # pyebpf/trace/ (trace/tracing.pxi builds it per run; the Python objects own the bytes)
+    # pyebpf/trace/.  trace/tracing.pxi's MachineImage builds one per Machine, once (the
+    # Machine owns the bytes it points into); each run copies it and sets the per-run
+    # fields at the end.  A new field: declare it here, fill it in MachineImage (from the
+    # Machine) or in trace_world (from run()'s arguments), read it as vm.world.NAME.
     const MemRange* kmem           # kernel memory, sorted, adjacent ranges merged
     uint32_t nkmem
     const MemRange* umem           # the current task's user memory, the same way
     uint32_t numem
-    uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)
-    bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
     const uint64_t* kstack         # the kernel stack's return addresses, innermost first
     uint32_t nkstack
     const uint64_t* ustack         # the user stack's
     uint32_t nustack
-    uint64_t task                  # bpf_get_current_task
+    uint64_t task                  # bpf_get_current_task: the task_struct's address
+    uint64_t pid_tgid              # bpf_get_current_pid_tgid, _uid_gid, _comm
+    uint64_t uid_gid
+    uint8_t comm[16]
+    # per run
+    uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)
+    bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
     uint64_t func_ip               # bpf_get_func_ip
     uint64_t cookie                # bpf_get_attach_cookie
 

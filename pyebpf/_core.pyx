@@ -2189,7 +2189,8 @@ cdef class Program:
     ``"kprobe"`` programs get r1 = the ``struct pt_regs`` of ``arch`` (``"x86_64"``, the
     default, or ``"arm64"``), read-only, and the tracing helpers over a modelled machine
     (:mod:`pyebpf.trace`, docs/kprobe.md); ``kern_version`` is the load attribute the 4.6
-    kernel required to equal its own version (``isa.LINUX_VERSION_CODE_4_6``).
+    kernel required to equal its own version (``isa.LINUX_VERSION_CODE_4_6``), kept as
+    ``kern_version`` (None when not given).
     """
     cdef Insn* _code
     cdef uint32_t* _blocks
@@ -2199,6 +2200,7 @@ cdef class Program:
     cdef readonly str profile
     cdef readonly object classic
     cdef readonly str arch
+    cdef readonly object kern_version
     cdef bint _kprobe
     cdef public uint64_t budget
     cdef public object env
@@ -2251,6 +2253,7 @@ cdef class Program:
         self.profile = profile
         self._kprobe = self.prog_type == _KPROBE
         self.arch = _check_kprobe_load(self.prog_type, profile, arch, kern_version)
+        self.kern_version = kern_version
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
@@ -2583,7 +2586,9 @@ cdef class Program:
         cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
         cdef bint tmpl_made = False
-        cdef _World world = None       # a tracing run's machine: alive until the run ends
+        cdef MachineImage image = None     # a tracing run's machine: alive until the run ends
+        cdef TraceWorld world
+        cdef bytes regs
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -2604,7 +2609,9 @@ cdef class Program:
             if self._kprobe:
                 memset(&spare, 0, sizeof(Skb))    # freed below even if trace_begin refuses
                 skb = &spare
-                world = trace_begin(&vm, skb, data, fields, self._profile_id, self.arch)
+                regs = PyBytes_FromStringAndSize(NULL, _REGS_SIZE[self.arch])
+                image = trace_begin(&vm, skb, &world, <uint8_t*>PyBytes_AS_STRING(regs), data,
+                                    fields, self._profile_id, self.arch)
                 if "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
             elif typed:
@@ -2728,6 +2735,11 @@ cdef class Program:
         or a :class:`pyebpf.pcap.pcapio.Source` reading it a chunk at a time.  ``fields``
         and ``budget`` apply to every run; ``output=True`` keeps each run's ``data``.
 
+        KPROBE programs: ``frames`` is a sequence of registers (what ``run(regs=...)``
+        takes) or one buffer of packed ``struct pt_regs`` of the program's ``arch``;
+        ``fields`` are :data:`TRACE_FIELDS` but ``regs`` (one machine for every run); no
+        ``offsets`` or ``output``; ``retval`` is ``'I'`` and ``length`` 0.
+
         A run that faults does not stop the batch: its error is in ``faults``.  A frame
         no skb can hold (shorter than 14 or longer than 65535 bytes) is a ValueError
         naming its index, raised before anything runs.
@@ -2739,6 +2751,8 @@ cdef class Program:
             frames = frames.frames
         if self.env is not None and self.prog_type is not None and "env" not in fields:
             fields["env"] = self.env
+        if self._kprobe:
+            return _trace_run_many(self, frames, offsets, budget, output, fields)
         if _run_hook is not None:
             return self._run_each(frames, offsets, budget, output, fields)
         if _pin_hook is not None:
@@ -2760,7 +2774,8 @@ cdef class Program:
         cdef Batch batch = _new_batch(self, _frame_list(frames, offsets), output)
         for k, frame in enumerate(batch._frames):
             try:
-                res = self.run(frame, budget=budget, **fields)
+                res = (self.run(budget=budget, regs=frame, **fields) if self._kprobe
+                       else self.run(frame, budget=budget, **fields))
             except ExecutionError as exc:
                 batch.faults.append((k, exc))
                 continue
@@ -2868,7 +2883,8 @@ cdef class Batch:
         return f"<pyebpf.Batch of {len(self)} runs, {len(self.faults)} faulted>"
 
     def _set(self, Py_ssize_t k, retval, insn_count, data):
-        self.retval[k], self.insn_count[k], self.length[k] = retval, insn_count, len(data)
+        self.retval[k], self.insn_count[k] = retval, insn_count
+        self.length[k] = 0 if data is None else len(data)      # a kprobe run has no data
         if self.data is not None:
             self.data[k] = data
 
@@ -2876,7 +2892,7 @@ cdef class Batch:
 cdef Batch _new_batch(Program prog, frames, bint output):
     cdef Batch b = Batch.__new__(Batch)
     cdef Py_ssize_t n = len(frames)
-    code = "Q" if prog.prog_type is None else "i" if prog._is_tc else "I"
+    code = "Q" if prog.prog_type is None else "i" if prog._is_tc and not prog._kprobe else "I"
     b.retval = _array.array(code, bytes(n * (8 if code == "Q" else 4)))
     b.insn_count = _array.array("Q", bytes(n * 8))
     b.length = _array.array("I", bytes(n * 4))
@@ -3000,6 +3016,9 @@ cdef bytes _batch_data(BatchRun* c, Py_ssize_t k):
 
 cdef enum:
     BATCH_CHUNK = 4096           # runs between checks for signals (Ctrl-C)
+
+
+include "batch.pxi"
 
 
 cdef object _batch_run(Program prog, object frames, object offsets, object budget,

@@ -28,7 +28,7 @@ from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 3                                 # written; 1 to 3 are read
+VERSION = 4                                 # written; 1 to 4 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -38,6 +38,8 @@ MAP_DEF = struct.Struct("<IIIIIIH")         # type, key, value, max_entries, fla
 PROG_DEF = struct.Struct("<iHHIQI")         # type (-1 raw), profile length, map count,
 #                                            insn bytes, budget, tail_call_limit
 PROG_MAP = struct.Struct("<iH")             # fd the insns use, pin path length
+PROG_LOAD = struct.Struct("<?IH")           # since version 4, after the maps: has
+#                                            kern_version, kern_version, arch length
 SLOT_PATH = struct.Struct("<H")             # after a slot's key: its object's pin path length
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
@@ -694,8 +696,9 @@ def _run_transaction(prog):
 # --- programs -------------------------------------------------------------------------------
 
 def pin_program(prog, path) -> None:
-    """BPF_OBJ_PIN of a program: its instructions, type, profile, budget, tail-call limit
-    and the pin paths of the maps it references, which must be pinned."""
+    """BPF_OBJ_PIN of a program: its instructions, type, profile, budget, tail-call limit,
+    the pin paths of the maps it references (which must be pinned), its architecture and
+    kern_version."""
     full = resolve(path)
     refs = []
     for m in prog.maps:
@@ -708,7 +711,9 @@ def pin_program(prog, path) -> None:
     profile = prog.profile.encode()
     kind = -1 if prog.prog_type is None else int(prog.prog_type)
     body = (PROG_DEF.pack(kind, len(profile), len(refs), len(prog.insns), prog.budget,
-                          prog.tail_call_limit) + profile + prog.insns + b"".join(refs))
+                          prog.tail_call_limit) + profile + prog.insns + b"".join(refs)
+            + PROG_LOAD.pack(prog.kern_version is not None, prog.kern_version or 0,
+                             len(prog.arch)) + prog.arch.encode())
     _write(full, KIND_PROG, os.urandom(16), 0, body, create=True)
     _prog_pins[prog] = full
 
@@ -733,6 +738,11 @@ def get_program(path):
             fd, length = PROG_MAP.unpack_from(body, at)
             fds[fd] = body[at + PROG_MAP.size:at + PROG_MAP.size + length].decode()
             at += PROG_MAP.size + length
+        arch, kern_version = "x86_64", None       # what a file before version 4 loaded as
+        if at < len(body):
+            has_version, version, arch_len = PROG_LOAD.unpack_from(body, at)
+            kern_version = version if has_version else None
+            arch = body[at + PROG_LOAD.size:at + PROG_LOAD.size + arch_len].decode()
     except (struct.error, UnicodeDecodeError) as exc:
         raise PinError(errno.EINVAL, f"{full}: program definition unreadable ({exc})") from None
     try:
@@ -744,7 +754,7 @@ def get_program(path):
         if insn.is_map_load and insn.imm in maps:
             isa.patch(insns, pc, imm=maps[insn.imm].fd)
     prog = _core.Program(bytes(insns), None if prog_type < 0 else prog_type, profile=profile,
-                         budget=budget)
+                         budget=budget, arch=arch, kern_version=kern_version)
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
     return prog

@@ -26,7 +26,7 @@ import pytest
 
 import pyebpf
 from pyebpf import isa
-from pyebpf.trace import Machine, Task
+from pyebpf.trace import Machine, Task, replay
 
 import probes
 import recorded_kernel
@@ -182,7 +182,16 @@ def uprobe_run(tmp_path_factory, kernel_observation):
     prog.run(regs=out[:168], machine=machine, func_ip=seen["func"])
     ours = out_map[bytes(4)]
     stacks = {str(struct.unpack("<I", k)[0]): v.hex() for k, v in stack_map.items()}
-    return seen, out, ours, stacks
+    return seen, out, ours, stacks, machine
+
+
+def _engine_maps(seen: dict):
+    """A fresh copy of the uprobe program and its out and stack maps."""
+    out_map = pyebpf.Map.create("array", 4, OUT_SIZE, 1, name="out")
+    stack_map = pyebpf.Map.create("stack_trace", 4, 8 * STACK_DEPTH, 64, name="stacks")
+    prog = pyebpf.Program.from_asm(program(out_map.fd, stack_map.fd, seen["tgid_offset"]),
+                                   "kprobe")
+    return prog, out_map, stack_map
 
 
 def _field(value: bytes, start: int, end: int) -> bytes:
@@ -207,15 +216,46 @@ def _field(value: bytes, start: int, end: int) -> bytes:
     ("probe_read_kernel_str of the program's stack", 496, 512),
 ])
 def test_a_uprobe_program_leaves_what_the_kernel_left(uprobe_run, what, start, end):
-    seen, theirs, ours, _ = uprobe_run
+    seen, theirs, ours, _, _ = uprobe_run
     recorded_kernel.count_comparison()
     assert _field(ours, start, end) == _field(theirs, start, end), what
 
 
 def test_a_uprobe_program_stores_the_same_stacks_under_the_same_ids(uprobe_run):
-    seen, _, _, stacks = uprobe_run
+    seen, _, _, stacks, _ = uprobe_run
     recorded_kernel.count_comparison()
     assert stacks == seen["stacks"]
+
+
+def test_the_uprobe_hit_run_through_run_many_leaves_what_the_kernel_left(uprobe_run):
+    seen, theirs, _, stacks, machine = uprobe_run
+    prog, out_map, stack_map = _engine_maps(seen)
+    batch = prog.run_many([theirs[:168]], machine=machine, func_ip=seen["func"])
+    recorded_kernel.count_comparison()
+    assert (batch.faults, out_map[bytes(4)]) == ([], theirs)
+    assert {str(struct.unpack("<I", k)[0]): v.hex() for k, v in stack_map.items()} == \
+        seen["stacks"]
+
+
+def test_the_uprobe_hit_replayed_from_an_events_file_leaves_what_the_kernel_left(
+        uprobe_run, tmp_path):
+    seen, theirs, _, _, machine = uprobe_run
+    prog, out_map, stack_map = _engine_maps(seen)
+    task = machine.task
+    hit = replay.event(regs=theirs[:168], func_ip=seen["func"],
+                       task={"pid": task.pid, "tgid": task.tgid, "uid": task.uid,
+                             "gid": task.gid, "comm": task.comm_bytes.decode(),
+                             "address": task.address},
+                       user_memory=dict(machine.user_memory),
+                       kernel_memory=dict(machine.kernel_memory),
+                       user_stack=machine.user_stack)
+    replay.write_events(tmp_path / "hit.jsonl", [hit])
+    out = replay.replay(prog, replay.read_events(tmp_path / "hit.jsonl"),
+                        {"out": out_map, "stacks": stack_map})
+    recorded_kernel.count_comparison()
+    assert out["maps"]["out"] == [[bytes(4).hex(), theirs.hex()]]
+    assert {str(int.from_bytes(bytes.fromhex(k), "little")): v
+            for k, v in out["maps"]["stacks"]} == seen["stacks"]
 
 
 OPENAT_PROGRAM = """

@@ -220,6 +220,23 @@ def test_a_program_whose_maps_are_not_pinned_cannot_be_pinned():
     assert exc.value.errno == errno.EINVAL
 
 
+def test_a_pinned_kprobe_program_keeps_its_architecture_and_kern_version():
+    prog = Program(asm.assemble("r0 = *(u64 *)(r1 + 248)\nexit"), "kprobe", arch="arm64",
+                   kern_version=0x60c00)
+    prog.pin("kprobe")
+    got = Program.from_pin("kprobe")
+    assert (got.arch, got.kern_version) == ("arm64", 0x60c00)
+    assert got.run(regs={"sp": 7}).retval == 7     # arm64's sp: past x86-64's 168 bytes
+
+
+def test_a_pinned_4_6_kprobe_program_is_got_again_with_the_kern_version_4_6_requires():
+    prog = Program(asm.assemble("r0 = 0\nexit"), "kprobe", profile="4.6",
+                   kern_version=isa.LINUX_VERSION_CODE_4_6)
+    prog.pin("old")
+    got = Program.from_pin("old")
+    assert (got.profile, got.kern_version) == ("4.6", isa.LINUX_VERSION_CODE_4_6)
+
+
 def test_getting_a_program_pin_as_a_map_is_einval():
     m = Map.create("array", 4, 8, 1)
     m.pin("m")

@@ -48,7 +48,7 @@ def program_file(tmp_path):
 
 def _events(tmp_path, *lines) -> str:
     path = tmp_path / "events.jsonl"
-    path.write_text("".join(line + "\n" for line in lines))
+    replay.write_events(path, lines)
     return str(path)
 
 
@@ -97,6 +97,17 @@ def test_an_event_gives_the_run_its_registers_memory_stacks_and_clock():
     assert (run["regs"], run["ktime"], run["cpu"], run["func_ip"]) == ({"di": -1}, 9, 1, 3)
     assert run["machine"].user_memory == ((0x1000, b"hi"),)
     assert run["machine"].user_stack == (0x401000,)
+
+
+def test_event_writes_what_event_run_reads_back():
+    hit = replay.event(regs={"di": 1 << 63}, task={"pid": 3}, kernel_memory={1 << 63: b"k"},
+                       kernel_stack=[0xFFFFFFFF81000010], timestamp=5,
+                       counters={"pe": {0: 9}})
+    run = replay.event_run({k: v for k, v in hit.items() if k != "counters"})
+    assert (run["regs"], run["ktime"], run["machine"].task.pid) == ({"di": 1 << 63}, 5, 3)
+    assert run["machine"].kernel_memory == ((1 << 63, b"k"),)
+    assert run["machine"].kernel_stack == (0xFFFFFFFF81000010,)
+    assert hit["counters"] == {"pe": {"0": 9}}
 
 
 def test_pyebpf_run_takes_a_kprobe_program_s_registers_as_fields(tmp_path, capsys):

@@ -23,7 +23,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .machine import Machine, MachineSpecError, Task
+from .machine import Machine, MachineSpecError, Task, pt_regs
 
 _KEYS = {"regs", "task", "kernel_memory", "user_memory", "kernel_stack", "user_stack",
          "timestamp", "cpu", "func_ip", "cookie", "counters"}
@@ -84,11 +84,18 @@ def event_run(event: dict) -> dict:
         regs = {name: _int(v, f"register {name}") for name, v in regs.items()}
     run = {"regs": regs, "machine": machine}
     if "timestamp" in event:
-        run["ktime"] = _int(event["timestamp"], "timestamp")
-    for key in ("cpu", "func_ip", "cookie"):
+        run["ktime"] = _u(event["timestamp"], 64, "timestamp")
+    for key, bits in (("cpu", 32), ("func_ip", 64), ("cookie", 64)):
         if key in event:
-            run[key] = _int(event[key], key)
+            run[key] = _u(event[key], bits, key)
     return run
+
+
+def _u(value, bits: int, what: str) -> int:
+    value = _int(value, what)
+    if not 0 <= value < 1 << bits:
+        raise MachineSpecError(f"{what}: {value} is no unsigned {bits}-bit integer")
+    return value
 
 
 def read_events(path: Path):
@@ -104,12 +111,18 @@ def read_events(path: Path):
                 raise EventError(f"{path}:{number}: not JSON: {exc.msg}") from None
 
 
+#: Events parsed before a batch of them runs, in C (``pyebpf._core.trace_replay_batch``).
+BATCH = 1024
+
+
 def replay(program, events, maps: dict, where: str = "events") -> dict:
     """Run ``program`` once per ``(line, event)`` of ``events``; ``maps`` (name -> Map)
     are the program's, read at the end.  The result: ``events`` (how many),
     ``returns`` (return value -> count), ``maps`` (name -> [[key hex, value hex]]),
-    ``perf_events`` (name -> [[cpu, data hex]]) and ``ringbuf`` (name -> [data hex])."""
-    from .. import isa
+    ``perf_events`` (name -> [[cpu, data hex]]) and ``ringbuf`` (name -> [data hex]).
+    Events are parsed a batch at a time, each batch then run in one C loop; a bad event
+    raises :class:`EventError` after the events before it ran."""
+    from .. import _core, isa
     perf = {n: m for n, m in maps.items() if m.type == isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY}
     rings = {n: m for n, m in maps.items() if m.type == isa.MapType.BPF_MAP_TYPE_RINGBUF}
     for m in perf.values():
@@ -119,29 +132,96 @@ def replay(program, events, maps: dict, where: str = "events") -> dict:
     sent = {n: [] for n in perf}
     records = {n: [] for n in rings}
     count = 0
+    batch: list = []
+
+    def run_batch():
+        nonlocal count
+        retvals, out = _core.trace_replay_batch(program, batch, list(rings.values()))
+        returns.update(retvals)
+        count += len(batch)
+        batch.clear()
+        for name, m in perf.items():
+            sent[name] += [[cpu, data.hex()] for cpu, data in m.drain()]
+        for name, got in zip(rings, out):
+            records[name] += [data.hex() for data in got]
+
     for line, event in events:
         try:
             run = event_run(event)
-            for name, slots in (event.get("counters") or {}).items():
-                if name not in perf:
-                    raise MachineSpecError(f"counters: {name!r} is no perf event array of "
-                                           f"the program")
-                for slot, value in slots.items():
-                    perf[name].set_counter(_int(slot, "counter slot"), _int(value, "counter"))
+            run["regs"] = pt_regs(run["regs"], program.arch)
+            counters = [(perf[name], _slot(perf[name], slot), _u(value, 64, "counter"))
+                        for name, slots in _counters(event, perf) for slot, value in slots]
         except (MachineSpecError, TypeError) as exc:
+            run_batch()
             raise EventError(f"{where}:{line}: {exc}") from None
-        try:
-            res = program.run(**run)
-        except MachineSpecError as exc:         # the registers, checked by the run
-            raise EventError(f"{where}:{line}: {exc}") from None
-        returns[res.retval] += 1
-        count += 1
-        for name, m in perf.items():
-            sent[name] += [[cpu, data.hex()] for cpu, data in m.drain()]
-        for name, m in rings.items():
-            records[name] += [data.hex() for data in m.drain()]
+        batch.append((run, counters))
+        if len(batch) >= BATCH:
+            run_batch()
+    run_batch()
     return {"events": count, "returns": {str(k): v for k, v in sorted(returns.items())},
             "maps": {n: [[k.hex(), v.hex()] for k, v in m.items()]
                      for n, m in maps.items() if n not in perf and n not in rings
                      and m.type != isa.MapType.BPF_MAP_TYPE_PROG_ARRAY},
             "perf_events": sent, "ringbuf": records}
+
+
+def _counters(event: dict, perf: dict):
+    """(name, [(slot, value)]) of an event's ``counters``."""
+    counters = event.get("counters") or {}
+    if not isinstance(counters, dict):
+        raise MachineSpecError(f"counters: expected {{\"MAP\": {{\"SLOT\": value}}}}, got "
+                               f"{counters!r}")
+    for name, slots in counters.items():
+        if name not in perf:
+            raise MachineSpecError(f"counters: {name!r} is no perf event array of the program")
+        if not isinstance(slots, dict):
+            raise MachineSpecError(f"counters: {name}: expected {{\"SLOT\": value}}")
+        yield name, slots.items()
+
+
+
+
+def _slot(m, value) -> int:
+    slot = _int(value, "counter slot")
+    if not 0 <= slot < m.max_entries:
+        raise MachineSpecError(f"counters: slot {slot} is past max_entries {m.max_entries} "
+                               f"of {m.name or 'the perf event array'}")
+    return slot
+
+
+def event(*, regs=None, task=None, kernel_memory=None, user_memory=None, kernel_stack=(),
+          user_stack=(), timestamp=None, cpu=None, func_ip=None, cookie=None,
+          counters=None) -> dict:
+    """One event as the JSON object a line holds, from Python values: ``regs`` a dict
+    of register values or the struct's bytes, ``task`` a dict of :class:`Task`'s
+    fields, memories ``{address: bytes}``, stacks of addresses, ``counters``
+    ``{map name: {slot: value}}``; what is None or empty is left out."""
+    out: dict = {}
+    if regs is not None:
+        out["regs"] = (bytes(regs).hex() if isinstance(regs, (bytes, bytearray, memoryview))
+                       else {name: hex(v) for name, v in regs.items()})
+    if task:
+        out["task"] = dict(task)
+    for key, memory in (("kernel_memory", kernel_memory), ("user_memory", user_memory)):
+        if memory:
+            out[key] = {hex(a): bytes(d).hex() for a, d in dict(memory).items()}
+    for key, stack in (("kernel_stack", kernel_stack), ("user_stack", user_stack)):
+        if stack:
+            out[key] = [hex(ip) for ip in stack]
+    for key, value in (("timestamp", timestamp), ("cpu", cpu), ("func_ip", func_ip),
+                       ("cookie", cookie)):
+        if value is not None:
+            out[key] = value
+    if counters:
+        out["counters"] = {name: {str(slot): value for slot, value in slots.items()}
+                           for name, slots in counters.items()}
+    return out
+
+
+def write_events(path, events) -> None:
+    """Write a JSON lines file of ``events`` (objects as :func:`event` makes them, or
+    lines of text as they are), whole or not at all."""
+    from ..files import write_atomically
+    text = "".join((item if isinstance(item, str) else json.dumps(item)) + "\n"
+                   for item in events)
+    write_atomically(Path(path), text.encode())

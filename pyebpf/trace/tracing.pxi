@@ -16,13 +16,14 @@ from .trace import machine as _machine
 
 
 @cython.final
-cdef class _World:
-    """One run's TraceWorld and the memory it points into."""
+cdef class MachineImage:
+    """A :class:`pyebpf.trace.Machine` in C, made once per Machine (it is immutable) and
+    shared by every run on it: ``w`` is the TraceWorld a run copies and completes."""
     cdef TraceWorld w
     cdef MemRange* _ranges
     cdef uint64_t* _stacks
-    cdef bytes regs
-    cdef list _keep
+    cdef object machine          # owns the bytes the ranges point into
+    cdef object env              # the machine's Environment, or None
 
     def __cinit__(self):
         self._ranges = NULL
@@ -32,41 +33,59 @@ cdef class _World:
         free(self._ranges)
         free(self._stacks)
 
-
-cdef _World world_of(object machine, bytes regs, uint64_t func_ip, uint64_t cookie,
-                     str arch):
-    cdef _World world = _World.__new__(_World)
-    cdef tuple kmem = machine.kernel_memory
-    cdef tuple umem = machine.user_memory
-    cdef tuple kstack = machine.kernel_stack
-    cdef tuple ustack = machine.user_stack
-    cdef size_t k, n = len(kmem) + len(umem), depth = len(kstack) + len(ustack)
-    cdef const uint8_t* data
-    world.regs = regs
-    world._keep = [data for _, data in kmem] + [data for _, data in umem]
-    world._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
-    world._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
-    if world._ranges == NULL or world._stacks == NULL:
-        raise MemoryError()
-    for k, (start, chunk) in enumerate(kmem + umem):
-        data = chunk
-        world._ranges[k].start = start
-        world._ranges[k].end = start + len(chunk)
-        world._ranges[k].data = data
-    for k, ip in enumerate(kstack + ustack):
-        world._stacks[k] = ip
-    world.w.kmem, world.w.nkmem = world._ranges, len(kmem)
-    world.w.umem, world.w.numem = world._ranges + len(kmem), len(umem)
-    world.w.kstack, world.w.nkstack = world._stacks, len(kstack)
-    world.w.ustack, world.w.nustack = world._stacks + len(kstack), len(ustack)
-    world.w.task_size = _isa.TASK_SIZE_MAX[arch]
-    world.w.kernel_range_check = arch == "x86_64"
-    world.w.task = machine.task.address
-    world.w.func_ip, world.w.cookie = func_ip, cookie
-    return world
+    def __init__(self, machine):
+        cdef tuple kmem = machine.kernel_memory
+        cdef tuple umem = machine.user_memory
+        cdef tuple kstack = machine.kernel_stack
+        cdef tuple ustack = machine.user_stack
+        cdef size_t k, n = len(kmem) + len(umem), depth = len(kstack) + len(ustack)
+        cdef const uint8_t* data
+        self.machine, self.env = machine, machine.env
+        memset(&self.w, 0, sizeof(TraceWorld))
+        self._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
+        self._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
+        if self._ranges == NULL or self._stacks == NULL:
+            raise MemoryError()
+        for k, (start, chunk) in enumerate(kmem + umem):
+            data = chunk
+            self._ranges[k].start = start
+            self._ranges[k].end = start + len(chunk)
+            self._ranges[k].data = data
+        for k, ip in enumerate(kstack + ustack):
+            self._stacks[k] = ip
+        self.w.kmem, self.w.nkmem = self._ranges, len(kmem)
+        self.w.umem, self.w.numem = self._ranges + len(kmem), len(umem)
+        self.w.kstack, self.w.nkstack = self._stacks, len(kstack)
+        self.w.ustack, self.w.nustack = self._stacks + len(kstack), len(ustack)
+        task = machine.task
+        self.w.task = task.address
+        self.w.pid_tgid = (<uint64_t>task.tgid << 32) | <uint32_t>task.pid
+        self.w.uid_gid = (<uint64_t>task.gid << 32) | <uint32_t>task.uid
+        memcpy(self.w.comm, <const char*>task.comm_bytes, len(task.comm_bytes))
 
 
-_default_machine = None     # Machine(), made on first use: it is immutable
+_IMAGES = {}        # id(Machine) -> (weak reference to it, its MachineImage)
+_default_image = None     # of Machine(), made on first use
+
+
+cdef MachineImage machine_image(object machine):
+    """The C form of ``machine`` (None: the default Machine()), made once per Machine
+    object (found by identity, as net_table finds an Environment's)."""
+    global _default_image
+    if machine is None:
+        if _default_image is None:
+            _default_image = MachineImage(_machine.Machine())
+        return <MachineImage>_default_image
+    entry = _IMAGES.get(id(machine))
+    if entry is not None and entry[0]() is machine:
+        return <MachineImage>entry[1]
+    if not isinstance(machine, _machine.Machine):
+        raise TypeError(f"machine must be a pyebpf.trace.Machine, not {type(machine).__name__}")
+    key = id(machine)
+    image = MachineImage(machine)
+    _IMAGES[key] = (_weakref.ref(machine, lambda _, key=key, images=_IMAGES: images.pop(key, None)),
+                    image)
+    return image
 
 
 #: What ``Program.run`` takes for a KPROBE program besides ``regs`` and ``machine``.
@@ -80,29 +99,47 @@ TRACE_FIELDS = {
     "ktime_step": "ns the clock moves per read", "prandom_seed": "bpf_get_prandom_u32's seed",
     "cpu": "the current CPU",
 }
+_REG_OFFSETS = {arch: layout for arch, (layout, _) in _isa.PT_REGS.items()}
+_REGS_SIZE = {arch: size for arch, (_, size) in _isa.PT_REGS.items()}
 
 
-cdef _World trace_begin(Vm* vm, Skb* skb, object data, dict fields, int profile, str arch):
-    """Set up a tracing run: ``skb`` carries no packet, only the run's environment and
-    the current task; r1 is the pt_regs context, a read-only region."""
-    cdef _World world
-    if data is not None:
-        raise TypeError("run(): a kprobe program takes no packet: give its registers as "
-                        "regs= (and the task, memory and stacks as machine=)")
-    unknown = set(fields) - set(TRACE_FIELDS)
-    if unknown:
-        raise TypeError(f"run(): unknown argument {sorted(unknown)[0]!r} for a kprobe "
-                        f"program; known: {', '.join(sorted(TRACE_FIELDS))}")
-    global _default_machine
-    machine = fields.get("machine")
-    if machine is None:
-        if _default_machine is None:
-            _default_machine = _machine.Machine()
-        machine = _default_machine
-    elif not isinstance(machine, _machine.Machine):
-        raise TypeError(f"machine must be a pyebpf.trace.Machine, not {type(machine).__name__}")
-    world = world_of(machine, _machine.pt_regs(fields.get("regs"), arch),
-                     fields.get("func_ip", 0), fields.get("cookie", 0), arch)
+cdef int regs_into(uint8_t* out, object regs, str arch) except -1:
+    """Write ``struct pt_regs`` of ``arch`` from ``regs`` (what pyebpf.trace.pt_regs
+    takes) into ``out``, zeroed; anything irregular goes to pt_regs for its error."""
+    cdef dict layout = _REG_OFFSETS[arch]
+    cdef Py_ssize_t size = _REGS_SIZE[arch]
+    cdef const uint8_t[::1] raw
+    cdef uint64_t u = 0
+    cdef bytes made
+    memset(out, 0, size)
+    if regs is None:
+        return 0
+    if type(regs) is dict:
+        for name, value in (<dict>regs).items():
+            off = layout.get(name)
+            try:
+                if off is None or type(value) is not int:
+                    raise OverflowError
+                u = <uint64_t>value if value >= 0 else <uint64_t><int64_t>value
+            except OverflowError:
+                _machine.pt_regs(regs, arch)            # raises the error
+            memcpy(out + <Py_ssize_t>off, &u, 8)
+        return 0
+    if type(regs) is bytes and len(<bytes>regs) == size:
+        memcpy(out, PyBytes_AS_STRING(regs), size)
+        return 0
+    if isinstance(regs, (bytearray, memoryview)) and len(regs) == size:
+        raw = memoryview(regs).cast("B")
+        memcpy(out, &raw[0], size)
+        return 0
+    made = _machine.pt_regs(regs, arch)             # a Mapping, or an error
+    memcpy(out, <const char*>made, size)
+    return 0
+
+
+cdef int trace_skb(Skb* skb, dict fields, object env, int profile) except -1:
+    """An skb for tracing runs: no packet, only the run's environment (clock, random
+    state, CPU, network) where the helpers every type shares look for it."""
     memset(skb, 0, sizeof(Skb))
     skb.cap = 1
     skb.head = <uint8_t*>malloc(1)
@@ -113,22 +150,57 @@ cdef _World trace_begin(Vm* vm, Skb* skb, object data, dict fields, int profile,
     skb.ktime = fields.get("ktime", 0)
     skb.ktime_step = fields.get("ktime_step", 0)
     skb.cpu = fields.get("cpu", 0)
-    task = machine.task
-    skb.pid_tgid = (<uint64_t>task.tgid << 32) | <uint32_t>task.pid
-    skb.uid_gid = (<uint64_t>task.gid << 32) | <uint32_t>task.uid
-    memcpy(skb.comm, <const char*>task.comm_bytes, len(task.comm_bytes))
-    env = fields.get("env", machine.env)
+    env = fields.get("env", env)
     skb.net = &(<NetTable>(net_table(env) if env is not None else _default_net)).env
+    return 0
+
+
+cdef int trace_world(TraceWorld* w, MachineImage image, dict fields, str arch) except -1:
+    """``w``: ``image``'s world, with the run's fields and ``arch``'s address limits."""
+    memcpy(w, &image.w, sizeof(TraceWorld))
+    w.task_size = _isa.TASK_SIZE_MAX[arch]
+    w.kernel_range_check = arch == "x86_64"
+    w.func_ip = fields.get("func_ip", 0)
+    w.cookie = fields.get("cookie", 0)
+    return 0
+
+
+cdef inline void trace_enter(Vm* vm, Skb* skb, TraceWorld* w, const uint8_t* regs,
+                             uint32_t size) noexcept nogil:
+    """Point a reset ``vm`` at a tracing run: r1 is ``regs``, a read-only region; ``skb``
+    carries the task ids the shared helpers read."""
+    skb.pid_tgid, skb.uid_gid = w.pid_tgid, w.uid_gid
+    memcpy(skb.comm, w.comm, sizeof(w.comm))
     vm.skb = skb
-    vm.world = &world.w
-    vm.ctx = <uintptr_t>PyBytes_AS_STRING(world.regs)
+    vm.world = w
+    vm.ctx = <uintptr_t>regs
     vm.reg[1] = vm.ctx
     vm.regions[1].start = vm.ctx
-    vm.regions[1].end = vm.ctx + len(world.regs)
+    vm.regions[1].end = vm.ctx + size
     vm.regions[1].writable = False
     vm.regions[1].name = REGION_PT_REGS
     vm.nregions = 2
-    return world
+
+
+cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, object data,
+                              dict fields, int profile, str arch):
+    """Set up one tracing run from run()'s arguments: ``regs`` (room for the largest
+    pt_regs) gets the registers; returns the image ``w`` points into, which the run
+    must keep alive."""
+    cdef MachineImage image
+    if data is not None:
+        raise TypeError("run(): a kprobe program takes no packet: give its registers as "
+                        "regs= (and the task, memory and stacks as machine=)")
+    for key in fields:
+        if key not in TRACE_FIELDS:
+            raise TypeError(f"run(): unknown argument {key!r} for a kprobe program; "
+                            f"known: {', '.join(sorted(TRACE_FIELDS))}")
+    image = machine_image(fields.get("machine"))
+    regs_into(regs, fields.get("regs"), arch)
+    trace_world(w, image, fields, arch)
+    trace_skb(skb, fields, image.env, profile)
+    trace_enter(vm, skb, w, regs, _REGS_SIZE[arch])
+    return image
 
 
 # --- memory: copy_from_kernel_nofault and copy_from_user_nofault over the images ------
