@@ -25,7 +25,8 @@ from pyebpf.trace import Machine, Task
 import probes
 import recorded_kernel
 from skbdiff import EXIT
-from test_kprobe_kernel import _build_target
+from test_kprobe import into_value
+from test_kprobe_kernel import _build_target, _ips
 from bpfc import compile_object
 from objdiff import verdicts
 from test_verifier import code, disagreements
@@ -84,33 +85,26 @@ def test_the_sleepable_only_helpers_are_refused_before_their_arguments_are_read(
 
 # --- loads through the task's BTF pointer --------------------------------------------------
 
-def task_fields_program(out: Map) -> Program:
-    """pid, tgid, comm, real_parent and real_parent->tgid, read as a CO-RE program reads
-    them, into ``out``'s value at 0, 4, 8, 24 and 32."""
-    return Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r7 = r0
-        call 158
-        r1 = *(u32 *)(r0 + {field_offset("pid")})
+def task_field_loads(base: str, offsets) -> str:
+    """Loads of pid, tgid, comm, real_parent and real_parent->tgid through ``base``,
+    as a CO-RE program reads them, into r7's memory at 0, 4, 8, 24 and 32."""
+    return f"""
+        r1 = *(u32 *)({base} + {offsets("pid")})
         *(u32 *)(r7 + 0) = r1
-        r1 = *(u32 *)(r0 + {field_offset("tgid")})
+        r1 = *(u32 *)({base} + {offsets("tgid")})
         *(u32 *)(r7 + 4) = r1
-        r1 = *(u64 *)(r0 + {field_offset("comm")})
+        r1 = *(u64 *)({base} + {offsets("comm")})
         *(u64 *)(r7 + 8) = r1
-        r1 = *(u64 *)(r0 + {field_offset("comm") + 8})
+        r1 = *(u64 *)({base} + {offsets("comm") + 8})
         *(u64 *)(r7 + 16) = r1
-        r1 = *(u64 *)(r0 + {field_offset("real_parent")})
+        r1 = *(u64 *)({base} + {offsets("real_parent")})
         *(u64 *)(r7 + 24) = r1
-        r1 = *(u32 *)(r1 + {field_offset("tgid")})
-        *(u32 *)(r7 + 32) = r1
-    end:
-        r0 = 0
-        exit""", "kprobe")
+        r1 = *(u32 *)(r1 + {offsets("tgid")})
+        *(u32 *)(r7 + 32) = r1"""
+
+
+def task_fields_program(out: Map) -> Program:
+    return into_value(out, "call 158" + task_field_loads("r0", field_offset))
 
 
 def read_task_fields(machine: Machine) -> tuple:
@@ -151,14 +145,7 @@ def test_an_unverified_tracing_program_still_faults_on_a_load_no_region_holds():
 def task_stack(machine: Machine, task: str, flags: int) -> tuple:
     """(r0, the 4 frames) of bpf_get_task_stack(``task``, buf, 32, ``flags``)."""
     out = Map.create("array", 4, 40, 1)
-    Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r7 = r0
+    into_value(out, f"""
         call 158
         {task}
         r2 = r7
@@ -166,10 +153,7 @@ def task_stack(machine: Machine, task: str, flags: int) -> tuple:
         r3 = 32
         r4 = {flags}
         call 141
-        *(u64 *)(r7 + 0) = r0
-    end:
-        r0 = 0
-        exit""", "kprobe").run(machine=machine)
+        *(u64 *)(r7 + 0) = r0""").run(machine=machine)
     r0, *frames = struct.unpack("<q4Q", out[bytes(4)])
     return r0, tuple(frames)
 
@@ -200,18 +184,7 @@ def send(machine: Machine, *calls) -> tuple:
     out = Map.create("array", 4, 8 * len(calls), 1)
     body = "\n".join(f"r1 = {sig} ll\ncall {hid}\n*(u64 *)(r7 + {8 * k}) = r0"
                      for k, (hid, sig) in enumerate(calls))
-    res = Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r7 = r0
-        {body}
-    end:
-        r0 = 0
-        exit""", "kprobe").run(machine=machine)
+    res = into_value(out, body).run(machine=machine)
     return struct.unpack(f"<{len(calls)}q", out[bytes(4)]), res
 
 
@@ -267,18 +240,7 @@ def uprobe_program(out_fd: int, offsets: dict) -> str:
         r7 = r0
         call 158
         r8 = r0
-        r1 = *(u32 *)(r8 + {offsets["pid"]})
-        *(u32 *)(r7 + 0) = r1
-        r1 = *(u32 *)(r8 + {offsets["tgid"]})
-        *(u32 *)(r7 + 4) = r1
-        r1 = *(u64 *)(r8 + {offsets["comm"]})
-        *(u64 *)(r7 + 8) = r1
-        r1 = *(u64 *)(r8 + {offsets["comm"] + 8})
-        *(u64 *)(r7 + 16) = r1
-        r1 = *(u64 *)(r8 + {offsets["real_parent"]})
-        *(u64 *)(r7 + 24) = r1
-        r1 = *(u32 *)(r1 + {offsets["tgid"]})
-        *(u32 *)(r7 + 32) = r1
+        {task_field_loads("r8", offsets.__getitem__)}
         r1 = 0
         call 109
         *(u64 *)(r7 + 40) = r0
@@ -350,13 +312,6 @@ def _observe(tmp) -> dict:
         comm = f.read().strip()
     return {"out": value.hex(), "offsets": offsets, "pending": pending, "comm": comm.hex(),
             "ppid": os.getppid()}
-
-
-def _ips(raw: bytes) -> tuple:
-    ips = list(struct.unpack(f"<{len(raw) // 8}Q", raw))
-    while ips and ips[-1] == 0:
-        ips.pop()
-    return tuple(ips)
 
 
 @pytest.fixture(scope="module")
