@@ -443,6 +443,12 @@ def test_find_vma_of_another_task_is_enoent():
                     ) == (-errno.ENOENT, (0, 0, 0, 0))
 
 
+def test_more_mappings_than_the_space_for_them_are_refused():
+    from pyebpf.trace.machine import VMA_SPACE
+    with pytest.raises(pyebpf.trace.MachineSpecError, match="do not fit"):
+        Machine(vmas=[(k << 12, (k << 12) + 1) for k in range(VMA_SPACE // 64 + 1)])
+
+
 def test_overlapping_mappings_are_refused():
     with pytest.raises(pyebpf.trace.MachineSpecError, match="overlaps"):
         Machine(vmas=[(0x1000, 0x3000), (0x2000, 0x4000)])

@@ -33,10 +33,10 @@ from ..errors import EbpfError
 TASK_COMM_LEN = 16
 #: Where the default task's ``task_struct`` is said to be (a direct-map address).
 DEFAULT_TASK_ADDRESS = 0xFFFF888100000000
-#: Where the machine puts the task's ``struct vm_area_struct``s, one per 256 bytes.
+#: Where the machine puts the task's ``struct vm_area_struct``s, one after the other
+#: (each at a multiple of 64 bytes), in at most ``VMA_SPACE`` bytes.
 VMA_BASE = 0xFFFF888100200000
-VMA_STRIDE = 256
-MAX_VMAS = 8192               # 2 MiB of them, below where the tests put other structs
+VMA_SPACE = 2 << 20
 
 
 class MachineSpecError(EbpfError, ValueError):
@@ -111,8 +111,8 @@ class Machine:
     the running kernel's when readable, else the one pyebpf ships).  ``vmas``: the
     task's mappings, each ``(start, end)`` or a dict of ``vm_area_struct`` fields
     (``vm_start`` and ``vm_end`` required, ``vm_flags``, ``vm_pgoff``, ``vm_file``...
-    optional; others are 0), disjoint; the k-th by start is put at ``VMA_BASE + k *
-    VMA_STRIDE`` and ``self.vma_table`` lists ``(start, end, address)``."""
+    optional; others are 0), disjoint; they are put in kernel memory from ``VMA_BASE``
+    on, by start, and ``self.vma_table`` lists ``(start, end, address)``."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -130,12 +130,15 @@ class Machine:
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
         if self.task.fields is not None:
             kernel.append((self.task.address, task_struct(self.task, self.btf)))
-        table = []
-        for k, fields in enumerate(_vmas(self.vmas)):
-            address = VMA_BASE + k * VMA_STRIDE
-            kernel.append((address, _struct_bytes("vm_area_struct", fields, self.btf,
-                                                  "vmas")))
+        table, address = [], VMA_BASE
+        for fields in _vmas(self.vmas):
+            raw = _struct_bytes("vm_area_struct", fields, self.btf, "vmas")
+            if address + len(raw) > VMA_BASE + VMA_SPACE:
+                raise MachineSpecError(f"vmas: {len(self.vmas)} mappings do not fit in the "
+                                       f"{VMA_SPACE} bytes at {VMA_BASE:#x}")
+            kernel.append((address, raw))
             table.append((fields["vm_start"], fields["vm_end"], address))
+            address += (len(raw) + 63) & ~63
         object.__setattr__(self, "vma_table", tuple(table))
         object.__setattr__(self, "kernel_memory", _ranges(kernel, "kernel_memory"))
         object.__setattr__(self, "user_memory", _ranges(self.user_memory, "user_memory"))
@@ -201,8 +204,6 @@ def _vmas(vmas) -> list[dict]:
         if b["vm_start"] < a["vm_end"]:
             raise MachineSpecError(f"vmas: the mapping at {b['vm_start']:#x} overlaps the "
                                    f"one at {a['vm_start']:#x}")
-    if len(out) > MAX_VMAS:
-        raise MachineSpecError(f"vmas: at most {MAX_VMAS} mappings, got {len(out)}")
     return out
 
 
