@@ -171,6 +171,9 @@ PROTOS: dict[int, Proto] = dict([
     _p("get_current_task_btf", TRUSTED_TASK),
     _p("get_task_stack", INTEGER, BTF_TASK, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("find_vma", INTEGER, BTF_TASK, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    # refused before their arguments are read (MIGHT_SLEEP); their kernel prototypes
+    _p("copy_from_user", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
+    _p("copy_from_user_task", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, BTF_TASK, ANYTHING),
     _p("send_signal", INTEGER, ANYTHING),
     _p("send_signal_thread", INTEGER, ANYTHING),
     _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
