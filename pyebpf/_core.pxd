@@ -112,6 +112,8 @@ ctypedef struct ProgCore:
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
     void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
     uint64_t runs      # runs started (the JIT's tiering counts them)
+    bint probe_loads   # a verified tracing program: a load no region holds went through a
+                       # BTF pointer, and reads as the kernel's BPF_PROBE_MEM (tracing.pxi)
 
 ctypedef struct MemRange:
     uint64_t start
@@ -141,6 +143,10 @@ ctypedef struct TraceWorld:
     bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
     uint64_t func_ip               # bpf_get_func_ip
     uint64_t cookie                # bpf_get_attach_cookie
+    uint64_t signals               # bpf_send_signal: bit sig-1 for each signal sent
+    uint64_t thread_signals        # bpf_send_signal_thread: the same, to the thread
+    const uint64_t* vmas           # the task's mappings: (start, end, vm_area_struct address)
+    uint32_t nvmas                 # triples, by start (bpf_find_vma)
 
 ctypedef struct Vm:
     uint64_t reg[11]

@@ -24,7 +24,7 @@ import array as _array
 from . import isa as _isa
 from .host import map_cpus
 from . import verifier as _verifier
-from .verifier.state import PTR_TO_CTX as _PTR_TO_CTX
+from .verifier.state import PTR_TO_BTF_ID as _PTR_TO_BTF_ID, PTR_TO_CTX as _PTR_TO_CTX
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
@@ -1747,6 +1747,7 @@ cdef class Result:
     cdef object _tunnel          # the tunnel dict, made at the run (rare)
     cdef object _skb_fields
     cdef object _input
+    cdef object _signals         # a tracing run's signals sent, when it sent any
     cdef uint32_t _redirect_ifindex
     cdef uint8_t _kind, _csum, _redirect, _network_start
     cdef SkbMeta _meta
@@ -1792,6 +1793,16 @@ cdef class Result:
             self._printk = ((<bytes>self._printk).decode("utf-8", "backslashreplace")
                             .split("\n"))
         return self._printk
+
+    @property
+    def signals(self):
+        """A KPROBE run's signals to the current task (``bpf_send_signal``,
+        ``bpf_send_signal_thread``): ``(number, "process" or "thread")`` pairs in
+        number order, each once (a signal pending is not sent again); None for other
+        program types."""
+        if self._kind != KIND_TRACE:
+            return None
+        return () if self._signals is None else self._signals
 
     @property
     def skb(self):
@@ -2054,6 +2065,12 @@ cdef uint64_t _ktime_clock = KTIME_START
 cdef uint64_t _KTIME_RUN_GAP = KTIME_RUN_GAP
 
 
+cdef tuple _signals_sent(uint64_t process, uint64_t thread):
+    return tuple((sig, scope) for sig in range(1, NSIG + 1)
+                 for scope, bits in (("process", process), ("thread", thread))
+                 if bits >> (sig - 1) & 1)
+
+
 cdef list _printk_lines(Skb* skb):
     if not skb.printk_len:
         return []
@@ -2300,6 +2317,11 @@ cdef class Program:
         self._pc.cov = NULL
         self._hold_gil = _runs_short(self._code, self._n)
         self._pc.jit, self._pc.runs = NULL, 0
+        # loads through BTF pointers (bpf_get_current_task_btf's, a tracing program's
+        # walks) are the kernel's BPF_PROBE_MEM loads; the verifier let no other load
+        # leave the run's regions
+        self._pc.probe_loads = verify and classic is None and (self._kprobe or any(
+            k & 0xFF == _PTR_TO_BTF_ID for k in kinds.values()))
         self._jit_done = jit is False
         if jit is not False:
             _jit_module().on_program(self, jit)
@@ -2652,6 +2674,8 @@ cdef class Program:
             res._r0 = vm.reg[0]
             if self._kprobe:
                 res._kind = KIND_TRACE
+                if world.signals or world.thread_signals:
+                    res._signals = _signals_sent(world.signals, world.thread_signals)
                 if skb.printk_len:
                     res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
             elif typed:

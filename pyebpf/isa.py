@@ -430,6 +430,8 @@ BPF_F_USER_BUILD_ID = 1 << 11   # bpf_get_stack
 # The deepest stack a perf callchain (bpf_get_stackid, bpf_get_stack) holds: the default
 # of sysctl kernel.perf_event_max_stack (PERF_MAX_STACK_DEPTH).
 MAX_PERF_STACK = 127
+# The highest signal number (_NSIG): bpf_send_signal refuses a greater one (valid_signal).
+NSIG = 64
 
 # bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
 BPF_CSUM_LEVEL_QUERY = 0
@@ -913,7 +915,7 @@ _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF
                "BPF_FIB_", "SIZEOF_BPF_")
 _C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
-            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT")
+            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG")
 
 
 def pxd_source() -> str:

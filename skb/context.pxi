@@ -85,7 +85,8 @@ cdef bint ctx_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept
     """A program load from the context; False leaves a fault in vm.status."""
     cdef uint32_t off
     if not _in_ctx(vm, addr):
-        return False
+        # a load through a BTF pointer (trace/tracing.pxi)
+        return vm.prog != NULL and vm.prog.probe_loads and trace_probe_load(vm, addr, size, out)
     off = <uint32_t>(addr - vm.ctx)
     if off + size > CTX_SIZE or not (vm.ctx_rules.read[off] & size):
         return _ctx_fault(vm, addr, size, False)

@@ -18,6 +18,9 @@ _CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, 
 _SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
 _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
          "(docs/kprobe.md)")
+_SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
+              "(\"helper call might sleep in a non-sleepable prog\")")
+_TASK_MAP = ("needs a map type pyebpf does not have yet (TASK_STORAGE, CGRP_STORAGE)")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
 _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
               "(docs/environment.md, SYN cookies)")
@@ -27,12 +30,13 @@ WHY_NOT: dict[int, str] = {
     33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     37: _TASK,
     107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
-    137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 141: _TASK, 148: _TASK,
-    149: _TASK, 153: _TASK, 154: _TASK, 156: _TASK,
-    157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
-    191: _TASK, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
-    207: _SYNCOOKIE, 210: _TASK, 211: _TASK,
+    108: _SOCK_MAP, 120: _TASK, 136: _CASTS,
+    137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 148: _SLEEPABLE,
+    149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
+    153: _TASK, 154: _TASK, 156: _TASK_MAP,
+    157: _TASK_MAP, 175: _TASK, 176: _TASK, 178: _CASTS,
+    191: _SLEEPABLE, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
+    207: _SYNCOOKIE, 210: _TASK_MAP, 211: _TASK_MAP,
     **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }

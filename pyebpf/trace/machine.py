@@ -13,8 +13,12 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
   ``TASK_SIZE_MAX``, the kernel one above.  An address no range maps fails as in the
   kernel: -EFAULT with the destination zeroed (-ERANGE for a kernel read of a user
   address on x86-64);
-- ``bpf_get_stackid``, ``bpf_get_stack``: ``kernel_stack`` and ``user_stack``, return
-  addresses innermost first.
+- ``bpf_get_stackid``, ``bpf_get_stack``, ``bpf_get_task_stack``: ``kernel_stack`` and
+  ``user_stack``, return addresses innermost first;
+- ``bpf_find_vma``: ``vmas``, the task's memory mappings, each a ``struct
+  vm_area_struct`` in kernel memory (:data:`VMA_BASE` on) that the callback reads;
+- loads through ``bpf_get_current_task_btf``'s pointer: ``kernel_memory`` (with the
+  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0.
 
 A Machine is immutable.
 """
@@ -29,6 +33,10 @@ from ..errors import EbpfError
 TASK_COMM_LEN = 16
 #: Where the default task's ``task_struct`` is said to be (a direct-map address).
 DEFAULT_TASK_ADDRESS = 0xFFFF888100000000
+#: Where the machine puts the task's ``struct vm_area_struct``s, one after the other
+#: (each at a multiple of 64 bytes), in at most ``VMA_SPACE`` bytes.
+VMA_BASE = 0xFFFF888100200000
+VMA_SPACE = 2 << 20
 
 
 class MachineSpecError(EbpfError, ValueError):
@@ -98,9 +106,13 @@ class Machine:
     ``kernel_memory`` and ``user_memory`` map start addresses to bytes (a dict or
     (address, bytes) pairs); ``kernel_stack`` and ``user_stack`` are return addresses,
     innermost first; ``env`` a :class:`pyebpf.Environment` or None (the default one);
-    ``btf`` the kernel BTF that lays out the task's ``task_struct`` (a
-    :class:`pyebpf.btf.Btf` or a path; default: CO-RE's target, the running kernel's
-    when readable, else the one pyebpf ships)."""
+    ``btf`` the kernel BTF that lays out the task's ``task_struct`` and
+    ``vm_area_struct`` (a :class:`pyebpf.btf.Btf` or a path; default: CO-RE's target,
+    the running kernel's when readable, else the one pyebpf ships).  ``vmas``: the
+    task's mappings, each ``(start, end)`` or a dict of ``vm_area_struct`` fields
+    (``vm_start`` and ``vm_end`` required, ``vm_flags``, ``vm_pgoff``, ``vm_file``...
+    optional; others are 0), disjoint; they are put in kernel memory from ``VMA_BASE``
+    on, by start, and ``self.vma_table`` lists ``(start, end, address)``."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -108,15 +120,26 @@ class Machine:
     user_stack: tuple = ()
     env: object = None
     btf: object = None
+    vmas: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.task, Task):
             raise MachineSpecError(f"task must be a pyebpf.trace.Task, not "
                                    f"{type(self.task).__name__}")
         kernel = self.kernel_memory
+        kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
         if self.task.fields is not None:
-            kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
             kernel.append((self.task.address, task_struct(self.task, self.btf)))
+        table, address = [], VMA_BASE
+        for fields in _vmas(self.vmas):
+            raw = _struct_bytes("vm_area_struct", fields, self.btf, "vmas")
+            if address + len(raw) > VMA_BASE + VMA_SPACE:
+                raise MachineSpecError(f"vmas: {len(self.vmas)} mappings do not fit in the "
+                                       f"{VMA_SPACE} bytes at {VMA_BASE:#x}")
+            kernel.append((address, raw))
+            table.append((fields["vm_start"], fields["vm_end"], address))
+            address += (len(raw) + 63) & ~63
+        object.__setattr__(self, "vma_table", tuple(table))
         object.__setattr__(self, "kernel_memory", _ranges(kernel, "kernel_memory"))
         object.__setattr__(self, "user_memory", _ranges(self.user_memory, "user_memory"))
         for name in ("kernel_stack", "user_stack"):
@@ -162,47 +185,76 @@ def registers(raw: bytes, arch: str = "x86_64") -> dict:
     return {name: int.from_bytes(raw[off:off + 8], "little") for name, off in layout.items()}
 
 
-def _task_layout(btf) -> tuple[int, dict]:
+def _vmas(vmas) -> list[dict]:
+    """The mappings as dicts of vm_area_struct fields, sorted by start, checked."""
+    out = []
+    for v in vmas:
+        fields = dict(v) if isinstance(v, Mapping) else \
+            dict(zip(("vm_start", "vm_end"), v)) if len(v) == 2 else None
+        if fields is None or "vm_start" not in fields or "vm_end" not in fields:
+            raise MachineSpecError(f"vmas: each mapping is (start, end) or a dict with "
+                                   f"vm_start and vm_end, got {v!r}")
+        _u(fields["vm_start"], 64, "vmas vm_start")
+        if _u(fields["vm_end"], 64, "vmas vm_end") <= fields["vm_start"]:
+            raise MachineSpecError(f"vmas: the mapping at {fields['vm_start']:#x} ends "
+                                   f"before it starts")
+        out.append(fields)
+    out.sort(key=lambda f: f["vm_start"])
+    for a, b in zip(out, out[1:]):
+        if b["vm_start"] < a["vm_end"]:
+            raise MachineSpecError(f"vmas: the mapping at {b['vm_start']:#x} overlaps the "
+                                   f"one at {a['vm_start']:#x}")
+    return out
+
+
+def _layout(name: str, btf) -> tuple[int, dict]:
     from ..btf import Kind
     from ..btf.relo import target_btf
     b = target_btf(btf)
-    found = b.by_name("task_struct", Kind.STRUCT)
-    if not found:
-        raise MachineSpecError(f"the BTF {b!r} has no struct task_struct")
-    layout = _LAYOUTS.get(id(b))
+    layout = _LAYOUTS.get((id(b), name))
     if layout is None or layout[0] is not b:
+        found = b.by_name(name, Kind.STRUCT)
+        if not found:
+            raise MachineSpecError(f"the BTF {b!r} has no struct {name}")
         t = found[0]
-        layout = _LAYOUTS[id(b)] = (b, t.byte_size, {f.name: f for f in t.fields()})
+        layout = _LAYOUTS[(id(b), name)] = (b, t.byte_size, {f.name: f for f in t.fields()})
     return layout[1], layout[2]
 
 
-_LAYOUTS: dict = {}      # id(Btf) -> (the Btf, task_struct's size, its fields by name)
+_LAYOUTS: dict = {}   # (id(Btf), struct name) -> (the Btf, the struct's size, its fields)
+
+
+def _struct_bytes(name: str, values: Mapping, btf, what: str) -> bytes:
+    """The bytes of a ``struct name``: zeros, then ``values`` (field name -> int or
+    bytes) where ``btf`` lays them out."""
+    size, fields = _layout(name, btf)
+    out = bytearray(size)
+    for field_name, value in values.items():
+        f = fields.get(field_name)
+        if f is None or f.bits:
+            raise MachineSpecError(f"{what}: struct {name} has no byte-aligned field "
+                                   f"{field_name!r}")
+        if isinstance(value, (bytes, bytearray)):
+            if len(value) > f.size:
+                raise MachineSpecError(f"{what}: {field_name} holds {f.size} bytes, got "
+                                       f"{len(value)}")
+            raw = bytes(value).ljust(f.size, b"\0")
+        else:
+            raw = _int_field(value, f.size * 8, f"{what} {field_name}").to_bytes(f.size,
+                                                                                  "little")
+        out[f.offset:f.offset + f.size] = raw
+    return bytes(out)
 
 
 def task_struct(task: Task, btf=None) -> bytes:
     """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm and
     the task's ``fields``, where ``btf`` lays them out."""
-    size, fields = _task_layout(btf)
-    out = bytearray(size)
     values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes}
     values.update(task.fields or {})
-    for name, value in values.items():
-        f = fields.get(name)
-        if f is None or f.bits:
-            raise MachineSpecError(f"task fields: struct task_struct has no byte-aligned "
-                                   f"field {name!r}")
-        if isinstance(value, (bytes, bytearray)):
-            if len(value) > f.size:
-                raise MachineSpecError(f"task fields: {name} holds {f.size} bytes, got "
-                                       f"{len(value)}")
-            raw = bytes(value).ljust(f.size, b"\0")
-        else:
-            raw = (_int_field(value, f.size * 8, name)).to_bytes(f.size, "little")
-        out[f.offset:f.offset + f.size] = raw
-    return bytes(out)
+    return _struct_bytes("task_struct", values, btf, "task fields")
 
 
-def _int_field(value, bits: int, name: str) -> int:
+def _int_field(value, bits: int, what: str) -> int:
     if isinstance(value, int) and -(1 << (bits - 1)) <= value < 0:
         value &= (1 << bits) - 1
-    return _u(value, bits, f"task field {name}")
+    return _u(value, bits, what)

@@ -22,30 +22,38 @@ cdef class MachineImage:
     cdef TraceWorld w
     cdef MemRange* _ranges
     cdef uint64_t* _stacks
+    cdef uint64_t* _vmas
     cdef object machine          # owns the bytes the ranges point into
     cdef object env              # the machine's Environment, or None
 
     def __cinit__(self):
         self._ranges = NULL
         self._stacks = NULL
+        self._vmas = NULL
 
     def __dealloc__(self):
         free(self._ranges)
         free(self._stacks)
+        free(self._vmas)
 
     def __init__(self, machine):
         cdef tuple kmem = machine.kernel_memory
         cdef tuple umem = machine.user_memory
         cdef tuple kstack = machine.kernel_stack
         cdef tuple ustack = machine.user_stack
+        cdef tuple vmas = machine.vma_table
         cdef size_t k, n = len(kmem) + len(umem), depth = len(kstack) + len(ustack)
         cdef const uint8_t* data
         self.machine, self.env = machine, machine.env
         memset(&self.w, 0, sizeof(TraceWorld))
         self._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
         self._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
-        if self._ranges == NULL or self._stacks == NULL:
+        self._vmas = <uint64_t*>malloc(max(len(vmas), 1) * 3 * sizeof(uint64_t))
+        if self._ranges == NULL or self._stacks == NULL or self._vmas == NULL:
             raise MemoryError()
+        for k, (start, end, address) in enumerate(vmas):
+            self._vmas[3 * k], self._vmas[3 * k + 1], self._vmas[3 * k + 2] = start, end, address
+        self.w.vmas, self.w.nvmas = self._vmas, len(vmas)
         for k, (start, chunk) in enumerate(kmem + umem):
             data = chunk
             self._ranges[k].start = start
@@ -431,23 +439,22 @@ cdef uint32_t trace_stack(Vm* vm, bint user, const uint64_t** ips) noexcept nogi
     return n if n < MAX_PERF_STACK else MAX_PERF_STACK
 
 
-cdef uint64_t bpf_get_stack(Vm* vm, uint64_t r1, uint64_t buf, uint64_t size, uint64_t flags,
-                            uint64_t e) noexcept nogil:
-    """__bpf_get_stack for the program's own task: the stack's ips after ``skip`` into
-    ``buf``, the rest zeroed; the bytes copied, or -errno with ``buf`` zeroed."""
-    cdef uint8_t* p = _dst(vm, buf, size) if size else <uint8_t*>vm.stack
-    cdef uint32_t n = <uint32_t>size, skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
-    cdef uint32_t num, depth, nr, copy
-    cdef const uint64_t* ips
+cdef uint64_t _stack_into(Vm* vm, uint8_t* p, uint32_t n, uint64_t flags,
+                         bint own) noexcept nogil:
+    """__bpf_get_stack: the stack's ips after ``skip`` into ``p`` (``n`` bytes), the
+    rest zeroed; the bytes copied, or -errno with ``p`` zeroed.  ``own``: the stacks are
+    the current task's (another task's are not modelled: empty)."""
+    cdef uint32_t skip = <uint32_t>(flags & BPF_F_SKIP_FIELD_MASK)
+    cdef uint32_t num, depth = 0, nr, copy
+    cdef const uint64_t* ips = NULL
     cdef int64_t ret = -EINVAL
-    if p == NULL or not is_ctx(vm, r1):
-        return 0
     if flags & BPF_F_USER_BUILD_ID:
         if flags & BPF_F_USER_STACK:
             return helper_fault(vm, b"BPF_F_USER_BUILD_ID: build ids are not modelled")
     elif not flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK)) and n % 8 == 0:
         num = n // 8
-        depth = trace_stack(vm, flags & BPF_F_USER_STACK, &ips)
+        if own:
+            depth = trace_stack(vm, flags & BPF_F_USER_STACK, &ips)
         if depth > num + skip:
             depth = num + skip
         if depth >= skip:
@@ -460,6 +467,27 @@ cdef uint64_t bpf_get_stack(Vm* vm, uint64_t r1, uint64_t buf, uint64_t size, ui
         ret = -EFAULT
     memset(p, 0, n)
     return <uint64_t>ret
+
+
+cdef uint64_t bpf_get_stack(Vm* vm, uint64_t r1, uint64_t buf, uint64_t size, uint64_t flags,
+                            uint64_t e) noexcept nogil:
+    """bpf_get_stack for the probe's own task."""
+    cdef uint8_t* p = _dst(vm, buf, size) if size else <uint8_t*>vm.stack
+    if p == NULL or not is_ctx(vm, r1):
+        return 0
+    return _stack_into(vm, p, <uint32_t>size, flags, True)
+
+
+cdef uint64_t bpf_get_task_stack(Vm* vm, uint64_t task, uint64_t buf, uint64_t size,
+                                 uint64_t flags, uint64_t e) noexcept nogil:
+    """bpf_get_task_stack: the current task's stacks, as bpf_get_stack reads them (its
+    user stack comes from the task's user registers, which in a probe on user code are
+    the probe's); any other task's are empty."""
+    cdef uint8_t* p = _dst(vm, buf, size) if size else <uint8_t*>vm.stack
+    if p == NULL:
+        return 0
+    return _stack_into(vm, p, <uint32_t>size, flags,
+                       vm.world != NULL and task == vm.world.task)
 
 
 cdef uint64_t bpf_perf_event_read_value(Vm* vm, uint64_t r1, uint64_t flags, uint64_t buf,
@@ -486,15 +514,88 @@ cdef uint64_t bpf_perf_event_read_value(Vm* vm, uint64_t r1, uint64_t flags, uin
     return <uint64_t>slot
 
 
+# --- signals, BTF pointers --------------------------------------------------------------
+
+cdef uint64_t _send_signal(Vm* vm, uint64_t sig, bint thread) noexcept nogil:
+    """bpf_send_signal_common for the current task: the kernel refuses to signal the
+    init process (-EPERM, is_global_init) before it checks the signal (valid_signal:
+    at most _NSIG, -EINVAL); signal 0 sends nothing."""
+    if vm.world == NULL:
+        return err(EPERM)
+    if vm.skb != NULL and vm.skb.pid_tgid >> 32 == 1:
+        return err(EPERM)
+    if <uint32_t>sig > NSIG:
+        return err(EINVAL)
+    if <uint32_t>sig:
+        if thread:
+            vm.world.thread_signals |= <uint64_t>1 << (<uint32_t>sig - 1)
+        else:
+            vm.world.signals |= <uint64_t>1 << (<uint32_t>sig - 1)
+    return 0
+
+
+cdef uint64_t bpf_send_signal(Vm* vm, uint64_t sig, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    return _send_signal(vm, sig, False)
+
+
+cdef uint64_t bpf_send_signal_thread(Vm* vm, uint64_t sig, uint64_t b, uint64_t c,
+                                     uint64_t d, uint64_t e) noexcept nogil:
+    return _send_signal(vm, sig, True)
+
+
+cdef uint64_t bpf_find_vma(Vm* vm, uint64_t task, uint64_t addr, uint64_t callback,
+                           uint64_t ctx, uint64_t flags) noexcept nogil:
+    """bpf_find_vma: the callback (task, vma, ctx) once on the current task's mapping
+    holding ``addr`` (find_vma: the first ending above it, if it starts at or below),
+    then 0; -ENOENT when none holds it or the task is another (its mappings are not
+    modelled); -EINVAL for any flag."""
+    cdef uint32_t k
+    cdef const uint64_t* v
+    cdef uint64_t ret = 0
+    if flags:
+        return err(EINVAL)
+    if vm.world == NULL or task != vm.world.task:
+        return err(ENOENT)
+    for k in range(vm.world.nvmas):
+        v = vm.world.vmas + 3 * k
+        if v[1] > addr:
+            if v[0] > addr:
+                break
+            if not vm_callback(vm, callback, task, v[2], ctx, 0, &ret):
+                return 0
+            return 0
+    return err(ENOENT)
+
+
+cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
+    """A load through a BTF pointer, which the kernel makes a BPF_PROBE_MEM load: the
+    machine's kernel memory, 0 when nothing is mapped there (the fault handler zeroes
+    the register) or the address is a user one (x86-64's JIT compares it with
+    TASK_SIZE_MAX + PAGE_SIZE first; arm64 faults on it)."""
+    cdef const uint8_t* q = NULL
+    vm.status = STATUS_RUNNING
+    # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
+    if vm.world != NULL and addr >= vm.world.task_size + 4096:
+        q = _image(vm.world.kmem, vm.world.nkmem, addr, size)
+    out[0] = _load(q, size) if q != NULL else 0
+    return True
+
+
 cdef void register_tracing_helpers(helper_fn* table) noexcept:
     table[4] = bpf_probe_read
     table[35] = bpf_get_current_task
     table[45] = bpf_probe_read_str
     table[55] = bpf_perf_event_read_value
     table[67] = bpf_get_stack
+    table[109] = bpf_send_signal
     table[112] = bpf_probe_read_user
     table[113] = bpf_probe_read_kernel
     table[114] = bpf_probe_read_user_str
     table[115] = bpf_probe_read_kernel_str
+    table[117] = bpf_send_signal_thread
+    table[141] = bpf_get_task_stack
+    table[158] = bpf_get_current_task
     table[173] = bpf_get_func_ip
     table[174] = bpf_get_attach_cookie
+    table[180] = bpf_find_vma

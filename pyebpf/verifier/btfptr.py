@@ -111,6 +111,25 @@ class BtfPointers:
                             "void")
         return _btf_reg(t)
 
+    def task_reg(self) -> Reg:
+        """r0 of ``bpf_get_current_task_btf`` (RET_PTR_TO_BTF_ID_TRUSTED): the current
+        ``struct task_struct``, never NULL."""
+        return _btf_reg(_struct("task_struct"))
+
+    def vma_reg(self) -> Reg:
+        """r2 of ``bpf_find_vma``'s callback: the mapping's ``struct vm_area_struct``."""
+        return _btf_reg(_struct("vm_area_struct"))
+
+    def task_arg(self, pc: int, regno: int, reg: Reg) -> None:
+        """check_reg_type of ARG_PTR_TO_BTF_ID for a helper taking a ``struct
+        task_struct *``: a BTF pointer (not NULL), to that struct, at its start
+        (btf_struct_ids_match)."""
+        if reg.type != PTR_TO_BTF_ID:
+            self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=ptr_, "
+                            f"trusted_ptr_, rcu_ptr_")
+        if reg.map.name != "task_struct" or reg.off or not reg.is_const or reg.smin:
+            self.refuse(pc, f"R{regno} is of type {reg.map.name} but task_struct is expected")
+
     def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
                    write: bool) -> Reg:
         """check_ptr_to_btf_access: the register a read gives."""
@@ -136,6 +155,10 @@ class BtfPointers:
         if write:
             self.refuse(pc, f"R{regno} cannot write into rdonly_untrusted_mem")
         return scalar()
+
+
+def _struct(name: str):
+    return target_btf().by_name(name, Kind.STRUCT)[0]
 
 
 def _btf_reg(t) -> Reg:

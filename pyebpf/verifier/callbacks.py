@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import isa
 from .kfuncs import widen_scalars
-from .helpers import DEDICATED_MAPS, PROTOS
+from .helpers import DEDICATED_MAPS, FUNC, PROTOS
 from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str)
 
@@ -21,6 +21,8 @@ CALLBACK_HELPERS = {
     isa.HELPER_IDS["loop"]: ((None, 3), (0, 1)),       # set_loop_callback_state
     # set_map_elem_callback_state
     isa.HELPER_IDS["for_each_map_elem"]: ((1, "key", "value", 3), (0, 1)),
+    # set_find_vma_callback_state: the task, its struct vm_area_struct, the context
+    isa.HELPER_IDS["find_vma"]: ((1, "vma", 4), (0, 1)),
 }
 # the map types with map_for_each_callback
 FOR_EACH_MAPS = frozenset({_T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -32,12 +34,16 @@ class CallbackCalls:
     """The callback side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
     def callback_call(self, st, pc: int, insn, pending) -> None:
-        # r1 first, as check_helper_call checks the arguments in order
+        # the arguments before the callback first, as check_helper_call checks them in
+        # order
         meta = {"map": None, "ringbuf_size": 0, "release": 0}
-        self.helper_arg(st, pc, PROTOS[insn.imm], insn.imm, 1, PROTOS[insn.imm].args[0], meta)
-        fn = self.read(st, pc, 2)
+        proto = PROTOS[insn.imm]
+        fn_regno = proto.args.index(FUNC) + 1
+        for regno in range(1, fn_regno):
+            self.helper_arg(st, pc, proto, insn.imm, regno, proto.args[regno - 1], meta)
+        fn = self.read(st, pc, fn_regno)
         if fn.type != PTR_TO_FUNC:
-            self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
+            self.refuse(pc, f"R{fn_regno} type={type_str(fn.type)} expected=func")
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         args, _range = CALLBACK_HELPERS[insn.imm]
@@ -48,7 +54,9 @@ class CallbackCalls:
         callee = Frame(pc, self.func_of(fn.off), len(queued.frames))
         callee.in_callback = True
         for regno, source in enumerate(args, start=1):
-            if source in ("key", "value"):
+            if source == "vma":
+                callee.regs[regno] = self.vma_reg()
+            elif source in ("key", "value"):
                 r = Reg(PTR_TO_MAP_KEY if source == "key" else PTR_TO_MAP_VALUE)
                 r.mark_known(0)
                 r.map = m

@@ -32,10 +32,12 @@ RINGBUF_MEM = "ringbuf_mem"        # ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE
 FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
 STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
 DYNPTR = "dynptr"                  # ARG_PTR_TO_DYNPTR | MEM_RDONLY: an initialised dynptr
+BTF_TASK = "btf_task"              # ARG_PTR_TO_BTF_ID of struct task_struct
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
 DYNPTR_MEM_OR_NULL = "dynptr_mem"
+TRUSTED_TASK = "trusted_task"      # RET_PTR_TO_BTF_ID_TRUSTED of struct task_struct
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,22 @@ PROTOS: dict[int, Proto] = dict([
     _p("get_attach_cookie", INTEGER, CTX),
     _p("perf_event_read_value", INTEGER, MAP, ANYTHING, UNINIT_MEM, SIZE,
        maps=(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,)),
+    _p("get_current_task_btf", TRUSTED_TASK),
+    _p("get_task_stack", INTEGER, BTF_TASK, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
+    _p("find_vma", INTEGER, BTF_TASK, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    # refused before their arguments are read (MIGHT_SLEEP); their kernel prototypes
+    _p("copy_from_user", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
+    _p("copy_from_user_task", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, BTF_TASK, ANYTHING),
+    _p("send_signal", INTEGER, ANYTHING),
+    _p("send_signal_thread", INTEGER, ANYTHING),
     _p("map_lookup_percpu_elem", MAP_VALUE_OR_NULL, MAP, KEY, ANYTHING,
        maps=(_T.BPF_MAP_TYPE_PERCPU_HASH, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
              _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),
 ])
+
+# Helpers whose proto has might_sleep: check_helper_call refuses them in a program that
+# is not sleepable, before it looks at their arguments (pyebpf loads none sleepable).
+MIGHT_SLEEP = frozenset(isa.HELPER_IDS[n] for n in ("copy_from_user", "copy_from_user_task"))
 
 # Map types that only their own helpers may take (check_map_func_compatibility).
 DEDICATED_MAPS = {

@@ -1192,6 +1192,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
             self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
                             f"({kernel}, {self.prog_type.name})")
+        if hid in helpers.MIGHT_SLEEP:
+            self.refuse(pc, "helper call might sleep in a non-sleepable prog")
         # a helper without a prototype here is one pyebpf does not implement: loading
         # the program fails after verification (Program), so its arguments go unchecked
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
@@ -1243,6 +1245,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r.size = meta["ringbuf_size"]
             r.id = self.new_id()
             regs[0] = r
+        elif proto.ret == helpers.TRUSTED_TASK:
+            regs[0] = self.task_reg()
         elif proto.ret in sockets.RET_KINDS:
             regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
@@ -1302,6 +1306,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         if kind in sockets.ARG_KINDS:
             sockets.check_arg(self, st, pc, regno, reg, kind, meta)
+            return
+        if kind == helpers.BTF_TASK:
+            self.task_arg(pc, regno, reg)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
