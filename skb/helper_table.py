@@ -15,7 +15,6 @@ from ..verifier import rules
 
 _CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, "
           "unix_sock, ...), which the socket model does not lay out")
-_SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
 _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
          "(docs/kprobe.md)")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
@@ -24,10 +23,8 @@ _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model gene
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
-    33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     37: _TASK,
-    107: _SOCK_MAP,
-    108: _SOCK_MAP, 109: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
+    109: _TASK, 117: _TASK, 120: _TASK, 136: _CASTS,
     137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 141: _TASK, 148: _TASK,
     149: _TASK, 153: _TASK, 154: _TASK, 156: _TASK,
     157: _TASK, 158: _TASK, 175: _TASK, 176: _TASK, 178: _CASTS, 180: _TASK,
