@@ -16,7 +16,7 @@ from pyebpf.environment import Environment, PacketSocket
 from pyebpf.errors import KernelError, MapError, VerifierError
 
 from recorded_kernel import count_comparison
-from mapcheck import outcome, u32
+from mapcheck import created, load_verdicts, lookup_prog, outcome, run_retvals, u32
 
 T = isa.MapType
 CGROUP_ARRAY, HASH = T.BPF_MAP_TYPE_CGROUP_ARRAY, T.BPF_MAP_TYPE_HASH
@@ -33,16 +33,6 @@ def _cgroup2_mount() -> str | None:
     return None
 
 
-def _create(make, *args):
-    try:
-        m = make(*args)
-    except (MapError, KernelError) as exc:
-        return exc.errno
-    if hasattr(m, "close"):
-        m.close()
-    return "ok"
-
-
 @pytest.mark.parametrize("key, value, max_entries, flags", [
     (4, 4, 1, 0), (4, 8, 1, 0), (8, 4, 1, 0), (4, 4, 0, 0), (4, 4, 1, isa.BPF_F_NO_PREALLOC),
     (4, 4, 1, isa.BPF_F_NUMA_NODE), (4, 4, 1, isa.BPF_F_RDONLY),
@@ -53,7 +43,7 @@ def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, key, value, m
                                                     flags):
     args = (CGROUP_ARRAY, key, value, max_entries, flags)
     count_comparison()
-    assert _create(Map.create, *args) == _create(kernel_oracle.KernelMap, *args)
+    assert created(Map.create, *args) == created(kernel_oracle.KernelMap, *args)
 
 
 @pytest.mark.parametrize("op, args", [
@@ -76,14 +66,10 @@ def _under(fd, index):
 
 
 def _same_run(kernel_oracle, index):
-    ours = Map.create(CGROUP_ARRAY, 4, 4, 4)
-    with kernel_oracle.KernelMap(CGROUP_ARRAY, 4, 4, 4) as theirs:
-        mine = pyebpf.Program(asm.assemble(_under(ours.fd, index)), "sched_cls")
-        with kernel_oracle.KernelProgram(asm.assemble(_under(theirs.fd, index)),
-                                         "sched_cls") as prog:
-            want = prog.test_run(FRAME, ctx={}).retval_signed
+    got, want = run_retvals(kernel_oracle, CGROUP_ARRAY, (4, 4, 4, 0),
+                            lambda fd: _under(fd, index), FRAME)
     count_comparison()
-    assert mine.run(FRAME).retval == want
+    assert got == want
     return want
 
 
@@ -153,33 +139,12 @@ def test_user_space_puts_cgroups_by_id_and_deletes_them():
 # --- the verifier ------------------------------------------------------------------------
 
 def _verdicts(kernel_oracle, kind, code):
-    ours = Map.create(kind, 4, 4, 4)
-    try:
-        pyebpf.Program(asm.assemble(code(ours.fd)), "sched_cls")
-        mine = None
-    except VerifierError as exc:
-        mine = str(exc)
-    with kernel_oracle.KernelMap(kind, 4, 4, 4) as theirs:
-        try:
-            kernel_oracle.KernelProgram(asm.assemble(code(theirs.fd)), "sched_cls").close()
-            kernel = None
-        except KernelError as exc:
-            kernel = str(exc)
     count_comparison()
-    return mine, kernel
+    return load_verdicts(kernel_oracle, kind, (4, 4, 4, 0), code)
 
 
 def test_map_lookup_elem_cannot_take_a_cgroup_array(kernel_oracle):
-    def prog(fd):
-        return f"""
-        *(u32 *)(r10 - 4) = 0
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        r0 = 0
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, CGROUP_ARRAY, prog)
+    mine, kernel = _verdicts(kernel_oracle, CGROUP_ARRAY, lookup_prog)
     want = "cannot pass map_type 8 into func bpf_map_lookup_elem#1"
     assert want in mine and want in kernel
 

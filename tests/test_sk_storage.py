@@ -18,7 +18,7 @@ from pyebpf.pcap import mapfiles
 
 from bpfc import compile_object
 from recorded_kernel import count_comparison
-from mapcheck import outcome
+from mapcheck import created, load_verdicts, lookup_prog, outcome, run_retvals
 from objdiff import same_retval
 
 T = isa.MapType
@@ -26,16 +26,6 @@ SK_STORAGE, HASH = T.BPF_MAP_TYPE_SK_STORAGE, T.BPF_MAP_TYPE_HASH
 NO_PREALLOC = isa.BPF_F_NO_PREALLOC
 SK = isa.SK_BUFF_LAYOUT["sk"][0]
 FRAME = bytes(range(64))
-
-
-def _create(make, *args):
-    try:
-        m = make(*args)
-    except (MapError, KernelError) as exc:
-        return exc.errno
-    if hasattr(m, "close"):
-        m.close()
-    return "ok"
 
 
 @pytest.mark.parametrize("key, value, max_entries, flags", [
@@ -51,7 +41,7 @@ def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, key, value, m
                                                     flags):
     args = (SK_STORAGE, key, value, max_entries, flags)
     count_comparison()
-    assert _create(Map.create, *args) == _create(kernel_oracle.KernelMap, *args)
+    assert created(Map.create, *args) == created(kernel_oracle.KernelMap, *args)
 
 
 def test_a_storage_map_shows_the_sizes_it_was_created_with():
@@ -135,30 +125,26 @@ def _value_read(fd, init=None, flags=1):
 
 
 def _same_run(kernel_oracle, make, value_size=8):
-    ours = Map.create(SK_STORAGE, 4, value_size, 0, NO_PREALLOC)
-    with kernel_oracle.KernelMap(SK_STORAGE, 4, value_size, 0, NO_PREALLOC) as theirs:
-        mine = pyebpf.Program(asm.assemble(make(ours.fd)), "sched_cls")
-        with kernel_oracle.KernelProgram(asm.assemble(make(theirs.fd)), "sched_cls") as prog:
-            want = prog.test_run(FRAME, ctx={}).retval
-    got = mine.run(FRAME).retval & 0xFFFFFFFF
+    got, want = run_retvals(kernel_oracle, SK_STORAGE, (4, value_size, 0, NO_PREALLOC), make,
+                            FRAME)
     count_comparison()
     assert got == want, f"engine {got:#x}, kernel {want:#x}"
-    return want, ours
+    return want
 
 
 def test_get_creates_a_zeroed_value_that_the_next_get_finds_and_delete_removes(kernel_oracle):
-    want, _ = _same_run(kernel_oracle, _storage_life)
+    want = _same_run(kernel_oracle, _storage_life)
     assert want == (-errno.ENOENT & 0xff) << 16 | 0 << 8 | 5 << 4 | 0
 
 
 def test_get_with_a_value_creates_the_storage_from_it(kernel_oracle):
-    want, _ = _same_run(kernel_oracle, lambda fd: _value_read(fd, init=0x1234))
+    want = _same_run(kernel_oracle, lambda fd: _value_read(fd, init=0x1234))
     assert want == 0x1235
 
 
 @pytest.mark.parametrize("flags", [0, 2, 3], ids=["no-create", "unknown-flag", "create-and-more"])
 def test_get_gives_null_without_create_or_with_unknown_flags(kernel_oracle, flags):
-    want, _ = _same_run(kernel_oracle, lambda fd: _value_read(fd, flags=flags))
+    want = _same_run(kernel_oracle, lambda fd: _value_read(fd, flags=flags))
     assert want == 0
 
 
@@ -170,7 +156,7 @@ def test_a_value_larger_than_a_u64_is_created_whole(kernel_oracle):
         r0 += 3
     out:
         exit"""
-    want, _ = _same_run(kernel_oracle, prog, value_size=64)
+    want = _same_run(kernel_oracle, prog, value_size=64)
     assert want == 3
 
 
@@ -206,36 +192,13 @@ def test_a_libbpf_style_object_counts_on_the_packets_socket():
 
 def _verdicts(kernel_oracle, kind, make, prog_type="sched_cls"):
     """(pyebpf's refusal or None, the kernel's), the program made for a map of ``kind``."""
-    size = (4, 8, 0, NO_PREALLOC) if kind == SK_STORAGE else (4, 8, 4, 0)
-    ours = Map.create(kind, *size)
-    try:
-        pyebpf.Program(asm.assemble(make(ours.fd)), prog_type)
-        mine = None
-    except VerifierError as exc:
-        mine = str(exc)
-    with kernel_oracle.KernelMap(kind, *size) as theirs:
-        try:
-            kernel_oracle.KernelProgram(asm.assemble(make(theirs.fd)), prog_type).close()
-            kernel = None
-        except KernelError as exc:
-            kernel = str(exc)
     count_comparison()
-    return mine, kernel
-
-
-def _lookup(fd):
-    return f"""
-        *(u32 *)(r10 - 4) = 0
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        r0 = 0
-        exit"""
+    sizes = (4, 8, 0, NO_PREALLOC) if kind == SK_STORAGE else (4, 8, 4, 0)
+    return load_verdicts(kernel_oracle, kind, sizes, make, prog_type)
 
 
 def test_map_lookup_elem_cannot_take_a_storage_map(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, _lookup)
+    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, lookup_prog)
     want = "cannot pass map_type 24 into func bpf_map_lookup_elem#1"
     assert want in mine and want in kernel
 
