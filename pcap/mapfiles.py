@@ -6,7 +6,8 @@ or value is a string of hexadecimal digits (the raw bytes, as the map stores the
 a BTF-decoded value as :meth:`pyebpf.Map.typed` gives it: an integer, a list for an
 array, an object of member names for a struct or union; per-CPU maps take and give a
 list with one value per CPU.  Dumps give both: ``key``/``value`` decoded where the map
-has BTF types (else hexadecimal) and ``key_hex``/``value_hex``.
+has BTF types (else hexadecimal) and ``key_hex``/``value_hex``.  The keys of socket
+local storage are the sockets' cookies (an integer, or 8 bytes in hexadecimal).
 """
 from __future__ import annotations
 
@@ -67,14 +68,21 @@ def _per_cpu(m) -> bool:
     return m.ncpu > 1
 
 
+def _storage(m) -> bool:
+    return m.type.name == "BPF_MAP_TYPE_SK_STORAGE"
+
+
 def dump(m) -> dict:
-    """One map's contents as the JSON object ``--dump-maps`` writes."""
+    """One map's contents as the JSON object ``--dump-maps`` writes (socket local
+    storage: each key is the socket's cookie)."""
     kc, vc = _codecs(m)
     entries = []
     for key in m.keys():
         raw = m.lookup(key)
         values = raw if _per_cpu(m) else [raw]
-        entry = {"key": _jsonable(kc.decode(key)) if kc else key.hex(),
+        shown = int.from_bytes(key, "little") if _storage(m) else \
+            _jsonable(kc.decode(key)) if kc else key.hex()
+        entry = {"key": shown,
                  "value": None, "key_hex": key.hex(),
                  "value_hex": [v.hex() for v in values] if _per_cpu(m) else raw.hex()}
         decoded = [_jsonable(vc.decode(v)) if vc else v.hex() for v in values]
@@ -123,7 +131,11 @@ def load(m, path: str, given: str) -> None:
         try:
             if not isinstance(entry, dict) or not {"key", "value"} <= set(entry):
                 raise ValueError("expected an object with \"key\" and \"value\"")
-            key = _encode(entry["key"], kc, m.key_size, "key", m.name)
+            if _storage(m):
+                key = entry["key"] if isinstance(entry["key"], int) else \
+                    _raw(entry["key"], 8, "key")
+            else:
+                key = _encode(entry["key"], kc, m.key_size, "key", m.name)
             value = entry["value"]
             if _per_cpu(m) and isinstance(value, list) and len(value) == m.ncpu:
                 raw = [_encode(v, vc, m.value_size, "value", m.name) for v in value]

@@ -305,8 +305,10 @@ cdef inline bint _is_lru(MapStore* m) noexcept nogil:
     return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
 
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
+    # socket local storage is a hash keyed by the socket's cookie (maps.pxi)
     return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
-            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m))
+            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m)
+            or m.type == BPF_MAP_TYPE_SK_STORAGE)
 
 cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
     return m.keys + <size_t>n * m.data_size

@@ -6,8 +6,10 @@ One :class:`Environment` is given to ``Program.run(..., env=)``, ``pyebpf.load(.
 env=)`` (every run of the object's programs) and ``tcsim --env net.toml``; the helpers
 that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_socket_cookie``, ``bpf_get_socket_uid``, ``bpf_skb_cgroup_id``,
-``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_cgroup_classid``, ``bpf_get_current_cgroup_id``,
-``bpf_get_current_ancestor_cgroup_id``, ``bpf_fib_lookup``, ``bpf_sk_lookup_tcp``,
+``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_under_cgroup``, ``bpf_skb_cgroup_classid``,
+``bpf_get_current_cgroup_id``, ``bpf_sk_storage_get`` and ``bpf_sk_storage_delete`` (by
+socket cookie), ``bpf_get_current_ancestor_cgroup_id``, ``bpf_fib_lookup``,
+``bpf_sk_lookup_tcp``,
 ``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``; ``bpf_clone_redirect`` finds
 its target among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a
 fresh network namespace: loopback only (ifindex 1, MTU 65536, down), the packet owned
@@ -27,6 +29,7 @@ from .errors import EbpfError
 MAX_CGROUP_LEVEL = 31
 IFNAMSIZ = 16
 MAX_MTU = 65536                 # loopback's (LOOPBACK_MTU 64 KiB)
+FIRST_SOCKET_COOKIE = 4096      # the cookie of sockets[0] when it names none
 
 
 class EnvironmentSpecError(EbpfError, ValueError):
@@ -157,8 +160,10 @@ class Socket:
     endpoint (``"10.0.0.1:80"``, ``"0.0.0.0:53"``, ``"[::]:80"``), its ``remote`` one
     for an established TCP or a connected UDP socket (None: a TCP listener or an
     unconnected UDP socket), the device it is bound to (``dev``, SO_BINDTODEVICE),
-    ``v6only`` (an IPv6 socket that IPv4 lookups do not find), ``reuseport``, and what
-    ``struct bpf_sock`` shows of it: ``mark``, ``priority``."""
+    ``v6only`` (an IPv6 socket that IPv4 lookups do not find), ``reuseport``, what
+    ``struct bpf_sock`` shows of it: ``mark``, ``priority``, and its ``cookie`` (what
+    socket local storage is keyed by; 0: :meth:`Environment.socket_cookie` gives it
+    one)."""
     protocol: str
     local: str
     remote: str | None = None
@@ -167,6 +172,7 @@ class Socket:
     reuseport: bool = False
     mark: int = 0
     priority: int = 0
+    cookie: int = 0
 
     @property
     def state(self) -> str:
@@ -218,6 +224,10 @@ class Environment:
         for key in ("devices", "routes", "neighbours", "sockets", "cgroups"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         check(self, "Environment")
+
+    def socket_cookie(self, k: int) -> int:
+        """The cookie of ``sockets[k]``: its own, else FIRST_SOCKET_COOKIE + k."""
+        return self.sockets[k].cookie or FIRST_SOCKET_COOKIE + k
 
     def device_named(self, name: str) -> Device | None:
         for d in self.devices:
@@ -504,6 +514,14 @@ def _check_world(env: Environment, where: str) -> None:
                 raise EnvironmentSpecError(f"{at}.{key}: expected true or false")
         _int(s.mark, f"{at}.mark", 0, 0xffffffff)
         _int(s.priority, f"{at}.priority", 0, 0xffffffff)
+        _int(s.cookie, f"{at}.cookie", 0, (1 << 64) - 1)
+    cookies = {env.socket.cookie: "socket"} if isinstance(env.socket, PacketSocket) else {}
+    for k in range(len(env.sockets)):
+        cookie = env.socket_cookie(k)
+        if cookie in cookies:
+            raise EnvironmentSpecError(f"{where}: sockets[{k}].cookie: {cookie} is also "
+                                       f"{cookies[cookie]}'s")
+        cookies[cookie] = f"sockets[{k}]"
 
 
 # sk_state values (include/net/tcp_states.h) and the socket constants struct bpf_sock shows

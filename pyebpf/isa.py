@@ -195,7 +195,9 @@ BPF_ATTR = {
     BpfCmd.BPF_MAP_CREATE: {"map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
                             "max_entries": (12, "I"), "map_flags": (16, "I"),
                             "inner_map_fd": (20, "I"), "numa_node": (24, "I"),
-                            "map_name": (28, "16s"), "map_extra": (64, "Q")},
+                            "map_name": (28, "16s"), "btf_fd": (48, "I"),
+                            "btf_key_type_id": (52, "I"), "btf_value_type_id": (56, "I"),
+                            "map_extra": (64, "Q")},
     BpfCmd.BPF_PROG_LOAD: {"prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "P"),
                            "license": (16, "P"), "log_level": (24, "I"), "log_size": (28, "I"),
                            "log_buf": (32, "P"), "kern_version": (40, "I"),
@@ -393,6 +395,12 @@ BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
+BPF_F_CLONE = 1 << 9         # local storage: a clone of the socket gets the storage too
+# bpf_sk_storage_get's flag (BPF_LOCAL_STORAGE_GET_F_CREATE)
+BPF_SK_STORAGE_GET_F_CREATE = 1
+# the largest local storage value (BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: U16_MAX less the
+# 128 bytes of struct bpf_local_storage_elem)
+MAX_LOCAL_STORAGE_VALUE_SIZE = 65535 - 128
 BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
@@ -913,7 +921,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_")
-_C_NAMES = ("BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
+_C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG")
 

@@ -35,6 +35,13 @@ cdef class Map:
     Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
     commands as the kernel maps them (lookup peeks, update pushes, lookup_and_delete
     pops; delete and next_key: EINVAL); ``len()`` is the number of values held.
+    Socket local storage (SK_STORAGE): keys are sockets, given as a socket cookie (an
+    int), an Environment ``Socket``/``PacketSocket`` with a cookie of its own, or the
+    8 bytes of a cookie as ``keys()`` gives them; ``keys()`` lists the sockets holding
+    a value (the kernel has no next_key for these maps: ENOTSUPP); a map holds the
+    values of at most 1024 sockets.  Cgroup arrays: ``update(index, cgroup_id)`` puts a
+    cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
+    ENOTSUPP, as in the kernel.
     """
     cdef MapStore* _m
     cdef readonly int fd
@@ -87,7 +94,8 @@ cdef class Map:
 
     @property
     def key_size(self):
-        return self._m.key_size
+        # socket local storage: the fd BPF_MAP_CREATE declares (the store holds cookies)
+        return 4 if self._m.type == BPF_MAP_TYPE_SK_STORAGE else self._m.key_size
 
     @property
     def value_size(self):
@@ -95,7 +103,7 @@ cdef class Map:
 
     @property
     def max_entries(self):
-        return self._m.max_entries
+        return 0 if self._m.type == BPF_MAP_TYPE_SK_STORAGE else self._m.max_entries
 
     @property
     def flags(self):
@@ -111,11 +119,24 @@ cdef class Map:
         return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
 
     cdef bytes _key(self, key):
+        if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+            return self._socket_key(key)
         key = bytes(key)
         if len(key) != self._m.key_size:
             raise ValueError(f"map {self._label()}: key is {len(key)} bytes, the map's "
                              f"key_size is {self._m.key_size}")
         return key
+
+    cdef bytes _socket_key(self, key):
+        """A socket local storage key: the socket's cookie as 8 bytes."""
+        if isinstance(key, (bytes, bytearray, memoryview)) and len(key) == 8:
+            return bytes(key)
+        cookie = getattr(key, "cookie", key)
+        if isinstance(cookie, bool) or not isinstance(cookie, int) or \
+                not 0 < cookie < 1 << 64:
+            raise ValueError(f"map {self._label()}: a key is a socket: its cookie, a "
+                             f"Socket or PacketSocket with a cookie, or 8 bytes; got {key!r}")
+        return cookie.to_bytes(8, "little")
 
     cpdef str _label(self):
         return f"{self.name or self.type.name} (fd {self.fd})"
@@ -149,7 +170,8 @@ cdef class Map:
         self._allow(True, False, "lookup")
         cdef bytes k = self._key(key)
         cdef int32_t e
-        if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
+        if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
+                            BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
@@ -183,6 +205,8 @@ cdef class Map:
             return self._set_program(k, value, flags)
         if self._m.inner != NULL:
             return self._set_inner(k, value, flags)
+        if self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
+            return self._set_cgroup(k, value, flags)
         if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
                                    "opened with open(), not updated")
@@ -272,6 +296,21 @@ cdef class Map:
         self._m.inner[e] = inner._m
         self._programs[e] = inner
 
+    cdef _set_cgroup(self, bytes k, value, flags):
+        """Put a cgroup, by its id (a cgroup of the Environment the programs run in),
+        in a slot (bpf_fd_array_map_update_elem: BPF_ANY only, E2BIG past the end)."""
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        cdef uint64_t cgroup
+        if flags != _isa.BPF_ANY:
+            self._fail(-EINVAL, "update (cgroup arrays take BPF_ANY only)", k)
+        if e == NO_ELEM:
+            self._fail(-E2BIG, "update", k)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 64:
+            raise ValueError(f"map {self._label()}: a cgroup array holds cgroups by id "
+                             f"(an int of Environment.cgroups), not {value!r}")
+        cgroup = value
+        memcpy(map_value(self._m, e, 0), &cgroup, 8)
+
     def delete(self, key):
         if self._pin is not None:
             return self._pin.apply(Map.delete, self, key)
@@ -291,22 +330,26 @@ cdef class Map:
             self._m.st_nr[e] = 0
             self._m.count -= 1
             return
-        if self._m.inner != NULL or self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        if self._m.inner != NULL or self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                                                     BPF_MAP_TYPE_CGROUP_ARRAY):
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or not self._slot_used(e):
-                self._fail(-ENOENT if e != NO_ELEM or _is_hash(self._m) else -EINVAL, "delete", k)
+                # __fd_array_map_delete_elem: E2BIG past the end
+                self._fail(-ENOENT if e != NO_ELEM or _is_hash(self._m) else -E2BIG, "delete", k)
             if _is_hash(self._m):
                 map_delete(self._m, <const uint8_t*>k)
             if self._m.inner != NULL:
                 self._m.inner[e] = NULL
                 del self._programs[e]
+            elif self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
+                memset(map_value(self._m, e, 0), 0, 8)
             else:
                 self._m.perf_cpu[e] = -1
             return
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             e = map_find(self._m, <const uint8_t*>k)
             if e == NO_ELEM or self._programs.pop(e, None) is None:
-                self._fail(-ENOENT if e != NO_ELEM else -EINVAL, "delete", k)
+                self._fail(-ENOENT if e != NO_ELEM else -E2BIG, "delete", k)
             self._m.progs[e] = NULL
             return
         rc = map_delete(self._m, <const uint8_t*>k)
@@ -326,7 +369,8 @@ cdef class Map:
             self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(True)
-        if not _is_hash(self._m) or self._m.inner != NULL:
+        if not _is_hash(self._m) or self._m.inner != NULL or \
+                self._m.type == BPF_MAP_TYPE_SK_STORAGE:
             self._fail(-ENOTSUPP, "lookup_and_delete", k)
         value = self.lookup(k)
         if value is not None:
@@ -468,7 +512,7 @@ cdef class Map:
     cdef bint _batch_supports(self, str op):
         # the kernel's map types with batch ops; maps of maps (whose values the kernel
         # gives as map ids) are not modelled
-        if self._m.inner != NULL:
+        if self._m.inner != NULL or self._m.type == BPF_MAP_TYPE_SK_STORAGE:
             return False
         if _is_hash(self._m):
             return True
@@ -512,6 +556,10 @@ cdef class Map:
         return sid if sid < self._m.n_buckets else -1
 
     cdef bint _slot_used(self, int32_t e):
+        cdef uint64_t cgroup
+        if self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
+            memcpy(&cgroup, map_value(self._m, e, 0), 8)
+            return cgroup != 0
         return self._m.inner[e] != NULL if self._m.inner != NULL else self._m.perf_cpu[e] >= 0
 
     # --- perf event arrays ---
@@ -608,6 +656,8 @@ cdef class Map:
             self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
+        if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+            self._fail(-ENOTSUPP, "next_key (socket storage: keys() lists the sockets)", b"")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
@@ -626,6 +676,10 @@ cdef class Map:
         if self._pin is not None:
             return self._pin.apply(Map.keys, self)
         out = []
+        if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+            for b in range(self._m.n_buckets):
+                out += self._bucket_keys(b)
+            return out
         key = self.next_key()
         while key is not None:
             out.append(key)

@@ -64,6 +64,10 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
     elif (m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
           or m.type == BPF_MAP_TYPE_BLOOM_FILTER):
         helper_fault(vm, b"a queue, stack or bloom filter is only for bpf_map_push/pop/peek_elem")
+    elif m.type == BPF_MAP_TYPE_SK_STORAGE:
+        helper_fault(vm, b"socket storage is only for bpf_sk_storage_get/delete")
+    elif m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
+        helper_fault(vm, b"a cgroup array is only for bpf_skb_under_cgroup")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
     else:

@@ -18,6 +18,7 @@
 
 cdef enum:
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
+    SK_STORAGE_SOCKETS = 1024     # sockets one socket local storage map holds values of
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
     REGION_MAP_KEY = 1002         # the keys bpf_for_each_map_elem hands its callback
@@ -578,7 +579,8 @@ cdef bint _meta_equal(MapStore* a, MapStore* b):
 _HASHES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH,
            BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_HASH_OF_MAPS)
 _ARRAYS = (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PROG_ARRAY,
-           BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+           BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+           BPF_MAP_TYPE_CGROUP_ARRAY)
 _QUEUES = (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK)
 _PERCPU = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
 _PROG_ACCESS = BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
@@ -594,13 +596,14 @@ _CREATE_FLAGS = {
     BPF_MAP_TYPE_ARRAY: BPF_F_NUMA_NODE | BPF_F_MMAPABLE | _ACCESS_FLAGS | BPF_F_INNER_MAP,
     BPF_MAP_TYPE_PERCPU_ARRAY: _ACCESS_FLAGS,
     BPF_MAP_TYPE_PROG_ARRAY: _FD_ARRAY_FLAGS, BPF_MAP_TYPE_ARRAY_OF_MAPS: _FD_ARRAY_FLAGS,
-    BPF_MAP_TYPE_PERF_EVENT_ARRAY: _FD_ARRAY_FLAGS,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY: _FD_ARRAY_FLAGS, BPF_MAP_TYPE_CGROUP_ARRAY: _FD_ARRAY_FLAGS,
     BPF_MAP_TYPE_LPM_TRIE: BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_STACK_TRACE: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
     BPF_MAP_TYPE_RINGBUF: BPF_F_NUMA_NODE,
     BPF_MAP_TYPE_QUEUE: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_BLOOM_FILTER: BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | _ACCESS_FLAGS,
     BPF_MAP_TYPE_STACK: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
+    BPF_MAP_TYPE_SK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
 }
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
@@ -614,7 +617,8 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     name = kind.name
     if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
-                                                  BPF_MAP_TYPE_BLOOM_FILTER):
+                                                  BPF_MAP_TYPE_BLOOM_FILTER,
+                                                  BPF_MAP_TYPE_SK_STORAGE):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
         raise MapError(EINVAL, f"{name} takes no map_extra")
@@ -640,6 +644,16 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
             raise MapError(EINVAL, "a bloom filter has no key, a value, max_entries and "
                                    "at most 15 hash functions (map_extra)")
         return
+    if kind == BPF_MAP_TYPE_SK_STORAGE:
+        # bpf_local_storage_map_alloc_check; its BTF (an int key, the value's type) is
+        # the ELF object's, which Map.create does not take
+        if not flags & BPF_F_NO_PREALLOC or max_entries or key_size != 4 or value_size == 0:
+            raise MapError(EINVAL, "socket local storage has BPF_F_NO_PREALLOC, a 4-byte "
+                                   "key (a socket fd), a value and max_entries 0")
+        if value_size > MAX_LOCAL_STORAGE_VALUE_SIZE:
+            raise MapError(E2BIG, f"a local storage value is at most "
+                                  f"{MAX_LOCAL_STORAGE_VALUE_SIZE} bytes")
+        return
     if kind in _QUEUES:
         # queue_stack_map_alloc_check
         if max_entries == 0 or key_size or value_size == 0:
@@ -650,7 +664,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     if kind in _ARRAYS and key_size != 4:
         raise MapError(EINVAL, f"{name} keys are 4 bytes, not {key_size}")
     if kind in (BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS,
-                BPF_MAP_TYPE_PERF_EVENT_ARRAY) and value_size != 4:
+                BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_CGROUP_ARRAY) and value_size != 4:
         raise MapError(EINVAL, f"{name} values are 4-byte fds, not {value_size}")
     if kind == BPF_MAP_TYPE_STACK_TRACE:
         if key_size != 4 or value_size < 8 or value_size % 8 or value_size // 8 > 127:
@@ -679,6 +693,9 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     if kind == BPF_MAP_TYPE_LRU_HASH or kind == BPF_MAP_TYPE_LRU_PERCPU_HASH:
         if flags & BPF_F_NO_COMMON_LRU:      # the kernel gives each CPU an equal share
             max_entries = (max_entries + ncpu - 1) // ncpu * ncpu
+    if kind == BPF_MAP_TYPE_SK_STORAGE:
+        # each element is a socket's value, found by the socket's cookie
+        key_size, max_entries = 8, SK_STORAGE_SOCKETS
     m = <MapStore*>calloc(1, sizeof(MapStore))
     if m == NULL:
         raise MemoryError()
@@ -750,6 +767,10 @@ cdef _map_storage(MapStore* m, object kind):
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
+    if kind == BPF_MAP_TYPE_CGROUP_ARRAY:
+        # each slot's 8 bytes (the stride) hold the id of the cgroup put there, 0 for
+        # none; user space puts cgroups in, programs only test against them
+        m.hidden = True
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS):
         # the values are the inner maps' fds, for the syscall side only
         m.hidden = True
@@ -758,7 +779,7 @@ cdef _map_storage(MapStore* m, object kind):
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
-    elif kind in _HASHES:
+    elif kind in _HASHES or kind == BPF_MAP_TYPE_SK_STORAGE:
         while n < max_entries:
             n <<= 1
         m.n_buckets = n

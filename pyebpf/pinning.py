@@ -517,10 +517,18 @@ def _detach(m) -> None:
     m._pin = None
 
 
+# maps whose store is not laid out as the pin format's records: socket storage (keys
+# are cookies, not the declared fds) and cgroup arrays (slots hold 8-byte ids)
+_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+
+
 def pin_map(m, path) -> None:
     """BPF_OBJ_PIN of a map: EEXIST if ``path`` exists, ENOENT if its directory does not.
     A map pinned already gets a second name: a symbolic link to its pin file."""
     full = resolve(path)
+    if m.type in _UNPINNABLE:
+        raise PinError(errno.EOPNOTSUPP, f"cannot pin {full}: pyebpf does not pin "
+                                         f"{m.type.name} maps yet")
     if m._pin is not None:
         with _parent(full, "cannot pin") as (dfd, name):
             try:

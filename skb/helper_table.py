@@ -15,7 +15,6 @@ from ..verifier import rules
 
 _CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, "
           "unix_sock, ...), which the socket model does not lay out")
-_SOCK_MAP = "needs a map type pyebpf does not have yet (SK_STORAGE)"
 _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
          "(docs/kprobe.md)")
 _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
@@ -27,10 +26,8 @@ _SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model gene
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
-    33: "needs CGROUP_ARRAY maps, which pyebpf does not have yet",
     37: _TASK,
-    107: _SOCK_MAP,
-    108: _SOCK_MAP, 120: _TASK, 136: _CASTS,
+    120: _TASK, 136: _CASTS,
     137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 148: _SLEEPABLE,
     149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
     153: _TASK, 154: _TASK, 156: _TASK_MAP,

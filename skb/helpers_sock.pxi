@@ -386,7 +386,110 @@ cdef uint64_t bpf_tcp_gen_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t 
     return err(ENOENT)          # the SYN queue is not full: no cookie
 
 
+# --- socket local storage (net/core/bpf_sk_storage.c): an SK_STORAGE map holds one value
+# per socket, found by the socket's cookie (maps.pxi).  Every modelled socket is a full
+# socket, as sk_fullsock requires; skb->sk is the Environment's packet socket.
+
+cdef MapStore* _storage_map(Vm* vm, uint64_t r1) noexcept nogil:
+    # check_map_func_compatibility pairs these helpers with SK_STORAGE maps
+    cdef MapStore* m = _map_arg(vm, r1)
+    if m != NULL and m.type != BPF_MAP_TYPE_SK_STORAGE:
+        helper_fault(vm, b"bpf_sk_storage_get/delete take a socket storage map")
+        return NULL
+    return m
+
+
+cdef bint _storage_key(Vm* vm, uint64_t sk, uint64_t* cookie) noexcept nogil:
+    cdef int k = sock_of(vm, sk)
+    if k == -1:
+        return False
+    cookie[0] = vm.skb.net.sk_cookie if k == PACKET_SOCK else vm.skb.net.socks[k].cookie
+    return True
+
+
+cdef uint64_t _sk_storage_get(Vm* vm, uint64_t r1, uint64_t sk, uint64_t value,
+                              uint64_t flags, uint64_t e) noexcept nogil:
+    """bpf_sk_storage_get: the socket's value; with BPF_SK_STORAGE_GET_F_CREATE a new
+    one when it has none (``value``'s bytes, or zeros for NULL).  NULL for other flags,
+    or when the map has no room left."""
+    cdef MapStore* m = _storage_map(vm, r1)
+    cdef uint64_t cookie
+    cdef const uint8_t* init = NULL
+    cdef int32_t elem
+    cdef int rc = 0
+    if m == NULL or not _storage_key(vm, sk, &cookie) or flags > BPF_SK_STORAGE_GET_F_CREATE:
+        return 0
+    elem = map_find(m, <const uint8_t*>&cookie)
+    if elem != NO_ELEM:
+        return <uintptr_t>map_value(m, elem, 0)
+    if flags != BPF_SK_STORAGE_GET_F_CREATE:
+        return 0
+    if value:
+        init = _mem(vm, value, m.value_size, ACCESS_READ)
+        if init == NULL:
+            return 0
+    elem = _hash_update(m, <const uint8_t*>&cookie, BPF_NOEXIST, &rc)
+    if elem == NO_ELEM:
+        return 0
+    if init != NULL:
+        memcpy(map_value(m, elem, 0), init, m.value_size)
+    return <uintptr_t>map_value(m, elem, 0)
+
+
+cdef uint64_t _sk_storage_delete(Vm* vm, uint64_t r1, uint64_t sk, uint64_t c, uint64_t d,
+                                 uint64_t e) noexcept nogil:
+    """bpf_sk_storage_delete: 0, or -ENOENT when the socket has no value."""
+    cdef MapStore* m = _storage_map(vm, r1)
+    cdef uint64_t cookie
+    if m == NULL or not _storage_key(vm, sk, &cookie):
+        return 0
+    return <uint64_t><int64_t>map_delete(m, <const uint8_t*>&cookie)
+
+
+cdef uint64_t bpf_sk_storage_get(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                 uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_sk_storage_get, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_sk_storage_delete(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_sk_storage_delete, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_skb_under_cgroup(Vm* vm, uint64_t r1, uint64_t r2, uint64_t idx,
+                                   uint64_t d, uint64_t e) noexcept nogil:
+    """1 when the packet's socket is in the cgroup at ``idx`` of the CGROUP_ARRAY map or
+    below it, 0 when not; -ENOENT without a socket, -E2BIG past the map's end, -EAGAIN
+    for an empty slot."""
+    cdef MapStore* m
+    cdef const NetEnv* net = vm.skb.net
+    cdef uint64_t cgroup
+    cdef int level
+    if not is_ctx(vm, r1):
+        return 0
+    m = _map_arg(vm, r2)
+    if m == NULL:
+        return 0
+    if m.type != BPF_MAP_TYPE_CGROUP_ARRAY:
+        return helper_fault(vm, b"bpf_skb_under_cgroup takes a cgroup array")
+    if not net.has_sk:
+        return err(ENOENT)
+    if <uint32_t>idx >= m.max_entries:
+        return err(E2BIG)
+    memcpy(&cgroup, map_value(m, <int32_t><uint32_t>idx, 0), 8)
+    if cgroup == 0:
+        return err(EAGAIN)
+    # cgroup_is_descendant: the cgroup is one of the socket cgroup's ancestors (or it)
+    for level in range(net.sk_cgroup_level + 1):
+        if net.sk_cgroups[level] == cgroup:
+            return 1
+    return 0
+
+
 cdef void register_sock_helpers(helper_fn* table) noexcept:
+    table[33] = bpf_skb_under_cgroup
+    table[107] = bpf_sk_storage_get
+    table[108] = bpf_sk_storage_delete
     table[100] = bpf_tcp_check_syncookie
     table[110] = bpf_tcp_gen_syncookie
     table[84] = bpf_sk_lookup_tcp

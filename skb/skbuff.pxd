@@ -110,6 +110,7 @@ ctypedef struct NetSock:
     uint16_t lport              # host order
     uint16_t rport
     uint32_t bound_dev_if
+    uint64_t cookie             # Environment.socket_cookie: what local storage is keyed by
 
 ctypedef struct NetEnv:
     # the modelled network a run sees (pyebpf.environment.Environment), owned by its

@@ -513,6 +513,7 @@ cdef void _fill_world(NetEnv* e, object env) except *:
         _put_addr(s.raddr, views.remote)
         s.lport, s.rport = views.lport, views.rport
         s.bound_dev_if = views.bound_dev_if
+        s.cookie = env.socket_cookie(k)
         memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
         memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
                len(views.tcp_sock))

@@ -237,17 +237,20 @@ class Answers:
 
     # --- maps ----------------------------------------------------------------------------
     def map_create(self, map_type, key_size, value_size, max_entries, flags, inner_map_fd,
-                   name, map_extra=0):
+                   name, map_extra=0, btf=None):
         params = [int(map_type), key_size, value_size, max_entries, flags,
                   self._ident(inner_map_fd) if inner_map_fd else 0, name]
         if map_extra:       # appended only when given: the keys of older answers stay
             params.append(map_extra)
+        if btf is not None:
+            params.append(_h(btf[0], btf[1], btf[2]))
         twins = sum(1 for h in self.handles.values() if h.params == params)
         key = _h("map_create", params)
 
         def ask():
             fd, err = self.real.map_create(map_type, key_size, value_size, max_entries, flags,
-                                           inner_map_fd, name, map_extra)
+                                           inner_map_fd, name, map_extra,
+                                           **({} if btf is None else {"btf": btf}))
             ask.fd = fd
             return {"ok": fd >= 0, "err": err}
         ask.fd = -1

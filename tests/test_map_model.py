@@ -104,8 +104,8 @@ class ArrayModel:
     def delete(self, key):
         if not self.progs:
             return EINVAL
-        if key >= MAX:
-            return EINVAL
+        if key >= MAX:          # __fd_array_map_delete_elem
+            return E2BIG
         if self.values[key] is None:
             return ENOENT
         self.values[key] = None

@@ -47,7 +47,9 @@ def encode(types: list[Type], ids: dict[int, int] | None = None) -> bytes:
         vlen = t.linkage if t.kind == Kind.FUNC else len(members)
         kflag = 1 if t.kind in (Kind.ENUM, Kind.ENUM64) and t.signed else t.kind_flag
         info = vlen | t.kind << 24 | kflag << 31
-        size_or_type = t.size if t.kind in _SIZED else new_id(t.type_id)
+        # an array's size_or_type is 0: its element type is in struct btf_array
+        size_or_type = (t.size if t.kind in _SIZED else 0 if t.kind == Kind.ARRAY
+                        else new_id(t.type_id))
         out += struct.pack("<III", strings.add(t.name), info, size_or_type)
         if t.kind == Kind.INT:
             out += struct.pack("<I", t.encoding << 24 | t.bit_offset << 16 | t.nr_bits)

@@ -283,6 +283,19 @@ class KernelProgram(_Owned):
 
 
 # --- maps ----------------------------------------------------------------------------------
+def local_storage_btf(value_size: int) -> tuple[bytes, int, int]:
+    """The BTF a local storage map is created with (bpf_local_storage_map_alloc_check
+    wants key and value types; bpf_local_storage_map_check_btf an ``int`` key), as
+    libbpf passes it for ``__type(key, int)`` and a value of ``value_size`` bytes:
+    (blob, key type id, value type id)."""
+    from ..btf.types import INT_SIGNED, Kind, Type
+    from ..btf.writer import encode
+    types = [Type(1, Kind.INT, "int", 0, size=4, encoding=INT_SIGNED, nr_bits=32),
+             Type(2, Kind.INT, "unsigned char", 0, size=1, nr_bits=8),
+             Type(3, Kind.ARRAY, "", 0, type_id=2, index_type_id=1, nelems=value_size)]
+    return encode(types), 1, 3
+
+
 class KernelMap(_Owned):
     """A map created with BPF_MAP_CREATE.
 
@@ -301,8 +314,12 @@ class KernelMap(_Owned):
         self.flags, self.name = flags, name
         self.value_buffer_size = (possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
+        extra = {}
+        if self.map_type == isa.MapType.BPF_MAP_TYPE_SK_STORAGE:
+            extra["btf"] = local_storage_btf(value_size)
         fd, err = sysbpf.calls.map_create(self.map_type, key_size, value_size, max_entries,
-                                          flags, inner_map_fd, name.encode(), map_extra)
+                                          flags, inner_map_fd, name.encode(), map_extra,
+                                          **extra)
         if fd < 0:
             raise KernelError(err, f"BPF_MAP_CREATE {self._kind()} (key {key_size}, value "
                                    f"{value_size}, max_entries {max_entries}, flags "

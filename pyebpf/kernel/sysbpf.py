@@ -188,11 +188,25 @@ class Syscalls:
 
     def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int,
                    flags: int, inner_map_fd: int, name: bytes,
-                   map_extra: int = 0) -> tuple[int, int]:
-        """BPF_MAP_CREATE: (fd or -1, errno or 0)."""
-        return _Attr(isa.BpfCmd.BPF_MAP_CREATE, map_type=map_type, key_size=key_size,
+                   map_extra: int = 0, btf: tuple | None = None) -> tuple[int, int]:
+        """BPF_MAP_CREATE: (fd or -1, errno or 0).  ``btf``: (a BTF blob, the key's type
+        id, the value's), loaded with BPF_BTF_LOAD for this call, for the map types the
+        kernel creates only with BTF (local storage)."""
+        attr = _Attr(isa.BpfCmd.BPF_MAP_CREATE, map_type=map_type, key_size=key_size,
                      value_size=value_size, max_entries=max_entries, map_flags=flags,
-                     inner_map_fd=inner_map_fd, map_name=name[:15], map_extra=map_extra).call()
+                     inner_map_fd=inner_map_fd, map_name=name[:15], map_extra=map_extra)
+        if btf is None:
+            return attr.call()
+        blob, key_id, value_id = btf
+        btf_fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob)).call()
+        if btf_fd < 0:
+            return -1, err
+        try:
+            attr["btf_fd"], attr["btf_key_type_id"] = btf_fd, key_id
+            attr["btf_value_type_id"] = value_id
+            return attr.call()
+        finally:
+            os.close(btf_fd)
 
     def map_elem(self, cmd: int, fd: int, key: bytes | None, value: bytes | None,
                  flags: int, out_size: int) -> tuple[int, bytes]:

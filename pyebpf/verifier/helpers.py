@@ -22,6 +22,7 @@ MAP = "map_ptr"                    # ARG_CONST_MAP_PTR
 KEY = "map_key"                    # ARG_PTR_TO_MAP_KEY
 VALUE = "map_value"                # ARG_PTR_TO_MAP_VALUE
 UNINIT_VALUE = "uninit_map_value"  # ARG_PTR_TO_MAP_VALUE | MEM_UNINIT: the helper writes it
+VALUE_OR_NULL = "map_value_or_null"  # ARG_PTR_TO_MAP_VALUE | PTR_MAYBE_NULL
 MEM = "mem"                        # ARG_PTR_TO_MEM | MEM_RDONLY
 MEM_OR_NULL = "mem_or_null"        # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY
 UNINIT_MEM = "uninit_mem"          # ARG_PTR_TO_UNINIT_MEM
@@ -55,6 +56,8 @@ _T = isa.MapType
 
 _QUEUES = (_T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK)
 _BLOOM = (_T.BPF_MAP_TYPE_BLOOM_FILTER,)
+_SK_STORAGE = (_T.BPF_MAP_TYPE_SK_STORAGE,)
+_CGROUP_ARRAY = (_T.BPF_MAP_TYPE_CGROUP_ARRAY,)
 
 
 def _p(name, ret, *args, pkt=False, maps=()):
@@ -153,6 +156,10 @@ PROTOS: dict[int, Proto] = dict([
     _p("tcp_sock", TCP_SOCK_CAST, SOCK_COMMON),
     _p("get_listener_sock", LISTENER, SOCK_COMMON),
     _p("sk_assign", INTEGER, CTX, BTF_SOCK_COMMON, ANYTHING),
+    _p("sk_storage_get", MAP_VALUE_OR_NULL, MAP, BTF_SOCK_COMMON, VALUE_OR_NULL, ANYTHING,
+       maps=_SK_STORAGE),
+    _p("sk_storage_delete", INTEGER, MAP, BTF_SOCK_COMMON, maps=_SK_STORAGE),
+    _p("skb_under_cgroup", INTEGER, CTX, MAP, ANYTHING, maps=_CGROUP_ARRAY),
     _p("tcp_check_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
     _p("tcp_gen_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
     # tracing (kernel/trace/bpf_trace.c)
@@ -195,4 +202,6 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_QUEUE: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
     _T.BPF_MAP_TYPE_STACK: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
     _T.BPF_MAP_TYPE_BLOOM_FILTER: ("map_push_elem", "map_peek_elem"),
+    _T.BPF_MAP_TYPE_SK_STORAGE: ("sk_storage_get", "sk_storage_delete"),
+    _T.BPF_MAP_TYPE_CGROUP_ARRAY: ("skb_under_cgroup", "current_task_under_cgroup"),
 }

@@ -1279,6 +1279,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.UNINIT_VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
+        helpers.VALUE_OR_NULL: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem",
                       "buf", "trusted_ptr_"),
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
@@ -1355,7 +1356,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             meta["map"] = m
             self._map_compatible(pc, m, hid, proto)
             return
-        if kind in (helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE):
+        if kind == helpers.VALUE_OR_NULL and reg.is_null():
+            return
+        if kind in (helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE, helpers.VALUE_OR_NULL):
             if reg.type not in (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META,
                                 PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE):
                 self._type_error(pc, regno, reg, kind)
