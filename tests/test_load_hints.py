@@ -5,6 +5,7 @@ reads, and what the kernel's run of the same program returns."""
 import pytest
 
 from pyebpf import Map, Program, asm, isa
+from recorded_kernel import count_comparison
 
 SCHED_CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
 ARRAY = isa.MapType.BPF_MAP_TYPE_ARRAY
@@ -81,6 +82,7 @@ def test_a_map_value_load_through_another_maps_value_reads_as_the_kernel(kernel_
         ksecond.update((0).to_bytes(4, "little"), (0x1000).to_bytes(4, "little"))
         with kernel_oracle.KernelProgram(_program(kfirst.fd, ksecond.fd), "sched_cls") as kprog:
             theirs = kprog.test_run(FRAME, ctx={}).retval_signed
+    count_comparison()
     assert ours == theirs
 
 
