@@ -73,18 +73,6 @@ cdef inline uint8_t* _mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noex
     return _fault_mem(vm, addr, size, write)
 
 
-cdef inline uint8_t* _mem_read(Vm* vm, uint64_t addr, uint32_t size, uint64_t hint) noexcept nogil:
-    """_mem for a plain load: the region its decoded ``hint`` names (isa.LOAD_HINTS: what
-    the verifier proved the pointer, 0 for none) is tried first, then every region.
-    Any region the run has is readable, so the hint only saves the scan."""
-    cdef Region* g
-    if hint != 0 and hint <= <uint64_t>vm.nregions:
-        g = &vm.regions[hint - 1]
-        if addr >= g.start and addr <= g.end and g.end - addr >= size:
-            return <uint8_t*><uintptr_t>addr
-    return _mem(vm, addr, size, ACCESS_READ)
-
-
 cdef inline uint64_t _load(const uint8_t* p, int size) noexcept nogil:
     cdef uint8_t b
     cdef uint16_t h
@@ -683,7 +671,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX8:
             _label(OP_LDX8)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem_read(vm, a, 1, imm)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 1):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 1, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 1)
             elif not ctx_load(vm, a, 1, &r[d]):
@@ -710,7 +701,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX16:
             _label(OP_LDX16)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem_read(vm, a, 2, imm)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 2):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 2, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 2)
             elif not ctx_load(vm, a, 2, &r[d]):
@@ -737,7 +731,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX32:
             _label(OP_LDX32)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem_read(vm, a, 4, imm)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 4):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 4, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 4)
             elif not ctx_load(vm, a, 4, &r[d]):
@@ -764,7 +761,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX64:
             _label(OP_LDX64)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem_read(vm, a, 8, imm)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 8):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 8, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 8)
             elif not ctx_load(vm, a, 8, &r[d]):

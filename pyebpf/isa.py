@@ -1085,7 +1085,11 @@ def _jcc_case(op: Op) -> list[str]:
 # load's imm (0 in the instruction) carries the decoder's region hint (LOAD_HINTS).
 _MEM_CASES = {
     (F_LDX, BPF_MEM): ["a = r[s] + <uint64_t><int64_t>i.off",
-                       "p = _mem_read(vm, a, i.size, imm)",
+                       "if imm != 0 and imm <= <uint64_t>vm.nregions and "
+                       "_within(&vm.regions[imm - 1], a, i.size):",
+                       "    p = <uint8_t*><uintptr_t>a",
+                       "else:",
+                       "    p = _mem(vm, a, i.size, ACCESS_READ)",
                        "if p != NULL:", "    r[d] = _load(p, i.size)",
                        "elif not ctx_load(vm, a, i.size, &r[d]):", "    break"],
     (F_LDX, BPF_MEMSX): ["a = r[s] + <uint64_t><int64_t>i.off",
