@@ -96,6 +96,9 @@ MAX_BPF_STACK = 512
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
 BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
+
+# bpf_attr.log_level bits (BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS)
+BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS = 1, 2, 4
 MAX_BPRINTF_VARARGS = 12          # bpf_snprintf's and bpf_trace_vprintk's argument count
 BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
 # struct bpf_dynptr_kern: { void *data; u32 size; u32 offset; }, 16 bytes; size's low

@@ -57,10 +57,42 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths)."""
-    ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch)
-    if pointer_kinds is not None and interp is not None:
-        pointer_kinds.update(interp.ptr_kinds)
-    return ops
+    key = (tuple(insns), prog_type, profile, unpriv, arch, bool(line_info),
+           COMPLEXITY_LIMIT.get(profile)) \
+        if prog_type is not None else None
+    hit = _ACCEPTED.get(key) if key is not None else None
+    if hit is not None:
+        ops, kinds = hit
+    else:
+        ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
+                              arch)
+        kinds = interp.ptr_kinds if interp is not None else {}
+        if key is not None and _self_contained(insns, ops):
+            if len(_ACCEPTED) >= _ACCEPTED_MAX:
+                _ACCEPTED.pop(next(iter(_ACCEPTED)))
+            _ACCEPTED[key] = (tuple(ops), dict(kinds))
+    if pointer_kinds is not None:
+        pointer_kinds.update(kinds)
+    return list(ops)
+
+
+# check()'s answers for accepted programs that consult nothing outside themselves (no
+# map, whose contents a constant-string argument reads, no kfunc, whose BTF types come
+# from the running kernel): the same slots, type, profile, loader, architecture and
+# instruction limit are verified the same way, so a process that builds a program again skips the search
+_ACCEPTED: dict = {}
+_ACCEPTED_MAX = 4096
+
+
+def _self_contained(insns, ops) -> bool:
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        if op.form is isa.F_LDDW and insns[pc].src not in (0, isa.BPF_PSEUDO_FUNC):
+            return False
+        if op.form is isa.F_CALL and insns[pc].src == isa.BPF_PSEUDO_KFUNC_CALL:
+            return False
+    return True
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,

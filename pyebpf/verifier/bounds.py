@@ -12,15 +12,30 @@ from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, Reg, s3
 def sync(r: Reg) -> None:
     """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
     and back, then the tnum from the bounds."""
-    v, m = r.var
+    key = (r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max)
+    out = _SYNCED.get(key)
+    if out is None:
+        if len(_SYNCED) >= _SYNCED_MAX:
+            _SYNCED.clear()
+        out = _SYNCED[key] = _synced(key)
+    (r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max) = out
+
+
+# sync's answers by its inputs: a pure function of the tnum and the eight bounds, asked
+# the same question again and again as a path or a loop repeats an instruction
+_SYNCED: dict = {}
+_SYNCED_MAX = 1 << 16
+
+
+def _synced(key: tuple) -> tuple:
+    var = key[0]
+    v, m = var
     if not m:
         # a constant: every bound is the value (what the steps below arrive at)
-        if r.umin <= v <= r.umax and r.smin <= s64(v) <= r.smax and \
-                r.u32min <= v & M32 <= r.u32max and r.s32min <= s32(v) <= r.s32max:
-            r.mark_known(v)
-            return
-    b = _update(r.var, (r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min,
-                        r.u32max))
+        if key[3] <= v <= key[4] and key[1] <= s64(v) <= key[2] and \
+                key[7] <= v & M32 <= key[8] and key[5] <= s32(v) <= key[6]:
+            return (var, s64(v), s64(v), v, v, s32(v), s32(v), v & M32, v & M32)
+    b = _update(var, key[1:])
     for _ in range(3):
         nb = _deduce(b)
         if nb == b:
@@ -28,11 +43,10 @@ def sync(r: Reg) -> None:
         b = nb
     smin, smax, umin, umax, s32min, s32max, u32min, u32max = b
     if umin <= umax and smin <= smax and u32min <= u32max and s32min <= s32max:
-        v64 = tnum.intersect(r.var, tnum.range_(umin, umax))
+        v64 = tnum.intersect(var, tnum.range_(umin, umax))
         v32 = tnum.intersect(tnum.subreg(v64), tnum.range_(u32min, u32max))
-        r.var = tnum.or_(tnum.clear_subreg(v64), v32)
-    (r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max) = \
-        _update(r.var, b)
+        var = tnum.or_(tnum.clear_subreg(v64), v32)
+    return (var,) + _update(var, b)
 
 
 def _update(var, b) -> tuple:

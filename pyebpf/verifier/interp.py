@@ -10,7 +10,7 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from . import bounds, helpers, rules, sockets, tnum
+from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .dynptrs import DynptrCalls, is_dynptr_slot
@@ -70,6 +70,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                if op is not None and op.form is isa.F_CALL and
                                not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        # per slot, what the main loop and the ALU ask of every visit (Op's properties
+        # compute it from the opcode each time)
+        self.is_jmp = [op is not None and op.cls in (isa.BPF_JMP, isa.BPF_JMP32)
+                       for op in ops]
+        self.is_64 = [op is not None and op.is_64 for op in ops]
+        self._live_at: dict[int, tuple] = {}    # see _live_regs (~pc: as a caller's)
+        # scalars not marked precise match any scalar at a prune point (precision.py)
+        self.precision = precision.applies(self)
+        self.note = None     # what the instruction being run adds to the path's hist
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
@@ -134,10 +143,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     return
                 st, pc, prev = self.pop(pending)
                 continue
-            if self.ops[pc].cls in (isa.BPF_JMP, isa.BPF_JMP32):
+            if self.is_jmp[pc]:
                 self.jmps += 1
             self.log.insn(pc, self.insns, self.ops, st)
+            self.note = None
             nxt = self.step(st, pc, pending)
+            if self.precision:
+                st.hist.append(pc if self.note is None else (pc,) + self.note)
             if self.log.level >= 2:
                 self.log.after(st, self._touched(pc))
             if nxt is None:
@@ -166,6 +178,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
                         f"The sequence of {len(pending) + 1} jumps is too complex.")
         other = st.copy()
+        if self.precision:
+            other.hist.append(prev if self.note is None else (prev,) + self.note)
         if st.parent is not None:
             st.parent.branches += 1
         pending.append((other, pc, prev, self.log.mark()))
@@ -236,7 +250,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         self.processed - self.prev_processed >= 8)
         sig = None
         if self.open_count.get(pc) and not force:
-            sig = signature(cur, live)
+            sig = signature(cur, self._live_regs(cur, pc))
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if maybe_looping(old, cur) and \
@@ -258,8 +272,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 if not force and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
                     add = False
-            elif states_equal(old, cur, live):
+            elif states_equal(old, cur, live, ranges=not self.precision):
                 old.hits += 1
+                if self.precision:
+                    precision.propagate(self, old, cur)
                 return True
             if add:
                 old.misses += 1
@@ -270,12 +286,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not add:
             return False
         if sig is None:
-            sig = signature(cur, live)
+            sig = signature(cur, self._live_regs(cur, pc))
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
         snap.parent = cur.parent
         snap.insn, snap.sig = pc, sig
+        snap.hist, cur.hist = cur.hist, []
         cur.parent = snap
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
@@ -284,6 +301,22 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
+
+    def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
+        """Per frame, the registers ``visited``'s ``live`` keeps, in order."""
+        out = []
+        for f in cur.frames[1:]:
+            ret = f.callsite + 1
+            regs = self._live_at.get(~ret)
+            if regs is None:
+                regs = self._live_at[~ret] = tuple(sorted(r for r in self.live[ret]
+                                                          if 6 <= r < 10))
+            out.append(regs)
+        regs = self._live_at.get(pc)
+        if regs is None:
+            regs = self._live_at[pc] = tuple(sorted(r for r in self.live[pc] if r < 10))
+        out.append(regs)
+        return out
 
     def _iter_active(self, cur: VState) -> bool:
         it = iter_slot(cur, cur.cur.regs[1])
@@ -308,6 +341,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return pc + 1
         if f is isa.F_LDX:
             self.read(st, pc, insn.src)
+            if self.precision:
+                self._note_slot(st, insn.src, insn.off)
             self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
                             sign=op.is_sign_extending_load)
             return pc + 1
@@ -316,10 +351,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.read(st, pc, insn.dst)
             if self.unpriv:
                 self._leak_check(st, pc, insn)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
             self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
             return pc + 1
         if f is isa.F_ST:
             self.read(st, pc, insn.dst)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
             self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
             return pc + 1
         if f is isa.F_ATOMIC:
@@ -355,6 +394,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"unknown opcode {insn.code:02x}")
         raise AssertionError(f)
 
+    def _note_slot(self, st: VState, base: int, off: int) -> None:
+        """A load or store at a constant stack address: which slot, for the path's
+        hist (insn_stack_access_flags)."""
+        reg = st.cur.regs[base]
+        if reg.type == PTR_TO_STACK and reg.is_const:
+            v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
+            self.note = (None, (-(reg.off + v + off) - 1) // 8)
+
+    def _needs(self, st: VState, *regnos: int) -> None:
+        """A decision here depends on these registers' values: the scalars among them
+        are marked precise back along the path."""
+        regs = [r for r in regnos if st.cur.regs[r].type == SCALAR]
+        if regs:
+            precision.mark(self, st, regs)
+
     # --- registers ------------------------------------------------------------------------
     def read(self, st: VState, pc: int, r: int) -> Reg:
         reg = st.cur.regs[r]
@@ -385,7 +439,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def alu(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
         f = op.form
-        is64 = op.is_64
+        is64 = self.is_64[pc]
         bits = 64 if is64 else 32
         code_op = op.code & 0xF0
         if f is isa.F_END:
@@ -431,13 +485,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         dst = self.read(st, pc, insn.dst)
         signed = f in (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X)
         if dst.type != SCALAR or src.type != SCALAR:
+            if self.precision and f.src:
+                # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
+                self._needs(st, insn.src if src.type == SCALAR else insn.dst)
             self.ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
         bounds.alu(dst, src, code_op, bits, signed)
 
     def mov(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
-        is64 = op.is_64
+        is64 = self.is_64[pc]
         if op.form is isa.F_ALU_K:
             regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
             return
@@ -486,12 +543,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if dst.type != SCALAR and src.type != SCALAR:
             if code_op == isa.BPF_SUB and not self.unpriv:
                 regs[d].mark_unknown()
-                if not op.is_64:
+                if not self.is_64[pc]:
                     bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
         ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
-        if not op.is_64:
+        if not self.is_64[pc]:
             if code_op == isa.BPF_SUB:
                 regs[d].mark_unknown()
                 bounds.zext32(regs[d])
@@ -939,7 +996,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
         regs = st.cur.regs
         code_op = op.code & 0xF0
-        is32 = not op.is_64
+        is32 = not self.is_64[pc]
         dst = self.read(st, pc, insn.dst)
         if op.form is isa.F_JCC_X:
             src = self.read(st, pc, insn.src)
@@ -957,6 +1014,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
                  dst.type & 0xFF in sockets.SOCK_TYPES):
             taken = 0 if code_op == isa.BPF_JEQ else 1
+        if self.precision:
+            x = op.form is isa.F_JCC_X
+            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
+                # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
+                # compared with a pointer, whose NULL-ness it decides)
+                self._needs(st, *((insn.dst, insn.src) if x else (insn.dst,)))
+            self.note = precision.linked_at(st, (dst, src) if x else (dst,)), None
+            if self.note[0] is None:
+                self.note = None
         if taken == 1:
             return target
         if taken == 0:
@@ -999,6 +1065,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
         if not ok_t and not ok_f:
             return pc + 1
+        if self.precision and not (ok_t and ok_f):
+            # a side the bounds rule out: decided by the values, as a taken branch is
+            self._needs(st, *((insn.dst, insn.src) if is_x else (insn.dst,)))
 
         def apply(state: VState, d: Reg, s_: Reg) -> None:
             if same:
@@ -1106,6 +1175,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         meta = {"map": None, "ringbuf_size": 0, "release": 0}
         for i, kind in enumerate(proto.args):
             self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
+            if self.precision and kind != helpers.ANYTHING:
+                # check_mem_size_reg and the like: a size, or a NULL, is a value the
+                # verdict depends on (here every scalar argument but ARG_ANYTHING)
+                self._needs(st, i + 1)
         if hid == isa.HELPER_IDS["snprintf"]:
             self.snprintf_format(pc, meta["const_str"], regs[5])
         if hid == isa.HELPER_IDS["tail_call"]:
@@ -1263,6 +1336,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
+                if self.precision and meta["const_key"] is not None:
+                    v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
+                    precision.mark(self, st, (), ((-(reg.off + v) - 1) // 8,))
             return
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True

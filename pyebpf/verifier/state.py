@@ -56,9 +56,12 @@ class Reg:
     ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
     (the map a map pointer or map value belongs to; the BTF struct a ``PTR_TO_BTF_ID``
     points at), ``size`` (memory size) and
-    ``frame`` (the frame a stack pointer points into)."""
+    ``frame`` (the frame a stack pointer points into); ``precise``: a scalar of a
+    checkpoint whose value some later decision depended on (the kernel's precision
+    marks: only these scalars must match for a path to be pruned)."""
     __slots__ = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max",
-                 "u32min", "u32max", "id", "ref", "range", "map", "size", "frame")
+                 "u32min", "u32max", "id", "ref", "range", "map", "size", "frame",
+                 "precise")
 
     def __init__(self, type_=NOT_INIT):
         self.type = type_
@@ -68,6 +71,7 @@ class Reg:
         self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, M32
         self.id = self.ref = self.range = self.size = self.frame = 0
         self.map = None
+        self.precise = False
 
     def copy(self) -> "Reg":
         r = Reg.__new__(Reg)
@@ -77,6 +81,7 @@ class Reg:
         r.smin, r.smax, r.umin, r.umax = self.smin, self.smax, self.umin, self.umax
         r.s32min, r.s32max, r.u32min, r.u32max = \
             self.s32min, self.s32max, self.u32min, self.u32max
+        r.precise = self.precise
         return r
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------
@@ -169,10 +174,13 @@ class VState:
     and ``preempt_locks`` the bpf_rcu_read_lock and bpf_preempt_disable regions the
     path is in (active_rcu_lock, active_preempt_locks); a checkpoint's ``hits`` and
     ``misses`` count the paths it pruned and failed to, ``evicted`` that it was
-    forgotten."""
+    forgotten; ``hist`` the instructions run since the parent checkpoint (a
+    checkpoint's: from its parent to it), each a pc or ``(pc, linked, slot)``
+    (the registers and stack slots a conditional jump linked, the stack slot a load
+    or store reached), which precision tracking walks back."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted")
+                 "evicted", "hist")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -187,6 +195,7 @@ class VState:
         self.preempt_locks = 0
         self.hits = self.misses = 0
         self.evicted = False
+        self.hist: list = []
 
     @property
     def cur(self) -> Frame:
@@ -203,6 +212,7 @@ class VState:
         v.rcu_lock, v.preempt_locks = self.rcu_lock, self.preempt_locks
         v.hits = v.misses = 0
         v.evicted = False
+        v.hist = list(self.hist)
         return v
 
     def all_regs(self):
@@ -242,8 +252,10 @@ _EXACT = ("off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32
           "u32max", "range", "size", "frame")
 
 
-def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool) -> bool:
-    """True when everything safe from ``cur`` was proved safe from ``old``."""
+def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -> bool:
+    """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
+    False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
+    True is the kernel's RANGE_WITHIN)."""
     if exact:
         return old.type == cur.type and old.map is cur.map and \
             all(getattr(old, k) == getattr(cur, k) for k in _EXACT) and \
@@ -253,6 +265,8 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool) -> bool:
     if old.type != cur.type:
         return False
     if old.type == SCALAR:
+        if not ranges and not old.precise:
+            return True
         return range_within(old, cur) and tnum.in_(old.var, cur.var) and \
             (not old.id or _check_ids(old.id, cur.id, idmap))
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
@@ -265,7 +279,7 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool) -> bool:
     return _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
 
 
-def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
+def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool) -> bool:
     for spi, os_ in old.stack.items():
         cs = cur.stack.get(spi)
         ck = cs.kinds if cs is not None else [STACK_INVALID] * 8
@@ -284,7 +298,8 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
         if os_.kinds[7] == STACK_SPILL or \
                 os_.kinds[0] in (STACK_SPILL, STACK_ITER, STACK_DYNPTR):
             if os_.spill is not None and (cs is None or cs.spill is None or
-                                          not regsafe(os_.spill, cs.spill, idmap, exact)):
+                                          not regsafe(os_.spill, cs.spill, idmap, exact,
+                                                      ranges)):
                 return False
     if exact:
         for spi, cs in cur.stack.items():
@@ -293,8 +308,10 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool) -> bool:
     return True
 
 
-def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
-    """``live(frame_index, regno)`` says whether a register is read later."""
+def states_equal(old: VState, cur: VState, live, exact: bool = False,
+                 ranges: bool = True) -> bool:
+    """``live(frame_index, regno)`` says whether a register is read later; ``ranges``
+    as :func:`regsafe`'s."""
     if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
@@ -307,9 +324,9 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False) -> bool:
         for r in range(10):
             if not exact and not live(i, r):
                 continue
-            if not regsafe(of.regs[r], cf.regs[r], idmap, exact):
+            if not regsafe(of.regs[r], cf.regs[r], idmap, exact, ranges):
                 return False
-        if not _stacksafe(of, cf, idmap, exact):
+        if not _stacksafe(of, cf, idmap, exact, ranges):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not _check_ids(a, b, idmap):
@@ -333,17 +350,20 @@ def maybe_looping(old: VState, cur: VState) -> bool:
     return True
 
 
-def signature(st: VState, live) -> tuple:
+def signature(st: VState, live_regs: list) -> tuple:
     """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for."""
-    def reg(r: Reg):
-        return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-                r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order."""
     out = []
-    for i, f in enumerate(st.frames):
-        regs = tuple(reg(r) if live(i, k) else None for k, r in enumerate(f.regs[:10]))
-        stack = tuple(sorted((spi, tuple(s.kinds), reg(s.spill) if s.spill else None)
+    for f, alive in zip(st.frames, live_regs):
+        regs = f.regs
+        stack = tuple(sorted((spi, tuple(s.kinds), _sig_reg(s.spill) if s.spill else None)
                              for spi, s in f.stack.items()
                              if any(k != STACK_INVALID for k in s.kinds)))
-        out.append((f.callsite, regs, stack))
+        out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
     return tuple(out), len(st.refs)
+
+
+def _sig_reg(r: Reg) -> tuple:
+    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))

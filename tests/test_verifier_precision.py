@@ -1,0 +1,105 @@
+"""Precision tracking against the kernel: a scalar no later decision depends on does
+not keep two paths apart where they join, one that a branch, pointer arithmetic or a
+helper's size argument depends on does.  The kernel's verdict, and for accepted
+programs its processed instructions and states (its BPF_LOG_STATS line), are the
+expected values."""
+from __future__ import annotations
+
+import re
+
+from pyebpf import asm, errors, isa, verifier
+from pyebpf.kernel import sysbpf
+from recorded_kernel import count_comparison
+from skbdiff import CLS
+
+MARK = 8        # __sk_buff.mark
+
+
+def kernel(text: str) -> tuple[str | None, tuple | None]:
+    """(the refusal's last line or None, (processed, total_states) of an accepted
+    program) from the kernel's BPF_PROG_LOAD."""
+    count_comparison()
+    fd, err, log = sysbpf.calls.prog_load(CLS, asm.assemble(text), b"GPL\0",
+                                          isa.BPF_LOG_LEVEL1 | isa.BPF_LOG_STATS)
+    if fd < 0:
+        return _last(log) or f"errno {err}", None
+    sysbpf.calls.close(fd)
+    stats = re.search(r"processed (\d+) insns .*total_states (\d+)", log)
+    return None, (int(stats[1]), int(stats[2]))
+
+
+def ours(text: str) -> tuple[str | None, tuple | None]:
+    try:
+        v = verifier.verify(isa.unpack_program(asm.assemble(text)), CLS, log_level=1)
+    except errors.VerifierError as exc:
+        return _last(exc.log), None
+    return None, (v.processed, v.total_states)
+
+
+def _last(log: str) -> str | None:
+    """A refusal's message: the log's last line before the statistics."""
+    lines = [ln for ln in log.splitlines() if ln and not ln.startswith(
+        ("processed ", "stack depth", "verification time"))]
+    return lines[-1] if lines else None
+
+
+def diamonds(n: int, body: str) -> str:
+    """``n`` two-way branches on bits of skb->len, each side setting r8 to its own
+    constant; ``body`` then runs with r8 holding one of 2**n combinations (and the
+    stack's fp-64 zeroed: pyebpf compares stack bytes the kernel knows are dead)."""
+    lines = ["r6 = r1", "r7 = *(u32 *)(r6 + 0)", "r8 = 0", "*(u64 *)(r10 - 64) = 0"]
+    for i in range(n):
+        lines += [f"if r7 & {1 << i} goto a{i}", f"r8 = {i}", f"goto j{i}",
+                  f"a{i}:", f"r8 = {100 + i}", f"j{i}:"]
+    return "\n".join(lines + [body, "r0 = 0", "exit"])
+
+
+def test_a_scalar_no_decision_depends_on_is_pruned_where_paths_join():
+    text = diamonds(10, f"*(u32 *)(r6 + {MARK}) = r8")
+    assert ours(text) == kernel(text)
+    assert ours(text)[1][0] < 200       # not 2**10 paths
+
+
+def test_a_scalar_a_decided_branch_depends_on_keeps_paths_apart():
+    text = diamonds(6, f"if r8 == 105 goto +1\n*(u32 *)(r6 + {MARK}) = r8")
+    assert ours(text) == kernel(text)
+
+
+def test_a_scalar_added_to_a_pointer_keeps_paths_apart():
+    text = diamonds(4, "r8 &= 0x38\nr2 = r10\nr2 += -64\nr2 += r8\n*(u64 *)(r2 + 0) = 0")
+    assert ours(text) == kernel(text)
+
+
+def test_a_scalar_added_to_a_pointer_out_of_bounds_on_one_path_is_refused():
+    """Only the joined path whose r8 is 103 writes above the frame: pruning it by an
+    imprecise r8 would accept the program."""
+    text = diamonds(4, "r2 = r10\nr2 += -100\nr2 += r8\n*(u8 *)(r2 + 0) = 0")
+    mine, theirs = ours(text), kernel(text)
+    assert mine[0] is not None and theirs[0] is not None
+    assert mine[0] == theirs[0]
+
+
+def test_a_spilled_scalar_is_followed_through_the_stack():
+    text = diamonds(4, "*(u64 *)(r10 - 8) = r8\nr3 = *(u64 *)(r10 - 8)\nr2 = r10\n"
+                       "r2 += -100\nr2 += r3\n*(u8 *)(r2 + 0) = 0")
+    mine, theirs = ours(text), kernel(text)
+    assert mine[0] is not None and mine[0] == theirs[0], (mine, theirs)
+
+
+def test_a_helpers_size_argument_keeps_paths_apart():
+    """bpf_skb_load_bytes into 16 stack bytes: only the path whose length is 103 is
+    out of bounds."""
+    text = diamonds(4, "r4 = r8\nr4 &= 0xff\nif r4 == 0 goto +6\nr1 = r6\nr2 = 0\n"
+                       "r3 = r10\nr3 += -16\ncall skb_load_bytes\nr0 = 0")
+    mine, theirs = ours(text), kernel(text)
+    assert (mine[0] is None) == (theirs[0] is None), (mine, theirs)
+    assert mine[0] is not None and "invalid" in mine[0] and mine[0] == theirs[0], \
+        (mine, theirs)
+
+
+def test_scalars_a_branch_linked_are_needed_together():
+    """r9 is a copy of r8 (one id); the branch on r8 bounds r9, which then offsets a
+    pointer: r8 is needed at the join too."""
+    text = diamonds(4, "r9 = r8\nif r8 > 50 goto +4\nr2 = r10\nr2 += -64\nr2 += r9\n"
+                       "*(u8 *)(r2 + 0) = 0")
+    assert ours(text) == kernel(text)
