@@ -7,12 +7,15 @@
         --toggle-collect='__pyx_pw_6pyebpf_*tc_replay' python bench/insn_counts.py replay 5
 
 runs ``Program.run`` of one of bench_core's programs (``alu``, ``classifier``,
-``csum_loop``, ``empty``), of ``hashmix`` (below) or of ``classifier_skb`` (bench_core's
-classifier as a sched_cls program, reading ``data``/``data_end`` from its context) N
-times, or the tcsim replay loop N times over bench_tcsim's classifier and 1,000 of its
-frames (kept here as ``REPLAY_CLASSIFIER`` and ``replay_frames``); callgrind's
-``totals`` divided by N is the count per run.  The toggle keeps interpreter start-up and
-imports out of the count.
+``csum_loop``, ``empty``), of ``hashmix`` (below), of ``classifier_skb`` (bench_core's
+classifier as a sched_cls program, reading ``data``/``data_end`` from its context) or of
+``empty_skb`` (the empty program as a sched_cls one: a typed call's own cost) N times;
+``run_many`` of ``classifier_skb`` over 20,000 frames N times (``classifier_many``,
+toggle ``*run_many``: divide by 20,000 N); or the tcsim replay loop N times over
+bench_tcsim's classifier and 1,000 of its frames (kept here as ``REPLAY_CLASSIFIER`` and
+``replay_frames``).  Callgrind's ``totals`` divided by N is the count per run.  The toggle keeps interpreter start-up and imports
+out of the count.  Run it with ``PYEBPF_JIT=off``: with the JIT's tiering on, the run
+that reaches ``PYEBPF_JIT_AFTER`` compiles the program, and that lands in the count.
 """
 from __future__ import annotations
 
@@ -133,9 +136,11 @@ PROGRAMS = {
 }
 
 
-# the same classifier as a sched_cls program reading data / data_end from its context
+# the same classifier as a sched_cls program reading data / data_end from its context, and
+# the empty program as one (the per-call cost of a typed run)
 TYPED = {"classifier_skb": (bench_core.assemble(bench_core.SKB_PROLOGUE + bench_core.CLASSIFIER_BODY),
-                            bench_core.FRAME_64)}
+                            bench_core.FRAME_64),
+         "empty_skb": (bench_core.EMPTY, bench_core.FRAME_64)}
 
 
 def main(name: str, repeat: int) -> None:
@@ -150,6 +155,12 @@ def main(name: str, repeat: int) -> None:
         for _ in range(repeat):
             tcsim.Replay(capture, [prog], hook="egress")
         return
+    if name == "classifier_many":
+        code, frame = TYPED["classifier_skb"]
+        prog, frames = Program(code, "sched_cls"), [frame] * 20_000
+        for _ in range(repeat):
+            prog.run_many(frames)
+        return
     if name in TYPED:
         code, frame = TYPED[name]
         prog = Program(code, "sched_cls")
@@ -161,6 +172,7 @@ def main(name: str, repeat: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in (*PROGRAMS, *TYPED, "replay"):
-        sys.exit(f"usage: python bench/insn_counts.py {{{','.join([*PROGRAMS, *TYPED])},replay}} N")
+    names = [*PROGRAMS, *TYPED, "classifier_many", "replay"]
+    if len(sys.argv) != 3 or sys.argv[1] not in names:
+        sys.exit(f"usage: python bench/insn_counts.py {{{','.join(names)}}} N")
     main(sys.argv[1], int(sys.argv[2]))

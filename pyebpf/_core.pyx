@@ -25,6 +25,7 @@ from . import isa as _isa
 from .host import map_cpus
 from . import verifier as _verifier
 from .verifier.state import PTR_TO_BTF_ID as _PTR_TO_BTF_ID, PTR_TO_CTX as _PTR_TO_CTX
+from .verifier import state as _vstate
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
@@ -670,7 +671,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX8:
             _label(OP_LDX8)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, 1, ACCESS_READ)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 1):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 1, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 1)
             elif not ctx_load(vm, a, 1, &r[d]):
@@ -697,7 +701,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX16:
             _label(OP_LDX16)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, 2, ACCESS_READ)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 2):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 2, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 2)
             elif not ctx_load(vm, a, 2, &r[d]):
@@ -724,7 +731,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX32:
             _label(OP_LDX32)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, 4, ACCESS_READ)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 4):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 4, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 4)
             elif not ctx_load(vm, a, 4, &r[d]):
@@ -751,7 +761,10 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_LDX64:
             _label(OP_LDX64)
             a = r[s] + <uint64_t><int64_t>i.off
-            p = _mem(vm, a, 8, ACCESS_READ)
+            if imm != 0 and imm <= <uint64_t>vm.nregions and _within(&vm.regions[imm - 1], a, 8):
+                p = <uint8_t*><uintptr_t>a
+            else:
+                p = _mem(vm, a, 8, ACCESS_READ)
             if p != NULL:
                 r[d] = _load(p, 8)
             elif not ctx_load(vm, a, 8, &r[d]):
@@ -1118,7 +1131,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 if _short(&left, blocks, pc): break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         # --- end of the generated interp_cases ---
-        # context loads the decoder specialised (Program._specialise_ctx_loads): the
+        # context loads the decoder specialised (Program._specialise_loads): the
         # verifier proved the base the context and the field readable, as the kernel's
         # convert_ctx_access relies on; the base is still compared with this run's
         # context, and any other address takes the checked path
@@ -1930,6 +1943,18 @@ cdef class SkbFields:
             for k, v in self.as_dict().items()) + ")"
 
 
+cdef tuple _clone_records(Skb* skb):
+    """Result.clones of a run: (ifindex, ingress, bytes) per bpf_clone_redirect.  A
+    function of its own: a generator in _skb_result would make a closure every run."""
+    cdef size_t k
+    cdef list out = []
+    for k in range(skb.nclones):
+        out.append((skb.clones[k].ifindex, bool(skb.clones[k].flags & BPF_F_INGRESS),
+                    PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
+                                              skb.clones[k].length)))
+    return tuple(out)
+
+
 cdef dict _tunnel_dict(TunnelInfo* t):
     family = 16 if t.ipv6 else 4
     return {
@@ -2142,6 +2167,10 @@ cdef bint _runs_short(const Insn* code, uint32_t n) noexcept nogil:
 
 
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
+# the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
+cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
+                           _vstate.PTR_TO_PACKET: _isa.LOAD_HINTS["packet"],
+                           _vstate.PTR_TO_MAP_VALUE: _isa.LOAD_HINTS["map_value"]}
 
 
 cdef bytes _frame_bytes(object data, object prog_type):
@@ -2296,7 +2325,7 @@ cdef class Program:
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
-            self._specialise_ctx_loads(kinds)
+            self._specialise_loads(kinds)
             from .verifier import rules as _rules
             for helper_id in _rules.helpers_allowed(self.prog_type, profile):
                 self._helpers[helper_id] = SKB_HELPERS[helper_id]
@@ -2413,6 +2442,13 @@ cdef class Program:
         slots ``OP_LDDW_TAIL``, specialised context loads ``isa.CTX_LOAD_OPS``)."""
         return [self._code[k].op for k in range(self._n)]
 
+    def _load_hints(self):
+        """The decoded region hint of each slot's plain load (isa.LOAD_HINTS), 0 for
+        none and for every other instruction."""
+        return [self._code[k].imm if self._code[k].op in (OP_LDX8, OP_LDX16, OP_LDX32,
+                                                           OP_LDX64) else 0
+                for k in range(self._n)]
+
     def __repr__(self):
         kind = self.prog_type.name if self.prog_type is not None else "raw"
         return f"<pyebpf.Program {kind}, {self._n} slots>"
@@ -2450,16 +2486,20 @@ cdef class Program:
                 # pseudo sources are resolved now; at run time every lddw is a constant
                 c.op = OP_LDDW
                 c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
+            elif form is _isa.F_LDX:
+                c.imm = _isa.LOAD_HINT_NONE     # a load's imm is its region hint (_specialise_loads)
             elif insn.is_kfunc_call:
                 c.imm = self._kfunc_id(pc, insn.imm)
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
 
-    cdef _specialise_ctx_loads(self, dict kinds):
+    cdef _specialise_loads(self, dict kinds):
         """Loads the verifier proved to read the context (``kinds``: its pointer kind
         per instruction; empty for an unverified program, which keeps the checked path)
         become direct reads of their field; full-width ``data`` and ``data_end`` loads,
-        of the packet pointers (the kernel's convert_ctx_access)."""
+        of the packet pointers (the kernel's convert_ctx_access).  Loads through the
+        stack, the packet or a map value get the region hint of that kind (isa.LOAD_HINTS);
+        they stay checked."""
         cdef Insn* c
         cdef uint32_t off
         cdef uint8_t field, width
@@ -2467,8 +2507,11 @@ cdef class Program:
             return      # pt_regs is a plain read-only region: its loads need no field table
         for pc, kind in kinds.items():
             c = &self._code[<uint32_t>pc]
-            if kind != _PTR_TO_CTX or not (c.op == OP_LDX8 or c.op == OP_LDX16 or
-                                           c.op == OP_LDX32 or c.op == OP_LDX64):
+            if not (c.op == OP_LDX8 or c.op == OP_LDX16 or c.op == OP_LDX32 or
+                    c.op == OP_LDX64):
+                continue
+            if kind != _PTR_TO_CTX:
+                c.imm = _REGION_HINTS.get(kind, _isa.LOAD_HINT_NONE)
                 continue
             off = <uint32_t>c.off
             field, width = self._ctx.field[off], self._ctx.width[off]
@@ -2611,10 +2654,12 @@ cdef class Program:
         cdef MachineImage image = None     # a tracing run's machine: alive until the run ends
         cdef TraceWorld world
         cdef bytes regs
+        cdef bint has_fields
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
             fields["env"] = self.env
+        has_fields = len(<dict>fields) != 0     # no truth test of an object per run
         if _run_hook is not None:
             return _run_hook(self, data, budget, trace, fields)
         if _pin_hook is not None:
@@ -2638,20 +2683,20 @@ cdef class Program:
                     skb.ktime, own_clock = _ktime_clock, True
             elif typed:
                 src = _frame_bytes(data, self.prog_type)
-                if fields:
+                if has_fields:
                     memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
                     tmpl_made = True
                     skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
                 skb = self._take_skb(&spare)
                 if not skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
                                       <const uint8_t*>PyBytes_AS_STRING(src), len(src),
-                                      skb_keep_bits(fields)):
+                                      skb_keep_bits(fields) if has_fields else 0):
                     raise MemoryError()
-                if not fields or "ktime" not in fields:
+                if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
                 vm_attach_skb(&vm, skb, self._is_tc)
             else:
-                if fields:
+                if has_fields:
                     raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
                                     "this program has no skb context (prog_type=None)")
                 if data is not None:
@@ -2704,7 +2749,7 @@ cdef class Program:
             self._tmpl_ready = True
         return &self._tmpl
 
-    cdef Skb* _take_skb(self, Skb* spare):
+    cdef Skb* _take_skb(self, Skb* spare) noexcept:
         """The work skb, or ``spare`` (zeroed) while another run holds it."""
         if not self._work_busy:
             self._work_busy = True
@@ -2721,7 +2766,6 @@ cdef class Program:
 
     cdef _skb_result(self, Result res, Skb* skb):
         cdef bytes out
-        cdef size_t k
         res._kind = KIND_TC if self._is_tc else KIND_SF
         res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
         if skb.csum_checked:
@@ -2736,11 +2780,7 @@ cdef class Program:
                 res._redirect = 2 if skb.redirect_flags & BPF_F_INGRESS else 1
                 res._redirect_ifindex = skb.redirect_ifindex
         if skb.nclones:
-            res._clones = tuple(
-                (skb.clones[k].ifindex, bool(skb.clones[k].flags & BPF_F_INGRESS),
-                 PyBytes_FromStringAndSize(<char*>skb.clone_buf + skb.clones[k].offset,
-                                           skb.clones[k].length))
-                for k in range(skb.nclones))
+            res._clones = _clone_records(skb)
         if skb.printk_len:
             res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
         if skb.tun.present:

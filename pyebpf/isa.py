@@ -798,6 +798,13 @@ OP_LDX_CTX_DATA = OP_LDDW_TAIL + 2
 OP_LDX_CTX_DATA_END = OP_LDDW_TAIL + 3
 CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
                 "LDX_CTX_DATA_END": OP_LDX_CTX_DATA_END}
+# The region hints of plain loads (LDX, not sign-extending) the decoder gives where the
+# verifier proved the pointer's kind (as check_mem_access sorts them): the interpreter
+# tries that region of the run first (1 + its index: the stack is region 0, an skb
+# program's packet region 1, its maps' values from region 2), then every region as for
+# any load.  0: no hint.  Any region a run has is readable, so a hint changes no result.
+LOAD_HINT_NONE = 0
+LOAD_HINTS = {"stack": 1, "packet": 2, "map_value": 3}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
@@ -1089,10 +1096,15 @@ def _jcc_case(op: Op) -> list[str]:
     return [f"if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
 
 
-# Memory accesses of one kind share a case: the width is the decoded insn's size.
+# Memory accesses of one kind share a case: the width is the decoded insn's size.  A plain
+# load's imm (0 in the instruction) carries the decoder's region hint (LOAD_HINTS).
 _MEM_CASES = {
     (F_LDX, BPF_MEM): ["a = r[s] + <uint64_t><int64_t>i.off",
-                       "p = _mem(vm, a, i.size, ACCESS_READ)",
+                       "if imm != 0 and imm <= <uint64_t>vm.nregions and "
+                       "_within(&vm.regions[imm - 1], a, i.size):",
+                       "    p = <uint8_t*><uintptr_t>a",
+                       "else:",
+                       "    p = _mem(vm, a, i.size, ACCESS_READ)",
                        "if p != NULL:", "    r[d] = _load(p, i.size)",
                        "elif not ctx_load(vm, a, i.size, &r[d]):", "    break"],
     (F_LDX, BPF_MEMSX): ["a = r[s] + <uint64_t><int64_t>i.off",
