@@ -316,6 +316,15 @@ class MapSpec:
     key_type: _btf.Type | None = field(default=None, repr=False, compare=False)
     value_type: _btf.Type | None = field(default=None, repr=False, compare=False)
 
+    def created_max_entries(self, cpus: int) -> int:
+        """``max_entries`` as the map is created on a machine of ``cpus`` possible CPUs:
+        a perf event array declared the libbpf way without one gets a slot per CPU, as
+        libbpf's ``map_set_def_max_entries`` gives it; otherwise as declared."""
+        if (self.max_entries == 0 and self.type == isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY
+                and self.declared in ("btf", "bpf_map_def")):
+            return cpus
+        return self.max_entries
+
     @property
     def type_name(self) -> str:
         try:

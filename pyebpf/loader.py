@@ -37,6 +37,7 @@ import os
 from . import elf as _elf
 from . import isa
 from .errors import EbpfError, ElfError, PinError
+from .host import map_cpus
 from .verifier import globalfuncs
 
 __all__ = ["load", "Object", "RUNNABLE_TYPES"]
@@ -193,7 +194,8 @@ class Object:
                     template = Map.create(ms.inner.type, ms.inner.key_size,
                                           ms.inner.value_size, ms.inner.max_entries,
                                           ms.inner.flags, name=ms.inner.name)
-                m = Map.create(ms.type, ms.key_size, ms.value_size, ms.max_entries, ms.flags,
+                m = Map.create(ms.type, ms.key_size, ms.value_size,
+                               ms.created_max_entries(map_cpus()), ms.flags,
                                name=ms.name, inner_map=template, map_extra=ms.map_extra)
                 for key, value in ms.contents:
                     m[key] = value

@@ -42,6 +42,7 @@ def libbpf():
                 ("bpf_map__name", ctypes.c_char_p, (ctypes.c_void_p,)),
                 ("bpf_map__type", ctypes.c_int, (ctypes.c_void_p,)),
                 ("bpf_map__fd", ctypes.c_int, (ctypes.c_void_p,)),
+                ("bpf_map__max_entries", ctypes.c_uint32, (ctypes.c_void_p,)),
                 ("bpf_map_lookup_elem", ctypes.c_int, (ctypes.c_int, ctypes.c_void_p,
                                                        ctypes.c_void_p)),
                 ("libbpf_num_possible_cpus", ctypes.c_int, ()),
@@ -66,6 +67,7 @@ class LoadedMap:
     name: str
     map_type: int
     fd: int
+    max_entries: int
 
 
 class LoadedObject:
@@ -95,7 +97,7 @@ class LoadedObject:
         m = lib.bpf_object__next_map(obj, None)
         while m:
             lm = LoadedMap(lib.bpf_map__name(m).decode(), lib.bpf_map__type(m),
-                           lib.bpf_map__fd(m))
+                           lib.bpf_map__fd(m), lib.bpf_map__max_entries(m))
             self.maps[lm.name] = lm
             m = lib.bpf_object__next_map(obj, m)
 

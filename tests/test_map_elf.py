@@ -6,6 +6,7 @@ import struct
 import pytest
 
 import pyebpf
+import pyebpf.kernel
 from pyebpf import isa
 
 from bpfc import compile_object
@@ -54,3 +55,40 @@ def test_a_queue_a_bloom_filter_and_a_read_only_array_run_as_in_the_kernel(flags
         assert left == [kobj.maps["recent"].lookup_and_delete(b"") for _ in range(4)]
     assert obj.maps["seen"].map_extra == 3
     assert obj.maps["seen"].flags == isa.BPF_F_ZERO_SEED
+
+
+PERF_SOURCE = """
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4); __uint(value_size, 4); } events SEC(".maps");
+
+SEC("classifier")
+int report(struct __sk_buff *skb)
+{
+    __u32 len = skb->len;
+
+    bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, &len, sizeof(len));
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_a_perf_event_array_declared_without_max_entries_gets_a_slot_per_cpu(tmp_path):
+    # libbpf's map_set_def_max_entries: the usual way to declare a perf buffer
+    path = tmp_path / "perf.o"
+    path.write_bytes(compile_object(PERF_SOURCE))
+    obj = pyebpf.load(path)
+    assert obj.maps["events"].max_entries == pyebpf.host.map_cpus()
+    assert obj.programs["report"].run(bytes(60)).retval == 0
+
+
+def test_a_perf_event_array_without_max_entries_is_as_large_as_libbpf_makes_it(tmp_path,
+                                                                                live_kernel):
+    import libbpfobj
+    path = tmp_path / "perf.o"
+    path.write_bytes(compile_object(PERF_SOURCE))
+    with libbpfobj.LoadedObject(str(path)) as lobj:
+        libbpf_entries = lobj.maps["events"].max_entries
+    with pyebpf.kernel.load_object(path) as kobj:
+        oracle_entries = kobj.maps["events"].max_entries
+    assert (pyebpf.load(path).maps["events"].max_entries, oracle_entries) == \
+        (libbpf_entries, libbpf_entries)

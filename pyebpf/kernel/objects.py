@@ -6,7 +6,7 @@ import struct
 from .. import isa
 from ..errors import ElfError
 from ..verifier.globalfuncs import kernel_takes
-from .oracle import KernelMap, KernelProgram
+from .oracle import KernelMap, KernelProgram, possible_cpus
 from .vmlinux import kfunc_btf_id
 
 
@@ -64,7 +64,8 @@ class KernelObject:
     def _map(ms) -> KernelMap:
         # created without BTF: the definition is what the kernel's behaviour needs
         def make(d, inner_map_fd=0):
-            return KernelMap(d.type, d.key_size, d.value_size, d.max_entries, d.flags,
+            return KernelMap(d.type, d.key_size, d.value_size,
+                             d.created_max_entries(possible_cpus()), d.flags,
                              name=d.name, inner_map_fd=inner_map_fd,
                              map_extra=d.map_extra)
         if ms.inner is None:
