@@ -317,13 +317,24 @@ class MapSpec:
     value_type: _btf.Type | None = field(default=None, repr=False, compare=False)
 
     def created_max_entries(self, cpus: int) -> int:
-        """``max_entries`` as the map is created on a machine of ``cpus`` possible CPUs:
-        a perf event array declared the libbpf way without one gets a slot per CPU, as
-        libbpf's ``map_set_def_max_entries`` gives it; otherwise as declared."""
-        if (self.max_entries == 0 and self.type == isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY
+        """``max_entries`` as libbpf creates the map on a machine of ``cpus`` possible
+        CPUs: a perf event array declared without one gets a slot per CPU
+        (``map_set_def_max_entries``); a ring buffer declared in ``.maps`` gets the
+        least power-of-2 multiple of the page size that holds what it asks for
+        (``adjust_ringbuf_sz``; 0 stays 0, for the kernel to refuse); otherwise as
+        declared."""
+        n = self.max_entries
+        if (n == 0 and self.type == isa.MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY
                 and self.declared in ("btf", "bpf_map_def")):
             return cpus
-        return self.max_entries
+        if (n and self.declared == "btf" and self.type in (
+                isa.MapType.BPF_MAP_TYPE_RINGBUF, isa.MapType.BPF_MAP_TYPE_USER_RINGBUF)):
+            pages = 1
+            while pages * isa.PAGE_SIZE < n and pages * isa.PAGE_SIZE <= 0xFFFFFFFF:
+                pages <<= 1
+            if pages * isa.PAGE_SIZE <= 0xFFFFFFFF:
+                return pages * isa.PAGE_SIZE
+        return n
 
     @property
     def type_name(self) -> str:

@@ -93,6 +93,7 @@ BPF_PSEUDO_KFUNC_CALL = 2
 BPF_REG_0, BPF_REG_1, BPF_REG_10 = 0, 1, 10
 MAX_BPF_REG = 11
 MAX_BPF_STACK = 512
+PAGE_SIZE = 4096         # the modelled kernel's (x86-64, arm64 with 4K pages)
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
 BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound

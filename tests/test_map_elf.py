@@ -92,3 +92,41 @@ def test_a_perf_event_array_without_max_entries_is_as_large_as_libbpf_makes_it(t
         oracle_entries = kobj.maps["events"].max_entries
     assert (pyebpf.load(path).maps["events"].max_entries, oracle_entries) == \
         (libbpf_entries, libbpf_entries)
+
+
+RINGBUF_SOURCE = """
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, %d); } events SEC(".maps");
+
+SEC("classifier")
+int report(struct __sk_buff *skb)
+{
+    __u32 len = skb->len;
+
+    bpf_ringbuf_output(&events, &len, sizeof(len), 0);
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("asked,made", [(1000, 4096), (4096, 4096), (3 * 4096, 4 * 4096),
+                                        (256 * 1024, 256 * 1024)])
+def test_a_ring_buffer_is_made_the_least_power_of_2_pages_holding_its_size(tmp_path, asked,
+                                                                          made):
+    # libbpf's adjust_ringbuf_sz: the kernel takes only power-of-2 multiples of a page
+    path = tmp_path / "ring.o"
+    path.write_bytes(compile_object(RINGBUF_SOURCE % asked))
+    assert pyebpf.load(path).maps["events"].max_entries == made
+
+
+@pytest.mark.parametrize("asked", [1000, 3 * 4096])
+def test_a_ring_buffer_is_as_large_as_libbpf_makes_it(tmp_path, asked, live_kernel):
+    import libbpfobj
+    path = tmp_path / "ring.o"
+    path.write_bytes(compile_object(RINGBUF_SOURCE % asked))
+    with libbpfobj.LoadedObject(str(path)) as lobj:
+        libbpf_entries = lobj.maps["events"].max_entries
+    with pyebpf.kernel.load_object(path) as kobj:
+        oracle_entries = kobj.maps["events"].max_entries
+    assert (pyebpf.load(path).maps["events"].max_entries, oracle_entries) == \
+        (libbpf_entries, libbpf_entries)
