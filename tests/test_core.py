@@ -2,6 +2,7 @@
 pyebpf.load and in pyebpf.kernel.load_object, and give the kernel's results."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -127,10 +128,14 @@ def _vmlinux_dir():
     bpftool = toolpath.find("bpftool") or toolpath.find("/usr/sbin/bpftool")
     if bpftool is None:
         pytest.skip("bpftool not installed (apt-get install bpftool)")
-    header = bpfc._cached(f"vmlinux-{Path(relo.SHIPPED).stem}", ".h", lambda: subprocess.run(
+    # cached by the shipped BTF's contents: tools/gen_target_btf.py may rewrite it
+    shipped = hashlib.sha256(Path(relo.SHIPPED).read_bytes()).hexdigest()[:16]
+    header = bpfc._cached(f"vmlinux-{shipped}", ".h", lambda: subprocess.run(
         [bpftool, "btf", "dump", "file", relo.SHIPPED, "format", "c"], check=True,
         capture_output=True).stdout)
-    out = bpfc.cache_dir() / "vmlinux-include"
+    # named by the header's source: the compile cache keys objects by their -I flags, so
+    # a regenerated target BTF gives new objects, not ones built on the old header
+    out = bpfc.cache_dir() / f"vmlinux-include-{shipped}"
     out.mkdir(exist_ok=True)
     if not (out / "vmlinux.h").exists() or (out / "vmlinux.h").read_bytes() != header:
         tmp = out / f"vmlinux.h.{os.getpid()}.tmp"
@@ -140,8 +145,13 @@ def _vmlinux_dir():
 
 
 def _core_object(source: str) -> bytes:
+    # the header's directory is per user (the compile cache's): its name is mapped to one
+    # that every user's build writes into the object's BTF, so the kernel answers
+    # recorded as root are the answers to the loads of an unprivileged run
+    include = _vmlinux_dir()
     return bpfc.compile_object(VMLINUX_PRELUDE + source, prelude=False,
-                               flags=("-O2", f"-I{_vmlinux_dir()}"))
+                               flags=("-O2", f"-I{include}",
+                                      f"-ffile-prefix-map={include}=vmlinux-include"))
 
 
 def _same_run(obj, kobj, name, packet):
