@@ -59,10 +59,11 @@ def test_a_local_cluster_replays_each_capture_as_tcsim_does_alone(capsys, captur
                                                                  tmp_path):
     pytest.importorskip("distributed", reason="Dask is not installed (pyebpf[dask])")
     out = tmp_path / "out"
-    rc, stdout, _ = tcsim_run(capsys, PROTO_COUNT, "-r", captures, "--workers", "2",
-                              "-o", out / "delivered", "--dump-maps", out / "maps",
-                              "--report", out / "report.jsonl", "--json",
-                              "--annotated", out / "annotated")
+    rc, stdout, err = tcsim_run(capsys, PROTO_COUNT, "-r", captures, "--workers", "2",
+                                "-o", out / "delivered", "--dump-maps", out / "maps",
+                                "--report", out / "report.jsonl", "--json",
+                                "--annotated", out / "annotated")
+    assert (rc, err) == (0, [])          # a failed capture says why before its outputs
     merged = json.loads(stdout)
     for stem, src in CAPTURES.items():
         tcsim_run(capsys, PROTO_COUNT, "-r", src, "-q", "-o", tmp_path / f"{stem}.pcap",
@@ -74,7 +75,6 @@ def test_a_local_cluster_replays_each_capture_as_tcsim_does_alone(capsys, captur
         assert (out / "annotated" / f"{stem}.pcapng").read_bytes() == \
             (tmp_path / f"{stem}.pcapng").read_bytes()
     report = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
-    assert rc == 0
     assert merged["packets"] == len(report) == sum(p["packets"]
                                                    for p in merged["per_capture"])
     assert [Path(c).stem for c in merged["captures"]] == list(CAPTURES)
