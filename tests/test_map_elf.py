@@ -83,15 +83,7 @@ def test_a_perf_event_array_declared_without_max_entries_gets_a_slot_per_cpu(tmp
 
 def test_a_perf_event_array_without_max_entries_is_as_large_as_libbpf_makes_it(tmp_path,
                                                                                 live_kernel):
-    import libbpfobj
-    path = tmp_path / "perf.o"
-    path.write_bytes(compile_object(PERF_SOURCE))
-    with libbpfobj.LoadedObject(str(path)) as lobj:
-        libbpf_entries = lobj.maps["events"].max_entries
-    with pyebpf.kernel.load_object(path) as kobj:
-        oracle_entries = kobj.maps["events"].max_entries
-    assert (pyebpf.load(path).maps["events"].max_entries, oracle_entries) == \
-        (libbpf_entries, libbpf_entries)
+    _sized_as_libbpf_sizes_it(tmp_path / "perf.o", PERF_SOURCE)
 
 
 RINGBUF_SOURCE = """
@@ -121,9 +113,14 @@ def test_a_ring_buffer_is_made_the_least_power_of_2_pages_holding_its_size(tmp_p
 
 @pytest.mark.parametrize("asked", [1000, 3 * 4096])
 def test_a_ring_buffer_is_as_large_as_libbpf_makes_it(tmp_path, asked, live_kernel):
+    _sized_as_libbpf_sizes_it(tmp_path / "ring.o", RINGBUF_SOURCE % asked)
+
+
+def _sized_as_libbpf_sizes_it(path, source):
+    """pyebpf.load and the kernel oracle make the map "events" of ``source`` as large as
+    libbpf makes it."""
     import libbpfobj
-    path = tmp_path / "ring.o"
-    path.write_bytes(compile_object(RINGBUF_SOURCE % asked))
+    path.write_bytes(compile_object(source))
     with libbpfobj.LoadedObject(str(path)) as lobj:
         libbpf_entries = lobj.maps["events"].max_entries
     with pyebpf.kernel.load_object(path) as kobj:
