@@ -191,9 +191,10 @@ cdef uint64_t _net_grow(Skb* skb, uint32_t off, uint32_t n, uint64_t flags) noex
         if inner_mac_len > n:
             return err(EINVAL)
     mac_len = skb_mac_len(skb)
-    # skb_cow_head's -ENOMEM (no memory for the room) is the only failure left: ``off``
-    # may pass the end of a frame cut short, and stale bytes move (docs/helpers.md)
-    if not _hdr_push(skb, off, n):
+    # the ``off`` bytes that move must lie inside the packet (pskb_may_pull(skb, off)):
+    # a frame cut short below its network header is refused before anything moves
+    # (docs/helpers.md); skb_cow_head's own -ENOMEM is the allocation failing
+    if off > skb.len or not _hdr_push(skb, off, n):
         return err(ENOMEM)
     if encap:
         # the inserted room is the outer header; the inner headers are only GSO

@@ -67,7 +67,7 @@ CASES = {
                                      "R1 has pointer with unsupported alu operation, "
                                      "pointer arithmetic with it prohibited for !root"),
     "a_register_plus_the_context": ("r2 = 8\nr2 += r1\nr0 = 0\nexit",
-                                    "R1 has pointer with unsupported alu operation, "
+                                    "R2 has pointer with unsupported alu operation, "
                                     "pointer arithmetic with it prohibited for !root"),
     "the_context_plus_a_constant": ("r1 += 8\nr0 = 0\nexit", None),
     "a_stack_pointer_plus_mixed_signs": (
@@ -76,7 +76,7 @@ CASES = {
         "prohibited for !root"),
     "mixed_signs_plus_a_stack_pointer": (
         "r2 = *(u32 *)(r1 + 0)\nr2 -= 4\nr2 += r10\nr0 = 0\nexit",
-        "R2 has unknown scalar with mixed signed bounds, pointer arithmetic with it "
+        "R10 has unknown scalar with mixed signed bounds, pointer arithmetic with it "
         "prohibited for !root"),
     "a_stack_pointer_plus_a_known_register": (
         "r2 = -8\nr3 = r10\nr3 += r2\n*(u64 *)(r3 + 0) = 0\nr0 = 0\nexit", None),

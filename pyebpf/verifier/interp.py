@@ -582,7 +582,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
         if self.unpriv and op.form is isa.F_ALU_X and code_op in (isa.BPF_ADD, isa.BPF_SUB):
-            self.sanitize_ptr_alu(pc, insn, ptr, off_reg, off_reg is dst)
+            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
         if code_op == isa.BPF_SUB and dst.type == SCALAR:
             self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
         if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
@@ -644,7 +644,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"math between {t} pointer and register with unbounded min "
                             f"value is not allowed")
         if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
-            self.refuse(pc, f"value {reg.smin} makes {t} pointer be out of bounds")
+            # the scalar operand's bounds are "value ... makes"; a pointer's variable part
+            # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
+            # prints it (docs/kernel-notes.md)
+            if reg.type == SCALAR:
+                self.refuse(pc, f"value {reg.smin} makes {t} pointer be out of bounds")
+            self.refuse(pc, f"{t} pointer offset {reg.smin} is not allowed")
 
     # --- memory -----------------------------------------------------------------------------
     def mem_access(self, st: VState, pc: int, regno: int, off: int, size: int, write: bool,

@@ -23,16 +23,16 @@ class SpeculationRules:
     """The unprivileged pointer-arithmetic side of
     :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
-    def sanitize_ptr_alu(self, pc: int, insn, ptr: Reg, off_reg: Reg,
-                         off_is_dst: bool) -> None:
+    def sanitize_ptr_alu(self, pc: int, insn, ptr: Reg, off_reg: Reg) -> None:
         """sanitize_ptr_alu before the arithmetic, for ``ptr += reg``/``ptr -= reg``
         (an immediate needs no masking: can_skip_alu_sanitation)."""
+        # sanitize_err names the source register for a scalar's bounds and the destination
+        # for the pointer, whichever operand is which: the scalar's copy is never the
+        # destination's state there (6.18.44-fc-v1045; docs/kernel-notes.md)
         if not off_reg.is_const and (off_reg.smin < 0) != (off_reg.smax < 0):
-            regno = insn.dst if off_is_dst else insn.src
-            self.refuse(pc, f"R{regno} has unknown scalar with mixed signed bounds, {_ERR}")
+            self.refuse(pc, f"R{insn.src} has unknown scalar with mixed signed bounds, {_ERR}")
         if ptr.type not in (PTR_TO_STACK, PTR_TO_MAP_VALUE):
-            regno = insn.src if off_is_dst else insn.dst
-            self.refuse(pc, f"R{regno} has pointer with unsupported alu operation, {_ERR}")
+            self.refuse(pc, f"R{insn.dst} has pointer with unsupported alu operation, {_ERR}")
 
     def sanitize_check_bounds(self, pc: int, regno: int, new: Reg) -> None:
         """sanitize_check_bounds after the arithmetic: the result stays inside its
