@@ -11,6 +11,7 @@ values kept across runs, other tasks."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 
@@ -650,6 +651,22 @@ def test_a_key_that_is_no_owner_is_refused():
     m = Map.create(CGRP_STORAGE, 4, 8, 0, NO_PREALLOC)
     with pytest.raises(ValueError, match="a key is the owner's kernel address"):
         m.lookup("root")
+
+
+def test_dump_maps_lists_storage_by_owner_address_and_loads_it_back(tmp_path):
+    from pyebpf.pcap import mapfiles
+    m = Map.create(TASK_STORAGE, 4, 8, 0, NO_PREALLOC, name="per_task")
+    task = Task(pid=3)
+    m.update(task, (5).to_bytes(8, "little"))
+    dumped = mapfiles.dump(m)
+    assert dumped["entries"] == [{"key": task.address, "value": "0500000000000000",
+                                  "key_hex": task.address.to_bytes(8, "little").hex(),
+                                  "value_hex": "0500000000000000"}]
+    again = Map.create(TASK_STORAGE, 4, 8, 0, NO_PREALLOC)
+    path = tmp_path / "per_task.json"
+    path.write_text(json.dumps(dumped))
+    mapfiles.load(again, str(path), "per_task")
+    assert again.lookup(task) == (5).to_bytes(8, "little")
 
 
 @KINDS
