@@ -694,3 +694,12 @@ def test_a_packet_run_refuses_task_ids_beside_a_machine():
     prog = pyebpf.Program(asm.assemble("r0 = 0\nexit"), "sched_cls")
     with pytest.raises(TypeError, match="pid_tgid= and machine= both give the current task"):
         prog.run(FRAME, machine=Machine(), pid_tgid=1)
+
+
+def test_a_task_pid_namespace_is_a_dev_and_an_ino():
+    from pyebpf.trace import MachineSpecError
+    assert Task(pidns=[4, 5]).pidns == (4, 5)          # as a trace-replay JSON event gives it
+    with pytest.raises(MachineSpecError, match=r"task pidns is \(dev, ino\)"):
+        Task(pidns=(4,))
+    with pytest.raises(MachineSpecError, match="task pidns dev must be an unsigned 32-bit"):
+        Task(pidns=(1 << 32, 5))

@@ -99,8 +99,9 @@ class Task:
             object.__setattr__(self, "ns_tgid", self.tgid)
         for name in ("ns_pid", "ns_tgid"):
             _u(getattr(self, name), 32, f"task {name}")
-        if not isinstance(self.pidns, tuple) or len(self.pidns) != 2:
+        if not isinstance(self.pidns, (tuple, list)) or len(self.pidns) != 2:
             raise MachineSpecError(f"task pidns is (dev, ino), got {self.pidns!r}")
+        object.__setattr__(self, "pidns", tuple(self.pidns))
         _u(self.pidns[0], 32, "task pidns dev")
         _u(self.pidns[1], 64, "task pidns ino")
         object.__setattr__(self, "user_regs_bytes", pt_regs(self.user_regs))
