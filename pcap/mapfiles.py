@@ -6,8 +6,9 @@ or value is a string of hexadecimal digits (the raw bytes, as the map stores the
 a BTF-decoded value as :meth:`pyebpf.Map.typed` gives it: an integer, a list for an
 array, an object of member names for a struct or union; per-CPU maps take and give a
 list with one value per CPU.  Dumps give both: ``key``/``value`` decoded where the map
-has BTF types (else hexadecimal) and ``key_hex``/``value_hex``.  The keys of socket
-local storage are the sockets' cookies (an integer, or 8 bytes in hexadecimal).
+has BTF types (else hexadecimal) and ``key_hex``/``value_hex``.  The keys of local
+storage are the owners: sockets' cookies, tasks' and cgroups' kernel addresses (an
+integer, or 8 bytes in hexadecimal).
 """
 from __future__ import annotations
 
@@ -69,12 +70,13 @@ def _per_cpu(m) -> bool:
 
 
 def _storage(m) -> bool:
-    return m.type.name == "BPF_MAP_TYPE_SK_STORAGE"
+    return m.type.name in ("BPF_MAP_TYPE_SK_STORAGE", "BPF_MAP_TYPE_TASK_STORAGE",
+                           "BPF_MAP_TYPE_CGRP_STORAGE")
 
 
 def dump(m) -> dict:
-    """One map's contents as the JSON object ``--dump-maps`` writes (socket local
-    storage: each key is the socket's cookie)."""
+    """One map's contents as the JSON object ``--dump-maps`` writes (local storage:
+    each key is the owner, a socket's cookie or a task's or cgroup's address)."""
     kc, vc = _codecs(m)
     entries = []
     for key in m.keys():

@@ -138,6 +138,11 @@ ctypedef struct TraceWorld:
     uint64_t pid_tgid              # bpf_get_current_pid_tgid, _uid_gid, _comm
     uint64_t uid_gid
     uint8_t comm[16]
+    uint64_t pidns_dev             # bpf_get_ns_current_pid_tgid: the task's pid namespace
+    uint64_t pidns_ino
+    uint64_t ns_pid_tgid           # and its ids there, tgid << 32 | pid
+    uint64_t user_regs             # bpf_task_pt_regs of the current task
+    bint packet                    # a packet run given a machine (its current task)
     # per run
     uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)
     bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
@@ -304,11 +309,15 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
 cdef inline bint _is_lru(MapStore* m) noexcept nogil:
     return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
 
+cdef inline bint _is_local_storage(MapStore* m) noexcept nogil:
+    return (m.type == BPF_MAP_TYPE_SK_STORAGE or m.type == BPF_MAP_TYPE_TASK_STORAGE
+            or m.type == BPF_MAP_TYPE_CGRP_STORAGE)
+
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
-    # socket local storage is a hash keyed by the socket's cookie (maps.pxi)
+    # local storage is a hash keyed by its owner: the socket's cookie, the task's or the
+    # cgroup's address (maps.pxi)
     return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
-            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m)
-            or m.type == BPF_MAP_TYPE_SK_STORAGE)
+            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m) or _is_local_storage(m))
 
 cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
     return m.keys + <size_t>n * m.data_size

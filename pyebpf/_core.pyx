@@ -2629,7 +2629,10 @@ cdef class Program:
         packet whose first layer is ``Ether``; another first layer is a ValueError) and
         ``fields`` set the packet's metadata (see :data:`SKB_FIELDS`).  Without
         ``ktime``, bpf_ktime_get_ns reads the process's clock (:data:`KTIME_START`,
-        advancing between runs; docs/clock.md).
+        advancing between runs; docs/clock.md).  ``machine=`` (a
+        :class:`pyebpf.trace.Machine`) gives the run a current task, as
+        BPF_PROG_TEST_RUN's caller is one: its ids, pid namespace, registers, local
+        storage and kernel memory (then not ``pid_tgid``, ``uid_gid`` or ``comm``).
 
         KPROBE programs take no ``data``: ``regs=`` gives their ``struct pt_regs`` (a dict
         of register names or the struct's bytes), ``machine=`` the modelled machine (a
@@ -2655,6 +2658,7 @@ cdef class Program:
         cdef TraceWorld world
         cdef bytes regs
         cdef bint has_fields
+        cdef object machine = None
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -2683,6 +2687,9 @@ cdef class Program:
                     skb.ktime, own_clock = _ktime_clock, True
             elif typed:
                 src = _frame_bytes(data, self.prog_type)
+                if has_fields and "machine" in fields:
+                    machine = _packet_machine(fields)
+                    has_fields = len(<dict>fields) != 0
                 if has_fields:
                     memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
                     tmpl_made = True
@@ -2695,6 +2702,9 @@ cdef class Program:
                 if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
                 vm_attach_skb(&vm, skb, self._is_tc)
+                if machine is not None:
+                    image = machine_image(machine)
+                    packet_world(&vm, skb, &world, image)
             else:
                 if has_fields:
                     raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
@@ -2909,7 +2919,8 @@ cdef class Program:
         regions = self._regions(vm)
         # the stack region at exit is one frame; name accesses against the full stack
         regions[0] = ("stack", <uintptr_t>vm.stack, <uintptr_t>(vm.stack + STACK_SIZE), True)
-        if vm.skb != NULL and vm.world == NULL:    # a tracing context is a region already
+        if vm.skb != NULL and (vm.world == NULL or vm.world.packet):
+            # a tracing context is a region already
             regions.append(("__sk_buff", vm.ctx, vm.ctx + CTX_SIZE, True))
         top = <uintptr_t>(vm.stack + STACK_SIZE)
         steps = [(vm.steps[k].pc, tuple(vm.steps[k].regs[j] for j in range(11)))

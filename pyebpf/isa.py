@@ -397,8 +397,9 @@ BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
 BPF_F_CLONE = 1 << 9         # local storage: a clone of the socket gets the storage too
-# bpf_sk_storage_get's flag (BPF_LOCAL_STORAGE_GET_F_CREATE)
-BPF_SK_STORAGE_GET_F_CREATE = 1
+# the *_storage_get helpers' flag (bpf_sk_storage_get's older name for it)
+BPF_LOCAL_STORAGE_GET_F_CREATE = 1
+BPF_SK_STORAGE_GET_F_CREATE = BPF_LOCAL_STORAGE_GET_F_CREATE
 # the largest local storage value (BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: U16_MAX less the
 # 128 bytes of struct bpf_local_storage_elem)
 MAX_LOCAL_STORAGE_VALUE_SIZE = 65535 - 128
@@ -929,7 +930,8 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_")
-_C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
+_C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
+            "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG")
 

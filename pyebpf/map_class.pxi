@@ -39,7 +39,11 @@ cdef class Map:
     int), an Environment ``Socket``/``PacketSocket`` with a cookie of its own, or the
     8 bytes of a cookie as ``keys()`` gives them; ``keys()`` lists the sockets holding
     a value (the kernel has no next_key for these maps: ENOTSUPP); a map holds the
-    values of at most 1024 sockets.  Cgroup arrays: ``update(index, cgroup_id)`` puts a
+    values of at most 1024 sockets.  Task and cgroup local storage (TASK_STORAGE,
+    CGRP_STORAGE) are the same, keyed by the owner's kernel address, what the helpers
+    are given (the kernel keys them by a pidfd or a cgroup fd in user space): a task as
+    a :class:`pyebpf.trace.Task` (its ``address``) or an int, a cgroup as an int (the
+    ``struct cgroup`` address), either as 8 bytes.  Cgroup arrays: ``update(index, cgroup_id)`` puts a
     cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
     ENOTSUPP, as in the kernel.
     """
@@ -95,7 +99,7 @@ cdef class Map:
     @property
     def key_size(self):
         # socket local storage: the fd BPF_MAP_CREATE declares (the store holds cookies)
-        return 4 if self._m.type == BPF_MAP_TYPE_SK_STORAGE else self._m.key_size
+        return 4 if _is_local_storage(self._m) else self._m.key_size
 
     @property
     def value_size(self):
@@ -103,7 +107,7 @@ cdef class Map:
 
     @property
     def max_entries(self):
-        return 0 if self._m.type == BPF_MAP_TYPE_SK_STORAGE else self._m.max_entries
+        return 0 if _is_local_storage(self._m) else self._m.max_entries
 
     @property
     def flags(self):
@@ -121,6 +125,8 @@ cdef class Map:
     cdef bytes _key(self, key):
         if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
             return self._socket_key(key)
+        if _is_local_storage(self._m):
+            return self._owner_key(key)
         key = bytes(key)
         if len(key) != self._m.key_size:
             raise ValueError(f"map {self._label()}: key is {len(key)} bytes, the map's "
@@ -137,6 +143,17 @@ cdef class Map:
             raise ValueError(f"map {self._label()}: a key is a socket: its cookie, a "
                              f"Socket or PacketSocket with a cookie, or 8 bytes; got {key!r}")
         return cookie.to_bytes(8, "little")
+
+    cdef bytes _owner_key(self, key):
+        """A task or cgroup local storage key: the owner's address as 8 bytes."""
+        if isinstance(key, (bytes, bytearray, memoryview)) and len(key) == 8:
+            return bytes(key)
+        address = getattr(key, "address", key)
+        if isinstance(address, bool) or not isinstance(address, int) or \
+                not 0 < address < 1 << 64:
+            raise ValueError(f"map {self._label()}: a key is the owner's kernel address: "
+                             f"an int, a pyebpf.trace.Task, or 8 bytes; got {key!r}")
+        return address.to_bytes(8, "little")
 
     cpdef str _label(self):
         return f"{self.name or self.type.name} (fd {self.fd})"
@@ -369,8 +386,7 @@ cdef class Map:
             self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(True)
-        if not _is_hash(self._m) or self._m.inner != NULL or \
-                self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+        if not _is_hash(self._m) or self._m.inner != NULL or _is_local_storage(self._m):
             self._fail(-ENOTSUPP, "lookup_and_delete", k)
         value = self.lookup(k)
         if value is not None:
@@ -512,7 +528,7 @@ cdef class Map:
     cdef bint _batch_supports(self, str op):
         # the kernel's map types with batch ops; maps of maps (whose values the kernel
         # gives as map ids) are not modelled
-        if self._m.inner != NULL or self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+        if self._m.inner != NULL or _is_local_storage(self._m):
             return False
         if _is_hash(self._m):
             return True
@@ -656,8 +672,8 @@ cdef class Map:
             self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
-        if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
-            self._fail(-ENOTSUPP, "next_key (socket storage: keys() lists the sockets)", b"")
+        if _is_local_storage(self._m):
+            self._fail(-ENOTSUPP, "next_key (local storage: keys() lists the owners)", b"")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))
@@ -676,7 +692,7 @@ cdef class Map:
         if self._pin is not None:
             return self._pin.apply(Map.keys, self)
         out = []
-        if self._m.type == BPF_MAP_TYPE_SK_STORAGE:
+        if _is_local_storage(self._m):
             for b in range(self._m.n_buckets):
                 out += self._bucket_keys(b)
             return out

@@ -64,8 +64,8 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
     elif (m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
           or m.type == BPF_MAP_TYPE_BLOOM_FILTER):
         helper_fault(vm, b"a queue, stack or bloom filter is only for bpf_map_push/pop/peek_elem")
-    elif m.type == BPF_MAP_TYPE_SK_STORAGE:
-        helper_fault(vm, b"socket storage is only for bpf_sk_storage_get/delete")
+    elif _is_local_storage(m):
+        helper_fault(vm, b"local storage is only for its bpf_*_storage_get/delete")
     elif m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
         helper_fault(vm, b"a cgroup array is only for bpf_skb_under_cgroup")
     elif m.inner != NULL and not lookup:
@@ -233,7 +233,7 @@ cdef uint64_t _perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flag
     if vm.skb != NULL and not is_ctx(vm, r1):
         return 0
     m = _typed_map_arg(vm, r2, BPF_MAP_TYPE_PERF_EVENT_ARRAY, b"r2 must be a perf event array")
-    if m != NULL and vm.world != NULL and flags >> 32:
+    if m != NULL and vm.world != NULL and not vm.world.packet and flags >> 32:
         return err(EINVAL)          # the tracing variant copies no context bytes
     if m == NULL:
         return 0
@@ -478,7 +478,7 @@ cdef uint64_t _get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uin
     if flags & ~(<uint64_t>(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP
                             | BPF_F_REUSE_STACKID)):
         return err(EINVAL)
-    if vm.world != NULL:
+    if vm.world != NULL and not vm.world.packet:
         # the callchain holds at most value_size / 8 frames past the skipped ones
         nr = trace_stack(vm, flags & BPF_F_USER_STACK, &ips)
         if nr > m.value_size // 8 + skip:

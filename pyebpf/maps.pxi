@@ -18,7 +18,8 @@
 
 cdef enum:
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
-    SK_STORAGE_SOCKETS = 1024     # sockets one socket local storage map holds values of
+    SK_STORAGE_SOCKETS = 1024     # owners (sockets, tasks, cgroups) one local storage map
+                                  # holds values of
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
     REGION_MAP_KEY = 1002         # the keys bpf_for_each_map_elem hands its callback
@@ -604,7 +605,10 @@ _CREATE_FLAGS = {
     BPF_MAP_TYPE_BLOOM_FILTER: BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | _ACCESS_FLAGS,
     BPF_MAP_TYPE_STACK: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_SK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
+    BPF_MAP_TYPE_TASK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
+    BPF_MAP_TYPE_CGRP_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
 }
+_LOCAL_STORAGE = (BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                 BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -617,8 +621,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     name = kind.name
     if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
-                                                  BPF_MAP_TYPE_BLOOM_FILTER,
-                                                  BPF_MAP_TYPE_SK_STORAGE):
+                                                  BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE:
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
         raise MapError(EINVAL, f"{name} takes no map_extra")
@@ -644,12 +647,13 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
             raise MapError(EINVAL, "a bloom filter has no key, a value, max_entries and "
                                    "at most 15 hash functions (map_extra)")
         return
-    if kind == BPF_MAP_TYPE_SK_STORAGE:
-        # bpf_local_storage_map_alloc_check; its BTF (an int key, the value's type) is
-        # the ELF object's, which Map.create does not take
+    if kind in _LOCAL_STORAGE:
+        # bpf_local_storage_map_alloc_check (the same for sockets, tasks and cgroups);
+        # its BTF (an int key, the value's type) is the ELF object's, which Map.create
+        # does not take
         if not flags & BPF_F_NO_PREALLOC or max_entries or key_size != 4 or value_size == 0:
-            raise MapError(EINVAL, "socket local storage has BPF_F_NO_PREALLOC, a 4-byte "
-                                   "key (a socket fd), a value and max_entries 0")
+            raise MapError(EINVAL, f"{name} has BPF_F_NO_PREALLOC, a 4-byte key (an fd), "
+                                   f"a value and max_entries 0")
         if value_size > MAX_LOCAL_STORAGE_VALUE_SIZE:
             raise MapError(E2BIG, f"a local storage value is at most "
                                   f"{MAX_LOCAL_STORAGE_VALUE_SIZE} bytes")
@@ -693,8 +697,9 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     if kind == BPF_MAP_TYPE_LRU_HASH or kind == BPF_MAP_TYPE_LRU_PERCPU_HASH:
         if flags & BPF_F_NO_COMMON_LRU:      # the kernel gives each CPU an equal share
             max_entries = (max_entries + ncpu - 1) // ncpu * ncpu
-    if kind == BPF_MAP_TYPE_SK_STORAGE:
-        # each element is a socket's value, found by the socket's cookie
+    if kind in _LOCAL_STORAGE:
+        # each element is an owner's value, found by the socket's cookie, the task's or
+        # the cgroup's address
         key_size, max_entries = 8, SK_STORAGE_SOCKETS
     m = <MapStore*>calloc(1, sizeof(MapStore))
     if m == NULL:
@@ -779,7 +784,7 @@ cdef _map_storage(MapStore* m, object kind):
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
-    elif kind in _HASHES or kind == BPF_MAP_TYPE_SK_STORAGE:
+    elif kind in _HASHES or kind in _LOCAL_STORAGE:
         while n < max_entries:
             n <<= 1
         m.n_buckets = n

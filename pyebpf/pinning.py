@@ -517,9 +517,10 @@ def _detach(m) -> None:
     m._pin = None
 
 
-# maps whose store is not laid out as the pin format's records: socket storage (keys
-# are cookies, not the declared fds) and cgroup arrays (slots hold 8-byte ids)
-_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+# maps whose store is not laid out as the pin format's records: local storage (keys
+# are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte ids)
+_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
 
 
 def pin_map(m, path) -> None:

@@ -315,7 +315,9 @@ class KernelMap(_Owned):
         self.value_buffer_size = (possible_cpus() * ((value_size + 7) & ~7)
                                   if self.map_type in _PERCPU_MAPS else value_size)
         extra = {}
-        if self.map_type == isa.MapType.BPF_MAP_TYPE_SK_STORAGE:
+        if self.map_type in (isa.MapType.BPF_MAP_TYPE_SK_STORAGE,
+                             isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
+                             isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE):
             extra["btf"] = local_storage_btf(value_size)
         fd, err = sysbpf.calls.map_create(self.map_type, key_size, value_size, max_entries,
                                           flags, inner_map_fd, name.encode(), map_extra,

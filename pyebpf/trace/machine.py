@@ -37,6 +37,18 @@ DEFAULT_TASK_ADDRESS = 0xFFFF888100000000
 #: (each at a multiple of 64 bytes), in at most ``VMA_SPACE`` bytes.
 VMA_BASE = 0xFFFF888100200000
 VMA_SPACE = 2 << 20
+#: The inode number of the initial pid namespace (PROC_PID_INIT_INO), the default task's.
+PROC_PID_INIT_INO = 0xEFFFFFFC
+#: The device of nsfs the default task's pid namespace is on: what ``stat -L -c %d
+#: /proc/self/ns/pid`` shows on a machine booted with nsfs as its fourth anonymous
+#: device (it varies: declare what a test expects).
+DEFAULT_NSFS_DEV = 4
+#: Where the task's user registers (``struct pt_regs`` at the top of its kernel stack,
+#: what ``bpf_task_pt_regs`` returns) are said to be.
+USER_REGS_ADDRESS = 0xFFFFC90000003F58
+#: What ``bpf_task_pt_regs`` of any other task returns: the top of a kernel stack the
+#: machine does not map (loads through it read 0).
+OTHER_REGS_ADDRESS = 0xFFFFC90000007F58
 
 
 class MachineSpecError(EbpfError, ValueError):
@@ -58,7 +70,14 @@ class Task:
     ``"prio"``, ``"se.vruntime"``, ``"real_parent"``; values an int or bytes) the
     machine holds a ``task_struct`` at ``address``, laid out by its BTF, with ``pid``,
     ``tgid`` and ``comm`` set from the task and those fields from ``fields``; without,
-    give the bytes a program reads in the machine's ``kernel_memory``."""
+    give the bytes a program reads in the machine's ``kernel_memory``.
+
+    ``pidns``: the task's pid namespace as ``(dev, ino)`` of ``/proc/<pid>/ns/pid``
+    (``bpf_get_ns_current_pid_tgid`` compares them with its arguments), where the task
+    is ``ns_pid`` and ``ns_tgid`` (default ``pid`` and ``tgid``: the initial namespace).
+    ``user_regs``: the task's user registers (``struct pt_regs`` as ``regs=`` takes
+    them: a dict of names or the struct's bytes; default all zero), which the machine
+    puts in kernel memory at ``USER_REGS_ADDRESS``, where ``bpf_task_pt_regs`` points."""
     pid: int = 1000
     tgid: int | None = None
     uid: int = 0
@@ -66,10 +85,26 @@ class Task:
     comm: str | bytes = "pyebpf"
     address: int = DEFAULT_TASK_ADDRESS
     fields: object = None
+    pidns: tuple = (DEFAULT_NSFS_DEV, PROC_PID_INIT_INO)
+    ns_pid: int | None = None
+    ns_tgid: int | None = None
+    user_regs: object = None
 
     def __post_init__(self):
         if self.tgid is None:
             object.__setattr__(self, "tgid", self.pid)
+        if self.ns_pid is None:
+            object.__setattr__(self, "ns_pid", self.pid)
+        if self.ns_tgid is None:
+            object.__setattr__(self, "ns_tgid", self.tgid)
+        for name in ("ns_pid", "ns_tgid"):
+            _u(getattr(self, name), 32, f"task {name}")
+        if not isinstance(self.pidns, (tuple, list)) or len(self.pidns) != 2:
+            raise MachineSpecError(f"task pidns is (dev, ino), got {self.pidns!r}")
+        object.__setattr__(self, "pidns", tuple(self.pidns))
+        _u(self.pidns[0], 32, "task pidns dev")
+        _u(self.pidns[1], 64, "task pidns ino")
+        object.__setattr__(self, "user_regs_bytes", pt_regs(self.user_regs))
         for name in ("pid", "tgid", "uid", "gid"):
             _u(getattr(self, name), 32, f"task {name}")
         _u(self.address, 64, "task address")
@@ -130,6 +165,8 @@ class Machine:
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
         if self.task.fields is not None:
             kernel.append((self.task.address, task_struct(self.task, self.btf)))
+        if self.task.user_regs is not None:
+            kernel.append((USER_REGS_ADDRESS, self.task.user_regs_bytes))
         table, address = [], VMA_BASE
         for fields in _vmas(self.vmas):
             raw = _struct_bytes("vm_area_struct", fields, self.btf, "vmas")
@@ -244,6 +281,14 @@ def _struct_bytes(name: str, values: Mapping, btf, what: str) -> bytes:
                                                                                   "little")
         out[f.offset:f.offset + f.size] = raw
     return bytes(out)
+
+
+def struct_bytes(name: str, values: Mapping, btf=None) -> bytes:
+    """The bytes of a kernel ``struct name`` (``"css_set"``, ``"cgroup"``) for a
+    machine's ``kernel_memory``: zeros, then ``values`` (byte-aligned field names as
+    :meth:`pyebpf.btf.Type.fields` spells them -> int or bytes) where ``btf`` (default:
+    CO-RE's target) lays them out."""
+    return _struct_bytes(name, values, btf, f"struct {name}")
 
 
 def task_struct(task: Task, btf=None) -> bytes:

@@ -70,6 +70,9 @@ cdef class MachineImage:
         self.w.pid_tgid = (<uint64_t>task.tgid << 32) | <uint32_t>task.pid
         self.w.uid_gid = (<uint64_t>task.gid << 32) | <uint32_t>task.uid
         memcpy(self.w.comm, <const char*>task.comm_bytes, len(task.comm_bytes))
+        self.w.pidns_dev, self.w.pidns_ino = task.pidns
+        self.w.ns_pid_tgid = (<uint64_t>task.ns_tgid << 32) | <uint32_t>task.ns_pid
+        self.w.user_regs = _machine.USER_REGS_ADDRESS
 
 
 _IMAGES = {}        # id(Machine) -> (weak reference to it, its MachineImage)
@@ -190,6 +193,28 @@ cdef inline void trace_enter(Vm* vm, Skb* skb, TraceWorld* w, const uint8_t* reg
     vm.nregions = 2
 
 
+cdef object _packet_machine(dict fields):
+    """Take ``machine`` out of a packet run's fields: the task it gives replaces the
+    ``pid_tgid``, ``uid_gid`` and ``comm`` fields, which it refuses beside it."""
+    for name in ("pid_tgid", "uid_gid", "comm"):
+        if name in fields:
+            raise TypeError(f"run(): {name}= and machine= both give the current task; "
+                            f"give the Machine's Task instead")
+    return fields.pop("machine")
+
+
+cdef void packet_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noexcept:
+    """A packet run's current task from ``image``: BPF_PROG_TEST_RUN runs the program
+    in its caller, so the task helpers see that process (its machine's memory, x86-64)."""
+    memcpy(w, &image.w, sizeof(TraceWorld))
+    w.task_size = TASK_SIZE_MAX_X86_64
+    w.kernel_range_check = True
+    w.packet = True
+    skb.pid_tgid, skb.uid_gid = w.pid_tgid, w.uid_gid
+    memcpy(skb.comm, w.comm, sizeof(w.comm))
+    vm.world = w
+
+
 cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, object data,
                               dict fields, int profile, str arch):
     """Set up one tracing run from run()'s arguments: ``regs`` (room for the largest
@@ -210,6 +235,9 @@ cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, ob
     trace_enter(vm, skb, w, regs, _REGS_SIZE[arch])
     return image
 
+
+cdef uint64_t OTHER_REGS_ADDRESS = _machine.OTHER_REGS_ADDRESS
+cdef uint64_t TASK_SIZE_MAX_X86_64 = _isa.TASK_SIZE_MAX["x86_64"]
 
 # --- memory: copy_from_kernel_nofault and copy_from_user_nofault over the images ------
 
@@ -520,7 +548,7 @@ cdef uint64_t _send_signal(Vm* vm, uint64_t sig, bint thread) noexcept nogil:
     """bpf_send_signal_common for the current task: the kernel refuses to signal the
     init process (-EPERM, is_global_init) before it checks the signal (valid_signal:
     at most _NSIG, -EINVAL); signal 0 sends nothing."""
-    if vm.world == NULL:
+    if vm.world == NULL or vm.world.packet:
         return err(EPERM)
     if vm.skb != NULL and vm.skb.pid_tgid >> 32 == 1:
         return err(EPERM)
@@ -582,7 +610,162 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     return True
 
 
+# --- the task's pid namespace, registers and cgroup --------------------------------------
+
+cdef uint64_t bpf_get_ns_current_pid_tgid(Vm* vm, uint64_t dev, uint64_t ino, uint64_t buf,
+                                          uint64_t size, uint64_t e) noexcept nogil:
+    """struct bpf_pidns_info {pid, tgid} of the current task in its pid namespace, when
+    (dev, ino) names that namespace; else -EINVAL (a size other than 8, a dev wider than
+    dev_t, no task: a packet run without a machine) with the buffer zeroed."""
+    cdef uint8_t* p = _dst(vm, buf, size)
+    cdef uint32_t ids[2]
+    if p == NULL:
+        return 0
+    if (size != 8 or dev >> 32 or vm.world == NULL or dev != vm.world.pidns_dev
+            or ino != vm.world.pidns_ino):
+        memset(p, 0, size)
+        return err(EINVAL)
+    ids[0] = <uint32_t>vm.world.ns_pid_tgid
+    ids[1] = <uint32_t>(vm.world.ns_pid_tgid >> 32)
+    memcpy(p, ids, 8)
+    return 0
+
+
+cdef uint64_t bpf_task_pt_regs(Vm* vm, uint64_t task, uint64_t b, uint64_t c, uint64_t d,
+                               uint64_t e) noexcept nogil:
+    """task_pt_regs: the current task's user registers (Task.user_regs); any other
+    task's stack is not modelled, so its pointer leads nowhere (loads read 0)."""
+    if vm.world != NULL and task == vm.world.task:
+        return vm.world.user_regs
+    return OTHER_REGS_ADDRESS
+
+
+cdef uint64_t bpf_current_task_under_cgroup(Vm* vm, uint64_t r1, uint64_t idx, uint64_t c,
+                                            uint64_t d, uint64_t e) noexcept nogil:
+    """1 when the current task's cgroup (the Environment's task_cgroup) is the one at
+    ``idx`` of the CGROUP_ARRAY map or below it, else 0; -E2BIG past the map's end,
+    -EAGAIN for an empty slot."""
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_CGROUP_ARRAY,
+                                      b"r1 must be a cgroup array")
+    cdef const NetEnv* net = vm.skb.net
+    cdef uint64_t cgroup
+    cdef int level
+    if m == NULL:
+        return 0
+    if <uint32_t>idx >= m.max_entries:
+        return err(E2BIG)
+    memcpy(&cgroup, map_value(m, <int32_t><uint32_t>idx, 0), 8)
+    if cgroup == 0:
+        return err(EAGAIN)
+    # task_under_cgroup_hierarchy: cgroup_is_descendant of the task's default cgroup
+    for level in range(net.task_cgroup_level + 1):
+        if net.task_cgroups[level] == cgroup:
+            return 1
+    return 0
+
+
+# --- task and cgroup local storage (kernel/bpf/bpf_task_storage.c, bpf_cgrp_storage.c):
+# a TASK_STORAGE or CGRP_STORAGE map holds one value per owner, found by the address of
+# its task_struct or cgroup (maps.pxi).  Every task and cgroup a program can point at is
+# alive (refcounted), so F_CREATE always may create.
+
+cdef MapStore* _owner_map(Vm* vm, uint64_t r1, int kind) noexcept nogil:
+    # check_map_func_compatibility pairs each pair of helpers with its map type
+    cdef MapStore* m = _map_arg(vm, r1)
+    if m != NULL and m.type != kind:
+        helper_fault(vm, b"bpf_task/cgrp_storage_get/delete take their own storage map")
+        return NULL
+    return m
+
+
+cdef uint64_t _owner_storage_get(Vm* vm, uint64_t r1, uint64_t owner, uint64_t value,
+                                 uint64_t flags, int kind) noexcept nogil:
+    """bpf_task_storage_get, bpf_cgrp_storage_get: the owner's value; with
+    BPF_LOCAL_STORAGE_GET_F_CREATE a new one when it has none (``value``'s bytes, or
+    zeros for NULL).  NULL for a NULL owner, other flags, or a full map."""
+    cdef MapStore* m = _owner_map(vm, r1, kind)
+    cdef const uint8_t* init = NULL
+    cdef int32_t elem
+    cdef int rc = 0
+    if m == NULL or flags & ~(<uint64_t>BPF_LOCAL_STORAGE_GET_F_CREATE) or owner == 0:
+        return 0
+    elem = map_find(m, <const uint8_t*>&owner)
+    if elem != NO_ELEM:
+        return <uintptr_t>map_value(m, elem, 0)
+    if not flags & BPF_LOCAL_STORAGE_GET_F_CREATE:
+        return 0
+    if value:
+        init = _mem(vm, value, m.value_size, ACCESS_READ)
+        if init == NULL:
+            return 0
+    elem = _hash_update(m, <const uint8_t*>&owner, BPF_NOEXIST, &rc)
+    if elem == NO_ELEM:
+        return 0
+    if init != NULL:
+        memcpy(map_value(m, elem, 0), init, m.value_size)
+    return <uintptr_t>map_value(m, elem, 0)
+
+
+cdef uint64_t _owner_storage_delete(Vm* vm, uint64_t r1, uint64_t owner,
+                                    int kind) noexcept nogil:
+    """bpf_task_storage_delete, bpf_cgrp_storage_delete: 0, -ENOENT when the owner has
+    no value, -EINVAL for a NULL owner."""
+    cdef MapStore* m = _owner_map(vm, r1, kind)
+    if m == NULL:
+        return 0
+    if owner == 0:
+        return err(EINVAL)
+    return <uint64_t><int64_t>map_delete(m, <const uint8_t*>&owner)
+
+
+cdef uint64_t _task_storage_get(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    return _owner_storage_get(vm, r1, r2, r3, r4, BPF_MAP_TYPE_TASK_STORAGE)
+
+
+cdef uint64_t _task_storage_delete(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    return _owner_storage_delete(vm, r1, r2, BPF_MAP_TYPE_TASK_STORAGE)
+
+
+cdef uint64_t _cgrp_storage_get(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    return _owner_storage_get(vm, r1, r2, r3, r4, BPF_MAP_TYPE_CGRP_STORAGE)
+
+
+cdef uint64_t _cgrp_storage_delete(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    return _owner_storage_delete(vm, r1, r2, BPF_MAP_TYPE_CGRP_STORAGE)
+
+
+cdef uint64_t bpf_task_storage_get(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_task_storage_get, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_task_storage_delete(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                      uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_task_storage_delete, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_cgrp_storage_get(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_cgrp_storage_get, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t bpf_cgrp_storage_delete(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                      uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_cgrp_storage_delete, r1, False, vm, r1, r2, r3, r4, r5)
+
+
 cdef void register_tracing_helpers(helper_fn* table) noexcept:
+    table[37] = bpf_current_task_under_cgroup
+    table[120] = bpf_get_ns_current_pid_tgid
+    table[156] = bpf_task_storage_get
+    table[157] = bpf_task_storage_delete
+    table[175] = bpf_task_pt_regs
+    table[210] = bpf_cgrp_storage_get
+    table[211] = bpf_cgrp_storage_delete
     table[4] = bpf_probe_read
     table[35] = bpf_get_current_task
     table[45] = bpf_probe_read_str

@@ -120,15 +120,19 @@ class BtfPointers:
         """r2 of ``bpf_find_vma``'s callback: the mapping's ``struct vm_area_struct``."""
         return _btf_reg(_struct("vm_area_struct"))
 
-    def task_arg(self, pc: int, regno: int, reg: Reg) -> None:
-        """check_reg_type of ARG_PTR_TO_BTF_ID for a helper taking a ``struct
-        task_struct *``: a BTF pointer (not NULL), to that struct, at its start
+    def struct_reg(self, name: str) -> Reg:
+        """r0 of a helper returning RET_PTR_TO_BTF_ID of ``struct name``."""
+        return _btf_reg(_struct(name))
+
+    def btf_arg(self, pc: int, regno: int, reg: Reg, name: str) -> None:
+        """check_reg_type of ARG_PTR_TO_BTF_ID for a helper taking a ``struct name *``
+        (task_struct, cgroup): a BTF pointer (not NULL), to that struct, at its start
         (btf_struct_ids_match)."""
         if reg.type != PTR_TO_BTF_ID:
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=ptr_, "
                             f"trusted_ptr_, rcu_ptr_")
-        if reg.map.name != "task_struct" or reg.off or not reg.is_const or reg.smin:
-            self.refuse(pc, f"R{regno} is of type {reg.map.name} but task_struct is expected")
+        if reg.map.name != name or reg.off or not reg.is_const or reg.smin:
+            self.refuse(pc, f"R{regno} is of type {reg.map.name} but {name} is expected")
 
     def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
                    write: bool) -> Reg:

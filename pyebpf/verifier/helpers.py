@@ -34,11 +34,17 @@ FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
 STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
 DYNPTR = "dynptr"                  # ARG_PTR_TO_DYNPTR | MEM_RDONLY: an initialised dynptr
 BTF_TASK = "btf_task"              # ARG_PTR_TO_BTF_ID of struct task_struct
+BTF_TASK_OR_NULL = "btf_task_or_null"      # ARG_PTR_TO_BTF_ID_OR_NULL of task_struct
+BTF_CGROUP_OR_NULL = "btf_cgroup_or_null"  # ARG_PTR_TO_BTF_ID_OR_NULL of struct cgroup
+#: the struct each BTF pointer argument points at, and whether NULL may be passed
+BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", True),
+            BTF_CGROUP_OR_NULL: ("cgroup", True)}
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
 DYNPTR_MEM_OR_NULL = "dynptr_mem"
 TRUSTED_TASK = "trusted_task"      # RET_PTR_TO_BTF_ID_TRUSTED of struct task_struct
+BTF_PT_REGS = "btf_pt_regs"        # RET_PTR_TO_BTF_ID of struct pt_regs
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ _QUEUES = (_T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK)
 _BLOOM = (_T.BPF_MAP_TYPE_BLOOM_FILTER,)
 _SK_STORAGE = (_T.BPF_MAP_TYPE_SK_STORAGE,)
 _CGROUP_ARRAY = (_T.BPF_MAP_TYPE_CGROUP_ARRAY,)
+_TASK_STORAGE = (_T.BPF_MAP_TYPE_TASK_STORAGE,)
+_CGRP_STORAGE = (_T.BPF_MAP_TYPE_CGRP_STORAGE,)
 
 
 def _p(name, ret, *args, pkt=False, maps=()):
@@ -178,6 +186,16 @@ PROTOS: dict[int, Proto] = dict([
     _p("get_current_task_btf", TRUSTED_TASK),
     _p("get_task_stack", INTEGER, BTF_TASK, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("find_vma", INTEGER, BTF_TASK, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    _p("task_pt_regs", BTF_PT_REGS, BTF_TASK),
+    _p("get_ns_current_pid_tgid", INTEGER, ANYTHING, ANYTHING, UNINIT_MEM, SIZE),
+    _p("current_task_under_cgroup", INTEGER, MAP, ANYTHING, maps=_CGROUP_ARRAY),
+    # local storage of tasks and cgroups (kernel/bpf/bpf_task_storage.c, bpf_cgrp_storage.c)
+    _p("task_storage_get", MAP_VALUE_OR_NULL, MAP, BTF_TASK_OR_NULL, VALUE_OR_NULL,
+       ANYTHING, maps=_TASK_STORAGE),
+    _p("task_storage_delete", INTEGER, MAP, BTF_TASK_OR_NULL, maps=_TASK_STORAGE),
+    _p("cgrp_storage_get", MAP_VALUE_OR_NULL, MAP, BTF_CGROUP_OR_NULL, VALUE_OR_NULL,
+       ANYTHING, maps=_CGRP_STORAGE),
+    _p("cgrp_storage_delete", INTEGER, MAP, BTF_CGROUP_OR_NULL, maps=_CGRP_STORAGE),
     # refused before their arguments are read (MIGHT_SLEEP); their kernel prototypes
     _p("copy_from_user", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("copy_from_user_task", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, BTF_TASK, ANYTHING),
@@ -204,4 +222,6 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_BLOOM_FILTER: ("map_push_elem", "map_peek_elem"),
     _T.BPF_MAP_TYPE_SK_STORAGE: ("sk_storage_get", "sk_storage_delete"),
     _T.BPF_MAP_TYPE_CGROUP_ARRAY: ("skb_under_cgroup", "current_task_under_cgroup"),
+    _T.BPF_MAP_TYPE_TASK_STORAGE: ("task_storage_get", "task_storage_delete"),
+    _T.BPF_MAP_TYPE_CGRP_STORAGE: ("cgrp_storage_get", "cgrp_storage_delete"),
 }

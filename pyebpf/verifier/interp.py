@@ -1252,6 +1252,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = r
         elif proto.ret == helpers.TRUSTED_TASK:
             regs[0] = self.task_reg()
+        elif proto.ret == helpers.BTF_PT_REGS:
+            regs[0] = self.struct_reg("pt_regs")
         elif proto.ret in sockets.RET_KINDS:
             regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
@@ -1313,8 +1315,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in sockets.ARG_KINDS:
             sockets.check_arg(self, st, pc, regno, reg, kind, meta)
             return
-        if kind == helpers.BTF_TASK:
-            self.task_arg(pc, regno, reg)
+        if kind in helpers.BTF_ARGS:
+            name, nullable = helpers.BTF_ARGS[kind]
+            if not (nullable and reg.is_null()):
+                self.btf_arg(pc, regno, reg, name)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
