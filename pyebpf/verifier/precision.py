@@ -27,9 +27,10 @@ from .. import isa
 from .log import frame_text, insn_text
 from .state import SCALAR, STACK_SPILL, VState
 
-_ALU = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-        isa.F_NEG, isa.F_END)
+_ALU = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
+                  isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 _ARGS = frozenset(range(1, 6))
+_PASS = frozenset((isa.F_JCC_K, isa.F_JA, isa.F_JA32))
 
 
 def applies(interp) -> bool:
@@ -107,10 +108,19 @@ def _walk(interp, st: VState, w: _Walk) -> None:
                 log.add(f"mark_precise: frame{w.fr}: regs={_regs_text(w.regs[w.fr])} "
                         f"stack={_slots_text(w.slots[w.fr])} before {pc}: "
                         f"{insn_text(insns, pc)}")
+            elif type(entry) is int:
+                # what most instructions walked back are: a jump, ALU on a register not
+                # wanted or ``d op= imm``, which change nothing wanted (a loop walks many)
+                op = ops[entry]
+                f = op.form
+                if f in _PASS or f in _ALU and (insns[entry].dst not in w.regs[w.fr] or
+                                                f is isa.F_ALU_K and
+                                                op.code & 0xF0 != isa.BPF_MOV):
+                    continue
             if not _backtrack(insns, ops, globals_, entry, w):
                 mark_all(st, log)
                 return
-            if w.empty():
+            if not w.regs[w.fr] and w.empty():
                 return
         if p is None:
             if interp.in_global and w.fr == 0 and not any(w.slots) and \
