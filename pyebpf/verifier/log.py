@@ -142,7 +142,8 @@ def reg_text(r, marks: bool = False) -> str:
 def _slot_text(s, marks: bool = False) -> str:
     if s.spill is not None:
         return reg_text(s.spill, marks)
-    return "".join("?rmz"[k] for k in reversed(s.kinds))
+    # the kernel's slot_type_char: a zero byte is '0'
+    return "".join("?rm0"[k] for k in reversed(s.kinds))
 
 
 def frame_text(frame) -> str:
