@@ -1,11 +1,14 @@
 """Precision tracking against the kernel: a scalar no later decision depends on does
 not keep two paths apart where they join, one that a branch, pointer arithmetic or a
-helper's size argument depends on does.  The kernel's verdict, and for accepted
-programs its processed instructions and states (its BPF_LOG_STATS line), are the
-expected values."""
+helper's size argument depends on does, in one function, round loops and across calls
+of static functions (arguments, return values, the caller's stack).  The kernel's
+verdict, and for accepted programs its processed instructions and states (its
+BPF_LOG_STATS line), are the expected values; at log level 2, its mark_precise lines."""
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from pyebpf import asm, errors, isa, verifier
 from pyebpf.kernel import sysbpf
@@ -103,3 +106,122 @@ def test_scalars_a_branch_linked_are_needed_together():
     text = diamonds(4, "r9 = r8\nif r8 > 50 goto +4\nr2 = r10\nr2 += -64\nr2 += r9\n"
                        "*(u8 *)(r2 + 0) = 0")
     assert ours(text) == kernel(text)
+
+
+def loop(rounds: int, body: str) -> str:
+    """``rounds`` turns of a loop on bits of skb->len, each setting r8 to 1 or 2 (the
+    counter r9 is what the loop's branch decides on); ``body`` then runs with r8."""
+    return "\n".join([
+        "r6 = r1", "r7 = *(u32 *)(r6 + 0)", "r9 = 0", "*(u64 *)(r10 - 64) = 0",
+        "l:", "if r7 & 1 goto a", "r8 = 1", "goto j", "a:", "r8 = 2", "j:", body,
+        "r7 >>= 1", "r9 += 1", f"if r9 < {rounds} goto l", "r0 = 0", "exit"])
+
+
+def test_a_loop_prunes_a_scalar_no_decision_depends_on():
+    text = loop(8, f"*(u32 *)(r6 + {MARK}) = r8")
+    assert ours(text) == kernel(text)
+
+
+def test_a_loop_keeps_apart_a_scalar_its_pointer_arithmetic_depends_on():
+    text = loop(8, "r2 = r10\nr2 += -64\nr2 += r8\nr3 = *(u8 *)(r2 + 0)\n"
+                   f"*(u32 *)(r6 + {MARK}) = r3")
+    assert ours(text) == kernel(text)
+
+
+def test_a_loop_keeps_apart_a_scalar_a_decided_branch_depends_on():
+    text = loop(8, f"if r8 == 2 goto +1\n*(u32 *)(r6 + {MARK}) = r8")
+    assert ours(text) == kernel(text)
+
+
+def test_a_static_functions_argument_no_decision_depends_on_is_pruned():
+    text = diamonds(6, f"r1 = r8\ncall f\n*(u32 *)(r6 + {MARK}) = r0") + \
+        "\nf:\nr0 = r1\nexit"
+    assert ours(text) == kernel(text)
+
+
+def test_an_argument_the_callee_adds_to_a_pointer_is_needed_by_the_caller():
+    text = diamonds(4, "r8 &= 0x38\nr1 = r8\ncall f") + \
+        "\nf:\nr2 = r10\nr2 += -64\nr2 += r1\n*(u64 *)(r2 + 0) = 0\nr0 = 0\nexit"
+    assert ours(text) == kernel(text)
+
+
+def test_an_argument_out_of_bounds_in_the_callee_on_one_path_is_refused():
+    text = diamonds(4, "r1 = r8\ncall f") + \
+        "\nf:\nr2 = r10\nr2 += -100\nr2 += r1\n*(u8 *)(r2 + 0) = 0\nr0 = 0\nexit"
+    mine, theirs = ours(text), kernel(text)
+    assert mine[0] is not None and mine[0] == theirs[0], (mine, theirs)
+
+
+def test_a_return_value_a_decided_branch_depends_on_is_followed_into_the_callee():
+    text = diamonds(6, f"r1 = r8\ncall f\nif r0 == 105 goto +1\n*(u32 *)(r6 + {MARK}) = r0") \
+        + "\nf:\nr0 = r1\nexit"
+    assert ours(text) == kernel(text)
+
+
+def test_a_return_value_out_of_bounds_on_one_path_is_refused():
+    text = diamonds(4, "r1 = r8\ncall f\nr2 = r10\nr2 += -100\nr2 += r0\n"
+                       "*(u8 *)(r2 + 0) = 0") + "\nf:\nr0 = r1\nexit"
+    mine, theirs = ours(text), kernel(text)
+    assert mine[0] is not None and mine[0] == theirs[0], (mine, theirs)
+
+
+def test_a_callers_slot_the_callee_reads_through_a_pointer_is_followed():
+    text = diamonds(4, "*(u64 *)(r10 - 8) = r8\nr1 = r10\nr1 += -8\ncall f") + \
+        "\nf:\nr3 = *(u64 *)(r1 + 0)\nr2 = r10\nr2 += -100\nr2 += r3\n" \
+        "*(u8 *)(r2 + 0) = 0\nr0 = 0\nexit"
+    mine, theirs = ours(text), kernel(text)
+    assert mine[0] is not None and mine[0] == theirs[0], (mine, theirs)
+
+
+def test_branches_inside_a_static_function_join_on_an_imprecise_result():
+    text = f"r6 = r1\nr1 = *(u32 *)(r6 + 0)\ncall f\n*(u32 *)(r6 + {MARK}) = r0\n" \
+        "r0 = 0\nexit\nf:\nr7 = r1\n" + "\n".join(
+            f"if r7 & {1 << i} goto a{i}\nr0 = {i}\ngoto j{i}\na{i}:\nr0 = {100 + i}\nj{i}:"
+            for i in range(6)) + "\nexit"
+    assert ours(text) == kernel(text)
+
+
+def test_a_loop_calling_a_static_function_prunes_its_imprecise_result():
+    text = loop(8, f"r1 = r8\ncall f\n*(u32 *)(r6 + {MARK}) = r0") + \
+        "\nf:\nr0 = r1\nr0 += 1\nexit"
+    assert ours(text) == kernel(text)
+
+
+def test_a_loop_inside_a_static_function():
+    text = "r6 = r1\nr1 = *(u32 *)(r6 + 0)\ncall f\nr0 = 0\nexit\nf:\nr9 = 0\nr7 = r1\n" \
+        "l:\nif r7 & 1 goto a\nr8 = 1\ngoto j\na:\nr8 = 2\nj:\nr7 >>= 1\nr9 += 1\n" \
+        "if r9 < 10 goto l\nr0 = r8\nexit"
+    assert ours(text) == kernel(text)
+
+
+def _precision_lines(log: str) -> list[str]:
+    return [ln for ln in log.splitlines()
+            if ln.startswith(("mark_precise: ", "force_precise: ")) or
+            re.match(r"frame \d+: propagating ", ln)]
+
+
+@pytest.mark.parametrize("text", [
+    loop(8, "r2 = r10\nr2 += -64\nr2 += r8\nr3 = *(u8 *)(r2 + 0)\n"
+            f"*(u32 *)(r6 + {MARK}) = r3"),
+    diamonds(6, f"r1 = r8\ncall f\nif r0 == 105 goto +1\n*(u32 *)(r6 + {MARK}) = r0") +
+    "\nf:\nr0 = r1\nexit",
+    diamonds(4, "*(u64 *)(r10 - 8) = r8\nr1 = r10\nr1 += -8\ncall f") +
+    "\nf:\nr3 = *(u64 *)(r1 + 0)\nr2 = r10\nr2 += -100\nr2 += r3\n*(u8 *)(r2 + 0) = 0\n"
+    "r0 = 0\nexit",
+], ids=["loop", "return-value", "callers-slot"])
+def test_the_level_2_log_prints_the_kernels_mark_precise_lines(text):
+    """Every ``mark_precise:`` line (each instruction walked back with the registers
+    and slots still wanted, each checkpoint marked with its state and ``P`` marks) and
+    every ``frame N: propagating`` line, in order, as the kernel prints them."""
+    count_comparison()
+    fd, err, log = sysbpf.calls.prog_load(CLS, asm.assemble(text), b"GPL\0",
+                                          isa.BPF_LOG_LEVEL2 | isa.BPF_LOG_STATS)
+    if fd >= 0:
+        sysbpf.calls.close(fd)
+    try:
+        mine = verifier.verify(isa.unpack_program(asm.assemble(text)), CLS,
+                               log_level=2).log
+    except errors.VerifierError as exc:
+        mine = exc.log
+    assert _precision_lines(log)
+    assert _precision_lines(mine) == _precision_lines(log)

@@ -83,6 +83,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # scalars not marked precise match any scalar at a prune point (precision.py)
         self.precision = precision.applies(self)
         self.note = None     # what the instruction being run adds to the path's hist
+        self.pc = 0          # the instruction being looked at (mark_precise's last_idx)
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
@@ -96,8 +97,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     # --- bookkeeping ---------------------------------------------------------------
     def _prune_points(self) -> set:
         """Where states are compared and kept (the kernel's visit_insn and push_insn):
-        conditional jumps and their targets, targets of unconditional jumps, and where
-        calls return."""
+        conditional jumps and their targets, targets of unconditional jumps, where
+        calls return, and a called (or referenced) function's first instruction
+        (visit_func_call_insn: a BRANCH edge)."""
         points = set()
         for pc, op in enumerate(self.ops):
             if op is None:
@@ -113,6 +115,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 points.add(pc + 1)
                 if f is isa.F_CALL_LOCAL:
                     points.add(pc)
+                    points.add(pc + 1 + self.insns[pc].imm)
+            elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
+                points.update((pc, pc + 2, pc + 1 + self.insns[pc].imm))
         return points
 
     def new_id(self) -> int:
@@ -145,19 +150,28 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         """Every path from ``pc`` in state ``st`` (do_check)."""
         pending: list[tuple[VState, int, int]] = []
         prev = -1
+        touched = None      # what the last instruction touched, printed before the next
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
             self.processed += 1
             if self.processed > self.limit:
                 self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
+            self.pc = pc
             if pc in self.prune and self.visited(st, pc):
+                self.log.slots.clear()
                 self.log.pruned(prev, pc)
                 self.path_done(st)
                 if not pending:
                     return
                 st, pc, prev = self.pop(pending)
+                touched = None
                 continue
+            if touched is not None:
+                # do_check prints the last instruction's registers after it has looked
+                # for an equivalent state here (none when that pruned the path)
+                self.log.after(st, touched, pc)
+                touched = None
             if self.is_jmp[pc]:
                 self.jmps += 1
             self.log.insn(pc, self.insns, self.ops, st)
@@ -166,7 +180,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.precision:
                 st.hist.append(pc if self.note is None else (pc,) + self.note)
             if self.log.level >= 2:
-                self.log.after(st, self._touched(pc))
+                touched = self._touched(pc)
+                if nxt is None:
+                    self.log.after(st, touched, pc)
+                    touched = None
             if nxt is None:
                 self.path_done(st)
                 if not pending:
@@ -415,7 +432,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         reg = st.cur.regs[base]
         if reg.type == PTR_TO_STACK and reg.is_const:
             v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
-            self.note = (None, (-(reg.off + v + off) - 1) // 8)
+            self.note = (None, (reg.frame, (-(reg.off + v + off) - 1) // 8))
 
     def _needs(self, st: VState, *regnos: int) -> None:
         """A decision here depends on these registers' values: the scalars among them
@@ -1380,7 +1397,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 meta["const_key"] = self._const_stack_key(st, reg, size)
                 if self.precision and meta["const_key"] is not None:
                     v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
-                    precision.mark(self, st, (), ((-(reg.off + v) - 1) // 8,))
+                    precision.mark(self, st, (), ((-(reg.off + v) - 1) // 8,), reg.frame)
             return
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True
@@ -1503,7 +1520,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         caller = st.cur
         callee = Frame(pc, self.func_of(target), len(st.frames))
         for r in range(1, 6):
-            callee.regs[r] = caller.regs[r].copy()
+            # the arguments move to the callee (clear_caller_saved_regs)
+            callee.regs[r], caller.regs[r] = caller.regs[r], Reg()
         callee.regs[10].type = PTR_TO_STACK
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = callee.frameno

@@ -106,10 +106,12 @@ def _ranges(r) -> list[str]:
     return out
 
 
-def reg_text(r) -> str:
+def reg_text(r, marks: bool = False) -> str:
     """One register as the kernel's print_reg_state shows it (``scalar(smin=smin32=0,
     smax=umax=smax32=umax32=255,var_off=(0x0; 0xff))``, ``fp-8``, ``pkt(off=14,r=14)``);
-    precision marks are not printed (pyebpf does not track precision)."""
+    ``marks``: a precise scalar with its ``P`` (``P5``, ``Pscalar(...)``)."""
+    if marks and r.type == SCALAR and r.precise:
+        return "P" + reg_text(r)
     if r.type == SCALAR and r.is_const:
         v = r.value
         return _snum(v - (1 << 64) if v >> 63 else v)
@@ -137,10 +139,24 @@ def reg_text(r) -> str:
     return f"{type_str(r.type)}({','.join(parts)})"
 
 
-def _slot_text(s) -> str:
+def _slot_text(s, marks: bool = False) -> str:
     if s.spill is not None:
-        return reg_text(s.spill)
-    return "".join("?rmz"[k] for k in reversed(s.kinds))
+        return reg_text(s.spill, marks)
+    # the kernel's slot_type_char: a zero byte is '0'
+    return "".join("?rm0"[k] for k in reversed(s.kinds))
+
+
+def frame_text(frame) -> str:
+    """One frame of a checkpoint whole, precision marks included (print_verifier_state
+    with print_all, as mark_precise prints a parent state)."""
+    out = [f" frame{frame.frameno}:"] if frame.frameno else []
+    out += [f" R{r}={reg_text(reg, True)}" for r, reg in enumerate(frame.regs)
+            if reg.type != NOT_INIT]
+    for spi in sorted(frame.stack):
+        s = frame.stack[spi]
+        if s.spill is not None or any(s.kinds):
+            out.append(f" fp{-(spi + 1) * 8}={_slot_text(s, True)}")
+    return "".join(out)
 
 
 def state_text(st) -> str:
@@ -159,13 +175,14 @@ def scratched_text(st, regs, slots) -> str:
     """The registers and stack slots an instruction touched, after it (the kernel's
     print_insn_state at level 2)."""
     frame = st.cur
-    out = [f"R{r}={reg_text(frame.regs[r])}" for r in sorted(regs)
-           if frame.regs[r].type != NOT_INIT]
+    out = [f"frame{frame.frameno}:"] if frame.frameno else []
+    out += [f"R{r}={reg_text(frame.regs[r])}" for r in sorted(regs)
+            if frame.regs[r].type != NOT_INIT]
     for spi in sorted(slots):
         s = frame.stack.get(spi)
         if s is not None and (s.spill is not None or any(s.kinds)):
             out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
-    return " ".join(out)
+    return " ".join(out) if len(out) > bool(frame.frameno) else ""
 
 
 class Log:
@@ -175,6 +192,7 @@ class Log:
         self.level = level
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
+        self.insn_line = -1             # where the last instruction line is
 
     def mark(self) -> int:
         return len(self.lines)
@@ -182,15 +200,20 @@ class Log:
     def insn(self, pc: int, insns, ops, st) -> None:
         if not self.level:
             return
+        self.insn_line = len(self.lines)
         self.lines.append(f"{pc}: {insn_text(insns, pc)}")
 
-    def after(self, st, regs) -> None:
-        """Level 2: the registers ``regs`` and the stack slots the instruction just
-        logged touched, as they are now."""
+    def after(self, st, regs, pc: int) -> None:
+        """Level 2: the registers ``regs`` and the stack slots the instruction last
+        logged touched, as they are before instruction ``pc`` (print_insn_state: on
+        that instruction's line, or on a line of its own, ``pc:``, where other lines
+        came between)."""
         if self.level >= 2 and st.frames:
             touched = scratched_text(st, regs, self.slots)
-            if touched:
+            if touched and self.insn_line == len(self.lines) - 1:
                 self.lines[-1] = f"{self.lines[-1]:<37} ; {touched}"
+            elif touched:
+                self.lines.append(f"{pc}: {touched}")
         self.slots.clear()
 
     def pop(self, mark: int, prev: int, pc: int, st) -> None:

@@ -10,113 +10,199 @@ those of its scalars precise.  A finished checkpoint then prunes a path whose ot
 scalars differ (``regsafe`` with ``NOT_EXACT``), and a pruned path takes on the marks
 of the checkpoint that pruned it.
 
-The walk here covers programs of one function without loops, calls of functions,
-callbacks, kfuncs or ``may_goto`` (:func:`applies`); elsewhere every scalar counts
-as precise, which prunes less than the kernel and never more.  Where the walk meets
-what it does not follow (atomics, ``LD_ABS``/``LD_IND``, a value older than the first
-instruction), it marks every scalar of every checkpoint on the path, as the kernel's
-``mark_all_scalars_precise`` does.
+The walk follows every frame of the path, as the kernel's ``backtrack_state`` does:
+back over a static function's ``exit`` into the function (the caller's R0 was its
+R0), back over the call into the caller (its R1-R5 were the arguments), through
+stack slots of any frame a constant stack pointer reached, and round loops (the
+path's instructions are kept in order, back-edges included).  It covers programs
+without callbacks, kfuncs or ``may_goto`` (:func:`applies`); elsewhere every scalar
+counts as precise, which prunes less than the kernel and never more.  Where the walk
+meets what it does not follow (atomics, ``LD_ABS``/``LD_IND``, a value older than
+the first instruction), it marks every scalar of every checkpoint on the path, as
+the kernel's ``mark_all_scalars_precise`` does.
 """
 from __future__ import annotations
 
 from .. import isa
+from .log import frame_text, insn_text
 from .state import SCALAR, STACK_SPILL, VState
 
-_ALU = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-        isa.F_NEG, isa.F_END)
+_ALU = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
+                  isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
+_ARGS = frozenset(range(1, 6))
+_PASS = frozenset((isa.F_JCC_K, isa.F_JA, isa.F_JA32))
 
 
 def applies(interp) -> bool:
     """Whether ``interp``'s program is one the walk follows (see the module)."""
-    if interp.unpriv or interp.profile != "current" or len(interp.starts) != 1 or \
+    if interp.unpriv or interp.profile != "current" or \
             interp.iter_nexts or interp.may_gotos or interp.callback_calls:
         return False
     for pc, op in enumerate(interp.ops):
         if op is None:
             continue
-        insn, f = interp.insns[pc], op.form
-        if f in (isa.F_JA, isa.F_JCC_K, isa.F_JCC_X) and insn.off < 0 or \
-                f is isa.F_JA32 and insn.imm < 0:
-            return False        # a back-edge (or a jump to itself)
-        if f is isa.F_CALL and insn.src != 0 or f is isa.F_CALL_LOCAL or \
-                f is isa.F_CALLX:
+        f = op.form
+        if f is isa.F_CALL and interp.insns[pc].src != 0 or f is isa.F_CALLX:
             return False
     return True
 
 
-def mark(interp, st: VState, regs=(), slots=()) -> None:
-    """mark_chain_precision: the scalars ``regs`` (register numbers) and ``slots``
-    (stack slot indices) of ``st``'s frame were needed precisely at its current
-    instruction."""
-    regs, slots = set(regs), set(slots)
-    insns, ops = interp.insns, interp.ops
-    hist, p = st.hist, st.parent
-    while True:
-        for entry in reversed(hist):
-            if not _backtrack(insns, ops, entry, regs, slots):
-                mark_all(st)
-                return
-            if not regs and not slots:
-                return
-        if p is None:
-            # something older than the first instruction: the kernel gives up too
-            mark_all(st)
-            return
-        frame = p.frames[0]
-        for r in list(regs):
-            reg = frame.regs[r]
-            if reg.type != SCALAR or reg.precise:
-                regs.discard(r)
-            else:
-                reg.precise = True
-        for spi in list(slots):
-            s = frame.stack.get(spi)
-            if s is None or s.spill is None or s.spill.type != SCALAR or \
-                    STACK_SPILL not in s.kinds or s.spill.precise:
-                slots.discard(spi)
-            else:
-                s.spill.precise = True
-        if not regs and not slots:
-            return
-        hist, p = p.hist, p.parent
+class _Walk:
+    """backtrack_state: per frame of the path, the registers and stack slots whose
+    values are still to be found; ``fr`` the frame the walk is in."""
+    __slots__ = ("regs", "slots", "fr")
+
+    def __init__(self, nframes: int):
+        self.regs = [set() for _ in range(nframes)]
+        self.slots = [set() for _ in range(nframes)]
+        self.fr = nframes - 1
+
+    def empty(self) -> bool:
+        return not any(self.regs) and not any(self.slots)
+
+
+def mark(interp, st: VState, regs=(), slots=(), frame: int | None = None) -> None:
+    """mark_chain_precision: the scalars ``regs`` (register numbers of ``st``'s
+    current frame) and ``slots`` (stack slot indices of frame ``frame``, the current
+    one by default) were needed precisely at its current instruction."""
+    w = _Walk(len(st.frames))
+    w.regs[w.fr].update(regs)
+    w.slots[w.fr if frame is None else frame].update(slots)
+    _walk(interp, st, w)
 
 
 def propagate(interp, old: VState, cur: VState) -> None:
     """propagate_precision: ``cur``, pruned by ``old``, needs what ``old`` marked."""
-    frame = old.frames[0]
-    regs = [r for r in range(10) if frame.regs[r].type == SCALAR and frame.regs[r].precise]
-    slots = [spi for spi, s in frame.stack.items()
-             if s.spill is not None and s.spill.type == SCALAR and s.spill.precise and
-             STACK_SPILL in s.kinds]
-    if regs or slots:
-        mark(interp, cur, regs, slots)
+    w = _Walk(len(cur.frames))
+    for fr, frame in enumerate(old.frames):
+        w.regs[fr].update(r for r in range(10)
+                          if frame.regs[r].type == SCALAR and frame.regs[r].precise)
+        w.slots[fr].update(spi for spi, s in frame.stack.items()
+                           if s.spill is not None and s.spill.type == SCALAR and
+                           s.spill.precise and STACK_SPILL in s.kinds)
+    if w.empty():
+        return
+    log = interp.log
+    if log.level >= 2:
+        for fr in range(len(old.frames) - 1, -1, -1):
+            names = [f"r{r}" for r in sorted(w.regs[fr])] + \
+                [f"fp{-(spi + 1) * 8}" for spi in sorted(w.slots[fr])]
+            if names:
+                log.add(f"frame {fr}: propagating {','.join(names)}")
+    _walk(interp, cur, w)
 
 
-def mark_all(st: VState) -> None:
+def _walk(interp, st: VState, w: _Walk) -> None:
+    """__mark_chain_precision: back through ``st``'s instructions and checkpoints."""
+    insns, ops, globals_ = interp.insns, interp.ops, interp.globals
+    log = interp.log if interp.log.level >= 2 else None
+    hist, p = st.hist, st.parent
+    last, first, subseq = interp.pc, _pc(st.hist[0]) if st.hist else interp.pc, -1
+    while True:
+        if log:
+            log.add(f"mark_precise: frame{w.fr}: last_idx {last} first_idx {first} "
+                    f"subseq_idx {subseq} ")
+        for entry in reversed(hist):
+            if log:
+                pc = _pc(entry)
+                log.add(f"mark_precise: frame{w.fr}: regs={_regs_text(w.regs[w.fr])} "
+                        f"stack={_slots_text(w.slots[w.fr])} before {pc}: "
+                        f"{insn_text(insns, pc)}")
+            elif type(entry) is int:
+                # what most instructions walked back are: a jump, ALU on a register not
+                # wanted or ``d op= imm``, which change nothing wanted (a loop walks many)
+                op = ops[entry]
+                f = op.form
+                if f in _PASS or f in _ALU and (insns[entry].dst not in w.regs[w.fr] or
+                                                f is isa.F_ALU_K and
+                                                op.code & 0xF0 != isa.BPF_MOV):
+                    continue
+            if not _backtrack(insns, ops, globals_, entry, w):
+                mark_all(st, log)
+                return
+            if not w.regs[w.fr] and w.empty():
+                return
+        if p is None:
+            if interp.in_global and w.fr == 0 and not any(w.slots) and \
+                    w.regs[0] <= _ARGS:
+                return      # a global function's arguments: its prototype's to give
+            # something older than the first instruction: the kernel gives up too
+            mark_all(st, log)
+            return
+        assert len(p.frames) == w.fr + 1, (p.insn, len(p.frames), w.fr)
+        for fr in range(w.fr, -1, -1):
+            frame, regs, slots = p.frames[fr], w.regs[fr], w.slots[fr]
+            for r in list(regs):
+                reg = frame.regs[r]
+                if reg.type != SCALAR or reg.precise:
+                    regs.discard(r)
+                else:
+                    reg.precise = True
+            for spi in list(slots):
+                s = frame.stack.get(spi)
+                if s is None or s.spill is None or s.spill.type != SCALAR or \
+                        STACK_SPILL not in s.kinds or s.spill.precise:
+                    slots.discard(spi)
+                else:
+                    s.spill.precise = True
+            if log:
+                log.add(f"mark_precise: frame{fr}: parent state regs={_regs_text(regs)} "
+                        f"stack={_slots_text(slots)}: {frame_text(frame)}")
+        if w.empty():
+            return
+        subseq = first
+        hist, p = p.hist, p.parent
+        last, first = (_pc(hist[-1]), _pc(hist[0])) if hist else (-1, -1)
+
+
+def _pc(entry) -> int:
+    return entry if type(entry) is int else entry[0]
+
+
+def _regs_text(regs) -> str:
+    return ",".join(f"r{r}" for r in sorted(regs))
+
+
+def _slots_text(slots) -> str:
+    return ",".join(str(-(spi + 1) * 8) for spi in sorted(slots))
+
+
+def mark_all(st: VState, log=None) -> None:
     """mark_all_scalars_precise: every scalar of every checkpoint ``st`` descends from."""
+    if log:
+        log.add(f"mark_precise: frame{len(st.frames) - 1}: falling back to forcing all "
+                f"scalars precise")
     p = st.parent
     while p is not None:
-        for f in p.frames:
-            for r in f.regs:
-                if r.type == SCALAR:
+        for fr, f in enumerate(p.frames):
+            for i, r in enumerate(f.regs[:10]):
+                if r.type == SCALAR and not r.precise:
                     r.precise = True
-            for s in f.stack.values():
-                if s.spill is not None and s.spill.type == SCALAR:
+                    if log:
+                        log.add(f"force_precise: frame{fr}: forcing r{i} to be precise")
+            for spi in sorted(f.stack):
+                s = f.stack[spi]
+                if s.spill is not None and s.spill.type == SCALAR and not s.spill.precise:
                     s.spill.precise = True
+                    if log:
+                        log.add(f"force_precise: frame{fr}: forcing fp{-(spi + 1) * 8} "
+                                f"to be precise")
         p = p.parent
 
 
-def _backtrack(insns, ops, entry, regs: set, slots: set) -> bool:
-    """backtrack_insn: what the needed ``regs`` and ``slots`` after the instruction
+def _backtrack(insns, ops, globals_, entry, w: _Walk) -> bool:
+    """backtrack_insn: what the needed registers and slots after the instruction
     ``entry`` were made of before it; False where the walk cannot follow."""
     if type(entry) is tuple:
         pc, linked, slot = entry
     else:
         pc, linked, slot = entry, None, None
     if linked is not None:
-        _sync_linked(linked, regs, slots)
+        _sync_linked(linked, w)
     insn, op = insns[pc], ops[pc]
     f = op.form
+    fr = w.fr
+    regs = w.regs[fr]
     if f in _ALU:
         d = insn.dst
         if d not in regs:
@@ -131,17 +217,40 @@ def _backtrack(insns, ops, entry, regs: set, slots: set) -> bool:
         if insn.dst in regs:
             regs.discard(insn.dst)
             if slot is not None:
-                slots.add(slot)     # a fill: the value was the stack slot's
+                w.slots[slot[0]].add(slot[1])   # a fill: the value was the slot's
     elif f is isa.F_STX or f is isa.F_ST:
-        if slot is not None and slot in slots:
-            slots.discard(slot)
+        if slot is not None and slot[1] in w.slots[slot[0]]:
+            w.slots[slot[0]].discard(slot[1])
             if f is isa.F_STX:
                 regs.add(insn.src)  # a spill: the slot's value was the register's
     elif f is isa.F_LDDW:
         regs.discard(insn.dst)
+    elif f is isa.F_CALL_LOCAL and pc + 1 + insn.imm in globals_:
+        regs.discard(0)             # a global function's result; r1-r5 are clobbered
+        if regs & _ARGS:
+            return False
+    elif f is isa.F_CALL_LOCAL:
+        # back into the caller: the callee's arguments were the caller's R1-R5, and
+        # nothing else of the callee's existed before the call
+        if regs - _ARGS or w.slots[fr]:
+            return False
+        w.regs.pop()
+        w.slots.pop()
+        w.fr -= 1
+        w.regs[w.fr] |= regs
+    elif f is isa.F_EXIT:
+        # back into the function that returned: the caller's R0 was its R0; the
+        # caller's R1-R5 were clobbered by the return
+        if regs & _ARGS:
+            return False
+        inner = {0} if 0 in regs else set()
+        regs.discard(0)
+        w.regs.append(inner)
+        w.slots.append(set())
+        w.fr += 1
     elif f is isa.F_CALL:
         regs.discard(0)             # the helper's result; r1-r5 are clobbered
-        if regs & {1, 2, 3, 4, 5}:
+        if regs & _ARGS:
             return False
     elif f is isa.F_JCC_X:
         if insn.dst in regs or insn.src in regs:
@@ -150,29 +259,34 @@ def _backtrack(insns, ops, entry, regs: set, slots: set) -> bool:
     elif f not in (isa.F_JCC_K, isa.F_JA, isa.F_JA32):
         return False                # atomics, LD_ABS/LD_IND
     if linked is not None:
-        _sync_linked(linked, regs, slots)
+        _sync_linked(linked, w)
     return True
 
 
-def _sync_linked(linked, regs: set, slots: set) -> None:
+def _sync_linked(linked, w: _Walk) -> None:
     """bt_sync_linked_regs: scalars a conditional jump bounded together (one id) are
-    needed together."""
+    needed together, in whichever frames they are."""
     lregs, lslots = linked
-    if regs & lregs or slots & lslots:
-        regs |= lregs
-        slots |= lslots
+    if any(r in w.regs[fr] for fr, r in lregs) or \
+            any(spi in w.slots[fr] for fr, spi in lslots):
+        for fr, r in lregs:
+            w.regs[fr].add(r)
+        for fr, spi in lslots:
+            w.slots[fr].add(spi)
 
 
 def linked_at(st: VState, regs) -> tuple | None:
-    """collect_linked_regs: the registers and stack slots of the current frame sharing
-    an id with the scalar registers ``regs``, or None when no scalar is linked."""
-    frame = st.frames[-1]
+    """collect_linked_regs: the registers and stack slots of every frame sharing an
+    id with the scalar registers ``regs`` (as ``(frame, number)`` pairs), or None
+    when no scalar is linked."""
     ids = {r.id for r in regs if r.type == SCALAR and r.id}
     if not ids:
         return None
-    lregs = frozenset(i for i, r in enumerate(frame.regs) if r.type == SCALAR and r.id in ids)
-    lslots = frozenset(spi for spi, s in frame.stack.items()
-                       if s.spill is not None and s.spill.type == SCALAR and s.spill.id in ids)
+    lregs, lslots = [], []
+    for fr, frame in enumerate(st.frames):
+        lregs += [(fr, i) for i, r in enumerate(frame.regs) if r.type == SCALAR and r.id in ids]
+        lslots += [(fr, spi) for spi, s in frame.stack.items()
+                   if s.spill is not None and s.spill.type == SCALAR and s.spill.id in ids]
     if len(lregs) + len(lslots) < 2:
         return None
-    return lregs, lslots
+    return frozenset(lregs), frozenset(lslots)

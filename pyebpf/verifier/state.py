@@ -176,8 +176,8 @@ class VState:
     ``misses`` count the paths it pruned and failed to, ``evicted`` that it was
     forgotten; ``hist`` the instructions run since the parent checkpoint (a
     checkpoint's: from its parent to it), each a pc or ``(pc, linked, slot)``
-    (the registers and stack slots a conditional jump linked, the stack slot a load
-    or store reached), which precision tracking walks back."""
+    (the registers and stack slots of any frame a conditional jump linked, the
+    ``(frame, slot)`` a load or store reached), which precision tracking walks back."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
                  "evicted", "hist")
