@@ -19,8 +19,6 @@ _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the ke
               "(\"helper call might sleep in a non-sleepable prog\")")
 _TASK_MAP = ("needs a map type pyebpf does not have yet (TASK_STORAGE, CGRP_STORAGE)")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
-_SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
-              "(docs/environment.md, SYN cookies)")
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
@@ -29,8 +27,7 @@ WHY_NOT: dict[int, str] = {
     149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
     153: _TASK, 154: _TASK, 156: _TASK_MAP,
     157: _TASK_MAP, 175: _TASK, 176: _TASK,
-    191: _SLEEPABLE, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
-    207: _SYNCOOKIE, 210: _TASK_MAP, 211: _TASK_MAP,
+    191: _SLEEPABLE, 210: _TASK_MAP, 211: _TASK_MAP,
     **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }

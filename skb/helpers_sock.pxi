@@ -472,52 +472,18 @@ cdef enum:
     TCPOLEN_MSS = 4
 
 cdef uint64_t _SYNCOOKIE_PERIOD = 60 * _isa.HZ         # TCP_SYNCOOKIE_PERIOD, in jiffies
-cdef uint16_t MSSTAB4[4]
-MSSTAB4[:] = [536, 1300, 1440, 1460]                    # msstab, syncookies.c
-cdef uint16_t MSSTAB6[4]
-MSSTAB6[:] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60]
-
-
-cdef inline uint64_t _rotl(uint64_t x, int b) noexcept nogil:
-    return (x << b) | (x >> (64 - b))
-
-
-cdef inline void _sipround(uint64_t* v) noexcept nogil:
-    v[0] += v[1]; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
-    v[2] += v[3]; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
-    v[0] += v[3]; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
-    v[2] += v[1]; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
+# msstab of net/ipv4/syncookies.c, then of net/ipv6/syncookies.c
+cdef uint16_t MSSTAB[8]
+MSSTAB[0], MSSTAB[1], MSSTAB[2], MSSTAB[3] = 536, 1300, 1440, 1460
+MSSTAB[4], MSSTAB[5], MSSTAB[6], MSSTAB[7] = 1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60
 
 
 cdef uint64_t siphash24(const uint8_t* data, size_t n, const uint8_t* key) noexcept nogil:
-    """SipHash-2-4 of ``n`` bytes under a siphash_key_t (two little-endian words), as
-    lib/siphash.c computes it."""
-    cdef uint64_t v[4]
-    cdef uint64_t k0, k1, m
-    cdef uint64_t b = (<uint64_t>n) << 56
-    cdef size_t i, end = n - n % 8
+    """SipHash-2-4 of ``n`` bytes under a siphash_key_t (two little-endian words)."""
+    cdef uint64_t k0, k1
     memcpy(&k0, key, 8)
     memcpy(&k1, key + 8, 8)
-    v[0] = 0x736f6d6570736575ULL ^ k0
-    v[1] = 0x646f72616e646f6dULL ^ k1
-    v[2] = 0x6c7967656e657261ULL ^ k0
-    v[3] = 0x7465646279746573ULL ^ k1
-    for i in range(0, end, 8):
-        memcpy(&m, data + i, 8)
-        v[3] ^= m
-        _sipround(v)
-        _sipround(v)
-        v[0] ^= m
-    for i in range(n % 8):
-        b |= (<uint64_t>data[end + i]) << (8 * i)
-    v[3] ^= b
-    _sipround(v)
-    _sipround(v)
-    v[0] ^= b
-    v[2] ^= 0xff
-    for i in range(4):
-        _sipround(v)
-    return v[0] ^ v[1] ^ v[2] ^ v[3]
+    return _siphash_key(data, n, k0, k1)
 
 
 cdef uint32_t cookie_hash(Vm* vm, const uint8_t* ip, bint v6, const uint8_t* th,
@@ -589,7 +555,7 @@ cdef uint64_t raw_gen_syncookie(Vm* vm, uint64_t iph, uint64_t th_addr, uint64_t
     bits, the MSS it encodes (the table's largest not above the SYN's) in the high."""
     cdef const uint8_t* ip = _helper_mem(vm, iph, 40 if v6 else 20, ACCESS_READ, True)
     cdef const uint8_t* th
-    cdef const uint16_t* table = MSSTAB6 if v6 else MSSTAB4
+    cdef const uint16_t* table = MSSTAB + (4 if v6 else 0)
     cdef uint16_t mss
     cdef uint32_t count, cookie
     cdef int mssind

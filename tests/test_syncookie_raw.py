@@ -107,18 +107,29 @@ def test_a_generated_cookie_checks_and_encodes_the_kernels_mss(case):
     assert outputs(engine.data_out)[1] == 0
 
 
-@pytest.mark.parametrize("tamper", [1, 0x800000, 0x3000000, 0x80000000])
+@pytest.mark.parametrize("tamper", [4, 0x800000, 0x3000000, 0x80000000])
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 def test_a_tampered_cookie_is_refused_with_eacces(v6, tamper):
+    """A cookie whose MSS index leaves the table (bit 2 set: index 3 becomes 7) or whose
+    minute count is not this one or the last."""
     engine, _ = assert_same(raw_prog(v6, 1460, tamper=tamper), CLS, PACKET, {})
     assert outputs(engine.data_out)[1] == -isa.Errno.EACCES
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_cookie_one_mss_index_off_still_checks(v6):
+    """Only the index's range is checked: an ack_seq one short makes index 3 index 2,
+    which passes in both."""
+    engine, _ = assert_same(raw_prog(v6, 1460, ack_seq_delta=0), CLS, PACKET, {})
+    assert outputs(engine.data_out)[1] == 0
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("delta", ["seq", "ack_seq"])
 def test_an_ack_not_answering_the_syn_is_refused(v6, delta):
-    """The ACK's seq must be the SYN's + 1, its ack_seq the cookie + 1."""
-    kw = {"seq_delta": 2} if delta == "seq" else {"ack_seq_delta": 0}
+    """The ACK's seq - 1 and ack_seq - 1 undo the SYN's seq and the cookie: off by 5 or
+    by 8, the MSS index leaves the table."""
+    kw = {"seq_delta": 1 + 5} if delta == "seq" else {"ack_seq_delta": 1 + 8}
     engine, _ = assert_same(raw_prog(v6, 1460, **kw), CLS, PACKET, {})
     assert outputs(engine.data_out)[1] == -isa.Errno.EACCES
 
