@@ -30,6 +30,7 @@ MAX_CGROUP_LEVEL = 31
 IFNAMSIZ = 16
 MAX_MTU = 65536                 # loopback's (LOOPBACK_MTU 64 KiB)
 FIRST_SOCKET_COOKIE = 4096      # the cookie of sockets[0] when it names none
+SYNCOOKIE_SECRET_SIZE = 32      # two siphash_key_t (net/ipv4/syncookies.c)
 
 
 class EnvironmentSpecError(EbpfError, ValueError):
@@ -209,7 +210,10 @@ class Environment:
     (``bpf_get_current_cgroup_id``), a path of ``cgroups``; ``routes``: :class:`Route`
     values besides those the devices' addresses give (:meth:`fib`); ``neighbours``:
     :class:`Neighbour` values; ``sockets``: the :class:`Socket` values open in the
-    namespace, which the socket lookups search."""
+    namespace, which the socket lookups search; ``syncookie_secret``: the 32 bytes of the
+    two SipHash keys SYN cookies are made with (the kernel's ``syncookie_secret`` and
+    ``syncookie6_secret``, random per boot there; one pair for both families here, all
+    zero unless given)."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1
@@ -219,6 +223,7 @@ class Environment:
     routes: tuple = ()
     neighbours: tuple = ()
     sockets: tuple = ()
+    syncookie_secret: bytes = bytes(SYNCOOKIE_SECRET_SIZE)
 
     def __post_init__(self):
         for key in ("devices", "routes", "neighbours", "sockets", "cgroups"):
@@ -299,11 +304,13 @@ class Environment:
     def from_dict(cls, data: dict, where: str = "environment") -> "Environment":
         """The same schema as the TOML file, as a dict."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
-                               "socket", "task_cgroup", "routes", "neighbours", "sockets"}
+                               "socket", "task_cgroup", "routes", "neighbours", "sockets",
+                               "syncookie_secret"}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
-                                       "socket, task_cgroup, routes, neighbours, sockets")
+                                       "socket, task_cgroup, routes, neighbours, sockets, "
+                                       "syncookie_secret")
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
@@ -323,6 +330,14 @@ class Environment:
                 kw[key] = data[key]
         if "socket" in data:
             kw["socket"] = _socket(data["socket"], f"{where}: socket")
+        if "syncookie_secret" in data:
+            text = data["syncookie_secret"]
+            try:
+                kw["syncookie_secret"] = bytes.fromhex(text)
+            except (TypeError, ValueError):
+                raise EnvironmentSpecError(f"{where}: syncookie_secret: expected "
+                                           f"{2 * SYNCOOKIE_SECRET_SIZE} hex digits, got "
+                                           f"{text!r}") from None
         try:
             return cls(**kw)
         except EnvironmentSpecError as exc:
@@ -429,6 +444,11 @@ def check(env: Environment, where: str) -> None:
                                        f"{MAX_CGROUP_LEVEL} levels")
     for key in ("netns_cookie", "init_netns_cookie"):
         _int(getattr(env, key), f"{where}: {key}", 1, (1 << 64) - 1)
+    if not isinstance(env.syncookie_secret, bytes) \
+            or len(env.syncookie_secret) != SYNCOOKIE_SECRET_SIZE:
+        raise EnvironmentSpecError(f"{where}: syncookie_secret: expected "
+                                   f"{SYNCOOKIE_SECRET_SIZE} bytes, got "
+                                   f"{env.syncookie_secret!r}")
     _check_world(env, where)
     if env.task_cgroup not in ids:
         raise EnvironmentSpecError(f"{where}: task_cgroup: {env.task_cgroup!r} is not one of "

@@ -13,24 +13,18 @@ from __future__ import annotations
 from .. import isa
 from ..verifier import rules
 
-_CASTS = ("returns a BTF pointer to a kernel socket structure (struct tcp_sock, "
-          "unix_sock, ...), which the socket model does not lay out")
 _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not model yet "
          "(docs/kprobe.md)")
 _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
               "(\"helper call might sleep in a non-sleepable prog\")")
 _KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
-_SYNCOOKIE = ("computes a SYN cookie with the namespace's secret; the model generates none "
-              "(docs/environment.md, SYN cookies)")
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
-    136: _CASTS,
-    137: _CASTS, 138: _CASTS, 139: _CASTS, 140: _CASTS, 148: _SLEEPABLE,
+    148: _SLEEPABLE,
     149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
-    153: _TASK, 154: _TASK, 176: _TASK, 178: _CASTS,
-    191: _SLEEPABLE, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
-    207: _SYNCOOKIE,
+    153: _TASK, 154: _TASK, 176: _TASK,
+    191: _SLEEPABLE,
     **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }

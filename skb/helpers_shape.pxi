@@ -316,13 +316,18 @@ cdef inline void _sipblock(uint64_t* v, uint64_t m) noexcept nogil:
 
 cdef uint64_t _siphash(const uint8_t* p, size_t n) noexcept nogil:
     """SipHash-2-4 (the kernel's siphash()) with the fixed key."""
+    return _siphash_key(p, n, SIPHASH_K0, SIPHASH_K1)
+
+
+cdef uint64_t _siphash_key(const uint8_t* p, size_t n, uint64_t k0, uint64_t k1) noexcept nogil:
+    """SipHash-2-4 under the key (k0, k1) (a siphash_key_t)."""
     cdef uint64_t v[4]
     cdef uint64_t m
     cdef size_t k = 0
-    v[0] = SIPHASH_K0 ^ 0x736f6d6570736575ULL
-    v[1] = SIPHASH_K1 ^ 0x646f72616e646f6dULL
-    v[2] = SIPHASH_K0 ^ 0x6c7967656e657261ULL
-    v[3] = SIPHASH_K1 ^ 0x7465646279746573ULL
+    v[0] = k0 ^ 0x736f6d6570736575ULL
+    v[1] = k1 ^ 0x646f72616e646f6dULL
+    v[2] = k0 ^ 0x6c7967656e657261ULL
+    v[3] = k1 ^ 0x7465646279746573ULL
     while k + 8 <= n:
         memcpy(&m, p + k, 8)
         _sipblock(v, m)

@@ -2,11 +2,14 @@
 # Socket): the lookups, the casts between socket views, release and sk_assign.  A socket
 # pointer is the address of its block in NetEnv.sock_mem (struct bpf_sock at the start,
 # struct bpf_tcp_sock at SOCK_TCP_VIEW); the blocks are one read-only region of the run,
-# added when a helper first hands a socket out.  Part of skb/helpers.pxi.
+# added when a helper first hands a socket out.  The bpf_skc_to_* casts point at the
+# socket's kernel struct (struct tcp_sock, ...: NetEnv.kern_mem, pyebpf.skb.kern), another
+# read-only region.  Part of skb/helpers.pxi.
 
 cdef enum:
     REGION_SOCKETS = 1010          # region names past the maps' (pyebpf/maps.pxi)
     REGION_PACKET_SOCK = 1011
+    REGION_KERN_SOCKETS = 1012
     PACKET_SOCK = -2            # sock_of's answer for skb->sk
     TCP_CLOSE_ = 7
     IPPROTO_TCP_ = 6
@@ -29,6 +32,22 @@ cdef uint64_t sock_ptr(Vm* vm, size_t k, bint tcp_view) noexcept nogil:
             return 0
         vm.regions[vm.nregions - 1].writable = False
     return base + k * SOCK_BLOCK + (SOCK_TCP_VIEW if tcp_view else 0)
+
+
+cdef uint64_t kern_sock_ptr(Vm* vm, size_t k) noexcept nogil:
+    """The address of socket ``k``'s kernel struct; 0 with a helper fault when no region
+    is left for them."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef int j
+    cdef uintptr_t base = <uintptr_t>net.kern_mem
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_KERN_SOCKETS:
+            break
+    else:
+        if not add_region(vm, base, net.nsocks * net.kern_block, REGION_KERN_SOCKETS):
+            return 0
+        vm.regions[vm.nregions - 1].writable = False
+    return base + k * net.kern_block
 
 
 cdef uint64_t packet_sock(Vm* vm) noexcept nogil:
@@ -82,6 +101,10 @@ cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
         if off < net.nsocks * SOCK_BLOCK and (off % SOCK_BLOCK == 0 or
                                               off % SOCK_BLOCK == SOCK_TCP_VIEW):
             return <int>(off // SOCK_BLOCK)
+    if net.nsocks and ptr >= <uintptr_t>net.kern_mem:
+        off = ptr - <uintptr_t>net.kern_mem
+        if off < net.nsocks * net.kern_block and off % net.kern_block == 0:
+            return <int>(off // net.kern_block)
     helper_fault(vm, b"the socket argument is not a socket a helper returned")
     return -1
 
@@ -314,6 +337,51 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
     return 0
 
 
+# --- the casts to kernel socket structs (bpf_skc_to_*, net/core/filter.c) ----------------
+# The pointer is NULL when the socket is not of the struct's kind.  test_run's packet
+# socket has no protocol and the model holds no timewait, request, unix or MPTCP sockets,
+# so those casts find none; a NULL argument (a BTF pointer read as NULL) gives NULL.
+
+cdef uint64_t skc_cast(Vm* vm, uint64_t sk, uint8_t protocol, uint8_t family) noexcept nogil:
+    """The kernel struct of the full socket ``sk`` when its protocol is ``protocol``
+    (0: none qualifies) and, unless 0, its family ``family``."""
+    cdef int k
+    cdef const NetSock* s
+    if sk == 0:
+        return 0
+    k = sock_of(vm, sk)
+    if k < 0 or protocol == 0:
+        return 0
+    s = &vm.skb.net.socks[k]
+    if s.protocol != protocol or (family and s.family != family):
+        return 0
+    return kern_sock_ptr(vm, k)
+
+
+cdef uint64_t bpf_skc_to_tcp_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                                  uint64_t e) noexcept nogil:
+    return skc_cast(vm, sk, IPPROTO_TCP_, 0)
+
+
+cdef uint64_t bpf_skc_to_tcp6_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                                   uint64_t e) noexcept nogil:
+    return skc_cast(vm, sk, IPPROTO_TCP_, AF_INET6_)
+
+
+cdef uint64_t bpf_skc_to_udp6_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                                   uint64_t e) noexcept nogil:
+    # every UDP socket of the model is SOCK_DGRAM
+    return skc_cast(vm, sk, IPPROTO_UDP_, AF_INET6_)
+
+
+cdef uint64_t bpf_skc_to_none(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    """bpf_skc_to_tcp_timewait_sock, _tcp_request_sock, _unix_sock, _mptcp_sock: the
+    model has no socket of these kinds (TCP_TIME_WAIT, TCP_NEW_SYN_RECV, AF_UNIX, an
+    MPTCP subflow)."""
+    return skc_cast(vm, sk, 0, 0)
+
+
 # --- SYN cookies -------------------------------------------------------------------------
 # The model's namespace keeps net.ipv4.tcp_syncookies at its default (1: cookies only
 # when a listener's SYN queue overflows) and its listeners never overflow: so the kernel
@@ -384,6 +452,177 @@ cdef uint64_t bpf_tcp_gen_syncookie(Vm* vm, uint64_t sk, uint64_t iph, uint64_t 
     else:
         return err(EPROTONOSUPPORT)
     return err(ENOENT)          # the SYN queue is not full: no cookie
+
+
+# --- SYN cookies of raw headers (bpf_tcp_raw_*_syncookie_*): the kernel's algorithm
+# (net/ipv4/syncookies.c, net/ipv6/syncookies.c) with Environment.syncookie_secret as
+# its keys and the model's clock as jiffies.  A cookie is
+#   hash(addrs, ports, 0, key 0) + seq + (count << 24)
+#   + ((hash(addrs, ports, count, key 1) + mss index) & (2**24 - 1))
+# with count the minutes since boot (tcp_cookie_time); a check accepts cookies of the
+# last two counts (MAX_SYNCOOKIE_AGE).
+
+cdef enum:
+    COOKIEBITS = 24
+    COOKIEMASK = (1 << 24) - 1
+    MAX_SYNCOOKIE_AGE = 2
+    TCPOPT_EOL = 0
+    TCPOPT_NOP = 1
+    TCPOPT_MSS = 2
+    TCPOLEN_MSS = 4
+
+cdef uint64_t _SYNCOOKIE_PERIOD = 60 * _isa.HZ         # TCP_SYNCOOKIE_PERIOD, in jiffies
+# msstab of net/ipv4/syncookies.c, then of net/ipv6/syncookies.c
+cdef uint16_t MSSTAB[8]
+MSSTAB[0], MSSTAB[1], MSSTAB[2], MSSTAB[3] = 536, 1300, 1440, 1460
+MSSTAB[4], MSSTAB[5], MSSTAB[6], MSSTAB[7] = 1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60
+
+
+cdef uint64_t siphash24(const uint8_t* data, size_t n, const uint8_t* key) noexcept nogil:
+    """SipHash-2-4 of ``n`` bytes under a siphash_key_t (two little-endian words)."""
+    cdef uint64_t k0, k1
+    memcpy(&k0, key, 8)
+    memcpy(&k1, key + 8, 8)
+    return _siphash_key(data, n, k0, k1)
+
+
+cdef uint32_t cookie_hash(Vm* vm, const uint8_t* ip, bint v6, const uint8_t* th,
+                          uint32_t count, int c) noexcept nogil:
+    """cookie_hash of syncookies.c: siphash_4u32(saddr, daddr, sport << 16 | dport,
+    count) for IPv4, siphash of {saddr, daddr, count, sport, dport} for IPv6 (the
+    ports as the header holds them)."""
+    cdef uint8_t buf[40]
+    cdef uint16_t sport, dport
+    cdef uint32_t ports
+    cdef const uint8_t* key = vm.skb.net.syncookie_secret + 16 * c
+    memcpy(&sport, th, 2)
+    memcpy(&dport, th + 2, 2)
+    if not v6:
+        memcpy(buf, ip + 12, 8)
+        ports = (<uint32_t>sport) << 16 | dport
+        memcpy(buf + 8, &ports, 4)
+        memcpy(buf + 12, &count, 4)
+        return <uint32_t>siphash24(buf, 16, key)
+    memcpy(buf, ip + 8, 32)
+    memcpy(buf + 32, &count, 4)
+    memcpy(buf + 36, &sport, 2)
+    memcpy(buf + 38, &dport, 2)
+    return <uint32_t>siphash24(buf, 40, key)
+
+
+cdef inline uint32_t be32_at(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0]) << 24 | (<uint32_t>p[1]) << 16 | (<uint32_t>p[2]) << 8 | p[3]
+
+
+cdef inline uint32_t cookie_time(Vm* vm) noexcept nogil:
+    # tcp_cookie_time: jiffies / TCP_SYNCOOKIE_PERIOD, from the model's clock without
+    # moving it on
+    return <uint32_t>((_INITIAL_JIFFIES + vm.skb.ktime // TICK_NSEC) // _SYNCOOKIE_PERIOD)
+
+
+cdef uint16_t parse_mss_option(const uint8_t* th) noexcept nogil:
+    """tcp_parse_mss_option(th, 0): the MSS option's non-zero value, 0 without one."""
+    cdef const uint8_t* p = th + 20
+    cdef int length = (th[12] >> 4) * 4 - 20
+    cdef int opcode, opsize
+    cdef uint16_t mss = 0, value
+    while length > 0:
+        opcode = p[0]
+        p += 1
+        if opcode == TCPOPT_EOL:
+            return mss
+        if opcode == TCPOPT_NOP:
+            length -= 1
+            continue
+        if length < 2:
+            return mss
+        opsize = p[0]
+        p += 1
+        if opsize < 2 or opsize > length:
+            return mss
+        if opcode == TCPOPT_MSS and opsize == TCPOLEN_MSS:
+            value = (<uint16_t>p[0]) << 8 | p[1]
+            if value:
+                mss = value
+        p += opsize - 2
+        length -= opsize
+    return mss
+
+
+cdef uint64_t raw_gen_syncookie(Vm* vm, uint64_t iph, uint64_t th_addr, uint64_t th_len,
+                                bint v6) noexcept nogil:
+    """__cookie_v4_init_sequence / __cookie_v6_init_sequence: the cookie in the low 32
+    bits, the MSS it encodes (the table's largest not above the SYN's) in the high."""
+    cdef const uint8_t* ip = _helper_mem(vm, iph, 40 if v6 else 20, ACCESS_READ, True)
+    cdef const uint8_t* th
+    cdef const uint16_t* table = MSSTAB + (4 if v6 else 0)
+    cdef uint16_t mss
+    cdef uint32_t count, cookie
+    cdef int mssind
+    if ip == NULL:
+        return 0
+    th = _helper_mem(vm, th_addr, th_len, ACCESS_READ, True)
+    if th == NULL and th_len:
+        return 0
+    if <uint32_t>th_len < 20 or <uint32_t>th_len != (th[12] >> 4) * 4u:
+        return err(EINVAL)
+    mss = parse_mss_option(th)
+    if mss == 0:
+        mss = table[0] if not v6 else 1280 - 20 - 40    # TCP_MSS_DEFAULT, IPV6_MIN_MTU's
+    mssind = 3
+    while mssind and mss < table[mssind]:
+        mssind -= 1
+    count = cookie_time(vm)
+    cookie = cookie_hash(vm, ip, v6, th, 0, 0) + be32_at(th + 4) + (count << COOKIEBITS) \
+        + ((cookie_hash(vm, ip, v6, th, count, 1) + <uint32_t>mssind) & COOKIEMASK)
+    return cookie | (<uint64_t>table[mssind]) << 32
+
+
+cdef uint64_t raw_check_syncookie(Vm* vm, uint64_t iph, uint64_t th_addr,
+                                  bint v6) noexcept nogil:
+    """__cookie_v4_check / __cookie_v6_check: 0 for an ACK whose ack_seq - 1 is a cookie
+    of the last two minutes with a valid MSS index, -EACCES otherwise."""
+    cdef const uint8_t* ip = _helper_mem(vm, iph, 40 if v6 else 20, ACCESS_READ, True)
+    cdef const uint8_t* th
+    cdef uint32_t cookie, seq, count, diff, mssind
+    if ip == NULL:
+        return 0
+    th = _helper_mem(vm, th_addr, 20, ACCESS_READ, True)
+    if th == NULL:
+        return 0
+    cookie = be32_at(th + 8) - 1
+    seq = be32_at(th + 4) - 1
+    count = cookie_time(vm)
+    cookie -= cookie_hash(vm, ip, v6, th, 0, 0) + seq
+    diff = (count - (cookie >> COOKIEBITS)) & (0xFFFFFFFFu >> COOKIEBITS)
+    if diff >= MAX_SYNCOOKIE_AGE:
+        return err(EACCES)
+    mssind = (cookie - cookie_hash(vm, ip, v6, th, count - diff, 1)) & COOKIEMASK
+    return 0 if mssind < 4 else err(EACCES)
+
+
+cdef uint64_t bpf_tcp_raw_gen_syncookie_ipv4(Vm* vm, uint64_t iph, uint64_t th,
+                                             uint64_t th_len, uint64_t d,
+                                             uint64_t e) noexcept nogil:
+    return raw_gen_syncookie(vm, iph, th, th_len, False)
+
+
+cdef uint64_t bpf_tcp_raw_gen_syncookie_ipv6(Vm* vm, uint64_t iph, uint64_t th,
+                                             uint64_t th_len, uint64_t d,
+                                             uint64_t e) noexcept nogil:
+    return raw_gen_syncookie(vm, iph, th, th_len, True)
+
+
+cdef uint64_t bpf_tcp_raw_check_syncookie_ipv4(Vm* vm, uint64_t iph, uint64_t th,
+                                               uint64_t c, uint64_t d,
+                                               uint64_t e) noexcept nogil:
+    return raw_check_syncookie(vm, iph, th, False)
+
+
+cdef uint64_t bpf_tcp_raw_check_syncookie_ipv6(Vm* vm, uint64_t iph, uint64_t th,
+                                               uint64_t c, uint64_t d,
+                                               uint64_t e) noexcept nogil:
+    return raw_check_syncookie(vm, iph, th, True)
 
 
 # --- socket local storage (net/core/bpf_sk_storage.c): an SK_STORAGE map holds one value
@@ -500,3 +739,14 @@ cdef void register_sock_helpers(helper_fn* table) noexcept:
     table[98] = bpf_get_listener_sock
     table[99] = bpf_skc_lookup_tcp
     table[124] = bpf_sk_assign
+    table[136] = bpf_skc_to_tcp6_sock
+    table[137] = bpf_skc_to_tcp_sock
+    table[138] = bpf_skc_to_none
+    table[139] = bpf_skc_to_none
+    table[140] = bpf_skc_to_udp6_sock
+    table[178] = bpf_skc_to_none
+    table[196] = bpf_skc_to_none
+    table[204] = bpf_tcp_raw_gen_syncookie_ipv4
+    table[205] = bpf_tcp_raw_gen_syncookie_ipv6
+    table[206] = bpf_tcp_raw_check_syncookie_ipv4
+    table[207] = bpf_tcp_raw_check_syncookie_ipv6

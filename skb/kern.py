@@ -10,6 +10,21 @@ linear), ``protocol``, ``mark``, ``priority``, ``vlan_tci``, ``vlan_proto``, ``h
 ``struct net_device``: ``ifindex``.  Values are stored as the kernel stores them: the
 ``__sk_buff`` view gives ``protocol`` and ``vlan_proto`` as the raw 16-bit field, in
 network byte order, and so are they written here.
+
+:func:`kernel_socket` lays out a modelled socket (:class:`pyebpf.environment.Socket`)
+as the kernel struct its protocol and family make it (``struct tcp_sock``,
+``tcp6_sock``, ``udp_sock`` or ``udp6_sock``), what the ``bpf_skc_to_*`` helpers point
+at.  Filled in: of ``struct sock_common`` the family, state, local port (``skc_num``),
+remote port (``skc_dport``), IPv4 and IPv6 addresses (as ``struct bpf_sock`` shows
+them), bound device, ``skc_reuseport`` and ``skc_ipv6only``; of ``struct sock``
+``sk_protocol``, ``sk_type``, ``sk_mark``, ``sk_priority``; of ``struct inet_sock``
+``inet_sport`` and ``inet_saddr``; of ``struct tcp_sock`` what ``tcp_init_sock``
+leaves (``snd_cwnd`` 10, ``snd_ssthresh`` infinite, ``mss_cache`` 536, ``rtt_min``'s
+samples ~0); of an IPv6 socket's ``struct ipv6_pinfo`` its ``saddr``, and
+``inet_sock.pinet6`` points at it.  Every other byte is zero: other pointers are NULL
+(a program's load through one reads 0, as the kernel's faulting probe load does), the
+cookie is 0 (the kernel gives a socket one only when something asks for it), the
+timestamps of ``rtt_min`` are 0.
 """
 from __future__ import annotations
 
@@ -17,7 +32,7 @@ from ..btf import Kind
 from ..btf.relo import target_btf
 from ..errors import BtfError
 
-__all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS"]
+__all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS"]
 
 #: ``struct sk_buff`` field -> the ``__sk_buff`` field its value comes from
 #: (``bpf_convert_ctx_access`` reads each of these from that sk_buff field).
@@ -69,3 +84,70 @@ def sk_buff(skb: dict, *, dev: int = 0, btf=None) -> bytes:
 def net_device(skb: dict, *, btf=None) -> bytes:
     """The ``struct net_device`` the packet is on (``ifindex``)."""
     return _lay_out(_struct(target_btf(btf), "net_device"), {"ifindex": skb["ifindex"]})
+
+
+#: (protocol, family) -> (the struct a socket is, the path of its struct inet_sock)
+KERNEL_SOCKETS = {
+    (6, 2): ("tcp_sock", "inet_conn.icsk_inet."),
+    (6, 10): ("tcp6_sock", "tcp.inet_conn.icsk_inet."),
+    (17, 2): ("udp_sock", "inet."), (17, 10): ("udp6_sock", "udp.inet."),
+}
+_TCP_INFINITE_SSTHRESH, _TCP_MSS_DEFAULT, _TCP_INIT_CWND = 0x7FFFFFFF, 536, 10
+
+
+def _bound_v6_only(views) -> bool:
+    """__inet6_bind makes a socket bound to an IPv6 address (not the wildcard, not
+    v4-mapped) IPv6-only; the model's sockets with no remote end are bound ones."""
+    a = views.local
+    return views.family == 10 and views.remote is None and not a.is_unspecified \
+        and a.ipv4_mapped is None
+
+
+def kernel_socket_size(views, *, btf=None) -> int:
+    """The size of the kernel struct of a socket whose engine form is ``views``."""
+    return _struct(target_btf(btf), KERNEL_SOCKETS[views.protocol, views.family][0]).byte_size
+
+
+def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
+    """The kernel struct of the modelled socket ``sock`` whose engine form is ``views``
+    (:func:`pyebpf.environment.socket_views`), placed at ``address`` (what
+    ``inet_sock.pinet6`` of an IPv6 socket is computed from; 0 leaves it NULL)."""
+    from .. import isa
+    name, inet = KERNEL_SOCKETS[views.protocol, views.family]
+    t = _struct(target_btf(btf), name)
+    common = inet + "sk.__sk_common."
+
+    def field(f):
+        off, size = isa.BPF_SOCK_LAYOUT[f][:2]
+        return views.sock[off:off + size]
+
+    def le(raw: bytes) -> int:
+        return int.from_bytes(raw, "little")
+    values = {
+        common + "skc_family": views.family, common + "skc_state": views.state,
+        common + "skc_num": views.lport,
+        common + "skc_dport": le(views.rport.to_bytes(2, "big")),
+        common + "skc_rcv_saddr": le(field("src_ip4")),
+        common + "skc_daddr": le(field("dst_ip4")),
+        common + "skc_v6_rcv_saddr.in6_u.u6_addr8": le(field("src_ip6")),
+        common + "skc_v6_daddr.in6_u.u6_addr8": le(field("dst_ip6")),
+        common + "skc_bound_dev_if": views.bound_dev_if,
+        common + "skc_reuseport": int(sock.reuseport),
+        common + "skc_ipv6only": int(sock.v6only or _bound_v6_only(views)),
+        inet + "sk.sk_protocol": views.protocol,
+        inet + "sk.sk_type": le(field("type")),
+        inet + "sk.sk_mark": le(field("mark")),
+        inet + "sk.sk_priority": le(field("priority")),
+        inet + "inet_sport": le(views.lport.to_bytes(2, "big")),
+        inet + "inet_saddr": le(field("src_ip4")),
+    }
+    if views.protocol == 6:
+        tcp = "tcp." if views.family == 10 else ""
+        values |= {tcp + "snd_cwnd": _TCP_INIT_CWND, tcp + "mss_cache": _TCP_MSS_DEFAULT,
+                   tcp + "snd_ssthresh": _TCP_INFINITE_SSTHRESH}
+        values |= {f"{tcp}rtt_min.s[{k}].v": 0xFFFFFFFF for k in range(3)}
+    if views.family == 10:
+        pinfo = {f.name: f for f in t.fields()}["inet6.saddr.in6_u.u6_addr8"].offset
+        values |= {"inet6.saddr.in6_u.u6_addr8": le(field("src_ip6")),
+                   inet + "pinet6": address + pinfo if address else 0}
+    return _lay_out(t, values)

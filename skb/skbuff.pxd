@@ -136,6 +136,9 @@ ctypedef struct NetEnv:
     size_t nsocks
     NetSock* socks
     uint8_t* sock_mem           # nsocks * SOCK_BLOCK bytes, read-only to programs
+    uint8_t* kern_mem           # nsocks * kern_block bytes: each socket's kernel struct
+    uint32_t kern_block         # (pyebpf.skb.kern.kernel_socket), read-only to programs
+    uint8_t syncookie_secret[32]  # Environment.syncookie_secret: two SipHash keys
 
 ctypedef struct Skb:
     uint8_t* head

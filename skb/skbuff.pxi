@@ -447,6 +447,7 @@ cdef class NetTable:
         free(self.env.neighs)
         free(self.env.socks)
         free(self.env.sock_mem)
+        free(self.env.kern_mem)
 
 
 cdef void* _calloc_n(size_t n, size_t size) except NULL:
@@ -504,9 +505,13 @@ cdef void _fill_world(NetEnv* e, object env) except *:
     e.socks = <NetSock*>_calloc_n(len(env.sockets), sizeof(NetSock))
     e.sock_mem = <uint8_t*>_calloc_n(len(env.sockets), SOCK_BLOCK)
     e.nsocks = len(env.sockets)
+    all_views = [_environment.socket_views(env, sk) for sk in env.sockets]
+    # each socket's kernel struct in a block of the largest one's size (8-aligned)
+    e.kern_block = max([_kern.kernel_socket_size(v) for v in all_views] or [8]) + 7 & ~7
+    e.kern_mem = <uint8_t*>_calloc_n(len(env.sockets), e.kern_block)
     for k, sk in enumerate(env.sockets):
         s = &e.socks[k]
-        views = _environment.socket_views(env, sk)
+        views = all_views[k]
         s.family, s.protocol, s.state = views.family, views.protocol, views.state
         s.v6only, s.reuseport, s.connected = sk.v6only, sk.reuseport, sk.remote is not None
         _put_addr(s.laddr, views.local)
@@ -517,6 +522,9 @@ cdef void _fill_world(NetEnv* e, object env) except *:
         memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
         memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
                len(views.tcp_sock))
+        kern = _kern.kernel_socket(sk, views,
+                                   address=<uintptr_t>(e.kern_mem + k * e.kern_block))
+        memcpy(e.kern_mem + k * e.kern_block, <const char*>kern, len(kern))
 
 
 cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
@@ -546,6 +554,7 @@ cdef NetTable _net_table_of(object env):
         d.ifindex, d.mtu, d.up, d.forwarding = dev.ifindex, dev.mtu, dev.up, dev.forwarding
         memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
     t.env.ndevices = len(env.devices)
+    memcpy(t.env.syncookie_secret, <const char*>env.syncookie_secret, 32)
     _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     if env.socket is not None:
@@ -558,6 +567,7 @@ cdef NetTable _net_table_of(object env):
 
 import weakref as _weakref
 from . import environment as _environment
+from .skb import kern as _kern
 _NET_TABLES = {}                # id(env) -> (weak reference to env, its NetTable)
 cdef NetTable _default_net = _net_table_of(_environment.Environment())
 

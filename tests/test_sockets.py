@@ -316,3 +316,129 @@ COOKIES = {
 def test_syncookie_helpers_answer_as_the_kernel_does(socket_world, case):
     code = syncookie_prog(*COOKIES[case])
     socket_world(lambda: assert_same(code, CLS, PACKET, {"ifindex": 2}, env=SOCKETS))
+
+
+# --- bpf_skc_to_*: the kernel socket structs ---------------------------------------------
+
+CASTS = ("tcp_sock", "tcp6_sock", "udp6_sock", "tcp_timewait_sock", "tcp_request_sock",
+         "unix_sock", "mptcp_sock")
+# struct sock_common, sock and inet_sock fields, by the end of their path in the struct,
+# with the size read
+COMMON_KERN = (("__sk_common.skc_family", 2), ("__sk_common.skc_state", 1),
+               ("__sk_common.skc_num", 2), ("__sk_common.skc_dport", 2),
+               ("__sk_common.skc_rcv_saddr", 4), ("__sk_common.skc_daddr", 4),
+               *((f"__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[{k}]", 4) for k in range(4)),
+               *((f"__sk_common.skc_v6_daddr.in6_u.u6_addr32[{k}]", 4) for k in range(4)),
+               ("__sk_common.skc_bound_dev_if", 4), ("sk.sk_protocol", 2), ("sk.sk_type", 2),
+               ("sk.sk_mark", 4), ("sk.sk_priority", 4), ("inet_sport", 2), ("inet_saddr", 4))
+TCP_KERN = (("snd_cwnd", 4), ("snd_ssthresh", 4), ("mss_cache", 4), ("rtt_min.s[0].v", 4))
+# skc_reuseport and skc_ipv6only share their byte with flags the model leaves out
+IPV6ONLY_REUSEPORT = "__sk_common.skc_reuseport"
+
+
+def kern_offset(struct: str, suffix: str) -> int:
+    """Where the field whose path ends with ``suffix`` is in the target BTF's struct."""
+    from pyebpf.btf import Kind
+    from pyebpf.btf.relo import target_btf
+    t = target_btf().by_name(struct, Kind.STRUCT)[0]
+    found = [f for f in t.fields() if f.name == suffix or f.name.endswith("." + suffix)]
+    return found[0].offset
+
+
+def cast_prog(helper: str, src: str, sport: int, dst: str, dport: int, *,
+              read_from: str | None = None, tcp_fields: bool = False) -> bytes:
+    """``sk = helper(...)`` (1 when none), then whether each bpf_skc_to_* cast of it is
+    NULL, and the fields read through the ``read_from`` cast's pointer (at the target
+    BTF's offsets: the kernel walks them as BTF accesses), over the packet."""
+    fill, tsize = tuple_fill(src, sport, dst, dport)
+    casts = " ".join(f"o[{k}] = bpf_skc_to_{c}(sk) != 0;" for k, c in enumerate(CASTS))
+    reads = []
+    if read_from is not None:
+        fields = COMMON_KERN + (TCP_KERN if tcp_fields else ())
+        for k, (name, size) in enumerate(fields):
+            reads.append(f"o[{8 + k}] = *(__u{8 * size} *)(p + "
+                         f"{kern_offset(read_from, name)});")
+        flags = kern_offset(read_from, IPV6ONLY_REUSEPORT)
+        reads.append(f"o[39] = *(__u8 *)(p + {flags}) & 0x30;")
+        if read_from in ("tcp6_sock", "udp6_sock"):
+            # inet_sock.pinet6 points at the struct's own ipv6_pinfo
+            pinet6 = kern_offset(read_from, "pinet6")
+            saddr = kern_offset("ipv6_pinfo", "saddr.in6_u.u6_addr32[0]")
+            reads.append(f"struct ipv6_pinfo *np = *(struct ipv6_pinfo **)(p + {pinet6}); "
+                         f"o[38] = *(__u32 *)((char *)np + {saddr + 12});")
+    return compile_c(f"""
+struct ipv6_pinfo;
+SEC("tc") int cast(struct __sk_buff *skb) {{
+    struct bpf_sock_tuple t = {{}};
+    __u64 o[40] = {{}};
+    {fill}
+    struct bpf_sock *sk = {helper}(skb, &t, {tsize}, BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 1;
+    {casts}
+    char *p = {f"(char *)bpf_skc_to_{read_from}(sk)" if read_from else "0"};
+    if (p) {{ {" ".join(reads)} }}
+    bpf_sk_release(sk);
+    return bpf_skb_store_bytes(skb, 14, o, sizeof(o), 0);
+}}
+""")
+
+
+CAST_CASES = {
+    "tcp-wildcard-listener": ((T, "10.0.0.2", 4000, "10.0.0.1", 80), "tcp_sock", True),
+    "tcp-listener-with-mark": ((T, "10.0.0.9", 1, "10.0.0.1", 8080), "tcp_sock", True),
+    "tcp-established": ((T, "10.0.0.1", 40000, "10.0.0.1", 8080), "tcp_sock", False),
+    "tcp-established-client-end": ((T, "10.0.0.1", 8080, "10.0.0.1", 40000), "tcp_sock",
+                                   False),
+    "tcp6-listener": ((T, "fd00::2", 4000, "fd00::1", 445), "tcp6_sock", True),
+    "tcp6-v6only-listener": ((T, "fd00::2", 4000, "fd00::1", 444), "tcp6_sock", True),
+    "tcp6-dual-stack-listener-from-ipv4": ((T, "10.0.0.2", 4000, "10.0.0.1", 443),
+                                           "tcp6_sock", True),
+    "udp-wildcard": ((U, "10.0.0.2", 4000, "10.0.0.1", 53), None, False),
+    "udp-connected": ((U, "10.0.0.2", 6000, "10.0.0.1", 5000), None, False),
+    "udp6-dual-stack": ((U, "fd00::2", 4000, "fd00::1", 5300), "udp6_sock", False),
+    "skc-listener": ((C, "10.0.0.2", 4000, "10.0.0.1", 80), "tcp_sock", True),
+}
+
+
+@pytest.mark.parametrize("case", CAST_CASES)
+def test_skc_casts_give_the_kernels_socket_structs(socket_world, case):
+    """Which bpf_skc_to_* casts are NULL (by protocol and family; no timewait, request,
+    unix or MPTCP socket), and the modelled fields read through the cast's pointer."""
+    lookup, read_from, tcp_fields = CAST_CASES[case]
+    code = cast_prog(*lookup, read_from=read_from, tcp_fields=tcp_fields)
+    socket_world(lambda: assert_same(code, CLS, PACKET, {"ifindex": 2}, env=SOCKETS))
+
+
+def test_skc_casts_of_the_packets_socket_are_null():
+    """test_run's socket of the packet has no protocol: every cast is NULL."""
+    code = compile_c("""
+SEC("tc") int own(struct __sk_buff *skb) {
+    __u64 o[8] = {};
+    struct bpf_sock *sk = skb->sk;
+    if (!sk)
+        return 1;
+    """ + " ".join(f"o[{k}] = bpf_skc_to_{c}(sk) != 0;" for k, c in enumerate(CASTS)) + """
+    o[7] = 1;
+    return bpf_skb_store_bytes(skb, 14, o, sizeof(o), 0);
+}
+""")
+    engine, _ = assert_same(code, CLS, OWN_PACKETS["ipv4"], {})
+    assert engine.retval == 0
+
+
+def test_a_casts_pointer_reads_the_modelled_socket():
+    """The engine alone: the tcp_sock of a listener bound to 10.0.0.1:8080 with mark 7."""
+    code = cast_prog(T, "10.0.0.9", 1, "10.0.0.1", 8080, read_from="tcp_sock",
+                     tcp_fields=True)
+    res = pyebpf.Program(code, CLS).run(PACKET, ifindex=2, env=SOCKETS)
+    o = [int.from_bytes(res.data[14 + 8 * k:22 + 8 * k], "little") for k in range(40)]
+    assert o[:7] == [1, 0, 0, 0, 0, 0, 0]
+    fields = dict(zip([n for n, _ in COMMON_KERN + TCP_KERN], o[8:]))
+    assert fields["__sk_common.skc_family"] == 2
+    assert fields["__sk_common.skc_state"] == 10
+    assert fields["__sk_common.skc_num"] == 8080
+    assert fields["__sk_common.skc_rcv_saddr"] == int.from_bytes(bytes([10, 0, 0, 1]), "little")
+    assert fields["sk.sk_mark"] == 7 and fields["sk.sk_priority"] == 3
+    assert fields["inet_sport"] == int.from_bytes((8080).to_bytes(2, "big"), "little")
+    assert fields["snd_cwnd"] == 10 and fields["mss_cache"] == 536

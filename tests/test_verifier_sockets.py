@@ -169,3 +169,48 @@ def test_a_clang_compiled_leak_is_refused_as_in_the_kernel():
     leak = STEERING.replace("        bpf_sk_release(sk);\n        return TC_ACT_OK;",
                             "        return TC_ACT_OK;")
     agree(compile_c(leak), "Unreleased reference")
+
+
+# --- bpf_skc_to_*: BTF pointers to the kernel's socket structs ---------------------------
+
+# r0 = bpf_skc_to_tcp_sock(r7), the found socket
+TO_TCP = FOUND + "r1 = r7\ncall 137\n"
+BTF_CASES = {
+    "cast-read-after-null-check": (TO_TCP + "if r0 == 0 goto +1\nr1 = *(u16 *)(r0 + 16)\n"
+                                   + RELEASE_EXIT, None),
+    "cast-read-before-null-check": (TO_TCP + "r1 = *(u16 *)(r0 + 16)\n" + RELEASE_EXIT,
+                                    "R0 invalid mem access 'ptr_or_null_'"),
+    "cast-write": (TO_TCP + "if r0 == 0 goto +2\nr1 = 1\n*(u32 *)(r0 + 524) = r1\n"
+                   + RELEASE_EXIT, "only read is supported"),
+    "cast-read-past-the-struct": (TO_TCP + "if r0 == 0 goto +1\nr1 = *(u32 *)(r0 + 2304)\n"
+                                  + RELEASE_EXIT, "access beyond struct tcp_sock at off 2304"),
+    "cast-read-inside-a-pointer": (TO_TCP + "if r0 == 0 goto +1\nr1 = *(u32 *)(r0 + 40)\n"
+                                   + RELEASE_EXIT, "cannot access ptr member skc_prot"),
+    "cast-of-the-ctx-socket": ("r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +3\ncall 137\n"
+                               "if r0 == 0 goto +1\nr0 = *(u8 *)(r0 + 18)\nr0 = 0\nexit", None),
+    "cast-of-a-maybe-null-ctx-socket": ("r1 = *(u64 *)(r1 + 168)\ncall 137\nr0 = 0\nexit",
+                                        f"R1 type=sock_common_or_null {SK_EXPECTED}"),
+    "released-through-the-cast": (TO_TCP + "if r0 == 0 goto +4\nr1 = r0\ncall 86\nr0 = 0\n"
+                                  "exit\n" + RELEASE_EXIT, None),
+    "released-through-the-cast-and-again": (TO_TCP + "if r0 == 0 goto +2\nr1 = r0\ncall 86\n"
+                                            + RELEASE_EXIT, f"R1 type=scalar {SK_EXPECTED}"),
+    "cast-leaves-the-socket-referenced": (TO_TCP + "r0 = 0\nexit",
+                                          "Unreleased reference id=2 alloc_insn=9"),
+    "unix-sock-cast-is-not-referenced": (FOUND + "r1 = r7\ncall 178\nif r0 == 0 goto +2\n"
+                                         "r1 = r0\ncall 86\n" + RELEASE_EXIT,
+                                         "R1 must be referenced when passed to release "
+                                         "function"),
+    "cast-of-a-cast": (TO_TCP + "if r0 == 0 goto +2\nr1 = r0\ncall 136\n" + RELEASE_EXIT,
+                       None),
+    "cast-of-a-field-inside": (TO_TCP + "if r0 == 0 goto +3\nr1 = r0\nr1 += 16\ncall 137\n"
+                               + RELEASE_EXIT, "but sock_common is expected"),
+    **{f"cast-{hid}-loads": (FOUND + f"r1 = r7\ncall {hid}\nif r0 == 0 goto +1\n"
+                             "r1 = *(u8 *)(r0 + 18)\n" + RELEASE_EXIT, None)
+       for hid in (136, 138, 139, 140, 196)},
+}
+
+
+@pytest.mark.parametrize("case", BTF_CASES)
+def test_skc_cast_pointers_load_as_in_the_kernel(case):
+    text, expected = BTF_CASES[case]
+    agree(asm.assemble(text), expected)

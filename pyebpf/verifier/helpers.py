@@ -39,6 +39,9 @@ BTF_CGROUP_OR_NULL = "btf_cgroup_or_null"  # ARG_PTR_TO_BTF_ID_OR_NULL of struct
 #: the struct each BTF pointer argument points at, and whether NULL may be passed
 BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", True),
             BTF_CGROUP_OR_NULL: ("cgroup", True)}
+# ARG_PTR_TO_FIXED_SIZE_MEM | MEM_RDONLY of a header struct: its size (arg*_size)
+IPHDR, IPV6HDR, TCPHDR = "iphdr", "ipv6hdr", "tcphdr"
+FIXED_SIZES = {IPHDR: 20, IPV6HDR: 40, TCPHDR: 20}
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -164,12 +167,19 @@ PROTOS: dict[int, Proto] = dict([
     _p("tcp_sock", TCP_SOCK_CAST, SOCK_COMMON),
     _p("get_listener_sock", LISTENER, SOCK_COMMON),
     _p("sk_assign", INTEGER, CTX, BTF_SOCK_COMMON, ANYTHING),
+    *(_p(f"skc_to_{name}", f"btf_{name}", BTF_SOCK_COMMON)
+      for name in ("tcp_sock", "tcp6_sock", "tcp_timewait_sock", "tcp_request_sock",
+                   "udp6_sock", "unix_sock", "mptcp_sock")),
     _p("sk_storage_get", MAP_VALUE_OR_NULL, MAP, BTF_SOCK_COMMON, VALUE_OR_NULL, ANYTHING,
        maps=_SK_STORAGE),
     _p("sk_storage_delete", INTEGER, MAP, BTF_SOCK_COMMON, maps=_SK_STORAGE),
     _p("skb_under_cgroup", INTEGER, CTX, MAP, ANYTHING, maps=_CGROUP_ARRAY),
     _p("tcp_check_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
     _p("tcp_gen_syncookie", INTEGER, BTF_SOCK_COMMON, MEM, SIZE, MEM, SIZE),
+    _p("tcp_raw_gen_syncookie_ipv4", INTEGER, IPHDR, MEM, SIZE_OR_ZERO),
+    _p("tcp_raw_gen_syncookie_ipv6", INTEGER, IPV6HDR, MEM, SIZE_OR_ZERO),
+    _p("tcp_raw_check_syncookie_ipv4", INTEGER, IPHDR, TCPHDR),
+    _p("tcp_raw_check_syncookie_ipv6", INTEGER, IPV6HDR, TCPHDR),
     # tracing (kernel/trace/bpf_trace.c)
     _p("probe_read", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("probe_read_str", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),

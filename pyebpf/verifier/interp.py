@@ -703,7 +703,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t & 0xFF == PTR_TO_BTF_ID:
+        elif t == PTR_TO_BTF_ID:
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
@@ -1309,6 +1309,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
                              "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.RINGBUF_MEM: ("ringbuf_mem",),
+        **dict.fromkeys(helpers.FIXED_SIZES, ("fp", "pkt", "pkt_meta", "map_key", "map_value",
+                                              "mem", "ringbuf_mem", "buf", "trusted_ptr_")),
         helpers.FUNC: ("func",),
         helpers.STACK_OR_NULL: ("fp",),
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
@@ -1366,6 +1368,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     tnum.add(reg.var, tnum.const(reg.off)), size):
                 self.refuse(pc, f"misaligned stack access off {tnum.text(reg.var)}+{reg.off}+0 "
                                 f"size {size}")
+            return
+        if kind in helpers.FIXED_SIZES:
+            if reg.type not in self._MEM_TYPES:
+                self._type_error(pc, regno, reg, kind)
+            self.helper_mem(st, pc, regno, reg, helpers.FIXED_SIZES[kind], False, False)
             return
         if kind == helpers.DYNPTR:
             if reg.type != PTR_TO_STACK:

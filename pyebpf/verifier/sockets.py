@@ -11,6 +11,8 @@ return kinds, and keeps the references in ``VState.refs``.
 from __future__ import annotations
 
 from .. import isa
+from ..btf import Kind
+from ..btf.relo import target_btf
 from .state import (MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
                     PTR_TO_TCP_SOCK, Reg, scalar, type_str)
 
@@ -28,7 +30,13 @@ SOCK_COMMON_ACQUIRED = "sock_common_acquired"  # RET_PTR_TO_SOCK_COMMON_OR_NULL,
 SOCKET_CAST = "socket_cast"                  # RET_PTR_TO_SOCKET_OR_NULL, bpf_sk_fullsock
 TCP_SOCK_CAST = "tcp_sock_cast"              # RET_PTR_TO_TCP_SOCK_OR_NULL, bpf_tcp_sock
 LISTENER = "listener"                        # RET_PTR_TO_SOCKET_OR_NULL, no reference
-RET_KINDS = {SOCKET_ACQUIRED: PTR_TO_SOCKET, SOCK_COMMON_ACQUIRED: PTR_TO_SOCK_COMMON,
+# RET_PTR_TO_BTF_ID_OR_NULL of the bpf_skc_to_* casts: the struct pointed at, and
+# whether the result carries its argument's reference (is_ptr_cast_function, which
+# leaves out bpf_skc_to_unix_sock)
+BTF_CASTS = {f"btf_{name}": (name, name != "unix_sock")
+             for name in ("tcp_sock", "tcp6_sock", "tcp_timewait_sock", "tcp_request_sock",
+                          "udp6_sock", "unix_sock", "mptcp_sock")}
+RET_KINDS = {**dict.fromkeys(BTF_CASTS, PTR_TO_BTF_ID), SOCKET_ACQUIRED: PTR_TO_SOCKET, SOCK_COMMON_ACQUIRED: PTR_TO_SOCK_COMMON,
              SOCKET_CAST: PTR_TO_SOCKET, TCP_SOCK_CAST: PTR_TO_TCP_SOCK,
              LISTENER: PTR_TO_SOCKET}
 
@@ -105,12 +113,31 @@ def check_arg(v, st, pc: int, regno: int, reg: Reg, kind: str, meta: dict) -> No
     allowed = SOCK_TYPES if kind == SOCK_COMMON else SOCK_TYPES + (PTR_TO_BTF_ID,)
     if reg.type not in allowed:
         v.refuse(pc, f"R{regno} type={type_str(reg.type)} expected={', '.join(EXPECTED[kind])}")
+    if reg.type == PTR_TO_BTF_ID and not _holds_sock_common(reg.map, reg.off):
+        v.refuse(pc, f"R{regno} is of type {reg.map.name} but sock_common is expected")
     if reg.ref:
         meta["ref"] = reg.ref
     if kind == SOCK_RELEASE:
         if not reg.ref:
             v.refuse(pc, f"R{regno} must be referenced when passed to release function")
         meta["release"] = reg.ref
+
+
+def _holds_sock_common(struct, off: int) -> bool:
+    """btf_struct_ids_match for struct sock_common: the struct at ``off`` of ``struct``,
+    or a struct nested there (btf_struct_walk's first-member descent), is it."""
+    t = struct
+    while True:
+        if t.name == "sock_common" and off == 0:
+            return True
+        for m in t.members:
+            mt = t.btf.types[m.type_id].resolve()
+            moff = m.bit_offset // 8
+            if mt.kind in (Kind.STRUCT, Kind.UNION) and moff <= off < moff + mt.byte_size:
+                t, off = mt, off - moff
+                break
+        else:
+            return False
 
 
 def returned(v, st, pc: int, kind: str, meta: dict) -> Reg:
@@ -120,6 +147,11 @@ def returned(v, st, pc: int, kind: str, meta: dict) -> Reg:
     r = Reg(RET_KINDS[kind] | MAYBE_NULL)
     r.mark_known(0)
     r.id = v.new_id()
+    if kind in BTF_CASTS:
+        name, carries = BTF_CASTS[kind]
+        r.map = target_btf().by_name(name, Kind.STRUCT)[0]
+        r.ref = meta.get("ref", 0) if carries else 0
+        return r
     if kind in (SOCKET_ACQUIRED, SOCK_COMMON_ACQUIRED):
         r.id = r.ref = v.new_id()
         st.refs[r.ref] = pc

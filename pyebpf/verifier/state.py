@@ -36,7 +36,10 @@ def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
     if t & DYNPTR_SKB:
         base = "rdonly_mem" if t & MEM_RDONLY else "mem"
-    return base + "_or_null" if t & MAYBE_NULL else base
+    if t & MAYBE_NULL:
+        # reg_type_str: a BTF pointer's postfix goes after its "ptr_" prefix
+        return "ptr_or_null_" if base == "ptr_" else base + "_or_null"
+    return base
 
 
 def s64(v: int) -> int:
