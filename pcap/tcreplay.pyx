@@ -257,6 +257,84 @@ cdef inline char* _i(char* w, int64_t v) noexcept nogil:
     return _num(w, <uint64_t>v, 10)
 
 
+cdef extern from *:
+    """
+    #include <math.h>
+    /* repr() of a float of at least 1 and below 2**50 (written in fixed notation, as
+       repr writes those), into out (at least 24 bytes): the fewest decimal digits that
+       read back as d, of those the nearest to d (as _Py_dg_dtoa's mode 0 picks); its
+       length, or -1 where it does not answer (d out of that range, or a power of two,
+       whose interval is lopsided): the caller asks Python then.  With d = m /
+       2**s, the numbers read back as d lie strictly inside ((2m - 1) / 2**(s+1),
+       (2m + 1) / 2**(s+1)) for an odd m (an even m keeps the ends: no answer when a
+       candidate is an end); the digits are tried k = 0, 1, ... after the point. */
+    static int pyebpf_float_repr(double d, char* out) {
+        typedef unsigned __int128 u128;
+        int e, s, k, len = 0;
+        uint64_t m, n, ip, fp, p10 = 1;
+        u128 p = 1, a, b, c, lo, hi, nn, half, rem;
+        char digits[24];
+        if (!(d >= 1.0 && d < 1125899906842624.0))
+            return -1;
+        m = (uint64_t)ldexp(frexp(d, &e), 53);
+        s = 53 - e;
+        if (m == (uint64_t)1 << 52)
+            return -1;
+        for (k = 0; k <= 17; k++, p *= 10) {
+            a = (2 * (u128)m - 1) * p;
+            b = (2 * (u128)m + 1) * p;
+            lo = (a >> (s + 1)) + 1;
+            hi = b >> (s + 1);
+            if ((a & (((u128)1 << (s + 1)) - 1)) == 0 || (b & (((u128)1 << (s + 1)) - 1)) == 0)
+                return -1;
+            if (lo > hi)
+                continue;
+            c = (u128)m * p;
+            nn = c >> s;
+            rem = c & (((u128)1 << s) - 1);
+            half = (u128)1 << (s - 1);
+            if (rem > half || (rem == half && (nn & 1)))
+                nn += 1;            /* a tie goes to the even digit, as in _Py_dg_dtoa */
+            if (nn < lo)
+                nn = lo;
+            if (nn > hi)
+                nn = hi;
+            if (nn >> 64)
+                return -1;
+            n = (uint64_t)nn;
+            for (e = 0; e < k; e++)
+                p10 *= 10;
+            ip = n / p10;
+            fp = n % p10;
+            e = 0;
+            do { digits[e++] = '0' + ip % 10; ip /= 10; } while (ip);
+            while (e)
+                out[len++] = digits[--e];
+            out[len++] = '.';
+            if (k == 0) {
+                out[len++] = '0';
+                return len;
+            }
+            for (e = k - 1; e >= 0; e--) {
+                out[len + e] = '0' + fp % 10;
+                fp /= 10;
+            }
+            return len + k;
+        }
+        return -1;
+    }
+    """
+    int float_repr "pyebpf_float_repr" (double d, char* out) noexcept nogil
+
+
+def float_text(double d):
+    """``repr(d)`` as the report's C writer makes it (the "timestamp" of a line); None
+    where it leaves ``d`` to Python's repr."""
+    cdef char out[24]
+    cdef int n = float_repr(d, out)
+    return out[:n].decode() if n >= 0 else None
+
+
 include "annotate.pxi"
 
 
@@ -283,14 +361,16 @@ ctypedef struct Lane:
     size_t used             # bytes of that block filled
     bint failed             # memory could not be had
 
-# What a replay thread leaves for the writing of one packet (several CPUs).
+# What a replay thread leaves for the writing of one packet (several CPUs); written by
+# the thread of its CPU only (the first CPU's for a packet that never reaches tc).
 ctypedef struct Done:
     TcOutcome o
-    uint64_t ktime          # bpf_ktime_get_ns at the packet (the capture clock)
     const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
     const uint8_t* outb     # the packet's bytes afterwards (in its lane's blocks)
     uint32_t m
     uint32_t lt
+    int32_t e               # what _to_eth returned (0 for Ethernet)
+    uint32_t n              # the frame's length as tc would see it
     uint16_t lane           # its CPU, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
@@ -298,6 +378,25 @@ ctypedef struct Done:
     # to 128 bytes (85 above): two packets' records, written by two threads, share no
     # cache line
     uint8_t pad[43]
+
+# bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
+# is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
+ctypedef struct Clock:
+    uint64_t now
+    uint64_t ts0
+    bint started
+
+
+cdef inline uint64_t _clock_step(Clock* c, uint64_t start, uint64_t ts) noexcept nogil:
+    """The clock ``c`` at the next packet replayed, captured at ``ts``."""
+    cdef int64_t elapsed
+    if not c.started:
+        c.ts0, c.started = ts, True
+    elapsed = <int64_t>(ts - c.ts0)
+    if elapsed > 0 and start + <uint64_t>elapsed > c.now:
+        c.now = start + <uint64_t>elapsed
+    return c.now
+
 
 # One packet of a chunk as run_chunk kept it (Loop.keep_packets: tcsim diff compares two loops').
 ctypedef struct Kept:
@@ -381,24 +480,24 @@ cdef class Loop:
     cdef int nprogs, mode
     cdef uint32_t classid, keep, untag_needs
     cdef int32_t act_default
-    cdef Skb tmpl, probe        # probe: the skb --steer hash computes a flow hash on
+    cdef Skb tmpl
     cdef Lane* lanes
     cdef public int cpus
     cdef int steer
     cdef Done* done
     cdef Py_ssize_t cap_done
-    cdef uint32_t* order        # the chunk's packets by CPU, each CPU's in capture order
-    cdef Py_ssize_t lane_start[MAX_CPUS + 1]    # each CPU's first in order
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
+    cdef Iface* ifs             # its capture's interfaces (pcapng), else NULL
+    cdef uint32_t linktype      # a pcap capture's linktype
     cdef Py_ssize_t nrecs, first
     cdef int abort              # the replay threads stop (an error, an interrupt)
     cdef object thread_error
-    cdef uint8_t* scratch       # a frame built for steering
-    cdef bint use_ts, started
+    cdef bint use_ts
     cdef public bint stop_on_error, stopped
-    cdef uint64_t clock, ktime_start
-    cdef uint64_t ts0
+    cdef Clock clock
+    cdef Clock chunk_clock      # the clock before the chunk the replay threads run
+    cdef uint64_t ktime_start
     cdef list perf
     cdef bint has_perf          # perf is not empty
     cdef MapStore** perf_stores # perf's storage, for the replay threads (several CPUs)
@@ -429,7 +528,6 @@ cdef class Loop:
 
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
-        memset(&self.probe, 0, sizeof(Skb))
 
     def __init__(self, list programs, *, str mode="da", bint ingress=True,
                  uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
@@ -494,10 +592,9 @@ cdef class Loop:
         fields.pop("sf_start", None)
         skb_init(&self.tmpl, bytes(ETH_HLEN), fields, want, profile_id(profile))
         self.untag_needs = _untag_needs(self.tmpl.profile)
-        self.clock = self.ktime_start = KTIME_START
+        self.clock.now = self.ktime_start = KTIME_START
         self.lanes = <Lane*>calloc(cpus, sizeof(Lane))
-        self.scratch = <uint8_t*>malloc(0x10000 + LINK_MAX + VLAN_HLEN)
-        if self.lanes == NULL or self.scratch == NULL:
+        if self.lanes == NULL:
             raise MemoryError()
         self.cpus = cpus
         for c in range(cpus):
@@ -521,13 +618,9 @@ cdef class Loop:
                     free(self.lanes[c].blocks[k])
                 free(self.lanes[c].blocks)
             free(self.lanes)
-        self.probe.devices = NULL
-        skb_free(&self.probe)
         skb_free(&self.tmpl)
-        free(self.scratch)
         free(self.perf_stores)
         free(self.done)
-        free(self.order)
         free(self.kept)
         free(self.kept_buf)
 
@@ -620,15 +713,9 @@ cdef class Loop:
     cdef inline uint64_t _clock_at(self, uint64_t ts) noexcept nogil:
         """bpf_ktime_get_ns for the next packet replayed, captured at ``ts``: the
         capture's clock, which never goes back (0 without it)."""
-        cdef int64_t elapsed
         if not self.use_ts:
             return 0
-        if not self.started:
-            self.ts0, self.started = ts, True
-        elapsed = <int64_t>(ts - self.ts0)
-        if elapsed > 0 and self.ktime_start + <uint64_t>elapsed > self.clock:
-            self.clock = self.ktime_start + <uint64_t>elapsed
-        return self.clock
+        return _clock_step(&self.clock, self.ktime_start, ts)
 
     cdef int _packet(self, Lane* ln, uint32_t cpu, const uint8_t* frame, uint32_t n,
                      uint64_t ktime, int pkt_type, TcOutcome* o) noexcept nogil:
@@ -949,70 +1036,50 @@ cdef class Loop:
                 PyBytes_FromStringAndSize(<const char*>self.kept_buf + p.off, p.len),
                 p.ts, <int64_t>p.len + p.delta)
 
-    cdef uint32_t _steer_to(self, const uint8_t* frame, uint32_t n) except? 0xffffffff:
+    cdef uint32_t _steer_to(self, Lane* ln, const uint8_t* frame, uint32_t n) noexcept nogil:
         """The CPU that receives the frame: by the RSS hash of its tuple, or (--steer
-        hash) by the flow hash the kernel gives the skb (__skb_get_hash), as RPS
-        steers."""
+        hash) by the flow hash the kernel gives the skb (__skb_get_hash, computed on
+        the lane's skb), as RPS steers.  NO_LANE when memory cannot be had."""
         if self.steer == STEER_RSS:
             return rss_queue(rss_hash(frame, n), self.cpus)
-        if not skb_load_frame(&self.probe, &self.tmpl, frame, n, self.keep):
-            raise MemoryError()
-        _skb_flow_hash(&self.probe)
-        return rps_cpu(self.probe.hash, self.cpus)
+        if not skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
+            return NO_LANE
+        _skb_flow_hash(&ln.skb)
+        return rps_cpu(ln.skb.hash, self.cpus)
 
     cdef Py_ssize_t _run_threads(self, const uint8_t* base, Scanner sc, Py_ssize_t first,
                                  CaptureWriter out, CaptureWriter drops,
                                  Writer report) except -1:
-        """run_chunk with several CPUs: the frames are admitted, timed and steered in
-        order; each CPU's thread replays its own (the GIL released) while this one
-        writes every packet, in the capture's order, as soon as it is replayed."""
+        """run_chunk with several CPUs: every CPU's thread (the GIL released) walks the
+        chunk's records, admitting, timing and steering each as the others do, and
+        replays those steered to it; this one writes every packet, in the capture's
+        order, as soon as it is replayed, and so does no per-packet work but the
+        writing."""
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
         cdef Done* grown
-        cdef Lane* ln
-        cdef uint32_t lt, n
-        cdef int e, pkt_type, c
+        cdef uint32_t n
+        cdef int c
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef bint ready, stop
+        cdef bint ready, stop, finished = False
         if sc.nrecs > self.cap_done:
             grown = <Done*>realloc(self.done, sc.nrecs * sizeof(Done))
             if grown == NULL:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
-            free(self.order)
-            self.order = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
-            if self.order == NULL:
-                self.cap_done = 0
-                raise MemoryError()
-        threads = []
+        for k in range(sc.nrecs):
+            self.done[k].ready = 0
+        self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
+        self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
+        self.abort, self.thread_error = 0, None
+        self.chunk_clock = self.clock
+        for c in range(self.cpus):
+            self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
+        threads = [threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
+                   for c in range(self.cpus)]
         try:
-            for k in range(sc.nrecs):
-                if not k & 255:
-                    PyErr_CheckSignals()
-                r, d, index = &sc.recs[k], &self.done[k], first + k
-                d.lt = lt = sc.ifs[r.iface].linktype if sc.pcapng else sc.linktype
-                hdr = base + r.off
-                if lt == LT_ETHERNET:
-                    frame, n, e = hdr, r.caplen, 0
-                else:
-                    e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, self.scratch, &pkt_type)
-                    frame, n = self.scratch, <uint32_t>e
-                d.extra, d.ready = 0, 0
-                if self._admitted(lt, e, frame, n, &d.o):
-                    d.ktime = self._clock_at(r.ts)
-                    d.lane = <uint16_t>self._steer_to(frame, n)
-                else:
-                    self._refused(index, r, lt, e, n, &d.o)
-                    d.lane, d.extra = NO_LANE, 1
-            self._order_by_lane(sc.nrecs)
-            self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
-            self.abort, self.thread_error = 0, None
-            for c in range(self.cpus):
-                self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
-            threads = [threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
-                       for c in range(self.cpus)]
             for t in threads:
                 t.start()
             for k in range(sc.nrecs):
@@ -1020,7 +1087,7 @@ cdef class Loop:
                     PyErr_CheckSignals()
                 r, d, index = &sc.recs[k], &self.done[k], first + k
                 hdr = base + r.off
-                if d.lane != NO_LANE and not published(&d.ready):
+                if not published(&d.ready):
                     while True:
                         with nogil:
                             ready = wait_published(&d.ready, &self.abort)
@@ -1031,47 +1098,28 @@ cdef class Loop:
                         PyErr_CheckSignals()    # an interrupt still ends the replay
                 self.extra_here = d.extra
                 if d.lane == NO_LANE:
+                    self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
                                       0, 0, out, drops, report)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
-                        frame, n = d.frame, <uint32_t>(d.outb - d.frame)
+                        frame, n = d.frame, d.n
                     stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
                                       d.m, d.pkt_type, out, drops, report)
                 if stop:
                     return k + 1
+            finished = True
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
             raise
         finally:
-            self.abort = 1
+            if not finished:
+                self.abort = 1
             for t in threads:
                 t.join()
             self.extras = dict(sorted(self.extras.items()))
-
-    cdef void _order_by_lane(self, Py_ssize_t nrecs) noexcept nogil:
-        """``order``: the packets of each CPU, in the capture's order, CPU after CPU
-        (``lane_start``), so that a thread reads no other CPU's records."""
-        cdef Py_ssize_t k
-        cdef int c
-        cdef uint16_t lane
-        memset(self.lane_start, 0, sizeof(self.lane_start))
-        for k in range(nrecs):
-            lane = self.done[k].lane
-            if lane != NO_LANE:
-                self.lane_start[lane + 1] += 1
-        for c in range(self.cpus):
-            self.lane_start[c + 1] += self.lane_start[c]
-        for k in range(nrecs):
-            lane = self.done[k].lane
-            if lane != NO_LANE:
-                self.order[self.lane_start[lane]] = <uint32_t>k
-                self.lane_start[lane] += 1
-        for c in range(self.cpus, 0, -1):
-            self.lane_start[c] = self.lane_start[c - 1]
-        self.lane_start[0] = 0
 
     cdef int _thread_failure(self) except -1:
         """Raise what stopped a replay thread."""
@@ -1088,51 +1136,78 @@ cdef class Loop:
             self._cpu_run(cpu)
 
     cdef void _cpu_run(self, int cpu) noexcept nogil:
-        """One CPU's thread: replay the chunk's packets steered to it, keeping each one's
-        frame (when built) and output in its blocks for the writing."""
+        """One CPU's thread: walk the chunk's records as every CPU's does (the frame as
+        tc would see it, whether it reaches tc, the capture clock, the steering: the
+        same for all, so no thread waits for another's), replay the packets steered to
+        this CPU, keeping each one's frame (when built) and output in its blocks for
+        the writing.  The first CPU's thread answers for the packets that never reach
+        tc.  The thread of the first CPU leaves the capture clock as it is after the
+        chunk."""
         cdef Lane* ln = &self.lanes[cpu]
-        cdef Py_ssize_t j, k
+        cdef Clock clock = self.chunk_clock
+        cdef Py_ssize_t k
         cdef Rec* r
         cdef Done* d
+        cdef TcOutcome o
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef uint32_t n, m
-        cdef int pkt_type
+        cdef uint32_t n, m, lt, lane
+        cdef uint64_t ktime
+        cdef int e, pkt_type
         cdef uint8_t* room
-        for j in range(self.lane_start[cpu], self.lane_start[cpu + 1]):
-            k = self.order[j]
-            d = &self.done[k]
+        for k in range(self.nrecs):
             if self.abort:
                 return
             r = &self.recs[k]
+            lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
-            if d.lt == LT_ETHERNET:
-                frame, n, pkt_type = hdr, r.caplen, -1
+            if lt == LT_ETHERNET:
+                frame, n, e, pkt_type = hdr, r.caplen, 0, -1
             else:
-                n = <uint32_t>_to_eth(d.lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
-                frame = ln.eth
-            if self._packet(ln, cpu, frame, n, d.ktime, pkt_type, &d.o) < 0:
+                e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
+                frame, n = ln.eth, <uint32_t>e
+            if not self._admitted(lt, e, frame, n, &o):
+                if cpu == 0:
+                    d = &self.done[k]
+                    memcpy(&d.o, &o, sizeof(TcOutcome))
+                    d.lt, d.e, d.n, d.lane, d.extra = lt, e, n, NO_LANE, 1
+                    publish(&d.ready)
+                continue
+            ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
+            lane = self._steer_to(ln, frame, n)
+            if lane == NO_LANE:
                 ln.failed, self.abort = True, 1
                 return
-            if self._has_extras(ln, &d.o):
+            if lane != <uint32_t>cpu:
+                continue
+            d = &self.done[k]
+            if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
+                ln.failed, self.abort = True, 1
+                return
+            d.extra = 0
+            if self._has_extras(ln, &o):
                 with gil:
                     try:
-                        d.extra = self._extras(ln, self.first + k, &d.o)
+                        d.extra = self._extras(ln, self.first + k, &o)
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
                         return
-            m = self._output(ln, &d.o, frame, n)
-            room = _lane_room(ln, (0 if d.lt == LT_ETHERNET else n) + m)
+            m = self._output(ln, &o, frame, n)
+            room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
             if room == NULL:
                 ln.failed, self.abort = True, 1
                 return
-            if d.lt != LT_ETHERNET:
+            if lt != LT_ETHERNET:
                 memcpy(room, frame, n)
                 d.frame = room
                 room += n
             memcpy(room, ln.out, m)
+            memcpy(&d.o, &o, sizeof(TcOutcome))
             d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            d.lt, d.e, d.n, d.lane = lt, e, n, <uint16_t>cpu
             publish(&d.ready)
+        if cpu == 0:
+            self.clock = clock
 
     cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
                       uint32_t m, uint32_t lt) except *:
@@ -1141,6 +1216,7 @@ cdef class Loop:
         cdef char* w
         cdef char* start
         cdef char* ts
+        cdef int k
         cdef uint32_t size = m
         cdef bint ok = o.action < HOOK_FAULT
         if ok and lt != LT_ETHERNET:
@@ -1152,12 +1228,17 @@ cdef class Loop:
                 o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
                 o.fault_prog), self.extras[index]))
             return
-        ts = PyOS_double_to_string(r.ts / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         w = <char*>report.room(REPORT_LINE_MAX)
         start = w
         w = _s(w, b'{"index": '); w = _u(w, index)
-        w = _s(w, b', "timestamp": '); w = _s(w, ts)
-        PyMem_Free(ts)
+        w = _s(w, b', "timestamp": ')
+        k = float_repr(r.ts / 1e9, w)
+        if k >= 0:
+            w += k
+        else:
+            ts = PyOS_double_to_string(r.ts / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+            w = _s(w, ts)
+            PyMem_Free(ts)
         w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
         w = _s(w, b', "len_in": '); w = _u(w, r.wire)
         w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)

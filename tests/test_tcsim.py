@@ -7,6 +7,7 @@ is the one those functions make).
 """
 import io
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 
 from pyebpf import asm
 from pyebpf import Map, Program
-from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap import pcapio, tcreplay, tcsim
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample.pcap"
@@ -298,6 +299,34 @@ def test_the_report_has_one_object_per_packet_with_every_field(capture, run):
         "clones": [], "trace_printk": ["hi"], "instructions": 8, "programs_run": 1,
         "errors": [], "dropped_before_tc": None,
     }
+
+
+def _capture_times():
+    """Capture times in ns: a seeded spread from 1 s to 2**50 s, whole and half seconds,
+    times a power of two ns from their neighbours, every ns of a few seconds' starts."""
+    rnd = random.Random(13)
+    times = [rnd.randrange(10**9, 2**50 * 10**9) for _ in range(20_000)]
+    times += [rnd.randrange(1_600_000_000, 1_800_000_000) * 10**9 + rnd.randrange(10**9)
+              for _ in range(20_000)]
+    times += [s * 10**9 + f for s in (1, 7, 1_700_000_000) for f in range(0, 2000)]
+    times += [s * 10**9 + f for s in (1, 3, 2**30, 2**31 - 1) for f in (0, 5 * 10**8)]
+    times += [t + d for t in (2**k for k in range(30, 80)) for d in (-1, 0, 1)]
+    return times
+
+
+def test_the_c_report_writer_gives_each_timestamp_as_python_repr_of_its_seconds():
+    answered = 0
+    for ts in _capture_times():
+        text = tcreplay.float_text(ts / 1e9)
+        if text is not None:
+            assert text == repr(ts / 1e9), ts
+            answered += 1
+    assert answered > 0.99 * len(_capture_times())
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.5, 1e-9, 2.0**50, 1e16, float("inf")])
+def test_the_c_report_writer_leaves_seconds_it_does_not_write_to_python(seconds):
+    assert tcreplay.float_text(seconds) is None
 
 
 # --- the summary line -------------------------------------------------------------------

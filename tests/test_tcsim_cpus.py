@@ -3,6 +3,8 @@ each CPU replaying on a thread of its own, the outputs in the capture's order
 (pcap/tcreplay.pyx, pcap/steer.pxi; the maps' locks in map_helpers.pxi)."""
 import json
 import random
+import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,50 @@ def test_two_cpus_give_one_cpus_outputs_and_report_for_a_stateless_program(
     two = _replay(capsys, tmp_path, "two", program, capture, "--cpus", "2", *options)
     assert one[0] == two[0] and one[1] == two[1]
     assert [json.loads(a) for a in one[2]] == [json.loads(b) for b in two[2]]
+
+
+# mark = bpf_ktime_get_ns (low 32 bits)
+KTIME_MARK = "r6 = r1\ncall 5\n*(u32 *)(r6 + 8) = r0\nr0 = 0\nexit\n"
+
+
+def _cooked_capture(path):
+    """A Linux cooked (SLL) capture of _frames()' packets with their times going back
+    now and then, and frames that never reach tc among them: shorter than the cooked
+    header, and an 802.1Q frame cut off after its tag (skb_vlan_untag frees it)."""
+    ts, data = [], []
+    for k, f in enumerate(_frames()):
+        data.append(struct.pack("!HHH8s", 0, 1, 6, f[6:12] + bytes(2)) + f[12:])
+        ts.append(1_700_000_000 * 10**9 + k * 1000 - (50_000 if k % 7 == 3 else 0))
+        if k % 97 == 5:
+            data.append(bytes(10))
+            ts.append(ts[-1])
+        if k % 89 == 6:
+            data.append(struct.pack("!HHH8sH", 0, 1, 6, bytes(8), 0x8100) + b"\x00\x05")
+            ts.append(ts[-1])
+    path.write_bytes(pcapio.packets_bytes(ts, data, [len(d) for d in data], linktype=113))
+
+
+def test_two_cpus_give_one_cpus_outputs_for_a_cooked_capture_and_frames_tc_never_sees(
+        tmp_path, capsys, monkeypatch):
+    # chunks of 4 KiB: the capture clock carries over from chunk to chunk
+    monkeypatch.setattr(pcapio, "CHUNK", 4096)
+    _cooked_capture(tmp_path / "in.pcap")
+    (tmp_path / "ktime.s").write_text(KTIME_MARK)
+    runs = []
+    for cpus in (1, 2):
+        d = tmp_path / str(cpus)
+        d.mkdir()
+        rc, _, err = tcsim_run(capsys, tmp_path / "ktime.s", "-r", tmp_path / "in.pcap",
+                               "-o", d / "out.pcap", "--drops", d / "drops.pcap",
+                               "--report", d / "r.jsonl", "-q", "--cpus", cpus)
+        report = [json.loads(line) for line in (d / "r.jsonl").read_text().splitlines()]
+        runs.append((rc, err, (d / "out.pcap").read_bytes(), (d / "drops.pcap").read_bytes(),
+                     report))
+    assert runs[0] == runs[1]
+    actions = Counter(r["action"] for r in runs[1][4])
+    assert actions["fault"] == 7 and actions["dropped_before_tc"] == 7
+    assert len(runs[1][1]) == 7         # one line for each frame too short for its header
+    assert len({r["mark"] for r in runs[1][4]}) > 500
 
 
 def test_cpus_1_is_the_replay_without_the_option(tmp_path, capsys, capture):
