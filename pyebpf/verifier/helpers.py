@@ -34,6 +34,7 @@ FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
 STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
 DYNPTR = "dynptr"                  # ARG_PTR_TO_DYNPTR | MEM_RDONLY: an initialised dynptr
 BTF_TASK = "btf_task"              # ARG_PTR_TO_BTF_ID of struct task_struct
+SPIN_LOCK = "spin_lock"            # ARG_PTR_TO_SPIN_LOCK: a map value's bpf_spin_lock
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -83,6 +84,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("trace_vprintk", INTEGER, MEM, SIZE, MEM_OR_NULL, SIZE_OR_ZERO),
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),
+    _p("spin_lock", VOID, SPIN_LOCK),
+    _p("spin_unlock", VOID, SPIN_LOCK),
     _p("dynptr_read", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, DYNPTR, ANYTHING, ANYTHING),
     # an skb dynptr's write changes packet data (check_helper_call)
     _p("dynptr_write", INTEGER, DYNPTR, ANYTHING, MEM, SIZE_OR_ZERO, ANYTHING, pkt=True),
