@@ -582,9 +582,8 @@ cdef class Map:
         self._allow(False, True, what)
         if not self._batch_supports("update" if update else "delete"):
             self._batch_fail(ENOTSUPP, what, 0)
-        # generic_map_update_batch: BPF_F_LOCK, for a value with a lock, the only flag
-        if elem_flags & ~_isa.BPF_F_LOCK or \
-                (update and elem_flags and self._m.spin_lock_off < 0):
+        # BPF_F_LOCK, for a value with a lock, the only flag (checked by the kernel)
+        if elem_flags & ~_isa.BPF_F_LOCK or (elem_flags and self._m.spin_lock_off < 0):
             self._batch_fail(EINVAL, what, 0)
         done = 0
         for key, value in items:

@@ -419,3 +419,30 @@ def test_two_replay_cpus_add_under_the_lock_without_losing_an_update(tmp_path, c
     (entry,) = json.loads((tmp_path / "maps" / "arr.json").read_text())["entries"]
     assert (rc, err) == (0, [])
     assert entry["value"]["cnt"] == 200 * len(packets)
+
+
+def _batch_ops(m, plain):
+    value = struct.pack("<iIi", 5, 0xFFFFFFFF, 6)
+    out = []
+    for op, args in [("update_batch", ([(u32(1), value), (u32(2), value)], isa.BPF_F_LOCK)),
+                     ("lookup_batch", (4, None, isa.BPF_F_LOCK)),
+                     ("delete_batch", ([u32(1)], isa.BPF_F_LOCK))]:
+        for target in (m, plain):
+            try:
+                got = getattr(target, op)(*args)
+                out.append(got[0] if op == "lookup_batch" else got)
+            except (MapError, KernelError) as exc:
+                out.append(exc.errno)
+    return out
+
+
+def test_batch_commands_with_bpf_f_lock_give_what_the_kernel_gives(kernel_oracle):
+    H = T.BPF_MAP_TYPE_HASH
+    ours, theirs = _both_maps(kernel_oracle, H)
+    with theirs, kernel_oracle.KernelMap(H, 4, 12, 4, isa.BPF_F_ZERO_SEED) as kplain:
+        want = _batch_ops(theirs, kplain)
+    count_comparison()
+    got = _batch_ops(ours, Map.create(H, 4, 12, 4, isa.BPF_F_ZERO_SEED))
+    assert sorted(got[2]) == sorted(want[2])        # the kernel seeds its hash randomly
+    assert got[:2] + got[3:] == want[:2] + want[3:]
+    assert want[:2] == [2, errno.EINVAL]
