@@ -200,6 +200,7 @@ ctypedef struct Vm:
     TraceAccess* accesses
     size_t naccesses
     size_t cap_accesses
+    int* held_lock     # the bpf_spin_lock the program holds (map_helpers.pxi), or NULL
 
 
 # --- map storage (maps.pxi) -----------------------------------------------------
@@ -250,6 +251,8 @@ ctypedef struct MapStore:
     uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
     int lock                  # held while a helper changes the map or walks its lists
                               # (map_lock): replay threads share the map
+    int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
+    int32_t timer_off         # the value's struct bpf_timer, or -1
 
 
 cdef enum:
@@ -387,6 +390,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.prog, vm.owner = NULL, NULL
     vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
     vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
+    vm.held_lock = NULL
 
 
 cdef inline void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil:

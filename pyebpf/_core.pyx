@@ -1416,6 +1416,7 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
     """Replace the running program after bpf_tail_call: same context, a fresh frame."""
     ringbuf_release_all(vm)
+    spin_lock_release(vm)
     install_prog(vm, vm.next_prog)
     vm.next_prog = NULL
     vm.status = STATUS_RUNNING
@@ -1437,6 +1438,7 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     while True:
         vm_continue(vm)
         if vm.status != STATUS_TAIL_CALL:
+            spin_lock_release(vm)
             return vm.status
         tail_call_switch(vm)
 

@@ -404,6 +404,10 @@ BPF_SK_STORAGE_GET_F_CREATE = BPF_LOCAL_STORAGE_GET_F_CREATE
 # 128 bytes of struct bpf_local_storage_elem)
 MAX_LOCAL_STORAGE_VALUE_SIZE = 65535 - 128
 BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
+# special fields of a map value, found by their BTF struct name (btf_parse_fields):
+# their sizes; each is aligned to its size's natural alignment (4 and 8)
+SIZEOF_BPF_SPIN_LOCK = 4
+SIZEOF_BPF_TIMER = 16
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
 BPF_F_HDR_FIELD_MASK = 0xF

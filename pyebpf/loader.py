@@ -196,7 +196,8 @@ class Object:
                                           ms.inner.flags, name=ms.inner.name)
                 m = Map.create(ms.type, ms.key_size, ms.value_size,
                                ms.created_max_entries(map_cpus()), ms.flags,
-                               name=ms.name, inner_map=template, map_extra=ms.map_extra)
+                               name=ms.name, inner_map=template, map_extra=ms.map_extra,
+                               value_type=ms.value_type)
                 for key, value in ms.contents:
                     m[key] = value
                 if fill_inner:

@@ -9,6 +9,13 @@ _PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for progra
 cdef int _next_handle = 3                   # handles look like the kernel's fds
 
 
+# the map types whose values may hold each special field (map_check_btf)
+_SPIN_LOCK_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_CGROUP_STORAGE,
+                   BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_INODE_STORAGE,
+                   BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
+_TIMER_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY)
+
+
 @cython.final
 cdef class Map:
     """A map, with the kernel's semantics for its type (docs/kernel-notes.md, Maps).
@@ -63,7 +70,7 @@ cdef class Map:
 
     @staticmethod
     def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
-               inner_map=None, map_extra=0):
+               inner_map=None, map_extra=0, value_type=None):
         cdef Map self = Map.__new__(Map)
         cdef Map tmpl = inner_map
         global _next_handle
@@ -82,10 +89,43 @@ cdef class Map:
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
                              ncpu or map_cpus(), NULL if tmpl is None else tmpl._m,
                              map_extra)
+        if value_type is not None:
+            self._special_fields(value_type)
+            self.value_type = value_type
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
         return self
+
+    cdef _special_fields(self, value_type):
+        """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
+        maps may hold them (the kernel's refusals, in its order)."""
+        from .btf.fields import SPIN_LOCK, TIMER, special_fields
+        found = special_fields(value_type)
+        if not found:
+            return
+        if self._m.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG):
+            raise MapError(EACCES, f"map {self._label()}: a value with a "
+                                   f"{' or '.join(found)} cannot be BPF_F_RDONLY_PROG or "
+                                   f"BPF_F_WRONLY_PROG")
+        if SPIN_LOCK in found and self._m.type not in _SPIN_LOCK_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a bpf_spin_lock")
+        if TIMER in found and self._m.type not in _TIMER_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a bpf_timer")
+        self._m.spin_lock_off = found.get(SPIN_LOCK, -1)
+        self._m.timer_off = found.get(TIMER, -1)
+
+    @property
+    def spin_lock_off(self):
+        """Where the value's struct bpf_spin_lock is (from its BTF), or None."""
+        return self._m.spin_lock_off if self._m.spin_lock_off >= 0 else None
+
+    @property
+    def timer_off(self):
+        """Where the value's struct bpf_timer is (from its BTF), or None."""
+        return self._m.timer_off if self._m.timer_off >= 0 else None
 
     def close(self):
         """Drop the handle (programs already loaded keep the map)."""
@@ -179,14 +219,19 @@ cdef class Map:
         from .btf import decode
         return decode(self.value_type, value, f"map {self._label()} value")
 
-    def lookup(self, key):
+    def lookup(self, key, flags=0):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
-        program's fd as 4 bytes), or None."""
+        program's fd as 4 bytes), or None.  A value's bpf_spin_lock and bpf_timer read
+        as zeroes; ``flags`` BPF_F_LOCK copies the value under its bpf_spin_lock (a map
+        without one: EINVAL)."""
         if self._pin is not None:
-            return self._pin.apply(Map.lookup, self, key)
+            return self._pin.apply(Map.lookup, self, key, flags)
         self._allow(True, False, "lookup")
         cdef bytes k = self._key(key)
         cdef int32_t e
+        cdef bytes out
+        if flags & ~_isa.BPF_F_LOCK or (flags and self._m.spin_lock_off < 0):
+            self._fail(-EINVAL, f"lookup (flags {flags:#x})", k)
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
                             BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
@@ -206,6 +251,15 @@ cdef class Map:
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             prog = self._programs.get(e)
             return None if prog is None else prog.fd.to_bytes(4, "little")
+        if map_has_fields(self._m):
+            out = PyBytes_FromStringAndSize(NULL, self._m.value_size)
+            if flags:
+                map_copy_locked(self._m, <uint8_t*>PyBytes_AS_STRING(out),
+                                map_value(self._m, e, 0), True)
+            else:
+                memcpy(PyBytes_AS_STRING(out), map_value(self._m, e, 0), self._m.value_size)
+                map_zero_fields(self._m, <uint8_t*>PyBytes_AS_STRING(out))
+            return out
         if self._m.ncpu == 1:
             return PyBytes_FromStringAndSize(<char*>map_value(self._m, e, 0), self._m.value_size)
         return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
@@ -431,8 +485,9 @@ cdef class Map:
         ``done`` its ENOENT, the map exhausted (``items`` may still hold the last ones).
         Hash maps: the cursor is a u32 bucket number and buckets are taken whole (ENOSPC
         when the first does not fit in ``count``); ``flags`` must be 0.  Arrays and LPM
-        tries: the cursor is the last key given.  ``elem_flags`` must be 0 (BPF_F_LOCK
-        needs a spin lock).  Other map types: ENOTSUPP."""
+        tries: the cursor is the last key given.  ``elem_flags``: 0, or BPF_F_LOCK for a
+        value with a bpf_spin_lock (copied under it; EINVAL for others).  Other map
+        types: ENOTSUPP."""
         return self._lookup_batch_py(count, cursor, elem_flags, flags, False)
 
     def lookup_and_delete_batch(self, count, cursor=None, elem_flags=0, flags=0):
@@ -472,7 +527,9 @@ cdef class Map:
         self._allow(True, delete, "lookup_and_delete_batch" if delete else "lookup_batch")
         if not self._batch_supports("lookup_and_delete" if delete else "lookup"):
             return ENOTSUPP, [], None
-        if elem_flags or (_is_hash(m) and flags):
+        # BPF_F_LOCK only for a value with a lock: copied under it
+        if elem_flags & ~_isa.BPF_F_LOCK or (elem_flags and m.spin_lock_off < 0) or \
+                (_is_hash(m) and flags):
             return EINVAL, [], None
         if count == 0:
             return 0, [], None
@@ -484,7 +541,7 @@ cdef class Map:
                 if nxt is None:
                     return ENOENT, items, (key if items else None)
                 key = nxt
-                value = self.lookup(key)
+                value = self.lookup(key, elem_flags)
                 if value is not None:
                     items.append((key, value))
             return 0, items, key
@@ -498,7 +555,7 @@ cdef class Map:
                 rc = ENOSPC if total == 0 else 0
                 break
             for key in keys:
-                items.append((key, self.lookup(key)))
+                items.append((key, self.lookup(key, elem_flags)))
                 if delete:
                     self.delete(key)
             total += len(keys)
@@ -541,13 +598,14 @@ cdef class Map:
         self._allow(False, True, what)
         if not self._batch_supports("update" if update else "delete"):
             self._batch_fail(ENOTSUPP, what, 0)
-        if elem_flags:
+        # BPF_F_LOCK, for a value with a lock, the only flag (checked by the kernel)
+        if elem_flags & ~_isa.BPF_F_LOCK or (elem_flags and self._m.spin_lock_off < 0):
             self._batch_fail(EINVAL, what, 0)
         done = 0
         for key, value in items:
             try:
                 if update:
-                    self.update(key, value)
+                    self.update(key, value, elem_flags)
                 else:
                     self.delete(key)
             except MapError as exc:

@@ -603,7 +603,63 @@ cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     return _locked(_get_stackid, r2, False, vm, r1, r2, r3, r4, r5)
 
 
+# --- bpf_spin_lock: the lock word in a map value (its BTF places it), taken and released
+# as the kernel's __bpf_spin_lock does: a spinning lock the replay threads of tcsim
+# --cpus contend for.  The verifier lets a program hold one at a time and call no helper
+# but bpf_spin_unlock while it does; a run that ends holding it (a fault, the budget)
+# releases it (vm_run). ---
+
+cdef int* _spin_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The lock word ``ptr`` is: a value's bpf_spin_lock in one of the program's maps."""
+    cdef int k
+    cdef MapStore* m
+    cdef uintptr_t at
+    for k in range(vm.nmaps):
+        m = vm.maps[k]
+        at = <uintptr_t>m.values
+        if m.spin_lock_off >= 0 and ptr >= at and ptr - at < m.values_len and \
+                (ptr - at) % m.stride == <uint32_t>m.spin_lock_off:
+            return <int*><uintptr_t>ptr
+    helper_fault(vm, b"r1 is not the bpf_spin_lock of a map value")
+    return NULL
+
+
+cdef uint64_t bpf_spin_lock(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
+                            uint64_t e) noexcept nogil:
+    cdef int* word = _spin_lock_arg(vm, r1)
+    if word == NULL:
+        return 0
+    if vm.held_lock != NULL:
+        # the kernel's verifier refuses this ("Locking two bpf_spin_locks are not
+        # allowed"); taken again, the lock would never be given back
+        return helper_fault(vm, b"bpf_spin_lock while the program holds a lock")
+    map_lock(word)
+    vm.held_lock = word
+    return 0
+
+
+cdef uint64_t bpf_spin_unlock(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
+                              uint64_t e) noexcept nogil:
+    cdef int* word = _spin_lock_arg(vm, r1)
+    if word == NULL:
+        return 0
+    if vm.held_lock != word:
+        return helper_fault(vm, b"bpf_spin_unlock of a lock the program does not hold")
+    vm.held_lock = NULL
+    map_unlock(word)
+    return 0
+
+
+cdef void spin_lock_release(Vm* vm) noexcept nogil:
+    """The end of a run: a lock it still holds goes back (only a faulting run has one)."""
+    if vm.held_lock != NULL:
+        map_unlock(vm.held_lock)
+        vm.held_lock = NULL
+
+
 cdef void register_map_helpers(helper_fn* table) noexcept:
+    table[93] = bpf_spin_lock
+    table[94] = bpf_spin_unlock
     table[1] = bpf_map_lookup_elem
     table[2] = bpf_map_update_elem
     table[3] = bpf_map_delete_elem

@@ -191,18 +191,63 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
     return fresh
 
 
+# --- values with special fields (struct bpf_spin_lock, struct bpf_timer, found in the
+# value's BTF at creation): copies leave them alone, as the kernel's copy_map_value ---
+
+cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
+    return m.spin_lock_off >= 0 or m.timer_off >= 0
+
+
+cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept nogil:
+    """copy_map_value: the value's bytes but its lock and timer, which keep their own."""
+    cdef int32_t a = m.spin_lock_off, b = m.timer_off
+    cdef uint32_t asz = SIZEOF_BPF_SPIN_LOCK, bsz = SIZEOF_BPF_TIMER, at = 0
+    if b >= 0 and (a < 0 or b < a):
+        a, b, asz, bsz = b, a, bsz, asz
+    if a >= 0:
+        memcpy(dst, src, <uint32_t>a)
+        at = <uint32_t>a + asz
+    if b >= 0:
+        memcpy(dst + at, src + at, <uint32_t>b - at)
+        at = <uint32_t>b + bsz
+    memcpy(dst + at, src + at, m.value_size - at)
+
+
+cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
+    """check_and_init_map_value: the lock and timer as a fresh element has them."""
+    if m.spin_lock_off >= 0:
+        memset(value + m.spin_lock_off, 0, SIZEOF_BPF_SPIN_LOCK)
+    if m.timer_off >= 0:
+        memset(value + m.timer_off, 0, SIZEOF_BPF_TIMER)
+
+
+cdef void map_copy_locked(MapStore* m, uint8_t* dst, const uint8_t* src,
+                          bint to_user) noexcept nogil:
+    """copy_map_value_locked: the copy under the element's own bpf_spin_lock (the
+    element is ``src`` for a lookup, ``to_user``, else ``dst``)."""
+    cdef int* word = <int*>((src if to_user else dst) + m.spin_lock_off)
+    map_lock(word)
+    map_copy_value(m, dst, src)
+    map_unlock(word)
+    if to_user:
+        map_zero_fields(m, dst)
+
+
 cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
                     int64_t cpu) noexcept nogil:
     """Store ``value`` under ``key``; 0 or a negative errno, as the kernel's update.
 
     ``cpu`` >= 0 writes that CPU's copy of a per-CPU value (a program's update: a new
     element's other copies are zeroed); -1 writes every copy from ``value``, which then
-    holds ncpu values of ``stride`` bytes (the syscall's layout).
+    holds ncpu values of ``stride`` bytes (the syscall's layout).  BPF_F_LOCK (a value
+    with a bpf_spin_lock only) copies into an existing element under its lock.
     """
-    cdef int32_t e
+    cdef int32_t e, prev
     cdef int rc = 0
     cdef uint32_t c
-    if flags > BPF_EXIST:
+    cdef uint64_t lock = flags & BPF_F_LOCK
+    flags &= ~(<uint64_t>BPF_F_LOCK)
+    if flags > BPF_EXIST or (lock and m.spin_lock_off < 0):
         return -EINVAL
     if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_update(m, key, value, flags)
@@ -213,10 +258,23 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
         if flags == BPF_NOEXIST:
             return -EEXIST
     else:
-        e = _hash_update(m, key, flags, &rc)
-        if e == NO_ELEM:
-            return rc
-    if cpu >= 0:
+        e = _hash_find(m, key, &prev) if lock else NO_ELEM
+        if e != NO_ELEM:
+            # htab_map_update_elem: BPF_F_LOCK updates an existing element in place
+            if flags == BPF_NOEXIST:
+                return -EEXIST
+        else:
+            e = _hash_update(m, key, flags, &rc)
+            if e == NO_ELEM:
+                return rc
+            if not lock and map_has_fields(m):
+                # the kernel replaces the element by a new one: its lock and timer are fresh
+                map_zero_fields(m, map_value(m, e, 0))
+    if lock:
+        map_copy_locked(m, map_value(m, e, 0), value, False)
+    elif map_has_fields(m):
+        map_copy_value(m, map_value(m, e, 0), value)
+    elif cpu >= 0:
         memcpy(map_value(m, e, <uint32_t>cpu), value, m.value_size)
     else:
         for c in range(m.ncpu):
@@ -713,6 +771,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.owner_type = -1
     m.tmpl = tmpl
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
+    m.spin_lock_off = m.timer_off = -1
     try:
         _map_storage(m, kind)
     except MemoryError:

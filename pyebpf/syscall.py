@@ -113,8 +113,11 @@ def _map_create(cmd, a):
 
 def _lookup(cmd, a):
     m = _map(cmd, a.get("map_fd", 0))
-    if a.get("flags"):
-        _fail(errno.EINVAL, cmd, f"flags {a['flags']:#x} (BPF_F_LOCK needs a spin lock)")
+    flags = a.get("flags", 0)
+    # map_lookup_elem: only BPF_F_LOCK, and only for a value with a bpf_spin_lock
+    if flags & ~isa.BPF_F_LOCK or (flags and m.spin_lock_off is None):
+        _fail(errno.EINVAL, cmd, f"flags {flags:#x} (BPF_F_LOCK needs a bpf_spin_lock in "
+                                 f"the value)")
     key = _key(cmd, a, m)
     if m.type == isa.MapType.BPF_MAP_TYPE_BLOOM_FILTER:
         # the value is the one asked about (map_lookup_elem copies it in first)
@@ -122,7 +125,7 @@ def _lookup(cmd, a):
             _fail(errno.ENOENT, cmd, "the value is not in the bloom filter")
         return 0
     out = _buffer(cmd, a, "value", _value_size(m), out=True)
-    _give(cmd, out, key, m.lookup(key))
+    _give(cmd, out, key, m.lookup(key, flags))
     return 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import struct
 
 from .. import isa
-from ..errors import ElfError
+from ..btf.fields import special_fields
+from ..errors import ElfError, MapError
 from ..verifier.globalfuncs import kernel_takes
 from .oracle import KernelMap, KernelProgram, possible_cpus
 from .vmlinux import kfunc_btf_id
@@ -60,14 +61,18 @@ class KernelObject:
             self.close()
             raise
 
-    @staticmethod
-    def _map(ms) -> KernelMap:
-        # created without BTF: the definition is what the kernel's behaviour needs
+    def _map(self, ms) -> KernelMap:
+        # created without BTF, the definition being what the kernel's behaviour needs,
+        # unless the value holds a bpf_spin_lock or bpf_timer, which the kernel finds in it
         def make(d, inner_map_fd=0):
+            btf = None
+            if self.spec.kernel_btf is not None and _has_special_fields(d.value_type):
+                btf = (self.spec.kernel_btf, d.key_type.id if d.key_type else 0,
+                       d.value_type.id)
             return KernelMap(d.type, d.key_size, d.value_size,
                              d.created_max_entries(possible_cpus()), d.flags,
                              name=d.name, inner_map_fd=inner_map_fd,
-                             map_extra=d.map_extra)
+                             map_extra=d.map_extra, btf=btf)
         if ms.inner is None:
             m = make(ms)
         else:
@@ -96,6 +101,13 @@ class KernelObject:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _has_special_fields(value_type) -> bool:
+    try:
+        return bool(special_fields(value_type))
+    except MapError:
+        return True         # one the kernel refuses: it is asked all the same
 
 
 def _line_info(btf, records) -> bytes:

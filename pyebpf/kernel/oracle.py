@@ -297,7 +297,8 @@ def local_storage_btf(value_size: int) -> tuple[bytes, int, int]:
 
 
 class KernelMap(_Owned):
-    """A map created with BPF_MAP_CREATE.
+    """A map created with BPF_MAP_CREATE (``btf``: with the BTF blob and the key's and
+    value's type ids, as a map whose value holds a bpf_spin_lock or bpf_timer needs).
 
     Keys are ``key_size`` bytes; values ``value_size`` bytes, or for per-CPU maps
     ``n_possible_cpus * round_up(value_size, 8)`` bytes (one slot per CPU, as the syscall
@@ -307,7 +308,8 @@ class KernelMap(_Owned):
     """
 
     def __init__(self, map_type, key_size: int, value_size: int, max_entries: int,
-                 flags: int = 0, name: str = "", inner_map_fd: int = 0, map_extra: int = 0):
+                 flags: int = 0, name: str = "", inner_map_fd: int = 0, map_extra: int = 0,
+                 btf: tuple | None = None):
         self.fd = -1
         self.map_type = _enum(isa.MapType, map_type, "map type")
         self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
@@ -317,8 +319,10 @@ class KernelMap(_Owned):
         extra = {}
         if self.map_type in (isa.MapType.BPF_MAP_TYPE_SK_STORAGE,
                              isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-                             isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE):
+                             isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE) and btf is None:
             extra["btf"] = local_storage_btf(value_size)
+        elif btf is not None:
+            extra["btf"] = btf      # (blob, key type id, value type id)
         fd, err = sysbpf.calls.map_create(self.map_type, key_size, value_size, max_entries,
                                           flags, inner_map_fd, name.encode(), map_extra,
                                           **extra)
@@ -357,14 +361,15 @@ class KernelMap(_Owned):
         raise KernelError(err, f"map {what} on {self._kind()} map fd {self.fd} ({where}): "
                                f"{_errname(err)}")
 
-    def lookup(self, key) -> bytes | None:
+    def lookup(self, key, flags: int = 0) -> bytes | None:
+        """The value under ``key``, or None (``flags``: BPF_F_LOCK)."""
         key = self._key(key)
         err, value = self._op(isa.BpfCmd.BPF_MAP_LOOKUP_ELEM, "lookup", key,
-                              out_size=self.value_buffer_size)
+                              flags=flags, out_size=self.value_buffer_size)
         if err == _errno.ENOENT:
             return None
         if err:
-            self._fail(err, "lookup", key)
+            self._fail(err, "lookup", key, flags or None)
         return value
 
     def maybe_contains(self, value) -> bool:

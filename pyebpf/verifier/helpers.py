@@ -42,6 +42,7 @@ BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", 
 # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_RDONLY of a header struct: its size (arg*_size)
 IPHDR, IPV6HDR, TCPHDR = "iphdr", "ipv6hdr", "tcphdr"
 FIXED_SIZES = {IPHDR: 20, IPV6HDR: 40, TCPHDR: 20}
+SPIN_LOCK = "spin_lock"            # ARG_PTR_TO_SPIN_LOCK: a map value's bpf_spin_lock
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -94,6 +95,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("trace_vprintk", INTEGER, MEM, SIZE, MEM_OR_NULL, SIZE_OR_ZERO),
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),
+    _p("spin_lock", VOID, SPIN_LOCK),
+    _p("spin_unlock", VOID, SPIN_LOCK),
     _p("dynptr_read", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, DYNPTR, ANYTHING, ANYTHING),
     # an skb dynptr's write changes packet data (check_helper_call)
     _p("dynptr_write", INTEGER, DYNPTR, ANYTHING, MEM, SIZE_OR_ZERO, ANYTHING, pkt=True),

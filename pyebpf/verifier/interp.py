@@ -17,6 +17,7 @@ from .dynptrs import DynptrCalls, is_dynptr_slot
 from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
+from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, NOT_INIT,
@@ -50,7 +51,7 @@ class Refusal(Exception):
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules):
+                  GlobalCalls, SpeculationRules, LockRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=()):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -141,6 +142,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         fr.regs[10].type = PTR_TO_STACK
         fr.regs[10].mark_known(0)
         st.frames.append(fr)
+        self.check_maps_used()
         self.explore(st, 0)
         self.in_global = True
         for func, entry in self.global_functions_called():
@@ -411,6 +413,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if f in (isa.F_JCC_K, isa.F_JCC_X):
             return self.cond_jmp(st, pc, insn, op, pending)
         if f is isa.F_CALL:
+            self.call_under_lock(st, pc, insn)
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
                 self.kfunc_call(st, pc, insn, pending)
                 return pc + 1
@@ -419,6 +422,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.helper_call(st, pc, insn)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
+            self.call_under_lock(st, pc, insn)
             return self.local_call(st, pc, insn)
         if f is isa.F_EXIT:
             return self.exit(st, pc)
@@ -691,6 +695,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if t == PTR_TO_MAP_VALUE:
                 self.map_access_type(pc, reg, off + reg.off, size, write)
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
+            if t == PTR_TO_MAP_VALUE:
+                self.map_fields_access(pc, reg, off + reg.off, size)
             if not write:
                 result = scalar()
         elif t & DYNPTR_SKB and not t & MAYBE_NULL:
@@ -1020,6 +1026,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def ld_abs(self, st, pc, insn, op) -> None:
         regs = st.cur.regs
+        self.lock_held_at(st, pc, "BPF_LD_[ABS|IND]")
         if st.refs:
             self.refuse(pc, "BPF_LD_[ABS|IND] would lead to reference leak")
         r6 = self.read(st, pc, 6)
@@ -1163,7 +1170,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
-                    if not r.ref:
+                    if not r.ref and not self.keeps_id(r):
                         r.id = 0
 
     def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
@@ -1258,7 +1265,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
                     and meta["const_key"] < m.max_entries:
                 r.type = PTR_TO_MAP_VALUE
-                r.id = 0
+                # a value that holds a lock keeps an id to name it (check_helper_call)
+                r.id = r.id if has_spin_lock(m) else 0
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
             # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
@@ -1312,6 +1320,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         **dict.fromkeys(helpers.FIXED_SIZES, ("fp", "pkt", "pkt_meta", "map_key", "map_value",
                                               "mem", "ringbuf_mem", "buf", "trusted_ptr_")),
         helpers.FUNC: ("func",),
+        helpers.SPIN_LOCK: ("map_value", "ptr_"),
         helpers.STACK_OR_NULL: ("fp",),
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
     }
@@ -1338,6 +1347,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             name, nullable = helpers.BTF_ARGS[kind]
             if not (nullable and reg.is_null()):
                 self.btf_arg(pc, regno, reg, name)
+            return
+        if kind == helpers.SPIN_LOCK:
+            if reg.type != PTR_TO_MAP_VALUE:
+                self._type_error(pc, regno, reg, kind)
+            self.spin_lock_arg(st, pc, regno, reg, hid == SPIN_LOCK_ID)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
@@ -1488,6 +1502,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         elif t == PTR_TO_MAP_VALUE:
             self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
+            self.map_fields_access(pc, reg, reg.off, size)
         elif t == PTR_TO_MEM or t & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
@@ -1551,6 +1566,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback:
             return self.callback_exit(st, pc, r0)
+        self.lock_held_at(st, pc, "BPF_EXIT instruction in main prog")
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",

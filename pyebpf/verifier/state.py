@@ -180,10 +180,12 @@ class VState:
     forgotten; ``hist`` the instructions run since the parent checkpoint (a
     checkpoint's: from its parent to it), each a pc or ``(pc, linked, slot)``
     (the registers and stack slots of any frame a conditional jump linked, the
-    ``(frame, slot)`` a load or store reached), which precision tracking walks back."""
+    ``(frame, slot)`` a load or store reached), which precision tracking walks back;
+    ``spin_lock`` the bpf_spin_lock held, (its map, the locked map value's id), or None
+    (active_locks)."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted", "hist")
+                 "evicted", "hist", "spin_lock")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -199,6 +201,7 @@ class VState:
         self.hits = self.misses = 0
         self.evicted = False
         self.hist: list = []
+        self.spin_lock = None
 
     @property
     def cur(self) -> Frame:
@@ -216,6 +219,7 @@ class VState:
         v.hits = v.misses = 0
         v.evicted = False
         v.hist = list(self.hist)
+        v.spin_lock = self.spin_lock
         return v
 
     def all_regs(self):
@@ -318,9 +322,14 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
     if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
-            old.preempt_locks != cur.preempt_locks:
+            old.preempt_locks != cur.preempt_locks or \
+            (old.spin_lock is None) != (cur.spin_lock is None):
         return False
     idmap: dict = {}
+    if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
+                                      not _check_ids(old.spin_lock[1], cur.spin_lock[1],
+                                                     idmap)):
+        return False        # refsafe: the same lock, its id mapped as the registers' are
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite:
             return False
@@ -364,7 +373,7 @@ def signature(st: VState, live_regs: list) -> tuple:
                              for spi, s in f.stack.items()
                              if any(k != STACK_INVALID for k in s.kinds)))
         out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
-    return tuple(out), len(st.refs)
+    return tuple(out), len(st.refs), st.spin_lock is not None
 
 
 def _sig_reg(r: Reg) -> tuple:
