@@ -34,7 +34,7 @@ WHY_NOT: dict[int, str] = {
     157: _TASK_MAP, 175: _TASK, 176: _TASK, 178: _CASTS,
     191: _SLEEPABLE, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK_MAP, 211: _TASK_MAP,
-    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
+    **dict.fromkeys((93, 94, 169, 170, 171, 172, 194), _KFUNCS),
     209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 
