@@ -380,7 +380,14 @@ cdef class Map:
     def push(self, value, flags=_isa.BPF_ANY):
         """Queues and stacks: push ``value`` (the update command); a full map refuses
         (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value.  Bloom
-        filters: add ``value`` (flags: BPF_ANY only)."""
+        filters: add ``value`` (flags: BPF_ANY only).  User ring buffers: reserve a
+        sample of ``value``'s size and submit it (no flags); its position."""
+        if self._m.type == BPF_MAP_TYPE_USER_RINGBUF:
+            if flags:
+                raise MapError(EINVAL, f"map {self._label()}: a sample is pushed without flags")
+            pos = self.reserve(len(value))
+            self.submit(pos, value)
+            return pos
         self.update(b"", value, flags)
 
     def maybe_contains(self, value):
@@ -654,12 +661,6 @@ cdef class Map:
         """user_ring_buffer__discard: the sample reserved at ``pos`` is skipped."""
         cdef uint32_t size
         rb_commit(self._m, self._reserved(pos, &size), True)
-
-    def push(self, data):
-        """Reserve a sample of ``data``'s size and submit it; its position."""
-        pos = self.reserve(len(data))
-        self.submit(pos, data)
-        return pos
 
     def drain(self):
         """Take the records produced so far: perf event arrays give (cpu, bytes) per

@@ -35,7 +35,6 @@ WHY_NOT: dict[int, str] = {
     191: _SLEEPABLE, 196: _CASTS, 204: _SYNCOOKIE, 205: _SYNCOOKIE, 206: _SYNCOOKIE,
     207: _SYNCOOKIE, 210: _TASK_MAP, 211: _TASK_MAP,
     **dict.fromkeys((93, 94, 169, 170, 171, 172, 194), _KFUNCS),
-    209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),
