@@ -106,7 +106,8 @@ BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
 # struct bpf_dynptr_kern: { void *data; u32 size; u32 offset; }, 16 bytes; size's low
 # bits are the size, then the type, and its top bit marks a read-only dynptr
 BPF_DYNPTR_SIZE = 16
-BPF_DYNPTR_TYPE_LOCAL, BPF_DYNPTR_TYPE_RINGBUF, BPF_DYNPTR_TYPE_SKB = 1, 2, 3  # enum bpf_dynptr_type
+# enum bpf_dynptr_type
+BPF_DYNPTR_TYPE_LOCAL, BPF_DYNPTR_TYPE_RINGBUF, BPF_DYNPTR_TYPE_SKB = 1, 2, 3
 DYNPTR_SIZE_MASK = 0xFFFFFF
 DYNPTR_MAX_SIZE = DYNPTR_SIZE_MASK  # bpf_dynptr_check_size: larger is -E2BIG
 DYNPTR_TYPE_SHIFT = 28

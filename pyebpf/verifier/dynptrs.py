@@ -16,8 +16,8 @@ dynptr's carry its reference so that releasing it ends them.
 from __future__ import annotations
 
 from .. import isa
-from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, PTR_TO_MEM, PTR_TO_STACK,
-                    STACK_DYNPTR, STACK_INVALID, Reg, type_str)
+from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY,
+                    PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
 LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \

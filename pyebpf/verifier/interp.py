@@ -19,8 +19,8 @@ from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM, DYNPTR_SKB, DYNPTR_SLICE, MAYBE_NULL, MEM_RDONLY, NOT_INIT,
-                    PKT_TYPES,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+                    DYNPTR_SKB, DYNPTR_SLICE, MAYBE_NULL, MEM_RDONLY, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
@@ -1401,7 +1401,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
             # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
             if reg.type not in self._MEM_TYPES and not (
-                    reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB, PTR_TO_MEM | DYNPTR_MEM) and
+                    reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
+                                               PTR_TO_MEM | DYNPTR_MEM) and
                     (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
