@@ -245,6 +245,7 @@ ctypedef struct MapStore:
     size_t events_len, events_cap
     uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's; queues and
                                             # stacks: their oldest value, the next push
+    bint rb_busy              # user ring buffers: a bpf_user_ringbuf_drain is consuming
     uint32_t* st_nr           # stack trace maps: frames in each bucket's stack, 0 = empty
     uint32_t* st_hash         # stack trace maps: each stored stack's jhash
     uint32_t bloom_hashes     # bloom filters: hash functions (map_extra, 5 when 0)

@@ -2869,7 +2869,8 @@ cdef class Program:
         if name >= REGION_SOCKETS:
             return ("sockets", "the packet's socket")[name - REGION_SOCKETS]
         if name >= REGION_INNER_MAP:
-            return ("inner map", "ring buffer record", "map key")[name - REGION_INNER_MAP]
+            return ("inner map", "ring buffer record", "map key", "user ring buffer sample",
+                    "dynptr")[name - REGION_INNER_MAP]
         m = self.maps[name - REGION_MAP0]
         return f"map {m.name or m.fd}"
 

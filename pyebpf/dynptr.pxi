@@ -1,13 +1,19 @@
-# skb dynptrs (kernel/bpf/helpers.c, net/core/filter.c): the kfuncs bpf_dynptr_from_skb,
-# _slice, _slice_rdwr, _adjust, _is_null, _is_rdonly, _size, _clone and the helpers
-# bpf_dynptr_read, _write and _data.  Included by pyebpf/kfuncs.pxi.
+# Dynptrs (kernel/bpf/helpers.c, kernel/bpf/ringbuf.c, net/core/filter.c): local
+# dynptrs over map values (bpf_dynptr_from_mem) and user ring buffer samples
+# (bpf_user_ringbuf_drain), ring buffer records
+# (bpf_ringbuf_reserve_dynptr, _submit_dynptr, _discard_dynptr), skb dynptrs
+# (bpf_dynptr_from_skb), the kfuncs bpf_dynptr_slice, _slice_rdwr, _adjust, _is_null,
+# _is_rdonly, _size, _clone and the helpers bpf_dynptr_read, _write and _data.
+# Included by pyebpf/kfuncs.pxi.
 #
 # A dynptr is 16 bytes on the program's stack, laid out as struct bpf_dynptr_kern:
 # { u64 data; u32 size; u32 offset }, size's low bits the size, then the type, its top
-# bit the read-only mark.  An skb dynptr's data is the context's address (the kernel's
-# is the sk_buff); a NULL dynptr is all zero.  The engine's packet is one linear
-# buffer, so a slice of it is always the packet pointer (skb_header_pointer never
-# copies into the caller's buffer), as in the kernel for a packet in its linear part.
+# bit the read-only mark.  A local or ring buffer dynptr's data is the memory's address
+# (a map value, a reserved record: regions of the run); an skb dynptr's is the
+# context's address (the kernel's is the sk_buff); a NULL dynptr is all zero.  The
+# engine's packet is one linear buffer, so a slice of an skb dynptr is always the packet
+# pointer (skb_header_pointer never copies into the caller's buffer), as in the kernel
+# for a packet in its linear part.
 
 cdef struct DynptrKern:
     uint64_t data
@@ -27,6 +33,24 @@ cdef inline uint32_t _dsize(DynptrKern* d) noexcept nogil:
 
 cdef inline bint _drdonly(DynptrKern* d) noexcept nogil:
     return (d.size & _DYNPTR_RDONLY) != 0
+
+
+cdef inline uint32_t _dtype(DynptrKern* d) noexcept nogil:
+    return (d.size & ~_DYNPTR_RDONLY) >> DYNPTR_TYPE_SHIFT
+
+
+cdef inline void _dinit(DynptrKern* d, uint64_t data, uint32_t kind, uint32_t size) noexcept nogil:
+    """bpf_dynptr_init."""
+    d.data = data
+    d.size = size | (kind << DYNPTR_TYPE_SHIFT)
+    d.offset = 0
+
+
+cdef inline uint8_t* _dmem(Vm* vm, DynptrKern* d, uint32_t offset, uint32_t n,
+                           bint write) noexcept nogil:
+    """The bytes [offset, offset + n) of a local or ring buffer dynptr (checked against
+    the run's regions: the verifier's guarantee, checked again)."""
+    return _mem(vm, d.data + d.offset + offset, n, write)
 
 
 cdef inline int _check_off_len(DynptrKern* d, uint32_t offset, uint32_t n) noexcept nogil:
@@ -67,6 +91,8 @@ cdef uint64_t _dynptr_slice(Vm* vm, uint64_t p, uint64_t offset, uint64_t buf, u
         return 0
     if _check_off_len(d, <uint32_t>offset, <uint32_t>n):
         return 0
+    if _dtype(d) != BPF_DYNPTR_TYPE_SKB:
+        return <uint64_t>_dmem(vm, d, <uint32_t>offset, <uint32_t>n, rdwr)
     return <uint64_t>(skb_data(vm.skb) + d.offset + <uint32_t>offset)
 
 
@@ -139,6 +165,7 @@ cdef uint64_t bpf_dynptr_read(Vm* vm, uint64_t dst, uint64_t n, uint64_t p, uint
                               uint64_t flags) noexcept nogil:
     cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
     cdef uint8_t* to = NULL
+    cdef const uint8_t* frm
     cdef int e
     if d == NULL:
         return 0
@@ -151,7 +178,14 @@ cdef uint64_t bpf_dynptr_read(Vm* vm, uint64_t dst, uint64_t n, uint64_t p, uint
     e = _check_off_len(d, <uint32_t>offset, <uint32_t>n)
     if e:
         return <uint64_t><int64_t>e
-    memcpy(to, skb_data(vm.skb) + d.offset + <uint32_t>offset, <uint32_t>n)
+    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+        memcpy(to, skb_data(vm.skb) + d.offset + <uint32_t>offset, <uint32_t>n)
+    elif <uint32_t>n:
+        frm = _dmem(vm, d, <uint32_t>offset, <uint32_t>n, ACCESS_READ)
+        if frm == NULL:
+            return 0
+        # two dynptrs may overlap the same map value (the kernel's memmove)
+        memmove(to, frm, <uint32_t>n)
     return 0
 
 
@@ -159,6 +193,7 @@ cdef uint64_t bpf_dynptr_write(Vm* vm, uint64_t p, uint64_t offset, uint64_t src
                                uint64_t flags) noexcept nogil:
     cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
     cdef const uint8_t* frm = NULL
+    cdef uint8_t* to
     cdef int e
     if d == NULL:
         return 0
@@ -171,13 +206,192 @@ cdef uint64_t bpf_dynptr_write(Vm* vm, uint64_t p, uint64_t offset, uint64_t src
     e = _check_off_len(d, <uint32_t>offset, <uint32_t>n)
     if e:
         return <uint64_t><int64_t>e
-    return skb_store(vm, d.offset + <uint32_t>offset, frm, <uint32_t>n, flags)
+    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+        return skb_store(vm, d.offset + <uint32_t>offset, frm, <uint32_t>n, flags)
+    if flags:
+        return err(EINVAL)
+    if <uint32_t>n:
+        to = _dmem(vm, d, <uint32_t>offset, <uint32_t>n, ACCESS_WRITE)
+        if to == NULL:
+            return 0
+        memmove(to, frm, <uint32_t>n)
+    return 0
 
 
 cdef uint64_t bpf_dynptr_data(Vm* vm, uint64_t p, uint64_t offset, uint64_t n, uint64_t r4,
                               uint64_t r5) noexcept nogil:
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
+    if d == NULL or d.data == 0:
+        return 0
+    if _check_off_len(d, <uint32_t>offset, <uint32_t>n) or _drdonly(d):
+        return 0
     # skb dynptrs give their bytes through bpf_dynptr_slice(_rdwr) only: NULL
+    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+        return 0
+    return <uint64_t>_dmem(vm, d, <uint32_t>offset, <uint32_t>n, ACCESS_WRITE)
+
+
+cdef uint64_t bpf_dynptr_from_mem(Vm* vm, uint64_t data, uint64_t size, uint64_t flags,
+                                  uint64_t p, uint64_t r5) noexcept nogil:
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_WRITE)
+    cdef uint32_t n = <uint32_t>size
+    if d == NULL:
+        return 0
+    if n and _mem(vm, data, n, ACCESS_WRITE) == NULL:
+        return 0
+    if n > DYNPTR_MAX_SIZE:                 # bpf_dynptr_check_size
+        memset(d, 0, sizeof(DynptrKern))
+        return err(E2BIG)
+    if flags:
+        memset(d, 0, sizeof(DynptrKern))
+        return err(EINVAL)
+    _dinit(d, data, BPF_DYNPTR_TYPE_LOCAL, n)
     return 0
+
+
+# --- ring buffer dynptrs: the record is a region of the run, as bpf_ringbuf_reserve's,
+# until submitted or discarded (or the run ends: discarded) ---
+
+cdef uint64_t _ringbuf_reserve_dynptr(Vm* vm, uint64_t r1, uint64_t size, uint64_t flags,
+                                      uint64_t p, uint64_t r5) noexcept nogil:
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_RINGBUF, b"r1 must be a ring buffer")
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_WRITE)
+    cdef uint32_t n = <uint32_t>size          # the helper's size is a u32
+    cdef uint8_t* rec
+    if m == NULL or d == NULL:
+        return 0
+    memset(d, 0, sizeof(DynptrKern))
+    if flags:
+        return err(EINVAL)
+    if n > DYNPTR_MAX_SIZE:
+        return err(E2BIG)
+    rec = rb_reserve(m, n)
+    if rec == NULL:
+        return err(EINVAL)                  # no room: -EINVAL, not bpf_ringbuf_output's -EAGAIN
+    if not add_region(vm, <uintptr_t>rec, n, REGION_RB_RECORD):
+        rb_commit(m, rec, True)
+        return 0
+    _dinit(d, <uintptr_t>rec, BPF_DYNPTR_TYPE_RINGBUF, n)
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_reserve_dynptr(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                         uint64_t r4, uint64_t r5) noexcept nogil:
+    return _locked(_ringbuf_reserve_dynptr, r1, False, vm, r1, r2, r3, r4, r5)
+
+
+cdef uint64_t _ringbuf_finish_dynptr(Vm* vm, uint64_t p, bint discard) noexcept nogil:
+    """bpf_ringbuf_submit_dynptr/_discard_dynptr: a NULL dynptr (a failed reserve) is
+    nothing to do; the dynptr is NULL afterwards."""
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_WRITE)
+    cdef int k
+    if d == NULL or d.data == 0:
+        return 0
+    k = _rb_record(vm, d.data)
+    if k >= 0:
+        _rb_release(vm, k, discard)
+    memset(d, 0, sizeof(DynptrKern))
+    return 0
+
+
+cdef uint64_t bpf_ringbuf_submit_dynptr(Vm* vm, uint64_t p, uint64_t flags, uint64_t r3,
+                                        uint64_t r4, uint64_t r5) noexcept nogil:
+    return _ringbuf_finish_dynptr(vm, p, False)
+
+
+cdef uint64_t bpf_ringbuf_discard_dynptr(Vm* vm, uint64_t p, uint64_t flags, uint64_t r3,
+                                         uint64_t r4, uint64_t r5) noexcept nogil:
+    return _ringbuf_finish_dynptr(vm, p, True)
+
+
+# --- user ring buffers: user space produces the samples (Map.reserve, submit, discard,
+# laid out as libbpf's user_ring_buffer writes them); bpf_user_ringbuf_drain consumes
+# them, handing each to the callback as a local dynptr ---
+
+cdef int64_t _user_rb_peek(MapStore* m, uint8_t** sample, uint32_t* size) noexcept nogil:
+    """__bpf_user_ringbuf_peek: 0 and the next sample; -ENODATA (none, or one still
+    busy); -EAGAIN for a discarded one, consumed; -EINVAL/-E2BIG for a malformed one."""
+    cdef uint64_t mask = m.max_entries - 1
+    cdef uint32_t hdr, n, total
+    if m.prod_pos % 8:
+        return -EINVAL
+    if m.cons_pos >= m.prod_pos:
+        return -ENODATA
+    memcpy(&hdr, m.values + (m.cons_pos & mask), 4)
+    n = hdr & ~(RB_BUSY | RB_DISCARD)
+    total = (n + RB_HDR + 7) & ~7u
+    if total > m.prod_pos - m.cons_pos:
+        return -EINVAL
+    if total > m.max_entries or n > DYNPTR_MAX_SIZE:
+        return -E2BIG
+    if hdr & RB_DISCARD:
+        m.cons_pos += total
+        return -EAGAIN
+    if hdr & RB_BUSY:
+        return -ENODATA
+    sample[0] = m.values + ((m.cons_pos + RB_HDR) & mask)
+    size[0] = n
+    return 0
+
+
+cdef void _drop_region(Vm* vm, int name) noexcept nogil:
+    cdef int k = vm.nregions - 1
+    while k >= 0:
+        if vm.regions[k].name == name:
+            vm.nregions -= 1
+            memmove(&vm.regions[k], &vm.regions[k + 1], (vm.nregions - k) * sizeof(Region))
+            return
+        k -= 1
+
+
+cdef uint64_t bpf_user_ringbuf_drain(Vm* vm, uint64_t r1, uint64_t callback, uint64_t ctx,
+                                     uint64_t flags, uint64_t r5) noexcept nogil:
+    """The callback (dynptr, ctx) for each sample, up to BPF_MAX_USER_RINGBUF_SAMPLES,
+    stopping after one that returns non-zero; the samples drained (discarded ones
+    counted out), or a malformed sample's error."""
+    cdef MapStore* m = _typed_map_arg(vm, r1, BPF_MAP_TYPE_USER_RINGBUF,
+                                      b"r1 must be a user ring buffer")
+    cdef DynptrKern d
+    cdef uint8_t* sample
+    cdef uint32_t n
+    cdef int64_t e, samples = 0, discarded = 0
+    cdef uint64_t ret = 0
+    cdef bint ok
+    if m == NULL:
+        return 0
+    if flags & ~3ull:                       # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if m.rb_busy:                           # a drain of it is under way (rb->busy)
+        map_unlock(&m.lock)
+        return err(EBUSY)
+    m.rb_busy = True
+    map_unlock(&m.lock)
+    while samples < BPF_MAX_USER_RINGBUF_SAMPLES and ret == 0:
+        e = _user_rb_peek(m, &sample, &n)
+        if e == -ENODATA:
+            break
+        samples += 1
+        if e == -EAGAIN:
+            discarded += 1
+            continue
+        if e:
+            m.rb_busy = False
+            return <uint64_t>e
+        _dinit(&d, <uintptr_t>sample, BPF_DYNPTR_TYPE_LOCAL, n)
+        if not add_region(vm, <uintptr_t>&d, sizeof(DynptrKern), REGION_DYNPTR):
+            break
+        if not add_region(vm, <uintptr_t>sample, n, REGION_USER_RB_SAMPLE):
+            _drop_region(vm, REGION_DYNPTR)
+            break
+        ok = vm_callback(vm, callback, <uintptr_t>&d, ctx, 0, 0, &ret)
+        _drop_region(vm, REGION_USER_RB_SAMPLE)
+        _drop_region(vm, REGION_DYNPTR)
+        if not ok:
+            break
+        m.cons_pos += (n + RB_HDR + 7) & ~7u
+    m.rb_busy = False
+    return <uint64_t>(samples - discarded)
 
 
 cdef void register_dynptr(helper_fn* helpers) except *:
@@ -192,3 +406,8 @@ cdef void register_dynptr(helper_fn* helpers) except *:
     helpers[_isa.HELPER_IDS["dynptr_read"]] = bpf_dynptr_read
     helpers[_isa.HELPER_IDS["dynptr_write"]] = bpf_dynptr_write
     helpers[_isa.HELPER_IDS["dynptr_data"]] = bpf_dynptr_data
+    helpers[_isa.HELPER_IDS["dynptr_from_mem"]] = bpf_dynptr_from_mem
+    helpers[_isa.HELPER_IDS["ringbuf_reserve_dynptr"]] = bpf_ringbuf_reserve_dynptr
+    helpers[_isa.HELPER_IDS["ringbuf_submit_dynptr"]] = bpf_ringbuf_submit_dynptr
+    helpers[_isa.HELPER_IDS["ringbuf_discard_dynptr"]] = bpf_ringbuf_discard_dynptr
+    helpers[_isa.HELPER_IDS["user_ringbuf_drain"]] = bpf_user_ringbuf_drain

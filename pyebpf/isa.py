@@ -97,6 +97,7 @@ PAGE_SIZE = 4096         # the modelled kernel's (x86-64, arm64 with 4K pages)
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALL_CNT = 33
 BPF_MAX_LOOPS = 8 * 1024 * 1024   # bpf_loop's and open-coded iterators' bound
+BPF_MAX_USER_RINGBUF_SAMPLES = 128 * 1024  # bpf_user_ringbuf_drain's samples per call
 
 # bpf_attr.log_level bits (BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS)
 BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS = 1, 2, 4
@@ -105,8 +106,10 @@ BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
 # struct bpf_dynptr_kern: { void *data; u32 size; u32 offset; }, 16 bytes; size's low
 # bits are the size, then the type, and its top bit marks a read-only dynptr
 BPF_DYNPTR_SIZE = 16
-BPF_DYNPTR_TYPE_SKB = 3           # enum bpf_dynptr_type
+# enum bpf_dynptr_type
+BPF_DYNPTR_TYPE_LOCAL, BPF_DYNPTR_TYPE_RINGBUF, BPF_DYNPTR_TYPE_SKB = 1, 2, 3
 DYNPTR_SIZE_MASK = 0xFFFFFF
+DYNPTR_MAX_SIZE = DYNPTR_SIZE_MASK  # bpf_dynptr_check_size: larger is -E2BIG
 DYNPTR_TYPE_SHIFT = 28
 DYNPTR_RDONLY_BIT = 1 << 31
 
@@ -312,11 +315,13 @@ class Errno(enum.IntEnum):
     ENOMEM = 12
     EACCES = 13
     EFAULT = 14
+    EBUSY = 16
     EEXIST = 17
     ENODEV = 19
     EINVAL = 22
     ENOSPC = 28
     ERANGE = 34
+    ENODATA = 61
     EPROTO = 71
     EPROTONOSUPPORT = 93
     ESOCKTNOSUPPORT = 94
@@ -937,6 +942,8 @@ _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF
 _C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
+            "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
+            "BPF_MAX_USER_RINGBUF_SAMPLES",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG")
 
 

@@ -233,7 +233,7 @@ cdef class Map:
         if flags & ~_isa.BPF_F_LOCK or (flags and self._m.spin_lock_off < 0):
             self._fail(-EINVAL, f"lookup (flags {flags:#x})", k)
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
-                            BPF_MAP_TYPE_CGROUP_ARRAY):
+                            BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
@@ -281,7 +281,7 @@ cdef class Map:
         if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
                                    "opened with open(), not updated")
-        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_USER_RINGBUF:
             self._fail(-ENOTSUPP, "update", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             self._fail(-EINVAL, "update (stack traces come from bpf_get_stackid)", k)
@@ -388,7 +388,7 @@ cdef class Map:
         self._allow(False, True, "delete")
         cdef bytes k = self._key(key)
         cdef int32_t e
-        if self._m.type == BPF_MAP_TYPE_RINGBUF:
+        if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_USER_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             self._fail(-EINVAL, "delete (queues and stacks pop)", k)
@@ -450,7 +450,14 @@ cdef class Map:
     def push(self, value, flags=_isa.BPF_ANY):
         """Queues and stacks: push ``value`` (the update command); a full map refuses
         (E2BIG) unless ``flags`` is BPF_EXIST, which drops the oldest value.  Bloom
-        filters: add ``value`` (flags: BPF_ANY only)."""
+        filters: add ``value`` (flags: BPF_ANY only).  User ring buffers: reserve a
+        sample of ``value``'s size and submit it (no flags); its position."""
+        if self._m.type == BPF_MAP_TYPE_USER_RINGBUF:
+            if flags:
+                raise MapError(EINVAL, f"map {self._label()}: a sample is pushed without flags")
+            pos = self.reserve(len(value))
+            self.submit(pos, value)
+            return pos
         self.update(b"", value, flags)
 
     def maybe_contains(self, value):
@@ -665,6 +672,70 @@ cdef class Map:
             raise MapError(E2BIG, f"map {self._label()}: slot {index} is past max_entries "
                                   f"{self._m.max_entries}")
 
+    # --- user ring buffers: this side is the producer, as libbpf's user_ring_buffer ---
+
+    cdef MapStore* _user_ring(self) except NULL:
+        if self._m.type != BPF_MAP_TYPE_USER_RINGBUF:
+            raise TypeError(f"map {self._label()} is not a user ring buffer")
+        return self._m
+
+    def reserve(self, size):
+        """user_ring_buffer__reserve: room for a sample of ``size`` bytes, its header
+        marked busy (the program's bpf_user_ringbuf_drain stops there until it is
+        submitted); the sample's position, for :meth:`submit` or :meth:`discard`.
+        MapError E2BIG when it could never fit, ENOSPC when the ring has no room now."""
+        cdef MapStore* m = self._user_ring()
+        cdef uint64_t total
+        cdef uint32_t hdr[2]
+        if not 0 <= size < RB_DISCARD:
+            raise MapError(E2BIG, f"map {self._label()}: a sample of {size} bytes does not "
+                                  f"fit a ring buffer header")
+        total = (<uint64_t>size + RB_HDR + 7) & ~7ull
+        if total > m.max_entries:
+            raise MapError(E2BIG, f"map {self._label()}: a sample of {size} bytes is larger "
+                                  f"than the ring")
+        if m.max_entries - (m.prod_pos - m.cons_pos) < total:
+            raise MapError(ENOSPC, f"map {self._label()}: no room for a sample of {size} "
+                                   f"bytes until the program drains the ring")
+        hdr[0], hdr[1] = <uint32_t>size | RB_BUSY, 0
+        memcpy(m.values + (m.prod_pos & (m.max_entries - 1)), hdr, RB_HDR)
+        pos = m.prod_pos
+        m.prod_pos += total
+        return pos
+
+    cdef uint8_t* _reserved(self, pos, uint32_t* size) except NULL:
+        cdef MapStore* m = self._user_ring()
+        cdef uint32_t hdr
+        cdef size_t at
+        if not (isinstance(pos, int) and m.cons_pos <= pos < m.prod_pos and pos % 8 == 0):
+            raise ValueError(f"map {self._label()}: {pos!r} is not a reserved sample")
+        at = <uint64_t>pos & (m.max_entries - 1)
+        memcpy(&hdr, m.values + at, 4)
+        if not hdr & RB_BUSY or hdr & RB_DISCARD:
+            raise ValueError(f"map {self._label()}: the sample at {pos} is not reserved")
+        size[0] = hdr & ~RB_BUSY
+        # the data follows the header in the doubled buffer, as in libbpf's double mapping
+        return m.values + at + RB_HDR
+
+    def submit(self, pos, data=b""):
+        """user_ring_buffer__submit: write ``data`` (at most the reserved size; bytes not
+        written keep what the ring held) into the sample reserved at ``pos`` and hand it
+        to the program."""
+        cdef uint32_t size
+        cdef uint8_t* at = self._reserved(pos, &size)
+        cdef const uint8_t[:] view = memoryview(data).cast("B")
+        if <size_t>view.shape[0] > size:
+            raise ValueError(f"map {self._label()}: {view.shape[0]} bytes do not fit the "
+                             f"{size}-byte sample")
+        if view.shape[0]:
+            memcpy(at, &view[0], view.shape[0])
+        rb_commit(self._m, at, False)
+
+    def discard(self, pos):
+        """user_ring_buffer__discard: the sample reserved at ``pos`` is skipped."""
+        cdef uint32_t size
+        rb_commit(self._m, self._reserved(pos, &size), True)
+
     def drain(self):
         """Take the records produced so far: perf event arrays give (cpu, bytes) per
         bpf_perf_event_output, ring buffers the bytes of each submitted record."""
@@ -811,7 +882,8 @@ cdef class Map:
         return iter(self.keys())
 
     def __len__(self):
-        if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
+        if self._m.type in (BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF,
+                            BPF_MAP_TYPE_BLOOM_FILTER):
             return 0
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._m.prod_pos - self._m.cons_pos

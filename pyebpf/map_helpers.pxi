@@ -57,8 +57,9 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
         helper_fault(vm, b"a program array is only for bpf_tail_call")
     elif m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         helper_fault(vm, b"a perf event array is only for bpf_perf_event_output/read")
-    elif m.type == BPF_MAP_TYPE_RINGBUF:
-        helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers")
+    elif m.type == BPF_MAP_TYPE_RINGBUF or m.type == BPF_MAP_TYPE_USER_RINGBUF:
+        helper_fault(vm, b"a ring buffer is only for the bpf_ringbuf_* helpers and "
+                         b"bpf_user_ringbuf_drain")
     elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         helper_fault(vm, b"a stack trace map is only for bpf_get_stackid")
     elif (m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK

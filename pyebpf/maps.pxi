@@ -23,6 +23,8 @@ cdef enum:
     REGION_INNER_MAP = 1000       # region names past the program's own maps
     REGION_RB_RECORD = 1001
     REGION_MAP_KEY = 1002         # the keys bpf_for_each_map_elem hands its callback
+    REGION_USER_RB_SAMPLE = 1003  # the sample bpf_user_ringbuf_drain hands its callback
+    REGION_DYNPTR = 1004          # the dynptr it hands it
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
     return (x << k) | (x >> (32 - k))
@@ -658,7 +660,7 @@ _CREATE_FLAGS = {
     BPF_MAP_TYPE_PERF_EVENT_ARRAY: _FD_ARRAY_FLAGS, BPF_MAP_TYPE_CGROUP_ARRAY: _FD_ARRAY_FLAGS,
     BPF_MAP_TYPE_LPM_TRIE: BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_STACK_TRACE: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
-    BPF_MAP_TYPE_RINGBUF: BPF_F_NUMA_NODE,
+    BPF_MAP_TYPE_RINGBUF: BPF_F_NUMA_NODE, BPF_MAP_TYPE_USER_RINGBUF: BPF_F_NUMA_NODE,
     BPF_MAP_TYPE_QUEUE: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_BLOOM_FILTER: BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | _ACCESS_FLAGS,
     BPF_MAP_TYPE_STACK: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
@@ -678,6 +680,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     """BPF_MAP_CREATE's refusals, in the kernel's order for each type (6.18)."""
     name = kind.name
     if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
+                                                  BPF_MAP_TYPE_USER_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
                                                   BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE:
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
@@ -694,7 +697,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         # each type's alloc_check and its *_CREATE_FLAG_MASK; bpf_map_flags_access_ok;
         # per-CPU maps are on every node
         raise MapError(EINVAL, f"flags {flags:#x} are not valid for {name}")
-    if kind == BPF_MAP_TYPE_RINGBUF:
+    if kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF:
         if key_size or value_size or max_entries & (max_entries - 1) or max_entries % 4096:
             raise MapError(EINVAL, "a ring buffer has key and value size 0, no flags and a "
                                    "power-of-2 multiple of 4096 as max_entries")
@@ -824,7 +827,7 @@ cdef _map_storage(MapStore* m, object kind):
         m.values_len = <size_t>max_entries * m.stride
         m.values = <uint8_t*>_zalloc(m.values_len, 1)
         return
-    if kind == BPF_MAP_TYPE_RINGBUF:
+    if kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF:
         m.hidden = True
         m.values_len = 2 * <size_t>max_entries
         m.values = <uint8_t*>_zalloc(m.values_len, 1)

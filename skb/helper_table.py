@@ -25,8 +25,7 @@ WHY_NOT: dict[int, str] = {
     149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
     153: _TASK, 154: _TASK, 176: _TASK,
     191: _SLEEPABLE,
-    **dict.fromkeys((169, 170, 171, 172, 194, 197, 198, 199, 200), _KFUNCS),
-    209: "needs USER_RINGBUF maps, which pyebpf does not have yet",
+    **dict.fromkeys((169, 170, 171, 172, 194), _KFUNCS),
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

@@ -8,6 +8,7 @@ callback again: the calls converge like a loop, at the call instruction."""
 from __future__ import annotations
 
 from .. import isa
+from .dynptrs import const_dynptr_reg
 from .kfuncs import widen_scalars
 from .helpers import DEDICATED_MAPS, FUNC, PROTOS
 from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
@@ -23,6 +24,8 @@ CALLBACK_HELPERS = {
     isa.HELPER_IDS["for_each_map_elem"]: ((1, "key", "value", 3), (0, 1)),
     # set_find_vma_callback_state: the task, its struct vm_area_struct, the context
     isa.HELPER_IDS["find_vma"]: ((1, "vma", 4), (0, 1)),
+    # set_user_ringbuf_callback_state: a local dynptr over the sample, the context
+    isa.HELPER_IDS["user_ringbuf_drain"]: (("dynptr", 3), (0, 1)),
 }
 # the map types with map_for_each_callback
 FOR_EACH_MAPS = frozenset({_T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -56,6 +59,8 @@ class CallbackCalls:
         for regno, source in enumerate(args, start=1):
             if source == "vma":
                 callee.regs[regno] = self.vma_reg()
+            elif source == "dynptr":
+                callee.regs[regno] = const_dynptr_reg()
             elif source in ("key", "value"):
                 r = Reg(PTR_TO_MAP_KEY if source == "key" else PTR_TO_MAP_VALUE)
                 r.mark_known(0)

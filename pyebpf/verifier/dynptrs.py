@@ -1,32 +1,75 @@
-"""The verifier's skb dynptrs (``process_dynptr_func``, ``mark_stack_slots_dynptr``).
+"""The verifier's dynptrs (``process_dynptr_func``, ``mark_stack_slots_dynptr``).
 
 A ``struct bpf_dynptr`` lives in two 8-byte stack slots whose bytes are STACK_DYNPTR;
-the lower slot holds a marker register (``size`` 1, the higher 2) whose value is 1 for
-a read-only dynptr (a socket filter's: it may not write packet data).  Writing over
-either slot destroys the dynptr (``destroy_if_dynptr_stack_slot``); reading its bytes
-is refused.  ``bpf_dynptr_slice(_rdwr)`` return memory of the constant buffer size, or
-NULL, flagged DYNPTR_SKB so that a packet-changing helper invalidates it as it does
-packet pointers (``clear_all_pkt_pointers``).
+the lower slot holds a marker register (``size`` 1, the higher 2) whose value is the
+dynptr's type (``enum bpf_dynptr_type``: local, ringbuf, skb) plus :data:`RDONLY` for a
+read-only dynptr (a socket filter's skb dynptr: it may not write packet data).  A ring
+buffer dynptr is an acquired reference (``ref``, shared by its clones) that
+``bpf_ringbuf_submit_dynptr``/``_discard_dynptr`` release, even when the reserve
+failed.  Writing over either slot destroys an unreferenced dynptr
+(``destroy_if_dynptr_stack_slot``) and is refused for a referenced one; reading its
+bytes is refused.  ``bpf_dynptr_slice(_rdwr)`` return memory of the constant buffer
+size, or NULL; an skb dynptr's are flagged DYNPTR_SKB so that a packet-changing helper
+invalidates them as it does packet pointers (``clear_all_pkt_pointers``), a ring buffer
+dynptr's carry its reference so that releasing it ends them.
 """
 from __future__ import annotations
 
 from .. import isa
-from .state import (DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, PTR_TO_MEM, PTR_TO_STACK,
-                    STACK_DYNPTR, STACK_INVALID, Reg, type_str)
+from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY,
+                    PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
+LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
+    isa.BPF_DYNPTR_TYPE_SKB
+RDONLY = 0x100                     # in a marker's value, beside the type
+TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb"}   # dynptr_type_str
 
 
 def is_dynptr_slot(s) -> bool:
     return s is not None and STACK_DYNPTR in s.kinds
 
 
+def dynptr_type(marker: Reg) -> int:
+    return marker.value & ~RDONLY
+
+
+def dynptr_rdonly(marker: Reg) -> bool:
+    return bool(marker.value & RDONLY)
+
+
+def const_dynptr_marker() -> Reg:
+    """The marker of a CONST_PTR_TO_DYNPTR: a local dynptr holding no reference."""
+    return Reg(PTR_TO_STACK).mark_known(LOCAL)
+
+
+def const_dynptr_reg() -> Reg:
+    """The R1 of a bpf_user_ringbuf_drain callback (set_user_ringbuf_callback_state)."""
+    r = Reg(CONST_PTR_TO_DYNPTR)
+    r.mark_known(0)
+    return r
+
+
 class DynptrCalls:
     """The dynptr side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
-    def dynptr_arg(self, st, pc: int, argno: int, reg: Reg, uninit: bool) -> bool:
-        """process_dynptr_func for argument ``argno`` (0-based); for an initialised
-        dynptr, whether it is read-only."""
+    def dynptr_arg(self, st, pc: int, argno: int, reg: Reg, uninit: bool,
+                   kind: int = SKB, ref: int = 0, rdonly: bool = False,
+                   expect: int = 0) -> Reg | None:
+        """process_dynptr_func for argument ``argno`` (0-based).  An uninitialised
+        dynptr becomes one of ``kind`` (``ref``: its reference, ``rdonly``: read-only;
+        an skb dynptr is read-only in a socket filter); an initialised one must be of
+        type ``expect`` when given, and its marker is returned."""
+        if reg.type == CONST_PTR_TO_DYNPTR:
+            # a callback's dynptr (bpf_user_ringbuf_drain's): a local one it may not make
+            # anew
+            if uninit:
+                self.refuse(pc, "cannot pass pointer to const bpf_dynptr, the helper "
+                                "mutates it")
+            if expect and expect != LOCAL:
+                self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
+                                f"#{argno}")
+            return const_dynptr_marker()
         if reg.type != PTR_TO_STACK:
             self.refuse(pc, f"arg#{argno} expected pointer to stack or const struct "
                             f"bpf_dynptr")
@@ -41,17 +84,21 @@ class DynptrCalls:
                                         " write to")
             self._note_depth(st, reg, lo)
             for addr in (lo, lo + 8):
-                self.destroy_dynptr(st, frame, addr)
-            rdonly = self.prog_type == _SOCKET_FILTER
+                self.destroy_dynptr(st, pc, frame, addr)
+            if kind == SKB:
+                rdonly = self.prog_type == _SOCKET_FILTER
             ident = self.new_id()
+            if kind == RINGBUF and not ref:
+                ref = self.new_id()         # acquire_reference, after the dynptr's id
+                st.refs[ref] = pc
             for part, addr in ((1, lo), (2, lo + 8)):
                 s = self._slot(frame, addr)
                 marker = Reg(PTR_TO_STACK)
-                marker.mark_known(int(rdonly))
-                marker.size, marker.id = part, ident
+                marker.mark_known(kind | (RDONLY if rdonly else 0))
+                marker.size, marker.id, marker.ref = part, ident, ref
                 s.kinds = [STACK_DYNPTR] * 8
                 s.spill = marker
-            return rdonly
+            return None
         if off < -isa.MAX_BPF_STACK:
             self.refuse(pc, f"Expected an initialized dynptr as arg #{argno}")
         first = self._slot(frame, off, create=False)
@@ -60,14 +107,42 @@ class DynptrCalls:
                 first.spill is not None and first.spill.size == 1 and
                 second.spill is not None and second.spill.id == first.spill.id):
             self.refuse(pc, f"Expected an initialized dynptr as arg #{argno}")
-        return bool(first.spill.value)
+        if expect and dynptr_type(first.spill) != expect:
+            self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
+                            f"#{argno}")
+        return first.spill
 
-    def destroy_dynptr(self, st, frame, addr: int) -> None:
+    def dynptr_release_arg(self, st, pc: int, regno: int, reg: Reg) -> int:
+        """check_func_arg's OBJ_RELEASE of a dynptr: it must hold a reference (else
+        "unacquired"); the reference it holds."""
+        s = None
+        if reg.type == CONST_PTR_TO_DYNPTR:
+            self.refuse(pc, "cannot release unowned const bpf_dynptr")
+        if reg.type == PTR_TO_STACK and reg.is_const:
+            off = reg.off + (reg.value - (1 << 64) if reg.value >> 63 else reg.value)
+            if off % 8 == 0 and -isa.MAX_BPF_STACK <= off <= -16:
+                s = self._slot(self.stack_frame(st, reg), off, create=False)
+        if not is_dynptr_slot(s) or s.spill is None or s.spill.size != 1 or not s.spill.ref:
+            self.refuse(pc, f"arg {regno} is an unacquired reference")
+        return s.spill.ref
+
+    def release_dynptr(self, st, ref: int) -> None:
+        """unmark_stack_slots_dynptr: the reference ends, with every dynptr (clones too)
+        holding it; release_reference then ends the slices."""
+        for f in st.frames:
+            for s in f.stack.values():
+                if is_dynptr_slot(s) and s.spill is not None and s.spill.ref == ref:
+                    s.kinds = [STACK_INVALID] * 8
+                    s.spill = None
+
+    def destroy_dynptr(self, st, pc: int, frame, addr: int) -> None:
         """destroy_if_dynptr_stack_slot: a write into either slot of a dynptr makes
-        both ordinary invalid stack."""
+        both ordinary invalid stack; a referenced dynptr may not be overwritten."""
         s = self._slot(frame, addr, create=False)
         if not is_dynptr_slot(s) or s.spill is None:
             return
+        if s.spill.ref:
+            self.refuse(pc, "cannot overwrite referenced dynptr")
         base = addr - addr % 8 - (8 if s.spill.size == 2 else 0)
         for a in (base, base + 8):
             part = self._slot(frame, a, create=False)
@@ -75,18 +150,21 @@ class DynptrCalls:
                 part.kinds = [STACK_INVALID] * 8
                 part.spill = None
 
-    def dynptr_slice(self, pc: int, name: str, size: Reg, rdonly: bool) -> Reg:
+    def dynptr_slice(self, pc: int, name: str, size: Reg, dynptr: Reg) -> Reg:
         """check_kfunc_call's bpf_dynptr_slice(_rdwr): memory of the constant size, or
-        NULL; read-only for bpf_dynptr_slice."""
-        r = Reg(PTR_TO_MEM | DYNPTR_SKB | MAYBE_NULL)
+        NULL; read-only for bpf_dynptr_slice; a ring buffer dynptr's holds its
+        reference."""
+        skb = dynptr_type(dynptr) == SKB
+        r = Reg(PTR_TO_MEM | (DYNPTR_SKB if skb else DYNPTR_MEM) | MAYBE_NULL)
         if name == "bpf_dynptr_slice":
             r.type |= MEM_RDONLY
-        elif self.prog_type == _SOCKET_FILTER:
+        elif skb and self.prog_type == _SOCKET_FILTER:
             # may_access_direct_pkt_data(BPF_WRITE)
             self.refuse(pc, "the prog does not allow writes to packet data")
         r.mark_known(0)
         r.size = size.value
         r.id = self.new_id()
+        r.ref = dynptr.ref
         return r
 
     def slice_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,

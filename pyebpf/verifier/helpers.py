@@ -33,6 +33,9 @@ RINGBUF_MEM = "ringbuf_mem"        # ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE
 FUNC = "func"                      # ARG_PTR_TO_FUNC (a callback)
 STACK_OR_NULL = "stack_or_null"    # ARG_PTR_TO_STACK_OR_NULL
 DYNPTR = "dynptr"                  # ARG_PTR_TO_DYNPTR | MEM_RDONLY: an initialised dynptr
+LOCAL_DYNPTR_OUT = "local_dynptr_out"      # ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_LOCAL | MEM_UNINIT
+RINGBUF_DYNPTR_OUT = "ringbuf_dynptr_out"  # ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RINGBUF | MEM_UNINIT
+RINGBUF_DYNPTR_RELEASE = "ringbuf_dynptr"  # ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RINGBUF | OBJ_RELEASE
 BTF_TASK = "btf_task"              # ARG_PTR_TO_BTF_ID of struct task_struct
 BTF_TASK_OR_NULL = "btf_task_or_null"      # ARG_PTR_TO_BTF_ID_OR_NULL of task_struct
 BTF_CGROUP_OR_NULL = "btf_cgroup_or_null"  # ARG_PTR_TO_BTF_ID_OR_NULL of struct cgroup
@@ -78,6 +81,8 @@ def _p(name, ret, *args, pkt=False, maps=()):
 
 PROTOS: dict[int, Proto] = dict([
     _p("loop", INTEGER, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
+    _p("user_ringbuf_drain", INTEGER, MAP, FUNC, STACK_OR_NULL, ANYTHING,
+       maps=(_T.BPF_MAP_TYPE_USER_RINGBUF,)),
     _p("for_each_map_elem", INTEGER, MAP, FUNC, STACK_OR_NULL, ANYTHING),
     _p("map_lookup_elem", MAP_VALUE_OR_NULL, MAP, KEY),
     _p("map_update_elem", INTEGER, MAP, KEY, VALUE, ANYTHING),
@@ -97,8 +102,13 @@ PROTOS: dict[int, Proto] = dict([
     _p("get_prandom_u32", INTEGER),
     _p("spin_lock", VOID, SPIN_LOCK),
     _p("spin_unlock", VOID, SPIN_LOCK),
+    _p("dynptr_from_mem", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, LOCAL_DYNPTR_OUT),
+    _p("ringbuf_reserve_dynptr", INTEGER, MAP, ANYTHING, ANYTHING, RINGBUF_DYNPTR_OUT,
+       maps=(_T.BPF_MAP_TYPE_RINGBUF,)),
+    _p("ringbuf_submit_dynptr", VOID, RINGBUF_DYNPTR_RELEASE, ANYTHING),
+    _p("ringbuf_discard_dynptr", VOID, RINGBUF_DYNPTR_RELEASE, ANYTHING),
     _p("dynptr_read", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, DYNPTR, ANYTHING, ANYTHING),
-    # an skb dynptr's write changes packet data (check_helper_call)
+    # an skb dynptr's write changes packet data (check_helper_call: only an skb one's)
     _p("dynptr_write", INTEGER, DYNPTR, ANYTHING, MEM, SIZE_OR_ZERO, ANYTHING, pkt=True),
     _p("dynptr_data", DYNPTR_MEM_OR_NULL, DYNPTR, ANYTHING, ALLOC_SIZE_OR_ZERO),
     _p("get_smp_processor_id", INTEGER),
@@ -228,7 +238,9 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_PROG_ARRAY: ("tail_call",),
     _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: ("perf_event_read", "perf_event_output",
                                        "perf_event_read_value"),
-    _T.BPF_MAP_TYPE_RINGBUF: ("ringbuf_output", "ringbuf_reserve", "ringbuf_query"),
+    _T.BPF_MAP_TYPE_RINGBUF: ("ringbuf_output", "ringbuf_reserve", "ringbuf_query",
+                              "ringbuf_reserve_dynptr"),
+    _T.BPF_MAP_TYPE_USER_RINGBUF: ("user_ringbuf_drain",),
     _T.BPF_MAP_TYPE_STACK_TRACE: ("get_stackid",),
     _T.BPF_MAP_TYPE_QUEUE: ("map_push_elem", "map_pop_elem", "map_peek_elem"),
     _T.BPF_MAP_TYPE_STACK: ("map_push_elem", "map_pop_elem", "map_peek_elem"),

@@ -13,15 +13,15 @@ from .. import isa
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
-from .dynptrs import DynptrCalls, is_dynptr_slot
+from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_MAP, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, NOT_INIT,
-                    PKT_TYPES,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+                    DYNPTR_SKB, DYNPTR_SLICE, MAYBE_NULL, MEM_RDONLY, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
@@ -699,7 +699,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.map_fields_access(pc, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t & DYNPTR_SKB and not t & MAYBE_NULL:
+        elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
             self.slice_access(pc, regno, reg, off, size, write)
             if not write:
                 result = scalar()
@@ -912,7 +912,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     is_imm: bool) -> None:
         """check_stack_write_fixed_off."""
         for a in range(addr, addr + size, 8):
-            self.destroy_dynptr(st, frame, a)
+            self.destroy_dynptr(st, pc, frame, a)
         s = self._slot(frame, addr)
         if self.unpriv and size != 8 and s.spill is not None and s.spill.is_ptr and \
                 STACK_SPILL in s.kinds:
@@ -1233,15 +1233,22 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # check_mem_size_reg and the like: a size, or a NULL, is a value the
                 # verdict depends on (here every scalar argument but ARG_ANYTHING)
                 self._needs(st, i + 1)
+        # check_map_func_compatibility: after every argument
+        self._map_compatible(pc, meta["map"], hid, proto)
         if hid == isa.HELPER_IDS["snprintf"]:
             self.snprintf_format(pc, meta["const_str"], regs[5])
         if hid == isa.HELPER_IDS["tail_call"]:
             if st.refs:
                 self.refuse(pc, "tail_call would lead to reference leak")
             self.lock_leak(st, pc, "tail_call")
+        if hid == isa.HELPER_IDS["dynptr_from_mem"] and regs[1].type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, f"Unsupported reg type {type_str(regs[1].type)} for "
+                            f"bpf_dynptr_from_mem data")
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
+            if meta.get("release_dynptr"):
+                self.release_dynptr(st, ref)
             for r in st.all_regs():
                 if r.ref == ref:
                     r.mark_unknown()
@@ -1270,10 +1277,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
             # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
-            r = Reg(PTR_TO_MEM | MAYBE_NULL)
+            r = Reg(PTR_TO_MEM | DYNPTR_MEM | MAYBE_NULL)
             r.mark_known(0)
             r.size = meta["ringbuf_size"]
             r.id = self.new_id()
+            # is_dynptr_ref_function: a ring buffer dynptr's memory ends with its record
+            r.ref = meta["dynptr"].ref
             regs[0] = r
         elif proto.ret == helpers.TRUSTED_TASK:
             regs[0] = self.task_reg()
@@ -1288,7 +1297,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r.id = r.ref = self.new_id()
             st.refs[r.ref] = pc
             regs[0] = r
-        if proto.changes_pkt_data:
+        if proto.changes_pkt_data and (hid != isa.HELPER_IDS["dynptr_write"] or
+                                       dynptr_type(meta["dynptr"]) == SKB):
             for f in st.frames:
                 for i, r in enumerate(f.regs):
                     if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
@@ -1323,7 +1333,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.SPIN_LOCK: ("map_value", "ptr_"),
         helpers.STACK_OR_NULL: ("fp",),
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
+        helpers.LOCAL_DYNPTR_OUT: ("fp", "dynptr_ptr"),
+        helpers.RINGBUF_DYNPTR_OUT: ("fp", "dynptr_ptr"),
+        helpers.RINGBUF_DYNPTR_RELEASE: ("fp", "dynptr_ptr"),
     }
+    # dynptr arguments: (uninitialised: the helper makes it, its type or the type it
+    # must have)
+    _DYNPTR_ARGS = {helpers.DYNPTR: (False, 0),
+                    helpers.LOCAL_DYNPTR_OUT: (True, LOCAL),
+                    helpers.RINGBUF_DYNPTR_OUT: (True, RINGBUF),
+                    helpers.RINGBUF_DYNPTR_RELEASE: (False, RINGBUF)}
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
                   PTR_TO_MAP_VALUE, PTR_TO_MEM}
@@ -1388,10 +1407,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._type_error(pc, regno, reg, kind)
             self.helper_mem(st, pc, regno, reg, helpers.FIXED_SIZES[kind], False, False)
             return
-        if kind == helpers.DYNPTR:
-            if reg.type != PTR_TO_STACK:
+        if kind in self._DYNPTR_ARGS:
+            if reg.type not in (PTR_TO_STACK, CONST_PTR_TO_DYNPTR):
                 self._type_error(pc, regno, reg, kind)
-            self.dynptr_arg(st, pc, regno - 1, reg, False)
+            if kind == helpers.RINGBUF_DYNPTR_RELEASE:
+                meta["release"] = self.dynptr_release_arg(st, pc, regno, reg)
+                meta["release_dynptr"] = True
+            out, dtype = self._DYNPTR_ARGS[kind]
+            meta["dynptr"] = self.dynptr_arg(st, pc, regno - 1, reg, out, kind=dtype,
+                                             expect=0 if out else dtype)
             return
         if kind == helpers.CONST_STR:
             meta["const_str"] = self.const_str(pc, regno, reg)
@@ -1399,9 +1423,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
                 self._type_error(pc, regno, reg, kind)
-            m = reg.map
-            meta["map"] = m
-            self._map_compatible(pc, m, hid, proto)
+            meta["map"] = reg.map
             return
         if kind == helpers.VALUE_OR_NULL and reg.is_null():
             return
@@ -1426,7 +1448,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
             # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
             if reg.type not in self._MEM_TYPES and not (
-                    reg.type & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB and
+                    reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
+                                               PTR_TO_MEM | DYNPTR_MEM) and
                     (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
@@ -1503,11 +1526,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
             self.map_fields_access(pc, reg, reg.off, size)
-        elif t == PTR_TO_MEM or t & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB:
+        elif t == PTR_TO_MEM or t & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
+                                                     PTR_TO_MEM | DYNPTR_MEM):
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
-            if size == 0 and zero_ok:
-                return
+            if size == 0:
+                if zero_ok:
+                    return
+                # check_stack_range_initialized: a map key or value of size 0
+                self.refuse(pc, "invalid zero-sized read")
             lo, hi = self.stack_bounds(pc, regno, reg, 0, size,
                                        " write to" if write else " read from")
             self._note_depth(st, reg, lo)

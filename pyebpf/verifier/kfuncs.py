@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .. import isa
+from .dynptrs import dynptr_rdonly, dynptr_type
 from .state import PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
@@ -186,7 +187,7 @@ class KfuncCalls:
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
         regs = st.cur.regs
-        iter_slot = None
+        iter_slot = dynptr = None
         for i, arg in enumerate(k.args):
             regno = i + 1
             reg = self.read(st, pc, regno)
@@ -202,14 +203,19 @@ class KfuncCalls:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
                                     f"{type_str(reg.type)}")
             elif arg.kind == DYNPTR:
-                self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
+                if arg.name.endswith("__uninit") and dynptr is not None:
+                    # bpf_dynptr_clone: of the parent's type, holding its reference
+                    self.dynptr_arg(st, pc, i, reg, True, dynptr_type(dynptr), dynptr.ref,
+                                    dynptr_rdonly(dynptr))
+                else:
+                    dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
             elif arg.kind == MEM and name.startswith("bpf_dynptr_slice"):
                 self._slice_buffer(st, pc, regno, reg, self.read(st, pc, regno + 1))
         if name in _LOCKS:
             self._lock_kfunc(st, pc, name)
         btf_ret = self.kfunc_btf_return(st, pc, name)
         if name.startswith("bpf_dynptr_slice"):
-            btf_ret = self.dynptr_slice(pc, name, regs[4], name == "bpf_dynptr_slice")
+            btf_ret = self.dynptr_slice(pc, name, regs[4], dynptr)
         for r in range(1, 6):
             regs[r] = Reg()
         if k.flags & isa.KF_ITER_NEXT:

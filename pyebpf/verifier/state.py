@@ -15,16 +15,20 @@ NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY
     PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET, PTR_TO_PACKET_END, \
     PTR_TO_SOCK_COMMON, PTR_TO_MEM, PTR_TO_FUNC, PTR_TO_BTF_ID, PTR_TO_SOCKET, \
     PTR_TO_TCP_SOCK = range(16)
+CONST_PTR_TO_DYNPTR = 16       # the dynptr a bpf_user_ringbuf_drain callback gets
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 MEM_RDONLY = 0x400             # memory the program may only read
 DYNPTR_SKB = 0x800             # a slice of an skb dynptr: packet-changing helpers end it
+DYNPTR_MEM = 0x1000            # memory of a local or ring buffer dynptr (a slice, its data)
+DYNPTR_SLICE = DYNPTR_SKB | DYNPTR_MEM
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
             PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func",
-            PTR_TO_BTF_ID: "ptr_", PTR_TO_SOCKET: "sock", PTR_TO_TCP_SOCK: "tcp_sock"}
+            PTR_TO_BTF_ID: "ptr_", PTR_TO_SOCKET: "sock", PTR_TO_TCP_SOCK: "tcp_sock",
+            CONST_PTR_TO_DYNPTR: "dynptr_ptr"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
@@ -34,7 +38,7 @@ STACK_DYNPTR, STACK_ITER = 4, 5
 
 def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
-    if t & DYNPTR_SKB:
+    if t & DYNPTR_SLICE:
         base = "rdonly_mem" if t & MEM_RDONLY else "mem"
     if t & MAYBE_NULL:
         # reg_type_str: a BTF pointer's postfix goes after its "ptr_" prefix
