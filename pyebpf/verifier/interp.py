@@ -1290,6 +1290,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
     }
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
+    _EXPECTED[helpers.WRITE_MEM] = _EXPECTED[helpers.UNINIT_MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
                   PTR_TO_MAP_VALUE, PTR_TO_MEM}
 
@@ -1376,11 +1377,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True
             return
-        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
+        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL, helpers.WRITE_MEM):
             # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
             if reg.type not in self._MEM_TYPES and not (
                     reg.type & ~MEM_RDONLY == PTR_TO_MEM | DYNPTR_SKB and
-                    (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
+                    (kind == helpers.MEM or kind == helpers.MEM_OR_NULL or
+                     not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             return
