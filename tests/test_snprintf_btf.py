@@ -13,6 +13,7 @@ from scapy.all import IP, TCP, Ether, raw
 
 import pyebpf
 import pyebpf.kernel
+from pyebpf import isa
 
 from recorded_kernel import count_comparison
 from skbdiff import engine_fields
@@ -216,3 +217,24 @@ def test_a_type_id_the_kernel_does_not_have_is_enoent(objects):
 @pytest.mark.parametrize("ptr", (0x10, 0x7F0000001000), ids=("null-page", "user"))
 def test_a_user_address_is_erange_and_leaves_the_buffer_as_it_was(objects, ptr):
     assert same_print(objects, ptr=ptr) == (-34, b"\xee" * 1024)
+
+
+def _stack_destination(initialised: bool) -> bytes:
+    """A tc program printing into 64 stack bytes, written first or not."""
+    I = isa.Insn
+    insns = [I(0x7A, 10, 0, -80, 0), I(0x7A, 10, 0, -72, 1)]
+    if initialised:
+        insns += [I(0x7A, 10, 0, -8 * k, 0) for k in range(1, 9)]
+    insns += [I(0xBF, 1, 10, 0, 0), I(0x07, 1, 0, 0, -64), I(0xB7, 2, 0, 0, 64),
+              I(0xBF, 3, 10, 0, 0), I(0x07, 3, 0, 0, -80), I(0xB7, 4, 0, 0, 16),
+              I(0xB7, 5, 0, 0, 0), I(0x85, 0, 0, 0, 149), I(0xB7, 0, 0, 0, 0),
+              I(0x95, 0, 0, 0, 0)]
+    return b"".join(i.pack() for i in insns)
+
+
+@pytest.mark.parametrize("initialised", (True, False))
+def test_a_stack_destination_loads_as_in_the_kernel(initialised):
+    code = _stack_destination(initialised)
+    pyebpf.Program(code, "sched_cls")
+    pyebpf.kernel.KernelProgram(code, "sched_cls").close()
+    count_comparison()
