@@ -78,8 +78,8 @@ def event_run(event: dict) -> dict:
         user_memory=_memory(event.get("user_memory", {}), "user_memory"),
         kernel_stack=tuple(_int(ip, "kernel_stack") for ip in event.get("kernel_stack", ())),
         user_stack=tuple(_int(ip, "user_stack") for ip in event.get("user_stack", ())),
-        vmas=_records(event.get("vmas", ()), "vmas"),
-        branches=_records(event.get("branches", ()), "branches"))
+        vmas=_records(event.get("vmas", []), "vmas"),
+        branches=_records(event.get("branches", []), "branches"))
     regs = event.get("regs")
     if isinstance(regs, str):
         try:
