@@ -97,6 +97,15 @@ ctypedef struct TraceAccess:
 
 ctypedef struct MapStore
 
+ctypedef struct BtfView:
+    # a target BTF as the kernel holds it (btfprint.pxi): the raw .BTF blob and where
+    # each type id's btf_type record starts in it (0 for void)
+    const uint8_t* data
+    const uint32_t* offs
+    uint32_t ntypes                # type ids below this exist, void included
+    const char* strs               # the string section
+    uint32_t str_len
+
 ctypedef struct ProgCore:
     # what a run needs of a Program, reachable from C (tail calls switch between these)
     Insn* code
@@ -114,6 +123,7 @@ ctypedef struct ProgCore:
     uint64_t runs      # runs started (the JIT's tiering counts them)
     bint probe_loads   # a verified tracing program: a load no region holds went through a
                        # BTF pointer, and reads as the kernel's BPF_PROBE_MEM (tracing.pxi)
+    const BtfView* btf # the target BTF bpf_snprintf_btf prints by (NULL: none needed)
 
 ctypedef struct MemRange:
     uint64_t start
@@ -152,6 +162,8 @@ ctypedef struct TraceWorld:
     uint64_t thread_signals        # bpf_send_signal_thread: the same, to the thread
     const uint64_t* vmas           # the task's mappings: (start, end, vm_area_struct address)
     uint32_t nvmas                 # triples, by start (bpf_find_vma)
+    const uint8_t* branches        # bpf_get_branch_snapshot: struct perf_branch_entry
+    uint32_t nbranches             # records, newest first
 
 ctypedef struct Vm:
     uint64_t reg[11]

@@ -1387,6 +1387,7 @@ include "map_class.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
 include "tracing.pxi"
+include "btfprint.pxi"
 
 
 # --- the VM's life: every run, of Program.run or the replay loop, goes through these ---
@@ -2272,6 +2273,7 @@ cdef class Program:
     cdef object __weakref__
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
+    cdef object _btf_image       # the BtfImage _pc.btf points into
     # the skb of runs without fields: a template made once, and a work skb whose buffers
     # every run reuses (one run at a time: a concurrent or nested run makes its own)
     cdef Skb _tmpl
@@ -2294,7 +2296,8 @@ cdef class Program:
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
-                 unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=()):
+                 unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=(),
+                 btf=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2338,6 +2341,11 @@ cdef class Program:
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
             self._check_helpers_implemented(slots, ops)
+        self._pc.btf = NULL
+        if self.prog_type is not None and self._calls(slots, ops, _SNPRINTF_BTF):
+            # bpf_snprintf_btf prints by the target BTF's type ids
+            self._btf_image = btf_image(btf)
+            self._pc.btf = &(<BtfImage>self._btf_image).view
         self._pc.code, self._pc.helpers = self._code, self._helpers
         self._pc.maps, self._pc.nmaps = self._map_ptrs, self._nmaps
         self._pc.ctx_rules = &self._ctx
@@ -2397,6 +2405,13 @@ cdef class Program:
         for m in self.maps:
             if (<Map>m)._m.type == BPF_MAP_TYPE_PROG_ARRAY:
                 (<Map>m)._bind_owner(self._pc.prog_type)
+
+    cdef bint _calls(self, list slots, list ops, int helper_id):
+        for pc, op in enumerate(ops):
+            if op is not None and op.form is _isa.F_CALL and not op.disc_value and \
+                    slots[pc].imm == helper_id:
+                return True
+        return False
 
     cdef _check_helpers_implemented(self, list slots, list ops):
         for pc, op in enumerate(ops):

@@ -56,7 +56,7 @@ def load(source, *, prog_type=None, profile: str = "current", pin=True,
     ``env`` (a :class:`pyebpf.Environment`) is the modelled network its programs' runs
     see."""
     obj = Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type,
-                 profile=profile, pin=pin, verify=verify)
+                 profile=profile, pin=pin, verify=verify, btf=btf)
     if env is not None:
         from .environment import Environment
         if not isinstance(env, Environment):
@@ -92,8 +92,9 @@ class Object:
     """
 
     def __init__(self, spec: _elf.ObjectSpec, *, prog_type=None, profile: str = "current",
-                 pin=True, verify: bool = True):
+                 pin=True, verify: bool = True, btf=None):
         from ._core import Map, Program
+        self._btf = btf         # the target BTF: CO-RE's, and what bpf_snprintf_btf prints by
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
         self.default_program = None
@@ -126,7 +127,7 @@ class Object:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,
                                                  kern_version=spec.version,
-                                                 functions=functions)
+                                                 functions=functions, btf=self._btf)
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

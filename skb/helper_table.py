@@ -17,13 +17,12 @@ _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not mod
          "(docs/kprobe.md)")
 _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
               "(\"helper call might sleep in a non-sleepable prog\")")
-_KFUNCS = "not implemented yet (issue 11 item 4: loops, timers, dynptrs, kptrs, locks)"
+_KFUNCS = "not implemented yet (issue 11 item 4: timers and kptrs)"
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     148: _SLEEPABLE,
-    149: "prints a kernel object by its BTF type, which pyebpf does not model yet",
-    153: _TASK, 154: _TASK, 176: _TASK,
+    153: _TASK, 154: _TASK,
     191: _SLEEPABLE,
     **dict.fromkeys((169, 170, 171, 172, 194), _KFUNCS),
 }

@@ -121,3 +121,28 @@ def test_pyebpf_run_takes_a_kprobe_program_s_registers_as_fields(tmp_path, capsy
 def test_a_kprobe_program_rejects_a_packet_field():
     with pytest.raises(TypeError, match="unknown argument 'mark'"):
         Program.from_asm("r0 = 0\nexit", "kprobe").run(mark=1)
+
+
+def test_an_event_gives_the_machine_its_mappings_and_branch_records():
+    run = replay.event_run({"vmas": [["0x400000", "0x401000"],
+                                     {"vm_start": 0x600000, "vm_end": "0x601000"}],
+                            "branches": [["0xffffffff81000010", "0xffffffff81000100"],
+                                         {"from": 1, "to": 2, "mispred": 1}]})
+    machine = run["machine"]
+    assert [(start, end) for start, end, _ in machine.vma_table] == [(0x400000, 0x401000),
+                                                                    (0x600000, 0x601000)]
+    assert machine.branch_records[:16] == (0xFFFFFFFF81000010).to_bytes(8, "little") + \
+        (0xFFFFFFFF81000100).to_bytes(8, "little")
+    assert machine.branch_records[40:48] == (1).to_bytes(8, "little")
+
+
+def test_event_writes_mappings_and_branches_that_event_run_reads_back():
+    hit = replay.event(vmas=[(0x400000, 0x401000)], branches=[{"from": 1, "to": 2}])
+    machine = replay.event_run(json.loads(json.dumps(hit)))["machine"]
+    assert machine.vma_table[0][:2] == (0x400000, 0x401000)
+    assert machine.branch_records == bytes([1]) + bytes(7) + bytes([2]) + bytes(15)
+
+
+def test_a_branch_record_that_is_neither_pair_nor_object_is_refused():
+    with pytest.raises(replay.MachineSpecError, match="branches"):
+        replay.event_run({"branches": [[1, 2, 3]]})

@@ -283,6 +283,7 @@ class Btf:
 
     def __init__(self, types: list[Type], strings: bytes, where: str = ""):
         self.types, self.strings, self.where = types, strings, where
+        self.raw: bytes | None = None     # the section parsed, when parsed from one
         self._by_name: dict[str, list[Type]] | None = None
 
     def error(self, message: str, t: Type | None = None) -> ElfError:
@@ -357,6 +358,7 @@ class Btf:
         if str_len and strings[-1] != 0:
             raise err(f"string section at {hdr_len + str_off:#x} does not end with NUL")
         btf = cls([], strings, where)
+        btf.raw = data
 
         def name_at(off: int, rec: int) -> str:
             if off >= max(str_len, 1):

@@ -18,7 +18,12 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
 - ``bpf_find_vma``: ``vmas``, the task's memory mappings, each a ``struct
   vm_area_struct`` in kernel memory (:data:`VMA_BASE` on) that the callback reads;
 - loads through ``bpf_get_current_task_btf``'s pointer: ``kernel_memory`` (with the
-  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0.
+  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0;
+- ``bpf_get_branch_snapshot``: ``branches``, the CPU's last-branch records (LBR),
+  newest first, as ``struct perf_branch_entry``; none (the default, as on a machine
+  without LBR) makes it -ENOENT;
+- ``bpf_snprintf_btf``: the object it prints is read from ``kernel_memory`` (or the
+  run's own stack, map values, packet).
 
 A Machine is immutable.
 """
@@ -49,6 +54,12 @@ USER_REGS_ADDRESS = 0xFFFFC90000003F58
 #: What ``bpf_task_pt_regs`` of any other task returns: the top of a kernel stack the
 #: machine does not map (loads through it read 0).
 OTHER_REGS_ADDRESS = 0xFFFFC90000007F58
+#: The fields of ``struct perf_branch_entry`` (include/uapi/linux/perf_event.h) after
+#: ``from`` and ``to``: the bitfields of its third u64, (name, first bit, width).
+BRANCH_FLAGS = (("mispred", 0, 1), ("predicted", 1, 1), ("in_tx", 2, 1), ("abort", 3, 1),
+                ("cycles", 4, 16), ("type", 20, 4), ("spec", 24, 2), ("new_type", 26, 4),
+                ("priv", 30, 3))
+BRANCH_ENTRY_SIZE = 24
 
 
 class MachineSpecError(EbpfError, ValueError):
@@ -143,7 +154,11 @@ class Machine:
     innermost first; ``env`` a :class:`pyebpf.Environment` or None (the default one);
     ``btf`` the kernel BTF that lays out the task's ``task_struct`` and
     ``vm_area_struct`` (a :class:`pyebpf.btf.Btf` or a path; default: CO-RE's target,
-    the running kernel's when readable, else the one pyebpf ships).  ``vmas``: the
+    the running kernel's when readable, else the one pyebpf ships).  ``branches``: the
+    last-branch records ``bpf_get_branch_snapshot`` copies, newest first, each
+    ``(from, to)`` or a dict of ``struct perf_branch_entry`` fields (``from`` and
+    ``to``, and any of :data:`BRANCH_FLAGS`); ``self.branch_records`` is their bytes.
+    ``vmas``: the
     task's mappings, each ``(start, end)`` or a dict of ``vm_area_struct`` fields
     (``vm_start`` and ``vm_end`` required, ``vm_flags``, ``vm_pgoff``, ``vm_file``...
     optional; others are 0), disjoint; they are put in kernel memory from ``VMA_BASE``
@@ -156,6 +171,7 @@ class Machine:
     env: object = None
     btf: object = None
     vmas: tuple = ()
+    branches: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.task, Task):
@@ -177,6 +193,8 @@ class Machine:
             table.append((fields["vm_start"], fields["vm_end"], address))
             address += (len(raw) + 63) & ~63
         object.__setattr__(self, "vma_table", tuple(table))
+        object.__setattr__(self, "branch_records",
+                           b"".join(branch_entry(b) for b in self.branches))
         object.__setattr__(self, "kernel_memory", _ranges(kernel, "kernel_memory"))
         object.__setattr__(self, "user_memory", _ranges(self.user_memory, "user_memory"))
         for name in ("kernel_stack", "user_stack"):
@@ -187,6 +205,29 @@ class Machine:
             if not isinstance(self.env, Environment):
                 raise MachineSpecError(f"env must be a pyebpf.Environment, not "
                                        f"{type(self.env).__name__}")
+
+
+def branch_entry(branch) -> bytes:
+    """The 24 bytes of one ``struct perf_branch_entry``: from ``(from, to)`` or a dict
+    of its fields (``from``, ``to`` and :data:`BRANCH_FLAGS`; unnamed ones are 0)."""
+    fields = dict(branch) if isinstance(branch, Mapping) else \
+        dict(zip(("from", "to"), branch)) if len(branch) == 2 else None
+    if fields is None or "from" not in fields or "to" not in fields:
+        raise MachineSpecError(f"branches: each is (from, to) or a dict with from and to, "
+                               f"got {branch!r}")
+    known = {name: (bit, width) for name, bit, width in BRANCH_FLAGS}
+    word = 0
+    for name, value in fields.items():
+        if name in ("from", "to"):
+            continue
+        if name not in known:
+            raise MachineSpecError(f"branches: struct perf_branch_entry has no field "
+                                   f"{name!r}; known: from, to, {', '.join(known)}")
+        bit, width = known[name]
+        word |= _u(value, width, f"branches {name}") << bit
+    return (_u(fields["from"], 64, "branches from").to_bytes(8, "little")
+            + _u(fields["to"], 64, "branches to").to_bytes(8, "little")
+            + word.to_bytes(8, "little"))
 
 
 def pt_regs(regs, arch: str = "x86_64") -> bytes:

@@ -9,7 +9,11 @@ Each line of the input is one JSON object, one probe hit (every key optional):
 - ``kernel_stack``, ``user_stack``: return addresses, innermost first;
 - ``timestamp``: ns, what ``bpf_ktime_get_ns`` reads during this event;
 - ``cpu``, ``func_ip``, ``cookie``: the CPU, the probed address, the attach cookie;
-- ``counters``: ``{"MAP": {"SLOT": value}}`` for ``bpf_perf_event_read``.
+- ``counters``: ``{"MAP": {"SLOT": value}}`` for ``bpf_perf_event_read``;
+- ``vmas``: the task's mappings for ``bpf_find_vma``, each ``[start, end]`` or an object
+  of ``struct vm_area_struct`` fields (``vm_start``, ``vm_end``, ``vm_flags``...);
+- ``branches``: last-branch records for ``bpf_get_branch_snapshot``, newest first, each
+  ``[from, to]`` or an object of ``struct perf_branch_entry`` fields.
 
 Numbers may be JSON integers or strings in any base Python's ``int(x, 0)`` reads.
 Maps persist across events, as they do in the kernel; every slot of every perf event
@@ -26,7 +30,7 @@ from pathlib import Path
 from .machine import Machine, MachineSpecError, Task, pt_regs
 
 _KEYS = {"regs", "task", "kernel_memory", "user_memory", "kernel_stack", "user_stack",
-         "timestamp", "cpu", "func_ip", "cookie", "counters"}
+         "timestamp", "cpu", "func_ip", "cookie", "counters", "vmas", "branches"}
 _TASK_KEYS = {"pid", "tgid", "uid", "gid", "comm", "address"}
 
 
@@ -73,7 +77,9 @@ def event_run(event: dict) -> dict:
         kernel_memory=_memory(event.get("kernel_memory", {}), "kernel_memory"),
         user_memory=_memory(event.get("user_memory", {}), "user_memory"),
         kernel_stack=tuple(_int(ip, "kernel_stack") for ip in event.get("kernel_stack", ())),
-        user_stack=tuple(_int(ip, "user_stack") for ip in event.get("user_stack", ())))
+        user_stack=tuple(_int(ip, "user_stack") for ip in event.get("user_stack", ())),
+        vmas=_records(event.get("vmas", []), "vmas"),
+        branches=_records(event.get("branches", []), "branches"))
     regs = event.get("regs")
     if isinstance(regs, str):
         try:
@@ -89,6 +95,22 @@ def event_run(event: dict) -> dict:
         if key in event:
             run[key] = _u(event[key], bits, key)
     return run
+
+
+def _records(value, what: str) -> tuple:
+    """``vmas`` or ``branches``: pairs or objects of fields, with their numbers read."""
+    if not isinstance(value, list):
+        raise MachineSpecError(f"{what}: expected a list, got {value!r}")
+    out = []
+    for record in value:
+        if isinstance(record, dict):
+            out.append({k: _int(v, f"{what} {k}") for k, v in record.items()})
+        elif isinstance(record, list) and len(record) == 2:
+            out.append(tuple(_int(v, what) for v in record))
+        else:
+            raise MachineSpecError(f"{what}: each is [start, end] or an object of fields, "
+                                   f"got {record!r}")
+    return tuple(out)
 
 
 def _u(value, bits: int, what: str) -> int:
@@ -191,7 +213,7 @@ def _slot(m, value) -> int:
 
 def event(*, regs=None, task=None, kernel_memory=None, user_memory=None, kernel_stack=(),
           user_stack=(), timestamp=None, cpu=None, func_ip=None, cookie=None,
-          counters=None) -> dict:
+          counters=None, vmas=(), branches=()) -> dict:
     """One event as the JSON object a line holds, from Python values: ``regs`` a dict
     of register values or the struct's bytes, ``task`` a dict of :class:`Task`'s
     fields, memories ``{address: bytes}``, stacks of addresses, ``counters``
@@ -215,6 +237,9 @@ def event(*, regs=None, task=None, kernel_memory=None, user_memory=None, kernel_
     if counters:
         out["counters"] = {name: {str(slot): value for slot, value in slots.items()}
                            for name, slots in counters.items()}
+    for key, records in (("vmas", vmas), ("branches", branches)):
+        if records:
+            out[key] = [dict(r) if isinstance(r, dict) else list(r) for r in records]
     return out
 
 

@@ -54,6 +54,8 @@ cdef class MachineImage:
         for k, (start, end, address) in enumerate(vmas):
             self._vmas[3 * k], self._vmas[3 * k + 1], self._vmas[3 * k + 2] = start, end, address
         self.w.vmas, self.w.nvmas = self._vmas, len(vmas)
+        self.w.branches = <const uint8_t*>(<const char*>machine.branch_records)
+        self.w.nbranches = len(machine.branch_records) // _machine.BRANCH_ENTRY_SIZE
         for k, (start, chunk) in enumerate(kmem + umem):
             data = chunk
             self._ranges[k].start = start
@@ -596,6 +598,29 @@ cdef uint64_t bpf_find_vma(Vm* vm, uint64_t task, uint64_t addr, uint64_t callba
     return err(ENOENT)
 
 
+cdef uint64_t bpf_get_branch_snapshot(Vm* vm, uint64_t buf, uint64_t size, uint64_t flags,
+                                      uint64_t d, uint64_t e) noexcept nogil:
+    """bpf_get_branch_snapshot: the machine's last-branch records that fit in ``buf``
+    (perf_snapshot_branch_stack copies them, leaving the rest as it was), then -EINVAL
+    for any flag, -ENOENT when none was copied (no records: a CPU without LBR, a packet
+    run, or an architecture other than x86), else the bytes copied."""
+    cdef uint32_t n = <uint32_t>size // 24
+    cdef uint8_t* p = _dst(vm, buf, size) if size else <uint8_t*>vm.stack
+    if p == NULL:
+        return 0
+    if vm.world == NULL or not vm.world.kernel_range_check:
+        n = 0
+    elif n > vm.world.nbranches:
+        n = vm.world.nbranches
+    if n:
+        memcpy(p, vm.world.branches, n * 24)
+    if flags:
+        return err(EINVAL)
+    if n == 0:
+        return err(ENOENT)
+    return n * 24
+
+
 cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
     """A load through a BTF pointer, which the kernel makes a BPF_PROBE_MEM load: the
     machine's kernel memory, 0 when nothing is mapped there (the fault handler zeroes
@@ -778,7 +803,9 @@ cdef void register_tracing_helpers(helper_fn* table) noexcept:
     table[115] = bpf_probe_read_kernel_str
     table[117] = bpf_send_signal_thread
     table[141] = bpf_get_task_stack
+    table[149] = bpf_snprintf_btf
     table[158] = bpf_get_current_task
     table[173] = bpf_get_func_ip
     table[174] = bpf_get_attach_cookie
+    table[176] = bpf_get_branch_snapshot
     table[180] = bpf_find_vma

@@ -26,6 +26,7 @@ VALUE_OR_NULL = "map_value_or_null"  # ARG_PTR_TO_MAP_VALUE | PTR_MAYBE_NULL
 MEM = "mem"                        # ARG_PTR_TO_MEM | MEM_RDONLY
 MEM_OR_NULL = "mem_or_null"        # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY
 UNINIT_MEM = "uninit_mem"          # ARG_PTR_TO_UNINIT_MEM
+WRITE_MEM = "write_mem"            # ARG_PTR_TO_MEM | MEM_WRITE: initialised, then written
 SIZE = "size"                      # ARG_CONST_SIZE
 SIZE_OR_ZERO = "size_or_zero"      # ARG_CONST_SIZE_OR_ZERO
 ALLOC_SIZE_OR_ZERO = "alloc_size"  # ARG_CONST_ALLOC_SIZE_OR_ZERO
@@ -219,6 +220,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("cgrp_storage_get", MAP_VALUE_OR_NULL, MAP, BTF_CGROUP_OR_NULL, VALUE_OR_NULL,
        ANYTHING, maps=_CGRP_STORAGE),
     _p("cgrp_storage_delete", INTEGER, MAP, BTF_CGROUP_OR_NULL, maps=_CGRP_STORAGE),
+    _p("snprintf_btf", INTEGER, WRITE_MEM, SIZE, MEM, SIZE, ANYTHING),
+    _p("get_branch_snapshot", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     # refused before their arguments are read (MIGHT_SLEEP); their kernel prototypes
     _p("copy_from_user", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("copy_from_user_task", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, BTF_TASK, ANYTHING),

@@ -1344,6 +1344,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     helpers.RINGBUF_DYNPTR_OUT: (True, RINGBUF),
                     helpers.RINGBUF_DYNPTR_RELEASE: (False, RINGBUF)}
     _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
+    _EXPECTED[helpers.WRITE_MEM] = _EXPECTED[helpers.UNINIT_MEM]
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
                   PTR_TO_MAP_VALUE, PTR_TO_MEM}
 
@@ -1445,12 +1446,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True
             return
-        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL):
+        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL, helpers.WRITE_MEM):
             # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
             if reg.type not in self._MEM_TYPES and not (
                     reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
                                                PTR_TO_MEM | DYNPTR_MEM) and
-                    (kind != helpers.UNINIT_MEM or not reg.type & MEM_RDONLY)):
+                    (kind == helpers.MEM or kind == helpers.MEM_OR_NULL or
+                     not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             return
