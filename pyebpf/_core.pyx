@@ -1239,7 +1239,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             r[10] -= FRAME_SIZE
             # the stack region grows by the callee's frame, zeroed
             vm.regions[0].start -= FRAME_SIZE
-            memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+            bulk_zero(<void*>vm.regions[0].start, FRAME_SIZE)
             pc = <uint32_t>i.off
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
@@ -1424,7 +1424,7 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     vm.pc = 0
     vm.depth = 0
     vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
-    memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+    bulk_zero(<void*>vm.regions[0].start, FRAME_SIZE)
     vm.reg[10] = vm.regions[0].end
 
 
@@ -2027,6 +2027,14 @@ cdef void _init_access_tables():
 
 _init_access_tables()
 register_skb_helpers()
+# the helpers that move a packet's data, resize its buffer or set its tunnel metadata
+# (skb/helpers_vlan, helpers_tunnel, helpers_shape): a program calling none of them
+# leaves an skb whose rooms are zero and whose tun is its template's (_keeps_layout)
+cdef helper_fn _LAYOUT_HELPERS[HELPER_SLOTS]
+memset(_LAYOUT_HELPERS, 0, sizeof(_LAYOUT_HELPERS))
+register_vlan_helpers(_LAYOUT_HELPERS)
+register_tunnel_helpers(_LAYOUT_HELPERS)
+register_shape_helpers(_LAYOUT_HELPERS)
 register_kfuncs()
 register_callback_helpers(SKB_HELPERS)
 register_map_helpers(SKB_HELPERS)
@@ -2169,6 +2177,25 @@ cdef bint _runs_short(const Insn* code, uint32_t n) noexcept nogil:
     return True
 
 
+cdef bint _keeps_layout(const Insn* code, uint32_t n, helper_fn* helpers) noexcept nogil:
+    """Whether no run of ``code`` can move the packet's data, resize its buffer or set
+    its tunnel metadata: it calls only the skb helpers installed for its type, none of
+    them _LAYOUT_HELPERS, no tail call (another program), kfunc or callx.  Its work
+    skb is then reset with skb_reload_frame."""
+    cdef uint32_t pc
+    cdef const Insn* c
+    for pc in range(n):
+        c = &code[pc]
+        if c.op == OP_CALL_KFUNC or c.op == OP_CALLX:
+            return False
+        if c.op == OP_CALL:
+            if c.imm >= HELPER_SLOTS or c.imm == _TAIL_CALL:
+                return False
+            if _LAYOUT_HELPERS[c.imm] != NULL or helpers[c.imm] != SKB_HELPERS[c.imm]:
+                return False
+    return True
+
+
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
 # the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
 cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
@@ -2280,6 +2307,9 @@ cdef class Program:
     cdef bint _tmpl_ready
     cdef Skb _work
     cdef bint _work_busy
+    cdef bint _keeps_layout      # see _keeps_layout(); False until the helpers are set
+    cdef bint _work_clean        # _work's last load was from _tmpl, and every run since
+                                 # kept the layout: skb_reload_frame resets it
 
     def __cinit__(self):
         self._code = NULL
@@ -2355,6 +2385,7 @@ cdef class Program:
         self._pc.blocks = self._blocks
         self._pc.cov = NULL
         self._hold_gil = _runs_short(self._code, self._n)
+        self._keeps_layout = _keeps_layout(self._code, self._n, self._helpers)
         self._pc.jit, self._pc.runs = NULL, 0
         # loads through BTF pointers (bpf_get_current_task_btf's, a tracing program's
         # walks) are the kernel's BPF_PROBE_MEM loads; the verifier let no other load
@@ -2596,6 +2627,8 @@ cdef class Program:
             raise TypeError(f"helper {helper_id} must be a builtin name or a callable, "
                             f"not {type(helper).__name__}")
         self._pc.py_helpers = bool(self._py_helpers)
+        self._keeps_layout = (self._code != NULL
+                              and _keeps_layout(self._code, self._n, self._helpers))
 
     cdef uint64_t _call_python_helper(self, Vm* vm, uint64_t a, uint64_t b, uint64_t c,
                                       uint64_t d, uint64_t e):
@@ -2676,6 +2709,7 @@ cdef class Program:
         cdef bytes regs
         cdef bint has_fields
         cdef object machine = None
+        cdef bint clean
         global _ktime_clock
 
         if self.env is not None and typed and "env" not in fields:
@@ -2712,10 +2746,17 @@ cdef class Program:
                     tmpl_made = True
                     skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
                 skb = self._take_skb(&spare)
-                if not skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
-                                      <const uint8_t*>PyBytes_AS_STRING(src), len(src),
-                                      skb_keep_bits(fields) if has_fields else 0):
+                clean = skb == &self._work and self._work_clean and not tmpl_made
+                self._work_clean = False
+                if not (skb_reload_frame(skb, &self._tmpl, <const uint8_t*>PyBytes_AS_STRING(src),
+                                         len(src), 0) if clean else
+                        skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
+                                       <const uint8_t*>PyBytes_AS_STRING(src), len(src),
+                                       skb_keep_bits(fields) if has_fields else 0)):
                     raise MemoryError()
+                # this run leaves the work skb clean if its program keeps the layout
+                self._work_clean = (skb == &self._work and not tmpl_made
+                                    and self._keeps_layout and not self._pc.py_helpers)
                 if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
                 vm_attach_skb(&vm, skb, self._is_tc)
@@ -3043,6 +3084,9 @@ ctypedef struct BatchRun:
     bint v46
     bint packet_region
     bint own_clock
+    bint keeps_layout            # the program keeps the layout (Program._keeps_layout)
+    bint clean                   # skb's last load was from tmpl and every run since kept
+                                 # the layout: skb_reload_frame resets it
     uint8_t kind
     uint8_t* mem                 # raw mode: the memory a run gets, a copy of its frame
     const uint8_t** frames
@@ -3068,9 +3112,12 @@ cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept 
             memcpy(c.mem, c.frames[k], n)
             vm_attach_memory(vm, c.mem, n)
         else:
-            if not skb_load_frame(skb, c.tmpl, c.frames[k], n, c.keep):
+            if not (skb_reload_frame(skb, c.tmpl, c.frames[k], n, c.keep) if c.clean
+                    else skb_load_frame(skb, c.tmpl, c.frames[k], n, c.keep)):
+                c.clean = False
                 c.status = -1
                 return k
+            c.clean = c.keeps_layout
             if c.own_clock:
                 skb.ktime = _ktime_clock
             vm_attach_skb(vm, skb, c.packet_region)
@@ -3186,6 +3233,10 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
             c.kind = KIND_TC if prog._is_tc else KIND_SF
             c.packet_region = prog._is_tc
             c.skb = prog._take_skb(&spare)
+            c.keeps_layout = prog._keeps_layout and not prog._pc.py_helpers
+            c.clean = c.skb == &prog._work and prog._work_clean and not tmpl_made
+            if c.skb == &prog._work:
+                prog._work_clean = False
         else:
             c.kind = KIND_RAW
             c.mem = <uint8_t*>malloc(max(most, 1))
@@ -3224,6 +3275,8 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
         free(c.lens)
         free(c.mem)
         if c.skb != NULL:
+            if c.skb == &prog._work:
+                prog._work_clean = c.clean and not tmpl_made
             prog._give_skb(c.skb)
         if tmpl_made:
             skb_free(&tmpl)

@@ -103,26 +103,82 @@ cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32
     be had."""
     cdef uint8_t* head = skb.head
     cdef uint32_t alloc = skb.alloc
+    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
+    if need > alloc:
+        head = <uint8_t*>realloc(head, need)
+        if head == NULL:
+            return False
+        skb.head, skb.alloc = head, need
+    _skb_copy_meta(skb, tmpl, True)
+    _skb_set_frame(skb, frame, n, keep)
+    # only the head- and tailroom need zeroing: the bytes are the frame's
+    bulk_zero(head, SKB_HEADROOM)
+    bulk_zero(head + skb.data + skb.len, skb.cap - skb.data - skb.len)
+    return True
+
+
+cdef bint skb_reload_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32_t n,
+                           uint32_t keep) noexcept nogil:
+    """skb_load_frame for an ``skb`` whose last load was from ``tmpl`` with ``keep``
+    and whose runs since were all of programs that keep the layout
+    (Program._keeps_layout: no helper that moves the data, resizes the buffer or sets
+    tunnel metadata), so its head- and tailroom are still zero and its ``tun`` the
+    template's.  Resets only what such runs dirty: the metadata but ``tun`` and the
+    socket view (packet_sock fills it from the packet before a run first sees it), and
+    of the bytes, those of the previous frame past the new one's end and of the new
+    tailroom not zero yet."""
+    cdef uint8_t* head = skb.head
+    cdef uint32_t old_end = skb.data + skb.len     # the frame's bytes end here (from head)
+    cdef uint32_t old_cap = skb.cap                # and [old_end, old_cap) is zero
+    cdef uint32_t new_end, lo
+    if SKB_HEADROOM + n + SKB_TAILROOM > skb.alloc:
+        return skb_load_frame(skb, tmpl, frame, n, keep)
+    _skb_copy_meta(skb, tmpl, False)
+    _skb_set_frame(skb, frame, n, keep)
+    new_end = skb.data + skb.len
+    if new_end < old_end:
+        bulk_zero(head + new_end, old_end - new_end)
+    lo = new_end if new_end > old_cap else old_cap
+    if skb.cap > lo:
+        bulk_zero(head + lo, skb.cap - lo)
+    return True
+
+
+cdef inline void _skb_copy_meta(Skb* skb, const Skb* tmpl, bint whole) noexcept nogil:
+    """Copy the template's metadata (without ``whole``: but ``tun`` and the socket
+    view), keeping ``skb``'s own buffers."""
+    cdef uint8_t* head = skb.head
+    cdef uint32_t alloc = skb.alloc
     cdef CloneRec* clones = skb.clones
     cdef size_t cap_clones = skb.cap_clones
     cdef uint8_t* clone_buf = skb.clone_buf
     cdef size_t clone_cap = skb.clone_cap
     cdef char* printk = skb.printk
     cdef size_t printk_cap = skb.printk_cap
-    cdef uint32_t need = SKB_HEADROOM + n + SKB_TAILROOM
-    cdef uint8_t pkt_type
-    cdef uint16_t tpid
-    if need > alloc:
-        head = <uint8_t*>realloc(head, need)
-        if head == NULL:
-            return False
-        skb.head, alloc = head, need
-    memcpy(skb, tmpl, sizeof(Skb))
-    skb.head, skb.cap, skb.alloc = head, need, alloc
+    cdef size_t tun = <size_t>(<const char*>&tmpl.tun - <const char*>tmpl)
+    cdef size_t tun_end = tun + sizeof(TunnelInfo)
+    cdef size_t view = <size_t>(<const char*>&tmpl.sk_view - <const char*>tmpl)
+    if whole:
+        bulk_copy(skb, tmpl, sizeof(Skb))
+    else:
+        bulk_copy(skb, tmpl, tun)
+        bulk_copy(<char*>skb + tun_end, <const char*>tmpl + tun_end, view - tun_end)
+        memcpy(<char*>skb + view + SK_VIEW_SIZE, <const char*>tmpl + view + SK_VIEW_SIZE,
+               sizeof(Skb) - view - SK_VIEW_SIZE)
+    skb.head, skb.alloc = head, alloc
     skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
     skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
     skb.printk, skb.printk_cap, skb.printk_len = printk, printk_cap, 0
-    tpid = (frame[12] << 8) | frame[13]
+
+
+cdef inline void _skb_set_frame(Skb* skb, const uint8_t* frame, uint32_t n,
+                                uint32_t keep) noexcept nogil:
+    """The frame's bytes after the headroom and what the kernel derives from them on
+    receive (skb_load_frame's work past the metadata)."""
+    cdef uint8_t* head = skb.head
+    cdef uint8_t pkt_type
+    cdef uint16_t tpid = (frame[12] << 8) | frame[13]
+    skb.cap = SKB_HEADROOM + n + SKB_TAILROOM
     if keep & SKB_KEEP_UNTAG and not skb.vlan_present and (tpid == 0x8100 or tpid == 0x88a8):
         # skb_vlan_untag: the outer tag becomes metadata, the bytes close up (the caller
         # has dropped a frame too short for it)
@@ -136,9 +192,6 @@ cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32
         n -= VLAN_HLEN
     else:
         memcpy(head + SKB_HEADROOM, frame, n)
-    # only the head- and tailroom need zeroing: the bytes are the frame's
-    memset(head, 0, SKB_HEADROOM)
-    memset(head + SKB_HEADROOM + n, 0, need - SKB_HEADROOM - n)
     skb.data = skb.mac_header = SKB_HEADROOM
     skb.network_header = SKB_HEADROOM + ETH_HLEN
     skb.transport_header = NO_HEADER
@@ -157,7 +210,6 @@ cdef bint skb_load_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint32
         skb.wire_len = skb.len
     if skb.ip_summed == CHECKSUM_COMPLETE:
         skb.csum = skb_csum_now(skb)
-    return True
 
 
 cdef uint32_t skb_keep_bits(dict fields):
