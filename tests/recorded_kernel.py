@@ -362,7 +362,14 @@ class Answers:
             by_module.setdefault(_module(test), {})[test] = answers
         written = []
         for module, tests in sorted(by_module.items()):
-            merged = {**self.files.get(module, {}), **tests}
+            # a test renamed or removed since its answers were recorded leaves them behind,
+            # where they would answer for the same call in its place: dropped here
+            kept = self.files.get(module, {})
+            if module != _SESSION:
+                source = (Path(__file__).parent / f"{module}.py").read_text()
+                kept = {t: a for t, a in kept.items()
+                        if f"def {t.split('::')[-1].split('[')[0]}(" in source}
+            merged = {**kept, **tests}
             path = self.dir / f"{module}.json.gz"
             body = json.dumps({**meta, "tests": {t: dict(sorted(a.items()))
                                                  for t, a in sorted(merged.items())}},
