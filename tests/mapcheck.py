@@ -4,6 +4,9 @@ import struct
 
 from pyebpf.errors import KernelError, MapError
 
+from objdiff import assert_refused_alike
+from recorded_kernel import count_comparison
+
 
 def u32(v):
     return struct.pack("<I", v)
@@ -30,14 +33,59 @@ def created(make, *args):
     return "ok"
 
 
-def lookup_prog(fd):
-    """bpf_map_lookup_elem(map, &(u32)0), returning 0: for map/helper pairing checks."""
+def lookup_key(fd, key: int = 0) -> str:
+    """r0 = bpf_map_lookup_elem(map, &(u32)key), the key at r10 - 4."""
     return f"""
-        *(u32 *)(r10 - 4) = 0
+        *(u32 *)(r10 - 4) = {key}
         r1 = map_fd({fd}) ll
         r2 = r10
         r2 += -4
+        call 1"""
+
+
+def lookup_inner(outer_fd, slot: int, no_inner: str, no_value: str) -> str:
+    """r0 = key 0's value in the inner map in ``slot`` of a map of maps, with jumps to
+    ``no_inner`` where the slot is empty and to ``no_value`` where the key is absent."""
+    return lookup_key(outer_fd, slot) + f"""
+        if r0 == 0 goto {no_inner}
+        r1 = r0
+        *(u32 *)(r10 - 4) = 0
+        r2 = r10
+        r2 += -4
         call 1
+        if r0 == 0 goto {no_value}"""
+
+
+# r0 = the u32 that a lookup's r0 points at, or -1 where r0 is NULL
+U32_OR_MINUS_1 = """
+        if r0 == 0 goto miss
+        r0 = *(u32 *)(r0 + 0)
+        exit
+    miss:
+        r0 = -1
+        exit"""
+
+
+def perf_output_prog(fd, flags: int, size: int = 8) -> str:
+    """bpf_perf_event_output(skb, map, flags, the u64 0x1122334455667788 on the stack,
+    size), returning its result."""
+    return f"""
+        r6 = r1
+        r1 = 0x1122334455667788 ll
+        *(u64 *)(r10 - 0x8) = r1
+        r1 = r6
+        r2 = map_fd({fd}) ll
+        r3 = {flags:#x} ll
+        r4 = r10
+        r4 += -0x8
+        r5 = {size:#x}
+        call 0x19
+        exit"""
+
+
+def lookup_prog(fd):
+    """bpf_map_lookup_elem(map, &(u32)0), returning 0: for map/helper pairing checks."""
+    return lookup_key(fd) + """
         r0 = 0
         exit"""
 
@@ -63,14 +111,33 @@ def load_verdicts(kernel_oracle, kind, sizes, make, prog_type="sched_cls"):
     return mine, kernel
 
 
-def run_retvals(kernel_oracle, kind, sizes, make, packet):
+def refused_alike(kernel_oracle, kind, sizes, make, message, prog_type="sched_cls"):
+    """Both refuse the program ``make(fd)`` builds for a map of ``kind`` created with
+    ``sizes``, each saying ``message`` (one comparison); pyebpf's refusal."""
+    count_comparison()
+    mine, kernel = load_verdicts(kernel_oracle, kind, sizes, make, prog_type)
+    assert_refused_alike(mine, kernel, message)
+    return mine
+
+
+def run_retvals(kernel_oracle, kind, sizes, make, packet, **run):
     """(pyebpf's retval, the kernel's, both signed 32-bit) of one sched_cls run of the
-    program ``make(fd)`` builds for a fresh map of ``kind`` on ``packet``."""
+    program ``make(fd)`` builds for a fresh map of ``kind`` on ``packet``; ``run`` goes
+    to pyebpf's ``Program.run`` (a ``machine=``, an ``env=``)."""
     import pyebpf
     from pyebpf import asm
     ours = pyebpf.Map.create(kind, *sizes)
     with kernel_oracle.KernelMap(kind, *sizes) as theirs:
         with kernel_oracle.KernelProgram(asm.assemble(make(theirs.fd)), "sched_cls") as prog:
             want = prog.test_run(packet, ctx={}).retval_signed
-    got = pyebpf.Program(asm.assemble(make(ours.fd)), "sched_cls").run(packet).retval
+    got = pyebpf.Program(asm.assemble(make(ours.fd)), "sched_cls").run(packet, **run).retval
     return got, want
+
+
+def same_map_retval(kernel_oracle, kind, sizes, make, packet, **run) -> int:
+    """The two retvals of ``run_retvals``, which must be equal (one comparison): the
+    kernel's."""
+    got, want = run_retvals(kernel_oracle, kind, sizes, make, packet, **run)
+    count_comparison()
+    assert got == want, f"engine {got:#x}, kernel {want:#x}"
+    return want

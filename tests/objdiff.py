@@ -1,5 +1,6 @@
 """Load one compiled object in pyebpf and in the kernel (``pyebpf.kernel.load_object``)
-and compare: ``verdicts`` the load verdicts, ``same_retval`` one run's retval."""
+and compare: ``verdicts`` the load verdicts (``refused_alike``: both refusals say one
+thing), ``same_retval`` one run's retval."""
 from __future__ import annotations
 
 import pyebpf
@@ -24,6 +25,18 @@ def verdicts(data: bytes, prog_type=None):
         theirs = str(exc).split("refused the program: ", 1)[-1]
     count_comparison()
     return ours, theirs
+
+
+def assert_refused_alike(ours, theirs, message: str) -> None:
+    """Both verdicts are refusals saying ``message``; the kernel's is checked first, so
+    that a message the kernel does not give fails naming the kernel's."""
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
+def refused_alike(data: bytes, message: str, prog_type=None) -> None:
+    """Both refuse to load the object, each saying ``message``."""
+    assert_refused_alike(*verdicts(data, prog_type), message)
 
 
 def same_retval(data: bytes, packet: bytes, prog_type=None) -> int:

@@ -6,31 +6,21 @@ deciding ancestry."""
 from __future__ import annotations
 
 import errno
-import os
 
 import pytest
 
 import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.environment import Environment, PacketSocket
-from pyebpf.errors import KernelError, MapError, VerifierError
+from pyebpf.errors import MapError
 
+from cgroup_support import SKB_UNDER_CGROUP, root_cgroup_retval, same_under, under_prog
 from recorded_kernel import count_comparison
-from mapcheck import created, load_verdicts, lookup_prog, outcome, run_retvals, u32
+from mapcheck import created, lookup_prog, outcome, refused_alike, u32
 
 T = isa.MapType
 CGROUP_ARRAY, HASH = T.BPF_MAP_TYPE_CGROUP_ARRAY, T.BPF_MAP_TYPE_HASH
 FRAME = bytes(range(64))
-
-
-def _cgroup2_mount() -> str | None:
-    """Where the cgroup2 hierarchy is mounted, or None."""
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    return None
 
 
 @pytest.mark.parametrize("key, value, max_entries, flags", [
@@ -58,43 +48,20 @@ def test_the_commands_on_an_empty_array_answer_as_the_kernels(kernel_oracle, op,
 
 
 def _under(fd, index):
-    return f"""
-        r2 = map_fd({fd}) ll
-        r3 = {index}
-        call 33
-        exit"""
-
-
-def _same_run(kernel_oracle, index):
-    got, want = run_retvals(kernel_oracle, CGROUP_ARRAY, (4, 4, 4, 0),
-                            lambda fd: _under(fd, index), FRAME)
-    count_comparison()
-    assert got == want
-    return want
+    return under_prog(SKB_UNDER_CGROUP, fd, index)
 
 
 def test_an_empty_slot_is_eagain(kernel_oracle):
-    assert _same_run(kernel_oracle, 0) == -errno.EAGAIN
+    assert same_under(kernel_oracle, SKB_UNDER_CGROUP, 0, FRAME) == -errno.EAGAIN
 
 
 def test_an_index_past_the_end_is_e2big(kernel_oracle):
-    assert _same_run(kernel_oracle, 4) == -errno.E2BIG
+    assert same_under(kernel_oracle, SKB_UNDER_CGROUP, 4, FRAME) == -errno.E2BIG
 
 
 def test_the_packet_socket_is_under_the_root_cgroup(live_kernel):
     """BPF_PROG_TEST_RUN's socket is in the test's cgroup, below the root."""
-    mount = _cgroup2_mount()
-    if mount is None:
-        pytest.skip("needs a mounted cgroup2 hierarchy (a cgroup array takes cgroup2 fds)")
-    root = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with live_kernel.KernelMap(CGROUP_ARRAY, 4, 4, 4) as theirs:
-            theirs.update(u32(0), u32(root))
-            with live_kernel.KernelProgram(asm.assemble(_under(theirs.fd, 0)),
-                                           "sched_cls") as prog:
-                assert prog.test_run(FRAME, ctx={}).retval == 1
-    finally:
-        os.close(root)
+    assert root_cgroup_retval(live_kernel, SKB_UNDER_CGROUP, 0, FRAME) == 1
     assert _engine_under(Environment(), 1, 0) == 1
 
 
@@ -138,18 +105,11 @@ def test_user_space_puts_cgroups_by_id_and_deletes_them():
 
 # --- the verifier ------------------------------------------------------------------------
 
-def _verdicts(kernel_oracle, kind, code):
-    count_comparison()
-    return load_verdicts(kernel_oracle, kind, (4, 4, 4, 0), code)
-
-
 def test_map_lookup_elem_cannot_take_a_cgroup_array(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, CGROUP_ARRAY, lookup_prog)
-    want = "cannot pass map_type 8 into func bpf_map_lookup_elem#1"
-    assert want in mine and want in kernel
+    refused_alike(kernel_oracle, CGROUP_ARRAY, (4, 4, 4, 0), lookup_prog,
+                  "cannot pass map_type 8 into func bpf_map_lookup_elem#1")
 
 
 def test_skb_under_cgroup_cannot_take_a_hash_map(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, HASH, lambda fd: _under(fd, 0))
-    want = "cannot pass map_type 1 into func bpf_skb_under_cgroup#33"
-    assert want in mine and want in kernel
+    refused_alike(kernel_oracle, HASH, (4, 4, 4, 0), lambda fd: _under(fd, 0),
+                  "cannot pass map_type 1 into func bpf_skb_under_cgroup#33")

@@ -13,12 +13,13 @@ import pytest
 import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.environment import Device, Environment, PacketSocket, Socket
-from pyebpf.errors import KernelError, MapError, VerifierError
+from pyebpf.errors import MapError
 from pyebpf.pcap import mapfiles
 
+import local_storage as storage
 from bpfc import compile_object
 from recorded_kernel import count_comparison
-from mapcheck import created, load_verdicts, lookup_prog, outcome, run_retvals
+from mapcheck import created, lookup_prog, refused_alike, same_map_retval
 from objdiff import same_retval
 
 T = isa.MapType
@@ -28,15 +29,7 @@ SK = isa.SK_BUFF_LAYOUT["sk"][0]
 FRAME = bytes(range(64))
 
 
-@pytest.mark.parametrize("key, value, max_entries, flags", [
-    (4, 8, 0, NO_PREALLOC), (4, 8, 0, NO_PREALLOC | isa.BPF_F_CLONE),
-    (4, isa.MAX_LOCAL_STORAGE_VALUE_SIZE, 0, NO_PREALLOC),
-    (4, isa.MAX_LOCAL_STORAGE_VALUE_SIZE + 1, 0, NO_PREALLOC),
-    (4, 8, 0, 0), (4, 8, 1, NO_PREALLOC), (8, 8, 0, NO_PREALLOC), (4, 0, 0, NO_PREALLOC),
-    (4, 8, 0, NO_PREALLOC | isa.BPF_F_RDONLY), (4, 8, 0, NO_PREALLOC | isa.BPF_F_NUMA_NODE),
-    (4, 8, 0, NO_PREALLOC | isa.BPF_F_RDONLY_PROG)],
-    ids=["plain", "clone", "largest-value", "value-too-large", "preallocated",
-         "max-entries", "key-8-bytes", "no-value", "rdonly", "numa-node", "rdonly-prog"])
+@storage.CREATION
 def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, key, value, max_entries,
                                                     flags):
     args = (SK_STORAGE, key, value, max_entries, flags)
@@ -50,90 +43,37 @@ def test_a_storage_map_shows_the_sizes_it_was_created_with():
 
 
 def test_next_key_is_enotsupp_as_in_the_kernel(kernel_oracle):
-    with kernel_oracle.KernelMap(SK_STORAGE, 4, 8, 0, NO_PREALLOC) as theirs:
-        want = outcome(theirs.next_key, None)
-    count_comparison()
-    assert outcome(Map.create(SK_STORAGE, 4, 8, 0, NO_PREALLOC).next_key, None) == want
-    assert want == isa.Errno.ENOTSUPP
+    storage.assert_next_key_is_enotsupp(kernel_oracle, SK_STORAGE)
 
 
 # --- the helpers on skb->sk -------------------------------------------------------------
 
-def _get(fd, init=None, flags=1):
-    """r0 = bpf_sk_storage_get(map, skb->sk, init, flags); skb->sk NULL ends with 99."""
-    init_value = "" if init is None else f"r2 = {init}\n*(u64 *)(r10 - 8) = r2"
-    value = "r3 = 0" if init is None else "r3 = r10\nr3 += -8"
-    return f"""
+# r6 = skb->sk; NULL ends the run with 99
+OWNER = f"""
         r6 = *(u64 *)(r1 + {SK})
         if r6 != 0 goto have
         r0 = 99
         exit
-    have:
-        {init_value}
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        {value}
-        r4 = {flags}
-        call 107
-"""
+    have:"""
 
 
-def _storage_life(fd):
-    # r0 = the new value's first u64 (0) | what a second get without F_CREATE reads
-    # (after storing 5) << 4 | the first delete's result << 8 | the second's << 16
-    return _get(fd) + f"""
-        if r0 == 0 goto none
-        r7 = *(u64 *)(r0 + 0)
-        r1 = 5
-        *(u64 *)(r0 + 0) = r1
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        r3 = 0
-        r4 = 0
-        call 107
-        if r0 == 0 goto none
-        r8 = *(u64 *)(r0 + 0)
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        call 108
-        r9 = r0
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        call 108
-        r0 &= 0xff
-        r0 <<= 16
-        r9 &= 0xff
-        r9 <<= 8
-        r0 |= r9
-        r8 <<= 4
-        r0 |= r8
-        r0 |= r7
-        exit
-    none:
-        r0 = 77
-        exit"""
+def _get(fd, init=None, flags=1):
+    """r0 = bpf_sk_storage_get(map, skb->sk, init, flags)."""
+    return storage.get(OWNER, fd, 107, init, flags)
 
 
 def _value_read(fd, init=None, flags=1):
     # the value's first u64 plus 1, or 0 when the helper gave NULL
-    return _get(fd, init, flags) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 0)
-        r0 += 1
-    out:
-        exit"""
+    return storage.read_at(_get(fd, init, flags), 0, 1)
 
 
 def _same_run(kernel_oracle, make, value_size=8):
-    got, want = run_retvals(kernel_oracle, SK_STORAGE, (4, value_size, 0, NO_PREALLOC), make,
-                            FRAME)
-    count_comparison()
-    assert got == want, f"engine {got:#x}, kernel {want:#x}"
-    return want
+    return same_map_retval(kernel_oracle, SK_STORAGE, (4, value_size, 0, NO_PREALLOC), make,
+                           FRAME)
 
 
 def test_get_creates_a_zeroed_value_that_the_next_get_finds_and_delete_removes(kernel_oracle):
-    want = _same_run(kernel_oracle, _storage_life)
+    want = _same_run(kernel_oracle, lambda fd: storage.storage_life(OWNER, fd, 107, 108))
     assert want == (-errno.ENOENT & 0xff) << 16 | 0 << 8 | 5 << 4 | 0
 
 
@@ -149,14 +89,7 @@ def test_get_gives_null_without_create_or_with_unknown_flags(kernel_oracle, flag
 
 
 def test_a_value_larger_than_a_u64_is_created_whole(kernel_oracle):
-    def prog(fd):
-        return _get(fd) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 56)
-        r0 += 3
-    out:
-        exit"""
-    want = _same_run(kernel_oracle, prog, value_size=64)
+    want = _same_run(kernel_oracle, lambda fd: storage.read_at(_get(fd), 56, 3), value_size=64)
     assert want == 3
 
 
@@ -190,69 +123,42 @@ def test_a_libbpf_style_object_counts_on_the_packets_socket():
 
 # --- the verifier ------------------------------------------------------------------------
 
-def _verdicts(kernel_oracle, kind, make, prog_type="sched_cls"):
-    """(pyebpf's refusal or None, the kernel's), the program made for a map of ``kind``."""
-    count_comparison()
+def _refused(kernel_oracle, kind, make, message, prog_type="sched_cls"):
+    """pyebpf's refusal of the program made for a map of ``kind``, which the kernel's
+    also is, both saying ``message``."""
     sizes = (4, 8, 0, NO_PREALLOC) if kind == SK_STORAGE else (4, 8, 4, 0)
-    return load_verdicts(kernel_oracle, kind, sizes, make, prog_type)
+    return refused_alike(kernel_oracle, kind, sizes, make, message, prog_type)
 
 
 def test_map_lookup_elem_cannot_take_a_storage_map(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, lookup_prog)
-    want = "cannot pass map_type 24 into func bpf_map_lookup_elem#1"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, SK_STORAGE, lookup_prog,
+             "cannot pass map_type 24 into func bpf_map_lookup_elem#1")
 
 
 def test_sk_storage_get_cannot_take_a_hash_map(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, HASH, lambda fd: _value_read(fd))
-    want = "cannot pass map_type 1 into func bpf_sk_storage_get#107"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, HASH, lambda fd: _value_read(fd),
+             "cannot pass map_type 1 into func bpf_sk_storage_get#107")
 
 
 def test_the_socket_argument_must_be_a_socket(kernel_oracle):
-    def prog(fd):
-        return f"""
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -8
-        r3 = 0
-        r4 = 0
-        call 107
-        r0 = 0
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, prog)
-    want = "R2 type=fp expected="
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, SK_STORAGE, lambda fd: storage.non_pointer_owner(fd, 107),
+             "R2 type=fp expected=")
 
 
 def test_the_value_must_be_null_checked(kernel_oracle):
-    def prog(fd):
-        return _get(fd) + """
-        r0 = *(u64 *)(r0 + 0)
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, prog)
-    want = "R0 invalid mem access 'map_value_or_null'"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, SK_STORAGE, lambda fd: storage.unchecked_read(_get(fd)),
+             "R0 invalid mem access 'map_value_or_null'")
 
 
 def test_a_read_past_the_value_is_refused(kernel_oracle):
-    def prog(fd):
-        return _get(fd) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 8)
-    out:
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, prog)
+    mine = _refused(kernel_oracle, SK_STORAGE, lambda fd: storage.read_past(_get(fd), 8),
+                    "R0 min value is outside of the allowed memory range")
     assert "invalid access to map value, value_size=8 off=8 size=8" in mine
-    want = "R0 min value is outside of the allowed memory range"
-    assert want in mine and want in kernel
 
 
 def test_a_socket_filter_cannot_use_socket_storage(kernel_oracle):
-    mine, kernel = _verdicts(kernel_oracle, SK_STORAGE, lambda fd: _value_read(fd),
-                             "socket_filter")
-    assert mine is not None and kernel is not None
-    assert "bpf_sk_storage_get#107" in mine and "bpf_sk_storage_get#107" in kernel
+    _refused(kernel_oracle, SK_STORAGE, lambda fd: _value_read(fd),
+             "bpf_sk_storage_get#107", "socket_filter")
 
 
 # --- the model: the Environment's sockets, user space -------------------------------------

@@ -24,9 +24,12 @@ from pyebpf.errors import MapError
 from pyebpf.trace import Machine, Task
 from pyebpf.trace.machine import OTHER_REGS_ADDRESS, USER_REGS_ADDRESS, struct_bytes
 
+import local_storage as storage
 from bpfc import compile_object
+from cgroup_support import (CURRENT_TASK_UNDER_CGROUP, root_cgroup_retval, same_under,
+                            under_prog)
 from recorded_kernel import count_comparison
-from mapcheck import created, load_verdicts, lookup_prog, outcome, run_retvals, u32
+from mapcheck import created, lookup_prog, refused_alike, same_map_retval, u32
 
 T = isa.MapType
 TASK_STORAGE, CGRP_STORAGE = T.BPF_MAP_TYPE_TASK_STORAGE, T.BPF_MAP_TYPE_CGRP_STORAGE
@@ -54,15 +57,7 @@ KINDS = pytest.mark.parametrize("kind", [TASK_STORAGE, CGRP_STORAGE], ids=["task
 
 
 @KINDS
-@pytest.mark.parametrize("key, value, max_entries, flags", [
-    (4, 8, 0, NO_PREALLOC), (4, 8, 0, NO_PREALLOC | isa.BPF_F_CLONE),
-    (4, isa.MAX_LOCAL_STORAGE_VALUE_SIZE, 0, NO_PREALLOC),
-    (4, isa.MAX_LOCAL_STORAGE_VALUE_SIZE + 1, 0, NO_PREALLOC),
-    (4, 8, 0, 0), (4, 8, 1, NO_PREALLOC), (8, 8, 0, NO_PREALLOC), (4, 0, 0, NO_PREALLOC),
-    (4, 8, 0, NO_PREALLOC | isa.BPF_F_RDONLY), (4, 8, 0, NO_PREALLOC | isa.BPF_F_NUMA_NODE),
-    (4, 8, 0, NO_PREALLOC | isa.BPF_F_RDONLY_PROG)],
-    ids=["plain", "clone", "largest-value", "value-too-large", "preallocated",
-         "max-entries", "key-8-bytes", "no-value", "rdonly", "numa-node", "rdonly-prog"])
+@storage.CREATION
 def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, kind, key, value,
                                                     max_entries, flags):
     args = (kind, key, value, max_entries, flags)
@@ -72,11 +67,7 @@ def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, kind, key, va
 
 @KINDS
 def test_next_key_is_enotsupp_as_in_the_kernel(kernel_oracle, kind):
-    with kernel_oracle.KernelMap(kind, 4, 8, 0, NO_PREALLOC) as theirs:
-        want = outcome(theirs.next_key, None)
-    count_comparison()
-    assert outcome(Map.create(kind, 4, 8, 0, NO_PREALLOC).next_key, None) == want
-    assert want == isa.Errno.ENOTSUPP
+    storage.assert_next_key_is_enotsupp(kernel_oracle, kind)
 
 
 @KINDS
@@ -113,82 +104,35 @@ def _owner(kind) -> str:
 
 def _get(kind, fd, init=None, flags=1):
     """r0 = bpf_*_storage_get(map, owner, init, flags), r6 the owner."""
-    init_value = "" if init is None else f"r2 = {init}\n*(u64 *)(r10 - 8) = r2"
-    value = "r3 = 0" if init is None else "r3 = r10\nr3 += -8"
-    return _owner(kind) + f"""
-        {init_value}
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        {value}
-        r4 = {flags}
-        call {OWNERS[kind][0]}
-"""
+    return storage.get(_owner(kind), fd, OWNERS[kind][0], init, flags)
 
 
 def _storage_life(kind, fd):
-    # r0 = the new value's first u64 (0) | what a second get without F_CREATE reads
-    # (after storing 5) << 4 | the first delete's result << 8 | the second's << 16
-    get, delete = OWNERS[kind][:2]
-    return _get(kind, fd) + f"""
-        if r0 == 0 goto none
-        r7 = *(u64 *)(r0 + 0)
-        r1 = 5
-        *(u64 *)(r0 + 0) = r1
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        r3 = 0
-        r4 = 0
-        call {get}
-        if r0 == 0 goto none
-        r8 = *(u64 *)(r0 + 0)
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        call {delete}
-        r9 = r0
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        call {delete}
-        r0 &= 0xff
-        r0 <<= 16
-        r9 &= 0xff
-        r9 <<= 8
-        r0 |= r9
-        r8 <<= 4
-        r0 |= r8
-        r0 |= r7
-        exit
-    none:
-        r0 = 77
-        exit"""
+    return storage.storage_life(_owner(kind), fd, *OWNERS[kind][:2])
 
 
 def _value_read(kind, fd, init=None, flags=1):
     # the value's first u64 plus 1, or 0 when the helper gave NULL
-    return _get(kind, fd, init, flags) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 0)
-        r0 += 1
-    out:
-        exit"""
-
-
-def _run_both(kernel_oracle, kind, sizes, make, machine=None):
-    """(pyebpf's retval, the kernel's) of one sched_cls run of ``make(fd)`` on a fresh
-    map of ``kind``; pyebpf's run in ``machine`` (default this process)."""
-    ours = Map.create(kind, *sizes)
-    with kernel_oracle.KernelMap(kind, *sizes) as theirs:
-        with kernel_oracle.KernelProgram(asm.assemble(make(theirs.fd)), "sched_cls") as prog:
-            want = prog.test_run(FRAME, ctx={}).retval_signed
-    got = pyebpf.Program(asm.assemble(make(ours.fd)), "sched_cls").run(
-        FRAME, machine=machine or this_process()).retval
-    count_comparison()
-    assert got == want, f"engine {got:#x}, kernel {want:#x}"
-    return want
+    return storage.read_at(_get(kind, fd, init, flags), 0, 1)
 
 
 def _same_run(kernel_oracle, kind, make, value_size=8):
-    return _run_both(kernel_oracle, kind, (4, value_size, 0, NO_PREALLOC),
-                     lambda fd: make(kind, fd))
+    """The retval of one sched_cls run of ``make(kind, fd)`` on a fresh map of ``kind``,
+    the kernel's and pyebpf's in this process's machine alike."""
+    return same_map_retval(kernel_oracle, kind, (4, value_size, 0, NO_PREALLOC),
+                           lambda fd: make(kind, fd), FRAME, machine=this_process())
+
+
+# r0 = 1 when the get gave NULL, else 5 (``out``: where an earlier NULL check ends a run
+# with 0)
+NULL_IS_1 = """
+        if r0 == 0 goto null
+        r0 = 5
+        exit
+    null:
+        r0 = 1
+    out:
+        exit"""
 
 
 @KINDS
@@ -215,49 +159,30 @@ def test_get_gives_null_without_create_or_with_unknown_flags(kernel_oracle, kind
 @KINDS
 def test_an_unknown_flag_gives_null_even_for_an_existing_value(kernel_oracle, kind):
     def prog(k, fd):
-        return _get(k, fd) + f"""
-        if r0 == 0 goto out
-        r1 = map_fd({fd}) ll
-        r2 = r6
-        r3 = 0
-        r4 = 2
-        call {OWNERS[k][0]}
-        if r0 == 0 goto null
-        r0 = 5
-        exit
-    null:
-        r0 = 1
-    out:
-        exit"""
+        again = storage.get("", fd, OWNERS[k][0], flags=2)
+        return _get(k, fd) + "if r0 == 0 goto out" + again + NULL_IS_1
     assert _same_run(kernel_oracle, kind, prog) == 1
 
 
 @KINDS
 def test_a_value_larger_than_a_u64_is_created_whole(kernel_oracle, kind):
-    def prog(k, fd):
-        return _get(k, fd) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 56)
-        r0 += 3
-    out:
-        exit"""
-    assert _same_run(kernel_oracle, kind, prog, value_size=64) == 3
+    assert _same_run(kernel_oracle, kind, lambda k, fd: storage.read_at(_get(k, fd), 56, 3),
+                     value_size=64) == 3
 
 
 # --- the verifier ------------------------------------------------------------------------
 
-def _verdicts(kernel_oracle, kind, make, prog_type="sched_cls"):
-    """(pyebpf's refusal or None, the kernel's), the program made for a map of ``kind``."""
-    count_comparison()
+def _refused(kernel_oracle, kind, make, message):
+    """pyebpf's refusal of the program made for a map of ``kind``, which the kernel's
+    also is, both saying ``message``."""
     sizes = (4, 8, 0, NO_PREALLOC) if kind in (TASK_STORAGE, CGRP_STORAGE) else (4, 8, 4, 0)
-    return load_verdicts(kernel_oracle, kind, sizes, make, prog_type)
+    return refused_alike(kernel_oracle, kind, sizes, make, message)
 
 
 @pytest.mark.parametrize("kind", [TASK_STORAGE, CGRP_STORAGE], ids=["task", "cgrp"])
 def test_map_lookup_elem_cannot_take_a_storage_map(kernel_oracle, kind):
-    mine, kernel = _verdicts(kernel_oracle, kind, lookup_prog)
-    want = f"cannot pass map_type {int(kind)} into func bpf_map_lookup_elem#1"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, kind, lookup_prog,
+             f"cannot pass map_type {int(kind)} into func bpf_map_lookup_elem#1")
 
 
 @pytest.mark.parametrize("kind, other, helper", [
@@ -267,43 +192,20 @@ def test_map_lookup_elem_cannot_take_a_storage_map(kernel_oracle, kind):
     (CGRP_STORAGE, TASK_STORAGE, "bpf_cgrp_storage_get#210")],
     ids=["task-hash", "task-cgrp", "cgrp-hash", "cgrp-task"])
 def test_a_storage_helper_takes_only_its_own_map_type(kernel_oracle, kind, other, helper):
-    mine, kernel = _verdicts(kernel_oracle, other, lambda fd: _value_read(kind, fd))
-    want = f"cannot pass map_type {int(other)} into func {helper}"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, other, lambda fd: _value_read(kind, fd),
+             f"cannot pass map_type {int(other)} into func {helper}")
 
 
 @KINDS
 def test_the_owner_must_be_a_btf_pointer(kernel_oracle, kind):
-    def prog(fd):
-        return f"""
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -8
-        r3 = 0
-        r4 = 0
-        call {OWNERS[kind][0]}
-        r0 = 0
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, kind, prog)
-    want = "R2 type=fp expected=ptr_, trusted_ptr_, rcu_ptr_"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, kind, lambda fd: storage.non_pointer_owner(fd, OWNERS[kind][0]),
+             "R2 type=fp expected=ptr_, trusted_ptr_, rcu_ptr_")
 
 
 @KINDS
 def test_a_null_owner_loads_and_get_gives_null(kernel_oracle, kind):
     def prog(k, fd):
-        return f"""
-        r1 = map_fd({fd}) ll
-        r2 = 0
-        r3 = 0
-        r4 = 1
-        call {OWNERS[k][0]}
-        if r0 == 0 goto null
-        r0 = 5
-        exit
-    null:
-        r0 = 1
-        exit"""
+        return storage.get("", fd, OWNERS[k][0], of="0") + NULL_IS_1
     assert _same_run(kernel_oracle, kind, prog) == 1
 
 
@@ -325,9 +227,7 @@ def test_a_task_helper_still_refuses_a_null_task(kernel_oracle):
         call 175
         r0 = 0
         exit"""
-    mine, kernel = _verdicts(kernel_oracle, HASH, prog)
-    want = "R1 type=scalar expected=ptr_, trusted_ptr_, rcu_ptr_"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, HASH, prog, "R1 type=scalar expected=ptr_, trusted_ptr_, rcu_ptr_")
 
 
 def test_a_task_is_not_a_cgroup(kernel_oracle):
@@ -338,34 +238,20 @@ def test_a_task_is_not_a_cgroup(kernel_oracle):
         r2 = r0
         call 211
         exit"""
-    mine, kernel = _verdicts(kernel_oracle, CGRP_STORAGE, prog)
-    want = "R2 is of type task_struct but cgroup is expected"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, CGRP_STORAGE, prog, "R2 is of type task_struct but cgroup is expected")
 
 
 @KINDS
 def test_the_value_must_be_null_checked(kernel_oracle, kind):
-    def prog(fd):
-        return _get(kind, fd) + """
-        r0 = *(u64 *)(r0 + 0)
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, kind, prog)
-    want = "R0 invalid mem access 'map_value_or_null'"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, kind, lambda fd: storage.unchecked_read(_get(kind, fd)),
+             "R0 invalid mem access 'map_value_or_null'")
 
 
 @KINDS
 def test_a_read_past_the_value_is_refused(kernel_oracle, kind):
-    def prog(fd):
-        return _get(kind, fd) + """
-        if r0 == 0 goto out
-        r0 = *(u64 *)(r0 + 8)
-    out:
-        exit"""
-    mine, kernel = _verdicts(kernel_oracle, kind, prog)
+    mine = _refused(kernel_oracle, kind, lambda fd: storage.read_past(_get(kind, fd), 8),
+                    "R0 min value is outside of the allowed memory range")
     assert "invalid access to map value, value_size=8 off=8 size=8" in mine
-    want = "R0 min value is outside of the allowed memory range"
-    assert want in mine and want in kernel
 
 
 # --- a libbpf-style object ----------------------------------------------------------------
@@ -414,42 +300,20 @@ def test_a_libbpf_style_object_counts_in_the_current_tasks_storage(kernel_oracle
 # --- bpf_current_task_under_cgroup -------------------------------------------------------
 
 def _task_under(fd, index):
-    return f"""
-        r1 = map_fd({fd}) ll
-        r2 = {index}
-        call 37
-        exit"""
+    return under_prog(CURRENT_TASK_UNDER_CGROUP, fd, index)
 
 
 def test_an_empty_slot_is_eagain(kernel_oracle):
-    got, want = run_retvals(kernel_oracle, CGROUP_ARRAY, (4, 4, 4, 0),
-                            lambda fd: _task_under(fd, 1), FRAME)
-    count_comparison()
-    assert got == want == -errno.EAGAIN
+    assert same_under(kernel_oracle, CURRENT_TASK_UNDER_CGROUP, 1, FRAME) == -errno.EAGAIN
 
 
 def test_an_index_past_the_end_is_e2big(kernel_oracle):
-    got, want = run_retvals(kernel_oracle, CGROUP_ARRAY, (4, 4, 4, 0),
-                            lambda fd: _task_under(fd, 4), FRAME)
-    count_comparison()
-    assert got == want == -errno.E2BIG
+    assert same_under(kernel_oracle, CURRENT_TASK_UNDER_CGROUP, 4, FRAME) == -errno.E2BIG
 
 
 def test_the_test_process_is_under_the_root_cgroup(live_kernel):
     """BPF_PROG_TEST_RUN's caller, this process, is in a cgroup below the root."""
-    from test_cgroup_array import _cgroup2_mount
-    mount = _cgroup2_mount()
-    if mount is None:
-        pytest.skip("needs a mounted cgroup2 hierarchy (a cgroup array takes cgroup2 fds)")
-    root = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with live_kernel.KernelMap(CGROUP_ARRAY, 4, 4, 4) as theirs:
-            theirs.update(u32(2), u32(root))
-            with live_kernel.KernelProgram(asm.assemble(_task_under(theirs.fd, 2)),
-                                           "sched_cls") as prog:
-                want = prog.test_run(FRAME, ctx={}).retval
-    finally:
-        os.close(root)
+    want = root_cgroup_retval(live_kernel, CURRENT_TASK_UNDER_CGROUP, 2, FRAME)
     assert _engine_task_under(Environment(), 1, 2) == want == 1
 
 
@@ -471,11 +335,8 @@ def test_the_task_is_under_its_cgroup_and_every_ancestor(cgroup, want):
 
 
 def test_current_task_under_cgroup_takes_only_a_cgroup_array(kernel_oracle):
-    count_comparison()
-    mine, kernel = load_verdicts(kernel_oracle, HASH, (4, 8, 4, 0),
-                                 lambda fd: _task_under(fd, 0))
-    want = "cannot pass map_type 1 into func bpf_current_task_under_cgroup#37"
-    assert want in mine and want in kernel
+    _refused(kernel_oracle, HASH, lambda fd: _task_under(fd, 0),
+             "cannot pass map_type 1 into func bpf_current_task_under_cgroup#37")
 
 
 # --- bpf_get_ns_current_pid_tgid ----------------------------------------------------------
