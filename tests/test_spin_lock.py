@@ -16,8 +16,9 @@ from pyebpf import Map, asm, elf, isa
 from pyebpf.errors import KernelError, MapError
 
 from bpfc import compile_object
-from mapcheck import created, load_verdicts, u32
-from objdiff import verdicts
+import mapcheck
+from mapcheck import created, lookup_key, u32
+from objdiff import refused_alike
 from recorded_kernel import count_comparison
 
 T = isa.MapType
@@ -179,9 +180,7 @@ def test_a_static_function_may_run_under_the_lock_as_in_the_kernel():
         "unlock-other", "read-lock", "write-over-lock", "wrong-offset", "maybe-null",
         "value-as-helper-memory"])
 def test_a_lock_misuse_is_refused_as_the_kernel_refuses_it(body, message):
-    ours, theirs = verdicts(obj(TC % body))
-    assert theirs is not None and message in theirs, theirs
-    assert ours is not None and message in ours, (ours, theirs)
+    refused_alike(obj(TC % body), message)
 
 
 def test_a_global_function_under_the_lock_is_refused_as_the_kernel_refuses_it():
@@ -196,32 +195,21 @@ def test_a_global_function_under_the_lock_is_refused_as_the_kernel_refuses_it():
         bpf_spin_unlock(&v->lock);
         return 0;
     }"""
-    ours, theirs = verdicts(obj(source))
     # the kernel's message is two lines: "global function calls are not allowed while
     # holding a lock," and this one
-    message = "use static function instead"
-    assert theirs is not None and message in theirs, theirs
-    assert ours is not None and message in ours, (ours, theirs)
+    refused_alike(obj(source), "use static function instead")
 
 
 def test_a_socket_filter_may_not_use_a_map_with_a_lock_as_in_the_kernel():
     source = MAPS + 'SEC("socket") int prog(struct __sk_buff *skb) {' + \
         LOCKED_COUNTER.replace("return 1;", "return 0;") + "}"
     source = source.replace("{\n    struct val *v", "{ __u32 k = 0;\n    struct val *v", 1)
-    ours, theirs = verdicts(obj(source))
-    message = "socket filter progs cannot use bpf_spin_lock yet"
-    assert theirs is not None and message in theirs, theirs
-    assert ours is not None and message in ours, (ours, theirs)
+    refused_alike(obj(source), "socket filter progs cannot use bpf_spin_lock yet")
 
 
 def test_a_map_without_btf_cannot_be_locked_as_in_the_kernel(kernel_oracle):
     def make(fd):
-        return f"""
-            *(u32 *)(r10 - 4) = 0
-            r1 = map_fd({fd}) ll
-            r2 = r10
-            r2 += -4
-            call 1
+        return lookup_key(fd) + """
             if r0 == 0 goto out
             r6 = r0
             r1 = r6
@@ -231,11 +219,8 @@ def test_a_map_without_btf_cannot_be_locked_as_in_the_kernel(kernel_oracle):
         out:
             r0 = 0
             exit"""
-    ours, theirs = load_verdicts(kernel_oracle, T.BPF_MAP_TYPE_ARRAY, (4, 8, 1, 0), make)
-    count_comparison()
-    message = "has to have BTF in order to use bpf_spin_lock"
-    assert theirs is not None and message in theirs, theirs
-    assert ours is not None and message in ours, (ours, theirs)
+    mapcheck.refused_alike(kernel_oracle, T.BPF_MAP_TYPE_ARRAY, (4, 8, 1, 0), make,
+                           "has to have BTF in order to use bpf_spin_lock")
 
 
 # --- creating maps whose value holds a lock ----------------------------------------
@@ -328,12 +313,7 @@ def test_a_fault_while_holding_the_lock_gives_it_back():
     run ends, and the next run takes the lock again (the kernel cannot show this)."""
     _, _, value_type = _value_btf()
     m = Map.create(T.BPF_MAP_TYPE_ARRAY, 4, 12, 1, value_type=value_type)
-    prog = pyebpf.Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r1 = map_fd({m.fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
+    prog = pyebpf.Program.from_asm(lookup_key(m.fd) + """
         if r0 == 0 goto out
         r6 = r0
         r1 = r6
@@ -362,12 +342,10 @@ SEC("tc") int prog(struct __sk_buff *skb) { __u32 k = 0; %s }
 
 
 def test_a_timer_field_cannot_be_read_directly_as_in_the_kernel():
-    ours, theirs = verdicts(obj(TIMER_MAP % (
+    refused_alike(obj(TIMER_MAP % (
         "struct tval *v = bpf_map_lookup_elem(&tarr, &k); if (!v) return 1;"
-        "return *(volatile __u64 *)&v->t;")))
-    message = "bpf_timer cannot be accessed directly by load/store"
-    assert theirs is not None and message in theirs, theirs
-    assert ours is not None and message in ours, (ours, theirs)
+        "return *(volatile __u64 *)&v->t;")),
+        "bpf_timer cannot be accessed directly by load/store")
 
 
 def test_an_update_from_user_space_leaves_the_timer_as_in_the_kernel():
