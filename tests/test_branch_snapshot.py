@@ -10,9 +10,10 @@ import struct
 
 import pytest
 
-from pyebpf import Map, Program, isa
+from pyebpf import isa
 from pyebpf.trace import Machine, MachineSpecError
 
+from kprobe_value import run_into_value
 from skbdiff import assert_same
 
 I = isa.Insn
@@ -41,28 +42,12 @@ def test_without_branch_records_the_kernel_s_errno_comes_back(size, flags, want)
 def snapshot(machine: Machine, size: int = 48, flags: int = 0, arch: str = "x86_64"):
     """(r0, the 48-byte map value buffer) of a kprobe run calling the helper into a map
     value filled with 0xAA."""
-    out = Map.create("array", 4, 56, 1)
-    out[bytes(4)] = b"\xaa" * 56
-    Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r6 = r0
-        r1 = r6
+    return run_into_value(machine, f"""
+        r1 = r7
         r1 += 8
         r2 = {size}
         r3 = {flags}
-        call 176
-        *(u64 *)(r6 + 0) = r0
-    end:
-        r0 = 0
-        exit""", "kprobe", arch=arch).run(machine=machine)
-    value = out[bytes(4)]
-    r0 = struct.unpack_from("<q", value)[0]
-    return r0, value[8:]
+        call 176""", 48, fill=0xAA, arch=arch)
 
 
 BRANCHES = ({"from": 0xFFFFFFFF81000010, "to": 0xFFFFFFFF81000100, "mispred": 1,

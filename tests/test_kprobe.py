@@ -14,6 +14,7 @@ from pyebpf import Map, Program, errors, isa
 from pyebpf.trace import Machine, MachineSpecError, Task, pt_regs
 
 import bpfc
+from kprobe_value import into_value, run_into_value
 from test_verifier import _access, code, disagreements, theirs
 from skbdiff import EXIT
 
@@ -33,38 +34,15 @@ def neg(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def into_value(out: Map, body: str) -> Program:
-    """A kprobe program running ``body`` with r6 = the context and r7 = the value of
-    ``out``'s key 0, then returning 0."""
-    return kprobe(f"""
-        r6 = r1
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r7 = r0
-        {body}
-    end:
-        r0 = 0
-        exit""")
-
-
 def probe(helper: int, size: int, src: int, machine: Machine, dst_size: int = 64):
     """(r0, the destination's bytes) of ``helper(dst, size, src)`` with a map value as the
     destination, which starts filled with 0xAA."""
-    out = Map.create("array", 4, dst_size + 8, 1)
-    out[bytes(4)] = b"\xaa" * (dst_size + 8)
-    into_value(out, f"""
+    return run_into_value(machine, f"""
         r1 = r7
         r1 += 8
         r2 = {size}
         r3 = {src} ll
-        call {helper}
-        *(u64 *)(r7 + 0) = r0""").run(machine=machine)
-    value = out[bytes(4)]
-    return neg(struct.unpack_from("<Q", value)[0]), value[8:]
+        call {helper}""", dst_size, fill=0xAA)
 
 
 # --- the context, against the kernel ---------------------------------------------------

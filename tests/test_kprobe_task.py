@@ -25,7 +25,7 @@ from pyebpf.trace import Machine, Task
 import probes
 import recorded_kernel
 from skbdiff import EXIT
-from test_kprobe import into_value
+from kprobe_value import into_value
 from test_kprobe_kernel import _build_target, _ips
 from bpfc import compile_object
 from objdiff import verdicts

@@ -15,6 +15,7 @@ import pyebpf
 import pyebpf.kernel
 from pyebpf import isa
 
+from kprobe_value import run_into_value
 from recorded_kernel import count_comparison
 from skbdiff import engine_fields
 from test_core import _core_object
@@ -246,38 +247,23 @@ KERNEL = 0xFFFF888000300000
 def _kprobe_print(machine, ptr: int, flags: int = 1) -> tuple[int, bytes]:
     """A kprobe run printing the iphdr at ``ptr`` (by the target BTF's type id) into a
     map value: (the helper's value, the text up to its NUL)."""
-    from pyebpf import Map, Program
     from pyebpf.btf import Kind
     from pyebpf.btf.relo import target_btf
     type_id = target_btf().by_name("iphdr", Kind.STRUCT)[0].id
-    out = Map.create("array", 4, 8 + 512, 1)
-    out[bytes(4)] = bytes(8 + 512)
-    Program.from_asm(f"""
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        r1 = map_fd({out.fd}) ll
-        call 1
-        if r0 == 0 goto end
-        r6 = r0
+    ret, text = run_into_value(machine, f"""
         r1 = {ptr} ll
         *(u64 *)(r10 - 24) = r1
         *(u32 *)(r10 - 16) = {type_id}
         *(u32 *)(r10 - 12) = 0
-        r1 = r6
+        r1 = r7
         r1 += 8
         r2 = 512
         r3 = r10
         r3 += -24
         r4 = 16
         r5 = {flags}
-        call 149
-        *(u64 *)(r6 + 0) = r0
-    end:
-        r0 = 0
-        exit""", "kprobe").run(machine=machine)
-    value = out[bytes(4)]
-    return struct.unpack_from("<q", value)[0], value[8:].split(b"\0")[0]
+        call 149""", 512)
+    return ret, text.split(b"\0")[0]
 
 
 def test_a_kprobe_run_prints_an_object_from_the_machine_s_kernel_memory(objects):
