@@ -10,7 +10,7 @@ import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.errors import MapError, VerifierError
 
-from mapcheck import u32
+from mapcheck import lookup_key, u32
 
 T = isa.MapType
 HASH, ARRAY, LPM = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_LPM_TRIE
@@ -68,12 +68,7 @@ def test_user_space_access_flags_refuse_the_other_direction_with_eperm(kernel_or
 def _value_access(fd, write):
     # look up key 0 and read or write its first word
     access = "*(u32 *)(r0 + 0x0) = r1" if write else "r1 = *(u32 *)(r0 + 0x0)"
-    return f"""
-        *(u32 *)(r10 - 0x4) = 0x0
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -0x4
-        call 0x1
+    return lookup_key(fd) + f"""
         if r0 == 0x0 goto out
         r1 = 7
         {access}
@@ -114,13 +109,7 @@ def test_the_allowed_direction_runs_as_in_the_kernel(kernel_oracle, flags, write
 
 def _load_bytes_into_value(fd):
     # bpf_skb_load_bytes(skb, 0, value, 4): the helper writes the map value
-    return f"""
-        r6 = r1
-        *(u32 *)(r10 - 0x4) = 0x0
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -0x4
-        call 0x1
+    return "r6 = r1" + lookup_key(fd) + """
         if r0 == 0x0 goto out
         r1 = r6
         r2 = 0

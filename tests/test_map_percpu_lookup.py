@@ -7,7 +7,7 @@ import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.errors import VerifierError
 
-from mapcheck import u32
+from mapcheck import U32_OR_MINUS_1, u32
 
 T = isa.MapType
 FRAME = bytes(range(64))
@@ -21,13 +21,7 @@ def _lookup_on(fd, cpu):
         r2 = r10
         r2 += -0x4
         r3 = {cpu}
-        call 0xc3
-        if r0 == 0x0 goto miss
-        r0 = *(u32 *)(r0 + 0x0)
-        exit
-    miss:
-        r0 = -1
-        exit"""
+        call 0xc3""" + U32_OR_MINUS_1
 
 
 @pytest.mark.parametrize("kind", [T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH,

@@ -87,45 +87,30 @@ def test_the_bpf_command_pops_a_queue(kernel_oracle):
 def _helpers_prog(fd, flags):
     # push 1, 2, 3 (with ``flags``), pop one, peek one; r0 = popped * 1000 + peeked
     # * 10 + the third push's result (as a small number: 0 ok, 7 for E2BIG)
-    return f"""
-        r6 = 0
-        *(u32 *)(r10 - 0x4) = 0x1
+    def push(value):
+        return f"""
+        *(u32 *)(r10 - 0x4) = {value}
         r1 = map_fd({fd}) ll
         r2 = r10
         r2 += -0x4
         r3 = {flags}
-        call 0x57
-        *(u32 *)(r10 - 0x4) = 0x2
+        call 0x57"""
+
+    def take(helper, at, weight):
+        # r6 += the value bpf_map_pop_elem or _peek_elem gives into r10 - at, * weight
+        return f"""
         r1 = map_fd({fd}) ll
         r2 = r10
-        r2 += -0x4
-        r3 = {flags}
-        call 0x57
-        *(u32 *)(r10 - 0x4) = 0x3
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -0x4
-        r3 = {flags}
-        call 0x57
+        r2 += -{at}
+        call {helper}
+        if r0 != 0x0 goto out
+        r7 = *(u32 *)(r10 - {at})
+        r7 *= {weight}
+        r6 += r7"""
+    return "r6 = 0" + push(1) + push(2) + push(3) + """
         if r0 == 0x0 goto pushed
         r6 = 7
-    pushed:
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -0x8
-        call 0x58
-        if r0 != 0x0 goto out
-        r7 = *(u32 *)(r10 - 0x8)
-        r7 *= 1000
-        r6 += r7
-        r1 = map_fd({fd}) ll
-        r2 = r10
-        r2 += -0xc
-        call 0x59
-        if r0 != 0x0 goto out
-        r7 = *(u32 *)(r10 - 0xc)
-        r7 *= 10
-        r6 += r7
+    pushed:""" + take(0x58, 8, 1000) + take(0x59, 12, 10) + """
     out:
         r0 = r6
         exit"""

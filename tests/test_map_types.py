@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pyebpf
 from pyebpf import isa
 from pyebpf import Map
-from pyebpf.errors import MapError
 
-from mapcheck import outcome as _outcome, u32
+from mapcheck import (U32_OR_MINUS_1, created, lookup_inner, lookup_key, outcome as _outcome,
+                      perf_output_prog, u32)
 
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
@@ -68,11 +68,8 @@ def one_cpu():
         "queue-key", "queue-value0", "stack-max0", "stack-no-prealloc", "queue-zero-seed",
         "queue-rdonly-and-wronly-prog"])
 def test_creation_is_refused_with_the_kernels_errno(kernel_oracle, args):
-    with pytest.raises(pyebpf.errors.KernelError) as theirs:
-        kernel_oracle.KernelMap(*args)
-    with pytest.raises(MapError) as ours:
-        Map.create(*args)
-    assert ours.value.errno == theirs.value.errno
+    theirs = created(kernel_oracle.KernelMap, *args)
+    assert theirs != "ok" and created(Map.create, *args) == theirs
 
 
 @pytest.mark.parametrize("args", [
@@ -197,13 +194,7 @@ def _lpm_lookup_prog(fd, addr):
         r1 = map_fd({fd}) ll
         r2 = r10
         r2 += -0x8
-        call 0x1
-        if r0 == 0x0 goto miss
-        r0 = *(u32 *)(r0 + 0x0)
-        exit
-    miss:
-        r0 = -1
-        exit"""
+        call 0x1""" + U32_OR_MINUS_1
 
 
 @pytest.mark.parametrize("addr, want", [([192, 168, 0, 7], 1), ([192, 168, 1, 7], 3),
@@ -259,19 +250,7 @@ def test_an_ipv6_trie_matches_like_the_kernel(kernel_oracle):
 
 def _outer_inner_prog(outer_fd, slot):
     """Look up ``slot`` of the outer map, then key 0 of the inner one: its u32, or -1/-2."""
-    return f"""
-        *(u32 *)(r10 - 0x4) = {slot:#x}
-        r1 = map_fd({outer_fd}) ll
-        r2 = r10
-        r2 += -0x4
-        call 0x1
-        if r0 == 0x0 goto no_inner
-        r1 = r0
-        *(u32 *)(r10 - 0x4) = 0x0
-        r2 = r10
-        r2 += -0x4
-        call 0x1
-        if r0 == 0x0 goto no_value
+    return lookup_inner(outer_fd, slot, "no_inner", "no_value") + """
         r0 = *(u32 *)(r0 + 0x0)
         exit
     no_inner:
@@ -368,12 +347,7 @@ def test_an_inner_map_pointer_is_not_memory():
     tmpl = Map.create(ARRAY, 4, 4, 2)
     outer = Map.create(ARRAY_OF_MAPS, 4, 4, 4, inner_map=tmpl)
     outer[u32(0)] = tmpl
-    prog = pyebpf.Program(pyebpf.asm.assemble(f"""
-        *(u32 *)(r10 - 0x4) = 0x0
-        r1 = map_fd({outer.fd}) ll
-        r2 = r10
-        r2 += -0x4
-        call 0x1
+    prog = pyebpf.Program(pyebpf.asm.assemble(lookup_key(outer.fd) + """
         if r0 == 0x0 goto +1
         r0 = *(u64 *)(r0 + 0x0)
         exit"""), "sched_cls", verify=False)
@@ -382,21 +356,6 @@ def test_an_inner_map_pointer_is_not_memory():
 
 
 # --- perf event arrays ---------------------------------------------------------------
-
-def _perf_output(fd, flags, size=8):
-    return f"""
-        r6 = r1
-        r1 = 0x1122334455667788 ll
-        *(u64 *)(r10 - 0x8) = r1
-        r1 = r6
-        r2 = map_fd({fd}) ll
-        r3 = {flags:#x} ll
-        r4 = r10
-        r4 += -0x8
-        r5 = {size:#x}
-        call 0x19
-        exit"""
-
 
 def _perf_read(fd, flags):
     return f"""
@@ -414,8 +373,8 @@ def _perf_read(fd, flags):
 def test_perf_event_output_errors_are_the_kernels(kernel_oracle, flags, want):
     ours = Map.create(PERF, 4, 4, 4)
     with kernel_oracle.KernelMap(PERF, 4, 4, 4) as theirs:
-        assert _run_both(kernel_oracle, _perf_output(ours.fd, flags),
-                         _perf_output(theirs.fd, flags)) == (want, want)
+        assert _run_both(kernel_oracle, perf_output_prog(ours.fd, flags),
+                         perf_output_prog(theirs.fd, flags)) == (want, want)
 
 
 @pytest.mark.parametrize("flags, want", [(4, -errno.E2BIG), (1, -errno.ENOENT),
@@ -433,7 +392,7 @@ def test_perf_event_output_delivers_the_data_then_the_packet_bytes():
     the record is ``size`` bytes of data followed by ctxlen bytes from the packet start."""
     m = Map.create(PERF, 4, 4, 4)
     m.open(2)
-    prog = pyebpf.Program(pyebpf.asm.assemble(_perf_output(m.fd, (5 << 32) | 2)), "sched_cls")
+    prog = pyebpf.Program(pyebpf.asm.assemble(perf_output_prog(m.fd, (5 << 32) | 2)), "sched_cls")
     assert prog.run(FRAME, cpu=2).retval == 0
     assert m.drain() == [(2, u64(0x1122334455667788) + FRAME[:5])]
     assert m.drain() == []
@@ -444,7 +403,7 @@ def test_perf_event_output_with_current_cpu_uses_the_runs_cpu_slot():
     program runs on."""
     m = Map.create(PERF, 4, 4, 4)
     m.open(1)
-    prog = pyebpf.Program(pyebpf.asm.assemble(_perf_output(m.fd, 0xFFFFFFFF, 0)), "sched_cls")
+    prog = pyebpf.Program(pyebpf.asm.assemble(perf_output_prog(m.fd, 0xFFFFFFFF, 0)), "sched_cls")
     assert [prog.run(FRAME, cpu=c).retval for c in (0, 1)] == [-errno.ENOENT, 0]
     assert m.drain() == [(1, b"")]
 
@@ -453,7 +412,7 @@ def test_perf_event_output_to_another_cpus_slot_is_eopnotsupp():
     """Not differential: the kernel refuses an event open on another CPU (event->oncpu)."""
     m = Map.create(PERF, 4, 4, 4)
     m.open(0, cpu=3)
-    prog = pyebpf.Program(pyebpf.asm.assemble(_perf_output(m.fd, 0)), "sched_cls")
+    prog = pyebpf.Program(pyebpf.asm.assemble(perf_output_prog(m.fd, 0)), "sched_cls")
     assert prog.run(FRAME, cpu=0).retval == -errno.EOPNOTSUPP
 
 

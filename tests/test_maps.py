@@ -10,6 +10,8 @@ from pyebpf import isa
 from pyebpf import Map
 from pyebpf.errors import MapError
 
+from mapcheck import lookup_key
+
 HASH, ARRAY = isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_ARRAY
 PERCPU_HASH = isa.MapType.BPF_MAP_TYPE_PERCPU_HASH
 PERCPU_ARRAY = isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY
@@ -196,13 +198,7 @@ def test_a_counting_program_leaves_the_same_map_as_the_kernel(kernel_oracle):
 
 def test_a_lookup_pointer_cannot_reach_past_the_maps_values():
     m = Map.create(ARRAY, 4, 8, 2)
-    prog = pyebpf.Program(pyebpf.asm.assemble(f"""
-        r0 = 0x0
-        *(u32 *)(r10 - 0x4) = r0
-        r1 = map_fd({m.fd}) ll
-        r2 = r10
-        r2 += -0x4
-        call 0x1
+    prog = pyebpf.Program(pyebpf.asm.assemble(lookup_key(m.fd) + """
         if r0 == 0x0 goto +1
         r0 = *(u64 *)(r0 + 0x10)
         exit"""), "sched_cls", verify=False)

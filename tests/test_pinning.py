@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import child_python
+from mapcheck import lookup_inner, perf_output_prog
 from pktprog import counter as counter_code
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -439,19 +440,7 @@ def test_a_map_of_maps_keeps_its_template_and_inner_maps_through_a_pin_and_get(k
 
 def outer_inner_counter(outer):
     """SCHED_CLS: add 1 to the u64 of the inner map in slot 2 of ``outer``; returns it."""
-    return Program(asm.assemble(f"""
-        *(u32 *)(r10 - 4) = 2
-        r1 = map_fd({outer.fd}) ll
-        r2 = r10
-        r2 += -4
-        call 1
-        if r0 == 0 goto miss
-        r1 = r0
-        *(u32 *)(r10 - 4) = 0
-        r2 = r10
-        r2 += -4
-        call 1
-        if r0 == 0 goto miss
+    return Program(asm.assemble(lookup_inner(outer.fd, 2, "miss", "miss") + """
         r1 = 1
         lock *(u64 *)(r0 + 0) += r1
         r0 = *(u64 *)(r0 + 0)
@@ -492,18 +481,7 @@ def test_putting_an_unpinned_inner_map_into_a_pinned_outer_map_is_refused_and_un
 
 def perf_output(fd, flags):
     """SCHED_CLS: bpf_perf_event_output of 8 bytes (0x1122334455667788) to ``flags``."""
-    return Program(asm.assemble(f"""
-        r6 = r1
-        r1 = 0x1122334455667788 ll
-        *(u64 *)(r10 - 8) = r1
-        r1 = r6
-        r2 = map_fd({fd}) ll
-        r3 = {flags:#x} ll
-        r4 = r10
-        r4 += -8
-        r5 = 8
-        call 25
-        exit"""), "sched_cls")
+    return Program(asm.assemble(perf_output_prog(fd, flags)), "sched_cls")
 
 
 EVENT = u64b(0x1122334455667788)

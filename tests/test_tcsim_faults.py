@@ -98,18 +98,25 @@ def blocked_in_fifo_open(pid):
         time.sleep(0.01)
 
 
-def test_a_signal_while_the_capture_is_awaited_says_nothing_was_replayed(tmp_path):
-    os.mkfifo(tmp_path / "in.pcap")
-    (tmp_path / "prog.s").write_text(ACCEPT)
-    cmd, env = tcsim_command("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=tmp_path)
+def interrupted_in_fifo_open(tmp_path, sig, *args) -> tuple[int, str]:
+    """(exit status, stderr) of tcsim run with ``args`` in ``tmp_path`` and sent ``sig``
+    once it blocks opening a FIFO."""
+    cmd, env = tcsim_command(*args, cwd=tmp_path)
     child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
         blocked_in_fifo_open(child.pid)
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(sig)
         _, err = child.communicate(timeout=60)
     finally:
         child.kill()
-    assert (child.returncode, err) == (
+    return child.returncode, err
+
+
+def test_a_signal_while_the_capture_is_awaited_says_nothing_was_replayed(tmp_path):
+    os.mkfifo(tmp_path / "in.pcap")
+    (tmp_path / "prog.s").write_text(ACCEPT)
+    assert interrupted_in_fifo_open(tmp_path, signal.SIGTERM, "prog.s", "-r", "in.pcap",
+                                    "-o", "out.pcap") == (
         143, "tcsim: interrupted before the replay; nothing written\n")
     assert not (tmp_path / "out.pcap").exists()
 
@@ -118,16 +125,8 @@ def test_a_signal_while_a_fifo_output_awaits_its_reader_writes_no_other_output(t
     write_capture(tmp_path / "in.pcap", [FRAME])
     (tmp_path / "prog.s").write_text(ACCEPT)
     os.mkfifo(tmp_path / "pipe")
-    cmd, env = tcsim_command("prog.s", "-r", "in.pcap", "-o", "pipe", "--report", "r.jsonl",
-                             cwd=tmp_path)
-    child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        blocked_in_fifo_open(child.pid)
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert (child.returncode, err) == (
+    assert interrupted_in_fifo_open(tmp_path, signal.SIGINT, "prog.s", "-r", "in.pcap",
+                                    "-o", "pipe", "--report", "r.jsonl") == (
         130, "tcsim: interrupted while opening the outputs; nothing written\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pcap", "pipe", "prog.s"]
 
