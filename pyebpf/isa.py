@@ -336,7 +336,6 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
     ERANGE = 34
     ENODATA = 61
-    ETIME = 62
     ENONET = 64
     EPROTO = 71
     EPROTONOSUPPORT = 93

@@ -25,6 +25,9 @@ samples ~0); of an IPv6 socket's ``struct ipv6_pinfo`` its ``saddr``, and
 (a program's load through one reads 0, as the kernel's faulting probe load does), the
 cookie is 0 (the kernel gives a socket one only when something asks for it), the
 timestamps of ``rtt_min`` are 0.
+
+:func:`nf_conn_layout` gives where the conntrack model (``skb/conntrack.pxi``) keeps an
+entry's values in its ``struct nf_conn``.
 """
 from __future__ import annotations
 
