@@ -2923,7 +2923,8 @@ cdef class Program:
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
         if name >= REGION_SOCKETS:
-            return ("sockets", "the packet's socket")[name - REGION_SOCKETS]
+            return ("sockets", "the packet's socket", "kernel sockets",
+                    "conntrack entries")[name - REGION_SOCKETS]
         if name >= REGION_INNER_MAP:
             return ("inner map", "ring buffer record", "map key", "user ring buffer sample",
                     "dynptr")[name - REGION_INNER_MAP]

@@ -121,6 +121,20 @@ HZ = 250
 TICK_NSEC = 1_000_000_000 // HZ
 INITIAL_JIFFIES = (-300 * HZ) & 0xFFFFFFFF
 KTIME_TAI_OFFSET = (1_767_225_600 + 37) * 1_000_000_000
+
+# Conntrack (include/uapi/linux/netfilter/nf_conntrack_common.h, nf_conntrack_zones_common.h,
+# net/netfilter/nf_conntrack_bpf.c): the status bits, the default zone direction, the two
+# sizes struct bpf_ct_opts may be passed with, the timeout a bpf_*_ct_alloc entry starts
+# with (seconds) and the model's table size (slots; the kernel's nf_conntrack_max is larger).
+IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+IPS_SRC_NAT, IPS_DST_NAT, IPS_SRC_NAT_DONE, IPS_DST_NAT_DONE = 1 << 4, 1 << 5, 1 << 7, 1 << 8
+IPS_DYING, IPS_FIXED_TIMEOUT, IPS_HELPER = 1 << 9, 1 << 10, 1 << 13
+# __nf_ct_change_status sets or clears only these (IPS_UNCHANGEABLE_MASK's complement)
+IPS_CHANGEABLE = IPS_SEEN_REPLY | IPS_ASSURED | IPS_FIXED_TIMEOUT | IPS_HELPER
+NF_CT_DEFAULT_ZONE_DIR = 3
+NF_BPF_CT_OPTS_SZ, NF_BPF_CT_OPTS_OLD_SZ = 16, 12
+NF_CT_ALLOC_TIMEOUT = 10
+NF_CT_MODEL_SLOTS = 1024
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -322,6 +336,7 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
     ERANGE = 34
     ENODATA = 61
+    ENONET = 64
     EPROTO = 71
     EPROTONOSUPPORT = 93
     ESOCKTNOSUPPORT = 94
@@ -938,7 +953,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
-               "BPF_FIB_", "SIZEOF_BPF_")
+               "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_")
 _C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",

@@ -25,6 +25,9 @@ samples ~0); of an IPv6 socket's ``struct ipv6_pinfo`` its ``saddr``, and
 (a program's load through one reads 0, as the kernel's faulting probe load does), the
 cookie is 0 (the kernel gives a socket one only when something asks for it), the
 timestamps of ``rtt_min`` are 0.
+
+:func:`nf_conn_layout` gives where the conntrack model (``skb/conntrack.pxi``) keeps an
+entry's values in its ``struct nf_conn``.
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ from ..btf import Kind
 from ..btf.relo import target_btf
 from ..errors import BtfError
 
-__all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS"]
+__all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS",
+           "nf_conn_layout"]
 
 #: ``struct sk_buff`` field -> the ``__sk_buff`` field its value comes from
 #: (``bpf_convert_ctx_access`` reads each of these from that sk_buff field).
@@ -151,3 +155,33 @@ def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
         values |= {"inet6.saddr.in6_u.u6_addr8": le(field("src_ip6")),
                    inet + "pinet6": address + pinfo if address else 0}
     return _lay_out(t, values)
+
+
+#: The ``struct nf_conntrack_tuple`` fields the conntrack model reads and writes, by the
+#: names ``Type.fields`` gives them (dst.dir last: tuples compare up to it,
+#: nf_ct_tuple_equal).
+_TUPLE_FIELDS = {"saddr": "src.u3.all[0]", "sport": "src.u.all", "l3num": "src.l3num",
+                 "daddr": "dst.u3.all[0]", "dport": "dst.u.all", "protonum": "dst.protonum",
+                 "dir": "dst.dir"}
+
+
+def nf_conn_layout(*, btf=None) -> dict[str, int]:
+    """Where the conntrack model (``skb/conntrack.pxi``) keeps an entry's values in its
+    ``struct nf_conn``, as the target BTF lays the struct out: the struct's size, the
+    offsets of ``timeout``, ``zone``, ``status``, ``mark`` and of the two
+    ``tuplehash[].tuple``, and of each tuple field within a tuple (``t_saddr``, ...)."""
+    btf = target_btf(btf)
+    conn = {f.name: f for f in _struct(btf, "nf_conn").fields()}
+    tup = _struct(btf, "nf_conntrack_tuple")
+    tfields = {f.name: f for f in tup.fields()}
+    out = {"size": _struct(btf, "nf_conn").byte_size, "tuple_size": tup.byte_size}
+    for name in ("timeout", "status", "mark"):
+        out[name] = conn[name].offset
+    out["zone"] = conn["zone.id"].offset
+    for d in (0, 1):
+        out[f"tuple{d}"] = conn[f"tuplehash[{d}].tuple.src.u3.all[0]"].offset
+    for key, name in _TUPLE_FIELDS.items():
+        out[f"t_{key}"] = tfields[name].offset
+    if out["t_dir"] != tup.byte_size - 1:
+        raise BtfError("struct nf_conntrack_tuple does not end in dst.dir")
+    return out

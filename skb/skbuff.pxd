@@ -112,6 +112,14 @@ ctypedef struct NetSock:
     uint32_t bound_dev_if
     uint64_t cookie             # Environment.socket_cookie: what local storage is keyed by
 
+ctypedef struct CtTable:
+    # the namespace's conntrack table (skb/conntrack.pxi): a slot per entry, each its
+    # struct nf_conn (pyebpf.skb.kern.nf_conn_layout); allocated on first use, kept
+    # from run to run as the kernel's table is
+    uint8_t* mem                # NF_CT_MODEL_SLOTS slots of CtLayout.slot bytes
+    uint8_t* state              # per slot: CT_FREE, CT_ALLOC (not inserted), CT_INSERTED
+    uint32_t* refs              # per slot: the references programs hold
+
 ctypedef struct NetEnv:
     # the modelled network a run sees (pyebpf.environment.Environment), owned by its
     # Python object: an skb only borrows it
@@ -139,6 +147,7 @@ ctypedef struct NetEnv:
     uint8_t* kern_mem           # nsocks * kern_block bytes: each socket's kernel struct
     uint32_t kern_block         # (pyebpf.skb.kern.kernel_socket), read-only to programs
     uint8_t syncookie_secret[32]  # Environment.syncookie_secret: two SipHash keys
+    CtTable* ct                 # never NULL; its entries outlive runs
 
 ctypedef struct Skb:
     uint8_t* head

@@ -500,6 +500,11 @@ cdef class NetTable:
         free(self.env.socks)
         free(self.env.sock_mem)
         free(self.env.kern_mem)
+        if self.env.ct != NULL:
+            free(self.env.ct.mem)
+            free(self.env.ct.state)
+            free(self.env.ct.refs)
+            free(self.env.ct)
 
 
 cdef void* _calloc_n(size_t n, size_t size) except NULL:
@@ -607,6 +612,7 @@ cdef NetTable _net_table_of(object env):
         memcpy(d.mac, <const char*>dev.mac, ETH_ALEN)
     t.env.ndevices = len(env.devices)
     memcpy(t.env.syncookie_secret, <const char*>env.syncookie_secret, 32)
+    t.env.ct = <CtTable*>_calloc_n(1, sizeof(CtTable))
     _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     if env.socket is not None:

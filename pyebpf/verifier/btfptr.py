@@ -145,7 +145,8 @@ class BtfPointers:
             self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
                             f"var_off={tnum.text(reg.var)}")
         if write:
-            self.refuse(pc, "only read is supported")
+            self.ct_write(pc, reg.map, off, size)
+            return scalar()
         try:
             kind, target = walk(reg.map, off, size)
         except WalkError as exc:

@@ -13,6 +13,7 @@ from .. import isa
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
+from .conntrack import ConntrackCalls
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
@@ -51,7 +52,7 @@ class Refusal(Exception):
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules, LockRules):
+                  GlobalCalls, SpeculationRules, LockRules, ConntrackCalls):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=()):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -1060,7 +1061,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
-                 dst.type & 0xFF in sockets.SOCK_TYPES):
+                 dst.type & 0xFF in sockets.SOCK_TYPES or
+                 (dst.type == PTR_TO_BTF_ID and dst.ref)):
+            # reg_not_null: a referenced BTF pointer is trusted, never NULL
             taken = 0 if code_op == isa.BPF_JEQ else 1
         if self.precision:
             x = op.form is isa.F_JCC_X

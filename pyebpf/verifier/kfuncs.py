@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .. import isa
+from .conntrack import CT_KFUNCS
 from .dynptrs import dynptr_rdonly, dynptr_type
 from .state import PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
@@ -187,6 +188,12 @@ class KfuncCalls:
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
         regs = st.cur.regs
+        if name in CT_KFUNCS:
+            r0 = self.ct_return(st, pc, k, self.ct_args(st, pc, k))
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
+            return
         iter_slot = dynptr = None
         for i, arg in enumerate(k.args):
             regno = i + 1
