@@ -147,3 +147,22 @@ def test_an_objects_license_section_decides_for_its_programs(section):
     assert (mine is None) == ("Proprietary" not in section)
     if mine is not None:
         assert mine == GPL_MSG and GPL_MSG in theirs
+
+
+@pytest.mark.parametrize("license", ["GPL", "Proprietary"])
+def test_the_bpf_command_loads_with_its_license(license):
+    """pyebpf.bpf(BPF_PROG_LOAD) decides with the license it is given, as bpf(2)."""
+    import pyebpf
+    text = "r1 = r10\nr1 += -8\n*(u64 *)(r1 + 0) = 0\nr2 = 8\ncall trace_printk\n" \
+        "r0 = 0\nexit"
+    theirs = GPL_MSG in kernel_log(T.BPF_PROG_TYPE_SCHED_CLS, text, license)
+    log = bytearray(4096)
+    try:
+        pyebpf.bpf("PROG_LOAD", dict(prog_type=T.BPF_PROG_TYPE_SCHED_CLS,
+                                     insns=asm.assemble(text),
+                                     license=license.encode() + b"\0", log_level=1,
+                                     log_buf=log, log_size=len(log)))
+        mine = False
+    except errors.BpfError:
+        mine = GPL_MSG in log.decode(errors="replace")
+    assert mine == theirs == (license == "Proprietary")
