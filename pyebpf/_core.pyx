@@ -2250,7 +2250,9 @@ cdef class Program:
     capabilities.  ``functions`` names the program's global functions
     (:func:`pyebpf.verifier.globalfuncs.describe`; :func:`pyebpf.load` gives those of
     the object's BTF): each is verified on its own from its prototype, as the kernel
-    does.  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    does.  ``license`` is the load attribute (:func:`pyebpf.load` gives the object's
+    license section): one the kernel does not count GPL-compatible may call no GPL-only
+    helper and no kfunc.  ``budget`` caps the instructions one run may execute.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
@@ -2327,7 +2329,7 @@ cdef class Program:
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
                  unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=(),
-                 btf=None):
+                 btf=None, license="GPL"):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2343,7 +2345,7 @@ cdef class Program:
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
-                                  arch=self.arch, functions=functions)
+                                  arch=self.arch, functions=functions, license=license)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

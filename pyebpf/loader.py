@@ -124,10 +124,12 @@ class Object:
                 continue
             try:
                 functions = globalfuncs.describe(spec.btf, ps.func_info, kind)
+                # no license section: "GPL", as pyebpf.kernel.load_object passes it
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,
                                                  kern_version=spec.version,
-                                                 functions=functions, btf=self._btf)
+                                                 functions=functions, btf=self._btf,
+                                                 license=spec.license or "GPL")
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

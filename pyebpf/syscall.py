@@ -242,8 +242,13 @@ def _prog_load(cmd, a):
     if kind not in {int(t) for t in _SUPPORTED_PROGS}:
         _fail(errno.EINVAL, cmd, f"prog_type {kind} is not supported by pyebpf")
     insns = bytes(a.get("insns") or b"")
+    # the license string up to its NUL (bpf_prog_load); GPL when the caller gives none
+    lic = a.get("license", "GPL")
+    if not isinstance(lic, str):
+        lic = bytes(lic).decode(errors="replace")
+    lic = lic.split("\0", 1)[0]
     try:
-        prog = _core.Program(insns, kind)
+        prog = _core.Program(insns, kind, license=lic)
     except LoadError as exc:
         log = a.get("log_buf")
         if isinstance(log, bytearray) and a.get("log_level"):

@@ -49,7 +49,7 @@ def _last(log: str) -> str | None:
 def diamonds(n: int, body: str) -> str:
     """``n`` two-way branches on bits of skb->len, each side setting r8 to its own
     constant; ``body`` then runs with r8 holding one of 2**n combinations (and the
-    stack's fp-64 zeroed: pyebpf compares stack bytes the kernel knows are dead)."""
+    stack's fp-64 zeroed)."""
     lines = ["r6 = r1", "r7 = *(u32 *)(r6 + 0)", "r8 = 0", "*(u64 *)(r10 - 64) = 0"]
     for i in range(n):
         lines += [f"if r7 & {1 << i} goto a{i}", f"r8 = {i}", f"goto j{i}",

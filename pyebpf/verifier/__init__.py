@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import kfuncs, structure
+from . import helpers, kfuncs, license as licenses, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -47,7 +47,7 @@ class Verdict:
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
-          functions=()) -> list[isa.Op | None]:
+          functions=(), license: str = "GPL") -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -56,20 +56,22 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
     reads.  ``functions``: the program's global functions
     (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
-    the others are verified at each call.  Raises :class:`VerifierError` at the first
-    refusal.  ``pointer_kinds``, a
+    the others are verified at each call.  ``license``: the program's license string
+    (only GPL-compatible ones may call GPL-only helpers and kfuncs).  Raises
+    :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths)."""
+    gpl = licenses.gpl_compatible(license)
     key = (tuple(insns), prog_type, profile, unpriv, arch, bool(line_info),
-           COMPLEXITY_LIMIT.get(profile), tuple(functions)) \
+           COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
     if hit is not None:
         ops, kinds = hit
     else:
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
-                              arch, functions)
+                              arch, functions, gpl)
         kinds = interp.ptr_kinds if interp is not None else {}
         if key is not None and _self_contained(insns, ops):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
@@ -101,15 +103,15 @@ def _self_contained(insns, ops) -> bool:
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
            line_info=(), log_level: int = 1, unpriv: bool = False,
-           arch: str = "x86_64", functions=()) -> Verdict:
+           arch: str = "x86_64", functions=(), license: str = "GPL") -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
     return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
-                functions)[1]
+                functions, licenses.gpl_compatible(license))[1]
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
-         arch="x86_64", functions=()):
+         arch="x86_64", functions=(), gpl=True):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -121,17 +123,19 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
             _check_46(insns, ops)
         if unpriv:
             _check_unpriv(insns, ops, prog_type)
+        if not gpl and profile == "current":
+            _check_kfunc_license(insns, ops)
         starts = sorted({0} | {s for pc, op in enumerate(ops)
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv, arch, functions)
+                             live_registers(insns, ops), unpriv, arch, functions, gpl)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
             return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
-                        functions)
+                        functions, gpl)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:
@@ -198,6 +202,15 @@ def _check_46(insns, ops) -> None:
             raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
 
 
+def _check_kfunc_license(insns, ops) -> None:
+    """add_subprog_and_kfunc: a program that is not GPL-compatible may call no kernel
+    function (the first call is refused before any path is walked)."""
+    for pc, op in enumerate(ops):
+        if op is not None and op.form is isa.F_CALL and \
+                insns[pc].src == isa.BPF_PSEUDO_KFUNC_CALL:
+            raise Refusal([licenses.KFUNC_REFUSAL], pc)
+
+
 def _check_unpriv(insns, ops, prog_type) -> None:
     """What the kernel refuses an unprivileged loader before exploring paths: program
     types (bpf_prog_load: EPERM), more than BPF_MAXINSNS instructions (E2BIG), calls of
@@ -225,6 +238,15 @@ def _check_unpriv(insns, ops, prog_type) -> None:
             target = pc + 1 + insns[pc].imm
         if target is not None and target <= pc:
             raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
+
+
+def _call_args(insn, form) -> int:
+    """The argument registers a call reads (get_call_summary): a helper's prototype's
+    count, a kfunc's own, all five for a static function (or a helper pyebpf has no
+    prototype of)."""
+    if form is isa.F_CALL and not insn.src and insn.imm in helpers.PROTOS:
+        return len(helpers.PROTOS[insn.imm].args)
+    return kfuncs.arg_count(insn)
 
 
 def live_registers(insns, ops) -> list[frozenset]:
@@ -255,7 +277,7 @@ def live_registers(insns, ops) -> list[frozenset]:
             elif op.disc_value & isa.BPF_FETCH:
                 d |= 1 << insn.src
         if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
-            u |= ((1 << kfuncs.arg_count(insn)) - 1) << 1
+            u |= ((1 << _call_args(insn, f)) - 1) << 1
             d |= 0b111111
         elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
             u |= 1 << 6

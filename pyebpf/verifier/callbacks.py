@@ -98,6 +98,7 @@ class CallbackCalls:
         if r0.smin < lo or r0.smax > hi:
             self.refuse(pc, f"At callback return the register R0 has{_bounds(r0)} should "
                             f"have been in [{lo}, {hi}]")
+        self.lv.update(st)
         st.frames.pop()
         # scalars the callback changed since the previous call are widened, as for
         # iterators (prepare_func_exit: widen_imprecise_scalars)

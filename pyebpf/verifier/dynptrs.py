@@ -91,6 +91,8 @@ class DynptrCalls:
             if kind == RINGBUF and not ref:
                 ref = self.new_id()         # acquire_reference, after the dynptr's id
                 st.refs[ref] = pc
+            # mark_stack_slots_dynptr
+            self.lv.write(reg.frame, 3 << (-lo - 16) // 8)
             for part, addr in ((1, lo), (2, lo + 8)):
                 s = self._slot(frame, addr)
                 marker = Reg(PTR_TO_STACK)
@@ -110,6 +112,7 @@ class DynptrCalls:
         if expect and dynptr_type(first.spill) != expect:
             self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
                             f"#{argno}")
+        self.lv.read(st, reg.frame, pc, 3 << (-off - 16) // 8)    # mark_dynptr_read
         return first.spill
 
     def dynptr_release_arg(self, st, pc: int, regno: int, reg: Reg) -> int:
@@ -130,8 +133,9 @@ class DynptrCalls:
         """unmark_stack_slots_dynptr: the reference ends, with every dynptr (clones too)
         holding it; release_reference then ends the slices."""
         for f in st.frames:
-            for s in f.stack.values():
+            for spi, s in f.stack.items():
                 if is_dynptr_slot(s) and s.spill is not None and s.spill.ref == ref:
+                    self.lv.write(f.frameno, 1 << spi)      # invalidate_dynptr
                     s.kinds = [STACK_INVALID] * 8
                     s.spill = None
 
@@ -144,6 +148,7 @@ class DynptrCalls:
         if s.spill.ref:
             self.refuse(pc, "cannot overwrite referenced dynptr")
         base = addr - addr % 8 - (8 if s.spill.size == 2 else 0)
+        self.lv.write(frame.frameno, 3 << (-base - 16) // 8)
         for a in (base, base + 8):
             part = self._slot(frame, a, create=False)
             if part is not None:

@@ -19,6 +19,8 @@ from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
+from .license import GPL_ONLY, HELPER_REFUSAL
+from .liveness import StackLiveness
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -26,7 +28,8 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_M
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
-                    PTR_UNTRUSTED, SCALAR, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO,
+                    PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_ITER, STACK_MISC,
+                    STACK_SPILL, STACK_ZERO,
                     Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
                     type_str)
 
@@ -43,6 +46,12 @@ _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
+def _slot_mask(lo: int, hi: int) -> int:
+    """The stack slots the bytes [lo, hi) below the frame pointer reach, as a mask."""
+    first, last = (-hi) // 8, (-lo - 1) // 8
+    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+
+
 class Refusal(Exception):
     """The kernel's refusal: its message lines and the instruction."""
 
@@ -54,9 +63,10 @@ class Refusal(Exception):
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
-                 unpriv: bool = False, arch: str = "x86_64", functions=()):
+                 unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
+        self.gpl = gpl              # the license lets it call GPL-only helpers
         self.ctx_rules = rules.context_table(prog_type, profile, arch)
         self.allowed = rules.helpers_allowed(prog_type, profile, unpriv)
         self.maps = maps
@@ -76,6 +86,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                if op is not None and op.form is isa.F_CALL and
                                not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
+        self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
         # per slot, what the main loop and the ALU ask of every visit (Op's properties
         # compute it from the opcode each time)
         self.is_jmp = [op is not None and op.cls in (isa.BPF_JMP, isa.BPF_JMP32)
@@ -165,6 +177,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.log.slots.clear()
                 self.log.pruned(prev, pc)
                 self.path_done(st)
+                self.lv.update(st)
                 if not pending:
                     return
                 st, pc, prev = self.pop(pending)
@@ -189,6 +202,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     touched = None
             if nxt is None:
                 self.path_done(st)
+                self.lv.update(st)
                 if not pending:
                     return
                 st, pc, prev = self.pop(pending)
@@ -258,6 +272,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if not p.evicted:
                 self.open[p.insn][p.sig].remove(p)
                 self.open_count[p.insn] -= 1
+                self.unclean.setdefault(p.insn, []).append(p)
             p = p.parent
 
     def visited(self, cur: VState, pc: int) -> bool:
@@ -268,6 +283,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         (so a program whose paths the kernel cannot prune is refused by complexity
         here too)."""
         nframes = len(cur.frames)
+        if pc in self.unclean:
+            self._clean_live_states(cur, pc)
 
         def live(i: int, r: int) -> bool:
             if i == nframes - 1:
@@ -298,7 +315,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             count += 1
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live) and (
+                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -307,7 +324,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 if not force and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
                     add = False
-            elif states_equal(old, cur, live, ranges=not self.precision):
+            elif states_equal(old, cur, live, ranges=not self.precision,
+                              uninit_ok=not self.unpriv):
                 old.hits += 1
                 if self.precision:
                     precision.propagate(self, old, cur)
@@ -336,6 +354,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
+
+    def _clean_live_states(self, cur: VState, pc: int) -> None:
+        """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
+        forget their dead stack slots, once."""
+        sites = [f.callsite for f in cur.frames]
+        keep = []
+        for old in self.unclean.pop(pc):
+            if old.evicted:
+                continue
+            if [f.callsite for f in old.frames] != sites:
+                keep.append(old)
+                continue
+            self.lv.clean(old)
+        if keep:
+            self.unclean[pc] = keep
 
     def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
         """Per frame, the registers ``visited``'s ``live`` keeps, in order."""
@@ -389,15 +422,18 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.precision:
                 self._note_slot(st, insn.dst, insn.off)
             self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
+            self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_ST:
             self.read(st, pc, insn.dst)
             if self.precision:
                 self._note_slot(st, insn.dst, insn.off)
             self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
+            self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_ATOMIC:
             self.atomic(st, pc, insn, op)
+            self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_LDDW:
             self.lddw(st, pc, insn, op)
@@ -417,10 +453,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.call_under_lock(st, pc, insn)
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
                 self.kfunc_call(st, pc, insn, pending)
-                return pc + 1
-            if insn.imm in CALLBACK_HELPERS:
-                self.callback_call(st, pc, insn, pending)
-            self.helper_call(st, pc, insn)
+            else:
+                if insn.imm in CALLBACK_HELPERS:
+                    self.callback_call(st, pc, insn, pending)
+                self.helper_call(st, pc, insn)
+            self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
             self.call_under_lock(st, pc, insn)
@@ -871,11 +908,17 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     self._set_byte(frame, a, STACK_MISC)
                 return None
+            # check_stack_read_var_off reads every slot the range reaches
+            self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
             return scalar()
+        if not write:
+            self.lv.read(st, reg.frame, pc, 1 << (-lo - 1) // 8)
+        elif size == 8 and lo % 8 == 0:
+            # check_stack_write_fixed_off: only a whole slot counts as written
+            self.lv.write(reg.frame, 1 << (-lo - 1) // 8)
         if write:
             if value_regno < 0 and imm is None:
-                for a in range(lo, hi):
-                    self._set_byte(frame, a, STACK_MISC)
+                self._write_bytes(frame, lo, size, STACK_MISC)
                 return None
             value = st.cur.regs[value_regno] if value_regno >= 0 else scalar(imm)
             self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
@@ -932,9 +975,18 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                 "caller")
             self._spill(s, value, 8)
             return
-        kind = STACK_ZERO if value.is_null() else STACK_MISC
+        self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
+
+    def _write_bytes(self, frame: Frame, addr: int, size: int, kind: int) -> None:
+        """check_stack_write_fixed_off's write of data: a slot holding a spilled
+        register (or a dynptr, an iterator) becomes misc in every byte not invalid
+        (scrub_spilled_slot, its zeroes too), then the bytes written become ``kind``."""
+        s = self._slot(frame, addr)
+        if s.kinds[0] in (STACK_SPILL, STACK_DYNPTR, STACK_ITER):
+            s.kinds = [STACK_INVALID if k == STACK_INVALID else STACK_MISC for k in s.kinds]
+        s.spill = None
         for a in range(addr, addr + size):
-            self._set_byte(frame, a, kind)
+            s.kinds[a % 8] = kind
 
     @staticmethod
     def _spill(s: Slot, value: Reg, size: int) -> None:
@@ -1224,6 +1276,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
             self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
                             f"({kernel}, {self.prog_type.name})")
+        if not self.gpl and hid in GPL_ONLY and self.profile == "current":
+            self.refuse(pc, HELPER_REFUSAL)
         if hid in helpers.MIGHT_SLEEP:
             self.refuse(pc, "helper call might sleep in a non-sleepable prog")
         # a helper without a prototype here is one pyebpf does not implement: loading
@@ -1400,6 +1454,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
             self.helper_mem(st, pc, regno, reg, size, True, False)
+            if reg.type == PTR_TO_STACK:
+                # initialised memory the helper writes: read first (no MEM_UNINIT)
+                lo = reg.off + reg.smin
+                self.lv.read(st, reg.frame, pc, _slot_mask(lo, lo + size))
             # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
             if reg.type == PTR_TO_STACK and not tnum.is_aligned(
                     tnum.add(reg.var, tnum.const(reg.off)), size):
@@ -1544,6 +1602,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                        " write to" if write else " read from")
             self._note_depth(st, reg, lo)
             frame = self.stack_frame(st, reg)
+            if not write:
+                # check_stack_range_initialized (not for MEM_UNINIT: raw mode)
+                self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
             if write:
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
@@ -1589,6 +1650,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r0 = st.cur.regs[0]
             if r0.type == PTR_TO_STACK:     # prepare_func_exit
                 self.refuse(pc, "cannot return stack pointer to the caller")
+            self.lv.update(st)
             callee = st.frames.pop()
             caller = st.cur
             caller.regs[0] = r0.copy()

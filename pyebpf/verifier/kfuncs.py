@@ -292,12 +292,15 @@ class KfuncCalls:
             marker.size = isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
             marker.ref = self.new_id()
             st.refs[marker.ref] = pc
+            self.lv.write(reg.frame, 1 << (-lo - 1) // 8)     # mark_stack_slots_iter
             slot.kinds = [STACK_ITER] * 8
             slot.spill = marker
             return slot
         if not live:
             self.refuse(pc, f"expected an initialized iter_{kind} as arg #{i}")
+        self.lv.read(st, reg.frame, pc, 1 << (-lo - 1) // 8)      # mark_iter_read
         if k.flags & isa.KF_ITER_DESTROY:
+            self.lv.write(reg.frame, 1 << (-lo - 1) // 8)
             st.refs.pop(slot.spill.ref, None)
             slot.kinds = [STACK_INVALID] * 8
             slot.spill = None

@@ -290,9 +290,35 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -
     return _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
 
 
-def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool) -> bool:
+_UNBOUND = Reg(SCALAR)
+
+
+def _scalar_for_slot(s, uninit_ok: bool) -> Reg | None:
+    """scalar_reg_for_stack: what a load of the whole slot gives, when that is a scalar
+    (a spilled 64-bit scalar; any number for bytes all misc, or uninitialised that a
+    privileged loader may read)."""
+    if s.kinds[0] == STACK_SPILL and s.spill is not None and s.spill.type == SCALAR and \
+            all(k == STACK_SPILL for k in s.kinds):
+        return s.spill
+    if all(k == STACK_MISC or k == STACK_INVALID and uninit_ok for k in s.kinds):
+        return _UNBOUND
+    return None
+
+
+def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
+               uninit_ok: bool) -> bool:
     for spi, os_ in old.stack.items():
         cs = cur.stack.get(spi)
+        if not exact and cs is not None:
+            # a spilled 64-bit scalar against bytes that load as any number, or the
+            # other way round, compare as registers (scalar_reg_for_stack)
+            o_reg = _scalar_for_slot(os_, uninit_ok)
+            if o_reg is not None and (os_.kinds[0] == STACK_SPILL or not uninit_ok):
+                c_reg = _scalar_for_slot(cs, uninit_ok)
+                if c_reg is not None:
+                    if not regsafe(o_reg, c_reg, idmap, exact, ranges):
+                        return False
+                    continue
         ck = cs.kinds if cs is not None else [STACK_INVALID] * 8
         for i in range(8):
             ok_, ck_ = os_.kinds[i], ck[i]
@@ -302,8 +328,8 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool) -
                 continue
             if ok_ == STACK_INVALID:
                 continue
-            if ok_ == STACK_MISC and ck_ in (STACK_MISC, STACK_ZERO):
-                continue
+            if ok_ == STACK_MISC and (uninit_ok or ck_ == STACK_MISC or ck_ == STACK_ZERO):
+                continue        # allow_uninit_stack: whatever is there reads as misc
             if ok_ != ck_:
                 return False
         if os_.kinds[7] == STACK_SPILL or \
@@ -320,9 +346,9 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool) -
 
 
 def states_equal(old: VState, cur: VState, live, exact: bool = False,
-                 ranges: bool = True) -> bool:
+                 ranges: bool = True, uninit_ok: bool = True) -> bool:
     """``live(frame_index, regno)`` says whether a register is read later; ``ranges``
-    as :func:`regsafe`'s."""
+    as :func:`regsafe`'s; ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
     if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
@@ -342,7 +368,7 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
                 continue
             if not regsafe(of.regs[r], cf.regs[r], idmap, exact, ranges):
                 return False
-        if not _stacksafe(of, cf, idmap, exact, ranges):
+        if not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not _check_ids(a, b, idmap):
