@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import socket
 
 import pytest
@@ -516,3 +517,16 @@ def test_the_map_keeps_what_a_program_put_in_across_runs():
     assert prog.run(PACKET, env=ENV, ifindex=2).retval == 0x100
     assert prog.run(PACKET, env=ENV, ifindex=2).retval == -errno.EEXIST & 0xff | 0x100
     assert obj.maps["sock_hash"].lookup(u32(7)) == ENV.socket_cookie(0).to_bytes(8, "little")
+
+
+def test_tcsim_map_files_put_sockets_in_by_cookie_and_dump_them(tmp_path):
+    from pyebpf.pcap import mapfiles
+    obj = pyebpf.load(_read_prog("sock_hash", 2))
+    path = tmp_path / "socks.json"
+    path.write_text(json.dumps([{"key": "02000000", "value": ENV.socket_cookie(1)}]))
+    mapfiles.load(obj.maps["sock_hash"], str(path), f"sock_hash={path}")
+    assert obj.program("read_sock").run(PACKET, env=ENV).retval == 0
+    cookie = ENV.socket_cookie(1)
+    assert mapfiles.dump(obj.maps["sock_hash"])["entries"] == [
+        {"key": "02000000", "value": cookie, "key_hex": "02000000",
+         "value_hex": cookie.to_bytes(8, "little").hex()}]
