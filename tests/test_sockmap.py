@@ -530,3 +530,20 @@ def test_tcsim_map_files_put_sockets_in_by_cookie_and_dump_them(tmp_path):
     assert mapfiles.dump(obj.maps["sock_hash"])["entries"] == [
         {"key": "02000000", "value": cookie, "key_hex": "02000000",
          "value_hex": cookie.to_bytes(8, "little").hex()}]
+
+
+def test_a_sockhash_walks_its_keys_in_the_kernels_order(socks_world, kernel_oracle):
+    """jhash of the key with seed 0, newest first in a bucket; a replaced key moves to
+    its bucket's head."""
+    keys = [u32(v) for v in (5, 1, 9, 300, 7, 2, 1 << 20)] + [u32(9)]
+    ours = Map.create(SOCKHASH, 4, 8, 8)
+    for key in keys:
+        ours.update(key, ENV.socket_cookie(0))
+
+    def kernel_side():
+        with kernel_oracle.KernelMap(SOCKHASH, 4, 8, 8) as theirs:
+            for key in keys:
+                theirs.update(key, _fd_of(socks_world, 0).to_bytes(8, "little"))
+            return theirs.keys()
+    count_comparison()
+    assert ours.keys() == socks_world(kernel_side)
