@@ -8,7 +8,10 @@ array, an object of member names for a struct or union; per-CPU maps take and gi
 list with one value per CPU.  Dumps give both: ``key``/``value`` decoded where the map
 has BTF types (else hexadecimal) and ``key_hex``/``value_hex``.  The keys of local
 storage are the owners: sockets' cookies, tasks' and cgroups' kernel addresses (an
-integer, or 8 bytes in hexadecimal).
+integer, or 8 bytes in hexadecimal).  The values of socket maps (SOCKMAP, SOCKHASH) are
+sockets' cookies, integers (a dump lists the sockets of a map of 8-byte values, whose
+cookies read back; of 4-byte values, whose cookies do not, only the keys (a sockmap's
+every index), ``value`` null).
 """
 from __future__ import annotations
 
@@ -74,12 +77,28 @@ def _storage(m) -> bool:
                            "BPF_MAP_TYPE_CGRP_STORAGE")
 
 
+def _sockets(m) -> bool:
+    return m.type.name in ("BPF_MAP_TYPE_SOCKMAP", "BPF_MAP_TYPE_SOCKHASH")
+
+
+def _dump_sockets(m) -> list:
+    # sock_map_lookup_sys: ENOSPC for 4-byte values (the kernel's fds), else the cookie
+    entries = []
+    for key in m.keys():
+        raw = m.lookup(key) if m.value_size == 8 else b""
+        if raw is None:
+            continue
+        entries.append({"key": key.hex(), "value": int.from_bytes(raw, "little") if raw
+                        else None, "key_hex": key.hex(), "value_hex": raw.hex() or None})
+    return entries
+
+
 def dump(m) -> dict:
     """One map's contents as the JSON object ``--dump-maps`` writes (local storage:
     each key is the owner, a socket's cookie or a task's or cgroup's address)."""
     kc, vc = _codecs(m)
-    entries = []
-    for key in m.keys():
+    entries = _dump_sockets(m) if _sockets(m) else []
+    for key in [] if _sockets(m) else m.keys():
         raw = m.lookup(key)
         values = raw if _per_cpu(m) else [raw]
         shown = int.from_bytes(key, "little") if _storage(m) else \
@@ -139,6 +158,12 @@ def load(m, path: str, given: str) -> None:
             else:
                 key = _encode(entry["key"], kc, m.key_size, "key", m.name)
             value = entry["value"]
+            if _sockets(m):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"value {value!r}: a socket map's values are sockets' "
+                                     "cookies (integers)")
+                m.update(key, value)
+                continue
             if _per_cpu(m) and isinstance(value, list) and len(value) == m.ncpu:
                 raw = [_encode(v, vc, m.value_size, "value", m.name) for v in value]
             else:

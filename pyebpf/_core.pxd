@@ -351,11 +351,16 @@ cdef inline bint _is_local_storage(MapStore* m) noexcept nogil:
     return (m.type == BPF_MAP_TYPE_SK_STORAGE or m.type == BPF_MAP_TYPE_TASK_STORAGE
             or m.type == BPF_MAP_TYPE_CGRP_STORAGE)
 
+cdef inline bint _is_sock_map(MapStore* m) noexcept nogil:
+    # SOCKMAP and SOCKHASH: each slot's 8 bytes hold a socket's cookie, 0 for none
+    return m.type == BPF_MAP_TYPE_SOCKMAP or m.type == BPF_MAP_TYPE_SOCKHASH
+
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
     # local storage is a hash keyed by its owner: the socket's cookie, the task's or the
     # cgroup's address (maps.pxi)
     return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
-            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m) or _is_local_storage(m))
+            or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m) or _is_local_storage(m)
+            or m.type == BPF_MAP_TYPE_SOCKHASH)
 
 cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
     return m.keys + <size_t>n * m.data_size

@@ -10,8 +10,9 @@ that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_current_cgroup_id``, ``bpf_sk_storage_get`` and ``bpf_sk_storage_delete`` (by
 socket cookie), ``bpf_get_current_ancestor_cgroup_id``, ``bpf_fib_lookup``,
 ``bpf_sk_lookup_tcp``,
-``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``; ``bpf_clone_redirect`` finds
-its target among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a
+``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``, ``bpf_map_lookup_elem``
+on a SOCKMAP or SOCKHASH (by socket cookie); ``bpf_clone_redirect`` finds its target
+among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a
 fresh network namespace: loopback only (ifindex 1, MTU 65536, down), the packet owned
 by a socket of uid 0 in the root cgroup.  An Environment is immutable.  The TOML form
 is described in docs/environment.md.

@@ -237,6 +237,8 @@ cdef class Map:
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
+        if _is_sock_map(self._m):
+            return self._socket_cookie(k)
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             raise TypeError(f"map {self._label()} is a bloom filter: ask maybe_contains(value)")
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
@@ -278,6 +280,8 @@ cdef class Map:
             return self._set_inner(k, value, flags)
         if self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
             return self._set_cgroup(k, value, flags)
+        if _is_sock_map(self._m):
+            return self._set_socket(k, value, flags)
         if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
                                    "opened with open(), not updated")
@@ -382,6 +386,28 @@ cdef class Map:
         cgroup = value
         memcpy(map_value(self._m, e, 0), &cgroup, 8)
 
+    cdef _set_socket(self, bytes k, value, flags):
+        """Put a socket in: its cookie (an int), or a Socket of the Environment that
+        names its cookie (sock_map_update_elem_sys, which takes the socket's fd)."""
+        cdef int rc
+        rc = sock_map_update(self._m, <const uint8_t*>k, _socket_cookie_of(value, self._label()),
+                             flags)
+        if rc:
+            self._fail(rc, "update", k)
+
+    cdef _socket_cookie(self, bytes k):
+        """sock_map_lookup_sys: the socket's cookie as 8 bytes, ENOSPC for a map of
+        4-byte values, None for an empty slot."""
+        cdef int32_t e
+        cdef uint64_t cookie
+        if self._m.value_size != 8:
+            self._fail(-ENOSPC, "lookup (a socket's cookie needs an 8-byte value)", k)
+        e = map_find(self._m, <const uint8_t*>k)
+        if e == NO_ELEM:
+            return None
+        memcpy(&cookie, map_value(self._m, e, 0), 8)
+        return None if cookie == 0 else cookie.to_bytes(8, "little")
+
     def delete(self, key):
         if self._pin is not None:
             return self._pin.apply(Map.delete, self, key)
@@ -440,7 +466,8 @@ cdef class Map:
             self._fail(-EINVAL, f"lookup_and_delete (flags {flags:#x})", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(True)
-        if not _is_hash(self._m) or self._m.inner != NULL or _is_local_storage(self._m):
+        if not _is_hash(self._m) or self._m.inner != NULL or _is_local_storage(self._m) \
+                or _is_sock_map(self._m):
             self._fail(-ENOTSUPP, "lookup_and_delete", k)
         value = self.lookup(k)
         if value is not None:
@@ -592,7 +619,7 @@ cdef class Map:
     cdef bint _batch_supports(self, str op):
         # the kernel's map types with batch ops; maps of maps (whose values the kernel
         # gives as map ids) are not modelled
-        if self._m.inner != NULL or _is_local_storage(self._m):
+        if self._m.inner != NULL or _is_local_storage(self._m) or _is_sock_map(self._m):
             return False
         if _is_hash(self._m):
             return True

@@ -90,6 +90,8 @@ cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uin
     key = _mem(vm, r2, m.key_size, ACCESS_READ)
     if key == NULL:
         return 0
+    if _is_sock_map(m):
+        return sock_map_lookup(vm, m, key)
     elem = map_find(m, key)
     if elem == NO_ELEM:
         return 0
@@ -132,6 +134,9 @@ cdef uint64_t _map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     key = _mem(vm, r2, m.key_size, ACCESS_READ)
     if key == NULL:
         return 0
+    if _is_sock_map(m):
+        # the value is a socket (resolve_map_arg_type: ARG_PTR_TO_BTF_ID_SOCK_COMMON)
+        return sock_map_update_prog(vm, m, key, r3, flags)
     value = _mem(vm, r3, m.value_size, ACCESS_READ)
     if value == NULL:
         return 0

@@ -171,8 +171,10 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
             m.next[fresh] = m.free_head
             m.free_head = fresh
             lru_touch(m, e)
-        elif m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS:
-            # a plain hash map replaces the element, which moves it to its bucket's head
+        elif (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
+              or m.type == BPF_MAP_TYPE_SOCKHASH):
+            # a plain hash map (and sock_hash_update_common) replaces the element, which
+            # moves it to its bucket's head
             _hash_unlink(m, e, prev)
             _hash_link(m, e)
         return e
@@ -288,6 +290,8 @@ cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
     cdef int32_t e, prev
     if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return _lpm_delete(m, key)
+    if m.type == BPF_MAP_TYPE_SOCKMAP:
+        return sock_map_delete(m, key)
     if not _is_hash(m):
         return -EINVAL
     e = _hash_find(m, key, &prev)
@@ -648,6 +652,7 @@ _PROG_ACCESS = BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
 _ACCESS_FLAGS = BPF_F_RDONLY | BPF_F_WRONLY | _PROG_ACCESS        # BPF_F_ACCESS_MASK
 _HASH_FLAGS = BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | _ACCESS_FLAGS | BPF_F_ZERO_SEED
 _FD_ARRAY_FLAGS = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY   # fd_array_map_alloc_check
+_SOCK_MAPS = (BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH)
 # the flags each map type takes (its *_CREATE_FLAG_MASK)
 _CREATE_FLAGS = {
     BPF_MAP_TYPE_HASH: _HASH_FLAGS, BPF_MAP_TYPE_PERCPU_HASH: _HASH_FLAGS,
@@ -667,6 +672,9 @@ _CREATE_FLAGS = {
     BPF_MAP_TYPE_SK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
     BPF_MAP_TYPE_TASK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
     BPF_MAP_TYPE_CGRP_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
+    # SOCK_CREATE_FLAG_MASK (net/core/sock_map.c)
+    BPF_MAP_TYPE_SOCKMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_MAP_TYPE_SOCKHASH: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
 }
 _LOCAL_STORAGE = (BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
 # what an inner map may be: the data maps programs read through map helpers
@@ -682,7 +690,8 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
     if kind not in _HASHES + _ARRAYS + _QUEUES + (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_RINGBUF,
                                                   BPF_MAP_TYPE_USER_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
-                                                  BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE:
+                                                  BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE \
+            + _SOCK_MAPS:
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
         raise MapError(EINVAL, f"{name} takes no map_extra")
@@ -718,6 +727,16 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         if value_size > MAX_LOCAL_STORAGE_VALUE_SIZE:
             raise MapError(E2BIG, f"a local storage value is at most "
                                   f"{MAX_LOCAL_STORAGE_VALUE_SIZE} bytes")
+        return
+    if kind in _SOCK_MAPS:
+        # sock_map_alloc, sock_hash_alloc: a value is a socket's fd (4 bytes) or, read
+        # back, its cookie (8); a sockmap's key is its u32 index
+        if (max_entries == 0 or value_size not in (4, 8) or
+                (key_size != 4 if kind == BPF_MAP_TYPE_SOCKMAP else key_size == 0)):
+            raise MapError(EINVAL, f"{name} has max_entries, a 4- or 8-byte value and "
+                                   f"{'a 4-byte' if kind == BPF_MAP_TYPE_SOCKMAP else 'a'} key")
+        if key_size > MAX_BPF_STACK:
+            raise MapError(E2BIG, f"a {name} key is at most {MAX_BPF_STACK} bytes")
         return
     if kind in _QUEUES:
         # queue_stack_map_alloc_check
@@ -834,9 +853,9 @@ cdef _map_storage(MapStore* m, object kind):
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
-    if kind == BPF_MAP_TYPE_CGROUP_ARRAY:
-        # each slot's 8 bytes (the stride) hold the id of the cgroup put there, 0 for
-        # none; user space puts cgroups in, programs only test against them
+    if kind == BPF_MAP_TYPE_CGROUP_ARRAY or kind in _SOCK_MAPS:
+        # each slot's 8 bytes (the stride) hold the id of the cgroup put there, or the
+        # cookie of the socket (sockmap.pxi), 0 for none; programs never see the slots
         m.hidden = True
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS):
         # the values are the inner maps' fds, for the syscall side only
@@ -846,7 +865,7 @@ cdef _map_storage(MapStore* m, object kind):
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
-    elif kind in _HASHES or kind in _LOCAL_STORAGE:
+    elif kind in _HASHES or kind in _LOCAL_STORAGE or kind == BPF_MAP_TYPE_SOCKHASH:
         while n < max_entries:
             n <<= 1
         m.n_buckets = n

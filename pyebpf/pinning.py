@@ -518,9 +518,11 @@ def _detach(m) -> None:
 
 
 # maps whose store is not laid out as the pin format's records: local storage (keys
-# are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte ids)
+# are cookies and addresses, not the declared fds), cgroup arrays and socket maps (slots
+# hold 8-byte ids and cookies where the declared values are 4-byte fds)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY,
+               isa.MapType.BPF_MAP_TYPE_SOCKMAP, isa.MapType.BPF_MAP_TYPE_SOCKHASH)
 
 
 def pin_map(m, path) -> None:

@@ -119,12 +119,15 @@ def _open_sockets(env: Environment) -> list[socket.socket]:
 @contextlib.contextmanager
 def world(env: Environment, tag: str):
     """``run(fn)``: ``fn()`` called in a namespace built as ``env`` declares, its sockets
-    open.  Where bpf(2) is refused and the kernel's answers are replayed, ``fn`` runs
+    open (``run.sockets``: Python socket objects, None where answers replay).  Where bpf(2) is refused and the kernel's answers are replayed, ``fn`` runs
     directly: the answers do not depend on where the call is made.  Skips when the
     namespace cannot be made."""
     from conftest import _answers
     if _answers.mode == "replay":
-        yield lambda fn: fn()
+        def replay(fn):
+            return fn()
+        replay.sockets = None
+        yield replay
         return
     ip, = toolpath.need("ip", package="iproute2")
     name = f"pyebpf-{tag}-{os.getpid()}"
@@ -146,6 +149,7 @@ def world(env: Environment, tag: str):
         def run(fn):
             with lock:
                 return in_netns(name, fn)
+        run.sockets = opened            # the open sockets (none where answers replay)
         try:
             yield run
         finally:

@@ -57,6 +57,16 @@ _HASH_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE
                          isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
 _LRU_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_LRU_HASH,
                         isa.MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH})
+_SOCK_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_SOCKMAP, isa.MapType.BPF_MAP_TYPE_SOCKHASH})
+
+# Sockets put in socket maps, which take them by fd: fd -> the name a test gave the
+# socket (name_socket), what an update's key holds instead of the fd's number.
+SOCKET_NAMES: dict[int, str] = {}
+
+
+def name_socket(fd: int, name: str) -> None:
+    """Key the socket map updates that put ``fd`` in by ``name``."""
+    SOCKET_NAMES[fd] = name
 
 
 # Differential comparisons made by the test helpers (skbdiff, pktprog), per test node id,
@@ -273,6 +283,10 @@ class Answers:
                 value_id = target.ident
                 if cmd == isa.BpfCmd.BPF_MAP_UPDATE_ELEM:
                     m.reaches.append(target)
+        sock_map = m is not None and m.map_type in _SOCK_MAPS
+        if sock_map and value is not None and cmd == isa.BpfCmd.BPF_MAP_UPDATE_ELEM:
+            fd_value = int.from_bytes(value, "little")
+            value_id = SOCKET_NAMES.get(fd_value, f"socket fd {fd_value}")
         state = m.state if m is not None else f"fd:{fd}"
         k = _h("elem", int(cmd), state, key, value_id, flags, out_size)
         if m is not None:
@@ -283,8 +297,9 @@ class Answers:
             return {"err": err, "out": out.hex()}
         # a lookup in a program array or a map of maps gives the kernel-wide id of the
         # program or map in the slot, which differs from run to run
-        varies = m is not None and (m.varies or (m.map_type in _FD_VALUE_MAPS and
-                                                 cmd == isa.BpfCmd.BPF_MAP_LOOKUP_ELEM))
+        # a socket map's lookup gives the socket's cookie, a kernel-wide counter's value
+        varies = m is not None and (m.varies or (
+            (m.map_type in _FD_VALUE_MAPS or sock_map) and cmd == isa.BpfCmd.BPF_MAP_LOOKUP_ELEM))
         a = self._answer(isa.BpfCmd(cmd).name, k, ask, varies=varies)
         return a["err"], bytes.fromhex(a["out"])
 

@@ -236,6 +236,13 @@ PROTOS: dict[int, Proto] = dict([
 # is not sleepable, before it looks at their arguments (pyebpf loads none sleepable).
 MIGHT_SLEEP = frozenset(isa.HELPER_IDS[n] for n in ("copy_from_user", "copy_from_user_task"))
 
+# Socket maps (check_map_func_compatibility): the helpers that take them, and
+# map_update_elem and map_delete_elem in the program types may_update_sockmap allows.
+SOCK_MAPS = (_T.BPF_MAP_TYPE_SOCKMAP, _T.BPF_MAP_TYPE_SOCKHASH)
+SOCK_MAP_CHANGES = ("map_update_elem", "map_delete_elem")
+SOCK_MAP_UPDATERS = (isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
+                     isa.ProgType.BPF_PROG_TYPE_SCHED_CLS, isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
+
 # Map types that only their own helpers may take (check_map_func_compatibility).
 DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_PROG_ARRAY: ("tail_call",),
@@ -252,4 +259,8 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_CGROUP_ARRAY: ("skb_under_cgroup", "current_task_under_cgroup"),
     _T.BPF_MAP_TYPE_TASK_STORAGE: ("task_storage_get", "task_storage_delete"),
     _T.BPF_MAP_TYPE_CGRP_STORAGE: ("cgrp_storage_get", "cgrp_storage_delete"),
+    _T.BPF_MAP_TYPE_SOCKMAP: ("sk_redirect_map", "sock_map_update", "msg_redirect_map",
+                              "sk_select_reuseport", "map_lookup_elem"),
+    _T.BPF_MAP_TYPE_SOCKHASH: ("sk_redirect_hash", "sock_hash_update", "msg_redirect_hash",
+                               "sk_select_reuseport", "map_lookup_elem"),
 }

@@ -27,7 +27,8 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_M
                     DYNPTR_SKB, DYNPTR_SLICE, MAYBE_NULL, MEM_RDONLY, NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
-                    PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_STACK,
+                    PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
+                    PTR_TO_STACK,
                     PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_ITER, STACK_MISC,
                     STACK_SPILL, STACK_ZERO,
                     Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
@@ -1225,6 +1226,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
+                    if r.type == PTR_TO_MAP_VALUE and r.map is not None and \
+                            r.map.type in helpers.SOCK_MAPS:
+                        # mark_ptr_or_null_reg: a socket map's lookup gives a socket
+                        r.type, r.map = PTR_TO_SOCKET, None
                     if not r.ref and not self.keeps_id(r):
                         r.id = 0
 
@@ -1325,6 +1330,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                             isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
                 r.type = CONST_PTR_TO_MAP | MAYBE_NULL
                 r.map = m.inner_map
+            elif m is not None and m.type in helpers.SOCK_MAPS:
+                # is_acquire_function: the socket looked up holds a reference
+                r.id = r.ref = self.new_id()
+                st.refs[r.ref] = pc
             elif meta.get("const_key") is not None and m.type in (
                     isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
                     and meta["const_key"] < m.max_entries:
@@ -1417,6 +1426,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
             return
+        if kind in (helpers.VALUE, helpers.UNINIT_VALUE) and meta["map"] is not None and \
+                meta["map"].type in helpers.SOCK_MAPS:
+            # resolve_map_arg_type: a socket map's value is a socket
+            if kind != helpers.VALUE:
+                self.refuse(pc, "invalid arg_type for sockmap/sockhash")
+            kind = sockets.BTF_SOCK_COMMON
         if kind in sockets.ARG_KINDS:
             sockets.check_arg(self, st, pc, regno, reg, kind, meta)
             return
@@ -1622,9 +1637,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         mtype = isa.MapType(m.type) if not isinstance(m.type, isa.MapType) else m.type
         name = isa.HELPER_NAMES[hid]
         dedicated = helpers.DEDICATED_MAPS.get(mtype)
+        refused = f"cannot pass map_type {int(mtype)} into func bpf_{name}#{hid}"
+        if mtype in helpers.SOCK_MAPS and name in helpers.SOCK_MAP_CHANGES:
+            # may_update_sockmap: program types that cannot hold a locked socket
+            if self.prog_type not in helpers.SOCK_MAP_UPDATERS:
+                self.refuse(pc, "cannot update sockmap in this context", refused)
+            return
         if (dedicated is not None and name not in dedicated) or \
                 (proto.map_types and mtype not in proto.map_types):
-            self.refuse(pc, f"cannot pass map_type {int(mtype)} into func bpf_{name}#{hid}")
+            self.refuse(pc, refused)
 
     def local_call(self, st: VState, pc: int, insn) -> int:
         if len(st.frames) >= isa.MAX_CALL_FRAMES:

@@ -1,0 +1,101 @@
+# Socket maps (BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH; net/core/sock_map.c) on map
+# storage (maps.pxi).  A slot's 8 bytes hold the cookie of the socket put there, 0 for
+# none: a sockmap is an array of max_entries slots, a sockhash a hash map of its keys.
+# User space puts sockets in by cookie (Map.update: an int, or an Environment Socket
+# naming its cookie; the kernel takes the socket's fd) and reads the cookie back, as
+# sock_map_lookup_sys does.  Programs look a socket up as a referenced pointer to the
+# socket of the run's Environment with that cookie (NULL when the world has none), and
+# put in sockets the lookups gave them.  Included into pyebpf/_core.pyx.
+
+
+cdef inline uint64_t sock_map_slot(MapStore* m, int32_t e) noexcept nogil:
+    cdef uint64_t cookie
+    memcpy(&cookie, map_value(m, e, 0), 8)
+    return cookie
+
+
+cdef int sock_map_update(MapStore* m, const uint8_t* key, uint64_t cookie,
+                         uint64_t flags) noexcept nogil:
+    """sock_map_update_common / sock_hash_update_common: the socket of ``cookie`` under
+    ``key``; 0 or a negative errno."""
+    cdef int32_t e
+    cdef int rc = 0
+    if flags > BPF_EXIST:
+        return -EINVAL
+    if m.type == BPF_MAP_TYPE_SOCKMAP:
+        e = map_find(m, key)
+        if e == NO_ELEM:
+            return -E2BIG
+        if flags == BPF_NOEXIST and sock_map_slot(m, e):
+            return -EEXIST
+        if flags == BPF_EXIST and not sock_map_slot(m, e):
+            return -ENOENT
+    else:
+        e = _hash_update(m, key, flags, &rc)
+        if e == NO_ELEM:
+            return rc
+    memcpy(map_value(m, e, 0), &cookie, 8)
+    return 0
+
+
+cdef int sock_map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
+    """sock_map_delete_elem: EINVAL past the end and for an empty slot (a sockhash's
+    delete is the hash map's: ENOENT for a missing key)."""
+    cdef int32_t e = map_find(m, key)
+    if e == NO_ELEM or not sock_map_slot(m, e):
+        return -EINVAL
+    memset(map_value(m, e, 0), 0, 8)
+    return 0
+
+
+cdef uint64_t sock_map_lookup(Vm* vm, MapStore* m, const uint8_t* key) noexcept nogil:
+    """sock_map_lookup / sock_hash_lookup: the socket, which the program must release
+    (bpf_sk_release), or NULL."""
+    cdef int32_t e = map_find(m, key)
+    cdef uint64_t cookie
+    cdef size_t k
+    if e == NO_ELEM or vm.skb == NULL:
+        return 0
+    cookie = sock_map_slot(m, e)
+    if cookie == 0:
+        return 0
+    for k in range(vm.skb.net.nsocks):
+        if vm.skb.net.socks[k].cookie == cookie:
+            return sock_ptr(vm, k, False)
+    return 0
+
+
+cdef uint64_t sock_map_update_prog(Vm* vm, MapStore* m, const uint8_t* key, uint64_t sk,
+                                   uint64_t flags) noexcept nogil:
+    """bpf_map_update_elem on a socket map (sock_map_update_elem): ``sk`` is a socket
+    pointer the verifier let through."""
+    cdef int k
+    if vm.skb == NULL:
+        return helper_fault(vm, b"a socket map takes sockets only in socket and tc programs")
+    k = sock_of(vm, sk)
+    if k == -1:
+        return 0
+    if k == PACKET_SOCK:
+        # test_run's socket (bpf_dummy_proto) has no psock_update_sk_prot:
+        # sock_map_sk_is_suitable refuses it
+        return err(EOPNOTSUPP)
+    # every modelled socket is one sock_map_sk_state_allowed takes: TCP established or
+    # listening, UDP bound
+    return <uint64_t><int64_t>sock_map_update(m, key, vm.skb.net.socks[k].cookie, flags)
+
+
+def _socket_cookie_of(value, str label):
+    """The cookie Map.update puts in a socket map: an int, or a Socket naming its own."""
+    from .environment import PacketSocket, Socket
+    if isinstance(value, PacketSocket):
+        raise MapError(EOPNOTSUPP, f"map {label}: the packet's socket (test_run's) cannot "
+                                   "go in a socket map")
+    if isinstance(value, Socket):
+        if not value.cookie:
+            raise ValueError(f"map {label}: the socket names no cookie (give it "
+                             "cookie=Environment.socket_cookie(k))")
+        return value.cookie
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 64:
+        raise ValueError(f"map {label}: a socket map holds sockets by cookie (an int, or "
+                         f"a Socket with its cookie), not {value!r}")
+    return value
