@@ -72,7 +72,7 @@ def test_a_strong_ksym_the_kernel_lacks_is_one_error_naming_it():
 
 def test_a_typed_ksym_variable_the_kernel_lacks_is_one_error_naming_it():
     source = ('extern const int some_kernel_int __ksym;\n'
-              'SEC("tc") int f(struct __sk_buff *s) { return &some_kernel_int != 0; }\n'
+              'SEC("tc") int f(struct __sk_buff *s) { return (long)&some_kernel_int; }\n'
               'char _l[] SEC("license") = "GPL";')
     with pytest.raises(ElfError, match=r"symbol 'some_kernel_int'.*not found in the kernel "
                                        r"BTF"):
