@@ -25,7 +25,7 @@ from test_core import _core_object
 PACKET = raw(Ether() / IP() / TCP())
 SOURCE = """
 extern const int bpf_prog_active __ksym;
-extern const struct rq runqueues __ksym;
+extern const struct pt_regs nmi_user_regs __ksym;
 __u64 out[8];
 
 SEC("tc")
@@ -100,10 +100,10 @@ def test_this_cpu_ptr_reads_the_run_cpus_copy():
 
 
 def test_a_per_cpu_struct_is_read_through_its_btf_pointer():
-    machine = Machine(percpu={"runqueues": {1: {"nr_running": 3, "cpu": 1}}})
-    body = ("struct rq *rq = bpf_per_cpu_ptr(&runqueues, 1);"
-            "if (rq) { out[0] = rq->nr_running; out[1] = rq->cpu; }")
-    assert _run(body, machine=machine)[:2] == [3, 1]
+    machine = Machine(percpu={"nmi_user_regs": {0: {"ip": 0x1234, "sp": 0x5678}}})
+    body = ("struct pt_regs *r = bpf_per_cpu_ptr(&nmi_user_regs, 0);"
+            "if (r) { out[0] = r->ip; out[1] = r->sp; }")
+    assert _run(body, machine=machine)[:2] == [0x1234, 0x5678]
 
 
 def test_probe_read_kernel_reads_a_per_cpu_copy():
@@ -126,7 +126,7 @@ def test_probe_read_kernel_reads_a_per_cpu_copy():
      "invalid access to memory, mem_size=4 off=4 size=4"),
     ("out[0] = *(volatile const int *)&bpf_prog_active;",
      "is ptr_int access percpu memory: off=0"),
-    ("struct rq *rq = bpf_this_cpu_ptr(&runqueues); rq->nr_running = 1;",
+    ("struct pt_regs *r = bpf_this_cpu_ptr(&nmi_user_regs); r->ip = 1;",
      "only read is supported"),
 ])
 def test_memory_of_a_per_cpu_variable_is_read_only_and_bounded(body, message):

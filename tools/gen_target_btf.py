@@ -54,9 +54,9 @@ ROOTS = {
 
 
 # The per-CPU variables kept (typed __ksym externs of bpf_per_cpu_ptr/bpf_this_cpu_ptr
-# programs): the kernel BTF's .data..percpu DATASEC is cut down to these.
-PERCPU_VARS = ["bpf_prog_active", "cpu_number", "process_counts", "bpf_user_rnd_state",
-               "runqueues"]
+# programs): the kernel BTF's .data..percpu DATASEC is cut down to these, whose types the
+# roots above keep already (so vmlinux.h dumped from the target does not change).
+PERCPU_VARS = ["bpf_prog_active", "cpu_number", "process_counts", "nmi_user_regs"]
 
 
 def roots(btf: Btf) -> list:
