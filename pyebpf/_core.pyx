@@ -1385,9 +1385,11 @@ include "maps.pxi"
 include "sockmap.pxi"
 include "map_helpers.pxi"
 include "map_class.pxi"
+include "kernctx.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
 include "tracing.pxi"
+include "percpu.pxi"
 include "btfprint.pxi"
 
 
@@ -2040,6 +2042,7 @@ register_kfuncs()
 register_callback_helpers(SKB_HELPERS)
 register_map_helpers(SKB_HELPERS)
 register_tracing_helpers(SKB_HELPERS)
+register_percpu_helpers(SKB_HELPERS)
 
 
 def _prog_type(value):
@@ -2394,7 +2397,8 @@ cdef class Program:
         # walks) are the kernel's BPF_PROBE_MEM loads; the verifier let no other load
         # leave the run's regions
         self._pc.probe_loads = verify and classic is None and (self._kprobe or any(
-            k & 0xFF == _PTR_TO_BTF_ID for k in kinds.values()))
+            k & 0xFF == _PTR_TO_BTF_ID or k & (_vstate.PTR_UNTRUSTED | _vstate.KERNEL_MEM)
+            for k in kinds.values()))
         self._jit_done = jit is False
         if jit is not False:
             _jit_module().on_program(self, jit)
@@ -2581,6 +2585,8 @@ cdef class Program:
         if KFUNCS[kid] == NULL:
             raise LoadError(f"pc {pc}: kfunc {_isa.KFUNC_NAMES[kid]} is not implemented by "
                             f"pyebpf yet (see docs/kfuncs-table.md)")
+        if KFUNCS[kid] == _k_cast_to_kern_ctx:
+            kern_ctx_prepare()
         return kid
 
     cdef uint64_t _lddw_value(self, uint32_t pc, op, int32_t lo, int32_t hi) except? 0:
@@ -2592,6 +2598,10 @@ cdef class Program:
         if op.disc_value == _isa.BPF_PSEUDO_FUNC:
             # a callback: its absolute pc, the "address" helpers like bpf_loop call
             return pc + 1 + lo
+        if op.disc_value == _isa.BPF_PSEUDO_BTF_ID:
+            # a typed ksym: the kernel writes the variable's address (check_pseudo_btf_id)
+            from .btf.relo import target_btf
+            return _ksym.variable_address(target_btf(), lo)
         if op.disc_value not in (_isa.BPF_PSEUDO_MAP_FD, _isa.BPF_PSEUDO_MAP_VALUE):
             raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} is not supported")
         m = _MAP_HANDLES.get(lo)

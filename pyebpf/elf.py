@@ -39,7 +39,8 @@ Phases (libbpf's ``bpf_object_open`` order):
    each program's instructions with its relocations applied:
    ``R_BPF_64_64`` on ``lddw`` becomes a map reference (``BPF_PSEUDO_MAP_FD``), a
    global-data reference (``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)
-   or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`);
+   or a typeless ``__ksym``'s address (:mod:`pyebpf.ksym`); a typed ``__ksym``
+   variable's becomes ``BPF_PSEUDO_BTF_ID`` with the id of its VAR in the target BTF;
    bpf-to-bpf calls (``R_BPF_64_32``, or unrelocated calls inside a section) append the
    called functions after the program, as libbpf does, and get their offsets fixed; so
    does an ``lddw`` of a function (a callback: ``BPF_PSEUDO_FUNC``); a call of an
@@ -51,8 +52,7 @@ Phases (libbpf's ``bpf_object_open`` order):
 
 Not supported (each an ElfError naming it): big-endian or 32-bit objects, ``SHT_RELA``,
 relocation types other than R_BPF_64_64 / R_BPF_64_32 in code and R_BPF_64_ABS64 in
-``.maps``, relocations in data sections (pointer initialisers), typed ``__ksym``
-variables (kfuncs are called by name, callbacks (``lddw`` of a function) placed; ``__kconfig`` externs become a ``.kconfig`` map,
+``.maps``, relocations in data sections (pointer initialisers) (kfuncs are called by name, callbacks (``lddw`` of a function) placed; ``__kconfig`` externs become a ``.kconfig`` map,
 :mod:`pyebpf.kconfig`; typeless ``__ksym`` externs an address),
 static functions in program sections (libbpf
 refuses them too), iproute2 custom pinning ids.
@@ -446,6 +446,7 @@ class _Reader:
         self.kallsyms = kallsyms
         self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
         self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
+        self.ksym_btf: dict[str, int] = {}               # typed __ksym -> its target BTF VAR
         self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
         self.sections: list[_Section] = []
@@ -896,10 +897,7 @@ class _Reader:
             elif sec == ".ksyms" and var.target.resolve().kind == _btf.Kind.UNKN:
                 ksyms.append(y)
             elif sec == ".ksyms":
-                raise self.error(f"typed __ksym variables are not supported (pyebpf models "
-                                 f"no kernel memory behind a {var.target.describe()}); "
-                                 f"'extern const void {y.name} __ksym' gives its address",
-                                 symbol=y.name)
+                self._resolve_typed_ksym(y)
             else:
                 raise self.error("extern symbol that is neither __kconfig nor __ksym",
                                  symbol=y.name)
@@ -923,6 +921,20 @@ class _Reader:
                     if self.btf.types[v.type_id].name == name:
                         return self.btf.types[v.type_id], t.name
         return None, None
+
+    def _resolve_typed_ksym(self, y) -> None:
+        """A typed ``__ksym`` variable (``extern const int bpf_prog_active __ksym;``):
+        the VAR of its name in the target BTF, whose id its lddw carries
+        (bpf_object__resolve_ksym_var_btf_id); a ``__weak`` one the kernel lacks is the
+        constant 0."""
+        from .btf import relo
+        found = relo.target_btf(self.target_btf).by_name(y.name, _btf.Kind.VAR)
+        if not found and y.bind != STB_WEAK:
+            raise self.error("extern (var ksym): not found in the kernel BTF", symbol=y.name)
+        if found:
+            self.ksym_btf[y.name] = found[0].id
+        else:
+            self.ksym_at[y.name] = 0
 
     def _resolve_ksyms(self, ksyms) -> None:
         if self.kallsyms is None:
@@ -1027,6 +1039,12 @@ class _Reader:
                         address = self.ksym_at[reloc[2].name]
                         isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
                         isa.patch(code, pc + 1, imm=_s32(address >> 32))
+                    elif reloc is not None and reloc[2].name in self.ksym_btf:
+                        # RELO_EXTERN_LD64 of a typed ksym: BPF_PSEUDO_BTF_ID, the VAR's
+                        # id, the BTF object fd 0 (vmlinux)
+                        isa.patch(code, pc, src=isa.BPF_PSEUDO_BTF_ID,
+                                  imm=self.ksym_btf[reloc[2].name])
+                        isa.patch(code, pc + 1, imm=0)
                     elif callback is not None:
                         # libbpf's RELO_SUBPROG_ADDR: the function is appended like a
                         # callee, and the lddw names it pc-relative (BPF_PSEUDO_FUNC)

@@ -76,5 +76,7 @@ cdef void register_kfuncs() except *:
     for name in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                  "bpf_preempt_enable"):
         _kfunc(name, _k_region)
+    _kfunc("bpf_cast_to_kern_ctx", _k_cast_to_kern_ctx)
+    _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
     register_dynptr(SKB_HELPERS)
     register_conntrack()

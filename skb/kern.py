@@ -36,7 +36,18 @@ from ..btf.relo import target_btf
 from ..errors import BtfError
 
 __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS",
-           "nf_conn_layout"]
+           "nf_conn_layout", "KERN_SKB_ADDRESS", "KERN_DEV_ADDRESS", "TEST_RUN_HEADROOM",
+           "kern_ctx_layout"]
+
+#: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
+#: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
+#: ``struct net_device``, what ``skb->dev`` holds.
+KERN_SKB_ADDRESS = 0xFFFF888180000000
+KERN_DEV_ADDRESS = 0xFFFF888180001000
+#: The headroom before a packet BPF_PROG_TEST_RUN builds (bpf_prog_test_run_skb reserves
+#: NET_SKB_PAD + NET_IP_ALIGN, 64 + 0 on x86-64): ``skb->head`` is put that far before
+#: the engine's packet start, so ``data - head`` and the header offsets are the kernel's.
+TEST_RUN_HEADROOM = 64
 
 #: ``struct sk_buff`` field -> the ``__sk_buff`` field its value comes from
 #: (``bpf_convert_ctx_access`` reads each of these from that sk_buff field).
@@ -88,6 +99,47 @@ def sk_buff(skb: dict, *, dev: int = 0, btf=None) -> bytes:
 def net_device(skb: dict, *, btf=None) -> bytes:
     """The ``struct net_device`` the packet is on (``ifindex``)."""
     return _lay_out(_struct(target_btf(btf), "net_device"), {"ifindex": skb["ifindex"]})
+
+
+#: Where a field of the run-time ``struct sk_buff`` takes its value from: KS_CTX an
+#: ``__sk_buff`` field (its id in :mod:`pyebpf.verifier.rules`), the others the skb
+#: model's buffer (``head``, ``data``, ``tail`` and the three header offsets, relative to
+#: the head), ``dev``'s address, the ``__sk_buff`` ``cb`` bytes (the qdisc_skb_cb data)
+#: and the device's ``ifindex``.
+(KS_CTX, KS_DEV, KS_HEAD, KS_DATA, KS_TAIL, KS_MAC, KS_NETWORK, KS_TRANSPORT, KS_CB,
+ KS_IFINDEX) = range(10)
+#: ``struct sk_buff`` fields filled at run time besides :data:`SK_BUFF_FIELDS`
+KERN_SKB_RUNTIME = {"dev": KS_DEV, "head": KS_HEAD, "data": KS_DATA, "tail": KS_TAIL,
+                    "mac_header": KS_MAC, "network_header": KS_NETWORK,
+                    "transport_header": KS_TRANSPORT}
+#: where ``__sk_buff.cb`` is in ``sk_buff.cb``: ``struct qdisc_skb_cb``'s ``data``
+QDISC_CB_DATA = 8
+
+
+def kern_ctx_layout(btf=None) -> tuple[int, int, list[tuple[int, int, int, int, int, int, int]]]:
+    """What the engine's ``bpf_cast_to_kern_ctx`` memory is made of: the sizes of
+    ``struct sk_buff`` and ``struct net_device`` and, for each field it fills,
+    ``(struct, source, argument, offset, size, bit, bits)``: struct 0 the sk_buff, 1
+    the device; the source a KS_* code, its argument the ``__sk_buff`` field id for
+    KS_CTX; the field's byte offset and size; for a bitfield its first bit, counted
+    from the struct's start, and width (else 0, 0)."""
+    from ..verifier.rules import FIELDS_BY_NAME
+    b = target_btf(btf)
+    skb, dev = _struct(b, "sk_buff"), _struct(b, "net_device")
+    out = []
+
+    def add(index, t, name, source, arg=0):
+        f = {f.name: f for f in t.fields()}[name]
+        bit = f.offset * 8 + f.bit_offset % 8 if f.bits else 0
+        out.append((index, source, arg, f.offset, f.size, bit, f.bits))
+    for kern_name, ctx_name in SK_BUFF_FIELDS.items():
+        add(0, skb, kern_name, KS_CTX, FIELDS_BY_NAME[ctx_name].id)
+    for kern_name, source in KERN_SKB_RUNTIME.items():
+        add(0, skb, kern_name, source)
+    cb = {f.name: f for f in skb.fields()}["cb"]
+    out.append((0, KS_CB, 0, cb.offset + QDISC_CB_DATA, 20, 0, 0))
+    add(1, dev, "ifindex", KS_IFINDEX)
+    return skb.byte_size, dev.byte_size, out
 
 
 #: (protocol, family) -> (the struct a socket is, the path of its struct inet_sock)

@@ -230,8 +230,6 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
 
 # why a kfunc the kernel offers these program types does not run in pyebpf yet
 WHY_NOT = {
-    "bpf_cast_to_kern_ctx": "kernel objects behind BTF pointers are not modelled yet",
-    "bpf_rdonly_cast": "kernel objects behind BTF pointers are not modelled yet",
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_obj_", "bpf_list_",
                                                          "bpf_rbtree_"))],
                     "allocated objects, lists and rbtrees are not modelled yet"),

@@ -70,10 +70,17 @@ def test_a_strong_ksym_the_kernel_lacks_is_one_error_naming_it():
         pyebpf.load(bpfc.compile_object(source))
 
 
-def test_a_typed_ksym_variable_is_refused_by_name():
+def test_a_typed_ksym_variable_the_kernel_lacks_is_one_error_naming_it():
+    source = ('extern const int some_kernel_int __ksym;\n'
+              'SEC("tc") int f(struct __sk_buff *s) { return (long)&some_kernel_int; }\n'
+              'char _l[] SEC("license") = "GPL";')
+    with pytest.raises(ElfError, match=r"symbol 'some_kernel_int'.*not found in the kernel "
+                                       r"BTF"):
+        pyebpf.load(bpfc.compile_object(source))
+
+
+def test_a_weak_typed_ksym_variable_the_kernel_lacks_is_null():
     source = ('extern const int some_kernel_int __ksym __weak;\n'
               'SEC("tc") int f(struct __sk_buff *s) { return &some_kernel_int != 0; }\n'
               'char _l[] SEC("license") = "GPL";')
-    with pytest.raises(ElfError, match=r"symbol 'some_kernel_int': typed __ksym variables "
-                                       r"are not supported"):
-        pyebpf.load(bpfc.compile_object(source))
+    assert pyebpf.load(bpfc.compile_object(source)).program("f").run(PACKET).retval == 0

@@ -13,6 +13,7 @@ The release (default: the running kernel's, ``uname -r``) names the output files
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -52,11 +53,27 @@ ROOTS = {
 }
 
 
+# The per-CPU variables kept (typed __ksym externs of bpf_per_cpu_ptr/bpf_this_cpu_ptr
+# programs): the kernel BTF's .data..percpu DATASEC is cut down to these, whose types the
+# roots above keep already (so vmlinux.h dumped from the target does not change).
+PERCPU_VARS = ["bpf_prog_active", "cpu_number", "process_counts", "nmi_user_regs"]
+
+
 def roots(btf: Btf) -> list:
     """The root types, each the first of its name and kind in ``btf``; a root the
     kernel does not have is left out."""
     return [found[0] for kind, names in ROOTS.items() for name in names
             if (found := btf.by_name(name, kind))]
+
+
+def percpu_datasec(btf: Btf) -> dict:
+    """{id: the .data..percpu DATASEC with only PERCPU_VARS} (none if the kernel has
+    no such section)."""
+    out = {}
+    for sec in btf.by_name(".data..percpu", Kind.DATASEC):
+        keep = tuple(v for v in sec.vars if btf.types[v.type_id].name in PERCPU_VARS)
+        out[sec.id] = dataclasses.replace(sec, vars=keep)
+    return out
 
 
 def release_version(release: str) -> str:
@@ -90,7 +107,8 @@ def main(argv=None) -> int:
     if config[:2] != b"\x1f\x8b":
         print(f"gen_target_btf: {args.config} is not gzip-compressed", file=sys.stderr)
         return 1
-    out = subset(btf, roots(btf))
+    cut = percpu_datasec(btf)
+    out = subset(btf, roots(btf) + list(cut.values()), cut)
     for name, data in ((f"vmlinux-{version}.btf", out), (f"config-{version}.gz", config)):
         write_atomically(args.output / name, data)
         print(f"{args.output / name}: {len(data)} bytes ({args.release})")

@@ -93,8 +93,11 @@ def _references(t: Type) -> list[tuple[int, bool]]:
     return refs
 
 
-def subset(btf: Btf, roots: list[Type]) -> bytes:
-    """The BTF of ``roots`` and what they reach, as the module doc says."""
+def subset(btf: Btf, roots: list[Type], replaced: dict[int, Type] | None = None) -> bytes:
+    """The BTF of ``roots`` and what they reach, as the module doc says; ``replaced``
+    gives, by id, types to write (and walk) instead of ``btf``'s (a DATASEC cut down to
+    some of its variables)."""
+    replaced = replaced or {}
     full: set[int] = set()
     opaque: set[int] = set()
     todo = [(t.id, False) for t in roots]
@@ -102,7 +105,7 @@ def subset(btf: Btf, roots: list[Type]) -> bytes:
         tid, behind_ptr = todo.pop()
         if tid == 0 or tid in full:
             continue
-        t = btf.types[tid]
+        t = replaced.get(tid) or btf.types[tid]
         if behind_ptr and t.kind in (Kind.STRUCT, Kind.UNION) and t.name:
             opaque.add(tid)
             continue
@@ -114,7 +117,7 @@ def subset(btf: Btf, roots: list[Type]) -> bytes:
     ids = {0: 0} | {old: new for new, old in enumerate(kept, 1)}
     out = []
     for tid in kept:
-        t = btf.types[tid]
+        t = replaced.get(tid) or btf.types[tid]
         if tid not in full:
             t = Type(tid, Kind.FWD, t.name, 0, kind_flag=int(t.kind == Kind.UNION))
         out.append(t)

@@ -23,7 +23,11 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
   newest first, as ``struct perf_branch_entry``; none (the default, as on a machine
   without LBR) makes it -ENOENT;
 - ``bpf_snprintf_btf``: the object it prints is read from ``kernel_memory`` (or the
-  run's own stack, map values, packet).
+  run's own stack, map values, packet);
+- ``bpf_per_cpu_ptr`` and ``bpf_this_cpu_ptr``, and loads through what they return:
+  ``percpu``, the per-CPU variables' values on each CPU, put in kernel memory where
+  :func:`pyebpf.ksym.percpu_address` says; a per-CPU variable no value is given for
+  reads 0 (``bpf_probe_read_kernel`` too).
 
 A Machine is immutable.
 """
@@ -162,7 +166,10 @@ class Machine:
     task's mappings, each ``(start, end)`` or a dict of ``vm_area_struct`` fields
     (``vm_start`` and ``vm_end`` required, ``vm_flags``, ``vm_pgoff``, ``vm_file``...
     optional; others are 0), disjoint; they are put in kernel memory from ``VMA_BASE``
-    on, by start, and ``self.vma_table`` lists ``(start, end, address)``."""
+    on, by start, and ``self.vma_table`` lists ``(start, end, address)``.
+    ``percpu``: per-CPU variables of the kernel BTF (``.data..percpu``), each name
+    mapped to ``{cpu: value}``, a value an int (of the variable's size), its bytes, or
+    for a struct a dict of fields as ``task.fields`` takes them."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -172,6 +179,7 @@ class Machine:
     btf: object = None
     vmas: tuple = ()
     branches: tuple = ()
+    percpu: object = ()
 
     def __post_init__(self):
         if not isinstance(self.task, Task):
@@ -193,6 +201,7 @@ class Machine:
             table.append((fields["vm_start"], fields["vm_end"], address))
             address += (len(raw) + 63) & ~63
         object.__setattr__(self, "vma_table", tuple(table))
+        kernel += _percpu_memory(self.percpu, self.btf)
         object.__setattr__(self, "branch_records",
                            b"".join(branch_entry(b) for b in self.branches))
         object.__setattr__(self, "kernel_memory", _ranges(kernel, "kernel_memory"))
@@ -205,6 +214,43 @@ class Machine:
             if not isinstance(self.env, Environment):
                 raise MachineSpecError(f"env must be a pyebpf.Environment, not "
                                        f"{type(self.env).__name__}")
+
+
+def _percpu_memory(percpu, btf) -> list[tuple[int, bytes]]:
+    """(address, bytes) of each per-CPU variable's value on each CPU given."""
+    if not percpu:
+        return []
+    from .. import ksym
+    from ..btf import Kind
+    from ..btf.relo import target_btf
+    from ..host import possible_cpus
+    b = target_btf(btf)
+    known, ncpu, out = ksym.percpu_variables(b), possible_cpus(), []
+    if not isinstance(percpu, Mapping):
+        raise MachineSpecError(f"percpu maps variable names to {{cpu: value}}, got {percpu!r}")
+    for name, values in percpu.items():
+        if name not in known:
+            raise MachineSpecError(f"percpu: {name!r} is no per-CPU variable of the kernel "
+                                   f"BTF (its .data..percpu section)")
+        if not isinstance(values, Mapping):
+            raise MachineSpecError(f"percpu {name}: give {{cpu: value}}, got {values!r}")
+        size = known[name][1]
+        vtype = b.by_name(name, Kind.VAR)[0].target.resolve()
+        for cpu, value in values.items():
+            if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < ncpu:
+                raise MachineSpecError(f"percpu {name}: CPU {cpu!r} is not one of the "
+                                       f"{ncpu} possible CPUs")
+            if isinstance(value, Mapping) and vtype.kind == Kind.STRUCT:
+                raw = _struct_bytes(vtype.name, value, b, f"percpu {name}")
+            elif isinstance(value, (bytes, bytearray)):
+                if len(value) > size:
+                    raise MachineSpecError(f"percpu {name}: {size} bytes, got {len(value)}")
+                raw = bytes(value)
+            else:
+                raw = _int_field(value, 8 * min(size, 8),
+                                 f"percpu {name}").to_bytes(min(size, 8), "little")
+            out.append((ksym.percpu_address(b, name, cpu), raw))
+    return out
 
 
 def branch_entry(branch) -> bytes:

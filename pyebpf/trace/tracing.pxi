@@ -281,9 +281,11 @@ cdef int64_t _kernel_allowed(Vm* vm, uint64_t addr) noexcept nogil:
 
 cdef const uint8_t* _kernel_bytes(Vm* vm, uint64_t addr, uint64_t size) noexcept nogil:
     cdef const uint8_t* p = _own_region(vm, addr, size)
-    if p != NULL or vm.world == NULL:
-        return p
-    return _image(vm.world.kmem, vm.world.nkmem, addr, size)
+    if p == NULL and vm.world != NULL:
+        p = _image(vm.world.kmem, vm.world.nkmem, addr, size)
+    if p == NULL and percpu_area(addr, size):
+        p = PERCPU_ZERO         # per-CPU memory the machine gives nothing in (percpu.pxi)
+    return p
 
 
 cdef const uint8_t* _user_bytes(Vm* vm, uint64_t addr, uint64_t size) noexcept nogil:
@@ -628,6 +630,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     TASK_SIZE_MAX + PAGE_SIZE first; arm64 faults on it)."""
     cdef const uint8_t* q = NULL
     vm.status = STATUS_RUNNING
+    if kern_ctx_load(vm, addr, size, out):       # bpf_cast_to_kern_ctx's (skb/kernctx.pxi)
+        return True
     # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
     if vm.world != NULL and addr >= vm.world.task_size + 4096:
         q = _image(vm.world.kmem, vm.world.nkmem, addr, size)

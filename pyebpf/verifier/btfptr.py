@@ -3,6 +3,13 @@
 target BTF (:func:`pyebpf.btf.relo.target_btf`).
 
 A register of type ``PTR_TO_BTF_ID`` keeps the struct it points at in ``Reg.map``.
+
+Typed ``__ksym`` variables (``check_pseudo_btf_id``): a per-CPU one (a VAR of the
+``.data..percpu`` DATASEC) is ``PTR_TO_BTF_ID | MEM_PERCPU`` of its type, which only
+``bpf_per_cpu_ptr`` and ``bpf_this_cpu_ptr`` take; those give ``PTR_TO_MEM | MEM_RDONLY``
+sized by the type for a type that is no struct, else ``PTR_TO_BTF_ID`` of the struct
+(``RET_PTR_TO_MEM_OR_BTF_ID``); per_cpu_ptr's may be NULL.  Any other variable is
+that read-only memory or BTF pointer itself.
 ``bpf_rdonly_cast`` to ``void`` gives read-only untrusted memory
 (``PTR_TO_MEM | PTR_UNTRUSTED``): any read is allowed (the kernel makes it a probe
 load), no write.
@@ -12,8 +19,8 @@ from __future__ import annotations
 from ..btf import Kind
 from ..btf.relo import target_btf
 from . import tnum
-from .state import (PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar,
-                    type_str)
+from .state import (KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RDONLY, PTR_TO_BTF_ID,
+                    PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar, type_str)
 
 SCALAR_READ, POINTER_READ = "scalar", "pointer"
 
@@ -134,6 +141,50 @@ class BtfPointers:
         if reg.map.name != name or reg.off or not reg.is_const or reg.smin:
             self.refuse(pc, f"R{regno} is of type {reg.map.name} but {name} is expected")
 
+    def ksym_reg(self, pc: int, btf_id: int, btf_fd: int) -> Reg:
+        """The register an lddw of a typed ksym (BPF_PSEUDO_BTF_ID) loads."""
+        if btf_fd:
+            self.refuse(pc, "invalid module BTF object FD specified.")
+        btf = target_btf()
+        t = btf.types[btf_id] if 0 < btf_id < len(btf.types) else None
+        if t is None:
+            self.refuse(pc, f"ldimm64 insn specifies invalid btf_id {btf_id}.")
+        if t.kind != Kind.VAR:
+            self.refuse(pc, f"pseudo btf_id {btf_id} in ldimm64 isn't KIND_VAR.")
+        target = t.target.resolve()
+        if is_percpu(t):
+            r = Reg(PTR_TO_BTF_ID | MEM_PERCPU)
+            r.map = target
+        elif target.kind in (Kind.STRUCT, Kind.UNION):
+            r = _btf_reg(target)
+        else:
+            r = Reg(PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY)
+            r.size = target.byte_size
+        r.mark_known(0)
+        return r
+
+    def percpu_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
+        """check_func_arg of ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU variable's address; its
+        type is what the helper's result points at."""
+        if reg.type != PTR_TO_BTF_ID | MEM_PERCPU:
+            self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=percpu_ptr_, "
+                            f"percpu_rcu_ptr_, percpu_trusted_ptr_")
+        meta["percpu"] = reg.map
+
+    def percpu_return(self, meta: dict, nullable: bool) -> Reg:
+        """r0 of bpf_per_cpu_ptr / bpf_this_cpu_ptr (RET_PTR_TO_MEM_OR_BTF_ID)."""
+        t = meta["percpu"]
+        if t.kind in (Kind.STRUCT, Kind.UNION):
+            r = _btf_reg(t)
+        else:
+            r = Reg(PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY)
+            r.mark_known(0)
+            r.size = t.byte_size
+        if nullable:
+            r.type |= MAYBE_NULL
+            r.id = self.new_id()
+        return r
+
     def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
                    write: bool) -> Reg:
         """check_ptr_to_btf_access: the register a read gives."""
@@ -144,6 +195,8 @@ class BtfPointers:
         if not reg.is_const or reg.smin:
             self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
                             f"var_off={tnum.text(reg.var)}")
+        if reg.type & MEM_PERCPU:
+            self.refuse(pc, f"R{regno} is ptr_{name} access percpu memory: off={off}")
         if write:
             self.ct_write(pc, reg.map, off, size)
             return scalar()
@@ -160,6 +213,15 @@ class BtfPointers:
         if write:
             self.refuse(pc, f"R{regno} cannot write into rdonly_untrusted_mem")
         return scalar()
+
+
+def is_percpu(var) -> bool:
+    """Whether the VAR ``var`` is a per-CPU variable: one of its BTF's ``.data..percpu``
+    DATASEC (find_btf_percpu_datasec)."""
+    for sec in var.btf.by_name(".data..percpu", Kind.DATASEC):
+        if any(v.type_id == var.id for v in sec.vars):
+            return True
+    return False
 
 
 def _struct(name: str):

@@ -40,6 +40,7 @@ RINGBUF_DYNPTR_RELEASE = "ringbuf_dynptr"  # ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RIN
 BTF_TASK = "btf_task"              # ARG_PTR_TO_BTF_ID of struct task_struct
 BTF_TASK_OR_NULL = "btf_task_or_null"      # ARG_PTR_TO_BTF_ID_OR_NULL of task_struct
 BTF_CGROUP_OR_NULL = "btf_cgroup_or_null"  # ARG_PTR_TO_BTF_ID_OR_NULL of struct cgroup
+PERCPU_BTF = "percpu_btf"          # ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU variable's address
 #: the struct each BTF pointer argument points at, and whether NULL may be passed
 BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", True),
             BTF_CGROUP_OR_NULL: ("cgroup", True)}
@@ -53,6 +54,8 @@ INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_valu
 DYNPTR_MEM_OR_NULL = "dynptr_mem"
 TRUSTED_TASK = "trusted_task"      # RET_PTR_TO_BTF_ID_TRUSTED of struct task_struct
 BTF_PT_REGS = "btf_pt_regs"        # RET_PTR_TO_BTF_ID of struct pt_regs
+# RET_PTR_TO_MEM_OR_BTF_ID | MEM_RDONLY (| PTR_MAYBE_NULL): by the per-CPU argument's type
+PERCPU_MEM_OR_BTF_ID, PERCPU_MEM_OR_BTF_ID_OR_NULL = "percpu_mem", "percpu_mem_or_null"
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("perf_event_read_value", INTEGER, MAP, ANYTHING, UNINIT_MEM, SIZE,
        maps=(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,)),
     _p("get_current_task_btf", TRUSTED_TASK),
+    _p("per_cpu_ptr", PERCPU_MEM_OR_BTF_ID_OR_NULL, PERCPU_BTF, ANYTHING),
+    _p("this_cpu_ptr", PERCPU_MEM_OR_BTF_ID, PERCPU_BTF),
     _p("get_task_stack", INTEGER, BTF_TASK, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING),
     _p("find_vma", INTEGER, BTF_TASK, ANYTHING, FUNC, STACK_OR_NULL, ANYTHING),
     _p("task_pt_regs", BTF_PT_REGS, BTF_TASK),

@@ -24,7 +24,8 @@ from .liveness import StackLiveness
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, MAYBE_NULL, MEM_RDONLY, NOT_INIT, PKT_TYPES,
+                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RDONLY,
+                    NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
@@ -748,8 +749,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t == PTR_TO_BTF_ID:
+        elif t == PTR_TO_BTF_ID or t == PTR_TO_BTF_ID | MEM_PERCPU:
             result = self.btf_access(pc, regno, reg, off, size, write)
+        elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
+            if write:
+                self.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
+            self.region_access(pc, regno, reg, off + reg.off, size, reg.size)
+            result = scalar()
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
@@ -1058,6 +1064,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if op.disc_value == 0:
             regs[insn.dst] = scalar(((hi & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF))
             return
+        if op.disc_value == isa.BPF_PSEUDO_BTF_ID:
+            regs[insn.dst] = self.ksym_reg(pc, insn.imm, hi)
+            return
         if op.disc_value == isa.BPF_PSEUDO_FUNC:
             r = Reg(PTR_TO_FUNC)
             r.mark_known(0)
@@ -1354,6 +1363,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = self.task_reg()
         elif proto.ret == helpers.BTF_PT_REGS:
             regs[0] = self.struct_reg("pt_regs")
+        elif proto.ret in (helpers.PERCPU_MEM_OR_BTF_ID, helpers.PERCPU_MEM_OR_BTF_ID_OR_NULL):
+            regs[0] = self.percpu_return(meta, proto.ret == helpers.PERCPU_MEM_OR_BTF_ID_OR_NULL)
         elif proto.ret in sockets.RET_KINDS:
             regs[0] = sockets.returned(self, st, pc, proto.ret, meta)
         elif proto.ret == helpers.RINGBUF_MEM_OR_NULL:
@@ -1434,6 +1445,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             kind = sockets.BTF_SOCK_COMMON
         if kind in sockets.ARG_KINDS:
             sockets.check_arg(self, st, pc, regno, reg, kind, meta)
+            return
+        if kind == helpers.PERCPU_BTF:
+            self.percpu_arg(pc, regno, reg, meta)
             return
         if kind in helpers.BTF_ARGS:
             name, nullable = helpers.BTF_ARGS[kind]
