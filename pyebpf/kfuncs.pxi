@@ -65,6 +65,7 @@ cdef void _kfunc(str name, helper_fn fn) except *:
 
 
 include "dynptr.pxi"
+include "heap.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -76,3 +77,4 @@ cdef void register_kfuncs() except *:
                  "bpf_preempt_enable"):
         _kfunc(name, _k_region)
     register_dynptr(SKB_HELPERS)
+    register_heap_kfuncs(SKB_HELPERS)

@@ -127,7 +127,8 @@ class Object:
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,
                                                  kern_version=spec.version,
-                                                 functions=functions, btf=self._btf)
+                                                 functions=functions, btf=self._btf,
+                                                 prog_btf=spec.btf)
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

@@ -24,7 +24,7 @@ WHY_NOT: dict[int, str] = {
     148: _SLEEPABLE,
     153: _TASK, 154: _TASK,
     191: _SLEEPABLE,
-    **dict.fromkeys((169, 170, 171, 172, 194), _KFUNCS),
+    **dict.fromkeys((169, 170, 171, 172), _KFUNCS),
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

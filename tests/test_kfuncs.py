@@ -234,9 +234,8 @@ WHY_NOT = {
     "bpf_rdonly_cast": "kernel objects behind BTF pointers are not modelled yet",
     **dict.fromkeys([n for n in KFUNCS if "_ct_" in n],
                     "no modelled conntrack table yet"),
-    **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_obj_", "bpf_list_",
-                                                         "bpf_rbtree_"))],
-                    "allocated objects, lists and rbtrees are not modelled yet"),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_list_", "bpf_rbtree_"))],
+                    "lists and rbtrees are not modelled yet"),
 }
 
 
