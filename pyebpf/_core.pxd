@@ -146,6 +146,8 @@ ctypedef struct ProgCore:
     bint probe_loads   # a verified tracing program: a load no region holds went through a
                        # BTF pointer, and reads as the kernel's BPF_PROBE_MEM (tracing.pxi)
     const BtfView* btf # the target BTF bpf_snprintf_btf prints by (NULL: none needed)
+    const int32_t* obj_types   # bpf_obj_new's structs by local type id: (size, bpf_refcount
+    uint32_t n_obj_types       # offset or -1) pairs (heap.pxi), or NULL
 
 ctypedef struct MemRange:
     uint64_t start
@@ -288,6 +290,8 @@ ctypedef struct MapStore:
                               # (map_lock): replay threads share the map
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
+    uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
+    int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
 
 
 cdef enum:

@@ -1415,6 +1415,7 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
             g.writable = True
             g.name = REGION_MAP0 + k
             vm.nregions += 1
+    heap_region(vm)
 
 
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
@@ -2307,6 +2308,7 @@ cdef class Program:
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
     cdef object _btf_image       # the BtfImage _pc.btf points into
+    cdef bytes _obj_types        # what _pc.obj_types points into (heap.pxi)
     # the skb of runs without fields: a template made once, and a work skb whose buffers
     # every run reuses (one run at a time: a concurrent or nested run makes its own)
     cdef Skb _tmpl
@@ -2333,7 +2335,7 @@ cdef class Program:
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
                  unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=(),
-                 btf=None, license="GPL"):
+                 btf=None, license="GPL", prog_btf=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2349,7 +2351,8 @@ cdef class Program:
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
-                                  arch=self.arch, functions=functions, license=license)
+                                  arch=self.arch, functions=functions, license=license,
+                                  prog_btf=prog_btf)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -2382,6 +2385,16 @@ cdef class Program:
             # bpf_snprintf_btf prints by the target BTF's type ids
             self._btf_image = btf_image(btf)
             self._pc.btf = &(<BtfImage>self._btf_image).view
+        self._pc.obj_types, self._pc.n_obj_types = NULL, 0
+        if prog_btf is not None and any(
+                op is not None and op.form is _isa.F_CALL and
+                op.disc_value == _isa.BPF_PSEUDO_KFUNC_CALL and
+                slots[pc].imm == _isa.KFUNC_IDS["bpf_obj_new_impl"]
+                for pc, op in enumerate(ops)):
+            heap_ready()
+            self._obj_types = _obj_type_table(prog_btf)
+            self._pc.obj_types = <const int32_t*><char*>self._obj_types
+            self._pc.n_obj_types = len(prog_btf.types)
         self._pc.code, self._pc.helpers = self._code, self._helpers
         self._pc.maps, self._pc.nmaps = self._map_ptrs, self._nmaps
         self._pc.ctx_rules = &self._ctx
@@ -2935,6 +2948,8 @@ cdef class Program:
     def _region_name(self, int name):
         if name < REGION_MAP0:
             return _REGION_NAMES[name]
+        if name == REGION_HEAP:
+            return "the object heap"
         if name >= REGION_SOCKETS:
             return ("sockets", "the packet's socket", "kernel sockets",
                     "conntrack entries")[name - REGION_SOCKETS]

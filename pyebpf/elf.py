@@ -476,11 +476,15 @@ class _Reader:
         if sec is None or self.btf is None:
             return None
         raw = bytearray(sec.data)
+        _resolve_fwds(raw, self.btf)
         for t in self.btf.types:
             if t.kind != _btf.Kind.DATASEC:
                 continue
+            if t.name == ".ksyms":
+                raw = _ksyms_for_kernel(raw, self.btf, t)
+                continue
             data = self.sec_named(t.name)
-            if data is None or t.name in (".ksyms", ".kconfig"):
+            if data is None or t.name == ".kconfig":
                 return None
             struct.pack_into("<I", raw, t.offset + 8, data.size)
             where = {y.name: y.value for y in self.symbols if y.shndx == data.index}
@@ -1194,3 +1198,61 @@ class _Reader:
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,
         "SHT_RELA": SHT_RELA, "SHT_NOBITS": SHT_NOBITS, "SHT_REL": SHT_REL}
+
+
+def _resolve_fwds(raw: bytearray, btf: _btf.Btf) -> None:
+    """What libbpf's BTF dedup does to forward declarations (btf_dedup_resolve_fwds):
+    a reference to ``struct X;`` names the one ``struct X`` the object defines.  clang
+    emits such a forward declaration behind a type tag (``struct X __kptr *``), and the
+    kernel matches a kptr's type by type id."""
+    from .btf.fields import full_type
+    refs = (_btf.Kind.PTR, _btf.Kind.TYPEDEF, _btf.Kind.VOLATILE, _btf.Kind.CONST,
+            _btf.Kind.RESTRICT, _btf.Kind.TYPE_TAG)
+    for t in btf.types:
+        if t.kind not in refs or not t.type_id:
+            continue
+        full = full_type(btf.types[t.type_id])
+        if full.id != t.type_id:
+            struct.pack_into("<I", raw, t.offset + 8, full.id)
+
+
+def _ksyms_for_kernel(raw: bytearray, btf: _btf.Btf, sec: _btf.Type) -> bytearray:
+    """The ``.ksyms`` DATASEC as libbpf hands it to the kernel
+    (``bpf_object__collect_externs``): each extern a 4-byte slot at 4-byte steps; an
+    extern function's slot names a dummy ``int`` VAR ``dummy_ksym`` (added at the end),
+    the function turns global and its unnamed parameters take the dummy's name (the
+    kernel refuses unnamed parameters and extern linkage); an extern variable becomes a
+    global allocated ``int``."""
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
+    int_id = next((t.id for t in btf.types if t.kind == _btf.Kind.INT and t.nr_bits == 32), 0)
+    funcs = [v for v in sec.vars if btf.types[v.type_id].kind == _btf.Kind.FUNC]
+    dummy_id = dummy_name = 0
+    if funcs:
+        dummy_id, dummy_name = len(btf.types), str_len
+    for k, v in enumerate(sec.vars):
+        vt = btf.types[v.type_id]
+        at = sec.offset + 12 + 12 * k
+        if vt.kind == _btf.Kind.FUNC:
+            proto = vt.target
+            for j, param in enumerate(proto.members):
+                if param.type_id and not param.name:
+                    struct.pack_into("<I", raw, proto.offset + 12 + 8 * j, dummy_name)
+            info = struct.unpack_from("<I", raw, vt.offset + 4)[0]
+            struct.pack_into("<I", raw, vt.offset + 4, info & ~0xFFFF | 1)   # BTF_FUNC_GLOBAL
+            struct.pack_into("<III", raw, at, dummy_id, 4 * k, 4)
+        else:
+            struct.pack_into("<I", raw, vt.offset + 8, int_id)
+            struct.pack_into("<I", raw, vt.offset + 12, 1)     # BTF_VAR_GLOBAL_ALLOCATED
+            struct.pack_into("<I", raw, at + 4, 4 * k)
+            struct.pack_into("<I", raw, at + 8, 4)
+    struct.pack_into("<I", raw, sec.offset + 8, 4 * len(sec.vars))
+    if not funcs:
+        return raw
+    types_end = hdr_len + type_off + type_len
+    var = struct.pack("<IIII", dummy_name, int(_btf.Kind.VAR) << 24, int_id, 1)
+    strings = bytes(raw[hdr_len + str_off:hdr_len + str_off + str_len]) + b"dummy_ksym\0"
+    out = bytearray(raw[:types_end]) + var
+    new_str_off = len(out) - hdr_len
+    out += strings
+    struct.pack_into("<III", out, 12, type_len + len(var), new_str_off, len(strings))
+    return out

@@ -595,6 +595,8 @@ HELPER_NAMES = (
 )
 HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
 
+BTF_FIELDS_MAX = 11        # special fields one map value may hold (include/linux/bpf.h)
+
 # kfunc flags (the KF_* of include/linux/btf.h).
 KF_ACQUIRE, KF_RELEASE, KF_RET_NULL = 1 << 0, 1 << 1, 1 << 2
 KF_TRUSTED_ARGS, KF_SLEEPABLE, KF_DESTRUCTIVE, KF_RCU = 1 << 4, 1 << 5, 1 << 6, 1 << 7
@@ -614,6 +616,7 @@ KFUNC_NAMES = (
     "bpf_list_push_front_impl", "bpf_list_push_back_impl", "bpf_list_pop_front",
     "bpf_list_pop_back", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_rbtree_first",
     "bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable", "bpf_preempt_enable",
+    "bpf_refcount_acquire_impl",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)
@@ -959,7 +962,7 @@ _C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_C
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
-            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG")
+            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX")
 
 
 def pxd_source() -> str:

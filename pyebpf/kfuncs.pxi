@@ -66,6 +66,7 @@ cdef void _kfunc(str name, helper_fn fn) except *:
 
 include "dynptr.pxi"
 include "conntrack.pxi"
+include "heap.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -80,3 +81,4 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
     register_dynptr(SKB_HELPERS)
     register_conntrack()
+    register_heap_kfuncs(SKB_HELPERS)

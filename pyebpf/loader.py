@@ -129,7 +129,8 @@ class Object:
                                                  line_info=ps.line_info, verify=verify,
                                                  kern_version=spec.version,
                                                  functions=functions, btf=self._btf,
-                                                 license=spec.license or "GPL")
+                                                 license=spec.license or "GPL",
+                                                 prog_btf=spec.btf)
             except EbpfError as exc:
                 # libbpf's poison call: say which CO-RE relocation found no target
                 why = "".join(f"; {p.reason}" for p in ps.core_poisoned

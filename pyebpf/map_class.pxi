@@ -14,6 +14,10 @@ _SPIN_LOCK_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_CGROUP_ST
                    BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_INODE_STORAGE,
                    BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
 _TIMER_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY)
+_KPTR_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH,
+              BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
+              BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_INODE_STORAGE,
+              BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
 
 
 @cython.final
@@ -62,6 +66,7 @@ cdef class Map:
     cdef readonly object inner_map  # maps of maps: the template
     cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
     cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
+    cdef readonly tuple kptrs     # the value's kptr fields (pyebpf.btf.fields.Kptr)
     cdef object _btf_view                     # typed() without formats, made once
     cdef object __weakref__
 
@@ -84,6 +89,7 @@ cdef class Map:
         except (KeyError, ValueError):
             raise MapError(EINVAL, f"unknown map type {map_type!r}") from None
         self.type, self.name, self._programs, self.inner_map = kind, name, {}, inner_map
+        self.kptrs = ()
         if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
             raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
@@ -100,8 +106,11 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import SPIN_LOCK, TIMER, special_fields
+        from .btf.fields import SPIN_LOCK, TIMER, kptr_fields, special_fields
         found = special_fields(value_type)
+        kptrs = kptr_fields(value_type)
+        if kptrs:
+            found = {**found, "kptr": kptrs[0].off}
         if not found:
             return
         if self._m.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG):
@@ -114,8 +123,20 @@ cdef class Map:
         if TIMER in found and self._m.type not in _TIMER_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a bpf_timer")
+        if kptrs and self._m.type not in _KPTR_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a kptr")
+        if kptrs and self._m.type in (
+                BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                BPF_MAP_TYPE_PERCPU_ARRAY):
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: kptrs in per-CPU values are "
+                                       f"not modelled in pyebpf")
         self._m.spin_lock_off = found.get(SPIN_LOCK, -1)
         self._m.timer_off = found.get(TIMER, -1)
+        for k, kptr in enumerate(kptrs):
+            self._m.kptr_off[k] = kptr.off
+        self._m.nkptrs = len(kptrs)
+        self.kptrs = tuple(kptrs)
 
     @property
     def spin_lock_off(self):

@@ -21,7 +21,7 @@ _KFUNCS = "not implemented yet (issue 11 item 4: timers and kptrs)"
 WHY_NOT: dict[int, str] = {
     148: _SLEEPABLE,
     191: _SLEEPABLE,
-    **dict.fromkeys((169, 170, 171, 172, 194), _KFUNCS),
+    **dict.fromkeys((169, 170, 171, 172), _KFUNCS),
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

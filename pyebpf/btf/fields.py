@@ -5,6 +5,7 @@ structs and unions nested in it, at most one of each."""
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 
 from .. import isa
 from ..errors import MapError
@@ -51,3 +52,106 @@ def _walk(t: Type, base: int, found: dict, depth: int) -> None:
             step = mt.size
             for i in range(nelems):
                 _walk(mt, off + i * step, found, depth + 1)
+
+
+# the special fields of a struct a program allocates (btf_parse_struct_metas): the
+# kernel's btf_field_type_name for each, and its size
+_OBJECT_SHAPES = {SPIN_LOCK: 4, "bpf_res_spin_lock": 8, "bpf_list_head": 16,
+                  "bpf_list_node": 24, "bpf_rb_root": 16, "bpf_rb_node": 32,
+                  "bpf_refcount": 4}
+KPTR_TAGS = {"kptr": "kptr", "kptr_untrusted": "kptr", "percpu_kptr": "percpu_kptr"}
+
+
+def object_fields(struct: Type) -> list[tuple[str, int, int]]:
+    """(field kind name, byte offset, size) of each of the special fields of a struct of a
+    program's own BTF, as ``btf_parse_struct_metas`` finds them (members and nested
+    structs; a pointer member tagged ``__kptr`` and the like is a kptr field)."""
+    found: list[tuple[str, int, int]] = []
+    _walk_object(struct.resolve(), 0, found, 0)
+    return found
+
+
+def _walk_object(t: Type, base: int, found: list, depth: int) -> None:
+    if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
+        return
+    for m in t.members:
+        mt = t.btf.type(m.type_id, t).resolve()
+        off = base + m.bit_offset // 8
+        if mt.kind == Kind.PTR:
+            tag = t.btf.type(mt.type_id, mt)
+            if tag.kind == Kind.TYPE_TAG and tag.name in KPTR_TAGS:
+                found.append((KPTR_TAGS[tag.name], off, 8))
+        elif mt.kind == Kind.STRUCT and mt.name in _OBJECT_SHAPES:
+            found.append((mt.name, off, _OBJECT_SHAPES[mt.name]))
+        elif mt.kind in (Kind.STRUCT, Kind.UNION):
+            _walk_object(mt, off, found, depth + 1)
+
+
+@dataclass(frozen=True)
+class Kptr:
+    """A kptr field of a map value: its offset, its tag (``kptr``: referenced,
+    ``kptr_untrusted``, ``percpu_kptr``) and the struct it points at."""
+    off: int
+    tag: str
+    target: Type
+
+    @property
+    def kind_name(self) -> str:
+        """btf_field_type_name."""
+        return KPTR_TAGS[self.tag]
+
+
+def full_type(t: Type) -> Type:
+    """``t``, or for a forward declaration the one struct (union) of its name the BTF
+    defines, as libbpf's BTF dedup resolves it (btf_dedup_resolve_fwds)."""
+    if t.kind != Kind.FWD:
+        return t
+    kind = Kind.UNION if t.kind_flag else Kind.STRUCT
+    found = t.btf.by_name(t.name, kind)
+    return found[0] if len(found) == 1 else t
+
+
+def kptr_fields(value_type: Type | None) -> list[Kptr]:
+    """The kptr fields of a map value, by offset, as ``btf_find_kptr`` finds them: a
+    pointer member (or array element) whose pointee is one ``type_tag`` naming a kptr
+    kind in front of a struct the BTF defines (the kernel ignores one to a struct only
+    declared); MapError EINVAL for another tag or a second tag, E2BIG past
+    BTF_FIELDS_MAX fields."""
+    found: list[Kptr] = []
+    if value_type is not None:
+        _walk_kptrs(value_type.resolve(), 0, found, 0)
+    if len(found) > isa.BTF_FIELDS_MAX:
+        raise MapError(errno.E2BIG, f"the map value holds {len(found)} kptr fields, more "
+                                    f"than {isa.BTF_FIELDS_MAX}")
+    return found
+
+
+def _walk_kptrs(t: Type, base: int, found: list, depth: int) -> None:
+    if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
+        return
+    for m in t.members:
+        mt = t.btf.type(m.type_id, t)
+        if mt.kind == Kind.VOLATILE:
+            mt = mt.target
+        off = base + m.bit_offset // 8
+        nelems = 1
+        while mt.kind == Kind.ARRAY:
+            nelems *= mt.nelems
+            mt = mt.target
+        if mt.kind == Kind.PTR:
+            tag = mt.target
+            if tag.kind != Kind.TYPE_TAG or tag.kind_flag:
+                continue
+            target = full_type(tag.target.resolve())
+            if tag.target.kind == Kind.TYPE_TAG or tag.name not in KPTR_TAGS:
+                raise MapError(errno.EINVAL, f"the map value's member {m.name} is a "
+                                             f"pointer tagged {tag.name!r}, no kptr")
+            if target.kind != Kind.STRUCT or off % 8:
+                continue        # a kptr to a struct the BTF only declares: no field
+            found.extend(Kptr(off + 8 * i, tag.name, target)
+                         for i in range(nelems))
+        else:
+            mt = mt.resolve()
+            if mt.kind in (Kind.STRUCT, Kind.UNION) and mt.name not in _SHAPES:
+                for i in range(nelems):
+                    _walk_kptrs(mt, off + i * mt.size, found, depth + 1)

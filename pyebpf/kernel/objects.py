@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 
 from .. import isa
-from ..btf.fields import special_fields
+from ..btf.fields import kptr_fields, special_fields
 from ..errors import ElfError, MapError
 from ..verifier.globalfuncs import kernel_takes
 from .oracle import KernelMap, KernelProgram, possible_cpus
@@ -63,7 +63,8 @@ class KernelObject:
 
     def _map(self, ms) -> KernelMap:
         # created without BTF, the definition being what the kernel's behaviour needs,
-        # unless the value holds a bpf_spin_lock or bpf_timer, which the kernel finds in it
+        # unless the value holds a bpf_spin_lock, bpf_timer or kptr, which the kernel
+        # finds in it
         def make(d, inner_map_fd=0):
             btf = None
             if self.spec.kernel_btf is not None and _has_special_fields(d.value_type):
@@ -105,7 +106,7 @@ class KernelObject:
 
 def _has_special_fields(value_type) -> bool:
     try:
-        return bool(special_fields(value_type))
+        return bool(special_fields(value_type) or kptr_fields(value_type))
     except MapError:
         return True         # one the kernel refuses: it is asked all the same
 

@@ -111,7 +111,27 @@ class TestRun:
 
 
 class Syscalls:
-    """The bpf(2) commands the oracle uses, on bytes and ints."""
+    """The bpf(2) commands the oracle uses, on bytes and ints.
+
+    A BTF blob is loaded once (BPF_BTF_LOAD) and kept: the maps and programs of one
+    object name the same kernel BTF, as libbpf's do, which kptr fields need (the kernel
+    matches a kptr's type by BTF object and type id)."""
+
+    def __init__(self):
+        self._btf_fds: dict[bytes, int] = {}
+
+    def _btf_fd(self, blob: bytes, logbuf=None) -> tuple[int, int]:
+        """The fd of ``blob`` loaded (kept for later calls), or (-1, errno)."""
+        fd = self._btf_fds.get(blob)
+        if fd is not None:
+            return fd, 0
+        extra = {} if logbuf is None else dict(btf_log_buf=logbuf, btf_log_size=_LOG_SIZE,
+                                               btf_log_level=1)
+        fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob),
+                        **extra).call()
+        if fd >= 0:
+            self._btf_fds[blob] = fd
+        return fd, err
 
     def prog_load(self, prog_type: int, insns: bytes, license: bytes,
                   log_level: int, btf: bytes | None = None,
@@ -123,17 +143,11 @@ class Syscalls:
         btf_fd = -1
         if btf is not None:
             logbuf = ctypes.create_string_buffer(_LOG_SIZE)
-            btf_fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=btf, btf_size=len(btf),
-                                btf_log_buf=logbuf, btf_log_size=_LOG_SIZE,
-                                btf_log_level=1).call()
+            btf_fd, err = self._btf_fd(btf, logbuf)
             if btf_fd < 0:
                 return -1, err, "BTF: " + logbuf.value.decode(errors="replace")
-        try:
-            return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info,
-                                   line_info)
-        finally:
-            if btf_fd >= 0:
-                os.close(btf_fd)
+        return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info,
+                               line_info)
 
     def _prog_load(self, prog_type, insns, license, log_level, btf_fd, func_info,
                    line_info):
@@ -198,15 +212,12 @@ class Syscalls:
         if btf is None:
             return attr.call()
         blob, key_id, value_id = btf
-        btf_fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob)).call()
+        btf_fd, err = self._btf_fd(blob)
         if btf_fd < 0:
             return -1, err
-        try:
-            attr["btf_fd"], attr["btf_key_type_id"] = btf_fd, key_id
-            attr["btf_value_type_id"] = value_id
-            return attr.call()
-        finally:
-            os.close(btf_fd)
+        attr["btf_fd"], attr["btf_key_type_id"] = btf_fd, key_id
+        attr["btf_value_type_id"] = value_id
+        return attr.call()
 
     def map_elem(self, cmd: int, fd: int, key: bytes | None, value: bytes | None,
                  flags: int, out_size: int) -> tuple[int, bytes]:

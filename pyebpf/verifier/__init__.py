@@ -47,7 +47,7 @@ class Verdict:
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
-          functions=(), license: str = "GPL") -> list[isa.Op | None]:
+          functions=(), license: str = "GPL", prog_btf=None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -57,7 +57,9 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     reads.  ``functions``: the program's global functions
     (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
     the others are verified at each call.  ``license``: the program's license string
-    (only GPL-compatible ones may call GPL-only helpers and kfuncs).  Raises
+    (only GPL-compatible ones may call GPL-only helpers and kfuncs).  ``prog_btf``: the
+    program's own BTF (:class:`pyebpf.btf.Btf`), whose types ``bpf_obj_new`` allocates.
+    Raises
     :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
@@ -71,7 +73,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
         ops, kinds = hit
     else:
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
-                              arch, functions, gpl)
+                              arch, functions, gpl, prog_btf)
         kinds = interp.ptr_kinds if interp is not None else {}
         if key is not None and _self_contained(insns, ops):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
@@ -103,15 +105,16 @@ def _self_contained(insns, ops) -> bool:
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
            line_info=(), log_level: int = 1, unpriv: bool = False,
-           arch: str = "x86_64", functions=(), license: str = "GPL") -> Verdict:
+           arch: str = "x86_64", functions=(), license: str = "GPL",
+           prog_btf=None) -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
     return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
-                functions, licenses.gpl_compatible(license))[1]
+                functions, licenses.gpl_compatible(license), prog_btf)[1]
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
-         arch="x86_64", functions=(), gpl=True):
+         arch="x86_64", functions=(), gpl=True, prog_btf=None):
     # an object's line info comes with its BTF function info (clang -g)
     ops = structure.check(insns, prog_type, btf=bool(line_info))
     if prog_type is None:
@@ -129,13 +132,14 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv, arch, functions, gpl)
+                             live_registers(insns, ops), unpriv, arch, functions, gpl,
+                             prog_btf)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
             return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
-                        functions, gpl)
+                        functions, gpl, prog_btf)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None) from None
     try:

@@ -28,6 +28,8 @@ from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_CTX, PTR_TO_MAP_KEY,
                     PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
                     scalar, type_str)
 
+BTF_FUNC_EXTERN = 2        # enum btf_func_linkage
+
 __all__ = ["Arg", "GlobalFunc", "describe", "kernel_takes", "GlobalCalls"]
 
 BTF_FUNC_GLOBAL = 1
@@ -87,9 +89,9 @@ def describe(btf, func_info, prog_type) -> tuple:
 def kernel_takes(btf) -> bool:
     """Whether BPF_BTF_LOAD accepts ``btf`` as far as functions go (btf_func_check:
     every parameter of a function's prototype has a name; clang -O0 leaves some
-    unnamed)."""
+    unnamed; an extern function's, which libbpf names, do not count)."""
     return all(p.name or not p.type_id
-               for t in btf.types if t.kind == Kind.FUNC
+               for t in btf.types if t.kind == Kind.FUNC and t.linkage != BTF_FUNC_EXTERN
                for p in t.target.members)
 
 

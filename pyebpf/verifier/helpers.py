@@ -48,6 +48,8 @@ BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", 
 IPHDR, IPV6HDR, TCPHDR = "iphdr", "ipv6hdr", "tcphdr"
 FIXED_SIZES = {IPHDR: 20, IPV6HDR: 40, TCPHDR: 20}
 SPIN_LOCK = "spin_lock"            # ARG_PTR_TO_SPIN_LOCK: a map value's bpf_spin_lock
+KPTR_DEST = "kptr_dest"            # ARG_KPTR_XCHG_DEST: a map value's referenced kptr field
+KPTR_NEW = "kptr_new"              # ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE, of its type
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -56,6 +58,7 @@ TRUSTED_TASK = "trusted_task"      # RET_PTR_TO_BTF_ID_TRUSTED of struct task_st
 BTF_PT_REGS = "btf_pt_regs"        # RET_PTR_TO_BTF_ID of struct pt_regs
 # RET_PTR_TO_MEM_OR_BTF_ID | MEM_RDONLY (| PTR_MAYBE_NULL): by the per-CPU argument's type
 PERCPU_MEM_OR_BTF_ID, PERCPU_MEM_OR_BTF_ID_OR_NULL = "percpu_mem", "percpu_mem_or_null"
+KPTR_OR_NULL = "kptr_or_null"      # RET_PTR_TO_BTF_ID_OR_NULL of bpf_kptr_xchg's field type
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ PROTOS: dict[int, Proto] = dict([
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),
     _p("spin_lock", VOID, SPIN_LOCK),
+    _p("kptr_xchg", KPTR_OR_NULL, KPTR_DEST, KPTR_NEW),
     _p("spin_unlock", VOID, SPIN_LOCK),
     _p("dynptr_from_mem", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, LOCAL_DYNPTR_OUT),
     _p("ringbuf_reserve_dynptr", INTEGER, MAP, ANYTHING, ANYTHING, RINGBUF_DYNPTR_OUT,

@@ -10,6 +10,8 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
+from .alloc import ALLOC_PTR, AllocObjects
+from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -63,10 +65,13 @@ class Refusal(Exception):
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules, LockRules, ConntrackCalls):
+                  GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
+                  KptrRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
-                 unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True):
+                 unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
+                 prog_btf=None):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
+        self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
         self.gpl = gpl              # the license lets it call GPL-only helpers
         self.ctx_rules = rules.context_table(prog_type, profile, arch)
@@ -737,7 +742,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.region_access(pc, regno, reg, off + reg.off, size, limit)
             if t == PTR_TO_MAP_VALUE:
                 self.map_fields_access(pc, reg, off + reg.off, size)
-            if not write:
+                result = self.map_kptr_access(st, pc, reg, off + reg.off, size, write,
+                                              value_regno, sign, imm)
+            if not write and result is None:
                 result = scalar()
         elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
             self.slice_access(pc, regno, reg, off, size, write)
@@ -756,6 +763,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
             self.region_access(pc, regno, reg, off + reg.off, size, reg.size)
             result = scalar()
+        elif t == ALLOC_PTR or t == RCU_ALLOC_PTR:
+            result = self.alloc_access(pc, regno, reg, off, size)
+        elif t == UNTRUSTED_PTR:
+            result = self.untrusted_btf_access(pc, regno, reg, off, size, write)
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
@@ -1361,6 +1372,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = r
         elif proto.ret == helpers.TRUSTED_TASK:
             regs[0] = self.task_reg()
+        elif proto.ret == helpers.KPTR_OR_NULL:
+            regs[0] = self.kptr_return(st, pc, meta)
         elif proto.ret == helpers.BTF_PT_REGS:
             regs[0] = self.struct_reg("pt_regs")
         elif proto.ret in (helpers.PERCPU_MEM_OR_BTF_ID, helpers.PERCPU_MEM_OR_BTF_ID_OR_NULL):
@@ -1453,6 +1466,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             name, nullable = helpers.BTF_ARGS[kind]
             if not (nullable and reg.is_null()):
                 self.btf_arg(pc, regno, reg, name)
+            return
+        if kind == helpers.KPTR_DEST:
+            self.kptr_dest_arg(pc, regno, reg, meta)
+            return
+        if kind == helpers.KPTR_NEW:
+            self.kptr_new_arg(pc, regno, reg, meta)
             return
         if kind == helpers.SPIN_LOCK:
             if reg.type != PTR_TO_MAP_VALUE:

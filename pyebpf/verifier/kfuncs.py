@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from .. import isa
 from .conntrack import CT_KFUNCS
+from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
-from .state import PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
+from .state import MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
 _P = isa.ProgType
@@ -35,6 +36,7 @@ CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
 # argument kinds
 SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
     "scalar", "const", "size", "ignored", "ctx", "iter", "dynptr", "mem", "btf_id", "ptr")
+ALLOC, REFCOUNTED = "alloc", "refcounted_kptr"     # the __alloc, __refcounted_kptr suffixes
 
 # iterator states (enum bpf_iter_state)
 ITER_ACTIVE, ITER_DRAINED = 1, 2
@@ -81,6 +83,10 @@ def _split_params(text: str) -> list[str]:
 def _arg_kind(name: str, ctype: str, next_name: str) -> str:
     if name.endswith("__ign"):
         return IGNORED
+    if name.endswith("__alloc"):
+        return ALLOC
+    if name.endswith("__refcounted_kptr"):
+        return REFCOUNTED
     if not ctype.endswith("*"):
         if name.endswith(("__k", "__szk")):
             return CONST
@@ -145,6 +151,8 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("void *bpf_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
        KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
     _k("void bpf_obj_drop_impl(void *p__alloc, void *meta__ign)", KF.KF_RELEASE, CLS_ONLY),
+    _k("void *bpf_refcount_acquire_impl(void *p__refcounted_kptr, void *meta__ign)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RCU, CLS_ONLY),
     _k("int bpf_list_push_front_impl(struct bpf_list_head *head, "
        "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
     _k("int bpf_list_push_back_impl(struct bpf_list_head *head, "
@@ -194,11 +202,17 @@ class KfuncCalls:
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
             return
-        iter_slot = dynptr = None
+        iter_slot = dynptr = alloc = None
+        release = 0
         for i, arg in enumerate(k.args):
             regno = i + 1
             reg = self.read(st, pc, regno)
-            if arg.kind == ITER:
+            if k.flags & isa.KF_RELEASE and reg.ref and arg.kind != IGNORED:
+                release = reg.ref           # check_kfunc_args' release_regno
+            if arg.kind in (ALLOC, REFCOUNTED):
+                self.alloc_arg(pc, i, reg, k.flags, arg.kind == REFCOUNTED)
+                alloc = reg
+            elif arg.kind == ITER:
                 iter_slot = self._iter_arg(st, pc, k, i, arg, reg)
             elif arg.kind in (SCALAR_ARG, SIZE, CONST):
                 if reg.type != SCALAR:
@@ -218,9 +232,28 @@ class KfuncCalls:
                     dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
             elif arg.kind == MEM and name.startswith("bpf_dynptr_slice"):
                 self._slice_buffer(st, pc, regno, reg, self.read(st, pc, regno + 1))
+        if k.flags & isa.KF_RELEASE:
+            if not release:
+                self.refuse(pc, f"release kernel function {name} expects refcounted "
+                                f"PTR_TO_BTF_ID")
+            st.refs.pop(release, None)
+            for r in st.all_regs():
+                if r.ref == release:
+                    r.mark_unknown()
         if name in _LOCKS:
             self._lock_kfunc(st, pc, name)
         btf_ret = self.kfunc_btf_return(st, pc, name)
+        if name in (OBJ_NEW, REFCOUNT_ACQUIRE):
+            btf_ret = self.alloc_return(pc, name, regs[1].value, alloc)
+            # is_kfunc_ret_null: an owning argument's bpf_refcount_acquire is not NULL;
+            # a NULL-able result takes an id of its own before the reference's
+            if name == OBJ_NEW or alloc.type & MEM_RCU:
+                btf_ret.type |= MAYBE_NULL
+                btf_ret.id = self.new_id()
+            btf_ret.ref = self.new_id()
+            st.refs[btf_ret.ref] = pc
+            if btf_ret.type & MAYBE_NULL:
+                btf_ret.id = btf_ret.ref
         if name.startswith("bpf_dynptr_slice"):
             btf_ret = self.dynptr_slice(pc, name, regs[4], dynptr)
         for r in range(1, 6):

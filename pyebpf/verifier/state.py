@@ -22,10 +22,12 @@ MEM_RDONLY = 0x400             # memory the program may only read
 DYNPTR_SKB = 0x800             # a slice of an skb dynptr: packet-changing helpers end it
 DYNPTR_MEM = 0x1000            # memory of a local or ring buffer dynptr (a slice, its data)
 DYNPTR_SLICE = DYNPTR_SKB | DYNPTR_MEM
-MEM_PERCPU = 0x2000            # a per-CPU variable's address (typed __ksym): only the
-                               # per-CPU helpers take it
-KERNEL_MEM = 0x4000            # memory of a kernel variable (PTR_TO_MEM sized by its BTF
-                               # type: bpf_per_cpu_ptr's result), printed as "mem"
+MEM_ALLOC = 0x2000              # an object of the program's own BTF type (bpf_obj_new)
+MEM_RCU = 0x4000                # a BTF pointer valid in the RCU read-side section it came in
+MEM_PERCPU = 0x8000             # a per-CPU variable's address (typed __ksym): only the
+                                # per-CPU helpers take it
+KERNEL_MEM = 0x10000            # memory of a kernel variable (PTR_TO_MEM sized by its BTF
+                                # type: bpf_per_cpu_ptr's result), printed as "mem"
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
@@ -44,11 +46,15 @@ def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
     if t & (DYNPTR_SLICE | KERNEL_MEM):
         base = "rdonly_mem" if t & MEM_RDONLY else "mem"
+    if base == "ptr_":
+        base = ("rcu_" if t & MEM_RCU else "") + ("untrusted_" if t & PTR_UNTRUSTED else "") \
+            + base
     if t & MEM_PERCPU:
+        # reg_type_str's prefix order: percpu_ before rcu_ and untrusted_
         base = "percpu_" + base
     if t & MAYBE_NULL:
         # reg_type_str: a BTF pointer's postfix goes after its "ptr_" prefix
-        return "ptr_or_null_" if base == "ptr_" else base + "_or_null"
+        return base[:-1] + "_or_null_" if base.endswith("ptr_") else base + "_or_null"
     return base
 
 

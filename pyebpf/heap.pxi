@@ -1,0 +1,186 @@
+# Objects programs allocate (bpf_obj_new), in one arena the engine owns.  Included into
+# pyebpf/kfuncs.pxi.
+#
+# The kernel takes them from bpf_global_ma (kernel/bpf/memalloc.c): units of at most
+# 4096 bytes, the allocation's NULL when none is left.  Here each object sits behind an
+# ObjHdr in one HEAP_SIZE arena, reused through a free list per 8-byte size class;
+# bpf_obj_new is NULL only for a struct too large for the kernel's caches or when the
+# arena is full.  The arena is one region of every run once a program that allocates
+# exists: objects outlive runs (a map's kptr field keeps them), and the verifier, not
+# this region, keeps a program from touching an object it dropped.
+
+cdef extern from *:
+    """
+    static inline uint32_t pyebpf_dec32(uint32_t* p) {
+        return __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL);
+    }
+    static inline uint64_t pyebpf_xchg64(uint64_t* p, uint64_t v) {
+        return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+    }
+    static inline int pyebpf_inc_not_zero32(uint32_t* p) {
+        uint32_t o = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (o)
+            if (__atomic_compare_exchange_n(p, &o, o + 1, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED))
+                return 1;
+        return 0;
+    }
+    """
+    uint32_t atomic_dec32 "pyebpf_dec32" (uint32_t* p) nogil
+    uint64_t atomic_xchg64 "pyebpf_xchg64" (uint64_t* p, uint64_t v) nogil
+    bint atomic_inc_not_zero32 "pyebpf_inc_not_zero32" (uint32_t* p) nogil
+
+cdef enum:
+    HEAP_SIZE = 4 << 20
+    OBJ_HDR = 16                  # sizeof(ObjHdr): objects stay 8-byte aligned
+    OBJ_MAX = 4096                # bpf_mem_alloc's largest unit, its llist_node included
+    OBJ_LLIST_NODE = 8            # what bpf_mem_alloc adds to each object (LLIST_NODE_SZ)
+    REGION_HEAP = 1020            # the arena's region name (past helpers_sock.pxi's)
+    OBJ_CLASSES = 513             # free lists: one per 8-byte size up to OBJ_MAX
+
+ctypedef struct ObjHdr:
+    uint32_t size                 # the object's bytes, rounded up to 8
+    int32_t refcount_off          # its struct bpf_refcount, or -1
+    uint64_t next_free            # on a free list: the next free object's offset, or 0
+
+cdef uint8_t* _heap = NULL
+cdef uint64_t _heap_top = OBJ_HDR     # offset 0 is never an object: 0 ends a free list
+cdef uint64_t _heap_free[OBJ_CLASSES]
+cdef int _heap_lock = 0
+
+
+cdef int heap_ready() except -1:
+    """Allocate the arena, once (a Program that allocates calls this when it is made)."""
+    global _heap
+    if _heap == NULL:
+        _heap = <uint8_t*>calloc(HEAP_SIZE, 1)
+        if _heap == NULL:
+            raise MemoryError("the object heap (bpf_obj_new) could not be allocated")
+        memset(_heap_free, 0, sizeof(_heap_free))
+    return 0
+
+
+cdef inline void heap_region(Vm* vm) noexcept nogil:
+    """Add the arena to the run's regions, if it exists."""
+    cdef Region* g
+    if _heap != NULL:
+        g = &vm.regions[vm.nregions]
+        g.start = <uintptr_t>_heap
+        g.end = g.start + HEAP_SIZE
+        g.writable = True
+        g.name = REGION_HEAP
+        vm.nregions += 1
+
+
+cdef inline ObjHdr* _obj_hdr(uint64_t p) noexcept nogil:
+    """The header of the object at ``p``, or NULL where no object can start."""
+    if _heap == NULL or p < <uintptr_t>_heap + OBJ_HDR or \
+            p >= <uintptr_t>_heap + _heap_top or (p - <uintptr_t>_heap) % 8:
+        return NULL
+    return <ObjHdr*><uintptr_t>(p - OBJ_HDR)
+
+
+cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off) noexcept nogil:
+    """A zeroed object of ``size`` bytes with its bpf_refcount at 1 (bpf_obj_init), or 0."""
+    global _heap_top
+    cdef uint32_t rounded = (size + 7) & ~7u
+    cdef uint64_t off
+    cdef ObjHdr* h
+    if _heap == NULL or size == 0 or size + OBJ_LLIST_NODE > OBJ_MAX:
+        return 0
+    map_lock(&_heap_lock)
+    off = _heap_free[rounded // 8]
+    if off:
+        h = <ObjHdr*>(_heap + off - OBJ_HDR)
+        _heap_free[rounded // 8] = h.next_free
+    elif _heap_top + OBJ_HDR + rounded <= HEAP_SIZE:
+        off = _heap_top + OBJ_HDR
+        _heap_top = off + rounded
+        h = <ObjHdr*>(_heap + off - OBJ_HDR)
+    else:
+        map_unlock(&_heap_lock)
+        return 0
+    map_unlock(&_heap_lock)
+    h.size, h.refcount_off, h.next_free = rounded, refcount_off, 0
+    memset(_heap + off, 0, rounded)
+    if refcount_off >= 0:
+        (<uint32_t*>(_heap + off + refcount_off))[0] = 1
+    return <uintptr_t>_heap + off
+
+
+cdef void obj_drop(uint64_t p) noexcept nogil:
+    """__bpf_obj_drop_impl: one reference fewer; the object is freed with the last."""
+    cdef ObjHdr* h = _obj_hdr(p)
+    cdef uint32_t* ref
+    if h == NULL:
+        return
+    if h.refcount_off >= 0:
+        ref = <uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)
+        if atomic_dec32(ref) != 0:
+            return
+    map_lock(&_heap_lock)
+    h.next_free = _heap_free[h.size // 8]
+    _heap_free[h.size // 8] = p - <uintptr_t>_heap
+    map_unlock(&_heap_lock)
+
+
+# --- the kfuncs
+
+cdef uint64_t _k_obj_new(Vm* vm, uint64_t type_id, uint64_t meta, uint64_t r3,
+                         uint64_t r4, uint64_t r5) noexcept nogil:
+    # the running program's table of its BTF's structs (Program._obj_types): the kernel
+    # rewrites the call to pass the size and the struct's btf_record instead
+    cdef const int32_t* t = vm.prog.obj_types
+    if t == NULL or type_id >= vm.prog.n_obj_types or t[2 * type_id] <= 0:
+        return 0
+    return obj_alloc(<uint32_t>t[2 * type_id], t[2 * type_id + 1])
+
+
+cdef uint64_t _k_obj_drop(Vm* vm, uint64_t p, uint64_t meta, uint64_t r3, uint64_t r4,
+                          uint64_t r5) noexcept nogil:
+    obj_drop(p)
+    return 0
+
+
+cdef uint64_t _k_refcount_acquire(Vm* vm, uint64_t p, uint64_t meta, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    # refcount_inc_not_zero
+    cdef ObjHdr* h = _obj_hdr(p)
+    if h == NULL or h.refcount_off < 0:
+        return 0
+    if atomic_inc_not_zero32(<uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)):
+        return p
+    return 0
+
+
+cdef uint64_t bpf_kptr_xchg(Vm* vm, uint64_t dst, uint64_t ptr, uint64_t r3, uint64_t r4,
+                            uint64_t r5) noexcept nogil:
+    # the verifier proved ``dst`` a map value's referenced kptr field and ``ptr`` an
+    # object of its type (or NULL): the field takes the object's reference, the program
+    # the old one's
+    cdef uint8_t* p = _mem(vm, dst, 8, ACCESS_WRITE)
+    if p == NULL:
+        return 0
+    return atomic_xchg64(<uint64_t*>p, ptr)
+
+
+def _obj_type_table(btf) -> bytes:
+    """Program._obj_types: for each type id of the program's BTF, (size, offset of its
+    struct bpf_refcount or -1) of a struct, (0, -1) of anything else."""
+    from .btf import Kind
+    from .btf.fields import object_fields
+    cdef list out = []
+    for t in btf.types:
+        if t.kind == Kind.STRUCT:
+            ref = next((off for kind, off, _ in object_fields(t) if kind == "bpf_refcount"), -1)
+            out += [t.size, ref]
+        else:
+            out += [0, -1]
+    return _array.array("i", out).tobytes()
+
+
+cdef void register_heap_kfuncs(helper_fn* helpers) except *:
+    helpers[_isa.HELPER_IDS["kptr_xchg"]] = bpf_kptr_xchg
+    _kfunc("bpf_obj_new_impl", _k_obj_new)
+    _kfunc("bpf_obj_drop_impl", _k_obj_drop)
+    _kfunc("bpf_refcount_acquire_impl", _k_refcount_acquire)
