@@ -288,6 +288,8 @@ ctypedef struct MapStore:
                               # (map_lock): replay threads share the map
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
+    void* timers              # then each element's TimerState (timers.pxi)
+    bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 
 
 cdef enum:

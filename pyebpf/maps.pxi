@@ -133,6 +133,7 @@ cdef void lru_touch(MapStore* m, int32_t e) noexcept nogil:
 
 
 cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
+    timer_free(m, e)
     _hash_unlink(m, e, prev)
     if _is_lru(m):
         _lru_unlink(m, e)
@@ -272,10 +273,13 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
             if not lock and map_has_fields(m):
                 # the kernel replaces the element by a new one: its lock and timer are fresh
                 map_zero_fields(m, map_value(m, e, 0))
+                timer_free(m, e)
     if lock:
         map_copy_locked(m, map_value(m, e, 0), value, False)
     elif map_has_fields(m):
         map_copy_value(m, map_value(m, e, 0), value)
+        # array_map_update_elem: bpf_obj_free_fields on the old value's timer
+        timer_free(m, e)
     elif cpu >= 0:
         memcpy(map_value(m, e, <uint32_t>cpu), value, m.value_size)
     else:
@@ -609,6 +613,8 @@ cdef int bloom_peek(MapStore* m, const uint8_t* value) noexcept nogil:
 
 cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
+        if m.timers != NULL:
+            timers_detach(m)
         free(m.st_nr)
         free(m.st_hash)
         free(m.progs)

@@ -17,14 +17,14 @@ _TASK = ("reads task, memory or CPU state that pyebpf.trace.Machine does not mod
          "(docs/kprobe.md)")
 _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
               "(\"helper call might sleep in a non-sleepable prog\")")
-_KFUNCS = "not implemented yet (issue 11 item 4: timers and kptrs)"
+_KFUNCS = "not implemented yet (issue 11 item 4: kptrs)"
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     148: _SLEEPABLE,
     153: _TASK, 154: _TASK,
     191: _SLEEPABLE,
-    **dict.fromkeys((169, 170, 171, 172, 194), _KFUNCS),
+    194: _KFUNCS,
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

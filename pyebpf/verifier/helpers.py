@@ -47,6 +47,7 @@ BTF_ARGS = {BTF_TASK: ("task_struct", False), BTF_TASK_OR_NULL: ("task_struct", 
 IPHDR, IPV6HDR, TCPHDR = "iphdr", "ipv6hdr", "tcphdr"
 FIXED_SIZES = {IPHDR: 20, IPV6HDR: 40, TCPHDR: 20}
 SPIN_LOCK = "spin_lock"            # ARG_PTR_TO_SPIN_LOCK: a map value's bpf_spin_lock
+TIMER = "timer"                    # ARG_PTR_TO_TIMER: a map value's bpf_timer
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -103,6 +104,10 @@ PROTOS: dict[int, Proto] = dict([
     _p("get_prandom_u32", INTEGER),
     _p("spin_lock", VOID, SPIN_LOCK),
     _p("spin_unlock", VOID, SPIN_LOCK),
+    _p("timer_init", INTEGER, TIMER, MAP, ANYTHING),
+    _p("timer_set_callback", INTEGER, TIMER, FUNC),
+    _p("timer_start", INTEGER, TIMER, ANYTHING, ANYTHING),
+    _p("timer_cancel", INTEGER, TIMER),
     _p("dynptr_from_mem", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, LOCAL_DYNPTR_OUT),
     _p("ringbuf_reserve_dynptr", INTEGER, MAP, ANYTHING, ANYTHING, RINGBUF_DYNPTR_OUT,
        maps=(_T.BPF_MAP_TYPE_RINGBUF,)),

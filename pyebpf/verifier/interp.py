@@ -18,6 +18,7 @@ from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
+from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -51,7 +52,7 @@ class Refusal(Exception):
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules, LockRules):
+                  GlobalCalls, SpeculationRules, LockRules, TimerRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=()):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
@@ -419,6 +420,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 return pc + 1
             if insn.imm in CALLBACK_HELPERS:
                 self.callback_call(st, pc, insn, pending)
+            elif insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                self.timer_callback_call(st, pc, insn, pending)
             self.helper_call(st, pc, insn)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
@@ -1331,6 +1334,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                               "mem", "ringbuf_mem", "buf", "trusted_ptr_")),
         helpers.FUNC: ("func",),
         helpers.SPIN_LOCK: ("map_value", "ptr_"),
+        helpers.TIMER: ("map_value",),
         helpers.STACK_OR_NULL: ("fp",),
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
         helpers.LOCAL_DYNPTR_OUT: ("fp", "dynptr_ptr"),
@@ -1372,6 +1376,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.type != PTR_TO_MAP_VALUE:
                 self._type_error(pc, regno, reg, kind)
             self.spin_lock_arg(st, pc, regno, reg, hid == SPIN_LOCK_ID)
+            return
+        if kind == helpers.TIMER:
+            if reg.type != PTR_TO_MAP_VALUE:
+                self._type_error(pc, regno, reg, kind)
+            self.timer_arg(pc, regno, reg, meta)
             return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
@@ -1424,6 +1433,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
                 self._type_error(pc, regno, reg, kind)
+            self.timer_map_arg(pc, reg, meta)
             meta["map"] = reg.map
             return
         if kind == helpers.VALUE_OR_NULL and reg.is_null():
@@ -1593,7 +1603,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 caller.regs[r] = Reg()
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
-        if st.cur.in_callback:
+        if st.cur.in_callback is True:
             return self.callback_exit(st, pc, r0)
         self.lock_held_at(st, pc, "BPF_EXIT instruction in main prog")
         if st.refs:
@@ -1601,6 +1611,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
+        if st.cur.in_callback == ASYNC:
+            self.async_exit(pc, r0)
+            return None
         if self.in_global:
             self.global_exit(pc, r0)
             return None
