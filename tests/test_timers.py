@@ -244,6 +244,31 @@ def test_deleting_a_hash_element_cancels_its_timer_as_in_the_kernel():
     assert theirs[1]["th"][0] == bytes(32)
 
 
+def test_an_update_from_user_space_cancels_an_armed_timer_as_in_the_kernel():
+    # armed 200 ms ahead, overwritten at once from user space (array_map_update_elem
+    # frees the old value's timer), then given time to fire
+    body = START_NOW.replace("bpf_timer_start(&v->t, 0, 0)",
+                             "bpf_timer_start(&v->t, 200000000, 0)") % ("tarr", "tarr", "cb")
+    data = obj(TC % (CALLBACK, body))
+    fresh = struct.pack("<i28x", 9)
+    ours = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            kobj.program("prog").test_run(PACKET)
+            kobj.maps["tarr"].update(u32(0), fresh)
+            time.sleep(0.25)
+            want = kobj.maps["tarr"].lookup(u32(0))
+        ours.program("prog").run(PACKET)
+        ours.maps["tarr"].update(u32(0), fresh)
+        fired = pyebpf.run_timers(10**9)
+        got = ours.maps["tarr"].lookup(u32(0))
+    finally:
+        ours.close()
+    count_comparison()
+    assert (got, fired) == (want, 0)
+    assert want == fresh
+
+
 # --- the modelled clock: run_timers -------------------------------------------------------
 
 def test_a_timer_fires_once_the_process_clock_reaches_its_expiry():
