@@ -332,6 +332,26 @@ def test_timers_fire_in_the_order_of_their_expiries():
     assert (got[0], got[1], got[15]) == (1, 0, 2)
 
 
+def test_a_callback_that_starts_its_timer_again_fires_each_time_it_is_due():
+    again = """
+    static int cb(void *map, __u32 *key, struct tval *v) {
+        v->cnt += 1;
+        bpf_timer_start(&v->t, 1000, 0);
+        return 0;
+    }"""
+    ours = pyebpf.load(obj(TC % (again, START_NOW % ("tarr", "tarr", "cb"))))
+    try:
+        ours.program("prog").run(PACKET, ktime=pyebpf.KTIME_START)
+        # due at the run's time, then every 1000 ns up to the run's time + 4500
+        fired = pyebpf.run_timers(until=pyebpf.KTIME_START + 4_500)
+        bounded = pyebpf.run_timers(until=pyebpf.KTIME_START + 10**9, limit=3)
+        value = ours.maps["tarr"].lookup(u32(0))
+    finally:
+        ours.close()
+    assert (fired, bounded) == (5, 3)
+    assert struct.unpack("<i20xi4x", value)[0] == 8
+
+
 def test_closing_the_map_cancels_its_timers():
     body = START_NOW.replace("bpf_timer_start(&v->t, 0, 0)",
                              "bpf_timer_start(&v->t, 1000, 0)") % ("tarr", "tarr", "cb")
@@ -371,8 +391,15 @@ LOOKED_UP = "struct tval *v = bpf_map_lookup_elem(&tarr, &k); if (!v) return 1;"
      " return *(volatile int *)((char *)v + 40); }",
      LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
      "R3 min value is outside of the allowed memory range"),
+    ("__attribute__((noinline)) int cb(void *map, __u32 *key, struct tval *v) { return 0; }",
+     LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
+     "callback function not static"),
+    ("static int cb(void *map, __u32 *key, struct tval *v) { return (long)v; }",
+     LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
+     "At async callback return the register R0 is not a known value (map_value)"),
 ], ids=["other-map", "wrong-offset", "stack-timer", "variable-offset", "direct-read",
-        "callback-returns-1", "callback-returns-unknown", "callback-value-bounds"])
+        "callback-returns-1", "callback-returns-unknown", "callback-value-bounds",
+        "global-callback", "callback-returns-pointer"])
 def test_a_timer_misuse_is_refused_as_the_kernel_refuses_it(callbacks, body, message):
     ours, theirs = verdicts(obj(TC % (callbacks, body)))
     assert theirs is not None and message in theirs, theirs

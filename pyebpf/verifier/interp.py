@@ -1008,6 +1008,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = scalar(((hi & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF))
             return
         if op.disc_value == isa.BPF_PSEUDO_FUNC:
+            if pc + 1 + insn.imm in self.globals:
+                self.refuse(pc, "callback function not static")     # check_ld_imm
             r = Reg(PTR_TO_FUNC)
             r.mark_known(0)
             r.off = pc + 1 + insn.imm        # the callback's first instruction
