@@ -9,11 +9,11 @@ from .isa import TC_ACT
 __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
            "load", "Object", "Environment", "Machine", "Task", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm",
            "kernel", "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START",
-           "KTIME_RUN_GAP"]
+           "KTIME_RUN_GAP", "run_timers"]
 __version__ = "0.1.0"
 
 _FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
-              "KTIME_START", "KTIME_RUN_GAP")
+              "KTIME_START", "KTIME_RUN_GAP", "run_timers")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader",
                 "Environment": "environment", "Machine": "trace", "Task": "trace"}
 

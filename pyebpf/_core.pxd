@@ -292,6 +292,8 @@ ctypedef struct MapStore:
     int32_t timer_off         # the value's struct bpf_timer, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
+    void* timers              # then each element's TimerState (timers.pxi)
+    bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 
 
 cdef enum:

@@ -2326,6 +2326,7 @@ cdef class Program:
         memset(&self._work, 0, sizeof(Skb))
 
     def __dealloc__(self):
+        timers_forget_prog(&self._pc)
         free(self._code)
         free(self._blocks)
         self._work.devices = NULL        # a template's, never the work skb's own
@@ -3188,6 +3189,7 @@ cdef enum:
 
 
 include "batch.pxi"
+include "timers.pxi"
 
 
 cdef object _batch_run(Program prog, object frames, object offsets, object budget,

@@ -335,6 +335,7 @@ class Errno(enum.IntEnum):
     EINVAL = 22
     ENOSPC = 28
     ERANGE = 34
+    EDEADLK = 35
     ENODATA = 61
     ENONET = 64
     EPROTO = 71
@@ -428,6 +429,14 @@ BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 # their sizes; each is aligned to its size's natural alignment (4 and 8)
 SIZEOF_BPF_SPIN_LOCK = 4
 SIZEOF_BPF_TIMER = 16
+# bpf_timer_init's flags name the timer's clock (flags & (MAX_CLOCKS - 1)); only these
+# three are allowed (the _ALARM ones not); bpf_timer_start's flags
+MAX_CLOCKS = 16
+TIMER_CLOCK_REALTIME = 0
+TIMER_CLOCK_MONOTONIC = 1
+TIMER_CLOCK_BOOTTIME = 7
+BPF_F_TIMER_ABS = 1 << 0
+BPF_F_TIMER_CPU_PIN = 1 << 1
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
 BPF_F_HDR_FIELD_MASK = 0xF
@@ -956,7 +965,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 # Module constants the compiled core needs, by name prefix (kernel names).
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
-               "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_")
+               "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_", "TIMER_CLOCK_")
 _C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",

@@ -137,6 +137,8 @@ cdef class Map:
             self._m.kptr_off[k] = kptr.off
         self._m.nkptrs = len(kptrs)
         self.kptrs = tuple(kptrs)
+        if self._m.timer_off >= 0:
+            timers_attach(self._m)
 
     @property
     def spin_lock_off(self):
@@ -149,13 +151,18 @@ cdef class Map:
         return self._m.timer_off if self._m.timer_off >= 0 else None
 
     def close(self):
-        """Drop the handle (programs already loaded keep the map)."""
+        """Drop the handle (programs already loaded keep the map).  Its bpf_timers are
+        cancelled and freed, and cannot be initialised again (map_release_uref: the
+        last user reference is gone) unless the map is pinned."""
         _MAP_HANDLES.pop(self.fd, None)
+        if self._pin is None:
+            timers_release(self._m)
 
     def _reopen(self):
         """Register the handle again: a closed pinned map got from its pin once more
         (pyebpf.pinning keeps one Map, and one handle, per pin in a process)."""
         _MAP_HANDLES[self.fd] = self
+        self._m.no_uref = False
 
     @property
     def key_size(self):

@@ -135,6 +135,7 @@ cdef void lru_touch(MapStore* m, int32_t e) noexcept nogil:
 cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
     if m.nkptrs:
         map_free_kptrs(m, e)
+    timer_free(m, e)
     _hash_unlink(m, e, prev)
     if _is_lru(m):
         _lru_unlink(m, e)
@@ -302,10 +303,13 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
                 if m.nkptrs:
                     map_free_kptrs(m, e)
                 map_zero_fields(m, map_value(m, e, 0))
+                timer_free(m, e)
     if lock:
         map_copy_locked(m, map_value(m, e, 0), value, False)
     elif map_has_fields(m):
         map_copy_value(m, map_value(m, e, 0), value)
+        # array_map_update_elem: bpf_obj_free_fields on the old value's timer
+        timer_free(m, e)
     elif cpu >= 0:
         memcpy(map_value(m, e, <uint32_t>cpu), value, m.value_size)
     else:
@@ -648,6 +652,8 @@ cdef void map_free(MapStore* m) noexcept nogil:
         for e in range(<int32_t>(m.values_len // (<size_t>m.ncpu * m.stride))):
             map_free_kptrs(m, e)
     if m != NULL:
+        if m.timers != NULL:
+            timers_detach(m)
         free(m.st_nr)
         free(m.st_hash)
         free(m.progs)

@@ -15,13 +15,11 @@ from ..verifier import rules
 
 _SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
               "(\"helper call might sleep in a non-sleepable prog\")")
-_KFUNCS = "not implemented yet (issue 11 item 4: timers and kptrs)"
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
     148: _SLEEPABLE,
     191: _SLEEPABLE,
-    **dict.fromkeys((169, 170, 171, 172), _KFUNCS),
 }
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),

@@ -50,6 +50,7 @@ FIXED_SIZES = {IPHDR: 20, IPV6HDR: 40, TCPHDR: 20}
 SPIN_LOCK = "spin_lock"            # ARG_PTR_TO_SPIN_LOCK: a map value's bpf_spin_lock
 KPTR_DEST = "kptr_dest"            # ARG_KPTR_XCHG_DEST: a map value's referenced kptr field
 KPTR_NEW = "kptr_new"              # ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE, of its type
+TIMER = "timer"                    # ARG_PTR_TO_TIMER: a map value's bpf_timer
 
 # return types (enum bpf_return_type)
 INTEGER, VOID, MAP_VALUE_OR_NULL, RINGBUF_MEM_OR_NULL = "int", "void", "map_value", "mem"
@@ -110,6 +111,10 @@ PROTOS: dict[int, Proto] = dict([
     _p("spin_lock", VOID, SPIN_LOCK),
     _p("kptr_xchg", KPTR_OR_NULL, KPTR_DEST, KPTR_NEW),
     _p("spin_unlock", VOID, SPIN_LOCK),
+    _p("timer_init", INTEGER, TIMER, MAP, ANYTHING),
+    _p("timer_set_callback", INTEGER, TIMER, FUNC),
+    _p("timer_start", INTEGER, TIMER, ANYTHING, ANYTHING),
+    _p("timer_cancel", INTEGER, TIMER),
     _p("dynptr_from_mem", INTEGER, UNINIT_MEM, SIZE_OR_ZERO, ANYTHING, LOCAL_DYNPTR_OUT),
     _p("ringbuf_reserve_dynptr", INTEGER, MAP, ANYTHING, ANYTHING, RINGBUF_DYNPTR_OUT,
        maps=(_T.BPF_MAP_TYPE_RINGBUF,)),

@@ -23,6 +23,7 @@ from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scal
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness
+from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -66,7 +67,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules):
+                  KptrRules, TimerRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None):
@@ -463,6 +464,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             else:
                 if insn.imm in CALLBACK_HELPERS:
                     self.callback_call(st, pc, insn, pending)
+                elif insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                    self.timer_callback_call(st, pc, insn, pending)
                 self.helper_call(st, pc, insn)
             self.lv.commit(st, pc)
             return pc + 1
@@ -1079,6 +1082,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = self.ksym_reg(pc, insn.imm, hi)
             return
         if op.disc_value == isa.BPF_PSEUDO_FUNC:
+            if pc + 1 + insn.imm in self.globals:
+                self.refuse(pc, "callback function not static")     # check_ld_imm
             r = Reg(PTR_TO_FUNC)
             r.mark_known(0)
             r.off = pc + 1 + insn.imm        # the callback's first instruction
@@ -1421,6 +1426,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                               "mem", "ringbuf_mem", "buf", "trusted_ptr_")),
         helpers.FUNC: ("func",),
         helpers.SPIN_LOCK: ("map_value", "ptr_"),
+        helpers.TIMER: ("map_value",),
         helpers.STACK_OR_NULL: ("fp",),
         helpers.DYNPTR: ("fp", "dynptr_ptr"),
         helpers.LOCAL_DYNPTR_OUT: ("fp", "dynptr_ptr"),
@@ -1478,6 +1484,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._type_error(pc, regno, reg, kind)
             self.spin_lock_arg(st, pc, regno, reg, hid == SPIN_LOCK_ID)
             return
+        if kind == helpers.TIMER:
+            if reg.type != PTR_TO_MAP_VALUE:
+                self._type_error(pc, regno, reg, kind)
+            self.timer_arg(pc, regno, reg, meta)
+            return
         if kind == helpers.FUNC:
             if reg.type != PTR_TO_FUNC:
                 self._type_error(pc, regno, reg, kind)
@@ -1533,6 +1544,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind == helpers.MAP:
             if reg.type != CONST_PTR_TO_MAP:
                 self._type_error(pc, regno, reg, kind)
+            self.timer_map_arg(pc, reg, meta)
             meta["map"] = reg.map
             return
         if kind == helpers.VALUE_OR_NULL and reg.is_null():
@@ -1712,7 +1724,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 caller.regs[r] = Reg()
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
-        if st.cur.in_callback:
+        if st.cur.in_callback is True:
             return self.callback_exit(st, pc, r0)
         self.lock_held_at(st, pc, "BPF_EXIT instruction in main prog")
         if st.refs:
@@ -1720,6 +1732,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
+        if st.cur.in_callback == ASYNC:
+            self.async_exit(pc, r0)
+            return None
         if self.in_global:
             self.global_exit(pc, r0)
             return None

@@ -42,12 +42,14 @@ class LockRules:
 
     def map_prog_compatible(self, pc: int, m) -> None:
         """check_map_prog_compatibility, for a map an lddw names (before do_check)."""
-        if not has_spin_lock(m):
-            return
-        if self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
-            self.refuse(pc, "socket filter progs cannot use bpf_spin_lock yet")
-        if self.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
-            self.refuse(pc, "tracing progs cannot use bpf_spin_lock yet")
+        if has_spin_lock(m):
+            if self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+                self.refuse(pc, "socket filter progs cannot use bpf_spin_lock yet")
+            if self.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
+                self.refuse(pc, "tracing progs cannot use bpf_spin_lock yet")
+        if getattr(m, "timer_off", None) is not None and \
+                self.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
+            self.refuse(pc, "tracing progs cannot use bpf_timer yet")
 
     def check_maps_used(self) -> None:
         """resolve_pseudo_ldimm64's walk over every lddw naming a map, in order."""

@@ -1,0 +1,312 @@
+# bpf_timer (kernel/bpf/helpers.c: bpf_timer_init/set_callback/start/cancel, bpf_timer_cb,
+# bpf_timer_cancel_and_free) on the modelled clock, in C.  Included into pyebpf/_core.pyx
+# after Program.
+#
+# A map whose value holds a struct bpf_timer gets one TimerState per element
+# (MapStore.timers); the 16 bytes in the value stay zero, as a user-space lookup reads
+# them.  A timer is due when the process's clock (docs/clock.md) reaches its expiry;
+# run_timers() runs the callbacks of the due ones, earliest first, each as its own
+# invocation of the program that set it (bpf_timer_cb: r1 the map, r2 the key, r3 the
+# value).  Deleting or overwriting an element, or Map.close() (map_release_uref), cancels
+# and frees its timers, as bpf_obj_free_fields does.
+
+cdef extern from *:
+    """
+    static inline uint64_t pyebpf_timer_seq_next(uint64_t* p) {
+        return __atomic_add_fetch(p, 1, __ATOMIC_RELAXED);
+    }
+    """
+    uint64_t _seq_next "pyebpf_timer_seq_next" (uint64_t* p) nogil
+
+ctypedef struct TimerState:
+    int64_t expires        # CLOCK_MONOTONIC ns when armed
+    uint64_t seq           # arming order: equal expiries fire in it (the timerqueue's)
+    ProgCore* prog         # the program whose callback it runs (cb->prog), or NULL
+    uint32_t cb_pc         # the callback's first instruction
+    uint8_t init           # bpf_timer_init made it (async->cb != NULL)
+    uint8_t armed          # queued (hrtimer_active)
+    uint8_t clock          # its clock id
+
+cdef MapStore** _timer_maps = NULL       # every map with timers, for run_timers
+cdef size_t _n_timer_maps = 0, _cap_timer_maps = 0
+cdef uint64_t _timer_seq = 0
+cdef TimerState* _timer_running = NULL   # whose callback runs now (hrtimer_running)
+cdef int64_t _KTIME_MAX = 0x7fffffffffffffff, _KTIME_MIN = -_KTIME_MAX - 1
+cdef int64_t _REALTIME_OFFSET = _isa.KTIME_TAI_OFFSET - 37 * 1_000_000_000
+
+
+cdef int timers_attach(MapStore* m) except -1:
+    """Give ``m`` (whose value holds a bpf_timer) its timers, all uninitialised."""
+    global _timer_maps, _n_timer_maps, _cap_timer_maps
+    m.timers = calloc(m.max_entries if m.max_entries else 1, sizeof(TimerState))
+    if m.timers == NULL or not _grow(<void**>&_timer_maps, &_cap_timer_maps,
+                                     _n_timer_maps + 1, sizeof(MapStore*)):
+        raise MemoryError()
+    _timer_maps[_n_timer_maps] = m
+    _n_timer_maps += 1
+    return 0
+
+
+cdef void timers_detach(MapStore* m) noexcept nogil:
+    """The map is freed: its timers go with it."""
+    global _n_timer_maps
+    cdef size_t k
+    for k in range(_n_timer_maps):
+        if _timer_maps[k] == m:
+            _n_timer_maps -= 1
+            _timer_maps[k] = _timer_maps[_n_timer_maps]
+            break
+    free(m.timers)
+    m.timers = NULL
+
+
+cdef inline void timer_free(MapStore* m, int32_t e) noexcept nogil:
+    """bpf_timer_cancel_and_free: element ``e``'s timer cancelled and uninitialised."""
+    if m.timers != NULL:
+        memset(&(<TimerState*>m.timers)[e], 0, sizeof(TimerState))
+
+
+cdef void timers_release(MapStore* m) noexcept nogil:
+    """map_release_uref: the last user reference is gone; every timer is cancelled and
+    freed, and bpf_timer_init/set_callback refuse with -EPERM from now on."""
+    m.no_uref = True
+    if m.timers != NULL:
+        memset(m.timers, 0, <size_t>m.max_entries * sizeof(TimerState))
+
+
+cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
+    """A Program is freed: its callbacks can no longer run (the kernel's timers hold a
+    reference to the program instead; pyebpf's maps may outlive it)."""
+    cdef size_t k
+    cdef uint32_t i
+    cdef TimerState* t
+    for k in range(_n_timer_maps):
+        t = <TimerState*>_timer_maps[k].timers
+        for i in range(_timer_maps[k].max_entries):
+            if t[i].prog == p:
+                t[i].prog, t[i].armed = NULL, 0
+
+
+cdef TimerState* _timer_arg(Vm* vm, uint64_t ptr, MapStore** out) noexcept nogil:
+    """The timer ARG_PTR_TO_TIMER points at: a value's bpf_timer in one of the
+    program's maps (the verifier saw to that)."""
+    cdef int k
+    cdef MapStore* m
+    cdef uint64_t off
+    for k in range(vm.nmaps):
+        m = vm.maps[k]
+        if m.timers != NULL and <uintptr_t>m.values <= ptr < <uintptr_t>m.values + m.values_len:
+            off = ptr - <uintptr_t>m.values
+            if off % m.stride != <uint64_t>m.timer_off:
+                break
+            out[0] = m
+            return &(<TimerState*>m.timers)[off // m.stride]
+    helper_fault(vm, b"r1 is not the bpf_timer of a map value")
+    return NULL
+
+
+cdef inline int64_t _timer_now(Vm* vm) noexcept nogil:
+    """CLOCK_MONOTONIC as the run reads it (hrtimer_start does not move it on)."""
+    return <int64_t>(vm.skb.ktime if vm.skb != NULL else _ktime_clock)
+
+
+cdef uint64_t _h_timer_init(Vm* vm, uint64_t timer, uint64_t map_ptr, uint64_t flags,
+                            uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_timer_init: flags name the clock (REALTIME, MONOTONIC or BOOTTIME only);
+    -EBUSY once initialised, -EPERM when the map has no user reference."""
+    cdef MapStore* m = NULL
+    cdef TimerState* t = _timer_arg(vm, timer, &m)
+    cdef uint64_t clock = flags & (MAX_CLOCKS - 1)
+    cdef uint64_t rc = 0
+    if t == NULL:
+        return 0
+    if flags >= MAX_CLOCKS or (clock != TIMER_CLOCK_MONOTONIC and clock != TIMER_CLOCK_REALTIME
+                               and clock != TIMER_CLOCK_BOOTTIME):
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if t.init:
+        rc = err(EBUSY)
+    elif m.no_uref:
+        rc = err(EPERM)
+    else:
+        t.init, t.armed, t.clock, t.prog = 1, 0, <uint8_t>clock, NULL
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef uint64_t _h_timer_set_callback(Vm* vm, uint64_t timer, uint64_t fn, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_timer_set_callback: the callback, of the program making the call."""
+    cdef MapStore* m = NULL
+    cdef TimerState* t = _timer_arg(vm, timer, &m)
+    cdef uint64_t rc = 0
+    if t == NULL:
+        return 0
+    map_lock(&m.lock)
+    if not t.init:
+        rc = err(EINVAL)
+    elif m.no_uref:
+        rc = err(EPERM)
+    else:
+        t.prog, t.cb_pc = vm.prog, <uint32_t>fn
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef uint64_t _h_timer_start(Vm* vm, uint64_t timer, uint64_t nsecs, uint64_t flags,
+                             uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_timer_start: arm it ``nsecs`` from now (BPF_F_TIMER_ABS: at ``nsecs`` on its
+    clock); -EINVAL before a callback is set."""
+    cdef MapStore* m = NULL
+    cdef TimerState* t = _timer_arg(vm, timer, &m)
+    cdef uint64_t rc = 0
+    cdef int64_t at = <int64_t>nsecs, base
+    if t == NULL:
+        return 0
+    if flags & ~(<uint64_t>(BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN)):
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if not t.init or t.prog == NULL:
+        rc = err(EINVAL)
+    else:
+        if flags & BPF_F_TIMER_ABS:
+            # hrtimer expiries are on the timer's own clock: a REALTIME one's is the wall
+            # time, which the modelled boot set (docs/clock.md)
+            if t.clock == TIMER_CLOCK_REALTIME:
+                at = at - _REALTIME_OFFSET if at > _KTIME_MIN + _REALTIME_OFFSET else _KTIME_MIN
+        else:
+            # ktime_add_safe: saturates at KTIME_MAX
+            base = _timer_now(vm)
+            at = base + at if at <= _KTIME_MAX - base else _KTIME_MAX
+        t.expires, t.armed = at, 1
+        t.seq = _seq_next(&_timer_seq)
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef uint64_t _h_timer_cancel(Vm* vm, uint64_t timer, uint64_t r2, uint64_t r3,
+                              uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_timer_cancel: 1 if it was armed, else 0; the callback is dropped (a later
+    bpf_timer_start needs a new one); -EDEADLK from its own callback."""
+    cdef MapStore* m = NULL
+    cdef TimerState* t = _timer_arg(vm, timer, &m)
+    cdef uint64_t rc
+    if t == NULL:
+        return 0
+    map_lock(&m.lock)
+    if not t.init:
+        rc = err(EINVAL)
+    elif t == _timer_running:
+        rc = err(EDEADLK)
+    else:
+        rc = t.armed
+        t.prog, t.armed = NULL, 0
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef void register_timer_helpers(helper_fn* table) noexcept:
+    table[169] = _h_timer_init            # BPF_FUNC_timer_init
+    table[170] = _h_timer_set_callback    # BPF_FUNC_timer_set_callback
+    table[171] = _h_timer_start           # BPF_FUNC_timer_start
+    table[172] = _h_timer_cancel          # BPF_FUNC_timer_cancel
+
+
+register_timer_helpers(SKB_HELPERS)
+
+
+cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo) noexcept nogil:
+    """The armed timer due soonest by ``until`` (first armed among equal expiries)."""
+    cdef TimerState* best = NULL
+    cdef TimerState* t
+    cdef size_t k
+    cdef uint32_t i
+    for k in range(_n_timer_maps):
+        t = <TimerState*>_timer_maps[k].timers
+        for i in range(_timer_maps[k].max_entries):
+            if t[i].armed and t[i].expires <= until and (
+                    best == NULL or t[i].expires < best.expires or
+                    (t[i].expires == best.expires and t[i].seq < best.seq)):
+                best, mo[0], eo[0] = &t[i], _timer_maps[k], i
+    return best
+
+
+cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t now):
+    """bpf_timer_cb: one run of ``p`` from its callback at ``pc`` with (map, key,
+    value); a fault raises as a run's does."""
+    cdef Vm vm
+    cdef Skb spare
+    cdef Skb* skb = NULL
+    cdef uint32_t index = e
+    cdef uintptr_t key
+    cdef TraceWorld world
+    cdef MachineImage image = None
+    cdef bytes regs
+    vm_begin(&vm, p.budget, p.tail_call_limit, p._profile_id == PROFILE_V46)
+    try:
+        if p._kprobe:
+            # a run as run() without arguments makes: its clock the timer's
+            memset(&spare, 0, sizeof(Skb))
+            skb = &spare
+            regs = PyBytes_FromStringAndSize(NULL, _REGS_SIZE[p.arch])
+            image = trace_begin(&vm, skb, &world, <uint8_t*>PyBytes_AS_STRING(regs), None,
+                                {}, p._profile_id, p.arch)
+            skb.ktime = <uint64_t>now
+        elif p.prog_type is not None:
+            # the callback has no context, but its clock and helpers read the run's skb:
+            # an empty frame's, at the time the timer fired
+            skb = p._take_skb(&spare)
+            p._work_clean = False
+            if not skb_load_frame(skb, p._template(), <const uint8_t*>PyBytes_AS_STRING(_ETH_ZERO),
+                                  ETH_HLEN, 0):
+                raise MemoryError()
+            vm_attach_skb(&vm, skb, p._is_tc)
+            skb.ktime = <uint64_t>now
+        # the key: an array's index on bpf_timer_cb's stack, a hash element's own key
+        key = <uintptr_t>&index if m.type == BPF_MAP_TYPE_ARRAY else \
+            <uintptr_t>(m.keys + <size_t>e * m.key_size)
+        if not add_region(&vm, key, m.key_size, REGION_MAP_KEY):
+            raise vm_fault(&vm, p.budget)
+        vm.regions[vm.nregions - 1].writable = False
+        vm.reg[1], vm.reg[2], vm.reg[3] = <uintptr_t>m, key, <uintptr_t>map_value(m, <int32_t>e, 0)
+        vm.pc = pc
+        vm_run(&vm, &p._pc, False)
+        if vm.status != STATUS_EXIT:
+            raise vm_fault(&vm, p.budget)
+    finally:
+        vm_end(&vm)
+        if skb == &spare and p._kprobe:
+            skb_free(skb)
+        elif skb != NULL:
+            p._give_skb(skb)
+
+
+def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=100_000):
+    """Move the process's clock (docs/clock.md) on by ``advance`` ns, or to ``until``,
+    running on the way the callbacks of the bpf_timers due by then, earliest first (in
+    arming order among equal expiries), as the kernel's hrtimers fire them.  A callback
+    reads its timer's expiry as the time; one may arm timers again, which fire in the same call when they are due by its end.
+    At most ``limit`` callbacks run (a timer that re-arms itself with 0 ns would fire
+    forever).  Returns how many ran; a callback's fault raises as a run's does."""
+    global _ktime_clock, _timer_running
+    cdef int64_t end = <int64_t>(_ktime_clock + advance) if until is None else <int64_t>until
+    cdef MapStore* m = NULL
+    cdef uint32_t e = 0, pc
+    cdef TimerState* t
+    cdef uint64_t n = 0
+    cdef int64_t now
+    while n < limit:
+        t = _next_due(end, &m, &e)
+        if t == NULL:
+            break
+        t.armed = 0
+        now = t.expires
+        pc, n = t.cb_pc, n + 1
+        _timer_running = t
+        try:
+            _timer_callback(<Program>t.prog.owner, m, e, pc, now)
+        finally:
+            _timer_running = NULL
+    if end > <int64_t>_ktime_clock:
+        _ktime_clock = <uint64_t>end
+    return n

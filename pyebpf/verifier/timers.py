@@ -1,0 +1,98 @@
+"""bpf_timer in the verifier (``kernel/bpf/verifier.c``): the timer argument
+(``ARG_PTR_TO_TIMER``: ``process_timer_func``, ``check_map_field_pointer``), bpf_timer_init's
+map argument, which must be the timer's own map (``check_func_arg``), and the callback
+bpf_timer_set_callback names, verified as the kernel verifies an async callback
+(``push_async_cb``, ``set_timer_callback_state``): a path of its own, queued at the call,
+starting in the callback as the only frame with R1 the map, R2 the key and R3 the value
+of the timer's element, and ending at its exit like a program's, with R0 == 0
+(``check_return_code``).  The caller goes on after the call as after any helper.
+"""
+from __future__ import annotations
+
+from .. import isa
+from .callbacks import _bounds
+from .locks import map_name
+from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_STACK,
+                    SCALAR, Frame, Reg, VState, type_str)
+
+TIMER_SET_CALLBACK_ID = isa.HELPER_IDS["timer_set_callback"]
+#: Frame.in_callback of an async callback's frame (a bpf_loop's is True)
+ASYNC = "async"
+
+
+def has_timer(m) -> bool:
+    return getattr(m, "timer_off", None) is not None
+
+
+class TimerRules:
+    """The bpf_timer rules, mixed into :class:`~.interp.Interpreter`."""
+
+    def timer_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
+        """process_timer_func: ``reg`` (a map value) points at its bpf_timer, at a
+        constant offset; the map is remembered for bpf_timer_init's map argument."""
+        if not reg.is_const:
+            self.refuse(pc, f"R{regno} doesn't have constant offset. bpf_timer has to be at "
+                            f"the constant offset")
+        m = reg.map
+        if getattr(m, "value_type", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use bpf_timer")
+        if not has_timer(m):
+            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_timer")
+        at = reg.value + reg.off
+        if at != m.timer_off:
+            self.refuse(pc, f"off {at} doesn't point to 'struct bpf_timer' that is at "
+                            f"{m.timer_off}")
+        meta["map"] = m
+        meta["timer_map"] = m
+
+    def timer_map_arg(self, pc: int, reg: Reg, meta: dict) -> None:
+        """check_func_arg, ARG_CONST_MAP_PTR after a timer: the same map (its map_uid
+        tells inner maps apart; pyebpf's verifier has none holding timers)."""
+        if meta.get("timer_map") is not None and meta["timer_map"] is not reg.map:
+            self.refuse(pc, "timer pointer in R1 map_uid=0 doesn't match map pointer in "
+                            "R2 map_uid=0")
+
+    def timer_callback_call(self, st, pc: int, insn, pending) -> None:
+        """push_async_cb with set_timer_callback_state, once the arguments check."""
+        meta = {"map": None}
+        self.timer_arg_checked(st, pc, meta)
+        fn = self.read(st, pc, 2)
+        if fn.type != PTR_TO_FUNC:
+            self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
+        m = meta["map"]
+        callee = Frame(pc, self.func_of(fn.off), 0)
+        callee.in_callback = ASYNC
+        callee.regs[1] = Reg(CONST_PTR_TO_MAP)
+        callee.regs[1].mark_known(0)
+        callee.regs[1].map = m
+        for regno, kind in ((2, PTR_TO_MAP_KEY), (3, PTR_TO_MAP_VALUE)):
+            r = Reg(kind)
+            r.mark_known(0)
+            r.map = m
+            callee.regs[regno] = r
+        callee.regs[10].type = PTR_TO_STACK
+        callee.regs[10].mark_known(0)
+        callee.regs[10].frame = 0
+        # push_async_cb: not a copy of the caller's state, nor one of its branches
+        from .interp import JMP_SEQ_LIMIT
+        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
+            self.refuse(pc, f"The sequence of {len(pending) + 1} jumps is too complex.")
+        queued = VState()
+        queued.frames = [callee]
+        pending.append((queued, fn.off, pc, self.log.mark()))
+
+    def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
+        """R1 of a timer helper, as check_func_arg checks it."""
+        reg = self.read(st, pc, 1)
+        if reg.type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, f"R1 type={type_str(reg.type)} expected=map_value")
+        self.timer_arg(pc, 1, reg, meta)
+
+    def async_exit(self, pc: int, r0: Reg) -> None:
+        """check_return_code for an async callback: R0 must be 0."""
+        where = "At async callback return the register R0"
+        if r0.type != SCALAR:
+            self.refuse(pc, f"{where} is not a known value ({type_str(r0.type)})")
+        if r0.smin < 0 or r0.smax > 0:
+            bounds = _bounds(r0) or " unknown scalar value"
+            self.refuse(pc, f"{where} has{bounds} should have been in [0, 0]")
