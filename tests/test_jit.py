@@ -5,6 +5,7 @@ Each test runs the same program in the interpreter (``jit=False``) and compiled
 instruction count.  The differential fuzzer covers what these examples do not.
 """
 import gc
+import os
 import random
 import subprocess
 import sys
@@ -301,9 +302,16 @@ def test_tcsim_jit_writes_what_the_interpreter_writes(tmp_path):
     assert (tmp_path / "jit.jsonl").read_text() == (tmp_path / "interp.jsonl").read_text()
 
 
+# programs the differential fuzzer tries on every run; PYEBPF_JIT_FUZZ=N tries N instead
+# (each costs an LLVM compile: 1,000 take about 90 s of CPU)
+FUZZ_PROGRAMS = int(os.environ.get("PYEBPF_JIT_FUZZ", "250"))
+
+
 def test_the_differential_fuzzer_finds_no_disagreement():
     seed = random.SystemRandom().getrandbits(32)
     stats = {}
-    failures = fuzz.run(1000, seed, stats=stats)
+    failures = fuzz.run(FUZZ_PROGRAMS, seed, stats=stats)
     assert not failures, f"{len(failures)} disagreements (seed {seed}):\n" + failures[0]
-    assert stats.get("exit", 0) > 500 and stats.get("MemoryFault", 0) > 200
+    # both outcomes stay common, so neither path goes unchecked
+    assert stats.get("exit", 0) > FUZZ_PROGRAMS // 2, stats
+    assert stats.get("MemoryFault", 0) > FUZZ_PROGRAMS // 5, stats
