@@ -360,6 +360,8 @@ ctypedef struct Lane:
     int nblocks, block      # blocks allocated, the one being filled (-1: none yet)
     size_t used             # bytes of that block filled
     bint failed             # memory could not be had
+    bint clean              # skb's last load was from the template and every run since
+                            # kept the layout: skb_reload_frame resets it (Loop._load)
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only (the first CPU's for a packet that never reaches tc).
@@ -478,6 +480,7 @@ cdef class Loop:
     capture's order whatever CPU replayed them."""
     cdef ChainProg chain[MAX_CHAIN]
     cdef int nprogs, mode
+    cdef bint keeps_layout      # every program of the chain (ProgCore.keeps_layout)
     cdef uint32_t classid, keep, untag_needs
     cdef int32_t act_default
     cdef Skb tmpl
@@ -550,6 +553,7 @@ cdef class Loop:
         if self.mode == MODE_SF and nprogs != 1:
             raise ValueError(f"a packet socket runs one socket filter, not {nprogs}")
         self.perf = []
+        self.keeps_layout = True
         for k, p in enumerate(programs):
             if p.prog_type != want or p.profile != profile:
                 raise ValueError(f"program {k + 1} of the chain is {p!r} with profile "
@@ -560,6 +564,7 @@ cdef class Loop:
                 raise ValueError(f"program {k + 1} of the chain has Python helpers, which "
                                  "the replay loop cannot call")
             self.chain[k].core, self.chain[k].budget = core, p.budget
+            self.keeps_layout = self.keeps_layout and core.keeps_layout
             self.chain[k].tail_call_limit = p.tail_call_limit
             for mp in p.maps:
                 m = map_store(mp)
@@ -722,7 +727,7 @@ cdef class Loop:
         """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admitted left it) gets
         the outcome, ``ln.skb`` holds the packet afterwards.  -1 when memory cannot be
         had."""
-        if not skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
+        if not self._load(ln, frame, n):
             return -1
         if pkt_type >= 0 and not self.keep & 2:
             ln.skb.pkt_type = pkt_type
@@ -732,12 +737,21 @@ cdef class Loop:
             ln.skb.ktime = ktime
         _run_chain(&ln.vm, self.chain, self.nprogs, self.mode, self.classid,
                    self.act_default, &ln.skb, o)
+        ln.clean = self.keeps_layout
         o.mark, o.priority, o.tc_index = ln.skb.mark, ln.skb.priority, ln.skb.tc_index
         if self.keep & 16:
             # what a packet socket reads starts at the MAC header again
             ln.skb.data -= ETH_HLEN
             ln.skb.len += ETH_HLEN
         return 0
+
+    cdef inline bint _load(self, Lane* ln, const uint8_t* frame, uint32_t n) noexcept nogil:
+        """Reset the lane's skb to ``frame`` from the template: where the runs since its
+        last load kept the layout, only what they dirtied (skb_reload_frame, as
+        Program.run_many).  False when memory cannot be had."""
+        ln.clean = (skb_reload_frame(&ln.skb, &self.tmpl, frame, n, self.keep) if ln.clean
+                    else skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep))
+        return ln.clean
 
     cdef inline bint _has_extras(self, Lane* ln, TcOutcome* o) noexcept nogil:
         if o.fault_prog or ln.skb.nclones or ln.skb.printk_len:
@@ -1042,7 +1056,7 @@ cdef class Loop:
         the lane's skb), as RPS steers.  NO_LANE when memory cannot be had."""
         if self.steer == STEER_RSS:
             return rss_queue(rss_hash(frame, n), self.cpus)
-        if not skb_load_frame(&ln.skb, &self.tmpl, frame, n, self.keep):
+        if not self._load(ln, frame, n):
             return NO_LANE
         _skb_flow_hash(&ln.skb)
         return rps_cpu(ln.skb.hash, self.cpus)

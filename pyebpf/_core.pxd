@@ -148,6 +148,8 @@ ctypedef struct ProgCore:
     const BtfView* btf # the target BTF bpf_snprintf_btf prints by (NULL: none needed)
     const int32_t* obj_types   # bpf_obj_new's structs by local type id: (size, bpf_refcount
     uint32_t n_obj_types       # offset or -1) pairs (heap.pxi), or NULL
+    uint32_t stack_zero  # bytes below r10 a run zeroes on entry (Program._stack_zero)
+    bint keeps_layout  # no run moves the packet or sets tunnel metadata (_keeps_layout)
 
 ctypedef struct MemRange:
     uint64_t start
@@ -412,10 +414,10 @@ cdef inline void skb_sync(Vm* vm) noexcept nogil:
 
 cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
                           bint div0_abort) noexcept nogil:
-    """Reset ``vm`` for one run: registers zero, r10 at the top of a zeroed stack frame,
-    the stack the only region, no packet or context yet (raw mode)."""
+    """Reset ``vm`` for one run: registers zero, r10 at the top of a stack frame (vm_run
+    zeroes as much of it as the program reaches), the stack the only region, no packet
+    or context yet (raw mode)."""
     memset(&vm.reg, 0, sizeof(vm.reg))
-    bulk_zero(vm.stack + STACK_SIZE - FRAME_SIZE, FRAME_SIZE)
     vm.pc = 0
     vm.status = STATUS_RUNNING
     vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff

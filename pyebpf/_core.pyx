@@ -11,7 +11,7 @@ raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the addr
 and the region.
 """
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
@@ -1237,9 +1237,11 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             vm.depth += 1
             vm.may_goto_left[vm.depth] = BPF_MAX_LOOPS
             r[10] -= FRAME_SIZE
-            # the stack region grows by the callee's frame, zeroed
+            # the stack region grows by the callee's frame, zeroed as deep as the callee
+            # reaches (imm: Program._stack_zero of the callee)
             vm.regions[0].start -= FRAME_SIZE
-            bulk_zero(<void*>vm.regions[0].start, FRAME_SIZE)
+            if imm:
+                bulk_zero(<void*>(r[10] - imm), imm)
             pc = <uint32_t>i.off
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
@@ -1418,6 +1420,13 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     heap_region(vm)
 
 
+cdef inline void _zero_frame(Vm* vm, ProgCore* prog) noexcept nogil:
+    """Zero the bytes of frame 0 ``prog`` can reach: a read of stack the program never
+    wrote sees zeroes in every run (the privileged verifier lets it read them)."""
+    if prog.stack_zero:
+        bulk_zero(<void*>(vm.regions[0].end - prog.stack_zero), prog.stack_zero)
+
+
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
     """Replace the running program after bpf_tail_call: same context, a fresh frame."""
     ringbuf_release_all(vm)
@@ -1428,8 +1437,8 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     vm.pc = 0
     vm.depth = 0
     vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
-    bulk_zero(<void*>vm.regions[0].start, FRAME_SIZE)
     vm.reg[10] = vm.regions[0].end
+    _zero_frame(vm, vm.prog)
 
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
@@ -1438,6 +1447,7 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
+    _zero_frame(vm, prog)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
     prog.runs += 1
     while True:
@@ -2161,6 +2171,10 @@ cdef enum:
 
 cdef uint64_t _TAIL_CALL = _isa.BPF_FUNC.BPF_FUNC_tail_call
 
+cdef inline uint32_t _rounded_depth(uint32_t depth) noexcept nogil:
+    return min((depth + 7) & ~7u, <uint32_t>FRAME_SIZE)
+
+
 cdef bint _runs_short(const Insn* code, uint32_t n) noexcept nogil:
     """Whether every run of ``code`` is short enough to keep the GIL (SHORT_RUN_SLOTS)."""
     cdef uint32_t pc
@@ -2216,7 +2230,8 @@ cdef bytes _frame_bytes(object data, object prog_type):
     else:
         _require_frame(data, prog_type)
         raw = b"" if data is None else bytes(data)
-    _check_frame_len(len(raw), "")
+    if not ETH_HLEN <= PyBytes_GET_SIZE(raw) <= 0xffff:
+        _check_frame_len(PyBytes_GET_SIZE(raw), "")
     return raw
 
 
@@ -2315,7 +2330,7 @@ cdef class Program:
     cdef bint _tmpl_ready
     cdef Skb _work
     cdef bint _work_busy
-    cdef bint _keeps_layout      # see _keeps_layout(); False until the helpers are set
+    cdef uint32_t _frame0_zero   # frame 0's bytes a run zeroes (_stack_zero)
     cdef bint _work_clean        # _work's last load was from _tmpl, and every run since
                                  # kept the layout: skb_reload_frame resets it
 
@@ -2348,12 +2363,12 @@ cdef class Program:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
-        kinds = {}
+        kinds, depths = {}, {}
         if verify and classic is None:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
-                                  prog_btf=prog_btf)
+                                  prog_btf=prog_btf, stack_depths=depths)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)
@@ -2367,6 +2382,7 @@ cdef class Program:
         self._listing = [None] * len(slots)
         memset(self._helpers, 0, sizeof(self._helpers))
         self._decode(slots, ops)
+        self._stack_zero(slots, depths)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
@@ -2405,7 +2421,7 @@ cdef class Program:
         self._pc.blocks = self._blocks
         self._pc.cov = NULL
         self._hold_gil = _runs_short(self._code, self._n)
-        self._keeps_layout = _keeps_layout(self._code, self._n, self._helpers)
+        self._pc.keeps_layout = _keeps_layout(self._code, self._n, self._helpers)
         self._pc.jit, self._pc.runs = NULL, 0
         # loads through BTF pointers (bpf_get_current_task_btf's, a tracing program's
         # walks) are the kernel's BPF_PROBE_MEM loads; the verifier let no other load
@@ -2562,6 +2578,23 @@ cdef class Program:
             else:
                 c.imm = <uint64_t><int64_t>insn.imm
 
+    cdef _stack_zero(self, list slots, dict depths):
+        """How much of a frame a run zeroes when it enters a function (ProgCore.stack_zero
+        for frame 0, a local call's decoded imm for its callee's): a verified function's
+        stack depth (``depths``, the verifier's: no access or helper argument reaches
+        below it), rounded up to 8; for unverified code the whole frame, or nothing when
+        no instruction names r10, a program's only way to a stack pointer."""
+        cdef uint32_t pc
+        cdef Insn* c
+        cdef uint32_t whole = FRAME_SIZE if any(
+            insn.dst == 10 or insn.src == 10 for insn in slots) else 0
+        self._frame0_zero = _rounded_depth(depths[0]) if depths else whole
+        self._pc.stack_zero = self._frame0_zero
+        for pc in range(self._n):
+            c = &self._code[pc]
+            if c.op == OP_CALL_LOCAL:
+                c.imm = _rounded_depth(depths.get(c.off, FRAME_SIZE)) if depths else whole
+
     cdef _specialise_loads(self, dict kinds):
         """Loads the verifier proved to read the context (``kinds``: its pointer kind
         per instruction; empty for an unverified program, which keeps the checked path)
@@ -2654,8 +2687,10 @@ cdef class Program:
             raise TypeError(f"helper {helper_id} must be a builtin name or a callable, "
                             f"not {type(helper).__name__}")
         self._pc.py_helpers = bool(self._py_helpers)
-        self._keeps_layout = (self._code != NULL
-                              and _keeps_layout(self._code, self._n, self._helpers))
+        # a Python helper reads the stack wherever the pointers it gets lead
+        self._pc.stack_zero = FRAME_SIZE if self._py_helpers else self._frame0_zero
+        self._pc.keeps_layout = (self._code != NULL
+                                 and _keeps_layout(self._code, self._n, self._helpers))
 
     cdef uint64_t _call_python_helper(self, Vm* vm, uint64_t a, uint64_t b, uint64_t c,
                                       uint64_t d, uint64_t e):
@@ -2783,7 +2818,7 @@ cdef class Program:
                     raise MemoryError()
                 # this run leaves the work skb clean if its program keeps the layout
                 self._work_clean = (skb == &self._work and not tmpl_made
-                                    and self._keeps_layout and not self._pc.py_helpers)
+                                    and self._pc.keeps_layout and not self._pc.py_helpers)
                 if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
                 vm_attach_skb(&vm, skb, self._is_tc)
@@ -2819,7 +2854,7 @@ cdef class Program:
                 if skb.printk_len:
                     res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
             elif typed:
-                self._skb_result(res, skb)
+                self._skb_result(res, skb, src)
                 res._input = data
             else:
                 res._data = mem
@@ -2859,10 +2894,14 @@ cdef class Program:
         else:
             skb_free(skb)
 
-    cdef _skb_result(self, Result res, Skb* skb):
+    cdef _skb_result(self, Result res, Skb* skb, bytes src):
         cdef bytes out
         res._kind = KIND_TC if self._is_tc else KIND_SF
-        res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
+        if <Py_ssize_t>skb.len == PyBytes_GET_SIZE(src) and memcmp(
+                skb_data(skb), PyBytes_AS_STRING(src), skb.len) == 0:
+            res.data_out = src        # the bytes are the frame's: no copy to make
+        else:
+            res.data_out = PyBytes_FromStringAndSize(<char*>skb_data(skb), skb.len)
         if skb.csum_checked:
             res._csum = (CSUM_GOOD if csum_fold(skb.csum) == csum_fold(skb_csum_now(skb))
                          else CSUM_BAD)
@@ -3114,7 +3153,7 @@ ctypedef struct BatchRun:
     bint v46
     bint packet_region
     bint own_clock
-    bint keeps_layout            # the program keeps the layout (Program._keeps_layout)
+    bint keeps_layout            # the program keeps the layout (ProgCore.keeps_layout)
     bint clean                   # skb's last load was from tmpl and every run since kept
                                  # the layout: skb_reload_frame resets it
     uint8_t kind
@@ -3264,7 +3303,7 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
             c.kind = KIND_TC if prog._is_tc else KIND_SF
             c.packet_region = prog._is_tc
             c.skb = prog._take_skb(&spare)
-            c.keeps_layout = prog._keeps_layout and not prog._pc.py_helpers
+            c.keeps_layout = prog._pc.keeps_layout and not prog._pc.py_helpers
             c.clean = c.skb == &prog._work and prog._work_clean and not tmpl_made
             if c.skb == &prog._work:
                 prog._work_clean = False

@@ -26,7 +26,7 @@ cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_
     # the caller's frame ends where the stack region starts: the callee's sits below
     vm.reg[10] = vm.regions[0].start
     vm.regions[0].start -= FRAME_SIZE
-    memset(<void*>vm.regions[0].start, 0, FRAME_SIZE)
+    bulk_zero(<void*>vm.regions[0].start, FRAME_SIZE)
     vm.reg[1], vm.reg[2], vm.reg[3], vm.reg[4], vm.reg[5] = a1, a2, a3, a4, 0
     # the others are uninitialised to the verifier (check_func_call): 0, not whatever
     # vm.reg last held, which depends on where the caller's engine last stopped

@@ -121,7 +121,7 @@ cdef bint skb_reload_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint
                            uint32_t keep) noexcept nogil:
     """skb_load_frame for an ``skb`` whose last load was from ``tmpl`` with ``keep``
     and whose runs since were all of programs that keep the layout
-    (Program._keeps_layout: no helper that moves the data, resizes the buffer or sets
+    (ProgCore.keeps_layout: no helper that moves the data, resizes the buffer or sets
     tunnel metadata), so its head- and tailroom are still zero and its ``tun`` the
     template's.  Resets only what such runs dirty: the metadata but ``tun`` and the
     socket view (packet_sock fills it from the packet before a run first sees it), and

@@ -503,7 +503,7 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
         _call(f, b, op, pc, k, dst, imm, nxt)
         return
     elif form is isa.F_CALL_LOCAL:
-        _call_local(f, b, pc, k, off, nxt)
+        _call_local(f, b, pc, k, off, nxt, imm)
         return
     elif form is isa.F_EXIT:
         _exit(f, b, pc, k, returns)
@@ -845,7 +845,7 @@ def _on_depth(f, test, yes, no):
     return depth_p, depth
 
 
-def _call_local(f, b, pc, k, target, nxt):
+def _call_local(f, b, pc, k, target, nxt, zero):
     abi = f.abi
     L = f"{pc}"
     # a ninth frame: the interpreter reports the depth
@@ -863,11 +863,14 @@ def _call_local(f, b, pc, k, target, nxt):
     slot = f.op(f"getelementptr i32, ptr {f.field(abi['may_goto_left'])}, i64 {f.op(f'sext i32 {d1} to i64')}")
     f.emit(f"store i32 {abi['BPF_MAX_LOOPS']}, ptr {slot}")
     f.set(10, f.op(f"sub i64 {f.get(10)}, {abi['FRAME_SIZE']}"))
-    # the stack region grows by the callee's frame, zeroed
+    # the stack region grows by the callee's frame, zeroed as deep as the callee reaches
+    # (the decoded imm: Program._stack_zero)
     start_p = f.field(abi["regions"] + abi["region_start"])
     start = f.op(f"sub i64 {f.op(f'load i64, ptr {start_p}')}, {abi['FRAME_SIZE']}")
     f.emit(f"store i64 {start}, ptr {start_p}")
-    f.emit(f"call void @llvm.memset.p0.i64(ptr {f.op(f'inttoptr i64 {start} to ptr')}, i8 0, i64 {abi['FRAME_SIZE']}, i1 0)")
+    if zero:
+        low = f.op(f"sub i64 {f.get(10)}, {zero}")
+        f.emit(f"call void @llvm.memset.p0.i64(ptr {f.op(f'inttoptr i64 {low} to ptr')}, i8 0, i64 {zero}, i1 0)")
     f.forget_region()
     f.goto(pc, target)
 

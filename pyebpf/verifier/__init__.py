@@ -47,7 +47,8 @@ class Verdict:
 def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
-          functions=(), license: str = "GPL", prog_btf=None) -> list[isa.Op | None]:
+          functions=(), license: str = "GPL", prog_btf=None,
+          stack_depths: dict | None = None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -63,24 +64,29 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     :class:`VerifierError` at the first refusal.  ``pointer_kinds``, a
     dict, receives for each load and store the verifier reached the pointer type
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
-    the context (other kinds may mix on other paths)."""
+    the context (other kinds may mix on other paths).  ``stack_depths``, a dict,
+    receives each function's stack depth (the bytes below its r10 any access or helper
+    argument reaches), keyed by its first pc; the raw mode gives none."""
     gpl = licenses.gpl_compatible(license)
     key = (tuple(insns), prog_type, profile, unpriv, arch, bool(line_info),
            COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
     if hit is not None:
-        ops, kinds = hit
+        ops, kinds, depths = hit
     else:
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
                               arch, functions, gpl, prog_btf)
         kinds = interp.ptr_kinds if interp is not None else {}
+        depths = dict(zip(interp.starts, interp.depths)) if interp is not None else {}
         if key is not None and _self_contained(insns, ops):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 _ACCEPTED.pop(next(iter(_ACCEPTED)))
-            _ACCEPTED[key] = (tuple(ops), dict(kinds))
+            _ACCEPTED[key] = (tuple(ops), dict(kinds), dict(depths))
     if pointer_kinds is not None:
         pointer_kinds.update(kinds)
+    if stack_depths is not None:
+        stack_depths.update(depths)
     return list(ops)
 
 
