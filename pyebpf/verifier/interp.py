@@ -462,6 +462,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
                 self.kfunc_call(st, pc, insn, pending)
             else:
+                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
+                        and self.profile == "current":
+                    # check_helper_call: a helper the type offers is refused for the
+                    # license before its arguments and any callback are looked at
+                    self.refuse(pc, HELPER_REFUSAL)
                 if insn.imm in CALLBACK_HELPERS:
                     self.callback_call(st, pc, insn, pending)
                 elif insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
@@ -1306,8 +1311,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             kernel = "the 4.6 kernel" if self.profile == "4.6" else "the kernel"
             self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
                             f"({kernel}, {self.prog_type.name})")
-        if not self.gpl and hid in GPL_ONLY and self.profile == "current":
-            self.refuse(pc, HELPER_REFUSAL)
         if hid in helpers.MIGHT_SLEEP:
             self.refuse(pc, "helper call might sleep in a non-sleepable prog")
         # a helper without a prototype here is one pyebpf does not implement: loading
