@@ -2634,6 +2634,8 @@ cdef class Program:
                             f"pyebpf yet (see docs/kfuncs-table.md)")
         if KFUNCS[kid] == _k_cast_to_kern_ctx:
             kern_ctx_prepare()
+        elif _isa.KFUNC_NAMES[kid] in _CT_KFUNC_NAMES:
+            ct_prepare()
         return kid
 
     cdef uint64_t _lddw_value(self, uint32_t pc, op, int32_t lo, int32_t hi) except? 0:
@@ -2647,8 +2649,14 @@ cdef class Program:
             return pc + 1 + lo
         if op.disc_value == _isa.BPF_PSEUDO_BTF_ID:
             # a typed ksym: the kernel writes the variable's address (check_pseudo_btf_id)
+            from .btf import Kind
             from .btf.relo import target_btf
-            return _ksym.variable_address(target_btf(), lo)
+            btf = target_btf()
+            if not 0 < lo < len(btf) or btf.types[lo].kind not in (Kind.VAR, Kind.FUNC):
+                # check_pseudo_btf_id: only a VAR or FUNC of the kernel BTF has an address
+                raise LoadError(f"pc {pc}: lddw of BTF id {lo}, which is no variable or "
+                                f"function of the kernel BTF")
+            return _ksym.variable_address(btf, lo)
         if op.disc_value not in (_isa.BPF_PSEUDO_MAP_FD, _isa.BPF_PSEUDO_MAP_VALUE):
             raise LoadError(f"pc {pc}: lddw with pseudo source {op.name[5:]} is not supported")
         m = _MAP_HANDLES.get(lo)

@@ -457,8 +457,21 @@ cdef uint64_t _k_ct_set_nat_info(Vm* vm, uint64_t nfct, uint64_t addr, uint64_t 
     return 0
 
 
+# the kfuncs below, whose loading makes the layout (ct_prepare)
+_CT_KFUNC_NAMES = frozenset((
+    "bpf_skb_ct_lookup", "bpf_skb_ct_alloc", "bpf_ct_insert_entry", "bpf_ct_release",
+    "bpf_ct_set_timeout", "bpf_ct_change_timeout", "bpf_ct_set_status",
+    "bpf_ct_change_status", "bpf_ct_set_nat_info"))
+
+
+cdef void ct_prepare() except *:
+    """The nf_conn layout, from the target BTF, the first time a program calling one of
+    these kfuncs is loaded: importing pyebpf parses no BTF."""
+    if CT.size == 0:
+        ct_layout()
+
+
 cdef void register_conntrack() except *:
-    ct_layout()
     _kfunc("bpf_skb_ct_lookup", _k_skb_ct_lookup)
     _kfunc("bpf_skb_ct_alloc", _k_skb_ct_alloc)
     _kfunc("bpf_ct_insert_entry", _k_ct_insert_entry)
