@@ -39,6 +39,8 @@ class _Unit:
         _live[self.key] = (engine, context)
 
     def __del__(self):
+        if _dead is None:
+            return      # interpreter shutdown: the module's state, LLVM's with it, is gone
         # LLVM is not thread-safe here: free under the lock, now if it is free, else
         # at the next compile (a unit can die inside compile_codes itself)
         _dead.append(_live.pop(self.key))
