@@ -16,7 +16,6 @@ from __future__ import annotations
 from .. import isa
 from ..btf import Kind
 from ..btf.fields import object_fields
-from . import tnum
 from .btfptr import WalkError, walk
 from .state import MAYBE_NULL, MEM_ALLOC, MEM_RCU, PTR_TO_BTF_ID, Reg, scalar
 
@@ -84,13 +83,7 @@ class AllocObjects:
     def alloc_access(self, pc: int, regno: int, reg: Reg, off: int, size: int) -> Reg:
         """btf_struct_access of a local type: no byte of a special field, then the member
         walk; what a read gives (a pointer member reads as a scalar)."""
-        name = reg.map.name
-        off += reg.off
-        if off < 0:
-            self.refuse(pc, f"R{regno} is ptr_{name} invalid negative access: off={off}")
-        if not reg.is_const or reg.smin:
-            self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
-                            f"var_off={tnum.text(reg.var)}")
+        off = self.btf_offset(pc, regno, reg, off)
         for field, foff, fsize in object_fields(reg.map):
             if off < foff + fsize and foff < off + size:
                 self.refuse(pc, f"direct access to {field} is disallowed")

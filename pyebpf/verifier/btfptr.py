@@ -185,9 +185,9 @@ class BtfPointers:
             r.id = self.new_id()
         return r
 
-    def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
-                   write: bool) -> Reg:
-        """check_ptr_to_btf_access: the register a read gives."""
+    def btf_offset(self, pc: int, regno: int, reg: Reg, off: int) -> int:
+        """The constant, non-negative offset an access through a BTF pointer reaches
+        (check_ptr_to_btf_access, __check_ptr_off_reg), else the kernel's refusal."""
         name = reg.map.name
         off += reg.off
         if off < 0:
@@ -195,6 +195,13 @@ class BtfPointers:
         if not reg.is_const or reg.smin:
             self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
                             f"var_off={tnum.text(reg.var)}")
+        return off
+
+    def btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
+                   write: bool) -> Reg:
+        """check_ptr_to_btf_access: the register a read gives."""
+        name = reg.map.name
+        off = self.btf_offset(pc, regno, reg, off)
         if reg.type & MEM_PERCPU:
             self.refuse(pc, f"R{regno} is ptr_{name} access percpu memory: off={off}")
         if write:

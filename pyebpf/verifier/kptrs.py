@@ -142,13 +142,7 @@ class KptrRules:
                              write: bool) -> Reg:
         """check_ptr_to_btf_access of an untrusted pointer to a struct of the program's
         BTF (a loaded kptr): reads through the member walk, no write."""
-        name = reg.map.name
-        off += reg.off
-        if off < 0:
-            self.refuse(pc, f"R{regno} is ptr_{name} invalid negative access: off={off}")
-        if not reg.is_const or reg.value:
-            self.refuse(pc, f"R{regno} is ptr_{name} invalid variable offset: off={off}, "
-                            f"var_off={tnum.text(reg.var)}")
+        off = self.btf_offset(pc, regno, reg, off)
         if write:
             self.refuse(pc, "only read is supported")
         try:
