@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+# The interpreter is what this bench measures: with the tiered JIT on, every program here
+# would be compiled after its PYEBPF_JIT_AFTER-th run and the interpreter's columns would
+# be the JIT's (bench/bench_jit.py compares the two).
+os.environ["PYEBPF_JIT"] = "off"
 
 import pyebpf  # noqa: E402
 from pyebpf import isa, kernel  # noqa: E402

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 from pyebpf import isa
-from pyebpf.kernel import sysbpf
+from pyebpf.kernel import sysbpf, vmlinux
 from pyebpf.kernel.oracle import _meaningful_last_line
 
 DIR = Path(__file__).resolve().parent / "kernel_answers"
@@ -53,6 +53,7 @@ _FD_VALUE_MAPS = frozenset({isa.MapType.BPF_MAP_TYPE_PROG_ARRAY,
                             isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
 _MAP_LDDW = frozenset({isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_VALUE})
 _LDDW = isa.OPS_BY_NAME["LDDW"].code
+_CALL = isa.CALL_CODE
 _HASH_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_PERCPU_HASH,
                          isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS})
 _LRU_KINDS = frozenset({isa.MapType.BPF_MAP_TYPE_LRU_HASH,
@@ -194,13 +195,24 @@ class Answers:
 
     # --- programs ------------------------------------------------------------------------
     def _program_refs(self, insns: bytes) -> tuple[bytes, list]:
-        """The instructions with map fds in lddw zeroed, and the maps' handles."""
+        """The instructions with map fds in lddw zeroed, and the maps' handles; a kfunc's
+        or kernel variable's BTF id of vmlinux (a call's or lddw's imm) becomes its name,
+        so that the answers hold for another build of the same kernel, whose BTF numbers
+        its types differently."""
         code, refs = bytearray(insns), []
-        for i in range(0, len(code) - 15, isa.INSN_SIZE):
-            if code[i] == _LDDW and (code[i + 1] >> 4) in _MAP_LDDW:
+        for i in range(0, len(code) - 7, isa.INSN_SIZE):
+            op, src = code[i], code[i + 1] >> 4
+            if op == _LDDW and src in _MAP_LDDW and i + 16 <= len(code):
                 fd = int.from_bytes(code[i + 4:i + 8], "little", signed=True)
                 refs.append(self.handles.get(fd) or _Handle("unknown", f"fd:{fd}"))
                 code[i + 4:i + 8] = bytes(4)
+            elif (op == _CALL and src == isa.BPF_PSEUDO_KFUNC_CALL and code[i + 2:i + 4] == b"\0\0"
+                  or op == _LDDW and src == isa.BPF_PSEUDO_BTF_ID and i + 16 <= len(code)
+                  and code[i + 12:i + 16] == bytes(4)):
+                name = vmlinux.symbol_name(int.from_bytes(code[i + 4:i + 8], "little"))
+                if name is not None:
+                    code[i + 4:i + 8] = bytes(4)
+                    refs.append(_Handle("ksym", name))
         return bytes(code), refs
 
     def prog_load(self, prog_type, insns, license, log_level, btf=None, func_info=b"",

@@ -18,25 +18,48 @@ _TAIL = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8), 1
          15: (0, 12), 17: (4, 0), 19: (0, 12)}
 
 
+_KIND_VAR = 14
+
+
 @functools.lru_cache(maxsize=1)
-def _functions(path: str) -> dict[str, int]:
+def _symbols(path: str) -> dict[int, tuple[int, str]]:
+    """type id -> (kind, name) of every FUNC and VAR of the BTF at ``path``."""
     data = Path(path).read_bytes()
     magic, _ver, _flags, hdr_len, type_off, type_len, str_off, _str_len = \
         struct.unpack_from("<HBBIIIII", data)
     if magic != _btf.MAGIC:
         raise LoadError(f"{path}: not BTF (magic {magic:#x})")
     types, strings = hdr_len + type_off, hdr_len + str_off
-    pos, end, type_id, funcs = types, types + type_len, 1, {}
+    pos, end, type_id, symbols = types, types + type_len, 1, {}
     while pos < end:
         name_off, info = struct.unpack_from("<II", data, pos)
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        if kind == _KIND_FUNC:
+        if kind in (_KIND_FUNC, _KIND_VAR):
             name_end = data.index(b"\0", strings + name_off)
-            funcs.setdefault(data[strings + name_off:name_end].decode(), type_id)
+            symbols[type_id] = (kind, data[strings + name_off:name_end].decode())
         fixed, each = _TAIL.get(kind, (0, 0))
         pos += 12 + fixed + each * vlen
         type_id += 1
+    return symbols
+
+
+@functools.lru_cache(maxsize=1)
+def _functions(path: str) -> dict[str, int]:
+    funcs: dict[str, int] = {}
+    for type_id, (kind, name) in _symbols(path).items():
+        if kind == _KIND_FUNC:
+            funcs.setdefault(name, type_id)
     return funcs
+
+
+def symbol_name(type_id: int) -> str | None:
+    """The name of the running kernel's FUNC or VAR ``type_id`` (None when it is neither,
+    or the kernel's BTF cannot be read)."""
+    try:
+        found = _symbols(VMLINUX_BTF).get(type_id)
+    except OSError:
+        return None
+    return found[1] if found else None
 
 
 def kfunc_btf_id(name: str, pc: int) -> int:
