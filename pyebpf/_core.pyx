@@ -2368,7 +2368,7 @@ cdef class Program:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
-                                  prog_btf=prog_btf, stack_depths=depths)
+                                  prog_btf=prog_btf, stack_depths=depths, code=raw)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

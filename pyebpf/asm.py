@@ -45,6 +45,7 @@ the program defines it.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -212,6 +213,7 @@ def _literal_regex(text: str, before: str, after: str, syntax: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=None)
 def _compile(template: str, syntax: str) -> re.Pattern:
     parts, seen, pos = [], set(), 0
     for m in _PLACEHOLDER.finditer(template):
@@ -229,7 +231,13 @@ def _compile(template: str, syntax: str) -> re.Pattern:
 class _Spelling:
     op: isa.Op
     template: str
-    regex: re.Pattern
+    syntax: str
+
+    @property
+    def regex(self) -> re.Pattern:
+        # compiled when first tried: compiling all ~800 at import was most of the time
+        # `import pyebpf` took (tcsim's start-up included)
+        return _compile(self.template, self.syntax)
 
 
 def _mnemonic(template: str) -> str:
@@ -239,7 +247,7 @@ def _mnemonic(template: str) -> str:
 
 
 _TEMPLATE_FUNCS = {"kernel": _kernel_templates, "conformance": _conformance_templates}
-_SPELLINGS = {s: [_Spelling(op, t, _compile(t, s)) for op in isa.OPS
+_SPELLINGS = {s: [_Spelling(op, t, s) for op in isa.OPS
                   for t in _TEMPLATE_FUNCS[s](op)] for s in _SYNTAXES}
 # The disassembler prints an op's first spelling (reversed: the first one is stored last).
 _CANONICAL = {s: {sp.op.id: sp.template for sp in reversed(_SPELLINGS[s])} for s in _SYNTAXES}

@@ -931,7 +931,8 @@ def unpack_program(raw: bytes) -> list[Insn]:
     """Split raw bytes into instruction slots (``len(raw)`` must be a multiple of 8)."""
     if len(raw) % INSN_SIZE:
         raise ValueError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
-    return [Insn.unpack(raw, i) for i in range(0, len(raw), INSN_SIZE)]
+    return [Insn(code, regs & 0x0F, regs >> 4, off, imm)
+            for code, regs, off, imm in Insn._STRUCT.iter_unpack(raw)]
 
 
 def lookup(insn: Insn) -> Op | None:

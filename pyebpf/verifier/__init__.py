@@ -48,7 +48,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
           functions=(), license: str = "GPL", prog_btf=None,
-          stack_depths: dict | None = None) -> list[isa.Op | None]:
+          stack_depths: dict | None = None, code: bytes | None = None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -66,9 +66,13 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths).  ``stack_depths``, a dict,
     receives each function's stack depth (the bytes below its r10 any access or helper
-    argument reaches), keyed by its first pc; the raw mode gives none."""
+    argument reaches), keyed by its first pc; the raw mode gives none.  ``code``: the
+    program's bytes, when the caller has them (the remembered answers are keyed by them;
+    hashing them is far cheaper than hashing the slots)."""
     gpl = licenses.gpl_compatible(license)
-    key = (tuple(insns), prog_type, profile, unpriv, arch, bool(line_info),
+    if code is None and prog_type is not None:
+        code = b"".join(i.pack() for i in insns)
+    key = (code, prog_type, profile, unpriv, arch, bool(line_info),
            COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
