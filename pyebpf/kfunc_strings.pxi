@@ -29,7 +29,7 @@ cdef inline uint64_t _str_span(Vm* vm, uint64_t addr) noexcept nogil:
     return 0
 
 
-cdef inline bint _str_allowed(Vm* vm, uint64_t addr) noexcept nogil:
+cdef inline bint _nofault_allowed(Vm* vm, uint64_t addr) noexcept nogil:
     """copy_from_kernel_nofault_allowed(addr, 1): a region of the run (kernel memory
     to the program), or an address in the kernel's canonical half."""
     return _str_span(vm, addr) != 0 or (addr >> KERNEL_HALF_SHIFT) == 0x1ffff
@@ -65,7 +65,7 @@ cdef int64_t _strcasecmp(Vm* vm, uint64_t s1, uint64_t s2, bint icase) noexcept 
     cdef StrReader a, b
     cdef uint8_t c1, c2
     cdef int i
-    if not _str_allowed(vm, s1) or not _str_allowed(vm, s2):
+    if not _nofault_allowed(vm, s1) or not _nofault_allowed(vm, s2):
         return -ERANGE
     _str_open(vm, &a, s1)
     _str_open(vm, &b, s2)
@@ -88,7 +88,7 @@ cdef int64_t _strnchr(Vm* vm, uint64_t s, uint64_t count, uint8_t c) noexcept no
     cdef StrReader r
     cdef uint8_t sc
     cdef int i = 0
-    if not _str_allowed(vm, s):
+    if not _nofault_allowed(vm, s):
         return -ERANGE
     _str_open(vm, &r, s)
     while <uint64_t>i < count and i < XATTR_SIZE_MAX:
@@ -128,7 +128,7 @@ cdef uint64_t _k_strchrnul(Vm* vm, uint64_t s, uint64_t c, uint64_t r3, uint64_t
     cdef StrReader r
     cdef uint8_t sc
     cdef int i
-    if not _str_allowed(vm, s):
+    if not _nofault_allowed(vm, s):
         return err(ERANGE)
     _str_open(vm, &r, s)
     for i in range(XATTR_SIZE_MAX):
@@ -147,7 +147,7 @@ cdef uint64_t _k_strrchr(Vm* vm, uint64_t s, uint64_t c, uint64_t r3, uint64_t r
     cdef uint8_t sc
     cdef int i
     cdef int64_t last = -ENOENT
-    if not _str_allowed(vm, s):
+    if not _nofault_allowed(vm, s):
         return err(ERANGE)
     _str_open(vm, &r, s)
     for i in range(XATTR_SIZE_MAX):
@@ -164,7 +164,7 @@ cdef int64_t _strnlen(Vm* vm, uint64_t s, uint64_t count) noexcept nogil:
     cdef StrReader r
     cdef uint8_t c
     cdef int i = 0
-    if not _str_allowed(vm, s):
+    if not _nofault_allowed(vm, s):
         return -ERANGE
     _str_open(vm, &r, s)
     while <uint64_t>i < count and i < XATTR_SIZE_MAX:
@@ -192,7 +192,7 @@ cdef int64_t _strspn(Vm* vm, uint64_t s, uint64_t accept, bint reject) noexcept 
     cdef StrReader a, b
     cdef uint8_t cs, ca = 0
     cdef int i, j
-    if not _str_allowed(vm, s) or not _str_allowed(vm, accept):
+    if not _nofault_allowed(vm, s) or not _nofault_allowed(vm, accept):
         return -ERANGE
     _str_open(vm, &a, s)
     _str_open(vm, &b, accept)
@@ -231,7 +231,7 @@ cdef int64_t _strnstr(Vm* vm, uint64_t s1, uint64_t s2, uint64_t length) noexcep
     cdef StrReader a, b
     cdef uint8_t c1, c2
     cdef int i, j
-    if not _str_allowed(vm, s1) or not _str_allowed(vm, s2):
+    if not _nofault_allowed(vm, s1) or not _nofault_allowed(vm, s2):
         return -ERANGE
     _str_open(vm, &a, s1)
     _str_open(vm, &b, s2)

@@ -68,6 +68,7 @@ include "dynptr.pxi"
 include "conntrack.pxi"
 include "heap.pxi"
 include "kfunc_strings.pxi"
+include "iter_bits.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -75,6 +76,9 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_iter_num_new", _k_iter_num_new)
     _kfunc("bpf_iter_num_next", _k_iter_num_next)
     _kfunc("bpf_iter_num_destroy", _k_iter_num_destroy)
+    _kfunc("bpf_iter_bits_new", _k_iter_bits_new)
+    _kfunc("bpf_iter_bits_next", _k_iter_bits_next)
+    _kfunc("bpf_iter_bits_destroy", _k_iter_bits_destroy)
     for name in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                  "bpf_preempt_enable"):
         _kfunc(name, _k_region)
