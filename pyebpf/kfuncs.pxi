@@ -60,6 +60,22 @@ cdef uint64_t _k_region(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t 
     return 0
 
 
+
+# --- bpf_map_sum_elem_count (kernel/bpf/map_iter.c): the sum of the map's per-CPU
+# element counters, which only hash maps keep (htab_map_alloc: bpf_map_init_elem_count);
+# 0 for every other map
+
+cdef uint64_t _k_map_sum_elem_count(Vm* vm, uint64_t map, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, map)
+    if m == NULL:
+        return 0
+    if m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH or \
+            m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH or \
+            m.type == BPF_MAP_TYPE_HASH_OF_MAPS:
+        return m.count
+    return 0
+
 cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
@@ -84,6 +100,7 @@ cdef void register_kfuncs() except *:
         _kfunc(name, _k_region)
     _kfunc("bpf_cast_to_kern_ctx", _k_cast_to_kern_ctx)
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
+    _kfunc("bpf_map_sum_elem_count", _k_map_sum_elem_count)
     register_dynptr(SKB_HELPERS)
     register_conntrack()
     register_heap_kfuncs(SKB_HELPERS)

@@ -279,7 +279,7 @@ WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE],
                     _SLEEPABLE),
     **dict.fromkeys(["bpf_dynptr_from_skb_meta",
-                     "bpf_map_sum_elem_count", "bpf_local_irq_save", "bpf_local_irq_restore",
+                     "bpf_local_irq_save", "bpf_local_irq_restore",
                      "bpf_res_spin_lock", "bpf_res_spin_unlock", "bpf_res_spin_lock_irqsave",
                      "bpf_res_spin_unlock_irqrestore", "bpf_probe_read_kernel_dynptr",
                      "bpf_probe_read_kernel_str_dynptr", "bpf_probe_read_user_dynptr",

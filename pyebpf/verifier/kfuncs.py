@@ -26,7 +26,7 @@ from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
-from .state import MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
+from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
 _P = isa.ProgType
@@ -395,6 +395,16 @@ class KfuncCalls:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
+            elif arg.kind == BTF_ID and k.flags & isa.KF_TRUSTED_ARGS and \
+                    (reg.is_null() or reg.type & MAYBE_NULL):
+                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+            elif arg.kind == BTF_ID and arg.ctype.endswith("struct bpf_map *") and \
+                    reg.type != CONST_PTR_TO_MAP:
+                # only a map the program references is a (trusted) struct bpf_map; other
+                # values make it memory, which a struct of pointers cannot be
+                # (get_kfunc_ptr_arg_type, KF_ARG_PTR_TO_MEM)
+                self.refuse(pc, f"arg#{i} pointer type STRUCT bpf_map must point to scalar, "
+                                f"or struct with scalar")
             elif arg.kind == BTF_ID and reg.type == PTR_TO_CTX:
                 # the program's context is no trusted BTF pointer (check_kfunc_args,
                 # KF_ARG_PTR_TO_BTF_ID): another program type's context struct
