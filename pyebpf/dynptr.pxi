@@ -3,7 +3,7 @@
 # (bpf_user_ringbuf_drain), ring buffer records
 # (bpf_ringbuf_reserve_dynptr, _submit_dynptr, _discard_dynptr), skb dynptrs
 # (bpf_dynptr_from_skb), the kfuncs bpf_dynptr_slice, _slice_rdwr, _adjust, _is_null,
-# _is_rdonly, _size, _clone and the helpers bpf_dynptr_read, _write and _data.
+# _is_rdonly, _size, _clone, _memset, _copy and the helpers bpf_dynptr_read, _write and _data.
 # Included by pyebpf/kfuncs.pxi.
 #
 # A dynptr is 16 bytes on the program's stack, laid out as struct bpf_dynptr_kern:
@@ -394,6 +394,80 @@ cdef uint64_t bpf_user_ringbuf_drain(Vm* vm, uint64_t r1, uint64_t callback, uin
     return <uint64_t>(samples - discarded)
 
 
+# --- bpf_dynptr_memset, bpf_dynptr_copy (kernel/bpf/helpers.c) -------------------------
+
+cdef inline uint8_t* _dynptr_slice_ptr(Vm* vm, DynptrKern* d, uint32_t offset, uint32_t n,
+                                       bint write) noexcept nogil:
+    """bpf_dynptr_slice(_rdwr) without a buffer: the bytes, or NULL for a NULL dynptr, a
+    read-only one written, or a range past its end.  The engine's packet is linear, so an
+    skb dynptr's slice always exists."""
+    if d.data == 0 or (write and _drdonly(d)) or _check_off_len(d, offset, n):
+        return NULL
+    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+        return skb_data(vm.skb) + d.offset + offset
+    return _dmem(vm, d, offset, n, write)
+
+
+cdef uint64_t _k_dynptr_memset(Vm* vm, uint64_t p, uint64_t offset, uint64_t size,
+                               uint64_t val, uint64_t r5) noexcept nogil:
+    """bpf_dynptr_memset: -EINVAL for a read-only dynptr, -E2BIG past the end (a NULL
+    dynptr has size 0)."""
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
+    cdef uint8_t* to
+    cdef int e
+    if d == NULL:
+        return 0
+    to = _dynptr_slice_ptr(vm, d, <uint32_t>offset, <uint32_t>size, True)
+    if to != NULL:
+        memset(to, <uint8_t>val, <uint32_t>size)
+        return 0
+    if vm.status != STATUS_RUNNING:
+        return 0
+    if _drdonly(d):
+        return err(EINVAL)
+    e = _check_off_len(d, <uint32_t>offset, <uint32_t>size)
+    if e:
+        return <uint64_t><int64_t>e
+    # a NULL dynptr, size 0: __bpf_dynptr_write's chunks never run
+    return 0
+
+
+cdef uint64_t _k_dynptr_copy(Vm* vm, uint64_t dst_p, uint64_t dst_off, uint64_t src_p,
+                             uint64_t src_off, uint64_t size) noexcept nogil:
+    """bpf_dynptr_copy: a memmove when both ranges are in their dynptrs, else the error
+    of the write (-EINVAL: NULL or read-only destination) or read (-EINVAL: NULL source)
+    that fails, or -E2BIG."""
+    cdef DynptrKern* dst = _dynptr(vm, dst_p, ACCESS_READ)
+    cdef DynptrKern* src = _dynptr(vm, src_p, ACCESS_READ)
+    cdef uint8_t* frm
+    cdef uint8_t* to
+    cdef uint32_t n = <uint32_t>size
+    if dst == NULL or src == NULL:
+        return 0
+    frm = _dynptr_slice_ptr(vm, src, <uint32_t>src_off, n, False)
+    to = _dynptr_slice_ptr(vm, dst, <uint32_t>dst_off, n, True)
+    if vm.status != STATUS_RUNNING:
+        return 0
+    if frm != NULL and to != NULL:
+        memmove(to, frm, n)
+        return 0
+    if frm != NULL:
+        # __bpf_dynptr_write
+        if dst.data == 0 or _drdonly(dst):
+            return err(EINVAL)
+        return <uint64_t><int64_t>_check_off_len(dst, <uint32_t>dst_off, n)
+    if to != NULL:
+        # __bpf_dynptr_read
+        if src.data == 0:
+            return err(EINVAL)
+        return <uint64_t><int64_t>_check_off_len(src, <uint32_t>src_off, n)
+    if _check_off_len(dst, <uint32_t>dst_off, n) or _check_off_len(src, <uint32_t>src_off, n):
+        return err(E2BIG)
+    # neither range sliced, both within their dynptrs: size 0, a NULL source and a NULL
+    # or read-only destination; the kernel's chunked copy does not start
+    return 0
+
+
 cdef void register_dynptr(helper_fn* helpers) except *:
     _kfunc("bpf_dynptr_from_skb", _k_dynptr_from_skb)
     _kfunc("bpf_dynptr_slice", _k_dynptr_slice)
@@ -403,6 +477,8 @@ cdef void register_dynptr(helper_fn* helpers) except *:
     _kfunc("bpf_dynptr_is_rdonly", _k_dynptr_is_rdonly)
     _kfunc("bpf_dynptr_size", _k_dynptr_size)
     _kfunc("bpf_dynptr_clone", _k_dynptr_clone)
+    _kfunc("bpf_dynptr_memset", _k_dynptr_memset)
+    _kfunc("bpf_dynptr_copy", _k_dynptr_copy)
     helpers[_isa.HELPER_IDS["dynptr_read"]] = bpf_dynptr_read
     helpers[_isa.HELPER_IDS["dynptr_write"]] = bpf_dynptr_write
     helpers[_isa.HELPER_IDS["dynptr_data"]] = bpf_dynptr_data

@@ -60,6 +60,22 @@ cdef uint64_t _k_region(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t 
     return 0
 
 
+
+# --- bpf_map_sum_elem_count (kernel/bpf/map_iter.c): the sum of the map's per-CPU
+# element counters, which only hash maps keep (htab_map_alloc: bpf_map_init_elem_count);
+# 0 for every other map
+
+cdef uint64_t _k_map_sum_elem_count(Vm* vm, uint64_t map, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef MapStore* m = _map_arg(vm, map)
+    if m == NULL:
+        return 0
+    if m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH or \
+            m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH or \
+            m.type == BPF_MAP_TYPE_HASH_OF_MAPS:
+        return m.count
+    return 0
+
 cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
@@ -67,6 +83,8 @@ cdef void _kfunc(str name, helper_fn fn) except *:
 include "dynptr.pxi"
 include "conntrack.pxi"
 include "heap.pxi"
+include "kfunc_strings.pxi"
+include "iter_bits.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -74,11 +92,16 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_iter_num_new", _k_iter_num_new)
     _kfunc("bpf_iter_num_next", _k_iter_num_next)
     _kfunc("bpf_iter_num_destroy", _k_iter_num_destroy)
+    _kfunc("bpf_iter_bits_new", _k_iter_bits_new)
+    _kfunc("bpf_iter_bits_next", _k_iter_bits_next)
+    _kfunc("bpf_iter_bits_destroy", _k_iter_bits_destroy)
     for name in ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                  "bpf_preempt_enable"):
         _kfunc(name, _k_region)
     _kfunc("bpf_cast_to_kern_ctx", _k_cast_to_kern_ctx)
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
+    _kfunc("bpf_map_sum_elem_count", _k_map_sum_elem_count)
     register_dynptr(SKB_HELPERS)
     register_conntrack()
     register_heap_kfuncs(SKB_HELPERS)
+    register_string_kfuncs()

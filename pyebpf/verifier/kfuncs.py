@@ -21,10 +21,12 @@ import re
 from dataclasses import dataclass
 
 from .. import isa
+from ..btf import Kind
+from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
-from .state import MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
+from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
 _P = isa.ProgType
@@ -32,6 +34,7 @@ ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CL
                        _P.BPF_PROG_TYPE_SCHED_ACT})
 SKB_TYPES = ALL_TYPES
 CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
+CLS_ACT = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS, _P.BPF_PROG_TYPE_SCHED_ACT})
 
 # argument kinds
 SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
@@ -104,7 +107,7 @@ def _arg_kind(name: str, ctype: str, next_name: str) -> str:
 
 
 def _k(decl: str, flags: int = 0, hooks=ALL_TYPES) -> Kfunc:
-    m = re.fullmatch(r"(.*?)\s*\b(bpf_\w+)\((.*)\)", decl)
+    m = re.fullmatch(r"(.*?)\s*\b(\w+)\((.*)\)", decl)
     params = [_parse_arg(p) for p in _split_params(m.group(3))] if m.group(3) != "void" else []
     args = tuple(Arg(n, t, _arg_kind(n, t, params[i + 1][0] if i + 1 < len(params) else ""))
                  for i, (n, t) in enumerate(params))
@@ -172,11 +175,181 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("void bpf_rcu_read_unlock(void)"),
     _k("void bpf_preempt_disable(void)"),
     _k("void bpf_preempt_enable(void)"),
+    _k("void __bpf_trap(void)"),
+    _k("int bpf_strcmp(const char *s1__ign, const char *s2__ign)"),
+    _k("int bpf_strcasecmp(const char *s1__ign, const char *s2__ign)"),
+    _k("int bpf_strchr(const char *s__ign, char c)"),
+    _k("int bpf_strchrnul(const char *s__ign, char c)"),
+    _k("int bpf_strnchr(const char *s__ign, size_t count, char c)"),
+    _k("int bpf_strrchr(const char *s__ign, int c)"),
+    _k("int bpf_strlen(const char *s__ign)"),
+    _k("int bpf_strnlen(const char *s__ign, size_t count)"),
+    _k("int bpf_strspn(const char *s__ign, const char *accept__ign)"),
+    _k("int bpf_strcspn(const char *s__ign, const char *reject__ign)"),
+    _k("int bpf_strstr(const char *s1__ign, const char *s2__ign)"),
+    _k("int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len)"),
+    _k("int bpf_iter_bits_new(struct bpf_iter_bits *it, const u64 *unsafe_ptr__ign, "
+       "u32 nr_words)", KF.KF_ITER_NEW),
+    _k("int *bpf_iter_bits_next(struct bpf_iter_bits *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_bits_destroy(struct bpf_iter_bits *it)", KF.KF_ITER_DESTROY),
+    _k("int bpf_dynptr_copy(struct bpf_dynptr *dst_ptr, u32 dst_off, "
+       "struct bpf_dynptr *src_ptr, u32 src_off, u32 size)"),
+    _k("int bpf_dynptr_memset(struct bpf_dynptr *p, u32 offset, u32 size, u8 val)"),
+    _k("s64 bpf_map_sum_elem_count(const struct bpf_map *map)", KF.KF_TRUSTED_ARGS),
+    _k("void bpf_local_irq_save(long unsigned int *flags__irq_flag)"),
+    _k("void bpf_local_irq_restore(long unsigned int *flags__irq_flag)"),
+    _k("int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)", KF.KF_RET_NULL),
+    _k("void bpf_res_spin_unlock(struct bpf_res_spin_lock *lock)"),
+    _k("int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock, "
+       "long unsigned int *flags__irq_flag)", KF.KF_RET_NULL),
+    _k("void bpf_res_spin_unlock_irqrestore(struct bpf_res_spin_lock *lock, "
+       "long unsigned int *flags__irq_flag)"),
+    _k("int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_probe_read_kernel_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
+       "u32 size, const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_copy_from_user_str(void *dst, u32 dst__sz, const void *unsafe_ptr__ign, "
+       "u64 flags)", KF.KF_SLEEPABLE),
+    _k("int bpf_copy_from_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+    _k("int bpf_copy_from_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+    _k("int bpf_copy_from_user_task_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+       "const void *unsafe_ptr__ign, struct task_struct *tsk)",
+       KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+    _k("int bpf_copy_from_user_task_str(void *dst, u32 dst__sz, "
+       "const void *unsafe_ptr__ign, struct task_struct *tsk, u64 flags)", KF.KF_SLEEPABLE),
+    _k("int bpf_copy_from_user_task_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
+       "u32 size, const void *unsafe_ptr__ign, struct task_struct *tsk)",
+       KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+    _k("int bpf_cgroup_read_xattr(struct cgroup *cgroup, const char *name__str, "
+       "struct bpf_dynptr *value_p)", KF.KF_RCU),
+    _k("struct kmem_cache *bpf_get_kmem_cache(u64 addr)", KF.KF_RET_NULL),
+    _k("int bpf_iter_css_new(struct bpf_iter_css *it, "
+       "struct cgroup_subsys_state *start, unsigned int flags)",
+       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
+    _k("struct cgroup_subsys_state *bpf_iter_css_next(struct bpf_iter_css *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_css_destroy(struct bpf_iter_css *it)", KF.KF_ITER_DESTROY),
+    _k("int bpf_iter_css_task_new(struct bpf_iter_css_task *it, "
+       "struct cgroup_subsys_state *css, unsigned int flags)",
+       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS),
+    _k("struct task_struct *bpf_iter_css_task_next(struct bpf_iter_css_task *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_css_task_destroy(struct bpf_iter_css_task *it)", KF.KF_ITER_DESTROY),
+    _k("int bpf_iter_dmabuf_new(struct bpf_iter_dmabuf *it)",
+       KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
+    _k("struct dma_buf *bpf_iter_dmabuf_next(struct bpf_iter_dmabuf *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
+    _k("void bpf_iter_dmabuf_destroy(struct bpf_iter_dmabuf *it)",
+       KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
+    _k("int bpf_iter_kmem_cache_new(struct bpf_iter_kmem_cache *it)",
+       KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
+    _k("struct kmem_cache *bpf_iter_kmem_cache_next(struct bpf_iter_kmem_cache *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
+    _k("void bpf_iter_kmem_cache_destroy(struct bpf_iter_kmem_cache *it)",
+       KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
+    _k("int bpf_iter_task_new(struct bpf_iter_task *it, "
+       "struct task_struct *task__nullable, unsigned int flags)",
+       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
+    _k("struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_task_destroy(struct bpf_iter_task *it)", KF.KF_ITER_DESTROY),
+    _k("int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, "
+       "struct task_struct *task, u64 addr)", KF.KF_ITER_NEW | KF.KF_RCU),
+    _k("struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it)",
+       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+    _k("void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it)", KF.KF_ITER_DESTROY),
+    _k("int bpf_modify_return_test_tp(int nonce)"),
+    _k("int bpf_stream_vprintk_impl(int stream_id, const char *fmt__str, "
+       "const void *args, u32 len__sz, void *aux__prog)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_task_work_schedule_signal_impl(struct task_struct *task, "
+       "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
+       "void *aux__prog)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_task_work_schedule_resume_impl(struct task_struct *task, "
+       "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
+       "void *aux__prog)", KF.KF_TRUSTED_ARGS),
+    _k("int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags)"),
+    _k("int bpf_wq_set_callback_impl(struct bpf_wq *wq, int (*callback_fn)(void *, "
+       "int *, void *), unsigned int flags, void *aux__prog)"),
+    _k("int bpf_wq_start(struct bpf_wq *wq, unsigned int flags)"),
+    _k("struct nf_conn___init *bpf_xdp_ct_alloc(struct xdp_md *xdp_ctx, "
+       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, "
+       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)",
+       KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)",
+       KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_rb_node *bpf_rbtree_root(struct bpf_rb_root *root)",
+       KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_rb_node *bpf_rbtree_left(struct bpf_rb_root *root, "
+       "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct bpf_rb_node *bpf_rbtree_right(struct bpf_rb_root *root, "
+       "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
+    _k("void *bpf_percpu_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_percpu_obj_drop_impl(void *p__alloc, void *meta__ign)",
+       KF.KF_RELEASE, CLS_ONLY),
+    _k("struct task_struct *bpf_task_acquire(struct task_struct *p)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_task_release(struct task_struct *p)", KF.KF_RELEASE, CLS_ONLY),
+    _k("struct task_struct *bpf_task_from_pid(s32 pid)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct task_struct *bpf_task_from_vpid(s32 vpid)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct cgroup *bpf_task_get_cgroup1(struct task_struct *task, int hierarchy_id)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("long int bpf_task_under_cgroup(struct task_struct *task, "
+       "struct cgroup *ancestor)", KF.KF_RCU, CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_cgroup_release(struct cgroup *cgrp)", KF.KF_RELEASE, CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_from_id(u64 cgid)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, "
+       "u64 value)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("void bpf_throw(u64 cookie)", 0, CLS_ONLY),
+    _k("struct bpf_key *bpf_lookup_user_key(s32 serial, u64 flags)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE, CLS_ONLY),
+    _k("struct bpf_key *bpf_lookup_system_key(u64 id)",
+       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_key_put(struct bpf_key *bkey)", KF.KF_RELEASE, CLS_ONLY),
+    _k("int bpf_sk_assign_tcp_reqsk(struct __sk_buff *s, struct sock *sk, "
+       "struct bpf_tcp_req_attrs *attrs, int attrs__sz)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+    _k("void bpf_kfunc_call_test_release(struct prog_test_ref_kfunc *p)",
+       KF.KF_RELEASE, CLS_ONLY),
+    _k("void bpf_kfunc_call_memb_release(struct prog_test_member *p)",
+       KF.KF_RELEASE, CLS_ONLY),
+    _k("int bpf_dynptr_from_skb_meta(struct __sk_buff *skb_, u64 flags, "
+       "struct bpf_dynptr *ptr__uninit)", 0, CLS_ACT),
+    _k("int bpf_crypto_decrypt(struct bpf_crypto_ctx *ctx, "
+       "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
+       "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
+    _k("int bpf_crypto_encrypt(struct bpf_crypto_ctx *ctx, "
+       "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
+       "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
 )}
 
 
 _LOCKS = frozenset({"bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                     "bpf_preempt_enable"})
+
+
+def _iter_size(kind: str) -> int:
+    """sizeof(struct bpf_iter_KIND) in the kernel's BTF: the stack it takes, in whole
+    slots (mark_stack_slots_iter)."""
+    (t,) = target_btf().by_name(f"bpf_iter_{kind}", Kind.STRUCT)
+    return t.size
 
 
 def _iter_type(arg: Arg) -> str:
@@ -195,6 +368,9 @@ class KfuncCalls:
         k = KFUNCS[name]
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
+        if name == "__bpf_trap":
+            # check_kfunc_call: clang calls it where a variable is used uninitialized
+            self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")
         regs = st.cur.regs
         if name in CT_KFUNCS:
             r0 = self.ct_return(st, pc, k, self.ct_args(st, pc, k))
@@ -219,6 +395,20 @@ class KfuncCalls:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
+            elif arg.kind == BTF_ID and k.flags & isa.KF_TRUSTED_ARGS and \
+                    (reg.is_null() or reg.type & MAYBE_NULL):
+                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+            elif arg.kind == BTF_ID and arg.ctype.endswith("struct bpf_map *") and \
+                    reg.type != CONST_PTR_TO_MAP:
+                # only a map the program references is a (trusted) struct bpf_map; other
+                # values make it memory, which a struct of pointers cannot be
+                # (get_kfunc_ptr_arg_type, KF_ARG_PTR_TO_MEM)
+                self.refuse(pc, f"arg#{i} pointer type STRUCT bpf_map must point to scalar, "
+                                f"or struct with scalar")
+            elif arg.kind == BTF_ID and reg.type == PTR_TO_CTX:
+                # the program's context is no trusted BTF pointer (check_kfunc_args,
+                # KF_ARG_PTR_TO_BTF_ID): another program type's context struct
+                self.refuse(pc, f"R{regno} must be referenced or trusted")
             elif arg.kind == CTX:
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "
@@ -311,32 +501,41 @@ class KfuncCalls:
         off = reg.off + reg.smin
         if off % 8:
             self.refuse(pc, f"cannot pass in iter_{kind} at an offset={off}")
-        lo, _hi = self.stack_bounds(pc, i + 1, reg, 0, 8, " write to")
+        size = _iter_size(kind)
+        lo, _hi = self.stack_bounds(pc, i + 1, reg, 0, size, " write to")
         self._note_depth(st, reg, lo)
         frame = self.stack_frame(st, reg)
-        slot = self._slot(frame, lo, create=k.flags & isa.KF_ITER_NEW)
+        # the iterator's slots, the one at its start first (it holds the state)
+        addrs = range(lo, lo + size, 8)
+        slots = [self._slot(frame, a, create=k.flags & isa.KF_ITER_NEW) for a in addrs]
+        slot = slots[0]
+        mask = ((1 << size // 8) - 1) << (-lo - size) // 8
         live = slot is not None and slot.kinds[0] == STACK_ITER and slot.spill is not None \
             and slot.spill.size == isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
         if k.flags & isa.KF_ITER_NEW:
-            if live:
+            # is_iter_reg_valid_uninit: no slot of it may belong to an iterator
+            if any(s.kinds[0] == STACK_ITER for s in slots):
                 self.refuse(pc, f"expected uninitialized iter_{kind} as arg #{i}")
             marker = Reg(PTR_TO_STACK)
             marker.mark_known(ITER_ACTIVE)
             marker.size = isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
             marker.ref = self.new_id()
             st.refs[marker.ref] = pc
-            self.lv.write(reg.frame, 1 << (-lo - 1) // 8)     # mark_stack_slots_iter
-            slot.kinds = [STACK_ITER] * 8
+            self.lv.write(reg.frame, mask)     # mark_stack_slots_iter
+            for s in slots:
+                s.kinds = [STACK_ITER] * 8
+                s.spill = None
             slot.spill = marker
             return slot
-        if not live:
+        if not live or any(s is None or s.kinds[0] != STACK_ITER for s in slots):
             self.refuse(pc, f"expected an initialized iter_{kind} as arg #{i}")
-        self.lv.read(st, reg.frame, pc, 1 << (-lo - 1) // 8)      # mark_iter_read
+        self.lv.read(st, reg.frame, pc, mask)      # mark_iter_read
         if k.flags & isa.KF_ITER_DESTROY:
-            self.lv.write(reg.frame, 1 << (-lo - 1) // 8)
+            self.lv.write(reg.frame, mask)
             st.refs.pop(slot.spill.ref, None)
-            slot.kinds = [STACK_INVALID] * 8
-            slot.spill = None
+            for s in slots:
+                s.kinds = [STACK_INVALID] * 8
+                s.spill = None
         return slot
 
     def _iter_next(self, st, pc: int, slot, pending) -> None:
