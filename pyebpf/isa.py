@@ -429,6 +429,8 @@ BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 # their sizes; each is aligned to its size's natural alignment (4 and 8)
 SIZEOF_BPF_SPIN_LOCK = 4
 SIZEOF_BPF_TIMER = 16
+SIZEOF_BPF_LIST_HEAD = 16       # struct bpf_list_head, 8-aligned
+SIZEOF_BPF_LIST_NODE = 24       # struct bpf_list_node, 8-aligned
 # bpf_timer_init's flags name the timer's clock (flags & (MAX_CLOCKS - 1)); only these
 # three are allowed (the _ALARM ones not); bpf_timer_start's flags
 MAX_CLOCKS = 16
@@ -625,7 +627,7 @@ KFUNC_NAMES = (
     "bpf_list_push_front_impl", "bpf_list_push_back_impl", "bpf_list_pop_front",
     "bpf_list_pop_back", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_rbtree_first",
     "bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable", "bpf_preempt_enable",
-    "bpf_refcount_acquire_impl",
+    "bpf_refcount_acquire_impl", "bpf_list_front", "bpf_list_back",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)
