@@ -9,6 +9,10 @@
 # the engine owns at fixed addresses, and only these functions write the links (the
 # verifier refuses loads and stores of either field, copies of a value skip its heads).
 #
+# A program loaded without the verifier (verify=False) may have stored anything in a
+# head: every link is checked before it is followed (_link_ok), and a list whose links
+# are not the engine's reads as empty; the engine never follows one out of its memory.
+#
 # The kernel's verifier passes each push the node's offset in its struct (the r4 it
 # rewrites); here the head says it: the program's map that holds the head knows the
 # offset from the head's __contains tag (list_node_off), and a head found in no map
@@ -41,10 +45,19 @@ cdef int32_t _list_node_off(Vm* vm, uint64_t head) noexcept nogil:
     return -1
 
 
+cdef inline bint _link_ok(uint64_t head, uint64_t p) noexcept nogil:
+    """``p`` may be followed from the list at ``head``: the head itself, or a whole
+    node in the arena."""
+    return p == head or (_heap != NULL and p % 8 == 0 and p >= <uintptr_t>_heap + OBJ_HDR
+                         and p + SIZEOF_BPF_LIST_NODE <= <uintptr_t>_heap + HEAP_SIZE)
+
+
 cdef inline uint64_t* _list_head(uint64_t head) noexcept nogil:
-    """The head, initialised when it is still all zeroes."""
+    """The head, initialised when it is still all zeroes or its links are not the
+    engine's."""
     cdef uint64_t* h = <uint64_t*><uintptr_t>head
-    if h[LIST_NEXT] == 0:
+    if h[LIST_NEXT] == 0 or not _link_ok(head, h[LIST_NEXT]) or \
+            not _link_ok(head, h[LIST_PREV]):
         h[LIST_NEXT] = h[LIST_PREV] = head
     return h
 
@@ -57,7 +70,8 @@ cdef uint64_t _list_add(Vm* vm, uint64_t head, uint64_t node, bint tail) noexcep
     cdef uint64_t* h
     cdef uint64_t* n = <uint64_t*><uintptr_t>node
     cdef uint64_t prev, nxt
-    if noff < 0 or _obj_hdr(node - <uint32_t>noff) == NULL:
+    if noff < 0 or _obj_hdr(node - <uint32_t>noff) == NULL or node == head or \
+            not _link_ok(head, node):
         return err(EINVAL)
     h = _list_head(head)
     if n[LIST_OWNER]:
@@ -82,22 +96,25 @@ cdef uint64_t _list_end(uint64_t head, bint tail) noexcept nogil:
     return h[LIST_PREV] if tail else h[LIST_NEXT]
 
 
-cdef inline void _list_unlink(uint64_t node) noexcept nogil:
-    cdef uint64_t* n = <uint64_t*><uintptr_t>node
-    (<uint64_t*><uintptr_t>n[LIST_PREV])[LIST_NEXT] = n[LIST_NEXT]
-    (<uint64_t*><uintptr_t>n[LIST_NEXT])[LIST_PREV] = n[LIST_PREV]
-    n[LIST_NEXT] = n[LIST_PREV] = node
-
-
 cdef uint64_t _list_pop(Vm* vm, uint64_t head, bint tail) noexcept nogil:
     """__bpf_list_del: the first (last) node taken out of the list, or NULL."""
     cdef uint64_t node
+    cdef uint64_t* n
+    cdef uint64_t* h = <uint64_t*><uintptr_t>head
     if _list_node_off(vm, head) < 0:
         return 0
     node = _list_end(head, tail)
-    if node:
-        _list_unlink(node)
-        (<uint64_t*><uintptr_t>node)[LIST_OWNER] = 0
+    if node == 0:
+        return 0
+    n = <uint64_t*><uintptr_t>node
+    if not _link_ok(head, n[LIST_NEXT]) or not _link_ok(head, n[LIST_PREV]):
+        # links that are not the engine's: the list reads as empty from here on
+        h[LIST_NEXT] = h[LIST_PREV] = head
+        return 0
+    (<uint64_t*><uintptr_t>n[LIST_PREV])[LIST_NEXT] = n[LIST_NEXT]
+    (<uint64_t*><uintptr_t>n[LIST_NEXT])[LIST_PREV] = n[LIST_PREV]
+    n[LIST_NEXT] = n[LIST_PREV] = node
+    n[LIST_OWNER] = 0
     return node
 
 
@@ -105,26 +122,29 @@ cdef void map_free_lists(MapStore* m, uint8_t* value) noexcept nogil:
     """bpf_list_head_free of each list of a map value: the list is emptied under the
     value's bpf_spin_lock, then each object in it dropped."""
     cdef int k
-    cdef uint64_t head, node, nxt, first
+    cdef uint64_t head, node, nxt, first, last, steps
     cdef uint64_t* h
     cdef int* lock = <int*>(value + m.spin_lock_off)
     for k in range(m.nlists):
         head = <uintptr_t>(value + m.list_off[k])
         h = <uint64_t*><uintptr_t>head
         map_lock(lock)
-        first = h[LIST_NEXT]
-        if first == 0 or first == head:
+        first, last = h[LIST_NEXT], h[LIST_PREV]
+        h[LIST_NEXT] = h[LIST_PREV] = 0
+        if first == 0 or first == head or not _link_ok(head, first) or \
+                not _link_ok(head, last) or last == head:
             map_unlock(lock)
             continue
         # detach the chain: it ends where it came back to the head
-        (<uint64_t*><uintptr_t>h[LIST_PREV])[LIST_NEXT] = 0
-        h[LIST_NEXT] = h[LIST_PREV] = head
+        (<uint64_t*><uintptr_t>last)[LIST_NEXT] = 0
         map_unlock(lock)
-        node = first
-        while node:
+        node, steps = first, 0
+        while node and _link_ok(head, node) and node != head and \
+                steps < HEAP_SIZE // SIZEOF_BPF_LIST_NODE:
             nxt = (<uint64_t*><uintptr_t>node)[LIST_NEXT]
             obj_drop(node - <uint32_t>m.list_node_off[k])
             node = nxt
+            steps += 1
 
 
 # --- the kfuncs

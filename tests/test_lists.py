@@ -294,6 +294,7 @@ PUSHER = tc(LOOKUP + """
   return x;""")
 
 
+@pytest.mark.kernel_varies          # the kernel shows an address of its own
 def test_the_map_shows_a_value_but_its_list_head_as_the_kernel_does():
     obj_ = pyebpf.load(PUSHER)
     try:
@@ -362,6 +363,41 @@ def test_a_hash_elements_list_lives_until_the_element_goes():
     ours, theirs = _runs(HASH, 3)
     assert theirs == [0xFFFFFFFF, 50, 50]
     assert ours == theirs
+
+
+def test_a_hash_element_replaced_from_user_space_drops_its_list():
+    def replace(maps):
+        maps["h"].update(bytes(4), bytes(24))
+    ours, theirs = _runs(HASH, 3, replace)
+    assert theirs == [0xFFFFFFFF] * 3
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("body", [
+    # the head's own bytes overwritten
+    """*(volatile __u64 *)&v->head = 0x4141414141414141;
+  ((volatile __u64 *)&v->head)[1] = 8;
+  return pop(v, 0);""",
+    # a node's links overwritten after its push
+    """struct elem *n = bpf_obj_new(struct elem);
+  if (!n) return 101;
+  bpf_spin_lock(&v->lock);
+  bpf_list_push_back(&v->head, &n->node);
+  ((volatile __u64 *)&n->node)[0] = 0x4141414141414141;
+  bpf_spin_unlock(&v->lock);
+  return pop(v, 0);""",
+], ids=["head", "node"])
+def test_an_unverified_program_that_writes_list_links_finds_the_list_empty(body):
+    # the kernel refuses such a program; without the verifier the engine still never
+    # follows a link out of its own memory
+    data = tc(LOOKUP + "  " + body)
+    o = pyebpf.load(data, verify=False)
+    try:
+        prog = o.program("prog")
+        assert [prog.run(PACKET).retval & 0xFFFFFFFF for _ in range(3)] == [0xFFFFFFFF] * 3
+        o.maps["arr"].update(bytes(4), bytes(24))        # and frees what it can
+    finally:
+        o.close()
 
 
 def test_objects_of_dropped_lists_are_allocated_again():
@@ -433,6 +469,11 @@ struct {
     __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
     __type(key, __u32); __type(value, struct untagged);
 } m SEC(".maps");""", "EINVAL"),
+    "a list head in an LRU hash (refused its bpf_spin_lock)": ("""
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct val);
+} m SEC(".maps");""", "EOPNOTSUPP"),
     "a list head in a per-CPU array": ("""
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
