@@ -285,6 +285,53 @@ def test_a_non_owning_reference_is_acquired_as_an_owning_one():
     assert ours == theirs
 
 
+def test_loops_push_and_pop_under_a_lock_taken_in_each_round():
+    ours, theirs = _runs(tc(LOOKUP + """
+  long s = 0;
+  for (int i = 0; i < 3; i++) {
+    struct elem *n = bpf_obj_new(struct elem);
+    if (!n) return 101;
+    n->v = i + 1;
+    bpf_spin_lock(&v->lock);
+    bpf_list_push_back(&v->head, &n->node);
+    bpf_spin_unlock(&v->lock);
+  }
+  for (int i = 0; i < 5; i++) {
+    bpf_spin_lock(&v->lock);
+    struct bpf_list_node *l = bpf_list_pop_front(&v->head);
+    bpf_spin_unlock(&v->lock);
+    if (!l) break;
+    struct elem *n = container_of(l, struct elem, node);
+    s = s * 10 + n->v;
+    bpf_obj_drop(n);
+  }
+  return s;"""), 2)
+    assert theirs == [123, 123]
+    assert ours == theirs
+
+
+def test_a_static_function_given_the_map_value_works_its_list():
+    ours, theirs = _runs(obj("""
+static __attribute__((noinline)) long take(struct val *v)
+{
+  bpf_spin_lock(&v->lock);
+  struct bpf_list_node *l = bpf_list_pop_front(&v->head);
+  bpf_spin_unlock(&v->lock);
+  if (!l) return -1;
+  struct elem *n = container_of(l, struct elem, node);
+  long x = n->v;
+  bpf_obj_drop(n);
+  return x;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {""" + LOOKUP + """
+  long x = take(v);
+  push(v, x < 0 ? 70 : x + 2, 1);
+  return x;
+}"""), 3)
+    assert theirs == [0xFFFFFFFF, 70, 72]
+    assert ours == theirs
+
+
 # --- what a map element shows and drops -----------------------------------------------
 
 PUSHER = tc(LOOKUP + """
