@@ -16,7 +16,9 @@
 # The kernel's verifier passes each push the node's offset in its struct (the r4 it
 # rewrites); here the head says it: the program's map that holds the head knows the
 # offset from the head's __contains tag (list_node_off), and a head found in no map
-# of the program, or a node that is no object's, is refused with -EINVAL.
+# of the program, or a node that is no object's, is refused with -EINVAL.  (An inner
+# map of a map of maps has no BTF in pyebpf: the verifier lets no list of one reach a
+# run.)
 
 cdef enum:
     LIST_NEXT = 0                 # the uint64_t words of a head and of a node

@@ -679,3 +679,4 @@ def test_the_list_kfuncs_are_for_sched_cls_only(prog_type, message):
     ours, theirs = verdicts(tc(LOOKUP + "  return pop(v, 0);"), prog_type)
     assert theirs is not None and message in theirs, theirs
     assert ours is not None and theirs in ours, (ours, theirs)
+

@@ -10,8 +10,8 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from .alloc import ALLOC_PTR, AllocObjects
-from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
+from .alloc import AllocObjects
+from .kptrs import UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls

@@ -15,7 +15,6 @@ modelled: a head argument must point into a map value.
 """
 from __future__ import annotations
 
-from .. import isa
 from ..btf.fields import LIST_HEAD, LIST_NODE, object_fields
 from .alloc import ALLOC_PTR
 from .state import MAYBE_NULL, MEM_RCU, NON_OWN_REF, PTR_TO_MAP_VALUE, Reg
@@ -76,11 +75,6 @@ class ListRules:
         root = next((g for g in getattr(reg.map, "graph_roots", ()) if g.off == off), None)
         if root is None:
             self.refuse(pc, f"{LIST_HEAD} not found at offset={off}")
-        if not any(self.maps(self.insns[at].imm) is reg.map for at, op in enumerate(self.ops)
-                   if op is not None and op.form is isa.F_LDDW and
-                   op.disc_value in (isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_VALUE)):
-            # a run finds a head's list through the program's own maps (lists.pxi)
-            self.refuse(pc, "pyebpf does not model a bpf_list_head in an inner map")
         lock = st.spin_lock
         if lock is None or lock[0] is not reg.map or lock[1] != reg.id:
             self.refuse(pc, f"bpf_spin_lock at off={reg.map.spin_lock_off} must be held "
