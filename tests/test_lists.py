@@ -629,6 +629,12 @@ REFUSED = {
   bpf_spin_unlock(&v->lock);
   return 0;""", "operation on bpf_list_head expects arg#1 bpf_list_node at offset=8 in "
                   "struct elem, but arg is at offset=16 in struct other"),
+    "a write of an object's bpf_list_node": ("""
+  struct elem *n = bpf_obj_new(struct elem);
+  if (!n) return 1;
+  *(volatile long *)&n->node = 1;
+  bpf_obj_drop(n);
+  return 0;""", "direct access to bpf_list_node is disallowed"),
     "a push of a node on the stack": ("""
   struct elem e = {};
   bpf_spin_lock(&v->lock);
@@ -680,3 +686,16 @@ def test_the_list_kfuncs_are_for_sched_cls_only(prog_type, message):
     assert theirs is not None and message in theirs, theirs
     assert ours is not None and theirs in ours, (ours, theirs)
 
+
+def test_a_list_head_in_an_allocated_object_is_refused_as_not_modelled():
+    # the kernel's lists of objects that hold lists are not modelled
+    with pytest.raises(ElfError, match="pyebpf does not model a bpf_list_head in an "
+                                       "allocated object"):
+        pyebpf.load(tc("""
+  struct holder { struct bpf_list_head h __contains(elem, node); long x; };
+  struct holder *o = bpf_obj_new(struct holder);
+  if (!o) return 1;
+  struct bpf_list_node *l = bpf_list_pop_front(&o->h);
+  bpf_obj_drop(o);
+  if (l) bpf_obj_drop(container_of(l, struct elem, node));
+  return 0;"""))
