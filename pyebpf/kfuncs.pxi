@@ -85,6 +85,7 @@ include "conntrack.pxi"
 include "heap.pxi"
 include "kfunc_strings.pxi"
 include "iter_bits.pxi"
+include "lists.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -105,3 +106,4 @@ cdef void register_kfuncs() except *:
     register_conntrack()
     register_heap_kfuncs(SKB_HELPERS)
     register_string_kfuncs()
+    register_list_kfuncs()

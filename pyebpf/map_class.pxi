@@ -13,6 +13,8 @@ cdef int _next_handle = 3                   # handles look like the kernel's fds
 _SPIN_LOCK_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_CGROUP_STORAGE,
                    BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_INODE_STORAGE,
                    BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
+# map_check_btf: the maps whose values may hold a bpf_list_head
+_GRAPH_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY)
 _TIMER_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY)
 _KPTR_MAPS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH,
               BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -67,6 +69,7 @@ cdef class Map:
     cdef public object _pin       # a pinned map's link to its pin file (pyebpf.pinning)
     cdef public object key_type, value_type   # BTF types (pyebpf.btf) from an ELF object
     cdef readonly tuple kptrs     # the value's kptr fields (pyebpf.btf.fields.Kptr)
+    cdef readonly tuple graph_roots   # its list heads (pyebpf.btf.fields.GraphRoot)
     cdef object _btf_view                     # typed() without formats, made once
     cdef object __weakref__
 
@@ -89,7 +92,7 @@ cdef class Map:
         except (KeyError, ValueError):
             raise MapError(EINVAL, f"unknown map type {map_type!r}") from None
         self.type, self.name, self._programs, self.inner_map = kind, name, {}, inner_map
-        self.kptrs = ()
+        self.kptrs = self.graph_roots = ()
         if tmpl is not None and tmpl._m.type not in _INNER_KINDS:
             raise MapError(EINVAL, f"an inner map cannot be {tmpl.type.name} in pyebpf")
         self._m = _map_alloc(kind, key_size, value_size, max_entries, flags,
@@ -106,11 +109,21 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import SPIN_LOCK, TIMER, kptr_fields, special_fields
+        from .btf.fields import SPIN_LOCK, TIMER, graph_roots, kptr_fields, special_fields
         found = special_fields(value_type)
         kptrs = kptr_fields(value_type)
+        roots = graph_roots(value_type)
         if kptrs:
             found = {**found, "kptr": kptrs[0].off}
+        if roots:
+            found = {**found, roots[0].kind: roots[0].off}
+            if SPIN_LOCK not in found:
+                # btf_parse_fields: a bpf_list_head needs the bpf_spin_lock guarding it
+                raise MapError(EINVAL, f"map {self._label()}: a value with a "
+                                       f"{roots[0].kind} needs a bpf_spin_lock")
+        if len(kptrs) + len(roots) > BTF_FIELDS_MAX:
+            raise MapError(E2BIG, f"map {self._label()}: the value holds more than "
+                                  f"{BTF_FIELDS_MAX} kptrs and list heads")
         if not found:
             return
         if self._m.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG):
@@ -131,12 +144,20 @@ cdef class Map:
                 BPF_MAP_TYPE_PERCPU_ARRAY):
             raise MapError(EOPNOTSUPP, f"map {self._label()}: kptrs in per-CPU values are "
                                        f"not modelled in pyebpf")
+        if roots and self._m.type not in _GRAPH_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a {roots[0].kind}")
         self._m.spin_lock_off = found.get(SPIN_LOCK, -1)
         self._m.timer_off = found.get(TIMER, -1)
         for k, kptr in enumerate(kptrs):
             self._m.kptr_off[k] = kptr.off
         self._m.nkptrs = len(kptrs)
         self.kptrs = tuple(kptrs)
+        for k, root in enumerate(roots):
+            self._m.list_off[k] = root.off
+            self._m.list_node_off[k] = root.node_off
+        self._m.nlists = len(roots)
+        self.graph_roots = tuple(roots)
         if self._m.timer_off >= 0:
             timers_attach(self._m)
 

@@ -133,8 +133,8 @@ cdef void lru_touch(MapStore* m, int32_t e) noexcept nogil:
 
 
 cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
-    if m.nkptrs:
-        map_free_kptrs(m, e)
+    if map_holds_objects(m):
+        map_free_objects(m, e)
     timer_free(m, e)
     _hash_unlink(m, e, prev)
     if _is_lru(m):
@@ -202,18 +202,26 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
 # value's BTF at creation): copies leave them alone, as the kernel's copy_map_value ---
 
 cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
-    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.nkptrs
+    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.nkptrs or m.nlists
+
+
+cdef inline bint map_holds_objects(MapStore* m) noexcept nogil:
+    """The value has fields holding allocated objects (kptrs, lists)."""
+    return m.nkptrs or m.nlists
 
 
 cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept nogil:
-    """copy_map_value: the value's bytes but its lock, timer and kptrs, which keep their
-    own."""
+    """copy_map_value: the value's bytes but its lock, timer, kptrs and list heads,
+    which keep their own."""
     cdef int32_t a = m.spin_lock_off, b = m.timer_off
     cdef uint32_t asz = SIZEOF_BPF_SPIN_LOCK, bsz = SIZEOF_BPF_TIMER, at = 0
     cdef uint64_t kept[BTF_FIELDS_MAX]
+    cdef uint8_t heads[BTF_FIELDS_MAX * SIZEOF_BPF_LIST_HEAD]
     cdef int k
     for k in range(m.nkptrs):
         memcpy(&kept[k], dst + m.kptr_off[k], 8)
+    for k in range(m.nlists):
+        memcpy(&heads[k * SIZEOF_BPF_LIST_HEAD], dst + m.list_off[k], SIZEOF_BPF_LIST_HEAD)
     if b >= 0 and (a < 0 or b < a):
         a, b, asz, bsz = b, a, bsz, asz
     if a >= 0:
@@ -225,6 +233,8 @@ cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept
     memcpy(dst + at, src + at, m.value_size - at)
     for k in range(m.nkptrs):
         memcpy(dst + m.kptr_off[k], &kept[k], 8)
+    for k in range(m.nlists):
+        memcpy(dst + m.list_off[k], &heads[k * SIZEOF_BPF_LIST_HEAD], SIZEOF_BPF_LIST_HEAD)
 
 
 cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
@@ -236,11 +246,13 @@ cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
     cdef int k
     for k in range(m.nkptrs):
         memset(value + m.kptr_off[k], 0, 8)
+    for k in range(m.nlists):
+        memset(value + m.list_off[k], 0, SIZEOF_BPF_LIST_HEAD)
 
 
-cdef void map_free_kptrs(MapStore* m, int32_t e) noexcept nogil:
-    """bpf_obj_free_fields' kptrs of element ``e`` (every CPU's copy): each object it
-    holds is dropped and the field left NULL."""
+cdef void map_free_objects(MapStore* m, int32_t e) noexcept nogil:
+    """bpf_obj_free_fields' kptrs and list heads of element ``e`` (every CPU's copy):
+    each object they hold is dropped, a kptr left NULL, a list empty."""
     cdef int k
     cdef uint32_t c
     cdef uint64_t p
@@ -249,6 +261,8 @@ cdef void map_free_kptrs(MapStore* m, int32_t e) noexcept nogil:
             p = atomic_xchg64(<uint64_t*>(map_value(m, e, c) + m.kptr_off[k]), 0)
             if p:
                 obj_drop(p)
+        if m.nlists:
+            map_free_lists(m, map_value(m, e, c))
 
 
 cdef void map_copy_locked(MapStore* m, uint8_t* dst, const uint8_t* src,
@@ -300,8 +314,8 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
             if not lock and map_has_fields(m):
                 # the kernel replaces the element by a new one: its lock and timer are
                 # fresh, the old one's objects dropped
-                if m.nkptrs:
-                    map_free_kptrs(m, e)
+                if map_holds_objects(m):
+                    map_free_objects(m, e)
                 map_zero_fields(m, map_value(m, e, 0))
                 timer_free(m, e)
     if lock:
@@ -315,8 +329,8 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     else:
         for c in range(m.ncpu):
             memcpy(map_value(m, e, c), value + <size_t>c * m.stride, m.value_size)
-    if m.nkptrs and not _is_hash(m):
-        map_free_kptrs(m, e)        # array_map_update_elem: bpf_obj_free_fields
+    if map_holds_objects(m) and not _is_hash(m):
+        map_free_objects(m, e)      # array_map_update_elem: bpf_obj_free_fields
     return 0
 
 
@@ -647,10 +661,10 @@ cdef int bloom_peek(MapStore* m, const uint8_t* value) noexcept nogil:
 
 cdef void map_free(MapStore* m) noexcept nogil:
     cdef int32_t e
-    if m != NULL and m.nkptrs:
+    if m != NULL and map_holds_objects(m):
         # bpf_map_free_record's fields: the objects the elements still hold
         for e in range(<int32_t>(m.values_len // (<size_t>m.ncpu * m.stride))):
-            map_free_kptrs(m, e)
+            map_free_objects(m, e)
     if m != NULL:
         if m.timers != NULL:
             timers_detach(m)
@@ -836,6 +850,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
     m.spin_lock_off = m.timer_off = -1
     m.nkptrs = 0
+    m.nlists = 0
     try:
         _map_storage(m, kind)
     except MemoryError:

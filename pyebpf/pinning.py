@@ -532,10 +532,11 @@ def pin_map(m, path) -> None:
     if m.type in _UNPINNABLE:
         raise PinError(errno.EOPNOTSUPP, f"cannot pin {full}: pyebpf does not pin "
                                          f"{m.type.name} maps yet")
-    if getattr(m, "kptrs", ()):
-        # the objects its kptr fields hold live in this process's heap (heap.pxi)
+    if getattr(m, "kptrs", ()) or getattr(m, "graph_roots", ()):
+        # the objects its kptr fields and lists hold live in this process's heap
+        # (heap.pxi)
         raise PinError(errno.EOPNOTSUPP, f"cannot pin {full}: pyebpf does not pin maps "
-                                         f"whose values hold kptrs")
+                                         f"whose values hold kptrs or lists")
     if m._pin is not None:
         with _parent(full, "cannot pin") as (dfd, name):
             try:

@@ -56,9 +56,10 @@ def _walk(t: Type, base: int, found: dict, depth: int) -> None:
 
 # the special fields of a struct a program allocates (btf_parse_struct_metas): the
 # kernel's btf_field_type_name for each, and its size
-_OBJECT_SHAPES = {SPIN_LOCK: 4, "bpf_res_spin_lock": 8, "bpf_list_head": 16,
-                  "bpf_list_node": 24, "bpf_rb_root": 16, "bpf_rb_node": 32,
-                  "bpf_refcount": 4}
+_OBJECT_SHAPES = {SPIN_LOCK: 4, "bpf_res_spin_lock": 8,
+                  "bpf_list_head": isa.SIZEOF_BPF_LIST_HEAD,
+                  "bpf_list_node": isa.SIZEOF_BPF_LIST_NODE, "bpf_rb_root": 16,
+                  "bpf_rb_node": 32, "bpf_refcount": 4}
 KPTR_TAGS = {"kptr": "kptr", "kptr_untrusted": "kptr", "percpu_kptr": "percpu_kptr"}
 
 
@@ -159,3 +160,77 @@ def _walk_kptrs(t: Type, base: int, found: list, depth: int) -> None:
             if mt.kind in (Kind.STRUCT, Kind.UNION) and mt.name not in _SHAPES:
                 for i in range(nelems):
                     _walk_kptrs(mt, off + i * mt.size, found, depth + 1)
+
+
+# graph roots (btf_find_graph_root, btf_parse_graph_root): a root's struct, the node
+# struct its values hold it by, and that node's alignment
+LIST_HEAD, LIST_NODE = "bpf_list_head", "bpf_list_node"
+_GRAPH_ROOTS = {LIST_HEAD: (LIST_NODE, isa.SIZEOF_BPF_LIST_HEAD, 8)}
+_CONTAINS = "contains:"
+
+
+@dataclass(frozen=True)
+class GraphRoot:
+    """A ``struct bpf_list_head`` of a map value: its offset, the struct its
+    ``__contains(type, field)`` tag says the list holds, and the offset of that struct's
+    ``struct bpf_list_node`` member the list links."""
+    off: int
+    kind: str
+    value: Type
+    node_off: int
+
+
+def graph_roots(value_type: Type | None) -> list[GraphRoot]:
+    """The graph roots of a map value, by offset, as ``btf_parse_fields`` finds them (a
+    member of the root struct's size and alignment, in the value or a struct nested in
+    it); MapError EINVAL for a root without a ``contains:`` tag or whose node member is
+    missing its type, ENOENT for a tag naming a struct or a member the BTF lacks."""
+    found: list[GraphRoot] = []
+    if value_type is not None:
+        _walk_roots(value_type.resolve(), 0, found, 0)
+    return found
+
+
+def _walk_roots(t: Type, base: int, found: list, depth: int) -> None:
+    if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
+        return
+    for i, m in enumerate(t.members):
+        mt = t.btf.type(m.type_id, t).resolve()
+        off = base + m.bit_offset // 8
+        if mt.kind == Kind.STRUCT and mt.name in _GRAPH_ROOTS:
+            node, size, align = _GRAPH_ROOTS[mt.name]
+            if mt.size != size or off % align:
+                continue        # btf_find_field_one ignores a misplaced or resized one
+            found.append(_parse_root(t, i, m.name, off, mt.name, node))
+        elif mt.kind in (Kind.STRUCT, Kind.UNION) and mt.name not in _SHAPES:
+            _walk_roots(mt, off, found, depth + 1)
+
+
+def _parse_root(owner: Type, index: int, member: str, off: int, kind: str,
+                node: str) -> GraphRoot:
+    tags = [d.name[len(_CONTAINS):] for d in owner.btf.types
+            if d.kind == Kind.DECL_TAG and d.type_id == owner.id and
+            d.component_idx == index and d.name.startswith(_CONTAINS)]
+    if not tags or ":" not in tags[0]:
+        raise MapError(errno.EINVAL, f"the map value's {kind} {member} has no "
+                                     f"__contains(type, field) tag")
+    name, field = tags[0].split(":", 1)
+    structs = owner.btf.by_name(name, Kind.STRUCT)
+    if not structs:
+        raise MapError(errno.ENOENT, f"the map value's {kind} {member} contains struct "
+                                     f"{name}, which the BTF does not define")
+    value = structs[0]
+    if not field:
+        raise MapError(errno.EINVAL, f"the map value's {kind} {member} names no member")
+    members = [m for m in value.members if m.name == field]
+    if not members:
+        raise MapError(errno.ENOENT, f"the map value's {kind} {member} contains struct "
+                                     f"{name} by member {field}, which it lacks")
+    if len(members) > 1:
+        raise MapError(errno.EINVAL, f"struct {name} has two members called {field}")
+    mt = value.btf.type(members[0].type_id, value)
+    node_off = members[0].bit_offset // 8
+    if mt.kind != Kind.STRUCT or mt.name != node or members[0].bit_offset % 8 or \
+            node_off % _GRAPH_ROOTS[kind][2]:
+        raise MapError(errno.EINVAL, f"struct {name}'s member {field} is no struct {node}")
+    return GraphRoot(off, kind, value, node_off)

@@ -17,7 +17,7 @@ from .. import isa
 from ..btf import Kind
 from ..btf.fields import object_fields
 from .btfptr import WalkError, walk
-from .state import MAYBE_NULL, MEM_ALLOC, MEM_RCU, PTR_TO_BTF_ID, Reg, scalar
+from .state import MAYBE_NULL, MEM_ALLOC, MEM_RCU, NON_OWN_REF, PTR_TO_BTF_ID, Reg, scalar
 
 ALLOC_PTR = PTR_TO_BTF_ID | MEM_ALLOC
 OBJ_NEW, OBJ_DROP, REFCOUNT_ACQUIRE = ("bpf_obj_new_impl", "bpf_obj_drop_impl",
@@ -38,7 +38,7 @@ class AllocObjects:
         rcu = flags & isa.KF_RCU
         if (trusted or rcu) and (reg.is_null() or reg.type & MAYBE_NULL):
             self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
-        is_alloc = reg.type & ~MEM_RCU == ALLOC_PTR     # type_is_ptr_alloc_obj
+        is_alloc = reg.type & ~(MEM_RCU | NON_OWN_REF) == ALLOC_PTR    # type_is_ptr_alloc_obj
         if refcounted:
             if not is_alloc:
                 self.refuse(pc, f"arg#{i} is neither owning or non-owning ref")

@@ -10,8 +10,8 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from .alloc import ALLOC_PTR, AllocObjects
-from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
+from .alloc import AllocObjects
+from .kptrs import UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -20,6 +20,7 @@ from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_sl
 from .globalfuncs import GlobalCalls
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
+from .lists import ListRules, is_alloc_obj
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness
@@ -67,7 +68,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules):
+                  KptrRules, TimerRules, ListRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None):
@@ -771,7 +772,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
             self.region_access(pc, regno, reg, off + reg.off, size, reg.size)
             result = scalar()
-        elif t == ALLOC_PTR or t == RCU_ALLOC_PTR:
+        elif is_alloc_obj(t):
             result = self.alloc_access(pc, regno, reg, off, size)
         elif t == UNTRUSTED_PTR:
             result = self.untrusted_btf_access(pc, regno, reg, off, size, write)

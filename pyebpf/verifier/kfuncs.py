@@ -26,6 +26,7 @@ from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
+from .lists import LIST_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
@@ -170,6 +171,10 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("struct bpf_rb_node *bpf_rbtree_remove(struct bpf_rb_root *root, "
        "struct bpf_rb_node *node)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
     _k("struct bpf_rb_node *bpf_rbtree_first(struct bpf_rb_root *root)", KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)", KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)", KF.KF_RET_NULL,
        CLS_ONLY),
     _k("void bpf_rcu_read_lock(void)"),
     _k("void bpf_rcu_read_unlock(void)"),
@@ -377,6 +382,14 @@ class KfuncCalls:
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
+            return
+        if name in LIST_KFUNCS:
+            for i in range(len(k.args)):
+                self.read(st, pc, i + 1)
+            r0 = self.list_call(st, pc, name, regs)
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = r0 or scalar()
             return
         iter_slot = dynptr = alloc = None
         release = 0

@@ -11,15 +11,19 @@ is (the map, the id of the map value pointer it was taken through) or None.
 from __future__ import annotations
 
 from .. import isa
+from .lists import LIST_KFUNCS
 from .state import PTR_TO_MAP_VALUE
 
 SPIN_LOCK_ID = isa.HELPER_IDS["spin_lock"]
 SPIN_UNLOCK_ID = isa.HELPER_IDS["spin_unlock"]
+# kfunc_spin_allowed: is_bpf_graph_api_kfunc, is_bpf_iter_num_api_kfunc
+_SPIN_ALLOWED = LIST_KFUNCS | {"bpf_refcount_acquire_impl", "bpf_iter_num_new",
+                               "bpf_iter_num_next", "bpf_iter_num_destroy"}
 
 
 def fields(m) -> list[tuple[int, int, str]]:
     """(offset, size, name) of the special fields of map ``m``'s value, by offset."""
-    out = []
+    out = [(g.off, isa.SIZEOF_BPF_LIST_HEAD, g.kind) for g in getattr(m, "graph_roots", ())]
     lock, timer = getattr(m, "spin_lock_off", None), getattr(m, "timer_off", None)
     if lock is not None:
         out.append((lock, isa.SIZEOF_BPF_SPIN_LOCK, "bpf_spin_lock"))
@@ -64,10 +68,15 @@ class LockRules:
                 self.map_prog_compatible(pc, m)
 
     def call_under_lock(self, st, pc: int, insn) -> None:
-        """do_check: a program holding a lock calls nothing but bpf_spin_unlock."""
+        """do_check: a program holding a lock calls nothing but bpf_spin_unlock and the
+        kfuncs kfunc_spin_allowed names (the list kfuncs, bpf_refcount_acquire, the
+        numeric iterator)."""
         if st.spin_lock is None:
             return
         if insn.src == 0 and insn.imm == SPIN_UNLOCK_ID:
+            return
+        if insn.is_kfunc_call and 0 < insn.imm < isa.N_KFUNC_IDS and \
+                isa.KFUNC_NAMES[insn.imm] in _SPIN_ALLOWED:
             return
         if insn.src == isa.BPF_PSEUDO_CALL and self.pc_of_call(pc) not in self.globals:
             return          # static subprograms run under the caller's lock
@@ -109,6 +118,7 @@ class LockRules:
         if st.spin_lock[0] is not m or st.spin_lock[1] != reg.id:
             self.refuse(pc, "bpf_spin_unlock of different lock")
         st.spin_lock = None
+        self.invalidate_non_owning(st)
 
     def map_fields_access(self, pc: int, reg, off: int, size: int) -> None:
         """check_map_access: no load, store or helper touches a special field."""

@@ -28,6 +28,8 @@ MEM_PERCPU = 0x8000             # a per-CPU variable's address (typed __ksym): o
                                 # per-CPU helpers take it
 KERNEL_MEM = 0x10000            # memory of a kernel variable (PTR_TO_MEM sized by its BTF
                                 # type: bpf_per_cpu_ptr's result), printed as "mem"
+NON_OWN_REF = 0x20000           # an allocated object the program gave to a list: valid
+                                # until the list's bpf_spin_lock is released
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",
