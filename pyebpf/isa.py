@@ -625,7 +625,9 @@ KFUNC_NAMES = (
     "bpf_list_push_front_impl", "bpf_list_push_back_impl", "bpf_list_pop_front",
     "bpf_list_pop_back", "bpf_rbtree_add_impl", "bpf_rbtree_remove", "bpf_rbtree_first",
     "bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable", "bpf_preempt_enable",
-    "bpf_refcount_acquire_impl",
+    "bpf_refcount_acquire_impl", "bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
+    "bpf_task_from_vpid", "bpf_cgroup_acquire", "bpf_cgroup_release", "bpf_cgroup_ancestor",
+    "bpf_cgroup_from_id", "bpf_task_under_cgroup",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)

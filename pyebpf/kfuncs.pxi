@@ -67,6 +67,7 @@ cdef void _kfunc(str name, helper_fn fn) except *:
 include "dynptr.pxi"
 include "conntrack.pxi"
 include "heap.pxi"
+include "tasks.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -82,3 +83,4 @@ cdef void register_kfuncs() except *:
     register_dynptr(SKB_HELPERS)
     register_conntrack()
     register_heap_kfuncs(SKB_HELPERS)
+    register_task_kfuncs()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from .conntrack import CT_KFUNCS
+from .tasks import TASK_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
 from .state import MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
@@ -172,6 +173,22 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("void bpf_rcu_read_unlock(void)"),
     _k("void bpf_preempt_disable(void)"),
     _k("void bpf_preempt_enable(void)"),
+    _k("struct task_struct *bpf_task_acquire(struct task_struct *p)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_task_release(struct task_struct *p)", KF.KF_RELEASE, CLS_ONLY),
+    _k("struct task_struct *bpf_task_from_pid(s32 pid)", KF.KF_ACQUIRE | KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("struct task_struct *bpf_task_from_vpid(s32 vpid)", KF.KF_ACQUIRE | KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("void bpf_cgroup_release(struct cgroup *cgrp)", KF.KF_RELEASE, CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+    _k("struct cgroup *bpf_cgroup_from_id(u64 cgid)", KF.KF_ACQUIRE | KF.KF_RET_NULL,
+       CLS_ONLY),
+    _k("long bpf_task_under_cgroup(struct task_struct *task, struct cgroup *ancestor)",
+       KF.KF_RCU, CLS_ONLY),
 )}
 
 
@@ -198,6 +215,12 @@ class KfuncCalls:
         regs = st.cur.regs
         if name in CT_KFUNCS:
             r0 = self.ct_return(st, pc, k, self.ct_args(st, pc, k))
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
+            return
+        if name in TASK_KFUNCS:
+            r0 = self.task_return(st, pc, k, self.task_args(st, pc, k))
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
