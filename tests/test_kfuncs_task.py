@@ -244,6 +244,142 @@ def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
                                        "allowed")
 
 
+# --- task and cgroup kptrs in map values -----------------------------------------------
+
+KPTRS = r"""
+#define __kptr __attribute__((btf_type_tag("kptr")))
+struct tval { struct task_struct __kptr *task; };
+struct cval { long n; struct cgroup __kptr *cg; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct tval);
+} tasks SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+    __type(key, __u32); __type(value, struct cval);
+} cgroups SEC(".maps");
+"""
+
+
+def _kptr_source(body: str) -> bytes:
+    return compile_object(DECLS + KPTRS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          "    __u32 k = 0;\n" + body + "\n}\n")
+
+
+def same_retvals(body: str, runs: int) -> list[int]:
+    """The retvals of ``runs`` runs of one loaded program, which must be the kernel's."""
+    data = _kptr_source(body)
+    obj = pyebpf.load(data)
+    machine = this_process(tasks=(KTHREADD,))
+    try:
+        ours = [obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+                for _ in range(runs)]
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = [kobj.program("prog").test_run(FRAME).retval for _ in range(runs)]
+    finally:
+        obj.close()
+    count_comparison()
+    assert ours == theirs
+    return theirs
+
+
+def test_a_task_stored_in_a_kptr_is_read_by_the_next_run():
+    assert same_retvals("""
+    struct tval *v = bpf_map_lookup_elem(&tasks, &k);
+    if (!v) return 99;
+    struct task_struct *t = v->task;
+    if (t) return t->pid;
+    t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    t = bpf_kptr_xchg(&v->task, t);
+    if (t) { bpf_task_release(t); return 101; }
+    return 0;""", 3) == [0, 2, 2]
+
+
+def test_bpf_kptr_xchg_gives_back_the_task_it_held():
+    assert same_retvals("""
+    struct tval *v = bpf_map_lookup_elem(&tasks, &k);
+    if (!v) return 99;
+    struct task_struct *t = bpf_task_acquire((struct task_struct *)bpf_get_current_task_btf());
+    if (!t) return 100;
+    t = bpf_kptr_xchg(&v->task, t);
+    if (!t) return 1;
+    int r = t->tgid == TGID;
+    bpf_task_release(t);
+    return r + 2;""", 3) == [1, 3, 3]
+
+
+def test_a_cgroup_kptr_of_a_hash_value_is_acquired_from_its_rcu_load():
+    assert same_retvals("""
+    struct cval init = {}, *v;
+    bpf_map_update_elem(&cgroups, &k, &init, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&cgroups, &k);
+    if (!v) return 99;
+    struct cgroup *c = v->cg;
+    if (c) {
+        c = bpf_cgroup_acquire(c);
+        if (!c) return 100;
+        int r = c->level + 10 + (c->kn->id == bpf_get_current_cgroup_id());
+        bpf_cgroup_release(c);
+        return r;
+    }
+    c = bpf_cgroup_from_id(bpf_get_current_cgroup_id());
+    if (!c) return 101;
+    c = bpf_kptr_xchg(&v->cg, c);
+    if (c) bpf_cgroup_release(c);
+    return 0;""", 2) == [0, 11]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct task_struct *t = v->task; if (!t) return 1; bpf_task_release(t); return 0;",
+     "R1 must be referenced or trusted"),
+    ("struct task_struct *t = bpf_kptr_xchg(&v->task, "
+     "(struct task_struct *)bpf_get_current_task_btf()); if (t) bpf_task_release(t); "
+     "return 0;",
+     "R2 must be referenced when passed to release function"),
+    ("struct task_struct *t = v->task; if (!t) return 1; t = bpf_kptr_xchg(&v->task, t); "
+     "if (t) bpf_task_release(t); return 0;",
+     "R2 must be referenced when passed to release function"),
+    ("struct cgroup *c = bpf_cgroup_from_id(1); if (!c) return 1; "
+     "struct task_struct *t = bpf_kptr_xchg(&v->task, c); if (t) bpf_task_release(t); "
+     "return 0;",
+     "invalid kptr access, R2 type=ptr_cgroup expected=ptr_task_struct"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "t = bpf_kptr_xchg(&v->task, t); return t != 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "*(struct task_struct **)&v->task = t; bpf_task_release(t); return 0;",
+     "store to referenced kptr disallowed"),
+], ids=["release-a-loaded-kptr", "store-an-unreferenced-task", "store-a-loaded-kptr",
+        "store-the-wrong-struct", "leak-the-old-task", "store-with-an-instruction"])
+def test_a_misused_task_kptr_is_refused_as_the_kernel_refuses_it(body, message):
+    data = _kptr_source("struct tval *v = bpf_map_lookup_elem(&tasks, &k);\n"
+                        "if (!v) return 99;\n" + body)
+    assert_refused_alike(*verdicts(data), message)
+
+
+def test_deleting_an_element_lets_its_cgroup_go_and_lookups_show_the_field_as_zero():
+    obj = pyebpf.load(_kptr_source("""
+    struct cval init = {.n = 7}, *v;
+    bpf_map_update_elem(&cgroups, &k, &init, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&cgroups, &k);
+    if (!v) return 99;
+    struct cgroup *c = bpf_cgroup_from_id(1);
+    if (!c) return 100;
+    c = bpf_kptr_xchg(&v->cg, c);
+    if (c) bpf_cgroup_release(c);
+    return 0;"""))
+    try:
+        assert obj.program("prog").run(FRAME).retval == 0
+        m = obj.maps["cgroups"]
+        key = (0).to_bytes(4, "little")
+        assert m[key] == (7).to_bytes(8, "little") + bytes(8)
+        del m[key]
+        assert len(m) == 0
+    finally:
+        obj.close()
+
+
 # --- the model beyond what the kernel here shows ------------------------------------------
 
 TREE = Environment(cgroups=(("/", 1), ("/a", 5), ("/a/b", 9), ("/c", 12)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import isa
 from .alloc import ALLOC_PTR, AllocObjects
-from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
+from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -765,7 +765,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t == PTR_TO_BTF_ID or t == PTR_TO_BTF_ID | MEM_PERCPU:
+        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR):
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
             if write:
