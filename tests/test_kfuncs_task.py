@@ -234,6 +234,31 @@ def test_a_misused_task_or_cgroup_pointer_is_refused_as_the_kernel_refuses_it(bo
     assert_refused_alike(*verdicts(_source(body)), message)
 
 
+WALKS = r"""
+struct task_struct___walk { struct task_struct *parent; struct mm_struct *mm; }
+    __attribute__((preserve_access_index));
+struct mm_struct { struct task_struct *owner; } __attribute__((preserve_access_index));
+#define WALK ((struct task_struct___walk *)bpf_get_current_task_btf())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="pyebpf's verifier trusts every pointer walked from "
+                                       "a trusted one (docs/kfuncs-table.md)")
+@pytest.mark.parametrize("body, message", [
+    ("struct task_struct *t = bpf_task_acquire(WALK->parent); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("struct task_struct *t = bpf_task_acquire(WALK->mm->owner); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("struct task_struct *t = bpf_task_acquire(CURRENT); if (!t) return 1; "
+     "bpf_task_release(t->real_parent); bpf_task_release(t); return 0;",
+     "R1 must be referenced or trusted"),
+], ids=["parent", "mm-owner", "release-real-parent"])
+def test_a_walked_pointer_is_trusted_only_where_the_kernel_lists_it(body, message):
+    data = compile_object(DECLS + WALKS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          + body + "\n}\n")
+    assert_refused_alike(*verdicts(data), message)
+
+
 @pytest.mark.parametrize("prog_type", ["socket_filter", "sched_act"])
 def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
     ours, theirs = verdicts(_source("""
