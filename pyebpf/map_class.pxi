@@ -137,6 +137,9 @@ cdef class Map:
             self._m.kptr_off[k] = kptr.off
         self._m.nkptrs = len(kptrs)
         self.kptrs = tuple(kptrs)
+        if any(k.kernel and k.target.name == "cgroup" for k in kptrs):
+            # a program may read a stored cgroup without calling a cgroup kfunc itself
+            cgroup_prepare()
         if self._m.timer_off >= 0:
             timers_attach(self._m)
 
