@@ -2634,6 +2634,8 @@ cdef class Program:
                             f"pyebpf yet (see docs/kfuncs-table.md)")
         if KFUNCS[kid] == _k_cast_to_kern_ctx:
             kern_ctx_prepare()
+        elif _isa.KFUNC_NAMES[kid].startswith("bpf_cgroup_"):
+            cgroup_prepare()
         elif _isa.KFUNC_NAMES[kid] in _CT_KFUNC_NAMES:
             ct_prepare()
         return kid

@@ -7,9 +7,10 @@ env=)`` (every run of the object's programs) and ``tcsim --env net.toml``; the h
 that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_socket_cookie``, ``bpf_get_socket_uid``, ``bpf_skb_cgroup_id``,
 ``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_under_cgroup``, ``bpf_skb_cgroup_classid``,
-``bpf_get_current_cgroup_id``, ``bpf_sk_storage_get`` and ``bpf_sk_storage_delete`` (by
-socket cookie), ``bpf_get_current_ancestor_cgroup_id``, ``bpf_fib_lookup``,
-``bpf_sk_lookup_tcp``,
+``bpf_get_current_cgroup_id``, the cgroup kfuncs (``bpf_cgroup_from_id``,
+``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``), ``bpf_sk_storage_get`` and
+``bpf_sk_storage_delete`` (by socket cookie), ``bpf_get_current_ancestor_cgroup_id``,
+``bpf_fib_lookup``, ``bpf_sk_lookup_tcp``,
 ``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``, ``bpf_map_lookup_elem``
 on a SOCKMAP or SOCKHASH (by socket cookie); ``bpf_clone_redirect`` finds its target
 among the devices).  The default is what ``BPF_PROG_TEST_RUN`` shows in a

@@ -86,6 +86,7 @@ include "heap.pxi"
 include "kfunc_strings.pxi"
 include "iter_bits.pxi"
 include "lists.pxi"
+include "tasks.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -107,3 +108,4 @@ cdef void register_kfuncs() except *:
     register_heap_kfuncs(SKB_HELPERS)
     register_string_kfuncs()
     register_list_kfuncs()
+    register_task_kfuncs()

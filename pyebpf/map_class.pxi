@@ -158,6 +158,9 @@ cdef class Map:
             self._m.list_node_off[k] = root.node_off
         self._m.nlists = len(roots)
         self.graph_roots = tuple(roots)
+        if any(k.kernel and k.target.name == "cgroup" for k in kptrs):
+            # a program may read a stored cgroup without calling a cgroup kfunc itself
+            cgroup_prepare()
         if self._m.timer_off >= 0:
             timers_attach(self._m)
 

@@ -26,6 +26,9 @@ samples ~0); of an IPv6 socket's ``struct ipv6_pinfo`` its ``saddr``, and
 cookie is 0 (the kernel gives a socket one only when something asks for it), the
 timestamps of ``rtt_min`` are 0.
 
+:func:`cgroup_layout` gives where the cgroup kfuncs' model (``pyebpf/tasks.pxi``) shows a
+cgroup's values in its ``struct cgroup`` and ``struct kernfs_node``.
+
 :func:`nf_conn_layout` gives where the conntrack model (``skb/conntrack.pxi``) keeps an
 entry's values in its ``struct nf_conn``.
 """
@@ -37,13 +40,22 @@ from ..errors import BtfError
 
 __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS",
            "nf_conn_layout", "KERN_SKB_ADDRESS", "KERN_DEV_ADDRESS", "TEST_RUN_HEADROOM",
-           "kern_ctx_layout"]
+           "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
+           "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
 #: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
 #: ``struct net_device``, what ``skb->dev`` holds.
 KERN_SKB_ADDRESS = 0xFFFF888180000000
 KERN_DEV_ADDRESS = 0xFFFF888180001000
+#: Where the Environment's cgroups are said to be: its k-th cgroup's ``struct cgroup`` at
+#: ``CGROUP_ADDRESS + k * CGROUP_STRIDE`` (what bpf_cgroup_from_id returns), the
+#: ``struct kernfs_node`` its ``kn`` points at at ``KERNFS_NODE_ADDRESS + k *
+#: KERNFS_NODE_STRIDE``.
+CGROUP_ADDRESS = 0xFFFF888180100000
+CGROUP_STRIDE = 0x1000
+KERNFS_NODE_ADDRESS = 0xFFFF888190000000
+KERNFS_NODE_STRIDE = 0x100
 #: The headroom before a packet BPF_PROG_TEST_RUN builds (bpf_prog_test_run_skb reserves
 #: NET_SKB_PAD + NET_IP_ALIGN, 64 + 0 on x86-64): ``skb->head`` is put that far before
 #: the engine's packet start, so ``data - head`` and the header offsets are the kernel's.
@@ -212,6 +224,20 @@ def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
 #: The ``struct nf_conntrack_tuple`` fields the conntrack model reads and writes, by the
 #: names ``Type.fields`` gives them (dst.dir last: tuples compare up to it,
 #: nf_ct_tuple_equal).
+def cgroup_layout(*, btf=None) -> tuple[int, int, int]:
+    """Where a modelled cgroup's values are, as the target BTF lays the structs out: the
+    offsets of ``struct cgroup``'s ``level`` and ``kn``, and of ``struct kernfs_node``'s
+    ``id``."""
+    btf = target_btf(btf)
+    for name, stride in (("cgroup", CGROUP_STRIDE), ("kernfs_node", KERNFS_NODE_STRIDE)):
+        if _struct(btf, name).byte_size > stride:
+            raise BtfError(f"struct {name} is larger than the {stride} bytes the model "
+                           f"gives it")
+    cgroup = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup").members}
+    kn = {m.name: m.bit_offset // 8 for m in _struct(btf, "kernfs_node").members}
+    return cgroup["level"], cgroup["kn"], kn["id"]
+
+
 _TUPLE_FIELDS = {"saddr": "src.u3.all[0]", "sport": "src.u.all", "l3num": "src.l3num",
                  "daddr": "dst.u3.all[0]", "dport": "dst.u.all", "protonum": "dst.protonum",
                  "dir": "dst.dir"}

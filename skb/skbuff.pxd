@@ -7,7 +7,7 @@
 # Values that the kernel stores big-endian (protocol, vlan_proto) are kept exactly as a
 # little-endian load of those bytes returns them, which is what programs read:
 # IPv4 is 0x0008, 802.1Q 0x0081.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef enum:
     SKB_HEADROOM = 256          # room for vlan pushes and change_head without moving bytes
@@ -120,6 +120,12 @@ ctypedef struct CtTable:
     uint8_t* state              # per slot: CT_FREE, CT_ALLOC (not inserted), CT_INSERTED
     uint32_t* refs              # per slot: the references programs hold
 
+ctypedef struct NetCgroup:
+    # one cgroup of Environment.cgroups, by its index there (pyebpf/tasks.pxi)
+    uint64_t id
+    int32_t parent              # the parent's index; -1 for the root
+    int32_t level
+
 ctypedef struct NetEnv:
     # the modelled network a run sees (pyebpf.environment.Environment), owned by its
     # Python object: an skb only borrows it
@@ -133,6 +139,8 @@ ctypedef struct NetEnv:
     uint64_t* sk_cgroups        # ids of the socket's cgroup's ancestors, by level
     int task_cgroup_level
     uint64_t* task_cgroups      # the same for the current task's cgroup
+    size_t ncgroups
+    NetCgroup* cgroups          # every cgroup of the Environment, in its order
     size_t ndevices
     NetDevice* devices
     size_t nroutes

@@ -494,6 +494,7 @@ cdef class NetTable:
         free(self.env.devices)
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
+        free(self.env.cgroups)
         free(self.env.routes)
         free(self.env.addrs)
         free(self.env.neighs)
@@ -597,6 +598,20 @@ cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
     return out
 
 
+cdef int _cgroup_table(NetEnv* e, object env) except -1:
+    """e.cgroups: each cgroup's id, parent and level."""
+    cdef dict index = {path: k for k, (path, _) in enumerate(env.cgroups)}
+    cdef size_t k
+    e.cgroups = <NetCgroup*>_calloc_n(max(len(env.cgroups), 1), sizeof(NetCgroup))
+    for k, (path, cgroup_id) in enumerate(env.cgroups):
+        parts = [p for p in path.split("/") if p]
+        e.cgroups[k].id = cgroup_id
+        e.cgroups[k].level = len(parts)
+        e.cgroups[k].parent = index["/" + "/".join(parts[:len(parts) - 1])] if parts else -1
+    e.ncgroups = len(env.cgroups)
+    return 0
+
+
 cdef NetTable _net_table_of(object env):
     cdef NetTable t = NetTable.__new__(NetTable)
     cdef NetDevice* d
@@ -615,6 +630,7 @@ cdef NetTable _net_table_of(object env):
     t.env.ct = <CtTable*>_calloc_n(1, sizeof(CtTable))
     _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
+    _cgroup_table(&t.env, env)
     if env.socket is not None:
         t.env.sk_cgroups = _cgroup_ids(env, env.socket.cgroup, &t.env.sk_cgroup_level)
         t.env.has_sk = True

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import threading
 
 import pytest
 
@@ -22,12 +21,13 @@ from pyebpf import Map, asm, isa
 from pyebpf.environment import Environment
 from pyebpf.errors import MapError
 from pyebpf.trace import Machine, Task
-from pyebpf.trace.machine import OTHER_REGS_ADDRESS, USER_REGS_ADDRESS, struct_bytes
+from pyebpf.trace.machine import OTHER_REGS_ADDRESS, USER_REGS_ADDRESS
 
 import local_storage as storage
 from bpfc import compile_object
 from cgroup_support import (CURRENT_TASK_UNDER_CGROUP, root_cgroup_retval, same_under,
                             under_prog)
+from current_task import CGROUP, NR_BPF, this_process
 from recorded_kernel import count_comparison
 from mapcheck import created, lookup_prog, refused_alike, same_map_retval, u32
 
@@ -36,21 +36,6 @@ TASK_STORAGE, CGRP_STORAGE = T.BPF_MAP_TYPE_TASK_STORAGE, T.BPF_MAP_TYPE_CGRP_ST
 HASH, CGROUP_ARRAY = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_CGROUP_ARRAY
 NO_PREALLOC = isa.BPF_F_NO_PREALLOC
 FRAME = bytes(range(64))
-NR_BPF = 321                     # x86-64's __NR_bpf: test_run's caller is inside bpf(2)
-CSS_SET, CGROUP = 0xFFFF888100400000, 0xFFFF888100500000
-
-
-def this_process(**task) -> Machine:
-    """The machine BPF_PROG_TEST_RUN runs a program in: this thread of this process as
-    the current task, in its pid namespace, having entered bpf(2); its default cgroup's
-    ``struct cgroup`` at CGROUP (through task->cgroups->dfl_cgrp)."""
-    ns = os.stat("/proc/self/ns/pid")
-    return Machine(
-        task=Task(pid=threading.get_native_id(), tgid=os.getpid(), uid=os.getuid(),
-                  gid=os.getgid(), pidns=(ns.st_dev, ns.st_ino),
-                  user_regs={"orig_ax": NR_BPF}, fields={"cgroups": CSS_SET}, **task),
-        kernel_memory={CSS_SET: struct_bytes("css_set", {"dfl_cgrp": CGROUP}),
-                       CGROUP: struct_bytes("cgroup", {})})
 
 
 KINDS = pytest.mark.parametrize("kind", [TASK_STORAGE, CGRP_STORAGE], ids=["task", "cgrp"])

@@ -91,10 +91,13 @@ def _walk_object(t: Type, base: int, found: list, depth: int) -> None:
 @dataclass(frozen=True)
 class Kptr:
     """A kptr field of a map value: its offset, its tag (``kptr``: referenced,
-    ``kptr_untrusted``, ``percpu_kptr``) and the struct it points at."""
+    ``kptr_untrusted``, ``percpu_kptr``) and the struct it points at: the kernel's (of
+    the target BTF, ``kernel`` true) when the kernel has a struct of that name, as
+    ``btf_parse_kptr`` looks it up first, else the program's."""
     off: int
     tag: str
     target: Type
+    kernel: bool = False
 
     @property
     def kind_name(self) -> str:
@@ -127,6 +130,13 @@ def kptr_fields(value_type: Type | None) -> list[Kptr]:
     return found
 
 
+def _kernel_struct(name: str) -> Type | None:
+    """The target BTF's struct ``name`` (bpf_find_btf_id), or None."""
+    from .relo import target_btf
+    found = target_btf().by_name(name, Kind.STRUCT)
+    return found[0] if found else None
+
+
 def _walk_kptrs(t: Type, base: int, found: list, depth: int) -> None:
     if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
         return
@@ -153,7 +163,8 @@ def _walk_kptrs(t: Type, base: int, found: list, depth: int) -> None:
                                              f"pointer tagged {tag.name!r} and again")
             if target.kind != Kind.STRUCT or off % 8:
                 continue        # a kptr to a struct the BTF only declares: no field
-            found.extend(Kptr(off + 8 * i, tag.name, target)
+            kernel = _kernel_struct(target.name)
+            found.extend(Kptr(off + 8 * i, tag.name, kernel or target, kernel is not None)
                          for i in range(nelems))
         else:
             mt = mt.resolve()

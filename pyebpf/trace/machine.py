@@ -19,6 +19,10 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
   vm_area_struct`` in kernel memory (:data:`VMA_BASE` on) that the callback reads;
 - loads through ``bpf_get_current_task_btf``'s pointer: ``kernel_memory`` (with the
   task's ``task_struct`` when the task has ``fields``); what it does not map reads 0;
+- ``bpf_task_from_pid`` and ``bpf_task_from_vpid`` (kfuncs, also of packet runs given a
+  machine): the task and ``tasks``, the machine's other tasks, by pid (by ``ns_pid``
+  among the tasks in the current task's pid namespace); loads through what they return
+  read the task's ``task_struct`` (when it has ``fields``);
 - ``bpf_get_branch_snapshot``: ``branches``, the CPU's last-branch records (LBR),
   newest first, as ``struct perf_branch_entry``; none (the default, as on a machine
   without LBR) makes it -ENOENT;
@@ -169,7 +173,10 @@ class Machine:
     on, by start, and ``self.vma_table`` lists ``(start, end, address)``.
     ``percpu``: per-CPU variables of the kernel BTF (``.data..percpu``), each name
     mapped to ``{cpu: value}``, a value an int (of the variable's size), its bytes, or
-    for a struct a dict of fields as ``task.fields`` takes them."""
+    for a struct a dict of fields as ``task.fields`` takes them.
+    ``tasks``: the machine's other tasks (:class:`Task` values, each at an address and
+    with a pid of its own), which ``bpf_task_from_pid`` finds; they are in the root
+    cgroup."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -180,15 +187,24 @@ class Machine:
     vmas: tuple = ()
     branches: tuple = ()
     percpu: object = ()
+    tasks: tuple = ()
 
     def __post_init__(self):
-        if not isinstance(self.task, Task):
-            raise MachineSpecError(f"task must be a pyebpf.trace.Task, not "
-                                   f"{type(self.task).__name__}")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        everyone = (self.task,) + self.tasks
+        for t in everyone:
+            if not isinstance(t, Task):
+                raise MachineSpecError(f"task and tasks must be pyebpf.trace.Task values, "
+                                       f"not {type(t).__name__}")
+        for what in ("pid", "address"):
+            seen = [getattr(t, what) for t in everyone]
+            if len(set(seen)) != len(seen):
+                raise MachineSpecError(f"tasks: two tasks have the same {what}")
         kernel = self.kernel_memory
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
-        if self.task.fields is not None:
-            kernel.append((self.task.address, task_struct(self.task, self.btf)))
+        for t in everyone:
+            if t.fields is not None:
+                kernel.append((t.address, task_struct(t, self.btf)))
         if self.task.user_regs is not None:
             kernel.append((USER_REGS_ADDRESS, self.task.user_regs_bytes))
         table, address = [], VMA_BASE

@@ -23,6 +23,7 @@ cdef class MachineImage:
     cdef MemRange* _ranges
     cdef uint64_t* _stacks
     cdef uint64_t* _vmas
+    cdef uint64_t* _tasks
     cdef object machine          # owns the bytes the ranges point into
     cdef object env              # the machine's Environment, or None
 
@@ -30,11 +31,13 @@ cdef class MachineImage:
         self._ranges = NULL
         self._stacks = NULL
         self._vmas = NULL
+        self._tasks = NULL
 
     def __dealloc__(self):
         free(self._ranges)
         free(self._stacks)
         free(self._vmas)
+        free(self._tasks)
 
     def __init__(self, machine):
         cdef tuple kmem = machine.kernel_memory
@@ -75,6 +78,14 @@ cdef class MachineImage:
         self.w.pidns_dev, self.w.pidns_ino = task.pidns
         self.w.ns_pid_tgid = (<uint64_t>task.ns_tgid << 32) | <uint32_t>task.ns_pid
         self.w.user_regs = _machine.USER_REGS_ADDRESS
+        tasks = (task,) + machine.tasks
+        self._tasks = <uint64_t*>malloc(len(tasks) * 3 * sizeof(uint64_t))
+        if self._tasks == NULL:
+            raise MemoryError()
+        for k, t in enumerate(tasks):
+            self._tasks[3 * k], self._tasks[3 * k + 2] = t.pid, t.address
+            self._tasks[3 * k + 1] = t.ns_pid if t.pidns == task.pidns else NO_VPID
+        self.w.tasks, self.w.ntasks = self._tasks, len(tasks)
 
 
 _IMAGES = {}        # id(Machine) -> (weak reference to it, its MachineImage)
@@ -631,6 +642,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     cdef const uint8_t* q = NULL
     vm.status = STATUS_RUNNING
     if kern_ctx_load(vm, addr, size, out):       # bpf_cast_to_kern_ctx's (skb/kernctx.pxi)
+        return True
+    if cgroup_load(vm, addr, size, out):         # the cgroup kfuncs' (tasks.pxi)
         return True
     # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
     if vm.world != NULL and addr >= vm.world.task_size + 4096:

@@ -10,8 +10,8 @@ a state equal to one of its own ancestors is an infinite loop.
 from __future__ import annotations
 
 from .. import isa
-from .alloc import AllocObjects
-from .kptrs import UNTRUSTED_PTR, KptrRules
+from .alloc import ALLOC_PTR, AllocObjects
+from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -25,6 +25,7 @@ from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness
 from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
+from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -68,7 +69,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules):
+                  KptrRules, TimerRules, ListRules, TaskCalls):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None):
@@ -765,7 +766,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t == PTR_TO_BTF_ID or t == PTR_TO_BTF_ID | MEM_PERCPU:
+        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR):
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
             if write:

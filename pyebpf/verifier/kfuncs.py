@@ -24,6 +24,7 @@ from .. import isa
 from ..btf import Kind
 from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
+from .tasks import TASK_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
 from .lists import LIST_KFUNCS
@@ -390,6 +391,12 @@ class KfuncCalls:
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or scalar()
+            return
+        if name in TASK_KFUNCS:
+            r0 = self.task_return(st, pc, k, self.task_args(st, pc, k))
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
             return
         iter_slot = dynptr = alloc = None
         release = 0

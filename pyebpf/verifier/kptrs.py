@@ -9,9 +9,12 @@ an RCU pointer to the object (``PTR_TO_BTF_ID | MEM_ALLOC | MEM_RCU``, maybe NUL
 program that is not sleepable runs in an RCU read-side section, btf_ld_kptr_type) it
 may read and write through but not release or store; an untrusted kptr
 (``__kptr_untrusted``) loads as an untrusted pointer, read only, and takes plain
-stores of NULL or of an object of its type.  Only kptrs to structs of the program's
-own BTF (objects of ``bpf_obj_new``) are modelled; kptrs inside allocated objects are
-not.
+stores of NULL or of an object of its type.  A kptr to a kernel struct
+(``struct task_struct __kptr *``, ``struct cgroup __kptr *``) holds a referenced
+kernel object (of bpf_task_acquire, bpf_cgroup_from_id...): its load is an RCU pointer
+to it that may be NULL (``rcu_protected_types``), which KF_RCU kfuncs take, and
+bpf_kptr_xchg returns a trusted, referenced one.  Kptrs inside allocated objects are
+not modelled.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from .state import (MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, PTR_TO_MAP_VALUE, PTR_UN
 
 UNTRUSTED_PTR = PTR_TO_BTF_ID | PTR_UNTRUSTED
 RCU_ALLOC_PTR = ALLOC_PTR | MEM_RCU
+RCU_KERNEL_PTR = PTR_TO_BTF_ID | MEM_RCU
 # check_reg_type's btf_ptr_types, and the allocated object bpf_kptr_xchg takes
 _XCHG_NEW = (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_RCU, ALLOC_PTR, RCU_ALLOC_PTR)
 
@@ -64,7 +68,8 @@ class KptrRules:
         if write and referenced:
             self.refuse(pc, "store to referenced kptr disallowed")
         if not write:
-            r = Reg((RCU_ALLOC_PTR if referenced else UNTRUSTED_PTR) | MAYBE_NULL)
+            loaded = RCU_KERNEL_PTR if field.kernel else RCU_ALLOC_PTR
+            r = Reg((loaded if referenced else UNTRUSTED_PTR) | MAYBE_NULL)
             r.mark_known(0)
             r.map = field.target
             r.id = self.new_id()
@@ -79,9 +84,9 @@ class KptrRules:
         return scalar()
 
     def kptr_match(self, pc: int, regno: int, reg: Reg, field) -> None:
-        """map_kptr_match_type for a struct of the program's BTF."""
+        """map_kptr_match_type."""
         target = field.target.name
-        perm = MAYBE_NULL | ALLOC_PTR
+        perm = MAYBE_NULL | (MEM_RCU if field.kernel else ALLOC_PTR)
         if reg.type & 0xFF != PTR_TO_BTF_ID or reg.type & ~perm & ~0xFF:
             self.refuse(pc, f"invalid kptr access, R{regno} type={type_str(reg.type)} "
                             f"expected=ptr_{target}")
@@ -128,9 +133,9 @@ class KptrRules:
         meta["release"] = reg.ref
 
     def kptr_return(self, st, pc: int, meta: dict) -> Reg:
-        """r0 of bpf_kptr_xchg: the field's struct, allocated, maybe NULL, acquired (an id
-        for the NULL check, then the reference's)."""
-        r = Reg(ALLOC_PTR | MAYBE_NULL)
+        """r0 of bpf_kptr_xchg: the field's struct (allocated unless a kernel one),
+        maybe NULL, acquired (an id for the NULL check, then the reference's)."""
+        r = Reg((PTR_TO_BTF_ID if meta["kptr"].kernel else ALLOC_PTR) | MAYBE_NULL)
         r.mark_known(0)
         r.map = meta["kptr"].target
         self.new_id()

@@ -1,0 +1,182 @@
+# The task and cgroup kfuncs of kernel/bpf/helpers.c's generic set (bpf_task_*,
+# bpf_cgroup_*).  Included into pyebpf/_core.pyx through kfuncs.pxi.
+#
+# A task is a task_struct of the run's machine (TraceWorld.tasks: the current task, then
+# pyebpf.trace.Machine.tasks), found by its address; a packet run given no machine has
+# none.  A cgroup is one of the Environment's (NetEnv.cgroups), at CGROUP_ADDRESS + its
+# index * CGROUP_STRIDE: no memory; a load through the pointer (a BPF_PROBE_MEM load,
+# trace_probe_load) is answered by cgroup_load from the model: level and kn (its
+# kernfs_node, whose id is the cgroup's id); every other byte reads 0 (the verifier
+# lets no program read the ancestors[] flexible array: btf_struct_walk).
+# Every modelled task and cgroup outlives the run, so acquiring one returns the pointer
+# and releasing one does nothing: the verifier pairs them.
+
+cdef enum:
+    NO_VPID = 0xFFFFFFFFFFFFFFFF       # a task outside the current task's pid namespace
+
+ctypedef struct CgroupLayout:
+    # pyebpf.skb.kern.cgroup_layout, read once a program calling a cgroup kfunc is decoded
+    uint32_t level
+    uint32_t kn
+    uint32_t kn_id
+
+cdef CgroupLayout _CGRP
+cdef bint _cgrp_ready = False
+cdef uint64_t CGROUP_ADDRESS = _kern.CGROUP_ADDRESS
+cdef uint64_t CGROUP_STRIDE = _kern.CGROUP_STRIDE
+cdef uint64_t KERNFS_NODE_ADDRESS = _kern.KERNFS_NODE_ADDRESS
+cdef uint64_t KERNFS_NODE_STRIDE = _kern.KERNFS_NODE_STRIDE
+
+
+cdef int cgroup_prepare() except -1:
+    global _cgrp_ready
+    if not _cgrp_ready:
+        _CGRP.level, _CGRP.kn, _CGRP.kn_id = _kern.cgroup_layout()
+        _cgrp_ready = True
+    return 0
+
+
+cdef inline const NetCgroup* _cgroups(Vm* vm, size_t* n) noexcept nogil:
+    if vm.skb == NULL or vm.skb.net == NULL:
+        n[0] = 0
+        return NULL
+    n[0] = vm.skb.net.ncgroups
+    return vm.skb.net.cgroups
+
+
+cdef inline int64_t _cgroup_index(Vm* vm, uint64_t addr) noexcept nogil:
+    """The Environment index of the cgroup at ``addr``, or -1."""
+    cdef size_t n
+    _cgroups(vm, &n)
+    if addr < CGROUP_ADDRESS or (addr - CGROUP_ADDRESS) % CGROUP_STRIDE or \
+            (addr - CGROUP_ADDRESS) // CGROUP_STRIDE >= n:
+        return -1
+    return <int64_t>((addr - CGROUP_ADDRESS) // CGROUP_STRIDE)
+
+
+cdef inline uint64_t _cgroup_address(int64_t k) noexcept nogil:
+    return CGROUP_ADDRESS + <uint64_t>k * CGROUP_STRIDE
+
+
+cdef inline void _overlay(uint8_t* out, uint64_t off, uint32_t size, uint64_t field_off,
+                          uint64_t value, uint32_t width) noexcept nogil:
+    """Copy the bytes of the little-endian ``value`` (``width`` bytes at ``field_off``)
+    that fall in the loaded window [off, off + size) into ``out``."""
+    cdef uint64_t b
+    for b in range(width):
+        if off <= field_off + b < off + size:
+            out[field_off + b - off] = <uint8_t>(value >> (8 * b))
+
+
+cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
+    """A load through a modelled cgroup's struct cgroup or its kernfs_node; False for an
+    address of neither."""
+    cdef size_t n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    cdef uint8_t buf[8]
+    cdef uint64_t k, off
+    if not _cgrp_ready or n == 0:
+        return False
+    memset(buf, 0, 8)
+    if CGROUP_ADDRESS <= addr < CGROUP_ADDRESS + n * CGROUP_STRIDE:
+        k, off = (addr - CGROUP_ADDRESS) // CGROUP_STRIDE, (addr - CGROUP_ADDRESS) % CGROUP_STRIDE
+        _overlay(buf, off, size, _CGRP.level, <uint32_t>cg[k].level, 4)
+        _overlay(buf, off, size, _CGRP.kn, KERNFS_NODE_ADDRESS + k * KERNFS_NODE_STRIDE, 8)
+    elif KERNFS_NODE_ADDRESS <= addr < KERNFS_NODE_ADDRESS + n * KERNFS_NODE_STRIDE:
+        k = (addr - KERNFS_NODE_ADDRESS) // KERNFS_NODE_STRIDE
+        off = (addr - KERNFS_NODE_ADDRESS) % KERNFS_NODE_STRIDE
+        _overlay(buf, off, size, _CGRP.kn_id, cg[k].id, 8)
+    else:
+        return False
+    out[0] = _load(buf, size)
+    return True
+
+
+cdef uint64_t _k_acquire(Vm* vm, uint64_t p, uint64_t r2, uint64_t r3, uint64_t r4,
+                         uint64_t r5) noexcept nogil:
+    return p
+
+
+cdef uint64_t _k_release(Vm* vm, uint64_t p, uint64_t r2, uint64_t r3, uint64_t r4,
+                         uint64_t r5) noexcept nogil:
+    return 0
+
+
+cdef uint64_t _find_task(Vm* vm, uint64_t pid, int column) noexcept nogil:
+    """The address of the machine's task whose pid (column 0) or pid in the current
+    task's namespace (column 1) is ``pid``, else 0."""
+    cdef uint32_t k
+    if vm.world == NULL:
+        return 0
+    for k in range(vm.world.ntasks):
+        if vm.world.tasks[3 * k + column] == pid:
+            return vm.world.tasks[3 * k + 2]
+    return 0
+
+
+cdef uint64_t _k_task_from_pid(Vm* vm, uint64_t pid, uint64_t r2, uint64_t r3, uint64_t r4,
+                               uint64_t r5) noexcept nogil:
+    """find_task_by_pid_ns(pid, &init_pid_ns)."""
+    return _find_task(vm, <uint32_t>pid, 0)
+
+
+cdef uint64_t _k_task_from_vpid(Vm* vm, uint64_t vpid, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    """find_task_by_vpid: by the pid in the current task's pid namespace."""
+    return _find_task(vm, <uint32_t>vpid, 1)
+
+
+cdef uint64_t _k_cgroup_from_id(Vm* vm, uint64_t cgid, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    """cgroup_get_from_id: the Environment's cgroup of that id, else NULL."""
+    cdef size_t k, n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    for k in range(n):
+        if cg[k].id == cgid:
+            return _cgroup_address(k)
+    return 0
+
+
+cdef uint64_t _k_cgroup_ancestor(Vm* vm, uint64_t cgrp, uint64_t level, uint64_t r3,
+                                 uint64_t r4, uint64_t r5) noexcept nogil:
+    """The ancestor at ``level`` (cgrp->ancestors[level]); NULL for a negative level or
+    one deeper than the cgroup's."""
+    cdef size_t n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    cdef int64_t k = _cgroup_index(vm, cgrp)
+    cdef int32_t want = <int32_t>level
+    if k < 0 or want < 0 or want > cg[k].level:
+        return 0
+    while cg[k].level > want:
+        k = cg[k].parent
+    return _cgroup_address(k)
+
+
+cdef uint64_t _k_task_under_cgroup(Vm* vm, uint64_t task, uint64_t cgrp, uint64_t r3,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    """task_under_cgroup_hierarchy: whether the task's default cgroup is ``cgrp`` or
+    below it.  The current task's is the Environment's task_cgroup; the machine's
+    other tasks are in the root cgroup."""
+    cdef size_t n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    cdef int64_t k = _cgroup_index(vm, cgrp)
+    cdef const NetEnv* net
+    if k < 0:
+        return 0
+    if vm.world == NULL or task != vm.world.task:
+        return cg[k].level == 0
+    net = vm.skb.net
+    return cg[k].level <= net.task_cgroup_level and \
+        net.task_cgroups[cg[k].level] == cg[k].id
+
+
+cdef void register_task_kfuncs() except *:
+    _kfunc("bpf_task_acquire", _k_acquire)
+    _kfunc("bpf_cgroup_acquire", _k_acquire)
+    _kfunc("bpf_task_release", _k_release)
+    _kfunc("bpf_cgroup_release", _k_release)
+    _kfunc("bpf_task_from_pid", _k_task_from_pid)
+    _kfunc("bpf_task_from_vpid", _k_task_from_vpid)
+    _kfunc("bpf_cgroup_from_id", _k_cgroup_from_id)
+    _kfunc("bpf_cgroup_ancestor", _k_cgroup_ancestor)
+    _kfunc("bpf_task_under_cgroup", _k_task_under_cgroup)

@@ -1,0 +1,83 @@
+"""The verifier's side of the task and cgroup kfuncs of ``kernel/bpf/helpers.c``'s
+generic set (``bpf_task_acquire``, ``bpf_task_release``, ``bpf_task_from_pid``,
+``bpf_task_from_vpid``, ``bpf_cgroup_acquire``, ``bpf_cgroup_release``,
+``bpf_cgroup_from_id``, ``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``), as
+``check_kfunc_args`` checks their pointer arguments.
+
+A ``struct task_struct *`` or ``struct cgroup *`` argument is trusted
+(``KF_TRUSTED_ARGS`` is the default for these since 6.12): NULL, or a pointer that
+may be NULL, is refused; it must be a ``PTR_TO_BTF_ID`` of that struct at offset 0,
+trusted (referenced, or a trusted pointer such as ``bpf_get_current_task_btf``'s), or
+RCU-protected where the kfunc is ``KF_RCU``.  A ``KF_RELEASE`` kfunc takes a
+referenced pointer and ends every copy of it; a ``KF_ACQUIRE`` kfunc's result is a
+trusted pointer of its return struct that may be NULL, holding a new reference.
+"""
+from __future__ import annotations
+
+from .. import isa
+from .conntrack import _base, _struct
+from .state import MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, SCALAR, Reg
+
+#: the kfuncs this module checks
+TASK_KFUNCS = frozenset({"bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
+                         "bpf_task_from_vpid", "bpf_cgroup_acquire", "bpf_cgroup_release",
+                         "bpf_cgroup_from_id", "bpf_cgroup_ancestor",
+                         "bpf_task_under_cgroup"})
+
+
+class TaskCalls:
+    """The task and cgroup kfunc side of :class:`~pyebpf.verifier.interp.Interpreter`
+    (mixed in)."""
+
+    def task_args(self, st, pc: int, k) -> int:
+        """check_kfunc_args for a task or cgroup kfunc; returns the reference a
+        KF_RELEASE kfunc releases (0 for none)."""
+        released = 0
+        for i, arg in enumerate(k.args):
+            regno = i + 1
+            reg = self.read(st, pc, regno)
+            if not arg.ctype.endswith("*"):
+                if reg.type != SCALAR:
+                    self.refuse(pc, f"R{regno} is not a scalar")
+                continue
+            name = _base(arg.ctype)[1]
+            if reg.is_null() or reg.type & MAYBE_NULL:
+                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+            if reg.type & 0xFF != PTR_TO_BTF_ID:
+                self.refuse(pc, f"arg#{i} pointer type STRUCT {name} must point to scalar, "
+                                f"or struct with scalar")
+            # is_trusted_reg / is_rcu_reg: KF_RCU takes an RCU pointer too
+            allowed = PTR_TO_BTF_ID | (MEM_RCU if k.flags & isa.KF_RCU else 0)
+            if reg.type & ~allowed:
+                self.refuse(pc, f"R{regno} must be a rcu pointer" if k.flags & isa.KF_RCU
+                            else f"R{regno} must be referenced or trusted")
+            if reg.map.name != name:
+                self.refuse(pc, f"kernel function {k.name} args#{i} expected pointer to "
+                                f"STRUCT {name} but R{regno} has a pointer to STRUCT "
+                                f"{reg.map.name}")
+            if reg.off or not reg.is_const or reg.smin:
+                self.refuse(pc, f"R{regno} must have zero offset when passed to release "
+                                f"func or trusted arg to kfunc")
+            if k.flags & isa.KF_RELEASE:
+                if not reg.ref:
+                    self.refuse(pc, f"release kernel function {k.name} expects refcounted "
+                                    f"PTR_TO_BTF_ID")
+                released = reg.ref
+        return released
+
+    def task_return(self, st, pc: int, k, released: int) -> Reg | None:
+        """r0 after the call (the released reference and its copies gone): an acquired
+        pointer that may be NULL, or None for a kfunc returning a scalar or nothing."""
+        if released:
+            st.refs.pop(released, None)
+            for r in st.all_regs():
+                if r.ref == released:
+                    r.mark_unknown()
+        if not k.flags & isa.KF_ACQUIRE:
+            return None
+        r = Reg(PTR_TO_BTF_ID | MAYBE_NULL)
+        r.mark_known(0)
+        r.map = _struct(_base(k.ret)[1])
+        r.id = r.ref = self.new_id()
+        st.refs[r.ref] = pc
+        return r

@@ -1,0 +1,470 @@
+"""The task and cgroup kfuncs of the kernel's generic set (``bpf_task_acquire``,
+``bpf_task_release``, ``bpf_task_from_pid``, ``bpf_task_from_vpid``,
+``bpf_cgroup_acquire``, ``bpf_cgroup_release``, ``bpf_cgroup_from_id``,
+``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``) against the kernel: load verdicts
+(with the kernel's message for a refusal) and BPF_PROG_TEST_RUN's retval.
+
+BPF_PROG_TEST_RUN runs a tc program in the process that asks, so the engine's side
+runs with ``machine=this_process()`` and the programs look up what exists in both
+worlds without naming it in their code (the recorded answers are keyed by the
+instructions): this process by ``bpf_get_current_pid_tgid``, its cgroup (the root of
+cgroup v2, the default Environment's task cgroup) by ``bpf_get_current_cgroup_id``,
+and kthreadd, pid 2 on every Linux machine, which the machine declares.  Then what only
+the model shows: deeper cgroup trees, other tasks and namespaces, runs without a
+machine.
+"""
+from __future__ import annotations
+
+import pytest
+
+import pyebpf
+from pyebpf import Environment
+from pyebpf.trace import Task
+
+from bpfc import compile_object
+from current_task import this_process
+from objdiff import assert_refused_alike, verdicts
+from recorded_kernel import count_comparison
+
+FRAME = bytes(64)
+KTHREADD = Task(pid=2, comm="kthreadd", address=0xFFFF888100800000, fields={})
+# a pid above the largest pid_max (PID_MAX_LIMIT, 4 << 20): no task has it
+NO_SUCH_PID = (4 << 20) + 1
+
+DECLS = r"""
+struct task_struct { int pid; int tgid; char comm[16]; struct task_struct *real_parent; }
+    __attribute__((preserve_access_index));
+struct kernfs_node { __u64 id; } __attribute__((preserve_access_index));
+struct cgroup { int level; struct kernfs_node *kn; struct cgroup *ancestors[]; }
+    __attribute__((preserve_access_index));
+extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+extern struct task_struct *bpf_task_from_pid(int pid) __ksym;
+extern struct task_struct *bpf_task_from_vpid(int vpid) __ksym;
+extern struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp) __ksym;
+extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+extern struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level) __ksym;
+extern struct cgroup *bpf_cgroup_from_id(__u64 cgid) __ksym;
+extern long bpf_task_under_cgroup(struct task_struct *task, struct cgroup *ancestor) __ksym;
+char LICENSE[] SEC("license") = "GPL";
+
+#define CURRENT ((struct task_struct *)bpf_get_current_task_btf())
+#define TGID ((int)(bpf_get_current_pid_tgid() >> 32))
+"""
+
+
+def _source(body: str) -> bytes:
+    return compile_object(DECLS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          + body + "\n}\n")
+
+
+def _runs(body: str, machine=None, env=None):
+    """(pyebpf's retval, the kernel's) of one run; the engine's with ``machine``
+    (default: this process, kthreadd beside it)."""
+    data = _source(body)
+    machine = machine or this_process(tasks=(KTHREADD,))
+    fields = {"machine": machine} | ({"env": env} if env is not None else {})
+    obj = pyebpf.load(data)
+    try:
+        ours = obj.program("prog").run(FRAME, **fields).retval
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(FRAME).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours & 0xFFFFFFFF, theirs
+
+
+def same_retval(body: str) -> int:
+    ours, theirs = _runs(body)
+    assert ours == theirs, f"pyebpf {ours:#x}, kernel {theirs:#x}"
+    return theirs
+
+
+def engine_retval(body: str, **fields) -> int:
+    obj = pyebpf.load(_source(body))
+    try:
+        return obj.program("prog").run(FRAME, **fields).retval & 0xFFFFFFFF
+    finally:
+        obj.close()
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lookup", ["bpf_task_from_pid", "bpf_task_from_vpid"])
+def test_a_pid_lookup_finds_the_process_running_the_test(lookup):
+    assert same_retval(f"""
+    int tgid = TGID;
+    struct task_struct *t = {lookup}(tgid);
+    if (!t) return 100;
+    int r = (t->tgid == tgid) | (t->pid == tgid) << 1 | (t == CURRENT) << 2;
+    bpf_task_release(t);
+    return r;""") == 7
+
+
+def test_bpf_task_from_pid_finds_kthreadd_and_reads_its_name():
+    assert same_retval("""
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    int r = t->pid | t->comm[0] << 8 | t->comm[7] << 16;
+    bpf_task_release(t);
+    return r;""") == 2 | ord("k") << 8 | ord("d") << 16
+
+
+# pid 1 exists on the machine, but the kernel's test run does not find it
+# (docs/kernel-notes.md); the machine declares no pid 1
+@pytest.mark.parametrize("pid", [0, -1, NO_SUCH_PID, 1])
+def test_bpf_task_from_pid_of_no_task_is_null(pid):
+    assert same_retval(f"""
+    struct task_struct *t = bpf_task_from_pid({pid});
+    if (!t) return 100;
+    bpf_task_release(t);
+    return 1;""") == 100
+
+
+def test_bpf_task_acquire_of_the_current_task_is_the_current_task():
+    assert same_retval("""
+    struct task_struct *t = bpf_task_acquire(CURRENT);
+    if (!t) return 100;
+    int r = t->pid == (__u32)bpf_get_current_pid_tgid();
+    bpf_task_release(t);
+    return r;""") == 1
+
+
+def test_an_rcu_pointer_walked_from_a_trusted_task_may_be_acquired():
+    # task->real_parent is RCU-protected (BTF_TYPE_SAFE_RCU): KF_RCU takes it
+    ours, theirs = verdicts(_source("""
+    struct task_struct *t = bpf_task_acquire(CURRENT->real_parent);
+    if (!t) return 1;
+    bpf_task_release(t);
+    return 0;"""))
+    assert (ours, theirs) == (None, None)
+
+
+# --- cgroups -------------------------------------------------------------------------
+
+def test_bpf_cgroup_from_id_finds_the_tasks_cgroup():
+    assert same_retval("""
+    __u64 id = bpf_get_current_cgroup_id();
+    struct cgroup *c = bpf_cgroup_from_id(id);
+    if (!c) return 100;
+    int r = (c->kn->id == id) | (c->level + 1) << 1;
+    bpf_cgroup_release(c);
+    return r;""") == 1 | 1 << 1
+
+
+def test_bpf_cgroup_from_id_of_no_cgroup_is_null():
+    assert same_retval("""
+    struct cgroup *c = bpf_cgroup_from_id(bpf_get_current_cgroup_id() + 0x7fffffff);
+    if (!c) return 100;
+    bpf_cgroup_release(c);
+    return 1;""") == 100
+
+
+@pytest.mark.parametrize("level, want", [(0, 1), (1, 100), (-1, 100)])
+def test_bpf_cgroup_ancestor_is_the_cgroup_at_a_level_it_has(level, want):
+    assert same_retval(f"""
+    struct cgroup *c = bpf_cgroup_from_id(bpf_get_current_cgroup_id());
+    if (!c) return 200;
+    struct cgroup *a = bpf_cgroup_ancestor(c, {level});
+    int r = a == c;
+    bpf_cgroup_release(c);
+    if (!a) return 100;
+    bpf_cgroup_release(a);
+    return r;""") == want
+
+
+def test_bpf_cgroup_acquire_gives_the_same_cgroup():
+    assert same_retval("""
+    struct cgroup *c = bpf_cgroup_from_id(bpf_get_current_cgroup_id());
+    if (!c) return 200;
+    struct cgroup *a = bpf_cgroup_acquire(c);
+    bpf_cgroup_release(c);
+    if (!a) return 100;
+    int r = a->level + 1;
+    bpf_cgroup_release(a);
+    return r;""") == 1
+
+
+@pytest.mark.parametrize("task", ["CURRENT", "kthreadd"])
+def test_every_task_is_under_the_root_cgroup(task):
+    get = "bpf_task_from_pid(2)" if task == "kthreadd" else "bpf_task_acquire(CURRENT)"
+    assert same_retval(f"""
+    struct cgroup *c = bpf_cgroup_from_id(bpf_get_current_cgroup_id());
+    if (!c) return 200;
+    struct task_struct *t = {get};
+    if (!t) {{ bpf_cgroup_release(c); return 100; }}
+    long r = bpf_task_under_cgroup(t, c);
+    bpf_task_release(t);
+    bpf_cgroup_release(c);
+    return r;""") == 1
+
+
+# --- what the verifier refuses ----------------------------------------------------------
+
+@pytest.mark.parametrize("body, message", [
+    ("struct task_struct *t = bpf_task_from_pid(2); return t ? 1 : 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct cgroup *c = bpf_cgroup_from_id(1); return c ? 1 : 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct task_struct *t = bpf_task_from_pid(2); bpf_task_release(t); return 0;",
+     "Possibly NULL pointer passed to trusted arg0"),
+    ("bpf_task_acquire((struct task_struct *)0); return 0;",
+     "Possibly NULL pointer passed to trusted arg0"),
+    ("bpf_task_release(CURRENT); return 0;",
+     "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID"),
+    ("struct cgroup *c = bpf_cgroup_from_id(1); if (!c) return 1; "
+     "bpf_task_release((struct task_struct *)c); return 0;",
+     "kernel function bpf_task_release args#0 expected pointer to STRUCT task_struct but "
+     "R1 has a pointer to STRUCT cgroup"),
+    ("bpf_task_release((struct task_struct *)(long)skb->len); return 0;",
+     "arg#0 pointer type STRUCT task_struct must point to scalar, or struct with scalar"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "bpf_task_release(t); bpf_task_release(t); return 0;",
+     "arg#0 pointer type STRUCT task_struct must point to scalar, or struct with scalar"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "bpf_task_release(t); return t->pid;",
+     "invalid mem access 'scalar'"),
+    ("struct cgroup *c = bpf_cgroup_from_id(1); if (!c) return 1; "
+     "long r = c->ancestors[0] == c; bpf_cgroup_release(c); return r;",
+     "struct cgroup doesn't have field at offset"),
+], ids=["task-leak", "cgroup-leak", "maybe-null", "null", "unreferenced", "wrong-struct",
+        "scalar", "double-release", "use-after-release", "flexible-array"])
+def test_a_misused_task_or_cgroup_pointer_is_refused_as_the_kernel_refuses_it(body, message):
+    assert_refused_alike(*verdicts(_source(body)), message)
+
+
+WALKS = r"""
+struct task_struct___walk { struct task_struct *parent; struct mm_struct *mm; }
+    __attribute__((preserve_access_index));
+struct mm_struct { struct task_struct *owner; } __attribute__((preserve_access_index));
+#define WALK ((struct task_struct___walk *)bpf_get_current_task_btf())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="pyebpf's verifier trusts every pointer walked from "
+                                       "a trusted one (docs/kfuncs-table.md)")
+@pytest.mark.parametrize("body, message", [
+    ("struct task_struct *t = bpf_task_acquire(WALK->parent); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("struct task_struct *t = bpf_task_acquire(WALK->mm->owner); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("struct task_struct *t = bpf_task_acquire(CURRENT); if (!t) return 1; "
+     "bpf_task_release(t->real_parent); bpf_task_release(t); return 0;",
+     "R1 must be referenced or trusted"),
+], ids=["parent", "mm-owner", "release-real-parent"])
+def test_a_walked_pointer_is_trusted_only_where_the_kernel_lists_it(body, message):
+    data = compile_object(DECLS + WALKS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          + body + "\n}\n")
+    assert_refused_alike(*verdicts(data), message)
+
+
+@pytest.mark.parametrize("prog_type", ["socket_filter", "sched_act"])
+def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
+    ours, theirs = verdicts(_source("""
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (t) bpf_task_release(t);
+    return 0;"""), prog_type)
+    assert_refused_alike(ours, theirs, "calling kernel function bpf_task_from_pid is not "
+                                       "allowed")
+
+
+# --- task and cgroup kptrs in map values -----------------------------------------------
+
+KPTRS = r"""
+#define __kptr __attribute__((btf_type_tag("kptr")))
+struct tval { struct task_struct __kptr *task; };
+struct cval { long n; struct cgroup __kptr *cg; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct tval);
+} tasks SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+    __type(key, __u32); __type(value, struct cval);
+} cgroups SEC(".maps");
+"""
+
+
+def _kptr_source(body: str) -> bytes:
+    return compile_object(DECLS + KPTRS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          "    __u32 k = 0;\n" + body + "\n}\n")
+
+
+def same_retvals(body: str, runs: int) -> list[int]:
+    """The retvals of ``runs`` runs of one loaded program, which must be the kernel's."""
+    data = _kptr_source(body)
+    obj = pyebpf.load(data)
+    machine = this_process(tasks=(KTHREADD,))
+    try:
+        ours = [obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+                for _ in range(runs)]
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = [kobj.program("prog").test_run(FRAME).retval for _ in range(runs)]
+    finally:
+        obj.close()
+    count_comparison()
+    assert ours == theirs
+    return theirs
+
+
+def test_a_task_stored_in_a_kptr_is_read_by_the_next_run():
+    assert same_retvals("""
+    struct tval *v = bpf_map_lookup_elem(&tasks, &k);
+    if (!v) return 99;
+    struct task_struct *t = v->task;
+    if (t) return t->pid;
+    t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    t = bpf_kptr_xchg(&v->task, t);
+    if (t) { bpf_task_release(t); return 101; }
+    return 0;""", 3) == [0, 2, 2]
+
+
+def test_bpf_kptr_xchg_gives_back_the_task_it_held():
+    assert same_retvals("""
+    struct tval *v = bpf_map_lookup_elem(&tasks, &k);
+    if (!v) return 99;
+    struct task_struct *t = bpf_task_acquire((struct task_struct *)bpf_get_current_task_btf());
+    if (!t) return 100;
+    t = bpf_kptr_xchg(&v->task, t);
+    if (!t) return 1;
+    int r = t->tgid == TGID;
+    bpf_task_release(t);
+    return r + 2;""", 3) == [1, 3, 3]
+
+
+def test_a_cgroup_kptr_of_a_hash_value_is_acquired_from_its_rcu_load():
+    assert same_retvals("""
+    struct cval init = {}, *v;
+    bpf_map_update_elem(&cgroups, &k, &init, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&cgroups, &k);
+    if (!v) return 99;
+    struct cgroup *c = v->cg;
+    if (c) {
+        c = bpf_cgroup_acquire(c);
+        if (!c) return 100;
+        int r = c->level + 10 + (c->kn->id == bpf_get_current_cgroup_id());
+        bpf_cgroup_release(c);
+        return r;
+    }
+    c = bpf_cgroup_from_id(bpf_get_current_cgroup_id());
+    if (!c) return 101;
+    c = bpf_kptr_xchg(&v->cg, c);
+    if (c) bpf_cgroup_release(c);
+    return 0;""", 2) == [0, 11]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct task_struct *t = v->task; if (!t) return 1; bpf_task_release(t); return 0;",
+     "R1 must be referenced or trusted"),
+    ("struct task_struct *t = bpf_kptr_xchg(&v->task, "
+     "(struct task_struct *)bpf_get_current_task_btf()); if (t) bpf_task_release(t); "
+     "return 0;",
+     "R2 must be referenced when passed to release function"),
+    ("struct task_struct *t = v->task; if (!t) return 1; t = bpf_kptr_xchg(&v->task, t); "
+     "if (t) bpf_task_release(t); return 0;",
+     "R2 must be referenced when passed to release function"),
+    ("struct cgroup *c = bpf_cgroup_from_id(1); if (!c) return 1; "
+     "struct task_struct *t = bpf_kptr_xchg(&v->task, c); if (t) bpf_task_release(t); "
+     "return 0;",
+     "invalid kptr access, R2 type=ptr_cgroup expected=ptr_task_struct"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "t = bpf_kptr_xchg(&v->task, t); return t != 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct task_struct *t = bpf_task_from_pid(2); if (!t) return 1; "
+     "*(struct task_struct **)&v->task = t; bpf_task_release(t); return 0;",
+     "store to referenced kptr disallowed"),
+], ids=["release-a-loaded-kptr", "store-an-unreferenced-task", "store-a-loaded-kptr",
+        "store-the-wrong-struct", "leak-the-old-task", "store-with-an-instruction"])
+def test_a_misused_task_kptr_is_refused_as_the_kernel_refuses_it(body, message):
+    data = _kptr_source("struct tval *v = bpf_map_lookup_elem(&tasks, &k);\n"
+                        "if (!v) return 99;\n" + body)
+    assert_refused_alike(*verdicts(data), message)
+
+
+def test_deleting_an_element_lets_its_cgroup_go_and_lookups_show_the_field_as_zero():
+    obj = pyebpf.load(_kptr_source("""
+    struct cval init = {.n = 7}, *v;
+    bpf_map_update_elem(&cgroups, &k, &init, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&cgroups, &k);
+    if (!v) return 99;
+    struct cgroup *c = bpf_cgroup_from_id(1);
+    if (!c) return 100;
+    c = bpf_kptr_xchg(&v->cg, c);
+    if (c) bpf_cgroup_release(c);
+    return 0;"""))
+    try:
+        assert obj.program("prog").run(FRAME).retval == 0
+        m = obj.maps["cgroups"]
+        key = (0).to_bytes(4, "little")
+        assert m[key] == (7).to_bytes(8, "little") + bytes(8)
+        del m[key]
+        assert len(m) == 0
+    finally:
+        obj.close()
+
+
+# --- the model beyond what the kernel here shows ------------------------------------------
+
+TREE = Environment(cgroups=(("/", 1), ("/a", 5), ("/a/b", 9), ("/c", 12)),
+                   task_cgroup="/a/b")
+
+
+def test_a_cgroup_of_a_deeper_tree_shows_its_level_id_and_ancestor():
+    assert engine_retval("""
+    struct cgroup *c = bpf_cgroup_from_id(9);
+    if (!c) return 100;
+    struct cgroup *a = bpf_cgroup_ancestor(c, 1);
+    int r = c->level | c->kn->id << 4;
+    if (a) { r |= a->kn->id << 16 | a->level << 24; bpf_cgroup_release(a); }
+    bpf_cgroup_release(c);
+    return r;""", env=TREE, machine=this_process()) == 2 | 9 << 4 | 5 << 16 | 1 << 24
+
+
+@pytest.mark.parametrize("cgid, want", [(1, 1), (5, 1), (9, 1), (12, 0)])
+def test_the_current_task_is_under_its_cgroup_and_its_ancestors_only(cgid, want):
+    assert engine_retval(f"""
+    struct cgroup *c = bpf_cgroup_from_id({cgid});
+    if (!c) return 100;
+    long r = bpf_task_under_cgroup(CURRENT, c);
+    bpf_cgroup_release(c);
+    return r;""", env=TREE, machine=this_process()) == want
+
+
+def test_another_task_is_in_the_root_cgroup():
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    struct cgroup *root = bpf_cgroup_from_id(1), *a = bpf_cgroup_from_id(5);
+    long r = 0;
+    if (root) { r |= bpf_task_under_cgroup(t, root); bpf_cgroup_release(root); }
+    if (a) { r |= bpf_task_under_cgroup(t, a) << 1; bpf_cgroup_release(a); }
+    bpf_task_release(t);
+    return r;""", env=TREE, machine=this_process(tasks=(KTHREADD,))) == 1
+
+
+def test_bpf_task_from_vpid_finds_tasks_of_the_current_namespace_by_their_pid_there():
+    from pyebpf.trace import Machine
+    ns, other = (4, 0xF0000001), (4, 0xF0000002)
+    machine = Machine(task=Task(pid=300, ns_pid=1, pidns=ns, fields={}),
+                      tasks=(Task(pid=301, ns_pid=2, pidns=ns, address=0xFFFF888100900000,
+                                  fields={}),
+                             Task(pid=302, ns_pid=3, pidns=other,
+                                  address=0xFFFF888100A00000, fields={})))
+    body = """
+    struct task_struct *t = bpf_task_from_vpid(%d);
+    if (!t) return 100;
+    int r = t->pid;
+    bpf_task_release(t);
+    return r;"""
+    got = [engine_retval(body % vpid, machine=machine) for vpid in (1, 2, 3, 301)]
+    assert got == [300, 301, 100, 100]
+
+
+def test_without_a_machine_a_packet_run_finds_no_task():
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    bpf_task_release(t);
+    return 1;""") == 100
