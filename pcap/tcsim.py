@@ -671,6 +671,7 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
                 if loop.stopped:
                     raise _StopOnError
             progress.close()
+            loop.finish_timers()
             disagreed = False
             if check is not None:
                 disagreed = check.finish(sys.stderr)

@@ -437,6 +437,9 @@ TIMER_CLOCK_MONOTONIC = 1
 TIMER_CLOCK_BOOTTIME = 7
 BPF_F_TIMER_ABS = 1 << 0
 BPF_F_TIMER_CPU_PIN = 1 << 1
+# callbacks a replay runs between two packets (and pyebpf.run_timers by default): a timer
+# that re-arms itself 0 ns on would fire forever
+TIMER_CALLBACKS_PER_GAP = 100_000
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
 BPF_F_HDR_FIELD_MASK = 0xF
