@@ -135,6 +135,9 @@ NF_CT_DEFAULT_ZONE_DIR = 3
 NF_BPF_CT_OPTS_SZ, NF_BPF_CT_OPTS_OLD_SZ = 16, 12
 NF_CT_ALLOC_TIMEOUT = 10
 NF_CT_MODEL_SLOTS = 1024
+# getsockopt(SOL_SOCKET, SO_COOKIE): a socket's cookie (asm-generic/socket.h), what a
+# socket map's update by fd finds the modelled socket by
+SO_COOKIE = 57
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).

@@ -728,3 +728,37 @@ def test_a_damaged_file_met_by_a_linked_map_is_refused_and_left_as_it_is(pin_roo
     with pytest.raises(PinError, match="do not fit"):
         m[u32(9)] = bytes(8)
     assert (pin_root / "lru").read_bytes() == damaged
+
+
+# --- socket maps ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["sockmap", "sockhash"])
+@pytest.mark.parametrize("value_size", [4, 8], ids=["fd-values", "cookie-values"])
+def test_a_pinned_socket_map_keeps_the_cookies_of_its_sockets(pin_root, kind, value_size):
+    m = Map.create(kind, 4, value_size, 4)
+    m.update(u32(1), 4097)
+    m.update(u32(3), 1 << 60)
+    m.pin("socks")
+    want = pin_format.dump(m)
+    assert len(want) == (4 * 8 if kind == "sockmap" else 2 * (4 + 8))
+    assert pin_format.dump(got("socks")) == want
+
+
+def test_another_process_reads_the_socket_cookies_a_pinned_socket_map_holds(pin_root):
+    m = Map.create("sockhash", 4, 8, 4)
+    m.update(u32(7), 4242)
+    m.pin("socks")
+    out = finish(child("import pyebpf\nm = pyebpf.Map.from_pin('socks')\n"
+                       "print(int.from_bytes(m.lookup((7).to_bytes(4, 'little')), 'little'))",
+                       env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    assert out.strip() == "4242"
+
+
+def test_a_version_4_file_cannot_hold_a_socket_map(pin_root):
+    Map.create("sockmap", 4, 8, 2).pin("s")
+    raw = bytearray((pin_root / "s").read_bytes())
+    raw[8] = 4
+    (pin_root / "s").write_bytes(bytes(raw))
+    with pytest.raises(PinError, match="version 4 pin file cannot hold a map of type 15") as exc:
+        got("s")
+    assert exc.value.errno == errno.EINVAL
