@@ -98,13 +98,14 @@ cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
 
 
 cdef TimerState* _timer_arg(Vm* vm, uint64_t ptr, MapStore** out) noexcept nogil:
-    """The timer ARG_PTR_TO_TIMER points at: a value's bpf_timer in one of the
-    program's maps (the verifier saw to that)."""
-    cdef int k
+    """The timer ARG_PTR_TO_TIMER points at: a value's bpf_timer in a map with timers
+    (the verifier saw to that): one of the program's, or an inner map one of them
+    holds."""
+    cdef size_t k
     cdef MapStore* m
     cdef uint64_t off
-    for k in range(vm.nmaps):
-        m = vm.maps[k]
+    for k in range(_n_timer_maps):
+        m = _timer_maps[k]
         if m.timers != NULL and <uintptr_t>m.values <= ptr < <uintptr_t>m.values + m.values_len:
             off = ptr - <uintptr_t>m.values
             if off % m.stride != <uint64_t>m.timer_off:
@@ -230,12 +231,16 @@ cdef void register_timer_helpers(helper_fn* table) noexcept:
 register_timer_helpers(SKB_HELPERS)
 
 
-cdef bint _map_of(MapStore* m, ProgCore** progs, int nprogs) noexcept nogil:
-    """Whether one of ``progs`` uses ``m`` (every map does when ``progs`` is NULL)."""
+cdef bint _of_progs(MapStore* m, TimerState* t, ProgCore** progs, int nprogs) noexcept nogil:
+    """Whether the timer ``t`` of ``m`` is one of ``progs``' (every timer is when
+    ``progs`` is NULL): in a map one of them uses, or set by one of them (an inner map's,
+    a tail-called program's map)."""
     cdef int k, j
     if progs == NULL:
         return True
     for k in range(nprogs):
+        if t.prog == progs[k]:
+            return True
         for j in range(progs[k].nmaps):
             if progs[k].maps[j] == m:
                 return True
@@ -244,18 +249,17 @@ cdef bint _map_of(MapStore* m, ProgCore** progs, int nprogs) noexcept nogil:
 
 cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo,
                            ProgCore** progs=NULL, int nprogs=0) noexcept nogil:
-    """The armed timer due soonest by ``until`` (first armed among equal expiries), in
-    a map of ``progs`` when given."""
+    """The armed timer due soonest by ``until`` (first armed among equal expiries), one
+    of ``progs``' when given (_of_progs)."""
     cdef TimerState* best = NULL
     cdef TimerState* t
     cdef size_t k
     cdef uint32_t i
     for k in range(_n_timer_maps):
-        if not _map_of(_timer_maps[k], progs, nprogs):
-            continue
         t = <TimerState*>_timer_maps[k].timers
         for i in range(_timer_maps[k].max_entries):
-            if t[i].armed and t[i].expires <= until and (
+            if t[i].armed and t[i].expires <= until and _of_progs(_timer_maps[k], &t[i], progs,
+                                                                  nprogs) and (
                     best == NULL or t[i].expires < best.expires or
                     (t[i].expires == best.expires and t[i].seq < best.seq)):
                 best, mo[0], eo[0] = &t[i], _timer_maps[k], i
@@ -273,6 +277,7 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
     cdef TraceWorld world
     cdef MachineImage image = None
     cdef bytes regs
+    cdef int k
     vm_begin(&vm, p.budget, p.tail_call_limit, p._profile_id == PROFILE_V46)
     try:
         if p._kprobe:
@@ -299,6 +304,13 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
         if not add_region(&vm, key, m.key_size, REGION_MAP_KEY):
             raise vm_fault(&vm, p.budget)
         vm.regions[vm.nregions - 1].writable = False
+        for k in range(p._pc.nmaps):
+            if p._pc.maps[k] == m:
+                break
+        else:
+            # an inner map's timer: its values a region of the run, as a lookup makes them
+            if not add_region(&vm, <uintptr_t>m.values, m.values_len, REGION_INNER_MAP):
+                raise vm_fault(&vm, p.budget)
         vm.reg[1], vm.reg[2], vm.reg[3] = <uintptr_t>m, key, <uintptr_t>map_value(m, <int32_t>e, 0)
         vm.pc = pc
         vm_run(&vm, &p._pc, False)
@@ -337,7 +349,7 @@ cdef void _soonest_recompute() noexcept nogil:
 cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0):
     """Run the callbacks of the bpf_timers due by ``until``, earliest first (in arming
     order among equal expiries), at most ``limit`` of them, without moving the
-    process's clock; how many ran.  With ``progs``, only the timers in their maps (a
+    process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
     replay fires its own programs' timers).  A callback's fault raises as a run's
     does."""
     global _timer_running

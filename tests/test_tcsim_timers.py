@@ -17,6 +17,7 @@ from pyebpf import KTIME_START
 from pyebpf.pcap import pcapio, tcreplay, tcsim
 
 from bpfc import compile_object
+from test_timers import INNER
 
 MS = 1_000_000
 FRAME = bytes(Ether() / IP() / UDP(dport=53))
@@ -138,3 +139,17 @@ def test_the_python_replay_fires_timers_as_the_command_does():
                                        ts=[TS0, TS0 + 3 * MS, TS0 + 6 * MS])
     marks = [o[3] for o in struct.iter_unpack(tcreplay.REPLAY_RECORD, records)]
     assert marks == [0, 0, 1]
+
+
+def test_a_timer_in_an_inner_map_fires_between_packets(tmp_path, capsys):
+    # each packet's mark: the inner map's value before the packet adds 1 (the
+    # callback adds 10; every packet arms the timer 0 ns on)
+    obj = tmp_path / "inner.o"
+    source = INNER.replace("v->cnt += 1;", "skb->mark = v->cnt; v->cnt += 1;")
+    obj.write_bytes(compile_object(source, flags=("-O2", "-mcpu=v3")))
+    pcapio.write(tmp_path / "in.pcap", [(TS0 + k * MS, FRAME, len(FRAME)) for k in range(3)])
+    rc = tcsim.main([str(obj), "-r", str(tmp_path / "in.pcap"), "-q",
+                     "--report", str(tmp_path / "r.jsonl")])
+    assert rc == 0, capsys.readouterr().err
+    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert marks == [0, 11, 22]
