@@ -730,11 +730,14 @@ cdef class Loop:
         """The time a packet arrives at: its capture clock, or the fixed ``ktime``."""
         return ktime if self.use_ts else self.tmpl.ktime
 
+    cdef inline bint _timers_due(self, uint64_t now) noexcept nogil:
+        """Whether a bpf_timer may be due at ``now`` (the one check per packet)."""
+        return <int64_t>now >= timers_soonest()
+
     cdef int _fire(self, uint64_t now) except -1:
         """Before a packet arriving at ``now``: the bpf_timer callbacks due by then run,
         as the kernel's hrtimers fire between packets (docs/tcsim.md)."""
-        if <int64_t>now >= timers_soonest():
-            fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
+        fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
         return 0
 
     @property
@@ -906,7 +909,8 @@ cdef class Loop:
                         break
                     continue
                 ktime = self._clock_at(ts[i] if ts else 0)
-                self._fire(self._time(ktime))
+                if self._timers_due(self._time(ktime)):
+                    self._fire(self._time(ktime))
                 if self._packet(ln, 0, f, n, ktime, -1, &outs[i]) < 0:
                     raise MemoryError()
                 if self._has_extras(ln, &outs[i]):
@@ -986,7 +990,8 @@ cdef class Loop:
                 m = 0
                 if reached:
                     ktime = self._clock_at(r.ts)
-                    self._fire(self._time(ktime))
+                    if self._timers_due(self._time(ktime)):
+                        self._fire(self._time(ktime))
                     if self._packet(ln, 0, frame, n, ktime, pkt_type, &o) < 0:
                         raise MemoryError()
                     if self._has_extras(ln, &o):
@@ -1226,7 +1231,7 @@ cdef class Loop:
                 return
             if lane != <uint32_t>cpu:
                 continue
-            if <int64_t>self._time(ktime) >= timers_soonest():
+            if self._timers_due(self._time(ktime)):
                 # a due timer fires on the CPU of the first packet at or after its expiry
                 with gil:
                     try:
