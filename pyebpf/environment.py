@@ -520,6 +520,16 @@ def check(env: Environment, where: str) -> None:
                                        f"the declared cgroups ({', '.join(ids)})")
 
 
+def _check_protocol(entry, kind, at: str) -> None:
+    """A Socket or Conntrack entry of its class, naming TCP or UDP."""
+    if not isinstance(entry, kind):
+        raise EnvironmentSpecError(f"{at}: expected a {kind.__name__}, got "
+                                   f"{type(entry).__name__}")
+    if entry.protocol not in ("tcp", "udp"):
+        raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
+                                   f"got {entry.protocol!r}")
+
+
 def _check_world(env: Environment, where: str) -> None:
     """Addresses, routes, neighbours and sockets: each names declared devices and
     well-formed addresses (the one line names the entry and its key)."""
@@ -571,11 +581,7 @@ def _check_world(env: Environment, where: str) -> None:
                                        f" got {n.state!r}")
     for k, s in enumerate(env.sockets):
         at = f"{where}: sockets[{k}]"
-        if not isinstance(s, Socket):
-            raise EnvironmentSpecError(f"{at}: expected a Socket, got {type(s).__name__}")
-        if s.protocol not in ("tcp", "udp"):
-            raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
-                                       f"got {s.protocol!r}")
+        _check_protocol(s, Socket, at)
         local, _ = endpoint(s.local, f"{at}.local")
         if s.remote is not None:
             remote, rport = endpoint(s.remote, f"{at}.remote")
@@ -609,11 +615,7 @@ def _check_conntrack(env: Environment, where: str) -> None:
     seen = {}
     for k, c in enumerate(env.conntrack):
         at = f"{where}: conntrack[{k}]"
-        if not isinstance(c, Conntrack):
-            raise EnvironmentSpecError(f"{at}: expected a Conntrack, got {type(c).__name__}")
-        if c.protocol not in ("tcp", "udp"):
-            raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
-                                       f"got {c.protocol!r}")
+        _check_protocol(c, Conntrack, at)
         ends = {}
         for key in ("src", "dst", "reply_src", "reply_dst"):
             if getattr(c, key) is not None:
