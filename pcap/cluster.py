@@ -9,8 +9,8 @@ workers need the programs, the captures and the output directories at the same p
 Per-capture outputs (``STEM`` is the capture's file name without its suffix, which must
 be unique among the captures): ``-o DIR`` and ``--drops DIR`` get ``DIR/STEM.pcap``
 (``.pcapng`` for a pcapng capture), ``--events DIR`` ``DIR/STEM.jsonl``, ``--annotated
-DIR`` ``DIR/STEM.pcapng``, ``--redirect-dir DIR`` and ``--dump-maps DIR`` get
-``DIR/STEM/``; ``--report FILE`` is the merged report, every line with a ``capture``
+DIR`` ``DIR/STEM.pcapng``, ``--dump-conntrack DIR`` ``DIR/STEM.json``,
+``--redirect-dir DIR`` and ``--dump-maps DIR`` get ``DIR/STEM/``; ``--report FILE`` is the merged report, every line with a ``capture``
 member; ``--kernel-check`` checks each capture on its worker (exit status 3 when any
 disagreed).  ``--pin-dir`` is refused: each capture has maps of its own.  Dask is
 optional: ``pip install 'pyebpf[dask]'``.
@@ -87,7 +87,8 @@ def _task_args(args, capture: str) -> dict:
                           for p in args.programs])
     for option, name in (("output", f"{stem}{ext}"), ("drops", f"{stem}.pcap"),
                          ("events", f"{stem}.jsonl"), ("annotated", f"{stem}.pcapng"),
-                         ("redirect_dir", stem), ("dump_maps", stem)):
+                         ("redirect_dir", stem), ("dump_maps", stem),
+                         ("dump_conntrack", f"{stem}.json")):
         if args_value := getattr(args, option):
             task[option] = os.path.join(os.path.abspath(args_value), name)
     task["want_report"] = args.report is not None
@@ -132,7 +133,8 @@ def run(args, captures) -> int:
             raise ClusterError(f"-r: {stems[stem]} and {capture} have the same name "
                                f"{stem}, which their outputs would share")
         stems[stem] = capture
-    for option in ("output", "drops", "events", "annotated", "redirect_dir", "dump_maps"):
+    for option in ("output", "drops", "events", "annotated", "redirect_dir", "dump_maps",
+                   "dump_conntrack"):
         if getattr(args, option):
             os.makedirs(getattr(args, option), exist_ok=True)
     report_target = outputs.resolve(args.report) if args.report else None

@@ -42,6 +42,8 @@ import threading
 from pyebpf import isa as _isa
 from pyebpf._core import KTIME_START
 
+cdef uint64_t TIMER_CALLBACKS_PER_GAP = _isa.TIMER_CALLBACKS_PER_GAP
+
 include "capio.pxi"
 
 
@@ -479,6 +481,7 @@ cdef class Loop:
     :class:`Scanner` found in a chunk of a capture, straight into the writers, in the
     capture's order whatever CPU replayed them."""
     cdef ChainProg chain[MAX_CHAIN]
+    cdef ProgCore* cores[MAX_CHAIN]   # the chain's programs: whose timers the replay fires
     cdef int nprogs, mode
     cdef bint keeps_layout      # every program of the chain (ProgCore.keeps_layout)
     cdef uint32_t classid, keep, untag_needs
@@ -564,6 +567,7 @@ cdef class Loop:
                 raise ValueError(f"program {k + 1} of the chain has Python helpers, which "
                                  "the replay loop cannot call")
             self.chain[k].core, self.chain[k].budget = core, p.budget
+            self.cores[k] = core
             self.keeps_layout = self.keeps_layout and core.keeps_layout
             self.chain[k].tail_call_limit = p.tail_call_limit
             for mp in p.maps:
@@ -722,6 +726,33 @@ cdef class Loop:
             return 0
         return _clock_step(&self.clock, self.ktime_start, ts)
 
+    cdef inline uint64_t _time(self, uint64_t ktime) noexcept nogil:
+        """The time a packet arrives at: its capture clock, or the fixed ``ktime``."""
+        return ktime if self.use_ts else self.tmpl.ktime
+
+    cdef inline bint _timers_due(self, uint64_t now) noexcept nogil:
+        """Whether a bpf_timer may be due at ``now`` (the one check per packet)."""
+        return <int64_t>now >= timers_soonest()
+
+    cdef int _fire(self, uint64_t now) except -1:
+        """Before a packet arriving at ``now``: the bpf_timer callbacks due by then run,
+        as the kernel's hrtimers fire between packets (docs/tcsim.md)."""
+        fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
+        return 0
+
+    @property
+    def now(self):
+        """The time of the last packet replayed (bpf_ktime_get_ns's reading)."""
+        return self._time(self.clock.now)
+
+    def finish_timers(self):
+        """At the end of the capture: the callbacks due by its clock's last reading run
+        (those armed for later never fire); how many ran."""
+        cdef uint64_t now = self._time(self.clock.now)
+        if <int64_t>now >= timers_soonest():
+            return fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
+        return 0
+
     cdef int _packet(self, Lane* ln, uint32_t cpu, const uint8_t* frame, uint32_t n,
                      uint64_t ktime, int pkt_type, TcOutcome* o) noexcept nogil:
         """Replay one admitted Ethernet frame on a CPU; ``o`` (as _admitted left it) gets
@@ -858,7 +889,7 @@ cdef class Loop:
         cdef bytes frame
         cdef const uint8_t* f
         cdef uint32_t n, m
-        cdef uint64_t changed
+        cdef uint64_t changed, ktime
         self.extras = {}
         try:
             for i in range(nframes):
@@ -877,8 +908,10 @@ cdef class Loop:
                         self.stopped = True
                         break
                     continue
-                if self._packet(ln, 0, f, n, self._clock_at(ts[i] if ts else 0), -1,
-                                &outs[i]) < 0:
+                ktime = self._clock_at(ts[i] if ts else 0)
+                if self._timers_due(self._time(ktime)):
+                    self._fire(self._time(ktime))
+                if self._packet(ln, 0, f, n, ktime, -1, &outs[i]) < 0:
                     raise MemoryError()
                 if self._has_extras(ln, &outs[i]):
                     self.extra_here = self._extras(ln, i, &outs[i])
@@ -932,6 +965,7 @@ cdef class Loop:
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
         cdef bint reached
+        cdef uint64_t ktime
         self.extras = {}
         self.nkept = self.kept_len = 0
         if sc.nrecs and self.cpus > 1:
@@ -955,7 +989,10 @@ cdef class Loop:
                 self.extra_here = not reached
                 m = 0
                 if reached:
-                    if self._packet(ln, 0, frame, n, self._clock_at(r.ts), pkt_type, &o) < 0:
+                    ktime = self._clock_at(r.ts)
+                    if self._timers_due(self._time(ktime)):
+                        self._fire(self._time(ktime))
+                    if self._packet(ln, 0, frame, n, ktime, pkt_type, &o) < 0:
                         raise MemoryError()
                     if self._has_extras(ln, &o):
                         self.extra_here = self._extras(ln, index, &o)
@@ -1194,6 +1231,14 @@ cdef class Loop:
                 return
             if lane != <uint32_t>cpu:
                 continue
+            if self._timers_due(self._time(ktime)):
+                # a due timer fires on the CPU of the first packet at or after its expiry
+                with gil:
+                    try:
+                        self._fire(self._time(ktime))
+                    except BaseException as exc:
+                        self.thread_error, self.abort = exc, 1
+                        return
             d = &self.done[k]
             if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
                 ln.failed, self.abort = True, 1
@@ -1344,7 +1389,9 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     on the wire), ``extras`` {index: dict} with "clones" [(ifindex, ingress, bytes)],
     "trace" [lines], "events" [(map, cpu, bytes)], "error" (the ExecutionError, or for a
     frame no skb can hold a one-line message), "dropped_before_tc" (why the receive
-    path freed it) where a packet has any.  With ``stop_on_error`` the replay ends
+    path freed it) where a packet has any.  The bpf_timer callbacks due run between
+    the packets and, at the end, those due by the last packet's time.  With
+    ``stop_on_error`` the replay ends
     after the first fault.  A KeyboardInterrupt (SIGINT, or whatever the caller's signal
     handler raises as one) stops it between packets; its ``packet`` attribute is the
     index of the first packet not replayed.
@@ -1352,4 +1399,7 @@ def tc_replay(list programs, list frames, *, str mode="da", bint ingress=True,
     loop = Loop(programs, mode=mode, ingress=ingress, classid=classid,
                 act_default=act_default, fields=fields, stop_on_error=stop_on_error,
                 capture_clock=bool(ts))
-    return loop.replay(frames, ts)
+    result = loop.replay(frames, ts)
+    if not loop.stopped:
+        loop.finish_timers()
+    return result

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import host
+from .._core import conntrack_entries
 from ..errors import BudgetExceeded, EbpfError, ElfError
 from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
 
@@ -300,7 +302,8 @@ def _plan(args) -> dict:
     targets = {}
     for option, value in (("-o", args.output), ("--drops", args.drops),
                           ("--report", args.report), ("--events", args.events),
-                          ("--annotated", args.annotated)):
+                          ("--annotated", args.annotated),
+                          ("--dump-conntrack", args.dump_conntrack)):
         if value is not None:
             targets[option] = outputs.resolve(value)
     outputs.check_distinct(targets, args.read)
@@ -381,6 +384,14 @@ class _Outputs:
         for target, data in mapfiles.dump_files(self.args.dump_maps, maps):
             self._open(target, tcreplay.Writer).append(data)
 
+    def dump_conntrack(self):
+        """The conntrack table at the capture's last packet into ``--dump-conntrack``,
+        as the environment's ``conntrack`` entries (docs/environment.md)."""
+        entries = conntrack_entries(self.fields.get("env"), self.loop.now)
+        text = json.dumps({"conntrack": [_entry_dict(e) for e in entries]}, indent=1)
+        self._open(self.targets["--dump-conntrack"], tcreplay.Writer).append(
+            text.encode() + b"\n")
+
     def redirect(self, ifindex, ingress):
         name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
         target = outputs.resolve(os.path.join(self.args.redirect_dir, name))
@@ -406,6 +417,16 @@ class _Outputs:
                 writer.flush()
             if writer.error:
                 raise outputs.write_error(target, writer.error)
+
+
+def _entry_dict(entry) -> dict:
+    """A Conntrack entry as its TOML table: the keys that differ from the defaults."""
+    out = {}
+    for f in dataclasses.fields(entry):
+        value = getattr(entry, f.name)
+        if f.default is dataclasses.MISSING or value != f.default:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _annotation_notes(extra) -> bytes:
@@ -671,6 +692,7 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
                 if loop.stopped:
                     raise _StopOnError
             progress.close()
+            loop.finish_timers()
             disagreed = False
             if check is not None:
                 disagreed = check.finish(sys.stderr)
@@ -678,6 +700,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
             outs.start()
             if args.dump_maps is not None:
                 outs.dump_maps(maps)
+            if args.dump_conntrack is not None:
+                outs.dump_conntrack()
             signals.stage = "after the replay"
             outs.check(final=True)
     except _StopOnError:
@@ -780,6 +804,9 @@ def build_parser():
                    help="initial contents of a map (repeatable; docs/tcsim-options.md)")
     p.add_argument("--dump-maps", metavar="DIR",
                    help="write every map's contents after the run to DIR/NAME.json")
+    p.add_argument("--dump-conntrack", metavar="FILE.json",
+                   help="write the conntrack table after the run to FILE.json, as the "
+                        "--env file's conntrack entries")
     p.add_argument("--pin-dir", metavar="DIR",
                    help="pin every map by name in DIR: a later run with the same DIR "
                         "starts from the state this one leaves")

@@ -493,6 +493,11 @@ cdef ProgCore* program_core(object program) except NULL
 cdef MapStore* map_store(object m) except NULL
 cdef int profile_id(str profile) except -1
 
+# --- bpf_timer (timers.pxi): what a replay loop fires between its packets ------------
+
+cdef int64_t timers_soonest() noexcept nogil
+cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=*, int nprogs=*)
+
 # --- the skb model (skb/skbuff.pxi) --------------------------------------------------
 
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *

@@ -25,6 +25,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
+from . import isa
 from .errors import EbpfError
 
 # cgroup_ancestor() reads cgrp->ancestors[level]; deeper trees than this are not modelled
@@ -196,6 +197,47 @@ class PacketSocket:
     classid: int = 0
 
 
+# the status bits a declared entry may have (IPS_CHANGEABLE: nf_ct_change_status_common
+# lets ctnetlink and the kfuncs set only these); the NAT bits follow from the tuples
+CT_STATUS_NAMES = {name: getattr(isa, f"IPS_{name}")
+                   for name in ("SEEN_REPLY", "ASSURED", "FIXED_TIMEOUT", "HELPER")}
+CT_TIMEOUT_MAX = 0x7FFFFFFF // isa.HZ     # seconds: INT_MAX jiffies
+
+
+@dataclass(frozen=True)
+class Conntrack:
+    """A connection in the namespace's conntrack table, as ``conntrack -I`` declares one:
+    ``protocol`` "tcp" or "udp", the original direction's ``src`` and ``dst``
+    (``"10.0.0.1:1234"``, ``"[fd00::1]:80"``), ``timeout`` (seconds from
+    ``KTIME_START``, the modelled clock's start: the entry is gone from then on), the
+    reply direction's ``reply_src`` and ``reply_dst`` (default ``dst`` and ``src``; a
+    ``reply_dst`` other than ``src`` is source NAT, a ``reply_src`` other than ``dst``
+    destination NAT), its ``zone`` id and ``zone_dir`` (the directions the zone applies
+    to: 1 original, 2 reply, 3 both), ``status`` (names of ``CT_STATUS_NAMES``) and
+    ``mark``."""
+    protocol: str
+    src: str
+    dst: str
+    timeout: int
+    reply_src: str | None = None
+    reply_dst: str | None = None
+    zone: int = 0
+    zone_dir: int = 3
+    status: tuple = ()
+    mark: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.status, (list, tuple)):
+            object.__setattr__(self, "status", tuple(self.status))
+
+    def tuples(self):
+        """((src, dst), (reply src, reply dst)) as (address, port) pairs."""
+        src, dst = endpoint(self.src, "src"), endpoint(self.dst, "dst")
+        rsrc = endpoint(self.reply_src, "reply_src") if self.reply_src is not None else dst
+        rdst = endpoint(self.reply_dst, "reply_dst") if self.reply_dst is not None else src
+        return (src, dst), (rsrc, rdst)
+
+
 LOOPBACK = Device(1, "lo", 65536, bytes(6), False)
 
 
@@ -215,7 +257,8 @@ class Environment:
     namespace, which the socket lookups search; ``syncookie_secret``: the 32 bytes of the
     two SipHash keys SYN cookies are made with (the kernel's ``syncookie_secret`` and
     ``syncookie6_secret``, random per boot there; one pair for both families here, all
-    zero unless given)."""
+    zero unless given); ``conntrack``: :class:`Conntrack` entries the namespace's
+    conntrack table holds before the first run."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1
@@ -226,9 +269,10 @@ class Environment:
     neighbours: tuple = ()
     sockets: tuple = ()
     syncookie_secret: bytes = bytes(SYNCOOKIE_SECRET_SIZE)
+    conntrack: tuple = ()
 
     def __post_init__(self):
-        for key in ("devices", "routes", "neighbours", "sockets", "cgroups"):
+        for key in ("devices", "routes", "neighbours", "sockets", "cgroups", "conntrack"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         check(self, "Environment")
 
@@ -277,6 +321,15 @@ class Environment:
                         ipaddress.ip_address(r.src) if r.src else None, r.mtu))
         return out
 
+    def conntrack_table(self, ktime: int | None = None) -> tuple:
+        """The entries this Environment's conntrack table holds now (the declared ones
+        and those programs inserted; those whose timeout passed are gone), as
+        :class:`Conntrack` values whose ``timeout`` is the seconds left at ``ktime``
+        (default: the process's clock, docs/clock.md), rounded down as ``conntrack -L``
+        shows them."""
+        from ._core import conntrack_entries
+        return conntrack_entries(self, ktime)
+
     def device(self, ifindex: int) -> Device | None:
         for d in self.devices:
             if d.ifindex == ifindex:
@@ -307,18 +360,19 @@ class Environment:
         """The same schema as the TOML file, as a dict."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
                                "socket", "task_cgroup", "routes", "neighbours", "sockets",
-                               "syncookie_secret"}
+                               "syncookie_secret", "conntrack"}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
                                        "socket, task_cgroup, routes, neighbours, sockets, "
-                                       "syncookie_secret")
+                                       "syncookie_secret, conntrack")
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
                                   for k, d in enumerate(_list(data["devices"],
                                                               f"{where}: devices")))
-        for key, make in (("routes", Route), ("neighbours", Neighbour), ("sockets", Socket)):
+        for key, make in (("routes", Route), ("neighbours", Neighbour), ("sockets", Socket),
+                          ("conntrack", Conntrack)):
             if key in data:
                 kw[key] = tuple(_entry(make, e, f"{where}: {key}[{k}]")
                                 for k, e in enumerate(_list(data[key], f"{where}: {key}")))
@@ -467,6 +521,16 @@ def check(env: Environment, where: str) -> None:
                                        f"the declared cgroups ({', '.join(ids)})")
 
 
+def _check_protocol(entry, kind, at: str) -> None:
+    """A Socket or Conntrack entry of its class, naming TCP or UDP."""
+    if not isinstance(entry, kind):
+        raise EnvironmentSpecError(f"{at}: expected a {kind.__name__}, got "
+                                   f"{type(entry).__name__}")
+    if entry.protocol not in ("tcp", "udp"):
+        raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
+                                   f"got {entry.protocol!r}")
+
+
 def _check_world(env: Environment, where: str) -> None:
     """Addresses, routes, neighbours and sockets: each names declared devices and
     well-formed addresses (the one line names the entry and its key)."""
@@ -518,11 +582,7 @@ def _check_world(env: Environment, where: str) -> None:
                                        f" got {n.state!r}")
     for k, s in enumerate(env.sockets):
         at = f"{where}: sockets[{k}]"
-        if not isinstance(s, Socket):
-            raise EnvironmentSpecError(f"{at}: expected a Socket, got {type(s).__name__}")
-        if s.protocol not in ("tcp", "udp"):
-            raise EnvironmentSpecError(f"{at}.protocol: expected \"tcp\" or \"udp\", "
-                                       f"got {s.protocol!r}")
+        _check_protocol(s, Socket, at)
         local, _ = endpoint(s.local, f"{at}.local")
         if s.remote is not None:
             remote, rport = endpoint(s.remote, f"{at}.remote")
@@ -537,6 +597,7 @@ def _check_world(env: Environment, where: str) -> None:
         _int(s.mark, f"{at}.mark", 0, 0xffffffff)
         _int(s.priority, f"{at}.priority", 0, 0xffffffff)
         _int(s.cookie, f"{at}.cookie", 0, (1 << 64) - 1)
+    _check_conntrack(env, where)
     cookies = {env.socket.cookie: "socket"} if isinstance(env.socket, PacketSocket) else {}
     for k in range(len(env.sockets)):
         cookie = env.socket_cookie(k)
@@ -544,6 +605,46 @@ def _check_world(env: Environment, where: str) -> None:
             raise EnvironmentSpecError(f"{where}: sockets[{k}].cookie: {cookie} is also "
                                        f"{cookies[cookie]}'s")
         cookies[cookie] = f"sockets[{k}]"
+
+
+def _check_conntrack(env: Environment, where: str) -> None:
+    """The declared conntrack entries: well-formed, one family each, and no tuple twice
+    in a zone (nf_conntrack_hash_check_insert refuses the second: EEXIST)."""
+    if len(env.conntrack) > isa.NF_CT_MODEL_SLOTS:
+        raise EnvironmentSpecError(f"{where}: conntrack: {len(env.conntrack)} entries, the "
+                                   f"table holds {isa.NF_CT_MODEL_SLOTS}")
+    seen = {}
+    for k, c in enumerate(env.conntrack):
+        at = f"{where}: conntrack[{k}]"
+        _check_protocol(c, Conntrack, at)
+        ends = {}
+        for key in ("src", "dst", "reply_src", "reply_dst"):
+            if getattr(c, key) is not None:
+                ends[key] = endpoint(getattr(c, key), f"{at}.{key}")[0]
+                if ends[key].version != ends["src"].version:
+                    raise EnvironmentSpecError(f"{at}.{key}: {getattr(c, key)} is not of the "
+                                               f"family of src {c.src}")
+        _int(c.timeout, f"{at}.timeout", 0, CT_TIMEOUT_MAX)
+        _int(c.zone, f"{at}.zone", 0, 0xffff)
+        _int(c.zone_dir, f"{at}.zone_dir", 1, 3)
+        _int(c.mark, f"{at}.mark", 0, 0xffffffff)
+        if not isinstance(c.status, tuple):
+            raise EnvironmentSpecError(f"{at}.status: expected a list of names, got "
+                                       f"{c.status!r}")
+        for name in c.status:
+            if name not in CT_STATUS_NAMES:
+                raise EnvironmentSpecError(f"{at}.status: {name!r} is not one of "
+                                           f"{', '.join(CT_STATUS_NAMES)} (the table sets "
+                                           "CONFIRMED and the NAT bits itself)")
+        orig, reply = c.tuples()
+        for d, (s, t) in enumerate((orig, reply)):
+            zone = c.zone if c.zone_dir & (1 << d) else 0
+            key = (c.protocol, s, t, zone)
+            if key in seen:
+                raise EnvironmentSpecError(f"{at}: the tuple {s[0]}:{s[1]} -> {t[0]}:{t[1]} "
+                                           f"is also {seen[key]}'s (the kernel refuses "
+                                           "the second: EEXIST)")
+            seen[key] = f"conntrack[{k}]"
 
 
 # sk_state values (include/net/tcp_states.h) and the socket constants struct bpf_sock shows
@@ -590,7 +691,6 @@ def socket_views(env: Environment, s: Socket) -> SocketViews:
     tcp_init_sock leaves a socket that has sent nothing (cwnd 10, ssthresh infinite,
     rtt_min ~0, mss 536)."""
     import struct
-    from . import isa
     local, lport = endpoint(s.local, "local")
     remote, rport = endpoint(s.remote, "remote") if s.remote is not None else (None, 0)
     family = AF_INET if local.version == 4 else AF_INET6

@@ -135,6 +135,9 @@ NF_CT_DEFAULT_ZONE_DIR = 3
 NF_BPF_CT_OPTS_SZ, NF_BPF_CT_OPTS_OLD_SZ = 16, 12
 NF_CT_ALLOC_TIMEOUT = 10
 NF_CT_MODEL_SLOTS = 1024
+# getsockopt(SOL_SOCKET, SO_COOKIE): a socket's cookie (asm-generic/socket.h), what a
+# socket map's update by fd finds the modelled socket by
+SO_COOKIE = 57
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -439,6 +442,9 @@ TIMER_CLOCK_MONOTONIC = 1
 TIMER_CLOCK_BOOTTIME = 7
 BPF_F_TIMER_ABS = 1 << 0
 BPF_F_TIMER_CPU_PIN = 1 << 1
+# callbacks a replay runs between two packets (and pyebpf.run_timers by default): a timer
+# that re-arms itself 0 ns on would fire forever
+TIMER_CALLBACKS_PER_GAP = 100_000
 BPF_F_RECOMPUTE_CSUM = 1 << 0
 BPF_F_INVALIDATE_HASH = 1 << 1
 BPF_F_HDR_FIELD_MASK = 0xF

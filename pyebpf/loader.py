@@ -195,9 +195,12 @@ class Object:
             m = template = None
             try:
                 if ms.inner is not None:
+                    # the template's value BTF: what the verifier knows of an inner
+                    # map's values (its bpf_timer, bpf_spin_lock: bpf_map_meta_alloc)
                     template = Map.create(ms.inner.type, ms.inner.key_size,
                                           ms.inner.value_size, ms.inner.max_entries,
-                                          ms.inner.flags, name=ms.inner.name)
+                                          ms.inner.flags, name=ms.inner.name,
+                                          value_type=ms.inner.value_type)
                 m = Map.create(ms.type, ms.key_size, ms.value_size,
                                ms.created_max_entries(map_cpus()), ms.flags,
                                name=ms.name, inner_map=template, map_extra=ms.map_extra,

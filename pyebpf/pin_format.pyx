@@ -38,8 +38,14 @@ cdef inline bint _is_queue(MapStore* m) noexcept nogil:
     return m.type == BPF_MAP_TYPE_QUEUE or m.type == BPF_MAP_TYPE_STACK
 
 
+cdef inline uint32_t _vsize(MapStore* m) noexcept nogil:
+    """The bytes of a value the contents hold: a socket map's slot holds a socket's
+    8-byte cookie, whatever its declared value size (the fd user space gives)."""
+    return 8 if _is_sock_map(m) else m.value_size
+
+
 cdef size_t _dump_size(MapStore* m) noexcept nogil:
-    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
     if _is_hash(m):
         return m.count * (m.key_size + vlen + (4 if _is_lru(m) else 0))
     if m.type == BPF_MAP_TYPE_LPM_TRIE:
@@ -60,16 +66,16 @@ cdef size_t _dump_size(MapStore* m) noexcept nogil:
 cdef uint8_t* _put_values(MapStore* m, uint8_t* p, int32_t e) noexcept nogil:
     cdef uint32_t c
     for c in range(m.ncpu):
-        memcpy(p, map_value(m, e, c), m.value_size)
-        p += m.value_size
+        memcpy(p, map_value(m, e, c), _vsize(m))
+        p += _vsize(m)
     return p
 
 
 cdef const uint8_t* _get_values(MapStore* m, const uint8_t* p, int32_t e) noexcept nogil:
     cdef uint32_t c
     for c in range(m.ncpu):
-        memcpy(map_value(m, e, c), p, m.value_size)
-        p += m.value_size
+        memcpy(map_value(m, e, c), p, _vsize(m))
+        p += _vsize(m)
     return p
 
 
@@ -152,7 +158,7 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
 cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     """Fill the emptied map from ``p[:n]``, laid out as _dump_store writes: 0, or a
     LOAD_* error."""
-    cdef size_t vlen = <size_t>m.ncpu * m.value_size
+    cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
     cdef size_t esize = m.key_size + vlen + (4 if _is_lru(m) else 0)
     cdef size_t cnt, i
     cdef int32_t e, prev

@@ -28,7 +28,7 @@ from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 4                                 # written; 1 to 4 are read
+VERSION = 5                                 # written; 1 to 5 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -51,6 +51,7 @@ _V2_MAPS = _V1_MAPS + (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH
                        _T.BPF_MAP_TYPE_LPM_TRIE, *_OF_MAPS, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                        _T.BPF_MAP_TYPE_RINGBUF, _T.BPF_MAP_TYPE_STACK_TRACE)
 _MAPS_UP_TO = {1: _V1_MAPS, 2: _V2_MAPS}    # the map types each older version holds
+_SOCK_MAPS = (_T.BPF_MAP_TYPE_SOCKMAP, _T.BPF_MAP_TYPE_SOCKHASH)   # held since version 5
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -313,8 +314,10 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if hashlib.blake2b(body, digest_size=16).digest() != digest:
         raise PinError(errno.EINVAL, f"{path}: pin file corrupt (its contents do not match "
                                      "their checksum)")
-    if version in _MAPS_UP_TO and kind == KIND_MAP and body[:4] and \
-            int.from_bytes(body[:4], "little") not in _MAPS_UP_TO[version]:
+    if kind == KIND_MAP and body[:4] and (
+            version in _MAPS_UP_TO and int.from_bytes(body[:4], "little") not in
+            _MAPS_UP_TO[version] or version < 5 and int.from_bytes(body[:4], "little") in
+            _SOCK_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
     return kind, pin_id, generation, body
@@ -518,11 +521,10 @@ def _detach(m) -> None:
 
 
 # maps whose store is not laid out as the pin format's records: local storage (keys
-# are cookies and addresses, not the declared fds), cgroup arrays and socket maps (slots
-# hold 8-byte ids and cookies where the declared values are 4-byte fds)
+# are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
+# ids where the declared values are 4-byte fds)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY,
-               isa.MapType.BPF_MAP_TYPE_SOCKMAP, isa.MapType.BPF_MAP_TYPE_SOCKHASH)
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
 
 
 def pin_map(m, path) -> None:

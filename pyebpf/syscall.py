@@ -16,8 +16,11 @@ carrying the errno bpf(2) would set — Python's convention for a failed syscall
 from __future__ import annotations
 
 import errno
+import os
+import socket
 
 from . import _core, isa, pinning
+from .environment import TCP_ESTABLISHED, TCP_LISTEN
 from .errors import BpfError, LoadError, MapError, PinError, VerifierError
 
 C = isa.BpfCmd
@@ -160,11 +163,46 @@ def _update(cmd, a):
     m = _map(cmd, a.get("map_fd", 0))
     key = _key(cmd, a, m)
     value = bytes(_buffer(cmd, a, "value", _value_size(m))[:_value_size(m)])
+    if m.type in _SOCK_MAPS:
+        m.update(key, _socket_cookie(cmd, int.from_bytes(value, "little")), a.get("flags", 0))
+        return 0
     if m.ncpu > 1:
         stride = (m.value_size + 7) & ~7
         value = [value[c * stride:c * stride + m.value_size] for c in range(m.ncpu)]
     m.update(key, value, a.get("flags", 0))
     return 0
+
+
+_SOCK_MAPS = (isa.MapType.BPF_MAP_TYPE_SOCKMAP, isa.MapType.BPF_MAP_TYPE_SOCKHASH)
+_TCPF_ALLOWED = (1 << TCP_ESTABLISHED) | (1 << TCP_LISTEN)
+
+
+def _socket_cookie(cmd, ufd: int) -> int:
+    """sock_map_update_elem_sys: the socket whose fd a socket map's update names (a u32,
+    or a u64 in a map of 8-byte values), as the cookie the modelled socket of the run's
+    Environment is found by (its SO_COOKIE).  Refused as the kernel refuses it: an fd
+    above S32_MAX (EINVAL), none open (EBADF), not a socket (ENOTSOCK), a socket a
+    socket map cannot hold (EOPNOTSUPP: sock_map_sk_is_suitable, and
+    sock_map_sk_state_allowed: TCP listening or established, UDP bound)."""
+    if ufd > 0x7FFFFFFF:
+        _fail(errno.EINVAL, cmd, f"socket fd {ufd} is above S32_MAX")
+    try:
+        sk = socket.socket(fileno=os.dup(ufd))
+    except OSError as exc:
+        _fail(exc.errno, cmd, f"fd {ufd} is not a socket")
+    with sk:
+        if sk.family not in (socket.AF_INET, socket.AF_INET6) or \
+                sk.type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            _fail(errno.EOPNOTSUPP, cmd, f"socket fd {ufd} is neither TCP nor UDP (pyebpf "
+                                         "models no other socket in a socket map)")
+        if sk.type == socket.SOCK_STREAM:
+            state = sk.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+            if not (1 << state) & _TCPF_ALLOWED:
+                _fail(errno.EOPNOTSUPP, cmd, f"TCP socket fd {ufd} is neither listening nor "
+                                             "established")
+        elif sk.getsockname()[1] == 0:
+            _fail(errno.EOPNOTSUPP, cmd, f"UDP socket fd {ufd} is not bound")
+        return int.from_bytes(sk.getsockopt(socket.SOL_SOCKET, isa.SO_COOKIE, 8), "little")
 
 
 def _delete(cmd, a):

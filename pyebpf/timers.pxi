@@ -15,8 +15,12 @@ cdef extern from *:
     static inline uint64_t pyebpf_timer_seq_next(uint64_t* p) {
         return __atomic_add_fetch(p, 1, __ATOMIC_RELAXED);
     }
+    static inline int64_t pyebpf_timer_load(int64_t* p) {
+        return __atomic_load_n(p, __ATOMIC_RELAXED);
+    }
     """
     uint64_t _seq_next "pyebpf_timer_seq_next" (uint64_t* p) nogil
+    int64_t _atomic_load_i64 "pyebpf_timer_load" (int64_t* p) nogil
 
 ctypedef struct TimerState:
     int64_t expires        # CLOCK_MONOTONIC ns when armed
@@ -31,6 +35,12 @@ cdef MapStore** _timer_maps = NULL       # every map with timers, for run_timers
 cdef size_t _n_timer_maps = 0, _cap_timer_maps = 0
 cdef uint64_t _timer_seq = 0
 cdef TimerState* _timer_running = NULL   # whose callback runs now (hrtimer_running)
+# No armed timer expires before _timer_soonest (KTIME_MAX: none armed), so a replay loop
+# asks for the due ones only when its clock reaches it.  Arming lowers it under
+# _soonest_lock; firing recomputes it under the same lock, so an arming on another
+# replay thread during the scan is never lost.
+cdef int64_t _timer_soonest = 0x7fffffffffffffff
+cdef int _soonest_lock = 0
 cdef int64_t _KTIME_MAX = 0x7fffffffffffffff, _KTIME_MIN = -_KTIME_MAX - 1
 cdef int64_t _REALTIME_OFFSET = _isa.KTIME_TAI_OFFSET - 37 * 1_000_000_000
 
@@ -88,13 +98,14 @@ cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
 
 
 cdef TimerState* _timer_arg(Vm* vm, uint64_t ptr, MapStore** out) noexcept nogil:
-    """The timer ARG_PTR_TO_TIMER points at: a value's bpf_timer in one of the
-    program's maps (the verifier saw to that)."""
-    cdef int k
+    """The timer ARG_PTR_TO_TIMER points at: a value's bpf_timer in a map with timers
+    (the verifier saw to that): one of the program's, or an inner map one of them
+    holds."""
+    cdef size_t k
     cdef MapStore* m
     cdef uint64_t off
-    for k in range(vm.nmaps):
-        m = vm.maps[k]
+    for k in range(_n_timer_maps):
+        m = _timer_maps[k]
         if m.timers != NULL and <uintptr_t>m.values <= ptr < <uintptr_t>m.values + m.values_len:
             off = ptr - <uintptr_t>m.values
             if off % m.stride != <uint64_t>m.timer_off:
@@ -157,6 +168,7 @@ cdef uint64_t _h_timer_start(Vm* vm, uint64_t timer, uint64_t nsecs, uint64_t fl
                              uint64_t r4, uint64_t r5) noexcept nogil:
     """bpf_timer_start: arm it ``nsecs`` from now (BPF_F_TIMER_ABS: at ``nsecs`` on its
     clock); -EINVAL before a callback is set."""
+    global _timer_soonest
     cdef MapStore* m = NULL
     cdef TimerState* t = _timer_arg(vm, timer, &m)
     cdef uint64_t rc = 0
@@ -180,6 +192,10 @@ cdef uint64_t _h_timer_start(Vm* vm, uint64_t timer, uint64_t nsecs, uint64_t fl
             at = base + at if at <= _KTIME_MAX - base else _KTIME_MAX
         t.expires, t.armed = at, 1
         t.seq = _seq_next(&_timer_seq)
+        map_lock(&_soonest_lock)
+        if at < _timer_soonest:
+            _timer_soonest = at
+        map_unlock(&_soonest_lock)
     map_unlock(&m.lock)
     return rc
 
@@ -215,8 +231,26 @@ cdef void register_timer_helpers(helper_fn* table) noexcept:
 register_timer_helpers(SKB_HELPERS)
 
 
-cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo) noexcept nogil:
-    """The armed timer due soonest by ``until`` (first armed among equal expiries)."""
+cdef bint _of_progs(MapStore* m, TimerState* t, ProgCore** progs, int nprogs) noexcept nogil:
+    """Whether the timer ``t`` of ``m`` is one of ``progs``' (every timer is when
+    ``progs`` is NULL): in a map one of them uses, or set by one of them (an inner map's,
+    a tail-called program's map)."""
+    cdef int k, j
+    if progs == NULL:
+        return True
+    for k in range(nprogs):
+        if t.prog == progs[k]:
+            return True
+        for j in range(progs[k].nmaps):
+            if progs[k].maps[j] == m:
+                return True
+    return False
+
+
+cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo,
+                           ProgCore** progs=NULL, int nprogs=0) noexcept nogil:
+    """The armed timer due soonest by ``until`` (first armed among equal expiries), one
+    of ``progs``' when given (_of_progs)."""
     cdef TimerState* best = NULL
     cdef TimerState* t
     cdef size_t k
@@ -224,7 +258,8 @@ cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo) noexcept 
     for k in range(_n_timer_maps):
         t = <TimerState*>_timer_maps[k].timers
         for i in range(_timer_maps[k].max_entries):
-            if t[i].armed and t[i].expires <= until and (
+            if t[i].armed and t[i].expires <= until and _of_progs(_timer_maps[k], &t[i], progs,
+                                                                  nprogs) and (
                     best == NULL or t[i].expires < best.expires or
                     (t[i].expires == best.expires and t[i].seq < best.seq)):
                 best, mo[0], eo[0] = &t[i], _timer_maps[k], i
@@ -242,6 +277,7 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
     cdef TraceWorld world
     cdef MachineImage image = None
     cdef bytes regs
+    cdef int k
     vm_begin(&vm, p.budget, p.tail_call_limit, p._profile_id == PROFILE_V46)
     try:
         if p._kprobe:
@@ -268,6 +304,13 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
         if not add_region(&vm, key, m.key_size, REGION_MAP_KEY):
             raise vm_fault(&vm, p.budget)
         vm.regions[vm.nregions - 1].writable = False
+        for k in range(p._pc.nmaps):
+            if p._pc.maps[k] == m:
+                break
+        else:
+            # an inner map's timer: its values a region of the run, as a lookup makes them
+            if not add_region(&vm, <uintptr_t>m.values, m.values_len, REGION_INNER_MAP):
+                raise vm_fault(&vm, p.budget)
         vm.reg[1], vm.reg[2], vm.reg[3] = <uintptr_t>m, key, <uintptr_t>map_value(m, <int32_t>e, 0)
         vm.pc = pc
         vm_run(&vm, &p._pc, False)
@@ -281,32 +324,66 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
             p._give_skb(skb)
 
 
-def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=100_000):
+cdef int64_t timers_soonest() noexcept nogil:
+    """No armed timer expires before this time (KTIME_MAX when none is armed)."""
+    return _atomic_load_i64(&_timer_soonest)
+
+
+cdef void _soonest_recompute() noexcept nogil:
+    """_timer_soonest made exact again: the earliest expiry of the armed timers."""
+    global _timer_soonest
+    cdef int64_t soonest = _KTIME_MAX
+    cdef TimerState* t
+    cdef size_t k
+    cdef uint32_t i
+    map_lock(&_soonest_lock)
+    for k in range(_n_timer_maps):
+        t = <TimerState*>_timer_maps[k].timers
+        for i in range(_timer_maps[k].max_entries):
+            if t[i].armed and t[i].expires < soonest:
+                soonest = t[i].expires
+    _timer_soonest = soonest
+    map_unlock(&_soonest_lock)
+
+
+cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0):
+    """Run the callbacks of the bpf_timers due by ``until``, earliest first (in arming
+    order among equal expiries), at most ``limit`` of them, without moving the
+    process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
+    replay fires its own programs' timers).  A callback's fault raises as a run's
+    does."""
+    global _timer_running
+    cdef MapStore* m = NULL
+    cdef uint32_t e = 0, pc
+    cdef TimerState* t
+    cdef uint64_t n = 0
+    try:
+        while n < limit:
+            t = _next_due(until, &m, &e, progs, nprogs)
+            if t == NULL:
+                break
+            t.armed = 0
+            pc, n = t.cb_pc, n + 1
+            _timer_running = t
+            try:
+                _timer_callback(<Program>t.prog.owner, m, e, pc, t.expires)
+            finally:
+                _timer_running = NULL
+    finally:
+        _soonest_recompute()
+    return n
+
+
+def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALLBACKS_PER_GAP):
     """Move the process's clock (docs/clock.md) on by ``advance`` ns, or to ``until``,
     running on the way the callbacks of the bpf_timers due by then, earliest first (in
     arming order among equal expiries), as the kernel's hrtimers fire them.  A callback
     reads its timer's expiry as the time; one may arm timers again, which fire in the same call when they are due by its end.
     At most ``limit`` callbacks run (a timer that re-arms itself with 0 ns would fire
     forever).  Returns how many ran; a callback's fault raises as a run's does."""
-    global _ktime_clock, _timer_running
+    global _ktime_clock
     cdef int64_t end = <int64_t>(_ktime_clock + advance) if until is None else <int64_t>until
-    cdef MapStore* m = NULL
-    cdef uint32_t e = 0, pc
-    cdef TimerState* t
-    cdef uint64_t n = 0
-    cdef int64_t now
-    while n < limit:
-        t = _next_due(end, &m, &e)
-        if t == NULL:
-            break
-        t.armed = 0
-        now = t.expires
-        pc, n = t.cb_pc, n + 1
-        _timer_running = t
-        try:
-            _timer_callback(<Program>t.prog.owner, m, e, pc, now)
-        finally:
-            _timer_running = NULL
+    n = fire_timers(end, limit)
     if end > <int64_t>_ktime_clock:
         _ktime_clock = <uint64_t>end
     return n

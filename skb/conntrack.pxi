@@ -481,3 +481,105 @@ cdef void register_conntrack() except *:
     _kfunc("bpf_ct_set_status", _k_ct_set_status)
     _kfunc("bpf_ct_change_status", _k_ct_change_status)
     _kfunc("bpf_ct_set_nat_info", _k_ct_set_nat_info)
+
+
+# --- the table in Python: the entries an Environment declares, and what it holds ------
+
+cdef bytes _sock_tuple(object s, object d):
+    """struct bpf_sock_tuple of (address, port) ends ``s`` -> ``d``: ipv4 (12 bytes) or
+    ipv6 (36), ports in network order."""
+    return s[0].packed + d[0].packed + s[1].to_bytes(2, "big") + d[1].to_bytes(2, "big")
+
+
+cdef void ct_seed(CtTable* t, object env) except *:
+    """The table of ``env`` holding its declared entries (Environment.conntrack), each
+    inserted and confirmed as ``conntrack -I`` leaves one: its timeout ``timeout``
+    seconds of jiffies after the modelled clock's start (KTIME_START), the NAT bits of
+    the directions its reply tuple rewrites."""
+    cdef uint8_t* ct
+    cdef bytes bt
+    cdef uint8_t proto
+    cdef uint32_t timeout
+    cdef uint64_t status
+    cdef uint32_t start = <uint32_t>(_INITIAL_JIFFIES + <uint64_t>KTIME_START // TICK_NSEC)
+    cdef int k
+    ct_prepare()
+    t.mem = <uint8_t*>calloc(NF_CT_MODEL_SLOTS, CT.slot)
+    t.state = <uint8_t*>calloc(NF_CT_MODEL_SLOTS, 1)
+    t.refs = <uint32_t*>calloc(NF_CT_MODEL_SLOTS, sizeof(uint32_t))
+    if t.mem == NULL or t.state == NULL or t.refs == NULL:
+        raise MemoryError()
+    for k, entry in enumerate(env.conntrack):
+        ct = t.mem + k * CT.slot
+        (src, dst), (rsrc, rdst) = entry.tuples()
+        proto = IPPROTO_TCP_ if entry.protocol == "tcp" else IPPROTO_UDP_
+        bt = _sock_tuple(src, dst)
+        _ct_tuple(ct + CT.tuple[0], <const uint8_t*><const char*>bt, len(bt), proto, 0)
+        bt = _sock_tuple(rsrc, rdst)
+        _ct_tuple(ct + CT.tuple[1], <const uint8_t*><const char*>bt, len(bt), proto, 0)
+        ct[CT.tuple[1] + CT.t_dir] = IP_CT_DIR_REPLY
+        status = IPS_CONFIRMED
+        for name in entry.status:
+            status |= _environment.CT_STATUS_NAMES[name]
+        if rdst != src:
+            status |= IPS_SRC_NAT | IPS_SRC_NAT_DONE
+        if rsrc != dst:
+            status |= IPS_DST_NAT | IPS_DST_NAT_DONE
+        _ct_set_status(ct, status)
+        ct[CT.zone] = entry.zone & 0xff
+        ct[CT.zone + 1] = entry.zone >> 8
+        ct[CT.zone + 3] = entry.zone_dir
+        _put_u32(ct + CT.mark, entry.mark)
+        timeout = start + <uint32_t>entry.timeout * _CT_HZ
+        memcpy(ct + CT.timeout, &timeout, 4)
+        t.state[k] = CT_INSERTED
+
+
+cdef inline void _put_u32(uint8_t* p, uint32_t v) noexcept nogil:
+    memcpy(p, &v, 4)
+
+
+cdef object _ct_end(const uint8_t* tuple, bint dst):
+    """"ADDRESS:PORT" of one end of a struct nf_conntrack_tuple."""
+    cdef uint16_t l3num, port
+    memcpy(&l3num, tuple + CT.t_l3num, 2)
+    memcpy(&port, tuple + (CT.t_dport if dst else CT.t_sport), 2)
+    raw = PyBytes_FromStringAndSize(<const char*>tuple + (CT.t_daddr if dst else CT.t_saddr),
+                                    4 if l3num == AF_INET_ else 16)
+    addr = _environment.ipaddress.ip_address(raw)
+    return f"{addr}:{bswap16(port)}" if addr.version == 4 else f"[{addr}]:{bswap16(port)}"
+
+
+def conntrack_entries(env=None, ktime=None):
+    """Environment.conntrack_table: the live entries of ``env``'s table (the default
+    Environment's for None) as Conntrack values, ``timeout`` the seconds left at
+    ``ktime`` (default the process's clock)."""
+    cdef NetTable nt = _default_net if env is None else net_table(env)
+    cdef CtTable* t = nt.env.ct
+    cdef uint8_t* ct
+    cdef uint32_t now, timeout
+    cdef uint16_t zone
+    cdef uint64_t status, clock = _ktime_clock if ktime is None else ktime
+    cdef int k
+    out = []
+    if t.mem == NULL:
+        return ()
+    now = <uint32_t>(_INITIAL_JIFFIES + clock // TICK_NSEC)
+    for k in range(NF_CT_MODEL_SLOTS):
+        ct = t.mem + k * CT.slot
+        memcpy(&timeout, ct + CT.timeout, 4)
+        if t.state[k] != CT_INSERTED or <int32_t>(timeout - now) <= 0:
+            continue
+        src, dst = _ct_end(ct + CT.tuple[0], False), _ct_end(ct + CT.tuple[0], True)
+        rsrc, rdst = _ct_end(ct + CT.tuple[1], False), _ct_end(ct + CT.tuple[1], True)
+        status = _ct_status(ct)
+        memcpy(&zone, ct + CT.zone, 2)
+        out.append(_environment.Conntrack(
+            "tcp" if ct[CT.tuple[0] + CT.t_protonum] == IPPROTO_TCP_ else "udp", src, dst,
+            <int32_t>(timeout - now) // <int32_t>_CT_HZ,
+            reply_src=None if rsrc == dst else rsrc, reply_dst=None if rdst == src else rdst,
+            zone=zone, zone_dir=ct[CT.zone + 3],
+            status=tuple(name for name, bit in _environment.CT_STATUS_NAMES.items()
+                         if status & bit),
+            mark=_le32(ct + CT.mark)))
+    return tuple(out)

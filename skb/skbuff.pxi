@@ -628,6 +628,8 @@ cdef NetTable _net_table_of(object env):
     t.env.ndevices = len(env.devices)
     memcpy(t.env.syncookie_secret, <const char*>env.syncookie_secret, 32)
     t.env.ct = <CtTable*>_calloc_n(1, sizeof(CtTable))
+    if env.conntrack:
+        ct_seed(t.env.ct, env)
     _fill_world(&t.env, env)
     t.env.task_cgroups = _cgroup_ids(env, env.task_cgroup, &t.env.task_cgroup_level)
     _cgroup_table(&t.env, env)

@@ -618,13 +618,18 @@ def test_version_2_pin_files_made_by_pyebpf_before_queues_are_still_read(pin_roo
     assert pinning.HEADER.unpack_from((pin_root / "hash").read_bytes())[1] == pinning.VERSION
 
 
-def test_a_version_2_file_cannot_hold_a_queue(pin_root):
-    Map.create("queue", 0, 4, 2).pin("q")
-    raw = bytearray((pin_root / "q").read_bytes())
-    raw[8] = 2
-    (pin_root / "q").write_bytes(bytes(raw))
-    with pytest.raises(PinError, match="version 2 pin file cannot hold a map of type 22") as exc:
-        got("q")
+@pytest.mark.parametrize("version, kind, key_size, value_size", [
+    (2, "queue", 0, 4), (4, "sockmap", 4, 8)], ids=["queue-in-version-2", "sockmap-in-version-4"])
+def test_an_older_version_file_cannot_hold_a_map_type_it_did_not_have(pin_root, version, kind,
+                                                                      key_size, value_size):
+    m = Map.create(kind, key_size, value_size, 2)
+    m.pin("m")
+    raw = bytearray((pin_root / "m").read_bytes())
+    raw[8] = version
+    (pin_root / "m").write_bytes(bytes(raw))
+    with pytest.raises(PinError, match=f"version {version} pin file cannot hold a map of "
+                                       f"type {int(m.type)}") as exc:
+        got("m")
     assert exc.value.errno == errno.EINVAL
 
 
@@ -728,3 +733,27 @@ def test_a_damaged_file_met_by_a_linked_map_is_refused_and_left_as_it_is(pin_roo
     with pytest.raises(PinError, match="do not fit"):
         m[u32(9)] = bytes(8)
     assert (pin_root / "lru").read_bytes() == damaged
+
+
+# --- socket maps ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["sockmap", "sockhash"])
+@pytest.mark.parametrize("value_size", [4, 8], ids=["fd-values", "cookie-values"])
+def test_a_pinned_socket_map_keeps_the_cookies_of_its_sockets(pin_root, kind, value_size):
+    m = Map.create(kind, 4, value_size, 4)
+    m.update(u32(1), 4097)
+    m.update(u32(3), 1 << 60)
+    m.pin("socks")
+    want = pin_format.dump(m)
+    assert len(want) == (4 * 8 if kind == "sockmap" else 2 * (4 + 8))
+    assert pin_format.dump(got("socks")) == want
+
+
+def test_another_process_reads_the_socket_cookies_a_pinned_socket_map_holds(pin_root):
+    m = Map.create("sockhash", 4, 8, 4)
+    m.update(u32(7), 4242)
+    m.pin("socks")
+    out = finish(child("import pyebpf\nm = pyebpf.Map.from_pin('socks')\n"
+                       "print(int.from_bytes(m.lookup((7).to_bytes(4, 'little')), 'little'))",
+                       env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    assert out.strip() == "4242"

@@ -1,6 +1,7 @@
 """pyebpf.bpf() against bpf(2): the same command sequences, the same results and errnos."""
 import errno
 import os
+import socket
 import subprocess
 import tempfile
 
@@ -207,3 +208,86 @@ def test_commands_are_named_or_numbered_and_unknown_fields_are_einval():
     with pytest.raises(BpfError, match="pathname are not this command's") as exc:
         pyebpf.bpf("BPF_MAP_DELETE_ELEM", {"map_fd": fd_, "key": k(1), "pathname": "x"})
     assert exc.value.errno == errno.EINVAL
+
+
+# --- socket maps: updated by a socket's fd, pinned ----------------------------------------
+
+SOCKMAP = int(isa.MapType.BPF_MAP_TYPE_SOCKMAP)
+SOCKHASH = int(isa.MapType.BPF_MAP_TYPE_SOCKHASH)
+
+
+@pytest.fixture
+def sockets():
+    """Sockets of this process, by kind: what a socket map takes and what it refuses."""
+    made = {}
+    listener = made["tcp-listening"] = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    made["tcp-established"] = socket.create_connection(listener.getsockname())
+    made["tcp-accepted"], _ = listener.accept()
+    made["tcp-unconnected"] = socket.socket()
+    made["tcp6-listening"] = socket.socket(socket.AF_INET6)
+    made["tcp6-listening"].bind(("::1", 0))
+    made["tcp6-listening"].listen()
+    made["udp-bound"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    made["udp-bound"].bind(("127.0.0.1", 0))
+    made["udp-unbound"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    made["raw"] = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    fds = {name: sk.fileno() for name, sk in made.items()}
+    fds["file"] = os.open(os.devnull, os.O_RDONLY)
+    try:
+        yield fds
+    finally:
+        os.close(fds["file"])
+        for sk in made.values():
+            sk.close()
+
+
+def _sock_map(kind=SOCKMAP, value_size=8):
+    return (C.BPF_MAP_CREATE, dict(map_type=kind, key_size=4, value_size=value_size,
+                                   max_entries=2))
+
+
+@pytest.mark.parametrize("kind", [SOCKMAP, SOCKHASH], ids=["sockmap", "sockhash"])
+@pytest.mark.parametrize("name", ["tcp-listening", "tcp-established", "tcp-accepted",
+                                  "tcp-unconnected", "tcp6-listening", "udp-bound",
+                                  "udp-unbound", "raw", "file"])
+def test_an_update_by_socket_fd_takes_the_sockets_the_kernel_takes(live_kernel, roots, sockets,
+                                                                    kind, name):
+    """What a lookup gives back afterwards is the socket's cookie, in both."""
+    assert_same(live_kernel, roots, [
+        _sock_map(kind),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(0), value=v8(sockets[name]))),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(0), value=8)),
+    ])
+
+
+def test_an_update_by_socket_fd_checks_the_fd_and_flags_as_the_kernel(live_kernel, roots,
+                                                                     sockets):
+    listening = sockets["tcp-listening"]
+    assert_same(live_kernel, roots, [
+        _sock_map(value_size=4),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(0), value=k(listening))),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(0), value=k(listening), flags=1)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=k(listening), flags=2)),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(2), value=k(listening))),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=k(NO_FD))),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(0), value=8)),
+        _sock_map(),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(1), key=k(0), value=v8(1 << 31))),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(1), key=k(0), value=v8(listening | 1 << 32))),
+    ])
+
+
+@pytest.mark.parametrize("kind", [SOCKMAP, SOCKHASH], ids=["sockmap", "sockhash"])
+def test_a_pinned_socket_map_keeps_its_sockets(live_kernel, roots, sockets, kind):
+    assert_same(live_kernel, roots, [
+        _sock_map(kind),
+        (C.BPF_MAP_UPDATE_ELEM, dict(map_fd=fd(0), key=k(1), value=v8(sockets["udp-bound"]))),
+        (C.BPF_OBJ_PIN, dict(pathname="socks", bpf_fd=fd(0))),
+        (C.BPF_OBJ_GET, dict(pathname="socks")),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(1), key=k(1), value=8)),
+        (C.BPF_MAP_GET_NEXT_KEY, dict(map_fd=fd(1), key=None, next_key=4)),
+        (C.BPF_MAP_DELETE_ELEM, dict(map_fd=fd(1), key=k(1))),
+        (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8)),
+    ])

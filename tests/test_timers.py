@@ -449,3 +449,49 @@ def test_a_map_with_a_timer_is_created_or_refused_as_in_the_kernel(kernel_oracle
         kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
     count_comparison()
     assert ours == theirs
+
+
+# --- timers in inner maps ---------------------------------------------------------------
+
+INNER = r"""
+#define CLOCK_MONOTONIC 1
+struct ival { int cnt; struct bpf_timer t; };
+struct inner_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct ival);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1);
+    __type(key, __u32); __array(values, struct inner_map);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+char LICENSE[] SEC("license") = "GPL";
+
+static int bump(void *map, __u32 *key, struct ival *v)
+{
+    v->cnt += 10;
+    return 0;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 k = 0;
+    void *m = bpf_map_lookup_elem(&outer, &k);
+    if (!m)
+        return 1;
+    struct ival *v = bpf_map_lookup_elem(m, &k);
+    if (!v)
+        return 2;
+    long a = bpf_timer_init(&v->t, m, CLOCK_MONOTONIC);
+    long b = bpf_timer_set_callback(&v->t, bump);
+    long c = bpf_timer_start(&v->t, 0, 0);
+    v->cnt += 1;
+    return (a & 0xff) << 16 | (b & 0xff) << 8 | (c & 0xff);
+}
+"""
+
+
+def test_a_timer_in_an_inner_map_fires_its_callback_on_the_inner_maps_value():
+    """The kernel allows a bpf_timer in an inner map's value (bpf_map_meta_alloc keeps
+    the template's timer; selftests' timer_mim.c): the callback runs on that value."""
+    ours, theirs = _both(obj(INNER), 1, {"inner": [0]}, wait=True)
+    assert ours == theirs == ([0], {"inner": [struct.pack("<i", 11) + bytes(20)]})
