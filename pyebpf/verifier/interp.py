@@ -18,11 +18,12 @@ from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls
+from .helpers46 import Helpers46
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
-from .liveness import StackLiveness
+from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
 from .log import Log
 from .strings import ConstStrings
@@ -51,12 +52,6 @@ _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
-def _slot_mask(lo: int, hi: int) -> int:
-    """The stack slots the bytes [lo, hi) below the frame pointer reach, as a mask."""
-    first, last = (-hi) // 8, (-lo - 1) // 8
-    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
-
-
 class Refusal(Exception):
     """The kernel's refusal: its message lines and the instruction."""
 
@@ -67,7 +62,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules):
+                  KptrRules, TimerRules, Helpers46):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None):
@@ -935,7 +930,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self._set_byte(frame, a, STACK_MISC)
                 return None
             # check_stack_read_var_off reads every slot the range reaches
-            self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
+            self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             return scalar()
         if not write:
             self.lv.read(st, reg.frame, pc, 1 << (-lo - 1) // 8)
@@ -1316,24 +1311,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # a helper without a prototype here is one pyebpf does not implement: loading
         # the program fails after verification (Program), so its arguments go unchecked
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
-        meta = {"map": None, "ringbuf_size": 0, "release": 0}
-        for i, kind in enumerate(proto.args):
-            self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
-            if self.precision and kind != helpers.ANYTHING:
-                # check_mem_size_reg and the like: a size, or a NULL, is a value the
-                # verdict depends on (here every scalar argument but ARG_ANYTHING)
-                self._needs(st, i + 1)
-        # check_map_func_compatibility: after every argument
-        self._map_compatible(pc, meta["map"], hid, proto)
-        if hid == isa.HELPER_IDS["snprintf"]:
-            self.snprintf_format(pc, meta["const_str"], regs[5])
-        if hid == isa.HELPER_IDS["tail_call"]:
-            if st.refs:
-                self.refuse(pc, "tail_call would lead to reference leak")
-            self.lock_leak(st, pc, "tail_call")
-        if hid == isa.HELPER_IDS["dynptr_from_mem"] and regs[1].type != PTR_TO_MAP_VALUE:
-            self.refuse(pc, f"Unsupported reg type {type_str(regs[1].type)} for "
-                            f"bpf_dynptr_from_mem data")
+        meta = self.check_call_46(st, pc, hid) if self.profile == "4.6" else \
+            self.helper_args(st, pc, hid, proto)
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -1407,6 +1386,30 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                                 s.spill.type == PTR_TO_PACKET_END or
                                                 s.spill.type & DYNPTR_SKB):
                         s.spill.mark_unknown()
+
+    def helper_args(self, st: VState, pc: int, hid: int, proto) -> dict:
+        """check_helper_call's argument checks (check_func_arg of each, then
+        check_map_func_compatibility and the helpers' own rules); what they found."""
+        regs = st.cur.regs
+        meta = {"map": None, "ringbuf_size": 0, "release": 0}
+        for i, kind in enumerate(proto.args):
+            self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
+            if self.precision and kind != helpers.ANYTHING:
+                # check_mem_size_reg and the like: a size, or a NULL, is a value the
+                # verdict depends on (here every scalar argument but ARG_ANYTHING)
+                self._needs(st, i + 1)
+        # check_map_func_compatibility: after every argument
+        self._map_compatible(pc, meta["map"], hid, proto)
+        if hid == isa.HELPER_IDS["snprintf"]:
+            self.snprintf_format(pc, meta["const_str"], regs[5])
+        if hid == isa.HELPER_IDS["tail_call"]:
+            if st.refs:
+                self.refuse(pc, "tail_call would lead to reference leak")
+            self.lock_leak(st, pc, "tail_call")
+        if hid == isa.HELPER_IDS["dynptr_from_mem"] and regs[1].type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, f"Unsupported reg type {type_str(regs[1].type)} for "
+                            f"bpf_dynptr_from_mem data")
+        return meta
 
     _EXPECTED = {
         helpers.CTX: ("ctx",),
@@ -1519,7 +1522,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.type == PTR_TO_STACK:
                 # initialised memory the helper writes: read first (no MEM_UNINIT)
                 lo = reg.off + reg.smin
-                self.lv.read(st, reg.frame, pc, _slot_mask(lo, lo + size))
+                self.lv.read(st, reg.frame, pc, slot_mask(lo, lo + size))
             # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
             if reg.type == PTR_TO_STACK and not tnum.is_aligned(
                     tnum.add(reg.var, tnum.const(reg.off)), size):
@@ -1667,7 +1670,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             frame = self.stack_frame(st, reg)
             if not write:
                 # check_stack_range_initialized (not for MEM_UNINIT: raw mode)
-                self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
+                self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             if write:
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
