@@ -22,34 +22,45 @@ UDP = bytes(range(64))
 
 
 def ours(text: str, prog_type=CLS, **kw) -> str | None:
+    return _ours(text, prog_type, **kw)[0]
+
+
+def _ours(text: str, prog_type=CLS, **kw) -> tuple[str | None, int | None]:
+    """pyebpf's refusal and its errno (None, None: accepted)."""
     try:
         Program.from_asm(text, prog_type, **kw)
     except errors.VerifierError as exc:
-        return str(exc)
-    return None
+        return str(exc), exc.errno
+    return None, None
 
 
 def theirs(text: str, prog_type=CLS) -> str | None:
+    return _theirs(text, prog_type)[0]
+
+
+def _theirs(text: str, prog_type=CLS) -> tuple[str | None, int | None]:
+    """The kernel's refusal and its errno (None, None: accepted)."""
     try:
         with kernel.KernelProgram(asm.assemble(text), prog_type, log_level=0):
-            return None
+            return None, None
     except errors.KernelError as exc:
-        return str(exc).split("refused the program: ", 1)[-1]
+        return str(exc).split("refused the program: ", 1)[-1], exc.errno
 
 
 def agree(text: str, expected: str | None, prog_type=CLS, kernel_text: str | None = None):
     """pyebpf's verdict is ``expected`` (None: accepted; else words its message holds),
     and so is the kernel's where it can be asked (``kernel_text``: the same program
-    with the kernel's map fd)."""
-    mine = ours(text, prog_type)
+    with the kernel's map fd); a refusal's errno is the kernel's."""
+    mine, my_errno = _ours(text, prog_type)
     if expected is None:
         assert mine is None, mine
     else:
         assert mine is not None and expected in mine, mine
-    k = theirs(kernel_text or text, prog_type)
+    k, their_errno = _theirs(kernel_text or text, prog_type)
     assert (k is None) == (expected is None), k
     if expected is not None:
         assert expected in k or k in mine, (k, mine)
+        assert my_errno == their_errno, (mine, k)     # what BPF_PROG_LOAD sets
 
 
 PKT = "r6 = r1\nr2 = *(u32 *)(r6 + 76)\nr3 = *(u32 *)(r6 + 80)\n"

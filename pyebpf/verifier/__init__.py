@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import helpers, kfuncs, license as licenses, structure
+from . import errnos, helpers, kfuncs, license as licenses, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -147,7 +147,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
             return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
                         functions, gpl, prog_btf)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
-                     interp if "interp" in locals() else None) from None
+                     interp if "interp" in locals() else None, exc.errno) from None
     try:
         structure.check_call_chains(insns, ops, starts, interp.depths)
     except VerifierError as exc:
@@ -168,13 +168,14 @@ def _stats(interp) -> str:
             f"{interp.total_states} peak_states {interp.peak_states} mark_read 0\n")
 
 
-def _error(lines, pc, insns, log: Log, line_info, interp) -> VerifierError:
+def _error(lines, pc, insns, log: Log, line_info, interp,
+           errno: int | None = None) -> VerifierError:
     for line in lines:
         log.add(line)
     text = log.text() + _stats(interp)
     src = _source(line_info, pc)
     err = VerifierError("; ".join(lines), pc, insn_text(insns, pc).split(") ", 1)[1],
-                        text)
+                        text, errno if errno is not None else errnos.errno_of(lines[-1]))
     err.source = src
     return err
 

@@ -9,6 +9,8 @@ a state equal to one of its own ancestors is an infinite loop.
 """
 from __future__ import annotations
 
+from errno import EACCES, EFAULT, EINVAL
+
 from .. import isa
 from .alloc import ALLOC_PTR, AllocObjects
 from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
@@ -53,11 +55,13 @@ _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 
 
 class Refusal(Exception):
-    """The kernel's refusal: its message lines and the instruction."""
+    """The kernel's refusal: its message lines, the instruction, and the errno
+    BPF_PROG_LOAD gives for it when the refusing check chooses one (else the one its
+    words give: :func:`.errnos.errno_of`)."""
 
-    def __init__(self, lines: list[str], pc: int):
+    def __init__(self, lines: list[str], pc: int, errno: int | None = None):
         super().__init__(lines[-1])
-        self.lines, self.pc = lines, pc
+        self.lines, self.pc, self.errno = lines, pc, errno
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
@@ -141,8 +145,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.id_gen += 1
         return self.id_gen
 
-    def refuse(self, pc: int, *lines: str):
-        raise Refusal(list(lines), pc)
+    def refuse(self, pc: int, *lines: str, errno: int | None = None):
+        raise Refusal(list(lines), pc, errno)
 
     def func_of(self, pc: int) -> int:
         from bisect import bisect_right
@@ -899,11 +903,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             lo = reg.smin + off + reg.off
             hi = reg.smax + off + reg.off + size
         if lo < -MAX_BPF_STACK or hi > 0 or size < 0:
+            # check_stack_slot_within_bounds: the first byte off the stack is EACCES;
+            # else reaching above the frame pointer EINVAL, a negative size EFAULT
+            code = EACCES if lo < -MAX_BPF_STACK or lo >= 0 else \
+                EINVAL if hi > 0 else EFAULT
             if reg.is_const:
                 self.refuse(pc, f"invalid{what} stack R{regno} off={off + reg.off} "
-                                f"size={size}")
+                                f"size={size}", errno=code)
             self.refuse(pc, f"invalid variable-offset{what} stack R{regno} "
-                            f"var_off={tnum.text(reg.var)} off={off + reg.off} size={size}")
+                            f"var_off={tnum.text(reg.var)} off={off + reg.off} size={size}",
+                        errno=code)
         return lo, hi
 
     def _note_depth(self, st: VState, reg: Reg, lo: int) -> None:
