@@ -159,7 +159,8 @@ def _cmd_verify(args) -> int:
         try:
             verdict = verifier.verify(slots, prog_type, args.profile, maps=lookup,
                                       line_info=line_info, log_level=args.log_level,
-                                      unpriv=args.unpriv, functions=functions)
+                                      unpriv=args.unpriv, functions=functions,
+                                      func_info=bool(line_info))
             sys.stdout.write(verdict.log)
         except VerifierError as exc:
             sys.stdout.write(exc.log)

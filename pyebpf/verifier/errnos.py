@@ -58,6 +58,7 @@ _TABLE = (
         r"At (async callback return|callback return|program exit|subprogram exit) the "
         r"register R0",
         r"Caller passes invalid args into func#", r"callback function not static",
+        r"missing btf func_info",
         r"cannot return stack pointer to the caller",
         r"cannot spill pointers to stack into stack frame of the caller",
         r"Unreleased reference", r".* would lead to reference leak",

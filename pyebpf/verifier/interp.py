@@ -69,8 +69,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                   KptrRules, TimerRules, Helpers46):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
-                 prog_btf=None):
+                 prog_btf=None, func_info: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
+        self.func_info = func_info  # loaded with BTF function info (callbacks need it)
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
         self.gpl = gpl              # the license lets it call GPL-only helpers
@@ -1091,6 +1092,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = self.ksym_reg(pc, insn.imm, hi)
             return
         if op.disc_value == isa.BPF_PSEUDO_FUNC:
+            if not self.func_info:
+                self.refuse(pc, "missing btf func_info")                # check_ld_imm
             if pc + 1 + insn.imm in self.globals:
                 self.refuse(pc, "callback function not static")     # check_ld_imm
             r = Reg(PTR_TO_FUNC)
