@@ -600,3 +600,31 @@ def test_verify_at_level_2_prints_register_states(tmp_path):
     src.write_text("r0 = 0\nexit\n")
     done = _cli(src, "--log-level", "2")
     assert done.returncode == 0 and "R0=0" in done.stdout
+
+
+# --- a pointer found past pkt_end (mark_pkt_end, is_pkt_ptr_branch_taken) -----------------
+
+PAST_END = PKT + "r4 = r2\nr4 += 14\nif r4 {first} r3 goto out\nr0 = 0\nexit\nout:\n" \
+    "if r4 {second} r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit"
+
+
+def test_a_pointer_past_pkt_end_decides_its_next_comparison_with_it():
+    """``pkt > pkt_end`` taken: the pointer is at least a byte past the end, so the same
+    comparison again is taken and the read past the checked bytes after it is never
+    reached."""
+    agree(PAST_END.format(first=">", second=">"), None)
+
+
+def test_a_pointer_at_pkt_end_decides_a_greater_or_equal_comparison():
+    agree(PAST_END.format(first=">=", second=">="), None)
+
+
+def test_a_pointer_at_pkt_end_does_not_decide_a_strict_comparison():
+    """``pkt >= pkt_end``: it may be exactly at the end, so ``pkt > pkt_end`` may fail
+    and the read past the 14 checked bytes is reached."""
+    agree(PAST_END.format(first=">=", second=">"), "invalid access to packet")
+
+
+def test_pkt_end_compared_the_other_way_round_is_decided_too():
+    agree(PAST_END.format(first=">", second=">").replace("if r4 > r3 goto done",
+                                                           "if r3 < r4 goto done"), None)

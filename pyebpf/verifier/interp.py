@@ -52,6 +52,28 @@ MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+_FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
+         isa.BPF_JLE: isa.BPF_JGE}
+
+
+def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
+    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
+    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, op = src, _FLIP.get(op, op)
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if op in (isa.BPF_JLE, isa.BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return int(op == isa.BPF_JGT)
+    if op in (isa.BPF_JLT, isa.BPF_JGE):
+        return int(op == isa.BPF_JGE)
+    return -1
 
 
 class Refusal(Exception):
@@ -1148,6 +1170,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         taken = -1
         if dst.type == SCALAR and src.type == SCALAR:
             taken = bounds.branch_taken(dst, src, code_op, is32)
+        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+            taken = _pkt_end_taken(dst, src, code_op)
         elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
@@ -1291,6 +1315,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         where, right_open = table[op]
         self._good_pkt_pointers(where, p if where is this else p_other, right_open)
+        # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
+        # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
+        beyond = p_other if where is this else p
+        if beyond.type == PTR_TO_PACKET:
+            beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
 
     @staticmethod
     def _good_pkt_pointers(st: VState, reg: Reg, right_open: bool) -> None:
