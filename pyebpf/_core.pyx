@@ -2267,7 +2267,9 @@ cdef class Program:
     ``verify=False`` skips it and keeps only the structural checks, for experiments
     with programs the kernel would refuse (the run-time checks still stop every bad
     access); ``unpriv=True`` decides as the kernel does for a loader without
-    capabilities.  ``functions`` names the program's global functions
+    capabilities.  ``func_info``: it comes with BTF function info, as an object built
+    with -g does (None, the default: when it has ``line_info``); a callback needs it.
+    ``functions`` names the program's global functions
     (:func:`pyebpf.verifier.globalfuncs.describe`; :func:`pyebpf.load` gives those of
     the object's BTF): each is verified on its own from its prototype, as the kernel
     does.  ``license`` is the load attribute (:func:`pyebpf.load` gives the object's
@@ -2299,6 +2301,9 @@ cdef class Program:
     cdef readonly object classic
     cdef readonly str arch
     cdef readonly object kern_version
+    cdef readonly tuple functions      # what it was verified with, kept for a pin:
+    cdef readonly str license          # its global functions, license and whether it
+    cdef readonly bint func_info       # came with BTF function info
     cdef bint _kprobe
     cdef public uint64_t budget
     cdef public object env
@@ -2351,7 +2356,7 @@ cdef class Program:
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
                  unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=(),
-                 btf=None, license="GPL", prog_btf=None):
+                 btf=None, license="GPL", prog_btf=None, func_info=None):
         raw = bytes(insns)
         self.prog_type = _prog_type(prog_type)
         self._profile_id = profile_id(profile)
@@ -2359,6 +2364,9 @@ cdef class Program:
         self._kprobe = self.prog_type == _KPROBE
         self.arch = _check_kprobe_load(self.prog_type, profile, arch, kern_version)
         self.kern_version = kern_version
+        self.functions, self.license = tuple(functions), license
+        # clang -g gives an object both its line info and its function info
+        self.func_info = bool(line_info) if func_info is None else func_info
         try:
             slots = _isa.unpack_program(raw)
         except ValueError as exc:
@@ -2368,7 +2376,8 @@ cdef class Program:
             ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
-                                  prog_btf=prog_btf, stack_depths=depths, code=raw)
+                                  prog_btf=prog_btf, stack_depths=depths, code=raw,
+                                  func_info=self.func_info)
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type)

@@ -127,7 +127,6 @@ def _cmd_objdump(args) -> int:
 def _cmd_verify(args) -> int:
     from . import isa, loader, verifier
     from .errors import VerifierError
-    from .verifier import globalfuncs
     if args.program.suffix == ".o":
         obj = loader.load(args.program, profile=args.profile, pin=False, verify=False)
         by_fd = {m.fd: m for m in obj.maps.values()}
@@ -139,27 +138,26 @@ def _cmd_verify(args) -> int:
         else:
             prog = obj.program(args.section)
             chosen = [(args.section, prog)]
-        specs = {id(p): obj.spec.programs[n] for n, p in obj.programs.items()}
-        jobs = [(f"{args.program}:{name}", p.insns, p.prog_type, p.line_info,
-                 globalfuncs.describe(obj.spec.btf, specs[id(p)].func_info, p.prog_type))
-                for name, p in chosen]
+        jobs = [(f"{args.program}:{name}", p.insns, p.prog_type, p.line_info, p.functions,
+                 p.func_info) for name, p in chosen]
         lookup = by_fd.get
     else:
         if args.section is not None:
             raise ValueError("--section applies to .o files only")
         prog = _load_program(args.program, None, args.profile, verify=False)
         jobs = [(str(args.program), prog.insns, isa.prog_type(args.type or "sched_cls"), (),
-                 ())]
+                 (), False)]
         lookup = None
     refused = []
-    for name, insns, prog_type, line_info, functions in jobs:
+    for name, insns, prog_type, line_info, functions, func_info in jobs:
         slots = isa.unpack_program(insns)
         if len(jobs) > 1:
             print(f"{name}:")
         try:
             verdict = verifier.verify(slots, prog_type, args.profile, maps=lookup,
                                       line_info=line_info, log_level=args.log_level,
-                                      unpriv=args.unpriv, functions=functions)
+                                      unpriv=args.unpriv, functions=functions,
+                                      func_info=func_info)
             sys.stdout.write(verdict.log)
         except VerifierError as exc:
             sys.stdout.write(exc.log)

@@ -28,11 +28,12 @@ class VerifierError(LoadError):
     """The load-time checks refused the program: ``pc`` names the instruction,
     ``insn`` is its text, ``source`` the C line it came from (``file:line `text```,
     empty without line info), ``log`` the verifier log; the message ends with the
-    kernel's words for the refusal."""
+    kernel's words for the refusal, and ``errno`` is the one BPF_PROG_LOAD sets for it."""
 
     def __init__(self, message: str, pc: int | None = None, insn: str = "",
-                 log: str = ""):
+                 log: str = "", errno: int = 13):
         self.pc, self.insn, self.log, self.source = pc, insn, log, ""
+        self.errno = errno      # EACCES, the verifier's usual answer, unless given
         where = f"pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
         super().__init__(f"{where}{message}")
 

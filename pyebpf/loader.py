@@ -124,11 +124,15 @@ class Object:
                 continue
             try:
                 functions = globalfuncs.describe(spec.btf, ps.func_info, kind)
+                # libbpf loads without BTF the kernel would refuse
+                func_info = bool(ps.func_info) and spec.btf is not None and \
+                    globalfuncs.kernel_takes(spec.btf)
                 # no license section: "GPL", as pyebpf.kernel.load_object passes it
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,
                                                  kern_version=spec.version,
                                                  functions=functions, btf=self._btf,
+                                                 func_info=func_info,
                                                  license=spec.license or "GPL",
                                                  prog_btf=spec.btf)
             except EbpfError as exc:

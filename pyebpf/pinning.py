@@ -16,6 +16,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import stat
 import struct
@@ -40,6 +41,9 @@ PROG_DEF = struct.Struct("<iHHIQI")         # type (-1 raw), profile length, map
 PROG_MAP = struct.Struct("<iH")             # fd the insns use, pin path length
 PROG_LOAD = struct.Struct("<?IH")           # since version 4, after the maps: has
 #                                            kern_version, kern_version, arch length
+PROG_VERIFY = struct.Struct("<?HI")         # since version 5, after the architecture: has
+#                                            BTF function info, license length, global
+#                                            functions length (JSON)
 SLOT_PATH = struct.Struct("<H")             # after a slot's key: its object's pin path length
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
@@ -715,8 +719,10 @@ def _run_transaction(prog):
 
 def pin_program(prog, path) -> None:
     """BPF_OBJ_PIN of a program: its instructions, type, profile, budget, tail-call limit,
-    the pin paths of the maps it references (which must be pinned), its architecture and
-    kern_version."""
+    the pin paths of the maps it references (which must be pinned), its architecture,
+    kern_version, and what the verifier took from its object: whether it had BTF
+    function info, its license and its global functions (a program got from the pin is
+    verified again, and must decide as the kernel did when the program was loaded)."""
     full = resolve(path)
     refs = []
     for m in prog.maps:
@@ -732,8 +738,24 @@ def pin_program(prog, path) -> None:
                           prog.tail_call_limit) + profile + prog.insns + b"".join(refs)
             + PROG_LOAD.pack(prog.kern_version is not None, prog.kern_version or 0,
                              len(prog.arch)) + prog.arch.encode())
+    lic, funcs = prog.license.encode(), _functions_json(prog.functions)
+    body += PROG_VERIFY.pack(prog.func_info, len(lic), len(funcs)) + lic + funcs
     _write(full, KIND_PROG, os.urandom(16), 0, body, create=True)
     _prog_pins[prog] = full
+
+
+def _functions_json(functions) -> bytes:
+    """A program's global functions (:class:`~pyebpf.verifier.globalfuncs.GlobalFunc`)
+    as JSON: per function [pc, name, [[kind, size, nullable] per argument], error]."""
+    return json.dumps([[f.pc, f.name, [[a.kind, a.size, a.nullable] for a in f.args],
+                        f.error] for f in functions]).encode()
+
+
+def _functions_from_json(raw: bytes) -> tuple:
+    from .verifier.globalfuncs import Arg, GlobalFunc
+    return tuple(GlobalFunc(int(pc), str(name), tuple(Arg(str(k), int(n), bool(z))
+                                                      for k, n, z in args), str(error))
+                 for pc, name, args, error in json.loads(raw))
 
 
 def get_program(path):
@@ -757,11 +779,19 @@ def get_program(path):
             fds[fd] = body[at + PROG_MAP.size:at + PROG_MAP.size + length].decode()
             at += PROG_MAP.size + length
         arch, kern_version = "x86_64", None       # what a file before version 4 loaded as
+        func_info, license, functions = False, "GPL", ()    # and before version 5
         if at < len(body):
             has_version, version, arch_len = PROG_LOAD.unpack_from(body, at)
             kern_version = version if has_version else None
-            arch = body[at + PROG_LOAD.size:at + PROG_LOAD.size + arch_len].decode()
-    except (struct.error, UnicodeDecodeError) as exc:
+            at += PROG_LOAD.size
+            arch = body[at:at + arch_len].decode()
+            at += arch_len
+        if at < len(body):
+            func_info, lic_len, funcs_len = PROG_VERIFY.unpack_from(body, at)
+            at += PROG_VERIFY.size
+            license = body[at:at + lic_len].decode()
+            functions = _functions_from_json(body[at + lic_len:at + lic_len + funcs_len])
+    except (struct.error, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise PinError(errno.EINVAL, f"{full}: program definition unreadable ({exc})") from None
     try:
         maps = {fd: get_map(rel) for fd, rel in fds.items()}
@@ -772,7 +802,8 @@ def get_program(path):
         if insn.is_map_load and insn.imm in maps:
             isa.patch(insns, pc, imm=maps[insn.imm].fd)
     prog = _core.Program(bytes(insns), None if prog_type < 0 else prog_type, profile=profile,
-                         budget=budget, arch=arch, kern_version=kern_version)
+                         budget=budget, arch=arch, kern_version=kern_version,
+                         func_info=func_info, license=license, functions=functions)
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
     return prog

@@ -292,7 +292,7 @@ def _prog_load(cmd, a):
         if isinstance(log, bytearray) and a.get("log_level"):
             text = str(exc).encode()[:max(len(log) - 1, 0)] + b"\0"
             log[:len(text)] = text
-        code = errno.EACCES if isinstance(exc, VerifierError) else errno.EINVAL
+        code = exc.errno if isinstance(exc, VerifierError) else errno.EINVAL
         raise BpfError(code, f"{cmd.name}: {exc}") from None
     _programs[prog.fd] = prog
     return prog.fd

@@ -129,3 +129,34 @@ SEC("tc") int prog(struct __sk_buff *skb)
 """))
     assert theirs is not None and "callback function not allowed for map" in theirs, theirs
     assert ours is not None and theirs in ours, (ours, theirs)
+
+
+LOOP_RAW = """r1 = 4
+r2 = func(6) ll
+r3 = 0
+r4 = 0
+call loop
+r0 = 0
+exit
+r0 = 0
+exit"""
+
+
+def test_a_callback_in_a_program_without_btf_function_info_is_refused_as_the_kernel_refuses_it():
+    """check_ld_imm: the lddw of a callback needs BTF function info (raw instructions
+    have none): ``missing btf func_info``, EINVAL."""
+    from pyebpf import Program, asm, errors, isa, kernel
+    cls = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
+    with pytest.raises(errors.KernelError) as theirs:
+        with kernel.KernelProgram(asm.assemble(LOOP_RAW), cls):
+            pass
+    assert "missing btf func_info" in str(theirs.value)
+    with pytest.raises(errors.VerifierError) as ours:
+        Program.from_asm(LOOP_RAW, cls)
+    assert str(ours.value).endswith("missing btf func_info")
+    assert (ours.value.pc, ours.value.errno) == (1, theirs.value.errno)
+
+
+def test_a_callback_with_btf_function_info_is_verified():
+    from pyebpf import Program, isa
+    Program.from_asm(LOOP_RAW, isa.ProgType.BPF_PROG_TYPE_SCHED_CLS, func_info=True)

@@ -757,3 +757,31 @@ def test_another_process_reads_the_socket_cookies_a_pinned_socket_map_holds(pin_
                        "print(int.from_bytes(m.lookup((7).to_bytes(4, 'little')), 'little'))",
                        env={"PYEBPF_PIN_ROOT": str(pin_root)}))
     assert out.strip() == "4242"
+GLOBAL_AND_CALLBACK = """
+static long add(__u32 i, void *data) { *(__u32 *)data += i; return 0; }
+__attribute__((noinline)) int twice(int x) { return x * 2; }
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 sum = 0;
+    bpf_loop(4, add, &sum, 0);
+    return twice(sum);
+}
+"""
+
+
+def test_a_program_got_from_its_pin_is_verified_with_its_function_info_and_license():
+    """A program with a callback (which needs BTF function info) and a global function
+    (verified on its own from its prototype), licensed Dual BSD/GPL: got from its pin it
+    is verified as when it was loaded, and runs as the kernel runs the object."""
+    from bpfc import compile_object
+    from objdiff import same_retval
+    data = compile_object("char _license[] SEC(\"license\") = \"Dual BSD/GPL\";\n"
+                          + GLOBAL_AND_CALLBACK)
+    assert same_retval(data, bytes(64)) == 12
+    prog = pyebpf.load(data).program("prog")
+    assert prog.func_info and [f.name for f in prog.functions] == ["twice"]
+    prog.pin("prog")
+    got = Program.from_pin("prog")
+    assert (got.func_info, got.functions, got.license) == \
+        (True, prog.functions, "Dual BSD/GPL")
+    assert got.run(bytes(64)).retval == 12

@@ -144,9 +144,22 @@ def _accepted_corpus():
 def test_the_corpus_processes_the_kernels_instructions_and_states(source, monkeypatch):
     """The clang corpus at -O2: processed instructions and total states of every program
     as the kernel's statistics line counts them."""
+    _same_counts(source, ("-O2",), monkeypatch)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("source", ["lb4.c", "switch_proto.c"])
+def test_the_corpus_at_o1_decides_a_second_pkt_end_check_as_the_kernel(source, monkeypatch):
+    """At -O1 these programs compare a pointer already found past pkt_end with pkt_end
+    again: the kernel decides that branch (mark_pkt_end, is_pkt_ptr_branch_taken), which
+    its instruction and state counts show."""
+    _same_counts(source, ("-O1",), monkeypatch)
+
+
+def _same_counts(source: str, flags: tuple, monkeypatch) -> None:
     from bpfc import compile_object
     from pyebpf import verifier
-    obj = compile_object((CORPUS / source).read_text(), flags=("-O2",), prelude=False)
+    obj = compile_object((CORPUS / source).read_text(), flags=flags, prelude=False)
     count_comparison()
     with kernel.load_object(obj) as ko:
         theirs = [tuple(map(int, re.search(r"processed (\d+) insns .*total_states (\d+)",

@@ -22,34 +22,45 @@ UDP = bytes(range(64))
 
 
 def ours(text: str, prog_type=CLS, **kw) -> str | None:
+    return _ours(text, prog_type, **kw)[0]
+
+
+def _ours(text: str, prog_type=CLS, **kw) -> tuple[str | None, int | None]:
+    """pyebpf's refusal and its errno (None, None: accepted)."""
     try:
         Program.from_asm(text, prog_type, **kw)
     except errors.VerifierError as exc:
-        return str(exc)
-    return None
+        return str(exc), exc.errno
+    return None, None
 
 
 def theirs(text: str, prog_type=CLS) -> str | None:
+    return _theirs(text, prog_type)[0]
+
+
+def _theirs(text: str, prog_type=CLS) -> tuple[str | None, int | None]:
+    """The kernel's refusal and its errno (None, None: accepted)."""
     try:
         with kernel.KernelProgram(asm.assemble(text), prog_type, log_level=0):
-            return None
+            return None, None
     except errors.KernelError as exc:
-        return str(exc).split("refused the program: ", 1)[-1]
+        return str(exc).split("refused the program: ", 1)[-1], exc.errno
 
 
 def agree(text: str, expected: str | None, prog_type=CLS, kernel_text: str | None = None):
     """pyebpf's verdict is ``expected`` (None: accepted; else words its message holds),
     and so is the kernel's where it can be asked (``kernel_text``: the same program
-    with the kernel's map fd)."""
-    mine = ours(text, prog_type)
+    with the kernel's map fd); a refusal's errno is the kernel's."""
+    mine, my_errno = _ours(text, prog_type)
     if expected is None:
         assert mine is None, mine
     else:
         assert mine is not None and expected in mine, mine
-    k = theirs(kernel_text or text, prog_type)
+    k, their_errno = _theirs(kernel_text or text, prog_type)
     assert (k is None) == (expected is None), k
     if expected is not None:
         assert expected in k or k in mine, (k, mine)
+        assert my_errno == their_errno, (mine, k)     # what BPF_PROG_LOAD sets
 
 
 PKT = "r6 = r1\nr2 = *(u32 *)(r6 + 76)\nr3 = *(u32 *)(r6 + 80)\n"
@@ -589,3 +600,31 @@ def test_verify_at_level_2_prints_register_states(tmp_path):
     src.write_text("r0 = 0\nexit\n")
     done = _cli(src, "--log-level", "2")
     assert done.returncode == 0 and "R0=0" in done.stdout
+
+
+# --- a pointer found past pkt_end (mark_pkt_end, is_pkt_ptr_branch_taken) -----------------
+
+PAST_END = PKT + "r4 = r2\nr4 += 14\nif r4 {first} r3 goto out\nr0 = 0\nexit\nout:\n" \
+    "if r4 {second} r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit"
+
+
+def test_a_pointer_past_pkt_end_decides_its_next_comparison_with_it():
+    """``pkt > pkt_end`` taken: the pointer is at least a byte past the end, so the same
+    comparison again is taken and the read past the checked bytes after it is never
+    reached."""
+    agree(PAST_END.format(first=">", second=">"), None)
+
+
+def test_a_pointer_at_pkt_end_decides_a_greater_or_equal_comparison():
+    agree(PAST_END.format(first=">=", second=">="), None)
+
+
+def test_a_pointer_at_pkt_end_does_not_decide_a_strict_comparison():
+    """``pkt >= pkt_end``: it may be exactly at the end, so ``pkt > pkt_end`` may fail
+    and the read past the 14 checked bytes is reached."""
+    agree(PAST_END.format(first=">=", second=">"), "invalid access to packet")
+
+
+def test_pkt_end_compared_the_other_way_round_is_decided_too():
+    agree(PAST_END.format(first=">", second=">").replace("if r4 > r3 goto done",
+                                                           "if r3 < r4 goto done"), None)

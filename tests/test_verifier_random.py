@@ -1,5 +1,6 @@
 """Structured random programs, verified by pyebpf and by the kernel (BPF_PROG_LOAD,
-privileged): both accept or both refuse, and a refusal names the same instruction.
+privileged): both accept or both refuse, and a refusal names the same instruction and
+gives the same errno.
 A program pyebpf accepts then runs on packets of several lengths and must never fault
 (a run-time MemoryFault there is a verifier bug).
 
@@ -430,11 +431,14 @@ def _refused_pc(log: str) -> int | None:
 
 
 def _kernel_verdict(code: bytes, prog_type):
+    """The kernel's reason for refusing ``code``, the instruction and the errno (all
+    None when it accepts)."""
     try:
         with kernel.KernelProgram(code, prog_type, log_level=1):
-            return None, None
+            return None, None, None
     except errors.KernelError as exc:
-        return str(exc).split("refused the program: ", 1)[-1], _refused_pc(exc.log or "")
+        return (str(exc).split("refused the program: ", 1)[-1], _refused_pc(exc.log or ""),
+                exc.errno)
 
 
 @pytest.fixture
@@ -461,12 +465,12 @@ def _differences(prog_type, maps, rng: random.Random, count: int) -> list[str]:
         theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd))
                               .replace("PROGFD", str(their_prog.fd))
                               .replace("RINGFD", str(their_ring.fd)))
-        reason, kpc = _kernel_verdict(theirs, prog_type)
+        reason, kpc, kerrno = _kernel_verdict(theirs, prog_type)
         try:
             prog = Program(mine, prog_type)
-            verdict, pc = None, None
+            verdict, pc, code = None, None, None
         except errors.VerifierError as exc:
-            prog, verdict, pc = None, str(exc), exc.pc
+            prog, verdict, pc, code = None, str(exc), exc.pc, exc.errno
         if (reason is None) != (verdict is None):
             bad.append(f"#{n}: kernel {'accepts' if reason is None else 'refuses at ' + str(kpc) + ': ' + reason}; "
                        f"pyebpf {'accepts' if verdict is None else 'refuses: ' + verdict}\n{text}")
@@ -474,6 +478,10 @@ def _differences(prog_type, maps, rng: random.Random, count: int) -> list[str]:
         if reason is not None and kpc is not None and kpc != pc:
             bad.append(f"#{n}: both refuse, kernel at {kpc} ({reason}), pyebpf at {pc} "
                        f"({verdict})\n{text}")
+            continue
+        if reason is not None and kerrno != code:
+            bad.append(f"#{n}: both refuse, the kernel with errno {kerrno} ({reason}), "
+                       f"pyebpf with {code} ({verdict})\n{text}")
             continue
         if prog is not None:
             for pkt in PACKETS:

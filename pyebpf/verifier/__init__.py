@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import helpers, kfuncs, license as licenses, structure
+from . import errnos, helpers, kfuncs, license as licenses, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -48,7 +48,8 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
           functions=(), license: str = "GPL", prog_btf=None,
-          stack_depths: dict | None = None, code: bytes | None = None) -> list[isa.Op | None]:
+          stack_depths: dict | None = None, func_info: bool = False,
+          code: bytes | None = None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -57,7 +58,9 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
     reads.  ``functions``: the program's global functions
     (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
-    the others are verified at each call.  ``license``: the program's license string
+    the others are verified at each call.  ``func_info``: the program comes with BTF
+    function info (BPF_PROG_LOAD's func_info; an object built with -g, as libbpf loads
+    it), which a callback and subprograms that tail-call need.  ``license``: the program's license string
     (only GPL-compatible ones may call GPL-only helpers and kfuncs).  ``prog_btf``: the
     program's own BTF (:class:`pyebpf.btf.Btf`), whose types ``bpf_obj_new`` allocates.
     Raises
@@ -72,7 +75,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     gpl = licenses.gpl_compatible(license)
     if code is None and prog_type is not None:
         code = b"".join(i.pack() for i in insns)
-    key = (code, prog_type, profile, unpriv, arch, bool(line_info),
+    key = (code, prog_type, profile, unpriv, arch, func_info,
            COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
@@ -80,7 +83,7 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
         ops, kinds, depths = hit
     else:
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
-                              arch, functions, gpl, prog_btf)
+                              arch, functions, gpl, prog_btf, func_info)
         kinds = interp.ptr_kinds if interp is not None else {}
         depths = dict(zip(interp.starts, interp.depths)) if interp is not None else {}
         if key is not None and _self_contained(insns, ops):
@@ -116,17 +119,16 @@ def _self_contained(insns, ops) -> bool:
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
            line_info=(), log_level: int = 1, unpriv: bool = False,
            arch: str = "x86_64", functions=(), license: str = "GPL",
-           prog_btf=None) -> Verdict:
+           prog_btf=None, func_info: bool = False) -> Verdict:
     """Verify a typed program; the :class:`Verdict` of an accepted one, else
     :class:`VerifierError`."""
     return _run(insns, prog_type, profile, maps, line_info, log_level, unpriv, arch,
-                functions, licenses.gpl_compatible(license), prog_btf)[1]
+                functions, licenses.gpl_compatible(license), prog_btf, func_info)[1]
 
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
-         arch="x86_64", functions=(), gpl=True, prog_btf=None):
-    # an object's line info comes with its BTF function info (clang -g)
-    ops = structure.check(insns, prog_type, btf=bool(line_info))
+         arch="x86_64", functions=(), gpl=True, prog_btf=None, func_info=False):
+    ops = structure.check(insns, prog_type, btf=func_info)
     if prog_type is None:
         return ops, None, None
     prog_type = isa.ProgType(prog_type)
@@ -143,15 +145,15 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                is not None})
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
                              live_registers(insns, ops), unpriv, arch, functions, gpl,
-                             prog_btf)
+                             prog_btf, func_info)
         interp.run()
     except Refusal as exc:
         if not log_level:
             # as the kernel's loaders do: the log of a refusal is worth a second pass
             return _run(insns, prog_type, profile, maps, line_info, 1, unpriv, arch,
-                        functions, gpl, prog_btf)
+                        functions, gpl, prog_btf, func_info)
         raise _error(exc.lines, exc.pc, insns, log, line_info,
-                     interp if "interp" in locals() else None) from None
+                     interp if "interp" in locals() else None, exc.errno) from None
     try:
         structure.check_call_chains(insns, ops, starts, interp.depths)
     except VerifierError as exc:
@@ -172,13 +174,14 @@ def _stats(interp) -> str:
             f"{interp.total_states} peak_states {interp.peak_states} mark_read 0\n")
 
 
-def _error(lines, pc, insns, log: Log, line_info, interp) -> VerifierError:
+def _error(lines, pc, insns, log: Log, line_info, interp,
+           errno: int | None = None) -> VerifierError:
     for line in lines:
         log.add(line)
     text = log.text() + _stats(interp)
     src = _source(line_info, pc)
     err = VerifierError("; ".join(lines), pc, insn_text(insns, pc).split(") ", 1)[1],
-                        text)
+                        text, errno if errno is not None else errnos.errno_of(lines[-1]))
     err.source = src
     return err
 

@@ -20,6 +20,8 @@ Static functions stay verified in the context of each call.
 """
 from __future__ import annotations
 
+from errno import EACCES
+
 from dataclasses import dataclass
 
 from .. import isa
@@ -171,8 +173,10 @@ class GlobalCalls:
                     self.refuse(pc, f"R{regno} is not a scalar", invalid)
             elif arg.kind == CTX:
                 if reg.type == PTR_TO_CTX and (reg.off or not reg.is_const):
+                    # btf_check_func_arg_match returns check_func_arg_reg_off's EACCES;
+                    # its other refusals are EINVAL
                     self.refuse(pc, f"dereference of modified ctx ptr R{regno} off={reg.off} "
-                                    f"disallowed", invalid)
+                                    f"disallowed", invalid, errno=EACCES)
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expects pointer to ctx", invalid)
             else:

@@ -9,6 +9,8 @@ a state equal to one of its own ancestors is an infinite loop.
 """
 from __future__ import annotations
 
+from errno import EACCES, EFAULT, EINVAL
+
 from .. import isa
 from .alloc import ALLOC_PTR, AllocObjects
 from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
@@ -18,12 +20,13 @@ from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls
+from .helpers46 import Helpers46
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
-from .liveness import StackLiveness
+from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
 from .tasks import TaskCalls
 from .log import Log
@@ -51,29 +54,48 @@ MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+_FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
+         isa.BPF_JLE: isa.BPF_JGE}
 
 
-def _slot_mask(lo: int, hi: int) -> int:
-    """The stack slots the bytes [lo, hi) below the frame pointer reach, as a mask."""
-    first, last = (-hi) // 8, (-lo - 1) // 8
-    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
+    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
+    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, op = src, _FLIP.get(op, op)
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if op in (isa.BPF_JLE, isa.BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return int(op == isa.BPF_JGT)
+    if op in (isa.BPF_JLT, isa.BPF_JGE):
+        return int(op == isa.BPF_JGE)
+    return -1
 
 
 class Refusal(Exception):
-    """The kernel's refusal: its message lines and the instruction."""
+    """The kernel's refusal: its message lines, the instruction, and the errno
+    BPF_PROG_LOAD gives for it when the refusing check chooses one (else the one its
+    words give: :func:`.errnos.errno_of`)."""
 
-    def __init__(self, lines: list[str], pc: int):
+    def __init__(self, lines: list[str], pc: int, errno: int | None = None):
         super().__init__(lines[-1])
-        self.lines, self.pc = lines, pc
+        self.lines, self.pc, self.errno = lines, pc, errno
 
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, TaskCalls):
+                  KptrRules, TimerRules, ListRules, TaskCalls, Helpers46):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
-                 prog_btf=None):
+                 prog_btf=None, func_info: bool = False):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
+        self.func_info = func_info  # loaded with BTF function info (callbacks need it)
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
         self.gpl = gpl              # the license lets it call GPL-only helpers
@@ -148,8 +170,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.id_gen += 1
         return self.id_gen
 
-    def refuse(self, pc: int, *lines: str):
-        raise Refusal(list(lines), pc)
+    def refuse(self, pc: int, *lines: str, errno: int | None = None):
+        raise Refusal(list(lines), pc, errno)
 
     def func_of(self, pc: int) -> int:
         from bisect import bisect_right
@@ -906,11 +928,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             lo = reg.smin + off + reg.off
             hi = reg.smax + off + reg.off + size
         if lo < -MAX_BPF_STACK or hi > 0 or size < 0:
+            # check_stack_slot_within_bounds: the first byte off the stack is EACCES;
+            # else reaching above the frame pointer EINVAL, a negative size EFAULT
+            code = EACCES if lo < -MAX_BPF_STACK or lo >= 0 else \
+                EINVAL if hi > 0 else EFAULT
             if reg.is_const:
                 self.refuse(pc, f"invalid{what} stack R{regno} off={off + reg.off} "
-                                f"size={size}")
+                                f"size={size}", errno=code)
             self.refuse(pc, f"invalid variable-offset{what} stack R{regno} "
-                            f"var_off={tnum.text(reg.var)} off={off + reg.off} size={size}")
+                            f"var_off={tnum.text(reg.var)} off={off + reg.off} size={size}",
+                        errno=code)
         return lo, hi
 
     def _note_depth(self, st: VState, reg: Reg, lo: int) -> None:
@@ -937,7 +964,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self._set_byte(frame, a, STACK_MISC)
                 return None
             # check_stack_read_var_off reads every slot the range reaches
-            self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
+            self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             return scalar()
         if not write:
             self.lv.read(st, reg.frame, pc, 1 << (-lo - 1) // 8)
@@ -1089,6 +1116,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = self.ksym_reg(pc, insn.imm, hi)
             return
         if op.disc_value == isa.BPF_PSEUDO_FUNC:
+            if not self.func_info:
+                self.refuse(pc, "missing btf func_info")                # check_ld_imm
             if pc + 1 + insn.imm in self.globals:
                 self.refuse(pc, "callback function not static")     # check_ld_imm
             r = Reg(PTR_TO_FUNC)
@@ -1143,6 +1172,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         taken = -1
         if dst.type == SCALAR and src.type == SCALAR:
             taken = bounds.branch_taken(dst, src, code_op, is32)
+        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+            taken = _pkt_end_taken(dst, src, code_op)
         elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
@@ -1286,6 +1317,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         where, right_open = table[op]
         self._good_pkt_pointers(where, p if where is this else p_other, right_open)
+        # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
+        # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
+        beyond = p_other if where is this else p
+        if beyond.type == PTR_TO_PACKET:
+            beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
 
     @staticmethod
     def _good_pkt_pointers(st: VState, reg: Reg, right_open: bool) -> None:
@@ -1318,24 +1354,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # a helper without a prototype here is one pyebpf does not implement: loading
         # the program fails after verification (Program), so its arguments go unchecked
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
-        meta = {"map": None, "ringbuf_size": 0, "release": 0}
-        for i, kind in enumerate(proto.args):
-            self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
-            if self.precision and kind != helpers.ANYTHING:
-                # check_mem_size_reg and the like: a size, or a NULL, is a value the
-                # verdict depends on (here every scalar argument but ARG_ANYTHING)
-                self._needs(st, i + 1)
-        # check_map_func_compatibility: after every argument
-        self._map_compatible(pc, meta["map"], hid, proto)
-        if hid == isa.HELPER_IDS["snprintf"]:
-            self.snprintf_format(pc, meta["const_str"], regs[5])
-        if hid == isa.HELPER_IDS["tail_call"]:
-            if st.refs:
-                self.refuse(pc, "tail_call would lead to reference leak")
-            self.lock_leak(st, pc, "tail_call")
-        if hid == isa.HELPER_IDS["dynptr_from_mem"] and regs[1].type != PTR_TO_MAP_VALUE:
-            self.refuse(pc, f"Unsupported reg type {type_str(regs[1].type)} for "
-                            f"bpf_dynptr_from_mem data")
+        meta = self.check_call_46(st, pc, hid) if self.profile == "4.6" else \
+            self.helper_args(st, pc, hid, proto)
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -1409,6 +1429,30 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                                 s.spill.type == PTR_TO_PACKET_END or
                                                 s.spill.type & DYNPTR_SKB):
                         s.spill.mark_unknown()
+
+    def helper_args(self, st: VState, pc: int, hid: int, proto) -> dict:
+        """check_helper_call's argument checks (check_func_arg of each, then
+        check_map_func_compatibility and the helpers' own rules); what they found."""
+        regs = st.cur.regs
+        meta = {"map": None, "ringbuf_size": 0, "release": 0}
+        for i, kind in enumerate(proto.args):
+            self.helper_arg(st, pc, proto, hid, i + 1, kind, meta)
+            if self.precision and kind != helpers.ANYTHING:
+                # check_mem_size_reg and the like: a size, or a NULL, is a value the
+                # verdict depends on (here every scalar argument but ARG_ANYTHING)
+                self._needs(st, i + 1)
+        # check_map_func_compatibility: after every argument
+        self._map_compatible(pc, meta["map"], hid, proto)
+        if hid == isa.HELPER_IDS["snprintf"]:
+            self.snprintf_format(pc, meta["const_str"], regs[5])
+        if hid == isa.HELPER_IDS["tail_call"]:
+            if st.refs:
+                self.refuse(pc, "tail_call would lead to reference leak")
+            self.lock_leak(st, pc, "tail_call")
+        if hid == isa.HELPER_IDS["dynptr_from_mem"] and regs[1].type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, f"Unsupported reg type {type_str(regs[1].type)} for "
+                            f"bpf_dynptr_from_mem data")
+        return meta
 
     _EXPECTED = {
         helpers.CTX: ("ctx",),
@@ -1521,7 +1565,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.type == PTR_TO_STACK:
                 # initialised memory the helper writes: read first (no MEM_UNINIT)
                 lo = reg.off + reg.smin
-                self.lv.read(st, reg.frame, pc, _slot_mask(lo, lo + size))
+                self.lv.read(st, reg.frame, pc, slot_mask(lo, lo + size))
             # MEM_ALIGNED: check_ptr_alignment, strict, after the access check
             if reg.type == PTR_TO_STACK and not tnum.is_aligned(
                     tnum.add(reg.var, tnum.const(reg.off)), size):
@@ -1669,7 +1713,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             frame = self.stack_frame(st, reg)
             if not write:
                 # check_stack_range_initialized (not for MEM_UNINIT: raw mode)
-                self.lv.read(st, reg.frame, pc, _slot_mask(lo, hi))
+                self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             if write:
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):

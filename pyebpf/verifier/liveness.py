@@ -27,6 +27,12 @@ from .. import isa
 _ALL = (1 << 64) - 1
 
 
+def slot_mask(lo: int, hi: int) -> int:
+    """The stack slots the bytes [lo, hi) below the frame pointer reach, as a mask."""
+    first, last = (-hi) // 8, (-lo - 1) // 8
+    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+
+
 class _Instance:
     """``struct func_instance``: one function reached by one call chain; per frame of the
     chain (0 is the outermost), per instruction of the function (relative to ``start``),

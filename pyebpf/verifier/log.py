@@ -128,7 +128,7 @@ def reg_text(r, marks: bool = False) -> str:
     if r.type != SCALAR and r.off:
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
-        parts.append(f"r={_unum(r.range)}")
+        parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
     if r.is_const:
         if r.value:
             parts.append(f"imm={_snum(r.value)}")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from .. import isa
 from ..errors import VerifierError
+from .errnos import errno_of
 
 
 
 def _reject(message: str, pc: int, insn: isa.Insn) -> VerifierError:
     from ..asm import disassemble_one
-    return VerifierError(message, pc, disassemble_one(insn.pack(), pc=pc))
+    return VerifierError(message, pc, disassemble_one(insn.pack(), pc=pc),
+                         errno=errno_of(message))
 
 
 def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
@@ -54,7 +56,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.
     strict = prog_type is not None
     n = len(insns)
     if n == 0:
-        raise VerifierError("program is empty")
+        raise VerifierError("program is empty", errno=errno_of("program is empty"))
     ops: list[isa.Op | None] = [None] * n
     pc = 0
     while pc < n:
