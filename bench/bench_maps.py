@@ -102,6 +102,7 @@ def main():
         m = Map.create(kind, 4, 8, entries)
         for i in range(entries):
             m[i.to_bytes(4, "little")] = bytes(8)
+        m[KEY] = bytes(8)       # last: a full LRU map has evicted the first keys
         prog = Program(program(m.fd), "sched_cls")
         ours = pyebpf_ns(prog, batches, per_batch)
         theirs = kmem = None
@@ -110,6 +111,7 @@ def main():
                     kernel.KernelProgram(program(km.fd), "sched_cls", log_level=0) as kp:
                 for i in range(entries):
                     km.update(i.to_bytes(4, "little"), bytes(8))
+                km.update(KEY, bytes(8))
                 runs = [kp.test_run(FRAME, repeat=repeat).duration for _ in range(batches)]
                 theirs = statistics.median(runs)
                 kmem = memlock(km.fd) / entries
