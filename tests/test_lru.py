@@ -176,10 +176,10 @@ def test_an_lru_map_filled_from_two_cpus_keeps_the_kernels_keys(pair, kind, size
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_cpu_without_free_nodes_of_its_own_takes_another_cpus(pair, kind):
+def test_cpus_taking_turns_evict_each_others_keys_as_the_kernel(pair, kind):
     """Each CPU takes a batch of one node (a 4-entry map on 2 CPUs): filling from CPU 0,
-    then CPU 1, then CPU 0 again makes each CPU evict from the lists the other filled
-    (common LRU: steal from the other's pending list; per-CPU lists: never)."""
+    then CPU 1, then CPU 0 again, each CPU's new keys wait on its pending list while it
+    evicts from the common lists the other filled (per-CPU lists: only its own)."""
     p = pair(*KINDS[kind], 4)
     for cpu, first in ((0, 0), (1, 10), (0, 20), (1, 30)):
         p.on(cpu)
