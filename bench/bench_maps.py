@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Map lookup + update from a program: pyebpf against the kernel, and memory per entry.
 
-    python bench/bench_maps.py [--quick]
+    python bench/bench_maps.py [--quick] [--lru]
 
 A SCHED_CLS program looks up a key of a hash map (4-byte keys, 8-byte values) and
 writes the value back incremented with bpf_map_update_elem (BPF_ANY): one lookup and
-one update per run.  The map is filled to 1k and to 1M entries first.  Per size:
+one update per run (``--lru``: of an LRU hash, whose update takes a new element from
+the CPU's LRU lists and frees the old one, pyebpf/lru.pxi).  The map is filled to 1k
+and to 1M entries first.  Per size:
 
 * pyebpf ns/run: median over batches of ``prog.run(frame)`` in a Python loop (the
   Python call and skb setup included);
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from pyebpf import asm, isa, kernel  # noqa: E402
 from pyebpf._core import Map, Program  # noqa: E402
 
-HASH = isa.MapType.BPF_MAP_TYPE_HASH
+HASH, LRU_HASH = isa.MapType.BPF_MAP_TYPE_HASH, isa.MapType.BPF_MAP_TYPE_LRU_HASH
 FRAME = bytes(64)
 KEY = (7).to_bytes(4, "little")
 
@@ -78,13 +80,18 @@ def memlock(fd):
 def ours_bytes_per_entry(m):
     buckets = 1 << (m.max_entries - 1).bit_length()
     stride = (m.value_size + 7) & ~7
-    return (m.max_entries * (stride * m.ncpu + m.key_size + 4) + 4 * buckets) / m.max_entries
+    # an LRU element's node: two links, ref bit, list type and CPU (the list heads aside)
+    node = 12 if m.type == LRU_HASH else 0
+    return (m.max_entries * (stride * m.ncpu + m.key_size + 4 + node) + 4 * buckets) \
+        / m.max_entries
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs (noisier)")
+    ap.add_argument("--lru", action="store_true", help="an LRU hash instead of a hash")
     args = ap.parse_args()
+    kind = LRU_HASH if args.lru else HASH
     batches, per_batch, repeat = (3, 2000, 100000) if args.quick else (7, 20000, 1000000)
     ok, reason = kernel.available()
     if not ok:
@@ -92,17 +99,19 @@ def main():
     print(f"{'entries':>9} {'pyebpf ns/run':>14} {'kernel ns/run':>14} {'ratio':>8} "
           f"{'pyebpf B/entry':>15} {'kernel B/entry':>15}")
     for entries in (1000, 1 << 20):
-        m = Map.create(HASH, 4, 8, entries)
+        m = Map.create(kind, 4, 8, entries)
         for i in range(entries):
             m[i.to_bytes(4, "little")] = bytes(8)
+        m[KEY] = bytes(8)       # last: a full LRU map has evicted the first keys
         prog = Program(program(m.fd), "sched_cls")
         ours = pyebpf_ns(prog, batches, per_batch)
         theirs = kmem = None
         if ok:
-            with kernel.KernelMap(HASH, 4, 8, entries) as km, \
+            with kernel.KernelMap(kind, 4, 8, entries) as km, \
                     kernel.KernelProgram(program(km.fd), "sched_cls", log_level=0) as kp:
                 for i in range(entries):
                     km.update(i.to_bytes(4, "little"), bytes(8))
+                km.update(KEY, bytes(8))
                 runs = [kp.test_run(FRAME, repeat=repeat).duration for _ in range(batches)]
                 theirs = statistics.median(runs)
                 kmem = memlock(km.fd) / entries

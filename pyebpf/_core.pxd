@@ -270,9 +270,16 @@ ctypedef struct MapStore:
     ProgCore** progs          # program arrays: the program in each slot, or NULL
     int owner_type            # program arrays: the type they serve, -1 before first use
     bint hidden               # the values are no region of a run (maps of maps, ringbuf)
-    int32_t* lru_prev         # LRU hashes: recency list, most recent at lru_head
-    int32_t* lru_next
-    int32_t lru_head, lru_tail
+    int32_t* lru_prev         # LRU hashes (lru.pxi): the links of each element's node,
+    int32_t* lru_next         # then of each list head (lru_heads of them)
+    uint8_t* lru_ref          # each node's ref bit
+    uint8_t* lru_type         # each node's list (enum bpf_lru_list_type)
+    uint16_t* lru_cpu         # each node's CPU: of its pending list, or its per-CPU list
+    uint32_t* lru_counts      # each bpf_lru_list's active and inactive counts
+    int32_t* lru_rotation     # each bpf_lru_list's next_inactive_rotation
+    uint16_t* lru_steal       # each CPU's next_steal (the common LRU)
+    uint32_t lru_ncpu         # the possible CPUs, each with local or per-CPU lists
+    uint32_t lru_target_free  # the common LRU's batch to a CPU's local free list
     LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
     int32_t root, node_free
     uint32_t data_size
@@ -342,7 +349,7 @@ cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept
 
 cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil
 cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
-                    int64_t cpu) noexcept nogil
+                    int64_t cpu, uint32_t run_cpu) noexcept nogil
 cdef int map_delete(MapStore* m, const uint8_t* key) noexcept nogil
 cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept nogil
 
@@ -386,7 +393,8 @@ cdef inline uint32_t _rb_total(uint32_t len_) noexcept nogil:
 cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcept nogil
 cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil
 cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil
-cdef void _lru_push(MapStore* m, int32_t e) noexcept nogil
+cdef uint32_t lru_heads(uint32_t ncpu, bint percpu) noexcept nogil
+cdef void lru_populate(MapStore* m) noexcept nogil
 cdef int _lpm_update(MapStore* m, const uint8_t* key, const uint8_t* value,
                      uint64_t flags) noexcept nogil
 cdef void _map_reset(MapStore* m) noexcept nogil

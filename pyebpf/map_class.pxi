@@ -35,10 +35,11 @@ cdef class Map:
     kernel's iteration order (hash maps: the order of a seed-0 kernel map; LPM tries:
     the kernel's postorder, more specific prefixes first).
 
-    LRU hashes evict the least recently used element when full (recency: updates and
-    programs' lookups, not syscall lookups).  pyebpf's LRU is exact; the kernel's is
-    approximate (per-CPU lists, batch evictions), so what pyebpf guarantees is what the
-    kernel shows too: a full LRU map accepts new keys, and keys programs use survive.
+    LRU hashes evict as the kernel's bpf_lru_list.c does (pyebpf/lru.pxi): active and
+    inactive lists with ref bits (set by programs' lookups and by replacing updates,
+    not by syscall lookups), per-CPU local lists filled in batches, or with
+    BPF_F_NO_COMMON_LRU a list per CPU; a program's CPU is its run's, an ``update``'s
+    ``on_cpu`` (0 unless said); so a map filled past its size keeps the kernel's keys.
     Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
     map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
     opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
@@ -210,6 +211,12 @@ cdef class Map:
         return self._m.ncpu
 
     @property
+    def lru_cpus(self):
+        """LRU hashes: the CPUs the LRU keeps lists for (the possible CPUs, or ``ncpu=``,
+        at creation); 0 for other maps."""
+        return self._m.lru_ncpu if _is_lru(self._m) else 0
+
+    @property
     def map_extra(self):
         """Bloom filters: the number of hash functions (map_extra as created, 0: 5)."""
         return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
@@ -319,10 +326,13 @@ cdef class Map:
         return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
                 for c in range(self._m.ncpu)]
 
-    def update(self, key, value, flags=_isa.BPF_ANY):
-        """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values)."""
+    def update(self, key, value, flags=_isa.BPF_ANY, *, on_cpu=0):
+        """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values).
+        ``on_cpu`` is the CPU the update runs on, as the kernel's syscall runs on the
+        caller's: an LRU map takes a new element from that CPU's lists (CPU 0 unless
+        said; pyebpf.bpf's updates are CPU 0's)."""
         if self._pin is not None:
-            return self._pin.apply(Map.update, self, key, value, flags)
+            return self._pin.apply(Map.update, self, key, value, flags, on_cpu=on_cpu)
         self._allow(False, True, "update")
         cdef bytes k = self._key(key)
         cdef bytes v
@@ -361,7 +371,7 @@ cdef class Map:
             v = b"".join(self._value(x).ljust(self._m.stride, b"\0") for x in values)
         else:
             v = self._value(value)
-        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags, -1)
+        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags, -1, on_cpu)
         if rc:
             self._fail(rc, "update", k)
 
@@ -416,7 +426,7 @@ cdef class Map:
             raise MapError(EINVAL, f"map {self._label()}: {inner._label()} does not match "
                                    "the inner map template (type, sizes, max_entries, flags)")
         fdb = inner.fd.to_bytes(4, "little")
-        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>fdb, flags, -1)
+        rc = map_update(self._m, <const uint8_t*>k, <const uint8_t*>fdb, flags, -1, 0)
         if rc:
             self._fail(rc, "update", k)
         e = map_find(self._m, <const uint8_t*>k)

@@ -99,7 +99,7 @@ cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uin
         # a map of maps gives the inner map itself, which map helpers then take as r1
         return <uintptr_t>m.inner[elem] if _inner_map(vm, <uintptr_t>m.inner[elem]) != NULL else 0
     if _is_lru(m):
-        lru_touch(m, elem)
+        lru_set_ref(m, elem)
     return <uintptr_t>map_value(m, elem, _cpu(vm) % m.ncpu)
 
 
@@ -120,7 +120,7 @@ cdef uint64_t _map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t
     if elem == NO_ELEM:
         return 0
     if _is_lru(m):
-        lru_touch(m, elem)
+        lru_set_ref(m, elem)
     return <uintptr_t>map_value(m, elem, <uint32_t>cpu)
 
 
@@ -140,7 +140,8 @@ cdef uint64_t _map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     value = _mem(vm, r3, m.value_size, ACCESS_READ)
     if value == NULL:
         return 0
-    return <uint64_t><int64_t>map_update(m, key, value, flags, _cpu(vm) % m.ncpu)
+    return <uint64_t><int64_t>map_update(m, key, value, flags, _cpu(vm) % m.ncpu,
+                                                _cpu(vm))
 
 
 cdef uint64_t _map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,

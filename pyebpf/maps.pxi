@@ -104,96 +104,90 @@ cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil:
     m.buckets[bucket] = e
 
 
-# --- LRU: an exact recency list (the kernel's is approximate: per-CPU lists, batches) ---
-
-cdef void _lru_unlink(MapStore* m, int32_t e) noexcept nogil:
-    if m.lru_prev[e] == NO_ELEM:
-        m.lru_head = m.lru_next[e]
-    else:
-        m.lru_next[m.lru_prev[e]] = m.lru_next[e]
-    if m.lru_next[e] == NO_ELEM:
-        m.lru_tail = m.lru_prev[e]
-    else:
-        m.lru_prev[m.lru_next[e]] = m.lru_prev[e]
-
-
-cdef void _lru_push(MapStore* m, int32_t e) noexcept nogil:
-    m.lru_prev[e] = NO_ELEM
-    m.lru_next[e] = m.lru_head
-    if m.lru_head != NO_ELEM:
-        m.lru_prev[m.lru_head] = e
-    m.lru_head = e
-    if m.lru_tail == NO_ELEM:
-        m.lru_tail = e
-
-
-cdef void lru_touch(MapStore* m, int32_t e) noexcept nogil:
-    _lru_unlink(m, e)
-    _lru_push(m, e)
-
-
-cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
+cdef void _elem_release(MapStore* m, int32_t e) noexcept nogil:
+    # check_and_free_fields: what a removed element still holds
     if map_holds_objects(m):
         map_free_objects(m, e)
     timer_free(m, e)
-    _hash_unlink(m, e, prev)
-    if _is_lru(m):
-        _lru_unlink(m, e)
-    m.next[e] = m.free_head
-    m.free_head = e
     m.count -= 1
 
 
-cdef int32_t _lru_pop(MapStore* m) noexcept nogil:
-    """A free element, evicting the least recently used one when none is free."""
-    cdef int32_t e, prev
-    if m.free_head == NO_ELEM:
-        e = m.lru_tail
-        _hash_find(m, m.keys + <size_t>e * m.key_size, &prev)
-        _hash_remove(m, e, prev)
-    e = m.free_head
-    m.free_head = m.next[e]
-    return e
+cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
+    _elem_release(m, e)
+    _hash_unlink(m, e, prev)
+    if _is_lru(m):
+        lru_push_free(m, e)
+    else:
+        m.next[e] = m.free_head
+        m.free_head = e
 
 
-cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* rc) noexcept nogil:
+cdef void lru_del_from_htab(MapStore* m, int32_t e) noexcept nogil:
+    """htab_lru_map_delete_node: the LRU evicts element ``e`` from the hash table (its
+    node is the LRU's to move)."""
+    cdef int32_t prev
+    _hash_find(m, m.keys + <size_t>e * m.key_size, &prev)
+    _elem_release(m, e)
+    _hash_unlink(m, e, prev)
+
+
+cdef int32_t _lru_update(MapStore* m, const uint8_t* key, uint64_t flags, uint32_t cpu,
+                         int* rc) noexcept nogil:
+    """htab_lru_map_update_elem, htab_lru_percpu_map_update_elem: the new element's node
+    is taken (lru.pxi, on ``cpu``) before the key is looked for, so even a failing or
+    replacing update of a full map evicts; a per-CPU map's BPF_EXIST update takes none,
+    and any update of its existing element is in place, marking it used."""
     cdef int32_t e, prev, fresh = NO_ELEM
-    if _is_lru(m) and not (m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH and flags == BPF_EXIST):
-        # the kernel takes a fresh element before it looks for the key: even a failing
-        # or replacing update of a full LRU map evicts
-        fresh = _lru_pop(m)
+    cdef bint in_place = m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH
+    if not (in_place and flags == BPF_EXIST):
+        fresh = lru_pop_free(m, cpu)
+        if fresh == NO_ELEM:
+            rc[0] = -ENOMEM
+            return NO_ELEM
     e = _hash_find(m, key, &prev)
     if (e == NO_ELEM and flags == BPF_EXIST) or (e != NO_ELEM and flags == BPF_NOEXIST):
         if fresh != NO_ELEM:
-            m.next[fresh] = m.free_head
-            m.free_head = fresh
+            lru_push_free(m, fresh)
         rc[0] = -ENOENT if e == NO_ELEM else -EEXIST
         return NO_ELEM
-    if e != NO_ELEM and m.type != BPF_MAP_TYPE_LRU_HASH:
+    if in_place and e != NO_ELEM:
         if fresh != NO_ELEM:
-            m.next[fresh] = m.free_head
-            m.free_head = fresh
-            lru_touch(m, e)
-        elif (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
-              or m.type == BPF_MAP_TYPE_SOCKHASH):
+            lru_push_free(m, fresh)
+        lru_set_ref(m, e)
+        return e
+    if e != NO_ELEM:
+        # the replacement is marked used; the replaced element's node is freed
+        _hash_remove(m, e, prev)
+        lru_set_ref(m, fresh)
+    memcpy(m.keys + <size_t>fresh * m.key_size, key, m.key_size)
+    memset(map_value(m, fresh, 0), 0, <size_t>m.ncpu * m.stride)
+    _hash_link(m, fresh)
+    m.count += 1
+    return fresh
+
+
+cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* rc) noexcept nogil:
+    cdef int32_t e, prev, fresh
+    e = _hash_find(m, key, &prev)
+    if (e == NO_ELEM and flags == BPF_EXIST) or (e != NO_ELEM and flags == BPF_NOEXIST):
+        rc[0] = -ENOENT if e == NO_ELEM else -EEXIST
+        return NO_ELEM
+    if e != NO_ELEM:
+        if (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_HASH_OF_MAPS
+                or m.type == BPF_MAP_TYPE_SOCKHASH):
             # a plain hash map (and sock_hash_update_common) replaces the element, which
             # moves it to its bucket's head
             _hash_unlink(m, e, prev)
             _hash_link(m, e)
         return e
-    if e != NO_ELEM:
-        _hash_remove(m, e, prev)       # an LRU hash replaces the element by the fresh one
-    elif fresh == NO_ELEM:
-        if m.free_head == NO_ELEM:
-            rc[0] = -E2BIG
-            return NO_ELEM
-        fresh = m.free_head
-        m.free_head = m.next[fresh]
+    if m.free_head == NO_ELEM:
+        rc[0] = -E2BIG
+        return NO_ELEM
+    fresh = m.free_head
+    m.free_head = m.next[fresh]
     memcpy(m.keys + <size_t>fresh * m.key_size, key, m.key_size)
     memset(map_value(m, fresh, 0), 0, <size_t>m.ncpu * m.stride)
     _hash_link(m, fresh)
-    if _is_lru(m):
-        _lru_push(m, fresh)
     m.count += 1
     return fresh
 
@@ -278,13 +272,14 @@ cdef void map_copy_locked(MapStore* m, uint8_t* dst, const uint8_t* src,
 
 
 cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint64_t flags,
-                    int64_t cpu) noexcept nogil:
+                    int64_t cpu, uint32_t run_cpu) noexcept nogil:
     """Store ``value`` under ``key``; 0 or a negative errno, as the kernel's update.
 
     ``cpu`` >= 0 writes that CPU's copy of a per-CPU value (a program's update: a new
     element's other copies are zeroed); -1 writes every copy from ``value``, which then
     holds ncpu values of ``stride`` bytes (the syscall's layout).  BPF_F_LOCK (a value
     with a bpf_spin_lock only) copies into an existing element under its lock.
+    ``run_cpu`` is the CPU the update runs on, whose lists an LRU map takes from.
     """
     cdef int32_t e, prev
     cdef int rc = 0
@@ -308,7 +303,10 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
             if flags == BPF_NOEXIST:
                 return -EEXIST
         else:
-            e = _hash_update(m, key, flags, &rc)
+            if _is_lru(m):
+                e = _lru_update(m, key, flags, run_cpu, &rc)
+            else:
+                e = _hash_update(m, key, flags, &rc)
             if e == NO_ELEM:
                 return rc
             if not lock and map_has_fields(m):
@@ -673,6 +671,12 @@ cdef void map_free(MapStore* m) noexcept nogil:
         free(m.progs)
         free(m.lru_prev)
         free(m.lru_next)
+        free(m.lru_ref)
+        free(m.lru_type)
+        free(m.lru_cpu)
+        free(m.lru_counts)
+        free(m.lru_rotation)
+        free(m.lru_steal)
         free(m.nodes)
         free(m.inner)
         free(m.perf_cpu)
@@ -847,6 +851,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.free_head = m.node_free = NO_ELEM
     m.owner_type = -1
     m.tmpl = tmpl
+    m.lru_ncpu = ncpu
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
     m.spin_lock_off = m.timer_off = -1
     m.nkptrs = 0
@@ -863,7 +868,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
 cdef _map_storage(MapStore* m, object kind):
     cdef uint32_t n = 1
     cdef uint64_t bits
-    cdef uint32_t max_entries = m.max_entries
+    cdef uint32_t max_entries = m.max_entries, heads
     if kind == BPF_MAP_TYPE_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
         m.progs = <ProgCore**>_zalloc(max_entries, sizeof(ProgCore*))
@@ -929,8 +934,16 @@ cdef _map_storage(MapStore* m, object kind):
         m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
         m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
         if kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH):
-            m.lru_prev = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
-            m.lru_next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+            heads = lru_heads(m.lru_ncpu, _lru_percpu(m))
+            m.lru_prev = <int32_t*>_zalloc(max_entries + heads, sizeof(int32_t))
+            m.lru_next = <int32_t*>_zalloc(max_entries + heads, sizeof(int32_t))
+            m.lru_ref = <uint8_t*>_zalloc(max_entries, 1)
+            m.lru_type = <uint8_t*>_zalloc(max_entries, 1)
+            m.lru_cpu = <uint16_t*>_zalloc(max_entries, sizeof(uint16_t))
+            m.lru_counts = <uint32_t*>_zalloc(NR_BPF_LRU_LIST_COUNT * <size_t>m.lru_ncpu,
+                                              sizeof(uint32_t))
+            m.lru_rotation = <int32_t*>_zalloc(m.lru_ncpu, sizeof(int32_t))
+            m.lru_steal = <uint16_t*>_zalloc(m.lru_ncpu, sizeof(uint16_t))
     else:
         return
     m.next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
@@ -960,7 +973,10 @@ cdef void _map_reset(MapStore* m) noexcept nogil:
         memset(m.counters, 0, 3 * <size_t>m.max_entries * sizeof(uint64_t))
     if m.st_nr != NULL:
         memset(m.st_nr, 0, m.n_buckets * sizeof(uint32_t))
-    m.root = m.lru_head = m.lru_tail = NO_ELEM
+    if m.lru_prev != NULL:
+        lru_populate(m)
+        m.free_head = NO_ELEM          # the LRU's lists hold the free elements
+    m.root = NO_ELEM
     m.count = 0
     m.cons_pos = m.prod_pos = m.pend_pos = 0
 

@@ -4,7 +4,7 @@ in C to and from that layout.  pyebpf.pinning writes and reads the files around 
 Its own compilation unit on the core's C interface (pyebpf/_core.pxd): a pinned map
 is dumped and reloaded on every run of a program using it, so the walk stays in C."""
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -13,18 +13,22 @@ from pyebpf._core cimport *
 cdef enum:
     LOAD_SIZE = 1
     LOAD_DUPLICATE = 2
-    LOAD_RECENCY = 3
+    LOAD_LRU = 3
     LOAD_PREFIX = 4
     LOAD_SLOT = 5
     LOAD_RING = 6
     LOAD_STACK = 7
     LOAD_QUEUE = 8
-    LRU_UNSEEN = -2
+    LRU_FREE_NODE = 0x7FFFFFFF    # in the LRU's lists: a node no element holds
+    LRU_REF = 1u << 31            # a node's ref bit
+    LRU_POS = 0x7FFFFFFF          # the rest: its element's position
+    LRU_UNPLACED = 0xFF           # a node's type while the lists are being read
 
 _LOAD_ERRORS = {
     LOAD_SIZE: "{} bytes of contents do not fit its definition",
     LOAD_DUPLICATE: "a key appears twice in its contents",
-    LOAD_RECENCY: "its LRU recency list is not an order of its elements",
+    LOAD_LRU: "its LRU lists do not fit its elements and CPUs (each element and free "
+              "node once, rotations in the inactive lists, steals from its CPUs)",
     LOAD_PREFIX: "an LPM entry is refused by the trie (a prefix longer than the key, or "
                  "one given twice)",
     LOAD_SLOT: "a perf event slot has a CPU below -1",
@@ -44,10 +48,20 @@ cdef inline uint32_t _vsize(MapStore* m) noexcept nogil:
     return 8 if _is_sock_map(m) else m.value_size
 
 
+cdef inline bint _percpu_lru(MapStore* m) noexcept nogil:
+    return (m.flags & BPF_F_NO_COMMON_LRU) != 0
+
+
+cdef size_t _lru_size(MapStore* m) noexcept nogil:
+    # each list's length and nodes; each bpf_lru_list's rotation; each CPU's next_steal
+    return 4 * (<size_t>lru_heads(m.lru_ncpu, _percpu_lru(m)) + m.max_entries
+                + (m.lru_ncpu if _percpu_lru(m) else 1 + m.lru_ncpu))
+
+
 cdef size_t _dump_size(MapStore* m) noexcept nogil:
     cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
     if _is_hash(m):
-        return m.count * (m.key_size + vlen + (4 if _is_lru(m) else 0))
+        return m.count * (m.key_size + vlen) + (_lru_size(m) if _is_lru(m) else 0)
     if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return m.count * (<size_t>m.key_size + m.value_size)
     if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
@@ -79,6 +93,106 @@ cdef const uint8_t* _get_values(MapStore* m, const uint8_t* p, int32_t e) noexce
     return p
 
 
+cdef inline uint8_t* _put32(uint8_t* p, uint32_t v) noexcept nogil:
+    memcpy(p, &v, 4)
+    return p + 4
+
+
+cdef void _dump_lru(MapStore* m, uint8_t* p, const int32_t* pos) noexcept nogil:
+    """The LRU's state (lru.pxi): each list head to tail, its nodes as their element's
+    ``pos`` in the dump (LRU_FREE_NODE for none) and ref bit; each bpf_lru_list's
+    next_inactive_rotation as a place in its inactive list (-1: the head); each CPU's
+    next_steal (common LRU)."""
+    cdef uint32_t h, n, l, nlists = m.lru_ncpu if _percpu_lru(m) else 1
+    cdef int32_t head, e, at
+    for h in range(lru_heads(m.lru_ncpu, _percpu_lru(m))):
+        head = <int32_t>(m.max_entries + h)
+        n = 0
+        e = m.lru_next[head]
+        while e != head:
+            n += 1
+            e = m.lru_next[e]
+        p = _put32(p, n)
+        e = m.lru_next[head]
+        while e != head:
+            p = _put32(p, <uint32_t>pos[e] | (LRU_REF if m.lru_ref[e] else 0))
+            e = m.lru_next[e]
+    for l in range(nlists):
+        head = <int32_t>(m.max_entries + 3 * l + 1)       # its inactive list
+        at, e = -1, head
+        while e != m.lru_rotation[l]:
+            e = m.lru_next[e]
+            at += 1
+        p = _put32(p, <uint32_t>at)
+    for l in range(0 if _percpu_lru(m) else m.lru_ncpu):
+        p = _put32(p, m.lru_steal[l])
+
+
+cdef int _load_lru(MapStore* m, const uint8_t* p, uint32_t cnt) noexcept nogil:
+    """The LRU's state as _dump_lru writes it, for elements 0..cnt-1; free nodes are
+    the other elements, in the order the lists name them: 0, or LOAD_LRU."""
+    cdef bint percpu = _percpu_lru(m)
+    cdef uint32_t heads = lru_heads(m.lru_ncpu, percpu), nlists = m.lru_ncpu if percpu else 1
+    cdef uint32_t h, n, i, code, l, cpu, t, placed = 0, nfree = cnt
+    cdef int32_t head, e, at
+    for h in range(heads):
+        head = <int32_t>(m.max_entries + h)
+        m.lru_prev[head] = m.lru_next[head] = head
+    for l in range(2 * nlists):
+        m.lru_counts[l] = 0
+    for i in range(m.max_entries):
+        m.lru_type[i] = LRU_UNPLACED
+    for h in range(heads):
+        head = <int32_t>(m.max_entries + h)
+        if percpu or h < 3:         # a bpf_lru_list's active, inactive and free lists
+            l, t = (h // 3 if percpu else 0), h % 3
+            cpu = l
+        else:                       # a CPU's local free and pending lists
+            l, cpu, t = 0, (h - 3) // 2, 3 + (h - 3) % 2
+        n = _le32(p)
+        p += 4
+        for i in range(n):
+            code = _le32(p)
+            p += 4
+            if code & LRU_POS == LRU_FREE_NODE:
+                if (t != 2 and t != 3) or nfree == m.max_entries:
+                    return LOAD_LRU
+                e = <int32_t>nfree
+                nfree += 1
+            else:
+                e = <int32_t>(code & LRU_POS)
+                if t == 2 or t == 3 or <uint32_t>e >= cnt or m.lru_type[e] != LRU_UNPLACED:
+                    return LOAD_LRU
+                placed += 1
+            m.lru_type[e], m.lru_ref[e], m.lru_cpu[e] = t, (code & LRU_REF) != 0, cpu
+            m.lru_prev[e], m.lru_next[e] = m.lru_prev[head], head
+            m.lru_next[m.lru_prev[head]] = e
+            m.lru_prev[head] = e
+            if t < 2:
+                m.lru_counts[2 * l + t] += 1
+    if placed != cnt or nfree != m.max_entries:
+        return LOAD_LRU
+    for l in range(nlists):
+        head = <int32_t>(m.max_entries + 3 * l + 1)
+        at = <int32_t>_le32(p)
+        p += 4
+        e = head
+        while at >= 0:
+            e = m.lru_next[e]
+            at -= 1
+            if e == head:
+                return LOAD_LRU
+        if at < -1:
+            return LOAD_LRU
+        m.lru_rotation[l] = e
+    for l in range(0 if percpu else m.lru_ncpu):
+        if _le32(p) >= m.lru_ncpu:
+            return LOAD_LRU
+        m.lru_steal[l] = <uint16_t>_le32(p)
+        p += 4
+    return 0
+
+
 cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
     """Write the contents (_dump_size bytes) to ``p``; -1 when out of memory."""
     cdef uint32_t b, k = 0
@@ -91,6 +205,8 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                                else m.max_entries * sizeof(int32_t))
         if aux == NULL:
             return -1
+        for b in range(m.max_entries if _is_lru(m) else 0):
+            aux[b] = LRU_FREE_NODE
     if _is_hash(m):
         for b in range(m.n_buckets):
             e = m.buckets[b]
@@ -101,11 +217,8 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
                     aux[e] = k
                 k += 1
                 e = m.next[e]
-        e = m.lru_head if aux != NULL else NO_ELEM
-        while e != NO_ELEM:                 # the recency list, most recent first
-            memcpy(p, &aux[e], 4)
-            p += 4
-            e = m.lru_next[e]
+        if aux != NULL:
+            _dump_lru(m, p, aux)
     elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         # any order will do: a trie's shape depends only on its prefixes (preorder here)
         if m.root != NO_ELEM:
@@ -159,7 +272,8 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     """Fill the emptied map from ``p[:n]``, laid out as _dump_store writes: 0, or a
     LOAD_* error."""
     cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
-    cdef size_t esize = m.key_size + vlen + (4 if _is_lru(m) else 0)
+    cdef size_t esize = m.key_size + vlen
+    cdef size_t lru_size = _lru_size(m) if _is_lru(m) else 0
     cdef size_t cnt, i
     cdef int32_t e, prev
     cdef uint32_t b, hsh, nr
@@ -169,6 +283,9 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
         esize = m.key_size + m.value_size
     elif m.type == BPF_MAP_TYPE_STACK_TRACE:
         esize = 12 + m.value_size
+    if n < lru_size:
+        return LOAD_SIZE
+    n -= lru_size
     cnt = n // esize if esize else 0
     if _is_hash(m) or m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
         if cnt * esize != n or cnt > m.max_entries:
@@ -176,7 +293,6 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     elif n != _dump_size(m):
         return LOAD_SIZE
     if _is_hash(m):
-        esize -= 4 if _is_lru(m) else 0
         # element i holds entry i; linked in reverse so that each bucket lists its
         # elements in the dumped order
         for i in range(cnt):
@@ -186,15 +302,10 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
             memcpy(m.keys + <size_t>e * m.key_size, p + e * esize, m.key_size)
             _get_values(m, p + e * esize + m.key_size, e)
             _hash_link(m, e)
-            if _is_lru(m):
-                m.lru_next[e] = LRU_UNSEEN
         m.count = <uint32_t>cnt
+        if _is_lru(m):
+            return _load_lru(m, p + cnt * esize, <uint32_t>cnt)
         m.free_head = <int32_t>cnt if cnt < m.max_entries else NO_ELEM
-        for i in range(cnt if _is_lru(m) else 0):     # pushed least recent first
-            e = <int32_t>_le32(p + cnt * esize + 4 * (cnt - 1 - i))
-            if e < 0 or <size_t>e >= cnt or m.lru_next[e] != LRU_UNSEEN:
-                return LOAD_RECENCY
-            _lru_push(m, e)
     elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         for i in range(cnt):
             if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):

@@ -56,6 +56,8 @@ _V2_MAPS = _V1_MAPS + (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH
                        _T.BPF_MAP_TYPE_RINGBUF, _T.BPF_MAP_TYPE_STACK_TRACE)
 _MAPS_UP_TO = {1: _V1_MAPS, 2: _V2_MAPS}    # the map types each older version holds
 _SOCK_MAPS = (_T.BPF_MAP_TYPE_SOCKMAP, _T.BPF_MAP_TYPE_SOCKHASH)   # held since version 5
+_LRU = (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no element holds
 
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
@@ -324,7 +326,29 @@ def _read(f, path: str, full: bool = True) -> tuple:
             _SOCK_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
+    if version < 5 and kind == KIND_MAP and int.from_bytes(body[:4], "little") in _LRU:
+        body = _lru_from_recency(body)
     return kind, pin_id, generation, body
+
+
+def _lru_from_recency(body: bytes) -> bytes:
+    """A version 2 to 4 LRU map's body in version 5's layout.  Those versions kept one
+    exact recency list: its elements become the (first) inactive list in that order,
+    most recent at the head, and every other node is free on the (first) free list."""
+    kind, key, value, entries, flags, ncpu, name_len = MAP_DEF.unpack_from(body)
+    at = MAP_DEF.size + name_len
+    esize = key + ncpu * value
+    cnt = len(body[at:]) // (esize + 4)
+    if at + cnt * (esize + 4) != len(body):
+        return body                 # the load refuses it: contents do not fit
+    order = struct.unpack_from(f"<{cnt}I", body, at + cnt * esize)
+    percpu = bool(flags & isa.BPF_F_NO_COMMON_LRU)
+    heads = [[] for _ in range(3 * ncpu if percpu else 3 + 2 * ncpu)]
+    heads[1], heads[2] = list(order), [LRU_FREE_NODE] * (entries - cnt)
+    lists = b"".join(struct.pack(f"<I{len(h)}I", len(h), *h) for h in heads)
+    rotations = struct.pack("<i", -1) * (ncpu if percpu else 1)
+    steals = b"" if percpu else struct.pack(f"<{ncpu}I", *range(ncpu))
+    return body[:at + cnt * esize] + lists + rotations + steals
 
 
 def _regular(fd: int, path: str):
@@ -419,23 +443,24 @@ class Link:
     def __init__(self, path: str, pin_id: bytes, generation: int, digest: bytes):
         self.path, self.pin_id, self.generation, self.digest = path, pin_id, generation, digest
 
-    def apply(self, fn, m, *args):
-        """``fn(m, *args)`` as one transaction (read-only ones only refresh)."""
+    def apply(self, fn, m, *args, **kwargs):
+        """``fn(m, *args, **kwargs)`` as one transaction (read-only ones only refresh)."""
         if fn.__name__ in _READ_ONLY:
             _refresh_unlocked(m)
             link, m._pin = m._pin, None
             try:
-                return fn(m, *args)
+                return fn(m, *args, **kwargs)
             finally:
                 m._pin = link
         with transaction(lambda: [m]):
-            return fn(m, *args)
+            return fn(m, *args, **kwargs)
 
 
 def _map_def(m) -> bytes:
     name = m.name.encode()
-    return MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.ncpu,
-                        len(name)) + name
+    # an LRU map's ncpu is the CPUs it keeps lists for (per-CPU values or not)
+    return MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags,
+                        m.lru_cpus or m.ncpu, len(name)) + name
 
 
 def _map_body(m) -> bytes:

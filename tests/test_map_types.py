@@ -125,28 +125,6 @@ def test_keys_a_program_uses_survive_a_burst_of_new_keys(kernel_oracle, one_cpu)
         assert u32(1015) in ours.keys() and u32(1015) in theirs.keys()
 
 
-def test_the_least_recently_used_key_is_evicted_first():
-    """pyebpf's LRU is exact (the kernel's is approximate and evicts in batches, so the
-    victim is not differential): a full map's update evicts the least recently used key."""
-    m = Map.create(LRU, 4, 8, 3)
-    for k in range(3):
-        m.update(u32(k), u64(k))
-    pyebpf.Program(pyebpf.asm.assemble(_touch(m.fd, [0])), "sched_cls").run(FRAME)
-    m.update(u32(9), u64(9))
-    assert sorted(m.keys()) == [u32(0), u32(2), u32(9)]
-
-
-def test_a_syscall_lookup_does_not_mark_a_key_used():
-    """The kernel's syscall lookup of an LRU map (htab_lru_map_lookup_elem_sys) leaves the
-    recency alone; only programs' lookups mark; not differential for the reason above."""
-    m = Map.create(LRU, 4, 8, 2)
-    m.update(u32(1), u64(1))
-    m.update(u32(2), u64(2))
-    m.lookup(u32(1))
-    m.update(u32(3), u64(3))
-    assert sorted(m.keys()) == [u32(2), u32(3)]
-
-
 # --- LPM tries -----------------------------------------------------------------------
 
 _lpm_ops = st.lists(st.tuples(st.sampled_from(["update", "delete", "lookup", "next"]),

@@ -318,8 +318,8 @@ def touch(m, keys):
 
 
 def lru(kind="lru_hash"):
-    """A full 4-entry LRU map whose recency (2, 0, 3, 1 from the most recent) is neither
-    its insertion nor its iteration order."""
+    """A full 4-entry LRU map of 2 CPUs whose keys a program has used (ref bits set, in
+    the pending and the common lists alike)."""
     m = Map.create(kind, 4, 8, 4, ncpu=2)
     for k in range(4):
         m[u32(k)] = u64b(k)
@@ -337,7 +337,7 @@ def test_an_lru_map_evicts_after_a_pin_and_get_exactly_as_it_would_have(kind):
         reference[u32(k)] = bytes(8)
         m[u32(k)] = bytes(8)
         assert m.keys() == reference.keys()
-    assert sorted(m.keys()) == [u32(2), u32(10), u32(11), u32(12)]    # 1, 3, 0 evicted
+    assert not {u32(k) for k in range(4)} <= set(m.keys())      # the LRU's state evicted
 
 
 def test_a_later_process_evicts_from_a_pinned_lru_map_in_its_recency_order():
@@ -349,7 +349,7 @@ def test_a_later_process_evicts_from_a_pinned_lru_map_in_its_recency_order():
     for k in (10, 11):
         reference[u32(k)] = bytes(8)
     assert out.strip() == repr(reference.keys())
-    assert sorted(reference.keys()) == [u32(0), u32(2), u32(10), u32(11)]
+    assert not {u32(k) for k in range(4)} <= set(reference.keys())
 
 
 def lpm_key(plen, addr):
@@ -681,8 +681,8 @@ DEF = pinning.MAP_DEF.size          # contents start here (maps named "")
 
 DAMAGE = {
     "lru-size": (lru, lambda b: b.pop(), errno.EINVAL, "do not fit its definition"),
-    "lru-recency": (lru, lambda b: b.__setitem__(slice(-4, None), b[-8:-4]), errno.EINVAL,
-                    "recency list is not an order"),
+    "lru-lists": (lru, lambda b: b.__setitem__(slice(-4, None), u32(7)), errno.EINVAL,
+                  "LRU lists do not fit"),
     "lpm-prefix-too-long": (lpm, _set(DEF, u32(33)), errno.EINVAL, "LPM entry is refused"),
     "lpm-prefix-twice": (lpm, lambda b: b.__setitem__(slice(DEF + 12, DEF + 24),
                                                       b[DEF:DEF + 12]),

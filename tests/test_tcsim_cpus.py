@@ -2,6 +2,7 @@
 each CPU replaying on a thread of its own, the outputs in the capture's order
 (pcap/tcreplay.pyx, pcap/steer.pxi; the maps' locks in map_helpers.pxi)."""
 import json
+import os
 import random
 import struct
 from collections import Counter
@@ -12,6 +13,7 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6
 
 from bpfc import compile_object
+from recorded_kernel import count_comparison
 from pyebpf.pcap import pcapio, tcreplay, tcsim
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,3 +345,69 @@ def test_a_per_cpu_map_pinned_for_fewer_cpus_is_refused(tmp_path, capsys, captur
 def test_options_cpus_cannot_combine_with_are_one_line(capsys, capture, options, message):
     rc, _, err = tcsim_run(capsys, MARK_BY_PORT, "-r", capture, "-q", *options)
     assert rc == 1 and len(err) == 1 and message in err[0]
+
+
+# --- LRU maps: each simulated CPU's lists ---------------------------------------------------
+
+FLOWS_LRU = """
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU | BPF_F_ZERO_SEED);
+	__uint(max_entries, 16);
+	__type(key, __u64);
+	__type(value, __u64);
+} flows SEC(".maps");
+
+SEC("tc")
+int track(struct __sk_buff *skb)
+{
+	__u64 key = 0, seen = skb->len;
+
+	/* the flow: the IPv4 source address and the two ports */
+	if (bpf_skb_load_bytes(skb, 26, &key, 4) || bpf_skb_load_bytes(skb, 34, (char *)&key + 4, 4))
+		return TC_ACT_OK;
+	bpf_map_update_elem(&flows, &key, &seen, BPF_ANY);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _flow_frames(count=400, flows=48, seed=11):
+    rnd = random.Random(seed)
+    tuples = [(f"10.1.{rnd.randrange(256)}.{rnd.randrange(1, 255)}", rnd.randrange(1024, 65536),
+               rnd.choice([53, 80, 443])) for _ in range(flows)]
+    return [bytes(Ether() / IP(src=src, dst="192.168.1.1") / UDP(sport=sport, dport=dport)
+                  / (b"y" * rnd.randrange(0, 40)))
+            for src, sport, dport in (rnd.choice(tuples) for _ in range(count))]
+
+
+@pytest.mark.parametrize("cpus", [None, 2], ids=["cpu-0", "cpus-2"])
+def test_an_lru_map_with_per_cpu_lists_keeps_the_kernels_flows(kernel_oracle, tmp_path,
+                                                               capsys, cpus):
+    """BPF_F_NO_COMMON_LRU: each CPU evicts from its own share of the map, so with every
+    flow steered to one CPU the survivors do not depend on how the CPUs' threads
+    interleave: the kernel's, running each packet pinned to the CPU tcsim steered it to
+    (without --cpus: CPU 0)."""
+    data = compile_object(FLOWS_LRU)
+    (tmp_path / "flows.o").write_bytes(data)
+    frames = _flow_frames(seed=11 if cpus else 12)     # the kernel's answers: one history each
+    pcapio.write(tmp_path / "flows.pcap", [(k * 1000, f, len(f)) for k, f in enumerate(frames)])
+    rc, _, err = tcsim_run(capsys, tmp_path / "flows.o", "-r", tmp_path / "flows.pcap", "-q",
+                           "--dump-maps", tmp_path / "maps", *(("--cpus", cpus) if cpus else ()))
+    assert (rc, err) == (0, [])
+    ours = {e["key"] for e in json.loads((tmp_path / "maps" / "flows.json").read_text())["entries"]}
+    before = os.sched_getaffinity(0)
+    try:
+        with kernel_oracle.load_object(data) as kobj:
+            prog = kobj.program("track")
+            for f in frames:
+                os.sched_setaffinity(0, {(tcreplay.frame_rss_hash(f) & 127) % cpus if cpus else 0})
+                prog.test_run(f, ctx={})
+            theirs = {int.from_bytes(k, "little") for k in kobj.maps["flows"].keys()}
+    finally:
+        os.sched_setaffinity(0, before)
+    count_comparison()
+    assert len(ours) < len({f[26:30] + f[34:38] for f in frames})      # some were evicted
+    assert (sorted(ours - theirs), sorted(theirs - ours)) == ([], [])
