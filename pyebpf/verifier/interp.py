@@ -1479,6 +1479,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
             return
+        if reg.type & 0xFF in PKT_TYPES and hid not in helpers.PKT_ACCESS:
+            self.refuse(pc, "helper access to the packet is not allowed")
         if kind in (helpers.VALUE, helpers.UNINIT_VALUE) and meta["map"] is not None and \
                 meta["map"].type in helpers.SOCK_MAPS:
             # resolve_map_arg_type: a socket map's value is a socket
