@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import isa
 from .alloc import ALLOC_PTR, AllocObjects
 from .kptrs import RCU_ALLOC_PTR, UNTRUSTED_PTR, KptrRules
-from . import bounds, helpers, precision, rules, sockets, tnum
+from . import bounds, helpers, precision, rules, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
@@ -411,6 +411,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def step(self, st: VState, pc: int, pending) -> int | None:
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
+        if structure.writes_r10(op, insn):
+            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
         if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
                  isa.F_NEG, isa.F_END):
             self.alu(st, pc, insn, op)
