@@ -184,8 +184,10 @@ def test_store_and_load_bytes_refuse_packet_memory(helper):
     args = ("ctx", 30, "r8", 20) + ((0,) if helper == "skb_store_bytes" else ())
     code = prog("r8 = *(u32 *)(r6 + %d)" % DATA, "r9 = *(u32 *)(r6 + %d)" % DATA_END,
                 "r2 = r8", "r2 += 20", "if r2 > r9 goto out", call(helper, *args), "out:")
-    with pytest.raises(ExecutionError, match="packet is not allowed"):
+    with pytest.raises(VerifierError, match="helper access to the packet is not allowed"):
         run_engine(code, UDP4)
+    with pytest.raises(ExecutionError, match="packet is not allowed"):
+        run_engine(code, UDP4, verify=False)    # the run-time check behind the verifier
     with pytest.raises(KernelError, match="packet is not allowed"):
         kernel_prog(code)
 

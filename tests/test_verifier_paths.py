@@ -91,6 +91,17 @@ def test_arithmetic_on_pkt_end_is_refused():
     agree(PKT + "r3 += 1\nr0 = 0\nexit", "R3 pointer arithmetic on pkt_end prohibited")
 
 
+# --- the frame pointer ------------------------------------------------------------------
+
+def test_a_write_to_the_frame_pointer_on_a_path_is_refused():
+    agree("call 7\nif r0 > 9 goto +1\nr10 = r0\nr0 = 0\nexit", "frame pointer is read only")
+
+
+def test_a_write_to_the_frame_pointer_in_dead_code_is_not_looked_at():
+    # check_reg_arg refuses it only where a path reaches it
+    agree("r0 = 0\nif r0 == 0 goto +1\nr10 = 7\nexit", None)
+
+
 def test_a_helper_that_moves_packet_data_invalidates_packet_pointers():
     agree(PKT + "r7 = r2\nr7 += 14\nif r7 > r3 goto +5\nr1 = r6\nr2 = 0\n"
                 "call 39\nr0 = *(u8 *)(r7 - 1)\nr0 = 0\nexit",

@@ -128,7 +128,7 @@ def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=N
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
          arch="x86_64", functions=(), gpl=True, prog_btf=None, func_info=False):
-    ops = structure.check(insns, prog_type, btf=func_info)
+    ops = structure.check(insns, prog_type, btf=func_info, walked=prog_type is not None)
     if prog_type is None:
         return ops, None, None
     prog_type = isa.ProgType(prog_type)

@@ -140,6 +140,14 @@ def _deduce(b) -> tuple:
         x = s32max & M32
         if x < u32max:
             u32max = x
+    elif u32max < (s32min & M32):
+        # an s32 range across the sign boundary whose u32 range lies within one of its
+        # two sides: that side is the range (__reg32_deduce_bounds)
+        s32min = _s32(u32min)
+        u32max = min(u32max, s32max & M32)
+    elif (s32max & M32) < u32min:
+        s32max = _s32(u32max)
+        u32min = max(u32min, s32min & M32)
     # the same for 64 bits
     lo, hi = s64(umin), s64(umax)
     if lo <= hi:
@@ -154,6 +162,13 @@ def _deduce(b) -> tuple:
         x = smax & M64
         if x < umax:
             umax = x
+    elif umax < (smin & M64):
+        # the same across the 64-bit sign boundary (__reg64_deduce_bounds)
+        smin = s64(umin)
+        umax = min(umax, smax & M64)
+    elif (smax & M64) < umin:
+        smax = s64(umax)
+        umin = max(umin, smin & M64)
     # 64-bit bounds from the 32-bit ones (__reg_deduce_mixed_bounds)
     if u32min <= u32max:
         x = (umin & ~M32 & M64) | u32min

@@ -249,6 +249,14 @@ PROTOS: dict[int, Proto] = dict([
 # Helpers whose proto has might_sleep: check_helper_call refuses them in a program that
 # is not sleepable, before it looks at their arguments (pyebpf loads none sleepable).
 MIGHT_SLEEP = frozenset(isa.HELPER_IDS[n] for n in ("copy_from_user", "copy_from_user_task"))
+# the helpers whose prototype has .pkt_access = true: the only ones a packet pointer may
+# be passed to (check_func_arg, may_access_direct_pkt_data)
+PKT_ACCESS = frozenset(isa.HELPER_IDS[n] for n in (
+    "map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem",
+    "map_lookup_percpu_elem", "csum_diff", "sk_lookup_tcp", "sk_lookup_udp", "skc_lookup_tcp",
+    "tcp_check_syncookie", "tcp_gen_syncookie", "tcp_raw_gen_syncookie_ipv4",
+    "tcp_raw_gen_syncookie_ipv6", "tcp_raw_check_syncookie_ipv4",
+    "tcp_raw_check_syncookie_ipv6", "sock_map_update", "sock_hash_update"))
 
 # Socket maps (check_map_func_compatibility): the helpers that take them, and
 # map_update_elem and map_delete_elem in the program types may_update_sockmap allows.

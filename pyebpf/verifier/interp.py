@@ -14,7 +14,7 @@ from errno import EACCES, EFAULT, EINVAL
 from .. import isa
 from .alloc import ALLOC_PTR, AllocObjects
 from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
-from . import bounds, helpers, precision, rules, sockets, tnum
+from . import bounds, helpers, precision, rules, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
@@ -435,6 +435,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def step(self, st: VState, pc: int, pending) -> int | None:
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
+        if structure.writes_r10(op, insn):
+            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
         if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
                  isa.F_NEG, isa.F_END):
             self.alu(st, pc, insn, op)
@@ -776,6 +778,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.map_fields_access(pc, reg, off + reg.off, size)
                 result = self.map_kptr_access(st, pc, reg, off + reg.off, size, write,
                                               value_regno, sign, imm)
+                if result is None and not write and value_regno >= 0:
+                    result = self.rdonly_map_read(pc, reg, off + reg.off, size, sign)
             if not write and result is None:
                 result = scalar()
         elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
@@ -852,6 +856,24 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not write and flags & isa.BPF_F_WRONLY_PROG and not flags & isa.BPF_F_RDONLY_PROG:
             self.refuse(pc, f"read from map forbidden, value_size={reg.map.value_size} "
                             f"off={off} size={size}")
+
+    def rdonly_map_read(self, pc, reg: Reg, off: int, size: int, sign: bool) -> Reg | None:
+        """check_mem_access: a load at a constant offset from a read-only array (libbpf's
+        frozen ``.rodata``) is the value stored there, a known scalar, so that branches
+        on it are dead as in the kernel (bpf_map_direct_read); None for any other map or
+        a variable offset.  As in :mod:`~pyebpf.verifier.strings`, a
+        ``BPF_F_RDONLY_PROG`` map counts as frozen; an array of more than one element has
+        no direct value address (array_map_direct_value_addr), and the kernel refuses the
+        load only when such a map really is frozen, which pyebpf cannot tell: its loads
+        stay unknown scalars."""
+        m = reg.map
+        if not (reg.is_const and m.flags & isa.BPF_F_RDONLY_PROG and
+                m.type == isa.MapType.BPF_MAP_TYPE_ARRAY and m.max_entries == 1):
+            return None
+        at = off + reg.value
+        value = m.lookup(bytes(4)) or bytes(m.value_size)
+        return scalar().mark_known(int.from_bytes(value[at:at + size], "little",
+                                                  signed=sign))
 
     @staticmethod
     def _mem_msg(kind, regno, reg, off, size, mem_size) -> str:
@@ -1505,6 +1527,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.unpriv and reg.is_ptr:
                 self.refuse(pc, f"R{regno} leaks addr into helper function")
             return
+        if reg.type & 0xFF in PKT_TYPES and hid not in helpers.PKT_ACCESS:
+            self.refuse(pc, "helper access to the packet is not allowed")
         if kind in (helpers.VALUE, helpers.UNINIT_VALUE) and meta["map"] is not None and \
                 meta["map"].type in helpers.SOCK_MAPS:
             # resolve_map_arg_type: a socket map's value is a socket

@@ -34,6 +34,17 @@ def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
     return None
 
 
+def writes_r10(op: isa.Op, insn: isa.Insn) -> bool:
+    """Whether the instruction writes the read-only frame pointer r10."""
+    if op.form is isa.F_ATOMIC:
+        return bool(op.disc_value & isa.BPF_FETCH) and insn.src == isa.BPF_REG_10
+    return op.form in _WRITES_DST and insn.dst == isa.BPF_REG_10
+
+
+_WRITES_DST = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
+               isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX)
+
+
 def function_start(op: isa.Op | None, insn: isa.Insn, pc: int) -> int | None:
     """The function a local call calls or an lddw of a function (a callback,
     BPF_PSEUDO_FUNC) names, or None."""
@@ -45,13 +56,16 @@ def function_start(op: isa.Op | None, insn: isa.Insn, pc: int) -> int | None:
     return None
 
 
-def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.Op | None]:
+def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
+          walked: bool = False) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry for each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (RFC semantics); a program type adds the
     kernel's static refusals (``btf``: the program came with BTF function info, which
-    lets subprograms use ``LD_ABS``).  Raises :class:`VerifierError` naming the first
-    offending pc.
+    lets subprograms use ``LD_ABS``).  ``walked``: the verifier's path walk follows,
+    and refuses a write to r10 where a path reaches it, as the kernel does
+    (check_reg_arg); without the walk every such write is refused here.  Raises
+    :class:`VerifierError` naming the first offending pc.
     """
     strict = prog_type is not None
     n = len(insns)
@@ -65,7 +79,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.
         if op is None:
             raise _reject(f"unknown opcode {insn.code:#04x}" if insn.code not in isa.OPCODES
                           else f"invalid encoding of opcode {insn.code:#04x}", pc, insn)
-        _check_fields(op, insn, pc, strict)
+        _check_fields(op, insn, pc, strict, walked)
         ops[pc] = op
         if op.form is isa.F_LDDW:
             if pc + 1 >= n:
@@ -100,7 +114,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False) -> list[isa.
     return ops
 
 
-def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool) -> None:
+def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: bool) -> None:
     form = op.form
     for name, used in (("dst_reg", form.dst), ("src_reg", form.src)):
         value = getattr(insn, name[:3])
@@ -111,11 +125,7 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool) -> None:
     for name, kind in (("off", form.off), ("imm", form.imm)):
         if kind is isa.Field.UNUSED and getattr(insn, name) and op.disc != name:
             raise _reject(f"reserved field {name} is not zero", pc, insn)
-    writes_dst = form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
-                          isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX)
-    if writes_dst and insn.dst == isa.BPF_REG_10:
-        raise _reject("frame pointer r10 is read only", pc, insn)
-    if form is isa.F_ATOMIC and op.disc_value & isa.BPF_FETCH and insn.src == isa.BPF_REG_10:
+    if not walked and writes_r10(op, insn):
         raise _reject("frame pointer r10 is read only", pc, insn)
     if strict and form is isa.F_CALLX:
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words

@@ -1,0 +1,150 @@
+"""Compare pyebpf with the running kernel over a corpus of compiled objects nobody here
+wrote (docs/corpus.md): for every tc and socket-filter program, the load verdict of
+:func:`pyebpf.load` against :func:`pyebpf.kernel.load_object`'s, and for a program both
+load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``: retval,
+bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
+
+    python tools/corpus_check.py CORPUS_DIR [-o results.jsonl]
+
+CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
+own (the object's other programs given a type pyebpf skips).  Needs bpf(2) (root); an
+absent directory is skipped with a message.  One JSON line per program, then a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+import pyebpf
+from pyebpf import elf, isa
+from pyebpf.kernel import load_object
+from pyebpf.kernel.compare import differences
+from pyebpf.loader import RUNNABLE_TYPES, program_type
+
+_T = isa.MapType
+# maps whose contents are not plain key -> value bytes on both sides
+UNLISTED = {_T.BPF_MAP_TYPE_PROG_ARRAY, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, _T.BPF_MAP_TYPE_RINGBUF,
+            _T.BPF_MAP_TYPE_PERCPU_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
+            _T.BPF_MAP_TYPE_LRU_PERCPU_HASH, _T.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+            _T.BPF_MAP_TYPE_HASH_OF_MAPS, _T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK,
+            _T.BPF_MAP_TYPE_SOCKMAP, _T.BPF_MAP_TYPE_SOCKHASH, _T.BPF_MAP_TYPE_CGROUP_ARRAY}
+
+
+def _eth(ethertype: int, payload: bytes) -> bytes:
+    return bytes(6) + bytes(6) + ethertype.to_bytes(2, "big") + payload
+
+
+def packets() -> dict[str, bytes]:
+    """IPv4/TCP and IPv6/TCP frames shaped as the kernel selftests' ``pkt_v4``/``pkt_v6``
+    (all-zero addresses, length field and urgent pointer 123), a UDP frame, an ARP frame
+    and a bare Ethernet header."""
+    tcp = bytes(18) + (123).to_bytes(2, "big")
+    tcp = tcp[:12] + bytes([5 << 4]) + tcp[13:]
+    v4 = bytes([0x45, 0]) + (123).to_bytes(2, "big") + bytes(5) + bytes([6]) + bytes(10)
+    v6 = bytes([0x60, 0, 0, 0]) + (123).to_bytes(2, "big") + bytes([6, 0]) + bytes(32)
+    udp = (bytes([0x45, 0]) + (48).to_bytes(2, "big") + bytes(4) + bytes([64, 17, 0, 0]) +
+           bytes([10, 0, 0, 1, 10, 0, 0, 2]) + (1234).to_bytes(2, "big") +
+           (53).to_bytes(2, "big") + (28).to_bytes(2, "big") + bytes(2) + bytes(20))
+    arp = bytes([0, 1, 8, 0, 6, 4, 0, 1]) + bytes(20)
+    return {"pkt_v4": _eth(0x0800, v4 + tcp), "pkt_v6": _eth(0x86DD, v6 + tcp),
+            "udp4": _eth(0x0800, udp), "arp": _eth(0x0806, arp), "eth_only": _eth(0, b"")}
+
+
+def _verdict(load) -> tuple[bool, str]:
+    try:
+        load().close()
+        return True, ""
+    except Exception as exc:        # a refusal of any kind is a verdict to compare
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+
+
+def _map_differences(ours, theirs) -> list[str]:
+    out = []
+    for name, km in theirs.maps.items():
+        if km.map_type in UNLISTED or name not in ours.maps:
+            continue
+        mine = dict(ours.maps[name].items())
+        kernel = {k: km.lookup(k) for k in km.keys()}
+        keys = sorted(k.hex() for k in set(mine) | set(kernel) if mine.get(k) != kernel.get(k))
+        if keys:
+            out.append(f"map {name}: values differ at keys {keys[:3]}")
+    return out
+
+
+def _runs(path: str, name: str, kind: str, override: dict) -> dict[str, list[str]]:
+    sf = kind == "socket_filter"
+    ours, theirs = pyebpf.load(path, prog_type=override, pin=False), None
+    try:
+        theirs = load_object(path, prog_type=override)
+        prog, kprog = ours.program(name), theirs.program(name)
+        out = {}
+        for label, pkt in packets().items():
+            k = kprog.test_run(pkt, ctx={})
+            fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {})}
+            mine = prog.run(pkt, **fields)
+            out[label] = differences(mine, k.retval if sf else k.retval_signed,
+                                     k.data[14:] if sf else k.data, k.skb, sf)
+            out[label] += _map_differences(ours, theirs)
+        return out
+    finally:
+        ours.close()
+        if theirs is not None:
+            theirs.close()
+
+
+def check(corpus: str, out) -> dict[str, int]:
+    counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
+                            "runs", "runs_agree"), 0)
+    for root, _, files in sorted(os.walk(corpus)):
+        for fname in sorted(f for f in files if f.endswith(".o")):
+            path = os.path.join(root, fname)
+            try:
+                spec = elf.parse(path)
+            except Exception as exc:
+                print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
+                continue
+            kinds = {ps.name: program_type(ps, None) for ps in spec.programs.values()}
+            for name, kind in kinds.items():
+                if kind not in RUNNABLE_TYPES or kind == "kprobe":
+                    continue
+                # the others get a type neither side loads
+                override = {n: kind if n == name else "xdp" for n in kinds}
+                theirs = _verdict(lambda: load_object(path, prog_type=override))
+                ours = _verdict(lambda: pyebpf.load(path, prog_type=override, pin=False))
+                rec = {"obj": path, "prog": name, "type": kind, "kernel": theirs,
+                       "pyebpf": ours}
+                counts["programs"] += 1
+                counts["kernel_accepted"] += theirs[0]
+                counts["agree"] += theirs[0] == ours[0]
+                counts["refused_accepted"] += theirs[0] and not ours[0]
+                if theirs[0] and ours[0]:
+                    rec["runs"] = _runs(path, name, kind, override)
+                    counts["runs"] += len(rec["runs"])
+                    counts["runs_agree"] += sum(not d for d in rec["runs"].values())
+                print(json.dumps(rec), file=out, flush=True)
+    return counts
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("corpus")
+    ap.add_argument("-o", "--output", default="-")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.corpus):
+        print(f"corpus_check: no corpus at {args.corpus}: skipped")
+        return 0
+    warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
+    out = sys.stdout if args.output == "-" else open(args.output, "w")
+    counts = check(args.corpus, out)
+    print(json.dumps({"summary": counts}), file=out)
+    if out is not sys.stdout:
+        out.close()
+        print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
