@@ -385,16 +385,21 @@ def main(argv=None):
     print_load(load)
     by = {r["program"]: r for r in rows}
     targets = [  # (what, figure, goal text, passed)
-        ("interpreter ns/insn on alu", by["alu"]["ns_per_insn"], "<= 3",
-         by["alu"]["ns_per_insn"] <= 3),
-        ("interpreter ns/insn on alu (stretch)", by["alu"]["ns_per_insn"], "<= 2",
-         by["alu"]["ns_per_insn"] <= 2),
+        # issue 14 item 5: 1.2 ns an instruction on hashmix (the alu program's shape)
+        ("interpreter ns/insn on alu", by["alu"]["ns_per_insn"], "<= 1.2",
+         by["alu"]["ns_per_insn"] <= 1.2),
         ("classifier/64B run_many Mpps", by["classifier/64B"]["mpps_many"], ">= 6",
          by["classifier/64B"]["mpps_many"] >= 6),
         ("load 100 insns us", load["pyebpf_us"], "<= 100", load["pyebpf_us"] <= 100),
         ("load 100 insns us, first time", load["pyebpf_cold_us"], "<= 100",
          load["pyebpf_cold_us"] <= 100),
     ]
+    # issue 14 item 1: 80 and 150 ns a call, and as ratios to the bare syscall (the issue's
+    # 1,141 ns: 0.07 and 0.13); a kernel whose syscall is slower passes the ratios sooner
+    for what, row, ns in (("empty sched_cls", "empty", 80),
+                          ("classifier/64B sched_cls", "classifier/64B", 150)):
+        targets.append((f"{what} run() ns", by[row]["typed_ns"], f"<= {ns}",
+                        by[row]["typed_ns"] <= ns))
     for what, row, limit in (("empty sched_cls", "empty", 0.13 * 80 / 150),
                              ("classifier/64B sched_cls", "classifier/64B", 0.13)):
         r = by[row]

@@ -149,7 +149,7 @@ def _bpf_loop_program():
         exit"""))
     # the lddw (slots 1-2) becomes the address of the callback at slot 8
     isa.patch(code, 1, src=isa.BPF_PSEUDO_FUNC, imm=8 - 2)
-    return Program(bytes(code), "sched_cls")
+    return Program(bytes(code), "sched_cls", func_info=True)   # a callback needs BTF func_info
 
 
 def test_a_bpf_loop_callback_runs_on_the_budget_of_its_caller(dispatch):

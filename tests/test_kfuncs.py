@@ -266,16 +266,24 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
 
 # why a kfunc the kernel offers these program types does not run in pyebpf
 _LISTS = "rbtrees and per-CPU objects are not modelled yet"
-_TASKS = "tasks, cgroups, workqueues and exceptions are not modelled yet"
 _SLEEPABLE = ("sleepable (KF_SLEEPABLE): the kernel refuses it in a program that may not "
               "sleep, which every socket filter and tc program is")
 _TODO = "not implemented yet"
 WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_rbtree_", "bpf_percpu_obj_"))],
                     _LISTS),
-    **dict.fromkeys([n for n in KFUNCS if n.startswith((
-        "bpf_task_", "bpf_cgroup_", "bpf_wq_", "bpf_iter_task", "bpf_iter_css"))] +
-        ["bpf_throw", "bpf_send_signal_task"], _TASKS),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_iter_task", "bpf_iter_css"))],
+                    f"{_TODO}: task, cgroup and VMA iterators (walks of the kernel's task "
+                    "and css lists and of a task's memory map) are not modelled"),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_wq_")],
+                    f"{_TODO}: BPF work queues (struct bpf_wq) are not modelled"),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_task_work_")],
+                    f"{_TODO}: task work (a callback run in a task's context) is not "
+                    "modelled"),
+    "bpf_throw": f"{_TODO}: BPF exceptions (bpf_throw, exception callbacks) are not modelled",
+    "bpf_send_signal_task": f"{_TODO}: signals sent to the modelled tasks are not modelled",
+    "bpf_task_get_cgroup1": f"{_TODO}: cgroup v1 hierarchies are not modelled",
+    "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
     **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE],
                     _SLEEPABLE),
     "bpf_dynptr_from_skb_meta": f"{_TODO}: a dynptr over the skb's metadata area, which "

@@ -416,7 +416,7 @@ def find_vma(machine: Machine, addr: int, flags: int = 0, task: str = "r1 = r0")
         r1 += 1
         *(u64 *)(r6 + 32) = r1
         r0 = 0
-        exit"""), "kprobe").run(machine=machine)
+        exit"""), "kprobe", func_info=True).run(machine=machine)   # a callback needs func_info
     r0, *seen = struct.unpack("<q4Q", out[bytes(4)])
     return r0, tuple(seen)
 
