@@ -96,10 +96,10 @@ class ConntrackCalls:
                 raise
             self.refuse(pc, *exc.lines, where)
 
-    def ct_return(self, st, pc: int, k, released: int) -> Reg | None:
-        """r0 of a conntrack kfunc after its call: the released reference gone (and
-        every copy of its pointer), an acquired pointer that may be NULL holding a new
-        reference; None for a kfunc returning a scalar or nothing."""
+    def kfunc_return(self, st, pc: int, k, released: int) -> Reg | None:
+        """r0 of a conntrack or task/cgroup kfunc after its call: the released reference
+        gone (and every copy of its pointer), an acquired pointer that may be NULL holding
+        a new reference; None for a kfunc returning a scalar or nothing."""
         if released:
             st.refs.pop(released, None)
             for r in st.all_regs():

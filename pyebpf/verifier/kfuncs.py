@@ -379,7 +379,7 @@ class KfuncCalls:
             self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")
         regs = st.cur.regs
         if name in CT_KFUNCS:
-            r0 = self.ct_return(st, pc, k, self.ct_args(st, pc, k))
+            r0 = self.kfunc_return(st, pc, k, self.ct_args(st, pc, k))
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
@@ -393,7 +393,7 @@ class KfuncCalls:
             regs[0] = r0 or scalar()
             return
         if name in TASK_KFUNCS:
-            r0 = self.task_return(st, pc, k, self.task_args(st, pc, k))
+            r0 = self.kfunc_return(st, pc, k, self.task_args(st, pc, k))
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())

@@ -15,8 +15,8 @@ trusted pointer of its return struct that may be NULL, holding a new reference.
 from __future__ import annotations
 
 from .. import isa
-from .conntrack import _base, _struct
-from .state import MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, SCALAR, Reg
+from .conntrack import _base
+from .state import MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, SCALAR
 
 #: the kfuncs this module checks
 TASK_KFUNCS = frozenset({"bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
@@ -64,20 +64,3 @@ class TaskCalls:
                                     f"PTR_TO_BTF_ID")
                 released = reg.ref
         return released
-
-    def task_return(self, st, pc: int, k, released: int) -> Reg | None:
-        """r0 after the call (the released reference and its copies gone): an acquired
-        pointer that may be NULL, or None for a kfunc returning a scalar or nothing."""
-        if released:
-            st.refs.pop(released, None)
-            for r in st.all_regs():
-                if r.ref == released:
-                    r.mark_unknown()
-        if not k.flags & isa.KF_ACQUIRE:
-            return None
-        r = Reg(PTR_TO_BTF_ID | MAYBE_NULL)
-        r.mark_known(0)
-        r.map = _struct(_base(k.ret)[1])
-        r.id = r.ref = self.new_id()
-        st.refs[r.ref] = pc
-        return r
