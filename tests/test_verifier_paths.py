@@ -221,6 +221,34 @@ def test_one_load_through_the_context_on_one_path_and_the_stack_on_another_is_re
           "same insn cannot be used with different pointers")
 
 
+# --- atomics (check_atomic_rmw) ------------------------------------------------------------
+
+def test_an_atomic_add_at_a_misaligned_map_value_offset_is_refused(maps):
+    """Found by the public-program corpus (xadd_w_check_unaligned_map): an atomic access
+    is held to strict alignment whatever the pointer, where a plain load is not."""
+    _agree_map(maps, "if r0 == 0 goto +2\nr1 = 1\nlock *(u32 *)(r0 + 2) += r1\nr0 = 0\nexit",
+               "misaligned value access off 0+0+2 size 4")
+
+
+def test_an_atomic_add_at_an_aligned_map_value_offset_is_accepted(maps):
+    _agree_map(maps, "if r0 == 0 goto +2\nr1 = 1\nlock *(u32 *)(r0 + 4) += r1\nr0 = 0\nexit",
+               None)
+
+
+def test_a_plain_load_at_a_misaligned_map_value_offset_is_accepted(maps):
+    _agree_map(maps, "if r0 == 0 goto +1\nr1 = *(u32 *)(r0 + 2)\nr0 = 0\nexit", None)
+
+
+def test_an_atomic_through_an_unknown_scalar_is_refused_as_misaligned():
+    agree("call 7\nr1 = 1\nlock *(u64 *)(r0 + 0) += r1\nr0 = 0\nexit",
+          "misaligned access off (0x0; 0xffffffffffffffff)+0+0 size 8")
+
+
+def test_an_atomic_into_a_socket_is_refused():
+    agree("r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +2\nr2 = 1\nlock *(u32 *)(r1 + 0) += r2\n"
+          "r0 = 0\nexit", "BPF_ATOMIC stores into R1 sock_common is not allowed")
+
+
 # --- scalars and pointers -----------------------------------------------------------------
 
 def test_dereferencing_a_scalar_is_refused():
@@ -266,6 +294,34 @@ def test_a_sign_extending_move_of_a_range_across_the_sign_is_the_sizes_range():
 
 def test_a_division_by_zero_on_a_dead_path_is_not_checked():
     agree("r0 = 0\nif r0 == 0 goto +1\nr0 /= 0\nexit", None)
+
+
+def test_a_quotient_of_two_constants_is_unknown_to_the_verifier():
+    """Found by the random differential test: the kernel's verifier tracks no bounds
+    through BPF_DIV or BPF_MOD (is_safe_to_compute_dst_reg_range), not even for
+    constants, so a branch on the result may go either way."""
+    agree("r3 = 10\nr3 /= 2\nif r3 > 5 goto +1\nr0 = 0\nexit", "R0 !read_ok")
+
+
+def test_a_remainder_by_a_constant_is_unknown_to_the_verifier():
+    agree("r3 = *(u8 *)(r1 + 0)\nr3 %= 3\nif r3 > 2 goto +1\nr0 = 0\nexit", "R0 !read_ok")
+
+
+def test_a_32_bit_quotient_still_has_its_upper_half_zero():
+    agree("r3 = *(u8 *)(r1 + 0)\nw3 /= 18\nif r3 > 0xffffffff goto +1\nr0 = 0\nexit", None)
+
+
+def test_a_byte_swap_moves_the_known_bits_with_the_bytes():
+    """Found by the random differential test: a byte swap swaps the tnum's bytes and the
+    bounds are derived again from it (scalar_byte_swap), so a u8 swapped to big-endian
+    has a zero low byte."""
+    agree("r3 = *(u8 *)(r1 + 4)\nr3 = be16 r3\nr3 &= 31\nif r3 != 0 goto +1\nr0 = 0\nexit",
+          None)
+
+
+def test_a_64_bit_byte_swap_keeps_all_64_bits():
+    agree("r3 = *(u8 *)(r1 + 4)\nr3 = be64 r3\nr3 >>= 56\nif r3 > 0 goto +1\nr0 = 0\nexit",
+          "R0 !read_ok")
 
 
 # --- helpers ------------------------------------------------------------------------------

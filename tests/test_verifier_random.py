@@ -37,10 +37,11 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
     """Assembler lines of one fragment; labels are suffixed with ``k``."""
     kind = rng.choice(["pkt", "map", "stack", "ptr", "loop", "helper", "scalar", "uninit",
                        "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix", "partial",
-                       "partial", "ptrkind", "ptrkind", "args", "args", "loop2"] if tc else
+                       "partial", "ptrkind", "ptrkind", "args", "args", "loop2", "atomic"]
+                      if tc else
                       ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
                        "alu32", "tail", "mix", "mix", "partial", "partial", "ptrkind",
-                       "args", "args", "loop2"])
+                       "args", "args", "loop2", "atomic"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -126,6 +127,8 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
         return _args(rng, tc, k)
     if kind == "loop2":
         return _loop2(rng, tc, k)
+    if kind == "atomic":
+        return _atomic(rng, tc, k)
     if kind == "alu32":
         return ["r3 = *(u32 *)(r6 + 0)", f"w3 {rng.choice(('+=', '-=', '*=', '&=', '|='))} "
                 f"{rng.randint(1, 300)}", f"if w3 {rng.choice(('>', '<', 's>', 's<'))} "
@@ -286,6 +289,28 @@ def _ptrkind(rng: random.Random, tc: bool, k: int) -> list[str]:
         return ["r5 = r6", f"r5 += {rng.choice((0, 4, -4))}", "r0 = *(u32 *)(r5 + 0)"]
     return [load, "r3 &= 7", "r5 = r10", "r5 += -8", "r5 -= r3", "*(u8 *)(r5 + 0) = 1",
             "r0 = *(u8 *)(r5 + 0)"]
+
+
+def _atomic(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """An atomic read-modify-write (check_atomic_rmw) on a map value, the stack, the
+    context, the packet or a scalar, at aligned and misaligned offsets, 32 or 64 bits
+    wide, with and without a fetch."""
+    w = rng.choice(("u32", "u64"))
+    off = rng.choice((0, 0, 2, 4, 8))
+    xchg = "xchg32_32" if w == "u32" else "xchg_64"
+    op = rng.choice((f"lock *({w} *)(r5 + {off}) += r1",
+                     f"r1 = atomic_fetch_add(({w} *)(r5 + {off}), r1)",
+                     f"r1 = {xchg}(r5 + {off}, r1)"))
+    target = rng.choice(("map", "map", "stack", "ctx", "scalar", "pkt" if tc else "stack"))
+    if target == "map":
+        return ["*(u32 *)(r10 - 4) = 0", "r1 = map_fd(MAPFD) ll", "r2 = r10", "r2 += -4",
+                "call 1", f"if r0 == 0 goto skip{k}", "r5 = r0", "r1 = 1", op, f"skip{k}:"]
+    if target == "stack":
+        return ["*(u64 *)(r10 - 16) = 0", "*(u64 *)(r10 - 8) = 0", "r5 = r10",
+                "r5 += -16", "r1 = 1", op]
+    if target == "scalar":
+        return ["r5 = *(u32 *)(r6 + 0)", "r1 = 1", op]
+    return [f"r5 = {'r6' if target == 'ctx' else 'r7'}", "r1 = 1", op]
 
 
 def _args(rng: random.Random, tc: bool, k: int) -> list[str]:

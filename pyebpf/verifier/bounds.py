@@ -204,9 +204,8 @@ def _view(r: Reg, bits: int):
     return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
 
 
-def _const_eval(op: int, a: int, b: int, bits: int, signed_div: bool) -> int:
+def _const_eval(op: int, a: int, b: int, bits: int) -> int:
     sa = a - (1 << bits) if a >> (bits - 1) else a
-    sb = b - (1 << bits) if b >> (bits - 1) else b
     if op == isa.BPF_ADD:
         return a + b
     if op == isa.BPF_SUB:
@@ -225,32 +224,26 @@ def _const_eval(op: int, a: int, b: int, bits: int, signed_div: bool) -> int:
         return a >> b
     if op == isa.BPF_ARSH:
         return sa >> b
-    if op == isa.BPF_DIV:
-        if signed_div:
-            return 0 if sb == 0 else (abs(sa) // abs(sb)) * (1 if (sa < 0) == (sb < 0) else -1)
-        return 0 if b == 0 else a // b
-    if op == isa.BPF_MOD:
-        if signed_div:
-            return sa if sb == 0 else (abs(sa) % abs(sb)) * (-1 if sa < 0 else 1)
-        return a if b == 0 else a % b
     raise AssertionError(op)
 
 
-def alu(dst: Reg, src: Reg, op: int, bits: int, signed_div: bool = False) -> None:
+def alu(dst: Reg, src: Reg, op: int, bits: int) -> None:
     """``dst op= src`` on scalars, ``bits`` 64 or 32 (the result zero-extended)."""
     W = (1 << bits) - 1
     SMIN, SMAX = (S64_MIN, S64_MAX) if bits == 64 else (S32_MIN, S32_MAX)
     av, aumin, aumax, asmin, asmax = _view(dst, bits)
     bv, bumin, bumax, bsmin, bsmax = _view(src, bits)
     b_const = bv[1] == 0
-    if op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and (not b_const or bv[0] >= bits):
-        # shifts by an unknown or too large amount (adjust_scalar_min_max_vals)
+    if op in (isa.BPF_DIV, isa.BPF_MOD) or \
+            op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and (not b_const or bv[0] >= bits):
+        # is_safe_to_compute_dst_reg_range: a quotient or remainder (signed or not, even
+        # of two constants) and a shift by an unknown or too large amount are unknown
         _set(dst, (0, W), 0, W, SMIN, SMAX, bits)
         return
     if av[1] == 0 and b_const:
         # a constant result (a 32-bit one zero-extended) needs no bounds reasoning
         dst.type, dst.id = SCALAR, 0
-        dst.mark_known(_const_eval(op, av[0], bv[0], bits, signed_div) & W)
+        dst.mark_known(_const_eval(op, av[0], bv[0], bits) & W)
         return
     umin, umax, smin, smax = 0, W, SMIN, SMAX
     if op == isa.BPF_ADD:
@@ -296,19 +289,10 @@ def alu(dst: Reg, src: Reg, op: int, bits: int, signed_div: bool = False) -> Non
         k = bv[0]
         var = tnum.rshift(av, k)
         umin, umax = aumin >> k, aumax >> k
-    elif op == isa.BPF_ARSH:
+    else:       # BPF_ARSH: every other op is above
         k = bv[0]
         var = tnum.arshift(av, k, bits)
         smin, smax = asmin >> k, asmax >> k
-    elif op in (isa.BPF_DIV, isa.BPF_MOD) and b_const and bv[0] and not signed_div:
-        k = bv[0]
-        if op == isa.BPF_DIV:
-            umin, umax = aumin // k, aumax // k
-        else:
-            umin, umax = 0, min(aumax, k - 1)
-        var = tnum.range_(umin, umax) if bits == 64 else tnum.subreg(tnum.range_(umin, umax))
-    else:
-        var = (0, W)
     _set(dst, var, umin, umax, smin, smax, bits)
 
 

@@ -37,7 +37,7 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_M
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
-                    PTR_TO_STACK,
+                    PTR_TO_STACK, PTR_TO_TCP_SOCK,
                     PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_ITER, STACK_MISC,
                     STACK_SPILL, STACK_ZERO,
                     Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
@@ -77,6 +77,11 @@ def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
         return int(op == isa.BPF_JGE)
     return -1
 
+
+# check_ptr_alignment's names of the pointers it reports misaligned (by exact type)
+_ALIGN_DESC = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", PTR_TO_CTX: "context ",
+               PTR_TO_STACK: "stack ", PTR_TO_SOCKET: "sock ",
+               PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock "}
 
 class Refusal(Exception):
     """The kernel's refusal: its message lines, the instruction, and the errno
@@ -561,17 +566,19 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             dst = self.read(st, pc, insn.dst)
             if dst.type != SCALAR:
                 dst.mark_unknown()
-            elif op.is_to_le:
-                if op.size < 8:
-                    bounds.truncate(dst, op.size)
-            elif dst.is_const:
-                v = dst.value & ((1 << (op.size * 8)) - 1)
-                dst.mark_known(int.from_bytes(v.to_bytes(op.size, "little"), "big"))
+                return
+            # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
+            # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
+            # them; a 16- or 32-bit one then keeps only those bits, zero-extended
+            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
+            if swap or op.size < 8:
                 dst.id = 0
-            else:
-                dst.mark_unknown()
-                if op.size < 8:
-                    bounds.truncate(dst, op.size)
+            if swap:
+                var = tnum.bswap(dst.var, op.size)
+                dst.mark_unbounded()
+                dst.var = var
+                bounds.sync(dst)
+            bounds.truncate(dst, op.size)
             return
         if f is isa.F_NEG:
             dst = self.read(st, pc, insn.dst)
@@ -598,14 +605,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     not 0 <= insn.imm < bits:
                 self.refuse(pc, f"invalid shift {insn.imm}")
         dst = self.read(st, pc, insn.dst)
-        signed = f in (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X)
         if dst.type != SCALAR or src.type != SCALAR:
             if self.precision and f.src:
                 # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
                 self._needs(st, insn.src if src.type == SCALAR else insn.dst)
             self.ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
-        bounds.alu(dst, src, code_op, bits, signed)
+        bounds.alu(dst, src, code_op, bits)
 
     def mov(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
@@ -1115,9 +1121,17 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if op.disc_value == isa.BPF_CMPXCHG:
             self.read(st, pc, 0)
         dst = regs[insn.dst]
-        if dst.type in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META):
+        # atomic_ptr_type_ok: the exact types (a socket that may be NULL is let through)
+        if dst.type in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCKET,
+                        PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK):
             self.refuse(pc, f"BPF_ATOMIC stores into R{insn.dst} {type_str(dst.type)} is not "
                             f"allowed")
+        # check_atomic_rmw's check_mem_access(..., strict_alignment_once): every atomic
+        # access is aligned, whatever the pointer (check_ptr_alignment, strict)
+        at = tnum.add(dst.var, tnum.const(dst.off + insn.off))
+        if not tnum.is_aligned(at, op.size):
+            self.refuse(pc, f"misaligned {_ALIGN_DESC.get(dst.type, '')}access off "
+                            f"{tnum.text(dst.var)}+{dst.off}+{insn.off} size {op.size}")
         fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
         fetch = op.disc_value & isa.BPF_FETCH
         self.mem_access(st, pc, insn.dst, insn.off, op.size, False, -1)

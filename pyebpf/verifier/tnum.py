@@ -142,6 +142,13 @@ def is_aligned(a, size: int) -> bool:
     return not ((a[0] | a[1]) & (size - 1))
 
 
+def bswap(a, size: int):
+    """tnum_bswap16/32/64: the low ``size`` bytes of value and mask in reverse order."""
+    def swab(x):
+        return int.from_bytes((x & ((1 << (size * 8)) - 1)).to_bytes(size, "little"), "big")
+    return swab(a[0]), swab(a[1])
+
+
 def cast(a, size: int):
     m = (1 << (8 * size)) - 1
     return (a[0] & m, a[1] & m)
