@@ -64,13 +64,7 @@ class ConntrackCalls:
                                     f"scalar, or struct with scalar")
                 if not reg.ref:
                     self.refuse(pc, f"R{regno} must be referenced or trusted")
-                if reg.map.name != name:
-                    self.refuse(pc, f"kernel function {k.name} args#{i} expected pointer "
-                                    f"to STRUCT {name} but R{regno} has a pointer to STRUCT "
-                                    f"{reg.map.name}")
-                if reg.off or not reg.is_const or reg.smin:
-                    self.refuse(pc, f"R{regno} must have zero offset when passed to release "
-                                    f"func or trusted arg to kfunc")
+                self.btf_arg_at_zero(pc, k, i, reg, name)
                 if k.flags & isa.KF_RELEASE:
                     released = reg.ref
             else:
@@ -86,6 +80,16 @@ class ConntrackCalls:
                     where = None
                 self._ct_mem(st, pc, regno, reg, size, where)
         return released
+
+    def btf_arg_at_zero(self, pc: int, k, i: int, reg: Reg, name: str) -> None:
+        """check_kfunc_args on a conntrack, task or cgroup pointer argument ``i``: a
+        pointer to the kfunc's struct, at offset 0."""
+        if reg.map.name != name:
+            self.refuse(pc, f"kernel function {k.name} args#{i} expected pointer to STRUCT "
+                            f"{name} but R{i + 1} has a pointer to STRUCT {reg.map.name}")
+        if reg.off or not reg.is_const or reg.smin:
+            self.refuse(pc, f"R{i + 1} must have zero offset when passed to release func "
+                            f"or trusted arg to kfunc")
 
     def _ct_mem(self, st, pc, regno: int, reg: Reg, size: int, where) -> None:
         from .interp import Refusal

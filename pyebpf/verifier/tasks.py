@@ -51,13 +51,7 @@ class TaskCalls:
             if reg.type & ~allowed:
                 self.refuse(pc, f"R{regno} must be a rcu pointer" if k.flags & isa.KF_RCU
                             else f"R{regno} must be referenced or trusted")
-            if reg.map.name != name:
-                self.refuse(pc, f"kernel function {k.name} args#{i} expected pointer to "
-                                f"STRUCT {name} but R{regno} has a pointer to STRUCT "
-                                f"{reg.map.name}")
-            if reg.off or not reg.is_const or reg.smin:
-                self.refuse(pc, f"R{regno} must have zero offset when passed to release "
-                                f"func or trusted arg to kfunc")
+            self.btf_arg_at_zero(pc, k, i, reg, name)
             if k.flags & isa.KF_RELEASE:
                 if not reg.ref:
                     self.refuse(pc, f"release kernel function {k.name} expects refcounted "
