@@ -13,6 +13,7 @@ import os
 import pytest
 
 from pyebpf import Program, asm, errors
+from pyebpf import kernel
 from pyebpf.kernel import sysbpf
 from pyebpf.verifier import rules
 from skbdiff import CLS, SF
@@ -195,3 +196,31 @@ def test_the_unprivileged_helper_set_is_the_kernels(root):
         refused = {i for i in ids if "cannot use helper" in _load_as_nobody(asm.assemble(
             f"r1 = 0\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall {i}\nr0 = 0\nexit"))[1]}
     assert set(ids) - refused == set(rules.helpers_allowed(SF, "current", unpriv=True))
+
+
+def test_a_user_who_may_load_only_socket_filters_has_no_kernel_oracle(root):
+    # kernel.available() decides whether the suite and the pytest plugin ask the live
+    # kernel; a socket filter alone would pass a probe that the oracle's tc programs,
+    # LPM tries and maps of maps then fail with EPERM.
+    with _unprivileged_bpf_allowed():
+        socket_filter_loads = _load_as_nobody(asm.assemble("r0 = 0\nexit"))[0]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:    # the child: drop to nobody, probe with the real bpf(2), report
+            os.close(r)
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                sysbpf.calls = sysbpf.calls.real     # not the recorded answers
+                out = list(kernel.available())
+            except BaseException as exc:     # noqa: BLE001 (reported to the parent)
+                out = [None, f"child failed: {exc!r}"]
+            os.write(w, json.dumps(out).encode())
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            live, reason = json.loads(f.read())
+        os.waitpid(pid, 0)
+    assert socket_filter_loads, "the sysctl window let no unprivileged socket filter load"
+    assert (live, "EPERM" in reason) == (False, True), reason

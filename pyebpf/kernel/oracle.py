@@ -65,8 +65,14 @@ _available_with = None          # the sysbpf.calls it was computed with
 
 
 def available() -> tuple[bool, str]:
-    """(True, "") when bpf(2) can load and test-run a trivial SOCKET_FILTER program here,
-    else (False, reason).  Computed once (again when ``sysbpf.calls`` is replaced)."""
+    """(True, "") when bpf(2) can load and test-run a trivial SCHED_CLS program here,
+    else (False, reason).  Computed once (again when ``sysbpf.calls`` is replaced).
+
+    The probe is a tc program, not a socket filter: with
+    ``kernel.unprivileged_bpf_disabled`` at 0 any user may load a socket filter, but a
+    tc program, an LPM trie or a map-in-map needs CAP_BPF and CAP_NET_ADMIN
+    (``bpf_prog_load`` and ``map_create`` in kernel/bpf/syscall.c), and the oracle asks
+    for all of them."""
     global _available, _available_with
     if _available is None or _available_with is not sysbpf.calls:
         _available_with = sysbpf.calls
@@ -75,7 +81,8 @@ def available() -> tuple[bool, str]:
             trivial = b"".join(i.pack() for op in ("MOV64_K", "EXIT")
                               for i in isa.encode(isa.OPS_BY_NAME[op]))
             try:
-                with KernelProgram(trivial, log_level=0) as prog:
+                with KernelProgram(trivial, isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
+                                   log_level=0) as prog:
                     prog.test_run(_DUMMY_FRAME)
             except KernelError as exc:
                 reason = f"bpf(2) does not work here: {exc}"
