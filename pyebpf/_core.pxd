@@ -79,6 +79,7 @@ cdef enum Status:
     STATUS_HELPER_FAULT    # a helper refused its arguments; vm.fault_msg says why
     STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
     STATUS_CALLBACK_DONE   # a callback a helper called (callbacks.pxi) returned
+    STATUS_THROW           # bpf_throw: r0 holds the cookie; vm_run unwinds (kfuncs.pxi)
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -150,6 +151,8 @@ ctypedef struct ProgCore:
     uint32_t n_obj_types       # offset or -1) pairs (heap.pxi), or NULL
     uint32_t stack_zero  # bytes below r10 a run zeroes on entry (Program._stack_zero)
     bint keeps_layout  # no run moves the packet or sets tunnel metadata (_keeps_layout)
+    int32_t exception_cb  # bpf_throw's exception callback: its pc, or -1 for the
+                          # default one, which returns the cookie
 
 ctypedef struct MemRange:
     uint64_t start

@@ -1442,6 +1442,29 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     _zero_frame(vm, vm.prog)
 
 
+cdef void vm_unwind(Vm* vm) noexcept nogil:
+    """After bpf_throw (r0 holds its cookie): drop every frame, bpf-to-bpf calls and
+    callbacks alike, and end the run with the exception callback's return value: the
+    program's own (a global function called with the cookie in r1, on a fresh frame 0),
+    else the default one the verifier adds (add_hidden_subprog: r0 = r1; exit), which
+    returns the cookie.  The callback is the running program's (bpf_stack_walker finds
+    the innermost frame of a main program, which a tail call replaces)."""
+    cdef uint64_t cookie = vm.reg[0]
+    vm.depth = 0
+    vm.may_goto_left[0] = BPF_MAX_LOOPS
+    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
+    if vm.prog.exception_cb < 0:
+        vm.status = STATUS_EXIT
+        return
+    memset(vm.reg, 0, sizeof(vm.reg))
+    vm.reg[1] = cookie
+    vm.reg[10] = vm.regions[0].end
+    _zero_frame(vm, vm.prog)
+    vm.pc = <uint32_t>vm.prog.exception_cb
+    vm.status = STATUS_RUNNING
+    vm_continue(vm)
+
+
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     """Run ``prog`` (and the programs it tail-calls) to its end; the Vm status.  With
     coverage on (pyebpf.coverage) the loop counts instructions and jumps taken.  Call
@@ -1453,6 +1476,8 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     prog.runs += 1
     while True:
         vm_continue(vm)
+        if vm.status == STATUS_THROW:
+            vm_unwind(vm)
         if vm.status != STATUS_TAIL_CALL:
             spin_lock_release(vm)
             return vm.status
@@ -2381,7 +2406,8 @@ cdef class Program:
                                   func_info=self.func_info)
         else:
             ops = _verifier.structure.check(
-                slots, None if classic is not None else self.prog_type)
+                slots, None if classic is not None else self.prog_type,
+                exception_cb=next((f.pc for f in self.functions if f.exception_cb), 0))
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget
@@ -2427,6 +2453,7 @@ cdef class Program:
         self._pc.ctx_rules = &self._ctx
         self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
         self._pc.owner = <void*>self
+        self._pc.exception_cb = next((f.pc for f in self.functions if f.exception_cb), -1)
         self._pc.n = self._n
         self._pc.blocks = self._blocks
         self._pc.cov = NULL

@@ -1023,7 +1023,12 @@ class _Reader:
 
         todo: list[_Func] = []
         place(entry)
-        while todo:
+        exception_cb = self._exception_callback(entry)
+        while todo or (exception_cb is not None and exception_cb not in placed):
+            if not todo:
+                # libbpf appends the exception callback after the functions the
+                # program calls (bpf_object__relocate), unless one of them calls it
+                place(exception_cb)
             f = todo.pop(0)
             fsec, base = self.sections[f.section], placed[f]
             i = f.start
@@ -1115,6 +1120,21 @@ class _Reader:
                            tuple(f.name for f in placed), self.license,
                            tuple(sorted(lines, key=lambda li: li.pc)), tuple(kfuncs),
                            poisoned, func_info if len(func_info) == len(placed) else ())
+
+    def _exception_callback(self, entry: _Func) -> _Func | None:
+        """The function the program's one ``exception_callback:NAME`` decl tag names
+        (``__exception_cb(NAME)``), or None; the kernel checks the rest."""
+        if self.btf is None:
+            return None
+        main = {t.id for t in self.btf.types
+                if t.kind == _btf.Kind.FUNC and t.name == entry.name}
+        names = [t.name.split(":", 1)[1] for t in self.btf.types
+                 if t.kind == _btf.Kind.DECL_TAG and t.type_id in main and
+                 t.component_idx == -1 and t.name.startswith("exception_callback:")]
+        if len(names) != 1:
+            return None
+        return next((f for fs in self.funcs.values() for f in fs
+                     if f.name == names[0] and f is not entry), None)
 
     def _callback(self, reloc, imm: int) -> _Func | None:
         """The function an lddw's relocation names (a callback), or None."""

@@ -80,6 +80,14 @@ cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
 
+# --- BPF exceptions (bpf_throw, kernel/bpf/helpers.c): the run stops at once, the
+# cookie in r0; vm_run unwinds every frame and runs the exception callback
+
+cdef uint64_t _k_throw(Vm* vm, uint64_t cookie, uint64_t r2, uint64_t r3, uint64_t r4,
+                       uint64_t r5) noexcept nogil:
+    vm.status = STATUS_THROW
+    return cookie
+
 include "dynptr.pxi"
 include "conntrack.pxi"
 include "heap.pxi"
@@ -103,6 +111,7 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_cast_to_kern_ctx", _k_cast_to_kern_ctx)
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
     _kfunc("bpf_map_sum_elem_count", _k_map_sum_elem_count)
+    _kfunc("bpf_throw", _k_throw)
     register_dynptr(SKB_HELPERS)
     register_conntrack()
     register_heap_kfuncs(SKB_HELPERS)

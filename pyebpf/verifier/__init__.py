@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import errnos, helpers, kfuncs, license as licenses, structure
+from . import errnos, exceptions, helpers, kfuncs, license as licenses, structure
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -128,7 +128,9 @@ def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=N
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
          arch="x86_64", functions=(), gpl=True, prog_btf=None, func_info=False):
-    ops = structure.check(insns, prog_type, btf=func_info, walked=prog_type is not None)
+    exception_cb = next((f.pc for f in functions if f.exception_cb), 0)
+    ops = structure.check(insns, prog_type, btf=func_info, walked=prog_type is not None,
+                          exception_cb=exception_cb)
     if prog_type is None:
         return ops, None, None
     prog_type = isa.ProgType(prog_type)
@@ -142,7 +144,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
             _check_kfunc_license(insns, ops)
         starts = sorted({0} | {s for pc, op in enumerate(ops)
                                if (s := structure.function_start(op, insns[pc], pc))
-                               is not None})
+                               is not None} | ({exception_cb} if exception_cb else set()))
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
                              live_registers(insns, ops), unpriv, arch, functions, gpl,
                              prog_btf, func_info)
@@ -156,6 +158,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                      interp if "interp" in locals() else None, exc.errno) from None
     try:
         structure.check_call_chains(insns, ops, starts, interp.depths)
+        exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
         exc.log = log.text() + _stats(interp)
         raise

@@ -86,6 +86,11 @@ _TABLE = (
         # kfunc arguments: check_kfunc_args
         r"arg#\d+ ", r"kernel function \S+ args#", r"bpf_obj_new/bpf_percpu_obj_new",
         r"kfunc bpf_rdonly_cast type ID", r"local type ID argument",
+        # BPF exceptions: bpf_find_exception_callback_insn_off, do_check_common,
+        # check_max_stack_depth_subprog
+        r"multiple exception callback tags", r"(invalid )?exception callback ",
+        r"exception cb only supports", r"bpf_throw kfunc \(insn \d+\) cannot be called",
+        r"insn \d+ cannot call exception cb directly",
     )),
 )
 

@@ -20,12 +20,13 @@ Static functions stay verified in the context of each call.
 """
 from __future__ import annotations
 
-from errno import EACCES
+from errno import EACCES, EINVAL, ENOENT
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import isa
 from ..btf.types import Kind
+from ..errors import VerifierError
 from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_CTX, PTR_TO_MAP_KEY,
                     PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
                     scalar, type_str)
@@ -66,6 +67,7 @@ class GlobalFunc:
     name: str
     args: tuple = ()
     error: str = ""
+    exception_cb: bool = False      # the main program's exception callback
 
 
 def describe(btf, func_info, prog_type) -> tuple:
@@ -79,13 +81,48 @@ def describe(btf, func_info, prog_type) -> tuple:
     for t in btf.types:
         if t.kind == Kind.DECL_TAG and t.name.startswith("arg:"):
             tags.setdefault((t.type_id, t.component_idx), set()).add(t.name[4:])
+    ex_cb = exception_callback(btf, func_info)
     out = []
     for pc, tid in func_info:
         func = btf.types[tid]
         if pc == 0 or func.linkage != BTF_FUNC_GLOBAL:
             continue
-        out.append(_prepare(func, pc, tags, isa.prog_type(prog_type)))
+        f = _prepare(func, pc, tags, isa.prog_type(prog_type))
+        out.append(replace(f, exception_cb=True) if pc == ex_cb else f)
     return tuple(out)
+
+
+EXCEPTION_CB_TAG = "exception_callback:"
+
+
+def exception_callback(btf, func_info) -> int:
+    """The first pc of the function the main program's ``exception_callback:NAME`` decl
+    tag names (libbpf's ``__exception_cb``), 0 when it has none; a :class:`VerifierError`
+    with the kernel's words where bpf_find_exception_callback_insn_off refuses it."""
+    main = func_info[0][1]
+    names = [t.name[len(EXCEPTION_CB_TAG):] for t in btf.types
+             if t.kind == Kind.DECL_TAG and t.type_id == main and t.component_idx == -1
+             and t.name.startswith(EXCEPTION_CB_TAG)]
+    if not names:
+        return 0
+    if len(names) > 1:
+        raise VerifierError("multiple exception callback tags for main subprog", errno=EINVAL)
+    name = names[0]
+    funcs = btf.by_name(name, Kind.FUNC)
+    if not funcs:
+        raise VerifierError(f"exception callback '{name}' could not be found in BTF",
+                            errno=ENOENT)
+    if funcs[0].linkage != BTF_FUNC_GLOBAL:
+        raise VerifierError(f"exception callback '{name}' must have global linkage",
+                            errno=EINVAL)
+    pcs = [pc for pc, tid in func_info if tid == funcs[0].id]
+    if not pcs:
+        raise VerifierError("exception callback type id not found in func_info",
+                            errno=EINVAL)
+    if pcs[-1] == 0:
+        raise VerifierError("invalid exception callback insn_off in func_info: 0",
+                            errno=EINVAL)
+    return pcs[-1]
 
 
 def kernel_takes(btf) -> bool:

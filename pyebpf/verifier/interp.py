@@ -18,6 +18,7 @@ from . import bounds, helpers, precision, rules, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
+from .exceptions import ExceptionRules, is_throw
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls
 from .helpers46 import Helpers46
@@ -95,7 +96,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, TaskCalls, Helpers46):
+                  KptrRules, TimerRules, ListRules, TaskCalls, Helpers46, ExceptionRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False):
@@ -144,6 +145,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.globals = {f.pc: f for f in functions}
         self.globals_called: set = set()
         self.in_global = False
+        self.exception_cb = next((f.pc for f in functions if f.exception_cb), 0)
+        self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
     def _prune_points(self) -> set:
@@ -195,7 +198,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.check_maps_used()
         self.explore(st, 0)
         self.in_global = True
+        if self.exception_cb:
+            # do_check_subprogs: the exception callback is presumed called
+            self.globals_called.add(self.exception_cb)
         for func, entry in self.global_functions_called():
+            self.in_exception_cb = func.exception_cb
+            if func.exception_cb:
+                self.exception_cb_entry(func)
             self.explore(entry, func.pc)
 
     def explore(self, st: VState, pc: int) -> None:
@@ -492,6 +501,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.call_under_lock(st, pc, insn)
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
                 self.kfunc_call(st, pc, insn, pending)
+                if is_throw(op, insn):
+                    self.throw_exit(st, pc)
+                    return None
             else:
                 if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
                         and self.profile == "current":
@@ -1821,6 +1833,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if st.cur.in_callback == ASYNC:
             self.async_exit(pc, r0)
+            return None
+        if self.in_exception_cb:
+            self.exception_cb_exit(pc, r0)
             return None
         if self.in_global:
             self.global_exit(pc, r0)

@@ -57,14 +57,16 @@ def function_start(op: isa.Op | None, insn: isa.Insn, pc: int) -> int | None:
 
 
 def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
-          walked: bool = False) -> list[isa.Op | None]:
+          walked: bool = False, exception_cb: int = 0) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry for each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (RFC semantics); a program type adds the
     kernel's static refusals (``btf``: the program came with BTF function info, which
     lets subprograms use ``LD_ABS``).  ``walked``: the verifier's path walk follows,
     and refuses a write to r10 where a path reaches it, as the kernel does
-    (check_reg_arg); without the walk every such write is refused here.  Raises
+    (check_reg_arg); without the walk every such write is refused here.
+    ``exception_cb``: the exception callback's first pc (0: none), which the control
+    flow is walked from too (check_cfg).  Raises
     :class:`VerifierError` naming the first offending pc.
     """
     strict = prog_type is not None
@@ -108,7 +110,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     if ops[last].form not in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
-        _check_reachable(insns, ops)
+        _check_reachable(insns, ops, exception_cb)
         if not btf:
             _check_abnormal_return(insns, ops)
     return ops
@@ -131,9 +133,10 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
 
 
-def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None],
+                     exception_cb: int = 0) -> None:
     seen = [False] * len(ops)
-    todo = [0]
+    todo = [exception_cb, 0] if exception_cb else [0]
     while todo:
         pc = todo.pop()
         if seen[pc]:
