@@ -771,16 +771,19 @@ def pin_program(prog, path) -> None:
 
 def _functions_json(functions) -> bytes:
     """A program's global functions (:class:`~pyebpf.verifier.globalfuncs.GlobalFunc`)
-    as JSON: per function [pc, name, [[kind, size, nullable] per argument], error]."""
+    as JSON: per function [pc, name, [[kind, size, nullable] per argument], error],
+    and true after those for the exception callback (older pins have no such entry)."""
     return json.dumps([[f.pc, f.name, [[a.kind, a.size, a.nullable] for a in f.args],
-                        f.error] for f in functions]).encode()
+                        f.error] + ([True] if f.exception_cb else [])
+                       for f in functions]).encode()
 
 
 def _functions_from_json(raw: bytes) -> tuple:
     from .verifier.globalfuncs import Arg, GlobalFunc
     return tuple(GlobalFunc(int(pc), str(name), tuple(Arg(str(k), int(n), bool(z))
-                                                      for k, n, z in args), str(error))
-                 for pc, name, args, error in json.loads(raw))
+                                                      for k, n, z in args), str(error),
+                            bool(ex and ex[0]))
+                 for pc, name, args, error, *ex in json.loads(raw))
 
 
 def get_program(path):

@@ -368,3 +368,22 @@ static __noinline int on_throw(__u64 c) { return c + 1; }
 SEC("tc") __exception_cb(on_throw)
 int prog(struct __sk_buff *skb) { if (skb->len > 5000) bpf_throw(0); return on_throw(skb->len); }
 """, "exception callback 'on_throw' must have global linkage")
+
+
+# --- a pinned program -----------------------------------------------------------------
+
+def test_a_program_got_from_its_pin_keeps_its_exception_callback(tmp_path, monkeypatch):
+    import pyebpf
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    data = _object("""
+__noinline int on_throw(__u64 cookie) { return cookie + 10; }
+
+SEC("tc") __exception_cb(on_throw)
+int prog(struct __sk_buff *skb) { bpf_throw(skb->len); return 1; }
+""")
+    want = same_retval(data, PACKET)
+    prog = pyebpf.load(data).program("prog")
+    prog.pin("prog")
+    got = pyebpf.Program.from_pin("prog")
+    assert [f.name for f in got.functions if f.exception_cb] == ["on_throw"]
+    assert got.run(PACKET).retval == want == len(PACKET) + 10
