@@ -254,6 +254,30 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 """, "bpf_throw would lead to reference leak")
 
 
+def test_a_throw_holding_a_spin_lock_is_refused_as_a_call_under_the_lock():
+    _refused_alike("""
+struct val { struct bpf_spin_lock lock; int x; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct val);
+} m SEC(".maps");
+
+SEC("tc") int prog(struct __sk_buff *skb) {
+    __u32 k = 0;
+    struct val *v = bpf_map_lookup_elem(&m, &k);
+    if (!v)
+        return 0;
+    bpf_spin_lock(&v->lock);
+    if (skb->len > 10)
+        bpf_throw(1);
+    bpf_spin_unlock(&v->lock);
+    return 0;
+}
+""", "function calls are not allowed while holding a lock")
+
+
 RCU = """
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
@@ -387,3 +411,58 @@ int prog(struct __sk_buff *skb) { bpf_throw(skb->len); return 1; }
     got = pyebpf.Program.from_pin("prog")
     assert [f.name for f in got.functions if f.exception_cb] == ["on_throw"]
     assert got.run(PACKET).retval == want == len(PACKET) + 10
+
+
+# --- tail calls: the exception callback of the program that throws --------------------
+
+TAIL = """
+%s
+SEC("tc") %s int target(struct __sk_buff *skb) { bpf_throw(16); return 0; }
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 2);
+    __uint(key_size, sizeof(__u32));
+    __array(values, int (void *));
+} jmp SEC(".maps") = { .values = { [0] = (void *)&target } };
+
+__noinline int main_cb(__u64 cookie) { return cookie + 1000; }
+
+%s
+SEC("tc") __exception_cb(main_cb) int prog(struct __sk_buff *skb) {
+    %s
+}
+"""
+
+
+def _tail_retvals(source: str) -> tuple[int, int]:
+    """(pyebpf's retval, the kernel's) of ``prog`` in an object of several programs."""
+    import pyebpf
+    from recorded_kernel import count_comparison
+    data = _object(source)
+    obj = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            ours = obj.program("prog").run(PACKET).retval & 0xFFFFFFFF
+            theirs = kobj.program("prog").test_run(PACKET).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours, theirs
+
+
+@pytest.mark.parametrize("target_cb, want", [(False, 16), (True, 16 + 500)])
+def test_a_throw_after_a_tail_call_runs_the_tail_called_programs_callback(target_cb, want):
+    cb = "__noinline int target_cb(__u64 cookie) { return cookie + 500; }" if target_cb \
+        else ""
+    tag = "__exception_cb(target_cb)" if target_cb else ""
+    ours, theirs = _tail_retvals(TAIL % (cb, tag, "",
+                                         "bpf_tail_call(skb, &jmp, 0); return 3;"))
+    assert ours == theirs == want
+
+
+def test_a_throw_in_the_caller_after_a_failed_tail_call_runs_the_callers_callback():
+    ours, theirs = _tail_retvals(TAIL % ("", "", "",
+                                         "bpf_tail_call(skb, &jmp, 1); bpf_throw(7); "
+                                         "return 3;"))
+    assert ours == theirs == 1007
