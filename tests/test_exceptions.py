@@ -3,12 +3,15 @@
 against the kernel: load verdicts (the kernel's words for each refusal) and
 BPF_PROG_TEST_RUN's retval, which after a throw is the exception callback's return
 value, or the cookie's low 32 bits with the default callback."""
+import errno
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpfc import compile_object
 from objdiff import assert_refused_alike, same_retval, verdicts
+from recorded_kernel import count_comparison
 
 # the declarations and macros of bpf_experimental.h (tools/testing/selftests/bpf), as
 # the selftests use them
@@ -438,7 +441,6 @@ SEC("tc") __exception_cb(main_cb) int prog(struct __sk_buff *skb) {
 def _tail_retvals(source: str) -> tuple[int, int]:
     """(pyebpf's retval, the kernel's) of ``prog`` in an object of several programs."""
     import pyebpf
-    from recorded_kernel import count_comparison
     data = _object(source)
     obj = pyebpf.load(data)
     try:
@@ -466,3 +468,31 @@ def test_a_throw_in_the_caller_after_a_failed_tail_call_runs_the_callers_callbac
                                          "bpf_tail_call(skb, &jmp, 1); bpf_throw(7); "
                                          "return 3;"))
     assert ours == theirs == 1007
+
+
+# --- errno ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, code", [
+    ("""__noinline int cb1(__u64 c) { return 1; }
+__noinline int cb2(__u64 c) { return 2; }
+SEC("tc") __exception_cb(cb1) __exception_cb(cb2)
+int prog(struct __sk_buff *skb) { bpf_throw(0); return 0; }""", errno.EEXIST),
+    ("""SEC("tc") __exception_cb(nowhere)
+int prog(struct __sk_buff *skb) { bpf_throw(0); return 0; }""", errno.ENOENT),
+    ("""__noinline int on_throw(void) { return 0; }
+SEC("tc") __exception_cb(on_throw)
+int prog(struct __sk_buff *skb) { bpf_throw(0); return 0; }""", errno.EINVAL),
+    (LOOP_CB + """
+SEC("tc") int prog(struct __sk_buff *skb) { bpf_loop(5, loop_cb, 0, 0); return 0; }""",
+     errno.EINVAL),
+], ids=["two-tags", "no-such-callback", "no-argument", "throw-in-callback"])
+def test_a_refusal_sets_the_kernels_errno(source, code):
+    import pyebpf
+    from pyebpf.errors import ElfError, KernelError
+    data = _object(source)
+    with pytest.raises(KernelError) as theirs:
+        pyebpf.kernel.load_object(data)
+    with pytest.raises(ElfError) as ours:
+        pyebpf.load(data)
+    count_comparison()
+    assert (ours.value.__cause__.errno, theirs.value.errno) == (code, code)

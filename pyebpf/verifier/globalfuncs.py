@@ -20,7 +20,7 @@ Static functions stay verified in the context of each call.
 """
 from __future__ import annotations
 
-from errno import EACCES, EINVAL, ENOENT
+from errno import EACCES, EEXIST, EINVAL, ENOENT
 
 from dataclasses import dataclass, replace
 
@@ -106,7 +106,8 @@ def exception_callback(btf, func_info) -> int:
     if not names:
         return 0
     if len(names) > 1:
-        raise VerifierError("multiple exception callback tags for main subprog", errno=EINVAL)
+        # btf_find_decl_tag_value's EEXIST
+        raise VerifierError("multiple exception callback tags for main subprog", errno=EEXIST)
     name = names[0]
     funcs = btf.by_name(name, Kind.FUNC)
     if not funcs:
