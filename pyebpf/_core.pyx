@@ -26,6 +26,7 @@ from .host import map_cpus
 from . import verifier as _verifier
 from .verifier.state import PTR_TO_BTF_ID as _PTR_TO_BTF_ID, PTR_TO_CTX as _PTR_TO_CTX
 from .verifier import state as _vstate
+from .verifier.globalfuncs import exception_cb_pc
 from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
                      PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
@@ -2407,7 +2408,7 @@ cdef class Program:
         else:
             ops = _verifier.structure.check(
                 slots, None if classic is not None else self.prog_type,
-                exception_cb=next((f.pc for f in self.functions if f.exception_cb), 0))
+                exception_cb=exception_cb_pc(self.functions))
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget
@@ -2453,7 +2454,7 @@ cdef class Program:
         self._pc.ctx_rules = &self._ctx
         self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
         self._pc.owner = <void*>self
-        self._pc.exception_cb = next((f.pc for f in self.functions if f.exception_cb), -1)
+        self._pc.exception_cb = exception_cb_pc(self.functions) or -1
         self._pc.n = self._n
         self._pc.blocks = self._blocks
         self._pc.cov = NULL

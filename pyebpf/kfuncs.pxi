@@ -88,6 +88,7 @@ cdef uint64_t _k_throw(Vm* vm, uint64_t cookie, uint64_t r2, uint64_t r3, uint64
     vm.status = STATUS_THROW
     return cookie
 
+
 include "dynptr.pxi"
 include "conntrack.pxi"
 include "heap.pxi"

@@ -470,6 +470,24 @@ def test_a_throw_in_the_caller_after_a_failed_tail_call_runs_the_callers_callbac
     assert ours == theirs == 1007
 
 
+def test_the_exception_callbacks_calls_are_held_to_the_combined_stack_limit():
+    _refused_alike("""
+static __noinline int sub(__u64 c) {
+    volatile char buf[300];
+    buf[c & 255] = 1;
+    return buf[(c + 1) & 255];
+}
+__noinline int on_throw(__u64 c) {
+    volatile char buf[300];
+    buf[c & 255] = 2;
+    return sub(c) + buf[(c + 3) & 255];
+}
+
+SEC("tc") __exception_cb(on_throw)
+int prog(struct __sk_buff *skb) { bpf_throw(1); return 0; }
+""", "combined stack size of 2 calls is")
+
+
 # --- errno ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source, code", [

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from .. import isa
 from ..errors import VerifierError
 from . import errnos, exceptions, helpers, kfuncs, license as licenses, structure
+from .globalfuncs import exception_cb_pc
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
 
@@ -128,7 +129,7 @@ def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=N
 
 def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
          arch="x86_64", functions=(), gpl=True, prog_btf=None, func_info=False):
-    exception_cb = next((f.pc for f in functions if f.exception_cb), 0)
+    exception_cb = exception_cb_pc(functions)
     ops = structure.check(insns, prog_type, btf=func_info, walked=prog_type is not None,
                           exception_cb=exception_cb)
     if prog_type is None:
@@ -157,7 +158,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None, exc.errno) from None
     try:
-        structure.check_call_chains(insns, ops, starts, interp.depths)
+        structure.check_call_chains(insns, ops, starts, interp.depths, exception_cb)
         exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
         exc.log = log.text() + _stats(interp)

@@ -95,6 +95,11 @@ def describe(btf, func_info, prog_type) -> tuple:
 EXCEPTION_CB_TAG = "exception_callback:"
 
 
+def exception_cb_pc(functions) -> int:
+    """The first pc of the exception callback among ``functions`` (0: none)."""
+    return next((f.pc for f in functions if f.exception_cb), 0)
+
+
 def exception_callback(btf, func_info) -> int:
     """The first pc of the function the main program's ``exception_callback:NAME`` decl
     tag names (libbpf's ``__exception_cb``), 0 when it has none; a :class:`VerifierError`

@@ -20,7 +20,7 @@ from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .exceptions import ExceptionRules, is_throw
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
-from .globalfuncs import GlobalCalls
+from .globalfuncs import GlobalCalls, exception_cb_pc
 from .helpers46 import Helpers46
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
@@ -145,7 +145,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.globals = {f.pc: f for f in functions}
         self.globals_called: set = set()
         self.in_global = False
-        self.exception_cb = next((f.pc for f in functions if f.exception_cb), 0)
+        self.exception_cb = exception_cb_pc(functions)
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------

@@ -182,11 +182,13 @@ MAX_CALL_FRAMES, MAX_BPF_STACK, _STACK_ROUND = 8, 512, 16
 _TAIL_CALL = isa.HELPER_IDS["tail_call"]
 
 
-def check_call_chains(insns, ops, starts: list[int], depths: list[int]) -> None:
-    """Walk every chain of bpf-to-bpf calls from the program's first function, as the
-    kernel's static check does: at most 8 frames, the functions' rounded stack depths
-    summing to at most 512 bytes, and no function that tail-calls entered with 256 bytes
-    or more of stack below it."""
+def check_call_chains(insns, ops, starts: list[int], depths: list[int],
+                      exception_cb: int = 0) -> None:
+    """Walk every chain of bpf-to-bpf calls from the program's first function, and from
+    its exception callback (``exception_cb``, its first pc; 0: none), as the kernel's
+    static check does: at most 8 frames, the functions' rounded stack depths summing to
+    at most 512 bytes, and no function that tail-calls entered with 256 bytes or more of
+    stack below it."""
     from bisect import bisect_right
     calls = [[] for _ in starts]
     tail_calls = [False] * len(starts)
@@ -215,3 +217,5 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int]) -> None:
             walk(callee, frames + 1, depth, call_pc)
 
     walk(0, 1, 0, 0)
+    if exception_cb:
+        walk(starts.index(exception_cb), 1, 0, exception_cb)
