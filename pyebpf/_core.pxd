@@ -63,6 +63,7 @@ cdef enum:
     MAX_USED_MAPS = 64
     HELPER_SLOTS = 256
     CALLBACK_RETURN = 0x7FFFFFFF      # a frame's ret_pc when a helper called it
+    TAIL_RETURN = 0x7FFFFFFE          # a frame's ret_pc when a tail call replaced its callee
 
 # Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
 # STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
@@ -80,6 +81,7 @@ cdef enum Status:
     STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
     STATUS_CALLBACK_DONE   # a callback a helper called (callbacks.pxi) returned
     STATUS_THROW           # bpf_throw: r0 holds the cookie; vm_run unwinds (kfuncs.pxi)
+    STATUS_TAIL_RETURN     # a program tail-called from a subprogram returned (vm_drive)
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -196,6 +198,11 @@ ctypedef struct TraceWorld:
     const uint8_t* branches        # bpf_get_branch_snapshot: struct perf_branch_entry
     uint32_t nbranches             # records, newest first
 
+ctypedef struct TailReturn:
+    ProgCore* prog         # the program a tail call from one of its subprograms left
+    uint32_t base          # its main frame
+    uint32_t ret_pc        # where the replaced subprogram was to return
+
 ctypedef struct Vm:
     uint64_t reg[11]
     uint8_t stack[STACK_SIZE]      # frame 0 at the top; a bpf-to-bpf call adds one below
@@ -229,6 +236,11 @@ ctypedef struct Vm:
     ProgCore* next_prog    # set by bpf_tail_call
     uint32_t tail_calls
     uint32_t tail_call_limit
+    # the frame the running program's main body has: 0, or the depth of the subprogram a
+    # tail call replaced (the kernel's JITs unwind only the calling subprogram's frame)
+    uint32_t base
+    int ntails
+    TailReturn tails[MAX_FRAMES]
     bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
     # fault details
     uint64_t fault_addr
@@ -452,6 +464,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.pkt, vm.pkt_len = NULL, 0
     vm.fault_msg = NULL
     vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, tail_call_limit, NULL
+    vm.base, vm.ntails = 0, 0
     vm.prog, vm.owner = NULL, NULL
     vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
     vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0

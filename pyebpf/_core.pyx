@@ -1258,8 +1258,9 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             r[10] += FRAME_SIZE
             vm.regions[0].start += FRAME_SIZE
             pc = f.ret_pc
-            if pc == CALLBACK_RETURN:
-                vm.status = STATUS_CALLBACK_DONE
+            if pc >= TAIL_RETURN:
+                vm.status = (STATUS_CALLBACK_DONE if pc == CALLBACK_RETURN
+                             else STATUS_TAIL_RETURN)
                 break
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
@@ -1401,7 +1402,6 @@ include "btfprint.pxi"
 
 cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     """Make ``prog`` the running program: its code, helpers, context rules and maps."""
-    vm.may_goto_left[0] = BPF_MAX_LOOPS
     cdef int k
     cdef Region* g
     vm.prog = prog
@@ -1422,48 +1422,109 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     heap_region(vm)
 
 
-cdef inline void _zero_frame(Vm* vm, ProgCore* prog) noexcept nogil:
-    """Zero the bytes of frame 0 ``prog`` can reach: a read of stack the program never
-    wrote sees zeroes in every run (the privileged verifier lets it read them)."""
-    if prog.stack_zero:
-        bulk_zero(<void*>(vm.regions[0].end - prog.stack_zero), prog.stack_zero)
+cdef inline void _enter_frame(Vm* vm, uint32_t depth) noexcept nogil:
+    """Begin the running program's main body in frame ``depth``: r10 at its top, the
+    stack region down to its bottom, zeroed as deep as the program reaches (a read of
+    stack the program never wrote sees zeroes in every run: the privileged verifier lets
+    it read them), a fresh may_goto budget."""
+    vm.depth = depth
+    vm.reg[10] = vm.regions[0].end - <uintptr_t>depth * FRAME_SIZE
+    vm.regions[0].start = vm.reg[10] - FRAME_SIZE
+    vm.may_goto_left[depth] = BPF_MAX_LOOPS
+    if vm.prog.stack_zero:
+        bulk_zero(<void*>(vm.reg[10] - vm.prog.stack_zero), vm.prog.stack_zero)
 
 
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
-    """Replace the running program after bpf_tail_call: same context, a fresh frame."""
+    """After bpf_tail_call: vm.next_prog replaces the running program, same context.  From
+    the main body it takes its frame; from a subprogram it takes that subprogram's frame
+    only, and returns where the subprogram would have (the x86-64 JIT's tail call unwinds
+    the current frame alone: check_max_stack_depth_subprog allows it in subprograms whose
+    callers' frames stay under 256 bytes)."""
+    cdef Frame* f
+    cdef TailReturn* t
     ringbuf_release_all(vm)
     spin_lock_release(vm)
+    if <uint32_t>vm.depth > vm.base:
+        f = &vm.frames[vm.depth - 1]
+        t = &vm.tails[vm.ntails]
+        vm.ntails += 1
+        t.prog, t.base, t.ret_pc = vm.prog, vm.base, f.ret_pc
+        f.ret_pc = TAIL_RETURN
+        vm.base = vm.depth
     install_prog(vm, vm.next_prog)
     vm.next_prog = NULL
     vm.status = STATUS_RUNNING
     vm.pc = 0
-    vm.depth = 0
-    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
-    vm.reg[10] = vm.regions[0].end
-    _zero_frame(vm, vm.prog)
+    _enter_frame(vm, vm.base)
+
+
+cdef void tail_return(Vm* vm) noexcept nogil:
+    """A program tail-called from a subprogram returned (its frame is popped): go on in
+    the program that made the call, after the call of that subprogram."""
+    cdef TailReturn* t
+    vm.ntails -= 1
+    t = &vm.tails[vm.ntails]
+    install_prog(vm, t.prog)
+    vm.base = t.base
+    vm.pc = t.ret_pc
+    vm.status = STATUS_CALLBACK_DONE if t.ret_pc == CALLBACK_RETURN else STATUS_RUNNING
 
 
 cdef void vm_unwind(Vm* vm) noexcept nogil:
-    """After bpf_throw (r0 holds its cookie): drop every frame, bpf-to-bpf calls and
-    callbacks alike, and end the run with the exception callback's return value: the
-    program's own (a global function called with the cookie in r1, on a fresh frame 0),
-    else the default one the verifier adds (add_hidden_subprog: r0 = r1; exit), which
-    returns the cookie.  The callback is the running program's (bpf_stack_walker finds
-    the innermost frame of a main program, which a tail call replaces)."""
+    """After bpf_throw (r0 holds its cookie): drop every frame of the running program,
+    bpf-to-bpf calls and callbacks alike, and return the exception callback's value from
+    its main body: the program's own callback (a global function called with the cookie
+    in r1, on a fresh frame), else the default one the verifier adds
+    (add_hidden_subprog: r0 = r1; exit), which returns the cookie.  The callback is the
+    running program's: bpf_stack_walker stops at the innermost frame of a main program,
+    which a tail call replaces."""
     cdef uint64_t cookie = vm.reg[0]
-    vm.depth = 0
-    vm.may_goto_left[0] = BPF_MAX_LOOPS
-    vm.regions[0].start = vm.regions[0].end - FRAME_SIZE
+    cdef uint32_t base = vm.base
+    vm.depth = base
+    vm.regions[0].start = vm.regions[0].end - <uintptr_t>(base + 1) * FRAME_SIZE
+    vm.status = STATUS_RUNNING
     if vm.prog.exception_cb < 0:
-        vm.status = STATUS_EXIT
+        vm_return(vm)
         return
     memset(vm.reg, 0, sizeof(vm.reg))
     vm.reg[1] = cookie
-    vm.reg[10] = vm.regions[0].end
-    _zero_frame(vm, vm.prog)
+    _enter_frame(vm, base)
     vm.pc = <uint32_t>vm.prog.exception_cb
-    vm.status = STATUS_RUNNING
-    vm_continue(vm)
+
+
+cdef void vm_return(Vm* vm) noexcept nogil:
+    """The EXIT of the frame at vm.depth, r0 set: the end of the run from frame 0, else
+    the caller's registers and stack back (only a main body tail-called from a
+    subprogram returns this way)."""
+    cdef Frame* f
+    if vm.depth == 0:
+        vm.status = STATUS_EXIT
+        return
+    vm.depth -= 1
+    f = &vm.frames[vm.depth]
+    memcpy(&vm.reg[6], f.saved, sizeof(f.saved))
+    vm.reg[10] += FRAME_SIZE
+    vm.regions[0].start += FRAME_SIZE
+    tail_return(vm)
+
+
+cdef void vm_drive(Vm* vm, uint32_t floor) noexcept nogil:
+    """vm_continue through tail calls, returns from tail-called programs and, where the
+    throwing program's main body is at ``floor`` or above (the frame this drive began
+    in), the exception callback; the status it stopped with otherwise."""
+    while True:
+        vm_continue(vm)
+        if vm.status == STATUS_TAIL_CALL:
+            tail_call_switch(vm)
+        elif vm.status == STATUS_TAIL_RETURN:
+            tail_return(vm)
+        elif vm.status == STATUS_THROW and vm.base >= floor:
+            vm_unwind(vm)
+        else:
+            return
+        if vm.status != STATUS_RUNNING:
+            return
 
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
@@ -1472,17 +1533,12 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
-    _zero_frame(vm, prog)
+    _enter_frame(vm, 0)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
     prog.runs += 1
-    while True:
-        vm_continue(vm)
-        if vm.status == STATUS_THROW:
-            vm_unwind(vm)
-        if vm.status != STATUS_TAIL_CALL:
-            spin_lock_release(vm)
-            return vm.status
-        tail_call_switch(vm)
+    vm_drive(vm, 0)
+    spin_lock_release(vm)
+    return vm.status
 
 
 # --- the C interface of pyebpf.jit: its code calls these for what it does not inline ---

@@ -45,6 +45,7 @@ _TABLE = (
         r"program of this type cannot use helper", r"unknown func",
         r"program of \d+ instructions: the 4\.6 kernel",
         r"LD_ABS is not allowed in subprogs", r"tail_call is not allowed in subprogs",
+        r"cannot tail call within callback",
         r"at the time of BPF_LD_ABS\|IND R6 != pointer to skb",
         r"ldimm64 insn specifies invalid btf_id", r"pseudo btf_id \d+ in ldimm64",
         r"no direct value access support", r"kernel btf_id \d+ is not a function",

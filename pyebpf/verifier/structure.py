@@ -188,7 +188,11 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
     its exception callback (``exception_cb``, its first pc; 0: none), as the kernel's
     static check does: at most 8 frames, the functions' rounded stack depths summing to
     at most 512 bytes, and no function that tail-calls entered with 256 bytes or more of
-    stack below it."""
+    stack below it.  A callback may not tail-call: the kernel refuses a tail call in a
+    function a callback calls ("cannot tail call within callback": the x86-64 JIT's tail
+    call would return into the helper that called the callback), and one in the callback
+    itself trips its precision backtracking, which it reports as a verifier bug
+    (backtrack_insn, EFAULT)."""
     from bisect import bisect_right
     calls = [[] for _ in starts]
     tail_calls = [False] * len(starts)
@@ -198,11 +202,16 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
         if target is not None:
             # a callback counts as called from where its address is taken, as in the
             # kernel's check_max_stack_depth
-            calls[func].append((pc, starts.index(target)))
+            calls[func].append((pc, starts.index(target), op.form is isa.F_LDDW))
         elif op is not None and op.form is isa.F_CALL and insns[pc].imm == _TAIL_CALL:
             tail_calls[func] = True
 
-    def walk(func: int, frames: int, below: int, pc: int) -> None:
+    def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
+             in_callback: bool = False) -> None:
+        if tail_calls[func] and callback:
+            raise _reject("verifier bug: callback unexpected regs 1", pc, insns[pc])
+        if tail_calls[func] and in_callback:
+            raise _reject("cannot tail call within callback", pc, insns[pc])
         if func and tail_calls[func] and below >= 256:
             raise _reject(f"tail_calls are not allowed when call stack of previous frames "
                           f"is {below} bytes. Too large", pc, insns[pc])
@@ -210,11 +219,11 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
         if depth > MAX_BPF_STACK:
             raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
                           insns[pc])
-        for call_pc, callee in calls[func]:
+        for call_pc, callee, by_address in calls[func]:
             if frames + 1 > MAX_CALL_FRAMES:
                 raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
                               insns[call_pc])
-            walk(callee, frames + 1, depth, call_pc)
+            walk(callee, frames + 1, depth, call_pc, by_address, in_callback or callback)
 
     walk(0, 1, 0, 0)
     if exception_cb:

@@ -1,0 +1,187 @@
+"""bpf_tail_call from a subprogram, against the kernel: the tail-called program replaces
+the calling subprogram's frame only, and its return value comes back to that
+subprogram's caller, whose registers and stack are as they were (the x86-64 JIT's tail
+call unwinds one frame; the verifier allows it in subprograms with BTF whose callers'
+frames stay under 256 bytes: check_max_stack_depth_subprog)."""
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+import pyebpf
+from bpfc import compile_object
+from objdiff import assert_refused_alike, verdicts
+from recorded_kernel import count_comparison
+
+PACKET = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) /
+               bytes(range(1, 41)))
+
+# a program array whose slot 0 holds ``target`` and slot 1 ``second``
+JMP = """
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 3);
+    __uint(key_size, sizeof(__u32));
+    __array(values, int (void *));
+} jmp SEC(".maps") = { .values = { [0] = (void *)&target, [1] = (void *)&second } };
+"""
+
+
+def _object(source: str) -> bytes:
+    return compile_object(source + '\nchar _license[] SEC("license") = "GPL";\n',
+                          flags=("-O2", "-mcpu=v3"))
+
+
+def _retvals(source: str, packet: bytes = PACKET) -> tuple[int, int]:
+    """(pyebpf's retval, the kernel's) of ``prog`` in an object of several programs."""
+    data = _object(source)
+    obj = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            ours = obj.program("prog").run(packet).retval & 0xFFFFFFFF
+            theirs = kobj.program("prog").test_run(packet).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours, theirs
+
+
+TARGETS = """
+SEC("tc") int second(struct __sk_buff *skb) { return 5; }
+SEC("tc") int target(struct __sk_buff *skb) { return 16; }
+"""
+
+
+@pytest.mark.parametrize("linkage", ["static", ""], ids=["static", "global"])
+def test_the_tail_called_program_returns_to_the_subprograms_caller(linkage):
+    ours, theirs = _retvals(TARGETS + JMP + f"""
+{linkage} __noinline int sub(struct __sk_buff *skb) {{
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}}
+SEC("tc") int prog(struct __sk_buff *skb) {{ return sub(skb) + 8; }}
+""")
+    assert ours == theirs == 24
+
+
+def test_a_failed_tail_call_in_a_subprogram_goes_on_in_the_subprogram():
+    ours, theirs = _retvals(TARGETS + JMP + """
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 2);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) { return sub(skb) + 8; }
+""")
+    assert ours == theirs == 9
+
+
+def test_the_callers_registers_and_stack_survive_the_tail_call():
+    ours, theirs = _retvals(TARGETS + JMP + """
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile __u32 kept[4] = { skb->len, 3, 5, 7 };
+    __u32 len = skb->len, proto = skb->protocol;
+    int r = sub(skb);
+    return r + kept[0] * 100 + kept[1] + kept[2] + kept[3] + (len ^ proto) * 10000;
+}
+""")
+    assert ours == theirs
+
+
+def test_a_tail_call_two_calls_deep_returns_to_the_inner_caller():
+    ours, theirs = _retvals(TARGETS + JMP + """
+static __noinline int inner(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+static __noinline int outer(struct __sk_buff *skb) { return inner(skb) * 2 + skb->mark; }
+SEC("tc") int prog(struct __sk_buff *skb) { return outer(skb) + 8; }
+""")
+    assert ours == theirs == 40
+
+
+def test_a_tail_called_program_may_tail_call_from_its_own_subprogram():
+    ours, theirs = _retvals("""
+SEC("tc") int second(struct __sk_buff *skb) { return 5; }
+int target(struct __sk_buff *skb);
+""" + JMP + """
+static __noinline int hop(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 1);
+    return skb->mark + 100;
+}
+SEC("tc") int target(struct __sk_buff *skb) { return hop(skb) * 3; }
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) { return sub(skb) + 8; }
+""")
+    assert ours == theirs == 23
+
+
+def test_a_tail_call_from_the_main_body_of_a_program_tail_called_from_a_subprogram():
+    ours, theirs = _retvals("""
+SEC("tc") int second(struct __sk_buff *skb) { return 5; }
+int target(struct __sk_buff *skb);
+""" + JMP + """
+SEC("tc") int target(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 1);
+    return skb->mark + 100;
+}
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) { return sub(skb) + 8; }
+""")
+    assert ours == theirs == 13
+
+
+CALLBACK = """
+SEC("tc") int second(struct __sk_buff *skb) { return 0; }
+SEC("tc") int target(struct __sk_buff *skb) { return 1; }
+""" + JMP + """
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark & 1;
+}
+static int step(__u32 i, struct __sk_buff **ctx) {
+    %s
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct __sk_buff *arg = skb;
+    return bpf_loop(10, step, &arg, 0) + 40;
+}"""
+
+
+def test_a_function_a_callback_calls_may_not_tail_call():
+    assert_refused_alike(*verdicts(_object(CALLBACK % (
+        "int r = sub(*ctx);\n    asm volatile(\"\" : \"+r\"(r));\n    return r ? 1 : 0;"))),
+                         "cannot tail call within callback")
+
+
+def test_a_tail_call_in_a_callback_itself_is_refused_as_the_kernel_refuses_it():
+    # the kernel's precision backtracking finds r0 wanted across the callback's return
+    # into bpf_loop and reports its own bug (backtrack_insn), EFAULT: refused either way
+    assert_refused_alike(*verdicts(_object(CALLBACK % (
+        "bpf_tail_call(*ctx, &jmp, 0);\n    return (*ctx)->mark & 1;"))),
+        "verifier bug: callback unexpected regs 1")
+
+
+def test_a_subprogram_whose_callers_frames_reach_256_bytes_may_not_tail_call():
+    source = TARGETS + JMP + """
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile char big[256];
+    big[skb->len & 255] = 1;
+    return sub(skb) + big[(skb->len + 1) & 255];
+}
+"""
+    assert_refused_alike(*verdicts(_object(source)),
+                         "tail_calls are not allowed when call stack of previous frames "
+                         "is 256 bytes. Too large")
