@@ -357,6 +357,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
                     old.hits += 1
+                    if self.precision:
+                        precision.propagate(self, old, cur)
                     return True
                 if not force and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
