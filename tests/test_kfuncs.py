@@ -87,6 +87,21 @@ SEC("tc") int prog(struct __sk_buff *skb) { int n = 0; bpf_repeat(3) n++; return
     assert [isa.Insn.unpack(code, pc * 8).imm for pc in pcs] == [want] * len(pcs)
 
 
+# 2,500 members: the kernel's BTF log (one line a type and a member, BPF_BTF_LOAD with a
+# log) comes to more than 64 KiB, as for an object of the selftests that include vmlinux.h
+WIDE = "struct wide { %s } wide;\n" % " ".join(f"int f{i};" for i in range(2500))
+
+
+def test_an_object_with_a_kfunc_and_a_btf_too_large_to_log_loads_in_the_kernel():
+    """Found by the 6.12 selftests (verifier_iterating_callbacks.c): the oracle loaded
+    the BTF with a log, and a log past its buffer fails BPF_BTF_LOAD with ENOSPC; libbpf
+    (btf_load_into_kernel) asks for a log only after a refusal."""
+    data = compile_object(ITER + WIDE + """
+SEC("tc") int prog(struct __sk_buff *skb) { int n = wide.f7; bpf_repeat(3) n++; return n; }
+""")
+    assert same_retval(data, PACKET) == 3
+
+
 def test_an_unknown_extern_function_is_refused_naming_it():
     data = compile_object("""
 extern int bpf_no_such_kfunc(int x) __ksym;

@@ -324,6 +324,30 @@ def test_a_64_bit_byte_swap_keeps_all_64_bits():
           "R0 !read_ok")
 
 
+# A 32-bit move of r2 into r3, then a 32-bit bound on w2 that the kernel carries to r3
+# only if the two are linked; r1 is never set, so reading it shows the link is missing.
+_SUBREG = ("call 5\n{src}\n{mov}\nif w2 < 9 goto +1\nexit\nif r3 < 9 goto +1\n"
+           "r0 -= r1\nexit")
+
+
+def test_a_32_bit_move_of_a_value_with_a_zero_upper_half_stays_linked_to_its_source():
+    """Found by the 6.12 selftests (verifier_reg_equal.c, subreg_equality_1): the copy
+    of a value below 2**32 equals its source (check_alu_op: get_reg_width <= 32), so a
+    32-bit bound on one is a 64-bit bound on both (sync_linked_regs)."""
+    agree(_SUBREG.format(src="*(u64 *)(r10 - 8) = r0\nr2 = *(u32 *)(r10 - 8)",
+                         mov="w3 = w2"), None, SF)
+
+
+def test_a_32_bit_move_of_a_value_that_may_pass_2_32_is_not_linked():
+    """subreg_equality_2: the copy drops the upper half, so it is not its source."""
+    agree(_SUBREG.format(src="r2 = r0", mov="w3 = w2"), "R1 !read_ok", SF)
+
+
+def test_a_32_bit_sign_extending_move_that_cannot_change_the_value_stays_linked():
+    """check_alu_op: ``w3 = (s8)w2`` of a value below 128 keeps the source's id."""
+    agree(_SUBREG.format(src="r2 = r0\nr2 &= 0x7f", mov="w3 = (s8)w2"), None, SF)
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 def test_a_helper_length_of_zero_is_refused():
@@ -339,6 +363,45 @@ def test_an_unbounded_helper_length_is_refused():
 def test_a_helper_buffer_running_past_the_stack_is_refused():
     agree("r6 = r1\nr1 = r6\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = 16\ncall 26\nr0 = 0\nexit",
           "stack R3 off=-8 size=16")
+
+
+# probe_read_kernel(dst=r1, size=0, src=NULL) after two zeroed slots: size 0 is allowed
+_ZERO_SIZED = ("r0 = 0\n*(u64 *)(r10 - 16) = r0\n*(u64 *)(r10 - 8) = r0\n{dst}\nr2 = 0\n"
+               "r3 = 0\ncall 113\nr0 = 0\nexit")
+_VAR_DST = "r1 = *(u32 *)(r1 + 0)\nr1 &= {mask}\nr1 += -16\nr1 += r10"
+
+
+def test_a_zero_sized_helper_buffer_at_a_variable_offset_past_the_frame_is_refused():
+    """Found by the 6.12 selftests (verifier_var_off.c,
+    zero_sized_access_max_out_of_bound): an access of size 0 is still bounded by the
+    stack (check_stack_range_initialized calls check_stack_access_within_bounds), and
+    [fp-16, fp+47] reaches above the frame pointer."""
+    agree(_ZERO_SIZED.format(dst=_VAR_DST.format(mask=63)),
+          "invalid variable-offset write to stack R1 var_off=(0x0; 0xffffffffffffffff) "
+          "off=0 size=0", SF)
+
+
+def test_a_zero_sized_helper_buffer_at_a_variable_offset_inside_the_stack_is_accepted():
+    agree(_ZERO_SIZED.format(dst=_VAR_DST.format(mask=15)), None, SF)
+
+
+def test_a_zero_sized_helper_buffer_at_the_frame_pointer_is_refused():
+    """check_stack_slot_within_bounds: the lowest byte must lie below fp, size 0 too."""
+    agree(_ZERO_SIZED.format(dst="r1 = r10"), "invalid write to stack R1 off=0 size=0", SF)
+
+
+def test_a_zero_sized_helper_buffer_below_the_stack_is_refused():
+    agree(_ZERO_SIZED.format(dst="r1 = r10\nr1 += -520"),
+          "invalid write to stack R1 off=-520 size=0", SF)
+
+
+def test_a_zero_sized_helper_read_at_a_variable_offset_past_the_frame_is_refused():
+    """A buffer the helper reads (csum_diff's ``from``) is bounded the same way."""
+    agree("r0 = 0\n*(u64 *)(r10 - 16) = r0\n*(u64 *)(r10 - 8) = r0\n" +
+          _VAR_DST.format(mask=63) + "\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\n"
+          "r0 = 0\nexit",
+          "invalid variable-offset read from stack R1 var_off=(0x0; 0xffffffffffffffff) "
+          "off=0 size=0")
 
 
 def test_a_scalar_where_a_helper_wants_the_context_is_refused():

@@ -27,6 +27,7 @@ from pyebpf.loader import RUNNABLE_TYPES, program_type
 _T = isa.MapType
 # maps whose contents are not plain key -> value bytes on both sides
 UNLISTED = {_T.BPF_MAP_TYPE_PROG_ARRAY, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, _T.BPF_MAP_TYPE_RINGBUF,
+            _T.BPF_MAP_TYPE_USER_RINGBUF,
             _T.BPF_MAP_TYPE_PERCPU_ARRAY, _T.BPF_MAP_TYPE_PERCPU_HASH,
             _T.BPF_MAP_TYPE_LRU_PERCPU_HASH, _T.BPF_MAP_TYPE_ARRAY_OF_MAPS,
             _T.BPF_MAP_TYPE_HASH_OF_MAPS, _T.BPF_MAP_TYPE_QUEUE, _T.BPF_MAP_TYPE_STACK,
@@ -84,7 +85,11 @@ def _runs(path: str, name: str, kind: str, override: dict) -> dict[str, list[str
         for label, pkt in packets().items():
             k = kprog.test_run(pkt, ctx={})
             fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {})}
-            mine = prog.run(pkt, **fields)
+            try:
+                mine = prog.run(pkt, **fields)
+            except pyebpf.errors.ExecutionError as exc:
+                out[label] = [f"pyebpf: {str(exc).splitlines()[0][:200]}"]
+                continue
             out[label] = differences(mine, k.retval if sf else k.retval_signed,
                                      k.data[14:] if sf else k.data, k.skb, sf)
             out[label] += _map_differences(ours, theirs)

@@ -21,6 +21,7 @@ from ..errors import KernelError
 _SYS_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280}
 _LOG_SIZE = 64 << 10               # first try; a longer log is fetched again at its true size
 _LOG_MAX = (1 << 30) - 1           # the kernel's ceiling (UINT_MAX >> 2)
+_BTF_LOG_SIZE = 16 << 20           # a refused BTF's log: one line per type before the reason
 
 _libc = None
 _sysno = 0
@@ -120,18 +121,29 @@ class Syscalls:
     def __init__(self):
         self._btf_fds: dict[bytes, int] = {}
 
-    def _btf_fd(self, blob: bytes, logbuf=None) -> tuple[int, int]:
-        """The fd of ``blob`` loaded (kept for later calls), or (-1, errno)."""
+    def _btf_fd(self, blob: bytes) -> tuple[int, int]:
+        """The fd of ``blob`` loaded (kept for later calls), or (-1, errno).  Loaded
+        without a log, as libbpf does (btf_load_into_kernel): the BTF log lists every
+        type, and one that outgrows its buffer fails the load with ENOSPC."""
         fd = self._btf_fds.get(blob)
         if fd is not None:
             return fd, 0
-        extra = {} if logbuf is None else dict(btf_log_buf=logbuf, btf_log_size=_LOG_SIZE,
-                                               btf_log_level=1)
-        fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob),
-                        **extra).call()
+        fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob)).call()
         if fd >= 0:
             self._btf_fds[blob] = fd
         return fd, err
+
+    @staticmethod
+    def _btf_refusal(blob: bytes) -> str:
+        """The kernel's BTF log for a blob it refused, the reason on its last line (a
+        log cut at the buffer's end would lose it, hence the large buffer)."""
+        logbuf = ctypes.create_string_buffer(_BTF_LOG_SIZE)
+        fd, _ = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob),
+                      btf_log_buf=logbuf, btf_log_size=_BTF_LOG_SIZE,
+                      btf_log_level=1).call()
+        if fd >= 0:
+            os.close(fd)
+        return logbuf.value.decode(errors="replace")
 
     def prog_load(self, prog_type: int, insns: bytes, license: bytes,
                   log_level: int, btf: bytes | None = None,
@@ -142,10 +154,9 @@ class Syscalls:
         global; ``line_info`` (``struct bpf_line_info`` records) names their C lines."""
         btf_fd = -1
         if btf is not None:
-            logbuf = ctypes.create_string_buffer(_LOG_SIZE)
-            btf_fd, err = self._btf_fd(btf, logbuf)
+            btf_fd, err = self._btf_fd(btf)
             if btf_fd < 0:
-                return -1, err, "BTF: " + logbuf.value.decode(errors="replace")
+                return -1, err, "BTF: " + self._btf_refusal(btf)
         return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info,
                                line_info)
 

@@ -366,6 +366,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
                     old.hits += 1
+                    if self.precision:
+                        precision.propagate(self, old, cur)
                     return True
                 if not force and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
@@ -641,17 +643,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 regs[insn.dst] = new
                 return
             # check_alu_op: a value the extension cannot change stays linked to its source
-            if src.umax < 1 << (op.size * 8 - 1):
-                if not src.id and not src.is_const:
-                    src.id = self.new_id()
-                new = src.copy()
-            else:
-                new = src.copy()
-                new.id = 0
+            linked = src.umax < 1 << (op.size * 8 - 1)
+            if linked and not src.id and not src.is_const:
+                src.id = self.new_id()
+            new = src.copy()
             if is64:
                 bounds.sign_extend(new, op.size)
             else:
                 bounds.sign_extend32(new, op.size)
+            new.id = src.id if linked else 0
             regs[insn.dst] = new
             return
         if is64:
@@ -661,11 +661,17 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         if self.unpriv and src.is_ptr:
             self.refuse(pc, f"R{insn.src} partial copy of pointer")
+        # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
+        # is unchanged by the copy, so it stays linked to its source
+        linked = src.type == SCALAR and src.umax < 1 << 32
+        if linked and not src.id and not src.is_const:
+            src.id = self.new_id()
         new = src.copy()
         if src.type != SCALAR:
             new.mark_unknown()
-        new.id = 0
         bounds.zext32(new)
+        if linked:
+            new.id = src.id
         regs[insn.dst] = new
 
     def ptr_alu(self, st, pc, insn, op, dst: Reg, src: Reg, code_op: int) -> None:
@@ -967,7 +973,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.refuse(pc, f"invalid unbounded variable-offset{what} stack R{regno}")
             lo = reg.smin + off + reg.off
             hi = reg.smax + off + reg.off + size
-        if lo < -MAX_BPF_STACK or hi > 0 or size < 0:
+        if lo < -MAX_BPF_STACK or lo >= 0 or hi > 0 or size < 0:
             # check_stack_slot_within_bounds: the first byte off the stack is EACCES;
             # else reaching above the frame pointer EINVAL, a negative size EFAULT
             code = EACCES if lo < -MAX_BPF_STACK or lo >= 0 else \
@@ -1752,13 +1758,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                                      PTR_TO_MEM | DYNPTR_MEM):
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
-            if size == 0:
-                if zero_ok:
-                    return
+            if size == 0 and not zero_ok:
                 # check_stack_range_initialized: a map key or value of size 0
                 self.refuse(pc, "invalid zero-sized read")
+            # check_stack_access_within_bounds: a zero-sized access too stays below
+            # the frame pointer
             lo, hi = self.stack_bounds(pc, regno, reg, 0, size,
                                        " write to" if write else " read from")
+            if size == 0:
+                return
             self._note_depth(st, reg, lo)
             frame = self.stack_frame(st, reg)
             if not write:

@@ -579,16 +579,17 @@ class KfuncCalls:
 
 
 def widen_scalars(old, cur) -> None:
-    """widen_imprecise_scalars: pyebpf tracks no precision, so every scalar (register or
-    spill) that differs from the previous iteration's becomes unknown."""
+    """widen_imprecise_scalars: every scalar (register or spill) that differs from the
+    previous iteration's becomes unknown, but for one marked precise in either (where
+    precision is not tracked, none is)."""
     for of, cf in zip(old.frames, cur.frames):
         pairs = list(zip(of.regs, cf.regs))
         pairs += [(of.stack[spi].spill, s.spill) for spi, s in cf.stack.items()
                   if spi in of.stack and of.stack[spi].spill is not None and
                   s.spill is not None]
         for o, c in pairs:
-            if o.type == SCALAR and c.type == SCALAR and \
-                    (o.var, o.smin, o.smax, o.umin, o.umax) != \
+            if o.type == SCALAR and c.type == SCALAR and not o.precise and \
+                    not c.precise and (o.var, o.smin, o.smax, o.umin, o.umax) != \
                     (c.var, c.smin, c.smax, c.umin, c.umax):
                 c.mark_unknown()
 

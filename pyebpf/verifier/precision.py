@@ -15,7 +15,7 @@ back over a static function's ``exit`` into the function (the caller's R0 was it
 R0), back over the call into the caller (its R1-R5 were the arguments), through
 stack slots of any frame a constant stack pointer reached, and round loops (the
 path's instructions are kept in order, back-edges included).  It covers programs
-without callbacks, kfuncs or ``may_goto`` (:func:`applies`); elsewhere every scalar
+without callbacks, kfuncs or iterators (:func:`applies`); elsewhere every scalar
 counts as precise, which prunes less than the kernel and never more.  Where the walk
 meets what it does not follow (atomics, ``LD_ABS``/``LD_IND``, a value older than
 the first instruction), it marks every scalar of every checkpoint on the path, as
@@ -30,13 +30,13 @@ from .state import SCALAR, STACK_SPILL, VState
 _ALU = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                   isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 _ARGS = frozenset(range(1, 6))
-_PASS = frozenset((isa.F_JCC_K, isa.F_JA, isa.F_JA32))
+_PASS = frozenset((isa.F_JCC_K, isa.F_JA, isa.F_JA32, isa.F_MAY_GOTO))
 
 
 def applies(interp) -> bool:
     """Whether ``interp``'s program is one the walk follows (see the module)."""
     if interp.unpriv or interp.profile != "current" or \
-            interp.iter_nexts or interp.may_gotos or interp.callback_calls:
+            interp.iter_nexts or interp.callback_calls:
         return False
     for pc, op in enumerate(interp.ops):
         if op is None:
@@ -256,7 +256,7 @@ def _backtrack(insns, ops, globals_, entry, w: _Walk) -> bool:
         if insn.dst in regs or insn.src in regs:
             regs.add(insn.dst)
             regs.add(insn.src)
-    elif f not in (isa.F_JCC_K, isa.F_JA, isa.F_JA32):
+    elif f not in _PASS:
         return False                # atomics, LD_ABS/LD_IND
     if linked is not None:
         _sync_linked(linked, w)
