@@ -42,7 +42,7 @@ cdef int32_t _list_node_off(Vm* vm, uint64_t head) noexcept nogil:
             continue
         rel = (head - base) % m.stride
         for k in range(m.nlists):
-            if <uint64_t>m.list_off[k] == rel:
+            if not m.rb_roots & (1 << k) and <uint64_t>m.list_off[k] == rel:
                 return m.list_node_off[k]
     return -1
 
@@ -121,13 +121,17 @@ cdef uint64_t _list_pop(Vm* vm, uint64_t head, bint tail) noexcept nogil:
 
 
 cdef void map_free_lists(MapStore* m, uint8_t* value) noexcept nogil:
-    """bpf_list_head_free of each list of a map value: the list is emptied under the
-    value's bpf_spin_lock, then each object in it dropped."""
+    """bpf_list_head_free of each list of a map value (bpf_rb_root_free of each
+    rbtree): the list is emptied under the value's bpf_spin_lock, then each object in
+    it dropped."""
     cdef int k
     cdef uint64_t head, node, nxt, first, last, steps
     cdef uint64_t* h
     cdef int* lock = <int*>(value + m.spin_lock_off)
     for k in range(m.nlists):
+        if m.rb_roots & (1 << k):
+            map_free_rbtree(m, value, k)
+            continue
         head = <uintptr_t>(value + m.list_off[k])
         h = <uint64_t*><uintptr_t>head
         map_lock(lock)

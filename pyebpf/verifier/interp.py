@@ -24,6 +24,7 @@ from .helpers46 import Helpers46
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
+from .rbtree import RbtreeRules, calls_less
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
@@ -95,7 +96,7 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, TaskCalls, Helpers46):
+                  KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False):
@@ -121,7 +122,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                           if op is not None and op.form is isa.F_MAY_GOTO}
         self.callback_calls = {pc for pc, op in enumerate(ops)
                                if op is not None and op.form is isa.F_CALL and
-                               not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
+                               (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
+                                calls_less(insns[pc]))}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
