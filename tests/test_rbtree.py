@@ -569,6 +569,53 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert ours == theirs
 
 
+def test_objects_kept_in_a_stack_array_go_to_the_trees_of_a_root_array():
+    # rbtree_add_and_remove_array: the error path tests objects already known not NULL
+    # (reg_not_null: an allocated object's pointer is trusted), so it drops them all
+    ours, theirs = _runs(compile_object(PRELUDE + GLOBAL + """
+private(A) struct bpf_rb_root groot_array_one[1] __contains(node_data, node);
+SEC("tc") int prog(struct __sk_buff *skb) {
+  struct bpf_rb_node *res1 = NULL, *res2 = NULL, *res3 = NULL;
+  struct node_data *nodes[3][2] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
+  struct node_data *n;
+  long k1 = -1, k2 = -1, k3 = -1;
+  int i, j;
+
+  for (i = 0; i < 3; i++) {
+    for (j = 0; j < 2; j++) {
+      nodes[i][j] = bpf_obj_new(typeof(*nodes[i][j]));
+      if (!nodes[i][j])
+        goto err_out;
+      nodes[i][j]->key = i * 2 + j;
+    }
+  }
+  bpf_spin_lock(&glock);
+  for (i = 0; i < 2; i++)
+    for (j = 0; j < 2; j++)
+      bpf_rbtree_add(&groot_array[i], &nodes[i][j]->node, less);
+  for (j = 0; j < 2; j++)
+    bpf_rbtree_add(&groot_array_one[0], &nodes[2][j]->node, less);
+  res1 = bpf_rbtree_remove(&groot_array[0], &nodes[0][0]->node);
+  res2 = bpf_rbtree_remove(&groot_array[1], &nodes[1][0]->node);
+  res3 = bpf_rbtree_remove(&groot_array_one[0], &nodes[2][0]->node);
+  bpf_spin_unlock(&glock);
+  if (res1) { n = container_of(res1, struct node_data, node); k1 = n->key; bpf_obj_drop(n); }
+  if (res2) { n = container_of(res2, struct node_data, node); k2 = n->key; bpf_obj_drop(n); }
+  if (res3) { n = container_of(res3, struct node_data, node); k3 = n->key; bpf_obj_drop(n); }
+  if (k1 != 0 || k2 != 2 || k3 != 4)
+    return 2;
+  return 0;
+err_out:
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      if (nodes[i][j])
+        bpf_obj_drop(nodes[i][j]);
+  return 1;
+}"""), 2)
+    assert theirs == [0, 0]
+    assert ours == theirs
+
+
 # less callbacks the kernel refuses: the callback's body (a and b its node pointers)
 BAD_LESS = {
     "a remove": ("""

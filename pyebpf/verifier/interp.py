@@ -33,7 +33,8 @@ from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RDONLY,
+                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
+                    MEM_RDONLY,
                     NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
@@ -1216,8 +1217,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
                  dst.type & 0xFF in sockets.SOCK_TYPES or
-                 (dst.type == PTR_TO_BTF_ID and dst.ref)):
-            # reg_not_null: a referenced BTF pointer is trusted, never NULL
+                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
+                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
+            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
+            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
+            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
             taken = 0 if code_op == isa.BPF_JEQ else 1
         if self.precision:
             x = op.form is isa.F_JCC_X
