@@ -344,22 +344,17 @@ cdef inline void _rb_bounds() noexcept nogil:
 
 cdef int32_t _rb_node_off(Vm* vm, uint64_t root) noexcept nogil:
     """The offset of the node in the objects of the tree whose root is at ``root`` (a
-    bpf_rb_root of a value of one of the running program's maps), or -1."""
-    cdef int i, k
-    cdef MapStore* m
-    cdef uintptr_t base
+    bpf_rb_root of a value of one of the running program's maps or their inner maps),
+    or -1."""
+    cdef int k
+    cdef MapStore* m = value_map(vm, root)
     cdef uint64_t rel
-    for i in range(vm.prog.nmaps):
-        m = vm.prog.maps[i]
-        if m == NULL or not m.rb_roots:
-            continue
-        base = <uintptr_t>m.values
-        if root < base or root >= base + m.values_len:
-            continue
-        rel = (root - base) % m.stride
-        for k in range(m.nlists):
-            if m.rb_roots & (1 << k) and <uint64_t>m.list_off[k] == rel:
-                return m.list_node_off[k]
+    if m == NULL:
+        return -1
+    rel = (root - <uintptr_t>m.values) % m.stride
+    for k in range(m.nlists):
+        if m.rb_roots & (1 << k) and <uint64_t>m.list_off[k] == rel:
+            return m.list_node_off[k]
     return -1
 
 

@@ -616,6 +616,30 @@ err_out:
     assert ours == theirs
 
 
+def test_a_tree_in_an_inner_map_drains_in_key_order():
+    # linked_list's inner_map_* shape: the value holding the lock and the root is an
+    # inner map's, looked up through the map of maps
+    ours, theirs = _runs(compile_object(PRELUDE + """
+struct inner_arr {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct val);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1);
+    __type(key, __u32); __array(values, struct inner_arr);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+SEC("tc") int prog(struct __sk_buff *skb) {
+  __u32 k = 0;
+  void *m = bpf_map_lookup_elem(&outer, &k);
+  if (!m) return 100;
+  struct val *v = bpf_map_lookup_elem(m, &k);
+  if (!v) return 101;
+  add(v, 3, 3); add(v, 1, 1); add(v, 2, 2);
+""" + _drain(3) + "\n}"), 2)
+    assert theirs == [123, 123]
+    assert ours == theirs
+
+
 # less callbacks the kernel refuses: the callback's body (a and b its node pointers)
 BAD_LESS = {
     "a remove": ("""
