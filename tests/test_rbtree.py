@@ -673,6 +673,28 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert ours is not None and theirs in ours, (ours, theirs)
 
 
+def test_a_less_callback_returning_out_of_0_1_is_refused_as_the_kernel_refuses_it():
+    # set_rbtree_add_callback_state's callback_ret_range: a bool function cannot
+    # return 2, a long one passed for it does
+    ours, theirs = verdicts(compile_object(PRELUDE + GLOBAL + """
+static long two_less(struct bpf_rb_node *a, const struct bpf_rb_node *b)
+{
+  return 2;
+}
+typedef bool (*less_fn)(struct bpf_rb_node *, const struct bpf_rb_node *);
+SEC("tc") int prog(struct __sk_buff *skb) {
+  struct node_data *n = bpf_obj_new(struct node_data);
+  if (!n) return 1;
+  bpf_spin_lock(&glock);
+  bpf_rbtree_add(&groot, &n->node, (less_fn)two_less);
+  bpf_spin_unlock(&glock);
+  return 0;
+}"""))
+    message = "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and theirs in ours, (ours, theirs)
+
+
 @pytest.mark.parametrize("prog_type, message", [
     ("socket_filter", "socket filter progs cannot use bpf_spin_lock yet"),
     ("sched_act", "calling kernel function bpf_rbtree_first is not allowed"),
