@@ -318,10 +318,12 @@ ctypedef struct MapStore:
     int32_t timer_off         # the value's struct bpf_timer, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
-    uint8_t nlists            # the value's struct bpf_list_head fields (lists.pxi)
+    uint8_t nlists            # the value's graph roots: struct bpf_list_head fields
+                              # (lists.pxi) and struct bpf_rb_root ones (rbtree.pxi)
     int32_t list_off[BTF_FIELDS_MAX]    # and their offsets
-    int32_t list_node_off[BTF_FIELDS_MAX]   # where each one's bpf_list_node sits in
-                                            # the struct its elements are
+    int32_t list_node_off[BTF_FIELDS_MAX]   # where each one's bpf_list_node (bpf_rb_node)
+                                            # sits in the struct its elements are
+    uint16_t rb_roots         # bit k: root k is a struct bpf_rb_root
     void* timers              # then each element's TimerState (timers.pxi)
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 

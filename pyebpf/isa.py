@@ -434,6 +434,8 @@ SIZEOF_BPF_SPIN_LOCK = 4
 SIZEOF_BPF_TIMER = 16
 SIZEOF_BPF_LIST_HEAD = 16       # struct bpf_list_head, 8-aligned
 SIZEOF_BPF_LIST_NODE = 24       # struct bpf_list_node, 8-aligned
+SIZEOF_BPF_RB_ROOT = 16         # struct bpf_rb_root, 8-aligned
+SIZEOF_BPF_RB_NODE = 32         # struct bpf_rb_node, 8-aligned
 # bpf_timer_init's flags name the timer's clock (flags & (MAX_CLOCKS - 1)); only these
 # three are allowed (the _ALARM ones not); bpf_timer_start's flags
 MAX_CLOCKS = 16

@@ -95,6 +95,7 @@ include "heap.pxi"
 include "kfunc_strings.pxi"
 include "iter_bits.pxi"
 include "lists.pxi"
+include "rbtree.pxi"
 include "tasks.pxi"
 
 
@@ -118,4 +119,5 @@ cdef void register_kfuncs() except *:
     register_heap_kfuncs(SKB_HELPERS)
     register_string_kfuncs()
     register_list_kfuncs()
+    register_rbtree_kfuncs()
     register_task_kfuncs()

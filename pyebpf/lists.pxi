@@ -16,9 +16,8 @@
 # The kernel's verifier passes each push the node's offset in its struct (the r4 it
 # rewrites); here the head says it: the program's map that holds the head knows the
 # offset from the head's __contains tag (list_node_off), and a head found in no map
-# of the program, or a node that is no object's, is refused with -EINVAL.  (An inner
-# map of a map of maps has no BTF in pyebpf: the verifier lets no list of one reach a
-# run.)
+# of the program (or of an inner map of one of its maps of maps), or a node that is no
+# object's, is refused with -EINVAL.
 
 cdef enum:
     LIST_NEXT = 0                 # the uint64_t words of a head and of a node
@@ -28,22 +27,17 @@ cdef enum:
 
 cdef int32_t _list_node_off(Vm* vm, uint64_t head) noexcept nogil:
     """The offset of the node in the objects of the list whose head is at ``head`` (a
-    bpf_list_head of a value of one of the running program's maps), or -1."""
-    cdef int i, k
-    cdef MapStore* m
-    cdef uintptr_t base
+    bpf_list_head of a value of one of the running program's maps or their inner
+    maps), or -1."""
+    cdef int k
+    cdef MapStore* m = value_map(vm, head)
     cdef uint64_t rel
-    for i in range(vm.prog.nmaps):
-        m = vm.prog.maps[i]
-        if m == NULL or not m.nlists:
-            continue
-        base = <uintptr_t>m.values
-        if head < base or head >= base + m.values_len:
-            continue
-        rel = (head - base) % m.stride
-        for k in range(m.nlists):
-            if <uint64_t>m.list_off[k] == rel:
-                return m.list_node_off[k]
+    if m == NULL:
+        return -1
+    rel = (head - <uintptr_t>m.values) % m.stride
+    for k in range(m.nlists):
+        if not m.rb_roots & (1 << k) and <uint64_t>m.list_off[k] == rel:
+            return m.list_node_off[k]
     return -1
 
 
@@ -121,13 +115,17 @@ cdef uint64_t _list_pop(Vm* vm, uint64_t head, bint tail) noexcept nogil:
 
 
 cdef void map_free_lists(MapStore* m, uint8_t* value) noexcept nogil:
-    """bpf_list_head_free of each list of a map value: the list is emptied under the
-    value's bpf_spin_lock, then each object in it dropped."""
+    """bpf_list_head_free of each list of a map value (bpf_rb_root_free of each
+    rbtree): the list is emptied under the value's bpf_spin_lock, then each object in
+    it dropped."""
     cdef int k
     cdef uint64_t head, node, nxt, first, last, steps
     cdef uint64_t* h
     cdef int* lock = <int*>(value + m.spin_lock_off)
     for k in range(m.nlists):
+        if m.rb_roots & (1 << k):
+            map_free_rbtree(m, value, k)
+            continue
         head = <uintptr_t>(value + m.list_off[k])
         h = <uint64_t*><uintptr_t>head
         map_lock(lock)

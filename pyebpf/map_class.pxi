@@ -110,7 +110,7 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import SPIN_LOCK, TIMER, graph_roots, kptr_fields, special_fields
+        from .btf.fields import RB_ROOT, SPIN_LOCK, TIMER, graph_roots, kptr_fields, special_fields
         found = special_fields(value_type)
         kptrs = kptr_fields(value_type)
         roots = graph_roots(value_type)
@@ -157,6 +157,8 @@ cdef class Map:
         for k, root in enumerate(roots):
             self._m.list_off[k] = root.off
             self._m.list_node_off[k] = root.node_off
+            if root.kind == RB_ROOT:
+                self._m.rb_roots |= 1 << k
         self._m.nlists = len(roots)
         self.graph_roots = tuple(roots)
         if any(k.kernel and k.target.name == "cgroup" for k in kptrs):

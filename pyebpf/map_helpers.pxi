@@ -616,17 +616,36 @@ cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
 # but bpf_spin_unlock while it does; a run that ends holding it (a fault, the budget)
 # releases it (vm_run). ---
 
-cdef int* _spin_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
-    """The lock word ``ptr`` is: a value's bpf_spin_lock in one of the program's maps."""
+cdef inline bint _holds_value(MapStore* m, uint64_t ptr) noexcept nogil:
+    return m != NULL and ptr >= <uintptr_t>m.values and \
+        ptr - <uintptr_t>m.values < m.values_len
+
+
+cdef MapStore* value_map(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The map whose values hold ``ptr``: one of the program's maps or an inner map of
+    one of its maps of maps; NULL for anything else."""
     cdef int k
+    cdef uint32_t i
     cdef MapStore* m
-    cdef uintptr_t at
+    for k in range(vm.nmaps):
+        if _holds_value(vm.maps[k], ptr):
+            return vm.maps[k]
     for k in range(vm.nmaps):
         m = vm.maps[k]
-        at = <uintptr_t>m.values
-        if m.spin_lock_off >= 0 and ptr >= at and ptr - at < m.values_len and \
-                (ptr - at) % m.stride == <uint32_t>m.spin_lock_off:
-            return <int*><uintptr_t>ptr
+        if m.inner != NULL:
+            for i in range(m.max_entries):
+                if _holds_value(m.inner[i], ptr):
+                    return m.inner[i]
+    return NULL
+
+
+cdef int* _spin_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    """The lock word ``ptr`` is: a value's bpf_spin_lock in one of the program's maps
+    (or their inner maps)."""
+    cdef MapStore* m = value_map(vm, ptr)
+    if m != NULL and m.spin_lock_off >= 0 and \
+            (ptr - <uintptr_t>m.values) % m.stride == <uint32_t>m.spin_lock_off:
+        return <int*><uintptr_t>ptr
     helper_fault(vm, b"r1 is not the bpf_spin_lock of a map value")
     return NULL
 

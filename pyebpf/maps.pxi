@@ -856,6 +856,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.spin_lock_off = m.timer_off = -1
     m.nkptrs = 0
     m.nlists = 0
+    m.rb_roots = 0
     try:
         _map_storage(m, kind)
     except MemoryError:

@@ -447,6 +447,42 @@ def test_an_unverified_program_that_writes_list_links_finds_the_list_empty(body)
         o.close()
 
 
+def test_a_list_in_global_data_keeps_first_in_first_out_order():
+    # the kernel's linked_list selftests keep their heads in private(X) sections: the
+    # section's DATASEC holds the lock and the head
+    ours, theirs = _runs(obj("""
+#define private(name) SEC(".data." #name) __hidden __attribute__((aligned(8)))
+private(A) struct bpf_spin_lock glock;
+private(A) struct bpf_list_head ghead __contains(elem, node);
+static __always_inline int gpush(long x)
+{
+  struct elem *n = bpf_obj_new(struct elem);
+  if (!n) return 1;
+  n->v = x;
+  bpf_spin_lock(&glock);
+  bpf_list_push_back(&ghead, &n->node);
+  bpf_spin_unlock(&glock);
+  return 0;
+}
+static __always_inline long gpop(void)
+{
+  bpf_spin_lock(&glock);
+  struct bpf_list_node *l = bpf_list_pop_front(&ghead);
+  bpf_spin_unlock(&glock);
+  if (!l) return 9;
+  long x = container_of(l, struct elem, node)->v;
+  bpf_obj_drop(container_of(l, struct elem, node));
+  return x;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+  if (gpush(1) || gpush(2)) return 100;
+  long r = gpop();
+  return r * 10 + gpop();
+}"""), 2)
+    assert theirs == [12, 12]
+    assert ours == theirs
+
+
 def test_objects_of_dropped_lists_are_allocated_again():
     # 100 objects a run, dropped with the element: the arena holds 4 MiB, far fewer
     # than the runs' 2.5 million objects

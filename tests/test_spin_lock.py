@@ -88,6 +88,27 @@ def test_a_counter_under_the_lock_counts_as_in_the_kernel():
     assert struct.unpack("<iIi", theirs[1][0]) == (3, 0, 9)     # the lock reads as 0
 
 
+def test_a_lock_in_global_data_guards_a_counter_as_in_the_kernel():
+    # btf_parse_fields finds the lock among a DATASEC's variables: the section's map
+    # value holds it (the kernel's selftests keep theirs in private(X) sections)
+    source = r"""
+struct gval { int cnt; int data; };
+struct bpf_spin_lock glock SEC(".data.A");
+struct gval gv SEC(".data.A");
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    bpf_spin_lock(&glock);
+    int c = ++gv.cnt;
+    gv.data += 5;
+    bpf_spin_unlock(&glock);
+    return c;
+}"""
+    ours, theirs = _runs(obj(source), 3, ".data.A")
+    assert ours == theirs
+    assert theirs[0] == [1, 2, 3]
+    assert struct.unpack("<Iii", theirs[1][0]) == (0, 3, 15)    # the lock reads as 0
+
+
 def test_a_hash_value_is_locked_through_its_lookup_as_in_the_kernel():
     source = TC % """
     struct val init = {};

@@ -5,7 +5,7 @@ structs and unions nested in it, at most one of each."""
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import isa
 from ..errors import MapError
@@ -27,12 +27,24 @@ def special_fields(value_type: Type | None) -> dict[str, int]:
     return found
 
 
+def _members(t: Type, base: int):
+    """(type id, byte offset, the (owner id, component index) a decl tag of it names,
+    name) of each member of a struct or union, or each variable of a DATASEC (global
+    data: btf_find_datasec_var; a variable's tags are the VAR's, component -1)."""
+    if t.kind == Kind.DATASEC:
+        for v in t.vars:
+            var = t.btf.types[v.type_id]
+            yield var.type_id, base + v.offset, (var.id, -1), var.name
+    elif t.kind in (Kind.STRUCT, Kind.UNION):
+        for i, m in enumerate(t.members):
+            yield m.type_id, base + m.bit_offset // 8, (t.id, i), m.name
+
+
 def _walk(t: Type, base: int, found: dict, depth: int) -> None:
-    if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
+    if depth > _MAX_NESTING:
         return
-    for m in t.members:
-        mt = t.btf.type(m.type_id, t).resolve()
-        off = base + m.bit_offset // 8
+    for type_id, off, _tag, _name in _members(t, base):
+        mt = t.btf.type(type_id, t).resolve()
         nelems = 1
         while mt.kind == Kind.ARRAY:
             nelems *= mt.nelems
@@ -58,8 +70,8 @@ def _walk(t: Type, base: int, found: dict, depth: int) -> None:
 # kernel's btf_field_type_name for each, and its size
 _OBJECT_SHAPES = {SPIN_LOCK: 4, "bpf_res_spin_lock": 8,
                   "bpf_list_head": isa.SIZEOF_BPF_LIST_HEAD,
-                  "bpf_list_node": isa.SIZEOF_BPF_LIST_NODE, "bpf_rb_root": 16,
-                  "bpf_rb_node": 32, "bpf_refcount": 4}
+                  "bpf_list_node": isa.SIZEOF_BPF_LIST_NODE, "bpf_rb_root": isa.SIZEOF_BPF_RB_ROOT,
+                  "bpf_rb_node": isa.SIZEOF_BPF_RB_NODE, "bpf_refcount": 4}
 KPTR_TAGS = {"kptr": "kptr", "kptr_untrusted": "kptr", "percpu_kptr": "percpu_kptr"}
 
 
@@ -176,15 +188,19 @@ def _walk_kptrs(t: Type, base: int, found: list, depth: int) -> None:
 # graph roots (btf_find_graph_root, btf_parse_graph_root): a root's struct, the node
 # struct its values hold it by, and that node's alignment
 LIST_HEAD, LIST_NODE = "bpf_list_head", "bpf_list_node"
-_GRAPH_ROOTS = {LIST_HEAD: (LIST_NODE, isa.SIZEOF_BPF_LIST_HEAD, 8)}
+RB_ROOT, RB_NODE = "bpf_rb_root", "bpf_rb_node"
+_GRAPH_ROOTS = {LIST_HEAD: (LIST_NODE, isa.SIZEOF_BPF_LIST_HEAD, 8),
+                RB_ROOT: (RB_NODE, isa.SIZEOF_BPF_RB_ROOT, 8)}
+GRAPH_ROOT_SIZES = {k: v[1] for k, v in _GRAPH_ROOTS.items()}
 _CONTAINS = "contains:"
 
 
 @dataclass(frozen=True)
 class GraphRoot:
-    """A ``struct bpf_list_head`` of a map value: its offset, the struct its
-    ``__contains(type, field)`` tag says the list holds, and the offset of that struct's
-    ``struct bpf_list_node`` member the list links."""
+    """A ``struct bpf_list_head`` (``struct bpf_rb_root``) of a map value: its offset,
+    its kind, the struct its ``__contains(type, field)`` tag says the list (tree) holds,
+    and the offset of that struct's ``struct bpf_list_node`` (``bpf_rb_node``) member
+    that links it."""
     off: int
     kind: str
     value: Type
@@ -203,25 +219,29 @@ def graph_roots(value_type: Type | None) -> list[GraphRoot]:
 
 
 def _walk_roots(t: Type, base: int, found: list, depth: int) -> None:
-    if t.kind not in (Kind.STRUCT, Kind.UNION) or depth > _MAX_NESTING:
+    if depth > _MAX_NESTING:
         return
-    for i, m in enumerate(t.members):
-        mt = t.btf.type(m.type_id, t).resolve()
-        off = base + m.bit_offset // 8
+    for type_id, off, tag, name in _members(t, base):
+        mt = t.btf.type(type_id, t).resolve()
+        nelems = 1
+        while mt.kind == Kind.ARRAY:      # an array of roots: each element one
+            nelems *= mt.nelems
+            mt = mt.target.resolve()
         if mt.kind == Kind.STRUCT and mt.name in _GRAPH_ROOTS:
             node, size, align = _GRAPH_ROOTS[mt.name]
             if mt.size != size or off % align:
                 continue        # btf_find_field_one ignores a misplaced or resized one
-            found.append(_parse_root(t, i, m.name, off, mt.name, node))
-        elif mt.kind in (Kind.STRUCT, Kind.UNION) and mt.name not in _SHAPES:
+            root = _parse_root(t, tag, name, off, mt.name, node)
+            found.extend(replace(root, off=off + k * size) for k in range(nelems))
+        elif mt.kind in (Kind.STRUCT, Kind.UNION) and mt.name not in _SHAPES and nelems == 1:
             _walk_roots(mt, off, found, depth + 1)
 
 
-def _parse_root(owner: Type, index: int, member: str, off: int, kind: str,
+def _parse_root(owner: Type, tag: tuple, member: str, off: int, kind: str,
                 node: str) -> GraphRoot:
     tags = [d.name[len(_CONTAINS):] for d in owner.btf.types
-            if d.kind == Kind.DECL_TAG and d.type_id == owner.id and
-            d.component_idx == index and d.name.startswith(_CONTAINS)]
+            if d.kind == Kind.DECL_TAG and (d.type_id, d.component_idx) == tag and
+            d.name.startswith(_CONTAINS)]
     if not tags or ":" not in tags[0]:
         raise MapError(errno.EINVAL, f"the map value's {kind} {member} has no "
                                      f"__contains(type, field) tag")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import isa
 from .dynptrs import const_dynptr_reg
 from .kfuncs import widen_scalars
+from .rbtree import LESS_RANGE, calls_less
 from .helpers import DEDICATED_MAPS, FUNC, PROTOS
 from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str)
@@ -94,7 +95,8 @@ class CallbackCalls:
         if r0.type != SCALAR:
             self.refuse(pc, "R0 not a scalar value")
         callee = st.frames[-1]
-        lo, hi = CALLBACK_HELPERS[self.insns[callee.callsite].imm][1]
+        call = self.insns[callee.callsite]
+        lo, hi = LESS_RANGE if calls_less(call) else CALLBACK_HELPERS[call.imm][1]
         if r0.smin < lo or r0.smax > hi:
             self.refuse(pc, f"At callback return the register R0 has{_bounds(r0)} should "
                             f"have been in [{lo}, {hi}]")

@@ -25,6 +25,7 @@ from .helpers46 import Helpers46
 from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
+from .rbtree import RbtreeRules, calls_less
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
@@ -33,7 +34,8 @@ from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RDONLY,
+                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
+                    MEM_RDONLY,
                     NOT_INIT, PKT_TYPES,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
@@ -96,7 +98,8 @@ class Refusal(Exception):
 
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, TaskCalls, Helpers46, ExceptionRules):
+                  KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
+                  ExceptionRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False):
@@ -122,7 +125,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                           if op is not None and op.form is isa.F_MAY_GOTO}
         self.callback_calls = {pc for pc, op in enumerate(ops)
                                if op is not None and op.form is isa.F_CALL and
-                               not op.disc_value and insns[pc].imm in CALLBACK_HELPERS}
+                               (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
+                                calls_less(insns[pc]))}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
@@ -1232,8 +1236,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
                 ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
                  dst.type & 0xFF in sockets.SOCK_TYPES or
-                 (dst.type == PTR_TO_BTF_ID and dst.ref)):
-            # reg_not_null: a referenced BTF pointer is trusted, never NULL
+                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
+                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
+            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
+            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
+            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
             taken = 0 if code_op == isa.BPF_JEQ else 1
         if self.precision:
             x = op.form is isa.F_JCC_X

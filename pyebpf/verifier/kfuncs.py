@@ -28,6 +28,7 @@ from .tasks import TASK_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
 from .lists import LIST_KFUNCS
+from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
 
@@ -388,6 +389,14 @@ class KfuncCalls:
             for i in range(len(k.args)):
                 self.read(st, pc, i + 1)
             r0 = self.list_call(st, pc, name, regs)
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = r0 or scalar()
+            return
+        if name in RBTREE_KFUNCS:
+            for i in range(len(k.args)):
+                self.read(st, pc, i + 1)
+            r0 = self.rbtree_call(st, pc, name, regs, pending)
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or scalar()

@@ -30,75 +30,93 @@ def is_alloc_obj(t: int) -> bool:
     return t & ~(NON_OWN_REF | MEM_RCU) == ALLOC_PTR
 
 
-def _refcounted(struct) -> bool:
+def refcounted(struct) -> bool:
+    """The struct holds a struct bpf_refcount: its non-owning references are MEM_RCU."""
     return any(f[0] == "bpf_refcount" for f in object_fields(struct))
 
 
 class ListRules:
-    """The list side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
+    """The list side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in), and the
+    graph root and node rules lists share with rbtrees (:mod:`.rbtree`)."""
 
     def list_call(self, st, pc: int, name: str, regs) -> Reg | None:
         """check_kfunc_args and check_kfunc_call of a list kfunc: r0 (None: a scalar)."""
-        root = self._list_head_arg(st, pc, regs[1])
+        root = self.graph_root_arg(st, pc, regs[1], LIST_HEAD)
         if name in PUSH:
             node = regs[2]
-            self._list_node_arg(pc, node, root)
-            ref = node.ref
-            for r in st.all_regs():       # ref_convert_owning_non_owning
-                if r.ref == ref:
-                    r.ref = 0
-                    r.type |= NON_OWN_REF | (MEM_RCU if _refcounted(r.map) else 0)
-            st.refs.pop(ref, None)        # release_reference
+            if node.type != ALLOC_PTR:
+                self.refuse(pc, "arg#1 expected pointer to allocated object")
+            if not node.ref:
+                self.refuse(pc, "allocated object must be referenced")
+            self.graph_node_arg(pc, node, root, LIST_HEAD, LIST_NODE)
+            self.graph_node_owned(st, node.ref)
             return None
-        r0 = Reg(ALLOC_PTR | MAYBE_NULL)  # mark_reg_graph_node
-        r0.mark_known(0)
-        r0.map, r0.off = root.value, root.node_off
-        r0.id = self.new_id()
+        r0 = self.graph_node_reg(root)
         if name in POP:
             r0.id = r0.ref = self.new_id()
             st.refs[r0.ref] = pc
         else:                             # ref_set_non_owning
-            r0.type |= NON_OWN_REF | (MEM_RCU if _refcounted(root.value) else 0)
+            r0.type |= NON_OWN_REF | (MEM_RCU if refcounted(root.value) else 0)
         return r0
 
-    def _list_head_arg(self, st, pc: int, reg: Reg):
-        """KF_ARG_PTR_TO_LIST_HEAD: the head of a map value whose lock the program holds."""
+    def graph_node_reg(self, root, ret: bool = True) -> Reg:
+        """mark_reg_graph_node: a node of the struct the root holds, at its node's
+        offset; a kfunc's r0 (``ret``) is NULL-able, with an id of its own."""
+        r = Reg(ALLOC_PTR | (MAYBE_NULL if ret else 0))
+        r.mark_known(0)
+        r.map, r.off = root.value, root.node_off
+        if ret:
+            r.id = self.new_id()
+        return r
+
+    @staticmethod
+    def graph_node_owned(st, ref: int) -> None:
+        """A push's, an add's end: ref_convert_owning_non_owning then
+        release_reference of the node's owning reference."""
+        for r in st.all_regs():
+            if r.ref == ref:
+                r.ref = 0
+                r.type |= NON_OWN_REF | (MEM_RCU if refcounted(r.map) else 0)
+        st.refs.pop(ref, None)
+
+    def graph_root_arg(self, st, pc: int, reg: Reg, kind: str):
+        """KF_ARG_PTR_TO_LIST_HEAD, KF_ARG_PTR_TO_RB_ROOT: the root (``kind``) of a map
+        value whose lock the program holds."""
         if reg.type != PTR_TO_MAP_VALUE:
             if reg.type == ALLOC_PTR:
-                self.refuse(pc, "pyebpf does not model a bpf_list_head in an allocated "
-                                "object")
+                self.refuse(pc, f"pyebpf does not model a {kind} in an allocated object")
             self.refuse(pc, "arg#0 expected pointer to map value or allocated object")
         if not reg.is_const:
-            self.refuse(pc, f"R1 doesn't have constant offset. {LIST_HEAD} has to be at "
+            self.refuse(pc, f"R1 doesn't have constant offset. {kind} has to be at "
                             f"the constant offset")
         off = reg.off + reg.value
-        root = next((g for g in getattr(reg.map, "graph_roots", ()) if g.off == off), None)
+        root = next((g for g in getattr(reg.map, "graph_roots", ())
+                     if g.off == off and g.kind == kind), None)
         if root is None:
-            self.refuse(pc, f"{LIST_HEAD} not found at offset={off}")
+            self.refuse(pc, f"{kind} not found at offset={off}")
         lock = st.spin_lock
         if lock is None or lock[0] is not reg.map or lock[1] != reg.id:
             self.refuse(pc, f"bpf_spin_lock at off={reg.map.spin_lock_off} must be held "
-                            f"for {LIST_HEAD}")
+                            f"for {kind}")
         return root
 
-    def _list_node_arg(self, pc: int, reg: Reg, root) -> None:
-        """KF_ARG_PTR_TO_LIST_NODE: an object the program owns, at its bpf_list_node of
-        the type the head holds."""
-        if reg.type != ALLOC_PTR:
-            self.refuse(pc, "arg#1 expected pointer to allocated object")
-        if not reg.ref:
-            self.refuse(pc, "allocated object must be referenced")
+    def graph_node_arg(self, pc: int, reg: Reg, root, root_kind: str,
+                       node_kind: str) -> None:
+        """__process_kf_arg_ptr_to_graph_node: an object at its ``node_kind`` member,
+        of the struct and at the offset the root holds."""
         if not reg.is_const:
-            self.refuse(pc, f"R2 doesn't have constant offset. {LIST_NODE} has to be at "
+            self.refuse(pc, f"R2 doesn't have constant offset. {node_kind} has to be at "
                             f"the constant offset")
         off = reg.off + reg.value
-        if not any(f == (LIST_NODE, off, f[2]) for f in object_fields(reg.map)):
-            self.refuse(pc, f"{LIST_NODE} not found at offset={off}")
-        same = reg.map.btf is root.value.btf and reg.map.id == root.value.id
-        if not same or off != root.node_off:
-            self.refuse(pc, f"operation on {LIST_HEAD} expects arg#1 {LIST_NODE} at "
+        if not any(f == (node_kind, off, f[2]) for f in object_fields(reg.map)):
+            self.refuse(pc, f"{node_kind} not found at offset={off}")
+        if reg.map.btf is not root.value.btf or reg.map.id != root.value.id:
+            self.refuse(pc, f"operation on {root_kind} expects arg#1 {node_kind} at "
                             f"offset={root.node_off} in struct {root.value.name}, but arg "
                             f"is at offset={off} in struct {reg.map.name}")
+        if off != root.node_off:
+            self.refuse(pc, f"arg#1 offset={off}, but expected {node_kind} at "
+                            f"offset={root.node_off} in struct {root.value.name}")
 
     @staticmethod
     def invalidate_non_owning(st) -> None:

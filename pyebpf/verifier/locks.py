@@ -11,19 +11,22 @@ is (the map, the id of the map value pointer it was taken through) or None.
 from __future__ import annotations
 
 from .. import isa
+from ..btf.fields import GRAPH_ROOT_SIZES
 from .lists import LIST_KFUNCS
+from .rbtree import RBTREE_KFUNCS
 from .state import PTR_TO_MAP_VALUE
 
 SPIN_LOCK_ID = isa.HELPER_IDS["spin_lock"]
 SPIN_UNLOCK_ID = isa.HELPER_IDS["spin_unlock"]
 # kfunc_spin_allowed: is_bpf_graph_api_kfunc, is_bpf_iter_num_api_kfunc
-_SPIN_ALLOWED = LIST_KFUNCS | {"bpf_refcount_acquire_impl", "bpf_iter_num_new",
-                               "bpf_iter_num_next", "bpf_iter_num_destroy"}
+_SPIN_ALLOWED = LIST_KFUNCS | RBTREE_KFUNCS | {"bpf_refcount_acquire_impl",
+                                               "bpf_iter_num_new", "bpf_iter_num_next",
+                                               "bpf_iter_num_destroy"}
 
 
 def fields(m) -> list[tuple[int, int, str]]:
     """(offset, size, name) of the special fields of map ``m``'s value, by offset."""
-    out = [(g.off, isa.SIZEOF_BPF_LIST_HEAD, g.kind) for g in getattr(m, "graph_roots", ())]
+    out = [(g.off, GRAPH_ROOT_SIZES[g.kind], g.kind) for g in getattr(m, "graph_roots", ())]
     lock, timer = getattr(m, "spin_lock_off", None), getattr(m, "timer_off", None)
     if lock is not None:
         out.append((lock, isa.SIZEOF_BPF_SPIN_LOCK, "bpf_spin_lock"))
@@ -94,7 +97,10 @@ class LockRules:
             self.refuse(pc, f"{prefix} cannot be used inside bpf_spin_lock-ed region")
 
     def spin_lock_arg(self, st, pc: int, regno: int, reg, is_lock: bool) -> None:
-        """process_spin_lock: ``reg`` points at the map value's bpf_spin_lock."""
+        """process_spin_lock: ``reg`` points at the map value's bpf_spin_lock (not in an
+        rbtree's ``less`` callback, which runs under the tree's lock: check_func_arg)."""
+        if self.in_rbtree_cb(st):
+            self.refuse(pc, "can't spin_{lock,unlock} in rbtree cb")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} doesn't have constant offset. bpf_spin_lock has to be "
                             f"at the constant offset")
