@@ -301,6 +301,7 @@ ctypedef struct MapStore:
                               # (map_lock): replay threads share the map
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
+    int32_t wq_off            # the value's struct bpf_wq, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
     uint8_t nlists            # the value's struct bpf_list_head fields (lists.pxi)
@@ -308,6 +309,7 @@ ctypedef struct MapStore:
     int32_t list_node_off[BTF_FIELDS_MAX]   # where each one's bpf_list_node sits in
                                             # the struct its elements are
     void* timers              # then each element's TimerState (timers.pxi)
+    void* wqs                 # and with a bpf_wq each element's work item (workqueues.pxi)
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 
 
