@@ -272,6 +272,15 @@ static int first(void *map, int *key, void *value)
      "off 4 doesn't point to 'struct bpf_wq' that is at 8"),
     ("", LOOKED_UP + "return *(volatile __u64 *)&v->w;",
      "bpf_wq cannot be accessed directly by load/store"),
+    ("", LOOKED_UP + "__u32 i = skb->len & 1;"
+     "return bpf_wq_start((struct bpf_wq *)((char *)&v->w + i), 0);",
+     "R1 doesn't have constant offset. bpf_wq has to be at the constant offset"),
+    ("", LOOKED_UP + "return bpf_wq_set_callback_impl(&v->w, 0, 0, 0);",
+     "Possibly NULL pointer passed to trusted arg1"),
+    ("", LOOKED_UP + "return bpf_wq_set_callback_impl(&v->w, (void *)v, 0, 0);",
+     "arg1 expected pointer to func"),
+    ("__attribute__((noinline)) int cb(void *map, int *key, void *v) { return 0; }",
+     LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);", "callback function not static"),
     ("static int cb(void *map, int *key, void *v) { return 1; }",
      LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);",
      "At async callback return the register R0 has smin=1 smax=1 should have been in [0, 0]"),
@@ -283,6 +292,7 @@ static int first(void *map, int *key, void *value)
      LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);",
      "At async callback return the register R0 is not a known value (map_value)"),
 ], ids=["init-not-a-map", "init-other-map", "stack-wq", "wrong-offset", "direct-read",
+        "variable-offset", "null-callback", "value-as-callback", "global-callback",
         "callback-returns-1", "callback-value-bounds", "callback-returns-pointer"])
 def test_a_wq_misuse_is_refused_as_the_kernel_refuses_it(callbacks, body, message):
     ours, theirs = verdicts(obj(TC % (callbacks, body)))

@@ -99,11 +99,19 @@ class TimerRules:
         reg = self.read(st, pc, 1)
         if reg.type != PTR_TO_MAP_VALUE:
             self.refuse(pc, "arg#0 doesn't point to a map value")
+        # check_map_field_pointer, as for a bpf_timer
+        if not reg.is_const:
+            self.refuse(pc, "R1 doesn't have constant offset. bpf_wq has to be at the "
+                            "constant offset")
         m = reg.map
+        if getattr(m, "value_type", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use bpf_wq")
+        if getattr(m, "wq_off", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_wq")
         at = reg.value + reg.off
-        if getattr(m, "wq_off", None) != at:
+        if at != m.wq_off:
             self.refuse(pc, f"off {at} doesn't point to 'struct bpf_wq' that is at "
-                            f"{getattr(m, 'wq_off', None)}")
+                            f"{m.wq_off}")
         if name == "bpf_wq_init":
             r2 = self.read(st, pc, 2)
             if r2.type != CONST_PTR_TO_MAP:
@@ -114,8 +122,10 @@ class TimerRules:
             flags = 3
         elif name == "bpf_wq_set_callback_impl":
             fn = self.read(st, pc, 2)
+            if fn.is_null():
+                self.refuse(pc, "Possibly NULL pointer passed to trusted arg1")
             if fn.type != PTR_TO_FUNC:
-                self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
+                self.refuse(pc, "arg1 expected pointer to func")
             flags = 3
         else:
             flags = 2
