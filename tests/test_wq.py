@@ -339,3 +339,72 @@ def test_a_map_with_a_wq_is_created_or_refused_as_in_the_kernel(kernel_oracle, k
         kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
     count_comparison()
     assert ours == theirs
+
+
+# --- work items in an inner map and in an LRU hash with 8-byte keys ---------------------
+
+INNER = MAPS.split("struct wval")[0] + r"""
+struct ival { int cnt; int pad; struct bpf_wq w; };
+struct inner_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct ival);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1);
+    __type(key, __u32); __array(values, struct inner_map);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 4);
+    __type(key, __u64); __type(value, struct ival);
+} lru SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+static int bump(void *map, int *key, void *value) { struct ival *v = value; v->cnt += 10; return 0; }
+static int lbump(void *map, int *key, void *value) { struct ival *v = value; v->cnt += *key; return 0; }
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 k = 0; __u64 lk = 7; struct ival init = {};
+    void *m = bpf_map_lookup_elem(&outer, &k);
+    if (!m) return 1;
+    struct ival *v = bpf_map_lookup_elem(m, &k);
+    if (!v) return 2;
+    long a = bpf_wq_init(&v->w, m, 0);
+    long b = bpf_wq_set_callback(&v->w, bump, 0);
+    long c = bpf_wq_start(&v->w, 0);
+    v->cnt += 1;
+    bpf_map_update_elem(&lru, &lk, &init, 0);
+    struct ival *l = bpf_map_lookup_elem(&lru, &lk);
+    if (!l) return 3;
+    bpf_wq_init(&l->w, &lru, 0); bpf_wq_set_callback(&l->w, lbump, 0); bpf_wq_start(&l->w, 0);
+    return (a & 0xff) << 16 | (b & 0xff) << 8 | (c & 0xff);
+}
+"""
+
+
+
+def test_work_in_an_inner_map_and_an_lru_hash_runs_on_their_values_as_in_the_kernel():
+    """bpf_wq_init takes the inner map a lookup gave (the same map_uid); an LRU hash
+    element's callback gets its key (its first 4 bytes read as an int)."""
+    data = obj(INNER)
+    lk = struct.pack("<Q", 7)
+    done = lambda m: _ran(m["inner"][0])[0] == 11 and _ran(m["lru"][0])[0] == 7  # noqa: E731
+
+    def values(maps):
+        return {"inner": [maps["inner"].lookup(u32(0))], "lru": [maps["lru"].lookup(lk)]}
+    ours = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(PACKET).retval
+            time.sleep(SETTLE)
+            kernel = values(kobj.maps)
+            deadline = time.monotonic() + RUN_WAIT
+            while not done(kernel) and time.monotonic() < deadline:
+                time.sleep(0.01)
+                kernel = values(kobj.maps)
+        mine = ours.program("prog").run(PACKET).retval
+        assert pyebpf.run_timers() == 2
+        engine = values(ours.maps)
+    finally:
+        ours.close()
+    count_comparison()
+    assert (mine, engine) == (theirs, kernel)
+    assert done(kernel)
