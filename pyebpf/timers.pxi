@@ -417,8 +417,9 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
 def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALLBACKS_PER_GAP):
     """Run the work queued with bpf_wq_start, in the order it was queued (each reads the
     time of the run that queued it), then move the process's clock (docs/clock.md) on
-    by ``advance`` ns, or to ``until``, running on the way the callbacks of the bpf_timers due by then, earliest first (in
-    arming order among equal expiries), as the kernel's hrtimers fire them.  A callback
+    by ``advance`` ns, or to ``until``, running on the way the callbacks of the
+    bpf_timers due by then, earliest first (in arming order among equal expiries), as
+    the kernel's hrtimers fire them.  A callback
     reads its timer's expiry as the time; one may arm timers again, which fire in the same call when they are due by its end.
     At most ``limit`` callbacks run (a timer that re-arms itself with 0 ns would fire
     forever).  Returns how many ran; a callback's fault raises as a run's does."""

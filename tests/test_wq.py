@@ -374,8 +374,10 @@ struct {
     __type(key, __u64); __type(value, struct ival);
 } lru SEC(".maps");
 char LICENSE[] SEC("license") = "GPL";
-static int bump(void *map, int *key, void *value) { struct ival *v = value; v->cnt += 10; return 0; }
-static int lbump(void *map, int *key, void *value) { struct ival *v = value; v->cnt += *key; return 0; }
+static int bump(void *map, int *key, void *value)
+{ struct ival *v = value; v->cnt += 10; return 0; }
+static int lbump(void *map, int *key, void *value)
+{ struct ival *v = value; v->cnt += *key; return 0; }
 SEC("tc") int prog(struct __sk_buff *skb)
 {
     __u32 k = 0; __u64 lk = 7; struct ival init = {};
