@@ -316,6 +316,7 @@ ctypedef struct MapStore:
                               # (map_lock): replay threads share the map
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
+    int32_t wq_off            # the value's struct bpf_wq, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
     uint8_t nlists            # the value's graph roots: struct bpf_list_head fields
@@ -325,6 +326,7 @@ ctypedef struct MapStore:
                                             # sits in the struct its elements are
     uint16_t rb_roots         # bit k: root k is a struct bpf_rb_root
     void* timers              # then each element's TimerState (timers.pxi)
+    void* wqs                 # and with a bpf_wq each element's work item (workqueues.pxi)
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 
 

@@ -3333,6 +3333,7 @@ cdef enum:
 
 include "batch.pxi"
 include "timers.pxi"
+include "workqueues.pxi"
 
 
 cdef object _batch_run(Program prog, object frames, object offsets, object budget,

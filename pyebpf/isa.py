@@ -432,6 +432,7 @@ BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 # their sizes; each is aligned to its size's natural alignment (4 and 8)
 SIZEOF_BPF_SPIN_LOCK = 4
 SIZEOF_BPF_TIMER = 16
+SIZEOF_BPF_WQ = 16              # struct bpf_wq, 8-aligned
 SIZEOF_BPF_LIST_HEAD = 16       # struct bpf_list_head, 8-aligned
 SIZEOF_BPF_LIST_NODE = 24       # struct bpf_list_node, 8-aligned
 SIZEOF_BPF_RB_ROOT = 16         # struct bpf_rb_root, 8-aligned

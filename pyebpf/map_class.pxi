@@ -110,7 +110,8 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import RB_ROOT, SPIN_LOCK, TIMER, graph_roots, kptr_fields, special_fields
+        from .btf.fields import (RB_ROOT, SPIN_LOCK, TIMER, WQ, graph_roots, kptr_fields,
+                                 special_fields)
         found = special_fields(value_type)
         kptrs = kptr_fields(value_type)
         roots = graph_roots(value_type)
@@ -137,6 +138,9 @@ cdef class Map:
         if TIMER in found and self._m.type not in _TIMER_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a bpf_timer")
+        if WQ in found and self._m.type not in _TIMER_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a bpf_wq")
         if kptrs and self._m.type not in _KPTR_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a kptr")
@@ -150,6 +154,7 @@ cdef class Map:
                                        f"cannot hold a {roots[0].kind}")
         self._m.spin_lock_off = found.get(SPIN_LOCK, -1)
         self._m.timer_off = found.get(TIMER, -1)
+        self._m.wq_off = found.get(WQ, -1)
         for k, kptr in enumerate(kptrs):
             self._m.kptr_off[k] = kptr.off
         self._m.nkptrs = len(kptrs)
@@ -164,7 +169,7 @@ cdef class Map:
         if any(k.kernel and k.target.name == "cgroup" for k in kptrs):
             # a program may read a stored cgroup without calling a cgroup kfunc itself
             cgroup_prepare()
-        if self._m.timer_off >= 0:
+        if self._m.timer_off >= 0 or self._m.wq_off >= 0:
             timers_attach(self._m)
 
     @property
@@ -176,6 +181,11 @@ cdef class Map:
     def timer_off(self):
         """Where the value's struct bpf_timer is (from its BTF), or None."""
         return self._m.timer_off if self._m.timer_off >= 0 else None
+
+    @property
+    def wq_off(self):
+        """Where the value's struct bpf_wq is (from its BTF), or None."""
+        return self._m.wq_off if self._m.wq_off >= 0 else None
 
     def close(self):
         """Drop the handle (programs already loaded keep the map).  Its bpf_timers are

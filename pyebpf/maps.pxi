@@ -196,7 +196,7 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
 # value's BTF at creation): copies leave them alone, as the kernel's copy_map_value ---
 
 cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
-    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.nkptrs or m.nlists
+    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.wq_off >= 0 or m.nkptrs or m.nlists
 
 
 cdef inline bint map_holds_objects(MapStore* m) noexcept nogil:
@@ -229,6 +229,9 @@ cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept
         memcpy(dst + m.kptr_off[k], &kept[k], 8)
     for k in range(m.nlists):
         memcpy(dst + m.list_off[k], &heads[k * SIZEOF_BPF_LIST_HEAD], SIZEOF_BPF_LIST_HEAD)
+    if m.wq_off >= 0:
+        # the value's bpf_wq reads as zeros (its work item is MapStore.wqs')
+        memset(dst + m.wq_off, 0, SIZEOF_BPF_WQ)
 
 
 cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
@@ -237,6 +240,8 @@ cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
         memset(value + m.spin_lock_off, 0, SIZEOF_BPF_SPIN_LOCK)
     if m.timer_off >= 0:
         memset(value + m.timer_off, 0, SIZEOF_BPF_TIMER)
+    if m.wq_off >= 0:
+        memset(value + m.wq_off, 0, SIZEOF_BPF_WQ)
     cdef int k
     for k in range(m.nkptrs):
         memset(value + m.kptr_off[k], 0, 8)
@@ -664,7 +669,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         for e in range(<int32_t>(m.values_len // (<size_t>m.ncpu * m.stride))):
             map_free_objects(m, e)
     if m != NULL:
-        if m.timers != NULL:
+        if m.timers != NULL or m.wqs != NULL:
             timers_detach(m)
         free(m.st_nr)
         free(m.st_hash)
@@ -853,7 +858,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.tmpl = tmpl
     m.lru_ncpu = ncpu
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
-    m.spin_lock_off = m.timer_off = -1
+    m.spin_lock_off = m.timer_off = m.wq_off = -1
     m.nkptrs = 0
     m.nlists = 0
     m.rb_roots = 0

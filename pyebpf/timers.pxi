@@ -9,6 +9,10 @@
 # invocation of the program that set it (bpf_timer_cb: r1 the map, r2 the key, r3 the
 # value).  Deleting or overwriting an element, or Map.close() (map_release_uref), cancels
 # and frees its timers, as bpf_obj_free_fields does.
+#
+# A value's struct bpf_wq (workqueues.pxi) is a TimerState too (MapStore.wqs): work
+# queued by bpf_wq_start is due at once, and fires here before any timer, in the order
+# it was queued.
 
 cdef extern from *:
     """
@@ -46,10 +50,19 @@ cdef int64_t _REALTIME_OFFSET = _isa.KTIME_TAI_OFFSET - 37 * 1_000_000_000
 
 
 cdef int timers_attach(MapStore* m) except -1:
-    """Give ``m`` (whose value holds a bpf_timer) its timers, all uninitialised."""
+    """Give ``m`` (whose value holds a bpf_timer or a bpf_wq) its timers and work items,
+    all uninitialised."""
     global _timer_maps, _n_timer_maps, _cap_timer_maps
-    m.timers = calloc(m.max_entries if m.max_entries else 1, sizeof(TimerState))
-    if m.timers == NULL or not _grow(<void**>&_timer_maps, &_cap_timer_maps,
+    cdef size_t n = m.max_entries if m.max_entries else 1
+    if m.timer_off >= 0:
+        m.timers = calloc(n, sizeof(TimerState))
+        if m.timers == NULL:
+            raise MemoryError()
+    if m.wq_off >= 0:
+        m.wqs = calloc(n, sizeof(TimerState))
+        if m.wqs == NULL:
+            raise MemoryError()
+    if not _grow(<void**>&_timer_maps, &_cap_timer_maps,
                                      _n_timer_maps + 1, sizeof(MapStore*)):
         raise MemoryError()
     _timer_maps[_n_timer_maps] = m
@@ -67,13 +80,17 @@ cdef void timers_detach(MapStore* m) noexcept nogil:
             _timer_maps[k] = _timer_maps[_n_timer_maps]
             break
     free(m.timers)
-    m.timers = NULL
+    free(m.wqs)
+    m.timers = m.wqs = NULL
 
 
 cdef inline void timer_free(MapStore* m, int32_t e) noexcept nogil:
     """bpf_timer_cancel_and_free: element ``e``'s timer cancelled and uninitialised."""
     if m.timers != NULL:
         memset(&(<TimerState*>m.timers)[e], 0, sizeof(TimerState))
+    if m.wqs != NULL:
+        # bpf_wq_cancel_and_free: queued work is cancelled
+        memset(&(<TimerState*>m.wqs)[e], 0, sizeof(TimerState))
 
 
 cdef void timers_release(MapStore* m) noexcept nogil:
@@ -82,6 +99,8 @@ cdef void timers_release(MapStore* m) noexcept nogil:
     m.no_uref = True
     if m.timers != NULL:
         memset(m.timers, 0, <size_t>m.max_entries * sizeof(TimerState))
+    if m.wqs != NULL:
+        memset(m.wqs, 0, <size_t>m.max_entries * sizeof(TimerState))
 
 
 cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
@@ -90,11 +109,15 @@ cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
     cdef size_t k
     cdef uint32_t i
     cdef TimerState* t
+    cdef int w
     for k in range(_n_timer_maps):
-        t = <TimerState*>_timer_maps[k].timers
-        for i in range(_timer_maps[k].max_entries):
-            if t[i].prog == p:
-                t[i].prog, t[i].armed = NULL, 0
+        for w in range(2):
+            t = <TimerState*>(_timer_maps[k].wqs if w else _timer_maps[k].timers)
+            if t == NULL:
+                continue
+            for i in range(_timer_maps[k].max_entries):
+                if t[i].prog == p:
+                    t[i].prog, t[i].armed = NULL, 0
 
 
 cdef TimerState* _timer_arg(Vm* vm, uint64_t ptr, MapStore** out) noexcept nogil:
@@ -249,14 +272,26 @@ cdef bint _of_progs(MapStore* m, TimerState* t, ProgCore** progs, int nprogs) no
 
 cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo,
                            ProgCore** progs=NULL, int nprogs=0) noexcept nogil:
-    """The armed timer due soonest by ``until`` (first armed among equal expiries), one
-    of ``progs``' when given (_of_progs)."""
+    """The queued work item queued first, else the armed timer due soonest by ``until``
+    (first armed among equal expiries), one of ``progs``' when given (_of_progs)."""
     cdef TimerState* best = NULL
     cdef TimerState* t
     cdef size_t k
     cdef uint32_t i
     for k in range(_n_timer_maps):
+        t = <TimerState*>_timer_maps[k].wqs
+        if t == NULL:
+            continue
+        for i in range(_timer_maps[k].max_entries):
+            if t[i].armed and _of_progs(_timer_maps[k], &t[i], progs, nprogs) and (
+                    best == NULL or t[i].seq < best.seq):
+                best, mo[0], eo[0] = &t[i], _timer_maps[k], i
+    if best != NULL:
+        return best
+    for k in range(_n_timer_maps):
         t = <TimerState*>_timer_maps[k].timers
+        if t == NULL:
+            continue
         for i in range(_timer_maps[k].max_entries):
             if t[i].armed and t[i].expires <= until and _of_progs(_timer_maps[k], &t[i], progs,
                                                                   nprogs) and (
@@ -339,16 +374,21 @@ cdef void _soonest_recompute() noexcept nogil:
     map_lock(&_soonest_lock)
     for k in range(_n_timer_maps):
         t = <TimerState*>_timer_maps[k].timers
-        for i in range(_timer_maps[k].max_entries):
+        for i in range(_timer_maps[k].max_entries if t != NULL else 0):
             if t[i].armed and t[i].expires < soonest:
                 soonest = t[i].expires
+        t = <TimerState*>_timer_maps[k].wqs
+        for i in range(_timer_maps[k].max_entries if t != NULL else 0):
+            if t[i].armed:
+                soonest = _KTIME_MIN        # queued work is due at once
     _timer_soonest = soonest
     map_unlock(&_soonest_lock)
 
 
 cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0):
-    """Run the callbacks of the bpf_timers due by ``until``, earliest first (in arming
-    order among equal expiries), at most ``limit`` of them, without moving the
+    """Run the callbacks of the queued bpf_wq work, in queue order, then those of the
+    bpf_timers due by ``until``, earliest first (in arming order among equal expiries),
+    at most ``limit`` of them, without moving the
     process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
     replay fires its own programs' timers).  A callback's fault raises as a run's
     does."""
@@ -375,9 +415,11 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
 
 
 def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALLBACKS_PER_GAP):
-    """Move the process's clock (docs/clock.md) on by ``advance`` ns, or to ``until``,
-    running on the way the callbacks of the bpf_timers due by then, earliest first (in
-    arming order among equal expiries), as the kernel's hrtimers fire them.  A callback
+    """Run the work queued with bpf_wq_start, in the order it was queued (each reads the
+    time of the run that queued it), then move the process's clock (docs/clock.md) on
+    by ``advance`` ns, or to ``until``, running on the way the callbacks of the
+    bpf_timers due by then, earliest first (in arming order among equal expiries), as
+    the kernel's hrtimers fire them.  A callback
     reads its timer's expiry as the time; one may arm timers again, which fire in the same call when they are due by its end.
     At most ``limit`` callbacks run (a timer that re-arms itself with 0 ns would fire
     forever).  Returns how many ran; a callback's fault raises as a run's does."""

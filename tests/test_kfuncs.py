@@ -289,8 +289,6 @@ WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_iter_task", "bpf_iter_css"))],
                     f"{_TODO}: task, cgroup and VMA iterators (walks of the kernel's task "
                     "and css lists and of a task's memory map) are not modelled"),
-    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_wq_")],
-                    f"{_TODO}: BPF work queues (struct bpf_wq) are not modelled"),
     **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_task_work_")],
                     f"{_TODO}: task work (a callback run in a task's context) is not "
                     "modelled"),

@@ -153,3 +153,59 @@ def test_a_timer_in_an_inner_map_fires_between_packets(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert marks == [0, 11, 22]
+
+
+WQ_SOURCE = r"""
+// the system's linux/bpf.h predates struct bpf_wq (uapi since 6.10)
+struct bpf_wq { __u64 :64; __u64 :64; } __attribute__((aligned(8)));
+extern int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags) __ksym;
+extern int bpf_wq_start(struct bpf_wq *wq, unsigned int flags) __ksym;
+extern int bpf_wq_set_callback_impl(struct bpf_wq *wq,
+        int (callback_fn)(void *map, int *key, void *value),
+        unsigned int flags, void *aux__ign) __ksym;
+struct wval { __u64 runs; __u64 ran_at; __u64 init; struct bpf_wq w; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct wval);
+} works SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+
+static int ran(void *map, int *key, void *value)
+{
+    struct wval *v = value;
+    v->runs++;
+    v->ran_at = bpf_ktime_get_ns();
+    return 0;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 k = 0;
+    struct wval *v = bpf_map_lookup_elem(&works, &k);
+    if (!v)
+        return TC_ACT_OK;
+    skb->mark = v->runs;
+    if (!v->init) {
+        bpf_wq_init(&v->w, &works, 0);
+        bpf_wq_set_callback_impl(&v->w, ran, 0, 0);
+        v->init = 1;
+    }
+    bpf_wq_start(&v->w, 0);
+    return TC_ACT_OK;
+}
+"""
+
+
+def test_work_a_packet_queues_runs_before_the_next_packet_and_at_the_end(tmp_path, capsys):
+    # each packet's mark: how often the work ran before it; each packet queues it once
+    obj = tmp_path / "wq.o"
+    obj.write_bytes(compile_object(WQ_SOURCE, flags=("-O2", "-mcpu=v3")))
+    pcapio.write(tmp_path / "in.pcap", [(TS0 + k * MS, FRAME, len(FRAME)) for k in range(3)])
+    dump = tmp_path / "maps"
+    rc = tcsim.main([str(obj), "-r", str(tmp_path / "in.pcap"), "-q",
+                     "--report", str(tmp_path / "r.jsonl"), "--dump-maps", str(dump)])
+    assert rc == 0, capsys.readouterr().err
+    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    value = json.loads((dump / "works.json").read_text())["entries"][0]["value"]
+    assert marks == [0, 1, 2]
+    assert (value["runs"], value["ran_at"]) == (3, KTIME_START + 2 * MS)

@@ -348,6 +348,8 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
 )}
 
 
+# the bpf_wq kfuncs: their arguments are the verifier's timer rules (TimerRules.wq_call)
+WQ_KFUNCS = frozenset({"bpf_wq_init", "bpf_wq_set_callback_impl", "bpf_wq_start"})
 _LOCKS = frozenset({"bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                     "bpf_preempt_enable"})
 
@@ -400,6 +402,12 @@ class KfuncCalls:
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or scalar()
+            return
+        if name in WQ_KFUNCS:
+            self.wq_call(st, pc, name, pending)
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = scalar()
             return
         if name in TASK_KFUNCS:
             r0 = self.kfunc_return(st, pc, k, self.task_args(st, pc, k))

@@ -32,6 +32,8 @@ def fields(m) -> list[tuple[int, int, str]]:
         out.append((lock, isa.SIZEOF_BPF_SPIN_LOCK, "bpf_spin_lock"))
     if timer is not None:
         out.append((timer, isa.SIZEOF_BPF_TIMER, "bpf_timer"))
+    if getattr(m, "wq_off", None) is not None:
+        out.append((m.wq_off, isa.SIZEOF_BPF_WQ, "bpf_wq"))
     return sorted(out)
 
 
@@ -57,6 +59,9 @@ class LockRules:
         if getattr(m, "timer_off", None) is not None and \
                 self.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
             self.refuse(pc, "tracing progs cannot use bpf_timer yet")
+        if getattr(m, "wq_off", None) is not None and \
+                self.prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
+            self.refuse(pc, "tracing progs cannot use bpf_wq yet")
 
     def check_maps_used(self) -> None:
         """resolve_pseudo_ldimm64's walk over every lddw naming a map, in order."""

@@ -6,6 +6,12 @@ bpf_timer_set_callback names, verified as the kernel verifies an async callback
 starting in the callback as the only frame with R1 the map, R2 the key and R3 the value
 of the timer's element, and ending at its exit like a program's, with R0 == 0
 (``check_return_code``).  The caller goes on after the call as after any helper.
+
+The bpf_wq kfuncs share those rules: their ``struct bpf_wq *`` argument
+(``KF_ARG_PTR_TO_WORKQUEUE``, ``process_wq_func``), bpf_wq_init's map
+(``KF_ARG_PTR_TO_MAP``: the work item's own map), and the callback
+bpf_wq_set_callback_impl names, an async callback as a timer's is
+(``push_callback_call`` with ``set_timer_callback_state``).
 """
 from __future__ import annotations
 
@@ -59,7 +65,11 @@ class TimerRules:
         fn = self.read(st, pc, 2)
         if fn.type != PTR_TO_FUNC:
             self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
-        m = meta["map"]
+        self._push_async(pc, fn, meta["map"], pending)
+
+    def _push_async(self, pc: int, fn: Reg, m, pending) -> None:
+        """push_async_cb: the callback ``fn`` names, verified later as a path of its own
+        with set_timer_callback_state's registers for an element of ``m``."""
         callee = Frame(pc, self.func_of(fn.off), 0)
         callee.in_callback = ASYNC
         callee.regs[1] = Reg(CONST_PTR_TO_MAP)
@@ -80,6 +90,49 @@ class TimerRules:
         queued = VState()
         queued.frames = [callee]
         pending.append((queued, fn.off, pc, self.log.mark()))
+
+    def wq_call(self, st, pc: int, name: str, pending) -> None:
+        """check_kfunc_args for a bpf_wq kfunc: R1 a map value's bpf_wq
+        (KF_ARG_PTR_TO_WORKQUEUE, process_wq_func), bpf_wq_init's R2 that value's map,
+        the flags scalars; bpf_wq_set_callback_impl's R2 a callback, queued for
+        verification as an async callback."""
+        reg = self.read(st, pc, 1)
+        if reg.type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, "arg#0 doesn't point to a map value")
+        # check_map_field_pointer, as for a bpf_timer
+        if not reg.is_const:
+            self.refuse(pc, "R1 doesn't have constant offset. bpf_wq has to be at the "
+                            "constant offset")
+        m = reg.map
+        if getattr(m, "value_type", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use bpf_wq")
+        if getattr(m, "wq_off", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_wq")
+        at = reg.value + reg.off
+        if at != m.wq_off:
+            self.refuse(pc, f"off {at} doesn't point to 'struct bpf_wq' that is at "
+                            f"{m.wq_off}")
+        if name == "bpf_wq_init":
+            r2 = self.read(st, pc, 2)
+            if r2.type != CONST_PTR_TO_MAP:
+                self.refuse(pc, "pointer in R2 isn't map pointer")
+            if r2.map is not m:
+                self.refuse(pc, "workqueue pointer in R1 map_uid=0 doesn't match map "
+                                "pointer in R2 map_uid=0")
+            flags = 3
+        elif name == "bpf_wq_set_callback_impl":
+            fn = self.read(st, pc, 2)
+            if fn.is_null():
+                self.refuse(pc, "Possibly NULL pointer passed to trusted arg1")
+            if fn.type != PTR_TO_FUNC:
+                self.refuse(pc, "arg1 expected pointer to func")
+            flags = 3
+        else:
+            flags = 2
+        if self.read(st, pc, flags).type != SCALAR:
+            self.refuse(pc, f"R{flags} is not a scalar")
+        if name == "bpf_wq_set_callback_impl":
+            self._push_async(pc, fn, m, pending)
 
     def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
         """R1 of a timer helper, as check_func_arg checks it."""

@@ -1,0 +1,107 @@
+# bpf_wq (kernel/bpf/helpers.c: bpf_wq_init, bpf_wq_set_callback_impl, bpf_wq_start,
+# bpf_wq_work, bpf_wq_cancel_and_free), in C.  Included into pyebpf/_core.pyx after
+# timers.pxi, whose TimerState each work item is.
+#
+# A map whose value holds a struct bpf_wq gets one work item per element
+# (MapStore.wqs); the 16 bytes in the value stay zero, as a user-space lookup reads
+# them.  The kernel runs queued work "soon", in process context, after the program run
+# that queued it; the engine runs it at the next pyebpf.run_timers() (fire_timers),
+# and a replay before its next packet: first the work, in the order it was queued
+# (queueing work already queued does nothing, schedule_work), each as its own
+# invocation of the program that set the callback with r1 the map, r2 the key and r3
+# the value (bpf_wq_work), reading the time of the run that queued it.  Deleting or
+# overwriting the element, or Map.close(), cancels queued work (timer_free,
+# timers_release).
+
+
+cdef TimerState* _wq_arg(Vm* vm, uint64_t ptr, MapStore** out) noexcept nogil:
+    """The work item a struct bpf_wq pointer names: a value's bpf_wq in a map with work
+    items (the verifier saw to that)."""
+    cdef size_t k
+    cdef MapStore* m
+    cdef uint64_t off
+    for k in range(_n_timer_maps):
+        m = _timer_maps[k]
+        if m.wqs != NULL and <uintptr_t>m.values <= ptr < <uintptr_t>m.values + m.values_len:
+            off = ptr - <uintptr_t>m.values
+            if off % m.stride != <uint64_t>m.wq_off:
+                break
+            out[0] = m
+            return &(<TimerState*>m.wqs)[off // m.stride]
+    helper_fault(vm, b"r1 is not the bpf_wq of a map value")
+    return NULL
+
+
+cdef uint64_t _k_wq_init(Vm* vm, uint64_t wq, uint64_t map_ptr, uint64_t flags,
+                         uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_wq_init: flags must be 0; -EBUSY once initialised, -EPERM when the map has no
+    user reference (__bpf_async_init)."""
+    cdef MapStore* m = NULL
+    cdef TimerState* w = _wq_arg(vm, wq, &m)
+    cdef uint64_t rc = 0
+    if w == NULL:
+        return 0
+    if <uint32_t>flags:
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if w.init:
+        rc = err(EBUSY)
+    elif m.no_uref:
+        rc = err(EPERM)
+    else:
+        w.init, w.armed, w.prog = 1, 0, NULL
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef uint64_t _k_wq_set_callback(Vm* vm, uint64_t wq, uint64_t fn, uint64_t flags,
+                                 uint64_t aux, uint64_t r5) noexcept nogil:
+    """bpf_wq_set_callback_impl: flags must be 0; the callback, of the program making
+    the call (__bpf_async_set_callback: -EINVAL before init, -EPERM without a user
+    reference)."""
+    cdef MapStore* m = NULL
+    cdef TimerState* w = _wq_arg(vm, wq, &m)
+    cdef uint64_t rc = 0
+    if w == NULL:
+        return 0
+    if <uint32_t>flags:
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if not w.init:
+        rc = err(EINVAL)
+    elif m.no_uref:
+        rc = err(EPERM)
+    else:
+        w.prog, w.cb_pc = vm.prog, <uint32_t>fn
+    map_unlock(&m.lock)
+    return rc
+
+
+cdef uint64_t _k_wq_start(Vm* vm, uint64_t wq, uint64_t flags, uint64_t r3, uint64_t r4,
+                          uint64_t r5) noexcept nogil:
+    """bpf_wq_start: flags must be 0, -EINVAL before a callback is set; queues the work
+    once (schedule_work on pending work does nothing)."""
+    global _timer_soonest
+    cdef MapStore* m = NULL
+    cdef TimerState* w = _wq_arg(vm, wq, &m)
+    cdef uint64_t rc = 0
+    if w == NULL:
+        return 0
+    if <uint32_t>flags:
+        return err(EINVAL)
+    map_lock(&m.lock)
+    if not w.init or w.prog == NULL:
+        rc = err(EINVAL)
+    elif not w.armed:
+        w.expires, w.armed = _timer_now(vm), 1
+        w.seq = _seq_next(&_timer_seq)
+        map_lock(&_soonest_lock)
+        _timer_soonest = _KTIME_MIN
+        map_unlock(&_soonest_lock)
+    map_unlock(&m.lock)
+    return rc
+
+
+_kfunc("bpf_wq_init", _k_wq_init)
+_kfunc("bpf_wq_set_callback_impl", _k_wq_set_callback)
+_kfunc("bpf_wq_start", _k_wq_start)

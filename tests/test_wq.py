@@ -1,0 +1,428 @@
+"""bpf_wq against the kernel: what bpf_wq_init/set_callback/start return in each state
+of a work item, the callbacks queued work runs (the map contents the kernel shows once
+its workqueue ran the work, polled with a timeout; pyebpf's after
+``pyebpf.run_timers()``), the work that deleting or overwriting an element cancels, the
+maps that may hold a bpf_wq, and the verifier's refusals with the kernel's words."""
+from __future__ import annotations
+
+import errno
+import struct
+import time
+
+import pytest
+
+import pyebpf
+from pyebpf import Map, elf, isa
+
+from bpfc import compile_object
+from mapcheck import created, u32
+from objdiff import verdicts
+from recorded_kernel import count_comparison
+
+T = isa.MapType
+PACKET = bytes(range(64))
+# how long the kernel's system workqueue is given to run queued work before the maps
+# are read (it runs within microseconds: a recorded answer read before then would not
+# match a live one), then polled until the callback's write shows, up to RUN_WAIT; and to
+# run work that must not run (cancelled work)
+SETTLE = 0.1
+RUN_WAIT = 2.0
+
+MAPS = r"""
+// the system's linux/bpf.h predates struct bpf_wq (uapi since 6.10)
+struct bpf_wq { __u64 :64; __u64 :64; } __attribute__((aligned(8)));
+extern int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags) __ksym;
+extern int bpf_wq_start(struct bpf_wq *wq, unsigned int flags) __ksym;
+extern int bpf_wq_set_callback_impl(struct bpf_wq *wq,
+        int (callback_fn)(void *map, int *key, void *value),
+        unsigned int flags, void *aux__ign) __ksym;
+#define bpf_wq_set_callback(wq, cb, flags) bpf_wq_set_callback_impl(wq, cb, flags, NULL)
+
+struct wval { int cnt; int data; struct bpf_wq w; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2);
+    __type(key, __u32); __type(value, struct wval);
+} warr SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+    __type(key, __u32); __type(value, struct wval);
+} wh SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, long[16]);
+} out SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+"""
+TC = MAPS + """
+%s
+SEC("tc") int prog(struct __sk_buff *skb) { __u32 k = 0; %s }
+"""
+CALLBACK = """
+static int cb(void *map, int *key, void *value)
+{ struct wval *v = value; v->cnt += 1; v->data = 42 + *key; return 0; }
+"""
+LOOKED_UP = "struct wval *v = bpf_map_lookup_elem(&warr, &k); if (!v) return 1;"
+
+
+def obj(source: str) -> bytes:
+    return compile_object(source, flags=("-O2", "-mcpu=v3"))
+
+
+def _values(maps, wanted: dict) -> dict:
+    return {name: [maps[name].lookup(u32(k)) for k in keys] for name, keys in wanted.items()}
+
+
+def _both(data: bytes, runs: int, maps: dict, until=None, settle=False, before=None):
+    """Run the object's program ``runs`` times in the kernel and in pyebpf, then let
+    queued work run (the kernel: poll ``maps`` until ``until(values)`` holds, or
+    RUN_WAIT passes, after SETTLE; with ``settle`` wait SETTLE; pyebpf: pyebpf.run_timers());
+    (retvals, the values of ``maps`` (name -> keys)) of each side.  ``before(maps)``
+    runs on each side's maps first."""
+    ours = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            if before:
+                before(kobj.maps)
+            theirs = [kobj.program("prog").test_run(PACKET).retval for _ in range(runs)]
+            if settle or until is not None:
+                time.sleep(SETTLE)
+            kernel = _values(kobj.maps, maps)
+            deadline = time.monotonic() + RUN_WAIT
+            while until is not None and not until(kernel) and time.monotonic() < deadline:
+                time.sleep(0.01)
+                kernel = _values(kobj.maps, maps)
+        if before:
+            before(ours.maps)
+        prog = ours.program("prog")
+        mine = [prog.run(PACKET).retval & 0xFFFFFFFF for _ in range(runs)]
+        pyebpf.run_timers()
+        engine = _values(ours.maps, maps)
+    finally:
+        ours.close()
+    count_comparison()
+    return (mine, engine), (theirs, kernel)
+
+
+def _longs(value: bytes) -> list[int]:
+    return list(struct.unpack("<16q", value))
+
+
+def _record(*calls: str) -> str:
+    """A program body that stores what each call returns in out[0][i], in order."""
+    lines = ["__u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z); if (!o) return 1;",
+             LOOKED_UP]
+    lines += [f"o[{i}] = {call};" for i, call in enumerate(calls)]
+    return "\n".join(lines) + "\nreturn 0;"
+
+
+def _ran(value: bytes) -> tuple[int, int]:
+    """(cnt, data) of a struct wval."""
+    return struct.unpack_from("<ii", value)
+
+
+# --- what the kfuncs return in each state ---------------------------------------------
+
+
+def test_the_kfuncs_on_an_uninitialised_work_item_give_what_the_kernel_gives():
+    body = _record("bpf_wq_start(&v->w, 0)", "bpf_wq_set_callback(&v->w, cb, 0)")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"out": [0]})
+    assert ours == theirs
+    assert _longs(theirs[1]["out"][0])[:2] == [-errno.EINVAL] * 2
+
+
+@pytest.mark.parametrize("flags", [1, 1 << 31], ids=["flag-bit-0", "flag-bit-31"])
+def test_every_kfunc_refuses_flags_as_the_kernel_does(flags):
+    body = _record(f"bpf_wq_init(&v->w, &warr, {flags}ULL)", "bpf_wq_init(&v->w, &warr, 0)",
+                   f"bpf_wq_set_callback(&v->w, cb, {flags}ULL)",
+                   "bpf_wq_set_callback(&v->w, cb, 0)", f"bpf_wq_start(&v->w, {flags}ULL)")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"out": [0], "warr": [0]})
+    assert ours == theirs
+
+
+def test_a_second_init_is_ebusy_as_in_the_kernel():
+    body = _record("bpf_wq_init(&v->w, &warr, 0)", "bpf_wq_init(&v->w, &warr, 0)")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"out": [0]})
+    assert ours == theirs
+    assert _longs(theirs[1]["out"][0])[:2] == [0, -errno.EBUSY]
+
+
+def test_a_map_without_user_references_refuses_init_with_eperm_as_in_the_kernel():
+    # (a program no other test runs: the recorded answers key a run by the program and
+    # the map's contents, which closing the map's fd does not change)
+    body = "__u32 z = 0; struct wval *v = bpf_map_lookup_elem(&warr, &z); if (!v) return 1;" \
+           "return -bpf_wq_init(&v->w, &warr, 0);"
+    ours, theirs = _both(obj(TC % ("", body)), 1, {},
+                         before=lambda maps: maps["warr"].close())
+    assert ours == theirs
+    assert theirs[0] == [errno.EPERM]
+
+
+def test_start_needs_a_callback_as_in_the_kernel():
+    body = _record("bpf_wq_init(&v->w, &warr, 0)", "bpf_wq_start(&v->w, 0)",
+                   "bpf_wq_set_callback(&v->w, cb, 0)", "bpf_wq_start(&v->w, 0)")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"out": [0], "warr": [0]},
+                         until=lambda m: _ran(m["warr"][0])[0] > 0)
+    assert ours == theirs
+    assert _longs(theirs[1]["out"][0])[:4] == [0, -errno.EINVAL, 0, 0]
+
+
+# --- the work running ------------------------------------------------------------------
+
+START = _record("bpf_wq_init(&v->w, &warr, 0)", "bpf_wq_set_callback(&v->w, cb, 0)",
+                "bpf_wq_start(&v->w, 0)")
+
+
+def test_started_work_runs_its_callback_on_the_map_value_as_in_the_kernel():
+    ours, theirs = _both(obj(TC % (CALLBACK, START)), 1, {"warr": [0, 1]},
+                         until=lambda m: _ran(m["warr"][0])[0] > 0)
+    assert ours == theirs
+    assert _ran(theirs[1]["warr"][0]) == (1, 42)
+
+
+def test_work_started_twice_before_it_runs_runs_once_as_in_the_kernel():
+    body = START.replace("return 0;", "o[3] = bpf_wq_start(&v->w, 0); return 0;")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"warr": [0], "out": [0]},
+                         until=lambda m: _ran(m["warr"][0])[0] > 0)
+    assert ours == theirs
+    assert _ran(theirs[1]["warr"][0]) == (1, 42)
+
+
+def test_a_hash_work_callback_gets_the_element_key_as_in_the_kernel():
+    body = """
+    __u32 key = 3; struct wval init = {};
+    if (bpf_map_update_elem(&wh, &key, &init, 0)) return 1;
+    struct wval *v = bpf_map_lookup_elem(&wh, &key); if (!v) return 2;
+    if (bpf_wq_init(&v->w, &wh, 0)) return 3;
+    if (bpf_wq_set_callback(&v->w, cb, 0)) return 4;
+    return bpf_wq_start(&v->w, 0);
+    """
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"wh": [3]},
+                         until=lambda m: _ran(m["wh"][0])[0] > 0)
+    assert ours == theirs
+    assert _ran(theirs[1]["wh"][0]) == (1, 45)
+
+
+def test_work_items_stay_initialised_from_one_run_to_the_next_as_in_the_kernel():
+    body = _record("bpf_wq_init(&v->w, &warr, 0)", "bpf_wq_set_callback(&v->w, cb, 0)",
+                   "bpf_wq_start(&v->w, 0)")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 2, {"out": [0]})
+    assert ours == theirs
+    assert _longs(theirs[1]["out"][0])[:3] == [-errno.EBUSY, 0, 0]
+
+
+def test_deleting_a_hash_element_cancels_its_queued_work_as_in_the_kernel():
+    """bpf_wq_cancel_and_free: the element's work item goes with it, and the callback
+    does not run (on the element added again under the same key)."""
+    body = """
+    __u32 key = 1; struct wval init = {};
+    if (bpf_map_update_elem(&wh, &key, &init, 0)) return 1;
+    struct wval *v = bpf_map_lookup_elem(&wh, &key); if (!v) return 2;
+    bpf_wq_init(&v->w, &wh, 0); bpf_wq_set_callback(&v->w, cb, 0);
+    bpf_wq_start(&v->w, 0);
+    bpf_map_delete_elem(&wh, &key);
+    return bpf_map_update_elem(&wh, &key, &init, 0);
+    """
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"wh": [1]}, settle=True)
+    assert ours == theirs
+    assert theirs[1]["wh"][0] == bytes(24)
+
+
+def test_overwriting_an_array_element_cancels_its_queued_work_as_in_the_kernel():
+    body = START.replace("return 0;", """
+    struct wval fresh = {.cnt = 9};
+    bpf_map_update_elem(&warr, &k, &fresh, BPF_ANY);
+    return bpf_wq_start(&v->w, 0);""")
+    ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"warr": [0]}, settle=True)
+    assert ours == theirs
+    assert theirs[0] == [-errno.EINVAL & 0xFFFFFFFF]
+    assert _ran(theirs[1]["warr"][0]) == (9, 0)
+
+
+def test_closing_the_map_cancels_its_queued_work():
+    ours = pyebpf.load(obj(TC % (CALLBACK, START)))
+    try:
+        ours.program("prog").run(PACKET)
+        ours.maps["warr"].close()
+        assert pyebpf.run_timers() == 0
+    finally:
+        ours.close()
+
+
+def test_queued_work_runs_in_the_order_it_was_queued():
+    callbacks = """
+static int first(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    if (o) { long n = o[15] & 7; o[n] = *key; o[15] = n + 1; }
+    return 0;
+}
+"""
+    body = """
+    __u32 z = 0, j = 1; struct wval *a = bpf_map_lookup_elem(&warr, &j);
+    struct wval *b = bpf_map_lookup_elem(&warr, &z); if (!a || !b) return 1;
+    bpf_wq_init(&a->w, &warr, 0); bpf_wq_set_callback(&a->w, first, 0);
+    bpf_wq_init(&b->w, &warr, 0); bpf_wq_set_callback(&b->w, first, 0);
+    bpf_wq_start(&a->w, 0); bpf_wq_start(&b->w, 0);
+    return 0;
+    """
+    ours = pyebpf.load(obj(TC % (callbacks, body)))
+    try:
+        ours.program("prog").run(PACKET)
+        assert pyebpf.run_timers() == 2
+        assert _longs(ours.maps["out"].lookup(u32(0)))[:3] == [1, 0, 0]
+        assert _longs(ours.maps["out"].lookup(u32(0)))[15] == 2
+    finally:
+        ours.close()
+
+
+# --- the verifier -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("callbacks, body, message", [
+    ("", LOOKED_UP + "return bpf_wq_init(&v->w, &k, 0);", "pointer in R2 isn't map pointer"),
+    ("", LOOKED_UP + "return bpf_wq_init(&v->w, &wh, 0);",
+     "workqueue pointer in R1 map_uid=0 doesn't match map pointer in R2 map_uid=0"),
+    ("", "struct bpf_wq w = {}; return bpf_wq_start(&w, 0);",
+     "arg#0 doesn't point to a map value"),
+    ("", LOOKED_UP + "return bpf_wq_start((struct bpf_wq *)&v->data, 0);",
+     "off 4 doesn't point to 'struct bpf_wq' that is at 8"),
+    ("", LOOKED_UP + "return *(volatile __u64 *)&v->w;",
+     "bpf_wq cannot be accessed directly by load/store"),
+    ("", LOOKED_UP + "__u32 i = skb->len & 1;"
+     "return bpf_wq_start((struct bpf_wq *)((char *)&v->w + i), 0);",
+     "R1 doesn't have constant offset. bpf_wq has to be at the constant offset"),
+    ("", LOOKED_UP + "return bpf_wq_set_callback_impl(&v->w, 0, 0, 0);",
+     "Possibly NULL pointer passed to trusted arg1"),
+    ("", LOOKED_UP + "return bpf_wq_set_callback_impl(&v->w, (void *)v, 0, 0);",
+     "arg1 expected pointer to func"),
+    ("__attribute__((noinline)) int cb(void *map, int *key, void *v) { return 0; }",
+     LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);", "callback function not static"),
+    ("static int cb(void *map, int *key, void *v) { return 1; }",
+     LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);",
+     "At async callback return the register R0 has smin=1 smax=1 should have been in [0, 0]"),
+    ("static int cb(void *map, int *key, void *v) "
+     "{ return *(volatile int *)((char *)v + 24); }",
+     LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);",
+     "R3 min value is outside of the allowed memory range"),
+    ("static int cb(void *map, int *key, void *v) { return (long)v; }",
+     LOOKED_UP + "return bpf_wq_set_callback(&v->w, cb, 0);",
+     "At async callback return the register R0 is not a known value (map_value)"),
+], ids=["init-not-a-map", "init-other-map", "stack-wq", "wrong-offset", "direct-read",
+        "variable-offset", "null-callback", "value-as-callback", "global-callback",
+        "callback-returns-1", "callback-value-bounds", "callback-returns-pointer"])
+def test_a_wq_misuse_is_refused_as_the_kernel_refuses_it(callbacks, body, message):
+    ours, theirs = verdicts(obj(TC % (callbacks, body)))
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
+def test_a_callback_that_reads_its_key_and_value_loads_as_in_the_kernel():
+    assert verdicts(obj(TC % (CALLBACK, START))) == (None, None)
+
+
+def test_a_socket_filter_may_use_a_wq_as_in_the_kernel():
+    source = MAPS + CALLBACK + 'SEC("socket") int prog(struct __sk_buff *skb) {' \
+        "__u32 k = 0;" + START + "}"
+    assert verdicts(obj(source)) == (None, None)
+
+
+def test_a_kprobe_may_not_use_a_map_with_a_wq_as_in_the_kernel():
+    source = MAPS + 'SEC("kprobe/x") int prog(void *ctx) { __u32 k = 0;' + LOOKED_UP + \
+        "return v->cnt; }"
+    ours, theirs = verdicts(obj(source))
+    message = "tracing progs cannot use bpf_wq yet"
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
+# --- the maps that may hold a bpf_wq -------------------------------------------------------
+
+def _value_btf():
+    spec = elf.parse(obj(TC % ("", "return 0;")))
+    ms = spec.maps["warr"]
+    return spec.kernel_btf, ms.key_type, ms.value_type
+
+
+@pytest.mark.parametrize("kind", [
+    T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_LRU_HASH,
+    T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+], ids=["array", "hash", "lru-hash", "percpu-array", "percpu-hash", "lru-percpu-hash"])
+def test_a_map_with_a_wq_is_created_or_refused_as_in_the_kernel(kernel_oracle, kind):
+    blob, key_type, value_type = _value_btf()
+    size = value_type.byte_size
+    ours = created(lambda: Map.create(kind, 4, size, 4, value_type=value_type))
+    theirs = created(lambda: kernel_oracle.KernelMap(
+        kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
+    count_comparison()
+    assert ours == theirs
+
+
+# --- work items in an inner map and in an LRU hash with 8-byte keys ---------------------
+
+INNER = MAPS.split("struct wval")[0] + r"""
+struct ival { int cnt; int pad; struct bpf_wq w; };
+struct inner_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct ival);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 1);
+    __type(key, __u32); __array(values, struct inner_map);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 4);
+    __type(key, __u64); __type(value, struct ival);
+} lru SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+static int bump(void *map, int *key, void *value)
+{ struct ival *v = value; v->cnt += 10; return 0; }
+static int lbump(void *map, int *key, void *value)
+{ struct ival *v = value; v->cnt += *key; return 0; }
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 k = 0; __u64 lk = 7; struct ival init = {};
+    void *m = bpf_map_lookup_elem(&outer, &k);
+    if (!m) return 1;
+    struct ival *v = bpf_map_lookup_elem(m, &k);
+    if (!v) return 2;
+    long a = bpf_wq_init(&v->w, m, 0);
+    long b = bpf_wq_set_callback(&v->w, bump, 0);
+    long c = bpf_wq_start(&v->w, 0);
+    v->cnt += 1;
+    bpf_map_update_elem(&lru, &lk, &init, 0);
+    struct ival *l = bpf_map_lookup_elem(&lru, &lk);
+    if (!l) return 3;
+    bpf_wq_init(&l->w, &lru, 0); bpf_wq_set_callback(&l->w, lbump, 0); bpf_wq_start(&l->w, 0);
+    return (a & 0xff) << 16 | (b & 0xff) << 8 | (c & 0xff);
+}
+"""
+
+
+
+def test_work_in_an_inner_map_and_an_lru_hash_runs_on_their_values_as_in_the_kernel():
+    """bpf_wq_init takes the inner map a lookup gave (the same map_uid); an LRU hash
+    element's callback gets its key (its first 4 bytes read as an int)."""
+    data = obj(INNER)
+    lk = struct.pack("<Q", 7)
+    done = lambda m: _ran(m["inner"][0])[0] == 11 and _ran(m["lru"][0])[0] == 7  # noqa: E731
+
+    def values(maps):
+        return {"inner": [maps["inner"].lookup(u32(0))], "lru": [maps["lru"].lookup(lk)]}
+    ours = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(PACKET).retval
+            time.sleep(SETTLE)
+            kernel = values(kobj.maps)
+            deadline = time.monotonic() + RUN_WAIT
+            while not done(kernel) and time.monotonic() < deadline:
+                time.sleep(0.01)
+                kernel = values(kobj.maps)
+        mine = ours.program("prog").run(PACKET).retval
+        assert pyebpf.run_timers() == 2
+        engine = values(ours.maps)
+    finally:
+        ours.close()
+    count_comparison()
+    assert (mine, engine) == (theirs, kernel)
+    assert done(kernel)
