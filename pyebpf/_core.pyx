@@ -1572,9 +1572,16 @@ cdef int _jit_ld_packet(Vm* vm, int32_t k, int32_t size, uint64_t* out) noexcept
     return skb_ld_packet(vm.skb, k, size, out) if vm.skb != NULL else _ld_packet(vm, k, size, out)
 
 
+cdef uint64_t _jit_ctx_read(Vm* vm, int field, uint32_t off, uint32_t size,
+                            uint32_t width) noexcept nogil:
+    # the interpreter's OP_LDX_CTX, its base found to be this run's context
+    return ctx_read(vm, field, off, size, width)
+
+
 def _jit_abi():
     """The layout of ``Vm`` and the addresses pyebpf.jit's code uses (ints)."""
     cdef Vm v
+    cdef Skb s
     cdef uintptr_t b = <uintptr_t>&v
     return {
         "reg": <uintptr_t>&v.reg[0] - b, "pc": <uintptr_t>&v.pc - b,
@@ -1589,6 +1596,9 @@ def _jit_abi():
         "region_writable": <uintptr_t>&v.regions[0].writable - <uintptr_t>&v.regions[0],
         "nregions": <uintptr_t>&v.nregions - b, "helpers": <uintptr_t>&v.helpers - b,
         "helper_id": <uintptr_t>&v.helper_id - b, "div0_abort": <uintptr_t>&v.div0_abort - b,
+        "skb": <uintptr_t>&v.skb - b, "ctx": <uintptr_t>&v.ctx - b,
+        "skb_head": <uintptr_t>&s.head - <uintptr_t>&s, "skb_data": <uintptr_t>&s.data - <uintptr_t>&s,
+        "skb_len": <uintptr_t>&s.len - <uintptr_t>&s,
         "bint_size": sizeof(bint), "int_size": sizeof(int),
         "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
         "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
@@ -1596,7 +1606,7 @@ def _jit_abi():
         "STATUS_BUDGET": STATUS_BUDGET, "STATUS_CALLBACK_DONE": STATUS_CALLBACK_DONE,
         "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
         "store": <uintptr_t>_jit_store, "mem": <uintptr_t>_jit_mem,
-        "ld_packet": <uintptr_t>_jit_ld_packet,
+        "ld_packet": <uintptr_t>_jit_ld_packet, "ctx_read": <uintptr_t>_jit_ctx_read,
     }
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import child_python
 
-from pyebpf import Map, Program, asm, errors, jit
+from pyebpf import Map, Program, asm, errors, isa, jit
 from pyebpf._core import _set_jit_after
-from pyebpf.jit import engine, fuzz
+from pyebpf.jit import codegen, engine, fuzz
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not jit.available(),
@@ -173,6 +173,61 @@ def test_context_loads_stores_and_packet_access_in_a_tc_program():
         out:
             r0 = 0
             exit""", prog_type="sched_cls", data=bytes(60), mark=3)
+
+
+def specialised(program):
+    """The context loads the core specialised and the region hints of its loads."""
+    insns, ctx = codegen.decode(program._jit_code())
+    return set(ctx.values()), {i[5] for pc, i in enumerate(insns[:-1]) if pc not in ctx
+                               and i[0] in {op.id for op in isa.OPS if op.form is isa.F_LDX}}
+
+
+@pytest.mark.parametrize("length", [14, 60, 1500])
+def test_specialised_context_loads_read_the_fields_the_interpreter_reads(length):
+    text = """r2 = *(u32 *)(r1 + 76)
+              r3 = *(u32 *)(r1 + 80)
+              r3 -= r2
+              r4 = *(u32 *)(r1 + 0)
+              r5 = *(u8 *)(r1 + 8)
+              r6 = *(u16 *)(r1 + 16)
+              r7 = *(u32 *)(r1 + 48)
+              r0 = r3
+              r0 <<= 8
+              r0 ^= r4
+              r0 += r5
+              r0 ^= r6
+              r0 += r7
+              exit"""
+    interp, native = both(text, "sched_cls")
+    assert specialised(native)[0] == set(isa.CTX_LOAD_OPS.values())
+    fields = dict(data=bytes(range(256)) * 6, mark=0x1234567, protocol=0x86dd)
+    fields["data"] = fields["data"][:length]
+    assert outcome(native, **fields) == outcome(interp, **fields)
+
+
+@pytest.mark.parametrize("length", [14, 15, 64, 1500])
+def test_packet_loads_with_the_verifiers_hint_in_a_loop_are_the_interpreters(length):
+    # the csum loop of bench_core: a load hinted to the packet region, checked against
+    # the packet's bounds fetched once per call-free stretch
+    text = """r6 = *(u32 *)(r1 + 76)
+              r7 = *(u32 *)(r1 + 80)
+              r0 = 0
+              r8 = 0
+              r9 = r6
+          l:  r3 = r9
+              r3 += 2
+              if r3 > r7 goto done
+              r2 = *(u16 *)(r9 + 0)
+              r0 += r2
+              r9 += 2
+              r8 += 1
+              if r8 < 800 goto l
+          done:
+              exit"""
+    interp, native = both(text, "sched_cls")
+    assert isa.LOAD_HINTS["packet"] in specialised(native)[1]
+    data = bytes(range(256)) * 6
+    assert outcome(native, data=data[:length]) == outcome(interp, data=data[:length])
 
 
 def test_a_context_access_the_type_forbids_is_the_interpreters_fault():

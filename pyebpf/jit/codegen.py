@@ -37,6 +37,8 @@ _OPS = {op.id: op for op in isa.OPS}
 # the core's context loads specialised at decode (isa.CTX_LOAD_OPS) are, to the code here,
 # plain loads of ``size`` bytes: the core's own load reads the context for them
 _CTX_LOADS = frozenset(isa.CTX_LOAD_OPS.values())
+# the region hints a plain load's imm carries (the decoder's; 1 + the region's index)
+_HINTS = frozenset(isa.LOAD_HINTS.values())
 _LDX = {op.size: op for op in isa.OPS if op.form is isa.F_LDX and not op.is_sign_extending_load}
 _ALU = {isa.BPF_ADD: "add", isa.BPF_SUB: "sub", isa.BPF_MUL: "mul", isa.BPF_OR: "or",
         isa.BPF_AND: "and", isa.BPF_XOR: "xor"}
@@ -53,11 +55,13 @@ _WRITES_DST = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_A
 _U64 = (1 << 64) - 1
 
 
-def decode(code: bytes) -> list[tuple]:
+def decode(code: bytes) -> tuple[list[tuple], dict[int, int]]:
     """The Insn array (Program._jit_code()) as (op, dst, src, size, off, imm) tuples,
-    the context loads the core specialised given back their plain load op."""
+    the context loads the core specialised given back their plain load op, and those
+    loads' specialised ops by pc."""
     insns = [_INSN.unpack_from(code, k) for k in range(0, len(code), _INSN.size)]
-    return [(_LDX[i[3]].id, *i[1:]) if i[0] in _CTX_LOADS else i for i in insns]
+    ctx = {pc: i[0] for pc, i in enumerate(insns) if i[0] in _CTX_LOADS}
+    return [(_LDX[i[3]].id, *i[1:]) if i[0] in _CTX_LOADS else i for i in insns], ctx
 
 
 def _s64(v: int) -> int:
@@ -81,6 +85,10 @@ class _Fn:
         # check points (_check_points): block start -> the instructions the budget must
         # hold there; the other blocks are entered without a check
         self.need: dict[int, int] = {}
+        self.ctx: dict[int, int] = {}       # pc -> its specialised context load op
+        self.written: set[int] = set()      # the registers the code may change
+        # (hint, size) of the program's hinted loads: the region hints of isa.LOAD_HINTS
+        self.hints: set[tuple[int, int]] = set()
 
     def tmp(self) -> str:
         self.n += 1
@@ -103,6 +111,7 @@ class _Fn:
         return v
 
     def set(self, r: int, value: str) -> None:
+        self.written.add(r)
         self.emit(f"store i64 {value}, ptr %r{r}")
 
     def region_check(self, a: str, size: int, write: bool, label: str) -> None:
@@ -114,12 +123,12 @@ class _Fn:
         least 8 bytes an access hit.  Regions are disjoint, so a hit there is the
         region the interpreter's scan finds.  With the length at least 8, one unsigned
         comparison decides: a - start <= length - size."""
-        hs = self.op("load i64, ptr %hs")
-        hl = self.op("load i64, ptr %hl")
+        hs = self.op("load volatile i64, ptr %hs")
+        hl = self.op("load volatile i64, ptr %hl")
         room = self.op(f"sub i64 {hl}, {size}")
         inside = self.op(f"icmp ule i64 {self.op(f'sub i64 {a}, {hs}')}, {room}")
         if write:
-            hw = self.op("load i64, ptr %hw")
+            hw = self.op("load volatile i64, ptr %hw")
             inside = self.op(f"and i1 {inside}, {self.op(f'icmp ne i64 {hw}, 0')}")
         self.emit(f"br i1 {inside}, label %h{label}, label %lk{label}, !prof !1")
         self.label(f"lk{label}")
@@ -131,20 +140,48 @@ class _Fn:
         keep = self.op(f"and i1 {hit}, {self.op(f'icmp uge i64 {length}, 8')}")
         writable = self.op(f"extractvalue {{ i1, i64, i64, i64 }} {found}, 3")
         for slot, v in (("%hs", start), ("%hl", length), ("%hw", writable)):
-            old = self.op(f"load i64, ptr {slot}")
-            self.emit(f"store i64 {self.op(f'select i1 {keep}, i64 {v}, i64 {old}')}, ptr {slot}")
+            old = self.op(f"load volatile i64, ptr {slot}")
+            self.emit(f"store volatile i64 {self.op(f'select i1 {keep}, i64 {v}, i64 {old}')}, ptr {slot}")
         self.emit(f"br i1 {hit}, label %h{label}, label %m{label}, !prof !1")
 
     def forget_region(self) -> None:
-        """Keep the stack region (vm.regions[0]) from here on."""
+        """Keep the stack region (vm.regions[0]) from here on, and read again the
+        regions the loads' hints name (regions change only where this is called)."""
         abi = self.abi
         g = abi["regions"]
         start = self.op(f"load i64, ptr {self.field(g + abi['region_start'])}")
         end = self.op(f"load i64, ptr {self.field(g + abi['region_end'])}")
         w = self.op(f"load i32, ptr {self.field(g + abi['region_writable'])}")
-        self.emit(f"store i64 {start}, ptr %hs")
-        self.emit(f"store i64 {self.op(f'sub i64 {end}, {start}')}, ptr %hl")
-        self.emit(f"store i64 {self.op(f'zext i32 {w} to i64')}, ptr %hw")
+        self.emit(f"store volatile i64 {start}, ptr %hs")
+        self.emit(f"store volatile i64 {self.op(f'sub i64 {end}, {start}')}, ptr %hl")
+        self.emit(f"store volatile i64 {self.op(f'zext i32 {w} to i64')}, ptr %hw")
+        if not self.hints:
+            return
+        n = self.op(f"load i32, ptr {self.field(abi['nregions'])}")
+        for h in sorted({h for h, _ in self.hints}):
+            g = abi["regions"] + (h - 1) * abi["region_size"]
+            start = self.op(f"load i64, ptr {self.field(g + abi['region_start'])}")
+            end = self.op(f"load i64, ptr {self.field(g + abi['region_end'])}")
+            # a region the run does not have (h > nregions) holds nothing
+            there = self.op(f"icmp sle i32 {h}, {n}")
+            length = self.op(f"select i1 {there}, i64 {self.op(f'sub i64 {end}, {start}')}, i64 0")
+            self.emit(f"store volatile i64 {start}, ptr %gs{h}")
+            # [a, a+size) is inside when a - start < length - size + 1 (0: nothing fits)
+            for size in sorted(z for k, z in self.hints if k == h):
+                fits = self.op(f"icmp uge i64 {length}, {size}")
+                room = self.op(f"sub i64 {length}, {size - 1}")
+                # frozen: else LLVM splits the check into branches on fits and there
+                bound = self.op(f"freeze i64 {self.op(f'select i1 {fits}, i64 {room}, i64 0')}")
+                self.emit(f"store volatile i64 {bound}, ptr %gb{h}_{size}")
+
+    def hinted_check(self, a: str, size: int, hint: int, yes: str, no: str) -> None:
+        """Branch to ``yes`` if [a, a+size) is in the region the hint names (the
+        interpreter's first try, _within), else to ``no``: one subtraction and one
+        comparison with values that change only at calls (forget_region)."""
+        start = self.op(f"load volatile i64, ptr %gs{hint}")
+        bound = self.op(f"load volatile i64, ptr %gb{hint}_{size}")
+        inside = self.op(f"icmp ult i64 {self.op(f'sub i64 {a}, {start}')}, {bound}")
+        self.emit(f"br i1 {inside}, label %{yes}, label %{no}, !prof !1")
 
     def goto(self, frm: int, to: int) -> None:
         """Leave the instruction at ``frm`` for the block at ``to``.  At a check point
@@ -192,9 +229,13 @@ def module(functions: list[str], abi: dict) -> str:
 
 def translate(code: bytes, abi: dict, name: str) -> str:
     """LLVM IR text of ``void @name(ptr %vm)`` running the program."""
-    insns = decode(code)
+    insns, f_ctx = decode(code)
     n = len(insns) - 1                     # the last slot is the OP_INVALID sentinel
     f = _Fn(abi)
+    f.ctx = f_ctx
+    f.hints = {(i[5], i[3]) for pc, i in enumerate(insns[:n]) if pc not in f_ctx
+               and _OPS.get(i[0]) is not None and _OPS[i[0]].form is isa.F_LDX
+               and not _OPS[i[0]].is_sign_extending_load and i[5] in _HINTS}
     leaders, returns = _leaders(insns, n)
     leaders.add(n)                         # falling off the end reaches the sentinel
     callbacks = {i[5] for i in insns[:n] if _OPS.get(i[0]) is not None
@@ -212,7 +253,8 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit("%xback = alloca i64")
     f.emit("%tmp = alloca i64")
     f.emit("%bpc = alloca i32")
-    for slot in ("%hs", "%hl", "%hw"):
+    for slot in ("%hs", "%hl", "%hw", *sorted({f"%gs{h}" for h, _ in f.hints}),
+                 *(f"%gb{h}_{size}" for h, size in sorted(f.hints))):
         f.emit(f"{slot} = alloca i64")
     f.forget_region()
     for r in range(11):
@@ -249,9 +291,11 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     f.emit(f"store i32 {f.op('load i32, ptr %bpc')}, ptr %xpc")
     f.emit("br label %exit")
 
-    # every stop: the interpreter's state at an instruction boundary
+    # every stop: the interpreter's state at an instruction boundary (a register the
+    # code never changes still holds what the entry read; not keeping it in the
+    # processor's registers to the end leaves them to the ones it does change)
     f.label("exit")
-    for r in range(11):
+    for r in sorted(f.written):
         p = f.field(abi["reg"] + 8 * r)
         f.emit(f"store i64 {f.get(r)}, ptr {p}")
     p = f.field(abi["pc"])
@@ -479,9 +523,12 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     elif form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG,
                   isa.F_ALU_SX, isa.F_END):
         _alu(f, b, op, pc, k, dst, src, imm)
+    elif pc in f.ctx:
+        _ctx_load(f, b, op, pc, k, dst, src, off, size, imm)
     elif form is isa.F_LDX:
         base = _reg_or_fold(f, src, off, size, fold_r10)
-        _load(f, b, op, pc, k, dst, base, size)
+        _load(f, b, op, pc, k, dst, base, size,
+              imm if (imm, size) in f.hints and not op.is_sign_extending_load else 0)
     elif form in (isa.F_ST, isa.F_STX):
         base = _reg_or_fold(f, dst, off, size, fold_r10)
         _store(f, b, pc, k, base, size, str(_s64(imm)) if form is isa.F_ST else f.get(src))
@@ -651,15 +698,18 @@ def _reg_or_fold(f, r, off, size, fold_r10):
     return a, fold_r10 and r == 10 and -512 <= off and off + size <= 0
 
 
-def _checked(f, b, pc, k, base, size, write, fast, slow, then=None):
-    """``fast(pointer)`` where [address, +size) is in a region; elsewhere ``slow()``,
-    the core's own load or store (an i32, 0 when it left a fault, which stops the run
-    here), then ``then()``."""
+def _checked(f, b, pc, k, base, size, write, fast, slow, then=None, hint=0):
+    """``fast(pointer)`` where [address, +size) is in a region (the one ``hint``
+    names tried first); elsewhere ``slow()``, the core's own load or store (an i32, 0
+    when it left a fault, which stops the run here), then ``then()``."""
     a, known = base
     L = f"{pc}"
     if known:
         fast(f.op(f"inttoptr i64 {a} to ptr"))
         return
+    if hint:
+        f.hinted_check(a, size, hint, f"h{L}", f"hm{L}")
+        f.label(f"hm{L}")
     f.region_check(a, size, write, L)
     f.label(f"h{L}")
     fast(f.op(f"inttoptr i64 {a} to ptr"))
@@ -675,7 +725,7 @@ def _checked(f, b, pc, k, base, size, write, fast, slow, then=None):
     f.label(f"j{L}")
 
 
-def _load(f, b, op, pc, k, dst, base, size):
+def _load(f, b, op, pc, k, dst, base, size, hint=0):
     w = size * 8
     signed = op.is_sign_extending_load
 
@@ -690,7 +740,41 @@ def _load(f, b, op, pc, k, dst, base, size):
         v = f.op("load i64, ptr %tmp")
         f.set(dst, _widen(f, f.op(f"trunc i64 {v} to i{w}"), w, True) if signed else v)
 
-    _checked(f, b, pc, k, base, size, False, fast, slow, then)
+    _checked(f, b, pc, k, base, size, False, fast, slow, then, hint)
+
+
+def _ctx_load(f, b, op, pc, k, dst, src, off, size, imm):
+    """A context load the core specialised (Program._specialise_loads), as the
+    interpreter runs it: through this run's context, the field itself (data and
+    data_end: the packet's pointers); through any other base, a plain checked load."""
+    abi = f.abi
+    L = f"{pc}"
+    code = f.ctx[pc]
+    base = f.get(src)
+    skb = f.op(f"load ptr, ptr {f.field(abi['skb'])}")
+    ctx = f.op(f"load i64, ptr {f.field(abi['ctx'])}")
+    mine = f.op(f"icmp eq i64 {base}, {ctx}")
+    fast = f.op(f"and i1 {mine}, {f.op(f'icmp ne ptr {skb}, null')}")
+    f.emit(f"br i1 {fast}, label %ct{L}, label %cg{L}, !prof !1")
+    f.label(f"ct{L}")
+    if code == isa.CTX_LOAD_OPS["LDX_CTX"]:
+        f.set(dst, f.op(f"call i64 inttoptr (i64 {abi['ctx_read']} to ptr)(ptr %vm, "
+                        f"i32 {imm & 0xff}, i32 {off}, i32 {size}, i32 {imm >> 8})"))
+    else:
+        def skb_field(name, t):
+            p = f.op(f"getelementptr i8, ptr {skb}, i64 {abi[name]}")
+            v = f.op(f"load {t}, ptr {p}")
+            return v if t == "i64" else f.op(f"zext {t} {v} to i64")
+
+        v = f.op(f"add i64 {skb_field('skb_head', 'i64')}, {skb_field('skb_data', 'i32')}")
+        if code == isa.CTX_LOAD_OPS["LDX_CTX_DATA_END"]:
+            v = f.op(f"add i64 {v}, {skb_field('skb_len', 'i32')}")
+        f.set(dst, v)
+    f.emit(f"br label %cj{L}")
+    f.label(f"cg{L}")
+    _load(f, b, op, pc, k, dst, (f.op(f"add i64 {base}, {off}"), False), size)
+    f.emit(f"br label %cj{L}")
+    f.label(f"cj{L}")
 
 
 def _widen(f, v, w, signed):
@@ -781,6 +865,9 @@ def _call(f, b, op, pc, k, dst, imm, nxt):
     abi = f.abi
     L = f"{pc}"
     kfunc = op.name == "CALL_KFUNC"
+    # a helper that runs callbacks leaves their registers in vm.reg (vm_callback): every
+    # stop must write back all of the code's
+    f.written.update(range(11))
     if op.form is isa.F_CALLX:
         hid = f.get(dst)
         inside = f.op(f"icmp ult i64 {hid}, {abi['HELPER_SLOTS']}")

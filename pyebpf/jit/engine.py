@@ -72,6 +72,10 @@ def _setup():
     global _ready
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    # loop strength reduction rewrites a loop's packet pointer and its region check
+    # into several induction variables with three-part addresses: on csum_loop that
+    # was 25 % slower than the plain code (bench/README.md, issue 14)
+    llvm.set_option("", "-disable-lsr")
     _ready = True
 
 
