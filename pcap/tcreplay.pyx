@@ -205,13 +205,6 @@ cdef uint32_t _untag_needs(int profile) noexcept nogil:
     return ETH_HLEN + VLAN_HLEN + (0 if profile == PROFILE_V46 else 2)
 
 
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int* ptype) except NULL
-    int Py_DTSF_ADD_DOT_0
-    void PyMem_Free(void* p)
-
-
 # what the report calls a verdict (TC_ACT_* from -1 to 8) and an action (HOOK_*)
 cdef const char* VERDICT_NAMES[10]
 VERDICT_NAMES[:] = [b"TC_ACT_UNSPEC", b"TC_ACT_OK", b"TC_ACT_RECLASSIFY", b"TC_ACT_SHOT",
@@ -325,8 +318,41 @@ cdef extern from *:
         }
         return -1;
     }
+    /* repr(ts / 1e9) of a capture time in ns, as pyebpf_float_repr answers it; a
+       whole number of microseconds (what pcap holds) from 1 s to 2**33 s has it
+       cheaply: the double nearest its 6-place decimal is the time's double when the
+       two divisions agree, and a double there is less than 1e-6 from its neighbours,
+       so no other decimal of at most 6 places reads back as it: the decimal without
+       its trailing zeros is the shortest. */
+    static int pyebpf_ts_repr(uint64_t ts, char* out) {
+        uint64_t us = ts / 1000, sec, frac;
+        char digits[24];
+        int e = 0, len = 0, k;
+        if (ts % 1000 || ts < 1000000000u || ts >= 8589934592000000000ull
+                || (double)us / 1e6 != (double)ts / 1e9)
+            return pyebpf_float_repr((double)ts / 1e9, out);
+        sec = us / 1000000;
+        frac = us % 1000000;
+        do { digits[e++] = '0' + sec % 10; sec /= 10; } while (sec);
+        while (e)
+            out[len++] = digits[--e];
+        out[len++] = '.';
+        if (frac == 0) {
+            out[len++] = '0';
+            return len;
+        }
+        for (k = 5; k >= 0; k--) {
+            out[len + k] = '0' + frac % 10;
+            frac /= 10;
+        }
+        len += 6;
+        while (out[len - 1] == '0')
+            len--;
+        return len;
+    }
     """
     int float_repr "pyebpf_float_repr" (double d, char* out) noexcept nogil
+    int ts_repr "pyebpf_ts_repr" (uint64_t ts, char* out) noexcept nogil
 
 
 def float_text(double d):
@@ -335,6 +361,63 @@ def float_text(double d):
     cdef char out[24]
     cdef int n = float_repr(d, out)
     return out[:n].decode() if n >= 0 else None
+
+
+def timestamp_text(uint64_t ts):
+    """``repr(ts / 1e9)`` as the report's C writer makes it for a capture time of ``ts``
+    ns; None where it leaves it to Python's repr."""
+    cdef char out[24]
+    cdef int n = ts_repr(ts, out)
+    return out[:n].decode() if n >= 0 else None
+
+
+cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
+                        uint32_t m, uint32_t lt, int mode) noexcept nogil:
+    """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
+    its end, or NULL where its timestamp is one Python's repr writes (a replay thread
+    leaves that line to the writing)."""
+    cdef uint32_t size = m
+    cdef bint ok = o.action < HOOK_FAULT
+    cdef int k
+    if ok and lt != LT_ETHERNET:
+        size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
+    w = _s(w, b'{"index": '); w = _u(w, index)
+    w = _s(w, b', "timestamp": ')
+    k = ts_repr(r.ts, w)
+    if k < 0:
+        return NULL
+    w += k
+    w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
+    w = _s(w, b', "len_in": '); w = _u(w, r.wire)
+    w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
+    w = _s(w, b', "len_out": ')
+    w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
+    w = _s(w, b', "truncated": false, "verdict": ' if r.caplen >= r.wire
+           else b', "truncated": true, "verdict": ')
+    if ok and mode != MODE_SF:
+        w = _s(w, b'"')
+        w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
+        w = _s(w, b'", "retval": ')
+    else:
+        w = _s(w, b'null, "retval": ')
+    w = _i(w, o.retval) if ok else _s(w, b"null")
+    w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
+    if o.has_classid and ok:
+        w = _s(w, b'", "classid": "'); w = _num(w, o.classid >> 16, 16); w[0] = 58
+        w = _num(w + 1, o.classid & 0xffff, 16); w = _s(w, b'", "mark": ')
+    else:
+        w = _s(w, b'", "classid": null, "mark": ')
+    w = _u(w, o.mark)
+    w = _s(w, b', "priority": '); w = _u(w, o.priority)
+    w = _s(w, b', "tc_index": '); w = _u(w, o.tc_index)
+    if o.action == HOOK_REDIRECTED:
+        w = _s(w, b', "redirect": {"ifindex": '); w = _u(w, o.redirect_ifindex)
+        w = _s(w, b', "ingress": true}' if o.redirect_ingress else b', "ingress": false}')
+    else:
+        w = _s(w, b', "redirect": null')
+    w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
+    w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
+    return _s(w, b', "errors": [], "dropped_before_tc": null}\n')
 
 
 include "annotate.pxi"
@@ -375,13 +458,15 @@ ctypedef struct Done:
     uint32_t lt
     int32_t e               # what _to_eth returned (0 for Ethernet)
     uint32_t n              # the frame's length as tc would see it
+    const char* line        # its report line (in its lane's blocks), when the thread
+    uint32_t line_len       # wrote it (a report, no extras), else NULL
     uint16_t lane           # its CPU, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    # to 128 bytes (85 above): two packets' records, written by two threads, share no
+    # to 128 bytes (97 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[43]
+    uint8_t pad[31]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -412,6 +497,7 @@ ctypedef struct Kept:
 
 cdef enum:
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
+    WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
 
 cdef extern from *:
     """
@@ -440,10 +526,26 @@ cdef extern from *:
         }
         return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
     }
+    /* The writing's wait: up to about 20 ms for *flag, or for *stop, asleep between
+       looks (it waits for a batch of packets, and a spinning writer would take a core
+       from the replay threads).  Whether *flag is set. */
+    static int pyebpf_wait_asleep(const uint8_t* flag, const int* stop) {
+        struct timespec nap = {0, 100000};
+        int k;
+        for (k = 0; k < 200; k++) {
+            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+                return 1;
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                return 0;
+            nanosleep(&nap, NULL);
+        }
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
     """
     void publish "pyebpf_publish" (uint8_t* flag) nogil
     bint published "pyebpf_published" (const uint8_t* flag) nogil
     bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
+    bint wait_asleep "pyebpf_wait_asleep" (const uint8_t* flag, const int* stop) nogil
 
 
 cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
@@ -498,6 +600,7 @@ cdef class Loop:
     cdef uint32_t linktype      # a pcap capture's linktype
     cdef Py_ssize_t nrecs, first
     cdef int abort              # the replay threads stop (an error, an interrupt)
+    cdef bint lines             # the replay threads write the report lines (a report)
     cdef object thread_error
     cdef bint use_ts
     cdef public bint stop_on_error, stopped
@@ -998,7 +1101,7 @@ cdef class Loop:
                         self.extra_here = self._extras(ln, index, &o)
                     m = self._output(ln, &o, frame, n)
                 if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
-                              ln.skb.pkt_type, out, drops, report):
+                              ln.skb.pkt_type, out, drops, report, NULL, 0):
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
@@ -1008,10 +1111,12 @@ cdef class Loop:
     cdef bint _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
                     TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
                     const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
-                    CaptureWriter drops, Writer report) except *:
+                    CaptureWriter drops, Writer report, const char* line,
+                    uint32_t line_len) except *:
         """Write one replayed packet where it goes and count it; True when the replay
         stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
-        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``)."""
+        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``line`` its
+        report line when a replay thread wrote it, else NULL."""
         cdef int64_t delta = <int64_t>r.wire - r.caplen
         cdef CaptureWriter w
         if r.caplen < r.wire:
@@ -1043,7 +1148,11 @@ cdef class Loop:
         else:
             self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
         if report is not None:
-            self._report(report, index, r, o, m, lt)
+            if line != NULL:
+                memcpy(report.room(line_len), line, line_len)
+                report.commit(line_len)
+            else:
+                self._report(report, index, r, o, m, lt)
         if self.keep_packets:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
@@ -1109,6 +1218,7 @@ cdef class Loop:
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
+        cdef Done* batch_end
         cdef Done* grown
         cdef uint32_t n
         cdef int c
@@ -1125,6 +1235,7 @@ cdef class Loop:
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
+        self.lines = report is not None
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1139,9 +1250,13 @@ cdef class Loop:
                 r, d, index = &sc.recs[k], &self.done[k], first + k
                 hdr = base + r.off
                 if not published(&d.ready):
+                    # asleep until the batch from here is done, then the packets one by
+                    # one (their threads are done with them or nearly)
+                    batch_end = &self.done[min(k + WRITE_BATCH, sc.nrecs) - 1]
                     while True:
                         with nogil:
-                            ready = wait_published(&d.ready, &self.abort)
+                            ready = (wait_asleep(&batch_end.ready, &self.abort)
+                                     and wait_published(&d.ready, &self.abort))
                         if ready:
                             break
                         if self.abort:
@@ -1151,13 +1266,14 @@ cdef class Loop:
                 if d.lane == NO_LANE:
                     self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report)
+                                      0, 0, out, drops, report, NULL, 0)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
                         frame, n = d.frame, d.n
                     stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
-                                      d.m, d.pkt_type, out, drops, report)
+                                      d.m, d.pkt_type, out, drops, report, d.line,
+                                      d.line_len)
                 if stop:
                     return k + 1
             finished = True
@@ -1206,6 +1322,8 @@ cdef class Loop:
         cdef uint64_t ktime
         cdef int e, pkt_type
         cdef uint8_t* room
+        cdef char* line
+        cdef char* end
         for k in range(self.nrecs):
             if self.abort:
                 return
@@ -1261,8 +1379,17 @@ cdef class Loop:
                 d.frame = room
                 room += n
             memcpy(room, ln.out, m)
+            d.outb, d.m, d.pkt_type, d.line = room, m, ln.skb.pkt_type, NULL
+            if self.lines and not d.extra:
+                line = <char*>_lane_room(ln, REPORT_LINE_MAX)
+                if line == NULL:
+                    ln.failed, self.abort = True, 1
+                    return
+                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode)
+                if end != NULL:
+                    d.line, d.line_len = line, <uint32_t>(end - line)
+                    ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             memcpy(&d.o, &o, sizeof(TcOutcome))
-            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
             d.lt, d.e, d.n, d.lane = lt, e, n, <uint16_t>cpu
             publish(&d.ready)
         if cpu == 0:
@@ -1270,69 +1397,24 @@ cdef class Loop:
 
     cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
                       uint32_t m, uint32_t lt) except *:
-        """The packet's report line: in C, or for a packet with extras through
-        ``report_slow``."""
+        """The packet's report line: in C, or for a packet with extras (or a timestamp
+        only Python's repr writes) through ``report_slow``."""
         cdef char* w
         cdef char* start
-        cdef char* ts
-        cdef int k
         cdef uint32_t size = m
-        cdef bint ok = o.action < HOOK_FAULT
-        if ok and lt != LT_ETHERNET:
+        if not self.extra_here:
+            start = <char*>report.room(REPORT_LINE_MAX)
+            w = _report_line(start, index, r, o, m, lt, self.mode)
+            if w != NULL:
+                report.commit(w - start)
+                return
+        if o.action < HOOK_FAULT and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-        if self.extra_here:
-            report.append(self.report_slow(index, (
-                r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
-                o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
-                o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
-                o.fault_prog), self.extras[index]))
-            return
-        w = <char*>report.room(REPORT_LINE_MAX)
-        start = w
-        w = _s(w, b'{"index": '); w = _u(w, index)
-        w = _s(w, b', "timestamp": ')
-        k = float_repr(r.ts / 1e9, w)
-        if k >= 0:
-            w += k
-        else:
-            ts = PyOS_double_to_string(r.ts / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            w = _s(w, ts)
-            PyMem_Free(ts)
-        w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
-        w = _s(w, b', "len_in": '); w = _u(w, r.wire)
-        w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
-        w = _s(w, b', "len_out": ')
-        w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
-        w = _s(w, b', "truncated": '); w = _s(w, b"true" if r.caplen < r.wire else b"false")
-        w = _s(w, b', "verdict": ')
-        if ok and self.mode != MODE_SF:
-            w = _s(w, b'"')
-            w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
-            w = _s(w, b'"')
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "retval": ')
-        w = _i(w, o.retval) if ok else _s(w, b"null")
-        w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
-        w = _s(w, b'", "classid": ')
-        if o.has_classid and ok:
-            w = _s(w, b'"'); w = _num(w, o.classid >> 16, 16); w = _s(w, b":")
-            w = _num(w, o.classid & 0xffff, 16); w = _s(w, b'"')
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "mark": '); w = _u(w, o.mark)
-        w = _s(w, b', "priority": '); w = _u(w, o.priority)
-        w = _s(w, b', "tc_index": '); w = _u(w, o.tc_index)
-        w = _s(w, b', "redirect": ')
-        if o.action == HOOK_REDIRECTED:
-            w = _s(w, b'{"ifindex": '); w = _u(w, o.redirect_ifindex)
-            w = _s(w, b', "ingress": '); w = _s(w, b"true}" if o.redirect_ingress else b"false}")
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
-        w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
-        w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
-        report.commit(w - start)
+        report.append(self.report_slow(index, (
+            r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
+            o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
+            o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
+            o.fault_prog), self.extras[index] if self.extra_here else {}))
 
 
 # what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)
