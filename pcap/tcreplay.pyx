@@ -224,14 +224,44 @@ cdef inline char* _s(char* w, const char* text) noexcept nogil:
     return w + n
 
 
-cdef inline char* _num(char* w, uint64_t v, unsigned base) noexcept nogil:
-    """``v`` in decimal or (lower-case) hexadecimal digits."""
-    cdef char digits[20]
+cdef extern from *:
+    """
+    /* v in decimal digits at w; the end.  Two digits a division (a report line has
+       about 50 of them). */
+    static inline char* pyebpf_dec(char* w, uint64_t v) {
+        static const char pairs[] =
+            "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+            "8081828384858687888990919293949596979899";
+        char buf[20];
+        int k = 20;
+        while (v >= 100) {
+            unsigned r = (unsigned)(v % 100);
+            v /= 100;
+            k -= 2;
+            memcpy(buf + k, pairs + 2 * r, 2);
+        }
+        if (v >= 10) {
+            k -= 2;
+            memcpy(buf + k, pairs + 2 * v, 2);
+        } else {
+            buf[--k] = (char)('0' + v);
+        }
+        memcpy(w, buf + k, 20 - k);
+        return w + 20 - k;
+    }
+    """
+    char* _u "pyebpf_dec" (char* w, uint64_t v) noexcept nogil
+
+
+cdef inline char* _hex(char* w, uint32_t v) noexcept nogil:
+    """``v`` in lower-case hexadecimal digits."""
+    cdef char digits[8]
     cdef int k = 0
     while True:
-        digits[k] = b"0123456789abcdef"[v % base]
+        digits[k] = b"0123456789abcdef"[v & 15]
         k += 1
-        v //= base
+        v >>= 4
         if v == 0:
             break
     while k:
@@ -241,15 +271,11 @@ cdef inline char* _num(char* w, uint64_t v, unsigned base) noexcept nogil:
     return w
 
 
-cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
-    return _num(w, v, 10)
-
-
 cdef inline char* _i(char* w, int64_t v) noexcept nogil:
     if v < 0:
         w[0] = 45
-        return _num(w + 1, <uint64_t>(-(v + 1)) + 1, 10)
-    return _num(w, <uint64_t>v, 10)
+        return _u(w + 1, <uint64_t>(-(v + 1)) + 1)
+    return _u(w, <uint64_t>v)
 
 
 cdef extern from *:
@@ -325,17 +351,13 @@ cdef extern from *:
        so no other decimal of at most 6 places reads back as it: the decimal without
        its trailing zeros is the shortest. */
     static int pyebpf_ts_repr(uint64_t ts, char* out) {
-        uint64_t us = ts / 1000, sec, frac;
-        char digits[24];
-        int e = 0, len = 0, k;
+        uint64_t us = ts / 1000, frac;
+        int len, k;
         if (ts % 1000 || ts < 1000000000u || ts >= 8589934592000000000ull
                 || (double)us / 1e6 != (double)ts / 1e9)
             return pyebpf_float_repr((double)ts / 1e9, out);
-        sec = us / 1000000;
         frac = us % 1000000;
-        do { digits[e++] = '0' + sec % 10; sec /= 10; } while (sec);
-        while (e)
-            out[len++] = digits[--e];
+        len = (int)(pyebpf_dec(out, us / 1000000) - out);
         out[len++] = '.';
         if (frac == 0) {
             out[len++] = '0';
@@ -403,8 +425,8 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
     w = _i(w, o.retval) if ok else _s(w, b"null")
     w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
     if o.has_classid and ok:
-        w = _s(w, b'", "classid": "'); w = _num(w, o.classid >> 16, 16); w[0] = 58
-        w = _num(w + 1, o.classid & 0xffff, 16); w = _s(w, b'", "mark": ')
+        w = _s(w, b'", "classid": "'); w = _hex(w, o.classid >> 16); w[0] = 58
+        w = _hex(w + 1, o.classid & 0xffff); w = _s(w, b'", "mark": ')
     else:
         w = _s(w, b'", "classid": null, "mark": ')
     w = _u(w, o.mark)
