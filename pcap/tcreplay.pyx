@@ -471,7 +471,8 @@ ctypedef struct Lane:
                             # kept the layout: skb_reload_frame resets it (Loop._load)
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
-# the thread of its CPU only (the first CPU's for a packet that never reaches tc).
+# the thread of its CPU only, but ``lane`` and ``steered`` by the thread that steered it
+# (which writes all of a packet that never reaches tc).
 ctypedef struct Done:
     TcOutcome o
     const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
@@ -482,13 +483,14 @@ ctypedef struct Done:
     uint32_t n              # the frame's length as tc would see it
     const char* line        # its report line (in its lane's blocks), when the thread
     uint32_t line_len       # wrote it (a report, no extras), else NULL
-    uint16_t lane           # its CPU, NO_LANE when it never reaches tc
+    uint16_t lane           # the CPU steered to, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    # to 128 bytes (97 above): two packets' records, written by two threads, share no
+    uint8_t steered         # ``lane`` is set (with release order)
+    # to 128 bytes (98 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[31]
+    uint8_t pad[30]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -520,6 +522,8 @@ ctypedef struct Kept:
 cdef enum:
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
+    STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
+                            # slack for a thread the host deschedules a while
 
 cdef extern from *:
     """
@@ -548,9 +552,10 @@ cdef extern from *:
         }
         return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
     }
-    /* The writing's wait: up to about 20 ms for *flag, or for *stop, asleep between
-       looks (it waits for a batch of packets, and a spinning writer would take a core
-       from the replay threads).  Whether *flag is set. */
+    /* Up to about 20 ms for *flag, or for *stop, asleep between looks: the writing's
+       wait for a batch of packets, a replay thread's for another's steering (a
+       spinning waiter would take a core from the replay threads).  Whether *flag is
+       set. */
     static int pyebpf_wait_asleep(const uint8_t* flag, const int* stop) {
         struct timespec nap = {0, 100000};
         int k;
@@ -1232,11 +1237,11 @@ cdef class Loop:
     cdef Py_ssize_t _run_threads(self, const uint8_t* base, Scanner sc, Py_ssize_t first,
                                  CaptureWriter out, CaptureWriter drops,
                                  Writer report) except -1:
-        """run_chunk with several CPUs: every CPU's thread (the GIL released) walks the
-        chunk's records, admitting, timing and steering each as the others do, and
-        replays those steered to it; this one writes every packet, in the capture's
-        order, as soon as it is replayed, and so does no per-packet work but the
-        writing."""
+        """run_chunk with several CPUs: every CPU's thread (the GIL released) steers
+        its share of the chunk's records, times them all, and replays those steered to
+        it, writing their report lines; this one writes every packet, in the capture's
+        order, a batch at a time as they are replayed, and so does no per-packet work
+        but the writing."""
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
@@ -1253,7 +1258,7 @@ cdef class Loop:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
         for k in range(sc.nrecs):
-            self.done[k].ready = 0
+            self.done[k].ready = self.done[k].steered = 0
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
@@ -1324,32 +1329,84 @@ cdef class Loop:
         with nogil:
             self._cpu_run(cpu)
 
+    cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
+        """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
+        ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
+        Done (``lane``, then ``steered`` published); a packet that never reaches tc is
+        answered for here.  False when memory cannot be had."""
+        cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
+        cdef Rec* r
+        cdef Done* d
+        cdef TcOutcome o
+        cdef const uint8_t* frame
+        cdef uint32_t n, lt
+        cdef int e, pkt_type
+        k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
+        while k < stop:
+            r, d = &self.recs[k], &self.done[k]
+            lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
+            if lt == LT_ETHERNET:
+                frame, n, e = self.base + r.off, r.caplen, 0
+            else:
+                e = _to_eth(lt, self.base + r.off, r.caplen, self.tmpl.dev_addr, ln.eth,
+                            &pkt_type)
+                frame, n = ln.eth, <uint32_t>e
+            if not self._admitted(lt, e, frame, n, &o):
+                memcpy(&d.o, &o, sizeof(TcOutcome))
+                d.lt, d.e, d.n, d.lane, d.extra, d.line = lt, e, n, NO_LANE, 1, NULL
+                publish(&d.ready)
+            else:
+                d.lane = <uint16_t>self._steer_to(ln, frame, n)
+                if d.lane == NO_LANE:
+                    return False
+            publish(&d.steered)
+            k += self.cpus
+        return True
+
     cdef void _cpu_run(self, int cpu) noexcept nogil:
-        """One CPU's thread: walk the chunk's records as every CPU's does (the frame as
-        tc would see it, whether it reaches tc, the capture clock, the steering: the
-        same for all, so no thread waits for another's), replay the packets steered to
-        this CPU, keeping each one's frame (when built) and output in its blocks for
-        the writing.  The first CPU's thread answers for the packets that never reach
-        tc.  The thread of the first CPU leaves the capture clock as it is after the
-        chunk."""
+        """One CPU's thread.  The chunk's packets are steered STEER_AHEAD batches
+        ahead, each CPU every ``cpus``-th packet of a batch (_steer_window); the thread
+        walks each batch as every CPU's does (the capture clock), waiting for the other
+        CPUs' steering of it, and replays the packets steered to this CPU, keeping
+        each one's frame (when built), output and report line in its blocks for the
+        writing.  The thread of the first CPU leaves the capture clock as it is after
+        the chunk.  (A batch's steering waits for no thread's replay of a later one,
+        so the threads cannot wait on each other in a circle.)"""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Clock clock = self.chunk_clock
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, batch
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef uint32_t n, m, lt, lane
+        cdef uint32_t n, m, lt
         cdef uint64_t ktime
         cdef int e, pkt_type
         cdef uint8_t* room
         cdef char* line
         cdef char* end
+        for batch in range(STEER_AHEAD):
+            if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
+                ln.failed, self.abort = True, 1
+                return
         for k in range(self.nrecs):
             if self.abort:
                 return
-            r = &self.recs[k]
+            if k % WRITE_BATCH == 0:
+                if not self._steer_window(ln, cpu, k + STEER_AHEAD * WRITE_BATCH):
+                    ln.failed, self.abort = True, 1
+                    return
+            r, d = &self.recs[k], &self.done[k]
+            while not published(&d.steered):
+                if self.abort:
+                    return
+                wait_asleep(&d.steered, &self.abort)
+            if d.lane == NO_LANE:
+                continue
+            ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
+            if d.lane != <uint32_t>cpu:
+                continue
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
             if lt == LT_ETHERNET:
@@ -1357,20 +1414,7 @@ cdef class Loop:
             else:
                 e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
                 frame, n = ln.eth, <uint32_t>e
-            if not self._admitted(lt, e, frame, n, &o):
-                if cpu == 0:
-                    d = &self.done[k]
-                    memcpy(&d.o, &o, sizeof(TcOutcome))
-                    d.lt, d.e, d.n, d.lane, d.extra = lt, e, n, NO_LANE, 1
-                    publish(&d.ready)
-                continue
-            ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
-            lane = self._steer_to(ln, frame, n)
-            if lane == NO_LANE:
-                ln.failed, self.abort = True, 1
-                return
-            if lane != <uint32_t>cpu:
-                continue
+            self._admitted(lt, e, frame, n, &o)     # o as the steering found it
             if self._timers_due(self._time(ktime)):
                 # a due timer fires on the CPU of the first packet at or after its expiry
                 with gil:
@@ -1379,7 +1423,6 @@ cdef class Loop:
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
                         return
-            d = &self.done[k]
             if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
                 ln.failed, self.abort = True, 1
                 return
@@ -1412,7 +1455,7 @@ cdef class Loop:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             memcpy(&d.o, &o, sizeof(TcOutcome))
-            d.lt, d.e, d.n, d.lane = lt, e, n, <uint16_t>cpu
+            d.lt, d.e, d.n = lt, e, n
             publish(&d.ready)
         if cpu == 0:
             self.clock = clock
