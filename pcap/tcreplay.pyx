@@ -482,15 +482,19 @@ ctypedef struct Done:
     int32_t e               # what _to_eth returned (0 for Ethernet)
     uint32_t n              # the frame's length as tc would see it
     const char* line        # its report line (in its lane's blocks), when the thread
-    uint32_t line_len       # wrote it (a report, no extras), else NULL
+                            # wrote it (a report, no extras), else NULL
+    const uint8_t* rec      # its pcap record for the capture it goes to (delivered or
+                            # dropped), when the thread wrote it, else NULL
+    uint32_t line_len
+    uint32_t rec_len
     uint16_t lane           # the CPU steered to, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
     uint8_t steered         # ``lane`` is set (with release order)
-    # to 128 bytes (98 above): two packets' records, written by two threads, share no
+    # to 128 bytes (110 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[30]
+    uint8_t pad[18]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -628,6 +632,10 @@ cdef class Loop:
     cdef Py_ssize_t nrecs, first
     cdef int abort              # the replay threads stop (an error, an interrupt)
     cdef bint lines             # the replay threads write the report lines (a report)
+    # the replay threads write the pcap records of the delivered (of the dropped)
+    # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
+    cdef bint out_recs, drop_recs, out_nano, drop_nano
+    cdef uint32_t out_lt, drop_lt
     cdef object thread_error
     cdef bint use_ts
     cdef public bint stop_on_error, stopped
@@ -1128,7 +1136,7 @@ cdef class Loop:
                         self.extra_here = self._extras(ln, index, &o)
                     m = self._output(ln, &o, frame, n)
                 if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
-                              ln.skb.pkt_type, out, drops, report, NULL, 0):
+                              ln.skb.pkt_type, out, drops, report, NULL, 0, NULL, 0):
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
@@ -1139,11 +1147,12 @@ cdef class Loop:
                     TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
                     const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
                     CaptureWriter drops, Writer report, const char* line,
-                    uint32_t line_len) except *:
+                    uint32_t line_len, const uint8_t* rec, uint32_t rec_len) except *:
         """Write one replayed packet where it goes and count it; True when the replay
         stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
         saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``line`` its
-        report line when a replay thread wrote it, else NULL."""
+        report line and ``rec`` its pcap record when a replay thread wrote them, else
+        NULL."""
         cdef int64_t delta = <int64_t>r.wire - r.caplen
         cdef CaptureWriter w
         if r.caplen < r.wire:
@@ -1153,10 +1162,17 @@ cdef class Loop:
                 drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
         else:
             if o.action == HOOK_DELIVERED and out is not None:
-                out.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
-                           <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
+                if rec != NULL:
+                    memcpy(out.room(rec_len), rec, rec_len)
+                    out.commit(rec_len)
+                else:
+                    out.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
+                               <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
-                if o.action == HOOK_FAULT:
+                if rec != NULL:
+                    memcpy(drops.room(rec_len), rec, rec_len)
+                    drops.commit(rec_len)
+                elif o.action == HOOK_FAULT:
                     drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
                 else:
                     drops.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
@@ -1263,6 +1279,12 @@ cdef class Loop:
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
         self.lines = report is not None
+        self.out_recs = out is not None and not out.pcapng
+        self.drop_recs = drops is not None and not drops.pcapng
+        if self.out_recs:
+            self.out_nano, self.out_lt = out.nanosecond, out.linktype
+        if self.drop_recs:
+            self.drop_nano, self.drop_lt = drops.nanosecond, drops.linktype
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1293,14 +1315,14 @@ cdef class Loop:
                 if d.lane == NO_LANE:
                     self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report, NULL, 0)
+                                      0, 0, out, drops, report, NULL, 0, NULL, 0)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
                         frame, n = d.frame, d.n
                     stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
                                       d.m, d.pkt_type, out, drops, report, d.line,
-                                      d.line_len)
+                                      d.line_len, d.rec, d.rec_len)
                 if stop:
                     return k + 1
             finished = True
@@ -1361,6 +1383,27 @@ cdef class Loop:
                     return False
             publish(&d.steered)
             k += self.cpus
+        return True
+
+    cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
+                         uint32_t lt) noexcept nogil:
+        """The pcap record of a delivered or dropped packet (its bytes afterwards, at
+        ``d.outb``) for the capture it goes to, into the lane's blocks (``d.rec``; left
+        NULL for a time pcap cannot hold: the writing says so); False when memory
+        cannot be had.  As CaptureWriter.record writes it."""
+        cdef bint delivered = o.action == HOOK_DELIVERED
+        cdef uint32_t out_lt = self.out_lt if delivered else self.drop_lt
+        cdef uint8_t* w
+        if r.ts // 1000000000 > <uint64_t>0xffffffffu:
+            return True
+        w = _lane_room(ln, PCAP_RECORD + d.m + LINK_MAX)
+        if w == NULL:
+            return False
+        d.rec_len = _pcap_record(w, r.ts, d.outb, d.m, <int64_t>r.wire - r.caplen, out_lt,
+                                 hdr if out_lt == lt else NULL, d.pkt_type,
+                                 self.out_nano if delivered else self.drop_nano)
+        d.rec = w
+        ln.used -= PCAP_RECORD + d.m + LINK_MAX - d.rec_len     # the room it did not take
         return True
 
     cdef void _cpu_run(self, int cpu) noexcept nogil:
@@ -1444,7 +1487,12 @@ cdef class Loop:
                 d.frame = room
                 room += n
             memcpy(room, ln.out, m)
-            d.outb, d.m, d.pkt_type, d.line = room, m, ln.skb.pkt_type, NULL
+            d.outb, d.m, d.pkt_type, d.line, d.rec = room, m, ln.skb.pkt_type, NULL, NULL
+            if (o.action == HOOK_DELIVERED and self.out_recs) or (
+                    o.action == HOOK_DROPPED and self.drop_recs):
+                if not self._write_rec(ln, d, r, &o, hdr, lt):
+                    ln.failed, self.abort = True, 1
+                    return
             if self.lines and not d.extra:
                 line = <char*>_lane_room(ln, REPORT_LINE_MAX)
                 if line == NULL:
