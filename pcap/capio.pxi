@@ -212,6 +212,21 @@ cdef uint32_t _from_eth(uint32_t linktype, const uint8_t* hdr, const uint8_t* et
     return body
 
 
+cdef uint32_t _pcap_record(uint8_t* w, uint64_t t, const uint8_t* eth, uint32_t n,
+                           int64_t wire_delta, uint32_t lt, const uint8_t* hdr,
+                           uint8_t pkt_type, bint nanosecond) noexcept nogil:
+    """A pcap record of the Ethernet frame ``eth`` in linktype ``lt`` into ``w``
+    (PCAP_RECORD + n + LINK_MAX bytes), its time ``t`` within pcap's 32-bit seconds;
+    its length."""
+    cdef uint32_t size = _from_eth(lt, hdr, eth, n, pkt_type, w + PCAP_RECORD)
+    cdef int64_t wire = size + wire_delta
+    _wr32(w, <uint32_t>(t // 1000000000))
+    _wr32(w + 4, <uint32_t>(t % 1000000000 if nanosecond else t % 1000000000 // 1000))
+    _wr32(w + 8, size)
+    _wr32(w + 12, <uint32_t>(wire if wire > size else size))
+    return PCAP_RECORD + size
+
+
 cdef class Scanner:
     """The records of one capture, a chunk at a time: what the C scan and pcapio found
     in the chunk last scanned (``count``, the records' fields in C), and the capture's
@@ -511,13 +526,7 @@ cdef class CaptureWriter(Writer):
             raise ValueError(f"a timestamp of {t} ns is past what pcap's 32-bit seconds "
                              "hold (write pcapng)")
         w = self.room(PCAP_RECORD + n + LINK_MAX)
-        size = _from_eth(lt, hdr, eth, n, pkt_type, w + PCAP_RECORD)
-        wire = size + wire_delta
-        _wr32(w, <uint32_t>(t // 1000000000))
-        _wr32(w + 4, <uint32_t>(t % 1000000000 if self.nanosecond else t % 1000000000 // 1000))
-        _wr32(w + 8, size)
-        _wr32(w + 12, <uint32_t>(wire if wire > size else size))
-        self.commit(PCAP_RECORD + size)
+        self.commit(_pcap_record(w, t, eth, n, wire_delta, lt, hdr, pkt_type, self.nanosecond))
         return 0
 
     cdef int _raw(self, uint64_t t, const uint8_t* frame, uint32_t n, uint32_t wire,

@@ -205,13 +205,6 @@ cdef uint32_t _untag_needs(int profile) noexcept nogil:
     return ETH_HLEN + VLAN_HLEN + (0 if profile == PROFILE_V46 else 2)
 
 
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int* ptype) except NULL
-    int Py_DTSF_ADD_DOT_0
-    void PyMem_Free(void* p)
-
-
 # what the report calls a verdict (TC_ACT_* from -1 to 8) and an action (HOOK_*)
 cdef const char* VERDICT_NAMES[10]
 VERDICT_NAMES[:] = [b"TC_ACT_UNSPEC", b"TC_ACT_OK", b"TC_ACT_RECLASSIFY", b"TC_ACT_SHOT",
@@ -231,14 +224,44 @@ cdef inline char* _s(char* w, const char* text) noexcept nogil:
     return w + n
 
 
-cdef inline char* _num(char* w, uint64_t v, unsigned base) noexcept nogil:
-    """``v`` in decimal or (lower-case) hexadecimal digits."""
-    cdef char digits[20]
+cdef extern from *:
+    """
+    /* v in decimal digits at w; the end.  Two digits a division (a report line has
+       about 50 of them). */
+    static inline char* pyebpf_dec(char* w, uint64_t v) {
+        static const char pairs[] =
+            "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+            "8081828384858687888990919293949596979899";
+        char buf[20];
+        int k = 20;
+        while (v >= 100) {
+            unsigned r = (unsigned)(v % 100);
+            v /= 100;
+            k -= 2;
+            memcpy(buf + k, pairs + 2 * r, 2);
+        }
+        if (v >= 10) {
+            k -= 2;
+            memcpy(buf + k, pairs + 2 * v, 2);
+        } else {
+            buf[--k] = (char)('0' + v);
+        }
+        memcpy(w, buf + k, 20 - k);
+        return w + 20 - k;
+    }
+    """
+    char* _u "pyebpf_dec" (char* w, uint64_t v) noexcept nogil
+
+
+cdef inline char* _hex(char* w, uint32_t v) noexcept nogil:
+    """``v`` in lower-case hexadecimal digits."""
+    cdef char digits[8]
     cdef int k = 0
     while True:
-        digits[k] = b"0123456789abcdef"[v % base]
+        digits[k] = b"0123456789abcdef"[v & 15]
         k += 1
-        v //= base
+        v >>= 4
         if v == 0:
             break
     while k:
@@ -248,15 +271,11 @@ cdef inline char* _num(char* w, uint64_t v, unsigned base) noexcept nogil:
     return w
 
 
-cdef inline char* _u(char* w, uint64_t v) noexcept nogil:
-    return _num(w, v, 10)
-
-
 cdef inline char* _i(char* w, int64_t v) noexcept nogil:
     if v < 0:
         w[0] = 45
-        return _num(w + 1, <uint64_t>(-(v + 1)) + 1, 10)
-    return _num(w, <uint64_t>v, 10)
+        return _u(w + 1, <uint64_t>(-(v + 1)) + 1)
+    return _u(w, <uint64_t>v)
 
 
 cdef extern from *:
@@ -325,8 +344,37 @@ cdef extern from *:
         }
         return -1;
     }
+    /* repr(ts / 1e9) of a capture time in ns, as pyebpf_float_repr answers it; a
+       whole number of microseconds (what pcap holds) from 1 s to 2**33 s has it
+       cheaply: the double nearest its 6-place decimal is the time's double when the
+       two divisions agree, and a double there is less than 1e-6 from its neighbours,
+       so no other decimal of at most 6 places reads back as it: the decimal without
+       its trailing zeros is the shortest. */
+    static int pyebpf_ts_repr(uint64_t ts, char* out) {
+        uint64_t us = ts / 1000, frac;
+        int len, k;
+        if (ts % 1000 || ts < 1000000000u || ts >= 8589934592000000000ull
+                || (double)us / 1e6 != (double)ts / 1e9)
+            return pyebpf_float_repr((double)ts / 1e9, out);
+        frac = us % 1000000;
+        len = (int)(pyebpf_dec(out, us / 1000000) - out);
+        out[len++] = '.';
+        if (frac == 0) {
+            out[len++] = '0';
+            return len;
+        }
+        for (k = 5; k >= 0; k--) {
+            out[len + k] = '0' + frac % 10;
+            frac /= 10;
+        }
+        len += 6;
+        while (out[len - 1] == '0')
+            len--;
+        return len;
+    }
     """
     int float_repr "pyebpf_float_repr" (double d, char* out) noexcept nogil
+    int ts_repr "pyebpf_ts_repr" (uint64_t ts, char* out) noexcept nogil
 
 
 def float_text(double d):
@@ -335,6 +383,63 @@ def float_text(double d):
     cdef char out[24]
     cdef int n = float_repr(d, out)
     return out[:n].decode() if n >= 0 else None
+
+
+def timestamp_text(uint64_t ts):
+    """``repr(ts / 1e9)`` as the report's C writer makes it for a capture time of ``ts``
+    ns; None where it leaves it to Python's repr."""
+    cdef char out[24]
+    cdef int n = ts_repr(ts, out)
+    return out[:n].decode() if n >= 0 else None
+
+
+cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
+                        uint32_t m, uint32_t lt, int mode) noexcept nogil:
+    """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
+    its end, or NULL where its timestamp is one Python's repr writes (a replay thread
+    leaves that line to the writing)."""
+    cdef uint32_t size = m
+    cdef bint ok = o.action < HOOK_FAULT
+    cdef int k
+    if ok and lt != LT_ETHERNET:
+        size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
+    w = _s(w, b'{"index": '); w = _u(w, index)
+    w = _s(w, b', "timestamp": ')
+    k = ts_repr(r.ts, w)
+    if k < 0:
+        return NULL
+    w += k
+    w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
+    w = _s(w, b', "len_in": '); w = _u(w, r.wire)
+    w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
+    w = _s(w, b', "len_out": ')
+    w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
+    w = _s(w, b', "truncated": false, "verdict": ' if r.caplen >= r.wire
+           else b', "truncated": true, "verdict": ')
+    if ok and mode != MODE_SF:
+        w = _s(w, b'"')
+        w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
+        w = _s(w, b'", "retval": ')
+    else:
+        w = _s(w, b'null, "retval": ')
+    w = _i(w, o.retval) if ok else _s(w, b"null")
+    w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
+    if o.has_classid and ok:
+        w = _s(w, b'", "classid": "'); w = _hex(w, o.classid >> 16); w[0] = 58
+        w = _hex(w + 1, o.classid & 0xffff); w = _s(w, b'", "mark": ')
+    else:
+        w = _s(w, b'", "classid": null, "mark": ')
+    w = _u(w, o.mark)
+    w = _s(w, b', "priority": '); w = _u(w, o.priority)
+    w = _s(w, b', "tc_index": '); w = _u(w, o.tc_index)
+    if o.action == HOOK_REDIRECTED:
+        w = _s(w, b', "redirect": {"ifindex": '); w = _u(w, o.redirect_ifindex)
+        w = _s(w, b', "ingress": true}' if o.redirect_ingress else b', "ingress": false}')
+    else:
+        w = _s(w, b', "redirect": null')
+    w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
+    w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
+    return _s(w, b', "errors": [], "dropped_before_tc": null}\n')
 
 
 include "annotate.pxi"
@@ -366,7 +471,8 @@ ctypedef struct Lane:
                             # kept the layout: skb_reload_frame resets it (Loop._load)
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
-# the thread of its CPU only (the first CPU's for a packet that never reaches tc).
+# the thread of its CPU only, but ``lane`` and ``steered`` by the thread that steered it
+# (which writes all of a packet that never reaches tc).
 ctypedef struct Done:
     TcOutcome o
     const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
@@ -375,13 +481,20 @@ ctypedef struct Done:
     uint32_t lt
     int32_t e               # what _to_eth returned (0 for Ethernet)
     uint32_t n              # the frame's length as tc would see it
-    uint16_t lane           # its CPU, NO_LANE when it never reaches tc
+    const char* line        # its report line (in its lane's blocks), when the thread
+                            # wrote it (a report, no extras), else NULL
+    const uint8_t* rec      # its pcap record for the capture it goes to (delivered or
+                            # dropped), when the thread wrote it, else NULL
+    uint32_t line_len
+    uint32_t rec_len
+    uint16_t lane           # the CPU steered to, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    # to 128 bytes (85 above): two packets' records, written by two threads, share no
+    uint8_t steered         # ``lane`` is set (with release order)
+    # to 128 bytes (110 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[43]
+    uint8_t pad[18]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -412,6 +525,9 @@ ctypedef struct Kept:
 
 cdef enum:
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
+    WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
+    STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
+                            # slack for a thread the host deschedules a while
 
 cdef extern from *:
     """
@@ -440,10 +556,27 @@ cdef extern from *:
         }
         return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
     }
+    /* Up to about 20 ms for *flag, or for *stop, asleep between looks: the writing's
+       wait for a batch of packets, a replay thread's for another's steering (a
+       spinning waiter would take a core from the replay threads).  Whether *flag is
+       set. */
+    static int pyebpf_wait_asleep(const uint8_t* flag, const int* stop) {
+        struct timespec nap = {0, 100000};
+        int k;
+        for (k = 0; k < 200; k++) {
+            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+                return 1;
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                return 0;
+            nanosleep(&nap, NULL);
+        }
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
     """
     void publish "pyebpf_publish" (uint8_t* flag) nogil
     bint published "pyebpf_published" (const uint8_t* flag) nogil
     bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
+    bint wait_asleep "pyebpf_wait_asleep" (const uint8_t* flag, const int* stop) nogil
 
 
 cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
@@ -498,6 +631,11 @@ cdef class Loop:
     cdef uint32_t linktype      # a pcap capture's linktype
     cdef Py_ssize_t nrecs, first
     cdef int abort              # the replay threads stop (an error, an interrupt)
+    cdef bint lines             # the replay threads write the report lines (a report)
+    # the replay threads write the pcap records of the delivered (of the dropped)
+    # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
+    cdef bint out_recs, drop_recs, out_nano, drop_nano
+    cdef uint32_t out_lt, drop_lt
     cdef object thread_error
     cdef bint use_ts
     cdef public bint stop_on_error, stopped
@@ -998,7 +1136,7 @@ cdef class Loop:
                         self.extra_here = self._extras(ln, index, &o)
                     m = self._output(ln, &o, frame, n)
                 if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
-                              ln.skb.pkt_type, out, drops, report):
+                              ln.skb.pkt_type, out, drops, report, NULL, 0, NULL, 0):
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
@@ -1008,10 +1146,13 @@ cdef class Loop:
     cdef bint _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
                     TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
                     const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
-                    CaptureWriter drops, Writer report) except *:
+                    CaptureWriter drops, Writer report, const char* line,
+                    uint32_t line_len, const uint8_t* rec, uint32_t rec_len) except *:
         """Write one replayed packet where it goes and count it; True when the replay
         stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
-        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``)."""
+        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``line`` its
+        report line and ``rec`` its pcap record when a replay thread wrote them, else
+        NULL."""
         cdef int64_t delta = <int64_t>r.wire - r.caplen
         cdef CaptureWriter w
         if r.caplen < r.wire:
@@ -1021,10 +1162,17 @@ cdef class Loop:
                 drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
         else:
             if o.action == HOOK_DELIVERED and out is not None:
-                out.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
-                           <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
+                if rec != NULL:
+                    memcpy(out.room(rec_len), rec, rec_len)
+                    out.commit(rec_len)
+                else:
+                    out.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
+                               <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
-                if o.action == HOOK_FAULT:
+                if rec != NULL:
+                    memcpy(drops.room(rec_len), rec, rec_len)
+                    drops.commit(rec_len)
+                elif o.action == HOOK_FAULT:
                     drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
                 else:
                     drops.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
@@ -1043,7 +1191,11 @@ cdef class Loop:
         else:
             self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
         if report is not None:
-            self._report(report, index, r, o, m, lt)
+            if line != NULL:
+                memcpy(report.room(line_len), line, line_len)
+                report.commit(line_len)
+            else:
+                self._report(report, index, r, o, m, lt)
         if self.keep_packets:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
@@ -1101,14 +1253,15 @@ cdef class Loop:
     cdef Py_ssize_t _run_threads(self, const uint8_t* base, Scanner sc, Py_ssize_t first,
                                  CaptureWriter out, CaptureWriter drops,
                                  Writer report) except -1:
-        """run_chunk with several CPUs: every CPU's thread (the GIL released) walks the
-        chunk's records, admitting, timing and steering each as the others do, and
-        replays those steered to it; this one writes every packet, in the capture's
-        order, as soon as it is replayed, and so does no per-packet work but the
-        writing."""
+        """run_chunk with several CPUs: every CPU's thread (the GIL released) steers
+        its share of the chunk's records, times them all, and replays those steered to
+        it, writing their report lines; this one writes every packet, in the capture's
+        order, a batch at a time as they are replayed, and so does no per-packet work
+        but the writing."""
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
+        cdef Done* batch_end
         cdef Done* grown
         cdef uint32_t n
         cdef int c
@@ -1121,10 +1274,17 @@ cdef class Loop:
                 raise MemoryError()
             self.done, self.cap_done = grown, sc.nrecs
         for k in range(sc.nrecs):
-            self.done[k].ready = 0
+            self.done[k].ready = self.done[k].steered = 0
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
+        self.lines = report is not None
+        self.out_recs = out is not None and not out.pcapng
+        self.drop_recs = drops is not None and not drops.pcapng
+        if self.out_recs:
+            self.out_nano, self.out_lt = out.nanosecond, out.linktype
+        if self.drop_recs:
+            self.drop_nano, self.drop_lt = drops.nanosecond, drops.linktype
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1139,9 +1299,13 @@ cdef class Loop:
                 r, d, index = &sc.recs[k], &self.done[k], first + k
                 hdr = base + r.off
                 if not published(&d.ready):
+                    # asleep until the batch from here is done, then the packets one by
+                    # one (their threads are done with them or nearly)
+                    batch_end = &self.done[min(k + WRITE_BATCH, sc.nrecs) - 1]
                     while True:
                         with nogil:
-                            ready = wait_published(&d.ready, &self.abort)
+                            ready = (wait_asleep(&batch_end.ready, &self.abort)
+                                     and wait_published(&d.ready, &self.abort))
                         if ready:
                             break
                         if self.abort:
@@ -1151,13 +1315,14 @@ cdef class Loop:
                 if d.lane == NO_LANE:
                     self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report)
+                                      0, 0, out, drops, report, NULL, 0, NULL, 0)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
                         frame, n = d.frame, d.n
                     stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
-                                      d.m, d.pkt_type, out, drops, report)
+                                      d.m, d.pkt_type, out, drops, report, d.line,
+                                      d.line_len, d.rec, d.rec_len)
                 if stop:
                     return k + 1
             finished = True
@@ -1186,30 +1351,105 @@ cdef class Loop:
         with nogil:
             self._cpu_run(cpu)
 
+    cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
+        """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
+        ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
+        Done (``lane``, then ``steered`` published); a packet that never reaches tc is
+        answered for here.  False when memory cannot be had."""
+        cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
+        cdef Rec* r
+        cdef Done* d
+        cdef TcOutcome o
+        cdef const uint8_t* frame
+        cdef uint32_t n, lt
+        cdef int e, pkt_type
+        k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
+        while k < stop:
+            r, d = &self.recs[k], &self.done[k]
+            lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
+            if lt == LT_ETHERNET:
+                frame, n, e = self.base + r.off, r.caplen, 0
+            else:
+                e = _to_eth(lt, self.base + r.off, r.caplen, self.tmpl.dev_addr, ln.eth,
+                            &pkt_type)
+                frame, n = ln.eth, <uint32_t>e
+            if not self._admitted(lt, e, frame, n, &o):
+                memcpy(&d.o, &o, sizeof(TcOutcome))
+                d.lt, d.e, d.n, d.lane, d.extra, d.line = lt, e, n, NO_LANE, 1, NULL
+                publish(&d.ready)
+            else:
+                d.lane = <uint16_t>self._steer_to(ln, frame, n)
+                if d.lane == NO_LANE:
+                    return False
+            publish(&d.steered)
+            k += self.cpus
+        return True
+
+    cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
+                         uint32_t lt) noexcept nogil:
+        """The pcap record of a delivered or dropped packet (its bytes afterwards, at
+        ``d.outb``) for the capture it goes to, into the lane's blocks (``d.rec``; left
+        NULL for a time pcap cannot hold: the writing says so); False when memory
+        cannot be had.  As CaptureWriter.record writes it."""
+        cdef bint delivered = o.action == HOOK_DELIVERED
+        cdef uint32_t out_lt = self.out_lt if delivered else self.drop_lt
+        cdef uint8_t* w
+        if r.ts // 1000000000 > <uint64_t>0xffffffffu:
+            return True
+        w = _lane_room(ln, PCAP_RECORD + d.m + LINK_MAX)
+        if w == NULL:
+            return False
+        d.rec_len = _pcap_record(w, r.ts, d.outb, d.m, <int64_t>r.wire - r.caplen, out_lt,
+                                 hdr if out_lt == lt else NULL, d.pkt_type,
+                                 self.out_nano if delivered else self.drop_nano)
+        d.rec = w
+        ln.used -= PCAP_RECORD + d.m + LINK_MAX - d.rec_len     # the room it did not take
+        return True
+
     cdef void _cpu_run(self, int cpu) noexcept nogil:
-        """One CPU's thread: walk the chunk's records as every CPU's does (the frame as
-        tc would see it, whether it reaches tc, the capture clock, the steering: the
-        same for all, so no thread waits for another's), replay the packets steered to
-        this CPU, keeping each one's frame (when built) and output in its blocks for
-        the writing.  The first CPU's thread answers for the packets that never reach
-        tc.  The thread of the first CPU leaves the capture clock as it is after the
-        chunk."""
+        """One CPU's thread.  The chunk's packets are steered STEER_AHEAD batches
+        ahead, each CPU every ``cpus``-th packet of a batch (_steer_window); the thread
+        walks each batch as every CPU's does (the capture clock), waiting for the other
+        CPUs' steering of it, and replays the packets steered to this CPU, keeping
+        each one's frame (when built), output and report line in its blocks for the
+        writing.  The thread of the first CPU leaves the capture clock as it is after
+        the chunk.  (A batch's steering waits for no thread's replay of a later one,
+        so the threads cannot wait on each other in a circle.)"""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Clock clock = self.chunk_clock
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, batch
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
-        cdef uint32_t n, m, lt, lane
+        cdef uint32_t n, m, lt
         cdef uint64_t ktime
         cdef int e, pkt_type
         cdef uint8_t* room
+        cdef char* line
+        cdef char* end
+        for batch in range(STEER_AHEAD):
+            if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
+                ln.failed, self.abort = True, 1
+                return
         for k in range(self.nrecs):
             if self.abort:
                 return
-            r = &self.recs[k]
+            if k % WRITE_BATCH == 0:
+                if not self._steer_window(ln, cpu, k + STEER_AHEAD * WRITE_BATCH):
+                    ln.failed, self.abort = True, 1
+                    return
+            r, d = &self.recs[k], &self.done[k]
+            while not published(&d.steered):
+                if self.abort:
+                    return
+                wait_asleep(&d.steered, &self.abort)
+            if d.lane == NO_LANE:
+                continue
+            ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
+            if d.lane != <uint32_t>cpu:
+                continue
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
             if lt == LT_ETHERNET:
@@ -1217,20 +1457,7 @@ cdef class Loop:
             else:
                 e = _to_eth(lt, hdr, r.caplen, self.tmpl.dev_addr, ln.eth, &pkt_type)
                 frame, n = ln.eth, <uint32_t>e
-            if not self._admitted(lt, e, frame, n, &o):
-                if cpu == 0:
-                    d = &self.done[k]
-                    memcpy(&d.o, &o, sizeof(TcOutcome))
-                    d.lt, d.e, d.n, d.lane, d.extra = lt, e, n, NO_LANE, 1
-                    publish(&d.ready)
-                continue
-            ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
-            lane = self._steer_to(ln, frame, n)
-            if lane == NO_LANE:
-                ln.failed, self.abort = True, 1
-                return
-            if lane != <uint32_t>cpu:
-                continue
+            self._admitted(lt, e, frame, n, &o)     # o as the steering found it
             if self._timers_due(self._time(ktime)):
                 # a due timer fires on the CPU of the first packet at or after its expiry
                 with gil:
@@ -1239,7 +1466,6 @@ cdef class Loop:
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
                         return
-            d = &self.done[k]
             if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
                 ln.failed, self.abort = True, 1
                 return
@@ -1261,78 +1487,47 @@ cdef class Loop:
                 d.frame = room
                 room += n
             memcpy(room, ln.out, m)
+            d.outb, d.m, d.pkt_type, d.line, d.rec = room, m, ln.skb.pkt_type, NULL, NULL
+            if (o.action == HOOK_DELIVERED and self.out_recs) or (
+                    o.action == HOOK_DROPPED and self.drop_recs):
+                if not self._write_rec(ln, d, r, &o, hdr, lt):
+                    ln.failed, self.abort = True, 1
+                    return
+            if self.lines and not d.extra:
+                line = <char*>_lane_room(ln, REPORT_LINE_MAX)
+                if line == NULL:
+                    ln.failed, self.abort = True, 1
+                    return
+                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode)
+                if end != NULL:
+                    d.line, d.line_len = line, <uint32_t>(end - line)
+                    ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             memcpy(&d.o, &o, sizeof(TcOutcome))
-            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
-            d.lt, d.e, d.n, d.lane = lt, e, n, <uint16_t>cpu
+            d.lt, d.e, d.n = lt, e, n
             publish(&d.ready)
         if cpu == 0:
             self.clock = clock
 
     cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
                       uint32_t m, uint32_t lt) except *:
-        """The packet's report line: in C, or for a packet with extras through
-        ``report_slow``."""
+        """The packet's report line: in C, or for a packet with extras (or a timestamp
+        only Python's repr writes) through ``report_slow``."""
         cdef char* w
         cdef char* start
-        cdef char* ts
-        cdef int k
         cdef uint32_t size = m
-        cdef bint ok = o.action < HOOK_FAULT
-        if ok and lt != LT_ETHERNET:
+        if not self.extra_here:
+            start = <char*>report.room(REPORT_LINE_MAX)
+            w = _report_line(start, index, r, o, m, lt, self.mode)
+            if w != NULL:
+                report.commit(w - start)
+                return
+        if o.action < HOOK_FAULT and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-        if self.extra_here:
-            report.append(self.report_slow(index, (
-                r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
-                o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
-                o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
-                o.fault_prog), self.extras[index]))
-            return
-        w = <char*>report.room(REPORT_LINE_MAX)
-        start = w
-        w = _s(w, b'{"index": '); w = _u(w, index)
-        w = _s(w, b', "timestamp": ')
-        k = float_repr(r.ts / 1e9, w)
-        if k >= 0:
-            w += k
-        else:
-            ts = PyOS_double_to_string(r.ts / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            w = _s(w, ts)
-            PyMem_Free(ts)
-        w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
-        w = _s(w, b', "len_in": '); w = _u(w, r.wire)
-        w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
-        w = _s(w, b', "len_out": ')
-        w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
-        w = _s(w, b', "truncated": '); w = _s(w, b"true" if r.caplen < r.wire else b"false")
-        w = _s(w, b', "verdict": ')
-        if ok and self.mode != MODE_SF:
-            w = _s(w, b'"')
-            w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
-            w = _s(w, b'"')
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "retval": ')
-        w = _i(w, o.retval) if ok else _s(w, b"null")
-        w = _s(w, b', "action": "'); w = _s(w, ACTION_NAMES[o.action])
-        w = _s(w, b'", "classid": ')
-        if o.has_classid and ok:
-            w = _s(w, b'"'); w = _num(w, o.classid >> 16, 16); w = _s(w, b":")
-            w = _num(w, o.classid & 0xffff, 16); w = _s(w, b'"')
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "mark": '); w = _u(w, o.mark)
-        w = _s(w, b', "priority": '); w = _u(w, o.priority)
-        w = _s(w, b', "tc_index": '); w = _u(w, o.tc_index)
-        w = _s(w, b', "redirect": ')
-        if o.action == HOOK_REDIRECTED:
-            w = _s(w, b'{"ifindex": '); w = _u(w, o.redirect_ifindex)
-            w = _s(w, b', "ingress": '); w = _s(w, b"true}" if o.redirect_ingress else b"false}")
-        else:
-            w = _s(w, b"null")
-        w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
-        w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
-        w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
-        report.commit(w - start)
+        report.append(self.report_slow(index, (
+            r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
+            o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
+            o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
+            o.fault_prog), self.extras[index] if self.extra_here else {}))
 
 
 # what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)

@@ -219,3 +219,21 @@ def test_lookups_from_user_space_do_not_mark_keys_used(pair, kind):
     p.fill_from_user(range(100, 140))
     ours, theirs = p.survivors()
     assert (ours - theirs, theirs - ours) == (set(), set())
+
+
+@pytest.mark.parametrize("kind", ["lru", "lru-percpu"])
+def test_a_cpu_finding_the_common_lists_empty_steals_from_another_cpus_local_lists(pair, kind):
+    """bpf_common_lru_pop_free's last resort: a one-entry map whose node sits on CPU
+    0's local free list (its key deleted while pending there), then on a CPU's pending
+    list; the other CPU's refill finds the common lists empty and steals it (the free
+    node first, then the pending key, evicted), and the CPUs steal it back in turn."""
+    p = pair(*KINDS[kind], 1)
+    p.on(0)
+    p.fill_from_user([1])
+    p.delete([1])
+    for cpu, keys in ((1, [2]), (0, [3]), (1, [4]), (1, [5]), (0, [6, 7])):
+        p.on(cpu)
+        p.fill_from_user(keys)
+        ours, theirs = p.survivors()
+        assert (cpu, keys, ours) == (cpu, keys, theirs)
+        assert ours == {keys[-1]}

@@ -324,6 +324,22 @@ def test_the_c_report_writer_gives_each_timestamp_as_python_repr_of_its_seconds(
     assert answered > 0.99 * len(_capture_times())
 
 
+def test_the_c_report_writer_gives_each_capture_time_as_python_repr_of_its_seconds():
+    # whole microseconds (what pcap holds) take the writer's short way
+    rnd = random.Random(17)
+    micro = [rnd.randrange(10**6, 2**33 * 10**6) * 1000 for _ in range(20_000)]
+    micro += [rnd.randrange(1_600_000_000, 1_800_000_000) * 10**9 + rnd.randrange(10**6) * 1000
+              for _ in range(20_000)]
+    micro += [s * 10**9 + f * 1000 for s in (1, 9, 2**32, 2**33 - 1) for f in range(2000)]
+    for ts in micro + [t for t in _capture_times() if t < 2**64]:
+        text = tcreplay.timestamp_text(ts)
+        if text is not None:
+            assert text == repr(ts / 1e9), ts
+        else:
+            assert tcreplay.float_text(ts / 1e9) is None, ts
+    assert all(tcreplay.timestamp_text(ts) is not None for ts in micro)
+
+
 @pytest.mark.parametrize("seconds", [0.0, 0.5, 1e-9, 2.0**50, 1e16, float("inf")])
 def test_the_c_report_writer_leaves_seconds_it_does_not_write_to_python(seconds):
     assert tcreplay.float_text(seconds) is None

@@ -128,6 +128,32 @@ def test_two_cpus_give_one_cpus_outputs_and_report_for_a_stateless_program(
     assert [json.loads(a) for a in one[2]] == [json.loads(b) for b in two[2]]
 
 
+@pytest.mark.parametrize("program, options", [
+    (MARK_BY_PORT, ()), (NAT4, ("--hook", "egress")),
+], ids=["mark_by_port", "nat4-egress"])
+def test_two_cpus_give_one_cpus_pcapng_and_annotated_outputs(tmp_path, capsys, program,
+                                                               options):
+    # pcapng in, pcapng out: the interface blocks and each packet's options come through
+    frames = _frames()
+    pcapio.write(tmp_path / "in.pcapng", [(1_700_000_000 * 10**9 + k * 1000, f, len(f))
+                                          for k, f in enumerate(frames)])
+    runs = []
+    for cpus in (1, 2):
+        d = tmp_path / str(cpus)
+        d.mkdir()
+        rc, _, err = tcsim_run(capsys, program, "-r", tmp_path / "in.pcapng",
+                               "-o", d / "out.pcapng", "--drops", d / "drops.pcapng",
+                               "--annotated", d / "a.pcapng", "--report", d / "r.jsonl", "-q",
+                               "--cpus", cpus, *options)
+        assert (rc, err) == (0, [])
+        runs.append({name: (d / name).read_bytes()
+                     for name in ("out.pcapng", "drops.pcapng", "a.pcapng", "r.jsonl")})
+    assert len(runs[0]["r.jsonl"].splitlines()) == len(frames)
+    assert runs[0].keys() == runs[1].keys()
+    for name in runs[0]:
+        assert (name, runs[0][name]) == (name, runs[1][name])
+
+
 # mark = bpf_ktime_get_ns (low 32 bits)
 KTIME_MARK = "r6 = r1\ncall 5\n*(u32 *)(r6 + 8) = r0\nr0 = 0\nexit\n"
 
