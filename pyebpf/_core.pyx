@@ -135,7 +135,7 @@ include "context.pxi"
 # --- tracing ---------------------------------------------------------------------
 
 # The loop comes in five builds.  _Threaded and _Switched charge the budget once per
-# block (isa.block_lengths) and differ only in dispatch: threaded code where the
+# block (_block_lengths) and differ only in dispatch: threaded code where the
 # compiler has labels-as-values (pyebpf/_dispatch.h), else the same switch as
 # _Switched.  _Counted charges every instruction: it runs the last block of a run whose
 # budget cannot cover it, so the budget runs out at the same instruction as it would
@@ -2040,7 +2040,57 @@ cdef void _init_access_tables():
             _ACCESS_KIND[op.id] = 3
 
 
+cdef enum:
+    # _OP_DECODE: what Program._decode does with an op's fields
+    DECODE_JUMP_OFF = 1     # off is a jump's pc-relative target
+    DECODE_JUMP_IMM = 2     # imm is (ja32's)
+    DECODE_LDDW = 4         # the first slot of an lddw
+    DECODE_LDX = 8          # a plain load: imm becomes its region hint
+    DECODE_BLOCK_END = 16   # the next instruction run need not be the next slot
+cdef uint8_t _OP_DECODE[OP_COUNT]
+cdef uint8_t _OP_SIZE[OP_COUNT]
+
+
+cdef void _init_decode_tables():
+    cdef object op
+    memset(_OP_DECODE, 0, sizeof(_OP_DECODE))
+    memset(_OP_SIZE, 0, sizeof(_OP_SIZE))
+    for op in _isa.OPS:
+        _OP_SIZE[op.id] = op.size
+        _OP_DECODE[op.id] = (
+            (DECODE_JUMP_OFF if op.form.off is _isa.Field.JUMP else 0)
+            | (DECODE_JUMP_IMM if op.form.imm is _isa.Field.JUMP else 0)
+            | (DECODE_LDDW if op.form is _isa.F_LDDW else 0)
+            | (DECODE_LDX if op.form is _isa.F_LDX else 0)
+            | (DECODE_BLOCK_END if op.form in _isa.BLOCK_END_FORMS else 0))
+
+
+cdef void _block_lengths(const Insn* code, uint32_t n, uint32_t* lengths) noexcept:
+    """The interpreter's block table: for each slot ``pc`` (and the one past the end),
+    how many instructions run from ``pc`` through the next block end
+    (:data:`isa.BLOCK_END_FORMS`) when none of them faults, an lddw counting one (its
+    second slot, and the slot past the end, count 1: reaching one is an error).
+
+    The interpreter charges the budget this many instructions whenever it enters code at
+    ``pc`` (the entry pc, a jump's target or fall-through, a call's target or return);
+    when the budget cannot cover them it runs that block counting each instruction, so
+    ``insn_count`` and the budget fault's pc are those of a count per instruction; a run
+    that stops inside a block (a fault, an LD_ABS or division-by-zero exit) gives back
+    ``length[pc] - 1`` for the instructions after ``pc`` it did not run."""
+    cdef uint32_t pc = n
+    cdef uint32_t after
+    lengths[n] = 1
+    while pc > 0:
+        pc -= 1
+        lengths[pc] = 1
+        if code[pc].op == OP_LDDW_TAIL or _OP_DECODE[code[pc].op] & DECODE_BLOCK_END:
+            continue
+        after = pc + (2 if _OP_DECODE[code[pc].op] & DECODE_LDDW else 1)
+        lengths[pc] = 1 + (lengths[after] if after <= n else 0)
+
+
 _init_access_tables()
+_init_decode_tables()
 register_skb_helpers()
 # the helpers that move a packet's data, resize its buffer or set its tunnel metadata
 # (skb/helpers_vlan, helpers_tunnel, helpers_shape): a program calling none of them
@@ -2368,20 +2418,19 @@ cdef class Program:
         self.functions, self.license = tuple(functions), license
         # clang -g gives an object both its line info and its function info
         self.func_info = bool(line_info) if func_info is None else func_info
-        try:
-            slots = _isa.unpack_program(raw)
-        except ValueError as exc:
-            raise LoadError(str(exc)) from None
+        if len(raw) % INSN_SIZE:
+            raise LoadError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
         kinds, depths = {}, {}
         if verify and classic is None:
-            ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
+            # no slots: the verifier unpacks them only for a program it does not remember
+            ops = _verifier.check(None, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
                                   prog_btf=prog_btf, stack_depths=depths, code=raw,
                                   func_info=self.func_info)
         else:
             ops = _verifier.structure.check(
-                slots, None if classic is not None else self.prog_type)
+                _isa.unpack_program(raw), None if classic is not None else self.prog_type)
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self.budget = budget
@@ -2389,10 +2438,10 @@ cdef class Program:
         self._line_pcs = [li.pc for li in self.line_info]
         self.maps = []
         self._py_helpers = {}
-        self._listing = [None] * len(slots)
+        self._listing = [None] * len(ops)
         memset(self._helpers, 0, sizeof(self._helpers))
-        self._decode(slots, ops)
-        self._stack_zero(slots, depths)
+        self._decode(raw, ops)
+        self._stack_zero(raw, depths)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
@@ -2406,18 +2455,15 @@ cdef class Program:
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
-            self._check_helpers_implemented(slots, ops)
+            self._check_helpers_implemented()
         self._pc.btf = NULL
-        if self.prog_type is not None and self._calls(slots, ops, _SNPRINTF_BTF):
+        if self.prog_type is not None and self._calls(OP_CALL, _SNPRINTF_BTF):
             # bpf_snprintf_btf prints by the target BTF's type ids
             self._btf_image = btf_image(btf)
             self._pc.btf = &(<BtfImage>self._btf_image).view
         self._pc.obj_types, self._pc.n_obj_types = NULL, 0
-        if prog_btf is not None and any(
-                op is not None and op.form is _isa.F_CALL and
-                op.disc_value == _isa.BPF_PSEUDO_KFUNC_CALL and
-                slots[pc].imm == _isa.KFUNC_IDS["bpf_obj_new_impl"]
-                for pc, op in enumerate(ops)):
+        if prog_btf is not None and self._calls(OP_CALL_KFUNC,
+                                                _isa.KFUNC_IDS["bpf_obj_new_impl"]):
             heap_ready()
             self._obj_types = _obj_type_table(prog_btf)
             self._pc.obj_types = <const int32_t*><char*>self._obj_types
@@ -2484,18 +2530,22 @@ cdef class Program:
             if (<Map>m)._m.type == BPF_MAP_TYPE_PROG_ARRAY:
                 (<Map>m)._bind_owner(self._pc.prog_type)
 
-    cdef bint _calls(self, list slots, list ops, int helper_id):
-        for pc, op in enumerate(ops):
-            if op is not None and op.form is _isa.F_CALL and not op.disc_value and \
-                    slots[pc].imm == helper_id:
+    cdef bint _calls(self, uint8_t op, int64_t target):
+        """Whether a decoded instruction ``op`` (OP_CALL: a helper, OP_CALL_KFUNC: a
+        kfunc) calls ``target``."""
+        cdef uint32_t pc
+        for pc in range(self._n):
+            if self._code[pc].op == op and <int64_t>self._code[pc].imm == target:
                 return True
         return False
 
-    cdef _check_helpers_implemented(self, list slots, list ops):
-        for pc, op in enumerate(ops):
-            if op is None or op.form is not _isa.F_CALL or op.disc_value:
+    cdef _check_helpers_implemented(self):
+        cdef uint32_t pc
+        cdef int64_t hid
+        for pc in range(self._n):
+            if self._code[pc].op != OP_CALL:
                 continue
-            hid = slots[pc].imm
+            hid = <int64_t>self._code[pc].imm
             # an id outside the table (libbpf's CO-RE poison call 0xbad2310, or any
             # unverified program's) stops a run that reaches it as an unknown helper
             if 0 <= hid < HELPER_SLOTS and self._helpers[hid] == NULL:
@@ -2548,10 +2598,16 @@ cdef class Program:
         kind = self.prog_type.name if self.prog_type is not None else "raw"
         return f"<pyebpf.Program {kind}, {self._n} slots>"
 
-    cdef _decode(self, list slots, list ops):
-        cdef uint32_t n = len(slots)
+    cdef _decode(self, bytes raw, list ops):
+        """The interpreter's instructions from the raw slots and the verifier's table
+        entry of each (``ops``: None for an lddw's second slot), and its block table."""
+        cdef uint32_t n = len(ops)
         cdef uint32_t pc
         cdef Insn* c
+        cdef const uint8_t* slot
+        cdef int16_t off
+        cdef int32_t imm, hi
+        cdef uint8_t flags
         self._code = <Insn*>malloc((n + 1) * sizeof(Insn))
         if self._code == NULL:
             raise MemoryError()
@@ -2560,44 +2616,52 @@ cdef class Program:
         self._blocks = <uint32_t*>malloc((n + 1) * sizeof(uint32_t))
         if self._blocks == NULL:
             raise MemoryError()
-        for pc, length in enumerate(_isa.block_lengths(ops)):
-            self._blocks[pc] = length
         for pc in range(n):
             op = ops[pc]
             c = &self._code[pc]
             if op is None:
                 c.op = OP_LDDW_TAIL
                 continue
-            insn = slots[pc]
-            form = op.form
-            c.op, c.dst, c.src, c.size = op.id, insn.dst, insn.src, op.size
-            if form.off is _isa.Field.JUMP:
-                c.off = pc + 1 + insn.off
-            elif form.imm is _isa.Field.JUMP:
-                c.off = pc + 1 + insn.imm
+            # struct bpf_insn: code, dst_reg:4 | src_reg:4, s16 off, s32 imm (little-endian)
+            slot = <const uint8_t*>raw + pc * INSN_SIZE
+            memcpy(&off, slot + 2, 2)
+            memcpy(&imm, slot + 4, 4)
+            c.op = op.id
+            flags = _OP_DECODE[c.op]
+            c.dst, c.src, c.size = slot[1] & 0x0F, slot[1] >> 4, _OP_SIZE[c.op]
+            if flags & DECODE_JUMP_OFF:
+                c.off = pc + 1 + off
+            elif flags & DECODE_JUMP_IMM:
+                c.off = pc + 1 + imm
             else:
-                c.off = insn.off
-            if form is _isa.F_LDDW:
+                c.off = off
+            if flags & DECODE_LDDW:
                 # pseudo sources are resolved now; at run time every lddw is a constant
+                memcpy(&hi, slot + INSN_SIZE + 4, 4)
+                c.imm = self._lddw_value(pc, op, imm, hi)
                 c.op = OP_LDDW
-                c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
-            elif form is _isa.F_LDX:
+            elif flags & DECODE_LDX:
                 c.imm = _isa.LOAD_HINT_NONE     # a load's imm is its region hint (_specialise_loads)
-            elif insn.is_kfunc_call:
-                c.imm = self._kfunc_id(pc, insn.imm)
+            elif c.op == OP_CALL_KFUNC:
+                c.imm = self._kfunc_id(pc, imm)
             else:
-                c.imm = <uint64_t><int64_t>insn.imm
+                c.imm = <uint64_t><int64_t>imm
+        _block_lengths(self._code, n, self._blocks)
 
-    cdef _stack_zero(self, list slots, dict depths):
+    cdef _stack_zero(self, bytes raw, dict depths):
         """How much of a frame a run zeroes when it enters a function (ProgCore.stack_zero
         for frame 0, a local call's decoded imm for its callee's): a verified function's
         stack depth (``depths``, the verifier's: no access or helper argument reaches
         below it), rounded up to 8; for unverified code the whole frame, or nothing when
-        no instruction names r10, a program's only way to a stack pointer."""
+        no slot names r10, a program's only way to a stack pointer."""
         cdef uint32_t pc
         cdef Insn* c
-        cdef uint32_t whole = FRAME_SIZE if any(
-            insn.dst == 10 or insn.src == 10 for insn in slots) else 0
+        cdef const uint8_t* code = <const uint8_t*>raw
+        cdef uint32_t whole = 0
+        for pc in range(self._n):
+            if code[pc * INSN_SIZE + 1] & 0x0F == 10 or code[pc * INSN_SIZE + 1] >> 4 == 10:
+                whole = FRAME_SIZE
+                break
         self._frame0_zero = _rounded_depth(depths[0]) if depths else whole
         self._pc.stack_zero = self._frame0_zero
         for pc in range(self._n):
