@@ -13,6 +13,7 @@ and the region.
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
@@ -2838,6 +2839,11 @@ cdef class Program:
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
         """
+        # Program.run is _run_entry (below the class): this def parses what it leaves
+        return self._run(data, budget, trace, fields)
+
+    cdef object _run(self, object data, object budget, bint trace, dict fields):
+        """run(); ``fields`` None: no keywords were given (no dict made)."""
         cdef Vm vm
         cdef Skb tmpl
         cdef Skb spare
@@ -2858,17 +2864,19 @@ cdef class Program:
         cdef bint clean
         global _ktime_clock
 
+        if fields is None and (self._kprobe or self.env is not None and typed):
+            fields = {}
         if self.env is not None and typed and "env" not in fields:
             fields["env"] = self.env
-        has_fields = len(<dict>fields) != 0     # no truth test of an object per run
+        has_fields = fields is not None and len(fields) != 0
         if _run_hook is not None:
-            return _run_hook(self, data, budget, trace, fields)
+            return _run_hook(self, data, budget, trace, fields if fields is not None else {})
         if _pin_hook is not None:
             # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
             txn = _pin_hook(self)
             if txn is not None:
                 with txn:
-                    return self.run(data, budget=budget, trace=trace, **fields)
+                    return self._run(data, budget, trace, fields)
         if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
             self._jit_done = True
             _jit.tier(self)
@@ -3143,6 +3151,77 @@ cdef class Program:
             name, offset = _locate(regions, a.addr, top)
             accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
         return Trace(steps, accesses, self._insn_text, self.source)
+
+
+# --- Program.run's entry -----------------------------------------------------------
+# Cython makes a dict for **fields at every call of a def, also of prog.run(frame) (~100
+# machine instructions of an empty run's ~1,200, with its parsing ~150): Program.run is
+# this vectorcall method instead, which makes the dict only for packet fields, and leaves
+# what it does not take apart (more than one positional argument, data given twice) to
+# the def, for its errors.
+
+cdef extern from "Python.h":
+    ctypedef struct PyMethodDef:
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    ctypedef struct _TypeWithDict "PyTypeObject":
+        PyObject* tp_dict
+    int METH_FASTCALL
+    int METH_KEYWORDS
+    object PyDescr_NewMethod(type cls, PyMethodDef* meth)
+    void PyType_Modified(type cls)
+    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+    PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t k)
+
+cdef object _run_args = Program.__dict__["run"]    # the def: its parsing and errors
+cdef bytes _RUN_DOC = ("run($self, data=None, *, budget=None, trace=False, **fields)\n--\n\n"
+                       + _run_args.__doc__).encode()
+cdef PyMethodDef _RUN_DEF
+
+
+cdef dict _keywords(PyObject** values, PyObject* kwnames, Py_ssize_t n):
+    return {<object>PyTuple_GET_ITEM(kwnames, k): <object>values[k] for k in range(n)}
+
+
+cdef object _run_entry(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    """Program.run (METH_FASTCALL | METH_KEYWORDS): ``args`` the positional arguments,
+    then the values of the keywords ``kwnames`` names."""
+    cdef object data = None
+    cdef object budget = None
+    cdef bint trace = False
+    cdef dict fields = None
+    cdef Py_ssize_t k
+    cdef Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames) if kwnames != NULL else 0
+    if nargs == 1:
+        data = <object>args[0]
+    if nargs > 1:
+        return _run_args(self, *[<object>args[k] for k in range(nargs)], **_keywords(
+            args + nargs, kwnames, nkw))
+    for k in range(nkw):
+        name = <object>PyTuple_GET_ITEM(kwnames, k)
+        if name == "budget":
+            budget = <object>args[nargs + k]
+        elif name == "trace":
+            trace = <object>args[nargs + k]
+        elif name == "data":
+            if nargs:
+                return _run_args(self, data, **_keywords(args + nargs, kwnames, nkw))
+            data = <object>args[nargs + k]
+        else:
+            if fields is None:
+                fields = {}
+            fields[name] = <object>args[nargs + k]
+    return (<Program>self)._run(data, budget, trace, fields)
+
+
+_RUN_DEF.ml_name = "run"
+_RUN_DEF.ml_meth = <void*>_run_entry
+_RUN_DEF.ml_flags = METH_FASTCALL | METH_KEYWORDS
+_RUN_DEF.ml_doc = _RUN_DOC
+(<dict><object>(<_TypeWithDict*>Program).tp_dict)["run"] = PyDescr_NewMethod(Program, &_RUN_DEF)
+PyType_Modified(Program)
 
 
 # --- run_many: a batch of runs in one C loop ------------------------------------------
