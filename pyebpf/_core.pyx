@@ -2267,6 +2267,14 @@ cdef bint _keeps_layout(const Insn* code, uint32_t n, helper_fn* helpers) noexce
     return True
 
 
+cdef bint _int_fields(dict fields):
+    """Whether every value of ``fields`` is an int (not a subclass: True is no mark)."""
+    for value in fields.values():
+        if type(value) is not int:
+            return False
+    return True
+
+
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
 # the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
 cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
@@ -2390,12 +2398,17 @@ cdef class Program:
     cdef uint32_t _frame0_zero   # frame 0's bytes a run zeroes (_stack_zero)
     cdef bint _work_clean        # _work's last load was from _tmpl, and every run since
                                  # kept the layout: skb_reload_frame resets it
+    # the template of the last run with fields, when every field was an int (mark=7)
+    cdef Skb _ftmpl
+    cdef dict _ftmpl_fields      # those fields (None: no template kept)
+    cdef uint32_t _ftmpl_keep    # and their skb_keep_bits
 
     def __cinit__(self):
         self._code = NULL
         self._blocks = NULL
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
+        memset(&self._ftmpl, 0, sizeof(Skb))
 
     def __dealloc__(self):
         timers_forget_prog(&self._pc)
@@ -2404,6 +2417,7 @@ cdef class Program:
         self._work.devices = NULL        # a template's, never the work skb's own
         skb_free(&self._work)
         skb_free(&self._tmpl)
+        skb_free(&self._ftmpl)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
@@ -2862,6 +2876,8 @@ cdef class Program:
         cdef bint has_fields
         cdef object machine = None
         cdef bint clean
+        cdef const Skb* base      # the template this run's skb is loaded from
+        cdef uint32_t keep
         global _ktime_clock
 
         if fields is None and (self._kprobe or self.env is not None and typed):
@@ -2896,20 +2912,28 @@ cdef class Program:
                     machine = _packet_machine(fields)
                     has_fields = len(<dict>fields) != 0
                 if has_fields:
-                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
-                    tmpl_made = True
-                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                    base = self._fields_template(fields)
+                    if base == NULL:
+                        memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
+                        tmpl_made = True
+                        skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                        keep = skb_keep_bits(fields)
+                        base = self._keep_fields_template(fields, &tmpl, keep)
+                        tmpl_made = base == &tmpl
+                    else:
+                        keep = self._ftmpl_keep
+                else:
+                    base, keep = self._template(), 0
                 skb = self._take_skb(&spare)
-                clean = skb == &self._work and self._work_clean and not tmpl_made
+                clean = skb == &self._work and self._work_clean and base == &self._tmpl
                 self._work_clean = False
                 if not (skb_reload_frame(skb, &self._tmpl, <const uint8_t*>PyBytes_AS_STRING(src),
                                          len(src), 0) if clean else
-                        skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
-                                       <const uint8_t*>PyBytes_AS_STRING(src), len(src),
-                                       skb_keep_bits(fields) if has_fields else 0)):
+                        skb_load_frame(skb, base, <const uint8_t*>PyBytes_AS_STRING(src),
+                                       len(src), keep)):
                     raise MemoryError()
                 # this run leaves the work skb clean if its program keeps the layout
-                self._work_clean = (skb == &self._work and not tmpl_made
+                self._work_clean = (skb == &self._work and base == &self._tmpl
                                     and self._pc.keeps_layout and not self._pc.py_helpers)
                 if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
@@ -2970,6 +2994,26 @@ cdef class Program:
             skb_init(&self._tmpl, _ETH_ZERO, None, self.prog_type, self._profile_id)
             self._tmpl_ready = True
         return &self._tmpl
+
+    cdef const Skb* _fields_template(self, dict fields) except? NULL:
+        """The template of runs with ``fields`` when it is kept (_keep_fields_template),
+        else NULL."""
+        if self._ftmpl_fields is None or not _int_fields(fields) or fields != self._ftmpl_fields:
+            return NULL
+        return &self._ftmpl
+
+    cdef const Skb* _keep_fields_template(self, dict fields, Skb* tmpl, uint32_t keep):
+        """Keep ``tmpl``, made by skb_init with ``fields``, for the next runs with equal
+        fields when each is an int (skb_init's template is then a function of their names
+        and values, the program type and profile only: no Environment, device table or
+        tunnel, whose objects may change between runs): the kept template, else ``tmpl``."""
+        if not _int_fields(fields):
+            return tmpl
+        kept = dict(fields)     # first: nothing below can fail, so tmpl has one owner
+        skb_free(&self._ftmpl)
+        self._ftmpl = tmpl[0]
+        self._ftmpl_fields, self._ftmpl_keep = kept, keep
+        return &self._ftmpl
 
     cdef Skb* _take_skb(self, Skb* spare) noexcept:
         """The work skb, or ``spare`` (zeroed) while another run holds it."""
