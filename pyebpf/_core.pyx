@@ -2923,7 +2923,9 @@ cdef class Program:
                     else:
                         keep = self._ftmpl_keep
                 else:
-                    base, keep = self._template(), 0
+                    if not self._tmpl_ready:
+                        self._template()
+                    base, keep = &self._tmpl, 0
                 skb = self._take_skb(&spare)
                 clean = skb == &self._work and self._work_clean and base == &self._tmpl
                 self._work_clean = False
