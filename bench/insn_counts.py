@@ -1,7 +1,7 @@
 """A fixed workload to count machine instructions of, where wall time is too noisy.
 
     valgrind --tool=callgrind --collect-atstart=no \\
-        --toggle-collect='__pyx_pw_6pyebpf_5_core_7Program_*run' \\
+        --toggle-collect='__pyx_f_6pyebpf_5_core__run_entry' \\
         python bench/insn_counts.py csum_loop 100
     valgrind --tool=callgrind --collect-atstart=no \\
         --toggle-collect='__pyx_pw_6pyebpf_*tc_replay' python bench/insn_counts.py replay 5
@@ -14,7 +14,8 @@ classifier as a sched_cls program, reading ``data``/``data_end`` from its contex
 toggle ``*run_many``: divide by 20,000 N); or the tcsim replay loop N times over
 bench_tcsim's classifier and 1,000 of its frames (kept here as ``REPLAY_CLASSIFIER`` and
 ``replay_frames``).  Callgrind's ``totals`` divided by N is the count per run.  The toggle keeps interpreter start-up and imports
-out of the count.  Run it with ``PYEBPF_JIT=off``: with the JIT's tiering on, the run
+out of the count (``Program.run`` is ``_run_entry``, a vectorcall method: before
+2026-12-03 its wrapper was ``__pyx_pw_6pyebpf_5_core_7Program_*run``).  Run it with ``PYEBPF_JIT=off``: with the JIT's tiering on, the run
 that reaches ``PYEBPF_JIT_AFTER`` compiles the program, and that lands in the count.
 """
 from __future__ import annotations

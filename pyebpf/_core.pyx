@@ -13,6 +13,7 @@ and the region.
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
@@ -136,7 +137,7 @@ include "context.pxi"
 # --- tracing ---------------------------------------------------------------------
 
 # The loop comes in five builds.  _Threaded and _Switched charge the budget once per
-# block (isa.block_lengths) and differ only in dispatch: threaded code where the
+# block (_block_lengths) and differ only in dispatch: threaded code where the
 # compiler has labels-as-values (pyebpf/_dispatch.h), else the same switch as
 # _Switched.  _Counted charges every instruction: it runs the last block of a run whose
 # budget cannot cover it, so the budget runs out at the same instruction as it would
@@ -2132,7 +2133,57 @@ cdef void _init_access_tables():
             _ACCESS_KIND[op.id] = 3
 
 
+cdef enum:
+    # _OP_DECODE: what Program._decode does with an op's fields
+    DECODE_JUMP_OFF = 1     # off is a jump's pc-relative target
+    DECODE_JUMP_IMM = 2     # imm is (ja32's)
+    DECODE_LDDW = 4         # the first slot of an lddw
+    DECODE_LDX = 8          # a plain load: imm becomes its region hint
+    DECODE_BLOCK_END = 16   # the next instruction run need not be the next slot
+cdef uint8_t _OP_DECODE[OP_COUNT]
+cdef uint8_t _OP_SIZE[OP_COUNT]
+
+
+cdef void _init_decode_tables():
+    cdef object op
+    memset(_OP_DECODE, 0, sizeof(_OP_DECODE))
+    memset(_OP_SIZE, 0, sizeof(_OP_SIZE))
+    for op in _isa.OPS:
+        _OP_SIZE[op.id] = op.size
+        _OP_DECODE[op.id] = (
+            (DECODE_JUMP_OFF if op.form.off is _isa.Field.JUMP else 0)
+            | (DECODE_JUMP_IMM if op.form.imm is _isa.Field.JUMP else 0)
+            | (DECODE_LDDW if op.form is _isa.F_LDDW else 0)
+            | (DECODE_LDX if op.form is _isa.F_LDX else 0)
+            | (DECODE_BLOCK_END if op.form in _isa.BLOCK_END_FORMS else 0))
+
+
+cdef void _block_lengths(const Insn* code, uint32_t n, uint32_t* lengths) noexcept:
+    """The interpreter's block table: for each slot ``pc`` (and the one past the end),
+    how many instructions run from ``pc`` through the next block end
+    (:data:`isa.BLOCK_END_FORMS`) when none of them faults, an lddw counting one (its
+    second slot, and the slot past the end, count 1: reaching one is an error).
+
+    The interpreter charges the budget this many instructions whenever it enters code at
+    ``pc`` (the entry pc, a jump's target or fall-through, a call's target or return);
+    when the budget cannot cover them it runs that block counting each instruction, so
+    ``insn_count`` and the budget fault's pc are those of a count per instruction; a run
+    that stops inside a block (a fault, an LD_ABS or division-by-zero exit) gives back
+    ``length[pc] - 1`` for the instructions after ``pc`` it did not run."""
+    cdef uint32_t pc = n
+    cdef uint32_t after
+    lengths[n] = 1
+    while pc > 0:
+        pc -= 1
+        lengths[pc] = 1
+        if code[pc].op == OP_LDDW_TAIL or _OP_DECODE[code[pc].op] & DECODE_BLOCK_END:
+            continue
+        after = pc + (2 if _OP_DECODE[code[pc].op] & DECODE_LDDW else 1)
+        lengths[pc] = 1 + (lengths[after] if after <= n else 0)
+
+
 _init_access_tables()
+_init_decode_tables()
 register_skb_helpers()
 # the helpers that move a packet's data, resize its buffer or set its tunnel metadata
 # (skb/helpers_vlan, helpers_tunnel, helpers_shape): a program calling none of them
@@ -2308,6 +2359,14 @@ cdef bint _keeps_layout(const Insn* code, uint32_t n, helper_fn* helpers) noexce
     return True
 
 
+cdef bint _int_fields(dict fields):
+    """Whether every value of ``fields`` is an int (not a subclass: True is no mark)."""
+    for value in fields.values():
+        if type(value) is not int:
+            return False
+    return True
+
+
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
 # the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
 cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
@@ -2431,12 +2490,17 @@ cdef class Program:
     cdef uint32_t _frame0_zero   # frame 0's bytes a run zeroes (_stack_zero)
     cdef bint _work_clean        # _work's last load was from _tmpl, and every run since
                                  # kept the layout: skb_reload_frame resets it
+    # the template of the last run with fields, when every field was an int (mark=7)
+    cdef Skb _ftmpl
+    cdef dict _ftmpl_fields      # those fields (None: no template kept)
+    cdef uint32_t _ftmpl_keep    # and their skb_keep_bits
 
     def __cinit__(self):
         self._code = NULL
         self._blocks = NULL
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
+        memset(&self._ftmpl, 0, sizeof(Skb))
 
     def __dealloc__(self):
         timers_forget_prog(&self._pc)
@@ -2445,6 +2509,7 @@ cdef class Program:
         self._work.devices = NULL        # a template's, never the work skb's own
         skb_free(&self._work)
         skb_free(&self._tmpl)
+        skb_free(&self._ftmpl)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
@@ -2460,20 +2525,19 @@ cdef class Program:
         self.functions, self.license = tuple(functions), license
         # clang -g gives an object both its line info and its function info
         self.func_info = bool(line_info) if func_info is None else func_info
-        try:
-            slots = _isa.unpack_program(raw)
-        except ValueError as exc:
-            raise LoadError(str(exc)) from None
+        if len(raw) % INSN_SIZE:
+            raise LoadError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
         kinds, depths = {}, {}
         if verify and classic is None:
-            ops = _verifier.check(slots, self.prog_type, profile, maps=_MAP_HANDLES.get,
+            # no slots: the verifier unpacks them only for a program it does not remember
+            ops = _verifier.check(None, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
                                   prog_btf=prog_btf, stack_depths=depths, code=raw,
                                   func_info=self.func_info)
         else:
             ops = _verifier.structure.check(
-                slots, None if classic is not None else self.prog_type,
+                _isa.unpack_program(raw), None if classic is not None else self.prog_type,
                 exception_cb=exception_cb_pc(self.functions))
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
@@ -2482,10 +2546,10 @@ cdef class Program:
         self._line_pcs = [li.pc for li in self.line_info]
         self.maps = []
         self._py_helpers = {}
-        self._listing = [None] * len(slots)
+        self._listing = [None] * len(ops)
         memset(self._helpers, 0, sizeof(self._helpers))
-        self._decode(slots, ops)
-        self._stack_zero(slots, depths)
+        self._decode(raw, ops)
+        self._stack_zero(raw, depths)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
@@ -2499,18 +2563,15 @@ cdef class Program:
         for helper_id, helper in (helpers or {}).items():
             self.set_helper(helper_id, helper)
         if self.prog_type is not None:
-            self._check_helpers_implemented(slots, ops)
+            self._check_helpers_implemented()
         self._pc.btf = NULL
-        if self.prog_type is not None and self._calls(slots, ops, _SNPRINTF_BTF):
+        if self.prog_type is not None and self._calls(OP_CALL, _SNPRINTF_BTF):
             # bpf_snprintf_btf prints by the target BTF's type ids
             self._btf_image = btf_image(btf)
             self._pc.btf = &(<BtfImage>self._btf_image).view
         self._pc.obj_types, self._pc.n_obj_types = NULL, 0
-        if prog_btf is not None and any(
-                op is not None and op.form is _isa.F_CALL and
-                op.disc_value == _isa.BPF_PSEUDO_KFUNC_CALL and
-                slots[pc].imm == _isa.KFUNC_IDS["bpf_obj_new_impl"]
-                for pc, op in enumerate(ops)):
+        if prog_btf is not None and self._calls(OP_CALL_KFUNC,
+                                                _isa.KFUNC_IDS["bpf_obj_new_impl"]):
             heap_ready()
             self._obj_types = _obj_type_table(prog_btf)
             self._pc.obj_types = <const int32_t*><char*>self._obj_types
@@ -2578,18 +2639,22 @@ cdef class Program:
             if (<Map>m)._m.type == BPF_MAP_TYPE_PROG_ARRAY:
                 (<Map>m)._bind_owner(self._pc.prog_type)
 
-    cdef bint _calls(self, list slots, list ops, int helper_id):
-        for pc, op in enumerate(ops):
-            if op is not None and op.form is _isa.F_CALL and not op.disc_value and \
-                    slots[pc].imm == helper_id:
+    cdef bint _calls(self, uint8_t op, int64_t target):
+        """Whether a decoded instruction ``op`` (OP_CALL: a helper, OP_CALL_KFUNC: a
+        kfunc) calls ``target``."""
+        cdef uint32_t pc
+        for pc in range(self._n):
+            if self._code[pc].op == op and <int64_t>self._code[pc].imm == target:
                 return True
         return False
 
-    cdef _check_helpers_implemented(self, list slots, list ops):
-        for pc, op in enumerate(ops):
-            if op is None or op.form is not _isa.F_CALL or op.disc_value:
+    cdef _check_helpers_implemented(self):
+        cdef uint32_t pc
+        cdef int64_t hid
+        for pc in range(self._n):
+            if self._code[pc].op != OP_CALL:
                 continue
-            hid = slots[pc].imm
+            hid = <int64_t>self._code[pc].imm
             # an id outside the table (libbpf's CO-RE poison call 0xbad2310, or any
             # unverified program's) stops a run that reaches it as an unknown helper
             if 0 <= hid < HELPER_SLOTS and self._helpers[hid] == NULL:
@@ -2642,10 +2707,16 @@ cdef class Program:
         kind = self.prog_type.name if self.prog_type is not None else "raw"
         return f"<pyebpf.Program {kind}, {self._n} slots>"
 
-    cdef _decode(self, list slots, list ops):
-        cdef uint32_t n = len(slots)
+    cdef _decode(self, bytes raw, list ops):
+        """The interpreter's instructions from the raw slots and the verifier's table
+        entry of each (``ops``: None for an lddw's second slot), and its block table."""
+        cdef uint32_t n = len(ops)
         cdef uint32_t pc
         cdef Insn* c
+        cdef const uint8_t* slot
+        cdef int16_t off
+        cdef int32_t imm, hi
+        cdef uint8_t flags
         self._code = <Insn*>malloc((n + 1) * sizeof(Insn))
         if self._code == NULL:
             raise MemoryError()
@@ -2654,44 +2725,52 @@ cdef class Program:
         self._blocks = <uint32_t*>malloc((n + 1) * sizeof(uint32_t))
         if self._blocks == NULL:
             raise MemoryError()
-        for pc, length in enumerate(_isa.block_lengths(ops)):
-            self._blocks[pc] = length
         for pc in range(n):
             op = ops[pc]
             c = &self._code[pc]
             if op is None:
                 c.op = OP_LDDW_TAIL
                 continue
-            insn = slots[pc]
-            form = op.form
-            c.op, c.dst, c.src, c.size = op.id, insn.dst, insn.src, op.size
-            if form.off is _isa.Field.JUMP:
-                c.off = pc + 1 + insn.off
-            elif form.imm is _isa.Field.JUMP:
-                c.off = pc + 1 + insn.imm
+            # struct bpf_insn: code, dst_reg:4 | src_reg:4, s16 off, s32 imm (little-endian)
+            slot = <const uint8_t*>raw + pc * INSN_SIZE
+            memcpy(&off, slot + 2, 2)
+            memcpy(&imm, slot + 4, 4)
+            c.op = op.id
+            flags = _OP_DECODE[c.op]
+            c.dst, c.src, c.size = slot[1] & 0x0F, slot[1] >> 4, _OP_SIZE[c.op]
+            if flags & DECODE_JUMP_OFF:
+                c.off = pc + 1 + off
+            elif flags & DECODE_JUMP_IMM:
+                c.off = pc + 1 + imm
             else:
-                c.off = insn.off
-            if form is _isa.F_LDDW:
+                c.off = off
+            if flags & DECODE_LDDW:
                 # pseudo sources are resolved now; at run time every lddw is a constant
+                memcpy(&hi, slot + INSN_SIZE + 4, 4)
+                c.imm = self._lddw_value(pc, op, imm, hi)
                 c.op = OP_LDDW
-                c.imm = self._lddw_value(pc, op, insn.imm, slots[pc + 1].imm)
-            elif form is _isa.F_LDX:
+            elif flags & DECODE_LDX:
                 c.imm = _isa.LOAD_HINT_NONE     # a load's imm is its region hint (_specialise_loads)
-            elif insn.is_kfunc_call:
-                c.imm = self._kfunc_id(pc, insn.imm)
+            elif c.op == OP_CALL_KFUNC:
+                c.imm = self._kfunc_id(pc, imm)
             else:
-                c.imm = <uint64_t><int64_t>insn.imm
+                c.imm = <uint64_t><int64_t>imm
+        _block_lengths(self._code, n, self._blocks)
 
-    cdef _stack_zero(self, list slots, dict depths):
+    cdef _stack_zero(self, bytes raw, dict depths):
         """How much of a frame a run zeroes when it enters a function (ProgCore.stack_zero
         for frame 0, a local call's decoded imm for its callee's): a verified function's
         stack depth (``depths``, the verifier's: no access or helper argument reaches
         below it), rounded up to 8; for unverified code the whole frame, or nothing when
-        no instruction names r10, a program's only way to a stack pointer."""
+        no slot names r10, a program's only way to a stack pointer."""
         cdef uint32_t pc
         cdef Insn* c
-        cdef uint32_t whole = FRAME_SIZE if any(
-            insn.dst == 10 or insn.src == 10 for insn in slots) else 0
+        cdef const uint8_t* code = <const uint8_t*>raw
+        cdef uint32_t whole = 0
+        for pc in range(self._n):
+            if code[pc * INSN_SIZE + 1] & 0x0F == 10 or code[pc * INSN_SIZE + 1] >> 4 == 10:
+                whole = FRAME_SIZE
+                break
         self._frame0_zero = _rounded_depth(depths[0]) if depths else whole
         self._pc.stack_zero = self._frame0_zero
         for pc in range(self._n):
@@ -2868,6 +2947,11 @@ cdef class Program:
         Raises an :class:`~pyebpf.errors.ExecutionError` subclass when the program
         faults, runs past its budget or calls a helper that is not available.
         """
+        # Program.run is _run_entry (below the class): this def parses what it leaves
+        return self._run(data, budget, trace, fields)
+
+    cdef object _run(self, object data, object budget, bint trace, dict fields):
+        """run(); ``fields`` None: no keywords were given (no dict made)."""
         cdef Vm vm
         cdef Skb tmpl
         cdef Skb spare
@@ -2886,19 +2970,23 @@ cdef class Program:
         cdef bint has_fields
         cdef object machine = None
         cdef bint clean
+        cdef const Skb* base      # the template this run's skb is loaded from
+        cdef uint32_t keep
         global _ktime_clock
 
+        if fields is None and (self._kprobe or self.env is not None and typed):
+            fields = {}
         if self.env is not None and typed and "env" not in fields:
             fields["env"] = self.env
-        has_fields = len(<dict>fields) != 0     # no truth test of an object per run
+        has_fields = fields is not None and len(fields) != 0
         if _run_hook is not None:
-            return _run_hook(self, data, budget, trace, fields)
+            return _run_hook(self, data, budget, trace, fields if fields is not None else {})
         if _pin_hook is not None:
             # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
             txn = _pin_hook(self)
             if txn is not None:
                 with txn:
-                    return self.run(data, budget=budget, trace=trace, **fields)
+                    return self._run(data, budget, trace, fields)
         if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
             self._jit_done = True
             _jit.tier(self)
@@ -2918,20 +3006,30 @@ cdef class Program:
                     machine = _packet_machine(fields)
                     has_fields = len(<dict>fields) != 0
                 if has_fields:
-                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
-                    tmpl_made = True
-                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                    base = self._fields_template(fields)
+                    if base == NULL:
+                        memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
+                        tmpl_made = True
+                        skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                        keep = skb_keep_bits(fields)
+                        base = self._keep_fields_template(fields, &tmpl, keep)
+                        tmpl_made = base == &tmpl
+                    else:
+                        keep = self._ftmpl_keep
+                else:
+                    if not self._tmpl_ready:
+                        self._template()
+                    base, keep = &self._tmpl, 0
                 skb = self._take_skb(&spare)
-                clean = skb == &self._work and self._work_clean and not tmpl_made
+                clean = skb == &self._work and self._work_clean and base == &self._tmpl
                 self._work_clean = False
                 if not (skb_reload_frame(skb, &self._tmpl, <const uint8_t*>PyBytes_AS_STRING(src),
                                          len(src), 0) if clean else
-                        skb_load_frame(skb, &tmpl if tmpl_made else self._template(),
-                                       <const uint8_t*>PyBytes_AS_STRING(src), len(src),
-                                       skb_keep_bits(fields) if has_fields else 0)):
+                        skb_load_frame(skb, base, <const uint8_t*>PyBytes_AS_STRING(src),
+                                       len(src), keep)):
                     raise MemoryError()
                 # this run leaves the work skb clean if its program keeps the layout
-                self._work_clean = (skb == &self._work and not tmpl_made
+                self._work_clean = (skb == &self._work and base == &self._tmpl
                                     and self._pc.keeps_layout and not self._pc.py_helpers)
                 if not has_fields or "ktime" not in fields:
                     skb.ktime, own_clock = _ktime_clock, True
@@ -2992,6 +3090,26 @@ cdef class Program:
             skb_init(&self._tmpl, _ETH_ZERO, None, self.prog_type, self._profile_id)
             self._tmpl_ready = True
         return &self._tmpl
+
+    cdef const Skb* _fields_template(self, dict fields) except? NULL:
+        """The template of runs with ``fields`` when it is kept (_keep_fields_template),
+        else NULL."""
+        if self._ftmpl_fields is None or not _int_fields(fields) or fields != self._ftmpl_fields:
+            return NULL
+        return &self._ftmpl
+
+    cdef const Skb* _keep_fields_template(self, dict fields, Skb* tmpl, uint32_t keep):
+        """Keep ``tmpl``, made by skb_init with ``fields``, for the next runs with equal
+        fields when each is an int (skb_init's template is then a function of their names
+        and values, the program type and profile only: no Environment, device table or
+        tunnel, whose objects may change between runs): the kept template, else ``tmpl``."""
+        if not _int_fields(fields):
+            return tmpl
+        kept = dict(fields)     # first: nothing below can fail, so tmpl has one owner
+        skb_free(&self._ftmpl)
+        self._ftmpl = tmpl[0]
+        self._ftmpl_fields, self._ftmpl_keep = kept, keep
+        return &self._ftmpl
 
     cdef Skb* _take_skb(self, Skb* spare) noexcept:
         """The work skb, or ``spare`` (zeroed) while another run holds it."""
@@ -3173,6 +3291,77 @@ cdef class Program:
             name, offset = _locate(regions, a.addr, top)
             accesses.append((a.step, a.pc, "w" if a.write else "r", name, offset, a.size))
         return Trace(steps, accesses, self._insn_text, self.source)
+
+
+# --- Program.run's entry -----------------------------------------------------------
+# Cython makes a dict for **fields at every call of a def, also of prog.run(frame) (~100
+# machine instructions of an empty run's ~1,200, with its parsing ~150): Program.run is
+# this vectorcall method instead, which makes the dict only for packet fields, and leaves
+# what it does not take apart (more than one positional argument, data given twice) to
+# the def, for its errors.
+
+cdef extern from "Python.h":
+    ctypedef struct PyMethodDef:
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    ctypedef struct _TypeWithDict "PyTypeObject":
+        PyObject* tp_dict
+    int METH_FASTCALL
+    int METH_KEYWORDS
+    object PyDescr_NewMethod(type cls, PyMethodDef* meth)
+    void PyType_Modified(type cls)
+    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+    PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t k)
+
+cdef object _run_args = Program.__dict__["run"]    # the def: its parsing and errors
+cdef bytes _RUN_DOC = ("run($self, data=None, *, budget=None, trace=False, **fields)\n--\n\n"
+                       + _run_args.__doc__).encode()
+cdef PyMethodDef _RUN_DEF
+
+
+cdef dict _keywords(PyObject** values, PyObject* kwnames, Py_ssize_t n):
+    return {<object>PyTuple_GET_ITEM(kwnames, k): <object>values[k] for k in range(n)}
+
+
+cdef object _run_entry(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    """Program.run (METH_FASTCALL | METH_KEYWORDS): ``args`` the positional arguments,
+    then the values of the keywords ``kwnames`` names."""
+    cdef object data = None
+    cdef object budget = None
+    cdef bint trace = False
+    cdef dict fields = None
+    cdef Py_ssize_t k
+    cdef Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames) if kwnames != NULL else 0
+    if nargs == 1:
+        data = <object>args[0]
+    if nargs > 1:
+        return _run_args(self, *[<object>args[k] for k in range(nargs)], **_keywords(
+            args + nargs, kwnames, nkw))
+    for k in range(nkw):
+        name = <object>PyTuple_GET_ITEM(kwnames, k)
+        if name == "budget":
+            budget = <object>args[nargs + k]
+        elif name == "trace":
+            trace = <object>args[nargs + k]
+        elif name == "data":
+            if nargs:
+                return _run_args(self, data, **_keywords(args + nargs, kwnames, nkw))
+            data = <object>args[nargs + k]
+        else:
+            if fields is None:
+                fields = {}
+            fields[name] = <object>args[nargs + k]
+    return (<Program>self)._run(data, budget, trace, fields)
+
+
+_RUN_DEF.ml_name = "run"
+_RUN_DEF.ml_meth = <void*>_run_entry
+_RUN_DEF.ml_flags = METH_FASTCALL | METH_KEYWORDS
+_RUN_DEF.ml_doc = _RUN_DOC
+(<dict><object>(<_TypeWithDict*>Program).tp_dict)["run"] = PyDescr_NewMethod(Program, &_RUN_DEF)
+PyType_Modified(Program)
 
 
 # --- run_many: a batch of runs in one C loop ------------------------------------------

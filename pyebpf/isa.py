@@ -1007,7 +1007,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_", "TIMER_CLOCK_")
-_C_NAMES = ("BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
+_C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
@@ -1042,30 +1042,6 @@ def pxd_source() -> str:
 # calls (a helper may also end the run or run callbacks on its budget) and exit.
 BLOCK_END_FORMS = (F_JA, F_JA32, F_JCC_K, F_JCC_X, F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT,
                    F_MAY_GOTO)
-
-
-def block_lengths(ops: list[Op | None]) -> list[int]:
-    """The interpreter's block table: for each slot ``pc`` (and the one past the end),
-    how many instructions run from ``pc`` through the next block end
-    (:data:`BLOCK_END_FORMS`) when none of them faults, an lddw counting one (its
-    second slot, and the slot past the end, count 1: reaching one is an error).
-
-    The interpreter charges the budget this many instructions whenever it enters code at
-    ``pc`` (the entry pc, a jump's target or fall-through, a call's target or return);
-    when the budget cannot cover them it runs that block counting each instruction, so
-    ``insn_count`` and the budget fault's pc are those of a count per instruction; a run
-    that stops inside a block (a fault, an LD_ABS or division-by-zero exit) gives back
-    ``length[pc] - 1`` for the instructions after ``pc`` it did not run.  ``ops`` is the
-    table entry of each slot, None for lddw second slots (the verifier's result)."""
-    n = len(ops)
-    lengths = [1] * (n + 1)
-    for pc in range(n - 1, -1, -1):
-        op = ops[pc]
-        if op is None or op.form in BLOCK_END_FORMS:
-            continue
-        after = pc + op.slots
-        lengths[pc] = 1 + (lengths[after] if after <= n else 0)
-    return lengths
 
 
 def dispatch_header() -> str:

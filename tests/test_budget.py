@@ -1,5 +1,5 @@
-"""The instruction budget, charged once per basic block (``isa.block_lengths``), stops a
-run exactly where a count per instruction would: for every budget below a program's
+"""The instruction budget, charged once per basic block (``_core._block_lengths``), stops
+a run exactly where a count per instruction would: for every budget below a program's
 instruction count the run raises ``BudgetExceeded`` at the last instruction it ran, and
 at or above it ``insn_count`` is that count.  The reference is the trace loop, which
 still counts instruction by instruction; each behaviour is checked with both

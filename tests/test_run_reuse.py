@@ -1,4 +1,5 @@
 """Program.run reuses one skb buffer across runs: each run still sees only its own frame."""
+import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
@@ -124,3 +125,42 @@ def test_a_run_reads_a_zeroed_stack_after_a_run_that_wrote_it():
     prog = pyebpf.Program(STACK_LEFTOVER, "sched_cls", verify=False)
     assert [prog.run(bytes(n)).retval for n in (200, 60)] == [0x55, 0]
     assert list(prog.run_many([bytes(200), bytes(60)]).retval) == [0x55, 0]
+
+
+# runs with int fields start from a template kept for equal fields (Program._ftmpl)
+def test_runs_with_the_same_fields_see_them_after_a_run_that_changed_them():
+    prog = pyebpf.Program(MARK_CB, "sched_cls")
+    fresh = pyebpf.Program(MARK_CB, "sched_cls").run(bytes(60), mark=7, cb=[1, 0, 0, 0, 0])
+    runs = [prog.run(bytes(60), mark=7, cb=[1, 0, 0, 0, 0]) for _ in range(3)]
+    assert [(r.retval, r.skb.mark) for r in runs] == [(fresh.retval, fresh.skb.mark)] * 3
+    assert [prog.run(bytes(60), mark=7).retval for _ in range(3)] == [7, 7, 7]
+
+
+def test_a_run_with_other_field_values_than_the_last_sees_its_own():
+    prog = pyebpf.Program(MARK_CB, "sched_cls")
+    assert [prog.run(bytes(60), mark=m).retval for m in (7, 7, 8, 7)] == [7, 7, 8, 7]
+    assert prog.run(bytes(60), priority=3).retval == 0
+    assert prog.run(bytes(60), mark=7, priority=3).retval == 7
+
+
+def test_runs_without_fields_between_runs_with_fields_see_the_default_metadata():
+    prog = pyebpf.Program(MARK_CB, "sched_cls")
+    assert [prog.run(bytes(60), **f).retval
+            for f in ({"mark": 7}, {}, {"mark": 7}, {}, {})] == [7, 0, 7, 0, 0]
+
+
+def test_a_field_of_another_type_with_an_equal_value_runs_as_its_own():
+    prog = pyebpf.Program(MARK_CB, "sched_cls")
+    assert prog.run(bytes(60), mark=1).retval == 1
+    assert prog.run(bytes(60), mark=True).retval == 1
+    with pytest.raises(TypeError):
+        prog.run(bytes(60), mark="1")
+
+
+def test_a_refused_field_value_is_refused_every_time():
+    prog = pyebpf.Program(MARK_CB, "sched_cls")
+    prog.run(bytes(60), gso_size=1)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="gso_size is a 16-bit field"):
+            prog.run(bytes(60), gso_size=0x10000)
+    assert prog.run(bytes(60), gso_size=1).skb.gso_size == 1

@@ -45,7 +45,7 @@ class Verdict:
     stack_depths: list
 
 
-def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, maps=None,
+def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current", *, maps=None,
           line_info=(), log_level: int = 0, unpriv: bool = False,
           pointer_kinds: dict | None = None, arch: str = "x86_64",
           functions=(), license: str = "GPL", prog_btf=None,
@@ -72,7 +72,8 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     receives each function's stack depth (the bytes below its r10 any access or helper
     argument reaches), keyed by its first pc; the raw mode gives none.  ``code``: the
     program's bytes, when the caller has them (the remembered answers are keyed by them;
-    hashing them is far cheaper than hashing the slots)."""
+    hashing them is far cheaper than hashing the slots); with ``code``, ``insns`` may be
+    None: the slots are unpacked only when the program is not remembered."""
     gpl = licenses.gpl_compatible(license)
     if code is None and prog_type is not None:
         code = b"".join(i.pack() for i in insns)
@@ -83,6 +84,8 @@ def check(insns: list[isa.Insn], prog_type=None, profile: str = "current", *, ma
     if hit is not None:
         ops, kinds, depths = hit
     else:
+        if insns is None:
+            insns = isa.unpack_program(code)
         ops, _, interp = _run(insns, prog_type, profile, maps, line_info, log_level, unpriv,
                               arch, functions, gpl, prog_btf, func_info)
         kinds = interp.ptr_kinds if interp is not None else {}
