@@ -86,6 +86,19 @@ class TypedMap(MutableMapping):
 
 # --- views typed by BTF -------------------------------------------------------------
 
+def _record_class(name: str, members: list[str]):
+    """A namedtuple of a struct's members.  A C member name Python cannot take as an
+    attribute (a keyword such as ``from``, or a leading underscore: uapi's
+    ``struct bpf_timer { __u64 __opaque[2]; }``) is reached by position, its attribute
+    being ``_N``; ``_asdict()`` (and so every JSON form) keeps the C names."""
+    base = collections.namedtuple(name, members, rename=True)
+    c_names = tuple(members)
+
+    def _asdict(self) -> dict:
+        return dict(zip(c_names, self))
+    return type(name, (base,), {"__slots__": (), "_c_names": c_names, "_asdict": _asdict})
+
+
 def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Anon"
 
@@ -107,7 +120,7 @@ class BtfCodec:
     def _class(self, t):
         if t.id not in self._classes:
             names = list(self._member_names(t))
-            self._classes[t.id] = collections.namedtuple(_camel(t.name or self.what), names)
+            self._classes[t.id] = _record_class(_camel(t.name or self.what), names)
         return self._classes[t.id]
 
     def _member_names(self, t):
@@ -126,8 +139,7 @@ class BtfCodec:
         if t.kind in (K.STRUCT, K.UNION) and isinstance(value, dict):
             cls = self._class(t)
             types = dict(self._member_types(t))
-            return cls(**{name: self._wrap(types[name], value.get(name))
-                          for name in cls._fields})
+            return cls(*[self._wrap(types[name], value.get(name)) for name in cls._c_names])
         if t.kind == K.ARRAY and isinstance(value, list):
             return [self._wrap(t.target, v) for v in value]
         return value

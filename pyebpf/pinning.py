@@ -29,7 +29,7 @@ from . import _core, isa, pin_format
 from .errors import MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 5                                 # written; 1 to 5 are read
+VERSION = 6                                 # written; 1 to 6 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,

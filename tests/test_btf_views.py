@@ -203,3 +203,40 @@ def test_what_the_view_writes_is_what_the_kernel_reads(kernel_oracle, obj):
         assert ours.retval == theirs.retval_signed
         [kernel_value] = [kobj.maps["flows"].lookup(k) for k in kobj.maps["flows"].keys()]
         assert flows[key] == flows._value.decode(kernel_value) == flows.Value(6, 100 + len(FRAME))
+
+
+RESERVED_NAMES = """
+struct odd { __u64 __opaque[2]; __u32 class; __u32 plain; };
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct odd);
+	__uint(max_entries, 1);
+} odd SEC(".maps");
+
+SEC("tc")
+int touch(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct odd *v = bpf_map_lookup_elem(&odd, &zero);
+	if (v)
+		v->plain++;
+	return TC_ACT_OK;
+}
+"""
+
+
+def test_members_python_cannot_name_keep_their_c_names_by_position():
+    # uapi's struct bpf_timer and struct bpf_wq are { __u64 __opaque[2]; }
+    obj = pyebpf.load(compile_object(RESERVED_NAMES))
+    try:
+        odd = obj.maps["odd"]
+        odd[0] = {"__opaque": [1, 2], "class": 3, "plain": 4}
+        value = odd[0]
+        assert type(value).__name__ == "Odd"
+        assert value._asdict() == {"__opaque": [1, 2], "class": 3, "plain": 4}
+        assert (value[0], value[1], value.plain) == ([1, 2], 3, 4)
+        odd[0] = value
+        assert odd[0] == value
+    finally:
+        obj.close()

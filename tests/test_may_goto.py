@@ -78,7 +78,9 @@ def _our_counts(data: bytes, monkeypatch) -> tuple[int, int]:
     real = verifier.check
 
     def counting(insns, prog_type=None, profile="current", **kw):
-        v = verifier.verify(insns, prog_type, profile,
+        # Program() passes its raw code and no slots when the verifier may remember it
+        v = verifier.verify(insns if insns is not None else isa.unpack_program(kw["code"]),
+                            prog_type, profile,
                             **{k: w for k, w in kw.items()
                                if k not in ("pointer_kinds", "stack_depths", "code")})
         counts.append((v.processed, v.total_states))

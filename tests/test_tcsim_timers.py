@@ -156,8 +156,8 @@ def test_a_timer_in_an_inner_map_fires_between_packets(tmp_path, capsys):
 
 
 WQ_SOURCE = r"""
-// the system's linux/bpf.h predates struct bpf_wq (uapi since 6.10)
-struct bpf_wq { __u64 :64; __u64 :64; } __attribute__((aligned(8)));
+// the system's linux/bpf.h predates struct bpf_wq (uapi since 6.10): its uapi shape
+struct bpf_wq { __u64 __opaque[2]; } __attribute__((aligned(8)));
 extern int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags) __ksym;
 extern int bpf_wq_start(struct bpf_wq *wq, unsigned int flags) __ksym;
 extern int bpf_wq_set_callback_impl(struct bpf_wq *wq,
@@ -209,3 +209,4 @@ def test_work_a_packet_queues_runs_before_the_next_packet_and_at_the_end(tmp_pat
     value = json.loads((dump / "works.json").read_text())["entries"][0]["value"]
     assert marks == [0, 1, 2]
     assert (value["runs"], value["ran_at"]) == (3, KTIME_START + 2 * MS)
+    assert value["w"] == {"__opaque": [0, 0]}     # a lookup reads a bpf_wq as zeroes

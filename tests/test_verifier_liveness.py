@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pyebpf import errors, kernel, load
+from pyebpf import errors, isa, kernel, load
 from recorded_kernel import count_comparison
 from test_verifier_precision import kernel as kernel_verdict
 from test_verifier_precision import ours
@@ -169,7 +169,9 @@ def _same_counts(source: str, flags: tuple, monkeypatch) -> None:
     real = verifier.check
 
     def counting(insns, prog_type=None, profile="current", **kw):
-        v = verifier.verify(insns, prog_type, profile,
+        # Program() passes its raw code and no slots when the verifier may remember it
+        v = verifier.verify(insns if insns is not None else isa.unpack_program(kw["code"]),
+                            prog_type, profile,
                             **{k: w for k, w in kw.items()
                                if k not in ("pointer_kinds", "stack_depths", "code")})
         mine.append((v.processed, v.total_states))
