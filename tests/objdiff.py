@@ -1,6 +1,7 @@
 """Load one compiled object in pyebpf and in the kernel (``pyebpf.kernel.load_object``)
 and compare: ``verdicts`` the load verdicts (``refused_alike``: both refusals say one
-thing), ``same_retval`` one run's retval."""
+thing), ``same_retval`` one run's retval, ``program_retvals`` several runs of one
+program of an object of several."""
 from __future__ import annotations
 
 import pyebpf
@@ -70,3 +71,26 @@ def same_packet(data: bytes, packet: bytes) -> tuple[int, bytes]:
     assert ours.retval & 0xFFFFFFFF == theirs.retval, (ours.retval, theirs.retval)
     assert ours.data == theirs.data, (ours.data.hex(), theirs.data.hex())
     return theirs.retval, theirs.data
+
+
+def program_retvals(data: bytes, packet: bytes, runs: int = 1, between=None,
+                    program: str = "prog") -> tuple[list[int], list[int]]:
+    """The u32 retvals of ``runs`` runs of ``program`` on ``packet``, in pyebpf and in the
+    kernel, counted as one comparison; ``between(maps)``, when given, runs after each run
+    but the last with the object's maps (pyebpf's, then the kernel's)."""
+    obj = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            out = []
+            for run, maps in ((obj.program(program).run, obj.maps),
+                              (kobj.program(program).test_run, kobj.maps)):
+                rets = []
+                for i in range(runs):
+                    rets.append(run(packet).retval & 0xFFFFFFFF)
+                    if between is not None and i < runs - 1:
+                        between(maps)
+                out.append(rets)
+    finally:
+        obj.close()
+    count_comparison()
+    return out[0], out[1]

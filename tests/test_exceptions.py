@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from bpfc import compile_object
-from objdiff import assert_refused_alike, same_retval, verdicts
+from objdiff import assert_refused_alike, program_retvals, same_retval, verdicts
 from recorded_kernel import count_comparison
 
 # the declarations and macros of bpf_experimental.h (tools/testing/selftests/bpf), as
@@ -440,16 +440,7 @@ SEC("tc") __exception_cb(main_cb) int prog(struct __sk_buff *skb) {
 
 def _tail_retvals(source: str) -> tuple[int, int]:
     """(pyebpf's retval, the kernel's) of ``prog`` in an object of several programs."""
-    import pyebpf
-    data = _object(source)
-    obj = pyebpf.load(data)
-    try:
-        with pyebpf.kernel.load_object(data) as kobj:
-            ours = obj.program("prog").run(PACKET).retval & 0xFFFFFFFF
-            theirs = kobj.program("prog").test_run(PACKET).retval
-    finally:
-        obj.close()
-    count_comparison()
+    (ours,), (theirs,) = program_retvals(_object(source), PACKET)
     return ours, theirs
 
 

@@ -16,7 +16,7 @@ import pyebpf
 from pyebpf.errors import ElfError, KernelError, MapError
 
 from bpfc import compile_object
-from objdiff import verdicts
+from objdiff import program_retvals, verdicts
 from recorded_kernel import count_comparison
 
 # bpf_experimental.h's declarations and the uapi structs the installed linux/bpf.h
@@ -110,25 +110,7 @@ def tc(body: str) -> bytes:
 
 
 def _runs(data: bytes, n: int, between=None) -> tuple[list, list]:
-    """The retvals of ``n`` runs of the object's program in pyebpf and in the kernel;
-    ``between(maps)``, when given, runs after each run but the last with the object's
-    maps (pyebpf's, then the kernel's)."""
-    obj_ = pyebpf.load(data)
-    try:
-        with pyebpf.kernel.load_object(data) as kobj:
-            out = []
-            for run, maps in ((obj_.program("prog").run, obj_.maps),
-                              (kobj.program("prog").test_run, kobj.maps)):
-                rets = []
-                for i in range(n):
-                    rets.append(run(PACKET).retval & 0xFFFFFFFF)
-                    if between is not None and i < n - 1:
-                        between(maps)
-                out.append(rets)
-    finally:
-        obj_.close()
-    count_comparison()
-    return out[0], out[1]
+    return program_retvals(data, PACKET, n, between)
 
 
 def _digits(*pops: str) -> str:

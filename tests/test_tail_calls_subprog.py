@@ -7,10 +7,8 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-import pyebpf
 from bpfc import compile_object
-from objdiff import assert_refused_alike, verdicts
-from recorded_kernel import count_comparison
+from objdiff import assert_refused_alike, program_retvals, verdicts
 
 PACKET = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) /
                bytes(range(1, 41)))
@@ -31,17 +29,9 @@ def _object(source: str) -> bytes:
                           flags=("-O2", "-mcpu=v3"))
 
 
-def _retvals(source: str, packet: bytes = PACKET) -> tuple[int, int]:
+def _retvals(source: str) -> tuple[int, int]:
     """(pyebpf's retval, the kernel's) of ``prog`` in an object of several programs."""
-    data = _object(source)
-    obj = pyebpf.load(data)
-    try:
-        with pyebpf.kernel.load_object(data) as kobj:
-            ours = obj.program("prog").run(packet).retval & 0xFFFFFFFF
-            theirs = kobj.program("prog").test_run(packet).retval
-    finally:
-        obj.close()
-    count_comparison()
+    (ours,), (theirs,) = program_retvals(_object(source), PACKET)
     return ours, theirs
 
 
