@@ -155,29 +155,37 @@ def _unprivileged_bpf_allowed():
             f.write(old)
 
 
-def _load_as_nobody(code: bytes) -> tuple[bool, str]:
-    """(accepted, the log's last line before the statistics) of a socket filter
-    loaded by a child running as nobody."""
+def _as_nobody(work, failed):
+    """What ``work()`` (a JSON-able value) gives in a forked child running as nobody;
+    ``failed(exc)`` stands for it when the child raises."""
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:    # the child: drop to nobody, load, report, exit without cleanup
+    if pid == 0:    # the child: drop to nobody, work, report, exit without cleanup
         os.close(r)
         try:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            fd, err, log = sysbpf.calls.prog_load(SF, code, b"GPL\0", 1)
-            lines = [ln for ln in log.splitlines() if ln and not ln.startswith("processed ")]
-            out = [fd >= 0, lines[-1] if lines else f"errno {err}"]
+            out = work()
         except BaseException as exc:     # noqa: BLE001 (reported to the parent)
-            out = [False, f"child failed: {exc!r}"]
+            out = failed(exc)
         os.write(w, json.dumps(out).encode())
         os._exit(0)
     os.close(w)
     with os.fdopen(r, "rb") as f:
         data = f.read()
     os.waitpid(pid, 0)
-    ok, last = json.loads(data)
+    return json.loads(data)
+
+
+def _load_as_nobody(code: bytes) -> tuple[bool, str]:
+    """(accepted, the log's last line before the statistics) of a socket filter
+    loaded by a child running as nobody."""
+    def load():
+        fd, err, log = sysbpf.calls.prog_load(SF, code, b"GPL\0", 1)
+        lines = [ln for ln in log.splitlines() if ln and not ln.startswith("processed ")]
+        return [fd >= 0, lines[-1] if lines else f"errno {err}"]
+    ok, last = _as_nobody(load, lambda exc: [False, f"child failed: {exc!r}"])
     return ok, last
 
 
@@ -204,23 +212,10 @@ def test_a_user_who_may_load_only_socket_filters_has_no_kernel_oracle(root):
     # LPM tries and maps of maps then fail with EPERM.
     with _unprivileged_bpf_allowed():
         socket_filter_loads = _load_as_nobody(asm.assemble("r0 = 0\nexit"))[0]
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:    # the child: drop to nobody, probe with the real bpf(2), report
-            os.close(r)
-            try:
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                sysbpf.calls = sysbpf.calls.real     # not the recorded answers
-                out = list(kernel.available())
-            except BaseException as exc:     # noqa: BLE001 (reported to the parent)
-                out = [None, f"child failed: {exc!r}"]
-            os.write(w, json.dumps(out).encode())
-            os._exit(0)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            live, reason = json.loads(f.read())
-        os.waitpid(pid, 0)
+
+        def probe():
+            sysbpf.calls = sysbpf.calls.real     # the real bpf(2), not the recorded answers
+            return list(kernel.available())
+        live, reason = _as_nobody(probe, lambda exc: [None, f"child failed: {exc!r}"])
     assert socket_filter_loads, "the sysctl window let no unprivileged socket filter load"
     assert (live, "EPERM" in reason) == (False, True), reason
