@@ -1,7 +1,6 @@
 """may_goto (opcode 0xe5), as libbpf's bpf_experimental.h ``can_loop`` emits it: a loop
 bounded only by it loads and runs as in the kernel; its budget is BPF_MAX_LOOPS per
 frame (the kernel's rewrite in do_misc_fixups)."""
-import re
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -9,11 +8,12 @@ from scapy.layers.l2 import Ether
 
 import pyebpf
 import pyebpf.kernel
-from pyebpf import isa, verifier
+from pyebpf import isa
 
 from bpfc import compile_object
 from objdiff import same_retval, verdicts
 from recorded_kernel import count_comparison
+from verifier_counts import count_verifications, kernel_counts
 
 CAN_LOOP = r"""
 #define can_loop ({ __label__ l_break, l_continue; _Bool ret = 1;                 \
@@ -69,23 +69,11 @@ def _kernel_counts(data: bytes) -> tuple[int, int]:
         (prog,) = kobj.programs.values()
         log = prog.verifier_log
     count_comparison()
-    return tuple(map(int, re.search(r"processed (\d+) insns .*total_states (\d+)",
-                                    log).groups()))
+    return kernel_counts(log)
 
 
 def _our_counts(data: bytes, monkeypatch) -> tuple[int, int]:
-    counts = []
-    real = verifier.check
-
-    def counting(insns, prog_type=None, profile="current", **kw):
-        # Program() passes its raw code and no slots when the verifier may remember it
-        v = verifier.verify(insns if insns is not None else isa.unpack_program(kw["code"]),
-                            prog_type, profile,
-                            **{k: w for k, w in kw.items()
-                               if k not in ("pointer_kinds", "stack_depths", "code")})
-        counts.append((v.processed, v.total_states))
-        return real(insns, prog_type, profile, **kw)
-    monkeypatch.setattr(verifier, "check", counting)
+    counts = count_verifications(monkeypatch)
     pyebpf.load(data, pin=False).close()
     return counts[-1]
 

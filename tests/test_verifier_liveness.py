@@ -6,13 +6,13 @@ join.  The kernel's verdict and, for accepted programs, its processed instructio
 states are the expected values."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from pyebpf import errors, isa, kernel, load
+from pyebpf import errors, kernel, load
 from recorded_kernel import count_comparison
+from verifier_counts import count_verifications, kernel_counts
 from test_verifier_precision import kernel as kernel_verdict
 from test_verifier_precision import ours
 
@@ -158,26 +158,11 @@ def test_the_corpus_at_o1_decides_a_second_pkt_end_check_as_the_kernel(source, m
 
 def _same_counts(source: str, flags: tuple, monkeypatch) -> None:
     from bpfc import compile_object
-    from pyebpf import verifier
     obj = compile_object((CORPUS / source).read_text(), flags=flags, prelude=False)
     count_comparison()
     with kernel.load_object(obj) as ko:
-        theirs = [tuple(map(int, re.search(r"processed (\d+) insns .*total_states (\d+)",
-                                          p.verifier_log).groups()))
-                  for p in ko.programs.values()]
-    mine = []
-    real = verifier.check
-
-    def counting(insns, prog_type=None, profile="current", **kw):
-        # Program() passes its raw code and no slots when the verifier may remember it
-        v = verifier.verify(insns if insns is not None else isa.unpack_program(kw["code"]),
-                            prog_type, profile,
-                            **{k: w for k, w in kw.items()
-                               if k not in ("pointer_kinds", "stack_depths", "code")})
-        mine.append((v.processed, v.total_states))
-        return real(insns, prog_type, profile, **kw)
-
-    monkeypatch.setattr(verifier, "check", counting)
+        theirs = [kernel_counts(p.verifier_log) for p in ko.programs.values()]
+    mine = count_verifications(monkeypatch)
     try:
         load(obj, pin=False).close()
     except errors.ElfError as exc:
