@@ -1483,7 +1483,8 @@ cdef void vm_unwind(Vm* vm) noexcept nogil:
     cdef uint64_t cookie = vm.reg[0]
     cdef uint32_t base = vm.base
     vm.depth = base
-    vm.regions[0].start = vm.regions[0].end - <uintptr_t>(base + 1) * FRAME_SIZE
+    vm.reg[10] = vm.regions[0].end - <uintptr_t>base * FRAME_SIZE
+    vm.regions[0].start = vm.reg[10] - FRAME_SIZE
     vm.status = STATUS_RUNNING
     if vm.prog.exception_cb < 0:
         vm_return(vm)

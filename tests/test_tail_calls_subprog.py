@@ -175,3 +175,26 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert_refused_alike(*verdicts(_object(source)),
                          "tail_calls are not allowed when call stack of previous frames "
                          "is 256 bytes. Too large")
+
+
+def test_a_throw_in_a_program_tail_called_from_a_subprogram_returns_to_its_caller():
+    # bpf_stack_walker stops at the tail-called program's frame, below the function
+    # that throws: the default exception callback returns the cookie from there, to the subprogram's caller, whose
+    # registers and stack are as they were
+    ours, theirs = _retvals("""
+extern void bpf_throw(__u64 cookie) __ksym;
+SEC("tc") int second(struct __sk_buff *skb) { return 5; }
+static __noinline int thrower(struct __sk_buff *skb) { bpf_throw(16); return skb->mark; }
+SEC("tc") int target(struct __sk_buff *skb) { return thrower(skb) + 1; }
+""" + JMP + """
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark + 1;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile __u32 kept[2] = { skb->len, 3 };
+    int r = sub(skb);
+    return r * 1000 + kept[0] + kept[1];
+}
+""")
+    assert ours == theirs
