@@ -1,4 +1,5 @@
-"""Compile BPF C test programs with Debian's clang-19 and take out one section's code.
+"""Compile BPF C test programs with Debian's clang-19 (or clang-20) and take out one
+section's code.
 
 Programs here must be self-contained (no maps, no global data): the section's bytes
 are used as they are, and a section with relocations is refused.
@@ -32,6 +33,30 @@ PRELUDE = """\
 """
 
 
+def _clang20() -> tuple[list[str], str | None]:
+    """The command that runs clang 20 and the reason there is none: Debian's clang-20
+    where apt has it, else the clang 20.1 that the ``ziglang`` 0.15 wheel bundles (the
+    test extra installs it: Debian 12's apt has no clang-20), run as ``zig clang`` with the
+    wheel's own headers (stddef.h, ...) as its resource directory."""
+    found = toolpath.find("clang-20")
+    if found:
+        return [found], None
+    try:
+        import ziglang
+    except ImportError:
+        return [], "no clang-20 (apt-get install clang-20, or pip install 'ziglang==0.15.2')"
+    home = Path(ziglang.__file__).parent
+    cmd = [str(home / "zig"), "clang", "-resource-dir", str(home / "lib")]
+    version = subprocess.run([*cmd, "--version"], capture_output=True, text=True).stdout
+    if not version.startswith("clang version 20."):
+        return [], f"the ziglang wheel's clang is not clang 20: {version.splitlines()[:1]}"
+    return cmd, None
+
+
+CLANG20, NO_CLANG20 = _clang20()
+COMPILERS = ("clang-19", "clang-20")
+
+
 def cache_dir() -> Path:
     """This user's compile cache, <tmp>/pyebpf-bpfc-<uid>, made 0700 if missing; refused
     (PinError) unless it is a directory of this user's that no one else can write to:
@@ -56,11 +81,18 @@ def _cached(key: str, suffix: str, make) -> bytes:
 
 
 def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
-                   prelude: bool = True) -> bytes:
-    """The whole relocatable object of ``source`` (``clang-19 FLAGS -g -target bpf -c``),
-    cached by content; for the ELF loader's tests."""
-    if not CLANG:
+                   prelude: bool = True, compiler: str = "clang-19") -> bytes:
+    """The whole relocatable object of ``source`` (``clang-19 FLAGS -g -target bpf -c``,
+    or clang 20 with ``compiler="clang-20"``), cached by content; for the ELF loader's
+    tests."""
+    if compiler == "clang-20":
+        if NO_CLANG20:
+            pytest.skip(NO_CLANG20)
+        cc = CLANG20
+    elif not CLANG:
         pytest.skip("clang-19 not installed (apt-get install clang-19 libbpf-dev)")
+    else:
+        cc = [CLANG]
     text = (PRELUDE if prelude else "") + source
 
     def build() -> bytes:
@@ -70,14 +102,16 @@ def compile_object(source: str, *, flags: tuple[str, ...] = ("-O2",),
             include = [f"-I/usr/include/{_MULTIARCH}"] if _MULTIARCH else []
             # the object's BTF names its source file: the same name wherever it is built,
             # so recorded kernel answers for loads that carry BTF stay valid
-            done = subprocess.run([CLANG, *flags, "-g", "-target", "bpf", *include,
+            done = subprocess.run([*cc, *flags, "-g", "-target", "bpf", *include,
                                    f"-ffile-prefix-map={tmp}=.", "-c", "prog.c", "-o",
                                    "prog.o"], capture_output=True, text=True, cwd=tmp)
             if done.returncode:
-                raise ValueError(f"clang-19 failed:\n{done.stderr}")
+                raise ValueError(f"{compiler} failed:\n{done.stderr}")
             return obj.read_bytes()
-    return _cached(hashlib.sha256(f"{text}\0object\0{flags}\0v2".encode()).hexdigest()[:24],
-                   ".o", build)
+    # clang-19's key is the one its cached objects were kept under before clang-20 came
+    tag = "" if compiler == "clang-19" else f"\0{compiler}"
+    return _cached(hashlib.sha256(f"{text}\0object\0{flags}\0v2{tag}".encode())
+                   .hexdigest()[:24], ".o", build)
 
 
 def compile_c(source: str, section: str = "tc", *, prelude: bool = True,

@@ -1,9 +1,10 @@
-"""Every instruction clang-19 emits, at ``-mcpu=v1`` to ``v4`` and at ``v4`` with
+"""Every instruction clang-19 and clang-20 emit, at ``-mcpu=v1`` to ``v4`` and at ``v4`` with
 ``may_goto``, for a set of programs written to reach each instruction class (ALU and
 ALU64 with immediates and registers, shifts, signed division, sign-extending moves and
 loads, byte swaps, JMP and JMP32 conditions, atomics, bpf-to-bpf calls, ``may_goto``):
 each is one pyebpf decodes, and each program loads and returns the same as in the
-kernel on several packets.  (clang-20 is not packaged for this machine's apt.)"""
+kernel on several packets.  clang-20 is Debian's where apt has it, else the ``ziglang``
+wheel's (tests/bpfc.py)."""
 import random
 
 import pytest
@@ -12,7 +13,7 @@ from scapy.layers.l2 import Ether
 
 from pyebpf import elf, isa
 
-from bpfc import compile_object
+from bpfc import COMPILERS, compile_object
 from objdiff import same_retval
 
 MCPUS = ["v1", "v2", "v3", "v4"]
@@ -93,12 +94,12 @@ V4_ONLY = {"SDIV64_X", "SMOD64_X", "SDIV32_X", "SMOD32_X", "MOVSX8_64", "MOVSX16
            "MOVSX32_64", "LDXS8", "LDXS16", "BSWAP16", "BSWAP32", "BSWAP64"}
 
 
-def emitted(flags) -> set[str]:
+def emitted(flags, compiler) -> set[str]:
     """The names of the instructions of the sweep's program (its subprogram included)
-    compiled with ``flags`` ("undecoded 0xNN" for one pyebpf cannot decode), lddw
-    tails skipped."""
-    code = elf.parse(compile_object(SWEEP, flags=("-O2", *flags))).programs["prog"] \
-        .instructions({})
+    compiled by ``compiler`` with ``flags`` ("undecoded 0xNN" for one pyebpf cannot
+    decode), lddw tails skipped."""
+    code = elf.parse(compile_object(SWEEP, flags=("-O2", *flags), compiler=compiler)) \
+        .programs["prog"].instructions({})
     names, skip = set(), False
     for insn in isa.unpack_program(code):
         if skip:
@@ -110,22 +111,27 @@ def emitted(flags) -> set[str]:
     return names
 
 
+@pytest.mark.parametrize("compiler", COMPILERS)
 @pytest.mark.parametrize("flags", VARIANTS, ids=" ".join)
-def test_every_instruction_clang_emits_is_decoded(flags):
-    names = emitted(flags)
+def test_every_instruction_clang_emits_is_decoded(flags, compiler):
+    names = emitted(flags, compiler)
     assert not {n for n in names if n.startswith("undecoded")}, names
 
 
-def test_the_sweep_reaches_the_v4_instructions():
-    names = emitted(("-mcpu=v4",))
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_the_sweep_reaches_the_v4_instructions(compiler):
+    names = emitted(("-mcpu=v4",), compiler)
     assert V4_ONLY <= names, sorted(V4_ONLY - names)
 
 
-def test_the_may_goto_variant_emits_may_goto():
-    assert "MAY_GOTO" in emitted(("-mcpu=v4", "-DMAY_GOTO"))
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_the_may_goto_variant_emits_may_goto(compiler):
+    assert "MAY_GOTO" in emitted(("-mcpu=v4", "-DMAY_GOTO"), compiler)
 
 
+@pytest.mark.parametrize("compiler", COMPILERS)
 @pytest.mark.parametrize("flags", VARIANTS, ids=" ".join)
 @pytest.mark.parametrize("packet", range(len(PACKETS)))
-def test_the_sweep_runs_as_in_the_kernel(flags, packet):
-    same_retval(compile_object(SWEEP, flags=("-O2", *flags)), PACKETS[packet])
+def test_the_sweep_runs_as_in_the_kernel(flags, packet, compiler):
+    same_retval(compile_object(SWEEP, flags=("-O2", *flags), compiler=compiler),
+                PACKETS[packet])
