@@ -10,9 +10,15 @@ import struct
 
 import pytest
 
+from pyebpf import Map, elf, isa
+
 from bpfc import compile_object
-from objdiff import refused_alike, verdicts
+from mapcheck import created
+from objdiff import refused_alike, same_retval, verdicts
+from recorded_kernel import count_comparison
 from test_spin_lock import _runs
+
+T = isa.MapType
 
 DECLS = r"""
 struct bpf_res_spin_lock { __u32 val; };
@@ -289,3 +295,79 @@ def test_an_unchecked_result_of_a_lock_that_is_not_used_loads_as_in_the_kernel()
                                 "if (r == -35) return 7; if (r) return 3; "
                                 "bpf_res_spin_unlock(&e->lock); return 0;"))
     assert theirs is None and ours is None, (ours, theirs)
+
+
+def test_a_flag_saved_natively_is_not_restored_by_a_lock_kfunc_as_in_the_kernel():
+    refused_alike(obj("""ELEM(e, 0) unsigned long native, f;
+    bpf_local_irq_save(&native);
+    if (bpf_res_spin_lock_irqsave(&e->lock, &f)) { bpf_local_irq_restore(&native);
+        return 2; }
+    bpf_res_spin_unlock_irqrestore(&e->lock, &native);
+    return 0;"""), "irq flag acquired by native kfuncs cannot be restored with lock kfuncs")
+
+
+def test_a_tail_call_with_irqs_disabled_is_refused_as_the_kernel_refuses_it():
+    extra = """struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, __u32);
+} jmp SEC(".maps");"""
+    refused_alike(obj("unsigned long f; bpf_local_irq_save(&f); bpf_tail_call(skb, &jmp, 0); "
+                      "bpf_local_irq_restore(&f); return 0;", extra),
+                  "tail_call cannot be used inside bpf_local_irq_save-ed region")
+
+
+def test_a_res_lock_in_global_data_guards_a_counter_as_in_the_kernel():
+    # the kernel's selftests keep theirs in private(X) sections: a DATASEC's variable
+    extra = """struct bpf_res_spin_lock glock SEC(".data.A");
+int gcnt SEC(".data.A");"""
+    ours, theirs = _runs(obj("if (bpf_res_spin_lock(&glock)) return 200; int c = ++gcnt; "
+                             "bpf_res_spin_unlock(&glock); return c;", extra), 3, ".data.A")
+    assert ours == theirs
+    assert theirs[0] == [1, 2, 3]
+    assert struct.unpack("<Ii", theirs[1][0]) == (0, 3)
+
+
+def test_a_socket_filter_saves_and_restores_irqs_as_in_the_kernel():
+    source = DECLS.split("struct elem")[0] + """char _license[] SEC("license") = "GPL";
+SEC("socket") int prog(struct __sk_buff *skb)
+{ unsigned long f; bpf_local_irq_save(&f); bpf_local_irq_restore(&f); return skb->len; }"""
+    data = compile_object(source, flags=("-O2", "-mcpu=v3"))
+    # a socket filter's test run sees the packet past its Ethernet header
+    assert same_retval(data, bytes(range(64))) == 64 - 14
+
+
+# --- maps whose value holds a bpf_res_spin_lock ------------------------------------------
+
+def _value_btf(value: str):
+    spec = elf.parse(obj("return 0;", value))
+    ms = spec.maps["m"]
+    return spec.kernel_btf, ms.key_type, ms.value_type
+
+
+BOTH = """struct both { struct bpf_spin_lock a; struct bpf_res_spin_lock b; };
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+         __type(key, int); __type(value, struct both); } m SEC(".maps");"""
+RES = """struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+         __type(key, int); __type(value, struct elem); } m SEC(".maps");"""
+
+
+@pytest.mark.parametrize("value, kind", [
+    (RES, T.BPF_MAP_TYPE_ARRAY), (RES, T.BPF_MAP_TYPE_HASH),
+    (RES, T.BPF_MAP_TYPE_PERCPU_ARRAY), (RES, T.BPF_MAP_TYPE_LRU_HASH),
+    (BOTH, T.BPF_MAP_TYPE_ARRAY),
+], ids=["array", "hash", "percpu-array", "lru-hash", "beside a bpf_spin_lock"])
+def test_a_map_with_a_res_lock_is_created_or_refused_as_in_the_kernel(kernel_oracle, value,
+                                                                       kind):
+    blob, key_type, value_type = _value_btf(value)
+    size = value_type.byte_size
+    ours = created(lambda: Map.create(kind, 4, size, 4, value_type=value_type))
+    theirs = created(lambda: kernel_oracle.KernelMap(
+        kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
+    count_comparison()
+    assert ours == theirs
+
+
+def test_the_res_lock_is_found_in_the_value_btf():
+    _, _, value_type = _value_btf(RES)
+    m = Map.create(T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, value_type=value_type)
+    assert (m.res_spin_lock_off, m.spin_lock_off) == (0, None)
