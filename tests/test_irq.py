@@ -6,17 +6,19 @@ bpf_spin_lock, and at run time the locks taken and the AA deadlock rqspinlock de
 (retvals and map contents after BPF_PROG_TEST_RUN)."""
 from __future__ import annotations
 
+import errno
 import struct
 
 import pytest
 
+import pyebpf
 from pyebpf import Map, elf, isa
 
 from bpfc import compile_object
-from mapcheck import created
+from mapcheck import created, lookup_key, u32
 from objdiff import refused_alike, same_retval, verdicts
 from recorded_kernel import count_comparison
-from test_spin_lock import _runs
+from test_spin_lock import _outcome, _runs
 
 T = isa.MapType
 
@@ -371,3 +373,50 @@ def test_the_res_lock_is_found_in_the_value_btf():
     _, _, value_type = _value_btf(RES)
     m = Map.create(T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, value_type=value_type)
     assert (m.res_spin_lock_off, m.spin_lock_off) == (0, None)
+
+
+def test_a_fault_while_holding_a_res_lock_gives_it_back():
+    """A program loaded without the verifier that faults holding the lock: the next run
+    takes it again (left held, it would wait out the timeout and return -ETIMEDOUT); the
+    kernel cannot show this."""
+    _, _, value_type = _value_btf(RES)
+    m = Map.create(T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, value_type=value_type)
+    prog = pyebpf.Program.from_asm(lookup_key(m.fd) + f"""
+        if r0 == 0 goto out
+        r1 = r0
+        call kfunc {isa.KFUNC_IDS["bpf_res_spin_lock"]}
+        if r0 != 0 goto out
+        r2 = 0
+        r0 = *(u64 *)(r2 + 0)
+    out:
+        exit""", prog_type="sched_cls", verify=False)
+    for _ in range(2):
+        with pytest.raises(pyebpf.errors.ExecutionError):
+            prog.run(bytes(64))
+
+
+def test_bpf_f_lock_on_a_value_with_only_a_res_lock_is_einval_as_in_the_kernel(
+        kernel_oracle):
+    # BPF_F_LOCK copies under a bpf_spin_lock (map_lookup_elem, map_update_elem)
+    blob, key_type, value_type = _value_btf(RES)
+    with kernel_oracle.KernelMap(T.BPF_MAP_TYPE_ARRAY, 4, 8, 1,
+                                 btf=(blob, key_type.id, value_type.id)) as theirs:
+        want = [_outcome(theirs.lookup, u32(0), isa.BPF_F_LOCK),
+                _outcome(theirs.update, u32(0), bytes(8), isa.BPF_F_LOCK)]
+    m = Map.create(T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, value_type=value_type)
+    count_comparison()
+    assert [_outcome(m.lookup, u32(0), isa.BPF_F_LOCK),
+            _outcome(m.update, u32(0), bytes(8), isa.BPF_F_LOCK)] == want == [errno.EINVAL] * 2
+
+
+def test_an_irq_save_in_each_round_of_a_loop_runs_as_in_the_kernel():
+    # the loop's states are compared with their saved irq flags (refsafe, stacksafe)
+    ours, theirs = _runs(obj("""unsigned long f; int n = 0;
+    for (int i = 0; i < 6 && i < skb->len; i++) {
+        bpf_local_irq_save(&f);
+        n += i;
+        bpf_local_irq_restore(&f);
+    }
+    return n;"""), 1, "arr")
+    assert ours == theirs
+    assert theirs[0] == [15]
