@@ -420,3 +420,15 @@ def test_an_irq_save_in_each_round_of_a_loop_runs_as_in_the_kernel():
     return n;"""), 1, "arr")
     assert ours == theirs
     assert theirs[0] == [15]
+
+
+def test_a_sleepable_kfunc_is_refused_before_the_irq_region_is_looked_at_as_in_the_kernel():
+    # no socket filter or tc program may sleep: check_kfunc_call refuses the call
+    # before "kernel func ... is sleepable within IRQ-disabled region" could apply
+    extra = """struct bpf_key;
+extern struct bpf_key *bpf_lookup_user_key(__s32 serial, __u64 flags) __ksym;
+extern void bpf_key_put(struct bpf_key *k) __ksym;"""
+    refused_alike(obj("unsigned long f; bpf_local_irq_save(&f); "
+                      "struct bpf_key *k = bpf_lookup_user_key(1, 0); if (k) bpf_key_put(k); "
+                      "bpf_local_irq_restore(&f); return 0;", extra),
+                  "program must be sleepable to call sleepable kfunc bpf_lookup_user_key")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from errno import EACCES
 
 from .. import isa
 from ..btf import Kind
@@ -380,6 +381,11 @@ class KfuncCalls:
         k = KFUNCS[name]
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
+        if k.flags & isa.KF_SLEEPABLE:
+            # check_kfunc_call: no socket filter or tc program is sleepable (so a
+            # sleepable kfunc never reaches the irq-disabled region's own refusal)
+            self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}",
+                        errno=EACCES)
         if name == "__bpf_trap":
             # check_kfunc_call: clang calls it where a variable is used uninitialized
             self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")

@@ -90,9 +90,9 @@ class LockRules:
                 self.map_prog_compatible(pc, m)
 
     def call_under_lock(self, st, pc: int, insn) -> None:
-        """do_check: a program holding a lock calls nothing but bpf_spin_unlock and the
-        kfuncs kfunc_spin_allowed names (the list kfuncs, bpf_refcount_acquire, the
-        numeric iterator)."""
+        """do_check: a program holding a lock (of either kind) calls nothing but
+        bpf_spin_unlock and the kfuncs kfunc_spin_allowed names (the list kfuncs,
+        bpf_refcount_acquire, the numeric iterator, the bpf_res_spin_lock kfuncs)."""
         if not st.locks:
             return
         if insn.src == 0 and insn.imm == SPIN_UNLOCK_ID:
