@@ -432,3 +432,19 @@ extern void bpf_key_put(struct bpf_key *k) __ksym;"""
                       "struct bpf_key *k = bpf_lookup_user_key(1, 0); if (k) bpf_key_put(k); "
                       "bpf_local_irq_restore(&f); return 0;", extra),
                   "program must be sleepable to call sleepable kfunc bpf_lookup_user_key")
+
+
+THROW = "extern void bpf_throw(__u64 cookie) __ksym;"
+
+
+@pytest.mark.parametrize("body, extra", [
+    ("unsigned long f; bpf_local_irq_save(&f); if (skb->len > 5) bpf_throw(3); "
+     "bpf_local_irq_restore(&f); return 0;", THROW),
+    ("unsigned long f; bpf_local_irq_save(&f); int r = sub(skb); "
+     "bpf_local_irq_restore(&f); return r;",
+     THROW + "\nstatic __attribute__((noinline)) int sub(struct __sk_buff *skb) "
+             "{ if (skb->len > 5) bpf_throw(3); return skb->len; }"),
+], ids=["in the main program", "in a static function"])
+def test_a_throw_with_irqs_disabled_is_refused_as_the_kernel_refuses_it(body, extra):
+    refused_alike(obj(body, extra), "bpf_throw cannot be used inside bpf_local_irq_save-ed "
+                                    "region")
