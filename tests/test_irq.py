@@ -448,3 +448,26 @@ THROW = "extern void bpf_throw(__u64 cookie) __ksym;"
 def test_a_throw_with_irqs_disabled_is_refused_as_the_kernel_refuses_it(body, extra):
     refused_alike(obj(body, extra), "bpf_throw cannot be used inside bpf_local_irq_save-ed "
                                     "region")
+
+
+# --- paths that join: the saved flags and held locks are part of each state -------------
+
+def test_a_flag_saved_on_one_branch_and_restored_on_an_unrelated_one_is_refused():
+    # the second test reads skb->len again: the verifier cannot tie it to the first
+    refused_alike(obj("unsigned long f; int l = skb->len; if (l > 10) bpf_local_irq_save(&f); "
+                      "asm volatile(\"\" ::: \"memory\"); "
+                      "if (skb->len > 10) bpf_local_irq_restore(&f); return 0;"),
+                  "BPF_EXIT instruction in main prog cannot be used inside "
+                  "bpf_local_irq_save-ed region")
+
+
+@pytest.mark.parametrize("body", [
+    "unsigned long f; int l = skb->len; if (l > 10) bpf_local_irq_save(&f); "
+    "__u32 x = skb->mark; if (l > 10) bpf_local_irq_restore(&f); return x + 1;",
+    "ELEM(e, 0) int l = skb->len; "
+    "if (l > 10) { if (bpf_res_spin_lock(&e->lock)) return 5; } "
+    "__u32 x = skb->mark; if (l > 10) bpf_res_spin_unlock(&e->lock); return x + 2;",
+], ids=["irq flag", "res lock"])
+def test_a_region_opened_and_closed_under_one_condition_runs_as_in_the_kernel(body):
+    ours, theirs = _runs(obj(body), 1, "arr")
+    assert ours == theirs
