@@ -15,7 +15,7 @@ import pyebpf
 from pyebpf import Map, elf, isa
 
 from bpfc import compile_object
-from mapcheck import created, lookup_key, u32
+from mapcheck import created_alike, lookup_key, u32
 from objdiff import refused_alike, same_retval, verdicts
 from recorded_kernel import count_comparison
 from test_spin_lock import _outcome, _runs
@@ -360,12 +360,7 @@ RES = """struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
 ], ids=["array", "hash", "percpu-array", "lru-hash", "beside a bpf_spin_lock"])
 def test_a_map_with_a_res_lock_is_created_or_refused_as_in_the_kernel(kernel_oracle, value,
                                                                        kind):
-    blob, key_type, value_type = _value_btf(value)
-    size = value_type.byte_size
-    ours = created(lambda: Map.create(kind, 4, size, 4, value_type=value_type))
-    theirs = created(lambda: kernel_oracle.KernelMap(
-        kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
-    count_comparison()
+    ours, theirs = created_alike(kernel_oracle, kind, _value_btf(value))
     assert ours == theirs
 
 
