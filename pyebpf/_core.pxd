@@ -256,6 +256,8 @@ ctypedef struct Vm:
     size_t naccesses
     size_t cap_accesses
     int* held_lock     # the bpf_spin_lock the program holds (map_helpers.pxi), or NULL
+    int* res_held[RES_NR_HELD]  # the bpf_res_spin_locks it holds, in the order taken
+    int nres_held
 
 
 # --- map storage (maps.pxi) -----------------------------------------------------
@@ -316,6 +318,7 @@ ctypedef struct MapStore:
                               # (map_lock): replay threads share the map
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
+    int32_t res_spin_lock_off # the value's struct bpf_res_spin_lock, or -1
     int32_t wq_off            # the value's struct bpf_wq, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
@@ -348,6 +351,8 @@ cdef extern from *:
         }
     }
     static inline void pyebpf_map_unlock(int* l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+    static inline int pyebpf_try_lock(int* l) { return !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); }
+    static inline void pyebpf_yield(void) { sched_yield(); }
     static inline int pyebpf_cas(uint8_t* p, int size, uint64_t old, uint64_t new_) {
         if (size == 4) {
             uint32_t o = (uint32_t)old;
@@ -360,6 +365,8 @@ cdef extern from *:
     """
     void map_lock "pyebpf_map_lock" (int* l) nogil
     void map_unlock "pyebpf_map_unlock" (int* l) nogil
+    bint try_lock "pyebpf_try_lock" (int* l) nogil
+    void cpu_yield "pyebpf_yield" () nogil
     bint atomic_cas "pyebpf_cas" (uint8_t* p, int size, uint64_t old, uint64_t new) nogil
 
 cdef inline uint8_t* map_value(MapStore* m, int32_t elem, uint32_t cpu) noexcept nogil:
@@ -473,6 +480,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
     vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0
     vm.held_lock = NULL
+    vm.nres_held = 0
 
 
 cdef inline void vm_attach_memory(Vm* vm, uint8_t* mem, size_t size) noexcept nogil:

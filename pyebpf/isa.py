@@ -347,6 +347,7 @@ class Errno(enum.IntEnum):
     EOPNOTSUPP = 95
     EAFNOSUPPORT = 97
     ENETUNREACH = 101
+    ETIMEDOUT = 110
     EALREADY = 114
     ENOTSUPP = 524
 
@@ -431,6 +432,12 @@ BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 # special fields of a map value, found by their BTF struct name (btf_parse_fields):
 # their sizes; each is aligned to its size's natural alignment (4 and 8)
 SIZEOF_BPF_SPIN_LOCK = 4
+SIZEOF_BPF_RES_SPIN_LOCK = 4    # struct bpf_res_spin_lock { u32 val; }
+# rqspinlock (kernel/bpf/rqspinlock.c): the locks a CPU's held-locks table records for
+# AA deadlock detection, and how long a waiter spins before it gives up (-ETIMEDOUT)
+RES_NR_HELD = 31
+MAX_ERRNO = 4095                # the errors a kernel function may return (IS_ERR_VALUE)
+RES_DEF_TIMEOUT_NS = 250_000_000
 SIZEOF_BPF_TIMER = 16
 SIZEOF_BPF_WQ = 16              # struct bpf_wq, 8-aligned
 SIZEOF_BPF_LIST_HEAD = 16       # struct bpf_list_head, 8-aligned
@@ -1012,7 +1019,8 @@ _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_ST
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
-            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX")
+            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",
+            "RES_NR_HELD", "RES_DEF_TIMEOUT_NS")
 
 
 def pxd_source() -> str:

@@ -110,9 +110,13 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import (RB_ROOT, SPIN_LOCK, TIMER, WQ, graph_roots, kptr_fields,
-                                 special_fields)
+        from .btf.fields import (RB_ROOT, RES_SPIN_LOCK, SPIN_LOCK, TIMER, WQ, graph_roots,
+                                 kptr_fields, special_fields)
         found = special_fields(value_type)
+        if SPIN_LOCK in found and RES_SPIN_LOCK in found:
+            # btf_parse_fields: one kind of lock per value
+            raise MapError(EINVAL, f"map {self._label()}: a value cannot hold both a "
+                                   f"bpf_spin_lock and a bpf_res_spin_lock")
         kptrs = kptr_fields(value_type)
         roots = graph_roots(value_type)
         if kptrs:
@@ -132,9 +136,10 @@ cdef class Map:
             raise MapError(EACCES, f"map {self._label()}: a value with a "
                                    f"{' or '.join(found)} cannot be BPF_F_RDONLY_PROG or "
                                    f"BPF_F_WRONLY_PROG")
-        if SPIN_LOCK in found and self._m.type not in _SPIN_LOCK_MAPS:
-            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
-                                       f"cannot hold a bpf_spin_lock")
+        for lock in (SPIN_LOCK, RES_SPIN_LOCK):
+            if lock in found and self._m.type not in _SPIN_LOCK_MAPS:
+                raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                           f"cannot hold a {lock}")
         if TIMER in found and self._m.type not in _TIMER_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a bpf_timer")
@@ -154,6 +159,7 @@ cdef class Map:
                                        f"cannot hold a {roots[0].kind}")
         self._m.spin_lock_off = found.get(SPIN_LOCK, -1)
         self._m.timer_off = found.get(TIMER, -1)
+        self._m.res_spin_lock_off = found.get(RES_SPIN_LOCK, -1)
         self._m.wq_off = found.get(WQ, -1)
         for k, kptr in enumerate(kptrs):
             self._m.kptr_off[k] = kptr.off
@@ -176,6 +182,11 @@ cdef class Map:
     def spin_lock_off(self):
         """Where the value's struct bpf_spin_lock is (from its BTF), or None."""
         return self._m.spin_lock_off if self._m.spin_lock_off >= 0 else None
+
+    @property
+    def res_spin_lock_off(self):
+        """Where the value's struct bpf_res_spin_lock is (from its BTF), or None."""
+        return self._m.res_spin_lock_off if self._m.res_spin_lock_off >= 0 else None
 
     @property
     def timer_off(self):

@@ -610,6 +610,9 @@ cdef uint64_t bpf_get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     return _locked(_get_stackid, r2, False, vm, r1, r2, r3, r4, r5)
 
 
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
 # --- bpf_spin_lock: the lock word in a map value (its BTF places it), taken and released
 # as the kernel's __bpf_spin_lock does: a spinning lock the replay threads of tcsim
 # --cpus contend for.  The verifier lets a program hold one at a time and call no helper
@@ -681,6 +684,112 @@ cdef void spin_lock_release(Vm* vm) noexcept nogil:
     if vm.held_lock != NULL:
         map_unlock(vm.held_lock)
         vm.held_lock = NULL
+    while vm.nres_held:
+        vm.nres_held -= 1
+        map_unlock(vm.res_held[vm.nres_held])
+
+
+# --- bpf_res_spin_lock (kernel/bpf/rqspinlock.c): the lock word of a map value's struct
+# bpf_res_spin_lock.  Taking one the run already holds is the AA deadlock rqspinlock's
+# held-locks table detects (-EDEADLK); one another replay thread holds is waited for
+# RES_DEF_TIMEOUT_NS, then given up (-ETIMEDOUT).  The verifier makes the program check
+# the result and give locks back in the reverse order.  A run has no interrupts: the
+# irq save and restore kfuncs only keep the verifier's books. ---
+
+cdef int* _res_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
+    cdef MapStore* m = value_map(vm, ptr)
+    if m != NULL and m.res_spin_lock_off >= 0 and \
+            (ptr - <uintptr_t>m.values) % m.stride == <uint32_t>m.res_spin_lock_off:
+        return <int*><uintptr_t>ptr
+    helper_fault(vm, b"r1 is not the bpf_res_spin_lock of a map value")
+    return NULL
+
+
+cdef inline int64_t _monotonic_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef uint64_t _res_lock(Vm* vm, int* word) noexcept nogil:
+    """res_spin_lock: 0 with the lock taken, or the error it fails with."""
+    cdef int k, spins = 0
+    cdef int64_t deadline = 0
+    for k in range(vm.nres_held):
+        if vm.res_held[k] == word:
+            return err(EDEADLK)         # check_deadlock_AA
+    if vm.nres_held == RES_NR_HELD:
+        return helper_fault(vm, b"more bpf_res_spin_locks held than rqspinlock's "
+                                b"held-locks table records (RES_NR_HELD)")
+    while not try_lock(word):
+        spins += 1
+        if spins & 1023 == 0:
+            if deadline == 0:
+                deadline = _monotonic_ns() + RES_DEF_TIMEOUT_NS
+            elif _monotonic_ns() > deadline:
+                return err(ETIMEDOUT)   # check_timeout
+            cpu_yield()
+    vm.res_held[vm.nres_held] = word
+    vm.nres_held += 1
+    return 0
+
+
+cdef void _res_unlock(Vm* vm, int* word) noexcept nogil:
+    if vm.nres_held == 0 or vm.res_held[vm.nres_held - 1] != word:
+        # the verifier refuses this ("bpf_res_spin_unlock cannot be out of order")
+        helper_fault(vm, b"bpf_res_spin_unlock of a lock that is not the last one taken")
+        return
+    vm.nres_held -= 1
+    map_unlock(word)
+
+
+cdef uint64_t _k_res_spin_lock(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                               uint64_t r5) noexcept nogil:
+    cdef int* word = _res_lock_arg(vm, r1)
+    return _res_lock(vm, word) if word != NULL else 0
+
+
+cdef uint64_t _k_res_spin_unlock(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
+                                 uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef int* word = _res_lock_arg(vm, r1)
+    if word != NULL:
+        _res_unlock(vm, word)
+    return 0
+
+
+cdef uint64_t _k_irq_save(Vm* vm, uint64_t flags, uint64_t r2, uint64_t r3, uint64_t r4,
+                          uint64_t r5) noexcept nogil:
+    """bpf_local_irq_save: the saved flags word (nothing to save; the program cannot
+    read it) is the verifier's STACK_IRQ_FLAG slot."""
+    cdef uint64_t* slot = <uint64_t*>_mem(vm, flags, 8, ACCESS_WRITE)
+    if slot != NULL:
+        slot[0] = 0
+    return 0
+
+
+cdef uint64_t _k_irq_restore(Vm* vm, uint64_t flags, uint64_t r2, uint64_t r3,
+                             uint64_t r4, uint64_t r5) noexcept nogil:
+    _mem(vm, flags, 8, ACCESS_READ)
+    return 0
+
+
+cdef uint64_t _k_res_spin_lock_irqsave(Vm* vm, uint64_t r1, uint64_t flags, uint64_t r3,
+                                       uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef int* word = _res_lock_arg(vm, r1)
+    cdef uint64_t rc
+    if word == NULL:
+        return 0
+    rc = _res_lock(vm, word)
+    if rc == 0:
+        _k_irq_save(vm, flags, 0, 0, 0, 0)
+    return rc
+
+
+cdef uint64_t _k_res_spin_unlock_irqrestore(Vm* vm, uint64_t r1, uint64_t flags,
+                                            uint64_t r3, uint64_t r4,
+                                            uint64_t r5) noexcept nogil:
+    _k_res_spin_unlock(vm, r1, 0, 0, 0, 0)
+    return _k_irq_restore(vm, flags, 0, 0, 0, 0)
 
 
 cdef void register_map_helpers(helper_fn* table) noexcept:

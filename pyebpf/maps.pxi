@@ -196,7 +196,8 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
 # value's BTF at creation): copies leave them alone, as the kernel's copy_map_value ---
 
 cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
-    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.wq_off >= 0 or m.nkptrs or m.nlists
+    return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.wq_off >= 0 or m.nkptrs or \
+        m.nlists or m.res_spin_lock_off >= 0
 
 
 cdef inline bint map_holds_objects(MapStore* m) noexcept nogil:
@@ -211,7 +212,10 @@ cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept
     cdef uint32_t asz = SIZEOF_BPF_SPIN_LOCK, bsz = SIZEOF_BPF_TIMER, at = 0
     cdef uint64_t kept[BTF_FIELDS_MAX]
     cdef uint8_t heads[BTF_FIELDS_MAX * SIZEOF_BPF_LIST_HEAD]
+    cdef uint32_t res_word = 0
     cdef int k
+    if m.res_spin_lock_off >= 0:
+        memcpy(&res_word, dst + m.res_spin_lock_off, SIZEOF_BPF_RES_SPIN_LOCK)
     for k in range(m.nkptrs):
         memcpy(&kept[k], dst + m.kptr_off[k], 8)
     for k in range(m.nlists):
@@ -229,6 +233,8 @@ cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept
         memcpy(dst + m.kptr_off[k], &kept[k], 8)
     for k in range(m.nlists):
         memcpy(dst + m.list_off[k], &heads[k * SIZEOF_BPF_LIST_HEAD], SIZEOF_BPF_LIST_HEAD)
+    if m.res_spin_lock_off >= 0:
+        memcpy(dst + m.res_spin_lock_off, &res_word, SIZEOF_BPF_RES_SPIN_LOCK)
     if m.wq_off >= 0:
         # the value's bpf_wq reads as zeros (its work item is MapStore.wqs')
         memset(dst + m.wq_off, 0, SIZEOF_BPF_WQ)
@@ -240,6 +246,8 @@ cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
         memset(value + m.spin_lock_off, 0, SIZEOF_BPF_SPIN_LOCK)
     if m.timer_off >= 0:
         memset(value + m.timer_off, 0, SIZEOF_BPF_TIMER)
+    if m.res_spin_lock_off >= 0:
+        memset(value + m.res_spin_lock_off, 0, SIZEOF_BPF_RES_SPIN_LOCK)
     if m.wq_off >= 0:
         memset(value + m.wq_off, 0, SIZEOF_BPF_WQ)
     cdef int k
@@ -858,7 +866,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.tmpl = tmpl
     m.lru_ncpu = ncpu
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
-    m.spin_lock_off = m.timer_off = m.wq_off = -1
+    m.spin_lock_off = m.timer_off = m.wq_off = m.res_spin_lock_off = -1
     m.nkptrs = 0
     m.nlists = 0
     m.rb_roots = 0

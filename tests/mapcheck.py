@@ -33,6 +33,20 @@ def created(make, *args):
     return "ok"
 
 
+def created_alike(kernel_oracle, kind, btf: tuple) -> tuple:
+    """(pyebpf's, the kernel's) ``created`` outcome of a map of ``kind`` with 4-byte keys,
+    4 entries and the value of ``btf`` (its blob, key type and value type), counted as
+    one comparison."""
+    from pyebpf import Map
+    blob, key_type, value_type = btf
+    size = value_type.byte_size
+    ours = created(lambda: Map.create(kind, 4, size, 4, value_type=value_type))
+    theirs = created(lambda: kernel_oracle.KernelMap(
+        kind, 4, size, 4, btf=(blob, key_type.id, value_type.id)))
+    count_comparison()
+    return ours, theirs
+
+
 def lookup_key(fd, key: int = 0) -> str:
     """r0 = bpf_map_lookup_elem(map, &(u32)key), the key at r10 - 4."""
     return f"""

@@ -299,13 +299,6 @@ WHY_NOT = {
                     _SLEEPABLE),
     "bpf_dynptr_from_skb_meta": f"{_TODO}: a dynptr over the skb's metadata area, which "
                                 "the engine's skb does not model (a test run's has none)",
-    **dict.fromkeys(["bpf_local_irq_save", "bpf_local_irq_restore"],
-                    f"{_TODO}: the verifier's irq flag stack slots (process_irq_flag) "
-                    "are not modelled"),
-    **dict.fromkeys(["bpf_res_spin_lock", "bpf_res_spin_unlock", "bpf_res_spin_lock_irqsave",
-                     "bpf_res_spin_unlock_irqrestore"],
-                    f"{_TODO}: struct bpf_res_spin_lock map fields and the verifier's lock "
-                    "and irq flag rules are not modelled"),
     **dict.fromkeys(["bpf_probe_read_kernel_dynptr", "bpf_probe_read_kernel_str_dynptr",
                      "bpf_probe_read_user_dynptr", "bpf_probe_read_user_str_dynptr"],
                     f"{_TODO}: reads of kernel or user memory into a dynptr (the kprobe "

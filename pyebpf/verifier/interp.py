@@ -26,6 +26,7 @@ from .speculation import SpeculationRules
 from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
 from .rbtree import RbtreeRules, calls_less
+from .irqflags import IrqFlagRules, is_irq_slot
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
@@ -41,8 +42,8 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_M
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
                     PTR_TO_STACK, PTR_TO_TCP_SOCK,
-                    PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_ITER, STACK_MISC,
-                    STACK_SPILL, STACK_ZERO,
+                    PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_IRQ_FLAG,
+                    STACK_ITER, STACK_MISC, STACK_SPILL, STACK_ZERO,
                     Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
                     type_str)
 
@@ -99,7 +100,7 @@ class Refusal(Exception):
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
                   KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
-                  ExceptionRules):
+                  ExceptionRules, IrqFlagRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False):
@@ -1087,7 +1088,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         register (or a dynptr, an iterator) becomes misc in every byte not invalid
         (scrub_spilled_slot, its zeroes too), then the bytes written become ``kind``."""
         s = self._slot(frame, addr)
-        if s.kinds[0] in (STACK_SPILL, STACK_DYNPTR, STACK_ITER):
+        if s.kinds[0] in (STACK_SPILL, STACK_DYNPTR, STACK_ITER, STACK_IRQ_FLAG):
             s.kinds = [STACK_INVALID if k == STACK_INVALID else STACK_MISC for k in s.kinds]
         s.spill = None
         for a in range(addr, addr + size):
@@ -1108,7 +1109,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if s is None:
             return scalar()
         first = addr % 8
-        if is_dynptr_slot(s):
+        if is_dynptr_slot(s) or is_irq_slot(s):
             self.refuse(pc, f"invalid read from stack off {addr}+0 size {size}")
         if s.spill is not None and s.kinds[0] == STACK_SPILL:
             spill_size = 1
@@ -1202,6 +1203,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.lock_held_at(st, pc, "BPF_LD_[ABS|IND]")
         if st.refs:
             self.refuse(pc, "BPF_LD_[ABS|IND] would lead to reference leak")
+        self.irq_leak(st, pc, "BPF_LD_[ABS|IND]")
         r6 = self.read(st, pc, 6)
         if op.form is isa.F_LD_IND:
             self.read(st, pc, insn.src)
@@ -1785,6 +1787,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
                 for a in range(lo, hi):
                     s = self._slot(frame, a)
+                    if is_irq_slot(s):
+                        # each byte's check_stack_write scrubs the whole slot
+                        s.kinds = [STACK_MISC] * 8
+                        s.spill = None
                     if s.spill is not None:
                         s.spill = None
                         s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]

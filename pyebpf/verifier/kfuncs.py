@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from errno import EACCES
 
 from .. import isa
 from ..btf import Kind
@@ -27,7 +28,10 @@ from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
 from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
+from . import bounds
+from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
 from .lists import LIST_KFUNCS
+from .locks import RES_LOCK, RES_LOCK_IRQ, RES_LOCK_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
@@ -377,6 +381,11 @@ class KfuncCalls:
         k = KFUNCS[name]
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
+        if k.flags & isa.KF_SLEEPABLE:
+            # check_kfunc_call: no socket filter or tc program is sleepable (so a
+            # sleepable kfunc never reaches the irq-disabled region's own refusal)
+            self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}",
+                        errno=EACCES)
         if name == "__bpf_trap":
             # check_kfunc_call: clang calls it where a variable is used uninitialized
             self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")
@@ -414,6 +423,13 @@ class KfuncCalls:
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = r0 or (Reg() if k.ret == "void" else scalar())
+            return
+        if name in RES_LOCK_KFUNCS or name in IRQ_KFUNCS:
+            self._irq_lock_call(st, pc, name, len(k.args), pending)
+            for r in range(1, 6):
+                regs[r] = Reg()
+            # a lock's success path: check_kfunc_call's __mark_reg_const_zero
+            regs[0] = Reg() if k.ret == "void" else scalar(0)
             return
         iter_slot = dynptr = alloc = None
         release = 0
@@ -502,6 +518,31 @@ class KfuncCalls:
         if size.type == SCALAR and size.is_const:
             self.helper_mem(st, pc, regno, reg, size.value, True, True)
 
+    # --- irq flags and bpf_res_spin_lock (check_kfunc_call, check_kfunc_args) -------------
+    def _irq_lock_call(self, st, pc: int, name: str, nargs: int, pending) -> None:
+        """A bpf_res_spin_lock call first forks the path where it failed: r0 an error
+        in [-MAX_ERRNO, -1], nothing taken; then the arguments in order, the lock
+        before the irq flag."""
+        is_lock = name in ("bpf_res_spin_lock", "bpf_res_spin_lock_irqsave")
+        if is_lock:
+            failed = self.push(st, pc + 1, pc, pending)
+            fregs = failed.cur.regs
+            for r in range(1, 6):
+                fregs[r] = Reg()
+            r0 = scalar()
+            r0.smin = r0.s32min = -isa.MAX_ERRNO
+            r0.smax = r0.s32max = -1
+            bounds.sync(r0)
+            fregs[0] = r0
+        args = [self.read(st, pc, regno) for regno in range(1, nargs + 1)]
+        if name in IRQ_KFUNCS:
+            self.irq_flag_arg(st, pc, 0, args[0], name == "bpf_local_irq_save", IRQ_NATIVE)
+            return
+        irq = nargs == 2
+        self.res_lock_arg(st, pc, args[0], RES_LOCK_IRQ if irq else RES_LOCK, is_lock)
+        if irq:
+            self.irq_flag_arg(st, pc, 1, args[1], is_lock, IRQ_LOCK)
+
     # --- RCU and preemption regions (check_kfunc_call) -------------------------------------
     def _lock_kfunc(self, st, pc: int, name: str) -> None:
         if name == "bpf_rcu_read_lock":
@@ -522,7 +563,8 @@ class KfuncCalls:
 
     def lock_leak(self, st, pc: int, prefix: str) -> None:
         """check_resource_leak's region checks: ``prefix`` (an exit, a tail call) may not
-        leave an RCU read-side or preemption-disabled region open."""
+        leave irqs disabled, or an RCU read-side or preemption-disabled region open."""
+        self.irq_leak(st, pc, prefix)
         if st.rcu_lock:
             self.refuse(pc, f"{prefix} cannot be used inside bpf_rcu_read_lock-ed region")
         if st.preempt_locks:

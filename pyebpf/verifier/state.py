@@ -41,7 +41,7 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
-STACK_DYNPTR, STACK_ITER = 4, 5
+STACK_DYNPTR, STACK_ITER, STACK_IRQ_FLAG = 4, 5, 6
 
 
 def type_str(t: int) -> str:
@@ -199,11 +199,14 @@ class VState:
     checkpoint's: from its parent to it), each a pc or ``(pc, linked, slot)``
     (the registers and stack slots of any frame a conditional jump linked, the
     ``(frame, slot)`` a load or store reached), which precision tracking walks back;
-    ``spin_lock`` the bpf_spin_lock held, (its map, the locked map value's id), or None
-    (active_locks)."""
+    ``spin_lock`` the bpf_spin_lock held, (its map, the locked map value's id), or None;
+    ``locks`` every lock held, bpf_spin_lock and bpf_res_spin_lock alike, in the order
+    taken, each (kind, map, id) (the kernel's lock references: active_locks, the last
+    one active_lock_id); ``irqs`` the irq flags saved and not restored, in the order
+    saved, each (id, insn) (the kernel's irq references, the last one active_irq_id)."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted", "hist", "spin_lock")
+                 "evicted", "hist", "spin_lock", "locks", "irqs")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -220,6 +223,8 @@ class VState:
         self.evicted = False
         self.hist: list = []
         self.spin_lock = None
+        self.locks: tuple = ()
+        self.irqs: tuple = ()
 
     @property
     def cur(self) -> Frame:
@@ -238,6 +243,7 @@ class VState:
         v.evicted = False
         v.hist = list(self.hist)
         v.spin_lock = self.spin_lock
+        v.locks, v.irqs = self.locks, self.irqs
         return v
 
     def all_regs(self):
@@ -347,7 +353,7 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
             if ok_ != ck_:
                 return False
         if os_.kinds[7] == STACK_SPILL or \
-                os_.kinds[0] in (STACK_SPILL, STACK_ITER, STACK_DYNPTR):
+                os_.kinds[0] in (STACK_SPILL, STACK_ITER, STACK_DYNPTR, STACK_IRQ_FLAG):
             if os_.spill is not None and (cs is None or cs.spill is None or
                                           not regsafe(os_.spill, cs.spill, idmap, exact,
                                                       ranges)):
@@ -367,13 +373,20 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
             old.preempt_locks != cur.preempt_locks or \
-            (old.spin_lock is None) != (cur.spin_lock is None):
+            (old.spin_lock is None) != (cur.spin_lock is None) or \
+            len(old.locks) != len(cur.locks) or len(old.irqs) != len(cur.irqs):
         return False
     idmap: dict = {}
     if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
                                       not _check_ids(old.spin_lock[1], cur.spin_lock[1],
                                                      idmap)):
         return False        # refsafe: the same lock, its id mapped as the registers' are
+    for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
+        if okind != ckind or omap is not cmap or not _check_ids(oid, cid, idmap):
+            return False
+    for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
+        if not _check_ids(oid, cid, idmap):
+            return False
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite:
             return False
@@ -417,7 +430,7 @@ def signature(st: VState, live_regs: list) -> tuple:
                              for spi, s in f.stack.items()
                              if any(k != STACK_INVALID for k in s.kinds)))
         out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
-    return tuple(out), len(st.refs), st.spin_lock is not None
+    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
 
 
 def _sig_reg(r: Reg) -> tuple:
