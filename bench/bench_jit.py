@@ -61,7 +61,7 @@ def compile_ms(code, prog_type=None):
     """CPU ms of the first compile of ``code`` (a fresh Program's decoded form)."""
     prog = Program(code, prog_type, jit=False)
     start = time.process_time()
-    code = engine.compile_codes([prog._jit_code()])[0]
+    code = engine.compile_codes([engine.source(prog)])[0]
     elapsed = (time.process_time() - start) * 1000
     prog._jit_install(code.entry, code)
     return elapsed
@@ -92,7 +92,7 @@ def main(argv=None):
     for name, code, kcode, ptype, data in cases:
         interp, native = Program(code, jit=False), Program(code, jit=False)
         row = {"program": name, "insns": len(code) // 8, "compile_ms": compile_ms(code)}
-        compiled = engine.compile_codes([native._jit_code()])[0]
+        compiled = engine.compile_codes([engine.source(native)])[0]
         native._jit_install(compiled.entry, compiled)
         want = interp.run(data)
         got = native.run(data)
