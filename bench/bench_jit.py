@@ -61,16 +61,42 @@ def compile_ms(code, prog_type=None):
     """CPU ms of the first compile of ``code`` (a fresh Program's decoded form)."""
     prog = Program(code, prog_type, jit=False)
     start = time.process_time()
-    code = engine.compile_codes([prog._jit_code()])[0]
+    code = engine.compile_codes([engine.source(prog)])[0]
     elapsed = (time.process_time() - start) * 1000
     prog._jit_install(code.entry, code)
     return elapsed
 
 
+def csum_rounds(rounds):
+    """csum over a 1500-byte frame: pyebpf's compiled ``run_many`` (CPU ns per frame,
+    20,000 frames a round) against the kernel JIT's own per-run average (100,000
+    repeats), alternated ``rounds`` times in this process; a ratio per round."""
+    ok, why = kernel.available()
+    if not ok:
+        sys.exit(f"kernel oracle unavailable ({why})")
+    kp = kernel.KernelProgram(bc.assemble(bc.SKB_PROLOGUE + bc.CSUM_BODY), bc.SCHED_CLS,
+                              log_level=0)
+    prog = Program(bc.assemble(bc.SKB_PROLOGUE + bc.CSUM_BODY), bc.SCHED_CLS, jit=True)
+    ratios = []
+    for k in range(rounds):
+        ours = run_many_ns(prog, bc.FRAME_1500, 20_000, 1)
+        theirs = bc.kernel_jit_ns(kp, bc.FRAME_1500, 100_000, 1)
+        ratios.append(ours / theirs)
+        print(f"round {k + 1}: run_many {ours:.0f} ns, kernel JIT {theirs:.0f} ns, "
+              f"ratio {ratios[-1]:.2f}")
+    print(f"csum_loop/1500B run_many / kernel JIT over {rounds} rounds: min "
+          f"{min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer, shorter batches")
+    ap.add_argument("--csum-rounds", type=int, metavar="N",
+                    help="only csum_loop/1500B through run_many against the kernel JIT: "
+                         "the ratio of each of N interleaved rounds, and their spread")
     args = ap.parse_args(argv)
+    if args.csum_rounds:
+        return csum_rounds(args.csum_rounds)
     batches, n = (3, 2000) if args.quick else (7, 20000)
     ok, why = kernel.available()
     if not ok:
@@ -92,7 +118,7 @@ def main(argv=None):
     for name, code, kcode, ptype, data in cases:
         interp, native = Program(code, jit=False), Program(code, jit=False)
         row = {"program": name, "insns": len(code) // 8, "compile_ms": compile_ms(code)}
-        compiled = engine.compile_codes([native._jit_code()])[0]
+        compiled = engine.compile_codes([engine.source(native)])[0]
         native._jit_install(compiled.entry, compiled)
         want = interp.run(data)
         got = native.run(data)

@@ -18,6 +18,7 @@ from conftest import child_python
 from pyebpf import Map, Program, asm, errors, isa, jit
 from pyebpf._core import _set_jit_after
 from pyebpf.jit import codegen, engine, fuzz
+from pyebpf.verifier.globalfuncs import GlobalFunc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not jit.available(),
@@ -79,8 +80,8 @@ def test_a_program_is_compiled_in_the_background_after_enough_runs():
 def test_identical_programs_share_one_compiled_code():
     code = asm.assemble("r0 = 12345\nexit")
     a, b = Program(code), Program(code)
-    first = engine.compile_codes([a._jit_code()])[0]
-    assert engine.compile_codes([b._jit_code()])[0] is first
+    first = engine.compile_codes([engine.source(a)])[0]
+    assert engine.compile_codes([engine.source(b)])[0] is first
 
 
 @pytest.mark.parametrize("budget", [1, 2, 3, 4, 5, 6, 7, 30])
@@ -98,7 +99,7 @@ def test_the_budget_ends_where_the_interpreters_ends_in_blocks_between_check_poi
 def test_compiled_code_is_freed_when_no_program_uses_it():
     code = asm.assemble("r0 = 4321\nexit")
     a, b = Program(code, jit=True), Program(code, jit=True)
-    held = weakref.ref(engine.compile_codes([a._jit_code()])[0])
+    held = weakref.ref(engine.compile_codes([engine.source(a)])[0])
     del a
     gc.collect()
     assert held() is not None and b.run().retval == 4321
@@ -321,6 +322,50 @@ def test_a_tail_call_leaves_compiled_code_for_the_target():
     arr[(0).to_bytes(4, "little")] = target
     text = f"r2 = map_fd({arr.fd}) ll\nr3 = 0\ncall 12\nr0 = 1\nexit"
     assert same(text, prog_type="sched_cls", data=bytes(60))[0] == 42
+
+
+# a throw two frames deep (the cookie: the packet's first byte), then r0 = 1; the
+# exception callback at pc 9 returns cookie * 3 after a call of its own
+THROWER = f"""r6 = *(u8 *)(r1 + 0)
+              call f
+              r0 = 1
+              exit
+              f: r1 = r6
+              call g
+              exit
+              g: call kfunc {isa.KFUNC_IDS["bpf_throw"]}
+              exit
+              r6 = r1
+              call h
+              r0 += r6
+              exit
+              h: r0 = r6
+              r0 <<= 1
+              exit"""
+EXCEPTION_CB = (GlobalFunc(9, "cb", exception_cb=True),)
+
+
+def test_a_throw_unwinds_every_frame_and_runs_the_exception_callback_as_interpreted():
+    assert same(THROWER, bytes([5]), kwargs={"verify": False, "functions": EXCEPTION_CB}) \
+        == (15, bytes([5]), 12, None)
+
+
+def test_a_throw_without_a_callback_returns_the_cookie_as_interpreted():
+    assert same(THROWER, bytes([5]), kwargs={"verify": False})[:3] == (5, bytes([5]), 5)
+
+
+@pytest.mark.parametrize("budget", range(4, 13))
+def test_the_budget_ends_in_the_exception_callback_where_the_interpreter_ends(budget):
+    same(THROWER, bytes([5]), budget=budget, kwargs={"verify": False, "functions": EXCEPTION_CB})
+
+
+def test_the_exception_callback_is_an_entry_of_the_compiled_code():
+    # vm_unwind goes on at the callback's pc: native code, not the interpreter
+    program = Program(asm.assemble(THROWER), jit=False, verify=False, functions=EXCEPTION_CB)
+    code, exception_cb = engine.source(program)
+    assert exception_cb == 9
+    assert "i32 9, label %e9" in codegen.translate(code, engine._ABI, "f", exception_cb)
+    assert "i32 9, label %e9" not in codegen.translate(code, engine._ABI, "f")
 
 
 def test_a_traced_run_of_a_compiled_program_interprets_and_traces():

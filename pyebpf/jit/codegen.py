@@ -4,9 +4,10 @@ instruction.
 
 What the code may rely on, and how it keeps the interpreter's semantics:
 
-- It starts at ``vm.pc``: pc 0 in frame 0 (vm_run), or a callback's first instruction
-  in the frame vm_callback made (a pc an ``lddw`` of a function names; any other pc
-  goes to the interpreter at once).  It works on the same ``Vm``: the frames, the
+- It starts at ``vm.pc``: pc 0 in frame 0 (vm_run), a callback's first instruction
+  in the frame vm_callback made (a pc an ``lddw`` of a function names), or the
+  exception callback's in the frame vm_unwind left after a throw; any other pc goes
+  to the interpreter at once.  It works on the same ``Vm``: the frames, the
   stack region, the may_goto counters and the helper table are the interpreter's,
   read and written where the interpreter reads and writes them.
 - The budget is charged per basic block: a block of n instructions runs only when at
@@ -227,8 +228,10 @@ def module(functions: list[str], abi: dict) -> str:
     return "\n".join([prelude, *functions, _WEIGHTS])
 
 
-def translate(code: bytes, abi: dict, name: str) -> str:
-    """LLVM IR text of ``void @name(ptr %vm)`` running the program."""
+def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0) -> str:
+    """LLVM IR text of ``void @name(ptr %vm)`` running the program, with an entry at
+    its exception callback's first pc (``exception_cb``; 0: none), where vm_unwind
+    goes on after a throw."""
     insns, f_ctx = decode(code)
     n = len(insns) - 1                     # the last slot is the OP_INVALID sentinel
     f = _Fn(abi)
@@ -241,6 +244,8 @@ def translate(code: bytes, abi: dict, name: str) -> str:
     callbacks = {i[5] for i in insns[:n] if _OPS.get(i[0]) is not None
                  and _OPS[i[0]].form is isa.F_LDDW and i[2] == isa.BPF_PSEUDO_FUNC
                  and i[5] < n}
+    if 0 < exception_cb < n:
+        callbacks.add(exception_cb)
     leaders |= callbacks
     fold_r10 = not any(_writes_r10(i) for i in insns[:n])
 

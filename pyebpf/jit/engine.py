@@ -12,6 +12,7 @@ import weakref
 import llvmlite.binding as llvm
 
 from .. import _core, isa
+from ..verifier.globalfuncs import exception_cb_pc
 from . import codegen
 
 _lock = threading.Lock()
@@ -85,11 +86,18 @@ def _target_machine():
         opt=2, codemodel="jitdefault")
 
 
-def compile_codes(codes: list[bytes]) -> list[Code]:
-    """The native code of each decoded program in ``codes``: taken from the cache, or
-    compiled (those not in it together, as one module).  The code is freed when no
-    program holds its :class:`Code` any more."""
-    keys = [hashlib.blake2b(code, digest_size=16).digest() for code in codes]
+def source(program) -> tuple[bytes, int]:
+    """What ``program``'s native code is made of: its decoded instructions and its
+    exception callback's first pc (0: none), where the code has an entry too."""
+    return program._jit_code(), exception_cb_pc(program.functions)
+
+
+def compile_codes(codes: list[tuple[bytes, int]]) -> list[Code]:
+    """The native code of each (decoded program, exception callback pc) in ``codes``
+    (:func:`source`): taken from the cache, or compiled (those not in it together, as
+    one module).  The code is freed when no program holds its :class:`Code` any more."""
+    keys = [hashlib.blake2b(code + exception_cb.to_bytes(4, "little"),
+                            digest_size=16).digest() for code, exception_cb in codes]
     with _lock:
         _free_dead()
         found = {key: _cache.get(key) for key in keys}
@@ -101,8 +109,8 @@ def compile_codes(codes: list[bytes]) -> list[Code]:
             if not _ready:
                 _setup()
             target = _target_machine()
-            text = codegen.module([codegen.translate(code, _ABI, name)
-                                   for name, code in todo.values()], _ABI)
+            text = codegen.module([codegen.translate(code, _ABI, name, exception_cb)
+                                   for name, (code, exception_cb) in todo.values()], _ABI)
             context = llvm.create_context()
             mod = llvm.parse_assembly(text, context=context)
             mod.verify()
@@ -125,7 +133,7 @@ def install(*programs) -> None:
     """Compile ``programs`` now, and the programs they can tail-call, and have their
     plain runs start in the native code."""
     programs = _with_tail_call_targets(programs)
-    for program, code in zip(programs, compile_codes([p._jit_code() for p in programs])):
+    for program, code in zip(programs, compile_codes([source(p) for p in programs])):
         program._jit_install(code.entry, code)
 
 

@@ -2,9 +2,10 @@
 
 Random programs (every instruction class: ALU of both widths, divisions by zero and
 -1, byte swaps, sign extensions, loads and stores in and out of every region and the
-context, atomics, jumps forwards and backwards, may_goto, helper, kfunc-free
-bpf-to-bpf and recursive calls, bpf_loop callbacks, tail calls into other random
-programs (compiled in the JIT's runs), LD_ABS/LD_IND, early exits), built without the
+context, atomics, jumps forwards and backwards, may_goto, helper, bpf-to-bpf and
+recursive calls, bpf_loop callbacks, tail calls into other random programs (compiled
+in the JIT's runs), LD_ABS/LD_IND, early exits, bpf_throw from any frame with the
+default exception callback or the program's own), built without the
 verifier so that they also fault, loop until the budget ends and call helpers that
 do not exist.  Each runs on random inputs in the interpreter and in the JIT's code;
 the two must agree on everything a run shows: the return value, the memory or packet
@@ -23,6 +24,7 @@ import sys
 
 from .. import isa
 from ..errors import ExecutionError, LoadError
+from ..verifier.globalfuncs import GlobalFunc
 
 _O = isa.OPS_BY_NAME
 _ALU = [op for op in isa.OPS if op.form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K,
@@ -58,6 +60,8 @@ class _Gen:
         self.sub = 0                                   # the subprogram's first item
         self.has_cb = False                            # whether there is a callback
         self.cb = 0                                    # the callback's first item
+        self.exc = 0                                   # the exception callback's (0: none)
+        self.functions: tuple = ()                     # Program's functions: that callback
 
     def add(self, name_or_op, dst=0, src=0, off=0, imm=0, target=None):
         op = _O[name_or_op] if isinstance(name_or_op, str) else name_or_op
@@ -145,8 +149,16 @@ class _Gen:
                 self.add("CALL", imm=isa.BPF_FUNC.BPF_FUNC_tail_call)
             elif k < 0.97:
                 self.add(rng.choice(_LD_PKT), src=self.reg(), imm=rng.randrange(-4, 70))
+            elif k < 0.99:
+                self.throw()
             else:
                 self.add("EXIT")
+
+    def throw(self):
+        """bpf_throw, its cookie in r1 (a constant, or what r1 holds)."""
+        if self.rng.random() < 0.5:
+            self.add("MOV64_K", 1, imm=_imm(self.rng))
+        self.add("CALL_KFUNC", imm=isa.KFUNC_IDS["bpf_throw"])
 
     def program(self) -> bytes:
         rng = self.rng
@@ -157,6 +169,12 @@ class _Gen:
             self.add("LDX32", 9, 6, 76)                # data
         has_sub = rng.random() < 0.3
         self.has_cb = has_cb = self.typed and rng.random() < 0.3
+        if rng.random() < 0.2:
+            # a throw on some inputs, before the random body's faults can end the run
+            skip = len(self.items)
+            self.add(rng.choice(_JCC), rng.choice((0, 1, 9)), rng.randrange(11), imm=_imm(rng))
+            self.throw()
+            self.items[skip][5] = len(self.items)
         self.body(len(self.items) + rng.randrange(4, 48), has_sub)
         self.add("EXIT")
         if has_sub:
@@ -167,6 +185,13 @@ class _Gen:
             self.cb = len(self.items)
             self.body(self.cb + rng.randrange(1, 12), has_sub)
             self.add("EXIT")
+        if rng.random() < 0.3:
+            # vm_unwind enters it with the cookie in r1, every other register but r10 0
+            self.exc = len(self.items)
+            if rng.random() < 0.5:
+                self.add("MOV64_X", 0, 1)                  # the default callback's r0 = r1
+            self.body(self.exc + rng.randrange(1, 10), has_sub)
+            self.add("EXIT")
         return self._encode()
 
     def _encode(self) -> bytes:
@@ -175,6 +200,8 @@ class _Gen:
             slots_at.append(pos)
             pos += item[0].slots
         slots_at.append(pos)
+        if self.exc:
+            self.functions = (GlobalFunc(slots_at[self.exc], "exception_cb", exception_cb=True),)
         out = []
         for k, (op, dst, src, off, imm, target) in enumerate(self.items):
             if target == "sub":
@@ -251,10 +278,12 @@ def _program(rng, typed, prog_array=None):
     from .. import _core
     fd = prog_array.fd if prog_array is not None else None
     while True:
-        code = _Gen(rng, typed, fd).program()
+        gen = _Gen(rng, typed, fd)
+        code = gen.program()
         try:
             return _core.Program(code, "sched_cls" if typed else None, verify=False,
-                                 jit=False, helpers=None if typed else _RAW_HELPERS)
+                                 jit=False, helpers=None if typed else _RAW_HELPERS,
+                                 functions=gen.functions)
         except LoadError:
             continue
 
@@ -284,7 +313,7 @@ def run(programs: int, seed: int, batch: int = 250, stats: dict | None = None) -
             progs = _tail_called(rng) if typed and rng.random() < 0.25 else []
             prog = _program(rng, typed, progs[0] if progs else None)
             group.append(([prog] + progs[1:], [_inputs(rng, typed) for _ in range(3)]))
-        codes = iter(engine.compile_codes([p._jit_code() for progs, _ in group for p in progs]))
+        codes = iter(engine.compile_codes([engine.source(p) for progs, _ in group for p in progs]))
         for progs, inputs in group:
             compiled = [(p, next(codes)) for p in progs]
             for i, pair in zip(inputs, _both(compiled, inputs)):
