@@ -242,8 +242,6 @@ struct mm_struct { struct task_struct *owner; } __attribute__((preserve_access_i
 """
 
 
-@pytest.mark.xfail(strict=True, reason="pyebpf's verifier trusts every pointer walked from "
-                                       "a trusted one (docs/kfuncs-table.md)")
 @pytest.mark.parametrize("body, message", [
     ("struct task_struct *t = bpf_task_acquire(WALK->parent); if (!t) return 1; "
      "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
@@ -257,6 +255,64 @@ def test_a_walked_pointer_is_trusted_only_where_the_kernel_lists_it(body, messag
     data = compile_object(DECLS + WALKS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
                           + body + "\n}\n")
     assert_refused_alike(*verdicts(data), message)
+
+
+RCU_WALKS = WALKS + r"""
+struct css_set { struct cgroup *dfl_cgrp; } __attribute__((preserve_access_index));
+struct task_struct___rcu { struct task_struct *group_leader; struct css_set *cgroups; }
+    __attribute__((preserve_access_index));
+struct sock { __u32 sk_mark; } __attribute__((preserve_access_index));
+struct sk_buff { struct sock *sk; } __attribute__((preserve_access_index));
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#define RCU ((struct task_struct___rcu *)bpf_get_current_task_btf())
+#define KSKB ((struct sk_buff *)bpf_cast_to_kern_ctx(skb))
+"""
+
+
+def _walk_verdicts(body: str):
+    return verdicts(compile_object(DECLS + RCU_WALKS + 'SEC("tc") int prog(struct '
+                                   '__sk_buff *skb) {\n' + body + "\n}\n"))
+
+
+@pytest.mark.parametrize("body", [
+    "struct task_struct *t = bpf_task_acquire(RCU->group_leader); if (!t) return 1; "
+    "bpf_task_release(t); return 0;",
+    "struct cgroup *c = bpf_cgroup_acquire(RCU->cgroups->dfl_cgrp); if (!c) return 1; "
+    "bpf_cgroup_release(c); return 0;",
+    "bpf_rcu_read_lock(); struct task_struct *t = bpf_task_acquire(CURRENT->real_parent); "
+    "bpf_rcu_read_unlock(); if (!t) return 1; bpf_task_release(t); return 0;",
+    "struct task_struct *t = bpf_task_acquire(CURRENT); if (!t) return 1; "
+    "struct task_struct *p = bpf_task_acquire(t->real_parent); bpf_task_release(t); "
+    "if (!p) return 2; bpf_task_release(p); return 0;",
+], ids=["group-leader", "cgroups-dfl-cgrp", "inside-rcu-read-lock", "from-a-referenced-task"])
+def test_a_member_the_kernel_lists_as_rcu_is_an_rcu_pointer_a_kf_rcu_kfunc_takes(body):
+    assert _walk_verdicts(body) == (None, None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("bpf_rcu_read_lock(); struct task_struct *p = CURRENT->real_parent; "
+     "bpf_rcu_read_unlock(); struct task_struct *t = bpf_task_acquire(p); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("bpf_rcu_read_lock(); struct cgroup *c = RCU->cgroups->dfl_cgrp; "
+     "bpf_rcu_read_unlock(); c = bpf_cgroup_acquire(c); if (!c) return 1; "
+     "bpf_cgroup_release(c); return 0;", "R1 must be a rcu pointer"),
+    ("return KSKB->sk->sk_mark;", "invalid mem access 'rcu_ptr_or_null_'"),
+], ids=["real-parent-after-unlock", "dfl-cgrp-after-unlock", "skb-sk-unchecked"])
+def test_an_rcu_pointer_is_untrusted_after_the_section_and_may_be_null_where_listed(
+        body, message):
+    assert_refused_alike(*_walk_verdicts(body), message)
+
+
+@pytest.mark.parametrize("body", [
+    "bpf_rcu_read_lock(); struct task_struct *p = CURRENT->real_parent; "
+    "bpf_rcu_read_unlock(); return p->real_parent->pid;",
+    "struct sock *sk = KSKB->sk; return sk ? sk->sk_mark : 0;",
+    "return WALK->mm->owner->pid;",
+], ids=["untrusted-walk", "skb-sk-checked", "legacy-walk"])
+def test_an_untrusted_or_legacy_pointer_may_still_be_read(body):
+    assert _walk_verdicts(body) == (None, None)
 
 
 @pytest.mark.parametrize("prog_type", ["socket_filter", "sched_act"])

@@ -31,6 +31,7 @@ from .lists import LIST_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
+from .state import PTR_TO_BTF_ID, PTR_UNTRUSTED
 
 _P = isa.ProgType
 ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CLS,
@@ -512,6 +513,11 @@ class KfuncCalls:
             if not st.rcu_lock:
                 self.refuse(pc, f"unmatched rcu read unlock (kernel function {name})")
             st.rcu_lock = False
+            # the RCU pointers of kernel structs the section gave become untrusted (the
+            # kernel does this to allocated objects' MEM_RCU too: see docs/kfuncs-table.md)
+            for r in st.all_regs():
+                if r.type & ~MAYBE_NULL == PTR_TO_BTF_ID | MEM_RCU:
+                    r.type = PTR_TO_BTF_ID | PTR_UNTRUSTED
         elif name == "bpf_preempt_disable":
             st.preempt_locks += 1
         else:
