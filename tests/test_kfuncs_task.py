@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 import pyebpf
-from pyebpf import Environment
+from pyebpf import Environment, isa
 from pyebpf.trace import Task
 
 from bpfc import compile_object
@@ -27,7 +27,8 @@ from objdiff import assert_refused_alike, verdicts
 from recorded_kernel import count_comparison
 
 FRAME = bytes(64)
-KTHREADD = Task(pid=2, comm="kthreadd", address=0xFFFF888100800000, fields={})
+KTHREADD = Task(pid=2, comm="kthreadd", address=0xFFFF888100800000,
+                fields={"flags": isa.PF_KTHREAD})
 # a pid above the largest pid_max (PID_MAX_LIMIT, 4 << 20): no task has it
 NO_SUCH_PID = (4 << 20) + 1
 
@@ -46,6 +47,9 @@ extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
 extern struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level) __ksym;
 extern struct cgroup *bpf_cgroup_from_id(__u64 cgid) __ksym;
 extern long bpf_task_under_cgroup(struct task_struct *task, struct cgroup *ancestor) __ksym;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, int type, __u64 value)
+    __ksym;
+extern struct cgroup *bpf_task_get_cgroup1(struct task_struct *task, int hierarchy_id) __ksym;
 char LICENSE[] SEC("license") = "GPL";
 
 #define CURRENT ((struct task_struct *)bpf_get_current_task_btf())
@@ -198,6 +202,110 @@ def test_every_task_is_under_the_root_cgroup(task):
     bpf_task_release(t);
     bpf_cgroup_release(c);
     return r;""") == 1
+
+
+# --- signals ---------------------------------------------------------------------------
+
+PIDTYPE_PGID = 2
+TO_KTHREADD = """
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    long r = bpf_send_signal_task(t, %d, %d, 7);
+    bpf_task_release(t);
+    return r;"""
+
+
+@pytest.mark.parametrize("body, errno", [
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % isa.PIDTYPE_PID, 0),
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % isa.PIDTYPE_TGID, 0),
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % PIDTYPE_PGID, isa.Errno.EINVAL),
+    ("return bpf_send_signal_task(CURRENT, %d, 0, 7);" % (isa.NSIG + 1), isa.Errno.EINVAL),
+    ("return bpf_send_signal_task(CURRENT, -1, 0, 7);", isa.Errno.EINVAL),
+    (TO_KTHREADD % (0, isa.PIDTYPE_PID), isa.Errno.EPERM),
+    (TO_KTHREADD % (isa.NSIG + 1, isa.PIDTYPE_PID), isa.Errno.EPERM),
+    (TO_KTHREADD % (0, PIDTYPE_PGID), isa.Errno.EINVAL),
+], ids=["current-pid", "current-tgid", "pgid", "above-nsig", "negative", "kthread",
+        "kthread-before-the-signal", "pid-type-before-kthread"])
+def test_bpf_send_signal_task_answers_as_the_kernel(body, errno):
+    assert same_retval(body) == -errno & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("pid_type, scope", [(isa.PIDTYPE_PID, "thread"),
+                                             (isa.PIDTYPE_TGID, "process")])
+def test_a_signal_to_the_current_task_is_recorded_with_its_scope(pid_type, scope):
+    result = _engine_run(f"return bpf_send_signal_task(CURRENT, 10, {pid_type}, 7);",
+                         this_process())
+    assert (result.retval, result.signals) == (0, ((10, scope),))
+
+
+def test_a_signal_to_another_task_is_not_recorded():
+    result = _engine_run("""
+    struct task_struct *t = bpf_task_from_pid(3);
+    if (!t) return 100;
+    long r = bpf_send_signal_task(t, 10, 0, 7);
+    bpf_task_release(t);
+    return r;""", this_process(tasks=(Task(pid=3, address=0xFFFF888100900000, fields={}),)))
+    assert (result.retval, result.signals) == (0, ())
+
+
+def _engine_run(body: str, machine):
+    obj = pyebpf.load(_source(body))
+    try:
+        return obj.program("prog").run(FRAME, machine=machine)
+    finally:
+        obj.close()
+
+
+# --- cgroup v1 ---------------------------------------------------------------------------
+
+# this machine's v1 hierarchies (tests/current_task.cgroup1): cpu (1), every cgroup's
+# but the memory hierarchy's (4) the root, whose id is 1 on every hierarchy
+GET_CGROUP1 = """
+    struct cgroup *c = bpf_task_get_cgroup1(%s, %d);
+    if (!c) return 100;
+    long r = %s;
+    bpf_cgroup_release(c);
+    return r;"""
+
+
+@pytest.mark.parametrize("hierarchy, value", [(1, "c->level | c->kn->id << 8"),
+                                              (4, "c->level"), (0, "1"), (10, "1"),
+                                              (-1, "1")],
+                         ids=["cpu", "memory", "cgroup-v2", "no-such-hierarchy", "negative"])
+def test_bpf_task_get_cgroup1_is_the_current_tasks_cgroup_of_a_v1_hierarchy(hierarchy,
+                                                                           value):
+    same_retval(GET_CGROUP1 % ("CURRENT", hierarchy, value))
+
+
+def test_bpf_task_get_cgroup1_is_null_for_a_task_in_no_v1_hierarchy():
+    assert engine_retval(GET_CGROUP1 % ("CURRENT", 1, "1"),
+                         machine=this_process(cgroup1=())) == 100
+
+
+def test_bpf_task_get_cgroup1_finds_another_tasks_declared_cgroup():
+    other = Task(pid=3, address=0xFFFF888100900000, fields={}, cgroup1=((2, 3, 77),))
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(3);
+    if (!t) return 100;
+    struct cgroup *c = bpf_task_get_cgroup1(t, 2);
+    bpf_task_release(t);
+    if (!c) return 101;
+    long r = c->level | c->kn->id << 8;
+    bpf_cgroup_release(c);
+    return r;""", machine=this_process(tasks=(other,))) == 3 | 77 << 8
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct cgroup *c = bpf_task_get_cgroup1(CURRENT, 1); return c != 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct cgroup *c = bpf_task_get_cgroup1((struct task_struct *)0, 1); "
+     "if (c) bpf_cgroup_release(c); return 0;",
+     "Possibly NULL pointer passed to trusted arg0"),
+    ("return bpf_send_signal_task((struct task_struct *)0, 0, 0, 0);",
+     "Possibly NULL pointer passed to trusted arg0"),
+], ids=["cgroup1-leak", "cgroup1-null-task", "signal-null-task"])
+def test_a_misused_signal_or_cgroup1_call_is_refused_as_the_kernel_refuses_it(body, message):
+    assert_refused_alike(*verdicts(_source(body)), message)
 
 
 # --- what the verifier refuses ----------------------------------------------------------
