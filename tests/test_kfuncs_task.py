@@ -433,6 +433,57 @@ def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
                                        "allowed")
 
 
+# --- task, css and VMA iterators: what the verifier refuses in a tc program --------------
+
+ITERS = WALKS + r"""
+struct bpf_iter_task { __u64 __opaque[3]; } __attribute__((aligned(8)));
+struct bpf_iter_css_task { __u64 __opaque[1]; } __attribute__((aligned(8)));
+struct bpf_iter_task_vma { __u64 __opaque[1]; } __attribute__((aligned(8)));
+struct cgroup_subsys_state { struct cgroup *cgroup; } __attribute__((preserve_access_index));
+struct cgroup___css { struct cgroup_subsys_state self; } __attribute__((preserve_access_index));
+extern int bpf_iter_task_new(struct bpf_iter_task *it, struct task_struct *task__nullable,
+                             unsigned int flags) __ksym;
+extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __ksym;
+extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __ksym;
+extern int bpf_iter_css_task_new(struct bpf_iter_css_task *it,
+                                 struct cgroup_subsys_state *css, unsigned int flags) __ksym;
+extern void bpf_iter_css_task_destroy(struct bpf_iter_css_task *it) __ksym;
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
+                                 __u64 addr) __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct bpf_iter_css_task it; struct cgroup *c = bpf_cgroup_from_id(1); "
+     "if (!c) return 0; bpf_iter_css_task_new(&it, &((struct cgroup___css *)c)->self, 0); "
+     "bpf_iter_css_task_destroy(&it); bpf_cgroup_release(c); return 0;",
+     "css_task_iter is only allowed in bpf_lsm, bpf_iter and sleepable progs"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, 0, 0); return 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct bpf_iter_task it; bpf_iter_task_next(&it); return 0;",
+     "expected an initialized iter_task as arg #0"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, WALK->parent, 0); "
+     "bpf_iter_task_destroy(&it); return 0;", "R2 must be referenced or trusted"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, CURRENT->real_parent, 0); "
+     "bpf_iter_task_destroy(&it); return 0;", "R2 must be referenced or trusted"),
+    ("struct bpf_iter_task_vma it; bpf_iter_task_vma_new(&it, WALK->parent, 0); "
+     "bpf_iter_task_vma_destroy(&it); return 0;", "R2 must be a rcu pointer"),
+    ("struct bpf_iter_task_vma it; bpf_iter_task_vma_new(&it, 0, 0); "
+     "bpf_iter_task_vma_destroy(&it); return 0;",
+     "Possibly NULL pointer passed to trusted arg1"),
+    ("struct bpf_iter_task it; struct task_struct *t; bpf_iter_task_new(&it, 0, 0); "
+     "t = bpf_iter_task_next(&it); if (t) bpf_task_release(t); bpf_iter_task_destroy(&it); "
+     "return 0;", "R1 must be referenced or trusted"),
+], ids=["css-task-in-tc", "task-iter-leak", "next-before-new", "task-of-a-legacy-pointer",
+        "task-of-an-rcu-pointer", "vma-of-a-legacy-pointer", "vma-of-null",
+        "release-what-next-gives"])
+def test_a_misused_task_iterator_is_refused_as_the_kernel_refuses_it(body, message):
+    assert_refused_alike(*verdicts(compile_object(
+        DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n' + body + "\n}\n")),
+        message)
+
+
 # --- task and cgroup kptrs in map values -----------------------------------------------
 
 KPTRS = r"""
