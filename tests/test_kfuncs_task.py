@@ -484,6 +484,58 @@ def test_a_misused_task_iterator_is_refused_as_the_kernel_refuses_it(body, messa
         message)
 
 
+# --- probe reads into a dynptr, task work: the argument rules -----------------------------
+
+LATER = r"""
+struct bpf_map;
+struct bpf_task_work { __u64 __opaque; } __attribute__((aligned(8)));
+typedef int (*bpf_task_work_callback_t)(struct bpf_map *map, void *key, void *value);
+extern int bpf_task_work_schedule_signal_impl(struct task_struct *task,
+    struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback,
+    void *aux__prog) __ksym;
+extern int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                        const void *unsafe_ptr__ign) __ksym;
+extern int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                          const void *unsafe_ptr__ign) __ksym;
+struct work { struct bpf_task_work tw; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct work);
+} works SEC(".maps");
+static int work_cb(struct bpf_map *map, void *key, void *value) { return 0; }
+#define WORK_TO(task) __u32 k = 0; struct work *w = bpf_map_lookup_elem(&works, &k); \
+    if (!w) return 1; return bpf_task_work_schedule_signal_impl(task, &w->tw, &works, \
+                                                                work_cb, 0);
+"""
+
+
+@pytest.mark.parametrize("prog_type", ["sched_cls", "socket_filter"])
+@pytest.mark.parametrize("body, message", [
+    ("struct bpf_dynptr d; return bpf_probe_read_kernel_dynptr(&d, 0, 8, (void *)0);",
+     "Expected an initialized dynptr as arg #0"),
+    ("struct bpf_dynptr d; return bpf_probe_read_user_str_dynptr(&d, 0, 8, (void *)0);",
+     "Expected an initialized dynptr as arg #0"),
+    ("return bpf_probe_read_kernel_dynptr((struct bpf_dynptr *)(long)skb->len, 0, 8, "
+     "(void *)0);", "arg#0 expected pointer to stack or const struct bpf_dynptr"),
+], ids=["kernel-uninit", "user-str-uninit", "kernel-scalar"])
+def test_a_probe_read_into_a_dynptr_that_is_none_is_refused_as_the_kernel_refuses_it(
+        body, message, prog_type):
+    data = compile_object(DECLS + LATER + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          + body + "\n}\n")
+    assert_refused_alike(*verdicts(data, prog_type), message)
+
+
+@pytest.mark.parametrize("task, message", [
+    ("(struct task_struct *)0", "Possibly NULL pointer passed to trusted arg0"),
+    ("CURRENT->real_parent", "R1 must be referenced or trusted"),
+], ids=["null", "rcu-pointer"])
+def test_task_work_for_a_task_that_is_not_trusted_is_refused_as_the_kernel_refuses_it(
+        task, message):
+    data = compile_object(DECLS + LATER + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          f"WORK_TO({task})\n}}\n")
+    assert_refused_alike(*verdicts(data), message)
+
+
 # --- task and cgroup kptrs in map values -----------------------------------------------
 
 KPTRS = r"""
