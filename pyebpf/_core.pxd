@@ -185,6 +185,8 @@ ctypedef struct TraceWorld:
     uint64_t user_regs             # bpf_task_pt_regs of the current task
     const uint64_t* tasks          # bpf_task_from_pid, _vpid: (pid, pid in the current
     uint32_t ntasks                # task's namespace or NO_VPID, address) triples
+    const uint64_t* cgroup1        # bpf_task_get_cgroup1: (task address, hierarchy id,
+    uint32_t ncgroup1              # level, cgroup id) quadruples (Task.cgroup1)
     bint packet                    # a packet run given a machine (its current task)
     # per run
     uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)

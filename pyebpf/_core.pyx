@@ -1921,13 +1921,13 @@ cdef class Result:
 
     @property
     def signals(self):
-        """A KPROBE run's signals to the current task (``bpf_send_signal``,
-        ``bpf_send_signal_thread``): ``(number, "process" or "thread")`` pairs in
-        number order, each once (a signal pending is not sent again); None for other
-        program types."""
-        if self._kind != KIND_TRACE:
-            return None
-        return () if self._signals is None else self._signals
+        """A KPROBE run's, or a packet run's given a ``machine``, signals to the current
+        task (``bpf_send_signal``, ``bpf_send_signal_thread``, ``bpf_send_signal_task``):
+        ``(number, "process" or "thread")`` pairs in number order, each once (a signal
+        pending is not sent again); None for other runs."""
+        if self._signals is not None:
+            return self._signals
+        return () if self._kind == KIND_TRACE else None
 
     @property
     def skb(self):
@@ -2818,8 +2818,11 @@ cdef class Program:
                             f"pyebpf yet (see docs/kfuncs-table.md)")
         if KFUNCS[kid] == _k_cast_to_kern_ctx:
             kern_ctx_prepare()
-        elif _isa.KFUNC_NAMES[kid].startswith("bpf_cgroup_"):
+        elif _isa.KFUNC_NAMES[kid].startswith("bpf_cgroup_") or \
+                KFUNCS[kid] == _k_task_get_cgroup1:
             cgroup_prepare()
+        elif KFUNCS[kid] == _k_send_signal_task:
+            task_prepare()
         elif _isa.KFUNC_NAMES[kid] in _CT_KFUNC_NAMES:
             ct_prepare()
         return kid
@@ -3069,6 +3072,8 @@ cdef class Program:
             elif typed:
                 self._skb_result(res, skb, src)
                 res._input = data
+                if machine is not None:
+                    res._signals = _signals_sent(world.signals, world.thread_signals)
             else:
                 res._data = mem
             if trace:

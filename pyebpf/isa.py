@@ -493,6 +493,10 @@ BPF_F_USER_BUILD_ID = 1 << 11   # bpf_get_stack
 MAX_PERF_STACK = 127
 # The highest signal number (_NSIG): bpf_send_signal refuses a greater one (valid_signal).
 NSIG = 64
+# bpf_send_signal_task's pid types (enum pid_type) and the task flag of a kernel thread,
+# which no BPF signal reaches (bpf_send_signal_common)
+PIDTYPE_PID, PIDTYPE_TGID = 0, 1
+PF_KTHREAD = 0x00200000
 
 # bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
 BPF_CSUM_LEVEL_QUERY = 0

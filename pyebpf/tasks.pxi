@@ -26,6 +26,8 @@ cdef uint64_t CGROUP_ADDRESS = _kern.CGROUP_ADDRESS
 cdef uint64_t CGROUP_STRIDE = _kern.CGROUP_STRIDE
 cdef uint64_t KERNFS_NODE_ADDRESS = _kern.KERNFS_NODE_ADDRESS
 cdef uint64_t KERNFS_NODE_STRIDE = _kern.KERNFS_NODE_STRIDE
+cdef uint64_t CGROUP1_ADDRESS = _kern.CGROUP1_ADDRESS
+cdef uint64_t KERNFS_NODE1_ADDRESS = _kern.KERNFS_NODE1_ADDRESS
 
 
 cdef int cgroup_prepare() except -1:
@@ -68,6 +70,24 @@ cdef inline void _overlay(uint8_t* out, uint64_t off, uint32_t size, uint64_t fi
             out[field_off + b - off] = <uint8_t>(value >> (8 * b))
 
 
+cdef bint _cgroup1_load(Vm* vm, uint64_t addr, uint32_t size, uint8_t* buf) noexcept nogil:
+    """cgroup_load for a machine task's cgroup v1 cgroup (Task.cgroup1)."""
+    cdef uint64_t k, off, n = vm.world.ncgroup1 if vm.world != NULL else 0
+    cdef const uint64_t* c
+    if CGROUP1_ADDRESS <= addr < CGROUP1_ADDRESS + n * CGROUP_STRIDE:
+        k, off = (addr - CGROUP1_ADDRESS) // CGROUP_STRIDE, (addr - CGROUP1_ADDRESS) % CGROUP_STRIDE
+        c = vm.world.cgroup1 + 4 * k
+        _overlay(buf, off, size, _CGRP.level, <uint32_t>c[2], 4)
+        _overlay(buf, off, size, _CGRP.kn, KERNFS_NODE1_ADDRESS + k * KERNFS_NODE_STRIDE, 8)
+    elif KERNFS_NODE1_ADDRESS <= addr < KERNFS_NODE1_ADDRESS + n * KERNFS_NODE_STRIDE:
+        k = (addr - KERNFS_NODE1_ADDRESS) // KERNFS_NODE_STRIDE
+        off = (addr - KERNFS_NODE1_ADDRESS) % KERNFS_NODE_STRIDE
+        _overlay(buf, off, size, _CGRP.kn_id, vm.world.cgroup1[4 * k + 3], 8)
+    else:
+        return False
+    return True
+
+
 cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
     """A load through a modelled cgroup's struct cgroup or its kernfs_node; False for an
     address of neither."""
@@ -75,9 +95,14 @@ cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexc
     cdef const NetCgroup* cg = _cgroups(vm, &n)
     cdef uint8_t buf[8]
     cdef uint64_t k, off
-    if not _cgrp_ready or n == 0:
+    if not _cgrp_ready:
         return False
     memset(buf, 0, 8)
+    if _cgroup1_load(vm, addr, size, buf):
+        out[0] = _load(buf, size)
+        return True
+    if n == 0:
+        return False
     if CGROUP_ADDRESS <= addr < CGROUP_ADDRESS + n * CGROUP_STRIDE:
         k, off = (addr - CGROUP_ADDRESS) // CGROUP_STRIDE, (addr - CGROUP_ADDRESS) % CGROUP_STRIDE
         _overlay(buf, off, size, _CGRP.level, <uint32_t>cg[k].level, 4)
@@ -170,6 +195,77 @@ cdef uint64_t _k_task_under_cgroup(Vm* vm, uint64_t task, uint64_t cgrp, uint64_
         net.task_cgroups[cg[k].level] == cg[k].id
 
 
+cdef uint32_t _TASK_FLAGS = 0
+cdef bint _task_ready = False
+cdef uint32_t PF_KTHREAD = _isa.PF_KTHREAD
+cdef uint32_t PIDTYPE_PID = _isa.PIDTYPE_PID
+cdef uint32_t PIDTYPE_TGID = _isa.PIDTYPE_TGID
+
+
+cdef int task_prepare() except -1:
+    global _TASK_FLAGS, _task_ready
+    if not _task_ready:
+        _TASK_FLAGS = _kern.task_flags_offset()
+        _task_ready = True
+    return 0
+
+
+cdef uint64_t _k_send_signal_task(Vm* vm, uint64_t task, uint64_t sig, uint64_t type,
+                                  uint64_t value, uint64_t r5) noexcept nogil:
+    """bpf_send_signal_task: a pid type other than PIDTYPE_PID or PIDTYPE_TGID is
+    -EINVAL; then bpf_send_signal_common: a kernel thread (PF_KTHREAD in the flags of its
+    task_struct in the machine's kernel memory) or the init process (tgid 1; another
+    task of the machine: pid 1) is -EPERM, then a signal above _NSIG -EINVAL (valid_signal
+    in group_send_sig_info); signal 0 sends nothing.  A signal to the current task is
+    recorded as bpf_send_signal's (PIDTYPE_TGID) or bpf_send_signal_thread's
+    (PIDTYPE_PID); one to another task of the machine is not recorded."""
+    cdef const uint8_t* flags
+    cdef uint32_t f = 0
+    cdef bint current
+    if <uint32_t>type != PIDTYPE_PID and <uint32_t>type != PIDTYPE_TGID:
+        return err(EINVAL)
+    if vm.world == NULL:
+        return err(EPERM)
+    flags = _kernel_bytes(vm, task + _TASK_FLAGS, 4)
+    if flags != NULL:
+        memcpy(&f, flags, 4)
+    current = task == vm.world.task
+    if f & PF_KTHREAD or (current and vm.world.pid_tgid >> 32 == 1) or \
+            (not current and _task_pid(vm, task) == 1):
+        return err(EPERM)
+    if <uint32_t>sig > NSIG:
+        return err(EINVAL)
+    if <uint32_t>sig and current:
+        if <uint32_t>type == PIDTYPE_PID:
+            vm.world.thread_signals |= <uint64_t>1 << (<uint32_t>sig - 1)
+        else:
+            vm.world.signals |= <uint64_t>1 << (<uint32_t>sig - 1)
+    return 0
+
+
+cdef uint64_t _k_task_get_cgroup1(Vm* vm, uint64_t task, uint64_t hierarchy_id,
+                                  uint64_t r3, uint64_t r4, uint64_t r5) noexcept nogil:
+    """task_get_cgroup1: the task's cgroup in the v1 hierarchy of that id (Task.cgroup1),
+    else NULL (the kernel's -ENOENT, which the kfunc turns into NULL)."""
+    cdef uint32_t k
+    if vm.world == NULL:
+        return 0
+    for k in range(vm.world.ncgroup1):
+        if vm.world.cgroup1[4 * k] == task and \
+                vm.world.cgroup1[4 * k + 1] == <uint32_t>hierarchy_id:
+            return CGROUP1_ADDRESS + k * CGROUP_STRIDE
+    return 0
+
+
+cdef uint64_t _task_pid(Vm* vm, uint64_t task) noexcept nogil:
+    """The pid of the machine's task at ``task``, else 0."""
+    cdef uint32_t k
+    for k in range(vm.world.ntasks):
+        if vm.world.tasks[3 * k + 2] == task:
+            return vm.world.tasks[3 * k]
+    return 0
+
+
 cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_acquire", _k_acquire)
     _kfunc("bpf_cgroup_acquire", _k_acquire)
@@ -180,3 +276,5 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_cgroup_from_id", _k_cgroup_from_id)
     _kfunc("bpf_cgroup_ancestor", _k_cgroup_ancestor)
     _kfunc("bpf_task_under_cgroup", _k_task_under_cgroup)
+    _kfunc("bpf_send_signal_task", _k_send_signal_task)
+    _kfunc("bpf_task_get_cgroup1", _k_task_get_cgroup1)

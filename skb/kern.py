@@ -41,7 +41,8 @@ from ..errors import BtfError
 __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_SOCKETS",
            "nf_conn_layout", "KERN_SKB_ADDRESS", "KERN_DEV_ADDRESS", "TEST_RUN_HEADROOM",
            "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
-           "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE"]
+           "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE", "CGROUP1_ADDRESS",
+           "KERNFS_NODE1_ADDRESS", "task_flags_offset"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
 #: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
@@ -56,6 +57,11 @@ CGROUP_ADDRESS = 0xFFFF888180100000
 CGROUP_STRIDE = 0x1000
 KERNFS_NODE_ADDRESS = 0xFFFF888190000000
 KERNFS_NODE_STRIDE = 0x100
+#: Where the machine's tasks' cgroup v1 cgroups are said to be (Task.cgroup1, what
+#: bpf_task_get_cgroup1 returns): the k-th of the machine's at ``CGROUP1_ADDRESS + k *
+#: CGROUP_STRIDE``, its kernfs_node at ``KERNFS_NODE1_ADDRESS + k * KERNFS_NODE_STRIDE``.
+CGROUP1_ADDRESS = 0xFFFF888188000000
+KERNFS_NODE1_ADDRESS = 0xFFFF888198000000
 #: The headroom before a packet BPF_PROG_TEST_RUN builds (bpf_prog_test_run_skb reserves
 #: NET_SKB_PAD + NET_IP_ALIGN, 64 + 0 on x86-64): ``skb->head`` is put that far before
 #: the engine's packet start, so ``data - head`` and the header offsets are the kernel's.
@@ -236,6 +242,13 @@ def cgroup_layout(*, btf=None) -> tuple[int, int, int]:
     cgroup = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup").members}
     kn = {m.name: m.bit_offset // 8 for m in _struct(btf, "kernfs_node").members}
     return cgroup["level"], cgroup["kn"], kn["id"]
+
+
+def task_flags_offset(*, btf=None) -> int:
+    """Where ``struct task_struct``'s ``flags`` (PF_KTHREAD) is, as the target BTF lays it
+    out."""
+    return next(m.bit_offset // 8 for m in _struct(target_btf(btf), "task_struct").members
+                if m.name == "flags")
 
 
 _TUPLE_FIELDS = {"saddr": "src.u3.all[0]", "sport": "src.u.all", "l3num": "src.l3num",

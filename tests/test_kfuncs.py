@@ -292,8 +292,6 @@ WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_task_work_")],
                     f"{_TODO}: task work (a callback run in a task's context) is not "
                     "modelled"),
-    "bpf_send_signal_task": f"{_TODO}: signals sent to the modelled tasks are not modelled",
-    "bpf_task_get_cgroup1": f"{_TODO}: cgroup v1 hierarchies are not modelled",
     "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
     **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE],
                     _SLEEPABLE),

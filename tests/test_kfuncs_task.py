@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 import pyebpf
-from pyebpf import Environment
+from pyebpf import Environment, isa
 from pyebpf.trace import Task
 
 from bpfc import compile_object
@@ -27,7 +27,8 @@ from objdiff import assert_refused_alike, verdicts
 from recorded_kernel import count_comparison
 
 FRAME = bytes(64)
-KTHREADD = Task(pid=2, comm="kthreadd", address=0xFFFF888100800000, fields={})
+KTHREADD = Task(pid=2, comm="kthreadd", address=0xFFFF888100800000,
+                fields={"flags": isa.PF_KTHREAD})
 # a pid above the largest pid_max (PID_MAX_LIMIT, 4 << 20): no task has it
 NO_SUCH_PID = (4 << 20) + 1
 
@@ -46,6 +47,9 @@ extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
 extern struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level) __ksym;
 extern struct cgroup *bpf_cgroup_from_id(__u64 cgid) __ksym;
 extern long bpf_task_under_cgroup(struct task_struct *task, struct cgroup *ancestor) __ksym;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, int type, __u64 value)
+    __ksym;
+extern struct cgroup *bpf_task_get_cgroup1(struct task_struct *task, int hierarchy_id) __ksym;
 char LICENSE[] SEC("license") = "GPL";
 
 #define CURRENT ((struct task_struct *)bpf_get_current_task_btf())
@@ -200,6 +204,110 @@ def test_every_task_is_under_the_root_cgroup(task):
     return r;""") == 1
 
 
+# --- signals ---------------------------------------------------------------------------
+
+PIDTYPE_PGID = 2
+TO_KTHREADD = """
+    struct task_struct *t = bpf_task_from_pid(2);
+    if (!t) return 100;
+    long r = bpf_send_signal_task(t, %d, %d, 7);
+    bpf_task_release(t);
+    return r;"""
+
+
+@pytest.mark.parametrize("body, errno", [
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % isa.PIDTYPE_PID, 0),
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % isa.PIDTYPE_TGID, 0),
+    ("return bpf_send_signal_task(CURRENT, 0, %d, 7);" % PIDTYPE_PGID, isa.Errno.EINVAL),
+    ("return bpf_send_signal_task(CURRENT, %d, 0, 7);" % (isa.NSIG + 1), isa.Errno.EINVAL),
+    ("return bpf_send_signal_task(CURRENT, -1, 0, 7);", isa.Errno.EINVAL),
+    (TO_KTHREADD % (0, isa.PIDTYPE_PID), isa.Errno.EPERM),
+    (TO_KTHREADD % (isa.NSIG + 1, isa.PIDTYPE_PID), isa.Errno.EPERM),
+    (TO_KTHREADD % (0, PIDTYPE_PGID), isa.Errno.EINVAL),
+], ids=["current-pid", "current-tgid", "pgid", "above-nsig", "negative", "kthread",
+        "kthread-before-the-signal", "pid-type-before-kthread"])
+def test_bpf_send_signal_task_answers_as_the_kernel(body, errno):
+    assert same_retval(body) == -errno & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("pid_type, scope", [(isa.PIDTYPE_PID, "thread"),
+                                             (isa.PIDTYPE_TGID, "process")])
+def test_a_signal_to_the_current_task_is_recorded_with_its_scope(pid_type, scope):
+    result = _engine_run(f"return bpf_send_signal_task(CURRENT, 10, {pid_type}, 7);",
+                         this_process())
+    assert (result.retval, result.signals) == (0, ((10, scope),))
+
+
+def test_a_signal_to_another_task_is_not_recorded():
+    result = _engine_run("""
+    struct task_struct *t = bpf_task_from_pid(3);
+    if (!t) return 100;
+    long r = bpf_send_signal_task(t, 10, 0, 7);
+    bpf_task_release(t);
+    return r;""", this_process(tasks=(Task(pid=3, address=0xFFFF888100900000, fields={}),)))
+    assert (result.retval, result.signals) == (0, ())
+
+
+def _engine_run(body: str, machine):
+    obj = pyebpf.load(_source(body))
+    try:
+        return obj.program("prog").run(FRAME, machine=machine)
+    finally:
+        obj.close()
+
+
+# --- cgroup v1 ---------------------------------------------------------------------------
+
+# this machine's v1 hierarchies (tests/current_task.cgroup1): cpu (1), every cgroup's
+# but the memory hierarchy's (4) the root, whose id is 1 on every hierarchy
+GET_CGROUP1 = """
+    struct cgroup *c = bpf_task_get_cgroup1(%s, %d);
+    if (!c) return 100;
+    long r = %s;
+    bpf_cgroup_release(c);
+    return r;"""
+
+
+@pytest.mark.parametrize("hierarchy, value", [(1, "c->level | c->kn->id << 8"),
+                                              (4, "c->level"), (0, "1"), (10, "1"),
+                                              (-1, "1")],
+                         ids=["cpu", "memory", "cgroup-v2", "no-such-hierarchy", "negative"])
+def test_bpf_task_get_cgroup1_is_the_current_tasks_cgroup_of_a_v1_hierarchy(hierarchy,
+                                                                           value):
+    same_retval(GET_CGROUP1 % ("CURRENT", hierarchy, value))
+
+
+def test_bpf_task_get_cgroup1_is_null_for_a_task_in_no_v1_hierarchy():
+    assert engine_retval(GET_CGROUP1 % ("CURRENT", 1, "1"),
+                         machine=this_process(cgroup1=())) == 100
+
+
+def test_bpf_task_get_cgroup1_finds_another_tasks_declared_cgroup():
+    other = Task(pid=3, address=0xFFFF888100900000, fields={}, cgroup1=((2, 3, 77),))
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(3);
+    if (!t) return 100;
+    struct cgroup *c = bpf_task_get_cgroup1(t, 2);
+    bpf_task_release(t);
+    if (!c) return 101;
+    long r = c->level | c->kn->id << 8;
+    bpf_cgroup_release(c);
+    return r;""", machine=this_process(tasks=(other,))) == 3 | 77 << 8
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct cgroup *c = bpf_task_get_cgroup1(CURRENT, 1); return c != 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct cgroup *c = bpf_task_get_cgroup1((struct task_struct *)0, 1); "
+     "if (c) bpf_cgroup_release(c); return 0;",
+     "Possibly NULL pointer passed to trusted arg0"),
+    ("return bpf_send_signal_task((struct task_struct *)0, 0, 0, 0);",
+     "Possibly NULL pointer passed to trusted arg0"),
+], ids=["cgroup1-leak", "cgroup1-null-task", "signal-null-task"])
+def test_a_misused_signal_or_cgroup1_call_is_refused_as_the_kernel_refuses_it(body, message):
+    assert_refused_alike(*verdicts(_source(body)), message)
+
+
 # --- what the verifier refuses ----------------------------------------------------------
 
 @pytest.mark.parametrize("body, message", [
@@ -242,8 +350,6 @@ struct mm_struct { struct task_struct *owner; } __attribute__((preserve_access_i
 """
 
 
-@pytest.mark.xfail(strict=True, reason="pyebpf's verifier trusts every pointer walked from "
-                                       "a trusted one (docs/kfuncs-table.md)")
 @pytest.mark.parametrize("body, message", [
     ("struct task_struct *t = bpf_task_acquire(WALK->parent); if (!t) return 1; "
      "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
@@ -259,6 +365,64 @@ def test_a_walked_pointer_is_trusted_only_where_the_kernel_lists_it(body, messag
     assert_refused_alike(*verdicts(data), message)
 
 
+RCU_WALKS = WALKS + r"""
+struct css_set { struct cgroup *dfl_cgrp; } __attribute__((preserve_access_index));
+struct task_struct___rcu { struct task_struct *group_leader; struct css_set *cgroups; }
+    __attribute__((preserve_access_index));
+struct sock { __u32 sk_mark; } __attribute__((preserve_access_index));
+struct sk_buff { struct sock *sk; } __attribute__((preserve_access_index));
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#define RCU ((struct task_struct___rcu *)bpf_get_current_task_btf())
+#define KSKB ((struct sk_buff *)bpf_cast_to_kern_ctx(skb))
+"""
+
+
+def _walk_verdicts(body: str):
+    return verdicts(compile_object(DECLS + RCU_WALKS + 'SEC("tc") int prog(struct '
+                                   '__sk_buff *skb) {\n' + body + "\n}\n"))
+
+
+@pytest.mark.parametrize("body", [
+    "struct task_struct *t = bpf_task_acquire(RCU->group_leader); if (!t) return 1; "
+    "bpf_task_release(t); return 0;",
+    "struct cgroup *c = bpf_cgroup_acquire(RCU->cgroups->dfl_cgrp); if (!c) return 1; "
+    "bpf_cgroup_release(c); return 0;",
+    "bpf_rcu_read_lock(); struct task_struct *t = bpf_task_acquire(CURRENT->real_parent); "
+    "bpf_rcu_read_unlock(); if (!t) return 1; bpf_task_release(t); return 0;",
+    "struct task_struct *t = bpf_task_acquire(CURRENT); if (!t) return 1; "
+    "struct task_struct *p = bpf_task_acquire(t->real_parent); bpf_task_release(t); "
+    "if (!p) return 2; bpf_task_release(p); return 0;",
+], ids=["group-leader", "cgroups-dfl-cgrp", "inside-rcu-read-lock", "from-a-referenced-task"])
+def test_a_member_the_kernel_lists_as_rcu_is_an_rcu_pointer_a_kf_rcu_kfunc_takes(body):
+    assert _walk_verdicts(body) == (None, None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("bpf_rcu_read_lock(); struct task_struct *p = CURRENT->real_parent; "
+     "bpf_rcu_read_unlock(); struct task_struct *t = bpf_task_acquire(p); if (!t) return 1; "
+     "bpf_task_release(t); return 0;", "R1 must be a rcu pointer"),
+    ("bpf_rcu_read_lock(); struct cgroup *c = RCU->cgroups->dfl_cgrp; "
+     "bpf_rcu_read_unlock(); c = bpf_cgroup_acquire(c); if (!c) return 1; "
+     "bpf_cgroup_release(c); return 0;", "R1 must be a rcu pointer"),
+    ("return KSKB->sk->sk_mark;", "invalid mem access 'rcu_ptr_or_null_'"),
+], ids=["real-parent-after-unlock", "dfl-cgrp-after-unlock", "skb-sk-unchecked"])
+def test_an_rcu_pointer_is_untrusted_after_the_section_and_may_be_null_where_listed(
+        body, message):
+    assert_refused_alike(*_walk_verdicts(body), message)
+
+
+@pytest.mark.parametrize("body", [
+    "bpf_rcu_read_lock(); struct task_struct *p = CURRENT->real_parent; "
+    "bpf_rcu_read_unlock(); return p->real_parent->pid;",
+    "struct sock *sk = KSKB->sk; return sk ? sk->sk_mark : 0;",
+    "return WALK->mm->owner->pid;",
+], ids=["untrusted-walk", "skb-sk-checked", "legacy-walk"])
+def test_an_untrusted_or_legacy_pointer_may_still_be_read(body):
+    assert _walk_verdicts(body) == (None, None)
+
+
 @pytest.mark.parametrize("prog_type", ["socket_filter", "sched_act"])
 def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
     ours, theirs = verdicts(_source("""
@@ -267,6 +431,109 @@ def test_the_task_kfuncs_are_the_kernels_for_sched_cls_only(prog_type):
     return 0;"""), prog_type)
     assert_refused_alike(ours, theirs, "calling kernel function bpf_task_from_pid is not "
                                        "allowed")
+
+
+# --- task, css and VMA iterators: what the verifier refuses in a tc program --------------
+
+ITERS = WALKS + r"""
+struct bpf_iter_task { __u64 __opaque[3]; } __attribute__((aligned(8)));
+struct bpf_iter_css_task { __u64 __opaque[1]; } __attribute__((aligned(8)));
+struct bpf_iter_task_vma { __u64 __opaque[1]; } __attribute__((aligned(8)));
+struct cgroup_subsys_state { struct cgroup *cgroup; } __attribute__((preserve_access_index));
+struct cgroup___css { struct cgroup_subsys_state self; } __attribute__((preserve_access_index));
+extern int bpf_iter_task_new(struct bpf_iter_task *it, struct task_struct *task__nullable,
+                             unsigned int flags) __ksym;
+extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __ksym;
+extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __ksym;
+extern int bpf_iter_css_task_new(struct bpf_iter_css_task *it,
+                                 struct cgroup_subsys_state *css, unsigned int flags) __ksym;
+extern void bpf_iter_css_task_destroy(struct bpf_iter_css_task *it) __ksym;
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
+                                 __u64 addr) __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct bpf_iter_css_task it; struct cgroup *c = bpf_cgroup_from_id(1); "
+     "if (!c) return 0; bpf_iter_css_task_new(&it, &((struct cgroup___css *)c)->self, 0); "
+     "bpf_iter_css_task_destroy(&it); bpf_cgroup_release(c); return 0;",
+     "css_task_iter is only allowed in bpf_lsm, bpf_iter and sleepable progs"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, 0, 0); return 0;",
+     "BPF_EXIT instruction in main prog would lead to reference leak"),
+    ("struct bpf_iter_task it; bpf_iter_task_next(&it); return 0;",
+     "expected an initialized iter_task as arg #0"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, WALK->parent, 0); "
+     "bpf_iter_task_destroy(&it); return 0;", "R2 must be referenced or trusted"),
+    ("struct bpf_iter_task it; bpf_iter_task_new(&it, CURRENT->real_parent, 0); "
+     "bpf_iter_task_destroy(&it); return 0;", "R2 must be referenced or trusted"),
+    ("struct bpf_iter_task_vma it; bpf_iter_task_vma_new(&it, WALK->parent, 0); "
+     "bpf_iter_task_vma_destroy(&it); return 0;", "R2 must be a rcu pointer"),
+    ("struct bpf_iter_task_vma it; bpf_iter_task_vma_new(&it, 0, 0); "
+     "bpf_iter_task_vma_destroy(&it); return 0;",
+     "Possibly NULL pointer passed to trusted arg1"),
+    ("struct bpf_iter_task it; struct task_struct *t; bpf_iter_task_new(&it, 0, 0); "
+     "t = bpf_iter_task_next(&it); if (t) bpf_task_release(t); bpf_iter_task_destroy(&it); "
+     "return 0;", "R1 must be referenced or trusted"),
+], ids=["css-task-in-tc", "task-iter-leak", "next-before-new", "task-of-a-legacy-pointer",
+        "task-of-an-rcu-pointer", "vma-of-a-legacy-pointer", "vma-of-null",
+        "release-what-next-gives"])
+def test_a_misused_task_iterator_is_refused_as_the_kernel_refuses_it(body, message):
+    assert_refused_alike(*verdicts(compile_object(
+        DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n' + body + "\n}\n")),
+        message)
+
+
+# --- probe reads into a dynptr, task work: the argument rules -----------------------------
+
+LATER = r"""
+struct bpf_map;
+struct bpf_task_work { __u64 __opaque; } __attribute__((aligned(8)));
+typedef int (*bpf_task_work_callback_t)(struct bpf_map *map, void *key, void *value);
+extern int bpf_task_work_schedule_signal_impl(struct task_struct *task,
+    struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback,
+    void *aux__prog) __ksym;
+extern int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                        const void *unsafe_ptr__ign) __ksym;
+extern int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                          const void *unsafe_ptr__ign) __ksym;
+struct work { struct bpf_task_work tw; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct work);
+} works SEC(".maps");
+static int work_cb(struct bpf_map *map, void *key, void *value) { return 0; }
+#define WORK_TO(task) __u32 k = 0; struct work *w = bpf_map_lookup_elem(&works, &k); \
+    if (!w) return 1; return bpf_task_work_schedule_signal_impl(task, &w->tw, &works, \
+                                                                work_cb, 0);
+"""
+
+
+@pytest.mark.parametrize("prog_type", ["sched_cls", "socket_filter"])
+@pytest.mark.parametrize("body, message", [
+    ("struct bpf_dynptr d; return bpf_probe_read_kernel_dynptr(&d, 0, 8, (void *)0);",
+     "Expected an initialized dynptr as arg #0"),
+    ("struct bpf_dynptr d; return bpf_probe_read_user_str_dynptr(&d, 0, 8, (void *)0);",
+     "Expected an initialized dynptr as arg #0"),
+    ("return bpf_probe_read_kernel_dynptr((struct bpf_dynptr *)(long)skb->len, 0, 8, "
+     "(void *)0);", "arg#0 expected pointer to stack or const struct bpf_dynptr"),
+], ids=["kernel-uninit", "user-str-uninit", "kernel-scalar"])
+def test_a_probe_read_into_a_dynptr_that_is_none_is_refused_as_the_kernel_refuses_it(
+        body, message, prog_type):
+    data = compile_object(DECLS + LATER + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          + body + "\n}\n")
+    assert_refused_alike(*verdicts(data, prog_type), message)
+
+
+@pytest.mark.parametrize("task, message", [
+    ("(struct task_struct *)0", "Possibly NULL pointer passed to trusted arg0"),
+    ("CURRENT->real_parent", "R1 must be referenced or trusted"),
+], ids=["null", "rcu-pointer"])
+def test_task_work_for_a_task_that_is_not_trusted_is_refused_as_the_kernel_refuses_it(
+        task, message):
+    data = compile_object(DECLS + LATER + 'SEC("tc") int prog(struct __sk_buff *skb) {\n'
+                          f"WORK_TO({task})\n}}\n")
+    assert_refused_alike(*verdicts(data), message)
 
 
 # --- task and cgroup kptrs in map values -----------------------------------------------

@@ -96,7 +96,11 @@ class Task:
     is ``ns_pid`` and ``ns_tgid`` (default ``pid`` and ``tgid``: the initial namespace).
     ``user_regs``: the task's user registers (``struct pt_regs`` as ``regs=`` takes
     them: a dict of names or the struct's bytes; default all zero), which the machine
-    puts in kernel memory at ``USER_REGS_ADDRESS``, where ``bpf_task_pt_regs`` points."""
+    puts in kernel memory at ``USER_REGS_ADDRESS``, where ``bpf_task_pt_regs`` points.
+    ``cgroup1``: the task's cgroup in each cgroup v1 hierarchy, ``(hierarchy id, level,
+    cgroup id)`` triples (``bpf_task_get_cgroup1``; ``/proc/<pid>/cgroup`` lists the
+    hierarchies, a cgroup's id is its directory's inode number); default none, as on a
+    machine without v1 hierarchies."""
     pid: int = 1000
     tgid: int | None = None
     uid: int = 0
@@ -108,6 +112,7 @@ class Task:
     ns_pid: int | None = None
     ns_tgid: int | None = None
     user_regs: object = None
+    cgroup1: tuple = ()
 
     def __post_init__(self):
         if self.tgid is None:
@@ -121,6 +126,17 @@ class Task:
         if not isinstance(self.pidns, (tuple, list)) or len(self.pidns) != 2:
             raise MachineSpecError(f"task pidns is (dev, ino), got {self.pidns!r}")
         object.__setattr__(self, "pidns", tuple(self.pidns))
+        cgroup1 = tuple(tuple(c) for c in self.cgroup1)
+        if any(len(c) != 3 for c in cgroup1) or \
+                len({c[0] for c in cgroup1}) != len(cgroup1):
+            raise MachineSpecError(f"task cgroup1 is (hierarchy id, level, cgroup id) "
+                                   f"triples, one a hierarchy, got {self.cgroup1!r}")
+        for hid, level, cgid in cgroup1:
+            if not _u(hid, 32, "task cgroup1 hierarchy id"):
+                raise MachineSpecError("task cgroup1 hierarchy id 0 is cgroup v2's")
+            _u(level, 32, "task cgroup1 level")
+            _u(cgid, 64, "task cgroup1 cgroup id")
+        object.__setattr__(self, "cgroup1", cgroup1)
         _u(self.pidns[0], 32, "task pidns dev")
         _u(self.pidns[1], 64, "task pidns ino")
         object.__setattr__(self, "user_regs_bytes", pt_regs(self.user_regs))

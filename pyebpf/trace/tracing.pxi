@@ -24,6 +24,7 @@ cdef class MachineImage:
     cdef uint64_t* _stacks
     cdef uint64_t* _vmas
     cdef uint64_t* _tasks
+    cdef uint64_t* _cgroup1
     cdef object machine          # owns the bytes the ranges point into
     cdef object env              # the machine's Environment, or None
 
@@ -32,12 +33,14 @@ cdef class MachineImage:
         self._stacks = NULL
         self._vmas = NULL
         self._tasks = NULL
+        self._cgroup1 = NULL
 
     def __dealloc__(self):
         free(self._ranges)
         free(self._stacks)
         free(self._vmas)
         free(self._tasks)
+        free(self._cgroup1)
 
     def __init__(self, machine):
         cdef tuple kmem = machine.kernel_memory
@@ -86,6 +89,14 @@ cdef class MachineImage:
             self._tasks[3 * k], self._tasks[3 * k + 2] = t.pid, t.address
             self._tasks[3 * k + 1] = t.ns_pid if t.pidns == task.pidns else NO_VPID
         self.w.tasks, self.w.ntasks = self._tasks, len(tasks)
+        cgroup1 = [(t.address,) + c for t in tasks for c in t.cgroup1]
+        self._cgroup1 = <uint64_t*>malloc(max(len(cgroup1), 1) * 4 * sizeof(uint64_t))
+        if self._cgroup1 == NULL:
+            raise MemoryError()
+        for k, (address, hid, level, cgid) in enumerate(cgroup1):
+            self._cgroup1[4 * k], self._cgroup1[4 * k + 1] = address, hid
+            self._cgroup1[4 * k + 2], self._cgroup1[4 * k + 3] = level, cgid
+        self.w.cgroup1, self.w.ncgroup1 = self._cgroup1, len(cgroup1)
 
 
 _IMAGES = {}        # id(Machine) -> (weak reference to it, its MachineImage)

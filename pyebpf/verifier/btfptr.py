@@ -10,6 +10,17 @@ Typed ``__ksym`` variables (``check_pseudo_btf_id``): a per-CPU one (a VAR of th
 sized by the type for a type that is no struct, else ``PTR_TO_BTF_ID`` of the struct
 (``RET_PTR_TO_MEM_OR_BTF_ID``); per_cpu_ptr's may be NULL.  Any other variable is
 that read-only memory or BTF pointer itself.
+What a read of a pointer member gives (``check_ptr_to_btf_access``): from a trusted or
+RCU pointer, a trusted pointer where the kernel's ``BTF_TYPE_SAFE_TRUSTED`` table lists
+the member (``..._TRUSTED_OR_NULL``: one that may be NULL), an RCU pointer (``MEM_RCU``)
+where ``BTF_TYPE_SAFE_RCU`` lists it (``..._RCU_OR_NULL``: one that may be NULL), else
+the legacy flagless pointer (:data:`PTR_LEGACY`); from a legacy pointer a legacy one, from
+an untrusted one an untrusted one.  The kernel emits those tables into its BTF as structs
+named ``<struct>__safe_rcu`` and so on (``BTF_TYPE_EMIT``); they are read from the target
+BTF.  A tc or socket filter program is never sleepable, so it is always in an RCU
+read-side section (``in_rcu_cs``); ``bpf_rcu_read_unlock`` makes the RCU pointers
+untrusted.
+
 ``bpf_rdonly_cast`` to ``void`` gives read-only untrusted memory
 (``PTR_TO_MEM | PTR_UNTRUSTED``): any read is allowed (the kernel makes it a probe
 load), no write.
@@ -19,10 +30,19 @@ from __future__ import annotations
 from ..btf import Kind
 from ..btf.relo import target_btf
 from . import tnum
-from .state import (KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RDONLY, PTR_TO_BTF_ID,
-                    PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar, type_str)
+from .state import (KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU, MEM_RDONLY, PTR_LEGACY,
+                    PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar,
+                    type_str)
 
 SCALAR_READ, POINTER_READ = "scalar", "pointer"
+
+# the suffixes of the kernel's BTF_TYPE_SAFE_* tables in its BTF (type_is_trusted,
+# type_is_trusted_or_null, type_is_rcu, type_is_rcu_or_null)
+SAFE_TRUSTED, SAFE_TRUSTED_OR_NULL = "__safe_trusted", "__safe_trusted_or_null"
+SAFE_RCU, SAFE_RCU_OR_NULL = "__safe_rcu", "__safe_rcu_or_null"
+# the flags of a BTF pointer whose members the tables describe: trusted or RCU
+# (is_trusted_reg, is_rcu_reg)
+_TRUSTED_OR_RCU = (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_RCU)
 
 
 class WalkError(Exception):
@@ -43,9 +63,9 @@ def _member_type(btf, type_id: int):
 
 
 def walk(struct, off: int, size: int):
-    """What reading ``size`` bytes at ``off`` of ``struct`` gives: (SCALAR_READ, None) or
-    (POINTER_READ, the struct pointed at, or None for a pointer to anything else);
-    raises WalkError with the kernel's message."""
+    """What reading ``size`` bytes at ``off`` of ``struct`` gives: (SCALAR_READ, None,
+    None) or (POINTER_READ, the struct pointed at or None for a pointer to anything else,
+    the pointer member's name); raises WalkError with the kernel's message."""
     t = struct
     while True:
         if off + size > t.size:
@@ -58,7 +78,7 @@ def walk(struct, off: int, size: int):
             if m.bitfield_size:
                 end = (m.bit_offset + m.bitfield_size + 7) // 8
                 if off <= moff and end <= off + size:
-                    return SCALAR_READ, None
+                    return SCALAR_READ, None, None
                 continue
             if off < moff:
                 break
@@ -81,11 +101,11 @@ def walk(struct, off: int, size: int):
                                     f"struct {t.name} with off {off} size {size}")
                 target = mtype.target.resolve()
                 return POINTER_READ, (target if target.kind in (Kind.STRUCT, Kind.UNION)
-                                      else None)
+                                      else None), m.name
             if off + size > true_end:
                 raise WalkError(f"access beyond the end of member {m.name} (mend:{true_end}) "
                                 f"in struct {t.name} with off {off} size {size}")
-            return SCALAR_READ, None
+            return SCALAR_READ, None, None
         if nested is None:
             raise WalkError(f"struct {t.name} doesn't have field at offset {off}")
         t, off = nested
@@ -133,9 +153,10 @@ class BtfPointers:
 
     def btf_arg(self, pc: int, regno: int, reg: Reg, name: str) -> None:
         """check_reg_type of ARG_PTR_TO_BTF_ID for a helper taking a ``struct name *``
-        (task_struct, cgroup): a BTF pointer (not NULL), to that struct, at its start
-        (btf_struct_ids_match)."""
-        if reg.type != PTR_TO_BTF_ID:
+        (task_struct, cgroup): a BTF pointer (not NULL), trusted, RCU or legacy
+        (btf_ptr_types), to that struct, at its start (btf_struct_ids_match)."""
+        if reg.type not in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | PTR_LEGACY,
+                            PTR_TO_BTF_ID | MEM_RCU):
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=ptr_, "
                             f"trusted_ptr_, rcu_ptr_")
         if reg.map.name != name or reg.off or not reg.is_const or reg.smin:
@@ -208,18 +229,52 @@ class BtfPointers:
             self.ct_write(pc, reg.map, off, size)
             return scalar()
         try:
-            kind, target = walk(reg.map, off, size)
+            kind, target, field = walk(reg.map, off, size)
         except WalkError as exc:
             self.refuse(pc, str(exc))
         if kind == POINTER_READ and target is not None:
-            return _btf_reg(target)
+            return self.walked_reg(reg, target, field)
         return scalar()
+
+    def walked_reg(self, reg: Reg, target, field: str) -> Reg:
+        """check_ptr_to_btf_access: the pointer to ``target`` that reading member
+        ``field`` through ``reg`` gives, trusted, RCU or neither as the kernel's tables
+        say."""
+        r = _btf_reg(target)
+        if reg.type & PTR_UNTRUSTED:
+            r.type |= PTR_UNTRUSTED
+        elif reg.type not in _TRUSTED_OR_RCU:
+            r.type |= PTR_LEGACY
+        elif listed(reg.map, field, target, SAFE_TRUSTED):
+            pass
+        elif listed(reg.map, field, target, SAFE_TRUSTED_OR_NULL):
+            r.type |= MAYBE_NULL
+        elif listed(reg.map, field, target, SAFE_RCU):
+            r.type |= MEM_RCU
+        elif listed(reg.map, field, target, SAFE_RCU_OR_NULL):
+            r.type |= MEM_RCU | MAYBE_NULL
+        else:
+            r.type |= PTR_LEGACY
+        if r.type & MAYBE_NULL:
+            r.id = self.new_id()
+        return r
 
     def untrusted_mem_access(self, pc: int, regno: int, write: bool) -> Reg:
         """check_mem_access of read-only untrusted memory: reads anywhere, no writes."""
         if write:
             self.refuse(pc, f"R{regno} cannot write into rdonly_untrusted_mem")
         return scalar()
+
+
+def listed(struct, field: str, target, suffix: str) -> bool:
+    """btf_nested_type_is_trusted: whether the kernel's table ``suffix`` lists member
+    ``field`` of ``struct`` as a pointer to ``target``."""
+    for safe in struct.btf.by_name(struct.name + suffix, struct.kind):
+        for m in safe.members:
+            mt = safe.btf.types[m.type_id]
+            if mt.kind == Kind.PTR and m.name == field and mt.target.resolve().id == target.id:
+                return True
+    return False
 
 
 def is_percpu(var) -> bool:

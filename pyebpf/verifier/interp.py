@@ -37,7 +37,7 @@ from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
                     DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
                     MEM_RDONLY,
-                    NOT_INIT, PKT_TYPES,
+                    NOT_INIT, PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
@@ -821,7 +821,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR):
+        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR,
+                   PTR_TO_BTF_ID | PTR_LEGACY):
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
             if write:

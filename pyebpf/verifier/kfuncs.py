@@ -7,7 +7,7 @@ types the kernel registers it for (``register_btf_kfunc_id_set``: the common set
 ``bpf_kfunc_set_skb`` in ``net/core/filter.c`` socket filters and tc, the conntrack
 set of ``net/netfilter/nf_conntrack_bpf.c`` SCHED_CLS only).  Argument kinds come from
 the declaration as the kernel reads them (``get_kfunc_ptr_arg_type``, the ``__k``,
-``__sz``, ``__szk``, ``__ign``, ``__uninit``, ``__opt`` name suffixes).
+``__sz``, ``__szk``, ``__ign``, ``__uninit``, ``__opt``, ``__nullable`` name suffixes).
 
 Open-coded iterators live in stack slots (``mark_stack_slots_iter``): the 8-byte
 slots of the iterator hold STACK_ITER bytes and a register recording its kind,
@@ -35,6 +35,7 @@ from .locks import RES_LOCK, RES_LOCK_IRQ, RES_LOCK_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
+from .state import MEM_ALLOC, PTR_LEGACY, PTR_TO_BTF_ID, PTR_UNTRUSTED
 
 _P = isa.ProgType
 ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CLS,
@@ -442,15 +443,29 @@ class KfuncCalls:
                 self.alloc_arg(pc, i, reg, k.flags, arg.kind == REFCOUNTED)
                 alloc = reg
             elif arg.kind == ITER:
+                if name == "bpf_iter_css_task_new":
+                    # check_css_task_iter_allowlist: a tc or socket filter program is
+                    # never sleepable
+                    self.refuse(pc, "css_task_iter is only allowed in bpf_lsm, bpf_iter and "
+                                    "sleepable progs")
                 iter_slot = self._iter_arg(st, pc, k, i, arg, reg)
             elif arg.kind in (SCALAR_ARG, SIZE, CONST):
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
-            elif arg.kind == BTF_ID and k.flags & isa.KF_TRUSTED_ARGS and \
-                    (reg.is_null() or reg.type & MAYBE_NULL):
+            elif arg.kind == BTF_ID and k.flags & (isa.KF_TRUSTED_ARGS | isa.KF_RCU) and \
+                    (reg.is_null() or reg.type & MAYBE_NULL) and \
+                    not arg.name.endswith("__nullable"):
                 self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+            elif arg.kind == BTF_ID and reg.type & 0xFF == PTR_TO_BTF_ID and \
+                    not reg.type & MEM_ALLOC and reg.type & (PTR_LEGACY | PTR_UNTRUSTED | MEM_RCU):
+                # check_kfunc_args, KF_ARG_PTR_TO_BTF_ID: a kernel struct pointer that is
+                # not trusted (is_trusted_reg), RCU only where the kfunc is KF_RCU
+                if not k.flags & isa.KF_RCU:
+                    self.refuse(pc, f"R{regno} must be referenced or trusted")
+                if not reg.type & MEM_RCU:
+                    self.refuse(pc, f"R{regno} must be a rcu pointer")
             elif arg.kind == BTF_ID and arg.ctype.endswith("struct bpf_map *") and \
                     reg.type != CONST_PTR_TO_MAP:
                 # only a map the program references is a (trusted) struct bpf_map; other
@@ -502,7 +517,7 @@ class KfuncCalls:
         for r in range(1, 6):
             regs[r] = Reg()
         if k.flags & isa.KF_ITER_NEXT:
-            self._iter_next(st, pc, iter_slot, pending)
+            self._iter_next(st, pc, k, iter_slot, pending)
         elif k.ret == "void":
             regs[0] = Reg()
         else:
@@ -553,6 +568,11 @@ class KfuncCalls:
             if not st.rcu_lock:
                 self.refuse(pc, f"unmatched rcu read unlock (kernel function {name})")
             st.rcu_lock = False
+            # the RCU pointers of kernel structs the section gave become untrusted (the
+            # kernel does this to allocated objects' MEM_RCU too: see docs/kfuncs-table.md)
+            for r in st.all_regs():
+                if r.type & ~MAYBE_NULL == PTR_TO_BTF_ID | MEM_RCU:
+                    r.type = PTR_TO_BTF_ID | PTR_UNTRUSTED
         elif name == "bpf_preempt_disable":
             st.preempt_locks += 1
         else:
@@ -617,10 +637,11 @@ class KfuncCalls:
                 s.spill = None
         return slot
 
-    def _iter_next(self, st, pc: int, slot, pending) -> None:
+    def _iter_next(self, st, pc: int, k: Kfunc, slot, pending) -> None:
         """process_iter_next_call: an active iterator forks a path where it yields (r0
         not NULL, one loop deeper, scalars that changed since the previous iteration
-        widened); this path sees it drained (r0 = NULL)."""
+        widened); this path sees it drained (r0 = NULL).  r0 points at an int, or for
+        a task or css iterator at the kernel struct it walks, an RCU pointer."""
         if slot.spill.value == ITER_ACTIVE:
             queued = self.push(st, pc + 1, pc, pending)
             qslot = next(s for f in queued.frames for s in f.stack.values()
@@ -629,9 +650,13 @@ class KfuncCalls:
             prev = self.loop_entry(st, pc)
             if prev is not None:
                 widen_scalars(prev, queued)
-            r0 = Reg(PTR_TO_MEM)
-            r0.mark_known(0)
-            r0.size = 4
+            if k.ret.startswith("struct "):
+                r0 = self.struct_reg(k.ret[len("struct "):-1].strip())
+                r0.type |= MEM_RCU
+            else:
+                r0 = Reg(PTR_TO_MEM)
+                r0.mark_known(0)
+                r0.size = 4
             queued.cur.regs[0] = r0
         slot.spill.mark_known(ITER_DRAINED)
         st.cur.regs[0] = scalar(0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from . import tnum
 from .alloc import ALLOC_PTR
-from .btfptr import WalkError, walk
+from .btfptr import POINTER_READ, WalkError, walk
 from .locks import map_name
 from .state import (MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, PTR_TO_MAP_VALUE, PTR_UNTRUSTED,
                     Reg, scalar, type_str)
@@ -145,13 +145,16 @@ class KptrRules:
 
     def untrusted_btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
                              write: bool) -> Reg:
-        """check_ptr_to_btf_access of an untrusted pointer to a struct of the program's
-        BTF (a loaded kptr): reads through the member walk, no write."""
+        """check_ptr_to_btf_access of an untrusted pointer (a loaded kptr, an RCU pointer
+        after bpf_rcu_read_unlock): reads through the member walk, no write; a pointer
+        member read gives an untrusted pointer."""
         off = self.btf_offset(pc, regno, reg, off)
         if write:
             self.refuse(pc, "only read is supported")
         try:
-            walk(reg.map, off, size)
+            kind, target, field = walk(reg.map, off, size)
         except WalkError as exc:
             self.refuse(pc, str(exc))
+        if kind == POINTER_READ and target is not None:
+            return self.walked_reg(reg, target, field)
         return scalar()

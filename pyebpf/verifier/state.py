@@ -30,6 +30,10 @@ KERNEL_MEM = 0x10000            # memory of a kernel variable (PTR_TO_MEM sized 
                                 # type: bpf_per_cpu_ptr's result), printed as "mem"
 NON_OWN_REF = 0x20000           # an allocated object the program gave to a list: valid
                                 # until the list's bpf_spin_lock is released
+PTR_LEGACY = 0x40000            # the kernel's flagless PTR_TO_BTF_ID (a walked member it
+                                # lists neither trusted nor RCU, a helper's result):
+                                # readable, no trusted kfunc argument; pyebpf's flagless
+                                # PTR_TO_BTF_ID is the kernel's PTR_TRUSTED
 # the kernel's reg_type_str
 TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
             PTR_TO_MAP_VALUE: "map_value", PTR_TO_MAP_KEY: "map_key", PTR_TO_STACK: "fp",

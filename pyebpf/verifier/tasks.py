@@ -1,7 +1,9 @@
 """The verifier's side of the task and cgroup kfuncs of ``kernel/bpf/helpers.c``'s
 generic set (``bpf_task_acquire``, ``bpf_task_release``, ``bpf_task_from_pid``,
 ``bpf_task_from_vpid``, ``bpf_cgroup_acquire``, ``bpf_cgroup_release``,
-``bpf_cgroup_from_id``, ``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``), as
+``bpf_cgroup_from_id``, ``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``,
+``bpf_task_get_cgroup1``) and of
+``kernel/trace/bpf_trace.c``'s ``bpf_send_signal_task``, as
 ``check_kfunc_args`` checks their pointer arguments.
 
 A ``struct task_struct *`` or ``struct cgroup *`` argument is trusted
@@ -22,7 +24,8 @@ from .state import MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, SCALAR
 TASK_KFUNCS = frozenset({"bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
                          "bpf_task_from_vpid", "bpf_cgroup_acquire", "bpf_cgroup_release",
                          "bpf_cgroup_from_id", "bpf_cgroup_ancestor",
-                         "bpf_task_under_cgroup"})
+                         "bpf_task_under_cgroup", "bpf_send_signal_task",
+                         "bpf_task_get_cgroup1"})
 
 
 class TaskCalls:
