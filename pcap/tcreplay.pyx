@@ -636,6 +636,10 @@ cdef class Loop:
     # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
     cdef bint out_recs, drop_recs, out_nano, drop_nano
     cdef uint32_t out_lt, drop_lt
+    # a pcapng capture's interfaces (its scanner's; NULL: one interface, of out_lt)
+    cdef bint out_png, drop_png
+    cdef const Iface* out_ifs
+    cdef const Iface* drop_ifs
     cdef object thread_error
     cdef bint use_ts
     cdef public bint stop_on_error, stopped
@@ -1163,6 +1167,7 @@ cdef class Loop:
         else:
             if o.action == HOOK_DELIVERED and out is not None:
                 if rec != NULL:
+                    out._linktype_of(r.iface)       # its interface's block first
                     memcpy(out.room(rec_len), rec, rec_len)
                     out.commit(rec_len)
                 else:
@@ -1170,6 +1175,7 @@ cdef class Loop:
                                <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
                 if rec != NULL:
+                    drops._linktype_of(r.iface)
                     memcpy(drops.room(rec_len), rec, rec_len)
                     drops.commit(rec_len)
                 elif o.action == HOOK_FAULT:
@@ -1279,12 +1285,15 @@ cdef class Loop:
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
         self.lines = report is not None
-        self.out_recs = out is not None and not out.pcapng
-        self.drop_recs = drops is not None and not drops.pcapng
+        self.out_recs, self.drop_recs = out is not None, drops is not None
         if self.out_recs:
-            self.out_nano, self.out_lt = out.nanosecond, out.linktype
+            self.out_nano, self.out_lt, self.out_png = out.nanosecond, out.linktype, out.pcapng
+            self.out_ifs = out.scanner.ifs if out.pcapng and out.scanner is not None else NULL
         if self.drop_recs:
-            self.drop_nano, self.drop_lt = drops.nanosecond, drops.linktype
+            self.drop_nano, self.drop_lt, self.drop_png = (drops.nanosecond, drops.linktype,
+                                                           drops.pcapng)
+            self.drop_ifs = (drops.scanner.ifs if drops.pcapng and drops.scanner is not None
+                             else NULL)
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1387,13 +1396,30 @@ cdef class Loop:
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
                          uint32_t lt) noexcept nogil:
-        """The pcap record of a delivered or dropped packet (its bytes afterwards, at
-        ``d.outb``) for the capture it goes to, into the lane's blocks (``d.rec``; left
-        NULL for a time pcap cannot hold: the writing says so); False when memory
-        cannot be had.  As CaptureWriter.record writes it."""
+        """The pcap record or pcapng block of a delivered or dropped packet (its bytes
+        afterwards, at ``d.outb``) for the capture it goes to, into the lane's blocks
+        (``d.rec``; left NULL for a time pcap cannot hold: the writing says so); False
+        when memory cannot be had.  As CaptureWriter.record writes it (the writing
+        writes the interface blocks it needs first)."""
         cdef bint delivered = o.action == HOOK_DELIVERED
         cdef uint32_t out_lt = self.out_lt if delivered else self.drop_lt
+        cdef const Iface* ifs = self.out_ifs if delivered else self.drop_ifs
         cdef uint8_t* w
+        cdef uint32_t need
+        if self.out_png if delivered else self.drop_png:
+            if ifs != NULL:
+                out_lt = ifs[r.iface].linktype
+            need = PCAPNG_EPB + d.m + LINK_MAX + 3 + r.opt_len
+            w = _lane_room(ln, need)
+            if w == NULL:
+                return False
+            d.rec_len = _pcapng_record(w, r.ts, d.outb, d.m, <int64_t>r.wire - r.caplen,
+                                       out_lt, hdr if out_lt == lt else NULL, d.pkt_type,
+                                       r.iface if ifs != NULL else 0,
+                                       hdr - r.off + r.opt_off, r.opt_len)
+            d.rec = w
+            ln.used -= need - d.rec_len     # the room it did not take
+            return True
         if r.ts // 1000000000 > <uint64_t>0xffffffffu:
             return True
         w = _lane_room(ln, PCAP_RECORD + d.m + LINK_MAX)

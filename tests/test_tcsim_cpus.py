@@ -1,6 +1,7 @@
 """tcsim --cpus N: packets steered to N simulated CPUs (RSS, or RPS by the flow hash),
 each CPU replaying on a thread of its own, the outputs in the capture's order
 (pcap/tcreplay.pyx, pcap/steer.pxi; the maps' locks in map_helpers.pxi)."""
+import io
 import json
 import os
 import random
@@ -551,3 +552,57 @@ def test_hash_maps_two_cpus_insert_into_and_delete_from_all_along_keep_every_upd
     assert runs[1] == kernel
     assert (len(kernel["flows"]), kernel["failures"], kernel["scratch"]) == (
         len({f[26:30] + f[34:36] for f in frames}), {0: 0}, {})
+
+
+def _interfaces_capture(path, frames):
+    """A pcapng of three interfaces: Ethernet, raw IP (the frames less their Ethernet
+    header) and Ethernet again with a name, whose first packets come late; every third
+    packet has a comment, packets of 20-byte-long link headers none."""
+    import dpkt
+    idb = dpkt.pcapng.InterfaceDescriptionBlockLE
+    opt = dpkt.pcapng.PcapngOptionLE
+    buf = io.BytesIO()
+    w = dpkt.pcapng.Writer(buf, idb=[
+        idb(linktype=1, snaplen=65535), idb(linktype=101, snaplen=65535),
+        idb(linktype=1, snaplen=65535, opts=[opt(code=2, data=b"eth9"), opt(code=0)])])
+    for k, f in enumerate(frames):
+        iface = 0 if k < 100 else k % 3
+        data = f[14:] if iface == 1 else f
+        if iface == 1 and f[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+            iface, data = 0, f
+        t = 1_700_000_000 * 10**6 + k       # microseconds (no if_tsresol)
+        opts = [opt(code=1, data=f"packet {k}".encode()), opt(code=0)] if k % 3 == 0 else []
+        w.writepkt(dpkt.pcapng.EnhancedPacketBlockLE(
+            pkt_data=data, caplen=len(data), pkt_len=len(data) + k % 2, iface_id=iface,
+            ts_high=t >> 32, ts_low=t & 0xffffffff, opts=opts))
+    path.write_bytes(buf.getvalue())
+
+
+def test_two_cpus_write_one_cpus_pcapng_blocks_for_interfaces_of_two_linktypes(
+        tmp_path, capsys):
+    """The replay threads write the pcapng packet blocks (options kept, each in its
+    interface's linktype); the writing puts each interface's block before its first
+    packet's, as one CPU does."""
+    _interfaces_capture(tmp_path / "in.pcapng", _frames(count=900))
+    runs = []
+    for cpus in (1, 2):
+        d = tmp_path / str(cpus)
+        d.mkdir()
+        rc, _, err = tcsim_run(capsys, MARK_BY_PORT, "-r", tmp_path / "in.pcapng",
+                               "-o", d / "out.pcapng", "--drops", d / "drops.pcapng", "-q",
+                               "--cpus", cpus)
+        assert (rc, err) == (0, [])
+        runs.append(((d / "out.pcapng").read_bytes(), (d / "drops.pcapng").read_bytes()))
+    assert runs[0] == runs[1]
+    out, drops = (list(dpkt_blocks(b)) for b in runs[1])
+    assert Counter(t for t, _ in out)[1] == 3 and Counter(t for t, _ in drops)[6] > 10
+    assert any(b"packet 99" in body for t, body in out if t == 6)
+
+
+def dpkt_blocks(data):
+    """(type, body) of each pcapng block."""
+    pos = 0
+    while pos < len(data):
+        kind, length = struct.unpack_from("<II", data, pos)
+        yield kind, data[pos + 8:pos + length - 4]
+        pos += length
