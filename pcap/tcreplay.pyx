@@ -220,12 +220,16 @@ cdef enum:
 # The end of the last report line one writer (a replay thread, or the writing) made,
 # from "truncated" on: all of it follows from the outcome and whether the packet was
 # cut short, which consecutive packets often share.
+# And the decimal digits of its capture time's seconds, which consecutive packets share.
 ctypedef struct LineTail:
     TcOutcome o
     bint truncated
     bint valid
     uint32_t len
     char text[REPORT_LINE_MAX]
+    uint64_t sec            # 0: none yet
+    uint32_t sec_len
+    char sec_text[20]
 
 
 cdef inline char* _s(char* w, const char* text) noexcept nogil:
@@ -283,6 +287,7 @@ cdef extern from *:
     }
     """
     char* _u "pyebpf_dec" (char* w, uint64_t v) noexcept nogil
+    void _pairs_at "pyebpf_pairs_at" (char* end, uint32_t x, int pairs) noexcept nogil
 
 
 cdef inline char* _hex(char* w, uint32_t v) noexcept nogil:
@@ -427,12 +432,28 @@ def timestamp_text(uint64_t ts):
     return out[:n].decode() if n >= 0 else None
 
 
+cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
+    """``ts`` in decimal digits: its seconds' (as the writer's last line had them, when
+    the same), then the nine of its nanoseconds."""
+    cdef uint64_t sec = ts // 1000000000
+    cdef uint32_t ns = <uint32_t>(ts % 1000000000)
+    if sec == 0:
+        return _u(w, ts)
+    if sec != t.sec:
+        t.sec, t.sec_len = sec, <uint32_t>(_u(t.sec_text, sec) - t.sec_text)
+    memcpy(w, t.sec_text, t.sec_len)
+    w += t.sec_len
+    w[0] = <char>(48 + ns // 100000000)
+    _pairs_at(w + 9, ns % 100000000, 4)
+    return w + 9
+
+
 cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
                         uint32_t m, uint32_t lt, int mode, LineTail* t) noexcept nogil:
     """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
     its end, or NULL where its timestamp is one Python's repr writes (a replay thread
-    leaves that line to the writing).  ``t``: the writer's last line's end, reused when
-    this one's is the same, else made and kept."""
+    leaves that line to the writing).  ``t``: the writer's last line's end and seconds,
+    reused where this one's are the same, else made and kept."""
     cdef uint32_t size = m
     cdef bint ok = o.action < HOOK_FAULT
     cdef bint truncated = r.caplen < r.wire
@@ -446,7 +467,7 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
     if k < 0:
         return NULL
     w += k
-    w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
+    w = _s(w, b', "timestamp_ns": '); w = _ts_ns(w, r.ts, t)
     w = _s(w, b', "len_in": '); w = _u(w, r.wire)
     w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
     w = _s(w, b', "len_out": ')
