@@ -83,14 +83,16 @@ cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
 cdef int32_t _find_locked(MapStore* m, const uint8_t* key) noexcept nogil:
     """map_find under the key's bucket lock where the map has them: the kernel's lookup
     takes none (RCU keeps a chain walkable), but here another CPU's update or delete
-    relinks the chain's elements through the free list while it is walked."""
-    cdef int* lock = map_bucket_lock(m, key)
-    cdef int32_t elem
-    if lock == NULL:
+    relinks the chain's elements through the free list while it is walked.  The key
+    is hashed once, for the lock and the walk."""
+    cdef uint32_t bucket
+    cdef int32_t elem, prev
+    if not map_bucket_locked(m):
         return map_find(m, key)
-    map_lock(lock)
-    elem = map_find(m, key)
-    map_unlock(lock)
+    bucket = map_bucket(m, key)
+    map_lock(&m.bucket_locks[bucket])
+    elem = hash_find_in(m, key, bucket, &prev)
+    map_unlock(&m.bucket_locks[bucket])
     return elem
 
 

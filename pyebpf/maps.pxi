@@ -64,8 +64,14 @@ cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcep
     return c
 
 
-cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
-    cdef uint32_t bucket = jhash(key, m.key_size, 0) & (m.n_buckets - 1)
+cdef inline uint32_t map_bucket(MapStore* m, const uint8_t* key) noexcept nogil:
+    return jhash(key, m.key_size, 0) & (m.n_buckets - 1)
+
+
+cdef inline int32_t hash_find_in(MapStore* m, const uint8_t* key, uint32_t bucket,
+                                 int32_t* prev) noexcept nogil:
+    """The element holding ``key`` in ``bucket`` (its bucket), or NO_ELEM; ``prev``
+    the one before it in the chain."""
     cdef int32_t e = m.buckets[bucket]
     prev[0] = NO_ELEM
     while e != NO_ELEM:
@@ -74,6 +80,10 @@ cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept
         prev[0] = e
         e = m.next[e]
     return NO_ELEM
+
+
+cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
+    return hash_find_in(m, key, map_bucket(m, key), prev)
 
 
 cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil:
@@ -220,7 +230,7 @@ cdef inline int* map_bucket_lock(MapStore* m, const uint8_t* key) noexcept nogil
     """The lock a helper holds for ``key``: its bucket's, or NULL where the map's serves."""
     if not map_bucket_locked(m):
         return NULL
-    return &m.bucket_locks[jhash(key, m.key_size, 0) & (m.n_buckets - 1)]
+    return &m.bucket_locks[map_bucket(m, key)]
 
 
 cdef inline bint map_holds_objects(MapStore* m) noexcept nogil:
