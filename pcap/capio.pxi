@@ -227,6 +227,27 @@ cdef uint32_t _pcap_record(uint8_t* w, uint64_t t, const uint8_t* eth, uint32_t 
     return PCAP_RECORD + size
 
 
+cdef uint32_t _pcapng_record(uint8_t* w, uint64_t t, const uint8_t* eth, uint32_t n,
+                             int64_t wire_delta, uint32_t lt, const uint8_t* hdr,
+                             uint8_t pkt_type, uint32_t iface, const uint8_t* opts,
+                             uint32_t optlen) noexcept nogil:
+    """A pcapng enhanced packet block of the Ethernet frame ``eth`` in linktype ``lt`` on
+    interface ``iface`` with the options ``opts`` into ``w`` (PCAPNG_EPB + n + LINK_MAX
+    + 3 + optlen bytes); its length."""
+    cdef uint32_t size = _from_eth(lt, hdr, eth, n, pkt_type, w + 28)
+    cdef uint32_t block = PCAPNG_EPB + (size + 3) // 4 * 4 + optlen
+    cdef int64_t wire = size + wire_delta
+    _wr32(w, PCAPNG_EPB_TYPE); _wr32(w + 4, block)
+    _wr32(w + 8, iface)
+    _wr32(w + 12, <uint32_t>(t >> 32)); _wr32(w + 16, <uint32_t>t)
+    _wr32(w + 20, size); _wr32(w + 24, <uint32_t>(wire if wire > size else size))
+    memset(w + 28 + size, 0, (size + 3) // 4 * 4 - size)
+    if optlen:
+        memcpy(w + 28 + (size + 3) // 4 * 4, opts, optlen)
+    _wr32(w + block - 4, block)
+    return block
+
+
 cdef class Scanner:
     """The records of one capture, a chunk at a time: what the C scan and pcapio found
     in the chunk last scanned (``count``, the records' fields in C), and the capture's
@@ -502,25 +523,14 @@ cdef class CaptureWriter(Writer):
         header (kept where it has fields Ethernet has not, when the linktypes match);
         ``opts`` the input packet block's options (pcapng)."""
         cdef uint32_t lt = self._linktype_of(iface)
-        cdef uint32_t size, block
         cdef uint8_t* w
-        cdef int64_t wire
         if lt != in_linktype:
             hdr = NULL
         if self.pcapng:
             w = self.room(PCAPNG_EPB + n + LINK_MAX + 3 + optlen)
-            size = _from_eth(lt, hdr, eth, n, pkt_type, w + 28)
-            block = PCAPNG_EPB + (size + 3) // 4 * 4 + optlen
-            wire = size + wire_delta
-            _wr32(w, PCAPNG_EPB_TYPE); _wr32(w + 4, block)
-            _wr32(w + 8, iface if self.scanner is not None else 0)
-            _wr32(w + 12, <uint32_t>(t >> 32)); _wr32(w + 16, <uint32_t>t)
-            _wr32(w + 20, size); _wr32(w + 24, <uint32_t>(wire if wire > size else size))
-            memset(w + 28 + size, 0, (size + 3) // 4 * 4 - size)
-            if optlen:
-                memcpy(w + 28 + (size + 3) // 4 * 4, opts, optlen)
-            _wr32(w + block - 4, block)
-            self.commit(block)
+            self.commit(_pcapng_record(w, t, eth, n, wire_delta, lt, hdr, pkt_type,
+                                       iface if self.scanner is not None else 0, opts,
+                                       optlen))
             return 0
         if t // 1000000000 > <uint64_t>0xffffffffu:
             raise ValueError(f"a timestamp of {t} ns is past what pcap's 32-bit seconds "

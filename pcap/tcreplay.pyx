@@ -217,6 +217,20 @@ cdef enum:
     REPORT_LINE_MAX = 1024      # a report line of a packet without extras fits
     MAX_REDIRECTS = 4096        # redirect targets one replay writes captures for
 
+# The end of the last report line one writer (a replay thread, or the writing) made,
+# from "truncated" on: all of it follows from the outcome and whether the packet was
+# cut short, which consecutive packets often share.
+# And the decimal digits of its capture time's seconds, which consecutive packets share.
+ctypedef struct LineTail:
+    TcOutcome o
+    bint truncated
+    bint valid
+    uint32_t len
+    char text[REPORT_LINE_MAX]
+    uint64_t sec            # 0: none yet
+    uint32_t sec_len
+    char sec_text[20]
+
 
 cdef inline char* _s(char* w, const char* text) noexcept nogil:
     cdef size_t n = strlen(text)
@@ -226,32 +240,54 @@ cdef inline char* _s(char* w, const char* text) noexcept nogil:
 
 cdef extern from *:
     """
-    /* v in decimal digits at w; the end.  Two digits a division (a report line has
-       about 50 of them). */
+    static const char pyebpf_pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    /* The 2 * pairs decimal digits of x (below 100 ** pairs), zeros first, ending at
+       end. */
+    static inline void pyebpf_pairs_at(char* end, uint32_t x, int pairs) {
+        while (pairs--) {
+            end -= 2;
+            memcpy(end, pyebpf_pairs + 2 * (x % 100), 2);
+            x /= 100;
+        }
+    }
+    /* v in decimal digits at w; the end.  The digits are counted from the highest bit
+       set, then written from the end, two a division, in 32 bits where they fit (a
+       report line has about 50 of them). */
     static inline char* pyebpf_dec(char* w, uint64_t v) {
-        static const char pairs[] =
-            "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-            "8081828384858687888990919293949596979899";
-        char buf[20];
-        int k = 20;
-        while (v >= 100) {
-            unsigned r = (unsigned)(v % 100);
-            v /= 100;
-            k -= 2;
-            memcpy(buf + k, pairs + 2 * r, 2);
+        static const uint64_t tens[20] = {
+            1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+            100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+            1000000000000ull, 10000000000000ull, 100000000000000ull,
+            1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+            1000000000000000000ull, 10000000000000000000ull};
+        int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;    /* log10 2 ~ 1233 / 4096 */
+        int n = t + (v >= tens[t]);
+        char* end = w + (n ? n : 1);
+        uint32_t x;
+        w = end;
+        while (v > 0xffffffffu) {
+            pyebpf_pairs_at(w, (uint32_t)(v % 100000000u), 4);
+            w -= 8;
+            v /= 100000000u;
         }
-        if (v >= 10) {
-            k -= 2;
-            memcpy(buf + k, pairs + 2 * v, 2);
-        } else {
-            buf[--k] = (char)('0' + v);
+        x = (uint32_t)v;
+        while (x >= 100) {
+            w -= 2;
+            memcpy(w, pyebpf_pairs + 2 * (x % 100), 2);
+            x /= 100;
         }
-        memcpy(w, buf + k, 20 - k);
-        return w + 20 - k;
+        if (x >= 10)
+            memcpy(w - 2, pyebpf_pairs + 2 * x, 2);
+        else
+            w[-1] = (char)('0' + x);
+        return end;
     }
     """
     char* _u "pyebpf_dec" (char* w, uint64_t v) noexcept nogil
+    void _pairs_at "pyebpf_pairs_at" (char* end, uint32_t x, int pairs) noexcept nogil
 
 
 cdef inline char* _hex(char* w, uint32_t v) noexcept nogil:
@@ -289,19 +325,20 @@ cdef extern from *:
        2**s, the numbers read back as d lie strictly inside ((2m - 1) / 2**(s+1),
        (2m + 1) / 2**(s+1)) for an odd m (an even m keeps the ends: no answer when a
        candidate is an end); the digits are tried k = 0, 1, ... after the point. */
-    static int pyebpf_float_repr(double d, char* out) {
+    static int pyebpf_float_repr_from(double d, char* out, int k0) {
         typedef unsigned __int128 u128;
         int e, s, k, len = 0;
         uint64_t m, n, ip, fp, p10 = 1;
         u128 p = 1, a, b, c, lo, hi, nn, half, rem;
-        char digits[24];
         if (!(d >= 1.0 && d < 1125899906842624.0))
             return -1;
         m = (uint64_t)ldexp(frexp(d, &e), 53);
         s = 53 - e;
         if (m == (uint64_t)1 << 52)
             return -1;
-        for (k = 0; k <= 17; k++, p *= 10) {
+        for (k = 0; k < k0; k++)
+            p *= 10;
+        for (k = k0; k <= 17; k++, p *= 10) {
             a = (2 * (u128)m - 1) * p;
             b = (2 * (u128)m + 1) * p;
             lo = (a >> (s + 1)) + 1;
@@ -327,10 +364,7 @@ cdef extern from *:
                 p10 *= 10;
             ip = n / p10;
             fp = n % p10;
-            e = 0;
-            do { digits[e++] = '0' + ip % 10; ip /= 10; } while (ip);
-            while (e)
-                out[len++] = digits[--e];
+            len = (int)(pyebpf_dec(out, ip) - out);
             out[len++] = '.';
             if (k == 0) {
                 out[len++] = '0';
@@ -344,6 +378,9 @@ cdef extern from *:
         }
         return -1;
     }
+    static int pyebpf_float_repr(double d, char* out) {
+        return pyebpf_float_repr_from(d, out, 0);
+    }
     /* repr(ts / 1e9) of a capture time in ns, as pyebpf_float_repr answers it; a
        whole number of microseconds (what pcap holds) from 1 s to 2**33 s has it
        cheaply: the double nearest its 6-place decimal is the time's double when the
@@ -352,10 +389,15 @@ cdef extern from *:
        its trailing zeros is the shortest. */
     static int pyebpf_ts_repr(uint64_t ts, char* out) {
         uint64_t us = ts / 1000, frac;
-        int len, k;
-        if (ts % 1000 || ts < 1000000000u || ts >= 8589934592000000000ull
-                || (double)us / 1e6 != (double)ts / 1e9)
+        int len;
+        if (ts % 1000 || ts < 1000000000u || ts >= 8589934592000000000ull)
             return pyebpf_float_repr((double)ts / 1e9, out);
+        if ((double)us / 1e6 != (double)ts / 1e9)
+            /* Below 2**31 s the time's double lies within 2.5e-7 of us / 1e6 (the ns
+               rounded to a double, then the division) and reads back from 1.2e-7 at
+               most: no decimal of at most 6 places does, so the digits start at 7. */
+            return pyebpf_float_repr_from((double)ts / 1e9, out,
+                                          ts < 2147483648000000000ull ? 7 : 0);
         frac = us % 1000000;
         len = (int)(pyebpf_dec(out, us / 1000000) - out);
         out[len++] = '.';
@@ -363,10 +405,7 @@ cdef extern from *:
             out[len++] = '0';
             return len;
         }
-        for (k = 5; k >= 0; k--) {
-            out[len + k] = '0' + frac % 10;
-            frac /= 10;
-        }
+        pyebpf_pairs_at(out + len + 6, (uint32_t)frac, 3);
         len += 6;
         while (out[len - 1] == '0')
             len--;
@@ -393,13 +432,32 @@ def timestamp_text(uint64_t ts):
     return out[:n].decode() if n >= 0 else None
 
 
+cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
+    """``ts`` in decimal digits: its seconds' (as the writer's last line had them, when
+    the same), then the nine of its nanoseconds."""
+    cdef uint64_t sec = ts // 1000000000
+    cdef uint32_t ns = <uint32_t>(ts % 1000000000)
+    if sec == 0:
+        return _u(w, ts)
+    if sec != t.sec:
+        t.sec, t.sec_len = sec, <uint32_t>(_u(t.sec_text, sec) - t.sec_text)
+    memcpy(w, t.sec_text, t.sec_len)
+    w += t.sec_len
+    w[0] = <char>(48 + ns // 100000000)
+    _pairs_at(w + 9, ns % 100000000, 4)
+    return w + 9
+
+
 cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
-                        uint32_t m, uint32_t lt, int mode) noexcept nogil:
+                        uint32_t m, uint32_t lt, int mode, LineTail* t) noexcept nogil:
     """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
     its end, or NULL where its timestamp is one Python's repr writes (a replay thread
-    leaves that line to the writing)."""
+    leaves that line to the writing).  ``t``: the writer's last line's end and seconds,
+    reused where this one's are the same, else made and kept."""
     cdef uint32_t size = m
     cdef bint ok = o.action < HOOK_FAULT
+    cdef bint truncated = r.caplen < r.wire
+    cdef char* tail
     cdef int k
     if ok and lt != LT_ETHERNET:
         size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
@@ -409,13 +467,17 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
     if k < 0:
         return NULL
     w += k
-    w = _s(w, b', "timestamp_ns": '); w = _u(w, r.ts)
+    w = _s(w, b', "timestamp_ns": '); w = _ts_ns(w, r.ts, t)
     w = _s(w, b', "len_in": '); w = _u(w, r.wire)
     w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
     w = _s(w, b', "len_out": ')
     w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
-    w = _s(w, b', "truncated": false, "verdict": ' if r.caplen >= r.wire
-           else b', "truncated": true, "verdict": ')
+    if t.valid and t.truncated == truncated and memcmp(&t.o, o, sizeof(TcOutcome)) == 0:
+        memcpy(w, t.text, t.len)
+        return w + t.len
+    tail = w
+    w = _s(w, b', "truncated": true, "verdict": ' if truncated
+           else b', "truncated": false, "verdict": ')
     if ok and mode != MODE_SF:
         w = _s(w, b'"')
         w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
@@ -439,7 +501,11 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
         w = _s(w, b', "redirect": null')
     w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
     w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
-    return _s(w, b', "errors": [], "dropped_before_tc": null}\n')
+    w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
+    memcpy(&t.o, o, sizeof(TcOutcome))
+    t.truncated, t.valid, t.len = truncated, True, <uint32_t>(w - tail)
+    memcpy(t.text, tail, t.len)
+    return w
 
 
 include "annotate.pxi"
@@ -469,6 +535,7 @@ ctypedef struct Lane:
     bint failed             # memory could not be had
     bint clean              # skb's last load was from the template and every run since
                             # kept the layout: skb_reload_frame resets it (Loop._load)
+    LineTail tail           # of the report lines its thread writes
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only, but ``lane`` and ``steered`` by the thread that steered it
@@ -636,6 +703,10 @@ cdef class Loop:
     # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
     cdef bint out_recs, drop_recs, out_nano, drop_nano
     cdef uint32_t out_lt, drop_lt
+    # a pcapng capture's interfaces (its scanner's; NULL: one interface, of out_lt)
+    cdef bint out_png, drop_png
+    cdef const Iface* out_ifs
+    cdef const Iface* drop_ifs
     cdef object thread_error
     cdef bint use_ts
     cdef public bint stop_on_error, stopped
@@ -654,6 +725,7 @@ cdef class Loop:
     cdef public object report_slow       # (index, fields, extra) -> bytes, for lines with extras
     cdef object programs
     cdef bint extra_here        # the packet being written has an entry in extras
+    cdef LineTail tail          # of the report lines the writing makes
     # the summary of tcsim --json, counted here: packets per verdict (-1..8, of those
     # that reached one), per redirect target, bytes in (as tc saw them) and out
     # (delivered and redirected)
@@ -1163,6 +1235,7 @@ cdef class Loop:
         else:
             if o.action == HOOK_DELIVERED and out is not None:
                 if rec != NULL:
+                    out._linktype_of(r.iface)       # its interface's block first
                     memcpy(out.room(rec_len), rec, rec_len)
                     out.commit(rec_len)
                 else:
@@ -1170,6 +1243,7 @@ cdef class Loop:
                                <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
                 if rec != NULL:
+                    drops._linktype_of(r.iface)
                     memcpy(drops.room(rec_len), rec, rec_len)
                     drops.commit(rec_len)
                 elif o.action == HOOK_FAULT:
@@ -1279,12 +1353,15 @@ cdef class Loop:
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
         self.lines = report is not None
-        self.out_recs = out is not None and not out.pcapng
-        self.drop_recs = drops is not None and not drops.pcapng
+        self.out_recs, self.drop_recs = out is not None, drops is not None
         if self.out_recs:
-            self.out_nano, self.out_lt = out.nanosecond, out.linktype
+            self.out_nano, self.out_lt, self.out_png = out.nanosecond, out.linktype, out.pcapng
+            self.out_ifs = out.scanner.ifs if out.pcapng and out.scanner is not None else NULL
         if self.drop_recs:
-            self.drop_nano, self.drop_lt = drops.nanosecond, drops.linktype
+            self.drop_nano, self.drop_lt, self.drop_png = (drops.nanosecond, drops.linktype,
+                                                           drops.pcapng)
+            self.drop_ifs = (drops.scanner.ifs if drops.pcapng and drops.scanner is not None
+                             else NULL)
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1387,13 +1464,30 @@ cdef class Loop:
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
                          uint32_t lt) noexcept nogil:
-        """The pcap record of a delivered or dropped packet (its bytes afterwards, at
-        ``d.outb``) for the capture it goes to, into the lane's blocks (``d.rec``; left
-        NULL for a time pcap cannot hold: the writing says so); False when memory
-        cannot be had.  As CaptureWriter.record writes it."""
+        """The pcap record or pcapng block of a delivered or dropped packet (its bytes
+        afterwards, at ``d.outb``) for the capture it goes to, into the lane's blocks
+        (``d.rec``; left NULL for a time pcap cannot hold: the writing says so); False
+        when memory cannot be had.  As CaptureWriter.record writes it (the writing
+        writes the interface blocks it needs first)."""
         cdef bint delivered = o.action == HOOK_DELIVERED
         cdef uint32_t out_lt = self.out_lt if delivered else self.drop_lt
+        cdef const Iface* ifs = self.out_ifs if delivered else self.drop_ifs
         cdef uint8_t* w
+        cdef uint32_t need
+        if self.out_png if delivered else self.drop_png:
+            if ifs != NULL:
+                out_lt = ifs[r.iface].linktype
+            need = PCAPNG_EPB + d.m + LINK_MAX + 3 + r.opt_len
+            w = _lane_room(ln, need)
+            if w == NULL:
+                return False
+            d.rec_len = _pcapng_record(w, r.ts, d.outb, d.m, <int64_t>r.wire - r.caplen,
+                                       out_lt, hdr if out_lt == lt else NULL, d.pkt_type,
+                                       r.iface if ifs != NULL else 0,
+                                       hdr - r.off + r.opt_off, r.opt_len)
+            d.rec = w
+            ln.used -= need - d.rec_len     # the room it did not take
+            return True
         if r.ts // 1000000000 > <uint64_t>0xffffffffu:
             return True
         w = _lane_room(ln, PCAP_RECORD + d.m + LINK_MAX)
@@ -1498,7 +1592,7 @@ cdef class Loop:
                 if line == NULL:
                     ln.failed, self.abort = True, 1
                     return
-                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode)
+                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode, &ln.tail)
                 if end != NULL:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
@@ -1517,7 +1611,7 @@ cdef class Loop:
         cdef uint32_t size = m
         if not self.extra_here:
             start = <char*>report.room(REPORT_LINE_MAX)
-            w = _report_line(start, index, r, o, m, lt, self.mode)
+            w = _report_line(start, index, r, o, m, lt, self.mode, &self.tail)
             if w != NULL:
                 report.commit(w - start)
                 return

@@ -318,6 +318,10 @@ ctypedef struct MapStore:
     uint32_t bloom_mask       # bloom filters: bits in the bitset (values) - 1
     int lock                  # held while a helper changes the map or walks its lists
                               # (map_lock): replay threads share the map
+    int* bucket_locks         # plain and per-CPU hash maps: a lock per bucket, which a
+                              # helper holds instead of ``lock`` for a value without
+                              # special fields (htab_lock_bucket), else NULL
+    int free_lock             # hash maps: held while the free list and count change
     int32_t spin_lock_off     # the value's struct bpf_spin_lock (its BTF), or -1
     int32_t timer_off         # the value's struct bpf_timer, or -1
     int32_t res_spin_lock_off # the value's struct bpf_res_spin_lock, or -1

@@ -80,6 +80,22 @@ cdef inline uint32_t _cpu(Vm* vm) noexcept nogil:
     return vm.skb.cpu if vm.skb != NULL else 0
 
 
+cdef int32_t _find_locked(MapStore* m, const uint8_t* key) noexcept nogil:
+    """map_find under the key's bucket lock where the map has them: the kernel's lookup
+    takes none (RCU keeps a chain walkable), but here another CPU's update or delete
+    relinks the chain's elements through the free list while it is walked.  The key
+    is hashed once, for the lock and the walk."""
+    cdef uint32_t bucket
+    cdef int32_t elem, prev
+    if not map_bucket_locked(m):
+        return map_find(m, key)
+    bucket = map_bucket(m, key)
+    map_lock(&m.bucket_locks[bucket])
+    elem = hash_find_in(m, key, bucket, &prev)
+    map_unlock(&m.bucket_locks[bucket])
+    return elem
+
+
 cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, True)
@@ -92,7 +108,7 @@ cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uin
         return 0
     if _is_sock_map(m):
         return sock_map_lookup(vm, m, key)
-    elem = map_find(m, key)
+    elem = _find_locked(m, key)
     if elem == NO_ELEM:
         return 0
     if m.inner != NULL:
@@ -116,7 +132,7 @@ cdef uint64_t _map_lookup_percpu_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t
     key = _mem(vm, r2, m.key_size, ACCESS_READ)
     if key == NULL or <uint32_t>cpu >= m.ncpu:
         return 0
-    elem = map_find(m, key)
+    elem = _find_locked(m, key)
     if elem == NO_ELEM:
         return 0
     if _is_lru(m):
@@ -129,6 +145,8 @@ cdef uint64_t _map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
     cdef uint8_t* value
+    cdef int* lock
+    cdef int rc
     if m == NULL:
         return 0
     key = _mem(vm, r2, m.key_size, ACCESS_READ)
@@ -140,20 +158,33 @@ cdef uint64_t _map_update_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t r3,
     value = _mem(vm, r3, m.value_size, ACCESS_READ)
     if value == NULL:
         return 0
-    return <uint64_t><int64_t>map_update(m, key, value, flags, _cpu(vm) % m.ncpu,
-                                                _cpu(vm))
+    lock = map_bucket_lock(m, key)
+    if lock != NULL:
+        map_lock(lock)
+    rc = map_update(m, key, value, flags, _cpu(vm) % m.ncpu, _cpu(vm))
+    if lock != NULL:
+        map_unlock(lock)
+    return <uint64_t><int64_t>rc
 
 
 cdef uint64_t _map_delete_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uint64_t d,
                                uint64_t e) noexcept nogil:
     cdef MapStore* m = _data_map_arg(vm, r1, False)
     cdef uint8_t* key
+    cdef int* lock
+    cdef int rc
     if m == NULL:
         return 0
     key = _mem(vm, r2, m.key_size, ACCESS_READ)
     if key == NULL:
         return 0
-    return <uint64_t><int64_t>map_delete(m, key)
+    lock = map_bucket_lock(m, key)
+    if lock != NULL:
+        map_lock(lock)
+    rc = map_delete(m, key)
+    if lock != NULL:
+        map_unlock(lock)
+    return <uint64_t><int64_t>rc
 
 
 # --- queues, stacks and bloom filters: the values are copied in and out (bloom
@@ -521,9 +552,10 @@ cdef uint64_t _get_stackid(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flags, uin
 
 
 # --- locks: the replay threads of tcsim --cpus share the maps.  Each helper that changes
-# a map or walks its lists holds the map's lock (the kernel: a bucket lock for hash
-# maps, htab_lock_bucket; the queue's and ring buffer's spin locks); array lookups take
-# none, as array_map_lookup_elem takes none: the value is written in place. ---
+# a map or walks its lists holds the map's lock (the queue's and ring buffer's spin
+# locks), or for a plain or per-CPU hash map the key's bucket's (htab_lock_bucket:
+# the helpers above take it, map_bucket_lock); array lookups take none, as
+# array_map_lookup_elem takes none: the value is written in place. ---
 
 cdef MapStore* _known_map(Vm* vm, uint64_t ptr) noexcept nogil:
     """The map ``ptr`` is, when the program references it or holds it as an inner map;
@@ -546,8 +578,8 @@ cdef inline uint64_t _locked(helper_fn f, uint64_t map_ptr, bint array_free, Vm*
                              uint64_t r5) noexcept nogil:
     cdef MapStore* m = _known_map(vm, map_ptr)
     cdef uint64_t rv
-    if m == NULL or (array_free and (m.type == BPF_MAP_TYPE_ARRAY
-                                     or m.type == BPF_MAP_TYPE_PERCPU_ARRAY)):
+    if m == NULL or map_bucket_locked(m) or (array_free and (
+            m.type == BPF_MAP_TYPE_ARRAY or m.type == BPF_MAP_TYPE_PERCPU_ARRAY)):
         return f(vm, r1, r2, r3, r4, r5)
     map_lock(&m.lock)
     rv = f(vm, r1, r2, r3, r4, r5)

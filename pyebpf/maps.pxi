@@ -64,8 +64,14 @@ cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcep
     return c
 
 
-cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
-    cdef uint32_t bucket = jhash(key, m.key_size, 0) & (m.n_buckets - 1)
+cdef inline uint32_t map_bucket(MapStore* m, const uint8_t* key) noexcept nogil:
+    return jhash(key, m.key_size, 0) & (m.n_buckets - 1)
+
+
+cdef inline int32_t hash_find_in(MapStore* m, const uint8_t* key, uint32_t bucket,
+                                 int32_t* prev) noexcept nogil:
+    """The element holding ``key`` in ``bucket`` (its bucket), or NO_ELEM; ``prev``
+    the one before it in the chain."""
     cdef int32_t e = m.buckets[bucket]
     prev[0] = NO_ELEM
     while e != NO_ELEM:
@@ -74,6 +80,10 @@ cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept
         prev[0] = e
         e = m.next[e]
     return NO_ELEM
+
+
+cdef int32_t _hash_find(MapStore* m, const uint8_t* key, int32_t* prev) noexcept nogil:
+    return hash_find_in(m, key, map_bucket(m, key), prev)
 
 
 cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil:
@@ -109,7 +119,6 @@ cdef void _elem_release(MapStore* m, int32_t e) noexcept nogil:
     if map_holds_objects(m):
         map_free_objects(m, e)
     timer_free(m, e)
-    m.count -= 1
 
 
 cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
@@ -117,9 +126,14 @@ cdef void _hash_remove(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
     _hash_unlink(m, e, prev)
     if _is_lru(m):
         lru_push_free(m, e)
+        m.count -= 1
     else:
+        # free_htab_elem: the free list is the map's, shared by its buckets
+        map_lock(&m.free_lock)
         m.next[e] = m.free_head
         m.free_head = e
+        m.count -= 1
+        map_unlock(&m.free_lock)
 
 
 cdef void lru_del_from_htab(MapStore* m, int32_t e) noexcept nogil:
@@ -129,6 +143,7 @@ cdef void lru_del_from_htab(MapStore* m, int32_t e) noexcept nogil:
     _hash_find(m, m.keys + <size_t>e * m.key_size, &prev)
     _elem_release(m, e)
     _hash_unlink(m, e, prev)
+    m.count -= 1
 
 
 cdef int32_t _lru_update(MapStore* m, const uint8_t* key, uint64_t flags, uint32_t cpu,
@@ -180,15 +195,20 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
             _hash_unlink(m, e, prev)
             _hash_link(m, e)
         return e
-    if m.free_head == NO_ELEM:
+    # alloc_htab_elem: an element from the map's free list (the bucket's lock is not
+    # enough: the buckets share it)
+    map_lock(&m.free_lock)
+    fresh = m.free_head
+    if fresh != NO_ELEM:
+        m.free_head = m.next[fresh]
+        m.count += 1
+    map_unlock(&m.free_lock)
+    if fresh == NO_ELEM:
         rc[0] = -E2BIG
         return NO_ELEM
-    fresh = m.free_head
-    m.free_head = m.next[fresh]
     memcpy(m.keys + <size_t>fresh * m.key_size, key, m.key_size)
     memset(map_value(m, fresh, 0), 0, <size_t>m.ncpu * m.stride)
     _hash_link(m, fresh)
-    m.count += 1
     return fresh
 
 
@@ -198,6 +218,20 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
 cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
     return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.wq_off >= 0 or m.nkptrs or \
         m.nlists or m.res_spin_lock_off >= 0
+
+
+cdef inline bint map_bucket_locked(MapStore* m) noexcept nogil:
+    """Whether a helper holds a bucket's lock for a key of the map instead of the map's
+    (htab_lock_bucket): plain and per-CPU hashes whose values have no special fields
+    (their timers, locks and objects stay under the map's lock)."""
+    return m.bucket_locks != NULL and not map_has_fields(m)
+
+
+cdef inline int* map_bucket_lock(MapStore* m, const uint8_t* key) noexcept nogil:
+    """The lock a helper holds for ``key``: its bucket's, or NULL where the map's serves."""
+    if not map_bucket_locked(m):
+        return NULL
+    return &m.bucket_locks[map_bucket(m, key)]
 
 
 cdef inline bint map_holds_objects(MapStore* m) noexcept nogil:
@@ -699,6 +733,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         free(m.keys)
         free(m.next)
         free(m.buckets)
+        free(m.bucket_locks)
         free(m)
 
 
@@ -947,6 +982,8 @@ cdef _map_storage(MapStore* m, object kind):
         m.n_buckets = n
         m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
         m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
+        if kind in (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH):
+            m.bucket_locks = <int*>_zalloc(n, sizeof(int))
         if kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH):
             heads = lru_heads(m.lru_ncpu, _lru_percpu(m))
             m.lru_prev = <int32_t*>_zalloc(max_entries + heads, sizeof(int32_t))

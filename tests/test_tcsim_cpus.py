@@ -1,6 +1,7 @@
 """tcsim --cpus N: packets steered to N simulated CPUs (RSS, or RPS by the flow hash),
 each CPU replaying on a thread of its own, the outputs in the capture's order
 (pcap/tcreplay.pyx, pcap/steer.pxi; the maps' locks in map_helpers.pxi)."""
+import io
 import json
 import os
 import random
@@ -437,3 +438,171 @@ def test_an_lru_map_with_per_cpu_lists_keeps_the_kernels_flows(kernel_oracle, tm
     count_comparison()
     assert len(ours) < len({f[26:30] + f[34:38] for f in frames})      # some were evicted
     assert (sorted(ours - theirs), sorted(theirs - ours)) == ([], [])
+
+
+# flows: packets per (source address, source port), each flow steered to one CPU; ports:
+# packets per destination port, keys every CPU inserts and adds to; scratch: each packet's
+# flow key put in and taken out again (at most one per CPU at a time, so a free list that
+# lost an element would soon refuse with -E2BIG); failures: what did not go as planned
+FLOW_TABLES = """
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u64);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);
+	__type(key, __u64);
+	__type(value, __u64);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} failures SEC(".maps");
+
+static void count(void *map, void *key)
+{
+	__u64 zero = 0, *v = bpf_map_lookup_elem(map, key);
+	__u32 k = 0;
+
+	if (!v) {
+		/* another CPU may insert it first: -EEXIST, then the lookup finds it */
+		bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(map, key);
+	}
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	else if ((v = bpf_map_lookup_elem(&failures, &k)))
+		__sync_fetch_and_add(v, 1);
+}
+
+SEC("tc")
+int tables(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u64 flow, one = 1, *v;
+	__u32 port, k = 0;
+
+	if (data + 38 > end)
+		return TC_ACT_OK;
+	flow = (__u64)*(__u32 *)(data + 26) << 16 | *(__u16 *)(data + 34);
+	port = *(__u16 *)(data + 36);
+	count(&flows, &flow);
+	count(&ports, &port);
+	if ((bpf_map_update_elem(&scratch, &flow, &one, BPF_NOEXIST)
+	     || bpf_map_delete_elem(&scratch, &flow))
+	    && (v = bpf_map_lookup_elem(&failures, &k)))
+		__sync_fetch_and_add(v, 1);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _tables(path):
+    """{map: {key: value}} of a --dump-maps directory (a per-CPU value summed)."""
+    return {m: {e["key"]: sum(e["value"]) if isinstance(e["value"], list) else e["value"]
+                for e in json.loads((path / f"{m}.json").read_text())["entries"]}
+            for m in ("flows", "ports", "scratch", "failures")}
+
+
+def test_hash_maps_two_cpus_insert_into_and_delete_from_all_along_keep_every_update(
+        kernel_oracle, tmp_path, capsys):
+    """Each bucket has its own lock (htab_lock_bucket) and the buckets share the free
+    list: two CPUs inserting, adding to and deleting keys of the same hash maps for
+    40,000 packets lose nothing.  The totals are those of one CPU and 100 times the
+    kernel's for one pass of the frames."""
+    data = compile_object(FLOW_TABLES)
+    (tmp_path / "tables.o").write_bytes(data)
+    frames = _flow_frames(count=400, flows=300, seed=13)
+    pcapio.write(tmp_path / "many.pcap", [(k * 1000, frames[k % len(frames)],
+                                           len(frames[k % len(frames)]))
+                                          for k in range(100 * len(frames))])
+    runs = {}
+    for cpus in (1, 2):
+        rc, _, err = tcsim_run(capsys, tmp_path / "tables.o", "-r", tmp_path / "many.pcap",
+                               "-q", "--cpus", cpus, "--dump-maps", tmp_path / f"maps{cpus}")
+        assert (rc, err) == (0, [])
+        runs[cpus] = _tables(tmp_path / f"maps{cpus}")
+    with kernel_oracle.load_object(data) as kobj:
+        prog = kobj.program("tables")
+        for f in frames:
+            prog.test_run(f, ctx={})
+        kernel = {
+            m: {int.from_bytes(k, "little"): 100 * sum(
+                int.from_bytes(v[c:c + 8], "little") for c in range(0, len(v), 8))
+                for k, v in ((k, kobj.maps[m].lookup(k)) for k in kobj.maps[m].keys())}
+            for m in ("flows", "ports", "scratch", "failures")}
+    count_comparison()
+    assert runs[2] == runs[1]
+    assert runs[1] == kernel
+    assert (len(kernel["flows"]), kernel["failures"], kernel["scratch"]) == (
+        len({f[26:30] + f[34:36] for f in frames}), {0: 0}, {})
+
+
+def _interfaces_capture(path, frames):
+    """A pcapng of three interfaces: Ethernet, raw IP (the frames less their Ethernet
+    header) and Ethernet again with a name, whose first packets come late; every third
+    packet has a comment, packets of 20-byte-long link headers none."""
+    import dpkt
+    idb = dpkt.pcapng.InterfaceDescriptionBlockLE
+    opt = dpkt.pcapng.PcapngOptionLE
+    buf = io.BytesIO()
+    w = dpkt.pcapng.Writer(buf, idb=[
+        idb(linktype=1, snaplen=65535), idb(linktype=101, snaplen=65535),
+        idb(linktype=1, snaplen=65535, opts=[opt(code=2, data=b"eth9"), opt(code=0)])])
+    for k, f in enumerate(frames):
+        iface = 0 if k < 100 else k % 3
+        data = f[14:] if iface == 1 else f
+        if iface == 1 and f[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+            iface, data = 0, f
+        t = 1_700_000_000 * 10**6 + k       # microseconds (no if_tsresol)
+        opts = [opt(code=1, data=f"packet {k}".encode()), opt(code=0)] if k % 3 == 0 else []
+        w.writepkt(dpkt.pcapng.EnhancedPacketBlockLE(
+            pkt_data=data, caplen=len(data), pkt_len=len(data) + k % 2, iface_id=iface,
+            ts_high=t >> 32, ts_low=t & 0xffffffff, opts=opts))
+    path.write_bytes(buf.getvalue())
+
+
+def test_two_cpus_write_one_cpus_pcapng_blocks_for_interfaces_of_two_linktypes(
+        tmp_path, capsys):
+    """The replay threads write the pcapng packet blocks (options kept, each in its
+    interface's linktype); the writing puts each interface's block before its first
+    packet's, as one CPU does."""
+    _interfaces_capture(tmp_path / "in.pcapng", _frames(count=900))
+    runs = []
+    for cpus in (1, 2):
+        d = tmp_path / str(cpus)
+        d.mkdir()
+        rc, _, err = tcsim_run(capsys, MARK_BY_PORT, "-r", tmp_path / "in.pcapng",
+                               "-o", d / "out.pcapng", "--drops", d / "drops.pcapng", "-q",
+                               "--cpus", cpus)
+        assert (rc, err) == (0, [])
+        runs.append(((d / "out.pcapng").read_bytes(), (d / "drops.pcapng").read_bytes()))
+    assert runs[0] == runs[1]
+    out, drops = (list(dpkt_blocks(b)) for b in runs[1])
+    assert Counter(t for t, _ in out)[1] == 3 and Counter(t for t, _ in drops)[6] > 10
+    assert any(b"packet 99" in body for t, body in out if t == 6)
+
+
+def dpkt_blocks(data):
+    """(type, body) of each pcapng block."""
+    pos = 0
+    while pos < len(data):
+        kind, length = struct.unpack_from("<II", data, pos)
+        yield kind, data[pos + 8:pos + length - 4]
+        pos += length

@@ -86,6 +86,25 @@ def test_every_report_line_is_json_dumps_of_its_object(tmp_path, capsys):
         assert json.dumps(json.loads(line)) == line
 
 
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_report_lines_give_each_capture_time_in_ns_and_as_python_repr_of_its_seconds(
+        tmp_path, capsys, cpus):
+    """A writer reuses the digits of the last line's seconds: times within one second,
+    across seconds, with nanoseconds of leading zeros, and below one second."""
+    times = [5, 999_999_999, 1_000_000_005, 1_000_000_006, 1_050_000_000,
+             1_700_000_000_000_000_001, 1_700_000_000_000_000_001, 1_700_000_000_099_999_999,
+             1_700_000_000_999_999_999, 1_700_000_001_000_000_000, 1_700_000_001_000_001_000,
+             1_699_999_999_123_456_789, 2**33 * 10**9 + 7]
+    times += [1_700_000_002_000_000_000 + k * 37_000_001 for k in range(60)]
+    pcapio.write(tmp_path / "in.pcapng", [(t, FRAMES[k % len(FRAMES)], 99)
+                                          for k, t in enumerate(times)])
+    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"), "--cpus", cpus,
+            read="in.pcapng")
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["timestamp_ns"] for r in lines] == times
+    assert [repr(r["timestamp"]) for r in lines] == [repr(t / 1e9) for t in times]
+
+
 def test_pcapng_output_keeps_the_interfaces_and_packet_comments(tmp_path, capsys):
     buf = io.BytesIO()
     w = dpkt.pcapng.Writer(buf, shb=None, idb=dpkt.pcapng.InterfaceDescriptionBlockLE(
