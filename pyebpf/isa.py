@@ -616,6 +616,7 @@ HELPER_NAMES = (
 HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
 
 BTF_FIELDS_MAX = 11        # special fields one map value may hold (include/linux/bpf.h)
+BPF_GLOBAL_PERCPU_MA_MAX_SIZE = 512     # the largest struct bpf_percpu_obj_new allocates
 
 # kfunc flags (the KF_* of include/linux/btf.h).
 KF_ACQUIRE, KF_RELEASE, KF_RET_NULL = 1 << 0, 1 << 1, 1 << 2
@@ -1012,7 +1013,8 @@ _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_ST
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
-            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX")
+            "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",
+            "BPF_GLOBAL_PERCPU_MA_MAX_SIZE")
 
 
 def pxd_source() -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from errno import EACCES, EFAULT, EINVAL
 
 from .. import isa
-from .alloc import ALLOC_PTR, AllocObjects
-from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
+from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
+from .kptrs import PERCPU_RCU_PTR, RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -820,7 +820,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR):
+        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR, PERCPU_RCU_PTR,
+                   PERCPU_ALLOC_PTR):
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
             if write:
@@ -1422,6 +1423,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             st.refs.pop(ref, None)
             if meta.get("release_dynptr"):
                 self.release_dynptr(st, ref)
+            if meta.get("kptr") is not None:
+                self.kptr_released(st, ref)
             for r in st.all_regs():
                 if r.ref == ref:
                     r.mark_unknown()
