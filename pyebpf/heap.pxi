@@ -45,9 +45,20 @@ cdef enum:
 ctypedef struct ObjHdr:
     uint32_t size                 # the object's bytes (a per-CPU object's: one copy's),
                                   # rounded up to 8
-    int32_t refcount_off          # its struct bpf_refcount, or -1
-    uint32_t copies               # a per-CPU object's copies (one per CPU), else 0
+    int16_t refcount_off          # its struct bpf_refcount, or -1
+    uint16_t copies               # a per-CPU object's copies (one per CPU), else 0
+    uint32_t record               # its struct's kptr fields (_obj_records), or 0
     uint32_t next_free            # on a free list: the next free object's offset, or 0
+
+ctypedef struct ObjRecord:
+    # the kptr fields of a struct programs allocate (btf_parse_struct_metas' record):
+    # bpf_obj_drop drops the objects they hold (bpf_obj_free_fields)
+    uint8_t nkptrs
+    uint16_t kptr_off[BTF_FIELDS_MAX]
+
+cdef enum:
+    OBJ_RECORDS = 1024            # distinct records (by their fields' offsets) at most
+    OBJ_TYPE_INTS = 3             # a type's ints in Program._obj_types
 
 cdef uint8_t* _heap = NULL
 cdef uint64_t _heap_top = OBJ_HDR     # offset 0 is never an object: 0 ends a free list
@@ -57,6 +68,8 @@ cdef int _heap_lock = 0
 # the copies of a per-CPU object made now: the CPUs of the machine programs were made
 # for (map_cpus(), the most of any: a run's CPU is below it, as for per-CPU maps)
 cdef uint32_t _percpu_copies = 1
+cdef ObjRecord _obj_records[OBJ_RECORDS]      # entry 0: no record
+cdef dict _obj_record_ids = {}                # the kptr offsets -> their record's index
 
 
 cdef int heap_ready() except -1:
@@ -113,20 +126,23 @@ cdef uint64_t _obj_take(uint32_t rounded, uint32_t copies) noexcept nogil:
     map_unlock(&_heap_lock)
     if off:
         h = <ObjHdr*>(_heap + off - OBJ_HDR)
-        h.size, h.copies, h.next_free = rounded, copies, 0
+        h.size, h.copies, h.record, h.next_free = rounded, copies, 0, 0
         memset(_heap + off, 0, total)
     return off
 
 
-cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off) noexcept nogil:
-    """A zeroed object of ``size`` bytes with its bpf_refcount at 1 (bpf_obj_init), or 0."""
+cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off, uint32_t record) noexcept nogil:
+    """A zeroed object of ``size`` bytes with its bpf_refcount at 1 (bpf_obj_init), its
+    kptr fields ``record``'s, or 0."""
     cdef uint64_t off
+    cdef ObjHdr* h
     if _heap == NULL or size == 0 or size + OBJ_LLIST_NODE > OBJ_MAX:
         return 0
     off = _obj_take((size + 7) & ~7u, 0)
     if off == 0:
         return 0
-    (<ObjHdr*>(_heap + off - OBJ_HDR)).refcount_off = refcount_off
+    h = <ObjHdr*>(_heap + off - OBJ_HDR)
+    h.refcount_off, h.record = <int16_t>refcount_off, record
     if refcount_off >= 0:
         (<uint32_t*>(_heap + off + refcount_off))[0] = 1
     return <uintptr_t>_heap + off
@@ -153,22 +169,47 @@ cdef inline ObjHdr* percpu_obj(uint64_t p) noexcept nogil:
     return h if h != NULL and h.copies else NULL
 
 
-cdef void obj_drop(uint64_t p) noexcept nogil:
-    """__bpf_obj_drop_impl: one reference fewer; the object is freed with the last."""
+cdef bint _obj_release(uint64_t p) noexcept nogil:
+    """One reference to the object at ``p`` fewer: whether it was the last (an address
+    outside the arena, a kernel object's, is none)."""
     cdef ObjHdr* h = _obj_hdr(p)
-    cdef uint32_t* ref
-    cdef uint32_t* free_list
     if h == NULL:
+        return False
+    return h.refcount_off < 0 or \
+        atomic_dec32(<uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)) == 0
+
+
+cdef void obj_drop(uint64_t p) noexcept nogil:
+    """__bpf_obj_drop_impl: one reference fewer; with the last the object is freed,
+    after the objects its kptr fields hold are dropped (bpf_obj_free_fields) -- in
+    turn, through a list of the objects to free linked by their headers: a chain of
+    objects holding objects is walked, not recursed."""
+    cdef uint32_t pending, off
+    cdef uint32_t* free_list
+    cdef ObjHdr* h
+    cdef ObjRecord* rec
+    cdef uint64_t q
+    cdef int k
+    if not _obj_release(p):
         return
-    if h.refcount_off >= 0:
-        ref = <uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)
-        if atomic_dec32(ref) != 0:
-            return
-    free_list = &_heap_free_percpu[h.size // 8] if h.copies else &_heap_free[h.size // 8]
-    map_lock(&_heap_lock)
-    h.next_free = free_list[0]
-    free_list[0] = <uint32_t>(p - <uintptr_t>_heap)
-    map_unlock(&_heap_lock)
+    pending = <uint32_t>(p - <uintptr_t>_heap)
+    _obj_hdr(p).next_free = 0
+    while pending:
+        off = pending
+        h = <ObjHdr*>(_heap + off - OBJ_HDR)
+        pending = h.next_free
+        if h.record:
+            rec = &_obj_records[h.record]
+            for k in range(rec.nkptrs):
+                q = atomic_xchg64(<uint64_t*>(_heap + off + rec.kptr_off[k]), 0)
+                if q and _obj_release(q):
+                    _obj_hdr(q).next_free = pending
+                    pending = <uint32_t>(q - <uintptr_t>_heap)
+        free_list = &_heap_free_percpu[h.size // 8] if h.copies else &_heap_free[h.size // 8]
+        map_lock(&_heap_lock)
+        h.next_free = free_list[0]
+        free_list[0] = off
+        map_unlock(&_heap_lock)
 
 
 # --- the kfuncs
@@ -178,17 +219,18 @@ cdef uint64_t _k_obj_new(Vm* vm, uint64_t type_id, uint64_t meta, uint64_t r3,
     # the running program's table of its BTF's structs (Program._obj_types): the kernel
     # rewrites the call to pass the size and the struct's btf_record instead
     cdef const int32_t* t = vm.prog.obj_types
-    if t == NULL or type_id >= vm.prog.n_obj_types or t[2 * type_id] <= 0:
+    if t == NULL or type_id >= vm.prog.n_obj_types or t[OBJ_TYPE_INTS * type_id] <= 0:
         return 0
-    return obj_alloc(<uint32_t>t[2 * type_id], t[2 * type_id + 1])
+    t += OBJ_TYPE_INTS * type_id
+    return obj_alloc(<uint32_t>t[0], t[1], <uint32_t>t[2])
 
 
 cdef uint64_t _k_percpu_obj_new(Vm* vm, uint64_t type_id, uint64_t meta, uint64_t r3,
                                 uint64_t r4, uint64_t r5) noexcept nogil:
     cdef const int32_t* t = vm.prog.obj_types
-    if t == NULL or type_id >= vm.prog.n_obj_types or t[2 * type_id] <= 0:
+    if t == NULL or type_id >= vm.prog.n_obj_types or t[OBJ_TYPE_INTS * type_id] <= 0:
         return 0
-    return percpu_obj_alloc(<uint32_t>t[2 * type_id])
+    return percpu_obj_alloc(<uint32_t>t[OBJ_TYPE_INTS * type_id])
 
 
 cdef uint64_t _k_obj_drop(Vm* vm, uint64_t p, uint64_t meta, uint64_t r3, uint64_t r4,
@@ -220,18 +262,40 @@ cdef uint64_t bpf_kptr_xchg(Vm* vm, uint64_t dst, uint64_t ptr, uint64_t r3, uin
     return atomic_xchg64(<uint64_t*>p, ptr)
 
 
+cdef uint32_t _obj_record(tuple offsets) except? 0:
+    """The index of the record of kptr fields at ``offsets`` (made once), or 0 for
+    none."""
+    global _obj_record_ids
+    cdef uint32_t i
+    cdef int k
+    if not offsets:
+        return 0
+    i = _obj_record_ids.get(offsets, 0)
+    if i == 0:
+        i = len(_obj_record_ids) + 1
+        if i >= OBJ_RECORDS:
+            raise MemoryError(f"more than {OBJ_RECORDS - 1} distinct structs with kptr "
+                              f"fields allocated (bpf_obj_new)")
+        _obj_records[i].nkptrs = len(offsets)
+        for k in range(len(offsets)):
+            _obj_records[i].kptr_off[k] = offsets[k]
+        _obj_record_ids[offsets] = i
+    return i
+
+
 def _obj_type_table(btf) -> bytes:
-    """Program._obj_types: for each type id of the program's BTF, (size, offset of its
-    struct bpf_refcount or -1) of a struct, (0, -1) of anything else."""
+    """Program._obj_types: for each type id of the program's BTF, OBJ_TYPE_INTS ints:
+    (size, offset of its struct bpf_refcount or -1, record of its kptr fields) of a
+    struct, (0, -1, 0) of anything else."""
     from .btf import Kind
-    from .btf.fields import object_fields
+    from .btf.fields import kptr_fields, object_fields
     cdef list out = []
     for t in btf.types:
         if t.kind == Kind.STRUCT:
             ref = next((off for kind, off, _ in object_fields(t) if kind == "bpf_refcount"), -1)
-            out += [t.size, ref]
+            out += [t.size, ref, _obj_record(tuple(k.off for k in kptr_fields(t)))]
         else:
-            out += [0, -1]
+            out += [0, -1, 0]
     return _array.array("i", out).tobytes()
 
 

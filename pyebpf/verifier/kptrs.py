@@ -18,10 +18,12 @@ holds a per-CPU object (``bpf_percpu_obj_new``): its load is an RCU pointer to i
 (``PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU``, maybe NULL) that only the per-CPU helpers
 take, and the object a program exchanges in stays such an RCU pointer in the program
 (check_helper_call: released in an RCU read-side section).  Kptrs inside allocated
-objects are not modelled.
+objects: an object the program owns may hold kptrs too, exchanged as a map value's
+(``bpf_kptr_xchg(&obj->field, inner)``); dropping the object drops what they hold.
 """
 from __future__ import annotations
 
+from ..btf.fields import kptr_fields
 from . import tnum
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR
 from .btfptr import WalkError, walk
@@ -108,16 +110,21 @@ class KptrRules:
                             f"{reg.map.name} expected=ptr_{target}")
 
     def kptr_dest_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
-        """bpf_kptr_xchg's first argument (ARG_KPTR_XCHG_DEST, process_kptr_func)."""
-        if reg.type != PTR_TO_MAP_VALUE:
+        """bpf_kptr_xchg's first argument (ARG_KPTR_XCHG_DEST, process_kptr_func): a
+        map value's kptr field, or one of an object the program owns (its struct's
+        record, reg_btf_record)."""
+        if reg.type == ALLOC_PTR:
+            kptrs = kptr_fields(reg.map)
+        elif reg.type == PTR_TO_MAP_VALUE:
+            if getattr(reg.map, "value_type", None) is None:
+                self.refuse(pc, f"map '{map_name(reg.map)}' has to have BTF in order to use "
+                                f"bpf_kptr_xchg")
+            kptrs = map_kptrs(reg.map)
+        else:
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=map_value, ptr_")
-        if getattr(reg.map, "value_type", None) is None:
-            self.refuse(pc, f"map '{map_name(reg.map)}' has to have BTF in order to use "
-                            f"bpf_kptr_xchg")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} doesn't have constant offset. kptr has to be at the "
                             f"constant offset")
-        kptrs = map_kptrs(reg.map)
         if not kptrs:
             self.refuse(pc, f"R{regno} has no valid kptr")
         off = reg.off + reg.value
