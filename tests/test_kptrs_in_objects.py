@@ -178,6 +178,17 @@ REFUSED = {
   struct item *i = bpf_kptr_xchg(&o->inner, NULL);
   bpf_obj_drop(o);
   return i ? 1 : 0;""", "BPF_EXIT instruction in main prog would lead to reference leak"),
+    # the call's hidden meta argument is one struct's record (kptr_struct_meta)
+    "one bpf_obj_drop call given objects of two structs": ("""
+  void *p;
+  if (skb->len & 1) p = bpf_obj_new(struct item); else p = bpf_obj_new(struct other);
+  if (p) bpf_obj_drop(p);
+  return 0;""", "or mark the callee with __attribute__((nomerge))"),
+    "one bpf_obj_drop call given an object with kptrs and one without": ("""
+  void *p;
+  if (skb->len & 1) p = bpf_obj_new(struct item); else p = bpf_obj_new(struct outer);
+  if (p) bpf_obj_drop(p);
+  return 0;""", "or mark the callee with __attribute__((nomerge))"),
 }
 
 
@@ -186,3 +197,11 @@ def test_the_verifier_refuses_as_the_kernel_does(body, message):
     ours, theirs = verdicts(tc(body))
     assert theirs is not None and message in theirs, theirs
     assert ours is not None and theirs in ours, (ours, theirs)
+
+
+def test_one_bpf_obj_drop_call_given_objects_of_one_struct_on_two_paths_loads():
+    assert verdicts(tc("""
+  void *p;
+  if (skb->len & 1) p = bpf_obj_new(struct outer); else p = bpf_obj_new(struct outer);
+  if (p) bpf_obj_drop(p);
+  return 0;""")) == (None, None)

@@ -66,6 +66,8 @@ class AllocObjects:
         trusted ones (is_kfunc_trusted_args), so neither may be NULL, and a released
         one starts at the object (check_func_arg_reg_off); each drop takes its own
         kind of object."""
+        if name in (OBJ_DROP, PERCPU_OBJ_DROP):
+            self._one_type_per_call(pc, reg)
         regno = i + 1
         trusted = flags & (isa.KF_TRUSTED_ARGS | isa.KF_RELEASE)
         rcu = flags & isa.KF_RCU
@@ -98,6 +100,18 @@ class AllocObjects:
             self.refuse(pc, f"arg#{i} expected pointer to allocated object")
         if not reg.ref:
             self.refuse(pc, "allocated object must be referenced")
+
+    def _one_type_per_call(self, pc: int, reg: Reg) -> None:
+        """The kernel passes a call of bpf_obj_drop (bpf_percpu_obj_drop) the struct's
+        record as the hidden meta argument (insn_aux_data's kptr_struct_meta, one per
+        instruction): every path must bring the call an object of one struct."""
+        if reg.type & 0xFF != PTR_TO_BTF_ID or reg.map is None:
+            return
+        struct = (id(reg.map.btf), reg.map.id)
+        if self.obj_arg_types.setdefault(pc, struct) != struct:
+            self.refuse(pc, "same call cannot be used with different types: use one call "
+                            "for each type: inline the static function that holds the "
+                            "call, or mark the callee with __attribute__((nomerge))")
 
     def alloc_return(self, pc: int, name: str, type_id: int, arg: Reg | None) -> Reg:
         """r0 of bpf_obj_new, bpf_percpu_obj_new (the struct ``type_id`` names in the

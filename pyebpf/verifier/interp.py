@@ -119,6 +119,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
+        self.obj_arg_types: dict[int, tuple] = {}        # kfunc call -> struct it took
         self.iter_nexts = {pc for pc, insn in enumerate(insns)
                            if self.ops[pc] is not None and is_iter_next(insn)}
         self.may_gotos = {pc for pc, op in enumerate(ops)
