@@ -12,7 +12,7 @@ import os
 import pytest
 
 import pyebpf
-from pyebpf.host import possible_cpus
+from pyebpf.host import possible_cpus, simulated_cpus
 
 from bpfc import compile_object
 from objdiff import program_retvals, verdicts
@@ -331,3 +331,18 @@ def test_bpf_percpu_obj_new_is_for_sched_cls_only(prog_type):
     assert theirs is not None and \
         "calling kernel function bpf_percpu_obj_new_impl is not allowed" in theirs
     assert ours is not None and theirs in ours
+
+
+def test_a_simulated_machine_gives_each_of_its_cpus_a_copy():
+    # tcsim --cpus N: programs made for N CPUs run as any of them
+    with simulated_cpus(possible_cpus() + 2):
+        obj_ = pyebpf.load(tc(COUNT + """
+  struct pcval *last = bpf_per_cpu_ptr(p, skb->cb[0]);
+  if (!last) return 99;
+  return last->a * 1000 + c->a;"""))
+    try:
+        prog, cpu = obj_.program("prog"), possible_cpus() + 1
+        assert [prog.run(PACKET, cpu=cpu, cb=[cpu, 0, 0, 0, 0]).retval for _ in range(2)] == [1001, 2002]
+        assert prog.run(PACKET, cpu=0, cb=[cpu, 0, 0, 0, 0]).retval == 2001
+    finally:
+        obj_.close()
