@@ -9,7 +9,9 @@
 # copies side by side: the program's pointer is CPU 0's copy, and bpf_per_cpu_ptr and
 # bpf_this_cpu_ptr (percpu.pxi) step to the others; the kernel's pointer is to a cell
 # holding the __percpu address, which its per_cpu_ptr loads first (do_misc_fixups), a
-# difference no program can see since only those helpers read through it.  The arena is one region of every run once a program that allocates
+# difference no program can see since only those helpers read through it.  The kptr
+# fields of an object's struct are a record its header names: dropping the object drops
+# what they hold.  The arena is one region of every run once a program that allocates
 # exists: objects outlive runs (a map's kptr field keeps them), and the verifier, not
 # this region, keeps a program from touching an object it dropped.
 

@@ -342,7 +342,8 @@ def test_a_simulated_machine_gives_each_of_its_cpus_a_copy():
   return last->a * 1000 + c->a;"""))
     try:
         prog, cpu = obj_.program("prog"), possible_cpus() + 1
-        assert [prog.run(PACKET, cpu=cpu, cb=[cpu, 0, 0, 0, 0]).retval for _ in range(2)] == [1001, 2002]
-        assert prog.run(PACKET, cpu=0, cb=[cpu, 0, 0, 0, 0]).retval == 2001
+        cb = [cpu, 0, 0, 0, 0]
+        assert [prog.run(PACKET, cpu=cpu, cb=cb).retval for _ in range(2)] == [1001, 2002]
+        assert prog.run(PACKET, cpu=0, cb=cb).retval == 2001
     finally:
         obj_.close()
