@@ -150,7 +150,7 @@ ctypedef struct ProgCore:
                        # BTF pointer, and reads as the kernel's BPF_PROBE_MEM (tracing.pxi)
     const BtfView* btf # the target BTF bpf_snprintf_btf prints by (NULL: none needed)
     const int32_t* obj_types   # bpf_obj_new's structs by local type id: (size, bpf_refcount
-    uint32_t n_obj_types       # offset or -1) pairs (heap.pxi), or NULL
+    uint32_t n_obj_types       # offset or -1, kptr record) triples (heap.pxi), or NULL
     uint32_t stack_zero  # bytes below r10 a run zeroes on entry (Program._stack_zero)
     bint keeps_layout  # no run moves the packet or sets tunnel metadata (_keeps_layout)
     int32_t exception_cb  # bpf_throw's exception callback: its pc, or -1 for the

@@ -2571,8 +2571,9 @@ cdef class Program:
             self._btf_image = btf_image(btf)
             self._pc.btf = &(<BtfImage>self._btf_image).view
         self._pc.obj_types, self._pc.n_obj_types = NULL, 0
-        if prog_btf is not None and self._calls(OP_CALL_KFUNC,
-                                                _isa.KFUNC_IDS["bpf_obj_new_impl"]):
+        if prog_btf is not None and (
+                self._calls(OP_CALL_KFUNC, _isa.KFUNC_IDS["bpf_obj_new_impl"]) or
+                self._calls(OP_CALL_KFUNC, _isa.KFUNC_IDS["bpf_percpu_obj_new_impl"])):
             heap_ready()
             self._obj_types = _obj_type_table(prog_btf)
             self._pc.obj_types = <const int32_t*><char*>self._obj_types

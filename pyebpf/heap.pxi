@@ -5,7 +5,13 @@
 # 4096 bytes, the allocation's NULL when none is left.  Here each object sits behind an
 # ObjHdr in one HEAP_SIZE arena, reused through a free list per 8-byte size class;
 # bpf_obj_new is NULL only for a struct too large for the kernel's caches or when the
-# arena is full.  The arena is one region of every run once a program that allocates
+# arena is full.  A per-CPU object (bpf_percpu_obj_new) is its struct once per CPU, the
+# copies side by side: the program's pointer is CPU 0's copy, and bpf_per_cpu_ptr and
+# bpf_this_cpu_ptr (percpu.pxi) step to the others; the kernel's pointer is to a cell
+# holding the __percpu address, which its per_cpu_ptr loads first (do_misc_fixups), a
+# difference no program can see since only those helpers read through it.  The kptr
+# fields of an object's struct are a record its header names: dropping the object drops
+# what they hold.  The arena is one region of every run once a program that allocates
 # exists: objects outlive runs (a map's kptr field keeps them), and the verifier, not
 # this region, keeps a program from touching an object it dropped.
 
@@ -39,24 +45,46 @@ cdef enum:
     OBJ_CLASSES = 513             # free lists: one per 8-byte size up to OBJ_MAX
 
 ctypedef struct ObjHdr:
-    uint32_t size                 # the object's bytes, rounded up to 8
-    int32_t refcount_off          # its struct bpf_refcount, or -1
-    uint64_t next_free            # on a free list: the next free object's offset, or 0
+    uint32_t size                 # the object's bytes (a per-CPU object's: one copy's),
+                                  # rounded up to 8
+    int16_t refcount_off          # its struct bpf_refcount, or -1
+    uint16_t copies               # a per-CPU object's copies (one per CPU), else 0
+    uint32_t record               # its struct's kptr fields (_obj_records), or 0
+    uint32_t next_free            # on a free list: the next free object's offset, or 0
+
+ctypedef struct ObjRecord:
+    # the kptr fields of a struct programs allocate (btf_parse_struct_metas' record):
+    # bpf_obj_drop drops the objects they hold (bpf_obj_free_fields)
+    uint8_t nkptrs
+    uint16_t kptr_off[BTF_FIELDS_MAX]
+
+cdef enum:
+    OBJ_RECORDS = 1024            # distinct records (by their fields' offsets) at most
+    OBJ_TYPE_INTS = 3             # a type's ints in Program._obj_types
 
 cdef uint8_t* _heap = NULL
 cdef uint64_t _heap_top = OBJ_HDR     # offset 0 is never an object: 0 ends a free list
-cdef uint64_t _heap_free[OBJ_CLASSES]
+cdef uint32_t _heap_free[OBJ_CLASSES]
+cdef uint32_t _heap_free_percpu[OBJ_CLASSES]  # per-CPU objects, by the size of one copy
 cdef int _heap_lock = 0
+# the copies of a per-CPU object made now: the CPUs of the machine programs were made
+# for (map_cpus(), the most of any: a run's CPU is below it, as for per-CPU maps)
+cdef uint32_t _percpu_copies = 1
+cdef ObjRecord _obj_records[OBJ_RECORDS]      # entry 0: no record
+cdef dict _obj_record_ids = {}                # the kptr offsets -> their record's index
 
 
 cdef int heap_ready() except -1:
-    """Allocate the arena, once (a Program that allocates calls this when it is made)."""
-    global _heap
+    """Allocate the arena, once (a Program that allocates calls this when it is made),
+    and count the CPUs its per-CPU objects are for."""
+    global _heap, _percpu_copies
     if _heap == NULL:
         _heap = <uint8_t*>calloc(HEAP_SIZE, 1)
         if _heap == NULL:
             raise MemoryError("the object heap (bpf_obj_new) could not be allocated")
         memset(_heap_free, 0, sizeof(_heap_free))
+        memset(_heap_free_percpu, 0, sizeof(_heap_free_percpu))
+    _percpu_copies = max(_percpu_copies, map_cpus())
     return 0
 
 
@@ -80,48 +108,110 @@ cdef inline ObjHdr* _obj_hdr(uint64_t p) noexcept nogil:
     return <ObjHdr*><uintptr_t>(p - OBJ_HDR)
 
 
-cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off) noexcept nogil:
-    """A zeroed object of ``size`` bytes with its bpf_refcount at 1 (bpf_obj_init), or 0."""
+cdef uint64_t _obj_take(uint32_t rounded, uint32_t copies) noexcept nogil:
+    """The offset of a free object of ``rounded`` bytes (``copies`` of them for a
+    per-CPU one), from its free list or the arena's top, its header written; or 0."""
     global _heap_top
-    cdef uint32_t rounded = (size + 7) & ~7u
+    cdef uint32_t* free_list = &_heap_free_percpu[rounded // 8] if copies else \
+        &_heap_free[rounded // 8]
+    cdef uint64_t total = <uint64_t>rounded * (copies if copies else 1)
+    cdef uint64_t off = 0
+    cdef ObjHdr* h
+    map_lock(&_heap_lock)
+    # a per-CPU object freed before more CPUs were counted is too small: left there
+    if free_list[0] and (<ObjHdr*>(_heap + free_list[0] - OBJ_HDR)).copies == copies:
+        off = free_list[0]
+        free_list[0] = (<ObjHdr*>(_heap + off - OBJ_HDR)).next_free
+    elif _heap_top + OBJ_HDR + total <= HEAP_SIZE:
+        off = _heap_top + OBJ_HDR
+        _heap_top = off + total
+    map_unlock(&_heap_lock)
+    if off:
+        h = <ObjHdr*>(_heap + off - OBJ_HDR)
+        h.size, h.copies, h.record, h.next_free = rounded, copies, 0, 0
+        memset(_heap + off, 0, total)
+    return off
+
+
+cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off, uint32_t record) noexcept nogil:
+    """A zeroed object of ``size`` bytes with its bpf_refcount at 1 (bpf_obj_init), its
+    kptr fields ``record``'s, or 0."""
     cdef uint64_t off
     cdef ObjHdr* h
     if _heap == NULL or size == 0 or size + OBJ_LLIST_NODE > OBJ_MAX:
         return 0
-    map_lock(&_heap_lock)
-    off = _heap_free[rounded // 8]
-    if off:
-        h = <ObjHdr*>(_heap + off - OBJ_HDR)
-        _heap_free[rounded // 8] = h.next_free
-    elif _heap_top + OBJ_HDR + rounded <= HEAP_SIZE:
-        off = _heap_top + OBJ_HDR
-        _heap_top = off + rounded
-        h = <ObjHdr*>(_heap + off - OBJ_HDR)
-    else:
-        map_unlock(&_heap_lock)
+    off = _obj_take((size + 7) & ~7u, 0)
+    if off == 0:
         return 0
-    map_unlock(&_heap_lock)
-    h.size, h.refcount_off, h.next_free = rounded, refcount_off, 0
-    memset(_heap + off, 0, rounded)
+    h = <ObjHdr*>(_heap + off - OBJ_HDR)
+    h.refcount_off, h.record = <int16_t>refcount_off, record
     if refcount_off >= 0:
         (<uint32_t*>(_heap + off + refcount_off))[0] = 1
     return <uintptr_t>_heap + off
 
 
-cdef void obj_drop(uint64_t p) noexcept nogil:
-    """__bpf_obj_drop_impl: one reference fewer; the object is freed with the last."""
+cdef uint64_t percpu_obj_alloc(uint32_t size) noexcept nogil:
+    """bpf_percpu_obj_new_impl: a per-CPU object of ``size`` bytes a copy, every copy
+    zeroed (the verifier kept its struct to BPF_GLOBAL_PERCPU_MA_MAX_SIZE bytes of
+    scalars), or 0."""
+    cdef uint64_t off
+    if _heap == NULL or size == 0 or size > BPF_GLOBAL_PERCPU_MA_MAX_SIZE:
+        return 0
+    off = _obj_take((size + 7) & ~7u, _percpu_copies)
+    if off == 0:
+        return 0
+    (<ObjHdr*>(_heap + off - OBJ_HDR)).refcount_off = -1
+    return <uintptr_t>_heap + off
+
+
+cdef inline ObjHdr* percpu_obj(uint64_t p) noexcept nogil:
+    """The header of the per-CPU object at ``p``, or NULL when ``p`` is not in the
+    arena (a per-CPU variable's address: percpu.pxi)."""
     cdef ObjHdr* h = _obj_hdr(p)
-    cdef uint32_t* ref
+    return h if h != NULL and h.copies else NULL
+
+
+cdef bint _obj_release(uint64_t p) noexcept nogil:
+    """One reference to the object at ``p`` fewer: whether it was the last (an address
+    outside the arena, a kernel object's, is none)."""
+    cdef ObjHdr* h = _obj_hdr(p)
     if h == NULL:
+        return False
+    return h.refcount_off < 0 or \
+        atomic_dec32(<uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)) == 0
+
+
+cdef void obj_drop(uint64_t p) noexcept nogil:
+    """__bpf_obj_drop_impl: one reference fewer; with the last the object is freed,
+    after the objects its kptr fields hold are dropped (bpf_obj_free_fields) -- in
+    turn, through a list of the objects to free linked by their headers: a chain of
+    objects holding objects is walked, not recursed."""
+    cdef uint32_t pending, off
+    cdef uint32_t* free_list
+    cdef ObjHdr* h
+    cdef ObjRecord* rec
+    cdef uint64_t q
+    cdef int k
+    if not _obj_release(p):
         return
-    if h.refcount_off >= 0:
-        ref = <uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)
-        if atomic_dec32(ref) != 0:
-            return
-    map_lock(&_heap_lock)
-    h.next_free = _heap_free[h.size // 8]
-    _heap_free[h.size // 8] = p - <uintptr_t>_heap
-    map_unlock(&_heap_lock)
+    pending = <uint32_t>(p - <uintptr_t>_heap)
+    _obj_hdr(p).next_free = 0
+    while pending:
+        off = pending
+        h = <ObjHdr*>(_heap + off - OBJ_HDR)
+        pending = h.next_free
+        if h.record:
+            rec = &_obj_records[h.record]
+            for k in range(rec.nkptrs):
+                q = atomic_xchg64(<uint64_t*>(_heap + off + rec.kptr_off[k]), 0)
+                if q and _obj_release(q):
+                    _obj_hdr(q).next_free = pending
+                    pending = <uint32_t>(q - <uintptr_t>_heap)
+        free_list = &_heap_free_percpu[h.size // 8] if h.copies else &_heap_free[h.size // 8]
+        map_lock(&_heap_lock)
+        h.next_free = free_list[0]
+        free_list[0] = off
+        map_unlock(&_heap_lock)
 
 
 # --- the kfuncs
@@ -131,13 +221,23 @@ cdef uint64_t _k_obj_new(Vm* vm, uint64_t type_id, uint64_t meta, uint64_t r3,
     # the running program's table of its BTF's structs (Program._obj_types): the kernel
     # rewrites the call to pass the size and the struct's btf_record instead
     cdef const int32_t* t = vm.prog.obj_types
-    if t == NULL or type_id >= vm.prog.n_obj_types or t[2 * type_id] <= 0:
+    if t == NULL or type_id >= vm.prog.n_obj_types or t[OBJ_TYPE_INTS * type_id] <= 0:
         return 0
-    return obj_alloc(<uint32_t>t[2 * type_id], t[2 * type_id + 1])
+    t += OBJ_TYPE_INTS * type_id
+    return obj_alloc(<uint32_t>t[0], t[1], <uint32_t>t[2])
+
+
+cdef uint64_t _k_percpu_obj_new(Vm* vm, uint64_t type_id, uint64_t meta, uint64_t r3,
+                                uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef const int32_t* t = vm.prog.obj_types
+    if t == NULL or type_id >= vm.prog.n_obj_types or t[OBJ_TYPE_INTS * type_id] <= 0:
+        return 0
+    return percpu_obj_alloc(<uint32_t>t[OBJ_TYPE_INTS * type_id])
 
 
 cdef uint64_t _k_obj_drop(Vm* vm, uint64_t p, uint64_t meta, uint64_t r3, uint64_t r4,
                           uint64_t r5) noexcept nogil:
+    # bpf_obj_drop_impl and bpf_percpu_obj_drop_impl: the header says which
     obj_drop(p)
     return 0
 
@@ -164,18 +264,40 @@ cdef uint64_t bpf_kptr_xchg(Vm* vm, uint64_t dst, uint64_t ptr, uint64_t r3, uin
     return atomic_xchg64(<uint64_t*>p, ptr)
 
 
+cdef uint32_t _obj_record(tuple offsets) except? 0:
+    """The index of the record of kptr fields at ``offsets`` (made once), or 0 for
+    none."""
+    global _obj_record_ids
+    cdef uint32_t i
+    cdef int k
+    if not offsets:
+        return 0
+    i = _obj_record_ids.get(offsets, 0)
+    if i == 0:
+        i = len(_obj_record_ids) + 1
+        if i >= OBJ_RECORDS:
+            raise MemoryError(f"more than {OBJ_RECORDS - 1} distinct structs with kptr "
+                              f"fields allocated (bpf_obj_new)")
+        _obj_records[i].nkptrs = len(offsets)
+        for k in range(len(offsets)):
+            _obj_records[i].kptr_off[k] = offsets[k]
+        _obj_record_ids[offsets] = i
+    return i
+
+
 def _obj_type_table(btf) -> bytes:
-    """Program._obj_types: for each type id of the program's BTF, (size, offset of its
-    struct bpf_refcount or -1) of a struct, (0, -1) of anything else."""
+    """Program._obj_types: for each type id of the program's BTF, OBJ_TYPE_INTS ints:
+    (size, offset of its struct bpf_refcount or -1, record of its kptr fields) of a
+    struct, (0, -1, 0) of anything else."""
     from .btf import Kind
-    from .btf.fields import object_fields
+    from .btf.fields import kptr_fields, object_fields
     cdef list out = []
     for t in btf.types:
         if t.kind == Kind.STRUCT:
             ref = next((off for kind, off, _ in object_fields(t) if kind == "bpf_refcount"), -1)
-            out += [t.size, ref]
+            out += [t.size, ref, _obj_record(tuple(k.off for k in kptr_fields(t)))]
         else:
-            out += [0, -1]
+            out += [0, -1, 0]
     return _array.array("i", out).tobytes()
 
 
@@ -184,3 +306,5 @@ cdef void register_heap_kfuncs(helper_fn* helpers) except *:
     _kfunc("bpf_obj_new_impl", _k_obj_new)
     _kfunc("bpf_obj_drop_impl", _k_obj_drop)
     _kfunc("bpf_refcount_acquire_impl", _k_refcount_acquire)
+    _kfunc("bpf_percpu_obj_new_impl", _k_percpu_obj_new)
+    _kfunc("bpf_percpu_obj_drop_impl", _k_obj_drop)

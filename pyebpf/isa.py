@@ -627,6 +627,7 @@ HELPER_NAMES = (
 HELPER_IDS = {name: i for i, name in enumerate(HELPER_NAMES)}
 
 BTF_FIELDS_MAX = 11        # special fields one map value may hold (include/linux/bpf.h)
+BPF_GLOBAL_PERCPU_MA_MAX_SIZE = 512     # the largest struct bpf_percpu_obj_new allocates
 
 # kfunc flags (the KF_* of include/linux/btf.h).
 KF_ACQUIRE, KF_RELEASE, KF_RET_NULL = 1 << 0, 1 << 1, 1 << 2
@@ -1024,7 +1025,7 @@ _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_ST
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",
-            "RES_NR_HELD", "RES_DEF_TIMEOUT_NS")
+            "RES_NR_HELD", "RES_DEF_TIMEOUT_NS", "BPF_GLOBAL_PERCPU_MA_MAX_SIZE")
 
 
 def pxd_source() -> str:

@@ -1,6 +1,8 @@
 # Per-CPU variables (typed __ksym externs of the kernel's .data..percpu section) and the
 # helpers that find one CPU's copy: bpf_per_cpu_ptr and bpf_this_cpu_ptr
-# (kernel/bpf/helpers.c).  Included into pyebpf/_core.pyx.
+# (kernel/bpf/helpers.c), which also take per-CPU objects (bpf_percpu_obj_new: their
+# copies are side by side in the object arena, heap.pxi).  Included into
+# pyebpf/_core.pyx.
 #
 # Addresses are pyebpf.ksym's model: a variable's lddw loads its place in the per-CPU
 # section, and CPU n's copy is that place moved into CPU n's area.  The areas are kernel
@@ -27,9 +29,20 @@ cdef inline uint64_t _percpu_ptr(uint64_t ptr, uint32_t cpu) noexcept nogil:
     return ptr - PERCPU_SECTION_BASE + PERCPU_AREA_BASE + cpu * PERCPU_UNIT
 
 
+cdef inline uint64_t _obj_copy(ObjHdr* h, uint64_t ptr, uint32_t cpu) noexcept nogil:
+    # a per-CPU object's copy for ``cpu``, or NULL past its copies (the CPUs counted
+    # when the programs were made: nr_cpu_ids, or the simulated machine's)
+    if cpu >= h.copies:
+        return 0
+    return ptr + <uint64_t>cpu * h.size
+
+
 cdef uint64_t bpf_per_cpu_ptr(Vm* vm, uint64_t ptr, uint64_t cpu, uint64_t c, uint64_t d,
                               uint64_t e) noexcept nogil:
     """``ptr``'s copy on CPU ``cpu`` (a u32), or NULL for a CPU past nr_cpu_ids."""
+    cdef ObjHdr* h = percpu_obj(ptr)
+    if h != NULL:
+        return _obj_copy(h, ptr, <uint32_t>cpu)
     if <uint32_t>cpu >= NR_CPU_IDS:
         return 0
     return _percpu_ptr(ptr, <uint32_t>cpu)
@@ -38,6 +51,9 @@ cdef uint64_t bpf_per_cpu_ptr(Vm* vm, uint64_t ptr, uint64_t cpu, uint64_t c, ui
 cdef uint64_t bpf_this_cpu_ptr(Vm* vm, uint64_t ptr, uint64_t b, uint64_t c, uint64_t d,
                                uint64_t e) noexcept nogil:
     """``ptr``'s copy on the run's CPU."""
+    cdef ObjHdr* h = percpu_obj(ptr)
+    if h != NULL:
+        return _obj_copy(h, ptr, vm.skb.cpu)
     return _percpu_ptr(ptr, vm.skb.cpu)
 
 

@@ -280,12 +280,10 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
 # --- the docs table -------------------------------------------------------------------
 
 # why a kfunc the kernel offers these program types does not run in pyebpf
-_PERCPU = "per-CPU objects are not modelled yet"
 _SLEEPABLE = ("sleepable (KF_SLEEPABLE): the kernel refuses it in a program that may not "
               "sleep, which every socket filter and tc program is")
 _TODO = "not implemented yet"
 WHY_NOT = {
-    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_percpu_obj_")], _PERCPU),
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_iter_task", "bpf_iter_css"))],
                     f"{_TODO}: task, cgroup and VMA iterators (walks of the kernel's task "
                     "and css lists and of a task's memory map) are not modelled"),

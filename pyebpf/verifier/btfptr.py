@@ -9,7 +9,9 @@ Typed ``__ksym`` variables (``check_pseudo_btf_id``): a per-CPU one (a VAR of th
 ``bpf_per_cpu_ptr`` and ``bpf_this_cpu_ptr`` take; those give ``PTR_TO_MEM | MEM_RDONLY``
 sized by the type for a type that is no struct, else ``PTR_TO_BTF_ID`` of the struct
 (``RET_PTR_TO_MEM_OR_BTF_ID``); per_cpu_ptr's may be NULL.  Any other variable is
-that read-only memory or BTF pointer itself.
+that read-only memory or BTF pointer itself.  The helpers also take an RCU pointer to a
+per-CPU object (``PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU``: :mod:`.kptrs`), and give one
+CPU's copy of it, an allocated object the program reads and writes.
 What a read of a pointer member gives (``check_ptr_to_btf_access``): from a trusted or
 RCU pointer, a trusted pointer where the kernel's ``BTF_TYPE_SAFE_TRUSTED`` table lists
 the member (``..._TRUSTED_OR_NULL``: one that may be NULL), an RCU pointer (``MEM_RCU``)
@@ -30,7 +32,8 @@ from __future__ import annotations
 from ..btf import Kind
 from ..btf.relo import target_btf
 from . import tnum
-from .state import (KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU, MEM_RDONLY, PTR_LEGACY,
+from .state import (KERNEL_MEM, MAYBE_NULL, MEM_ALLOC, MEM_PERCPU, MEM_RCU, MEM_RDONLY,
+                    PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MEM, PTR_UNTRUSTED, Reg, scalar,
                     type_str)
 
@@ -187,14 +190,23 @@ class BtfPointers:
     def percpu_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
         """check_func_arg of ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU variable's address; its
         type is what the helper's result points at."""
-        if reg.type != PTR_TO_BTF_ID | MEM_PERCPU:
+        if reg.type not in (PTR_TO_BTF_ID | MEM_PERCPU, PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU):
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=percpu_ptr_, "
                             f"percpu_rcu_ptr_, percpu_trusted_ptr_")
         meta["percpu"] = reg.map
+        # check_helper_call's returns_cpu_specific_alloc_ptr: a per-CPU object's
+        meta["percpu_obj"] = bool(reg.type & MEM_RCU)
 
     def percpu_return(self, meta: dict, nullable: bool) -> Reg:
         """r0 of bpf_per_cpu_ptr / bpf_this_cpu_ptr (RET_PTR_TO_MEM_OR_BTF_ID)."""
         t = meta["percpu"]
+        if meta["percpu_obj"]:
+            # one CPU's copy of the object, never NULL-able (the helper's flags are
+            # not carried)
+            r = Reg(PTR_TO_BTF_ID | MEM_ALLOC | MEM_RCU)
+            r.mark_known(0)
+            r.map = t
+            return r
         if t.kind in (Kind.STRUCT, Kind.UNION):
             r = _btf_reg(t)
         else:

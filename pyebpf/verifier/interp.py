@@ -12,8 +12,8 @@ from __future__ import annotations
 from errno import EACCES, EFAULT, EINVAL
 
 from .. import isa
-from .alloc import ALLOC_PTR, AllocObjects
-from .kptrs import RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
+from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
+from .kptrs import PERCPU_RCU_PTR, RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
@@ -120,6 +120,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
+        self.obj_arg_types: dict[int, tuple] = {}        # kfunc call -> struct it took
         self.iter_nexts = {pc for pc, insn in enumerate(insns)
                            if self.ops[pc] is not None and is_iter_next(insn)}
         self.may_gotos = {pc for pc, op in enumerate(ops)
@@ -821,8 +822,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
-        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR,
-                   PTR_TO_BTF_ID | PTR_LEGACY):
+        elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR, PERCPU_RCU_PTR,
+                   PERCPU_ALLOC_PTR, PTR_TO_BTF_ID | PTR_LEGACY):
             result = self.btf_access(pc, regno, reg, off, size, write)
         elif t == PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY:
             if write:
@@ -1425,6 +1426,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             st.refs.pop(ref, None)
             if meta.get("release_dynptr"):
                 self.release_dynptr(st, ref)
+            if meta.get("kptr") is not None:
+                self.kptr_released(st, ref)
             for r in st.all_regs():
                 if r.ref == ref:
                     r.mark_unknown()

@@ -26,7 +26,7 @@ from ..btf import Kind
 from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
-from .alloc import OBJ_NEW, REFCOUNT_ACQUIRE
+from .alloc import NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
 from . import bounds
 from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
@@ -440,7 +440,7 @@ class KfuncCalls:
             if k.flags & isa.KF_RELEASE and reg.ref and arg.kind != IGNORED:
                 release = reg.ref           # check_kfunc_args' release_regno
             if arg.kind in (ALLOC, REFCOUNTED):
-                self.alloc_arg(pc, i, reg, k.flags, arg.kind == REFCOUNTED)
+                self.alloc_arg(pc, name, i, reg, k.flags, arg.kind == REFCOUNTED)
                 alloc = reg
             elif arg.kind == ITER:
                 if name == "bpf_iter_css_task_new":
@@ -501,11 +501,11 @@ class KfuncCalls:
         if name in _LOCKS:
             self._lock_kfunc(st, pc, name)
         btf_ret = self.kfunc_btf_return(st, pc, name)
-        if name in (OBJ_NEW, REFCOUNT_ACQUIRE):
+        if name in NEW or name == REFCOUNT_ACQUIRE:
             btf_ret = self.alloc_return(pc, name, regs[1].value, alloc)
             # is_kfunc_ret_null: an owning argument's bpf_refcount_acquire is not NULL;
             # a NULL-able result takes an id of its own before the reference's
-            if name == OBJ_NEW or alloc.type & MEM_RCU:
+            if name in NEW or alloc.type & MEM_RCU:
                 btf_ret.type |= MAYBE_NULL
                 btf_ret.id = self.new_id()
             btf_ret.ref = self.new_id()

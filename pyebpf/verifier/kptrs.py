@@ -13,23 +13,31 @@ stores of NULL or of an object of its type.  A kptr to a kernel struct
 (``struct task_struct __kptr *``, ``struct cgroup __kptr *``) holds a referenced
 kernel object (of bpf_task_acquire, bpf_cgroup_from_id...): its load is an RCU pointer
 to it that may be NULL (``rcu_protected_types``), which KF_RCU kfuncs take, and
-bpf_kptr_xchg returns a trusted, referenced one.  Kptrs inside allocated objects are
-not modelled.
+bpf_kptr_xchg returns a trusted, referenced one.  A per-CPU kptr (``__percpu_kptr``)
+holds a per-CPU object (``bpf_percpu_obj_new``): its load is an RCU pointer to it
+(``PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU``, maybe NULL) that only the per-CPU helpers
+take, and the object a program exchanges in stays such an RCU pointer in the program
+(check_helper_call: released in an RCU read-side section).  Kptrs inside allocated
+objects: an object the program owns may hold kptrs too, exchanged as a map value's
+(``bpf_kptr_xchg(&obj->field, inner)``); dropping the object drops what they hold.
 """
 from __future__ import annotations
 
+from ..btf.fields import kptr_fields
 from . import tnum
-from .alloc import ALLOC_PTR
+from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR
 from .btfptr import POINTER_READ, WalkError, walk
 from .locks import map_name
-from .state import (MAYBE_NULL, MEM_RCU, PTR_TO_BTF_ID, PTR_TO_MAP_VALUE, PTR_UNTRUSTED,
-                    Reg, scalar, type_str)
+from .state import (MAYBE_NULL, MEM_ALLOC, MEM_PERCPU, MEM_RCU, PTR_TO_BTF_ID,
+                    PTR_TO_MAP_VALUE, PTR_UNTRUSTED, Reg, scalar, type_str)
 
 UNTRUSTED_PTR = PTR_TO_BTF_ID | PTR_UNTRUSTED
 RCU_ALLOC_PTR = ALLOC_PTR | MEM_RCU
 RCU_KERNEL_PTR = PTR_TO_BTF_ID | MEM_RCU
-# check_reg_type's btf_ptr_types, and the allocated object bpf_kptr_xchg takes
-_XCHG_NEW = (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_RCU, ALLOC_PTR, RCU_ALLOC_PTR)
+PERCPU_RCU_PTR = PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU
+PERCPU_KPTR = "percpu_kptr"
+# check_reg_type's btf_ptr_types, and the allocated objects bpf_kptr_xchg takes
+_XCHG_NEW = (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_RCU, ALLOC_PTR, RCU_ALLOC_PTR, PERCPU_ALLOC_PTR)
 
 
 def map_kptrs(m) -> tuple:
@@ -68,7 +76,9 @@ class KptrRules:
         if write and referenced:
             self.refuse(pc, "store to referenced kptr disallowed")
         if not write:
-            loaded = RCU_KERNEL_PTR if field.kernel else RCU_ALLOC_PTR
+            # btf_ld_kptr_type
+            loaded = RCU_KERNEL_PTR if field.kernel else \
+                PERCPU_RCU_PTR if field.tag == PERCPU_KPTR else RCU_ALLOC_PTR
             r = Reg((loaded if referenced else UNTRUSTED_PTR) | MAYBE_NULL)
             r.mark_known(0)
             r.map = field.target
@@ -86,8 +96,11 @@ class KptrRules:
     def kptr_match(self, pc: int, regno: int, reg: Reg, field) -> None:
         """map_kptr_match_type."""
         target = field.target.name
-        perm = MAYBE_NULL | (MEM_RCU if field.kernel else ALLOC_PTR)
-        if reg.type & 0xFF != PTR_TO_BTF_ID or reg.type & ~perm & ~0xFF:
+        percpu = MEM_PERCPU if field.tag == PERCPU_KPTR else 0
+        perm = MAYBE_NULL | (MEM_RCU if field.kernel else ALLOC_PTR) | percpu
+        # a per-CPU field takes per-CPU objects only, another field none
+        if reg.type & 0xFF != PTR_TO_BTF_ID or reg.type & ~perm & ~0xFF or \
+                reg.type & MEM_PERCPU != percpu:
             self.refuse(pc, f"invalid kptr access, R{regno} type={type_str(reg.type)} "
                             f"expected=ptr_{target}")
         if not reg.is_const or reg.value:
@@ -97,16 +110,21 @@ class KptrRules:
                             f"{reg.map.name} expected=ptr_{target}")
 
     def kptr_dest_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
-        """bpf_kptr_xchg's first argument (ARG_KPTR_XCHG_DEST, process_kptr_func)."""
-        if reg.type != PTR_TO_MAP_VALUE:
+        """bpf_kptr_xchg's first argument (ARG_KPTR_XCHG_DEST, process_kptr_func): a
+        map value's kptr field, or one of an object the program owns (its struct's
+        record, reg_btf_record)."""
+        if reg.type == ALLOC_PTR:
+            kptrs = kptr_fields(reg.map)
+        elif reg.type == PTR_TO_MAP_VALUE:
+            if getattr(reg.map, "value_type", None) is None:
+                self.refuse(pc, f"map '{map_name(reg.map)}' has to have BTF in order to use "
+                                f"bpf_kptr_xchg")
+            kptrs = map_kptrs(reg.map)
+        else:
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=map_value, ptr_")
-        if getattr(reg.map, "value_type", None) is None:
-            self.refuse(pc, f"map '{map_name(reg.map)}' has to have BTF in order to use "
-                            f"bpf_kptr_xchg")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} doesn't have constant offset. kptr has to be at the "
                             f"constant offset")
-        kptrs = map_kptrs(reg.map)
         if not kptrs:
             self.refuse(pc, f"R{regno} has no valid kptr")
         off = reg.off + reg.value
@@ -135,13 +153,28 @@ class KptrRules:
     def kptr_return(self, st, pc: int, meta: dict) -> Reg:
         """r0 of bpf_kptr_xchg: the field's struct (allocated unless a kernel one),
         maybe NULL, acquired (an id for the NULL check, then the reference's)."""
-        r = Reg((PTR_TO_BTF_ID if meta["kptr"].kernel else ALLOC_PTR) | MAYBE_NULL)
+        field = meta["kptr"]
+        r = Reg((PTR_TO_BTF_ID if field.kernel else PERCPU_ALLOC_PTR
+                 if field.tag == PERCPU_KPTR else ALLOC_PTR) | MAYBE_NULL)
         r.mark_known(0)
-        r.map = meta["kptr"].target
+        r.map = field.target
         self.new_id()
         r.id = r.ref = self.new_id()
         st.refs[r.ref] = pc
         return r
+
+    @staticmethod
+    def kptr_released(st, ref: int) -> None:
+        """check_helper_call's release of the object bpf_kptr_xchg stored: a per-CPU
+        one stays readable by the per-CPU helpers as an RCU pointer (the program is in
+        an RCU read-side section: it is not sleepable), any other is invalid."""
+        for r in st.all_regs():
+            if r.ref == ref:
+                if r.type & MEM_ALLOC and r.type & MEM_PERCPU:
+                    r.ref = 0
+                    r.type = r.type & ~MEM_ALLOC | MEM_RCU
+                else:
+                    r.mark_unknown()
 
     def untrusted_btf_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
                              write: bool) -> Reg:
