@@ -445,6 +445,8 @@ TIMER_CLOCK_MONOTONIC = 1
 TIMER_CLOCK_BOOTTIME = 7
 BPF_F_TIMER_ABS = 1 << 0
 BPF_F_TIMER_CPU_PIN = 1 << 1
+# bpf_copy_from_user_str's flag: zero the destination past the string (all of it on a fault)
+BPF_F_PAD_ZEROS = 1 << 0
 # callbacks a replay runs between two packets (and pyebpf.run_timers by default): a timer
 # that re-arms itself 0 ns on would fire forever
 TIMER_CALLBACKS_PER_GAP = 100_000

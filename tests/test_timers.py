@@ -419,9 +419,14 @@ LOOKED_UP = "struct tval *v = bpf_map_lookup_elem(&tarr, &k); if (!v) return 1;"
     ("static int cb(void *map, __u32 *key, struct tval *v) { return (long)v; }",
      LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
      "At async callback return the register R0 is not a known value (map_value)"),
+    # a timer's callback runs in softirq: unlike a bpf_wq's, its path may not sleep
+    ("static int cb(void *map, __u32 *key, struct tval *v) "
+     "{ long d; v->data = bpf_copy_from_user(&d, 8, 0); return 0; }",
+     LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
+     "helper call might sleep in a non-sleepable prog"),
 ], ids=["other-map", "wrong-offset", "stack-timer", "variable-offset", "direct-read",
         "callback-returns-1", "callback-returns-unknown", "callback-value-bounds",
-        "global-callback", "callback-returns-pointer"])
+        "global-callback", "callback-returns-pointer", "callback-might-sleep"])
 def test_a_timer_misuse_is_refused_as_the_kernel_refuses_it(callbacks, body, message):
     ours, theirs = verdicts(obj(TC % (callbacks, body)))
     assert theirs is not None and message in theirs, theirs
