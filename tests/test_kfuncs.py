@@ -297,8 +297,6 @@ WHY_NOT = {
     "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
     **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE
                      and n != "bpf_copy_from_user_str"], _SLEEPABLE),
-    "bpf_dynptr_from_skb_meta": f"{_TODO}: a dynptr over the skb's metadata area, which "
-                                "the engine's skb does not model (a test run's has none)",
     **dict.fromkeys(["bpf_local_irq_save", "bpf_local_irq_restore"],
                     f"{_TODO}: the verifier's irq flag stack slots (process_irq_flag) "
                     "are not modelled"),
