@@ -326,7 +326,9 @@ def test_a_tuple_declared_twice_in_a_zone_is_refused():
 
 # --- tcsim ------------------------------------------------------------------------------
 
-MARK_FOUND = r"""
+# a tc program looking an IPv4 UDP packet's tuple up in zone %d (other packets: OK), then
+# going on as the rest says
+UDP_LOOKUP = r"""
 SEC("tc") int prog(struct __sk_buff *skb)
 {
     void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
@@ -337,9 +339,11 @@ SEC("tc") int prog(struct __sk_buff *skb)
     struct bpf_sock_tuple t = {};
     t.ipv4.saddr = ip->saddr; t.ipv4.daddr = ip->daddr;
     t.ipv4.sport = udp->source; t.ipv4.dport = udp->dest;
-    struct bpf_ct_opts o = { .netns_id = -1, .l4proto = IPPROTO_UDP };
+    struct bpf_ct_opts o = { .netns_id = -1, .l4proto = IPPROTO_UDP, .ct_zone_id = %d };
     struct nf_conn *c = bpf_skb_ct_lookup(skb, &t, sizeof(t.ipv4), &o, sizeof(o));
-    if (c) {
+%s}
+"""
+MARK_FOUND = UDP_LOOKUP % (0, r"""    if (c) {
         skb->mark = c->mark;
         c->mark += 1;
         bpf_ct_release(c);
@@ -353,8 +357,7 @@ SEC("tc") int prog(struct __sk_buff *skb)
     if (c)
         bpf_ct_release(c);
     return TC_ACT_SHOT;
-}
-"""
+""")
 
 
 def test_tcsim_env_declares_entries_and_dump_conntrack_writes_the_table_back(tmp_path,
@@ -395,26 +398,13 @@ mark = 7
 
 # --- tcsim --kernel-check: the kernel's table holds the declared entries too -------------
 
-MARK_IF_FOUND = r"""
-SEC("tc") int prog(struct __sk_buff *skb)
-{
-    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-    struct iphdr *ip = data + 14;
-    struct udphdr *udp = (void *)(ip + 1);
-    if ((void *)(udp + 1) > end || ip->protocol != IPPROTO_UDP)
-        return TC_ACT_OK;
-    struct bpf_sock_tuple t = {};
-    t.ipv4.saddr = ip->saddr; t.ipv4.daddr = ip->daddr;
-    t.ipv4.sport = udp->source; t.ipv4.dport = udp->dest;
-    struct bpf_ct_opts o = { .netns_id = -1, .l4proto = IPPROTO_UDP, .ct_zone_id = 4307 };
-    struct nf_conn *c = bpf_skb_ct_lookup(skb, &t, sizeof(t.ipv4), &o, sizeof(o));
+MARK_IF_FOUND = UDP_LOOKUP % (4307, r"""
     if (!c)
         return TC_ACT_SHOT;
     skb->mark = c->mark + o.dir;
     bpf_ct_release(c);
     return TC_ACT_OK;
-}
-"""
+""")
 CHECKED_ENTRY = Conntrack("udp", "10.99.8.1:1000", "10.99.8.2:53", timeout=60, zone=4307,
                           mark=7)
 CHECKED_TOML = """
