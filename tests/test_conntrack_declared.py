@@ -455,3 +455,12 @@ def test_kernel_check_refuses_in_one_line_when_the_entries_cannot_be_compiled(
     assert rc == 1
     assert err == ["tcsim: --kernel-check: cannot give the kernel the declared conntrack "
                    "entries (--env): clang not found (install clang, or set PYEBPF_CLANG)"]
+
+
+def test_the_kernel_takes_a_declared_ipv6_nat_entry(live_kernel):
+    """pyebpf.kernel.conntrack's IPv6 program loads and inserts the entry (declared()
+    raises naming the entry where the kernel refuses it)."""
+    entry = Conntrack("udp", "[fd00:99::1]:53", "[fd00:99::2]:5353", timeout=9,
+                      reply_src="[fd00:99::9]:53", zone=4309)
+    with declared([entry]):
+        pass
