@@ -65,6 +65,8 @@ LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no eleme
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
 _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
+_type_btfs = weakref.WeakKeyDictionary()   # BTF Type -> MAP_BTF and its BTF (every
+#                                            write-back writes the definition again)
 
 
 def pin_root() -> Path:
@@ -495,11 +497,14 @@ def _type_btf(m, t, what: str) -> bytes:
     if t.btf is None:
         raise PinError(errno.EINVAL, f"map {m.name or m.fd}: its {what} type {t.name!r} "
                                      f"belongs to no BTF, so it cannot be pinned with it")
-    from .btf.writer import subset_ids
-    # a global data map's DATASEC has its variables' offsets filled in (Btf.datasec)
-    replaced = {} if t.btf.types[t.id] is t else {t.id: t}
-    blob, (tid,) = subset_ids(t.btf, [t], replaced)
-    return MAP_BTF.pack(len(blob), tid) + blob
+    packed = _type_btfs.get(t)
+    if packed is None:
+        from .btf.writer import subset_ids
+        # a global data map's DATASEC has its variables' offsets filled in (Btf.datasec)
+        replaced = {} if t.btf.types[t.id] is t else {t.id: t}
+        blob, (tid,) = subset_ids(t.btf, [t], replaced)
+        packed = _type_btfs[t] = MAP_BTF.pack(len(blob), tid) + blob
+    return packed
 
 
 def _map_body(m) -> bytes:
