@@ -13,10 +13,13 @@ and LPM trie maps.  What test_run cannot show is not compared (redirect targets,
 clones, trace_printk output), and packets it cannot take are counted as not checked
 with the reason: frames at ingress with a VLAN tag (test_run does not untag them as the
 receive path does), frames outside the 14..3712 bytes test_run accepts, and packets
-the replay could not run (bad frames, frames dropped before tc).
+the replay could not run (bad frames, frames dropped before tc).  The conntrack entries
+``--env`` declares are put into the kernel's table (of tcsim's network namespace) before
+the first packet and removed after the last (pyebpf.kernel.conntrack).
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections import Counter
 
@@ -41,9 +44,10 @@ class Check:
     """The kernel's copy of the programs, loaded before the replay (see the module):
     ``observe`` is the replay loop's per-packet hook, ``finish`` the report."""
 
-    def __init__(self, programs, sources, fields: dict, *, ingress: bool):
+    def __init__(self, programs, sources, fields: dict, *, ingress: bool, conntrack=()):
         from .. import kernel
         from ..kernel_check import _SYNCED_MAPS, _copy_map
+        self._entries = contextlib.ExitStack()
         unknown = sorted(set(fields) - TEST_RUN_FIELDS)
         if unknown:
             raise KernelCheckError(f"--kernel-check: BPF_PROG_TEST_RUN cannot set "
@@ -78,8 +82,23 @@ class Check:
                     self.synced.append((m, kobj.maps[m.name]))
         for m, kmap in self.synced:
             _copy_map(m, kmap)
+        self._declare(conntrack)
+
+    def _declare(self, entries) -> None:
+        """Put the declared conntrack entries into the kernel's table until close()."""
+        from ..bpfcc import CompileError
+        from ..kernel import KernelError
+        from ..kernel.conntrack import declared
+        try:
+            self._entries.enter_context(declared(entries))
+        except (KernelError, CompileError, FileNotFoundError) as exc:
+            self.close()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KernelCheckError(f"--kernel-check: cannot give the kernel the declared "
+                                   f"conntrack entries (--env): {first}") from None
 
     def close(self) -> None:
+        self._entries.close()
         for kobj in self._kobjs:
             kobj.close()
         if not self._kobjs:

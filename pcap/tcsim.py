@@ -616,7 +616,13 @@ def _kernel_check(args, programs, fields):
     for spec in specs:
         path, name = program_source(spec)
         sources.append((None, None) if Path(path).suffix in (".s", ".asm") else (path, name))
-    return kernelcheck.Check(programs, sources, fields, ingress=args.hook == "ingress")
+    # of the --env world the kernel is given the conntrack entries (the test runs are in
+    # tcsim's own network namespace)
+    env = fields.get("env")
+    return kernelcheck.Check(programs, sources,
+                             {k: v for k, v in fields.items() if k != "env"},
+                             ingress=args.hook == "ingress",
+                             conntrack=env.conntrack if env is not None else ())
 
 
 def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:

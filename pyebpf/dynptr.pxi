@@ -2,7 +2,8 @@
 # dynptrs over map values (bpf_dynptr_from_mem) and user ring buffer samples
 # (bpf_user_ringbuf_drain), ring buffer records
 # (bpf_ringbuf_reserve_dynptr, _submit_dynptr, _discard_dynptr), skb dynptrs
-# (bpf_dynptr_from_skb), the kfuncs bpf_dynptr_slice, _slice_rdwr, _adjust, _is_null,
+# (bpf_dynptr_from_skb), skb metadata dynptrs (bpf_dynptr_from_skb_meta), the kfuncs
+# bpf_dynptr_slice, _slice_rdwr, _adjust, _is_null,
 # _is_rdonly, _size, _clone, _memset, _copy and the helpers bpf_dynptr_read, _write and _data.
 # Included by pyebpf/kfuncs.pxi.
 #
@@ -37,6 +38,12 @@ cdef inline bint _drdonly(DynptrKern* d) noexcept nogil:
 
 cdef inline uint32_t _dtype(DynptrKern* d) noexcept nogil:
     return (d.size & ~_DYNPTR_RDONLY) >> DYNPTR_TYPE_SHIFT
+
+
+cdef inline bint _in_skb(DynptrKern* d) noexcept nogil:
+    """An skb or skb metadata dynptr: its bytes are found from the packet's start (the
+    metadata area ends there, bpf_skb_meta_pointer) and given by slices only."""
+    return _dtype(d) == BPF_DYNPTR_TYPE_SKB or _dtype(d) == BPF_DYNPTR_TYPE_SKB_META
 
 
 cdef inline void _dinit(DynptrKern* d, uint64_t data, uint32_t kind, uint32_t size) noexcept nogil:
@@ -79,6 +86,21 @@ cdef uint64_t _k_dynptr_from_skb(Vm* vm, uint64_t s, uint64_t flags, uint64_t p,
     return 0
 
 
+cdef uint64_t _k_dynptr_from_skb_meta(Vm* vm, uint64_t s, uint64_t flags, uint64_t p,
+                                      uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_dynptr_from_skb_meta: a dynptr over the skb's metadata area, which is empty in
+    the engine as in the kernel's test runs (bpf_prog_test_run_skb refuses a data_meta:
+    only XDP fills one, bpf_xdp_adjust_meta), so every access past 0 bytes is -E2BIG."""
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_WRITE)
+    if d == NULL or not is_ctx(vm, s):
+        return 0
+    if flags:
+        memset(d, 0, sizeof(DynptrKern))
+        return err(EINVAL)
+    _dinit(d, vm.ctx, BPF_DYNPTR_TYPE_SKB_META, 0)
+    return 0
+
+
 cdef uint64_t _dynptr_slice(Vm* vm, uint64_t p, uint64_t offset, uint64_t buf, uint64_t n,
                             bint rdwr) noexcept nogil:
     cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
@@ -91,7 +113,7 @@ cdef uint64_t _dynptr_slice(Vm* vm, uint64_t p, uint64_t offset, uint64_t buf, u
         return 0
     if _check_off_len(d, <uint32_t>offset, <uint32_t>n):
         return 0
-    if _dtype(d) != BPF_DYNPTR_TYPE_SKB:
+    if not _in_skb(d):
         return <uint64_t>_dmem(vm, d, <uint32_t>offset, <uint32_t>n, rdwr)
     return <uint64_t>(skb_data(vm.skb) + d.offset + <uint32_t>offset)
 
@@ -226,7 +248,7 @@ cdef uint64_t bpf_dynptr_data(Vm* vm, uint64_t p, uint64_t offset, uint64_t n, u
     if _check_off_len(d, <uint32_t>offset, <uint32_t>n) or _drdonly(d):
         return 0
     # skb dynptrs give their bytes through bpf_dynptr_slice(_rdwr) only: NULL
-    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+    if _in_skb(d):
         return 0
     return <uint64_t>_dmem(vm, d, <uint32_t>offset, <uint32_t>n, ACCESS_WRITE)
 
@@ -403,7 +425,7 @@ cdef inline uint8_t* _dynptr_slice_ptr(Vm* vm, DynptrKern* d, uint32_t offset, u
     skb dynptr's slice always exists."""
     if d.data == 0 or (write and _drdonly(d)) or _check_off_len(d, offset, n):
         return NULL
-    if _dtype(d) == BPF_DYNPTR_TYPE_SKB:
+    if _in_skb(d):
         return skb_data(vm.skb) + d.offset + offset
     return _dmem(vm, d, offset, n, write)
 
@@ -470,6 +492,7 @@ cdef uint64_t _k_dynptr_copy(Vm* vm, uint64_t dst_p, uint64_t dst_off, uint64_t 
 
 cdef void register_dynptr(helper_fn* helpers) except *:
     _kfunc("bpf_dynptr_from_skb", _k_dynptr_from_skb)
+    _kfunc("bpf_dynptr_from_skb_meta", _k_dynptr_from_skb_meta)
     _kfunc("bpf_dynptr_slice", _k_dynptr_slice)
     _kfunc("bpf_dynptr_slice_rdwr", _k_dynptr_slice_rdwr)
     _kfunc("bpf_dynptr_adjust", _k_dynptr_adjust)

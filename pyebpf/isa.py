@@ -108,6 +108,7 @@ BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
 BPF_DYNPTR_SIZE = 16
 # enum bpf_dynptr_type
 BPF_DYNPTR_TYPE_LOCAL, BPF_DYNPTR_TYPE_RINGBUF, BPF_DYNPTR_TYPE_SKB = 1, 2, 3
+BPF_DYNPTR_TYPE_SKB_META = 5
 DYNPTR_SIZE_MASK = 0xFFFFFF
 DYNPTR_MAX_SIZE = DYNPTR_SIZE_MASK  # bpf_dynptr_check_size: larger is -E2BIG
 DYNPTR_TYPE_SHIFT = 28
@@ -452,6 +453,8 @@ TIMER_CLOCK_MONOTONIC = 1
 TIMER_CLOCK_BOOTTIME = 7
 BPF_F_TIMER_ABS = 1 << 0
 BPF_F_TIMER_CPU_PIN = 1 << 1
+# bpf_copy_from_user_str's flag: zero the destination past the string (all of it on a fault)
+BPF_F_PAD_ZEROS = 1 << 0
 # callbacks a replay runs between two packets (and pyebpf.run_timers by default): a timer
 # that re-arms itself 0 ns on would fire forever
 TIMER_CALLBACKS_PER_GAP = 100_000
@@ -1021,7 +1024,7 @@ _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF
                "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_", "TIMER_CLOCK_")
 _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
-            "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB",
+            "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB", "BPF_DYNPTR_TYPE_SKB_META",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",

@@ -26,10 +26,10 @@ import weakref
 from pathlib import Path
 
 from . import _core, isa, pin_format
-from .errors import MapError, PinError
+from .errors import EbpfError, MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 6                                 # written; 1 to 6 are read
+VERSION = 7                                 # written; 1 to 7 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -45,6 +45,9 @@ PROG_VERIFY = struct.Struct("<?HI")         # since version 5, after the archite
 #                                            BTF function info, license length, global
 #                                            functions length (JSON)
 SLOT_PATH = struct.Struct("<H")             # after a slot's key: its object's pin path length
+MAP_BTF = struct.Struct("<II")              # since version 7, after a map definition, for its
+#                                            key then its value: BTF length (0: none), the
+#                                            type's id in it; then the BTF
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
 _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
@@ -62,6 +65,8 @@ LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no eleme
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
 _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
+_type_btfs = weakref.WeakKeyDictionary()   # BTF Type -> MAP_BTF and its BTF (every
+#                                            write-back writes the definition again)
 
 
 def pin_root() -> Path:
@@ -328,7 +333,26 @@ def _read(f, path: str, full: bool = True) -> tuple:
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
     if version < 5 and kind == KIND_MAP and int.from_bytes(body[:4], "little") in _LRU:
         body = _lru_from_recency(body)
+    if version < 7 and kind == KIND_MAP:
+        body = _without_btf(body)
     return kind, pin_id, generation, body
+
+
+def _without_btf(body: bytes) -> bytes:
+    """A version 1 to 6 map's body in version 7's layout: no key or value BTF after its
+    definition (nor after its inner map template's).  A body too short for its
+    definitions is left as it is, for the parse to refuse."""
+    at, out = 0, bytearray()
+    for _ in range(2):
+        try:
+            kind, *_, name_len = MAP_DEF.unpack_from(body, at)
+        except struct.error:
+            return body
+        out += body[at:at + MAP_DEF.size + name_len] + MAP_BTF.pack(0, 0) * 2
+        at += MAP_DEF.size + name_len
+        if kind not in _OF_MAPS:
+            break
+    return bytes(out) + body[at:]
 
 
 def _lru_from_recency(body: bytes) -> bytes:
@@ -457,10 +481,30 @@ class Link:
 
 
 def _map_def(m) -> bytes:
+    """The definition, then the key's and the value's BTF: the kernel's map keeps its
+    btf_record (bpf_timer, bpf_wq, bpf_spin_lock...), so one got from its pin must too."""
     name = m.name.encode()
     # an LRU map's ncpu is the CPUs it keeps lists for (per-CPU values or not)
     return MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags,
-                        m.lru_cpus or m.ncpu, len(name)) + name
+                        m.lru_cpus or m.ncpu, len(name)) + name + \
+        _type_btf(m, m.key_type, "key") + _type_btf(m, m.value_type, "value")
+
+
+def _type_btf(m, t, what: str) -> bytes:
+    """MAP_BTF and the BTF of ``t`` and the types it reaches (none: MAP_BTF of 0s)."""
+    if t is None:
+        return MAP_BTF.pack(0, 0)
+    if t.btf is None:
+        raise PinError(errno.EINVAL, f"map {m.name or m.fd}: its {what} type {t.name!r} "
+                                     f"belongs to no BTF, so it cannot be pinned with it")
+    packed = _type_btfs.get(t)
+    if packed is None:
+        from .btf.writer import subset_ids
+        # a global data map's DATASEC has its variables' offsets filled in (Btf.datasec)
+        replaced = {} if t.btf.types[t.id] is t else {t.id: t}
+        blob, (tid,) = subset_ids(t.btf, [t], replaced)
+        packed = _type_btfs[t] = MAP_BTF.pack(len(blob), tid) + blob
+    return packed
 
 
 def _map_body(m) -> bytes:
@@ -488,15 +532,26 @@ def _slot_name(m, key: bytes) -> str:
 
 
 def _parse_def(path: str, body: bytes, at: int, what: str) -> tuple:
+    """((type, key size, value size, max_entries, flags, ncpu, name, key type, value
+    type), where the next section starts)"""
+    from .btf.types import Btf
     try:
         definition = MAP_DEF.unpack_from(body, at)
         end = at + MAP_DEF.size + definition[-1]
         if end > len(body):
             raise ValueError("its name runs past the end")
         name = body[at + MAP_DEF.size:end].decode()
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        types = []
+        for part in ("key", "value"):
+            length, tid = MAP_BTF.unpack_from(body, end)
+            end += MAP_BTF.size + length
+            if end > len(body):
+                raise ValueError(f"its {part} BTF runs past the end")
+            btf = Btf.parse(body[end - length:end], where=path) if length else None
+            types.append(btf.type(tid) if btf else None)
+    except (struct.error, UnicodeDecodeError, ValueError, EbpfError) as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} unreadable ({exc})") from None
-    return (*definition[:-1], name), end
+    return (*definition[:-1], name, *types), end
 
 
 def _parse_map(path: str, body: bytes) -> tuple:
@@ -610,15 +665,17 @@ def get_map(path):
 
 
 def _create(path: str, definition: tuple, what: str, template, contents: bytes = b""):
-    kind, key, value, entries, flags, ncpu, name = definition
+    kind, key, value, entries, flags, ncpu, name, key_type, value_type = definition
     # a bloom filter's contents begin with its map_extra, which sizes its bitset
     extra = int.from_bytes(contents[:4], "little") if kind == _T.BPF_MAP_TYPE_BLOOM_FILTER \
         else 0
     try:
-        return _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
-                                inner_map=template, map_extra=extra)
+        m = _core.Map.create(kind, key, value, entries, flags, name=name, ncpu=ncpu,
+                             inner_map=template, map_extra=extra, value_type=value_type)
     except MapError as exc:
         raise PinError(errno.EINVAL, f"{path}: {what} refused ({exc})") from None
+    m.key_type = key_type
+    return m
 
 
 def _refresh(m, f) -> None:

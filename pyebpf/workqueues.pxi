@@ -105,3 +105,45 @@ cdef uint64_t _k_wq_start(Vm* vm, uint64_t wq, uint64_t flags, uint64_t r3, uint
 _kfunc("bpf_wq_init", _k_wq_init)
 _kfunc("bpf_wq_set_callback_impl", _k_wq_set_callback)
 _kfunc("bpf_wq_start", _k_wq_start)
+
+
+# --- what might sleep, which only a work callback's path may call (the verifier's
+# TimerRules.in_sleepable): the kworker running it has no user memory (no mm), so every
+# copy from a user address faults, as every other address does (access_ok)
+
+cdef uint64_t _h_copy_from_user(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                uint64_t r4, uint64_t r5) noexcept nogil:
+    # bpf_copy_from_user: a fault zeroes the destination
+    cdef uint8_t* p
+    if <uint32_t>size == 0:
+        return 0
+    p = _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
+    if p == NULL:
+        return 0
+    memset(p, 0, <uint32_t>size)
+    return err(EFAULT)
+
+
+cdef uint64_t _k_copy_from_user_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                    uint64_t flags, uint64_t r5) noexcept nogil:
+    # bpf_copy_from_user_str: strncpy_from_user of size - 1 bytes, which copies
+    # nothing (and cannot fault) for a 1-byte destination
+    cdef uint8_t* p
+    if flags & ~(<uint64_t>BPF_F_PAD_ZEROS):
+        return err(EINVAL)
+    if <uint32_t>size == 0:
+        return 0
+    p = _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
+    if p == NULL:
+        return 0
+    if <uint32_t>size == 1:
+        p[0] = 0
+        return 1
+    if flags & BPF_F_PAD_ZEROS:
+        memset(p, 0, <uint32_t>size)
+    return err(EFAULT)
+
+
+SKB_HELPERS[148] = _h_copy_from_user     # BPF_FUNC_copy_from_user
+_kfunc("bpf_copy_from_user_str", _k_copy_from_user_str)
+

@@ -13,12 +13,13 @@ from __future__ import annotations
 from .. import isa
 from ..verifier import rules
 
-_SLEEPABLE = ("offered to sleepable programs only: loading refuses it, as the kernel does "
-              "(\"helper call might sleep in a non-sleepable prog\")")
+_SLEEPABLE = ("might sleep: the kernel takes it only on a path that may sleep (a bpf_wq "
+              "callback's), and pyebpf does not run it there yet; elsewhere loading "
+              "refuses it, as the kernel does (\"helper call might sleep in a "
+              "non-sleepable prog\")")
 
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
 WHY_NOT: dict[int, str] = {
-    148: _SLEEPABLE,
     191: _SLEEPABLE,
 }
 

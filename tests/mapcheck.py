@@ -155,3 +155,33 @@ def same_map_retval(kernel_oracle, kind, sizes, make, packet, **run) -> int:
     count_comparison()
     assert got == want, f"engine {got:#x}, kernel {want:#x}"
     return want
+
+
+def run_from_pins_in_child(data: bytes, pinned: str, maps: dict, packet: bytes) -> tuple:
+    """Load the object ``data`` here (pinning its map ``pinned``), then in a child
+    process, which reads that map from its pin, run its program ``prog`` once on
+    ``packet`` and then pyebpf.run_timers(): (retval, the values of ``maps`` (name ->
+    keys, as u32)).  The child fails if the map does not come from its pin."""
+    import json
+    import subprocess
+    import sys
+
+    import pyebpf
+    from conftest import child_python
+    pyebpf.load(data).close()
+    env, cwd = child_python()
+    code = f"""
+import json, sys, pyebpf
+obj = pyebpf.load(sys.stdin.buffer.read())
+maps = {dict(maps)!r}
+assert obj.maps[{pinned!r}]._pin is not None, "the map is not from its pin"
+retval = obj.program("prog").run({bytes(packet)!r}).retval & 0xFFFFFFFF
+pyebpf.run_timers()
+print(json.dumps([retval, {{name: [obj.maps[name].lookup(k.to_bytes(4, "little")).hex()
+                                 for k in keys] for name, keys in maps.items()}}]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], input=data, env=env, cwd=cwd,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    retval, values = json.loads(done.stdout)
+    return retval, {name: [bytes.fromhex(v) for v in vs] for name, vs in values.items()}

@@ -3,11 +3,12 @@
 as the kernel finds the same entries.
 
 The kernel side inserts each declared entry into the machine's table with a program
-(``bpf_skb_ct_alloc``, ``bpf_ct_set_status``, ``bpf_ct_set_nat_info``, the mark,
-``bpf_ct_set_timeout``, ``bpf_ct_insert_entry``: what ``conntrack -I`` does, which this
-machine does not have), then the same lookup programs run in the kernel and in pyebpf
-(loaded with the Environment).  Each test uses ports of its own and a last program
-removes its entries from the kernel's table (timeout 0).
+(pyebpf.kernel.conntrack: ``bpf_skb_ct_alloc``, ``bpf_ct_set_status``,
+``bpf_ct_set_nat_info``, the mark, ``bpf_ct_set_timeout``, ``bpf_ct_insert_entry``: what
+``conntrack -I`` does, which this machine does not have), then the same lookup programs
+run in the kernel and in pyebpf (loaded with the Environment).  Each test uses ports of
+its own and a last program removes its entries from the kernel's table (timeout 0).
+``tcsim --kernel-check`` gives the kernel the entries ``--env`` declares the same way.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from scapy.all import IP, UDP, Ether
 import pyebpf
 from pyebpf import KTIME_START, isa
 from pyebpf.environment import Conntrack, Environment, EnvironmentSpecError
+from pyebpf.kernel import conntrack as kernel_conntrack
+from pyebpf.kernel.conntrack import declared
 from pyebpf.pcap import pcapio, tcsim
 
 from bpfc import compile_object
@@ -53,34 +56,6 @@ def _tuple(name, ends) -> str:
     return f"TUPLE4({name}, {_ip(str(s)):#x}, {_ip(str(d)):#x}, {sp}, {dp})"
 
 
-def insert_body(c: Conntrack) -> str:
-    """A kernel program inserting ``c`` as the Environment declares it."""
-    orig, (rsrc, rdst) = c.tuples()
-    status = sum(getattr(isa, f"IPS_{name}") for name in c.status)
-    nat = ""
-    if rdst != orig[0]:
-        nat += (f"a.ip = bpf_htonl({_ip(str(rdst[0])):#x}); "
-                f"e |= bpf_ct_set_nat_info(n, &a, {rdst[1]}, NF_NAT_MANIP_SRC); ")
-    if rsrc != orig[1]:
-        nat += (f"a.ip = bpf_htonl({_ip(str(rsrc[0])):#x}); "
-                f"e |= bpf_ct_set_nat_info(n, &a, {rsrc[1]}, NF_NAT_MANIP_DST); ")
-    return (f"{_tuple('t', orig)} OPTS4({PROTO[c.protocol]}, {c.zone}, {c.zone_dir}) "
-            "CLEAN() struct nf_conn___init *n = bpf_skb_ct_alloc(skb, &t, sizeof(t.ipv4), "
-            "&o, sizeof(o)); if (!n) return o.error; union nf_inet_addr a = {}; "
-            f"int e = bpf_ct_set_status(n, {status}); {nat}"
-            f"((struct nf_conn *)n)->mark = {c.mark}; "
-            f"bpf_ct_set_timeout(n, {c.timeout * 1000}); "
-            "struct nf_conn *c = bpf_ct_insert_entry(n); if (!c) return -1000; "
-            "bpf_ct_release(c); return e ? -1001 : 0;")
-
-
-def remove_body(c: Conntrack) -> str:
-    """A program removing ``c``'s entry from the kernel's table (CLEAN: its timeout set
-    to 0, then a lookup that meets it expired)."""
-    return (f"{_tuple('t', c.tuples()[0])} OPTS4({PROTO[c.protocol]}, {c.zone}, "
-            f"{c.zone_dir}) CLEAN() return 0;")
-
-
 def _obj(programs: dict) -> bytes:
     src = DECLS + HELPERS + "".join(
         f'SEC("tc") int {name}(struct __sk_buff *skb) {{ {body} }}\n'
@@ -89,29 +64,22 @@ def _obj(programs: dict) -> bytes:
 
 
 def declared_runs(entries, programs: dict) -> list[int]:
-    """Insert ``entries`` in the kernel, run ``programs`` (name -> body) once each in
-    order in the kernel and in pyebpf given Environment(conntrack=entries), require the
-    same retvals and return them."""
-    inserts = {f"insert{k}": insert_body(c) for k, c in enumerate(entries)}
-    removes = {f"remove{k}": remove_body(c) for k, c in enumerate(entries)}
-    data = _obj({**inserts, **programs, **removes})
+    """Insert ``entries`` in the kernel (pyebpf.kernel.conntrack.declared, which takes
+    them out again), run ``programs`` (name -> body) once each in order in the kernel and
+    in pyebpf given Environment(conntrack=entries), require the same retvals and return
+    them."""
+    data = _obj(programs)
     obj = pyebpf.load(data, env=Environment(conntrack=tuple(entries)))
     try:
-        with pyebpf.kernel.load_object(data) as kobj:
-            try:
-                for name in inserts:
-                    assert kobj.program(name).test_run(PACKET).retval == 0, name
-                out = []
-                for name in programs:
-                    ours = _s32(obj.program(name).run(PACKET, ktime=NEAR_START).retval)
-                    theirs = _s32(kobj.program(name).test_run(PACKET).retval)
-                    count_comparison()
-                    assert ours == theirs, (name, ours, theirs)
-                    out.append(theirs)
-                return out
-            finally:
-                for name in removes:
-                    kobj.program(name).test_run(PACKET)
+        with pyebpf.kernel.load_object(data) as kobj, declared(entries):
+            out = []
+            for name in programs:
+                ours = _s32(obj.program(name).run(PACKET, ktime=NEAR_START).retval)
+                theirs = _s32(kobj.program(name).test_run(PACKET).retval)
+                count_comparison()
+                assert ours == theirs, (name, ours, theirs)
+                out.append(theirs)
+            return out
     finally:
         obj.close()
 
@@ -264,15 +232,15 @@ def test_conntrack_table_gives_the_entries_with_the_seconds_left():
 def test_conntrack_table_lists_what_programs_inserted_and_wrote():
     entry = Conntrack("tcp", "10.99.7.1:2501", "10.99.7.2:80", timeout=100)
     env = Environment(conntrack=(entry,))
-    obj = pyebpf.load(_obj({
-        "mark": lookup(entry, then="return c->mark = 5;"),
-        "insert": insert_body(Conntrack("udp", "10.99.7.3:9", "10.99.7.4:53", timeout=20))}),
-        env=env)
+    obj = pyebpf.load(_obj({"mark": lookup(entry, then="return c->mark = 5;")}), env=env)
+    inserts = pyebpf.load(compile_object(kernel_conntrack.source(
+        [Conntrack("udp", "10.99.7.3:9", "10.99.7.4:53", timeout=20)])), env=env)
     try:
-        for name in ("mark", "insert"):
-            obj.program(name).run(PACKET, ktime=KTIME_START)
+        obj.program("mark").run(PACKET, ktime=KTIME_START)
+        assert inserts.program("insert0").run(PACKET, ktime=KTIME_START).retval == 0
     finally:
         obj.close()
+        inserts.close()
     assert env.conntrack_table(ktime=KTIME_START) == (
         Conntrack("tcp", "10.99.7.1:2501", "10.99.7.2:80", timeout=100, mark=5),
         Conntrack("udp", "10.99.7.3:9", "10.99.7.4:53", timeout=20))
@@ -358,7 +326,9 @@ def test_a_tuple_declared_twice_in_a_zone_is_refused():
 
 # --- tcsim ------------------------------------------------------------------------------
 
-MARK_FOUND = r"""
+# a tc program looking an IPv4 UDP packet's tuple up in zone %d (other packets: OK), then
+# going on as the rest says
+UDP_LOOKUP = r"""
 SEC("tc") int prog(struct __sk_buff *skb)
 {
     void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
@@ -369,9 +339,11 @@ SEC("tc") int prog(struct __sk_buff *skb)
     struct bpf_sock_tuple t = {};
     t.ipv4.saddr = ip->saddr; t.ipv4.daddr = ip->daddr;
     t.ipv4.sport = udp->source; t.ipv4.dport = udp->dest;
-    struct bpf_ct_opts o = { .netns_id = -1, .l4proto = IPPROTO_UDP };
+    struct bpf_ct_opts o = { .netns_id = -1, .l4proto = IPPROTO_UDP, .ct_zone_id = %d };
     struct nf_conn *c = bpf_skb_ct_lookup(skb, &t, sizeof(t.ipv4), &o, sizeof(o));
-    if (c) {
+%s}
+"""
+MARK_FOUND = UDP_LOOKUP % (0, r"""    if (c) {
         skb->mark = c->mark;
         c->mark += 1;
         bpf_ct_release(c);
@@ -385,8 +357,7 @@ SEC("tc") int prog(struct __sk_buff *skb)
     if (c)
         bpf_ct_release(c);
     return TC_ACT_SHOT;
-}
-"""
+""")
 
 
 def test_tcsim_env_declares_entries_and_dump_conntrack_writes_the_table_back(tmp_path,
@@ -423,3 +394,73 @@ mark = 7
         {"protocol": "udp", "src": "10.0.0.3:1000", "dst": "10.0.0.2:53", "timeout": 15}]}
     assert Environment.from_dict(dumped).conntrack[1] == \
         Conntrack("udp", "10.0.0.3:1000", "10.0.0.2:53", timeout=15)
+
+
+# --- tcsim --kernel-check: the kernel's table holds the declared entries too -------------
+
+MARK_IF_FOUND = UDP_LOOKUP % (4307, r"""
+    if (!c)
+        return TC_ACT_SHOT;
+    skb->mark = c->mark + o.dir;
+    bpf_ct_release(c);
+    return TC_ACT_OK;
+""")
+CHECKED_ENTRY = Conntrack("udp", "10.99.8.1:1000", "10.99.8.2:53", timeout=60, zone=4307,
+                          mark=7)
+CHECKED_TOML = """
+[[conntrack]]
+protocol = "udp"
+src = "10.99.8.1:1000"
+dst = "10.99.8.2:53"
+timeout = 60
+zone = 4307
+mark = 7
+"""
+
+
+def _kernel_check(tmp_path, capsys, before=None) -> tuple[int, list[str]]:
+    """tcsim --kernel-check of MARK_IF_FOUND over a packet of CHECKED_ENTRY's original
+    tuple, one of its reply tuple and one of neither, with CHECKED_TOML as --env
+    (``before()`` called first, once the program is compiled)."""
+    (tmp_path / "net.toml").write_text(CHECKED_TOML)
+    obj = tmp_path / "prog.o"
+    obj.write_bytes(compile_object(DECLS + "#include <linux/ip.h>\n#include <linux/udp.h>\n"
+                                   + MARK_IF_FOUND + LICENSE))
+    frames = [Ether() / IP(src="10.99.8.1", dst="10.99.8.2") / UDP(sport=1000, dport=53),
+              Ether() / IP(src="10.99.8.2", dst="10.99.8.1") / UDP(sport=53, dport=1000),
+              Ether() / IP(src="10.99.8.3", dst="10.99.8.2") / UDP(sport=1000, dport=53)]
+    t0 = 1_700_000_000 * 10 ** 9
+    pcapio.write(tmp_path / "in.pcap", [(t0 + k * 10 ** 9, bytes(f), len(f))
+                                       for k, f in enumerate(frames)])
+    if before is not None:
+        before()
+    rc = tcsim.main([str(obj), "-r", str(tmp_path / "in.pcap"), "-q", "--env",
+                     str(tmp_path / "net.toml"), "--kernel-check"])
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def test_kernel_check_gives_the_kernel_the_declared_entries_and_agrees(tmp_path, capsys,
+                                                                       live_kernel):
+    rc, err = _kernel_check(tmp_path, capsys)
+    assert (rc, err) == (0, ["tcsim: kernel-check: 3 packets compared, 0 disagreed; "
+                             "maps agreed"])
+    # and takes them out of the kernel's table afterwards
+    assert declared_runs([], {"gone": lookup(CHECKED_ENTRY)}) == [ENOENT]
+
+
+def test_kernel_check_refuses_in_one_line_when_the_entries_cannot_be_compiled(
+        tmp_path, capsys, live_kernel, monkeypatch):
+    rc, err = _kernel_check(
+        tmp_path, capsys, lambda: monkeypatch.setattr("pyebpf.bpfcc.find_clang", lambda: None))
+    assert rc == 1
+    assert err == ["tcsim: --kernel-check: cannot give the kernel the declared conntrack "
+                   "entries (--env): clang not found (install clang, or set PYEBPF_CLANG)"]
+
+
+def test_the_kernel_takes_a_declared_ipv6_nat_entry(live_kernel):
+    """pyebpf.kernel.conntrack's IPv6 program loads and inserts the entry (declared()
+    raises naming the entry where the kernel refuses it)."""
+    entry = Conntrack("udp", "[fd00:99::1]:53", "[fd00:99::2]:5353", timeout=9,
+                      reply_src="[fd00:99::9]:53", zone=4309)
+    with declared([entry]):
+        pass

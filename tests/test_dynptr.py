@@ -1,8 +1,11 @@
-"""skb dynptrs: ``bpf_dynptr_from_skb`` and the kfuncs and helpers on it (slices, read,
-write, adjust, clone, size, is_null, is_rdonly), in the shapes the kernel's selftests
+"""skb dynptrs: ``bpf_dynptr_from_skb`` (and ``bpf_dynptr_from_skb_meta``, over the
+metadata area) and the kfuncs and helpers on it (slices, read, write, adjust, clone,
+size, is_null, is_rdonly), in the shapes the kernel's selftests
 use, against the kernel: retval and packet bytes of BPF_PROG_TEST_RUN for programs that
 load, the verifier's message for those it refuses.
 """
+from errno import E2BIG, EINVAL, ERANGE
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -126,6 +129,49 @@ def test_a_socket_filters_skb_dynptr_is_read_only_as_in_the_kernel(body):
 
 
 # --- programs the verifier refuses ---------------------------------------------------
+
+
+# --- skb metadata dynptrs: empty in a test run ------------------------------------------
+
+META = DECLS + r"""
+extern int bpf_dynptr_from_skb_meta(struct __sk_buff *skb, __u64 flags,
+                                    struct bpf_dynptr *ptr__uninit) __ksym __weak;
+extern int bpf_dynptr_memset(struct bpf_dynptr *ptr, __u32 offset, __u32 size,
+                             __u8 val) __ksym __weak;
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_dynptr d; char b[4] = {};
+    int r = bpf_dynptr_from_skb_meta(skb, %s, &d);
+    %s
+}
+"""
+# (flags, body, what the kernel returns): BPF_PROG_TEST_RUN gives a tc program no
+# metadata (it refuses a data_meta in its ctx), so the dynptr is empty: 0 bytes, writable
+META_CASES = {
+    "size-0": (0, "return r ? r : bpf_dynptr_size(&d);", 0),
+    "data-meta-is-data": (0, "return skb->data - skb->data_meta;", 0),
+    "not-read-only": (0, "return r ? r : bpf_dynptr_is_rdonly(&d);", 0),
+    "not-null": (0, "return r ? r : bpf_dynptr_is_null(&d);", 0),
+    "read-0-bytes": (0, "return r ? r : bpf_dynptr_read(b, 0, &d, 0, 0);", 0),
+    "read-1-byte": (0, "return r ? r : bpf_dynptr_read(b, 1, &d, 0, 0);", -E2BIG),
+    "write-0-bytes": (0, "return r ? r : bpf_dynptr_write(&d, 0, b, 0, 0);", 0),
+    "write-1-byte": (0, "return r ? r : bpf_dynptr_write(&d, 0, b, 1, 0);", -E2BIG),
+    "slice": (0, "return r ? r : bpf_dynptr_slice(&d, 0, b, 4) != 0;", 0),
+    "slice-rdwr": (0, "return r ? r : bpf_dynptr_slice_rdwr(&d, 0, b, 4) != 0;", 0),
+    "data-helper": (0, "return r ? r : bpf_dynptr_data(&d, 0, 0) != 0;", 0),
+    "adjust-to-0": (0, "return r ? r : bpf_dynptr_adjust(&d, 0, 0);", 0),
+    "adjust-past-end": (0, "return r ? r : bpf_dynptr_adjust(&d, 0, 1);", -ERANGE),
+    "memset-0-bytes": (0, "return r ? r : bpf_dynptr_memset(&d, 0, 0, 1);", 0),
+    "memset-1-byte": (0, "return r ? r : bpf_dynptr_memset(&d, 0, 1, 1);", -E2BIG),
+    "flags": (2, "return r;", -EINVAL),
+    "flags-leave-a-null-dynptr": (1, "return bpf_dynptr_is_null(&d);", 1),
+}
+
+
+@pytest.mark.parametrize("case", META_CASES)
+def test_an_skb_metadata_dynptr_is_empty_in_a_test_run_as_in_the_kernel(case):
+    flags, body, want = META_CASES[case]
+    assert same_retval(obj(META % (flags, body)), PACKET) == want & 0xFFFFFFFF
 
 @pytest.mark.parametrize("source, message", [
     (TC % "bpf_dynptr_from_skb(skb, 0, &d);"

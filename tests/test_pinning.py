@@ -580,6 +580,9 @@ def test_a_version_1_pin_file_is_still_read(pin_root):
     m = Map.create("hash", 4, 8, 4)
     m[KEY0] = u64b(5)
     m.pin("old")
+    # version 1's layout: no key or value BTF after the definition (a map named "")
+    _rewrite_body(pin_root / "old", lambda b: b.__delitem__(
+        slice(pinning.MAP_DEF.size, pinning.MAP_DEF.size + 2 * pinning.MAP_BTF.size)))
     raw = bytearray((pin_root / "old").read_bytes())
     raw[8] = 1
     (pin_root / "old").write_bytes(bytes(raw))
@@ -617,6 +620,84 @@ def test_version_2_pin_files_made_by_pyebpf_before_queues_are_still_read(pin_roo
     m[u32(9)] = u64b(99)        # a write-back is the current version
     assert pinning.HEADER.unpack_from((pin_root / "hash").read_bytes())[1] == pinning.VERSION
 
+
+V6_FILES = Path(__file__).parent / "pin_files" / "v6"
+
+
+def test_version_6_pin_files_without_value_btf_are_still_read(pin_root):
+    # made by pyebpf when it wrote version 6: an array of a value holding a bpf_timer,
+    # with 7 and 9 around the timer of element 1; an array of maps whose inner map holds
+    # a timer too (the template's definition is followed by the contents)
+    for name in ("tarr", "inner", "outer"):
+        (pin_root / name).write_bytes((V6_FILES / name).read_bytes())
+        (pin_root / name).chmod(0o600)
+    tarr = got("tarr")
+    assert tarr.lookup(u32(1)) == u32(7) + bytes(20) + u32(9) + bytes(4)
+    assert (tarr.value_type, tarr.timer_off) == (None, None)    # version 6 kept no BTF
+    outer = got("outer")
+    assert (outer.inner_map.value_size, outer.inner_map.max_entries) == (24, 1)
+    assert list(outer.keys()) == [u32(0)]
+
+
+SPECIAL = r"""
+struct bpf_wq { __u64 :64; __u64 :64; } __attribute__((aligned(8)));
+struct val { struct bpf_spin_lock lock; int n; struct bpf_timer t; struct bpf_wq w; };
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+    __type(key, __u32); __type(value, struct val);
+} special SEC(".maps");
+int counter = 5;
+char _license[] SEC("license") = "GPL";
+SEC("tc") int prog(struct __sk_buff *skb)
+{ __u32 k = 0; struct val *v = bpf_map_lookup_elem(&special, &k); return (v ? v->n : 0) + counter; }
+"""
+
+
+def _special_object():
+    from bpfc import compile_object
+    return pyebpf.load(compile_object(SPECIAL, flags=("-O2", "-mcpu=v3")), pin=False)
+
+
+def test_a_pinned_map_keeps_its_key_and_value_btf_and_so_its_special_fields(pin_root):
+    obj = _special_object()
+    m = obj.maps["special"]
+    m[u32(3)] = bytes(4) + u32(11) + bytes(m.value_size - 8)
+    m.pin("special")
+    back = got("special")
+    assert back is not m
+    assert (back.spin_lock_off, back.timer_off, back.wq_off) == \
+        (m.spin_lock_off, m.timer_off, m.wq_off) == (0, 8, 24)
+    assert back.key_type.describe() == m.key_type.describe()
+    assert back.value_type.describe() == m.value_type.describe()
+    assert back.decode_value(back.lookup(u32(3)))["n"] == 11
+
+
+def test_a_damaged_value_btf_is_a_one_line_pin_error_naming_the_file(pin_root):
+    m = _special_object().maps["special"]
+    m.pin("special")
+    key_btf = pinning.MAP_DEF.size + len("special") + pinning.MAP_BTF.size
+    _rewrite_body(pin_root / "special", lambda b: b.__setitem__(key_btf, 0))   # its magic
+    with pytest.raises(PinError, match="map definition unreadable") as exc:
+        got("special")
+    assert exc.value.errno == errno.EINVAL
+    assert str(pin_root / "special") in str(exc.value) and "\n" not in str(exc.value)
+
+def test_a_pinned_global_data_map_keeps_its_sections_variables(pin_root):
+    obj = _special_object()
+    data = next(m for name, m in obj.maps.items() if name.endswith(".data"))
+    data.pin("data")
+    back = got("data")
+    assert [v.offset for v in back.value_type.vars] == [v.offset for v in data.value_type.vars]
+    assert back.decode_value(back.lookup(bytes(4))) == {"counter": 5}
+
+
+def test_a_map_value_type_of_no_btf_is_refused_when_pinned(pin_root):
+    from pyebpf.btf.types import Kind, Type
+    m = Map.create("array", 4, 4, 1)
+    m.value_type = Type(1, Kind.INT, "int", 0, size=4, nr_bits=32)
+    with pytest.raises(PinError, match="its value type 'int' belongs to no BTF") as exc:
+        m.pin("m")
+    assert exc.value.errno == errno.EINVAL
 
 @pytest.mark.parametrize("version, kind, key_size, value_size", [
     (2, "queue", 0, 4), (4, "sockmap", 4, 8)], ids=["queue-in-version-2", "sockmap-in-version-4"])
@@ -677,7 +758,8 @@ def _version_1(path):
     path.write_bytes(bytes(raw))
 
 
-DEF = pinning.MAP_DEF.size          # contents start here (maps named "")
+# contents start here (maps named "", without key or value BTF)
+DEF = pinning.MAP_DEF.size + 2 * pinning.MAP_BTF.size
 
 DAMAGE = {
     "lru-size": (lru, lambda b: b.pop(), errno.EINVAL, "do not fit its definition"),

@@ -17,7 +17,8 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf import isa
 from pyebpf.environment import Environment
-from bpfc import compile_c
+from bpfc import compile_c, compile_object
+from objdiff import refused_alike
 from skbdiff import assert_same
 
 CLS = "sched_cls"
@@ -251,3 +252,30 @@ def test_the_secret_loads_from_toml_as_hex(tmp_path):
     path = tmp_path / "net.toml"
     path.write_text(f'syncookie_secret = "{SECRET.hex()}"\n')
     assert Environment.from_toml(path).syncookie_secret == SECRET
+
+
+# --- bpf_sk_assign_tcp_reqsk: the verifier's refusals -----------------------------------
+
+REQSK = r"""
+struct bpf_tcp_req_attrs {
+    __u32 rcv_tsval; __u32 rcv_tsecr; __u16 mss; __u8 rcv_wscale; __u8 snd_wscale;
+    __u8 ecn_ok; __u8 wscale_ok; __u8 sack_ok; __u8 tstamp_ok; __u8 usec_ts_ok;
+    __u8 reserved[3];
+};
+extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
+                                   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym;
+char LICENSE[] SEC("license") = "GPL";
+SEC("%s") int prog(struct __sk_buff *skb)
+{
+    struct bpf_tcp_req_attrs a = {};
+    return bpf_sk_assign_tcp_reqsk(skb, 0, &a, sizeof(a));
+}
+"""
+
+
+@pytest.mark.parametrize("section, message", [
+    ("tc", "Possibly NULL pointer passed to trusted arg1"),
+    ("socket", "calling kernel function bpf_sk_assign_tcp_reqsk is not allowed"),
+], ids=["null-listener", "socket-filter"])
+def test_an_assign_of_a_request_socket_is_refused_as_the_kernel_refuses_it(section, message):
+    refused_alike(compile_object(REQSK % section, flags=("-O2", "-mcpu=v3")), message)

@@ -15,7 +15,7 @@ import pyebpf
 from pyebpf import Map, elf, isa
 
 from bpfc import compile_object
-from mapcheck import created, u32
+from mapcheck import created, run_from_pins_in_child, u32
 from objdiff import verdicts
 from recorded_kernel import count_comparison
 
@@ -194,6 +194,28 @@ def test_a_timer_started_now_runs_its_callback_on_the_map_value_as_in_the_kernel
     assert ours == theirs
     assert struct.unpack("<i20xi4x", theirs[1]["tarr"][0]) == (1, 42)
 
+
+
+def test_a_timer_map_got_from_its_pin_in_another_process_keeps_its_timer(tmp_path,
+                                                                         monkeypatch):
+    """The pin keeps the value's BTF (pin format 7): a process that gets the map from its
+    pin loads and runs a program using its bpf_timer as the kernel runs it."""
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    pinned = MAPS.replace("__type(value, struct tval);\n} tarr",
+                          "__type(value, struct tval); __uint(pinning, LIBBPF_PIN_BY_NAME);\n"
+                          "} tarr", 1)
+    assert pinned != MAPS
+    data = obj(pinned + "\n" + CALLBACK +
+               'SEC("tc") int prog(struct __sk_buff *skb) { __u32 k = 0; ' +
+               START_NOW % ("tarr", "tarr", "cb") + "}")
+    with pyebpf.kernel.load_object(data) as kobj:
+        retval = kobj.program("prog").test_run(PACKET).retval
+        time.sleep(FIRE_WAIT)
+        theirs = retval, {"tarr": [kobj.maps["tarr"].lookup(u32(k)) for k in (0, 1)]}
+    count_comparison()
+    ours = run_from_pins_in_child(data, "tarr", {"tarr": [0, 1]}, PACKET)
+    assert ours == theirs
+    assert struct.unpack("<i20xi4x", theirs[1]["tarr"][0]) == (1, 42)
 
 def test_a_hash_timer_callback_gets_the_element_key_as_in_the_kernel():
     hash_cb = """
@@ -397,9 +419,14 @@ LOOKED_UP = "struct tval *v = bpf_map_lookup_elem(&tarr, &k); if (!v) return 1;"
     ("static int cb(void *map, __u32 *key, struct tval *v) { return (long)v; }",
      LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
      "At async callback return the register R0 is not a known value (map_value)"),
+    # a timer's callback runs in softirq: unlike a bpf_wq's, its path may not sleep
+    ("static int cb(void *map, __u32 *key, struct tval *v) "
+     "{ long d; v->data = bpf_copy_from_user(&d, 8, 0); return 0; }",
+     LOOKED_UP + "return bpf_timer_set_callback(&v->t, cb);",
+     "helper call might sleep in a non-sleepable prog"),
 ], ids=["other-map", "wrong-offset", "stack-timer", "variable-offset", "direct-read",
         "callback-returns-1", "callback-returns-unknown", "callback-value-bounds",
-        "global-callback", "callback-returns-pointer"])
+        "global-callback", "callback-returns-pointer", "callback-might-sleep"])
 def test_a_timer_misuse_is_refused_as_the_kernel_refuses_it(callbacks, body, message):
     ours, theirs = verdicts(obj(TC % (callbacks, body)))
     assert theirs is not None and message in theirs, theirs

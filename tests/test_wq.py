@@ -15,7 +15,7 @@ import pyebpf
 from pyebpf import Map, elf, isa
 
 from bpfc import compile_object
-from mapcheck import created, u32
+from mapcheck import created, run_from_pins_in_child, u32
 from objdiff import verdicts
 from recorded_kernel import count_comparison
 
@@ -179,6 +179,31 @@ def test_started_work_runs_its_callback_on_the_map_value_as_in_the_kernel():
     assert _ran(theirs[1]["warr"][0]) == (1, 42)
 
 
+
+def test_a_wq_map_got_from_its_pin_in_another_process_keeps_its_work_item(tmp_path,
+                                                                          monkeypatch):
+    """The pin keeps the value's BTF (pin format 7): a process that gets the map from its
+    pin loads and runs a program using its bpf_wq as the kernel runs it."""
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    pinned = MAPS.replace("__type(value, struct wval);\n} warr",
+                          "__type(value, struct wval); __uint(pinning, LIBBPF_PIN_BY_NAME);\n"
+                          "} warr", 1)
+    assert pinned != MAPS
+    data = obj(pinned + "\n" + CALLBACK +
+               'SEC("tc") int prog(struct __sk_buff *skb) { __u32 k = 0; ' + START + "}")
+    with pyebpf.kernel.load_object(data) as kobj:
+        retval = kobj.program("prog").test_run(PACKET).retval
+        time.sleep(SETTLE)
+        deadline = time.monotonic() + RUN_WAIT
+        while _ran(kobj.maps["warr"].lookup(u32(0)))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        theirs = retval, {name: [kobj.maps[name].lookup(u32(k)) for k in keys]
+                          for name, keys in (("warr", (0, 1)), ("out", (0,)))}
+    count_comparison()
+    ours = run_from_pins_in_child(data, "warr", {"warr": [0, 1], "out": [0]}, PACKET)
+    assert ours == theirs
+    assert _ran(theirs[1]["warr"][0]) == (1, 42)
+
 def test_work_started_twice_before_it_runs_runs_once_as_in_the_kernel():
     body = START.replace("return 0;", "o[3] = bpf_wq_start(&v->w, 0); return 0;")
     ours, theirs = _both(obj(TC % (CALLBACK, body)), 1, {"warr": [0], "out": [0]},
@@ -333,6 +358,89 @@ def test_a_kprobe_may_not_use_a_map_with_a_wq_as_in_the_kernel():
     message = "tracing progs cannot use bpf_wq yet"
     assert theirs is not None and message in theirs, theirs
     assert ours is not None and message in ours, (ours, theirs)
+
+
+# --- the callback's path may sleep (push_async_cb's is_sleepable, in_sleepable) -----------
+
+SLEEPING = r"""
+#define BPF_F_PAD_ZEROS 1
+extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_ptr__ign,
+                                  __u64 flags) __ksym;
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+extern void bpf_preempt_disable(void) __ksym;
+extern void bpf_preempt_enable(void) __ksym;
+"""
+COPY = "long d; ((struct wval *)v)->data = bpf_copy_from_user(&d, 8, 0);"
+COPY_STR = "char d[8]; ((struct wval *)v)->data = bpf_copy_from_user_str(d, 8, 0, 0);"
+
+
+def _in_callback(body: str, helpers: str = "") -> str:
+    return SLEEPING + helpers + "static int cb(void *map, int *key, void *v) { " + body + \
+        " return 0; }"
+
+
+@pytest.mark.parametrize("callbacks", [
+    _in_callback(COPY), _in_callback(COPY_STR),
+    _in_callback("((struct wval *)v)->data = f();",
+                 "static __attribute__((noinline)) int f(void) "
+                 "{ long d; return bpf_copy_from_user(&d, 8, 0); }"),
+], ids=["helper", "kfunc", "helper-in-a-function-it-calls"])
+def test_a_work_callback_may_call_what_might_sleep_as_in_the_kernel(callbacks):
+    assert verdicts(obj(TC % (callbacks, START))) == (None, None)
+
+
+@pytest.mark.parametrize("callbacks, body, message", [
+    (SLEEPING, "long d; return bpf_copy_from_user(&d, 8, 0);",
+     "helper call might sleep in a non-sleepable prog"),
+    (SLEEPING, "char d[8]; return bpf_copy_from_user_str(d, 8, 0, 0);",
+     "program must be sleepable to call sleepable kfunc bpf_copy_from_user_str"),
+    (_in_callback("bpf_rcu_read_lock(); " + COPY + " bpf_rcu_read_unlock();"), START,
+     "sleepable helper bpf_copy_from_user#148 in rcu_read_lock region"),
+    (_in_callback("bpf_preempt_disable(); " + COPY + " bpf_preempt_enable();"), START,
+     "sleepable helper bpf_copy_from_user#148 in non-preemptible region"),
+    (_in_callback("bpf_rcu_read_lock(); " + COPY_STR + " bpf_rcu_read_unlock();"), START,
+     "kernel func bpf_copy_from_user_str is sleepable within rcu_read_lock region"),
+    (_in_callback("bpf_preempt_disable(); " + COPY_STR + " bpf_preempt_enable();"), START,
+     "kernel func bpf_copy_from_user_str is sleepable within non-preemptible region"),
+], ids=["helper-in-the-program", "kfunc-in-the-program", "helper-under-rcu-lock",
+        "helper-with-preemption-off", "kfunc-under-rcu-lock", "kfunc-with-preemption-off"])
+def test_what_might_sleep_is_refused_where_the_path_may_not_sleep_as_in_the_kernel(
+        callbacks, body, message):
+    ours, theirs = verdicts(obj(TC % (callbacks, body)))
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
+def test_copies_from_user_memory_in_a_work_callback_fault_as_in_the_kernel():
+    """The kworker running the work has no user memory: every copy faults (-EFAULT), the
+    helper zeroing its destination and the kfunc with BPF_F_PAD_ZEROS too; a 1-byte
+    string copies nothing and cannot fault; flags it does not know are -EINVAL."""
+    callbacks = SLEEPING + r"""
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    if (!o) return 0;
+    long d = -1; char s[8];
+    o[4] = bpf_copy_from_user(&d, 8, 0); o[5] = d;
+    d = -1; o[6] = bpf_copy_from_user(&d, 8, value); o[7] = d;
+    __builtin_memset(s, 'x', 8); o[8] = bpf_copy_from_user_str(s, 8, 0, 0);
+    o[9] = *(long *)s;
+    o[10] = bpf_copy_from_user_str(s, 8, 0, BPF_F_PAD_ZEROS); o[11] = *(long *)s;
+    __builtin_memset(s, 'x', 8); o[12] = bpf_copy_from_user_str(s, 1, 0, 0);
+    o[13] = *(long *)s;
+    o[14] = bpf_copy_from_user_str(s, 8, 0, 2);
+    o[15] = 1;
+    return 0;
+}
+"""
+    ours, theirs = _both(obj(TC % (callbacks, START)), 1, {"out": [0]},
+                         until=lambda m: _longs(m["out"][0])[15] == 1)
+    assert ours == theirs
+    xs = int.from_bytes(b"x" * 8, "little")
+    assert _longs(theirs[1]["out"][0])[4:] == [
+        -errno.EFAULT, 0, -errno.EFAULT, 0, -errno.EFAULT, xs, -errno.EFAULT, 0,
+        1, int.from_bytes(b"\0" + b"x" * 7, "little"), -errno.EINVAL, 1]
 
 
 # --- the maps that may hold a bpf_wq -------------------------------------------------------

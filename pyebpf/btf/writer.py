@@ -17,7 +17,7 @@ import struct
 
 from .types import MAGIC, Btf, Kind, Type
 
-__all__ = ["encode", "subset"]
+__all__ = ["encode", "subset", "subset_ids"]
 
 _HEADER = struct.Struct("<HBBIIIII")
 _SIZED = (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.FLOAT, Kind.DATASEC)
@@ -97,6 +97,12 @@ def subset(btf: Btf, roots: list[Type], replaced: dict[int, Type] | None = None)
     """The BTF of ``roots`` and what they reach, as the module doc says; ``replaced``
     gives, by id, types to write (and walk) instead of ``btf``'s (a DATASEC cut down to
     some of its variables)."""
+    return subset_ids(btf, roots, replaced)[0]
+
+
+def subset_ids(btf: Btf, roots: list[Type],
+               replaced: dict[int, Type] | None = None) -> tuple[bytes, list[int]]:
+    """:func:`subset`'s blob and the ids ``roots`` have in it."""
     replaced = replaced or {}
     full: set[int] = set()
     opaque: set[int] = set()
@@ -121,4 +127,4 @@ def subset(btf: Btf, roots: list[Type], replaced: dict[int, Type] | None = None)
         if tid not in full:
             t = Type(tid, Kind.FWD, t.name, 0, kind_flag=int(t.kind == Kind.UNION))
         out.append(t)
-    return encode(out, ids)
+    return encode(out, ids), [ids[t.id] for t in roots]

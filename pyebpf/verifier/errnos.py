@@ -68,7 +68,8 @@ _TABLE = (
         r"release kernel function", r"R\d+ must be a known constant", r"R\d+ is not a scalar$",
         # helper calls: check_helper_call, check_func_arg, check_map_func_compatibility
         r"cannot call GPL", r"cannot call kernel function from non-GPL",
-        r"helper call might sleep", r"cannot pass map_type", r"cannot update sockmap",
+        r"helper call might sleep", r"sleepable helper \S+ in (rcu_read_lock|non-preemptible) "
+        r"region", r"cannot pass map_type", r"cannot update sockmap",
         r"invalid arg_type for sockmap", r"Invalid format string",
         r"string is not zero-terminated", r"timer pointer in R1 map_uid",
         # locks, timers, kptrs, dynptrs, iterators, RCU and preemption regions

@@ -246,8 +246,9 @@ PROTOS: dict[int, Proto] = dict([
              _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)),
 ])
 
-# Helpers whose proto has might_sleep: check_helper_call refuses them in a program that
-# is not sleepable, before it looks at their arguments (pyebpf loads none sleepable).
+# Helpers whose proto has might_sleep: check_helper_call refuses them on a path that may
+# not sleep, before it looks at their arguments (pyebpf loads no program sleepable: only
+# a bpf_wq callback's path may sleep, timers.in_sleepable).
 MIGHT_SLEEP = frozenset(isa.HELPER_IDS[n] for n in ("copy_from_user", "copy_from_user_task"))
 # the helpers whose prototype has .pkt_access = true: the only ones a packet pointer may
 # be passed to (check_func_arg, may_access_direct_pkt_data)

@@ -30,7 +30,7 @@ from .irqflags import IrqFlagRules, is_irq_slot
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
-from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
+from .timers import ASYNC_CALLBACKS, TIMER_SET_CALLBACK_ID, TimerRules
 from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
@@ -1415,7 +1415,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"program of this type cannot use helper {name}#{hid} "
                             f"({kernel}, {self.prog_type.name})")
         if hid in helpers.MIGHT_SLEEP:
-            self.refuse(pc, "helper call might sleep in a non-sleepable prog")
+            # check_helper_call: only a path that may sleep, and outside the regions
+            # that may not
+            if not self.in_sleepable(st):
+                self.refuse(pc, "helper call might sleep in a non-sleepable prog")
+            if st.rcu_lock:
+                self.refuse(pc, f"sleepable helper {name}#{hid} in rcu_read_lock region")
+            if st.preempt_locks:
+                self.refuse(pc, f"sleepable helper {name}#{hid} in non-preemptible region")
         # a helper without a prototype here is one pyebpf does not implement: loading
         # the program fails after verification (Program), so its arguments go unchecked
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
@@ -1856,7 +1863,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
-        if st.cur.in_callback == ASYNC:
+        if st.cur.in_callback in ASYNC_CALLBACKS:
             self.async_exit(pc, r0)
             return None
         if self.in_exception_cb:

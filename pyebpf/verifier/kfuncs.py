@@ -390,6 +390,15 @@ class KfuncCalls:
         if name == "__bpf_trap":
             # check_kfunc_call: clang calls it where a variable is used uninitialized
             self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")
+        if k.flags & isa.KF_SLEEPABLE:
+            # check_kfunc_call: only a path that may sleep, outside the regions that may not
+            if not self.in_sleepable(st):
+                self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}")
+            if st.rcu_lock:
+                self.refuse(pc, f"kernel func {name} is sleepable within rcu_read_lock region")
+            if st.preempt_locks:
+                self.refuse(pc, f"kernel func {name} is sleepable within non-preemptible "
+                                f"region")
         regs = st.cur.regs
         if name in CT_KFUNCS:
             r0 = self.kfunc_return(st, pc, k, self.ct_args(st, pc, k))

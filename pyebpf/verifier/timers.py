@@ -11,7 +11,9 @@ The bpf_wq kfuncs share those rules: their ``struct bpf_wq *`` argument
 (``KF_ARG_PTR_TO_WORKQUEUE``, ``process_wq_func``), bpf_wq_init's map
 (``KF_ARG_PTR_TO_MAP``: the work item's own map), and the callback
 bpf_wq_set_callback_impl names, an async callback as a timer's is
-(``push_callback_call`` with ``set_timer_callback_state``).
+(``push_callback_call`` with ``set_timer_callback_state``), but verified as sleepable:
+work runs in a kworker, so its path may call what might sleep (``push_async_cb``'s
+``is_sleepable``, ``in_sleepable``) where a timer's callback, run in softirq, may not.
 """
 from __future__ import annotations
 
@@ -22,8 +24,11 @@ from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VA
                     SCALAR, Frame, Reg, VState, type_str)
 
 TIMER_SET_CALLBACK_ID = isa.HELPER_IDS["timer_set_callback"]
-#: Frame.in_callback of an async callback's frame (a bpf_loop's is True)
+#: Frame.in_callback of an async callback's frame (a bpf_loop's is True); a bpf_wq
+#: callback's is SLEEPABLE_ASYNC
 ASYNC = "async"
+SLEEPABLE_ASYNC = "sleepable async"
+ASYNC_CALLBACKS = (ASYNC, SLEEPABLE_ASYNC)
 
 
 def has_timer(m) -> bool:
@@ -32,6 +37,12 @@ def has_timer(m) -> bool:
 
 class TimerRules:
     """The bpf_timer rules, mixed into :class:`~.interp.Interpreter`."""
+
+    @staticmethod
+    def in_sleepable(st) -> bool:
+        """in_sleepable: the path may sleep (pyebpf loads no sleepable program; a bpf_wq
+        callback's path, whose first frame is the callback's, may)."""
+        return st.frames[0].in_callback == SLEEPABLE_ASYNC
 
     def timer_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
         """process_timer_func: ``reg`` (a map value) points at its bpf_timer, at a
@@ -65,13 +76,14 @@ class TimerRules:
         fn = self.read(st, pc, 2)
         if fn.type != PTR_TO_FUNC:
             self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
-        self._push_async(pc, fn, meta["map"], pending)
+        self._push_async(pc, fn, meta["map"], pending, False)
 
-    def _push_async(self, pc: int, fn: Reg, m, pending) -> None:
+    def _push_async(self, pc: int, fn: Reg, m, pending, sleepable: bool) -> None:
         """push_async_cb: the callback ``fn`` names, verified later as a path of its own
-        with set_timer_callback_state's registers for an element of ``m``."""
+        with set_timer_callback_state's registers for an element of ``m`` (``sleepable``:
+        a path that may sleep)."""
         callee = Frame(pc, self.func_of(fn.off), 0)
-        callee.in_callback = ASYNC
+        callee.in_callback = SLEEPABLE_ASYNC if sleepable else ASYNC
         callee.regs[1] = Reg(CONST_PTR_TO_MAP)
         callee.regs[1].mark_known(0)
         callee.regs[1].map = m
@@ -132,7 +144,7 @@ class TimerRules:
         if self.read(st, pc, flags).type != SCALAR:
             self.refuse(pc, f"R{flags} is not a scalar")
         if name == "bpf_wq_set_callback_impl":
-            self._push_async(pc, fn, m, pending)
+            self._push_async(pc, fn, m, pending, True)
 
     def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
         """R1 of a timer helper, as check_func_arg checks it."""
