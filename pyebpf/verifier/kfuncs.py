@@ -382,18 +382,16 @@ class KfuncCalls:
         k = KFUNCS[name]
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
-        if k.flags & isa.KF_SLEEPABLE:
-            # check_kfunc_call: no socket filter or tc program is sleepable (so a
-            # sleepable kfunc never reaches the irq-disabled region's own refusal)
-            self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}",
-                        errno=EACCES)
         if name == "__bpf_trap":
             # check_kfunc_call: clang calls it where a variable is used uninitialized
             self.refuse(pc, "unexpected __bpf_trap() due to uninitialized variable?")
         if k.flags & isa.KF_SLEEPABLE:
-            # check_kfunc_call: only a path that may sleep, outside the regions that may not
+            # check_kfunc_call, before the arguments: only a path that may sleep (a wq
+            # callback's: no socket filter or tc program is sleepable), outside the
+            # regions that may not
             if not self.in_sleepable(st):
-                self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}")
+                self.refuse(pc, f"program must be sleepable to call sleepable kfunc {name}",
+                            errno=EACCES)
             if st.rcu_lock:
                 self.refuse(pc, f"kernel func {name} is sleepable within rcu_read_lock region")
             if st.preempt_locks:
