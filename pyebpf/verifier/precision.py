@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .. import isa
 from .log import frame_text, insn_text
-from .state import SCALAR, STACK_SPILL, VState
+from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 
 _ALU = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                   isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
@@ -279,14 +279,16 @@ def linked_at(st: VState, regs) -> tuple | None:
     """collect_linked_regs: the registers and stack slots of every frame sharing an
     id with the scalar registers ``regs`` (as ``(frame, number)`` pairs), or None
     when no scalar is linked."""
-    ids = {r.id for r in regs if r.type == SCALAR and r.id}
+    ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
     if not ids:
         return None
     lregs, lslots = [], []
     for fr, frame in enumerate(st.frames):
-        lregs += [(fr, i) for i, r in enumerate(frame.regs) if r.type == SCALAR and r.id in ids]
+        lregs += [(fr, i) for i, r in enumerate(frame.regs)
+                  if r.type == SCALAR and r.id & ~BPF_ADD_CONST in ids]
         lslots += [(fr, spi) for spi, s in frame.stack.items()
-                   if s.spill is not None and s.spill.type == SCALAR and s.spill.id in ids]
+                   if s.spill is not None and s.spill.type == SCALAR and
+                   s.spill.id & ~BPF_ADD_CONST in ids]
     if len(lregs) + len(lslots) < 2:
         return None
     return frozenset(lregs), frozenset(lslots)

@@ -43,6 +43,10 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
 STACK_DYNPTR, STACK_ITER = 4, 5
 
+# a scalar's id flag: the scalar is its id's value plus the constant in its ``off``
+# (``r1 = r2; r1 += 4``: adjust_reg_min_max_vals), so bounds learnt on one reach the other
+BPF_ADD_CONST = 1 << 31
+
 
 def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
@@ -292,8 +296,15 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -
     if old.type == SCALAR:
         if not ranges and not old.precise:
             return True
-        return range_within(old, cur) and tnum.in_(old.var, cur.var) and \
-            (not old.id or _check_ids(old.id, cur.id, idmap))
+        if old.id:
+            # a link to a constant offset must be the same link with the same offset
+            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
+                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+                return False
+            if not _check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
+                    not _check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+                return False
+        return range_within(old, cur) and tnum.in_(old.var, cur.var)
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
             old.frame != cur.frame:
         return False
