@@ -140,6 +140,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
                                 calls_less(insns[pc]))}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
         # per slot, what the main loop and the ALU ask of every visit (Op's properties

@@ -173,14 +173,17 @@ class Slot:
 class Frame:
     """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
     call instruction that entered it, ``subprog`` the function's index, ``in_callback``
-    whether a helper (bpf_loop) called it."""
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback")
+    whether a helper (bpf_loop) called it, ``callback_depth`` how many calls of a
+    callback its helper call has queued in a row (bpf_loop stops at its count)."""
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback",
+                 "callback_depth")
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
         self.stack: dict[int, Slot] = {}
         self.callsite, self.subprog, self.frameno = callsite, subprog, frameno
         self.in_callback = False
+        self.callback_depth = 0
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
@@ -188,6 +191,7 @@ class Frame:
         f.stack = {k: s.copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
+        f.callback_depth = self.callback_depth
         return f
 
 
@@ -386,7 +390,7 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
                                                      idmap)):
         return False        # refsafe: the same lock, its id mapped as the registers' are
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
-        if of.callsite != cf.callsite:
+        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
         for r in range(10):
             if not exact and not live(i, r):
