@@ -374,8 +374,22 @@ def test_a_second_constant_added_to_a_copy_unlinks_it():
           SF)
 
 
-def test_a_32_bit_constant_added_to_a_copy_unlinks_it():
+def test_a_32_bit_constant_added_to_a_copy_that_may_pass_2_32_unlinks_it():
     agree(_ADD_CONST.format(make="r2 = r0\nw2 += 4", test="< 9"), "R1 !read_ok", SF)
+
+
+def test_a_32_bit_constant_added_to_a_copy_below_2_32_keeps_the_link():
+    """Found by the 6.12 selftests (cond_break2, whose kernel log shows ``w3 += 1``
+    linked on 6.18): a 32-bit add links a copy whose value was below 2**32
+    (BPF_ADD_CONST32), the bound reaching it zero-extended."""
+    agree(_ADD_CONST.format(make="r0 &= 0xff\nr2 = r0\nw2 += 4", test="< 9"), None, SF)
+
+
+def test_a_32_bit_constant_added_to_a_copy_wraps_in_the_low_half():
+    """``w2 -= 1`` of a copy that may be 0: the link carries the wrapped 32-bit value,
+    so r0 < 5 leaves r2 possibly 0xffffffff."""
+    agree(_ADD_CONST.format(make="r0 &= 0xff\nr2 = r0\nw2 -= 1", test="< 4"), "R1 !read_ok",
+          SF)
 
 
 def test_a_constant_outside_s32_added_to_a_copy_unlinks_it():

@@ -33,7 +33,7 @@ from .timers import ASYNC, TIMER_SET_CALLBACK_ID, TimerRules
 from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
-from .state import (BPF_ADD_CONST, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
                     DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
                     MEM_RDONLY,
                     NOT_INIT, PKT_TYPES,
@@ -71,6 +71,8 @@ def _linked_copy(known: Reg, r: Reg) -> Reg:
         (known.off if known.id & BPF_ADD_CONST else 0)
     if delta:
         bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
+        if r.id & BPF_ADD_CONST32:
+            bounds.zext32(new)
     new.id, new.off = r.id, r.off
     return new
 
@@ -642,17 +644,24 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._needs(st, insn.src if src.type == SCALAR else insn.dst)
             self.ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
-        link = dst.id
+        link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
-        if link and is64 and not self.unpriv and src.is_const and \
-                code_op in (isa.BPF_ADD, isa.BPF_SUB):
-            # adjust_reg_min_max_vals: a copy plus or minus a constant that fits an s32
-            # stays linked to its source, with the constant in off (once only)
-            val = src.value - (1 << 64) if src.value >> 63 else src.value
-            linked = not link & BPF_ADD_CONST and S32_MIN <= val <= S32_MAX and \
+        if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
+                (src.is_const if is64 else src.var[1] & M32 == 0):
+            # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
+            # its source, with the constant in off (once only): in 64 bits one that
+            # fits an s32, in 32 bits any, of a copy below 2**32
+            if is64:
+                val = src.value - (1 << 64) if src.value >> 63 else src.value
+                linked = S32_MIN <= val <= S32_MAX
+            else:
+                val = src.value & M32
+                val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
+            linked = linked and not link & BPF_ADD_CONST and \
                 not (code_op == isa.BPF_SUB and val == S32_MIN)
             delta = -val if code_op == isa.BPF_SUB else val
-            dst.id, dst.off = (link | BPF_ADD_CONST, delta) if linked else (0, 0)
+            flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
+            dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
 
     def _id_before_mov(self, src: Reg) -> None:
         """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with

@@ -43,9 +43,11 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
 STACK_DYNPTR, STACK_ITER = 4, 5
 
-# a scalar's id flag: the scalar is its id's value plus the constant in its ``off``
-# (``r1 = r2; r1 += 4``: adjust_reg_min_max_vals), so bounds learnt on one reach the other
-BPF_ADD_CONST = 1 << 31
+# a scalar's id flags: the scalar is its id's value plus the constant in its ``off``
+# (``r1 = r2; r1 += 4``: adjust_reg_min_max_vals), so bounds learnt on one reach the
+# other; by a 32-bit add (``w1 += 4``), the sum's low 32 bits
+BPF_ADD_CONST64, BPF_ADD_CONST32 = 1 << 31, 1 << 30
+BPF_ADD_CONST = BPF_ADD_CONST64 | BPF_ADD_CONST32
 
 
 def type_str(t: int) -> str:
