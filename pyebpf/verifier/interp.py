@@ -702,7 +702,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = new
             return
         if is64:
-            self._id_before_mov(src)
+            if src.type == SCALAR and (src.id & BPF_ADD_CONST or
+                                       not src.id and not src.is_const):
+                self._id_before_mov(src)
             regs[insn.dst] = src.copy()
             return
         if self.unpriv and src.is_ptr:
@@ -710,7 +712,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
         # is unchanged by the copy, so it stays linked to its source
         linked = src.type == SCALAR and src.umax < 1 << 32
-        if linked:
+        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
             self._id_before_mov(src)
         new = src.copy()
         if src.type != SCALAR:
@@ -1375,11 +1377,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         for f in st.frames:
             for i, r in enumerate(f.regs):
                 if r is not known and r.type == SCALAR and r.id & ~BPF_ADD_CONST == base:
-                    f.regs[i] = _linked_copy(known, r)
+                    f.regs[i] = known.copy() if r.id == known.id == base else \
+                        _linked_copy(known, r)
             for s in f.stack.values():
                 if s.spill is not None and s.spill is not known and \
                         s.spill.type == SCALAR and s.spill.id & ~BPF_ADD_CONST == base:
-                    s.spill = _linked_copy(known, s.spill)
+                    s.spill = known.copy() if s.spill.id == known.id == base else \
+                        _linked_copy(known, s.spill)
 
     def _mark_null(self, st: VState, rid: int, is_null: bool) -> None:
         """mark_ptr_or_null_regs: every copy of the checked pointer."""

@@ -97,8 +97,8 @@ def _walk(interp, st: VState, w: _Walk) -> None:
         if log:
             log.add(f"mark_precise: frame{w.fr}: last_idx {last} first_idx {first} "
                     f"subseq_idx {subseq} ")
-        for i in range(len(hist) - 1, -1, -1):
-            entry = hist[i]
+        n = len(hist)
+        for j, entry in enumerate(reversed(hist)):
             if log:
                 pc = _pc(entry)
                 log.add(f"mark_precise: frame{w.fr}: regs={_regs_text(w.regs[w.fr])} "
@@ -113,7 +113,7 @@ def _walk(interp, st: VState, w: _Walk) -> None:
                                                 f is isa.F_ALU_K and
                                                 op.code & 0xF0 != isa.BPF_MOV):
                     continue
-            nxt = _pc(hist[i + 1]) if i + 1 < len(hist) else later
+            nxt = _pc(hist[n - j]) if j else later
             if not _backtrack(insns, ops, globals_, entry, w, nxt, calls_cb):
                 mark_all(st, log)
                 return
