@@ -2427,7 +2427,10 @@ cdef class Program:
     the object's BTF): each is verified on its own from its prototype, as the kernel
     does.  ``license`` is the load attribute (:func:`pyebpf.load` gives the object's
     license section): one the kernel does not count GPL-compatible may call no GPL-only
-    helper and no kfunc.  ``budget`` caps the instructions one run may execute.  ``env`` (a
+    helper and no kfunc.  ``budget`` caps the instructions one run may execute: by
+    default 1,000,000, and for a verified program with ``may_goto`` (``can_loop``) that
+    plus BPF_MAX_LOOPS times its length, so that its loops run out their counters as in
+    the kernel.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
@@ -2513,7 +2516,7 @@ cdef class Program:
         skb_free(&self._ftmpl)
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
-                 uint64_t budget=DEFAULT_BUDGET, line_info=(), verify=True, classic=None,
+                 budget=None, line_info=(), verify=True, classic=None,
                  unpriv=False, jit=None, arch="x86_64", kern_version=None, functions=(),
                  btf=None, license="GPL", prog_btf=None, func_info=None):
         raw = bytes(insns)
@@ -2542,6 +2545,14 @@ cdef class Program:
                 exception_cb=exception_cb_pc(self.functions))
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
+        if budget is None:
+            budget = DEFAULT_BUDGET
+            if verify and classic is None and \
+                    any(op is not None and op.form is _isa.F_MAY_GOTO for op in ops):
+                # the kernel stops a verified may_goto loop only when the frame's counter
+                # (BPF_MAX_LOOPS, do_misc_fixups) is spent: room for that many passes
+                # over the program
+                budget += BPF_MAX_LOOPS * (len(raw) // INSN_SIZE)
         self.budget = budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
         self._line_pcs = [li.pc for li in self.line_info]

@@ -160,3 +160,75 @@ def test_a_callback_in_a_program_without_btf_function_info_is_refused_as_the_ker
 def test_a_callback_with_btf_function_info_is_verified():
     from pyebpf import Program, isa
     Program.from_asm(LOOP_RAW, isa.ProgType.BPF_PROG_TYPE_SCHED_CLS, func_info=True)
+
+
+# bpf_loop_iter_limit_ok/_overflow and _nested of the 6.12 selftests
+# (verifier_iterating_callbacks.c): a counter the callback increments indexes a
+# two-byte array after the loop, so it must stay precise through the callback
+ITER_LIMIT = """
+char choice_arr[2];
+struct num_context { __u64 i; };
+
+static int count(__u32 idx, struct num_context *ctx) { ctx->i++; return 0; }
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct num_context ctx = { .i = 0 };
+    bpf_loop(%d, count, &ctx, 0);
+    return choice_arr[ctx.i];
+}
+"""
+
+
+def test_a_counter_a_bpf_loop_callback_increments_is_not_widened_when_it_indexes():
+    """Found by the 6.12 selftests (bpf_loop_iter_limit_ok, refused here while
+    precision was not tracked through callbacks and every changed scalar was widened):
+    the count 1 is precise, so the callback runs at most once (callback_depth) and the
+    index is 0 or 1."""
+    data = compile_object(ITER_LIMIT % 1)
+    assert verdicts(data) == (None, None)
+
+
+def test_a_counter_a_bpf_loop_callback_increments_past_the_array_is_refused():
+    """bpf_loop_iter_limit_overflow: two calls make the index 2."""
+    ours, theirs = verdicts(compile_object(ITER_LIMIT % 2))
+    assert theirs == "R1 min value is outside of the allowed memory range"
+    assert ours is not None and ours.endswith(
+        "invalid access to map value, value_size=2 off=2 size=1; " + theirs), ours
+
+
+def test_nested_bpf_loop_callbacks_each_visited_once_give_the_kernels_retval():
+    """bpf_loop_iter_limit_nested: a callback calling bpf_loop twice; refused here as
+    too complex before callback_depth."""
+    data = compile_object("""
+char choice_arr[2];
+struct num_context { __u64 i; };
+
+static int level2a(__u32 idx, struct num_context *ctx) { ctx->i += 100; return 0; }
+static int level2b(__u32 idx, struct num_context *ctx) { ctx->i += 10; return 0; }
+static int level1(__u32 idx, struct num_context *ctx)
+{
+    ctx->i += 1;
+    bpf_loop(1, level2a, ctx, 0);
+    bpf_loop(1, level2b, ctx, 0);
+    return 0;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct num_context ctx1 = { .i = 0 }, ctx2 = { .i = 0 };
+    __u64 a, b, c;
+
+    bpf_loop(1, level1, &ctx1, 0);
+    bpf_loop(1, level1, &ctx2, 0);
+    a = ctx1.i;
+    b = ctx2.i;
+    c = choice_arr[(a + b) % 2];
+    c /= 10;
+    if (a != 0 && a != 1 && a != 11 && a != 101 && a != 111 &&
+        b != 0 && b != 1 && b != 11 && b != 101 && b != 111)
+        asm volatile ("r0 /= 0;" ::: "r0");
+    return 1000 * a + b + c;
+}
+""")
+    assert same_retval(data, PACKET) == 111111

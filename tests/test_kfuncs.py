@@ -20,6 +20,8 @@ from skbdiff import TYPES
 
 from bpfc import compile_object
 from objdiff import same_retval, verdicts
+from recorded_kernel import count_comparison
+from verifier_counts import count_verifications, kernel_counts
 
 # the shapes of libbpf's bpf_helpers.h (1.2 and later): the installed 1.1 has neither
 # the iterator's type nor the macros
@@ -411,3 +413,35 @@ def test_pyebpf_knows_every_kfunc_the_running_kernel_registers_for_skb_programs(
               for n in set(ours) & set(kernel) if ours[n] != kernel[n]}
     assert (missing, extra, differ) == ({}, [], {}), \
         "(kernel-only kfuncs, pyebpf-only kfuncs, {name: (pyebpf's types, the kernel's)})"
+
+
+@pytest.mark.parametrize("cond", ["i < 1000", "i < 1000 && (long)i >= 0"])
+def test_a_counter_inside_an_open_coded_iterator_loop_is_explored_as_by_the_kernel(
+        cond, monkeypatch):
+    """Found by the 6.12 selftests (verifier_iterating_callbacks.c, loop_inside_iter and
+    _signed: refused there while precision was not tracked in programs with kfuncs, so
+    the index was widened at bpf_iter_num_next): the kernel's instructions and states."""
+    data = compile_object(ITER + """
+char arr2[1000] SEC(".data.arr2");
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_iter_num it;
+    int *v, sum = 0;
+    __u64 i = 0;
+
+    bpf_iter_num_new(&it, 0, 1000);
+    while ((v = bpf_iter_num_next(&it))) {
+        if (%s)
+            sum += arr2[i++];
+    }
+    bpf_iter_num_destroy(&it);
+    return sum;
+}
+""" % cond)
+    counts = count_verifications(monkeypatch)
+    pyebpf.load(data, pin=False).close()
+    with pyebpf.kernel.load_object(data) as kobj:
+        (prog,) = kobj.programs.values()
+        log = prog.verifier_log
+    count_comparison()
+    assert counts[-1] == kernel_counts(log)

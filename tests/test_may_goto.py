@@ -120,3 +120,21 @@ def test_may_goto_takes_its_jump_once_the_frames_budget_is_spent():
         exit
     """, "sched_cls", budget=4 * isa.BPF_MAX_LOOPS + 10)
     assert prog.run(bytes(PACKET)).retval == isa.BPF_MAX_LOOPS
+
+
+def test_a_can_loop_loop_longer_than_a_million_instructions_gives_the_kernels_retval():
+    """len << 12 iterations (over 400,000 for this packet, four instructions each): the
+    run default of 1,000,000 instructions stopped it here, where the kernel runs a
+    verified may_goto loop until its counter (BPF_MAX_LOOPS) is spent.  The bound is
+    the packet's, so the verifier widens the counter and the loop verifies in a few
+    states."""
+    data = compile_object(CAN_LOOP + """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    unsigned int i, n = skb->len << 12, s = 0;
+    for (i = 0; i < n && can_loop; i++)
+        s += i;
+    return s;
+}
+""", flags=("-O2", "-mcpu=v3"))
+    n = len(PACKET) << 12
+    assert same_retval(data, PACKET) == (n * (n - 1) // 2) & 0xFFFFFFFF

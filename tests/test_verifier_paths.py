@@ -348,6 +348,112 @@ def test_a_32_bit_sign_extending_move_that_cannot_change_the_value_stays_linked(
     agree(_SUBREG.format(src="r2 = r0\nr2 &= 0x7f", mov="w3 = (s8)w2"), None, SF)
 
 
+# r2 made from r0, then a bound on r0 that the kernel carries to r2 only if the two are
+# linked (BPF_ADD_CONST: r2 is r0 plus a constant); r1 is never set, as above.
+_ADD_CONST = "call 5\n{make}\nif r0 < 5 goto +1\nexit\nif r2 {test} goto +1\nr0 -= r1\nexit"
+
+
+def test_a_copy_plus_a_constant_is_bounded_with_its_source():
+    """Found by the 6.12 selftests (verifier_iterating_callbacks.c, check_add_const):
+    ``r2 = r0; r2 += 4`` keeps r2 linked to r0 with the 4 (adjust_reg_min_max_vals), so
+    r0 < 5 makes r2 < 9 (sync_linked_regs)."""
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 += 4", test="< 9"), None, SF)
+
+
+def test_a_copy_minus_a_constant_is_bounded_with_its_source():
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 -= 4", test="s< 1"), None, SF)
+
+
+def test_a_copy_plus_a_negative_constant_is_bounded_with_its_source():
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 += -4", test="s< 1"), None, SF)
+
+
+def test_a_second_constant_added_to_a_copy_unlinks_it():
+    """One constant per link: ``r2 += 1`` after ``r2 += 4`` forgets r0."""
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 += 4\nr2 += 1", test="< 10"), "R1 !read_ok",
+          SF)
+
+
+def test_a_32_bit_constant_added_to_a_copy_that_may_pass_2_32_unlinks_it():
+    agree(_ADD_CONST.format(make="r2 = r0\nw2 += 4", test="< 9"), "R1 !read_ok", SF)
+
+
+def test_a_32_bit_constant_added_to_a_copy_below_2_32_keeps_the_link():
+    """Found by the 6.12 selftests (cond_break2, whose kernel log shows ``w3 += 1``
+    linked on 6.18): a 32-bit add links a copy whose value was below 2**32
+    (BPF_ADD_CONST32), the bound reaching it zero-extended."""
+    agree(_ADD_CONST.format(make="r0 &= 0xff\nr2 = r0\nw2 += 4", test="< 9"), None, SF)
+
+
+def test_a_32_bit_constant_added_to_a_copy_wraps_in_the_low_half():
+    """``w2 -= 1`` of a copy that may be 0: the link carries the wrapped 32-bit value,
+    so r0 < 5 leaves r2 possibly 0xffffffff."""
+    agree(_ADD_CONST.format(make="r0 &= 0xff\nr2 = r0\nw2 -= 1", test="< 4"), "R1 !read_ok",
+          SF)
+
+
+def test_a_constant_outside_s32_added_to_a_copy_unlinks_it():
+    agree(_ADD_CONST.format(make="r2 = r0\nr3 = 0x80000000 ll\nr2 += r3\n"
+                                 "r3 = 0x80000005 ll", test="< r3"), "R1 !read_ok", SF)
+
+
+def test_subtracting_s32_min_from_a_copy_unlinks_it():
+    """-S32_MIN is no s32: the negated constant cannot be kept."""
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 -= -2147483648\nr3 = 0x80000005 ll",
+                            test="< r3"), "R1 !read_ok", SF)
+
+
+def test_a_copy_of_a_copy_plus_a_constant_starts_a_link_of_its_own():
+    """assign_scalar_id_before_mov: ``r3 = r2`` gives r2 a new id shared with r3, and
+    r2 forgets r0."""
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 += 4\nr3 = r2", test="< 9"), "R1 !read_ok", SF)
+
+
+def test_a_spill_of_a_copy_plus_a_constant_unlinks_the_register():
+    agree(_ADD_CONST.format(make="r2 = r0\nr2 += 4\n*(u64 *)(r10 - 8) = r2", test="< 9"),
+          "R1 !read_ok", SF)
+
+
+def test_a_spilled_scalar_is_bounded_with_its_register():
+    """check_stack_write_fixed_off: a spill the value fits shares the register's id, so
+    a bound on r0 reaches what is filled back from the slot."""
+    agree(_ADD_CONST.format(make="*(u64 *)(r10 - 8) = r0\nr2 = *(u64 *)(r10 - 8)",
+                            test="< 5"), None, SF)
+
+
+def test_a_narrowing_spill_is_not_linked_to_its_register():
+    agree(_ADD_CONST.format(make="*(u32 *)(r10 - 8) = r0\nr2 = *(u32 *)(r10 - 8)",
+                            test="< 5"), "R1 !read_ok", SF)
+
+
+# check_add_const as clang emits a can_loop loop: r0 = r2 + 1 stays linked to r2, so
+# r2 < 9 bounds the next iteration's index r0 to 9 and its read stays in a 10-byte value
+_ADD_CONST_LOOP = """
+call 5
+if r0 > 9 goto +10
+r1 = map_value({fd}) ll
+r2 = r0
+r1 += r2
+r3 = *(u8 *)(r1 + 0)
+may_goto +4
+r0 = r2
+r0 += 1
+if r2 < 9 goto -9
+exit
+r0 = 0
+exit
+"""
+
+
+def test_a_may_goto_loop_indexing_by_a_copy_plus_one_stays_inside_the_value():
+    """Found by the 6.12 selftests (verifier_iterating_callbacks.c, check_add_const:
+    refused here before BPF_ADD_CONST links, the next index unbounded)."""
+    mine, theirs = Map.create("array", 4, 10, 1), kernel.KernelMap("array", 4, 10, 1)
+    with theirs:
+        agree(_ADD_CONST_LOOP.format(fd=mine.fd), None, SF,
+              kernel_text=_ADD_CONST_LOOP.format(fd=theirs.fd))
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 def test_a_helper_length_of_zero_is_refused():

@@ -16,6 +16,7 @@ from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VA
                     PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str)
 
 _T = isa.MapType
+_LOOP = isa.HELPER_IDS["loop"]
 # helper id -> (callback's argument registers: the caller's register they copy, None
 # for an unknown scalar, "key"/"value" for an element of the caller's r1 map; its
 # return range)
@@ -52,9 +53,22 @@ class CallbackCalls:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         args, _range = CALLBACK_HELPERS[insn.imm]
         m = self._callback_map(st, pc, args)
+        if insn.imm == _LOOP:
+            self._loop_inline_state(st, pc, fn.off)
+            if self.precision:
+                # the count decides when the calls stop
+                self._needs(st, 1)
+            if st.cur.callback_depth >= st.cur.regs[1].umax:
+                st.cur.callback_depth = 0
+                if self.log.level >= 2:
+                    self.log.add(f"frame{len(st.frames) - 1} bpf_loop iteration limit "
+                                 f"reached")
+                return
         queued = self.push(st, fn.off, pc, pending)
         queued.callback_unroll_depth += 1
         caller = queued.cur
+        caller.callback_depth += 1
+        st.cur.callback_depth = 0
         callee = Frame(pc, self.func_of(fn.off), len(queued.frames))
         callee.in_callback = True
         for regno, source in enumerate(args, start=1):
@@ -75,6 +89,18 @@ class CallbackCalls:
         callee.regs[10].frame = callee.frameno
         queued.frames.append(callee)
 
+    def _loop_inline_state(self, st, pc: int, fn: int) -> None:
+        """update_loop_inline_state: a bpf_loop call the kernel may inline has flags
+        0 and always the same callback; while it may, the zero flags are marked
+        precise (loop_flag_is_zero)."""
+        fit, callback = self.loop_inline.get(pc, (True, fn))
+        if fit:
+            r4 = st.cur.regs[4]
+            fit = r4.type == SCALAR and r4.is_const and r4.value == 0
+            if fit and self.precision:
+                self._needs(st, 4)
+        self.loop_inline[pc] = (fit and callback == fn, callback)
+
     def _callback_map(self, st, pc: int, args):
         """The map whose elements the callback gets (r1), checked as
         set_map_elem_callback_state checks it; None for a helper without one.  A map
@@ -94,6 +120,8 @@ class CallbackCalls:
         """prepare_func_exit for a callback: R0 in range, then back to the call."""
         if r0.type != SCALAR:
             self.refuse(pc, "R0 not a scalar value")
+        if self.precision:
+            self._needs(st, 0)      # its range is checked
         callee = st.frames[-1]
         call = self.insns[callee.callsite]
         lo, hi = LESS_RANGE if calls_less(call) else CALLBACK_HELPERS[call.imm][1]

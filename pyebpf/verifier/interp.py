@@ -34,7 +34,7 @@ from .timers import ASYNC_CALLBACKS, TIMER_SET_CALLBACK_ID, TimerRules
 from .tasks import TaskCalls
 from .log import Log
 from .strings import ConstStrings
-from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
                     DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
                     MEM_RDONLY,
                     NOT_INIT, PKT_TYPES, PTR_LEGACY,
@@ -62,6 +62,20 @@ _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
          isa.BPF_JLE: isa.BPF_JGE}
+
+
+def _linked_copy(known: Reg, r: Reg) -> Reg:
+    """sync_linked_regs: ``r`` (linked to ``known``) as ``known`` plus the difference
+    of their constants, keeping its own id and constant."""
+    new = known.copy()
+    delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
+        (known.off if known.id & BPF_ADD_CONST else 0)
+    if delta:
+        bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
+        if r.id & BPF_ADD_CONST32:
+            bounds.zext32(new)
+    new.id, new.off = r.id, r.off
+    return new
 
 
 def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
@@ -130,6 +144,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
                                 calls_less(insns[pc]))}
         self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
         # per slot, what the main loop and the ALU ask of every visit (Op's properties
@@ -631,7 +646,35 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._needs(st, insn.src if src.type == SCALAR else insn.dst)
             self.ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
+        link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
+        if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
+                (src.is_const if is64 else src.var[1] & M32 == 0):
+            # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
+            # its source, with the constant in off (once only): in 64 bits one that
+            # fits an s32, in 32 bits any, of a copy below 2**32
+            if is64:
+                val = src.value - (1 << 64) if src.value >> 63 else src.value
+                linked = S32_MIN <= val <= S32_MAX
+            else:
+                val = src.value & M32
+                val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
+            linked = linked and not link & BPF_ADD_CONST and \
+                not (code_op == isa.BPF_SUB and val == S32_MIN)
+            delta = -val if code_op == isa.BPF_SUB else val
+            flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
+            dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
+
+    def _id_before_mov(self, src: Reg) -> None:
+        """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with
+        its copy; one linked to another with a constant added loses that link first
+        (one constant per link)."""
+        if src.type != SCALAR:
+            return
+        if src.id & BPF_ADD_CONST:
+            src.id, src.off = 0, 0
+        if not src.id and not src.is_const:
+            src.id = self.new_id()
 
     def mov(self, st: VState, pc: int, insn, op) -> None:
         regs = st.cur.regs
@@ -650,8 +693,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 return
             # check_alu_op: a value the extension cannot change stays linked to its source
             linked = src.umax < 1 << (op.size * 8 - 1)
-            if linked and not src.id and not src.is_const:
-                src.id = self.new_id()
+            if linked:
+                self._id_before_mov(src)
             new = src.copy()
             if is64:
                 bounds.sign_extend(new, op.size)
@@ -661,8 +704,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[insn.dst] = new
             return
         if is64:
-            if src.type == SCALAR and not src.id and not src.is_const:
-                src.id = self.new_id()
+            if src.type == SCALAR and (src.id & BPF_ADD_CONST or
+                                       not src.id and not src.is_const):
+                self._id_before_mov(src)
             regs[insn.dst] = src.copy()
             return
         if self.unpriv and src.is_ptr:
@@ -670,8 +714,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
         # is unchanged by the copy, so it stays linked to its source
         linked = src.type == SCALAR and src.umax < 1 << 32
-        if linked and not src.id and not src.is_const:
-            src.id = self.new_id()
+        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
+            self._id_before_mov(src)
         new = src.copy()
         if src.type != SCALAR:
             new.mark_unknown()
@@ -1071,8 +1115,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.refuse(pc, "attempt to corrupt spilled pointer on stack")
         aligned = addr % 8 == 0
         if value.type == SCALAR and aligned:
+            # a spill a register's value fits is linked to the register; a narrowing
+            # one is not
+            fits = value.umax.bit_length() <= 8 * size
+            if fits and not is_imm and not self.unpriv:
+                self._id_before_mov(value)
             self._spill(s, value, size)
-            if size < 8 and value.umax.bit_length() > 8 * size:
+            if not fits:
                 s.spill.id = 0
             return
         if value.type != SCALAR:
@@ -1324,16 +1373,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     @staticmethod
     def _sync_linked(st: VState, known: Reg) -> None:
+        """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
+        shifted by the difference of their constants (BPF_ADD_CONST)."""
         if known.type != SCALAR or not known.id:
             return
+        base = known.id & ~BPF_ADD_CONST
         for f in st.frames:
             for i, r in enumerate(f.regs):
-                if r is not known and r.type == SCALAR and r.id == known.id:
-                    f.regs[i] = known.copy()
+                if r is not known and r.type == SCALAR and r.id & ~BPF_ADD_CONST == base:
+                    f.regs[i] = known.copy() if r.id == known.id == base else \
+                        _linked_copy(known, r)
             for s in f.stack.values():
                 if s.spill is not None and s.spill is not known and \
-                        s.spill.type == SCALAR and s.spill.id == known.id:
-                    s.spill = known.copy()
+                        s.spill.type == SCALAR and s.spill.id & ~BPF_ADD_CONST == base:
+                    s.spill = known.copy() if s.spill.id == known.id == base else \
+                        _linked_copy(known, s.spill)
 
     def _mark_null(self, st: VState, rid: int, is_null: bool) -> None:
         """mark_ptr_or_null_regs: every copy of the checked pointer."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .state import (M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+from .state import (BPF_ADD_CONST, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -119,7 +119,9 @@ def reg_text(r, marks: bool = False) -> str:
         v = r.value
         return f"fp{r.off + (v - (1 << 64) if v >> 63 else v)}"
     parts = []
-    if r.id:
+    if r.id & BPF_ADD_CONST:
+        parts.append(f"id={r.id & ~BPF_ADD_CONST}{r.off:+d}")
+    elif r.id:
         parts.append(f"id={r.id}")
     if r.ref:
         parts.append(f"ref_obj_id={r.ref}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .. import isa
 from .log import frame_text, insn_text
-from .state import SCALAR, STACK_SPILL, VState
+from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 
 _ALU = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                   isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
@@ -35,16 +35,9 @@ _PASS = frozenset((isa.F_JCC_K, isa.F_JA, isa.F_JA32, isa.F_MAY_GOTO))
 
 def applies(interp) -> bool:
     """Whether ``interp``'s program is one the walk follows (see the module)."""
-    if interp.unpriv or interp.profile != "current" or \
-            interp.iter_nexts or interp.callback_calls:
+    if interp.unpriv or interp.profile != "current":
         return False
-    for pc, op in enumerate(interp.ops):
-        if op is None:
-            continue
-        f = op.form
-        if f is isa.F_CALL and interp.insns[pc].src != 0 or f is isa.F_CALLX:
-            return False
-    return True
+    return not any(op is not None and op.form is isa.F_CALLX for op in interp.ops)
 
 
 class _Walk:
@@ -96,13 +89,16 @@ def _walk(interp, st: VState, w: _Walk) -> None:
     """__mark_chain_precision: back through ``st``'s instructions and checkpoints."""
     insns, ops, globals_ = interp.insns, interp.ops, interp.globals
     log = interp.log if interp.log.level >= 2 else None
+    calls_cb = interp.callback_calls
     hist, p = st.hist, st.parent
     last, first, subseq = interp.pc, _pc(st.hist[0]) if st.hist else interp.pc, -1
+    later = interp.pc       # the instruction run after the last of ``hist``
     while True:
         if log:
             log.add(f"mark_precise: frame{w.fr}: last_idx {last} first_idx {first} "
                     f"subseq_idx {subseq} ")
-        for entry in reversed(hist):
+        n = len(hist)
+        for j, entry in enumerate(reversed(hist)):
             if log:
                 pc = _pc(entry)
                 log.add(f"mark_precise: frame{w.fr}: regs={_regs_text(w.regs[w.fr])} "
@@ -117,7 +113,8 @@ def _walk(interp, st: VState, w: _Walk) -> None:
                                                 f is isa.F_ALU_K and
                                                 op.code & 0xF0 != isa.BPF_MOV):
                     continue
-            if not _backtrack(insns, ops, globals_, entry, w):
+            nxt = _pc(hist[n - j]) if j else later
+            if not _backtrack(insns, ops, globals_, entry, w, nxt, calls_cb):
                 mark_all(st, log)
                 return
             if not w.regs[w.fr] and w.empty():
@@ -151,6 +148,8 @@ def _walk(interp, st: VState, w: _Walk) -> None:
         if w.empty():
             return
         subseq = first
+        if hist:
+            later = _pc(hist[0])
         hist, p = p.hist, p.parent
         last, first = (_pc(hist[-1]), _pc(hist[0])) if hist else (-1, -1)
 
@@ -190,9 +189,10 @@ def mark_all(st: VState, log=None) -> None:
         p = p.parent
 
 
-def _backtrack(insns, ops, globals_, entry, w: _Walk) -> bool:
+def _backtrack(insns, ops, globals_, entry, w: _Walk, nxt: int, calls_cb) -> bool:
     """backtrack_insn: what the needed registers and slots after the instruction
-    ``entry`` were made of before it; False where the walk cannot follow."""
+    ``entry`` were made of before it (``nxt``: the instruction run after it);
+    False where the walk cannot follow."""
     if type(entry) is tuple:
         pc, linked, slot = entry
     else:
@@ -240,14 +240,26 @@ def _backtrack(insns, ops, globals_, entry, w: _Walk) -> bool:
         w.regs[w.fr] |= regs
     elif f is isa.F_EXIT:
         # back into the function that returned: the caller's R0 was its R0; the
-        # caller's R1-R5 were clobbered by the return
+        # caller's R1-R5 were clobbered by the return.  A callback returns to the
+        # helper that called it, which sets the caller's R0 and R1-R5 itself.
+        callback = nxt in calls_cb
+        if callback:
+            regs -= _ARGS
         if regs & _ARGS:
             return False
-        inner = {0} if 0 in regs else set()
+        inner = {0} if 0 in regs and not callback else set()
         regs.discard(0)
         w.regs.append(inner)
         w.slots.append(set())
         w.fr += 1
+    elif f is isa.F_CALL and nxt != pc + 1 and pc in calls_cb:
+        # back out of a callback into the helper call that queued it: its arguments
+        # were the helper's to give; a slot of its own cannot have been older
+        if regs - _ARGS or w.slots[fr]:
+            return False
+        w.regs.pop()
+        w.slots.pop()
+        w.fr -= 1
     elif f is isa.F_CALL:
         regs.discard(0)             # the helper's result; r1-r5 are clobbered
         if regs & _ARGS:
@@ -279,14 +291,16 @@ def linked_at(st: VState, regs) -> tuple | None:
     """collect_linked_regs: the registers and stack slots of every frame sharing an
     id with the scalar registers ``regs`` (as ``(frame, number)`` pairs), or None
     when no scalar is linked."""
-    ids = {r.id for r in regs if r.type == SCALAR and r.id}
+    ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
     if not ids:
         return None
     lregs, lslots = [], []
     for fr, frame in enumerate(st.frames):
-        lregs += [(fr, i) for i, r in enumerate(frame.regs) if r.type == SCALAR and r.id in ids]
+        lregs += [(fr, i) for i, r in enumerate(frame.regs)
+                  if r.type == SCALAR and r.id & ~BPF_ADD_CONST in ids]
         lslots += [(fr, spi) for spi, s in frame.stack.items()
-                   if s.spill is not None and s.spill.type == SCALAR and s.spill.id in ids]
+                   if s.spill is not None and s.spill.type == SCALAR and
+                   s.spill.id & ~BPF_ADD_CONST in ids]
     if len(lregs) + len(lslots) < 2:
         return None
     return frozenset(lregs), frozenset(lslots)

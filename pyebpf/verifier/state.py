@@ -47,6 +47,12 @@ PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
 STACK_DYNPTR, STACK_ITER, STACK_IRQ_FLAG = 4, 5, 6
 
+# a scalar's id flags: the scalar is its id's value plus the constant in its ``off``
+# (``r1 = r2; r1 += 4``: adjust_reg_min_max_vals), so bounds learnt on one reach the
+# other; by a 32-bit add (``w1 += 4``), the sum's low 32 bits
+BPF_ADD_CONST64, BPF_ADD_CONST32 = 1 << 31, 1 << 30
+BPF_ADD_CONST = BPF_ADD_CONST64 | BPF_ADD_CONST32
+
 
 def type_str(t: int) -> str:
     base = TYPE_STR[t & 0xFF]
@@ -173,14 +179,17 @@ class Slot:
 class Frame:
     """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
     call instruction that entered it, ``subprog`` the function's index, ``in_callback``
-    whether a helper (bpf_loop) called it."""
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback")
+    whether a helper (bpf_loop) called it, ``callback_depth`` how many calls of a
+    callback its helper call has queued in a row (bpf_loop stops at its count)."""
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback",
+                 "callback_depth")
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
         self.stack: dict[int, Slot] = {}
         self.callsite, self.subprog, self.frameno = callsite, subprog, frameno
         self.in_callback = False
+        self.callback_depth = 0
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
@@ -188,6 +197,7 @@ class Frame:
         f.stack = {k: s.copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
+        f.callback_depth = self.callback_depth
         return f
 
 
@@ -302,8 +312,15 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -
     if old.type == SCALAR:
         if not ranges and not old.precise:
             return True
-        return range_within(old, cur) and tnum.in_(old.var, cur.var) and \
-            (not old.id or _check_ids(old.id, cur.id, idmap))
+        if old.id:
+            # a link to a constant offset must be the same link with the same offset
+            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
+                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+                return False
+            if not _check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
+                    not _check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+                return False
+        return range_within(old, cur) and tnum.in_(old.var, cur.var)
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
             old.frame != cur.frame:
         return False
@@ -392,7 +409,7 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
         if not _check_ids(oid, cid, idmap):
             return False
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
-        if of.callsite != cf.callsite:
+        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
         for r in range(10):
             if not exact and not live(i, r):
