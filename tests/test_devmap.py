@@ -396,3 +396,39 @@ def test_pinning_refuses_them():
     with pytest.raises(pyebpf.errors.PinError) as exc:
         m.pin("ports")
     assert "does not pin BPF_MAP_TYPE_DEVMAP maps" in str(exc.value)
+
+
+def _syscall(cmd, **attr):
+    """pyebpf.bpf's answer: 0 or the errno."""
+    try:
+        return pyebpf.bpf(cmd, attr)
+    except pyebpf.errors.BpfError as exc:
+        return exc.errno
+
+
+def _kernel(fn, *args):
+    got = outcome(fn, *args)
+    return 0 if got == "ok" else got
+
+
+@pytest.mark.parametrize("kind, sizes, key, value", [
+    (DEVMAP, (4, 4, 2), u32(0), u32(1)), (DEVMAP, (4, 4, 2), u32(0), u32(NO_DEVICE)),
+    (DEVMAP_HASH, (4, 8, 2), u32(5), pair(1, 0)), (CPUMAP, (4, 8, 2), u32(1), pair(8, 0)),
+    (PERCPU_CGROUP_STORAGE, (8, 4, 0), u32(0) * 2, None),
+], ids=["devmap", "devmap-no-device", "devmap-hash", "cpumap", "percpu-cgroup-storage"])
+def test_the_syscall_updates_and_looks_up_as_the_kernel(kernel_oracle, kind, sizes, key, value):
+    """pyebpf.bpf's BPF_MAP_UPDATE_ELEM and BPF_MAP_LOOKUP_ELEM (a per-CPU value: one
+    8-byte slot per CPU) answer as the kernel's, and read back the same bytes."""
+    fd = pyebpf.bpf("BPF_MAP_CREATE", {"map_type": int(kind), "key_size": sizes[0],
+                                       "value_size": sizes[1], "max_entries": sizes[2]})
+    with kernel_oracle.KernelMap(kind, *sizes) as theirs:
+        value = bytes(theirs.value_buffer_size) if value is None else value
+        count_comparison()
+        assert _syscall("BPF_MAP_UPDATE_ELEM", map_fd=fd, key=key, value=value) == \
+            _kernel(theirs.update, key, value)
+        out = bytearray(theirs.value_buffer_size)
+        mine = _syscall("BPF_MAP_LOOKUP_ELEM", map_fd=fd, key=key, value=out)
+        kernel = theirs.lookup(key)
+        count_comparison()
+        assert (mine, bytes(out) if mine == 0 else None) == \
+            ((0, kernel) if kernel is not None else (isa.Errno.ENOENT, None))
