@@ -10,9 +10,17 @@
 # sockets, which pyebpf has none of; cgroup storage exists per attached cgroup, and
 # pyebpf attaches no program to a cgroup: both stay empty.
 
+cdef enum:
+    # the types of this file as bits, so that the map helpers' check of their map
+    # argument tests them in one instruction (map types are below 32)
+    XDP_MAP_BITS = ((1 << BPF_MAP_TYPE_DEVMAP) | (1 << BPF_MAP_TYPE_DEVMAP_HASH)
+                    | (1 << BPF_MAP_TYPE_CPUMAP) | (1 << BPF_MAP_TYPE_XSKMAP))
+    XDP_AND_CGROUP_STORAGE_BITS = (XDP_MAP_BITS | (1 << BPF_MAP_TYPE_CGROUP_STORAGE)
+                                   | (1 << BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE))
+
+
 cdef inline bint _is_xdp_map(MapStore* m) noexcept nogil:
-    return (m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_DEVMAP_HASH
-            or m.type == BPF_MAP_TYPE_CPUMAP or m.type == BPF_MAP_TYPE_XSKMAP)
+    return (<uint64_t>1 << m.type) & XDP_MAP_BITS != 0
 
 
 cdef inline bint _is_cgroup_storage(MapStore* m) noexcept nogil:

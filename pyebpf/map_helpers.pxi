@@ -71,8 +71,8 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
         helper_fault(vm, b"a cgroup array is only for bpf_skb_under_cgroup")
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
-    elif _is_cgroup_storage(m) or (_is_xdp_map(m) and not (lookup and (
-            m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_DEVMAP_HASH))):
+    elif (<uint64_t>1 << m.type) & XDP_AND_CGROUP_STORAGE_BITS and not (lookup and (
+            m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_DEVMAP_HASH)):
         helper_fault(vm, b"of the XDP maps and cgroup storage, tc programs may only look "
                          b"up a devmap")
     else:

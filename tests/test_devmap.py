@@ -8,6 +8,7 @@ pyebpf's default Environment's (loopback only): devmap updates name ifindex 1 (l
 both) and ifindexes that neither has."""
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
@@ -68,12 +69,38 @@ def test_creation_succeeds_and_fails_as_the_kernels(kernel_oracle, args):
     assert created(Map.create, *args) == created(kernel_oracle.KernelMap, *args)
 
 
-def test_a_devmap_is_read_only_to_programs():
-    """dev_map_init_map ORs BPF_F_RDONLY_PROG into the flags (what the kernel's map info
-    shows; its effect on programs is compared below)."""
-    assert Map.create(DEVMAP, 4, 4, 1).flags == RDONLY_PROG
-    assert Map.create(DEVMAP_HASH, 4, 8, 1, RDONLY).flags == RDONLY | RDONLY_PROG
-    assert Map.create(CPUMAP, 4, 8, 1).flags == 0
+def _kernel_map_flags(kind, sizes) -> dict:
+    """The map_flags of the kernel's struct bpf_map_info (BPF_OBJ_GET_INFO_BY_FD) of a
+    map created with ``sizes`` (key, value, max_entries, flags)."""
+    from pyebpf.kernel import sysbpf
+    fd, err = sysbpf.calls.map_create(kind, *sizes, 0, b"")
+    if fd < 0:
+        raise OSError(err, f"BPF_MAP_CREATE {kind.name}: {os.strerror(err)}")
+    try:
+        info = ctypes.create_string_buffer(80)
+        attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+        struct.pack_into("<IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
+        _, err = sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)
+        if err:
+            raise OSError(err, f"BPF_OBJ_GET_INFO_BY_FD: {os.strerror(err)}")
+        return {"flags": struct.unpack_from("<I", info, 20)[0]}   # bpf_map_info.map_flags
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind, sizes", [
+    (DEVMAP, (4, 4, 1, 0)), (DEVMAP_HASH, (4, 8, 1, RDONLY)), (CPUMAP, (4, 8, 1, 0)),
+    (XSKMAP, (4, 4, 1, WRONLY)), (CGROUP_STORAGE, (8, 4, 0, RDONLY_PROG)),
+], ids=["devmap", "devmap-hash-rdonly", "cpumap", "xskmap-wronly", "cgroup-storage-rdonly-prog"])
+def test_the_map_flags_read_back_as_the_kernels(kernel_observation, kind, sizes):
+    """dev_map_init_map ORs BPF_F_RDONLY_PROG into a devmap's flags (its effect on
+    programs is compared below).  The kernel's map info leaves out BPF_F_RDONLY and
+    BPF_F_WRONLY, which belong to the fd (bpf_map_flags_retain_permanent); a pyebpf
+    Map, its own only handle, keeps them in ``flags``."""
+    theirs = kernel_observation("map_flags in bpf_map_info", f"{int(kind)} {sizes}",
+                                lambda: _kernel_map_flags(kind, sizes))
+    count_comparison()
+    assert Map.create(kind, *sizes).flags & ~(RDONLY | WRONLY) == theirs["flags"]
 
 
 def test_the_syscall_creates_them_too():
