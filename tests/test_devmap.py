@@ -459,3 +459,19 @@ def test_the_syscall_updates_and_looks_up_as_the_kernel(kernel_oracle, kind, siz
         count_comparison()
         assert (mine, bytes(out) if mine == 0 else None) == \
             ((0, kernel) if kernel is not None else (isa.Errno.ENOENT, None))
+
+
+@pytest.mark.parametrize("kind, sizes, op", [
+    (DEVMAP, (4, 4, 2), "lookup_batch"), (DEVMAP_HASH, (4, 8, 2), "lookup_batch"),
+    (DEVMAP_HASH, (4, 8, 2), "delete_batch"), (CPUMAP, (4, 8, 2), "update_batch"),
+    (XSKMAP, (4, 4, 2), "lookup_and_delete_batch"), (CGROUP_STORAGE, (8, 4, 0), "lookup_batch"),
+], ids=["devmap-lookup", "devmap-hash-lookup", "devmap-hash-delete", "cpumap-update",
+        "xskmap-lookup-and-delete", "cgroup-storage-lookup"])
+def test_they_have_no_batch_commands(kernel_oracle, kind, sizes, op):
+    """None of these maps has batch ops: ENOTSUPP (bpf_map_do_batch)."""
+    args = {"delete_batch": ([u32(0)],), "update_batch": ([],)}.get(op, (2,))
+    ours = Map.create(kind, *sizes)
+    with kernel_oracle.KernelMap(kind, *sizes) as theirs:
+        count_comparison()
+        assert outcome(getattr(ours, op), *args) == outcome(getattr(theirs, op), *args) \
+            == isa.Errno.ENOTSUPP
