@@ -410,10 +410,10 @@ cdef inline bint _is_sock_map(MapStore* m) noexcept nogil:
 
 cdef inline bint _is_hash(MapStore* m) noexcept nogil:
     # local storage is a hash keyed by its owner: the socket's cookie, the task's or the
-    # cgroup's address (maps.pxi)
+    # cgroup's address (maps.pxi); a DEVMAP_HASH one bucketed by its key (devmap.pxi)
     return (m.type == BPF_MAP_TYPE_HASH or m.type == BPF_MAP_TYPE_PERCPU_HASH
             or m.type == BPF_MAP_TYPE_HASH_OF_MAPS or _is_lru(m) or _is_local_storage(m)
-            or m.type == BPF_MAP_TYPE_SOCKHASH)
+            or m.type == BPF_MAP_TYPE_SOCKHASH or m.type == BPF_MAP_TYPE_DEVMAP_HASH)
 
 cdef inline uint8_t* _lpm_data(MapStore* m, int32_t n) noexcept nogil:
     return m.keys + <size_t>n * m.data_size

@@ -139,6 +139,8 @@ NF_CT_MODEL_SLOTS = 1024
 # getsockopt(SOL_SOCKET, SO_COOKIE): a socket's cookie (asm-generic/socket.h), what a
 # socket map's update by fd finds the modelled socket by
 SO_COOKIE = 57
+# the address family of AF_XDP sockets, what an XSKMAP holds (linux/socket.h)
+AF_XDP = 44
 INSN_SIZE = 8
 
 # Legacy socket-filter offset bases (LD_ABS/LD_IND).
@@ -343,6 +345,8 @@ class Errno(enum.IntEnum):
     ENODATA = 61
     ENONET = 64
     EPROTO = 71
+    EOVERFLOW = 75
+    ENOTSOCK = 88
     EPROTONOSUPPORT = 93
     ESOCKTNOSUPPORT = 94
     EOPNOTSUPP = 95
@@ -429,6 +433,12 @@ BPF_SK_STORAGE_GET_F_CREATE = BPF_LOCAL_STORAGE_GET_F_CREATE
 # the largest local storage value (BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: U16_MAX less the
 # 128 bytes of struct bpf_local_storage_elem)
 MAX_LOCAL_STORAGE_VALUE_SIZE = 65535 - 128
+# a per-CPU cgroup storage value is at most PCPU_MIN_UNIT_SIZE (cgroup_storage_map_alloc)
+PCPU_MIN_UNIT_SIZE = 32 << 10
+# cpu_map_alloc: max_entries at most the kernel's NR_CPUS (this kernel's CONFIG_NR_CPUS:
+# /sys/devices/system/cpu/kernel_max + 1); cpu_map_update_elem: qsize at most 16384
+NR_CPUS = 256
+CPU_MAP_MAX_QSIZE = 16384
 BPF_F_LOCK = 1 << 2          # element flag of lookup/update (and their batches)
 # special fields of a map value, found by their BTF struct name (btf_parse_fields):
 # their sizes; each is aligned to its size's natural alignment (4 and 8)
@@ -1028,7 +1038,8 @@ _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_ST
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
             "BPF_MAX_USER_RINGBUF_SAMPLES",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",
-            "RES_NR_HELD", "RES_DEF_TIMEOUT_NS", "BPF_GLOBAL_PERCPU_MA_MAX_SIZE")
+            "RES_NR_HELD", "RES_DEF_TIMEOUT_NS", "BPF_GLOBAL_PERCPU_MA_MAX_SIZE",
+            "PCPU_MIN_UNIT_SIZE", "NR_CPUS", "CPU_MAP_MAX_QSIZE", "AF_XDP")
 
 
 def pxd_source() -> str:

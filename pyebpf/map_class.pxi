@@ -59,7 +59,10 @@ cdef class Map:
     a :class:`pyebpf.trace.Task` (its ``address``) or an int, a cgroup as an int (the
     ``struct cgroup`` address), either as 8 bytes.  Cgroup arrays: ``update(index, cgroup_id)`` puts a
     cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
-    ENOTSUPP, as in the kernel.
+    ENOTSUPP, as in the kernel.  Devmaps (DEVMAP, DEVMAP_HASH) hold devices of the
+    network ``update(..., env=)`` names (an Environment; default loopback only), CPU
+    maps queue sizes per modelled CPU; XSKMAPs and cgroup storage stay empty (no AF_XDP
+    sockets, no attached cgroup): pyebpf/devmap.pxi, docs/environment.md.
     """
     cdef MapStore* _m
     cdef readonly int fd
@@ -312,8 +315,17 @@ cdef class Map:
         cdef bytes k = self._key(key)
         cdef int32_t e
         cdef bytes out
+        cdef uint8_t* found
         if flags & ~_isa.BPF_F_LOCK or (flags and self._m.spin_lock_off < 0):
             self._fail(-EINVAL, f"lookup (flags {flags:#x})", k)
+        if _is_cgroup_storage(self._m):
+            return None
+        if self._m.type == BPF_MAP_TYPE_XSKMAP:
+            self._fail(-EOPNOTSUPP, "lookup (an XSKMAP's sockets are not read back)", k)
+        if _is_xdp_map(self._m):
+            found = xdp_map_lookup(self._m, <const uint8_t*>k)
+            return None if found == NULL else PyBytes_FromStringAndSize(<char*>found,
+                                                                         self._m.value_size)
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
                             BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
@@ -349,16 +361,20 @@ cdef class Map:
         return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
                 for c in range(self._m.ncpu)]
 
-    def update(self, key, value, flags=_isa.BPF_ANY, *, on_cpu=0):
+    def update(self, key, value, flags=_isa.BPF_ANY, *, on_cpu=0, env=None):
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values).
         ``on_cpu`` is the CPU the update runs on, as the kernel's syscall runs on the
         caller's: an LRU map takes a new element from that CPU's lists (CPU 0 unless
-        said; pyebpf.bpf's updates are CPU 0's)."""
+        said; pyebpf.bpf's updates are CPU 0's).  ``env`` is the caller's network
+        namespace, whose devices a devmap's ifindex must name (a pyebpf.Environment;
+        default: a fresh namespace's, loopback only)."""
         if self._pin is not None:
             return self._pin.apply(Map.update, self, key, value, flags, on_cpu=on_cpu)
         self._allow(False, True, "update")
         cdef bytes k = self._key(key)
         cdef bytes v
+        if _is_xdp_map(self._m) or _is_cgroup_storage(self._m):
+            return self._set_xdp(k, value, flags, env)
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             return self._set_program(k, value, flags)
         if self._m.inner != NULL:
@@ -456,6 +472,29 @@ cdef class Map:
         self._m.inner[e] = inner._m
         self._programs[e] = inner
 
+    cdef _set_xdp(self, bytes k, value, uint64_t flags, env):
+        """The updates of devmaps, cpumaps, xskmaps and cgroup storage (devmap.pxi)."""
+        cdef bytes v
+        cdef int rc
+        if _is_cgroup_storage(self._m):
+            rc = cgroup_storage_update(self._m, flags, self._m.spin_lock_off >= 0)
+        else:
+            v = self._value(value)
+            if self._m.type == BPF_MAP_TYPE_CPUMAP:
+                rc = cpu_map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags)
+            elif self._m.type == BPF_MAP_TYPE_XSKMAP:
+                # xsk_map_update_elem: the flags and the index, then the socket fd
+                rc = (-EINVAL if flags > BPF_EXIST else
+                      -E2BIG if _le32(<const uint8_t*>k) >= self._m.max_entries else
+                      xsk_map_fd_errno(_le32(<const uint8_t*>v)))
+            else:
+                if env is None:
+                    from .environment import Environment
+                    env = Environment()
+                rc = dev_map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags, env)
+        if rc:
+            self._fail(rc, "update", k)
+
     cdef _set_cgroup(self, bytes k, value, flags):
         """Put a cgroup, by its id (a cgroup of the Environment the programs run in),
         in a slot (bpf_fd_array_map_update_elem: BPF_ANY only, E2BIG past the end)."""
@@ -499,6 +538,13 @@ cdef class Map:
         self._allow(False, True, "delete")
         cdef bytes k = self._key(key)
         cdef int32_t e
+        if _is_cgroup_storage(self._m):
+            self._fail(-EINVAL, "delete", k)        # cgroup_storage_delete_elem
+        if _is_xdp_map(self._m):
+            rc = xdp_map_delete(self._m, <const uint8_t*>k)
+            if rc:
+                self._fail(rc, "delete", k)
+            return
         if self._m.type == BPF_MAP_TYPE_RINGBUF or self._m.type == BPF_MAP_TYPE_USER_RINGBUF:
             self._fail(-ENOTSUPP, "delete", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
@@ -552,7 +598,7 @@ cdef class Map:
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(True)
         if not _is_hash(self._m) or self._m.inner != NULL or _is_local_storage(self._m) \
-                or _is_sock_map(self._m):
+                or _is_sock_map(self._m) or _is_xdp_map(self._m):
             self._fail(-ENOTSUPP, "lookup_and_delete", k)
         value = self.lookup(k)
         if value is not None:
@@ -704,7 +750,8 @@ cdef class Map:
     cdef bint _batch_supports(self, str op):
         # the kernel's map types with batch ops; maps of maps (whose values the kernel
         # gives as map ids) are not modelled
-        if self._m.inner != NULL or _is_local_storage(self._m) or _is_sock_map(self._m):
+        if self._m.inner != NULL or _is_local_storage(self._m) or _is_sock_map(self._m) \
+                or _is_xdp_map(self._m):
             return False
         if _is_hash(self._m):
             return True
@@ -915,6 +962,8 @@ cdef class Map:
             self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
         if _is_local_storage(self._m):
             self._fail(-ENOTSUPP, "next_key (local storage: keys() lists the owners)", b"")
+        if _is_cgroup_storage(self._m):
+            return None         # cgroup_storage_get_next_key: no cgroup has storage
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             # the kernel's stack_map_get_next_key: a missing or past-the-end key restarts
             sid = -1 if key is None else self._stack_id(self._key(key))

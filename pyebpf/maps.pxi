@@ -65,6 +65,9 @@ cdef uint32_t jhash(const uint8_t* k, uint32_t length, uint32_t initval) noexcep
 
 
 cdef inline uint32_t map_bucket(MapStore* m, const uint8_t* key) noexcept nogil:
+    # dev_map_index_hash: a DEVMAP_HASH's bucket is its u32 key's low bits
+    if m.type == BPF_MAP_TYPE_DEVMAP_HASH:
+        return _le32(key) & (m.n_buckets - 1)
     return jhash(key, m.key_size, 0) & (m.n_buckets - 1)
 
 
@@ -102,14 +105,14 @@ cdef int32_t map_find(MapStore* m, const uint8_t* key) noexcept nogil:
 cdef void _hash_unlink(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
     cdef uint32_t bucket
     if prev == NO_ELEM:
-        bucket = jhash(m.keys + <size_t>e * m.key_size, m.key_size, 0) & (m.n_buckets - 1)
+        bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
         m.buckets[bucket] = m.next[e]
     else:
         m.next[prev] = m.next[e]
 
 
 cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil:
-    cdef uint32_t bucket = jhash(m.keys + <size_t>e * m.key_size, m.key_size, 0) & (m.n_buckets - 1)
+    cdef uint32_t bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
     m.next[e] = m.buckets[bucket]
     m.buckets[bucket] = e
 
@@ -414,7 +417,7 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
     else:
         bucket = 0
         if e != NO_ELEM:
-            bucket = (jhash(key, m.key_size, 0) & (m.n_buckets - 1)) + 1
+            bucket = map_bucket(m, key) + 1
         e = NO_ELEM
         while bucket < m.n_buckets and e == NO_ELEM:
             e = m.buckets[bucket]
@@ -782,7 +785,20 @@ _CREATE_FLAGS = {
     # SOCK_CREATE_FLAG_MASK (net/core/sock_map.c)
     BPF_MAP_TYPE_SOCKMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
     BPF_MAP_TYPE_SOCKHASH: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    # DEV_CREATE_FLAG_MASK (kernel/bpf/devmap.c), cpu_map_alloc, xsk_map_alloc,
+    # LOCAL_STORAGE_CREATE_FLAG_MASK (kernel/bpf/local_storage.c)
+    BPF_MAP_TYPE_DEVMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_MAP_TYPE_DEVMAP_HASH: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_MAP_TYPE_CPUMAP: BPF_F_NUMA_NODE,
+    BPF_MAP_TYPE_XSKMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_MAP_TYPE_CGROUP_STORAGE: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
+    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
 }
+_DEV_MAPS = (BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH)
+_CGROUP_STORAGE = (BPF_MAP_TYPE_CGROUP_STORAGE, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
+# the XDP redirect targets and cgroup storage (devmap.pxi): created, run beside, never
+# holding anything a tc program could reach but a devmap's {ifindex, prog id}
+_XDP_MAPS = _DEV_MAPS + (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP) + _CGROUP_STORAGE
 _LOCAL_STORAGE = (BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
@@ -798,7 +814,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                                   BPF_MAP_TYPE_USER_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
                                                   BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE \
-            + _SOCK_MAPS:
+            + _SOCK_MAPS + _XDP_MAPS:
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
         raise MapError(EINVAL, f"{name} takes no map_extra")
@@ -808,6 +824,20 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         raise MapError(EINVAL, f"{name} takes no inner map")
     if flags & BPF_F_RDONLY and flags & BPF_F_WRONLY:        # bpf_get_file_flag
         raise MapError(EINVAL, "a map is not both BPF_F_RDONLY and BPF_F_WRONLY")
+    if kind in _CGROUP_STORAGE:
+        # cgroup_storage_map_alloc, which checks the sizes before the flags: a key of a
+        # u64 cgroup id, or struct bpf_cgroup_storage_key (16 bytes: with the attach type)
+        if key_size not in (8, 16) or value_size == 0:
+            raise MapError(EINVAL, f"{name} has an 8- or 16-byte key and a value")
+        limit = MAX_LOCAL_STORAGE_VALUE_SIZE
+        if kind == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
+            limit = min(limit, PCPU_MIN_UNIT_SIZE)
+        if value_size > limit:
+            raise MapError(E2BIG, f"a {name} value is at most {limit} bytes")
+        if flags & ~_CREATE_FLAGS[kind] or flags & _PROG_ACCESS == _PROG_ACCESS or max_entries:
+            raise MapError(EINVAL, f"{name} has max_entries 0 and flags of "
+                                   f"{_CREATE_FLAGS[kind]:#x} only, got {flags:#x}")
+        return
     if (flags & ~_CREATE_FLAGS[kind] or flags & _PROG_ACCESS == _PROG_ACCESS
             or (kind in _PERCPU and flags & BPF_F_NUMA_NODE)):
         # each type's alloc_check and its *_CREATE_FLAG_MASK; bpf_map_flags_access_ok;
@@ -844,6 +874,17 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                    f"{'a 4-byte' if kind == BPF_MAP_TYPE_SOCKMAP else 'a'} key")
         if key_size > MAX_BPF_STACK:
             raise MapError(E2BIG, f"a {name} key is at most {MAX_BPF_STACK} bytes")
+        return
+    if kind in _DEV_MAPS + (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP):
+        # dev_map_alloc_check, cpu_map_alloc, xsk_map_alloc: a u32 key; a devmap's value
+        # is struct bpf_devmap_val's ifindex, or it and the program fd; a cpumap's
+        # struct bpf_cpumap_val's qsize, or it and the program fd; an xskmap's a socket fd
+        sizes = [4] if kind == BPF_MAP_TYPE_XSKMAP else [4, 8]
+        if max_entries == 0 or key_size != 4 or value_size not in sizes:
+            raise MapError(EINVAL, f"{name} has max_entries, a 4-byte key and a "
+                                   f"{' or '.join(map(str, sizes))}-byte value")
+        if kind == BPF_MAP_TYPE_CPUMAP and max_entries > NR_CPUS:
+            raise MapError(E2BIG, f"a CPUMAP has at most NR_CPUS ({NR_CPUS}) entries")
         return
     if kind in _QUEUES:
         # queue_stack_map_alloc_check
@@ -891,11 +932,15 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m = <MapStore*>calloc(1, sizeof(MapStore))
     if m == NULL:
         raise MemoryError()
+    if kind in _DEV_MAPS:
+        # dev_map_init_map: a lookup points at the device's own struct bpf_devmap_val
+        flags |= BPF_F_RDONLY_PROG
     m.type, m.key_size, m.value_size = kind, key_size, value_size
     m.max_entries, m.flags = max_entries, flags
     m.stride = (value_size + 7) & ~7u
     m.ncpu = ncpu if kind in (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
-                              BPF_MAP_TYPE_LRU_PERCPU_HASH) else 1
+                              BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                              BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE) else 1
     m.free_head = m.node_free = NO_ELEM
     m.owner_type = -1
     m.tmpl = tmpl
@@ -957,6 +1002,10 @@ cdef _map_storage(MapStore* m, object kind):
         m.values_len = <size_t>max_entries * m.stride
         m.values = <uint8_t*>_zalloc(m.values_len, 1)
         return
+    if kind in _CGROUP_STORAGE:
+        # storage exists per attached cgroup, and pyebpf attaches nothing: no elements
+        m.hidden = True
+        return
     if kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF:
         m.hidden = True
         m.values_len = 2 * <size_t>max_entries
@@ -964,6 +1013,10 @@ cdef _map_storage(MapStore* m, object kind):
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
+    if kind == BPF_MAP_TYPE_CPUMAP or kind == BPF_MAP_TYPE_XSKMAP:
+        # slots of {qsize, prog id} (cpumaps) and of nothing (no AF_XDP sockets), which
+        # tc programs cannot look up
+        m.hidden = True
     if kind == BPF_MAP_TYPE_CGROUP_ARRAY or kind in _SOCK_MAPS:
         # each slot's 8 bytes (the stride) hold the id of the cgroup put there, or the
         # cookie of the socket (sockmap.pxi), 0 for none; programs never see the slots
@@ -976,7 +1029,8 @@ cdef _map_storage(MapStore* m, object kind):
         m.data_size = m.key_size - 4
         m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
         m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
-    elif kind in _HASHES or kind in _LOCAL_STORAGE or kind == BPF_MAP_TYPE_SOCKHASH:
+    elif (kind in _HASHES or kind in _LOCAL_STORAGE or kind == BPF_MAP_TYPE_SOCKHASH
+          or kind == BPF_MAP_TYPE_DEVMAP_HASH):
         while n < max_entries:
             n <<= 1
         m.n_buckets = n

@@ -608,7 +608,12 @@ def _detach(m) -> None:
 # are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
 # ids where the declared values are 4-byte fds)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY,
+               # pin format 6 has no layout for these (devmap.pxi); a later format may
+               isa.MapType.BPF_MAP_TYPE_DEVMAP, isa.MapType.BPF_MAP_TYPE_DEVMAP_HASH,
+               isa.MapType.BPF_MAP_TYPE_CPUMAP, isa.MapType.BPF_MAP_TYPE_XSKMAP,
+               isa.MapType.BPF_MAP_TYPE_CGROUP_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
 
 
 def pin_map(m, path) -> None:

@@ -286,4 +286,10 @@ DEDICATED_MAPS = {
                               "sk_select_reuseport", "map_lookup_elem"),
     _T.BPF_MAP_TYPE_SOCKHASH: ("sk_redirect_hash", "sock_hash_update", "msg_redirect_hash",
                                "sk_select_reuseport", "map_lookup_elem"),
+    _T.BPF_MAP_TYPE_DEVMAP: ("redirect_map", "map_lookup_elem"),
+    _T.BPF_MAP_TYPE_DEVMAP_HASH: ("redirect_map", "map_lookup_elem"),
+    _T.BPF_MAP_TYPE_CPUMAP: ("redirect_map",),
+    _T.BPF_MAP_TYPE_XSKMAP: ("redirect_map", "map_lookup_elem"),
+    _T.BPF_MAP_TYPE_CGROUP_STORAGE: ("get_local_storage",),
+    _T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: ("get_local_storage",),
 }

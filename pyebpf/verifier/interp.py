@@ -1569,6 +1569,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # check_mem_size_reg and the like: a size, or a NULL, is a value the
                 # verdict depends on (here every scalar argument but ARG_ANYTHING)
                 self._needs(st, i + 1)
+        # record_func_map: a BPF_F_RDONLY_PROG map (a devmap's always) keeps what user
+        # space put in it
+        if meta["map"] is not None and meta["map"].flags & isa.BPF_F_RDONLY_PROG and \
+                isa.HELPER_NAMES[hid] in ("map_delete_elem", "map_update_elem",
+                                          "map_push_elem", "map_pop_elem"):
+            self.refuse(pc, "write into map forbidden", errno=EACCES)
         # check_map_func_compatibility: after every argument
         self._map_compatible(pc, meta["map"], hid, proto)
         if hid == isa.HELPER_IDS["snprintf"]:
@@ -1876,6 +1882,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if (dedicated is not None and name not in dedicated) or \
                 (proto.map_types and mtype not in proto.map_types):
             self.refuse(pc, refused)
+        if mtype == isa.MapType.BPF_MAP_TYPE_XSKMAP:
+            # the kernel gives PTR_TO_XDP_SOCK_OR_NULL, a socket pyebpf does not model
+            self.refuse(pc, f"bpf_{name}#{hid} of an XSKMAP (an AF_XDP socket, "
+                            f"PTR_TO_XDP_SOCK) is not supported by pyebpf")
 
     def local_call(self, st: VState, pc: int, insn) -> int:
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
