@@ -129,9 +129,16 @@ def test_the_may_goto_variant_emits_may_goto(compiler):
     assert "MAY_GOTO" in emitted(("-mcpu=v4", "-DMAY_GOTO"), compiler)
 
 
-@pytest.mark.parametrize("compiler", COMPILERS)
 @pytest.mark.parametrize("flags", VARIANTS, ids=" ".join)
 @pytest.mark.parametrize("packet", range(len(PACKETS)))
-def test_the_sweep_runs_as_in_the_kernel(flags, packet, compiler):
-    same_retval(compile_object(SWEEP, flags=("-O2", *flags), compiler=compiler),
+def test_the_sweep_runs_as_in_the_kernel(flags, packet):
+    same_retval(compile_object(SWEEP, flags=("-O2", *flags)), PACKETS[packet])
+
+
+@pytest.mark.parametrize("flags", VARIANTS, ids=" ".join)
+@pytest.mark.parametrize("packet", range(len(PACKETS)))
+def test_the_sweep_built_by_clang20_runs_as_in_the_kernel(flags, packet, live_kernel):
+    """Live only, as tests/test_verifier_paths.py's clang-20 builds: the wheel's clang 20
+    numbers some BTF types differently from one install to another."""
+    same_retval(compile_object(SWEEP, flags=("-O2", *flags), compiler="clang-20"),
                 PACKETS[packet])
