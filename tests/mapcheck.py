@@ -70,14 +70,18 @@ def lookup_inner(outer_fd, slot: int, no_inner: str, no_value: str) -> str:
         if r0 == 0 goto {no_value}"""
 
 
-# r0 = the u32 that a lookup's r0 points at, or -1 where r0 is NULL
-U32_OR_MINUS_1 = """
+def u32_or_minus_1(off: int = 0) -> str:
+    """r0 = the u32 at ``off`` in what a lookup's r0 points at, or -1 where r0 is NULL."""
+    return f"""
         if r0 == 0 goto miss
-        r0 = *(u32 *)(r0 + 0)
+        r0 = *(u32 *)(r0 + {off})
         exit
     miss:
         r0 = -1
         exit"""
+
+
+U32_OR_MINUS_1 = u32_or_minus_1()
 
 
 def perf_output_prog(fd, flags: int, size: int = 8) -> str:

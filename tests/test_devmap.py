@@ -23,7 +23,7 @@ from pyebpf.errors import MapError, VerifierError
 
 from bpfc import compile_object
 from mapcheck import U32_OR_MINUS_1, created, load_verdicts, lookup_key, outcome, \
-    refused_alike, u32
+    refused_alike, u32, u32_or_minus_1
 from recorded_kernel import count_comparison
 
 T = isa.MapType
@@ -332,13 +332,7 @@ def same_lookup(kernel_oracle, kind, sizes, updates, key, tail):
     return want
 
 
-PROG_ID_OR_MINUS_1 = """
-        if r0 == 0 goto miss
-        r0 = *(u32 *)(r0 + 4)
-        exit
-    miss:
-        r0 = -1
-        exit"""
+PROG_ID_OR_MINUS_1 = u32_or_minus_1(4)     # struct bpf_devmap_val's bpf_prog.id
 
 
 @pytest.mark.parametrize("kind, value_size, key, tail, want", [
