@@ -161,6 +161,14 @@ def same_map_retval(kernel_oracle, kind, sizes, make, packet, **run) -> int:
     return want
 
 
+def pinned_by_name(source: str, name: str) -> str:
+    """``source`` with its BTF-defined map ``name`` pinned by name (libbpf's
+    ``LIBBPF_PIN_BY_NAME``), the attribute put last in the definition."""
+    pinned = source.replace(f"\n}} {name}", f" __uint(pinning, LIBBPF_PIN_BY_NAME);\n}} {name}", 1)
+    assert pinned != source, f"no map {name} in the source"
+    return pinned
+
+
 def run_from_pins_in_child(data: bytes, pinned: str, maps: dict, packet: bytes) -> tuple:
     """Load the object ``data`` here (pinning its map ``pinned``), then in a child
     process, which reads that map from its pin, run its program ``prog`` once on

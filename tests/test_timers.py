@@ -15,7 +15,7 @@ import pyebpf
 from pyebpf import Map, elf, isa
 
 from bpfc import compile_object
-from mapcheck import created, run_from_pins_in_child, u32
+from mapcheck import created, pinned_by_name, run_from_pins_in_child, u32
 from objdiff import verdicts
 from recorded_kernel import count_comparison
 
@@ -195,16 +195,12 @@ def test_a_timer_started_now_runs_its_callback_on_the_map_value_as_in_the_kernel
     assert struct.unpack("<i20xi4x", theirs[1]["tarr"][0]) == (1, 42)
 
 
-
 def test_a_timer_map_got_from_its_pin_in_another_process_keeps_its_timer(tmp_path,
                                                                          monkeypatch):
     """The pin keeps the value's BTF (pin format 7): a process that gets the map from its
     pin loads and runs a program using its bpf_timer as the kernel runs it."""
     monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
-    pinned = MAPS.replace("__type(value, struct tval);\n} tarr",
-                          "__type(value, struct tval); __uint(pinning, LIBBPF_PIN_BY_NAME);\n"
-                          "} tarr", 1)
-    assert pinned != MAPS
+    pinned = pinned_by_name(MAPS, "tarr")
     data = obj(pinned + "\n" + CALLBACK +
                'SEC("tc") int prog(struct __sk_buff *skb) { __u32 k = 0; ' +
                START_NOW % ("tarr", "tarr", "cb") + "}")
