@@ -2481,6 +2481,9 @@ cdef class Program:
     cdef object _cov_buf
     cdef object _jit_keep    # what keeps _pc.jit's code alive
     cdef readonly bint _jit_done   # compiled, queued, or jit=False: no more tiering
+    # the loads and stores the verifier proved inside the packet on every path
+    # (verifier.check's packet_pcs): pyebpf.jit leaves out their region check
+    cdef readonly frozenset _packet_pcs
     cdef object __weakref__
     cdef int _profile_id
     cdef bint _hold_gil          # short runs keep the GIL (see _runs_short)
@@ -2532,20 +2535,21 @@ cdef class Program:
         self.func_info = bool(line_info) if func_info is None else func_info
         if len(raw) % INSN_SIZE:
             raise LoadError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
-        kinds, depths = {}, {}
+        kinds, depths, packet_pcs = {}, {}, set()
         if verify and classic is None:
             # no slots: the verifier unpacks them only for a program it does not remember
             ops = _verifier.check(None, self.prog_type, profile, maps=_MAP_HANDLES.get,
                                   line_info=line_info, unpriv=unpriv, pointer_kinds=kinds,
                                   arch=self.arch, functions=functions, license=license,
                                   prog_btf=prog_btf, stack_depths=depths, code=raw,
-                                  func_info=self.func_info)
+                                  func_info=self.func_info, packet_pcs=packet_pcs)
         else:
             ops = _verifier.structure.check(
                 _isa.unpack_program(raw), None if classic is not None else self.prog_type,
                 exception_cb=exception_cb_pc(self.functions))
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
+        self._packet_pcs = frozenset(packet_pcs)
         if budget is None:
             budget = DEFAULT_BUDGET
             if verify and classic is None and \

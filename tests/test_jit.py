@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import child_python
+from recorded_kernel import count_comparison
 
 from pyebpf import Map, Program, asm, errors, isa, jit
 from pyebpf._core import _set_jit_after
@@ -231,6 +232,99 @@ def test_packet_loads_with_the_verifiers_hint_in_a_loop_are_the_interpreters(len
     assert outcome(native, data=data[:length]) == outcome(interp, data=data[:length])
 
 
+CSUM = """r6 = *(u32 *)(r1 + 76)
+          r7 = *(u32 *)(r1 + 80)
+          r0 = 0
+          r8 = 0
+          r9 = r6
+      l:  r3 = r9
+          r3 += 2
+          if r3 > r7 goto done
+          r2 = *(u16 *)(r9 + 0)
+          r0 += r2
+          r9 += 2
+          r8 += 1
+          if r8 < 800 goto l
+      done:
+          r2 = r0
+          r2 >>= 16
+          r0 &= 0xffff
+          r0 += r2
+          exit"""
+CSUM_LOAD = 8                       # the pc of its packet load
+
+
+def test_the_verifier_names_the_packet_loads_it_proved_inside_the_packet():
+    assert Program(asm.assemble(CSUM), "sched_cls", jit=False)._packet_pcs == {CSUM_LOAD}
+
+
+def test_an_unverified_program_has_no_proven_packet_accesses():
+    assert Program(asm.assemble(CSUM), "sched_cls", jit=False, verify=False)._packet_pcs == set()
+
+
+def test_a_load_reached_through_the_packet_and_the_stack_is_not_proven():
+    # one path reads the packet, the other the stack, through the same instruction
+    program = Program(asm.assemble("""
+            r6 = *(u32 *)(r1 + 76)
+            r7 = *(u32 *)(r1 + 80)
+            r2 = r6
+            r2 += 8
+            if r2 > r7 goto out
+            r3 = r10
+            r3 += -8
+            r4 = 0
+            *(u64 *)(r10 - 8) = r4
+            r5 = *(u32 *)(r1 + 0)
+            if r5 == 0 goto read
+            r3 = r6
+        read:
+            r0 = *(u32 *)(r3 + 0)
+            r0 = *(u32 *)(r6 + 4)
+        out:
+            r0 = 0
+            exit"""), "sched_cls", jit=False)
+    assert program._packet_pcs == {13}
+
+
+def test_a_program_that_calls_a_global_function_has_no_proven_packet_accesses():
+    # here a global function's call keeps the caller's packet pointers, even where it
+    # would change the packet: its callers keep every check
+    text = CSUM.replace("done:\n", "done:\n          call g\n") + "\ng: r0 = 0\nexit"
+    code = asm.assemble(text)
+    program = Program(code, "sched_cls", jit=False, func_info=True,
+                      functions=(GlobalFunc(len(code) // 8 - 2, "g"),))
+    assert program._packet_pcs == set()
+
+
+def test_a_proven_packet_load_is_compiled_without_a_region_check():
+    program = Program(asm.assemble(CSUM), "sched_cls", jit=False)
+    code, exception_cb, packet = engine.source(program)
+    with_check = codegen.translate(code, engine._ABI, "f", exception_cb)
+    without = codegen.translate(code, engine._ABI, "f", exception_cb, packet)
+    label = f"h{CSUM_LOAD}:"
+    assert (label in with_check, label in without) == (True, False)
+
+
+@pytest.mark.parametrize("length", [14, 15, 16, 17, 64, 1499, 1500, 1614, 1615])
+def test_a_loop_of_proven_packet_loads_returns_what_the_kernel_returns(length, kernel_oracle):
+    # the loop stops at the packet's end, or after 800 words (1614 bytes from data)
+    data = bytes(range(7, 256)) * 7
+    interp, native = both(CSUM, "sched_cls")
+    frame = data[:length]
+    got = outcome(native, frame)
+    assert got == outcome(interp, frame)
+    with kernel_oracle.KernelProgram(asm.assemble(CSUM), "sched_cls") as kprog:
+        theirs = kprog.test_run(frame, ctx={}).retval_signed
+    count_comparison()
+    assert got[0] == theirs
+
+
+@pytest.mark.parametrize("budget", range(1, 79))
+def test_the_budget_ends_where_the_interpreters_ends_in_a_loop_of_proven_loads(budget):
+    # the loop's exit is a check point of its own; the whole run is 77 instructions
+    same(CSUM, bytes(range(16)), prog_type="sched_cls", budget=budget)
+
+
 def test_a_context_access_the_type_forbids_is_the_interpreters_fault():
     assert same("r0 = *(u32 *)(r1 + 184)\nexit", prog_type="sched_cls",
                 kwargs={"verify": False}, data=bytes(60))[0] == "MemoryFault"
@@ -362,7 +456,7 @@ def test_the_budget_ends_in_the_exception_callback_where_the_interpreter_ends(bu
 def test_the_exception_callback_is_an_entry_of_the_compiled_code():
     # vm_unwind goes on at the callback's pc: native code, not the interpreter
     program = Program(asm.assemble(THROWER), jit=False, verify=False, functions=EXCEPTION_CB)
-    code, exception_cb = engine.source(program)
+    code, exception_cb, _ = engine.source(program)
     assert exception_cb == 9
     assert "i32 9, label %e9" in codegen.translate(code, engine._ABI, "f", exception_cb)
     assert "i32 9, label %e9" not in codegen.translate(code, engine._ABI, "f")

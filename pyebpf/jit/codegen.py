@@ -10,16 +10,19 @@ What the code may rely on, and how it keeps the interpreter's semantics:
   to the interpreter at once.  It works on the same ``Vm``: the frames, the
   stack region, the may_goto counters and the helper table are the interpreter's,
   read and written where the interpreter reads and writes them.
-- The budget is charged per basic block: a block of n instructions runs only when at
-  least n are left, else the code stops at the block's first pc and the interpreter
-  goes on from there (and stops at the same instruction with the same count).  Every
-  stop writes back the registers, the pc and the budget the interpreter would have
-  had at that instruction boundary, so ``insn_count`` is the same.
+- The budget is charged at check points (_check_points) for the most instructions
+  that can run before the next one: the code goes on only when that many are left,
+  else it stops at the check point's pc and the interpreter goes on from there (and
+  stops at the same instruction with the same count).  Every stop writes back the
+  registers, the pc and the budget the interpreter would have had at that
+  instruction boundary (what was charged and did not run given back), so
+  ``insn_count`` is the same.
 - Every load and store is checked against the run's regions as ``_mem`` checks them;
   a miss calls the core's own load/store (the interpreter's region and context path),
   so a fault is raised by the same code at the same pc.  Only an access through r10
-  of a frame, in a program that never writes r10, skips the check: such an access
-  lies in the stack region by construction.
+  of a frame, in a program that never writes r10, and one the verifier proved inside
+  the packet (Program._packet_pcs) skip the check: such an access lies in the stack
+  region, or the packet region, by construction.
 - Helpers and kfuncs are called through the same tables (``vm.helpers``, ``KFUNCS``)
   with the same ``vm.pc``, ``helper_id`` and budget the interpreter sets.
 - Anything rare or not translated (an exit to an unknown return address, a jump into
@@ -28,6 +31,7 @@ What the code may rely on, and how it keeps the interpreter's semantics:
 """
 from __future__ import annotations
 
+import heapq
 import struct
 
 from .. import isa
@@ -83,13 +87,17 @@ class _Fn:
         self.lines: list[str] = []
         self.n = 0
         self.sizes: dict[int, int] = {}     # block start -> its instructions
-        # check points (_check_points): block start -> the instructions the budget must
-        # hold there; the other blocks are entered without a check
-        self.need: dict[int, int] = {}
+        # block start -> the most instructions that can run from there before the next
+        # check point (_check_points): what the budget has been charged for on entry
+        self.most: dict[int, int] = {}
+        self.points: set[int] = set()       # the blocks entered through a budget check
+        self.block: _Block | None = None    # the block being written
         self.ctx: dict[int, int] = {}       # pc -> its specialised context load op
         self.written: set[int] = set()      # the registers the code may change
         # (hint, size) of the program's hinted loads: the region hints of isa.LOAD_HINTS
         self.hints: set[tuple[int, int]] = set()
+        # the loads and stores the verifier proved inside the packet (Program._packet_pcs)
+        self.packet: frozenset[int] = frozenset()
 
     def tmp(self) -> str:
         self.n += 1
@@ -185,19 +193,41 @@ class _Fn:
         self.emit(f"br i1 {inside}, label %{yes}, label %{no}, !prof !1")
 
     def goto(self, frm: int, to: int) -> None:
-        """Leave the instruction at ``frm`` for the block at ``to``.  At a check point
-        that block runs only if the budget holds every instruction up to the next
-        check point; else the interpreter runs what is left of it, or, with nothing
-        left, the run stops naming ``frm``, as the interpreter's does."""
-        if to not in self.need:
+        """Leave the instruction at ``frm`` (the end of the block being written, or an
+        entry) for the block at ``to``.
+
+        A check point charges the budget up front for the most instructions that can
+        run from it before the next check point (``most``), and lets the code on only
+        when the budget holds them: one subtraction and a branch on its sign.  Every
+        other block is entered with ``%left`` = the budget less its own ``most``; a
+        jump that leaves a path shorter than the one charged for gives the difference
+        back.  A failed check hands the block to the interpreter with the budget it
+        would have there, or, with nothing left, the run stops naming ``frm``, as the
+        interpreter's does."""
+        b = self.block
+        # what this block's entry charged for beyond its own instructions
+        ahead = self.most[b.start] - b.count if b is not None else 0
+        if to not in self.points:
+            if ahead > self.most[to]:
+                left = self.op("load i64, ptr %left")
+                self.emit(f"store i64 {self.op(f'add i64 {left}, {ahead - self.most[to]}')}, ptr %left")
+            self.emit(f"br label %b{to}")
+            return
+        charge = self.most[to] - ahead
+        left = self.op("load i64, ptr %left")
+        # not nsw: LLVM then keeps the test on the result's sign, the subtraction's own flags
+        new = self.op(f"sub i64 {left}, {charge}")
+        self.emit(f"store i64 {new}, ptr %left")
+        if charge <= 0:
             self.emit(f"br label %b{to}")
             return
         self.n += 1
         q = f"q{self.n}"
-        left = self.op("load i64, ptr %left")
-        short = self.op(f"icmp slt i64 {left}, {self.need[to]}")
+        short = self.op(f"icmp slt i64 {new}, 0")
         self.emit(f"br i1 {short}, label %{q}, label %b{to}, !prof !0")
         self.label(q)
+        # the budget at ``to`` is %left + %xback
+        self.emit(f"store i64 {self.most[to]}, ptr %xback")
         self.emit(f"store i32 {to}, ptr %xpc")
         self.emit(f"store i32 {frm}, ptr %bpc")
         self.emit("br label %short")
@@ -228,14 +258,17 @@ def module(functions: list[str], abi: dict) -> str:
     return "\n".join([prelude, *functions, _WEIGHTS])
 
 
-def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0) -> str:
+def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0,
+              packet: frozenset[int] = frozenset()) -> str:
     """LLVM IR text of ``void @name(ptr %vm)`` running the program, with an entry at
     its exception callback's first pc (``exception_cb``; 0: none), where vm_unwind
-    goes on after a throw."""
+    goes on after a throw.  The loads and stores at the pcs in ``packet`` (the
+    verifier's proof: Program._packet_pcs) access memory without a region check."""
     insns, f_ctx = decode(code)
     n = len(insns) - 1                     # the last slot is the OP_INVALID sentinel
     f = _Fn(abi)
     f.ctx = f_ctx
+    f.packet = packet
     f.hints = {(i[5], i[3]) for pc, i in enumerate(insns[:n]) if pc not in f_ctx
                and _OPS.get(i[0]) is not None and _OPS[i[0]].form is isa.F_LDX
                and not _OPS[i[0]].is_sign_extending_load and i[5] in _HINTS}
@@ -270,7 +303,7 @@ def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0) -> str:
     blocks = {start: _walk(insns, n, start, leaders) for start in sorted(leaders)}
     f.sizes = {start: len(body) for start, body in blocks.items()}
     entries = [0] + sorted(callbacks - {0})
-    f.need = _check_points(insns, n, blocks, returns, entries)
+    f.points, f.most = _check_points(insns, n, blocks, returns, entries)
     pc = f.op(f"load i32, ptr {f.field(abi['pc'])}")
     cases = " ".join(f"i32 {t}, label %e{t}" for t in entries)
     f.emit(f"switch i32 {pc}, label %eu [{cases}]")
@@ -287,12 +320,12 @@ def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0) -> str:
         _block(f, insns, n, start, body, returns, fold_r10)
 
     f.label("short")
-    f.emit("store i64 0, ptr %xback")
-    left = f.op("load i64, ptr %left")
+    left = f.op(f"add i64 {f.op('load i64, ptr %left')}, {f.op('load i64, ptr %xback')}")
     f.emit(f"br i1 {f.op(f'icmp eq i64 {left}, 0')}, label %spent, label %exit")
     f.label("spent")
     f.emit(f"store i32 {abi['STATUS_BUDGET']}, ptr {f.field(abi['status'])}")
     f.emit("store i64 -1, ptr %left")
+    f.emit("store i64 0, ptr %xback")
     f.emit(f"store i32 {f.op('load i32, ptr %bpc')}, ptr %xpc")
     f.emit("br label %exit")
 
@@ -420,18 +453,23 @@ def _successors(insns, n, body) -> tuple[list[int], bool]:
     return [nxt], op.form in _CALL_FORMS
 
 
-def _check_points(insns, n, blocks, returns, entries) -> dict[int, int]:
-    """The blocks where the budget is checked, each with the most instructions that
-    can run from its start before the next check point.
+def _check_points(insns, n, blocks, returns, entries) -> tuple[set[int], dict[int, int]]:
+    """The blocks where the budget is checked, and for every block the most
+    instructions that can run from its start before the next check point.
 
     A block is a check point when it is an entry, a call's target or return address,
     the block after a helper or kfunc call (which may spend budget on callbacks), or
     the target of a jump backwards (so every loop passes one).  Everything else is
     reached by jumps forwards from a check point only, on paths the check covered:
-    the budget is then charged per block as before and never goes below zero, and
-    a check that fails hands the block to the interpreter, which counts exactly."""
+    the budget never goes below zero, and a check that fails hands the block to the
+    interpreter, which counts exactly.
+
+    The block a loop leaves for (a jump forwards from inside [head, latch] to past
+    the latch) is a check point too: else the loop's head would be charged for the
+    code after the loop, and each pass round it would give that back."""
     points = set(entries) | returns
     succ = {}
+    loops = []                                   # (head, the latch's last pc)
     for start, body in blocks.items():
         targets, after_call = _successors(insns, n, body)
         targets = [t for t in targets if t in blocks]
@@ -439,11 +477,25 @@ def _check_points(insns, n, blocks, returns, entries) -> dict[int, int]:
         for t in targets:
             if after_call or t <= body[-1]:
                 points.add(t)
+            if t <= body[-1]:
+                loops.append((t, body[-1]))
+    loops.sort()
+    inside: list[int] = []                       # heap: the ends of the loops open here
+    k = 0
+    for start in sorted(blocks):
+        while k < len(loops) and loops[k][0] <= start:
+            heapq.heappush(inside, loops[k][1])
+            k += 1
+        while inside and inside[0] < start:
+            heapq.heappop(inside)
+        if inside:
+            # the innermost loop around this block ends first
+            points.update(t for t in succ[start] if t > inside[0])
     most: dict[int, int] = {}
     for start in sorted(blocks, reverse=True):     # forward edges reach later blocks
         ahead = [most[t] for t in succ[start] if t not in points and t > start]
         most[start] = len(blocks[start]) + max(ahead, default=0)
-    return {start: most[start] for start in points if start in blocks}
+    return points & blocks.keys(), most
 
 
 def _writes_r10(insn) -> bool:
@@ -468,9 +520,9 @@ class _Block:
         state the interpreter has when that instruction stops the run) or before it
         (the interpreter runs it next)."""
         f = self.f
-        # the block's later instructions were charged: the exit gives them back (a
-        # constant per stop, so that no loop carries one value per stop)
-        f.emit(f"store i64 {self.count - k - (1 if executed else 0)}, ptr %xback")
+        # the entry charged for the block's ``most`` (goto): the exit gives back what
+        # did not run (a constant per stop, so that no loop carries one value per stop)
+        f.emit(f"store i64 {f.most[self.start] - k - (1 if executed else 0)}, ptr %xback")
         f.emit(f"store i32 {pc}, ptr %xpc")
         f.emit("br label %exit")
 
@@ -498,12 +550,9 @@ def _walk(insns, n, start, leaders) -> list[int]:
 
 
 def _block(f, insns, n, start, body, returns, fold_r10):
-    # the last check point's check covered this block (goto): charge it (never below
-    # zero, so the subtraction cannot wrap)
-    b = _Block(f, start, len(body))
+    # the budget was charged for it on the way here (goto)
+    b = f.block = _Block(f, start, len(body))
     f.label(f"b{start}")
-    left = f.op("load i64, ptr %left")
-    f.emit(f"store i64 {f.op(f'sub nsw i64 {left}, {len(body)}')}, ptr %left")
     for k, pc in enumerate(body):
         _insn(f, b, insns, n, pc, k, returns, fold_r10)
 
@@ -531,11 +580,11 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     elif pc in f.ctx:
         _ctx_load(f, b, op, pc, k, dst, src, off, size, imm)
     elif form is isa.F_LDX:
-        base = _reg_or_fold(f, src, off, size, fold_r10)
+        base = _reg_or_fold(f, src, off, size, fold_r10, pc)
         _load(f, b, op, pc, k, dst, base, size,
               imm if (imm, size) in f.hints and not op.is_sign_extending_load else 0)
     elif form in (isa.F_ST, isa.F_STX):
-        base = _reg_or_fold(f, dst, off, size, fold_r10)
+        base = _reg_or_fold(f, dst, off, size, fold_r10, pc)
         _store(f, b, pc, k, base, size, str(_s64(imm)) if form is isa.F_ST else f.get(src))
     elif form is isa.F_ATOMIC:
         _atomic(f, b, op, pc, k, dst, src, off, size)
@@ -697,10 +746,11 @@ def _cond(f, op, dst, src, imm):
 
 # --- memory ------------------------------------------------------------------------
 
-def _reg_or_fold(f, r, off, size, fold_r10):
-    """(address, whether it is known to lie in the stack region)."""
+def _reg_or_fold(f, r, off, size, fold_r10, pc):
+    """(address, whether it is known to lie in a region: the stack, through r10, or
+    the packet, where the verifier proved it)."""
     a = f.op(f"add i64 {f.get(r)}, {off}")
-    return a, fold_r10 and r == 10 and -512 <= off and off + size <= 0
+    return a, pc in f.packet or fold_r10 and r == 10 and -512 <= off and off + size <= 0
 
 
 def _checked(f, b, pc, k, base, size, write, fast, slow, then=None, hint=0):

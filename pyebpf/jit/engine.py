@@ -86,18 +86,21 @@ def _target_machine():
         opt=2, codemodel="jitdefault")
 
 
-def source(program) -> tuple[bytes, int]:
-    """What ``program``'s native code is made of: its decoded instructions and its
-    exception callback's first pc (0: none), where the code has an entry too."""
-    return program._jit_code(), exception_cb_pc(program.functions)
+def source(program) -> tuple[bytes, int, frozenset]:
+    """What ``program``'s native code is made of: its decoded instructions, its
+    exception callback's first pc (0: none), where the code has an entry too, and the
+    loads and stores the verifier proved inside the packet (no region check there)."""
+    return program._jit_code(), exception_cb_pc(program.functions), program._packet_pcs
 
 
-def compile_codes(codes: list[tuple[bytes, int]]) -> list[Code]:
-    """The native code of each (decoded program, exception callback pc) in ``codes``
-    (:func:`source`): taken from the cache, or compiled (those not in it together, as
-    one module).  The code is freed when no program holds its :class:`Code` any more."""
-    keys = [hashlib.blake2b(code + exception_cb.to_bytes(4, "little"),
-                            digest_size=16).digest() for code, exception_cb in codes]
+def compile_codes(codes: list[tuple[bytes, int, frozenset]]) -> list[Code]:
+    """The native code of each (decoded program, exception callback pc, packet
+    accesses) in ``codes`` (:func:`source`): taken from the cache, or compiled (those
+    not in it together, as one module).  The code is freed when no program holds its
+    :class:`Code` any more."""
+    keys = [hashlib.blake2b(code + exception_cb.to_bytes(4, "little")
+                            + b"".join(pc.to_bytes(4, "little") for pc in sorted(packet)),
+                            digest_size=16).digest() for code, exception_cb, packet in codes]
     with _lock:
         _free_dead()
         found = {key: _cache.get(key) for key in keys}
@@ -109,8 +112,9 @@ def compile_codes(codes: list[tuple[bytes, int]]) -> list[Code]:
             if not _ready:
                 _setup()
             target = _target_machine()
-            text = codegen.module([codegen.translate(code, _ABI, name, exception_cb)
-                                   for name, (code, exception_cb) in todo.values()], _ABI)
+            text = codegen.module([codegen.translate(code, _ABI, name, exception_cb, packet)
+                                   for name, (code, exception_cb, packet) in todo.values()],
+                                  _ABI)
             context = llvm.create_context()
             mod = llvm.parse_assembly(text, context=context)
             mod.verify()

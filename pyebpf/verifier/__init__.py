@@ -50,7 +50,7 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
           pointer_kinds: dict | None = None, arch: str = "x86_64",
           functions=(), license: str = "GPL", prog_btf=None,
           stack_depths: dict | None = None, func_info: bool = False,
-          code: bytes | None = None) -> list[isa.Op | None]:
+          code: bytes | None = None, packet_pcs: set | None = None) -> list[isa.Op | None]:
     """Check ``insns`` and return the table entry of each slot (None for lddw tails).
 
     ``prog_type`` None is the raw mode (structure only); a program type adds
@@ -70,7 +70,9 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
     (``state.PTR_TO_*``) its base had on the first path there: the only one when it is
     the context (other kinds may mix on other paths).  ``stack_depths``, a dict,
     receives each function's stack depth (the bytes below its r10 any access or helper
-    argument reaches), keyed by its first pc; the raw mode gives none.  ``code``: the
+    argument reaches), keyed by its first pc; the raw mode gives none.  ``packet_pcs``,
+    a set, receives the loads and stores proved inside the packet on every path
+    (Interpreter.packet_pcs).  ``code``: the
     program's bytes, when the caller has them (the remembered answers are keyed by them;
     hashing them is far cheaper than hashing the slots); with ``code``, ``insns`` may be
     None: the slots are unpacked only when the program is not remembered."""
@@ -82,7 +84,7 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
     if hit is not None:
-        ops, kinds, depths = hit
+        ops, kinds, depths, packet = hit
     else:
         if insns is None:
             insns = isa.unpack_program(code)
@@ -90,14 +92,17 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
                               arch, functions, gpl, prog_btf, func_info)
         kinds = interp.ptr_kinds if interp is not None else {}
         depths = dict(zip(interp.starts, interp.depths)) if interp is not None else {}
+        packet = frozenset(interp.packet_pcs()) if interp is not None else frozenset()
         if key is not None and _self_contained(insns, ops):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 _ACCEPTED.pop(next(iter(_ACCEPTED)))
-            _ACCEPTED[key] = (tuple(ops), dict(kinds), dict(depths))
+            _ACCEPTED[key] = (tuple(ops), dict(kinds), dict(depths), packet)
     if pointer_kinds is not None:
         pointer_kinds.update(kinds)
     if stack_depths is not None:
         stack_depths.update(depths)
+    if packet_pcs is not None:
+        packet_pcs.update(packet)
     return list(ops)
 
 

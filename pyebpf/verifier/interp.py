@@ -134,6 +134,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
+        self.mixed_kinds: set[int] = set()               # insns reached with two kinds
         self.obj_arg_types: dict[int, tuple] = {}        # kfunc call -> struct it took
         self.iter_nexts = {pc for pc, insn in enumerate(insns)
                            if self.ops[pc] is not None and is_iter_next(insn)}
@@ -897,9 +898,22 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         kind is the context (the kernel rewrites context accesses per instruction:
         reg_type_mismatch)."""
         prev = self.ptr_kinds.setdefault(pc, t)
+        if prev != t:
+            self.mixed_kinds.add(pc)
         if prev != t and (PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES
                           or t & 0xFF in sockets.SOCK_TYPES):
             self.refuse(pc, "same insn cannot be used with different pointers")
+
+    def packet_pcs(self) -> set[int]:
+        """The loads and stores whose base was a packet pointer (PTR_TO_PACKET) on every
+        path: check_packet_access proved each inside the packet, so a run needs no
+        region check there (pyebpf.jit leaves it out).  None in a program that calls a
+        global function: here its call keeps the caller's packet pointers even when it
+        changes the packet (bpf_skb_pull_data)."""
+        if self.globals_called - {self.exception_cb}:
+            return set()
+        return {pc for pc, t in self.ptr_kinds.items()
+                if t == PTR_TO_PACKET and pc not in self.mixed_kinds}
 
     def region_access(self, pc, regno, reg: Reg, off: int, size: int, mem_size: int,
                       zero_ok: bool = False) -> None:
