@@ -26,7 +26,7 @@ def count_verifications(monkeypatch) -> list[tuple[int, int]]:
         v = verifier.verify(insns if insns is not None else isa.unpack_program(kw["code"]),
                             prog_type, profile,
                             **{k: w for k, w in kw.items()
-                               if k not in ("pointer_kinds", "stack_depths", "code")})
+                               if k not in ("pointer_kinds", "stack_depths", "code", "packet_pcs")})
         counts.append((v.processed, v.total_states))
         return real(insns, prog_type, profile, **kw)
     monkeypatch.setattr(verifier, "check", counting)
