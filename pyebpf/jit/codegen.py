@@ -269,8 +269,9 @@ def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0,
     f = _Fn(abi)
     f.ctx = f_ctx
     f.packet = packet
+    # a proven packet load needs no hint: it is not checked at all
     f.hints = {(i[5], i[3]) for pc, i in enumerate(insns[:n]) if pc not in f_ctx
-               and _OPS.get(i[0]) is not None and _OPS[i[0]].form is isa.F_LDX
+               and pc not in packet and _OPS.get(i[0]) is not None and _OPS[i[0]].form is isa.F_LDX
                and not _OPS[i[0]].is_sign_extending_load and i[5] in _HINTS}
     leaders, returns = _leaders(insns, n)
     leaders.add(n)                         # falling off the end reaches the sentinel
