@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import operator
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,12 +72,53 @@ def _unsupported(path, linktype, where=""):
                      "loopback (0, 108) captures")
 
 
+def _read_into(file, buf, end):
+    """Read ``file`` into ``buf`` from ``end`` until it is full or the file ends:
+    ``(end, at the file's end, the OSError that stopped it or None)``."""
+    view = memoryview(buf)
+    eof = False
+    try:
+        while end < len(buf):
+            n = file.readinto(view[end:])
+            if not n:
+                eof = True
+                break
+            end += n
+    except OSError as exc:
+        return end, eof, exc
+    finally:
+        view.release()
+    return end, eof, None
+
+
+class _ReadAhead(threading.Thread):
+    """_read_into on a thread of its own (a daemon: a replay that ends early does not
+    wait for a read from a pipe that may never end); nothing read past the file's
+    ``eof``."""
+
+    def __init__(self, file, buf, end, eof):
+        super().__init__(daemon=True)
+        self.args, self.done = (file, buf, end), (end, True, None)
+        if not eof:
+            self.start()
+
+    def run(self):
+        self.done = _read_into(*self.args)
+
+    def result(self):
+        if self.ident is not None:
+            self.join()
+        return self.done
+
+
 class Source:
     """A capture read a chunk at a time from ``path`` (``-``: standard input, named
     "stdin" in errors).  The file header is read on opening; :meth:`chunks` yields
     ``(chunk, scanner, first)``: a buffer, the :class:`tcreplay.Scanner` whose records
-    point into it, and the index of its first packet.  The buffer is reused: a chunk
-    is valid until the next is asked for."""
+    point into it, and the index of its first packet.  Two buffers take turns: while
+    a chunk is replayed a thread reads the next into the other (its reads release the
+    GIL), so reading is off the replay's path; a chunk is valid until the next is asked
+    for."""
 
     def __init__(self, path, chunk=None):
         path = str(path)
@@ -143,33 +185,33 @@ class Source:
         return sc.iface_linktype(0) if sc.interfaces else LINKTYPE_ETHERNET
 
     def _fill(self):
-        view = memoryview(self.buf)
-        try:
-            while not self.eof and self.end < len(self.buf):
-                n = self._file.readinto(view[self.end:])
-                if not n:
-                    self.eof = True
-                self.end += n or 0
-        except OSError as exc:
-            raise PcapError(f"{self.path}: cannot read: {exc.strerror}") from None
-        finally:
-            view.release()
+        self.end, self.eof, error = _read_into(self._file, self.buf, self.end)
+        if error is not None:
+            raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
 
     def chunks(self):
         sc = self.scanner
+        spare = bytearray(len(self.buf))
         while True:
             sc.clear()
             self.pos = self._scan(self.pos)
+            last = self.eof and self.pos >= self.end
+            if not last:
+                # the next chunk: the rest of this one's bytes, then what is read while
+                # this one is replayed
+                keep = self.end - self.pos
+                spare[:keep] = self.buf[self.pos:self.end]
+                ahead = _ReadAhead(self._file, spare, keep, self.eof)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count
-            if self.eof and self.pos >= self.end:
+            if last:
                 return
-            keep = self.end - self.pos
-            self.buf[:keep] = self.buf[self.pos:self.end]
+            self.end, self.eof, error = ahead.result()
+            if error is not None:
+                raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
             self.base += self.pos
-            self.end, self.pos = keep, 0
-            self._fill()
+            self.buf, spare, self.pos = spare, self.buf, 0
 
     def _scan(self, pos):
         """Scan from ``pos`` as far as whole records go; the blocks the C scan leaves
