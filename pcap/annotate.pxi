@@ -354,10 +354,11 @@ cdef class Annotator:
         self.w.commit(self.blk.len)
         self.blk.len = 0
 
-    cdef void blocks(self, const uint8_t* made, uint32_t n) except *:
+    cdef int blocks(self, const uint8_t* made, uint32_t n) except -1:
         """A packet's two blocks as a replay thread wrote them (_ann_blocks)."""
         memcpy(self.w.room(n), made, n)
         self.w.commit(n)
+        return 0
 
     cdef void packet(self, uint64_t ts, const uint8_t* frame, uint32_t n, const uint8_t* out,
                      uint32_t m, int64_t delta, const TcOutcome* o, extra) except *:

@@ -878,9 +878,9 @@ cdef class Loop:
         return {(self.rd_count_keys[k] >> 1, bool(self.rd_count_keys[k] & 1)):
                 self.rd_counts[k] for k in range(self.rd_ncounts)}
 
-    cdef void _tally(self, Py_ssize_t index, const TcOutcome* o, const uint8_t* frame,
-                     uint32_t n, const uint8_t* out, uint32_t m, uint64_t ts,
-                     int64_t delta, const Done* made) except *:
+    cdef int _tally(self, Py_ssize_t index, const TcOutcome* o, const uint8_t* frame,
+                    uint32_t n, const uint8_t* out, uint32_t m, uint64_t ts,
+                    int64_t delta, const Done* made) except -1:
         """Count one packet into the summary; hand it to ``annotated`` (its blocks,
         when a replay thread ``made`` them) and ``observe`` where set (``out``/``m``:
         its bytes afterwards, the frame itself when it has none; ``delta``: its length
@@ -915,6 +915,7 @@ cdef class Loop:
             self.observe(index, PyBytes_FromStringAndSize(<const char*>frame, n),
                          PyBytes_FromStringAndSize(<const char*>out, m),
                          PyBytes_FromStringAndSize(<const char*>o, sizeof(TcOutcome)))
+        return 0
 
     cdef inline bint _admitted(self, uint32_t lt, int e, const uint8_t* frame, uint32_t n,
                                TcOutcome* o) noexcept nogil:
@@ -1233,12 +1234,12 @@ cdef class Loop:
             exc.packet = index
             raise
 
-    cdef bint _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
-                    TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
-                    const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
-                    CaptureWriter drops, Writer report, const Done* made) except *:
-        """Write one replayed packet where it goes and count it; True when the replay
-        stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
+    cdef int _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
+                   TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
+                   const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
+                   CaptureWriter drops, Writer report, const Done* made) except -1:
+        """Write one replayed packet where it goes and count it; 1 when the replay
+        stops here (a fault with ``stop_on_error``), else 0.  ``frame``/``n``: the frame as tc
         saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``made``: what a
         replay thread wrote of it (its report line, pcap record, annotated blocks),
         else NULL."""
@@ -1256,7 +1257,8 @@ cdef class Loop:
         else:
             if o.action == HOOK_DELIVERED and out is not None:
                 if rec != NULL:
-                    out._linktype_of(r.iface)       # its interface's block first
+                    if out.pcapng:
+                        out._linktype_of(r.iface)   # its interface's block first
                     memcpy(out.room(rec_len), rec, rec_len)
                     out.commit(rec_len)
                 else:
@@ -1264,7 +1266,8 @@ cdef class Loop:
                                <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
                 if rec != NULL:
-                    drops._linktype_of(r.iface)
+                    if drops.pcapng:
+                        drops._linktype_of(r.iface)
                     memcpy(drops.room(rec_len), rec, rec_len)
                     drops.commit(rec_len)
                 elif o.action == HOOK_FAULT:
@@ -1300,8 +1303,8 @@ cdef class Loop:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
             self.stopped = True
-            return True
-        return False
+            return 1
+        return 0
 
     cdef int _keep(self, TcOutcome* o, uint64_t ts, int64_t delta, const uint8_t* data,
                    uint32_t n) except -1:
@@ -1663,8 +1666,8 @@ cdef class Loop:
         if cpu == 0:
             self.clock = clock
 
-    cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
-                      uint32_t m, uint32_t lt) except *:
+    cdef int _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
+                     uint32_t m, uint32_t lt) except -1:
         """The packet's report line: in C, or for a packet with extras (or a timestamp
         only Python's repr writes) through ``report_slow``."""
         cdef char* w
@@ -1675,7 +1678,7 @@ cdef class Loop:
             w = _report_line(start, index, r, o, m, lt, self.mode, &self.tail)
             if w != NULL:
                 report.commit(w - start)
-                return
+                return 0
         if o.action < HOOK_FAULT and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
         report.append(self.report_slow(index, (
@@ -1683,6 +1686,7 @@ cdef class Loop:
             o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
             o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
             o.fault_prog), self.extras[index] if self.extra_here else {}))
+        return 0
 
 
 # what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)
