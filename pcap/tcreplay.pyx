@@ -514,6 +514,7 @@ include "annotate.pxi"
 cdef enum:
     MAX_CPUS = 64           # tcsim --cpus: simulated CPUs, each a replay thread
     NO_LANE = 0xffff        # a packet no CPU replays (it never reaches tc)
+    UNSTEERED = 0xfffe      # a packet whose CPU is not chosen yet
     STEER_RSS = 0
     STEER_HASH = 1
 
@@ -539,8 +540,7 @@ ctypedef struct Lane:
     Buf ann                 # an --annotated comment its thread writes
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
-# the thread of its CPU only, but ``lane`` and ``steered`` by the thread that steered it
-# (which writes all of a packet that never reaches tc).
+# the thread of its CPU only, or by the thread that steered it when it never reaches tc.
 ctypedef struct Done:
     TcOutcome o
     const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
@@ -557,14 +557,12 @@ ctypedef struct Done:
     uint32_t line_len
     uint32_t rec_len
     uint32_t ann_len
-    uint16_t lane           # the CPU steered to, NO_LANE when it never reaches tc
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    uint8_t steered         # ``lane`` is set (with release order)
-    # to 128 bytes (122 above): two packets' records, written by two threads, share no
+    # to 128 bytes (119 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[6]
+    uint8_t pad[9]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -613,6 +611,26 @@ cdef extern from *:
     static inline int pyebpf_published(const uint8_t* flag) {
         return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
     }
+    static inline void pyebpf_steer(uint16_t* at, uint16_t lane) {
+        __atomic_store_n(at, lane, __ATOMIC_RELEASE);
+    }
+    static inline uint16_t pyebpf_steered(const uint16_t* at) {
+        return __atomic_load_n(at, __ATOMIC_ACQUIRE);
+    }
+    /* A packet's CPU (its steering entry, 0xfffe while not chosen), waited for up to
+       about 20 ms asleep, or until *stop. */
+    static uint16_t pyebpf_wait_steered(const uint16_t* at, const int* stop) {
+        struct timespec nap = {0, 100000};
+        uint16_t lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        int k;
+        for (k = 0; k < 200 && lane == 0xfffe; k++) {
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                break;
+            nanosleep(&nap, NULL);
+            lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        }
+        return lane;
+    }
     /* Wait up to about 20 ms for *flag, or for *stop: spin briefly, then yield, then
        sleep, since the threads may outnumber the free CPUs.  Whether *flag is set. */
     static int pyebpf_wait(const uint8_t* flag, const int* stop) {
@@ -648,6 +666,9 @@ cdef extern from *:
     }
     """
     void publish "pyebpf_publish" (uint8_t* flag) nogil
+    void steer "pyebpf_steer" (uint16_t* at, uint16_t lane) nogil
+    uint16_t steered "pyebpf_steered" (const uint16_t* at) nogil
+    uint16_t wait_steered "pyebpf_wait_steered" (const uint16_t* at, const int* stop) nogil
     bint published "pyebpf_published" (const uint8_t* flag) nogil
     bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
     bint wait_asleep "pyebpf_wait_asleep" (const uint8_t* flag, const int* stop) nogil
@@ -698,6 +719,10 @@ cdef class Loop:
     cdef public int cpus
     cdef int steer
     cdef Done* done
+    # each packet's CPU, NO_LANE or UNSTEERED (several CPUs): apart from the Done
+    # records, so that every thread's walk over the chunk reads a dense array, not the
+    # cache lines the packets' own threads write
+    cdef uint16_t* steering
     cdef Py_ssize_t cap_done
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
@@ -854,6 +879,7 @@ cdef class Loop:
         skb_free(&self.tmpl)
         free(self.perf_stores)
         free(self.done)
+        free(self.steering)
         free(self.kept)
         free(self.kept_buf)
 
@@ -1379,8 +1405,14 @@ cdef class Loop:
                 raise MemoryError()
             free(self.done)
             self.done, self.cap_done = grown, sc.nrecs
+            free(self.steering)
+            self.steering = <uint16_t*>malloc(sc.nrecs * sizeof(uint16_t))
+            if self.steering == NULL:
+                self.cap_done = 0
+                raise MemoryError()
         for k in range(sc.nrecs):
-            self.done[k].ready = self.done[k].steered = 0
+            self.done[k].ready = 0
+            self.steering[k] = UNSTEERED
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
@@ -1425,7 +1457,7 @@ cdef class Loop:
                             self._thread_failure()
                         PyErr_CheckSignals()    # an interrupt still ends the replay
                 self.extra_here = d.extra
-                if d.lane == NO_LANE:
+                if self.steering[k] == NO_LANE:
                     self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
                                       0, 0, out, drops, report, NULL)
@@ -1466,14 +1498,15 @@ cdef class Loop:
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
         ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
-        Done (``lane``, then ``steered`` published); a packet that never reaches tc is
-        answered for here.  False when memory cannot be had."""
+        ``steering`` entry (published); a packet that never reaches tc is answered for
+        here.  False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef uint32_t n, lt
+        cdef uint16_t lane
         cdef int e, pkt_type
         k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
         while k < stop:
@@ -1487,13 +1520,14 @@ cdef class Loop:
                 frame, n = ln.eth, <uint32_t>e
             if not self._admitted(lt, e, frame, n, &o):
                 memcpy(&d.o, &o, sizeof(TcOutcome))
-                d.lt, d.e, d.n, d.lane, d.extra, d.line = lt, e, n, NO_LANE, 1, NULL
+                d.lt, d.e, d.n, d.extra, d.line = lt, e, n, 1, NULL
+                steer(&self.steering[k], NO_LANE)
                 publish(&d.ready)
             else:
-                d.lane = <uint16_t>self._steer_to(ln, frame, n)
-                if d.lane == NO_LANE:
+                lane = <uint16_t>self._steer_to(ln, frame, n)
+                if lane == NO_LANE:
                     return False
-            publish(&d.steered)
+                steer(&self.steering[k], lane)
             k += self.cpus
         return True
 
@@ -1581,6 +1615,7 @@ cdef class Loop:
         cdef uint8_t* room
         cdef char* line
         cdef char* end
+        cdef uint16_t lane
         for batch in range(STEER_AHEAD):
             if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
                 ln.failed, self.abort = True, 1
@@ -1592,16 +1627,18 @@ cdef class Loop:
                 if not self._steer_window(ln, cpu, k + STEER_AHEAD * WRITE_BATCH):
                     ln.failed, self.abort = True, 1
                     return
-            r, d = &self.recs[k], &self.done[k]
-            while not published(&d.steered):
+            r = &self.recs[k]
+            lane = steered(&self.steering[k])
+            while lane == UNSTEERED:
                 if self.abort:
                     return
-                wait_asleep(&d.steered, &self.abort)
-            if d.lane == NO_LANE:
+                lane = wait_steered(&self.steering[k], &self.abort)
+            if lane == NO_LANE:
                 continue
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
-            if d.lane != <uint32_t>cpu:
+            if lane != <uint32_t>cpu:
                 continue
+            d = &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
             if lt == LT_ETHERNET:
