@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
+import stat
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -103,7 +105,10 @@ class _ReadAhead(threading.Thread):
             self.start()
 
     def run(self):
-        self.done = _read_into(*self.args)
+        try:
+            self.done = _read_into(*self.args)
+        except ValueError:
+            pass        # the source was closed under it (a replay ended early): unused
 
     def result(self):
         if self.ident is not None:
@@ -130,6 +135,7 @@ class Source:
         except OSError as exc:
             raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
+        self._ahead = None
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()
@@ -163,6 +169,11 @@ class Source:
                                       MAX_CAPLEN)
 
     def close(self):
+        # a read ahead of a regular file ends soon: the file is closed after it, so that
+        # its descriptor is not reused under it (one of a pipe may never end)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+            ahead.result()
         self._file.close()
 
     def __enter__(self):
@@ -201,13 +212,14 @@ class Source:
                 # this one is replayed
                 keep = self.end - self.pos
                 spare[:keep] = self.buf[self.pos:self.end]
-                ahead = _ReadAhead(self._file, spare, keep, self.eof)
+                ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count
             if last:
                 return
             self.end, self.eof, error = ahead.result()
+            self._ahead = None
             if error is not None:
                 raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
             self.base += self.pos
