@@ -1265,10 +1265,10 @@ cdef class Loop:
                    const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
                    CaptureWriter drops, Writer report, const Done* made) except -1:
         """Write one replayed packet where it goes and count it; 1 when the replay
-        stops here (a fault with ``stop_on_error``), else 0.  ``frame``/``n``: the frame as tc
-        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``made``: what a
-        replay thread wrote of it (its report line, pcap record, annotated blocks),
-        else NULL."""
+        stops here (a fault with ``stop_on_error``), else 0.  ``frame``/``n``: the
+        frame as tc saw it, ``outb``/``m`` its bytes afterwards (when ``reached``);
+        ``made``: what a replay thread wrote of it (its report line, pcap record,
+        annotated blocks), else NULL."""
         cdef int64_t delta = <int64_t>r.wire - r.caplen
         cdef CaptureWriter w
         cdef const char* line = made.line if made != NULL else NULL
