@@ -29,6 +29,14 @@ ctypedef struct Buf:
     size_t len
     size_t cap
 
+# What a comment needs besides the packet, as C data: the replay threads (tcsim --cpus N)
+# write the annotated blocks of packets without extras.
+ctypedef struct AnnSpec:
+    bint sf
+    uint32_t mark, priority, classid
+    const char** names      # the chain's programs (Annotator.programs keeps them)
+    size_t* name_lens
+
 
 cdef bint _grow(Buf* b, size_t more) noexcept nogil:
     cdef size_t cap = b.cap or 4096
@@ -190,11 +198,16 @@ cdef bint _changed_fields(Buf* b, const uint8_t* old, uint32_t nold, const uint8
     return True
 
 
+cdef inline uint32_t _epb_len(uint32_t caplen, size_t clen) noexcept nogil:
+    """The length of _epb's block."""
+    return <uint32_t>(28 + caplen + (4 - caplen % 4) % 4 + 4 + clen + (4 - clen % 4) % 4
+                      + 8 + 4 + 4)
+
+
 cdef bint _epb(Buf* b, uint32_t iface, uint64_t ts, const uint8_t* d, uint32_t caplen,
                uint32_t wire, const char* comment, size_t clen, uint32_t flags) noexcept nogil:
     cdef size_t start = b.len
-    cdef uint32_t total = (28 + caplen + (4 - caplen % 4) % 4 + 4 + clen + (4 - clen % 4) % 4
-                           + 8 + 4 + 4)
+    cdef uint32_t total = _epb_len(caplen, clen)
     if not (_put32(b, PCAPNG_EPB_TYPE) and _put32(b, total) and _put32(b, iface)
             and _put32(b, <uint32_t>(ts >> 32)) and _put32(b, <uint32_t>ts)
             and _put32(b, caplen) and _put32(b, wire) and _put(b, d, caplen) and _pad4(b)):
@@ -206,16 +219,14 @@ cdef bint _epb(Buf* b, uint32_t iface, uint64_t ts, const uint8_t* d, uint32_t c
     return b.len - start == total
 
 
-cdef bint _outcome_text(Buf* c, const TcOutcome* o, bint sf, uint32_t mark0,
-                        uint32_t priority0, uint32_t classid0, list programs) except -1:
+cdef bint _outcome_text(Buf* c, const TcOutcome* o, const AnnSpec* s) noexcept nogil:
     cdef char tmp[128]
     cdef int n
-    cdef bytes name
     if o.action == HOOK_BEFORE_TC:
         return _text(c, "dropped before tc")
     if o.action == HOOK_FAULT:
         n = snprintf(tmp, 128, "fault; dropped")
-    elif sf:
+    elif s.sf:
         n = snprintf(tmp, 128, "%s %u bytes" if o.action == HOOK_DELIVERED else "%s",
                      <const char*>("kept" if o.action == HOOK_DELIVERED else "dropped"),
                      <uint32_t>o.retval)
@@ -234,17 +245,16 @@ cdef bint _outcome_text(Buf* c, const TcOutcome* o, bint sf, uint32_t mark0,
     if not _put(c, tmp, n):
         return False
     if o.decider:
-        name = programs[o.decider - 1]
         n = snprintf(tmp, 128, "; program %u (", o.decider)
-        if not (_put(c, tmp, n) and _put(c, PyBytes_AS_STRING(name), len(name))
+        if not (_put(c, tmp, n) and _put(c, s.names[o.decider - 1], s.name_lens[o.decider - 1])
                 and _text(c, ")")):
             return False
     n = 0
-    if o.mark != mark0:
-        n += snprintf(tmp + n, 128 - n, "; mark %u \xe2\x86\x92 %u", mark0, o.mark)
-    if o.priority != priority0:
-        n += snprintf(tmp + n, 128 - n, "; priority %u \xe2\x86\x92 %u", priority0, o.priority)
-    if o.has_classid and o.classid != classid0 and o.action < HOOK_FAULT:
+    if o.mark != s.mark:
+        n += snprintf(tmp + n, 128 - n, "; mark %u \xe2\x86\x92 %u", s.mark, o.mark)
+    if o.priority != s.priority:
+        n += snprintf(tmp + n, 128 - n, "; priority %u \xe2\x86\x92 %u", s.priority, o.priority)
+    if o.has_classid and o.classid != s.classid and o.action < HOOK_FAULT:
         n += snprintf(tmp + n, 128 - n, "; classid %x:%x", o.classid >> 16, o.classid & 0xffff)
     return _put(c, tmp, n)
 
@@ -275,6 +285,29 @@ cdef bint _shb(Buf* b) noexcept:
     return _put(b, shb, 28)
 
 
+cdef bint _ann_comment(Buf* c, const AnnSpec* s, const TcOutcome* o, const uint8_t* frame,
+                       uint32_t n, const uint8_t* out, uint32_t m) noexcept nogil:
+    """The comment of a packet's two blocks into ``c`` (emptied first), its extras'
+    notes left out."""
+    c.len = 0
+    return _outcome_text(c, o, s) and _changed_fields(c, frame, n, out, m)
+
+
+cdef inline uint32_t _ann_len(const Buf* c, uint32_t n, uint32_t m) noexcept nogil:
+    """The length of _ann_blocks' two blocks."""
+    cdef size_t clen = c.len if c.len < MAX_COMMENT else MAX_COMMENT
+    return _epb_len(n, clen) + _epb_len(m, clen)
+
+
+cdef bint _ann_blocks(Buf* b, const Buf* c, uint64_t ts, const uint8_t* frame, uint32_t n,
+                      const uint8_t* out, uint32_t m, int64_t delta) noexcept nogil:
+    """A packet's block on ``in`` and its block on ``out``, both with the comment
+    ``c`` (cut at MAX_COMMENT), into ``b``."""
+    cdef size_t clen = c.len if c.len < MAX_COMMENT else MAX_COMMENT
+    return (_epb(b, 0, ts, frame, n, <uint32_t>(n + delta), c.p, clen, EPB_INBOUND)
+            and _epb(b, 1, ts, out, m, <uint32_t>(m + delta), c.p, clen, EPB_OUTBOUND))
+
+
 cdef class Annotator:
     """The pcapng of ``tcsim --annotated`` (docs/tcsim-options.md), written into a
     Writer as the replay loop hands it each packet: interfaces ``in`` and ``out``
@@ -283,20 +316,28 @@ cdef class Annotator:
     every packet started with; ``notes(extra)`` words a packet's extras (bytes)."""
     cdef Writer w
     cdef Buf c, blk
-    cdef bint sf
-    cdef uint32_t mark, priority, classid
+    cdef AnnSpec spec
     cdef list programs
     cdef object notes
 
     def __cinit__(self, *args, **kwargs):
         memset(&self.c, 0, sizeof(Buf))
         memset(&self.blk, 0, sizeof(Buf))
+        memset(&self.spec, 0, sizeof(AnnSpec))
 
     def __init__(self, Writer writer, list programs, bytes in_description,
                  bytes out_description, notes, *, bint sf=False, uint32_t mark=0,
                  uint32_t priority=0, uint32_t classid=0):
-        self.w, self.programs, self.notes = writer, programs, notes
-        self.sf, self.mark, self.priority, self.classid = sf, mark, priority, classid
+        cdef Py_ssize_t k
+        self.w, self.programs, self.notes = writer, list(programs), notes
+        self.spec.sf, self.spec.mark, self.spec.priority, self.spec.classid = (
+            sf, mark, priority, classid)
+        self.spec.names = <const char**>calloc(len(programs) + 1, sizeof(char*))
+        self.spec.name_lens = <size_t*>calloc(len(programs) + 1, sizeof(size_t))
+        if self.spec.names == NULL or self.spec.name_lens == NULL:
+            raise MemoryError()
+        for k, name in enumerate(self.programs):
+            self.spec.names[k], self.spec.name_lens[k] = PyBytes_AS_STRING(name), len(name)
         if not (_shb(&self.blk) and _idb(&self.blk, "in", in_description)
                 and _idb(&self.blk, "out", out_description)):
             raise MemoryError()
@@ -305,30 +346,30 @@ cdef class Annotator:
     def __dealloc__(self):
         free(self.c.p)
         free(self.blk.p)
+        free(self.spec.names)
+        free(self.spec.name_lens)
 
     cdef void _emit(self) except *:
         memcpy(self.w.room(self.blk.len), self.blk.p, self.blk.len)
         self.w.commit(self.blk.len)
         self.blk.len = 0
 
+    cdef int blocks(self, const uint8_t* made, uint32_t n) except -1:
+        """A packet's two blocks as a replay thread wrote them (_ann_blocks)."""
+        memcpy(self.w.room(n), made, n)
+        self.w.commit(n)
+        return 0
+
     cdef void packet(self, uint64_t ts, const uint8_t* frame, uint32_t n, const uint8_t* out,
                      uint32_t m, int64_t delta, const TcOutcome* o, extra) except *:
         cdef bytes note
-        self.c.len = 0
-        if not (_outcome_text(&self.c, o, self.sf, self.mark, self.priority, self.classid,
-                              self.programs)
-                and _changed_fields(&self.c, frame, n, out, m)):
+        if not _ann_comment(&self.c, &self.spec, o, frame, n, out, m):
             raise MemoryError()
         if extra is not None:
             note = self.notes(extra)
             if not _put(&self.c, PyBytes_AS_STRING(note), len(note)):
                 raise MemoryError()
-        if self.c.len > MAX_COMMENT:
-            self.c.len = MAX_COMMENT
-        if not (_epb(&self.blk, 0, ts, frame, n, <uint32_t>(n + delta), self.c.p, self.c.len,
-                     EPB_INBOUND)
-                and _epb(&self.blk, 1, ts, out, m, <uint32_t>(m + delta), self.c.p,
-                         self.c.len, EPB_OUTBOUND)):
+        if not _ann_blocks(&self.blk, &self.c, ts, frame, n, out, m, delta):
             raise MemoryError()
         self._emit()
 

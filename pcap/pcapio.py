@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
+import stat
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,12 +74,56 @@ def _unsupported(path, linktype, where=""):
                      "loopback (0, 108) captures")
 
 
+def _read_into(file, buf, end):
+    """Read ``file`` into ``buf`` from ``end`` until it is full or the file ends:
+    ``(end, at the file's end, the OSError that stopped it or None)``."""
+    view = memoryview(buf)
+    eof = False
+    try:
+        while end < len(buf):
+            n = file.readinto(view[end:])
+            if not n:
+                eof = True
+                break
+            end += n
+    except OSError as exc:
+        return end, eof, exc
+    finally:
+        view.release()
+    return end, eof, None
+
+
+class _ReadAhead(threading.Thread):
+    """_read_into on a thread of its own (a daemon: a replay that ends early does not
+    wait for a read from a pipe that may never end); nothing read past the file's
+    ``eof``."""
+
+    def __init__(self, file, buf, end, eof):
+        super().__init__(daemon=True)
+        self.args, self.done = (file, buf, end), (end, True, None)
+        if not eof:
+            self.start()
+
+    def run(self):
+        try:
+            self.done = _read_into(*self.args)
+        except ValueError:
+            pass        # the source was closed under it (a replay ended early): unused
+
+    def result(self):
+        if self.ident is not None:
+            self.join()
+        return self.done
+
+
 class Source:
     """A capture read a chunk at a time from ``path`` (``-``: standard input, named
     "stdin" in errors).  The file header is read on opening; :meth:`chunks` yields
     ``(chunk, scanner, first)``: a buffer, the :class:`tcreplay.Scanner` whose records
-    point into it, and the index of its first packet.  The buffer is reused: a chunk
-    is valid until the next is asked for."""
+    point into it, and the index of its first packet.  Two buffers take turns: while
+    a chunk is replayed a thread reads the next into the other (its reads release the
+    GIL), so reading is off the replay's path; a chunk is valid until the next is asked
+    for."""
 
     def __init__(self, path, chunk=None):
         path = str(path)
@@ -88,6 +135,7 @@ class Source:
         except OSError as exc:
             raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
+        self._ahead = None
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()
@@ -121,6 +169,11 @@ class Source:
                                       MAX_CAPLEN)
 
     def close(self):
+        # a read ahead of a regular file ends soon: the file is closed after it, so that
+        # its descriptor is not reused under it (one of a pipe may never end)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+            ahead.result()
         self._file.close()
 
     def __enter__(self):
@@ -143,33 +196,34 @@ class Source:
         return sc.iface_linktype(0) if sc.interfaces else LINKTYPE_ETHERNET
 
     def _fill(self):
-        view = memoryview(self.buf)
-        try:
-            while not self.eof and self.end < len(self.buf):
-                n = self._file.readinto(view[self.end:])
-                if not n:
-                    self.eof = True
-                self.end += n or 0
-        except OSError as exc:
-            raise PcapError(f"{self.path}: cannot read: {exc.strerror}") from None
-        finally:
-            view.release()
+        self.end, self.eof, error = _read_into(self._file, self.buf, self.end)
+        if error is not None:
+            raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
 
     def chunks(self):
         sc = self.scanner
+        spare = bytearray(len(self.buf))
         while True:
             sc.clear()
             self.pos = self._scan(self.pos)
+            last = self.eof and self.pos >= self.end
+            if not last:
+                # the next chunk: the rest of this one's bytes, then what is read while
+                # this one is replayed
+                keep = self.end - self.pos
+                spare[:keep] = self.buf[self.pos:self.end]
+                ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count
-            if self.eof and self.pos >= self.end:
+            if last:
                 return
-            keep = self.end - self.pos
-            self.buf[:keep] = self.buf[self.pos:self.end]
+            self.end, self.eof, error = ahead.result()
+            self._ahead = None
+            if error is not None:
+                raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
             self.base += self.pos
-            self.end, self.pos = keep, 0
-            self._fill()
+            self.buf, spare, self.pos = spare, self.buf, 0
 
     def _scan(self, pos):
         """Scan from ``pos`` as far as whole records go; the blocks the C scan leaves

@@ -45,13 +45,15 @@ cdef void _toeplitz_table() noexcept nogil:
 _toeplitz_table()
 
 
-cdef inline uint32_t toeplitz_hash(const uint8_t* data, int n) noexcept nogil:
-    """The Toeplitz hash of ``n`` (at most RSS_TUPLE_MAX) bytes under RSS_KEY: every set
-    input bit XORs in the 32 key bits starting at its position."""
+cdef inline uint32_t toeplitz_part(const uint8_t* data, int at, int n) noexcept nogil:
+    """What the ``n`` bytes ``data`` at byte ``at`` of the input (``at + n`` at most
+    RSS_TUPLE_MAX) XOR into its Toeplitz hash under RSS_KEY: every set input bit XORs in
+    the 32 key bits starting at its position.  (Inlined with constant ``at`` and ``n``,
+    an unrolled run of table lookups on the frame's bytes where they are.)"""
     cdef uint32_t result = 0
     cdef int i
     for i in range(n):
-        result ^= TOEPLITZ[i][data[i]]
+        result ^= TOEPLITZ[at + i][data[i]]
     return result
 
 
@@ -59,10 +61,8 @@ cdef uint32_t rss_hash(const uint8_t* frame, uint32_t n) noexcept nogil:
     """What an RSS NIC hashes an Ethernet frame by (one VLAN tag skipped): an IPv4 or IPv6
     packet's source and destination addresses, then for TCP and UDP (not a fragment) the
     source and destination ports; 0 for anything else, which goes to the first queue."""
-    cdef uint8_t t[RSS_TUPLE_MAX]
-    cdef uint32_t off = 12, ihl
+    cdef uint32_t off = 12, ihl, h
     cdef uint16_t proto
-    cdef int length
     if n < 14:
         return 0
     proto = (frame[12] << 8) | frame[13]
@@ -72,21 +72,17 @@ cdef uint32_t rss_hash(const uint8_t* frame, uint32_t n) noexcept nogil:
     off += 2
     if proto == 0x0800 and n >= off + 20:
         ihl = (frame[off] & 0xf) * 4
-        memcpy(t, frame + off + 12, 8)
-        length = 8
+        h = toeplitz_part(frame + off + 12, 0, 8)
         if (frame[off + 9] == 6 or frame[off + 9] == 17) and ihl >= 20 \
                 and not (frame[off + 6] & 0x3f) and not frame[off + 7] and n >= off + ihl + 4:
-            memcpy(t + 8, frame + off + ihl, 4)
-            length = 12
-    elif proto == 0x86dd and n >= off + 40:
-        memcpy(t, frame + off + 8, 32)
-        length = 32
+            h ^= toeplitz_part(frame + off + ihl, 8, 4)
+        return h
+    if proto == 0x86dd and n >= off + 40:
+        h = toeplitz_part(frame + off + 8, 0, 32)
         if (frame[off + 6] == 6 or frame[off + 6] == 17) and n >= off + 44:
-            memcpy(t + 32, frame + off + 40, 4)
-            length = 36
-    else:
-        return 0
-    return toeplitz_hash(t, length)
+            h ^= toeplitz_part(frame + off + 40, 32, 4)
+        return h
+    return 0
 
 
 cdef inline uint32_t rss_queue(uint32_t hash, uint32_t ncpus) noexcept nogil:

@@ -514,6 +514,7 @@ include "annotate.pxi"
 cdef enum:
     MAX_CPUS = 64           # tcsim --cpus: simulated CPUs, each a replay thread
     NO_LANE = 0xffff        # a packet no CPU replays (it never reaches tc)
+    UNSTEERED = 0xfffe      # a packet whose CPU is not chosen yet
     STEER_RSS = 0
     STEER_HASH = 1
 
@@ -536,10 +537,10 @@ ctypedef struct Lane:
     bint clean              # skb's last load was from the template and every run since
                             # kept the layout: skb_reload_frame resets it (Loop._load)
     LineTail tail           # of the report lines its thread writes
+    Buf ann                 # an --annotated comment its thread writes
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
-# the thread of its CPU only, but ``lane`` and ``steered`` by the thread that steered it
-# (which writes all of a packet that never reaches tc).
+# the thread of its CPU only, or by the thread that steered it when it never reaches tc.
 ctypedef struct Done:
     TcOutcome o
     const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
@@ -550,18 +551,18 @@ ctypedef struct Done:
     uint32_t n              # the frame's length as tc would see it
     const char* line        # its report line (in its lane's blocks), when the thread
                             # wrote it (a report, no extras), else NULL
-    const uint8_t* rec      # its pcap record for the capture it goes to (delivered or
-                            # dropped), when the thread wrote it, else NULL
+    const uint8_t* rec      # its pcap record for the capture it goes to (delivered,
+                            # dropped or redirected), when the thread wrote it, else NULL
+    const uint8_t* ann      # its two --annotated blocks, when the thread wrote them
     uint32_t line_len
     uint32_t rec_len
-    uint16_t lane           # the CPU steered to, NO_LANE when it never reaches tc
+    uint32_t ann_len
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    uint8_t steered         # ``lane`` is set (with release order)
-    # to 128 bytes (110 above): two packets' records, written by two threads, share no
+    # to 128 bytes (119 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[18]
+    uint8_t pad[9]
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -590,7 +591,11 @@ ctypedef struct Kept:
     size_t off              # its bytes afterwards (as captured when it never reached tc)
     uint32_t len            # in kept_buf
 
+cdef extern from "<stdlib.h>":
+    void* aligned_alloc(size_t alignment, size_t size) nogil
+
 cdef enum:
+    CACHE_LINE = 64
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
     STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
@@ -605,6 +610,26 @@ cdef extern from *:
     }
     static inline int pyebpf_published(const uint8_t* flag) {
         return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    }
+    static inline void pyebpf_steer(uint16_t* at, uint16_t lane) {
+        __atomic_store_n(at, lane, __ATOMIC_RELEASE);
+    }
+    static inline uint16_t pyebpf_steered(const uint16_t* at) {
+        return __atomic_load_n(at, __ATOMIC_ACQUIRE);
+    }
+    /* A packet's CPU (its steering entry, 0xfffe while not chosen), waited for up to
+       about 20 ms asleep, or until *stop. */
+    static uint16_t pyebpf_wait_steered(const uint16_t* at, const int* stop) {
+        struct timespec nap = {0, 100000};
+        uint16_t lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        int k;
+        for (k = 0; k < 200 && lane == 0xfffe; k++) {
+            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                break;
+            nanosleep(&nap, NULL);
+            lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        }
+        return lane;
     }
     /* Wait up to about 20 ms for *flag, or for *stop: spin briefly, then yield, then
        sleep, since the threads may outnumber the free CPUs.  Whether *flag is set. */
@@ -641,6 +666,9 @@ cdef extern from *:
     }
     """
     void publish "pyebpf_publish" (uint8_t* flag) nogil
+    void steer "pyebpf_steer" (uint16_t* at, uint16_t lane) nogil
+    uint16_t steered "pyebpf_steered" (const uint16_t* at) nogil
+    uint16_t wait_steered "pyebpf_wait_steered" (const uint16_t* at, const int* stop) nogil
     bint published "pyebpf_published" (const uint8_t* flag) nogil
     bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
     bint wait_asleep "pyebpf_wait_asleep" (const uint8_t* flag, const int* stop) nogil
@@ -691,6 +719,10 @@ cdef class Loop:
     cdef public int cpus
     cdef int steer
     cdef Done* done
+    # each packet's CPU, NO_LANE or UNSTEERED (several CPUs): apart from the Done
+    # records, so that every thread's walk over the chunk reads a dense array, not the
+    # cache lines the packets' own threads write
+    cdef uint16_t* steering
     cdef Py_ssize_t cap_done
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
@@ -722,6 +754,12 @@ cdef class Loop:
     cdef uint64_t rd_keys[MAX_REDIRECTS]
     cdef list rd_writers
     cdef public object redirect_writer   # (ifindex, ingress) -> CaptureWriter
+    # (nanosecond, linktype) of redirect_writer's captures (pcap), when known: the
+    # replay threads then write the redirected packets' records
+    cdef public object redirect_format
+    cdef bint rd_recs, rd_nano
+    cdef uint32_t rd_lt
+    cdef const AnnSpec* ann             # annotated's, for the replay threads (else NULL)
     cdef public object report_slow       # (index, fields, extra) -> bytes, for lines with extras
     cdef object programs
     cdef bint extra_here        # the packet being written has an entry in extras
@@ -833,6 +871,7 @@ cdef class Loop:
                 self.lanes[c].skb.devices = NULL      # the template's
                 skb_free(&self.lanes[c].skb)
                 free(self.lanes[c].eth)
+                free(self.lanes[c].ann.p)
                 for k in range(self.lanes[c].nblocks):
                     free(self.lanes[c].blocks[k])
                 free(self.lanes[c].blocks)
@@ -840,6 +879,7 @@ cdef class Loop:
         skb_free(&self.tmpl)
         free(self.perf_stores)
         free(self.done)
+        free(self.steering)
         free(self.kept)
         free(self.kept_buf)
 
@@ -864,12 +904,13 @@ cdef class Loop:
         return {(self.rd_count_keys[k] >> 1, bool(self.rd_count_keys[k] & 1)):
                 self.rd_counts[k] for k in range(self.rd_ncounts)}
 
-    cdef void _tally(self, Py_ssize_t index, const TcOutcome* o, const uint8_t* frame,
-                     uint32_t n, const uint8_t* out, uint32_t m, uint64_t ts,
-                     int64_t delta) except *:
-        """Count one packet into the summary; hand it to ``annotated`` and ``observe``
-        where set (``out``/``m``: its bytes afterwards, the frame itself when it has
-        none; ``delta``: its length on the wire less its length captured)."""
+    cdef int _tally(self, Py_ssize_t index, const TcOutcome* o, const uint8_t* frame,
+                    uint32_t n, const uint8_t* out, uint32_t m, uint64_t ts,
+                    int64_t delta, const Done* made) except -1:
+        """Count one packet into the summary; hand it to ``annotated`` (its blocks,
+        when a replay thread ``made`` them) and ``observe`` where set (``out``/``m``:
+        its bytes afterwards, the frame itself when it has none; ``delta``: its length
+        on the wire less its length captured)."""
         cdef uint64_t key
         cdef Py_ssize_t k
         self.count += 1
@@ -891,12 +932,16 @@ cdef class Loop:
                     self.rd_counts[self.rd_ncounts] = 1
                     self.rd_ncounts += 1
         if self.annotated is not None:
-            self.annotated.packet(ts, frame, n, out, m, delta, o,
-                                  self.extras[index] if self.extra_here else None)
+            if made != NULL and made.ann != NULL:
+                self.annotated.blocks(made.ann, made.ann_len)
+            else:
+                self.annotated.packet(ts, frame, n, out, m, delta, o,
+                                      self.extras[index] if self.extra_here else None)
         if self.observe is not None:
             self.observe(index, PyBytes_FromStringAndSize(<const char*>frame, n),
                          PyBytes_FromStringAndSize(<const char*>out, m),
                          PyBytes_FromStringAndSize(<const char*>o, sizeof(TcOutcome)))
+        return 0
 
     cdef inline bint _admitted(self, uint32_t lt, int e, const uint8_t* frame, uint32_t n,
                                TcOutcome* o) noexcept nogil:
@@ -1112,7 +1157,7 @@ cdef class Loop:
                     self._refused(i, NULL, LT_ETHERNET, 0, n, &outs[i])
                     self.extra_here = True
                     data.append(frame)
-                    self._tally(i, &outs[i], f, n, f, n, ts[i] if ts else 0, 0)
+                    self._tally(i, &outs[i], f, n, f, n, ts[i] if ts else 0, 0, NULL)
                     if outs[i].action == HOOK_FAULT and self.stop_on_error:
                         del records[(i + 1) * sizeof(TcOutcome):]
                         self.stopped = True
@@ -1129,7 +1174,7 @@ cdef class Loop:
                 m = self._output(ln, &outs[i], f, n)
                 data.append(frame if ln.changed == changed and m == n
                             else PyBytes_FromStringAndSize(<char*>ln.out, m))
-                self._tally(i, &outs[i], f, n, ln.out, m, ts[i] if ts else 0, 0)
+                self._tally(i, &outs[i], f, n, ln.out, m, ts[i] if ts else 0, 0, NULL)
                 if outs[i].fault_prog and self.stop_on_error:
                     del records[(i + 1) * sizeof(TcOutcome):]
                     self.stopped = True
@@ -1208,25 +1253,28 @@ cdef class Loop:
                         self.extra_here = self._extras(ln, index, &o)
                     m = self._output(ln, &o, frame, n)
                 if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
-                              ln.skb.pkt_type, out, drops, report, NULL, 0, NULL, 0):
+                              ln.skb.pkt_type, out, drops, report, NULL):
                     return k + 1
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
             raise
 
-    cdef bint _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
-                    TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
-                    const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
-                    CaptureWriter drops, Writer report, const char* line,
-                    uint32_t line_len, const uint8_t* rec, uint32_t rec_len) except *:
-        """Write one replayed packet where it goes and count it; True when the replay
-        stops here (a fault with ``stop_on_error``).  ``frame``/``n``: the frame as tc
-        saw it, ``outb``/``m`` its bytes afterwards (when ``reached``); ``line`` its
-        report line and ``rec`` its pcap record when a replay thread wrote them, else
-        NULL."""
+    cdef int _emit(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
+                   TcOutcome* o, bint reached, const uint8_t* frame, uint32_t n,
+                   const uint8_t* outb, uint32_t m, uint8_t pkt_type, CaptureWriter out,
+                   CaptureWriter drops, Writer report, const Done* made) except -1:
+        """Write one replayed packet where it goes and count it; 1 when the replay
+        stops here (a fault with ``stop_on_error``), else 0.  ``frame``/``n``: the
+        frame as tc saw it, ``outb``/``m`` its bytes afterwards (when ``reached``);
+        ``made``: what a replay thread wrote of it (its report line, pcap record,
+        annotated blocks), else NULL."""
         cdef int64_t delta = <int64_t>r.wire - r.caplen
         cdef CaptureWriter w
+        cdef const char* line = made.line if made != NULL else NULL
+        cdef const uint8_t* rec = made.rec if made != NULL else NULL
+        cdef uint32_t line_len = made.line_len if made != NULL else 0
+        cdef uint32_t rec_len = made.rec_len if made != NULL else 0
         if r.caplen < r.wire:
             self.truncated += 1
         if not reached:
@@ -1235,7 +1283,8 @@ cdef class Loop:
         else:
             if o.action == HOOK_DELIVERED and out is not None:
                 if rec != NULL:
-                    out._linktype_of(r.iface)       # its interface's block first
+                    if out.pcapng:
+                        out._linktype_of(r.iface)   # its interface's block first
                     memcpy(out.room(rec_len), rec, rec_len)
                     out.commit(rec_len)
                 else:
@@ -1243,7 +1292,8 @@ cdef class Loop:
                                <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             elif (o.action == HOOK_DROPPED or o.action == HOOK_FAULT) and drops is not None:
                 if rec != NULL:
-                    drops._linktype_of(r.iface)
+                    if drops.pcapng:
+                        drops._linktype_of(r.iface)
                     memcpy(drops.room(rec_len), rec, rec_len)
                     drops.commit(rec_len)
                 elif o.action == HOOK_FAULT:
@@ -1259,11 +1309,16 @@ cdef class Loop:
                                  delta, r.iface, lt, hdr, pkt_type, NULL, 0)
                 if o.action == HOOK_REDIRECTED:
                     w = self._redirect(o.redirect_ifindex, o.redirect_ingress)
-                    w.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type, NULL, 0)
+                    if rec != NULL and not w.pcapng and w.nanosecond == self.rd_nano \
+                            and w.linktype == self.rd_lt:
+                        memcpy(w.room(rec_len), rec, rec_len)
+                        w.commit(rec_len)
+                    else:
+                        w.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type, NULL, 0)
         if reached:
-            self._tally(index, o, frame, n, outb, m, r.ts, delta)
+            self._tally(index, o, frame, n, outb, m, r.ts, delta, made)
         else:
-            self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta)
+            self._tally(index, o, hdr, r.caplen, hdr, r.caplen, r.ts, delta, made)
         if report is not None:
             if line != NULL:
                 memcpy(report.room(line_len), line, line_len)
@@ -1274,8 +1329,8 @@ cdef class Loop:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
             self.stopped = True
-            return True
-        return False
+            return 1
+        return 0
 
     cdef int _keep(self, TcOutcome* o, uint64_t ts, int64_t delta, const uint8_t* data,
                    uint32_t n) except -1:
@@ -1343,12 +1398,21 @@ cdef class Loop:
         cdef const uint8_t* hdr
         cdef bint ready, stop, finished = False
         if sc.nrecs > self.cap_done:
-            grown = <Done*>realloc(self.done, sc.nrecs * sizeof(Done))
+            # on cache lines of their own (malloc's 16-byte alignment would put two
+            # packets' records, written by two threads, on one line); nothing kept
+            grown = <Done*>aligned_alloc(CACHE_LINE, sc.nrecs * sizeof(Done))
             if grown == NULL:
                 raise MemoryError()
+            free(self.done)
             self.done, self.cap_done = grown, sc.nrecs
+            free(self.steering)
+            self.steering = <uint16_t*>malloc(sc.nrecs * sizeof(uint16_t))
+            if self.steering == NULL:
+                self.cap_done = 0
+                raise MemoryError()
         for k in range(sc.nrecs):
-            self.done[k].ready = self.done[k].steered = 0
+            self.done[k].ready = 0
+            self.steering[k] = UNSTEERED
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
         self.abort, self.thread_error = 0, None
@@ -1362,6 +1426,10 @@ cdef class Loop:
                                                            drops.pcapng)
             self.drop_ifs = (drops.scanner.ifs if drops.pcapng and drops.scanner is not None
                              else NULL)
+        self.ann = &self.annotated.spec if self.annotated is not None else NULL
+        self.rd_recs = self.redirect_writer is not None and self.redirect_format is not None
+        if self.rd_recs:
+            self.rd_nano, self.rd_lt = self.redirect_format
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
@@ -1389,17 +1457,16 @@ cdef class Loop:
                             self._thread_failure()
                         PyErr_CheckSignals()    # an interrupt still ends the replay
                 self.extra_here = d.extra
-                if d.lane == NO_LANE:
+                if self.steering[k] == NO_LANE:
                     self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report, NULL, 0, NULL, 0)
+                                      0, 0, out, drops, report, NULL)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
                         frame, n = d.frame, d.n
                     stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
-                                      d.m, d.pkt_type, out, drops, report, d.line,
-                                      d.line_len, d.rec, d.rec_len)
+                                      d.m, d.pkt_type, out, drops, report, d)
                 if stop:
                     return k + 1
             finished = True
@@ -1431,14 +1498,15 @@ cdef class Loop:
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
         ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
-        Done (``lane``, then ``steered`` published); a packet that never reaches tc is
-        answered for here.  False when memory cannot be had."""
+        ``steering`` entry (published); a packet that never reaches tc is answered for
+        here.  False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef uint32_t n, lt
+        cdef uint16_t lane
         cdef int e, pkt_type
         k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
         while k < stop:
@@ -1452,29 +1520,36 @@ cdef class Loop:
                 frame, n = ln.eth, <uint32_t>e
             if not self._admitted(lt, e, frame, n, &o):
                 memcpy(&d.o, &o, sizeof(TcOutcome))
-                d.lt, d.e, d.n, d.lane, d.extra, d.line = lt, e, n, NO_LANE, 1, NULL
+                d.lt, d.e, d.n, d.extra, d.line = lt, e, n, 1, NULL
+                steer(&self.steering[k], NO_LANE)
                 publish(&d.ready)
             else:
-                d.lane = <uint16_t>self._steer_to(ln, frame, n)
-                if d.lane == NO_LANE:
+                lane = <uint16_t>self._steer_to(ln, frame, n)
+                if lane == NO_LANE:
                     return False
-            publish(&d.steered)
+                steer(&self.steering[k], lane)
             k += self.cpus
         return True
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
                          uint32_t lt) noexcept nogil:
-        """The pcap record or pcapng block of a delivered or dropped packet (its bytes
-        afterwards, at ``d.outb``) for the capture it goes to, into the lane's blocks
-        (``d.rec``; left NULL for a time pcap cannot hold: the writing says so); False
-        when memory cannot be had.  As CaptureWriter.record writes it (the writing
-        writes the interface blocks it needs first)."""
-        cdef bint delivered = o.action == HOOK_DELIVERED
-        cdef uint32_t out_lt = self.out_lt if delivered else self.drop_lt
-        cdef const Iface* ifs = self.out_ifs if delivered else self.drop_ifs
+        """The pcap record or pcapng block of a delivered, dropped or redirected
+        packet (its bytes afterwards, at ``d.outb``) for the capture it goes to, into
+        the lane's blocks (``d.rec``; left NULL for a time pcap cannot hold: the writing
+        says so); False when memory cannot be had.  As CaptureWriter.record writes it
+        (the writing writes the interface blocks it needs first)."""
+        cdef bint png, nano
+        cdef uint32_t out_lt
+        cdef const Iface* ifs
         cdef uint8_t* w
         cdef uint32_t need
-        if self.out_png if delivered else self.drop_png:
+        if o.action == HOOK_DELIVERED:
+            png, nano, out_lt, ifs = self.out_png, self.out_nano, self.out_lt, self.out_ifs
+        elif o.action == HOOK_DROPPED:
+            png, nano, out_lt, ifs = self.drop_png, self.drop_nano, self.drop_lt, self.drop_ifs
+        else:
+            png, nano, out_lt, ifs = False, self.rd_nano, self.rd_lt, NULL
+        if png:
             if ifs != NULL:
                 out_lt = ifs[r.iface].linktype
             need = PCAPNG_EPB + d.m + LINK_MAX + 3 + r.opt_len
@@ -1494,10 +1569,27 @@ cdef class Loop:
         if w == NULL:
             return False
         d.rec_len = _pcap_record(w, r.ts, d.outb, d.m, <int64_t>r.wire - r.caplen, out_lt,
-                                 hdr if out_lt == lt else NULL, d.pkt_type,
-                                 self.out_nano if delivered else self.drop_nano)
+                                 hdr if out_lt == lt else NULL, d.pkt_type, nano)
         d.rec = w
         ln.used -= PCAP_RECORD + d.m + LINK_MAX - d.rec_len     # the room it did not take
+        return True
+
+    cdef bint _write_ann(self, Lane* ln, Done* d, Rec* r, const TcOutcome* o,
+                         const uint8_t* frame, uint32_t n) noexcept nogil:
+        """The two --annotated blocks of a packet without extras (``frame``/``n`` as tc
+        saw it, its bytes afterwards at ``d.outb``), into the lane's blocks (``d.ann``),
+        as Annotator.packet writes them; False when memory cannot be had."""
+        cdef Buf b
+        if not _ann_comment(&ln.ann, self.ann, o, frame, n, d.outb, d.m):
+            return False
+        b.cap = _ann_len(&ln.ann, n, d.m)
+        b.p = <char*>_lane_room(ln, b.cap)
+        b.len = 0
+        # the room is the blocks' length: _ann_blocks never grows it
+        if b.p == NULL or not _ann_blocks(&b, &ln.ann, r.ts, frame, n, d.outb, d.m,
+                                          <int64_t>r.wire - r.caplen):
+            return False
+        d.ann, d.ann_len = <const uint8_t*>b.p, <uint32_t>b.len
         return True
 
     cdef void _cpu_run(self, int cpu) noexcept nogil:
@@ -1523,6 +1615,7 @@ cdef class Loop:
         cdef uint8_t* room
         cdef char* line
         cdef char* end
+        cdef uint16_t lane
         for batch in range(STEER_AHEAD):
             if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
                 ln.failed, self.abort = True, 1
@@ -1534,16 +1627,18 @@ cdef class Loop:
                 if not self._steer_window(ln, cpu, k + STEER_AHEAD * WRITE_BATCH):
                     ln.failed, self.abort = True, 1
                     return
-            r, d = &self.recs[k], &self.done[k]
-            while not published(&d.steered):
+            r = &self.recs[k]
+            lane = steered(&self.steering[k])
+            while lane == UNSTEERED:
                 if self.abort:
                     return
-                wait_asleep(&d.steered, &self.abort)
-            if d.lane == NO_LANE:
+                lane = wait_steered(&self.steering[k], &self.abort)
+            if lane == NO_LANE:
                 continue
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
-            if d.lane != <uint32_t>cpu:
+            if lane != <uint32_t>cpu:
                 continue
+            d = &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
             if lt == LT_ETHERNET:
@@ -1581,10 +1676,16 @@ cdef class Loop:
                 d.frame = room
                 room += n
             memcpy(room, ln.out, m)
-            d.outb, d.m, d.pkt_type, d.line, d.rec = room, m, ln.skb.pkt_type, NULL, NULL
+            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            d.line, d.rec, d.ann = NULL, NULL, NULL
             if (o.action == HOOK_DELIVERED and self.out_recs) or (
-                    o.action == HOOK_DROPPED and self.drop_recs):
+                    o.action == HOOK_DROPPED and self.drop_recs) or (
+                    o.action == HOOK_REDIRECTED and self.rd_recs):
                 if not self._write_rec(ln, d, r, &o, hdr, lt):
+                    ln.failed, self.abort = True, 1
+                    return
+            if self.ann != NULL and not d.extra:
+                if not self._write_ann(ln, d, r, &o, frame, n):
                     ln.failed, self.abort = True, 1
                     return
             if self.lines and not d.extra:
@@ -1602,8 +1703,8 @@ cdef class Loop:
         if cpu == 0:
             self.clock = clock
 
-    cdef void _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
-                      uint32_t m, uint32_t lt) except *:
+    cdef int _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
+                     uint32_t m, uint32_t lt) except -1:
         """The packet's report line: in C, or for a packet with extras (or a timestamp
         only Python's repr writes) through ``report_slow``."""
         cdef char* w
@@ -1614,7 +1715,7 @@ cdef class Loop:
             w = _report_line(start, index, r, o, m, lt, self.mode, &self.tail)
             if w != NULL:
                 report.commit(w - start)
-                return
+                return 0
         if o.action < HOOK_FAULT and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
         report.append(self.report_slow(index, (
@@ -1622,6 +1723,7 @@ cdef class Loop:
             o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
             o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
             o.fault_prog), self.extras[index] if self.extra_here else {}))
+        return 0
 
 
 # what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)

@@ -685,6 +685,7 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
             outs = _Outputs(args, targets, session, source, loop, classid, fields)
             if args.redirect_dir is not None:
                 loop.redirect_writer = outs.redirect
+                loop.redirect_format = (source.nanosecond, source.linktype)
             for chunk, scanner, first in source.chunks():
                 signals.stage = "while opening the outputs"
                 outs.start()

@@ -199,6 +199,59 @@ def test_two_cpus_give_one_cpus_outputs_for_a_cooked_capture_and_frames_tc_never
     assert len({r["mark"] for r in runs[1][4]}) > 500
 
 
+# bpf_redirect by skb->len: len & 3 == 3 delivered, else to ifindex 4 + (len & 1), to its
+# ingress when len & 3 == 2
+REDIRECT_BY_LEN = """\
+r2 = *(u32 *)(r1 + 0)
+r0 = 0
+r3 = r2
+r3 &= 3
+if r3 == 3 goto out
+r1 = r2
+r1 &= 1
+r1 += 4
+r2 = r3
+r2 >>= 1
+call 23
+out:
+exit
+"""
+
+
+def _outputs(capsys, tmp_path, name, program, capture, *options):
+    """(its stderr lines, {file: bytes} of every output) of one run: -o, --drops,
+    --annotated, --report and the --redirect-dir captures."""
+    d = tmp_path / name
+    d.mkdir()
+    rc, _, err = tcsim_run(capsys, program, "-r", capture, "-o", d / "out.pcap",
+                           "--drops", d / "drops.pcap", "--annotated", d / "a.pcapng",
+                           "--report", d / "r.jsonl", "--redirect-dir", d / "rd", "-q",
+                           *options)
+    assert rc == 0
+    return err, {str(f.relative_to(d)): f.read_bytes() for f in sorted(d.rglob("*"))
+                 if f.is_file()}
+
+
+@pytest.mark.parametrize("linktype", ["ethernet", "cooked"])
+def test_two_cpus_write_one_cpus_redirect_captures_and_annotated_records(tmp_path, capsys,
+                                                                         capture, linktype):
+    if linktype == "cooked":
+        capture = tmp_path / "in.pcap"
+        _cooked_capture(capture)
+    (tmp_path / "redirect.s").write_text(REDIRECT_BY_LEN)
+    err_one, one = _outputs(capsys, tmp_path, "one", tmp_path / "redirect.s", capture,
+                            "--cpus", "1")
+    err_two, two = _outputs(capsys, tmp_path, "two", tmp_path / "redirect.s", capture,
+                            "--cpus", "2")
+    assert err_two == err_one
+    redirects = sorted(name for name in one if name.startswith("rd/"))
+    assert redirects == ["rd/ifindex-4-ingress.pcap", "rd/ifindex-4.pcap",
+                         "rd/ifindex-5.pcap"]
+    assert sorted(two) == sorted(one)
+    for name in one:
+        assert (name, one[name]) == (name, two[name])
+
+
 def test_cpus_1_is_the_replay_without_the_option(tmp_path, capsys, capture):
     before = _replay(capsys, tmp_path, "none", NAT4, capture, "--hook", "egress")
     one = _replay(capsys, tmp_path, "one", NAT4, capture, "--hook", "egress", "--cpus", "1")
