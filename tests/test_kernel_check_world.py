@@ -5,8 +5,10 @@ by packet; what a namespace cannot hold is named, and a world that cannot be bui
 the check with one line (pcap/kernelcheck.py)."""
 from __future__ import annotations
 
+import json
+
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from pyebpf.environment import Device, Environment, Socket
@@ -137,6 +139,78 @@ def test_a_route_the_kernel_is_not_given_is_a_disagreement_and_exit_status_3(
     assert err[3] == "tcsim: kernel-check: packet 5: mark: pyebpf 264, kernel 260"
     assert err[4:] == [f"tcsim: kernel-check: {len(FRAMES)} packets compared, 2 disagreed; "
                        "maps agreed"]
+
+
+# a TCP listener and a connected UDP socket on device 3's address
+SOCKETS = NET + """
+[[sockets]]
+protocol = "tcp"
+local = "10.1.0.1:80"
+
+[[sockets]]
+protocol = "udp"
+local = "10.1.0.1:53"
+remote = "10.1.0.2:5353"
+"""
+# the packet's TCP or UDP destination looked up as a socket (its source the remote end):
+# found or not in the mark, the socket's state and port in the packet's first bytes
+LOOKUP = r"""
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+SEC("tc") int lookup(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct iphdr *ip = data + sizeof(struct ethhdr);
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    __u16 *ports = (void *)(ip + 1);
+    if ((void *)(ports + 2) > end)
+        return TC_ACT_OK;
+    t.ipv4.saddr = ip->saddr;
+    t.ipv4.daddr = ip->daddr;
+    t.ipv4.sport = ports[0];
+    t.ipv4.dport = ports[1];
+    sk = ip->protocol == IPPROTO_TCP ?
+        bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0) :
+        bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    if (!sk) {
+        skb->mark = 1;
+        return TC_ACT_OK;
+    }
+    skb->mark = 2 | sk->state << 8 | sk->src_port << 16;
+    bpf_sk_release(sk);
+    return TC_ACT_OK;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_socket_lookups_agree_with_the_kernel_in_the_env_world(tmp_path, capsys,
+                                                               live_kernel):
+    """The listener, the connected UDP socket (from its remote end only) and misses
+    are found as in the kernel, whose namespace holds the sockets --env declares."""
+    (tmp_path / "lookup.o").write_bytes(compile_object(LOOKUP, prelude=False))
+    frames = [Ether() / IP(src="10.1.0.2", dst=dst) / proto(sport=sport, dport=dport)
+              / (b"x" * 20)
+              for proto, sport, dport, dst in ((TCP, 4000, 80, "10.1.0.1"),
+                                               (TCP, 4000, 81, "10.1.0.1"),
+                                               (UDP, 5353, 53, "10.1.0.1"),
+                                               (UDP, 5354, 53, "10.1.0.1"))]
+    pcapio.write(tmp_path / "in.pcap", [(k * 1000, bytes(f), len(f))
+                                       for k, f in enumerate(frames)])
+    (tmp_path / "net.toml").write_text(SOCKETS)
+    rc = tcsim.main([str(tmp_path / "lookup.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                     "--env", str(tmp_path / "net.toml"), "--kernel-check", "--report",
+                     str(tmp_path / "r.jsonl")])
+    marks = [json.loads(line)["mark"] for line in
+             (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert (rc, capsys.readouterr().err.splitlines()) == (0, [
+        "tcsim: kernel-check: 4 packets compared, 0 disagreed; maps agreed"])
+    assert [m & 0xFF for m in marks] == [2, 1, 2, 1]
 
 
 def test_a_world_that_cannot_be_built_skips_the_check_saying_why(replay, live_kernel):
