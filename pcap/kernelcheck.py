@@ -13,9 +13,16 @@ and LPM trie maps.  What test_run cannot show is not compared (redirect targets,
 clones, trace_printk output), and packets it cannot take are counted as not checked
 with the reason: frames at ingress with a VLAN tag (test_run does not untag them as the
 receive path does), frames outside the 14..3712 bytes test_run accepts, and packets
-the replay could not run (bad frames, frames dropped before tc).  The conntrack entries
-``--env`` declares are put into the kernel's table (of tcsim's network namespace) before
-the first packet and removed after the last (pyebpf.kernel.conntrack).
+the replay could not run (bad frames, frames dropped before tc).
+
+With ``--env`` the kernel's runs are in a network namespace of the check's own built as
+the environment declares (pyebpf.kernel.world: devices, routes, neighbours, sockets), so
+that fib_lookup, check_mtu, the socket lookups and redirect_neigh consult the world the
+replay's helpers consult; the declared conntrack entries are put into its table before
+the first packet (pyebpf.kernel.conntrack).  What a namespace cannot be given (socket and
+namespace cookies, cgroups, the packet's socket, the SYN cookie secret) is named on one
+line; a world that cannot be built (an odd number of devices to pair, a command that
+fails) skips the check with one line saying why.
 """
 from __future__ import annotations
 
@@ -44,10 +51,12 @@ class Check:
     """The kernel's copy of the programs, loaded before the replay (see the module):
     ``observe`` is the replay loop's per-packet hook, ``finish`` the report."""
 
-    def __init__(self, programs, sources, fields: dict, *, ingress: bool, conntrack=()):
+    def __init__(self, programs, sources, fields: dict, *, ingress: bool, world=None):
         from .. import kernel
         from ..kernel_check import _SYNCED_MAPS, _copy_map
         self._entries = contextlib.ExitStack()
+        # the namespace the kernel's runs are in (None: tcsim's own)
+        self.world = world
         unknown = sorted(set(fields) - TEST_RUN_FIELDS)
         if unknown:
             raise KernelCheckError(f"--kernel-check: BPF_PROG_TEST_RUN cannot set "
@@ -82,15 +91,32 @@ class Check:
                     self.synced.append((m, kobj.maps[m.name]))
         for m, kmap in self.synced:
             _copy_map(m, kmap)
-        self._declare(conntrack)
+        if world is not None:
+            self._declare(world.env.conntrack)
+
+    def _entered(self):
+        """The calling thread in the check's namespace for a block of test runs."""
+        return self.world.entered() if self.world is not None else contextlib.nullcontext()
 
     def _declare(self, entries) -> None:
-        """Put the declared conntrack entries into the kernel's table until close()."""
+        """Put the declared conntrack entries into the namespace's table until close()."""
         from ..bpfcc import CompileError
         from ..kernel import KernelError
         from ..kernel.conntrack import declared
+
+        @contextlib.contextmanager
+        def inside():
+            # the entries go in, and come out, in the namespace the runs are in
+            table = declared(entries)
+            with self._entered():
+                table.__enter__()
+            try:
+                yield
+            finally:
+                with self._entered():
+                    table.__exit__(None, None, None)
         try:
-            self._entries.enter_context(declared(entries))
+            self._entries.enter_context(inside())
         except (KernelError, CompileError, FileNotFoundError) as exc:
             self.close()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -104,6 +130,9 @@ class Check:
         if not self._kobjs:
             for kprog in self.kprogs:
                 kprog.close()
+        if self.world is not None:
+            self.world.close()
+            self.world = None
 
     def run(self, packet: bytes):
         """The kernel's test runs of ``packet`` through the chain as cls_bpf
@@ -113,7 +142,8 @@ class Check:
         many programs ran)."""
         ctx = dict(self.ctx)
         for k, kprog in enumerate(self.kprogs):
-            result = kprog.test_run(packet, ctx=ctx)
+            with self._entered():
+                result = kprog.test_run(packet, ctx=ctx)
             if k + 1 == len(self.kprogs) or result.retval_signed in DA_VERDICTS:
                 return result, k + 1
             packet = result.data
@@ -182,6 +212,25 @@ def refused_reason() -> str:
     from .. import kernel
     ok, why = kernel.available()
     return "" if ok else why
+
+
+def env_world(env, stream):
+    """The namespace built as ``env`` declares for the kernel's runs: None without an
+    environment; False, with a line on ``stream`` saying why the check is skipped, where
+    it cannot be built.  What it cannot hold is named on ``stream``."""
+    from ..kernel import world
+    if env is None:
+        return None
+    missing = world.unbuilt(env)
+    if missing:
+        print(f"tcsim: kernel-check: the kernel is not given what --env declares of "
+              f"{'; '.join(missing)}: runs that read them may disagree", file=stream)
+    try:
+        return world.World(env)
+    except world.WorldError as exc:
+        print(f"tcsim: kernel-check skipped: the --env world cannot be built in a network "
+              f"namespace ({exc})", file=stream)
+        return False
 
 
 def check_chain(programs, sources, mode="da", sf_start="mac"):

@@ -616,13 +616,18 @@ def _kernel_check(args, programs, fields):
     for spec in specs:
         path, name = program_source(spec)
         sources.append((None, None) if Path(path).suffix in (".s", ".asm") else (path, name))
-    # of the --env world the kernel is given the conntrack entries (the test runs are in
-    # tcsim's own network namespace)
-    env = fields.get("env")
-    return kernelcheck.Check(programs, sources,
-                             {k: v for k, v in fields.items() if k != "env"},
-                             ingress=args.hook == "ingress",
-                             conntrack=env.conntrack if env is not None else ())
+    # the --env world is built in a network namespace the kernel's test runs are in
+    world = kernelcheck.env_world(fields.get("env"), sys.stderr)
+    if world is False:
+        return None
+    try:
+        return kernelcheck.Check(programs, sources,
+                                 {k: v for k, v in fields.items() if k != "env"},
+                                 ingress=args.hook == "ingress", world=world)
+    except BaseException:
+        if world is not None:
+            world.close()
+        raise
 
 
 def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:

@@ -1395,6 +1395,7 @@ include "map_class.pxi"
 include "kernctx.pxi"
 include "kfuncs.pxi"
 include "callbacks.pxi"
+include "map_struct.pxi"
 include "tracing.pxi"
 include "percpu.pxi"
 include "btfprint.pxi"
@@ -2607,11 +2608,13 @@ cdef class Program:
         self._pc.keeps_layout = _keeps_layout(self._code, self._n, self._helpers)
         self._pc.jit, self._pc.runs = NULL, 0
         # loads through BTF pointers (bpf_get_current_task_btf's, a tracing program's
-        # walks) are the kernel's BPF_PROBE_MEM loads; the verifier let no other load
-        # leave the run's regions
+        # walks) are the kernel's BPF_PROBE_MEM loads, and a map pointer's reads its
+        # struct (map_struct.pxi); the verifier let no other load leave the run's regions
         self._pc.probe_loads = verify and classic is None and (self._kprobe or any(
-            k & 0xFF == _PTR_TO_BTF_ID or k & (_vstate.PTR_UNTRUSTED | _vstate.KERNEL_MEM)
-            for k in kinds.values()))
+            k & 0xFF in (_PTR_TO_BTF_ID, _vstate.CONST_PTR_TO_MAP)
+            or k & (_vstate.PTR_UNTRUSTED | _vstate.KERNEL_MEM) for k in kinds.values()))
+        if any(k == _vstate.CONST_PTR_TO_MAP for k in kinds.values()):
+            map_struct_prepare()
         self._jit_done = jit is False
         if jit is not False:
             _jit_module().on_program(self, jit)

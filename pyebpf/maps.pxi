@@ -25,6 +25,8 @@ cdef enum:
     REGION_MAP_KEY = 1002         # the keys bpf_for_each_map_elem hands its callback
     REGION_USER_RB_SAMPLE = 1003  # the sample bpf_user_ringbuf_drain hands its callback
     REGION_DYNPTR = 1004          # the dynptr it hands it
+    MAP_STRUCT_SPAN = 1024        # the most of a map's kernel struct a map pointer reads
+                                  # (bpf_htab's 896 bytes: map_struct.pxi)
 
 cdef inline uint32_t _rol32(uint32_t x, int k) noexcept nogil:
     return (x << k) | (x >> (32 - k))
@@ -929,7 +931,8 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
         # each element is an owner's value, found by the socket's cookie, the task's or
         # the cgroup's address
         key_size, max_entries = 8, SK_STORAGE_SOCKETS
-    m = <MapStore*>calloc(1, sizeof(MapStore))
+    # no other map starts within a kernel struct's size of this one (map_struct.pxi)
+    m = <MapStore*>calloc(1, max(sizeof(MapStore), MAP_STRUCT_SPAN))
     if m == NULL:
         raise MemoryError()
     if kind in _DEV_MAPS:

@@ -144,6 +144,110 @@ cdef uint64_t _k_copy_from_user_str(Vm* vm, uint64_t dst, uint64_t size, uint64_
     return err(EFAULT)
 
 
+cdef uint64_t _k_copy_from_user_task_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                         uint64_t task, uint64_t flags) noexcept nogil:
+    # bpf_copy_from_user_task_str: copy_remote_vm_str empties the destination before it
+    # finds no mapping (a task with memory) or no memory (a kernel thread)
+    cdef uint8_t* p
+    if flags & ~(<uint64_t>BPF_F_PAD_ZEROS):
+        return err(EINVAL)
+    if <uint32_t>size == 0:
+        return 0
+    p = _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
+    if p == NULL:
+        return 0
+    p[0] = 0
+    if flags & BPF_F_PAD_ZEROS:
+        memset(p, 0, <uint32_t>size)
+    return err(EFAULT)
+
+
+# --- the copies into a dynptr (kernel/trace/bpf_trace.c __bpf_dynptr_copy and
+# __bpf_dynptr_copy_str): into the dynptr's memory when it is writable and holds the
+# range, else in chunks through a buffer, each written with __bpf_dynptr_write
+
+cdef uint64_t _copy_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                bint task, bint string) noexcept nogil:
+    """What the four kfuncs return: from the current task's (the kworker's) memory, or
+    a task's (access_process_vm, copy_remote_vm_str), every byte faults.  A string copy
+    of one byte copies nothing (strncpy_from_user of 0 bytes) unless it is a task's."""
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
+    cdef uint8_t* to
+    if d == NULL:
+        return 0
+    if (off >> 32) or (size >> 32):
+        return err(E2BIG)
+    to = _dynptr_slice_ptr(vm, d, <uint32_t>off, <uint32_t>size, True)
+    if vm.status != STATUS_RUNNING:
+        return 0
+    if to == NULL and _check_off_len(d, <uint32_t>off, <uint32_t>size):
+        return err(E2BIG)
+    if size == 0:
+        return 0
+    if not string:
+        # copy_from_user zeroes what it could not copy; access_process_vm copies nothing
+        if to != NULL and not task:
+            memset(to, 0, <uint32_t>size)
+        return err(EFAULT)
+    if to != NULL:
+        if task or size == 1:
+            to[0] = 0
+        return 1 if size == 1 and not task else err(EFAULT)
+    # a chunk through the buffer: the one byte a 1-byte copy gives cannot be written
+    # into a read-only dynptr (__bpf_dynptr_write)
+    return err(EINVAL) if size == 1 and not task else err(EFAULT)
+
+
+cdef uint64_t _k_copy_from_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                       uint64_t src, uint64_t r5) noexcept nogil:
+    return _copy_user_dynptr(vm, p, off, size, False, False)
+
+
+cdef uint64_t _k_copy_from_user_str_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                           uint64_t src, uint64_t r5) noexcept nogil:
+    return _copy_user_dynptr(vm, p, off, size, False, True)
+
+
+cdef uint64_t _k_copy_from_user_task_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                            uint64_t src, uint64_t task) noexcept nogil:
+    return _copy_user_dynptr(vm, p, off, size, True, False)
+
+
+cdef uint64_t _k_copy_from_user_task_str_dynptr(Vm* vm, uint64_t p, uint64_t off,
+                                                uint64_t size, uint64_t src,
+                                                uint64_t task) noexcept nogil:
+    return _copy_user_dynptr(vm, p, off, size, True, True)
+
+
+# --- the dma-buf iterator (drivers/dma-buf/dma-buf.c, bpf_iter_dmabuf_*): the modelled
+# machine exports no dma-buf, so the walk of the list of them ends at once
+
+cdef uint64_t _k_iter_dmabuf_new(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4,
+                                 uint64_t r5) noexcept nogil:
+    cdef uint64_t* s = <uint64_t*>_mem(vm, it, 8, ACCESS_WRITE)
+    if s != NULL:
+        s[0] = 0
+    return 0
+
+
+cdef uint64_t _k_iter_dmabuf_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5) noexcept nogil:
+    return 0
+
+
+cdef uint64_t _k_iter_dmabuf_destroy(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                                     uint64_t r4, uint64_t r5) noexcept nogil:
+    return 0
+
+
 SKB_HELPERS[148] = _h_copy_from_user     # BPF_FUNC_copy_from_user
 _kfunc("bpf_copy_from_user_str", _k_copy_from_user_str)
+_kfunc("bpf_copy_from_user_task_str", _k_copy_from_user_task_str)
+_kfunc("bpf_copy_from_user_dynptr", _k_copy_from_user_dynptr)
+_kfunc("bpf_copy_from_user_str_dynptr", _k_copy_from_user_str_dynptr)
+_kfunc("bpf_copy_from_user_task_dynptr", _k_copy_from_user_task_dynptr)
+_kfunc("bpf_copy_from_user_task_str_dynptr", _k_copy_from_user_task_str_dynptr)
+_kfunc("bpf_iter_dmabuf_new", _k_iter_dmabuf_new)
+_kfunc("bpf_iter_dmabuf_next", _k_iter_dmabuf_next)
+_kfunc("bpf_iter_dmabuf_destroy", _k_iter_dmabuf_destroy)
 

@@ -282,8 +282,6 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
 # --- the docs table -------------------------------------------------------------------
 
 # why a kfunc the kernel offers these program types does not run in pyebpf
-_SLEEPABLE = ("sleepable (KF_SLEEPABLE): the kernel takes it only on a path that may sleep "
-              "(a bpf_wq callback's), where pyebpf does not run it yet")
 _TODO = "not implemented yet"
 WHY_NOT = {
     **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_iter_task", "bpf_iter_css"))],
@@ -293,8 +291,12 @@ WHY_NOT = {
                     f"{_TODO}: task work (a callback run in a task's context) is not "
                     "modelled"),
     "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
-    **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE
-                     and n != "bpf_copy_from_user_str"], _SLEEPABLE),
+    **dict.fromkeys(["bpf_iter_kmem_cache_new", "bpf_iter_kmem_cache_next",
+                     "bpf_iter_kmem_cache_destroy"],
+                    "walks the kernel's slab caches (on a bpf_wq callback's path, as it "
+                    "may sleep): the engine has no kernel heap"),
+    "bpf_lookup_user_key": "kernel keyrings (struct bpf_key, for signature checks) are not "
+                           "modelled",
     **dict.fromkeys(["bpf_probe_read_kernel_dynptr", "bpf_probe_read_kernel_str_dynptr",
                      "bpf_probe_read_user_dynptr", "bpf_probe_read_user_str_dynptr"],
                     f"{_TODO}: reads of kernel or user memory into a dynptr (the kprobe "

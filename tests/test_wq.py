@@ -439,6 +439,143 @@ static int cb(void *map, int *key, void *value)
         1, int.from_bytes(b"\0" + b"x" * 7, "little"), -errno.EINVAL, 1]
 
 
+COPIES = r"""
+struct task_struct;
+struct dma_buf;
+struct bpf_iter_dmabuf { __u64 __opaque[1]; } __attribute__((aligned(8)));
+extern int bpf_copy_from_user_dynptr(struct bpf_dynptr *dptr, __u64 off, __u64 size,
+                                     const void *unsafe_ptr__ign) __ksym;
+extern int bpf_copy_from_user_str_dynptr(struct bpf_dynptr *dptr, __u64 off, __u64 size,
+                                         const void *unsafe_ptr__ign) __ksym;
+extern int bpf_copy_from_user_task_dynptr(struct bpf_dynptr *dptr, __u64 off, __u64 size,
+                                          const void *unsafe_ptr__ign,
+                                          struct task_struct *tsk) __ksym;
+extern int bpf_copy_from_user_task_str_dynptr(struct bpf_dynptr *dptr, __u64 off,
+                                              __u64 size, const void *unsafe_ptr__ign,
+                                              struct task_struct *tsk) __ksym;
+extern int bpf_copy_from_user_task_str(void *dst, __u32 dst__sz, const void *unsafe_ptr__ign,
+                                       struct task_struct *tsk, __u64 flags) __ksym;
+extern int bpf_iter_dmabuf_new(struct bpf_iter_dmabuf *it) __ksym;
+extern struct dma_buf *bpf_iter_dmabuf_next(struct bpf_iter_dmabuf *it) __ksym;
+extern void bpf_iter_dmabuf_destroy(struct bpf_iter_dmabuf *it) __ksym;
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, char[32]);
+} dbuf SEC(".maps");
+#define X8 0x7878787878787878L
+"""
+# a callback that fills dbuf with 'x', makes d a dynptr over it and n a NULL one (the
+# flags bpf_dynptr_from_mem refuses), then records into out[0]: BODY's calls, and 1 in
+# its last slot once it ran
+_DYNPTRS = """
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z); long *b = bpf_map_lookup_elem(&dbuf, &z);
+    struct bpf_dynptr d, n;
+    char s[8];
+    if (!o || !b) return 0;
+    b[0] = b[1] = b[2] = b[3] = X8;
+    bpf_dynptr_from_mem(b, 32, 0, &d);
+    bpf_dynptr_from_mem(b, 32, 1, &n);
+    %s
+    o[15] = 1;
+    return 0;
+}
+"""
+
+
+def _copies(body: str) -> list[int]:
+    """out[0] of both sides once the callback running ``body`` (see _DYNPTRS) ran, after
+    asserting they are the same."""
+    ours, theirs = _both(obj(TC % (SLEEPING + COPIES + _DYNPTRS % body, START)), 1,
+                         {"out": [0]}, until=lambda m: _longs(m["out"][0])[15] == 1)
+    assert ours == theirs
+    return _longs(theirs[1]["out"][0])
+
+
+def test_copies_from_user_memory_into_a_dynptr_fault_as_in_the_kernel():
+    """In the kworker every user address faults: a copy into the dynptr's memory is
+    -EFAULT and zeroes the range (copy_from_user), a string copy -EFAULT leaving it, but
+    one of a single byte writes the NUL and gives 1; past the end is -E2BIG, nothing to
+    copy 0, and into a NULL dynptr only nothing."""
+    xs = int.from_bytes(b"x" * 8, "little")
+    assert _copies("""
+    o[0] = bpf_copy_from_user_dynptr(&d, 0, 8, 0); o[1] = b[0];
+    o[2] = bpf_copy_from_user_dynptr(&d, 30, 8, 0);
+    o[3] = bpf_copy_from_user_dynptr(&d, 8, 0, 0);
+    o[4] = bpf_copy_from_user_str_dynptr(&d, 8, 8, 0); o[5] = b[1];
+    o[6] = bpf_copy_from_user_str_dynptr(&d, 16, 1, 0); o[7] = b[2];
+    o[8] = bpf_copy_from_user_str_dynptr(&d, 32, 1, 0);
+    o[9] = bpf_copy_from_user_dynptr(&n, 0, 0, 0);
+    o[10] = bpf_copy_from_user_str_dynptr(&n, 0, 4, 0);
+    o[11] = bpf_copy_from_user_dynptr(&d, 24, 8, b); o[12] = b[3];
+    """)[:13] == [-errno.EFAULT, 0, -errno.E2BIG, 0, -errno.EFAULT, xs, 1, xs & ~0xFF,
+                  -errno.E2BIG, 0, -errno.E2BIG, -errno.EFAULT, 0]
+
+
+@pytest.mark.xfail(reason="a packet program's work callback runs without a machine in "
+                          "pyebpf, where bpf_task_from_pid finds no task (the kernel's finds "
+                          "kthreadd)", strict=True)
+def test_copies_from_a_tasks_user_memory_fault_as_in_the_kernel():
+    """A task's memory (kthreadd's, pid 2: a kernel thread has none) read from the
+    callback: the data copy -EFAULT leaving the destination, the string copies -EFAULT
+    with the destination's first byte NUL (copy_remote_vm_str empties it first), all of
+    it with BPF_F_PAD_ZEROS; flags it does not know are -EINVAL."""
+    xs = int.from_bytes(b"x" * 8, "little")
+    assert _copies("""
+    struct task_struct *t = bpf_task_from_pid(2);
+    o[14] = !t;
+    if (t) {
+    o[0] = bpf_copy_from_user_task_dynptr(&d, 0, 8, 0, t); o[1] = b[0];
+    o[2] = bpf_copy_from_user_task_dynptr(&d, 8, 0, 0, t);
+    o[3] = bpf_copy_from_user_task_dynptr(&d, 30, 8, 0, t);
+    o[4] = bpf_copy_from_user_task_str_dynptr(&d, 8, 8, 0, t); o[5] = b[1];
+    o[6] = bpf_copy_from_user_task_str_dynptr(&d, 16, 1, 0, t); o[7] = b[2];
+    o[8] = bpf_copy_from_user_task_str_dynptr(&n, 0, 0, 0, t);
+    __builtin_memset(s, 'x', 8);
+    o[9] = bpf_copy_from_user_task_str(s, 8, 0, t, 0); o[10] = *(long *)s;
+    __builtin_memset(s, 'x', 8);
+    o[11] = bpf_copy_from_user_task_str(s, 8, 0, t, BPF_F_PAD_ZEROS); o[12] = *(long *)s;
+    o[13] = bpf_copy_from_user_task_str(s, 8, 0, t, 2);
+    bpf_task_release(t);
+    }
+    """)[:15] == [-errno.EFAULT, xs, 0, -errno.E2BIG, -errno.EFAULT, xs & ~0xFF,
+                  -errno.EFAULT, xs & ~0xFF, 0, -errno.EFAULT, xs & ~0xFF, -errno.EFAULT, 0,
+                  -errno.EINVAL, 0]
+
+
+def test_the_dma_buf_iterator_finds_none_as_in_the_kernel():
+    assert _copies("""
+    struct bpf_iter_dmabuf it;
+    long k = 0;
+    o[0] = bpf_iter_dmabuf_new(&it);
+    while (bpf_iter_dmabuf_next(&it) && k < 64)
+        k++;
+    bpf_iter_dmabuf_destroy(&it);
+    o[1] = k;
+    """)[:2] == [0, 0]
+
+
+@pytest.mark.parametrize("call", [
+    "bpf_copy_from_user_dynptr(&d, 0, 8, 0)", "bpf_copy_from_user_str_dynptr(&d, 0, 8, 0)",
+    "bpf_copy_from_user_task_dynptr(&d, 0, 8, 0, t)",
+    "bpf_copy_from_user_task_str_dynptr(&d, 0, 8, 0, t)",
+    "bpf_copy_from_user_task_str(s, 8, 0, t, 0)", "bpf_iter_dmabuf_new(&it)",
+], ids=lambda c: c.split("(")[0])
+def test_a_sleepable_copy_in_the_program_is_refused_as_in_the_kernel(call):
+    body = ("char s[8]; struct bpf_dynptr d; struct bpf_iter_dmabuf it; __u32 z = 0; "
+            "long *b = bpf_map_lookup_elem(&dbuf, &z); struct task_struct *t; int r; "
+            "if (!b) return 0; bpf_dynptr_from_mem(b, 32, 0, &d); "
+            "t = bpf_task_from_pid(2); if (!t) return 0; "
+            f"r = {call}; bpf_task_release(t); return r;")
+    ours, theirs = verdicts(obj(TC % (SLEEPING + COPIES, body)))
+    message = f"program must be sleepable to call sleepable kfunc {call.split('(')[0]}"
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
 # --- the maps that may hold a bpf_wq -------------------------------------------------------
 
 def _value_btf():

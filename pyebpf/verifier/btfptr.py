@@ -26,9 +26,15 @@ untrusted.
 ``bpf_rdonly_cast`` to ``void`` gives read-only untrusted memory
 (``PTR_TO_MEM | PTR_UNTRUSTED``): any read is allowed (the kernel makes it a probe
 load), no write.
+
+A map pointer (``CONST_PTR_TO_MAP``) reads as the struct its map type's ops name
+(``check_ptr_to_map_access``: ``map_btf_id``, :data:`MAP_STRUCTS`), privileged programs
+only, at non-negative offsets, never written; a pointer member gives the legacy
+pointer.  The engine answers the reads (map_struct.pxi).
 """
 from __future__ import annotations
 
+from .. import isa
 from ..btf import Kind
 from ..btf.relo import target_btf
 from . import tnum
@@ -46,6 +52,31 @@ SAFE_RCU, SAFE_RCU_OR_NULL = "__safe_rcu", "__safe_rcu_or_null"
 # the flags of a BTF pointer whose members the tables describe: trusted or RCU
 # (is_trusted_reg, is_rcu_reg)
 _TRUSTED_OR_RCU = (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_RCU)
+
+
+_T = isa.MapType
+# the struct each map type's ops name as map_btf_id (the *_map_btf_ids of kernel/bpf/)
+MAP_STRUCTS = {
+    **dict.fromkeys([_T.BPF_MAP_TYPE_ARRAY, _T.BPF_MAP_TYPE_PERCPU_ARRAY,
+                     _T.BPF_MAP_TYPE_PROG_ARRAY, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                     _T.BPF_MAP_TYPE_CGROUP_ARRAY, _T.BPF_MAP_TYPE_ARRAY_OF_MAPS], "bpf_array"),
+    **dict.fromkeys([_T.BPF_MAP_TYPE_HASH, _T.BPF_MAP_TYPE_PERCPU_HASH,
+                     _T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                     _T.BPF_MAP_TYPE_HASH_OF_MAPS], "bpf_htab"),
+    _T.BPF_MAP_TYPE_LPM_TRIE: "lpm_trie",
+    _T.BPF_MAP_TYPE_STACK_TRACE: "bpf_stack_map",
+    _T.BPF_MAP_TYPE_RINGBUF: "bpf_ringbuf_map",
+    _T.BPF_MAP_TYPE_USER_RINGBUF: "bpf_ringbuf_map",
+    _T.BPF_MAP_TYPE_QUEUE: "bpf_queue_stack",
+    _T.BPF_MAP_TYPE_STACK: "bpf_queue_stack",
+    _T.BPF_MAP_TYPE_BLOOM_FILTER: "bpf_bloom_filter",
+    _T.BPF_MAP_TYPE_SOCKMAP: "bpf_stab",
+    _T.BPF_MAP_TYPE_SOCKHASH: "bpf_shtab",
+    _T.BPF_MAP_TYPE_DEVMAP: "bpf_dtab",
+    _T.BPF_MAP_TYPE_DEVMAP_HASH: "bpf_dtab",
+    _T.BPF_MAP_TYPE_CPUMAP: "bpf_cpu_map",
+    _T.BPF_MAP_TYPE_XSKMAP: "xsk_map",
+}
 
 
 class WalkError(Exception):
@@ -271,6 +302,30 @@ class BtfPointers:
             r.id = self.new_id()
         return r
 
+    def map_ptr_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,
+                       write: bool) -> Reg:
+        """check_ptr_to_map_access: the register a read of the map's struct gives."""
+        name = MAP_STRUCTS.get(reg.map.type)
+        if name is None or not target_btf().by_name(name, Kind.STRUCT):
+            self.refuse(pc, f"map_ptr access not supported for map type {int(reg.map.type)}")
+        if self.unpriv:
+            self.refuse(pc, f"{name} access is allowed only to CAP_PERFMON and "
+                            f"CAP_SYS_ADMIN")
+        off += reg.off
+        if off < 0:
+            self.refuse(pc, f"R{regno} is {name} invalid negative access: off={off}")
+        if write:
+            self.refuse(pc, f"only read from {name} is supported")
+        try:
+            kind, target, _ = walk(_struct(name), off, size)
+        except WalkError as exc:
+            self.refuse(pc, str(exc))
+        if kind == POINTER_READ and target is not None:
+            r = _btf_reg(target)
+            r.type |= PTR_LEGACY
+            return r
+        return scalar()
+
     def untrusted_mem_access(self, pc: int, regno: int, write: bool) -> Reg:
         """check_mem_access of read-only untrusted memory: reads anywhere, no writes."""
         if write:
@@ -296,6 +351,29 @@ def is_percpu(var) -> bool:
         if any(v.type_id == var.id for v in sec.vars):
             return True
     return False
+
+
+def member_offset(struct: str, member: str) -> int:
+    """The byte offset of ``member`` of the target BTF's ``struct`` (anonymous unions and
+    structs looked into), -1 when it has none."""
+    return _offset_in(_struct(struct), member)
+
+
+def _offset_in(t, member: str) -> int:
+    for m in t.members:
+        if m.name == member:
+            return m.bit_offset // 8
+        mt = t.btf.types[m.type_id].resolve()
+        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
+            inner = _offset_in(mt, member)
+            if inner >= 0:
+                return m.bit_offset // 8 + inner
+    return -1
+
+
+def struct_size(name: str) -> int:
+    """The byte size of the target BTF's ``struct``."""
+    return _struct(name).size
 
 
 def _struct(name: str):

@@ -879,6 +879,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             result = self.alloc_access(pc, regno, reg, off, size)
         elif t == UNTRUSTED_PTR:
             result = self.untrusted_btf_access(pc, regno, reg, off, size, write)
+        elif t == CONST_PTR_TO_MAP:
+            result = self.map_ptr_access(pc, regno, reg, off, size, write)
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
