@@ -1,14 +1,16 @@
 # XDP redirect maps (kernel/bpf/devmap.c, kernel/bpf/cpumap.c, net/xdp/xskmap.c) and
 # cgroup storage (kernel/bpf/local_storage.c): their user-space commands.  Included into
 # pyebpf/_core.pyx.  pyebpf creates them so that objects holding them load beside their
-# tc programs; of these a tc program may only look up a devmap (map_helpers.pxi).
+# tc programs; of these a tc program may only look up a devmap or an XSKMAP
+# (map_helpers.pxi).
 #
 # A DEVMAP slot and a DEVMAP_HASH element hold 8 bytes, struct bpf_devmap_val: the
 # device's ifindex and its XDP program's id; a CPUMAP slot struct bpf_cpumap_val: the
 # queue size and the program's id.  ifindex (qsize) 0 is an empty slot.  pyebpf has no
 # XDP programs: a program fd is refused, and every id is 0.  An XSKMAP holds AF_XDP
-# sockets, which pyebpf has none of; cgroup storage exists per attached cgroup, and
-# pyebpf attaches no program to a cgroup: both stay empty.
+# sockets, which pyebpf has none of (a program's lookup, a PTR_TO_XDP_SOCK the
+# verifier lets it read queue_id through, is NULL); cgroup storage exists per attached
+# cgroup, and pyebpf attaches no program to a cgroup: both stay empty.
 
 cdef enum:
     # the types of this file as bits, so that the map helpers' check of their map
@@ -123,8 +125,8 @@ cdef int xdp_map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
 
 
 cdef inline uint8_t* xdp_map_lookup(MapStore* m, const uint8_t* key) noexcept nogil:
-    """dev_map_lookup_elem, dev_map_hash_lookup_elem, cpu_map_lookup_elem: the slot's
-    value, NULL when there is none."""
+    """dev_map_lookup_elem, dev_map_hash_lookup_elem, cpu_map_lookup_elem,
+    xsk_map_lookup_elem: the slot's value, NULL when there is none."""
     cdef int32_t e = map_find(m, key)
     if e == NO_ELEM or (m.type != BPF_MAP_TYPE_DEVMAP_HASH and _le32(map_value(m, e, 0)) == 0):
         return NULL

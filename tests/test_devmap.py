@@ -19,7 +19,7 @@ import pyebpf
 import pyebpf.kernel
 from pyebpf import Map, asm, isa
 from pyebpf.environment import Device, Environment
-from pyebpf.errors import MapError, VerifierError
+from pyebpf.errors import MapError
 
 from bpfc import compile_object
 from mapcheck import U32_OR_MINUS_1, created, load_verdicts, lookup_key, outcome, \
@@ -305,13 +305,50 @@ def test_a_write_into_a_devmap_value_is_refused_as_by_the_kernel(kernel_oracle):
     refused_alike(kernel_oracle, DEVMAP, (4, 4, 2, 0), make, "write into map forbidden")
 
 
-def test_an_xskmap_lookup_is_refused_by_pyebpf_which_has_no_af_xdp_sockets(kernel_oracle):
-    """The kernel gives PTR_TO_XDP_SOCK_OR_NULL, which pyebpf does not model: a known
-    difference (the kernel loads the program)."""
+QUEUE_ID_OR_MINUS_1 = U32_OR_MINUS_1     # struct bpf_xdp_sock's queue_id
+
+
+def test_a_tc_program_reads_an_xskmap_sockets_queue_id_as_in_the_kernel(kernel_oracle):
+    """mark_ptr_or_null_reg makes the lookup's result, once checked, a PTR_TO_XDP_SOCK
+    whose u32 queue_id may be read; both load the program, and in a map that holds no
+    AF_XDP socket (pyebpf's never do) the lookup is NULL."""
+    count_comparison()
     mine, kernel = load_verdicts(kernel_oracle, XSKMAP, (4, 4, 2, 0),
-                                 lambda fd: lookup_key(fd) + "\n r0 = 0\n exit")
-    assert kernel is None
-    assert "of an XSKMAP (an AF_XDP socket, PTR_TO_XDP_SOCK) is not supported by pyebpf" in mine
+                                 lambda fd: lookup_key(fd) + QUEUE_ID_OR_MINUS_1)
+    assert (mine, kernel) == (None, None)
+    assert same_lookup(kernel_oracle, XSKMAP, (4, 4, 4), [], 0, QUEUE_ID_OR_MINUS_1) == -1
+
+
+def test_an_xdp_sock_is_a_sock_common_argument_as_in_the_kernel(kernel_oracle):
+    """ARG_PTR_TO_SOCK_COMMON's types include PTR_TO_XDP_SOCK (bpf_sk_fullsock)."""
+    count_comparison()
+    assert load_verdicts(kernel_oracle, XSKMAP, (4, 4, 2, 0), lambda fd: lookup_key(fd) + f"""
+        if r0 == 0 goto out
+        r1 = r0
+        call {isa.HELPER_IDS["sk_fullsock"]}
+    out:
+        r0 = 0
+        exit""") == (None, None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("r0 = *(u32 *)(r0 + 0)", "R0 invalid mem access 'map_value_or_null'"),
+    ("r0 += 4", "R0 pointer arithmetic on map_value_or_null prohibited, null-check it first"),
+    ("if r0 == 0 goto out\n r0 = *(u32 *)(r0 + 4)", "R0 invalid xdp_sock access off=4 size=4"),
+    ("if r0 == 0 goto out\n r0 = *(u64 *)(r0 + 0)", "R0 invalid xdp_sock access off=0 size=8"),
+    ("if r0 == 0 goto out\n r0 = *(u16 *)(r0 + 0)", "R0 invalid xdp_sock access off=0 size=2"),
+    ("if r0 == 0 goto out\n *(u32 *)(r0 + 0) = 1", "R0 cannot write into xdp_sock"),
+    ("if r0 == 0 goto out\n r1 = 1\n lock *(u32 *)(r0 + 0) += w1",
+     "BPF_ATOMIC stores into R0 xdp_sock is not allowed"),
+    ("if r0 == 0 goto out\n r0 += 4", "R0 pointer arithmetic on xdp_sock prohibited"),
+], ids=["no-null-check", "arithmetic-before-the-check", "past-queue-id", "u64-read",
+        "narrow-read", "write", "atomic-add", "arithmetic"])
+def test_what_an_xdp_sock_does_not_allow_is_refused_as_by_the_kernel(kernel_oracle, body,
+                                                                      message):
+    """check_sock_access with bpf_xdp_sock_is_valid_access (only queue_id, a u32), and
+    the refusals every socket pointer has (writes, atomics, arithmetic)."""
+    refused_alike(kernel_oracle, XSKMAP, (4, 4, 2, 0),
+                  lambda fd: lookup_key(fd) + f"\n {body}\n out:\n r0 = 0\n exit", message)
 
 
 def same_lookup(kernel_oracle, kind, sizes, updates, key, tail):
