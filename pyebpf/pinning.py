@@ -613,7 +613,8 @@ _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TAS
                isa.MapType.BPF_MAP_TYPE_DEVMAP, isa.MapType.BPF_MAP_TYPE_DEVMAP_HASH,
                isa.MapType.BPF_MAP_TYPE_CPUMAP, isa.MapType.BPF_MAP_TYPE_XSKMAP,
                isa.MapType.BPF_MAP_TYPE_CGROUP_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
+               isa.MapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY)
 
 
 def pin_map(m, path) -> None:
