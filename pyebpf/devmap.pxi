@@ -10,7 +10,8 @@
 # XDP programs: a program fd is refused, and every id is 0.  An XSKMAP holds AF_XDP
 # sockets, which pyebpf has none of (a program's lookup, a PTR_TO_XDP_SOCK the
 # verifier lets it read queue_id through, is NULL); cgroup storage exists per attached
-# cgroup, and pyebpf attaches no program to a cgroup: both stay empty.
+# cgroup, and pyebpf attaches no program to a cgroup: both stay empty.  Pinned (pin
+# format 8), each keeps its slots: ifindexes, queue sizes (pyebpf.pinning).
 
 cdef enum:
     # the types of this file as bits, so that the map helpers' check of their map

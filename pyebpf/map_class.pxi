@@ -241,9 +241,9 @@ cdef class Map:
 
     @property
     def lru_cpus(self):
-        """LRU hashes: the CPUs the LRU keeps lists for (the possible CPUs, or ``ncpu=``,
-        at creation); 0 for other maps."""
-        return self._m.lru_ncpu if _is_lru(self._m) else 0
+        """LRU hashes: the CPUs the LRU keeps lists for; CPU maps: the CPUs a slot may
+        name (both: the possible CPUs, or ``ncpu=``, at creation); 0 for other maps."""
+        return self._m.lru_ncpu if _is_lru(self._m) or self._m.type == BPF_MAP_TYPE_CPUMAP else 0
 
     @property
     def map_extra(self):

@@ -45,7 +45,7 @@ cdef inline bint _is_queue(MapStore* m) noexcept nogil:
 cdef inline uint32_t _vsize(MapStore* m) noexcept nogil:
     """The bytes of a value the contents hold: a socket map's slot holds a socket's
     8-byte cookie, whatever its declared value size (the fd user space gives)."""
-    return 8 if _is_sock_map(m) else m.value_size
+    return 8 if _is_sock_map(m) or m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY else m.value_size
 
 
 cdef inline bint _percpu_lru(MapStore* m) noexcept nogil:

@@ -449,13 +449,6 @@ def test_an_object_holding_them_loads_and_its_tc_program_runs_as_in_the_kernel()
     assert obj.maps["ports"].flags == RDONLY_PROG
 
 
-def test_pinning_refuses_them():
-    m = Map.create(DEVMAP, 4, 4, 1)
-    with pytest.raises(pyebpf.errors.PinError) as exc:
-        m.pin("ports")
-    assert "does not pin BPF_MAP_TYPE_DEVMAP maps" in str(exc.value)
-
-
 def _syscall(cmd, **attr):
     """pyebpf.bpf's answer: 0 or the errno."""
     try:
