@@ -1552,16 +1552,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = r
         if proto.changes_pkt_data and (hid != isa.HELPER_IDS["dynptr_write"] or
                                        dynptr_type(meta["dynptr"]) == SKB):
-            for f in st.frames:
-                for i, r in enumerate(f.regs):
-                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
-                            r.type & DYNPTR_SKB:
-                        r.mark_unknown()
-                for s in f.stack.values():
-                    if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
-                                                s.spill.type == PTR_TO_PACKET_END or
-                                                s.spill.type & DYNPTR_SKB):
-                        s.spill.mark_unknown()
+            self.clear_all_pkt_pointers(st)
 
     def helper_args(self, st: VState, pc: int, hid: int, proto) -> dict:
         """check_helper_call's argument checks (check_func_arg of each, then
@@ -1888,6 +1879,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 (proto.map_types and mtype not in proto.map_types):
             self.refuse(pc, refused)
 
+    @staticmethod
+    def clear_all_pkt_pointers(st: VState) -> None:
+        """Every packet pointer and skb dynptr slice, in registers and spilled, becomes
+        an unknown scalar (clear_all_pkt_pointers)."""
+        for f in st.frames:
+            for r in f.regs:
+                if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
+                        r.type & DYNPTR_SKB:
+                    r.mark_unknown()
+            for s in f.stack.values():
+                if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
+                                            s.spill.type == PTR_TO_PACKET_END or
+                                            s.spill.type & DYNPTR_SKB):
+                    s.spill.mark_unknown()
+
     def local_call(self, st: VState, pc: int, insn) -> int:
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
@@ -1918,6 +1924,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             caller.regs[0] = r0.copy()
             for r in range(1, 6):
                 caller.regs[r] = Reg()
+            if self.changes_pkt_data(self.starts[self.func_of(pc)]):
+                # the callers' packet pointers (as a global function's call does)
+                self.clear_all_pkt_pointers(st)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:
