@@ -61,8 +61,9 @@ cdef class Map:
     cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
     ENOTSUPP, as in the kernel.  Devmaps (DEVMAP, DEVMAP_HASH) hold devices of the
     network ``update(..., env=)`` names (an Environment; default loopback only), CPU
-    maps queue sizes per modelled CPU; XSKMAPs and cgroup storage stay empty (no AF_XDP
-    sockets, no attached cgroup): pyebpf/devmap.pxi, docs/environment.md.
+    maps queue sizes per modelled CPU; XSKMAPs AF_XDP sockets of this process by fd
+    (unbound ones: pyebpf cannot know a bound one's queue); cgroup storage stays empty
+    (no attached cgroup): pyebpf/devmap.pxi, docs/environment.md.
     REUSEPORT_SOCKARRAY: ``update(index, fd)`` with the fd (as the value's bytes) of a
     SO_REUSEPORT socket of this process, listening (TCP) or bound (UDP); a lookup gives
     its cookie (pyebpf/sockmap.pxi).
@@ -488,10 +489,7 @@ cdef class Map:
             if self._m.type == BPF_MAP_TYPE_CPUMAP:
                 rc = cpu_map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags)
             elif self._m.type == BPF_MAP_TYPE_XSKMAP:
-                # xsk_map_update_elem: the flags and the index, then the socket fd
-                rc = (-EINVAL if flags > BPF_EXIST else
-                      -E2BIG if _le32(<const uint8_t*>k) >= self._m.max_entries else
-                      xsk_map_fd_errno(_le32(<const uint8_t*>v)))
+                rc = xsk_map_update(self._m, <const uint8_t*>k, _le32(<const uint8_t*>v), flags)
             else:
                 if env is None:
                     from .environment import Environment

@@ -1022,9 +1022,9 @@ cdef _map_storage(MapStore* m, object kind):
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
-    if kind == BPF_MAP_TYPE_CPUMAP or kind == BPF_MAP_TYPE_XSKMAP:
-        # slots of {qsize, prog id} (cpumaps) and of nothing (no AF_XDP sockets), which
-        # tc programs cannot look up
+    if kind == BPF_MAP_TYPE_CPUMAP:
+        # slots of {qsize, prog id}, which tc programs cannot look up (an XSKMAP's
+        # {queue_id, inode} they can: its queue_id only, devmap.pxi)
         m.hidden = True
     if (kind == BPF_MAP_TYPE_CGROUP_ARRAY or kind in _SOCK_MAPS
             or kind == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY):

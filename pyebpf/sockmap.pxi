@@ -120,6 +120,18 @@ cdef int reuseport_array_delete(MapStore* m, const uint8_t* key) noexcept nogil:
     return 0
 
 
+def _socket_of(int fd):
+    """A socket object on a duplicate of the socket ``fd``, with its own family, type
+    and protocol (SO_DOMAIN, SO_TYPE, SO_PROTOCOL): Python's detection asks getsockname
+    too, which AF_XDP sockets do not answer."""
+    import os as _os
+    import socket as _socket
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0, _os.dup(fd)) as probe:
+        kind = [probe.getsockopt(_socket.SOL_SOCKET, opt) for opt in
+                (_socket.SO_DOMAIN, _socket.SO_TYPE, _socket.SO_PROTOCOL)]
+    return _socket.socket(*kind, _os.dup(fd))
+
+
 def _reuseport_socket(int fd, bint occupied, uint64_t flags):
     """bpf_fd_reuseport_array_update_elem's look at the socket ``fd`` of this process,
     for a slot ``occupied`` or not: (0, its cookie) or (negative errno, 0), the checks
@@ -138,7 +150,7 @@ def _reuseport_socket(int fd, bint occupied, uint64_t flags):
         return -EEXIST, 0
     if not occupied and flags == BPF_EXIST:
         return -ENOENT, 0
-    with _socket.socket(fileno=_os.dup(fd)) as sk:
+    with _socket_of(fd) as sk:
         if (sk.proto not in (_socket.IPPROTO_TCP, _socket.IPPROTO_UDP)
                 or sk.family not in (_socket.AF_INET, _socket.AF_INET6)
                 or sk.type not in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM)):

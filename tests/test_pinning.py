@@ -947,6 +947,37 @@ def test_a_pinned_reuseport_array_keeps_the_cookies_of_its_sockets(pin_root):
     assert (again.lookup(u32(0)), again.lookup(u32(1))) == (None, cookie)
 
 
+def test_a_pinned_xskmap_keeps_its_sockets_for_the_programs_of_another_process(pin_root):
+    try:
+        xsk = socket.socket(isa.AF_XDP, socket.SOCK_RAW)
+    except PermissionError:
+        pytest.skip("AF_XDP sockets need CAP_NET_RAW")
+    with xsk:
+        m = Map.create(isa.MapType.BPF_MAP_TYPE_XSKMAP, 4, 4, 2)
+        m.update(u32(1), u32(xsk.fileno()))
+        m.pin("xsks")
+        out = finish(child(f"""
+import pyebpf
+from pyebpf import asm
+m = pyebpf.Map.from_pin("xsks")
+for key in (0, 1):
+    prog = asm.assemble(f\"\"\"
+        *(u32 *)(r10 - 4) = {{key}}
+        r1 = map_fd({{m.fd}}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto miss
+        r0 = *(u32 *)(r0 + 0)
+        exit
+    miss:
+        r0 = 7
+        exit\"\"\")
+    print(pyebpf.Program(prog, "sched_cls").run(bytes(64)).retval)
+""", env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    assert out.split() == ["7", "0"]       # slot 0 empty, slot 1 the socket's queue 0
+
+
 def test_an_object_reuses_the_devmap_it_pinned_by_name(pin_root):
     """The pinned devmap's flags have the BPF_F_RDONLY_PROG its creation added, which
     the declaration has not: ignored, as libbpf's map_is_reuse_compat does."""
