@@ -1,14 +1,19 @@
 # XDP redirect maps (kernel/bpf/devmap.c, kernel/bpf/cpumap.c, net/xdp/xskmap.c) and
 # cgroup storage (kernel/bpf/local_storage.c): their user-space commands.  Included into
 # pyebpf/_core.pyx.  pyebpf creates them so that objects holding them load beside their
-# tc programs; of these a tc program may only look up a devmap (map_helpers.pxi).
+# tc programs; of these a tc program may only look up a devmap or an XSKMAP
+# (map_helpers.pxi).
 #
 # A DEVMAP slot and a DEVMAP_HASH element hold 8 bytes, struct bpf_devmap_val: the
 # device's ifindex and its XDP program's id; a CPUMAP slot struct bpf_cpumap_val: the
 # queue size and the program's id.  ifindex (qsize) 0 is an empty slot.  pyebpf has no
-# XDP programs: a program fd is refused, and every id is 0.  An XSKMAP holds AF_XDP
-# sockets, which pyebpf has none of; cgroup storage exists per attached cgroup, and
-# pyebpf attaches no program to a cgroup: both stay empty.
+# XDP programs: a program fd is refused, and every id is 0.  An XSKMAP slot holds an
+# AF_XDP socket of this process as {queue_id, its inode} (inode 0: empty): a program's
+# lookup points at its queue_id (struct bpf_xdp_sock, the PTR_TO_XDP_SOCK the verifier
+# lets it read); pyebpf knows the queue of an unbound socket only (0), and refuses a
+# bound one.  Cgroup storage exists per attached cgroup, and pyebpf attaches no program
+# to a cgroup: it stays empty.  Pinned (pin format 8), each keeps its slots: ifindexes,
+# queue sizes, sockets (pyebpf.pinning).
 
 cdef enum:
     # the types of this file as bits, so that the map helpers' check of their map
@@ -117,34 +122,65 @@ cdef int xdp_map_delete(MapStore* m, const uint8_t* key) noexcept nogil:
         return map_delete(m, key)
     if _le32(key) >= m.max_entries:
         return -EINVAL
-    if m.type != BPF_MAP_TYPE_XSKMAP:
-        memset(map_value(m, <int32_t>_le32(key), 0), 0, 8)
+    memset(map_value(m, <int32_t>_le32(key), 0), 0, 8)
     return 0
 
 
 cdef inline uint8_t* xdp_map_lookup(MapStore* m, const uint8_t* key) noexcept nogil:
-    """dev_map_lookup_elem, dev_map_hash_lookup_elem, cpu_map_lookup_elem: the slot's
-    value, NULL when there is none."""
+    """dev_map_lookup_elem, dev_map_hash_lookup_elem, cpu_map_lookup_elem,
+    xsk_map_lookup_elem: the slot's value, NULL when there is none."""
     cdef int32_t e = map_find(m, key)
-    if e == NO_ELEM or (m.type != BPF_MAP_TYPE_DEVMAP_HASH and _le32(map_value(m, e, 0)) == 0):
+    # the slot's ifindex, qsize or (XSKMAP) socket's inode: 0 for none
+    cdef uint32_t used = 4 if m.type == BPF_MAP_TYPE_XSKMAP else 0
+    if e == NO_ELEM or (m.type != BPF_MAP_TYPE_DEVMAP_HASH and _le32(map_value(m, e, 0) + used) == 0):
         return NULL
     return map_value(m, e, 0)
 
 
-cdef int xsk_map_fd_errno(uint32_t fd):
-    """xsk_map_update_elem's refusal of the socket fd ``fd`` of this process:
-    sockfd_lookup's EBADF (none open) or ENOTSOCK, EOPNOTSUPP for a socket not AF_XDP.
-    pyebpf cannot hold an AF_XDP socket: one is ENOTSUPP."""
+cdef int xsk_map_update(MapStore* m, const uint8_t* key, uint32_t fd, uint64_t flags):
+    """xsk_map_update_elem with the socket fd ``fd`` of this process: 0 or a negative
+    errno.  sockfd_lookup's EBADF (none open) or ENOTSOCK, EOPNOTSUPP for a socket not
+    AF_XDP; the same socket again is no change, else the flags' EEXIST and ENOENT.  A
+    bound socket's queue is not known to pyebpf (its bind, xs->queue_id): ENOTSUPP."""
+    import errno as _errno
     import os as _os
     import socket as _socket
     import stat as _stat
+    cdef uint32_t slot[2]
+    cdef uint8_t* value
+    if flags > BPF_EXIST:
+        return -EINVAL
+    if _le32(key) >= m.max_entries:
+        return -E2BIG
     try:
-        if not _stat.S_ISSOCK(_os.fstat(<int>fd).st_mode):
-            return -ENOTSOCK
+        st = _os.fstat(<int>fd)
     except (OSError, OverflowError):
         return -EBADF
-    with _socket.socket(fileno=_os.dup(<int>fd)) as sk:
-        return -ENOTSUPP if sk.family == AF_XDP else -EOPNOTSUPP
+    if not _stat.S_ISSOCK(st.st_mode):
+        return -ENOTSOCK
+    with _socket_of(<int>fd) as sk:
+        if sk.family != AF_XDP:
+            return -EOPNOTSUPP
+        try:
+            # xsk_recvmsg: ENXIO from a socket not bound (xsk_check_common), which
+            # reads nothing; a bound one may answer anything else
+            sk.recv(1, _socket.MSG_DONTWAIT)
+            bound = True
+        except OSError as exc:
+            bound = exc.errno != _errno.ENXIO
+    value = map_value(m, <int32_t>_le32(key), 0)
+    if _le32(value + 4) == <uint32_t>st.st_ino:
+        return 0
+    if flags == BPF_NOEXIST and _le32(value + 4):
+        return -EEXIST
+    if flags == BPF_EXIST and not _le32(value + 4):
+        return -ENOENT
+    if bound:
+        return -ENOTSUPP
+    slot[0] = 0                 # an unbound socket's queue_id
+    slot[1] = <uint32_t>st.st_ino
+    memcpy(value, slot, 8)
+    return 0
 
 
 cdef int cgroup_storage_update(MapStore* m, uint64_t flags, bint has_lock) noexcept nogil:

@@ -246,7 +246,12 @@ class Object:
         from . import pinning
 
         def definition(m):
-            return (int(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
+            flags = m.flags
+            if m.type in (isa.MapType.BPF_MAP_TYPE_DEVMAP, isa.MapType.BPF_MAP_TYPE_DEVMAP_HASH):
+                # the creation added it (dev_map_init_map): libbpf's map_is_reuse_compat
+                # ignores it
+                flags &= ~isa.BPF_F_RDONLY_PROG
+            return (int(m.type), m.key_size, m.value_size, m.max_entries, flags)
         try:
             m = Map.from_pin(path)
         except PinError as exc:

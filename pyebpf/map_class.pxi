@@ -61,8 +61,12 @@ cdef class Map:
     cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
     ENOTSUPP, as in the kernel.  Devmaps (DEVMAP, DEVMAP_HASH) hold devices of the
     network ``update(..., env=)`` names (an Environment; default loopback only), CPU
-    maps queue sizes per modelled CPU; XSKMAPs and cgroup storage stay empty (no AF_XDP
-    sockets, no attached cgroup): pyebpf/devmap.pxi, docs/environment.md.
+    maps queue sizes per modelled CPU; XSKMAPs AF_XDP sockets of this process by fd
+    (unbound ones: pyebpf cannot know a bound one's queue); cgroup storage stays empty
+    (no attached cgroup): pyebpf/devmap.pxi, docs/environment.md.
+    REUSEPORT_SOCKARRAY: ``update(index, fd)`` with the fd (as the value's bytes) of a
+    SO_REUSEPORT socket of this process, listening (TCP) or bound (UDP); a lookup gives
+    its cookie (pyebpf/sockmap.pxi).
     """
     cdef MapStore* _m
     cdef readonly int fd
@@ -238,9 +242,9 @@ cdef class Map:
 
     @property
     def lru_cpus(self):
-        """LRU hashes: the CPUs the LRU keeps lists for (the possible CPUs, or ``ncpu=``,
-        at creation); 0 for other maps."""
-        return self._m.lru_ncpu if _is_lru(self._m) else 0
+        """LRU hashes: the CPUs the LRU keeps lists for; CPU maps: the CPUs a slot may
+        name (both: the possible CPUs, or ``ncpu=``, at creation); 0 for other maps."""
+        return self._m.lru_ncpu if _is_lru(self._m) or self._m.type == BPF_MAP_TYPE_CPUMAP else 0
 
     @property
     def map_extra(self):
@@ -331,7 +335,7 @@ cdef class Map:
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
-        if _is_sock_map(self._m):
+        if _is_sock_map(self._m) or self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
             return self._socket_cookie(k)
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             raise TypeError(f"map {self._label()} is a bloom filter: ask maybe_contains(value)")
@@ -383,6 +387,8 @@ cdef class Map:
             return self._set_cgroup(k, value, flags)
         if _is_sock_map(self._m):
             return self._set_socket(k, value, flags)
+        if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+            return self._set_reuseport(k, value, flags)
         if self._m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             raise MapError(EINVAL, f"map {self._label()}: perf event array slots are "
                                    "opened with open(), not updated")
@@ -483,10 +489,7 @@ cdef class Map:
             if self._m.type == BPF_MAP_TYPE_CPUMAP:
                 rc = cpu_map_update(self._m, <const uint8_t*>k, <const uint8_t*>v, flags)
             elif self._m.type == BPF_MAP_TYPE_XSKMAP:
-                # xsk_map_update_elem: the flags and the index, then the socket fd
-                rc = (-EINVAL if flags > BPF_EXIST else
-                      -E2BIG if _le32(<const uint8_t*>k) >= self._m.max_entries else
-                      xsk_map_fd_errno(_le32(<const uint8_t*>v)))
+                rc = xsk_map_update(self._m, <const uint8_t*>k, _le32(<const uint8_t*>v), flags)
             else:
                 if env is None:
                     from .environment import Environment
@@ -519,6 +522,37 @@ cdef class Map:
         if rc:
             self._fail(rc, "update", k)
 
+    cdef _set_reuseport(self, bytes k, value, uint64_t flags):
+        """bpf_fd_reuseport_array_update_elem: the socket whose fd ``value`` holds (a
+        u32, or a u64 in a map of 8-byte values) in the slot ``k``, as its cookie."""
+        cdef bytes v = self._value(value)
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        cdef uint64_t fd = int.from_bytes(v, "little")
+        cdef uint64_t cookie
+        cdef Map other
+        if flags > BPF_EXIST:
+            self._fail(-EINVAL, "update", k)
+        if e == NO_ELEM:
+            self._fail(-E2BIG, "update", k)
+        if self._m.value_size == 8 and fd > 0x7FFFFFFF:
+            self._fail(-EINVAL, f"update (socket fd {fd} is above S32_MAX)", k)
+        rc, cookie = _reuseport_socket(<int32_t>fd, sock_map_slot(self._m, e) != 0, flags)
+        if rc:
+            self._fail(rc, f"update (socket fd {<int32_t>fd})", k)
+        for other in _MAP_HANDLES.values():
+            if other._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY and other._holds_socket(cookie):
+                # the kernel marks the socket's sk_user_data with its array's slot
+                self._fail(-EBUSY, f"update (socket fd {<int32_t>fd} is in "
+                                   f"{other._label()} already)", k)
+        memcpy(map_value(self._m, e, 0), &cookie, 8)
+
+    cdef bint _holds_socket(self, uint64_t cookie):
+        cdef uint32_t e
+        for e in range(self._m.max_entries):
+            if sock_map_slot(self._m, <int32_t>e) == cookie:
+                return True
+        return False
+
     cdef _socket_cookie(self, bytes k):
         """sock_map_lookup_sys: the socket's cookie as 8 bytes, ENOSPC for a map of
         4-byte values, None for an empty slot."""
@@ -542,6 +576,11 @@ cdef class Map:
             self._fail(-EINVAL, "delete", k)        # cgroup_storage_delete_elem
         if _is_xdp_map(self._m):
             rc = xdp_map_delete(self._m, <const uint8_t*>k)
+            if rc:
+                self._fail(rc, "delete", k)
+            return
+        if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+            rc = reuseport_array_delete(self._m, <const uint8_t*>k)
             if rc:
                 self._fail(rc, "delete", k)
             return

@@ -72,9 +72,10 @@ cdef MapStore* _data_map_arg(Vm* vm, uint64_t ptr, bint lookup) noexcept nogil:
     elif m.inner != NULL and not lookup:
         helper_fault(vm, b"programs may only look up a map of maps")
     elif (<uint64_t>1 << m.type) & XDP_AND_CGROUP_STORAGE_BITS and not (lookup and (
-            m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_DEVMAP_HASH)):
+            m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_DEVMAP_HASH
+            or m.type == BPF_MAP_TYPE_XSKMAP)):
         helper_fault(vm, b"of the XDP maps and cgroup storage, tc programs may only look "
-                         b"up a devmap")
+                         b"up a devmap or an xskmap")
     else:
         return m
     return NULL
@@ -112,7 +113,8 @@ cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uin
         return 0
     if _is_sock_map(m):
         return sock_map_lookup(vm, m, key)
-    if m.type == BPF_MAP_TYPE_DEVMAP:
+    if m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_XSKMAP:
+        # an XSKMAP's slots stay empty (devmap.pxi): NULL
         return <uintptr_t>xdp_map_lookup(m, key)
     elem = _find_locked(m, key)
     if elem == NO_ELEM:

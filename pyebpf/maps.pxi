@@ -787,6 +787,8 @@ _CREATE_FLAGS = {
     # SOCK_CREATE_FLAG_MASK (net/core/sock_map.c)
     BPF_MAP_TYPE_SOCKMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
     BPF_MAP_TYPE_SOCKHASH: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+    # array_map_alloc_check: ARRAY_CREATE_FLAG_MASK less those of plain arrays
+    BPF_MAP_TYPE_REUSEPORT_SOCKARRAY: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     # DEV_CREATE_FLAG_MASK (kernel/bpf/devmap.c), cpu_map_alloc, xsk_map_alloc,
     # LOCAL_STORAGE_CREATE_FLAG_MASK (kernel/bpf/local_storage.c)
     BPF_MAP_TYPE_DEVMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
@@ -816,7 +818,7 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                                   BPF_MAP_TYPE_USER_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
                                                   BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE \
-            + _SOCK_MAPS + _XDP_MAPS:
+            + _SOCK_MAPS + _XDP_MAPS + (BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
     if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
         raise MapError(EINVAL, f"{name} takes no map_extra")
@@ -876,6 +878,13 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                    f"{'a 4-byte' if kind == BPF_MAP_TYPE_SOCKMAP else 'a'} key")
         if key_size > MAX_BPF_STACK:
             raise MapError(E2BIG, f"a {name} key is at most {MAX_BPF_STACK} bytes")
+        return
+    if kind == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+        # reuseport_array_alloc_check, then array_map_alloc_check: a value is a socket's
+        # fd (4 bytes, or 8) or, read back, its cookie (8); the key a u32 index
+        if value_size not in (4, 8) or max_entries == 0 or key_size != 4:
+            raise MapError(EINVAL, f"{name} has max_entries, a 4-byte key and a 4- or "
+                                   f"8-byte value")
         return
     if kind in _DEV_MAPS + (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP):
         # dev_map_alloc_check, cpu_map_alloc, xsk_map_alloc: a u32 key; a devmap's value
@@ -1016,11 +1025,12 @@ cdef _map_storage(MapStore* m, object kind):
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
     m.values = <uint8_t*>_zalloc(m.values_len, 1)
-    if kind == BPF_MAP_TYPE_CPUMAP or kind == BPF_MAP_TYPE_XSKMAP:
-        # slots of {qsize, prog id} (cpumaps) and of nothing (no AF_XDP sockets), which
-        # tc programs cannot look up
+    if kind == BPF_MAP_TYPE_CPUMAP:
+        # slots of {qsize, prog id}, which tc programs cannot look up (an XSKMAP's
+        # {queue_id, inode} they can: its queue_id only, devmap.pxi)
         m.hidden = True
-    if kind == BPF_MAP_TYPE_CGROUP_ARRAY or kind in _SOCK_MAPS:
+    if (kind == BPF_MAP_TYPE_CGROUP_ARRAY or kind in _SOCK_MAPS
+            or kind == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY):
         # each slot's 8 bytes (the stride) hold the id of the cgroup put there, or the
         # cookie of the socket (sockmap.pxi), 0 for none; programs never see the slots
         m.hidden = True

@@ -29,7 +29,7 @@ from . import _core, isa, pin_format
 from .errors import EbpfError, MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 7                                 # written; 1 to 7 are read
+VERSION = 8                                 # written; 1 to 8 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -59,6 +59,10 @@ _V2_MAPS = _V1_MAPS + (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH
                        _T.BPF_MAP_TYPE_RINGBUF, _T.BPF_MAP_TYPE_STACK_TRACE)
 _MAPS_UP_TO = {1: _V1_MAPS, 2: _V2_MAPS}    # the map types each older version holds
 _SOCK_MAPS = (_T.BPF_MAP_TYPE_SOCKMAP, _T.BPF_MAP_TYPE_SOCKHASH)   # held since version 5
+_DEV_MAPS = (_T.BPF_MAP_TYPE_DEVMAP, _T.BPF_MAP_TYPE_DEVMAP_HASH)
+_V8_MAPS = _DEV_MAPS + (_T.BPF_MAP_TYPE_CPUMAP, _T.BPF_MAP_TYPE_XSKMAP,   # held since version 8
+                        _T.BPF_MAP_TYPE_CGROUP_STORAGE, _T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+                        _T.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY)
 _LRU = (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no element holds
 
@@ -328,7 +332,7 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if kind == KIND_MAP and body[:4] and (
             version in _MAPS_UP_TO and int.from_bytes(body[:4], "little") not in
             _MAPS_UP_TO[version] or version < 5 and int.from_bytes(body[:4], "little") in
-            _SOCK_MAPS):
+            _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
     if version < 5 and kind == KIND_MAP and int.from_bytes(body[:4], "little") in _LRU:
@@ -484,7 +488,8 @@ def _map_def(m) -> bytes:
     """The definition, then the key's and the value's BTF: the kernel's map keeps its
     btf_record (bpf_timer, bpf_wq, bpf_spin_lock...), so one got from its pin must too."""
     name = m.name.encode()
-    # an LRU map's ncpu is the CPUs it keeps lists for (per-CPU values or not)
+    # an LRU map's ncpu is the CPUs it keeps lists for (per-CPU values or not), a CPU
+    # map's the CPUs its slots may name
     return MAP_DEF.pack(m.type, m.key_size, m.value_size, m.max_entries, m.flags,
                         m.lru_cpus or m.ncpu, len(name)) + name + \
         _type_btf(m, m.key_type, "key") + _type_btf(m, m.value_type, "value")
@@ -608,12 +613,7 @@ def _detach(m) -> None:
 # are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
 # ids where the declared values are 4-byte fds)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY,
-               # pin format 6 has no layout for these (devmap.pxi); a later format may
-               isa.MapType.BPF_MAP_TYPE_DEVMAP, isa.MapType.BPF_MAP_TYPE_DEVMAP_HASH,
-               isa.MapType.BPF_MAP_TYPE_CPUMAP, isa.MapType.BPF_MAP_TYPE_XSKMAP,
-               isa.MapType.BPF_MAP_TYPE_CGROUP_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
 
 
 def pin_map(m, path) -> None:
@@ -671,6 +671,8 @@ def get_map(path):
 
 def _create(path: str, definition: tuple, what: str, template, contents: bytes = b""):
     kind, key, value, entries, flags, ncpu, name, key_type, value_type = definition
+    if kind in _DEV_MAPS:
+        flags &= ~isa.BPF_F_RDONLY_PROG     # the creation adds it (dev_map_init_map)
     # a bloom filter's contents begin with its map_extra, which sizes its bitset
     extra = int.from_bytes(contents[:4], "little") if kind == _T.BPF_MAP_TYPE_BLOOM_FILTER \
         else 0

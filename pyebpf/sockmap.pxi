@@ -6,6 +6,14 @@
 # sock_map_lookup_sys does.  Programs look a socket up as a referenced pointer to the
 # socket of the run's Environment with that cookie (NULL when the world has none), and
 # put in sockets the lookups gave them.  Included into pyebpf/_core.pyx.
+#
+# A REUSEPORT_SOCKARRAY (kernel/bpf/reuseport_array.c) is an array of such slots too,
+# but user space puts sockets in by fd, as the kernel takes them: the socket, open in
+# this process, must be a TCP listener or a bound UDP socket with SO_REUSEPORT; it is
+# kept as its cookie (SO_COOKIE), which a lookup gives back.  Only sk_reuseport
+# programs use these maps (bpf_sk_select_reuseport), which pyebpf does not run.  The
+# kernel drops a socket from its array when the socket is closed; pyebpf cannot see
+# that, and keeps the cookie until the slot is deleted or overwritten.
 
 
 cdef inline uint64_t sock_map_slot(MapStore* m, int32_t e) noexcept nogil:
@@ -99,3 +107,60 @@ def _socket_cookie_of(value, str label):
         raise ValueError(f"map {label}: a socket map holds sockets by cookie (an int, or "
                          f"a Socket with its cookie), not {value!r}")
     return value
+
+
+cdef int reuseport_array_delete(MapStore* m, const uint8_t* key) noexcept nogil:
+    """reuseport_array_delete_elem: E2BIG past the end, ENOENT for an empty slot."""
+    cdef int32_t e = map_find(m, key)
+    if e == NO_ELEM:
+        return -E2BIG
+    if not sock_map_slot(m, e):
+        return -ENOENT
+    memset(map_value(m, e, 0), 0, 8)
+    return 0
+
+
+def _socket_of(int fd):
+    """A socket object on a duplicate of the socket ``fd``, with its own family, type
+    and protocol (SO_DOMAIN, SO_TYPE, SO_PROTOCOL): Python's detection asks getsockname
+    too, which AF_XDP sockets do not answer."""
+    import os as _os
+    import socket as _socket
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0, _os.dup(fd)) as probe:
+        kind = [probe.getsockopt(_socket.SOL_SOCKET, opt) for opt in
+                (_socket.SO_DOMAIN, _socket.SO_TYPE, _socket.SO_PROTOCOL)]
+    return _socket.socket(*kind, _os.dup(fd))
+
+
+def _reuseport_socket(int fd, bint occupied, uint64_t flags):
+    """bpf_fd_reuseport_array_update_elem's look at the socket ``fd`` of this process,
+    for a slot ``occupied`` or not: (0, its cookie) or (negative errno, 0), the checks
+    in the kernel's order (sockfd_lookup, reuseport_array_update_check).  The socket
+    being in a pyebpf array already (the kernel's sk_user_data: EBUSY) is the caller's
+    to check."""
+    import os as _os
+    import socket as _socket
+    import stat as _stat
+    try:
+        if not _stat.S_ISSOCK(_os.fstat(fd).st_mode):
+            return -ENOTSOCK, 0
+    except OSError:
+        return -EBADF, 0
+    if occupied and flags == BPF_NOEXIST:
+        return -EEXIST, 0
+    if not occupied and flags == BPF_EXIST:
+        return -ENOENT, 0
+    with _socket_of(fd) as sk:
+        if (sk.proto not in (_socket.IPPROTO_TCP, _socket.IPPROTO_UDP)
+                or sk.family not in (_socket.AF_INET, _socket.AF_INET6)
+                or sk.type not in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM)):
+            return -ENOTSUPP, 0
+        # sk_hashed and sk_reuseport_cb: a TCP socket gets both when it listens with
+        # SO_REUSEPORT (__inet_hash), a UDP socket when it binds with it (udp_lib_get_port)
+        if sk.type == _socket.SOCK_STREAM:
+            hashed = sk.getsockopt(_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN)
+        else:
+            hashed = sk.getsockname()[1] != 0
+        if not hashed or not sk.getsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT):
+            return -EINVAL, 0
+        return 0, int.from_bytes(sk.getsockopt(_socket.SOL_SOCKET, _isa.SO_COOKIE, 8), "little")

@@ -19,7 +19,7 @@ import pyebpf
 import pyebpf.kernel
 from pyebpf import Map, asm, isa
 from pyebpf.environment import Device, Environment
-from pyebpf.errors import MapError, VerifierError
+from pyebpf.errors import MapError
 
 from bpfc import compile_object
 from mapcheck import U32_OR_MINUS_1, created, load_verdicts, lookup_key, outcome, \
@@ -206,13 +206,56 @@ def fixed_fds(tmp_path):
 
 def test_xskmap_commands_answer_as_the_kernels(kernel_oracle, fixed_fds):
     """An XSKMAP holds AF_XDP sockets: an fd not open is EBADF, a file ENOTSOCK, another
-    socket EOPNOTSUPP; its values are not read back (EOPNOTSUPP)."""
+    socket EOPNOTSUPP; its values are not read back (EOPNOTSUPP); a slot's delete empties
+    it (past the end: EINVAL)."""
     file_fd, udp_fd = fixed_fds
     same_commands(kernel_oracle, XSKMAP, (4, 4, 4), [
         ("update", u32(0), u32(file_fd)), ("update", u32(0), u32(udp_fd)),
         ("update", u32(0), u32(0x7FFFFFF0)), ("update", u32(4), u32(udp_fd)),
         ("update", u32(0), u32(udp_fd), 4), ("lookup", u32(0)), ("delete", u32(0)),
         ("delete", u32(4)), ("next_key", None), ("next_key", u32(3))])
+
+
+@pytest.fixture
+def xsk_fds():
+    """Two AF_XDP sockets, not bound, at fds 1002 and 1003 (fixed: the recorded answers
+    are keyed by the values that hold them); a skip where this process may not make
+    one (xsk_create wants CAP_NET_RAW)."""
+    try:
+        made = [socket.socket(isa.AF_XDP, socket.SOCK_RAW) for _ in range(2)]
+    except PermissionError:
+        pytest.skip("AF_XDP sockets need CAP_NET_RAW")
+    for n, s in enumerate(made):
+        os.dup2(s.fileno(), 1002 + n)
+    try:
+        yield 1002, 1003
+    finally:
+        for n, s in enumerate(made):
+            os.close(1002 + n)
+            s.close()
+
+
+def test_xskmap_commands_with_af_xdp_sockets_answer_as_the_kernels(kernel_oracle, xsk_fds):
+    """xsk_map_update_elem takes any AF_XDP socket, in as many slots as wanted; the
+    socket a slot holds already is no change, whatever the flags."""
+    xsk, other = xsk_fds
+    same_commands(kernel_oracle, XSKMAP, (4, 4, 4), [
+        ("update", u32(0), u32(xsk)), ("update", u32(0), u32(xsk), NOEXIST),
+        ("update", u32(1), u32(xsk)), ("update", u32(2), u32(xsk), EXIST),
+        ("update", u32(0), u32(other), NOEXIST), ("update", u32(0), u32(other), EXIST),
+        ("lookup", u32(0)), ("next_key", u32(1)), ("delete", u32(1)), ("delete", u32(1)),
+        ("update", u32(1), u32(other), EXIST)])
+
+
+@pytest.mark.parametrize("key, want", [(0, 0), (1, -1), (2, -1)],
+                         ids=["socket", "deleted", "never-set"])
+def test_a_tc_program_reads_an_af_xdp_sockets_queue_id_as_in_the_kernel(kernel_oracle, xsk_fds,
+                                                                        key, want):
+    """An unbound socket's queue_id is 0; an emptied slot is NULL."""
+    xsk, _ = xsk_fds
+    assert same_lookup(kernel_oracle, XSKMAP, (4, 4, 4), [
+        (u32(0), u32(xsk)), (u32(1), u32(xsk))], key, QUEUE_ID_OR_MINUS_1,
+        deletes=[u32(1)]) == want
 
 
 @pytest.mark.parametrize("kind, key_size", [(CGROUP_STORAGE, 8), (CGROUP_STORAGE, 16),
@@ -305,23 +348,64 @@ def test_a_write_into_a_devmap_value_is_refused_as_by_the_kernel(kernel_oracle):
     refused_alike(kernel_oracle, DEVMAP, (4, 4, 2, 0), make, "write into map forbidden")
 
 
-def test_an_xskmap_lookup_is_refused_by_pyebpf_which_has_no_af_xdp_sockets(kernel_oracle):
-    """The kernel gives PTR_TO_XDP_SOCK_OR_NULL, which pyebpf does not model: a known
-    difference (the kernel loads the program)."""
+QUEUE_ID_OR_MINUS_1 = U32_OR_MINUS_1     # struct bpf_xdp_sock's queue_id
+
+
+def test_a_tc_program_reads_an_xskmap_sockets_queue_id_as_in_the_kernel(kernel_oracle):
+    """mark_ptr_or_null_reg makes the lookup's result, once checked, a PTR_TO_XDP_SOCK
+    whose u32 queue_id may be read; both load the program, and in a map that holds no
+    AF_XDP socket the lookup is NULL."""
+    count_comparison()
     mine, kernel = load_verdicts(kernel_oracle, XSKMAP, (4, 4, 2, 0),
-                                 lambda fd: lookup_key(fd) + "\n r0 = 0\n exit")
-    assert kernel is None
-    assert "of an XSKMAP (an AF_XDP socket, PTR_TO_XDP_SOCK) is not supported by pyebpf" in mine
+                                 lambda fd: lookup_key(fd) + QUEUE_ID_OR_MINUS_1)
+    assert (mine, kernel) == (None, None)
+    assert same_lookup(kernel_oracle, XSKMAP, (4, 4, 4), [], 0, QUEUE_ID_OR_MINUS_1) == -1
 
 
-def same_lookup(kernel_oracle, kind, sizes, updates, key, tail):
+def test_an_xdp_sock_is_a_sock_common_argument_as_in_the_kernel(kernel_oracle):
+    """ARG_PTR_TO_SOCK_COMMON's types include PTR_TO_XDP_SOCK (bpf_sk_fullsock)."""
+    count_comparison()
+    assert load_verdicts(kernel_oracle, XSKMAP, (4, 4, 2, 0), lambda fd: lookup_key(fd) + f"""
+        if r0 == 0 goto out
+        r1 = r0
+        call {isa.HELPER_IDS["sk_fullsock"]}
+    out:
+        r0 = 0
+        exit""") == (None, None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("r0 = *(u32 *)(r0 + 0)", "R0 invalid mem access 'map_value_or_null'"),
+    ("r0 += 4", "R0 pointer arithmetic on map_value_or_null prohibited, null-check it first"),
+    ("if r0 == 0 goto out\n r0 = *(u32 *)(r0 + 4)", "R0 invalid xdp_sock access off=4 size=4"),
+    ("if r0 == 0 goto out\n r0 = *(u64 *)(r0 + 0)", "R0 invalid xdp_sock access off=0 size=8"),
+    ("if r0 == 0 goto out\n r0 = *(u16 *)(r0 + 0)", "R0 invalid xdp_sock access off=0 size=2"),
+    ("if r0 == 0 goto out\n *(u32 *)(r0 + 0) = 1", "R0 cannot write into xdp_sock"),
+    ("if r0 == 0 goto out\n r1 = 1\n lock *(u32 *)(r0 + 0) += w1",
+     "BPF_ATOMIC stores into R0 xdp_sock is not allowed"),
+    ("if r0 == 0 goto out\n r0 += 4", "R0 pointer arithmetic on xdp_sock prohibited"),
+], ids=["no-null-check", "arithmetic-before-the-check", "past-queue-id", "u64-read",
+        "narrow-read", "write", "atomic-add", "arithmetic"])
+def test_what_an_xdp_sock_does_not_allow_is_refused_as_by_the_kernel(kernel_oracle, body,
+                                                                      message):
+    """check_sock_access with bpf_xdp_sock_is_valid_access (only queue_id, a u32), and
+    the refusals every socket pointer has (writes, atomics, arithmetic)."""
+    refused_alike(kernel_oracle, XSKMAP, (4, 4, 2, 0),
+                  lambda fd: lookup_key(fd) + f"\n {body}\n out:\n r0 = 0\n exit", message)
+
+
+def same_lookup(kernel_oracle, kind, sizes, updates, key, tail, deletes=()):
     """The retval of a tc program looking up ``key`` (then ``tail``) in a map given
-    ``updates``, pyebpf's and the kernel's, equal (one comparison): the kernel's."""
+    ``updates`` then ``deletes``, pyebpf's and the kernel's, equal (one comparison):
+    the kernel's."""
     ours = Map.create(kind, *sizes)
     with kernel_oracle.KernelMap(kind, *sizes) as theirs:
         for k, v in updates:
             ours.update(k, v)
             theirs.update(k, v)
+        for k in deletes:
+            ours.delete(k)
+            theirs.delete(k)
         with kernel_oracle.KernelProgram(asm.assemble(lookup_key(theirs.fd, key) + tail),
                                          "sched_cls") as prog:
             want = prog.test_run(FRAME, ctx={}).retval_signed
@@ -410,13 +494,6 @@ def test_an_object_holding_them_loads_and_its_tc_program_runs_as_in_the_kernel()
             assert ours == theirs, f"mark {mark}: pyebpf {ours:#x}, kernel {theirs:#x}"
     assert "count" in obj.skipped and "count" in kobj.skipped
     assert obj.maps["ports"].flags == RDONLY_PROG
-
-
-def test_pinning_refuses_them():
-    m = Map.create(DEVMAP, 4, 4, 1)
-    with pytest.raises(pyebpf.errors.PinError) as exc:
-        m.pin("ports")
-    assert "does not pin BPF_MAP_TYPE_DEVMAP maps" in str(exc.value)
 
 
 def _syscall(cmd, **attr):

@@ -700,7 +700,10 @@ def test_a_map_value_type_of_no_btf_is_refused_when_pinned(pin_root):
     assert exc.value.errno == errno.EINVAL
 
 @pytest.mark.parametrize("version, kind, key_size, value_size", [
-    (2, "queue", 0, 4), (4, "sockmap", 4, 8)], ids=["queue-in-version-2", "sockmap-in-version-4"])
+    (2, "queue", 0, 4), (4, "sockmap", 4, 8), (7, "devmap", 4, 4), (7, "xskmap", 4, 4),
+    (7, "reuseport_sockarray", 4, 8)],
+    ids=["queue-in-version-2", "sockmap-in-version-4", "devmap-in-version-7",
+         "xskmap-in-version-7", "reuseport-array-in-version-7"])
 def test_an_older_version_file_cannot_hold_a_map_type_it_did_not_have(pin_root, version, kind,
                                                                       key_size, value_size):
     m = Map.create(kind, key_size, value_size, 2)
@@ -867,3 +870,147 @@ def test_a_program_got_from_its_pin_is_verified_with_its_function_info_and_licen
     assert (got.func_info, got.functions, got.license) == \
         (True, prog.functions, "Dual BSD/GPL")
     assert got.run(bytes(64)).retval == 12
+
+
+# --- XDP redirect maps, cgroup storage, reuseport arrays (version 8) ----------------------
+
+def _version_8_maps() -> dict:
+    """A map of each type version 8 added, holding what pyebpf lets them hold: devices
+    by ifindex (lo), queue sizes of the modelled CPUs; XSKMAPs and cgroup storage stay
+    empty (no AF_XDP sockets, no attached cgroup)."""
+    T = isa.MapType
+    dev = Map.create(T.BPF_MAP_TYPE_DEVMAP, 4, 8, 4)
+    dev.update(u32(2), u32(1) + u32(0))
+    dev_hash = Map.create(T.BPF_MAP_TYPE_DEVMAP_HASH, 4, 4, 4)
+    for key in (9, 5, 17):
+        dev_hash.update(u32(key), u32(1))
+    cpus = Map.create(T.BPF_MAP_TYPE_CPUMAP, 4, 8, 4, ncpu=3)
+    cpus.update(u32(2), u32(64) + u32(0))
+    return {"devmap": dev, "devmap_hash": dev_hash, "cpumap": cpus,
+            "xskmap": Map.create(T.BPF_MAP_TYPE_XSKMAP, 4, 4, 2, isa.BPF_F_WRONLY),
+            "cgroup_storage": Map.create(T.BPF_MAP_TYPE_CGROUP_STORAGE, 16, 4, 0),
+            "percpu_cgroup_storage": Map.create(T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, 8, 4, 0,
+                                                ncpu=2)}
+
+
+def _definition(m) -> tuple:
+    return (m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.ncpu, m.lru_cpus)
+
+
+@pytest.mark.parametrize("name", ["devmap", "devmap_hash", "cpumap", "xskmap", "cgroup_storage",
+                                  "percpu_cgroup_storage"])
+def test_the_maps_version_8_added_keep_their_definition_and_slots_through_a_pin_and_get(
+        pin_root, name):
+    m = _version_8_maps()[name]
+    m.pin(name)
+    assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == 8
+    again = got(name)
+    assert _definition(again) == _definition(m)
+    assert pin_format.dump(again) == pin_format.dump(m)
+    if not m.flags & isa.BPF_F_WRONLY and name != "xskmap":
+        assert list(again.keys()) == list(m.keys())
+        assert [again.lookup(k) for k in again.keys()] == [m.lookup(k) for k in m.keys()]
+
+
+def test_another_process_looks_up_the_devices_and_queues_of_pinned_xdp_maps(pin_root):
+    """What is kept is what the slots hold: a devmap's ifindexes (the reader's network
+    namespace is not consulted again) and a cpumap's queue sizes, for the CPUs the
+    writer modelled (a CPU past them stays ENODEV)."""
+    maps = _version_8_maps()
+    maps["devmap_hash"].pin("ports")
+    maps["cpumap"].pin("cpus")
+    out = finish(child("import pyebpf\n"
+                       "from pyebpf.errors import MapError\n"
+                       "k = lambda v: v.to_bytes(4, 'little')\n"
+                       "ports, cpus = (pyebpf.Map.from_pin(p) for p in ('ports', 'cpus'))\n"
+                       "print([ports.lookup(n).hex() for n in ports.keys()])\n"
+                       "print(cpus.lookup(k(2)).hex(), cpus.lookup(k(0)))\n"
+                       "try:\n"
+                       "    cpus.update(k(3), k(8) + k(0))\n"
+                       "except MapError as e:\n"
+                       "    print(e.errno)\n",
+                       env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    assert out.split("\n")[:3] == [str([u32(1).hex()] * 3), f"{(u32(64) + u32(0)).hex()} None",
+                                   str(errno.ENODEV)]
+
+
+def test_a_pinned_reuseport_array_keeps_the_cookies_of_its_sockets(pin_root):
+    """A socket stays a member for pyebpf until deleted: the reader gets its cookie."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", 0))
+        m = Map.create(isa.MapType.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, 2)
+        m.update(u32(1), s.fileno().to_bytes(8, "little"))
+        m.pin("servers")
+        cookie = s.getsockopt(socket.SOL_SOCKET, isa.SO_COOKIE, 8)
+    again = got("servers")
+    assert (again.lookup(u32(0)), again.lookup(u32(1))) == (None, cookie)
+
+
+def test_a_pinned_xskmap_keeps_its_sockets_for_the_programs_of_another_process(pin_root):
+    try:
+        xsk = socket.socket(isa.AF_XDP, socket.SOCK_RAW)
+    except PermissionError:
+        pytest.skip("AF_XDP sockets need CAP_NET_RAW")
+    with xsk:
+        m = Map.create(isa.MapType.BPF_MAP_TYPE_XSKMAP, 4, 4, 2)
+        m.update(u32(1), u32(xsk.fileno()))
+        m.pin("xsks")
+        out = finish(child(f"""
+import pyebpf
+from pyebpf import asm
+m = pyebpf.Map.from_pin("xsks")
+for key in (0, 1):
+    prog = asm.assemble(f\"\"\"
+        *(u32 *)(r10 - 4) = {{key}}
+        r1 = map_fd({{m.fd}}) ll
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto miss
+        r0 = *(u32 *)(r0 + 0)
+        exit
+    miss:
+        r0 = 7
+        exit\"\"\")
+    print(pyebpf.Program(prog, "sched_cls").run(bytes(64)).retval)
+""", env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    assert out.split() == ["7", "0"]       # slot 0 empty, slot 1 the socket's queue 0
+
+
+def test_an_object_reuses_the_devmap_it_pinned_by_name(pin_root):
+    """The pinned devmap's flags have the BPF_F_RDONLY_PROG its creation added, which
+    the declaration has not: ignored, as libbpf's map_is_reuse_compat does."""
+    from bpfc import compile_object
+    from mapcheck import pinned_by_name
+    source = pinned_by_name("""
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP); __type(key, __u32); __type(value, __u32);
+         __uint(max_entries, 2);
+} ports SEC(".maps");
+SEC("tc") int prog(struct __sk_buff *skb)
+{ __u32 k = 1; __u32 *v = bpf_map_lookup_elem(&ports, &k); return v ? *v : 9; }
+char _license[] SEC("license") = "GPL";
+""", "ports")
+    data = compile_object(source)
+    first = pyebpf.load(data)
+    first.maps["ports"].update(u32(1), u32(1))
+    second = pyebpf.load(data)
+    assert second.maps["ports"].lookup(u32(1)) == u32(1)
+    assert second.program("prog").run(bytes(64)).retval == 1
+
+
+V7_FILES = Path(__file__).parent / "pin_files" / "v7"
+
+
+def test_version_7_pin_files_are_still_read(pin_root):
+    # made by pyebpf when it wrote version 7: an array of 4 u32 (slot k holds k * 5)
+    # and a hash of 3 keys (k -> k * 7) in its iteration order
+    for name in ("array", "hash"):
+        (pin_root / name).write_bytes((V7_FILES / name).read_bytes())
+        (pin_root / name).chmod(0o600)
+        assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == 7
+    assert got("array").items() == [(u32(k), u32(k * 5)) for k in range(4)]
+    assert sorted(got("hash").items()) == [(u32(k), u32(k * 7)) for k in (1, 2, 3)]
+    m = got("array")
+    m[u32(0)] = u32(1)        # a write-back is the current version
+    assert pinning.HEADER.unpack_from((pin_root / "array").read_bytes())[1] == pinning.VERSION

@@ -227,11 +227,50 @@ class GlobalCalls:
                 if not arg.nullable and reg.type & MAYBE_NULL:
                     self.refuse(pc, f"arg#{i} is expected to be non-NULL", invalid)
         self.log.add(f"Func#{subprog} ('{func.name}') is global and assumed valid.")
+        if self.changes_pkt_data(func.pc):
+            self.clear_all_pkt_pointers(st)
         self.globals_called.add(func.pc)
         for r in range(1, 6):
             regs[r] = Reg()
         regs[0] = scalar()
         return pc + 1
+
+    def changes_pkt_data(self, start: int) -> bool:
+        """Whether the function at ``start``, or a function it calls, calls a helper
+        that changes packet data, or tail-calls, on some path from its entry (check_cfg's
+        mark_subprog_changes_pkt_data and merge_callee_effects; callbacks are their own
+        functions).  A tail call leaves the calling function's packet pointers alone (a
+        program tail-called returns to that function's caller), not its callers'."""
+        from .helpers import PROTOS
+        known = self.__dict__.setdefault("_changes_pkt_data", {})
+        if start in known:
+            return known[start]
+        known[start] = False            # recursion is refused elsewhere
+        func = self.func_of(start)
+        end = self.starts[func + 1] if func + 1 < len(self.starts) else len(self.insns)
+        todo, seen, changes = [start], set(), False
+        while todo and not changes:
+            pc = todo.pop()
+            if pc in seen or not start <= pc < end or self.ops[pc] is None:
+                continue
+            seen.add(pc)
+            insn, f = self.insns[pc], self.ops[pc].form
+            if insn.is_helper_call:
+                proto = PROTOS.get(insn.imm)
+                changes = insn.imm == isa.HELPER_IDS["tail_call"] or \
+                    proto is not None and proto.changes_pkt_data
+            elif f is isa.F_CALL_LOCAL:
+                changes = self.changes_pkt_data(pc + 1 + insn.imm)
+            if insn.is_exit:
+                continue
+            if f in (isa.F_JA, isa.F_JA32):
+                todo.append(pc + 1 + (insn.imm if f is isa.F_JA32 else insn.off))
+                continue
+            if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
+                todo.append(pc + 1 + insn.off)
+            todo.append(pc + (2 if f is isa.F_LDDW else 1))
+        known[start] = changes
+        return changes
 
     def _check_mem_reg(self, st, pc, regno, reg: Reg, size: int, invalid: str) -> None:
         """check_mem_reg: a NULL constant passes; anything else must point at ``size``

@@ -292,4 +292,5 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_XSKMAP: ("redirect_map", "map_lookup_elem"),
     _T.BPF_MAP_TYPE_CGROUP_STORAGE: ("get_local_storage",),
     _T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: ("get_local_storage",),
+    _T.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY: ("sk_select_reuseport",),
 }

@@ -41,7 +41,7 @@ from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
-                    PTR_TO_STACK, PTR_TO_TCP_SOCK,
+                    PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK,
                     PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_IRQ_FLAG,
                     STACK_ITER, STACK_MISC, STACK_SPILL, STACK_ZERO,
                     Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
@@ -99,7 +99,8 @@ def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
 # check_ptr_alignment's names of the pointers it reports misaligned (by exact type)
 _ALIGN_DESC = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", PTR_TO_CTX: "context ",
                PTR_TO_STACK: "stack ", PTR_TO_SOCKET: "sock ",
-               PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock "}
+               PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock ",
+               PTR_TO_XDP_SOCK: "xdp_sock "}
 
 class Refusal(Exception):
     """The kernel's refusal: its message lines, the instruction, and the errno
@@ -1213,7 +1214,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         dst = regs[insn.dst]
         # atomic_ptr_type_ok: the exact types (a socket that may be NULL is let through)
         if dst.type in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCKET,
-                        PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK):
+                        PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK):
             self.refuse(pc, f"BPF_ATOMIC stores into R{insn.dst} {type_str(dst.type)} is not "
                             f"allowed")
         # check_atomic_rmw's check_mem_access(..., strict_alignment_once): every atomic
@@ -1428,6 +1429,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                             r.map.type in helpers.SOCK_MAPS:
                         # mark_ptr_or_null_reg: a socket map's lookup gives a socket
                         r.type, r.map = PTR_TO_SOCKET, None
+                    elif r.type == PTR_TO_MAP_VALUE and r.map is not None and \
+                            r.map.type == isa.MapType.BPF_MAP_TYPE_XSKMAP:
+                        # and an XSKMAP's an AF_XDP socket
+                        r.type, r.map = PTR_TO_XDP_SOCK, None
                     if not r.ref and not self.keeps_id(r):
                         r.id = 0
 
@@ -1563,16 +1568,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[0] = r
         if proto.changes_pkt_data and (hid != isa.HELPER_IDS["dynptr_write"] or
                                        dynptr_type(meta["dynptr"]) == SKB):
-            for f in st.frames:
-                for i, r in enumerate(f.regs):
-                    if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
-                            r.type & DYNPTR_SKB:
-                        r.mark_unknown()
-                for s in f.stack.values():
-                    if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
-                                                s.spill.type == PTR_TO_PACKET_END or
-                                                s.spill.type & DYNPTR_SKB):
-                        s.spill.mark_unknown()
+            self.clear_all_pkt_pointers(st)
 
     def helper_args(self, st: VState, pc: int, hid: int, proto) -> dict:
         """check_helper_call's argument checks (check_func_arg of each, then
@@ -1898,10 +1894,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if (dedicated is not None and name not in dedicated) or \
                 (proto.map_types and mtype not in proto.map_types):
             self.refuse(pc, refused)
-        if mtype == isa.MapType.BPF_MAP_TYPE_XSKMAP:
-            # the kernel gives PTR_TO_XDP_SOCK_OR_NULL, a socket pyebpf does not model
-            self.refuse(pc, f"bpf_{name}#{hid} of an XSKMAP (an AF_XDP socket, "
-                            f"PTR_TO_XDP_SOCK) is not supported by pyebpf")
+
+    @staticmethod
+    def clear_all_pkt_pointers(st: VState) -> None:
+        """Every packet pointer and skb dynptr slice, in registers and spilled, becomes
+        an unknown scalar (clear_all_pkt_pointers)."""
+        for f in st.frames:
+            for r in f.regs:
+                if (r.type & 0xFF) in PKT_TYPES or r.type == PTR_TO_PACKET_END or \
+                        r.type & DYNPTR_SKB:
+                    r.mark_unknown()
+            for s in f.stack.values():
+                if s.spill is not None and ((s.spill.type & 0xFF) in PKT_TYPES or
+                                            s.spill.type == PTR_TO_PACKET_END or
+                                            s.spill.type & DYNPTR_SKB):
+                    s.spill.mark_unknown()
 
     def local_call(self, st: VState, pc: int, insn) -> int:
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
@@ -1933,6 +1940,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             caller.regs[0] = r0.copy()
             for r in range(1, 6):
                 caller.regs[r] = Reg()
+            if self.changes_pkt_data(self.starts[self.func_of(pc)]):
+                # the callers' packet pointers (as a global function's call does)
+                self.clear_all_pkt_pointers(st)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:

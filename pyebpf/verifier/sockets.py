@@ -1,7 +1,8 @@
 """Socket pointers in the verifier: the types the socket helpers return
-(``PTR_TO_SOCKET``, ``PTR_TO_SOCK_COMMON``, ``PTR_TO_TCP_SOCK``, each possibly NULL), the
-fields a program may read through them (``bpf_sock_is_valid_access``,
-``bpf_sock_common_is_valid_access``, ``bpf_tcp_sock_is_valid_access`` in
+(``PTR_TO_SOCKET``, ``PTR_TO_SOCK_COMMON``, ``PTR_TO_TCP_SOCK``, each possibly NULL) and
+an XSKMAP lookup gives (``PTR_TO_XDP_SOCK``), the fields a program may read through them
+(``bpf_sock_is_valid_access``, ``bpf_sock_common_is_valid_access``,
+``bpf_tcp_sock_is_valid_access``, ``bpf_xdp_sock_is_valid_access`` in
 ``net/core/filter.c``), the helper arguments that take them (``compatible_reg_types``)
 and the references the lookups acquire (``acquire_reference``, ``release_reference``
 and ``is_ptr_cast_function`` in ``kernel/bpf/verifier.c``).  The interpreter
@@ -14,9 +15,9 @@ from .. import isa
 from ..btf import Kind
 from ..btf.relo import target_btf
 from .state import (MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
-                    PTR_TO_TCP_SOCK, Reg, scalar, type_str)
+                    PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, Reg, scalar, type_str)
 
-SOCK_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK)
+SOCK_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 # helper argument kinds (enum bpf_arg_type)
 SOCK_COMMON = "sock_common"              # ARG_PTR_TO_SOCK_COMMON
@@ -88,8 +89,13 @@ def tcp_sock_field_ok(off: int, size: int) -> bool:
     return size == (8 if off in isa.BPF_TCP_SOCK_U64.values() else 4)
 
 
+def xdp_sock_field_ok(off: int, size: int) -> bool:
+    """bpf_xdp_sock_is_valid_access: struct bpf_xdp_sock is one u32, queue_id."""
+    return off == 0 and size == 4
+
+
 _FIELD_OK = {PTR_TO_SOCK_COMMON: sock_common_field_ok, PTR_TO_SOCKET: sock_field_ok,
-             PTR_TO_TCP_SOCK: tcp_sock_field_ok}
+             PTR_TO_TCP_SOCK: tcp_sock_field_ok, PTR_TO_XDP_SOCK: xdp_sock_field_ok}
 
 
 def load(v, pc: int, regno: int, reg: Reg, off: int, size: int, write: bool) -> Reg:
