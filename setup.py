@@ -65,6 +65,8 @@ extensions = [
     # the pin file's map contents, walked in C on the core's C interface
     Extension("pyebpf.pin_format", ["pyebpf/pin_format.pyx"], define_macros=macros,
               extra_compile_args=cflags, depends=interface),
+    # the verifier's register, whose copies are most of a path's state copies
+    Extension("pyebpf.verifier.reg", ["pyebpf/verifier/reg.pyx"], extra_compile_args=cflags),
     # tcsim's replay loop and capture I/O (pcap/capio.pxi): their own compilation unit,
     # on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,

@@ -164,7 +164,8 @@ cdef extern from "_dispatch.h":
     void _label "PYEBPF_LABEL" (int op) nogil
     void _label_default "PYEBPF_LABEL_DEFAULT" () nogil
     void _dispatch_table "PYEBPF_TABLE" () nogil
-    # a macro: fetches the instruction at pc into its arguments and jumps to its case
+    # a macro: fetches the op of the instruction at pc into ``i`` and ``op`` and jumps to
+    # its case, whose label reads the operands (d, s, imm) the case uses
     void _next "PYEBPF_NEXT" (const Insn* insns, uint32_t pc, const Insn* i, uint8_t op,
                               uint8_t d, uint8_t s, uint64_t imm) nogil
 

@@ -1075,7 +1075,8 @@ def dispatch_header() -> str:
     """The C macros of the interpreter's dispatch (``pyebpf/_dispatch.h``, written by a
     build): with GCC or Clang, labels-as-values threaded code (each case ends by jumping
     straight to the next instruction's case through a table of 256 labels, one per op id,
-    unknown ids to the invalid-instruction case); elsewhere, or with
+    unknown ids to the invalid-instruction case; a case's label reads the operands, so
+    the compiler keeps only the loads of those the case uses); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
@@ -1090,14 +1091,16 @@ def dispatch_header() -> str:
 #define PYEBPF_OP_(x) __pyx_e_6pyebpf_9_isa_defs_##x
 #define PYEBPF_L_(x) pyebpf_L_##x
 #define PYEBPF_LX_(x) PYEBPF_L_(x)
-#define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused))
+/* a case reads the operands it uses from its instruction itself (Cython's C names of
+   _interp's locals i, d, s, imm): the compiler drops the loads a case does not use */
+#define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused)); __pyx_v_d = __pyx_v_i->dst; \\
+    __pyx_v_s = __pyx_v_i->src; __pyx_v_imm = __pyx_v_i->imm
 #define PYEBPF_LABEL_DEFAULT() pyebpf_L_default: __attribute__((unused))
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; (D) = (I)->dst; (S) = (I)->src; \\
-    (IMM) = (I)->imm; goto *pyebpf_table[OP]; }} while (0)
+    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
 #define PYEBPF_LABEL(x)

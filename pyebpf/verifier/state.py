@@ -81,77 +81,9 @@ def s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-class Reg:
-    """One register: its type, fixed offset ``off``, the tnum ``var_off`` and the
-    64/32-bit signed/unsigned bounds of the scalar (or of a pointer's variable part),
-    ``id`` (shared by copies: NULL checks and packet ranges reach all of them),
-    ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
-    (the map a map pointer or map value belongs to; the BTF struct a ``PTR_TO_BTF_ID``
-    points at), ``size`` (memory size) and
-    ``frame`` (the frame a stack pointer points into); ``precise``: a scalar of a
-    checkpoint whose value some later decision depended on (the kernel's precision
-    marks: only these scalars must match for a path to be pruned)."""
-    __slots__ = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max",
-                 "u32min", "u32max", "id", "ref", "range", "map", "size", "frame",
-                 "precise")
-
-    def __init__(self, type_=NOT_INIT):
-        self.type = type_
-        self.off = 0
-        self.var = tnum.UNKNOWN
-        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, M64
-        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, M32
-        self.id = self.ref = self.range = self.size = self.frame = 0
-        self.map = None
-        self.precise = False
-
-    def copy(self) -> "Reg":
-        r = Reg.__new__(Reg)
-        r.type, r.off, r.var, r.id, r.ref, r.range, r.map, r.size, r.frame = \
-            self.type, self.off, self.var, self.id, self.ref, self.range, self.map, \
-            self.size, self.frame
-        r.smin, r.smax, r.umin, r.umax = self.smin, self.smax, self.umin, self.umax
-        r.s32min, r.s32max, r.u32min, r.u32max = \
-            self.s32min, self.s32max, self.u32min, self.u32max
-        r.precise = self.precise
-        return r
-
-    # --- constructors (the kernel's __mark_reg_*) ------------------------------------
-    def mark_known(self, v: int) -> "Reg":
-        v &= M64
-        self.var = (v, 0)
-        self.smin = self.smax = s64(v)
-        self.umin = self.umax = v
-        self.s32min = self.s32max = s32(v)
-        self.u32min = self.u32max = v & M32
-        return self
-
-    def mark_unbounded(self) -> "Reg":
-        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, M64
-        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, M32
-        return self
-
-    def mark_unknown(self) -> "Reg":
-        self.type = SCALAR
-        self.off = self.id = self.ref = self.range = self.size = self.frame = 0
-        self.map = None
-        self.var = tnum.UNKNOWN
-        return self.mark_unbounded()
-
-    @property
-    def is_const(self) -> bool:
-        return self.var[1] == 0
-
-    @property
-    def value(self) -> int:
-        return self.var[0]
-
-    @property
-    def is_ptr(self) -> bool:
-        return self.type not in (SCALAR, NOT_INIT)
-
-    def is_null(self) -> bool:
-        return self.type == SCALAR and self.var == (0, 0)
+# Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
+# what the verifier's state copies cost.
+from .reg import Reg, copy_regs  # noqa: E402
 
 
 def scalar(v: int | None = None) -> Reg:
@@ -194,7 +126,7 @@ class Frame:
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
-        f.regs = [r.copy() for r in self.regs]
+        f.regs = copy_regs(self.regs)
         f.stack = {k: s.copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
