@@ -398,8 +398,14 @@ cdef class Writer:
     def __dealloc__(self):
         free(self.buf)
 
-    cdef uint8_t* room(self, size_t n) except NULL:
+    cdef inline uint8_t* room(self, size_t n) except NULL:
         """Where the next ``n`` bytes go (``commit`` them after)."""
+        if self.len + n <= self.cap:
+            return self.buf + self.len
+        return self._grow(n)
+
+    cdef uint8_t* _grow(self, size_t n) except NULL:
+        """``room`` where the buffer does not hold ``n`` more bytes: flushed or grown."""
         cdef uint8_t* grown
         if self.len + n > self.cap:
             if self.fd >= 0 and self.len:

@@ -218,18 +218,24 @@ cdef enum:
     MAX_REDIRECTS = 4096        # redirect targets one replay writes captures for
 
 # The end of the last report line one writer (a replay thread, or the writing) made,
-# from "truncated" on: all of it follows from the outcome and whether the packet was
-# cut short, which consecutive packets often share.
-# And the decimal digits of its capture time's seconds, which consecutive packets share.
+# from "len_in" on: all of it follows from the outcome and the packet's lengths, which
+# consecutive packets often share.
+# And the decimal digits of its capture time's seconds, which consecutive packets share,
+# and of its index, which the next packet's often follows by one.
 ctypedef struct LineTail:
     TcOutcome o
-    bint truncated
+    uint32_t wire, caplen
+    int64_t len_out
     bint valid
     uint32_t len
     char text[REPORT_LINE_MAX]
     uint64_t sec            # 0: none yet
     uint32_t sec_len
-    char sec_text[20]
+    char sec_text[24]       # copied 16 bytes at a time (at most 11 digits)
+    char ns_text[16]        # the nine digits of the last line's nanoseconds
+    Py_ssize_t index
+    uint32_t index_len      # 0: none yet
+    char index_text[24]     # copied 20 bytes at a time (at most 19 digits)
 
 
 cdef inline char* _s(char* w, const char* text) noexcept nogil:
@@ -285,8 +291,25 @@ cdef extern from *:
             w[-1] = (char)('0' + x);
         return end;
     }
+    /* Whether the n bytes at a and b are equal: memcmp == 0 a word at a time, unrolled
+       where n is a constant (gcc calls memcmp for a struct's size). */
+    static inline int pyebpf_same(const void* a, const void* b, size_t n) {
+        const char* p = (const char*)a;
+        const char* q = (const char*)b;
+        uint64_t x, y, d = 0;
+        size_t k;
+        for (k = 0; k + 8 <= n; k += 8) {
+            memcpy(&x, p + k, 8);
+            memcpy(&y, q + k, 8);
+            d |= x ^ y;
+        }
+        for (; k < n; k++)
+            d |= (uint64_t)(p[k] ^ q[k]);
+        return d == 0;
+    }
     """
     char* _u "pyebpf_dec" (char* w, uint64_t v) noexcept nogil
+    bint _same "pyebpf_same" (const void* a, const void* b, size_t n) noexcept nogil
     void _pairs_at "pyebpf_pairs_at" (char* end, uint32_t x, int pairs) noexcept nogil
 
 
@@ -411,9 +434,78 @@ cdef extern from *:
             len--;
         return len;
     }
+    /* pyebpf_ts_repr's answer for a whole number of microseconds whose seconds (sec =
+       ts / 1e9, from 2**20 s to 2**31 s: a capture's epoch times) have the digits
+       sec_text (sec_len of them; the writer keeps them, at least 16 bytes) and whose
+       nanoseconds ns have the digits ns_text (nine, at least 8 bytes), in 64 bits:
+       the time's double is m / 2**s with s <= 32, so its fraction's products with 10**k
+       fit for k = 7 to 9 (from 2**20 s every interval holds a 9-place decimal).  The
+       search is pyebpf_float_repr_from's on the fraction alone (the seconds times 10**k
+       are whole and even: they move no end, no rounding, no tie); anything else goes to
+       pyebpf_ts_repr. */
+    static int pyebpf_ts_repr_sec(uint64_t ts, uint64_t sec, const char* sec_text,
+                                  int sec_len, uint32_t ns, const char* ns_text, char* out) {
+        uint64_t us = ts / 1000, bits, m, f, p = 10000000u, a, b, lo, hi, c, nn, rem,
+                 half, mask;
+        double d = (double)ts / 1e9;
+        int s, k, len;
+        if (ts % 1000 || sec < 1048576u || sec >= 2147483648u)
+            return pyebpf_ts_repr(ts, out);
+        memcpy(out, sec_text, 16);
+        len = sec_len;
+        out[len++] = '.';
+        if ((double)us / 1e6 == d) {
+            if (ns == 0) {
+                out[len++] = '0';
+                return len;
+            }
+            memcpy(out + len, ns_text, 8);
+            len += 6;
+            while (out[len - 1] == '0')
+                len--;
+            return len;
+        }
+        memcpy(&bits, &d, 8);
+        s = 1075 - (int)(bits >> 52);
+        m = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1 << 52);
+        f = m & (((uint64_t)1 << s) - 1);
+        if (m == (uint64_t)1 << 52 || (m >> s) != sec || f == 0)
+            return pyebpf_ts_repr(ts, out);
+        mask = ((uint64_t)1 << (s + 1)) - 1;
+        half = (uint64_t)1 << (s - 1);
+        for (k = 7; k <= 9; k++, p *= 10) {
+            a = (2 * f - 1) * p;
+            b = (2 * f + 1) * p;
+            if ((a & mask) == 0 || (b & mask) == 0)
+                return pyebpf_ts_repr(ts, out);
+            lo = (a >> (s + 1)) + 1;
+            hi = b >> (s + 1);
+            if (lo > hi)
+                continue;
+            c = f * p;
+            nn = c >> s;
+            rem = c & (((uint64_t)1 << s) - 1);
+            if (rem > half || (rem == half && (nn & 1)))
+                nn += 1;
+            if (nn < lo)
+                nn = lo;
+            if (nn > hi)
+                nn = hi;
+            if (k & 1) {
+                out[len] = (char)('0' + nn / (p / 10));
+                pyebpf_pairs_at(out + len + k, (uint32_t)(nn % (p / 10)), (k - 1) / 2);
+            } else
+                pyebpf_pairs_at(out + len + k, (uint32_t)nn, k / 2);
+            return len + k;
+        }
+        return pyebpf_ts_repr(ts, out);
+    }
     """
     int float_repr "pyebpf_float_repr" (double d, char* out) noexcept nogil
     int ts_repr "pyebpf_ts_repr" (uint64_t ts, char* out) noexcept nogil
+    int ts_repr_sec "pyebpf_ts_repr_sec" (uint64_t ts, uint64_t sec, const char* sec_text,
+                                          int sec_len, uint32_t ns, const char* ns_text,
+                                          char* out) noexcept nogil
 
 
 def float_text(double d):
@@ -427,56 +519,112 @@ def float_text(double d):
 def timestamp_text(uint64_t ts):
     """``repr(ts / 1e9)`` as the report's C writer makes it for a capture time of ``ts``
     ns; None where it leaves it to Python's repr."""
-    cdef char out[24]
-    cdef int n = ts_repr(ts, out)
-    return out[:n].decode() if n >= 0 else None
+    return timestamps_text([ts])[0]
 
 
-cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
-    """``ts`` in decimal digits: its seconds' (as the writer's last line had them, when
-    the same), then the nine of its nanoseconds."""
+def timestamps_text(times):
+    """``timestamp_text`` of each of ``times`` in turn, as one writer makes them (keeping
+    the seconds' digits from one to the next)."""
+    cdef LineTail* t = <LineTail*>calloc(1, sizeof(LineTail))
+    cdef char out[40]
+    cdef int n
+    texts = []
+    if t == NULL:
+        raise MemoryError("timestamps_text: no memory for a writer's line state")
+    try:
+        for ts in times:
+            n = _ts_text(out, ts, t)
+            texts.append(out[:n].decode() if n >= 0 else None)
+    finally:
+        free(t)
+    return texts
+
+
+cdef inline int _ts_text(char* w, uint64_t ts, LineTail* t) noexcept nogil:
+    """``repr(ts / 1e9)`` at ``w`` (at least 32 bytes); its length, or -1 where Python's
+    repr writes it.  Keeps the digits of the seconds (in ``t``, for this and ``_ts_ns``)
+    and makes those of the nanoseconds (both use them; a whole number of microseconds
+    has three zeros that need no division)."""
     cdef uint64_t sec = ts // 1000000000
     cdef uint32_t ns = <uint32_t>(ts % 1000000000)
     if sec == 0:
-        return _u(w, ts)
+        return ts_repr(ts, w)
     if sec != t.sec:
         t.sec, t.sec_len = sec, <uint32_t>(_u(t.sec_text, sec) - t.sec_text)
-    memcpy(w, t.sec_text, t.sec_len)
-    w += t.sec_len
-    w[0] = <char>(48 + ns // 100000000)
-    _pairs_at(w + 9, ns % 100000000, 4)
-    return w + 9
+    if ns % 1000 == 0:
+        _pairs_at(t.ns_text + 6, ns // 1000, 3)
+        memcpy(t.ns_text + 6, b"000", 3)
+    else:
+        t.ns_text[0] = <char>(48 + ns // 100000000)
+        _pairs_at(t.ns_text + 9, ns % 100000000, 4)
+    return ts_repr_sec(ts, sec, t.sec_text, t.sec_len, ns, t.ns_text, w)
+
+
+cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
+    """``ts`` in decimal digits: its seconds' then its nanoseconds', as ``_ts_text``
+    made them."""
+    if ts < 1000000000:
+        return _u(w, ts)
+    memcpy(w, t.sec_text, 16)       # at most 11 digits: a fixed size is a few moves
+    memcpy(w + t.sec_len, t.ns_text, 16)
+    return w + t.sec_len + 9
+
+
+cdef inline char* _index(char* w, Py_ssize_t index, LineTail* t) noexcept nogil:
+    """``index`` in decimal digits: the writer's last line's plus one where it follows
+    that line's (counted up in place), else made and kept."""
+    cdef int k
+    if t.index_len and index == t.index + 1:
+        k = t.index_len - 1
+        while k >= 0 and t.index_text[k] == 57:
+            t.index_text[k] = 48
+            k -= 1
+        if k >= 0:
+            t.index_text[k] += 1
+        else:
+            memmove(t.index_text + 1, t.index_text, t.index_len)
+            t.index_text[0] = 49
+            t.index_len += 1
+    else:
+        t.index_len = <uint32_t>(_u(t.index_text, <uint64_t>index) - t.index_text)
+    t.index = index
+    memcpy(w, t.index_text, 20)     # at most 19 digits: a fixed size is a few moves
+    return w + t.index_len
 
 
 cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
                         uint32_t m, uint32_t lt, int mode, LineTail* t) noexcept nogil:
     """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
     its end, or NULL where its timestamp is one Python's repr writes (a replay thread
-    leaves that line to the writing).  ``t``: the writer's last line's end and seconds,
-    reused where this one's are the same, else made and kept."""
+    leaves that line to the writing).  ``t``: the writer's last line's end, seconds and
+    index, reused where this one's are the same (or, the index, the next), else made
+    and kept."""
     cdef uint32_t size = m
     cdef bint ok = o.action < HOOK_FAULT
-    cdef bint truncated = r.caplen < r.wire
+    cdef int64_t len_out = 0
     cdef char* tail
     cdef int k
-    if ok and lt != LT_ETHERNET:
-        size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-    w = _s(w, b'{"index": '); w = _u(w, index)
+    if ok:
+        if lt != LT_ETHERNET:
+            size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
+        len_out = <int64_t>size + r.wire - r.caplen
+    w = _s(w, b'{"index": '); w = _index(w, index, t)
     w = _s(w, b', "timestamp": ')
-    k = ts_repr(r.ts, w)
+    k = _ts_text(w, r.ts, t)
     if k < 0:
         return NULL
     w += k
     w = _s(w, b', "timestamp_ns": '); w = _ts_ns(w, r.ts, t)
-    w = _s(w, b', "len_in": '); w = _u(w, r.wire)
-    w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
-    w = _s(w, b', "len_out": ')
-    w = _i(w, <int64_t>size + r.wire - r.caplen) if ok else _s(w, b"null")
-    if t.valid and t.truncated == truncated and memcmp(&t.o, o, sizeof(TcOutcome)) == 0:
+    if (t.valid and t.wire == r.wire and t.caplen == r.caplen and t.len_out == len_out
+            and _same(&t.o, o, sizeof(TcOutcome))):
         memcpy(w, t.text, t.len)
         return w + t.len
     tail = w
-    w = _s(w, b', "truncated": true, "verdict": ' if truncated
+    w = _s(w, b', "len_in": '); w = _u(w, r.wire)
+    w = _s(w, b', "caplen_in": '); w = _u(w, r.caplen)
+    w = _s(w, b', "len_out": ')
+    w = _i(w, len_out) if ok else _s(w, b"null")
+    w = _s(w, b', "truncated": true, "verdict": ' if r.caplen < r.wire
            else b', "truncated": false, "verdict": ')
     if ok and mode != MODE_SF:
         w = _s(w, b'"')
@@ -503,7 +651,8 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
     w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
     w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
     memcpy(&t.o, o, sizeof(TcOutcome))
-    t.truncated, t.valid, t.len = truncated, True, <uint32_t>(w - tail)
+    t.wire, t.caplen, t.len_out = r.wire, r.caplen, len_out
+    t.valid, t.len = True, <uint32_t>(w - tail)
     memcpy(t.text, tail, t.len)
     return w
 

@@ -1,6 +1,7 @@
 """pcap and pcapng reading and writing (pyebpf.pcap.pcapio), with dpkt as the judge."""
 import io
 import struct
+import threading
 
 import dpkt
 import pytest
@@ -198,3 +199,45 @@ def test_a_failed_write_leaves_existing_files_and_no_temporary_ones(tmp_path):
         pcapio.write_files({good: b"new contents", other: 12345})
     assert good.read_bytes() == b"good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.pcap"]
+
+
+class _LoggedFile:
+    """A Source's file that logs its reads and its closing; ``fileno`` (what close
+    asks first) lets the held read ahead go."""
+
+    def __init__(self, file, log, go):
+        self.file, self.log, self.go = file, log, go
+
+    def readinto(self, view):
+        self.log.append("read")
+        return self.file.readinto(view)
+
+    def fileno(self):
+        self.go.set()
+        return self.file.fileno()
+
+    def close(self):
+        self.log.append("close")
+        self.file.close()
+
+
+def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, monkeypatch):
+    frames = [bytes([k % 256]) * 1000 for k in range(1000)]     # past the first read
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
+    log, go = [], threading.Event()
+    read_into = pcapio._read_into
+
+    def held(file, buf, end):       # the read ahead starts once close has begun
+        go.wait()
+        return read_into(file, buf, end)
+
+    monkeypatch.setattr(pcapio, "_read_into", held)
+    src._file = _LoggedFile(src._file, log, go)
+    chunks = src.chunks()
+    next(chunks)
+    ahead = src._ahead
+    src.close()
+    assert (log[0], log[-1], ahead.is_alive()) == ("read", "close", False)
+    assert ahead.done[0] > 0 and ahead.done[2] is None      # the read ran to its end
+    chunks.close()

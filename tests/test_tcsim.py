@@ -340,6 +340,16 @@ def test_the_c_report_writer_gives_each_capture_time_as_python_repr_of_its_secon
     assert all(tcreplay.timestamp_text(ts) is not None for ts in micro)
 
 
+def test_the_c_report_writer_gives_a_capture_s_times_in_turn_as_python_repr_of_their_seconds():
+    # one writer's lines in a row: the seconds' digits kept from one time to the next
+    rnd = random.Random(23)
+    times = sorted(rnd.randrange(1_700_000_000, 1_700_000_020) * 10**9 + rnd.randrange(10**6) * 1000
+                   for _ in range(20_000))
+    times += [2**20 * 10**9 + f * 1000 for f in range(2000)] + [10**9, 10**9 + 1]
+    texts = tcreplay.timestamps_text(times)
+    assert [t for t, x in zip(times, texts) if x != repr(t / 1e9)] == []
+
+
 @pytest.mark.parametrize("seconds", [0.0, 0.5, 1e-9, 2.0**50, 1e16, float("inf")])
 def test_the_c_report_writer_leaves_seconds_it_does_not_write_to_python(seconds):
     assert tcreplay.float_text(seconds) is None

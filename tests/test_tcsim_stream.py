@@ -105,6 +105,15 @@ def test_report_lines_give_each_capture_time_in_ns_and_as_python_repr_of_its_sec
     assert [repr(r["timestamp"]) for r in lines] == [repr(t / 1e9) for t in times]
 
 
+def test_report_lines_number_the_packets_across_the_index_s_added_digits(tmp_path, capsys):
+    """A writer counts the last line's index up in its digits (9 -> 10, 99 -> 100)."""
+    pcapio.write(tmp_path / "in.pcap", [(1_700_000_000_000_000_000 + k * 1000,
+                                         FRAMES[k % len(FRAMES)], 99) for k in range(120)])
+    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"))
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert [json.loads(line)["index"] for line in lines] == list(range(120))
+
+
 def test_pcapng_output_keeps_the_interfaces_and_packet_comments(tmp_path, capsys):
     buf = io.BytesIO()
     w = dpkt.pcapng.Writer(buf, shb=None, idb=dpkt.pcapng.InterfaceDescriptionBlockLE(
