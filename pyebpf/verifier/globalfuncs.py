@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from .. import isa
 from ..btf.types import Kind
 from ..errors import VerifierError
-from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_CTX, PTR_TO_MAP_KEY,
+from . import tnum
+from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY,
                     PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
                     scalar, type_str)
 
@@ -48,6 +49,9 @@ _CTX_STRUCTS = {
 }
 _KPROBE_CTX_TYPEDEF = "bpf_user_pt_regs_t"
 _INTS = (Kind.INT, Kind.ENUM, Kind.ENUM64)
+# the registers check_func_arg_reg_off lets carry any offset
+_MOVABLE = (SCALAR, PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM) + \
+    tuple(PKT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -215,14 +219,11 @@ class GlobalCalls:
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar", invalid)
             elif arg.kind == CTX:
-                if reg.type == PTR_TO_CTX and (reg.off or not reg.is_const):
-                    # btf_check_func_arg_match returns check_func_arg_reg_off's EACCES;
-                    # its other refusals are EINVAL
-                    self.refuse(pc, f"dereference of modified ctx ptr R{regno} off={reg.off} "
-                                    f"disallowed", invalid, errno=EACCES)
+                self._check_arg_reg_off(pc, regno, reg, invalid)
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expects pointer to ctx", invalid)
             else:
+                self._check_arg_reg_off(pc, regno, reg, invalid)
                 self._check_mem_reg(st, pc, regno, reg, arg.size, invalid)
                 if not arg.nullable and reg.type & MAYBE_NULL:
                     self.refuse(pc, f"arg#{i} is expected to be non-NULL", invalid)
@@ -271,6 +272,26 @@ class GlobalCalls:
             todo.append(pc + (2 if f is isa.F_LDDW else 1))
         known[start] = changes
         return changes
+
+    def _check_arg_reg_off(self, pc, regno, reg: Reg, invalid: str) -> None:
+        """check_func_arg_reg_off (ARG_DONTCARE), which btf_check_func_arg_match runs on
+        a ctx or memory argument before its type: a scalar or a pointer that may be moved
+        passes; any other register, an uninitialised one or a pointer that may be NULL
+        too, must be unmoved (__check_ptr_off_reg), a BTF pointer but for a fixed offset.
+        Its refusals are EACCES; btf_check_func_arg_match's own are EINVAL."""
+        base, flags = reg.type & 0xff, reg.type & ~0xff
+        if base in _MOVABLE and not flags & MAYBE_NULL:
+            return
+        what = type_str(reg.type)
+        if reg.off < 0:
+            self.refuse(pc, f"negative offset {what} ptr R{regno} off={reg.off} disallowed",
+                        invalid, errno=EACCES)
+        if reg.off and base != PTR_TO_BTF_ID:
+            self.refuse(pc, f"dereference of modified {what} ptr R{regno} off={reg.off} "
+                            f"disallowed", invalid, errno=EACCES)
+        if not reg.is_const or reg.value:
+            self.refuse(pc, f"variable {what} access var_off={tnum.text(reg.var)} disallowed",
+                        invalid, errno=EACCES)
 
     def _check_mem_reg(self, st, pc, regno, reg: Reg, size: int, invalid: str) -> None:
         """check_mem_reg: a NULL constant passes; anything else must point at ``size``
