@@ -1,11 +1,12 @@
 # The task and cgroup kfuncs of kernel/bpf/helpers.c's generic set (bpf_task_*,
 # bpf_cgroup_*).  Included into pyebpf/_core.pyx through kfuncs.pxi.
 #
-# A task is a task_struct of the run's machine (TraceWorld.tasks: the current task, then
-# pyebpf.trace.Machine.tasks), found by its address; a packet run given no machine has
-# none.  A cgroup is one of the Environment's (NetEnv.cgroups), at CGROUP_ADDRESS + its
-# index * CGROUP_STRIDE: no memory; a load through the pointer (a BPF_PROBE_MEM load,
-# trace_probe_load) is answered by cgroup_load from the model: level and kn (its
+# A task is a task_struct of the run's machine (TraceWorld.tasks: the current task and
+# pyebpf.trace.Machine.tasks, in the kernel's task-list order), found by its address; a
+# packet run given no machine has none.  A cgroup is one of the Environment's
+# (NetEnv.cgroups), at CGROUP_ADDRESS + its index * CGROUP_STRIDE: no memory; a load
+# through the pointer (a BPF_PROBE_MEM load, trace_probe_load) is answered by
+# cgroup_load from the model: level and kn (its
 # kernfs_node, whose id is the cgroup's id); every other byte reads 0 (the verifier
 # lets no program read the ancestors[] flexible array: btf_struct_walk).
 # Every modelled task and cgroup outlives the run, so acquiring one returns the pointer
@@ -129,13 +130,14 @@ cdef uint64_t _k_release(Vm* vm, uint64_t p, uint64_t r2, uint64_t r3, uint64_t 
 
 cdef uint64_t _find_task(Vm* vm, uint64_t pid, int column) noexcept nogil:
     """The address of the machine's task whose pid (column 0) or pid in the current
-    task's namespace (column 1) is ``pid``, else 0."""
+    task's namespace (column 1) is ``pid``, else 0.  Pid 0 finds none: the idle task
+    (init_task) has no struct pid (find_task_by_pid_ns)."""
     cdef uint32_t k
-    if vm.world == NULL:
+    if vm.world == NULL or pid == 0:
         return 0
     for k in range(vm.world.ntasks):
-        if vm.world.tasks[3 * k + column] == pid:
-            return vm.world.tasks[3 * k + 2]
+        if vm.world.tasks[4 * k + column] == pid:
+            return vm.world.tasks[4 * k + 2]
     return 0
 
 
@@ -261,9 +263,86 @@ cdef uint64_t _task_pid(Vm* vm, uint64_t task) noexcept nogil:
     """The pid of the machine's task at ``task``, else 0."""
     cdef uint32_t k
     for k in range(vm.world.ntasks):
-        if vm.world.tasks[3 * k + 2] == task:
-            return vm.world.tasks[3 * k]
+        if vm.world.tasks[4 * k + 2] == task:
+            return vm.world.tasks[4 * k]
     return 0
+
+
+# --- the task iterator (kernel/bpf/task_iter.c): struct bpf_iter_task is 24 bytes on the
+# program's stack, read here as positions in the machine's task table (TraceWorld.tasks,
+# in the kernel's task-list order: a thread group's rows together, its leader first).
+# The kernel keeps pointers (bpf_iter_task_kern: task, pos, flags); the verifier lets no
+# program read the iterator's bytes, so indexes are as good.
+
+cdef uint32_t BPF_TASK_ITER_ALL_PROCS = _isa.BPF_TASK_ITER_ALL_PROCS
+cdef uint32_t BPF_TASK_ITER_ALL_THREADS = _isa.BPF_TASK_ITER_ALL_THREADS
+cdef uint32_t BPF_TASK_ITER_PROC_THREADS = _isa.BPF_TASK_ITER_PROC_THREADS
+
+cdef struct IterTask:
+    int64_t task                        # the row of the process walked (kit->task)
+    int64_t pos                         # the row next() yields, -1 for none (kit->pos)
+    uint32_t flags
+
+
+cdef inline IterTask* _iter_task(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterTask*>_mem(vm, it, sizeof(IterTask), ACCESS_WRITE)
+
+
+cdef inline uint64_t _row_tgid(Vm* vm, int64_t row) noexcept nogil:
+    return vm.world.tasks[4 * row + 3]
+
+
+cdef uint64_t _k_iter_task_new(Vm* vm, uint64_t it, uint64_t task, uint64_t flags,
+                               uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_task_new: -EINVAL for unknown flags or BPF_TASK_ITER_PROC_THREADS without
+    a task (the iterator then yields nothing); the walk starts at init_task (the table's
+    first row) or at ``task``."""
+    cdef IterTask* s = _iter_task(vm, it)
+    cdef uint32_t k, n = vm.world.ntasks if vm.world != NULL else 0
+    cdef uint32_t f = <uint32_t>flags
+    if s == NULL:
+        return 0
+    s.pos = s.task = -1
+    if f != BPF_TASK_ITER_ALL_PROCS and f != BPF_TASK_ITER_ALL_THREADS and \
+            f != BPF_TASK_ITER_PROC_THREADS:
+        return err(EINVAL)
+    if f == BPF_TASK_ITER_PROC_THREADS and task == 0:
+        return err(EINVAL)
+    s.flags = f
+    if f != BPF_TASK_ITER_PROC_THREADS:
+        s.task = 0 if n else -1
+    else:
+        for k in range(n):
+            if vm.world.tasks[4 * k + 2] == task:
+                s.task = k
+    s.pos = s.task
+    return 0
+
+
+cdef uint64_t _k_iter_task_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    """bpf_iter_task_next: the task at pos, then pos moves to the next thread of its
+    group (__next_thread; BPF_TASK_ITER_ALL_PROCS skips them), past the group's last to
+    the next group's leader (next_task), past the last group to none (the list wraps
+    to init_task)."""
+    cdef IterTask* s = _iter_task(vm, it)
+    cdef int64_t pos, n
+    if s == NULL or s.pos < 0 or vm.world == NULL:
+        return 0
+    pos, n = s.pos, vm.world.ntasks
+    if s.flags != BPF_TASK_ITER_ALL_PROCS:
+        if pos + 1 < n and _row_tgid(vm, pos + 1) == _row_tgid(vm, pos):
+            s.pos = pos + 1
+            return vm.world.tasks[4 * pos + 2]
+        if s.flags == BPF_TASK_ITER_PROC_THREADS:
+            s.pos = -1
+            return vm.world.tasks[4 * pos + 2]
+    s.task += 1
+    while s.task < n and _row_tgid(vm, s.task) == _row_tgid(vm, s.task - 1):
+        s.task += 1
+    s.pos = s.task if s.task < n else -1
+    return vm.world.tasks[4 * pos + 2]
+
 
 
 cdef void register_task_kfuncs() except *:
@@ -278,3 +357,6 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_under_cgroup", _k_task_under_cgroup)
     _kfunc("bpf_send_signal_task", _k_send_signal_task)
     _kfunc("bpf_task_get_cgroup1", _k_task_get_cgroup1)
+    _kfunc("bpf_iter_task_new", _k_iter_task_new)
+    _kfunc("bpf_iter_task_next", _k_iter_task_next)
+    _kfunc("bpf_iter_task_destroy", _k_release)

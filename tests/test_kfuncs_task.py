@@ -15,6 +15,9 @@ machine.
 """
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 import pyebpf
@@ -482,6 +485,187 @@ def test_a_misused_task_iterator_is_refused_as_the_kernel_refuses_it(body, messa
     assert_refused_alike(*verdicts(compile_object(
         DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n' + body + "\n}\n")),
         message)
+
+
+# --- the task iterator: what it walks -----------------------------------------------------
+
+# init_task (the idle task of CPU 0, pid 0), which the kernel's task list starts at
+INIT_TASK = Task(pid=0, comm="swapper/0", address=0xFFFF888100700000,
+                 fields={"flags": isa.PF_KTHREAD})
+TASK_ITER = ITERS + r"""
+#define WALKED(task, flags) \
+    int pid = (__u32)bpf_get_current_pid_tgid(), tgid = TGID; \
+    int first = 0, found = 0, leaders = 1, mine = 1, other = 0; \
+    struct bpf_iter_task it; \
+    int r = bpf_iter_task_new(&it, task, flags); \
+    struct task_struct *t = bpf_iter_task_next(&it); \
+    if (t) first = t->pid == 0 ? 1 : t->pid == pid ? 2 : 3; \
+    while (t) { \
+        found |= t->pid == pid; \
+        leaders &= t->pid == t->tgid; \
+        mine &= t->tgid == tgid; \
+        other |= t->tgid == tgid && t->pid != pid; \
+        t = bpf_iter_task_next(&it); \
+    } \
+    bpf_iter_task_destroy(&it); \
+    return -r | first << 8 | found << 12 | leaders << 13 | mine << 14 | other << 15;
+"""
+# WALKED's answer: the first task yielded (1 init_task, 2 the current task, 3 another),
+# whether the current task was yielded, whether only group leaders were, only threads
+# of this process, another thread of this process; the low byte -errno of _new
+FIRST_INIT, FIRST_CURRENT = 1 << 8, 2 << 8
+FOUND, LEADERS, MINE, OTHER = 1 << 12, 1 << 13, 1 << 14, 1 << 15
+
+
+@pytest.fixture
+def second_thread():
+    """A second thread of this process, waiting while the test runs: the kernel's
+    thread walks meet it, and the machine declares it."""
+    started, done = threading.Event(), threading.Event()
+
+    def wait():
+        started.set()
+        done.wait()
+    thread = threading.Thread(target=wait)
+    thread.start()
+    started.wait()
+    try:
+        yield Task(pid=thread.native_id, tgid=os.getpid(), address=0xFFFF888100B00000,
+                   fields={})
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("task, flags, want", [
+    ("0", isa.BPF_TASK_ITER_ALL_PROCS, FIRST_INIT | FOUND | LEADERS),
+    ("0", isa.BPF_TASK_ITER_ALL_THREADS, FIRST_INIT | FOUND | OTHER),
+    ("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, FIRST_CURRENT | FOUND | MINE | OTHER),
+    ("0", isa.BPF_TASK_ITER_PROC_THREADS, isa.Errno.EINVAL | LEADERS | MINE),
+    ("CURRENT", 3, isa.Errno.EINVAL | LEADERS | MINE),
+], ids=["all-procs", "all-threads", "proc-threads", "proc-threads-of-null",
+        "unknown-flags"])
+def test_the_task_iterator_walks_the_tasks_the_kernel_walks(task, flags, want,
+                                                            second_thread):
+    machine = this_process(tasks=(INIT_TASK, KTHREADD, second_thread))
+    data = compile_object(DECLS + TASK_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ WALKED({task}, {flags}) }}\n')
+    ours, theirs = _object_runs(data, machine)
+    assert (ours, theirs) == (want, want), f"pyebpf {ours:#x}, kernel {theirs:#x}"
+
+
+def test_a_socket_filter_walks_the_tasks_too():
+    # the kernel registers the task iterator for every program type (its common set)
+    data = compile_object(DECLS + TASK_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ WALKED(0, {isa.BPF_TASK_ITER_ALL_PROCS}) }}\n')
+    machine = this_process(tasks=(INIT_TASK, KTHREADD))
+    want = FIRST_INIT | FOUND | LEADERS
+    assert _object_runs(data, machine, "socket_filter") == (want, want)
+
+
+def test_a_task_the_iterator_yields_may_be_acquired():
+    data = compile_object(DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {'
+                          """
+    struct bpf_iter_task it;
+    int pid = (__u32)bpf_get_current_pid_tgid(), r = 0;
+    bpf_iter_task_new(&it, CURRENT, 2);
+    struct task_struct *t = bpf_iter_task_next(&it);
+    if (t) {
+        t = bpf_task_acquire(t);
+        if (t) { r = t->pid == pid; bpf_task_release(t); }
+    }
+    bpf_iter_task_destroy(&it);
+    return r;
+}
+""")
+    assert _object_runs(data, this_process()) == (1, 1)
+
+
+def _object_runs(data: bytes, machine, prog_type=None):
+    """(pyebpf's retval, the kernel's) of one run of the object's ``prog``."""
+    obj = pyebpf.load(data, prog_type=prog_type)
+    try:
+        ours = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+        with pyebpf.kernel.load_object(data, prog_type=prog_type) as kobj:
+            theirs = kobj.program("prog").test_run(FRAME).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours, theirs
+
+
+ORDER = ITERS + r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_task it;
+    __u64 h = 0;
+    struct task_struct *t;
+    bpf_iter_task_new(&it, TASK, FLAGS);
+    while ((t = bpf_iter_task_next(&it)))
+        h = h * 32 + t->pid;
+    bpf_iter_task_destroy(&it);
+    return h;
+}
+"""
+# a machine of thread groups: init_task; 20 (the current task) and its thread 21; 7 and
+# its threads 9 and 8; thread 31 of process 30, whose leader is not declared
+GROUPS = dict(task=Task(pid=20, tgid=20, address=0xFFFF888101000000, fields={}),
+              tasks=(Task(pid=21, tgid=20, address=0xFFFF888101100000, fields={}),
+                     Task(pid=9, tgid=7, address=0xFFFF888101200000, fields={}),
+                     Task(pid=8, tgid=7, address=0xFFFF888101300000, fields={}),
+                     Task(pid=7, address=0xFFFF888101400000, fields={}),
+                     Task(pid=31, tgid=30, address=0xFFFF888101500000, fields={}),
+                     INIT_TASK))
+
+
+def _walk(task: str, flags: int, machine) -> list[int]:
+    """The pids the iterator yields, in order (pids below 32)."""
+    data = compile_object(DECLS + f"#define TASK {task}\n#define FLAGS {flags}\n" + ORDER)
+    obj = pyebpf.load(data)
+    try:
+        h = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+    finally:
+        obj.close()
+    pids = []
+    while h:
+        h, pid = divmod(h, 32)
+        pids.insert(0, pid)
+    return pids
+
+
+@pytest.mark.parametrize("task, flags, pids", [
+    ("0", isa.BPF_TASK_ITER_ALL_PROCS, [7, 20, 31]),
+    ("0", isa.BPF_TASK_ITER_ALL_THREADS, [7, 8, 9, 20, 21, 31]),
+    ("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, [20, 21]),
+], ids=["all-procs", "all-threads", "proc-threads"])
+def test_the_task_iterator_walks_the_declared_groups_leader_first_in_tgid_order(
+        task, flags, pids):
+    from pyebpf.trace import Machine
+    # init_task's pid 0 adds nothing to the hash: it is first in the two full walks
+    assert _walk(task, flags, Machine(**GROUPS)) == pids
+
+
+def test_proc_threads_from_a_thread_walks_the_threads_after_it():
+    from pyebpf.trace import Machine
+    groups = dict(GROUPS, task=GROUPS["tasks"][0],
+                  tasks=(GROUPS["task"],) + GROUPS["tasks"][1:])
+    assert _walk("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, Machine(**groups)) == [21]
+
+
+def test_without_a_machine_the_task_iterator_yields_nothing():
+    data = compile_object(DECLS + "#define TASK 0\n#define FLAGS 1\n" + ORDER)
+    obj = pyebpf.load(data)
+    try:
+        assert obj.program("prog").run(FRAME).retval == 0
+    finally:
+        obj.close()
+
+
+def test_pid_0_finds_no_task_though_the_machine_declares_init_task():
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(0);
+    if (!t) return 100;
+    bpf_task_release(t);
+    return 1;""", machine=this_process(tasks=(INIT_TASK,))) == 100
 
 
 # --- probe reads into a dynptr, task work: the argument rules -----------------------------
