@@ -6,9 +6,9 @@
 # packet run given no machine has none.  A cgroup is one of the Environment's
 # (NetEnv.cgroups), at CGROUP_ADDRESS + its index * CGROUP_STRIDE: no memory; a load
 # through the pointer (a BPF_PROBE_MEM load, trace_probe_load) is answered by
-# cgroup_load from the model: level and kn (its
-# kernfs_node, whose id is the cgroup's id); every other byte reads 0 (the verifier
-# lets no program read the ancestors[] flexible array: btf_struct_walk).
+# cgroup_load from the model: level and kn (its kernfs_node, whose id is the cgroup's
+# id), and its css's cgroup and parent; every other byte reads 0 (the verifier lets no
+# program read the ancestors[] flexible array: btf_struct_walk).
 # Every modelled task and cgroup outlives the run, so acquiring one returns the pointer
 # and releasing one does nothing: the verifier pairs them.
 
@@ -21,7 +21,14 @@ ctypedef struct CgroupLayout:
     uint32_t kn
     uint32_t kn_id
 
+ctypedef struct CssLayout:
+    # pyebpf.skb.kern.css_layout, read with CgroupLayout
+    uint32_t self_off
+    uint32_t cgroup
+    uint32_t parent
+
 cdef CgroupLayout _CGRP
+cdef CssLayout _CSS
 cdef bint _cgrp_ready = False
 cdef uint64_t CGROUP_ADDRESS = _kern.CGROUP_ADDRESS
 cdef uint64_t CGROUP_STRIDE = _kern.CGROUP_STRIDE
@@ -35,6 +42,7 @@ cdef int cgroup_prepare() except -1:
     global _cgrp_ready
     if not _cgrp_ready:
         _CGRP.level, _CGRP.kn, _CGRP.kn_id = _kern.cgroup_layout()
+        _CSS.self_off, _CSS.cgroup, _CSS.parent = _kern.css_layout()
         _cgrp_ready = True
     return 0
 
@@ -108,6 +116,11 @@ cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexc
         k, off = (addr - CGROUP_ADDRESS) // CGROUP_STRIDE, (addr - CGROUP_ADDRESS) % CGROUP_STRIDE
         _overlay(buf, off, size, _CGRP.level, <uint32_t>cg[k].level, 4)
         _overlay(buf, off, size, _CGRP.kn, KERNFS_NODE_ADDRESS + k * KERNFS_NODE_STRIDE, 8)
+        # its css (cgroup->self): the cgroup, and its parent's css (NULL for the root)
+        _overlay(buf, off, size, _CSS.self_off + _CSS.cgroup, _cgroup_address(k), 8)
+        if cg[k].parent >= 0:
+            _overlay(buf, off, size, _CSS.self_off + _CSS.parent,
+                     _cgroup_address(cg[k].parent) + _CSS.self_off, 8)
     elif KERNFS_NODE_ADDRESS <= addr < KERNFS_NODE_ADDRESS + n * KERNFS_NODE_STRIDE:
         k = (addr - KERNFS_NODE_ADDRESS) // KERNFS_NODE_STRIDE
         off = (addr - KERNFS_NODE_ADDRESS) % KERNFS_NODE_STRIDE
@@ -344,6 +357,104 @@ cdef uint64_t _k_iter_task_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, u
     return vm.world.tasks[4 * pos + 2]
 
 
+# --- the css iterator (kernel/bpf/cgroup_iter.c): a modelled cgroup's css is its struct
+# cgroup's own (cgroup->self, at _CSS.self in it), whose cgroup and parent a load reads
+# (cgroup_load); its children are the Environment's cgroups whose parent it is, in their
+# order there (the kernel's: creation order).  struct bpf_iter_css is 24 bytes on the
+# program's stack, read here as Environment indexes.
+
+cdef uint32_t BPF_CGROUP_ITER_DESCENDANTS_PRE = _isa.BPF_CGROUP_ITER_DESCENDANTS_PRE
+cdef uint32_t BPF_CGROUP_ITER_DESCENDANTS_POST = _isa.BPF_CGROUP_ITER_DESCENDANTS_POST
+cdef uint32_t BPF_CGROUP_ITER_ANCESTORS_UP = _isa.BPF_CGROUP_ITER_ANCESTORS_UP
+
+cdef struct IterCss:
+    int64_t start                       # the css walked from, -1 for none (kit->start)
+    int64_t pos                         # the css last yielded, -1 for none (kit->pos)
+    uint32_t flags
+
+
+cdef inline IterCss* _iter_css(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterCss*>_mem(vm, it, sizeof(IterCss), ACCESS_WRITE)
+
+
+cdef int64_t _first_child(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    cdef size_t j
+    for j in range(n):
+        if cg[j].parent == k:
+            return <int64_t>j
+    return -1
+
+
+cdef int64_t _next_sibling(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    cdef size_t j
+    if cg[k].parent < 0:
+        return -1
+    for j in range(<size_t>k + 1, n):
+        if cg[j].parent == cg[k].parent:
+            return <int64_t>j
+    return -1
+
+
+cdef int64_t _leftmost(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    """css_leftmost_descendant: the first child's first child ..., or k."""
+    cdef int64_t c = _first_child(cg, n, k)
+    while c >= 0:
+        k, c = c, _first_child(cg, n, c)
+    return k
+
+
+cdef uint64_t _k_iter_css_new(Vm* vm, uint64_t it, uint64_t start, uint64_t flags,
+                              uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_css_new: -EINVAL for an order other than pre, post or ancestors (the
+    iterator then yields nothing)."""
+    cdef IterCss* s = _iter_css(vm, it)
+    cdef uint32_t f = <uint32_t>flags
+    if s == NULL:
+        return 0
+    s.start = s.pos = -1
+    if f != BPF_CGROUP_ITER_DESCENDANTS_PRE and f != BPF_CGROUP_ITER_DESCENDANTS_POST and \
+            f != BPF_CGROUP_ITER_ANCESTORS_UP:
+        return err(EINVAL)
+    s.start = _cgroup_index(vm, start - _CSS.self_off)
+    s.flags = f
+    return 0
+
+
+cdef uint64_t _k_iter_css_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4,
+                               uint64_t r5) noexcept nogil:
+    """bpf_iter_css_next: css_next_descendant_pre, css_next_descendant_post, or the
+    parent (ancestors), from the css last yielded; after the last, NULL (a pre or post
+    walk called again starts over, as the kernel's does)."""
+    cdef IterCss* s = _iter_css(vm, it)
+    cdef size_t n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    cdef int64_t pos, nxt
+    if s == NULL or s.start < 0:
+        return 0
+    pos = s.pos
+    if s.flags == BPF_CGROUP_ITER_DESCENDANTS_PRE:
+        if pos < 0:
+            pos = s.start
+        else:
+            nxt = _first_child(cg, n, pos)
+            while nxt < 0 and pos != s.start:
+                nxt = _next_sibling(cg, n, pos)
+                if nxt < 0:
+                    pos = cg[pos].parent
+            pos = nxt
+    elif s.flags == BPF_CGROUP_ITER_DESCENDANTS_POST:
+        if pos < 0:
+            pos = _leftmost(cg, n, s.start)
+        elif pos == s.start:
+            pos = -1
+        else:
+            nxt = _next_sibling(cg, n, pos)
+            pos = _leftmost(cg, n, nxt) if nxt >= 0 else cg[pos].parent
+    else:
+        pos = s.start if pos < 0 else cg[pos].parent
+    s.pos = pos
+    return 0 if pos < 0 else _cgroup_address(pos) + _CSS.self_off
+
 
 cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_acquire", _k_acquire)
@@ -360,3 +471,6 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_iter_task_new", _k_iter_task_new)
     _kfunc("bpf_iter_task_next", _k_iter_task_next)
     _kfunc("bpf_iter_task_destroy", _k_release)
+    _kfunc("bpf_iter_css_new", _k_iter_css_new)
+    _kfunc("bpf_iter_css_next", _k_iter_css_next)
+    _kfunc("bpf_iter_css_destroy", _k_release)

@@ -25,6 +25,7 @@ from pyebpf import Environment, isa
 from pyebpf.trace import Task
 
 from bpfc import compile_object
+from cgroup_support import cgroup2_mount
 from current_task import this_process
 from objdiff import assert_refused_alike, verdicts
 from recorded_kernel import count_comparison
@@ -666,6 +667,170 @@ def test_pid_0_finds_no_task_though_the_machine_declares_init_task():
     if (!t) return 100;
     bpf_task_release(t);
     return 1;""", machine=this_process(tasks=(INIT_TASK,))) == 100
+
+
+# --- the css iterator -----------------------------------------------------------------
+
+CSS_ITER = ITERS + r"""
+struct bpf_iter_css { __u64 __opaque[3]; } __attribute__((aligned(8)));
+struct cgroup_subsys_state___parent { struct cgroup_subsys_state *parent; }
+    __attribute__((preserve_access_index));
+extern int bpf_iter_css_new(struct bpf_iter_css *it, struct cgroup_subsys_state *start,
+                            unsigned int flags) __ksym;
+extern struct cgroup_subsys_state *bpf_iter_css_next(struct bpf_iter_css *it) __ksym;
+extern void bpf_iter_css_destroy(struct bpf_iter_css *it) __ksym;
+#define SELF(c) (&((struct cgroup___css *)(c))->self)
+#define CSS_WALKED(flags) \
+    __u64 id = bpf_get_current_cgroup_id(); \
+    struct cgroup *c = bpf_cgroup_from_id(id); \
+    if (!c) return 255; \
+    int first = 0, last = 0, levels = 0, n = 0; \
+    struct bpf_iter_css it; \
+    int r = bpf_iter_css_new(&it, SELF(c), flags); \
+    struct cgroup_subsys_state *pos = bpf_iter_css_next(&it); \
+    if (pos) first = pos->cgroup->kn->id == id; \
+    while (pos) { \
+        levels |= 1 << (pos->cgroup->level & 7); \
+        last = pos->cgroup->kn->id == id; \
+        n++; \
+        pos = bpf_iter_css_next(&it); \
+    } \
+    bpf_iter_css_destroy(&it); \
+    bpf_cgroup_release(c); \
+    return -r | first << 8 | last << 9 | levels << 12 | (n & 0xff) << 20;
+"""
+
+
+def _cgroup_tree() -> dict:
+    """The test's own cgroup v2 cgroup (``/proc/self/cgroup``), its ancestors and its
+    descendants, each (path, id: its directory's inode number)."""
+    mount = cgroup2_mount()
+    if mount is None:
+        raise OSError("no cgroup2 hierarchy is mounted")
+    with open("/proc/self/cgroup") as f:
+        own = next(line.rstrip("\n")[3:] for line in f if line.startswith("0::"))
+    parts = [p for p in own.split("/") if p]
+    paths = ["/" + "/".join(parts[:k]) for k in range(len(parts))]
+    for top, dirs, _ in os.walk(mount + own.rstrip("/")):
+        dirs.sort()
+        paths.append("/" + os.path.relpath(top, mount).strip("./"))
+    return {"own": "/" + "/".join(parts),
+            "cgroups": [[p, os.stat(mount + p).st_ino] for p in paths]}
+
+
+@pytest.fixture
+def cgroup_tree(kernel_observation):
+    return kernel_observation("the test's cgroup v2 cgroup, its ancestors and descendants",
+                              "v1", _cgroup_tree, unavailable=(OSError,))
+
+
+@pytest.mark.parametrize("flags", [isa.BPF_CGROUP_ITER_DESCENDANTS_PRE,
+                                   isa.BPF_CGROUP_ITER_DESCENDANTS_POST,
+                                   isa.BPF_CGROUP_ITER_ANCESTORS_UP,
+                                   isa.BPF_CGROUP_ITER_SELF_ONLY, 0],
+                         ids=["pre", "post", "ancestors-up", "self-only", "unspec"])
+def test_the_css_iterator_walks_the_cgroups_the_kernel_walks(flags, cgroup_tree):
+    own = cgroup_tree["own"]
+    env = Environment(cgroups=tuple(map(tuple, cgroup_tree["cgroups"])), task_cgroup=own)
+    level = len([p for p in own.split("/") if p])
+    below = [p for p, _ in cgroup_tree["cgroups"]
+             if p != own and p.startswith(own.rstrip("/") + "/")]
+    if flags == isa.BPF_CGROUP_ITER_ANCESTORS_UP:
+        walked = [level - k for k in range(level + 1)]
+        want = 1 << 8 | (level == 0) << 9
+    elif flags in (isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, isa.BPF_CGROUP_ITER_DESCENDANTS_POST):
+        walked = [level] + [len([p for p in b.split("/") if p]) for b in below]
+        first_is_own = flags == isa.BPF_CGROUP_ITER_DESCENDANTS_PRE or not below
+        last_is_own = flags == isa.BPF_CGROUP_ITER_DESCENDANTS_POST or not below
+        want = first_is_own << 8 | last_is_own << 9
+    else:
+        walked, want = [], isa.Errno.EINVAL
+    want |= sum(1 << (lv & 7) for lv in set(walked)) << 12 | (len(walked) & 0xFF) << 20
+    data = compile_object(DECLS + CSS_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ CSS_WALKED({flags}) }}\n')
+    ours, theirs = _runs_in(data, env)
+    assert (ours, theirs) == (want, want), f"pyebpf {ours:#x}, kernel {theirs:#x}"
+
+
+def _runs_in(data: bytes, env):
+    """(pyebpf's retval in ``env``, the kernel's) of one run of the object's ``prog``."""
+    obj = pyebpf.load(data)
+    try:
+        ours = obj.program("prog").run(FRAME, machine=this_process(), env=env).retval
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(FRAME).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours & 0xFFFFFFFF, theirs
+
+
+CSS_ORDER = r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct cgroup *c = bpf_cgroup_from_id(START);
+    if (!c) return 255;
+    struct bpf_iter_css it;
+    __u64 h = 0;
+    struct cgroup_subsys_state *pos;
+    bpf_iter_css_new(&it, SELF(c), FLAGS);
+    while ((pos = bpf_iter_css_next(&it)))
+        h = h * 16 + pos->cgroup->kn->id;
+    bpf_iter_css_destroy(&it);
+    bpf_cgroup_release(c);
+    return h;
+}
+"""
+
+
+@pytest.mark.parametrize("start, flags, ids", [
+    (1, isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, [1, 5, 9, 12]),
+    (1, isa.BPF_CGROUP_ITER_DESCENDANTS_POST, [9, 5, 12, 1]),
+    (5, isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, [5, 9]),
+    (9, isa.BPF_CGROUP_ITER_ANCESTORS_UP, [9, 5, 1]),
+    (12, isa.BPF_CGROUP_ITER_DESCENDANTS_POST, [12]),
+], ids=["pre", "post", "pre-of-a-subtree", "ancestors-up", "post-of-a-leaf"])
+def test_the_css_iterator_walks_a_declared_tree_in_the_kernels_orders(start, flags, ids):
+    data = compile_object(DECLS + CSS_ITER + f"#define START {start}\n#define FLAGS {flags}\n"
+                          + CSS_ORDER)
+    obj = pyebpf.load(data)
+    try:
+        h = obj.program("prog").run(FRAME, env=TREE, machine=this_process()).retval
+    finally:
+        obj.close()
+    got = []
+    while h:
+        h, cgid = divmod(h, 16)
+        got.insert(0, cgid)
+    assert got == ids
+
+
+def test_a_css_reads_its_parents_css_and_the_roots_none():
+    data = compile_object(DECLS + CSS_ITER + r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct cgroup *c = bpf_cgroup_from_id(9);
+    if (!c) return 255;
+    struct bpf_iter_css it;
+    struct cgroup_subsys_state *pos, *prev = 0;
+    int r = 0;
+    bpf_iter_css_new(&it, SELF(c), BPF_CGROUP_ITER_ANCESTORS_UP);
+    while ((pos = bpf_iter_css_next(&it))) {
+        struct cgroup_subsys_state *up = ((struct cgroup_subsys_state___parent *)pos)->parent;
+        if (prev) r = r << 1 | (((struct cgroup_subsys_state___parent *)prev)->parent == pos);
+        r = r << 1 | (up == 0);
+        prev = pos;
+    }
+    bpf_iter_css_destroy(&it);
+    bpf_cgroup_release(c);
+    return r;
+}
+""")
+    obj = pyebpf.load(data)
+    try:
+        # 9 (not the root), then 5 (9's parent, not the root), then 1 (5's parent, root)
+        assert obj.program("prog").run(FRAME, env=TREE, machine=this_process()).retval == \
+            0b0_1_0_1_1
+    finally:
+        obj.close()
 
 
 # --- probe reads into a dynptr, task work: the argument rules -----------------------------
