@@ -299,10 +299,6 @@ WHY_NOT = {
     "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
     **dict.fromkeys([n for n in KFUNCS if KFUNCS[n].flags & isa.KF_SLEEPABLE
                      and n != "bpf_copy_from_user_str"], _SLEEPABLE),
-    **dict.fromkeys(["bpf_probe_read_kernel_dynptr", "bpf_probe_read_kernel_str_dynptr",
-                     "bpf_probe_read_user_dynptr", "bpf_probe_read_user_str_dynptr"],
-                    f"{_TODO}: reads of kernel or user memory into a dynptr (the kprobe "
-                    "Machine's memory model, pyebpf/trace)"),
     "__bpf_trap": "the kernel's verifier refuses every call of it (clang emits it where a "
                   "variable is used uninitialized), and so does pyebpf's",
     "bpf_crypto_encrypt": "needs a crypto context, which only BPF_PROG_TYPE_SYSCALL "
