@@ -456,6 +456,48 @@ cdef uint64_t _k_iter_css_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, ui
     return 0 if pos < 0 else _cgroup_address(pos) + _CSS.self_off
 
 
+
+# --- the VMA iterator (kernel/bpf/task_iter.c): the current task's memory map is the
+# machine's (TraceWorld.vmas, by start); no other task has one declared, so a walk of
+# another task's is -ENOENT, as a kernel thread's (no mm).  struct bpf_iter_task_vma is
+# 8 bytes on the program's stack: the next mapping's row, -1 for none.
+
+cdef struct IterTaskVma:
+    int64_t pos
+
+
+cdef inline IterTaskVma* _iter_task_vma(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterTaskVma*>_mem(vm, it, sizeof(IterTaskVma), ACCESS_WRITE)
+
+
+cdef uint64_t _k_iter_task_vma_new(Vm* vm, uint64_t it, uint64_t task, uint64_t addr,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_task_vma_new: the walk starts at the first mapping that ends above
+    ``addr`` (vma_iter_init, then vma_next)."""
+    cdef IterTaskVma* s = _iter_task_vma(vm, it)
+    cdef uint32_t k
+    if s == NULL:
+        return 0
+    s.pos = -1
+    if vm.world == NULL or task != vm.world.task:
+        return err(ENOENT)
+    for k in range(vm.world.nvmas):
+        if vm.world.vmas[3 * k + 1] > addr:
+            s.pos = k
+            break
+    return 0
+
+
+cdef uint64_t _k_iter_task_vma_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef IterTaskVma* s = _iter_task_vma(vm, it)
+    cdef int64_t k
+    if s == NULL or s.pos < 0 or vm.world == NULL:
+        return 0
+    k = s.pos
+    s.pos = k + 1 if k + 1 < vm.world.nvmas else -1
+    return vm.world.vmas[3 * k + 2]
+
 cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_acquire", _k_acquire)
     _kfunc("bpf_cgroup_acquire", _k_acquire)
@@ -474,3 +516,6 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_iter_css_new", _k_iter_css_new)
     _kfunc("bpf_iter_css_next", _k_iter_css_next)
     _kfunc("bpf_iter_css_destroy", _k_release)
+    _kfunc("bpf_iter_task_vma_new", _k_iter_task_vma_new)
+    _kfunc("bpf_iter_task_vma_next", _k_iter_task_vma_next)
+    _kfunc("bpf_iter_task_vma_destroy", _k_release)

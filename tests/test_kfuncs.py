@@ -286,9 +286,6 @@ _SLEEPABLE = ("sleepable (KF_SLEEPABLE): the kernel takes it only on a path that
               "(a bpf_wq callback's), where pyebpf does not run it yet")
 _TODO = "not implemented yet"
 WHY_NOT = {
-    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_iter_task_vma")],
-                    f"{_TODO}: the VMA iterator (a walk of a task's memory map) is not "
-                    "modelled"),
     **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_iter_css_task")],
                     "the kernel's verifier refuses bpf_iter_css_task_new outside bpf_lsm, "
                     "bpf_iter and sleepable programs (check_css_task_iter_allowlist), and "

@@ -669,6 +669,64 @@ def test_pid_0_finds_no_task_though_the_machine_declares_init_task():
     return 1;""", machine=this_process(tasks=(INIT_TASK,))) == 100
 
 
+# --- the VMA iterator -------------------------------------------------------------------
+
+VMA_ITER = ITERS + r"""
+struct vm_area_struct { unsigned long vm_start; unsigned long vm_end; }
+    __attribute__((preserve_access_index));
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct task_struct *t = TASK;
+    if (!t) return 255;
+    struct bpf_iter_task_vma it;
+    struct vm_area_struct *v;
+    int found = 0, ordered = 1;
+    __u64 prev = 0, first = 0;
+    int r = bpf_iter_task_vma_new(&it, t, ADDR);
+    while ((v = bpf_iter_task_vma_next(&it))) {
+        if (!found) first = v->vm_start;
+        found = 1;
+        ordered &= v->vm_start >= prev && v->vm_end > v->vm_start && v->vm_end > ADDR;
+        prev = v->vm_end;
+    }
+    bpf_iter_task_vma_destroy(&it);
+    RELEASE;
+    return -r | found << 8 | ordered << 9 | FIRST;
+}
+"""
+CURRENT_VMAS = "#define TASK CURRENT\n#define RELEASE\n"
+# two mappings the machine declares for the current task
+VMAS = ((0x400000, 0x401000), (0x600000, 0x602000))
+
+
+def _vma_source(task: str, addr: int, first: str = "0") -> bytes:
+    return compile_object(DECLS + task + f"#define ADDR {addr:#x}ull\n#define FIRST {first}\n"
+                          + VMA_ITER)
+
+
+@pytest.mark.parametrize("task, addr, want", [
+    (CURRENT_VMAS, 0, 1 << 8 | 1 << 9),
+    (CURRENT_VMAS, 0xFFFFFFFFFFFF, 1 << 9),
+    ("#define TASK bpf_task_from_pid(2)\n#define RELEASE bpf_task_release(t)\n", 0,
+     isa.Errno.ENOENT | 1 << 9),
+], ids=["current", "current-above-every-mapping", "kthread"])
+def test_the_vma_iterator_walks_the_mappings_the_kernel_walks(task, addr, want):
+    machine = this_process(tasks=(KTHREADD,), vmas=VMAS)
+    assert _object_runs(_vma_source(task, addr), machine) == (want, want)
+
+
+@pytest.mark.parametrize("addr, first", [(0, 0x400000), (0x400800, 0x400000),
+                                         (0x401000, 0x600000), (0x602000, 0)])
+def test_the_vma_iterator_starts_at_the_first_mapping_ending_above_its_address(addr, first):
+    obj = pyebpf.load(_vma_source(CURRENT_VMAS, addr, "(int)(first >> 12) << 12"))
+    machine = this_process(vmas=VMAS)
+    try:
+        got = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+    finally:
+        obj.close()
+    assert got >> 12 << 12 == first
+
+
 # --- the css iterator -----------------------------------------------------------------
 
 CSS_ITER = ITERS + r"""
