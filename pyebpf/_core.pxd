@@ -183,8 +183,9 @@ ctypedef struct TraceWorld:
     uint64_t pidns_ino
     uint64_t ns_pid_tgid           # and its ids there, tgid << 32 | pid
     uint64_t user_regs             # bpf_task_pt_regs of the current task
-    const uint64_t* tasks          # bpf_task_from_pid, _vpid: (pid, pid in the current
-    uint32_t ntasks                # task's namespace or NO_VPID, address) triples
+    const uint64_t* tasks          # bpf_task_from_pid, _vpid, the task iterator: (pid, pid in
+    uint32_t ntasks                # the current task's namespace or NO_VPID, address, tgid)
+                                   # rows in the kernel's task-list order (tasks.pxi)
     const uint64_t* cgroup1        # bpf_task_get_cgroup1: (task address, hierarchy id,
     uint32_t ncgroup1              # level, cgroup id) quadruples (Task.cgroup1)
     bint packet                    # a packet run given a machine (its current task)

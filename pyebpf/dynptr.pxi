@@ -4,7 +4,8 @@
 # (bpf_ringbuf_reserve_dynptr, _submit_dynptr, _discard_dynptr), skb dynptrs
 # (bpf_dynptr_from_skb), skb metadata dynptrs (bpf_dynptr_from_skb_meta), the kfuncs
 # bpf_dynptr_slice, _slice_rdwr, _adjust, _is_null,
-# _is_rdonly, _size, _clone, _memset, _copy and the helpers bpf_dynptr_read, _write and _data.
+# _is_rdonly, _size, _clone, _memset, _copy, bpf_probe_read_{kernel,user}{,_str}_dynptr
+# and the helpers bpf_dynptr_read, _write and _data.
 # Included by pyebpf/kfuncs.pxi.
 #
 # A dynptr is 16 bytes on the program's stack, laid out as struct bpf_dynptr_kern:
@@ -490,7 +491,94 @@ cdef uint64_t _k_dynptr_copy(Vm* vm, uint64_t dst_p, uint64_t dst_off, uint64_t 
     return 0
 
 
+
+# --- bpf_probe_read_{kernel,user}{,_str}_dynptr (kernel/trace/bpf_trace.c) --------------
+# The bytes go straight into the dynptr's slice (__bpf_dynptr_copy(_str)'s fast path):
+# the engine's dynptrs always have one in range.  Without one (a NULL or read-only
+# dynptr, a range past its end) the kernel reads a first chunk of at most 256 bytes
+# before its write fails.  A failed read leaves the destination as it was (the kernel's
+# partial copy up to a fault is not modelled).
+
+cdef enum:
+    DYNPTR_COPY_CHUNK = 256            # __bpf_dynptr_copy's buffer
+
+cdef int64_t _nofault_copy(Vm* vm, uint8_t* to, uint64_t src, uint32_t n, bint user,
+                           bint string) noexcept nogil:
+    """copy_from_kernel_nofault, copy_from_user_nofault (0 or -errno), or
+    strncpy_from_kernel_nofault, strncpy_from_user_nofault (the length with the NUL,
+    0 for n == 0, or -errno)."""
+    cdef const uint8_t* q
+    cdef int64_t ret
+    if string:
+        if n == 0:
+            return 0
+        return _user_str(vm, to, n, src) if user else _kernel_str(vm, to, n, src)
+    if user:
+        if n == 0 and _is_user(vm, src):
+            return 0
+        q = _user_bytes(vm, src, n)
+    else:
+        if _own_region(vm, src, n) == NULL:
+            ret = _kernel_allowed(vm, src)
+            if ret < 0:
+                return ret
+        if n == 0:
+            return 0
+        q = _kernel_bytes(vm, src, n)
+    if q == NULL:
+        return -EFAULT
+    memmove(to, q, n)
+    return 0
+
+
+cdef uint64_t _probe_read_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                 uint64_t src, bint user, bint string) noexcept nogil:
+    cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
+    cdef uint32_t n = <uint32_t>size
+    cdef uint8_t buf[DYNPTR_COPY_CHUNK]
+    cdef uint8_t* to
+    cdef int64_t ret
+    if d == NULL:
+        return 0
+    to = _dynptr_slice_ptr(vm, d, <uint32_t>off, n, True)
+    if vm.status != STATUS_RUNNING:
+        return 0
+    if to != NULL:
+        return <uint64_t>_nofault_copy(vm, to, src, n, user, string)
+    if _check_off_len(d, <uint32_t>off, n):
+        return err(E2BIG)
+    if n == 0:
+        return 0
+    ret = _nofault_copy(vm, buf, src, min(n, <uint32_t>DYNPTR_COPY_CHUNK), user, string)
+    # then __bpf_dynptr_write of a NULL or read-only dynptr
+    return <uint64_t>ret if ret < 0 else err(EINVAL)
+
+
+cdef uint64_t _k_probe_read_kernel_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                          uint64_t src, uint64_t r5) noexcept nogil:
+    return _probe_read_dynptr(vm, p, off, size, src, False, False)
+
+
+cdef uint64_t _k_probe_read_kernel_str_dynptr(Vm* vm, uint64_t p, uint64_t off,
+                                              uint64_t size, uint64_t src,
+                                              uint64_t r5) noexcept nogil:
+    return _probe_read_dynptr(vm, p, off, size, src, False, True)
+
+
+cdef uint64_t _k_probe_read_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                        uint64_t src, uint64_t r5) noexcept nogil:
+    return _probe_read_dynptr(vm, p, off, size, src, True, False)
+
+
+cdef uint64_t _k_probe_read_user_str_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
+                                            uint64_t src, uint64_t r5) noexcept nogil:
+    return _probe_read_dynptr(vm, p, off, size, src, True, True)
+
 cdef void register_dynptr(helper_fn* helpers) except *:
+    _kfunc("bpf_probe_read_kernel_dynptr", _k_probe_read_kernel_dynptr)
+    _kfunc("bpf_probe_read_kernel_str_dynptr", _k_probe_read_kernel_str_dynptr)
+    _kfunc("bpf_probe_read_user_dynptr", _k_probe_read_user_dynptr)
+    _kfunc("bpf_probe_read_user_str_dynptr", _k_probe_read_user_str_dynptr)
     _kfunc("bpf_dynptr_from_skb", _k_dynptr_from_skb)
     _kfunc("bpf_dynptr_from_skb_meta", _k_dynptr_from_skb_meta)
     _kfunc("bpf_dynptr_slice", _k_dynptr_slice)

@@ -510,6 +510,13 @@ NSIG = 64
 # which no BPF signal reaches (bpf_send_signal_common)
 PIDTYPE_PID, PIDTYPE_TGID = 0, 1
 PF_KTHREAD = 0x00200000
+# bpf_iter_task_new's flags (kernel/bpf/task_iter.c): every process (thread group
+# leader), every thread, the threads of one process from the task given on
+BPF_TASK_ITER_ALL_PROCS, BPF_TASK_ITER_ALL_THREADS, BPF_TASK_ITER_PROC_THREADS = 0, 1, 2
+# bpf_iter_css_new's orders (uapi enum bpf_cgroup_iter_order): the css iterator takes
+# the last three
+BPF_CGROUP_ITER_SELF_ONLY, BPF_CGROUP_ITER_DESCENDANTS_PRE = 1, 2
+BPF_CGROUP_ITER_DESCENDANTS_POST, BPF_CGROUP_ITER_ANCESTORS_UP = 3, 4
 
 # bpf_csum_level's levels and bpf_check_mtu's flag and results (uapi linux/bpf.h).
 BPF_CSUM_LEVEL_QUERY = 0

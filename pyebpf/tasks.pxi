@@ -1,13 +1,14 @@
 # The task and cgroup kfuncs of kernel/bpf/helpers.c's generic set (bpf_task_*,
 # bpf_cgroup_*).  Included into pyebpf/_core.pyx through kfuncs.pxi.
 #
-# A task is a task_struct of the run's machine (TraceWorld.tasks: the current task, then
-# pyebpf.trace.Machine.tasks), found by its address; a packet run given no machine has
-# none.  A cgroup is one of the Environment's (NetEnv.cgroups), at CGROUP_ADDRESS + its
-# index * CGROUP_STRIDE: no memory; a load through the pointer (a BPF_PROBE_MEM load,
-# trace_probe_load) is answered by cgroup_load from the model: level and kn (its
-# kernfs_node, whose id is the cgroup's id); every other byte reads 0 (the verifier
-# lets no program read the ancestors[] flexible array: btf_struct_walk).
+# A task is a task_struct of the run's machine (TraceWorld.tasks: the current task and
+# pyebpf.trace.Machine.tasks, in the kernel's task-list order), found by its address; a
+# packet run given no machine has none.  A cgroup is one of the Environment's
+# (NetEnv.cgroups), at CGROUP_ADDRESS + its index * CGROUP_STRIDE: no memory; a load
+# through the pointer (a BPF_PROBE_MEM load, trace_probe_load) is answered by
+# cgroup_load from the model: level and kn (its kernfs_node, whose id is the cgroup's
+# id), and its css's cgroup and parent; every other byte reads 0 (the verifier lets no
+# program read the ancestors[] flexible array: btf_struct_walk).
 # Every modelled task and cgroup outlives the run, so acquiring one returns the pointer
 # and releasing one does nothing: the verifier pairs them.
 
@@ -20,7 +21,14 @@ ctypedef struct CgroupLayout:
     uint32_t kn
     uint32_t kn_id
 
+ctypedef struct CssLayout:
+    # pyebpf.skb.kern.css_layout, read with CgroupLayout
+    uint32_t self_off
+    uint32_t cgroup
+    uint32_t parent
+
 cdef CgroupLayout _CGRP
+cdef CssLayout _CSS
 cdef bint _cgrp_ready = False
 cdef uint64_t CGROUP_ADDRESS = _kern.CGROUP_ADDRESS
 cdef uint64_t CGROUP_STRIDE = _kern.CGROUP_STRIDE
@@ -34,6 +42,7 @@ cdef int cgroup_prepare() except -1:
     global _cgrp_ready
     if not _cgrp_ready:
         _CGRP.level, _CGRP.kn, _CGRP.kn_id = _kern.cgroup_layout()
+        _CSS.self_off, _CSS.cgroup, _CSS.parent = _kern.css_layout()
         _cgrp_ready = True
     return 0
 
@@ -107,6 +116,11 @@ cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexc
         k, off = (addr - CGROUP_ADDRESS) // CGROUP_STRIDE, (addr - CGROUP_ADDRESS) % CGROUP_STRIDE
         _overlay(buf, off, size, _CGRP.level, <uint32_t>cg[k].level, 4)
         _overlay(buf, off, size, _CGRP.kn, KERNFS_NODE_ADDRESS + k * KERNFS_NODE_STRIDE, 8)
+        # its css (cgroup->self): the cgroup, and its parent's css (NULL for the root)
+        _overlay(buf, off, size, _CSS.self_off + _CSS.cgroup, _cgroup_address(k), 8)
+        if cg[k].parent >= 0:
+            _overlay(buf, off, size, _CSS.self_off + _CSS.parent,
+                     _cgroup_address(cg[k].parent) + _CSS.self_off, 8)
     elif KERNFS_NODE_ADDRESS <= addr < KERNFS_NODE_ADDRESS + n * KERNFS_NODE_STRIDE:
         k = (addr - KERNFS_NODE_ADDRESS) // KERNFS_NODE_STRIDE
         off = (addr - KERNFS_NODE_ADDRESS) % KERNFS_NODE_STRIDE
@@ -129,13 +143,14 @@ cdef uint64_t _k_release(Vm* vm, uint64_t p, uint64_t r2, uint64_t r3, uint64_t 
 
 cdef uint64_t _find_task(Vm* vm, uint64_t pid, int column) noexcept nogil:
     """The address of the machine's task whose pid (column 0) or pid in the current
-    task's namespace (column 1) is ``pid``, else 0."""
+    task's namespace (column 1) is ``pid``, else 0.  Pid 0 finds none: the idle task
+    (init_task) has no struct pid (find_task_by_pid_ns)."""
     cdef uint32_t k
-    if vm.world == NULL:
+    if vm.world == NULL or pid == 0:
         return 0
     for k in range(vm.world.ntasks):
-        if vm.world.tasks[3 * k + column] == pid:
-            return vm.world.tasks[3 * k + 2]
+        if vm.world.tasks[4 * k + column] == pid:
+            return vm.world.tasks[4 * k + 2]
     return 0
 
 
@@ -261,10 +276,227 @@ cdef uint64_t _task_pid(Vm* vm, uint64_t task) noexcept nogil:
     """The pid of the machine's task at ``task``, else 0."""
     cdef uint32_t k
     for k in range(vm.world.ntasks):
-        if vm.world.tasks[3 * k + 2] == task:
-            return vm.world.tasks[3 * k]
+        if vm.world.tasks[4 * k + 2] == task:
+            return vm.world.tasks[4 * k]
     return 0
 
+
+# --- the task iterator (kernel/bpf/task_iter.c): struct bpf_iter_task is 24 bytes on the
+# program's stack, read here as positions in the machine's task table (TraceWorld.tasks,
+# in the kernel's task-list order: a thread group's rows together, its leader first).
+# The kernel keeps pointers (bpf_iter_task_kern: task, pos, flags); the verifier lets no
+# program read the iterator's bytes, so indexes are as good.
+
+cdef uint32_t BPF_TASK_ITER_ALL_PROCS = _isa.BPF_TASK_ITER_ALL_PROCS
+cdef uint32_t BPF_TASK_ITER_ALL_THREADS = _isa.BPF_TASK_ITER_ALL_THREADS
+cdef uint32_t BPF_TASK_ITER_PROC_THREADS = _isa.BPF_TASK_ITER_PROC_THREADS
+
+cdef struct IterTask:
+    int64_t task                        # the row of the process walked (kit->task)
+    int64_t pos                         # the row next() yields, -1 for none (kit->pos)
+    uint32_t flags
+
+
+cdef inline IterTask* _iter_task(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterTask*>_mem(vm, it, sizeof(IterTask), ACCESS_WRITE)
+
+
+cdef inline uint64_t _row_tgid(Vm* vm, int64_t row) noexcept nogil:
+    return vm.world.tasks[4 * row + 3]
+
+
+cdef uint64_t _k_iter_task_new(Vm* vm, uint64_t it, uint64_t task, uint64_t flags,
+                               uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_task_new: -EINVAL for unknown flags or BPF_TASK_ITER_PROC_THREADS without
+    a task (the iterator then yields nothing); the walk starts at init_task (the table's
+    first row) or at ``task``."""
+    cdef IterTask* s = _iter_task(vm, it)
+    cdef uint32_t k, n = vm.world.ntasks if vm.world != NULL else 0
+    cdef uint32_t f = <uint32_t>flags
+    if s == NULL:
+        return 0
+    s.pos = s.task = -1
+    if f != BPF_TASK_ITER_ALL_PROCS and f != BPF_TASK_ITER_ALL_THREADS and \
+            f != BPF_TASK_ITER_PROC_THREADS:
+        return err(EINVAL)
+    if f == BPF_TASK_ITER_PROC_THREADS and task == 0:
+        return err(EINVAL)
+    s.flags = f
+    if f != BPF_TASK_ITER_PROC_THREADS:
+        s.task = 0 if n else -1
+    else:
+        for k in range(n):
+            if vm.world.tasks[4 * k + 2] == task:
+                s.task = k
+    s.pos = s.task
+    return 0
+
+
+cdef uint64_t _k_iter_task_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4,
+                                uint64_t r5) noexcept nogil:
+    """bpf_iter_task_next: the task at pos, then pos moves to the next thread of its
+    group (__next_thread; BPF_TASK_ITER_ALL_PROCS skips them), past the group's last to
+    the next group's leader (next_task), past the last group to none (the list wraps
+    to init_task)."""
+    cdef IterTask* s = _iter_task(vm, it)
+    cdef int64_t pos, n
+    if s == NULL or s.pos < 0 or vm.world == NULL:
+        return 0
+    pos, n = s.pos, vm.world.ntasks
+    if s.flags != BPF_TASK_ITER_ALL_PROCS:
+        if pos + 1 < n and _row_tgid(vm, pos + 1) == _row_tgid(vm, pos):
+            s.pos = pos + 1
+            return vm.world.tasks[4 * pos + 2]
+        if s.flags == BPF_TASK_ITER_PROC_THREADS:
+            s.pos = -1
+            return vm.world.tasks[4 * pos + 2]
+    s.task += 1
+    while s.task < n and _row_tgid(vm, s.task) == _row_tgid(vm, s.task - 1):
+        s.task += 1
+    s.pos = s.task if s.task < n else -1
+    return vm.world.tasks[4 * pos + 2]
+
+
+# --- the css iterator (kernel/bpf/cgroup_iter.c): a modelled cgroup's css is its struct
+# cgroup's own (cgroup->self, at _CSS.self in it), whose cgroup and parent a load reads
+# (cgroup_load); its children are the Environment's cgroups whose parent it is, in their
+# order there (the kernel's: creation order).  struct bpf_iter_css is 24 bytes on the
+# program's stack, read here as Environment indexes.
+
+cdef uint32_t BPF_CGROUP_ITER_DESCENDANTS_PRE = _isa.BPF_CGROUP_ITER_DESCENDANTS_PRE
+cdef uint32_t BPF_CGROUP_ITER_DESCENDANTS_POST = _isa.BPF_CGROUP_ITER_DESCENDANTS_POST
+cdef uint32_t BPF_CGROUP_ITER_ANCESTORS_UP = _isa.BPF_CGROUP_ITER_ANCESTORS_UP
+
+cdef struct IterCss:
+    int64_t start                       # the css walked from, -1 for none (kit->start)
+    int64_t pos                         # the css last yielded, -1 for none (kit->pos)
+    uint32_t flags
+
+
+cdef inline IterCss* _iter_css(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterCss*>_mem(vm, it, sizeof(IterCss), ACCESS_WRITE)
+
+
+cdef int64_t _first_child(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    cdef size_t j
+    for j in range(n):
+        if cg[j].parent == k:
+            return <int64_t>j
+    return -1
+
+
+cdef int64_t _next_sibling(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    cdef size_t j
+    if cg[k].parent < 0:
+        return -1
+    for j in range(<size_t>k + 1, n):
+        if cg[j].parent == cg[k].parent:
+            return <int64_t>j
+    return -1
+
+
+cdef int64_t _leftmost(const NetCgroup* cg, size_t n, int64_t k) noexcept nogil:
+    """css_leftmost_descendant: the first child's first child ..., or k."""
+    cdef int64_t c = _first_child(cg, n, k)
+    while c >= 0:
+        k, c = c, _first_child(cg, n, c)
+    return k
+
+
+cdef uint64_t _k_iter_css_new(Vm* vm, uint64_t it, uint64_t start, uint64_t flags,
+                              uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_css_new: -EINVAL for an order other than pre, post or ancestors (the
+    iterator then yields nothing)."""
+    cdef IterCss* s = _iter_css(vm, it)
+    cdef uint32_t f = <uint32_t>flags
+    if s == NULL:
+        return 0
+    s.start = s.pos = -1
+    if f != BPF_CGROUP_ITER_DESCENDANTS_PRE and f != BPF_CGROUP_ITER_DESCENDANTS_POST and \
+            f != BPF_CGROUP_ITER_ANCESTORS_UP:
+        return err(EINVAL)
+    s.start = _cgroup_index(vm, start - _CSS.self_off)
+    s.flags = f
+    return 0
+
+
+cdef uint64_t _k_iter_css_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4,
+                               uint64_t r5) noexcept nogil:
+    """bpf_iter_css_next: css_next_descendant_pre, css_next_descendant_post, or the
+    parent (ancestors), from the css last yielded; after the last, NULL (a pre or post
+    walk called again starts over, as the kernel's does)."""
+    cdef IterCss* s = _iter_css(vm, it)
+    cdef size_t n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    cdef int64_t pos, nxt
+    if s == NULL or s.start < 0:
+        return 0
+    pos = s.pos
+    if s.flags == BPF_CGROUP_ITER_DESCENDANTS_PRE:
+        if pos < 0:
+            pos = s.start
+        else:
+            nxt = _first_child(cg, n, pos)
+            while nxt < 0 and pos != s.start:
+                nxt = _next_sibling(cg, n, pos)
+                if nxt < 0:
+                    pos = cg[pos].parent
+            pos = nxt
+    elif s.flags == BPF_CGROUP_ITER_DESCENDANTS_POST:
+        if pos < 0:
+            pos = _leftmost(cg, n, s.start)
+        elif pos == s.start:
+            pos = -1
+        else:
+            nxt = _next_sibling(cg, n, pos)
+            pos = _leftmost(cg, n, nxt) if nxt >= 0 else cg[pos].parent
+    else:
+        pos = s.start if pos < 0 else cg[pos].parent
+    s.pos = pos
+    return 0 if pos < 0 else _cgroup_address(pos) + _CSS.self_off
+
+
+
+# --- the VMA iterator (kernel/bpf/task_iter.c): the current task's memory map is the
+# machine's (TraceWorld.vmas, by start); no other task has one declared, so a walk of
+# another task's is -ENOENT, as a kernel thread's (no mm).  struct bpf_iter_task_vma is
+# 8 bytes on the program's stack: the next mapping's row, -1 for none.
+
+cdef struct IterTaskVma:
+    int64_t pos
+
+
+cdef inline IterTaskVma* _iter_task_vma(Vm* vm, uint64_t it) noexcept nogil:
+    return <IterTaskVma*>_mem(vm, it, sizeof(IterTaskVma), ACCESS_WRITE)
+
+
+cdef uint64_t _k_iter_task_vma_new(Vm* vm, uint64_t it, uint64_t task, uint64_t addr,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_iter_task_vma_new: the walk starts at the first mapping that ends above
+    ``addr`` (vma_iter_init, then vma_next)."""
+    cdef IterTaskVma* s = _iter_task_vma(vm, it)
+    cdef uint32_t k
+    if s == NULL:
+        return 0
+    s.pos = -1
+    if vm.world == NULL or task != vm.world.task:
+        return err(ENOENT)
+    for k in range(vm.world.nvmas):
+        if vm.world.vmas[3 * k + 1] > addr:
+            s.pos = k
+            break
+    return 0
+
+
+cdef uint64_t _k_iter_task_vma_next(Vm* vm, uint64_t it, uint64_t r2, uint64_t r3,
+                                    uint64_t r4, uint64_t r5) noexcept nogil:
+    cdef IterTaskVma* s = _iter_task_vma(vm, it)
+    cdef int64_t k
+    if s == NULL or s.pos < 0 or vm.world == NULL:
+        return 0
+    k = s.pos
+    s.pos = k + 1 if k + 1 < vm.world.nvmas else -1
+    return vm.world.vmas[3 * k + 2]
 
 cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_acquire", _k_acquire)
@@ -278,3 +510,12 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_under_cgroup", _k_task_under_cgroup)
     _kfunc("bpf_send_signal_task", _k_send_signal_task)
     _kfunc("bpf_task_get_cgroup1", _k_task_get_cgroup1)
+    _kfunc("bpf_iter_task_new", _k_iter_task_new)
+    _kfunc("bpf_iter_task_next", _k_iter_task_next)
+    _kfunc("bpf_iter_task_destroy", _k_release)
+    _kfunc("bpf_iter_css_new", _k_iter_css_new)
+    _kfunc("bpf_iter_css_next", _k_iter_css_next)
+    _kfunc("bpf_iter_css_destroy", _k_release)
+    _kfunc("bpf_iter_task_vma_new", _k_iter_task_vma_new)
+    _kfunc("bpf_iter_task_vma_next", _k_iter_task_vma_next)
+    _kfunc("bpf_iter_task_vma_destroy", _k_release)

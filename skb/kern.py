@@ -42,7 +42,7 @@ __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_S
            "nf_conn_layout", "KERN_SKB_ADDRESS", "KERN_DEV_ADDRESS", "TEST_RUN_HEADROOM",
            "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
            "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE", "CGROUP1_ADDRESS",
-           "KERNFS_NODE1_ADDRESS", "task_flags_offset"]
+           "KERNFS_NODE1_ADDRESS", "task_flags_offset", "css_layout"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
 #: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
@@ -242,6 +242,17 @@ def cgroup_layout(*, btf=None) -> tuple[int, int, int]:
     cgroup = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup").members}
     kn = {m.name: m.bit_offset // 8 for m in _struct(btf, "kernfs_node").members}
     return cgroup["level"], cgroup["kn"], kn["id"]
+
+
+def css_layout(*, btf=None) -> tuple[int, int, int]:
+    """Where a modelled cgroup's css is and what it holds, as the target BTF lays the
+    structs out: the offset of ``struct cgroup``'s ``self`` (its own
+    ``cgroup_subsys_state``), and of ``struct cgroup_subsys_state``'s ``cgroup`` and
+    ``parent``."""
+    btf = target_btf(btf)
+    cgroup = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup").members}
+    css = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup_subsys_state").members}
+    return cgroup["self"], css["cgroup"], css["parent"]
 
 
 def task_flags_offset(*, btf=None) -> int:

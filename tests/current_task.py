@@ -39,12 +39,12 @@ def cgroup1() -> tuple:
     return tuple(found)
 
 
-def this_process(tasks=(), **task) -> Machine:
+def this_process(tasks=(), vmas=(), **task) -> Machine:
     """The machine BPF_PROG_TEST_RUN runs a program in: this thread of this process as
     the current task, in its pid namespace, having entered bpf(2); its default cgroup's
     ``struct cgroup`` at CGROUP (through task->cgroups->dfl_cgrp), its cgroup v1 cgroups
     (:func:`cgroup1`); ``task`` other Task fields; ``tasks`` the other tasks a program
-    may look up."""
+    may look up; ``vmas`` its memory map as the machine declares it."""
     ns = os.stat("/proc/self/ns/pid")
     return Machine(
         task=Task(pid=threading.get_native_id(), tgid=os.getpid(), uid=os.getuid(),
@@ -53,4 +53,4 @@ def this_process(tasks=(), **task) -> Machine:
                   **({"cgroup1": cgroup1()} | task)),
         kernel_memory={CSS_SET: struct_bytes("css_set", {"dfl_cgrp": CGROUP}),
                        CGROUP: struct_bytes("cgroup", {})},
-        tasks=tasks)
+        tasks=tasks, vmas=vmas)

@@ -284,9 +284,10 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
 # why a kfunc the kernel offers these program types does not run in pyebpf
 _TODO = "not implemented yet"
 WHY_NOT = {
-    **dict.fromkeys([n for n in KFUNCS if n.startswith(("bpf_iter_task", "bpf_iter_css"))],
-                    f"{_TODO}: task, cgroup and VMA iterators (walks of the kernel's task "
-                    "and css lists and of a task's memory map) are not modelled"),
+    **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_iter_css_task")],
+                    "the kernel's verifier refuses bpf_iter_css_task_new outside bpf_lsm, "
+                    "bpf_iter and sleepable programs (check_css_task_iter_allowlist), and "
+                    "so does pyebpf's"),
     **dict.fromkeys([n for n in KFUNCS if n.startswith("bpf_task_work_")],
                     f"{_TODO}: task work (a callback run in a task's context) is not "
                     "modelled"),
@@ -297,10 +298,6 @@ WHY_NOT = {
                     "may sleep): the engine has no kernel heap"),
     "bpf_lookup_user_key": "kernel keyrings (struct bpf_key, for signature checks) are not "
                            "modelled",
-    **dict.fromkeys(["bpf_probe_read_kernel_dynptr", "bpf_probe_read_kernel_str_dynptr",
-                     "bpf_probe_read_user_dynptr", "bpf_probe_read_user_str_dynptr"],
-                    f"{_TODO}: reads of kernel or user memory into a dynptr (the kprobe "
-                    "Machine's memory model, pyebpf/trace)"),
     "__bpf_trap": "the kernel's verifier refuses every call of it (clang emits it where a "
                   "variable is used uninitialized), and so does pyebpf's",
     "bpf_crypto_encrypt": "needs a crypto context, which only BPF_PROG_TYPE_SYSCALL "

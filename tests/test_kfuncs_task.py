@@ -15,6 +15,9 @@ machine.
 """
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 import pyebpf
@@ -22,6 +25,7 @@ from pyebpf import Environment, isa
 from pyebpf.trace import Task
 
 from bpfc import compile_object
+from cgroup_support import cgroup2_mount
 from current_task import this_process
 from objdiff import assert_refused_alike, verdicts
 from recorded_kernel import count_comparison
@@ -482,6 +486,466 @@ def test_a_misused_task_iterator_is_refused_as_the_kernel_refuses_it(body, messa
     assert_refused_alike(*verdicts(compile_object(
         DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n' + body + "\n}\n")),
         message)
+
+
+# --- the task iterator: what it walks -----------------------------------------------------
+
+# init_task (the idle task of CPU 0, pid 0), which the kernel's task list starts at
+INIT_TASK = Task(pid=0, comm="swapper/0", address=0xFFFF888100700000,
+                 fields={"flags": isa.PF_KTHREAD})
+TASK_ITER = ITERS + r"""
+#define WALKED(task, flags) \
+    int pid = (__u32)bpf_get_current_pid_tgid(), tgid = TGID; \
+    int first = 0, found = 0, leaders = 1, mine = 1, other = 0; \
+    struct bpf_iter_task it; \
+    int r = bpf_iter_task_new(&it, task, flags); \
+    struct task_struct *t = bpf_iter_task_next(&it); \
+    if (t) first = t->pid == 0 ? 1 : t->pid == pid ? 2 : 3; \
+    while (t) { \
+        found |= t->pid == pid; \
+        leaders &= t->pid == t->tgid; \
+        mine &= t->tgid == tgid; \
+        other |= t->tgid == tgid && t->pid != pid; \
+        t = bpf_iter_task_next(&it); \
+    } \
+    bpf_iter_task_destroy(&it); \
+    return -r | first << 8 | found << 12 | leaders << 13 | mine << 14 | other << 15;
+"""
+# WALKED's answer: the first task yielded (1 init_task, 2 the current task, 3 another),
+# whether the current task was yielded, whether only group leaders were, only threads
+# of this process, another thread of this process; the low byte -errno of _new
+FIRST_INIT, FIRST_CURRENT = 1 << 8, 2 << 8
+FOUND, LEADERS, MINE, OTHER = 1 << 12, 1 << 13, 1 << 14, 1 << 15
+
+
+@pytest.fixture
+def second_thread():
+    """A second thread of this process, waiting while the test runs: the kernel's
+    thread walks meet it, and the machine declares it."""
+    started, done = threading.Event(), threading.Event()
+
+    def wait():
+        started.set()
+        done.wait()
+    thread = threading.Thread(target=wait)
+    thread.start()
+    started.wait()
+    try:
+        yield Task(pid=thread.native_id, tgid=os.getpid(), address=0xFFFF888100B00000,
+                   fields={})
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("task, flags, want", [
+    ("0", isa.BPF_TASK_ITER_ALL_PROCS, FIRST_INIT | FOUND | LEADERS),
+    ("0", isa.BPF_TASK_ITER_ALL_THREADS, FIRST_INIT | FOUND | OTHER),
+    ("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, FIRST_CURRENT | FOUND | MINE | OTHER),
+    ("0", isa.BPF_TASK_ITER_PROC_THREADS, isa.Errno.EINVAL | LEADERS | MINE),
+    ("CURRENT", 3, isa.Errno.EINVAL | LEADERS | MINE),
+], ids=["all-procs", "all-threads", "proc-threads", "proc-threads-of-null",
+        "unknown-flags"])
+def test_the_task_iterator_walks_the_tasks_the_kernel_walks(task, flags, want,
+                                                            second_thread):
+    machine = this_process(tasks=(INIT_TASK, KTHREADD, second_thread))
+    data = compile_object(DECLS + TASK_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ WALKED({task}, {flags}) }}\n')
+    ours, theirs = _object_runs(data, machine)
+    assert (ours, theirs) == (want, want), f"pyebpf {ours:#x}, kernel {theirs:#x}"
+
+
+def test_a_socket_filter_walks_the_tasks_too():
+    # the kernel registers the task iterator for every program type (its common set)
+    data = compile_object(DECLS + TASK_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ WALKED(0, {isa.BPF_TASK_ITER_ALL_PROCS}) }}\n')
+    machine = this_process(tasks=(INIT_TASK, KTHREADD))
+    want = FIRST_INIT | FOUND | LEADERS
+    assert _object_runs(data, machine, "socket_filter") == (want, want)
+
+
+def test_a_task_the_iterator_yields_may_be_acquired():
+    data = compile_object(DECLS + ITERS + 'SEC("tc") int prog(struct __sk_buff *skb) {'
+                          """
+    struct bpf_iter_task it;
+    int pid = (__u32)bpf_get_current_pid_tgid(), r = 0;
+    bpf_iter_task_new(&it, CURRENT, 2);
+    struct task_struct *t = bpf_iter_task_next(&it);
+    if (t) {
+        t = bpf_task_acquire(t);
+        if (t) { r = t->pid == pid; bpf_task_release(t); }
+    }
+    bpf_iter_task_destroy(&it);
+    return r;
+}
+""")
+    assert _object_runs(data, this_process()) == (1, 1)
+
+
+def _object_runs(data: bytes, machine, prog_type=None):
+    """(pyebpf's retval, the kernel's) of one run of the object's ``prog``."""
+    obj = pyebpf.load(data, prog_type=prog_type)
+    try:
+        ours = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+        with pyebpf.kernel.load_object(data, prog_type=prog_type) as kobj:
+            theirs = kobj.program("prog").test_run(FRAME).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours, theirs
+
+
+ORDER = ITERS + r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_task it;
+    __u64 h = 0;
+    struct task_struct *t;
+    bpf_iter_task_new(&it, TASK, FLAGS);
+    while ((t = bpf_iter_task_next(&it)))
+        h = h * 32 + t->pid;
+    bpf_iter_task_destroy(&it);
+    return h;
+}
+"""
+# a machine of thread groups: init_task; 20 (the current task) and its thread 21; 7 and
+# its threads 9 and 8; thread 31 of process 30, whose leader is not declared
+GROUPS = dict(task=Task(pid=20, tgid=20, address=0xFFFF888101000000, fields={}),
+              tasks=(Task(pid=21, tgid=20, address=0xFFFF888101100000, fields={}),
+                     Task(pid=9, tgid=7, address=0xFFFF888101200000, fields={}),
+                     Task(pid=8, tgid=7, address=0xFFFF888101300000, fields={}),
+                     Task(pid=7, address=0xFFFF888101400000, fields={}),
+                     Task(pid=31, tgid=30, address=0xFFFF888101500000, fields={}),
+                     INIT_TASK))
+
+
+def _walk(task: str, flags: int, machine) -> list[int]:
+    """The pids the iterator yields, in order (pids below 32)."""
+    data = compile_object(DECLS + f"#define TASK {task}\n#define FLAGS {flags}\n" + ORDER)
+    obj = pyebpf.load(data)
+    try:
+        h = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+    finally:
+        obj.close()
+    pids = []
+    while h:
+        h, pid = divmod(h, 32)
+        pids.insert(0, pid)
+    return pids
+
+
+@pytest.mark.parametrize("task, flags, pids", [
+    ("0", isa.BPF_TASK_ITER_ALL_PROCS, [7, 20, 31]),
+    ("0", isa.BPF_TASK_ITER_ALL_THREADS, [7, 8, 9, 20, 21, 31]),
+    ("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, [20, 21]),
+], ids=["all-procs", "all-threads", "proc-threads"])
+def test_the_task_iterator_walks_the_declared_groups_leader_first_in_tgid_order(
+        task, flags, pids):
+    from pyebpf.trace import Machine
+    # init_task's pid 0 adds nothing to the hash: it is first in the two full walks
+    assert _walk(task, flags, Machine(**GROUPS)) == pids
+
+
+def test_proc_threads_from_a_thread_walks_the_threads_after_it():
+    from pyebpf.trace import Machine
+    groups = dict(GROUPS, task=GROUPS["tasks"][0],
+                  tasks=(GROUPS["task"],) + GROUPS["tasks"][1:])
+    assert _walk("CURRENT", isa.BPF_TASK_ITER_PROC_THREADS, Machine(**groups)) == [21]
+
+
+def test_without_a_machine_the_task_iterator_yields_nothing():
+    data = compile_object(DECLS + "#define TASK 0\n#define FLAGS 1\n" + ORDER)
+    obj = pyebpf.load(data)
+    try:
+        assert obj.program("prog").run(FRAME).retval == 0
+    finally:
+        obj.close()
+
+
+def test_pid_0_finds_no_task_though_the_machine_declares_init_task():
+    assert engine_retval("""
+    struct task_struct *t = bpf_task_from_pid(0);
+    if (!t) return 100;
+    bpf_task_release(t);
+    return 1;""", machine=this_process(tasks=(INIT_TASK,))) == 100
+
+
+# --- the VMA iterator -------------------------------------------------------------------
+
+VMA_ITER = ITERS + r"""
+struct vm_area_struct { unsigned long vm_start; unsigned long vm_end; }
+    __attribute__((preserve_access_index));
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct task_struct *t = TASK;
+    if (!t) return 255;
+    struct bpf_iter_task_vma it;
+    struct vm_area_struct *v;
+    int found = 0, ordered = 1;
+    __u64 prev = 0, first = 0;
+    int r = bpf_iter_task_vma_new(&it, t, ADDR);
+    while ((v = bpf_iter_task_vma_next(&it))) {
+        if (!found) first = v->vm_start;
+        found = 1;
+        ordered &= v->vm_start >= prev && v->vm_end > v->vm_start && v->vm_end > ADDR;
+        prev = v->vm_end;
+    }
+    bpf_iter_task_vma_destroy(&it);
+    RELEASE;
+    return -r | found << 8 | ordered << 9 | FIRST;
+}
+"""
+CURRENT_VMAS = "#define TASK CURRENT\n#define RELEASE\n"
+# two mappings the machine declares for the current task
+VMAS = ((0x400000, 0x401000), (0x600000, 0x602000))
+
+
+def _vma_source(task: str, addr: int, first: str = "0") -> bytes:
+    return compile_object(DECLS + task + f"#define ADDR {addr:#x}ull\n#define FIRST {first}\n"
+                          + VMA_ITER)
+
+
+@pytest.mark.parametrize("task, addr, want", [
+    (CURRENT_VMAS, 0, 1 << 8 | 1 << 9),
+    (CURRENT_VMAS, 0xFFFFFFFFFFFF, 1 << 9),
+    ("#define TASK bpf_task_from_pid(2)\n#define RELEASE bpf_task_release(t)\n", 0,
+     isa.Errno.ENOENT | 1 << 9),
+], ids=["current", "current-above-every-mapping", "kthread"])
+def test_the_vma_iterator_walks_the_mappings_the_kernel_walks(task, addr, want):
+    machine = this_process(tasks=(KTHREADD,), vmas=VMAS)
+    assert _object_runs(_vma_source(task, addr), machine) == (want, want)
+
+
+@pytest.mark.parametrize("addr, first", [(0, 0x400000), (0x400800, 0x400000),
+                                         (0x401000, 0x600000), (0x602000, 0)])
+def test_the_vma_iterator_starts_at_the_first_mapping_ending_above_its_address(addr, first):
+    obj = pyebpf.load(_vma_source(CURRENT_VMAS, addr, "(int)(first >> 12) << 12"))
+    machine = this_process(vmas=VMAS)
+    try:
+        got = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
+    finally:
+        obj.close()
+    assert got >> 12 << 12 == first
+
+
+# --- the css iterator -----------------------------------------------------------------
+
+CSS_ITER = ITERS + r"""
+struct bpf_iter_css { __u64 __opaque[3]; } __attribute__((aligned(8)));
+struct cgroup_subsys_state___parent { struct cgroup_subsys_state *parent; }
+    __attribute__((preserve_access_index));
+extern int bpf_iter_css_new(struct bpf_iter_css *it, struct cgroup_subsys_state *start,
+                            unsigned int flags) __ksym;
+extern struct cgroup_subsys_state *bpf_iter_css_next(struct bpf_iter_css *it) __ksym;
+extern void bpf_iter_css_destroy(struct bpf_iter_css *it) __ksym;
+#define SELF(c) (&((struct cgroup___css *)(c))->self)
+#define CSS_WALKED(flags) \
+    __u64 id = bpf_get_current_cgroup_id(); \
+    struct cgroup *c = bpf_cgroup_from_id(id); \
+    if (!c) return 255; \
+    int first = 0, last = 0, levels = 0, n = 0; \
+    struct bpf_iter_css it; \
+    int r = bpf_iter_css_new(&it, SELF(c), flags); \
+    struct cgroup_subsys_state *pos = bpf_iter_css_next(&it); \
+    if (pos) first = pos->cgroup->kn->id == id; \
+    while (pos) { \
+        levels |= 1 << (pos->cgroup->level & 7); \
+        last = pos->cgroup->kn->id == id; \
+        n++; \
+        pos = bpf_iter_css_next(&it); \
+    } \
+    bpf_iter_css_destroy(&it); \
+    bpf_cgroup_release(c); \
+    return -r | first << 8 | last << 9 | levels << 12 | (n & 0xff) << 20;
+"""
+
+
+def _cgroup_tree() -> dict:
+    """The test's own cgroup v2 cgroup (``/proc/self/cgroup``), its ancestors and its
+    descendants, each (path, id: its directory's inode number)."""
+    mount = cgroup2_mount()
+    if mount is None:
+        raise OSError("no cgroup2 hierarchy is mounted")
+    with open("/proc/self/cgroup") as f:
+        own = next(line.rstrip("\n")[3:] for line in f if line.startswith("0::"))
+    parts = [p for p in own.split("/") if p]
+    paths = ["/" + "/".join(parts[:k]) for k in range(len(parts))]
+    for top, dirs, _ in os.walk(mount + own.rstrip("/")):
+        dirs.sort()
+        paths.append("/" + os.path.relpath(top, mount).strip("./"))
+    return {"own": "/" + "/".join(parts),
+            "cgroups": [[p, os.stat(mount + p).st_ino] for p in paths]}
+
+
+@pytest.fixture
+def cgroup_tree(kernel_observation):
+    return kernel_observation("the test's cgroup v2 cgroup, its ancestors and descendants",
+                              "v1", _cgroup_tree, unavailable=(OSError,))
+
+
+@pytest.mark.parametrize("flags", [isa.BPF_CGROUP_ITER_DESCENDANTS_PRE,
+                                   isa.BPF_CGROUP_ITER_DESCENDANTS_POST,
+                                   isa.BPF_CGROUP_ITER_ANCESTORS_UP,
+                                   isa.BPF_CGROUP_ITER_SELF_ONLY, 0],
+                         ids=["pre", "post", "ancestors-up", "self-only", "unspec"])
+def test_the_css_iterator_walks_the_cgroups_the_kernel_walks(flags, cgroup_tree):
+    own = cgroup_tree["own"]
+    env = Environment(cgroups=tuple(map(tuple, cgroup_tree["cgroups"])), task_cgroup=own)
+    level = len([p for p in own.split("/") if p])
+    below = [p for p, _ in cgroup_tree["cgroups"]
+             if p != own and p.startswith(own.rstrip("/") + "/")]
+    if flags == isa.BPF_CGROUP_ITER_ANCESTORS_UP:
+        walked = [level - k for k in range(level + 1)]
+        want = 1 << 8 | (level == 0) << 9
+    elif flags in (isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, isa.BPF_CGROUP_ITER_DESCENDANTS_POST):
+        walked = [level] + [len([p for p in b.split("/") if p]) for b in below]
+        first_is_own = flags == isa.BPF_CGROUP_ITER_DESCENDANTS_PRE or not below
+        last_is_own = flags == isa.BPF_CGROUP_ITER_DESCENDANTS_POST or not below
+        want = first_is_own << 8 | last_is_own << 9
+    else:
+        walked, want = [], isa.Errno.EINVAL
+    want |= sum(1 << (lv & 7) for lv in set(walked)) << 12 | (len(walked) & 0xFF) << 20
+    data = compile_object(DECLS + CSS_ITER + 'SEC("tc") int prog(struct __sk_buff *skb) '
+                          f'{{ CSS_WALKED({flags}) }}\n')
+    ours, theirs = _runs_in(data, env)
+    assert (ours, theirs) == (want, want), f"pyebpf {ours:#x}, kernel {theirs:#x}"
+
+
+def _runs_in(data: bytes, env):
+    """(pyebpf's retval in ``env``, the kernel's) of one run of the object's ``prog``."""
+    obj = pyebpf.load(data)
+    try:
+        ours = obj.program("prog").run(FRAME, machine=this_process(), env=env).retval
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(FRAME).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours & 0xFFFFFFFF, theirs
+
+
+CSS_ORDER = r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct cgroup *c = bpf_cgroup_from_id(START);
+    if (!c) return 255;
+    struct bpf_iter_css it;
+    __u64 h = 0;
+    struct cgroup_subsys_state *pos;
+    bpf_iter_css_new(&it, SELF(c), FLAGS);
+    while ((pos = bpf_iter_css_next(&it)))
+        h = h * 16 + pos->cgroup->kn->id;
+    bpf_iter_css_destroy(&it);
+    bpf_cgroup_release(c);
+    return h;
+}
+"""
+
+
+@pytest.mark.parametrize("start, flags, ids", [
+    (1, isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, [1, 5, 9, 12]),
+    (1, isa.BPF_CGROUP_ITER_DESCENDANTS_POST, [9, 5, 12, 1]),
+    (5, isa.BPF_CGROUP_ITER_DESCENDANTS_PRE, [5, 9]),
+    (9, isa.BPF_CGROUP_ITER_ANCESTORS_UP, [9, 5, 1]),
+    (12, isa.BPF_CGROUP_ITER_DESCENDANTS_POST, [12]),
+], ids=["pre", "post", "pre-of-a-subtree", "ancestors-up", "post-of-a-leaf"])
+def test_the_css_iterator_walks_a_declared_tree_in_the_kernels_orders(start, flags, ids):
+    data = compile_object(DECLS + CSS_ITER + f"#define START {start}\n#define FLAGS {flags}\n"
+                          + CSS_ORDER)
+    obj = pyebpf.load(data)
+    try:
+        h = obj.program("prog").run(FRAME, env=TREE, machine=this_process()).retval
+    finally:
+        obj.close()
+    got = []
+    while h:
+        h, cgid = divmod(h, 16)
+        got.insert(0, cgid)
+    assert got == ids
+
+
+def test_a_css_reads_its_parents_css_and_the_roots_none():
+    data = compile_object(DECLS + CSS_ITER + r"""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct cgroup *c = bpf_cgroup_from_id(9);
+    if (!c) return 255;
+    struct bpf_iter_css it;
+    struct cgroup_subsys_state *pos, *prev = 0;
+    int r = 0;
+    bpf_iter_css_new(&it, SELF(c), BPF_CGROUP_ITER_ANCESTORS_UP);
+    while ((pos = bpf_iter_css_next(&it))) {
+        struct cgroup_subsys_state *up = ((struct cgroup_subsys_state___parent *)pos)->parent;
+        if (prev) r = r << 1 | (((struct cgroup_subsys_state___parent *)prev)->parent == pos);
+        r = r << 1 | (up == 0);
+        prev = pos;
+    }
+    bpf_iter_css_destroy(&it);
+    bpf_cgroup_release(c);
+    return r;
+}
+""")
+    obj = pyebpf.load(data)
+    try:
+        # 9 (not the root), then 5 (9's parent, not the root), then 1 (5's parent, root)
+        assert obj.program("prog").run(FRAME, env=TREE, machine=this_process()).retval == \
+            0b0_1_0_1_1
+    finally:
+        obj.close()
+
+
+# --- probe reads into a dynptr --------------------------------------------------------
+
+PROBE_READS = r"""
+extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
+                               struct bpf_dynptr *ptr__uninit) __ksym;
+extern int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                        const void *unsafe_ptr__ign) __ksym;
+extern int bpf_probe_read_kernel_str_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                            const void *unsafe_ptr__ign) __ksym;
+extern int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                      const void *unsafe_ptr__ign) __ksym;
+extern int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                          const void *unsafe_ptr__ign) __ksym;
+SEC("tc") int prog(struct __sk_buff *skb) {
+    char src[16] = "hello, dynptr";
+    struct bpf_dynptr d;
+    __u64 out = 0;
+    if (bpf_dynptr_from_skb(skb, 0, &d))
+        return 255;
+    int r = bpf_probe_read_%s_dynptr(&d, %d, %d, %s);
+    bpf_skb_load_bytes(skb, 0, &out, 8);
+    __u32 fold = (__u32)out ^ (__u32)(out >> 32);
+    return (r & 0xff) | (fold & 0xffffff) << 8;
+}
+"""
+
+
+def _fold(packet: bytes) -> int:
+    out = int.from_bytes(packet[:8], "little")
+    return ((out ^ out >> 32) & 0xFFFFFF) << 8
+
+
+@pytest.mark.parametrize("prog_type", ["sched_cls", "socket_filter"])
+@pytest.mark.parametrize("kind, off, size, src, r, wrote", [
+    ("kernel", 0, 8, "src", 0, b"hello, d"),
+    ("kernel_str", 0, 16, "src", 14, b"hello, d"),
+    ("kernel_str", 0, 4, "src", 4, b"hel\0"),
+    ("kernel", 0, 0, "src", 0, b""),
+    ("kernel", 0, 8, "(void *)0", -isa.Errno.ERANGE, b""),
+    ("kernel_str", 0, 8, "(void *)0", -isa.Errno.ERANGE, b""),
+    ("user", 0, 8, "src", -isa.Errno.EFAULT, b""),
+    ("user_str", 0, 8, "src", -isa.Errno.EFAULT, b""),
+    ("kernel", len(FRAME) - 4, 8, "src", -isa.Errno.E2BIG, b""),
+], ids=["kernel", "kernel-str", "kernel-str-cut", "nothing", "kernel-null", "kernel-str-null",
+        "user-of-a-kernel-address", "user-str-of-a-kernel-address", "past-the-end"])
+def test_a_probe_read_into_an_skb_dynptr_answers_as_the_kernel(kind, off, size, src, r,
+                                                              wrote, prog_type):
+    # a socket filter's skb dynptr is read-only: the read comes first, then the write
+    # of a read-only dynptr fails (__bpf_dynptr_copy's chunk loop)
+    if prog_type == "socket_filter" and r >= 0 and size:
+        r, wrote = -isa.Errno.EINVAL, b""
+    data = compile_object(DECLS + PROBE_READS % (kind, off, size, src))
+    want = (r & 0xFF) | _fold(wrote + FRAME[len(wrote):])
+    ours, theirs = _object_runs(data, this_process(), prog_type)
+    assert (ours, theirs) == (want, want), f"pyebpf {ours:#x}, kernel {theirs:#x}"
 
 
 # --- probe reads into a dynptr, task work: the argument rules -----------------------------

@@ -81,13 +81,16 @@ cdef class MachineImage:
         self.w.pidns_dev, self.w.pidns_ino = task.pidns
         self.w.ns_pid_tgid = (<uint64_t>task.ns_tgid << 32) | <uint32_t>task.ns_pid
         self.w.user_regs = _machine.USER_REGS_ADDRESS
-        tasks = (task,) + machine.tasks
-        self._tasks = <uint64_t*>malloc(len(tasks) * 3 * sizeof(uint64_t))
+        # the kernel's task list: each thread group at its tgid (its leader's pid: init_task,
+        # pid 0, first), its leader first, then its other threads by pid
+        tasks = sorted((task,) + machine.tasks, key=lambda t: (t.tgid, t.pid != t.tgid, t.pid))
+        self._tasks = <uint64_t*>malloc(len(tasks) * 4 * sizeof(uint64_t))
         if self._tasks == NULL:
             raise MemoryError()
         for k, t in enumerate(tasks):
-            self._tasks[3 * k], self._tasks[3 * k + 2] = t.pid, t.address
-            self._tasks[3 * k + 1] = t.ns_pid if t.pidns == task.pidns else NO_VPID
+            self._tasks[4 * k], self._tasks[4 * k + 2] = t.pid, t.address
+            self._tasks[4 * k + 1] = t.ns_pid if t.pidns == task.pidns else NO_VPID
+            self._tasks[4 * k + 3] = t.tgid
         self.w.tasks, self.w.ntasks = self._tasks, len(tasks)
         cgroup1 = [(t.address,) + c for t in tasks for c in t.cgroup1]
         self._cgroup1 = <uint64_t*>malloc(max(len(cgroup1), 1) * 4 * sizeof(uint64_t))
