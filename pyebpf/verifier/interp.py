@@ -131,6 +131,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.live = live
         self.depths = [0] * len(starts)
         self.states: dict[int, list[VState]] = {}       # checkpoints by bucket, oldest first
+        self.nslots = len(insns)                         # buckets (state_htab_size)
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -143,9 +144,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                if op is not None and op.form is isa.F_CALL and
                                (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
                                 calls_less(insns[pc]))}
-        self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
-        self.jmp_points = self._jmp_points()
-        self.hist_pushed = False    # this instruction has its history entry
+        points, jmps = self._prune_points()
+        self.prune = points | self.iter_nexts | self.callback_calls
+        self.jmp_points = jmps | self.callback_calls     # each a prune point too
+        self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
@@ -172,57 +174,39 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
-    def _prune_points(self) -> set:
+    def _prune_points(self) -> tuple[set, set]:
         """Where states are compared and kept (the kernel's visit_insn and push_insn):
         conditional jumps and their targets, targets of unconditional jumps, where
         calls return, and a called (or referenced) function's first instruction
-        (visit_func_call_insn: a BRANCH edge)."""
-        points = set()
+        (visit_func_call_insn: a BRANCH edge); and of those, the jump points, where a
+        path's history gets an entry as it arrives (mark_jmp_point: all but the
+        jumps and calls themselves)."""
+        points, jmps = set(), set()
         for pc, op in enumerate(self.ops):
             if op is None:
                 continue
             f = op.form
             if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
                 points.add(pc)
-                points.add(pc + 1 + self.insns[pc].off)
+                jmps.add(pc + 1 + self.insns[pc].off)
             elif f in (isa.F_JA, isa.F_JA32):
-                points.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
-                                     else self.insns[pc].off))
+                jmps.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
+                                   else self.insns[pc].off))
             elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                points.add(pc + 1)
+                jmps.add(pc + 1)
                 if f is isa.F_CALL_LOCAL:
                     points.add(pc)
-                    points.add(pc + 1 + self.insns[pc].imm)
+                    jmps.add(pc + 1 + self.insns[pc].imm)
             elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
-                points.update((pc, pc + 2, pc + 1 + self.insns[pc].imm))
-        return points
-
-    def _jmp_points(self) -> set:
-        """Where a path's history gets an entry as it arrives (the kernel's
-        mark_jmp_point: the targets of BRANCH edges, where calls return, and the
-        instructions that call a callback)."""
-        points = set(self.callback_calls)
-        for pc, op in enumerate(self.ops):
-            if op is None:
-                continue
-            f = op.form
-            if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO, isa.F_JA):
-                points.add(pc + 1 + self.insns[pc].off)
-            elif f is isa.F_JA32:
-                points.add(pc + 1 + self.insns[pc].imm)
-            elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                points.add(pc + 1)
-                if f is isa.F_CALL_LOCAL:
-                    points.add(pc + 1 + self.insns[pc].imm)
-            elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
-                points.update((pc + 2, pc + 1 + self.insns[pc].imm))
-        return points
+                points.add(pc)
+                jmps.update((pc + 2, pc + 1 + self.insns[pc].imm))
+        return points | jmps, jmps
 
     def hist_entry(self, st: VState) -> None:
         """push_jmp_history: one entry per instruction at most (a jump point, a
         register spilled or filled, a branch on linked scalars or a stack pointer)."""
-        if not self.hist_pushed:
-            self.hist_pushed = True
+        if self.hist_at != self.processed:
+            self.hist_at = self.processed
             st.hist_len += 1
 
     def new_id(self) -> int:
@@ -270,19 +254,19 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.processed > self.limit:
                 self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             self.pc = pc
-            if pc in self.prune and self.visited(st, pc):
-                self.log.slots.clear()
-                self.log.pruned(prev, pc)
-                self.path_done(st)
-                self.lv.update(st)
-                if not pending:
-                    return
-                st, pc, prev = self.pop(pending)
-                touched = None
-                continue
-            self.hist_pushed = False
-            if pc in self.jmp_points:
-                self.hist_entry(st)
+            if pc in self.prune:
+                if self.visited(st, pc):
+                    self.log.slots.clear()
+                    self.log.pruned(prev, pc)
+                    self.path_done(st)
+                    self.lv.update(st)
+                    if not pending:
+                        return
+                    st, pc, prev = self.pop(pending)
+                    touched = None
+                    continue
+                if pc in self.jmp_points:     # every jump point is a prune point
+                    self.hist_entry(st)
             if touched is not None:
                 # do_check prints the last instruction's registers after it has looked
                 # for an equivalent state here (none when that pruned the path)
@@ -411,7 +395,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-        bucket = self._bucket(pc, cur)
+        bucket = ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots   # _bucket
         here = self.states.get(bucket, [])
         count = 0
         for old in reversed(list(here)):
@@ -468,7 +452,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         the program has slots, by instruction and the current function's call site;
         a state is compared with, counted against and evicted among only those of its
         list (the same instruction reached from another call site usually is not)."""
-        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % len(self.insns)
+        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
 
     def _clean_live_states(self, cur: VState, pc: int) -> None:
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
@@ -1371,7 +1355,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                      dst.type & MAYBE_NULL) and \
                 not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
             self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
-        self._hist_linked(st, dst, src, op.form is isa.F_JCC_X)
+        if dst.id or src.id:
+            self._hist_linked(st, dst, src, op.form is isa.F_JCC_X)
         other = self.push(st, target, pc, pending)
         oregs = other.cur.regs
         if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
@@ -1421,7 +1406,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not ok_f:
             apply(st, t_dst, t_src)
             return target
-        self._hist_linked(st, dst, src, is_x)
+        if dst.id or src.id:
+            self._hist_linked(st, dst, src, is_x)
         other = self.push(st, target, pc, pending)
         apply(other, t_dst, t_src)
         apply(st, f_dst, f_src)
@@ -1431,8 +1417,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def _hist_linked(self, st: VState, dst: Reg, src: Reg, x: bool) -> None:
         """check_cond_jmp_op: a branch on scalars linked to others is a history
         entry (collect_linked_regs)."""
-        if not (dst.id or x and src.id):
-            return
         linked = self.note is not None if self.precision else \
             precision.linked_at(st, (dst, src) if x else (dst,)) is not None
         if linked:
