@@ -266,7 +266,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     touched = None
                     continue
                 if pc in self.jmp_points:     # every jump point is a prune point
-                    self.hist_entry(st)
+                    # hist_entry, inlined: the instruction's first entry
+                    self.hist_at = self.processed
+                    st.hist_len += 1
             if touched is not None:
                 # do_check prints the last instruction's registers after it has looked
                 # for an equivalent state here (none when that pruned the path)
