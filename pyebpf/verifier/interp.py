@@ -132,6 +132,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.depths = [0] * len(starts)
         self.states: dict[int, list[VState]] = {}       # checkpoints by bucket, oldest first
         self.nslots = len(insns)                         # buckets (state_htab_size)
+        self.main_buckets = [((pc ^ -1) & 0xFFFFFFFF) % self.nslots    # _bucket_of
+                             for pc in range(self.nslots)]
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -397,10 +399,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-        bucket = ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots   # _bucket
+        bucket = self.main_buckets[pc] if nframes == 1 else \
+            ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots     # _bucket_of
         here = self.states.get(bucket, [])
         count = 0
-        for old in reversed(list(here)):
+        for old in here[::-1]:      # a copy: _evict may remove from here
             count += 1
             if old.insn != pc:
                 continue
@@ -449,12 +452,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
 
-    def _bucket(self, pc: int, st: VState) -> int:
+    def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as
-        the program has slots, by instruction and the current function's call site;
-        a state is compared with, counted against and evicted among only those of its
-        list (the same instruction reached from another call site usually is not)."""
-        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
+        the program has slots, by instruction and the current function's call site
+        (-1 for the main program's); a state is compared with, counted against and
+        evicted among only those of its list (the same instruction reached from
+        another call site usually is not)."""
+        return ((pc ^ callsite) & 0xFFFFFFFF) % self.nslots
 
     def _clean_live_states(self, cur: VState, pc: int) -> None:
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
@@ -493,7 +497,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _evict(self, old: VState) -> None:
         """Forget a state (the kernel moves it to its free list)."""
-        self.states[self._bucket(old.insn, old)].remove(old)
+        self.states[self._bucket_of(old.insn, old.frames[-1].callsite)].remove(old)
         self.cur_states -= 1
         if old.branches:
             self.open[old.insn][old.sig].remove(old)
