@@ -131,7 +131,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
-        self.states: dict[int, list[VState]] = {}       # checkpoints by insn, oldest first
+        self.states: dict[int, list[VState]] = {}       # checkpoints by bucket, oldest first
+        self.nslots = len(insns)                         # buckets (state_htab_size)
+        self.main_buckets = [((pc ^ -1) & 0xFFFFFFFF) % self.nslots    # _bucket_of
+                             for pc in range(self.nslots)]
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
@@ -145,7 +148,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                if op is not None and op.form is isa.F_CALL and
                                (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
                                 calls_less(insns[pc]))}
-        self.prune = self._prune_points() | self.iter_nexts | self.callback_calls
+        points, jmps = self._prune_points()
+        self.prune = points | self.iter_nexts | self.callback_calls
+        self.jmp_points = jmps | self.callback_calls     # each a prune point too
+        self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
@@ -172,30 +178,40 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
-    def _prune_points(self) -> set:
+    def _prune_points(self) -> tuple[set, set]:
         """Where states are compared and kept (the kernel's visit_insn and push_insn):
         conditional jumps and their targets, targets of unconditional jumps, where
         calls return, and a called (or referenced) function's first instruction
-        (visit_func_call_insn: a BRANCH edge)."""
-        points = set()
+        (visit_func_call_insn: a BRANCH edge); and of those, the jump points, where a
+        path's history gets an entry as it arrives (mark_jmp_point: all but the
+        jumps and calls themselves)."""
+        points, jmps = set(), set()
         for pc, op in enumerate(self.ops):
             if op is None:
                 continue
             f = op.form
             if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
                 points.add(pc)
-                points.add(pc + 1 + self.insns[pc].off)
+                jmps.add(pc + 1 + self.insns[pc].off)
             elif f in (isa.F_JA, isa.F_JA32):
-                points.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
-                                     else self.insns[pc].off))
+                jmps.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
+                                   else self.insns[pc].off))
             elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                points.add(pc + 1)
+                jmps.add(pc + 1)
                 if f is isa.F_CALL_LOCAL:
                     points.add(pc)
-                    points.add(pc + 1 + self.insns[pc].imm)
+                    jmps.add(pc + 1 + self.insns[pc].imm)
             elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
-                points.update((pc, pc + 2, pc + 1 + self.insns[pc].imm))
-        return points
+                points.add(pc)
+                jmps.update((pc + 2, pc + 1 + self.insns[pc].imm))
+        return points | jmps, jmps
+
+    def hist_entry(self, st: VState) -> None:
+        """push_jmp_history: one entry per instruction at most (a jump point, a
+        register spilled or filled, a branch on linked scalars or a stack pointer)."""
+        if self.hist_at != self.processed:
+            self.hist_at = self.processed
+            st.hist_len += 1
 
     def new_id(self) -> int:
         self.id_gen += 1
@@ -242,16 +258,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if self.processed > self.limit:
                 self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
             self.pc = pc
-            if pc in self.prune and self.visited(st, pc):
-                self.log.slots.clear()
-                self.log.pruned(prev, pc)
-                self.path_done(st)
-                self.lv.update(st)
-                if not pending:
-                    return
-                st, pc, prev = self.pop(pending)
-                touched = None
-                continue
+            if pc in self.prune:
+                if self.visited(st, pc):
+                    self.log.slots.clear()
+                    self.log.pruned(prev, pc)
+                    self.path_done(st)
+                    self.lv.update(st)
+                    if not pending:
+                        return
+                    st, pc, prev = self.pop(pending)
+                    touched = None
+                    continue
+                if pc in self.jmp_points:     # every jump point is a prune point
+                    # hist_entry, inlined: the instruction's first entry
+                    self.hist_at = self.processed
+                    st.hist_len += 1
             if touched is not None:
                 # do_check prints the last instruction's registers after it has looked
                 # for an equivalent state here (none when that pruned the path)
@@ -367,8 +388,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         may_goto = pc in self.may_gotos
         calls_callback = pc in self.callback_calls
         force = iter_next or may_goto or calls_callback     # is_force_checkpoint
-        add = force or (self.jmps - self.prev_jmps >= 2 and
-                        self.processed - self.prev_processed >= 8)
+        # force_new_state: also a path whose history since its checkpoint is long
+        force_new = force or cur.hist_len > 40
+        add = force_new or (self.jmps - self.prev_jmps >= 2 and
+                            self.processed - self.prev_processed >= 8)
         sig = None
         if self.open_count.get(pc) and not force:
             sig = signature(cur, self._live_regs(cur, pc))
@@ -378,10 +401,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-        here = self.states.get(pc, [])
+        bucket = self.main_buckets[pc] if nframes == 1 else \
+            ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots     # _bucket_of
+        here = self.states.get(bucket, [])
         count = 0
-        for old in reversed(list(here)):
+        for old in here[::-1]:      # a copy: _evict may remove from here
             count += 1
+            if old.insn != pc:
+                continue
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
                 if force and states_equal(old, cur, live, uninit_ok=not self.unpriv) and (
@@ -392,7 +419,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     if self.precision:
                         precision.propagate(self, old, cur)
                     return True
-                if not force and self.jmps - self.prev_jmps < 20 and \
+                if not force_new and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
                     add = False
             elif states_equal(old, cur, live, ranges=not self.precision,
@@ -417,14 +444,23 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         snap.parent = cur.parent
         snap.insn, snap.sig = pc, sig
         snap.hist, cur.hist = cur.hist, []
+        cur.hist_len = 0
         cur.parent = snap
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
-        self.states.setdefault(pc, []).append(snap)
+        self.states.setdefault(bucket, []).append(snap)
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
+
+    def _bucket_of(self, pc: int, callsite: int) -> int:
+        """explored_state: the kernel keeps its states in a table of as many lists as
+        the program has slots, by instruction and the current function's call site
+        (-1 for the main program's); a state is compared with, counted against and
+        evicted among only those of its list (the same instruction reached from
+        another call site usually is not)."""
+        return ((pc ^ callsite) & 0xFFFFFFFF) % self.nslots
 
     def _clean_live_states(self, cur: VState, pc: int) -> None:
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
@@ -463,7 +499,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _evict(self, old: VState) -> None:
         """Forget a state (the kernel moves it to its free list)."""
-        self.states[old.insn].remove(old)
+        self.states[self._bucket_of(old.insn, old.frames[-1].callsite)].remove(old)
         self.cur_states -= 1
         if old.branches:
             self.open[old.insn][old.sig].remove(old)
@@ -1092,7 +1128,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             value = st.cur.regs[value_regno] if value_regno >= 0 else scalar(imm)
             self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
             return None
-        return self.stack_read(pc, frame, lo, size)
+        return self.stack_read(st, pc, frame, lo, size)
 
     def _initialised(self, pc, regno, frame: Frame, lo: int, size: int) -> None:
         """An unprivileged read may not see uninitialised stack: below the deepest slot
@@ -1138,6 +1174,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if fits and not is_imm and not self.unpriv:
                 self._id_before_mov(value)
             self._spill(s, value, size)
+            self.hist_entry(st)
             if not fits:
                 s.spill.id = 0
             return
@@ -1148,6 +1185,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.refuse(pc, "cannot spill pointers to stack into stack frame of the "
                                 "caller")
             self._spill(s, value, 8)
+            self.hist_entry(st)
             return
         self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
 
@@ -1171,8 +1209,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         s.kinds = kinds
         s.spill = value.copy()
 
-    def stack_read(self, pc, frame: Frame, addr: int, size: int) -> Reg:
-        """check_stack_read_fixed_off (uninitialised bytes read as unknown: root)."""
+    def stack_read(self, st, pc, frame: Frame, addr: int, size: int) -> Reg:
+        """check_stack_read_fixed_off (uninitialised bytes read as unknown: root); a
+        read that restores a spilled register is a history entry."""
         s = self._slot(frame, addr, create=False)
         if s is None:
             return scalar()
@@ -1187,6 +1226,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 if s.spill.type != SCALAR:
                     self.refuse(pc, "invalid size of register fill")
                 if first == 0 and size <= spill_size:
+                    self.hist_entry(st)
                     r = s.spill.copy()
                     if size < 8:
                         if r.umax.bit_length() > 8 * size:
@@ -1194,10 +1234,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         bounds.truncate(r, size)
                     return r
                 kinds = s.kinds[first:first + size]
-                if all(k == STACK_SPILL for k in kinds) and s.spill.is_null() or \
-                        all(k == STACK_ZERO for k in kinds):
+                if all(k == STACK_SPILL for k in kinds) and s.spill.is_null():
+                    self.hist_entry(st)
+                    return scalar(0)
+                if all(k == STACK_ZERO for k in kinds):
                     return scalar(0)
                 return scalar()
+            self.hist_entry(st)
             return s.spill.copy()
         kinds = s.kinds[first:first + size]
         if kinds and all(k == STACK_ZERO for k in kinds):
@@ -1297,6 +1340,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         else:
             src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
         target = pc + 1 + insn.off
+        if dst.type == PTR_TO_STACK or op.form is isa.F_JCC_X and src.type == PTR_TO_STACK:
+            self.hist_entry(st)     # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
         taken = -1
         if dst.type == SCALAR and src.type == SCALAR:
             taken = bounds.branch_taken(dst, src, code_op, is32)
@@ -1333,6 +1378,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                      dst.type & MAYBE_NULL) and \
                 not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
             self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
+        if dst.id or src.id:
+            self._hist_linked(st, dst, src, op.form is isa.F_JCC_X)
         other = self.push(st, target, pc, pending)
         oregs = other.cur.regs
         if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
@@ -1382,11 +1429,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not ok_f:
             apply(st, t_dst, t_src)
             return target
+        if dst.id or src.id:
+            self._hist_linked(st, dst, src, is_x)
         other = self.push(st, target, pc, pending)
         apply(other, t_dst, t_src)
         apply(st, f_dst, f_src)
         return pc + 1
 
+
+    def _hist_linked(self, st: VState, dst: Reg, src: Reg, x: bool) -> None:
+        """check_cond_jmp_op: a branch on scalars linked to others is a history
+        entry (collect_linked_regs)."""
+        linked = self.note is not None if self.precision else \
+            precision.linked_at(st, (dst, src) if x else (dst,)) is not None
+        if linked:
+            self.hist_entry(st)
 
     @staticmethod
     def _sync_linked(st: VState, known: Reg) -> None:

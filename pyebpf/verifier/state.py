@@ -153,7 +153,7 @@ class VState:
     saved, each (id, insn) (the kernel's irq references, the last one active_irq_id)."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted", "hist", "spin_lock", "locks", "irqs")
+                 "evicted", "hist", "hist_len", "spin_lock", "locks", "irqs")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -169,6 +169,7 @@ class VState:
         self.hits = self.misses = 0
         self.evicted = False
         self.hist: list = []
+        self.hist_len = 0   # the kernel's jmp_history entries since the last checkpoint
         self.spin_lock = None
         self.locks: tuple = ()
         self.irqs: tuple = ()
@@ -189,6 +190,7 @@ class VState:
         v.hits = v.misses = 0
         v.evicted = False
         v.hist = list(self.hist)
+        v.hist_len = self.hist_len
         v.spin_lock = self.spin_lock
         v.locks, v.irqs = self.locks, self.irqs
         return v
