@@ -164,3 +164,25 @@ def test_a_refused_field_value_is_refused_every_time():
         with pytest.raises(ValueError, match="gso_size is a 16-bit field"):
             prog.run(bytes(60), gso_size=0x10000)
     assert prog.run(bytes(60), gso_size=1).skb.gso_size == 1
+
+
+def test_a_result_is_not_tracked_by_the_cycle_collector():
+    # nothing a Result holds can lead back to it (no_gc): its runs cost no GC tracking
+    import gc
+    prog = pyebpf.Program.from_asm("r0 = 0\nexit", "sched_cls")
+    assert not gc.is_tracked(prog.run(bytes(60)))
+
+
+def test_a_results_input_is_the_frame_as_run_even_after_the_bytearray_given_changes():
+    frame = bytearray(b"\x33" * 60)
+    res = pyebpf.Program.from_asm("r0 = 0\nexit", "sched_cls").run(frame)
+    frame[0] = 0x44
+    assert res.input == b"\x33" * 60
+
+
+def test_a_results_tunnel_is_read_as_a_new_dict_each_time():
+    prog = pyebpf.Program.from_asm("r0 = 0\nexit", "sched_cls")
+    res = prog.run(bytes(60), tunnel={"id": 5, "src": bytes(4), "dst": bytes(4)})
+    first = res.tunnel
+    first["id"] = 6
+    assert res.tunnel["id"] == 5
