@@ -325,6 +325,130 @@ def test_the_budget_ends_where_the_interpreters_ends_in_a_loop_of_proven_loads(b
     same(CSUM, bytes(range(16)), prog_type="sched_cls", budget=budget)
 
 
+PACKET_STORES = """r6 = *(u32 *)(r1 + 76)
+                   r7 = *(u32 *)(r1 + 80)
+                   r0 = 0
+                   r2 = r6
+                   r2 += 24
+                   if r2 > r7 goto out
+                   r3 = 0x1122334455667788 ll
+                   *(u64 *)(r6 + 0) = r3
+                   *(u32 *)(r6 + 8) = r3
+                   *(u16 *)(r6 + 12) = r3
+                   *(u8 *)(r6 + 14) = r3
+                   *(u64 *)(r6 + 16) = -2
+                   *(u32 *)(r6 + 15) = 0x7f00ff01
+                   *(u16 *)(r6 + 20) = -3
+                   *(u8 *)(r6 + 23) = 0xa5
+                   r0 = *(u32 *)(r6 + 12)
+               out:
+                   exit"""
+PACKET_STORE_PCS = set(range(8, 16))          # its stores, each size as STX and ST
+
+STORE_LOOP = """r6 = *(u32 *)(r1 + 76)
+                r7 = *(u32 *)(r1 + 80)
+                r8 = 0
+                r9 = r6
+            l:  r3 = r9
+                r3 += 2
+                if r3 > r7 goto done
+                r2 = *(u16 *)(r9 + 0)
+                r2 ^= r8
+                *(u16 *)(r9 + 0) = r2
+                r9 += 2
+                r8 += 1
+                if r8 < 800 goto l
+            done:
+                r0 = r8
+                exit"""
+STORE_LOOP_STORE = 9
+
+
+def same_as_the_kernel(text, frame, kernel_oracle):
+    """Interpreted, compiled and in the kernel: the same retval and packet bytes."""
+    interp, native = both(text, "sched_cls")
+    got = outcome(native, frame)
+    assert got == outcome(interp, frame)
+    ours = native.run(frame)
+    with kernel_oracle.KernelProgram(asm.assemble(text), "sched_cls") as kprog:
+        theirs = kprog.test_run(frame, ctx={})
+    count_comparison()
+    assert (ours.retval, ours.data_out) == (theirs.retval_signed, theirs.data)
+
+
+def test_the_verifier_names_the_packet_stores_it_proved_inside_the_packet():
+    program = Program(asm.assemble(PACKET_STORES), "sched_cls", jit=False)
+    assert PACKET_STORE_PCS | {16} == program._packet_pcs
+
+
+@pytest.mark.parametrize("length", [14, 23, 24, 60])
+def test_proven_packet_stores_write_the_bytes_the_kernel_writes(length, kernel_oracle):
+    same_as_the_kernel(PACKET_STORES, bytes(range(100, 100 + length)), kernel_oracle)
+
+
+def test_a_loop_stores_through_a_proven_packet_pointer():
+    program = Program(asm.assemble(STORE_LOOP), "sched_cls", jit=False)
+    assert STORE_LOOP_STORE in program._packet_pcs
+
+
+@pytest.mark.parametrize("length", [14, 15, 64, 1501, 1614, 1615])
+def test_a_loop_of_proven_packet_stores_writes_the_bytes_the_kernel_writes(length,
+                                                                            kernel_oracle):
+    # the loop stops at the packet's end, or after 800 words (1614 bytes from data)
+    same_as_the_kernel(STORE_LOOP, (bytes(range(3, 256)) * 7)[:length], kernel_oracle)
+
+
+@pytest.mark.parametrize("budget", range(1, 40))
+def test_the_budget_ends_where_the_interpreters_ends_in_a_loop_of_proven_stores(budget):
+    same(STORE_LOOP, bytes(range(16)), prog_type="sched_cls", budget=budget)
+
+
+# one path stores into the stack, the other into the packet, through the same instruction
+MIXED_STORE = """r6 = *(u32 *)(r1 + 76)
+                 r7 = *(u32 *)(r1 + 80)
+                 r0 = 0
+                 r2 = r6
+                 r2 += 8
+                 if r2 > r7 goto out
+                 r3 = r10
+                 r3 += -8
+                 r4 = 0
+                 *(u64 *)(r10 - 8) = r4
+                 r5 = *(u32 *)(r1 + 0)
+                 if r5 < 40 goto write
+                 r3 = r6
+             write:
+                 *(u32 *)(r3 + 4) = 0x5a5b5c5d
+                 r0 = *(u32 *)(r10 - 4)
+             out:
+                 exit"""
+MIXED_STORE_PC = 13
+
+
+def test_a_store_through_the_packet_on_one_path_only_keeps_its_region_check():
+    program = Program(asm.assemble(MIXED_STORE), "sched_cls", jit=False)
+    code, exception_cb, packet = engine.source(program)
+    assert MIXED_STORE_PC not in packet
+    assert f"h{MIXED_STORE_PC}:" in codegen.translate(code, engine._ABI, "f", exception_cb,
+                                                      packet)
+
+
+@pytest.mark.parametrize("length", [14, 39, 40, 60], ids=["stack", "stack-39", "packet-40",
+                                                         "packet-60"])
+def test_a_store_proven_on_one_path_only_writes_what_the_kernel_writes(length, kernel_oracle):
+    same_as_the_kernel(MIXED_STORE, bytes(range(1, 1 + length)), kernel_oracle)
+
+
+def test_an_unchecked_store_past_the_packet_is_the_interpreters_fault():
+    # unverified, nothing is proven: the store keeps its check and faults where the
+    # interpreter's does, 2 bytes past the packet's end
+    text = MIXED_STORE.replace("(r3 + 4)", "(r3 + 38)")
+    assert Program(asm.assemble(text), "sched_cls", jit=False, verify=False)._packet_pcs \
+        == set()
+    assert same(text, bytes(40), prog_type="sched_cls", kwargs={"verify": False})[:2] == \
+        ("MemoryFault", MIXED_STORE_PC)
+
+
 def test_a_context_access_the_type_forbids_is_the_interpreters_fault():
     assert same("r0 = *(u32 *)(r1 + 184)\nexit", prog_type="sched_cls",
                 kwargs={"verify": False}, data=bytes(60))[0] == "MemoryFault"
