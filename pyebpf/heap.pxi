@@ -66,7 +66,6 @@ ctypedef struct ObjRecord:
     uint16_t root_node_off[BTF_FIELDS_MAX]    # the node's offset in what each holds
     uint16_t rb_roots                         # which roots are bpf_rb_roots (bits)
     int16_t lock_off                          # its bpf_spin_lock, or -1
-    int16_t res_lock_off                      # its bpf_res_spin_lock, or -1
 
 cdef enum:
     # _heap_fields: what starts at a 4-byte word of the arena (the kind in the high
@@ -74,7 +73,6 @@ cdef enum:
     FIELD_LIST_HEAD = 1 << 12
     FIELD_RB_ROOT = 2 << 12
     FIELD_SPIN_LOCK = 3 << 12
-    FIELD_RES_SPIN_LOCK = 4 << 12
     FIELD_KIND = 0xF000
     FIELD_NODE_OFF = 0x0FFF
 
@@ -150,9 +148,6 @@ cdef void _mark_fields(uint64_t off, uint32_t record, bint present) noexcept nog
             rec.root_node_off[k]) if present else 0
     if rec.lock_off >= 0:
         _heap_fields[(off + <uint32_t>rec.lock_off) // 4] = FIELD_SPIN_LOCK if present else 0
-    if rec.res_lock_off >= 0:
-        _heap_fields[(off + <uint32_t>rec.res_lock_off) // 4] = \
-            FIELD_RES_SPIN_LOCK if present else 0
 
 
 cdef uint64_t _obj_take(uint32_t rounded, uint32_t copies) noexcept nogil:
@@ -333,14 +328,14 @@ cdef uint64_t bpf_kptr_xchg(Vm* vm, uint64_t dst, uint64_t ptr, uint64_t r3, uin
 
 cdef uint32_t _obj_record(tuple key) except? 0:
     """The index of the record ``key`` describes (made once): (kptr offsets, graph roots
-    as (offset, is an rb_root, node offset), lock offset, res lock offset); 0 for a
-    struct without special fields the arena keeps."""
+    as (offset, is an rb_root, node offset), lock offset); 0 for a struct without
+    special fields the arena keeps."""
     global _obj_record_ids
     cdef uint32_t i
     cdef int k
     cdef ObjRecord* rec
-    kptrs, roots, lock_off, res_lock_off = key
-    if not kptrs and not roots and lock_off < 0 and res_lock_off < 0:
+    kptrs, roots, lock_off = key
+    if not kptrs and not roots and lock_off < 0:
         return 0
     i = _obj_record_ids.get(key, 0)
     if i == 0:
@@ -350,7 +345,7 @@ cdef uint32_t _obj_record(tuple key) except? 0:
                               f"fields allocated (bpf_obj_new)")
         rec = &_obj_records[i]
         rec.nkptrs, rec.nroots, rec.rb_roots = len(kptrs), len(roots), 0
-        rec.lock_off, rec.res_lock_off = lock_off, res_lock_off
+        rec.lock_off = lock_off
         for k in range(len(kptrs)):
             rec.kptr_off[k] = kptrs[k]
         for k in range(len(roots)):
@@ -373,7 +368,6 @@ def _obj_type_table(btf) -> bytes:
             fields = object_fields(t)
             ref = next((off for kind, off, _ in fields if kind == "bpf_refcount"), -1)
             lock = next((off for kind, off, _ in fields if kind == "bpf_spin_lock"), -1)
-            res = next((off for kind, off, _ in fields if kind == "bpf_res_spin_lock"), -1)
             roots = ()
             if any(kind in ("bpf_list_head", "bpf_rb_root") for kind, _, _ in fields):
                 try:
@@ -382,7 +376,7 @@ def _obj_type_table(btf) -> bytes:
                 except MapError:
                     pass    # a root without its __contains: the verifier finds none there
             out += [t.size, ref, _obj_record((tuple(k.off for k in kptr_fields(t)), roots,
-                                              lock, res))]
+                                              lock))]
         else:
             out += [0, -1, 0]
     return _array.array("i", out).tobytes()

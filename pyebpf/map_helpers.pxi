@@ -738,14 +738,11 @@ cdef void spin_lock_release(Vm* vm) noexcept nogil:
 # irq save and restore kfuncs only keep the verifier's books. ---
 
 cdef int* _res_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
-    cdef MapStore* m
-    if heap_field(ptr) == FIELD_RES_SPIN_LOCK:
-        return <int*><uintptr_t>ptr
-    m = value_map(vm, ptr)
+    cdef MapStore* m = value_map(vm, ptr)
     if m != NULL and m.res_spin_lock_off >= 0 and \
             (ptr - <uintptr_t>m.values) % m.stride == <uint32_t>m.res_spin_lock_off:
         return <int*><uintptr_t>ptr
-    helper_fault(vm, b"r1 is not the bpf_res_spin_lock of a map value or an object")
+    helper_fault(vm, b"r1 is not the bpf_res_spin_lock of a map value")
     return NULL
 
 

@@ -44,6 +44,9 @@ extern struct bpf_rb_node *bpf_rbtree_remove(struct bpf_rb_root *root,
                                              struct bpf_rb_node *node) __ksym;
 #define __contains(name, node) __attribute__((btf_decl_tag("contains:" #name ":" #node)))
 #define __kptr __attribute__((btf_type_tag("kptr")))
+struct bpf_res_spin_lock { __u32 val; };
+extern int bpf_res_spin_lock(struct bpf_res_spin_lock *lock) __ksym;
+extern void bpf_res_spin_unlock(struct bpf_res_spin_lock *lock) __ksym;
 
 /* linked_list.h's shapes: a bar in a foo's list, a foo in the map value's list */
 struct bar { struct bpf_list_node node; long data; };
@@ -80,6 +83,8 @@ struct bar *just_here_for_btf1;
 struct foo *just_here_for_btf2;
 struct node_data *just_here_for_btf3;
 struct local_with_root *just_here_for_btf4;
+struct counter { long n; struct bpf_res_spin_lock l; };
+struct counter *just_here_for_btf7;
 
 static bool less(struct bpf_rb_node *a, const struct bpf_rb_node *b)
 {
@@ -201,12 +206,12 @@ FOO_OF_FOUR = """
 """
 
 
-def _no_object_left_behind(data: bytes, between=None) -> None:
+def _no_object_left_behind(data: bytes, between=None, retval: int = 5) -> None:
     obj = pyebpf.load(data)
     try:
         prog = obj.program("prog")
         for _ in range(60_000):
-            assert prog.run(PACKET).retval == 5
+            assert prog.run(PACKET).retval == retval
             if between is not None:
                 between(obj.maps)
     finally:
@@ -295,7 +300,62 @@ def test_an_object_dropped_drops_the_nodes_of_its_tree():
     _no_object_left_behind(data)
 
 
+RC_PRELUDE = r"""
+struct bpf_refcount { __u32 __opaque[1]; } __attribute__((aligned(4)));
+extern void *bpf_refcount_acquire_impl(void *kptr, void *meta) __ksym;
+#define bpf_refcount_acquire(kptr) bpf_refcount_acquire_impl(kptr, NULL)
+struct rnode { struct bpf_list_node node; long data; struct bpf_refcount rc; };
+struct rholder {
+    struct bpf_spin_lock lock;
+    struct bpf_list_head head __contains(rnode, node);
+};
+struct rnode *just_here_for_btf5;
+struct rholder *just_here_for_btf6;
+"""
+
+
+def test_a_refcounted_node_outlives_the_dropped_object_whose_list_held_it():
+    # the node's second reference (bpf_refcount_acquire) keeps it when the object
+    # holding the list is dropped: the list's reference goes, the node stays readable
+    # and writable until its own drop
+    data = compile_object(PRELUDE + RC_PRELUDE + """
+SEC("tc") int prog(struct __sk_buff *skb) {
+  struct rholder *h = bpf_obj_new(struct rholder);
+  if (!h) return 2;
+  struct rnode *n = bpf_obj_new(struct rnode);
+  if (!n) { bpf_obj_drop(h); return 3; }
+  n->data = skb->len;
+  struct rnode *m = bpf_refcount_acquire(n);
+  bpf_spin_lock(&h->lock);
+  bpf_list_push_back(&h->head, &n->node);
+  bpf_spin_unlock(&h->lock);
+  bpf_obj_drop(h);
+  m->data += 1;
+  long r = m->data;
+  bpf_obj_drop(m);
+  return r;
+}""")
+    ours, theirs = program_retvals(data, PACKET, runs=2)
+    assert theirs == [65, 65]
+    assert ours == theirs
+    _no_object_left_behind(data, retval=65)
+
+
+RES_LOCK_BODY = """
+  struct counter *c = bpf_obj_new(struct counter);
+  if (!c) return 2;
+  c->n = skb->len;
+  if (bpf_res_spin_lock(&c->l)) { bpf_obj_drop(c); return 3; }
+  bpf_res_spin_unlock(&c->l);
+  long r = c->n + 1;
+  bpf_obj_drop(c);
+  return r;"""
+
+
 REFUSED = {
+    # btf_parse_struct_metas keeps no bpf_res_spin_lock in an object's record
+    "an object's bpf_res_spin_lock": (RES_LOCK_BODY, "local 'kptr' has no valid "
+                                                     "bpf_res_spin_lock"),
     "an object's list used without its lock": ("""
   struct foo *f = bpf_obj_new(struct foo);
   if (!f) return 2;

@@ -297,9 +297,10 @@ def struct_meta_error(btf) -> MapError | None:
     """What the kernel refuses the program's BTF for among its struct metas
     (btf_parse_struct_metas): a struct holding a bpf_list_head or bpf_rb_root without a
     bpf_spin_lock, or both a bpf_list_node and a bpf_rb_node without a bpf_refcount
-    (btf_parse_fields: EINVAL); a graph node whose graph root holds a struct that is a
-    graph root too (btf_check_and_fixup_fields: ELOOP, ownership could form a cycle);
-    None when there is nothing to refuse."""
+    (btf_parse_fields: EINVAL), or a root whose __contains tag does not parse
+    (btf_parse_graph_root: graph_roots' error); a graph node whose graph root holds a
+    struct that is a graph root too (btf_check_and_fixup_fields: ELOOP, ownership could
+    form a cycle); None when there is nothing to refuse."""
     metas = _struct_metas(btf)
     roots, nodes = {LIST_HEAD, RB_ROOT}, {LIST_NODE, RB_NODE}
     for type_id, fields in metas.items():
@@ -312,15 +313,16 @@ def struct_meta_error(btf) -> MapError | None:
         if nodes <= kinds and "bpf_refcount" not in kinds:
             return MapError(errno.EINVAL, f"struct {name} is a node of a list and of a "
                                           f"tree without a bpf_refcount (EINVAL)")
+        if kinds & roots:
+            try:
+                graph_roots(btf.types[type_id])
+            except MapError as exc:
+                return exc
     for type_id, fields in metas.items():
         kinds = {kind for kind, _, _ in fields}
         if not kinds & roots or not kinds & nodes:
             continue
-        try:
-            held = graph_roots(btf.types[type_id])
-        except MapError:
-            continue        # refused where a map or a program uses the root
-        for g in held:
+        for g in graph_roots(btf.types[type_id]):
             if any(kind in roots for kind, _, _ in metas.get(g.value.id, ())):
                 return MapError(errno.ELOOP, f"struct {btf.types[type_id].name} is a "
                                              f"graph node whose graph root holds a struct "

@@ -55,9 +55,10 @@ def _scalar_struct(t, depth: int = 0) -> bool:
     return True
 
 
-def object_lock_off(struct, lock: str = "bpf_spin_lock") -> int | None:
-    """Where an allocated object's struct holds its lock of kind ``lock``, or None."""
-    return next((off for kind, off, _ in object_fields(struct) if kind == lock), None)
+def object_lock_off(struct) -> int | None:
+    """Where an allocated object's struct holds its bpf_spin_lock, or None."""
+    return next((off for kind, off, _ in object_fields(struct) if kind == "bpf_spin_lock"),
+                None)
 
 
 def lock_owner(reg):

@@ -147,7 +147,8 @@ class LockRules:
             # an allocated object (bpf_obj_new) locks with the fields of its BTF struct;
             # the lock names the BTF and the object's id (process_spin_lock's ptr)
             m = lock_owner(reg)
-            off = object_lock_off(reg.map, f"{lock}_lock")
+            # btf_parse_struct_metas records a bpf_spin_lock, never a bpf_res_spin_lock
+            off = object_lock_off(reg.map) if kind == LOCK else None
             if off is None:
                 self.refuse(pc, f"local 'kptr' has no valid {lock}_lock")
         at = reg.value + reg.off
@@ -187,6 +188,5 @@ class LockRules:
         which names the lock taken through it."""
         if reg.type & 0xFF == PTR_TO_BTF_ID and reg.type & MEM_ALLOC:
             # reg_may_point_to_spin_lock: an allocated object's lock is named by it too
-            return object_lock_off(reg.map) is not None or \
-                object_lock_off(reg.map, "bpf_res_spin_lock") is not None
+            return object_lock_off(reg.map) is not None
         return reg.type == PTR_TO_MAP_VALUE and has_spin_lock(reg.map)
