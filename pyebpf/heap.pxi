@@ -10,8 +10,12 @@
 # bpf_this_cpu_ptr (percpu.pxi) step to the others; the kernel's pointer is to a cell
 # holding the __percpu address, which its per_cpu_ptr loads first (do_misc_fixups), a
 # difference no program can see since only those helpers read through it.  The kptr
-# fields of an object's struct are a record its header names: dropping the object drops
-# what they hold.  The arena is one region of every run once a program that allocates
+# fields, graph roots and lock of an object's struct are a record its header names:
+# dropping the object drops what its kptrs, lists and trees hold (bpf_obj_free_fields),
+# objects that hold objects freed in turn from one pending chain, not by recursion.  An
+# object's roots and locks are also marked in a table of the arena's 4-byte words
+# (_heap_fields), so the list, rbtree and lock functions find what a pointer into an
+# object is, as they find a map value's fields from its map.  The arena is one region of every run once a program that allocates
 # exists: objects outlive runs (a map's kptr field keeps them), and the verifier, not
 # this region, keeps a program from touching an object it dropped.
 
@@ -53,16 +57,31 @@ ctypedef struct ObjHdr:
     uint32_t next_free            # on a free list: the next free object's offset, or 0
 
 ctypedef struct ObjRecord:
-    # the kptr fields of a struct programs allocate (btf_parse_struct_metas' record):
-    # bpf_obj_drop drops the objects they hold (bpf_obj_free_fields)
+    # the special fields of a struct programs allocate (btf_parse_struct_metas' record):
+    # bpf_obj_drop drops the objects its kptrs, lists and trees hold (bpf_obj_free_fields)
     uint8_t nkptrs
+    uint8_t nroots
     uint16_t kptr_off[BTF_FIELDS_MAX]
+    uint16_t root_off[BTF_FIELDS_MAX]         # its bpf_list_heads and bpf_rb_roots
+    uint16_t root_node_off[BTF_FIELDS_MAX]    # the node's offset in what each holds
+    uint16_t rb_roots                         # which roots are bpf_rb_roots (bits)
+    int16_t lock_off                          # its bpf_spin_lock, or -1
+
+cdef enum:
+    # _heap_fields: what starts at a 4-byte word of the arena (the kind in the high
+    # bits; a root's node offset, below OBJ_MAX, in the low ones)
+    FIELD_LIST_HEAD = 1 << 12
+    FIELD_RB_ROOT = 2 << 12
+    FIELD_SPIN_LOCK = 3 << 12
+    FIELD_KIND = 0xF000
+    FIELD_NODE_OFF = 0x0FFF
 
 cdef enum:
     OBJ_RECORDS = 1024            # distinct records (by their fields' offsets) at most
     OBJ_TYPE_INTS = 3             # a type's ints in Program._obj_types
 
 cdef uint8_t* _heap = NULL
+cdef uint16_t* _heap_fields = NULL    # HEAP_SIZE // 4 words: FIELD_* of each, or 0
 cdef uint64_t _heap_top = OBJ_HDR     # offset 0 is never an object: 0 ends a free list
 cdef uint32_t _heap_free[OBJ_CLASSES]
 cdef uint32_t _heap_free_percpu[OBJ_CLASSES]  # per-CPU objects, by the size of one copy
@@ -77,8 +96,11 @@ cdef dict _obj_record_ids = {}                # the kptr offsets -> their record
 cdef int heap_ready() except -1:
     """Allocate the arena, once (a Program that allocates calls this when it is made),
     and count the CPUs its per-CPU objects are for."""
-    global _heap, _percpu_copies
+    global _heap, _heap_fields, _percpu_copies
     if _heap == NULL:
+        _heap_fields = <uint16_t*>calloc(HEAP_SIZE // 4, sizeof(uint16_t))
+        if _heap_fields == NULL:
+            raise MemoryError("the object heap (bpf_obj_new) could not be allocated")
         _heap = <uint8_t*>calloc(HEAP_SIZE, 1)
         if _heap == NULL:
             raise MemoryError("the object heap (bpf_obj_new) could not be allocated")
@@ -106,6 +128,26 @@ cdef inline ObjHdr* _obj_hdr(uint64_t p) noexcept nogil:
             p >= <uintptr_t>_heap + _heap_top or (p - <uintptr_t>_heap) % 8:
         return NULL
     return <ObjHdr*><uintptr_t>(p - OBJ_HDR)
+
+
+cdef inline uint16_t heap_field(uint64_t p) noexcept nogil:
+    """The FIELD_* of an object's root or lock at ``p``, or 0 (anything else)."""
+    if _heap == NULL or p < <uintptr_t>_heap + OBJ_HDR or \
+            p >= <uintptr_t>_heap + _heap_top or (p - <uintptr_t>_heap) % 4:
+        return 0
+    return _heap_fields[(p - <uintptr_t>_heap) // 4]
+
+
+cdef void _mark_fields(uint64_t off, uint32_t record, bint present) noexcept nogil:
+    """Mark (unmark) in _heap_fields the roots and locks of the object at ``off``."""
+    cdef ObjRecord* rec = &_obj_records[record]
+    cdef int k
+    for k in range(rec.nroots):
+        _heap_fields[(off + rec.root_off[k]) // 4] = (
+            (FIELD_RB_ROOT if rec.rb_roots & (1 << k) else FIELD_LIST_HEAD) |
+            rec.root_node_off[k]) if present else 0
+    if rec.lock_off >= 0:
+        _heap_fields[(off + <uint32_t>rec.lock_off) // 4] = FIELD_SPIN_LOCK if present else 0
 
 
 cdef uint64_t _obj_take(uint32_t rounded, uint32_t copies) noexcept nogil:
@@ -145,6 +187,8 @@ cdef uint64_t obj_alloc(uint32_t size, int32_t refcount_off, uint32_t record) no
         return 0
     h = <ObjHdr*>(_heap + off - OBJ_HDR)
     h.refcount_off, h.record = <int16_t>refcount_off, record
+    if record:
+        _mark_fields(off, record, True)
     if refcount_off >= 0:
         (<uint32_t*>(_heap + off + refcount_off))[0] = 1
     return <uintptr_t>_heap + off
@@ -181,21 +225,24 @@ cdef bint _obj_release(uint64_t p) noexcept nogil:
         atomic_dec32(<uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)) == 0
 
 
-cdef void obj_drop(uint64_t p) noexcept nogil:
-    """__bpf_obj_drop_impl: one reference fewer; with the last the object is freed,
-    after the objects its kptr fields hold are dropped (bpf_obj_free_fields) -- in
-    turn, through a list of the objects to free linked by their headers: a chain of
-    objects holding objects is walked, not recursed."""
-    cdef uint32_t pending, off
+cdef inline void obj_put(uint64_t p, uint32_t* pending) noexcept nogil:
+    """One reference to the object at ``p`` (if any) fewer; with the last it joins the
+    ``pending`` chain of objects to free (obj_free)."""
+    if p and _obj_release(p):
+        _obj_hdr(p).next_free = pending[0]
+        pending[0] = <uint32_t>(p - <uintptr_t>_heap)
+
+
+cdef void obj_free(uint32_t pending) noexcept nogil:
+    """Free each object of the ``pending`` chain, after the objects its kptr fields,
+    lists and trees hold are put (bpf_obj_free_fields: bpf_list_head_free and
+    bpf_rb_root_free under the object's lock), those freed in turn."""
+    cdef uint32_t off
     cdef uint32_t* free_list
     cdef ObjHdr* h
     cdef ObjRecord* rec
-    cdef uint64_t q
+    cdef int* lock
     cdef int k
-    if not _obj_release(p):
-        return
-    pending = <uint32_t>(p - <uintptr_t>_heap)
-    _obj_hdr(p).next_free = 0
     while pending:
         off = pending
         h = <ObjHdr*>(_heap + off - OBJ_HDR)
@@ -203,15 +250,30 @@ cdef void obj_drop(uint64_t p) noexcept nogil:
         if h.record:
             rec = &_obj_records[h.record]
             for k in range(rec.nkptrs):
-                q = atomic_xchg64(<uint64_t*>(_heap + off + rec.kptr_off[k]), 0)
-                if q and _obj_release(q):
-                    _obj_hdr(q).next_free = pending
-                    pending = <uint32_t>(q - <uintptr_t>_heap)
+                obj_put(atomic_xchg64(<uint64_t*>(_heap + off + rec.kptr_off[k]), 0),
+                        &pending)
+            lock = <int*>(_heap + off + rec.lock_off) if rec.lock_off >= 0 else NULL
+            for k in range(rec.nroots):
+                if rec.rb_roots & (1 << k):
+                    rbtree_free(<uintptr_t>(_heap + off + rec.root_off[k]), lock,
+                                rec.root_node_off[k], &pending)
+                else:
+                    list_free(<uintptr_t>(_heap + off + rec.root_off[k]), lock,
+                              rec.root_node_off[k], &pending)
+            _mark_fields(off, h.record, False)
         free_list = &_heap_free_percpu[h.size // 8] if h.copies else &_heap_free[h.size // 8]
         map_lock(&_heap_lock)
         h.next_free = free_list[0]
         free_list[0] = off
         map_unlock(&_heap_lock)
+
+
+cdef void obj_drop(uint64_t p) noexcept nogil:
+    """__bpf_obj_drop_impl: one reference fewer; with the last the object is freed
+    (obj_free)."""
+    cdef uint32_t pending = 0
+    obj_put(p, &pending)
+    obj_free(pending)
 
 
 # --- the kfuncs
@@ -264,38 +326,57 @@ cdef uint64_t bpf_kptr_xchg(Vm* vm, uint64_t dst, uint64_t ptr, uint64_t r3, uin
     return atomic_xchg64(<uint64_t*>p, ptr)
 
 
-cdef uint32_t _obj_record(tuple offsets) except? 0:
-    """The index of the record of kptr fields at ``offsets`` (made once), or 0 for
-    none."""
+cdef uint32_t _obj_record(tuple key) except? 0:
+    """The index of the record ``key`` describes (made once): (kptr offsets, graph roots
+    as (offset, is an rb_root, node offset), lock offset); 0 for a struct without
+    special fields the arena keeps."""
     global _obj_record_ids
     cdef uint32_t i
     cdef int k
-    if not offsets:
+    cdef ObjRecord* rec
+    kptrs, roots, lock_off = key
+    if not kptrs and not roots and lock_off < 0:
         return 0
-    i = _obj_record_ids.get(offsets, 0)
+    i = _obj_record_ids.get(key, 0)
     if i == 0:
         i = len(_obj_record_ids) + 1
         if i >= OBJ_RECORDS:
-            raise MemoryError(f"more than {OBJ_RECORDS - 1} distinct structs with kptr "
+            raise MemoryError(f"more than {OBJ_RECORDS - 1} distinct structs with special "
                               f"fields allocated (bpf_obj_new)")
-        _obj_records[i].nkptrs = len(offsets)
-        for k in range(len(offsets)):
-            _obj_records[i].kptr_off[k] = offsets[k]
-        _obj_record_ids[offsets] = i
+        rec = &_obj_records[i]
+        rec.nkptrs, rec.nroots, rec.rb_roots = len(kptrs), len(roots), 0
+        rec.lock_off = lock_off
+        for k in range(len(kptrs)):
+            rec.kptr_off[k] = kptrs[k]
+        for k in range(len(roots)):
+            rec.root_off[k], rb, rec.root_node_off[k] = roots[k]
+            if rb:
+                rec.rb_roots |= 1 << k
+        _obj_record_ids[key] = i
     return i
 
 
 def _obj_type_table(btf) -> bytes:
     """Program._obj_types: for each type id of the program's BTF, OBJ_TYPE_INTS ints:
-    (size, offset of its struct bpf_refcount or -1, record of its kptr fields) of a
+    (size, offset of its struct bpf_refcount or -1, record of its special fields) of a
     struct, (0, -1, 0) of anything else."""
     from .btf import Kind
-    from .btf.fields import kptr_fields, object_fields
+    from .btf.fields import RB_ROOT, graph_roots, kptr_fields, object_fields
     cdef list out = []
     for t in btf.types:
         if t.kind == Kind.STRUCT:
-            ref = next((off for kind, off, _ in object_fields(t) if kind == "bpf_refcount"), -1)
-            out += [t.size, ref, _obj_record(tuple(k.off for k in kptr_fields(t)))]
+            fields = object_fields(t)
+            ref = next((off for kind, off, _ in fields if kind == "bpf_refcount"), -1)
+            lock = next((off for kind, off, _ in fields if kind == "bpf_spin_lock"), -1)
+            roots = ()
+            if any(kind in ("bpf_list_head", "bpf_rb_root") for kind, _, _ in fields):
+                try:
+                    roots = tuple((g.off, g.kind == RB_ROOT, g.node_off)
+                                  for g in graph_roots(t))
+                except MapError:
+                    pass    # a root without its __contains: the verifier finds none there
+            out += [t.size, ref, _obj_record((tuple(k.off for k in kptr_fields(t)), roots,
+                                              lock))]
         else:
             out += [0, -1, 0]
     return _array.array("i", out).tobytes()

@@ -5,8 +5,9 @@
 # { next; prev } (16 bytes), circular, all zeroes until the first push (the kernel's
 # lazy INIT_LIST_HEAD); a struct bpf_list_node is struct bpf_list_node_kern
 # { struct list_head list; void *owner } (24 bytes), owner the head it is in or NULL.
-# Nodes sit in objects of the arena (heap.pxi), heads in map values: both are memory
-# the engine owns at fixed addresses, and only these functions write the links (the
+# Nodes sit in objects of the arena (heap.pxi), heads in map values or in objects (a
+# struct holding a bpf_list_head and its bpf_spin_lock): all memory the engine owns at
+# fixed addresses, and only these functions write the links (the
 # verifier refuses loads and stores of either field, copies of a value skip its heads).
 #
 # A program loaded without the verifier (verify=False) may have stored anything in a
@@ -15,9 +16,10 @@
 #
 # The kernel's verifier passes each push the node's offset in its struct (the r4 it
 # rewrites); here the head says it: the program's map that holds the head knows the
-# offset from the head's __contains tag (list_node_off), and a head found in no map
-# of the program (or of an inner map of one of its maps of maps), or a node that is no
-# object's, is refused with -EINVAL.
+# offset from the head's __contains tag (list_node_off), an object's head has it in the
+# arena's field table (heap_field), and a head found in neither (nor in an inner map of
+# one of the program's maps of maps), or a node that is no object's, is refused with
+# -EINVAL.
 
 cdef enum:
     LIST_NEXT = 0                 # the uint64_t words of a head and of a node
@@ -27,11 +29,15 @@ cdef enum:
 
 cdef int32_t _list_node_off(Vm* vm, uint64_t head) noexcept nogil:
     """The offset of the node in the objects of the list whose head is at ``head`` (a
-    bpf_list_head of a value of one of the running program's maps or their inner
-    maps), or -1."""
+    bpf_list_head of an object, or of a value of one of the running program's maps or
+    their inner maps), or -1."""
     cdef int k
-    cdef MapStore* m = value_map(vm, head)
+    cdef MapStore* m
     cdef uint64_t rel
+    cdef uint16_t f = heap_field(head)
+    if f & FIELD_KIND == FIELD_LIST_HEAD:
+        return f & FIELD_NODE_OFF
+    m = value_map(vm, head)
     if m == NULL:
         return -1
     rel = (head - <uintptr_t>m.values) % m.stride
@@ -114,37 +120,48 @@ cdef uint64_t _list_pop(Vm* vm, uint64_t head, bint tail) noexcept nogil:
     return node
 
 
+cdef void list_free(uint64_t head, int* lock, uint32_t node_off,
+                    uint32_t* pending) noexcept nogil:
+    """bpf_list_head_free: the list emptied under its ``lock`` (if any), then each
+    object in it put (obj_put: the last references' join ``pending``)."""
+    cdef uint64_t node, nxt, first, last, steps
+    cdef uint64_t* h = <uint64_t*><uintptr_t>head
+    if lock != NULL:
+        map_lock(lock)
+    first, last = h[LIST_NEXT], h[LIST_PREV]
+    h[LIST_NEXT] = h[LIST_PREV] = 0
+    if first == 0 or first == head or not _link_ok(head, first) or \
+            not _link_ok(head, last) or last == head:
+        if lock != NULL:
+            map_unlock(lock)
+        return
+    # detach the chain: it ends where it came back to the head
+    (<uint64_t*><uintptr_t>last)[LIST_NEXT] = 0
+    if lock != NULL:
+        map_unlock(lock)
+    node, steps = first, 0
+    while node and _link_ok(head, node) and node != head and \
+            steps < HEAP_SIZE // SIZEOF_BPF_LIST_NODE:
+        nxt = (<uint64_t*><uintptr_t>node)[LIST_NEXT]
+        obj_put(node - node_off, pending)
+        node = nxt
+        steps += 1
+
+
 cdef void map_free_lists(MapStore* m, uint8_t* value) noexcept nogil:
     """bpf_list_head_free of each list of a map value (bpf_rb_root_free of each
-    rbtree): the list is emptied under the value's bpf_spin_lock, then each object in
-    it dropped."""
+    rbtree), under the value's bpf_spin_lock, then the objects they held freed."""
     cdef int k
-    cdef uint64_t head, node, nxt, first, last, steps
-    cdef uint64_t* h
+    cdef uint32_t pending = 0
     cdef int* lock = <int*>(value + m.spin_lock_off)
     for k in range(m.nlists):
         if m.rb_roots & (1 << k):
-            map_free_rbtree(m, value, k)
-            continue
-        head = <uintptr_t>(value + m.list_off[k])
-        h = <uint64_t*><uintptr_t>head
-        map_lock(lock)
-        first, last = h[LIST_NEXT], h[LIST_PREV]
-        h[LIST_NEXT] = h[LIST_PREV] = 0
-        if first == 0 or first == head or not _link_ok(head, first) or \
-                not _link_ok(head, last) or last == head:
-            map_unlock(lock)
-            continue
-        # detach the chain: it ends where it came back to the head
-        (<uint64_t*><uintptr_t>last)[LIST_NEXT] = 0
-        map_unlock(lock)
-        node, steps = first, 0
-        while node and _link_ok(head, node) and node != head and \
-                steps < HEAP_SIZE // SIZEOF_BPF_LIST_NODE:
-            nxt = (<uint64_t*><uintptr_t>node)[LIST_NEXT]
-            obj_drop(node - <uint32_t>m.list_node_off[k])
-            node = nxt
-            steps += 1
+            rbtree_free(<uintptr_t>(value + m.list_off[k]), lock,
+                        <uint32_t>m.list_node_off[k], &pending)
+        else:
+            list_free(<uintptr_t>(value + m.list_off[k]), lock,
+                      <uint32_t>m.list_node_off[k], &pending)
+    obj_free(pending)
 
 
 # --- the kfuncs

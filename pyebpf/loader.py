@@ -110,6 +110,14 @@ class Object:
             raise
 
     def _instantiate(self, spec, prog_type, profile, pin, verify, Map, Program) -> None:
+        if spec.btf is not None:
+            from .btf.fields import struct_meta_error
+            refused = struct_meta_error(spec.btf)
+            if refused is not None:
+                # the kernel refuses the BTF (BPF_BTF_LOAD, for the first map or program
+                # given it), the object with it
+                raise ElfError(f"BTF: {refused}", file=spec.name, section=".BTF") \
+                    from refused
         # maps of maps last: their slots hold the others
         for ms in sorted(spec.maps.values(), key=lambda m: m.inner is not None):
             self.maps[ms.name] = self._make_map(Map, ms, pin)

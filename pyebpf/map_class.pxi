@@ -156,11 +156,6 @@ cdef class Map:
         if kptrs and self._m.type not in _KPTR_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a kptr")
-        if kptrs and self._m.type in (
-                BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
-                BPF_MAP_TYPE_PERCPU_ARRAY):
-            raise MapError(EOPNOTSUPP, f"map {self._label()}: kptrs in per-CPU values are "
-                                       f"not modelled in pyebpf")
         if roots and self._m.type not in _GRAPH_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a {roots[0].kind}")

@@ -684,12 +684,15 @@ cdef MapStore* value_map(Vm* vm, uint64_t ptr) noexcept nogil:
 
 cdef int* _spin_lock_arg(Vm* vm, uint64_t ptr) noexcept nogil:
     """The lock word ``ptr`` is: a value's bpf_spin_lock in one of the program's maps
-    (or their inner maps)."""
-    cdef MapStore* m = value_map(vm, ptr)
+    (or their inner maps), or an allocated object's (heap.pxi)."""
+    cdef MapStore* m
+    if heap_field(ptr) == FIELD_SPIN_LOCK:
+        return <int*><uintptr_t>ptr
+    m = value_map(vm, ptr)
     if m != NULL and m.spin_lock_off >= 0 and \
             (ptr - <uintptr_t>m.values) % m.stride == <uint32_t>m.spin_lock_off:
         return <int*><uintptr_t>ptr
-    helper_fault(vm, b"r1 is not the bpf_spin_lock of a map value")
+    helper_fault(vm, b"r1 is not the bpf_spin_lock of a map value or an object")
     return NULL
 
 

@@ -296,19 +296,24 @@ cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
         memset(value + m.list_off[k], 0, SIZEOF_BPF_LIST_HEAD)
 
 
-cdef void map_free_objects(MapStore* m, int32_t e) noexcept nogil:
-    """bpf_obj_free_fields' kptrs and list heads of element ``e`` (every CPU's copy):
-    each object they hold is dropped, a kptr left NULL, a list empty."""
+cdef void map_free_copy(MapStore* m, uint8_t* value) noexcept nogil:
+    """bpf_obj_free_fields' kptrs and list heads of one copy of a value: each object
+    they hold is dropped, a kptr left NULL, a list empty."""
     cdef int k
-    cdef uint32_t c
     cdef uint64_t p
+    for k in range(m.nkptrs):
+        p = atomic_xchg64(<uint64_t*>(value + m.kptr_off[k]), 0)
+        if p:
+            obj_drop(p)
+    if m.nlists:
+        map_free_lists(m, value)
+
+
+cdef void map_free_objects(MapStore* m, int32_t e) noexcept nogil:
+    """map_free_copy of every CPU's copy of element ``e``."""
+    cdef uint32_t c
     for c in range(m.ncpu):
-        for k in range(m.nkptrs):
-            p = atomic_xchg64(<uint64_t*>(map_value(m, e, c) + m.kptr_off[k]), 0)
-            if p:
-                obj_drop(p)
-        if m.nlists:
-            map_free_lists(m, map_value(m, e, c))
+        map_free_copy(m, map_value(m, e, c))
 
 
 cdef void map_copy_locked(MapStore* m, uint8_t* dst, const uint8_t* src,
@@ -336,6 +341,7 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     cdef int32_t e, prev
     cdef int rc = 0
     cdef uint32_t c
+    cdef bint in_place = False
     cdef uint64_t lock = flags & BPF_F_LOCK
     flags &= ~(<uint64_t>BPF_F_LOCK)
     if flags > BPF_EXIST or (lock and m.spin_lock_off < 0):
@@ -355,13 +361,17 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
             if flags == BPF_NOEXIST:
                 return -EEXIST
         else:
+            # a per-CPU hash writes an existing element in place (pcpu_copy_value)
+            in_place = (m.type == BPF_MAP_TYPE_PERCPU_HASH or
+                        m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH) and \
+                map_holds_objects(m) and _hash_find(m, key, &prev) != NO_ELEM
             if _is_lru(m):
                 e = _lru_update(m, key, flags, run_cpu, &rc)
             else:
                 e = _hash_update(m, key, flags, &rc)
             if e == NO_ELEM:
                 return rc
-            if not lock and map_has_fields(m):
+            if not lock and not in_place and map_has_fields(m):
                 # the kernel replaces the element by a new one: its lock and timer are
                 # fresh, the old one's objects dropped
                 if map_holds_objects(m):
@@ -371,7 +381,11 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     if lock:
         map_copy_locked(m, map_value(m, e, 0), value, False)
     elif map_has_fields(m):
-        map_copy_value(m, map_value(m, e, 0), value)
+        if cpu >= 0:
+            map_copy_value(m, map_value(m, e, <uint32_t>cpu), value)
+        else:
+            for c in range(m.ncpu):
+                map_copy_value(m, map_value(m, e, c), value + <size_t>c * m.stride)
         # array_map_update_elem: bpf_obj_free_fields on the old value's timer
         timer_free(m, e)
     elif cpu >= 0:
@@ -379,8 +393,13 @@ cdef int map_update(MapStore* m, const uint8_t* key, const uint8_t* value, uint6
     else:
         for c in range(m.ncpu):
             memcpy(map_value(m, e, c), value + <size_t>c * m.stride, m.value_size)
-    if map_holds_objects(m) and not _is_hash(m):
-        map_free_objects(m, e)      # array_map_update_elem: bpf_obj_free_fields
+    if map_holds_objects(m) and (not _is_hash(m) or in_place):
+        # array_map_update_elem, pcpu_copy_value: bpf_obj_free_fields of the copy
+        # written (a program's update of a per-CPU value: its CPU's)
+        if cpu >= 0:
+            map_free_copy(m, map_value(m, e, <uint32_t>cpu))
+        else:
+            map_free_objects(m, e)
     return 0
 
 

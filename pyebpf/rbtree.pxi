@@ -344,11 +344,15 @@ cdef inline void _rb_bounds() noexcept nogil:
 
 cdef int32_t _rb_node_off(Vm* vm, uint64_t root) noexcept nogil:
     """The offset of the node in the objects of the tree whose root is at ``root`` (a
-    bpf_rb_root of a value of one of the running program's maps or their inner maps),
-    or -1."""
+    bpf_rb_root of an object, or of a value of one of the running program's maps or
+    their inner maps), or -1."""
     cdef int k
-    cdef MapStore* m = value_map(vm, root)
+    cdef MapStore* m
     cdef uint64_t rel
+    cdef uint16_t f = heap_field(root)
+    if f & FIELD_KIND == FIELD_RB_ROOT:
+        return f & FIELD_NODE_OFF
+    m = value_map(vm, root)
     if m == NULL:
         return -1
     rel = (root - <uintptr_t>m.values) % m.stride
@@ -441,19 +445,21 @@ cdef uint64_t _rb_child(Vm* vm, uint64_t root, uint64_t node, bint right) noexce
     return 0 if RB_BAD(c) else <uintptr_t>c
 
 
-cdef void map_free_rbtree(MapStore* m, uint8_t* value, int k) noexcept nogil:
-    """bpf_rb_root_free: the tree emptied under the value's bpf_spin_lock, then each
-    object in it dropped (leaves first)."""
-    cdef pyebpf_rb_root* r = <pyebpf_rb_root*>(value + m.list_off[k])
+cdef void rbtree_free(uint64_t root, int* lock, uint32_t node_off,
+                      uint32_t* pending) noexcept nogil:
+    """bpf_rb_root_free: the tree emptied under its ``lock`` (if any), then each object
+    in it put, leaves first (obj_put: the last references' join ``pending``)."""
+    cdef pyebpf_rb_root* r = <pyebpf_rb_root*><uintptr_t>root
     cdef pyebpf_rb* n
     cdef pyebpf_rb* p
-    cdef int* lock = <int*>(value + m.spin_lock_off)
     cdef uint64_t steps = 0
     _rb_bounds()
-    map_lock(lock)
+    if lock != NULL:
+        map_lock(lock)
     n = r.node
     r.node = r.leftmost = NULL
-    map_unlock(lock)
+    if lock != NULL:
+        map_unlock(lock)
     while n != NULL and not RB_BAD(n) and steps < HEAP_SIZE // sizeof(pyebpf_rb):
         steps += 1
         if n.left != NULL:
@@ -472,7 +478,7 @@ cdef void map_free_rbtree(MapStore* m, uint8_t* value, int k) noexcept nogil:
         else:
             p = NULL
         n.owner = 0
-        obj_drop(<uintptr_t>n - <uint32_t>m.list_node_off[k])
+        obj_put(<uintptr_t>n - node_off, pending)
         n = p
 
 

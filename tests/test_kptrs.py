@@ -7,6 +7,7 @@ words."""
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -14,7 +15,7 @@ import pyebpf
 from pyebpf import elf
 
 from bpfc import compile_object
-from objdiff import same_retval, verdicts
+from objdiff import program_retvals, same_retval, verdicts
 from recorded_kernel import count_comparison
 
 # bpf_experimental.h's declarations (the installed libbpf has no such header) and the
@@ -476,12 +477,94 @@ def test_a_map_holding_kptrs_is_not_pinned(tmp_path, monkeypatch):
         obj_.close()
 
 
-def test_per_cpu_maps_with_kptr_fields_are_refused_as_not_modelled():
-    with pytest.raises(pyebpf.errors.ElfError, match="kptrs in per-CPU values are not "
-                                                     "modelled"):
-        pyebpf.load(obj("""
+# kptrs in per-CPU map values (map_kptr.c's pcpu_array_map): each CPU's copy of the
+# value holds an object of its own; the kernel's runs are kept on one CPU
+PERCPU_MAPS = """
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
     __type(key, __u32); __type(value, struct val);
 } pc SEC(".maps");
-SEC("tc") int prog(struct __sk_buff *skb) { return 0; }"""))
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH); __uint(max_entries, 2);
+    __type(key, __u32); __type(value, struct val);
+} ph SEC(".maps");
+"""
+# the run's copy of the value: the object it holds taken out (its a returned), or a new
+# one stored holding skb->len plus the copy's count of stores (5)
+PERCPU_STASH = """
+  if (!v) return 1;
+  struct item *t = bpf_kptr_xchg(&v->p, NULL);
+  if (t) { long r = t->a; bpf_obj_drop(t); return r; }
+  struct item *i = bpf_obj_new(struct item);
+  if (!i) return 2;
+  i->a = skb->len + v->n++;
+  i = bpf_kptr_xchg(&v->p, i);
+  if (i) { bpf_obj_drop(i); return 4; }
+  return 5;"""
+
+
+def percpu_tc(lookup: str) -> bytes:
+    return obj(PERCPU_MAPS + 'SEC("tc") int prog(struct __sk_buff *skb) {\n  __u32 k = 0;\n'
+               + lookup + PERCPU_STASH + "\n}")
+
+
+@pytest.fixture
+def one_cpu():
+    """This process on one CPU: the kernel's runs use one copy of a per-CPU value, as
+    pyebpf's runs (on CPU 0) do."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    yield
+    os.sched_setaffinity(0, before)
+
+
+def _clear_percpu(maps, name: str) -> None:
+    """Every CPU's copy of element 0 written with zeroes from user space."""
+    m = maps[name]
+    if hasattr(m, "value_buffer_size"):      # the kernel's
+        m.update(bytes(4), bytes(m.value_buffer_size))
+    else:
+        m.update(bytes(4), [bytes(16)] * m.ncpu)
+
+
+@pytest.mark.parametrize("lookup", [
+    "struct val *v = bpf_map_lookup_elem(&pc, &k);",
+    "struct val *v = bpf_map_lookup_elem(&ph, &k);\n"
+    "  if (!v) { struct val z = {}; bpf_map_update_elem(&ph, &k, &z, 0);\n"
+    "            v = bpf_map_lookup_elem(&ph, &k); }"], ids=["percpu-array", "percpu-hash"])
+def test_an_object_stored_in_a_per_cpu_value_is_taken_back_next_run(one_cpu, lookup):
+    ours, theirs = program_retvals(percpu_tc(lookup), PACKET, runs=4)
+    assert theirs == [5, 64, 5, 65]
+    assert ours == theirs
+
+
+def test_a_user_space_update_of_a_per_cpu_array_drops_the_objects_its_copies_hold(one_cpu):
+    def clear(maps):
+        _clear_percpu(maps, "pc")
+
+    data = percpu_tc("struct val *v = bpf_map_lookup_elem(&pc, &k);")
+    ours, theirs = program_retvals(data, PACKET, runs=3, between=clear)
+    assert theirs == [5, 5, 5]
+    assert ours == theirs
+    loaded = pyebpf.load(data)
+    try:
+        prog = loaded.program("prog")
+        # more objects than the arena holds if the stored ones were left behind
+        for _ in range(150_000):
+            assert prog.run(PACKET).retval == 5
+            clear(loaded.maps)
+    finally:
+        loaded.close()
+
+
+def test_a_programs_update_of_a_per_cpu_hash_element_drops_the_object_its_copy_holds(
+        one_cpu):
+    # pcpu_copy_value: an existing element is written in place, then the objects the
+    # copy held dropped (bpf_obj_free_fields): each run after the first finds the field
+    # empty and stores a new object (had the update kept it: [5, 64, 5])
+    ours, theirs = program_retvals(percpu_tc("""struct val *v = bpf_map_lookup_elem(&ph, &k);
+  if (v && v->n) { struct val z = {}; z.n = 7; bpf_map_update_elem(&ph, &k, &z, 0); }
+  if (!v) { struct val z = {}; bpf_map_update_elem(&ph, &k, &z, 0);
+            v = bpf_map_lookup_elem(&ph, &k); }"""), PACKET, runs=3)
+    assert theirs == [5, 5, 5]
+    assert ours == theirs

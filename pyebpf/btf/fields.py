@@ -269,3 +269,63 @@ def _parse_root(owner: Type, tag: tuple, member: str, off: int, kind: str,
             node_off % _GRAPH_ROOTS[kind][2]:
         raise MapError(errno.EINVAL, f"struct {name}'s member {field} is no struct {node}")
     return GraphRoot(off, kind, value, node_off)
+
+
+# btf_parse_struct_metas: a struct of the program's BTF with a direct member of one of
+# these structs (or a kptr) is one the kernel keeps a record of for bpf_obj_new
+_META_MEMBERS = ("bpf_spin_lock", "bpf_list_head", "bpf_list_node", "bpf_rb_root",
+                 "bpf_rb_node", "bpf_refcount")
+
+
+def _struct_metas(btf) -> dict[int, list[tuple[str, int, int]]]:
+    """{type id: its object_fields} of the structs btf_parse_struct_metas keeps."""
+    ids = set()
+    for name in _META_MEMBERS:
+        found = btf.by_name(name, Kind.STRUCT)
+        if found:
+            ids.add(min(t.id for t in found))      # btf_find_by_name_kind: the first
+    for t in btf.types:
+        if t.kind == Kind.PTR and 0 < t.type_id < len(btf.types):
+            tag = btf.types[t.type_id]
+            if tag.kind == Kind.TYPE_TAG and tag.name in KPTR_TAGS:
+                ids.add(t.id)                       # btf_find_kptr
+    return {t.id: object_fields(t) for t in btf.types
+            if t.kind == Kind.STRUCT and any(m.type_id in ids for m in t.members)}
+
+
+def struct_meta_error(btf) -> MapError | None:
+    """What the kernel refuses the program's BTF for among its struct metas
+    (btf_parse_struct_metas): a struct holding a bpf_list_head or bpf_rb_root without a
+    bpf_spin_lock, or both a bpf_list_node and a bpf_rb_node without a bpf_refcount
+    (btf_parse_fields: EINVAL), or a root whose __contains tag does not parse
+    (btf_parse_graph_root: graph_roots' error); a graph node whose graph root holds a
+    struct that is a graph root too (btf_check_and_fixup_fields: ELOOP, ownership could
+    form a cycle); None when there is nothing to refuse."""
+    metas = _struct_metas(btf)
+    roots, nodes = {LIST_HEAD, RB_ROOT}, {LIST_NODE, RB_NODE}
+    for type_id, fields in metas.items():
+        kinds = {kind for kind, _, _ in fields}
+        name = btf.types[type_id].name
+        if kinds & roots and SPIN_LOCK not in kinds:
+            root = next(kind for kind, _, _ in fields if kind in roots)
+            return MapError(errno.EINVAL, f"struct {name} holds a {root} but no "
+                                          f"bpf_spin_lock (EINVAL)")
+        if nodes <= kinds and "bpf_refcount" not in kinds:
+            return MapError(errno.EINVAL, f"struct {name} is a node of a list and of a "
+                                          f"tree without a bpf_refcount (EINVAL)")
+        if kinds & roots:
+            try:
+                graph_roots(btf.types[type_id])
+            except MapError as exc:
+                return exc
+    for type_id, fields in metas.items():
+        kinds = {kind for kind, _, _ in fields}
+        if not kinds & roots or not kinds & nodes:
+            continue
+        for g in graph_roots(btf.types[type_id]):
+            if any(kind in roots for kind, _, _ in metas.get(g.value.id, ())):
+                return MapError(errno.ELOOP, f"struct {btf.types[type_id].name} is a "
+                                             f"graph node whose graph root holds a struct "
+                                             f"that is a graph root too: ownership could "
+                                             f"form a cycle (ELOOP)")
+    return None

@@ -25,7 +25,7 @@ from ..btf import Kind
 from ..btf.fields import object_fields
 from .btfptr import WalkError, walk
 from .state import (MAYBE_NULL, MEM_ALLOC, MEM_PERCPU, MEM_RCU, NON_OWN_REF, PTR_TO_BTF_ID,
-                    Reg, scalar)
+                    PTR_TO_MAP_VALUE, Reg, scalar)
 
 ALLOC_PTR = PTR_TO_BTF_ID | MEM_ALLOC
 PERCPU_ALLOC_PTR = ALLOC_PTR | MEM_PERCPU
@@ -53,6 +53,19 @@ def _scalar_struct(t, depth: int = 0) -> bool:
         elif mt.kind not in _SCALAR_KINDS:
             return False
     return True
+
+
+def object_lock_off(struct) -> int | None:
+    """Where an allocated object's struct holds its bpf_spin_lock, or None."""
+    return next((off for kind, off, _ in object_fields(struct) if kind == "bpf_spin_lock"),
+                None)
+
+
+def lock_owner(reg):
+    """What a lock taken through ``reg`` is held on, with the register's id
+    (process_spin_lock, check_reg_allocation_locked): a map value's map, an allocated
+    object's BTF."""
+    return reg.map if reg.type == PTR_TO_MAP_VALUE else reg.map.btf
 
 
 class AllocObjects:

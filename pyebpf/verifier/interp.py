@@ -1734,7 +1734,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.kptr_new_arg(pc, regno, reg, meta)
             return
         if kind == helpers.SPIN_LOCK:
-            if reg.type != PTR_TO_MAP_VALUE:
+            if reg.type != PTR_TO_MAP_VALUE and reg.type != ALLOC_PTR:
                 self._type_error(pc, regno, reg, kind)
             self.spin_lock_arg(st, pc, regno, reg, hid == SPIN_LOCK_ID)
             return

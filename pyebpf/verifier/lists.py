@@ -10,19 +10,25 @@ object (``bpf_obj_new``'s, a pop's) and leaves its pointers as non-owning refere
 dropped or pushed again) until the lock is released (``invalidate_non_owning_refs``).
 A pop gives an owning reference to the node (``mark_reg_graph_node``: the struct the
 head's ``__contains`` tag names, at the node's offset), or NULL; ``bpf_list_front``
-and ``bpf_list_back`` a non-owning one, or NULL.  Heads in allocated objects are not
-modelled: a head argument must point into a map value.
+and ``bpf_list_back`` a non-owning one, or NULL.  A head may also be in an object the
+program owns (``bpf_obj_new``'s struct holding a ``bpf_list_head`` and the
+``bpf_spin_lock`` that guards it), the lock then taken through that object.
 """
 from __future__ import annotations
 
-from ..btf.fields import LIST_HEAD, LIST_NODE, object_fields
-from .alloc import ALLOC_PTR
+from ..btf.fields import LIST_HEAD, LIST_NODE, graph_roots, object_fields
+from .alloc import ALLOC_PTR, lock_owner, object_lock_off
 from .state import MAYBE_NULL, MEM_RCU, NON_OWN_REF, PTR_TO_MAP_VALUE, Reg
 
 PUSH = frozenset({"bpf_list_push_front_impl", "bpf_list_push_back_impl"})
 POP = frozenset({"bpf_list_pop_front", "bpf_list_pop_back"})
 PEEK = frozenset({"bpf_list_front", "bpf_list_back"})
 LIST_KFUNCS = PUSH | POP | PEEK
+
+
+def object_roots(struct) -> list:
+    """The graph roots of a struct programs allocate (its btf_record's), by offset."""
+    return graph_roots(struct)
 
 
 def is_alloc_obj(t: int) -> bool:
@@ -81,23 +87,26 @@ class ListRules:
 
     def graph_root_arg(self, st, pc: int, reg: Reg, kind: str):
         """KF_ARG_PTR_TO_LIST_HEAD, KF_ARG_PTR_TO_RB_ROOT: the root (``kind``) of a map
-        value whose lock the program holds."""
-        if reg.type != PTR_TO_MAP_VALUE:
-            if reg.type == ALLOC_PTR:
-                self.refuse(pc, f"pyebpf does not model a {kind} in an allocated object")
+        value or of an object the program owns, whose lock the program holds
+        (__process_kf_arg_ptr_to_graph_root, check_reg_allocation_locked)."""
+        if reg.type != PTR_TO_MAP_VALUE and reg.type != ALLOC_PTR:
             self.refuse(pc, "arg#0 expected pointer to map value or allocated object")
+        if reg.type == ALLOC_PTR and not reg.ref:
+            self.refuse(pc, "allocated object must be referenced")
         if not reg.is_const:
             self.refuse(pc, f"R1 doesn't have constant offset. {kind} has to be at "
                             f"the constant offset")
         off = reg.off + reg.value
-        root = next((g for g in getattr(reg.map, "graph_roots", ())
-                     if g.off == off and g.kind == kind), None)
+        roots = getattr(reg.map, "graph_roots", ()) if reg.type == PTR_TO_MAP_VALUE else \
+            object_roots(reg.map)
+        root = next((g for g in roots if g.off == off and g.kind == kind), None)
         if root is None:
             self.refuse(pc, f"{kind} not found at offset={off}")
         lock = st.spin_lock
-        if lock is None or lock[0] is not reg.map or lock[1] != reg.id:
-            self.refuse(pc, f"bpf_spin_lock at off={reg.map.spin_lock_off} must be held "
-                            f"for {kind}")
+        if lock is None or lock[0] is not lock_owner(reg) or lock[1] != reg.id:
+            lock_off = reg.map.spin_lock_off if reg.type == PTR_TO_MAP_VALUE else \
+                object_lock_off(reg.map)
+            self.refuse(pc, f"bpf_spin_lock at off={lock_off} must be held for {kind}")
         return root
 
     def graph_node_arg(self, pc: int, reg: Reg, root, root_kind: str,

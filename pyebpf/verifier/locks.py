@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .. import isa
 from ..btf.fields import GRAPH_ROOT_SIZES, object_fields
+from .alloc import lock_owner, object_lock_off
 from .lists import LIST_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import MEM_ALLOC, PTR_TO_BTF_ID, PTR_TO_MAP_VALUE
@@ -134,18 +135,22 @@ class LockRules:
         if not reg.is_const:
             self.refuse(pc, f"R{regno} doesn't have constant offset. {lock}_lock has to be "
                             f"at the constant offset")
-        m = reg.map
-        if reg.type != PTR_TO_MAP_VALUE:
-            # an allocated object (bpf_obj_new) locks with the fields of its BTF struct
-            self.refuse(pc, f"local 'kptr' has no valid {lock}_lock" if not any(
-                f[0] == f"{lock}_lock" for f in object_fields(m)) else
-                f"a {lock}_lock in an allocated object is not modelled in pyebpf")
-        if getattr(m, "value_type", None) is None:
-            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use "
-                            f"{lock}_lock")
-        off = getattr(m, "spin_lock_off" if kind == LOCK else "res_spin_lock_off", None)
-        if off is None:
-            self.refuse(pc, f"map '{map_name(m)}' has no valid {lock}_lock")
+        if reg.type == PTR_TO_MAP_VALUE:
+            m = reg.map
+            if getattr(m, "value_type", None) is None:
+                self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use "
+                                f"{lock}_lock")
+            off = getattr(m, "spin_lock_off" if kind == LOCK else "res_spin_lock_off", None)
+            if off is None:
+                self.refuse(pc, f"map '{map_name(m)}' has no valid {lock}_lock")
+        else:
+            # an allocated object (bpf_obj_new) locks with the fields of its BTF struct;
+            # the lock names the BTF and the object's id (process_spin_lock's ptr)
+            m = lock_owner(reg)
+            # btf_parse_struct_metas records a bpf_spin_lock, never a bpf_res_spin_lock
+            off = object_lock_off(reg.map) if kind == LOCK else None
+            if off is None:
+                self.refuse(pc, f"local 'kptr' has no valid {lock}_lock")
         at = reg.value + reg.off
         if at != off:
             self.refuse(pc, f"off {at} doesn't point to 'struct {lock}_lock' that is at "
@@ -181,4 +186,7 @@ class LockRules:
     def keeps_id(reg) -> bool:
         """mark_ptr_or_null_reg: a non-NULL map value that may hold a lock keeps its id,
         which names the lock taken through it."""
+        if reg.type & 0xFF == PTR_TO_BTF_ID and reg.type & MEM_ALLOC:
+            # reg_may_point_to_spin_lock: an allocated object's lock is named by it too
+            return object_lock_off(reg.map) is not None
         return reg.type == PTR_TO_MAP_VALUE and has_spin_lock(reg.map)
