@@ -2,6 +2,7 @@
 import errno
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 
@@ -291,3 +292,36 @@ def test_a_pinned_socket_map_keeps_its_sockets(live_kernel, roots, sockets, kind
         (C.BPF_MAP_DELETE_ELEM, dict(map_fd=fd(1), key=k(1))),
         (C.BPF_MAP_LOOKUP_ELEM, dict(map_fd=fd(0), key=k(1), value=8)),
     ])
+
+
+def _btf_with_one_int(name: bytes) -> bytes:
+    """A BTF blob of one 4-byte INT type (id 1) called ``name``."""
+    strings = b"\0" + name + b"\0"
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)     # name_off, BTF_KIND_INT, size, bits
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                         len(strings))
+    return header + types + strings
+
+
+def _btf_fds_open() -> int:
+    count = 0
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{entry}") == "anon_inode:btf"
+        except OSError:
+            pass
+    return count
+
+
+def test_the_oracle_keeps_only_its_last_btf_blobs_loaded(live_kernel):
+    # a test session loads thousands of objects: keeping each one's BTF fd open ran the
+    # process past 1,024 fds, where select() refuses them
+    calls = live_kernel.sysbpf.Syscalls()
+    before = _btf_fds_open()
+    for n in range(calls.BTF_FDS_KEPT + 8):
+        blob = _btf_with_one_int(f"t{n}".encode())
+        map_fd, err = calls.map_create(ARRAY, 4, 4, 1, 0, 0, b"btf_kept",
+                                       btf=(blob, 1, 1))
+        assert (map_fd >= 0, err) == (True, 0)
+        os.close(map_fd)
+    assert _btf_fds_open() - before == calls.BTF_FDS_KEPT

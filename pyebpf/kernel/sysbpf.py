@@ -8,6 +8,7 @@ a stand-in with the same methods can record the kernel's answers or play them ba
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import errno as _errno
 import os
@@ -116,10 +117,14 @@ class Syscalls:
 
     A BTF blob is loaded once (BPF_BTF_LOAD) and kept: the maps and programs of one
     object name the same kernel BTF, as libbpf's do, which kptr fields need (the kernel
-    matches a kptr's type by BTF object and type id)."""
+    matches a kptr's type by BTF object and type id).  Only the last ``BTF_FDS_KEPT``
+    blobs are kept: a test session loads thousands of objects, and each fd kept would
+    stay open to the end (maps and programs hold their own reference to their BTF)."""
+
+    BTF_FDS_KEPT = 32
 
     def __init__(self):
-        self._btf_fds: dict[bytes, int] = {}
+        self._btf_fds: collections.OrderedDict[bytes, int] = collections.OrderedDict()
 
     def _btf_fd(self, blob: bytes) -> tuple[int, int]:
         """The fd of ``blob`` loaded (kept for later calls), or (-1, errno).  Loaded
@@ -127,10 +132,13 @@ class Syscalls:
         type, and one that outgrows its buffer fails the load with ENOSPC."""
         fd = self._btf_fds.get(blob)
         if fd is not None:
+            self._btf_fds.move_to_end(blob)
             return fd, 0
         fd, err = _Attr(isa.BpfCmd.BPF_BTF_LOAD, btf=blob, btf_size=len(blob)).call()
         if fd >= 0:
             self._btf_fds[blob] = fd
+            if len(self._btf_fds) > self.BTF_FDS_KEPT:
+                os.close(self._btf_fds.popitem(last=False)[1])
         return fd, err
 
     @staticmethod
