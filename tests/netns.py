@@ -4,16 +4,14 @@ kernel's real datapath: frames go from vtx to vrx and nowhere else.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import subprocess
-import threading
 
 import pytest
 
 import toolpath
 
-CLONE_NEWNET = 0x40000000
+from pyebpf.kernel import world
 
 
 @contextlib.contextmanager
@@ -49,24 +47,8 @@ def veth_pair(tag: str):
 def in_netns(name: str, make):
     """What ``make()`` returns when a thread that has joined the namespace ``name`` calls
     it (setns moves only the calling thread): sockets it opens belong to the namespace."""
-    result = {}
-
-    def work():
-        libc = ctypes.CDLL(None, use_errno=True)
+    def joined():
         with open(f"/var/run/netns/{name}") as fd:
-            if libc.setns(fd.fileno(), CLONE_NEWNET):
-                result["error"] = os.strerror(ctypes.get_errno())
-                return
-        try:
-            result["made"] = make()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            result["raised"] = exc
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise RuntimeError(f"setns into {name}: {result['error']}")
-    if "raised" in result:
-        raise result["raised"]
-    return result["made"]
+            world._setns(fd.fileno())
+        return make()
+    return world._in_thread(joined)
