@@ -115,6 +115,7 @@ def pytest_addoption(parser):
 # tests that run children as other users ask for ``root``; those two skip, naming why.
 _answers = None
 _live_tests: set[str] = set()
+CAP_NET_RAW = 13                   # include/uapi/linux/capability.h
 _passed = {"replayable": 0, "live": 0}
 
 
@@ -153,7 +154,7 @@ def pytest_report_header(config):
 
 def pytest_collection_modifyitems(items):
     _live_tests.update(item.nodeid for item in items
-                       if {"live_kernel", "root"} & set(item.fixturenames))
+                       if {"live_kernel", "root", "net_raw"} & set(item.fixturenames))
     _answers.live_only = _live_tests
     _answers.varying = {item.nodeid for item in items
                         if item.get_closest_marker("kernel_varies") is not None}
@@ -219,6 +220,16 @@ def kernel_observation():
     kernel do (bpf(2) straight to it), live where bpf(2) works, else recorded
     (recorded_kernel.Answers.observation)."""
     return _answers.observation
+
+
+@pytest.fixture(scope="session")
+def net_raw():
+    """Nothing; a skip unless this process holds CAP_NET_RAW (AF_XDP and packet sockets
+    want it).  Its tests count as root tests: a run without it cannot replay them."""
+    with open("/proc/self/status") as status:
+        caps = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    if not caps >> CAP_NET_RAW & 1:
+        pytest.skip("needs CAP_NET_RAW, for AF_XDP sockets")
 
 
 @pytest.fixture(scope="session")

@@ -217,14 +217,11 @@ def test_xskmap_commands_answer_as_the_kernels(kernel_oracle, fixed_fds):
 
 
 @pytest.fixture
-def xsk_fds():
+def xsk_fds(net_raw):
     """Two AF_XDP sockets, not bound, at fds 1002 and 1003 (fixed: the recorded answers
     are keyed by the values that hold them); a skip where this process may not make
     one (xsk_create wants CAP_NET_RAW)."""
-    try:
-        made = [socket.socket(isa.AF_XDP, socket.SOCK_RAW) for _ in range(2)]
-    except PermissionError:
-        pytest.skip("AF_XDP sockets need CAP_NET_RAW")
+    made = [socket.socket(isa.AF_XDP, socket.SOCK_RAW) for _ in range(2)]
     for n, s in enumerate(made):
         os.dup2(s.fileno(), 1002 + n)
     try:

@@ -947,12 +947,9 @@ def test_a_pinned_reuseport_array_keeps_the_cookies_of_its_sockets(pin_root):
     assert (again.lookup(u32(0)), again.lookup(u32(1))) == (None, cookie)
 
 
-def test_a_pinned_xskmap_keeps_its_sockets_for_the_programs_of_another_process(pin_root):
-    try:
-        xsk = socket.socket(isa.AF_XDP, socket.SOCK_RAW)
-    except PermissionError:
-        pytest.skip("AF_XDP sockets need CAP_NET_RAW")
-    with xsk:
+def test_a_pinned_xskmap_keeps_its_sockets_for_the_programs_of_another_process(pin_root,
+                                                                            net_raw):
+    with socket.socket(isa.AF_XDP, socket.SOCK_RAW) as xsk:
         m = Map.create(isa.MapType.BPF_MAP_TYPE_XSKMAP, 4, 4, 2)
         m.update(u32(1), u32(xsk.fileno()))
         m.pin("xsks")
