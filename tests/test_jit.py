@@ -294,18 +294,22 @@ def test_a_proven_packet_load_is_compiled_without_a_region_check():
     assert (label in with_check, label in without) == (True, False)
 
 
+def same_as_the_kernel(text, frame, kernel_oracle):
+    """Interpreted, compiled and in the kernel: the same retval and packet bytes."""
+    interp, native = both(text, "sched_cls")
+    got = outcome(native, frame)
+    assert got == outcome(interp, frame)
+    ours = native.run(frame)
+    with kernel_oracle.KernelProgram(asm.assemble(text), "sched_cls") as kprog:
+        theirs = kprog.test_run(frame, ctx={})
+    count_comparison()
+    assert (ours.retval, ours.data_out) == (theirs.retval_signed, theirs.data)
+
+
 @pytest.mark.parametrize("length", [14, 15, 16, 17, 64, 1499, 1500, 1614, 1615])
 def test_a_loop_of_proven_packet_loads_returns_what_the_kernel_returns(length, kernel_oracle):
     # the loop stops at the packet's end, or after 800 words (1614 bytes from data)
-    data = bytes(range(7, 256)) * 7
-    interp, native = both(CSUM, "sched_cls")
-    frame = data[:length]
-    got = outcome(native, frame)
-    assert got == outcome(interp, frame)
-    with kernel_oracle.KernelProgram(asm.assemble(CSUM), "sched_cls") as kprog:
-        theirs = kprog.test_run(frame, ctx={}).retval_signed
-    count_comparison()
-    assert got[0] == theirs
+    same_as_the_kernel(CSUM, (bytes(range(7, 256)) * 7)[:length], kernel_oracle)
 
 
 @pytest.mark.parametrize("budget", range(1, 79))
@@ -351,18 +355,6 @@ STORE_LOOP = """r6 = *(u32 *)(r1 + 76)
                 r0 = r8
                 exit"""
 STORE_LOOP_STORE = 9
-
-
-def same_as_the_kernel(text, frame, kernel_oracle):
-    """Interpreted, compiled and in the kernel: the same retval and packet bytes."""
-    interp, native = both(text, "sched_cls")
-    got = outcome(native, frame)
-    assert got == outcome(interp, frame)
-    ours = native.run(frame)
-    with kernel_oracle.KernelProgram(asm.assemble(text), "sched_cls") as kprog:
-        theirs = kprog.test_run(frame, ctx={})
-    count_comparison()
-    assert (ours.retval, ours.data_out) == (theirs.retval_signed, theirs.data)
 
 
 def test_the_verifier_names_the_packet_stores_it_proved_inside_the_packet():

@@ -618,6 +618,15 @@ GROUPS = dict(task=Task(pid=20, tgid=20, address=0xFFFF888101000000, fields={}),
                      INIT_TASK))
 
 
+def _digits(h: int, base: int) -> list[int]:
+    """The values a program packed into ``h``, ``h = h * base + value`` for each, in order."""
+    values = []
+    while h:
+        h, value = divmod(h, base)
+        values.insert(0, value)
+    return values
+
+
 def _walk(task: str, flags: int, machine) -> list[int]:
     """The pids the iterator yields, in order (pids below 32)."""
     data = compile_object(DECLS + f"#define TASK {task}\n#define FLAGS {flags}\n" + ORDER)
@@ -626,11 +635,7 @@ def _walk(task: str, flags: int, machine) -> list[int]:
         h = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
     finally:
         obj.close()
-    pids = []
-    while h:
-        h, pid = divmod(h, 32)
-        pids.insert(0, pid)
-    return pids
+    return _digits(h, 32)
 
 
 @pytest.mark.parametrize("task, flags, pids", [
@@ -855,11 +860,7 @@ def test_the_css_iterator_walks_a_declared_tree_in_the_kernels_orders(start, fla
         h = obj.program("prog").run(FRAME, env=TREE, machine=this_process()).retval
     finally:
         obj.close()
-    got = []
-    while h:
-        h, cgid = divmod(h, 16)
-        got.insert(0, cgid)
-    assert got == ids
+    assert _digits(h, 16) == ids
 
 
 def test_a_css_reads_its_parents_css_and_the_roots_none():
