@@ -31,6 +31,8 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strlen
@@ -1060,8 +1062,13 @@ cdef class Loop:
         when a replay thread ``made`` them) and ``observe`` where set (``out``/``m``:
         its bytes afterwards, the frame itself when it has none; ``delta``: its length
         on the wire less its length captured)."""
-        cdef uint64_t key
-        cdef Py_ssize_t k
+        self._count(o, n, m)
+        if self.annotated is not None or self.observe is not None:
+            self._hand(index, o, frame, n, out, m, ts, delta, made)
+        return 0
+
+    cdef inline void _count(self, const TcOutcome* o, uint32_t n, uint32_t m) noexcept nogil:
+        """_tally's counts (the summary), which every packet updates."""
         self.count += 1
         self.counts_[o.action] += 1
         self.bytes_in += n
@@ -1070,16 +1077,24 @@ cdef class Loop:
         if o.action == HOOK_DELIVERED or o.action == HOOK_REDIRECTED:
             self.bytes_out += m
         if o.action == HOOK_REDIRECTED:
-            key = (<uint64_t>o.redirect_ifindex << 1) | o.redirect_ingress
-            for k in range(self.rd_ncounts):
-                if self.rd_count_keys[k] == key:
-                    self.rd_counts[k] += 1
-                    break
-            else:
-                if self.rd_ncounts < MAX_REDIRECTS:
-                    self.rd_count_keys[self.rd_ncounts] = key
-                    self.rd_counts[self.rd_ncounts] = 1
-                    self.rd_ncounts += 1
+            self._count_redirect(o)
+
+    cdef void _count_redirect(self, const TcOutcome* o) noexcept nogil:
+        cdef uint64_t key = (<uint64_t>o.redirect_ifindex << 1) | o.redirect_ingress
+        cdef Py_ssize_t k
+        for k in range(self.rd_ncounts):
+            if self.rd_count_keys[k] == key:
+                self.rd_counts[k] += 1
+                return
+        if self.rd_ncounts < MAX_REDIRECTS:
+            self.rd_count_keys[self.rd_ncounts] = key
+            self.rd_counts[self.rd_ncounts] = 1
+            self.rd_ncounts += 1
+
+    cdef int _hand(self, Py_ssize_t index, const TcOutcome* o, const uint8_t* frame,
+                   uint32_t n, const uint8_t* out, uint32_t m, uint64_t ts,
+                   int64_t delta, const Done* made) except -1:
+        """_tally's hand-over to ``annotated`` and ``observe`` (one of them set)."""
         if self.annotated is not None:
             if made != NULL and made.ann != NULL:
                 self.annotated.blocks(made.ann, made.ann_len)
@@ -1267,33 +1282,45 @@ cdef class Loop:
             self.extras[index] = extra
         return bool(extra)
 
-    cdef uint32_t _output(self, Lane* ln, TcOutcome* o, const uint8_t* frame,
-                          uint32_t n) noexcept nogil:
-        """The packet's bytes on the wire now into ``ln.out`` (a socket filter's cut
-        to its return value); counts it as changed when they differ from ``frame``."""
-        cdef uint32_t m = <uint32_t>skb_wire_len(&ln.skb)
+    cdef const uint8_t* _output(self, Lane* ln, TcOutcome* o, const uint8_t* frame,
+                                uint32_t n, uint32_t* m) noexcept nogil:
+        """The packet's bytes on the wire now (``m[0]`` of them, a socket filter's cut
+        to its return value), valid until the lane's next packet: ``frame`` itself when
+        they equal it, else the skb's own bytes, copied into ``ln.out`` only where a tag
+        in the metadata goes back in; counts it as changed when they differ."""
+        cdef const uint8_t* p = skb_data(&ln.skb)
+        cdef uint32_t wire = <uint32_t>skb_wire_len(&ln.skb)
         cdef uint64_t cut = <uint64_t><uint32_t>o.retval + (ETH_HLEN if self.keep & 16 else 0)
-        skb_wire_bytes(&ln.skb, ln.out)
+        m[0] = wire
         if self.mode == MODE_SF and o.action == HOOK_DELIVERED and cut < ln.skb.len:
             # the snap length applies to the skb (from where the filter started); a tag
             # in its metadata is put back
-            m = <uint32_t>cut + (VLAN_HLEN if ln.skb.vlan_present else 0)
-        if m != n or memcmp(ln.out, frame, n) != 0:
-            ln.changed += 1
-        return m
+            m[0] = <uint32_t>cut + (VLAN_HLEN if ln.skb.vlan_present else 0)
+        if wire != ln.skb.len:
+            skb_wire_bytes(&ln.skb, ln.out)
+            p = ln.out
+        if m[0] == n and memcmp(p, frame, n) == 0:
+            return frame
+        ln.changed += 1
+        return p
 
     def replay(self, list frames, list ts=None):
         """Run every frame of ``frames`` (Ethernet, ``ts`` their capture times in ns) on
         the first CPU: ``(records, data, extras)`` as :func:`tc_replay` returns them."""
         cdef Py_ssize_t i = 0, nframes = len(frames)
-        cdef bytearray records = bytearray(nframes * sizeof(TcOutcome))
-        cdef TcOutcome* outs = <TcOutcome*><char*>records
+        # filled in place before anything else sees them: every record up to the last
+        # replayed is written (_admitted resets it), every item of data set
+        cdef bytes records = PyBytes_FromStringAndSize(NULL, nframes * sizeof(TcOutcome))
+        cdef TcOutcome* outs = <TcOutcome*>PyBytes_AS_STRING(records)
+        cdef list data = PyList_New(nframes)
         cdef Lane* ln = &self.lanes[0]
-        cdef list data = []
         cdef bytes frame
+        cdef object item
         cdef const uint8_t* f
+        cdef const uint8_t* outb
         cdef uint32_t n, m
-        cdef uint64_t changed, ktime
+        cdef uint64_t ktime, t = 0
+        cdef bint timed = bool(ts)
         self.extras = {}
         try:
             for i in range(nframes):
@@ -1301,37 +1328,45 @@ cdef class Loop:
                     PyErr_CheckSignals()
                 frame = frames[i]
                 f, n = <const uint8_t*>PyBytes_AS_STRING(frame), len(frame)
+                if timed:
+                    t = ts[i]
                 self.extra_here = False
                 if not self._admitted(LT_ETHERNET, 0, f, n, &outs[i]):
                     self._refused(i, NULL, LT_ETHERNET, 0, n, &outs[i])
                     self.extra_here = True
-                    data.append(frame)
-                    self._tally(i, &outs[i], f, n, f, n, ts[i] if ts else 0, 0, NULL)
+                    Py_INCREF(frame)
+                    PyList_SET_ITEM(data, i, frame)
+                    self._tally(i, &outs[i], f, n, f, n, t, 0, NULL)
                     if outs[i].action == HOOK_FAULT and self.stop_on_error:
-                        del records[(i + 1) * sizeof(TcOutcome):]
-                        self.stopped = True
-                        break
+                        return self._stopped(records, data, i + 1)
                     continue
-                ktime = self._clock_at(ts[i] if ts else 0)
+                ktime = self._clock_at(t)
                 if self._timers_due(self._time(ktime)):
                     self._fire(self._time(ktime))
                 if self._packet(ln, 0, f, n, ktime, -1, &outs[i]) < 0:
                     raise MemoryError()
                 if self._has_extras(ln, &outs[i]):
                     self.extra_here = self._extras(ln, i, &outs[i])
-                changed = ln.changed
-                m = self._output(ln, &outs[i], f, n)
-                data.append(frame if ln.changed == changed and m == n
-                            else PyBytes_FromStringAndSize(<char*>ln.out, m))
-                self._tally(i, &outs[i], f, n, ln.out, m, ts[i] if ts else 0, 0, NULL)
+                outb = self._output(ln, &outs[i], f, n, &m)
+                item = frame if outb == f else PyBytes_FromStringAndSize(<const char*>outb, m)
+                Py_INCREF(item)
+                PyList_SET_ITEM(data, i, item)
+                self._count(&outs[i], n, m)
+                if self.annotated is not None or self.observe is not None:
+                    self._hand(i, &outs[i], f, n, outb, m, t, 0, NULL)
                 if outs[i].fault_prog and self.stop_on_error:
-                    del records[(i + 1) * sizeof(TcOutcome):]
-                    self.stopped = True
-                    break
-            return bytes(records), data, self.extras
+                    return self._stopped(records, data, i + 1)
+            return records, data, self.extras
         except KeyboardInterrupt as exc:
             exc.packet = i
             raise
+
+    cdef tuple _stopped(self, bytes records, list data, Py_ssize_t k):
+        """replay's result when it stopped after ``k`` packets (a fault with
+        ``stop_on_error``)."""
+        self.stopped = True
+        del data[k:]
+        return records[:k * sizeof(TcOutcome)], data, self.extras
 
     cdef CaptureWriter _redirect(self, uint32_t ifindex, bint ingress):
         cdef uint64_t key = (<uint64_t>ifindex << 1) | ingress
@@ -1368,6 +1403,7 @@ cdef class Loop:
         cdef int e
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
+        cdef const uint8_t* outb
         cdef bint reached
         cdef uint64_t ktime
         self.extras = {}
@@ -1391,7 +1427,7 @@ cdef class Loop:
                 if not reached:
                     self._refused(index, r, lt, e, n, &o)
                 self.extra_here = not reached
-                m = 0
+                m, outb = 0, NULL
                 if reached:
                     ktime = self._clock_at(r.ts)
                     if self._timers_due(self._time(ktime)):
@@ -1400,8 +1436,8 @@ cdef class Loop:
                         raise MemoryError()
                     if self._has_extras(ln, &o):
                         self.extra_here = self._extras(ln, index, &o)
-                    m = self._output(ln, &o, frame, n)
-                if self._emit(index, r, lt, hdr, &o, reached, frame, n, ln.out, m,
+                    outb = self._output(ln, &o, frame, n, &m)
+                if self._emit(index, r, lt, hdr, &o, reached, frame, n, outb, m,
                               ln.skb.pkt_type, out, drops, report, NULL):
                     return k + 1
             return sc.nrecs
@@ -1762,6 +1798,7 @@ cdef class Loop:
         cdef uint64_t ktime
         cdef int e, pkt_type
         cdef uint8_t* room
+        cdef const uint8_t* outb
         cdef char* line
         cdef char* end
         cdef uint16_t lane
@@ -1815,7 +1852,7 @@ cdef class Loop:
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
                         return
-            m = self._output(ln, &o, frame, n)
+            outb = self._output(ln, &o, frame, n, &m)
             room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
             if room == NULL:
                 ln.failed, self.abort = True, 1
@@ -1824,7 +1861,7 @@ cdef class Loop:
                 memcpy(room, frame, n)
                 d.frame = room
                 room += n
-            memcpy(room, ln.out, m)
+            memcpy(room, outb, m)
             d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
             d.line, d.rec, d.ann = NULL, NULL, NULL
             if (o.action == HOOK_DELIVERED and self.out_recs) or (
