@@ -15,6 +15,7 @@ import pytest
 from conftest import child_python
 from scapy.all import IP, TCP, UDP, Ether, Raw
 
+from pyebpf import Program
 from pyebpf.errors import EbpfError
 from pyebpf.pcap import outputs, pcapio, tcsim
 
@@ -221,3 +222,28 @@ def test_a_budget_fault_names_the_commands_option(run):
 def test_usage_errors_are_pyebpf_errors_not_value_errors():
     assert issubclass(tcsim.UsageError, EbpfError)
     assert not issubclass(tcsim.UsageError, ValueError)
+
+
+# --- the in-memory replay (tcsim.Replay) with stop_on_error ------------------------------
+
+LONG = bytes(Ether() / IP() / UDP() / Raw(b"x" * 80))    # FAULT's load at 100 is inside
+
+
+def in_memory(frames):
+    return pcapio.Capture("x", "pcap", frames, [0] * len(frames), list(map(len, frames)),
+                          [0] * len(frames))
+
+
+def test_an_in_memory_replay_with_stop_on_error_ends_after_the_faulting_packet():
+    prog = Program.from_asm(FAULT, "sched_cls", verify=False)
+    replay = tcsim.Replay(in_memory([LONG, FRAME, LONG]), [prog], stop_on_error=True)
+    assert (replay.count, replay.data, list(replay.extras)) == (2, [LONG, FRAME], [1])
+    assert [(tcsim.ACTIONS[o[9]], o[12]) for o in replay.outcomes()] == \
+        [("delivered", 0), ("fault", 1)]
+
+
+def test_an_in_memory_replay_with_stop_on_error_ends_after_a_frame_no_skb_holds():
+    prog = Program.from_asm(ACCEPT, "sched_cls")
+    replay = tcsim.Replay(in_memory([LONG, FRAME[:10], LONG]), [prog], stop_on_error=True)
+    assert (replay.count, replay.data, list(replay.extras)) == (2, [LONG, FRAME[:10]], [1])
+    assert [tcsim.ACTIONS[a] for a in replay.actions] == ["delivered", "fault"]
