@@ -120,25 +120,14 @@ cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
     return status
 
 
-cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
-                     int32_t act_default, Skb* skb, TcOutcome* o) noexcept nogil:
-    """The classification of one packet and what the clsact hook does with it."""
-    cdef bint v46 = skb.profile == PROFILE_V46
+cdef int32_t _classify(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
+                       int32_t act_default, Skb* skb, TcOutcome* o, bint v46) noexcept nogil:
+    """tcf_classify over the chain: the verdict, or with ``o.action`` HOOK_FAULT the
+    program that faulted."""
     cdef int reclassify_limit = 4 if v46 else 16
     cdef int reclassified = 0
     cdef int k
     cdef int32_t r0, verdict
-    if mode == MODE_SF:
-        # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
-        o.runs, o.decider = 1, 1
-        k = _run_one(vm, &chain[0], skb, v46)
-        o.insns = chain[0].budget - <uint64_t>vm.budget_left
-        if k != STATUS_EXIT:
-            o.fault_prog, o.action = 1, HOOK_FAULT
-            return
-        o.retval = o.verdict = <int32_t>vm.reg[0]
-        o.action = HOOK_DELIVERED if <uint32_t>vm.reg[0] else HOOK_DROPPED
-        return
     while True:
         verdict = TC_ACT_UNSPEC
         o.has_classid = False
@@ -151,7 +140,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
                 o.insns += chain[k].budget - <uint64_t>vm.budget_left
                 o.fault_prog = k + 1
                 o.action = HOOK_FAULT
-                return
+                return verdict
             o.insns += chain[k].budget - <uint64_t>vm.budget_left
             r0 = <int32_t>vm.reg[0]
             o.retval = r0
@@ -173,11 +162,47 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
                 if verdict != TC_ACT_PIPE:
                     break
         if verdict != TC_ACT_RECLASSIFY:
-            break
+            return verdict
         if reclassified >= reclassify_limit:
-            verdict = TC_ACT_SHOT
-            break
+            return TC_ACT_SHOT
         reclassified += 1
+
+
+cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
+                     int32_t act_default, Skb* skb, TcOutcome* o) noexcept nogil:
+    """The classification of one packet and what the clsact hook does with it."""
+    cdef bint v46 = skb.profile == PROFILE_V46
+    cdef int k
+    cdef int32_t r0, verdict
+    if mode == MODE_SF:
+        # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
+        o.runs, o.decider = 1, 1
+        k = _run_one(vm, &chain[0], skb, v46)
+        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        if k != STATUS_EXIT:
+            o.fault_prog, o.action = 1, HOOK_FAULT
+            return
+        o.retval = o.verdict = <int32_t>vm.reg[0]
+        o.action = HOOK_DELIVERED if <uint32_t>vm.reg[0] else HOOK_DROPPED
+        return
+    if nprogs == 1 and mode == MODE_DA:
+        # the common case, _classify's loop run once: one direct-action program decides
+        # (_da_opcode never gives TC_ACT_RECLASSIFY, so tcf_classify does not restart)
+        skb.tc_classid = <uint16_t>classid
+        o.runs, o.decider = 1, 1
+        k = _run_one(vm, &chain[0], skb, v46)
+        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        if k != STATUS_EXIT:
+            o.fault_prog, o.action = 1, HOOK_FAULT
+            return
+        r0 = <int32_t>vm.reg[0]
+        o.retval = r0
+        o.classid, o.has_classid = (classid & 0xffff0000u) | skb.tc_classid, True
+        verdict = _da_opcode(r0, skb.profile)
+    else:
+        verdict = _classify(vm, chain, nprogs, mode, classid, act_default, skb, o, v46)
+        if o.action == HOOK_FAULT:
+            return
     o.verdict = verdict
     if verdict == TC_ACT_SHOT:
         o.action = HOOK_DROPPED
