@@ -13,7 +13,7 @@ and the region.
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject, destructor
 from libc.string cimport memcmp
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t, uintptr_t)
@@ -1830,7 +1830,6 @@ cdef enum:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(16)
 cdef class Result:
     """What a run left behind.
 
@@ -1866,6 +1865,7 @@ cdef class Result:
     """
     # A compact record (under pymalloc's 512-byte limit, so a run allocates no large
     # block): r0 and the skb's fields as C values, Python objects made when read.
+    # run() takes it from a free list of its own (_result_new, _result_dealloc).
     # Not tracked by the cycle collector (no_gc: ~20 machine instructions a run): what it
     # holds cannot lead back to it.  Bytes, SkbFields, tuples of ints and bytes; the
     # tunnel dict and the trace_output list are handed out as new objects at each read,
@@ -2018,6 +2018,66 @@ cdef class Result:
     def __repr__(self):
         from . import results
         return results.result_repr(self)
+
+
+# Result's own free list: a freed Result keeps its memory with every object field None
+# (what Cython's freelist(N) would clear and set again: a memset of the whole record and
+# nine references to None, ~60 machine instructions a run), and run() clears only its
+# C fields that a run may leave unset.  A Result on the list is dead (refcount 0, as
+# tp_dealloc leaves it) and never left its type: taking it back is the reference
+# _result_new returns.  Raw and kprobe runs leave _meta as the last run had it; only
+# skb runs read it, after _skb_meta filled it.
+cdef enum:
+    RESULT_FREELIST = 16
+cdef PyObject* _result_free[RESULT_FREELIST]
+cdef int _result_nfree = 0
+cdef destructor _result_dealloc_cython = (<PyTypeObject*>Result).tp_dealloc
+
+
+cdef inline Result _result_new():
+    """A Result with every object field None, _kind KIND_RAW and no csum, redirect or
+    network start."""
+    global _result_nfree
+    cdef Result res
+    if _result_nfree == 0:
+        return Result.__new__(Result)
+    _result_nfree -= 1
+    res = <Result>_result_free[_result_nfree]
+    res._kind = res._csum = res._redirect = res._network_start = 0
+    res._redirect_ifindex = 0
+    return res
+
+
+cdef void _result_dealloc(PyObject* o) noexcept:
+    """Result's tp_dealloc: the object fields back to None, the record onto the free
+    list; Cython's dealloc (fields cleared, memory freed) when the list is full."""
+    global _result_nfree
+    if _result_nfree == RESULT_FREELIST:
+        _result_dealloc_cython(o)
+        return
+    if (<Result>o).data_out is not None:
+        (<Result>o).data_out = None
+    if (<Result>o)._data is not None:
+        (<Result>o)._data = None
+    if (<Result>o).trace is not None:
+        (<Result>o).trace = None
+    if (<Result>o)._clones is not None:
+        (<Result>o)._clones = None
+    if (<Result>o)._printk is not None:
+        (<Result>o)._printk = None
+    if (<Result>o)._tunnel is not None:
+        (<Result>o)._tunnel = None
+    if (<Result>o)._skb_fields is not None:
+        (<Result>o)._skb_fields = None
+    if (<Result>o)._input is not None:
+        (<Result>o)._input = None
+    if (<Result>o)._signals is not None:
+        (<Result>o)._signals = None
+    _result_free[_result_nfree] = o
+    _result_nfree += 1
+
+
+(<PyTypeObject*>Result).tp_dealloc = _result_dealloc
 
 
 cdef class SkbFields:
@@ -3084,7 +3144,7 @@ cdef class Program:
                     vm_run(&vm, &self._pc, False)
             if vm.status != STATUS_EXIT:
                 raise vm_fault(&vm, limit)
-            res = Result.__new__(Result)
+            res = _result_new()
             res.insn_count = limit - <uint64_t>vm.budget_left
             res._r0 = vm.reg[0]
             if self._kprobe:
@@ -3156,7 +3216,7 @@ cdef class Program:
         else:
             skb_free(skb)
 
-    cdef _skb_result(self, Result res, Skb* skb, bytes src):
+    cdef int _skb_result(self, Result res, Skb* skb, bytes src) except -1:
         cdef bytes out
         res._kind = KIND_TC if self._is_tc else KIND_SF
         if <Py_ssize_t>skb.len == PyBytes_GET_SIZE(src) and memcmp(
@@ -3183,6 +3243,7 @@ cdef class Program:
             res._tunnel = _tunnel_dict(&skb.tun)
         res._network_start = skb.data != skb.mac_header
         _skb_meta(&res._meta, skb)
+        return 0
 
     def run_many(self, frames, *, offsets=None, budget=None, bint output=False, **fields):
         """Run once per frame, in C, and return a :class:`Batch`: what a loop of
@@ -3357,7 +3418,16 @@ cdef dict _keywords(PyObject** values, PyObject* kwnames, Py_ssize_t n):
 
 cdef object _run_entry(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
     """Program.run (METH_FASTCALL | METH_KEYWORDS): ``args`` the positional arguments,
-    then the values of the keywords ``kwnames`` names."""
+    then the values of the keywords ``kwnames`` names.  run(frame), the common call, has
+    nothing to parse: it goes to _run without the locals _run_parse sets up and drops
+    (~20 machine instructions)."""
+    if nargs == 1 and kwnames == NULL:
+        return (<Program>self)._run(<object>args[0], None, False, None)
+    return _run_parse(self, args, nargs, kwnames)
+
+
+cdef object _run_parse(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    """_run_entry's arguments taken apart: data, budget, trace and the fields."""
     cdef object data = None
     cdef object budget = None
     cdef bint trace = False

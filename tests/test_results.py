@@ -126,3 +126,27 @@ def test_raw_mode_results_have_no_packets():
     assert res.packet is None and res.prog_kind == "raw"
     with pytest.raises(AttributeError, match="raw-mode results have memory"):
         res.changed
+
+
+def test_a_result_run_reuses_keeps_nothing_of_the_run_before():
+    # run() takes its Result from a free list of freed ones: the record must read as the
+    # new run's alone, whatever the last run set (redirect, csum_ok, network start, trace)
+    tc = pyebpf.Program(assemble("r1 = 5\nr2 = 1\ncall 23\nexit"), "sched_cls")   # bpf_redirect
+    sf = returning(1000, "socket_filter")
+    raw = pyebpf.Program(assemble("r0 = 1\nexit"))
+    res = tc.run(FRAME, csum_complete=True, trace=True)
+    assert res.redirect == (5, True) and res.csum_ok is True and res.trace is not None
+    record = id(res)
+    del res
+    res = raw.run(b"abc")
+    assert id(res) == record      # the free list gave the same record back
+    assert (res.prog_kind, res.redirect, res.csum_ok, res.trace, res.skb, res.input,
+            res.trace_output, res.data) == ("raw", None, None, None, None, None, None, b"abc")
+    del res
+    res = sf.run(FRAME, sf_start="network")
+    assert res.network_start and res.prog_kind == "socket_filter"
+    del res
+    res = tc.run(FRAME)
+    assert id(res) == record
+    assert (res.network_start, res.csum_ok, res.trace, res.redirect) == (False, None, None,
+                                                                          (5, True))
