@@ -265,3 +265,19 @@ def test_arena_with_another_tag_is_refused():
     _refused_alike('__noinline int f(int *p __arg("arena") __arg("nonnull")) '
                    '{ return UNKNOWN; }\n',
                    "return f(0);", "arg#0 arena cannot be combined with any other tags")
+
+
+# --- pins -----------------------------------------------------------------------------
+
+def test_a_program_got_from_its_pin_keeps_its_functions_trusted_argument(tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    obj = pyebpf.load(_object(TRUSTED, "return f(CURRENT) == TGID;"))
+    try:
+        obj.program("prog").pin("prog")
+        got = pyebpf.Program.from_pin("prog")
+        assert [(a.kind, a.struct.name, a.nullable) for f in got.functions
+                for a in f.args] == [("btf", "task_struct", False)]
+        assert got.run(PACKET, machine=this_process()).retval == 1
+    finally:
+        obj.close()

@@ -97,8 +97,8 @@ class GlobalFunc:
     name: str
     args: tuple = ()
     error: str = ""
-    errno: int = EINVAL             # BPF_PROG_LOAD's for ``error``
     exception_cb: bool = False      # the main program's exception callback
+    errno: int = EINVAL             # BPF_PROG_LOAD's for ``error``
 
 
 def describe(btf, func_info, prog_type) -> tuple:
