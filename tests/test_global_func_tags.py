@@ -281,3 +281,12 @@ def test_a_program_got_from_its_pin_keeps_its_functions_trusted_argument(tmp_pat
         assert got.run(PACKET, machine=this_process()).retval == 1
     finally:
         obj.close()
+
+
+# --- callbacks ------------------------------------------------------------------------
+
+def test_a_global_function_is_refused_as_a_bpf_loop_callback():
+    # check_ld_imm: the lddw of a callback's address names a static function only
+    data = _object('__noinline int cb(__u32 i, void *ctx) { *(__u64 *)ctx += i; return 0; }\n',
+                   "__u64 s = 0; bpf_loop(4, cb, &s, 0); return s;")
+    assert_refused_alike(*verdicts(data), "callback function not static")
