@@ -1799,6 +1799,8 @@ ctypedef struct SkbMeta:
     uint8_t cb[20]
     uint32_t redirect_flags
     int sk_assigned
+    bint sk_reqsk
+    uint8_t reqsk_attrs[20]
 
 
 cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
@@ -1814,6 +1816,9 @@ cdef inline void _skb_meta(SkbMeta* m, Skb* skb) noexcept nogil:
     m.pkt_type, m.vlan_present, m.tstamp_type = skb.pkt_type, skb.vlan_present, skb.tstamp_type
     memcpy(m.cb, skb.cb, 20)
     m.redirect_flags, m.sk_assigned = skb.redirect_flags, skb.sk_assigned
+    m.sk_reqsk = skb.sk_reqsk
+    if skb.sk_reqsk:
+        memcpy(m.reqsk_attrs, skb.reqsk_attrs, 20)
 
 
 cdef enum:
@@ -1970,6 +1975,20 @@ cdef class Result:
         if (self._kind != KIND_TC and self._kind != KIND_SF) or not self._meta.sk_assigned:
             return None
         return self._meta.sk_assigned - 1
+
+    @property
+    def assigned_request(self):
+        """The request socket ``bpf_sk_assign_tcp_reqsk`` gave the packet, as the fields
+        of the ``struct bpf_tcp_req_attrs`` it was made with (a dict; its listener is
+        :attr:`assigned_socket`), or None."""
+        if self.assigned_socket is None or not self._meta.sk_reqsk:
+            return None
+        a = bytes(self._meta.reqsk_attrs[:20])
+        return {"rcv_tsval": int.from_bytes(a[0:4], "little"),
+                "rcv_tsecr": int.from_bytes(a[4:8], "little"),
+                "mss": int.from_bytes(a[8:10], "little"),
+                **dict(zip(("rcv_wscale", "snd_wscale", "ecn_ok", "wscale_ok", "sack_ok",
+                            "tstamp_ok", "usec_ts_ok"), a[10:17]))}
 
     @property
     def prog_kind(self):

@@ -114,6 +114,7 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
     _kfunc("bpf_map_sum_elem_count", _k_map_sum_elem_count)
     _kfunc("bpf_throw", _k_throw)
+    _kfunc("bpf_sk_assign_tcp_reqsk", _k_sk_assign_tcp_reqsk)
     _kfunc("bpf_local_irq_save", _k_irq_save)
     _kfunc("bpf_local_irq_restore", _k_irq_restore)
     _kfunc("bpf_res_spin_lock", _k_res_spin_lock)

@@ -836,18 +836,28 @@ def pin_program(prog, path) -> None:
 def _functions_json(functions) -> bytes:
     """A program's global functions (:class:`~pyebpf.verifier.globalfuncs.GlobalFunc`)
     as JSON: per function [pc, name, [[kind, size, nullable] per argument], error],
-    and true after those for the exception callback (older pins have no such entry)."""
-    return json.dumps([[f.pc, f.name, [[a.kind, a.size, a.nullable] for a in f.args],
+    and true after those for the exception callback (older pins have no such entry); a
+    BTF pointer argument adds its struct's name and whether it is untrusted."""
+    return json.dumps([[f.pc, f.name, [[a.kind, a.size, a.nullable] +
+                                       ([a.struct.name, a.untrusted] if a.struct else [])
+                                       for a in f.args],
                         f.error] + ([True] if f.exception_cb else [])
                        for f in functions]).encode()
 
 
 def _functions_from_json(raw: bytes) -> tuple:
-    from .verifier.globalfuncs import Arg, GlobalFunc
-    return tuple(GlobalFunc(int(pc), str(name), tuple(Arg(str(k), int(n), bool(z))
-                                                      for k, n, z in args), str(error),
-                            bool(ex and ex[0]))
+    from .verifier.globalfuncs import GlobalFunc
+    return tuple(GlobalFunc(int(pc), str(name), tuple(_arg_from_json(*a) for a in args),
+                            str(error), bool(ex and ex[0]))
                  for pc, name, args, error, *ex in json.loads(raw))
+
+
+def _arg_from_json(kind, size, nullable, struct=None, untrusted=False):
+    from .btf import Kind
+    from .btf.relo import target_btf
+    from .verifier.globalfuncs import Arg
+    t = target_btf().by_name(str(struct), Kind.STRUCT)[0] if struct is not None else None
+    return Arg(str(kind), int(size), bool(nullable), t, bool(untrusted))
 
 
 def get_program(path):

@@ -337,6 +337,57 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
     return 0
 
 
+# --- bpf_sk_assign_tcp_reqsk (net/core/filter.c): a request socket of a listener, made
+# from the SYN cookie a program checked, given to the packet.  struct bpf_tcp_req_attrs:
+# rcv_tsval, rcv_tsecr (u32), mss (u16), rcv_wscale, snd_wscale, ecn_ok, wscale_ok,
+# sack_ok, tstamp_ok, usec_ts_ok, reserved[3] (u8).  The namespace's tcp_window_scaling,
+# tcp_sack and tcp_timestamps are taken as on, their defaults.
+
+cdef enum:
+    TCP_REQ_ATTRS_SIZE = 20
+    TCP_MAX_WSCALE_ = 14
+    TCP_MIN_MSS4 = 536          # tcp_request_sock_ops' min_mss
+    TCP_MIN_MSS6 = 1280 - 60    # IPV6_MIN_MTU - 60
+
+
+cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t attrs,
+                                     uint64_t size, uint64_t r5) noexcept nogil:
+    cdef const uint8_t* a
+    cdef uint16_t mss
+    cdef int k
+    if not is_ctx(vm, s):
+        return 0
+    if <uint32_t>size != TCP_REQ_ATTRS_SIZE:
+        return err(EINVAL)
+    a = _helper_mem(vm, attrs, TCP_REQ_ATTRS_SIZE, ACCESS_READ, True)
+    if a == NULL:
+        return 0
+    if a[17] or a[18] or a[19] or not vm.skb.at_ingress:
+        return err(EINVAL)
+    k = sock_of(vm, sk)
+    if k == -1:
+        return 0
+    # the packet's own socket (test_run's) is no listener
+    if k == PACKET_SOCK or vm.skb.net.socks[k].protocol != IPPROTO_TCP_ or \
+            vm.skb.net.socks[k].state != TCP_LISTEN_:
+        return err(EINVAL)
+    mss = a[8] | a[9] << 8
+    if vm.skb.protocol == BE_ETH_P_IP:
+        if mss < TCP_MIN_MSS4:
+            return err(EINVAL)
+    elif vm.skb.protocol == BE_ETH_P_IPV6:
+        if mss < TCP_MIN_MSS6:
+            return err(EINVAL)
+    else:
+        return err(EINVAL)
+    if a[13] and (a[10] > TCP_MAX_WSCALE_ or a[11] > TCP_MAX_WSCALE_):
+        return err(EINVAL)
+    vm.skb.sk_assigned = k + 1
+    vm.skb.sk_reqsk = True
+    memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
+    return 0
+
+
 # --- the casts to kernel socket structs (bpf_skc_to_*, net/core/filter.c) ----------------
 # The pointer is NULL when the socket is not of the struct's kind.  test_run's packet
 # socket has no protocol and the model holds no timewait, request, unix or MPTCP sockets,

@@ -228,6 +228,8 @@ ctypedef struct Skb:
     int profile                 # PROFILE_CURRENT or PROFILE_V46
     const NetEnv* net           # never NULL after skb_init
     int sk_assigned             # bpf_sk_assign's socket: its index in net.socks plus 1
+    bint sk_reqsk               # bpf_sk_assign_tcp_reqsk's: a request socket of that
+    uint8_t reqsk_attrs[20]     # listener, made with these struct bpf_tcp_req_attrs
     uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
 

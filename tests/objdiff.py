@@ -11,9 +11,10 @@ from recorded_kernel import count_comparison
 from skbdiff import engine_fields
 
 
-def verdicts(data: bytes, prog_type=None):
+def verdicts(data: bytes, prog_type=None, whole_log: bool = False):
     """(ours, theirs): None for a load, else the refusal's text (the kernel's: its
-    verifier's last meaningful line)."""
+    verifier's last meaningful line, or with ``whole_log`` its whole log, for a refusal
+    whose last line only names what refused)."""
     try:
         pyebpf.load(data, prog_type=prog_type).close()
         ours = None
@@ -23,7 +24,7 @@ def verdicts(data: bytes, prog_type=None):
         pyebpf.kernel.load_object(data, prog_type=prog_type).close()
         theirs = None
     except KernelError as exc:
-        theirs = str(exc).split("refused the program: ", 1)[-1]
+        theirs = exc.log if whole_log else str(exc).split("refused the program: ", 1)[-1]
     count_comparison()
     return ours, theirs
 

@@ -19,6 +19,7 @@ from pyebpf import elf
 from pyebpf.errors import ElfError
 
 from bpfc import PRELUDE, compile_object
+from objdiff import verdicts
 from skbdiff import EXPORTED, engine_fields
 
 @pytest.fixture(autouse=True)
@@ -863,23 +864,8 @@ def test_a_pinned_map_of_maps_pins_its_inner_maps_in_the_object_namespace_for_th
 
 
 # --- the kernel's static call-chain checks --------------------------------------------------
-def _verdicts(data: bytes) -> tuple[str | None, str | None]:
-    """pyebpf's and the kernel's refusal of an object (None: it loads)."""
-    try:
-        pyebpf.load(data, pin=False)
-        ours = None
-    except ElfError as exc:
-        ours = str(exc)
-    try:
-        pyebpf.kernel.load_object(data).close()
-        theirs = None
-    except pyebpf.errors.KernelError as exc:
-        theirs = str(exc).split("refused the program: ", 1)[-1]
-    return ours, theirs
-
-
 def _assert_same_verdict(data: bytes, expect_refusal: str | None):
-    ours, theirs = _verdicts(data)
+    ours, theirs = verdicts(data)
     if expect_refusal is None:
         assert (ours, theirs) == (None, None)
     else:

@@ -4,11 +4,8 @@ check_func_arg_reg_off first (a scalar or a movable pointer passes; any other re
 an uninitialised one or a pointer that may be NULL too, must be unmoved: EACCES), then its
 type (a memory argument: check_mem_reg, a NULL constant passing; a context argument:
 PTR_TO_CTX; EINVAL)."""
-import pyebpf
-from pyebpf.errors import ElfError, KernelError
-
 from bpfc import compile_object
-from recorded_kernel import count_comparison
+from objdiff import assert_refused_alike as refused_alike, verdicts
 
 HEAD = """
 struct {
@@ -33,30 +30,21 @@ def _verdicts(body: str) -> tuple:
     """(ours, the kernel's) verdicts of a tc program whose body is ``body``, beside the
     functions above: None for a load, else the refusal's text (the kernel's whole log:
     its last line names only the call)."""
-    data = compile_object(
-        HEAD + 'SEC("tc") int prog(struct __sk_buff *skb)\n{\n    __u32 k = 0;\n    %s\n}\n'
+    return verdicts(_object(HEAD, body), whole_log=True)
+
+
+def _object(head: str, body: str) -> bytes:
+    return compile_object(
+        head + 'SEC("tc") int prog(struct __sk_buff *skb)\n{\n    __u32 k = 0;\n    %s\n}\n'
         'char _license[] SEC("license") = "GPL";\n' % body, flags=("-O2", "-mcpu=v3"))
-    try:
-        pyebpf.load(data).close()
-        ours = None
-    except ElfError as exc:
-        ours = str(exc)
-    try:
-        pyebpf.kernel.load_object(data).close()
-        theirs = None
-    except KernelError as exc:
-        theirs = exc.log
-    count_comparison()
-    return ours, theirs
 
 
 def assert_refused_alike(ours, theirs, message: str) -> None:
     """Both refuse, the kernel's log and pyebpf's refusal saying ``message`` and naming
     the call's refusal."""
-    assert theirs is not None and message in theirs and "Caller passes invalid args" in \
-        theirs, theirs
-    assert ours is not None and message in ours and "Caller passes invalid args" in ours, \
-        (ours, theirs)
+    refused_alike(ours, theirs, message)
+    assert "Caller passes invalid args" in theirs, theirs
+    assert "Caller passes invalid args" in ours, (ours, theirs)
 
 
 def test_an_uninitialised_register_for_a_memory_argument_is_refused_as_moved():

@@ -320,9 +320,6 @@ WHY_NOT = {
                              "not modelled",
     "bpf_key_put": "kernel keyrings (struct bpf_key, for signature checks) are not "
                    "modelled",
-    "bpf_sk_assign_tcp_reqsk": "needs a listener's struct sock from a socket lookup and "
-                               "the SYN-cookie request path, which the engine does not "
-                               "model",
     "bpf_get_kmem_cache": "names the slab cache of a kernel address: the engine has no "
                           "kernel heap",
     "bpf_stream_vprintk_impl": "BPF streams (the program's stdout/stderr, read with "

@@ -7,6 +7,7 @@ program copies what it read over the packet, so every field is compared; the ker
 runs them in a namespace built as SOCKETS declares (tests/networld.py)."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
 
@@ -18,8 +19,10 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf import errors
 from pyebpf.environment import Device, Environment, Socket
-from bpfc import compile_c
+from bpfc import compile_c, compile_object
 from networld import world
+from objdiff import refused_alike
+from recorded_kernel import count_comparison
 from skbdiff import assert_same
 
 CLS = "sched_cls"
@@ -185,6 +188,112 @@ def test_sk_assign_records_the_socket_at_ingress():
     assert egress.assigned_socket is None
     assert ingress.assigned_socket == 0
     assert int.from_bytes(ingress.data[14 + 23 * 8:14 + 24 * 8], "little") == 0
+
+
+# --- bpf_sk_assign_tcp_reqsk: a request socket of the listener found ---------------------
+
+REQSK = r"""
+struct bpf_tcp_req_attrs {
+    __u32 rcv_tsval; __u32 rcv_tsecr; __u16 mss; __u8 rcv_wscale; __u8 snd_wscale;
+    __u8 ecn_ok; __u8 wscale_ok; __u8 sack_ok; __u8 tstamp_ok; __u8 usec_ts_ok;
+    __u8 reserved[3];
+};
+extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
+                                   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym;
+char LICENSE[] SEC("license") = "GPL";
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_sock_tuple t = {};
+    %s
+    struct sock *sk = (struct sock *)%s(skb, &t, %d, BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 1;
+    struct bpf_tcp_req_attrs a = {.rcv_tsval = 7, .rcv_tsecr = 9, .mss = %d,
+                                  .rcv_wscale = %d, .snd_wscale = 7, .wscale_ok = 1,
+                                  .sack_ok = 1};
+    a.reserved[2] = %d;
+    int r = bpf_sk_assign_tcp_reqsk(skb, sk, &a, sizeof(a));
+    bpf_sk_release(sk);
+    return r;
+}
+"""
+
+
+def reqsk_object(lookup: str = T, *, mss: int = 1460, rcv_wscale: int = 7,
+                 reserved: int = 0, src: str = "10.0.0.2", sport: int = 4000,
+                 dport: int = 80) -> bytes:
+    """A SYN-cookie program's assign, after a ``lookup`` of 10.0.0.1:``dport``; its
+    answer (1: no socket found)."""
+    fill, tsize = tuple_fill(src, sport, "10.0.0.1", dport)
+    return compile_object(REQSK % (fill, lookup, tsize, mss, rcv_wscale, reserved),
+                          flags=("-O2", "-mcpu=v3"))
+
+
+def _reqsk_retvals(data: bytes) -> tuple[int, int]:
+    obj = pyebpf.load(data)
+    try:
+        ours = obj.program("prog").run(PACKET, ifindex=2, env=SOCKETS).retval
+        with pyebpf.kernel.load_object(data) as kobj:
+            theirs = kobj.program("prog").test_run(PACKET, ctx={"ifindex": 2}).retval
+    finally:
+        obj.close()
+    count_comparison()
+    return ours & 0xFFFFFFFF, theirs
+
+
+def test_a_request_socket_assign_off_tc_ingress_is_einval_as_in_the_kernel(socket_world):
+    """BPF_PROG_TEST_RUN's packet is not at tc ingress: with a listener found and valid
+    attributes the kernel answers -EINVAL, as it does to every call there."""
+    ours, theirs = socket_world(lambda: _reqsk_retvals(reqsk_object()))
+    assert ours == theirs == -errno.EINVAL & 0xFFFFFFFF
+
+
+def test_a_request_socket_assign_of_a_sock_common_is_refused_as_by_the_kernel():
+    """A bpf_skc_lookup_tcp result is a struct sock_common, which holds no struct sock
+    (btf_struct_ids_match)."""
+    refused_alike(reqsk_object(C), "kernel function bpf_sk_assign_tcp_reqsk args#1 "
+                                   "expected pointer to STRUCT sock but R2 has a pointer "
+                                   "to STRUCT sock_common")
+
+
+def _assign_at_ingress(data: bytes):
+    obj = pyebpf.load(data)
+    try:
+        return obj.program("prog").run(PACKET, ifindex=2, env=SOCKETS, ingress=True)
+    finally:
+        obj.close()
+
+
+def test_a_request_socket_of_the_listener_is_assigned_at_ingress():
+    """Modelled (the kernel's test runs cannot show it): the packet gets a request
+    socket of the listener, made with the attributes given."""
+    result = _assign_at_ingress(reqsk_object())
+    assert result.retval == 0
+    assert result.assigned_socket == 0
+    assert result.assigned_request == {
+        "rcv_tsval": 7, "rcv_tsecr": 9, "mss": 1460, "rcv_wscale": 7, "snd_wscale": 7,
+        "ecn_ok": 0, "wscale_ok": 1, "sack_ok": 1, "tstamp_ok": 0, "usec_ts_ok": 0}
+
+
+@pytest.mark.parametrize("kw", [dict(mss=535), dict(reserved=1),
+                                dict(rcv_wscale=15)],
+                         ids=["mss-below-536", "reserved-set", "wscale-above-14"])
+def test_a_request_socket_assign_with_bad_attributes_is_einval_at_ingress(kw):
+    result = _assign_at_ingress(reqsk_object(**kw))
+    assert result.retval & 0xFFFFFFFF == -errno.EINVAL & 0xFFFFFFFF
+    assert result.assigned_socket is None and result.assigned_request is None
+
+
+def test_a_request_socket_assign_of_an_established_socket_is_einval_at_ingress():
+    result = _assign_at_ingress(reqsk_object(src="10.0.0.1", sport=40000, dport=8080))
+    assert result.retval & 0xFFFFFFFF == -errno.EINVAL & 0xFFFFFFFF
+    assert result.assigned_request is None
+
+
+def test_an_assign_with_bpf_sk_assign_makes_no_request_socket():
+    code = lookup_prog(T, "10.0.0.2", 4000, "10.0.0.1", 80)
+    result = pyebpf.Program(code, CLS).run(PACKET, ifindex=2, env=SOCKETS, ingress=True)
+    assert result.assigned_socket == 0 and result.assigned_request is None
 
 
 def test_without_sockets_every_lookup_finds_nothing():

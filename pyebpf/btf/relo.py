@@ -452,7 +452,7 @@ def _calc(kind: int, local: _Spec, target: _Spec | None) -> _Res:
     return res
 
 
-def _candidates(local_t: Type, target: Btf) -> list[Type]:
+def candidates(local_t: Type, target: Btf) -> list[Type]:
     """bpf_core_add_cands: target types of a compatible kind with the same essential
     name."""
     index = getattr(target, "_core_names", None)
@@ -549,7 +549,7 @@ def relocate(code: bytes, relos, local: Btf, target: Btf, *, file: str | None = 
                 if not local_t.name:
                     raise _Fail(f"the local type {local_t.describe()} is anonymous: CO-RE "
                                 f"needs a named type")
-                res, chosen, cands = None, None, _candidates(local_t, target)
+                res, chosen, cands = None, None, candidates(local_t, target)
                 for cand in cands:
                     tspec = _spec_match(spec, target, cand.id)
                     if tspec is None:

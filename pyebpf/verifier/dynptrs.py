@@ -15,6 +15,8 @@ dynptr's carry its reference so that releasing it ends them.
 """
 from __future__ import annotations
 
+from errno import EINVAL
+
 from .. import isa
 from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY,
                     PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, type_str)
@@ -61,11 +63,10 @@ class DynptrCalls:
         an skb dynptr is read-only in a socket filter); an initialised one must be of
         type ``expect`` when given, and its marker is returned."""
         if reg.type == CONST_PTR_TO_DYNPTR:
-            # a callback's dynptr (bpf_user_ringbuf_drain's): a local one it may not make
-            # anew
+            # a callback's dynptr (bpf_user_ringbuf_drain's) or a global function's
+            # argument: a local one it may not make anew (is_dynptr_reg_valid_uninit)
             if uninit:
-                self.refuse(pc, "cannot pass pointer to const bpf_dynptr, the helper "
-                                "mutates it")
+                self.refuse(pc, "Dynptr has to be an uninitialized dynptr", errno=EINVAL)
             if expect and expect != LOCAL:
                 self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
                                 f"#{argno}")

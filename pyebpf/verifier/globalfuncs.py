@@ -5,32 +5,45 @@ A function of an object with BTF whose ``FUNC`` record has global linkage (C wit
 against the function's prototype (``btf_check_subprog_call``), then the caller goes on
 with an unknown scalar in R0; after the main program, each global function some
 verified path called is verified once from a state built from its prototype
-(``do_check_subprogs``, ``do_check_common``):
+(``do_check_subprogs``, ``do_check_common``).  An argument's ``arg:`` decl tags
+(libbpf's ``__arg_ctx``, ``__arg_nonnull``, ``__arg_nullable``, ``__arg_trusted``,
+``__arg_untrusted``, ``__arg_arena``) come before its type (``btf_prepare_func_args``):
 
-- a pointer to the program type's context struct (``struct __sk_buff``;
-  ``bpf_user_pt_regs_t`` or ``struct pt_regs`` for KPROBE), or any pointer tagged
-  ``__arg_ctx`` (decl tag ``arg:ctx``), is the context;
+- a pointer to the program type's context struct (``struct __sk_buff``, or its kernel
+  projection ``struct sk_buff``; ``bpf_user_pt_regs_t`` or ``struct pt_regs`` for
+  KPROBE), or a pointer tagged ``ctx`` (to that struct or ``void``), is the context;
+- a ``struct bpf_dynptr *`` is an initialised dynptr of the caller's; the function
+  sees a local dynptr (``CONST_PTR_TO_DYNPTR``) it may read, not remake;
+- a pointer tagged ``trusted`` is a trusted BTF pointer to the kernel struct of its
+  pointee's name (not NULL, but for ``nullable`` too);
+- a pointer tagged ``untrusted`` is anything the caller likes: to a struct, an
+  untrusted BTF pointer to the kernel's; to ``void`` or a number, read-only memory the
+  function reads with probe loads;
 - an integer or enum is an unknown scalar;
 - any other pointer is memory of its pointee's size that may be NULL, not NULL when
-  tagged ``__arg_nonnull``; a pointee without a size (``void``) refuses the call;
-- the function must return an integer or enum (``btf_prepare_func_args``), and R0 must
-  hold a scalar at its exit (``check_return_code``).
+  tagged ``nonnull``; a pointee without a size (``void``) refuses the call;
+- the function must return an integer or enum, and R0 must hold a scalar at its exit
+  (``check_return_code``).
 
-Static functions stay verified in the context of each call.
+Tags of a static function, or combinations the kernel has no meaning for, refuse the
+call with the kernel's words.  Static functions stay verified in the context of each
+call.
 """
 from __future__ import annotations
 
-from errno import EACCES, EEXIST, EINVAL, ENOENT
+from errno import EACCES, EEXIST, EINVAL, ENOENT, EOPNOTSUPP, ESRCH
 
 from dataclasses import dataclass, replace
 
 from .. import isa
+from ..btf.relo import candidates, target_btf
 from ..btf.types import Kind
 from ..errors import VerifierError
 from . import tnum
-from .state import (MAYBE_NULL, PKT_TYPES, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY,
-                    PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, Frame, Reg, VState,
-                    scalar, type_str)
+from .dynptrs import const_dynptr_reg
+from .state import (CONST_PTR_TO_DYNPTR, MAYBE_NULL, MEM_RCU, PKT_TYPES, PTR_LEGACY,
+                    PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
+                    PTR_TO_STACK, PTR_UNTRUSTED, SCALAR, Frame, Reg, VState, scalar, type_str)
 
 BTF_FUNC_EXTERN = 2        # enum btf_func_linkage
 
@@ -38,7 +51,13 @@ __all__ = ["Arg", "GlobalFunc", "describe", "kernel_takes", "GlobalCalls"]
 
 BTF_FUNC_GLOBAL = 1
 MAX_BPF_FUNC_REG_ARGS = 5
-CTX, ANYTHING, MEM = "ctx", "scalar", "mem"
+CTX, ANYTHING, MEM, DYNPTR, BTF, UNTRUSTED_MEM = ("ctx", "scalar", "mem", "dynptr", "btf",
+                                                  "untrusted_mem")
+# the arg: decl tags btf_prepare_func_args knows (enum btf_arg_tag)
+ARG_TAGS = ("ctx", "nonnull", "trusted", "untrusted", "nullable", "arena")
+_INVALID_TAGS = "arg#{} has invalid combination of tags"
+# the flags of a BTF pointer is_trusted_reg does not trust (nor an RCU one)
+_NOT_TRUSTED = PTR_LEGACY | PTR_UNTRUSTED | MEM_RCU
 
 # the context struct each program type's global functions may take (btf_is_prog_ctx_type)
 _CTX_STRUCTS = {
@@ -48,6 +67,9 @@ _CTX_STRUCTS = {
     isa.ProgType.BPF_PROG_TYPE_KPROBE: ("pt_regs",),
 }
 _KPROBE_CTX_TYPEDEF = "bpf_user_pt_regs_t"
+# the kernel struct a context struct is the projection of, which a global function may
+# take for it untagged (btf_is_projection_of)
+_PROJECTIONS = {"__sk_buff": "sk_buff"}
 _INTS = (Kind.INT, Kind.ENUM, Kind.ENUM64)
 # the registers check_func_arg_reg_off lets carry any offset
 _MOVABLE = (SCALAR, PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM) + \
@@ -56,11 +78,15 @@ _MOVABLE = (SCALAR, PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM) 
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument register: ``kind`` CTX, ANYTHING (a scalar) or MEM (``size``
-    bytes the function may read and write, NULL allowed when ``nullable``)."""
+    """One argument register: ``kind`` CTX, ANYTHING (a scalar), MEM (``size`` bytes
+    the function may read and write, NULL allowed when ``nullable``), DYNPTR, BTF (a
+    pointer to the kernel struct ``struct``: trusted, NULL allowed when ``nullable``,
+    or ``untrusted``) or UNTRUSTED_MEM (read-only memory of any size)."""
     kind: str
     size: int = 0
     nullable: bool = True
+    struct: object = None
+    untrusted: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,7 @@ class GlobalFunc:
     args: tuple = ()
     error: str = ""
     exception_cb: bool = False      # the main program's exception callback
+    errno: int = EINVAL             # BPF_PROG_LOAD's for ``error``
 
 
 def describe(btf, func_info, prog_type) -> tuple:
@@ -84,7 +111,7 @@ def describe(btf, func_info, prog_type) -> tuple:
     tags: dict = {}
     for t in btf.types:
         if t.kind == Kind.DECL_TAG and t.name.startswith("arg:"):
-            tags.setdefault((t.type_id, t.component_idx), set()).add(t.name[4:])
+            tags.setdefault((t.type_id, t.component_idx), []).append(t.name[4:])
     ex_cb = exception_callback(btf, func_info)
     out = []
     for pc, tid in func_info:
@@ -158,34 +185,131 @@ def _prepare(func, pc: int, tags: dict, prog_type) -> GlobalFunc:
                                           f"Only those are supported.")
     args = []
     for i, p in enumerate(params):
-        arg_tags = tags.get((func.id, i), set())
+        arg_tags = set(tags.get((func.id, i), ()))
+        unknown = arg_tags - set(ARG_TAGS)
+        if unknown:
+            return GlobalFunc(pc, name, error=f"arg#{i} has unsupported set of tags",
+                              errno=EOPNOTSUPP)
         t = func.btf.type(p.type_id).resolve() if p.type_id else None
         if t is not None and t.kind == Kind.PTR:
-            if "ctx" in arg_tags or _is_ctx(t, prog_type):
-                args.append(Arg(CTX))
-                continue
-            pointee = t.target if t.type_id else None
-            try:
-                size = pointee.byte_size if pointee is not None else None
-            except Exception:   # a FWD, FUNC_PROTO...: btf_resolve_size fails
-                size = None
-            if size is None:
-                what = (f"{pointee.resolve().kind.name} {pointee.resolve().name}"
-                        if pointee is not None else "UNKNOWN ")
-                return GlobalFunc(pc, name, error=f"arg#{i} reference type('{what}') size "
-                                                  f"cannot be determined: -22")
-            args.append(Arg(MEM, size, "nonnull" not in arg_tags))
+            arg = _pointer_arg(func, i, t, arg_tags, prog_type)
+            if isinstance(arg, GlobalFunc):
+                return replace(arg, pc=pc, name=name)
+            args.append(arg)
             continue
+        if arg_tags:
+            return GlobalFunc(pc, name, error=f"arg#{i} has pointer tag, but is not a "
+                                              f"pointer type")
         if t is not None and t.kind in _INTS:
-            if arg_tags:
-                return GlobalFunc(pc, name, error=f"arg#{i} has pointer tag, but is not a "
-                                                  f"pointer type")
             args.append(Arg(ANYTHING))
             continue
         kind = t.kind.name if t is not None else "UNKNOWN"
         return GlobalFunc(pc, name, error=f"Arg#{i} type {kind} in {name}() is not "
                                           f"supported yet.")
     return GlobalFunc(pc, name, tuple(args))
+
+
+def _pointer_arg(func, i: int, t, tags: set, prog_type):
+    """The :class:`Arg` of pointer parameter ``i`` (type ``t``) tagged ``tags``, or a
+    :class:`GlobalFunc` holding the kernel's refusal (its pc and name left to fill)."""
+    def refused(message: str, errno: int = EINVAL) -> GlobalFunc:
+        return GlobalFunc(0, "", error=message, errno=errno)
+
+    if "ctx" in tags or _is_ctx(t, prog_type):
+        if tags - {"ctx"}:
+            return refused(_INVALID_TAGS.format(i))
+        if tags:
+            message = _ctx_tag_refusal(t, i, prog_type)
+            if message:
+                return refused(message)
+        return Arg(CTX)
+    pointee = _skip_modifiers(t.target if t.type_id else None)
+    if pointee is not None and pointee.kind in (Kind.STRUCT, Kind.FWD) and \
+            pointee.name == "bpf_dynptr":
+        # btf_is_dynptr_ptr
+        if tags:
+            return refused(_INVALID_TAGS.format(i))
+        return Arg(DYNPTR)
+    if "trusted" in tags:
+        if "nonnull" in tags:
+            return refused(_INVALID_TAGS.format(i))
+        struct = _kernel_type(i, pointee)
+        if isinstance(struct, GlobalFunc):
+            return struct
+        return Arg(BTF, nullable="nullable" in tags, struct=struct)
+    if "untrusted" in tags:
+        if tags - {"untrusted"}:
+            return refused(f"arg#{i} untrusted cannot be combined with any other tags")
+        if pointee is None or pointee.kind in _INTS + (Kind.FLOAT,):
+            return Arg(UNTRUSTED_MEM, nullable=False)
+        struct = _kernel_type(i, pointee)
+        if isinstance(struct, GlobalFunc):
+            return struct
+        if struct.kind != Kind.STRUCT:
+            return refused(f"arg#{i} has type {struct.kind.name} '', but only struct or "
+                           f"primitive types are allowed")
+        return Arg(BTF, nullable=False, struct=struct, untrusted=True)
+    if "arena" in tags:
+        if tags - {"arena"}:
+            return refused(f"arg#{i} arena cannot be combined with any other tags")
+        # pyebpf's own refusal: it has no BPF arena (BPF_MAP_TYPE_ARENA)
+        return refused(f"arg#{i} is an arena pointer, which pyebpf does not model",
+                       errno=EOPNOTSUPP)
+    if "nullable" in tags:
+        return refused(_INVALID_TAGS.format(i))
+    try:
+        size = pointee.byte_size if pointee is not None else None
+    except Exception:   # a FWD, FUNC_PROTO...: btf_resolve_size fails
+        size = None
+    if size is None:
+        what = f"{pointee.kind.name} {pointee.name}" if pointee is not None else "UNKNOWN "
+        return refused(f"arg#{i} reference type('{what}') size cannot be determined: -22")
+    return Arg(MEM, size, "nonnull" not in tags)
+
+
+def _skip_modifiers(t):
+    while t is not None and t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
+                                       Kind.TYPE_TAG, Kind.TYPEDEF):
+        t = t.target if t.type_id else None
+    return t
+
+
+def _kernel_type(i: int, local):
+    """btf_get_ptr_to_btf_id: the one type of the kernel's BTF the program's ``local``
+    type names (CO-RE candidates: same kind, same name but for a ``___flavor``), or the
+    refusal."""
+    if local is None:
+        return GlobalFunc(0, "", error=f"arg#{i} reference type('UNKNOWN ') has no matches",
+                          errno=ENOENT)
+    found = candidates(local, target_btf())
+    if len(found) != 1:
+        what = "has no matches" if not found else "is ambiguous"
+        return GlobalFunc(0, "", error=f"arg#{i} reference type('{local.kind.name} "
+                                       f"{local.name}') {what}",
+                          errno=ENOENT if not found else ESRCH)
+    return found[0]
+
+
+def _ctx_tag_refusal(ptr, i: int, prog_type) -> str:
+    """btf_validate_prog_ctx_type's refusal of an ``arg:ctx`` pointer (empty: none): a
+    pointer to ``void`` or to the program type's context struct."""
+    t = ptr.target if ptr.type_id else None
+    if prog_type == isa.ProgType.BPF_PROG_TYPE_KPROBE:
+        u = t
+        while u is not None and u.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
+                                           Kind.TYPE_TAG):
+            u = u.target if u.type_id else None
+        if u is not None and u.kind == Kind.TYPEDEF and u.name == _KPROBE_CTX_TYPEDEF:
+            return ""
+    t = _skip_modifiers(t)
+    if t is None:
+        return ""
+    if not t.name:
+        return f"arg#{i} type doesn't have a name"
+    names = _CTX_STRUCTS.get(prog_type, ())
+    if t.kind == Kind.STRUCT and t.name == names[0]:
+        return ""
+    return f"arg#{i} should be `struct {names[0]} *`"
 
 
 def _is_ctx(ptr, prog_type) -> bool:
@@ -197,7 +321,8 @@ def _is_ctx(ptr, prog_type) -> bool:
             return True
         t = t.target
     return t is not None and t.kind == Kind.STRUCT and \
-        t.name in _CTX_STRUCTS.get(prog_type, ())
+        (t.name in _CTX_STRUCTS.get(prog_type, ()) or
+         t.name == _PROJECTIONS.get(_CTX_STRUCTS.get(prog_type, ("",))[0]))
 
 
 class GlobalCalls:
@@ -210,7 +335,7 @@ class GlobalCalls:
         subprog = self.func_of(func.pc)
         invalid = f"Caller passes invalid args into func#{subprog} ('{func.name}')"
         if func.error:
-            self.refuse(pc, func.error, invalid)
+            self.refuse(pc, func.error, invalid, errno=func.errno)
         regs = st.cur.regs
         for i, arg in enumerate(func.args):
             regno = i + 1
@@ -218,6 +343,13 @@ class GlobalCalls:
             if arg.kind == ANYTHING:
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar", invalid)
+            elif arg.kind == UNTRUSTED_MEM or arg.untrusted:
+                # anything goes: the function reads it with probe loads
+                continue
+            elif arg.kind == BTF:
+                self._check_btf_reg(pc, regno, reg, arg, invalid)
+            elif arg.kind == DYNPTR:
+                self._check_dynptr_reg(st, pc, regno, reg, invalid)
             elif arg.kind == CTX:
                 self._check_arg_reg_off(pc, regno, reg, invalid)
                 if reg.type != PTR_TO_CTX:
@@ -272,6 +404,37 @@ class GlobalCalls:
             todo.append(pc + (2 if f is isa.F_LDDW else 1))
         known[start] = changes
         return changes
+
+    def _check_btf_reg(self, pc, regno, reg: Reg, arg: Arg, invalid: str) -> None:
+        """The check of a trusted BTF pointer argument: NULL passes where it may be
+        NULL; anything else must be trusted (is_trusted_reg: referenced, or a trusted BTF
+        pointer), then check_reg_type's: a BTF pointer (one that may be NULL only where
+        the argument may be) to the struct, at its start."""
+        from .interp import Refusal
+        if arg.nullable and reg.type == SCALAR and reg.is_const and reg.value == 0:
+            return
+        base, flags = reg.type & 0xff, reg.type & ~0xff & ~MAYBE_NULL
+        if not reg.ref and not (base == PTR_TO_BTF_ID and not flags & _NOT_TRUSTED):
+            self.refuse(pc, f"R{regno} must be referenced or trusted", invalid)
+        checked = reg
+        if arg.nullable and reg.type & MAYBE_NULL:
+            checked = reg.copy()
+            checked.type &= ~MAYBE_NULL
+        try:
+            self.btf_arg(pc, regno, checked, arg.struct.name)
+        except Refusal as exc:
+            self.refuse(pc, *exc.lines, invalid, errno=EACCES)
+
+    def _check_dynptr_reg(self, st, pc, regno, reg: Reg, invalid: str) -> None:
+        """check_func_arg_reg_off and process_dynptr_func for a dynptr argument
+        (ARG_PTR_TO_DYNPTR | MEM_RDONLY): an initialised dynptr of any type."""
+        from .interp import Refusal
+        if reg.type == CONST_PTR_TO_DYNPTR:
+            self._check_arg_reg_off(pc, regno, reg, invalid)
+        try:
+            self.dynptr_arg(st, pc, regno - 1, reg, False)
+        except Refusal as exc:
+            self.refuse(pc, *exc.lines, invalid, errno=exc.errno)
 
     def _check_arg_reg_off(self, pc, regno, reg: Reg, invalid: str) -> None:
         """check_func_arg_reg_off (ARG_DONTCARE), which btf_check_func_arg_match runs on
@@ -329,6 +492,19 @@ class GlobalCalls:
                 reg.mark_known(0)
             elif arg.kind == ANYTHING:
                 fr.regs[i + 1] = scalar()
+            elif arg.kind == DYNPTR:
+                # do_check_common: assume a local dynptr
+                fr.regs[i + 1] = const_dynptr_reg()
+            elif arg.kind == BTF:
+                reg.type = PTR_TO_BTF_ID | (PTR_UNTRUSTED if arg.untrusted else 0) | \
+                    (MAYBE_NULL if arg.nullable else 0)
+                reg.mark_known(0)
+                reg.map = arg.struct
+                if arg.nullable:
+                    reg.id = self.new_id()
+            elif arg.kind == UNTRUSTED_MEM:
+                reg.type = PTR_TO_MEM | PTR_UNTRUSTED
+                reg.mark_known(0)
             else:
                 reg.type = PTR_TO_MEM | (MAYBE_NULL if arg.nullable else 0)
                 reg.mark_known(0)

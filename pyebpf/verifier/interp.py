@@ -921,7 +921,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
-            self.refuse(pc, f"R{regno} invalid mem access '{type_str(t)}'")
+            # a BTF pointer nothing references is the kernel's PTR_TRUSTED one
+            # (reg_type_str's "trusted_")
+            trusted = "trusted_" if t == PTR_TO_BTF_ID | MAYBE_NULL and not reg.ref else ""
+            self.refuse(pc, f"R{regno} invalid mem access '{trusted}{type_str(t)}'")
         if not write and value_regno >= 0:
             if result is None:
                 result = scalar()

@@ -28,7 +28,7 @@ from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
 from .alloc import NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
-from . import bounds
+from . import bounds, sockets
 from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
 from .lists import LIST_KFUNCS
 from .locks import RES_LOCK, RES_LOCK_IRQ, RES_LOCK_KFUNCS
@@ -484,6 +484,15 @@ class KfuncCalls:
                 # the program's context is no trusted BTF pointer (check_kfunc_args,
                 # KF_ARG_PTR_TO_BTF_ID): another program type's context struct
                 self.refuse(pc, f"R{regno} must be referenced or trusted")
+            elif arg.kind == BTF_ID and reg.type in sockets.SOCK_STRUCTS:
+                # process_kf_arg_ptr_to_btf_id: a socket pointer is the struct its type
+                # names (reg2btf_ids), which must hold the argument's at its start
+                want = arg.ctype.rsplit("struct ", 1)[-1].rstrip(" *")
+                have = target_btf().by_name(sockets.SOCK_STRUCTS[reg.type], Kind.STRUCT)[0]
+                if not sockets.holds_struct(have, 0, want):
+                    self.refuse(pc, f"kernel function {name} args#{i} expected pointer to "
+                                    f"STRUCT {want} but R{regno} has a pointer to STRUCT "
+                                    f"{have.name}")
             elif arg.kind == CTX:
                 if reg.type != PTR_TO_CTX:
                     self.refuse(pc, f"arg#{i} expected pointer to ctx, but got "

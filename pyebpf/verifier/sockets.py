@@ -42,6 +42,8 @@ RET_KINDS = {**dict.fromkeys(BTF_CASTS, PTR_TO_BTF_ID), SOCKET_ACQUIRED: PTR_TO_
              LISTENER: PTR_TO_SOCKET}
 
 _SOCK_NAMES = ("sock_common", "sock", "tcp_sock", "xdp_sock")
+# the kernel struct each socket pointer is (reg2btf_ids)
+SOCK_STRUCTS = dict(zip(SOCK_TYPES, _SOCK_NAMES))
 EXPECTED = {SOCK_COMMON: _SOCK_NAMES,
             BTF_SOCK_COMMON: _SOCK_NAMES + ("ptr_", "trusted_ptr_"),
             SOCK_RELEASE: _SOCK_NAMES + ("ptr_", "trusted_ptr_")}
@@ -119,7 +121,7 @@ def check_arg(v, st, pc: int, regno: int, reg: Reg, kind: str, meta: dict) -> No
     allowed = SOCK_TYPES if kind == SOCK_COMMON else SOCK_TYPES + (PTR_TO_BTF_ID,)
     if reg.type not in allowed:
         v.refuse(pc, f"R{regno} type={type_str(reg.type)} expected={', '.join(EXPECTED[kind])}")
-    if reg.type == PTR_TO_BTF_ID and not _holds_sock_common(reg.map, reg.off):
+    if reg.type == PTR_TO_BTF_ID and not holds_struct(reg.map, reg.off, "sock_common"):
         v.refuse(pc, f"R{regno} is of type {reg.map.name} but sock_common is expected")
     if reg.ref:
         meta["ref"] = reg.ref
@@ -129,12 +131,12 @@ def check_arg(v, st, pc: int, regno: int, reg: Reg, kind: str, meta: dict) -> No
         meta["release"] = reg.ref
 
 
-def _holds_sock_common(struct, off: int) -> bool:
-    """btf_struct_ids_match for struct sock_common: the struct at ``off`` of ``struct``,
-    or a struct nested there (btf_struct_walk's first-member descent), is it."""
+def holds_struct(struct, off: int, name: str) -> bool:
+    """btf_struct_ids_match for ``struct name``: the struct at ``off`` of ``struct``, or
+    a struct nested there (btf_struct_walk's first-member descent), is it."""
     t = struct
     while True:
-        if t.name == "sock_common" and off == 0:
+        if t.name == name and off == 0:
             return True
         for m in t.members:
             mt = t.btf.types[m.type_id].resolve()
