@@ -251,8 +251,23 @@ cdef extern from *:
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
     /* The 2 * pairs decimal digits of x (below 100 ** pairs), zeros first, ending at
-       end. */
+       end.  Three or four pairs (a time's microseconds, nanoseconds) are split at 10**4
+       first: fewer dependent divisions than a pair at a time. */
     static inline void pyebpf_pairs_at(char* end, uint32_t x, int pairs) {
+        uint32_t hi, lo;
+        if (pairs == 3 || pairs == 4) {
+            hi = x / 10000u;
+            lo = x % 10000u;
+            memcpy(end - 4, pyebpf_pairs + 2 * (lo / 100), 2);
+            memcpy(end - 2, pyebpf_pairs + 2 * (lo % 100), 2);
+            if (pairs == 3)
+                memcpy(end - 6, pyebpf_pairs + 2 * hi, 2);
+            else {
+                memcpy(end - 8, pyebpf_pairs + 2 * (hi / 100), 2);
+                memcpy(end - 6, pyebpf_pairs + 2 * (hi % 100), 2);
+            }
+            return;
+        }
         while (pairs--) {
             end -= 2;
             memcpy(end, pyebpf_pairs + 2 * (x % 100), 2);
@@ -443,18 +458,22 @@ cdef extern from *:
        search is pyebpf_float_repr_from's on the fraction alone (the seconds times 10**k
        are whole and even: they move no end, no rounding, no tie); anything else goes to
        pyebpf_ts_repr. */
-    static int pyebpf_ts_repr_sec(uint64_t ts, uint64_t sec, const char* sec_text,
-                                  int sec_len, uint32_t ns, const char* ns_text, char* out) {
-        uint64_t us = ts / 1000, bits, m, f, p = 10000000u, a, b, lo, hi, c, nn, rem,
-                 half, mask;
-        double d = (double)ts / 1e9;
-        int s, k, len;
-        if (ts % 1000 || sec < 1048576u || sec >= 2147483648u)
+    static int pyebpf_ts_repr_search(uint64_t ts, uint64_t sec, double d, int len,
+                                     char* out);
+    static inline int pyebpf_ts_repr_sec(uint64_t ts, uint64_t sec, const char* sec_text,
+                                         int sec_len, uint32_t ns, const char* ns_text,
+                                         char* out) {
+        double d;
+        int len;
+        if (ns % 1000 || sec < 1048576u || sec >= 2147483648u)
             return pyebpf_ts_repr(ts, out);
+        /* below 2**63: the signed conversions, exact as the unsigned ones, are one
+           instruction each */
+        d = (double)(int64_t)ts / 1e9;
         memcpy(out, sec_text, 16);
         len = sec_len;
         out[len++] = '.';
-        if ((double)us / 1e6 == d) {
+        if ((double)(int64_t)(ts / 1000) / 1e6 == d) {
             if (ns == 0) {
                 out[len++] = '0';
                 return len;
@@ -465,6 +484,14 @@ cdef extern from *:
                 len--;
             return len;
         }
+        return pyebpf_ts_repr_search(ts, sec, d, len, out);
+    }
+    /* pyebpf_ts_repr_sec's search, out holding the seconds' digits and the point
+       (len bytes). */
+    static int pyebpf_ts_repr_search(uint64_t ts, uint64_t sec, double d, int len,
+                                     char* out) {
+        uint64_t bits, m, f, p = 10000000u, a, b, lo, hi, c, nn, rem, half, mask;
+        int s, k;
         memcpy(&bits, &d, 8);
         s = 1075 - (int)(bits >> 52);
         m = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1 << 52);
@@ -574,7 +601,9 @@ cdef inline char* _index(char* w, Py_ssize_t index, LineTail* t) noexcept nogil:
     """``index`` in decimal digits: the writer's last line's plus one where it follows
     that line's (counted up in place), else made and kept."""
     cdef int k
-    if t.index_len and index == t.index + 1:
+    if t.index_len and index == t.index + 1 and t.index_text[t.index_len - 1] != 57:
+        t.index_text[t.index_len - 1] += 1      # most often the last digit alone
+    elif t.index_len and index == t.index + 1:
         k = t.index_len - 1
         while k >= 0 and t.index_text[k] == 57:
             t.index_text[k] = 48
@@ -1434,6 +1463,8 @@ cdef class Loop:
         cdef const uint8_t* rec = made.rec if made != NULL else NULL
         cdef uint32_t line_len = made.line_len if made != NULL else 0
         cdef uint32_t rec_len = made.rec_len if made != NULL else 0
+        cdef char* start
+        cdef char* end
         if r.caplen < r.wire:
             self.truncated += 1
         if not reached:
@@ -1491,7 +1522,16 @@ cdef class Loop:
                 memcpy(report.room(line_len), line, line_len)
                 report.commit(line_len)
             else:
-                self._report(report, index, r, o, m, lt)
+                # in C here, or for a packet with extras (or a timestamp only Python's
+                # repr writes) through report_slow
+                start = <char*>report.room(REPORT_LINE_MAX) if not self.extra_here else NULL
+                end = (_report_line(start, index, r, o, m, lt, self.mode, &self.tail)
+                       if start != NULL else NULL)
+                if end != NULL:
+                    report.commit(end - start)
+                else:
+                    report.append(self._slow_line(
+                        index, r, o, m, lt, self.extras[index] if self.extra_here else {}))
         if self.keep_packets:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
@@ -2000,22 +2040,6 @@ cdef class Loop:
             publish(&d.ready)
         if cpu == 0:
             self.clock = clock
-
-    cdef int _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
-                     uint32_t m, uint32_t lt) except -1:
-        """The packet's report line: in C, or for a packet with extras (or a timestamp
-        only Python's repr writes) through ``report_slow``."""
-        cdef char* w
-        cdef char* start
-        if not self.extra_here:
-            start = <char*>report.room(REPORT_LINE_MAX)
-            w = _report_line(start, index, r, o, m, lt, self.mode, &self.tail)
-            if w != NULL:
-                report.commit(w - start)
-                return 0
-        report.append(self._slow_line(index, r, o, m, lt,
-                                      self.extras[index] if self.extra_here else {}))
-        return 0
 
     cdef bytes _slow_line(self, Py_ssize_t index, const Rec* r, const TcOutcome* o,
                           uint32_t m, uint32_t lt, dict extra):
