@@ -227,6 +227,35 @@ cdef uint32_t _pcap_record(uint8_t* w, uint64_t t, const uint8_t* eth, uint32_t 
     return PCAP_RECORD + size
 
 
+cdef inline uint32_t _raw_len(uint32_t n, bint pcapng) noexcept nogil:
+    """The length of _raw_record's record of an ``n``-byte frame."""
+    return PCAPNG_EPB + (n + 3) // 4 * 4 if pcapng else PCAP_RECORD + n
+
+
+cdef uint32_t _raw_record(uint8_t* w, uint64_t t, const uint8_t* frame, uint32_t n,
+                          uint32_t wire, uint32_t iface, bint pcapng,
+                          bint nanosecond) noexcept nogil:
+    """A packet as it was captured (its bytes as they are, no options) into ``w``
+    (_raw_len bytes): a pcapng packet block on ``iface``, or a pcap record (its time
+    within pcap's 32-bit seconds); its length."""
+    cdef uint32_t block
+    if pcapng:
+        block = PCAPNG_EPB + (n + 3) // 4 * 4
+        _wr32(w, PCAPNG_EPB_TYPE); _wr32(w + 4, block); _wr32(w + 8, iface)
+        _wr32(w + 12, <uint32_t>(t >> 32)); _wr32(w + 16, <uint32_t>t)
+        _wr32(w + 20, n); _wr32(w + 24, wire)
+        memcpy(w + 28, frame, n)
+        memset(w + 28 + n, 0, block - PCAPNG_EPB - n)
+        _wr32(w + block - 4, block)
+        return block
+    _wr32(w, <uint32_t>(t // 1000000000))
+    _wr32(w + 4, <uint32_t>(t % 1000000000 if nanosecond else t % 1000000000 // 1000))
+    _wr32(w + 8, n)
+    _wr32(w + 12, wire)
+    memcpy(w + PCAP_RECORD, frame, n)
+    return PCAP_RECORD + n
+
+
 cdef uint32_t _pcapng_record(uint8_t* w, uint64_t t, const uint8_t* eth, uint32_t n,
                              int64_t wire_delta, uint32_t lt, const uint8_t* hdr,
                              uint8_t pkt_type, uint32_t iface, const uint8_t* opts,
@@ -576,27 +605,9 @@ cdef class CaptureWriter(Writer):
 
     cdef int _bytes(self, uint64_t t, const uint8_t* frame, uint32_t n, uint32_t wire,
                     uint32_t iface) except -1:
-        cdef uint8_t* w
-        cdef uint32_t block
-        if self.pcapng:
-            block = PCAPNG_EPB + (n + 3) // 4 * 4
-            w = self.room(block)
-            _wr32(w, PCAPNG_EPB_TYPE); _wr32(w + 4, block); _wr32(w + 8, iface)
-            _wr32(w + 12, <uint32_t>(t >> 32)); _wr32(w + 16, <uint32_t>t)
-            _wr32(w + 20, n); _wr32(w + 24, wire)
-            memcpy(w + 28, frame, n)
-            memset(w + 28 + n, 0, block - PCAPNG_EPB - n)
-            _wr32(w + block - 4, block)
-            self.commit(block)
-            return 0
-        if t // 1000000000 > <uint64_t>0xffffffffu:
+        if not self.pcapng and t // 1000000000 > <uint64_t>0xffffffffu:
             raise ValueError(f"a timestamp of {t} ns is past what pcap's 32-bit seconds "
                              "hold (write pcapng)")
-        w = self.room(PCAP_RECORD + n)
-        _wr32(w, <uint32_t>(t // 1000000000))
-        _wr32(w + 4, <uint32_t>(t % 1000000000 if self.nanosecond else t % 1000000000 // 1000))
-        _wr32(w + 8, n)
-        _wr32(w + 12, wire)
-        memcpy(w + PCAP_RECORD, frame, n)
-        self.commit(PCAP_RECORD + n)
+        self.commit(_raw_record(self.room(_raw_len(n, self.pcapng)), t, frame, n, wire,
+                                iface, self.pcapng, self.nanosecond))
         return 0

@@ -29,7 +29,7 @@ the output bytes and for rare extras (clones, trace_printk lines, perf events, f
 
 cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
@@ -278,8 +278,23 @@ cdef extern from *:
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
     /* The 2 * pairs decimal digits of x (below 100 ** pairs), zeros first, ending at
-       end. */
+       end.  Three or four pairs (a time's microseconds, nanoseconds) are split at 10**4
+       first: fewer dependent divisions than a pair at a time. */
     static inline void pyebpf_pairs_at(char* end, uint32_t x, int pairs) {
+        uint32_t hi, lo;
+        if (pairs == 3 || pairs == 4) {
+            hi = x / 10000u;
+            lo = x % 10000u;
+            memcpy(end - 4, pyebpf_pairs + 2 * (lo / 100), 2);
+            memcpy(end - 2, pyebpf_pairs + 2 * (lo % 100), 2);
+            if (pairs == 3)
+                memcpy(end - 6, pyebpf_pairs + 2 * hi, 2);
+            else {
+                memcpy(end - 8, pyebpf_pairs + 2 * (hi / 100), 2);
+                memcpy(end - 6, pyebpf_pairs + 2 * (hi % 100), 2);
+            }
+            return;
+        }
         while (pairs--) {
             end -= 2;
             memcpy(end, pyebpf_pairs + 2 * (x % 100), 2);
@@ -470,18 +485,22 @@ cdef extern from *:
        search is pyebpf_float_repr_from's on the fraction alone (the seconds times 10**k
        are whole and even: they move no end, no rounding, no tie); anything else goes to
        pyebpf_ts_repr. */
-    static int pyebpf_ts_repr_sec(uint64_t ts, uint64_t sec, const char* sec_text,
-                                  int sec_len, uint32_t ns, const char* ns_text, char* out) {
-        uint64_t us = ts / 1000, bits, m, f, p = 10000000u, a, b, lo, hi, c, nn, rem,
-                 half, mask;
-        double d = (double)ts / 1e9;
-        int s, k, len;
-        if (ts % 1000 || sec < 1048576u || sec >= 2147483648u)
+    static int pyebpf_ts_repr_search(uint64_t ts, uint64_t sec, double d, int len,
+                                     char* out);
+    static inline int pyebpf_ts_repr_sec(uint64_t ts, uint64_t sec, const char* sec_text,
+                                         int sec_len, uint32_t ns, const char* ns_text,
+                                         char* out) {
+        double d;
+        int len;
+        if (ns % 1000 || sec < 1048576u || sec >= 2147483648u)
             return pyebpf_ts_repr(ts, out);
+        /* below 2**63: the signed conversions, exact as the unsigned ones, are one
+           instruction each */
+        d = (double)(int64_t)ts / 1e9;
         memcpy(out, sec_text, 16);
         len = sec_len;
         out[len++] = '.';
-        if ((double)us / 1e6 == d) {
+        if ((double)(int64_t)(ts / 1000) / 1e6 == d) {
             if (ns == 0) {
                 out[len++] = '0';
                 return len;
@@ -492,6 +511,14 @@ cdef extern from *:
                 len--;
             return len;
         }
+        return pyebpf_ts_repr_search(ts, sec, d, len, out);
+    }
+    /* pyebpf_ts_repr_sec's search, out holding the seconds' digits and the point
+       (len bytes). */
+    static int pyebpf_ts_repr_search(uint64_t ts, uint64_t sec, double d, int len,
+                                     char* out) {
+        uint64_t bits, m, f, p = 10000000u, a, b, lo, hi, c, nn, rem, half, mask;
+        int s, k;
         memcpy(&bits, &d, 8);
         s = 1075 - (int)(bits >> 52);
         m = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1 << 52);
@@ -601,7 +628,9 @@ cdef inline char* _index(char* w, Py_ssize_t index, LineTail* t) noexcept nogil:
     """``index`` in decimal digits: the writer's last line's plus one where it follows
     that line's (counted up in place), else made and kept."""
     cdef int k
-    if t.index_len and index == t.index + 1:
+    if t.index_len and index == t.index + 1 and t.index_text[t.index_len - 1] != 57:
+        t.index_text[t.index_len - 1] += 1      # most often the last digit alone
+    elif t.index_len and index == t.index + 1:
         k = t.index_len - 1
         while k >= 0 and t.index_text[k] == 57:
             t.index_text[k] = 48
@@ -730,15 +759,25 @@ ctypedef struct Done:
     const uint8_t* rec      # its pcap record for the capture it goes to (delivered,
                             # dropped or redirected), when the thread wrote it, else NULL
     const uint8_t* ann      # its two --annotated blocks, when the thread wrote them
+    const uint8_t* clones   # its clones' records for the redirect captures (Cloned
+                            # each), when the thread wrote them, else NULL
     uint32_t line_len
     uint32_t rec_len
     uint32_t ann_len
+    uint32_t clones_len
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
     uint8_t ready           # the thread is done with it (set last, with release order)
-    # to 128 bytes (119 above): two packets' records, written by two threads, share no
+    # to 192 bytes (131 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[9]
+    uint8_t pad[61]
+
+# The head of a clone's record in Done.clones: the record (rec_len bytes, in the
+# redirect captures' format) follows it.
+ctypedef struct Cloned:
+    uint32_t ifindex
+    uint32_t ingress
+    uint32_t rec_len
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -1485,11 +1524,19 @@ cdef class Loop:
         cdef const uint8_t* rec = made.rec if made != NULL else NULL
         cdef uint32_t line_len = made.line_len if made != NULL else 0
         cdef uint32_t rec_len = made.rec_len if made != NULL else 0
+        cdef char* start
+        cdef char* end
         if r.caplen < r.wire:
             self.truncated += 1
         if not reached:
             if drops is not None:
-                drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
+                if rec != NULL:
+                    if drops.pcapng:
+                        drops._linktype_of(r.iface)
+                    memcpy(drops.room(rec_len), rec, rec_len)
+                    drops.commit(rec_len)
+                else:
+                    drops._raw(r.ts, hdr, r.caplen, r.wire, r.iface, lt)
         else:
             if o.action == HOOK_DELIVERED and out is not None:
                 if rec != NULL:
@@ -1512,7 +1559,9 @@ cdef class Loop:
                     drops.record(r.ts, outb, m, delta, r.iface, lt, hdr, pkt_type,
                                  <const uint8_t*>hdr - r.off + r.opt_off, r.opt_len)
             if self.redirect_writer is not None:
-                if self.extra_here:
+                if made != NULL and made.clones != NULL:
+                    self._copy_clones(index, r, lt, hdr, pkt_type, made)
+                elif self.extra_here:
                     for ifindex, ingress, clone in self.extras[index].get("clones", ()):
                         w = self._redirect(ifindex, ingress)
                         w.record(r.ts, <const uint8_t*>PyBytes_AS_STRING(clone), len(clone),
@@ -1534,12 +1583,45 @@ cdef class Loop:
                 memcpy(report.room(line_len), line, line_len)
                 report.commit(line_len)
             else:
-                self._report(report, index, r, o, m, lt)
+                # in C here, or for a packet with extras (or a timestamp only Python's
+                # repr writes) through report_slow
+                start = <char*>report.room(REPORT_LINE_MAX) if not self.extra_here else NULL
+                end = (_report_line(start, index, r, o, m, lt, self.mode, &self.tail)
+                       if start != NULL else NULL)
+                if end != NULL:
+                    report.commit(end - start)
+                else:
+                    report.append(self._slow_line(
+                        index, r, o, m, lt, self.extras[index] if self.extra_here else {}))
         if self.keep_packets:
             self._keep(o, r.ts, delta, outb if reached else hdr, m if reached else r.caplen)
         if o.action == HOOK_FAULT and self.stop_on_error:
             self.stopped = True
             return 1
+        return 0
+
+    cdef int _copy_clones(self, Py_ssize_t index, Rec* r, uint32_t lt, const uint8_t* hdr,
+                          uint8_t pkt_type, const Done* made) except -1:
+        """Copy the records a replay thread wrote of the packet's clones into their
+        redirect captures (_write_clones); a capture of another format gets the clone
+        from ``extras[index]`` written as _emit writes it."""
+        cdef Cloned head
+        cdef uint32_t at = 0
+        cdef Py_ssize_t c = 0
+        cdef CaptureWriter w
+        cdef bytes clone
+        while at < made.clones_len:
+            memcpy(&head, made.clones + at, sizeof(Cloned))
+            w = self._redirect(head.ifindex, head.ingress)
+            if not w.pcapng and w.nanosecond == self.rd_nano and w.linktype == self.rd_lt:
+                memcpy(w.room(head.rec_len), made.clones + at + sizeof(Cloned), head.rec_len)
+                w.commit(head.rec_len)
+            else:
+                clone = self.extras[index]["clones"][c][2]
+                w.record(r.ts, <const uint8_t*>PyBytes_AS_STRING(clone), len(clone),
+                         <int64_t>r.wire - r.caplen, r.iface, lt, hdr, pkt_type, NULL, 0)
+            at += sizeof(Cloned) + head.rec_len
+            c += 1
         return 0
 
     cdef int _keep(self, TcOutcome* o, uint64_t ts, int64_t delta, const uint8_t* data,
@@ -1668,9 +1750,8 @@ cdef class Loop:
                         PyErr_CheckSignals()    # an interrupt still ends the replay
                 self.extra_here = d.extra
                 if self.steering[k] == NO_LANE:
-                    self._refused(index, r, d.lt, d.e, d.n, &d.o)
                     stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report, NULL)
+                                      0, 0, out, drops, report, d)
                 else:
                     frame, n = hdr, r.caplen
                     if d.lt != LT_ETHERNET:
@@ -1729,8 +1810,18 @@ cdef class Loop:
                             &pkt_type)
                 frame, n = ln.eth, <uint32_t>e
             if not self._admitted(lt, e, frame, n, &o):
+                d.lt, d.e, d.n, d.extra = lt, e, n, 1
+                d.outb, d.m = self.base + r.off, r.caplen
+                d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
+                with gil:
+                    try:
+                        self._refused(self.first + k, r, lt, e, n, &o)
+                        self._write_extras(ln, self.first + k, d, r, &o, d.outb, d.m,
+                                           d.outb, lt, False)
+                    except BaseException as exc:
+                        self.thread_error, self.abort = exc, 1
+                        return False
                 memcpy(&d.o, &o, sizeof(TcOutcome))
-                d.lt, d.e, d.n, d.extra, d.line = lt, e, n, 1, NULL
                 steer(&self.steering[k], NO_LANE)
                 publish(&d.ready)
             else:
@@ -1785,12 +1876,16 @@ cdef class Loop:
         return True
 
     cdef bint _write_ann(self, Lane* ln, Done* d, Rec* r, const TcOutcome* o,
-                         const uint8_t* frame, uint32_t n) noexcept nogil:
-        """The two --annotated blocks of a packet without extras (``frame``/``n`` as tc
-        saw it, its bytes afterwards at ``d.outb``), into the lane's blocks (``d.ann``),
-        as Annotator.packet writes them; False when memory cannot be had."""
+                         const uint8_t* frame, uint32_t n, const char* note,
+                         size_t note_len) noexcept nogil:
+        """The two --annotated blocks of a packet (``frame``/``n`` as tc saw it, its
+        bytes afterwards at ``d.outb``; ``note``: its extras worded), into the lane's
+        blocks (``d.ann``), as Annotator.packet writes them; False when memory cannot
+        be had."""
         cdef Buf b
         if not _ann_comment(&ln.ann, self.ann, o, frame, n, d.outb, d.m):
+            return False
+        if note_len and not _put(&ln.ann, note, note_len):
             return False
         b.cap = _ann_len(&ln.ann, n, d.m)
         b.p = <char*>_lane_room(ln, b.cap)
@@ -1801,6 +1896,92 @@ cdef class Loop:
             return False
         d.ann, d.ann_len = <const uint8_t*>b.p, <uint32_t>b.len
         return True
+
+    cdef bint _write_raw(self, Lane* ln, Done* d, Rec* r, const uint8_t* hdr,
+                         uint32_t lt) noexcept nogil:
+        """The --drops record of a packet as it was captured (a fault, or one that
+        never reaches tc), as
+        CaptureWriter._raw writes it, into the lane's blocks (``d.rec``); left NULL when
+        the drops' linktype is not the capture's or pcap cannot hold its time (the
+        writing does those); False when memory cannot be had."""
+        cdef uint32_t out_lt = self.drop_lt
+        cdef uint8_t* w
+        if self.drop_png and self.drop_ifs != NULL:
+            out_lt = self.drop_ifs[r.iface].linktype
+        if out_lt != lt or (not self.drop_png and r.ts // 1000000000 > <uint64_t>0xffffffffu):
+            return True
+        w = _lane_room(ln, _raw_len(r.caplen, self.drop_png))
+        if w == NULL:
+            return False
+        d.rec_len = _raw_record(w, r.ts, hdr, r.caplen, r.wire, r.iface, self.drop_png,
+                                self.drop_nano)
+        d.rec = w
+        return True
+
+    cdef bint _write_clones(self, Lane* ln, Done* d, Rec* r, const uint8_t* hdr,
+                            uint32_t lt) noexcept nogil:
+        """The records of the packet's clones for the redirect captures (in
+        ``redirect_format``), each after its Cloned head, into the lane's blocks
+        (``d.clones``), as CaptureWriter.record writes them; left NULL when they do not
+        fit a block or pcap cannot hold their time; False when memory cannot be had."""
+        cdef Skb* skb = &ln.skb
+        cdef size_t need = 0, at = 0
+        cdef size_t c
+        cdef Cloned head
+        cdef uint8_t* w
+        if r.ts // 1000000000 > <uint64_t>0xffffffffu:
+            return True
+        for c in range(skb.nclones):
+            need += sizeof(Cloned) + PCAP_RECORD + skb.clones[c].length + LINK_MAX
+        if need > ARENA_BLOCK:
+            return True
+        w = _lane_room(ln, need)
+        if w == NULL:
+            return False
+        for c in range(skb.nclones):
+            head.ifindex = skb.clones[c].ifindex
+            head.ingress = (skb.clones[c].flags & BPF_F_INGRESS) != 0
+            head.rec_len = _pcap_record(w + at + sizeof(Cloned), r.ts,
+                                        skb.clone_buf + skb.clones[c].offset,
+                                        skb.clones[c].length, <int64_t>r.wire - r.caplen,
+                                        self.rd_lt, hdr if self.rd_lt == lt else NULL,
+                                        d.pkt_type, self.rd_nano)
+            memcpy(w + at, &head, sizeof(Cloned))
+            at += sizeof(Cloned) + head.rec_len
+        d.clones, d.clones_len = w, <uint32_t>at
+        ln.used -= need - at    # the room it did not take
+        return True
+
+    cdef int _write_extras(self, Lane* ln, Py_ssize_t index, Done* d, Rec* r,
+                           const TcOutcome* o, const uint8_t* frame, uint32_t n,
+                           const uint8_t* hdr, uint32_t lt, bint reached) except -1:
+        """What a packet's extras add to the outputs, into the lane's blocks (the GIL
+        held): its clones' redirect records, or (one that never ``reached`` tc) its
+        --drops record, its --annotated blocks with their notes (before the report
+        line words its fault), its report line (report_slow)."""
+        cdef bytes text
+        cdef uint8_t* w
+        extra = self.extras[index]
+        if reached:
+            if self.rd_recs and "clones" in extra and not self._write_clones(ln, d, r, hdr,
+                                                                             lt):
+                raise MemoryError()
+        elif self.drop_recs and not self._write_raw(ln, d, r, hdr, lt):
+            raise MemoryError()
+        if self.ann != NULL:
+            text = self.annotated.notes(extra)
+            if not self._write_ann(ln, d, r, o, frame, n, PyBytes_AS_STRING(text),
+                                   PyBytes_GET_SIZE(text)):
+                raise MemoryError()
+        if self.lines:
+            text = self._slow_line(index, r, o, d.m if reached else 0, lt, extra)
+            if PyBytes_GET_SIZE(text) <= ARENA_BLOCK:
+                w = _lane_room(ln, PyBytes_GET_SIZE(text))
+                if w == NULL:
+                    raise MemoryError()
+                memcpy(w, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+                d.line, d.line_len = <const char*>w, <uint32_t>PyBytes_GET_SIZE(text)
+        return 0
 
     cdef void _cpu_run(self, int cpu) noexcept nogil:
         """One CPU's thread.  The chunk's packets are steered STEER_AHEAD batches
@@ -1869,14 +2050,6 @@ cdef class Loop:
             if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
                 ln.failed, self.abort = True, 1
                 return
-            d.extra = 0
-            if self._has_extras(ln, &o):
-                with gil:
-                    try:
-                        d.extra = self._extras(ln, self.first + k, &o)
-                    except BaseException as exc:
-                        self.thread_error, self.abort = exc, 1
-                        return
             outb = self._output(ln, &o, frame, n, &m)
             room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
             if room == NULL:
@@ -1888,15 +2061,31 @@ cdef class Loop:
                 room += n
             memcpy(room, outb, m)
             d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
-            d.line, d.rec, d.ann = NULL, NULL, NULL
+            d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
             if (o.action == HOOK_DELIVERED and self.out_recs) or (
                     o.action == HOOK_DROPPED and self.drop_recs) or (
                     o.action == HOOK_REDIRECTED and self.rd_recs):
                 if not self._write_rec(ln, d, r, &o, hdr, lt):
                     ln.failed, self.abort = True, 1
                     return
+            elif o.action == HOOK_FAULT and self.drop_recs:
+                if not self._write_raw(ln, d, r, hdr, lt):
+                    ln.failed, self.abort = True, 1
+                    return
+            d.extra = 0
+            if self._has_extras(ln, &o):
+                # extras are worded in Python: here, not on the writing
+                with gil:
+                    try:
+                        d.extra = self._extras(ln, self.first + k, &o)
+                        if d.extra:
+                            self._write_extras(ln, self.first + k, d, r, &o, frame, n, hdr,
+                                               lt, True)
+                    except BaseException as exc:
+                        self.thread_error, self.abort = exc, 1
+                        return
             if self.ann != NULL and not d.extra:
-                if not self._write_ann(ln, d, r, &o, frame, n):
+                if not self._write_ann(ln, d, r, &o, frame, n, NULL, 0):
                     ln.failed, self.abort = True, 1
                     return
             if self.lines and not d.extra:
@@ -1914,27 +2103,17 @@ cdef class Loop:
         if cpu == 0:
             self.clock = clock
 
-    cdef int _report(self, Writer report, Py_ssize_t index, Rec* r, TcOutcome* o,
-                     uint32_t m, uint32_t lt) except -1:
-        """The packet's report line: in C, or for a packet with extras (or a timestamp
-        only Python's repr writes) through ``report_slow``."""
-        cdef char* w
-        cdef char* start
+    cdef bytes _slow_line(self, Py_ssize_t index, const Rec* r, const TcOutcome* o,
+                          uint32_t m, uint32_t lt, dict extra):
+        """The packet's report line through ``report_slow``."""
         cdef uint32_t size = m
-        if not self.extra_here:
-            start = <char*>report.room(REPORT_LINE_MAX)
-            w = _report_line(start, index, r, o, m, lt, self.mode, &self.tail)
-            if w != NULL:
-                report.commit(w - start)
-                return 0
         if o.action < HOOK_FAULT and lt != LT_ETHERNET:
             size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-        report.append(self.report_slow(index, (
+        return self.report_slow(index, (
             r.ts, r.wire, r.caplen, <int64_t>size + r.wire - r.caplen,
             o.verdict, o.retval, o.classid, o.mark, o.priority, o.redirect_ifindex,
             o.tc_index, o.runs, o.insns, o.action, o.has_classid, o.redirect_ingress,
-            o.fault_prog), self.extras[index] if self.extra_here else {}))
-        return 0
+            o.fault_prog), extra)
 
 
 # what tcsim diff compares, bits of kept_differences' masks (diff.KINDS' order)

@@ -6,9 +6,11 @@ import json
 import os
 import random
 import struct
+import threading
 from collections import Counter
 from pathlib import Path
 
+import dpkt
 import pytest
 
 from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6
@@ -250,6 +252,107 @@ def test_two_cpus_write_one_cpus_redirect_captures_and_annotated_records(tmp_pat
     assert sorted(two) == sorted(one)
     for name in one:
         assert (name, one[name]) == (name, two[name])
+
+
+# by the frame's 30th byte (an IPv4 source's last) & 3: 0 bpf_trace_printk("hi"), 1 two
+# clones (bpf_clone_redirect to 7, to 8's ingress), 2 a fault (a read far past the
+# packet), 3 TC_ACT_SHOT
+EXTRAS_BY_BYTE = """\
+r6 = r1
+r2 = *(u32 *)(r6 + 0x4c)
+r2 = *(u8 *)(r2 + 29)
+r2 &= 3
+if r2 == 0 goto printk
+if r2 == 1 goto clone
+if r2 == 2 goto fault
+r0 = 2
+exit
+printk:
+r2 = 0x6968
+*(u32 *)(r10 - 8) = r2
+r1 = r10
+r1 += -8
+r2 = 3
+call 6
+r0 = 0
+exit
+clone:
+r1 = r6
+r2 = 7
+r3 = 0
+call 13
+r1 = r6
+r2 = 8
+r3 = 1
+call 13
+r0 = 0
+exit
+fault:
+r2 = *(u32 *)(r6 + 0x4c)
+r3 = *(u8 *)(r2 + 2000)
+r0 = 0
+exit
+"""
+
+
+def _records(data):
+    """The (time, bytes) of a pcap or pcapng capture's packets, as dpkt reads them."""
+    reader = (dpkt.pcapng.Reader if data[:4] == b"\x0a\x0d\x0d\x0a" else
+              dpkt.pcap.Reader)(io.BytesIO(data))
+    return [(ts, bytes(b)) for ts, b in reader]
+
+
+@pytest.mark.parametrize("linktype", ["ethernet", "cooked"])
+def test_two_cpus_write_one_cpus_outputs_of_packets_with_trace_clones_and_faults(
+        tmp_path, capsys, capture, linktype):
+    # their report lines, --annotated blocks, clones' redirect records and faults'
+    # --drops records are written on the replay threads
+    if linktype == "cooked":
+        capture = tmp_path / "in.pcap"
+        _cooked_capture(capture)
+    (tmp_path / "extras.s").write_text(EXTRAS_BY_BYTE)
+    err_one, one = _outputs(capsys, tmp_path, "one", tmp_path / "extras.s", capture,
+                            "--cpus", "1", "--no-verify")
+    err_two, two = _outputs(capsys, tmp_path, "two", tmp_path / "extras.s", capture,
+                            "--cpus", "2", "--no-verify")
+    assert [line.replace("/two/", "/one/") for line in err_two] == err_one
+    assert sorted(two) == sorted(one) == ["a.pcapng", "drops.pcap", "out.pcap", "r.jsonl",
+                                          "rd/ifindex-7.pcap", "rd/ifindex-8-ingress.pcap"]
+    for name in one:
+        assert (name, one[name]) == (name, two[name])
+    report = [json.loads(line) for line in two["r.jsonl"].splitlines()]
+    actions = Counter(r["action"] for r in report)
+    assert actions["fault"] > 50 and actions["dropped"] > 50
+    assert sum(r["trace_printk"] == ["hi"] for r in report) > 50
+    cloned = [r for r in report if r["clones"]]
+    # dpkt reads every capture: each clone in its redirect capture, each fault and drop
+    # in --drops, every packet twice in --annotated
+    assert len(_records(two["rd/ifindex-7.pcap"])) == len(cloned) > 50
+    assert len(_records(two["rd/ifindex-8-ingress.pcap"])) == len(cloned)
+    assert len(_records(two["drops.pcap"])) == actions["fault"] + actions["dropped"] + \
+        actions["dropped_before_tc"]
+    assert len(_records(two["a.pcapng"])) == 2 * len(report)
+
+
+def test_two_cpus_word_the_extras_of_report_lines_and_annotated_blocks_off_the_main_thread(
+        tmp_path, capsys, monkeypatch):
+    worded = Counter()
+
+    def on_thread(wording):
+        def count(*args):
+            worded[wording.__name__, threading.current_thread() is threading.main_thread()] += 1
+            return wording(*args)
+        return count
+    monkeypatch.setattr(tcsim, "report_line", on_thread(tcsim.report_line))
+    monkeypatch.setattr(tcsim, "_annotation_notes", on_thread(tcsim._annotation_notes))
+    # times since the epoch (the lines of packets without extras are all written in C),
+    # frames that never reach tc among them
+    _cooked_capture(tmp_path / "in.pcap")
+    (tmp_path / "extras.s").write_text(EXTRAS_BY_BYTE)
+    _outputs(capsys, tmp_path, "two", tmp_path / "extras.s", tmp_path / "in.pcap",
+             "--cpus", "2", "--no-verify")
+    assert sorted(worded) == [("_annotation_notes", False), ("report_line", False)]
+    assert worded["report_line", False] == worded["_annotation_notes", False] > 150
 
 
 def test_cpus_1_is_the_replay_without_the_option(tmp_path, capsys, capture):
