@@ -1389,6 +1389,7 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 include "helpers.pxi"
 include "maps.pxi"
 include "lru.pxi"
+include "held_sockets.pxi"
 include "sockmap.pxi"
 include "devmap.pxi"
 include "map_helpers.pxi"

@@ -10,8 +10,8 @@
 # XDP programs: a program fd is refused, and every id is 0.  An XSKMAP slot holds an
 # AF_XDP socket of this process as {queue_id, its inode} (inode 0: empty): a program's
 # lookup points at its queue_id (struct bpf_xdp_sock, the PTR_TO_XDP_SOCK the verifier
-# lets it read); pyebpf knows the queue of an unbound socket only (0), and refuses a
-# bound one.  Cgroup storage exists per attached cgroup, and pyebpf attaches no program
+# lets it read): 0 for an unbound socket, a bound one's as the kernel tells it.  A
+# socket's release empties its slots (held_sockets.pxi).  Cgroup storage exists per attached cgroup, and pyebpf attaches no program
 # to a cgroup: it stays empty.  Pinned (pin format 8), each keeps its slots: ifindexes,
 # queue sizes, sockets (pyebpf.pinning).
 
@@ -141,13 +141,17 @@ cdef int xsk_map_update(MapStore* m, const uint8_t* key, uint32_t fd, uint64_t f
     """xsk_map_update_elem with the socket fd ``fd`` of this process: 0 or a negative
     errno.  sockfd_lookup's EBADF (none open) or ENOTSOCK, EOPNOTSUPP for a socket not
     AF_XDP; the same socket again is no change, else the flags' EEXIST and ENOENT.  A
-    bound socket's queue is not known to pyebpf (its bind, xs->queue_id): ENOTSUPP."""
+    bound socket's queue (its bind's, xs->queue_id) is the kernel's to tell
+    (_xsk_queue_id); where it cannot, ENOTSUPP, pyebpf's own.  The socket is watched
+    for its release (held_sockets.pxi)."""
     import errno as _errno
     import os as _os
     import socket as _socket
     import stat as _stat
     cdef uint32_t slot[2]
     cdef uint8_t* value
+    cdef int rc
+    cdef int64_t queue_id = 0
     if flags > BPF_EXIST:
         return -EINVAL
     if _le32(key) >= m.max_entries:
@@ -168,6 +172,7 @@ cdef int xsk_map_update(MapStore* m, const uint8_t* key, uint32_t fd, uint64_t f
             bound = True
         except OSError as exc:
             bound = exc.errno != _errno.ENXIO
+    drop_released(m)
     value = map_value(m, <int32_t>_le32(key), 0)
     if _le32(value + 4) == <uint32_t>st.st_ino:
         return 0
@@ -176,11 +181,66 @@ cdef int xsk_map_update(MapStore* m, const uint8_t* key, uint32_t fd, uint64_t f
     if flags == BPF_EXIST and not _le32(value + 4):
         return -ENOENT
     if bound:
-        return -ENOTSUPP
-    slot[0] = 0                 # an unbound socket's queue_id
+        queue_id = _xsk_queue_id(<int>fd)
+        if queue_id < 0:
+            return -ENOTSUPP
+    rc = hold_socket(<int>fd, HELD_XSK | <uint32_t>st.st_ino)
+    if rc:
+        return rc
+    slot[0] = <uint32_t>queue_id
     slot[1] = <uint32_t>st.st_ino
     memcpy(value, slot, 8)
     return 0
+
+
+_XSK_QUEUE_PROG = """
+    *(u32 *)(r10 - 4) = 0
+    r1 = map_fd({fd}) ll
+    r2 = r10
+    r2 += -4
+    call 1
+    if r0 == 0 goto none
+    r0 = *(u32 *)(r0 + 0)
+    exit
+none:
+    r0 = -1
+    exit"""
+
+
+def _xsk_queue_id(int fd):
+    """The queue a bound AF_XDP socket ``fd`` was bound to (xs->queue_id), which only
+    the kernel tells (without CONFIG_XDP_SOCKETS_DIAG, as here, no socket interface
+    does): its own one-slot XSKMAP holding the socket, read by a tc program through
+    struct bpf_xdp_sock, as a pyebpf program's lookup reads it.  -1 where the kernel
+    does not answer (no CAP_BPF and CAP_NET_ADMIN)."""
+    import os as _os
+    from .asm import assemble
+    from .kernel.sysbpf import Syscalls
+    calls = Syscalls()
+    map_fd, _ = calls.map_create(BPF_MAP_TYPE_XSKMAP, 4, 4, 1, 0, 0, b"pyebpf_xsk")
+    if map_fd < 0:
+        return -1
+    try:
+        if calls.map_elem(_isa.BpfCmd.BPF_MAP_UPDATE_ELEM, map_fd, bytes(4),
+                          fd.to_bytes(4, "little"), 0, 0)[0]:
+            return -1
+        try:
+            prog_fd, _, _ = calls.prog_load(_isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
+                                            assemble(_XSK_QUEUE_PROG.format(fd=map_fd)),
+                                            b"GPL", 0)
+            if prog_fd < 0:
+                return -1
+            try:
+                run = calls.prog_test_run(prog_fd, bytes(64), None, 0, 0, 1, 0)
+            finally:
+                _os.close(prog_fd)
+        finally:
+            # the slot's node holds the map until the socket's release: emptied, the
+            # map goes with its fd
+            calls.map_elem(_isa.BpfCmd.BPF_MAP_DELETE_ELEM, map_fd, bytes(4), None, 0, 0)
+    finally:
+        _os.close(map_fd)
+    return -1 if run.err else <int32_t>run.retval
 
 
 cdef int cgroup_storage_update(MapStore* m, uint64_t flags, bint has_lock) noexcept nogil:

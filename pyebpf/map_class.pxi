@@ -330,6 +330,8 @@ cdef class Map:
             self._fail(-ENOTSUPP, "lookup", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
+        if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+            drop_released(self._m)
         if _is_sock_map(self._m) or self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
             return self._socket_cookie(k)
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
@@ -531,7 +533,10 @@ cdef class Map:
             self._fail(-E2BIG, "update", k)
         if self._m.value_size == 8 and fd > 0x7FFFFFFF:
             self._fail(-EINVAL, f"update (socket fd {fd} is above S32_MAX)", k)
-        rc, cookie = _reuseport_socket(<int32_t>fd, sock_map_slot(self._m, e) != 0, flags)
+        for other in _MAP_HANDLES.values():
+            if other._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+                drop_released(other._m)
+        rc, cookie, key = _reuseport_socket(<int32_t>fd, sock_map_slot(self._m, e) != 0, flags)
         if rc:
             self._fail(rc, f"update (socket fd {<int32_t>fd})", k)
         for other in _MAP_HANDLES.values():
@@ -539,6 +544,9 @@ cdef class Map:
                 # the kernel marks the socket's sk_user_data with its array's slot
                 self._fail(-EBUSY, f"update (socket fd {<int32_t>fd} is in "
                                    f"{other._label()} already)", k)
+        rc = hold_socket(<int32_t>fd, key)
+        if rc:
+            self._fail(rc, f"update (socket fd {<int32_t>fd} cannot be watched for its release)", k)
         memcpy(map_value(self._m, e, 0), &cookie, 8)
 
     cdef bint _holds_socket(self, uint64_t cookie):
@@ -575,6 +583,7 @@ cdef class Map:
                 self._fail(rc, "delete", k)
             return
         if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
+            drop_released(self._m)
             rc = reuseport_array_delete(self._m, <const uint8_t*>k)
             if rc:
                 self._fail(rc, "delete", k)

@@ -12,8 +12,8 @@
 # this process, must be a TCP listener or a bound UDP socket with SO_REUSEPORT; it is
 # kept as its cookie (SO_COOKIE), which a lookup gives back.  Only sk_reuseport
 # programs use these maps (bpf_sk_select_reuseport), which pyebpf does not run.  The
-# kernel drops a socket from its array when the socket is closed; pyebpf cannot see
-# that, and keeps the cookie until the slot is deleted or overwritten.
+# kernel drops a socket from its array when the socket is unhashed (released, or a TCP
+# listener shut down); so does pyebpf (held_sockets.pxi).
 
 
 cdef inline uint64_t sock_map_slot(MapStore* m, int32_t e) noexcept nogil:
@@ -134,7 +134,8 @@ def _socket_of(int fd):
 
 def _reuseport_socket(int fd, bint occupied, uint64_t flags):
     """bpf_fd_reuseport_array_update_elem's look at the socket ``fd`` of this process,
-    for a slot ``occupied`` or not: (0, its cookie) or (negative errno, 0), the checks
+    for a slot ``occupied`` or not: (0, its cookie, its held_sockets key) or (negative
+    errno, 0, 0), the checks
     in the kernel's order (sockfd_lookup, reuseport_array_update_check).  The socket
     being in a pyebpf array already (the kernel's sk_user_data: EBUSY) is the caller's
     to check."""
@@ -143,18 +144,18 @@ def _reuseport_socket(int fd, bint occupied, uint64_t flags):
     import stat as _stat
     try:
         if not _stat.S_ISSOCK(_os.fstat(fd).st_mode):
-            return -ENOTSOCK, 0
+            return -ENOTSOCK, 0, 0
     except OSError:
-        return -EBADF, 0
+        return -EBADF, 0, 0
     if occupied and flags == BPF_NOEXIST:
-        return -EEXIST, 0
+        return -EEXIST, 0, 0
     if not occupied and flags == BPF_EXIST:
-        return -ENOENT, 0
+        return -ENOENT, 0, 0
     with _socket_of(fd) as sk:
         if (sk.proto not in (_socket.IPPROTO_TCP, _socket.IPPROTO_UDP)
                 or sk.family not in (_socket.AF_INET, _socket.AF_INET6)
                 or sk.type not in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM)):
-            return -ENOTSUPP, 0
+            return -ENOTSUPP, 0, 0
         # sk_hashed and sk_reuseport_cb: a TCP socket gets both when it listens with
         # SO_REUSEPORT (__inet_hash), a UDP socket when it binds with it (udp_lib_get_port)
         if sk.type == _socket.SOCK_STREAM:
@@ -162,5 +163,7 @@ def _reuseport_socket(int fd, bint occupied, uint64_t flags):
         else:
             hashed = sk.getsockname()[1] != 0
         if not hashed or not sk.getsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT):
-            return -EINVAL, 0
-        return 0, int.from_bytes(sk.getsockopt(_socket.SOL_SOCKET, _isa.SO_COOKIE, 8), "little")
+            return -EINVAL, 0, 0
+        cookie = int.from_bytes(sk.getsockopt(_socket.SOL_SOCKET, _isa.SO_COOKIE, 8), "little")
+        # a TCP listener is unhashed by its shutdown too (tcp_disconnect), seen as EPOLLHUP
+        return 0, cookie, cookie | (HELD_TCP_LISTENER if sk.type == _socket.SOCK_STREAM else 0)

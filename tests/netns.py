@@ -15,9 +15,9 @@ from pyebpf.kernel import world
 
 
 @contextlib.contextmanager
-def veth_pair(tag: str):
+def veth_pair(tag: str, queues: int = 1):
     """``(name, inside, tc)``: a new namespace ``pyebpf-<tag>-<pid>`` holding a veth pair
-    vtx <-> vrx, both up, with IPv6 off and no addresses so that the kernel sends nothing
+    vtx <-> vrx of ``queues`` RX and TX queues each, both up, with IPv6 off and no addresses so that the kernel sends nothing
     of its own; removed, with everything in it, on exit.  ``inside(*cmd)`` runs a command
     in it and returns its stdout (RuntimeError with its stderr when it fails); ``tc`` is
     the path of tc.  Skips when iproute2 is missing or namespaces cannot be made."""
@@ -36,7 +36,8 @@ def veth_pair(tag: str):
     try:
         inside("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         inside("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        inside(ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx")
+        sizes = ["numrxqueues", str(queues), "numtxqueues", str(queues)]
+        inside(ip, "link", "add", "vtx", *sizes, "type", "veth", "peer", "name", "vrx", *sizes)
         inside(ip, "link", "set", "vtx", "up")
         inside(ip, "link", "set", "vrx", "up")
         yield name, inside, tc

@@ -19,7 +19,7 @@ from recorded_kernel import count_comparison
 from pyebpf import Map, Program, asm, errors, isa, jit
 from pyebpf._core import _set_jit_after
 from pyebpf.jit import codegen, engine, fuzz
-from pyebpf.verifier.globalfuncs import GlobalFunc
+from pyebpf.verifier.globalfuncs import CTX, Arg, GlobalFunc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not jit.available(),
@@ -275,14 +275,89 @@ def test_a_load_reached_through_the_packet_and_the_stack_is_not_proven():
     assert program._packet_pcs == {13}
 
 
-def test_a_program_that_calls_a_global_function_has_no_proven_packet_accesses():
-    # here a global function's call keeps the caller's packet pointers, even where it
-    # would change the packet: its callers keep every check
+def test_a_global_functions_call_that_leaves_the_packet_keeps_the_callers_proof():
     text = CSUM.replace("done:\n", "done:\n          call g\n") + "\ng: r0 = 0\nexit"
     code = asm.assemble(text)
     program = Program(code, "sched_cls", jit=False, func_info=True,
                       functions=(GlobalFunc(len(code) // 8 - 2, "g"),))
-    assert program._packet_pcs == set()
+    assert program._packet_pcs == {CSUM_LOAD}
+
+
+# a global function that pulls 40 bytes into the linear data (bpf_skb_pull_data, which
+# clears its callers' packet pointers) and one that reads the packet itself, between
+# the caller's proven loads before and after them
+PULLING = """r6 = r1
+             r2 = *(u32 *)(r6 + 76)
+             r3 = *(u32 *)(r6 + 80)
+             r8 = 0
+             r4 = r2
+             r4 += 14
+             if r4 > r3 goto pull
+             r8 = *(u8 *)(r2 + 13)
+         pull:
+             r1 = r6
+             call pull40
+             r8 += r0
+             r1 = r6
+             call first_word
+             r8 += r0
+             r2 = *(u32 *)(r6 + 76)
+             r3 = *(u32 *)(r6 + 80)
+             r4 = r2
+             r4 += 40
+             if r4 > r3 goto out
+             r0 = *(u32 *)(r2 + 36)
+             r8 += r0
+             *(u8 *)(r2 + 39) = r8
+         out:
+             r0 = r8
+             exit
+         pull40:
+             r2 = 40
+             call 39
+             exit
+         first_word:
+             r2 = *(u32 *)(r1 + 76)
+             r3 = *(u32 *)(r1 + 80)
+             r0 = 0
+             r4 = r2
+             r4 += 4
+             if r4 > r3 goto short
+             r0 = *(u32 *)(r2 + 0)
+         short:
+             exit"""
+PULLING_PACKET_PCS = {7, 19, 21, 33}
+PULLING_FUNCTIONS = (GlobalFunc(24, "pull40", args=(Arg(CTX),)),
+                     GlobalFunc(27, "first_word", args=(Arg(CTX),)))
+PULLING_KWARGS = {"func_info": True, "functions": PULLING_FUNCTIONS}
+
+
+def test_the_accesses_around_and_in_global_functions_are_proven_inside_the_packet():
+    program = Program(asm.assemble(PULLING), "sched_cls", jit=False, **PULLING_KWARGS)
+    assert program._packet_pcs == PULLING_PACKET_PCS
+
+
+PULLED_FRAME = bytes(range(7, 256)) * 7
+
+
+@pytest.mark.parametrize("length", [14, 15, 39, 40, 41, 64, 1500])
+def test_proven_accesses_around_a_pulling_global_function_are_the_interpreters(length):
+    same(PULLING, PULLED_FRAME[:length], prog_type="sched_cls", kwargs=PULLING_KWARGS)
+
+
+@pytest.mark.parametrize("budget", range(1, 36))
+def test_the_budget_ends_where_the_interpreters_ends_around_global_functions(budget):
+    # each budget stops the run at an instruction of its own: the same pc and message
+    same(PULLING, bytes(range(64)), prog_type="sched_cls", budget=budget,
+         kwargs=PULLING_KWARGS)
+
+
+@pytest.mark.parametrize("length", [14, 39, 40, 64, 1500])
+def test_proven_accesses_around_a_pulling_function_do_what_the_kernel_does(length,
+                                                                          kernel_oracle):
+    # the kernel loads it without BTF: its functions are static there, with the same
+    # effects on the packet and the same retval
+    same_as_the_kernel(PULLING, PULLED_FRAME[:length], kernel_oracle, **PULLING_KWARGS)
 
 
 def test_a_proven_packet_load_is_compiled_without_a_region_check():
@@ -294,9 +369,9 @@ def test_a_proven_packet_load_is_compiled_without_a_region_check():
     assert (label in with_check, label in without) == (True, False)
 
 
-def same_as_the_kernel(text, frame, kernel_oracle):
+def same_as_the_kernel(text, frame, kernel_oracle, **kwargs):
     """Interpreted, compiled and in the kernel: the same retval and packet bytes."""
-    interp, native = both(text, "sched_cls")
+    interp, native = both(text, "sched_cls", **kwargs)
     got = outcome(native, frame)
     assert got == outcome(interp, frame)
     ours = native.run(frame)

@@ -8,6 +8,8 @@ which hold the fds); their cookies differ from run to run, so a lookup's cookie 
 compared as the fd of the socket it names."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import socket
 import struct
@@ -233,3 +235,95 @@ def test_an_object_holding_one_loads_and_its_tc_program_runs_as_in_the_kernel(so
         assert obj.program("count").run(bytes(60)).retval == \
             kobj.program("count").test_run(bytes(60), ctx={}).retval_signed == 60
     assert "pick" in obj.skipped and "pick" in kobj.skipped
+
+
+# --- sockets leaving their array --------------------------------------------------------
+
+def story(ops, new_map) -> list:
+    """What each of ``ops`` gave, on an array of 3 slots ``new_map()`` makes (a context
+    manager), with sockets of its own: ("tcp", name) a listener, ("udp", name) a bound
+    UDP socket, both SO_REUSEPORT on 127.0.0.1; ("update", key, name[, flags]);
+    ("lookup", key) (a cookie as the name of its socket, None for none); ("delete", key);
+    ("dup", name) a second fd on a socket, ("close", name) closing its first,
+    ("close dup", name) its second; ("shutdown", name) shutdown(SHUT_RDWR)."""
+    sockets, dups, cookies, out = {}, {}, {}, []
+    with new_map() as m:
+        try:
+            for op, *args in ops:
+                if op in ("tcp", "udp"):
+                    kind = socket.SOCK_STREAM if op == "tcp" else socket.SOCK_DGRAM
+                    sk = sockets[args[0]] = socket.socket(socket.AF_INET, kind)
+                    sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    sk.bind(("127.0.0.1", 0))
+                    if op == "tcp":
+                        sk.listen()
+                    cookies[_cookie(sk.fileno())] = f"cookie of {args[0]}"
+                elif op == "update":
+                    key, name, *flags = args
+                    out.append(outcome(m.update, u32(key), u64(sockets[name].fileno()), *flags))
+                elif op == "lookup":
+                    got = outcome(m.lookup, u32(args[0]))
+                    out.append(cookies.get(got, got))
+                elif op == "delete":
+                    out.append(outcome(m.delete, u32(args[0])))
+                elif op == "dup":
+                    dups[args[0]] = os.dup(sockets[args[0]].fileno())
+                elif op == "close":
+                    sockets[args[0]].close()
+                elif op == "close dup":
+                    os.close(dups.pop(args[0]))
+                elif op == "shutdown":
+                    # an unbound UDP socket's is ENOTCONN, its shutdown made all the same
+                    with contextlib.suppress(OSError):
+                        sockets[args[0]].shutdown(socket.SHUT_RDWR)
+        finally:
+            for sk in sockets.values():
+                sk.close()
+            for fd in dups.values():
+                os.close(fd)
+    return out
+
+
+def same_story(kernel_observation, ops) -> list:
+    """``ops`` told in pyebpf and in the kernel: the same outcomes (one comparison);
+    the kernel's."""
+    mine = story(ops, lambda: contextlib.nullcontext(Map.create(REUSEPORT, 4, 8, 3)))
+    theirs = kernel_observation(
+        "REUSEPORT_SOCKARRAY story", repr(ops),
+        lambda: {"outcomes": story(ops, lambda: pyebpf.kernel.KernelMap(REUSEPORT, 4, 8, 3))}
+    )["outcomes"]
+    count_comparison()
+    told = [o for o in ops if o[0] in ("update", "lookup", "delete")]
+    differ = [(op, m, k) for op, m, k in zip(told, mine, theirs) if m != k]
+    assert not differ, f"(op, pyebpf, kernel): {differ}"
+    return theirs
+
+
+def test_a_closed_socket_leaves_its_array_as_in_the_kernel(kernel_observation):
+    """bpf_sk_reuseport_detach, from the socket's unhashing on release: its slot is
+    empty (a lookup finds nothing, delete and BPF_EXIST are ENOENT, BPF_NOEXIST fills
+    it)."""
+    assert same_story(kernel_observation, [
+        ("udp", "udp"), ("tcp", "listener"), ("udp", "other"),
+        ("update", 0, "udp"), ("update", 1, "listener"), ("close", "udp"), ("close", "listener"),
+        ("lookup", 0), ("lookup", 1), ("delete", 0), ("update", 1, "other", EXIST),
+        ("update", 1, "other", NOEXIST), ("lookup", 1),
+    ]) == ["ok", "ok", None, None, errno.ENOENT, errno.ENOENT, "ok", "cookie of other"]
+
+
+def test_a_socket_stays_while_another_fd_holds_it_as_in_the_kernel(kernel_observation):
+    """Closing one fd of two unhashes nothing; closing the last does."""
+    assert same_story(kernel_observation, [
+        ("tcp", "listener"), ("update", 2, "listener"), ("dup", "listener"),
+        ("close", "listener"), ("lookup", 2), ("close dup", "listener"), ("lookup", 2),
+    ]) == ["ok", "cookie of listener", None]
+
+
+def test_a_shut_down_listener_leaves_its_array_as_in_the_kernel(kernel_observation):
+    """A TCP listener's shutdown unhashes it (tcp_disconnect) while it stays open; a UDP
+    socket's shutdown does not."""
+    assert same_story(kernel_observation, [
+        ("tcp", "listener"), ("udp", "udp"), ("update", 0, "listener"), ("update", 1, "udp"),
+        ("shutdown", "listener"), ("shutdown", "udp"), ("lookup", 0), ("lookup", 1),
+        ("delete", 0),
+    ]) == ["ok", "ok", None, "cookie of udp", errno.ENOENT]

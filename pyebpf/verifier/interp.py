@@ -949,11 +949,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def packet_pcs(self) -> set[int]:
         """The loads and stores whose base was a packet pointer (PTR_TO_PACKET) on every
         path: check_packet_access proved each inside the packet, so a run needs no
-        region check there (pyebpf.jit leaves it out).  None in a program that calls a
-        global function: here its call keeps the caller's packet pointers even when it
-        changes the packet (bpf_skb_pull_data)."""
-        if self.globals_called - {self.exception_cb}:
-            return set()
+        region check there (pyebpf.jit leaves it out).  A global function's proof holds
+        in it as in its callers: its own packet pointers come from its context, and a
+        call of one that changes the packet (changes_pkt_data) clears its callers'."""
         return {pc for pc, t in self.ptr_kinds.items()
                 if t == PTR_TO_PACKET and pc not in self.mixed_kinds}
 

@@ -1,0 +1,159 @@
+# The real sockets XSKMAPs and reuseport arrays hold, watched for their release.
+# Included into pyebpf/_core.pyx.
+#
+# The kernel drops an AF_XDP socket from every XSKMAP it is in when the socket is
+# released (xsk_release -> xsk_delete_from_maps), and a reuseport socket from its array
+# when it is unhashed (bpf_sk_reuseport_detach): on its release, or when a TCP listener
+# is shut down.  pyebpf keeps no reference to these sockets (one would keep them open,
+# and the kernel's maps with them): it registers each in an epoll instance of its own,
+# which drops the registration when the socket is released (eventpoll_release), and
+# reads the registrations back from /proc/self/fdinfo.  A registration's data is the
+# slot's key for the socket (an XSKMAP's inode, a reuseport array's cookie); a TCP
+# listener's is marked, and its EPOLLHUP (tcp_poll: TCP_CLOSE) is its unhashing.  Only
+# the sockets this process put in are watched: a slot another process filled (a pinned
+# map's) is kept.
+
+from posix.fcntl cimport O_RDONLY, open as c_open
+from posix.unistd cimport close as c_close, read as c_read
+from libc.stdio cimport snprintf
+from libc.stdlib cimport strtoull as c_strtoull
+from libc.string cimport strstr
+from libc.errno cimport errno
+
+cdef extern from "sys/epoll.h" nogil:
+    ctypedef union epoll_data_t:
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
+    int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
+    enum:
+        EPOLL_CLOEXEC
+        EPOLL_CTL_ADD
+        EPOLL_CTL_MOD
+        EPOLLHUP
+
+cdef enum:
+    HELD_MAX = 4096             # registrations read back at once
+    HELD_READ = 256 * 1024      # the fdinfo text that holds them (about 80 bytes each)
+
+# the data's top bits: which map kind's key it is, and a TCP listener's mark
+cdef uint64_t HELD_XSK = <uint64_t>1 << 62
+cdef uint64_t HELD_TCP_LISTENER = <uint64_t>1 << 63
+
+cdef int _held_epfd = -1
+cdef uint64_t* _held_ever = NULL    # every key registered, marks cleared
+cdef size_t _held_count = 0, _held_room = 0
+
+
+cdef int hold_socket(int fd, uint64_t key) noexcept nogil:
+    """Watch the socket ``fd`` for its release under ``key``: 0 or a negative errno."""
+    global _held_epfd, _held_ever, _held_count, _held_room
+    cdef epoll_event ev
+    cdef uint64_t* grown
+    if _held_epfd < 0:
+        _held_epfd = epoll_create1(EPOLL_CLOEXEC)
+        if _held_epfd < 0:
+            return -errno
+    if not _was_held(key & ~HELD_TCP_LISTENER):
+        if _held_count == _held_room:
+            grown = <uint64_t*>realloc(_held_ever, (2 * _held_room + 16) * sizeof(uint64_t))
+            if grown == NULL:
+                return -ENOMEM
+            _held_ever, _held_room = grown, 2 * _held_room + 16
+        _held_ever[_held_count] = key & ~HELD_TCP_LISTENER
+        _held_count += 1
+    ev.events = 0               # EPOLLHUP is reported whatever the events asked
+    ev.data.u64 = key
+    if epoll_ctl(_held_epfd, EPOLL_CTL_ADD, fd, &ev) == 0:
+        return 0
+    # the same file at the same fd, registered before: its key again
+    if errno == EEXIST and epoll_ctl(_held_epfd, EPOLL_CTL_MOD, fd, &ev) == 0:
+        return 0
+    return -errno
+
+
+cdef bint _was_held(uint64_t key) noexcept nogil:
+    cdef size_t i
+    for i in range(_held_count):
+        if _held_ever[i] == key:
+            return True
+    return False
+
+
+cdef int _held_keys(uint64_t* keys) noexcept nogil:
+    """The keys of the sockets still held (neither released nor, for a TCP listener,
+    unhashed), marks cleared: how many, or -1 when they cannot be read whole (then
+    nothing is dropped)."""
+    cdef char path[64]
+    cdef char* text
+    cdef char* at
+    cdef ssize_t got, size = 0
+    cdef int fd, n = 0, hups, i, j
+    cdef epoll_event events[64]
+    snprintf(path, sizeof(path), b"/proc/self/fdinfo/%d", _held_epfd)
+    fd = c_open(path, O_RDONLY)
+    if fd < 0:
+        return -1
+    text = <char*>malloc(HELD_READ + 1)
+    if text == NULL:
+        c_close(fd)
+        return -1
+    while size < HELD_READ:
+        got = c_read(fd, text + size, HELD_READ - size)
+        if got <= 0:
+            break
+        size += got
+    c_close(fd)
+    text[size] = 0
+    at = strstr(text, b"data:") if size < HELD_READ else NULL
+    while at != NULL and n < HELD_MAX:
+        keys[n] = c_strtoull(at + 5, &at, 16)
+        n += 1
+        at = strstr(at, b"data:")
+    free(text)
+    if size == HELD_READ or at != NULL:
+        return -1
+    hups = epoll_wait(_held_epfd, events, 64, 0)
+    for i in range(hups if hups > 0 else 0):
+        if events[i].events & EPOLLHUP and events[i].data.u64 & HELD_TCP_LISTENER:
+            for j in range(n):
+                if keys[j] == events[i].data.u64:
+                    keys[j] = 0
+    for j in range(n):
+        keys[j] &= ~HELD_TCP_LISTENER
+    return n
+
+
+cdef void drop_released(MapStore* m) noexcept nogil:
+    """Empty the slots of the XSKMAP or reuseport array ``m`` whose socket, put in by
+    this process, is gone."""
+    cdef uint64_t* keys
+    cdef uint64_t key
+    cdef uint32_t e
+    cdef int n, j
+    cdef uint8_t* slot
+    cdef bint xsk = m.type == BPF_MAP_TYPE_XSKMAP
+    if _held_epfd < 0:
+        return
+    keys = <uint64_t*>malloc(HELD_MAX * sizeof(uint64_t))
+    if keys == NULL:
+        return
+    n = _held_keys(keys)
+    for e in range(m.max_entries if n >= 0 else 0):
+        slot = map_value(m, <int32_t>e, 0)
+        if xsk:
+            key = _le32(slot + 4)
+            key = HELD_XSK | key if key else 0
+        else:
+            memcpy(&key, slot, 8)
+        if key == 0 or not _was_held(key):
+            continue
+        for j in range(n):
+            if keys[j] == key:
+                break
+        else:
+            memset(slot, 0, 8)
+    free(keys)
