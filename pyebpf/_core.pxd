@@ -327,6 +327,7 @@ ctypedef struct MapStore:
     int32_t timer_off         # the value's struct bpf_timer, or -1
     int32_t res_spin_lock_off # the value's struct bpf_res_spin_lock, or -1
     int32_t wq_off            # the value's struct bpf_wq, or -1
+    int32_t task_work_off     # the value's struct bpf_task_work, or -1
     uint8_t nkptrs            # the value's kptr fields (__kptr members, its BTF)
     int32_t kptr_off[BTF_FIELDS_MAX]    # and their offsets
     uint8_t nlists            # the value's graph roots: struct bpf_list_head fields
@@ -337,6 +338,7 @@ ctypedef struct MapStore:
     uint16_t rb_roots         # bit k: root k is a struct bpf_rb_root
     void* timers              # then each element's TimerState (timers.pxi)
     void* wqs                 # and with a bpf_wq each element's work item (workqueues.pxi)
+    void* tws                 # and with a bpf_task_work each element's (task_work.pxi)
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
 
 
@@ -403,7 +405,7 @@ cdef inline bint _is_lru(MapStore* m) noexcept nogil:
 
 cdef inline bint _is_local_storage(MapStore* m) noexcept nogil:
     return (m.type == BPF_MAP_TYPE_SK_STORAGE or m.type == BPF_MAP_TYPE_TASK_STORAGE
-            or m.type == BPF_MAP_TYPE_CGRP_STORAGE)
+            or m.type == BPF_MAP_TYPE_CGRP_STORAGE or m.type == BPF_MAP_TYPE_INODE_STORAGE)
 
 cdef inline bint _is_sock_map(MapStore* m) noexcept nogil:
     # SOCKMAP and SOCKHASH: each slot's 8 bytes hold a socket's cookie, 0 for none

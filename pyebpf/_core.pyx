@@ -2925,7 +2925,8 @@ cdef class Program:
         elif _isa.KFUNC_NAMES[kid].startswith(("bpf_cgroup_", "bpf_iter_css_")) or \
                 KFUNCS[kid] == _k_task_get_cgroup1:
             cgroup_prepare()
-        elif KFUNCS[kid] == _k_send_signal_task:
+        elif KFUNCS[kid] == _k_send_signal_task or KFUNCS[kid] == _k_task_work_schedule:
+            # both read the task's flags
             task_prepare()
         elif _isa.KFUNC_NAMES[kid] in _CT_KFUNC_NAMES:
             ct_prepare()
@@ -3182,6 +3183,9 @@ cdef class Program:
                 res._data = mem
             if trace:
                 res.trace = self._make_trace(&vm)
+            if _tw_scheduled:
+                # the run returns to user space: the current task runs its task work
+                fire_task_work(image if typed else None, _isa.TIMER_CALLBACKS_PER_GAP)
             return res
         finally:
             vm_end(&vm)
@@ -3653,6 +3657,7 @@ cdef enum:
 include "batch.pxi"
 include "timers.pxi"
 include "workqueues.pxi"
+include "task_work.pxi"
 
 
 cdef object _batch_run(Program prog, object frames, object offsets, object budget,

@@ -451,6 +451,7 @@ MAX_ERRNO = 4095                # the errors a kernel function may return (IS_ER
 RES_DEF_TIMEOUT_NS = 250_000_000
 SIZEOF_BPF_TIMER = 16
 SIZEOF_BPF_WQ = 16              # struct bpf_wq, 8-aligned
+SIZEOF_BPF_TASK_WORK = 8        # struct bpf_task_work, 8-aligned
 SIZEOF_BPF_LIST_HEAD = 16       # struct bpf_list_head, 8-aligned
 SIZEOF_BPF_LIST_NODE = 24       # struct bpf_list_node, 8-aligned
 SIZEOF_BPF_RB_ROOT = 16         # struct bpf_rb_root, 8-aligned

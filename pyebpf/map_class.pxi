@@ -57,7 +57,10 @@ cdef class Map:
     CGRP_STORAGE) are the same, keyed by the owner's kernel address, what the helpers
     are given (the kernel keys them by a pidfd or a cgroup fd in user space): a task as
     a :class:`pyebpf.trace.Task` (its ``address``) or an int, a cgroup as an int (the
-    ``struct cgroup`` address), either as 8 bytes.  Cgroup arrays: ``update(index, cgroup_id)`` puts a
+    ``struct cgroup`` address), either as 8 bytes; inode local storage (INODE_STORAGE)
+    too, an inode by its ``struct inode`` address (the kernel: a file's fd), though no
+    tc or socket filter program may reach one (its helpers are the LSM programs').
+    Cgroup arrays: ``update(index, cgroup_id)`` puts a
     cgroup of the Environment in a slot (the kernel takes a cgroup fd); lookup is
     ENOTSUPP, as in the kernel.  Devmaps (DEVMAP, DEVMAP_HASH) hold devices of the
     network ``update(..., env=)`` names (an Environment; default loopback only), CPU
@@ -117,8 +120,8 @@ cdef class Map:
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which
         maps may hold them (the kernel's refusals, in its order)."""
-        from .btf.fields import (RB_ROOT, RES_SPIN_LOCK, SPIN_LOCK, TIMER, WQ, graph_roots,
-                                 kptr_fields, special_fields)
+        from .btf.fields import (RB_ROOT, RES_SPIN_LOCK, SPIN_LOCK, TASK_WORK, TIMER, WQ,
+                                 graph_roots, kptr_fields, special_fields)
         found = special_fields(value_type)
         if SPIN_LOCK in found and RES_SPIN_LOCK in found:
             # btf_parse_fields: one kind of lock per value
@@ -153,6 +156,9 @@ cdef class Map:
         if WQ in found and self._m.type not in _TIMER_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a bpf_wq")
+        if TASK_WORK in found and self._m.type not in _TIMER_MAPS:
+            raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
+                                       f"cannot hold a bpf_task_work")
         if kptrs and self._m.type not in _KPTR_MAPS:
             raise MapError(EOPNOTSUPP, f"map {self._label()}: a {self.type.name} value "
                                        f"cannot hold a kptr")
@@ -163,6 +169,7 @@ cdef class Map:
         self._m.timer_off = found.get(TIMER, -1)
         self._m.res_spin_lock_off = found.get(RES_SPIN_LOCK, -1)
         self._m.wq_off = found.get(WQ, -1)
+        self._m.task_work_off = found.get(TASK_WORK, -1)
         for k, kptr in enumerate(kptrs):
             self._m.kptr_off[k] = kptr.off
         self._m.nkptrs = len(kptrs)
@@ -177,7 +184,7 @@ cdef class Map:
         if any(k.kernel and k.target.name == "cgroup" for k in kptrs):
             # a program may read a stored cgroup without calling a cgroup kfunc itself
             cgroup_prepare()
-        if self._m.timer_off >= 0 or self._m.wq_off >= 0:
+        if self._m.timer_off >= 0 or self._m.wq_off >= 0 or self._m.task_work_off >= 0:
             timers_attach(self._m)
 
     @property
@@ -199,6 +206,11 @@ cdef class Map:
     def wq_off(self):
         """Where the value's struct bpf_wq is (from its BTF), or None."""
         return self._m.wq_off if self._m.wq_off >= 0 else None
+
+    @property
+    def task_work_off(self):
+        """Where the value's struct bpf_task_work is (from its BTF), or None."""
+        return self._m.task_work_off if self._m.task_work_off >= 0 else None
 
     def close(self):
         """Drop the handle (programs already loaded keep the map).  Its bpf_timers are

@@ -222,7 +222,7 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
 
 cdef inline bint map_has_fields(MapStore* m) noexcept nogil:
     return m.spin_lock_off >= 0 or m.timer_off >= 0 or m.wq_off >= 0 or m.nkptrs or \
-        m.nlists or m.res_spin_lock_off >= 0
+        m.nlists or m.res_spin_lock_off >= 0 or m.task_work_off >= 0
 
 
 cdef inline bint map_bucket_locked(MapStore* m) noexcept nogil:
@@ -277,6 +277,9 @@ cdef void map_copy_value(MapStore* m, uint8_t* dst, const uint8_t* src) noexcept
     if m.wq_off >= 0:
         # the value's bpf_wq reads as zeros (its work item is MapStore.wqs')
         memset(dst + m.wq_off, 0, SIZEOF_BPF_WQ)
+    if m.task_work_off >= 0:
+        # and so does its bpf_task_work (MapStore.tws)
+        memset(dst + m.task_work_off, 0, SIZEOF_BPF_TASK_WORK)
 
 
 cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
@@ -289,6 +292,8 @@ cdef void map_zero_fields(MapStore* m, uint8_t* value) noexcept nogil:
         memset(value + m.res_spin_lock_off, 0, SIZEOF_BPF_RES_SPIN_LOCK)
     if m.wq_off >= 0:
         memset(value + m.wq_off, 0, SIZEOF_BPF_WQ)
+    if m.task_work_off >= 0:
+        memset(value + m.task_work_off, 0, SIZEOF_BPF_TASK_WORK)
     cdef int k
     for k in range(m.nkptrs):
         memset(value + m.kptr_off[k], 0, 8)
@@ -735,7 +740,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         for e in range(<int32_t>(m.values_len // (<size_t>m.ncpu * m.stride))):
             map_free_objects(m, e)
     if m != NULL:
-        if m.timers != NULL or m.wqs != NULL:
+        if m.timers != NULL or m.wqs != NULL or m.tws != NULL:
             timers_detach(m)
         free(m.st_nr)
         free(m.st_hash)
@@ -802,6 +807,7 @@ _CREATE_FLAGS = {
     BPF_MAP_TYPE_STACK: BPF_F_NUMA_NODE | _ACCESS_FLAGS,
     BPF_MAP_TYPE_SK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
     BPF_MAP_TYPE_TASK_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
+    BPF_MAP_TYPE_INODE_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
     BPF_MAP_TYPE_CGRP_STORAGE: BPF_F_NO_PREALLOC | BPF_F_CLONE,
     # SOCK_CREATE_FLAG_MASK (net/core/sock_map.c)
     BPF_MAP_TYPE_SOCKMAP: BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
@@ -822,7 +828,8 @@ _CGROUP_STORAGE = (BPF_MAP_TYPE_CGROUP_STORAGE, BPF_MAP_TYPE_PERCPU_CGROUP_STORA
 # the XDP redirect targets and cgroup storage (devmap.pxi): created, run beside, never
 # holding anything a tc program could reach but a devmap's {ifindex, prog id}
 _XDP_MAPS = _DEV_MAPS + (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP) + _CGROUP_STORAGE
-_LOCAL_STORAGE = (BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE)
+_LOCAL_STORAGE = (BPF_MAP_TYPE_SK_STORAGE, BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_CGRP_STORAGE,
+                  BPF_MAP_TYPE_INODE_STORAGE)
 # what an inner map may be: the data maps programs read through map helpers
 _INNER_KINDS = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                 BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -878,7 +885,8 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                    "at most 15 hash functions (map_extra)")
         return
     if kind in _LOCAL_STORAGE:
-        # bpf_local_storage_map_alloc_check (the same for sockets, tasks and cgroups);
+        # bpf_local_storage_map_alloc_check (the same for sockets, tasks, cgroups and
+        # inodes);
         # its BTF (an int key, the value's type) is the ELF object's, which Map.create
         # does not take
         if not flags & BPF_F_NO_PREALLOC or max_entries or key_size != 4 or value_size == 0:
@@ -956,8 +964,8 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
         if flags & BPF_F_NO_COMMON_LRU:      # the kernel gives each CPU an equal share
             max_entries = (max_entries + ncpu - 1) // ncpu * ncpu
     if kind in _LOCAL_STORAGE:
-        # each element is an owner's value, found by the socket's cookie, the task's or
-        # the cgroup's address
+        # each element is an owner's value, found by the socket's cookie, the task's,
+        # the cgroup's or the inode's address
         key_size, max_entries = 8, SK_STORAGE_SOCKETS
     # no other map starts within a kernel struct's size of this one (map_struct.pxi)
     m = <MapStore*>calloc(1, max(sizeof(MapStore), MAP_STRUCT_SPAN))
@@ -977,7 +985,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     m.tmpl = tmpl
     m.lru_ncpu = ncpu
     m.bloom_hashes = <uint32_t>map_extra if map_extra else 5
-    m.spin_lock_off = m.timer_off = m.wq_off = m.res_spin_lock_off = -1
+    m.spin_lock_off = m.timer_off = m.wq_off = m.res_spin_lock_off = m.task_work_off = -1
     m.nkptrs = 0
     m.nlists = 0
     m.rb_roots = 0

@@ -613,7 +613,8 @@ def _detach(m) -> None:
 # are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
 # ids where the declared values are 4-byte fds)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_INODE_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
 
 
 def pin_map(m, path) -> None:

@@ -50,8 +50,8 @@ cdef int64_t _REALTIME_OFFSET = _isa.KTIME_TAI_OFFSET - 37 * 1_000_000_000
 
 
 cdef int timers_attach(MapStore* m) except -1:
-    """Give ``m`` (whose value holds a bpf_timer or a bpf_wq) its timers and work items,
-    all uninitialised."""
+    """Give ``m`` (whose value holds a bpf_timer, a bpf_wq or a bpf_task_work) its
+    timers and work items, all uninitialised."""
     global _timer_maps, _n_timer_maps, _cap_timer_maps
     cdef size_t n = m.max_entries if m.max_entries else 1
     if m.timer_off >= 0:
@@ -61,6 +61,10 @@ cdef int timers_attach(MapStore* m) except -1:
     if m.wq_off >= 0:
         m.wqs = calloc(n, sizeof(TimerState))
         if m.wqs == NULL:
+            raise MemoryError()
+    if m.task_work_off >= 0:
+        m.tws = calloc(n, sizeof(TimerState))
+        if m.tws == NULL:
             raise MemoryError()
     if not _grow(<void**>&_timer_maps, &_cap_timer_maps,
                                      _n_timer_maps + 1, sizeof(MapStore*)):
@@ -81,7 +85,8 @@ cdef void timers_detach(MapStore* m) noexcept nogil:
             break
     free(m.timers)
     free(m.wqs)
-    m.timers = m.wqs = NULL
+    free(m.tws)
+    m.timers = m.wqs = m.tws = NULL
 
 
 cdef inline void timer_free(MapStore* m, int32_t e) noexcept nogil:
@@ -91,6 +96,9 @@ cdef inline void timer_free(MapStore* m, int32_t e) noexcept nogil:
     if m.wqs != NULL:
         # bpf_wq_cancel_and_free: queued work is cancelled
         memset(&(<TimerState*>m.wqs)[e], 0, sizeof(TimerState))
+    if m.tws != NULL:
+        # bpf_task_work_cancel_and_free: so is scheduled task work
+        memset(&(<TimerState*>m.tws)[e], 0, sizeof(TimerState))
 
 
 cdef void timers_release(MapStore* m) noexcept nogil:
@@ -101,6 +109,8 @@ cdef void timers_release(MapStore* m) noexcept nogil:
         memset(m.timers, 0, <size_t>m.max_entries * sizeof(TimerState))
     if m.wqs != NULL:
         memset(m.wqs, 0, <size_t>m.max_entries * sizeof(TimerState))
+    if m.tws != NULL:
+        memset(m.tws, 0, <size_t>m.max_entries * sizeof(TimerState))
 
 
 cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
@@ -111,8 +121,9 @@ cdef void timers_forget_prog(ProgCore* p) noexcept nogil:
     cdef TimerState* t
     cdef int w
     for k in range(_n_timer_maps):
-        for w in range(2):
-            t = <TimerState*>(_timer_maps[k].wqs if w else _timer_maps[k].timers)
+        for w in range(3):
+            t = <TimerState*>(_timer_maps[k].timers if w == 0 else _timer_maps[k].wqs
+                              if w == 1 else _timer_maps[k].tws)
             if t == NULL:
                 continue
             for i in range(_timer_maps[k].max_entries):
@@ -301,9 +312,11 @@ cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo,
     return best
 
 
-cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t now):
+cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t now,
+                     MachineImage task=None):
     """bpf_timer_cb: one run of ``p`` from its callback at ``pc`` with (map, key,
-    value); a fault raises as a run's does."""
+    value); a fault raises as a run's does.  ``task``: the machine whose current task
+    the callback runs in (task work's), else none."""
     cdef Vm vm
     cdef Skb spare
     cdef Skb* skb = NULL
@@ -333,6 +346,8 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
                 raise MemoryError()
             vm_attach_skb(&vm, skb, p._is_tc)
             skb.ktime = <uint64_t>now
+            if task is not None:
+                packet_world(&vm, skb, &world, task)
         # the key: an array's index on bpf_timer_cb's stack, a hash element's own key
         key = <uintptr_t>&index if m.type == BPF_MAP_TYPE_ARRAY else \
             <uintptr_t>(m.keys + <size_t>e * m.key_size)
@@ -381,12 +396,17 @@ cdef void _soonest_recompute() noexcept nogil:
         for i in range(_timer_maps[k].max_entries if t != NULL else 0):
             if t[i].armed:
                 soonest = _KTIME_MIN        # queued work is due at once
+        t = <TimerState*>_timer_maps[k].tws
+        for i in range(_timer_maps[k].max_entries if t != NULL else 0):
+            if t[i].armed and not t[i].init:
+                soonest = _KTIME_MIN        # and so is scheduled task work
     _timer_soonest = soonest
     map_unlock(&_soonest_lock)
 
 
 cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0):
-    """Run the callbacks of the queued bpf_wq work, in queue order, then those of the
+    """Run the callbacks of the scheduled task work (task_work.pxi) and of the queued
+    bpf_wq work, each in queue order, then those of the
     bpf_timers due by ``until``, earliest first (in arming order among equal expiries),
     at most ``limit`` of them, without moving the
     process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
@@ -398,6 +418,8 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
     cdef TimerState* t
     cdef uint64_t n = 0
     try:
+        if _tw_scheduled:
+            n = fire_task_work(None, limit, progs, nprogs)
         while n < limit:
             t = _next_due(until, &m, &e, progs, nprogs)
             if t == NULL:

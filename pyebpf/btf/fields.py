@@ -1,5 +1,6 @@
 """The special fields of a map value: the ``struct bpf_spin_lock``,
-``struct bpf_res_spin_lock``, ``struct bpf_timer`` and ``struct bpf_wq``
+``struct bpf_res_spin_lock``, ``struct bpf_timer``, ``struct bpf_wq`` and
+``struct bpf_task_work``
 its BTF type holds, found as the kernel's ``btf_parse_fields`` finds them
 (``kernel/bpf/btf.c``): by struct name, in the value's members and the members of the
 structs and unions nested in it, at most one of each."""
@@ -13,10 +14,11 @@ from ..errors import MapError
 from .types import Kind, Type
 
 SPIN_LOCK, TIMER, WQ = "bpf_spin_lock", "bpf_timer", "bpf_wq"
+TASK_WORK = "bpf_task_work"
 RES_SPIN_LOCK = "bpf_res_spin_lock"
 # size and alignment of each (btf_get_field_type)
 _SHAPES = {SPIN_LOCK: (isa.SIZEOF_BPF_SPIN_LOCK, 4), TIMER: (isa.SIZEOF_BPF_TIMER, 8),
-           WQ: (isa.SIZEOF_BPF_WQ, 8),
+           WQ: (isa.SIZEOF_BPF_WQ, 8), TASK_WORK: (isa.SIZEOF_BPF_TASK_WORK, 8),
            RES_SPIN_LOCK: (isa.SIZEOF_BPF_RES_SPIN_LOCK, 4)}
 _MAX_NESTING = 32
 

@@ -325,6 +325,7 @@ class KernelMap(_Owned):
                                   if self.map_type in _PERCPU_MAPS else value_size)
         extra = {}
         if self.map_type in (isa.MapType.BPF_MAP_TYPE_SK_STORAGE,
+                             isa.MapType.BPF_MAP_TYPE_INODE_STORAGE,
                              isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
                              isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE) and btf is None:
             extra["btf"] = local_storage_btf(value_size)

@@ -166,7 +166,8 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
         raise _error(exc.lines, exc.pc, insns, log, line_info,
                      interp if "interp" in locals() else None, exc.errno) from None
     try:
-        structure.check_call_chains(insns, ops, starts, interp.depths, exception_cb)
+        structure.check_call_chains(insns, ops, starts, interp.depths, exception_cb,
+                                    frozenset(interp.async_cbs))
         exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
         exc.log = log.text() + _stats(interp)

@@ -126,8 +126,9 @@ class CallbackCalls:
         call = self.insns[callee.callsite]
         lo, hi = LESS_RANGE if calls_less(call) else CALLBACK_HELPERS[call.imm][1]
         if r0.smin < lo or r0.smax > hi:
-            self.refuse(pc, f"At callback return the register R0 has{_bounds(r0)} should "
-                            f"have been in [{lo}, {hi}]")
+            bounds = _bounds(r0) or " unknown scalar value"
+            self.refuse(pc, f"At callback return the register R0 has{bounds} should have "
+                            f"been in [{lo}, {hi}]")
         self.lv.update(st)
         st.frames.pop()
         # scalars the callback changed since the previous call are widened, as for
@@ -142,14 +143,11 @@ class CallbackCalls:
 
 
 def _bounds(r: Reg) -> str:
-    """verbose_invalid_scalar's description of a register."""
-    from . import tnum
+    """verbose_invalid_scalar's description of a register: its signed bounds only."""
     from .state import S64_MAX, S64_MIN
     out = ""
     if r.smin > S64_MIN:
         out += f" smin={r.smin}"
     if r.smax < S64_MAX:
         out += f" smax={r.smax}"
-    if r.var != tnum.UNKNOWN and not r.is_const:
-        out += f" var_off={tnum.text(r.var)}"
     return out

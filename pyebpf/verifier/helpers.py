@@ -282,6 +282,7 @@ DEDICATED_MAPS = {
     _T.BPF_MAP_TYPE_CGROUP_ARRAY: ("skb_under_cgroup", "current_task_under_cgroup"),
     _T.BPF_MAP_TYPE_TASK_STORAGE: ("task_storage_get", "task_storage_delete"),
     _T.BPF_MAP_TYPE_CGRP_STORAGE: ("cgrp_storage_get", "cgrp_storage_delete"),
+    _T.BPF_MAP_TYPE_INODE_STORAGE: ("inode_storage_get", "inode_storage_delete"),
     _T.BPF_MAP_TYPE_SOCKMAP: ("sk_redirect_map", "sock_map_update", "msg_redirect_map",
                               "sk_select_reuseport", "map_lookup_elem"),
     _T.BPF_MAP_TYPE_SOCKHASH: ("sk_redirect_hash", "sock_hash_update", "msg_redirect_hash",

@@ -131,6 +131,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.starts = starts
         self.live = live
         self.depths = [0] * len(starts)
+        self.async_cbs = set()      # the functions pushed as async callbacks (TimerRules)
         self.states: dict[int, list[VState]] = {}       # checkpoints by bucket, oldest first
         self.nslots = len(insns)                         # buckets (state_htab_size)
         self.main_buckets = [((pc ^ -1) & 0xFFFFFFFF) % self.nslots    # _bucket_of
@@ -2012,7 +2013,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if st.cur.in_callback in ASYNC_CALLBACKS:
-            self.async_exit(pc, r0)
+            self.async_exit(pc, r0, st.cur.in_callback)
             return None
         if self.in_exception_cb:
             self.exception_cb_exit(pc, r0)

@@ -355,6 +355,9 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
 
 # the bpf_wq kfuncs: their arguments are the verifier's timer rules (TimerRules.wq_call)
 WQ_KFUNCS = frozenset({"bpf_wq_init", "bpf_wq_set_callback_impl", "bpf_wq_start"})
+# and so are the task work kfuncs' (TimerRules.task_work_call)
+TASK_WORK_KFUNCS = frozenset({"bpf_task_work_schedule_signal_impl",
+                              "bpf_task_work_schedule_resume_impl"})
 _LOCKS = frozenset({"bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_preempt_disable",
                     "bpf_preempt_enable"})
 
@@ -422,6 +425,12 @@ class KfuncCalls:
             return
         if name in WQ_KFUNCS:
             self.wq_call(st, pc, name, pending)
+            for r in range(1, 6):
+                regs[r] = Reg()
+            regs[0] = scalar()
+            return
+        if name in TASK_WORK_KFUNCS:
+            self.task_work_call(st, pc, k, pending)
             for r in range(1, 6):
                 regs[r] = Reg()
             regs[0] = scalar()

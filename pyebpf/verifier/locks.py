@@ -47,6 +47,8 @@ def fields(m) -> list[tuple[int, int, str]]:
         out.append((m.res_spin_lock_off, isa.SIZEOF_BPF_RES_SPIN_LOCK, "bpf_res_spin_lock"))
     if getattr(m, "wq_off", None) is not None:
         out.append((m.wq_off, isa.SIZEOF_BPF_WQ, "bpf_wq"))
+    if getattr(m, "task_work_off", None) is not None:
+        out.append((m.task_work_off, isa.SIZEOF_BPF_TASK_WORK, "bpf_task_work"))
     return sorted(out)
 
 

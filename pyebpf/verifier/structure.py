@@ -183,7 +183,7 @@ _TAIL_CALL = isa.HELPER_IDS["tail_call"]
 
 
 def check_call_chains(insns, ops, starts: list[int], depths: list[int],
-                      exception_cb: int = 0) -> None:
+                      exception_cb: int = 0, async_cbs=frozenset()) -> None:
     """Walk every chain of bpf-to-bpf calls from the program's first function, and from
     its exception callback (``exception_cb``, its first pc; 0: none), as the kernel's
     static check does: at most 8 frames, the functions' rounded stack depths summing to
@@ -192,7 +192,9 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
     function a callback calls ("cannot tail call within callback": the x86-64 JIT's tail
     call would return into the helper that called the callback), and one in the callback
     itself trips its precision backtracking, which it reports as a verifier bug
-    (backtrack_insn, EFAULT)."""
+    (backtrack_insn, EFAULT).  An async callback (``async_cbs``: the indexes of the
+    functions a timer, bpf_wq or task work runs) is a chain of its own, not counted
+    where its address is taken (check_max_stack_depth_subprog's is_async_cb)."""
     from bisect import bisect_right
     calls = [[] for _ in starts]
     tail_calls = [False] * len(starts)
@@ -220,11 +222,15 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
             raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
                           insns[pc])
         for call_pc, callee, by_address in calls[func]:
+            if by_address and callee in async_cbs:
+                continue
             if frames + 1 > MAX_CALL_FRAMES:
                 raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
                               insns[call_pc])
             walk(callee, frames + 1, depth, call_pc, by_address, in_callback or callback)
 
     walk(0, 1, 0, 0)
+    for func in sorted(async_cbs):
+        walk(func, 1, 0, starts[func])
     if exception_cb:
         walk(starts.index(exception_cb), 1, 0, exception_cb)

@@ -43,21 +43,26 @@ class TaskCalls:
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 continue
-            name = _base(arg.ctype)[1]
-            if reg.is_null() or reg.type & MAYBE_NULL:
-                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
-            if reg.type & 0xFF != PTR_TO_BTF_ID:
-                self.refuse(pc, f"arg#{i} pointer type STRUCT {name} must point to scalar, "
-                                f"or struct with scalar")
-            # is_trusted_reg / is_rcu_reg: KF_RCU takes an RCU pointer too
-            allowed = PTR_TO_BTF_ID | (MEM_RCU if k.flags & isa.KF_RCU else 0)
-            if reg.type & ~allowed:
-                self.refuse(pc, f"R{regno} must be a rcu pointer" if k.flags & isa.KF_RCU
-                            else f"R{regno} must be referenced or trusted")
-            self.btf_arg_at_zero(pc, k, i, reg, name)
+            self.trusted_ptr_arg(pc, k, i, reg)
             if k.flags & isa.KF_RELEASE:
                 if not reg.ref:
                     self.refuse(pc, f"release kernel function {k.name} expects refcounted "
                                     f"PTR_TO_BTF_ID")
                 released = reg.ref
         return released
+
+    def trusted_ptr_arg(self, pc: int, k, i: int, reg) -> None:
+        """check_kfunc_args on pointer argument ``i`` (a task or cgroup) of ``k``: not
+        NULL, trusted (or RCU for a KF_RCU kfunc), to the struct, at offset 0."""
+        regno, name = i + 1, _base(k.args[i].ctype)[1]
+        if reg.is_null() or reg.type & MAYBE_NULL:
+            self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+        if reg.type & 0xFF != PTR_TO_BTF_ID:
+            self.refuse(pc, f"arg#{i} pointer type STRUCT {name} must point to scalar, "
+                            f"or struct with scalar")
+        # is_trusted_reg / is_rcu_reg: KF_RCU takes an RCU pointer too
+        allowed = PTR_TO_BTF_ID | (MEM_RCU if k.flags & isa.KF_RCU else 0)
+        if reg.type & ~allowed:
+            self.refuse(pc, f"R{regno} must be a rcu pointer" if k.flags & isa.KF_RCU
+                        else f"R{regno} must be referenced or trusted")
+        self.btf_arg_at_zero(pc, k, i, reg, name)

@@ -14,6 +14,12 @@ bpf_wq_set_callback_impl names, an async callback as a timer's is
 (``push_callback_call`` with ``set_timer_callback_state``), but verified as sleepable:
 work runs in a kworker, so its path may call what might sleep (``push_async_cb``'s
 ``is_sleepable``, ``in_sleepable``) where a timer's callback, run in softirq, may not.
+
+So do the bpf_task_work kfuncs (``bpf_task_work_schedule_signal_impl``, ``_resume_impl``):
+a trusted task, the map value's ``struct bpf_task_work`` (``KF_ARG_PTR_TO_TASK_WORK``,
+``check_map_field_pointer``), its own map and a callback, verified as an async callback
+that may sleep (it runs in the task's context) and may return any int
+(``set_task_work_schedule_callback_state``: ``callback_ret_range`` is the s32 range).
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ TIMER_SET_CALLBACK_ID = isa.HELPER_IDS["timer_set_callback"]
 #: callback's is SLEEPABLE_ASYNC
 ASYNC = "async"
 SLEEPABLE_ASYNC = "sleepable async"
-ASYNC_CALLBACKS = (ASYNC, SLEEPABLE_ASYNC)
+TASK_WORK_ASYNC = "task work"
+ASYNC_CALLBACKS = (ASYNC, SLEEPABLE_ASYNC, TASK_WORK_ASYNC)
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 def has_timer(m) -> bool:
@@ -42,7 +50,7 @@ class TimerRules:
     def in_sleepable(st) -> bool:
         """in_sleepable: the path may sleep (pyebpf loads no sleepable program; a bpf_wq
         callback's path, whose first frame is the callback's, may)."""
-        return st.frames[0].in_callback == SLEEPABLE_ASYNC
+        return st.frames[0].in_callback in (SLEEPABLE_ASYNC, TASK_WORK_ASYNC)
 
     def timer_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
         """process_timer_func: ``reg`` (a map value) points at its bpf_timer, at a
@@ -76,14 +84,15 @@ class TimerRules:
         fn = self.read(st, pc, 2)
         if fn.type != PTR_TO_FUNC:
             self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
-        self._push_async(pc, fn, meta["map"], pending, False)
+        self._push_async(pc, fn, meta["map"], pending, ASYNC)
 
-    def _push_async(self, pc: int, fn: Reg, m, pending, sleepable: bool) -> None:
+    def _push_async(self, pc: int, fn: Reg, m, pending, kind) -> None:
         """push_async_cb: the callback ``fn`` names, verified later as a path of its own
-        with set_timer_callback_state's registers for an element of ``m`` (``sleepable``:
-        a path that may sleep)."""
+        with set_timer_callback_state's registers for an element of ``m`` (``kind``:
+        ASYNC, SLEEPABLE_ASYNC for a path that may sleep, TASK_WORK_ASYNC)."""
         callee = Frame(pc, self.func_of(fn.off), 0)
-        callee.in_callback = SLEEPABLE_ASYNC if sleepable else ASYNC
+        callee.in_callback = kind
+        self.async_cbs.add(callee.subprog)
         callee.regs[1] = Reg(CONST_PTR_TO_MAP)
         callee.regs[1].mark_known(0)
         callee.regs[1].map = m
@@ -144,7 +153,42 @@ class TimerRules:
         if self.read(st, pc, flags).type != SCALAR:
             self.refuse(pc, f"R{flags} is not a scalar")
         if name == "bpf_wq_set_callback_impl":
-            self._push_async(pc, fn, m, pending, True)
+            self._push_async(pc, fn, m, pending, SLEEPABLE_ASYNC)
+
+    def task_work_call(self, st, pc: int, k, pending) -> None:
+        """check_kfunc_args for bpf_task_work_schedule_*: R1 a trusted task, R2 a map
+        value's bpf_task_work (check_map_field_pointer), R3 that value's map, R4 a
+        callback, queued for verification as an async callback; R5 (aux__prog) is the
+        verifier's to fill."""
+        self.trusted_ptr_arg(pc, k, 0, self.read(st, pc, 1))
+        reg = self.read(st, pc, 2)
+        if reg.type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, "arg#1 doesn't point to a map value")
+        if not reg.is_const:
+            self.refuse(pc, "R2 doesn't have constant offset. bpf_task_work has to be at "
+                            "the constant offset")
+        m = reg.map
+        if getattr(m, "value_type", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use "
+                            f"bpf_task_work")
+        if getattr(m, "task_work_off", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_task_work")
+        at = reg.value + reg.off
+        if at != m.task_work_off:
+            self.refuse(pc, f"off {at} doesn't point to 'struct bpf_task_work' that is at "
+                            f"{m.task_work_off}")
+        r3 = self.read(st, pc, 3)
+        if r3.type != CONST_PTR_TO_MAP:
+            self.refuse(pc, "pointer in R3 isn't map pointer")
+        if r3.map is not m:
+            self.refuse(pc, "bpf_task_work pointer in R2 map_uid=0 doesn't match map "
+                            "pointer in R3 map_uid=0")
+        fn = self.read(st, pc, 4)
+        if fn.is_null():
+            self.refuse(pc, "Possibly NULL pointer passed to trusted arg3")
+        if fn.type != PTR_TO_FUNC:
+            self.refuse(pc, "arg3 expected pointer to func")
+        self._push_async(pc, fn, m, pending, TASK_WORK_ASYNC)
 
     def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
         """R1 of a timer helper, as check_func_arg checks it."""
@@ -153,11 +197,13 @@ class TimerRules:
             self.refuse(pc, f"R1 type={type_str(reg.type)} expected=map_value")
         self.timer_arg(pc, 1, reg, meta)
 
-    def async_exit(self, pc: int, r0: Reg) -> None:
-        """check_return_code for an async callback: R0 must be 0."""
+    def async_exit(self, pc: int, r0: Reg, kind) -> None:
+        """check_return_code for an async callback: R0 must be 0, or an s32 for a task
+        work callback (its callback_ret_range)."""
         where = "At async callback return the register R0"
+        lo, hi = (S32_MIN, S32_MAX) if kind == TASK_WORK_ASYNC else (0, 0)
         if r0.type != SCALAR:
             self.refuse(pc, f"{where} is not a known value ({type_str(r0.type)})")
-        if r0.smin < 0 or r0.smax > 0:
+        if r0.smin < lo or r0.smax > hi:
             bounds = _bounds(r0) or " unknown scalar value"
-            self.refuse(pc, f"{where} has{bounds} should have been in [0, 0]")
+            self.refuse(pc, f"{where} has{bounds} should have been in [{lo}, {hi}]")
