@@ -444,6 +444,14 @@ class KfuncCalls:
         for i, arg in enumerate(k.args):
             regno = i + 1
             reg = self.read(st, pc, regno)
+            nullable = arg.name.endswith("__nullable")
+            if arg.kind not in (SCALAR_ARG, SIZE, CONST, IGNORED):
+                # check_kfunc_args, for every pointer argument before its kind
+                if k.flags & (isa.KF_TRUSTED_ARGS | isa.KF_RCU) and not nullable and \
+                        (reg.is_null() or reg.type & MAYBE_NULL):
+                    self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+                if nullable and reg.is_null():
+                    continue        # get_kfunc_ptr_arg_type: KF_ARG_PTR_TO_NULL
             if k.flags & isa.KF_RELEASE and reg.ref and arg.kind != IGNORED:
                 release = reg.ref           # check_kfunc_args' release_regno
             if arg.kind in (ALLOC, REFCOUNTED):
@@ -461,10 +469,6 @@ class KfuncCalls:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
-            elif arg.kind == BTF_ID and k.flags & (isa.KF_TRUSTED_ARGS | isa.KF_RCU) and \
-                    (reg.is_null() or reg.type & MAYBE_NULL) and \
-                    not arg.name.endswith("__nullable"):
-                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
             elif arg.kind == BTF_ID and reg.type & 0xFF == PTR_TO_BTF_ID and \
                     not reg.type & MEM_ALLOC and reg.type & (PTR_LEGACY | PTR_UNTRUSTED | MEM_RCU):
                 # check_kfunc_args, KF_ARG_PTR_TO_BTF_ID: a kernel struct pointer that is
