@@ -300,10 +300,6 @@ WHY_NOT = {
                            "modelled",
     "__bpf_trap": "the kernel's verifier refuses every call of it (clang emits it where a "
                   "variable is used uninitialized), and so does pyebpf's",
-    "bpf_crypto_encrypt": "needs a crypto context, which only BPF_PROG_TYPE_SYSCALL "
-                          "programs can create (bpf_crypto_ctx_create)",
-    "bpf_crypto_decrypt": "needs a crypto context, which only BPF_PROG_TYPE_SYSCALL "
-                          "programs can create (bpf_crypto_ctx_create)",
     "bpf_xdp_ct_lookup": "its context argument is an XDP program's struct xdp_md: the "
                          "kernel refuses a tc program's context there",
     "bpf_xdp_ct_alloc": "its context argument is an XDP program's struct xdp_md: the "
