@@ -701,7 +701,8 @@ KFUNC_NAMES = (
     "bpf_send_signal_task", "bpf_throw", "bpf_lookup_user_key", "bpf_lookup_system_key",
     "bpf_key_put", "bpf_sk_assign_tcp_reqsk", "bpf_kfunc_call_test_release",
     "bpf_kfunc_call_memb_release", "bpf_dynptr_from_skb_meta", "bpf_crypto_decrypt",
-    "bpf_crypto_encrypt",
+    "bpf_crypto_encrypt", "bpf_crypto_ctx_create", "bpf_crypto_ctx_acquire",
+    "bpf_crypto_ctx_release",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)

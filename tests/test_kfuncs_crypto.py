@@ -75,8 +75,8 @@ SEC("syscall") int setup(void *c)
 }
 """
 
-# src: packet bytes [OFF, OFF + LEN); dst: the global ``out`` (or, in place, the same
-# packet bytes); the IV (or none) the global ``iv``
+# src: packet bytes [OFF, OFF + LEN); dst: the global ``out`` (or packet bytes); the IV
+# (or none) the global ``iv``
 PROG = r"""
 unsigned char out[%(dst_len)d] = {};
 unsigned char iv[%(iv_len)d] = { %(iv)s };
@@ -102,7 +102,8 @@ SEC("tc") int prog(struct __sk_buff *skb)
 }
 """
 TO_GLOBAL = "bpf_dynptr_from_mem(out, sizeof(out), 0, &pdst);"
-IN_PLACE = "bpf_dynptr_from_skb(skb, 0, &pdst); bpf_dynptr_adjust(&pdst, %(off)d, %(off)d + %(len)d);"
+IN_PACKET = ("bpf_dynptr_from_skb(skb, 0, &pdst); "
+             "bpf_dynptr_adjust(&pdst, %(dst_off)d, %(dst_off)d + %(len)d);")
 
 FIPS_PLAIN = bytes.fromhex("00112233445566778899aabbccddeeff")
 FIPS_KEY = bytes(range(32))
@@ -127,11 +128,13 @@ def setup_source(algo: str, key: bytes, authsize: int = 0, type: str = "skcipher
 
 
 def prog_source(op: str, length: int, *, iv: bytes | None = None, dst_len: int = 64,
-                in_place: bool = False, iv_len: int | None = None) -> str:
-    fields = {"off": OFF, "len": length}
+                dst_off: int | None = None, iv_len: int | None = None) -> str:
+    """The tc program; ``dst_off``: the destination is the packet's bytes from there
+    (OFF: in place), not the global ``out``."""
+    fields = {"off": OFF, "len": length, "dst_off": dst_off}
     return PROG % {"dst_len": dst_len, "iv_len": iv_len or max(len(iv or b""), 1),
                    "iv": _c_bytes(iv or b""), "op": op,
-                   "dst": (IN_PLACE % fields) if in_place else TO_GLOBAL,
+                   "dst": TO_GLOBAL if dst_off is None else IN_PACKET % fields,
                    "iv_arg": "&piv" if iv is not None else "NULL", **fields}
 
 
@@ -155,9 +158,10 @@ def _globals(maps) -> dict:
     return {name: m.lookup(bytes(m.key_size)) for name, m in maps.items() if name != "ctxs"}
 
 
-def runs(ctx: tuple, prog: str, packet: bytes):
+def runs(ctx: tuple, prog: str, packet: bytes, between=None):
     """(pyebpf's, the kernel's) (setup status, retval, packet, globals) of one object
-    whose context is made of ``ctx`` (algo, key, authsize, type)."""
+    whose context is made of ``ctx`` (algo, key, authsize, type); ``between(maps)`` runs
+    after the setup."""
     data = compile_object(DECLS + setup_source(*ctx) + prog)
     obj = pyebpf.load(data)
     try:
@@ -167,21 +171,25 @@ def runs(ctx: tuple, prog: str, packet: bytes):
             status = 0
         except MapError as exc:
             status = -exc.errno
+        if between is not None:
+            between(obj.maps)
         r = obj.program("prog").run(packet)
         ours = (status, r.retval, r.data_out, _globals(obj.maps))
     finally:
         obj.close()
     with load_object(data) as kobj:
         status = kernel_setup(kobj)
+        if between is not None:
+            between(kobj.maps)
         k = kobj.program("prog").test_run(packet)
         theirs = (status, k.retval_signed, k.data, _globals(kobj.maps))
     count_comparison()
     return ours, theirs
 
 
-def same(ctx: tuple, prog: str, packet: bytes):
+def same(ctx: tuple, prog: str, packet: bytes, between=None):
     """The run alike in both: what it gave."""
-    ours, theirs = runs(ctx, prog, packet)
+    ours, theirs = runs(ctx, prog, packet, between)
     assert ours == theirs
     return ours
 
@@ -246,7 +254,7 @@ def test_cbc_aes_decrypts_the_sp800_38a_blocks():
 @pytest.mark.parametrize("algo", ["ecb(aes)", "cbc(aes)"])
 def test_in_place_on_the_packet_gives_the_kernels_bytes(op, algo):
     iv = SP800_IV if algo == "cbc(aes)" else None
-    same(aes(algo, SP800_KEY), prog_source(op, 48, iv=iv, in_place=True), frame(SP800_PLAIN))
+    same(aes(algo, SP800_KEY), prog_source(op, 48, iv=iv, dst_off=OFF), frame(SP800_PLAIN))
 
 
 @pytest.mark.parametrize("length", [1, 15, 17, 40])
@@ -291,3 +299,94 @@ def test_a_destination_longer_than_the_source_takes_the_sources_length():
 def test_a_refused_context_has_the_kernels_errno_and_the_program_finds_none(ctx):
     status, retval, _, _ = same(ctx, prog_source("encrypt", 16), frame(SP800_PLAIN))
     assert status < 0 and retval == -2
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+def test_a_user_space_change_of_the_value_releases_its_context(change):
+    # an array's update frees the value's kptrs (bpf_obj_free_fields); its delete is EINVAL
+    def update(maps):
+        maps["ctxs"].update(bytes(4), bytes(8))
+
+    def delete(maps):
+        with pytest.raises(OSError):
+            maps["ctxs"].delete(bytes(4))
+    _, retval, _, _ = same(aes("ecb(aes)", SP800_KEY), prog_source("encrypt", 16),
+                           frame(SP800_PLAIN), {"update": update, "delete": delete}[change])
+    assert retval == (-2 if change == "update" else 0)
+
+
+def test_contexts_replaced_in_a_map_free_their_slots():
+    # the engine's table holds 64 contexts: each replaced one is released
+    obj = pyebpf.load(compile_object(DECLS + prog_source("encrypt", 16)))
+    try:
+        for n in range(200):
+            obj.maps["ctxs"].create_crypto_ctx(bytes(4), "ecb(aes)", bytes([n]) * 16)
+        r = obj.program("prog").run(frame(FIPS_PLAIN + bytes(2)))
+    finally:
+        obj.close()
+    assert r.retval == 0
+
+
+def test_an_algorithm_pyebpf_does_not_model_is_refused_saying_so():
+    obj = pyebpf.load(compile_object(DECLS + prog_source("encrypt", 16)))
+    try:
+        with pytest.raises(MapError, match="pyebpf models"):
+            obj.maps["ctxs"].create_crypto_ctx(bytes(4), "xts(aes)", bytes(32))
+    finally:
+        obj.close()
+
+
+@pytest.mark.parametrize("dst_off", [OFF - 16, OFF - 14, OFF - 2, OFF + 2, OFF + 8, OFF + 16])
+@pytest.mark.parametrize("op", ["encrypt", "decrypt"])
+@pytest.mark.parametrize("algo", ["ecb(aes)", "cbc(aes)"])
+def test_overlapping_source_and_destination_give_the_kernels_bytes(algo, op, dst_off):
+    # block by block, each read before it is written, the CBC xor 8 bytes at a time
+    iv = SP800_IV if algo == "cbc(aes)" else None
+    same(aes(algo, SP800_KEY), prog_source(op, 32, iv=iv, dst_off=dst_off),
+         frame(SP800_PLAIN))
+
+
+CALLS = r"""
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_dynptr psrc, pdst;
+    struct value *v;
+    int k = 0;
+
+    v = bpf_map_lookup_elem(&ctxs, &k);
+    if (!v)
+        return 0;
+    bpf_dynptr_from_skb(skb, 0, &psrc);
+    bpf_dynptr_from_skb(skb, 0, &pdst);
+    %s
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    ("struct bpf_crypto_params p = {}; int err; bpf_crypto_ctx_create(&p, sizeof(p), &err);",
+     "calling kernel function bpf_crypto_ctx_create is not allowed"),
+    ("struct bpf_crypto_ctx *c = bpf_kptr_xchg(&v->ctx, NULL); if (c) "
+     "bpf_crypto_ctx_release(c);",
+     "calling kernel function bpf_crypto_ctx_release is not allowed"),
+    ("return bpf_crypto_encrypt(v->ctx, &psrc, &pdst, NULL);",
+     "Possibly NULL pointer passed to trusted arg0"),
+    ("struct bpf_crypto_ctx *c = v->ctx; if (c) "
+     "return bpf_crypto_decrypt(c, NULL, &pdst, NULL);",
+     "Possibly NULL pointer passed to trusted arg1"),
+], ids=["create", "release", "maybe-null-ctx", "null-src"])
+def test_a_misused_crypto_kfunc_is_refused_as_the_kernel_refuses_it(body, message):
+    ours, theirs = verdicts(compile_object(DECLS + CALLS % body))
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)
+
+
+def test_a_socket_filter_may_not_call_bpf_crypto_encrypt():
+    source = (DECLS + CALLS % "struct bpf_crypto_ctx *c = v->ctx; if (c) "
+              "return bpf_crypto_encrypt(c, &psrc, &pdst, NULL);").replace(
+        'SEC("tc")', 'SEC("socket")')
+    ours, theirs = verdicts(compile_object(source))
+    message = "calling kernel function bpf_crypto_encrypt is not allowed"
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and message in ours, (ours, theirs)

@@ -43,6 +43,7 @@ ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CL
 SKB_TYPES = ALL_TYPES
 CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
 CLS_ACT = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS, _P.BPF_PROG_TYPE_SCHED_ACT})
+SYSCALL_ONLY = frozenset({_P.BPF_PROG_TYPE_SYSCALL})
 
 # argument kinds
 SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
@@ -350,6 +351,14 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("int bpf_crypto_encrypt(struct bpf_crypto_ctx *ctx, "
        "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
        "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
+    # crypto_kfunc_init registers these for BPF_PROG_TYPE_SYSCALL alone: a tc program's
+    # call is refused, as the kernel refuses it
+    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_create(const struct bpf_crypto_params *params, "
+       "u32 params__sz, int *err)", KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE,
+       SYSCALL_ONLY),
+    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_acquire(struct bpf_crypto_ctx *ctx)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, SYSCALL_ONLY),
+    _k("void bpf_crypto_ctx_release(struct bpf_crypto_ctx *ctx)", KF.KF_RELEASE, SYSCALL_ONLY),
 )}
 
 
