@@ -60,6 +60,7 @@ extensions = [
               extra_compile_args=cflags + CORE_CFLAGS,
               depends=[*interface, *(str(p) for p in HERE.glob("skb/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/*.pxi")),
+                       str(HERE / "pyebpf" / "crypto_aes.h"),
                        *(str(p) for p in HERE.glob("pyebpf/cbpf/*.pxi")),
                        *(str(p) for p in HERE.glob("pyebpf/trace/*.pxi"))]),
     # the pin file's map contents, walked in C on the core's C interface

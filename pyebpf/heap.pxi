@@ -217,9 +217,11 @@ cdef inline ObjHdr* percpu_obj(uint64_t p) noexcept nogil:
 
 cdef bint _obj_release(uint64_t p) noexcept nogil:
     """One reference to the object at ``p`` fewer: whether it was the last (an address
-    outside the arena, a kernel object's, is none)."""
+    outside the arena, a kernel object's, is none: a crypto context's reference is
+    dropped, bpf_crypto_ctx_release_dtor)."""
     cdef ObjHdr* h = _obj_hdr(p)
     if h == NULL:
+        crypto_ctx_put(p)
         return False
     return h.refcount_off < 0 or \
         atomic_dec32(<uint32_t*><uintptr_t>(p + <uint32_t>h.refcount_off)) == 0

@@ -303,6 +303,9 @@ class ProgType(enum.IntEnum):
     BPF_PROG_TYPE_SCHED_ACT = 4
     BPF_PROG_TYPE_TRACEPOINT = 5
     BPF_PROG_TYPE_XDP = 6
+    # the kernel runs it on BPF_PROG_TEST_RUN alone; pyebpf never loads one (the crypto
+    # kfuncs' bpf_crypto_ctx_create is its: Map.create_crypto_ctx stands in)
+    BPF_PROG_TYPE_SYSCALL = 31
 
 
 def prog_type(value) -> ProgType:
@@ -427,6 +430,7 @@ BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
 BPF_F_CLONE = 1 << 9         # local storage: a clone of the socket gets the storage too
+BPF_F_SLEEPABLE = 1 << 4     # BPF_PROG_LOAD's prog_flags: libbpf's for SEC("syscall")
 # the *_storage_get helpers' flag (bpf_sk_storage_get's older name for it)
 BPF_LOCAL_STORAGE_GET_F_CREATE = 1
 BPF_SK_STORAGE_GET_F_CREATE = BPF_LOCAL_STORAGE_GET_F_CREATE
@@ -698,7 +702,8 @@ KFUNC_NAMES = (
     "bpf_send_signal_task", "bpf_throw", "bpf_lookup_user_key", "bpf_lookup_system_key",
     "bpf_key_put", "bpf_sk_assign_tcp_reqsk", "bpf_kfunc_call_test_release",
     "bpf_kfunc_call_memb_release", "bpf_dynptr_from_skb_meta", "bpf_crypto_decrypt",
-    "bpf_crypto_encrypt",
+    "bpf_crypto_encrypt", "bpf_crypto_ctx_create", "bpf_crypto_ctx_acquire",
+    "bpf_crypto_ctx_release",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)

@@ -90,6 +90,7 @@ cdef uint64_t _k_throw(Vm* vm, uint64_t cookie, uint64_t r2, uint64_t r3, uint64
 
 
 include "dynptr.pxi"
+include "crypto.pxi"
 include "conntrack.pxi"
 include "heap.pxi"
 include "kfunc_strings.pxi"
@@ -128,3 +129,4 @@ cdef void register_kfuncs() except *:
     register_list_kfuncs()
     register_rbtree_kfuncs()
     register_task_kfuncs()
+    register_crypto_kfuncs()

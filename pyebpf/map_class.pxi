@@ -429,6 +429,39 @@ cdef class Map:
         if rc:
             self._fail(rc, "update", k)
 
+    def create_crypto_ctx(self, key, algo, cipher_key, *, type="skcipher", authsize=0):
+        """What a syscall program's bpf_crypto_ctx_create and bpf_kptr_xchg do (the
+        kernel selftests' crypto_ctx_insert, pyebpf/crypto.pxi): the value under ``key``
+        is set to zeroes (its kptrs released), then a crypto context of ``algo``
+        ("ecb(aes)" or "cbc(aes)") keyed with ``cipher_key`` goes into its
+        ``struct bpf_crypto_ctx __kptr`` field (CPU 0's copy).  bpf_crypto_ctx_create's
+        refusals raise MapError with its errno: EINVAL for a key of another size than
+        16, 24 or 32 bytes (or ecb(cipher_null), whose keys are empty), EOPNOTSUPP for an
+        authsize, ENOENT for a ``type`` but "skcipher"."""
+        cdef int32_t e
+        cdef uint64_t old
+        field = next((k for k in self.kptrs if k.kernel and k.target.name == "bpf_crypto_ctx"),
+                     None)
+        if field is None:
+            raise MapError(EINVAL, f"map {self._label()}: its value has no "
+                                   f"struct bpf_crypto_ctx __kptr field")
+        ctx = _crypto_ctx_new(type, algo, bytes(cipher_key), authsize)
+        if ctx < 0:
+            raise MapError(-ctx, f"map {self._label()}: bpf_crypto_ctx_create of {algo!r} "
+                                 f"with a {len(cipher_key)}-byte key failed: "
+                                 f"{_isa.errno_name(-ctx)}")
+        cdef bytes k = self._key(key)
+        try:
+            self.update(k, bytes(self._m.value_size) if self._m.ncpu == 1 else
+                        [bytes(self._m.value_size)] * self._m.ncpu)
+        except BaseException:
+            crypto_ctx_put(ctx)
+            raise
+        e = map_find(self._m, <const uint8_t*>k)
+        old = atomic_xchg64(<uint64_t*>(map_value(self._m, e, 0) + <uint32_t>field.off), ctx)
+        if old:
+            obj_drop(old)
+
     cdef bytes _value(self, value):
         value = bytes(value)
         if len(value) != self._m.value_size:

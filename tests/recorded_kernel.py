@@ -216,12 +216,15 @@ class Answers:
         return bytes(code), refs
 
     def prog_load(self, prog_type, insns, license, log_level, btf=None, func_info=b"",
-                  line_info=b""):
+                  line_info=b"", prog_flags=0):
         code, refs = self._program_refs(insns)
         refs_ids = [h.ident for h in refs]
         extra = (btf, func_info) if btf is not None else ()
         extra += (line_info,) if line_info else ()
-        key = _h("load", int(prog_type), code, refs_ids, license, log_level, *extra)
+        # flags only in the keys of loads that have them: older answers keep theirs
+        flags = {"prog_flags": prog_flags} if prog_flags else {}
+        key = _h("load", int(prog_type), code, refs_ids, license, log_level, *extra,
+                 *flags.values())
         # the verifier reads a read-only map's contents (constants from .rodata): two
         # loads of one code with other settings are other calls; answers recorded before
         # the contents were part of the key are still found under the old one
@@ -232,7 +235,8 @@ class Answers:
                 key = old_key
 
         def ask():
-            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level, *extra)
+            fd, err, log = self.real.prog_load(prog_type, insns, license, log_level, *extra,
+                                               **flags)
             ask.fd = fd
             return {"ok": fd >= 0, "err": err, "log": log}
         ask.fd = -1
@@ -243,8 +247,8 @@ class Answers:
         answer = self._answer("BPF_PROG_LOAD", key, ask, same)
         if not answer["ok"]:
             return -1, answer["err"], answer["log"]
-        handle = _Handle("prog", _h("prog", int(prog_type), code, refs_ids, license, *extra),
-                         refs)
+        handle = _Handle("prog", _h("prog", int(prog_type), code, refs_ids, license, *extra,
+                                    *flags.values()), refs)
         return self._fd(handle, ask.fd), 0, answer["log"]
 
     def prog_test_run(self, fd, data, ctx, data_out_size, ctx_out_size, repeat, flags):

@@ -183,12 +183,13 @@ class KernelProgram(_Owned):
     the kernel's errno, the verifier's reason in the message and the whole log in ``.log``.
     Map fds go into ``lddw`` slots with ``src = isa.BPF_PSEUDO_MAP_FD``.  ``btf``,
     ``func_info`` and ``line_info`` are the program's BTF and its ``.BTF.ext`` records,
-    as libbpf passes them.
+    as libbpf passes them; ``prog_flags`` the load's flags (BPF_F_SLEEPABLE for a
+    syscall program that calls a sleepable kfunc).
     """
 
     def __init__(self, insns, prog_type=isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
                  license: str = "GPL", log_level: int = 1, btf: bytes | None = None,
-                 func_info: bytes = b"", line_info: bytes = b""):
+                 func_info: bytes = b"", line_info: bytes = b"", prog_flags: int = 0):
         if not isinstance(insns, (bytes, bytearray, memoryview)):
             insns = b"".join(i.pack() for i in insns)
         insns = bytes(insns)
@@ -201,12 +202,13 @@ class KernelProgram(_Owned):
         self.prog_type = _enum(isa.ProgType, prog_type, "program type")
         self.verifier_log = ""
         lic = license.encode() + b"\0"
+        flags = {"prog_flags": prog_flags} if prog_flags else {}
         fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, log_level, btf,
-                                              func_info, line_info)
+                                              func_info, line_info, **flags)
         if fd < 0 and log_level == 0:
             # only to learn why
             fd, err, log = sysbpf.calls.prog_load(self.prog_type, insns, lic, 1, btf,
-                                                  func_info, line_info)
+                                                  func_info, line_info, **flags)
             if fd >= 0:  # accepted this time: keep it rather than fail oddly
                 err = 0
         if fd < 0:

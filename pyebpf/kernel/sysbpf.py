@@ -155,28 +155,30 @@ class Syscalls:
 
     def prog_load(self, prog_type: int, insns: bytes, license: bytes,
                   log_level: int, btf: bytes | None = None,
-                  func_info: bytes = b"", line_info: bytes = b"") -> tuple[int, int, str]:
+                  func_info: bytes = b"", line_info: bytes = b"",
+                  prog_flags: int = 0) -> tuple[int, int, str]:
         """BPF_PROG_LOAD: (fd or -1, errno or 0, verifier log).  ``btf`` (a BTF blob,
         loaded with BPF_BTF_LOAD for this call) and ``func_info`` (``struct
         bpf_func_info`` records) tell the kernel where functions start and which are
-        global; ``line_info`` (``struct bpf_line_info`` records) names their C lines."""
+        global; ``line_info`` (``struct bpf_line_info`` records) names their C lines;
+        ``prog_flags`` (BPF_F_SLEEPABLE...) as libbpf sets them for the section."""
         btf_fd = -1
         if btf is not None:
             btf_fd, err = self._btf_fd(btf)
             if btf_fd < 0:
                 return -1, err, "BTF: " + self._btf_refusal(btf)
         return self._prog_load(prog_type, insns, license, log_level, btf_fd, func_info,
-                               line_info)
+                               line_info, prog_flags)
 
     def _prog_load(self, prog_type, insns, license, log_level, btf_fd, func_info,
-                   line_info):
+                   line_info, prog_flags):
         size = _LOG_SIZE if log_level else 0
         while True:
             logbuf = ctypes.create_string_buffer(size) if size else None
             attr = _Attr(isa.BpfCmd.BPF_PROG_LOAD, prog_type=prog_type,
                          insn_cnt=len(insns) // isa.INSN_SIZE, insns=insns, license=license,
                          log_level=log_level, log_size=size, log_buf=logbuf,
-                         prog_name=b"pyebpf")
+                         prog_name=b"pyebpf", prog_flags=prog_flags)
             if btf_fd >= 0:
                 attr["prog_btf_fd"] = btf_fd
                 attr["func_info_rec_size"] = 8
@@ -201,11 +203,13 @@ class Syscalls:
     def prog_test_run(self, fd: int, data: bytes, ctx: bytes | None, data_out_size: int,
                       ctx_out_size: int, repeat: int, flags: int) -> TestRun:
         """BPF_PROG_TEST_RUN; ``data_out_size`` 0 passes no data_out at all (0 would tell
-        the kernel "no limit"), ``ctx`` None no ctx."""
+        the kernel "no limit"), ``ctx`` None no ctx; empty ``data`` passes no data_in (a
+        syscall program's run refuses one: bpf_prog_test_run_syscall)."""
         dout = ctypes.create_string_buffer(data_out_size) if data_out_size > 0 else None
         cout = ctypes.create_string_buffer(ctx_out_size) if ctx is not None else None
         attr = _Attr(isa.BpfCmd.BPF_PROG_TEST_RUN, prog_fd=fd, data_size_in=len(data),
-                     data_size_out=data_out_size, data_in=data, data_out=dout, repeat=repeat,
+                     data_size_out=data_out_size, data_in=data or None, data_out=dout,
+                     repeat=repeat,
                      ctx_size_in=len(ctx) if ctx is not None else 0,
                      ctx_size_out=ctx_out_size if ctx is not None else 0, ctx_in=ctx,
                      ctx_out=cout, flags=flags)

@@ -43,6 +43,7 @@ ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CL
 SKB_TYPES = ALL_TYPES
 CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
 CLS_ACT = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS, _P.BPF_PROG_TYPE_SCHED_ACT})
+SYSCALL_ONLY = frozenset({_P.BPF_PROG_TYPE_SYSCALL})
 
 # argument kinds
 SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
@@ -350,6 +351,14 @@ KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
     _k("int bpf_crypto_encrypt(struct bpf_crypto_ctx *ctx, "
        "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
        "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
+    # crypto_kfunc_init registers these for BPF_PROG_TYPE_SYSCALL alone: a tc program's
+    # call is refused, as the kernel refuses it
+    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_create(const struct bpf_crypto_params *params, "
+       "u32 params__sz, int *err)", KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE,
+       SYSCALL_ONLY),
+    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_acquire(struct bpf_crypto_ctx *ctx)",
+       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, SYSCALL_ONLY),
+    _k("void bpf_crypto_ctx_release(struct bpf_crypto_ctx *ctx)", KF.KF_RELEASE, SYSCALL_ONLY),
 )}
 
 
@@ -453,6 +462,14 @@ class KfuncCalls:
         for i, arg in enumerate(k.args):
             regno = i + 1
             reg = self.read(st, pc, regno)
+            nullable = arg.name.endswith("__nullable")
+            if arg.kind not in (SCALAR_ARG, SIZE, CONST, IGNORED):
+                # check_kfunc_args, for every pointer argument before its kind
+                if k.flags & (isa.KF_TRUSTED_ARGS | isa.KF_RCU) and not nullable and \
+                        (reg.is_null() or reg.type & MAYBE_NULL):
+                    self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
+                if nullable and reg.is_null():
+                    continue        # get_kfunc_ptr_arg_type: KF_ARG_PTR_TO_NULL
             if k.flags & isa.KF_RELEASE and reg.ref and arg.kind != IGNORED:
                 release = reg.ref           # check_kfunc_args' release_regno
             if arg.kind in (ALLOC, REFCOUNTED):
@@ -470,10 +487,6 @@ class KfuncCalls:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
-            elif arg.kind == BTF_ID and k.flags & (isa.KF_TRUSTED_ARGS | isa.KF_RCU) and \
-                    (reg.is_null() or reg.type & MAYBE_NULL) and \
-                    not arg.name.endswith("__nullable"):
-                self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{i}")
             elif arg.kind == BTF_ID and reg.type & 0xFF == PTR_TO_BTF_ID and \
                     not reg.type & MEM_ALLOC and reg.type & (PTR_LEGACY | PTR_UNTRUSTED | MEM_RCU):
                 # check_kfunc_args, KF_ARG_PTR_TO_BTF_ID: a kernel struct pointer that is
