@@ -137,11 +137,11 @@ cdef int32_t _classify(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t 
             o.runs += 1
             o.decider = k + 1
             if _run_one(vm, &chain[k], skb, v46) != STATUS_EXIT:
-                o.insns += chain[k].budget - <uint64_t>vm.budget_left
+                o.insns += chain[k].budget + vm.granted - <uint64_t>vm.budget_left
                 o.fault_prog = k + 1
                 o.action = HOOK_FAULT
                 return verdict
-            o.insns += chain[k].budget - <uint64_t>vm.budget_left
+            o.insns += chain[k].budget + vm.granted - <uint64_t>vm.budget_left
             r0 = <int32_t>vm.reg[0]
             o.retval = r0
             if mode == MODE_DA:
@@ -178,7 +178,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
         # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
         o.runs, o.decider = 1, 1
         k = _run_one(vm, &chain[0], skb, v46)
-        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        o.insns = chain[0].budget + vm.granted - <uint64_t>vm.budget_left
         if k != STATUS_EXIT:
             o.fault_prog, o.action = 1, HOOK_FAULT
             return
@@ -191,7 +191,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
         skb.tc_classid = <uint16_t>classid
         o.runs, o.decider = 1, 1
         k = _run_one(vm, &chain[0], skb, v46)
-        o.insns = chain[0].budget - <uint64_t>vm.budget_left
+        o.insns = chain[0].budget + vm.granted - <uint64_t>vm.budget_left
         if k != STATUS_EXIT:
             o.fault_prog, o.action = 1, HOOK_FAULT
             return

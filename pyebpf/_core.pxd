@@ -155,6 +155,8 @@ ctypedef struct ProgCore:
     bint keeps_layout  # no run moves the packet or sets tunnel metadata (_keeps_layout)
     int32_t exception_cb  # bpf_throw's exception callback: its pc, or -1 for the
                           # default one, which returns the cookie
+    int64_t frame_grant   # what each frame entry adds to a growing run's budget:
+                          # BPF_MAX_LOOPS × n for a verified program with may_goto, else 0
 
 ctypedef struct MemRange:
     uint64_t start
@@ -214,6 +216,11 @@ ctypedef struct Vm:
     uint32_t pc
     int status
     int64_t budget_left
+    int64_t grant          # what a frame entry adds to budget_left now (_grant)
+    uint64_t granted       # all that frame entries added this run: insn_count is the
+                           # budget plus this less budget_left
+    bint grow              # the run has its program's default budget, which frame entries
+                           # grow (False: an explicit budget, a hard cap)
     int depth
     Frame frames[MAX_FRAMES]
     uint32_t may_goto_left[MAX_FRAMES]   # each frame's may_goto budget (BPF_MAX_LOOPS)
@@ -471,6 +478,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.status = STATUS_RUNNING
     vm.budget_left = (<int64_t>budget if budget < <uint64_t>0x7fffffffffffffff
                       else 0x7fffffffffffffff)
+    vm.grant, vm.granted, vm.grow = 0, 0, True
     vm.depth = 0
     vm.regions[0].start = <uintptr_t>(vm.stack + STACK_SIZE - FRAME_SIZE)
     vm.regions[0].end = <uintptr_t>(vm.stack + STACK_SIZE)

@@ -184,6 +184,21 @@ def _set_dispatch(str kind):
     _use_switch = kind == "switch"
 
 
+# A growing run stops granting once frame entries have added this much, so that
+# budget_left (at most a default budget plus what was granted) cannot overflow.
+cdef int64_t GRANT_CAP = <int64_t>1 << 62
+
+
+cdef inline void _grant(Vm* vm, int64_t* left) noexcept nogil:
+    """A frame is entered with a fresh may_goto counter (the kernel sets one in every
+    subprogram's prologue: do_misc_fixups), so a run on the default budget gets room for
+    that counter's passes again: ``left`` grows by vm.grant (ProgCore.frame_grant)."""
+    left[0] += vm.grant
+    vm.granted += <uint64_t>vm.grant
+    if vm.granted >= <uint64_t>GRANT_CAP:
+        vm.grant = 0
+
+
 cdef inline bint _short(int64_t* left, const uint32_t* blocks, uint32_t pc) noexcept nogil:
     """Charge the block entered at pc; True (nothing charged) if the budget cannot cover it."""
     if unlikely(left[0] < <int64_t>blocks[pc]):
@@ -1239,6 +1254,8 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             f.ret_pc = pc
             vm.depth += 1
             vm.may_goto_left[vm.depth] = BPF_MAX_LOOPS
+            if vm.grant:
+                _grant(vm, &left)
             r[10] -= FRAME_SIZE
             # the stack region grows by the callee's frame, zeroed as deep as the callee
             # reaches (imm: Program._stack_zero of the callee)
@@ -1411,6 +1428,7 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     cdef Region* g
     vm.prog = prog
     vm.owner = prog.owner
+    vm.grant = prog.frame_grant if vm.grow and vm.granted < <uint64_t>GRANT_CAP else 0
     vm.insns, vm.helpers = prog.code, prog.helpers
     vm.maps, vm.nmaps = prog.maps, prog.nmaps
     if vm.skb != NULL:
@@ -1461,6 +1479,7 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     vm.next_prog = NULL
     vm.status = STATUS_RUNNING
     vm.pc = 0
+    _grant(vm, &vm.budget_left)
     _enter_frame(vm, vm.base)
 
 
@@ -1495,6 +1514,7 @@ cdef void vm_unwind(Vm* vm) noexcept nogil:
         return
     memset(vm.reg, 0, sizeof(vm.reg))
     vm.reg[1] = cookie
+    _grant(vm, &vm.budget_left)
     _enter_frame(vm, base)
     vm.pc = <uint32_t>vm.prog.exception_cb
 
@@ -1592,6 +1612,7 @@ def _jit_abi():
     return {
         "reg": <uintptr_t>&v.reg[0] - b, "pc": <uintptr_t>&v.pc - b,
         "status": <uintptr_t>&v.status - b, "budget_left": <uintptr_t>&v.budget_left - b,
+        "grant": <uintptr_t>&v.grant - b, "granted": <uintptr_t>&v.granted - b,
         "depth": <uintptr_t>&v.depth - b, "frames": <uintptr_t>&v.frames[0] - b,
         "frame_size": sizeof(Frame), "frame_saved": <uintptr_t>&v.frames[0].saved[0] - <uintptr_t>&v.frames[0],
         "frame_ret_pc": <uintptr_t>&v.frames[0].ret_pc - <uintptr_t>&v.frames[0],
@@ -1607,7 +1628,7 @@ def _jit_abi():
         "skb_len": <uintptr_t>&s.len - <uintptr_t>&s,
         "bint_size": sizeof(bint), "int_size": sizeof(int),
         "FRAME_SIZE": FRAME_SIZE, "MAX_FRAMES": MAX_FRAMES, "HELPER_SLOTS": HELPER_SLOTS,
-        "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "CALLBACK_RETURN": CALLBACK_RETURN,
+        "BPF_MAX_LOOPS": BPF_MAX_LOOPS, "GRANT_CAP": GRANT_CAP, "CALLBACK_RETURN": CALLBACK_RETURN,
         "STATUS_RUNNING": STATUS_RUNNING, "STATUS_EXIT": STATUS_EXIT,
         "STATUS_BUDGET": STATUS_BUDGET, "STATUS_CALLBACK_DONE": STATUS_CALLBACK_DONE,
         "kfuncs": <uintptr_t>&KFUNCS[0], "load": <uintptr_t>_jit_load,
@@ -2515,8 +2536,9 @@ cdef class Program:
     license section): one the kernel does not count GPL-compatible may call no GPL-only
     helper and no kfunc.  ``budget`` caps the instructions one run may execute: by
     default 1,000,000, and for a verified program with ``may_goto`` (``can_loop``) that
-    plus BPF_MAX_LOOPS times its length, so that its loops run out their counters as in
-    the kernel.  ``env`` (a
+    plus BPF_MAX_LOOPS times its length, grown by as much at every frame entry (a call,
+    a callback: each has a fresh counter), so that its loops run out their counters as
+    in the kernel; a budget given to ``run()`` does not grow.  ``env`` (a
     :class:`pyebpf.Environment`, default None: the default one) is the modelled network
     every run sees unless ``run(env=...)`` names another.
 
@@ -2548,6 +2570,7 @@ cdef class Program:
     cdef readonly bint func_info       # came with BTF function info
     cdef bint _kprobe
     cdef public uint64_t budget
+    cdef uint64_t _default_budget    # what budget=None gave: runs on it grow (_grows)
     cdef public object env
     cdef helper_fn _helpers[HELPER_SLOTS]
     cdef dict _py_helpers
@@ -2635,15 +2658,15 @@ cdef class Program:
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self._packet_pcs = frozenset(packet_pcs)
-        if budget is None:
-            budget = DEFAULT_BUDGET
-            if verify and classic is None and \
-                    any(op is not None and op.form is _isa.F_MAY_GOTO for op in ops):
-                # the kernel stops a verified may_goto loop only when the frame's counter
-                # (BPF_MAX_LOOPS, do_misc_fixups) is spent: room for that many passes
-                # over the program
-                budget += BPF_MAX_LOOPS * (len(raw) // INSN_SIZE)
-        self.budget = budget
+        self._default_budget = DEFAULT_BUDGET
+        if verify and classic is None and \
+                any(op is not None and op.form is _isa.F_MAY_GOTO for op in ops):
+            # the kernel stops a verified may_goto loop only when the frame's counter
+            # (BPF_MAX_LOOPS, do_misc_fixups) is spent: room for that many passes over
+            # the program, and as much again at every frame entry (a fresh counter)
+            self._pc.frame_grant = BPF_MAX_LOOPS * (len(raw) // INSN_SIZE)
+            self._default_budget += self._pc.frame_grant
+        self.budget = self._default_budget if budget is None else budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
         self._line_pcs = [li.pc for li in self.line_info]
         self.maps = []
@@ -3059,6 +3082,11 @@ cdef class Program:
         # Program.run is _run_entry (below the class): this def parses what it leaves
         return self._run(data, budget, trace, fields)
 
+    cdef bint _grows(self, object budget):
+        """Whether a run given ``budget`` (None: the program's) grows it at frame
+        entries: only on the default budget; an explicit one is a hard cap."""
+        return budget is None and self.budget == self._default_budget
+
     cdef object _run(self, object data, object budget, bint trace, dict fields):
         """run(); ``fields`` None: no keywords were given (no dict made)."""
         cdef Vm vm
@@ -3100,6 +3128,7 @@ cdef class Program:
             self._jit_done = True
             _jit.tier(self)
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
+        vm.grow = self._grows(budget)
         try:
             if self._kprobe:
                 memset(&spare, 0, sizeof(Skb))    # freed below even if trace_begin refuses
@@ -3166,7 +3195,7 @@ cdef class Program:
             if vm.status != STATUS_EXIT:
                 raise vm_fault(&vm, limit)
             res = _result_new()
-            res.insn_count = limit - <uint64_t>vm.budget_left
+            res.insn_count = limit + vm.granted - <uint64_t>vm.budget_left
             res._r0 = vm.reg[0]
             if self._kprobe:
                 res._kind = KIND_TRACE
@@ -3364,7 +3393,7 @@ cdef class Program:
             return MemoryFault(f"invalid {ctx} access at offset {offset}: {reason}", pc,
                                text, vm.fault_addr, vm.fault_size, bool(vm.fault_write), ctx)
         if vm.status == STATUS_BUDGET:
-            return BudgetExceeded(f"instruction budget of {limit} exhausted (endless loop?); "
+            return BudgetExceeded(f"instruction budget of {limit + vm.granted} exhausted (endless loop?); "
                                   "pass budget= to run() to raise it", pc, text)
         if vm.status == STATUS_CALL_DEPTH:
             return CallDepthExceeded(f"call depth exceeds {MAX_FRAMES} frames", pc, text)
@@ -3576,6 +3605,7 @@ ctypedef struct BatchRun:
     const Skb* tmpl
     uint32_t keep
     uint64_t budget
+    bint grow                    # the program's default budget: Vm.grow
     uint32_t tail_call_limit
     bint v46
     bint packet_region
@@ -3604,6 +3634,7 @@ cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept 
     while k < end:
         n = c.lens[k]
         vm_begin(vm, c.budget, c.tail_call_limit, c.v46)
+        vm.grow = c.grow
         if c.kind == KIND_RAW:
             memcpy(c.mem, c.frames[k], n)
             vm_attach_memory(vm, c.mem, n)
@@ -3620,7 +3651,7 @@ cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept 
         c.status = vm_run(vm, c.prog, False)
         if c.own_clock:
             _ktime_clock = (skb.ktime if skb.ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
-        c.insn_count[k] = c.budget - <uint64_t>vm.budget_left
+        c.insn_count[k] = c.budget + vm.granted - <uint64_t>vm.budget_left
         if c.status != STATUS_EXIT:
             return k
         r0 = vm.reg[0]
@@ -3741,7 +3772,7 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
             c.mem = <uint8_t*>malloc(max(most, 1))
             if c.mem == NULL:
                 raise MemoryError()
-        c.vm, c.prog, c.budget = &vm, &prog._pc, limit
+        c.vm, c.prog, c.budget, c.grow = &vm, &prog._pc, limit, prog._grows(budget)
         c.tail_call_limit, c.v46 = prog.tail_call_limit, prog._profile_id == PROFILE_V46
         c.retval = <void*>(<uintptr_t>batch.retval.buffer_info()[0])
         c.insn_count = <uint64_t*>(<uintptr_t>batch.insn_count.buffer_info()[0])

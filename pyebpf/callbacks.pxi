@@ -4,8 +4,8 @@
 # A callback runs as a bpf-to-bpf call the helper makes: a new frame (the kernel's
 # callbacks get one too), its arguments in r1-r5, the program re-entered at the
 # callback's pc (in pyebpf.jit's code where it has it) until the frame returns (its
-# ret_pc is CALLBACK_RETURN), on the run's instruction budget.  A fault inside stops
-# the whole run.
+# ret_pc is CALLBACK_RETURN), on the run's instruction budget (grown by _grant: the
+# callback's may_goto counter is fresh).  A fault inside stops the whole run.
 
 
 cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_t a3,
@@ -23,6 +23,7 @@ cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_
     f.ret_pc = CALLBACK_RETURN
     vm.depth += 1
     vm.may_goto_left[vm.depth] = BPF_MAX_LOOPS
+    _grant(vm, &vm.budget_left)
     # the caller's frame ends where the stack region starts: the callee's sits below
     vm.reg[10] = vm.regions[0].start
     vm.regions[0].start -= FRAME_SIZE

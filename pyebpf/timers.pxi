@@ -327,6 +327,7 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
     cdef bytes regs
     cdef int k
     vm_begin(&vm, p.budget, p.tail_call_limit, p._profile_id == PROFILE_V46)
+    vm.grow = p._grows(None)
     try:
         if p._kprobe:
             # a run as run() without arguments makes: its clock the timer's

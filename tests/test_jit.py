@@ -718,3 +718,27 @@ def test_a_disagreement_in_every_memory_layout_is_reported(monkeypatch):
     rounds = _rounds_seen(monkeypatch, lambda k: ("11 insns", "10 insns"))
     assert fuzz._both([], [(b"", 100_000, {})]) == [("11 insns", "10 insns")]
     assert len(rounds) == 2 + fuzz._CONFIRM_LAYOUTS
+
+
+def test_a_may_goto_function_called_often_runs_past_the_first_budget_as_interpreted():
+    """Eight calls of a function whose may_goto loop runs out its counter (BPF_MAX_LOOPS
+    passes of 3 instructions): 201 million instructions, past the default budget of
+    this 13-instruction program (109 million); every call grows it, in both engines."""
+    want = same("""
+        r6 = 0
+        r7 = 0
+    l:  if r6 == 8 goto out
+        call f
+        r7 += r0
+        r6 += 1
+        goto l
+    out:
+        r0 = r7
+        exit
+    f:  r0 = 0
+        may_goto +2
+        r0 += 1
+        goto -3
+        exit
+    """)
+    assert want[0] == 8 * isa.BPF_MAX_LOOPS

@@ -138,3 +138,69 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 """, flags=("-O2", "-mcpu=v3"))
     n = len(PACKET) << 12
     assert same_retval(data, PACKET) == (n * (n - 1) // 2) & 0xFFFFFFFF
+
+
+# a function with a can_loop loop of len << 16 iterations (the packet's bound: the
+# verifier widens the counter), called len >> 4 times from a can_loop loop of the main
+# body (one call site: two would make the kernel explore past its million instructions)
+CALLED = """
+static __attribute__((noinline)) unsigned int spin(unsigned int n) {
+    unsigned int i, s = 0;
+    for (i = 0; i < n && can_loop; i++)
+        s += i;
+    return s;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    unsigned int n = skb->len << 16, m = skb->len >> 4, s = 0, j;
+    for (j = 0; j < m && can_loop; j++)
+        s += spin(n);
+    return s;
+}
+"""
+
+
+def test_a_can_loop_function_called_many_times_gives_the_kernels_retval():
+    """Six calls of 6,684,672 iterations, 240 million instructions: past the budget of
+    a program of 26 instructions (1,000,000 + BPF_MAX_LOOPS x 26), which stopped it
+    here while it was fixed once per run; the kernel refills the counter in every
+    call's prologue, and the budget grows by as much at every frame entry."""
+    data = compile_object(CAN_LOOP + CALLED, flags=("-O2", "-mcpu=v3"))
+    n = len(PACKET) << 16
+    calls = len(PACKET) >> 4
+    assert same_retval(data, PACKET) == calls * (n * (n - 1) // 2) & 0xFFFFFFFF
+
+
+def test_a_budget_given_to_run_does_not_grow_at_frame_entries():
+    # the default budget itself, passed explicitly: a hard cap the six calls exceed
+    data = compile_object(CAN_LOOP + CALLED, flags=("-O2", "-mcpu=v3"))
+    obj = pyebpf.load(data, pin=False)
+    try:
+        prog = obj.program("prog")
+        with pytest.raises(pyebpf.errors.BudgetExceeded, match=f"budget of {prog.budget} "):
+            prog.run(PACKET, budget=prog.budget)
+    finally:
+        obj.close()
+
+
+def test_a_bpf_loop_callback_with_a_can_loop_loop_gives_the_kernels_retval():
+    """Twelve callbacks of 6,684,672 iterations, 481 million instructions: each
+    callback's frame has a fresh counter, and the budget (252 million for this program
+    of 30 instructions) grows by as much at every callback."""
+    data = compile_object(CAN_LOOP + """
+struct ctx { unsigned int n, s; };
+static long cb(unsigned int j, struct ctx *c) {
+    unsigned int i, n = c->n, s = 0;
+    for (i = 0; i < n && can_loop; i++)
+        s += i;
+    c->s += s;
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct ctx c = {skb->len << 16, 0};
+    bpf_loop(skb->len >> 3, cb, &c, 0);
+    return c.s;
+}
+""", flags=("-O2", "-mcpu=v3"))
+    n = len(PACKET) << 16
+    calls = len(PACKET) >> 3
+    assert same_retval(data, PACKET) == calls * (n * (n - 1) // 2) & 0xFFFFFFFF

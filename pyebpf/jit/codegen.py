@@ -92,6 +92,7 @@ class _Fn:
         self.most: dict[int, int] = {}
         self.points: set[int] = set()       # the blocks entered through a budget check
         self.block: _Block | None = None    # the block being written
+        self.grants = False                 # a frame entry grows the budget (_grant)
         self.ctx: dict[int, int] = {}       # pc -> its specialised context load op
         self.written: set[int] = set()      # the registers the code may change
         # (hint, size) of the program's hinted loads: the region hints of isa.LOAD_HINTS
@@ -282,6 +283,9 @@ def translate(code: bytes, abi: dict, name: str, exception_cb: int = 0,
         callbacks.add(exception_cb)
     leaders |= callbacks
     fold_r10 = not any(_writes_r10(i) for i in insns[:n])
+    # only a program with may_goto has a frame grant (ProgCore.frame_grant)
+    f.grants = any(_OPS.get(i[0]) is not None and _OPS[i[0]].form is isa.F_MAY_GOTO
+                   for i in insns[:n])
 
     f.lines.append(f"define void @{name}(ptr %vm) {{")
     f.label("entry")
@@ -1005,6 +1009,8 @@ def _call_local(f, b, pc, k, target, nxt, zero):
     f.emit(f"store i32 {d1}, ptr {depth_p}")
     slot = f.op(f"getelementptr i32, ptr {f.field(abi['may_goto_left'])}, i64 {f.op(f'sext i32 {d1} to i64')}")
     f.emit(f"store i32 {abi['BPF_MAX_LOOPS']}, ptr {slot}")
+    if f.grants:
+        _grant(f)
     f.set(10, f.op(f"sub i64 {f.get(10)}, {abi['FRAME_SIZE']}"))
     # the stack region grows by the callee's frame, zeroed as deep as the callee reaches
     # (the decoded imm: Program._stack_zero)
@@ -1016,6 +1022,19 @@ def _call_local(f, b, pc, k, target, nxt, zero):
         f.emit(f"call void @llvm.memset.p0.i64(ptr {f.op(f'inttoptr i64 {low} to ptr')}, i8 0, i64 {zero}, i1 0)")
     f.forget_region()
     f.goto(pc, target)
+
+
+def _grant(f):
+    """The interpreter's _grant: the fresh counter's room added to the budget."""
+    abi = f.abi
+    grant_p, granted_p = f.field(abi["grant"]), f.field(abi["granted"])
+    grant = f.op(f"load i64, ptr {grant_p}")
+    left = f.op("load i64, ptr %left")
+    f.emit(f"store i64 {f.op(f'add i64 {left}, {grant}')}, ptr %left")
+    granted = f.op(f"add i64 {f.op(f'load i64, ptr {granted_p}')}, {grant}")
+    f.emit(f"store i64 {granted}, ptr {granted_p}")
+    spent = f.op(f"icmp uge i64 {granted}, {abi['GRANT_CAP']}")
+    f.emit(f"store i64 {f.op(f'select i1 {spent}, i64 0, i64 {grant}')}, ptr {grant_p}")
 
 
 def _exit(f, b, pc, k, returns):

@@ -38,6 +38,7 @@ ctypedef struct TraceBatch:
     uint64_t task_size
     bint kernel_range_check
     uint64_t budget
+    bint grow                      # the program's default budget: Vm.grow
     uint32_t tail_call_limit
     bint v46
     MapStore** rings               # ring buffers drained after each run (trace-replay)
@@ -106,11 +107,12 @@ cdef Py_ssize_t _trace_loop(TraceBatch* c, Py_ssize_t k, Py_ssize_t end) noexcep
         c.world.task_size, c.world.kernel_range_check = c.task_size, c.kernel_range_check
         c.world.func_ip, c.world.cookie = r.func_ip, r.cookie
         vm_begin(vm, c.budget, c.tail_call_limit, c.v46)
+        vm.grow = c.grow
         trace_enter(vm, skb, &c.world, r.regs, c.regs_size)
         c.status = vm_run(vm, c.prog, False)
         if r.own_clock:
             _ktime_clock = (skb.ktime if skb.ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
-        c.insn_count[k] = c.budget - <uint64_t>vm.budget_left
+        c.insn_count[k] = c.budget + vm.granted - <uint64_t>vm.budget_left
         if c.status != STATUS_EXIT:
             return k
         c.retval[k] = <uint32_t>vm.reg[0]
@@ -239,6 +241,7 @@ cdef object _trace_many(Program prog, list each, const uint8_t[::1] packed, Py_s
             c.runs[k].func_ip, c.runs[k].cookie = c.world.func_ip, c.world.cookie
         c.skb, c.tmpl = &work, &tmpl
         c.budget = prog.budget if budget is None else budget
+        c.grow = prog._grows(budget)
         return _trace_batch(prog, &c, batch, n, False)
     finally:
         free(c.runs)
@@ -325,7 +328,7 @@ cdef object _trace_replay(Program prog, list runs, list rings):
         trace_skb(&tmpl, {}, prog.env, prog._profile_id)
         trace_skb(&work, {}, prog.env, prog._profile_id)
         c.skb, c.tmpl = &work, &tmpl
-        c.budget = prog.budget
+        c.budget, c.grow = prog.budget, prog._grows(None)
         _trace_batch(prog, &c, batch, n, True)
         return batch.retval, [_ring_records(&c.ring_out[j]) for j in range(c.nrings)]
     finally:

@@ -14,7 +14,7 @@ from errno import EACCES, EFAULT, EINVAL
 from .. import isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
 from .kptrs import PERCPU_RCU_PTR, RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
-from . import bounds, helpers, precision, rules, sockets, structure, tnum
+from . import bounds, helpers, precision, rules, scc, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
@@ -155,6 +155,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
+        self.scc = scc.components(insns, ops)
+        self.loops = any(self.scc)
+        self.visits: dict[tuple, scc.Visit] = {}     # call chain -> its visit
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
         # per slot, what the main loop and the ALU ask of every visit (Op's properties
         # compute it from the opcode each time)
@@ -360,6 +363,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             p.branches -= 1
             if p.branches:
                 break
+            if self.loops:
+                self._exit_scc(p)
             if not p.evicted:
                 self.open[p.insn][p.sig].remove(p)
                 self.open_count[p.insn] -= 1
@@ -419,16 +424,24 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
+                        if self.loops:
+                            self._backedge(old, cur)
                     return True
                 if not force_new and self.jmps - self.prev_jmps < 20 and \
                         self.processed - self.prev_processed < 100:
                     add = False
-            elif states_equal(old, cur, live, ranges=not self.precision,
-                              uninit_ok=not self.unpriv):
-                old.hits += 1
-                if self.precision:
-                    precision.propagate(self, old, cur)
-                return True
+            else:
+                # a state whose loop is still being explored has incomplete marks: it
+                # prunes only what lies within its ranges (incomplete_read_marks)
+                loop = self.loops and self.precision and self._incomplete(old)
+                if states_equal(old, cur, live, ranges=loop or not self.precision,
+                                uninit_ok=not self.unpriv):
+                    old.hits += 1
+                    if self.precision:
+                        precision.propagate(self, old, cur)
+                    if loop:
+                        self._backedge(old, cur)
+                    return True
             if add:
                 old.misses += 1
             n = 64 if force and old.branches else 3
@@ -450,10 +463,57 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
         self.states.setdefault(bucket, []).append(snap)
+        if self.loops:
+            self._enter_scc(snap)
         self.total_states += 1
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
         return False
+
+    def _enter_scc(self, snap: VState) -> None:
+        """maybe_enter_scc: the first checkpoint with a call chain opens its visit."""
+        chain = scc.callchain(self.scc, snap)
+        if chain is None:
+            return
+        visit = self.visits.get(chain)
+        if visit is None:
+            visit = self.visits[chain] = scc.Visit()
+        if visit.entry is None:
+            visit.entry = snap
+            if self.log.level >= 2:
+                self.log.add(f"SCC enter {_chain_text(chain)}")
+
+    def _exit_scc(self, p: VState) -> None:
+        """maybe_exit_scc: the visit's entry checkpoint is finished: the marks of the
+        states that pruned its backedges reach them again, until nothing changes
+        (propagate_backedges)."""
+        chain = scc.callchain(self.scc, p)
+        if chain is None:
+            return
+        visit = self.visits.get(chain)
+        if visit is None or visit.entry is not p:
+            return
+        if self.log.level >= 2:
+            self.log.add(f"SCC exit {_chain_text(chain)}")
+        backedges, visit.entry, visit.backedges = visit.backedges, None, []
+        for old, st in backedges:
+            precision.propagate(self, old, st)
+
+    def _incomplete(self, old: VState) -> bool:
+        """incomplete_read_marks: ``old``'s visit is open and has backedges."""
+        chain = scc.callchain(self.scc, old)
+        visit = self.visits.get(chain) if chain is not None else None
+        return visit is not None and bool(visit.backedges)
+
+    def _backedge(self, old: VState, cur: VState) -> None:
+        """add_scc_backedge: ``cur``, pruned by ``old`` inside an open visit."""
+        chain = scc.callchain(self.scc, old)
+        visit = self.visits.get(chain) if chain is not None else None
+        if visit is None or visit.entry is None:
+            return
+        if self.log.level >= 2:
+            self.log.add(f"SCC backedge {_chain_text(chain)}")
+        visit.backedges.append((old, cur.copy()))
 
     def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as
@@ -2024,3 +2084,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.unpriv and r0.is_ptr:
             self.refuse(pc, "R0 leaks addr as return value")    # check_return_code
         return None
+
+
+def _chain_text(chain: tuple) -> str:
+    """format_callchain: the call sites, then the loop, as the level-2 log prints them."""
+    return " ".join([f"({pc})" for pc in chain[:-1]] + [f"({chain[-1]})"])
