@@ -368,17 +368,20 @@ class GlobalCalls:
         regs[0] = scalar()
         return pc + 1
 
-    def changes_pkt_data(self, start: int) -> bool:
+    def changes_pkt_data(self, start: int, tail_calls_only: bool = False) -> bool:
         """Whether the function at ``start``, or a function it calls, calls a helper
         that changes packet data, or tail-calls, on some path from its entry (check_cfg's
         mark_subprog_changes_pkt_data and merge_callee_effects; callbacks are their own
         functions).  A tail call leaves the calling function's packet pointers alone (a
-        program tail-called returns to that function's caller), not its callers'."""
+        program tail-called returns to that function's caller), not its callers'.
+        With ``tail_calls_only``, whether it tail-calls: at a static function's return
+        only that matters, a helper's call having ended the pointers of every frame on
+        its own paths (clear_all_pkt_pointers)."""
         from .helpers import PROTOS
         known = self.__dict__.setdefault("_changes_pkt_data", {})
-        if start in known:
-            return known[start]
-        known[start] = False            # recursion is refused elsewhere
+        if (start, tail_calls_only) in known:
+            return known[start, tail_calls_only]
+        known[start, tail_calls_only] = False       # recursion is refused elsewhere
         func = self.func_of(start)
         end = self.starts[func + 1] if func + 1 < len(self.starts) else len(self.insns)
         todo, seen, changes = [start], set(), False
@@ -391,9 +394,9 @@ class GlobalCalls:
             if insn.is_helper_call:
                 proto = PROTOS.get(insn.imm)
                 changes = insn.imm == isa.HELPER_IDS["tail_call"] or \
-                    proto is not None and proto.changes_pkt_data
+                    not tail_calls_only and proto is not None and proto.changes_pkt_data
             elif f is isa.F_CALL_LOCAL:
-                changes = self.changes_pkt_data(pc + 1 + insn.imm)
+                changes = self.changes_pkt_data(pc + 1 + insn.imm, tail_calls_only)
             if insn.is_exit:
                 continue
             if f in (isa.F_JA, isa.F_JA32):
@@ -402,7 +405,7 @@ class GlobalCalls:
             if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
                 todo.append(pc + 1 + insn.off)
             todo.append(pc + (2 if f is isa.F_LDDW else 1))
-        known[start] = changes
+        known[start, tail_calls_only] = changes
         return changes
 
     def _check_btf_reg(self, pc, regno, reg: Reg, arg: Arg, invalid: str) -> None:

@@ -2059,8 +2059,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             caller.regs[0] = r0.copy()
             for r in range(1, 6):
                 caller.regs[r] = Reg()
-            if self.changes_pkt_data(self.starts[self.func_of(pc)]):
-                # the callers' packet pointers (as a global function's call does)
+            if self.changes_pkt_data(self.starts[self.func_of(pc)], tail_calls_only=True):
+                # a program it tail-called may have changed the packet: the callers'
+                # pointers end (as at a global function's call); the helpers that
+                # change packet data ended them where they were called
                 self.clear_all_pkt_pointers(st)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
