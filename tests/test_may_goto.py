@@ -204,3 +204,39 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     n = len(PACKET) << 16
     calls = len(PACKET) >> 3
     assert same_retval(data, PACKET) == calls * (n * (n - 1) // 2) & 0xFFFFFFFF
+
+
+def test_tcsims_report_counts_a_may_goto_programs_instructions_as_run_does(
+        tmp_path, monkeypatch, capsys):
+    """Frame entries grant a may_goto program budget (vm.granted): the replay's count
+    takes it into account as Program.run's insn_count does, where before the merge of
+    the growing budget it would have wrapped below zero."""
+    import json
+
+    from pyebpf.pcap import pcapio, tcsim
+    data = compile_object(CAN_LOOP + """
+static __attribute__((noinline)) unsigned int spin(unsigned int n) {
+    unsigned int i, s = 0;
+    for (i = 0; i < n && can_loop; i++)
+        s += i;
+    return s;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    unsigned int m = skb->len >> 4, s = 0, j;
+    for (j = 0; j < m && can_loop; j++)
+        s += spin(skb->len);
+    return s & 1;
+}
+""", flags=("-O2", "-mcpu=v3"))
+    (tmp_path / "prog.o").write_bytes(data)
+    pcapio.write(tmp_path / "in.pcap", [(0, PACKET, len(PACKET))])
+    monkeypatch.chdir(tmp_path)
+    assert tcsim.main(["prog.o", "-r", "in.pcap", "--report", "report.jsonl"]) == 0
+    capsys.readouterr()
+    [line] = (tmp_path / "report.jsonl").read_text().splitlines()
+    obj = pyebpf.load(data, pin=False)
+    try:
+        expected = obj.program("prog").run(PACKET).insn_count
+    finally:
+        obj.close()
+    assert json.loads(line)["instructions"] == expected
