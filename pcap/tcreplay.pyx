@@ -1386,6 +1386,7 @@ cdef class Loop:
         cdef uint64_t ktime, t = 0
         cdef bint timed = bool(ts)
         self.extras = {}
+        held_sockets_entry()
         try:
             for i in range(nframes):
                 if not i & 255:     # a pending SIGINT ends the replay within 256 packets
@@ -1472,6 +1473,7 @@ cdef class Loop:
         cdef uint64_t ktime
         self.extras = {}
         self.nkept = self.kept_len = 0
+        held_sockets_entry()
         if sc.nrecs and self.cpus > 1:
             return self._run_threads(base, sc, first, out, drops, report)
         try:

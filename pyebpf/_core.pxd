@@ -347,6 +347,8 @@ ctypedef struct MapStore:
     void* wqs                 # and with a bpf_wq each element's work item (workqueues.pxi)
     void* tws                 # and with a bpf_task_work each element's (task_work.pxi)
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
+    uint64_t held_entry       # XSKMAPs: the entry from Python whose released sockets a
+                              # lookup dropped last (held_sockets.pxi)
 
 
 cdef enum:
@@ -453,6 +455,7 @@ cdef enum:
     REGION_MAP0 = 4
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
+cdef void held_sockets_entry() noexcept nogil
 cdef void ringbuf_release_all(Vm* vm) noexcept nogil
 cdef object vm_fault(Vm* vm, uint64_t budget)
 

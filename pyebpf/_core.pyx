@@ -3029,6 +3029,7 @@ cdef class Program:
             return 0
         finally:
             mem._vm = NULL
+            held_sockets_entry()    # the helper may have released a socket
 
     def disassemble(self, pc=None):
         """The program's listing (kernel syntax; with line info, each C line before the
@@ -3187,6 +3188,7 @@ cdef class Program:
                     mem = PyBytes_FromStringAndSize(NULL, size)
                     memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
                 vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
+            held_sockets_entry()
             if trace or self._pc.py_helpers or self._hold_gil:
                 vm_run(&vm, &self._pc, trace)
             else:
@@ -3781,6 +3783,7 @@ cdef object _batch_run(Program prog, object frames, object offsets, object budge
         while k < n:
             # one run at a time where Python takes each one's output or helpers need it
             end = k + 1 if output or prog._pc.py_helpers else min(n, k + BATCH_CHUNK)
+            held_sockets_entry()    # a signal handler may have run since the last batch
             if prog._pc.py_helpers or prog._hold_gil:
                 k = _batch_loop(&c, k, end)
             else:

@@ -11,7 +11,10 @@
 # slot's key for the socket (an XSKMAP's inode, a reuseport array's cookie); a TCP
 # listener's is marked, and its EPOLLHUP (tcp_poll: TCP_CLOSE) is its unhashing.  Only
 # the sockets this process put in are watched: a slot another process filled (a pinned
-# map's) is kept.
+# map's) is kept.  Only user code releases a socket, and it runs between entries from
+# Python (a run, each C batch of run_many, a replay, a timer firing) or in a Python
+# helper: a program's XSKMAP lookup reads the registrations at most once per entry
+# (drop_released_once), not per packet.
 
 from posix.fcntl cimport O_RDONLY, open as c_open
 from posix.unistd cimport close as c_close, read as c_read
@@ -44,6 +47,7 @@ cdef uint64_t HELD_XSK = <uint64_t>1 << 62
 cdef uint64_t HELD_TCP_LISTENER = <uint64_t>1 << 63
 
 cdef int _held_epfd = -1
+cdef uint64_t _held_entry = 1       # bumped on each entry from Python (MapStore.held_entry)
 cdef uint64_t* _held_ever = NULL    # every key registered, marks cleared
 cdef size_t _held_count = 0, _held_room = 0
 
@@ -125,6 +129,20 @@ cdef int _held_keys(uint64_t* keys) noexcept nogil:
     for j in range(n):
         keys[j] &= ~HELD_TCP_LISTENER
     return n
+
+
+cdef void held_sockets_entry() noexcept nogil:
+    """Entered from Python, where user code may have released a socket: the next
+    drop_released_once of each map looks again."""
+    global _held_entry
+    _held_entry += 1
+
+
+cdef inline void drop_released_once(MapStore* m) noexcept nogil:
+    """drop_released for a program's lookup: once per entry from Python."""
+    if m.held_entry != _held_entry:
+        m.held_entry = _held_entry
+        drop_released(m)
 
 
 cdef void drop_released(MapStore* m) noexcept nogil:

@@ -115,7 +115,7 @@ cdef uint64_t _map_lookup_elem(Vm* vm, uint64_t r1, uint64_t r2, uint64_t c, uin
         return sock_map_lookup(vm, m, key)
     if m.type == BPF_MAP_TYPE_XSKMAP:
         # a socket released since its update is in no XSKMAP (xsk_delete_from_maps)
-        drop_released(m)
+        drop_released_once(m)
     if m.type == BPF_MAP_TYPE_DEVMAP or m.type == BPF_MAP_TYPE_XSKMAP:
         return <uintptr_t>xdp_map_lookup(m, key)
     elem = _find_locked(m, key)

@@ -418,6 +418,7 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
     cdef uint32_t e = 0, pc
     cdef TimerState* t
     cdef uint64_t n = 0
+    held_sockets_entry()
     try:
         if _tw_scheduled:
             n = fire_task_work(None, limit, progs, nprogs)
