@@ -1676,7 +1676,7 @@ cdef class Loop:
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
-        cdef Done* batch_end
+        cdef Py_ssize_t end
         cdef Done* grown
         cdef uint32_t n
         cdef int c
@@ -1740,10 +1740,11 @@ cdef class Loop:
                 if not published(&d.ready):
                     # blocked until the batch from here is done, then the packets one
                     # by one (their threads are done with them or nearly)
-                    batch_end = &self.done[min(k + WRITE_BATCH, sc.nrecs) - 1]
+                    end = min(k + WRITE_BATCH, sc.nrecs) - 1
                     while True:
                         with nogil:
-                            ready = (wait_published(&batch_end.ready, &self.abort)
+                            ready = (wait_published(&self.done[end].ready, &self.abort)
+                                     and self._wait_lanes(k, end)
                                      and wait_published(&d.ready, &self.abort))
                         if ready:
                             break
@@ -1773,6 +1774,24 @@ cdef class Loop:
             with nogil:
                 crew_wait(&self.ran, self.cpus)
             self.extras = dict(sorted(self.extras.items()))
+
+    cdef bint _wait_lanes(self, Py_ssize_t k, Py_ssize_t end) noexcept nogil:
+        """Wait for each CPU's last packet from ``k`` to ``end`` (steered, ``end``
+        published): a thread publishes its packets in order, so one wake a CPU covers
+        the batch, not one a packet.  False on abort or after 20 ms."""
+        cdef uint64_t seen = 0
+        cdef uint32_t lane
+        cdef int lanes = 0
+        cdef Py_ssize_t j = end
+        while j >= k and lanes < self.cpus:
+            lane = self.steering[j]
+            if lane < <uint32_t>self.cpus and not seen >> lane & 1:
+                seen |= <uint64_t>1 << lane
+                lanes += 1
+                if not wait_published(&self.done[j].ready, &self.abort):
+                    return False
+            j -= 1
+        return True
 
     cdef int _thread_failure(self) except -1:
         """Raise what stopped a replay thread."""
@@ -2001,7 +2020,7 @@ cdef class Loop:
         so the threads cannot wait on each other in a circle.)"""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Clock clock = self.chunk_clock
-        cdef Py_ssize_t k, batch
+        cdef Py_ssize_t k, batch, last
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -2027,10 +2046,16 @@ cdef class Loop:
                     return
             r = &self.recs[k]
             lane = steered(&self.steering[k])
-            while lane == UNSTEERED:
-                if self.abort:
-                    return
-                lane = wait_steered(&self.steering[k], &self.abort)
+            if lane == UNSTEERED:
+                # CPU k % cpus steers its share of k's batch in order: waiting for the
+                # last of it, not for k, is one wake a batch, not one a packet
+                last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
+                last -= (last - k) % self.cpus
+                while steered(&self.steering[last]) == UNSTEERED:
+                    if self.abort:
+                        return
+                    wait_steered(&self.steering[last], &self.abort)
+                lane = steered(&self.steering[k])
             if lane == NO_LANE:
                 continue
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
