@@ -719,7 +719,8 @@ include "annotate.pxi"
 cdef enum:
     MAX_CPUS = 64           # tcsim --cpus: simulated CPUs, each a replay thread
     NO_LANE = 0xffff        # a packet no CPU replays (it never reaches tc)
-    UNSTEERED = 0xfffe      # a packet whose CPU is not chosen yet
+    UNSTEERED = 0xfffe      # a packet whose CPU is not chosen yet (0xfffd: and waited
+                            # for, which only steered and wait_steered see)
     STEER_RSS = 0
     STEER_HASH = 1
 
@@ -765,12 +766,13 @@ ctypedef struct Done:
     uint32_t rec_len
     uint32_t ann_len
     uint32_t clones_len
+    uint32_t ready          # the thread is done with it (set last, with release order;
+                            # 2 while the writing waits for it: publish)
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
-    uint8_t ready           # the thread is done with it (set last, with release order)
-    # to 192 bytes (131 above): two packets' records, written by two threads, share no
+    # to 192 bytes (134 above): two packets' records, written by two threads, share no
     # cache line
-    uint8_t pad[61]
+    uint8_t pad[58]
 
 # The head of a clone's record in Done.clones: the record (rec_len bytes, in the
 # redirect captures' format) follows it.
@@ -815,78 +817,129 @@ cdef enum:
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
     STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
                             # slack for a thread the host deschedules a while
+    CREW_GONE = 0           # Loop.crew: no thread for that CPU (it exits when idle for
+    CREW_RUN = 1            # CREW_LINGER_NS, 100 ms, so that a Loop no longer used is
+    CREW_IDLE = 2           # freed); one running a chunk; one waiting for the next
 
 cdef extern from *:
     """
-    #include <sched.h>
+    #include <errno.h>
+    #include <limits.h>
+    #include <linux/futex.h>
+    #include <sys/syscall.h>
     #include <time.h>
-    static inline void pyebpf_publish(uint8_t* flag) {
-        __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+    #include <unistd.h>
+    /* The handoffs between the replay threads and the writing block in the kernel
+       (futex) instead of polling: a word that is not yet set is marked as waited for
+       (its third value) before its waiter sleeps, and whoever sets it wakes the
+       waiters only when it finds that mark, so a handoff nobody waits for costs one
+       exchange. */
+    static inline void pyebpf_wake_if(uint32_t* at, uint32_t value, uint32_t waited) {
+        if (__atomic_exchange_n(at, value, __ATOMIC_ACQ_REL) == waited)
+            syscall(SYS_futex, at, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     }
-    static inline int pyebpf_published(const uint8_t* flag) {
-        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
-    }
-    static inline void pyebpf_steer(uint16_t* at, uint16_t lane) {
-        __atomic_store_n(at, lane, __ATOMIC_RELEASE);
-    }
-    static inline uint16_t pyebpf_steered(const uint16_t* at) {
-        return __atomic_load_n(at, __ATOMIC_ACQUIRE);
-    }
-    /* A packet's CPU (its steering entry, 0xfffe while not chosen), waited for up to
-       about 20 ms asleep, or until *stop. */
-    static uint16_t pyebpf_wait_steered(const uint16_t* at, const int* stop) {
-        struct timespec nap = {0, 100000};
-        uint16_t lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+    /* Block until *at is no longer ``unset`` (nor ``waited``), for about 20 ms at most
+       or until *stop (whose setters do not wake anyone: the waiter sees it within
+       20 ms).  What *at holds then, ``unset`` when it is not set. */
+    static uint32_t pyebpf_block(uint32_t* at, uint32_t unset, uint32_t waited,
+                                 const int* stop) {
+        struct timespec t = {0, 20000000};
+        uint32_t v;
         int k;
-        for (k = 0; k < 200 && lane == 0xfffe; k++) {
+        for (k = 0; k < 64; k++) {
+            v = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+            if (v != unset && v != waited)
+                return v;
             if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+                return unset;
+            if (v == unset && !__atomic_compare_exchange_n(at, &v, waited, 0,
+                                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                continue;
+            if (syscall(SYS_futex, at, FUTEX_WAIT_PRIVATE, waited, &t, NULL, 0) == -1
+                    && errno == ETIMEDOUT)
                 break;
-            nanosleep(&nap, NULL);
-            lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
         }
-        return lane;
+        v = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        return v == waited ? unset : v;
     }
-    /* Wait up to about 20 ms for *flag, or for *stop: spin briefly, then yield, then
-       sleep, since the threads may outnumber the free CPUs.  Whether *flag is set. */
-    static int pyebpf_wait(const uint8_t* flag, const int* stop) {
-        struct timespec nap = {0, 20000};
-        int k;
-        for (k = 0; k < 2000; k++) {
-            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+    #define CREW_LINGER_NS 100000000
+    /* A replay thread between chunks (Loop.crew): CREW_IDLE, blocked up to
+       CREW_LINGER_NS for the writing to set CREW_RUN (the next chunk); then gone
+       (CREW_GONE, which it sets itself, so that the writing starts another).  Whether
+       it runs the next chunk. */
+    static int pyebpf_crew_next(uint32_t* state) {
+        struct timespec t = {0, CREW_LINGER_NS};
+        uint32_t v;
+        for (;;) {
+            v = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+            if (v == 1)
                 return 1;
-            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-                return 0;
-            if (k >= 1000)
-                nanosleep(&nap, NULL);
-            else if (k >= 32)
-                sched_yield();
+            if (syscall(SYS_futex, state, FUTEX_WAIT_PRIVATE, v, &t, NULL, 0) == -1
+                    && errno == ETIMEDOUT) {
+                v = 2;
+                if (__atomic_compare_exchange_n(state, &v, 0, 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE))
+                    return 0;
+            }
         }
-        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
     }
-    /* Up to about 20 ms for *flag, or for *stop, asleep between looks: the writing's
-       wait for a batch of packets, a replay thread's for another's steering (a
-       spinning waiter would take a core from the replay threads).  Whether *flag is
-       set. */
-    static int pyebpf_wait_asleep(const uint8_t* flag, const int* stop) {
-        struct timespec nap = {0, 100000};
-        int k;
-        for (k = 0; k < 200; k++) {
-            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
-                return 1;
-            if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-                return 0;
-            nanosleep(&nap, NULL);
-        }
-        return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+    /* The writing hands an idle thread the chunk; false when it is gone. */
+    static int pyebpf_crew_wake(uint32_t* state) {
+        uint32_t v = 2;
+        if (!__atomic_compare_exchange_n(state, &v, 1, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            return 0;
+        syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        return 1;
+    }
+    /* A thread is done with the chunk: idle, counted in *ran; the last wakes the
+       writing. */
+    static void pyebpf_crew_done(uint32_t* state, uint32_t* ran, uint32_t crew) {
+        __atomic_store_n(state, 2, __ATOMIC_RELEASE);
+        if (__atomic_add_fetch(ran, 1, __ATOMIC_ACQ_REL) == crew)
+            syscall(SYS_futex, ran, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    /* The writing waits for ``crew`` threads to be done with the chunk (woken by
+       the last of all the CPUs': looks every 20 ms when fewer were started). */
+    static void pyebpf_crew_wait(uint32_t* ran, uint32_t crew) {
+        struct timespec t = {0, 20000000};
+        uint32_t v;
+        while ((v = __atomic_load_n(ran, __ATOMIC_ACQUIRE)) < crew)
+            syscall(SYS_futex, ran, FUTEX_WAIT_PRIVATE, v, &t, NULL, 0);
+    }
+    /* Done.ready: 0 (not yet), 1 (done), 2 (not yet, waited for) */
+    static inline void pyebpf_publish(uint32_t* flag) {
+        pyebpf_wake_if(flag, 1, 2);
+    }
+    static inline int pyebpf_published(const uint32_t* flag) {
+        return __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 1;
+    }
+    static inline int pyebpf_wait(uint32_t* flag, const int* stop) {
+        return pyebpf_block(flag, 0, 2, stop) == 1;
+    }
+    /* a steering entry: UNSTEERED (0xfffe) while not chosen, 0xfffd while not chosen
+       and waited for */
+    static inline void pyebpf_steer(uint32_t* at, uint32_t lane) {
+        pyebpf_wake_if(at, lane, 0xfffd);
+    }
+    static inline uint32_t pyebpf_steered(const uint32_t* at) {
+        uint32_t lane = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        return lane == 0xfffd ? 0xfffe : lane;
+    }
+    static inline uint32_t pyebpf_wait_steered(uint32_t* at, const int* stop) {
+        return pyebpf_block(at, 0xfffe, 0xfffd, stop);
     }
     """
-    void publish "pyebpf_publish" (uint8_t* flag) nogil
-    void steer "pyebpf_steer" (uint16_t* at, uint16_t lane) nogil
-    uint16_t steered "pyebpf_steered" (const uint16_t* at) nogil
-    uint16_t wait_steered "pyebpf_wait_steered" (const uint16_t* at, const int* stop) nogil
-    bint published "pyebpf_published" (const uint8_t* flag) nogil
-    bint wait_published "pyebpf_wait" (const uint8_t* flag, const int* stop) nogil
-    bint wait_asleep "pyebpf_wait_asleep" (const uint8_t* flag, const int* stop) nogil
+    void publish "pyebpf_publish" (uint32_t* flag) nogil
+    void steer "pyebpf_steer" (uint32_t* at, uint32_t lane) nogil
+    uint32_t steered "pyebpf_steered" (const uint32_t* at) nogil
+    uint32_t wait_steered "pyebpf_wait_steered" (uint32_t* at, const int* stop) nogil
+    bint published "pyebpf_published" (const uint32_t* flag) nogil
+    bint wait_published "pyebpf_wait" (uint32_t* flag, const int* stop) nogil
+    bint crew_next "pyebpf_crew_next" (uint32_t* state) nogil
+    bint crew_wake "pyebpf_crew_wake" (uint32_t* state) nogil
+    void crew_done "pyebpf_crew_done" (uint32_t* state, uint32_t* ran, uint32_t crew) nogil
+    void crew_wait "pyebpf_crew_wait" (uint32_t* ran, uint32_t crew) nogil
 
 
 cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
@@ -937,7 +990,7 @@ cdef class Loop:
     # each packet's CPU, NO_LANE or UNSTEERED (several CPUs): apart from the Done
     # records, so that every thread's walk over the chunk reads a dense array, not the
     # cache lines the packets' own threads write
-    cdef uint16_t* steering
+    cdef uint32_t* steering
     cdef Py_ssize_t cap_done
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
@@ -945,6 +998,8 @@ cdef class Loop:
     cdef uint32_t linktype      # a pcap capture's linktype
     cdef Py_ssize_t nrecs, first
     cdef int abort              # the replay threads stop (an error, an interrupt)
+    cdef uint32_t crew[MAX_CPUS]    # each CPU's replay thread: CREW_GONE, _RUN or _IDLE
+    cdef uint32_t ran           # replay threads done with the chunk
     cdef bint lines             # the replay threads write the report lines (a report)
     # the replay threads write the pcap records of the delivered (of the dropped)
     # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
@@ -1684,7 +1739,7 @@ cdef class Loop:
         cdef Py_ssize_t k, index = first
         cdef Rec* r
         cdef Done* d
-        cdef Done* batch_end
+        cdef Py_ssize_t end
         cdef Done* grown
         cdef uint32_t n
         cdef int c
@@ -1700,7 +1755,7 @@ cdef class Loop:
             free(self.done)
             self.done, self.cap_done = grown, sc.nrecs
             free(self.steering)
-            self.steering = <uint16_t*>malloc(sc.nrecs * sizeof(uint16_t))
+            self.steering = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
             if self.steering == NULL:
                 self.cap_done = 0
                 raise MemoryError()
@@ -1727,23 +1782,32 @@ cdef class Loop:
         self.chunk_clock = self.clock
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
-        threads = [threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
-                   for c in range(self.cpus)]
+        self.ran = 0
+        for c in range(self.cpus):
+            # the threads stay across chunks (a start takes the GIL and ~100 us)
+            if not crew_wake(&self.crew[c]):
+                self.crew[c] = CREW_RUN
+                try:
+                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
+                except BaseException:
+                    self.crew[c], self.abort = CREW_GONE, 1
+                    with nogil:
+                        crew_wait(&self.ran, c)
+                    raise
         try:
-            for t in threads:
-                t.start()
             for k in range(sc.nrecs):
                 if not k & 255:
                     PyErr_CheckSignals()
                 r, d, index = &sc.recs[k], &self.done[k], first + k
                 hdr = base + r.off
                 if not published(&d.ready):
-                    # asleep until the batch from here is done, then the packets one by
-                    # one (their threads are done with them or nearly)
-                    batch_end = &self.done[min(k + WRITE_BATCH, sc.nrecs) - 1]
+                    # blocked until the batch from here is done, then the packets one
+                    # by one (their threads are done with them or nearly)
+                    end = min(k + WRITE_BATCH, sc.nrecs) - 1
                     while True:
                         with nogil:
-                            ready = (wait_asleep(&batch_end.ready, &self.abort)
+                            ready = (wait_published(&self.done[end].ready, &self.abort)
+                                     and self._wait_lanes(k, end)
                                      and wait_published(&d.ready, &self.abort))
                         if ready:
                             break
@@ -1770,9 +1834,27 @@ cdef class Loop:
         finally:
             if not finished:
                 self.abort = 1
-            for t in threads:
-                t.join()
+            with nogil:
+                crew_wait(&self.ran, self.cpus)
             self.extras = dict(sorted(self.extras.items()))
+
+    cdef bint _wait_lanes(self, Py_ssize_t k, Py_ssize_t end) noexcept nogil:
+        """Wait for each CPU's last packet from ``k`` to ``end`` (steered, ``end``
+        published): a thread publishes its packets in order, so one wake a CPU covers
+        the batch, not one a packet.  False on abort or after 20 ms."""
+        cdef uint64_t seen = 0
+        cdef uint32_t lane
+        cdef int lanes = 0
+        cdef Py_ssize_t j = end
+        while j >= k and lanes < self.cpus:
+            lane = self.steering[j]
+            if lane < <uint32_t>self.cpus and not seen >> lane & 1:
+                seen |= <uint64_t>1 << lane
+                lanes += 1
+                if not wait_published(&self.done[j].ready, &self.abort):
+                    return False
+            j -= 1
+        return True
 
     cdef int _thread_failure(self) except -1:
         """Raise what stopped a replay thread."""
@@ -1785,8 +1867,13 @@ cdef class Loop:
         return 0
 
     def _cpu_main(self, int cpu):
+        """A CPU's replay thread: its chunks, until it idles CREW_LINGER_NS."""
         with nogil:
-            self._cpu_run(cpu)
+            while True:
+                self._cpu_run(cpu)
+                crew_done(&self.crew[cpu], &self.ran, self.cpus)
+                if not crew_next(&self.crew[cpu]):
+                    break
 
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
@@ -1799,7 +1886,7 @@ cdef class Loop:
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef uint32_t n, lt
-        cdef uint16_t lane
+        cdef uint32_t lane
         cdef int e, pkt_type
         k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
         while k < stop:
@@ -1827,7 +1914,7 @@ cdef class Loop:
                 steer(&self.steering[k], NO_LANE)
                 publish(&d.ready)
             else:
-                lane = <uint16_t>self._steer_to(ln, frame, n)
+                lane = self._steer_to(ln, frame, n)
                 if lane == NO_LANE:
                     return False
                 steer(&self.steering[k], lane)
@@ -1996,7 +2083,7 @@ cdef class Loop:
         so the threads cannot wait on each other in a circle.)"""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Clock clock = self.chunk_clock
-        cdef Py_ssize_t k, batch
+        cdef Py_ssize_t k, batch, last
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -2009,7 +2096,7 @@ cdef class Loop:
         cdef const uint8_t* outb
         cdef char* line
         cdef char* end
-        cdef uint16_t lane
+        cdef uint32_t lane
         for batch in range(STEER_AHEAD):
             if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
                 ln.failed, self.abort = True, 1
@@ -2023,10 +2110,16 @@ cdef class Loop:
                     return
             r = &self.recs[k]
             lane = steered(&self.steering[k])
-            while lane == UNSTEERED:
-                if self.abort:
-                    return
-                lane = wait_steered(&self.steering[k], &self.abort)
+            if lane == UNSTEERED:
+                # CPU k % cpus steers its share of k's batch in order: waiting for the
+                # last of it, not for k, is one wake a batch, not one a packet
+                last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
+                last -= (last - k) % self.cpus
+                while steered(&self.steering[last]) == UNSTEERED:
+                    if self.abort:
+                        return
+                    wait_steered(&self.steering[last], &self.abort)
+                lane = steered(&self.steering[k])
             if lane == NO_LANE:
                 continue
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
