@@ -145,7 +145,7 @@ ctypedef struct ProgCore:
     uint32_t* blocks   # n + 1 block lengths (isa.block_lengths): the budget per block
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
     void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
-    uint64_t runs      # runs started (the JIT's tiering counts them)
+    uint64_t runs      # runs started through Program.run (the JIT's tiering)
     bint probe_loads   # a verified tracing program: a load no region holds went through a
                        # BTF pointer, and reads as the kernel's BPF_PROBE_MEM (tracing.pxi)
     const BtfView* btf # the target BTF bpf_snprintf_btf prints by (NULL: none needed)

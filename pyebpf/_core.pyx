@@ -1561,7 +1561,6 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     install_prog(vm, prog)
     _enter_frame(vm, 0)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
-    prog.runs += 1
     vm_drive(vm, 0)
     spin_lock_release(vm)
     return vm.status
@@ -3128,6 +3127,9 @@ cdef class Program:
         if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
             self._jit_done = True
             _jit.tier(self)
+        # counted here, not in vm_run: tcsim's replay threads run one program at once,
+        # and a counter they all wrote would bounce its cache line between the cores
+        self._pc.runs += 1
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         vm.grow = self._grows(budget)
         try:
