@@ -54,6 +54,17 @@ def _clang20() -> tuple[list[str], str | None]:
 
 
 CLANG20, NO_CLANG20 = _clang20()
+# bpf_sk_assign_tcp_reqsk and its attributes, declared as selftests' bpf_kfuncs.h does
+TCP_REQSK_DECLS = r"""
+struct bpf_tcp_req_attrs {
+    __u32 rcv_tsval; __u32 rcv_tsecr; __u16 mss; __u8 rcv_wscale; __u8 snd_wscale;
+    __u8 ecn_ok; __u8 wscale_ok; __u8 sack_ok; __u8 tstamp_ok; __u8 usec_ts_ok;
+    __u8 reserved[3];
+};
+extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
+                                   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym;
+char LICENSE[] SEC("license") = "GPL";
+"""
 COMPILERS = ("clang-19", "clang-20")
 
 

@@ -20,8 +20,7 @@ from skbdiff import TYPES
 
 from bpfc import compile_object
 from objdiff import same_retval, verdicts
-from recorded_kernel import count_comparison
-from verifier_counts import count_verifications, kernel_counts
+from verifier_counts import counts_and_the_kernels
 
 # the shapes of libbpf's bpf_helpers.h (1.2 and later): the installed 1.1 has neither
 # the iterator's type nor the macros
@@ -434,10 +433,5 @@ SEC("tc") int prog(struct __sk_buff *skb)
     return sum;
 }
 """ % cond)
-    counts = count_verifications(monkeypatch)
-    pyebpf.load(data, pin=False).close()
-    with pyebpf.kernel.load_object(data) as kobj:
-        (prog,) = kobj.programs.values()
-        log = prog.verifier_log
-    count_comparison()
-    assert counts[-1] == kernel_counts(log)
+    ours, kernels = counts_and_the_kernels(data, monkeypatch)
+    assert ours == kernels

@@ -19,7 +19,7 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf import errors
 from pyebpf.environment import Device, Environment, Socket
-from bpfc import compile_c, compile_object
+from bpfc import TCP_REQSK_DECLS, compile_c, compile_object
 from networld import world
 from objdiff import refused_alike
 from recorded_kernel import count_comparison
@@ -192,16 +192,7 @@ def test_sk_assign_records_the_socket_at_ingress():
 
 # --- bpf_sk_assign_tcp_reqsk: a request socket of the listener found ---------------------
 
-REQSK = r"""
-struct bpf_tcp_req_attrs {
-    __u32 rcv_tsval; __u32 rcv_tsecr; __u16 mss; __u8 rcv_wscale; __u8 snd_wscale;
-    __u8 ecn_ok; __u8 wscale_ok; __u8 sack_ok; __u8 tstamp_ok; __u8 usec_ts_ok;
-    __u8 reserved[3];
-};
-extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
-                                   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym;
-char LICENSE[] SEC("license") = "GPL";
-SEC("tc") int prog(struct __sk_buff *skb)
+REQSK = TCP_REQSK_DECLS + r"""SEC("tc") int prog(struct __sk_buff *skb)
 {
     struct bpf_sock_tuple t = {};
     %s

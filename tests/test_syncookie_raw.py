@@ -17,7 +17,7 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf import isa
 from pyebpf.environment import Environment
-from bpfc import compile_c, compile_object
+from bpfc import TCP_REQSK_DECLS, compile_c, compile_object
 from objdiff import refused_alike
 from skbdiff import assert_same
 
@@ -256,16 +256,7 @@ def test_the_secret_loads_from_toml_as_hex(tmp_path):
 
 # --- bpf_sk_assign_tcp_reqsk: the verifier's refusals -----------------------------------
 
-REQSK = r"""
-struct bpf_tcp_req_attrs {
-    __u32 rcv_tsval; __u32 rcv_tsecr; __u16 mss; __u8 rcv_wscale; __u8 snd_wscale;
-    __u8 ecn_ok; __u8 wscale_ok; __u8 sack_ok; __u8 tstamp_ok; __u8 usec_ts_ok;
-    __u8 reserved[3];
-};
-extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
-                                   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym;
-char LICENSE[] SEC("license") = "GPL";
-SEC("%s") int prog(struct __sk_buff *skb)
+REQSK = TCP_REQSK_DECLS + r"""SEC("%s") int prog(struct __sk_buff *skb)
 {
     struct bpf_tcp_req_attrs a = {};
     return bpf_sk_assign_tcp_reqsk(skb, 0, &a, sizeof(a));

@@ -4,14 +4,10 @@ processed instructions and states are the kernel's."""
 
 import pytest
 
-import pyebpf
-import pyebpf.kernel
-
 from bpfc import compile_object
-from recorded_kernel import count_comparison
 from test_kfuncs import ITER
 from test_may_goto import CAN_LOOP
-from verifier_counts import count_verifications, kernel_counts
+from verifier_counts import counts_and_the_kernels
 
 SHAPES = {
     # an iterator loop inside an iterator loop: the inner loop's states, pruned while
@@ -47,10 +43,5 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_loop_is_explored_with_the_kernels_instructions_and_states(shape, monkeypatch):
     data = compile_object(CAN_LOOP + ITER + SHAPES[shape], flags=("-O2", "-mcpu=v3"))
-    counts = count_verifications(monkeypatch)
-    pyebpf.load(data, pin=False).close()
-    with pyebpf.kernel.load_object(data) as kobj:
-        (prog,) = kobj.programs.values()
-        log = prog.verifier_log
-    count_comparison()
-    assert counts[-1] == kernel_counts(log)
+    ours, kernels = counts_and_the_kernels(data, monkeypatch)
+    assert ours == kernels

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import re
 
+import pyebpf
+import pyebpf.kernel
 from pyebpf import isa, verifier
+
+from recorded_kernel import count_comparison
 
 _STATS = re.compile(r"processed (\d+) insns .*total_states (\d+)")
 
@@ -31,3 +35,15 @@ def count_verifications(monkeypatch) -> list[tuple[int, int]]:
         return real(insns, prog_type, profile, **kw)
     monkeypatch.setattr(verifier, "check", counting)
     return counts
+
+
+def counts_and_the_kernels(data: bytes, monkeypatch) -> tuple[tuple[int, int], tuple[int, int]]:
+    """pyebpf's (processed instructions, total states) for the one program of object
+    ``data``, and the kernel's for the same object."""
+    counts = count_verifications(monkeypatch)
+    pyebpf.load(data, pin=False).close()
+    with pyebpf.kernel.load_object(data) as kobj:
+        (prog,) = kobj.programs.values()
+        log = prog.verifier_log
+    count_comparison()
+    return counts[-1], kernel_counts(log)

@@ -112,27 +112,31 @@ class TimerRules:
         queued.frames = [callee]
         pending.append((queued, fn.off, pc, self.log.mark()))
 
+    def _map_field(self, pc: int, reg: Reg, argno: int, field: str, attr: str):
+        """check_map_field_pointer for a kfunc's arg#``argno``: a map value pointer at
+        the constant offset of its map's ``field`` (the map's ``attr``); that map."""
+        if reg.type != PTR_TO_MAP_VALUE:
+            self.refuse(pc, f"arg#{argno} doesn't point to a map value")
+        if not reg.is_const:
+            self.refuse(pc, f"R{argno + 1} doesn't have constant offset. {field} has to be "
+                            f"at the constant offset")
+        m = reg.map
+        if getattr(m, "value_type", None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use {field}")
+        if getattr(m, attr, None) is None:
+            self.refuse(pc, f"map '{map_name(m)}' has no valid {field}")
+        at = reg.value + reg.off
+        if at != getattr(m, attr):
+            self.refuse(pc, f"off {at} doesn't point to 'struct {field}' that is at "
+                            f"{getattr(m, attr)}")
+        return m
+
     def wq_call(self, st, pc: int, name: str, pending) -> None:
         """check_kfunc_args for a bpf_wq kfunc: R1 a map value's bpf_wq
         (KF_ARG_PTR_TO_WORKQUEUE, process_wq_func), bpf_wq_init's R2 that value's map,
         the flags scalars; bpf_wq_set_callback_impl's R2 a callback, queued for
         verification as an async callback."""
-        reg = self.read(st, pc, 1)
-        if reg.type != PTR_TO_MAP_VALUE:
-            self.refuse(pc, "arg#0 doesn't point to a map value")
-        # check_map_field_pointer, as for a bpf_timer
-        if not reg.is_const:
-            self.refuse(pc, "R1 doesn't have constant offset. bpf_wq has to be at the "
-                            "constant offset")
-        m = reg.map
-        if getattr(m, "value_type", None) is None:
-            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use bpf_wq")
-        if getattr(m, "wq_off", None) is None:
-            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_wq")
-        at = reg.value + reg.off
-        if at != m.wq_off:
-            self.refuse(pc, f"off {at} doesn't point to 'struct bpf_wq' that is at "
-                            f"{m.wq_off}")
+        m = self._map_field(pc, self.read(st, pc, 1), 0, "bpf_wq", "wq_off")
         if name == "bpf_wq_init":
             r2 = self.read(st, pc, 2)
             if r2.type != CONST_PTR_TO_MAP:
@@ -161,22 +165,7 @@ class TimerRules:
         callback, queued for verification as an async callback; R5 (aux__prog) is the
         verifier's to fill."""
         self.trusted_ptr_arg(pc, k, 0, self.read(st, pc, 1))
-        reg = self.read(st, pc, 2)
-        if reg.type != PTR_TO_MAP_VALUE:
-            self.refuse(pc, "arg#1 doesn't point to a map value")
-        if not reg.is_const:
-            self.refuse(pc, "R2 doesn't have constant offset. bpf_task_work has to be at "
-                            "the constant offset")
-        m = reg.map
-        if getattr(m, "value_type", None) is None:
-            self.refuse(pc, f"map '{map_name(m)}' has to have BTF in order to use "
-                            f"bpf_task_work")
-        if getattr(m, "task_work_off", None) is None:
-            self.refuse(pc, f"map '{map_name(m)}' has no valid bpf_task_work")
-        at = reg.value + reg.off
-        if at != m.task_work_off:
-            self.refuse(pc, f"off {at} doesn't point to 'struct bpf_task_work' that is at "
-                            f"{m.task_work_off}")
+        m = self._map_field(pc, self.read(st, pc, 2), 1, "bpf_task_work", "task_work_off")
         r3 = self.read(st, pc, 3)
         if r3.type != CONST_PTR_TO_MAP:
             self.refuse(pc, "pointer in R3 isn't map pointer")
