@@ -11,7 +11,7 @@ import pyebpf.kernel
 from pyebpf import isa
 
 from bpfc import compile_object
-from objdiff import same_retval, verdicts
+from objdiff import program_retvals, same_retval, verdicts
 from recorded_kernel import count_comparison
 from verifier_counts import count_verifications, kernel_counts
 
@@ -240,3 +240,40 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     finally:
         obj.close()
     assert json.loads(line)["instructions"] == expected
+
+
+def test_a_can_loop_program_tail_calling_itself_gets_a_fresh_counter_in_each_call():
+    """Sixteen runs of the program through its own tail calls, each looping 6,684,672
+    times: more than the budget of one program of its length, which stops only if a
+    tail call does not grant a fresh may_goto counter (the kernel's is set in every
+    program's prologue)."""
+    data = compile_object(CAN_LOOP + """
+int prog(struct __sk_buff *skb);
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __array(values, int (void *));
+} jmp SEC(".maps") = { .values = { [0] = (void *)&prog } };
+SEC("tc") int prog(struct __sk_buff *skb) {
+    unsigned int n = skb->len << 16, i, s = 0;
+    for (i = 0; i < n && can_loop; i++)
+        s += i;
+    skb->cb[0] += s;
+    skb->cb[1] += 1;
+    if (skb->cb[1] < 16)
+        bpf_tail_call(skb, &jmp, 0);
+    return skb->cb[1] * 1000 + (skb->cb[0] & 0xff);
+}
+char _license[] SEC("license") = "GPL";
+""", flags=("-O2", "-mcpu=v3"))
+    ours, theirs = program_retvals(data, PACKET)
+    assert ours == theirs
+    assert theirs[0] // 1000 == 16
+    obj = pyebpf.load(data, pin=False)
+    try:
+        prog = obj.program("prog")
+        ungranted = 1_000_000 + isa.BPF_MAX_LOOPS * (len(prog.insns) // isa.INSN_SIZE)
+        assert prog.run(PACKET).insn_count > ungranted
+    finally:
+        obj.close()
