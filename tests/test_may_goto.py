@@ -2,6 +2,8 @@
 bounded only by it loads and runs as in the kernel; its budget is BPF_MAX_LOOPS per
 frame (the kernel's rewrite in do_misc_fixups)."""
 
+import json
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -9,6 +11,7 @@ from scapy.layers.l2 import Ether
 import pyebpf
 import pyebpf.kernel
 from pyebpf import isa
+from pyebpf.pcap import pcapio, tcsim
 
 from bpfc import compile_object
 from objdiff import program_retvals, same_retval, verdicts
@@ -140,17 +143,19 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert same_retval(data, PACKET) == (n * (n - 1) // 2) & 0xFFFFFFFF
 
 
-# a function with a can_loop loop of len << 16 iterations (the packet's bound: the
-# verifier widens the counter), called len >> 4 times from a can_loop loop of the main
-# body (one call site: two would make the kernel explore past its million instructions)
-CALLED = """
+# a function with a can_loop loop of n iterations
+SPIN = """
 static __attribute__((noinline)) unsigned int spin(unsigned int n) {
     unsigned int i, s = 0;
     for (i = 0; i < n && can_loop; i++)
         s += i;
     return s;
 }
-SEC("tc") int prog(struct __sk_buff *skb) {
+"""
+# spin() with len << 16 iterations (the packet's bound: the verifier widens the
+# counter), called len >> 4 times from a can_loop loop of the main body (one call
+# site: two would make the kernel explore past its million instructions)
+CALLED = SPIN + """SEC("tc") int prog(struct __sk_buff *skb) {
     unsigned int n = skb->len << 16, m = skb->len >> 4, s = 0, j;
     for (j = 0; j < m && can_loop; j++)
         s += spin(n);
@@ -211,17 +216,7 @@ def test_tcsims_report_counts_a_may_goto_programs_instructions_as_run_does(
     """Frame entries grant a may_goto program budget (vm.granted): the replay's count
     takes it into account as Program.run's insn_count does, where before the merge of
     the growing budget it would have wrapped below zero."""
-    import json
-
-    from pyebpf.pcap import pcapio, tcsim
-    data = compile_object(CAN_LOOP + """
-static __attribute__((noinline)) unsigned int spin(unsigned int n) {
-    unsigned int i, s = 0;
-    for (i = 0; i < n && can_loop; i++)
-        s += i;
-    return s;
-}
-SEC("tc") int prog(struct __sk_buff *skb) {
+    data = compile_object(CAN_LOOP + SPIN + """SEC("tc") int prog(struct __sk_buff *skb) {
     unsigned int m = skb->len >> 4, s = 0, j;
     for (j = 0; j < m && can_loop; j++)
         s += spin(skb->len);

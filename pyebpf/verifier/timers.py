@@ -131,6 +131,23 @@ class TimerRules:
                             f"{getattr(m, attr)}")
         return m
 
+    def _same_map(self, pc: int, reg: Reg, regno: int, m, what: str, field_regno: int) -> None:
+        """R``regno`` the map pointer of the map whose value R``field_regno`` points into
+        (check_kfunc_args' map_uid match for a map-value field)."""
+        if reg.type != CONST_PTR_TO_MAP:
+            self.refuse(pc, f"pointer in R{regno} isn't map pointer")
+        if reg.map is not m:
+            self.refuse(pc, f"{what} pointer in R{field_regno} map_uid=0 doesn't match map "
+                            f"pointer in R{regno} map_uid=0")
+
+    def _callback_arg(self, pc: int, reg: Reg, argno: int) -> Reg:
+        """A kfunc's arg#``argno``: a callback (KF_ARG_PTR_TO_CALLBACK), never NULL."""
+        if reg.is_null():
+            self.refuse(pc, f"Possibly NULL pointer passed to trusted arg{argno}")
+        if reg.type != PTR_TO_FUNC:
+            self.refuse(pc, f"arg{argno} expected pointer to func")
+        return reg
+
     def wq_call(self, st, pc: int, name: str, pending) -> None:
         """check_kfunc_args for a bpf_wq kfunc: R1 a map value's bpf_wq
         (KF_ARG_PTR_TO_WORKQUEUE, process_wq_func), bpf_wq_init's R2 that value's map,
@@ -138,19 +155,10 @@ class TimerRules:
         verification as an async callback."""
         m = self._map_field(pc, self.read(st, pc, 1), 0, "bpf_wq", "wq_off")
         if name == "bpf_wq_init":
-            r2 = self.read(st, pc, 2)
-            if r2.type != CONST_PTR_TO_MAP:
-                self.refuse(pc, "pointer in R2 isn't map pointer")
-            if r2.map is not m:
-                self.refuse(pc, "workqueue pointer in R1 map_uid=0 doesn't match map "
-                                "pointer in R2 map_uid=0")
+            self._same_map(pc, self.read(st, pc, 2), 2, m, "workqueue", 1)
             flags = 3
         elif name == "bpf_wq_set_callback_impl":
-            fn = self.read(st, pc, 2)
-            if fn.is_null():
-                self.refuse(pc, "Possibly NULL pointer passed to trusted arg1")
-            if fn.type != PTR_TO_FUNC:
-                self.refuse(pc, "arg1 expected pointer to func")
+            fn = self._callback_arg(pc, self.read(st, pc, 2), 1)
             flags = 3
         else:
             flags = 2
@@ -166,17 +174,8 @@ class TimerRules:
         verifier's to fill."""
         self.trusted_ptr_arg(pc, k, 0, self.read(st, pc, 1))
         m = self._map_field(pc, self.read(st, pc, 2), 1, "bpf_task_work", "task_work_off")
-        r3 = self.read(st, pc, 3)
-        if r3.type != CONST_PTR_TO_MAP:
-            self.refuse(pc, "pointer in R3 isn't map pointer")
-        if r3.map is not m:
-            self.refuse(pc, "bpf_task_work pointer in R2 map_uid=0 doesn't match map "
-                            "pointer in R3 map_uid=0")
-        fn = self.read(st, pc, 4)
-        if fn.is_null():
-            self.refuse(pc, "Possibly NULL pointer passed to trusted arg3")
-        if fn.type != PTR_TO_FUNC:
-            self.refuse(pc, "arg3 expected pointer to func")
+        self._same_map(pc, self.read(st, pc, 3), 3, m, "bpf_task_work", 2)
+        fn = self._callback_arg(pc, self.read(st, pc, 4), 3)
         self._push_async(pc, fn, m, pending, TASK_WORK_ASYNC)
 
     def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
