@@ -6,11 +6,15 @@
 # (bpf_crypto_ctx_create, sleepable), which pyebpf does not run: Map.create_crypto_ctx
 # does what such a program does in the selftests (crypto_ctx_insert): create one and
 # exchange it into a map value's kptr field, releasing the one there.  A context is a
-# slot of a fixed table; its address is what the field holds (a kernel object's, outside
-# the object arena), its reference count what bpf_crypto_ctx_release_dtor drops when
-# the map frees the value (heap.pxi's _obj_release).  The ciphers are the lskcipher
+# slot of a table made of blocks of 64 that grows as contexts are created and never
+# shrinks (a freed slot is reused; no limit, as the kernel kzallocs each); its address
+# is what the field holds (a kernel object's, outside the object arena), its reference
+# count what bpf_crypto_ctx_release_dtor drops when the map frees the value (heap.pxi's
+# _obj_release).  The ciphers are the lskcipher
 # algorithms ecb(aes) and cbc(aes) (crypto/ecb.c, crypto/cbc.c over the single-block
 # "aes" of pyebpf/crypto_aes.h).
+
+from struct import Struct as _Struct
 
 cdef extern from "crypto_aes.h":
     ctypedef struct pyebpf_aes_key:
@@ -23,7 +27,7 @@ cdef extern from "crypto_aes.h":
                                            const uint8_t* inp) nogil
 
 cdef enum:
-    CRYPTO_CTX_MAX = 64                 # contexts alive at once
+    CRYPTO_BLOCK = 64                   # contexts per block of the table
     AES_BLOCK_SIZE = 16
     CRYPTO_ECB_AES = 1
     CRYPTO_CBC_AES = 2
@@ -34,20 +38,63 @@ cdef struct CryptoCtx:
     uint32_t siv_len                    # ivsize + statesize (bpf_crypto_ctx_create)
     pyebpf_aes_key key
 
-cdef CryptoCtx _crypto_ctxs[CRYPTO_CTX_MAX]
+cdef struct CryptoBlock:
+    CryptoCtx ctxs[CRYPTO_BLOCK]
+    CryptoBlock* next                   # set once, from NULL, when the table grows
 
-# struct bpf_crypto_params' sizes (kernel/bpf/crypto.c)
+# the table's first block; runs read the chain without a lock (a block is linked in
+# whole, zeroed, by a compare-and-swap, and never unlinked while the process lives)
+cdef CryptoBlock _crypto_table
+
+# struct bpf_crypto_params (kernel/bpf/crypto.c): type[14], reserved[2], algo[128],
+# key[256], key_len, authsize
+CRYPTO_TYPE_LEN = 14
+CRYPTO_ALGO_LEN = 128
 CRYPTO_KEY_MAX = 256
-# the algorithms of the "skcipher" type pyebpf models: (mode, ivsize)
-_CRYPTO_ALGOS = {"ecb(aes)": (CRYPTO_ECB_AES, 0), "cbc(aes)": (CRYPTO_CBC_AES, AES_BLOCK_SIZE)}
+_CRYPTO_PARAMS = _Struct("<14s2s128s256sII")
+CRYPTO_PARAMS_SIZE = _CRYPTO_PARAMS.size         # 408
+# The "skcipher" type's algorithms (crypto/bpf_crypto_skcipher.c: lskcipher ones), as
+# the modelled kernel (6.18, x86-64 defconfig) answers bpf_crypto_ctx_create for them,
+# each measured: ecb and cbc over the single-block aes are (mode, ivsize); a name that
+# crypto_has_skcipher finds but that is no lskcipher, or whose key is always refused,
+# fails after the key_len check with the errno given (crypto_alloc_lskcipher's or
+# setkey's).  Any other name: has_algo is false, EOPNOTSUPP.
+_CRYPTO_ALGOS = {
+    "ecb(aes)": (CRYPTO_ECB_AES, 0), "ecb(aes-generic)": (CRYPTO_ECB_AES, 0),
+    "ecb(aes-fixed-time)": (CRYPTO_ECB_AES, 0),
+    "cbc(aes)": (CRYPTO_CBC_AES, AES_BLOCK_SIZE),
+    "cbc(aes-generic)": (CRYPTO_CBC_AES, AES_BLOCK_SIZE),
+    "cbc(aes-fixed-time)": (CRYPTO_CBC_AES, AES_BLOCK_SIZE),
+    "cbc(ecb(aes-fixed-time))": (CRYPTO_CBC_AES, AES_BLOCK_SIZE),
+    # skciphers only (no lskcipher template): crypto_alloc_lskcipher fails
+    "ctr(aes)": -EINVAL, "ctr(aes-generic)": -EINVAL, "ctr(aes-fixed-time)": -EINVAL,
+    "xts(aes)": -EINVAL, "cts(cbc(aes))": -EINVAL, "cts(cbc(aes-generic))": -EINVAL,
+    "cts(cbc(aes-fixed-time))": -EINVAL, "rfc3686(ctr(aes))": -EINVAL,
+    "rfc3686(ctr(aes-generic))": -EINVAL,
+    # keysize 0: any key_len the earlier check lets through is refused by setkey
+    "ecb(cipher_null)": -EINVAL, "ecb(cipher_null-generic)": -EINVAL,
+    "cbc(cipher_null)": -EINVAL,
+    # a driver name crypto_has_skcipher finds but crypto_alloc_lskcipher does not
+    "ecb-cipher_null": -ENOENT,
+}
 
 
-cdef inline CryptoCtx* _crypto_ctx(uint64_t p) noexcept nogil:
+def crypto_params(str type, str algo, bytes key, uint32_t authsize=0) -> bytes:
+    """The ``struct bpf_crypto_params`` a program fills for these (each string cut or
+    NUL-padded to its field, key_len the key's length)."""
+    return _CRYPTO_PARAMS.pack(type.encode(), b"", algo.encode(), key, len(key), authsize)
+
+
+cdef CryptoCtx* _crypto_ctx(uint64_t p) noexcept nogil:
     """The context at address ``p``, or NULL for any other address."""
-    cdef uintptr_t base = <uintptr_t>&_crypto_ctxs[0]
-    if p < base or p >= base + sizeof(_crypto_ctxs) or (p - base) % sizeof(CryptoCtx):
-        return NULL
-    return <CryptoCtx*><uintptr_t>p
+    cdef CryptoBlock* b = &_crypto_table
+    cdef uintptr_t base
+    while b != NULL:
+        base = <uintptr_t>&b.ctxs[0]
+        if base <= p < base + sizeof(b.ctxs):
+            return <CryptoCtx*><uintptr_t>p if (p - base) % sizeof(CryptoCtx) == 0 else NULL
+        b = b.next
+    return NULL
 
 
 cdef bint crypto_ctx_put(uint64_t p) noexcept nogil:
@@ -61,33 +108,52 @@ cdef bint crypto_ctx_put(uint64_t p) noexcept nogil:
     return True
 
 
-def _crypto_ctx_new(str type, str algo, bytes key, uint32_t authsize):
-    """bpf_crypto_ctx_create for the params given: the context's address, or -errno as
-    the kernel's ``*err``."""
+cdef CryptoCtx* _crypto_slot() except NULL:
+    """A free slot, taken (usage 1): the first of the table's, in a new block when all
+    are in use."""
+    cdef CryptoBlock* b = &_crypto_table
+    cdef CryptoBlock* fresh
     cdef int i
+    while True:
+        for i in range(CRYPTO_BLOCK):
+            if atomic_cas(<uint8_t*>&b.ctxs[i].usage, 4, 0, 1):
+                return &b.ctxs[i]
+        if b.next == NULL:
+            fresh = <CryptoBlock*>calloc(1, sizeof(CryptoBlock))
+            if fresh == NULL:
+                raise MemoryError("crypto context table")
+            if not atomic_cas(<uint8_t*>&b.next, 8, 0, <uintptr_t>fresh):
+                free(fresh)                 # another thread linked one first
+        b = b.next
+
+
+def _crypto_ctx_new(bytes params):
+    """bpf_crypto_ctx_create of ``params`` (a struct bpf_crypto_params, params__sz its
+    length), its checks in the kernel's order: the context's address, or -errno as the
+    kernel's ``*err``."""
     cdef CryptoCtx* c
-    if type != "skcipher":
-        return -ENOENT                      # bpf_crypto_get_type: no such type
-    if algo == "ecb(cipher_null)":
-        # it exists, but its keysize is 0 and key_len 0 is refused first
+    if len(params) < CRYPTO_TYPE_LEN + 2 or params[CRYPTO_TYPE_LEN] or \
+            params[CRYPTO_TYPE_LEN + 1] or len(params) != CRYPTO_PARAMS_SIZE:
         return -EINVAL
-    if algo not in _CRYPTO_ALGOS:
-        raise MapError(EOPNOTSUPP, f"crypto algorithm {algo!r}: pyebpf models "
-                                   f"{', '.join(_CRYPTO_ALGOS)} and ecb(cipher_null) only")
+    type, _, algo, key, key_len, authsize = _CRYPTO_PARAMS.unpack(params)
+    # strcmp: an unterminated name matches no type and no algorithm
+    if type.partition(b"\0")[0] != b"skcipher" or b"\0" not in type:
+        return -ENOENT                      # bpf_crypto_get_type
+    algo = algo.partition(b"\0")[0].decode("latin-1") if b"\0" in algo else None
+    found = _CRYPTO_ALGOS.get(algo)
+    if found is None:
+        return -EOPNOTSUPP                  # type->has_algo
     if authsize:
         return -EOPNOTSUPP                  # an lskcipher has no setauthsize
-    if not key or len(key) > CRYPTO_KEY_MAX:
+    if not key_len or key_len > CRYPTO_KEY_MAX:
         return -EINVAL
-    for i in range(CRYPTO_CTX_MAX):
-        c = &_crypto_ctxs[i]
-        if atomic_cas(<uint8_t*>&c.usage, 4, 0, 1):
-            break
-    else:
-        return -ENOMEM
-    if aes_expandkey(&c.key, <const uint8_t*>key, len(key)):
+    if not isinstance(found, tuple):
+        return found                        # alloc_tfm's or setkey's refusal
+    c = _crypto_slot()
+    if aes_expandkey(&c.key, <const uint8_t*>key, key_len):
         c.usage = 0
         return -EINVAL                      # crypto_lskcipher_setkey: aes_expandkey
-    c.mode, c.siv_len = _CRYPTO_ALGOS[algo]
+    c.mode, c.siv_len = found
     return <uintptr_t>c
 
 

@@ -433,22 +433,34 @@ cdef class Map:
         """What a syscall program's bpf_crypto_ctx_create and bpf_kptr_xchg do (the
         kernel selftests' crypto_ctx_insert, pyebpf/crypto.pxi): the value under ``key``
         is set to zeroes (its kptrs released), then a crypto context of ``algo``
-        ("ecb(aes)" or "cbc(aes)") keyed with ``cipher_key`` goes into its
-        ``struct bpf_crypto_ctx __kptr`` field (CPU 0's copy).  bpf_crypto_ctx_create's
-        refusals raise MapError with its errno: EINVAL for a key of another size than
-        16, 24 or 32 bytes (or ecb(cipher_null), whose keys are empty), EOPNOTSUPP for an
-        authsize, ENOENT for a ``type`` but "skcipher"."""
+        ("ecb(aes)" or "cbc(aes)", or their aes-generic and aes-fixed-time drivers)
+        keyed with ``cipher_key`` goes into its ``struct bpf_crypto_ctx __kptr`` field
+        (CPU 0's copy).  bpf_crypto_ctx_create's refusals raise MapError with the
+        kernel's errno, checked in its order: ENOENT for a ``type`` but "skcipher",
+        EOPNOTSUPP for an algorithm the modelled kernel does not have as an lskcipher or
+        for an authsize, EINVAL for an empty key or one longer than 256 bytes, then
+        EINVAL for ctr, xts, cts and rfc3686 (skciphers only), ecb(cipher_null) and a
+        key of another size than 16, 24 or 32 bytes."""
+        self.create_crypto_ctx_from_params(
+            key, crypto_params(type, algo, bytes(cipher_key), authsize))
+
+    def create_crypto_ctx_from_params(self, key, params):
+        """create_crypto_ctx with the ``struct bpf_crypto_params`` bytes a program would
+        pass (their length is its params__sz; crypto_params() builds them): EINVAL for
+        non-zero reserved bytes or another size than 408, then as create_crypto_ctx."""
         cdef int32_t e
         cdef uint64_t old
+        params = bytes(params)
         field = next((k for k in self.kptrs if k.kernel and k.target.name == "bpf_crypto_ctx"),
                      None)
         if field is None:
             raise MapError(EINVAL, f"map {self._label()}: its value has no "
                                    f"struct bpf_crypto_ctx __kptr field")
-        ctx = _crypto_ctx_new(type, algo, bytes(cipher_key), authsize)
+        ctx = _crypto_ctx_new(params)
         if ctx < 0:
+            algo = params[16:144].partition(b"\0")[0].decode("latin-1")
             raise MapError(-ctx, f"map {self._label()}: bpf_crypto_ctx_create of {algo!r} "
-                                 f"with a {len(cipher_key)}-byte key failed: "
+                                 f"({len(params)}-byte params) failed: "
                                  f"{_isa.errno_name(-ctx)}")
         cdef bytes k = self._key(key)
         try:

@@ -316,24 +316,124 @@ def test_a_user_space_change_of_the_value_releases_its_context(change):
 
 
 def test_contexts_replaced_in_a_map_free_their_slots():
-    # the engine's table holds 64 contexts: each replaced one is released
+    # each replaced context is released, its slot taken again by the next
     obj = pyebpf.load(compile_object(DECLS + prog_source("encrypt", 16)))
     try:
         for n in range(200):
             obj.maps["ctxs"].create_crypto_ctx(bytes(4), "ecb(aes)", bytes([n]) * 16)
+        obj.maps["ctxs"].create_crypto_ctx(bytes(4), "ecb(aes)", FIPS_KEY[:16])
         r = obj.program("prog").run(frame(FIPS_PLAIN + bytes(2)))
+        glob = _globals(obj.maps)
     finally:
         obj.close()
-    assert r.retval == 0
+    assert (r.retval, out(glob)[:16].hex()) == (0, FIPS_ECB[16])
 
 
-def test_an_algorithm_pyebpf_does_not_model_is_refused_saying_so():
+def test_more_than_64_contexts_live_at_once_each_with_its_key():
+    # bpf_crypto_ctx_create kzallocs each context: no limit on how many are alive
+    n = 200
+    source = (DECLS + prog_source("encrypt", 16)).replace(
+        "__uint(max_entries, 1)", f"__uint(max_entries, {n})").replace(
+        "int k = 0;", f"int k = {n - 1};")
+    obj = pyebpf.load(compile_object(source))
+    try:
+        for i in range(n - 1):
+            obj.maps["ctxs"].create_crypto_ctx(struct.pack("<i", i), "ecb(aes)",
+                                               bytes([i]) * 16)
+        obj.maps["ctxs"].create_crypto_ctx(struct.pack("<i", n - 1), "ecb(aes)",
+                                           FIPS_KEY[:16])
+        r = obj.program("prog").run(frame(FIPS_PLAIN + bytes(2)))
+        glob = _globals(obj.maps)
+    finally:
+        obj.close()
+    assert (r.retval, out(glob)[:16].hex()) == (0, FIPS_ECB[16])
+
+
+# a syscall program passing ``raw`` as the params and its length as params__sz
+RAW_SETUP = r"""
+unsigned char raw[%(n)d] = { %(bytes)s };
+
+SEC("syscall") int setup(void *c)
+{
+    struct bpf_crypto_ctx *cctx;
+    int err = 0;
+
+    cctx = bpf_crypto_ctx_create((void *)raw, %(n)d, &err);
+    if (!cctx)
+        return err;
+    bpf_crypto_ctx_release(cctx);
+    return 0;
+}
+"""
+
+
+def params(type=b"skcipher", algo=b"ecb(aes)", key=bytes(16), key_len=None, authsize=0,
+           reserved=b"\0\0") -> bytes:
+    """struct bpf_crypto_params, each field as given (key_len: the key's length)."""
+    return struct.pack("<14s2s128s256sII", type, reserved, algo, key,
+                       len(key) if key_len is None else key_len, authsize)
+
+
+def create_status(raw: bytes) -> tuple:
+    """(pyebpf's, the kernel's) bpf_crypto_ctx_create answer to ``raw``: 0 or -errno."""
     obj = pyebpf.load(compile_object(DECLS + prog_source("encrypt", 16)))
     try:
-        with pytest.raises(MapError, match="pyebpf models"):
-            obj.maps["ctxs"].create_crypto_ctx(bytes(4), "xts(aes)", bytes(32))
+        obj.maps["ctxs"].create_crypto_ctx_from_params(bytes(4), raw)
+        ours = 0
+    except MapError as exc:
+        ours = -exc.errno
     finally:
         obj.close()
+    source = DECLS + RAW_SETUP % {"n": len(raw), "bytes": _c_bytes(raw)}
+    with load_object(compile_object(source)) as kobj:
+        theirs = kernel_setup(kobj)
+    count_comparison()
+    return ours, theirs
+
+
+# each one check of bpf_crypto_ctx_create failing, or the first of two that do
+CREATE_CASES = {
+    "good": params(),
+    "reserved0": params(reserved=b"\1\0"),
+    "reserved1": params(reserved=b"\0\1"),
+    "reserved-before-type": params(type=b"aead", reserved=b"\1\0"),
+    "params-size-short": params()[:-1],
+    "params-size-long": params() + bytes(8),
+    "params-size-before-type": params(type=b"aead") + bytes(4),
+    "type-aead": params(type=b"aead"),
+    "type-empty": params(type=b""),
+    "type-unterminated": params(type=b"skcipherxxxxxx"),
+    "type-before-algo": params(type=b"aead", algo=b"foo"),
+    "algo-unknown": params(algo=b"foo"),
+    "algo-empty": params(algo=b""),
+    "algo-unterminated": params(algo=b"e" * 128),
+    "algo-a-cipher": params(algo=b"aes"),
+    "algo-uppercase": params(algo=b"ECB(aes)"),
+    "algo-before-key-len": params(algo=b"foo", key=b""),
+    "algo-after-nul-ignored": params(algo=b"ecb(aes)\0zz"),
+    "authsize": params(authsize=16),
+    "authsize-before-key-len": params(authsize=16, key=b""),
+    "key-len-0": params(key=b""),
+    "key-len-257": params(key_len=257),
+    "key-len-256": params(key_len=256),
+    "key-len-20": params(key=bytes(20)),
+    "ecb-aes-generic": params(algo=b"ecb(aes-generic)"),
+    "cbc-aes-fixed-time": params(algo=b"cbc(aes-fixed-time)", key=bytes(32)),
+    "ctr-aes": params(algo=b"ctr(aes)"),
+    "ctr-aes-authsize": params(algo=b"ctr(aes)", authsize=4),
+    "ctr-aes-key-len-0": params(algo=b"ctr(aes)", key=b""),
+    "xts-aes": params(algo=b"xts(aes)", key=bytes(32)),
+    "cts-cbc-aes": params(algo=b"cts(cbc(aes))"),
+    "rfc3686-ctr-aes": params(algo=b"rfc3686(ctr(aes))", key=bytes(20)),
+    "ecb-cipher-null": params(algo=b"ecb(cipher_null)", key=b"\1"),
+    "ecb-cipher-null-driver": params(algo=b"ecb-cipher_null", key=b"\1"),
+}
+
+
+@pytest.mark.parametrize("raw", CREATE_CASES.values(), ids=CREATE_CASES.keys())
+def test_bpf_crypto_ctx_create_checks_its_params_in_the_kernels_order(raw):
+    ours, theirs = create_status(raw)
+    assert ours == theirs
 
 
 @pytest.mark.parametrize("dst_off", [OFF - 16, OFF - 14, OFF - 2, OFF + 2, OFF + 8, OFF + 16])
