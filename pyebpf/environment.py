@@ -8,7 +8,8 @@ that consult the world read it (``bpf_check_mtu``, ``bpf_get_netns_cookie``,
 ``bpf_get_socket_cookie``, ``bpf_get_socket_uid``, ``bpf_skb_cgroup_id``,
 ``bpf_skb_ancestor_cgroup_id``, ``bpf_skb_under_cgroup``, ``bpf_skb_cgroup_classid``,
 ``bpf_get_current_cgroup_id``, the cgroup kfuncs (``bpf_cgroup_from_id``,
-``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``), ``bpf_sk_storage_get`` and
+``bpf_cgroup_ancestor``, ``bpf_task_under_cgroup``, ``bpf_cgroup_read_xattr``),
+``bpf_sk_storage_get`` and
 ``bpf_sk_storage_delete`` (by socket cookie), ``bpf_get_current_ancestor_cgroup_id``,
 ``bpf_fib_lookup``, ``bpf_sk_lookup_tcp``,
 ``bpf_sk_lookup_udp``, ``bpf_skc_lookup_tcp``, ``bpf_sk_assign``, ``bpf_map_lookup_elem``
@@ -34,6 +35,13 @@ IFNAMSIZ = 16
 MAX_MTU = 65536                 # loopback's (LOOPBACK_MTU 64 KiB)
 FIRST_SOCKET_COOKIE = 4096      # the cookie of sockets[0] when it names none
 SYNCOOKIE_SECRET_SIZE = 32      # two siphash_key_t (net/ipv4/syncookies.c)
+# what setxattr(2) lets a cgroupfs node hold (include/uapi/linux/limits.h,
+# include/linux/kernfs.h, fs/kernfs/inode.c's kernfs_xattr_handlers)
+XATTR_NAME_MAX = 255
+XATTR_SIZE_MAX = 65536
+KERNFS_MAX_USER_XATTRS = 128
+KERNFS_USER_XATTR_SIZE_LIMIT = 128 << 10
+XATTR_PREFIXES = ("user.", "trusted.", "security.")
 
 
 class EnvironmentSpecError(EbpfError, ValueError):
@@ -258,7 +266,10 @@ class Environment:
     two SipHash keys SYN cookies are made with (the kernel's ``syncookie_secret`` and
     ``syncookie6_secret``, random per boot there; one pair for both families here, all
     zero unless given); ``conntrack``: :class:`Conntrack` entries the namespace's
-    conntrack table holds before the first run."""
+    conntrack table holds before the first run; ``cgroup_xattrs``: a mapping of cgroup
+    path (one of ``cgroups``) to that cgroup directory's extended attributes, name ->
+    bytes (what ``bpf_cgroup_read_xattr`` reads; names in the user., trusted. and
+    security. namespaces, as cgroupfs takes them; kept as sorted pairs)."""
     devices: tuple = (LOOPBACK,)
     cgroups: tuple = (("/", 1),)
     netns_cookie: int = 1
@@ -270,11 +281,17 @@ class Environment:
     sockets: tuple = ()
     syncookie_secret: bytes = bytes(SYNCOOKIE_SECRET_SIZE)
     conntrack: tuple = ()
+    cgroup_xattrs: tuple = ()
 
     def __post_init__(self):
         for key in ("devices", "routes", "neighbours", "sockets", "cgroups", "conntrack"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
+        object.__setattr__(self, "cgroup_xattrs", _xattr_pairs(self.cgroup_xattrs))
         check(self, "Environment")
+
+    def xattrs(self, path: str) -> dict:
+        """The extended attributes of the cgroup at ``path`` (name -> bytes)."""
+        return dict(dict(self.cgroup_xattrs).get(path, ()))
 
     def socket_cookie(self, k: int) -> int:
         """The cookie of ``sockets[k]``: its own, else FIRST_SOCKET_COOKIE + k."""
@@ -360,12 +377,12 @@ class Environment:
         """The same schema as the TOML file, as a dict."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
                                "socket", "task_cgroup", "routes", "neighbours", "sockets",
-                               "syncookie_secret", "conntrack"}
+                               "syncookie_secret", "conntrack", "cgroup_xattrs"}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
                                        "socket, task_cgroup, routes, neighbours, sockets, "
-                                       "syncookie_secret, conntrack")
+                                       "syncookie_secret, conntrack, cgroup_xattrs")
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
@@ -384,6 +401,9 @@ class Environment:
         for key in ("netns_cookie", "init_netns_cookie", "task_cgroup"):
             if key in data:
                 kw[key] = data[key]
+        if "cgroup_xattrs" in data:
+            kw["cgroup_xattrs"] = _toml_xattrs(data["cgroup_xattrs"],
+                                               f"{where}: cgroup_xattrs")
         if "socket" in data:
             kw["socket"] = _socket(data["socket"], f"{where}: socket")
         if "syncookie_secret" in data:
@@ -398,6 +418,71 @@ class Environment:
             return cls(**kw)
         except EnvironmentSpecError as exc:
             raise EnvironmentSpecError(f"{where}: {str(exc).split(': ', 1)[1]}") from None
+
+
+def _xattr_pairs(value) -> tuple:
+    """cgroup_xattrs as sorted (path, ((name, value), ...)) pairs, from a mapping or
+    pairs; what is not of that shape is left for check() to name."""
+    try:
+        items = value.items() if hasattr(value, "items") else value
+        return tuple(sorted((path, tuple(sorted(attrs.items() if hasattr(attrs, "items")
+                                                else attrs)))
+                            for path, attrs in items))
+    except (TypeError, ValueError):
+        return value
+
+
+def _toml_xattrs(value, where) -> dict:
+    """[cgroup_xattrs."PATH"] tables: a string value is its UTF-8 bytes, an array of
+    integers its bytes."""
+    if not isinstance(value, dict):
+        raise EnvironmentSpecError(f"{where} must be a table of cgroup path = table")
+    out = {}
+    for path, attrs in value.items():
+        if not isinstance(attrs, dict):
+            raise EnvironmentSpecError(f"{where}[{path!r}] must be a table of name = value")
+        out[path] = {}
+        for name, v in attrs.items():
+            if isinstance(v, str):
+                out[path][name] = v.encode()
+            elif isinstance(v, list) and all(isinstance(b, int) and 0 <= b <= 255 for b in v):
+                out[path][name] = bytes(v)
+            else:
+                raise EnvironmentSpecError(f"{where}[{path!r}][{name!r}]: expected a string "
+                                           f"or an array of bytes (0..255), got {v!r}")
+    return out
+
+
+def _check_xattrs(env, ids, where) -> None:
+    """cgroup_xattrs: declared cgroups, names and values setxattr(2) would take on
+    cgroupfs (xattr_resolve_name: a known prefix and more; kernfs' user.* limits)."""
+    if not isinstance(env.cgroup_xattrs, tuple):
+        raise EnvironmentSpecError(f"{where}: cgroup_xattrs: expected a mapping of cgroup "
+                                   f"path to {{name: bytes}}, got {env.cgroup_xattrs!r}")
+    for path, attrs in env.cgroup_xattrs:
+        at = f"{where}: cgroup_xattrs[{path!r}]"
+        if path not in ids:
+            raise EnvironmentSpecError(f"{at}: not one of the declared cgroups "
+                                       f"({', '.join(ids)})")
+        users = total = 0
+        for name, value in attrs:
+            if not isinstance(name, str) or not name.startswith(XATTR_PREFIXES) \
+                    or name in XATTR_PREFIXES:
+                raise EnvironmentSpecError(f"{at}: name {name!r}: expected user.NAME, "
+                                           f"trusted.NAME or security.NAME")
+            if len(name.encode()) > XATTR_NAME_MAX or "\0" in name:
+                raise EnvironmentSpecError(f"{at}: name {name!r}: longer than "
+                                           f"{XATTR_NAME_MAX} bytes or holding a NUL")
+            if not isinstance(value, bytes) or len(value) > XATTR_SIZE_MAX:
+                raise EnvironmentSpecError(f"{at}[{name!r}]: expected at most "
+                                           f"{XATTR_SIZE_MAX} bytes, got {value!r:.60}")
+            if name.startswith("user."):
+                users += 1
+                total += len(value)
+        if users > KERNFS_MAX_USER_XATTRS or total > KERNFS_USER_XATTR_SIZE_LIMIT:
+            raise EnvironmentSpecError(f"{at}: more than {KERNFS_MAX_USER_XATTRS} user.* "
+                                       f"attributes or {KERNFS_USER_XATTR_SIZE_LIMIT} bytes "
+                                       f"of their values (kernfs' limits: ENOSPC)")
 
 
 def _list(value, where):
@@ -506,6 +591,7 @@ def check(env: Environment, where: str) -> None:
                                    f"{SYNCOOKIE_SECRET_SIZE} bytes, got "
                                    f"{env.syncookie_secret!r}")
     _check_world(env, where)
+    _check_xattrs(env, ids, where)
     if env.task_cgroup not in ids:
         raise EnvironmentSpecError(f"{where}: task_cgroup: {env.task_cgroup!r} is not one of "
                                    f"the declared cgroups ({', '.join(ids)})")

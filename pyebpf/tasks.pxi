@@ -9,8 +9,13 @@
 # cgroup_load from the model: level and kn (its kernfs_node, whose id is the cgroup's
 # id), and its css's cgroup and parent; every other byte reads 0 (the verifier lets no
 # program read the ancestors[] flexible array: btf_struct_walk).
+# A cgroup's extended attributes are the Environment's cgroup_xattrs (NetEnv.xattrs),
+# read by bpf_cgroup_read_xattr.
 # Every modelled task and cgroup outlives the run, so acquiring one returns the pointer
 # and releasing one does nothing: the verifier pairs them.
+
+cdef extern from "<string.h>":
+    size_t strnlen(const char* s, size_t n) nogil
 
 cdef enum:
     NO_VPID = 0xFFFFFFFFFFFFFFFF       # a task outside the current task's pid namespace
@@ -175,6 +180,48 @@ cdef uint64_t _k_cgroup_from_id(Vm* vm, uint64_t cgid, uint64_t r2, uint64_t r3,
         if cg[k].id == cgid:
             return _cgroup_address(k)
     return 0
+
+
+cdef uint64_t _k_cgroup_read_xattr(Vm* vm, uint64_t cgrp, uint64_t name_p, uint64_t value_p,
+                                   uint64_t r4, uint64_t r5) noexcept nogil:
+    """bpf_cgroup_read_xattr (fs/bpf_fs_kfuncs.c): -EPERM for a name outside user.*,
+    -EINVAL for a NULL or read-only dynptr, then kernfs_xattr_get: -ENODATA for no such
+    attribute, -ERANGE for a value longer than the dynptr, else the value copied and its
+    length."""
+    cdef const char* name = <const char*><uintptr_t>name_p
+    cdef size_t name_len, n
+    cdef DynptrKern* d = _dynptr(vm, value_p, ACCESS_READ)
+    cdef int64_t k = _cgroup_index(vm, cgrp)
+    cdef const uint8_t* rec
+    cdef const uint8_t* end
+    cdef uint32_t nlen, vlen, size
+    cdef uint8_t* out
+    if d == NULL:
+        return 0
+    # the verifier made name a NUL-terminated constant string (check_reg_const_str)
+    name_len = strnlen(name, _str_span(vm, name_p))
+    if name_len < 5 or memcmp(name, b"user.", 5):
+        return err(EPERM)                   # XATTR_USER_PREFIX only
+    size = _dsize(d)
+    out = _dynptr_slice_ptr(vm, d, 0, size, True)
+    if vm.status != STATUS_RUNNING:
+        return 0
+    if out == NULL:
+        return err(EINVAL)                  # __bpf_dynptr_data_rw
+    if k < 0:
+        return err(ENODATA)                 # no attributes (kernfs_iattrs_noalloc)
+    rec = vm.skb.net.xattrs + vm.skb.net.cgroups[k].xattr_off
+    end = rec + vm.skb.net.cgroups[k].xattr_len
+    while rec < end:
+        memcpy(&nlen, rec, 4)
+        memcpy(&vlen, rec + 4, 4)
+        if nlen == name_len and memcmp(rec + 8, name, nlen) == 0:
+            if vlen > size:
+                return err(ERANGE)          # simple_xattr_get
+            memcpy(out, rec + 8 + nlen, vlen)
+            return vlen
+        rec += 8 + nlen + vlen
+    return err(ENODATA)
 
 
 cdef uint64_t _k_cgroup_ancestor(Vm* vm, uint64_t cgrp, uint64_t level, uint64_t r3,
@@ -507,6 +554,7 @@ cdef void register_task_kfuncs() except *:
     _kfunc("bpf_task_from_vpid", _k_task_from_vpid)
     _kfunc("bpf_cgroup_from_id", _k_cgroup_from_id)
     _kfunc("bpf_cgroup_ancestor", _k_cgroup_ancestor)
+    _kfunc("bpf_cgroup_read_xattr", _k_cgroup_read_xattr)
     _kfunc("bpf_task_under_cgroup", _k_task_under_cgroup)
     _kfunc("bpf_send_signal_task", _k_send_signal_task)
     _kfunc("bpf_task_get_cgroup1", _k_task_get_cgroup1)

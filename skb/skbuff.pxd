@@ -125,6 +125,8 @@ ctypedef struct NetCgroup:
     uint64_t id
     int32_t parent              # the parent's index; -1 for the root
     int32_t level
+    uint32_t xattr_off          # its extended attributes: NetEnv.xattrs from here,
+    uint32_t xattr_len          # this many bytes of records (pyebpf/tasks.pxi)
 
 ctypedef struct NetEnv:
     # the modelled network a run sees (pyebpf.environment.Environment), owned by its
@@ -141,6 +143,7 @@ ctypedef struct NetEnv:
     uint64_t* task_cgroups      # the same for the current task's cgroup
     size_t ncgroups
     NetCgroup* cgroups          # every cgroup of the Environment, in its order
+    uint8_t* xattrs             # Environment.cgroup_xattrs' records, cgroup by cgroup
     size_t ndevices
     NetDevice* devices
     size_t nroutes

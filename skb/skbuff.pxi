@@ -495,6 +495,7 @@ cdef class NetTable:
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
         free(self.env.cgroups)
+        free(self.env.xattrs)
         free(self.env.routes)
         free(self.env.addrs)
         free(self.env.neighs)
@@ -599,16 +600,28 @@ cdef uint64_t* _cgroup_ids(object env, str path, int* level) except NULL:
 
 
 cdef int _cgroup_table(NetEnv* e, object env) except -1:
-    """e.cgroups: each cgroup's id, parent and level."""
+    """e.cgroups: each cgroup's id, parent, level and extended attributes (e.xattrs:
+    per attribute a record of name length and value length, u32 each, then the name and
+    the value)."""
     cdef dict index = {path: k for k, (path, _) in enumerate(env.cgroups)}
     cdef size_t k
+    cdef bytearray blob = bytearray()
     e.cgroups = <NetCgroup*>_calloc_n(max(len(env.cgroups), 1), sizeof(NetCgroup))
     for k, (path, cgroup_id) in enumerate(env.cgroups):
         parts = [p for p in path.split("/") if p]
         e.cgroups[k].id = cgroup_id
         e.cgroups[k].level = len(parts)
         e.cgroups[k].parent = index["/" + "/".join(parts[:len(parts) - 1])] if parts else -1
+        e.cgroups[k].xattr_off = len(blob)
+        for name, value in env.xattrs(path).items():
+            raw = name.encode()
+            blob += len(raw).to_bytes(4, "little") + len(value).to_bytes(4, "little")
+            blob += raw + value
+        e.cgroups[k].xattr_len = len(blob) - e.cgroups[k].xattr_off
     e.ncgroups = len(env.cgroups)
+    cdef bytes raw_blob = bytes(blob)
+    e.xattrs = <uint8_t*>_calloc_n(len(raw_blob), 1)
+    memcpy(e.xattrs, <const char*>raw_blob, len(raw_blob))
     return 0
 
 

@@ -287,7 +287,6 @@ WHY_NOT = {
                     "the kernel's verifier refuses bpf_iter_css_task_new outside bpf_lsm, "
                     "bpf_iter and sleepable programs (check_css_task_iter_allowlist), and "
                     "so does pyebpf's"),
-    "bpf_cgroup_read_xattr": f"{_TODO}: a cgroup's extended attributes are not modelled",
     **dict.fromkeys(["bpf_iter_kmem_cache_new", "bpf_iter_kmem_cache_next",
                      "bpf_iter_kmem_cache_destroy"],
                     "walks the kernel's slab caches (on a bpf_wq callback's path, as it "

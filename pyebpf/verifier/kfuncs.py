@@ -7,7 +7,10 @@ types the kernel registers it for (``register_btf_kfunc_id_set``: the common set
 ``bpf_kfunc_set_skb`` in ``net/core/filter.c`` socket filters and tc, the conntrack
 set of ``net/netfilter/nf_conntrack_bpf.c`` SCHED_CLS only).  Argument kinds come from
 the declaration as the kernel reads them (``get_kfunc_ptr_arg_type``, the ``__k``,
-``__sz``, ``__szk``, ``__ign``, ``__uninit``, ``__opt``, ``__nullable`` name suffixes).
+``__sz``, ``__szk``, ``__ign``, ``__uninit``, ``__opt``, ``__nullable``, ``__str`` name
+suffixes).  A ``__str`` argument (``is_kfunc_arg_const_str``) is a constant,
+NUL-terminated string in a read-only map value, as a helper's ARG_PTR_TO_CONST_STR
+(``check_reg_const_str``, pyebpf/verifier/strings.py).
 
 Open-coded iterators live in stack slots (``mark_stack_slots_iter``): the 8-byte
 slots of the iterator hold STACK_ITER bytes and a register recording its kind,
@@ -46,8 +49,9 @@ CLS_ACT = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS, _P.BPF_PROG_TYPE_SCHED_ACT})
 SYSCALL_ONLY = frozenset({_P.BPF_PROG_TYPE_SYSCALL})
 
 # argument kinds
-SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR = (
-    "scalar", "const", "size", "ignored", "ctx", "iter", "dynptr", "mem", "btf_id", "ptr")
+SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR, CONST_STR = (
+    "scalar", "const", "size", "ignored", "ctx", "iter", "dynptr", "mem", "btf_id", "ptr",
+    "const_str")
 ALLOC, REFCOUNTED = "alloc", "refcounted_kptr"     # the __alloc, __refcounted_kptr suffixes
 
 # iterator states (enum bpf_iter_state)
@@ -103,6 +107,8 @@ def _arg_kind(name: str, ctype: str, next_name: str) -> str:
         if name.endswith(("__k", "__szk")):
             return CONST
         return SIZE if name.endswith("__sz") else SCALAR_ARG
+    if name.endswith("__str"):
+        return CONST_STR
     base = ctype[:-1].replace("const ", "").strip()
     if base == "struct __sk_buff":
         return CTX
@@ -526,6 +532,11 @@ class KfuncCalls:
                                     dynptr_rdonly(dynptr))
                 else:
                     dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
+            elif arg.kind == CONST_STR:
+                # check_kfunc_args, KF_ARG_PTR_TO_CONST_STR
+                if reg.type != PTR_TO_MAP_VALUE:
+                    self.refuse(pc, f"arg#{i} doesn't point to a const string")
+                self.const_str(pc, regno, reg)
             elif arg.kind == MEM and name.startswith("bpf_dynptr_slice"):
                 self._slice_buffer(st, pc, regno, reg, self.read(st, pc, regno + 1))
         if k.flags & isa.KF_RELEASE:
