@@ -13,7 +13,7 @@ __all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILT
 __version__ = "0.1.0"
 
 _FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
-              "KTIME_START", "KTIME_RUN_GAP", "run_timers")
+              "KTIME_START", "KTIME_RUN_GAP", "run_timers", "crypto_params")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader",
                 "Environment": "environment", "Machine": "trace", "Task": "trace"}
 

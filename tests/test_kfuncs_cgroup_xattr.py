@@ -230,6 +230,39 @@ def test_an_attribute_setxattr_would_refuse_is_refused_naming_it(xattrs, message
     assert message in str(exc.value)
 
 
+# the task's default cgroup through task->cgroups->dfl_cgrp (an RCU pointer, which the
+# KF_RCU kfunc takes): no bpf_cgroup_from_id, which the kernel gives tc programs only
+VIA_TASK = DECLS + r"""
+struct css_set { struct cgroup *dfl_cgrp; } __attribute__((preserve_access_index));
+struct task_struct { struct css_set *cgroups; } __attribute__((preserve_access_index));
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+unsigned char value[16];
+
+SEC("%s") int prog(struct __sk_buff *skb)
+{
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct bpf_dynptr d;
+    struct cgroup *c;
+    int r = -1;
+
+    bpf_dynptr_from_mem(value, sizeof(value), 0, &d);
+    bpf_rcu_read_lock();
+    c = t->cgroups->dfl_cgrp;
+    if (c)
+        r = bpf_cgroup_read_xattr(c, "user.a", &d);
+    bpf_rcu_read_unlock();
+    return r;
+}
+"""
+
+
+@pytest.mark.parametrize("section", ["socket", "tc", "action"])
+def test_every_program_type_may_call_it_as_in_the_kernel(section):
+    # the kernel registers it in its common set: socket filters and tc programs alike
+    assert verdicts(compile_object(VIA_TASK % section)) == (None, None)
+
+
 # --- the name__str argument (check_kfunc_args, KF_ARG_PTR_TO_CONST_STR) -------------------
 
 NAMED = r"""
