@@ -85,6 +85,12 @@ def crypto_params(str type, str algo, bytes key, uint32_t authsize=0) -> bytes:
     return _CRYPTO_PARAMS.pack(type.encode(), b"", algo.encode(), key, len(key), authsize)
 
 
+def crypto_params_algo(bytes params) -> str:
+    """The algorithm a ``struct bpf_crypto_params`` names (up to its NUL)."""
+    start = CRYPTO_TYPE_LEN + 2
+    return params[start:start + CRYPTO_ALGO_LEN].partition(b"\0")[0].decode("latin-1")
+
+
 cdef CryptoCtx* _crypto_ctx(uint64_t p) noexcept nogil:
     """The context at address ``p``, or NULL for any other address."""
     cdef CryptoBlock* b = &_crypto_table
@@ -135,12 +141,12 @@ def _crypto_ctx_new(bytes params):
     if len(params) < CRYPTO_TYPE_LEN + 2 or params[CRYPTO_TYPE_LEN] or \
             params[CRYPTO_TYPE_LEN + 1] or len(params) != CRYPTO_PARAMS_SIZE:
         return -EINVAL
-    type, _, algo, key, key_len, authsize = _CRYPTO_PARAMS.unpack(params)
-    # strcmp: an unterminated name matches no type and no algorithm
-    if type.partition(b"\0")[0] != b"skcipher" or b"\0" not in type:
+    type_name, _, algo, key, key_len, authsize = _CRYPTO_PARAMS.unpack(params)
+    # strcmp: a type name runs on into the reserved bytes, zero by now; an algorithm
+    # name without a NUL is longer than any (CRYPTO_MAX_ALG_NAME) and matches none
+    if type_name.partition(b"\0")[0] != b"skcipher":
         return -ENOENT                      # bpf_crypto_get_type
-    algo = algo.partition(b"\0")[0].decode("latin-1") if b"\0" in algo else None
-    found = _CRYPTO_ALGOS.get(algo)
+    found = _CRYPTO_ALGOS.get(crypto_params_algo(params)) if b"\0" in algo else None
     if found is None:
         return -EOPNOTSUPP                  # type->has_algo
     if authsize:

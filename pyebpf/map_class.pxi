@@ -458,8 +458,8 @@ cdef class Map:
                                    f"struct bpf_crypto_ctx __kptr field")
         ctx = _crypto_ctx_new(params)
         if ctx < 0:
-            algo = params[16:144].partition(b"\0")[0].decode("latin-1")
-            raise MapError(-ctx, f"map {self._label()}: bpf_crypto_ctx_create of {algo!r} "
+            raise MapError(-ctx, f"map {self._label()}: bpf_crypto_ctx_create of "
+                                 f"{crypto_params_algo(params)!r} "
                                  f"({len(params)}-byte params) failed: "
                                  f"{_isa.errno_name(-ctx)}")
         cdef bytes k = self._key(key)
