@@ -13,6 +13,7 @@ no cgroup id, so the recorded answers replay where no cgroup can be made.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import zlib
@@ -22,12 +23,15 @@ import pytest
 import pyebpf
 from pyebpf import Environment
 from pyebpf.environment import EnvironmentSpecError
+from pyebpf.skb import kern
+from pyebpf.trace.machine import struct_bytes
 from pyebpf.kernel import sysbpf
 from pyebpf.kernel.oracle import KernelError
 from pyebpf.verifier.errnos import errno_of
 
 from bpfc import compile_object
 from cgroup_support import cgroup2_mount
+from current_task import CSS_SET, this_process
 from objdiff import assert_refused_alike, verdicts
 from recorded_kernel import count_comparison
 
@@ -261,6 +265,30 @@ SEC("%s") int prog(struct __sk_buff *skb)
 def test_every_program_type_may_call_it_as_in_the_kernel(section):
     # the kernel registers it in its common set: socket filters and tc programs alike
     assert verdicts(compile_object(VIA_TASK % section)) == (None, None)
+
+
+def test_a_socket_filter_reads_its_tasks_cgroup_through_the_task_as_the_kernel_does():
+    # the engine's machine: this process, its css_set's dfl_cgrp the Environment's
+    # cgroup CGROUP (index 1), where the kernel's run finds the cgroup it was moved into
+    xattrs = {"user.a": b"via the task"}
+    data = compile_object(VIA_TASK % "socket")
+    env = Environment(cgroups=(("/", 1), (CGROUP, 2)), task_cgroup=CGROUP,
+                      cgroup_xattrs={CGROUP: xattrs})
+    dfl_cgrp = kern.CGROUP_ADDRESS + kern.CGROUP_STRIDE
+    machine = dataclasses.replace(this_process(), kernel_memory={
+        CSS_SET: struct_bytes("css_set", {"dfl_cgrp": dfl_cgrp})})
+    obj = pyebpf.load(data, env=env)
+    try:
+        r = obj.program("prog").run(FRAME, machine=machine)
+        ours = (r.retval, obj.maps[".bss"][bytes(4)])
+    finally:
+        obj.close()
+    with in_cgroup(xattrs), pyebpf.kernel.load_object(data) as kobj:
+        k = kobj.program("prog").test_run(FRAME)
+        theirs = (k.retval, kobj.maps[".bss"].lookup(bytes(4)))
+    count_comparison()
+    assert ours == theirs
+    assert ours == (12, b"via the task".ljust(16, b"\0"))
 
 
 # --- the name__str argument (check_kfunc_args, KF_ARG_PTR_TO_CONST_STR) -------------------
