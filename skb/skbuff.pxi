@@ -491,6 +491,7 @@ cdef class NetTable:
     cdef NetEnv env
 
     def __dealloc__(self):
+        cdef size_t k
         free(self.env.devices)
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
@@ -498,6 +499,8 @@ cdef class NetTable:
         free(self.env.routes)
         free(self.env.addrs)
         free(self.env.neighs)
+        for k in range(self.env.nsocks):
+            free(self.env.socks[k].cgroups)
         free(self.env.socks)
         free(self.env.sock_mem)
         free(self.env.kern_mem)
@@ -576,7 +579,8 @@ cdef void _fill_world(NetEnv* e, object env) except *:
         _put_addr(s.raddr, views.remote)
         s.lport, s.rport = views.lport, views.rport
         s.bound_dev_if = views.bound_dev_if
-        s.cookie = env.socket_cookie(k)
+        s.cookie, s.uid = env.socket_cookie(k), sk.uid
+        s.cgroups = _cgroup_ids(env, sk.cgroup, &s.cgroup_level)
         memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
         memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
                len(views.tcp_sock))
@@ -618,6 +622,7 @@ cdef NetTable _net_table_of(object env):
     cdef size_t k
     t.env.netns_cookie = env.netns_cookie
     t.env.init_netns_cookie = env.init_netns_cookie
+    t.env.reqsk_cookie = env.request_socket_cookie()
     t.env.devices = <NetDevice*>calloc(max(len(env.devices), 1), sizeof(NetDevice))
     if t.env.devices == NULL:
         raise MemoryError()
