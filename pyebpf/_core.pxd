@@ -461,7 +461,7 @@ cdef enum:
     REGION_MAP0 = 4
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
-cdef void held_sockets_entry() noexcept nogil
+cdef void held_sockets_entry() noexcept
 cdef void ringbuf_release_all(Vm* vm) noexcept nogil
 cdef object vm_fault(Vm* vm, uint64_t budget)
 
