@@ -1,4 +1,5 @@
-"""skb->sk after bpf_sk_assign_tcp_reqsk, against the kernel's real datapath: a network
+"""skb->sk after bpf_sk_assign_tcp_reqsk (and after bpf_sk_assign of the listener
+itself), against the kernel's real datapath: a network
 namespace built as ENV declares (tests/networld.py: a veth pair vrx <-> vtx, a TCP
 listener on port 80), the program at vrx's tc ingress (tcx), a SYN sent from vtx by a
 packet socket, and the same program run by pyebpf at ingress on the same frame with an
@@ -75,9 +76,13 @@ SEC("tc") int prog(struct __sk_buff *skb)
     struct bpf_sock *l = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
     if (!l)
         return TC_ACT_SHOT;
+#ifdef FULL_ASSIGN
+    o[6] = bpf_sk_assign(skb, l, 0);
+#else
     struct bpf_tcp_req_attrs a = {.mss = 1460, .rcv_wscale = 7, .snd_wscale = 7,
                                   .wscale_ok = 1, .sack_ok = 1};
     o[6] = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)l, &a, sizeof(a));
+#endif
     bpf_sk_release(l);
     struct bpf_sock *s = skb->sk;
     if (!s)
@@ -135,8 +140,19 @@ def decode(value: bytes) -> dict:
 
 @pytest.fixture(scope="module")
 def records(live_kernel):
-    """(the kernel's record, pyebpf's) of one SYN through the program at tc ingress."""
-    data = compile_object(SOURCE, flags=("-O2", "-mcpu=v3"))
+    """(the kernel's record, pyebpf's, the Environment) of one SYN through the program
+    at tc ingress, which gives it a request socket of the listener."""
+    return _records(live_kernel, ())
+
+
+@pytest.fixture(scope="module")
+def full_records(live_kernel):
+    """The same with bpf_sk_assign of the listener itself."""
+    return _records(live_kernel, ("-DFULL_ASSIGN",))
+
+
+def _records(live_kernel, defines):
+    data = compile_object(SOURCE, flags=("-O2", "-mcpu=v3", *defines))
     cgroup, cgroups = own_cgroups()
     with world(Environment(devices=DEVICES, sockets=(LISTENER,)), "reqsk") as run, \
             live_kernel.load_object(data) as kobj:
@@ -237,3 +253,19 @@ def test_bpf_sk_assign_of_the_request_socket_is_eopnotsupp(records):
     """A request socket is unhashed (reqsk_alloc's sk_node_init)."""
     theirs, ours, _ = records
     assert ours["sk_assign_again"] == theirs["sk_assign_again"] == -EOPNOTSUPP & (2**64 - 1)
+
+
+def test_after_bpf_sk_assign_skb_sk_reads_as_the_assigned_listener(full_records):
+    """bpf_sk_assign: skb_orphan, then skb->sk is the socket given; struct bpf_sock
+    reads the listener (a full socket, its own listener)."""
+    theirs, ours, _ = full_records
+    names = FIELDS[FIELDS.index("assign"):FIELDS.index("listener_port") + 1]
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert (theirs["state"], theirs["src_port"], theirs["fullsock"]) == (10, 80, 1)
+
+
+def test_after_bpf_sk_assign_the_socket_helpers_read_the_assigned_listener(full_records):
+    theirs, ours, env = full_records
+    names = FIELDS[FIELDS.index("cookie"):]
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert theirs["cookie"] == env.socket_cookie(0)
