@@ -284,6 +284,12 @@ ctypedef struct MapStore:
     uint32_t value_size
     uint32_t max_entries
     uint32_t flags
+    uint64_t map_extra        # as created
+    uint32_t id               # Map.id
+    char name[16]             # Map.name as the kernel keeps it (BPF_OBJ_NAME_LEN)
+    uint32_t btf_key_type_id  # the BTF type ids the loader created it with, 0: none
+    uint32_t btf_value_type_id
+    bint frozen               # BPF_MAP_FREEZE: the loader freezes read-only data
     uint32_t stride           # value_size rounded up to 8, as per-CPU values are laid out
     uint32_t ncpu             # copies of each value: the CPU count for per-CPU maps, else 1
     uint8_t* values           # max_entries * ncpu * stride bytes
@@ -455,7 +461,7 @@ cdef enum:
     REGION_MAP0 = 4
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil
-cdef void held_sockets_entry() noexcept nogil
+cdef void held_sockets_entry() noexcept
 cdef void ringbuf_release_all(Vm* vm) noexcept nogil
 cdef object vm_fault(Vm* vm, uint64_t budget)
 

@@ -187,6 +187,7 @@ cdef int xsk_map_update(MapStore* m, const uint8_t* key, uint32_t fd, uint64_t f
     rc = hold_socket(<int>fd, HELD_XSK | <uint32_t>st.st_ino)
     if rc:
         return rc
+    xsk_put_in(<uint32_t>st.st_ino, bound)
     slot[0] = <uint32_t>queue_id
     slot[1] = <uint32_t>st.st_ino
     memcpy(value, slot, 8)

@@ -173,9 +173,12 @@ class Socket:
     for an established TCP or a connected UDP socket (None: a TCP listener or an
     unconnected UDP socket), the device it is bound to (``dev``, SO_BINDTODEVICE),
     ``v6only`` (an IPv6 socket that IPv4 lookups do not find), ``reuseport``, what
-    ``struct bpf_sock`` shows of it: ``mark``, ``priority``, and its ``cookie`` (what
+    ``struct bpf_sock`` shows of it: ``mark``, ``priority``, its ``cookie`` (what
     socket local storage is keyed by; 0: :meth:`Environment.socket_cookie` gives it
-    one)."""
+    one), and the ``uid`` and ``cgroup`` (a path of :attr:`Environment.cgroups`) of the
+    task that opened it, which ``bpf_get_socket_uid`` and the socket cgroup helpers
+    report once ``bpf_sk_assign`` or ``bpf_sk_assign_tcp_reqsk`` gave it (or a request
+    socket of it) to the packet."""
     protocol: str
     local: str
     remote: str | None = None
@@ -185,6 +188,8 @@ class Socket:
     mark: int = 0
     priority: int = 0
     cookie: int = 0
+    uid: int = 0
+    cgroup: str = "/"
 
     @property
     def state(self) -> str:
@@ -296,6 +301,15 @@ class Environment:
     def socket_cookie(self, k: int) -> int:
         """The cookie of ``sockets[k]``: its own, else FIRST_SOCKET_COOKIE + k."""
         return self.sockets[k].cookie or FIRST_SOCKET_COOKIE + k
+
+    def request_socket_cookie(self) -> int:
+        """The cookie a request socket made by ``bpf_sk_assign_tcp_reqsk`` reports: the
+        kernel makes it when first asked (``__sock_gen_cookie``), the generator's next
+        value; modelled as one past the largest cookie of the environment's sockets."""
+        cookies = [self.socket_cookie(k) for k in range(len(self.sockets))]
+        if isinstance(self.socket, PacketSocket):
+            cookies.append(self.socket.cookie)
+        return max(cookies, default=0) + 1
 
     def device_named(self, name: str) -> Device | None:
         for d in self.devices:
@@ -683,6 +697,10 @@ def _check_world(env: Environment, where: str) -> None:
         _int(s.mark, f"{at}.mark", 0, 0xffffffff)
         _int(s.priority, f"{at}.priority", 0, 0xffffffff)
         _int(s.cookie, f"{at}.cookie", 0, (1 << 64) - 1)
+        _int(s.uid, f"{at}.uid", 0, 0xffffffff)
+        if s.cgroup not in dict(env.cgroups):
+            raise EnvironmentSpecError(f"{at}.cgroup: {s.cgroup!r} is not one of the "
+                                       f"declared cgroups ({', '.join(dict(env.cgroups))})")
     _check_conntrack(env, where)
     cookies = {env.socket.cookie: "socket"} if isinstance(env.socket, PacketSocket) else {}
     for k in range(len(env.sockets)):

@@ -15,6 +15,13 @@
 # Python (a run, each C batch of run_many, a replay, a timer firing) or in a Python
 # helper: a program's XSKMAP lookup reads the registrations at most once per entry
 # (drop_released_once), not per packet.
+#
+# An AF_XDP socket put in an XSKMAP before its bind reads queue 0, and the kernel's
+# lookup reads xs->queue_id each time, so a later bind shows.  Such sockets are
+# remembered by inode (_XSK_UNBOUND); at each entry from Python, while there are any,
+# each is found again through its registration's fd and, once bound, its queue is read
+# (_xsk_rebind) and kept (_xsk_rebound), and drop_released puts it in every slot that
+# holds the socket.
 
 from posix.fcntl cimport O_RDONLY, open as c_open
 from posix.unistd cimport close as c_close, read as c_read
@@ -47,6 +54,10 @@ cdef uint64_t HELD_XSK = <uint64_t>1 << 62
 cdef uint64_t HELD_TCP_LISTENER = <uint64_t>1 << 63
 
 cdef int _held_epfd = -1
+cdef size_t _xsk_unbound = 0        # len(_XSK_UNBOUND): checked at each entry
+cdef uint64_t* _xsk_rebound = NULL  # inode << 32 | queue of the sockets bound since
+cdef size_t _xsk_nrebound = 0, _xsk_rebound_room = 0
+_XSK_UNBOUND = set()                # inodes of the sockets put in unbound, not seen bound
 cdef uint64_t _held_entry = 1       # bumped on each entry from Python (MapStore.held_entry)
 cdef uint64_t* _held_ever = NULL    # every key registered, marks cleared
 cdef size_t _held_count = 0, _held_room = 0
@@ -131,11 +142,79 @@ cdef int _held_keys(uint64_t* keys) noexcept nogil:
     return n
 
 
-cdef void held_sockets_entry() noexcept nogil:
-    """Entered from Python, where user code may have released a socket: the next
-    drop_released_once of each map looks again."""
+cdef void held_sockets_entry() noexcept:
+    """Entered from Python, where user code may have released a socket, or bound one
+    put in an XSKMAP unbound: the next drop_released_once of each map looks again."""
     global _held_entry
     _held_entry += 1
+    if _xsk_unbound:
+        try:
+            _xsk_rebind()
+        except OSError:
+            pass                # the registrations cannot be read: the queues stay
+
+
+cdef int xsk_put_in(uint32_t ino, bint bound) except -1:
+    """The socket of inode ``ino`` goes in an XSKMAP, ``bound`` or not: its queue is
+    the update's; unbound, it is watched for its bind."""
+    global _xsk_unbound
+    cdef size_t i
+    for i in range(_xsk_nrebound):
+        if _xsk_rebound[i] >> 32 == ino:
+            _xsk_rebound[i] = 0
+    if bound:
+        _XSK_UNBOUND.discard(ino)
+    else:
+        _XSK_UNBOUND.add(ino)
+    _xsk_unbound = len(_XSK_UNBOUND)
+    return 0
+
+
+def _xsk_rebind():
+    """Read the queue of each socket of _XSK_UNBOUND bound since: its fd is the one its
+    registration names (/proc/self/fdinfo of the epoll instance: "tfd: FD events: E
+    data: KEY ...") when that fd is still the socket; a socket no longer registered is
+    released and forgotten."""
+    global _xsk_unbound, _xsk_rebound, _xsk_nrebound, _xsk_rebound_room
+    import errno as _errno
+    import os as _os
+    import socket as _socket
+    cdef uint64_t* grown
+    fds = {}
+    with open(f"/proc/self/fdinfo/{_held_epfd}") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 5 and parts[0] == "tfd:" and parts[4] == "data:":
+                fds[int(parts[5], 16)] = int(parts[1])
+    for ino in list(_XSK_UNBOUND):
+        fd = fds.get(HELD_XSK | ino)
+        if fd is None:
+            _XSK_UNBOUND.discard(ino)
+            continue
+        try:
+            if _os.fstat(fd).st_ino != ino:
+                continue        # the fd is another file now: the socket is out of reach
+        except OSError:
+            continue
+        with _socket_of(fd) as sk:
+            try:
+                sk.recv(1, _socket.MSG_DONTWAIT)        # ENXIO: not bound (xsk_update)
+            except OSError as exc:
+                if exc.errno == _errno.ENXIO:
+                    continue
+        queue = _xsk_queue_id(fd)
+        if queue < 0:
+            continue
+        if _xsk_nrebound == _xsk_rebound_room:
+            grown = <uint64_t*>realloc(_xsk_rebound,
+                                       (2 * _xsk_rebound_room + 8) * sizeof(uint64_t))
+            if grown == NULL:
+                raise MemoryError()
+            _xsk_rebound, _xsk_rebound_room = grown, 2 * _xsk_rebound_room + 8
+        _xsk_rebound[_xsk_nrebound] = <uint64_t>ino << 32 | <uint32_t>queue
+        _xsk_nrebound += 1
+        _XSK_UNBOUND.discard(ino)
+    _xsk_unbound = len(_XSK_UNBOUND)
 
 
 cdef inline void drop_released_once(MapStore* m) noexcept nogil:
@@ -150,7 +229,7 @@ cdef void drop_released(MapStore* m) noexcept nogil:
     this process, is gone."""
     cdef uint64_t* keys
     cdef uint64_t key
-    cdef uint32_t e
+    cdef uint32_t e, queue
     cdef int n, j
     cdef uint8_t* slot
     cdef bint xsk = m.type == BPF_MAP_TYPE_XSKMAP
@@ -174,4 +253,10 @@ cdef void drop_released(MapStore* m) noexcept nogil:
                 break
         else:
             memset(slot, 0, 8)
+            continue
+        if xsk:
+            for j in range(<int>_xsk_nrebound):
+                if _xsk_rebound[j] >> 32 == _le32(slot + 4):
+                    queue = <uint32_t>_xsk_rebound[j]
+                    memcpy(slot, &queue, 4)
     free(keys)

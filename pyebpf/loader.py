@@ -36,6 +36,7 @@ import os
 
 from . import elf as _elf
 from . import isa
+from .btf.fields import has_special_fields
 from .errors import EbpfError, ElfError, PinError
 from .host import map_cpus
 from .verifier import globalfuncs
@@ -228,6 +229,13 @@ class Object:
                                       f"{ms.key_size}, value {ms.value_size}, max_entries "
                                       f"{ms.max_entries}, flags {ms.flags:#x}): {exc}") from exc
             m.key_type, m.value_type = ms.key_type, ms.value_type
+            # libbpf freezes read-only global data once filled; the BTF type ids are
+            # those pyebpf.kernel.load_object creates the map with (has_special_fields)
+            btf_ids = ((ms.key_type.id if ms.key_type else 0, ms.value_type.id)
+                       if self.spec.kernel_btf is not None
+                       and has_special_fields(ms.value_type) else (0, 0))
+            m._loaded(ms.declared == "data" and bool(ms.flags & isa.BPF_F_RDONLY_PROG),
+                      *btf_ids)
             return m
         if ms.pin_path is None:
             # a previous load pinned it in the object's namespace, for a pinned map's sake

@@ -115,7 +115,32 @@ cdef class Map:
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
+        self._m.id = self.fd
+        # bpf_obj_name_cpy keeps up to 15 bytes and the NUL (libbpf cuts longer names)
+        raw = name.encode()[:15]
+        memcpy(self._m.name, <const char*>raw, len(raw))
         return self
+
+    @property
+    def id(self):
+        """The map's id, what a program reads in ``struct bpf_map``'s ``id``: pyebpf's
+        own numbering (its handle, ``fd``), not the kernel's, which is the next free
+        one of every map the kernel has."""
+        return self._m.id
+
+    @property
+    def frozen(self):
+        """Whether the map is frozen (``struct bpf_map``'s ``frozen``): ``pyebpf.load``
+        freezes read-only global data (``.rodata``, ``.kconfig``) once filled, as libbpf
+        does."""
+        return bool(self._m.frozen)
+
+    def _loaded(self, bint frozen, uint32_t btf_key_type_id, uint32_t btf_value_type_id):
+        """What the loader created the map with beyond BPF_MAP_CREATE's sizes: frozen,
+        and the BTF type ids of its key and value (0: created without BTF)."""
+        self._m.frozen = frozen
+        self._m.btf_key_type_id = btf_key_type_id
+        self._m.btf_value_type_id = btf_value_type_id
 
     cdef _special_fields(self, value_type):
         """map_check_btf: where the value's bpf_spin_lock and bpf_timer are, and which

@@ -6,16 +6,19 @@
 # (maps.pxi), so that an address up to that far past one is no other map's.
 #
 # What reads back: struct bpf_map's map_type, key_size, value_size, max_entries,
-# map_flags and numa_node (NUMA_NO_NODE: no map is bound to a node), bpf_array's
-# elem_size and index_mask (array_map_alloc), bpf_htab's n_buckets and elem_size
-# (htab_map_alloc); every other byte reads 0 (the kernel's pointers, ids, counters and
-# the name are not modelled).  The offsets are the target BTF's (map_struct_prepare).
+# map_extra, map_flags, numa_node (NUMA_NO_NODE: no map is bound to a node), id (Map.id:
+# pyebpf's numbering, not the kernel's), btf_key_type_id and btf_value_type_id (as the
+# loader created the map), name and frozen; bpf_array's elem_size and index_mask
+# (array_map_alloc), bpf_htab's n_buckets and elem_size (htab_map_alloc); every other
+# byte reads 0 (the kernel's pointers and counters are not modelled).  The offsets are
+# the target BTF's (map_struct_prepare).
 
 cdef enum:
     NUMA_NO_NODE = -1
 
 cdef struct MapStructLayout:
     int32_t map_type, key_size, value_size, max_entries, map_flags, numa_node
+    int32_t map_extra, id, btf_key_type_id, btf_value_type_id, name, frozen
     int32_t array_elem_size, array_index_mask, htab_n_buckets, htab_elem_size
     int32_t htab_elem_header    # sizeof(struct htab_elem): before each element's key
 
@@ -35,6 +38,12 @@ cdef int map_struct_prepare() except -1:
     _MAP_STRUCT.max_entries = member_offset("bpf_map", "max_entries")
     _MAP_STRUCT.map_flags = member_offset("bpf_map", "map_flags")
     _MAP_STRUCT.numa_node = member_offset("bpf_map", "numa_node")
+    _MAP_STRUCT.map_extra = member_offset("bpf_map", "map_extra")
+    _MAP_STRUCT.id = member_offset("bpf_map", "id")
+    _MAP_STRUCT.btf_key_type_id = member_offset("bpf_map", "btf_key_type_id")
+    _MAP_STRUCT.btf_value_type_id = member_offset("bpf_map", "btf_value_type_id")
+    _MAP_STRUCT.name = member_offset("bpf_map", "name")
+    _MAP_STRUCT.frozen = member_offset("bpf_map", "frozen")
     _MAP_STRUCT.array_elem_size = member_offset("bpf_array", "elem_size")
     _MAP_STRUCT.array_index_mask = member_offset("bpf_array", "index_mask")
     _MAP_STRUCT.htab_n_buckets = member_offset("bpf_htab", "n_buckets")
@@ -74,6 +83,15 @@ cdef bint map_struct_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) n
             _put32(image, _MAP_STRUCT.max_entries, m.max_entries)
             _put32(image, _MAP_STRUCT.map_flags, m.flags)
             _put32(image, _MAP_STRUCT.numa_node, <uint32_t>NUMA_NO_NODE)
+            _put32(image, _MAP_STRUCT.id, m.id)
+            _put32(image, _MAP_STRUCT.btf_key_type_id, m.btf_key_type_id)
+            _put32(image, _MAP_STRUCT.btf_value_type_id, m.btf_value_type_id)
+            if _MAP_STRUCT.map_extra >= 0:
+                memcpy(image + _MAP_STRUCT.map_extra, &m.map_extra, 8)
+            if _MAP_STRUCT.name >= 0:
+                memcpy(image + _MAP_STRUCT.name, m.name, 16)
+            if _MAP_STRUCT.frozen >= 0:
+                image[_MAP_STRUCT.frozen] = m.frozen
             array = m.type in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
                                BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                                BPF_MAP_TYPE_CGROUP_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS)

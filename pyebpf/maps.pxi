@@ -975,7 +975,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
         # dev_map_init_map: a lookup points at the device's own struct bpf_devmap_val
         flags |= BPF_F_RDONLY_PROG
     m.type, m.key_size, m.value_size = kind, key_size, value_size
-    m.max_entries, m.flags = max_entries, flags
+    m.max_entries, m.flags, m.map_extra = max_entries, flags, map_extra
     m.stride = (value_size + 7) & ~7u
     m.ncpu = ncpu if kind in (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
                               BPF_MAP_TYPE_LRU_PERCPU_HASH,

@@ -66,7 +66,7 @@ cdef uint64_t _ctx_value(Vm* vm, int field) noexcept nogil:
         return skb.tstamp_type
     elif field == F_HWTSTAMP:
         return skb.hwtstamp
-    return packet_sock(vm)     # sk (skb/helpers_sock.pxi)
+    return skb_sk(vm)          # sk (skb/helpers_sock.pxi)
 
 
 cdef inline bint _in_ctx(Vm* vm, uint64_t addr) noexcept nogil:

@@ -11,42 +11,85 @@ cdef enum:
 
 
 # --- the packet's socket, its cgroup, its namespace -----------------------------------
+# skb->sk is the Environment's packet socket until bpf_sk_assign gives the packet one of
+# its sockets, or bpf_sk_assign_tcp_reqsk a request socket of a listener (skb_sk); the
+# uid and cgroup helpers read the full socket (sk_to_full_sk: a request socket's
+# listener).
+
+cdef enum:
+    NO_SOCK = -1                # full_sock's answer without skb->sk
+
+
+cdef int full_sock(Vm* vm) noexcept nogil:
+    """sk_to_full_sk(skb->sk): the assigned socket's index (a request socket's
+    listener's), PACKET_SOCK for the packet socket, NO_SOCK for none."""
+    if vm.skb.sk_assigned:
+        return vm.skb.sk_assigned - 1
+    return PACKET_SOCK if vm.skb.net.has_sk else NO_SOCK
+
 
 cdef uint64_t bpf_get_socket_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
                                     uint64_t d, uint64_t e) noexcept nogil:
     # skb->sk ? __sock_gen_cookie(skb->sk) : 0
+    cdef int k
     if not is_ctx(vm, r1):
         return 0
-    return vm.skb.net.sk_cookie if vm.skb.net.has_sk else 0
+    if vm.skb.sk_reqsk:
+        return vm.skb.net.reqsk_cookie
+    k = full_sock(vm)
+    if k == NO_SOCK:
+        return 0
+    return vm.skb.net.sk_cookie if k == PACKET_SOCK else vm.skb.net.socks[k].cookie
 
 
 cdef uint64_t bpf_get_socket_uid(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
                                  uint64_t d, uint64_t e) noexcept nogil:
+    cdef int k
     if not is_ctx(vm, r1):
         return 0
-    return vm.skb.net.sk_uid if vm.skb.net.has_sk else OVERFLOWUID
+    k = full_sock(vm)
+    if k == NO_SOCK:
+        return OVERFLOWUID
+    return vm.skb.net.sk_uid if k == PACKET_SOCK else vm.skb.net.socks[k].uid
+
+
+cdef const uint64_t* sock_cgroups(Vm* vm, int* level) noexcept nogil:
+    """The ids of the full socket's cgroup's ancestors (by level, its own at ``level``);
+    NULL without a socket."""
+    cdef const NetEnv* net = vm.skb.net
+    cdef int k = full_sock(vm)
+    if k == NO_SOCK:
+        return NULL
+    if k == PACKET_SOCK:
+        level[0] = net.sk_cgroup_level
+        return net.sk_cgroups
+    level[0] = net.socks[k].cgroup_level
+    return net.socks[k].cgroups
 
 
 cdef uint64_t bpf_skb_cgroup_id(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
                                 uint64_t e) noexcept nogil:
     # __bpf_sk_cgroup_id: the id of the socket's cgroup, 0 without a socket
-    cdef const NetEnv* net = vm.skb.net
+    cdef const uint64_t* ids
+    cdef int level
     if not is_ctx(vm, r1):
         return 0
-    return net.sk_cgroups[net.sk_cgroup_level] if net.has_sk else 0
+    ids = sock_cgroups(vm, &level)
+    return ids[level] if ids != NULL else 0
 
 
 cdef uint64_t bpf_skb_ancestor_cgroup_id(Vm* vm, uint64_t r1, uint64_t level, uint64_t c,
                                          uint64_t d, uint64_t e) noexcept nogil:
     # __bpf_sk_ancestor_cgroup_id: cgroup_ancestor() takes an int level, NULL (0) when
     # it is negative or deeper than the socket's cgroup
-    cdef const NetEnv* net = vm.skb.net
-    cdef int lv = <int>level
+    cdef const uint64_t* ids
+    cdef int lv = <int>level, own
     if not is_ctx(vm, r1):
         return 0
-    if not net.has_sk or lv < 0 or lv > net.sk_cgroup_level:
+    ids = sock_cgroups(vm, &own)
+    if ids == NULL or lv < 0 or lv > own:
         return 0
-    return net.sk_cgroups[lv]
+    return ids[lv]
 
 
 cdef uint64_t bpf_get_current_cgroup_id(Vm* vm, uint64_t a, uint64_t b, uint64_t c,
@@ -66,19 +109,20 @@ cdef uint64_t bpf_get_current_ancestor_cgroup_id(Vm* vm, uint64_t level, uint64_
 
 cdef uint64_t bpf_skb_cgroup_classid(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
                                      uint64_t d, uint64_t e) noexcept nogil:
-    # sock_cgroup_classid() of the full socket, 0 without one
+    # sock_cgroup_classid() of the full socket, 0 without one; the Environment's
+    # sockets have no net_cls classid (cgroup v2's 0)
     if not is_ctx(vm, r1):
         return 0
-    return vm.skb.net.sk_classid if vm.skb.net.has_sk else 0
+    return vm.skb.net.sk_classid if full_sock(vm) == PACKET_SOCK else 0
 
 
 cdef uint64_t bpf_get_netns_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c, uint64_t d,
                                    uint64_t e) noexcept nogil:
     # __bpf_get_netns_cookie(skb && skb->sk ? skb->sk : NULL): init_net's without a socket
-    # (ARG_PTR_TO_CTX_OR_NULL: r1 may be NULL)
+    # (ARG_PTR_TO_CTX_OR_NULL: r1 may be NULL); every socket lives in the namespace
     if r1 != 0 and not is_ctx(vm, r1):
         return 0
-    if r1 != 0 and vm.skb.net.has_sk:
+    if r1 != 0 and full_sock(vm) != NO_SOCK:
         return vm.skb.net.netns_cookie
     return vm.skb.net.init_netns_cookie
 

@@ -10,12 +10,15 @@ cdef enum:
     REGION_SOCKETS = 1010          # region names past the maps' (pyebpf/maps.pxi)
     REGION_PACKET_SOCK = 1011
     REGION_KERN_SOCKETS = 1012
+    REGION_REQ_SOCK = 1013
     PACKET_SOCK = -2            # sock_of's answer for skb->sk
+    REQ_SOCK = -3               # and for bpf_sk_assign_tcp_reqsk's request socket
     TCP_CLOSE_ = 7
     IPPROTO_TCP_ = 6
     IPPROTO_UDP_ = 17
     TCP_ESTABLISHED_ = 1
     TCP_LISTEN_ = 10
+    TCP_NEW_SYN_RECV_ = 12
 
 
 cdef uint64_t sock_ptr(Vm* vm, size_t k, bint tcp_view) noexcept nogil:
@@ -89,13 +92,34 @@ cdef uint64_t packet_sock(Vm* vm) noexcept nogil:
     return <uintptr_t>v
 
 
+cdef uint64_t skb_sk(Vm* vm) noexcept nogil:
+    """skb->sk: the socket bpf_sk_assign gave the packet, or the request socket
+    bpf_sk_assign_tcp_reqsk did (both skb_orphan the packet first), else the
+    Environment's packet socket (packet_sock)."""
+    cdef int j
+    if not vm.skb.sk_assigned:
+        return packet_sock(vm)
+    if not vm.skb.sk_reqsk:
+        return sock_ptr(vm, vm.skb.sk_assigned - 1, False)
+    for j in range(vm.map_regions, vm.nregions):
+        if vm.regions[j].name == REGION_REQ_SOCK:
+            return vm.regions[j].start
+    if not add_region(vm, <uintptr_t>vm.skb.reqsk_view, SK_VIEW_SIZE, REGION_REQ_SOCK):
+        return 0
+    vm.regions[vm.nregions - 1].writable = False
+    return <uintptr_t>vm.skb.reqsk_view
+
+
 cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
-    """The index of the socket ``ptr`` points at (either view), PACKET_SOCK for skb->sk,
-    or -1 with a helper fault: the verifier lets only socket pointers through."""
+    """The index of the socket ``ptr`` points at (either view), PACKET_SOCK for the
+    packet's own socket, REQ_SOCK for an assigned request socket, or -1 with a helper
+    fault: the verifier lets only socket pointers through."""
     cdef const NetEnv* net = vm.skb.net
     cdef uint64_t off
     if ptr == <uintptr_t>vm.skb.sk_view:
         return PACKET_SOCK
+    if ptr == <uintptr_t>vm.skb.reqsk_view:
+        return REQ_SOCK
     if net.nsocks and ptr >= <uintptr_t>net.sock_mem:
         off = ptr - <uintptr_t>net.sock_mem
         if off < net.nsocks * SOCK_BLOCK and (off % SOCK_BLOCK == 0 or
@@ -312,6 +336,9 @@ cdef uint64_t bpf_tcp_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t
 cdef uint64_t bpf_get_listener_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
                                     uint64_t d, uint64_t e) noexcept nogil:
     cdef int k = sock_of(vm, sk)
+    if k == REQ_SOCK:
+        # sk_to_full_sk: a request socket's listener (rsk_listener)
+        k = vm.skb.sk_assigned - 1
     if k < 0 or vm.skb.net.socks[k].state != TCP_LISTEN_:
         return 0
     return sock_ptr(vm, k, False)
@@ -331,9 +358,13 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
         return err(EOPNOTSUPP)
     if k == PACKET_SOCK:
         return 0                # the packet's own socket stays its socket
+    if k == REQ_SOCK:
+        # reqsk_alloc leaves a request socket unhashed (sk_node_init)
+        return err(EOPNOTSUPP)
     if vm.skb.net.socks[k].reuseport:
         return err(ESOCKTNOSUPPORT)
     vm.skb.sk_assigned = k + 1
+    vm.skb.sk_reqsk = False
     return 0
 
 
@@ -341,7 +372,11 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
 # from the SYN cookie a program checked, given to the packet.  struct bpf_tcp_req_attrs:
 # rcv_tsval, rcv_tsecr (u32), mss (u16), rcv_wscale, snd_wscale, ecn_ok, wscale_ok,
 # sack_ok, tstamp_ok, usec_ts_ok, reserved[3] (u8).  The namespace's tcp_window_scaling,
-# tcp_sack and tcp_timestamps are taken as on, their defaults.
+# tcp_sack and tcp_timestamps are taken as on, their defaults.  skb->sk is then the
+# request socket: inet_reqsk_alloc sets its family (the listener's) and its state
+# TCP_NEW_SYN_RECV, and nothing fills its addresses, ports or device before TCP takes
+# the packet: the kernel's read what the slab object held before, pyebpf's read 0.  It
+# is no full socket, and sk_to_full_sk gives its listener.
 
 cdef enum:
     TCP_REQ_ATTRS_SIZE = 20
@@ -353,6 +388,8 @@ cdef enum:
 cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t attrs,
                                      uint64_t size, uint64_t r5) noexcept nogil:
     cdef const uint8_t* a
+    cdef uint8_t* v
+    cdef uint32_t value
     cdef uint16_t mss
     cdef int k
     if not is_ctx(vm, s):
@@ -368,7 +405,7 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
     if k == -1:
         return 0
     # the packet's own socket (test_run's) is no listener
-    if k == PACKET_SOCK or vm.skb.net.socks[k].protocol != IPPROTO_TCP_ or \
+    if k < 0 or vm.skb.net.socks[k].protocol != IPPROTO_TCP_ or \
             vm.skb.net.socks[k].state != TCP_LISTEN_:
         return err(EINVAL)
     mss = a[8] | a[9] << 8
@@ -385,6 +422,12 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
     vm.skb.sk_assigned = k + 1
     vm.skb.sk_reqsk = True
     memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
+    v = vm.skb.reqsk_view
+    memset(v, 0, SK_VIEW_SIZE)
+    value = vm.skb.net.socks[k].family
+    memcpy(v + 4, &value, 4)                    # family
+    value = TCP_NEW_SYN_RECV_
+    memcpy(v + 72, &value, 4)                   # state
     return 0
 
 
@@ -691,7 +734,8 @@ cdef MapStore* _storage_map(Vm* vm, uint64_t r1) noexcept nogil:
 
 cdef bint _storage_key(Vm* vm, uint64_t sk, uint64_t* cookie) noexcept nogil:
     cdef int k = sock_of(vm, sk)
-    if k == -1:
+    if k == -1 or k == REQ_SOCK:
+        # bpf_sk_storage_get/delete: a request socket is no full socket (NULL, -EINVAL)
         return False
     cookie[0] = vm.skb.net.sk_cookie if k == PACKET_SOCK else vm.skb.net.socks[k].cookie
     return True
@@ -728,11 +772,14 @@ cdef uint64_t _sk_storage_get(Vm* vm, uint64_t r1, uint64_t sk, uint64_t value,
 
 cdef uint64_t _sk_storage_delete(Vm* vm, uint64_t r1, uint64_t sk, uint64_t c, uint64_t d,
                                  uint64_t e) noexcept nogil:
-    """bpf_sk_storage_delete: 0, or -ENOENT when the socket has no value."""
+    """bpf_sk_storage_delete: 0, or -ENOENT when the socket has no value (-EINVAL for a
+    request socket)."""
     cdef MapStore* m = _storage_map(vm, r1)
     cdef uint64_t cookie
-    if m == NULL or not _storage_key(vm, sk, &cookie):
+    if m == NULL:
         return 0
+    if not _storage_key(vm, sk, &cookie):
+        return err(EINVAL) if vm.status == STATUS_RUNNING else 0
     return <uint64_t><int64_t>map_delete(m, <const uint8_t*>&cookie)
 
 
@@ -752,9 +799,9 @@ cdef uint64_t bpf_skb_under_cgroup(Vm* vm, uint64_t r1, uint64_t r2, uint64_t id
     below it, 0 when not; -ENOENT without a socket, -E2BIG past the map's end, -EAGAIN
     for an empty slot."""
     cdef MapStore* m
-    cdef const NetEnv* net = vm.skb.net
+    cdef const uint64_t* ids
     cdef uint64_t cgroup
-    cdef int level
+    cdef int level, own
     if not is_ctx(vm, r1):
         return 0
     m = _map_arg(vm, r2)
@@ -762,7 +809,8 @@ cdef uint64_t bpf_skb_under_cgroup(Vm* vm, uint64_t r1, uint64_t r2, uint64_t id
         return 0
     if m.type != BPF_MAP_TYPE_CGROUP_ARRAY:
         return helper_fault(vm, b"bpf_skb_under_cgroup takes a cgroup array")
-    if not net.has_sk:
+    ids = sock_cgroups(vm, &own)      # skb_to_full_sk
+    if ids == NULL:
         return err(ENOENT)
     if <uint32_t>idx >= m.max_entries:
         return err(E2BIG)
@@ -770,8 +818,8 @@ cdef uint64_t bpf_skb_under_cgroup(Vm* vm, uint64_t r1, uint64_t r2, uint64_t id
     if cgroup == 0:
         return err(EAGAIN)
     # cgroup_is_descendant: the cgroup is one of the socket cgroup's ancestors (or it)
-    for level in range(net.sk_cgroup_level + 1):
-        if net.sk_cgroups[level] == cgroup:
+    for level in range(own + 1):
+        if ids[level] == cgroup:
             return 1
     return 0
 

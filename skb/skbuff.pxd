@@ -111,6 +111,9 @@ ctypedef struct NetSock:
     uint16_t rport
     uint32_t bound_dev_if
     uint64_t cookie             # Environment.socket_cookie: what local storage is keyed by
+    uint32_t uid                # Socket.uid, Socket.cgroup's level and the ids of its
+    int cgroup_level            # ancestors by level: what the helpers that read skb->sk
+    uint64_t* cgroups           # report once the socket is assigned to the packet
 
 ctypedef struct CtTable:
     # the namespace's conntrack table (skb/conntrack.pxi): a slot per entry, each its
@@ -133,6 +136,7 @@ ctypedef struct NetEnv:
     # Python object: an skb only borrows it
     uint64_t netns_cookie
     uint64_t init_netns_cookie
+    uint64_t reqsk_cookie       # Environment.request_socket_cookie()
     bint has_sk                 # skb->sk is set
     uint64_t sk_cookie
     uint32_t sk_uid
@@ -234,6 +238,7 @@ ctypedef struct Skb:
     bint sk_reqsk               # bpf_sk_assign_tcp_reqsk's: a request socket of that
     uint8_t reqsk_attrs[20]     # listener, made with these struct bpf_tcp_req_attrs
     uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
+    uint8_t reqsk_view[SK_VIEW_SIZE]    # struct bpf_sock of the request socket assigned
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)
 
 

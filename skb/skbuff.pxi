@@ -146,7 +146,7 @@ cdef bint skb_reload_frame(Skb* skb, const Skb* tmpl, const uint8_t* frame, uint
 
 cdef inline void _skb_copy_meta(Skb* skb, const Skb* tmpl, bint whole) noexcept nogil:
     """Copy the template's metadata (without ``whole``: but ``tun`` and the socket
-    view), keeping ``skb``'s own buffers."""
+    views), keeping ``skb``'s own buffers."""
     cdef uint8_t* head = skb.head
     cdef uint32_t alloc = skb.alloc
     cdef CloneRec* clones = skb.clones
@@ -158,13 +158,16 @@ cdef inline void _skb_copy_meta(Skb* skb, const Skb* tmpl, bint whole) noexcept 
     cdef size_t tun = <size_t>(<const char*>&tmpl.tun - <const char*>tmpl)
     cdef size_t tun_end = tun + sizeof(TunnelInfo)
     cdef size_t view = <size_t>(<const char*>&tmpl.sk_view - <const char*>tmpl)
+    # the two socket views, side by side, are filled when used (first read, the assign)
+    cdef size_t views_end = (<size_t>(<const char*>&tmpl.reqsk_view - <const char*>tmpl)
+                             + SK_VIEW_SIZE)
     if whole:
         bulk_copy(skb, tmpl, sizeof(Skb))
     else:
         bulk_copy(skb, tmpl, tun)
         bulk_copy(<char*>skb + tun_end, <const char*>tmpl + tun_end, view - tun_end)
-        memcpy(<char*>skb + view + SK_VIEW_SIZE, <const char*>tmpl + view + SK_VIEW_SIZE,
-               sizeof(Skb) - view - SK_VIEW_SIZE)
+        memcpy(<char*>skb + views_end, <const char*>tmpl + views_end,
+               sizeof(Skb) - views_end)
     skb.head, skb.alloc = head, alloc
     skb.clones, skb.cap_clones, skb.nclones = clones, cap_clones, 0
     skb.clone_buf, skb.clone_cap, skb.clone_len = clone_buf, clone_cap, 0
@@ -491,6 +494,7 @@ cdef class NetTable:
     cdef NetEnv env
 
     def __dealloc__(self):
+        cdef size_t k
         free(self.env.devices)
         free(self.env.sk_cgroups)
         free(self.env.task_cgroups)
@@ -499,6 +503,8 @@ cdef class NetTable:
         free(self.env.routes)
         free(self.env.addrs)
         free(self.env.neighs)
+        for k in range(self.env.nsocks):
+            free(self.env.socks[k].cgroups)
         free(self.env.socks)
         free(self.env.sock_mem)
         free(self.env.kern_mem)
@@ -577,7 +583,8 @@ cdef void _fill_world(NetEnv* e, object env) except *:
         _put_addr(s.raddr, views.remote)
         s.lport, s.rport = views.lport, views.rport
         s.bound_dev_if = views.bound_dev_if
-        s.cookie = env.socket_cookie(k)
+        s.cookie, s.uid = env.socket_cookie(k), sk.uid
+        s.cgroups = _cgroup_ids(env, sk.cgroup, &s.cgroup_level)
         memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
         memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
                len(views.tcp_sock))
@@ -631,6 +638,7 @@ cdef NetTable _net_table_of(object env):
     cdef size_t k
     t.env.netns_cookie = env.netns_cookie
     t.env.init_netns_cookie = env.init_netns_cookie
+    t.env.reqsk_cookie = env.request_socket_cookie()
     t.env.devices = <NetDevice*>calloc(max(len(env.devices), 1), sizeof(NetDevice))
     if t.env.devices == NULL:
         raise MemoryError()

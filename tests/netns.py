@@ -4,7 +4,10 @@ kernel's real datapath: frames go from vtx to vrx and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import socket
+import struct
 import subprocess
 
 import pytest
@@ -53,3 +56,20 @@ def in_netns(name: str, make):
             world._setns(fd.fileno())
         return make()
     return world._in_thread(joined)
+
+
+BPF_PROG_ATTACH, BPF_TCX_INGRESS, BPF_TCX_EGRESS = 8, 46, 47     # enum bpf_cmd, bpf_attach_type
+
+
+def tcx_attach(ifname: str, prog_fd: int, ingress: bool = True) -> None:
+    """Attach the tc program ``prog_fd`` at ``ifname``'s tcx ingress (or egress) with
+    BPF_PROG_ATTACH, in the calling thread's namespace (run it through ``in_netns``); it
+    stays until the device goes, with its namespace.  The test keeps the program's maps,
+    which iproute2's ``tc filter ... obj`` would make its own."""
+    from pyebpf.kernel import sysbpf
+    attr = ctypes.create_string_buffer(144)
+    struct.pack_into("<IIII", attr, 0, socket.if_nametoindex(ifname), prog_fd,
+                     BPF_TCX_INGRESS if ingress else BPF_TCX_EGRESS, 0)
+    ret, err = sysbpf._syscall(BPF_PROG_ATTACH, attr)
+    if ret < 0:
+        raise OSError(err, f"BPF_PROG_ATTACH at {ifname}: {os.strerror(err)}")

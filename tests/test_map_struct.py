@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import pytest
 
+import pyebpf
+import pyebpf.kernel
 from bpfc import compile_object
 from objdiff import refused_alike, same_retval
+from recorded_kernel import count_comparison
 
 PACKET = bytes(64)
 # the members read, CO-RE relocated against the kernel's layout
 STRUCTS = r"""
 struct bpf_map {
     enum bpf_map_type map_type; __u32 key_size; __u32 value_size; __u32 max_entries;
-    __u32 map_flags; int numa_node;
+    __u64 map_extra; __u32 map_flags; __u32 id; int numa_node; __u32 btf_key_type_id;
+    __u32 btf_value_type_id; char name[16]; _Bool frozen;
 } __attribute__((preserve_access_index));
 struct bpf_array { struct bpf_map map; __u32 elem_size; __u32 index_mask; }
     __attribute__((preserve_access_index));
@@ -44,8 +48,26 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def read(expr: str) -> bytes:
-    return compile_object(STRUCTS + f"""
+# maps of other kinds, kept out of the naked programs' objects below
+MORE_MAPS = r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 16); __uint(map_extra, 3);
+    __type(value, __u32);
+} bloom SEC(".maps");
+struct locked { struct bpf_spin_lock lock; __u32 n; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct locked);
+} with_lock SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, __u32);
+} a_map_of_a_rather_long_name SEC(".maps");
+"""
+
+
+def read(expr: str, maps: str = "") -> bytes:
+    return compile_object(STRUCTS + maps + f"""
 SEC("tc") int prog(struct __sk_buff *skb) {{ return {expr}; }}
 """)
 
@@ -68,6 +90,56 @@ SEC("tc") int prog(struct __sk_buff *skb) {{ return {expr}; }}
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_a_map_pointer_reads_as_the_kernels_struct(expr, value):
     assert same_retval(read(expr), PACKET) & 0xFFFFFFFF == value & 0xFFFFFFFF
+
+
+def _name_word(m: str, k: int) -> str:
+    return f"*(__u32 *)&((struct bpf_map *)&{m})->name[{4 * k}]"
+
+
+@pytest.mark.parametrize("expr, value", [
+    ("((struct bpf_map *)&bloom)->map_extra", 3),
+    ("((struct bpf_map *)&arr)->map_extra", 0),
+    ("((struct bpf_map *)&arr)->frozen", 0),
+    ("((struct bpf_map *)&arr)->btf_key_type_id", 0),
+    ("((struct bpf_map *)&arr)->btf_value_type_id", 0),
+    ("((struct bpf_map *)&with_lock)->btf_key_type_id != 0", 1),
+    ("((struct bpf_map *)&with_lock)->btf_value_type_id != 0", 1),
+    *[(_name_word("pcpu_hash", k), int.from_bytes(b"pcpu_hash".ljust(16, b"\0")[4 * k:4 * k + 4],
+                                                  "little")) for k in range(4)],
+    # bpf_obj_name_cpy keeps 15 bytes (libbpf, and load_object, cut the rest) and the NUL
+    *[(_name_word("a_map_of_a_rather_long_name", k),
+       int.from_bytes(b"a_map_of_a_rath\0"[4 * k:4 * k + 4], "little")) for k in range(4)],
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_struct_bpf_maps_name_extra_and_btf_ids_read_as_the_kernels(expr, value):
+    """map_extra as created; the name as the kernel keeps it; the BTF type ids of a map
+    created with its BTF, which pyebpf.kernel.load_object passes only for a value with
+    fields the kernel finds through it (a bpf_spin_lock here; libbpf passes it for every
+    map that names its types), 0 without."""
+    assert same_retval(read(expr, MORE_MAPS), PACKET) & 0xFFFFFFFF == value & 0xFFFFFFFF
+
+
+def test_the_btf_value_type_id_is_the_objects_type_id_of_the_value():
+    data = read("((struct bpf_map *)&with_lock)->btf_value_type_id", MORE_MAPS)
+    obj = pyebpf.load(data)
+    try:
+        assert same_retval(data, PACKET) == obj.maps["with_lock"].value_type.id
+    finally:
+        obj.close()
+
+
+def test_a_maps_id_is_non_zero_and_pyebpfs_is_map_id():
+    """The kernel's id is the next free one of every map it has, which pyebpf cannot
+    know: both read a non-zero id, and pyebpf's is the Map's ``id``."""
+    data = read("((struct bpf_map *)&hash)->id")
+    with pyebpf.kernel.load_object(data) as kobj:
+        theirs = kobj.program("prog").test_run(PACKET).retval
+    obj = pyebpf.load(data)
+    try:
+        ours = obj.program("prog").run(PACKET).retval
+        assert theirs != 0 and ours == obj.maps["hash"].id != 0
+    finally:
+        obj.close()
+    count_comparison()
 
 
 ASM = STRUCTS + r"""

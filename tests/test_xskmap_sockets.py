@@ -49,10 +49,9 @@ def veth(net_raw):
                      for side, dev in (("pyebpf", "vtx"), ("kernel", "vrx"))}
 
 
-def bound_socket(ifindex: int, queue_id: int):
-    """(an AF_XDP socket bound in copy mode to ``queue_id`` of the device ``ifindex`` of
-    this thread's namespace, its UMEM's memory): xsk_bind wants a registered UMEM with
-    fill and completion rings, and an RX ring."""
+def prepared_socket():
+    """(an AF_XDP socket ready to bind, its UMEM's memory): xsk_bind wants a registered
+    UMEM with fill and completion rings, and an RX ring."""
     sk = socket.socket(isa.AF_XDP, socket.SOCK_RAW)
     umem = mmap.mmap(-1, FRAMES * FRAME_SIZE)
     address = ctypes.addressof(ctypes.c_char.from_buffer(umem))
@@ -60,19 +59,31 @@ def bound_socket(ifindex: int, queue_id: int):
                   struct.pack("<QQIIII", address, len(umem), FRAME_SIZE, 0, 0, 0))
     for ring in (XDP_UMEM_FILL_RING, XDP_UMEM_COMPLETION_RING, XDP_RX_RING):
         sk.setsockopt(SOL_XDP, ring, RING)
+    return sk, umem
+
+
+def bound_socket(ifindex: int, queue_id: int):
+    """(an AF_XDP socket bound in copy mode to ``queue_id`` of the device ``ifindex`` of
+    this thread's namespace, its UMEM's memory)."""
+    sk, umem = prepared_socket()
+    bind(sk, ifindex, queue_id)
+    return sk, umem
+
+
+def bind(sk, ifindex: int, queue_id: int) -> None:
     where = struct.pack("<HHIII", isa.AF_XDP, XDP_COPY, ifindex, queue_id, 0)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.bind(sk.fileno(), where, len(where)):
         err = ctypes.get_errno()
         sk.close()
         raise OSError(err, f"bind to queue {queue_id}: {os.strerror(err)}")
-    return sk, umem
 
 
 def story(ops, veth, side, new_map, queue_id_at) -> list:
     """What each of ``ops`` gave, on a map ``new_map()`` makes (a context manager):
     ("unbound", name) and ("bound", name, queue) make sockets in the veth's namespace
-    (bound to the device of ``side``);
+    (bound to the device of ``side``), ("prepared", name) one with its UMEM and rings
+    that ("bind", name, queue) binds later;
     ("update", key, name[, flags]) the map's update with the socket's fd ("ok" or the
     errno); ("queue", key) a tc program's lookup of ``key``: the socket's
     queue_id, -1 for NULL (``queue_id_at(map, key)``); ("dup", name) opens a second fd
@@ -90,6 +101,12 @@ def story(ops, veth, side, new_map, queue_id_at) -> list:
                     sockets[args[0]], umem = in_netns(
                         namespace, lambda: bound_socket(ifindex, args[1]))
                     keep.append(umem)
+                elif op == "prepared":
+                    sockets[args[0]], umem = in_netns(namespace, prepared_socket)
+                    keep.append(umem)
+                elif op == "bind":
+                    name, queue = args
+                    in_netns(namespace, lambda: bind(sockets[name], ifindex, queue))
                 elif op == "update":
                     key, name, *flags = args
                     out.append(outcome(m.update, u32(key), u32(sockets[name].fileno()), *flags))
@@ -143,6 +160,15 @@ def test_a_bound_sockets_queue_id_reads_as_in_the_kernel(kernel_observation, vet
         ("bound", "q3", 3), ("bound", "q1", 1), ("unbound", "free"),
         ("update", 0, "q3"), ("update", 1, "q1"), ("update", 2, "free"),
         ("queue", 0), ("queue", 1), ("queue", 2), ("queue", 3)]) == ["ok"] * 3 + [3, 1, 0, -1]
+
+
+def test_a_sockets_queue_id_is_read_again_after_its_bind_as_in_the_kernel(
+        kernel_observation, veth):
+    """The lookup points at xs->queue_id, which xsk_bind sets: a socket put in unbound
+    reads 0, and the queue it is bound to afterwards, in every slot that holds it."""
+    assert same_story(kernel_observation, veth, [
+        ("prepared", "late"), ("update", 0, "late"), ("update", 1, "late"), ("queue", 0),
+        ("bind", "late", 2), ("queue", 0), ("queue", 1)]) == ["ok", "ok", 0, 2, 2]
 
 
 def test_a_bound_socket_goes_in_as_any_other_as_in_the_kernel(kernel_observation, veth):

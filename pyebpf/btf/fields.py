@@ -331,3 +331,14 @@ def struct_meta_error(btf) -> MapError | None:
                                              f"that is a graph root too: ownership could "
                                              f"form a cycle (ELOOP)")
     return None
+
+
+def has_special_fields(value_type: Type | None) -> bool:
+    """Whether the value holds a field the kernel finds through the map's BTF (a
+    bpf_spin_lock, bpf_timer, kptr, ...): a map whose value does is created with its BTF
+    (pyebpf.kernel.load_object, and the type ids pyebpf.load gives the map).  True for
+    one the kernel refuses: it is asked all the same."""
+    try:
+        return bool(special_fields(value_type) or kptr_fields(value_type))
+    except MapError:
+        return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 import struct
 
 from .. import isa
-from ..btf.fields import kptr_fields, special_fields
-from ..errors import ElfError, MapError
+from ..btf.fields import has_special_fields
+from ..errors import ElfError
 from ..verifier.globalfuncs import kernel_takes
 from .oracle import KernelMap, KernelProgram, possible_cpus
 from .vmlinux import kfunc_btf_id
@@ -67,7 +67,7 @@ class KernelObject:
         # finds in it
         def make(d, inner_map_fd=0):
             btf = None
-            if self.spec.kernel_btf is not None and _has_special_fields(d.value_type):
+            if self.spec.kernel_btf is not None and has_special_fields(d.value_type):
                 btf = (self.spec.kernel_btf, d.key_type.id if d.key_type else 0,
                        d.value_type.id)
             return KernelMap(d.type, d.key_size, d.value_size,
@@ -102,13 +102,6 @@ class KernelObject:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _has_special_fields(value_type) -> bool:
-    try:
-        return bool(special_fields(value_type) or kptr_fields(value_type))
-    except MapError:
-        return True         # one the kernel refuses: it is asked all the same
 
 
 def _line_info(btf, records) -> bytes:

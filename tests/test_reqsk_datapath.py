@@ -1,0 +1,271 @@
+"""skb->sk after bpf_sk_assign_tcp_reqsk (and after bpf_sk_assign of the listener
+itself), against the kernel's real datapath: a network
+namespace built as ENV declares (tests/networld.py: a veth pair vrx <-> vtx, a TCP
+listener on port 80), the program at vrx's tc ingress (tcx), a SYN sent from vtx by a
+packet socket, and the same program run by pyebpf at ingress on the same frame with an
+Environment holding what the kernel's world holds (the listener's and the packet
+socket's cookies, the namespaces' cookies, the test's uid and cgroup).  BPF_PROG_TEST_RUN
+cannot show any of it: its packet is never at tc ingress.  The program writes what it
+read into an array map, before and after the assign; the kernel's map and pyebpf's are
+compared field by field."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+import pyebpf
+from bpfc import TCP_REQSK_DECLS, compile_object
+from cgroup_support import cgroup2_mount
+from netns import tcx_attach
+from networld import world
+from pyebpf.environment import Device, Environment, PacketSocket, Socket
+
+SO_COOKIE, SO_NETNS_COOKIE = 57, 71         # asm-generic/socket.h
+TCP_NEW_SYN_RECV = 12
+EOPNOTSUPP = 95
+
+# what the program records, in this order (u64 each)
+FIELDS = (
+    "runs",
+    # skb->sk before the assign: the sender's packet socket (veth keeps skb->sk)
+    "before_has_sk", "before_cookie", "before_netns_cookie", "before_uid", "before_cgroup_id",
+    "assign",
+    # struct bpf_sock of skb->sk after it (a struct bpf_sock_common to the verifier)
+    "family", "state", "src_ip4", "src_ip6_0", "src_ip6_3", "src_port", "dst_port",
+    "dst_ip4", "dst_ip6_0", "dst_ip6_3", "bound_dev_if", "rx_queue_mapping",
+    "fullsock", "tcp_sock", "listener_port",
+    # the helpers that read skb->sk
+    "cookie", "cookie_again", "netns_cookie", "uid", "cgroup_id", "ancestor_0",
+    "ancestor_1", "ancestor_deep", "sk_assign_again",
+)
+SOURCE = "#include <linux/in.h>\n#include <linux/tcp.h>\nstruct sock;\n" + TCP_REQSK_DECLS + r"""
+struct record { __u64 v[%d]; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct record);
+} seen SEC(".maps");
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
+        ip->protocol != IPPROTO_TCP || !th->syn || th->dest != bpf_htons(80))
+        return TC_ACT_OK;
+    __u32 zero = 0;
+    struct record *r = bpf_map_lookup_elem(&seen, &zero);
+    if (!r)
+        return TC_ACT_OK;
+    __u64 *o = r->v;
+    o[1] = skb->sk != 0;
+    o[2] = bpf_get_socket_cookie(skb);
+    o[3] = bpf_get_netns_cookie(skb);
+    o[4] = bpf_get_socket_uid(skb);
+    o[5] = bpf_skb_cgroup_id(skb);
+    struct bpf_sock_tuple t = {};
+    t.ipv4.saddr = ip->saddr; t.ipv4.daddr = ip->daddr;
+    t.ipv4.sport = th->source; t.ipv4.dport = th->dest;
+    struct bpf_sock *l = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    if (!l)
+        return TC_ACT_SHOT;
+#ifdef FULL_ASSIGN
+    o[6] = bpf_sk_assign(skb, l, 0);
+#else
+    struct bpf_tcp_req_attrs a = {.mss = 1460, .rcv_wscale = 7, .snd_wscale = 7,
+                                  .wscale_ok = 1, .sack_ok = 1};
+    o[6] = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)l, &a, sizeof(a));
+#endif
+    bpf_sk_release(l);
+    struct bpf_sock *s = skb->sk;
+    if (!s)
+        return TC_ACT_SHOT;
+    o[7] = s->family; o[8] = s->state; o[9] = s->src_ip4; o[10] = s->src_ip6[0];
+    o[11] = s->src_ip6[3]; o[12] = s->src_port; o[13] = s->dst_port; o[14] = s->dst_ip4;
+    o[15] = s->dst_ip6[0]; o[16] = s->dst_ip6[3]; o[17] = s->bound_dev_if;
+    o[18] = s->rx_queue_mapping;
+    o[19] = bpf_sk_fullsock(s) != 0;
+    o[20] = bpf_tcp_sock(s) != 0;
+    struct bpf_sock *ls = bpf_get_listener_sock(s);
+    o[21] = ls ? ls->src_port : 0;
+    o[22] = bpf_get_socket_cookie(skb);
+    o[23] = bpf_get_socket_cookie(skb);
+    o[24] = bpf_get_netns_cookie(skb);
+    o[25] = bpf_get_socket_uid(skb);
+    o[26] = bpf_skb_cgroup_id(skb);
+    o[27] = bpf_skb_ancestor_cgroup_id(skb, 0);
+    o[28] = bpf_skb_ancestor_cgroup_id(skb, 1);
+    o[29] = bpf_skb_ancestor_cgroup_id(skb, 32);
+    o[30] = bpf_sk_assign(skb, s, 0);
+    o[0] += 1;
+    return TC_ACT_SHOT;     /* TCP never sees the SYN: nothing else changes the record */
+}
+""" % len(FIELDS)
+
+DEVICES = (Device(1, "lo", 65536, addresses=("127.0.0.1/8",)),
+           Device(2, "vrx", 1500, "02:00:00:00:00:02", addresses=("10.0.0.1/24",)),
+           Device(3, "vtx", 1500, "02:00:00:00:00:03"))
+LISTENER = Socket("tcp", "0.0.0.0:80")
+SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
+            / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=4000, dport=80, flags="S"))
+
+
+def own_cgroups() -> tuple[str, tuple]:
+    """This process's cgroup2 path and the (path, id) of it and each ancestor: a
+    cgroup's id is its directory's inode number (the root's is 1)."""
+    mount = cgroup2_mount()
+    with open("/proc/self/cgroup") as f:
+        path = next(line.split("::", 1)[1].strip() for line in f if line.startswith("0::"))
+    if mount is None and path != "/":
+        pytest.skip("needs a mounted cgroup2 hierarchy to name this process's cgroup ids")
+    parts = [p for p in path.split("/") if p]
+    paths = ["/" + "/".join(parts[:n]) for n in range(len(parts) + 1)]
+    return path, tuple((p, os.stat(mount + p).st_ino if p != "/" else 1) for p in paths)
+
+
+def cookie_of(sk, option: int) -> int:
+    return struct.unpack("<Q", sk.getsockopt(socket.SOL_SOCKET, option, 8))[0]
+
+
+def decode(value: bytes) -> dict:
+    return dict(zip(FIELDS, struct.unpack(f"<{len(FIELDS)}Q", value)))
+
+
+@pytest.fixture(scope="module")
+def records(live_kernel):
+    """(the kernel's record, pyebpf's, the Environment) of one SYN through the program
+    at tc ingress, which gives it a request socket of the listener."""
+    return _records(live_kernel, ())
+
+
+@pytest.fixture(scope="module")
+def full_records(live_kernel):
+    """The same with bpf_sk_assign of the listener itself."""
+    return _records(live_kernel, ("-DFULL_ASSIGN",))
+
+
+def _records(live_kernel, defines):
+    data = compile_object(SOURCE, flags=("-O2", "-mcpu=v3", *defines))
+    cgroup, cgroups = own_cgroups()
+    with world(Environment(devices=DEVICES, sockets=(LISTENER,)), "reqsk") as run, \
+            live_kernel.load_object(data) as kobj:
+        listener, = run.sockets
+
+        def attach_and_open():
+            tcx_attach("vrx", kobj.program("prog").fd)
+            tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            tx.bind(("vtx", 0))
+            return tx, cookie_of(listener, SO_NETNS_COOKIE)
+
+        tx, netns_cookie = run(attach_and_open)
+        with tx, socket.socket() as root_ns_socket:
+            init_netns_cookie = cookie_of(root_ns_socket, SO_NETNS_COOKIE)
+            seen = kobj.maps["seen"]
+            tx.send(SYN)
+            deadline = time.monotonic() + 5
+            while decode(seen.lookup(bytes(4)))["runs"] == 0:
+                assert time.monotonic() < deadline, "the SYN never reached vrx's tc ingress"
+                time.sleep(0.01)
+            theirs = decode(seen.lookup(bytes(4)))
+            env = Environment(
+                devices=DEVICES, cgroups=cgroups, netns_cookie=netns_cookie,
+                init_netns_cookie=init_netns_cookie,
+                socket=PacketSocket(cookie=cookie_of(tx, SO_COOKIE), uid=os.getuid(),
+                                    cgroup=cgroup),
+                sockets=(Socket("tcp", "0.0.0.0:80", cookie=cookie_of(listener, SO_COOKIE),
+                                uid=os.getuid(), cgroup=cgroup),))
+    obj = pyebpf.load(data)
+    try:
+        res = obj.program("prog").run(SYN, ifindex=2, env=env, ingress=True)
+        assert res.retval == 2          # TC_ACT_SHOT
+        ours = decode(obj.maps["seen"].lookup(bytes(4)))
+    finally:
+        obj.close()
+    return theirs, ours, env
+
+
+def _pick(record: dict, names) -> dict:
+    return {n: record[n] for n in names}
+
+
+def test_before_the_assign_skb_sk_is_the_senders_packet_socket(records):
+    theirs, ours, _ = records
+    names = [f for f in FIELDS if f.startswith("before_")]
+    assert _pick(ours, names) == _pick(theirs, names)
+
+
+def test_the_assign_of_a_request_socket_succeeds_at_tc_ingress(records):
+    theirs, ours, _ = records
+    assert ours["assign"] == theirs["assign"] == 0
+
+
+def test_skb_sk_reads_the_family_and_state_of_the_kernels_request_socket(records):
+    """inet_reqsk_alloc gives the request socket the listener's family and
+    TCP_NEW_SYN_RECV.  Nothing fills its addresses, ports or device before TCP takes the
+    packet: the kernel's read whatever the slab object held before (an earlier
+    handshake's 127.0.0.1:80 was seen), pyebpf's read 0, so they are not compared."""
+    theirs, ours, _ = records
+    names = ("family", "state")
+    assert _pick(ours, names) == _pick(theirs, names) == {"family": socket.AF_INET,
+                                                          "state": TCP_NEW_SYN_RECV}
+
+
+def test_a_request_socket_is_no_full_socket_and_its_listener_is_the_listener(records):
+    theirs, ours, _ = records
+    names = ("fullsock", "tcp_sock", "listener_port")
+    assert _pick(ours, names) == _pick(theirs, names) == {"fullsock": 0, "tcp_sock": 0,
+                                                          "listener_port": 80}
+
+
+def test_uid_and_cgroup_ids_after_the_assign_are_the_listeners(records):
+    """sk_to_full_sk: bpf_get_socket_uid and the cgroup helpers read the listener."""
+    theirs, ours, env = records
+    names = ("uid", "cgroup_id", "ancestor_0", "ancestor_1", "ancestor_deep")
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert theirs["cgroup_id"] == dict(env.cgroups)[env.sockets[0].cgroup]
+
+
+def test_the_netns_cookie_after_the_assign_is_the_listeners_namespaces(records):
+    theirs, ours, env = records
+    assert ours["netns_cookie"] == theirs["netns_cookie"] == env.netns_cookie
+
+
+def test_the_socket_cookie_after_the_assign_is_a_new_one(records):
+    """The request socket's own cookie, made when first asked: not the listener's nor
+    the packet socket's, the same at each ask.  Its value is the kernel's generator's
+    next one; pyebpf's is Environment.request_socket_cookie()."""
+    theirs, ours, env = records
+    for record in (theirs, ours):
+        assert record["cookie"] == record["cookie_again"]
+        assert record["cookie"] not in (0, record["before_cookie"],
+                                        env.socket_cookie(0))
+    assert ours["cookie"] == env.request_socket_cookie()
+
+
+def test_bpf_sk_assign_of_the_request_socket_is_eopnotsupp(records):
+    """A request socket is unhashed (reqsk_alloc's sk_node_init)."""
+    theirs, ours, _ = records
+    assert ours["sk_assign_again"] == theirs["sk_assign_again"] == -EOPNOTSUPP & (2**64 - 1)
+
+
+def test_after_bpf_sk_assign_skb_sk_reads_as_the_assigned_listener(full_records):
+    """bpf_sk_assign: skb_orphan, then skb->sk is the socket given; struct bpf_sock
+    reads the listener (a full socket, its own listener)."""
+    theirs, ours, _ = full_records
+    names = FIELDS[FIELDS.index("assign"):FIELDS.index("listener_port") + 1]
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert (theirs["state"], theirs["src_port"], theirs["fullsock"]) == (10, 80, 1)
+
+
+def test_after_bpf_sk_assign_the_socket_helpers_read_the_assigned_listener(full_records):
+    theirs, ours, env = full_records
+    names = FIELDS[FIELDS.index("cookie"):]
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert theirs["cookie"] == env.socket_cookie(0)
