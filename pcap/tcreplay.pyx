@@ -1903,11 +1903,14 @@ cdef class Loop:
                     break
 
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
-        """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
-        ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
-        ``steering`` entry (published); a packet that never reaches tc is answered for
-        here.  False when memory cannot be had."""
+        """Steer this CPU's share of the WRITE_BATCH packets from ``start``: whether
+        each reaches tc, and the CPU that receives it, into its ``steering`` entry
+        (published); a packet that never reaches tc is answered for here.  CPU 0, whose
+        thread also writes every packet, steers none; the others each every
+        ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the chunk).
+        False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
+        cdef Py_ssize_t steerers = self.cpus - 1
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -1915,7 +1918,9 @@ cdef class Loop:
         cdef uint32_t n, lt
         cdef uint32_t lane
         cdef int e, pkt_type
-        k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
+        if cpu == 0:
+            return True
+        k = start + (cpu - 1 - start % steerers + steerers) % steerers
         while k < stop:
             r, d = &self.recs[k], &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
@@ -1945,7 +1950,7 @@ cdef class Loop:
                 if lane == NO_LANE:
                     return False
                 steer(&self.steering[k], lane)
-            k += self.cpus
+            k += steerers
         return True
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
@@ -2119,7 +2124,7 @@ cdef class Loop:
     cdef bint _cpu_batch(self, int cpu, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
         """CPU ``cpu``'s walk over the chunk's packets ``start`` to ``stop`` (after
         _cpu_begin, in order).  The chunk's packets are steered STEER_AHEAD batches
-        ahead, each CPU every ``cpus``-th packet of a batch (_steer_window); each CPU
+        ahead, each CPU but 0 its share of a batch (_steer_window); each CPU
         walks every batch (the capture clock), waiting for the other CPUs' steering of
         it, and replays the packets steered to it, keeping each one's frame (when
         built), output, records and report line in its blocks for the writing, its
@@ -2152,10 +2157,11 @@ cdef class Loop:
             r = &self.recs[k]
             lane = steered(&self.steering[k])
             if lane == UNSTEERED:
-                # CPU k % cpus steers its share of k's batch in order: waiting for the
-                # last of it, not for k, is one wake a batch, not one a packet
+                # CPU 1 + k % (cpus - 1) steers its share of k's batch in order:
+                # waiting for the last of it, not for k, is one wake a batch, not one a
+                # packet
                 last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
-                last -= (last - k) % self.cpus
+                last -= (last - k) % (self.cpus - 1)
                 while steered(&self.steering[last]) == UNSTEERED:
                     if self.abort:
                         return False

@@ -337,13 +337,13 @@ def test_two_cpus_write_one_cpus_outputs_of_packets_with_trace_clones_and_faults
 def _cooked_capture_cpus(cpus):
     """The CPU whose thread answers for each packet of _cooked_capture() in turn: the
     one RSS steers it to, or, for a frame that never reaches tc, the one that steers
-    it (every ``cpus``-th packet from the first, each CPU its share)."""
+    it (CPU 0, which writes, steers none; packet k is CPU 1 + k % (cpus - 1)'s)."""
     out = []
     for k, f in enumerate(_frames()):
         out.append((tcreplay.frame_rss_hash(f) & 127) % cpus)
         for never in (k % 97 == 5, k % 89 == 6):
             if never:
-                out.append(len(out) % cpus)
+                out.append(1 + len(out) % (cpus - 1))
     return out
 
 
