@@ -412,20 +412,152 @@ cdef class Scanner:
         return frames, ts, orig, where
 
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <pthread.h>
+    #include <sys/stat.h>
+    #include <unistd.h>
+    /* A writer's write-behind (Writer): a thread of its own writes one full buffer
+       into a duplicate of the writer's descriptor while the writer fills the other.
+       ``buf`` is the buffer being written, NULL when the thread is idle. */
+    typedef struct {
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int fd, started, quit, error;
+        const uint8_t* buf;
+        size_t len;
+    } pyebpf_behind;
+
+    static void* pyebpf_behind_main(void* arg) {
+        pyebpf_behind* b = (pyebpf_behind*)arg;
+        const uint8_t* p;
+        size_t len, done;
+        ssize_t k;
+        int err;
+        pthread_mutex_lock(&b->mu);
+        for (;;) {
+            while (b->buf == NULL && !b->quit)
+                pthread_cond_wait(&b->cv, &b->mu);
+            if (b->buf == NULL)
+                break;
+            p = b->buf, len = b->len, done = 0, err = b->error;
+            pthread_mutex_unlock(&b->mu);
+            while (done < len && !err) {
+                k = write(b->fd, p + done, len - done);
+                if (k < 0) {
+                    if (errno != EINTR)
+                        err = errno;
+                } else {
+                    done += k;
+                }
+            }
+            pthread_mutex_lock(&b->mu);
+            b->error = err;
+            b->buf = NULL;
+            pthread_cond_broadcast(&b->cv);
+        }
+        pthread_mutex_unlock(&b->mu);
+        return NULL;
+    }
+
+    /* Whether ``fd`` is a regular file, which a write-behind may write: a pipe, a
+       FIFO or a terminal is written in place, in order with whatever else writes it. */
+    static int pyebpf_behind_fits(int fd) {
+        struct stat st;
+        return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    }
+
+    /* Wait until the thread is idle; the errno of the first failed write, else 0. */
+    static int pyebpf_behind_wait(pyebpf_behind* b) {
+        int err;
+        if (!b->started)
+            return 0;
+        pthread_mutex_lock(&b->mu);
+        while (b->buf != NULL)
+            pthread_cond_wait(&b->cv, &b->mu);
+        err = b->error;
+        pthread_mutex_unlock(&b->mu);
+        return err;
+    }
+
+    /* Hand the idle thread ``len`` bytes at ``buf`` (started on the first, writing
+       into a duplicate of ``fd``); 0, or -1 when no thread could be had. */
+    static int pyebpf_behind_put(pyebpf_behind* b, int fd, const uint8_t* buf, size_t len) {
+        if (!b->started) {
+            b->fd = dup(fd);
+            if (b->fd < 0)
+                return -1;
+            b->buf = NULL, b->quit = 0, b->error = 0;
+            pthread_mutex_init(&b->mu, NULL);
+            pthread_cond_init(&b->cv, NULL);
+            if (pthread_create(&b->thread, NULL, pyebpf_behind_main, b) != 0) {
+                pthread_mutex_destroy(&b->mu);
+                pthread_cond_destroy(&b->cv);
+                close(b->fd);
+                return -1;
+            }
+            b->started = 1;
+        }
+        pthread_mutex_lock(&b->mu);
+        b->buf = buf, b->len = len;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
+
+    /* Wait for the thread's last write, end it; its error as pyebpf_behind_wait. */
+    static int pyebpf_behind_stop(pyebpf_behind* b) {
+        int err = pyebpf_behind_wait(b);
+        if (!b->started)
+            return 0;
+        pthread_mutex_lock(&b->mu);
+        b->quit = 1;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        close(b->fd);
+        b->started = 0;
+        return err;
+    }
+    """
+    ctypedef struct Behind "pyebpf_behind":
+        pass
+    bint behind_fits "pyebpf_behind_fits" (int fd) nogil
+    int behind_wait "pyebpf_behind_wait" (Behind* b) nogil
+    int behind_put "pyebpf_behind_put" (Behind* b, int fd, const uint8_t* buf, size_t n) nogil
+    int behind_stop "pyebpf_behind_stop" (Behind* b) nogil
+
+
 cdef class Writer:
     """Bytes written through a buffer to a file descriptor (``fd`` -1: kept, for
-    ``take``).  An error writing is kept in ``error`` (an errno) and ends the writing."""
+    ``take``).  An error writing is kept in ``error`` (an errno) and ends the writing.
+    Into a regular file a full buffer is written by a thread of the writer's while the
+    next fills (a duplicate descriptor: closing ``fd`` does not stop it); ``flush``
+    waits for every byte written, and ``error`` tells a failed write by the next full
+    buffer or ``flush`` at the latest."""
     cdef uint8_t* buf
     cdef size_t len, cap
+    cdef uint8_t* spare         # the buffer being written behind
+    cdef size_t spare_cap
+    cdef Behind behind
+    cdef bint behind_ok         # fd is a regular file
     cdef public int fd
     cdef public int error
     cdef public uint64_t written
 
     def __cinit__(self, int fd=-1, *args, **kwargs):
         self.fd = fd
+        self.behind_ok = fd >= 0 and behind_fits(fd)
 
     def __dealloc__(self):
+        with nogil:
+            behind_stop(&self.behind)
         free(self.buf)
+        free(self.spare)
 
     cdef inline uint8_t* room(self, size_t n) except NULL:
         """Where the next ``n`` bytes go (``commit`` them after)."""
@@ -438,7 +570,7 @@ cdef class Writer:
         cdef uint8_t* grown
         if self.len + n > self.cap:
             if self.fd >= 0 and self.len:
-                self._flush()
+                self._hand_over()
             if self.len + n > self.cap:
                 grown = <uint8_t*>realloc(self.buf, self.len + n + (FLUSH_AT if self.fd >= 0 else self.cap))
                 if grown == NULL:
@@ -450,11 +582,36 @@ cdef class Writer:
         self.len += n
         self.written += n
         if self.fd >= 0 and self.len >= FLUSH_AT:
+            self._hand_over()
+
+    cdef void _hand_over(self) noexcept:
+        """The buffer to the kernel: to the write-behind (once its last write is done;
+        then the spare buffer is filled) where there is one, else in place."""
+        cdef uint8_t* full = self.buf
+        cdef size_t cap = self.cap
+        cdef int err
+        if not self.behind_ok:
             self._flush()
+            return
+        with nogil:
+            err = behind_wait(&self.behind)
+        if err and not self.error:
+            self.error = err
+        if self.error or behind_put(&self.behind, self.fd, full, self.len) < 0:
+            self._flush()
+            return
+        self.buf, self.cap = self.spare, self.spare_cap
+        self.spare, self.spare_cap = full, cap
+        self.len = 0
 
     cdef void _flush(self) noexcept:
         cdef size_t done = 0
         cdef ssize_t k
+        cdef int err
+        with nogil:
+            err = behind_stop(&self.behind)
+        if err and not self.error:
+            self.error = err
         while done < self.len and self.error == 0:
             with nogil:
                 k = c_write(self.fd, self.buf + done, self.len - done)
