@@ -758,12 +758,10 @@ ctypedef struct Lane:
 # the thread of its CPU only, or by the thread that steered it when it never reaches tc.
 ctypedef struct Done:
     TcOutcome o
-    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
     const uint8_t* outb     # the packet's bytes afterwards (in its lane's blocks)
     uint32_t m
-    uint32_t lt
-    int32_t e               # what _to_eth returned (0 for Ethernet)
     uint32_t n              # the frame's length as tc would see it
+    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
     const char* line        # its report line (in its lane's blocks), when the thread
                             # wrote it (a report, no extras), else NULL
     const uint8_t* rec      # its pcap record for the capture it goes to (delivered,
@@ -777,11 +775,11 @@ ctypedef struct Done:
     uint32_t clones_len
     uint32_t ready          # the thread is done with it (set last, with release order;
                             # 2 while the writing waits for it: publish)
+    uint16_t lt             # its linktype (LT_*, below 2^16)
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
-    # to 192 bytes (134 above): two packets' records, written by two threads, share no
-    # cache line
-    uint8_t pad[58]
+    # 128 bytes, two cache lines: two packets' records, written by two threads, share
+    # no line (checked below)
 
 # The head of a clone's record in Done.clones: the record (rec_len bytes, in the
 # redirect captures' format) follows it.
@@ -823,6 +821,9 @@ cdef enum:
     CREW_GONE = 0           # Loop.crew: no thread for that CPU (it exits when idle for
     CREW_RUN = 1            # CREW_LINGER_NS, 100 ms, so that a Loop no longer used is
     CREW_IDLE = 2           # freed); one running a chunk; one waiting for the next
+
+if sizeof(Done) % CACHE_LINE:
+    raise ImportError(f"a Done record is {sizeof(Done)} bytes, not whole cache lines")
 
 cdef extern from *:
     """
@@ -1931,7 +1932,7 @@ cdef class Loop:
                             &pkt_type)
                 frame, n = ln.eth, <uint32_t>e
             if not self._admitted(lt, e, frame, n, &o):
-                d.lt, d.e, d.n, d.extra = lt, e, n, 1
+                d.lt, d.n, d.extra = lt, n, 1
                 d.outb, d.m = self.base + r.off, r.caplen
                 d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
                 with gil:
@@ -2240,7 +2241,7 @@ cdef class Loop:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             memcpy(&d.o, &o, sizeof(TcOutcome))
-            d.lt, d.e, d.n = lt, e, n
+            d.lt, d.n = lt, n
             publish(&d.ready)
         ln.clock = clock
         return True
