@@ -315,13 +315,17 @@ cdef class Scanner:
     def clear(self):
         self.nrecs = 0
 
+    cdef int _room(self) except -1:
+        """``recs`` grown (twice its size and 1,024 more)."""
+        cdef Rec* grown = <Rec*>realloc(self.recs, (self.cap_recs * 2 + 1024) * sizeof(Rec))
+        if grown == NULL:
+            raise MemoryError()
+        self.recs, self.cap_recs = grown, self.cap_recs * 2 + 1024
+        return 0
+
     cdef Rec* _next(self) except NULL:
-        cdef Rec* grown
         if self.nrecs == self.cap_recs:
-            grown = <Rec*>realloc(self.recs, (self.cap_recs * 2 + 1024) * sizeof(Rec))
-            if grown == NULL:
-                raise MemoryError()
-            self.recs, self.cap_recs = grown, self.cap_recs * 2 + 1024
+            self._room()
         self.nrecs += 1
         return &self.recs[self.nrecs - 1]
 
@@ -348,6 +352,27 @@ cdef class Scanner:
         if iface < self.nifs and self.ifs[iface].units != 1000000:
             self.nanosecond = True
 
+    cdef Py_ssize_t _scan_pcap(self, const uint8_t* p, Py_ssize_t pos,
+                               Py_ssize_t end) noexcept nogil:
+        """scan of a pcap chunk while ``recs`` has room; where it stopped."""
+        cdef uint32_t frac, caplen
+        cdef uint64_t scale = 1 if self.nanosecond else 1000
+        cdef uint32_t limit = 1000000000 if self.nanosecond else 1000000
+        cdef bint big = self.big
+        cdef Rec* r
+        while pos + PCAP_RECORD <= end and self.nrecs < self.cap_recs:
+            frac = _rd32(p + pos + 4, big)
+            caplen = _rd32(p + pos + 8, big)
+            if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
+                break
+            r = &self.recs[self.nrecs]
+            self.nrecs += 1
+            r.off, r.caplen, r.wire, r.iface = pos + PCAP_RECORD, caplen, _rd32(p + pos + 12, big), 0
+            r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
+            r.opt_off, r.opt_len = 0, 0
+            pos += PCAP_RECORD + caplen
+        return pos
+
     def scan(self, const uint8_t[::1] chunk, Py_ssize_t pos, Py_ssize_t end):
         """Scan the records from ``pos`` while they are whole and well formed before
         ``end``; returns where it stopped (a record cut off by ``end``, or one pcapio
@@ -358,19 +383,13 @@ cdef class Scanner:
         cdef Rec* r
         cdef bint big = self.big
         if not self.pcapng:
-            scale = 1 if self.nanosecond else 1000
-            limit = 1000000000 if self.nanosecond else 1000000
-            while pos + PCAP_RECORD <= end:
-                frac = _rd32(p + pos + 4, big)
-                caplen = _rd32(p + pos + 8, big)
-                if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
-                    break
-                r = self._next()
-                r.off, r.caplen, r.wire, r.iface = pos + PCAP_RECORD, caplen, _rd32(p + pos + 12, big), 0
-                r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
-                r.opt_off, r.opt_len = 0, 0
-                pos += PCAP_RECORD + caplen
-            return pos
+            # with the GIL released (Source scans a chunk on the thread that read it)
+            while True:
+                with nogil:
+                    pos = self._scan_pcap(p, pos, end)
+                if self.nrecs < self.cap_recs:
+                    return pos
+                self._room()
         while pos + 28 <= end and _rd32(p + pos, big) == PCAPNG_EPB_TYPE:
             block = _rd32(p + pos + 4, big)
             if block < PCAPNG_EPB or block % 4 or block > self.max_caplen + 65536 \
@@ -418,8 +437,9 @@ cdef extern from *:
     #include <pthread.h>
     #include <sys/stat.h>
     #include <unistd.h>
-    /* A writer's write-behind (Writer): a thread of its own writes one full buffer
-       into a duplicate of the writer's descriptor while the writer fills the other.
+    /* A writer's write-behind (Writer): a thread of its own (named pyebpf-write)
+       writes one full buffer into a duplicate of the writer's descriptor while the
+       writer fills the other.
        ``buf`` is the buffer being written, NULL when the thread is idle. */
     typedef struct {
         pthread_t thread;
@@ -436,6 +456,7 @@ cdef extern from *:
         size_t len, done;
         ssize_t k;
         int err;
+        pthread_setname_np(pthread_self(), "pyebpf-write");
         pthread_mutex_lock(&b->mu);
         for (;;) {
             while (b->buf == NULL && !b->quit)
