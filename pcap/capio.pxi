@@ -367,7 +367,8 @@ cdef class Scanner:
                 break
             r = &self.recs[self.nrecs]
             self.nrecs += 1
-            r.off, r.caplen, r.wire, r.iface = pos + PCAP_RECORD, caplen, _rd32(p + pos + 12, big), 0
+            r.off, r.caplen, r.iface = pos + PCAP_RECORD, caplen, 0
+            r.wire = _rd32(p + pos + 12, big)
             r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
             r.opt_off, r.opt_len = 0, 0
             pos += PCAP_RECORD + caplen
