@@ -996,6 +996,9 @@ cdef class Loop:
     # cache lines the packets' own threads write
     cdef uint32_t* steering
     cdef Py_ssize_t cap_done
+    cdef bint done_clean        # every Done record's ready is 0: the writing resets each
+                                # as it writes it, so only a chunk that ended before its
+                                # last packet (or new records) leaves them to reset
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
     cdef Iface* ifs             # its capture's interfaces (pcapng), else NULL
@@ -1754,14 +1757,17 @@ cdef class Loop:
             if grown == NULL:
                 raise MemoryError()
             free(self.done)
-            self.done, self.cap_done = grown, sc.nrecs
+            self.done, self.cap_done, self.done_clean = grown, sc.nrecs, False
             free(self.steering)
             self.steering = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
             if self.steering == NULL:
                 self.cap_done = 0
                 raise MemoryError()
+        if not self.done_clean:
+            for k in range(self.cap_done):
+                self.done[k].ready = 0
+        self.done_clean = False     # until every packet of the chunk is written
         for k in range(sc.nrecs):
-            self.done[k].ready = 0
             self.steering[k] = UNSTEERED
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
@@ -1835,9 +1841,13 @@ cdef class Loop:
                             PyErr_CheckSignals()    # an interrupt still ends the replay
                     if self._write_done(k, index, r, base + r.off, d, out, drops, report):
                         return k + 1
+                    # no thread reads it again this chunk, and it is in this core's
+                    # cache now: a reset here costs no miss, one at the next chunk's
+                    # start a line a packet
+                    d.ready = 0
                     k += 1
             index = first + k
-            finished = True
+            finished = self.done_clean = True
             self.clock = self.lanes[0].clock
             return sc.nrecs
         except KeyboardInterrupt as exc:
