@@ -315,13 +315,17 @@ cdef class Scanner:
     def clear(self):
         self.nrecs = 0
 
+    cdef int _room(self) except -1:
+        """``recs`` grown (twice its size and 1,024 more)."""
+        cdef Rec* grown = <Rec*>realloc(self.recs, (self.cap_recs * 2 + 1024) * sizeof(Rec))
+        if grown == NULL:
+            raise MemoryError()
+        self.recs, self.cap_recs = grown, self.cap_recs * 2 + 1024
+        return 0
+
     cdef Rec* _next(self) except NULL:
-        cdef Rec* grown
         if self.nrecs == self.cap_recs:
-            grown = <Rec*>realloc(self.recs, (self.cap_recs * 2 + 1024) * sizeof(Rec))
-            if grown == NULL:
-                raise MemoryError()
-            self.recs, self.cap_recs = grown, self.cap_recs * 2 + 1024
+            self._room()
         self.nrecs += 1
         return &self.recs[self.nrecs - 1]
 
@@ -348,6 +352,28 @@ cdef class Scanner:
         if iface < self.nifs and self.ifs[iface].units != 1000000:
             self.nanosecond = True
 
+    cdef Py_ssize_t _scan_pcap(self, const uint8_t* p, Py_ssize_t pos,
+                               Py_ssize_t end) noexcept nogil:
+        """scan of a pcap chunk while ``recs`` has room; where it stopped."""
+        cdef uint32_t frac, caplen
+        cdef uint64_t scale = 1 if self.nanosecond else 1000
+        cdef uint32_t limit = 1000000000 if self.nanosecond else 1000000
+        cdef bint big = self.big
+        cdef Rec* r
+        while pos + PCAP_RECORD <= end and self.nrecs < self.cap_recs:
+            frac = _rd32(p + pos + 4, big)
+            caplen = _rd32(p + pos + 8, big)
+            if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
+                break
+            r = &self.recs[self.nrecs]
+            self.nrecs += 1
+            r.off, r.caplen, r.iface = pos + PCAP_RECORD, caplen, 0
+            r.wire = _rd32(p + pos + 12, big)
+            r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
+            r.opt_off, r.opt_len = 0, 0
+            pos += PCAP_RECORD + caplen
+        return pos
+
     def scan(self, const uint8_t[::1] chunk, Py_ssize_t pos, Py_ssize_t end):
         """Scan the records from ``pos`` while they are whole and well formed before
         ``end``; returns where it stopped (a record cut off by ``end``, or one pcapio
@@ -358,19 +384,13 @@ cdef class Scanner:
         cdef Rec* r
         cdef bint big = self.big
         if not self.pcapng:
-            scale = 1 if self.nanosecond else 1000
-            limit = 1000000000 if self.nanosecond else 1000000
-            while pos + PCAP_RECORD <= end:
-                frac = _rd32(p + pos + 4, big)
-                caplen = _rd32(p + pos + 8, big)
-                if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
-                    break
-                r = self._next()
-                r.off, r.caplen, r.wire, r.iface = pos + PCAP_RECORD, caplen, _rd32(p + pos + 12, big), 0
-                r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
-                r.opt_off, r.opt_len = 0, 0
-                pos += PCAP_RECORD + caplen
-            return pos
+            # with the GIL released (Source scans a chunk on the thread that read it)
+            while True:
+                with nogil:
+                    pos = self._scan_pcap(p, pos, end)
+                if self.nrecs < self.cap_recs:
+                    return pos
+                self._room()
         while pos + 28 <= end and _rd32(p + pos, big) == PCAPNG_EPB_TYPE:
             block = _rd32(p + pos + 4, big)
             if block < PCAPNG_EPB or block % 4 or block > self.max_caplen + 65536 \
@@ -412,20 +432,154 @@ cdef class Scanner:
         return frames, ts, orig, where
 
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <pthread.h>
+    #include <sys/stat.h>
+    #include <unistd.h>
+    /* A writer's write-behind (Writer): a thread of its own (named pyebpf-write)
+       writes one full buffer into a duplicate of the writer's descriptor while the
+       writer fills the other.
+       ``buf`` is the buffer being written, NULL when the thread is idle. */
+    typedef struct {
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int fd, started, quit, error;
+        const uint8_t* buf;
+        size_t len;
+    } pyebpf_behind;
+
+    static void* pyebpf_behind_main(void* arg) {
+        pyebpf_behind* b = (pyebpf_behind*)arg;
+        const uint8_t* p;
+        size_t len, done;
+        ssize_t k;
+        int err;
+        pthread_setname_np(pthread_self(), "pyebpf-write");
+        pthread_mutex_lock(&b->mu);
+        for (;;) {
+            while (b->buf == NULL && !b->quit)
+                pthread_cond_wait(&b->cv, &b->mu);
+            if (b->buf == NULL)
+                break;
+            p = b->buf, len = b->len, done = 0, err = b->error;
+            pthread_mutex_unlock(&b->mu);
+            while (done < len && !err) {
+                k = write(b->fd, p + done, len - done);
+                if (k < 0) {
+                    if (errno != EINTR)
+                        err = errno;
+                } else {
+                    done += k;
+                }
+            }
+            pthread_mutex_lock(&b->mu);
+            b->error = err;
+            b->buf = NULL;
+            pthread_cond_broadcast(&b->cv);
+        }
+        pthread_mutex_unlock(&b->mu);
+        return NULL;
+    }
+
+    /* Whether ``fd`` is a regular file, which a write-behind may write: a pipe, a
+       FIFO or a terminal is written in place, in order with whatever else writes it. */
+    static int pyebpf_behind_fits(int fd) {
+        struct stat st;
+        return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    }
+
+    /* Wait until the thread is idle; the errno of the first failed write, else 0. */
+    static int pyebpf_behind_wait(pyebpf_behind* b) {
+        int err;
+        if (!b->started)
+            return 0;
+        pthread_mutex_lock(&b->mu);
+        while (b->buf != NULL)
+            pthread_cond_wait(&b->cv, &b->mu);
+        err = b->error;
+        pthread_mutex_unlock(&b->mu);
+        return err;
+    }
+
+    /* Hand the idle thread ``len`` bytes at ``buf`` (started on the first, writing
+       into a duplicate of ``fd``); 0, or -1 when no thread could be had. */
+    static int pyebpf_behind_put(pyebpf_behind* b, int fd, const uint8_t* buf, size_t len) {
+        if (!b->started) {
+            b->fd = dup(fd);
+            if (b->fd < 0)
+                return -1;
+            b->buf = NULL, b->quit = 0, b->error = 0;
+            pthread_mutex_init(&b->mu, NULL);
+            pthread_cond_init(&b->cv, NULL);
+            if (pthread_create(&b->thread, NULL, pyebpf_behind_main, b) != 0) {
+                pthread_mutex_destroy(&b->mu);
+                pthread_cond_destroy(&b->cv);
+                close(b->fd);
+                return -1;
+            }
+            b->started = 1;
+        }
+        pthread_mutex_lock(&b->mu);
+        b->buf = buf, b->len = len;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
+
+    /* Wait for the thread's last write, end it; its error as pyebpf_behind_wait. */
+    static int pyebpf_behind_stop(pyebpf_behind* b) {
+        int err = pyebpf_behind_wait(b);
+        if (!b->started)
+            return 0;
+        pthread_mutex_lock(&b->mu);
+        b->quit = 1;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        close(b->fd);
+        b->started = 0;
+        return err;
+    }
+    """
+    ctypedef struct Behind "pyebpf_behind":
+        pass
+    bint behind_fits "pyebpf_behind_fits" (int fd) nogil
+    int behind_wait "pyebpf_behind_wait" (Behind* b) nogil
+    int behind_put "pyebpf_behind_put" (Behind* b, int fd, const uint8_t* buf, size_t n) nogil
+    int behind_stop "pyebpf_behind_stop" (Behind* b) nogil
+
+
 cdef class Writer:
     """Bytes written through a buffer to a file descriptor (``fd`` -1: kept, for
-    ``take``).  An error writing is kept in ``error`` (an errno) and ends the writing."""
+    ``take``).  An error writing is kept in ``error`` (an errno) and ends the writing.
+    Into a regular file a full buffer is written by a thread of the writer's while the
+    next fills (a duplicate descriptor: closing ``fd`` does not stop it); ``flush``
+    waits for every byte written, and ``error`` tells a failed write by the next full
+    buffer or ``flush`` at the latest."""
     cdef uint8_t* buf
     cdef size_t len, cap
+    cdef uint8_t* spare         # the buffer being written behind
+    cdef size_t spare_cap
+    cdef Behind behind
+    cdef bint behind_ok         # fd is a regular file
     cdef public int fd
     cdef public int error
     cdef public uint64_t written
 
     def __cinit__(self, int fd=-1, *args, **kwargs):
         self.fd = fd
+        self.behind_ok = fd >= 0 and behind_fits(fd)
 
     def __dealloc__(self):
+        with nogil:
+            behind_stop(&self.behind)
         free(self.buf)
+        free(self.spare)
 
     cdef inline uint8_t* room(self, size_t n) except NULL:
         """Where the next ``n`` bytes go (``commit`` them after)."""
@@ -438,7 +592,7 @@ cdef class Writer:
         cdef uint8_t* grown
         if self.len + n > self.cap:
             if self.fd >= 0 and self.len:
-                self._flush()
+                self._hand_over()
             if self.len + n > self.cap:
                 grown = <uint8_t*>realloc(self.buf, self.len + n + (FLUSH_AT if self.fd >= 0 else self.cap))
                 if grown == NULL:
@@ -450,11 +604,36 @@ cdef class Writer:
         self.len += n
         self.written += n
         if self.fd >= 0 and self.len >= FLUSH_AT:
+            self._hand_over()
+
+    cdef void _hand_over(self) noexcept:
+        """The buffer to the kernel: to the write-behind (once its last write is done;
+        then the spare buffer is filled) where there is one, else in place."""
+        cdef uint8_t* full = self.buf
+        cdef size_t cap = self.cap
+        cdef int err
+        if not self.behind_ok:
             self._flush()
+            return
+        with nogil:
+            err = behind_wait(&self.behind)
+        if err and not self.error:
+            self.error = err
+        if self.error or behind_put(&self.behind, self.fd, full, self.len) < 0:
+            self._flush()
+            return
+        self.buf, self.cap = self.spare, self.spare_cap
+        self.spare, self.spare_cap = full, cap
+        self.len = 0
 
     cdef void _flush(self) noexcept:
         cdef size_t done = 0
         cdef ssize_t k
+        cdef int err
+        with nogil:
+            err = behind_stop(&self.behind)
+        if err and not self.error:
+            self.error = err
         while done < self.len and self.error == 0:
             with nogil:
                 k = c_write(self.fd, self.buf + done, self.len - done)

@@ -96,11 +96,13 @@ def _read_into(file, buf, end):
 class _ReadAhead(threading.Thread):
     """_read_into on a thread of its own (a daemon: a replay that ends early does not
     wait for a read from a pipe that may never end); nothing read past the file's
-    ``eof``."""
+    ``eof``.  With a ``scanner`` (pcap), the chunk read is scanned into it there too,
+    from its start: ``scanned`` is where that scan stopped (None when not scanned)."""
 
-    def __init__(self, file, buf, end, eof):
+    def __init__(self, file, buf, end, eof, scanner=None):
         super().__init__(daemon=True)
         self.args, self.done = (file, buf, end), (end, True, None)
+        self.scanner, self.scanned = scanner, None
         if not eof:
             self.start()
 
@@ -108,7 +110,11 @@ class _ReadAhead(threading.Thread):
         try:
             self.done = _read_into(*self.args)
         except ValueError:
-            pass        # the source was closed under it (a replay ended early): unused
+            return      # the source was closed under it (a replay ended early): unused
+        end, _, error = self.done
+        if self.scanner is not None and error is None:
+            self.scanner.clear()
+            self.scanned = self.scanner.scan(self.args[1], 0, end)
 
     def result(self):
         if self.ident is not None:
@@ -203,16 +209,24 @@ class Source:
     def chunks(self):
         sc = self.scanner
         spare = bytearray(len(self.buf))
+        # a pcap chunk's records are scanned by the thread that reads it, into a
+        # scanner of their own (pcapng's blocks between them are read here)
+        spare_sc = (_capio.Scanner(False, sc.big, sc.nanosecond, sc.linktype, MAX_CAPLEN)
+                    if self.format == "pcap" else None)
+        scanned = None
         while True:
-            sc.clear()
-            self.pos = self._scan(self.pos)
+            if scanned is None:
+                sc.clear()
+                scanned = self.pos
+            self.pos = self._scan(scanned)
             last = self.eof and self.pos >= self.end
             if not last:
                 # the next chunk: the rest of this one's bytes, then what is read while
                 # this one is replayed
                 keep = self.end - self.pos
                 spare[:keep] = self.buf[self.pos:self.end]
-                ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof)
+                ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof,
+                                                 spare_sc)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count
@@ -224,6 +238,10 @@ class Source:
                 raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
             self.base += self.pos
             self.buf, spare, self.pos = spare, self.buf, 0
+            scanned = ahead.scanned
+            if spare_sc is not None:
+                sc, spare_sc = spare_sc, sc
+                self.scanner = sc
 
     def _scan(self, pos):
         """Scan from ``pos`` as far as whole records go; the blocks the C scan leaves

@@ -726,6 +726,14 @@ cdef enum:
 
 MAX_SIMULATED_CPUS = MAX_CPUS
 
+# bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
+# is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
+ctypedef struct Clock:
+    uint64_t now
+    uint64_t ts0
+    bint started
+
+
 # One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
 # without an Ethernet header) and the programs' output (``out``); with several CPUs, the
 # chunk's frames and outputs kept for the writing, in blocks that never move while the
@@ -744,17 +752,16 @@ ctypedef struct Lane:
                             # kept the layout: skb_reload_frame resets it (Loop._load)
     LineTail tail           # of the report lines its thread writes
     Buf ann                 # an --annotated comment its thread writes
+    Clock clock             # the capture clock as its thread walks the chunk
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only, or by the thread that steered it when it never reaches tc.
 ctypedef struct Done:
     TcOutcome o
-    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
     const uint8_t* outb     # the packet's bytes afterwards (in its lane's blocks)
     uint32_t m
-    uint32_t lt
-    int32_t e               # what _to_eth returned (0 for Ethernet)
     uint32_t n              # the frame's length as tc would see it
+    const uint8_t* frame    # the frame as tc saw it, when built (in its lane's blocks)
     const char* line        # its report line (in its lane's blocks), when the thread
                             # wrote it (a report, no extras), else NULL
     const uint8_t* rec      # its pcap record for the capture it goes to (delivered,
@@ -768,11 +775,11 @@ ctypedef struct Done:
     uint32_t clones_len
     uint32_t ready          # the thread is done with it (set last, with release order;
                             # 2 while the writing waits for it: publish)
+    uint16_t lt             # its linktype (LT_*, below 2^16)
     uint8_t pkt_type
     uint8_t extra           # extras[index] is set
-    # to 192 bytes (134 above): two packets' records, written by two threads, share no
-    # cache line
-    uint8_t pad[58]
+    # 128 bytes, two cache lines: two packets' records, written by two threads, share
+    # no line (checked below)
 
 # The head of a clone's record in Done.clones: the record (rec_len bytes, in the
 # redirect captures' format) follows it.
@@ -780,14 +787,6 @@ ctypedef struct Cloned:
     uint32_t ifindex
     uint32_t ingress
     uint32_t rec_len
-
-# bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
-# is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
-ctypedef struct Clock:
-    uint64_t now
-    uint64_t ts0
-    bint started
-
 
 cdef inline uint64_t _clock_step(Clock* c, uint64_t start, uint64_t ts) noexcept nogil:
     """The clock ``c`` at the next packet replayed, captured at ``ts``."""
@@ -815,11 +814,16 @@ cdef enum:
     CACHE_LINE = 64
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
+    REPLAY_STRIDE = 256     # packets CPU 0 walks between its turns of writing (and
+                            # its looks for an interrupt)
     STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
                             # slack for a thread the host deschedules a while
     CREW_GONE = 0           # Loop.crew: no thread for that CPU (it exits when idle for
     CREW_RUN = 1            # CREW_LINGER_NS, 100 ms, so that a Loop no longer used is
     CREW_IDLE = 2           # freed); one running a chunk; one waiting for the next
+
+if sizeof(Done) % CACHE_LINE:
+    raise ImportError(f"a Done record is {sizeof(Done)} bytes, not whole cache lines")
 
 cdef extern from *:
     """
@@ -992,6 +996,9 @@ cdef class Loop:
     # cache lines the packets' own threads write
     cdef uint32_t* steering
     cdef Py_ssize_t cap_done
+    cdef bint done_clean        # every Done record's ready is 0: the writing resets each
+                                # as it writes it, so only a chunk that ended before its
+                                # last packet (or new records) leaves them to reset
     cdef const uint8_t* base    # the chunk the replay threads run
     cdef Rec* recs
     cdef Iface* ifs             # its capture's interfaces (pcapng), else NULL
@@ -1731,21 +1738,18 @@ cdef class Loop:
     cdef Py_ssize_t _run_threads(self, const uint8_t* base, Scanner sc, Py_ssize_t first,
                                  CaptureWriter out, CaptureWriter drops,
                                  Writer report) except -1:
-        """run_chunk with several CPUs: every CPU's thread (the GIL released) steers
-        its share of the chunk's records, times them all, and replays those steered to
-        it, writing their report lines; this one writes every packet, in the capture's
-        order, a batch at a time as they are replayed, and so does no per-packet work
-        but the writing."""
-        cdef Py_ssize_t k, index = first
+        """run_chunk with several CPUs: every CPU (the GIL released) steers its share of
+        the chunk's records, times them all, and replays those steered to it, writing
+        their records and report lines; CPU 0 is this thread, which also writes every
+        packet, in the capture's order, as the CPUs are done with it: after each
+        REPLAY_STRIDE packets of its own walk those that are ready, at the end of the
+        chunk the rest."""
+        cdef Py_ssize_t k, start, end, index = first
         cdef Rec* r
         cdef Done* d
-        cdef Py_ssize_t end
         cdef Done* grown
-        cdef uint32_t n
         cdef int c
-        cdef const uint8_t* frame
-        cdef const uint8_t* hdr
-        cdef bint ready, stop, finished = False
+        cdef bint ready, wait, replaying, finished = False
         if sc.nrecs > self.cap_done:
             # on cache lines of their own (malloc's 16-byte alignment would put two
             # packets' records, written by two threads, on one line); nothing kept
@@ -1753,14 +1757,17 @@ cdef class Loop:
             if grown == NULL:
                 raise MemoryError()
             free(self.done)
-            self.done, self.cap_done = grown, sc.nrecs
+            self.done, self.cap_done, self.done_clean = grown, sc.nrecs, False
             free(self.steering)
             self.steering = <uint32_t*>malloc(sc.nrecs * sizeof(uint32_t))
             if self.steering == NULL:
                 self.cap_done = 0
                 raise MemoryError()
+        if not self.done_clean:
+            for k in range(self.cap_done):
+                self.done[k].ready = 0
+        self.done_clean = False     # until every packet of the chunk is written
         for k in range(sc.nrecs):
-            self.done[k].ready = 0
             self.steering[k] = UNSTEERED
         self.base, self.recs, self.nrecs, self.first = base, sc.recs, sc.nrecs, first
         self.ifs, self.linktype = sc.ifs if sc.pcapng else NULL, sc.linktype
@@ -1783,7 +1790,7 @@ cdef class Loop:
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
         self.ran = 0
-        for c in range(self.cpus):
+        for c in range(1, self.cpus):
             # the threads stay across chunks (a start takes the GIL and ~100 us)
             if not crew_wake(&self.crew[c]):
                 self.crew[c] = CREW_RUN
@@ -1792,41 +1799,56 @@ cdef class Loop:
                 except BaseException:
                     self.crew[c], self.abort = CREW_GONE, 1
                     with nogil:
-                        crew_wait(&self.ran, c)
+                        crew_wait(&self.ran, c - 1)
                     raise
         try:
-            for k in range(sc.nrecs):
-                if not k & 255:
+            with nogil:
+                replaying = self._cpu_begin(0)
+            k = start = 0   # the next packet to write, CPU 0's next to walk
+            while k < sc.nrecs:
+                if replaying and start < sc.nrecs:
+                    # this thread is CPU 0: its share of the next packets, then the
+                    # writing of those every CPU is done with
+                    end = min(start + REPLAY_STRIDE, sc.nrecs)
+                    with nogil:
+                        replaying = self._cpu_batch(0, start, end)
+                    start = end
+                    if not replaying and self.abort:
+                        self._thread_failure()
                     PyErr_CheckSignals()
-                r, d, index = &sc.recs[k], &self.done[k], first + k
-                hdr = base + r.off
-                if not published(&d.ready):
-                    # blocked until the batch from here is done, then the packets one
-                    # by one (their threads are done with them or nearly)
-                    end = min(k + WRITE_BATCH, sc.nrecs) - 1
-                    while True:
-                        with nogil:
-                            ready = (wait_published(&self.done[end].ready, &self.abort)
-                                     and self._wait_lanes(k, end)
-                                     and wait_published(&d.ready, &self.abort))
-                        if ready:
-                            break
-                        if self.abort:
-                            self._thread_failure()
-                        PyErr_CheckSignals()    # an interrupt still ends the replay
-                self.extra_here = d.extra
-                if self.steering[k] == NO_LANE:
-                    stop = self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr,
-                                      0, 0, out, drops, report, d)
+                    wait = False
                 else:
-                    frame, n = hdr, r.caplen
-                    if d.lt != LT_ETHERNET:
-                        frame, n = d.frame, d.n
-                    stop = self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb,
-                                      d.m, d.pkt_type, out, drops, report, d)
-                if stop:
-                    return k + 1
-            finished = True
+                    wait = True
+                while k < sc.nrecs:
+                    if not k & 255:
+                        PyErr_CheckSignals()
+                    r, d, index = &sc.recs[k], &self.done[k], first + k
+                    if not published(&d.ready):
+                        if not wait:
+                            break
+                        # blocked until the batch from here is done, then the packets
+                        # one by one (their threads are done with them or nearly)
+                        end = min(k + WRITE_BATCH, sc.nrecs) - 1
+                        while True:
+                            with nogil:
+                                ready = (wait_published(&self.done[end].ready, &self.abort)
+                                         and self._wait_lanes(k, end)
+                                         and wait_published(&d.ready, &self.abort))
+                            if ready:
+                                break
+                            if self.abort:
+                                self._thread_failure()
+                            PyErr_CheckSignals()    # an interrupt still ends the replay
+                    if self._write_done(k, index, r, base + r.off, d, out, drops, report):
+                        return k + 1
+                    # no thread reads it again this chunk, and it is in this core's
+                    # cache now: a reset here costs no miss, one at the next chunk's
+                    # start a line a packet
+                    d.ready = 0
+                    k += 1
+            index = first + k
+            finished = self.done_clean = True
+            self.clock = self.lanes[0].clock
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
@@ -1835,8 +1857,24 @@ cdef class Loop:
             if not finished:
                 self.abort = 1
             with nogil:
-                crew_wait(&self.ran, self.cpus)
+                crew_wait(&self.ran, self.cpus - 1)
             self.extras = dict(sorted(self.extras.items()))
+
+    cdef int _write_done(self, Py_ssize_t k, Py_ssize_t index, Rec* r, const uint8_t* hdr,
+                         Done* d, CaptureWriter out, CaptureWriter drops,
+                         Writer report) except -1:
+        """Write packet ``k`` of the chunk from its Done record (published); 1 when
+        the replay stops here (_emit)."""
+        cdef const uint8_t* frame = hdr
+        cdef uint32_t n = r.caplen
+        self.extra_here = d.extra
+        if self.steering[k] == NO_LANE:
+            return self._emit(index, r, d.lt, hdr, &d.o, False, hdr, r.caplen, hdr, 0, 0,
+                              out, drops, report, d)
+        if d.lt != LT_ETHERNET:
+            frame, n = d.frame, d.n
+        return self._emit(index, r, d.lt, hdr, &d.o, True, frame, n, d.outb, d.m,
+                          d.pkt_type, out, drops, report, d)
 
     cdef bint _wait_lanes(self, Py_ssize_t k, Py_ssize_t end) noexcept nogil:
         """Wait for each CPU's last packet from ``k`` to ``end`` (steered, ``end``
@@ -1871,16 +1909,19 @@ cdef class Loop:
         with nogil:
             while True:
                 self._cpu_run(cpu)
-                crew_done(&self.crew[cpu], &self.ran, self.cpus)
+                crew_done(&self.crew[cpu], &self.ran, self.cpus - 1)
                 if not crew_next(&self.crew[cpu]):
                     break
 
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
-        """Steer this CPU's share of the WRITE_BATCH packets from ``start`` (every
-        ``cpus``-th): whether each reaches tc, and the CPU that receives it, into its
-        ``steering`` entry (published); a packet that never reaches tc is answered for
-        here.  False when memory cannot be had."""
+        """Steer this CPU's share of the WRITE_BATCH packets from ``start``: whether
+        each reaches tc, and the CPU that receives it, into its ``steering`` entry
+        (published); a packet that never reaches tc is answered for here.  CPU 0, whose
+        thread also writes every packet, steers none; the others each every
+        ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the chunk).
+        False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
+        cdef Py_ssize_t steerers = self.cpus - 1
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -1888,7 +1929,9 @@ cdef class Loop:
         cdef uint32_t n, lt
         cdef uint32_t lane
         cdef int e, pkt_type
-        k = start + (cpu - start % self.cpus + self.cpus) % self.cpus
+        if cpu == 0:
+            return True
+        k = start + (cpu - 1 - start % steerers + steerers) % steerers
         while k < stop:
             r, d = &self.recs[k], &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
@@ -1899,7 +1942,7 @@ cdef class Loop:
                             &pkt_type)
                 frame, n = ln.eth, <uint32_t>e
             if not self._admitted(lt, e, frame, n, &o):
-                d.lt, d.e, d.n, d.extra = lt, e, n, 1
+                d.lt, d.n, d.extra = lt, n, 1
                 d.outb, d.m = self.base + r.off, r.caplen
                 d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
                 with gil:
@@ -1918,7 +1961,7 @@ cdef class Loop:
                 if lane == NO_LANE:
                     return False
                 steer(&self.steering[k], lane)
-            k += self.cpus
+            k += steerers
         return True
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
@@ -2072,18 +2115,36 @@ cdef class Loop:
                 d.line, d.line_len = <const char*>w, <uint32_t>PyBytes_GET_SIZE(text)
         return 0
 
-    cdef void _cpu_run(self, int cpu) noexcept nogil:
-        """One CPU's thread.  The chunk's packets are steered STEER_AHEAD batches
-        ahead, each CPU every ``cpus``-th packet of a batch (_steer_window); the thread
-        walks each batch as every CPU's does (the capture clock), waiting for the other
-        CPUs' steering of it, and replays the packets steered to this CPU, keeping
-        each one's frame (when built), output and report line in its blocks for the
-        writing.  The thread of the first CPU leaves the capture clock as it is after
-        the chunk.  (A batch's steering waits for no thread's replay of a later one,
-        so the threads cannot wait on each other in a circle.)"""
+    cdef bint _cpu_begin(self, int cpu) noexcept nogil:
+        """A CPU's start of a chunk: its capture clock as it was before the chunk, its
+        share of the first STEER_AHEAD batches steered.  False when it failed (abort set)."""
         cdef Lane* ln = &self.lanes[cpu]
-        cdef Clock clock = self.chunk_clock
-        cdef Py_ssize_t k, batch, last
+        cdef Py_ssize_t batch
+        ln.clock = self.chunk_clock
+        for batch in range(STEER_AHEAD):
+            if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
+                ln.failed, self.abort = True, 1
+                return False
+        return True
+
+    cdef void _cpu_run(self, int cpu) noexcept nogil:
+        """A replay thread's chunk: what _run_threads does as CPU 0, but the writing."""
+        if self._cpu_begin(cpu):
+            self._cpu_batch(cpu, 0, self.nrecs)
+
+    cdef bint _cpu_batch(self, int cpu, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+        """CPU ``cpu``'s walk over the chunk's packets ``start`` to ``stop`` (after
+        _cpu_begin, in order).  The chunk's packets are steered STEER_AHEAD batches
+        ahead, each CPU but 0 its share of a batch (_steer_window); each CPU
+        walks every batch (the capture clock), waiting for the other CPUs' steering of
+        it, and replays the packets steered to it, keeping each one's frame (when
+        built), output, records and report line in its blocks for the writing, its
+        Done record published.  (A batch's steering waits for no CPU's replay of a
+        later one, so the CPUs cannot wait on each other in a circle.)  False when the
+        replay stops (abort set)."""
+        cdef Lane* ln = &self.lanes[cpu]
+        cdef Clock clock = ln.clock
+        cdef Py_ssize_t k, last
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -2097,27 +2158,24 @@ cdef class Loop:
         cdef char* line
         cdef char* end
         cdef uint32_t lane
-        for batch in range(STEER_AHEAD):
-            if not self._steer_window(ln, cpu, batch * WRITE_BATCH):
-                ln.failed, self.abort = True, 1
-                return
-        for k in range(self.nrecs):
+        for k in range(start, stop):
             if self.abort:
-                return
+                return False
             if k % WRITE_BATCH == 0:
                 if not self._steer_window(ln, cpu, k + STEER_AHEAD * WRITE_BATCH):
                     ln.failed, self.abort = True, 1
-                    return
+                    return False
             r = &self.recs[k]
             lane = steered(&self.steering[k])
             if lane == UNSTEERED:
-                # CPU k % cpus steers its share of k's batch in order: waiting for the
-                # last of it, not for k, is one wake a batch, not one a packet
+                # CPU 1 + k % (cpus - 1) steers its share of k's batch in order:
+                # waiting for the last of it, not for k, is one wake a batch, not one a
+                # packet
                 last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
-                last -= (last - k) % self.cpus
+                last -= (last - k) % (self.cpus - 1)
                 while steered(&self.steering[last]) == UNSTEERED:
                     if self.abort:
-                        return
+                        return False
                     wait_steered(&self.steering[last], &self.abort)
                 lane = steered(&self.steering[k])
             if lane == NO_LANE:
@@ -2141,15 +2199,15 @@ cdef class Loop:
                         self._fire(self._time(ktime))
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
-                        return
+                        return False
             if self._packet(ln, cpu, frame, n, ktime, pkt_type, &o) < 0:
                 ln.failed, self.abort = True, 1
-                return
+                return False
             outb = self._output(ln, &o, frame, n, &m)
             room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
             if room == NULL:
                 ln.failed, self.abort = True, 1
-                return
+                return False
             if lt != LT_ETHERNET:
                 memcpy(room, frame, n)
                 d.frame = room
@@ -2162,11 +2220,11 @@ cdef class Loop:
                     o.action == HOOK_REDIRECTED and self.rd_recs):
                 if not self._write_rec(ln, d, r, &o, hdr, lt):
                     ln.failed, self.abort = True, 1
-                    return
+                    return False
             elif o.action == HOOK_FAULT and self.drop_recs:
                 if not self._write_raw(ln, d, r, hdr, lt):
                     ln.failed, self.abort = True, 1
-                    return
+                    return False
             d.extra = 0
             if self._has_extras(ln, &o):
                 # extras are worded in Python: here, not on the writing
@@ -2178,25 +2236,25 @@ cdef class Loop:
                                                lt, True)
                     except BaseException as exc:
                         self.thread_error, self.abort = exc, 1
-                        return
+                        return False
             if self.ann != NULL and not d.extra:
                 if not self._write_ann(ln, d, r, &o, frame, n, NULL, 0):
                     ln.failed, self.abort = True, 1
-                    return
+                    return False
             if self.lines and not d.extra:
                 line = <char*>_lane_room(ln, REPORT_LINE_MAX)
                 if line == NULL:
                     ln.failed, self.abort = True, 1
-                    return
+                    return False
                 end = _report_line(line, self.first + k, r, &o, m, lt, self.mode, &ln.tail)
                 if end != NULL:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             memcpy(&d.o, &o, sizeof(TcOutcome))
-            d.lt, d.e, d.n = lt, e, n
+            d.lt, d.n = lt, n
             publish(&d.ready)
-        if cpu == 0:
-            self.clock = clock
+        ln.clock = clock
+        return True
 
     cdef bytes _slow_line(self, Py_ssize_t index, const Rec* r, const TcOutcome* o,
                           uint32_t m, uint32_t lt, dict extra):

@@ -241,3 +241,37 @@ def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, m
     assert (log[0], log[-1], ahead.is_alive()) == ("read", "close", False)
     assert ahead.done[0] > 0 and ahead.done[2] is None      # the read ran to its end
     chunks.close()
+
+
+def _chunked(path, chunk):
+    """(frames, times) of a capture read ``chunk`` bytes at a time."""
+    frames, ts = [], []
+    with pcapio.Source(path, chunk=chunk) as src:
+        for data, sc, first in src.chunks():
+            assert first == len(frames)
+            got_frames, got_ts, _, _ = sc.packets(data)
+            frames += got_frames
+            ts += got_ts
+    return frames, ts
+
+
+def test_a_pcap_read_in_chunks_scanned_as_they_are_read_gives_every_record_once(tmp_path):
+    # records cut by every chunk's end: the rest of one starts the next chunk, whose
+    # records the thread that read it scans
+    frames = [bytes([k % 256]) * (60 + k * 37 % 1400) for k in range(2000)]
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    assert _chunked(tmp_path / "in.pcap", 4096) == (frames, [10**9 + k // 1000 * 1000
+                                                             for k in range(2000)])
+
+
+def test_a_corrupt_record_in_a_later_chunk_is_an_error_naming_it(tmp_path):
+    frames = [bytes(100)] * 500
+    raw = bytearray(pcapio.packets_bytes([k * 1000 for k in range(500)], frames,
+                                         [100] * 500))
+    at = 24 + 400 * 116
+    struct.pack_into("<I", raw, at + 8, 0x7FFFFFFF)
+    path = _put(tmp_path, bytes(raw))
+    with pytest.raises(PcapError) as exc:
+        _chunked(path, 4096)
+    assert str(exc.value).startswith(f"{path}: packet 400 at byte offset {at}: corrupt "
+                                     "record header")

@@ -334,25 +334,44 @@ def test_two_cpus_write_one_cpus_outputs_of_packets_with_trace_clones_and_faults
     assert len(_records(two["a.pcapng"])) == 2 * len(report)
 
 
-def test_two_cpus_word_the_extras_of_report_lines_and_annotated_blocks_off_the_main_thread(
-        tmp_path, capsys, monkeypatch):
-    worded = Counter()
+def _cooked_capture_cpus(cpus):
+    """The CPU whose thread answers for each packet of _cooked_capture() in turn: the
+    one RSS steers it to, or, for a frame that never reaches tc, the one that steers
+    it (CPU 0, which writes, steers none; packet k is CPU 1 + k % (cpus - 1)'s)."""
+    out = []
+    for k, f in enumerate(_frames()):
+        out.append((tcreplay.frame_rss_hash(f) & 127) % cpus)
+        for never in (k % 97 == 5, k % 89 == 6):
+            if never:
+                out.append(1 + len(out) % (cpus - 1))
+    return out
 
-    def on_thread(wording):
-        def count(*args):
-            worded[wording.__name__, threading.current_thread() is threading.main_thread()] += 1
-            return wording(*args)
-        return count
-    monkeypatch.setattr(tcsim, "report_line", on_thread(tcsim.report_line))
-    monkeypatch.setattr(tcsim, "_annotation_notes", on_thread(tcsim._annotation_notes))
+
+def test_two_cpus_word_each_packets_extras_on_its_cpus_thread_cpu_0s_on_the_main_one(
+        tmp_path, capsys, monkeypatch):
+    on_main = {}
+    notes = Counter()
+
+    def line(index, *args):
+        on_main[index] = threading.current_thread() is threading.main_thread()
+        return report_line(index, *args)
+
+    def annotation(*args):
+        notes[threading.current_thread() is threading.main_thread()] += 1
+        return annotation_notes(*args)
+    report_line, annotation_notes = tcsim.report_line, tcsim._annotation_notes
+    monkeypatch.setattr(tcsim, "report_line", line)
+    monkeypatch.setattr(tcsim, "_annotation_notes", annotation)
     # times since the epoch (the lines of packets without extras are all written in C),
     # frames that never reach tc among them
     _cooked_capture(tmp_path / "in.pcap")
     (tmp_path / "extras.s").write_text(EXTRAS_BY_BYTE)
     _outputs(capsys, tmp_path, "two", tmp_path / "extras.s", tmp_path / "in.pcap",
              "--cpus", "2", "--no-verify")
-    assert sorted(worded) == [("_annotation_notes", False), ("report_line", False)]
-    assert worded["report_line", False] == worded["_annotation_notes", False] > 150
+    cpus = _cooked_capture_cpus(2)
+    assert {index: cpus[index] == 0 for index in on_main} == on_main
+    assert notes == Counter(on_main.values())
+    assert set(on_main.values()) == {False, True} and len(on_main) > 150
 
 
 def test_cpus_1_is_the_replay_without_the_option(tmp_path, capsys, capture):

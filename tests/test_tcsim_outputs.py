@@ -2,6 +2,8 @@
 regular files through a temporary name renamed onto them, symlinks followed, devices
 and FIFOs streamed into, ``-`` for standard input and output, and the paths that
 cannot work refused before anything runs, naming the path as given."""
+import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -16,7 +18,7 @@ from conftest import child_python
 from scapy.all import ICMP, IP, TCP, UDP, Ether
 
 from pyebpf.errors import EbpfError
-from pyebpf.pcap import outputs, pcapio
+from pyebpf.pcap import outputs, pcapio, tcreplay
 
 FRAMES = [bytes(p) for p in (Ether() / IP() / TCP(dport=80), Ether() / IP() / UDP(dport=53),
                              Ether() / IP() / ICMP())]
@@ -234,3 +236,66 @@ def test_a_fifo_is_streamed_to_its_reader_and_stays_a_fifo(work):
 
 def test_output_errors_are_pyebpf_errors():
     assert issubclass(outputs.OutputError, EbpfError)
+
+
+# --- the writers' write-behind (pcap/capio.pxi Writer) --------------------------------------
+
+PIECES = [k.to_bytes(4, "little") * 250 for k in range(3000)]     # 3 MB, three buffers
+
+
+def _threads():
+    """The writers' write-behind threads of this process."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):     # a thread that ended meanwhile
+            names.append((task / "comm").read_text().strip())
+    return names.count("pyebpf-write")
+
+
+def test_a_writer_into_a_file_writes_full_buffers_on_a_thread_and_flush_waits_for_all(
+        tmp_path):
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o644)
+    writer = tcreplay.Writer(fd)
+    before = _threads()
+    for piece in PIECES:
+        writer.append(piece)
+    during = _threads()
+    writer.flush()
+    os.close(fd)
+    assert (during - before, _threads() - before) == (1, 0)
+    assert (tmp_path / "out").read_bytes() == b"".join(PIECES)
+    assert writer.error == 0
+
+
+def test_a_failed_write_behind_is_the_writers_error_by_flush(tmp_path):
+    (tmp_path / "ro").write_bytes(b"")
+    fd = os.open(tmp_path / "ro", os.O_RDONLY)      # a regular file that refuses writes
+    writer = tcreplay.Writer(fd)
+    for piece in PIECES:
+        writer.append(piece)
+    writer.flush()
+    os.close(fd)
+    assert writer.error == errno.EBADF
+    assert (tmp_path / "ro").read_bytes() == b""
+
+
+def test_a_writer_into_a_pipe_writes_in_place_in_order_with_other_writers():
+    read_end, write_end = os.pipe()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(b"".join(iter(
+        lambda: os.read(read_end, 1 << 16), b""))))
+    reader.start()
+    writer = tcreplay.Writer(write_end)
+    before = _threads()
+    for piece in PIECES:
+        writer.append(piece)
+    during = _threads()
+    os.write(write_end, b"after")
+    writer.flush()
+    os.close(write_end)
+    reader.join()
+    os.close(read_end)
+    assert during == before
+    # two full buffers went before "after": each the pieces up to the first past 1 MiB
+    flushed = 2 * -(-(1 << 20) // len(PIECES[0]))
+    assert got == [b"".join(PIECES[:flushed]) + b"after" + b"".join(PIECES[flushed:])]
