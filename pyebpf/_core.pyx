@@ -2250,11 +2250,22 @@ cdef enum:
 cdef uint8_t _OP_DECODE[OP_COUNT]
 cdef uint8_t _OP_SIZE[OP_COUNT]
 
+cdef enum:
+    # _OP_REGS: what an op does to the registers, as _hint_raw_loads follows them
+    REGS_DST = 0            # writes dst (ALU, loads, lddw): its kind is lost
+    REGS_NONE = 1           # writes none (stores, jumps, exit)
+    REGS_COPY = 2           # dst = src (mov64 rX)
+    REGS_OFFSET = 3         # dst +/-= a constant: dst keeps its kind
+    REGS_CALL = 4           # r0-r5 (helper, kfunc and local calls, LD_ABS / LD_IND)
+    REGS_ATOMIC = 5         # dst (load-acquire), src (fetch) and r0 (cmpxchg)
+cdef uint8_t _OP_REGS[OP_COUNT]
+
 
 cdef void _init_decode_tables():
     cdef object op
     memset(_OP_DECODE, 0, sizeof(_OP_DECODE))
     memset(_OP_SIZE, 0, sizeof(_OP_SIZE))
+    memset(_OP_REGS, REGS_DST, sizeof(_OP_REGS))
     for op in _isa.OPS:
         _OP_SIZE[op.id] = op.size
         _OP_DECODE[op.id] = (
@@ -2263,6 +2274,16 @@ cdef void _init_decode_tables():
             | (DECODE_LDDW if op.form is _isa.F_LDDW else 0)
             | (DECODE_LDX if op.form is _isa.F_LDX else 0)
             | (DECODE_BLOCK_END if op.form in _isa.BLOCK_END_FORMS else 0))
+        _OP_REGS[op.id] = (
+            REGS_NONE if op.form in (_isa.F_ST, _isa.F_STX, _isa.F_JA, _isa.F_JA32,
+                                     _isa.F_JCC_K, _isa.F_JCC_X, _isa.F_EXIT,
+                                     _isa.F_MAY_GOTO)
+            else REGS_COPY if op.id == OP_MOV64_X
+            else REGS_OFFSET if op.id == OP_ADD64_K or op.id == OP_SUB64_K
+            else REGS_CALL if op.form in (_isa.F_CALL, _isa.F_CALLX, _isa.F_CALL_LOCAL,
+                                          _isa.F_LD_ABS, _isa.F_LD_IND)
+            else REGS_ATOMIC if op.form is _isa.F_ATOMIC
+            else REGS_DST)
 
 
 cdef void _block_lengths(const Insn* code, uint32_t n, uint32_t* lengths) noexcept:
@@ -2287,6 +2308,100 @@ cdef void _block_lengths(const Insn* code, uint32_t n, uint32_t* lengths) noexce
             continue
         after = pc + (2 if _OP_DECODE[code[pc].op] & DECODE_LDDW else 1)
         lengths[pc] = 1 + (lengths[after] if after <= n else 0)
+
+
+# What _raw_load_hints knows of a register: the region hint of what it points into (its
+# value is that hint, isa.LOAD_HINTS), nothing (LOAD_HINT_NONE), or not yet reached.
+cdef uint8_t _HINT_NONE = _isa.LOAD_HINT_NONE
+cdef uint8_t _HINT_STACK = _isa.LOAD_HINTS["stack"]
+cdef uint8_t _HINT_MEMORY = _isa.LOAD_HINTS["memory"]
+cdef enum:
+    _UNSEEN = 0xFF
+    _QUEUED = 11            # a slot's state: its 11 registers, then whether it is queued
+    _STRIDE = 12
+
+
+cdef inline bint _join_regs(uint8_t* into, const uint8_t* regs) noexcept:
+    """Merge ``regs`` into the state ``into`` of a slot; whether it changed."""
+    cdef int k
+    cdef bint changed = False
+    for k in range(11):
+        if into[k] != regs[k] and into[k] != _HINT_NONE:
+            into[k] = regs[k] if into[k] == _UNSEEN else _HINT_NONE
+            changed = True
+    return changed
+
+
+cdef inline uint32_t _enqueue(uint8_t* state, uint32_t* work, uint32_t nwork,
+                              uint32_t pc) noexcept:
+    if state[pc * _STRIDE + _QUEUED]:
+        return nwork
+    state[pc * _STRIDE + _QUEUED] = True
+    work[nwork] = pc
+    return nwork + 1
+
+
+cdef int _raw_load_hints(Insn* code, uint32_t n) except -1:
+    """Give a raw program's plain loads the region hint of their base register where the
+    decoder can follow it from the entry: r1 (the memory a raw run is given, region 1)
+    or r10 (the stack, region 0), copied between registers and moved by constants; any
+    other write, or paths that disagree, lose it.  A hint is only the region a load
+    tries first (the interpreter's and the JIT's _within), so it changes no result."""
+    cdef uint8_t* state
+    cdef uint32_t* work
+    cdef uint8_t regs[11]
+    cdef uint32_t nwork = 0, pc, succ[2]
+    cdef int nsucc, k
+    cdef Insn* c
+    cdef uint8_t effect
+    if n == 0:
+        return 0
+    state, work = <uint8_t*>malloc(n * _STRIDE), <uint32_t*>malloc(n * sizeof(uint32_t))
+    if state == NULL or work == NULL:
+        free(state)
+        free(work)
+        raise MemoryError()
+    for pc in range(n):
+        memset(&state[pc * _STRIDE], _UNSEEN, 11)
+        state[pc * _STRIDE + _QUEUED] = False
+    memset(state, _HINT_NONE, 11)
+    state[1], state[10] = _HINT_MEMORY, _HINT_STACK
+    nwork = _enqueue(state, work, nwork, 0)
+    while nwork:
+        nwork -= 1
+        pc = work[nwork]
+        state[pc * _STRIDE + _QUEUED] = False
+        c = &code[pc]
+        memcpy(regs, &state[pc * _STRIDE], 11)
+        if c.op == OP_LDX8 or c.op == OP_LDX16 or c.op == OP_LDX32 or c.op == OP_LDX64:
+            c.imm = regs[c.src]
+        effect = _OP_REGS[c.op]
+        if effect == REGS_DST:
+            regs[c.dst] = _HINT_NONE
+        elif effect == REGS_COPY:
+            regs[c.dst] = regs[c.src]
+        elif effect == REGS_CALL:
+            memset(regs, _HINT_NONE, 6)
+        elif effect == REGS_ATOMIC:
+            regs[c.dst] = regs[c.src] = regs[0] = _HINT_NONE
+        nsucc = 0
+        if c.op == OP_JA or c.op == OP_JA32:
+            succ[0], nsucc = c.off, 1
+        elif c.op != OP_EXIT and c.op != OP_LDDW_TAIL and c.op != OP_INVALID:
+            succ[0], nsucc = pc + (2 if c.op == OP_LDDW else 1), 1
+            if _OP_DECODE[c.op] & DECODE_JUMP_OFF:
+                succ[1], nsucc = c.off, 2
+        if c.op == OP_CALL_LOCAL and c.off < n and state[c.off * _STRIDE + 10] == _UNSEEN:
+            # a function's own entry: its frame's r10, nothing of its caller's r1
+            memset(&state[c.off * _STRIDE], _HINT_NONE, 11)
+            state[c.off * _STRIDE + 10] = _HINT_STACK
+            nwork = _enqueue(state, work, nwork, c.off)
+        for k in range(nsucc):
+            if succ[k] < n and _join_regs(&state[succ[k] * _STRIDE], regs):
+                nwork = _enqueue(state, work, nwork, succ[k])
+    free(state)
+    free(work)
+    return 0
 
 
 _init_access_tables()
@@ -2674,6 +2789,8 @@ cdef class Program:
         memset(self._helpers, 0, sizeof(self._helpers))
         self._decode(raw, ops)
         self._stack_zero(raw, depths)
+        if self.prog_type is None and classic is None:
+            _raw_load_hints(self._code, self._n)
         if self.prog_type is not None:
             self._is_tc = self.prog_type != _isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
             ctx_rules_build(&self._ctx, self.prog_type, profile, self.arch)
@@ -2824,8 +2941,9 @@ cdef class Program:
         return [self._code[k].op for k in range(self._n)]
 
     def _load_hints(self):
-        """The decoded region hint of each slot's plain load (isa.LOAD_HINTS), 0 for
-        none and for every other instruction."""
+        """The decoded region hint of each slot's plain load (isa.LOAD_HINTS: the
+        verifier's pointer kind, or a raw program's r1 or r10 as _raw_load_hints follows
+        them), 0 for none and for every other instruction."""
         return [self._code[k].imm if self._code[k].op in (OP_LDX8, OP_LDX16, OP_LDX32,
                                                            OP_LDX64) else 0
                 for k in range(self._n)]

@@ -919,8 +919,10 @@ CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
 # tries that region of the run first (1 + its index: the stack is region 0, an skb
 # program's packet region 1, its maps' values from region 2), then every region as for
 # any load.  0: no hint.  Any region a run has is readable, so a hint changes no result.
+# A raw program's loads (no verifier) get the hint of the register they go through where
+# the decoder follows it from r1 (the run's memory, region 1 as an skb's packet) or r10.
 LOAD_HINT_NONE = 0
-LOAD_HINTS = {"stack": 1, "packet": 2, "map_value": 3}
+LOAD_HINTS = {"stack": 1, "packet": 2, "map_value": 3, "memory": 2}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
