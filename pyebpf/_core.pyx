@@ -168,6 +168,9 @@ cdef extern from "_dispatch.h":
     # its case, whose label reads the operands (d, s, imm) the case uses
     void _next "PYEBPF_NEXT" (const Insn* insns, uint32_t pc, const Insn* i, uint8_t op,
                               uint8_t d, uint8_t s, uint64_t imm) nogil
+    # the same for a case that left pc alone: ``i`` steps to the next slot
+    void _step "PYEBPF_STEP" (const Insn* insns, uint32_t pc, const Insn* i, uint8_t op,
+                              uint8_t d, uint8_t s, uint64_t imm) nogil
 
 # True where the interpreter was built with threaded dispatch (GCC, Clang).
 COMPUTED_GOTO = bool(PYEBPF_COMPUTED_GOTO)
@@ -313,27 +316,27 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_ADD64_K:
             _label(OP_ADD64_K)
             r[d] += imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD64_X:
             _label(OP_ADD64_X)
             r[d] += r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB64_K:
             _label(OP_SUB64_K)
             r[d] -= imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB64_X:
             _label(OP_SUB64_X)
             r[d] -= r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL64_K:
             _label(OP_MUL64_K)
             r[d] *= imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL64_X:
             _label(OP_MUL64_X)
             r[d] *= r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV64_K:
             _label(OP_DIV64_K)
             if imm:
@@ -344,7 +347,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV64_X:
             _label(OP_DIV64_X)
             if r[s]:
@@ -355,39 +358,39 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_OR64_K:
             _label(OP_OR64_K)
             r[d] |= imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_OR64_X:
             _label(OP_OR64_X)
             r[d] |= r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_AND64_K:
             _label(OP_AND64_K)
             r[d] &= imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_AND64_X:
             _label(OP_AND64_X)
             r[d] &= r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH64_K:
             _label(OP_LSH64_K)
             r[d] = r[d] << (imm & 63)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH64_X:
             _label(OP_LSH64_X)
             r[d] = r[d] << (r[s] & 63)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH64_K:
             _label(OP_RSH64_K)
             r[d] = r[d] >> (imm & 63)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH64_X:
             _label(OP_RSH64_X)
             r[d] = r[d] >> (r[s] & 63)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD64_K:
             _label(OP_MOD64_K)
             if imm:
@@ -396,7 +399,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD64_X:
             _label(OP_MOD64_X)
             if r[s]:
@@ -405,31 +408,31 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[0] = 0
                 vm.status = STATUS_EXIT
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR64_K:
             _label(OP_XOR64_K)
             r[d] ^= imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR64_X:
             _label(OP_XOR64_X)
             r[d] ^= r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV64_K:
             _label(OP_MOV64_K)
             r[d] = imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV64_X:
             _label(OP_MOV64_X)
             r[d] = r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH64_K:
             _label(OP_ARSH64_K)
             r[d] = <uint64_t>(<int64_t>r[d] >> (imm & 63))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH64_X:
             _label(OP_ARSH64_X)
             r[d] = <uint64_t>(<int64_t>r[d] >> (r[s] & 63))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV64_K:
             _label(OP_SDIV64_K)
             if imm == 0:
@@ -438,7 +441,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = 0 - r[d]
             else:
                 r[d] = <uint64_t>(<int64_t>r[d] / <int64_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV64_X:
             _label(OP_SDIV64_X)
             if r[s] == 0:
@@ -447,49 +450,49 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = 0 - r[d]
             else:
                 r[d] = <uint64_t>(<int64_t>r[d] / <int64_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD64_K:
             _label(OP_SMOD64_K)
             if imm == <uint64_t>-1:
                 r[d] = 0
             elif imm:
                 r[d] = <uint64_t>(<int64_t>r[d] % <int64_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD64_X:
             _label(OP_SMOD64_X)
             if r[s] == <uint64_t>-1:
                 r[d] = 0
             elif r[s]:
                 r[d] = <uint64_t>(<int64_t>r[d] % <int64_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_NEG64:
             _label(OP_NEG64)
             r[d] = 0 - r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD32_K:
             _label(OP_ADD32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ADD32_X:
             _label(OP_ADD32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] + <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB32_K:
             _label(OP_SUB32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SUB32_X:
             _label(OP_SUB32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] - <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL32_K:
             _label(OP_MUL32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MUL32_X:
             _label(OP_MUL32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] * <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV32_K:
             _label(OP_DIV32_K)
             if <uint32_t>imm:
@@ -500,7 +503,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_DIV32_X:
             _label(OP_DIV32_X)
             if <uint32_t>r[s]:
@@ -511,39 +514,39 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = 0
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_OR32_K:
             _label(OP_OR32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] | <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_OR32_X:
             _label(OP_OR32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] | <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_AND32_K:
             _label(OP_AND32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] & <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_AND32_X:
             _label(OP_AND32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] & <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH32_K:
             _label(OP_LSH32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] << (imm & 31))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LSH32_X:
             _label(OP_LSH32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] << (r[s] & 31))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH32_K:
             _label(OP_RSH32_K)
             r[d] = <uint32_t>r[d] >> (imm & 31)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_RSH32_X:
             _label(OP_RSH32_X)
             r[d] = <uint32_t>r[d] >> (r[s] & 31)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD32_K:
             _label(OP_MOD32_K)
             if <uint32_t>imm:
@@ -554,7 +557,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = <uint32_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOD32_X:
             _label(OP_MOD32_X)
             if <uint32_t>r[s]:
@@ -565,31 +568,31 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 break
             else:
                 r[d] = <uint32_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR32_K:
             _label(OP_XOR32_K)
             r[d] = <uint32_t>(<uint32_t>r[d] ^ <uint32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_XOR32_X:
             _label(OP_XOR32_X)
             r[d] = <uint32_t>(<uint32_t>r[d] ^ <uint32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV32_K:
             _label(OP_MOV32_K)
             r[d] = <uint32_t>imm
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOV32_X:
             _label(OP_MOV32_X)
             r[d] = <uint32_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH32_K:
             _label(OP_ARSH32_K)
             r[d] = <uint32_t>(<int32_t>r[d] >> (imm & 31))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ARSH32_X:
             _label(OP_ARSH32_X)
             r[d] = <uint32_t>(<int32_t>r[d] >> (r[s] & 31))
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV32_K:
             _label(OP_SDIV32_K)
             if <uint32_t>imm == 0:
@@ -598,7 +601,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = <uint32_t>(0 - <uint32_t>r[d])
             else:
                 r[d] = <uint32_t>(<int32_t>r[d] / <int32_t>imm)
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SDIV32_X:
             _label(OP_SDIV32_X)
             if <uint32_t>r[s] == 0:
@@ -607,7 +610,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = <uint32_t>(0 - <uint32_t>r[d])
             else:
                 r[d] = <uint32_t>(<int32_t>r[d] / <int32_t>r[s])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD32_K:
             _label(OP_SMOD32_K)
             if <uint32_t>imm == <uint32_t>-1:
@@ -616,7 +619,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = <uint32_t>(<int32_t>r[d] % <int32_t>imm)
             else:
                 r[d] = <uint32_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_SMOD32_X:
             _label(OP_SMOD32_X)
             if <uint32_t>r[s] == <uint32_t>-1:
@@ -625,67 +628,67 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = <uint32_t>(<int32_t>r[d] % <int32_t>r[s])
             else:
                 r[d] = <uint32_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_NEG32:
             _label(OP_NEG32)
             r[d] = <uint32_t>(0 - <uint32_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX8_64:
             _label(OP_MOVSX8_64)
             r[d] = <uint64_t><int64_t><int8_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX16_64:
             _label(OP_MOVSX16_64)
             r[d] = <uint64_t><int64_t><int16_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX32_64:
             _label(OP_MOVSX32_64)
             r[d] = <uint64_t><int64_t><int32_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX8_32:
             _label(OP_MOVSX8_32)
             r[d] = <uint32_t><int32_t><int8_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_MOVSX16_32:
             _label(OP_MOVSX16_32)
             r[d] = <uint32_t><int32_t><int16_t>r[s]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LE16:
             _label(OP_LE16)
             r[d] = <uint16_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BE16:
             _label(OP_BE16)
             r[d] = bswap16(<uint16_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP16:
             _label(OP_BSWAP16)
             r[d] = bswap16(<uint16_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LE32:
             _label(OP_LE32)
             r[d] = <uint32_t>r[d]
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BE32:
             _label(OP_BE32)
             r[d] = bswap32(<uint32_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP32:
             _label(OP_BSWAP32)
             r[d] = bswap32(<uint32_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LE64:
             _label(OP_LE64)
             pass
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BE64:
             _label(OP_BE64)
             r[d] = bswap64(<uint64_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_BSWAP64:
             _label(OP_BSWAP64)
             r[d] = bswap64(<uint64_t>r[d])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDX8:
             _label(OP_LDX8)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -697,7 +700,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _load(p, 1)
             elif not ctx_load(vm, a, 1, &r[d]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ST8:
             _label(OP_ST8)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -706,7 +709,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 1, imm)
             elif not ctx_store(vm, a, 1, imm):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_STX8:
             _label(OP_STX8)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -715,7 +718,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 1, r[s])
             elif not ctx_store(vm, a, 1, r[s]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDX16:
             _label(OP_LDX16)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -727,7 +730,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _load(p, 2)
             elif not ctx_load(vm, a, 2, &r[d]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ST16:
             _label(OP_ST16)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -736,7 +739,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 2, imm)
             elif not ctx_store(vm, a, 2, imm):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_STX16:
             _label(OP_STX16)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -745,7 +748,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 2, r[s])
             elif not ctx_store(vm, a, 2, r[s]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDX32:
             _label(OP_LDX32)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -757,7 +760,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _load(p, 4)
             elif not ctx_load(vm, a, 4, &r[d]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ST32:
             _label(OP_ST32)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -766,7 +769,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 4, imm)
             elif not ctx_store(vm, a, 4, imm):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_STX32:
             _label(OP_STX32)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -775,7 +778,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 4, r[s])
             elif not ctx_store(vm, a, 4, r[s]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDX64:
             _label(OP_LDX64)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -787,7 +790,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _load(p, 8)
             elif not ctx_load(vm, a, 8, &r[d]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_ST64:
             _label(OP_ST64)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -796,7 +799,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 8, imm)
             elif not ctx_store(vm, a, 8, imm):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_STX64:
             _label(OP_STX64)
             a = r[d] + <uint64_t><int64_t>i.off
@@ -805,7 +808,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 _store(p, 8, r[s])
             elif not ctx_store(vm, a, 8, r[s]):
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDXS8:
             _label(OP_LDXS8)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -816,7 +819,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _sext(r[d], 1)
             else:
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDXS16:
             _label(OP_LDXS16)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -827,7 +830,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _sext(r[d], 2)
             else:
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_LDXS32:
             _label(OP_LDXS32)
             a = r[s] + <uint64_t><int64_t>i.off
@@ -838,7 +841,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 r[d] = _sext(r[d], 4)
             else:
                 break
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif (op == OP_ATOMIC32_ADD
               or op == OP_ATOMIC32_OR
               or op == OP_ATOMIC32_AND
@@ -883,7 +886,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if p == NULL:
                 break
             _atomic(op, p, i.size, &r[s], &r[0])
-            if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
+            if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
         elif op == OP_JEQ64_K:
             _label(OP_JEQ64_K)
             if r[d] == imm: pc = <uint32_t>i.off
@@ -3200,7 +3203,7 @@ cdef class Program:
         # Program.run is _run_entry (below the class): this def parses what it leaves
         return self._run(data, budget, trace, fields)
 
-    cdef bint _grows(self, object budget):
+    cdef bint _grows(self, object budget) noexcept:
         """Whether a run given ``budget`` (None: the program's) grows it at frame
         entries: only on the default budget; an explicit one is a hard cap."""
         return budget is None and self.budget == self._default_budget

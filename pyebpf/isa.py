@@ -1116,12 +1116,17 @@ def dispatch_header() -> str:
     {entries}}}
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
     (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
+/* the next slot's case, from a case that did not move pc (I is &INSNS[PC - 1] in every
+   case): the pointer steps on, not recomputed from pc */
+#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
+    (I) += 1; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
+#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM)
 #endif
 #endif
 """
@@ -1234,6 +1239,8 @@ _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_E
 # builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
 # in the threaded loop; a jump first charges the budget for the block it enters.
 _NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+# a case that leaves pc alone (ALU, loads, stores, atomics) steps to the next slot
+_STEP = ["if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)"]
 _ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
                 "    if _short(&left, blocks, pc): break", *_NEXT]
 
@@ -1259,19 +1266,19 @@ def interp_cases() -> list[str]:
     done: set = set()
     for op in OPS:
         if op.form in _ALU_FORMS:
-            lines += _case([op], _labelled([op], _alu_case(op), _NEXT))
+            lines += _case([op], _labelled([op], _alu_case(op), _STEP))
         elif op.form in (F_JCC_K, F_JCC_X):
             lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
         elif op.form is F_ATOMIC:
             if op.form not in done:
                 done.add(op.form)
                 group = [o for o in OPS if o.form is F_ATOMIC]
-                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _NEXT))
+                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _STEP))
         elif (op.form, BPF_MODE(op.code)) in _MEM_CASES:
             # one case per width: the load or store of a constant size compiles to one move
             body = [line.replace("i.size", str(op.size))
                     for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
-            lines += _case([op], _labelled([op], body, _NEXT))
+            lines += _case([op], _labelled([op], body, _STEP))
     return lines
 
 
