@@ -1115,11 +1115,11 @@ def dispatch_header() -> str:
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
+    (I) = &(INSNS)[PC]; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
 /* the next slot's case, from a case that did not move pc (I is &INSNS[PC - 1] in every
    case): the pointer steps on, not recomputed from pc */
 #define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) += 1; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
+    (I) += 1; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
 #define PYEBPF_LABEL(x)
@@ -1230,7 +1230,7 @@ _MEM_CASES = {
                        "elif not ctx_store(vm, a, i.size, r[s]):", "    break"],
     (F_ATOMIC, BPF_ATOMIC): ["p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)",
                              "if p == NULL:", "    break",
-                             "_atomic(op, p, i.size, &r[s], &r[0])"],
+                             "_atomic(i.op, p, i.size, &r[s], &r[0])"],
 }
 _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
 
