@@ -1116,10 +1116,10 @@ def dispatch_header() -> str:
     {entries}}}
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
     (I) = &(INSNS)[PC]; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
-/* the next slot's case, from a case that did not move pc (I is &INSNS[PC - 1] in every
-   case): the pointer steps on, not recomputed from pc */
+/* the next slot's case, from a case that does not jump: the pointer steps on, and PC is
+   not kept (a case that reads it sets it from I first) */
 #define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) += 1; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+    (I) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
 #define PYEBPF_LABEL(x)
@@ -1201,7 +1201,9 @@ def _jcc_case(op: Op) -> list[str]:
     cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
             (True, False): "<int32_t>"}[signed, op.is_64]
     b = "imm" if op.form is F_JCC_K else "r[s]"
-    return [f"if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
+    # pc from i on the fall-through: the straight-line cases before it step i alone
+    return [f"pc = (<uint32_t>i.off if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}"
+            " else <uint32_t>(i - insns) + 1)"]
 
 
 # Memory accesses of one kind share a case: the width is the decoded insn's size.  A plain
