@@ -919,8 +919,10 @@ CTX_LOAD_OPS = {"LDX_CTX": OP_LDX_CTX, "LDX_CTX_DATA": OP_LDX_CTX_DATA,
 # tries that region of the run first (1 + its index: the stack is region 0, an skb
 # program's packet region 1, its maps' values from region 2), then every region as for
 # any load.  0: no hint.  Any region a run has is readable, so a hint changes no result.
+# A raw program's loads (no verifier) get the hint of the register they go through where
+# the decoder follows it from r1 (the run's memory, region 1 as an skb's packet) or r10.
 LOAD_HINT_NONE = 0
-LOAD_HINTS = {"stack": 1, "packet": 2, "map_value": 3}
+LOAD_HINTS = {"stack": 1, "packet": 2, "map_value": 3, "memory": 2}
 
 # code -> discriminator field name (or None) and {disc value: Op}
 _BY_CODE: dict[int, tuple[str | None, dict[int | None, Op]]] = {}
@@ -1113,13 +1115,18 @@ def dispatch_header() -> str:
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) = &(INSNS)[PC]; (PC) += 1; (OP) = (I)->op; goto *pyebpf_table[OP]; }} while (0)
+    (I) = &(INSNS)[PC]; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+/* the next slot's case, from a case that does not jump: the pointer steps on, and PC is
+   not kept (a case that reads it sets it from I first) */
+#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
+    (I) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
 #define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
+#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM)
 #endif
 #endif
 """
@@ -1194,7 +1201,9 @@ def _jcc_case(op: Op) -> list[str]:
     cast = {(False, True): "", (True, True): "<int64_t>", (False, False): "<uint32_t>",
             (True, False): "<int32_t>"}[signed, op.is_64]
     b = "imm" if op.form is F_JCC_K else "r[s]"
-    return [f"if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}: pc = <uint32_t>i.off"]
+    # pc from i on the fall-through: the straight-line cases before it step i alone
+    return [f"pc = (<uint32_t>i.off if {cast}r[d] {JMP_OP_SYMBOL[kop].lstrip('s')} {cast}{b}"
+            " else <uint32_t>(i - insns) + 1)"]
 
 
 # Memory accesses of one kind share a case: the width is the decoded insn's size.  A plain
@@ -1223,7 +1232,7 @@ _MEM_CASES = {
                        "elif not ctx_store(vm, a, i.size, r[s]):", "    break"],
     (F_ATOMIC, BPF_ATOMIC): ["p = _mem(vm, r[d] + <uint64_t><int64_t>i.off, i.size, ACCESS_WRITE)",
                              "if p == NULL:", "    break",
-                             "_atomic(op, p, i.size, &r[s], &r[0])"],
+                             "_atomic(i.op, p, i.size, &r[s], &r[0])"],
 }
 _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
 
@@ -1232,6 +1241,8 @@ _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_E
 # builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
 # in the threaded loop; a jump first charges the budget for the block it enters.
 _NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+# a case that leaves pc alone (ALU, loads, stores, atomics) steps to the next slot
+_STEP = ["if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)"]
 _ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
                 "    if _short(&left, blocks, pc): break", *_NEXT]
 
@@ -1257,19 +1268,19 @@ def interp_cases() -> list[str]:
     done: set = set()
     for op in OPS:
         if op.form in _ALU_FORMS:
-            lines += _case([op], _labelled([op], _alu_case(op), _NEXT))
+            lines += _case([op], _labelled([op], _alu_case(op), _STEP))
         elif op.form in (F_JCC_K, F_JCC_X):
             lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
         elif op.form is F_ATOMIC:
             if op.form not in done:
                 done.add(op.form)
                 group = [o for o in OPS if o.form is F_ATOMIC]
-                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _NEXT))
+                lines += _case(group, _labelled(group, _MEM_CASES[F_ATOMIC, BPF_ATOMIC], _STEP))
         elif (op.form, BPF_MODE(op.code)) in _MEM_CASES:
             # one case per width: the load or store of a constant size compiles to one move
             body = [line.replace("i.size", str(op.size))
                     for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
-            lines += _case([op], _labelled([op], body, _NEXT))
+            lines += _case([op], _labelled([op], body, _STEP))
     return lines
 
 

@@ -1,10 +1,11 @@
 """Plain loads of a verified program carry the region the verifier proved their pointer in
 (stack, packet or map value: ``isa.LOAD_HINTS``), which the interpreter tries first; a
 hinted load reads what the checked load of an unverified program (``verify=False``)
-reads, and what the kernel's run of the same program returns."""
+reads, and what the kernel's run of the same program returns.  A raw program's loads
+(no verifier) carry the memory or stack hint where the decoder follows r1 or r10 to them."""
 import pytest
 
-from pyebpf import Map, Program, asm, isa
+from pyebpf import Map, Program, asm, errors, isa
 from recorded_kernel import count_comparison
 
 SCHED_CLS = isa.ProgType.BPF_PROG_TYPE_SCHED_CLS
@@ -97,3 +98,91 @@ def test_a_hinted_load_at_the_end_of_its_region_reads_its_last_bytes(size):
     prog = Program(code, SCHED_CLS)
     assert prog._load_hints()[2] == HINTS["stack"]
     assert prog.run(FRAME).retval == (-1 if size >= 4 else (1 << size * 8) - 1)
+
+
+# --- raw programs: the decoder follows r1 and r10 -----------------------------------
+
+MEMORY = bytes(range(1, 65))
+
+
+def _raw_hints(text):
+    prog = Program(asm.assemble(text))
+    return prog, {pc: hint for pc, hint in enumerate(prog._load_hints()) if hint}
+
+
+def test_a_raw_programs_loads_through_r1_and_r10_carry_the_memory_and_stack_hints():
+    prog, hints = _raw_hints("""
+        r6 = r1
+        r6 += 4
+        r0 = *(u32 *)(r6 + 0)
+        *(u64 *)(r10 - 8) = r0
+        r2 = r10
+        r2 += -8
+        r3 = *(u64 *)(r2 + 0)
+        r0 += r3
+        exit""")
+    assert hints == {2: HINTS["memory"], 6: HINTS["stack"]}
+    assert prog.run(MEMORY).retval == 2 * int.from_bytes(MEMORY[4:8], "little")
+
+
+def test_a_register_the_paths_disagree_on_carries_no_hint():
+    prog, hints = _raw_hints("""
+        r6 = r1
+        if r2 > 8 goto read
+        r6 = r10
+        r6 += -8
+    read:
+        r0 = *(u8 *)(r6 + 0)
+        exit""")
+    assert hints == {}
+    assert [prog.run(MEMORY).retval, prog.run(MEMORY[:8]).retval] == [MEMORY[0], 0]
+
+
+def test_a_register_kept_through_a_loop_keeps_its_hint():
+    _, hints = _raw_hints("""
+        r6 = r1
+        r7 = 4
+    loop:
+        r0 = *(u8 *)(r6 + 0)
+        r6 += 1
+        r7 -= 1
+        if r7 != 0 goto loop
+        exit""")
+    assert hints == {2: HINTS["memory"]}
+
+
+def test_a_computed_pointer_carries_no_hint():
+    _, hints = _raw_hints("""
+        r6 = r1
+        r6 += r2
+        r0 = *(u8 *)(r6 - 1)
+        r7 = *(u64 *)(r10 - 8)
+        r7 = *(u8 *)(r7 + 0)
+        exit""")
+    assert hints == {3: HINTS["stack"]}
+
+
+def test_a_call_keeps_r6_to_r9_and_a_function_knows_only_its_own_r10():
+    prog, hints = _raw_hints("""
+        r6 = r1
+        call f
+        r1 = *(u8 *)(r6 + 1)
+        r0 += r1
+        exit
+    f:
+        r0 = *(u8 *)(r1 + 0)
+        r2 = *(u8 *)(r10 - 1)
+        r0 += r2
+        exit""")
+    assert hints == {2: HINTS["memory"], 6: HINTS["stack"]}
+    assert prog.run(MEMORY).retval == MEMORY[0] + MEMORY[1]
+
+
+@pytest.mark.parametrize("text", ["r0 = *(u32 *)(r1 + 62)",
+                                  "*(u64 *)(r10 - 8) = r1\n r1 = *(u64 *)(r10 - 8)\n"
+                                  " r0 = *(u32 *)(r1 + 62)"],
+                         ids=["hinted", "unhinted"])
+def test_a_raw_load_past_its_region_faults_whether_hinted_or_not(text):
+    with pytest.raises(errors.MemoryFault) as err:
+        Program(asm.assemble(f"{text}\n exit")).run(bytes(64))
+    assert err.value.region == "memory" and "2 bytes past the end of memory" in str(err.value)
