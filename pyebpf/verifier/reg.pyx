@@ -18,9 +18,15 @@ cdef object TWO64 = _M64 + 1
 cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.py's NOT_INIT and SCALAR (enum bpf_reg_type)
+# state.py's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type)
+# and BPF_ADD_CONST (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
+cdef object PTR_TO_PACKET_META = 7
+cdef object PTR_TO_PACKET = 8
+cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
+CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
+             "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST}
 
 
 cdef inline object _s64(object v):
@@ -114,3 +120,98 @@ cdef class Reg:
 def copy_regs(list regs) -> list:
     """A copy of each register of a frame's list, in order."""
     return [(<Reg?>r).copy() for r in regs]
+
+
+# --- state equivalence on registers (the kernel's regsafe and its parts) ---------------
+# Every checkpoint a path meets compares up to ten registers a frame; compiled, a
+# comparison reads the fields as C struct members instead of Python attributes.
+
+cpdef bint range_within(Reg old, Reg cur):
+    """range_within: every bound of ``cur`` lies within ``old``'s."""
+    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin
+            and cur.smax <= old.smax and old.u32min <= cur.u32min
+            and cur.u32max <= old.u32max and old.s32min <= cur.s32min
+            and cur.s32max <= old.s32max)
+
+
+cdef inline bint _tnum_in(object a, object b):
+    # tnum_in (tnum.in_): every value of ``b`` is a value of ``a``
+    if b[1] & ~a[1] & _M64:
+        return False
+    return a[0] == b[0] & ~a[1] & _M64
+
+
+cpdef bint check_ids(object a, object b, dict idmap):
+    """check_ids: ids ``a`` (old) and ``b`` (cur) map one to one across a comparison
+    (``idmap`` holds the pairs seen so far, keyed ``("o", a)`` and ``("c", b)``)."""
+    if not a and not b:
+        return True
+    if not a or not b:
+        return False
+    seen = idmap.get(("o", a))
+    if seen is None:
+        if ("c", b) in idmap:
+            return False
+        idmap[("o", a)] = b
+        idmap[("c", b)] = a
+        return True
+    return seen == b
+
+
+cdef inline bint _exact_fields(Reg old, Reg cur):
+    return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
+            old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
+            old.s32min == cur.s32min and old.s32max == cur.s32max and
+            old.u32min == cur.u32min and old.u32max == cur.u32max and
+            old.range == cur.range and old.size == cur.size and old.frame == cur.frame)
+
+
+cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
+    """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
+    False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
+    True is the kernel's RANGE_WITHIN)."""
+    if exact:
+        return old.type == cur.type and old.map is cur.map and _exact_fields(old, cur) and \
+            check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
+    if old.type == NOT_INIT:
+        return True
+    if old.type != cur.type:
+        return False
+    if old.type == SCALAR:
+        if not ranges and not old.precise:
+            return True
+        if old.id:
+            # a link to a constant offset must be the same link with the same offset
+            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
+                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+                return False
+            if not check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
+                    not check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+                return False
+        return range_within(old, cur) and _tnum_in(old.var, cur.var)
+    if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
+            old.frame != cur.frame:
+        return False
+    if (old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META) and \
+            old.range > cur.range:
+        return False
+    if not (range_within(old, cur) and _tnum_in(old.var, cur.var)):
+        return False
+    return check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
+
+
+cpdef bint same_raw(Reg a, Reg b):
+    """states_maybe_looping's register test: every field but the precision mark and
+    the frame equal, ids included, the map the same object."""
+    return (a.map is b.map and a.type == b.type and a.off == b.off and a.var == b.var and
+            a.smin == b.smin and a.smax == b.smax and a.umin == b.umin and
+            a.umax == b.umax and a.s32min == b.s32min and a.s32max == b.s32max and
+            a.u32min == b.u32min and a.u32max == b.u32max and a.id == b.id and
+            a.ref == b.ref and a.range == b.range and a.size == b.size)
+
+
+cpdef tuple sig(Reg r):
+    """What an exact comparison of the register looks at, ids aside (signature's part
+    for one register): the map by identity."""
+    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))

@@ -83,7 +83,7 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import Reg, copy_regs  # noqa: E402
+from .reg import Reg, check_ids, copy_regs, regsafe, same_raw, sig  # noqa: E402
 
 
 def scalar(v: int | None = None) -> Reg:
@@ -206,64 +206,9 @@ class VState:
 
 # --- state equivalence (the kernel's states_equal / regsafe / stacksafe) ------------
 
-def range_within(old: Reg, cur: Reg) -> bool:
-    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin
-            and cur.smax <= old.smax and old.u32min <= cur.u32min
-            and cur.u32max <= old.u32max and old.s32min <= cur.s32min
-            and cur.s32max <= old.s32max)
-
-
-def _check_ids(a: int, b: int, idmap: dict) -> bool:
-    if not a and not b:
-        return True
-    if not a or not b:
-        return False
-    seen = idmap.get(("o", a))
-    if seen is None:
-        if ("c", b) in idmap:
-            return False
-        idmap[("o", a)] = b
-        idmap[("c", b)] = a
-        return True
-    return seen == b
-
-
-_EXACT = ("off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-          "u32max", "range", "size", "frame")
-
-
-def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -> bool:
-    """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
-    False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
-    True is the kernel's RANGE_WITHIN)."""
-    if exact:
-        return old.type == cur.type and old.map is cur.map and \
-            all(getattr(old, k) == getattr(cur, k) for k in _EXACT) and \
-            _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
-    if old.type == NOT_INIT:
-        return True
-    if old.type != cur.type:
-        return False
-    if old.type == SCALAR:
-        if not ranges and not old.precise:
-            return True
-        if old.id:
-            # a link to a constant offset must be the same link with the same offset
-            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
-                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
-                return False
-            if not _check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
-                    not _check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
-                return False
-        return range_within(old, cur) and tnum.in_(old.var, cur.var)
-    if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
-            old.frame != cur.frame:
-        return False
-    if old.type in PKT_TYPES and old.range > cur.range:
-        return False
-    if not (range_within(old, cur) and tnum.in_(old.var, cur.var)):
-        return False
-    return _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
+# range_within, check_ids and regsafe (a register's part of the comparison) are
+# compiled with the register (reg.pyx): the comparisons of every checkpoint a path meets
+# are most of what pruning costs.
 
 
 _UNBOUND = Reg(SCALAR)
@@ -334,14 +279,14 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
         return False
     idmap: dict = {}
     if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
-                                      not _check_ids(old.spin_lock[1], cur.spin_lock[1],
+                                      not check_ids(old.spin_lock[1], cur.spin_lock[1],
                                                      idmap)):
         return False        # refsafe: the same lock, its id mapped as the registers' are
     for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
-        if okind != ckind or omap is not cmap or not _check_ids(oid, cid, idmap):
+        if okind != ckind or omap is not cmap or not check_ids(oid, cid, idmap):
             return False
     for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
-        if not _check_ids(oid, cid, idmap):
+        if not check_ids(oid, cid, idmap):
             return False
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
@@ -354,13 +299,9 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
         if not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
-        if not _check_ids(a, b, idmap):
+        if not check_ids(a, b, idmap):
             return False
     return True
-
-
-_RAW = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-        "u32max", "id", "ref", "range", "size")
 
 
 def maybe_looping(old: VState, cur: VState) -> bool:
@@ -370,7 +311,7 @@ def maybe_looping(old: VState, cur: VState) -> bool:
     if len(old.frames) != len(cur.frames):
         return False
     for a, b in zip(old.frames[-1].regs, cur.frames[-1].regs):
-        if a.map is not b.map or any(getattr(a, k) != getattr(b, k) for k in _RAW):
+        if not same_raw(a, b):
             return False
     return True
 
@@ -382,13 +323,8 @@ def signature(st: VState, live_regs: list) -> tuple:
     out = []
     for f, alive in zip(st.frames, live_regs):
         regs = f.regs
-        stack = tuple(sorted((spi, tuple(s.kinds), _sig_reg(s.spill) if s.spill else None)
+        stack = tuple(sorted((spi, tuple(s.kinds), sig(s.spill) if s.spill else None)
                              for spi, s in f.stack.items()
                              if any(k != STACK_INVALID for k in s.kinds)))
-        out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
+        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), stack))
     return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
-
-
-def _sig_reg(r: Reg) -> tuple:
-    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
