@@ -68,6 +68,9 @@ extensions = [
               extra_compile_args=cflags, depends=interface),
     # the verifier's register, whose copies are most of a path's state copies
     Extension("pyebpf.verifier.reg", ["pyebpf/verifier/reg.pyx"], extra_compile_args=cflags),
+    # the precision walk's pass over a path's history
+    Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
+              extra_compile_args=cflags),
     # tcsim's replay loop and capture I/O (pcap/capio.pxi): their own compilation unit,
     # on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,

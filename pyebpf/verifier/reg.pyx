@@ -18,15 +18,17 @@ cdef object TWO64 = _M64 + 1
 cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.py's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type)
-# and BPF_ADD_CONST (tests/test_verifier_checkpoints.py checks they agree)
+# state.py's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type),
+# BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
 cdef object PTR_TO_PACKET_META = 7
 cdef object PTR_TO_PACKET = 8
 cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
+cdef object STACK_INVALID = 0
 CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
-             "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST}
+             "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST,
+             "STACK_INVALID": STACK_INVALID}
 
 
 cdef inline object _s64(object v):
@@ -200,6 +202,21 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
     return check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
 
 
+cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges):
+    """states_equal's registers of one frame: :func:`regsafe` of each of ``alive`` (the
+    registers read later, in order), or of r0-r9 for an exact comparison."""
+    cdef Py_ssize_t r
+    if exact:
+        for r in range(10):
+            if not regsafe(old[r], cur[r], idmap, True, ranges):
+                return False
+        return True
+    for k in alive:
+        if not regsafe(old[k], cur[k], idmap, False, ranges):
+            return False
+    return True
+
+
 cpdef bint same_raw(Reg a, Reg b):
     """states_maybe_looping's register test: every field but the precision mark and
     the frame equal, ids included, the map the same object."""
@@ -215,3 +232,26 @@ cpdef tuple sig(Reg r):
     for one register): the map by identity."""
     return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
             r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+
+
+def signature(st, list live_regs) -> tuple:
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
+    prune point an open state shares (every visit of a loop's)."""
+    cdef list out = [], items, regs
+    for f, alive in zip(st.frames, live_regs):
+        regs = f.regs
+        items = []
+        for spi, s in f.stack.items():
+            kinds = s.kinds
+            for k in kinds:
+                if k != STACK_INVALID:
+                    break
+            else:
+                continue
+            spill = s.spill
+            items.append((spi, tuple(kinds), sig(spill) if spill is not None else None))
+        items.sort()
+        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), tuple(items)))
+    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)

@@ -83,7 +83,8 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import Reg, check_ids, copy_regs, regsafe, same_raw, sig  # noqa: E402
+from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # noqa: E402,F401
+                  signature)
 
 
 def scalar(v: int | None = None) -> Reg:
@@ -206,9 +207,10 @@ class VState:
 
 # --- state equivalence (the kernel's states_equal / regsafe / stacksafe) ------------
 
-# range_within, check_ids and regsafe (a register's part of the comparison) are
-# compiled with the register (reg.pyx): the comparisons of every checkpoint a path meets
-# are most of what pruning costs.
+# range_within, check_ids, regsafe and regs_safe (the registers' part of the comparison), and
+# signature (the exact comparison's lookup key) are compiled with the register
+# (reg.pyx): the comparisons of every checkpoint a path meets are most of what pruning
+# costs.
 
 
 _UNBOUND = Reg(SCALAR)
@@ -266,10 +268,11 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
     return True
 
 
-def states_equal(old: VState, cur: VState, live, exact: bool = False,
+def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
                  ranges: bool = True, uninit_ok: bool = True) -> bool:
-    """``live(frame_index, regno)`` says whether a register is read later; ``ranges``
-    as :func:`regsafe`'s; ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
+    """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
+    comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
+    ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
     if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
@@ -291,11 +294,8 @@ def states_equal(old: VState, cur: VState, live, exact: bool = False,
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
-        for r in range(10):
-            if not exact and not live(i, r):
-                continue
-            if not regsafe(of.regs[r], cf.regs[r], idmap, exact, ranges):
-                return False
+        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges):
+            return False
         if not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
@@ -314,17 +314,3 @@ def maybe_looping(old: VState, cur: VState) -> bool:
         if not same_raw(a, b):
             return False
     return True
-
-
-def signature(st: VState, live_regs: list) -> tuple:
-    """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for.
-    ``live_regs[i]``: the registers of frame ``i`` compared, in order."""
-    out = []
-    for f, alive in zip(st.frames, live_regs):
-        regs = f.regs
-        stack = tuple(sorted((spi, tuple(s.kinds), sig(s.spill) if s.spill else None)
-                             for spi, s in f.stack.items()
-                             if any(k != STACK_INVALID for k in s.kinds)))
-        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), stack))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
