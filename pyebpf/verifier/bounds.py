@@ -421,17 +421,25 @@ def branch_taken(a: Reg, b: Reg, op: int, is32: bool) -> int:
             if not (av[0] | av[1]) & val:
                 return 0
         return -1
-    table = {
-        isa.BPF_JGT: (aumin > bumax, aumax <= bumin),
-        isa.BPF_JGE: (aumin >= bumax, aumax < bumin),
-        isa.BPF_JLT: (aumax < bumin, aumin >= bumax),
-        isa.BPF_JLE: (aumax <= bumin, aumin > bumax),
-        isa.BPF_JSGT: (asmin > bsmax, asmax <= bsmin),
-        isa.BPF_JSGE: (asmin >= bsmax, asmax < bsmin),
-        isa.BPF_JSLT: (asmax < bsmin, asmin >= bsmax),
-        isa.BPF_JSLE: (asmax <= bsmin, asmin > bsmax),
-    }
-    yes, no = table[op]
+    # only the comparison asked (branch_taken runs at every conditional jump)
+    if op == isa.BPF_JGT:
+        yes, no = aumin > bumax, aumax <= bumin
+    elif op == isa.BPF_JGE:
+        yes, no = aumin >= bumax, aumax < bumin
+    elif op == isa.BPF_JLT:
+        yes, no = aumax < bumin, aumin >= bumax
+    elif op == isa.BPF_JLE:
+        yes, no = aumax <= bumin, aumin > bumax
+    elif op == isa.BPF_JSGT:
+        yes, no = asmin > bsmax, asmax <= bsmin
+    elif op == isa.BPF_JSGE:
+        yes, no = asmin >= bsmax, asmax < bsmin
+    elif op == isa.BPF_JSLT:
+        yes, no = asmax < bsmin, asmin >= bsmax
+    elif op == isa.BPF_JSLE:
+        yes, no = asmax <= bsmin, asmin > bsmax
+    else:
+        raise AssertionError(op)
     return 1 if yes else 0 if no else -1
 
 

@@ -119,6 +119,28 @@ cdef class Reg:
         return self.type == SCALAR and self.var == (0, 0)
 
 
+cpdef Reg scalar(object v=None):
+    """A scalar register: unknown and unbounded, or the constant ``v`` (made at most
+    instructions: every immediate operand and every helper's result is one)."""
+    cdef Reg r = Reg.__new__(Reg)
+    r.type = SCALAR
+    r.off = r.id = r.ref = r.range = r.size = r.frame = ZERO
+    r.map = None
+    r.precise = False
+    if v is None:
+        r.var = _UNKNOWN
+        r.smin, r.smax, r.umin, r.umax = S64_MIN, S64_MAX, ZERO, _M64
+        r.s32min, r.s32max, r.u32min, r.u32max = S32_MIN, S32_MAX, ZERO, _M32
+        return r
+    v &= _M64
+    r.var = (v, ZERO)
+    r.smin = r.smax = _s64(v)
+    r.umin = r.umax = v
+    r.s32min = r.s32max = _s32(v)
+    r.u32min = r.u32max = v & _M32
+    return r
+
+
 def copy_regs(list regs) -> list:
     """A copy of each register of a frame's list, in order."""
     return [(<Reg?>r).copy() for r in regs]

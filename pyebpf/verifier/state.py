@@ -84,14 +84,7 @@ def s32(v: int) -> int:
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
 from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # noqa: E402,F401
-                  signature)
-
-
-def scalar(v: int | None = None) -> Reg:
-    r = Reg(SCALAR)
-    if v is not None:
-        r.mark_known(v)
-    return r
+                  scalar, signature)
 
 
 class Slot:
