@@ -41,7 +41,6 @@ cdef inline object _s32(object v):
     return v - TWO32 if v >> 31 else v
 
 
-@cython.final
 @cython.freelist(64)
 # untracked by the cycle collector (its allocations no longer count towards a
 # collection): a register refers to ints, tuples of ints and maps or BTF types, none of
@@ -57,8 +56,6 @@ cdef class Reg:
     ``frame`` (the frame a stack pointer points into); ``precise``: a scalar of a
     checkpoint whose value some later decision depended on (the kernel's precision
     marks: only these scalars must match for a path to be pruned)."""
-    cdef public object type, off, var, smin, smax, umin, umax, s32min, s32max, \
-        u32min, u32max, id, ref, range, map, size, frame, precise
 
     def __init__(self, type_=NOT_INIT):
         self.type = type_

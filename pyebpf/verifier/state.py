@@ -266,33 +266,47 @@ def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
     comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
     ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
-    if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
-        return False
-    if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
-            old.preempt_locks != cur.preempt_locks or \
-            (old.spin_lock is None) != (cur.spin_lock is None) or \
-            len(old.locks) != len(cur.locks) or len(old.irqs) != len(cur.irqs):
+    if len(old.frames) != len(cur.frames):
         return False
     idmap: dict = {}
-    if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
-                                      not check_ids(old.spin_lock[1], cur.spin_lock[1],
-                                                     idmap)):
-        return False        # refsafe: the same lock, its id mapped as the registers' are
-    for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
-        if okind != ckind or omap is not cmap or not check_ids(oid, cid, idmap):
-            return False
-    for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
-        if not check_ids(oid, cid, idmap):
+    if old.refs or cur.refs or old.locks or cur.locks or old.irqs or cur.irqs or \
+            old.spin_lock is not None or cur.spin_lock is not None or \
+            old.rcu_lock != cur.rcu_lock or old.preempt_locks != cur.preempt_locks:
+        if not _held_safe(old, cur, idmap, exact):
             return False
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
         if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges):
             return False
-        if not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
+        if (of.stack or exact and cf.stack) and \
+                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not check_ids(a, b, idmap):
+            return False
+    return True
+
+
+def _held_safe(old: VState, cur: VState, idmap: dict, exact: bool) -> bool:
+    """states_equal's references, locks, irq flags and RCU and preemption regions
+    (refsafe); their ids mapped into ``idmap`` before the registers'."""
+    if exact and set(old.refs) != set(cur.refs):
+        return False
+    if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
+            old.preempt_locks != cur.preempt_locks or \
+            (old.spin_lock is None) != (cur.spin_lock is None) or \
+            len(old.locks) != len(cur.locks) or len(old.irqs) != len(cur.irqs):
+        return False
+    if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
+                                      not check_ids(old.spin_lock[1], cur.spin_lock[1],
+                                                    idmap)):
+        return False        # refsafe: the same lock, its id mapped as the registers' are
+    for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
+        if okind != ckind or omap is not cmap or not check_ids(oid, cid, idmap):
+            return False
+    for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
+        if not check_ids(oid, cid, idmap):
             return False
     return True
 
