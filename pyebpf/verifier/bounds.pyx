@@ -1,4 +1,4 @@
-# cython: annotation_typing=False
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Scalar values: bounds kept in step with the tnum (the kernel's ``reg_bounds_sync``),
 ALU results (``adjust_scalar_min_max_vals``), branch outcomes (``is_branch_taken``)
 and what a taken or fallen-through branch teaches (``regs_refine_cond_op``).

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Precision tracking: which scalars of a checkpoint a later decision depended on
 (the kernel's ``mark_chain_precision``, ``backtrack_insn`` and ``propagate_precision``
 in ``kernel/bpf/verifier.c``).

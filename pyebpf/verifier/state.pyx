@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Register and stack state of the abstract interpreter (the kernel's
 ``struct bpf_reg_state``, ``bpf_stack_state``, ``bpf_func_state`` and
 ``bpf_verifier_state``), their copies, and the equivalence used to prune paths.
