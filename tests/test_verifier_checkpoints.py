@@ -104,6 +104,6 @@ def test_a_hash_function_called_over_the_packet_explores_as_the_kernel(monkeypat
 
 
 def test_the_compiled_register_comparison_uses_the_states_type_numbers():
-    """reg.pyx compares registers with its own copies of state.py's register types and
-    scalar id flags (a compiled module cannot import state.py, which imports it)."""
+    """reg.pyx compares registers with its own copies of state.pyx's register types and
+    scalar id flags (a compiled module cannot import state.pyx, which imports it)."""
     assert reg.CONSTANTS == {name: getattr(state, name) for name in reg.CONSTANTS}

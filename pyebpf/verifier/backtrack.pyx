@@ -1,5 +1,5 @@
 """The precision walk's inner loop, compiled: back over a path's history past the
-instructions that change no register still wanted (precision.py's ``_walk``).  A loop's
+instructions that change no register still wanted (precision.pyx's ``_walk``).  A loop's
 history is mostly such instructions (its jump, its counter's ``+= 1``), walked back
 once per decision the loop's bounds make."""
 from cpython.long cimport PyLong_AsSsize_t
@@ -11,7 +11,7 @@ STOP = 2                # anything else
 
 
 cpdef Py_ssize_t skip_back(list hist, Py_ssize_t i, bytes kinds, bytes dsts, object regs):
-    """The index of the last entry of ``hist[:i + 1]`` that precision.py's
+    """The index of the last entry of ``hist[:i + 1]`` that precision.pyx's
     ``_backtrack`` must look at while the registers ``regs`` (a set of numbers) are
     wanted, or -1: entries that are bare instruction numbers of ``kinds`` SKIP, or
     SKIP_UNLESS_DST with a destination (``dsts``) not in ``regs``, are passed over."""

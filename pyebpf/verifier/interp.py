@@ -167,7 +167,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.writes_r10 = [op is not None and structure.writes_r10(op, insn)
                            for op, insn in zip(ops, insns)]
         self._live_at: dict[int, tuple] = {}    # see _live_regs (~pc: as a caller's)
-        # scalars not marked precise match any scalar at a prune point (precision.py)
+        # scalars not marked precise match any scalar at a prune point (precision.pyx)
         self.precision = precision.applies(self)
         self.skip_table = precision.skip_table(insns, ops) if self.precision else None
         self.note = None     # what the instruction being run adds to the path's hist

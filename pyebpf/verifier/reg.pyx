@@ -9,7 +9,7 @@ from .tnum import M64, M32, UNKNOWN
 
 cdef object _M64 = M64
 cdef object _M32 = M32
-# state.py's bounds, made from Python ints (no C constant of 64 bits or more)
+# state.pyx's bounds, made from Python ints (no C constant of 64 bits or more)
 cdef object S64_MAX = _M64 >> 1
 cdef object S64_MIN = -S64_MAX - 1
 cdef object S32_MAX = _M32 >> 1
@@ -18,7 +18,7 @@ cdef object TWO64 = _M64 + 1
 cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.py's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type),
+# state.pyx's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type),
 # BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
