@@ -67,7 +67,20 @@ extensions = [
     Extension("pyebpf.pin_format", ["pyebpf/pin_format.pyx"], define_macros=macros,
               extra_compile_args=cflags, depends=interface),
     # the verifier's register, whose copies are most of a path's state copies
-    Extension("pyebpf.verifier.reg", ["pyebpf/verifier/reg.pyx"], extra_compile_args=cflags),
+    Extension("pyebpf.verifier.reg", ["pyebpf/verifier/reg.pyx"], extra_compile_args=cflags,
+              depends=["pyebpf/verifier/reg.pxd"]),
+    # the verifier's tristate numbers and scalar bounds (ALU results, branch outcomes), on
+    # the register's fields: most of what a verifier step computes
+    Extension("pyebpf.verifier.tnum", ["pyebpf/verifier/tnum.pyx"], extra_compile_args=cflags),
+    # the verifier's states and their comparison, the precision walk and the static checks
+    # of a program's structure: per instruction or per program, Python compiled as it is
+    *(Extension(f"pyebpf.verifier.{m}", [f"pyebpf/verifier/{m}.pyx"], extra_compile_args=cflags)
+      for m in ("state", "precision", "structure")),
+    Extension("pyebpf.verifier.bounds", ["pyebpf/verifier/bounds.pyx"],
+              extra_compile_args=cflags, depends=["pyebpf/verifier/reg.pxd"]),
+    # the precision walk's pass over a path's history
+    Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
+              extra_compile_args=cflags),
     # tcsim's replay loop and capture I/O (pcap/capio.pxi): their own compilation unit,
     # on the core's C interface
     Extension("pyebpf.pcap.tcreplay", ["pyebpf/pcap/tcreplay.pyx"], define_macros=macros,

@@ -10,6 +10,7 @@ import pytest
 
 from bpfc import compile_object
 from pyebpf import kernel, load
+from pyebpf.verifier import reg, state
 from recorded_kernel import count_comparison
 from test_verifier_precision import kernel as kernel_verdict
 from test_verifier_precision import ours
@@ -100,3 +101,9 @@ def test_a_hash_function_called_over_the_packet_explores_as_the_kernel(monkeypat
     mine = count_verifications(monkeypatch)
     load(obj, pin=False).close()
     assert mine == theirs
+
+
+def test_the_compiled_register_comparison_uses_the_states_type_numbers():
+    """reg.pyx compares registers with its own copies of state.pyx's register types and
+    scalar id flags (a compiled module cannot import state.pyx, which imports it)."""
+    assert reg.CONSTANTS == {name: getattr(state, name) for name in reg.CONSTANTS}

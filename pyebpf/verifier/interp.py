@@ -164,9 +164,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.is_jmp = [op is not None and op.cls in (isa.BPF_JMP, isa.BPF_JMP32)
                        for op in ops]
         self.is_64 = [op is not None and op.is_64 for op in ops]
+        self.writes_r10 = [op is not None and structure.writes_r10(op, insn)
+                           for op, insn in zip(ops, insns)]
         self._live_at: dict[int, tuple] = {}    # see _live_regs (~pc: as a caller's)
-        # scalars not marked precise match any scalar at a prune point (precision.py)
+        # scalars not marked precise match any scalar at a prune point (precision.pyx)
         self.precision = precision.applies(self)
+        self.skip_table = precision.skip_table(insns, ops) if self.precision else None
         self.note = None     # what the instruction being run adds to the path's hist
         self.pc = 0          # the instruction being looked at (mark_precise's last_idx)
         self.id_gen = 0
@@ -284,7 +287,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 touched = None
             if self.is_jmp[pc]:
                 self.jmps += 1
-            self.log.insn(pc, self.insns, self.ops, st)
+            if self.log.level:
+                self.log.insn(pc, self.insns, self.ops, st)
             self.note = None
             nxt = self.step(st, pc, pending)
             if self.precision:
@@ -382,12 +386,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if pc in self.unclean:
             self._clean_live_states(cur, pc)
 
-        def live(i: int, r: int) -> bool:
-            if i == nframes - 1:
-                return r in self.live[pc]
-            ret = cur.frames[i + 1].callsite + 1
-            return r >= 6 and r in self.live[ret]
-
+        live = self._live_regs(cur, pc)
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         iter_next = pc in self.iter_nexts
@@ -400,7 +399,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                             self.processed - self.prev_processed >= 8)
         sig = None
         if self.open_count.get(pc) and not force:
-            sig = signature(cur, self._live_regs(cur, pc))
+            sig = signature(cur, live)
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if maybe_looping(old, cur) and \
@@ -451,7 +450,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if not add:
             return False
         if sig is None:
-            sig = signature(cur, self._live_regs(cur, pc))
+            sig = signature(cur, live)
         self.prev_jmps, self.prev_processed = self.jmps, self.processed
         snap = cur.copy()
         snap.branches = 1
@@ -571,7 +570,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def step(self, st: VState, pc: int, pending) -> int | None:
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
-        if structure.writes_r10(op, insn):
+        if self.writes_r10[pc]:
             self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
         if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
                  isa.F_NEG, isa.F_END):

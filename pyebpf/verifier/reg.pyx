@@ -9,7 +9,7 @@ from .tnum import M64, M32, UNKNOWN
 
 cdef object _M64 = M64
 cdef object _M32 = M32
-# state.py's bounds, made from Python ints (no C constant of 64 bits or more)
+# state.pyx's bounds, made from Python ints (no C constant of 64 bits or more)
 cdef object S64_MAX = _M64 >> 1
 cdef object S64_MIN = -S64_MAX - 1
 cdef object S32_MAX = _M32 >> 1
@@ -18,9 +18,17 @@ cdef object TWO64 = _M64 + 1
 cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.py's NOT_INIT and SCALAR (enum bpf_reg_type)
+# state.pyx's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type),
+# BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
+cdef object PTR_TO_PACKET_META = 7
+cdef object PTR_TO_PACKET = 8
+cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
+cdef object STACK_INVALID = 0
+CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
+             "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST,
+             "STACK_INVALID": STACK_INVALID}
 
 
 cdef inline object _s64(object v):
@@ -33,7 +41,6 @@ cdef inline object _s32(object v):
     return v - TWO32 if v >> 31 else v
 
 
-@cython.final
 @cython.freelist(64)
 # untracked by the cycle collector (its allocations no longer count towards a
 # collection): a register refers to ints, tuples of ints and maps or BTF types, none of
@@ -49,8 +56,6 @@ cdef class Reg:
     ``frame`` (the frame a stack pointer points into); ``precise``: a scalar of a
     checkpoint whose value some later decision depended on (the kernel's precision
     marks: only these scalars must match for a path to be pruned)."""
-    cdef public object type, off, var, smin, smax, umin, umax, s32min, s32max, \
-        u32min, u32max, id, ref, range, map, size, frame, precise
 
     def __init__(self, type_=NOT_INIT):
         self.type = type_
@@ -111,6 +116,161 @@ cdef class Reg:
         return self.type == SCALAR and self.var == (0, 0)
 
 
+cpdef Reg scalar(object v=None):
+    """A scalar register: unknown and unbounded, or the constant ``v`` (made at most
+    instructions: every immediate operand and every helper's result is one)."""
+    cdef Reg r = Reg.__new__(Reg)
+    r.type = SCALAR
+    r.off = r.id = r.ref = r.range = r.size = r.frame = ZERO
+    r.map = None
+    r.precise = False
+    if v is None:
+        r.var = _UNKNOWN
+        r.smin, r.smax, r.umin, r.umax = S64_MIN, S64_MAX, ZERO, _M64
+        r.s32min, r.s32max, r.u32min, r.u32max = S32_MIN, S32_MAX, ZERO, _M32
+        return r
+    v &= _M64
+    r.var = (v, ZERO)
+    r.smin = r.smax = _s64(v)
+    r.umin = r.umax = v
+    r.s32min = r.s32max = _s32(v)
+    r.u32min = r.u32max = v & _M32
+    return r
+
+
 def copy_regs(list regs) -> list:
     """A copy of each register of a frame's list, in order."""
     return [(<Reg?>r).copy() for r in regs]
+
+
+# --- state equivalence on registers (the kernel's regsafe and its parts) ---------------
+# Every checkpoint a path meets compares up to ten registers a frame; compiled, a
+# comparison reads the fields as C struct members instead of Python attributes.
+
+cpdef bint range_within(Reg old, Reg cur):
+    """range_within: every bound of ``cur`` lies within ``old``'s."""
+    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin
+            and cur.smax <= old.smax and old.u32min <= cur.u32min
+            and cur.u32max <= old.u32max and old.s32min <= cur.s32min
+            and cur.s32max <= old.s32max)
+
+
+cdef inline bint _tnum_in(object a, object b):
+    # tnum_in (tnum.in_): every value of ``b`` is a value of ``a``
+    if b[1] & ~a[1] & _M64:
+        return False
+    return a[0] == b[0] & ~a[1] & _M64
+
+
+cpdef bint check_ids(object a, object b, dict idmap):
+    """check_ids: ids ``a`` (old) and ``b`` (cur) map one to one across a comparison
+    (``idmap`` holds the pairs seen so far, keyed ``("o", a)`` and ``("c", b)``)."""
+    if not a and not b:
+        return True
+    if not a or not b:
+        return False
+    seen = idmap.get(("o", a))
+    if seen is None:
+        if ("c", b) in idmap:
+            return False
+        idmap[("o", a)] = b
+        idmap[("c", b)] = a
+        return True
+    return seen == b
+
+
+cdef inline bint _exact_fields(Reg old, Reg cur):
+    return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
+            old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
+            old.s32min == cur.s32min and old.s32max == cur.s32max and
+            old.u32min == cur.u32min and old.u32max == cur.u32max and
+            old.range == cur.range and old.size == cur.size and old.frame == cur.frame)
+
+
+cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
+    """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
+    False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
+    True is the kernel's RANGE_WITHIN)."""
+    if exact:
+        return old.type == cur.type and old.map is cur.map and _exact_fields(old, cur) and \
+            check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
+    if old.type == NOT_INIT:
+        return True
+    if old.type != cur.type:
+        return False
+    if old.type == SCALAR:
+        if not ranges and not old.precise:
+            return True
+        if old.id:
+            # a link to a constant offset must be the same link with the same offset
+            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
+                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+                return False
+            if not check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
+                    not check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+                return False
+        return range_within(old, cur) and _tnum_in(old.var, cur.var)
+    if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
+            old.frame != cur.frame:
+        return False
+    if (old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META) and \
+            old.range > cur.range:
+        return False
+    if not (range_within(old, cur) and _tnum_in(old.var, cur.var)):
+        return False
+    return check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
+
+
+cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges):
+    """states_equal's registers of one frame: :func:`regsafe` of each of ``alive`` (the
+    registers read later, in order), or of r0-r9 for an exact comparison."""
+    cdef Py_ssize_t r
+    if exact:
+        for r in range(10):
+            if not regsafe(old[r], cur[r], idmap, True, ranges):
+                return False
+        return True
+    for k in alive:
+        if not regsafe(old[k], cur[k], idmap, False, ranges):
+            return False
+    return True
+
+
+cpdef bint same_raw(Reg a, Reg b):
+    """states_maybe_looping's register test: every field but the precision mark and
+    the frame equal, ids included, the map the same object."""
+    return (a.map is b.map and a.type == b.type and a.off == b.off and a.var == b.var and
+            a.smin == b.smin and a.smax == b.smax and a.umin == b.umin and
+            a.umax == b.umax and a.s32min == b.s32min and a.s32max == b.s32max and
+            a.u32min == b.u32min and a.u32max == b.u32max and a.id == b.id and
+            a.ref == b.ref and a.range == b.range and a.size == b.size)
+
+
+cpdef tuple sig(Reg r):
+    """What an exact comparison of the register looks at, ids aside (signature's part
+    for one register): the map by identity."""
+    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
+            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+
+
+def signature(st, list live_regs) -> tuple:
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
+    prune point an open state shares (every visit of a loop's)."""
+    cdef list out = [], items, regs
+    for f, alive in zip(st.frames, live_regs):
+        regs = f.regs
+        items = []
+        for spi, s in f.stack.items():
+            kinds = s.kinds
+            for k in kinds:
+                if k != STACK_INVALID:
+                    break
+            else:
+                continue
+            spill = s.spill
+            items.append((spi, tuple(kinds), sig(spill) if spill is not None else None))
+        items.sort()
+        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), tuple(items)))
+    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)

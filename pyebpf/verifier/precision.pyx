@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Precision tracking: which scalars of a checkpoint a later decision depended on
 (the kernel's ``mark_chain_precision``, ``backtrack_insn`` and ``propagate_precision``
 in ``kernel/bpf/verifier.c``).
@@ -24,6 +25,7 @@ the kernel's ``mark_all_scalars_precise`` does.
 from __future__ import annotations
 
 from .. import isa
+from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 
@@ -38,6 +40,25 @@ def applies(interp) -> bool:
     if interp.unpriv or interp.profile != "current":
         return False
     return not any(op is not None and op.form is isa.F_CALLX for op in interp.ops)
+
+
+def skip_table(insns, ops) -> tuple[bytes, bytes]:
+    """Per instruction, what :func:`_walk` may pass over without ``_backtrack`` (its
+    kind for ``backtrack.skip_back``) and its destination register."""
+    kinds, dsts = bytearray(len(ops)), bytearray(len(ops))
+    for pc, op in enumerate(ops):
+        if op is None:
+            kinds[pc] = STOP
+            continue
+        f = op.form
+        if f in _PASS or f is isa.F_ALU_K and op.code & 0xF0 != isa.BPF_MOV:
+            kinds[pc] = SKIP
+        elif f in _ALU:
+            kinds[pc] = SKIP_UNLESS_DST
+        else:
+            kinds[pc] = STOP
+        dsts[pc] = insns[pc].dst
+    return bytes(kinds), bytes(dsts)
 
 
 class _Walk:
@@ -88,6 +109,7 @@ def propagate(interp, old: VState, cur: VState) -> None:
 def _walk(interp, st: VState, w: _Walk) -> None:
     """__mark_chain_precision: back through ``st``'s instructions and checkpoints."""
     insns, ops, globals_ = interp.insns, interp.ops, interp.globals
+    kinds, dsts = interp.skip_table
     log = interp.log if interp.log.level >= 2 else None
     calls_cb = interp.callback_calls
     hist, p = st.hist, st.parent
@@ -98,27 +120,26 @@ def _walk(interp, st: VState, w: _Walk) -> None:
             log.add(f"mark_precise: frame{w.fr}: last_idx {last} first_idx {first} "
                     f"subseq_idx {subseq} ")
         n = len(hist)
-        for j, entry in enumerate(reversed(hist)):
+        i = n - 1
+        while i >= 0:
             if log:
-                pc = _pc(entry)
+                pc = _pc(hist[i])
                 log.add(f"mark_precise: frame{w.fr}: regs={_regs_text(w.regs[w.fr])} "
                         f"stack={_slots_text(w.slots[w.fr])} before {pc}: "
                         f"{insn_text(insns, pc)}")
-            elif type(entry) is int:
+            else:
                 # what most instructions walked back are: a jump, ALU on a register not
                 # wanted or ``d op= imm``, which change nothing wanted (a loop walks many)
-                op = ops[entry]
-                f = op.form
-                if f in _PASS or f in _ALU and (insns[entry].dst not in w.regs[w.fr] or
-                                                f is isa.F_ALU_K and
-                                                op.code & 0xF0 != isa.BPF_MOV):
-                    continue
-            nxt = _pc(hist[n - j]) if j else later
-            if not _backtrack(insns, ops, globals_, entry, w, nxt, calls_cb):
+                i = skip_back(hist, i, kinds, dsts, w.regs[w.fr])
+                if i < 0:
+                    break
+            nxt = _pc(hist[i + 1]) if i + 1 < n else later
+            if not _backtrack(insns, ops, globals_, hist[i], w, nxt, calls_cb):
                 mark_all(st, log)
                 return
             if not w.regs[w.fr] and w.empty():
                 return
+            i -= 1
         if p is None:
             if interp.in_global and w.fr == 0 and not any(w.slots) and \
                     w.regs[0] <= _ARGS:

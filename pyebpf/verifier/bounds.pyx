@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Scalar values: bounds kept in step with the tnum (the kernel's ``reg_bounds_sync``),
 ALU results (``adjust_scalar_min_max_vals``), branch outcomes (``is_branch_taken``)
 and what a taken or fallen-through branch teaches (``regs_refine_cond_op``).
@@ -6,10 +7,11 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, Reg, s32, s64
+from .reg cimport Reg
+from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, s32, s64
 
 
-def sync(r: Reg) -> None:
+def sync(Reg r) -> None:
     """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
     and back, then the tnum from the bounds."""
     key = (r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max)
@@ -191,14 +193,14 @@ def _deduce(b) -> tuple:
     return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
-def valid(r: Reg) -> bool:
+def valid(Reg r) -> bool:
     return (r.umin <= r.umax and r.smin <= r.smax and r.u32min <= r.u32max
             and r.s32min <= r.s32max)
 
 
 # --- ALU on scalars -------------------------------------------------------------------
 
-def _view(r: Reg, bits: int):
+def _view(Reg r, bits: int):
     if bits == 64:
         return r.var, r.umin, r.umax, r.smin, r.smax
     return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
@@ -227,7 +229,7 @@ def _const_eval(op: int, a: int, b: int, bits: int) -> int:
     raise AssertionError(op)
 
 
-def alu(dst: Reg, src: Reg, op: int, bits: int) -> None:
+def alu(Reg dst, Reg src, op: int, bits: int) -> None:
     """``dst op= src`` on scalars, ``bits`` 64 or 32 (the result zero-extended)."""
     W = (1 << bits) - 1
     SMIN, SMAX = (S64_MIN, S64_MAX) if bits == 64 else (S32_MIN, S32_MAX)
@@ -296,7 +298,7 @@ def alu(dst: Reg, src: Reg, op: int, bits: int) -> None:
     _set(dst, var, umin, umax, smin, smax, bits)
 
 
-def _set(r: Reg, var, umin, umax, smin, smax, bits: int) -> None:
+def _set(Reg r, var, umin, umax, smin, smax, bits: int) -> None:
     r.type = SCALAR
     r.id = 0
     if bits == 64:
@@ -311,12 +313,12 @@ def _set(r: Reg, var, umin, umax, smin, smax, bits: int) -> None:
     sync(r)
 
 
-def zext32(r: Reg) -> None:
+def zext32(Reg r) -> None:
     """Keep the low 32 bits of a scalar (what every ALU32 result and 32-bit move does)."""
     _set(r, tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max, 32)
 
 
-def truncate(r: Reg, size: int) -> None:
+def truncate(Reg r, size: int) -> None:
     """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended."""
     if size >= 8:
         return
@@ -339,7 +341,7 @@ def _sx(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def sign_extend(r: Reg, size: int) -> None:
+def sign_extend(Reg r, size: int) -> None:
     """coerce_reg_to_size_sx: the result of a sign-extending load or 64-bit move of
     ``size`` bytes.  Bounds survive when the source's signed range lies in one block of
     2**bits values and sign-extends to one side of zero; else only the size's range."""
@@ -363,7 +365,7 @@ def sign_extend(r: Reg, size: int) -> None:
     r.var = tnum.UNKNOWN
 
 
-def sign_extend32(r: Reg, size: int) -> None:
+def sign_extend32(Reg r, size: int) -> None:
     """coerce_subreg_to_size_sx then zero extension: a 32-bit move sign-extending the
     low ``size`` bytes (``w1 = (s8)w2``), by the same rule on the 32-bit bounds."""
     bits = size * 8
@@ -391,13 +393,13 @@ _SWAP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JGE: isa.BPF_JLE, isa.BPF_JSGT: isa.B
          isa.BPF_JSGE: isa.BPF_JSLE}
 
 
-def _bounds(r: Reg, is32: bool):
+def _bounds(Reg r, is32: bool):
     if is32:
         return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
     return r.var, r.umin, r.umax, r.smin, r.smax
 
 
-def branch_taken(a: Reg, b: Reg, op: int, is32: bool) -> int:
+def branch_taken(Reg a, Reg b, op: int, is32: bool) -> int:
     """1 when the jump is always taken, 0 never, -1 when either may happen."""
     (av, aumin, aumax, asmin, asmax) = _bounds(a, is32)
     (bv, bumin, bumax, bsmin, bsmax) = _bounds(b, is32)
@@ -421,17 +423,25 @@ def branch_taken(a: Reg, b: Reg, op: int, is32: bool) -> int:
             if not (av[0] | av[1]) & val:
                 return 0
         return -1
-    table = {
-        isa.BPF_JGT: (aumin > bumax, aumax <= bumin),
-        isa.BPF_JGE: (aumin >= bumax, aumax < bumin),
-        isa.BPF_JLT: (aumax < bumin, aumin >= bumax),
-        isa.BPF_JLE: (aumax <= bumin, aumin > bumax),
-        isa.BPF_JSGT: (asmin > bsmax, asmax <= bsmin),
-        isa.BPF_JSGE: (asmin >= bsmax, asmax < bsmin),
-        isa.BPF_JSLT: (asmax < bsmin, asmin >= bsmax),
-        isa.BPF_JSLE: (asmax <= bsmin, asmin > bsmax),
-    }
-    yes, no = table[op]
+    # only the comparison asked (branch_taken runs at every conditional jump)
+    if op == isa.BPF_JGT:
+        yes, no = aumin > bumax, aumax <= bumin
+    elif op == isa.BPF_JGE:
+        yes, no = aumin >= bumax, aumax < bumin
+    elif op == isa.BPF_JLT:
+        yes, no = aumax < bumin, aumin >= bumax
+    elif op == isa.BPF_JLE:
+        yes, no = aumax <= bumin, aumin > bumax
+    elif op == isa.BPF_JSGT:
+        yes, no = asmin > bsmax, asmax <= bsmin
+    elif op == isa.BPF_JSGE:
+        yes, no = asmin >= bsmax, asmax < bsmin
+    elif op == isa.BPF_JSLT:
+        yes, no = asmax < bsmin, asmin >= bsmax
+    elif op == isa.BPF_JSLE:
+        yes, no = asmax <= bsmin, asmin > bsmax
+    else:
+        raise AssertionError(op)
     return 1 if yes else 0 if no else -1
 
 
@@ -440,7 +450,7 @@ def reverse(op: int) -> int:
     return _REV[op]
 
 
-def refine(a: Reg, b: Reg, op: int, is32: bool) -> bool:
+def refine(Reg a, Reg b, op: int, is32: bool) -> bool:
     """Narrow ``a`` and ``b`` knowing ``a op b`` holds; False when it cannot."""
     if op in _SWAP:
         a, b, op = b, a, _SWAP[op]

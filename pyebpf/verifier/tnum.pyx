@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Tristate numbers: a 64-bit value whose bits are known 0, known 1 or unknown.
 
 A tnum is a ``(value, mask)`` pair: bits set in ``mask`` are unknown, the others are

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """The kernel's static checks on a program's structure, before any path is explored.
 
 For every program: each slot is an instruction of the table in :mod:`pyebpf.isa`

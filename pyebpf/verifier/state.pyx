@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Register and stack state of the abstract interpreter (the kernel's
 ``struct bpf_reg_state``, ``bpf_stack_state``, ``bpf_func_state`` and
 ``bpf_verifier_state``), their copies, and the equivalence used to prune paths.
@@ -83,14 +84,8 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import Reg, copy_regs  # noqa: E402
-
-
-def scalar(v: int | None = None) -> Reg:
-    r = Reg(SCALAR)
-    if v is not None:
-        r.mark_known(v)
-    return r
+from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # noqa: E402,F401
+                  scalar, signature)
 
 
 class Slot:
@@ -206,64 +201,10 @@ class VState:
 
 # --- state equivalence (the kernel's states_equal / regsafe / stacksafe) ------------
 
-def range_within(old: Reg, cur: Reg) -> bool:
-    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin
-            and cur.smax <= old.smax and old.u32min <= cur.u32min
-            and cur.u32max <= old.u32max and old.s32min <= cur.s32min
-            and cur.s32max <= old.s32max)
-
-
-def _check_ids(a: int, b: int, idmap: dict) -> bool:
-    if not a and not b:
-        return True
-    if not a or not b:
-        return False
-    seen = idmap.get(("o", a))
-    if seen is None:
-        if ("c", b) in idmap:
-            return False
-        idmap[("o", a)] = b
-        idmap[("c", b)] = a
-        return True
-    return seen == b
-
-
-_EXACT = ("off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-          "u32max", "range", "size", "frame")
-
-
-def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -> bool:
-    """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
-    False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
-    True is the kernel's RANGE_WITHIN)."""
-    if exact:
-        return old.type == cur.type and old.map is cur.map and \
-            all(getattr(old, k) == getattr(cur, k) for k in _EXACT) and \
-            _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
-    if old.type == NOT_INIT:
-        return True
-    if old.type != cur.type:
-        return False
-    if old.type == SCALAR:
-        if not ranges and not old.precise:
-            return True
-        if old.id:
-            # a link to a constant offset must be the same link with the same offset
-            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
-                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
-                return False
-            if not _check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
-                    not _check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
-                return False
-        return range_within(old, cur) and tnum.in_(old.var, cur.var)
-    if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
-            old.frame != cur.frame:
-        return False
-    if old.type in PKT_TYPES and old.range > cur.range:
-        return False
-    if not (range_within(old, cur) and tnum.in_(old.var, cur.var)):
-        return False
-    return _check_ids(old.id, cur.id, idmap) and _check_ids(old.ref, cur.ref, idmap)
+# range_within, check_ids, regsafe and regs_safe (the registers' part of the comparison), and
+# signature (the exact comparison's lookup key) are compiled with the register
+# (reg.pyx): the comparisons of every checkpoint a path meets are most of what pruning
+# costs.
 
 
 _UNBOUND = Reg(SCALAR)
@@ -321,46 +262,54 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
     return True
 
 
-def states_equal(old: VState, cur: VState, live, exact: bool = False,
+def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
                  ranges: bool = True, uninit_ok: bool = True) -> bool:
-    """``live(frame_index, regno)`` says whether a register is read later; ``ranges``
-    as :func:`regsafe`'s; ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
-    if len(old.frames) != len(cur.frames) or set(old.refs) != set(cur.refs) and exact:
+    """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
+    comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
+    ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    idmap: dict = {}
+    if old.refs or cur.refs or old.locks or cur.locks or old.irqs or cur.irqs or \
+            old.spin_lock is not None or cur.spin_lock is not None or \
+            old.rcu_lock != cur.rcu_lock or old.preempt_locks != cur.preempt_locks:
+        if not _held_safe(old, cur, idmap, exact):
+            return False
+    for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
+        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
+            return False
+        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges):
+            return False
+        if (of.stack or exact and cf.stack) and \
+                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
+            return False
+    for a, b in zip(sorted(old.refs), sorted(cur.refs)):
+        if not check_ids(a, b, idmap):
+            return False
+    return True
+
+
+def _held_safe(old: VState, cur: VState, idmap: dict, exact: bool) -> bool:
+    """states_equal's references, locks, irq flags and RCU and preemption regions
+    (refsafe); their ids mapped into ``idmap`` before the registers'."""
+    if exact and set(old.refs) != set(cur.refs):
         return False
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
             old.preempt_locks != cur.preempt_locks or \
             (old.spin_lock is None) != (cur.spin_lock is None) or \
             len(old.locks) != len(cur.locks) or len(old.irqs) != len(cur.irqs):
         return False
-    idmap: dict = {}
     if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
-                                      not _check_ids(old.spin_lock[1], cur.spin_lock[1],
-                                                     idmap)):
+                                      not check_ids(old.spin_lock[1], cur.spin_lock[1],
+                                                    idmap)):
         return False        # refsafe: the same lock, its id mapped as the registers' are
     for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
-        if okind != ckind or omap is not cmap or not _check_ids(oid, cid, idmap):
+        if okind != ckind or omap is not cmap or not check_ids(oid, cid, idmap):
             return False
     for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
-        if not _check_ids(oid, cid, idmap):
-            return False
-    for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
-        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
-            return False
-        for r in range(10):
-            if not exact and not live(i, r):
-                continue
-            if not regsafe(of.regs[r], cf.regs[r], idmap, exact, ranges):
-                return False
-        if not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
-            return False
-    for a, b in zip(sorted(old.refs), sorted(cur.refs)):
-        if not _check_ids(a, b, idmap):
+        if not check_ids(oid, cid, idmap):
             return False
     return True
-
-
-_RAW = ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-        "u32max", "id", "ref", "range", "size")
 
 
 def maybe_looping(old: VState, cur: VState) -> bool:
@@ -370,25 +319,6 @@ def maybe_looping(old: VState, cur: VState) -> bool:
     if len(old.frames) != len(cur.frames):
         return False
     for a, b in zip(old.frames[-1].regs, cur.frames[-1].regs):
-        if a.map is not b.map or any(getattr(a, k) != getattr(b, k) for k in _RAW):
+        if not same_raw(a, b):
             return False
     return True
-
-
-def signature(st: VState, live_regs: list) -> tuple:
-    """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for.
-    ``live_regs[i]``: the registers of frame ``i`` compared, in order."""
-    out = []
-    for f, alive in zip(st.frames, live_regs):
-        regs = f.regs
-        stack = tuple(sorted((spi, tuple(s.kinds), _sig_reg(s.spill) if s.spill else None)
-                             for spi, s in f.stack.items()
-                             if any(k != STACK_INVALID for k in s.kinds)))
-        out.append((f.callsite, alive, tuple([_sig_reg(regs[k]) for k in alive]), stack))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
-
-
-def _sig_reg(r: Reg) -> tuple:
-    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))

@@ -1,0 +1,11 @@
+# The verifier's register, for the compiled modules that read its fields directly
+# (bounds.pyx): reg.pyx says what each field is.
+cimport cython
+
+
+@cython.final
+cdef class Reg:
+    cdef public object type, off, var, smin, smax, umin, umax, s32min, s32max, \
+        u32min, u32max, id, ref, range, map, size, frame, precise
+
+    cpdef Reg copy(self)
