@@ -29,6 +29,29 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     bpf_for(i, 0, 16) { arr[i] = i; s += arr[i]; }
     return s;
 }""",
+    # the counter, widened when the outer loop repeats, reaches the iterator's next
+    # call unlinked where the state there linked it to the copy it came from: an id of
+    # the old state against none is a fresh id (check_scalar_ids), and this prunes
+    "can_loop_inside_an_iterator": """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j, s = 0;
+    bpf_for(i, 0, 8) { for (j = 0; j < 5 && can_loop; j++) if (j & 1) s++; }
+    return s;
+}""",
+    "iterator_with_a_volatile_sum_and_an_index_doubled": """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i;
+    long m;
+    volatile long s = 0;
+    bpf_for(i, 0, 13) {
+        if (skb->len > i) s += 1; else s -= 1;
+        arr[i & 15] += i;
+        m = i * 2;
+        if (m < 20) s += arr[m & 15];
+    }
+    return s;
+}""",
     # no may_goto, iterator or callback: no backedge, nothing changes
     "bounded_loop": """
 SEC("tc") int prog(struct __sk_buff *skb) {

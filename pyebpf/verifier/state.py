@@ -228,6 +228,18 @@ def _check_ids(a: int, b: int, idmap: dict) -> bool:
     return seen == b
 
 
+def _check_scalar_ids(a: int, b: int, idmap: dict) -> bool:
+    """check_scalar_ids, for an ``old`` register with an id: an unlinked ``cur`` one
+    stands for an id of its own (so it matches one register of ``old``'s link, not
+    two); a link to a constant offset maps its base id as well."""
+    if not b:
+        b = idmap["tmp"] = ("tmp", idmap.get("tmp", ("tmp", 0))[1] + 1)
+    if not _check_ids(a, b, idmap):
+        return False
+    return not a & BPF_ADD_CONST or \
+        _check_ids(a & ~BPF_ADD_CONST, b & ~BPF_ADD_CONST, idmap)
+
+
 _EXACT = ("off", "var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
           "u32max", "range", "size", "frame")
 
@@ -249,11 +261,10 @@ def regsafe(old: Reg, cur: Reg, idmap: dict, exact: bool, ranges: bool = True) -
             return True
         if old.id:
             # a link to a constant offset must be the same link with the same offset
-            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
-                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+            if (old.id ^ cur.id) & BPF_ADD_CONST or \
+                    old.id & BPF_ADD_CONST and old.off != cur.off:
                 return False
-            if not _check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
-                    not _check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+            if not _check_scalar_ids(old.id, cur.id, idmap):
                 return False
         return range_within(old, cur) and tnum.in_(old.var, cur.var)
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
