@@ -52,6 +52,21 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     }
     return s;
 }""",
+    # the inner loop comes back to a state exactly like an ancestor's, one may_goto
+    # deeper: is_state_visited calls that an infinite loop only at the same depth
+    "can_loop_inside_a_bounded_loop": """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j, k = 0;
+    long s = 0;
+    #pragma nounroll
+    for (i = 0; i < 13; i++)
+        for (j = 0; j < 20 && can_loop; j++) {
+            if (i < 16) s += arr[i];
+            k += 2; if (k > 10) k = 0; s += k;
+        }
+    return s;
+}""",
     # no may_goto, iterator or callback: no backedge, nothing changes
     "bounded_loop": """
 SEC("tc") int prog(struct __sk_buff *skb) {
