@@ -339,15 +339,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return pc + 1 + insn.off
 
     def loop_entry(self, st: VState, pc: int) -> VState | None:
-        """find_prev_entry: the checkpoint at ``pc`` of the previous loop iteration (the
-        nearest one is this visit's own)."""
-        seen, p = 0, st.parent
-        while p is not None:
-            if p.insn == pc and len(p.frames) == len(st.frames):
-                seen += 1
-                if seen == 2:
-                    return p
-            p = p.parent
+        """find_prev_entry: the newest state at ``pc`` with the same call sites that is
+        still being explored and was checkpointed before ``st``'s own checkpoint here
+        (the previous iteration's, or a state of an enclosing loop's path)."""
+        own = st.parent
+        sites = [f.callsite for f in own.frames]
+        for old in reversed(self.states.get(self._bucket(pc, own), ())):
+            if old.insn == pc and old.branches and old.dfs_depth < own.dfs_depth and \
+                    [f.callsite for f in old.frames] == sites:
+                return old
         return None
 
     def pop(self, pending):
@@ -408,8 +408,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-        bucket = self.main_buckets[pc] if nframes == 1 else \
-            ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots     # _bucket_of
+        bucket = self._bucket(pc, cur)
         here = self.states.get(bucket, [])
         count = 0
         for old in here[::-1]:      # a copy: _evict may remove from here
@@ -461,6 +460,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         snap.hist, cur.hist = cur.hist, []
         cur.hist_len = 0
         cur.parent = snap
+        cur.dfs_depth = snap.dfs_depth + 1
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
         self.states.setdefault(bucket, []).append(snap)
@@ -515,6 +515,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC backedge {_chain_text(chain)}")
         visit.backedges.append((old, cur.copy()))
+
+    def _bucket(self, pc: int, st: VState) -> int:
+        """_bucket_of for ``st``'s current function."""
+        if len(st.frames) == 1:
+            return self.main_buckets[pc]
+        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
 
     def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as
