@@ -267,6 +267,27 @@ def test_arena_with_another_tag_is_refused():
                    "return f(0);", "arg#0 arena cannot be combined with any other tags")
 
 
+ARENA = '__noinline int f(int *p __arg("arena")) { return p ? *p : 1; }\n'
+
+
+@pytest.mark.parametrize("argument", ["(int *)skb", "&x"])
+def test_a_pointer_is_refused_for_an_arena_argument(argument):
+    _refused_alike(ARENA, f"int x = 5; return f({argument});",
+                   "R1 is not a pointer to arena or scalar.")
+
+
+def test_an_arena_argument_is_a_scalar_the_function_may_not_dereference():
+    # a program without an arena (pyebpf has none): the function sees a scalar
+    _refused_alike(ARENA, "return f((int *)(long)skb->mark);",
+                   "R1 invalid mem access 'scalar'")
+
+
+def test_an_arena_argument_the_function_only_compares_loads():
+    data = _loads_alike('__noinline int f(int *p __arg("arena")) { return p ? 2 : 1; }\n',
+                        "return f((int *)(long)skb->mark);")
+    assert same_retval(data, PACKET) == 1
+
+
 # --- pins -----------------------------------------------------------------------------
 
 def test_a_program_got_from_its_pin_keeps_its_functions_trusted_argument(tmp_path,
