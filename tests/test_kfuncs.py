@@ -232,6 +232,37 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     assert ours is not None and theirs in ours
 
 
+def test_the_int_next_yields_is_read_only_as_the_kernel_has_it():
+    ours, theirs = _verdicts("""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_num it;
+    int *p, s = 0;
+    bpf_iter_num_new(&it, 0, 3);
+    while ((p = bpf_iter_num_next(&it))) { *p = 5; s += *p; }
+    bpf_iter_num_destroy(&it);
+    return s;
+}
+""", FLAGS[0])
+    assert theirs == "R0 cannot write into rdonly_mem"
+    assert ours is not None and theirs in ours
+
+
+def test_the_int_next_yields_is_gone_once_the_iterator_is_destroyed():
+    ours, theirs = _verdicts("""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_num it;
+    int *p, s = 0;
+    bpf_iter_num_new(&it, 0, 3);
+    p = bpf_iter_num_next(&it);
+    bpf_iter_num_destroy(&it);
+    if (p) s = *p;
+    return s;
+}
+""", FLAGS[0])
+    assert theirs is not None and theirs.endswith("invalid mem access 'scalar'")
+    assert ours is not None and theirs in ours
+
+
 # --- RCU read-side and preemption regions ------------------------------------------------
 
 REGIONS = r"""
