@@ -41,7 +41,7 @@ from ..btf.relo import candidates, target_btf
 from ..btf.types import Kind
 from ..errors import VerifierError
 from . import tnum
-from .dynptrs import const_dynptr_reg
+from .dynptrs import SKB, const_dynptr_reg
 from .state import (CONST_PTR_TO_DYNPTR, MAYBE_NULL, MEM_RCU, PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_STACK, PTR_UNTRUSTED, SCALAR, Frame, Reg, VState, scalar, type_str)
@@ -505,8 +505,9 @@ class GlobalCalls:
                 # none): the kernel's function sees an unknown scalar
                 fr.regs[i + 1] = scalar()
             elif arg.kind == DYNPTR:
-                # do_check_common: assume a local dynptr
-                fr.regs[i + 1] = const_dynptr_reg()
+                # do_check_common: a dynptr the function may read, which 6.18's log
+                # shows as an skb one
+                fr.regs[i + 1] = const_dynptr_reg(SKB, self.new_id())
             elif arg.kind == BTF:
                 reg.type = PTR_TO_BTF_ID | (PTR_UNTRUSTED if arg.untrusted else 0) | \
                     (MAYBE_NULL if arg.nullable else 0)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .state import (BPF_ADD_CONST, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+from .dynptrs import TYPE_NAMES
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -131,6 +132,8 @@ def reg_text(r, marks: bool = False) -> str:
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
+    if r.type == CONST_PTR_TO_DYNPTR and r.size:
+        parts.append(f"type={TYPE_NAMES[r.size]}")
     if r.is_const:
         if r.value:
             parts.append(f"imm={_snum(r.value)}")
