@@ -6,7 +6,7 @@ import pytest
 
 from bpfc import compile_object
 from test_kfuncs import ITER
-from test_may_goto import CAN_LOOP
+from test_may_goto import CALLED, CAN_LOOP
 from verifier_counts import counts_and_the_kernels
 
 SHAPES = {
@@ -81,6 +81,9 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     }
     return s;
 }""",
+    # a can_loop function called from a can_loop loop (133 insns, 15 states before the
+    # three above)
+    "can_loop_function_called_from_a_can_loop_loop": CALLED,
     # no may_goto, iterator or callback: no backedge, nothing changes
     "bounded_loop": """
 SEC("tc") int prog(struct __sk_buff *skb) {
