@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .dynptrs import TYPE_NAMES
-from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+from .dynptrs import TYPE_NAMES, dynptr_type
+from .kfuncs import ITER_ACTIVE
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, PTR_TO_MEM, STACK_DYNPTR, STACK_ITER, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -132,6 +133,8 @@ def reg_text(r, marks: bool = False) -> str:
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
+    if r.type & 0xFF == PTR_TO_MEM:
+        parts.append(f"sz={r.size}")
     if r.type == CONST_PTR_TO_DYNPTR and r.size:
         parts.append(f"type={TYPE_NAMES[r.size]}")
     if r.is_const:
@@ -144,7 +147,22 @@ def reg_text(r, marks: bool = False) -> str:
     return f"{type_str(r.type)}({','.join(parts)})"
 
 
-def _slot_text(s, marks: bool = False) -> str:
+def _slot_text(s, marks: bool = False) -> str | None:
+    """A stack slot as print_verifier_state shows it; None for one it skips (an
+    iterator's or a dynptr's other slots)."""
+    if s.kinds[0] == STACK_ITER:
+        m = s.spill
+        if m is None:
+            return None
+        kind = isa.KFUNC_NAMES[m.size][len("bpf_"):-len("_new")]
+        state = "active" if m.value == ITER_ACTIVE else "drained"
+        return f"{kind}(ref_id={m.ref},state={state},depth={m.range})"
+    if s.kinds[0] == STACK_DYNPTR:
+        m = s.spill
+        if m is None or m.size != 1:
+            return None
+        ref = f"ref_id={m.ref}," if m.ref else ""
+        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id={m.id})"
     if s.spill is not None:
         return reg_text(s.spill, marks)
     # the kernel's slot_type_char: a zero byte is '0'
@@ -159,8 +177,9 @@ def frame_text(frame) -> str:
             if reg.type != NOT_INIT]
     for spi in sorted(frame.stack):
         s = frame.stack[spi]
-        if s.spill is not None or any(s.kinds):
-            out.append(f" fp{-(spi + 1) * 8}={_slot_text(s, True)}")
+        text = _slot_text(s, True) if s.spill is not None or any(s.kinds) else None
+        if text is not None:
+            out.append(f" fp{-(spi + 1) * 8}={text}")
     return "".join(out)
 
 
@@ -171,8 +190,9 @@ def state_text(st) -> str:
             out.append(f"R{r}={reg_text(reg)}")
     for spi in sorted(st.cur.stack):
         s = st.cur.stack[spi]
-        if s.spill is not None or any(s.kinds):
-            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
+        text = _slot_text(s) if s.spill is not None or any(s.kinds) else None
+        if text is not None:
+            out.append(f"fp{-(spi + 1) * 8}={text}")
     return " ".join(out)
 
 
@@ -185,8 +205,10 @@ def scratched_text(st, regs, slots) -> str:
             if frame.regs[r].type != NOT_INIT]
     for spi in sorted(slots):
         s = frame.stack.get(spi)
-        if s is not None and (s.spill is not None or any(s.kinds)):
-            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
+        text = _slot_text(s) if s is not None and (s.spill is not None or any(s.kinds)) \
+            else None
+        if text is not None:
+            out.append(f"fp{-(spi + 1) * 8}={text}")
     return " ".join(out) if len(out) > bool(frame.frameno) else ""
 
 
