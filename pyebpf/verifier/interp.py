@@ -255,6 +255,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         pending: list[tuple[VState, int, int]] = []
         prev = -1
         touched = None      # what the last instruction touched, printed before the next
+        self.log.start(pc, st)
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
@@ -265,7 +266,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if pc in self.prune:
                 if self.visited(st, pc):
                     self.log.slots.clear()
-                    self.log.pruned(prev, pc)
+                    self.log.pruned(pc)
                     self.path_done(st)
                     self.lv.update(st)
                     if not pending:
@@ -282,6 +283,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # for an equivalent state here (none when that pruned the path)
                 self.log.after(st, touched, pc)
                 touched = None
+            self.log.begun()
             if self.is_jmp[pc]:
                 self.jmps += 1
             self.log.insn(pc, self.insns, self.ops, st)

@@ -220,6 +220,10 @@ class Log:
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
         self.insn_line = -1             # where the last instruction line is
+        # a path just begun (do_check's do_print_state): (the pc it was queued at, or
+        # None for a function's entry; its first pc; its state), printed once it is
+        # not pruned there
+        self.fresh = None
 
     def mark(self) -> int:
         return len(self.lines)
@@ -247,11 +251,31 @@ class Log:
         if self.level == 1:
             del self.lines[mark:]
         elif self.level >= 2:
-            self.lines.append(f"from {prev} to {pc}: {state_text(st)}")
+            self.fresh = (prev, pc, state_text(st))
 
-    def pruned(self, prev: int, pc: int) -> None:
+    def start(self, pc: int, st) -> None:
+        """Level 2: a function's verification begins at ``pc`` in state ``st``."""
         if self.level >= 2:
-            self.lines.append(f"from {prev} to {pc}: safe" if prev >= 0 else f"{pc}: safe")
+            self.fresh = (None, pc, state_text(st))
+
+    def begun(self) -> None:
+        """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued
+        one, then ``Y: state`` (every register scratched, print_insn_state)."""
+        if self.fresh is not None:
+            prev, pc, text = self.fresh
+            if prev is not None:
+                self.lines.append(f"from {prev} to {pc}: {text}")
+            self.lines.append(f"{pc}: {text}")
+            self.fresh = None
+
+    def pruned(self, pc: int) -> None:
+        """Level 2: ``from X to Y: safe`` for a path pruned where it was popped, else
+        ``Y: safe``."""
+        if self.level >= 2:
+            popped = self.fresh is not None and self.fresh[0] is not None
+            self.lines.append(f"from {self.fresh[0]} to {pc}: safe" if popped else
+                              f"{pc}: safe")
+            self.fresh = None
 
     def add(self, line: str) -> None:
         if self.level:
