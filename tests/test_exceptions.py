@@ -4,10 +4,14 @@ against the kernel: load verdicts (the kernel's words for each refusal) and
 BPF_PROG_TEST_RUN's retval, which after a throw is the exception callback's return
 value, or the cookie's low 32 bits with the default callback."""
 import errno
+import re
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
+
+from pyebpf import cli, kernel
+from pyebpf.kernel import oracle
 
 from bpfc import compile_object
 from objdiff import assert_refused_alike, program_retvals, same_retval, verdicts
@@ -127,6 +131,33 @@ __noinline int on_throw(__u64 cookie) {{ return (cookie & 0xff) + 10; }}
 SEC("tc") __exception_cb(on_throw)
 int prog(struct __sk_buff *skb) {{ bpf_throw({cookie}ULL); return 1; }}
 """, flags) == (cookie & 0xFF) + 10
+
+
+def test_the_exception_callback_is_validated_in_the_level_2_log_as_by_the_kernel(
+        monkeypatch, capsys, tmp_path):
+    """Each path's first state (``0: R1=ctx() R10=fp0``, ``from 1 to 4: ...`` and
+    ``4: ...``), then ``Validating on_throw() func#1...`` with the callback's entry
+    state and its verdict, line for line."""
+    data = _object("""
+__noinline int on_throw(__u64 cookie) { return cookie; }
+SEC("tc") __exception_cb(on_throw)
+int prog(struct __sk_buff *skb) { if (skb->len > 10) bpf_throw(25ULL); return 1; }
+""")
+    init = oracle.KernelProgram.__init__
+    monkeypatch.setattr(oracle.KernelProgram, "__init__",
+                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
+    with kernel.load_object(data) as kobj:
+        theirs = kobj.program("prog").verifier_log
+    count_comparison()
+    (tmp_path / "prog.o").write_bytes(data)
+    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
+    ours = capsys.readouterr().out
+
+    def paths(log):
+        return [ln for ln in log.splitlines()
+                if re.match(r"(\d+: R|from \d+ to|Validating|Func#|\d+: safe)", ln)]
+    assert "Validating on_throw() func#1..." in paths(theirs)
+    assert paths(ours) == paths(theirs)
 
 
 @pytest.mark.parametrize("flags", FLAGS)

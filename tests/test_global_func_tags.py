@@ -5,9 +5,13 @@ do_check_common): which tags and pointer types a call is refused for, with the k
 words, what a call must pass, what the function may do with what it gets, and the runs
 of the programs that load.  The shapes are the selftests' verifier_global_ptr_args.c and
 verifier_global_subprogs.c, in tc programs."""
+import re
+
 import pytest
 
 import pyebpf
+from pyebpf import cli
+from pyebpf.kernel import oracle
 from pyebpf.errors import ElfError, KernelError
 
 from bpfc import compile_object
@@ -240,6 +244,25 @@ def test_a_dynptr_argument_reads_the_caller_s_skb_dynptr():
     assert same_retval(data, PACKET) == 6 << 8 | 7
 
 
+def test_a_dynptr_argument_is_logged_at_level_2_as_the_kernel_logs_it(monkeypatch, capsys,
+                                                                     tmp_path):
+    data = _object(DYNPTR, "struct bpf_dynptr d; bpf_dynptr_from_skb(skb, 0, &d); "
+                           "return f(&d);")
+    init = oracle.KernelProgram.__init__
+    monkeypatch.setattr(oracle.KernelProgram, "__init__",
+                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
+    with pyebpf.kernel.load_object(data) as kobj:
+        theirs = kobj.program("prog").verifier_log
+    count_comparison()
+    (tmp_path / "prog.o").write_bytes(data)
+    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
+    ours = capsys.readouterr().out
+
+    def argument(log):
+        return re.search(r"R1=dynptr_ptr\([^)]*\)", log.split("Validating f()")[1])[0]
+    assert argument(ours) == argument(theirs)
+
+
 def test_an_uninitialised_dynptr_is_refused_for_a_dynptr_argument():
     _refused_alike(DYNPTR, "struct bpf_dynptr d; return f(&d);",
                    "Expected an initialized dynptr as arg #0")
@@ -265,6 +288,27 @@ def test_arena_with_another_tag_is_refused():
     _refused_alike('__noinline int f(int *p __arg("arena") __arg("nonnull")) '
                    '{ return UNKNOWN; }\n',
                    "return f(0);", "arg#0 arena cannot be combined with any other tags")
+
+
+ARENA = '__noinline int f(int *p __arg("arena")) { return p ? *p : 1; }\n'
+
+
+@pytest.mark.parametrize("argument", ["(int *)skb", "&x"])
+def test_a_pointer_is_refused_for_an_arena_argument(argument):
+    _refused_alike(ARENA, f"int x = 5; return f({argument});",
+                   "R1 is not a pointer to arena or scalar.")
+
+
+def test_an_arena_argument_is_a_scalar_the_function_may_not_dereference():
+    # a program without an arena (pyebpf has none): the function sees a scalar
+    _refused_alike(ARENA, "return f((int *)(long)skb->mark);",
+                   "R1 invalid mem access 'scalar'")
+
+
+def test_an_arena_argument_the_function_only_compares_loads():
+    data = _loads_alike('__noinline int f(int *p __arg("arena")) { return p ? 2 : 1; }\n',
+                        "return f((int *)(long)skb->mark);")
+    assert same_retval(data, PACKET) == 1
 
 
 # --- pins -----------------------------------------------------------------------------

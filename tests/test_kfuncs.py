@@ -5,6 +5,7 @@ availability per program type, and the open-coded numeric iterator
 the load verdict (with the kernel's message for a refusal) and BPF_PROG_TEST_RUN's
 retval.
 """
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 import pyebpf
-from pyebpf import elf, isa
+from pyebpf import cli, elf, isa
+from pyebpf.kernel import oracle
 from pyebpf.errors import ElfError
 from pyebpf.verifier.kfuncs import KFUNCS
 
@@ -20,6 +22,7 @@ from skbdiff import TYPES
 
 from bpfc import compile_object
 from objdiff import same_retval, verdicts
+from recorded_kernel import count_comparison
 from verifier_counts import counts_and_the_kernels
 
 # the shapes of libbpf's bpf_helpers.h (1.2 and later): the installed 1.1 has neither
@@ -230,6 +233,59 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 """, FLAGS[0])
     assert theirs is not None and "expected an initialized iter_num as arg #0" in theirs
     assert ours is not None and theirs in ours
+
+
+def test_the_int_next_yields_is_read_only_as_the_kernel_has_it():
+    ours, theirs = _verdicts("""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_num it;
+    int *p, s = 0;
+    bpf_iter_num_new(&it, 0, 3);
+    while ((p = bpf_iter_num_next(&it))) { *p = 5; s += *p; }
+    bpf_iter_num_destroy(&it);
+    return s;
+}
+""", FLAGS[0])
+    assert theirs == "R0 cannot write into rdonly_mem"
+    assert ours is not None and theirs in ours
+
+
+def test_the_int_next_yields_is_gone_once_the_iterator_is_destroyed():
+    ours, theirs = _verdicts("""
+SEC("tc") int prog(struct __sk_buff *skb) {
+    struct bpf_iter_num it;
+    int *p, s = 0;
+    bpf_iter_num_new(&it, 0, 3);
+    p = bpf_iter_num_next(&it);
+    bpf_iter_num_destroy(&it);
+    if (p) s = *p;
+    return s;
+}
+""", FLAGS[0])
+    assert theirs is not None and theirs.endswith("invalid mem access 'scalar'")
+    assert ours is not None and theirs in ours
+
+
+def test_an_iterator_and_what_next_yields_are_logged_at_level_2_as_the_kernel_logs_them(
+        monkeypatch, capsys, tmp_path):
+    data = compile_object(ITER + """
+SEC("tc") int prog(struct __sk_buff *skb) { int i, s = 0; bpf_for(i, 0, 3) s += i; return s; }
+""", flags=FLAGS[0])
+    init = oracle.KernelProgram.__init__
+    monkeypatch.setattr(oracle.KernelProgram, "__init__",
+                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
+    with pyebpf.kernel.load_object(data) as kobj:
+        theirs = kobj.program("prog").verifier_log
+    count_comparison()
+    (tmp_path / "prog.o").write_bytes(data)
+    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
+    ours = capsys.readouterr().out
+
+    def queued(log):
+        """R0 and the iterator's slot where the first iteration is popped."""
+        line = next(ln for ln in log.splitlines() if ln.startswith("from ") and "fp-" in ln)
+        return re.findall(r"R0=\S+|fp-\d+=iter\S+", line)
+    assert queued(ours) == queued(theirs)
 
 
 # --- RCU read-side and preemption regions ------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from bpfc import compile_object
 from test_kfuncs import ITER
-from test_may_goto import CAN_LOOP
+from test_may_goto import CALLED, CAN_LOOP
 from verifier_counts import counts_and_the_kernels
 
 SHAPES = {
@@ -29,6 +29,61 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     bpf_for(i, 0, 16) { arr[i] = i; s += arr[i]; }
     return s;
 }""",
+    # the counter, widened when the outer loop repeats, reaches the iterator's next
+    # call unlinked where the state there linked it to the copy it came from: an id of
+    # the old state against none is a fresh id (check_scalar_ids), and this prunes
+    "can_loop_inside_an_iterator": """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j, s = 0;
+    bpf_for(i, 0, 8) { for (j = 0; j < 5 && can_loop; j++) if (j & 1) s++; }
+    return s;
+}""",
+    "iterator_with_a_volatile_sum_and_an_index_doubled": """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i;
+    long m;
+    volatile long s = 0;
+    bpf_for(i, 0, 13) {
+        if (skb->len > i) s += 1; else s -= 1;
+        arr[i & 15] += i;
+        m = i * 2;
+        if (m < 20) s += arr[m & 15];
+    }
+    return s;
+}""",
+    # the inner loop comes back to a state exactly like an ancestor's, one may_goto
+    # deeper: is_state_visited calls that an infinite loop only at the same depth
+    "can_loop_inside_a_bounded_loop": """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j, k = 0;
+    long s = 0;
+    #pragma nounroll
+    for (i = 0; i < 13; i++)
+        for (j = 0; j < 20 && can_loop; j++) {
+            if (i < 16) s += arr[i];
+            k += 2; if (k > 10) k = 0; s += k;
+        }
+    return s;
+}""",
+    # the may_goto's previous iteration is the newest state at it still being
+    # explored (find_prev_entry), not the second-nearest ancestor there: the sum is
+    # widened against the right one (1,189 states instead of the kernel's 714)
+    "iterator_inside_a_can_loop_loop": """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i = 0, j, k = 0;
+    long s = 0;
+    while (can_loop) {
+        if (i >= 6) break;
+        bpf_for(j, 0, 3) { k += 2; if (k > 10) k = 0; s += k; }
+        i++;
+    }
+    return s;
+}""",
+    # a can_loop function called from a can_loop loop (133 insns, 15 states before the
+    # three above)
+    "can_loop_function_called_from_a_can_loop_loop": CALLED,
     # no may_goto, iterator or callback: no backedge, nothing changes
     "bounded_loop": """
 SEC("tc") int prog(struct __sk_buff *skb) {

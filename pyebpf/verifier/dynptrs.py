@@ -45,10 +45,13 @@ def const_dynptr_marker() -> Reg:
     return Reg(PTR_TO_STACK).mark_known(LOCAL)
 
 
-def const_dynptr_reg() -> Reg:
-    """The R1 of a bpf_user_ringbuf_drain callback (set_user_ringbuf_callback_state)."""
+def const_dynptr_reg(kind: int = 0, ident: int = 0) -> Reg:
+    """The R1 of a bpf_user_ringbuf_drain callback (set_user_ringbuf_callback_state), or
+    with a ``kind`` (kept in ``size``, which the log prints as ``type=``) and an id, a
+    global function's dynptr argument (do_check_common)."""
     r = Reg(CONST_PTR_TO_DYNPTR)
     r.mark_known(0)
+    r.size, r.id = kind, ident
     return r
 
 

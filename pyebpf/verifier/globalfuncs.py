@@ -19,7 +19,8 @@ verified path called is verified once from a state built from its prototype
 - a pointer tagged ``untrusted`` is anything the caller likes: to a struct, an
   untrusted BTF pointer to the kernel's; to ``void`` or a number, read-only memory the
   function reads with probe loads;
-- an integer or enum is an unknown scalar;
+- an integer or enum is an unknown scalar, and so is a pointer tagged ``arena`` (the
+  caller passes a scalar; without an arena the function may not dereference it);
 - any other pointer is memory of its pointee's size that may be NULL, not NULL when
   tagged ``nonnull``; a pointee without a size (``void``) refuses the call;
 - the function must return an integer or enum, and R0 must hold a scalar at its exit
@@ -40,7 +41,7 @@ from ..btf.relo import candidates, target_btf
 from ..btf.types import Kind
 from ..errors import VerifierError
 from . import tnum
-from .dynptrs import const_dynptr_reg
+from .dynptrs import SKB, const_dynptr_reg
 from .state import (CONST_PTR_TO_DYNPTR, MAYBE_NULL, MEM_RCU, PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_STACK, PTR_UNTRUSTED, SCALAR, Frame, Reg, VState, scalar, type_str)
@@ -51,8 +52,8 @@ __all__ = ["Arg", "GlobalFunc", "describe", "kernel_takes", "GlobalCalls"]
 
 BTF_FUNC_GLOBAL = 1
 MAX_BPF_FUNC_REG_ARGS = 5
-CTX, ANYTHING, MEM, DYNPTR, BTF, UNTRUSTED_MEM = ("ctx", "scalar", "mem", "dynptr", "btf",
-                                                  "untrusted_mem")
+CTX, ANYTHING, MEM, DYNPTR, BTF, UNTRUSTED_MEM, ARENA = ("ctx", "scalar", "mem", "dynptr",
+                                                         "btf", "untrusted_mem", "arena")
 # the arg: decl tags btf_prepare_func_args knows (enum btf_arg_tag)
 ARG_TAGS = ("ctx", "nonnull", "trusted", "untrusted", "nullable", "arena")
 _INVALID_TAGS = "arg#{} has invalid combination of tags"
@@ -81,7 +82,9 @@ class Arg:
     """One argument register: ``kind`` CTX, ANYTHING (a scalar), MEM (``size`` bytes
     the function may read and write, NULL allowed when ``nullable``), DYNPTR, BTF (a
     pointer to the kernel struct ``struct``: trusted, NULL allowed when ``nullable``,
-    or ``untrusted``) or UNTRUSTED_MEM (read-only memory of any size)."""
+    or ``untrusted``), UNTRUSTED_MEM (read-only memory of any size) or ARENA (an
+    address in a BPF arena: a scalar, as the function sees it in a program without an
+    arena, and pyebpf has none)."""
     kind: str
     size: int = 0
     nullable: bool = True
@@ -252,9 +255,7 @@ def _pointer_arg(func, i: int, t, tags: set, prog_type):
     if "arena" in tags:
         if tags - {"arena"}:
             return refused(f"arg#{i} arena cannot be combined with any other tags")
-        # pyebpf's own refusal: it has no BPF arena (BPF_MAP_TYPE_ARENA)
-        return refused(f"arg#{i} is an arena pointer, which pyebpf does not model",
-                       errno=EOPNOTSUPP)
+        return Arg(ARENA)
     if "nullable" in tags:
         return refused(_INVALID_TAGS.format(i))
     try:
@@ -343,6 +344,12 @@ class GlobalCalls:
             if arg.kind == ANYTHING:
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar", invalid)
+            elif arg.kind == ARENA:
+                # btf_check_func_arg_match: a scalar (an arena address) or PTR_TO_ARENA,
+                # which no register of pyebpf's is
+                if reg.type != SCALAR:
+                    self.refuse(pc, f"R{regno} is not a pointer to arena or scalar.",
+                                invalid)
             elif arg.kind == UNTRUSTED_MEM or arg.untrusted:
                 # anything goes: the function reads it with probe loads
                 continue
@@ -493,11 +500,14 @@ class GlobalCalls:
             if arg.kind == CTX:
                 reg.type = PTR_TO_CTX
                 reg.mark_known(0)
-            elif arg.kind == ANYTHING:
+            elif arg.kind == ANYTHING or arg.kind == ARENA:
+                # an arena pointer too, in a program without an arena (pyebpf has
+                # none): the kernel's function sees an unknown scalar
                 fr.regs[i + 1] = scalar()
             elif arg.kind == DYNPTR:
-                # do_check_common: assume a local dynptr
-                fr.regs[i + 1] = const_dynptr_reg()
+                # do_check_common: a dynptr the function may read, which 6.18's log
+                # shows as an skb one
+                fr.regs[i + 1] = const_dynptr_reg(SKB, self.new_id())
             elif arg.kind == BTF:
                 reg.type = PTR_TO_BTF_ID | (PTR_UNTRUSTED if arg.untrusted else 0) | \
                     (MAYBE_NULL if arg.nullable else 0)

@@ -258,6 +258,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         pending: list[tuple[VState, int, int]] = []
         prev = -1
         touched = None      # what the last instruction touched, printed before the next
+        self.log.start(pc, st)
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
@@ -268,7 +269,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if pc in self.prune:
                 if self.visited(st, pc):
                     self.log.slots.clear()
-                    self.log.pruned(prev, pc)
+                    self.log.pruned(pc)
                     self.path_done(st)
                     self.lv.update(st)
                     if not pending:
@@ -285,6 +286,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # for an equivalent state here (none when that pruned the path)
                 self.log.after(st, touched, pc)
                 touched = None
+            self.log.begun()
             if self.is_jmp[pc]:
                 self.jmps += 1
             if self.log.level:
@@ -343,15 +345,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return pc + 1 + insn.off
 
     def loop_entry(self, st: VState, pc: int) -> VState | None:
-        """find_prev_entry: the checkpoint at ``pc`` of the previous loop iteration (the
-        nearest one is this visit's own)."""
-        seen, p = 0, st.parent
-        while p is not None:
-            if p.insn == pc and len(p.frames) == len(st.frames):
-                seen += 1
-                if seen == 2:
-                    return p
-            p = p.parent
+        """find_prev_entry: the newest state at ``pc`` with the same call sites that is
+        still being explored and was checkpointed before ``st``'s own checkpoint here
+        (the previous iteration's, or a state of an enclosing loop's path)."""
+        own = st.parent
+        sites = [f.callsite for f in own.frames]
+        for old in reversed(self.states.get(self._bucket(pc, own), ())):
+            if old.insn == pc and old.branches and old.dfs_depth < own.dfs_depth and \
+                    [f.callsite for f in old.frames] == sites:
+                return old
         return None
 
     def pop(self, pending):
@@ -403,11 +405,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             # ancestors still being explored: an exact repeat is an infinite loop
             for old in self.open[pc].get(sig, ()):
                 if maybe_looping(old, cur) and \
+                        old.may_goto_depth == cur.may_goto_depth and \
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
                         states_equal(old, cur, live, exact=True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
-        bucket = self.main_buckets[pc] if nframes == 1 else \
-            ((pc ^ cur.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots     # _bucket_of
+        bucket = self._bucket(pc, cur)
         here = self.states.get(bucket, [])
         count = 0
         for old in here[::-1]:      # a copy: _evict may remove from here
@@ -459,6 +461,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         snap.hist, cur.hist = cur.hist, []
         cur.hist_len = 0
         cur.parent = snap
+        cur.dfs_depth = snap.dfs_depth + 1
         self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
         self.open_count[pc] = self.open_count.get(pc, 0) + 1
         self.states.setdefault(bucket, []).append(snap)
@@ -513,6 +516,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC backedge {_chain_text(chain)}")
         visit.backedges.append((old, cur.copy()))
+
+    def _bucket(self, pc: int, st: VState) -> int:
+        """_bucket_of for ``st``'s current function."""
+        if len(st.frames) == 1:
+            return self.main_buckets[pc]
+        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
 
     def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as

@@ -38,7 +38,7 @@ from .locks import RES_LOCK, RES_LOCK_IRQ, RES_LOCK_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
     Reg, scalar, type_str
-from .state import MEM_ALLOC, PTR_LEGACY, PTR_TO_BTF_ID, PTR_UNTRUSTED
+from .state import KERNEL_MEM, MEM_ALLOC, MEM_RDONLY, PTR_LEGACY, PTR_TO_BTF_ID, PTR_UNTRUSTED
 
 _P = isa.ProgType
 ALL_TYPES = frozenset({_P.BPF_PROG_TYPE_SOCKET_FILTER, _P.BPF_PROG_TYPE_SCHED_CLS,
@@ -680,10 +680,15 @@ class KfuncCalls:
         self.lv.read(st, reg.frame, pc, mask)      # mark_iter_read
         if k.flags & isa.KF_ITER_DESTROY:
             self.lv.write(reg.frame, mask)
-            st.refs.pop(slot.spill.ref, None)
+            ref = slot.spill.ref
+            st.refs.pop(ref, None)
             for s in slots:
                 s.kinds = [STACK_INVALID] * 8
                 s.spill = None
+            # unmark_stack_slots_iter's release_reference: what next() gave ends too
+            for r in st.all_regs():
+                if r.ref == ref:
+                    r.mark_unknown()
         return slot
 
     def _iter_next(self, st, pc: int, k: Kfunc, slot, pending) -> None:
@@ -703,9 +708,11 @@ class KfuncCalls:
                 r0 = self.struct_reg(k.ret[len("struct "):-1].strip())
                 r0.type |= MEM_RCU
             else:
-                r0 = Reg(PTR_TO_MEM)
+                # read-only, and gone with the iterator (its ref_obj_id)
+                r0 = Reg(PTR_TO_MEM | KERNEL_MEM | MEM_RDONLY)
                 r0.mark_known(0)
                 r0.size = 4
+                r0.id, r0.ref = self.new_id(), slot.spill.ref
             queued.cur.regs[0] = r0
         slot.spill.mark_known(ITER_DRAINED)
         st.cur.regs[0] = scalar(0)

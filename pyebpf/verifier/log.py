@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
-from .state import (BPF_ADD_CONST, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+from .dynptrs import TYPE_NAMES, dynptr_type
+from .kfuncs import ITER_ACTIVE
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, PTR_TO_MEM, STACK_DYNPTR, STACK_ITER, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
@@ -131,6 +133,10 @@ def reg_text(r, marks: bool = False) -> str:
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
+    if r.type & 0xFF == PTR_TO_MEM:
+        parts.append(f"sz={r.size}")
+    if r.type == CONST_PTR_TO_DYNPTR and r.size:
+        parts.append(f"type={TYPE_NAMES[r.size]}")
     if r.is_const:
         if r.value:
             parts.append(f"imm={_snum(r.value)}")
@@ -141,7 +147,22 @@ def reg_text(r, marks: bool = False) -> str:
     return f"{type_str(r.type)}({','.join(parts)})"
 
 
-def _slot_text(s, marks: bool = False) -> str:
+def _slot_text(s, marks: bool = False) -> str | None:
+    """A stack slot as print_verifier_state shows it; None for one it skips (an
+    iterator's or a dynptr's other slots)."""
+    if s.kinds[0] == STACK_ITER:
+        m = s.spill
+        if m is None:
+            return None
+        kind = isa.KFUNC_NAMES[m.size][len("bpf_"):-len("_new")]
+        state = "active" if m.value == ITER_ACTIVE else "drained"
+        return f"{kind}(ref_id={m.ref},state={state},depth={m.range})"
+    if s.kinds[0] == STACK_DYNPTR:
+        m = s.spill
+        if m is None or m.size != 1:
+            return None
+        ref = f"ref_id={m.ref}," if m.ref else ""
+        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id={m.id})"
     if s.spill is not None:
         return reg_text(s.spill, marks)
     # the kernel's slot_type_char: a zero byte is '0'
@@ -156,8 +177,9 @@ def frame_text(frame) -> str:
             if reg.type != NOT_INIT]
     for spi in sorted(frame.stack):
         s = frame.stack[spi]
-        if s.spill is not None or any(s.kinds):
-            out.append(f" fp{-(spi + 1) * 8}={_slot_text(s, True)}")
+        text = _slot_text(s, True) if s.spill is not None or any(s.kinds) else None
+        if text is not None:
+            out.append(f" fp{-(spi + 1) * 8}={text}")
     return "".join(out)
 
 
@@ -168,8 +190,9 @@ def state_text(st) -> str:
             out.append(f"R{r}={reg_text(reg)}")
     for spi in sorted(st.cur.stack):
         s = st.cur.stack[spi]
-        if s.spill is not None or any(s.kinds):
-            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
+        text = _slot_text(s) if s.spill is not None or any(s.kinds) else None
+        if text is not None:
+            out.append(f"fp{-(spi + 1) * 8}={text}")
     return " ".join(out)
 
 
@@ -182,8 +205,10 @@ def scratched_text(st, regs, slots) -> str:
             if frame.regs[r].type != NOT_INIT]
     for spi in sorted(slots):
         s = frame.stack.get(spi)
-        if s is not None and (s.spill is not None or any(s.kinds)):
-            out.append(f"fp{-(spi + 1) * 8}={_slot_text(s)}")
+        text = _slot_text(s) if s is not None and (s.spill is not None or any(s.kinds)) \
+            else None
+        if text is not None:
+            out.append(f"fp{-(spi + 1) * 8}={text}")
     return " ".join(out) if len(out) > bool(frame.frameno) else ""
 
 
@@ -195,6 +220,10 @@ class Log:
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
         self.insn_line = -1             # where the last instruction line is
+        # a path just begun (do_check's do_print_state): (the pc it was queued at, or
+        # None for a function's entry; its first pc; its state), printed once it is
+        # not pruned there
+        self.fresh = None
 
     def mark(self) -> int:
         return len(self.lines)
@@ -222,11 +251,31 @@ class Log:
         if self.level == 1:
             del self.lines[mark:]
         elif self.level >= 2:
-            self.lines.append(f"from {prev} to {pc}: {state_text(st)}")
+            self.fresh = (prev, pc, state_text(st))
 
-    def pruned(self, prev: int, pc: int) -> None:
+    def start(self, pc: int, st) -> None:
+        """Level 2: a function's verification begins at ``pc`` in state ``st``."""
         if self.level >= 2:
-            self.lines.append(f"from {prev} to {pc}: safe" if prev >= 0 else f"{pc}: safe")
+            self.fresh = (None, pc, state_text(st))
+
+    def begun(self) -> None:
+        """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued
+        one, then ``Y: state`` (every register scratched, print_insn_state)."""
+        if self.fresh is not None:
+            prev, pc, text = self.fresh
+            if prev is not None:
+                self.lines.append(f"from {prev} to {pc}: {text}")
+            self.lines.append(f"{pc}: {text}")
+            self.fresh = None
+
+    def pruned(self, pc: int) -> None:
+        """Level 2: ``from X to Y: safe`` for a path pruned where it was popped, else
+        ``Y: safe``."""
+        if self.level >= 2:
+            popped = self.fresh is not None and self.fresh[0] is not None
+            self.lines.append(f"from {self.fresh[0]} to {pc}: safe" if popped else
+                              f"{pc}: safe")
+            self.fresh = None
 
     def add(self, line: str) -> None:
         if self.level:

@@ -179,6 +179,18 @@ cpdef bint check_ids(object a, object b, dict idmap):
     return seen == b
 
 
+cdef bint check_scalar_ids(object a, object b, dict idmap):
+    """check_scalar_ids, for an ``old`` register with an id: an unlinked ``cur`` one
+    stands for an id of its own (so it matches one register of ``old``'s link, not
+    two); a link to a constant offset maps its base id as well."""
+    if not b:
+        b = idmap["tmp"] = ("tmp", idmap.get("tmp", ("tmp", 0))[1] + 1)
+    if not check_ids(a, b, idmap):
+        return False
+    return not a & BPF_ADD_CONST or \
+        check_ids(a & ~BPF_ADD_CONST, b & ~BPF_ADD_CONST, idmap)
+
+
 cdef inline bint _exact_fields(Reg old, Reg cur):
     return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
             old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
@@ -203,11 +215,10 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
             return True
         if old.id:
             # a link to a constant offset must be the same link with the same offset
-            if (old.id ^ cur.id) & BPF_ADD_CONST and cur.id or \
-                    old.id & BPF_ADD_CONST and (not cur.id or old.off != cur.off):
+            if (old.id ^ cur.id) & BPF_ADD_CONST or \
+                    old.id & BPF_ADD_CONST and old.off != cur.off:
                 return False
-            if not check_ids(old.id, cur.id, idmap) or old.id & BPF_ADD_CONST and \
-                    not check_ids(old.id & ~BPF_ADD_CONST, cur.id & ~BPF_ADD_CONST, idmap):
+            if not check_scalar_ids(old.id, cur.id, idmap):
                 return False
         return range_within(old, cur) and _tnum_in(old.var, cur.var)
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \

@@ -148,7 +148,7 @@ class VState:
     saved, each (id, insn) (the kernel's irq references, the last one active_irq_id)."""
     __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
                  "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted", "hist", "hist_len", "spin_lock", "locks", "irqs")
+                 "evicted", "hist", "hist_len", "spin_lock", "locks", "irqs", "dfs_depth")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -168,6 +168,7 @@ class VState:
         self.spin_lock = None
         self.locks: tuple = ()
         self.irqs: tuple = ()
+        self.dfs_depth = 0  # the checkpoints on the way here (find_prev_entry orders by it)
 
     @property
     def cur(self) -> Frame:
@@ -188,6 +189,7 @@ class VState:
         v.hist_len = self.hist_len
         v.spin_lock = self.spin_lock
         v.locks, v.irqs = self.locks, self.irqs
+        v.dfs_depth = self.dfs_depth
         return v
 
     def all_regs(self):
