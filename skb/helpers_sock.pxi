@@ -421,6 +421,7 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
         return err(EINVAL)
     vm.skb.sk_assigned = k + 1
     vm.skb.sk_reqsk = True
+    vm.skb.reqsk_cookie_made = False
     memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
     v = vm.skb.reqsk_view
     memset(v, 0, SK_VIEW_SIZE)
@@ -497,7 +498,7 @@ cdef uint64_t bpf_skc_to_tcp_request_sock(Vm* vm, uint64_t sk, uint64_t b, uint6
 cdef enum:
     RQ_FAMILY, RQ_STATE, RQ_TX_QUEUE, RQ_LISTENER, RQ_MSS, RQ_SYNCOOKIE, RQ_TS_RECENT
     RQ_TIMEOUT, RQ_SND_WSCALE, RQ_RCV_WSCALE, RQ_TSTAMP_OK, RQ_SACK_OK, RQ_WSCALE_OK
-    RQ_ECN_OK, RQ_USEC_TS, N_RQ_FIELDS
+    RQ_ECN_OK, RQ_USEC_TS, RQ_COOKIE, N_RQ_FIELDS
     NO_QUEUE_MAPPING_ = 0xFFFF      # sk_tx_queue_clear
 
 cdef uint64_t REQSK_ADDRESS_ = _kern.REQSK_ADDRESS
@@ -557,7 +558,10 @@ cdef uint64_t _reqsk_value(Vm* vm, int k) noexcept nogil:
         return a[13] != 0
     elif k == RQ_ECN_OK:
         return a[12] != 0
-    return a[16] != 0                           # RQ_USEC_TS
+    elif k == RQ_USEC_TS:
+        return a[16] != 0
+    # RQ_COOKIE: __sock_gen_cookie writes it when first asked
+    return net.reqsk_cookie if vm.skb.reqsk_cookie_made else 0
 
 
 cdef bint reqsk_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:

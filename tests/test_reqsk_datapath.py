@@ -47,14 +47,14 @@ FIELDS = (
     "rq_cast", "rq_family", "rq_state", "rq_tx_queue_mapping", "rq_has_listener", "rq_mss",
     "rq_syncookie", "rq_ts_recent", "rq_timeout", "rq_snd_wscale", "rq_rcv_wscale",
     "rq_tstamp_ok", "rq_sack_ok", "rq_wscale_ok", "rq_ecn_ok", "rq_usec_ts", "rq_ts_off",
-    "rq_cast_again",
+    "rq_cast_again", "rq_cookie",
 )
 # read through CO-RE: offsets and bitfields as the target BTF lays them out
 REQUEST_SOCK_DECLS = r"""
 #include <bpf/bpf_core_read.h>
 struct sock_common {
-    unsigned short skc_family; unsigned char skc_state; struct sock *skc_listener;
-    unsigned short skc_tx_queue_mapping;
+    unsigned short skc_family; unsigned char skc_state; struct { __s64 counter; } skc_cookie;
+    struct sock *skc_listener; unsigned short skc_tx_queue_mapping;
 } __attribute__((preserve_access_index));
 struct request_sock {
     struct sock_common __req_common; __u16 mss; __u8 syncookie: 1; __u32 ts_recent;
@@ -147,6 +147,7 @@ SEC("tc") int prog(struct __sk_buff *skb)
         o[45] = BPF_CORE_READ_BITFIELD(&rq->req, ecn_ok);
         o[46] = rq->req_usec_ts; o[47] = rq->ts_off;
         o[48] = bpf_skc_to_tcp_request_sock(rq) == rq;
+        o[49] = req->__req_common.skc_cookie.counter;
     }
     o[0] += 1;
     return TC_ACT_SHOT;     /* TCP never sees the SYN: nothing else changes the record */
@@ -314,10 +315,18 @@ def test_the_request_sockets_struct_holds_what_the_kfunc_and_its_allocation_wrot
     bpf_sk_assign_tcp_reqsk's copy of the attributes (syncookie set; ts_off 0 without
     tstamp_ok)."""
     theirs, ours, _ = records
-    names = [f for f in FIELDS if f.startswith("rq_") and not f.startswith("rq_cast")]
+    names = [f for f in FIELDS if f.startswith("rq_") and f not in ("rq_cast", "rq_cast_again",
+                                                                   "rq_cookie")]
     assert _pick(ours, names) == _pick(theirs, names)
     assert (theirs["rq_has_listener"], theirs["rq_mss"], theirs["rq_snd_wscale"],
             theirs["rq_rcv_wscale"]) == (1, 1460, 5, 7)
+
+
+def test_the_request_sockets_cookie_field_holds_the_cookie_once_made(records):
+    """ir_cookie: what bpf_get_socket_cookie gave (__sock_gen_cookie writes it there)."""
+    theirs, ours, _ = records
+    assert (ours["rq_cookie"], theirs["rq_cookie"]) == (ours["cookie"], theirs["cookie"])
+    assert theirs["rq_cookie"] != 0
 
 
 def test_bpf_skc_to_tcp_request_sock_of_a_full_socket_is_null(full_records):
