@@ -35,6 +35,7 @@ cdef uint64_t bpf_get_socket_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
     if not is_ctx(vm, r1):
         return 0
     if vm.skb.sk_reqsk:
+        vm.skb.reqsk_cookie_made = True
         return vm.skb.net.reqsk_cookie
     k = full_sock(vm)
     if k == NO_SOCK:

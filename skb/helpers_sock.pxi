@@ -118,7 +118,7 @@ cdef int sock_of(Vm* vm, uint64_t ptr) noexcept nogil:
     cdef uint64_t off
     if ptr == <uintptr_t>vm.skb.sk_view:
         return PACKET_SOCK
-    if ptr == <uintptr_t>vm.skb.reqsk_view:
+    if ptr == <uintptr_t>vm.skb.reqsk_view or (ptr == REQSK_ADDRESS_ and vm.skb.sk_reqsk):
         return REQ_SOCK
     if net.nsocks and ptr >= <uintptr_t>net.sock_mem:
         off = ptr - <uintptr_t>net.sock_mem
@@ -421,6 +421,7 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
         return err(EINVAL)
     vm.skb.sk_assigned = k + 1
     vm.skb.sk_reqsk = True
+    vm.skb.reqsk_cookie_made = False
     memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
     v = vm.skb.reqsk_view
     memset(v, 0, SK_VIEW_SIZE)
@@ -433,8 +434,9 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
 
 # --- the casts to kernel socket structs (bpf_skc_to_*, net/core/filter.c) ----------------
 # The pointer is NULL when the socket is not of the struct's kind.  test_run's packet
-# socket has no protocol and the model holds no timewait, request, unix or MPTCP sockets,
-# so those casts find none; a NULL argument (a BTF pointer read as NULL) gives NULL.
+# socket has no protocol and the model holds no timewait, unix or MPTCP sockets, so those
+# casts find none, and its one request socket is bpf_sk_assign_tcp_reqsk's; a NULL
+# argument (a BTF pointer read as NULL) gives NULL.
 
 cdef uint64_t skc_cast(Vm* vm, uint64_t sk, uint8_t protocol, uint8_t family) noexcept nogil:
     """The kernel struct of the full socket ``sk`` when its protocol is ``protocol``
@@ -470,10 +472,127 @@ cdef uint64_t bpf_skc_to_udp6_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, 
 
 cdef uint64_t bpf_skc_to_none(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
                               uint64_t e) noexcept nogil:
-    """bpf_skc_to_tcp_timewait_sock, _tcp_request_sock, _unix_sock, _mptcp_sock: the
-    model has no socket of these kinds (TCP_TIME_WAIT, TCP_NEW_SYN_RECV, AF_UNIX, an
-    MPTCP subflow)."""
+    """bpf_skc_to_tcp_timewait_sock, _unix_sock, _mptcp_sock: the model has no socket of
+    these kinds (TCP_TIME_WAIT, AF_UNIX, an MPTCP subflow)."""
     return skc_cast(vm, sk, 0, 0)
+
+
+cdef uint64_t bpf_skc_to_tcp_request_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
+                                          uint64_t d, uint64_t e) noexcept nogil:
+    """The request socket bpf_sk_assign_tcp_reqsk gave the packet (the one socket of the
+    model in TCP_NEW_SYN_RECV), its struct tcp_request_sock at REQSK_ADDRESS_, read
+    through reqsk_load; NULL for every other socket."""
+    if sk == 0 or sock_of(vm, sk) != REQ_SOCK:
+        return 0
+    # rsk_listener points at the listener's kernel struct: a program may read it
+    if not kern_sock_ptr(vm, vm.skb.sk_assigned - 1):
+        return 0
+    return REQSK_ADDRESS_
+
+
+# --- the request socket's struct tcp_request_sock (pyebpf.skb.kern.request_sock_layout) --
+# No memory: like bpf_cast_to_kern_ctx's sk_buff (skb/kernctx.pxi) each load through its
+# address reaches trace_probe_load, which asks reqsk_load; that builds the bytes from the
+# run's assigned listener and struct bpf_tcp_req_attrs.
+
+cdef enum:
+    RQ_FAMILY, RQ_STATE, RQ_TX_QUEUE, RQ_LISTENER, RQ_MSS, RQ_SYNCOOKIE, RQ_TS_RECENT
+    RQ_TIMEOUT, RQ_SND_WSCALE, RQ_RCV_WSCALE, RQ_TSTAMP_OK, RQ_SACK_OK, RQ_WSCALE_OK
+    RQ_ECN_OK, RQ_USEC_TS, RQ_COOKIE, N_RQ_FIELDS
+    NO_QUEUE_MAPPING_ = 0xFFFF      # sk_tx_queue_clear
+
+cdef uint64_t REQSK_ADDRESS_ = _kern.REQSK_ADDRESS
+cdef uint32_t TCP_TIMEOUT_INIT_ = _isa.HZ     # 1 second, in jiffies
+cdef uint32_t _reqsk_size = 0
+cdef uint32_t _reqsk_fields[N_RQ_FIELDS][4]     # offset, size, bit, bits
+
+
+cdef int reqsk_prepare() except -1:
+    """Read the layout from the target BTF, once per process (an Environment with
+    sockets is being built)."""
+    global _reqsk_size
+    if _reqsk_size:
+        return 0
+    size, fields = _kern.request_sock_layout()
+    if len(fields) != N_RQ_FIELDS:
+        raise LoadError(f"pyebpf.skb.kern.REQUEST_SOCK_FIELDS has {len(fields)} fields, "
+                        f"skb/helpers_sock.pxi {N_RQ_FIELDS}")
+    for k, field in enumerate(fields):
+        for j in range(4):
+            _reqsk_fields[k][j] = field[j]
+    _reqsk_size = size
+    return 0
+
+
+cdef uint64_t _reqsk_value(Vm* vm, int k) noexcept nogil:
+    cdef const uint8_t* a = vm.skb.reqsk_attrs
+    cdef const NetEnv* net = vm.skb.net
+    cdef int listener = vm.skb.sk_assigned - 1
+    cdef uint32_t u
+    if k == RQ_FAMILY:
+        return net.socks[listener].family
+    elif k == RQ_STATE:
+        return TCP_NEW_SYN_RECV_
+    elif k == RQ_TX_QUEUE:
+        return NO_QUEUE_MAPPING_
+    elif k == RQ_LISTENER:
+        return <uintptr_t>net.kern_mem + <uint64_t>listener * net.kern_block
+    elif k == RQ_MSS:
+        return a[8] | a[9] << 8
+    elif k == RQ_SYNCOOKIE:
+        return 1
+    elif k == RQ_TS_RECENT:
+        memcpy(&u, a, 4)                        # rcv_tsval
+        return u
+    elif k == RQ_TIMEOUT:
+        return TCP_TIMEOUT_INIT_
+    elif k == RQ_SND_WSCALE:
+        return a[11]
+    elif k == RQ_RCV_WSCALE:
+        return a[10]
+    elif k == RQ_TSTAMP_OK:
+        return a[15] != 0
+    elif k == RQ_SACK_OK:
+        return a[14] != 0
+    elif k == RQ_WSCALE_OK:
+        return a[13] != 0
+    elif k == RQ_ECN_OK:
+        return a[12] != 0
+    elif k == RQ_USEC_TS:
+        return a[16] != 0
+    # RQ_COOKIE: __sock_gen_cookie writes it when first asked
+    return net.reqsk_cookie if vm.skb.reqsk_cookie_made else 0
+
+
+cdef bint reqsk_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
+    """A load of ``size`` bytes at ``addr`` from the run's request socket, into ``out``;
+    False if it holds not all of it (or the run has none)."""
+    cdef uint64_t off = addr - REQSK_ADDRESS_
+    cdef uint64_t value
+    cdef uint32_t j, b
+    cdef uint8_t w[8]
+    cdef int k
+    cdef const uint32_t* f
+    if _reqsk_size == 0 or vm.skb == NULL or vm.pkt_region < 0 or not vm.skb.sk_reqsk \
+            or off >= _reqsk_size or _reqsk_size - off < size:
+        return False
+    memset(w, 0, 8)
+    for k in range(N_RQ_FIELDS):
+        f = _reqsk_fields[k]
+        if f[0] >= off + size or f[0] + f[1] <= off:
+            continue
+        value = _reqsk_value(vm, k)
+        if f[3]:
+            for j in range(f[3]):
+                b = f[2] + j
+                if off <= (b >> 3) < off + size and (value >> j) & 1:
+                    w[(b >> 3) - off] |= 1 << (b & 7)
+            continue
+        for j in range(f[1]):
+            if off <= f[0] + j < off + size:
+                w[f[0] + j - off] = <uint8_t>(value >> (8 * j))
+    out[0] = _load(w, size)
+    return True
 
 
 # --- SYN cookies -------------------------------------------------------------------------
@@ -841,7 +960,7 @@ cdef void register_sock_helpers(helper_fn* table) noexcept:
     table[136] = bpf_skc_to_tcp6_sock
     table[137] = bpf_skc_to_tcp_sock
     table[138] = bpf_skc_to_none
-    table[139] = bpf_skc_to_none
+    table[139] = bpf_skc_to_tcp_request_sock
     table[140] = bpf_skc_to_udp6_sock
     table[178] = bpf_skc_to_none
     table[196] = bpf_skc_to_none

@@ -26,6 +26,12 @@ samples ~0); of an IPv6 socket's ``struct ipv6_pinfo`` its ``saddr``, and
 cookie is 0 (the kernel gives a socket one only when something asks for it), the
 timestamps of ``rtt_min`` are 0.
 
+:func:`request_sock_layout` gives where the request socket ``bpf_sk_assign_tcp_reqsk``
+makes (what ``bpf_skc_to_tcp_request_sock`` points at, :data:`REQSK_ADDRESS`) holds
+the values the model fills in its ``struct tcp_request_sock``
+(:data:`REQUEST_SOCK_FIELDS`): what ``inet_reqsk_alloc`` and the kfunc write that does
+not depend on the kernel's own objects or clock, and its cookie once made.
+
 :func:`cgroup_layout` gives where the cgroup kfuncs' model (``pyebpf/tasks.pxi``) shows a
 cgroup's values in its ``struct cgroup`` and ``struct kernfs_node``.
 
@@ -42,13 +48,17 @@ __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_S
            "nf_conn_layout", "KERN_SKB_ADDRESS", "KERN_DEV_ADDRESS", "TEST_RUN_HEADROOM",
            "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
            "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE", "CGROUP1_ADDRESS",
-           "KERNFS_NODE1_ADDRESS", "task_flags_offset", "css_layout"]
+           "KERNFS_NODE1_ADDRESS", "task_flags_offset", "css_layout", "REQSK_ADDRESS",
+           "REQUEST_SOCK_FIELDS", "request_sock_layout"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
 #: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
 #: ``struct net_device``, what ``skb->dev`` holds.
 KERN_SKB_ADDRESS = 0xFFFF888180000000
 KERN_DEV_ADDRESS = 0xFFFF888180001000
+#: Where the request socket a run's bpf_sk_assign_tcp_reqsk made is said to be (its
+#: ``struct tcp_request_sock``, past the net_device's page).
+REQSK_ADDRESS = 0xFFFF888180040000
 #: Where the Environment's cgroups are said to be: its k-th cgroup's ``struct cgroup`` at
 #: ``CGROUP_ADDRESS + k * CGROUP_STRIDE`` (what bpf_cgroup_from_id returns), the
 #: ``struct kernfs_node`` its ``kn`` points at at ``KERNFS_NODE_ADDRESS + k *
@@ -225,6 +235,38 @@ def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
         values |= {"inet6.saddr.in6_u.u6_addr8": le(field("src_ip6")),
                    inet + "pinet6": address + pinfo if address else 0}
     return _lay_out(t, values)
+
+
+#: The ``struct tcp_request_sock`` fields of a request socket the model fills, in the
+#: order of skb/helpers_sock.pxi's RQ_* codes: inet_reqsk_alloc's family and state
+#: (TCP_NEW_SYN_RECV), reqsk_alloc's cleared tx queue (sk_tx_queue_clear), the listener
+#: (rsk_listener), and what bpf_sk_assign_tcp_reqsk copies from its
+#: ``struct bpf_tcp_req_attrs`` (syncookie 1, timeout TCP_TIMEOUT_INIT), and the cookie
+#: (``ir_cookie``) once bpf_get_socket_cookie made it.
+_REQ_COMMON = "req.req.__req_common."
+REQUEST_SOCK_FIELDS = (
+    _REQ_COMMON + "skc_family", _REQ_COMMON + "skc_state",
+    _REQ_COMMON + "skc_tx_queue_mapping", _REQ_COMMON + "skc_listener",
+    "req.req.mss", "req.req.syncookie", "req.req.ts_recent", "req.req.timeout",
+    "req.snd_wscale", "req.rcv_wscale", "req.tstamp_ok", "req.sack_ok", "req.wscale_ok",
+    "req.ecn_ok", "req_usec_ts", _REQ_COMMON + "skc_cookie.counter",
+)
+
+
+def request_sock_layout(*, btf=None) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """The size of ``struct tcp_request_sock`` and, for each of
+    :data:`REQUEST_SOCK_FIELDS`, ``(offset, size, bit, bits)``: for a bitfield its first
+    bit, counted from the struct's start, and width (else 0, 0)."""
+    t = _struct(target_btf(btf), "tcp_request_sock")
+    fields = {f.name: f for f in t.fields()}
+    out = []
+    for name in REQUEST_SOCK_FIELDS:
+        f = fields.get(name)
+        if f is None:
+            raise BtfError(f"{t.describe()} has no field {name!r}")
+        out.append((f.offset, f.size, f.offset * 8 + f.bit_offset % 8 if f.bits else 0,
+                    f.bits))
+    return t.byte_size, out
 
 
 #: The ``struct nf_conntrack_tuple`` fields the conntrack model reads and writes, by the

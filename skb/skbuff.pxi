@@ -574,6 +574,8 @@ cdef void _fill_world(NetEnv* e, object env) except *:
     # each socket's kernel struct in a block of the largest one's size (8-aligned)
     e.kern_block = max([_kern.kernel_socket_size(v) for v in all_views] or [8]) + 7 & ~7
     e.kern_mem = <uint8_t*>_calloc_n(len(env.sockets), e.kern_block)
+    if env.sockets:
+        reqsk_prepare()         # a listener's request socket, bpf_skc_to_tcp_request_sock's
     for k, sk in enumerate(env.sockets):
         s = &e.socks[k]
         views = all_views[k]

@@ -43,8 +43,33 @@ FIELDS = (
     # the helpers that read skb->sk
     "cookie", "cookie_again", "netns_cookie", "uid", "cgroup_id", "ancestor_0",
     "ancestor_1", "ancestor_deep", "sk_assign_again",
+    # bpf_skc_to_tcp_request_sock(skb->sk) and its struct tcp_request_sock
+    "rq_cast", "rq_family", "rq_state", "rq_tx_queue_mapping", "rq_has_listener", "rq_mss",
+    "rq_syncookie", "rq_ts_recent", "rq_timeout", "rq_snd_wscale", "rq_rcv_wscale",
+    "rq_tstamp_ok", "rq_sack_ok", "rq_wscale_ok", "rq_ecn_ok", "rq_usec_ts", "rq_ts_off",
+    "rq_cast_again", "rq_cookie",
 )
-SOURCE = "#include <linux/in.h>\n#include <linux/tcp.h>\nstruct sock;\n" + TCP_REQSK_DECLS + r"""
+# read through CO-RE: offsets and bitfields as the target BTF lays them out
+REQUEST_SOCK_DECLS = r"""
+#include <bpf/bpf_core_read.h>
+struct sock_common {
+    unsigned short skc_family; unsigned char skc_state; struct { __s64 counter; } skc_cookie;
+    struct sock *skc_listener; unsigned short skc_tx_queue_mapping;
+} __attribute__((preserve_access_index));
+struct request_sock {
+    struct sock_common __req_common; __u16 mss; __u8 syncookie: 1; __u32 ts_recent;
+    __u32 timeout;
+} __attribute__((preserve_access_index));
+struct inet_request_sock {
+    struct request_sock req;
+    __u16 snd_wscale: 4, rcv_wscale: 4, tstamp_ok: 1, sack_ok: 1, wscale_ok: 1, ecn_ok: 1;
+} __attribute__((preserve_access_index));
+struct tcp_request_sock {
+    struct inet_request_sock req; __u8 req_usec_ts; __u32 ts_off;
+} __attribute__((preserve_access_index));
+"""
+SOURCE = "#include <linux/in.h>\n#include <linux/tcp.h>\n" + REQUEST_SOCK_DECLS + \
+    TCP_REQSK_DECLS + r"""
 struct record { __u64 v[%d]; };
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
@@ -79,8 +104,9 @@ SEC("tc") int prog(struct __sk_buff *skb)
 #ifdef FULL_ASSIGN
     o[6] = bpf_sk_assign(skb, l, 0);
 #else
-    struct bpf_tcp_req_attrs a = {.mss = 1460, .rcv_wscale = 7, .snd_wscale = 7,
-                                  .wscale_ok = 1, .sack_ok = 1};
+    struct bpf_tcp_req_attrs a = {.rcv_tsval = 0x12345, .mss = 1460, .rcv_wscale = 7,
+                                  .snd_wscale = 5, .ecn_ok = 1, .wscale_ok = 1,
+                                  .sack_ok = 1, .usec_ts_ok = 1};
     o[6] = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)l, &a, sizeof(a));
 #endif
     bpf_sk_release(l);
@@ -104,6 +130,25 @@ SEC("tc") int prog(struct __sk_buff *skb)
     o[28] = bpf_skb_ancestor_cgroup_id(skb, 1);
     o[29] = bpf_skb_ancestor_cgroup_id(skb, 32);
     o[30] = bpf_sk_assign(skb, s, 0);
+    struct tcp_request_sock *rq = bpf_skc_to_tcp_request_sock(s);
+    o[31] = rq != 0;
+    if (rq) {
+        struct request_sock *req = &rq->req.req;
+        o[32] = req->__req_common.skc_family; o[33] = req->__req_common.skc_state;
+        o[34] = req->__req_common.skc_tx_queue_mapping;
+        o[35] = req->__req_common.skc_listener != 0;
+        o[36] = req->mss; o[37] = BPF_CORE_READ_BITFIELD(req, syncookie);
+        o[38] = req->ts_recent; o[39] = req->timeout;
+        o[40] = BPF_CORE_READ_BITFIELD(&rq->req, snd_wscale);
+        o[41] = BPF_CORE_READ_BITFIELD(&rq->req, rcv_wscale);
+        o[42] = BPF_CORE_READ_BITFIELD(&rq->req, tstamp_ok);
+        o[43] = BPF_CORE_READ_BITFIELD(&rq->req, sack_ok);
+        o[44] = BPF_CORE_READ_BITFIELD(&rq->req, wscale_ok);
+        o[45] = BPF_CORE_READ_BITFIELD(&rq->req, ecn_ok);
+        o[46] = rq->req_usec_ts; o[47] = rq->ts_off;
+        o[48] = bpf_skc_to_tcp_request_sock(rq) == rq;
+        o[49] = req->__req_common.skc_cookie.counter;
+    }
     o[0] += 1;
     return TC_ACT_SHOT;     /* TCP never sees the SYN: nothing else changes the record */
 }
@@ -253,6 +298,40 @@ def test_bpf_sk_assign_of_the_request_socket_is_eopnotsupp(records):
     """A request socket is unhashed (reqsk_alloc's sk_node_init)."""
     theirs, ours, _ = records
     assert ours["sk_assign_again"] == theirs["sk_assign_again"] == -EOPNOTSUPP & (2**64 - 1)
+
+
+def test_bpf_skc_to_tcp_request_sock_gives_the_request_socket(records):
+    """Its state is TCP_NEW_SYN_RECV; the cast of the pointer it gave gives it again."""
+    theirs, ours, _ = records
+    names = ("rq_cast", "rq_cast_again")
+    assert _pick(ours, names) == _pick(theirs, names) == {"rq_cast": 1, "rq_cast_again": 1}
+
+
+def test_the_request_sockets_struct_holds_what_the_kfunc_and_its_allocation_wrote(records):
+    """struct tcp_request_sock read through CO-RE: inet_reqsk_alloc's family, state and
+    timeout (TCP_TIMEOUT_INIT), reqsk_alloc's cleared tx queue, the listener (only
+    whether it is set: rsk_listener shares a union with skc_flags, so the kernel's
+    verifier reads it as a scalar and lets no load through it), and
+    bpf_sk_assign_tcp_reqsk's copy of the attributes (syncookie set; ts_off 0 without
+    tstamp_ok)."""
+    theirs, ours, _ = records
+    names = [f for f in FIELDS if f.startswith("rq_") and f not in ("rq_cast", "rq_cast_again",
+                                                                   "rq_cookie")]
+    assert _pick(ours, names) == _pick(theirs, names)
+    assert (theirs["rq_has_listener"], theirs["rq_mss"], theirs["rq_snd_wscale"],
+            theirs["rq_rcv_wscale"]) == (1, 1460, 5, 7)
+
+
+def test_the_request_sockets_cookie_field_holds_the_cookie_once_made(records):
+    """ir_cookie: what bpf_get_socket_cookie gave (__sock_gen_cookie writes it there)."""
+    theirs, ours, _ = records
+    assert (ours["rq_cookie"], theirs["rq_cookie"]) == (ours["cookie"], theirs["cookie"])
+    assert theirs["rq_cookie"] != 0
+
+
+def test_bpf_skc_to_tcp_request_sock_of_a_full_socket_is_null(full_records):
+    theirs, ours, _ = full_records
+    assert ours["rq_cast"] == theirs["rq_cast"] == 0
 
 
 def test_after_bpf_sk_assign_skb_sk_reads_as_the_assigned_listener(full_records):

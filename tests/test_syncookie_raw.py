@@ -270,3 +270,33 @@ REQSK = TCP_REQSK_DECLS + r"""SEC("%s") int prog(struct __sk_buff *skb)
 ], ids=["null-listener", "socket-filter"])
 def test_an_assign_of_a_request_socket_is_refused_as_the_kernel_refuses_it(section, message):
     refused_alike(compile_object(REQSK % section, flags=("-O2", "-mcpu=v3")), message)
+
+
+# rsk_listener shares a union with skc_flags (an unsigned long), the member the
+# verifier's BTF walk (btf_struct_walk) takes: a scalar, no pointer
+LISTENER_OF_REQUEST = r"""
+struct sock_common {
+    unsigned short skc_family; struct sock *skc_listener;
+} __attribute__((preserve_access_index));
+struct request_sock { struct sock_common __req_common; } __attribute__((preserve_access_index));
+struct inet_request_sock { struct request_sock req; } __attribute__((preserve_access_index));
+struct tcp_request_sock {
+    struct inet_request_sock req;
+} __attribute__((preserve_access_index));
+char LICENSE[] SEC("license") = "GPL";
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_sock *s = skb->sk;
+    if (!s)
+        return 0;
+    struct tcp_request_sock *rq = bpf_skc_to_tcp_request_sock(s);
+    if (!rq)
+        return 0;
+    return ((struct sock_common *)rq->req.req.__req_common.skc_listener)->skc_family;
+}
+"""
+
+
+def test_a_load_through_a_request_sockets_listener_is_refused_as_the_kernel_refuses_it():
+    refused_alike(compile_object(LISTENER_OF_REQUEST, flags=("-O2", "-mcpu=v3")),
+                  "invalid mem access 'scalar'")

@@ -657,6 +657,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     vm.status = STATUS_RUNNING
     if kern_ctx_load(vm, addr, size, out):       # bpf_cast_to_kern_ctx's (skb/kernctx.pxi)
         return True
+    if reqsk_load(vm, addr, size, out):          # a request socket's (skb/helpers_sock.pxi)
+        return True
     if cgroup_load(vm, addr, size, out):         # the cgroup kfuncs' (tasks.pxi)
         return True
     if map_struct_load(vm, addr, size, out):     # a map pointer's (map_struct.pxi)
