@@ -1011,8 +1011,23 @@ def unpack_program(raw: bytes) -> list[Insn]:
     """Split raw bytes into instruction slots (``len(raw)`` must be a multiple of 8)."""
     if len(raw) % INSN_SIZE:
         raise ValueError(f"program length {len(raw)} is not a multiple of {INSN_SIZE}")
-    return [Insn(code, regs & 0x0F, regs >> 4, off, imm)
-            for code, regs, off, imm in Insn._STRUCT.iter_unpack(raw)]
+    slots = _SLOTS
+    if len(slots) >= _SLOTS_MAX:
+        slots.clear()
+    out = []
+    for fields in Insn._STRUCT.iter_unpack(raw):
+        insn = slots.get(fields)
+        if insn is None:
+            code, regs, off, imm = fields
+            insn = slots[fields] = Insn(code, regs & 0x0F, regs >> 4, off, imm)
+        out.append(insn)
+    return out
+
+
+# the Insn of each slot seen (Insn is immutable): a process loads the same slots again
+# and again, and building an Insn costs ten times a look-up
+_SLOTS: dict[tuple, Insn] = {}
+_SLOTS_MAX = 65536
 
 
 def lookup(insn: Insn) -> Op | None:

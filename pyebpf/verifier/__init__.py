@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import isa
 from ..errors import VerifierError
-from . import errnos, exceptions, helpers, kfuncs, license as licenses, structure
+from . import errnos, exceptions, helpers, kfuncs, license as licenses, scc, structure
 from .globalfuncs import exception_cb_pc
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text
@@ -154,9 +154,10 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
         starts = sorted({0} | {s for pc, op in enumerate(ops)
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None} | ({exception_cb} if exception_cb else set()))
+        succ = scc.successors(insns, ops)
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops), unpriv, arch, functions, gpl,
-                             prog_btf, func_info)
+                             live_registers(insns, ops, succ), unpriv, arch, functions,
+                             gpl, prog_btf, func_info, succ=succ)
         interp.run()
     except Refusal as exc:
         if not log_level:
@@ -279,68 +280,75 @@ def _call_args(insn, form) -> int:
     return kfuncs.arg_count(insn)
 
 
-def live_registers(insns, ops) -> list[frozenset]:
+def live_registers(insns, ops, succ) -> list[int]:
     """Registers each instruction may read before they are written again, along any
-    path of its function (a superset of the kernel's liveness, for pruning)."""
+    path of its function (a superset of the kernel's liveness, for pruning), as a mask
+    per slot (bit r for register r; one more slot, 0, past the end); ``succ``: the
+    control flow (:func:`.scc.successors`)."""
     n = len(ops)
     uses, defs = [0] * n, [0] * n      # register bit masks
-    succ: list[tuple] = [()] * n
-    alu = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX)
-    writers = alu + (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END, isa.F_LDDW,
-                     isa.F_LDX)
+    back = False
     for pc, op in enumerate(ops):
         if op is None:
             continue
-        insn, f = insns[pc], op.form
-        u = d = 0
-        if f.src:
-            u |= 1 << insn.src
-        if f.dst and f is not isa.F_LDDW and f is not isa.F_LDX:
-            if not (op.code & 0xF0 == isa.BPF_MOV and f in alu):
-                u |= 1 << insn.dst
-        if f in writers:
-            d |= 1 << insn.dst
-        if f is isa.F_ATOMIC:
-            if op.disc_value == isa.BPF_CMPXCHG:
-                u |= 1
-                d |= 1
-            elif op.disc_value & isa.BPF_FETCH:
-                d |= 1 << insn.src
-        if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
-            u |= ((1 << _call_args(insn, f)) - 1) << 1
-            d |= 0b111111
-        elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
-            u |= 1 << 6
-            d |= 0b111111
-        if f is isa.F_EXIT:
-            u |= 1
-        uses[pc], defs[pc] = u, d
-        if f is isa.F_JA:
-            nxt = (pc + 1 + insn.off,)
-        elif f is isa.F_JA32:
-            nxt = (pc + 1 + insn.imm,)
-        elif f is isa.F_EXIT:
-            nxt = ()
-        elif f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
-            nxt = (pc + op.slots, pc + 1 + insn.off)
-        else:
-            nxt = (pc + op.slots,)
-        succ[pc] = tuple(s for s in nxt if s < n)
+        insn = insns[pc]
+        ud = _USES_DEFS.get(insn)
+        if ud is None:
+            if len(_USES_DEFS) >= _USES_DEFS_MAX:
+                _USES_DEFS.clear()
+            ud = _USES_DEFS[insn] = _uses_defs(insn, op)
+        uses[pc], defs[pc] = ud
+        nxt = succ[pc]
+        if nxt and nxt[-1] <= pc:
+            back = True
     live = [0] * n
     changed = True
     while changed:
         changed = False
         for pc in range(n - 1, -1, -1):
-            if ops[pc] is None:
-                continue
             out = 0
             for s in succ[pc]:
                 out |= live[s]
             new = uses[pc] | (out & ~defs[pc])
             if new != live[pc]:
                 live[pc] = new
-                changed = True
-    sets: dict[int, frozenset] = {}
-    for mask in set(live):
-        sets[mask] = frozenset(r for r in range(11) if mask >> r & 1)
-    return [sets[mask] for mask in live] + [frozenset()]
+                changed = back  # without a jump backwards one pass from the end is exact
+    live.append(0)
+    return live
+
+
+# per slot (an Insn, which decides its Op) the registers it reads and writes: the same
+# slots recur across the programs of a process, and across its loads of one program
+_USES_DEFS: dict = {}
+_USES_DEFS_MAX = 65536
+_ALU_FORMS = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX)
+_WRITERS = _ALU_FORMS + (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END,
+                         isa.F_LDDW, isa.F_LDX)
+
+
+def _uses_defs(insn, op) -> tuple[int, int]:
+    """The registers ``insn`` reads and writes, as bit masks."""
+    f = op.form
+    u = d = 0
+    if f.src:
+        u |= 1 << insn.src
+    if f.dst and f is not isa.F_LDDW and f is not isa.F_LDX:
+        if not (op.code & 0xF0 == isa.BPF_MOV and f in _ALU_FORMS):
+            u |= 1 << insn.dst
+    if f in _WRITERS:
+        d |= 1 << insn.dst
+    if f is isa.F_ATOMIC:
+        if op.disc_value == isa.BPF_CMPXCHG:
+            u |= 1
+            d |= 1
+        elif op.disc_value & isa.BPF_FETCH:
+            d |= 1 << insn.src
+    if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
+        u |= ((1 << _call_args(insn, f)) - 1) << 1
+        d |= 0b111111
+    elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
+        u |= 1 << 6
+        d |= 0b111111
+    if f is isa.F_EXIT:
+        u |= 1
+    return u, d

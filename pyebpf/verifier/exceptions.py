@@ -71,7 +71,9 @@ def check_throws(insns, ops, starts: list[int], exception_cb: int) -> None:
     events: list[list] = [[] for _ in starts]     # per function: (pc, callee or None)
     callbacks = set()
     for pc, op in enumerate(ops):
-        if op is None:
+        # only calls and lddw of a function are events
+        if op is None or not (op.form is isa.F_CALL or op.form is isa.F_CALL_LOCAL or
+                              op.form is isa.F_LDDW):
             continue
         func = bisect_right(starts, pc) - 1
         if is_throw(op, insns[pc]):

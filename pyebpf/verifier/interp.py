@@ -112,13 +112,24 @@ class Refusal(Exception):
         self.lines, self.pc, self.errno = lines, pc, errno
 
 
+# per instruction class (BPF_CLASS): (a jump, 64-bit: Op.is_64)
+_CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64, isa.BPF_JMP))
+                     for cls in range(8))
+
+
+# per register mask, its registers in order (_live_regs)
+_REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
+_R0_R9 = (1 << 10) - 1
+_CALLEE_SAVED = _R0_R9 & ~((1 << 6) - 1)     # r6-r9
+
+
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
                   KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
                   ExceptionRules, IrqFlagRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
-                 prog_btf=None, func_info: bool = False):
+                 prog_btf=None, func_info: bool = False, *, succ):
         self.insns, self.ops, self.prog_type, self.profile = insns, ops, prog_type, profile
         self.func_info = func_info  # loaded with BTF function info (callbacks need it)
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
@@ -141,32 +152,55 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used
         self.mixed_kinds: set[int] = set()               # insns reached with two kinds
         self.obj_arg_types: dict[int, tuple] = {}        # kfunc call -> struct it took
-        self.iter_nexts = {pc for pc, insn in enumerate(insns)
-                           if self.ops[pc] is not None and is_iter_next(insn)}
-        self.may_gotos = {pc for pc, op in enumerate(ops)
-                          if op is not None and op.form is isa.F_MAY_GOTO}
-        self.callback_calls = {pc for pc, op in enumerate(ops)
-                               if op is not None and op.form is isa.F_CALL and
-                               (not op.disc_value and insns[pc].imm in CALLBACK_HELPERS or
-                                calls_less(insns[pc]))}
-        points, jmps = self._prune_points()
+        # per slot, what the main loop and the ALU ask of every visit (Op's properties
+        # compute it from the opcode each time); the calls that are checkpoints; and
+        # where states are compared and kept (the kernel's visit_insn and push_insn):
+        # conditional jumps and their targets, targets of unconditional jumps, where
+        # calls return, and a called (or referenced) function's first instruction
+        # (visit_func_call_insn: a BRANCH edge), and of those the jump points, where a
+        # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
+        # and calls themselves).  One pass over the slots.
+        n = len(ops)
+        self.is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
+        self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
+        points, jmps = set(), set()
+        for pc, op in enumerate(ops):
+            if op is None:
+                continue
+            insn, f = insns[pc], op.form
+            self.is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
+            self.writes_r10[pc] = structure.writes_r10(op, insn)
+            if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
+                points.add(pc)
+                jmps.add(pc + 1 + insn.off)
+                if f is isa.F_MAY_GOTO:
+                    self.may_gotos.add(pc)
+            elif f is isa.F_JA:
+                jmps.add(pc + 1 + insn.off)
+            elif f is isa.F_JA32:
+                jmps.add(pc + 1 + insn.imm)
+            elif f is isa.F_CALL:
+                jmps.add(pc + 1)
+                if is_iter_next(insn):
+                    self.iter_nexts.add(pc)
+                if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
+                    self.callback_calls.add(pc)
+            elif f is isa.F_CALL_LOCAL:
+                points.add(pc)
+                jmps.update((pc + 1, pc + 1 + insn.imm))
+            elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
+                points.add(pc)
+                jmps.update((pc + 2, pc + 1 + insn.imm))
+        points |= jmps
         self.prune = points | self.iter_nexts | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
-        self.lv = StackLiveness(insns, ops, starts, self.callback_calls)
-        self.scc = scc.components(insns, ops)
+        self.lv = StackLiveness(succ, starts, self.callback_calls)
+        self.scc = scc.components(ops, succ)
         self.loops = any(self.scc)
         self.visits: dict[tuple, scc.Visit] = {}     # call chain -> its visit
         self.unclean: dict[int, list] = {}      # insn -> finished states not yet cleaned
-        # per slot, what the main loop and the ALU ask of every visit (Op's properties
-        # compute it from the opcode each time)
-        self.is_jmp = [op is not None and op.cls in (isa.BPF_JMP, isa.BPF_JMP32)
-                       for op in ops]
-        self.is_64 = [op is not None and op.is_64 for op in ops]
-        self.writes_r10 = [op is not None and structure.writes_r10(op, insn)
-                           for op, insn in zip(ops, insns)]
-        self._live_at: dict[int, tuple] = {}    # see _live_regs (~pc: as a caller's)
         # scalars not marked precise match any scalar at a prune point (precision.pyx)
         self.precision = precision.applies(self)
         self.skip_table = precision.skip_table(insns, ops) if self.precision else None
@@ -185,34 +219,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
-    def _prune_points(self) -> tuple[set, set]:
-        """Where states are compared and kept (the kernel's visit_insn and push_insn):
-        conditional jumps and their targets, targets of unconditional jumps, where
-        calls return, and a called (or referenced) function's first instruction
-        (visit_func_call_insn: a BRANCH edge); and of those, the jump points, where a
-        path's history gets an entry as it arrives (mark_jmp_point: all but the
-        jumps and calls themselves)."""
-        points, jmps = set(), set()
-        for pc, op in enumerate(self.ops):
-            if op is None:
-                continue
-            f = op.form
-            if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
-                points.add(pc)
-                jmps.add(pc + 1 + self.insns[pc].off)
-            elif f in (isa.F_JA, isa.F_JA32):
-                jmps.add(pc + 1 + (self.insns[pc].imm if f is isa.F_JA32
-                                   else self.insns[pc].off))
-            elif f in (isa.F_CALL, isa.F_CALL_LOCAL):
-                jmps.add(pc + 1)
-                if f is isa.F_CALL_LOCAL:
-                    points.add(pc)
-                    jmps.add(pc + 1 + self.insns[pc].imm)
-            elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
-                points.add(pc)
-                jmps.update((pc + 2, pc + 1 + self.insns[pc].imm))
-        return points | jmps, jmps
-
     def hist_entry(self, st: VState) -> None:
         """push_jmp_history: one entry per instruction at most (a jump point, a
         register spilled or filled, a branch on linked scalars or a stack pointer)."""
@@ -547,19 +553,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.unclean[pc] = keep
 
     def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
-        """Per frame, the registers ``visited``'s ``live`` keeps, in order."""
-        out = []
-        for f in cur.frames[1:]:
-            ret = f.callsite + 1
-            regs = self._live_at.get(~ret)
-            if regs is None:
-                regs = self._live_at[~ret] = tuple(sorted(r for r in self.live[ret]
-                                                          if 6 <= r < 10))
-            out.append(regs)
-        regs = self._live_at.get(pc)
-        if regs is None:
-            regs = self._live_at[pc] = tuple(sorted(r for r in self.live[pc] if r < 10))
-        out.append(regs)
+        """Per frame, the registers ``visited``'s ``live`` keeps, in order: a caller's
+        callee-saved ones live after its call, and the current frame's r0-r9."""
+        live = self.live
+        out = [_REGS_OF[live[f.callsite + 1] & _CALLEE_SAVED] for f in cur.frames[1:]]
+        out.append(_REGS_OF[live[pc] & _R0_R9])
         return out
 
     def _iter_active(self, cur: VState) -> bool:

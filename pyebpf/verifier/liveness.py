@@ -22,8 +22,6 @@ mask per frame, bit ``spi`` for the bytes ``[-8 * (spi + 1), -8 * spi)``.
 """
 from __future__ import annotations
 
-from .. import isa
-
 _ALL = (1 << 64) - 1
 
 
@@ -60,32 +58,17 @@ class _Instance:
 
 
 class StackLiveness:
-    """The analysis of one program (``struct bpf_liveness``)."""
+    """The analysis of one program (``struct bpf_liveness``), over its control flow
+    ``succ`` (:func:`.scc.successors`)."""
 
-    def __init__(self, insns, ops, starts, calls_callback):
-        n = len(ops)
+    def __init__(self, succ, starts, calls_callback):
+        n = len(succ)
         self.starts = starts
         self.ends = list(starts[1:]) + [n]
         self.calls_callback = calls_callback
         self.instances: dict[tuple, _Instance] = {}
-        succ: list = [()] * n
         pred: list = [[] for _ in range(n)]
-        for pc, op in enumerate(ops):
-            if op is None:
-                continue
-            f, insn = op.form, insns[pc]
-            # bpf_insn_successors
-            if f is isa.F_EXIT:
-                nxt = ()
-            elif f is isa.F_JA:
-                nxt = (pc + 1 + insn.off,)
-            elif f is isa.F_JA32:
-                nxt = (pc + 1 + insn.imm,)
-            elif f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
-                nxt = (pc + op.slots, pc + 1 + insn.off)
-            else:
-                nxt = (pc + op.slots,)
-            succ[pc] = tuple(s for s in nxt if s < n)
+        for pc in range(n):
             for s in succ[pc]:
                 pred[s].append(pc)
         self.succ, self.pred = succ, pred

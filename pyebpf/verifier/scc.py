@@ -17,28 +17,41 @@ from __future__ import annotations
 from .. import isa
 
 
-def successors(insns, ops, pc: int) -> tuple[int, ...]:
-    """bpf_insn_successors: where control goes after the instruction at ``pc``."""
-    op = ops[pc]
-    f = op.form
-    if f is isa.F_EXIT:
-        return ()
-    if f is isa.F_JA:
-        return (pc + 1 + insns[pc].off,)
-    if f is isa.F_JA32:
-        return (pc + 1 + insns[pc].imm,)
-    if f in (isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO):
-        return (pc + 1, pc + 1 + insns[pc].off)
-    if f is isa.F_LDDW:
-        return (pc + 2,)
-    return (pc + 1,)
+def successors(insns, ops) -> list[tuple[int, ...]]:
+    """bpf_insn_successors, per slot: where control goes after each instruction, inside
+    the program (() for an lddw's second slot), a jump's target last.  The verifier's
+    passes over the control flow (register and stack liveness, loops) share one list."""
+    n = len(ops)
+    succ: list[tuple[int, ...]] = [()] * n
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        f = op.form
+        if f is isa.F_EXIT:
+            continue
+        if f is isa.F_JA:
+            nxt = (pc + 1 + insns[pc].off,)
+        elif f is isa.F_JA32:
+            nxt = (pc + 1 + insns[pc].imm,)
+        elif f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
+            nxt = (pc + 1, pc + 1 + insns[pc].off)
+        elif f is isa.F_LDDW:
+            nxt = (pc + 2,)
+        else:
+            nxt = (pc + 1,)
+        succ[pc] = nxt if nxt[0] < n and nxt[-1] < n else tuple(s for s in nxt if s < n)
+    return succ
 
 
-def components(insns, ops) -> list[int]:
-    """compute_scc: per instruction its loop's number (from 1), 0 outside loops."""
-    n = len(insns)
-    if not any(ops[pc] is not None and any(w <= pc for w in successors(insns, ops, pc))
-               for pc in range(n)):
+def components(ops, succ) -> list[int]:
+    """compute_scc: per instruction its loop's number (from 1), 0 outside loops
+    (``succ``: :func:`successors`)."""
+    n = len(ops)
+    for pc in range(n):
+        nxt = succ[pc]
+        if nxt and nxt[-1] <= pc:
+            break
+    else:
         return [0] * n          # no jump backwards: no loop
     index = [-1] * n
     low = [0] * n
@@ -49,7 +62,7 @@ def components(insns, ops) -> list[int]:
     for root in range(n):
         if ops[root] is None or index[root] >= 0:
             continue
-        work = [(root, iter(successors(insns, ops, root)))]
+        work = [(root, iter(succ[root]))]
         index[root] = low[root] = count
         count += 1
         stack.append(root)
@@ -57,14 +70,14 @@ def components(insns, ops) -> list[int]:
         while work:
             v, it = work[-1]
             for w in it:
-                if not 0 <= w < n or ops[w] is None:
+                if ops[w] is None:
                     continue
                 if index[w] < 0:
                     index[w] = low[w] = count
                     count += 1
                     stack.append(w)
                     on[w] = True
-                    work.append((w, iter(successors(insns, ops, w))))
+                    work.append((w, iter(succ[w])))
                     break
                 if on[w]:
                     low[v] = min(low[v], index[w])
@@ -81,7 +94,7 @@ def components(insns, ops) -> list[int]:
                         members.append(w)
                         if w == v:
                             break
-                    if len(members) > 1 or v in successors(insns, ops, v):
+                    if len(members) > 1 or v in succ[v]:
                         nscc += 1
                         for w in members:
                             scc[w] = nscc

@@ -26,15 +26,6 @@ def _reject(message: str, pc: int, insn: isa.Insn) -> VerifierError:
                          errno=errno_of(message))
 
 
-def _jump_target(op: isa.Op, insn: isa.Insn, pc: int) -> int | None:
-    """Absolute target of a jump or local call, or None for any other instruction."""
-    if op.form.off is isa.Field.JUMP:
-        return pc + 1 + insn.off
-    if op.form.imm is isa.Field.JUMP:
-        return pc + 1 + insn.imm
-    return None
-
-
 def writes_r10(op: isa.Op, insn: isa.Insn) -> bool:
     """Whether the instruction writes the read-only frame pointer r10."""
     if op.form is isa.F_ATOMIC:
@@ -75,14 +66,21 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     if n == 0:
         raise VerifierError("program is empty", errno=errno_of("program is empty"))
     ops: list[isa.Op | None] = [None] * n
+    passed = _PASSED[strict, walked]
+    if len(passed) >= _PASSED_MAX:
+        passed.clear()
     pc = 0
     while pc < n:
         insn = insns[pc]
-        op = isa.lookup(insn)
+        op = passed.get(insn)
         if op is None:
-            raise _reject(f"unknown opcode {insn.code:#04x}" if insn.code not in isa.OPCODES
-                          else f"invalid encoding of opcode {insn.code:#04x}", pc, insn)
-        _check_fields(op, insn, pc, strict, walked)
+            op = isa.lookup(insn)
+            if op is None:
+                raise _reject(f"unknown opcode {insn.code:#04x}"
+                              if insn.code not in isa.OPCODES
+                              else f"invalid encoding of opcode {insn.code:#04x}", pc, insn)
+            _check_fields(op, insn, pc, strict, walked)
+            passed[insn] = op
         ops[pc] = op
         if op.form is isa.F_LDDW:
             if pc + 1 >= n:
@@ -97,17 +95,21 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     for pc, op in enumerate(ops):
         if op is None:
             continue
-        target = _jump_target(op, insns[pc], pc)
-        if target is None:
-            target = function_start(op, insns[pc], pc)
-        if target is None:
+        form = op.form
+        # a jump's or local call's target, else function_start's
+        if form.off is isa.Field.JUMP:
+            target = pc + 1 + insns[pc].off
+        elif form.imm is isa.Field.JUMP or (form is isa.F_LDDW and
+                                            op.disc_value == isa.BPF_PSEUDO_FUNC):
+            target = pc + 1 + insns[pc].imm
+        else:
             continue
         if not 0 <= target < n:
             raise _reject(f"jump out of range to pc {target}", pc, insns[pc])
         if ops[target] is None:
             raise _reject(f"jump into the middle of lddw at pc {target - 1}", pc, insns[pc])
 
-    last = max(i for i, op in enumerate(ops) if op is not None)
+    last = n - 1 if ops[n - 1] is not None else n - 2     # an lddw's second slot
     if ops[last].form not in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
@@ -115,6 +117,12 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
         if not btf:
             _check_abnormal_return(insns, ops)
     return ops
+
+
+# per (strict, walked), the slots whose fields passed and their table entries: the
+# checks depend on the slot alone, and a process loads the same slots again and again
+_PASSED = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
+_PASSED_MAX = 65536
 
 
 def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: bool) -> None:
@@ -136,22 +144,35 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
 
 def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None],
                      exception_cb: int = 0) -> None:
-    seen = [False] * len(ops)
+    # each straight run is followed to its end, the other edges kept for later (check
+    # has made sure that every edge lands on an instruction and that the last one does
+    # not fall through)
+    seen = bytearray(len(ops))
     todo = [exception_cb, 0] if exception_cb else [0]
     while todo:
         pc = todo.pop()
-        if seen[pc]:
-            continue
-        seen[pc] = True
-        op = ops[pc]
-        target = _jump_target(op, insns[pc], pc)
-        if target is not None:
-            todo.append(target)
-        if op.form is isa.F_LDDW and function_start(op, insns[pc], pc) is not None:
-            todo.append(function_start(op, insns[pc], pc))
-        if op.form in (isa.F_EXIT, isa.F_JA, isa.F_JA32):
-            continue
-        todo.append(pc + op.slots)
+        while not seen[pc]:
+            seen[pc] = 1
+            op = ops[pc]
+            form = op.form
+            if form is isa.F_LDDW:
+                if op.disc_value == isa.BPF_PSEUDO_FUNC:
+                    todo.append(pc + 1 + insns[pc].imm)
+                pc += 2
+            elif form.off is isa.Field.JUMP:        # ja, conditional jumps, may_goto
+                todo.append(pc + 1 + insns[pc].off)
+                if form is isa.F_JA:
+                    break
+                pc += 1
+            elif form.imm is isa.Field.JUMP:        # gotol, local calls
+                todo.append(pc + 1 + insns[pc].imm)
+                if form is isa.F_JA32:
+                    break
+                pc += 1
+            elif form is isa.F_EXIT:
+                break
+            else:
+                pc += 1
     for pc, op in enumerate(ops):
         if op is not None and not seen[pc]:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
