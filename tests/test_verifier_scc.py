@@ -95,8 +95,56 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 }
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+# an iterator loop inside a can_loop loop writing a stack array through pointers the
+# compiler spills: a finished state of the outer loop stays uncleaned while its visit
+# has backedges (clean_live_states skips incomplete_read_marks states), or it prunes
+# paths the kernel explores (4,459 insns, 333 states against the kernel's 6,821, 498)
+STACK_ARRAY_IN_NESTED_LOOPS = """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i = 0, j, k = 0;
+    long s = 0, buf[8] = {};
+    while (can_loop) {
+        if (i >= 4) break;
+        bpf_for(j, 0, 3) {
+            buf[i & 7] = 0; s += buf[(i + 1) & 7];
+            k += 2; if (k > 10) k = 0; s += k;
+        }
+        i++;
+    }
+    return s;
+}"""
+
+# still explored differently (docs/verifier.md, "Known differences left")
+KNOWN_DIFFERENT = {
+    # 6,999 insns, 528 states against the kernel's 6,821, 498
+    "stack_array_written_in_an_iterator_loop_in_a_can_loop_loop":
+        STACK_ARRAY_IN_NESTED_LOOPS,
+    # 1,824, 126 against 1,929, 137: pyebpf prunes where the kernel does not
+    "stack_array_written_in_an_iterator_loop_in_a_bounded_loop": """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j;
+    long s = 0, buf[8] = {};
+    #pragma nounroll
+    for (i = 0; i < 4; i++)
+        bpf_for(j, 0, 3) { buf[i & 7] = j; s += buf[(i + 1) & 7]; if (j & 1) s++; }
+    return s;
+}""",
+}
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, *(
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="a known difference"))
+    for name in KNOWN_DIFFERENT)])
 def test_a_loop_is_explored_with_the_kernels_instructions_and_states(shape, monkeypatch):
-    data = compile_object(CAN_LOOP + ITER + SHAPES[shape], flags=("-O2", "-mcpu=v3"))
+    source = SHAPES.get(shape) or KNOWN_DIFFERENT[shape]
+    data = compile_object(CAN_LOOP + ITER + source, flags=("-O2", "-mcpu=v3"))
     ours, kernels = counts_and_the_kernels(data, monkeypatch)
     assert ours == kernels
+
+
+def test_a_finished_state_of_a_loop_with_backedges_prunes_no_more_than_the_kernels(
+        monkeypatch):
+    data = compile_object(CAN_LOOP + ITER + STACK_ARRAY_IN_NESTED_LOOPS,
+                          flags=("-O2", "-mcpu=v3"))
+    (ours, _), (kernels, _) = counts_and_the_kernels(data, monkeypatch)
+    assert ours >= kernels

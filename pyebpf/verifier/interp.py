@@ -539,13 +539,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _clean_live_states(self, cur: VState, pc: int) -> None:
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
-        forget their dead stack slots, once."""
+        forget their dead stack slots, once; not while their loop's visit has
+        backedges (incomplete_read_marks): what is read later is not known yet."""
         sites = [f.callsite for f in cur.frames]
         keep = []
         for old in self.unclean.pop(pc):
             if old.evicted:
                 continue
-            if [f.callsite for f in old.frames] != sites:
+            if [f.callsite for f in old.frames] != sites or \
+                    self.loops and self.precision and self._incomplete(old):
                 keep.append(old)
                 continue
             self.lv.clean(old)
