@@ -2450,7 +2450,9 @@ _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
 _KPROBE = _isa.ProgType.BPF_PROG_TYPE_KPROBE
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
-_pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
+# pyebpf.pinning installs it (_set_pin_hook) when a map gets pinned; a C global, as
+# _run_hook: run() tests both every call, and a module attribute costs a dict lookup
+cdef object _pin_hook = None
 # pyebpf.pinning, which sets itself here when imported: pinning builds on the core, so
 # the core never imports it (pyebpf imports it along with the core)
 _pinning = None
@@ -2463,8 +2465,27 @@ cdef object _pins():
 
 # The pytest plugin installs f(program, data, budget, trace, fields) -> Result for the
 # tests that use it: it runs the program itself (with this hook off), traced, and also
-# in the kernel where the test asks for that.
-_run_hook = None
+# in the kernel where the test asks for that.  pyebpf.kernel_check sets it (_set_run_hook).
+cdef object _run_hook = None
+
+
+def _set_run_hook(hook):
+    """Make ``hook`` (None: none) the run hook; returns the one it replaces."""
+    global _run_hook
+    old, _run_hook = _run_hook, hook
+    return old
+
+
+def _set_pin_hook(hook):
+    """Make ``hook`` (None: none) the pin hook; returns the one it replaces."""
+    global _pin_hook
+    old, _pin_hook = _pin_hook, hook
+    return old
+
+
+def _get_pin_hook():
+    """The pin hook, None until pyebpf.pinning pins a map."""
+    return _pin_hook
 
 # pyebpf.jit sets itself here when imported: on_program(program, jit) ends Program(),
 # and tier(program) starts the _jit_after-th run of a program through run() (0: never).
