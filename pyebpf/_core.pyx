@@ -3236,7 +3236,7 @@ cdef class Program:
         entries: only on the default budget; an explicit one is a hard cap."""
         return budget is None and self.budget == self._default_budget
 
-    cdef object _run(self, object data, object budget, bint trace, dict fields, bint hooks):
+    cdef inline object _run(self, object data, object budget, bint trace, dict fields, bint hooks):
         """run(); ``fields`` None: no keywords were given (no dict made); ``hooks``
         False: the run and pin hooks have had their say."""
         if hooks and (_run_hook is not None or _pin_hook is not None):
@@ -3258,7 +3258,7 @@ cdef class Program:
                             "this program has no skb context (prog_type=None)")
         return self._run_raw(data, budget, trace)
 
-    cdef dict _env_fields(self, dict fields):
+    cdef inline dict _env_fields(self, dict fields):
         """The fields of an skb program's run: ``fields`` with the program's
         Environment as ``env`` when it has one and they name none."""
         if self.env is None:
