@@ -3242,8 +3242,7 @@ cdef class Program:
         if hooks and (_run_hook is not None or _pin_hook is not None):
             return self._run_hooked(data, budget, trace, fields)
         if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
-            self._jit_done = True
-            _jit.tier(self)
+            self._tier()
         # counted here, not in vm_run: tcsim's replay threads run one program at once,
         # and a counter they all wrote would bounce its cache line between the cores
         self._pc.runs += 1
@@ -3257,6 +3256,13 @@ cdef class Program:
             raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
                             "this program has no skb context (prog_type=None)")
         return self._run_raw(data, budget, trace)
+
+    cdef int _tier(self) except -1:
+        """Hand the program to pyebpf.jit's tiering (once); out of _run's line, which
+        it would keep the C compiler from inlining."""
+        self._jit_done = True
+        _jit.tier(self)
+        return 0
 
     cdef inline dict _env_fields(self, dict fields):
         """The fields of an skb program's run: ``fields`` with the program's
