@@ -226,7 +226,7 @@ def _pinned_maps_transaction(programs):
     """Pinned maps the chain reaches are one transaction on their pin files for the whole
     replay (Program.run makes each run one; docs/pinning.md)."""
     from pyebpf import _core
-    if _core._pin_hook is None:
+    if _core._get_pin_hook() is None:
         return contextlib.nullcontext()
     from pyebpf import pinning
 

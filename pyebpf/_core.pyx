@@ -2450,7 +2450,9 @@ _SKB_TYPES = (_isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER, _isa.ProgType.BPF_PROG_
               _isa.ProgType.BPF_PROG_TYPE_SCHED_ACT)
 _KPROBE = _isa.ProgType.BPF_PROG_TYPE_KPROBE
 _PROFILES = {"current": PROFILE_CURRENT, "4.6": PROFILE_V46}
-_pin_hook = None    # pyebpf.pinning installs it when a map gets pinned
+# pyebpf.pinning installs it (_set_pin_hook) when a map gets pinned; a C global, as
+# _run_hook: run() tests both every call, and a module attribute costs a dict lookup
+cdef object _pin_hook = None
 # pyebpf.pinning, which sets itself here when imported: pinning builds on the core, so
 # the core never imports it (pyebpf imports it along with the core)
 _pinning = None
@@ -2463,8 +2465,27 @@ cdef object _pins():
 
 # The pytest plugin installs f(program, data, budget, trace, fields) -> Result for the
 # tests that use it: it runs the program itself (with this hook off), traced, and also
-# in the kernel where the test asks for that.
-_run_hook = None
+# in the kernel where the test asks for that.  pyebpf.kernel_check sets it (_set_run_hook).
+cdef object _run_hook = None
+
+
+def _set_run_hook(hook):
+    """Make ``hook`` (None: none) the run hook; returns the one it replaces."""
+    global _run_hook
+    old, _run_hook = _run_hook, hook
+    return old
+
+
+def _set_pin_hook(hook):
+    """Make ``hook`` (None: none) the pin hook; returns the one it replaces."""
+    global _pin_hook
+    old, _pin_hook = _pin_hook, hook
+    return old
+
+
+def _get_pin_hook():
+    """The pin hook, None until pyebpf.pinning pins a map."""
+    return _pin_hook
 
 # pyebpf.jit sets itself here when imported: on_program(program, jit) ends Program(),
 # and tier(program) starts the _jit_after-th run of a program through run() (0: never).
@@ -3208,145 +3229,158 @@ cdef class Program:
         faults, runs past its budget or calls a helper that is not available.
         """
         # Program.run is _run_entry (below the class): this def parses what it leaves
-        return self._run(data, budget, trace, fields)
+        return self._run(data, budget, trace, fields, True)
 
     cdef bint _grows(self, object budget) noexcept:
         """Whether a run given ``budget`` (None: the program's) grows it at frame
         entries: only on the default budget; an explicit one is a hard cap."""
         return budget is None and self.budget == self._default_budget
 
-    cdef object _run(self, object data, object budget, bint trace, dict fields):
-        """run(); ``fields`` None: no keywords were given (no dict made)."""
+    cdef inline object _run(self, object data, object budget, bint trace, dict fields, bint hooks):
+        """run(); ``fields`` None: no keywords were given (no dict made); ``hooks``
+        False: the run and pin hooks have had their say."""
+        if hooks and (_run_hook is not None or _pin_hook is not None):
+            return self._run_hooked(data, budget, trace, fields)
+        if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
+            self._tier()
+        # counted here, not in vm_run: tcsim's replay threads run one program at once,
+        # and a counter they all wrote would bounce its cache line between the cores
+        self._pc.runs += 1
+        # one function a context kind: each sets up (and cleans up) only its own, which
+        # keeps the common call, a frame to an skb program, short
+        if self._kprobe:
+            return self._run_kprobe(data, budget, trace, {} if fields is None else fields)
+        if self.prog_type is not None:
+            return self._run_skb(data, budget, trace, self._env_fields(fields))
+        if fields is not None and len(fields) != 0:
+            raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
+                            "this program has no skb context (prog_type=None)")
+        return self._run_raw(data, budget, trace)
+
+    cdef int _tier(self) except -1:
+        """Hand the program to pyebpf.jit's tiering (once); out of _run's line, which
+        it would keep the C compiler from inlining."""
+        self._jit_done = True
+        _jit.tier(self)
+        return 0
+
+    cdef inline dict _env_fields(self, dict fields):
+        """The fields of an skb program's run: ``fields`` with the program's
+        Environment as ``env`` when it has one and they name none."""
+        if self.env is None:
+            return fields
+        if fields is None:
+            fields = {}
+        if "env" not in fields:
+            fields["env"] = self.env
+        return fields
+
+    cdef object _run_hooked(self, object data, object budget, bint trace, dict fields):
+        """_run when a hook is installed: the run hook's Result, else the run inside the
+        pin hook's transaction."""
+        if self._kprobe:
+            fields = {} if fields is None else fields
+        elif self.prog_type is not None:
+            fields = self._env_fields(fields)
+        if _run_hook is not None:
+            return _run_hook(self, data, budget, trace, fields if fields is not None else {})
+        # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
+        txn = _pin_hook(self)
+        if txn is None:
+            return self._run(data, budget, trace, fields, False)
+        with txn:
+            return self._run(data, budget, trace, fields, True)
+
+    cdef inline int _vm_go(self, Vm* vm, uint64_t limit, bint trace) except -1:
+        """Run the program on ``vm`` (set up by the caller); an ExecutionError if it
+        did not exit."""
+        held_sockets_entry()
+        if trace or self._pc.py_helpers or self._hold_gil:
+            vm_run(vm, &self._pc, trace)
+        else:
+            with nogil:
+                vm_run(vm, &self._pc, False)
+        if vm.status != STATUS_EXIT:
+            raise vm_fault(vm, limit)
+        return 0
+
+    cdef inline Result _vm_result(self, Vm* vm, uint64_t limit):
+        """The Result of the run ``vm`` made: its instruction count and r0."""
+        cdef Result res = _result_new()
+        res.insn_count = limit + vm.granted - <uint64_t>vm.budget_left
+        res._r0 = vm.reg[0]
+        return res
+
+    cdef object _run_skb(self, object data, object budget, bint trace, dict fields):
+        """_run of an skb program: ``data`` the frame."""
         cdef Vm vm
         cdef Skb tmpl
         cdef Skb spare
         cdef Skb* skb = NULL
-        cdef bytes mem = b""
         cdef bytes src
-        cdef Py_ssize_t size = 0
         cdef uint64_t limit = self.budget if budget is None else budget
         cdef Result res
-        cdef bint typed = self.prog_type is not None
         cdef bint own_clock = False
         cdef bint tmpl_made = False
-        cdef MachineImage image = None     # a tracing run's machine: alive until the run ends
+        cdef MachineImage image = None     # the run's machine: alive until the run ends
         cdef TraceWorld world
-        cdef bytes regs
-        cdef bint has_fields
+        cdef bint has_fields = fields is not None and len(fields) != 0
         cdef object machine = None
         cdef bint clean
         cdef const Skb* base      # the template this run's skb is loaded from
         cdef uint32_t keep
         global _ktime_clock
 
-        if fields is None and (self._kprobe or self.env is not None and typed):
-            fields = {}
-        if self.env is not None and typed and "env" not in fields:
-            fields["env"] = self.env
-        has_fields = fields is not None and len(fields) != 0
-        if _run_hook is not None:
-            return _run_hook(self, data, budget, trace, fields if fields is not None else {})
-        if _pin_hook is not None:
-            # pinned maps: the run is one transaction on their pin files (docs/pinning.md)
-            txn = _pin_hook(self)
-            if txn is not None:
-                with txn:
-                    return self._run(data, budget, trace, fields)
-        if _jit_after and not self._jit_done and self._pc.runs + 1 >= _jit_after:
-            self._jit_done = True
-            _jit.tier(self)
-        # counted here, not in vm_run: tcsim's replay threads run one program at once,
-        # and a counter they all wrote would bounce its cache line between the cores
-        self._pc.runs += 1
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         vm.grow = self._grows(budget)
         try:
-            if self._kprobe:
-                memset(&spare, 0, sizeof(Skb))    # freed below even if trace_begin refuses
-                skb = &spare
-                regs = PyBytes_FromStringAndSize(NULL, _REGS_SIZE[self.arch])
-                image = trace_begin(&vm, skb, &world, <uint8_t*>PyBytes_AS_STRING(regs), data,
-                                    fields, self._profile_id, self.arch)
-                if "ktime" not in fields:
-                    skb.ktime, own_clock = _ktime_clock, True
-            elif typed:
-                src = _frame_bytes(data, self.prog_type)
-                if has_fields and "machine" in fields:
-                    machine = _packet_machine(fields)
-                    has_fields = len(<dict>fields) != 0
-                if has_fields:
-                    base = self._fields_template(fields)
-                    if base == NULL:
-                        memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
-                        tmpl_made = True
-                        skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
-                        keep = skb_keep_bits(fields)
-                        base = self._keep_fields_template(fields, &tmpl, keep)
-                        tmpl_made = base == &tmpl
-                    else:
-                        keep = self._ftmpl_keep
+            src = _frame_bytes(data, self.prog_type)
+            if has_fields and "machine" in fields:
+                machine = _packet_machine(fields)
+                has_fields = len(<dict>fields) != 0
+            if has_fields:
+                base = self._fields_template(fields)
+                if base == NULL:
+                    memset(&tmpl, 0, sizeof(Skb))    # freed even if a field is refused
+                    tmpl_made = True
+                    skb_init(&tmpl, _ETH_ZERO, fields, self.prog_type, self._profile_id)
+                    keep = skb_keep_bits(fields)
+                    base = self._keep_fields_template(fields, &tmpl, keep)
+                    tmpl_made = base == &tmpl
                 else:
-                    if not self._tmpl_ready:
-                        self._template()
-                    base, keep = &self._tmpl, 0
-                skb = self._take_skb(&spare)
-                clean = skb == &self._work and self._work_clean and base == &self._tmpl
-                self._work_clean = False
-                if not (skb_reload_frame(skb, &self._tmpl, <const uint8_t*>PyBytes_AS_STRING(src),
-                                         len(src), 0) if clean else
-                        skb_load_frame(skb, base, <const uint8_t*>PyBytes_AS_STRING(src),
-                                       len(src), keep)):
-                    raise MemoryError()
-                # this run leaves the work skb clean if its program keeps the layout
-                self._work_clean = (skb == &self._work and base == &self._tmpl
-                                    and self._pc.keeps_layout and not self._pc.py_helpers)
-                if not has_fields or "ktime" not in fields:
-                    skb.ktime, own_clock = _ktime_clock, True
-                vm_attach_skb(&vm, skb, self._is_tc)
-                if machine is not None:
-                    image = machine_image(machine)
-                    packet_world(&vm, skb, &world, image)
+                    keep = self._ftmpl_keep
             else:
-                if has_fields:
-                    raise TypeError(f"run() got packet fields ({', '.join(fields)}) but "
-                                    "this program has no skb context (prog_type=None)")
-                if data is not None:
-                    src = data if type(data) is bytes else bytes(data)
-                    size = len(src)
-                    # A fresh object the program may write to.  Passing NULL matters:
-                    # CPython shares cached objects for 1-byte strings given their contents.
-                    mem = PyBytes_FromStringAndSize(NULL, size)
-                    memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
-                vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
-            held_sockets_entry()
-            if trace or self._pc.py_helpers or self._hold_gil:
-                vm_run(&vm, &self._pc, trace)
-            else:
-                with nogil:
-                    vm_run(&vm, &self._pc, False)
-            if vm.status != STATUS_EXIT:
-                raise vm_fault(&vm, limit)
-            res = _result_new()
-            res.insn_count = limit + vm.granted - <uint64_t>vm.budget_left
-            res._r0 = vm.reg[0]
-            if self._kprobe:
-                res._kind = KIND_TRACE
-                if world.signals or world.thread_signals:
-                    res._signals = _signals_sent(world.signals, world.thread_signals)
-                if skb.printk_len:
-                    res._printk = PyBytes_FromStringAndSize(skb.printk, skb.printk_len - 1)
-            elif typed:
-                self._skb_result(res, skb, src)
-                res._input = src
-                if machine is not None:
-                    res._signals = _signals_sent(world.signals, world.thread_signals)
-            else:
-                res._data = mem
+                if not self._tmpl_ready:
+                    self._template()
+                base, keep = &self._tmpl, 0
+            skb = self._take_skb(&spare)
+            clean = skb == &self._work and self._work_clean and base == &self._tmpl
+            self._work_clean = False
+            if not (skb_reload_frame(skb, &self._tmpl, <const uint8_t*>PyBytes_AS_STRING(src),
+                                     PyBytes_GET_SIZE(src), 0) if clean else
+                    skb_load_frame(skb, base, <const uint8_t*>PyBytes_AS_STRING(src),
+                                   PyBytes_GET_SIZE(src), keep)):
+                raise MemoryError()
+            # this run leaves the work skb clean if its program keeps the layout
+            self._work_clean = (skb == &self._work and base == &self._tmpl
+                                and self._pc.keeps_layout and not self._pc.py_helpers)
+            if not has_fields or "ktime" not in fields:
+                skb.ktime, own_clock = _ktime_clock, True
+            vm_attach_skb(&vm, skb, self._is_tc)
+            if machine is not None:
+                image = machine_image(machine)
+                packet_world(&vm, skb, &world, image)
+            self._vm_go(&vm, limit, trace)
+            res = self._vm_result(&vm, limit)
+            self._skb_result(res, skb, src)
+            res._input = src
+            if machine is not None:
+                res._signals = _signals_sent(world.signals, world.thread_signals)
             if trace:
                 res.trace = self._make_trace(&vm)
             if _tw_scheduled:
                 # the run returns to user space: the current task runs its task work
-                fire_task_work(image if typed else None, _isa.TIMER_CALLBACKS_PER_GAP)
+                fire_task_work(image, _isa.TIMER_CALLBACKS_PER_GAP)
             return res
         finally:
             vm_end(&vm)
@@ -3358,6 +3392,80 @@ cdef class Program:
                 self._give_skb(skb)
             if tmpl_made:
                 skb_free(&tmpl)
+
+    cdef object _run_kprobe(self, object data, object budget, bint trace, dict fields):
+        """_run of a KPROBE program: ``data`` must be None, ``fields`` its arguments."""
+        cdef Vm vm
+        cdef Skb spare
+        cdef uint64_t limit = self.budget if budget is None else budget
+        cdef Result res
+        cdef bint own_clock = False
+        cdef MachineImage image = None     # the run's machine: alive until the run ends
+        cdef TraceWorld world
+        cdef bytes regs
+        global _ktime_clock
+
+        vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
+        vm.grow = self._grows(budget)
+        memset(&spare, 0, sizeof(Skb))    # freed below even if trace_begin refuses
+        try:
+            regs = PyBytes_FromStringAndSize(NULL, _REGS_SIZE[self.arch])
+            image = trace_begin(&vm, &spare, &world, <uint8_t*>PyBytes_AS_STRING(regs), data,
+                                fields, self._profile_id, self.arch)
+            if "ktime" not in fields:
+                spare.ktime, own_clock = _ktime_clock, True
+            self._vm_go(&vm, limit, trace)
+            res = self._vm_result(&vm, limit)
+            res._kind = KIND_TRACE
+            if world.signals or world.thread_signals:
+                res._signals = _signals_sent(world.signals, world.thread_signals)
+            if spare.printk_len:
+                res._printk = PyBytes_FromStringAndSize(spare.printk, spare.printk_len - 1)
+            if trace:
+                res.trace = self._make_trace(&vm)
+            if _tw_scheduled:
+                # the run returns to user space: the current task runs its task work
+                fire_task_work(image, _isa.TIMER_CALLBACKS_PER_GAP)
+            return res
+        finally:
+            vm_end(&vm)
+            if own_clock:
+                # time passed while the program read the clock (ktime_step per call)
+                _ktime_clock = ((spare.ktime if spare.ktime > _ktime_clock else _ktime_clock)
+                                + _KTIME_RUN_GAP)
+            self._give_skb(&spare)
+
+    cdef object _run_raw(self, object data, object budget, bint trace):
+        """_run of a program without a context type: ``data`` the memory r1 points at."""
+        cdef Vm vm
+        cdef uint64_t limit = self.budget if budget is None else budget
+        cdef Result res
+        cdef bytes mem = b""
+        cdef bytes src
+        cdef Py_ssize_t size = 0
+
+        vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
+        vm.grow = self._grows(budget)
+        try:
+            if data is not None:
+                src = data if type(data) is bytes else bytes(data)
+                size = len(src)
+                # A fresh object the program may write to.  Passing NULL matters:
+                # CPython shares cached objects for 1-byte strings given their contents.
+                mem = PyBytes_FromStringAndSize(NULL, size)
+                memcpy(PyBytes_AS_STRING(mem), <const char*>src, size)
+            vm_attach_memory(&vm, <uint8_t*>PyBytes_AS_STRING(mem), size)
+            self._vm_go(&vm, limit, trace)
+            res = self._vm_result(&vm, limit)
+            res._data = mem
+            if trace:
+                res.trace = self._make_trace(&vm)
+            if _tw_scheduled:
+                # the run returns to user space: the current task runs its task work
+                fire_task_work(None, _isa.TIMER_CALLBACKS_PER_GAP)
+            return res
+        finally:
+            vm_end(&vm)
 
     cdef const Skb* _template(self) except NULL:
         """The skb template of runs without fields, made at the first."""
@@ -3607,7 +3715,7 @@ cdef object _run_entry(object self, PyObject** args, Py_ssize_t nargs, PyObject*
     nothing to parse: it goes to _run without the locals _run_parse sets up and drops
     (~20 machine instructions)."""
     if nargs == 1 and kwnames == NULL:
-        return (<Program>self)._run(<object>args[0], None, False, None)
+        return (<Program>self)._run(<object>args[0], None, False, None, True)
     return _run_parse(self, args, nargs, kwnames)
 
 
@@ -3638,7 +3746,7 @@ cdef object _run_parse(object self, PyObject** args, Py_ssize_t nargs, PyObject*
             if fields is None:
                 fields = {}
             fields[name] = <object>args[nargs + k]
-    return (<Program>self)._run(data, budget, trace, fields)
+    return (<Program>self)._run(data, budget, trace, fields, True)
 
 
 _RUN_DEF.ml_name = "run"

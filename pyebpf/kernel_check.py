@@ -63,20 +63,19 @@ class RunWatcher:
 
     def __enter__(self) -> "RunWatcher":
         from . import _core
-        self._saved = _core._run_hook
-        _core._run_hook = self
+        self._saved = _core._set_run_hook(self)
         return self
 
     def __exit__(self, *exc) -> None:
         from . import _core
-        _core._run_hook = self._saved
+        _core._set_run_hook(self._saved)
         for kobj in self._kernel_objects.values():
             kobj.close()
         self._kernel_objects.clear()
 
     def __call__(self, program, data, budget, trace, fields):
         from . import _core
-        _core._run_hook = None
+        _core._set_run_hook(None)
         try:
             self.runs += 1
             if self.kernel:
@@ -85,7 +84,7 @@ class RunWatcher:
             self.last.append((self.label(program), res))
             return res
         finally:
-            _core._run_hook = self
+            _core._set_run_hook(self)
 
     # --- the kernel side ---------------------------------------------------------------
 

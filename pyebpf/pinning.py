@@ -598,7 +598,7 @@ def _attach(m, path: str, pin_id: bytes, generation: int, digest: bytes) -> None
     m._pin = Link(path, pin_id, generation, digest)
     _live[path] = m
     _map_pins[m] = path
-    _core._pin_hook = _run_transaction
+    _core._set_pin_hook(_run_transaction)
 
 
 def _detach(m) -> None:
