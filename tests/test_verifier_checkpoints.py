@@ -52,6 +52,31 @@ def test_a_path_with_more_than_40_history_entries_stores_a_state_at_its_next_pru
     assert ours(text) == kernel_verdict(text)
 
 
+
+def stack_pointer_join(first: str, second: str) -> str:
+    """r1 = fp-16; the branch's fall-through (explored first) runs ``first`` on r1, the
+    jump ``second``; after the join, enough instructions and jumps for a state there,
+    then a load through r1 (``r2`` is skb->len & 8, so ``r1 += r2`` is fp-16 plus 0 or 8)."""
+    return "\n".join([
+        "r6 = r1", "r7 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 16) = 0",
+        "*(u64 *)(r10 - 8) = 0", "r1 = r10", "r1 += -16", "r2 = r7", "r2 &= 8",
+        "if r7 > 100 goto other", first, "goto join", "other:", second, "join:",
+        *["r3 = 0"] * 8, "goto +0", "goto +0", "goto +0",
+        "r0 = *(u64 *)(r1 + 0)", "r0 = 0", "exit"])
+
+
+def test_a_stack_pointer_within_a_stored_ones_range_does_not_prune():
+    """regsafe compares stack pointers exactly (regs_exact): fp-16 after a join does
+    not end the path whose stored state had fp-16 plus a variable 0..8 there."""
+    text = stack_pointer_join("r1 += r2", "r0 = 0")
+    assert ours(text) == kernel_verdict(text)
+
+
+def test_the_same_stack_pointer_after_a_join_prunes():
+    text = stack_pointer_join("r1 += 8", "r1 += 8")
+    assert ours(text) == kernel_verdict(text)
+
+
 HASH_STEPS = r'''
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

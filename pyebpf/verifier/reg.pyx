@@ -18,15 +18,17 @@ cdef object TWO64 = _M64 + 1
 cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.pyx's NOT_INIT, SCALAR, PTR_TO_PACKET_META and PTR_TO_PACKET (enum bpf_reg_type),
-# BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
+# state.pyx's NOT_INIT, SCALAR, PTR_TO_STACK, PTR_TO_PACKET_META and PTR_TO_PACKET
+# (enum bpf_reg_type), BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
+cdef object PTR_TO_STACK = 6
 cdef object PTR_TO_PACKET_META = 7
 cdef object PTR_TO_PACKET = 8
 cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
 cdef object STACK_INVALID = 0
-CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
+CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STACK,
+             "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
              "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST,
              "STACK_INVALID": STACK_INVALID}
 
@@ -221,6 +223,11 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
             if not check_scalar_ids(old.id, cur.id, idmap):
                 return False
         return range_within(old, cur) and _tnum_in(old.var, cur.var)
+    if old.type == PTR_TO_STACK:
+        # regsafe's PTR_TO_STACK case: regs_exact, and the same frame (fp-8 of one
+        # function is not fp-8 of another)
+        return _exact_fields(old, cur) and check_ids(old.id, cur.id, idmap) and \
+            check_ids(old.ref, cur.ref, idmap)
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
             old.frame != cur.frame:
         return False

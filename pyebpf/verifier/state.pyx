@@ -224,6 +224,20 @@ def _scalar_for_slot(s, uninit_ok: bool) -> Reg | None:
     return None
 
 
+def _object_slot_safe(kind: int, old: Reg, cur: Reg, idmap: dict) -> bool:
+    # stacksafe's STACK_ITER, STACK_DYNPTR and STACK_IRQ_FLAG cases, exact or not: the
+    # slot's marker compares by what the object is (an iterator's kind and state, a
+    # dynptr's kind and slot, an irq flag's kfunc class) and its reference, never as a
+    # register; an iterator's depth (``range``) is left out so its loop converges
+    if kind == STACK_ITER:
+        return old.size == cur.size and old.var == cur.var and \
+            check_ids(old.ref, cur.ref, idmap)
+    if kind == STACK_DYNPTR:
+        return old.var == cur.var and old.size == cur.size and \
+            check_ids(old.ref, cur.ref, idmap)
+    return old.size == cur.size and check_ids(old.ref, cur.ref, idmap)
+
+
 def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
                uninit_ok: bool) -> bool:
     for spi, os_ in old.stack.items():
@@ -251,8 +265,12 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
                 continue        # allow_uninit_stack: whatever is there reads as misc
             if ok_ != ck_:
                 return False
-        if os_.kinds[7] == STACK_SPILL or \
-                os_.kinds[0] in (STACK_SPILL, STACK_ITER, STACK_DYNPTR, STACK_IRQ_FLAG):
+        if os_.kinds[0] in (STACK_ITER, STACK_DYNPTR, STACK_IRQ_FLAG):
+            if os_.spill is not None and (cs is None or cs.spill is None or
+                                          not _object_slot_safe(os_.kinds[0], os_.spill,
+                                                                cs.spill, idmap)):
+                return False
+        elif os_.kinds[7] == STACK_SPILL or os_.kinds[0] == STACK_SPILL:
             if os_.spill is not None and (cs is None or cs.spill is None or
                                           not regsafe(os_.spill, cs.spill, idmap, exact,
                                                       ranges)):
