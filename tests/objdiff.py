@@ -1,11 +1,13 @@
 """Load one compiled object in pyebpf and in the kernel (``pyebpf.kernel.load_object``)
 and compare: ``verdicts`` the load verdicts (``refused_alike``: both refusals say one
 thing), ``same_retval`` one run's retval, ``program_retvals`` several runs of one
-program of an object of several."""
+program of an object of several, ``level_2_logs`` both verifier logs at level 2."""
 from __future__ import annotations
 
 import pyebpf
+from pyebpf import cli
 from pyebpf.errors import ElfError, KernelError
+from pyebpf.kernel import oracle
 
 from recorded_kernel import count_comparison
 from skbdiff import engine_fields
@@ -27,6 +29,20 @@ def verdicts(data: bytes, prog_type=None, whole_log: bool = False):
         theirs = exc.log if whole_log else str(exc).split("refused the program: ", 1)[-1]
     count_comparison()
     return ours, theirs
+
+
+def level_2_logs(data: bytes, program: str, monkeypatch, capsys, tmp_path) -> tuple[str, str]:
+    """(ours, theirs): ``pyebpf verify --log-level 2`` of the object, and the kernel's
+    level-2 verifier log of its ``program``, for tests that compare lines of the two."""
+    init = oracle.KernelProgram.__init__
+    monkeypatch.setattr(oracle.KernelProgram, "__init__",
+                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
+    with pyebpf.kernel.load_object(data) as kobj:
+        theirs = kobj.program(program).verifier_log
+    count_comparison()
+    (tmp_path / "prog.o").write_bytes(data)
+    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
+    return capsys.readouterr().out, theirs
 
 
 def assert_refused_alike(ours, theirs, message: str) -> None:

@@ -10,11 +10,10 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from pyebpf import cli, kernel
-from pyebpf.kernel import oracle
 
 from bpfc import compile_object
-from objdiff import assert_refused_alike, program_retvals, same_retval, verdicts
+from objdiff import (assert_refused_alike, level_2_logs, program_retvals, same_retval,
+                     verdicts)
 from recorded_kernel import count_comparison
 
 # the declarations and macros of bpf_experimental.h (tools/testing/selftests/bpf), as
@@ -143,15 +142,7 @@ __noinline int on_throw(__u64 cookie) { return cookie; }
 SEC("tc") __exception_cb(on_throw)
 int prog(struct __sk_buff *skb) { if (skb->len > 10) bpf_throw(25ULL); return 1; }
 """)
-    init = oracle.KernelProgram.__init__
-    monkeypatch.setattr(oracle.KernelProgram, "__init__",
-                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
-    with kernel.load_object(data) as kobj:
-        theirs = kobj.program("prog").verifier_log
-    count_comparison()
-    (tmp_path / "prog.o").write_bytes(data)
-    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
-    ours = capsys.readouterr().out
+    ours, theirs = level_2_logs(data, "prog", monkeypatch, capsys, tmp_path)
 
     def paths(log):
         return [ln for ln in log.splitlines()

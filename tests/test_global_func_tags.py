@@ -10,13 +10,11 @@ import re
 import pytest
 
 import pyebpf
-from pyebpf import cli
-from pyebpf.kernel import oracle
 from pyebpf.errors import ElfError, KernelError
 
 from bpfc import compile_object
 from current_task import this_process
-from objdiff import assert_refused_alike, same_retval, verdicts
+from objdiff import assert_refused_alike, level_2_logs, same_retval, verdicts
 from recorded_kernel import count_comparison
 
 HEAD = r"""
@@ -248,15 +246,7 @@ def test_a_dynptr_argument_is_logged_at_level_2_as_the_kernel_logs_it(monkeypatc
                                                                      tmp_path):
     data = _object(DYNPTR, "struct bpf_dynptr d; bpf_dynptr_from_skb(skb, 0, &d); "
                            "return f(&d);")
-    init = oracle.KernelProgram.__init__
-    monkeypatch.setattr(oracle.KernelProgram, "__init__",
-                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
-    with pyebpf.kernel.load_object(data) as kobj:
-        theirs = kobj.program("prog").verifier_log
-    count_comparison()
-    (tmp_path / "prog.o").write_bytes(data)
-    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
-    ours = capsys.readouterr().out
+    ours, theirs = level_2_logs(data, "prog", monkeypatch, capsys, tmp_path)
 
     def argument(log):
         return re.search(r"R1=dynptr_ptr\([^)]*\)", log.split("Validating f()")[1])[0]

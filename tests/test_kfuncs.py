@@ -13,16 +13,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 import pyebpf
-from pyebpf import cli, elf, isa
-from pyebpf.kernel import oracle
+from pyebpf import elf, isa
 from pyebpf.errors import ElfError
 from pyebpf.verifier.kfuncs import KFUNCS
 
 from skbdiff import TYPES
 
 from bpfc import compile_object
-from objdiff import same_retval, verdicts
-from recorded_kernel import count_comparison
+from objdiff import level_2_logs, same_retval, verdicts
 from verifier_counts import counts_and_the_kernels
 
 # the shapes of libbpf's bpf_helpers.h (1.2 and later): the installed 1.1 has neither
@@ -271,15 +269,7 @@ def test_an_iterator_and_what_next_yields_are_logged_at_level_2_as_the_kernel_lo
     data = compile_object(ITER + """
 SEC("tc") int prog(struct __sk_buff *skb) { int i, s = 0; bpf_for(i, 0, 3) s += i; return s; }
 """, flags=FLAGS[0])
-    init = oracle.KernelProgram.__init__
-    monkeypatch.setattr(oracle.KernelProgram, "__init__",
-                        lambda self, *a, **kw: init(self, *a, **{**kw, "log_level": 2}))
-    with pyebpf.kernel.load_object(data) as kobj:
-        theirs = kobj.program("prog").verifier_log
-    count_comparison()
-    (tmp_path / "prog.o").write_bytes(data)
-    assert cli.main(["verify", "--log-level", "2", str(tmp_path / "prog.o")]) == 0
-    ours = capsys.readouterr().out
+    ours, theirs = level_2_logs(data, "prog", monkeypatch, capsys, tmp_path)
 
     def queued(log):
         """R0 and the iterator's slot where the first iteration is popped."""
