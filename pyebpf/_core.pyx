@@ -2513,6 +2513,13 @@ cdef uint64_t _ktime_clock = KTIME_START
 cdef uint64_t _KTIME_RUN_GAP = KTIME_RUN_GAP
 
 
+cdef inline void _clock_after_run(uint64_t ktime) noexcept nogil:
+    """Time passed while a run read the clock (``ktime_step`` per call): the process
+    clock moves past the run's last reading, plus the gap between runs."""
+    global _ktime_clock
+    _ktime_clock = (ktime if ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
+
+
 cdef tuple _signals_sent(uint64_t process, uint64_t thread):
     return tuple((sig, scope) for sig in range(1, NSIG + 1)
                  for scope, bits in (("process", process), ("thread", thread))
@@ -3311,6 +3318,16 @@ cdef class Program:
         res._r0 = vm.reg[0]
         return res
 
+    cdef inline int _run_done(self, Result res, Vm* vm, bint trace,
+                              MachineImage image) except -1:
+        """The end of every kind of run: the trace asked for, then, as the run returns
+        to user space, the task work the program queued for the current task."""
+        if trace:
+            res.trace = self._make_trace(vm)
+        if _tw_scheduled:
+            fire_task_work(image, _isa.TIMER_CALLBACKS_PER_GAP)
+        return 0
+
     cdef object _run_skb(self, object data, object budget, bint trace, dict fields):
         """_run of an skb program: ``data`` the frame."""
         cdef Vm vm
@@ -3329,7 +3346,6 @@ cdef class Program:
         cdef bint clean
         cdef const Skb* base      # the template this run's skb is loaded from
         cdef uint32_t keep
-        global _ktime_clock
 
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         vm.grow = self._grows(budget)
@@ -3376,19 +3392,13 @@ cdef class Program:
             res._input = src
             if machine is not None:
                 res._signals = _signals_sent(world.signals, world.thread_signals)
-            if trace:
-                res.trace = self._make_trace(&vm)
-            if _tw_scheduled:
-                # the run returns to user space: the current task runs its task work
-                fire_task_work(image, _isa.TIMER_CALLBACKS_PER_GAP)
+            self._run_done(res, &vm, trace, image)
             return res
         finally:
             vm_end(&vm)
             if skb != NULL:
                 if own_clock:
-                    # time passed while the program read the clock (ktime_step per call)
-                    _ktime_clock = ((skb.ktime if skb.ktime > _ktime_clock else _ktime_clock)
-                                    + _KTIME_RUN_GAP)
+                    _clock_after_run(skb.ktime)
                 self._give_skb(skb)
             if tmpl_made:
                 skb_free(&tmpl)
@@ -3403,7 +3413,6 @@ cdef class Program:
         cdef MachineImage image = None     # the run's machine: alive until the run ends
         cdef TraceWorld world
         cdef bytes regs
-        global _ktime_clock
 
         vm_begin(&vm, limit, self.tail_call_limit, self._profile_id == PROFILE_V46)
         vm.grow = self._grows(budget)
@@ -3421,18 +3430,12 @@ cdef class Program:
                 res._signals = _signals_sent(world.signals, world.thread_signals)
             if spare.printk_len:
                 res._printk = PyBytes_FromStringAndSize(spare.printk, spare.printk_len - 1)
-            if trace:
-                res.trace = self._make_trace(&vm)
-            if _tw_scheduled:
-                # the run returns to user space: the current task runs its task work
-                fire_task_work(image, _isa.TIMER_CALLBACKS_PER_GAP)
+            self._run_done(res, &vm, trace, image)
             return res
         finally:
             vm_end(&vm)
             if own_clock:
-                # time passed while the program read the clock (ktime_step per call)
-                _ktime_clock = ((spare.ktime if spare.ktime > _ktime_clock else _ktime_clock)
-                                + _KTIME_RUN_GAP)
+                _clock_after_run(spare.ktime)
             self._give_skb(&spare)
 
     cdef object _run_raw(self, object data, object budget, bint trace):
@@ -3458,11 +3461,7 @@ cdef class Program:
             self._vm_go(&vm, limit, trace)
             res = self._vm_result(&vm, limit)
             res._data = mem
-            if trace:
-                res.trace = self._make_trace(&vm)
-            if _tw_scheduled:
-                # the run returns to user space: the current task runs its task work
-                fire_task_work(None, _isa.TIMER_CALLBACKS_PER_GAP)
+            self._run_done(res, &vm, trace, None)
             return res
         finally:
             vm_end(&vm)
@@ -3870,7 +3869,6 @@ cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept 
     cdef Skb* skb = c.skb
     cdef uint64_t r0
     cdef uint32_t n
-    global _ktime_clock
     while k < end:
         n = c.lens[k]
         vm_begin(vm, c.budget, c.tail_call_limit, c.v46)
@@ -3890,7 +3888,7 @@ cdef Py_ssize_t _batch_loop(BatchRun* c, Py_ssize_t k, Py_ssize_t end) noexcept 
             vm_attach_skb(vm, skb, c.packet_region)
         c.status = vm_run(vm, c.prog, False)
         if c.own_clock:
-            _ktime_clock = (skb.ktime if skb.ktime > _ktime_clock else _ktime_clock) + _KTIME_RUN_GAP
+            _clock_after_run(skb.ktime)
         c.insn_count[k] = c.budget + vm.granted - <uint64_t>vm.budget_left
         if c.status != STATUS_EXIT:
             return k
