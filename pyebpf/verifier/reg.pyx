@@ -82,17 +82,11 @@ cdef class Reg:
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------
     def mark_known(self, v) -> Reg:
-        v &= _M64
-        self.var = (v, ZERO)
-        self.smin = self.smax = _s64(v)
-        self.umin = self.umax = v
-        self.s32min = self.s32max = _s32(v)
-        self.u32min = self.u32max = v & _M32
+        _set_known(self, v)
         return self
 
     def mark_unbounded(self) -> Reg:
-        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, ZERO, _M64
-        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, ZERO, _M32
+        _set_unbounded(self)
         return self
 
     def mark_unknown(self) -> Reg:
@@ -128,16 +122,26 @@ cpdef Reg scalar(object v=None):
     r.precise = False
     if v is None:
         r.var = _UNKNOWN
-        r.smin, r.smax, r.umin, r.umax = S64_MIN, S64_MAX, ZERO, _M64
-        r.s32min, r.s32max, r.u32min, r.u32max = S32_MIN, S32_MAX, ZERO, _M32
-        return r
+        _set_unbounded(r)
+    else:
+        _set_known(r, v)
+    return r
+
+
+cdef inline void _set_known(Reg r, object v):
+    """__mark_reg_known: the tnum and every bound the constant ``v``."""
     v &= _M64
     r.var = (v, ZERO)
     r.smin = r.smax = _s64(v)
     r.umin = r.umax = v
     r.s32min = r.s32max = _s32(v)
     r.u32min = r.u32max = v & _M32
-    return r
+
+
+cdef inline void _set_unbounded(Reg r):
+    """__mark_reg_unbounded: every bound the widest."""
+    r.smin, r.smax, r.umin, r.umax = S64_MIN, S64_MAX, ZERO, _M64
+    r.s32min, r.s32max, r.u32min, r.u32max = S32_MIN, S32_MAX, ZERO, _M32
 
 
 def copy_regs(list regs) -> list:
