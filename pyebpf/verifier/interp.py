@@ -424,7 +424,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 continue
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv) and (
+                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
+                                          within=True) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -442,7 +443,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
                 if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv):
+                                uninit_ok=not self.unpriv, within=loop):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
@@ -1161,8 +1162,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return lo, hi
 
     def _note_depth(self, st: VState, reg: Reg, lo: int) -> None:
-        func = st.frames[reg.frame].subprog
-        self.depths[func] = max(self.depths[func], -lo)
+        """The function's stack depth, and the frame's allocated slots, reach ``lo``
+        (check_stack_access_within_bounds' grow_stack_state, for reads and writes)."""
+        frame = st.frames[reg.frame]
+        self.depths[frame.subprog] = max(self.depths[frame.subprog], -lo)
+        if -lo > 8 * frame.allocated:
+            frame.allocated = (-lo + 7) // 8
 
     def stack_access(self, st, pc, regno, reg: Reg, off, size, write, value_regno, imm):
         # stack accesses must be aligned (check_ptr_alignment: strict for the stack)
