@@ -618,8 +618,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.lddw(st, pc, insn, op)
             return pc + 2
         if f in (isa.F_LD_ABS, isa.F_LD_IND):
-            self.ld_abs(st, pc, insn, op)
-            return pc + 1
+            return self.ld_abs(st, pc, insn, op, pending)
         if f is isa.F_JA:
             return pc + 1 + insn.off
         if f is isa.F_JA32:
@@ -756,7 +755,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
+        # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
+        # insn->dst_reg test)
         if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
+                not (f.src and insn.src == insn.dst) and \
                 (src.is_const if is64 else src.var[1] & M32 == 0):
             # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
             # its source, with the constant in off (once only): in 64 bits one that
@@ -1384,7 +1386,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r.off = hi & 0xFFFFFFFF
         regs[insn.dst] = r
 
-    def ld_abs(self, st, pc, insn, op) -> None:
+    def ld_abs(self, st, pc, insn, op, pending) -> int | None:
+        """check_ld_abs; the next pc.  In a subprogram a failed load returns 0 to the
+        caller (bpf_gen_ld_abs's hidden exit): that path is taken here, the load's
+        success queued."""
         regs = st.cur.regs
         self.lock_held_at(st, pc, "BPF_LD_[ABS|IND]")
         if st.refs:
@@ -1400,6 +1405,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[r] = Reg()
         regs[0] = scalar()
         bounds.truncate(regs[0], op.size)
+        if len(st.frames) == 1:
+            return pc + 1
+        self.push(st, pc + 1, pc, pending)
+        st.cur.regs[0] = scalar(0)
+        return self.exit(st, pc)
 
     # --- jumps ------------------------------------------------------------------------------
     def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
