@@ -18,7 +18,9 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
 - ``bpf_find_vma``: ``vmas``, the task's memory mappings, each a ``struct
   vm_area_struct`` in kernel memory (:data:`VMA_BASE` on) that the callback reads;
 - loads through ``bpf_get_current_task_btf``'s pointer: ``kernel_memory`` (with the
-  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0;
+  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0,
+  but for the task's ``cgroups``: a modelled ``css_set`` whose ``dfl_cgrp`` is ``env``'s
+  ``task_cgroup`` (the root cgroup for the other tasks; pyebpf.skb.kern.CSS_SET_ADDRESS);
 - ``bpf_task_from_pid`` and ``bpf_task_from_vpid`` (kfuncs, also of packet runs given a
   machine): the task and ``tasks``, the machine's other tasks, by pid (by ``ns_pid``
   among the tasks in the current task's pid namespace); loads through what they return
@@ -234,7 +236,7 @@ class Machine:
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
         for t in everyone:
             if t.fields is not None:
-                kernel.append((t.address, task_struct(t, self.btf)))
+                kernel.append((t.address, task_struct(t, self.btf, t is self.task)))
         if self.task.user_regs is not None:
             kernel.append((USER_REGS_ADDRESS, self.task.user_regs_bytes))
         table, address = [], VMA_BASE
@@ -424,10 +426,14 @@ def struct_bytes(name: str, values: Mapping, btf=None) -> bytes:
     return _struct_bytes(name, values, btf, f"struct {name}")
 
 
-def task_struct(task: Task, btf=None) -> bytes:
-    """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm and
-    the task's ``fields``, where ``btf`` lays them out."""
-    values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes}
+def task_struct(task: Task, btf=None, current: bool = True) -> bytes:
+    """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm, its
+    ``cgroups`` (the modelled css_set of the ``current`` task, or of another one:
+    :data:`pyebpf.skb.kern.CSS_SET_ADDRESS`) and the task's ``fields``, where ``btf``
+    lays them out."""
+    from ..skb import kern
+    values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes,
+              "cgroups": kern.CSS_SET_ADDRESS + (0 if current else kern.CSS_SET_STRIDE)}
     values.update(task.fields or {})
     return _struct_bytes("task_struct", values, btf, "task fields")
 

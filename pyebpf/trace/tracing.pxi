@@ -59,6 +59,7 @@ cdef class MachineImage:
         cdef size_t depth = len(kstack) + len(ustack), first
         cdef const uint8_t* data
         self.machine, self.env = machine, machine.env
+        task_css_prepare()
         memset(&self.w, 0, sizeof(TraceWorld))
         self._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
         self._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
@@ -724,6 +725,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
     if vm.world != NULL and addr >= vm.world.task_size + 4096:
         q = _image(vm.world.kmem, vm.world.nkmem, addr, size)
+        if q == NULL and task_css_load(vm, addr, size, out):   # a task's cgroups (tasks.pxi)
+            return True
     out[0] = _load(q, size) if q != NULL else 0
     return True
 
