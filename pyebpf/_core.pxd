@@ -191,6 +191,8 @@ ctypedef struct TraceWorld:
     const uint64_t* cgroup1        # bpf_task_get_cgroup1: (task address, hierarchy id,
     uint32_t ncgroup1              # level, cgroup id) quadruples (Task.cgroup1)
     bint packet                    # a packet run given a machine (its current task)
+    const uint64_t* task_umem      # bpf_copy_from_user_task: (task address, first range,
+    uint32_t ntask_umem            # ranges) triples, the ranges counted from kmem's first
     # per run
     uint64_t task_size             # addresses below are user addresses (TASK_SIZE_MAX)
     bint kernel_range_check        # x86-64: kernel reads of user addresses are -ERANGE
@@ -558,7 +560,8 @@ cdef int profile_id(str profile) except -1
 # --- bpf_timer (timers.pxi): what a replay loop fires between its packets ------------
 
 cdef int64_t timers_soonest() noexcept nogil
-cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=*, int nprogs=*)
+cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=*, int nprogs=*,
+                        object machine=*)
 
 # --- the skb model (skb/skbuff.pxi) --------------------------------------------------
 

@@ -136,6 +136,71 @@ cdef bint cgroup_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexc
     return True
 
 
+# --- a task's cgroups (task->cgroups->dfl_cgrp) where the machine does not give them: the
+# current task's css_set has the Environment's task_cgroup as its default cgroup, every
+# other task's the root cgroup (Machine.tasks are in it)
+
+cdef uint32_t _TASK_CSS = 0, _CSS_DFL_CGRP = 0
+cdef bint _css_ready = False
+cdef uint64_t CSS_SET_ADDRESS = _kern.CSS_SET_ADDRESS
+cdef uint64_t CSS_SET_STRIDE = _kern.CSS_SET_STRIDE
+
+
+cdef int task_css_prepare() except -1:
+    """Read where task_struct's cgroups and css_set's dfl_cgrp are (and the cgroups'
+    layout, which a load through dfl_cgrp reads), once a machine is made."""
+    global _TASK_CSS, _CSS_DFL_CGRP, _css_ready
+    if not _css_ready:
+        cgroup_prepare()
+        _TASK_CSS, _CSS_DFL_CGRP = _kern.task_css_layout()
+        _css_ready = True
+    return 0
+
+
+cdef int64_t _dfl_cgroup(Vm* vm, bint current) noexcept nogil:
+    """The Environment index of the current task's cgroup (its task_cgroup), or of the
+    root cgroup; -1 if it declares none."""
+    cdef size_t k, n
+    cdef const NetCgroup* cg = _cgroups(vm, &n)
+    for k in range(n):
+        if (cg[k].id == vm.skb.net.task_cgroups[vm.skb.net.task_cgroup_level] if current
+                else cg[k].parent < 0):
+            return <int64_t>k
+    return -1
+
+
+cdef bint task_css_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
+    """A load the machine's kernel memory does not answer, of a task's ``cgroups``
+    pointer (its modelled css_set, _kern.CSS_SET_ADDRESS) or through that css_set (its
+    ``dfl_cgrp``, the Environment's cgroup; the rest 0); False for any other address."""
+    cdef uint8_t buf[8]
+    cdef uint64_t task = 0, css
+    cdef uint32_t k
+    cdef int64_t c
+    if not _css_ready or vm.world == NULL:
+        return False
+    memset(buf, 0, 8)
+    if CSS_SET_ADDRESS <= addr < CSS_SET_ADDRESS + 2 * CSS_SET_STRIDE:
+        c = _dfl_cgroup(vm, addr < CSS_SET_ADDRESS + CSS_SET_STRIDE)
+        if c >= 0:
+            _overlay(buf, (addr - CSS_SET_ADDRESS) % CSS_SET_STRIDE, size, _CSS_DFL_CGRP,
+                     _cgroup_address(c), 8)
+        out[0] = _load(buf, size)
+        return True
+    if vm.world.task <= addr < vm.world.task + _TASK_CSS + 8:
+        task, css = vm.world.task, CSS_SET_ADDRESS
+    else:
+        for k in range(vm.world.ntasks):
+            if vm.world.tasks[4 * k + 2] <= addr < vm.world.tasks[4 * k + 2] + _TASK_CSS + 8:
+                task, css = vm.world.tasks[4 * k + 2], CSS_SET_ADDRESS + CSS_SET_STRIDE
+                break
+        else:
+            return False
+    _overlay(buf, addr - task, size, _TASK_CSS, css, 8)
+    out[0] = _load(buf, size)
+    return True
+
+
 cdef uint64_t _k_acquire(Vm* vm, uint64_t p, uint64_t r2, uint64_t r3, uint64_t r4,
                          uint64_t r5) noexcept nogil:
     return p

@@ -313,10 +313,11 @@ cdef TimerState* _next_due(int64_t until, MapStore** mo, uint32_t* eo,
 
 
 cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t now,
-                     MachineImage task=None):
+                     MachineImage task=None, bint worker=False):
     """bpf_timer_cb: one run of ``p`` from its callback at ``pc`` with (map, key,
     value); a fault raises as a run's does.  ``task``: the machine whose current task
-    the callback runs in (task work's), else none."""
+    the callback runs in (task work's), or with ``worker`` whose kworker runs it (a
+    bpf_wq's, worker_world), else none."""
     cdef Vm vm
     cdef Skb spare
     cdef Skb* skb = NULL
@@ -347,7 +348,9 @@ cdef _timer_callback(Program p, MapStore* m, uint32_t e, uint32_t pc, uint64_t n
                 raise MemoryError()
             vm_attach_skb(&vm, skb, p._is_tc)
             skb.ktime = <uint64_t>now
-            if task is not None:
+            if task is not None and worker:
+                worker_world(&vm, skb, &world, task)
+            elif task is not None:
                 packet_world(&vm, skb, &world, task)
         # the key: an array's index on bpf_timer_cb's stack, a hash element's own key
         key = <uintptr_t>&index if m.type == BPF_MAP_TYPE_ARRAY else \
@@ -405,19 +408,21 @@ cdef void _soonest_recompute() noexcept nogil:
     map_unlock(&_soonest_lock)
 
 
-cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0):
+cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, int nprogs=0,
+                        object machine=None):
     """Run the callbacks of the scheduled task work (task_work.pxi) and of the queued
     bpf_wq work, each in queue order, then those of the
     bpf_timers due by ``until``, earliest first (in arming order among equal expiries),
     at most ``limit`` of them, without moving the
     process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
-    replay fires its own programs' timers).  A callback's fault raises as a run's
-    does."""
+    replay fires its own programs' timers).  The work runs in a kworker of ``machine``
+    (a MachineImage; None: no machine).  A callback's fault raises as a run's does."""
     global _timer_running
     cdef MapStore* m = NULL
     cdef uint32_t e = 0, pc
     cdef TimerState* t
     cdef uint64_t n = 0
+    cdef bint is_wq
     held_sockets_entry()
     try:
         if _tw_scheduled:
@@ -429,8 +434,11 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
             t.armed = 0
             pc, n = t.cb_pc, n + 1
             _timer_running = t
+            # a timer's callback runs in softirq context, in no task
+            is_wq = m.wqs != NULL and <TimerState*>m.wqs <= t < <TimerState*>m.wqs + m.max_entries
             try:
-                _timer_callback(<Program>t.prog.owner, m, e, pc, t.expires)
+                _timer_callback(<Program>t.prog.owner, m, e, pc, t.expires,
+                                machine if is_wq else None, True)
             finally:
                 _timer_running = NULL
     finally:
@@ -438,10 +446,13 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
     return n
 
 
-def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALLBACKS_PER_GAP):
+def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALLBACKS_PER_GAP,
+               machine=None):
     """Run the work queued with bpf_wq_start, in the order it was queued (each reads the
-    time of the run that queued it), then move the process's clock (docs/clock.md) on
-    by ``advance`` ns, or to ``until``, running on the way the callbacks of the
+    time of the run that queued it; with ``machine``, a :class:`pyebpf.trace.Machine`,
+    in a kworker of it: bpf_task_from_pid finds its tasks, whose user memory
+    bpf_copy_from_user_task reads, and the kworker itself has none; without, in no
+    task), then move the process's clock (docs/clock.md) on by ``advance`` ns, or to ``until``, running on the way the callbacks of the
     bpf_timers due by then, earliest first (in arming order among equal expiries), as
     the kernel's hrtimers fire them.  A callback
     reads its timer's expiry as the time; one may arm timers again, which fire in the same call when they are due by its end.
@@ -449,7 +460,7 @@ def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALL
     forever).  Returns how many ran; a callback's fault raises as a run's does."""
     global _ktime_clock
     cdef int64_t end = <int64_t>(_ktime_clock + advance) if until is None else <int64_t>until
-    n = fire_timers(end, limit)
+    n = fire_timers(end, limit, NULL, 0, None if machine is None else machine_image(machine))
     if end > <int64_t>_ktime_clock:
         _ktime_clock = <uint64_t>end
     return n

@@ -109,7 +109,9 @@ _kfunc("bpf_wq_start", _k_wq_start)
 
 # --- what might sleep, which only a work callback's path may call (the verifier's
 # TimerRules.in_sleepable): the kworker running it has no user memory (no mm), so every
-# copy from a user address faults, as every other address does (access_ok)
+# copy from the current task's user memory faults, as every other address does
+# (access_ok); bpf_copy_from_user_task reads another task's (task_user_bytes), which
+# only a machine's tasks have
 
 cdef uint64_t _h_copy_from_user(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
                                 uint64_t r4, uint64_t r5) noexcept nogil:
@@ -122,6 +124,27 @@ cdef uint64_t _h_copy_from_user(Vm* vm, uint64_t dst, uint64_t size, uint64_t sr
         return 0
     memset(p, 0, <uint32_t>size)
     return err(EFAULT)
+
+
+cdef uint64_t _h_copy_from_user_task(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
+                                     uint64_t task, uint64_t flags) noexcept nogil:
+    # bpf_copy_from_user_task: flags must be 0; access_process_vm copying less than all
+    # of it (a byte the task does not map, or a kernel thread) zeroes the destination
+    cdef uint8_t* p
+    cdef const uint8_t* q
+    if flags:
+        return err(EINVAL)
+    if <uint32_t>size == 0:
+        return 0
+    p = _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
+    if p == NULL:
+        return 0
+    q = task_user_bytes(vm, task, src, <uint32_t>size)
+    if q == NULL:
+        memset(p, 0, <uint32_t>size)
+        return err(EFAULT)
+    memcpy(p, q, <uint32_t>size)
+    return 0
 
 
 cdef uint64_t _k_copy_from_user_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
@@ -241,6 +264,7 @@ cdef uint64_t _k_iter_dmabuf_destroy(Vm* vm, uint64_t it, uint64_t r2, uint64_t 
 
 
 SKB_HELPERS[148] = _h_copy_from_user     # BPF_FUNC_copy_from_user
+SKB_HELPERS[191] = _h_copy_from_user_task    # BPF_FUNC_copy_from_user_task
 _kfunc("bpf_copy_from_user_str", _k_copy_from_user_str)
 _kfunc("bpf_copy_from_user_task_str", _k_copy_from_user_task_str)
 _kfunc("bpf_copy_from_user_dynptr", _k_copy_from_user_dynptr)

@@ -13,15 +13,8 @@ from __future__ import annotations
 from .. import isa
 from ..verifier import rules
 
-_SLEEPABLE = ("might sleep: the kernel takes it only on a path that may sleep (a bpf_wq "
-              "callback's), and pyebpf does not run it there yet; elsewhere loading "
-              "refuses it, as the kernel does (\"helper call might sleep in a "
-              "non-sleepable prog\")")
-
 #: Why a helper the kernel offers an skb program type is not implemented, by id.
-WHY_NOT: dict[int, str] = {
-    191: _SLEEPABLE,
-}
+WHY_NOT: dict[int, str] = {}
 
 _TYPES = (("SOCKET_FILTER", rules.SF), ("SCHED_CLS", rules.CLS), ("SCHED_ACT", rules.ACT),
           ("KPROBE", rules.KPROBE))

@@ -35,8 +35,11 @@ cdef uint64_t bpf_get_socket_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
     if not is_ctx(vm, r1):
         return 0
     if vm.skb.sk_reqsk:
-        vm.skb.reqsk_cookie_made = True
-        return vm.skb.net.reqsk_cookie
+        # __sock_gen_cookie: each request socket asked gets the generator's next value
+        if not vm.skb.reqsk_cookie_now:
+            vm.skb.reqsk_cookie_now = vm.skb.net.reqsk_cookie + vm.skb.reqsk_cookies
+            vm.skb.reqsk_cookies += 1
+        return vm.skb.reqsk_cookie_now
     k = full_sock(vm)
     if k == NO_SOCK:
         return 0

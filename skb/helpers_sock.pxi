@@ -421,7 +421,7 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
         return err(EINVAL)
     vm.skb.sk_assigned = k + 1
     vm.skb.sk_reqsk = True
-    vm.skb.reqsk_cookie_made = False
+    vm.skb.reqsk_cookie_now = 0
     memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
     v = vm.skb.reqsk_view
     memset(v, 0, SK_VIEW_SIZE)
@@ -561,7 +561,7 @@ cdef uint64_t _reqsk_value(Vm* vm, int k) noexcept nogil:
     elif k == RQ_USEC_TS:
         return a[16] != 0
     # RQ_COOKIE: __sock_gen_cookie writes it when first asked
-    return net.reqsk_cookie if vm.skb.reqsk_cookie_made else 0
+    return vm.skb.reqsk_cookie_now
 
 
 cdef bint reqsk_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:

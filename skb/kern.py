@@ -49,7 +49,8 @@ __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_S
            "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
            "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE", "CGROUP1_ADDRESS",
            "KERNFS_NODE1_ADDRESS", "task_flags_offset", "css_layout", "REQSK_ADDRESS",
-           "REQUEST_SOCK_FIELDS", "request_sock_layout"]
+           "REQUEST_SOCK_FIELDS", "request_sock_layout", "CSS_SET_ADDRESS", "CSS_SET_STRIDE",
+           "task_css_layout"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
 #: (a direct-map address, away from :mod:`pyebpf.trace.machine`'s), and its
@@ -72,6 +73,12 @@ KERNFS_NODE_STRIDE = 0x100
 #: CGROUP_STRIDE``, its kernfs_node at ``KERNFS_NODE1_ADDRESS + k * KERNFS_NODE_STRIDE``.
 CGROUP1_ADDRESS = 0xFFFF888188000000
 KERNFS_NODE1_ADDRESS = 0xFFFF888198000000
+#: Where a machine's tasks' ``struct css_set`` is said to be (what ``task->cgroups``
+#: holds where the machine's kernel memory does not say): the current task's at
+#: ``CSS_SET_ADDRESS``, its ``dfl_cgrp`` the Environment's ``task_cgroup``; every other
+#: task's at ``CSS_SET_ADDRESS + CSS_SET_STRIDE``, its ``dfl_cgrp`` the root cgroup.
+CSS_SET_ADDRESS = 0xFFFF8881A0000000
+CSS_SET_STRIDE = 0x1000
 #: The headroom before a packet BPF_PROG_TEST_RUN builds (bpf_prog_test_run_skb reserves
 #: NET_SKB_PAD + NET_IP_ALIGN, 64 + 0 on x86-64): ``skb->head`` is put that far before
 #: the engine's packet start, so ``data - head`` and the header offsets are the kernel's.
@@ -295,6 +302,19 @@ def css_layout(*, btf=None) -> tuple[int, int, int]:
     cgroup = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup").members}
     css = {m.name: m.bit_offset // 8 for m in _struct(btf, "cgroup_subsys_state").members}
     return cgroup["self"], css["cgroup"], css["parent"]
+
+
+def task_css_layout(*, btf=None) -> tuple[int, int]:
+    """Where a task's cgroups are, as the target BTF lays the structs out: the offset of
+    ``struct task_struct``'s ``cgroups`` (its ``css_set``) and of ``struct css_set``'s
+    ``dfl_cgrp``."""
+    btf = target_btf(btf)
+    if _struct(btf, "css_set").byte_size > CSS_SET_STRIDE:
+        raise BtfError(f"struct css_set is larger than the {CSS_SET_STRIDE} bytes the model "
+                       f"gives it")
+    task = {m.name: m.bit_offset // 8 for m in _struct(btf, "task_struct").members}
+    css_set = {m.name: m.bit_offset // 8 for m in _struct(btf, "css_set").members}
+    return task["cgroups"], css_set["dfl_cgrp"]
 
 
 def task_flags_offset(*, btf=None) -> int:

@@ -237,7 +237,8 @@ ctypedef struct Skb:
     int sk_assigned             # bpf_sk_assign's socket: its index in net.socks plus 1
     bint sk_reqsk               # bpf_sk_assign_tcp_reqsk's: a request socket of that
     uint8_t reqsk_attrs[20]     # listener, made with these struct bpf_tcp_req_attrs
-    bint reqsk_cookie_made      # and given its cookie (ir_cookie) by bpf_get_socket_cookie
+    uint64_t reqsk_cookie_now   # and its cookie (ir_cookie) once bpf_get_socket_cookie made it
+    uint32_t reqsk_cookies      # how many request sockets' cookies the run made
     uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
     uint8_t reqsk_view[SK_VIEW_SIZE]    # struct bpf_sock of the request socket assigned
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)

@@ -22,7 +22,7 @@ import pytest
 
 import pyebpf
 from pyebpf import Environment, isa
-from pyebpf.trace import Task
+from pyebpf.trace import Machine, Task
 
 from bpfc import compile_object
 from cgroup_support import cgroup2_mount
@@ -258,6 +258,48 @@ def _engine_run(body: str, machine):
         return obj.program("prog").run(FRAME, machine=machine)
     finally:
         obj.close()
+
+
+# --- a task's default cgroup: task->cgroups->dfl_cgrp -----------------------------------
+
+DFL_CGRP = """
+    struct css_set { struct cgroup *dfl_cgrp; } __attribute__((preserve_access_index));
+    struct task_struct___cg { struct css_set *cgroups; } __attribute__((preserve_access_index));
+    struct task_struct *t = %s;
+    if (!t) return 100;
+    struct cgroup *c = ((struct task_struct___cg *)t)->cgroups->dfl_cgrp;
+    long r = c ? %s : 101;
+    %s
+    return r;"""
+# the current task's: the cgroup bpf_get_current_cgroup_id names; kthreadd's: the root
+CURRENT_DFL_CGRP = DFL_CGRP % ("CURRENT", "(c->kn->id == bpf_get_current_cgroup_id()) | "
+                               "(c->level + 1) << 1", "")
+KTHREADD_DFL_CGRP = DFL_CGRP % ("bpf_task_from_pid(2)", "c->kn->id | (c->level + 1) << 8",
+                                "bpf_task_release(t);")
+
+
+@pytest.mark.parametrize("body", [CURRENT_DFL_CGRP, KTHREADD_DFL_CGRP],
+                         ids=["current-task", "kthreadd"])
+def test_a_machine_that_does_not_give_a_tasks_cgroups_has_them_read_as_in_the_kernel(body):
+    """Without a css_set in the machine's memory, the current task's default cgroup is
+    the Environment's task_cgroup (this process's, at level 0 where the kernel runs it
+    in the root cgroup) and every other task's is the root cgroup."""
+    ours, theirs = _runs(body, machine=Machine(tasks=(KTHREADD,)),
+                         env=Environment(cgroups=(("/", 1),)))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("body, want", [(CURRENT_DFL_CGRP, 1 | 2 << 1),
+                                        (KTHREADD_DFL_CGRP, 1 | 1 << 8)],
+                         ids=["current-task", "kthreadd"])
+def test_the_current_tasks_default_cgroup_is_the_environments_task_cgroup(body, want):
+    env = Environment(cgroups=(("/", 1), ("/app", 7)), task_cgroup="/app")
+    assert engine_retval(body, machine=Machine(tasks=(KTHREADD,)), env=env) == want
+
+
+def test_a_machine_that_gives_a_tasks_cgroups_keeps_them():
+    # this_process(): its css_set's dfl_cgrp a struct cgroup of zeros in kernel memory
+    assert engine_retval(CURRENT_DFL_CGRP, machine=this_process()) == 0 | 1 << 1
 
 
 # --- cgroup v1 ---------------------------------------------------------------------------

@@ -48,6 +48,8 @@ FIELDS = (
     "rq_syncookie", "rq_ts_recent", "rq_timeout", "rq_snd_wscale", "rq_rcv_wscale",
     "rq_tstamp_ok", "rq_sack_ok", "rq_wscale_ok", "rq_ecn_ok", "rq_usec_ts", "rq_ts_off",
     "rq_cast_again", "rq_cookie",
+    # a second bpf_sk_assign_tcp_reqsk of the same listener, and its request socket's cookie
+    "second_assign", "second_cookie", "second_cookie_again",
 )
 # read through CO-RE: offsets and bitfields as the target BTF lays them out
 REQUEST_SOCK_DECLS = r"""
@@ -149,6 +151,15 @@ SEC("tc") int prog(struct __sk_buff *skb)
         o[48] = bpf_skc_to_tcp_request_sock(rq) == rq;
         o[49] = req->__req_common.skc_cookie.counter;
     }
+#ifndef FULL_ASSIGN
+    l = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    if (!l)
+        return TC_ACT_SHOT;
+    o[50] = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)l, &a, sizeof(a));
+    bpf_sk_release(l);
+    o[51] = bpf_get_socket_cookie(skb);
+    o[52] = bpf_get_socket_cookie(skb);
+#endif
     o[0] += 1;
     return TC_ACT_SHOT;     /* TCP never sees the SYN: nothing else changes the record */
 }
@@ -292,6 +303,19 @@ def test_the_socket_cookie_after_the_assign_is_a_new_one(records):
         assert record["cookie"] not in (0, record["before_cookie"],
                                         env.socket_cookie(0))
     assert ours["cookie"] == env.request_socket_cookie()
+
+
+def test_a_second_request_socket_gets_a_cookie_of_its_own(records):
+    """A second assign replaces the first request socket (skb_orphan) with a new one,
+    whose cookie, made when asked, is the generator's next value again: pyebpf's is one
+    past the first's."""
+    theirs, ours, env = records
+    for record in (theirs, ours):
+        assert record["second_assign"] == 0
+        assert record["second_cookie"] == record["second_cookie_again"]
+        assert record["second_cookie"] not in (0, record["cookie"], record["before_cookie"],
+                                               env.socket_cookie(0))
+    assert ours["second_cookie"] == env.request_socket_cookie() + 1
 
 
 def test_bpf_sk_assign_of_the_request_socket_is_eopnotsupp(records):

@@ -20,6 +20,7 @@ import pyebpf
 from pyebpf import Map, asm, isa
 from pyebpf.environment import Environment
 from pyebpf.errors import MapError
+from pyebpf.skb import kern
 from pyebpf.trace import Machine, Task
 from pyebpf.trace.machine import OTHER_REGS_ADDRESS, USER_REGS_ADDRESS
 
@@ -471,11 +472,12 @@ def test_cgroup_storage_is_keyed_by_the_cgroups_address():
     assert m.lookup(CGROUP) == (6).to_bytes(8, "little")
 
 
-def test_a_task_without_a_modelled_cgroup_has_no_cgroup_storage():
+def test_a_task_whose_cgroup_the_machine_does_not_give_has_its_environments_cgroups():
+    # task->cgroups->dfl_cgrp: the Environment's task_cgroup (the default's root, index 0)
     m = Map.create(CGRP_STORAGE, 4, 8, 0, NO_PREALLOC)
     prog = pyebpf.Program(asm.assemble(_value_read(CGRP_STORAGE, m.fd)), "kprobe")
-    assert prog.run(machine=Machine(task=Task(fields={}))).retval == 0
-    assert m.keys() == []
+    assert prog.run(machine=Machine(task=Task(fields={}))).retval == 1
+    assert m.keys() == [kern.CGROUP_ADDRESS.to_bytes(8, "little")]
 
 
 def test_user_space_updates_looks_up_and_deletes_by_task():

@@ -5,7 +5,10 @@ its workqueue ran the work, polled with a timeout; pyebpf's after
 maps that may hold a bpf_wq, and the verifier's refusals with the kernel's words."""
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
+import os
 import struct
 import time
 
@@ -13,6 +16,8 @@ import pytest
 
 import pyebpf
 from pyebpf import Map, elf, isa
+from pyebpf.trace import Machine, Task
+from pyebpf.trace.machine import MachineSpecError
 
 from bpfc import compile_object
 from mapcheck import created, pinned_by_name, run_from_pins_in_child, u32
@@ -72,12 +77,13 @@ def _values(maps, wanted: dict) -> dict:
     return {name: [maps[name].lookup(u32(k)) for k in keys] for name, keys in wanted.items()}
 
 
-def _both(data: bytes, runs: int, maps: dict, until=None, settle=False, before=None):
+def _both(data: bytes, runs: int, maps: dict, until=None, settle=False, before=None,
+          machine=None):
     """Run the object's program ``runs`` times in the kernel and in pyebpf, then let
     queued work run (the kernel: poll ``maps`` until ``until(values)`` holds, or
-    RUN_WAIT passes, after SETTLE; with ``settle`` wait SETTLE; pyebpf: pyebpf.run_timers());
-    (retvals, the values of ``maps`` (name -> keys)) of each side.  ``before(maps)``
-    runs on each side's maps first."""
+    RUN_WAIT passes, after SETTLE; with ``settle`` wait SETTLE; pyebpf:
+    pyebpf.run_timers(machine=machine)); (retvals, the values of ``maps`` (name -> keys))
+    of each side.  ``before(maps)`` runs on each side's maps first."""
     ours = pyebpf.load(data)
     try:
         with pyebpf.kernel.load_object(data) as kobj:
@@ -95,7 +101,7 @@ def _both(data: bytes, runs: int, maps: dict, until=None, settle=False, before=N
             before(ours.maps)
         prog = ours.program("prog")
         mine = [prog.run(PACKET).retval & 0xFFFFFFFF for _ in range(runs)]
-        pyebpf.run_timers()
+        pyebpf.run_timers(machine=machine)
         engine = _values(ours.maps, maps)
     finally:
         ours.close()
@@ -369,6 +375,8 @@ extern void bpf_preempt_enable(void) __ksym;
 """
 COPY = "long d; ((struct wval *)v)->data = bpf_copy_from_user(&d, 8, 0);"
 COPY_STR = "char d[8]; ((struct wval *)v)->data = bpf_copy_from_user_str(d, 8, 0, 0);"
+COPY_TASK = ("long d; ((struct wval *)v)->data = "
+             "bpf_copy_from_user_task(&d, 8, 0, bpf_get_current_task_btf(), 0);")
 
 
 def _in_callback(body: str, helpers: str = "") -> str:
@@ -381,7 +389,8 @@ def _in_callback(body: str, helpers: str = "") -> str:
     _in_callback("((struct wval *)v)->data = f();",
                  "static __attribute__((noinline)) int f(void) "
                  "{ long d; return bpf_copy_from_user(&d, 8, 0); }"),
-], ids=["helper", "kfunc", "helper-in-a-function-it-calls"])
+    _in_callback(COPY_TASK),
+], ids=["helper", "kfunc", "helper-in-a-function-it-calls", "helper-on-a-task"])
 def test_a_work_callback_may_call_what_might_sleep_as_in_the_kernel(callbacks):
     assert verdicts(obj(TC % (callbacks, START))) == (None, None)
 
@@ -399,8 +408,13 @@ def test_a_work_callback_may_call_what_might_sleep_as_in_the_kernel(callbacks):
      "kernel func bpf_copy_from_user_str is sleepable within rcu_read_lock region"),
     (_in_callback("bpf_preempt_disable(); " + COPY_STR + " bpf_preempt_enable();"), START,
      "kernel func bpf_copy_from_user_str is sleepable within non-preemptible region"),
+    (SLEEPING, "long d; return bpf_copy_from_user_task(&d, 8, 0, bpf_get_current_task_btf(), 0);",
+     "helper call might sleep in a non-sleepable prog"),
+    (_in_callback("bpf_rcu_read_lock(); " + COPY_TASK + " bpf_rcu_read_unlock();"), START,
+     "sleepable helper bpf_copy_from_user_task#191 in rcu_read_lock region"),
 ], ids=["helper-in-the-program", "kfunc-in-the-program", "helper-under-rcu-lock",
-        "helper-with-preemption-off", "kfunc-under-rcu-lock", "kfunc-with-preemption-off"])
+        "helper-with-preemption-off", "kfunc-under-rcu-lock", "kfunc-with-preemption-off",
+        "task-helper-in-the-program", "task-helper-under-rcu-lock"])
 def test_what_might_sleep_is_refused_where_the_path_may_not_sleep_as_in_the_kernel(
         callbacks, body, message):
     ours, theirs = verdicts(obj(TC % (callbacks, body)))
@@ -486,11 +500,16 @@ static int cb(void *map, int *key, void *value)
 """
 
 
+# the machine the work runs in: kthreadd (pid 2), a kernel thread, has no user memory
+KTHREADD = Machine(tasks=(Task(pid=2, comm="kthreadd", address=0xFFFF888100900000),))
+
+
 def _copies(body: str) -> list[int]:
     """out[0] of both sides once the callback running ``body`` (see _DYNPTRS) ran, after
     asserting they are the same."""
     ours, theirs = _both(obj(TC % (SLEEPING + COPIES + _DYNPTRS % body, START)), 1,
-                         {"out": [0]}, until=lambda m: _longs(m["out"][0])[15] == 1)
+                         {"out": [0]}, until=lambda m: _longs(m["out"][0])[15] == 1,
+                         machine=KTHREADD)
     assert ours == theirs
     return _longs(theirs[1]["out"][0])
 
@@ -515,9 +534,6 @@ def test_copies_from_user_memory_into_a_dynptr_fault_as_in_the_kernel():
                   -errno.E2BIG, 0, -errno.E2BIG, -errno.EFAULT, 0]
 
 
-@pytest.mark.xfail(reason="a packet program's work callback runs without a machine in "
-                          "pyebpf, where bpf_task_from_pid finds no task (the kernel's finds "
-                          "kthreadd)", strict=True)
 def test_copies_from_a_tasks_user_memory_fault_as_in_the_kernel():
     """A task's memory (kthreadd's, pid 2: a kernel thread has none) read from the
     callback: the data copy -EFAULT leaving the destination, the string copies -EFAULT
@@ -574,6 +590,140 @@ def test_a_sleepable_copy_in_the_program_is_refused_as_in_the_kernel(call):
     message = f"program must be sleepable to call sleepable kfunc {call.split('(')[0]}"
     assert theirs is not None and message in theirs, theirs
     assert ours is not None and message in ours, (ours, theirs)
+
+
+# --- bpf_copy_from_user_task: a task's user memory (access_process_vm) ---------------------
+
+TASK_COPY = SLEEPING + r"""
+struct task_struct;
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+// where[0]: 8 bytes the task maps, where[1]: 4 bytes it maps before a page it does not,
+// where[2]: the task's pid
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 3);
+    __type(key, __u32); __type(value, __u64);
+} where SEC(".maps");
+static __u64 at(__u32 k) { __u64 *p = bpf_map_lookup_elem(&where, &k); return p ? *p : 0; }
+
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    struct task_struct *t;
+    char *u = (char *)at(0);
+    long d;
+    if (!o) return 0;
+    t = bpf_task_from_pid(at(2));
+    o[14] = !t;
+    if (t) {
+        d = -1; o[0] = bpf_copy_from_user_task(&d, 8, u, t, 0); o[1] = d;
+        d = -1; o[2] = bpf_copy_from_user_task(&d, 4, u + 4, t, 0); o[3] = d;
+        d = -1; o[4] = bpf_copy_from_user_task(&d, 8, (char *)at(1), t, 0); o[5] = d;
+        d = -1; o[6] = bpf_copy_from_user_task(&d, 8, (void *)8, t, 0); o[7] = d;
+        d = -1; o[8] = bpf_copy_from_user_task(&d, 8, u, t, 1); o[9] = d;
+        d = -1; o[10] = bpf_copy_from_user_task(&d, 0, u, t, 0); o[11] = d;
+        bpf_task_release(t);
+    }
+    d = -1; o[12] = bpf_copy_from_user_task(&d, 8, u, bpf_get_current_task_btf(), 0);
+    o[13] = d;
+    o[15] = 1;
+    return 0;
+}
+"""
+WORDS, TAIL = b"copy me!", b"tail"
+# where pyebpf's task maps them (the kernel's side: wherever mmap puts them)
+USER_BASE = 0x7F0000000000
+# what d (-1 before) holds after a copy of WORDS, and of its last 4 bytes
+WORD = struct.unpack("<q", WORDS)[0]
+HALF_WORD = struct.unpack("<q", WORDS[4:] + b"\xff" * 4)[0]
+
+
+def _kernel_task_copy(data: bytes) -> dict:
+    """The kernel's out[0] once the callback ran, with WORDS at the start of a page of
+    this process and TAIL at the end of it, the next page unmapped."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page = mmap.PAGESIZE
+    base = libc.mmap(None, 2 * page, mmap.PROT_READ | mmap.PROT_WRITE,
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert base not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    ctypes.memmove(base, WORDS, len(WORDS))
+    ctypes.memmove(base + page - len(TAIL), TAIL, len(TAIL))
+    libc.munmap(base + page, page)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            for k, v in enumerate((base, base + page - len(TAIL), os.getpid())):
+                kobj.maps["where"].update(u32(k), struct.pack("<Q", v))
+            kobj.program("prog").test_run(PACKET)
+            time.sleep(SETTLE)
+            deadline = time.monotonic() + RUN_WAIT
+            out = _longs(kobj.maps["out"].lookup(u32(0)))
+            while out[15] != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+                out = _longs(kobj.maps["out"].lookup(u32(0)))
+            return {"out": out}
+    finally:
+        libc.munmap(base, page)
+
+
+def _engine_task_copy(data: bytes, machine: Machine, pid: int) -> list[int]:
+    ours = pyebpf.load(data)
+    try:
+        where = ours.maps["where"]
+        for k, v in enumerate((USER_BASE, USER_BASE + mmap.PAGESIZE - len(TAIL), pid)):
+            where[u32(k)] = struct.pack("<Q", v)
+        ours.program("prog").run(PACKET, machine=machine)
+        assert pyebpf.run_timers(machine=machine) == 1
+        return _longs(ours.maps["out"][u32(0)])
+    finally:
+        ours.close()
+
+
+def test_a_work_callback_copies_a_tasks_user_memory_as_the_kernel_does(kernel_observation):
+    """bpf_copy_from_user_task reads the task's memory: 0 and the bytes when all of them
+    are mapped; -EFAULT and a zeroed destination when any byte is not (a range running
+    into an unmapped page, an unmapped address, the kworker running the work, which has
+    no memory); flags are -EINVAL, the destination untouched; nothing to copy is 0."""
+    data = obj(TC % (TASK_COPY, START))
+    theirs = kernel_observation("a bpf_wq callback copying a task's user memory", data.hex(),
+                                lambda: _kernel_task_copy(data))["out"]
+    pid = 4242
+    machine = Machine(task=Task(pid=pid), user_memory={
+        USER_BASE: WORDS, USER_BASE + mmap.PAGESIZE - len(TAIL): TAIL})
+    ours = _engine_task_copy(data, machine, pid)
+    count_comparison()
+    assert ours == theirs
+    assert theirs == [0, WORD, 0, HALF_WORD, -errno.EFAULT, 0,
+                      -errno.EFAULT, 0, -errno.EINVAL, -1, 0, -1, -errno.EFAULT, 0, 0, 1]
+
+
+def test_a_work_callback_copies_the_user_memory_of_any_task_of_the_machine():
+    # Task.user_memory: another task's, found by its pid
+    data = obj(TC % (TASK_COPY, START))
+    other = Task(pid=77, address=0xFFFF888100800000,
+                 user_memory={USER_BASE: WORDS + bytes(mmap.PAGESIZE - 8)})
+    out = _engine_task_copy(data, Machine(tasks=(other,)), 77)
+    assert out[:6] == [0, WORD, 0, HALF_WORD, -errno.EFAULT, 0]
+
+
+def test_without_a_machine_the_work_finds_no_task():
+    data = obj(TC % (TASK_COPY, START))
+    ours = pyebpf.load(data)
+    try:
+        ours.program("prog").run(PACKET)
+        pyebpf.run_timers()
+        out = _longs(ours.maps["out"][u32(0)])
+    finally:
+        ours.close()
+    assert out[12:] == [-errno.EFAULT, 0, 1, 1]
+
+
+def test_the_current_tasks_user_memory_is_the_machines():
+    with pytest.raises(MachineSpecError, match="Machine.user_memory"):
+        Machine(task=Task(user_memory={USER_BASE: WORDS}))
 
 
 # --- the maps that may hold a bpf_wq -------------------------------------------------------

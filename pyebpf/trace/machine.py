@@ -18,7 +18,9 @@ program (and per event by ``pyebpf trace-replay``).  What the helpers read from 
 - ``bpf_find_vma``: ``vmas``, the task's memory mappings, each a ``struct
   vm_area_struct`` in kernel memory (:data:`VMA_BASE` on) that the callback reads;
 - loads through ``bpf_get_current_task_btf``'s pointer: ``kernel_memory`` (with the
-  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0;
+  task's ``task_struct`` when the task has ``fields``); what it does not map reads 0,
+  but for the task's ``cgroups``: a modelled ``css_set`` whose ``dfl_cgrp`` is ``env``'s
+  ``task_cgroup`` (the root cgroup for the other tasks; pyebpf.skb.kern.CSS_SET_ADDRESS);
 - ``bpf_task_from_pid`` and ``bpf_task_from_vpid`` (kfuncs, also of packet runs given a
   machine): the task and ``tasks``, the machine's other tasks, by pid (by ``ns_pid``
   among the tasks in the current task's pid namespace); loads through what they return
@@ -62,6 +64,12 @@ USER_REGS_ADDRESS = 0xFFFFC90000003F58
 #: What ``bpf_task_pt_regs`` of any other task returns: the top of a kernel stack the
 #: machine does not map (loads through it read 0).
 OTHER_REGS_ADDRESS = 0xFFFFC90000007F58
+#: The kworker a bpf_wq callback runs in (``pyebpf.run_timers(machine=...)``): a kernel
+#: thread of the initial pid namespace, with no user memory (no ``mm``) and no
+#: ``task_struct`` the machine maps; its pid varies on a real machine.
+KWORKER_ADDRESS = 0xFFFF888100300000
+KWORKER_PID = 40
+KWORKER_COMM = b"kworker/0:1"
 #: The fields of ``struct perf_branch_entry`` (include/uapi/linux/perf_event.h) after
 #: ``from`` and ``to``: the bitfields of its third u64, (name, first bit, width).
 BRANCH_FLAGS = (("mispred", 0, 1), ("predicted", 1, 1), ("in_tx", 2, 1), ("abort", 3, 1),
@@ -100,7 +108,9 @@ class Task:
     ``cgroup1``: the task's cgroup in each cgroup v1 hierarchy, ``(hierarchy id, level,
     cgroup id)`` triples (``bpf_task_get_cgroup1``; ``/proc/<pid>/cgroup`` lists the
     hierarchies, a cgroup's id is its directory's inode number); default none, as on a
-    machine without v1 hierarchies."""
+    machine without v1 hierarchies.  ``user_memory``: the user memory of a task of
+    ``Machine.tasks`` (``{address: bytes}``, as ``Machine.user_memory`` gives the current
+    task's), which ``bpf_copy_from_user_task`` reads; default none mapped."""
     pid: int = 1000
     tgid: int | None = None
     uid: int = 0
@@ -113,6 +123,7 @@ class Task:
     ns_tgid: int | None = None
     user_regs: object = None
     cgroup1: tuple = ()
+    user_memory: object = ()
 
     def __post_init__(self):
         if self.tgid is None:
@@ -148,6 +159,8 @@ class Task:
             raise MachineSpecError(f"task comm is at most {TASK_COMM_LEN - 1} bytes without "
                                    f"NUL, got {self.comm!r}")
         object.__setattr__(self, "comm_bytes", comm)   # what bpf_get_current_comm copies
+        object.__setattr__(self, "user_memory",
+                           _ranges(self.user_memory, f"task {self.pid} user_memory"))
 
 
 def _ranges(memory, what: str) -> tuple[tuple[int, bytes], ...]:
@@ -192,7 +205,7 @@ class Machine:
     for a struct a dict of fields as ``task.fields`` takes them.
     ``tasks``: the machine's other tasks (:class:`Task` values, each at an address and
     with a pid of its own), which ``bpf_task_from_pid`` finds; they are in the root
-    cgroup."""
+    cgroup.  The current task's user memory is ``user_memory`` (not its Task's)."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -212,6 +225,9 @@ class Machine:
             if not isinstance(t, Task):
                 raise MachineSpecError(f"task and tasks must be pyebpf.trace.Task values, "
                                        f"not {type(t).__name__}")
+        if self.task.user_memory:
+            raise MachineSpecError("task: give the current task's user memory as "
+                                   "Machine.user_memory, not Task.user_memory")
         for what in ("pid", "address"):
             seen = [getattr(t, what) for t in everyone]
             if len(set(seen)) != len(seen):
@@ -220,7 +236,7 @@ class Machine:
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
         for t in everyone:
             if t.fields is not None:
-                kernel.append((t.address, task_struct(t, self.btf)))
+                kernel.append((t.address, task_struct(t, self.btf, t is self.task)))
         if self.task.user_regs is not None:
             kernel.append((USER_REGS_ADDRESS, self.task.user_regs_bytes))
         table, address = [], VMA_BASE
@@ -410,10 +426,14 @@ def struct_bytes(name: str, values: Mapping, btf=None) -> bytes:
     return _struct_bytes(name, values, btf, f"struct {name}")
 
 
-def task_struct(task: Task, btf=None) -> bytes:
-    """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm and
-    the task's ``fields``, where ``btf`` lays them out."""
-    values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes}
+def task_struct(task: Task, btf=None, current: bool = True) -> bytes:
+    """The bytes of ``task``'s ``struct task_struct``: zeros, then pid, tgid, comm, its
+    ``cgroups`` (the modelled css_set of the ``current`` task, or of another one:
+    :data:`pyebpf.skb.kern.CSS_SET_ADDRESS`) and the task's ``fields``, where ``btf``
+    lays them out."""
+    from ..skb import kern
+    values = {"pid": task.pid, "tgid": task.tgid, "comm": task.comm_bytes,
+              "cgroups": kern.CSS_SET_ADDRESS + (0 if current else kern.CSS_SET_STRIDE)}
     values.update(task.fields or {})
     return _struct_bytes("task_struct", values, btf, "task fields")
 

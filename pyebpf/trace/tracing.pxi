@@ -25,6 +25,7 @@ cdef class MachineImage:
     cdef uint64_t* _vmas
     cdef uint64_t* _tasks
     cdef uint64_t* _cgroup1
+    cdef uint64_t* _task_umem
     cdef object machine          # owns the bytes the ranges point into
     cdef object env              # the machine's Environment, or None
 
@@ -34,6 +35,7 @@ cdef class MachineImage:
         self._vmas = NULL
         self._tasks = NULL
         self._cgroup1 = NULL
+        self._task_umem = NULL
 
     def __dealloc__(self):
         free(self._ranges)
@@ -41,6 +43,7 @@ cdef class MachineImage:
         free(self._vmas)
         free(self._tasks)
         free(self._cgroup1)
+        free(self._task_umem)
 
     def __init__(self, machine):
         cdef tuple kmem = machine.kernel_memory
@@ -48,9 +51,15 @@ cdef class MachineImage:
         cdef tuple kstack = machine.kernel_stack
         cdef tuple ustack = machine.user_stack
         cdef tuple vmas = machine.vma_table
-        cdef size_t k, n = len(kmem) + len(umem), depth = len(kstack) + len(ustack)
+        # every task's user memory: the current task's (umem), then each other task's
+        cdef list owners = [(machine.task.address, umem)] + [
+            (t.address, t.user_memory) for t in machine.tasks if t.user_memory]
+        cdef tuple tumem = sum((mem for _, mem in owners[1:]), ())
+        cdef size_t k, n = len(kmem) + len(umem) + len(tumem)
+        cdef size_t depth = len(kstack) + len(ustack), first
         cdef const uint8_t* data
         self.machine, self.env = machine, machine.env
+        task_css_prepare()
         memset(&self.w, 0, sizeof(TraceWorld))
         self._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
         self._stacks = <uint64_t*>malloc(max(depth, 1) * sizeof(uint64_t))
@@ -62,7 +71,7 @@ cdef class MachineImage:
         self.w.vmas, self.w.nvmas = self._vmas, len(vmas)
         self.w.branches = <const uint8_t*>(<const char*>machine.branch_records)
         self.w.nbranches = len(machine.branch_records) // _machine.BRANCH_ENTRY_SIZE
-        for k, (start, chunk) in enumerate(kmem + umem):
+        for k, (start, chunk) in enumerate(kmem + umem + tumem):
             data = chunk
             self._ranges[k].start = start
             self._ranges[k].end = start + len(chunk)
@@ -100,6 +109,15 @@ cdef class MachineImage:
             self._cgroup1[4 * k], self._cgroup1[4 * k + 1] = address, hid
             self._cgroup1[4 * k + 2], self._cgroup1[4 * k + 3] = level, cgid
         self.w.cgroup1, self.w.ncgroup1 = self._cgroup1, len(cgroup1)
+        self._task_umem = <uint64_t*>malloc(len(owners) * 3 * sizeof(uint64_t))
+        if self._task_umem == NULL:
+            raise MemoryError()
+        first = len(kmem)
+        for k, (address, mem) in enumerate(owners):
+            self._task_umem[3 * k], self._task_umem[3 * k + 1] = address, first
+            self._task_umem[3 * k + 2] = len(mem)
+            first += len(mem)
+        self.w.task_umem, self.w.ntask_umem = self._task_umem, len(owners)
 
 
 _IMAGES = {}        # id(Machine) -> (weak reference to it, its MachineImage)
@@ -265,6 +283,47 @@ cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, ob
 
 cdef uint64_t OTHER_REGS_ADDRESS = _machine.OTHER_REGS_ADDRESS
 cdef uint64_t TASK_SIZE_MAX_X86_64 = _isa.TASK_SIZE_MAX["x86_64"]
+
+cdef uint64_t KWORKER_ADDRESS = _machine.KWORKER_ADDRESS
+cdef uint64_t KWORKER_PID = _machine.KWORKER_PID
+cdef bytes KWORKER_COMM = _machine.KWORKER_COMM
+cdef uint64_t PROC_PID_INIT_INO = _machine.PROC_PID_INIT_INO
+
+
+cdef void worker_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noexcept:
+    """A bpf_wq callback's world (bpf_wq_work runs it from the system workqueue): the
+    machine of ``image`` around a kworker as the current task, a kernel thread with no
+    user memory, no mappings and no user stack, in the initial pid namespace."""
+    packet_world(vm, skb, w, image)
+    w.task = KWORKER_ADDRESS
+    w.pid_tgid = (KWORKER_PID << 32) | KWORKER_PID
+    w.ns_pid_tgid = w.pid_tgid
+    w.uid_gid = 0
+    w.pidns_ino = PROC_PID_INIT_INO
+    memset(w.comm, 0, sizeof(w.comm))
+    memcpy(w.comm, <const char*>KWORKER_COMM, len(KWORKER_COMM))
+    w.umem, w.numem = NULL, 0
+    w.ustack, w.nustack = NULL, 0
+    w.vmas, w.nvmas = NULL, 0
+    w.user_regs = OTHER_REGS_ADDRESS
+    skb.pid_tgid, skb.uid_gid = w.pid_tgid, w.uid_gid
+    memcpy(skb.comm, w.comm, sizeof(w.comm))
+
+
+cdef const uint8_t* task_user_bytes(Vm* vm, uint64_t task, uint64_t addr,
+                                    uint64_t size) noexcept nogil:
+    """The bytes of [addr, addr+size) in the user memory of the task at ``task``
+    (access_process_vm), else NULL: a task with none mapped there, a kernel thread, or
+    no machine."""
+    cdef uint32_t k
+    if vm.world == NULL:
+        return NULL
+    for k in range(vm.world.ntask_umem):
+        if vm.world.task_umem[3 * k] == task:
+            return _image(vm.world.kmem + vm.world.task_umem[3 * k + 1],
+                          <uint32_t>vm.world.task_umem[3 * k + 2], addr, size)
+    return NULL
+
 
 # --- memory: copy_from_kernel_nofault and copy_from_user_nofault over the images ------
 
@@ -666,6 +725,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
     # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
     if vm.world != NULL and addr >= vm.world.task_size + 4096:
         q = _image(vm.world.kmem, vm.world.nkmem, addr, size)
+        if q == NULL and task_css_load(vm, addr, size, out):   # a task's cgroups (tasks.pxi)
+            return True
     out[0] = _load(q, size) if q != NULL else 0
     return True
 
