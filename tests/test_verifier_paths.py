@@ -324,6 +324,55 @@ def test_a_64_bit_byte_swap_keeps_all_64_bits():
           "R0 !read_ok")
 
 
+# skb->len in r2, bounded by ``cut``, moved by ``op``, then ``test``, which jumps past a
+# read of r9 (never set) when it holds: the read is refused wherever it is reached.
+_WRAP = "r2 = *(u32 *)(r1 + 0)\nr0 = 0\n{cut} goto out\n{op}\n{test} goto out\nr0 = r9\nout:\nexit"
+
+
+def test_an_add_whose_every_sum_wraps_keeps_its_unsigned_bounds():
+    """scalar32_min_max_add (6.18): [1, 2**32 - 1] plus 2**32 - 1 (``w2 += -1``) wraps
+    for every value, so the sum is [0, 2**32 - 2], never 2**32 - 1, and the read of
+    r9 is never reached."""
+    agree(_WRAP.format(cut="if w2 == 0", op="w2 += -1", test="if w2 != -1"), None)
+
+
+def test_an_add_whose_sums_wrap_only_in_part_loses_its_unsigned_bounds():
+    """[0, 100] plus 2**32 - 1: 0 does not wrap, the rest does, so the sum may be
+    anything (2**32 - 1 for a length of 0) and the read of r9 is reached."""
+    agree(_WRAP.format(cut="if w2 > 100", op="w2 += -1", test="if w2 != -1"),
+          "R9 !read_ok")
+
+
+def test_a_subtraction_whose_every_difference_wraps_keeps_its_unsigned_bounds():
+    """scalar_min_max_sub (6.18): [0, 5] minus 8 is below 0 for every value, so it is
+    [2**64 - 8, 2**64 - 3], never 2**64 - 2 or above (the tnum alone allows 2**64 - 1)."""
+    agree(_WRAP.format(cut="if r2 > 5", op="r2 -= 8", test="if r2 < -2"), None)
+
+
+# fp-16 and fp-8 zeroed, then ``store`` through fp-16 plus skb->len & 8 (either slot);
+# fp-8 read back decides a jump past a read of r9 (never set).
+_VAR_OFF_STORE = ("*(u64 *)(r10 - 8) = 0\n*(u64 *)(r10 - 16) = 0\nr2 = *(u32 *)(r1 + 0)\n"
+                  "r2 &= 8\nr3 = r10\nr3 += -16\nr3 += r2\n{store}\n"
+                  "r0 = *(u64 *)(r10 - 8)\nif r0 == 0 goto +1\nr0 = r9\nexit")
+
+
+def test_a_zero_stored_at_a_variable_stack_offset_leaves_zeroed_slots_zero():
+    """check_stack_write_var_off: a store of the immediate 0 keeps STACK_ZERO bytes
+    zero, so fp-8 still reads as 0 and the read of r9 is never reached."""
+    agree(_VAR_OFF_STORE.format(store="*(u64 *)(r3 + 0) = 0"), None)
+
+
+def test_a_zero_register_stored_at_a_variable_stack_offset_leaves_a_spilled_zero():
+    """The same with a register known to be 0, over a spilled 0 (``r4 = 0`` spilled to
+    fp-8 first): the spill stays, and fp-8 reads as 0."""
+    agree(_VAR_OFF_STORE.format(store="r4 = 0\n*(u64 *)(r10 - 8) = r4\n"
+                                      "*(u64 *)(r3 + 0) = r4"), None)
+
+
+def test_a_non_zero_stored_at_a_variable_stack_offset_makes_the_slots_misc():
+    agree(_VAR_OFF_STORE.format(store="*(u64 *)(r3 + 0) = 1"), "R9 !read_ok")
+
+
 # A 32-bit move of r2 into r3, then a 32-bit bound on w2 that the kernel carries to r3
 # only if the two are linked; r1 is never set, so reading it shows the link is missing.
 _SUBREG = ("call 5\n{src}\n{mov}\nif w2 < 9 goto +1\nexit\nif r3 < 9 goto +1\n"

@@ -250,14 +250,17 @@ def alu(Reg dst, Reg src, op: int, bits: int) -> None:
     umin, umax, smin, smax = 0, W, SMIN, SMAX
     if op == isa.BPF_ADD:
         var = tnum.add(av, bv)
-        if aumax + bumax <= W:
-            umin, umax = aumin + bumin, aumax + bumax
+        # scalar(32)_min_max_add: no sum wraps, or every sum does (then they wrap
+        # alike and stay in order); only some wrapping loses the bounds
+        if aumax + bumax <= W or aumin + bumin > W:
+            umin, umax = (aumin + bumin) & W, (aumax + bumax) & W
         if SMIN <= asmin + bsmin and asmax + bsmax <= SMAX:
             smin, smax = asmin + bsmin, asmax + bsmax
     elif op == isa.BPF_SUB:
         var = tnum.sub(av, bv)
-        if aumin >= bumax:
-            umin, umax = aumin - bumax, aumax - bumin
+        # scalar(32)_min_max_sub: likewise no difference wraps below 0, or every one
+        if aumin >= bumax or aumax < bumin:
+            umin, umax = (aumin - bumax) & W, (aumax - bumin) & W
         if SMIN <= asmin - bsmax and asmax - bsmin <= SMAX:
             smin, smax = asmin - bsmax, asmax - bsmin
     elif op == isa.BPF_MUL:

@@ -1204,8 +1204,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
-                for a in range(lo, hi):
-                    self._set_byte(frame, a, STACK_MISC)
+                self._write_var_off(st, frame, lo, hi, value_regno, imm)
                 return None
             # check_stack_read_var_off reads every slot the range reaches
             self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
@@ -1223,6 +1222,33 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
             return None
         return self.stack_read(st, pc, frame, lo, size)
+
+    def _write_var_off(self, st, frame: Frame, lo: int, hi: int, value_regno: int,
+                       imm) -> None:
+        """check_stack_write_var_off: each byte the range reaches becomes misc, but a
+        zero written (a register known to be 0, or a store of the immediate 0) leaves
+        zero bytes zero and a spilled 0 spilled; the zero register is then precise
+        (backtracking does not follow STACK_ZERO)."""
+        if value_regno >= 0:
+            v = st.cur.regs[value_regno]
+            zero = v.type == SCALAR and v.is_const and v.value == 0
+        else:
+            zero = imm == 0
+        used = False
+        for a in range(lo, hi):
+            s = self._slot(frame, a)
+            k = s.kinds[a % 8]
+            if zero and k == STACK_SPILL and s.spill is not None and \
+                    s.spill.type == SCALAR and s.spill.is_const and s.spill.value == 0:
+                used = True
+                continue
+            if zero and k == STACK_ZERO:
+                used = True
+                self._set_byte(frame, a, STACK_ZERO)
+            else:
+                self._set_byte(frame, a, STACK_MISC)
+        if used and value_regno >= 0:
+            self._needs(st, value_regno)
 
     def _initialised(self, pc, regno, frame: Frame, lo: int, size: int) -> None:
         """An unprivileged read may not see uninitialised stack: below the deepest slot
