@@ -204,6 +204,17 @@ cdef inline void _grant(Vm* vm, int64_t* left) noexcept nogil:
         vm.grant = 0
 
 
+cdef inline uint32_t _leave_frame(Vm* vm, uint64_t* r) noexcept nogil:
+    """Return from a bpf-to-bpf frame: the caller's r6-r9, r10 and stack region back;
+    the pc it returns to (TAIL_RETURN and CALLBACK_RETURN: no pc of this code)."""
+    vm.depth -= 1
+    cdef Frame* f = &vm.frames[vm.depth]
+    memcpy(&r[6], f.saved, sizeof(f.saved))
+    r[10] += FRAME_SIZE
+    vm.regions[0].start += FRAME_SIZE
+    return f.ret_pc
+
+
 cdef inline bint _short(int64_t* left, const uint32_t* blocks, uint32_t pc) noexcept nogil:
     """Charge the block entered at pc; True (nothing charged) if the budget cannot cover it."""
     if unlikely(left[0] < <int64_t>blocks[pc]):
@@ -1176,7 +1187,8 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             else:
                 r[d] = <uintptr_t>(skb_data(vm.skb) + vm.skb.len)
             if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
-        # legacy packet loads: out of bounds ends the program with r0 = 0
+        # legacy packet loads: out of bounds returns 0 from the function (bpf_gen_ld_abs's
+        # exit), which in the main program ends it
         elif (op == OP_LD_ABS8 or op == OP_LD_IND8 or op == OP_LD_ABS16 or op == OP_LD_IND16 or
               op == OP_LD_ABS32 or op == OP_LD_IND32):
             _label(OP_LD_ABS8)
@@ -1191,8 +1203,19 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if not (skb_ld_packet(vm.skb, <int32_t>a, i.size, &r[0]) if vm.skb != NULL
                     else _ld_packet(vm, <int32_t>a, i.size, &r[0])):
                 r[0] = 0
-                vm.status = STATUS_EXIT
-                break
+                if vm.depth == 0:
+                    vm.status = STATUS_EXIT
+                    break
+                pc = _leave_frame(vm, r)
+                if pc >= TAIL_RETURN:
+                    vm.status = (STATUS_CALLBACK_DONE if pc == CALLBACK_RETURN
+                                 else STATUS_TAIL_RETURN)
+                    break
+                if TraceMode is _Threaded or TraceMode is _Switched:
+                    # the block's instructions after this one did not run
+                    left += blocks[i - insns] - 1
+                    if _short(&left, blocks, pc): break
+                if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
             if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)
 
         # jumps and calls: each enters a block (a case that reads pc sets it from i
@@ -1281,12 +1304,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if vm.depth == 0:
                 vm.status = STATUS_EXIT
                 break
-            vm.depth -= 1
-            f = &vm.frames[vm.depth]
-            memcpy(&r[6], f.saved, sizeof(f.saved))
-            r[10] += FRAME_SIZE
-            vm.regions[0].start += FRAME_SIZE
-            pc = f.ret_pc
+            pc = _leave_frame(vm, r)
             if pc >= TAIL_RETURN:
                 vm.status = (STATUS_CALLBACK_DONE if pc == CALLBACK_RETURN
                              else STATUS_TAIL_RETURN)

@@ -165,3 +165,23 @@ def test_a_load_in_the_main_program_with_a_subprogram_is_allowed_like_the_kernel
                     "call pc+1\nexit\nr0 = 1\nexit")
     engine, _ = assert_same(code, CLS, FRAME, {})
     assert (engine.retval, engine.skb.cb[0]) == (1, 0x0800)
+
+
+def test_a_failed_load_in_a_subprogram_returns_0_to_its_caller():
+    """bpf_gen_ld_abs's exit on a failed load is the subprogram's own: its caller goes on
+    with r0 = 0 (here: returns 10); pyebpf ended the whole program with 0.  Found with
+    the 6.12.118 selftests' verifier_ld_ind.o, whose subprograms are written so."""
+    from bpfc import compile_object
+    from objdiff import same_retval
+    source = """
+__attribute__((naked, noinline, used)) static int sub(void)
+{
+	asm volatile ("r6 = r1; r0 = *(u32 *)skb[1000]; r0 = 1; exit;" ::: "memory");
+}
+SEC("tc") __attribute__((naked)) int cls(void)
+{
+	asm volatile ("call sub; r0 += 10; exit;" ::: "memory");
+}
+char _license[] SEC("license") = "GPL";
+"""
+    assert same_retval(compile_object(source), FRAME) == 10

@@ -887,7 +887,8 @@ def _atomic(f, b, op, pc, k, dst, src, off, size):
 
 
 def _ld_packet(f, b, form, pc, k, src, imm, size):
-    """LD_ABS/LD_IND: out of bounds ends the run with r0 = 0."""
+    """LD_ABS/LD_IND: out of bounds ends the run with r0 = 0 in the main program; in a
+    subprogram, which it returns from, the interpreter runs it."""
     L = f"{pc}"
     a = str(_s64(imm))
     if form is isa.F_LD_IND:
@@ -896,7 +897,10 @@ def _ld_packet(f, b, form, pc, k, src, imm, size):
     ok = f.op(f"call i32 inttoptr (i64 {f.abi['ld_packet']} to ptr)(ptr %vm, i32 {off}, i32 {size}, ptr %tmp)")
     f.emit(f"br i1 {f.op(f'icmp ne i32 {ok}, 0')}, label %h{L}, label %mf{L}")
     f.label(f"mf{L}")
+    _on_depth(f, "eq i32 {}, 0", f"mz{L}", f"ms{L}")
     b.end_with_zero(pc, k)
+    f.label(f"ms{L}")
+    b.stop(pc, k, executed=False)
     f.label(f"h{L}")
     f.set(0, f.op("load i64, ptr %tmp"))
 
