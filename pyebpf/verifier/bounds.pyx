@@ -24,7 +24,7 @@ cdef long BPF_ADD = isa.BPF_ADD, BPF_AND = isa.BPF_AND, BPF_ARSH = isa.BPF_ARSH,
     BPF_XOR = isa.BPF_XOR
 
 
-def sync(Reg r) -> None:
+cpdef sync(Reg r):
     """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
     and back, then the tnum from the bounds."""
     key = (r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max)
@@ -206,20 +206,22 @@ def _deduce(b) -> tuple:
     return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
-def valid(Reg r) -> bool:
+cpdef bint valid(Reg r):
     return (r.umin <= r.umax and r.smin <= r.smax and r.u32min <= r.u32max
             and r.s32min <= r.s32max)
 
 
 # --- ALU on scalars -------------------------------------------------------------------
+# _view, _const_eval, _set and _bounds are C functions, and sync and valid C calls
+# here: asked per ALU instruction and branch, a Python call costs more than their work
 
-def _view(Reg r, bits: int):
+cdef tuple _view(Reg r, bits):
     if bits == 64:
         return r.var, r.umin, r.umax, r.smin, r.smax
     return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
 
 
-def _const_eval(long op, a: int, b: int, bits: int) -> int:
+cdef object _const_eval(long op, a, b, bits):
     sa = a - (1 << bits) if a >> (bits - 1) else a
     if op == BPF_ADD:
         return a + b
@@ -311,7 +313,7 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
     _set(dst, var, umin, umax, smin, smax, bits)
 
 
-def _set(Reg r, var, umin, umax, smin, smax, bits: int) -> None:
+cdef _set(Reg r, var, umin, umax, smin, smax, bits):
     r.type = SCALAR
     r.id = 0
     if bits == 64:
@@ -383,8 +385,8 @@ def sign_extend32(Reg r, size: int) -> None:
     low ``size`` bytes (``w1 = (s8)w2``), by the same rule on the 32-bit bounds."""
     bits = size * 8
     if r.is_const:
-        _set(r, tnum.const(_sx(r.value, bits) & M32), *(2 * (_sx(r.value, bits) & M32,)),
-             *(2 * (_sx(r.value, bits),)), 32)
+        u, v = _sx(r.value, bits) & M32, _sx(r.value, bits)
+        _set(r, tnum.const(u), u, u, v, v, 32)
         return
     if (r.s32max & M32) >> bits == (r.s32min & M32) >> bits:
         a, b = _sx(r.s32max, bits), _sx(r.s32min, bits)
@@ -406,7 +408,7 @@ _SWAP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JGE: isa.BPF_JLE, isa.BPF_JSGT: isa.B
          isa.BPF_JSGE: isa.BPF_JSLE}
 
 
-def _bounds(Reg r, is32: bool):
+cdef tuple _bounds(Reg r, bint is32):
     if is32:
         return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
     return r.var, r.umin, r.umax, r.smin, r.smax
