@@ -20,6 +20,9 @@ cpdef Py_ssize_t skip_back(list hist, Py_ssize_t i, bytes kinds, bytes dsts, obj
     cdef unsigned int mask = 0
     cdef Py_ssize_t pc
     cdef object entry
+    # the kinds as C values, looked up once: compared per entry, a module global is a
+    # dictionary lookup and an object comparison each time
+    cdef unsigned char skip = SKIP, skip_unless_dst = SKIP_UNLESS_DST
     for r in regs:
         mask |= 1u << <int>r      # register numbers, 0-10
     while i >= 0:
@@ -27,7 +30,7 @@ cpdef Py_ssize_t skip_back(list hist, Py_ssize_t i, bytes kinds, bytes dsts, obj
         if type(entry) is not int:
             return i
         pc = PyLong_AsSsize_t(entry)
-        if k[pc] == SKIP or k[pc] == SKIP_UNLESS_DST and not (mask >> d[pc]) & 1:
+        if k[pc] == skip or k[pc] == skip_unless_dst and not (mask >> d[pc]) & 1:
             i -= 1
             continue
         return i

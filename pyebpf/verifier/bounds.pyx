@@ -11,7 +11,20 @@ from .reg cimport Reg
 from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, s32, s64
 
 
-def sync(Reg r) -> None:
+# the opcodes (BPF_OP) that alu, branch_taken and refine compare ``op`` with, as C
+# values: per ALU instruction and branch, a module attribute is a dictionary lookup
+# and an object comparison each
+cdef long BPF_ADD = isa.BPF_ADD, BPF_AND = isa.BPF_AND, BPF_ARSH = isa.BPF_ARSH, \
+    BPF_DIV = isa.BPF_DIV, BPF_JEQ = isa.BPF_JEQ, BPF_JGE = isa.BPF_JGE, \
+    BPF_JGT = isa.BPF_JGT, BPF_JLE = isa.BPF_JLE, BPF_JLT = isa.BPF_JLT, \
+    BPF_JNE = isa.BPF_JNE, BPF_JSET = isa.BPF_JSET, BPF_JSGE = isa.BPF_JSGE, \
+    BPF_JSGT = isa.BPF_JSGT, BPF_JSLE = isa.BPF_JSLE, BPF_JSLT = isa.BPF_JSLT, \
+    BPF_LSH = isa.BPF_LSH, BPF_MOD = isa.BPF_MOD, BPF_MUL = isa.BPF_MUL, \
+    BPF_OR = isa.BPF_OR, BPF_RSH = isa.BPF_RSH, BPF_SUB = isa.BPF_SUB, \
+    BPF_XOR = isa.BPF_XOR
+
+
+cpdef sync(Reg r):
     """reg_bounds_sync: bounds from the tnum, signed from unsigned and back, 32 from 64
     and back, then the tnum from the bounds."""
     key = (r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max, r.u32min, r.u32max)
@@ -193,51 +206,53 @@ def _deduce(b) -> tuple:
     return smin, smax, umin, umax, s32min, s32max, u32min, u32max
 
 
-def valid(Reg r) -> bool:
+cpdef bint valid(Reg r):
     return (r.umin <= r.umax and r.smin <= r.smax and r.u32min <= r.u32max
             and r.s32min <= r.s32max)
 
 
 # --- ALU on scalars -------------------------------------------------------------------
+# _view, _const_eval, _set and _bounds are C functions, and sync and valid C calls
+# here: asked per ALU instruction and branch, a Python call costs more than their work
 
-def _view(Reg r, bits: int):
+cdef tuple _view(Reg r, bits):
     if bits == 64:
         return r.var, r.umin, r.umax, r.smin, r.smax
     return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
 
 
-def _const_eval(op: int, a: int, b: int, bits: int) -> int:
+cdef object _const_eval(long op, a, b, bits):
     sa = a - (1 << bits) if a >> (bits - 1) else a
-    if op == isa.BPF_ADD:
+    if op == BPF_ADD:
         return a + b
-    if op == isa.BPF_SUB:
+    if op == BPF_SUB:
         return a - b
-    if op == isa.BPF_MUL:
+    if op == BPF_MUL:
         return a * b
-    if op == isa.BPF_OR:
+    if op == BPF_OR:
         return a | b
-    if op == isa.BPF_AND:
+    if op == BPF_AND:
         return a & b
-    if op == isa.BPF_XOR:
+    if op == BPF_XOR:
         return a ^ b
-    if op == isa.BPF_LSH:
+    if op == BPF_LSH:
         return a << b
-    if op == isa.BPF_RSH:
+    if op == BPF_RSH:
         return a >> b
-    if op == isa.BPF_ARSH:
+    if op == BPF_ARSH:
         return sa >> b
     raise AssertionError(op)
 
 
-def alu(Reg dst, Reg src, op: int, bits: int) -> None:
+def alu(Reg dst, Reg src, long op, bits: int) -> None:
     """``dst op= src`` on scalars, ``bits`` 64 or 32 (the result zero-extended)."""
     W = (1 << bits) - 1
     SMIN, SMAX = (S64_MIN, S64_MAX) if bits == 64 else (S32_MIN, S32_MAX)
     av, aumin, aumax, asmin, asmax = _view(dst, bits)
     bv, bumin, bumax, bsmin, bsmax = _view(src, bits)
     b_const = bv[1] == 0
-    if op in (isa.BPF_DIV, isa.BPF_MOD) or \
-            op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and (not b_const or bv[0] >= bits):
+    if op in (BPF_DIV, BPF_MOD) or \
+            op in (BPF_LSH, BPF_RSH, BPF_ARSH) and (not b_const or bv[0] >= bits):
         # is_safe_to_compute_dst_reg_range: a quotient or remainder (signed or not, even
         # of two constants) and a shift by an unknown or too large amount are unknown
         _set(dst, (0, W), 0, W, SMIN, SMAX, bits)
@@ -248,7 +263,7 @@ def alu(Reg dst, Reg src, op: int, bits: int) -> None:
         dst.mark_known(_const_eval(op, av[0], bv[0], bits) & W)
         return
     umin, umax, smin, smax = 0, W, SMIN, SMAX
-    if op == isa.BPF_ADD:
+    if op == BPF_ADD:
         var = tnum.add(av, bv)
         # scalar(32)_min_max_add: no sum wraps, or every sum does (then they wrap
         # alike and stay in order); only some wrapping loses the bounds
@@ -256,41 +271,41 @@ def alu(Reg dst, Reg src, op: int, bits: int) -> None:
             umin, umax = (aumin + bumin) & W, (aumax + bumax) & W
         if SMIN <= asmin + bsmin and asmax + bsmax <= SMAX:
             smin, smax = asmin + bsmin, asmax + bsmax
-    elif op == isa.BPF_SUB:
+    elif op == BPF_SUB:
         var = tnum.sub(av, bv)
         # scalar(32)_min_max_sub: likewise no difference wraps below 0, or every one
         if aumin >= bumax or aumax < bumin:
             umin, umax = (aumin - bumax) & W, (aumax - bumin) & W
         if SMIN <= asmin - bsmax and asmax - bsmin <= SMAX:
             smin, smax = asmin - bsmax, asmax - bsmin
-    elif op == isa.BPF_MUL:
+    elif op == BPF_MUL:
         var = tnum.mul(av, bv)
         if aumax * bumax <= W:
             umin, umax = aumin * bumin, aumax * bumax
         corners = [x * y for x in (asmin, asmax) for y in (bsmin, bsmax)]
         if SMIN <= min(corners) and max(corners) <= SMAX:
             smin, smax = min(corners), max(corners)
-    elif op == isa.BPF_AND:
+    elif op == BPF_AND:
         var = tnum.and_(av, bv)
         umin, umax = var[0], min(aumax, bumax)
         if asmin >= 0 and bsmin >= 0:
             smin, smax = umin, umax
-    elif op == isa.BPF_OR:
+    elif op == BPF_OR:
         var = tnum.or_(av, bv)
         umin, umax = max(aumin, bumin), var[0] | var[1]
         if asmin >= 0 and bsmin >= 0:
             smin, smax = umin, umax
-    elif op == isa.BPF_XOR:
+    elif op == BPF_XOR:
         var = tnum.xor(av, bv)
         umin, umax = var[0], var[0] | var[1]
         if asmin >= 0 and bsmin >= 0:
             smin, smax = umin, umax
-    elif op == isa.BPF_LSH:
+    elif op == BPF_LSH:
         k = bv[0]
         var = tnum.cast(tnum.lshift(av, k), bits // 8)
         if aumax << k <= W:
             umin, umax = aumin << k, aumax << k
-    elif op == isa.BPF_RSH:
+    elif op == BPF_RSH:
         k = bv[0]
         var = tnum.rshift(av, k)
         umin, umax = aumin >> k, aumax >> k
@@ -301,7 +316,7 @@ def alu(Reg dst, Reg src, op: int, bits: int) -> None:
     _set(dst, var, umin, umax, smin, smax, bits)
 
 
-def _set(Reg r, var, umin, umax, smin, smax, bits: int) -> None:
+cdef _set(Reg r, var, umin, umax, smin, smax, bits):
     r.type = SCALAR
     r.id = 0
     if bits == 64:
@@ -373,8 +388,8 @@ def sign_extend32(Reg r, size: int) -> None:
     low ``size`` bytes (``w1 = (s8)w2``), by the same rule on the 32-bit bounds."""
     bits = size * 8
     if r.is_const:
-        _set(r, tnum.const(_sx(r.value, bits) & M32), *(2 * (_sx(r.value, bits) & M32,)),
-             *(2 * (_sx(r.value, bits),)), 32)
+        u, v = _sx(r.value, bits) & M32, _sx(r.value, bits)
+        _set(r, tnum.const(u), u, u, v, v, 32)
         return
     if (r.s32max & M32) >> bits == (r.s32min & M32) >> bits:
         a, b = _sx(r.s32max, bits), _sx(r.s32min, bits)
@@ -396,25 +411,25 @@ _SWAP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JGE: isa.BPF_JLE, isa.BPF_JSGT: isa.B
          isa.BPF_JSGE: isa.BPF_JSLE}
 
 
-def _bounds(Reg r, is32: bool):
+cdef tuple _bounds(Reg r, bint is32):
     if is32:
         return tnum.subreg(r.var), r.u32min, r.u32max, r.s32min, r.s32max
     return r.var, r.umin, r.umax, r.smin, r.smax
 
 
-def branch_taken(Reg a, Reg b, op: int, is32: bool) -> int:
+def branch_taken(Reg a, Reg b, long op, is32: bool) -> int:
     """1 when the jump is always taken, 0 never, -1 when either may happen."""
     (av, aumin, aumax, asmin, asmax) = _bounds(a, is32)
     (bv, bumin, bumax, bsmin, bsmax) = _bounds(b, is32)
-    if op == isa.BPF_JEQ or op == isa.BPF_JNE:
-        eq = op == isa.BPF_JEQ
+    if op == BPF_JEQ or op == BPF_JNE:
+        eq = op == BPF_JEQ
         if av[1] == 0 and bv[1] == 0:
             return int((av[0] == bv[0]) == eq)
         if aumin > bumax or aumax < bumin or asmin > bsmax or asmax < bsmin or \
                 (av[0] ^ bv[0]) & ~(av[1] | bv[1]) & M64:
             return int(not eq)
         return -1
-    if op == isa.BPF_JSET:
+    if op == BPF_JSET:
         if av[1] and not bv[1]:
             pass
         elif bv[1] and not av[1]:
@@ -427,21 +442,21 @@ def branch_taken(Reg a, Reg b, op: int, is32: bool) -> int:
                 return 0
         return -1
     # only the comparison asked (branch_taken runs at every conditional jump)
-    if op == isa.BPF_JGT:
+    if op == BPF_JGT:
         yes, no = aumin > bumax, aumax <= bumin
-    elif op == isa.BPF_JGE:
+    elif op == BPF_JGE:
         yes, no = aumin >= bumax, aumax < bumin
-    elif op == isa.BPF_JLT:
+    elif op == BPF_JLT:
         yes, no = aumax < bumin, aumin >= bumax
-    elif op == isa.BPF_JLE:
+    elif op == BPF_JLE:
         yes, no = aumax <= bumin, aumin > bumax
-    elif op == isa.BPF_JSGT:
+    elif op == BPF_JSGT:
         yes, no = asmin > bsmax, asmax <= bsmin
-    elif op == isa.BPF_JSGE:
+    elif op == BPF_JSGE:
         yes, no = asmin >= bsmax, asmax < bsmin
-    elif op == isa.BPF_JSLT:
+    elif op == BPF_JSLT:
         yes, no = asmax < bsmin, asmin >= bsmax
-    elif op == isa.BPF_JSLE:
+    elif op == BPF_JSLE:
         yes, no = asmax <= bsmin, asmin > bsmax
     else:
         raise AssertionError(op)
@@ -453,11 +468,11 @@ def reverse(op: int) -> int:
     return _REV[op]
 
 
-def refine(Reg a, Reg b, op: int, is32: bool) -> bool:
+def refine(Reg a, Reg b, long op, is32: bool) -> bool:
     """Narrow ``a`` and ``b`` knowing ``a op b`` holds; False when it cannot."""
     if op in _SWAP:
         a, b, op = b, a, _SWAP[op]
-    if op == isa.BPF_JEQ:
+    if op == BPF_JEQ:
         if is32:
             for lo, hi in (("u32min", "u32max"), ("s32min", "s32max")):
                 m, M = max(getattr(a, lo), getattr(b, lo)), min(getattr(a, hi), getattr(b, hi))
@@ -476,14 +491,14 @@ def refine(Reg a, Reg b, op: int, is32: bool) -> bool:
                 return False
             t = tnum.intersect(a.var, b.var)
             a.var = b.var = t
-    elif op in (isa.BPF_JNE, isa.BPF_JSET, -1):
+    elif op in (BPF_JNE, BPF_JSET, -1):
         bv = _bounds(b, is32)[0]
         if bv[1]:
             a, b = b, a
             bv = _bounds(b, is32)[0]
         if bv[1] == 0:
             val = bv[0]
-            if op == isa.BPF_JNE:
+            if op == BPF_JNE:
                 names = (("u32min", "u32max", val & M32), ("s32min", "s32max", s32(val))) \
                     if is32 else (("umin", "umax", val & M64), ("smin", "smax", s64(val)))
                 for lo, hi, v in names:
@@ -491,7 +506,7 @@ def refine(Reg a, Reg b, op: int, is32: bool) -> bool:
                         setattr(a, lo, v + 1)
                     if getattr(a, hi) == v:
                         setattr(a, hi, v - 1)
-            elif op == isa.BPF_JSET:
+            elif op == BPF_JSET:
                 if val and not val & (val - 1):
                     a.var = tnum.with_subreg(a.var, tnum.or_(tnum.subreg(a.var), (val, 0))) \
                         if is32 else tnum.or_(a.var, (val, 0))
@@ -500,8 +515,8 @@ def refine(Reg a, Reg b, op: int, is32: bool) -> bool:
                 a.var = tnum.with_subreg(a.var, tnum.and_(tnum.subreg(a.var), (mask, 0))) \
                     if is32 else tnum.and_(a.var, (mask, 0))
     else:
-        strict = op in (isa.BPF_JLT, isa.BPF_JSLT)
-        signed = op in (isa.BPF_JSLT, isa.BPF_JSLE)
+        strict = op in (BPF_JLT, BPF_JSLT)
+        signed = op in (BPF_JSLT, BPF_JSLE)
         lo, hi = (("s32min", "s32max") if signed else ("u32min", "u32max")) if is32 else \
             (("smin", "smax") if signed else ("umin", "umax"))
         d = 1 if strict else 0

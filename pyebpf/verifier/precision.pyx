@@ -24,6 +24,8 @@ the kernel's ``mark_all_scalars_precise`` does.
 """
 from __future__ import annotations
 
+cimport cython
+
 from .. import isa
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
 from .log import frame_text, insn_text
@@ -61,17 +63,21 @@ def skip_table(insns, ops) -> tuple[bytes, bytes]:
     return bytes(kinds), bytes(dsts)
 
 
-class _Walk:
+@cython.final
+cdef class _Walk:
     """backtrack_state: per frame of the path, the registers and stack slots whose
-    values are still to be found; ``fr`` the frame the walk is in."""
-    __slots__ = ("regs", "slots", "fr")
+    values are still to be found; ``fr`` the frame the walk is in.  A C type, its
+    fields read directly: a walk is made at every decision a scalar's value makes (a
+    loop's every bounded branch)."""
+    cdef public list regs, slots
+    cdef public Py_ssize_t fr
 
-    def __init__(self, nframes: int):
+    def __init__(self, Py_ssize_t nframes):
         self.regs = [set() for _ in range(nframes)]
         self.slots = [set() for _ in range(nframes)]
         self.fr = nframes - 1
 
-    def empty(self) -> bool:
+    cpdef bint empty(self):
         return not any(self.regs) and not any(self.slots)
 
 
@@ -79,7 +85,7 @@ def mark(interp, st: VState, regs=(), slots=(), frame: int | None = None) -> Non
     """mark_chain_precision: the scalars ``regs`` (register numbers of ``st``'s
     current frame) and ``slots`` (stack slot indices of frame ``frame``, the current
     one by default) were needed precisely at its current instruction."""
-    w = _Walk(len(st.frames))
+    cdef _Walk w = _Walk(len(st.frames))
     w.regs[w.fr].update(regs)
     w.slots[w.fr if frame is None else frame].update(slots)
     _walk(interp, st, w)
@@ -87,7 +93,7 @@ def mark(interp, st: VState, regs=(), slots=(), frame: int | None = None) -> Non
 
 def propagate(interp, old: VState, cur: VState) -> None:
     """propagate_precision: ``cur``, pruned by ``old``, needs what ``old`` marked."""
-    w = _Walk(len(cur.frames))
+    cdef _Walk w = _Walk(len(cur.frames))
     for fr, frame in enumerate(old.frames):
         w.regs[fr].update(r for r in range(10)
                           if frame.regs[r].type == SCALAR and frame.regs[r].precise)
@@ -106,7 +112,7 @@ def propagate(interp, old: VState, cur: VState) -> None:
     _walk(interp, cur, w)
 
 
-def _walk(interp, st: VState, w: _Walk) -> None:
+def _walk(interp, st: VState, _Walk w) -> None:
     """__mark_chain_precision: back through ``st``'s instructions and checkpoints."""
     insns, ops, globals_ = interp.insns, interp.ops, interp.globals
     kinds, dsts = interp.skip_table
@@ -210,7 +216,7 @@ def mark_all(st: VState, log=None) -> None:
         p = p.parent
 
 
-def _backtrack(insns, ops, globals_, entry, w: _Walk, nxt: int, calls_cb) -> bool:
+def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool:
     """backtrack_insn: what the needed registers and slots after the instruction
     ``entry`` were made of before it (``nxt``: the instruction run after it);
     False where the walk cannot follow."""
@@ -296,7 +302,7 @@ def _backtrack(insns, ops, globals_, entry, w: _Walk, nxt: int, calls_cb) -> boo
     return True
 
 
-def _sync_linked(linked, w: _Walk) -> None:
+def _sync_linked(linked, _Walk w) -> None:
     """bt_sync_linked_regs: scalars a conditional jump bounded together (one id) are
     needed together, in whichever frames they are."""
     lregs, lslots = linked
