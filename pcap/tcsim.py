@@ -26,6 +26,7 @@ and SIGTERM stop the run between packets, replace no file and exit 130 and 143.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -854,6 +855,22 @@ def _interrupted(exc, signals) -> int:
 
 
 def main(argv=None) -> int:
+    code = _main(argv)
+    if argv is None and all(t.daemon for t in threading.enumerate()
+                            if t is not threading.main_thread()):
+        # The command line, its outputs written and closed, no thread left that exit
+        # would wait for: the interpreter's teardown (every module, program and map
+        # freed one by one) is ~4 % of a 1 M-frame run's CPU time and shows nothing to
+        # anyone; the atexit handlers still run.
+        atexit._run_exitfuncs()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv) -> int:
     start = time.perf_counter()
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] == ["diff"]:

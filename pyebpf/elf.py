@@ -1062,9 +1062,8 @@ class _Reader:
                     elif reloc is not None:
                         refs.append(self._lddw_ref(reloc, insn.imm, pc, where))
                         isa.patch(code, pc, imm=0)
-                    elif insn.src:
-                        raise self.error(f"lddw with pseudo source {insn.src} and no "
-                                         f"relocation", **where)
+                    # an lddw with a pseudo source and no relocation stays as written, as
+                    # libbpf leaves it: the kernel judges its fd at the program's load
                     i += 2
                     continue
                 if insn.is_pseudo_call:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass, field
 
 from . import isa
@@ -377,6 +376,7 @@ class Environment:
     @classmethod
     def from_toml(cls, path) -> "Environment":
         """Read a TOML file (docs/environment.md); errors name the file and the key."""
+        import tomllib  # only a --env file needs the parser (3 ms of every start-up)
         where = os.fspath(path)
         try:
             with open(path, "rb") as f:

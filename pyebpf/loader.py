@@ -136,6 +136,8 @@ class Object:
                 # libbpf loads without BTF the kernel would refuse
                 func_info = bool(ps.func_info) and spec.btf is not None and \
                     globalfuncs.kernel_takes(spec.btf)
+                if func_info and verify:
+                    globalfuncs.check_int_returns(spec.btf, ps.func_info, ps.insns)
                 # no license section: "GPL", as pyebpf.kernel.load_object passes it
                 self.programs[ps.name] = Program(ps.instructions(fds), kind, profile=profile,
                                                  line_info=ps.line_info, verify=verify,

@@ -863,6 +863,23 @@ def test_a_pinned_map_of_maps_pins_its_inner_maps_in_the_object_namespace_for_th
     assert obj.program("use").run(bytes(61), mark=3).skb.cb[1] == 60
 
 
+def test_an_lddw_of_a_map_fd_without_a_relocation_is_refused_at_the_programs_load():
+    """Found by the 6.12.118 selftests (verifier_map_ret_val.o, whose other programs
+    went unread with it): libbpf leaves an lddw with BPF_PSEUDO_MAP_FD and no
+    relocation as written, and the kernel refuses the fd (check_ld_imm); pyebpf refused
+    the whole object when reading it."""
+    ours, theirs = verdicts(compile_object("""
+SEC("socket") __attribute__((naked)) int sf(void)
+{
+	asm volatile (".8byte 0x1118; .8byte 0; r0 = 0; exit;" ::: "memory");
+}
+char _license[] SEC("license") = "GPL";
+"""))
+    message = "fd 0 is not pointing to valid bpf_map"
+    assert theirs is not None and message in theirs, theirs
+    assert ours is not None and "program cannot be loaded" in ours and message in ours, ours
+
+
 # --- the kernel's static call-chain checks --------------------------------------------------
 def _assert_same_verdict(data: bytes, expect_refusal: str | None):
     ours, theirs = verdicts(data)

@@ -77,6 +77,41 @@ def test_the_same_stack_pointer_after_a_join_prunes():
     assert ours(text) == kernel_verdict(text)
 
 
+def scalars_after_a_join(first: str, second: str) -> str:
+    """r7 is skb->len & 7; the branch's fall-through (explored first) sets r8 by
+    ``first``, the jump by ``second``; after the join, enough instructions and jumps
+    for a state there, then r7 and r8 each offset a stack pointer (precise: the join's
+    state compares them by range and by link)."""
+    return "\n".join([
+        "r6 = r1", "*(u64 *)(r10 - 16) = 0", "*(u64 *)(r10 - 8) = 0",
+        "r7 = *(u32 *)(r6 + 0)", "r7 &= 7", "r9 = *(u32 *)(r6 + 4)",
+        "if r9 == 0 goto other", first, "goto join", "other:", second, "join:",
+        *["r3 = 0"] * 8, "goto +0", "goto +0",
+        "r1 = r10", "r1 += -16", "r1 += r7", "r0 = *(u8 *)(r1 + 0)",
+        "r1 = r10", "r1 += -16", "r1 += r8", "r0 = *(u8 *)(r1 + 0)",
+        "r0 = 0", "exit"])
+
+
+UNLINKED = "r8 = *(u32 *)(r6 + 8)\nr8 &= 7"      # skb->mark & 7: a value of its own
+LINKED = "r8 = r7"                                # r7's copy: both get one id
+
+
+def test_an_unlinked_old_scalar_matches_a_linked_current_one():
+    """check_scalar_ids as 6.18-stable has it: a precise scalar the stored state had
+    unlinked relied on no link, so the current state's r8 linked to r7 (a copy)
+    within its range prunes the path."""
+    text = scalars_after_a_join(UNLINKED, LINKED)
+    assert ours(text) == kernel_verdict(text)
+
+
+def test_a_linked_old_scalar_does_not_match_unlinked_current_ones():
+    """The other way: the stored state proved safe r7 and r8 equal; the current
+    state's r7 and r8, each unlinked, get an id each and cannot both map to the
+    stored link, so the path is explored on."""
+    text = scalars_after_a_join(LINKED, UNLINKED)
+    assert ours(text) == kernel_verdict(text)
+
+
 HASH_STEPS = r'''
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

@@ -403,6 +403,23 @@ def test_subtracting_s32_min_from_a_copy_unlinks_it():
                             test="< r3"), "R1 !read_ok", SF)
 
 
+# r6 and r7 linked; r6 += r6 once r7 is 1: had the add kept the link (with the 2 as its
+# constant), r7 == r9's sync_linked_regs would make r6 3, and r1 (never set) unread.
+_SELF_ADD = ("call 7\nr6 = r0\nr7 = r6\ncall 7\nr9 = r0\nif r7 != 1 goto +4\n{add}\n"
+             "if r7 == r9 goto +2\nif r6 == 3 goto +1\nr0 -= r1\nr0 = 0\nexit")
+
+
+def test_adding_a_register_to_itself_unlinks_it():
+    """Found by the 6.12.118 selftests (verifier_linked_scalars.o): ``r6 += r6`` is no
+    copy plus a constant, though r6 is known there (adjust_reg_min_max_vals:
+    ``insn->src_reg == insn->dst_reg``); pyebpf linked it."""
+    agree(_SELF_ADD.format(add="r6 += r6"), "R1 !read_ok", SF)
+
+
+def test_adding_a_register_to_itself_in_32_bits_unlinks_it():
+    agree(_SELF_ADD.format(add="w6 += w6"), "R1 !read_ok", SF)
+
+
 def test_a_copy_of_a_copy_plus_a_constant_starts_a_link_of_its_own():
     """assign_scalar_id_before_mov: ``r3 = r2`` gives r2 a new id shared with r3, and
     r2 forgets r0."""
@@ -664,6 +681,63 @@ def test_libbpf_loads_ld_abs_in_a_subprogram_of_an_object_with_btf(tmp_path, liv
     path.write_bytes(compile_object(LD_ABS_IN_SUBPROGRAM))
     with libbpfobj.LoadedObject(str(path)) as obj:
         assert obj.programs
+
+
+_LD_ABS_SUBPROG = """
+__attribute__((naked, noinline, used)) static {ret} sub(void)
+{{
+	asm volatile ("r6 = r1; r0 = *(u32 *)skb[0]; r0 = 1; exit;" ::: "memory");
+}}
+SEC("socket") __attribute__((naked)) int sf(void)
+{{
+	asm volatile ("call sub; if r0 != 0 goto 1f; r0 = r9; 1: r0 = 0; exit;" ::: "memory");
+}}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_a_failed_ld_abs_in_a_subprogram_returns_0_to_its_caller():
+    """Found by the 6.12.118 selftests (verifier_ld_ind.o): check_ld_abs follows the
+    load's failure in a subprogram as a return of 0 (bpf_gen_ld_abs's hidden exit), so
+    the caller's r0 == 0 branch, reading r9 never set, is reached; pyebpf saw only the
+    1 the subprogram returns."""
+    from bpfc import compile_object
+    from objdiff import refused_alike
+    refused_alike(compile_object(_LD_ABS_SUBPROG.format(ret="int")), "R9 !read_ok")
+
+
+def test_ld_abs_in_a_subprogram_returning_void_is_refused():
+    """check_btf_func: with BTF, a subprogram using LD_ABS must return an int or an enum
+    (found by verifier_ld_ind.o, as above)."""
+    from bpfc import compile_object
+    from objdiff import refused_alike
+    refused_alike(compile_object(_LD_ABS_SUBPROG.format(ret="void")),
+                  "LD_ABS is only allowed in functions that return 'int'.")
+
+
+def test_a_tail_call_in_a_subprogram_returning_void_is_refused():
+    """check_btf_func, as for LD_ABS above."""
+    from bpfc import compile_object
+    from objdiff import refused_alike
+    refused_alike(compile_object("""
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} jmp SEC(".maps");
+static __attribute__((noinline)) void sub(struct __sk_buff *skb)
+{
+	bpf_tail_call(skb, &jmp, 0);
+}
+SEC("tc")
+int cls(struct __sk_buff *skb)
+{
+	sub(skb);
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""), "tail_call is only allowed in functions that return 'int'.")
 
 
 # --- what a refusal carries ---------------------------------------------------------------

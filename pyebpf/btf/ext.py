@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple
 
-from .. import asm, isa
+from .. import isa
 from ..errors import ElfError
 
 __all__ = ["FuncInfo", "LineInfo", "CoreRelo", "BtfExt", "parse_btf_ext", "disassembly_by_pc",
@@ -187,6 +187,7 @@ def parse_btf_ext(data: bytes, strings: bytes,
 
 def disassembly_by_pc(code: bytes, syntax: str = "kernel") -> dict[int, str]:
     """Instruction text by pc (an lddw is one entry, at its first slot)."""
+    from .. import asm  # its syntax tables are built at import: only listings need them
     slots, out, pc = isa.unpack_program(bytes(code)), {}, 0
     while pc < len(slots):
         op = isa.lookup(slots[pc])

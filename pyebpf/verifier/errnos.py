@@ -9,6 +9,7 @@ with its refusal.  tests/test_syscall_errno.py asks the running kernel for each 
 """
 from __future__ import annotations
 
+import functools
 import re
 from errno import E2BIG, EACCES, EBADF, EFAULT, EINVAL, EPERM
 
@@ -96,13 +97,18 @@ _TABLE = (
     )),
 )
 
-_PATTERNS = tuple((code, re.compile("|".join(f"(?:{w})" for w in words)))
-                  for code, words in _TABLE)
+
+@functools.cache
+def _patterns() -> tuple:
+    # compiled at the first refusal, not at import: a program that loads never needs
+    # them, and compiling them costs every start-up some 5 ms
+    return tuple((code, re.compile("|".join(f"(?:{w})" for w in words)))
+                 for code, words in _TABLE)
 
 
 def errno_of(message: str) -> int:
     """The errno of a refusal whose last line is ``message`` (EACCES unless listed)."""
-    for code, pattern in _PATTERNS:
+    for code, pattern in _patterns():
         if pattern.match(message):
             return code
     return EACCES

@@ -126,6 +126,31 @@ def describe(btf, func_info, prog_type) -> tuple:
     return tuple(out)
 
 
+def check_int_returns(btf, func_info, code: bytes) -> None:
+    """check_btf_func: a subprogram (the main program aside) that uses ``LD_ABS``/
+    ``LD_IND`` or tail-calls returns an int or an enum in its BTF prototype, since
+    either can end it with a return of 0 (bpf_gen_ld_abs, a tail call's fall-through);
+    a :class:`VerifierError` in the kernel's words otherwise.  ``func_info`` as for
+    :func:`describe`, given where the kernel takes the program's BTF."""
+    insns = isa.unpack_program(code)
+    starts = [pc for pc, _ in func_info] + [len(insns)]
+    for (start, tid), end in zip(func_info[1:], starts[2:]):
+        proto = btf.types[tid].target
+        ret = proto.target.resolve() if proto.type_id else None
+        if ret is not None and ret.kind in _INTS:
+            continue
+        body = insns[start:end]
+        # check_subprogs' has_ld_abs and has_tail_call, asked in that order
+        if any(i.code & 0x07 == isa.BPF_LD and i.code & 0xE0 in (isa.BPF_ABS, isa.BPF_IND)
+               for i in body):
+            raise VerifierError("LD_ABS is only allowed in functions that return 'int'.",
+                                errno=EINVAL)
+        if any(i.code == isa.BPF_JMP | isa.BPF_CALL and i.src == 0 and
+               i.imm == isa.HELPER_IDS["tail_call"] for i in body):
+            raise VerifierError("tail_call is only allowed in functions that return 'int'.",
+                                errno=EINVAL)
+
+
 EXCEPTION_CB_TAG = "exception_callback:"
 
 

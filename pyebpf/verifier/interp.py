@@ -117,6 +117,10 @@ _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64
                      for cls in range(8))
 
 
+# the forms step hands to alu
+_ALU_FORMS = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
+              isa.F_NEG, isa.F_END)
+
 # per register mask, its registers in order (_live_regs)
 _REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
 _R0_R9 = (1 << 10) - 1
@@ -162,6 +166,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # and calls themselves).  One pass over the slots.
         n = len(ops)
         self.is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
+        self.is_alu = [False] * n
         self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
         points, jmps = set(), set()
         for pc, op in enumerate(ops):
@@ -170,6 +175,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             insn, f = insns[pc], op.form
             self.is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
             self.writes_r10[pc] = structure.writes_r10(op, insn)
+            self.is_alu[pc] = f in _ALU_FORMS
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
@@ -193,6 +199,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 jmps.update((pc + 2, pc + 1 + insn.imm))
         points |= jmps
         self.prune = points | self.iter_nexts | self.callback_calls
+        self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
@@ -264,18 +271,22 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         pending: list[tuple[VState, int, int]] = []
         prev = -1
         touched = None      # what the last instruction touched, printed before the next
-        self.log.start(pc, st)
+        log = self.log
+        log.start(pc, st)
+        # per instruction processed: what stays fixed for the whole walk, looked up once
+        level, limit, precise = log.level, self.limit, self.precision
+        prune, jmp_points, is_jmp, step = self.prune, self.jmp_points, self.is_jmp, self.step
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
-            self.processed += 1
-            if self.processed > self.limit:
-                self.refuse(pc, f"BPF program is too large. Processed {self.processed} insn")
+            processed = self.processed = self.processed + 1
+            if processed > limit:
+                self.refuse(pc, f"BPF program is too large. Processed {processed} insn")
             self.pc = pc
-            if pc in self.prune:
+            if pc in prune:
                 if self.visited(st, pc):
-                    self.log.slots.clear()
-                    self.log.pruned(pc)
+                    log.slots.clear()
+                    log.pruned(pc)
                     self.path_done(st)
                     self.lv.update(st)
                     if not pending:
@@ -283,28 +294,30 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     st, pc, prev = self.pop(pending)
                     touched = None
                     continue
-                if pc in self.jmp_points:     # every jump point is a prune point
+                if pc in jmp_points:     # every jump point is a prune point
                     # hist_entry, inlined: the instruction's first entry
-                    self.hist_at = self.processed
+                    self.hist_at = processed
                     st.hist_len += 1
             if touched is not None:
                 # do_check prints the last instruction's registers after it has looked
                 # for an equivalent state here (none when that pruned the path)
-                self.log.after(st, touched, pc)
+                log.after(st, touched, pc)
                 touched = None
-            self.log.begun()
-            if self.is_jmp[pc]:
+            if level >= 2:     # only level 2 prints a path's beginning
+                log.begun()
+            if is_jmp[pc]:
                 self.jmps += 1
-            if self.log.level:
-                self.log.insn(pc, self.insns, self.ops, st)
+            if level:
+                log.insn(pc, self.insns, self.ops, st)
             self.note = None
-            nxt = self.step(st, pc, pending)
-            if self.precision:
-                st.hist.append(pc if self.note is None else (pc,) + self.note)
-            if self.log.level >= 2:
+            nxt = step(st, pc, pending)
+            if precise:
+                note = self.note
+                st.hist.append(pc if note is None else (pc,) + note)
+            if level >= 2:
                 touched = self._touched(pc)
                 if nxt is None:
-                    self.log.after(st, touched, pc)
+                    log.after(st, touched, pc)
                     touched = None
             if nxt is None:
                 self.path_done(st)
@@ -390,21 +403,26 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         that misses far more often than it hits is forgotten, as the kernel forgets it
         (so a program whose paths the kernel cannot prune is refused by complexity
         here too)."""
-        nframes = len(cur.frames)
         if pc in self.unclean:
             self._clean_live_states(cur, pc)
 
         live = self._live_regs(cur, pc)
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        iter_next = pc in self.iter_nexts
-        may_goto = pc in self.may_gotos
-        calls_callback = pc in self.callback_calls
-        force = iter_next or may_goto or calls_callback     # is_force_checkpoint
+        if pc in self.forced:
+            iter_next = pc in self.iter_nexts
+            may_goto = pc in self.may_gotos
+            calls_callback = pc in self.callback_calls
+            force = True        # is_force_checkpoint
+        else:
+            iter_next = may_goto = calls_callback = force = False
         # force_new_state: also a path whose history since its checkpoint is long
         force_new = force or cur.hist_len > 40
-        add = force_new or (self.jmps - self.prev_jmps >= 2 and
-                            self.processed - self.prev_processed >= 8)
+        jmps, processed = self.jmps - self.prev_jmps, self.processed - self.prev_processed
+        add = force_new or (jmps >= 2 and processed >= 8)
+        # a state still open here holds the next one back until 20 jumps and 100
+        # instructions have passed (a loop's)
+        hold = not force_new and jmps < 20 and processed < 100
         sig = None
         if self.open_count.get(pc) and not force:
             sig = signature(cur, live)
@@ -417,14 +435,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
         bucket = self._bucket(pc, cur)
         here = self.states.get(bucket, [])
-        count = 0
+        count = len(here)
         for old in here[::-1]:      # a copy: _evict may remove from here
-            count += 1
             if old.insn != pc:
                 continue
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv) and (
+                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
+                                          within=True) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -434,15 +452,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         if self.loops:
                             self._backedge(old, cur)
                     return True
-                if not force_new and self.jmps - self.prev_jmps < 20 and \
-                        self.processed - self.prev_processed < 100:
+                if hold:
                     add = False
             else:
                 # a state whose loop is still being explored has incomplete marks: it
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
                 if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv):
+                                uninit_ok=not self.unpriv, within=loop):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
@@ -557,8 +574,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
         """Per frame, the registers ``visited``'s ``live`` keeps, in order: a caller's
         callee-saved ones live after its call, and the current frame's r0-r9."""
-        live = self.live
-        out = [_REGS_OF[live[f.callsite + 1] & _CALLEE_SAVED] for f in cur.frames[1:]]
+        live, frames = self.live, cur.frames
+        if len(frames) == 1:
+            return [_REGS_OF[live[pc] & _R0_R9]]
+        out = [_REGS_OF[live[f.callsite + 1] & _CALLEE_SAVED] for f in frames[1:]]
         out.append(_REGS_OF[live[pc] & _R0_R9])
         return out
 
@@ -581,10 +600,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         f = op.form
         if self.writes_r10[pc]:
             self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
-        if f in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-                 isa.F_NEG, isa.F_END):
+        if self.is_alu[pc]:
             self.alu(st, pc, insn, op)
             return pc + 1
+        if f is isa.F_JCC_K or f is isa.F_JCC_X:
+            return self.cond_jmp(st, pc, insn, op, pending)
         if f is isa.F_LDX:
             self.read(st, pc, insn.src)
             if self.precision:
@@ -617,16 +637,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.lddw(st, pc, insn, op)
             return pc + 2
         if f in (isa.F_LD_ABS, isa.F_LD_IND):
-            self.ld_abs(st, pc, insn, op)
-            return pc + 1
+            return self.ld_abs(st, pc, insn, op, pending)
         if f is isa.F_JA:
             return pc + 1 + insn.off
         if f is isa.F_JA32:
             return pc + 1 + insn.imm
         if f is isa.F_MAY_GOTO:
             return self.may_goto(st, pc, insn, pending)
-        if f in (isa.F_JCC_K, isa.F_JCC_X):
-            return self.cond_jmp(st, pc, insn, op, pending)
         if f is isa.F_CALL:
             self.call_under_lock(st, pc, insn)
             if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
@@ -755,7 +772,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
+        # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
+        # insn->dst_reg test)
         if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
+                not (f.src and insn.src == insn.dst) and \
                 (src.is_const if is64 else src.var[1] & M32 == 0):
             # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
             # its source, with the constant in off (once only): in 64 bits one that
@@ -1161,8 +1181,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return lo, hi
 
     def _note_depth(self, st: VState, reg: Reg, lo: int) -> None:
-        func = st.frames[reg.frame].subprog
-        self.depths[func] = max(self.depths[func], -lo)
+        """The function's stack depth, and the frame's allocated slots, reach ``lo``
+        (check_stack_access_within_bounds' grow_stack_state, for reads and writes)."""
+        frame = st.frames[reg.frame]
+        self.depths[frame.subprog] = max(self.depths[frame.subprog], -lo)
+        if -lo > 8 * frame.allocated:
+            frame.allocated = (-lo + 7) // 8
 
     def stack_access(self, st, pc, regno, reg: Reg, off, size, write, value_regno, imm):
         # stack accesses must be aligned (check_ptr_alignment: strict for the stack)
@@ -1379,7 +1403,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r.off = hi & 0xFFFFFFFF
         regs[insn.dst] = r
 
-    def ld_abs(self, st, pc, insn, op) -> None:
+    def ld_abs(self, st, pc, insn, op, pending) -> int | None:
+        """check_ld_abs; the next pc.  In a subprogram a failed load returns 0 to the
+        caller (bpf_gen_ld_abs's hidden exit): that path is taken here, the load's
+        success queued."""
         regs = st.cur.regs
         self.lock_held_at(st, pc, "BPF_LD_[ABS|IND]")
         if st.refs:
@@ -1395,6 +1422,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[r] = Reg()
         regs[0] = scalar()
         bounds.truncate(regs[0], op.size)
+        if len(st.frames) == 1:
+            return pc + 1
+        self.push(st, pc + 1, pc, pending)
+        st.cur.regs[0] = scalar(0)
+        return self.exit(st, pc)
 
     # --- jumps ------------------------------------------------------------------------------
     def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:

@@ -243,17 +243,26 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
     return check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
 
 
-cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges):
+cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges,
+                     bint within=False):
     """states_equal's registers of one frame: :func:`regsafe` of each of ``alive`` (the
-    registers read later, in order), or of r0-r9 for an exact comparison."""
+    registers read later, in order), or of r0-r9 for an exact comparison.  ``within``:
+    the kernel's RANGE_WITHIN, under which an uninitialised register of ``old`` matches
+    only an uninitialised one."""
     cdef Py_ssize_t r
+    cdef Reg o
     if exact:
         for r in range(10):
             if not regsafe(old[r], cur[r], idmap, True, ranges):
                 return False
         return True
     for k in alive:
-        if not regsafe(old[k], cur[k], idmap, False, ranges):
+        o = old[k]
+        # 6.18's regsafe: NOT_INIT in the old state is "can't have used this" only for
+        # NOT_EXACT; under RANGE_WITHIN it falls through to the type comparison
+        if within and o.type == NOT_INIT and (<Reg>cur[k]).type != NOT_INIT:
+            return False
+        if not regsafe(o, cur[k], idmap, False, ranges):
             return False
     return True
 

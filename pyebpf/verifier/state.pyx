@@ -108,9 +108,11 @@ class Frame:
     """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
     call instruction that entered it, ``subprog`` the function's index, ``in_callback``
     whether a helper (bpf_loop) called it, ``callback_depth`` how many calls of a
-    callback its helper call has queued in a row (bpf_loop stops at its count)."""
+    callback its helper call has queued in a row (bpf_loop stops at its count);
+    ``allocated`` the 8-byte slots below the frame pointer any access has reached
+    (allocated_stack / 8: grow_stack_state), which forgetting a dead slot keeps."""
     __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback",
-                 "callback_depth")
+                 "callback_depth", "allocated")
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
@@ -118,6 +120,7 @@ class Frame:
         self.callsite, self.subprog, self.frameno = callsite, subprog, frameno
         self.in_callback = False
         self.callback_depth = 0
+        self.allocated = 0
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
@@ -126,6 +129,7 @@ class Frame:
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
         f.callback_depth = self.callback_depth
+        f.allocated = self.allocated
         return f
 
 
@@ -238,8 +242,24 @@ def _object_slot_safe(kind: int, old: Reg, cur: Reg, idmap: dict) -> bool:
     return old.size == cur.size and check_ids(old.ref, cur.ref, idmap)
 
 
+_INVALID_SLOT = [STACK_INVALID] * 8
+
+
 def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
-               uninit_ok: bool) -> bool:
+               uninit_ok: bool, within: bool) -> bool:
+    if within:
+        # 6.18's stacksafe under RANGE_WITHIN: each byte of old's allocated stack has
+        # the same kind in cur, a slot old forgot as dead (STACK_INVALID) included, so
+        # a dead slot matches only a slot cur never wrote either (bpf-next relaxed
+        # this after 6.18, "allow states pruning for misc/invalid slots in iterator
+        # loops")
+        if cur.allocated < old.allocated:
+            return False
+        for spi in range(old.allocated):
+            os_, cs = old.stack.get(spi), cur.stack.get(spi)
+            if (os_.kinds if os_ is not None else _INVALID_SLOT) != \
+                    (cs.kinds if cs is not None else _INVALID_SLOT):
+                return False
     for spi, os_ in old.stack.items():
         cs = cur.stack.get(spi)
         if not exact and cs is not None:
@@ -283,10 +303,13 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
 
 
 def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
-                 ranges: bool = True, uninit_ok: bool = True) -> bool:
+                 ranges: bool = True, uninit_ok: bool = True,
+                 within: bool = False) -> bool:
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
     comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
-    ``uninit_ok``: a privileged loader's (allow_uninit_stack)."""
+    ``uninit_ok``: a privileged loader's (allow_uninit_stack); ``within``: the
+    kernel's RANGE_WITHIN (a loop's states: ``ranges``, and an uninitialised register
+    or stack byte of ``old`` matches only an uninitialised one)."""
     if len(old.frames) != len(cur.frames):
         return False
     idmap: dict = {}
@@ -298,10 +321,10 @@ def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
-        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges):
+        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within):
             return False
-        if (of.stack or exact and cf.stack) and \
-                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok):
+        if (of.stack or exact and cf.stack or within and of.allocated) and \
+                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok, within):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not check_ids(a, b, idmap):
