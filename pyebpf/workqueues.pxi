@@ -110,8 +110,8 @@ _kfunc("bpf_wq_start", _k_wq_start)
 # --- what might sleep, which only a work callback's path may call (the verifier's
 # TimerRules.in_sleepable): the kworker running it has no user memory (no mm), so every
 # copy from the current task's user memory faults, as every other address does
-# (access_ok); bpf_copy_from_user_task reads another task's (task_user_bytes), which
-# only a machine's tasks have
+# (access_ok); bpf_copy_from_user_task and the _task kfuncs read a task's
+# (task_user_span), which only a machine's tasks have
 
 cdef uint64_t _h_copy_from_user(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
                                 uint64_t r4, uint64_t r5) noexcept nogil:
@@ -167,11 +167,36 @@ cdef uint64_t _k_copy_from_user_str(Vm* vm, uint64_t dst, uint64_t size, uint64_
     return err(EFAULT)
 
 
+cdef int64_t _task_str(Vm* vm, uint64_t task, uint64_t src, uint8_t* dst,
+                       uint32_t size) noexcept nogil:
+    """copy_remote_vm_str into ``dst`` (``size`` > 0): the task's NUL-terminated string
+    at ``src``, at most size - 1 bytes of it and a NUL; its length, or -EFAULT when a
+    byte before its end is not mapped (or the task has no memory), what it copied
+    before that kept and ended with a NUL."""
+    cdef uint32_t i
+    cdef const uint8_t* q
+    # vma_lookup first: an unmapped start faults whatever the size
+    if task_user_bytes(vm, task, src, 1) == NULL:
+        dst[0] = 0
+        return -EFAULT
+    for i in range(size - 1):
+        q = task_user_bytes(vm, task, src + i, 1)
+        if q == NULL:
+            dst[i] = 0
+            return -EFAULT
+        dst[i] = q[0]
+        if q[0] == 0:
+            return i
+    dst[size - 1] = 0
+    return size - 1
+
+
 cdef uint64_t _k_copy_from_user_task_str(Vm* vm, uint64_t dst, uint64_t size, uint64_t src,
                                          uint64_t task, uint64_t flags) noexcept nogil:
-    # bpf_copy_from_user_task_str: copy_remote_vm_str empties the destination before it
-    # finds no mapping (a task with memory) or no memory (a kernel thread)
+    # bpf_copy_from_user_task_str: the string and its NUL, the length with it returned;
+    # BPF_F_PAD_ZEROS zeroes the rest (all of it on a fault)
     cdef uint8_t* p
+    cdef int64_t n
     if flags & ~(<uint64_t>BPF_F_PAD_ZEROS):
         return err(EINVAL)
     if <uint32_t>size == 0:
@@ -179,10 +204,14 @@ cdef uint64_t _k_copy_from_user_task_str(Vm* vm, uint64_t dst, uint64_t size, ui
     p = _mem(vm, dst, <uint32_t>size, ACCESS_WRITE)
     if p == NULL:
         return 0
-    p[0] = 0
+    n = _task_str(vm, task, src, p, <uint32_t>size)
+    if n < 0:
+        if flags & BPF_F_PAD_ZEROS:
+            memset(p, 0, <uint32_t>size)
+        return <uint64_t>n
     if flags & BPF_F_PAD_ZEROS:
-        memset(p, 0, <uint32_t>size)
-    return err(EFAULT)
+        memset(p + n, 0, <uint32_t>size - <uint32_t>n)
+    return <uint64_t>(n + 1)
 
 
 # --- the copies into a dynptr (kernel/trace/bpf_trace.c __bpf_dynptr_copy and
@@ -190,12 +219,18 @@ cdef uint64_t _k_copy_from_user_task_str(Vm* vm, uint64_t dst, uint64_t size, ui
 # range, else in chunks through a buffer, each written with __bpf_dynptr_write
 
 cdef uint64_t _copy_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
-                                bint task, bint string) noexcept nogil:
-    """What the four kfuncs return: from the current task's (the kworker's) memory, or
-    a task's (access_process_vm, copy_remote_vm_str), every byte faults.  A string copy
-    of one byte copies nothing (strncpy_from_user of 0 bytes) unless it is a task's."""
+                                uint64_t src, bint of_task, uint64_t task,
+                                bint string) noexcept nogil:
+    """What the four kfuncs return: from the current task's (the kworker's) memory every
+    byte faults; from a ``task``'s (``of_task``: access_process_vm, copy_remote_vm_str)
+    what it maps (task_user_bytes).  A string copy of one byte copies nothing
+    (strncpy_from_user of 0 bytes) unless it is a task's."""
     cdef DynptrKern* d = _dynptr(vm, p, ACCESS_READ)
     cdef uint8_t* to
+    cdef const uint8_t* q
+    cdef uint8_t chunk[256]     # __bpf_dynptr_copy's buffer
+    cdef uint64_t got
+    cdef int64_t n
     if d == NULL:
         return 0
     if (off >> 32) or (size >> 32):
@@ -207,39 +242,55 @@ cdef uint64_t _copy_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
         return err(E2BIG)
     if size == 0:
         return 0
+    if of_task and not string:
+        # what is mapped of it is copied, -EFAULT unless all of it; through the buffer,
+        # the write into a read-only dynptr is -EINVAL
+        q = task_user_span(vm, task, src, <uint32_t>size, &got)
+        if to != NULL and got:
+            memcpy(to, q, got)
+        if got != size:
+            return err(EFAULT)
+        return err(EINVAL) if to == NULL else 0
+    if of_task and to != NULL:
+        n = _task_str(vm, task, src, to, <uint32_t>size)
+        return <uint64_t>n if n < 0 else <uint64_t>(n + 1)
+    if of_task:
+        # the first chunk read into the buffer, whose write is -EINVAL
+        n = _task_str(vm, task, src, chunk, <uint32_t>min(size, sizeof(chunk)))
+        return <uint64_t>n if n < 0 else err(EINVAL)
     if not string:
-        # copy_from_user zeroes what it could not copy; access_process_vm copies nothing
-        if to != NULL and not task:
+        # copy_from_user zeroes what it could not copy
+        if to != NULL:
             memset(to, 0, <uint32_t>size)
         return err(EFAULT)
     if to != NULL:
-        if task or size == 1:
+        if size == 1:
             to[0] = 0
-        return 1 if size == 1 and not task else err(EFAULT)
+        return 1 if size == 1 else err(EFAULT)
     # a chunk through the buffer: the one byte a 1-byte copy gives cannot be written
     # into a read-only dynptr (__bpf_dynptr_write)
-    return err(EINVAL) if size == 1 and not task else err(EFAULT)
+    return err(EINVAL) if size == 1 else err(EFAULT)
 
 
 cdef uint64_t _k_copy_from_user_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
                                        uint64_t src, uint64_t r5) noexcept nogil:
-    return _copy_user_dynptr(vm, p, off, size, False, False)
+    return _copy_user_dynptr(vm, p, off, size, src, False, 0, False)
 
 
 cdef uint64_t _k_copy_from_user_str_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
                                            uint64_t src, uint64_t r5) noexcept nogil:
-    return _copy_user_dynptr(vm, p, off, size, False, True)
+    return _copy_user_dynptr(vm, p, off, size, src, False, 0, True)
 
 
 cdef uint64_t _k_copy_from_user_task_dynptr(Vm* vm, uint64_t p, uint64_t off, uint64_t size,
                                             uint64_t src, uint64_t task) noexcept nogil:
-    return _copy_user_dynptr(vm, p, off, size, True, False)
+    return _copy_user_dynptr(vm, p, off, size, src, True, task, False)
 
 
 cdef uint64_t _k_copy_from_user_task_str_dynptr(Vm* vm, uint64_t p, uint64_t off,
                                                 uint64_t size, uint64_t src,
                                                 uint64_t task) noexcept nogil:
-    return _copy_user_dynptr(vm, p, off, size, True, True)
+    return _copy_user_dynptr(vm, p, off, size, src, True, task, True)
 
 
 # --- the dma-buf iterator (drivers/dma-buf/dma-buf.c, bpf_iter_dmabuf_*): the modelled

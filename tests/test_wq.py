@@ -633,6 +633,9 @@ static int cb(void *map, int *key, void *value)
 WORDS, TAIL = b"copy me!", b"tail"
 # where pyebpf's task maps them (the kernel's side: wherever mmap puts them)
 USER_BASE = 0x7F0000000000
+# the page the kernel's side maps (zeros but WORDS and TAIL), as pyebpf's task maps it
+PAGE_MACHINE = Machine(task=Task(pid=4242), user_memory={
+    USER_BASE: WORDS + bytes(mmap.PAGESIZE - len(WORDS) - len(TAIL)) + TAIL})
 # what d (-1 before) holds after a copy of WORDS, and of its last 4 bytes
 WORD = struct.unpack("<q", WORDS)[0]
 HALF_WORD = struct.unpack("<q", WORDS[4:] + b"\xff" * 4)[0]
@@ -690,14 +693,66 @@ def test_a_work_callback_copies_a_tasks_user_memory_as_the_kernel_does(kernel_ob
     data = obj(TC % (TASK_COPY, START))
     theirs = kernel_observation("a bpf_wq callback copying a task's user memory", data.hex(),
                                 lambda: _kernel_task_copy(data))["out"]
-    pid = 4242
-    machine = Machine(task=Task(pid=pid), user_memory={
-        USER_BASE: WORDS, USER_BASE + mmap.PAGESIZE - len(TAIL): TAIL})
-    ours = _engine_task_copy(data, machine, pid)
+    ours = _engine_task_copy(data, PAGE_MACHINE, PAGE_MACHINE.task.pid)
     count_comparison()
     assert ours == theirs
     assert theirs == [0, WORD, 0, HALF_WORD, -errno.EFAULT, 0,
                       -errno.EFAULT, 0, -errno.EINVAL, -1, 0, -1, -errno.EFAULT, 0, 0, 1]
+
+
+TASK_KFUNCS = TASK_COPY.split("static int cb")[0] + COPIES.replace(
+    "struct task_struct;\n", "").replace(
+    "extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;\n", "").replace(
+    "extern void bpf_task_release(struct task_struct *p) __ksym;\n", "") + r"""
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z); long *b = bpf_map_lookup_elem(&dbuf, &z);
+    char *u = (char *)at(0), *tail = (char *)at(1);
+    struct task_struct *t;
+    struct bpf_dynptr d;
+    char s[16];
+    if (!o || !b) return 0;
+    t = bpf_task_from_pid(at(2));
+    if (!t) { o[15] = 2; return 0; }
+    b[0] = b[1] = b[2] = b[3] = X8;
+    bpf_dynptr_from_mem(b, 32, 0, &d);
+    o[0] = bpf_copy_from_user_task_dynptr(&d, 0, 8, u, t); o[1] = b[0];
+    o[2] = bpf_copy_from_user_task_dynptr(&d, 8, 8, tail, t); o[3] = b[1];
+    __builtin_memset(s, 'x', 16);
+    o[4] = bpf_copy_from_user_task_str(s, 16, u, t, 0); o[5] = *(long *)s; o[6] = s[8];
+    __builtin_memset(s, 'x', 16);
+    o[7] = bpf_copy_from_user_task_str(s, 4, u, t, 0); o[8] = *(long *)s;
+    __builtin_memset(s, 'x', 16);
+    o[9] = bpf_copy_from_user_task_str(s, 16, tail, t, 0); o[10] = *(long *)s;
+    __builtin_memset(s, 'x', 16);
+    o[11] = bpf_copy_from_user_task_str(s, 16, u + 4, t, BPF_F_PAD_ZEROS);
+    o[12] = *(long *)(s + 8);
+    o[13] = bpf_copy_from_user_task_str_dynptr(&d, 16, 16, u, t); o[14] = b[2];
+    bpf_task_release(t);
+    o[15] = 1;
+    return 0;
+}
+"""
+
+
+def test_the_task_kfuncs_copy_a_tasks_user_memory_as_the_kernel_does(kernel_observation):
+    """bpf_copy_from_user_task_dynptr copies what the task maps, -EFAULT unless all of it
+    (what it could copy stays); bpf_copy_from_user_task_str and its dynptr twin copy the
+    string and its NUL, at most the size with a NUL last, the length with the NUL
+    returned (BPF_F_PAD_ZEROS zeroing the rest), -EFAULT for a string running into
+    memory the task does not map (what it copied kept, a NUL after it)."""
+    data = obj(TC % (TASK_KFUNCS, START))
+    theirs = kernel_observation("a bpf_wq callback copying a task's user memory with the "
+                                "kfuncs", data.hex(), lambda: _kernel_task_copy(data))["out"]
+    ours = _engine_task_copy(data, PAGE_MACHINE, PAGE_MACHINE.task.pid)
+    count_comparison()
+    assert ours == theirs
+    assert theirs[:2] == [0, WORD]
+    assert theirs[4:9] == [9, WORD, 0, 4, struct.unpack("<q", b"cop\0" + b"x" * 4)[0]]
+    assert theirs[2:4] == [-errno.EFAULT, struct.unpack("<q", TAIL + b"x" * 4)[0]]
+    assert theirs[9:11] == [-errno.EFAULT, struct.unpack("<q", TAIL + b"\0xxx")[0]]
+    assert theirs[11:15] == [5, 0, 9, WORD]
+    assert theirs[15] == 1
 
 
 def test_a_work_callback_copies_the_user_memory_of_any_task_of_the_machine():

@@ -310,19 +310,35 @@ cdef void worker_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noex
     memcpy(skb.comm, w.comm, sizeof(w.comm))
 
 
-cdef const uint8_t* task_user_bytes(Vm* vm, uint64_t task, uint64_t addr,
-                                    uint64_t size) noexcept nogil:
-    """The bytes of [addr, addr+size) in the user memory of the task at ``task``
-    (access_process_vm), else NULL: a task with none mapped there, a kernel thread, or
-    no machine."""
-    cdef uint32_t k
+cdef const uint8_t* task_user_span(Vm* vm, uint64_t task, uint64_t addr, uint64_t size,
+                                   uint64_t* got) noexcept nogil:
+    """The bytes at ``addr`` in the user memory of the task at ``task``, ``got`` of the
+    ``size`` wanted mapped there one after the other (what access_process_vm copies
+    before the first byte it cannot); NULL and 0 for none: a task with nothing mapped
+    there, a kernel thread, no machine."""
+    cdef uint32_t k, i
+    cdef const MemRange* r
+    got[0] = 0
     if vm.world == NULL:
         return NULL
     for k in range(vm.world.ntask_umem):
         if vm.world.task_umem[3 * k] == task:
-            return _image(vm.world.kmem + vm.world.task_umem[3 * k + 1],
-                          <uint32_t>vm.world.task_umem[3 * k + 2], addr, size)
+            r = vm.world.kmem + vm.world.task_umem[3 * k + 1]
+            for i in range(<uint32_t>vm.world.task_umem[3 * k + 2]):
+                if r[i].start <= addr < r[i].end:
+                    got[0] = min(size, r[i].end - addr)
+                    return r[i].data + (addr - r[i].start)
+            return NULL
     return NULL
+
+
+cdef inline const uint8_t* task_user_bytes(Vm* vm, uint64_t task, uint64_t addr,
+                                           uint64_t size) noexcept nogil:
+    """The bytes of [addr, addr+size) in the task's user memory if all are mapped, else
+    NULL (task_user_span)."""
+    cdef uint64_t got
+    cdef const uint8_t* q = task_user_span(vm, task, addr, size, &got)
+    return q if got == size else NULL
 
 
 # --- memory: copy_from_kernel_nofault and copy_from_user_nofault over the images ------
