@@ -753,6 +753,22 @@ ctypedef struct Lane:
     LineTail tail           # of the report lines its thread writes
     Buf ann                 # an --annotated comment its thread writes
     Clock clock             # the capture clock as its thread walks the chunk
+    Slim* slims             # its packets of the chunk (Loop.direct), in order
+    Py_ssize_t nslims
+    bint uncommon           # one of them needs the writing of its Done record
+
+# What the writing of a chunk written whole (Loop.direct) needs of one packet, in the
+# lane of the CPU that replayed it, in the capture's order: dense, so that the writing
+# reads a third of a line of another core's per packet instead of its Done record and
+# its pcap record.
+ctypedef struct Slim:
+    const uint8_t* rec      # its pcap record for -o (in its lane's blocks), else NULL
+    size_t off              # where that goes in the chunk's output (set by the writing)
+    Py_ssize_t k            # the packet's place in the chunk
+    uint32_t len            # rec's length (0: nothing for -o)
+    uint32_t n, m           # its length as tc saw it, afterwards
+    int32_t verdict
+    uint8_t action
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only, or by the thread that steered it when it never reaches tc.
@@ -1007,6 +1023,12 @@ cdef class Loop:
     cdef int abort              # the replay threads stop (an error, an interrupt)
     cdef uint32_t crew[MAX_CPUS]    # each CPU's replay thread: CREW_GONE, _RUN or _IDLE
     cdef uint32_t ran           # replay threads done with the chunk
+    # the chunk's -o records are copied by the threads that made them into one stretch
+    # of the output, at offsets the writing sums (only -o, pcap; _run_threads)
+    cdef bint direct
+    cdef bint copying           # the crew's job is _cpu_copy, not _cpu_run
+    cdef uint8_t* copy_base
+    cdef Py_ssize_t cap_slims
     cdef bint lines             # the replay threads write the report lines (a report)
     # the replay threads write the pcap records of the delivered (of the dropped)
     # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
@@ -1152,6 +1174,7 @@ cdef class Loop:
                 for k in range(self.lanes[c].nblocks):
                     free(self.lanes[c].blocks[k])
                 free(self.lanes[c].blocks)
+                free(self.lanes[c].slims)
             free(self.lanes)
         skb_free(&self.tmpl)
         free(self.perf_stores)
@@ -1750,6 +1773,7 @@ cdef class Loop:
         cdef Done* grown
         cdef int c
         cdef bint ready, wait, replaying, finished = False
+        cdef Slim* slims
         if sc.nrecs > self.cap_done:
             # on cache lines of their own (malloc's 16-byte alignment would put two
             # packets' records, written by two threads, on one line); nothing kept
@@ -1787,23 +1811,55 @@ cdef class Loop:
         if self.rd_recs:
             self.rd_nano, self.rd_lt = self.redirect_format
         self.chunk_clock = self.clock
+        # only -o, pcap: the chunk is written whole after its replay (_write_direct)
+        self.direct = (out is not None and not out.pcapng and drops is None
+                       and report is None and self.annotated is None and self.observe is None
+                       and self.redirect_writer is None and not self.keep_packets
+                       and not self.stop_on_error)
+        if self.direct and self.cap_slims < sc.nrecs:
+            for c in range(self.cpus):
+                slims = <Slim*>realloc(self.lanes[c].slims, sc.nrecs * sizeof(Slim))
+                if slims == NULL:
+                    raise MemoryError()
+                self.lanes[c].slims = slims
+            self.cap_slims = sc.nrecs
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
+            self.lanes[c].nslims, self.lanes[c].uncommon = 0, False
         self.ran = 0
-        for c in range(1, self.cpus):
-            # the threads stay across chunks (a start takes the GIL and ~100 us)
-            if not crew_wake(&self.crew[c]):
-                self.crew[c] = CREW_RUN
-                try:
-                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
-                except BaseException:
-                    self.crew[c], self.abort = CREW_GONE, 1
-                    with nogil:
-                        crew_wait(&self.ran, c - 1)
-                    raise
+        self.copying = False
+        self._start_crew()
         try:
             with nogil:
                 replaying = self._cpu_begin(0)
+            if self.direct:
+                # CPU 0's share of the whole chunk, then the writing once every CPU is
+                # done with it
+                start = 0
+                while replaying and start < sc.nrecs:
+                    end = min(start + REPLAY_STRIDE, sc.nrecs)
+                    with nogil:
+                        replaying = self._cpu_batch(0, start, end)
+                    start = end
+                    PyErr_CheckSignals()
+                with nogil:
+                    crew_wait(&self.ran, self.cpus - 1)
+                if self.abort:
+                    self._thread_failure()
+                wait = False    # whether a packet of the chunk needs its Done record
+                for c in range(self.cpus):
+                    wait = wait or self.lanes[c].uncommon
+                if wait:
+                    for k in range(sc.nrecs):
+                        r, d, index = &sc.recs[k], &self.done[k], first + k
+                        self._write_done(k, index, r, base + r.off, d, out, drops, report)
+                        d.ready = 0
+                else:
+                    self._write_direct(sc, out)
+                index = first + sc.nrecs
+                finished = self.done_clean = True
+                self.clock = self.lanes[0].clock
+                return sc.nrecs
             k = start = 0   # the next packet to write, CPU 0's next to walk
             while k < sc.nrecs:
                 if replaying and start < sc.nrecs:
@@ -1860,6 +1916,81 @@ cdef class Loop:
                 crew_wait(&self.ran, self.cpus - 1)
             self.extras = dict(sorted(self.extras.items()))
 
+    cdef int _start_crew(self) except -1:
+        """Wake each CPU's thread but CPU 0's for the job the Loop names (``copying``
+        or the chunk's replay), or start one where it is gone."""
+        cdef int c
+        for c in range(1, self.cpus):
+            # the threads stay across chunks (a start takes the GIL and ~100 us)
+            if not crew_wake(&self.crew[c]):
+                self.crew[c] = CREW_RUN
+                try:
+                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
+                except BaseException:
+                    self.crew[c], self.abort = CREW_GONE, 1
+                    with nogil:
+                        crew_wait(&self.ran, c - 1)
+                    self.ran = self.cpus - 1    # every thread that will finish has
+                    raise
+        return 0
+
+    cdef int _write_direct(self, Scanner sc, CaptureWriter out) except -1:
+        """Write a chunk every CPU replayed (Loop.direct, no packet of it uncommon): its
+        packets counted in the capture's order from the lanes' Slim records (the Done
+        record only of one that never reached tc or was redirected), each -o record's
+        offset summed, then each CPU's thread copies its records into that stretch of
+        ``out`` and resets its Done records, and the stretch is committed whole."""
+        cdef Py_ssize_t at[MAX_CPUS]
+        cdef Py_ssize_t k
+        cdef size_t total = 0
+        cdef uint32_t lane
+        cdef Rec* r
+        cdef Done* d
+        cdef Slim* sl
+        cdef TcOutcome o
+        memset(at, 0, sizeof(at))
+        for k in range(sc.nrecs):
+            r = &sc.recs[k]
+            if r.caplen < r.wire:
+                self.truncated += 1
+            lane = self.steering[k]
+            if lane == NO_LANE:
+                d = &self.done[k]
+                self._count(&d.o, r.caplen, r.caplen)
+                d.ready = 0
+                continue
+            sl = &self.lanes[lane].slims[at[lane]]
+            at[lane] += 1
+            if sl.action == HOOK_REDIRECTED:
+                self._count(&self.done[k].o, sl.n, sl.m)
+            else:
+                o.action, o.verdict = sl.action, sl.verdict
+                self._count(&o, sl.n, sl.m)
+            sl.off = total
+            total += sl.len
+        self.copy_base = out.room(total) if total else NULL
+        self.copying, self.ran = True, 0
+        self._start_crew()
+        with nogil:
+            self._cpu_copy(0)
+            crew_wait(&self.ran, self.cpus - 1)
+        self.copying = False
+        if total:
+            out.commit(total)
+        return 0
+
+    cdef void _cpu_copy(self, int cpu) noexcept nogil:
+        """A CPU's part of _write_direct: its records into their places in the chunk's
+        output, its Done records' ready flags reset (the lines are in its cache)."""
+        cdef Lane* ln = &self.lanes[cpu]
+        cdef Slim* sl
+        cdef Py_ssize_t j
+        for j in range(ln.nslims):
+            sl = &ln.slims[j]
+            if sl.len:
+                memcpy(self.copy_base + sl.off, sl.rec, sl.len)
+            self.done[sl.k].ready = 0
+
     cdef int _write_done(self, Py_ssize_t k, Py_ssize_t index, Rec* r, const uint8_t* hdr,
                          Done* d, CaptureWriter out, CaptureWriter drops,
                          Writer report) except -1:
@@ -1908,7 +2039,10 @@ cdef class Loop:
         """A CPU's replay thread: its chunks, until it idles CREW_LINGER_NS."""
         with nogil:
             while True:
-                self._cpu_run(cpu)
+                if self.copying:
+                    self._cpu_copy(cpu)
+                else:
+                    self._cpu_run(cpu)
                 crew_done(&self.crew[cpu], &self.ran, self.cpus - 1)
                 if not crew_next(&self.crew[cpu]):
                     break
@@ -2158,6 +2292,7 @@ cdef class Loop:
         cdef char* line
         cdef char* end
         cdef uint32_t lane
+        cdef Slim* sl
         for k in range(start, stop):
             if self.abort:
                 return False
@@ -2250,6 +2385,16 @@ cdef class Loop:
                 if end != NULL:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
+            if self.direct:
+                sl = &ln.slims[ln.nslims]
+                ln.nslims += 1
+                sl.k, sl.n, sl.m, sl.verdict, sl.action = k, n, m, o.verdict, o.action
+                sl.rec, sl.len = NULL, 0
+                if o.action == HOOK_DELIVERED:
+                    if d.rec == NULL:
+                        ln.uncommon = True      # a time pcap cannot hold: _emit says so
+                    else:
+                        sl.rec, sl.len = d.rec, d.rec_len
             memcpy(&d.o, &o, sizeof(TcOutcome))
             d.lt, d.n = lt, n
             publish(&d.ready)
