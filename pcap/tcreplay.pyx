@@ -982,6 +982,24 @@ cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
     return ln.blocks[ln.block] + ln.used - need
 
 
+cdef bint _keep_bytes(Lane* ln, Done* d, const uint8_t* frame, uint32_t n,
+                      uint32_t lt) noexcept nogil:
+    """Keep the packet's bytes afterwards (``d.outb``, the lane's until its next packet
+    until then) and, for a frame built from another linktype, the frame as tc saw it
+    (``d.frame``) in the lane's blocks, for the writing; False when memory cannot be
+    had."""
+    cdef uint8_t* room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + d.m)
+    if room == NULL:
+        return False
+    if lt != LT_ETHERNET:
+        memcpy(room, frame, n)
+        d.frame = room
+        room += n
+    memcpy(room, d.outb, d.m)
+    d.outb = room
+    return True
+
+
 include "steer.pxi"
 
 
@@ -2339,27 +2357,35 @@ cdef class Loop:
                 ln.failed, self.abort = True, 1
                 return False
             outb = self._output(ln, &o, frame, n, &m)
-            room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
-            if room == NULL:
-                ln.failed, self.abort = True, 1
-                return False
-            if lt != LT_ETHERNET:
-                memcpy(room, frame, n)
-                d.frame = room
-                room += n
-            memcpy(room, outb, m)
-            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            d.outb, d.m, d.pkt_type = outb, m, ln.skb.pkt_type
             d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
-            if (o.action == HOOK_DELIVERED and self.out_recs) or (
-                    o.action == HOOK_DROPPED and self.drop_recs) or (
-                    o.action == HOOK_REDIRECTED and self.rd_recs):
-                if not self._write_rec(ln, d, r, &o, hdr, lt):
+            if self.direct:
+                # _write_direct reads none of the packet's bytes but its -o record: they
+                # are kept only for one the writing writes from its Done record
+                d.frame = NULL
+                if o.action == HOOK_DELIVERED and not self._write_rec(ln, d, r, &o, hdr, lt):
                     ln.failed, self.abort = True, 1
                     return False
-            elif o.action == HOOK_FAULT and self.drop_recs:
-                if not self._write_raw(ln, d, r, hdr, lt):
+                if o.action == HOOK_DELIVERED and d.rec == NULL:
+                    if not _keep_bytes(ln, d, frame, n, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
+                else:
+                    d.outb = NULL       # the lane's until its next packet; nothing reads it
+            else:
+                if not _keep_bytes(ln, d, frame, n, lt):
                     ln.failed, self.abort = True, 1
                     return False
+                if (o.action == HOOK_DELIVERED and self.out_recs) or (
+                        o.action == HOOK_DROPPED and self.drop_recs) or (
+                        o.action == HOOK_REDIRECTED and self.rd_recs):
+                    if not self._write_rec(ln, d, r, &o, hdr, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
+                elif o.action == HOOK_FAULT and self.drop_recs:
+                    if not self._write_raw(ln, d, r, hdr, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
             d.extra = 0
             if self._has_extras(ln, &o):
                 # extras are worded in Python: here, not on the writing
