@@ -725,6 +725,8 @@ cdef enum:
     STEER_HASH = 1
 
 MAX_SIMULATED_CPUS = MAX_CPUS
+# Lane.lens of a redirected packet (a -o record is shorter)
+cdef uint32_t LEN_REDIRECTED = 0xffffffff
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -732,6 +734,28 @@ ctypedef struct Clock:
     uint64_t now
     uint64_t ts0
     bint started
+
+
+# The summary's counts of some packets (the redirect targets apart): Loop's own are
+# its attributes; a lane's, of its packets of a chunk written whole, are added to them.
+ctypedef struct Tally:
+    uint64_t count, bytes_in, bytes_out
+    uint64_t counts[6]
+    uint64_t verdicts[10]
+
+
+cdef inline void _add_counts(uint64_t* count, uint64_t* counts, uint64_t* verdicts,
+                             uint64_t* bytes_in, uint64_t* bytes_out, uint8_t action,
+                             int32_t verdict, uint32_t n, uint32_t m) noexcept nogil:
+    """One packet into the summary's counts: per action, per verdict (of those that
+    reached one), bytes in (as tc saw them) and out (delivered and redirected)."""
+    count[0] += 1
+    counts[action] += 1
+    bytes_in[0] += n
+    if action < HOOK_FAULT and -1 <= verdict <= 8:
+        verdicts[verdict + 1] += 1
+    if action == HOOK_DELIVERED or action == HOOK_REDIRECTED:
+        bytes_out[0] += m
 
 
 # One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
@@ -754,21 +778,22 @@ ctypedef struct Lane:
     Buf ann                 # an --annotated comment its thread writes
     Clock clock             # the capture clock as its thread walks the chunk
     Slim* slims             # its packets of the chunk (Loop.direct), in order
+    uint32_t* lens          # each one's -o record length, | REDIRECTED for a redirected
+                            # one (which the writing counts, in order, from its Done)
+    size_t* offs            # where each one's record goes (set by the writing)
     Py_ssize_t nslims
+    Tally sums              # its packets' counts but the redirected ones'
     bint uncommon           # one of them needs the writing of its Done record
 
-# What the writing of a chunk written whole (Loop.direct) needs of one packet, in the
-# lane of the CPU that replayed it, in the capture's order: dense, so that the writing
-# reads a third of a line of another core's per packet instead of its Done record and
-# its pcap record.
+# What a lane keeps of each of its packets of a chunk written whole (Loop.direct), in
+# the capture's order, for its part of the writing (_cpu_copy); the writing itself
+# reads only the lane's ``lens`` and writes its ``offs`` (12 bytes a packet of another
+# core's lines, not its Done record and its pcap record).
 ctypedef struct Slim:
     const uint8_t* rec      # its pcap record for -o (in its lane's blocks), else NULL
-    size_t off              # where that goes in the chunk's output (set by the writing)
     Py_ssize_t k            # the packet's place in the chunk
     uint32_t len            # rec's length (0: nothing for -o)
     uint32_t n, m           # its length as tc saw it, afterwards
-    int32_t verdict
-    uint8_t action
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only, or by the thread that steered it when it never reaches tc.
@@ -1193,6 +1218,8 @@ cdef class Loop:
                     free(self.lanes[c].blocks[k])
                 free(self.lanes[c].blocks)
                 free(self.lanes[c].slims)
+                free(self.lanes[c].lens)
+                free(self.lanes[c].offs)
             free(self.lanes)
         skb_free(&self.tmpl)
         free(self.perf_stores)
@@ -1236,13 +1263,8 @@ cdef class Loop:
 
     cdef inline void _count(self, const TcOutcome* o, uint32_t n, uint32_t m) noexcept nogil:
         """_tally's counts (the summary), which every packet updates."""
-        self.count += 1
-        self.counts_[o.action] += 1
-        self.bytes_in += n
-        if o.action < HOOK_FAULT and -1 <= o.verdict <= 8:
-            self.verdicts_[o.verdict + 1] += 1
-        if o.action == HOOK_DELIVERED or o.action == HOOK_REDIRECTED:
-            self.bytes_out += m
+        _add_counts(&self.count, self.counts_, self.verdicts_, &self.bytes_in,
+                    &self.bytes_out, o.action, o.verdict, n, m)
         if o.action == HOOK_REDIRECTED:
             self._count_redirect(o)
 
@@ -1792,6 +1814,8 @@ cdef class Loop:
         cdef int c
         cdef bint ready, wait, replaying, finished = False
         cdef Slim* slims
+        cdef uint32_t* lens
+        cdef size_t* offs
         if sc.nrecs > self.cap_done:
             # on cache lines of their own (malloc's 16-byte alignment would put two
             # packets' records, written by two threads, on one line); nothing kept
@@ -1837,13 +1861,21 @@ cdef class Loop:
         if self.direct and self.cap_slims < sc.nrecs:
             for c in range(self.cpus):
                 slims = <Slim*>realloc(self.lanes[c].slims, sc.nrecs * sizeof(Slim))
-                if slims == NULL:
+                if slims != NULL:
+                    self.lanes[c].slims = slims
+                lens = <uint32_t*>realloc(self.lanes[c].lens, sc.nrecs * sizeof(uint32_t))
+                if lens != NULL:
+                    self.lanes[c].lens = lens
+                offs = <size_t*>realloc(self.lanes[c].offs, sc.nrecs * sizeof(size_t))
+                if offs != NULL:
+                    self.lanes[c].offs = offs
+                if slims == NULL or lens == NULL or offs == NULL:
                     raise MemoryError()
-                self.lanes[c].slims = slims
             self.cap_slims = sc.nrecs
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
             self.lanes[c].nslims, self.lanes[c].uncommon = 0, False
+            memset(&self.lanes[c].sums, 0, sizeof(Tally))
         self.ran = 0
         self.copying = False
         self._start_crew()
@@ -1953,19 +1985,21 @@ cdef class Loop:
         return 0
 
     cdef int _write_direct(self, Scanner sc, CaptureWriter out) except -1:
-        """Write a chunk every CPU replayed (Loop.direct, no packet of it uncommon): its
-        packets counted in the capture's order from the lanes' Slim records (the Done
-        record only of one that never reached tc or was redirected), each -o record's
-        offset summed, then each CPU's thread copies its records into that stretch of
-        ``out`` and resets its Done records, and the stretch is committed whole."""
+        """Write a chunk every CPU replayed (Loop.direct, no packet of it uncommon):
+        each -o record's offset summed in the capture's order from the lanes' ``lens``,
+        the packets that never reached tc or were redirected counted in that order from
+        their Done records and the lanes' sums of the others added; then each CPU's
+        thread copies its records into that stretch of ``out`` and resets its Done
+        records, and the stretch is committed whole."""
         cdef Py_ssize_t at[MAX_CPUS]
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, j
         cdef size_t total = 0
-        cdef uint32_t lane
+        cdef uint32_t lane, rec_len
+        cdef int c
+        cdef Lane* ln
         cdef Rec* r
         cdef Done* d
         cdef Slim* sl
-        cdef TcOutcome o
         memset(at, 0, sizeof(at))
         for k in range(sc.nrecs):
             r = &sc.recs[k]
@@ -1977,15 +2011,24 @@ cdef class Loop:
                 self._count(&d.o, r.caplen, r.caplen)
                 d.ready = 0
                 continue
-            sl = &self.lanes[lane].slims[at[lane]]
+            ln, j = &self.lanes[lane], at[lane]
             at[lane] += 1
-            if sl.action == HOOK_REDIRECTED:
+            rec_len = ln.lens[j]
+            if rec_len == LEN_REDIRECTED:
+                sl = &ln.slims[j]
                 self._count(&self.done[k].o, sl.n, sl.m)
-            else:
-                o.action, o.verdict = sl.action, sl.verdict
-                self._count(&o, sl.n, sl.m)
-            sl.off = total
-            total += sl.len
+                rec_len = 0
+            ln.offs[j] = total
+            total += rec_len
+        for c in range(self.cpus):
+            ln = &self.lanes[c]
+            self.count += ln.sums.count
+            self.bytes_in += ln.sums.bytes_in
+            self.bytes_out += ln.sums.bytes_out
+            for j in range(6):
+                self.counts_[j] += ln.sums.counts[j]
+            for j in range(10):
+                self.verdicts_[j] += ln.sums.verdicts[j]
         self.copy_base = out.room(total) if total else NULL
         self.copying, self.ran = True, 0
         self._start_crew()
@@ -2006,7 +2049,7 @@ cdef class Loop:
         for j in range(ln.nslims):
             sl = &ln.slims[j]
             if sl.len:
-                memcpy(self.copy_base + sl.off, sl.rec, sl.len)
+                memcpy(self.copy_base + ln.offs[j], sl.rec, sl.len)
             self.done[sl.k].ready = 0
 
     cdef int _write_done(self, Py_ssize_t k, Py_ssize_t index, Rec* r, const uint8_t* hdr,
@@ -2413,14 +2456,20 @@ cdef class Loop:
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
             if self.direct:
                 sl = &ln.slims[ln.nslims]
-                ln.nslims += 1
-                sl.k, sl.n, sl.m, sl.verdict, sl.action = k, n, m, o.verdict, o.action
-                sl.rec, sl.len = NULL, 0
+                sl.k, sl.n, sl.m, sl.rec, sl.len = k, n, m, NULL, 0
                 if o.action == HOOK_DELIVERED:
                     if d.rec == NULL:
                         ln.uncommon = True      # a time pcap cannot hold: _emit says so
                     else:
                         sl.rec, sl.len = d.rec, d.rec_len
+                if o.action == HOOK_REDIRECTED:
+                    ln.lens[ln.nslims] = LEN_REDIRECTED
+                else:
+                    ln.lens[ln.nslims] = sl.len
+                    _add_counts(&ln.sums.count, ln.sums.counts, ln.sums.verdicts,
+                                &ln.sums.bytes_in, &ln.sums.bytes_out, o.action, o.verdict,
+                                n, m)
+                ln.nslims += 1
             memcpy(&d.o, &o, sizeof(TcOutcome))
             d.lt, d.n = lt, n
             publish(&d.ready)
