@@ -725,6 +725,8 @@ cdef enum:
     STEER_HASH = 1
 
 MAX_SIMULATED_CPUS = MAX_CPUS
+# Lane.lens of a redirected packet (a -o record is shorter)
+cdef uint32_t LEN_REDIRECTED = 0xffffffff
 
 # bpf_ktime_get_ns on the capture's clock: the time of the first packet replayed (``ts0``)
 # is KTIME_START, and the clock never goes back (as CLOCK_MONOTONIC does not)
@@ -732,6 +734,28 @@ ctypedef struct Clock:
     uint64_t now
     uint64_t ts0
     bint started
+
+
+# The summary's counts of some packets (the redirect targets apart): Loop's own are
+# its attributes; a lane's, of its packets of a chunk written whole, are added to them.
+ctypedef struct Tally:
+    uint64_t count, bytes_in, bytes_out
+    uint64_t counts[6]
+    uint64_t verdicts[10]
+
+
+cdef inline void _add_counts(uint64_t* count, uint64_t* counts, uint64_t* verdicts,
+                             uint64_t* bytes_in, uint64_t* bytes_out, uint8_t action,
+                             int32_t verdict, uint32_t n, uint32_t m) noexcept nogil:
+    """One packet into the summary's counts: per action, per verdict (of those that
+    reached one), bytes in (as tc saw them) and out (delivered and redirected)."""
+    count[0] += 1
+    counts[action] += 1
+    bytes_in[0] += n
+    if action < HOOK_FAULT and -1 <= verdict <= 8:
+        verdicts[verdict + 1] += 1
+    if action == HOOK_DELIVERED or action == HOOK_REDIRECTED:
+        bytes_out[0] += m
 
 
 # One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
@@ -753,6 +777,23 @@ ctypedef struct Lane:
     LineTail tail           # of the report lines its thread writes
     Buf ann                 # an --annotated comment its thread writes
     Clock clock             # the capture clock as its thread walks the chunk
+    Slim* slims             # its packets of the chunk (Loop.direct), in order
+    uint32_t* lens          # each one's -o record length, | REDIRECTED for a redirected
+                            # one (which the writing counts, in order, from its Done)
+    size_t* offs            # where each one's record goes (set by the writing)
+    Py_ssize_t nslims
+    Tally sums              # its packets' counts but the redirected ones'
+    bint uncommon           # one of them needs the writing of its Done record
+
+# What a lane keeps of each of its packets of a chunk written whole (Loop.direct), in
+# the capture's order, for its part of the writing (_cpu_copy); the writing itself
+# reads only the lane's ``lens`` and writes its ``offs`` (12 bytes a packet of another
+# core's lines, not its Done record and its pcap record).
+ctypedef struct Slim:
+    const uint8_t* rec      # its pcap record for -o (in its lane's blocks), else NULL
+    Py_ssize_t k            # the packet's place in the chunk
+    uint32_t len            # rec's length (0: nothing for -o)
+    uint32_t n, m           # its length as tc saw it, afterwards
 
 # What a replay thread leaves for the writing of one packet (several CPUs); written by
 # the thread of its CPU only, or by the thread that steered it when it never reaches tc.
@@ -966,6 +1007,24 @@ cdef uint8_t* _lane_room(Lane* ln, size_t need) noexcept nogil:
     return ln.blocks[ln.block] + ln.used - need
 
 
+cdef bint _keep_bytes(Lane* ln, Done* d, const uint8_t* frame, uint32_t n,
+                      uint32_t lt) noexcept nogil:
+    """Keep the packet's bytes afterwards (``d.outb``, the lane's until its next packet
+    until then) and, for a frame built from another linktype, the frame as tc saw it
+    (``d.frame``) in the lane's blocks, for the writing; False when memory cannot be
+    had."""
+    cdef uint8_t* room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + d.m)
+    if room == NULL:
+        return False
+    if lt != LT_ETHERNET:
+        memcpy(room, frame, n)
+        d.frame = room
+        room += n
+    memcpy(room, d.outb, d.m)
+    d.outb = room
+    return True
+
+
 include "steer.pxi"
 
 
@@ -1007,6 +1066,12 @@ cdef class Loop:
     cdef int abort              # the replay threads stop (an error, an interrupt)
     cdef uint32_t crew[MAX_CPUS]    # each CPU's replay thread: CREW_GONE, _RUN or _IDLE
     cdef uint32_t ran           # replay threads done with the chunk
+    # the chunk's -o records are copied by the threads that made them into one stretch
+    # of the output, at offsets the writing sums (only -o, pcap; _run_threads)
+    cdef bint direct
+    cdef bint copying           # the crew's job is _cpu_copy, not _cpu_run
+    cdef uint8_t* copy_base
+    cdef Py_ssize_t cap_slims
     cdef bint lines             # the replay threads write the report lines (a report)
     # the replay threads write the pcap records of the delivered (of the dropped)
     # packets, in that capture's linktype and fraction (a pcap capture, not pcapng)
@@ -1152,6 +1217,9 @@ cdef class Loop:
                 for k in range(self.lanes[c].nblocks):
                     free(self.lanes[c].blocks[k])
                 free(self.lanes[c].blocks)
+                free(self.lanes[c].slims)
+                free(self.lanes[c].lens)
+                free(self.lanes[c].offs)
             free(self.lanes)
         skb_free(&self.tmpl)
         free(self.perf_stores)
@@ -1195,13 +1263,8 @@ cdef class Loop:
 
     cdef inline void _count(self, const TcOutcome* o, uint32_t n, uint32_t m) noexcept nogil:
         """_tally's counts (the summary), which every packet updates."""
-        self.count += 1
-        self.counts_[o.action] += 1
-        self.bytes_in += n
-        if o.action < HOOK_FAULT and -1 <= o.verdict <= 8:
-            self.verdicts_[o.verdict + 1] += 1
-        if o.action == HOOK_DELIVERED or o.action == HOOK_REDIRECTED:
-            self.bytes_out += m
+        _add_counts(&self.count, self.counts_, self.verdicts_, &self.bytes_in,
+                    &self.bytes_out, o.action, o.verdict, n, m)
         if o.action == HOOK_REDIRECTED:
             self._count_redirect(o)
 
@@ -1750,6 +1813,9 @@ cdef class Loop:
         cdef Done* grown
         cdef int c
         cdef bint ready, wait, replaying, finished = False
+        cdef Slim* slims
+        cdef uint32_t* lens
+        cdef size_t* offs
         if sc.nrecs > self.cap_done:
             # on cache lines of their own (malloc's 16-byte alignment would put two
             # packets' records, written by two threads, on one line); nothing kept
@@ -1787,23 +1853,63 @@ cdef class Loop:
         if self.rd_recs:
             self.rd_nano, self.rd_lt = self.redirect_format
         self.chunk_clock = self.clock
+        # only -o, pcap: the chunk is written whole after its replay (_write_direct)
+        self.direct = (out is not None and not out.pcapng and drops is None
+                       and report is None and self.annotated is None and self.observe is None
+                       and self.redirect_writer is None and not self.keep_packets
+                       and not self.stop_on_error)
+        if self.direct and self.cap_slims < sc.nrecs:
+            for c in range(self.cpus):
+                slims = <Slim*>realloc(self.lanes[c].slims, sc.nrecs * sizeof(Slim))
+                if slims != NULL:
+                    self.lanes[c].slims = slims
+                lens = <uint32_t*>realloc(self.lanes[c].lens, sc.nrecs * sizeof(uint32_t))
+                if lens != NULL:
+                    self.lanes[c].lens = lens
+                offs = <size_t*>realloc(self.lanes[c].offs, sc.nrecs * sizeof(size_t))
+                if offs != NULL:
+                    self.lanes[c].offs = offs
+                if slims == NULL or lens == NULL or offs == NULL:
+                    raise MemoryError()
+            self.cap_slims = sc.nrecs
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
+            self.lanes[c].nslims, self.lanes[c].uncommon = 0, False
+            memset(&self.lanes[c].sums, 0, sizeof(Tally))
         self.ran = 0
-        for c in range(1, self.cpus):
-            # the threads stay across chunks (a start takes the GIL and ~100 us)
-            if not crew_wake(&self.crew[c]):
-                self.crew[c] = CREW_RUN
-                try:
-                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
-                except BaseException:
-                    self.crew[c], self.abort = CREW_GONE, 1
-                    with nogil:
-                        crew_wait(&self.ran, c - 1)
-                    raise
+        self.copying = False
+        self._start_crew()
         try:
             with nogil:
                 replaying = self._cpu_begin(0)
+            if self.direct:
+                # CPU 0's share of the whole chunk, then the writing once every CPU is
+                # done with it
+                start = 0
+                while replaying and start < sc.nrecs:
+                    end = min(start + REPLAY_STRIDE, sc.nrecs)
+                    with nogil:
+                        replaying = self._cpu_batch(0, start, end)
+                    start = end
+                    PyErr_CheckSignals()
+                with nogil:
+                    crew_wait(&self.ran, self.cpus - 1)
+                if self.abort:
+                    self._thread_failure()
+                wait = False    # whether a packet of the chunk needs its Done record
+                for c in range(self.cpus):
+                    wait = wait or self.lanes[c].uncommon
+                if wait:
+                    for k in range(sc.nrecs):
+                        r, d, index = &sc.recs[k], &self.done[k], first + k
+                        self._write_done(k, index, r, base + r.off, d, out, drops, report)
+                        d.ready = 0
+                else:
+                    self._write_direct(sc, out)
+                index = first + sc.nrecs
+                finished = self.done_clean = True
+                self.clock = self.lanes[0].clock
+                return sc.nrecs
             k = start = 0   # the next packet to write, CPU 0's next to walk
             while k < sc.nrecs:
                 if replaying and start < sc.nrecs:
@@ -1860,6 +1966,92 @@ cdef class Loop:
                 crew_wait(&self.ran, self.cpus - 1)
             self.extras = dict(sorted(self.extras.items()))
 
+    cdef int _start_crew(self) except -1:
+        """Wake each CPU's thread but CPU 0's for the job the Loop names (``copying``
+        or the chunk's replay), or start one where it is gone."""
+        cdef int c
+        for c in range(1, self.cpus):
+            # the threads stay across chunks (a start takes the GIL and ~100 us)
+            if not crew_wake(&self.crew[c]):
+                self.crew[c] = CREW_RUN
+                try:
+                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
+                except BaseException:
+                    self.crew[c], self.abort = CREW_GONE, 1
+                    with nogil:
+                        crew_wait(&self.ran, c - 1)
+                    self.ran = self.cpus - 1    # every thread that will finish has
+                    raise
+        return 0
+
+    cdef int _write_direct(self, Scanner sc, CaptureWriter out) except -1:
+        """Write a chunk every CPU replayed (Loop.direct, no packet of it uncommon):
+        each -o record's offset summed in the capture's order from the lanes' ``lens``,
+        the packets that never reached tc or were redirected counted in that order from
+        their Done records and the lanes' sums of the others added; then each CPU's
+        thread copies its records into that stretch of ``out`` and resets its Done
+        records, and the stretch is committed whole."""
+        cdef Py_ssize_t at[MAX_CPUS]
+        cdef Py_ssize_t k, j
+        cdef size_t total = 0
+        cdef uint32_t lane, rec_len
+        cdef int c
+        cdef Lane* ln
+        cdef Rec* r
+        cdef Done* d
+        cdef Slim* sl
+        memset(at, 0, sizeof(at))
+        for k in range(sc.nrecs):
+            r = &sc.recs[k]
+            if r.caplen < r.wire:
+                self.truncated += 1
+            lane = self.steering[k]
+            if lane == NO_LANE:
+                d = &self.done[k]
+                self._count(&d.o, r.caplen, r.caplen)
+                d.ready = 0
+                continue
+            ln, j = &self.lanes[lane], at[lane]
+            at[lane] += 1
+            rec_len = ln.lens[j]
+            if rec_len == LEN_REDIRECTED:
+                sl = &ln.slims[j]
+                self._count(&self.done[k].o, sl.n, sl.m)
+                rec_len = 0
+            ln.offs[j] = total
+            total += rec_len
+        for c in range(self.cpus):
+            ln = &self.lanes[c]
+            self.count += ln.sums.count
+            self.bytes_in += ln.sums.bytes_in
+            self.bytes_out += ln.sums.bytes_out
+            for j in range(6):
+                self.counts_[j] += ln.sums.counts[j]
+            for j in range(10):
+                self.verdicts_[j] += ln.sums.verdicts[j]
+        self.copy_base = out.room(total) if total else NULL
+        self.copying, self.ran = True, 0
+        self._start_crew()
+        with nogil:
+            self._cpu_copy(0)
+            crew_wait(&self.ran, self.cpus - 1)
+        self.copying = False
+        if total:
+            out.commit(total)
+        return 0
+
+    cdef void _cpu_copy(self, int cpu) noexcept nogil:
+        """A CPU's part of _write_direct: its records into their places in the chunk's
+        output, its Done records' ready flags reset (the lines are in its cache)."""
+        cdef Lane* ln = &self.lanes[cpu]
+        cdef Slim* sl
+        cdef Py_ssize_t j
+        for j in range(ln.nslims):
+            sl = &ln.slims[j]
+            if sl.len:
+                memcpy(self.copy_base + ln.offs[j], sl.rec, sl.len)
+            self.done[sl.k].ready = 0
+
     cdef int _write_done(self, Py_ssize_t k, Py_ssize_t index, Rec* r, const uint8_t* hdr,
                          Done* d, CaptureWriter out, CaptureWriter drops,
                          Writer report) except -1:
@@ -1908,7 +2100,10 @@ cdef class Loop:
         """A CPU's replay thread: its chunks, until it idles CREW_LINGER_NS."""
         with nogil:
             while True:
-                self._cpu_run(cpu)
+                if self.copying:
+                    self._cpu_copy(cpu)
+                else:
+                    self._cpu_run(cpu)
                 crew_done(&self.crew[cpu], &self.ran, self.cpus - 1)
                 if not crew_next(&self.crew[cpu]):
                     break
@@ -2158,6 +2353,7 @@ cdef class Loop:
         cdef char* line
         cdef char* end
         cdef uint32_t lane
+        cdef Slim* sl
         for k in range(start, stop):
             if self.abort:
                 return False
@@ -2204,27 +2400,35 @@ cdef class Loop:
                 ln.failed, self.abort = True, 1
                 return False
             outb = self._output(ln, &o, frame, n, &m)
-            room = _lane_room(ln, (0 if lt == LT_ETHERNET else n) + m)
-            if room == NULL:
-                ln.failed, self.abort = True, 1
-                return False
-            if lt != LT_ETHERNET:
-                memcpy(room, frame, n)
-                d.frame = room
-                room += n
-            memcpy(room, outb, m)
-            d.outb, d.m, d.pkt_type = room, m, ln.skb.pkt_type
+            d.outb, d.m, d.pkt_type = outb, m, ln.skb.pkt_type
             d.line, d.rec, d.ann, d.clones = NULL, NULL, NULL, NULL
-            if (o.action == HOOK_DELIVERED and self.out_recs) or (
-                    o.action == HOOK_DROPPED and self.drop_recs) or (
-                    o.action == HOOK_REDIRECTED and self.rd_recs):
-                if not self._write_rec(ln, d, r, &o, hdr, lt):
+            if self.direct:
+                # _write_direct reads none of the packet's bytes but its -o record: they
+                # are kept only for one the writing writes from its Done record
+                d.frame = NULL
+                if o.action == HOOK_DELIVERED and not self._write_rec(ln, d, r, &o, hdr, lt):
                     ln.failed, self.abort = True, 1
                     return False
-            elif o.action == HOOK_FAULT and self.drop_recs:
-                if not self._write_raw(ln, d, r, hdr, lt):
+                if o.action == HOOK_DELIVERED and d.rec == NULL:
+                    if not _keep_bytes(ln, d, frame, n, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
+                else:
+                    d.outb = NULL       # the lane's until its next packet; nothing reads it
+            else:
+                if not _keep_bytes(ln, d, frame, n, lt):
                     ln.failed, self.abort = True, 1
                     return False
+                if (o.action == HOOK_DELIVERED and self.out_recs) or (
+                        o.action == HOOK_DROPPED and self.drop_recs) or (
+                        o.action == HOOK_REDIRECTED and self.rd_recs):
+                    if not self._write_rec(ln, d, r, &o, hdr, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
+                elif o.action == HOOK_FAULT and self.drop_recs:
+                    if not self._write_raw(ln, d, r, hdr, lt):
+                        ln.failed, self.abort = True, 1
+                        return False
             d.extra = 0
             if self._has_extras(ln, &o):
                 # extras are worded in Python: here, not on the writing
@@ -2250,6 +2454,22 @@ cdef class Loop:
                 if end != NULL:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take
+            if self.direct:
+                sl = &ln.slims[ln.nslims]
+                sl.k, sl.n, sl.m, sl.rec, sl.len = k, n, m, NULL, 0
+                if o.action == HOOK_DELIVERED:
+                    if d.rec == NULL:
+                        ln.uncommon = True      # a time pcap cannot hold: _emit says so
+                    else:
+                        sl.rec, sl.len = d.rec, d.rec_len
+                if o.action == HOOK_REDIRECTED:
+                    ln.lens[ln.nslims] = LEN_REDIRECTED
+                else:
+                    ln.lens[ln.nslims] = sl.len
+                    _add_counts(&ln.sums.count, ln.sums.counts, ln.sums.verdicts,
+                                &ln.sums.bytes_in, &ln.sums.bytes_out, o.action, o.verdict,
+                                n, m)
+                ln.nslims += 1
             memcpy(&d.o, &o, sizeof(TcOutcome))
             d.lt, d.n = lt, n
             publish(&d.ready)

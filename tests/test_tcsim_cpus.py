@@ -201,6 +201,59 @@ def test_two_cpus_give_one_cpus_outputs_for_a_cooked_capture_and_frames_tc_never
     assert len({r["mark"] for r in runs[1][4]}) > 500
 
 
+def _output_alone(capsys, tmp_path, program, capture, cpus):
+    """(stderr lines, -o's bytes, the --json summary less its times) of a run whose only
+    output is -o: each chunk written whole once every CPU replayed it."""
+    out = tmp_path / f"{Path(program).stem}-{cpus}.pcap"
+    rc, text, err = tcsim_run(capsys, program, "-r", capture, "-o", out, "--json",
+                              "--cpus", cpus)
+    summary = json.loads(text) if rc == 0 else None
+    for key in ("wall_time", "packets_per_second"):
+        if summary:
+            summary.pop(key)
+    return rc, err, out.read_bytes() if out.exists() else None, summary
+
+
+@pytest.mark.parametrize("program", [NAT4, MARK_BY_PORT, "redirect"],
+                         ids=["nat4", "mark_by_port", "redirect_by_len"])
+def test_cpus_with_only_o_write_one_cpus_output_and_summary(tmp_path, capsys, monkeypatch,
+                                                           capture, program):
+    # chunks of 4 KiB: many chunks, each written whole; a redirected packet is counted
+    # from its Done record
+    monkeypatch.setattr(pcapio, "CHUNK", 4096)
+    if program == "redirect":
+        program = tmp_path / "redirect.s"
+        program.write_text(REDIRECT_BY_LEN)
+    one = _output_alone(capsys, tmp_path, program, capture, 1)
+    assert one[:2] == (0, []) and one[2]
+    assert _output_alone(capsys, tmp_path, program, capture, 2) == one
+    assert _output_alone(capsys, tmp_path, program, capture, 4) == one
+
+
+def test_cpus_with_only_o_write_one_cpus_output_of_a_cooked_capture(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Frames built from another linktype and frames that never reach tc (counted from
+    their Done records), with only -o."""
+    monkeypatch.setattr(pcapio, "CHUNK", 4096)
+    _cooked_capture(tmp_path / "in.pcap")
+    one = _output_alone(capsys, tmp_path, NAT4, tmp_path / "in.pcap", 1)
+    assert one[0] == 0 and one[3]["actions"]["dropped_before_tc"] == 7
+    assert _output_alone(capsys, tmp_path, NAT4, tmp_path / "in.pcap", 2) == one
+
+
+def test_cpus_with_only_o_refuse_a_time_pcap_cannot_hold_as_one_cpu_does(tmp_path, capsys):
+    """A delivered packet whose time is past pcap's 32-bit seconds: its chunk is written
+    from the Done records, and the run fails with one CPU's words."""
+    frames = _frames(40)
+    ts = [k * 1000 for k in range(40)]
+    ts[30] = (1 << 32) * 10**9
+    pcapio.write(tmp_path / "in.pcapng", list(zip(ts, frames, map(len, frames))))
+    runs = [_output_alone(capsys, tmp_path, MARK_BY_PORT, tmp_path / "in.pcapng", cpus)[:2]
+            for cpus in (1, 2)]
+    assert runs[0] == runs[1] and runs[0][0] == 1, runs
+    assert "past what pcap's 32-bit seconds hold" in runs[0][1][0]
+
+
 # bpf_redirect by skb->len: len & 3 == 3 delivered, else to ifindex 4 + (len & 1), to its
 # ingress when len & 3 == 2
 REDIRECT_BY_LEN = """\
