@@ -467,7 +467,10 @@ cdef extern from *:
             p = b->buf, len = b->len, done = 0, err = b->error;
             pthread_mutex_unlock(&b->mu);
             while (done < len && !err) {
-                k = write(b->fd, p + done, len - done);
+                /* at most 1 MiB a write, whatever the buffer holds (a chunk written
+                   whole: Loop._write_direct): one write of several MiB into ext4 cost
+                   several times the system time of the same bytes in 1 MiB writes */
+                k = write(b->fd, p + done, len - done < (1 << 20) ? len - done : (1 << 20));
                 if (k < 0) {
                     if (errno != EINTR)
                         err = errno;
