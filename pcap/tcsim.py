@@ -854,23 +854,26 @@ def _interrupted(exc, signals) -> int:
     return 128 + signum
 
 
-def main(argv=None) -> int:
-    code = _main(argv)
-    if argv is None and all(t.daemon for t in threading.enumerate()
-                            if t is not threading.main_thread()):
-        # The command line, its outputs written and closed, no thread left that exit
-        # would wait for: the interpreter's teardown (every module, program and map
-        # freed one by one) is ~4 % of a 1 M-frame run's CPU time and shows nothing to
-        # anyone; the atexit handlers still run.
+def cli() -> None:
+    """The ``tcsim`` command: :func:`main` on ``sys.argv``, then the process exits
+    with its status."""
+    code = main()
+    if all(t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # Its outputs written and closed, no thread left that exit would wait for: the
+        # interpreter's teardown (every module, program and map freed one by one) is
+        # ~4 % of a 1 M-frame run's CPU time and shows nothing to anyone; the atexit
+        # handlers still run.
         atexit._run_exitfuncs()
         with contextlib.suppress(OSError):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
-    return code
+    sys.exit(code)
 
 
-def _main(argv) -> int:
+def main(argv=None) -> int:
+    """tcsim's command line on ``argv`` (``sys.argv[1:]`` when None); returns the exit
+    status."""
     start = time.perf_counter()
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] == ["diff"]:
@@ -906,4 +909,4 @@ def _main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -56,8 +56,8 @@ def _shims(bin_dir, env) -> None:
     py = sys.executable
     scripts = {
         "pytest": f'exec "{py}" -m pytest {" ".join(plugin_args())} "$@"',
-        "tcsim": f'exec "{py}" -c "import sys; from pyebpf.pcap.tcsim import main; '
-                 f'sys.exit(main())" "$@"',
+        "tcsim": f'exec "{py}" -c "import sys; from pyebpf.pcap.tcsim import cli; '
+                 f'cli()" "$@"',
         "pyebpf": f'exec "{py}" -m pyebpf "$@"',
         "python": f'exec "{py}" "$@"',
     }
