@@ -14,8 +14,6 @@ cdef object S64_MAX = _M64 >> 1
 cdef object S64_MIN = -S64_MAX - 1
 cdef object S32_MAX = _M32 >> 1
 cdef object S32_MIN = -S32_MAX - 1
-cdef object TWO64 = _M64 + 1
-cdef object TWO32 = _M32 + 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
 # state.pyx's NOT_INIT, SCALAR, PTR_TO_STACK, PTR_TO_PACKET_META and PTR_TO_PACKET
@@ -31,16 +29,6 @@ CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STAC
              "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
              "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST,
              "STACK_INVALID": STACK_INVALID}
-
-
-cdef inline object _s64(object v):
-    v &= _M64
-    return v - TWO64 if v >> 63 else v
-
-
-cdef inline object _s32(object v):
-    v &= _M32
-    return v - TWO32 if v >> 31 else v
 
 
 @cython.freelist(64)
@@ -130,12 +118,15 @@ cpdef Reg scalar(object v=None):
 
 cdef inline void _set_known(Reg r, object v):
     """__mark_reg_known: the tnum and every bound the constant ``v``."""
-    v &= _M64
-    r.var = (v, ZERO)
-    r.smin = r.smax = _s64(v)
-    r.umin = r.umax = v
-    r.s32min = r.s32max = _s32(v)
-    r.u32min = r.u32max = v & _M32
+    # the views of the value as C integers (two's complement, as the kernel's casts):
+    # every constant a path makes passes here, four Python int operations otherwise
+    cdef unsigned long long u = v & _M64
+    cdef object uv = u
+    r.var = (uv, ZERO)
+    r.smin = r.smax = <long long>u
+    r.umin = r.umax = uv
+    r.s32min = r.s32max = <int><unsigned int>u
+    r.u32min = r.u32max = <unsigned int>u
 
 
 cdef inline void _set_unbounded(Reg r):
