@@ -543,8 +543,7 @@ cdef inline void vm_attach_skb(Vm* vm, Skb* skb, bint packet_region) noexcept no
 
 cdef inline void vm_end(Vm* vm) noexcept nogil:
     """Release what a run holds: reserved ring buffer records, trace buffers."""
-    if vm.nregions > vm.map_regions:    # records are regions past the program's own
-        ringbuf_release_all(vm)
+    ringbuf_release_all(vm)
     if vm.steps != NULL or vm.accesses != NULL:
         free(vm.steps)
         free(vm.accesses)
