@@ -1471,15 +1471,15 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     heap_region(vm)
 
 
-cdef inline void _enter_frame(Vm* vm, uint32_t depth) noexcept nogil:
-    """Begin the running program's main body in frame ``depth``: r10 at its top, the
-    stack region down to its bottom, zeroed as deep as the program reaches (a read of
-    stack the program never wrote sees zeroes in every run: the privileged verifier lets
-    it read them), a fresh may_goto budget."""
-    vm.depth = depth
-    vm.reg[10] = vm.regions[0].end - <uintptr_t>depth * FRAME_SIZE
+cdef inline void _enter_frame(Vm* vm) noexcept nogil:
+    """Begin the running program's main body in frame 0: r10 at its top, the stack
+    region down to its bottom, zeroed as deep as the program reaches (a read of stack
+    the program never wrote sees zeroes in every run: the privileged verifier lets it
+    read them), a fresh may_goto budget."""
+    vm.depth = 0
+    vm.reg[10] = vm.regions[0].end
     vm.regions[0].start = vm.reg[10] - FRAME_SIZE
-    vm.may_goto_left[depth] = BPF_MAX_LOOPS
+    vm.may_goto_left[0] = BPF_MAX_LOOPS
     if vm.prog.stack_zero:
         bulk_zero(<void*>(vm.reg[10] - vm.prog.stack_zero), vm.prog.stack_zero)
 
@@ -1513,7 +1513,7 @@ cdef void tail_call_switch(Vm* vm) noexcept nogil:
     vm.status = STATUS_RUNNING
     vm.pc = 0
     _grant(vm, &vm.budget_left)
-    _enter_frame(vm, 0)
+    _enter_frame(vm)
 
 
 cdef void tail_return(Vm* vm) noexcept nogil:
@@ -1548,17 +1548,17 @@ cdef void vm_unwind(Vm* vm) noexcept nogil:
     running program's: bpf_stack_walker stops at the innermost frame of a main program,
     which a tail call replaces."""
     cdef uint64_t cookie = vm.reg[0]
-    vm.depth = 0
-    vm.reg[10] = vm.regions[0].end
-    vm.regions[0].start = vm.reg[10] - FRAME_SIZE
     if vm.prog.exception_cb < 0:
+        vm.depth = 0
+        vm.reg[10] = vm.regions[0].end
+        vm.regions[0].start = vm.reg[10] - FRAME_SIZE
         vm.status = STATUS_EXIT
         return
     vm.status = STATUS_RUNNING
     memset(vm.reg, 0, sizeof(vm.reg))
     vm.reg[1] = cookie
     _grant(vm, &vm.budget_left)
-    _enter_frame(vm, 0)
+    _enter_frame(vm)
     vm.pc = <uint32_t>vm.prog.exception_cb
 
 
@@ -1598,7 +1598,7 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
-    _enter_frame(vm, 0)
+    _enter_frame(vm)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
     vm_drive(vm, True)
     spin_lock_release(vm)
