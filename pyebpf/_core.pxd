@@ -63,7 +63,6 @@ cdef enum:
     MAX_USED_MAPS = 64
     HELPER_SLOTS = 256
     CALLBACK_RETURN = 0x7FFFFFFF      # a frame's ret_pc when a helper called it
-    TAIL_RETURN = 0x7FFFFFFE          # a frame's ret_pc when a tail call replaced its callee
 
 # Why a run stopped.  STATUS_EXIT is the only clean stop; helpers may set
 # STATUS_EXIT to end the program early with r0 already set (ld_abs aborts, unwind).
@@ -81,7 +80,6 @@ cdef enum Status:
     STATUS_TAIL_CALL       # bpf_tail_call: vm.next_prog replaces the running program
     STATUS_CALLBACK_DONE   # a callback a helper called (callbacks.pxi) returned
     STATUS_THROW           # bpf_throw: r0 holds the cookie; vm_run unwinds (kfuncs.pxi)
-    STATUS_TAIL_RETURN     # a program tail-called from a subprogram returned (vm_drive)
 
 cdef enum Access:
     ACCESS_READ = 0
@@ -205,10 +203,15 @@ ctypedef struct TraceWorld:
     const uint8_t* branches        # bpf_get_branch_snapshot: struct perf_branch_entry
     uint32_t nbranches             # records, newest first
 
-ctypedef struct TailReturn:
-    ProgCore* prog         # the program a tail call from one of its subprograms left
-    uint32_t base          # its main frame
-    uint32_t ret_pc        # where the replaced subprogram was to return
+cdef struct Spill:
+    # the frames a tail call from a subprogram left (tail_call_switch): the tail-called
+    # program runs on top of them in the kernel, here from frame 0 with them set aside
+    Spill* prev
+    ProgCore* prog         # the program whose subprogram made the tail call
+    uint32_t depth         # frames 0 to depth - 1 saved; the tail call replaced frame depth
+    Frame frames[MAX_FRAMES]
+    uint32_t may_goto_left[MAX_FRAMES]
+    uint8_t stack[STACK_SIZE]      # the saved frames' stack, at the Vm stack's offsets
 
 ctypedef struct Vm:
     uint64_t reg[11]
@@ -248,11 +251,10 @@ ctypedef struct Vm:
     ProgCore* next_prog    # set by bpf_tail_call
     uint32_t tail_calls
     uint32_t tail_call_limit
-    # the frame the running program's main body has: 0, or the depth of the subprogram a
-    # tail call replaced (the kernel's JITs unwind only the calling subprogram's frame)
-    uint32_t base
-    int ntails
-    TailReturn tails[MAX_FRAMES]
+    # the frames of the callers of the subprograms that tail-called, innermost first
+    # (malloc'd by tail_call_switch, freed as the tail-called programs return and at the
+    # end of vm_run): NULL in a run without a tail call from a subprogram
+    Spill* spill
     bint div0_abort        # the 4.6 profile: division by zero ends the run with 0
     # fault details
     uint64_t fault_addr
@@ -503,7 +505,7 @@ cdef inline void vm_begin(Vm* vm, uint64_t budget, uint32_t tail_call_limit,
     vm.pkt, vm.pkt_len = NULL, 0
     vm.fault_msg = NULL
     vm.tail_calls, vm.tail_call_limit, vm.next_prog = 0, tail_call_limit, NULL
-    vm.base, vm.ntails = 0, 0
+    vm.spill = NULL
     vm.prog, vm.owner = NULL, NULL
     vm.steps, vm.nsteps, vm.cap_steps = NULL, 0, 0
     vm.accesses, vm.naccesses, vm.cap_accesses = NULL, 0, 0

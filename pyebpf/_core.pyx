@@ -206,7 +206,7 @@ cdef inline void _grant(Vm* vm, int64_t* left) noexcept nogil:
 
 cdef inline uint32_t _leave_frame(Vm* vm, uint64_t* r) noexcept nogil:
     """Return from a bpf-to-bpf frame: the caller's r6-r9, r10 and stack region back;
-    the pc it returns to (TAIL_RETURN and CALLBACK_RETURN: no pc of this code)."""
+    the pc it returns to (CALLBACK_RETURN: no pc of this code)."""
     vm.depth -= 1
     cdef Frame* f = &vm.frames[vm.depth]
     memcpy(&r[6], f.saved, sizeof(f.saved))
@@ -1207,9 +1207,8 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                     vm.status = STATUS_EXIT
                     break
                 pc = _leave_frame(vm, r)
-                if pc >= TAIL_RETURN:
-                    vm.status = (STATUS_CALLBACK_DONE if pc == CALLBACK_RETURN
-                                 else STATUS_TAIL_RETURN)
+                if pc == CALLBACK_RETURN:
+                    vm.status = STATUS_CALLBACK_DONE
                     break
                 if TraceMode is _Threaded or TraceMode is _Switched:
                     # the block's instructions after this one did not run
@@ -1305,9 +1304,8 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
                 vm.status = STATUS_EXIT
                 break
             pc = _leave_frame(vm, r)
-            if pc >= TAIL_RETURN:
-                vm.status = (STATUS_CALLBACK_DONE if pc == CALLBACK_RETURN
-                             else STATUS_TAIL_RETURN)
+            if pc == CALLBACK_RETURN:
+                vm.status = STATUS_CALLBACK_DONE
                 break
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
@@ -1473,15 +1471,15 @@ cdef void install_prog(Vm* vm, ProgCore* prog) noexcept nogil:
     heap_region(vm)
 
 
-cdef inline void _enter_frame(Vm* vm, uint32_t depth) noexcept nogil:
-    """Begin the running program's main body in frame ``depth``: r10 at its top, the
-    stack region down to its bottom, zeroed as deep as the program reaches (a read of
-    stack the program never wrote sees zeroes in every run: the privileged verifier lets
-    it read them), a fresh may_goto budget."""
-    vm.depth = depth
-    vm.reg[10] = vm.regions[0].end - <uintptr_t>depth * FRAME_SIZE
+cdef inline void _enter_frame(Vm* vm) noexcept nogil:
+    """Begin the running program's main body in frame 0: r10 at its top, the stack
+    region down to its bottom, zeroed as deep as the program reaches (a read of stack
+    the program never wrote sees zeroes in every run: the privileged verifier lets it
+    read them), a fresh may_goto budget."""
+    vm.depth = 0
+    vm.reg[10] = vm.regions[0].end
     vm.regions[0].start = vm.reg[10] - FRAME_SIZE
-    vm.may_goto_left[depth] = BPF_MAX_LOOPS
+    vm.may_goto_left[0] = BPF_MAX_LOOPS
     if vm.prog.stack_zero:
         bulk_zero(<void*>(vm.reg[10] - vm.prog.stack_zero), vm.prog.stack_zero)
 
@@ -1489,38 +1487,56 @@ cdef inline void _enter_frame(Vm* vm, uint32_t depth) noexcept nogil:
 cdef void tail_call_switch(Vm* vm) noexcept nogil:
     """After bpf_tail_call: vm.next_prog replaces the running program, same context.  From
     the main body it takes its frame; from a subprogram it takes that subprogram's frame
-    only, and returns where the subprogram would have (the x86-64 JIT's tail call unwinds
-    the current frame alone: check_max_stack_depth_subprog allows it in subprograms whose
-    callers' frames stay under 256 bytes)."""
-    cdef Frame* f
-    cdef TailReturn* t
+    only, and returns where the subprogram would have: the x86-64 JIT's tail call unwinds
+    the current frame alone, so the tail-called program runs on top of its callers'
+    frames, which pile up across tail calls (up to MAX_TAIL_CALL_CNT of them) past the
+    verifier's MAX_CALL_FRAMES per program.  Those callers' frames are set aside in a
+    Spill (their stack copied out, to come back at the same addresses) and the
+    tail-called program runs from frame 0 with a frame budget of its own."""
+    cdef Spill* s
+    cdef size_t n
     ringbuf_release_all(vm)
     spin_lock_release(vm)
-    if <uint32_t>vm.depth > vm.base:
-        f = &vm.frames[vm.depth - 1]
-        t = &vm.tails[vm.ntails]
-        vm.ntails += 1
-        t.prog, t.base, t.ret_pc = vm.prog, vm.base, f.ret_pc
-        f.ret_pc = TAIL_RETURN
-        vm.base = vm.depth
+    if vm.depth > 0:
+        s = <Spill*>malloc(sizeof(Spill))
+        if s == NULL:
+            helper_fault(vm, b"out of memory for the frames of a tail call from a subprogram")
+            return
+        s.prev, s.prog, s.depth = vm.spill, vm.prog, <uint32_t>vm.depth
+        memcpy(s.frames, vm.frames, vm.depth * sizeof(Frame))
+        memcpy(s.may_goto_left, vm.may_goto_left, vm.depth * sizeof(uint32_t))
+        n = <size_t>vm.depth * FRAME_SIZE
+        memcpy(&s.stack[STACK_SIZE - n], &vm.stack[STACK_SIZE - n], n)
+        vm.spill = s
     install_prog(vm, vm.next_prog)
     vm.next_prog = NULL
     vm.status = STATUS_RUNNING
     vm.pc = 0
     _grant(vm, &vm.budget_left)
-    _enter_frame(vm, vm.base)
+    _enter_frame(vm)
 
 
 cdef void tail_return(Vm* vm) noexcept nogil:
-    """A program tail-called from a subprogram returned (its frame is popped): go on in
-    the program that made the call, after the call of that subprogram."""
-    cdef TailReturn* t
-    vm.ntails -= 1
-    t = &vm.tails[vm.ntails]
-    install_prog(vm, t.prog)
-    vm.base = t.base
-    vm.pc = t.ret_pc
-    vm.status = STATUS_CALLBACK_DONE if t.ret_pc == CALLBACK_RETURN else STATUS_RUNNING
+    """A program tail-called from a subprogram returned (r0 set): its caller's frames
+    back, and on in the program that made the call, after the call of that subprogram
+    (a callback's frame returns to the helper that called it)."""
+    cdef Spill* s = vm.spill
+    cdef uint32_t d = s.depth
+    cdef size_t n = <size_t>d * FRAME_SIZE
+    cdef Frame* f
+    memcpy(vm.frames, s.frames, d * sizeof(Frame))
+    memcpy(vm.may_goto_left, s.may_goto_left, d * sizeof(uint32_t))
+    memcpy(&vm.stack[STACK_SIZE - n], &s.stack[STACK_SIZE - n], n)
+    install_prog(vm, s.prog)
+    vm.spill = s.prev
+    free(s)
+    vm.depth = d - 1
+    f = &vm.frames[vm.depth]
+    memcpy(&vm.reg[6], f.saved, sizeof(f.saved))
+    vm.reg[10] = vm.regions[0].end - <uintptr_t>vm.depth * FRAME_SIZE
+    vm.regions[0].start = vm.reg[10] - FRAME_SIZE
+    vm.pc = f.ret_pc
+    vm.status = STATUS_CALLBACK_DONE if f.ret_pc == CALLBACK_RETURN else STATUS_RUNNING
 
 
 cdef void vm_unwind(Vm* vm) noexcept nogil:
@@ -1532,53 +1548,48 @@ cdef void vm_unwind(Vm* vm) noexcept nogil:
     running program's: bpf_stack_walker stops at the innermost frame of a main program,
     which a tail call replaces."""
     cdef uint64_t cookie = vm.reg[0]
-    cdef uint32_t base = vm.base
-    vm.depth = base
-    vm.reg[10] = vm.regions[0].end - <uintptr_t>base * FRAME_SIZE
-    vm.regions[0].start = vm.reg[10] - FRAME_SIZE
-    vm.status = STATUS_RUNNING
     if vm.prog.exception_cb < 0:
-        vm_return(vm)
+        vm.depth = 0
+        vm.reg[10] = vm.regions[0].end
+        vm.regions[0].start = vm.reg[10] - FRAME_SIZE
+        vm.status = STATUS_EXIT
         return
+    vm.status = STATUS_RUNNING
     memset(vm.reg, 0, sizeof(vm.reg))
     vm.reg[1] = cookie
     _grant(vm, &vm.budget_left)
-    _enter_frame(vm, base)
+    _enter_frame(vm)
     vm.pc = <uint32_t>vm.prog.exception_cb
 
 
-cdef void vm_return(Vm* vm) noexcept nogil:
-    """The EXIT of the frame at vm.depth, r0 set: the end of the run from frame 0, else
-    the caller's registers and stack back (only a main body tail-called from a
-    subprogram returns this way)."""
-    cdef Frame* f
-    if vm.depth == 0:
-        vm.status = STATUS_EXIT
-        return
-    vm.depth -= 1
-    f = &vm.frames[vm.depth]
-    memcpy(&vm.reg[6], f.saved, sizeof(f.saved))
-    vm.reg[10] += FRAME_SIZE
-    vm.regions[0].start += FRAME_SIZE
-    tail_return(vm)
-
-
-cdef void vm_drive(Vm* vm, uint32_t floor) noexcept nogil:
-    """vm_continue through tail calls, returns from tail-called programs and, where the
-    throwing program's main body is at ``floor`` or above (the frame this drive began
-    in), the exception callback; the status it stopped with otherwise."""
+cdef void vm_drive(Vm* vm, bint outer) noexcept nogil:
+    """vm_continue through tail calls, returns from programs tail-called from a
+    subprogram and, where the throwing program's main body began in this drive (the
+    outer one, or a tail call from a subprogram made in it), the exception callback; the
+    status it stopped with otherwise.  A callback's drive (``outer`` False) leaves a throw
+    to the drive of the program that called the helper."""
+    cdef Spill* mine = vm.spill
     while True:
-        vm_continue(vm)
-        if vm.status == STATUS_TAIL_CALL:
-            tail_call_switch(vm)
-        elif vm.status == STATUS_TAIL_RETURN:
+        if vm.status == STATUS_RUNNING:
+            vm_continue(vm)
+        elif vm.status == STATUS_EXIT and vm.spill != mine:
             tail_return(vm)
-        elif vm.status == STATUS_THROW and vm.base >= floor:
+        elif vm.status == STATUS_TAIL_CALL:
+            tail_call_switch(vm)
+        elif vm.status == STATUS_THROW and (outer or vm.spill != mine):
             vm_unwind(vm)
         else:
             return
-        if vm.status != STATUS_RUNNING:
-            return
+
+
+cdef void _free_spills(Vm* vm) noexcept nogil:
+    """The frames tail calls from subprograms set aside, of a run that stopped in a
+    program they led to (a fault, the budget)."""
+    cdef Spill* s
+    while vm.spill != NULL:
+        s = vm.spill
+        vm.spill = s.prev
+        free(s)
 
 
 cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
@@ -1587,10 +1598,11 @@ cdef int vm_run(Vm* vm, ProgCore* prog, bint trace) noexcept nogil:
     with the GIL held when the program has Python helpers or ``trace`` is set."""
     vm.map_regions = vm.nregions
     install_prog(vm, prog)
-    _enter_frame(vm, 0)
+    _enter_frame(vm)
     vm.run_mode = 2 if trace else (1 if _cov_on else (3 if _use_switch else 0))
-    vm_drive(vm, 0)
+    vm_drive(vm, True)
     spin_lock_release(vm)
+    _free_spills(vm)
     return vm.status
 
 

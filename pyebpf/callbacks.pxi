@@ -33,7 +33,7 @@ cdef bint vm_callback(Vm* vm, uint64_t target, uint64_t a1, uint64_t a2, uint64_
     # vm.reg last held, which depends on where the caller's engine last stopped
     vm.reg[0] = vm.reg[6] = vm.reg[7] = vm.reg[8] = vm.reg[9] = 0
     vm.pc = <uint32_t>target
-    vm_drive(vm, <uint32_t>vm.depth)
+    vm_drive(vm, False)
     if vm.status != STATUS_CALLBACK_DONE:
         return False
     vm.status = STATUS_RUNNING

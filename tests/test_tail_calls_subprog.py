@@ -7,8 +7,11 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+import pyebpf
+import pyebpf.kernel
 from bpfc import compile_object
 from objdiff import assert_refused_alike, program_retvals, verdicts
+from recorded_kernel import count_comparison
 
 PACKET = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) /
                bytes(range(1, 41)))
@@ -198,3 +201,72 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 }
 """)
     assert ours == theirs
+
+
+# the corpus's shape (6.12 selftests tailcall_bpf2bpf_hierarchy*, verifier_tailcall_jit):
+# a subprogram tail-calls the program that called it, so each program runs on top of
+# the frames of all those before it until the MAX_TAIL_CALL_CNT tail calls are spent
+SELF = """
+int prog(struct __sk_buff *skb);
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __array(values, int (void *));
+} jmp SEC(".maps") = { .values = { [0] = (void *)&prog } };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} runs SEC(".maps");
+static __noinline int sub(struct __sk_buff *skb) {
+    bpf_tail_call(skb, &jmp, 0);
+    return skb->mark;
+}
+SEC("tc") int prog(struct __sk_buff *skb) {
+    __u32 zero = 0, *n = bpf_map_lookup_elem(&runs, &zero);
+    if (!n)
+        return -1;
+    __sync_fetch_and_add(n, 1);
+    %s
+}
+"""
+
+
+def _retval_and_runs(body: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((pyebpf's retval, the kernel's), (pyebpf's count of programs run, the kernel's))
+    of one run of ``prog`` in SELF with ``body`` after its count."""
+    data = _object(SELF % body)
+    obj = pyebpf.load(data)
+    try:
+        with pyebpf.kernel.load_object(data) as kobj:
+            out = []
+            for run, maps in ((obj.program("prog").run, obj.maps),
+                              (kobj.program("prog").test_run, kobj.maps)):
+                retval = run(PACKET).retval & 0xFFFFFFFF
+                out.append((retval, int.from_bytes(maps["runs"].lookup(bytes(4)), "little")))
+    finally:
+        obj.close()
+    count_comparison()
+    (ours, our_runs), (theirs, their_runs) = out
+    return (ours, theirs), (our_runs, their_runs)
+
+
+def test_a_subprogram_tail_calling_its_own_program_nests_until_the_tail_calls_run_out():
+    # 34 programs, each on top of the last's two frames: 68 frames, where one program
+    # may have 8 (MAX_CALL_FRAMES)
+    retvals, runs = _retval_and_runs("return sub(skb) + 1;")
+    assert retvals == (34, 34)
+    assert runs == (34, 34)
+
+
+def test_each_nested_program_gets_its_callers_stack_back_when_it_returns():
+    # each level adds the count it saw (1 to 34) from its stack, written before the
+    # programs nested on top ran; the second call of the subprogram, after the tail
+    # calls ran out, fails and adds the packet's mark, 0
+    retvals, runs = _retval_and_runs("""volatile __u32 kept = *n;
+    int r = sub(skb);
+    return r + sub(skb) + kept;""")
+    assert retvals == (595, 595)
+    assert runs == (34, 34)
