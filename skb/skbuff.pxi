@@ -167,10 +167,8 @@ cdef inline void _skb_copy_meta(Skb* skb, const Skb* tmpl, bint whole) noexcept 
     if whole:
         bulk_copy(skb, tmpl, sizeof(Skb))
     else:
-        # constant sizes under 256 bytes: gcc inlines these as 16-byte moves, where
-        # bulk_copy's two calls into glibc were 29 more instructions a replayed packet
-        memcpy(skb, tmpl, tun)
-        memcpy(<char*>skb + tun_end, <const char*>tmpl + tun_end, view - tun_end)
+        bulk_copy(skb, tmpl, tun)
+        bulk_copy(<char*>skb + tun_end, <const char*>tmpl + tun_end, view - tun_end)
         memcpy(<char*>skb + views_end, <const char*>tmpl + views_end,
                sizeof(Skb) - views_end)
     skb.head, skb.alloc = head, alloc
