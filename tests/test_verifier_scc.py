@@ -96,6 +96,22 @@ SEC("tc") int prog(struct __sk_buff *skb) {
         for (j = 0; j < 20 && can_loop; j++) { k += 2; if (k > 10) k = 0; s += k; }
     return s;
 }""",
+    # an iterator loop inside a can_loop loop, the sum's 32-bit bounds changing from
+    # one iteration to the next while its 64-bit ones stay: widen_imprecise_scalars
+    # compares whole registers (regs_exact), so the sum is widened; compared on its
+    # 64-bit bounds only it was not, and the paths waiting grew past 8,192 ("The
+    # sequence of 8193 jumps is too complex") where the kernel accepts
+    "iterator_inside_a_can_loop_loop_with_a_sum_changing_in_32_bits": """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j;
+    long s = 0;
+    for (i = 0; i < 20 && can_loop; i++) {
+        bpf_for(j, 0, 20) {
+            s += i ^ skb->len; if (j & 1) s++; if (skb->len > i) s += 1; else s -= 1;
+        }
+    }
+    return s;
+}""",
     # no may_goto, iterator or callback: no backedge, nothing changes
     "bounded_loop": """
 SEC("tc") int prog(struct __sk_buff *skb) {
