@@ -208,3 +208,31 @@ def test_a_finished_state_of_a_loop_with_backedges_prunes_no_more_than_the_kerne
                           flags=("-O2", "-mcpu=v3"))
     (ours, _), (kernels, _) = counts_and_the_kernels(data, monkeypatch)
     assert ours >= kernels
+
+
+def test_a_sum_sign_extended_from_32_bits_keeps_its_signed_32_bit_range(monkeypatch):
+    """``r3 = (s32)r2`` of a counter whose 64-bit range is [0, 2**32 - 1] and whose
+    signed 32-bit range crosses zero: 6.18 keeps that signed range as the result's
+    signed bounds (64- and 32-bit) where [S32_MIN, S32_MAX] was taken, so the sum it
+    is added to stays narrower and a can_loop loop in a can_loop loop prunes as the
+    kernel does (815 insns, 108 states against the kernel's 1,777, 211)."""
+    data = compile_object(CAN_LOOP + """
+SEC("tc") int prog(struct __sk_buff *skb) {
+    int i, j;
+    volatile long s = 0;
+    long t;
+    int k = 0;
+    for (i = 0; i < 3 && can_loop; i++) {
+        j = 0;
+        while (can_loop) {
+            if (j >= 5) break;
+            if (s > 1000) break;
+            t = j; if (t > 3) s += t;
+            k += 2; if (k > 10) k = 0; s += k;
+            j++;
+        }
+    }
+    return s;
+}""", flags=("-O2", "-mcpu=v4"))
+    ours, kernels = counts_and_the_kernels(data, monkeypatch)
+    assert ours == kernels
