@@ -359,23 +359,40 @@ def _sx(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
+def _sx_one_side(Reg r, lo: int, hi: int) -> None:
+    # a sign-extended range on one side of zero: every bound is the range
+    r.smin = r.s32min = lo
+    r.smax = r.s32max = hi
+    r.umin, r.umax = lo & M64, hi & M64
+    r.u32min, r.u32max = lo & M32, hi & M32
+    r.var = tnum.range_(lo & M64, hi & M64)
+
+
 def sign_extend(Reg r, size: int) -> None:
     """coerce_reg_to_size_sx: the result of a sign-extending load or 64-bit move of
-    ``size`` bytes.  Bounds survive when the source's signed range lies in one block of
-    2**bits values and sign-extends to one side of zero; else only the size's range."""
+    ``size`` bytes.  From 32 bits it is the source's signed 32-bit range (6.18,
+    measured: whatever the 64-bit one), every bound on one side of zero, else signed
+    bounds only.  From 8 or 16, bounds survive when the source's signed range lies in
+    one block of 2**bits values and sign-extends to one side of zero; else only the
+    size's range."""
     bits = size * 8
     if r.is_const:
         r.mark_known(_sx(r.value, bits))
+        return
+    if bits == 32:
+        lo, hi = r.s32min, r.s32max
+        if (lo >= 0) == (hi >= 0):
+            _sx_one_side(r, lo, hi)
+        else:
+            r.smin, r.smax = lo, hi
+            r.umin, r.umax, r.u32min, r.u32max = 0, M64, 0, M32
+            r.var = tnum.UNKNOWN
         return
     if (r.smax & M64) >> bits == (r.smin & M64) >> bits:
         a, b = _sx(r.smax, bits), _sx(r.smin, bits)
         lo, hi = min(a, b), max(a, b)
         if (lo >= 0) == (hi >= 0):
-            r.smin = r.s32min = lo
-            r.smax = r.s32max = hi
-            r.umin, r.umax = lo & M64, hi & M64
-            r.u32min, r.u32max = lo & M32, hi & M32
-            r.var = tnum.range_(lo & M64, hi & M64)
+            _sx_one_side(r, lo, hi)
             return
     r.smin = r.s32min = -(1 << (bits - 1))
     r.smax = r.s32max = (1 << (bits - 1)) - 1

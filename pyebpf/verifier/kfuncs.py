@@ -37,7 +37,7 @@ from .lists import LIST_KFUNCS
 from .locks import RES_LOCK, RES_LOCK_IRQ, RES_LOCK_KFUNCS
 from .rbtree import RBTREE_KFUNCS
 from .state import CONST_PTR_TO_MAP, MAYBE_NULL, MEM_RCU, PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_STACK, SCALAR, STACK_INVALID, STACK_ITER, \
-    Reg, scalar, type_str
+    Reg, regsafe, scalar, type_str
 from .state import KERNEL_MEM, MEM_ALLOC, MEM_RDONLY, PTR_LEGACY, PTR_TO_BTF_ID, PTR_UNTRUSTED
 
 _P = isa.ProgType
@@ -701,9 +701,6 @@ class KfuncCalls:
             qslot = next(s for f in queued.frames for s in f.stack.values()
                          if s.spill is not None and s.spill.ref == slot.spill.ref)
             qslot.spill.range += 1
-            prev = self.loop_entry(st, pc)
-            if prev is not None:
-                widen_scalars(prev, queued)
             if k.ret.startswith("struct "):
                 r0 = self.struct_reg(k.ret[len("struct "):-1].strip())
                 r0.type |= MEM_RCU
@@ -713,24 +710,32 @@ class KfuncCalls:
                 r0.mark_known(0)
                 r0.size = 4
                 r0.id, r0.ref = self.new_id(), slot.spill.ref
+            # the kernel widens after check_kfunc_call has set r0 (a pointer, never
+            # widened): the previous r0 takes no part
             queued.cur.regs[0] = r0
+            prev = self.loop_entry(st, pc)
+            if prev is not None:
+                widen_scalars(prev, queued)
         slot.spill.mark_known(ITER_DRAINED)
         st.cur.regs[0] = scalar(0)
 
 
 def widen_scalars(old, cur) -> None:
-    """widen_imprecise_scalars: every scalar (register or spill) that differs from the
+    """widen_imprecise_scalars: every scalar (register or spill) not exactly the
     previous iteration's becomes unknown, but for one marked precise in either (where
-    precision is not tracked, none is)."""
-    for of, cf in zip(old.frames, cur.frames):
+    precision is not tracked, none is).  Exactly is regs_exact: every bound, the
+    32-bit ones too, and ids linked alike, one id map for the whole state."""
+    idmap = {}
+    # the kernel's order (frames innermost first, registers, then spills by slot):
+    # the id map pairs the ids it meets first
+    for of, cf in reversed(list(zip(old.frames, cur.frames))):
         pairs = list(zip(of.regs, cf.regs))
-        pairs += [(of.stack[spi].spill, s.spill) for spi, s in cf.stack.items()
+        pairs += [(of.stack[spi].spill, cf.stack[spi].spill) for spi in sorted(cf.stack)
                   if spi in of.stack and of.stack[spi].spill is not None and
-                  s.spill is not None]
+                  cf.stack[spi].spill is not None]
         for o, c in pairs:
             if o.type == SCALAR and c.type == SCALAR and not o.precise and \
-                    not c.precise and (o.var, o.smin, o.smax, o.umin, o.umax) != \
-                    (c.var, c.smin, c.smax, c.umin, c.umax):
+                    not c.precise and not regsafe(o, c, idmap, True):
                 c.mark_unknown()
 
 
