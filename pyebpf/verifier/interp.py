@@ -1307,6 +1307,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self._spill(s, value, 8)
             self.hist_entry(st)
             return
+        # not a register spill: no history entry, and mark_precise keeps looking for
+        # the slot's spill further back (check_stack_write_fixed_off: insn_flags = 0)
+        self.note = None
         self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
 
     def _write_bytes(self, frame: Frame, addr: int, size: int, kind: int) -> None:
@@ -1331,7 +1334,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def stack_read(self, st, pc, frame: Frame, addr: int, size: int) -> Reg:
         """check_stack_read_fixed_off (uninitialised bytes read as unknown: root); a
-        read that restores a spilled register is a history entry."""
+        read that restores a spilled register is a history entry, and only such a read
+        names its slot to mark_precise (insn_flags = 0 otherwise): a read of the other
+        bytes of a slot holding a narrow spill does not make the spill precise."""
         s = self._slot(frame, addr, create=False)
         if s is None:
             return scalar()
@@ -1357,11 +1362,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 if all(k == STACK_SPILL for k in kinds) and s.spill.is_null():
                     self.hist_entry(st)
                     return scalar(0)
+                self.note = None
                 if all(k == STACK_ZERO for k in kinds):
                     return scalar(0)
                 return scalar()
             self.hist_entry(st)
             return s.spill.copy()
+        self.note = None
         kinds = s.kinds[first:first + size]
         if kinds and all(k == STACK_ZERO for k in kinds):
             return scalar(0)
