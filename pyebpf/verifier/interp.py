@@ -9,7 +9,7 @@ a state equal to one of its own ancestors is an infinite loop.
 """
 from __future__ import annotations
 
-from errno import EACCES, EFAULT, EINVAL
+from errno import EACCES, EFAULT, EINVAL, ENOMEM
 
 from .. import isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
@@ -340,11 +340,17 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs.add(insn.src)
         return regs
 
-    def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+    def push(self, st: VState, pc: int, prev: int, pending,
+             errno: int | None = None) -> VState:
+        """push_stack; ``errno`` is what its caller returns when it fails, where that is
+        not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
+        ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
+        callback (push_callback_call)."""
         if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
             # push_stack: too many branches waiting to be explored
             self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
-                        f"The sequence of {len(pending) + 1} jumps is too complex.")
+                        f"The sequence of {len(pending) + 1} jumps is too complex.",
+                        errno=errno)
         other = st.copy()
         if self.precision:
             other.hist.append(prev if self.note is None else (prev,) + self.note)
@@ -356,7 +362,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def may_goto(self, st: VState, pc: int, insn, pending) -> int:
         """check_cond_jmp_op for may_goto: the fall-through (one more iteration, one
         level deeper, changed scalars widened) is queued; this path takes the jump."""
-        queued = self.push(st, pc + 1, pc, pending)
+        queued = self.push(st, pc + 1, pc, pending, ENOMEM)
         queued.may_goto_depth += 1
         prev = self.loop_entry(st, pc)
         if prev is not None:
