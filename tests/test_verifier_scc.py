@@ -245,3 +245,31 @@ SEC("tc") int prog(struct __sk_buff *skb) {
     return s;
 }""", flags=("-O2", "-mcpu=v3"))
     assert_refused_alike(*verdicts(data, whole_log=True), "infinite loop detected")
+
+
+def test_an_iterator_loop_entered_again_with_a_new_reference_is_an_infinite_loop():
+    """i lives in misc stack bytes, so the outer loop comes back to the iterator's
+    loop with nothing changed but the iterator's reference id: an exact comparison
+    maps ids (refsafe's check_ids), and is_state_visited calls this an infinite loop
+    while the iterator is held."""
+    from objdiff import assert_refused_alike, verdicts
+    data = compile_object(CAN_LOOP + ITER + """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile int i = 0, j = 0, k = 0;
+    volatile long s = 0;
+    long m;
+    for (i = 0; i < (skb->len & 1) && can_loop; i++)
+        ;
+    for (i = 0; i < 16; i++) {
+        m = i * 2; if (m < 20) s += arr[m & 15];
+        bpf_for(j, 0, 4)
+            for (k = 0; k < (skb->len & 1) && can_loop; k++)
+                ;
+        s += i;
+    }
+    return s;
+}""", flags=("-O2", "-mcpu=v3"))
+    ours, theirs = verdicts(data, whole_log=True)
+    assert theirs is not None and "refs=" in theirs.split("cur state:")[-1], theirs
+    assert_refused_alike(ours, theirs, "infinite loop detected")
