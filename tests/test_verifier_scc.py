@@ -236,3 +236,84 @@ SEC("tc") int prog(struct __sk_buff *skb) {
 }""", flags=("-O2", "-mcpu=v4"))
     ours, kernels = counts_and_the_kernels(data, monkeypatch)
     assert ours == kernels
+
+
+def test_a_read_of_the_other_half_of_a_narrow_spill_leaves_the_spill_imprecise():
+    """j's 4-byte spill and i's misc bytes share a stack slot: loading i is not a fill,
+    so mark_precise does not follow it into j's spill (check_stack_read_fixed_off adds
+    no stack access to the history), may_goto widens j, and buf[j] is refused."""
+    from objdiff import refused_alike
+    refused_alike(compile_object(CAN_LOOP + """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile int i = 0, j = 0, k = 0;
+    volatile long s = 0;
+    long buf[8] = {};
+    while (can_loop) {
+        for (j = 0; j < 3 && can_loop; j++) {
+            for (k = 0; k < (skb->len & 7) && can_loop; k++)
+                ;
+            buf[j] = s;
+        }
+        arr[i & 15] += i;
+        s += arr[(i * 2) & 15];
+    }
+    return s + buf[skb->len & 7];
+}""", flags=("-O2", "-mcpu=v3")),
+        "math between fp pointer and register with unbounded min value is not allowed")
+
+
+def test_a_32_bit_fill_keeps_the_spills_id_so_the_iterators_bounds_reach_the_spill():
+    """bpf_for's counter is spilled 4 bytes wide and filled back for its bounds check:
+    the fill keeps the spill's id (coerce_reg_to_size leaves it), so the spill learns
+    0..3 too, and the outer loop repeats the inner iterator's state exactly (an
+    infinite loop, its reference ids mapped as refsafe maps them)."""
+    from objdiff import assert_refused_alike, verdicts
+    data = compile_object(CAN_LOOP + ITER + """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile int i = 0, j = 0, k = 0;
+    volatile long s = 0;
+    long m;
+    while (can_loop)
+        ;
+    for (i = 0; i < 13; i++) {
+        bpf_for(j, 0, 4) {
+            if (i & 1) s++;
+            if (i & 1) s++;
+            bpf_for(k, 0, 3) { m = k * 2; if (m < 20) s += arr[m & 15]; }
+        }
+        if (skb->len > i) s += 1; else s -= 1;
+        m = i * 2; if (m < 20) s += arr[m & 15];
+    }
+    return s;
+}""", flags=("-O2", "-mcpu=v3"))
+    assert_refused_alike(*verdicts(data, whole_log=True), "infinite loop detected")
+
+
+def test_an_iterator_loop_entered_again_with_a_new_reference_is_an_infinite_loop():
+    """i lives in misc stack bytes, so the outer loop comes back to the iterator's
+    loop with nothing changed but the iterator's reference id: an exact comparison
+    maps ids (refsafe's check_ids), and is_state_visited calls this an infinite loop
+    while the iterator is held."""
+    from objdiff import assert_refused_alike, verdicts
+    data = compile_object(CAN_LOOP + ITER + """
+long arr[16];
+SEC("tc") int prog(struct __sk_buff *skb) {
+    volatile int i = 0, j = 0, k = 0;
+    volatile long s = 0;
+    long m;
+    for (i = 0; i < (skb->len & 1) && can_loop; i++)
+        ;
+    for (i = 0; i < 16; i++) {
+        m = i * 2; if (m < 20) s += arr[m & 15];
+        bpf_for(j, 0, 4)
+            for (k = 0; k < (skb->len & 1) && can_loop; k++)
+                ;
+        s += i;
+    }
+    return s;
+}""", flags=("-O2", "-mcpu=v3"))
+    ours, theirs = verdicts(data, whole_log=True)
+    assert theirs is not None and "refs=" in theirs.split("cur state:")[-1], theirs
+    assert_refused_alike(ours, theirs, "infinite loop detected")

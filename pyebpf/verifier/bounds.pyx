@@ -337,7 +337,9 @@ def zext32(Reg r) -> None:
 
 
 def truncate(Reg r, size: int) -> None:
-    """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended."""
+    """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended; the id stays
+    (a fill the spilled value fits in is still linked to it: check_stack_read_fixed_off
+    drops the id of a narrowing one itself)."""
     if size >= 8:
         return
     bits = size * 8
@@ -347,7 +349,7 @@ def truncate(Reg r, size: int) -> None:
         umin, umax = r.umin & W, r.umax & W
     else:
         umin, umax = 0, W
-    r.type, r.id = SCALAR, 0
+    r.type = SCALAR
     r.mark_unbounded()
     r.var, r.umin, r.umax = var, umin, umax
     r.smin, r.smax = umin, umax

@@ -7,6 +7,8 @@ callback's return range and the path goes back to the helper call, which queues 
 callback again: the calls converge like a loop, at the call instruction."""
 from __future__ import annotations
 
+from errno import ENOMEM
+
 from .. import isa
 from .dynptrs import const_dynptr_reg
 from .kfuncs import widen_scalars
@@ -64,7 +66,7 @@ class CallbackCalls:
                     self.log.add(f"frame{len(st.frames) - 1} bpf_loop iteration limit "
                                  f"reached")
                 return
-        queued = self.push(st, fn.off, pc, pending)
+        queued = self.push(st, fn.off, pc, pending, ENOMEM)
         queued.callback_unroll_depth += 1
         caller = queued.cur
         caller.callback_depth += 1

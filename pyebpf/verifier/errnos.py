@@ -32,7 +32,7 @@ _TABLE = (
     (EBADF, (r"fd -?\d+ is not pointing to valid bpf_map",)),
     (EFAULT, (
         r"verifier bug",
-        r"The sequence of \d+ jumps is too complex\.",  # push_stack: its caller's EFAULT
+        r"The sequence of \d+ jumps is too complex\.",  # a branch's push_stack (interp.push)
     )),
     (ENOTSUPP, (r"callback function not allowed for map",)),
     (EINVAL, (

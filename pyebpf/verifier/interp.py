@@ -9,7 +9,7 @@ a state equal to one of its own ancestors is an infinite loop.
 """
 from __future__ import annotations
 
-from errno import EACCES, EFAULT, EINVAL
+from errno import EACCES, EFAULT, EINVAL, ENOMEM
 
 from .. import isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
@@ -340,11 +340,17 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs.add(insn.src)
         return regs
 
-    def push(self, st: VState, pc: int, prev: int, pending) -> VState:
+    def push(self, st: VState, pc: int, prev: int, pending,
+             errno: int | None = None) -> VState:
+        """push_stack; ``errno`` is what its caller returns when it fails, where that is
+        not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
+        ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
+        callback (push_callback_call)."""
         if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
             # push_stack: too many branches waiting to be explored
             self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
-                        f"The sequence of {len(pending) + 1} jumps is too complex.")
+                        f"The sequence of {len(pending) + 1} jumps is too complex.",
+                        errno=errno)
         other = st.copy()
         if self.precision:
             other.hist.append(prev if self.note is None else (prev,) + self.note)
@@ -356,7 +362,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def may_goto(self, st: VState, pc: int, insn, pending) -> int:
         """check_cond_jmp_op for may_goto: the fall-through (one more iteration, one
         level deeper, changed scalars widened) is queued; this path takes the jump."""
-        queued = self.push(st, pc + 1, pc, pending)
+        queued = self.push(st, pc + 1, pc, pending, ENOMEM)
         queued.may_goto_depth += 1
         prev = self.loop_entry(st, pc)
         if prev is not None:
@@ -1307,6 +1313,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self._spill(s, value, 8)
             self.hist_entry(st)
             return
+        # not a register spill: no history entry, and mark_precise keeps looking for
+        # the slot's spill further back (check_stack_write_fixed_off: insn_flags = 0)
+        self.note = None
         self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
 
     def _write_bytes(self, frame: Frame, addr: int, size: int, kind: int) -> None:
@@ -1331,7 +1340,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def stack_read(self, st, pc, frame: Frame, addr: int, size: int) -> Reg:
         """check_stack_read_fixed_off (uninitialised bytes read as unknown: root); a
-        read that restores a spilled register is a history entry."""
+        read that restores a spilled register is a history entry, and only such a read
+        names its slot to mark_precise (insn_flags = 0 otherwise): a read of the other
+        bytes of a slot holding a narrow spill does not make the spill precise."""
         s = self._slot(frame, addr, create=False)
         if s is None:
             return scalar()
@@ -1357,11 +1368,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 if all(k == STACK_SPILL for k in kinds) and s.spill.is_null():
                     self.hist_entry(st)
                     return scalar(0)
+                self.note = None
                 if all(k == STACK_ZERO for k in kinds):
                     return scalar(0)
                 return scalar()
             self.hist_entry(st)
             return s.spill.copy()
+        self.note = None
         kinds = s.kinds[first:first + size]
         if kinds and all(k == STACK_ZERO for k in kinds):
             return scalar(0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from errno import EACCES
+from errno import EACCES, ENOMEM
 
 from .. import isa
 from ..btf import Kind
@@ -697,7 +697,7 @@ class KfuncCalls:
         widened); this path sees it drained (r0 = NULL).  r0 points at an int, or for
         a task or css iterator at the kernel struct it walks, an RCU pointer."""
         if slot.spill.value == ITER_ACTIVE:
-            queued = self.push(st, pc + 1, pc, pending)
+            queued = self.push(st, pc + 1, pc, pending, ENOMEM)
             qslot = next(s for f in queued.frames for s in f.stack.values()
                          if s.spill is not None and s.spill.ref == slot.spill.ref)
             qslot.spill.range += 1

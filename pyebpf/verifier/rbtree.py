@@ -15,6 +15,8 @@ they return NULL); ``remove`` gives an owning one (or NULL), ``first``, ``root``
 """
 from __future__ import annotations
 
+from errno import ENOMEM
+
 from .. import isa
 from ..btf.fields import RB_ROOT, RB_NODE
 from .alloc import ALLOC_PTR
@@ -82,7 +84,7 @@ class RbtreeRules:
         ``less``, queued before the node's reference is given up."""
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
-        queued = self.push(st, fn.off, pc, pending)
+        queued = self.push(st, fn.off, pc, pending, ENOMEM)
         queued.callback_unroll_depth += 1
         callee = Frame(pc, self.func_of(fn.off), len(queued.frames))
         callee.in_callback = True

@@ -335,8 +335,8 @@ def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
 def _held_safe(old: VState, cur: VState, idmap: dict, exact: bool) -> bool:
     """states_equal's references, locks, irq flags and RCU and preemption regions
     (refsafe); their ids mapped into ``idmap`` before the registers'."""
-    if exact and set(old.refs) != set(cur.refs):
-        return False
+    # an exact comparison too maps the references' ids (refsafe's check_ids): a loop
+    # that acquires afresh each time round repeats itself with new ids
     if len(old.refs) != len(cur.refs) or old.rcu_lock != cur.rcu_lock or \
             old.preempt_locks != cur.preempt_locks or \
             (old.spin_lock is None) != (cur.spin_lock is None) or \
