@@ -215,6 +215,21 @@ cdef inline uint32_t _leave_frame(Vm* vm, uint64_t* r) noexcept nogil:
     return f.ret_pc
 
 
+cdef inline bint _return_from_frame(Vm* vm, uint64_t* r, uint32_t* pc) noexcept nogil:
+    """Return r0 from the running function, as EXIT does (and a failed LD_ABS/LD_IND,
+    whose bpf_gen_ld_abs exit is one): True when that ends the run (frame 0's return
+    sets STATUS_EXIT, a callback's STATUS_CALLBACK_DONE), else the caller's frame is back
+    and ``pc`` is where it goes on."""
+    if vm.depth == 0:
+        vm.status = STATUS_EXIT
+        return True
+    pc[0] = _leave_frame(vm, r)
+    if pc[0] == CALLBACK_RETURN:
+        vm.status = STATUS_CALLBACK_DONE
+        return True
+    return False
+
+
 cdef inline bint _short(int64_t* left, const uint32_t* blocks, uint32_t pc) noexcept nogil:
     """Charge the block entered at pc; True (nothing charged) if the budget cannot cover it."""
     if unlikely(left[0] < <int64_t>blocks[pc]):
@@ -1203,13 +1218,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if not (skb_ld_packet(vm.skb, <int32_t>a, i.size, &r[0]) if vm.skb != NULL
                     else _ld_packet(vm, <int32_t>a, i.size, &r[0])):
                 r[0] = 0
-                if vm.depth == 0:
-                    vm.status = STATUS_EXIT
-                    break
-                pc = _leave_frame(vm, r)
-                if pc == CALLBACK_RETURN:
-                    vm.status = STATUS_CALLBACK_DONE
-                    break
+                if _return_from_frame(vm, r, &pc): break
                 if TraceMode is _Threaded or TraceMode is _Switched:
                     # the block's instructions after this one did not run
                     left += blocks[i - insns] - 1
@@ -1300,13 +1309,7 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
         elif op == OP_EXIT:
             _label(OP_EXIT)
-            if vm.depth == 0:
-                vm.status = STATUS_EXIT
-                break
-            pc = _leave_frame(vm, r)
-            if pc == CALLBACK_RETURN:
-                vm.status = STATUS_CALLBACK_DONE
-                break
+            if _return_from_frame(vm, r, &pc): break
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
             if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)
