@@ -302,10 +302,12 @@ class Environment:
         return self.sockets[k].cookie or FIRST_SOCKET_COOKIE + k
 
     def request_socket_cookie(self) -> int:
-        """The cookie the first request socket made by ``bpf_sk_assign_tcp_reqsk`` in a
-        run reports: the kernel makes it when first asked (``__sock_gen_cookie``), the
-        generator's next value; modelled as one past the largest cookie of the
-        environment's sockets (a later request socket of the run gets the next one)."""
+        """The cookie the first request socket made by ``bpf_sk_assign_tcp_reqsk`` in
+        the runs on this Environment reports: the kernel makes it when first asked
+        (``__sock_gen_cookie``), the machine's generator's next value; modelled as one
+        past the largest cookie of the environment's sockets.  Every later request
+        socket asked, in the same run or a later one on this Environment object, gets
+        the next value: as in the kernel, no cookie is given twice."""
         cookies = [self.socket_cookie(k) for k in range(len(self.sockets))]
         if isinstance(self.socket, PacketSocket):
             cookies.append(self.socket.cookie)

@@ -32,13 +32,18 @@ cdef uint64_t bpf_get_socket_cookie(Vm* vm, uint64_t r1, uint64_t b, uint64_t c,
                                     uint64_t d, uint64_t e) noexcept nogil:
     # skb->sk ? __sock_gen_cookie(skb->sk) : 0
     cdef int k
+    cdef uint64_t next
     if not is_ctx(vm, r1):
         return 0
     if vm.skb.sk_reqsk:
         # __sock_gen_cookie: each request socket asked gets the generator's next value
+        # (gen_cookie_next, one atomic64 for the machine: no cookie is given twice), here
+        # the Environment's, which goes on over its runs and the replay's threads
         if not vm.skb.reqsk_cookie_now:
-            vm.skb.reqsk_cookie_now = vm.skb.net.reqsk_cookie + vm.skb.reqsk_cookies
-            vm.skb.reqsk_cookies += 1
+            next = vm.skb.net.next_cookie[0]
+            while not atomic_cas(<uint8_t*>vm.skb.net.next_cookie, 8, next, next + 1):
+                next = vm.skb.net.next_cookie[0]
+            vm.skb.reqsk_cookie_now = next
         return vm.skb.reqsk_cookie_now
     k = full_sock(vm)
     if k == NO_SOCK:

@@ -375,21 +375,27 @@ cdef uint64_t bpf_sk_assign(Vm* vm, uint64_t r1, uint64_t sk, uint64_t flags, ui
 # tcp_sack and tcp_timestamps are taken as on, their defaults.  skb->sk is then the
 # request socket: inet_reqsk_alloc sets its family (the listener's) and its state
 # TCP_NEW_SYN_RECV, and nothing fills its addresses, ports or device before TCP takes
-# the packet: the kernel's read what the slab object held before, pyebpf's read 0.  It
-# is no full socket, and sk_to_full_sk gives its listener.
+# the packet (cookie_bpf_check, then cookie_tcp_reqsk_init): the kernel's read what the
+# slab object held before, pyebpf's read 0.  It is no full socket, and sk_to_full_sk
+# gives its listener.  With tstamp_ok its ts_off is rcv_tsecr less the TCP clock then
+# (tcp_ns_to_ts of tcp_clock_ns, the monotonic clock in ms, or us with usec_ts_ok): the
+# offset that makes the ACK's echoed timestamp the one the SYN-ACK's cookie carried.
 
 cdef enum:
     TCP_REQ_ATTRS_SIZE = 20
     TCP_MAX_WSCALE_ = 14
     TCP_MIN_MSS4 = 536          # tcp_request_sock_ops' min_mss
     TCP_MIN_MSS6 = 1280 - 60    # IPV6_MIN_MTU - 60
+    NSEC_PER_USEC_ = 1000
+    NSEC_PER_MSEC_ = 1000000
 
 
 cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t attrs,
                                      uint64_t size, uint64_t r5) noexcept nogil:
     cdef const uint8_t* a
     cdef uint8_t* v
-    cdef uint32_t value
+    cdef uint32_t value, ts_off = 0
+    cdef uint64_t now
     cdef uint16_t mss
     cdef int k
     if not is_ctx(vm, s):
@@ -419,9 +425,15 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
         return err(EINVAL)
     if a[13] and (a[10] > TCP_MAX_WSCALE_ or a[11] > TCP_MAX_WSCALE_):
         return err(EINVAL)
+    if a[15]:
+        # tsoff = rcv_tsecr - tcp_ns_to_ts(usec_ts_ok, tcp_clock_ns()): a clock read
+        now = clock_read(vm)
+        memcpy(&ts_off, a + 4, 4)
+        ts_off -= <uint32_t>(now // NSEC_PER_USEC_ if a[16] else now // NSEC_PER_MSEC_)
     vm.skb.sk_assigned = k + 1
     vm.skb.sk_reqsk = True
     vm.skb.reqsk_cookie_now = 0
+    vm.skb.reqsk_ts_off = ts_off
     memcpy(vm.skb.reqsk_attrs, a, TCP_REQ_ATTRS_SIZE)
     v = vm.skb.reqsk_view
     memset(v, 0, SK_VIEW_SIZE)
@@ -498,7 +510,7 @@ cdef uint64_t bpf_skc_to_tcp_request_sock(Vm* vm, uint64_t sk, uint64_t b, uint6
 cdef enum:
     RQ_FAMILY, RQ_STATE, RQ_TX_QUEUE, RQ_LISTENER, RQ_MSS, RQ_SYNCOOKIE, RQ_TS_RECENT
     RQ_TIMEOUT, RQ_SND_WSCALE, RQ_RCV_WSCALE, RQ_TSTAMP_OK, RQ_SACK_OK, RQ_WSCALE_OK
-    RQ_ECN_OK, RQ_USEC_TS, RQ_COOKIE, N_RQ_FIELDS
+    RQ_ECN_OK, RQ_USEC_TS, RQ_COOKIE, RQ_TS_OFF, N_RQ_FIELDS
     NO_QUEUE_MAPPING_ = 0xFFFF      # sk_tx_queue_clear
 
 cdef uint64_t REQSK_ADDRESS_ = _kern.REQSK_ADDRESS
@@ -560,6 +572,8 @@ cdef uint64_t _reqsk_value(Vm* vm, int k) noexcept nogil:
         return a[12] != 0
     elif k == RQ_USEC_TS:
         return a[16] != 0
+    elif k == RQ_TS_OFF:
+        return vm.skb.reqsk_ts_off
     # RQ_COOKIE: __sock_gen_cookie writes it when first asked
     return vm.skb.reqsk_cookie_now
 

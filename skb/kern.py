@@ -248,15 +248,15 @@ def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
 #: order of skb/helpers_sock.pxi's RQ_* codes: inet_reqsk_alloc's family and state
 #: (TCP_NEW_SYN_RECV), reqsk_alloc's cleared tx queue (sk_tx_queue_clear), the listener
 #: (rsk_listener), and what bpf_sk_assign_tcp_reqsk copies from its
-#: ``struct bpf_tcp_req_attrs`` (syncookie 1, timeout TCP_TIMEOUT_INIT), and the cookie
-#: (``ir_cookie``) once bpf_get_socket_cookie made it.
+#: ``struct bpf_tcp_req_attrs`` (syncookie 1, timeout TCP_TIMEOUT_INIT, ``ts_off``), and
+#: the cookie (``ir_cookie``) once bpf_get_socket_cookie made it.
 _REQ_COMMON = "req.req.__req_common."
 REQUEST_SOCK_FIELDS = (
     _REQ_COMMON + "skc_family", _REQ_COMMON + "skc_state",
     _REQ_COMMON + "skc_tx_queue_mapping", _REQ_COMMON + "skc_listener",
     "req.req.mss", "req.req.syncookie", "req.req.ts_recent", "req.req.timeout",
     "req.snd_wscale", "req.rcv_wscale", "req.tstamp_ok", "req.sack_ok", "req.wscale_ok",
-    "req.ecn_ok", "req_usec_ts", _REQ_COMMON + "skc_cookie.counter",
+    "req.ecn_ok", "req_usec_ts", _REQ_COMMON + "skc_cookie.counter", "ts_off",
 )
 
 

@@ -136,7 +136,8 @@ ctypedef struct NetEnv:
     # Python object: an skb only borrows it
     uint64_t netns_cookie
     uint64_t init_netns_cookie
-    uint64_t reqsk_cookie       # Environment.request_socket_cookie()
+    uint64_t* next_cookie       # the cookie the next request socket asked gets: from
+                                # Environment.request_socket_cookie() on, over every run
     bint has_sk                 # skb->sk is set
     uint64_t sk_cookie
     uint32_t sk_uid
@@ -238,7 +239,7 @@ ctypedef struct Skb:
     bint sk_reqsk               # bpf_sk_assign_tcp_reqsk's: a request socket of that
     uint8_t reqsk_attrs[20]     # listener, made with these struct bpf_tcp_req_attrs
     uint64_t reqsk_cookie_now   # and its cookie (ir_cookie) once bpf_get_socket_cookie made it
-    uint32_t reqsk_cookies      # how many request sockets' cookies the run made
+    uint32_t reqsk_ts_off       # and its tcp_rsk(req)->ts_off
     uint8_t sk_view[SK_VIEW_SIZE]   # struct bpf_sock of skb->sk, filled when first read
     uint8_t reqsk_view[SK_VIEW_SIZE]    # struct bpf_sock of the request socket assigned
     uint8_t csum_level          # skb->csum_level (CHECKSUM_UNNECESSARY levels)

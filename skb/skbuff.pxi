@@ -511,6 +511,7 @@ cdef class NetTable:
         free(self.env.socks)
         free(self.env.sock_mem)
         free(self.env.kern_mem)
+        free(self.env.next_cookie)
         if self.env.ct != NULL:
             free(self.env.ct.mem)
             free(self.env.ct.state)
@@ -643,7 +644,8 @@ cdef NetTable _net_table_of(object env):
     cdef size_t k
     t.env.netns_cookie = env.netns_cookie
     t.env.init_netns_cookie = env.init_netns_cookie
-    t.env.reqsk_cookie = env.request_socket_cookie()
+    t.env.next_cookie = <uint64_t*>_calloc_n(1, sizeof(uint64_t))
+    t.env.next_cookie[0] = env.request_socket_cookie()
     t.env.devices = <NetDevice*>calloc(max(len(env.devices), 1), sizeof(NetDevice))
     if t.env.devices == NULL:
         raise MemoryError()

@@ -48,8 +48,10 @@ FIELDS = (
     "rq_syncookie", "rq_ts_recent", "rq_timeout", "rq_snd_wscale", "rq_rcv_wscale",
     "rq_tstamp_ok", "rq_sack_ok", "rq_wscale_ok", "rq_ecn_ok", "rq_usec_ts", "rq_ts_off",
     "rq_cast_again", "rq_cookie",
-    # a second bpf_sk_assign_tcp_reqsk of the same listener, and its request socket's cookie
-    "second_assign", "second_cookie", "second_cookie_again",
+    # a second bpf_sk_assign_tcp_reqsk of the same listener (with tstamp_ok), its request
+    # socket's cookie, its ts_off and the clock read just before and after the assign
+    "second_assign", "second_cookie", "second_cookie_again", "second_ts_off",
+    "second_t0", "second_t1",
 )
 # read through CO-RE: offsets and bitfields as the target BTF lays them out
 REQUEST_SOCK_DECLS = r"""
@@ -155,15 +157,24 @@ SEC("tc") int prog(struct __sk_buff *skb)
     l = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
     if (!l)
         return TC_ACT_SHOT;
+    a.tstamp_ok = 1; a.usec_ts_ok = 0; a.rcv_tsecr = TSECR;
+    o[54] = bpf_ktime_get_ns();
     o[50] = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)l, &a, sizeof(a));
+    o[55] = bpf_ktime_get_ns();
     bpf_sk_release(l);
     o[51] = bpf_get_socket_cookie(skb);
     o[52] = bpf_get_socket_cookie(skb);
+    s = skb->sk;
+    rq = s ? bpf_skc_to_tcp_request_sock(s) : 0;
+    if (rq)
+        o[53] = rq->ts_off;
 #endif
     o[0] += 1;
     return TC_ACT_SHOT;     /* TCP never sees the SYN: nothing else changes the record */
 }
 """ % len(FIELDS)
+TSECR = 0x40000000
+SOURCE = f"#define TSECR {TSECR}u\n" + SOURCE
 
 DEVICES = (Device(1, "lo", 65536, addresses=("127.0.0.1/8",)),
            Device(2, "vrx", 1500, "02:00:00:00:00:02", addresses=("10.0.0.1/24",)),
@@ -316,6 +327,35 @@ def test_a_second_request_socket_gets_a_cookie_of_its_own(records):
         assert record["second_cookie"] not in (0, record["cookie"], record["before_cookie"],
                                                env.socket_cookie(0))
     assert ours["second_cookie"] == env.request_socket_cookie() + 1
+
+
+def test_request_socket_cookies_go_on_over_the_runs_of_an_environment(records):
+    """The kernel's cookies come from one generator (sock_gen_cookie's atomic64) and are
+    never given twice: a later run on the same Environment gives its request sockets
+    the values after those of the runs before (the fixture's run took two)."""
+    _, ours, env = records
+    obj = pyebpf.load(compile_object(SOURCE, flags=("-O2", "-mcpu=v3")))
+    try:
+        obj.program("prog").run(SYN, ifindex=2, env=env, ingress=True)
+        again = decode(obj.maps["seen"].lookup(bytes(4)))
+    finally:
+        obj.close()
+    assert (again["cookie"], again["second_cookie"]) == (ours["second_cookie"] + 1,
+                                                         ours["second_cookie"] + 2)
+
+
+def test_a_request_sockets_ts_off_is_the_echoed_timestamp_less_the_tcp_clock(records):
+    """With tstamp_ok, ts_off = rcv_tsecr - tcp_ns_to_ts(usec_ts_ok, tcp_clock_ns()) at
+    the assign: the monotonic clock (in ms here) read between the program's two
+    bpf_ktime_get_ns calls around it.  pyebpf's clock does not move within the run
+    (ktime_step 0), so its ts_off is exactly rcv_tsecr less the clock in ms."""
+    theirs, ours, _ = records
+    for record in (theirs, ours):
+        assert record["second_assign"] == 0
+        echoed_clock = (TSECR - record["second_ts_off"]) % 2**32
+        assert record["second_t0"] // 10**6 % 2**32 <= echoed_clock \
+            <= record["second_t1"] // 10**6 % 2**32
+    assert ours["second_ts_off"] == (TSECR - ours["second_t0"] // 10**6) % 2**32
 
 
 def test_bpf_sk_assign_of_the_request_socket_is_eopnotsupp(records):
