@@ -515,6 +515,13 @@ NSIG = 64
 # which no BPF signal reaches (bpf_send_signal_common)
 PIDTYPE_PID, PIDTYPE_TGID = 0, 1
 PF_KTHREAD = 0x00200000
+# the other task flags (include/linux/sched.h) a per-CPU workqueue worker has: forked
+# without exec, a workqueue worker (worker_thread), not frozen (kthreadd's), its CPU fixed
+# (worker_attach_to_pool): a kworker's task->flags is these and PF_KTHREAD
+PF_WQ_WORKER = 0x00000020
+PF_FORKNOEXEC = 0x00000040
+PF_NOFREEZE = 0x00008000
+PF_NO_SETAFFINITY = 0x04000000
 # bpf_iter_task_new's flags (kernel/bpf/task_iter.c): every process (thread group
 # leader), every thread, the threads of one process from the task given on
 BPF_TASK_ITER_ALL_PROCS, BPF_TASK_ITER_ALL_THREADS, BPF_TASK_ITER_PROC_THREADS = 0, 1, 2

@@ -638,13 +638,19 @@ def _object_runs(data: bytes, machine, prog_type=None):
 
 
 ORDER = ITERS + r"""
+#ifndef SEEN
+#define SEEN 0
+#endif
 SEC("tc") int prog(struct __sk_buff *skb) {
     struct bpf_iter_task it;
     __u64 h = 0;
     struct task_struct *t;
     bpf_iter_task_new(&it, TASK, FLAGS);
     while ((t = bpf_iter_task_next(&it)))
-        h = h * 32 + t->pid;
+        if (t->pid < 32)
+            h = h * 32 + t->pid;
+        else if (t->pid == SEEN)
+            h = h * 32 + 1;
     bpf_iter_task_destroy(&it);
     return h;
 }
@@ -669,9 +675,11 @@ def _digits(h: int, base: int) -> list[int]:
     return values
 
 
-def _walk(task: str, flags: int, machine) -> list[int]:
-    """The pids the iterator yields, in order (pids below 32)."""
-    data = compile_object(DECLS + f"#define TASK {task}\n#define FLAGS {flags}\n" + ORDER)
+def _walk(task: str, flags: int, machine, seen: int = 0) -> list[int]:
+    """The pids below 32 the iterator yields, in order, and 1 for the task of pid
+    ``seen`` (the machine's kworker is one of its tasks, pid 40 unless declared)."""
+    data = compile_object(DECLS + f"#define TASK {task}\n#define FLAGS {flags}\n"
+                          f"#define SEEN {seen}\n" + ORDER)
     obj = pyebpf.load(data)
     try:
         h = obj.program("prog").run(FRAME, machine=machine).retval & 0xFFFFFFFF
@@ -690,6 +698,13 @@ def test_the_task_iterator_walks_the_declared_groups_leader_first_in_tgid_order(
     from pyebpf.trace import Machine
     # init_task's pid 0 adds nothing to the hash: it is first in the two full walks
     assert _walk(task, flags, Machine(**GROUPS)) == pids
+
+
+def test_the_task_iterator_walks_the_kworker_as_a_task_of_the_machine():
+    from pyebpf.trace import Machine
+    from pyebpf.trace.machine import KWORKER_PID
+    assert _walk("0", isa.BPF_TASK_ITER_ALL_PROCS, Machine(**GROUPS),
+                 seen=KWORKER_PID) == [7, 20, 31, 1]
 
 
 def test_proc_threads_from_a_thread_walks_the_threads_after_it():

@@ -17,6 +17,7 @@ import pytest
 import pyebpf
 from pyebpf import Map, elf, isa
 from pyebpf.trace import Machine, Task
+from pyebpf.trace import machine as machine_mod
 from pyebpf.trace.machine import MachineSpecError
 
 from bpfc import compile_object
@@ -753,6 +754,143 @@ def test_the_task_kfuncs_copy_a_tasks_user_memory_as_the_kernel_does(kernel_obse
     assert theirs[9:11] == [-errno.EFAULT, struct.unpack("<q", TAIL + b"\0xxx")[0]]
     assert theirs[11:15] == [5, 0, 9, WORD]
     assert theirs[15] == 1
+
+
+TASK_PAGE = TASK_COPY.split("static int cb")[0] + r"""
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    char *u = (char *)at(0), *tail = (char *)at(1);
+    struct task_struct *t;
+    long d[2];
+    if (!o) return 0;
+    t = bpf_task_from_pid(at(2));
+    if (!t) { o[15] = 2; return 0; }
+    d[0] = d[1] = -1; o[0] = bpf_copy_from_user_task(d, 8, u + 8, t, 0); o[1] = d[0];
+    d[0] = d[1] = -1; o[2] = bpf_copy_from_user_task(d, 16, u + 2048, t, 0);
+    o[3] = d[0]; o[4] = d[1];
+    d[0] = d[1] = -1; o[5] = bpf_copy_from_user_task(d, 16, tail - 12, t, 0);
+    o[6] = d[0]; o[7] = d[1];
+    d[0] = d[1] = -1; o[8] = bpf_copy_from_user_task(d, 16, tail - 8, t, 0);
+    o[9] = d[0]; o[10] = d[1];
+    bpf_task_release(t);
+    o[15] = 1;
+    return 0;
+}
+"""
+
+
+def test_a_tasks_user_memory_is_mapped_in_whole_pages_as_the_kernels(kernel_observation):
+    """Task.user_memory maps the pages that hold the bytes given, the rest of them zero
+    (a fresh anonymous mapping): declaring WORDS at a page's start and TAIL at its end
+    maps the page the kernel's side maps, so copies of bytes nobody gave read zeros as
+    the kernel's do, and a copy running on into the next page fails as a whole
+    (-EFAULT, the destination zeroed)."""
+    data = obj(TC % (TASK_PAGE, START))
+    theirs = kernel_observation("a bpf_wq callback copying within and past a task's page",
+                                data.hex(), lambda: _kernel_task_copy(data))["out"]
+    page = mmap.PAGESIZE
+    other = Task(pid=77, address=0xFFFF888100800000,
+                 user_memory={USER_BASE: WORDS, USER_BASE + page - len(TAIL): TAIL})
+    assert other.user_memory == ((USER_BASE, WORDS + bytes(page - 12) + TAIL),)
+    ours = _engine_task_copy(data, Machine(tasks=(other,)), 77)
+    count_comparison()
+    assert ours == theirs
+    tail_word = struct.unpack("<q", bytes(4) + TAIL)[0]
+    assert theirs[:11] == [0, 0, 0, 0, 0, 0, 0, tail_word, -errno.EFAULT, 0, 0]
+
+
+KWORKER_TASK = r"""
+struct mm_struct;
+struct task_struct {
+    int pid; int tgid; unsigned int flags; struct mm_struct *mm; char comm[16];
+} __attribute__((preserve_access_index));
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    struct task_struct *t = bpf_get_current_task_btf(), *found;
+    if (!o) return 0;
+    o[0] = t->pid; o[1] = t->tgid; o[2] = t->flags; o[3] = t->mm != 0;
+    __builtin_memcpy(&o[4], t->comm, 8); __builtin_memcpy(&o[5], t->comm + 8, 8);
+    o[6] = bpf_get_current_pid_tgid();
+    o[7] = bpf_get_current_task() == (long)t;
+    found = bpf_task_from_pid(t->pid);
+    o[8] = found != 0;
+    if (found) {
+        o[9] = found->flags;
+        bpf_task_release(found);
+    }
+    o[15] = 1;
+    return 0;
+}
+"""
+
+
+def _kernel_callback_out(data: bytes) -> dict:
+    """The kernel's out[0] once the work the program queued ran."""
+    with pyebpf.kernel.load_object(data) as kobj:
+        kobj.program("prog").test_run(PACKET)
+        time.sleep(SETTLE)
+        deadline = time.monotonic() + RUN_WAIT
+        out = _longs(kobj.maps["out"].lookup(u32(0)))
+        while out[15] != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            out = _longs(kobj.maps["out"].lookup(u32(0)))
+        return {"out": out}
+
+
+def _kworker_view(out: list[int]) -> dict:
+    """What a work callback read of its current task, without the ids that vary
+    (whether they agree with each other kept) and the comm's CPU and worker numbers."""
+    comm = struct.pack("<qq", out[4], out[5]).rstrip(b"\0")
+    return {"ids agree": out[0] == out[1] == out[6] & 0xFFFFFFFF == out[6] >> 32,
+            "flags": out[2], "has mm": out[3], "comm": (comm.split(b"/")[0], b":" in comm),
+            "current task": out[7], "found by pid": out[8], "flags found": out[9]}
+
+
+def test_the_work_runs_in_a_kworker_with_a_task_struct_as_in_the_kernel(kernel_observation):
+    """The work's current task is a per-CPU kworker: its task_struct has its pid (that
+    of bpf_get_current_pid_tgid, its own thread group), a kernel thread's flags, no mm,
+    a comm kworker/CPU:N, and bpf_task_from_pid finds it.  pyebpf's is
+    Machine.kworker: pid KWORKER_PID, comm KWORKER_COMM."""
+    data = obj(TC % (SLEEPING + KWORKER_TASK, START))
+    theirs = kernel_observation("a bpf_wq callback reading its kworker's task_struct",
+                                data.hex(), lambda: _kernel_callback_out(data))["out"]
+    machine = Machine()
+    ours = pyebpf.load(data)
+    try:
+        ours.program("prog").run(PACKET, machine=machine)
+        assert pyebpf.run_timers(machine=machine) == 1
+        mine = _longs(ours.maps["out"][u32(0)])
+    finally:
+        ours.close()
+    count_comparison()
+    assert _kworker_view(mine) == _kworker_view(theirs)
+    assert _kworker_view(theirs)["flags"] == machine_mod.KWORKER_FLAGS
+    assert (mine[0], struct.pack("<qq", mine[4], mine[5]).rstrip(b"\0")) == (
+        machine_mod.KWORKER_PID, machine_mod.KWORKER_COMM)
+
+
+def test_a_machine_may_name_its_kworker():
+    data = obj(TC % (SLEEPING + KWORKER_TASK, START))
+    machine = Machine(kworker=Task(pid=3803, comm="kworker/1:3", address=0xFFFF888100A00000))
+    ours = pyebpf.load(data)
+    try:
+        ours.program("prog").run(PACKET, machine=machine)
+        pyebpf.run_timers(machine=machine)
+        mine = _longs(ours.maps["out"][u32(0)])
+    finally:
+        ours.close()
+    assert (mine[0], mine[6], mine[8]) == (3803, 3803 << 32 | 3803, 1)
+    assert struct.pack("<qq", mine[4], mine[5]).rstrip(b"\0") == b"kworker/1:3"
+
+
+def test_a_kworker_has_no_user_memory():
+    with pytest.raises(MachineSpecError, match="kworker: a kernel thread has no user memory"):
+        Machine(kworker=Task(pid=40, address=0xFFFF888100300000,
+                             user_memory={USER_BASE: WORDS}))
 
 
 def test_a_work_callback_copies_the_user_memory_of_any_task_of_the_machine():

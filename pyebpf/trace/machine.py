@@ -64,12 +64,17 @@ USER_REGS_ADDRESS = 0xFFFFC90000003F58
 #: What ``bpf_task_pt_regs`` of any other task returns: the top of a kernel stack the
 #: machine does not map (loads through it read 0).
 OTHER_REGS_ADDRESS = 0xFFFFC90000007F58
-#: The kworker a bpf_wq callback runs in (``pyebpf.run_timers(machine=...)``): a kernel
-#: thread of the initial pid namespace, with no user memory (no ``mm``) and no
-#: ``task_struct`` the machine maps; its pid varies on a real machine.
+#: The kworker a bpf_wq callback runs in (``pyebpf.run_timers(machine=...)``) unless the
+#: machine names its own (``Machine.kworker``): a kernel thread of the initial pid
+#: namespace, pid 40 (a real machine's varies), with no user memory (no ``mm``), in the
+#: root cgroup, whose ``task_struct`` the machine holds at ``KWORKER_ADDRESS`` with
+#: ``KWORKER_FLAGS`` (a per-CPU workqueue worker's, as the kernel's read in a bpf_wq
+#: callback: tests/test_wq.py).
 KWORKER_ADDRESS = 0xFFFF888100300000
 KWORKER_PID = 40
 KWORKER_COMM = b"kworker/0:1"
+KWORKER_FLAGS = (isa.PF_KTHREAD | isa.PF_WQ_WORKER | isa.PF_FORKNOEXEC | isa.PF_NOFREEZE
+                 | isa.PF_NO_SETAFFINITY)
 #: The fields of ``struct perf_branch_entry`` (include/uapi/linux/perf_event.h) after
 #: ``from`` and ``to``: the bitfields of its third u64, (name, first bit, width).
 BRANCH_FLAGS = (("mispred", 0, 1), ("predicted", 1, 1), ("in_tx", 2, 1), ("abort", 3, 1),
@@ -110,7 +115,11 @@ class Task:
     hierarchies, a cgroup's id is its directory's inode number); default none, as on a
     machine without v1 hierarchies.  ``user_memory``: the user memory of a task of
     ``Machine.tasks`` (``{address: bytes}``, as ``Machine.user_memory`` gives the current
-    task's), which ``bpf_copy_from_user_task`` reads; default none mapped."""
+    task's), which ``bpf_copy_from_user_task`` reads; default none mapped.  It is mapped
+    in pages (:data:`pyebpf.isa.PAGE_SIZE`), as the kernel maps memory: the bytes given
+    map the pages that hold them, and the rest of those pages reads 0, as a fresh
+    anonymous mapping does (``self.user_memory`` is then the page-aligned ranges); a
+    copy that runs into a page none maps fails as a whole."""
     pid: int = 1000
     tgid: int | None = None
     uid: int = 0
@@ -159,8 +168,23 @@ class Task:
             raise MachineSpecError(f"task comm is at most {TASK_COMM_LEN - 1} bytes without "
                                    f"NUL, got {self.comm!r}")
         object.__setattr__(self, "comm_bytes", comm)   # what bpf_get_current_comm copies
-        object.__setattr__(self, "user_memory",
-                           _ranges(self.user_memory, f"task {self.pid} user_memory"))
+        object.__setattr__(self, "user_memory", _pages(
+            _ranges(self.user_memory, f"task {self.pid} user_memory")))
+
+
+def _pages(ranges) -> tuple[tuple[int, bytes], ...]:
+    """Sorted disjoint ``ranges`` grown to the pages that hold them (zeros around the
+    bytes), pages that touch merged into one range."""
+    out: list[list] = []
+    mask = isa.PAGE_SIZE - 1
+    for start, data in ranges:
+        first, end = start & ~mask, (start + len(data) + mask) & ~mask
+        if out and first <= out[-1][0] + len(out[-1][1]):
+            out[-1][1] += bytes(end - out[-1][0] - len(out[-1][1]))
+        else:
+            out.append([first, bytearray(end - first)])
+        out[-1][1][start - out[-1][0]:start - out[-1][0] + len(data)] = data
+    return tuple((start, bytes(data)) for start, data in out)
 
 
 def _ranges(memory, what: str) -> tuple[tuple[int, bytes], ...]:
@@ -205,7 +229,12 @@ class Machine:
     for a struct a dict of fields as ``task.fields`` takes them.
     ``tasks``: the machine's other tasks (:class:`Task` values, each at an address and
     with a pid of its own), which ``bpf_task_from_pid`` finds; they are in the root
-    cgroup.  The current task's user memory is ``user_memory`` (not its Task's)."""
+    cgroup.  The current task's user memory is ``user_memory`` (not its Task's).
+    ``kworker``: the kernel thread bpf_wq callbacks run in (``run_timers(machine=)``), a
+    :class:`Task` with no user memory (default pid :data:`KWORKER_PID`, comm
+    :data:`KWORKER_COMM`, at :data:`KWORKER_ADDRESS`); ``bpf_task_from_pid`` finds it
+    too, and the machine holds its ``task_struct`` (its ``flags``
+    :data:`KWORKER_FLAGS` unless its ``fields`` give them) when a run uses the machine."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -217,10 +246,12 @@ class Machine:
     branches: tuple = ()
     percpu: object = ()
     tasks: tuple = ()
+    kworker: Task = field(default_factory=lambda: Task(
+        pid=KWORKER_PID, comm=KWORKER_COMM, address=KWORKER_ADDRESS))
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        everyone = (self.task,) + self.tasks
+        everyone = (self.task,) + self.tasks + (self.kworker,)
         for t in everyone:
             if not isinstance(t, Task):
                 raise MachineSpecError(f"task and tasks must be pyebpf.trace.Task values, "
@@ -228,13 +259,15 @@ class Machine:
         if self.task.user_memory:
             raise MachineSpecError("task: give the current task's user memory as "
                                    "Machine.user_memory, not Task.user_memory")
+        if self.kworker.user_memory:
+            raise MachineSpecError("kworker: a kernel thread has no user memory")
         for what in ("pid", "address"):
             seen = [getattr(t, what) for t in everyone]
             if len(set(seen)) != len(seen):
                 raise MachineSpecError(f"tasks: two tasks have the same {what}")
         kernel = self.kernel_memory
         kernel = list(kernel.items() if isinstance(kernel, Mapping) else kernel)
-        for t in everyone:
+        for t in (self.task,) + self.tasks:
             if t.fields is not None:
                 kernel.append((t.address, task_struct(t, self.btf, t is self.task)))
         if self.task.user_regs is not None:
@@ -424,6 +457,17 @@ def struct_bytes(name: str, values: Mapping, btf=None) -> bytes:
     :meth:`pyebpf.btf.Type.fields` spells them -> int or bytes) where ``btf`` (default:
     CO-RE's target) lays them out."""
     return _struct_bytes(name, values, btf, f"struct {name}")
+
+
+def worker_kernel_memory(machine: Machine) -> tuple[tuple[int, bytes], ...]:
+    """``machine``'s kernel memory with its kworker's ``task_struct`` (made when a run
+    first uses the machine: laying it out reads the kernel BTF)."""
+    kworker = machine.kworker
+    fields = {"flags": KWORKER_FLAGS}
+    fields.update(kworker.fields or {})
+    raw = task_struct(Task(pid=kworker.pid, tgid=kworker.tgid, comm=kworker.comm_bytes,
+                           address=kworker.address, fields=fields), machine.btf, False)
+    return _ranges(machine.kernel_memory + ((kworker.address, raw),), "kernel_memory")
 
 
 def task_struct(task: Task, btf=None, current: bool = True) -> bytes:

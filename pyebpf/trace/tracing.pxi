@@ -28,6 +28,12 @@ cdef class MachineImage:
     cdef uint64_t* _task_umem
     cdef object machine          # owns the bytes the ranges point into
     cdef object env              # the machine's Environment, or None
+    cdef tuple kmem              # its kernel memory with the kworker's task_struct
+    cdef uint64_t kworker        # the kworker's task_struct address, pid << 32 | tgid,
+    cdef uint64_t kworker_pid_tgid  # ids and comm (worker_world)
+    cdef uint64_t kworker_ns_pid_tgid
+    cdef uint64_t kworker_uid_gid
+    cdef bytes kworker_comm
 
     def __cinit__(self):
         self._ranges = NULL
@@ -46,7 +52,7 @@ cdef class MachineImage:
         free(self._task_umem)
 
     def __init__(self, machine):
-        cdef tuple kmem = machine.kernel_memory
+        cdef tuple kmem = _machine.worker_kernel_memory(machine)
         cdef tuple umem = machine.user_memory
         cdef tuple kstack = machine.kernel_stack
         cdef tuple ustack = machine.user_stack
@@ -58,7 +64,7 @@ cdef class MachineImage:
         cdef size_t k, n = len(kmem) + len(umem) + len(tumem)
         cdef size_t depth = len(kstack) + len(ustack), first
         cdef const uint8_t* data
-        self.machine, self.env = machine, machine.env
+        self.machine, self.env, self.kmem = machine, machine.env, kmem
         task_css_prepare()
         memset(&self.w, 0, sizeof(TraceWorld))
         self._ranges = <MemRange*>malloc(max(n, 1) * sizeof(MemRange))
@@ -90,9 +96,16 @@ cdef class MachineImage:
         self.w.pidns_dev, self.w.pidns_ino = task.pidns
         self.w.ns_pid_tgid = (<uint64_t>task.ns_tgid << 32) | <uint32_t>task.ns_pid
         self.w.user_regs = _machine.USER_REGS_ADDRESS
+        kworker = machine.kworker
+        self.kworker = kworker.address
+        self.kworker_pid_tgid = (<uint64_t>kworker.tgid << 32) | <uint32_t>kworker.pid
+        self.kworker_ns_pid_tgid = (<uint64_t>kworker.ns_tgid << 32) | <uint32_t>kworker.ns_pid
+        self.kworker_uid_gid = (<uint64_t>kworker.gid << 32) | <uint32_t>kworker.uid
+        self.kworker_comm = kworker.comm_bytes
         # the kernel's task list: each thread group at its tgid (its leader's pid: init_task,
         # pid 0, first), its leader first, then its other threads by pid
-        tasks = sorted((task,) + machine.tasks, key=lambda t: (t.tgid, t.pid != t.tgid, t.pid))
+        tasks = sorted((task,) + machine.tasks + (kworker,),
+                       key=lambda t: (t.tgid, t.pid != t.tgid, t.pid))
         self._tasks = <uint64_t*>malloc(len(tasks) * 4 * sizeof(uint64_t))
         if self._tasks == NULL:
             raise MemoryError()
@@ -284,24 +297,22 @@ cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, ob
 cdef uint64_t OTHER_REGS_ADDRESS = _machine.OTHER_REGS_ADDRESS
 cdef uint64_t TASK_SIZE_MAX_X86_64 = _isa.TASK_SIZE_MAX["x86_64"]
 
-cdef uint64_t KWORKER_ADDRESS = _machine.KWORKER_ADDRESS
-cdef uint64_t KWORKER_PID = _machine.KWORKER_PID
-cdef bytes KWORKER_COMM = _machine.KWORKER_COMM
 cdef uint64_t PROC_PID_INIT_INO = _machine.PROC_PID_INIT_INO
 
 
 cdef void worker_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noexcept:
     """A bpf_wq callback's world (bpf_wq_work runs it from the system workqueue): the
-    machine of ``image`` around a kworker as the current task, a kernel thread with no
-    user memory, no mappings and no user stack, in the initial pid namespace."""
+    machine of ``image`` around its kworker (Machine.kworker) as the current task, a
+    kernel thread with no user memory, no mappings and no user stack, in the initial
+    pid namespace."""
     packet_world(vm, skb, w, image)
-    w.task = KWORKER_ADDRESS
-    w.pid_tgid = (KWORKER_PID << 32) | KWORKER_PID
-    w.ns_pid_tgid = w.pid_tgid
-    w.uid_gid = 0
+    w.task = image.kworker
+    w.pid_tgid = image.kworker_pid_tgid
+    w.ns_pid_tgid = image.kworker_ns_pid_tgid
+    w.uid_gid = image.kworker_uid_gid
     w.pidns_ino = PROC_PID_INIT_INO
     memset(w.comm, 0, sizeof(w.comm))
-    memcpy(w.comm, <const char*>KWORKER_COMM, len(KWORKER_COMM))
+    memcpy(w.comm, <const char*>image.kworker_comm, len(image.kworker_comm))
     w.umem, w.numem = NULL, 0
     w.ustack, w.nustack = NULL, 0
     w.vmas, w.nvmas = NULL, 0
