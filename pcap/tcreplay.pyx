@@ -1038,7 +1038,9 @@ cdef class Loop:
 
     ``replay`` runs a list of frames (on the first CPU); ``run_chunk`` the records a
     :class:`Scanner` found in a chunk of a capture, straight into the writers, in the
-    capture's order whatever CPU replayed them."""
+    capture's order whatever CPU replayed them.  ``machine``: the
+    :class:`pyebpf.trace.Machine` whose kworker runs the bpf_wq work the programs queue
+    (None: the work runs in no task)."""
     cdef ChainProg chain[MAX_CHAIN]
     cdef ProgCore* cores[MAX_CHAIN]   # the chain's programs: whose timers the replay fires
     cdef int nprogs, mode
@@ -1122,13 +1124,14 @@ cdef class Loop:
     cdef uint8_t* kept_buf
     cdef size_t kept_len, kept_cap
 
+    cdef object machine         # the pyebpf.trace.Machine whose kworker runs bpf_wq work
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
 
     def __init__(self, list programs, *, str mode="da", bint ingress=True,
                  uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
                  bint stop_on_error=False, bint capture_clock=True, int cpus=1,
-                 str steer="rss"):
+                 str steer="rss", machine=None):
         cdef int nprogs = len(programs)
         cdef ProgCore* core
         cdef MapStore* m
@@ -1180,6 +1183,7 @@ cdef class Loop:
                              "the field cpu applies to --cpus 1")
         self.programs = programs        # keeps the ProgCores alive
         self.nprogs = nprogs
+        self.machine = machine
         self.classid, self.act_default = classid, act_default
         self.stop_on_error = stop_on_error
         fields = dict(fields or {})
@@ -1345,7 +1349,8 @@ cdef class Loop:
     cdef int _fire(self, uint64_t now) except -1:
         """Before a packet arriving at ``now``: the bpf_timer callbacks due by then run,
         as the kernel's hrtimers fire between packets (docs/tcsim.md)."""
-        fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
+        fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs,
+                    self.machine)
         return 0
 
     @property
@@ -1358,7 +1363,8 @@ cdef class Loop:
         (those armed for later never fire); how many ran."""
         cdef uint64_t now = self._time(self.clock.now)
         if <int64_t>now >= timers_soonest():
-            return fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs)
+            return fire_timers(<int64_t>now, TIMER_CALLBACKS_PER_GAP, self.cores, self.nprogs,
+                               self.machine)
         return 0
 
     cdef int _packet(self, Lane* ln, uint32_t cpu, const uint8_t* frame, uint32_t n,

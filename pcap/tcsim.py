@@ -212,9 +212,14 @@ def parse_fields(items) -> dict:
 
 
 def load_env(path: str):
-    from pyebpf.environment import Environment, EnvironmentSpecError
+    """The --env file's Environment and the Machine its tasks and kworker declare (None
+    when it declares neither: bpf_wq work then runs in no task)."""
+    from pyebpf.environment import Environment, EnvironmentSpecError, read_toml
+    from pyebpf.trace.machine import machine_from_dict
     try:
-        return Environment.from_toml(path)
+        data, where = read_toml(path)
+        env = Environment.from_dict(data, where)
+        return env, machine_from_dict(data, env, where)
     except EnvironmentSpecError as exc:
         raise UsageError(f"--env {exc}") from None
 
@@ -588,14 +593,16 @@ def run(args, signals=None, start=None, collect=None) -> int:
     signals = signals or _Signals()
     _check_options(args)
     fields = parse_fields(args.field)
+    machine = None
     if args.env is not None:
-        fields["env"] = load_env(args.env)
+        fields["env"], machine = load_env(args.env)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
     with _pin_root(args.pin_dir):
         source = pcapio.Source(args.read)
         try:
-            return _replay(args, signals, start, fields, classid, targets, source, collect)
+            return _replay(args, signals, start, fields, classid, targets, source, collect,
+                           machine)
         finally:
             source.close()
 
@@ -631,7 +638,8 @@ def _kernel_check(args, programs, fields):
         raise
 
 
-def _replay(args, signals, start, fields, classid, targets, source, collect) -> int:
+def _replay(args, signals, start, fields, classid, targets, source, collect,
+            machine) -> int:
     if args.cbpf:
         programs = [load_classic(args.cbpf, args.profile)]
     else:
@@ -652,7 +660,7 @@ def _replay(args, signals, start, fields, classid, targets, source, collect) -> 
     check = _kernel_check(args, programs, fields)
     try:
         return _run_loop(args, signals, start, fields, classid, targets, source, programs,
-                         maps, check, collect)
+                         maps, check, collect, machine)
     finally:
         if check is not None:
             check.close()
@@ -668,7 +676,7 @@ def _size(path) -> int:
 
 
 def _run_loop(args, signals, start, fields, classid, targets, source, programs, maps,
-              check, collect) -> int:
+              check, collect, machine) -> int:
     sf = bool(args.cbpf) or args.type == "socket_filter"
     mode = ("sf" if sf else "act" if args.type == "sched_act"
             else "classid" if args.no_da else "da")
@@ -678,7 +686,7 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
     loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
                          classid=classid, act_default=CONTROLS[args.act_default],
                          fields=fields, stop_on_error=args.stop_on_error,
-                         cpus=args.cpus or 1, steer=args.steer)
+                         cpus=args.cpus or 1, steer=args.steer, machine=machine)
     faults = _Faults(args, programs, source.path)
     budgets = [p.budget for p in programs]
     loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
@@ -794,7 +802,8 @@ def build_parser():
                    help="packet metadata for every packet (mark=7, ifindex=2; repeatable)")
     p.add_argument("--budget", type=int, help="instruction budget per program run")
     p.add_argument("--env", metavar="NET.toml",
-                   help="the modelled network the helpers see (docs/environment.md)")
+                   help="the modelled network the helpers see, and the tasks bpf_wq work "
+                        "finds (docs/environment.md)")
     p.add_argument("--btf", type=Path, metavar="FILE",
                    help="target BTF of CO-RE relocations (default: /sys/kernel/btf/vmlinux if "
                         "readable, else the one pyebpf ships)")

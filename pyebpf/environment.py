@@ -41,6 +41,9 @@ XATTR_SIZE_MAX = 65536
 KERNFS_MAX_USER_XATTRS = 128
 KERNFS_USER_XATTR_SIZE_LIMIT = 128 << 10
 XATTR_PREFIXES = ("user.", "trusted.", "security.")
+# an environment file's keys that declare the machine around the network (its tasks and
+# the kworker bpf_wq work runs in: pyebpf.trace.machine.machine_from_dict)
+MACHINE_KEYS = ("tasks", "kworker")
 
 
 class EnvironmentSpecError(EbpfError, ValueError):
@@ -377,29 +380,25 @@ class Environment:
 
     @classmethod
     def from_toml(cls, path) -> "Environment":
-        """Read a TOML file (docs/environment.md); errors name the file and the key."""
-        import tomllib  # only a --env file needs the parser (3 ms of every start-up)
-        where = os.fspath(path)
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except OSError as exc:
-            raise EnvironmentSpecError(f"{where}: cannot read: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise EnvironmentSpecError(f"{where}: not TOML: {exc}") from None
-        return cls.from_dict(data, where)
+        """Read a TOML file (docs/environment.md); errors name the file and the key.  Its
+        ``tasks`` and ``kworker`` are the machine's: :meth:`pyebpf.trace.Machine.from_toml`
+        reads them."""
+        return cls.from_dict(*read_toml(path))
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "environment") -> "Environment":
-        """The same schema as the TOML file, as a dict."""
+        """The same schema as the TOML file, as a dict (``tasks`` and ``kworker``
+        left to :func:`pyebpf.trace.machine.machine_from_dict`)."""
         unknown = set(data) - {"devices", "cgroups", "netns_cookie", "init_netns_cookie",
                                "socket", "task_cgroup", "routes", "neighbours", "sockets",
-                               "syncookie_secret", "conntrack", "cgroup_xattrs"}
+                               "syncookie_secret", "conntrack", "cgroup_xattrs",
+                               *MACHINE_KEYS}
         if unknown:
             raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
                                        "devices, cgroups, netns_cookie, init_netns_cookie, "
                                        "socket, task_cgroup, routes, neighbours, sockets, "
-                                       "syncookie_secret, conntrack, cgroup_xattrs")
+                                       "syncookie_secret, conntrack, cgroup_xattrs, "
+                                       + ", ".join(MACHINE_KEYS))
         kw = {}
         if "devices" in data:
             kw["devices"] = tuple(_device(d, f"{where}: devices[{k}]")
@@ -435,6 +434,19 @@ class Environment:
             return cls(**kw)
         except EnvironmentSpecError as exc:
             raise EnvironmentSpecError(f"{where}: {str(exc).split(': ', 1)[1]}") from None
+
+
+def read_toml(path) -> tuple[dict, str]:
+    """The tables of the environment file at ``path`` and the name errors give it."""
+    import tomllib  # only a --env file needs the parser (3 ms of every start-up)
+    where = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f), where
+    except OSError as exc:
+        raise EnvironmentSpecError(f"{where}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EnvironmentSpecError(f"{where}: not TOML: {exc}") from None
 
 
 def _xattr_pairs(value) -> tuple:

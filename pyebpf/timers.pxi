@@ -415,9 +415,11 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
     bpf_timers due by ``until``, earliest first (in arming order among equal expiries),
     at most ``limit`` of them, without moving the
     process's clock; how many ran.  With ``progs``, only their timers (_of_progs: a
-    replay fires its own programs' timers).  The work runs in a kworker of ``machine``
-    (a MachineImage; None: no machine).  A callback's fault raises as a run's does."""
+    replay fires its own programs' timers).  The work runs in the kworker of ``machine``
+    (a pyebpf.trace.Machine; None: no machine).  A callback's fault raises as a run's
+    does."""
     global _timer_running
+    cdef object image = None if machine is None else machine_image(machine)
     cdef MapStore* m = NULL
     cdef uint32_t e = 0, pc
     cdef TimerState* t
@@ -438,7 +440,7 @@ cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=NULL, in
             is_wq = m.wqs != NULL and <TimerState*>m.wqs <= t < <TimerState*>m.wqs + m.max_entries
             try:
                 _timer_callback(<Program>t.prog.owner, m, e, pc, t.expires,
-                                machine if is_wq else None, True)
+                                image if is_wq else None, True)
             finally:
                 _timer_running = NULL
     finally:
@@ -460,7 +462,7 @@ def run_timers(uint64_t advance=0, *, until=None, uint64_t limit=_isa.TIMER_CALL
     forever).  Returns how many ran; a callback's fault raises as a run's does."""
     global _ktime_clock
     cdef int64_t end = <int64_t>(_ktime_clock + advance) if until is None else <int64_t>until
-    n = fire_timers(end, limit, NULL, 0, None if machine is None else machine_image(machine))
+    n = fire_timers(end, limit, NULL, 0, machine)
     if end > <int64_t>_ktime_clock:
         _ktime_clock = <uint64_t>end
     return n

@@ -893,6 +893,68 @@ def test_a_kworker_has_no_user_memory():
                              user_memory={USER_BASE: WORDS}))
 
 
+TOML_COPY = SLEEPING + r"""
+struct task_struct;
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+static int cb(void *map, int *key, void *value)
+{
+    __u32 z = 0; long *o = bpf_map_lookup_elem(&out, &z);
+    struct task_struct *t;
+    long d;
+    if (!o) return 0;
+    o[8] = bpf_get_current_pid_tgid();
+    t = bpf_task_from_pid(4242);
+    o[9] = t != 0;
+    if (t) {
+        d = -1; o[10] = bpf_copy_from_user_task(&d, 8, (void *)0x7f0000000000, t, 0);
+        o[11] = d;
+        d = -1; o[12] = bpf_copy_from_user_task(&d, 8, (void *)0x7f0000000ffc, t, 0);
+        o[13] = d;
+        bpf_task_release(t);
+    }
+    o[15] = 1;
+    return 0;
+}
+"""
+NET_TOML = """\
+[[tasks]]
+pid = 4242
+comm = "app"
+user_memory = { "0x7f0000000000" = "636f7079206d6521" }
+
+[kworker]
+pid = 3803
+"""
+
+
+def test_tcsim_runs_the_work_in_the_machine_its_env_file_declares(tmp_path, capsys):
+    """tcsim --env: the file's [[tasks]] are the machine's tasks (their user memory
+    mapped in pages), its [kworker] the thread the work runs in."""
+    import json
+    from scapy.all import IP, UDP, Ether
+    from pyebpf.pcap import pcapio, tcsim
+    (tmp_path / "wq.o").write_bytes(obj(TC % (TOML_COPY, START)))
+    (tmp_path / "net.toml").write_text(NET_TOML)
+    frame = bytes(Ether() / IP() / UDP())
+    pcapio.write(tmp_path / "one.pcap", [(0, frame, len(frame))])
+    rc = tcsim.main([str(a) for a in (tmp_path / "wq.o", "-r", tmp_path / "one.pcap", "-q",
+                                      "--env", tmp_path / "net.toml",
+                                      "--dump-maps", tmp_path / "maps")])
+    assert (rc, capsys.readouterr().err) == (0, "")
+    (entry,) = json.loads((tmp_path / "maps" / "out.json").read_text())["entries"]
+    assert entry["value"][8:] == [3803 << 32 | 3803, 1, 0, WORD, -errno.EFAULT, 0, 0, 1]
+
+
+def test_an_env_files_task_keys_are_checked(tmp_path):
+    from pyebpf.environment import EnvironmentSpecError
+    (tmp_path / "net.toml").write_text('[[tasks]]\npid = 1\nstack = 2\n')
+    with pytest.raises(EnvironmentSpecError, match=r"net.toml: tasks\[0\]: unknown key "
+                                                   r"'stack'; known: pid, tgid, uid, gid, "
+                                                   r"comm, user_memory"):
+        Machine.from_toml(tmp_path / "net.toml")
+
+
 def test_a_work_callback_copies_the_user_memory_of_any_task_of_the_machine():
     # Task.user_memory: another task's, found by its pid
     data = obj(TC % (TASK_COPY, START))

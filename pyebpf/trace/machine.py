@@ -75,6 +75,13 @@ KWORKER_PID = 40
 KWORKER_COMM = b"kworker/0:1"
 KWORKER_FLAGS = (isa.PF_KTHREAD | isa.PF_WQ_WORKER | isa.PF_FORKNOEXEC | isa.PF_NOFREEZE
                  | isa.PF_NO_SETAFFINITY)
+#: Where the tasks an environment file declares (``[[tasks]]``) are said to be: the k-th
+#: at ``TOML_TASK_BASE + k * TOML_TASK_STRIDE``.
+TOML_TASK_BASE = 0xFFFF888101000000
+TOML_TASK_STRIDE = 0x10000
+#: The current task of an environment file's machine: the idle task (pid 0, which
+#: bpf_task_from_pid does not find), as a replayed packet runs in no task of its own.
+IDLE_TASK_COMM = "swapper/0"
 #: The fields of ``struct perf_branch_entry`` (include/uapi/linux/perf_event.h) after
 #: ``from`` and ``to``: the bitfields of its third u64, (name, first bit, width).
 BRANCH_FLAGS = (("mispred", 0, 1), ("predicted", 1, 1), ("in_tx", 2, 1), ("abort", 3, 1),
@@ -295,6 +302,71 @@ class Machine:
             if not isinstance(self.env, Environment):
                 raise MachineSpecError(f"env must be a pyebpf.Environment, not "
                                        f"{type(self.env).__name__}")
+
+    @classmethod
+    def from_toml(cls, path) -> "Machine":
+        """The machine an environment file (docs/environment.md) declares with its
+        ``[[tasks]]`` and ``[kworker]`` tables, around the file's Environment (``env``);
+        errors name the file and the key."""
+        from ..environment import Environment, read_toml
+        data, where = read_toml(path)
+        return machine_from_dict(data, Environment.from_dict(data, where), where)
+
+
+_TOML_TASK_KEYS = ("pid", "tgid", "uid", "gid", "comm", "user_memory")
+
+
+def _toml_task(value, where: str, keys: tuple, address: int, **defaults) -> Task:
+    from ..environment import EnvironmentSpecError
+    if not isinstance(value, Mapping):
+        raise EnvironmentSpecError(f"{where}: expected a table of {', '.join(keys)}")
+    unknown = set(value) - set(keys)
+    if unknown:
+        raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
+                                   f"{', '.join(keys)}")
+    if "pid" not in value:
+        raise EnvironmentSpecError(f"{where}: pid is required")
+    kw = dict(defaults)
+    kw.update((k, v) for k, v in value.items() if k != "user_memory")
+    memory = value.get("user_memory", {})
+    if not isinstance(memory, Mapping):
+        raise EnvironmentSpecError(f"{where}: user_memory must be a table of "
+                                   f'"ADDRESS" = "HEX BYTES"')
+    ranges = []
+    for text, data in memory.items():
+        try:
+            ranges.append((int(text, 0), bytes.fromhex(data)))
+        except (TypeError, ValueError):
+            raise EnvironmentSpecError(f"{where}: user_memory: expected \"ADDRESS\" = \"HEX "
+                                       f"BYTES\" (\"0x7f0000000000\" = \"68690a\"), got "
+                                       f"{text!r} = {data!r}") from None
+    try:
+        return Task(address=address, user_memory=ranges, **kw)
+    except (MachineSpecError, TypeError) as exc:
+        raise EnvironmentSpecError(f"{where}: {exc}") from None
+
+
+def machine_from_dict(data: Mapping, env, where: str = "environment") -> Machine | None:
+    """The :class:`Machine` of an environment file's tables (``tasks``: each a table of
+    pid, tgid, uid, gid, comm and user_memory, ``"ADDRESS" = "HEX BYTES"`` mapped in
+    pages; ``kworker``: pid and comm) around ``env``, its current task the idle task;
+    None when the file declares neither."""
+    from ..environment import EnvironmentSpecError
+    if "tasks" not in data and "kworker" not in data:
+        return None
+    tasks = data.get("tasks", [])
+    if not isinstance(tasks, list):
+        raise EnvironmentSpecError(f"{where}: tasks must be an array of tables ([[tasks]])")
+    kw = {"tasks": tuple(_toml_task(t, f"{where}: tasks[{k}]", _TOML_TASK_KEYS,
+                                    TOML_TASK_BASE + k * TOML_TASK_STRIDE)
+                         for k, t in enumerate(tasks))}
+    if "kworker" in data:
+        kw["kworker"] = _toml_task(data["kworker"], f"{where}: kworker", ("pid", "comm"),
+                                   KWORKER_ADDRESS, comm=KWORKER_COMM)
+    try:
+        return Machine(task=Task(pid=0, comm=IDLE_TASK_COMM), env=env, **kw)
+    except MachineSpecError as exc:
+        raise EnvironmentSpecError(f"{where}: {exc}") from None
 
 
 def _percpu_memory(percpu, btf) -> list[tuple[int, bytes]]:
