@@ -535,11 +535,21 @@ def worker_kernel_memory(machine: Machine) -> tuple[tuple[int, bytes], ...]:
     """``machine``'s kernel memory with its kworker's ``task_struct`` (made when a run
     first uses the machine: laying it out reads the kernel BTF)."""
     kworker = machine.kworker
-    fields = {"flags": KWORKER_FLAGS}
-    fields.update(kworker.fields or {})
-    raw = task_struct(Task(pid=kworker.pid, tgid=kworker.tgid, comm=kworker.comm_bytes,
-                           address=kworker.address, fields=fields), machine.btf, False)
+    # a replay makes a machine per event, most with the default kworker: its bytes once
+    cached = kworker.fields is None and machine.btf is None
+    key = (kworker.pid, kworker.tgid, kworker.comm_bytes)
+    raw = _KWORKER_STRUCTS.get(key) if cached else None
+    if raw is None:
+        fields = {"flags": KWORKER_FLAGS}
+        fields.update(kworker.fields or {})
+        raw = task_struct(Task(pid=kworker.pid, tgid=kworker.tgid, comm=kworker.comm_bytes,
+                               address=kworker.address, fields=fields), machine.btf, False)
+        if cached and len(_KWORKER_STRUCTS) < 64:
+            _KWORKER_STRUCTS[key] = raw
     return _ranges(machine.kernel_memory + ((kworker.address, raw),), "kernel_memory")
+
+
+_KWORKER_STRUCTS: dict = {}   # (pid, tgid, comm) -> a kworker's task_struct (CO-RE's BTF)
 
 
 def task_struct(task: Task, btf=None, current: bool = True) -> bytes:
