@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -102,6 +103,77 @@ def test_an_output_another_run_is_writing_is_refused(work):
         done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
     assert one_line(done) == "tcsim: out.pcap: another run is writing it right now"
     assert (work / "out.pcap").read_bytes() == b"previous"
+
+
+FS_IOC_FIEMAP = 0xC020660B          # _IOWR('f', 11, struct fiemap), linux/fs.h
+FIEMAP_EXTENT_DELALLOC = 0x4
+
+
+def first_extent_flags(path):
+    """The flags of the first extent FIEMAP reports for ``path``."""
+    request = bytearray(struct.pack("=QQIIII", 0, 2**64 - 1, 0, 0, 1, 0) + bytes(56))
+    with open(path, "rb") as f:
+        fcntl.ioctl(f.fileno(), FS_IOC_FIEMAP, request)
+    return struct.unpack_from("=I", request, 32 + 40)[0]
+
+
+def finished_temp(directory, data):
+    """A temporary file as a run leaves it, written and not yet renamed."""
+    tmp = outputs.temp_path(directory / "out.pcap")
+    tmp.write_bytes(data)
+    return tmp
+
+
+def test_replacing_an_existing_output_leaves_the_new_file_and_unlinks_the_old(work):
+    (work / "out.pcap").write_bytes(b"previous")
+    with open(work / "out.pcap", "rb") as old:
+        outputs.replace(finished_temp(work, b"new"), work / "out.pcap")
+        assert os.fstat(old.fileno()).st_nlink == 0
+    assert (work / "out.pcap").read_bytes() == b"new"
+    assert leftovers(work) == []
+
+
+def delays_allocation(path):
+    """Whether a file just written at ``path`` is left to the writeback (FIEMAP says
+    delalloc), as on ext4; else the test skips."""
+    try:
+        delayed = first_extent_flags(path) & FIEMAP_EXTENT_DELALLOC
+    except OSError as exc:
+        pytest.skip(f"no FIEMAP on this filesystem ({exc.strerror})")
+    if not delayed:
+        pytest.skip("this filesystem allocates blocks as they are written (no delalloc)")
+
+
+def test_replacing_an_existing_output_does_not_write_the_new_file_out(work):
+    """ext4 allocates and writes out a file renamed onto another (auto_da_alloc); the
+    exchange that replaces an existing output leaves its pages to the writeback."""
+    (work / "out.pcap").write_bytes(b"previous")
+    tmp = finished_temp(work, bytes(1 << 20))
+    delays_allocation(tmp)
+    outputs.replace(tmp, work / "out.pcap")
+    assert first_extent_flags(work / "out.pcap") & FIEMAP_EXTENT_DELALLOC
+    assert (work / "out.pcap").stat().st_size == 1 << 20
+
+
+def test_a_new_output_is_not_written_out_when_its_run_closes_it(work):
+    """ext4 writes out at its close a file truncated to 0 (auto_da_alloc): a new
+    temporary file is not truncated."""
+    (work / "probe").write_bytes(b"x")
+    delays_allocation(work / "probe")
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "new.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert first_extent_flags(work / "new.pcap") & FIEMAP_EXTENT_DELALLOC
+
+
+def test_an_output_another_process_holds_locked_is_still_replaced(work):
+    want = expected_capture(work)
+    (work / "out.pcap").write_bytes(b"previous")
+    with open(work / "out.pcap", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "out.pcap").read_bytes() == want
+    assert leftovers(work) == []
 
 
 def test_a_write_error_names_the_path_given_not_the_temporary_one(work):
