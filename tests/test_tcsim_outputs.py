@@ -339,6 +339,54 @@ def test_a_writer_into_a_file_writes_full_buffers_on_a_thread_and_flush_waits_fo
     assert writer.error == 0
 
 
+def direct_flag_while_writing(path, direct_ok, before=b""):
+    """(whether ``fd``'s open file had O_DIRECT after every full buffer was handed over,
+    after ``flush``) of a Writer of PIECES into ``path`` after ``before``."""
+    try:
+        os.close(os.open(path.with_name("probe"), os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT on this filesystem ({exc.strerror})")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, before)
+    writer = tcreplay.Writer(fd)
+    writer.direct_ok = direct_ok
+    for piece in PIECES:
+        writer.append(piece)
+    during = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    writer.flush()
+    after = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    os.close(fd)
+    assert writer.error == 0
+    assert path.read_bytes() == before + b"".join(PIECES)
+    return during, after
+
+
+def test_a_writer_into_a_file_of_its_own_writes_behind_with_o_direct_until_flush(tmp_path):
+    """Its whole blocks go from its buffers to the disk (no page cache taken); the
+    bytes past the last whole block are written through the page cache by flush."""
+    assert direct_flag_while_writing(tmp_path / "out", True) == (True, False)
+
+
+def test_a_writer_into_a_file_others_may_write_never_sets_o_direct(tmp_path):
+    assert direct_flag_while_writing(tmp_path / "out", False) == (False, False)
+
+
+def test_a_writer_at_an_offset_no_block_starts_at_writes_through_the_page_cache(tmp_path):
+    assert direct_flag_while_writing(tmp_path / "out", True, b"header") == (False, False)
+
+
+def test_a_report_of_several_buffers_is_the_same_in_a_file_as_through_a_pipe(work):
+    """A report file is written with O_DIRECT, standard output (a pipe) in place."""
+    frames = [(k * 1000, FRAMES[k % 3], len(FRAMES[k % 3])) for k in range(8000)]
+    pcapio.write(work / "many.pcap", frames)
+    done = tcsim("prog.s", "-r", "many.pcap", "--report", "r.jsonl", cwd=work)
+    assert done.returncode == 0, done.stderr
+    piped = tcsim("prog.s", "-r", "many.pcap", "--report", "-", cwd=work)
+    assert piped.returncode == 0, piped.stderr
+    report = (work / "r.jsonl").read_bytes()
+    assert len(report) > 2 * (1 << 20) and report == piped.stdout
+
+
 def test_a_failed_write_behind_is_the_writers_error_by_flush(tmp_path):
     (tmp_path / "ro").write_bytes(b"")
     fd = os.open(tmp_path / "ro", os.O_RDONLY)      # a regular file that refuses writes
