@@ -213,14 +213,24 @@ def _create_temp(target: Target, mask: int) -> tuple[int, Path]:
     try:
         target.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(target.path.parent)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError as exc:
         raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    while True:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{target.given}: cannot be written: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(f"{target.given}: another run is writing it right now") from None
+        # between the open and the lock the file is unlocked: another run's remove_stale
+        # (writing into the same directory) may have unlinked it as stale; made again
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
+                break
         os.close(fd)
-        raise OutputError(f"{target.given}: another run is writing it right now") from None
     # only a leftover needs emptying: ext4 writes out at its close a file truncated to
     # 0 (ext4_truncate's auto_da_alloc, EXT4_STATE_DA_ALLOC_CLOSE), a new one included
     if os.fstat(fd).st_size:

@@ -176,6 +176,26 @@ def test_an_output_another_process_holds_locked_is_still_replaced(work):
     assert leftovers(work) == []
 
 
+def test_a_temporary_file_another_run_removes_before_it_is_locked_is_made_again(
+        work, monkeypatch):
+    """Two runs writing into one directory (a cluster's workers): the other run's
+    removal of stale temporary files may unlink this one's between its creation and its
+    lock; the output is still written."""
+    lock = fcntl.flock
+    removed = []
+
+    def unlinked_first(fd, op):
+        if not removed:
+            removed.append(outputs.temp_path(work / "out.pcap"))
+            os.unlink(removed[0])
+        return lock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", unlinked_first)
+    outputs.write_all([(outputs.resolve(str(work / "out.pcap")), b"written")])
+    assert removed and (work / "out.pcap").read_bytes() == b"written"
+    assert leftovers(work) == []
+
+
 def test_a_write_error_names_the_path_given_not_the_temporary_one(work):
     (work / "file").write_bytes(b"")
     done = tcsim("prog.s", "-r", "in.pcap", "--report", "file/r.jsonl", cwd=work)
