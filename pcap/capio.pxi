@@ -14,6 +14,7 @@ cdef enum:
     PCAPNG_EPB_TYPE = 6
     PCAPNG_IDB_TYPE = 1
     FLUSH_AT = 1 << 20      # a writer hands its bytes to the kernel past this many
+    DIO_ALIGN = 4096        # what O_DIRECT writes are aligned to: any block size up to a page
     LINK_MAX = 20           # the longest link header tcsim replaces by Ethernet (SLL2)
 
 # linktypes (tcpdump.org's LINKTYPE_* numbers)
@@ -435,7 +436,10 @@ cdef class Scanner:
 cdef extern from *:
     """
     #include <errno.h>
+    #include <fcntl.h>
     #include <pthread.h>
+    #include <stdlib.h>
+    #include <string.h>
     #include <sys/stat.h>
     #include <unistd.h>
     /* A writer's write-behind (Writer): a thread of its own (named pyebpf-write)
@@ -450,6 +454,8 @@ cdef extern from *:
         const uint8_t* buf;
         size_t len;
     } pyebpf_behind;
+
+    static int pyebpf_direct_off(int fd);
 
     static void* pyebpf_behind_main(void* arg) {
         pyebpf_behind* b = (pyebpf_behind*)arg;
@@ -472,6 +478,10 @@ cdef extern from *:
                    several times the system time of the same bytes in 1 MiB writes */
                 k = write(b->fd, p + done, len - done < (1 << 20) ? len - done : (1 << 20));
                 if (k < 0) {
+                    /* a filesystem that takes O_DIRECT only in part: written through
+                       the page cache from here on */
+                    if (errno == EINVAL && pyebpf_direct_off(b->fd) == 0)
+                        continue;
                     if (errno != EINTR)
                         err = errno;
                 } else {
@@ -485,6 +495,35 @@ cdef extern from *:
         }
         pthread_mutex_unlock(&b->mu);
         return NULL;
+    }
+
+    /* O_DIRECT on ``fd``'s open file, where the filesystem takes it and the file's
+       offset is aligned: the write-behind's writes then go from the writer's two
+       buffers to the disk, and no page of the page cache is taken for them; 1 if so. */
+    static int pyebpf_direct_on(int fd) {
+        int fl = fcntl(fd, F_GETFL);
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        return fl >= 0 && at >= 0 && at % 4096 == 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+    }
+
+    /* O_DIRECT off again; 0, or -1 (errno) where it cannot be. */
+    static int pyebpf_direct_off(int fd) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || !(fl & O_DIRECT))
+            return -1;
+        return fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+    }
+
+    /* A buffer of ``cap`` bytes aligned for O_DIRECT holding the first ``len`` of
+       ``old`` (freed); NULL when memory cannot be had (``old`` kept). */
+    static uint8_t* pyebpf_aligned_grow(uint8_t* old, size_t len, size_t cap) {
+        void* p;
+        if (posix_memalign(&p, 4096, cap) != 0)
+            return NULL;
+        if (len)
+            memcpy(p, old, len);
+        free(old);
+        return (uint8_t*)p;
     }
 
     /* Whether ``fd`` is a regular file, which a write-behind may write: a pipe, a
@@ -552,6 +591,9 @@ cdef extern from *:
     ctypedef struct Behind "pyebpf_behind":
         pass
     bint behind_fits "pyebpf_behind_fits" (int fd) nogil
+    bint direct_on "pyebpf_direct_on" (int fd) nogil
+    int direct_off "pyebpf_direct_off" (int fd) nogil
+    uint8_t* aligned_grow "pyebpf_aligned_grow" (uint8_t* old, size_t len, size_t cap) nogil
     int behind_wait "pyebpf_behind_wait" (Behind* b) nogil
     int behind_put "pyebpf_behind_put" (Behind* b, int fd, const uint8_t* buf, size_t n) nogil
     int behind_stop "pyebpf_behind_stop" (Behind* b) nogil
@@ -563,13 +605,19 @@ cdef class Writer:
     Into a regular file a full buffer is written by a thread of the writer's while the
     next fills (a duplicate descriptor: closing ``fd`` does not stop it); ``flush``
     waits for every byte written, and ``error`` tells a failed write by the next full
-    buffer or ``flush`` at the latest."""
+    buffer or ``flush`` at the latest.  With ``direct_ok`` (set for a file nothing else
+    writes while this writer does), the thread writes with O_DIRECT where the file takes
+    it: set on ``fd``'s open file from the first full buffer to ``flush``, which writes
+    the last bytes through the page cache."""
     cdef uint8_t* buf
     cdef size_t len, cap
     cdef uint8_t* spare         # the buffer being written behind
     cdef size_t spare_cap
     cdef Behind behind
     cdef bint behind_ok         # fd is a regular file
+    cdef public bint direct_ok
+    cdef bint direct_tried      # O_DIRECT was asked for (the first full buffer)
+    cdef bint direct            # the thread's writes are O_DIRECT: whole DIO_ALIGN blocks
     cdef public int fd
     cdef public int error
     cdef public uint64_t written
@@ -597,7 +645,7 @@ cdef class Writer:
             if self.fd >= 0 and self.len:
                 self._hand_over()
             if self.len + n > self.cap:
-                grown = <uint8_t*>realloc(self.buf, self.len + n + (FLUSH_AT if self.fd >= 0 else self.cap))
+                grown = aligned_grow(self.buf, self.len, self.len + n + (FLUSH_AT if self.fd >= 0 else self.cap))
                 if grown == NULL:
                     raise MemoryError()
                 self.buf, self.cap = grown, self.len + n + (FLUSH_AT if self.fd >= 0 else self.cap)
@@ -611,9 +659,13 @@ cdef class Writer:
 
     cdef void _hand_over(self) noexcept:
         """The buffer to the kernel: to the write-behind (once its last write is done;
-        then the spare buffer is filled) where there is one, else in place."""
+        then the spare buffer is filled) where there is one, else in place.  An
+        O_DIRECT write-behind takes the whole blocks; the bytes past them start the
+        spare buffer."""
         cdef uint8_t* full = self.buf
         cdef size_t cap = self.cap
+        cdef size_t whole = self.len
+        cdef uint8_t* grown
         cdef int err
         if not self.behind_ok:
             self._flush()
@@ -622,12 +674,26 @@ cdef class Writer:
             err = behind_wait(&self.behind)
         if err and not self.error:
             self.error = err
-        if self.error or behind_put(&self.behind, self.fd, full, self.len) < 0:
+        if self.direct_ok and not self.direct_tried and not self.error:
+            self.direct_tried, self.direct = True, direct_on(self.fd)
+        if self.direct:
+            whole -= whole % DIO_ALIGN
+            if whole == 0:
+                return      # _grow makes room
+            if self.spare_cap < self.len - whole:
+                grown = aligned_grow(self.spare, 0, cap)
+                if grown == NULL:
+                    self._flush()
+                    return
+                self.spare, self.spare_cap = grown, cap
+        if self.error or behind_put(&self.behind, self.fd, full, whole) < 0:
             self._flush()
             return
         self.buf, self.cap = self.spare, self.spare_cap
         self.spare, self.spare_cap = full, cap
-        self.len = 0
+        if whole < self.len:
+            memcpy(self.buf, full + whole, self.len - whole)
+        self.len -= whole
 
     cdef void _flush(self) noexcept:
         cdef size_t done = 0
@@ -637,6 +703,12 @@ cdef class Writer:
             err = behind_stop(&self.behind)
         if err and not self.error:
             self.error = err
+        if self.direct:
+            # the last bytes are no whole block: through the page cache, as whatever
+            # else writes fd after
+            direct_off(self.fd)
+            self.direct = False
+            self.direct_tried = False
         while done < self.len and self.error == 0:
             with nogil:
                 k = c_write(self.fd, self.buf + done, self.len - done)

@@ -736,26 +736,38 @@ ctypedef struct Clock:
     bint started
 
 
-# The summary's counts of some packets (the redirect targets apart): Loop's own are
-# its attributes; a lane's, of its packets of a chunk written whole, are added to them.
+# The summary's counts of some packets (the redirect targets apart): packets per action
+# and per verdict (-1..8, of those that reached one), bytes in (as tc saw them) and out
+# (delivered and redirected).  Loop's are the summary's; a lane's, of its packets of a
+# chunk written whole, are added to them (_add_tally).
 ctypedef struct Tally:
     uint64_t count, bytes_in, bytes_out
     uint64_t counts[6]
     uint64_t verdicts[10]
 
 
-cdef inline void _add_counts(uint64_t* count, uint64_t* counts, uint64_t* verdicts,
-                             uint64_t* bytes_in, uint64_t* bytes_out, uint8_t action,
-                             int32_t verdict, uint32_t n, uint32_t m) noexcept nogil:
-    """One packet into the summary's counts: per action, per verdict (of those that
-    reached one), bytes in (as tc saw them) and out (delivered and redirected)."""
-    count[0] += 1
-    counts[action] += 1
-    bytes_in[0] += n
+cdef inline void _add_counts(Tally* t, uint8_t action, int32_t verdict, uint32_t n,
+                             uint32_t m) noexcept nogil:
+    """One packet into ``t``."""
+    t.count += 1
+    t.counts[action] += 1
+    t.bytes_in += n
     if action < HOOK_FAULT and -1 <= verdict <= 8:
-        verdicts[verdict + 1] += 1
+        t.verdicts[verdict + 1] += 1
     if action == HOOK_DELIVERED or action == HOOK_REDIRECTED:
-        bytes_out[0] += m
+        t.bytes_out += m
+
+
+cdef inline void _add_tally(Tally* t, const Tally* more) noexcept nogil:
+    """Every count of ``more`` into ``t``."""
+    cdef int k
+    t.count += more.count
+    t.bytes_in += more.bytes_in
+    t.bytes_out += more.bytes_out
+    for k in range(6):
+        t.counts[k] += more.counts[k]
+    for k in range(10):
+        t.verdicts[k] += more.verdicts[k]
 
 
 # One simulated CPU: its Vm and skb, a frame as tc sees it (``eth``, built for frames
@@ -1092,8 +1104,7 @@ cdef class Loop:
     cdef list perf
     cdef bint has_perf          # perf is not empty
     cdef MapStore** perf_stores # perf's storage, for the replay threads (several CPUs)
-    cdef uint64_t counts_[6]
-    cdef public uint64_t count, truncated
+    cdef public uint64_t truncated
     cdef public dict extras     # {index: dict} of the chunk (or list) last replayed
     cdef uint64_t rd_keys[MAX_REDIRECTS]
     cdef list rd_writers
@@ -1108,14 +1119,12 @@ cdef class Loop:
     cdef object programs
     cdef bint extra_here        # the packet being written has an entry in extras
     cdef LineTail tail          # of the report lines the writing makes
-    # the summary of tcsim --json, counted here: packets per verdict (-1..8, of those
-    # that reached one), per redirect target, bytes in (as tc saw them) and out
-    # (delivered and redirected)
-    cdef uint64_t verdicts_[10]
+    # the summary of tcsim --json, counted here: the Tally, and packets per redirect
+    # target
+    cdef Tally sums
     cdef uint64_t rd_count_keys[MAX_REDIRECTS]
     cdef uint64_t rd_counts[MAX_REDIRECTS]
     cdef Py_ssize_t rd_ncounts
-    cdef public uint64_t bytes_in, bytes_out
     cdef public Annotator annotated      # tcsim --annotated, when set
     cdef public object observe           # (index, frame, out, outcome bytes), when set
     cdef public bint keep_packets        # run_chunk keeps each packet (kept_packet)
@@ -1233,9 +1242,24 @@ cdef class Loop:
         free(self.kept_buf)
 
     @property
+    def count(self):
+        """Packets replayed."""
+        return self.sums.count
+
+    @property
+    def bytes_in(self):
+        """Bytes of the packets replayed, as tc saw them."""
+        return self.sums.bytes_in
+
+    @property
+    def bytes_out(self):
+        """Bytes of the packets delivered and redirected, afterwards."""
+        return self.sums.bytes_out
+
+    @property
     def counts(self):
         """Packets per action (HOOK_DELIVERED ... HOOK_BEFORE_TC)."""
-        return [self.counts_[k] for k in range(6)]
+        return [self.sums.counts[k] for k in range(6)]
 
     @property
     def changed(self):
@@ -1245,7 +1269,7 @@ cdef class Loop:
     @property
     def verdicts(self):
         """{verdict: packets} of the packets that reached a verdict."""
-        return {k - 1: self.verdicts_[k] for k in range(10) if self.verdicts_[k]}
+        return {k - 1: self.sums.verdicts[k] for k in range(10) if self.sums.verdicts[k]}
 
     @property
     def redirects(self):
@@ -1267,8 +1291,7 @@ cdef class Loop:
 
     cdef inline void _count(self, const TcOutcome* o, uint32_t n, uint32_t m) noexcept nogil:
         """_tally's counts (the summary), which every packet updates."""
-        _add_counts(&self.count, self.counts_, self.verdicts_, &self.bytes_in,
-                    &self.bytes_out, o.action, o.verdict, n, m)
+        _add_counts(&self.sums, o.action, o.verdict, n, m)
         if o.action == HOOK_REDIRECTED:
             self._count_redirect(o)
 
@@ -2027,14 +2050,7 @@ cdef class Loop:
             ln.offs[j] = total
             total += rec_len
         for c in range(self.cpus):
-            ln = &self.lanes[c]
-            self.count += ln.sums.count
-            self.bytes_in += ln.sums.bytes_in
-            self.bytes_out += ln.sums.bytes_out
-            for j in range(6):
-                self.counts_[j] += ln.sums.counts[j]
-            for j in range(10):
-                self.verdicts_[j] += ln.sums.verdicts[j]
+            _add_tally(&self.sums, &self.lanes[c].sums)
         self.copy_base = out.room(total) if total else NULL
         self.copying, self.ran = True, 0
         self._start_crew()
@@ -2472,9 +2488,7 @@ cdef class Loop:
                     ln.lens[ln.nslims] = LEN_REDIRECTED
                 else:
                     ln.lens[ln.nslims] = sl.len
-                    _add_counts(&ln.sums.count, ln.sums.counts, ln.sums.verdicts,
-                                &ln.sums.bytes_in, &ln.sums.bytes_out, o.action, o.verdict,
-                                n, m)
+                    _add_counts(&ln.sums, o.action, o.verdict, n, m)
                 ln.nslims += 1
             memcpy(&d.o, &o, sizeof(TcOutcome))
             d.lt, d.n = lt, n

@@ -345,6 +345,8 @@ class _Outputs:
 
     def _open(self, target, make):
         writer = make(self.session.open(target))
+        # a temporary file of this run's: nothing else writes it (Writer.direct_ok)
+        writer.direct_ok = target.kind == "replace"
         self.writers.append((target, writer))
         return writer
 

@@ -90,6 +90,46 @@ def test_a_signal_stops_the_replay_writes_nothing_and_says_where_it_stopped(tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(outputs.TEMP_SUFFIX)]
 
 
+def direct_temp_fd(pid, tmp):
+    """Whether ``pid`` has ``tmp`` open with O_DIRECT (its fdinfo's flags)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == str(tmp):
+                info = dict(line.split(":", 1) for line in
+                            Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().splitlines())
+                return bool(int(info["flags"], 8) & os.O_DIRECT)
+        except OSError:
+            continue
+    return False
+
+
+def test_a_signal_during_o_direct_writes_of_the_report_writes_nothing(tmp_path):
+    """The report's temporary file is written with O_DIRECT by the write-behind
+    (pcap/capio.pxi); a signal once megabytes of it are on the disk removes it too."""
+    packets = 200_000
+    write_capture(tmp_path / "in.pcap", [FRAME] * packets)
+    (tmp_path / "spin.s").write_text(SPIN.format(2_000))
+    (tmp_path / "out.pcap").write_bytes(b"previous")
+    tmp = tmp_path / ".r.jsonl.tcsim-tmp"
+    cmd, env = tcsim_command("spin.s", "-r", "in.pcap", "-o", "out.pcap", "--report",
+                             "r.jsonl", "--no-verify", cwd=tmp_path)
+    child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        while child.poll() is None and (not tmp.exists() or tmp.stat().st_size < 4 << 20):
+            time.sleep(0.005)
+        direct = direct_temp_fd(child.pid, tmp)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert re.fullmatch(r"tcsim: interrupted at packet \d+; nothing written\n", err), err
+    assert direct, "the report was not being written with O_DIRECT"
+    assert (tmp_path / "out.pcap").read_bytes() == b"previous"
+    assert not (tmp_path / "r.jsonl").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(outputs.TEMP_SUFFIX)]
+
+
 def blocked_in_fifo_open(pid):
     """Wait until ``pid`` sleeps in the kernel's FIFO open (fifo_open's wait_for_partner):
     past start-up, with tcsim's signal handlers in place."""

@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -102,6 +103,97 @@ def test_an_output_another_run_is_writing_is_refused(work):
         done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
     assert one_line(done) == "tcsim: out.pcap: another run is writing it right now"
     assert (work / "out.pcap").read_bytes() == b"previous"
+
+
+FS_IOC_FIEMAP = 0xC020660B          # _IOWR('f', 11, struct fiemap), linux/fs.h
+FIEMAP_EXTENT_DELALLOC = 0x4
+
+
+def first_extent_flags(path):
+    """The flags of the first extent FIEMAP reports for ``path``."""
+    request = bytearray(struct.pack("=QQIIII", 0, 2**64 - 1, 0, 0, 1, 0) + bytes(56))
+    with open(path, "rb") as f:
+        fcntl.ioctl(f.fileno(), FS_IOC_FIEMAP, request)
+    return struct.unpack_from("=I", request, 32 + 40)[0]
+
+
+def finished_temp(directory, data):
+    """A temporary file as a run leaves it, written and not yet renamed."""
+    tmp = outputs.temp_path(directory / "out.pcap")
+    tmp.write_bytes(data)
+    return tmp
+
+
+def test_replacing_an_existing_output_leaves_the_new_file_and_unlinks_the_old(work):
+    (work / "out.pcap").write_bytes(b"previous")
+    with open(work / "out.pcap", "rb") as old:
+        outputs.replace(finished_temp(work, b"new"), work / "out.pcap")
+        assert os.fstat(old.fileno()).st_nlink == 0
+    assert (work / "out.pcap").read_bytes() == b"new"
+    assert leftovers(work) == []
+
+
+def delays_allocation(path):
+    """Whether a file just written at ``path`` is left to the writeback (FIEMAP says
+    delalloc), as on ext4; else the test skips."""
+    try:
+        delayed = first_extent_flags(path) & FIEMAP_EXTENT_DELALLOC
+    except OSError as exc:
+        pytest.skip(f"no FIEMAP on this filesystem ({exc.strerror})")
+    if not delayed:
+        pytest.skip("this filesystem allocates blocks as they are written (no delalloc)")
+
+
+def test_replacing_an_existing_output_does_not_write_the_new_file_out(work):
+    """ext4 allocates and writes out a file renamed onto another (auto_da_alloc); the
+    exchange that replaces an existing output leaves its pages to the writeback."""
+    (work / "out.pcap").write_bytes(b"previous")
+    tmp = finished_temp(work, bytes(1 << 20))
+    delays_allocation(tmp)
+    outputs.replace(tmp, work / "out.pcap")
+    assert first_extent_flags(work / "out.pcap") & FIEMAP_EXTENT_DELALLOC
+    assert (work / "out.pcap").stat().st_size == 1 << 20
+
+
+def test_a_new_output_is_not_written_out_when_its_run_closes_it(work):
+    """ext4 writes out at its close a file truncated to 0 (auto_da_alloc): a new
+    temporary file is not truncated."""
+    (work / "probe").write_bytes(b"x")
+    delays_allocation(work / "probe")
+    done = tcsim("prog.s", "-r", "in.pcap", "-o", "new.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert first_extent_flags(work / "new.pcap") & FIEMAP_EXTENT_DELALLOC
+
+
+def test_an_output_another_process_holds_locked_is_still_replaced(work):
+    want = expected_capture(work)
+    (work / "out.pcap").write_bytes(b"previous")
+    with open(work / "out.pcap", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = tcsim("prog.s", "-r", "in.pcap", "-o", "out.pcap", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "out.pcap").read_bytes() == want
+    assert leftovers(work) == []
+
+
+def test_a_temporary_file_another_run_removes_before_it_is_locked_is_made_again(
+        work, monkeypatch):
+    """Two runs writing into one directory (a cluster's workers): the other run's
+    removal of stale temporary files may unlink this one's between its creation and its
+    lock; the output is still written."""
+    lock = fcntl.flock
+    removed = []
+
+    def unlinked_first(fd, op):
+        if not removed:
+            removed.append(outputs.temp_path(work / "out.pcap"))
+            os.unlink(removed[0])
+        return lock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", unlinked_first)
+    outputs.write_all([(outputs.resolve(str(work / "out.pcap")), b"written")])
+    assert removed and (work / "out.pcap").read_bytes() == b"written"
+    assert leftovers(work) == []
 
 
 def test_a_write_error_names_the_path_given_not_the_temporary_one(work):
@@ -265,6 +357,54 @@ def test_a_writer_into_a_file_writes_full_buffers_on_a_thread_and_flush_waits_fo
     assert (during - before, _threads() - before) == (1, 0)
     assert (tmp_path / "out").read_bytes() == b"".join(PIECES)
     assert writer.error == 0
+
+
+def direct_flag_while_writing(path, direct_ok, before=b""):
+    """(whether ``fd``'s open file had O_DIRECT after every full buffer was handed over,
+    after ``flush``) of a Writer of PIECES into ``path`` after ``before``."""
+    try:
+        os.close(os.open(path.with_name("probe"), os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT on this filesystem ({exc.strerror})")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, before)
+    writer = tcreplay.Writer(fd)
+    writer.direct_ok = direct_ok
+    for piece in PIECES:
+        writer.append(piece)
+    during = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    writer.flush()
+    after = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    os.close(fd)
+    assert writer.error == 0
+    assert path.read_bytes() == before + b"".join(PIECES)
+    return during, after
+
+
+def test_a_writer_into_a_file_of_its_own_writes_behind_with_o_direct_until_flush(tmp_path):
+    """Its whole blocks go from its buffers to the disk (no page cache taken); the
+    bytes past the last whole block are written through the page cache by flush."""
+    assert direct_flag_while_writing(tmp_path / "out", True) == (True, False)
+
+
+def test_a_writer_into_a_file_others_may_write_never_sets_o_direct(tmp_path):
+    assert direct_flag_while_writing(tmp_path / "out", False) == (False, False)
+
+
+def test_a_writer_at_an_offset_no_block_starts_at_writes_through_the_page_cache(tmp_path):
+    assert direct_flag_while_writing(tmp_path / "out", True, b"header") == (False, False)
+
+
+def test_a_report_of_several_buffers_is_the_same_in_a_file_as_through_a_pipe(work):
+    """A report file is written with O_DIRECT, standard output (a pipe) in place."""
+    frames = [(k * 1000, FRAMES[k % 3], len(FRAMES[k % 3])) for k in range(8000)]
+    pcapio.write(work / "many.pcap", frames)
+    done = tcsim("prog.s", "-r", "many.pcap", "--report", "r.jsonl", cwd=work)
+    assert done.returncode == 0, done.stderr
+    piped = tcsim("prog.s", "-r", "many.pcap", "--report", "-", cwd=work)
+    assert piped.returncode == 0, piped.stderr
+    report = (work / "r.jsonl").read_bytes()
+    assert len(report) > 2 * (1 << 20) and report == piped.stdout
 
 
 def test_a_failed_write_behind_is_the_writers_error_by_flush(tmp_path):
