@@ -611,6 +611,14 @@ def test_a_loop_that_makes_no_progress_is_refused_where_the_kernel_says():
     assert mine == theirs_
 
 
+def test_a_loop_back_to_a_may_goto_at_the_same_depth_is_an_infinite_loop():
+    """may_goto's jump keeps the depth (only the fall-through goes one deeper), so a
+    loop through the jump meets its own checkpoint exactly: is_state_visited's
+    infinite-loop check applies at a may_goto too (reqsk1 #57 of the loop shapes)."""
+    mine, theirs_ = _infinite_loop_at("r0 = 0\nmay_goto +1\nexit\ngoto -3")
+    assert mine == theirs_ == 1
+
+
 def test_a_loop_whose_state_becomes_fixed_is_refused_where_the_kernel_says():
     """Found by the random programs: the kernel's last processed instruction is the
     jump back (5), the state repeats at its target (3), and both name 3."""
