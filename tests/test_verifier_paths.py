@@ -492,6 +492,15 @@ def test_a_narrowing_spill_is_not_linked_to_its_register():
                             test="< 5"), "R1 !read_ok", SF)
 
 
+def test_a_32_bit_fill_keeps_the_32_bit_bounds_of_the_spill():
+    """coerce_reg_to_size of 4 bytes leaves the 32-bit bounds alone: w1 s<= 7 holds for
+    the value filled back, which its 64-bit bounds (0 to 0xffffffff) do not say, so
+    the branch to the read of R5 is never taken (reqsk1 #230 of the loop shapes, where
+    a lost smax32 kept a may_goto from widening a spilled counter)."""
+    agree("r1 = *(u32 *)(r1 + 0)\nif w1 s> 7 goto +3\n*(u32 *)(r10 - 8) = r1\n"
+          "r2 = *(u32 *)(r10 - 8)\nif w2 s> 7 goto +2\nr0 = 0\nexit\nr0 = r5\nexit", None)
+
+
 # check_add_const as clang emits a can_loop loop: r0 = r2 + 1 stays linked to r2, so
 # r2 < 9 bounds the next iteration's index r0 to 9 and its read stays in a 10-byte value
 _ADD_CONST_LOOP = """

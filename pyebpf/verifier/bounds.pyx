@@ -339,7 +339,8 @@ def zext32(Reg r) -> None:
 def truncate(Reg r, size: int) -> None:
     """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended; the id stays
     (a fill the spilled value fits in is still linked to it: check_stack_read_fixed_off
-    drops the id of a narrowing one itself)."""
+    drops the id of a narrowing one itself).  Of 4 bytes, the 32-bit bounds stay too (a
+    32-bit fill keeps what a branch taught the spilled register's low half)."""
     if size >= 8:
         return
     bits = size * 8
@@ -349,8 +350,11 @@ def truncate(Reg r, size: int) -> None:
         umin, umax = r.umin & W, r.umax & W
     else:
         umin, umax = 0, W
+    s32min, s32max, u32min, u32max = r.s32min, r.s32max, r.u32min, r.u32max
     r.type = SCALAR
     r.mark_unbounded()
+    if size == 4:
+        r.s32min, r.s32max, r.u32min, r.u32max = s32min, s32max, u32min, u32max
     r.var, r.umin, r.umax = var, umin, umax
     r.smin, r.smax = umin, umax
     sync(r)
