@@ -628,6 +628,24 @@ def test_a_loop_back_to_a_may_goto_at_the_same_depth_is_an_infinite_loop():
     assert mine == theirs_ == 1
 
 
+def test_an_add_of_an_unknown_value_leaves_no_offset_of_an_earlier_constant():
+    """``r9 = r6; r9 += 2`` links r9 to r6 at offset 2; ``r9 += r7`` unlinks it, and
+    the kernel's r9 is then exactly the loop's first one (r6 + r7, never linked): the
+    second arrival at the loop's head is its "infinite loop", after 20 instructions.
+    pyebpf had kept the offset and found the repeat only after its next checkpoint
+    (120); the may_goto widening saw the same stale offset (seed verif3 #235 of the
+    loop shapes)."""
+    text = ("call 5\nr6 = r0\ncall 5\nr7 = r0\ncall 5\nr8 = r0\nr9 = r6\nr9 += r7\n"
+            "r1 = 0\nr9 = r6\nr9 += 2\nr9 += r7\n" + "r1 += 0\n" * 6 + "goto -10")
+    processed = re.compile(r"infinite loop detected at insn (\d+)\n(?:.*\n)*processed (\d+) insns")
+    with pytest.raises(errors.VerifierError) as mine:
+        verifier.verify(isa.unpack_program(asm.assemble(text)), CLS, log_level=1)
+    with pytest.raises(errors.KernelError) as theirs:
+        kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
+    assert processed.search(mine.value.log).groups() == \
+        processed.search(theirs.value.log).groups() == ("9", "20")
+
+
 def test_a_loop_whose_state_becomes_fixed_is_refused_where_the_kernel_says():
     """Found by the random programs: the kernel's last processed instruction is the
     jump back (5), the state repeats at its target (3), and both name 3."""

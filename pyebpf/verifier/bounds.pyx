@@ -259,7 +259,7 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
         return
     if av[1] == 0 and b_const:
         # a constant result (a 32-bit one zero-extended) needs no bounds reasoning
-        dst.type, dst.id = SCALAR, 0
+        dst.type, dst.id, dst.off = SCALAR, 0, 0
         dst.mark_known(_const_eval(op, av[0], bv[0], bits) & W)
         return
     umin, umax, smin, smax = 0, W, SMIN, SMAX
@@ -317,8 +317,11 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
 
 
 cdef _set(Reg r, var, umin, umax, smin, smax, bits):
+    # an ALU result is unlinked and keeps no link's offset: the kernel compares such a
+    # result exactly equal to one that never had a link (regs_exact, infinite-loop
+    # detection), the offset of an `r += 2` before it forgotten
     r.type = SCALAR
-    r.id = 0
+    r.id = r.off = 0
     if bits == 64:
         r.mark_unbounded()
         r.var = var
