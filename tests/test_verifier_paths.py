@@ -492,6 +492,15 @@ def test_a_narrowing_spill_is_not_linked_to_its_register():
                             test="< 5"), "R1 !read_ok", SF)
 
 
+def test_a_32_bit_fill_keeps_the_32_bit_bounds_of_the_spill():
+    """coerce_reg_to_size of 4 bytes leaves the 32-bit bounds alone: w1 s<= 7 holds for
+    the value filled back, which its 64-bit bounds (0 to 0xffffffff) do not say, so
+    the branch to the read of R5 is never taken (reqsk1 #230 of the loop shapes, where
+    a lost smax32 kept a may_goto from widening a spilled counter)."""
+    agree("r1 = *(u32 *)(r1 + 0)\nif w1 s> 7 goto +3\n*(u32 *)(r10 - 8) = r1\n"
+          "r2 = *(u32 *)(r10 - 8)\nif w2 s> 7 goto +2\nr0 = 0\nexit\nr0 = r5\nexit", None)
+
+
 # check_add_const as clang emits a can_loop loop: r0 = r2 + 1 stays linked to r2, so
 # r2 < 9 bounds the next iteration's index r0 to 9 and its read stays in a 10-byte value
 _ADD_CONST_LOOP = """
@@ -609,6 +618,32 @@ def _infinite_loop_at(text: str) -> tuple[int, int]:
 def test_a_loop_that_makes_no_progress_is_refused_where_the_kernel_says():
     mine, theirs_ = _infinite_loop_at("r4 = 0\nr4 += 0\nif r4 < 100 goto -2\nr0 = 0\nexit")
     assert mine == theirs_
+
+
+def test_a_loop_back_to_a_may_goto_at_the_same_depth_is_an_infinite_loop():
+    """may_goto's jump keeps the depth (only the fall-through goes one deeper), so a
+    loop through the jump meets its own checkpoint exactly: is_state_visited's
+    infinite-loop check applies at a may_goto too (reqsk1 #57 of the loop shapes)."""
+    mine, theirs_ = _infinite_loop_at("r0 = 0\nmay_goto +1\nexit\ngoto -3")
+    assert mine == theirs_ == 1
+
+
+def test_an_add_of_an_unknown_value_leaves_no_offset_of_an_earlier_constant():
+    """``r9 = r6; r9 += 2`` links r9 to r6 at offset 2; ``r9 += r7`` unlinks it, and
+    the kernel's r9 is then exactly the loop's first one (r6 + r7, never linked): the
+    second arrival at the loop's head is its "infinite loop", after 20 instructions.
+    pyebpf had kept the offset and found the repeat only after its next checkpoint
+    (120); the may_goto widening saw the same stale offset (seed verif3 #235 of the
+    loop shapes)."""
+    text = ("call 5\nr6 = r0\ncall 5\nr7 = r0\ncall 5\nr8 = r0\nr9 = r6\nr9 += r7\n"
+            "r1 = 0\nr9 = r6\nr9 += 2\nr9 += r7\n" + "r1 += 0\n" * 6 + "goto -10")
+    processed = re.compile(r"infinite loop detected at insn (\d+)\n(?:.*\n)*processed (\d+) insns")
+    with pytest.raises(errors.VerifierError) as mine:
+        verifier.verify(isa.unpack_program(asm.assemble(text)), CLS, log_level=1)
+    with pytest.raises(errors.KernelError) as theirs:
+        kernel.KernelProgram(asm.assemble(text), CLS, log_level=1)
+    assert processed.search(mine.value.log).groups() == \
+        processed.search(theirs.value.log).groups() == ("9", "20")
 
 
 def test_a_loop_whose_state_becomes_fixed_is_refused_where_the_kernel_says():

@@ -259,7 +259,7 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
         return
     if av[1] == 0 and b_const:
         # a constant result (a 32-bit one zero-extended) needs no bounds reasoning
-        dst.type, dst.id = SCALAR, 0
+        dst.type, dst.id, dst.off = SCALAR, 0, 0
         dst.mark_known(_const_eval(op, av[0], bv[0], bits) & W)
         return
     umin, umax, smin, smax = 0, W, SMIN, SMAX
@@ -317,8 +317,11 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
 
 
 cdef _set(Reg r, var, umin, umax, smin, smax, bits):
+    # an ALU result is unlinked and keeps no link's offset: the kernel compares such a
+    # result exactly equal to one that never had a link (regs_exact, infinite-loop
+    # detection), the offset of an `r += 2` before it forgotten
     r.type = SCALAR
-    r.id = 0
+    r.id = r.off = 0
     if bits == 64:
         r.mark_unbounded()
         r.var = var
@@ -339,7 +342,8 @@ def zext32(Reg r) -> None:
 def truncate(Reg r, size: int) -> None:
     """coerce_reg_to_size: keep the low ``size`` bytes, zero-extended; the id stays
     (a fill the spilled value fits in is still linked to it: check_stack_read_fixed_off
-    drops the id of a narrowing one itself)."""
+    drops the id of a narrowing one itself).  Of 4 bytes, the 32-bit bounds stay too (a
+    32-bit fill keeps what a branch taught the spilled register's low half)."""
     if size >= 8:
         return
     bits = size * 8
@@ -349,8 +353,11 @@ def truncate(Reg r, size: int) -> None:
         umin, umax = r.umin & W, r.umax & W
     else:
         umin, umax = 0, W
+    s32min, s32max, u32min, u32max = r.s32min, r.s32max, r.u32min, r.u32max
     r.type = SCALAR
     r.mark_unbounded()
+    if size == 4:
+        r.s32min, r.s32max, r.u32min, r.u32max = s32min, s32max, u32min, u32max
     r.var, r.umin, r.umax = var, umin, umax
     r.smin, r.smax = umin, umax
     sync(r)

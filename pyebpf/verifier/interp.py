@@ -430,15 +430,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # instructions have passed (a loop's)
         hold = not force_new and jmps < 20 and processed < 100
         sig = None
-        if self.open_count.get(pc) and not force:
+        # ancestors still being explored that an exact repeat would be (an infinite
+        # loop): only those of cur's signature can be; not at an iterator's next call or
+        # a callback call, whose loops end by their own rules (skip_inf_loop_check)
+        repeats = ()
+        if self.open_count.get(pc) and not (iter_next or calls_callback):
             sig = signature(cur, live)
-            # ancestors still being explored: an exact repeat is an infinite loop
-            for old in self.open[pc].get(sig, ()):
-                if maybe_looping(old, cur) and \
-                        old.may_goto_depth == cur.may_goto_depth and \
-                        old.callback_unroll_depth == cur.callback_unroll_depth and \
-                        states_equal(old, cur, live, exact=True):
-                    self.refuse(pc, f"infinite loop detected at insn {pc}")
+            repeats = self.open[pc].get(sig, ())
         bucket = self._bucket(pc, cur)
         here = self.states.get(bucket, [])
         count = len(here)
@@ -458,6 +456,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         if self.loops:
                             self._backedge(old, cur)
                     return True
+                # checked in the list's order, so a newer state may prune first; a
+                # may_goto whose depths are equal is checked too (is_state_visited)
+                if old in repeats and maybe_looping(old, cur) and \
+                        old.may_goto_depth == cur.may_goto_depth and \
+                        old.callback_unroll_depth == cur.callback_unroll_depth and \
+                        states_equal(old, cur, live, exact=True):
+                    self.refuse(pc, f"infinite loop detected at insn {pc}")
                 if hold:
                     add = False
             else:
