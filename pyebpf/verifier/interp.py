@@ -1225,7 +1225,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._write_bytes(frame, lo, size, STACK_MISC)
                 return None
             value = st.cur.regs[value_regno] if value_regno >= 0 else scalar(imm)
-            self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
+            self.stack_write(st, pc, frame, lo, size, value, value_regno)
             return None
         return self.stack_read(st, pc, frame, lo, size)
 
@@ -1284,8 +1284,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         s.kinds[addr % 8] = kind
 
     def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
-                    is_imm: bool) -> None:
-        """check_stack_write_fixed_off."""
+                    value_regno: int) -> None:
+        """check_stack_write_fixed_off (``value_regno`` < 0: an immediate)."""
+        is_imm = value_regno < 0
         for a in range(addr, addr + size, 8):
             self.destroy_dynptr(st, pc, frame, a)
         s = self._slot(frame, addr)
@@ -1316,6 +1317,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # not a register spill: no history entry, and mark_precise keeps looking for
         # the slot's spill further back (check_stack_write_fixed_off: insn_flags = 0)
         self.note = None
+        if value.is_null() and not is_imm:
+            # the zero bytes stay zero only if the register's 0 is precise (backtracking
+            # does not follow STACK_ZERO)
+            self._needs(st, value_regno)
         self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
 
     def _write_bytes(self, frame: Frame, addr: int, size: int, kind: int) -> None:
@@ -1955,9 +1960,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
-                if self.precision and meta["const_key"] is not None:
-                    v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
-                    precision.mark(self, st, (), ((-(reg.off + v) - 1) // 8,), reg.frame)
             return
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True
@@ -2011,7 +2013,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
         """get_constant_map_key: the key's value when the stack holds it as zeroes or
-        as a constant scalar spilled with exactly the key's size; else None."""
+        as a constant scalar spilled with exactly the key's size (the spill then made
+        precise; zeroes are precise already, check_stack_write_fixed_off); else None."""
         frame = self.stack_frame(st, reg)
         v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
         addr = reg.off + v
@@ -2031,6 +2034,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             spilled += 1
         if spilled != size or not s.spill.is_const:
             return None
+        if self.precision:
+            precision.mark(self, st, (), ((-addr - 1) // 8,), reg.frame)
         return s.spill.value
 
     def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool):
