@@ -135,3 +135,16 @@ def test_a_constant_map_key_spilled_is_made_precise(named_maps):
                         "r2 += -8\ncall 1\nr0 = 0\nexit", *named_maps)
     assert any("stack=-8" in line for line in theirs), theirs
     assert ours == theirs
+
+
+def test_atomic_instructions_are_written_as_the_kernels_disassembler_writes_them():
+    # print_bpf_insn: lock *(u64 *)(r10 -8) += r1, r1 = atomic64_fetch_add(...),
+    # atomic_xchg, atomic64_cmpxchg
+    theirs, ours = logs("r1 = 0\n*(u64 *)(r10 - 8) = r1\n*(u64 *)(r10 - 16) = r1\nr1 = 1\n"
+                        "lock *(u64 *)(r10 - 0x8) += r1\nlock *(u32 *)(r10 -8) |= r1\n"
+                        "r1 = atomic_fetch_add((u64 *)(r10 - 0x8), r1)\n"
+                        "w1 = atomic_fetch_and((u32 *)(r10 - 0x8), w1)\n"
+                        "w1 = xchg32_32(r10 - 0x10, w1)\nr0 = 0\n"
+                        "r0 = cmpxchg_64(r10 - 0x8, r0, r1)\nr0 = 0\nexit")
+    assert any("lock *(u64 *)(r10 -8) += r1" in line for line in theirs), theirs
+    assert ours == theirs

@@ -200,6 +200,20 @@ def test_an_uninitialised_stack_read_is_allowed_for_root():
     agree("r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit", None)
 
 
+def test_an_atomic_fetch_from_a_spilled_constant_gets_the_constant():
+    """check_atomic_rmw fills the fetched register as a load would (found comparing
+    level-2 logs): the branch on it is decided and the bad read it skips is not looked
+    at."""
+    agree("r1 = 7\n*(u64 *)(r10 - 8) = r1\nr1 = xchg_64(r10 - 0x8, r1)\n"
+          "if r1 == 7 goto +2\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", None)
+
+
+def test_an_atomic_fetch_from_misc_stack_bytes_is_unknown():
+    agree("r1 = 7\n*(u32 *)(r10 - 4) = 7\nw1 = atomic_fetch_add((u32 *)(r10 - 0x4), w1)\n"
+          "if r1 == 7 goto +2\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit",
+          "R2 invalid mem access 'scalar'")
+
+
 def test_a_narrow_read_of_a_spilled_pointer_is_refused():
     agree("*(u64 *)(r10 - 8) = r1\nr0 = *(u32 *)(r10 - 8)\nr0 = 0\nexit",
           "invalid size of register fill")

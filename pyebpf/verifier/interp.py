@@ -338,6 +338,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         regs = {insn.dst} if f.dst else set()
         if f.src:
             regs.add(insn.src)
+        if f is isa.F_ATOMIC and insn.imm == isa.BPF_CMPXCHG:
+            regs.add(0)                 # check_atomic_rmw's check_reg_arg of R0
         return regs
 
     def push(self, st: VState, pc: int, prev: int, pending,
@@ -1407,12 +1409,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
         fetch = op.disc_value & isa.BPF_FETCH
         self.mem_access(st, pc, insn.dst, insn.off, op.size, False, -1)
-        self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1)
         if fetch:
-            r = scalar()
-            if op.size < 8:
-                bounds.truncate(r, op.size)
-            regs[fetch_reg] = r
+            # check_atomic_rmw reads again into the fetched register, as a fill: the old
+            # value, a spilled constant on the stack included, before the write
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, False, fetch_reg)
+        self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1)
 
     def lddw(self, st, pc, insn, op) -> None:
         regs = st.cur.regs

@@ -44,6 +44,17 @@ def insn_text(insns, pc: int) -> str:
         return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = r{insn.src}"
     if f is isa.F_ST:
         return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = {insn.imm}"
+    if f is isa.F_ATOMIC:
+        imm, t = insn.imm, _SIZE[op.size]
+        mem, bits = f"({t} *)(r{insn.dst} {_off(insn.off)})", "64" if op.size == 8 else ""
+        if imm == isa.BPF_CMPXCHG:
+            return f"{head}r0 = atomic{bits}_cmpxchg({mem}, r0, r{insn.src})"
+        if imm == isa.BPF_XCHG:
+            return f"{head}r{insn.src} = atomic{bits}_xchg({mem}, r{insn.src})"
+        if imm & isa.BPF_FETCH:
+            name = isa.ALU_OP_MNEMONIC[imm & 0xF0]
+            return f"{head}r{insn.src} = atomic{bits}_fetch_{name}({mem}, r{insn.src})"
+        return f"{head}lock *{mem} {isa.ALU_OP_SYMBOL[imm]} r{insn.src}"
     if f is isa.F_LDDW and op.disc_value == 0:
         v = ((insns[pc + 1].imm & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF)
         return f"{head}r{insn.dst} = {v:#x}"
