@@ -1637,7 +1637,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                             r.map.type == isa.MapType.BPF_MAP_TYPE_XSKMAP:
                         # and an XSKMAP's an AF_XDP socket
                         r.type, r.map = PTR_TO_XDP_SOCK, None
-                    if not r.ref and not self.keeps_id(r):
+                    # the reference stays in ref (released by it), the id goes but
+                    # where it names a lock
+                    if not self.keeps_id(r):
                         r.id = 0
 
     def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
@@ -1767,6 +1769,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r = Reg(PTR_TO_MEM | MAYBE_NULL)
             r.mark_known(0)
             r.size = meta["ringbuf_size"]
+            # check_helper_call: an id for the NULL check, then acquire_reference's
+            # replaces it (two ids spent, as the kernel's log shows them)
+            self.new_id()
             r.id = r.ref = self.new_id()
             st.refs[r.ref] = pc
             regs[0] = r
@@ -2072,6 +2077,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
+                if self.log.level >= 2 and frame is st.cur:
+                    # check_helper_call writes raw-mode memory a byte at a time through
+                    # check_mem_access, which marks the slots scratched
+                    self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
                 for a in range(lo, hi):
                     s = self._slot(frame, a)
                     if is_irq_slot(s):

@@ -215,6 +215,16 @@ def frame_text(frame) -> str:
     return "".join(out)
 
 
+def _tail(st) -> list[str]:
+    """What print_verifier_state adds after the stack: the references held
+    (``refs=2,5``) and whether the frame is a callback's (``cb``, ``async_cb``)."""
+    out = [f"refs={','.join(str(r) for r in st.refs)}"] if st.refs else []
+    cb = st.cur.in_callback
+    if cb:
+        out.append("cb" if cb is True else "async_cb")
+    return out
+
+
 def state_text(st) -> str:
     out = []
     for r, reg in enumerate(st.cur.regs):
@@ -226,12 +236,15 @@ def state_text(st) -> str:
             else None
         if text is not None:
             out.append(f"fp{-(spi + 1) * 8}={text}")
-    return " ".join(out)
+    return " ".join(out + _tail(st))
 
 
-def scratched_text(st, regs, slots) -> str:
+def scratched_text(st, regs, slots) -> str | None:
     """The registers and stack slots an instruction touched, after it (the kernel's
-    print_insn_state at level 2)."""
+    print_insn_state at level 2); None where it touched none, "" where none of them
+    is printed (a helper's clobbered arguments)."""
+    if not regs and not slots:
+        return None
     frame = st.cur
     out = [f"frame{frame.frameno}:"] if frame.frameno else []
     out += [f"R{r}={reg_text(frame.regs[r], frameno=frame.frameno)}" for r in sorted(regs)
@@ -243,7 +256,7 @@ def scratched_text(st, regs, slots) -> str:
             else None
         if text is not None:
             out.append(f"fp{-(spi + 1) * 8}={text}")
-    return " ".join(out) if len(out) > bool(frame.frameno) else ""
+    return " ".join(out + _tail(st))
 
 
 class Log:
@@ -275,10 +288,14 @@ class Log:
         came between)."""
         if self.level >= 2 and st.frames:
             touched = scratched_text(st, regs, self.slots)
-            if touched and self.insn_line == len(self.lines) - 1:
-                self.lines[-1] = f"{self.lines[-1]:<37} ; {touched}"
-            elif touched:
-                self.lines.append(f"{pc}: {touched}")
+            text = f" {touched}" if touched else ""
+            if touched is not None and self.insn_line == len(self.lines) - 1:
+                # print_insn_state: ';' at the column vlog_alignment gives (a multiple
+                # of 8 past the line and its newline, at least 40, less 2)
+                col = -(-max(len(self.lines[-1]) + 5, 40) // 8) * 8 - 2
+                self.lines[-1] = f"{self.lines[-1]:<{col}};{text}"
+            elif touched is not None:
+                self.lines.append(f"{pc}:{text}")
         self.slots.clear()
 
     def pop(self, mark: int, prev: int, pc: int, st) -> None:
