@@ -34,14 +34,18 @@ def _lines(log: str) -> list[str]:
     return out
 
 
-def logs(text: str, kernel_map=None, our_map=None) -> tuple[list[str], list[str]]:
-    """(the kernel's, pyebpf's) level-2 log lines of the assembly ``text``, whose
-    ``{fd}`` is each side's map."""
+def logs(text: str, kernel_map=None, our_map=None, ours_text: str | None = None,
+         extra=None) -> tuple[list[str], list[str]]:
+    """(the kernel's, pyebpf's) level-2 log lines of the assembly ``text`` (pyebpf's:
+    ``ours_text`` where given), whose ``{fd}`` is each side's map; ``extra``: more of
+    pyebpf's maps by fd."""
     code = asm.assemble(text.format(fd=kernel_map.fd if kernel_map is not None else 0))
     with kernel.KernelProgram(code, CLS, log_level=2) as prog:
         theirs = _lines(prog.verifier_log)
-    mine = asm.assemble(text.format(fd=our_map.fd if our_map is not None else 0))
-    maps = {our_map.fd: our_map}.get if our_map is not None else None
+    mine = asm.assemble((ours_text or text).format(
+        fd=our_map.fd if our_map is not None else 0))
+    by_fd = {**({our_map.fd: our_map} if our_map is not None else {}), **(extra or {})}
+    maps = by_fd.get if by_fd else None
     ours = _lines(verifier.verify(isa.unpack_program(mine), CLS, log_level=2,
                                   maps=maps).log)
     return theirs, ours
@@ -177,3 +181,36 @@ def ringbufs():
     yield theirs, ours
     theirs.close()
     ours.close()
+
+
+def test_a_decided_jump_prints_its_state_under_its_own_pc():
+    """check_cond_jmp_op prints the state itself: after the mark_precise lines of a
+    branch it decides, the line is ``N: ...`` with the jump's N."""
+    theirs, ours = logs("r2 = 129\nr3 = r2\nif r2 == 0xdd86 goto +1\nr0 = 0\nexit")
+    assert "2: R2=P129" in theirs or "2: R2=129" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_constant_key_array_lookup_spends_no_id(named_maps):
+    """check_helper_call gives R0 an id only where it may be NULL (or names a lock):
+    the hash lookup after it gets id 1."""
+    theirs_map, our_map = named_maps
+    with kernel.KernelMap("hash", 4, 8, 4) as kh:
+        our_hash = Map.create("hash", 4, 8, 4)
+        try:
+            text = ("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\n"
+                    "r2 += -4\ncall 1\nr1 = map_fd({fd2}) ll\nr2 = r10\nr2 += -4\ncall 1\n"
+                    "r0 = 0\nexit")
+            theirs, ours = logs(text.replace("{fd2}", str(kh.fd)), theirs_map, our_map,
+                                ours_text=text.replace("{fd2}", str(our_hash.fd)),
+                                extra={our_hash.fd: our_hash})
+        finally:
+            our_hash.close()
+    assert any("map_value_or_null(id=1," in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_the_stack_bytes_a_helper_writes_are_printed_after_its_call():
+    theirs, ours = logs("r2 = 0\nr3 = r10\nr3 += -8\nr4 = 4\ncall 26\nr0 = 0\nexit")
+    assert any(line.startswith("5: R0=scalar() fp-8=") for line in theirs), theirs
+    assert ours == theirs

@@ -58,6 +58,7 @@ MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+_COND_JUMPS = (isa.F_JCC_K, isa.F_JCC_X)
 # a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
@@ -316,7 +317,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 st.hist.append(pc if note is None else (pc,) + note)
             if level >= 2:
                 touched = self._touched(pc)
-                if nxt is None:
+                if nxt is None or self.ops[pc].form in _COND_JUMPS:
+                    # check_cond_jmp_op prints its state itself, under its own pc,
+                    # whether or not the next instruction prunes the path
                     log.after(st, touched, pc)
                     touched = None
             if nxt is None:
@@ -1730,21 +1733,26 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r = Reg(PTR_TO_MAP_VALUE | MAYBE_NULL)
             r.mark_known(0)
             r.map = m
-            r.id = self.new_id()
             if m is not None and m.type in (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                                             isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
                 r.type = CONST_PTR_TO_MAP | MAYBE_NULL
                 r.map = m.inner_map
+                r.id = self.new_id()
             elif m is not None and m.type in helpers.SOCK_MAPS:
-                # is_acquire_function: the socket looked up holds a reference
+                # is_acquire_function: the socket looked up holds a reference, whose id
+                # replaces the one given for the NULL check
+                self.new_id()
                 r.id = r.ref = self.new_id()
                 st.refs[r.ref] = pc
             elif meta.get("const_key") is not None and m.type in (
                     isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
                     and meta["const_key"] < m.max_entries:
                 r.type = PTR_TO_MAP_VALUE
-                # a value that holds a lock keeps an id to name it (check_helper_call)
-                r.id = r.id if has_spin_lock(m) else 0
+                # not NULL: an id only for a value that holds a lock, to name it
+                # (check_helper_call)
+                r.id = self.new_id() if has_spin_lock(m) else 0
+            else:
+                r.id = self.new_id()
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
             # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
