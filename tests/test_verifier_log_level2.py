@@ -214,3 +214,13 @@ def test_the_stack_bytes_a_helper_writes_are_printed_after_its_call():
     theirs, ours = logs("r2 = 0\nr3 = r10\nr3 += -8\nr4 = 4\ncall 26\nr0 = 0\nexit")
     assert any(line.startswith("5: R0=scalar() fp-8=") for line in theirs), theirs
     assert ours == theirs
+
+
+def test_a_decided_jump_on_a_linked_scalar_links_nothing_for_precision():
+    """collect_linked_regs runs only where the branch is not decided, so walking back
+    through a decided one keeps only the registers asked for (``regs=r4``)."""
+    theirs, ours = logs("r0 = *(u32 *)(r1 + 8)\nr0 &= 15\nr0 += 1\nr2 = r0\nr4 = r0\n"
+                        "if r2 == 0 goto +2\nif r4 > 100 goto +1\nr0 = 0\nexit")
+    assert "mark_precise: frame0: regs=r4 stack= before 5: (15) if r2 == 0x0 goto pc+2" \
+        in theirs, theirs
+    assert ours == theirs

@@ -1513,9 +1513,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
                 # compared with a pointer, whose NULL-ness it decides)
                 self._needs(st, *((insn.dst, insn.src) if x else (insn.dst,)))
-            self.note = precision.linked_at(st, (dst, src) if x else (dst,)), None
-            if self.note[0] is None:
-                self.note = None
+            # collect_linked_regs comes after a decided branch has returned: only an
+            # undecided one records its linked scalars for mark_precise
+            linked = precision.linked_at(st, (dst, src) if x else (dst,)) \
+                if taken < 0 else None
+            self.note = (linked, None) if linked is not None else None
         if taken == 1:
             return target
         if taken == 0:
