@@ -224,3 +224,13 @@ def test_a_decided_jump_on_a_linked_scalar_links_nothing_for_precision():
     assert "mark_precise: frame0: regs=r4 stack= before 5: (15) if r2 == 0x0 goto pc+2" \
         in theirs, theirs
     assert ours == theirs
+
+
+def test_a_jump_decided_by_two_registers_walks_back_for_each_in_turn():
+    """check_cond_jmp_op: mark_chain_precision of dst, then of src, two walks (not one
+    with ``regs=r1,r2``)."""
+    theirs, ours = logs("r1 = *(u32 *)(r1 + 8)\nr1 &= 7\nr1 += 1\nr2 = 65536\n"
+                        "if r2 > r1 goto +1\nr1 = 1\nr0 = 0\nexit")
+    walks = [line for line in theirs if "last_idx 4 " in line]
+    assert len(walks) == 2, theirs
+    assert ours == theirs

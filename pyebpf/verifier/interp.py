@@ -1512,7 +1512,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
                 # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
                 # compared with a pointer, whose NULL-ness it decides)
-                self._needs(st, *((insn.dst, insn.src) if x else (insn.dst,)))
+                # one mark_chain_precision for dst, then one for src
+                self._needs(st, insn.dst)
+                if x:
+                    self._needs(st, insn.src)
             # collect_linked_regs comes after a decided branch has returned: only an
             # undecided one records its linked scalars for mark_precise
             linked = precision.linked_at(st, (dst, src) if x else (dst,)) \
@@ -1564,7 +1567,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return pc + 1
         if self.precision and not (ok_t and ok_f):
             # a side the bounds rule out: decided by the values, as a taken branch is
-            self._needs(st, *((insn.dst, insn.src) if is_x else (insn.dst,)))
+            self._needs(st, insn.dst)
+            if is_x:
+                self._needs(st, insn.src)
 
         def apply(state: VState, d: Reg, s_: Reg) -> None:
             if same:
