@@ -234,3 +234,13 @@ def test_a_jump_decided_by_two_registers_walks_back_for_each_in_turn():
     walks = [line for line in theirs if "last_idx 4 " in line]
     assert len(walks) == 2, theirs
     assert ours == theirs
+
+
+def test_stack_memory_a_helper_reads_and_writes_is_not_printed_after_its_call():
+    """bpf_check_mtu's mtu_len is initialised memory (no MEM_UNINIT): not written a
+    byte at a time by check_helper_call, so not scratched."""
+    theirs, ours = logs("r2 = 0\n*(u32 *)(r10 - 4) = r2\nr3 = r10\nr3 += -4\nr4 = 0\n"
+                        "r5 = 0\ncall 163\nr0 = 0\nexit")
+    assert any(re.search(r"call bpf_check_mtu#163 +; R0=scalar\(\)$", line)
+               for line in theirs), theirs
+    assert ours == theirs

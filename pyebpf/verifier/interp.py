@@ -1933,7 +1933,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             size = 4 if kind == helpers.U32_INOUT else 8
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
-            self.helper_mem(st, pc, regno, reg, size, True, False)
+            self.helper_mem(st, pc, regno, reg, size, True, False,
+                            raw=kind == helpers.U64_OUT)
             if reg.type == PTR_TO_STACK:
                 # initialised memory the helper writes: read first (no MEM_UNINIT)
                 lo = reg.off + reg.smin
@@ -1978,7 +1979,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
             size = m.key_size if kind == helpers.KEY else m.value_size
-            self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
+            uninit = kind == helpers.UNINIT_VALUE
+            self.helper_mem(st, pc, regno, reg, size, uninit, False, raw=uninit)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
@@ -2014,8 +2016,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self.refuse(pc, f"R{regno - 1} type=scalar expected="
                                     f"{', '.join(self._EXPECTED[helpers.MEM])}")
                 return
-            self.helper_mem(st, pc, regno - 1, mem, reg.umax, meta.pop("mem_write", False),
-                            zero_ok)
+            uninit = meta.pop("mem_write", False)
+            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok, raw=uninit)
             return
         if kind == helpers.ALLOC_SIZE_OR_ZERO:
             if reg.type != SCALAR or not reg.is_const:
@@ -2059,8 +2061,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             precision.mark(self, st, (), ((-addr - 1) // 8,), reg.frame)
         return s.spill.value
 
-    def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool):
-        """check_helper_mem_access: ``size`` bytes at ``reg``."""
+    def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool,
+                   raw: bool = False):
+        """check_helper_mem_access: ``size`` bytes at ``reg`` (``raw``: a helper's
+        MEM_UNINIT argument, which check_helper_call then writes a byte at a time)."""
         t = reg.type
         if t in PKT_TYPES:
             self.packet_access(pc, regno, reg, reg.off, size, zero_ok)
@@ -2092,7 +2096,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
-                if self.log.level >= 2 and frame is st.cur:
+                if raw and self.log.level >= 2 and frame is st.cur:
                     # check_helper_call writes raw-mode memory a byte at a time through
                     # check_mem_access, which marks the slots scratched
                     self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
