@@ -244,3 +244,34 @@ def test_stack_memory_a_helper_reads_and_writes_is_not_printed_after_its_call():
     assert any(re.search(r"call bpf_check_mtu#163 +; R0=scalar\(\)$", line)
                for line in theirs), theirs
     assert ours == theirs
+
+
+# --- calls of static and global functions ---------------------------------------------------
+
+CALL = ("r1 = *(u32 *)(r1 + 8)\n*(u64 *)(r10 - 8) = r1\nr0 = 5\nr1 = r10\nr1 += -8\n"
+        "call sub\nr0 = 0\nexit\n"
+        "sub:\nr2 = *(u64 *)(r1 + 0)\nif r2 > 3 goto +2\nr0 = 1\nexit\nr0 = 2\nexit\n")
+
+
+def test_a_static_call_prints_the_caller_and_the_callee_whole():
+    """__check_func_call: ``caller:`` and ``callee:`` with each frame's state (the
+    caller's R0 to R5 cleared), then the callee's first state line."""
+    theirs, ours = logs(CALL)
+    at = theirs.index("caller:")
+    assert theirs[at + 2] == "callee:" and theirs[at + 4].startswith("8: frame1:"), theirs
+    assert ours == theirs
+
+
+def test_a_return_prints_both_frames_and_goes_on_as_a_popped_path():
+    """prepare_func_exit: ``returning from callee:``, ``to caller at N:``, then do_check
+    prints ``from X to N:`` with no ``N:`` state line after it."""
+    theirs, ours = logs(CALL)
+    assert "returning from callee:" in theirs and "to caller at 6:" in theirs, theirs
+    assert any(line.startswith("from 11 to 6: ") for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_path_popped_inside_a_function_names_its_frame():
+    theirs, ours = logs(CALL)
+    assert any(line.startswith("from 9 to 12: frame1: ") for line in theirs), theirs
+    assert ours == theirs

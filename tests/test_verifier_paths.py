@@ -200,6 +200,19 @@ def test_an_uninitialised_stack_read_is_allowed_for_root():
     agree("r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit", None)
 
 
+def test_a_32_bit_subtraction_of_a_pointer_from_a_scalar_is_unknown_in_64_bits():
+    """adjust_ptr_min_max_vals: a 32-bit ALU op on a pointer gives a scalar unknown in
+    all 64 bits (no zero extension), so its upper half decides no branch (found
+    comparing test_pkt_access.o's level-2 log)."""
+    agree("r9 = *(u32 *)(r1 + 76)\nw2 = 0\nw2 -= w9\nr2 >>= 32\nif r2 == 0 goto +1\n"
+          "r0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
+
+
+def test_a_32_bit_subtraction_of_two_pointers_is_unknown_in_64_bits():
+    agree("r9 = *(u32 *)(r1 + 76)\nr2 = r9\nw2 -= w9\nr2 >>= 32\nif r2 == 0 goto +1\n"
+          "r0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
+
+
 def test_an_atomic_fetch_from_a_spilled_constant_gets_the_constant():
     """check_atomic_rmw fills the fetched register as a load would (found comparing
     level-2 logs): the branch on it is decided and the bad read it skips is not looked

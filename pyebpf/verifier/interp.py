@@ -336,7 +336,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         insn, f = self.insns[pc], self.ops[pc].form
         if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
             return {0}
-        if f is isa.F_EXIT or f is isa.F_CALL_LOCAL:
+        if f is isa.F_CALL_LOCAL:
+            # a static function: init_func_state scratches the callee's frame; a
+            # global one: clear_caller_saved_regs, R0 its unknown result
+            return set(range(11)) if pc + 1 + insn.imm not in self.globals else \
+                set(range(6))
+        if f is isa.F_EXIT:
             return set()
         regs = {insn.dst} if f.dst else set()
         if f.src:
@@ -869,16 +874,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         opstr = _ALU_STRING[code_op >> 4]
         if dst.type != SCALAR and src.type != SCALAR:
             if code_op == isa.BPF_SUB and not self.unpriv:
+                # mark_reg_unknown, in 32 bits too: no zero extension
                 regs[d].mark_unknown()
-                if not self.is_64[pc]:
-                    bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
         ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
         if not self.is_64[pc]:
             if code_op == isa.BPF_SUB:
+                # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
+                # (__mark_reg_unknown, no zero extension)
                 regs[d].mark_unknown()
-                bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
         if ptr.type & MAYBE_NULL:
@@ -2153,10 +2158,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         for r in range(1, 6):
             # the arguments move to the callee (clear_caller_saved_regs)
             callee.regs[r], caller.regs[r] = caller.regs[r], Reg()
+        caller.regs[0] = Reg()          # R0 too: the callee's will come back in it
         callee.regs[10].type = PTR_TO_STACK
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = callee.frameno
         st.frames.append(callee)
+        self.log.called(st, caller, callee)
         return target
 
     def exit(self, st: VState, pc: int) -> int | None:
@@ -2177,6 +2184,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # pointers end (as at a global function's call); the helpers that
                 # change packet data ended them where they were called
                 self.clear_all_pkt_pointers(st)
+            self.log.returned(st, callee, caller, pc, callee.callsite + 1)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:

@@ -200,9 +200,11 @@ def _slot_text(s, marks: bool = False, frameno: int | None = None) -> str | None
     return "".join(_SLOT_CHARS[k] for k in reversed(s.kinds))
 
 
-def frame_text(frame) -> str:
+def frame_text(frame, st=None) -> str:
     """One frame of a checkpoint whole, precision marks included (print_verifier_state
-    with print_all, as mark_precise prints a parent state)."""
+    with print_all, as mark_precise prints a parent state); with ``st``, the references
+    it holds and whether the frame is a callback's after it (as a call and a return
+    print the frames)."""
     out = [f" frame{frame.frameno}:"] if frame.frameno else []
     out += [f" R{r}={reg_text(reg, True, frame.frameno)}" for r, reg in enumerate(frame.regs)
             if reg.type != NOT_INIT]
@@ -212,21 +214,24 @@ def frame_text(frame) -> str:
             else None
         if text is not None:
             out.append(f" fp{-(spi + 1) * 8}={text}")
+    if st is not None:
+        out += [f" {t}" for t in _tail(st, frame)]
     return "".join(out)
 
 
-def _tail(st) -> list[str]:
+def _tail(st, frame=None) -> list[str]:
     """What print_verifier_state adds after the stack: the references held
-    (``refs=2,5``) and whether the frame is a callback's (``cb``, ``async_cb``)."""
+    (``refs=2,5``) and whether the frame (the current one by default) is a callback's
+    (``cb``, ``async_cb``)."""
     out = [f"refs={','.join(str(r) for r in st.refs)}"] if st.refs else []
-    cb = st.cur.in_callback
+    cb = (frame if frame is not None else st.cur).in_callback
     if cb:
         out.append("cb" if cb is True else "async_cb")
     return out
 
 
 def state_text(st) -> str:
-    out = []
+    out = [f"frame{st.cur.frameno}:"] if st.cur.frameno else []
     for r, reg in enumerate(st.cur.regs):
         if reg.type != NOT_INIT:
             out.append(f"R{r}={reg_text(reg, frameno=st.cur.frameno)}")
@@ -268,8 +273,8 @@ class Log:
         self.slots: set[int] = set()    # stack slots the current instruction touched
         self.insn_line = -1             # where the last instruction line is
         # a path just begun (do_check's do_print_state): (the pc it was queued at, or
-        # None for a function's entry; its first pc; its state), printed once it is
-        # not pruned there
+        # None for a function's entry; its first pc; its state; whether ``Y: state``
+        # follows), printed once it is not pruned there
         self.fresh = None
 
     def mark(self) -> int:
@@ -302,22 +307,39 @@ class Log:
         if self.level == 1:
             del self.lines[mark:]
         elif self.level >= 2:
-            self.fresh = (prev, pc, state_text(st))
+            self.fresh = (prev, pc, state_text(st), True)
 
     def start(self, pc: int, st) -> None:
         """Level 2: a function's verification begins at ``pc`` in state ``st``."""
         if self.level >= 2:
-            self.fresh = (None, pc, state_text(st))
+            self.fresh = (None, pc, state_text(st), True)
+
+    def called(self, st, caller, callee) -> None:
+        """A static function's call: both frames whole (__check_func_call)."""
+        if self.level:
+            self.lines += ["caller:", frame_text(caller, st), "callee:",
+                           frame_text(callee, st)]
+
+    def returned(self, st, callee, caller, exit_pc: int, to: int) -> None:
+        """Its return (prepare_func_exit): both frames whole, then at level 2 the
+        caller's path goes on as a popped one does (``from X to Y: state``, with no
+        ``Y: state`` after it: nothing is scratched)."""
+        if self.level:
+            self.lines += ["returning from callee:", frame_text(callee, st),
+                           f"to caller at {to}:", frame_text(caller, st)]
+        if self.level >= 2:
+            self.fresh = (exit_pc, to, state_text(st), False)
 
     def begun(self) -> None:
         """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued
         one, then ``Y: state`` (every register scratched, print_insn_state)."""
         if self.fresh is not None:
-            prev, pc, text = self.fresh
+            prev, pc, text, state_line = self.fresh
             if prev is not None:
                 # do_check prints "\nfrom X to Y:": a blank line before each popped path
                 self.lines += ["", f"from {prev} to {pc}: {text}"]
-            self.lines.append(f"{pc}: {text}")
+            if state_line:
+                self.lines.append(f"{pc}: {text}")
             self.fresh = None
 
     def pruned(self, pc: int) -> None:
