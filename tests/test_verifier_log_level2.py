@@ -275,3 +275,13 @@ def test_a_path_popped_inside_a_function_names_its_frame():
     theirs, ours = logs(CALL)
     assert any(line.startswith("from 9 to 12: frame1: ") for line in theirs), theirs
     assert ours == theirs
+
+
+def test_a_register_linked_to_a_32_bit_sum_is_zero_extended_when_synced():
+    """sync_linked_regs: r8 takes w2's bounds (w2 = w8 - 1) plus 1, zero-extended since
+    w2's link is a 32-bit one (r8 in 0..101, not 1..0x100000000)."""
+    theirs, ours = logs("r8 = *(u32 *)(r1 + 8)\nif r8 > 255 goto +5\nw2 = w8\nw2 += -1\n"
+                        "if w2 s> 100 goto +2\nr0 = r8\nr0 = r2\nr0 = 0\nexit")
+    assert any(line.startswith("5: (bf) r0 = r8") and "smax=umax=smax32=umax32=101" in line
+               for line in theirs), theirs
+    assert ours == theirs

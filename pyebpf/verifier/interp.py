@@ -72,9 +72,13 @@ def _linked_copy(known: Reg, r: Reg) -> Reg:
     delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
         (known.off if known.id & BPF_ADD_CONST else 0)
     if delta:
-        bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
-        if r.id & BPF_ADD_CONST32:
-            bounds.zext32(new)
+        if (r.id | known.id) & BPF_ADD_CONST32:
+            # zero-extended where either side's link is a 32-bit one (6.18.44's
+            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
+            # 32-bit sum's bounds: a 32-bit add
+            bounds.alu(new, scalar(delta & 0xFFFFFFFF), isa.BPF_ADD, 32)
+        else:
+            bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
     new.id, new.off = r.id, r.off
     return new
 
