@@ -285,3 +285,15 @@ def test_a_register_linked_to_a_32_bit_sum_is_zero_extended_when_synced():
     assert any(line.startswith("5: (bf) r0 = r8") and "smax=umax=smax32=umax32=101" in line
                for line in theirs), theirs
     assert ours == theirs
+
+
+@pytest.mark.parametrize("text", [
+    "r2 = *(u32 *)(r1 + 8)\nw2 &= 0x200\nif w2 == 0x0 goto +1\nr0 = r2\nr0 = 0\nexit",
+    "r2 = *(u32 *)(r1 + 8)\nr2 &= 0x30\nif r2 < 17 goto +3\nif r2 > 40 goto +2\nr0 = r2\n"
+    "r3 = r2\nr0 = 0\nexit",
+], ids=["the-upper-end", "between"])
+def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
+    theirs, ours = logs(text)
+    assert any(line.startswith("3: (bf) r0 = r2") and "R2=" in line and "scalar" not in line
+               for line in theirs) or any("R2=32" in line for line in theirs), theirs
+    assert ours == theirs

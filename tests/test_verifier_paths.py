@@ -213,6 +213,14 @@ def test_a_32_bit_subtraction_of_two_pointers_is_unknown_in_64_bits():
           "r0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
 
 
+def test_a_range_holding_one_value_of_the_tnum_is_that_constant():
+    """__update_reg64_bounds (6.18): r2 & 48 in 17..40 can only be 32, so the branch
+    on r2 != 32 is decided and the bad read it guards is not looked at (found
+    comparing test_cls_redirect.o's level-2 log)."""
+    agree("r2 = *(u32 *)(r1 + 8)\nr2 &= 0x30\nif r2 < 17 goto +4\nif r2 > 40 goto +3\n"
+          "if r2 == 32 goto +2\nr3 = 0\nr0 = *(u64 *)(r3 + 0)\nr0 = 0\nexit", None)
+
+
 def test_an_atomic_fetch_from_a_spilled_constant_gets_the_constant():
     """check_atomic_rmw fills the fetched register as a load would (found comparing
     level-2 logs): the branch on it is decided and the bad read it skips is not looked
