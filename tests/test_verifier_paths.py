@@ -1030,6 +1030,16 @@ PAST_END = PKT + "r4 = r2\nr4 += 14\nif r4 {first} r3 goto out\nr0 = 0\nexit\nou
     "if r4 {second} r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit"
 
 
+def test_a_constant_added_to_a_pointer_past_pkt_end_forgets_it_is_past():
+    """adjust_ptr_min_max_vals (6.18.44): pointer arithmetic clears AT_PKT_END and
+    BEYOND_PKT_END, so the same comparison after ``r4 += 0`` is not decided and the
+    read after it, past the checked bytes, is refused (found comparing
+    test_cls_redirect.o's level-2 log)."""
+    agree(PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto out\nr0 = 0\nexit\nout:\nr4 += 0\n"
+                "if r4 > r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit",
+          "invalid access to packet")
+
+
 def test_a_pointer_past_pkt_end_decides_its_next_comparison_with_it():
     """``pkt > pkt_end`` taken: the pointer is at least a byte past the end, so the same
     comparison again is taken and the read past the checked bytes after it is never

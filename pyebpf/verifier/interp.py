@@ -921,6 +921,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if code_op == isa.BPF_ADD:
             if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
                 new.off = ptr.off + smin
+                if base in PKT_TYPES and new.range < 0:
+                    # adjust_ptr_min_max_vals (6.18.44): arithmetic ends what a
+                    # comparison with pkt_end found (AT_PKT_END, BEYOND_PKT_END)
+                    new.range = 0
             else:
                 var_holder = ptr.copy()
                 var_holder.type = SCALAR
