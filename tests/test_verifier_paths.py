@@ -200,6 +200,41 @@ def test_an_uninitialised_stack_read_is_allowed_for_root():
     agree("r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit", None)
 
 
+def test_a_32_bit_subtraction_of_a_pointer_from_a_scalar_is_unknown_in_64_bits():
+    """adjust_ptr_min_max_vals: a 32-bit ALU op on a pointer gives a scalar unknown in
+    all 64 bits (no zero extension), so its upper half decides no branch (found
+    comparing test_pkt_access.o's level-2 log)."""
+    agree("r9 = *(u32 *)(r1 + 76)\nw2 = 0\nw2 -= w9\nr2 >>= 32\nif r2 == 0 goto +1\n"
+          "r0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
+
+
+def test_a_32_bit_subtraction_of_two_pointers_is_unknown_in_64_bits():
+    agree("r9 = *(u32 *)(r1 + 76)\nr2 = r9\nw2 -= w9\nr2 >>= 32\nif r2 == 0 goto +1\n"
+          "r0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", "R2 invalid mem access 'scalar'")
+
+
+def test_a_range_holding_one_value_of_the_tnum_is_that_constant():
+    """__update_reg64_bounds (6.18): r2 & 48 in 17..40 can only be 32, so the branch
+    on r2 != 32 is decided and the bad read it guards is not looked at (found
+    comparing test_cls_redirect.o's level-2 log)."""
+    agree("r2 = *(u32 *)(r1 + 8)\nr2 &= 0x30\nif r2 < 17 goto +4\nif r2 > 40 goto +3\n"
+          "if r2 == 32 goto +2\nr3 = 0\nr0 = *(u64 *)(r3 + 0)\nr0 = 0\nexit", None)
+
+
+def test_an_atomic_fetch_from_a_spilled_constant_gets_the_constant():
+    """check_atomic_rmw fills the fetched register as a load would (found comparing
+    level-2 logs): the branch on it is decided and the bad read it skips is not looked
+    at."""
+    agree("r1 = 7\n*(u64 *)(r10 - 8) = r1\nr1 = xchg_64(r10 - 0x8, r1)\n"
+          "if r1 == 7 goto +2\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit", None)
+
+
+def test_an_atomic_fetch_from_misc_stack_bytes_is_unknown():
+    agree("r1 = 7\n*(u32 *)(r10 - 4) = 7\nw1 = atomic_fetch_add((u32 *)(r10 - 0x4), w1)\n"
+          "if r1 == 7 goto +2\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit",
+          "R2 invalid mem access 'scalar'")
+
+
 def test_a_narrow_read_of_a_spilled_pointer_is_refused():
     agree("*(u64 *)(r10 - 8) = r1\nr0 = *(u32 *)(r10 - 8)\nr0 = 0\nexit",
           "invalid size of register fill")
@@ -1028,6 +1063,16 @@ def test_verify_at_level_2_prints_register_states(tmp_path):
 
 PAST_END = PKT + "r4 = r2\nr4 += 14\nif r4 {first} r3 goto out\nr0 = 0\nexit\nout:\n" \
     "if r4 {second} r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit"
+
+
+def test_a_constant_added_to_a_pointer_past_pkt_end_forgets_it_is_past():
+    """adjust_ptr_min_max_vals (6.18.44): pointer arithmetic clears AT_PKT_END and
+    BEYOND_PKT_END, so the same comparison after ``r4 += 0`` is not decided and the
+    read after it, past the checked bytes, is refused (found comparing
+    test_cls_redirect.o's level-2 log)."""
+    agree(PKT + "r4 = r2\nr4 += 14\nif r4 > r3 goto out\nr0 = 0\nexit\nout:\nr4 += 0\n"
+                "if r4 > r3 goto done\nr0 = *(u8 *)(r2 + 20)\ndone:\nr0 = 0\nexit",
+          "invalid access to packet")
 
 
 def test_a_pointer_past_pkt_end_decides_its_next_comparison_with_it():

@@ -50,7 +50,7 @@ def _synced(key: tuple) -> tuple:
         if key[3] <= v <= key[4] and key[1] <= s64(v) <= key[2] and \
                 key[7] <= v & M32 <= key[8] and key[5] <= s32(v) <= key[6]:
             return (var, s64(v), s64(v), v, v, s32(v), s32(v), v & M32, v & M32)
-    b = _update(var, key[1:])
+    var, b = _single(var, _update(var, key[1:]))
     for _ in range(3):
         nb = _deduce(b)
         if nb == b:
@@ -61,7 +61,48 @@ def _synced(key: tuple) -> tuple:
         v64 = tnum.intersect(var, tnum.range_(umin, umax))
         v32 = tnum.intersect(tnum.subreg(v64), tnum.range_(u32min, u32max))
         var = tnum.or_(tnum.clear_subreg(v64), v32)
-    return (var,) + _update(var, b)
+    var, b = _single(var, _update(var, b))
+    return (var,) + b
+
+
+def _tnum_step(v: int, m: int, z: int) -> int:
+    """tnum_step: the least value of the tnum (v; m) above ``z`` (1 << 64 if none):
+    its unknown bits, from the top, set only where the value could not pass ``z``
+    without them."""
+    y = z + 1
+    if y <= v:
+        return v
+    if y > v | m:
+        return 1 << 64
+    out = v
+    for bit in range(63, -1, -1):
+        b = 1 << bit
+        if m & b and out | (m & (b - 1)) < y:
+            out |= b
+    return out
+
+
+def _single(var, b) -> tuple:
+    """__update_reg64_bounds (6.18): where the unsigned range holds one value of the
+    tnum only, the register is that constant (a range whose bounds are out of order
+    is left to the checks that find it dead)."""
+    umin, umax = b[2], b[3]
+    v, m = var
+    if not m or umin > umax:
+        return var, b
+    nxt = _tnum_step(v, m, umin)
+    if (umin & ~m) == v:
+        if nxt <= umax:
+            return var, b
+        val = umin
+    elif nxt == v | m:
+        val = nxt
+    elif nxt <= umax and _tnum_step(v, m, nxt) > umax:
+        val = nxt
+    else:
+        return var, b
+    return (val, 0), (s64(val), s64(val), val, val, s32(val), s32(val), val & M32,
+                      val & M32)
 
 
 def _update(var, b) -> tuple:

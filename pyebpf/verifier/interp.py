@@ -58,6 +58,7 @@ MAX_BPF_STACK = 512
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+_COND_JUMPS = (isa.F_JCC_K, isa.F_JCC_X)
 # a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
@@ -71,9 +72,13 @@ def _linked_copy(known: Reg, r: Reg) -> Reg:
     delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
         (known.off if known.id & BPF_ADD_CONST else 0)
     if delta:
-        bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
-        if r.id & BPF_ADD_CONST32:
-            bounds.zext32(new)
+        if (r.id | known.id) & BPF_ADD_CONST32:
+            # zero-extended where either side's link is a 32-bit one (6.18.44's
+            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
+            # 32-bit sum's bounds: a 32-bit add
+            bounds.alu(new, scalar(delta & 0xFFFFFFFF), isa.BPF_ADD, 32)
+        else:
+            bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
     new.id, new.off = r.id, r.off
     return new
 
@@ -316,7 +321,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 st.hist.append(pc if note is None else (pc,) + note)
             if level >= 2:
                 touched = self._touched(pc)
-                if nxt is None:
+                if nxt is None or self.ops[pc].form in _COND_JUMPS:
+                    # check_cond_jmp_op prints its state itself, under its own pc,
+                    # whether or not the next instruction prunes the path
                     log.after(st, touched, pc)
                     touched = None
             if nxt is None:
@@ -333,11 +340,18 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         insn, f = self.insns[pc], self.ops[pc].form
         if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
             return {0}
-        if f is isa.F_EXIT or f is isa.F_CALL_LOCAL:
+        if f is isa.F_CALL_LOCAL:
+            # a static function: init_func_state scratches the callee's frame; a
+            # global one: clear_caller_saved_regs, R0 its unknown result
+            return set(range(11)) if pc + 1 + insn.imm not in self.globals else \
+                set(range(6))
+        if f is isa.F_EXIT:
             return set()
         regs = {insn.dst} if f.dst else set()
         if f.src:
             regs.add(insn.src)
+        if f is isa.F_ATOMIC and insn.imm == isa.BPF_CMPXCHG:
+            regs.add(0)                 # check_atomic_rmw's check_reg_arg of R0
         return regs
 
     def push(self, st: VState, pc: int, prev: int, pending,
@@ -869,16 +883,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         opstr = _ALU_STRING[code_op >> 4]
         if dst.type != SCALAR and src.type != SCALAR:
             if code_op == isa.BPF_SUB and not self.unpriv:
+                # mark_reg_unknown, in 32 bits too: no zero extension
                 regs[d].mark_unknown()
-                if not self.is_64[pc]:
-                    bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
         ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
         if not self.is_64[pc]:
             if code_op == isa.BPF_SUB:
+                # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
+                # (__mark_reg_unknown, no zero extension)
                 regs[d].mark_unknown()
-                bounds.zext32(regs[d])
                 return
             self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
         if ptr.type & MAYBE_NULL:
@@ -912,6 +926,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if code_op == isa.BPF_ADD:
             if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
                 new.off = ptr.off + smin
+                if base in PKT_TYPES and new.range < 0:
+                    # adjust_ptr_min_max_vals (6.18.44): arithmetic ends what a
+                    # comparison with pkt_end found (AT_PKT_END, BEYOND_PKT_END)
+                    new.range = 0
             else:
                 var_holder = ptr.copy()
                 var_holder.type = SCALAR
@@ -1230,7 +1248,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._write_bytes(frame, lo, size, STACK_MISC)
                 return None
             value = st.cur.regs[value_regno] if value_regno >= 0 else scalar(imm)
-            self.stack_write(st, pc, frame, lo, size, value, value_regno < 0)
+            self.stack_write(st, pc, frame, lo, size, value, value_regno)
             return None
         return self.stack_read(st, pc, frame, lo, size)
 
@@ -1289,8 +1307,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         s.kinds[addr % 8] = kind
 
     def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
-                    is_imm: bool) -> None:
-        """check_stack_write_fixed_off."""
+                    value_regno: int) -> None:
+        """check_stack_write_fixed_off (``value_regno`` < 0: an immediate)."""
+        is_imm = value_regno < 0
         for a in range(addr, addr + size, 8):
             self.destroy_dynptr(st, pc, frame, a)
         s = self._slot(frame, addr)
@@ -1321,6 +1340,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # not a register spill: no history entry, and mark_precise keeps looking for
         # the slot's spill further back (check_stack_write_fixed_off: insn_flags = 0)
         self.note = None
+        if value.is_null() and not is_imm:
+            # the zero bytes stay zero only if the register's 0 is precise (backtracking
+            # does not follow STACK_ZERO)
+            self._needs(st, value_regno)
         self._write_bytes(frame, addr, size, STACK_ZERO if value.is_null() else STACK_MISC)
 
     def _write_bytes(self, frame: Frame, addr: int, size: int, kind: int) -> None:
@@ -1407,12 +1430,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
         fetch = op.disc_value & isa.BPF_FETCH
         self.mem_access(st, pc, insn.dst, insn.off, op.size, False, -1)
-        self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1)
         if fetch:
-            r = scalar()
-            if op.size < 8:
-                bounds.truncate(r, op.size)
-            regs[fetch_reg] = r
+            # check_atomic_rmw reads again into the fetched register, as a fill: the old
+            # value, a spilled constant on the stack included, before the write
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, False, fetch_reg)
+        self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1)
 
     def lddw(self, st, pc, insn, op) -> None:
         regs = st.cur.regs
@@ -1508,10 +1530,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
                 # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
                 # compared with a pointer, whose NULL-ness it decides)
-                self._needs(st, *((insn.dst, insn.src) if x else (insn.dst,)))
-            self.note = precision.linked_at(st, (dst, src) if x else (dst,)), None
-            if self.note[0] is None:
-                self.note = None
+                # one mark_chain_precision for dst, then one for src
+                self._needs(st, insn.dst)
+                if x:
+                    self._needs(st, insn.src)
+            # collect_linked_regs comes after a decided branch has returned: only an
+            # undecided one records its linked scalars for mark_precise
+            linked = precision.linked_at(st, (dst, src) if x else (dst,)) \
+                if taken < 0 else None
+            self.note = (linked, None) if linked is not None else None
         if taken == 1:
             return target
         if taken == 0:
@@ -1558,7 +1585,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return pc + 1
         if self.precision and not (ok_t and ok_f):
             # a side the bounds rule out: decided by the values, as a taken branch is
-            self._needs(st, *((insn.dst, insn.src) if is_x else (insn.dst,)))
+            self._needs(st, insn.dst)
+            if is_x:
+                self._needs(st, insn.src)
 
         def apply(state: VState, d: Reg, s_: Reg) -> None:
             if same:
@@ -1636,7 +1665,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                             r.map.type == isa.MapType.BPF_MAP_TYPE_XSKMAP:
                         # and an XSKMAP's an AF_XDP socket
                         r.type, r.map = PTR_TO_XDP_SOCK, None
-                    if not r.ref and not self.keeps_id(r):
+                    # the reference stays in ref (released by it), the id goes but
+                    # where it names a lock
+                    if not self.keeps_id(r):
                         r.id = 0
 
     def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
@@ -1727,21 +1758,26 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r = Reg(PTR_TO_MAP_VALUE | MAYBE_NULL)
             r.mark_known(0)
             r.map = m
-            r.id = self.new_id()
             if m is not None and m.type in (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                                             isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
                 r.type = CONST_PTR_TO_MAP | MAYBE_NULL
                 r.map = m.inner_map
+                r.id = self.new_id()
             elif m is not None and m.type in helpers.SOCK_MAPS:
-                # is_acquire_function: the socket looked up holds a reference
+                # is_acquire_function: the socket looked up holds a reference, whose id
+                # replaces the one given for the NULL check
+                self.new_id()
                 r.id = r.ref = self.new_id()
                 st.refs[r.ref] = pc
             elif meta.get("const_key") is not None and m.type in (
                     isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
                     and meta["const_key"] < m.max_entries:
                 r.type = PTR_TO_MAP_VALUE
-                # a value that holds a lock keeps an id to name it (check_helper_call)
-                r.id = r.id if has_spin_lock(m) else 0
+                # not NULL: an id only for a value that holds a lock, to name it
+                # (check_helper_call)
+                r.id = self.new_id() if has_spin_lock(m) else 0
+            else:
+                r.id = self.new_id()
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
             # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
@@ -1766,6 +1802,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             r = Reg(PTR_TO_MEM | MAYBE_NULL)
             r.mark_known(0)
             r.size = meta["ringbuf_size"]
+            # check_helper_call: an id for the NULL check, then acquire_reference's
+            # replaces it (two ids spent, as the kernel's log shows them)
+            self.new_id()
             r.id = r.ref = self.new_id()
             st.refs[r.ref] = pc
             regs[0] = r
@@ -1912,7 +1951,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             size = 4 if kind == helpers.U32_INOUT else 8
             if reg.type not in self._MEM_TYPES:
                 self._type_error(pc, regno, reg, kind)
-            self.helper_mem(st, pc, regno, reg, size, True, False)
+            self.helper_mem(st, pc, regno, reg, size, True, False,
+                            raw=kind == helpers.U64_OUT)
             if reg.type == PTR_TO_STACK:
                 # initialised memory the helper writes: read first (no MEM_UNINIT)
                 lo = reg.off + reg.smin
@@ -1957,12 +1997,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
             size = m.key_size if kind == helpers.KEY else m.value_size
-            self.helper_mem(st, pc, regno, reg, size, kind == helpers.UNINIT_VALUE, False)
+            uninit = kind == helpers.UNINIT_VALUE
+            self.helper_mem(st, pc, regno, reg, size, uninit, False, raw=uninit)
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
-                if self.precision and meta["const_key"] is not None:
-                    v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
-                    precision.mark(self, st, (), ((-(reg.off + v) - 1) // 8,), reg.frame)
             return
         if kind == helpers.MEM_OR_NULL and reg.is_null():
             meta["mem_null"] = True
@@ -1996,8 +2034,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self.refuse(pc, f"R{regno - 1} type=scalar expected="
                                     f"{', '.join(self._EXPECTED[helpers.MEM])}")
                 return
-            self.helper_mem(st, pc, regno - 1, mem, reg.umax, meta.pop("mem_write", False),
-                            zero_ok)
+            uninit = meta.pop("mem_write", False)
+            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok, raw=uninit)
             return
         if kind == helpers.ALLOC_SIZE_OR_ZERO:
             if reg.type != SCALAR or not reg.is_const:
@@ -2016,7 +2054,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
         """get_constant_map_key: the key's value when the stack holds it as zeroes or
-        as a constant scalar spilled with exactly the key's size; else None."""
+        as a constant scalar spilled with exactly the key's size (the spill then made
+        precise; zeroes are precise already, check_stack_write_fixed_off); else None."""
         frame = self.stack_frame(st, reg)
         v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
         addr = reg.off + v
@@ -2036,10 +2075,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             spilled += 1
         if spilled != size or not s.spill.is_const:
             return None
+        if self.precision:
+            precision.mark(self, st, (), ((-addr - 1) // 8,), reg.frame)
         return s.spill.value
 
-    def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool):
-        """check_helper_mem_access: ``size`` bytes at ``reg``."""
+    def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool,
+                   raw: bool = False):
+        """check_helper_mem_access: ``size`` bytes at ``reg`` (``raw``: a helper's
+        MEM_UNINIT argument, which check_helper_call then writes a byte at a time)."""
         t = reg.type
         if t in PKT_TYPES:
             self.packet_access(pc, regno, reg, reg.off, size, zero_ok)
@@ -2071,6 +2114,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
+                if raw and self.log.level >= 2 and frame is st.cur:
+                    # check_helper_call writes raw-mode memory a byte at a time through
+                    # check_mem_access, which marks the slots scratched
+                    self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
                 for a in range(lo, hi):
                     s = self._slot(frame, a)
                     if is_irq_slot(s):
@@ -2124,10 +2171,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         for r in range(1, 6):
             # the arguments move to the callee (clear_caller_saved_regs)
             callee.regs[r], caller.regs[r] = caller.regs[r], Reg()
+        caller.regs[0] = Reg()          # R0 too: the callee's will come back in it
         callee.regs[10].type = PTR_TO_STACK
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = callee.frameno
         st.frames.append(callee)
+        self.log.called(st, caller, callee)
         return target
 
     def exit(self, st: VState, pc: int) -> int | None:
@@ -2148,6 +2197,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # pointers end (as at a global function's call); the helpers that
                 # change packet data ended them where they were called
                 self.clear_all_pkt_pointers(st)
+            self.log.returned(st, callee, caller, pc, callee.callsite + 1)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:

@@ -8,6 +8,7 @@ from .. import isa
 from . import tnum
 from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
+from .locks import map_name
 from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, PTR_TO_MEM, STACK_DYNPTR, STACK_ITER, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     type_str)
 
@@ -43,6 +44,17 @@ def insn_text(insns, pc: int) -> str:
         return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = r{insn.src}"
     if f is isa.F_ST:
         return f"{head}*({_SIZE[op.size]} *)(r{insn.dst} {_off(insn.off)}) = {insn.imm}"
+    if f is isa.F_ATOMIC:
+        imm, t = insn.imm, _SIZE[op.size]
+        mem, bits = f"({t} *)(r{insn.dst} {_off(insn.off)})", "64" if op.size == 8 else ""
+        if imm == isa.BPF_CMPXCHG:
+            return f"{head}r0 = atomic{bits}_cmpxchg({mem}, r0, r{insn.src})"
+        if imm == isa.BPF_XCHG:
+            return f"{head}r{insn.src} = atomic{bits}_xchg({mem}, r{insn.src})"
+        if imm & isa.BPF_FETCH:
+            name = isa.ALU_OP_MNEMONIC[imm & 0xF0]
+            return f"{head}r{insn.src} = atomic{bits}_fetch_{name}({mem}, r{insn.src})"
+        return f"{head}lock *{mem} {isa.ALU_OP_SYMBOL[imm]} r{insn.src}"
     if f is isa.F_LDDW and op.disc_value == 0:
         v = ((insns[pc + 1].imm & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF)
         return f"{head}r{insn.dst} = {v:#x}"
@@ -78,19 +90,25 @@ def _unum(v: int) -> str:
     return str(v) if v <= 0xFFFF else f"{v:#x}"
 
 
-def _snum(v: int, bits: int = 64) -> str:
-    # verbose_snum: decimal within S16, else the pattern in hex (32 bits for the
-    # 32-bit bounds, as the kernel's log shows them)
-    return str(v) if -0x8000 <= v <= 0x7FFF else f"{v & ((1 << bits) - 1):#x}"
+def _snum(v: int) -> str:
+    # verbose_snum: decimal within S16, else the 64-bit pattern in hex
+    return str(v) if -0x8000 <= v <= 0x7FFF else f"{v & M64:#x}"
+
+
+def _s32(v: int) -> int:
+    # print_scalar_ranges: a 32-bit signed bound printed in hex is not sign-extended
+    # (smin32=0xfffffffe, not smin=smin32=0xfffffffffffffffe)
+    return v if -0x8000 <= v <= 0x7FFF else v & 0xFFFFFFFF
 
 
 def _ranges(r) -> list[str]:
     """print_scalar_ranges: each bound not at its default, equal ones of the same kind
-    of sign joined (``smax=umax=smax32=umax32=255``)."""
+    of sign joined (``smax=umax=smax32=umax32=255``; a 32-bit signed bound outside S16
+    as its unsigned 32 bits: ``smin32=umin32=0xfffe7960``)."""
     items = [["smin", r.smin, r.smin == S64_MIN], ["smax", r.smax, r.smax == S64_MAX],
              ["umin", r.umin, r.umin == 0], ["umax", r.umax, r.umax == M64],
-             ["smin32", r.s32min, r.s32min == -(1 << 31)],
-             ["smax32", r.s32max, r.s32max == (1 << 31) - 1],
+             ["smin32", _s32(r.s32min), r.s32min == -(1 << 31)],
+             ["smax32", _s32(r.s32max), r.s32max == (1 << 31) - 1],
              ["umin32", r.u32min, r.u32min == 0], ["umax32", r.u32max, r.u32max == 0xFFFFFFFF]]
     out = []
     for i, (name, val, omit) in enumerate(items):
@@ -103,23 +121,28 @@ def _ranges(r) -> list[str]:
                 continue
             other[2] = True
             names.append(other[0])
-        text = _snum(val, 32 if name.endswith("32") else 64) if name[0] == "s" else _unum(val)
+        text = _snum(val) if name[0] == "s" else _unum(val)
         out.append("=".join(names) + "=" + text)
     return out
 
 
-def reg_text(r, marks: bool = False) -> str:
+def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
     """One register as the kernel's print_reg_state shows it (``scalar(smin=smin32=0,
     smax=umax=smax32=umax32=255,var_off=(0x0; 0xff))``, ``fp-8``, ``pkt(off=14,r=14)``);
-    ``marks``: a precise scalar with its ``P`` (``P5``, ``Pscalar(...)``)."""
+    ``marks``: a precise scalar with its ``P`` (``P5``, ``Pscalar(...)``); ``frameno``:
+    the frame printed, a pointer to another frame's stack showing that frame's number
+    (``fp[0]-8``)."""
     if marks and r.type == SCALAR and r.precise:
-        return "P" + reg_text(r)
+        return "P" + reg_text(r, frameno=frameno)
+    fp = "fp"
+    if r.type == PTR_TO_STACK and frameno is not None and r.frame != frameno:
+        fp = f"fp[{r.frame}]"
     if r.type == SCALAR and r.is_const:
         v = r.value
         return _snum(v - (1 << 64) if v >> 63 else v)
     if r.type == PTR_TO_STACK and r.is_const:
         v = r.value
-        return f"fp{r.off + (v - (1 << 64) if v >> 63 else v)}"
+        return f"{fp}{r.off + (v - (1 << 64) if v >> 63 else v)}"
     parts = []
     if r.id & BPF_ADD_CONST:
         parts.append(f"id={r.id & ~BPF_ADD_CONST}{r.off:+d}")
@@ -128,6 +151,8 @@ def reg_text(r, marks: bool = False) -> str:
     if r.ref:
         parts.append(f"ref_obj_id={r.ref}")
     if r.map is not None and r.type != SCALAR:
+        if map_name(r.map):                 # print_reg_state: none for an unnamed map
+            parts.append(f"map={map_name(r.map)}")
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
     if r.type != SCALAR and r.off:
         parts.append(f"off={_snum(r.off)}")
@@ -144,10 +169,14 @@ def reg_text(r, marks: bool = False) -> str:
         parts += _ranges(r)
         if r.var != tnum.UNKNOWN:
             parts.append(f"var_off={tnum.text(r.var)}")
-    return f"{type_str(r.type)}({','.join(parts)})"
+    return f"{fp if r.type == PTR_TO_STACK else type_str(r.type)}({','.join(parts)})"
 
 
-def _slot_text(s, marks: bool = False) -> str | None:
+# slot_type_char, indexed by STACK_INVALID, _SPILL, _MISC, _ZERO, _DYNPTR, _ITER, _IRQ_FLAG
+_SLOT_CHARS = "?rm0dif"
+
+
+def _slot_text(s, marks: bool = False, frameno: int | None = None) -> str | None:
     """A stack slot as print_verifier_state shows it; None for one it skips (an
     iterator's or a dynptr's other slots)."""
     if s.kinds[0] == STACK_ITER:
@@ -164,52 +193,75 @@ def _slot_text(s, marks: bool = False) -> str | None:
         ref = f"ref_id={m.ref}," if m.ref else ""
         return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id={m.id})"
     if s.spill is not None:
-        return reg_text(s.spill, marks)
-    # the kernel's slot_type_char: a zero byte is '0'
-    return "".join("?rm0"[k] for k in reversed(s.kinds))
+        # a spill narrower than the slot: the types of the bytes above it first
+        # (print_verifier_state, ``fp-8=mmmm0``)
+        above = "".join(_SLOT_CHARS[k] for k in reversed(s.kinds))
+        return above.split("r", 1)[0] + reg_text(s.spill, marks, frameno)
+    return "".join(_SLOT_CHARS[k] for k in reversed(s.kinds))
 
 
-def frame_text(frame) -> str:
+def frame_text(frame, st=None) -> str:
     """One frame of a checkpoint whole, precision marks included (print_verifier_state
-    with print_all, as mark_precise prints a parent state)."""
+    with print_all, as mark_precise prints a parent state); with ``st``, the references
+    it holds and whether the frame is a callback's after it (as a call and a return
+    print the frames)."""
     out = [f" frame{frame.frameno}:"] if frame.frameno else []
-    out += [f" R{r}={reg_text(reg, True)}" for r, reg in enumerate(frame.regs)
+    out += [f" R{r}={reg_text(reg, True, frame.frameno)}" for r, reg in enumerate(frame.regs)
             if reg.type != NOT_INIT]
     for spi in sorted(frame.stack):
         s = frame.stack[spi]
-        text = _slot_text(s, True) if s.spill is not None or any(s.kinds) else None
+        text = _slot_text(s, True, frame.frameno) if s.spill is not None or any(s.kinds) \
+            else None
         if text is not None:
             out.append(f" fp{-(spi + 1) * 8}={text}")
+    if st is not None:
+        out += [f" {t}" for t in _tail(st, frame)]
     return "".join(out)
 
 
+def _tail(st, frame=None) -> list[str]:
+    """What print_verifier_state adds after the stack: the references held
+    (``refs=2,5``) and whether the frame (the current one by default) is a callback's
+    (``cb``, ``async_cb``)."""
+    out = [f"refs={','.join(str(r) for r in st.refs)}"] if st.refs else []
+    cb = (frame if frame is not None else st.cur).in_callback
+    if cb:
+        out.append("cb" if cb is True else "async_cb")
+    return out
+
+
 def state_text(st) -> str:
-    out = []
+    out = [f"frame{st.cur.frameno}:"] if st.cur.frameno else []
     for r, reg in enumerate(st.cur.regs):
         if reg.type != NOT_INIT:
-            out.append(f"R{r}={reg_text(reg)}")
+            out.append(f"R{r}={reg_text(reg, frameno=st.cur.frameno)}")
     for spi in sorted(st.cur.stack):
         s = st.cur.stack[spi]
-        text = _slot_text(s) if s.spill is not None or any(s.kinds) else None
-        if text is not None:
-            out.append(f"fp{-(spi + 1) * 8}={text}")
-    return " ".join(out)
-
-
-def scratched_text(st, regs, slots) -> str:
-    """The registers and stack slots an instruction touched, after it (the kernel's
-    print_insn_state at level 2)."""
-    frame = st.cur
-    out = [f"frame{frame.frameno}:"] if frame.frameno else []
-    out += [f"R{r}={reg_text(frame.regs[r])}" for r in sorted(regs)
-            if frame.regs[r].type != NOT_INIT]
-    for spi in sorted(slots):
-        s = frame.stack.get(spi)
-        text = _slot_text(s) if s is not None and (s.spill is not None or any(s.kinds)) \
+        text = _slot_text(s, frameno=st.cur.frameno) if s.spill is not None or any(s.kinds) \
             else None
         if text is not None:
             out.append(f"fp{-(spi + 1) * 8}={text}")
-    return " ".join(out) if len(out) > bool(frame.frameno) else ""
+    return " ".join(out + _tail(st))
+
+
+def scratched_text(st, regs, slots) -> str | None:
+    """The registers and stack slots an instruction touched, after it (the kernel's
+    print_insn_state at level 2); None where it touched none, "" where none of them
+    is printed (a helper's clobbered arguments)."""
+    if not regs and not slots:
+        return None
+    frame = st.cur
+    out = [f"frame{frame.frameno}:"] if frame.frameno else []
+    out += [f"R{r}={reg_text(frame.regs[r], frameno=frame.frameno)}" for r in sorted(regs)
+            if frame.regs[r].type != NOT_INIT]
+    for spi in sorted(slots):
+        s = frame.stack.get(spi)
+        text = _slot_text(s, frameno=frame.frameno) \
+            if s is not None and (s.spill is not None or any(s.kinds)) \
+            else None
+        if text is not None:
+            out.append(f"fp{-(spi + 1) * 8}={text}")
+    return " ".join(out + _tail(st))
 
 
 class Log:
@@ -221,8 +273,8 @@ class Log:
         self.slots: set[int] = set()    # stack slots the current instruction touched
         self.insn_line = -1             # where the last instruction line is
         # a path just begun (do_check's do_print_state): (the pc it was queued at, or
-        # None for a function's entry; its first pc; its state), printed once it is
-        # not pruned there
+        # None for a function's entry; its first pc; its state; whether ``Y: state``
+        # follows), printed once it is not pruned there
         self.fresh = None
 
     def mark(self) -> int:
@@ -241,31 +293,53 @@ class Log:
         came between)."""
         if self.level >= 2 and st.frames:
             touched = scratched_text(st, regs, self.slots)
-            if touched and self.insn_line == len(self.lines) - 1:
-                self.lines[-1] = f"{self.lines[-1]:<37} ; {touched}"
-            elif touched:
-                self.lines.append(f"{pc}: {touched}")
+            text = f" {touched}" if touched else ""
+            if touched is not None and self.insn_line == len(self.lines) - 1:
+                # print_insn_state: ';' at the column vlog_alignment gives (a multiple
+                # of 8 past the line and its newline, at least 40, less 2)
+                col = -(-max(len(self.lines[-1]) + 5, 40) // 8) * 8 - 2
+                self.lines[-1] = f"{self.lines[-1]:<{col}};{text}"
+            elif touched is not None:
+                self.lines.append(f"{pc}:{text}")
         self.slots.clear()
 
     def pop(self, mark: int, prev: int, pc: int, st) -> None:
         if self.level == 1:
             del self.lines[mark:]
         elif self.level >= 2:
-            self.fresh = (prev, pc, state_text(st))
+            self.fresh = (prev, pc, state_text(st), True)
 
     def start(self, pc: int, st) -> None:
         """Level 2: a function's verification begins at ``pc`` in state ``st``."""
         if self.level >= 2:
-            self.fresh = (None, pc, state_text(st))
+            self.fresh = (None, pc, state_text(st), True)
+
+    def called(self, st, caller, callee) -> None:
+        """A static function's call: both frames whole (__check_func_call)."""
+        if self.level:
+            self.lines += ["caller:", frame_text(caller, st), "callee:",
+                           frame_text(callee, st)]
+
+    def returned(self, st, callee, caller, exit_pc: int, to: int) -> None:
+        """Its return (prepare_func_exit): both frames whole, then at level 2 the
+        caller's path goes on as a popped one does (``from X to Y: state``, with no
+        ``Y: state`` after it: nothing is scratched)."""
+        if self.level:
+            self.lines += ["returning from callee:", frame_text(callee, st),
+                           f"to caller at {to}:", frame_text(caller, st)]
+        if self.level >= 2:
+            self.fresh = (exit_pc, to, state_text(st), False)
 
     def begun(self) -> None:
         """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued
         one, then ``Y: state`` (every register scratched, print_insn_state)."""
         if self.fresh is not None:
-            prev, pc, text = self.fresh
+            prev, pc, text, state_line = self.fresh
             if prev is not None:
-                self.lines.append(f"from {prev} to {pc}: {text}")
-            self.lines.append(f"{pc}: {text}")
+                # do_check prints "\nfrom X to Y:": a blank line before each popped path
+                self.lines += ["", f"from {prev} to {pc}: {text}"]
+            if state_line:
+                self.lines.append(f"{pc}: {text}")
             self.fresh = None
 
     def pruned(self, pc: int) -> None:
@@ -273,8 +347,8 @@ class Log:
         ``Y: safe``."""
         if self.level >= 2:
             popped = self.fresh is not None and self.fresh[0] is not None
-            self.lines.append(f"from {self.fresh[0]} to {pc}: safe" if popped else
-                              f"{pc}: safe")
+            self.lines += ["", f"from {self.fresh[0]} to {pc}: safe"] if popped else \
+                [f"{pc}: safe"]
             self.fresh = None
 
     def add(self, line: str) -> None:

@@ -1,0 +1,299 @@
+"""The level-2 verifier log as the kernel prints it (``kernel/bpf/log.c``
+print_verifier_state, print_reg_state, print_scalar_ranges; do_check's path lines): each
+test one display rule, the kernel's log of the same program the expected value.
+
+Compared: the log's lines in order, but for what pyebpf does not print (the kernel's
+``Live regs before insn:`` table, its stack liveness lines, ``func#`` lines and the
+statistics line), with an ``lddw`` of a map shown as ``<map>`` (the kernel prints the
+map's address) and the column of its ``;`` not counted."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pyebpf import Map, asm, isa, kernel, verifier
+from skbdiff import CLS
+
+
+def _lines(log: str) -> list[str]:
+    out, table = [], False
+    for line in log.splitlines():
+        if line.startswith("Live regs before insn:"):
+            table = True
+            continue
+        if table and re.match(r"^\s+\d+: ", line):
+            continue
+        table = False
+        if re.match(r"^\([\d,]+\) (frame \d+ insn|live stack)|^func#|^processed ", line):
+            continue
+        if re.search(r"\d+: \(18\) r\d+ = \S+", line):
+            line = re.sub(r"(\d+: \(18\) r\d+ = )\S+(?: ll)?", r"\1<map>", line)
+            line = re.sub(r"\s+;", " ;", line)
+        out.append(line.rstrip())
+    return out
+
+
+def logs(text: str, kernel_map=None, our_map=None, ours_text: str | None = None,
+         extra=None) -> tuple[list[str], list[str]]:
+    """(the kernel's, pyebpf's) level-2 log lines of the assembly ``text`` (pyebpf's:
+    ``ours_text`` where given), whose ``{fd}`` is each side's map; ``extra``: more of
+    pyebpf's maps by fd."""
+    code = asm.assemble(text.format(fd=kernel_map.fd if kernel_map is not None else 0))
+    with kernel.KernelProgram(code, CLS, log_level=2) as prog:
+        theirs = _lines(prog.verifier_log)
+    mine = asm.assemble((ours_text or text).format(
+        fd=our_map.fd if our_map is not None else 0))
+    by_fd = {**({our_map.fd: our_map} if our_map is not None else {}), **(extra or {})}
+    maps = by_fd.get if by_fd else None
+    ours = _lines(verifier.verify(isa.unpack_program(mine), CLS, log_level=2,
+                                  maps=maps).log)
+    return theirs, ours
+
+
+COUNT = "r6 = r1\nr3 = *(u32 *)(r6 + 8)\n"
+
+
+def test_a_spill_narrower_than_its_slot_shows_the_slot_types_above_it():
+    # misc bytes above a 4-byte spill of 0 (mmmm0), and never-written ones (????0)
+    theirs, ours = logs("r1 = 0\nr2 = 7\n*(u64 *)(r10 - 8) = r2\n*(u32 *)(r10 - 8) = r1\n"
+                        "r3 = 5\n*(u32 *)(r10 - 16) = r3\nr0 = 0\nexit")
+    assert any("fp-8=mmmm0" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_narrow_spill_of_an_unknown_scalar_shows_its_state_after_the_slot_types():
+    theirs, ours = logs(COUNT + "*(u32 *)(r10 - 8) = r3\nr4 = *(u32 *)(r10 - 8)\n"
+                                "r0 = 0\nexit")
+    assert any("fp-8=????scalar(" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_32_bit_signed_bound_printed_in_hex_is_not_sign_extended():
+    # smin32=umin32=0xfffe7960 joined, not smin=smin32=0xfffffffffffe7960
+    theirs, ours = logs(COUNT + "r3 &= 0xffff\nr3 -= 100000\nw5 = w3\nr0 = 0\nexit")
+    assert any("smin32=umin32=0xfffe7960" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_32_bit_signed_bound_within_s16_is_joined_with_the_64_bit_one():
+    theirs, ours = logs(COUNT + "r3 &= 0xff\nr3 -= 1000\nr0 = 0\nexit")
+    assert any("smin=smin32=-1000" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_each_path_taken_from_the_queue_begins_after_a_blank_line():
+    theirs, ours = logs(COUNT + "if r3 > 7 goto +2\nr0 = 1\nexit\nif r3 > 9 goto +1\n"
+                                "r0 = 2\nr0 = 0\nexit")
+    assert "" in theirs and any(line.startswith("from ") for line in theirs), theirs
+    assert ours == theirs
+
+
+@pytest.fixture
+def named_maps():
+    ours = Map.create("array", 4, 8, 4, name="counters_of_packets")
+    theirs = kernel.KernelMap("array", 4, 8, 4, name="counters_of_pac")
+    yield theirs, ours
+    theirs.close()
+    ours.close()
+
+
+def test_a_map_pointer_names_its_map_in_at_most_15_characters(named_maps):
+    theirs, ours = logs("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\n"
+                        "r2 += -4\ncall 1\nif r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\n"
+                        "r0 = 0\nexit", *named_maps)
+    assert any("map=counters_of_pac,ks=4,vs=8" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_pointer_to_the_callers_stack_names_the_callers_frame():
+    """``fp[0]-8`` in frame 1, for a register and a spill of it (the lines the kernel
+    prints at the call and the return, which pyebpf does not, left aside)."""
+    theirs, ours = logs("r1 = 0\n*(u64 *)(r10 - 8) = r1\nr1 = r10\nr1 += -8\ncall sub\n"
+                        "r0 = 0\nexit\nsub:\nr2 = *(u64 *)(r1 + 0)\n"
+                        "*(u64 *)(r10 - 16) = r1\nr3 = r1\nr0 = 0\nexit")
+    callee = [line for line in theirs if re.match(r"^\d+: \(", line) and "frame1:" in line]
+    assert any("fp-16=fp[0]-8" in line for line in callee), theirs
+    assert [line for line in ours if line in callee] == callee
+
+
+# --- precision the log shows (mark_precise lines) -----------------------------------------
+
+def test_a_zero_register_written_off_a_slot_boundary_is_made_precise_at_the_write():
+    """check_stack_write_fixed_off: the bytes stay STACK_ZERO only with the register's 0
+    precise, so the kernel walks back from the write."""
+    theirs, ours = logs("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr0 = 0\nexit")
+    assert "mark_precise: frame0: regs=r1 stack= before 0: (b7) r1 = 0" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_constant_map_key_of_zero_bytes_is_not_made_precise_again(named_maps):
+    """get_constant_map_key: zero bytes give the key 0 at once; only a spilled constant
+    is marked precise."""
+    theirs, ours = logs("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\n"
+                        "r2 += -4\ncall 1\nr0 = 0\nexit", *named_maps)
+    assert not any("stack=-8" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_constant_map_key_spilled_is_made_precise(named_maps):
+    theirs, ours = logs("r1 = 1\n*(u32 *)(r10 - 8) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\n"
+                        "r2 += -8\ncall 1\nr0 = 0\nexit", *named_maps)
+    assert any("stack=-8" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_atomic_instructions_are_written_as_the_kernels_disassembler_writes_them():
+    # print_bpf_insn: lock *(u64 *)(r10 -8) += r1, r1 = atomic64_fetch_add(...),
+    # atomic_xchg, atomic64_cmpxchg
+    theirs, ours = logs("r1 = 0\n*(u64 *)(r10 - 8) = r1\n*(u64 *)(r10 - 16) = r1\nr1 = 1\n"
+                        "lock *(u64 *)(r10 - 0x8) += r1\nlock *(u32 *)(r10 -8) |= r1\n"
+                        "r1 = atomic_fetch_add((u64 *)(r10 - 0x8), r1)\n"
+                        "w1 = atomic_fetch_and((u32 *)(r10 - 0x8), w1)\n"
+                        "w1 = xchg32_32(r10 - 0x10, w1)\nr0 = 0\n"
+                        "r0 = cmpxchg_64(r10 - 0x8, r0, r1)\nr0 = 0\nexit")
+    assert any("lock *(u64 *)(r10 -8) += r1" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_the_state_after_a_long_instruction_starts_where_the_kernels_alignment_puts_it():
+    # vlog_alignment: ';' at a multiple of 8 past the line, at least column 38
+    theirs, ours = logs("r1 = 0\n*(u64 *)(r10 - 8) = r1\nr1 = 1\n"
+                        "r1 = atomic_fetch_add((u64 *)(r10 - 0x8), r1)\nr0 = 0\nexit")
+    assert any("r1)          ; R1=" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_call_of_a_helper_returning_nothing_ends_its_line_with_a_bare_semicolon(ringbufs):
+    """print_insn_state: the clobbered argument registers are scratched though none is
+    printed; the reference the submit released is gone from ``refs=``."""
+    theirs, ours = logs("r6 = r1\nr1 = map_fd({fd}) ll\nr2 = 8\nr3 = 0\ncall 131\n"
+                        "if r0 == 0 goto +3\nr1 = r0\nr2 = 0\ncall 132\nr0 = 0\nexit",
+                        *ringbufs)
+    assert any(re.search(r"call bpf_ringbuf_submit#132 +;$", line) for line in theirs), theirs
+    assert any("refs=2" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+@pytest.fixture
+def ringbufs():
+    theirs, ours = kernel.KernelMap("ringbuf", 0, 0, 4096), Map.create("ringbuf", 0, 0, 4096)
+    yield theirs, ours
+    theirs.close()
+    ours.close()
+
+
+def test_a_decided_jump_prints_its_state_under_its_own_pc():
+    """check_cond_jmp_op prints the state itself: after the mark_precise lines of a
+    branch it decides, the line is ``N: ...`` with the jump's N."""
+    theirs, ours = logs("r2 = 129\nr3 = r2\nif r2 == 0xdd86 goto +1\nr0 = 0\nexit")
+    assert "2: R2=P129" in theirs or "2: R2=129" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_constant_key_array_lookup_spends_no_id(named_maps):
+    """check_helper_call gives R0 an id only where it may be NULL (or names a lock):
+    the hash lookup after it gets id 1."""
+    theirs_map, our_map = named_maps
+    with kernel.KernelMap("hash", 4, 8, 4) as kh:
+        our_hash = Map.create("hash", 4, 8, 4)
+        try:
+            text = ("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\n"
+                    "r2 += -4\ncall 1\nr1 = map_fd({fd2}) ll\nr2 = r10\nr2 += -4\ncall 1\n"
+                    "r0 = 0\nexit")
+            theirs, ours = logs(text.replace("{fd2}", str(kh.fd)), theirs_map, our_map,
+                                ours_text=text.replace("{fd2}", str(our_hash.fd)),
+                                extra={our_hash.fd: our_hash})
+        finally:
+            our_hash.close()
+    assert any("map_value_or_null(id=1," in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_the_stack_bytes_a_helper_writes_are_printed_after_its_call():
+    theirs, ours = logs("r2 = 0\nr3 = r10\nr3 += -8\nr4 = 4\ncall 26\nr0 = 0\nexit")
+    assert any(line.startswith("5: R0=scalar() fp-8=") for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_decided_jump_on_a_linked_scalar_links_nothing_for_precision():
+    """collect_linked_regs runs only where the branch is not decided, so walking back
+    through a decided one keeps only the registers asked for (``regs=r4``)."""
+    theirs, ours = logs("r0 = *(u32 *)(r1 + 8)\nr0 &= 15\nr0 += 1\nr2 = r0\nr4 = r0\n"
+                        "if r2 == 0 goto +2\nif r4 > 100 goto +1\nr0 = 0\nexit")
+    assert "mark_precise: frame0: regs=r4 stack= before 5: (15) if r2 == 0x0 goto pc+2" \
+        in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_jump_decided_by_two_registers_walks_back_for_each_in_turn():
+    """check_cond_jmp_op: mark_chain_precision of dst, then of src, two walks (not one
+    with ``regs=r1,r2``)."""
+    theirs, ours = logs("r1 = *(u32 *)(r1 + 8)\nr1 &= 7\nr1 += 1\nr2 = 65536\n"
+                        "if r2 > r1 goto +1\nr1 = 1\nr0 = 0\nexit")
+    walks = [line for line in theirs if "last_idx 4 " in line]
+    assert len(walks) == 2, theirs
+    assert ours == theirs
+
+
+def test_stack_memory_a_helper_reads_and_writes_is_not_printed_after_its_call():
+    """bpf_check_mtu's mtu_len is initialised memory (no MEM_UNINIT): not written a
+    byte at a time by check_helper_call, so not scratched."""
+    theirs, ours = logs("r2 = 0\n*(u32 *)(r10 - 4) = r2\nr3 = r10\nr3 += -4\nr4 = 0\n"
+                        "r5 = 0\ncall 163\nr0 = 0\nexit")
+    assert any(re.search(r"call bpf_check_mtu#163 +; R0=scalar\(\)$", line)
+               for line in theirs), theirs
+    assert ours == theirs
+
+
+# --- calls of static and global functions ---------------------------------------------------
+
+CALL = ("r1 = *(u32 *)(r1 + 8)\n*(u64 *)(r10 - 8) = r1\nr0 = 5\nr1 = r10\nr1 += -8\n"
+        "call sub\nr0 = 0\nexit\n"
+        "sub:\nr2 = *(u64 *)(r1 + 0)\nif r2 > 3 goto +2\nr0 = 1\nexit\nr0 = 2\nexit\n")
+
+
+def test_a_static_call_prints_the_caller_and_the_callee_whole():
+    """__check_func_call: ``caller:`` and ``callee:`` with each frame's state (the
+    caller's R0 to R5 cleared), then the callee's first state line."""
+    theirs, ours = logs(CALL)
+    at = theirs.index("caller:")
+    assert theirs[at + 2] == "callee:" and theirs[at + 4].startswith("8: frame1:"), theirs
+    assert ours == theirs
+
+
+def test_a_return_prints_both_frames_and_goes_on_as_a_popped_path():
+    """prepare_func_exit: ``returning from callee:``, ``to caller at N:``, then do_check
+    prints ``from X to N:`` with no ``N:`` state line after it."""
+    theirs, ours = logs(CALL)
+    assert "returning from callee:" in theirs and "to caller at 6:" in theirs, theirs
+    assert any(line.startswith("from 11 to 6: ") for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_path_popped_inside_a_function_names_its_frame():
+    theirs, ours = logs(CALL)
+    assert any(line.startswith("from 9 to 12: frame1: ") for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_register_linked_to_a_32_bit_sum_is_zero_extended_when_synced():
+    """sync_linked_regs: r8 takes w2's bounds (w2 = w8 - 1) plus 1, zero-extended since
+    w2's link is a 32-bit one (r8 in 0..101, not 1..0x100000000)."""
+    theirs, ours = logs("r8 = *(u32 *)(r1 + 8)\nif r8 > 255 goto +5\nw2 = w8\nw2 += -1\n"
+                        "if w2 s> 100 goto +2\nr0 = r8\nr0 = r2\nr0 = 0\nexit")
+    assert any(line.startswith("5: (bf) r0 = r8") and "smax=umax=smax32=umax32=101" in line
+               for line in theirs), theirs
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("text", [
+    "r2 = *(u32 *)(r1 + 8)\nw2 &= 0x200\nif w2 == 0x0 goto +1\nr0 = r2\nr0 = 0\nexit",
+    "r2 = *(u32 *)(r1 + 8)\nr2 &= 0x30\nif r2 < 17 goto +3\nif r2 > 40 goto +2\nr0 = r2\n"
+    "r3 = r2\nr0 = 0\nexit",
+], ids=["the-upper-end", "between"])
+def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
+    theirs, ours = logs(text)
+    assert any(line.startswith("3: (bf) r0 = r2") and "R2=" in line and "scalar" not in line
+               for line in theirs) or any("R2=32" in line for line in theirs), theirs
+    assert ours == theirs
