@@ -75,7 +75,9 @@ extensions = [
     # the verifier's states and their comparison, the precision walk and the static checks
     # of a program's structure: per instruction or per program, Python compiled as it is
     *(Extension(f"pyebpf.verifier.{m}", [f"pyebpf/verifier/{m}.pyx"], extra_compile_args=cflags)
-      for m in ("state", "precision", "structure")),
+      for m in ("state", "structure")),
+    Extension("pyebpf.verifier.precision", ["pyebpf/verifier/precision.pyx"],
+              extra_compile_args=cflags, depends=["pyebpf/verifier/reg.pxd"]),
     Extension("pyebpf.verifier.bounds", ["pyebpf/verifier/bounds.pyx"],
               extra_compile_args=cflags, depends=["pyebpf/verifier/reg.pxd"]),
     # the precision walk's pass over a path's history
