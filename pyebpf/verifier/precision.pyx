@@ -28,6 +28,7 @@ cimport cython
 
 from .. import isa
 from .reg cimport Reg
+from .state cimport Frame, VState
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
@@ -143,8 +144,10 @@ def propagate(interp, old: VState, cur: VState) -> None:
     _walk(interp, cur, w)
 
 
-def _walk(interp, st: VState, _Walk w) -> None:
+def _walk(interp, VState st, _Walk w) -> None:
     """__mark_chain_precision: back through ``st``'s instructions and checkpoints."""
+    cdef VState p
+    cdef Frame frame
     insns, ops, globals_ = interp.insns, interp.ops, interp.globals
     kinds, dsts = interp.skip_table
     log = interp.log if interp.log.level >= 2 else None

@@ -90,11 +90,12 @@ from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # no
                   scalar, signature)
 
 
+# Slot, Frame and VState are C types (their fields declared in state.pxd, read directly
+# here and by precision.pyx): a copy at every branch and checkpoint
 @cython.final
 cdef class Slot:
     """An 8-byte stack slot: the kind of each byte (index 0 = lowest address) and the
     register spilled there."""
-    cdef public object kinds, spill
 
     def __init__(self):
         self.kinds = [STACK_INVALID] * 8
@@ -115,8 +116,6 @@ cdef class Frame:
     callback its helper call has queued in a row (bpf_loop stops at its count);
     ``allocated`` the 8-byte slots below the frame pointer any access has reached
     (allocated_stack / 8: grow_stack_state), which forgetting a dead slot keeps."""
-    cdef public object regs, stack, callsite, subprog, frameno, in_callback, \
-        callback_depth, allocated
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
@@ -155,10 +154,6 @@ cdef class VState:
     taken, each (kind, map, id) (the kernel's lock references: active_locks, the last
     one active_lock_id); ``irqs`` the irq flags saved and not restored, in the order
     saved, each (id, insn) (the kernel's irq references, the last one active_irq_id)."""
-    # C types with their fields read directly: a copy at every branch and checkpoint
-    cdef public object frames, refs, parent, branches, insn, sig, may_goto_depth, \
-        callback_unroll_depth, rcu_lock, preempt_locks, hits, misses, evicted, hist, \
-        hist_len, spin_lock, locks, irqs, dfs_depth
 
     def __init__(self):
         self.frames: list[Frame] = []
