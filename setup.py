@@ -72,10 +72,15 @@ extensions = [
     # the verifier's tristate numbers and scalar bounds (ALU results, branch outcomes), on
     # the register's fields: most of what a verifier step computes
     Extension("pyebpf.verifier.tnum", ["pyebpf/verifier/tnum.pyx"], extra_compile_args=cflags),
-    # the verifier's states and their comparison, the precision walk and the static checks
-    # of a program's structure: per instruction or per program, Python compiled as it is
-    *(Extension(f"pyebpf.verifier.{m}", [f"pyebpf/verifier/{m}.pyx"], extra_compile_args=cflags)
-      for m in ("state", "precision", "structure")),
+    # the verifier's states (C types, state.pxd) and their comparison, the precision walk
+    # and the static checks of a program's structure: per instruction or per program
+    Extension("pyebpf.verifier.structure", ["pyebpf/verifier/structure.pyx"],
+              extra_compile_args=cflags),
+    Extension("pyebpf.verifier.state", ["pyebpf/verifier/state.pyx"], extra_compile_args=cflags,
+              depends=["pyebpf/verifier/state.pxd"]),
+    Extension("pyebpf.verifier.precision", ["pyebpf/verifier/precision.pyx"],
+              extra_compile_args=cflags,
+              depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/state.pxd"]),
     Extension("pyebpf.verifier.bounds", ["pyebpf/verifier/bounds.pyx"],
               extra_compile_args=cflags, depends=["pyebpf/verifier/reg.pxd"]),
     # the precision walk's pass over a path's history

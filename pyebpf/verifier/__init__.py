@@ -292,11 +292,12 @@ def live_registers(insns, ops, succ) -> list[int]:
         if op is None:
             continue
         insn = insns[pc]
-        ud = _USES_DEFS.get(insn)
+        key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)     # Insn's hash: a call
+        ud = _USES_DEFS.get(key)
         if ud is None:
             if len(_USES_DEFS) >= _USES_DEFS_MAX:
                 _USES_DEFS.clear()
-            ud = _USES_DEFS[insn] = _uses_defs(insn, op)
+            ud = _USES_DEFS[key] = _uses_defs(insn, op)
         uses[pc], defs[pc] = ud
         nxt = succ[pc]
         if nxt and nxt[-1] <= pc:
@@ -317,7 +318,7 @@ def live_registers(insns, ops, succ) -> list[int]:
     return live
 
 
-# per slot (an Insn, which decides its Op) the registers it reads and writes: the same
+# per slot (an Insn's fields, which decide its Op) the registers it reads and writes: the same
 # slots recur across the programs of a process, and across its loads of one program
 _USES_DEFS: dict = {}
 _USES_DEFS_MAX = 65536

@@ -172,6 +172,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         n = len(ops)
         self.is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
         self.is_alu = [False] * n
+        self.mov_k: list = [None] * n   # the constant a mov of an immediate writes (step)
         self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
         points, jmps = set(), set()
         for pc, op in enumerate(ops):
@@ -181,6 +182,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
             self.writes_r10[pc] = structure.writes_r10(op, insn)
             self.is_alu[pc] = f in _ALU_FORMS
+            if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not self.writes_r10[pc]:
+                self.mov_k[pc] = insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
@@ -281,6 +284,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # per instruction processed: what stays fixed for the whole walk, looked up once
         level, limit, precise = log.level, self.limit, self.precision
         prune, jmp_points, is_jmp, step = self.prune, self.jmp_points, self.is_jmp, self.step
+        lv = self.lv
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
@@ -291,12 +295,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if pc in prune:
                 if self.visited(st, pc):
                     log.slots.clear()
-                    log.pruned(pc)
+                    if level >= 2:
+                        log.pruned(pc)
                     self.path_done(st)
-                    self.lv.update(st)
+                    lv.update(st)
                     if not pending:
                         return
-                    st, pc, prev = self.pop(pending)
+                    # pop, inlined
+                    st, pc, prev, mark = pending.pop()
+                    if level:
+                        log.pop(mark, prev, pc, st)
                     touched = None
                     continue
                 if pc in jmp_points:     # every jump point is a prune point
@@ -328,10 +336,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     touched = None
             if nxt is None:
                 self.path_done(st)
-                self.lv.update(st)
+                lv.update(st)
                 if not pending:
                     return
-                st, pc, prev = self.pop(pending)
+                st, pc, prev, mark = pending.pop()      # pop, inlined
+                if level:
+                    log.pop(mark, prev, pc, st)
                 continue
             prev, pc = pc, nxt
 
@@ -395,11 +405,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 return old
         return None
 
-    def pop(self, pending):
-        st, pc, prev, mark = pending.pop()
-        self.log.pop(mark, prev, pc, st)
-        return st, pc, prev
-
     def path_done(self, st: VState) -> None:
         """A path ended: its checkpoints with no open branch left become finished
         states, which later paths may be pruned against."""
@@ -426,7 +431,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if pc in self.unclean:
             self._clean_live_states(cur, pc)
 
-        live = self._live_regs(cur, pc)
+        if len(cur.frames) == 1:    # _live_regs and _bucket, inlined for the main function
+            live = [_REGS_OF[self.live[pc] & _R0_R9]]
+            bucket = self.main_buckets[pc]
+        else:
+            live = self._live_regs(cur, pc)
+            bucket = self._bucket(pc, cur)
         # the kernel adds a state only after 2 jumps and 8 instructions since the last
         # one (20 and 100 inside a loop): what it finds first, and its counts, follow
         if pc in self.forced:
@@ -451,7 +461,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.open_count.get(pc) and not (iter_next or calls_callback):
             sig = signature(cur, live)
             repeats = self.open[pc].get(sig, ())
-        bucket = self._bucket(pc, cur)
         here = self.states.get(bucket, [])
         count = len(here)
         for old in here[::-1]:      # a copy: _evict may remove from here
@@ -621,6 +630,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     # --- one instruction -----------------------------------------------------------------
     def step(self, st: VState, pc: int, pending) -> int | None:
+        k = self.mov_k[pc]
+        if k is not None:   # mov's first case, without the calls
+            st.cur.regs[self.insns[pc].dst] = scalar(k)
+            return pc + 1
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
         if self.writes_r10[pc]:

@@ -79,7 +79,8 @@ class StackLiveness:
         """lookup_instance: the function of frame ``depth`` of ``st`` by its call chain."""
         frames = st.frames
         chain = tuple(frames[i].callsite for i in range(1, depth + 1)) + \
-            (self.starts[frames[depth].subprog],)
+            (self.starts[frames[depth].subprog],) if depth else \
+            (self.starts[frames[0].subprog],)
         inst = self.instances.get(chain)
         if inst is None:
             sub = frames[depth].subprog

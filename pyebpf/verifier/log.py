@@ -276,6 +276,7 @@ class Log:
         # None for a function's entry; its first pc; its state; whether ``Y: state``
         # follows), printed once it is not pruned there
         self.fresh = None
+        self.texts: dict[int, str] = {}   # pc -> its instruction's line (one program a log)
 
     def mark(self) -> int:
         return len(self.lines)
@@ -284,7 +285,10 @@ class Log:
         if not self.level:
             return
         self.insn_line = len(self.lines)
-        self.lines.append(f"{pc}: {insn_text(insns, pc)}")
+        line = self.texts.get(pc)
+        if line is None:    # a loop prints its instructions again and again
+            line = self.texts[pc] = f"{pc}: {insn_text(insns, pc)}"
+        self.lines.append(line)
 
     def after(self, st, regs, pc: int) -> None:
         """Level 2: the registers ``regs`` and the stack slots the instruction last

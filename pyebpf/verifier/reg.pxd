@@ -9,3 +9,5 @@ cdef class Reg:
         u32min, u32max, id, ref, range, map, size, frame, precise
 
     cpdef Reg copy(self)
+    cpdef Reg mark_known(self, v)
+    cpdef Reg mark_unbounded(self)

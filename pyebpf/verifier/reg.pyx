@@ -69,11 +69,11 @@ cdef class Reg:
         return r
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------
-    def mark_known(self, v) -> Reg:
+    cpdef Reg mark_known(self, v):
         _set_known(self, v)
         return self
 
-    def mark_unbounded(self) -> Reg:
+    cpdef Reg mark_unbounded(self):
         _set_unbounded(self)
         return self
 

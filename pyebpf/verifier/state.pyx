@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+cimport cython
+
 from . import tnum
 
 M64, M32 = tnum.M64, tnum.M32
@@ -88,31 +90,32 @@ from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # no
                   scalar, signature)
 
 
-class Slot:
+# Slot, Frame and VState are C types (their fields declared in state.pxd, read directly
+# here and by precision.pyx): a copy at every branch and checkpoint
+@cython.final
+cdef class Slot:
     """An 8-byte stack slot: the kind of each byte (index 0 = lowest address) and the
     register spilled there."""
-    __slots__ = ("kinds", "spill")
 
     def __init__(self):
         self.kinds = [STACK_INVALID] * 8
         self.spill: Reg | None = None
 
-    def copy(self) -> "Slot":
-        s = Slot.__new__(Slot)
+    cpdef Slot copy(self):
+        cdef Slot s = Slot.__new__(Slot)
         s.kinds = list(self.kinds)
         s.spill = self.spill.copy() if self.spill is not None else None
         return s
 
 
-class Frame:
+@cython.final
+cdef class Frame:
     """One function's registers and stack (``bpf_func_state``); ``callsite`` is the
     call instruction that entered it, ``subprog`` the function's index, ``in_callback``
     whether a helper (bpf_loop) called it, ``callback_depth`` how many calls of a
     callback its helper call has queued in a row (bpf_loop stops at its count);
     ``allocated`` the 8-byte slots below the frame pointer any access has reached
     (allocated_stack / 8: grow_stack_state), which forgetting a dead slot keeps."""
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "in_callback",
-                 "callback_depth", "allocated")
 
     def __init__(self, callsite: int, subprog: int, frameno: int):
         self.regs = [Reg() for _ in range(11)]
@@ -122,10 +125,10 @@ class Frame:
         self.callback_depth = 0
         self.allocated = 0
 
-    def copy(self) -> "Frame":
-        f = Frame.__new__(Frame)
+    cpdef Frame copy(self):
+        cdef Frame f = Frame.__new__(Frame)
         f.regs = copy_regs(self.regs)
-        f.stack = {k: s.copy() for k, s in self.stack.items()}
+        f.stack = {k: (<Slot?>s).copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
         f.callback_depth = self.callback_depth
@@ -133,7 +136,8 @@ class Frame:
         return f
 
 
-class VState:
+@cython.final
+cdef class VState:
     """A whole verifier state: the call frames, acquired references (id -> insn),
     and the checkpoint it descends from (``parent``) with its open-branch count;
     ``callback_unroll_depth`` counts the callback calls queued on the way here (a
@@ -150,9 +154,6 @@ class VState:
     taken, each (kind, map, id) (the kernel's lock references: active_locks, the last
     one active_lock_id); ``irqs`` the irq flags saved and not restored, in the order
     saved, each (id, insn) (the kernel's irq references, the last one active_irq_id)."""
-    __slots__ = ("frames", "refs", "parent", "branches", "insn", "sig", "may_goto_depth",
-                 "callback_unroll_depth", "rcu_lock", "preempt_locks", "hits", "misses",
-                 "evicted", "hist", "hist_len", "spin_lock", "locks", "irqs", "dfs_depth")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -178,9 +179,9 @@ class VState:
     def cur(self) -> Frame:
         return self.frames[-1]
 
-    def copy(self) -> "VState":
-        v = VState.__new__(VState)
-        v.frames = [f.copy() for f in self.frames]
+    cpdef VState copy(self):
+        cdef VState v = VState.__new__(VState)
+        v.frames = [(<Frame?>f).copy() for f in self.frames]
         v.refs = dict(self.refs)
         v.parent, v.branches, v.insn = self.parent, 0, self.insn
         v.sig = None
@@ -216,7 +217,7 @@ class VState:
 _UNBOUND = Reg(SCALAR)
 
 
-def _scalar_for_slot(s, uninit_ok: bool) -> Reg | None:
+def _scalar_for_slot(Slot s, uninit_ok: bool) -> Reg | None:
     """scalar_reg_for_stack: what a load of the whole slot gives, when that is a scalar
     (a spilled 64-bit scalar; any number for bytes all misc, or uninitialised that a
     privileged loader may read)."""
@@ -245,8 +246,9 @@ def _object_slot_safe(kind: int, old: Reg, cur: Reg, idmap: dict) -> bool:
 _INVALID_SLOT = [STACK_INVALID] * 8
 
 
-def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
+def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
                uninit_ok: bool, within: bool) -> bool:
+    cdef Slot os_, cs
     if within:
         # 6.18's stacksafe under RANGE_WITHIN: each byte of old's allocated stack has
         # the same kind in cur, a slot old forgot as dead (STACK_INVALID) included, so
@@ -302,7 +304,7 @@ def _stacksafe(old: Frame, cur: Frame, idmap: dict, exact: bool, ranges: bool,
     return True
 
 
-def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
+def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
                  ranges: bool = True, uninit_ok: bool = True,
                  within: bool = False) -> bool:
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
@@ -310,6 +312,7 @@ def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
     ``uninit_ok``: a privileged loader's (allow_uninit_stack); ``within``: the
     kernel's RANGE_WITHIN (a loop's states: ``ranges``, and an uninitialised register
     or stack byte of ``old`` matches only an uninitialised one)."""
+    cdef Frame of, cf
     if len(old.frames) != len(cur.frames):
         return False
     idmap: dict = {}
@@ -332,7 +335,7 @@ def states_equal(old: VState, cur: VState, live_regs: list, exact: bool = False,
     return True
 
 
-def _held_safe(old: VState, cur: VState, idmap: dict, exact: bool) -> bool:
+def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
     """states_equal's references, locks, irq flags and RCU and preemption regions
     (refsafe); their ids mapped into ``idmap`` before the registers'."""
     # an exact comparison too maps the references' ids (refsafe's check_ids): a loop
@@ -355,7 +358,7 @@ def _held_safe(old: VState, cur: VState, idmap: dict, exact: bool) -> bool:
     return True
 
 
-def maybe_looping(old: VState, cur: VState) -> bool:
+def maybe_looping(VState old, VState cur) -> bool:
     """states_maybe_looping: the current frame's registers are the same, dead ones and
     ids included, before an exact comparison may call a state a repeat (a loop that
     copies a value gives it a new id each time round, and is then explored on)."""
