@@ -13,7 +13,15 @@ import re
 import pytest
 
 from pyebpf import Map, asm, isa, kernel, verifier
+from bpfc import PRELUDE, compile_object
+from objdiff import level_2_logs
 from skbdiff import CLS
+
+
+def _line_of(source: str, text: str) -> int:
+    """The line of ``source`` holding ``text``, as prog.c numbers it (after the prelude)."""
+    return (PRELUDE + source).splitlines().index(next(
+        ln for ln in (PRELUDE + source).splitlines() if text in ln)) + 1
 
 
 def _lines(log: str) -> list[str]:
@@ -296,4 +304,66 @@ def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
     theirs, ours = logs(text)
     assert any(line.startswith("3: (bf) r0 = r2") and "R2=" in line and "scalar" not in line
                for line in theirs) or any("R2=32" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+# --- C source lines (verbose_linfo) ---------------------------------------------------------
+
+def c_logs(source: str, monkeypatch, capsys, tmp_path) -> tuple[list[str], list[str]]:
+    """(the kernel's, pyebpf's) level-2 log lines of the C ``source``'s program ``prog``,
+    compiled with line info (clang -g)."""
+    ours, theirs = level_2_logs(compile_object(source), "prog", monkeypatch, capsys, tmp_path)
+    return _lines(theirs), _lines(ours)
+
+
+BRANCHES = """
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 len = skb->len;
+    __u32 mark = skb->mark;
+
+    if (len > 100)
+        return mark & 3;
+    return len &
+           7;
+}
+"""
+
+
+def test_each_source_line_is_printed_with_its_file_and_line_before_its_first_instruction(
+        monkeypatch, capsys, tmp_path):
+    theirs, ours = c_logs(BRANCHES, monkeypatch, capsys, tmp_path)
+    assert "; __u32 len = skb->len; @ prog.c:" + str(_line_of(BRANCHES, "__u32 len")) \
+        in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_source_line_is_not_printed_again_where_a_popped_path_goes_on_in_it(
+        monkeypatch, capsys, tmp_path):
+    """verbose_linfo forgets nothing at a pop: the path queued at the jump begins in the
+    line printed last, so no source line comes before its first instruction."""
+    source = """
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 len = skb->len, mark = skb->mark;
+    return (len > 100 ? mark : len) & 3;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    at = next(i for i, line in enumerate(theirs) if line.startswith("from "))
+    assert not theirs[at + 2].startswith("; "), theirs
+    assert ours == theirs
+
+
+def test_the_source_lines_of_a_global_function_begin_again_with_its_verification(
+        monkeypatch, capsys, tmp_path):
+    """do_check_common forgets the line last printed: the function's first line is
+    printed though the main program's path printed it at the call."""
+    source = """
+__noinline int twice(int x) { return x * 2; }
+SEC("tc") int prog(struct __sk_buff *skb) { return twice(skb->len) & 1; }
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    at = theirs.index("Validating twice() func#1...")
+    assert theirs[at + 2].startswith("; __noinline int twice(int x)"), theirs
     assert ours == theirs
