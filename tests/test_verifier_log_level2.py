@@ -367,3 +367,42 @@ SEC("tc") int prog(struct __sk_buff *skb) { return twice(skb->len) & 1; }
     at = theirs.index("Validating twice() func#1...")
     assert theirs[at + 2].startswith("; __noinline int twice(int x)"), theirs
     assert ours == theirs
+
+
+# --- kfunc calls -----------------------------------------------------------------------------
+
+DYNPTR = """
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
+                               struct bpf_dynptr *ptr) __ksym;
+extern int bpf_dynptr_size(const struct bpf_dynptr *ptr) __ksym;
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_dynptr p;
+
+    bpf_dynptr_from_skb(skb, 0, &p);
+    return bpf_dynptr_size(&p) & 1;
+}
+"""
+
+
+def _calls(lines: list[str], ids: bool = True) -> list[str]:
+    """The call instructions' text (without the state after them); a kfunc's BTF id as
+    ``#N`` unless ``ids``."""
+    out = [line.split(";")[0].rstrip() for line in lines
+           if re.match(r"^\d+: \(85\) call ", line)]
+    return out if ids else [re.sub(r"#\d+$", "#N", line) for line in out]
+
+
+def test_a_kfunc_call_is_written_with_its_name(monkeypatch, capsys, tmp_path):
+    """print_call: ``call bpf_dynptr_from_skb#N``."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    assert any("call bpf_dynptr_from_skb#" in line for line in theirs), theirs
+    assert _calls(ours, ids=False) == _calls(theirs, ids=False)
+
+
+def test_a_kfunc_calls_id_is_the_running_kernels_vmlinux_btf_id(monkeypatch, capsys,
+                                                                 tmp_path, live_kernel):
+    """The N of ``call bpf_dynptr_from_skb#N`` is the function's id in the target
+    kernel's BTF: the running kernel's (so only the live kernel can say it)."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    assert _calls(ours) == _calls(theirs)

@@ -83,9 +83,29 @@ def insn_text(insns, pc: int) -> str:
             f"{head}call unknown#{insn.imm}"
     if f is isa.F_CALL_LOCAL:
         return f"{head}call pc{_off(insn.imm)}"
+    if f is isa.F_CALL and op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL \
+            and 0 < insn.imm < isa.N_KFUNC_IDS:
+        name = isa.KFUNC_NAMES[insn.imm]
+        return f"{head}call {name}#{kfunc_btf_id(name, insn.imm)}"
     from ..asm import disassemble_one
     slots = insns[pc:pc + 2] if f is isa.F_LDDW else insns[pc:pc + 1]
     return head + disassemble_one(slots)
+
+
+_KFUNC_BTF_IDS: dict[str, int] = {}
+
+
+def kfunc_btf_id(name: str, engine_id: int) -> int:
+    """The id the kernel's log gives the kfunc ``name`` (print_call: its FUNC's id in
+    the vmlinux BTF, the call's imm once libbpf has relocated it): the target BTF's
+    (the running kernel's /sys/kernel/btf/vmlinux when readable, else the shipped
+    one), or pyebpf's ``engine_id`` where that BTF does not declare it."""
+    if name not in _KFUNC_BTF_IDS:
+        from ..btf.relo import target_btf
+        from ..btf.types import Kind
+        found = target_btf().by_name(name, Kind.FUNC)
+        _KFUNC_BTF_IDS[name] = found[0].id if found else engine_id
+    return _KFUNC_BTF_IDS[name]
 
 
 def _unum(v: int) -> str:
