@@ -406,3 +406,15 @@ def test_a_kfunc_calls_id_is_the_running_kernels_vmlinux_btf_id(monkeypatch, cap
     kernel's BTF: the running kernel's (so only the live kernel can say it)."""
     theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
     assert _calls(ours) == _calls(theirs)
+
+
+def test_the_dynptr_a_kfunc_makes_or_reads_is_printed_after_its_call(monkeypatch, capsys,
+                                                                   tmp_path):
+    """process_dynptr_func: ``fp-16=dynptr_skb(id=1,dynptr_id=1)`` after
+    bpf_dynptr_from_skb, which makes it, and after bpf_dynptr_size, which reads it."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    made = [line for line in theirs if "call bpf_dynptr_" in line]
+    assert len(made) == 2 and all(line.endswith("fp-16=dynptr_skb(id=1,dynptr_id=1)")
+                                  for line in made), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
