@@ -418,3 +418,21 @@ def test_the_dynptr_a_kfunc_makes_or_reads_is_printed_after_its_call(monkeypatch
                                   for line in made), theirs
     assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
         [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
+def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
+                                                                      tmp_path):
+    """check_kfunc_args: bpf_dynptr_slice's ``buffer__szk`` is walked back three times,
+    for check_kfunc_mem_size_reg's read and write checks and as a constant."""
+    source = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """__u8 buf[14];
+    __u8 *h = bpf_dynptr_slice(&p, 0, buf, sizeof(buf));
+
+    return h ? h[12] : 0;""").replace("extern int bpf_dynptr_size", """
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer,
+                              __u32 buffer__szk) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if line.startswith("mark_precise: frame0: regs=r4 ")]
+    assert len(walks) == 3, theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
