@@ -436,3 +436,11 @@ extern int bpf_dynptr_size""")
     assert len(walks) == 3, theirs
     assert [line for line in ours if line.startswith("mark_precise")] == \
         [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unknown():
+    """__scalar64_min_max_lsh: 1..0xffffffff << 32 keeps no umin (umax above
+    1 << (63 - 32)), though no bit is lost; only the tnum bounds it."""
+    theirs, ours = logs(COUNT + "if r3 == 0 goto +2\nr3 <<= 32\nr3 >>= 32\nr0 = 0\nexit")
+    assert any("r3 <<= 32" in line and "umin=" not in line for line in theirs), theirs
+    assert ours == theirs
