@@ -13,7 +13,15 @@ import re
 import pytest
 
 from pyebpf import Map, asm, isa, kernel, verifier
+from bpfc import PRELUDE, compile_object
+from objdiff import level_2_logs
 from skbdiff import CLS
+
+
+def _line_of(source: str, text: str) -> int:
+    """The line of ``source`` holding ``text``, as prog.c numbers it (after the prelude)."""
+    return (PRELUDE + source).splitlines().index(next(
+        ln for ln in (PRELUDE + source).splitlines() if text in ln)) + 1
 
 
 def _lines(log: str) -> list[str]:
@@ -296,4 +304,143 @@ def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
     theirs, ours = logs(text)
     assert any(line.startswith("3: (bf) r0 = r2") and "R2=" in line and "scalar" not in line
                for line in theirs) or any("R2=32" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+# --- C source lines (verbose_linfo) ---------------------------------------------------------
+
+def c_logs(source: str, monkeypatch, capsys, tmp_path) -> tuple[list[str], list[str]]:
+    """(the kernel's, pyebpf's) level-2 log lines of the C ``source``'s program ``prog``,
+    compiled with line info (clang -g)."""
+    ours, theirs = level_2_logs(compile_object(source), "prog", monkeypatch, capsys, tmp_path)
+    return _lines(theirs), _lines(ours)
+
+
+BRANCHES = """
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 len = skb->len;
+    __u32 mark = skb->mark;
+
+    if (len > 100)
+        return mark & 3;
+    return len &
+           7;
+}
+"""
+
+
+def test_each_source_line_is_printed_with_its_file_and_line_before_its_first_instruction(
+        monkeypatch, capsys, tmp_path):
+    theirs, ours = c_logs(BRANCHES, monkeypatch, capsys, tmp_path)
+    assert "; __u32 len = skb->len; @ prog.c:" + str(_line_of(BRANCHES, "__u32 len")) \
+        in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_source_line_is_not_printed_again_where_a_popped_path_goes_on_in_it(
+        monkeypatch, capsys, tmp_path):
+    """verbose_linfo forgets nothing at a pop: the path queued at the jump begins in the
+    line printed last, so no source line comes before its first instruction."""
+    source = """
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 len = skb->len, mark = skb->mark;
+    return (len > 100 ? mark : len) & 3;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    at = next(i for i, line in enumerate(theirs) if line.startswith("from "))
+    assert not theirs[at + 2].startswith("; "), theirs
+    assert ours == theirs
+
+
+def test_the_source_lines_of_a_global_function_begin_again_with_its_verification(
+        monkeypatch, capsys, tmp_path):
+    """do_check_common forgets the line last printed: the function's first line is
+    printed though the main program's path printed it at the call."""
+    source = """
+__noinline int twice(int x) { return x * 2; }
+SEC("tc") int prog(struct __sk_buff *skb) { return twice(skb->len) & 1; }
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    at = theirs.index("Validating twice() func#1...")
+    assert theirs[at + 2].startswith("; __noinline int twice(int x)"), theirs
+    assert ours == theirs
+
+
+# --- kfunc calls -----------------------------------------------------------------------------
+
+DYNPTR = """
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
+                               struct bpf_dynptr *ptr) __ksym;
+extern int bpf_dynptr_size(const struct bpf_dynptr *ptr) __ksym;
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_dynptr p;
+
+    bpf_dynptr_from_skb(skb, 0, &p);
+    return bpf_dynptr_size(&p) & 1;
+}
+"""
+
+
+def _calls(lines: list[str], ids: bool = True) -> list[str]:
+    """The call instructions' text (without the state after them); a kfunc's BTF id as
+    ``#N`` unless ``ids``."""
+    out = [line.split(";")[0].rstrip() for line in lines
+           if re.match(r"^\d+: \(85\) call ", line)]
+    return out if ids else [re.sub(r"#\d+$", "#N", line) for line in out]
+
+
+def test_a_kfunc_call_is_written_with_its_name(monkeypatch, capsys, tmp_path):
+    """print_call: ``call bpf_dynptr_from_skb#N``."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    assert any("call bpf_dynptr_from_skb#" in line for line in theirs), theirs
+    assert _calls(ours, ids=False) == _calls(theirs, ids=False)
+
+
+def test_a_kfunc_calls_id_is_the_running_kernels_vmlinux_btf_id(monkeypatch, capsys,
+                                                                 tmp_path, live_kernel):
+    """The N of ``call bpf_dynptr_from_skb#N`` is the function's id in the target
+    kernel's BTF: the running kernel's (so only the live kernel can say it)."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    assert _calls(ours) == _calls(theirs)
+
+
+def test_the_dynptr_a_kfunc_makes_or_reads_is_printed_after_its_call(monkeypatch, capsys,
+                                                                   tmp_path):
+    """process_dynptr_func: ``fp-16=dynptr_skb(id=1,dynptr_id=1)`` after
+    bpf_dynptr_from_skb, which makes it, and after bpf_dynptr_size, which reads it."""
+    theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
+    made = [line for line in theirs if "call bpf_dynptr_" in line]
+    assert len(made) == 2 and all(line.endswith("fp-16=dynptr_skb(id=1,dynptr_id=1)")
+                                  for line in made), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
+def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
+                                                                      tmp_path):
+    """check_kfunc_args: bpf_dynptr_slice's ``buffer__szk`` is walked back three times,
+    for check_kfunc_mem_size_reg's read and write checks and as a constant."""
+    source = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """__u8 buf[14];
+    __u8 *h = bpf_dynptr_slice(&p, 0, buf, sizeof(buf));
+
+    return h ? h[12] : 0;""").replace("extern int bpf_dynptr_size", """
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer,
+                              __u32 buffer__szk) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if line.startswith("mark_precise: frame0: regs=r4 ")]
+    assert len(walks) == 3, theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unknown():
+    """__scalar64_min_max_lsh: 1..0xffffffff << 32 keeps no umin (umax above
+    1 << (63 - 32)), though no bit is lost; only the tnum bounds it."""
+    theirs, ours = logs(COUNT + "if r3 == 0 goto +2\nr3 <<= 32\nr3 >>= 32\nr0 = 0\nexit")
+    assert any("r3 <<= 32" in line and "umin=" not in line for line in theirs), theirs
     assert ours == theirs

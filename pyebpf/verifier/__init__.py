@@ -143,7 +143,7 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
     if prog_type is None:
         return ops, None, None
     prog_type = isa.ProgType(prog_type)
-    log = Log(log_level)
+    log = Log(log_level, line_info)
     try:
         if profile == "4.6":
             _check_46(insns, ops)

@@ -344,7 +344,10 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
     elif op == BPF_LSH:
         k = bv[0]
         var = tnum.cast(tnum.lshift(av, k), bits // 8)
-        if aumax << k <= W:
+        # __scalar64_min_max_lsh / __scalar32_min_max_lsh: the bounds shift only where
+        # the top bit cannot be shifted out, umax <= 1 << (bits - 1 - k); above that
+        # (0xffffffff << 32 included, which loses nothing) they are unknown
+        if aumax <= 1 << (bits - 1 - k):
             umin, umax = aumin << k, aumax << k
     elif op == BPF_RSH:
         k = bv[0]

@@ -104,6 +104,7 @@ class DynptrCalls:
                 marker.size, marker.id, marker.ref = part, ident, ref
                 s.kinds = [STACK_DYNPTR] * 8
                 s.spill = marker
+            self._scratch_dynptr(st, frame, lo)
             return None
         if off < -isa.MAX_BPF_STACK:
             self.refuse(pc, f"Expected an initialized dynptr as arg #{argno}")
@@ -117,7 +118,14 @@ class DynptrCalls:
             self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
                             f"#{argno}")
         self.lv.read(st, reg.frame, pc, 3 << (-off - 16) // 8)    # mark_dynptr_read
+        self._scratch_dynptr(st, frame, off)
         return first.spill
+
+    def _scratch_dynptr(self, st, frame, lo: int) -> None:
+        """The level-2 log prints the dynptr's slots after the call that made or read it,
+        as the kernel's does after process_dynptr_func."""
+        if self.log.level >= 2 and frame is st.cur:
+            self.log.slots.update(range((-lo - 16) // 8, (-lo - 1) // 8 + 1))
 
     def dynptr_release_arg(self, st, pc: int, regno: int, reg: Reg) -> int:
         """check_func_arg's OBJ_RELEASE of a dynptr: it must hold a reference (else

@@ -264,6 +264,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         st.frames.append(fr)
         self.check_maps_used()
         self.explore(st, 0)
+        self.log.verified()
         self.in_global = True
         if self.exception_cb:
             # do_check_subprogs: the exception callback is presumed called
@@ -273,6 +274,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if func.exception_cb:
                 self.exception_cb_entry(func)
             self.explore(entry, func.pc)
+            self.log.verified()
 
     def explore(self, st: VState, pc: int) -> None:
         """Every path from ``pc`` in state ``st`` (do_check)."""

@@ -392,6 +392,19 @@ def _iter_type(arg: Arg) -> str:
 class KfuncCalls:
     """The kfunc side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
+    def _kfunc_size_precise(self, st, k, i: int, regs) -> None:
+        """check_kfunc_args marks a size or constant argument precise, walking back once
+        per check: check_kfunc_mem_size_reg's two check_mem_size_reg calls (a read and a
+        write of the buffer, skipped for an optional buffer passed NULL), then once more
+        for a constant (``__k``, ``__szk``)."""
+        arg = k.args[i]
+        walks = 1 if arg.kind == CONST else 0
+        if i and k.args[i - 1].kind == MEM and not (
+                k.args[i - 1].name.endswith("__opt") and regs[i].is_null()):
+            walks += 2
+        for _ in range(walks):
+            self._needs(st, i + 1)
+
     def kfunc_call(self, st, pc: int, insn, pending) -> None:
         kid = insn.imm
         if not 0 < kid < isa.N_KFUNC_IDS:
@@ -493,6 +506,8 @@ class KfuncCalls:
                     self.refuse(pc, f"R{regno} is not a scalar")
                 if arg.kind == CONST and not reg.is_const:
                     self.refuse(pc, f"R{regno} must be a known constant")
+                if self.precision:
+                    self._kfunc_size_precise(st, k, i, regs)
             elif arg.kind == BTF_ID and reg.type & 0xFF == PTR_TO_BTF_ID and \
                     not reg.type & MEM_ALLOC and reg.type & (PTR_LEGACY | PTR_UNTRUSTED | MEM_RCU):
                 # check_kfunc_args, KF_ARG_PTR_TO_BTF_ID: a kernel struct pointer that is

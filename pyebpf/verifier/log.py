@@ -1,8 +1,11 @@
 """The verifier log in the kernel's format (``kernel/bpf/log.c``): each processed
 instruction as ``N: (code) text``, register states at level 2, the path a refusal
 was found on (level 1 keeps only that path, as the kernel rewinds its log when a
-path ends safely), and the statistics line."""
+path ends safely), the C source line before the first instruction of each new one
+(verbose_linfo), and the statistics line."""
 from __future__ import annotations
+
+from bisect import bisect_right
 
 from .. import isa
 from . import tnum
@@ -80,9 +83,29 @@ def insn_text(insns, pc: int) -> str:
             f"{head}call unknown#{insn.imm}"
     if f is isa.F_CALL_LOCAL:
         return f"{head}call pc{_off(insn.imm)}"
+    if f is isa.F_CALL and op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL \
+            and 0 < insn.imm < isa.N_KFUNC_IDS:
+        name = isa.KFUNC_NAMES[insn.imm]
+        return f"{head}call {name}#{kfunc_btf_id(name, insn.imm)}"
     from ..asm import disassemble_one
     slots = insns[pc:pc + 2] if f is isa.F_LDDW else insns[pc:pc + 1]
     return head + disassemble_one(slots)
+
+
+_KFUNC_BTF_IDS: dict[str, int] = {}
+
+
+def kfunc_btf_id(name: str, engine_id: int) -> int:
+    """The id the kernel's log gives the kfunc ``name`` (print_call: its FUNC's id in
+    the vmlinux BTF, the call's imm once libbpf has relocated it): the target BTF's
+    (the running kernel's /sys/kernel/btf/vmlinux when readable, else the shipped
+    one), or pyebpf's ``engine_id`` where that BTF does not declare it."""
+    if name not in _KFUNC_BTF_IDS:
+        from ..btf.relo import target_btf
+        from ..btf.types import Kind
+        found = target_btf().by_name(name, Kind.FUNC)
+        _KFUNC_BTF_IDS[name] = found[0].id if found else engine_id
+    return _KFUNC_BTF_IDS[name]
 
 
 def _unum(v: int) -> str:
@@ -265,10 +288,15 @@ def scratched_text(st, regs, slots) -> str | None:
 
 
 class Log:
-    """Lines of the verifier log at ``level`` 0 (none), 1 or 2."""
+    """Lines of the verifier log at ``level`` 0 (none), 1 or 2; with ``line_info``
+    (the program's :class:`~pyebpf.btf.ext.LineInfo` records) each instruction of a
+    new source line is preceded by ``; <text> @ <file>:<line>``."""
 
-    def __init__(self, level: int = 0):
+    def __init__(self, level: int = 0, line_info=()):
         self.level = level
+        self.linfo = sorted(line_info, key=lambda li: li.pc)
+        self.linfo_pcs = [li.pc for li in self.linfo]
+        self.prev_linfo = None          # index of the record last printed
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
         self.insn_line = -1             # where the last instruction line is
@@ -284,11 +312,30 @@ class Log:
     def insn(self, pc: int, insns, ops, st) -> None:
         if not self.level:
             return
+        if self.linfo:
+            self._source(pc)
         self.insn_line = len(self.lines)
         line = self.texts.get(pc)
         if line is None:    # a loop prints its instructions again and again
             line = self.texts[pc] = f"{pc}: {insn_text(insns, pc)}"
         self.lines.append(line)
+
+    def _source(self, pc: int) -> None:
+        """verbose_linfo: the record covering ``pc`` once, not again while it stays the
+        last printed, nor where it names the last printed one's file and line (only
+        its column differs); a rewound level-1 log does not print it again."""
+        i = bisect_right(self.linfo_pcs, pc) - 1
+        if i < 0 or i == self.prev_linfo:
+            return
+        li = self.linfo[i]
+        if self.prev_linfo is not None:
+            prev = self.linfo[self.prev_linfo]
+            if prev.file_name == li.file_name and prev.line == li.line:
+                return
+        # ltrim of the text; the file's basename only
+        self.lines.append(f"; {li.source_line.lstrip()} @ "
+                          f"{li.file_name.rsplit('/', 1)[-1]}:{li.line}")
+        self.prev_linfo = i
 
     def after(self, st, regs, pc: int) -> None:
         """Level 2: the registers ``regs`` and the stack slots the instruction last
@@ -314,9 +361,17 @@ class Log:
             self.fresh = (prev, pc, state_text(st), True)
 
     def start(self, pc: int, st) -> None:
-        """Level 2: a function's verification begins at ``pc`` in state ``st``."""
+        """A function's verification begins at ``pc`` in state ``st`` (at level 2 its
+        state is printed; do_check_common forgets the source line last printed)."""
+        self.prev_linfo = None
         if self.level >= 2:
             self.fresh = (None, pc, state_text(st), True)
+
+    def verified(self) -> None:
+        """A function found safe: do_check_common rewinds a level-1 log to its start
+        (what follows is the next function's)."""
+        if self.level == 1:
+            self.lines.clear()
 
     def called(self, st, caller, callee) -> None:
         """A static function's call: both frames whole (__check_func_call)."""
