@@ -723,7 +723,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     def _needs(self, st: VState, *regnos: int) -> None:
         """A decision here depends on these registers' values: the scalars among them
-        are marked precise back along the path."""
+        are marked precise back along the path (not where precision is not tracked:
+        __mark_chain_precision returns at once without bpf_capable, and the 4.6
+        profile has none)."""
+        if not self.precision:
+            return
         regs = [r for r in regnos if st.cur.regs[r].type == SCALAR]
         if regs:
             precision.mark(self, st, regs)
