@@ -661,14 +661,7 @@ def _kernel_task_copy(data: bytes) -> dict:
         with pyebpf.kernel.load_object(data) as kobj:
             for k, v in enumerate((base, base + page - len(TAIL), os.getpid())):
                 kobj.maps["where"].update(u32(k), struct.pack("<Q", v))
-            kobj.program("prog").test_run(PACKET)
-            time.sleep(SETTLE)
-            deadline = time.monotonic() + RUN_WAIT
-            out = _longs(kobj.maps["out"].lookup(u32(0)))
-            while out[15] != 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
-                out = _longs(kobj.maps["out"].lookup(u32(0)))
-            return {"out": out}
+            return _out_once_work_ran(kobj)
     finally:
         libc.munmap(base, page)
 
@@ -828,17 +821,23 @@ static int cb(void *map, int *key, void *value)
 """
 
 
+def _out_once_work_ran(kobj) -> dict:
+    """Run the kernel's program once and wait for the work it queued: its out[0]
+    once the callback set the done word (out[15]), or as it stands after RUN_WAIT."""
+    kobj.program("prog").test_run(PACKET)
+    time.sleep(SETTLE)
+    deadline = time.monotonic() + RUN_WAIT
+    out = _longs(kobj.maps["out"].lookup(u32(0)))
+    while out[15] != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        out = _longs(kobj.maps["out"].lookup(u32(0)))
+    return {"out": out}
+
+
 def _kernel_callback_out(data: bytes) -> dict:
     """The kernel's out[0] once the work the program queued ran."""
     with pyebpf.kernel.load_object(data) as kobj:
-        kobj.program("prog").test_run(PACKET)
-        time.sleep(SETTLE)
-        deadline = time.monotonic() + RUN_WAIT
-        out = _longs(kobj.maps["out"].lookup(u32(0)))
-        while out[15] != 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-            out = _longs(kobj.maps["out"].lookup(u32(0)))
-        return {"out": out}
+        return _out_once_work_ran(kobj)
 
 
 def _kworker_view(out: list[int]) -> dict:
