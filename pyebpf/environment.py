@@ -33,6 +33,7 @@ MAX_CGROUP_LEVEL = 31
 IFNAMSIZ = 16
 MAX_MTU = 65536                 # loopback's (LOOPBACK_MTU 64 KiB)
 FIRST_SOCKET_COOKIE = 4096      # the cookie of sockets[0] when it names none
+TCP_MAX_WSCALE = 14             # include/net/tcp.h: the largest window scale
 SYNCOOKIE_SECRET_SIZE = 32      # two siphash_key_t (net/ipv4/syncookies.c)
 # what setxattr(2) lets a cgroupfs node hold (include/uapi/linux/limits.h,
 # include/linux/kernfs.h, fs/kernfs/inode.c's kernfs_xattr_handlers)
@@ -169,6 +170,35 @@ def endpoint(text: str, where: str):
 
 
 @dataclass(frozen=True)
+class HalfOpen:
+    """A half-open connection in a TCP listener's SYN queue: the request socket
+    (``TCP_NEW_SYN_RECV``) the kernel made for a SYN it answered and is waiting for the
+    ACK of (``tcp_conn_request``).  ``remote``: the peer's endpoint (``"10.0.0.2:4000"``);
+    ``local``: the address the SYN was sent to (None: the listener's, which must then
+    not be the wildcard); what ``tcp_openreq_init`` took from the SYN: ``rcv_isn`` (its
+    sequence number), ``mss`` (its MSS option, 536 without one), ``sack_ok``,
+    ``snd_wscale`` (its window scale; None: no option), ``ts_recent`` (its timestamp
+    value; None: no option), ``ecn_ok``; and what the listener chose for its SYN-ACK:
+    ``snt_isn``, ``rcv_wscale`` and ``ts_off`` (random per connection in the kernel: take
+    them from a capture); ``rx_queue``: the receive queue the SYN came in on, which
+    ``tcp_conn_request`` records (``sk_rx_queue_set``; -1: none recorded); ``cookie``:
+    the cookie it was given (0: none asked yet; see :meth:`Environment.socket_cookie`)."""
+    remote: str
+    local: str | None = None
+    rcv_isn: int = 0
+    snt_isn: int = 0
+    mss: int = 536
+    sack_ok: bool = False
+    snd_wscale: int | None = None
+    rcv_wscale: int = 0
+    ts_recent: int | None = None
+    ts_off: int = 0
+    ecn_ok: bool = False
+    rx_queue: int = 0
+    cookie: int = 0
+
+
+@dataclass(frozen=True)
 class Socket:
     """A socket open in the namespace: ``protocol`` "tcp" or "udp", its ``local``
     endpoint (``"10.0.0.1:80"``, ``"0.0.0.0:53"``, ``"[::]:80"``), its ``remote`` one
@@ -180,7 +210,8 @@ class Socket:
     one), and the ``uid`` and ``cgroup`` (a path of :attr:`Environment.cgroups`) of the
     task that opened it, which ``bpf_get_socket_uid`` and the socket cgroup helpers
     report once ``bpf_sk_assign`` or ``bpf_sk_assign_tcp_reqsk`` gave it (or a request
-    socket of it) to the packet."""
+    socket of it) to the packet.  A TCP listener's ``syn_queue`` holds its half-open
+    connections (:class:`HalfOpen` values, or tables of their fields)."""
     protocol: str
     local: str
     remote: str | None = None
@@ -192,6 +223,13 @@ class Socket:
     cookie: int = 0
     uid: int = 0
     cgroup: str = "/"
+    syn_queue: tuple = ()
+
+    def __post_init__(self):
+        if isinstance(self.syn_queue, (list, tuple)):
+            object.__setattr__(self, "syn_queue", tuple(
+                _entry(HalfOpen, h, f"syn_queue[{k}]") if isinstance(h, dict) else h
+                for k, h in enumerate(self.syn_queue)))
 
     @property
     def state(self) -> str:
@@ -300,8 +338,19 @@ class Environment:
         """The extended attributes of the cgroup at ``path`` (name -> bytes)."""
         return dict(dict(self.cgroup_xattrs).get(path, ()))
 
+    def request_sockets(self) -> list[tuple[int, "HalfOpen"]]:
+        """The half-open connections of the listeners' SYN queues, as (the listener's
+        index in ``sockets``, the :class:`HalfOpen`), in declaration order: the engine
+        numbers them after the sockets, the j-th ``len(sockets) + j``
+        (``Result.assigned_socket`` gives that number for one)."""
+        return [(k, h) for k, s in enumerate(self.sockets) for h in s.syn_queue]
+
     def socket_cookie(self, k: int) -> int:
-        """The cookie of ``sockets[k]``: its own, else FIRST_SOCKET_COOKIE + k."""
+        """The cookie of ``sockets[k]`` (past them, of request socket ``k -
+        len(sockets)``): its own, else FIRST_SOCKET_COOKIE + k."""
+        if k >= len(self.sockets):
+            return self.request_sockets()[k - len(self.sockets)][1].cookie \
+                or FIRST_SOCKET_COOKIE + k
         return self.sockets[k].cookie or FIRST_SOCKET_COOKIE + k
 
     def request_socket_cookie(self) -> int:
@@ -311,7 +360,8 @@ class Environment:
         past the largest cookie of the environment's sockets.  Every later request
         socket asked, in the same run or a later one on this Environment object, gets
         the next value: as in the kernel, no cookie is given twice."""
-        cookies = [self.socket_cookie(k) for k in range(len(self.sockets))]
+        cookies = [self.socket_cookie(k)
+                   for k in range(len(self.sockets) + len(self.request_sockets()))]
         if isinstance(self.socket, PacketSocket):
             cookies.append(self.socket.cookie)
         return max(cookies, default=0) + 1
@@ -716,14 +766,74 @@ def _check_world(env: Environment, where: str) -> None:
         if s.cgroup not in dict(env.cgroups):
             raise EnvironmentSpecError(f"{at}.cgroup: {s.cgroup!r} is not one of the "
                                        f"declared cgroups ({', '.join(dict(env.cgroups))})")
+        if not isinstance(s.syn_queue, tuple):
+            raise EnvironmentSpecError(f"{at}.syn_queue: expected a list of half-open "
+                                       f"connections")
+        if s.syn_queue and s.state != "listen":
+            raise EnvironmentSpecError(f"{at}.syn_queue: only a TCP listener has a SYN "
+                                       f"queue")
+        for j, h in enumerate(s.syn_queue):
+            _check_half_open(h, local, f"{at}.syn_queue[{j}]")
+    pairs = set()
+    for k, h in env.request_sockets():
+        s = env.sockets[k]
+        pair = (_half_open_local(h, s), endpoint(h.remote, "remote"),
+                endpoint(s.local, "local")[1])
+        if pair in pairs:
+            raise EnvironmentSpecError(f"{where}: sockets[{k}].syn_queue: {h.remote} to port "
+                                       f"{pair[2]} is declared twice")
+        pairs.add(pair)
     _check_conntrack(env, where)
     cookies = {env.socket.cookie: "socket"} if isinstance(env.socket, PacketSocket) else {}
-    for k in range(len(env.sockets)):
+    names = [f"sockets[{k}]" for k in range(len(env.sockets))]
+    queued = {}
+    for k, _ in env.request_sockets():
+        names.append(f"sockets[{k}].syn_queue[{queued.get(k, 0)}]")
+        queued[k] = queued.get(k, 0) + 1
+    for k, name in enumerate(names):
         cookie = env.socket_cookie(k)
         if cookie in cookies:
-            raise EnvironmentSpecError(f"{where}: sockets[{k}].cookie: {cookie} is also "
+            raise EnvironmentSpecError(f"{where}: {name}.cookie: {cookie} is also "
                                        f"{cookies[cookie]}'s")
-        cookies[cookie] = f"sockets[{k}]"
+        cookies[cookie] = name
+
+
+def _half_open_local(h, listener):
+    """The address a half-open connection's SYN was sent to (HalfOpen.local, else the
+    listener's)."""
+    if h.local is not None:
+        return _address(h.local, "local")
+    return endpoint(listener.local, "local")[0]
+
+
+def _check_half_open(h, listener_addr, at: str) -> None:
+    if not isinstance(h, HalfOpen):
+        raise EnvironmentSpecError(f"{at}: expected a HalfOpen, got {type(h).__name__}")
+    remote, _ = endpoint(h.remote, f"{at}.remote")
+    if h.local is not None:
+        local = _address(h.local, f"{at}.local")
+    elif listener_addr.is_unspecified:
+        raise EnvironmentSpecError(f"{at}.local: the listener is bound to the wildcard "
+                                   f"address: name the address the SYN was sent to")
+    else:
+        local = listener_addr
+    # an IPv4 SYN to a dual-stack listener makes an IPv4 request socket of an IPv6
+    # listener (tcp_v6_conn_request hands it to tcp_v4_conn_request): not modelled
+    for key, addr in (("remote", remote), ("local", local)):
+        if addr.version != listener_addr.version:
+            raise EnvironmentSpecError(f"{at}.{key}: {addr} is not of the listener's family")
+    for key, hi in (("rcv_isn", 0xffffffff), ("snt_isn", 0xffffffff), ("ts_off", 0xffffffff),
+                    ("rcv_wscale", TCP_MAX_WSCALE), ("cookie", (1 << 64) - 1)):
+        _int(getattr(h, key), f"{at}.{key}", 0, hi)
+    _int(h.mss, f"{at}.mss", 1, 0xffff)
+    _int(h.rx_queue, f"{at}.rx_queue", -1, 0xfffe)
+    if h.snd_wscale is not None:
+        _int(h.snd_wscale, f"{at}.snd_wscale", 0, TCP_MAX_WSCALE)
+    if h.ts_recent is not None:
+        _int(h.ts_recent, f"{at}.ts_recent", 0, 0xffffffff)
+    for key in ("sack_ok", "ecn_ok"):
+        if not isinstance(getattr(h, key), bool):
+            raise EnvironmentSpecError(f"{at}.{key}: expected true or false")
 
 
 def _check_conntrack(env: Environment, where: str) -> None:
@@ -852,3 +962,41 @@ def socket_views(env: Environment, s: Socket) -> SocketViews:
         struct.pack_into("<I", tcp_sock, off, value)
     return SocketViews(family, IPPROTO_TCP if tcp else IPPROTO_UDP, state, local, remote,
                        lport, rport, dev, bytes(sock), bytes(tcp_sock))
+
+
+TCP_NEW_SYN_RECV = 12
+
+
+def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> SocketViews:
+    """The engine's form of a half-open connection of ``sockets[listener]``: struct
+    bpf_sock as bpf_sock_convert_ctx_access reads a request socket's struct sock_common
+    (tcp_v4_init_req / tcp_v6_init_req set its addresses, an IPv4 one's with their
+    v4-mapped IPv6 forms too; tcp_openreq_init its ports; ir_iif is the listener's bound
+    device), no struct bpf_tcp_sock (it is no full socket)."""
+    import struct
+    s = env.sockets[listener]
+    _, lport = endpoint(s.local, "local")
+    local = _half_open_local(h, s)
+    remote, rport = endpoint(h.remote, "remote")
+    family = AF_INET if local.version == 4 else AF_INET6
+    dev = env.device_named(s.dev).ifindex if s.dev else 0
+    sock = bytearray(isa.SIZEOF_BPF_SOCK)
+
+    def put(name, fmt, value):
+        struct.pack_into(fmt, sock, isa.BPF_SOCK_LAYOUT[name][0], value)
+    put("bound_dev_if", "<I", dev)
+    put("family", "<I", family)
+    if family == AF_INET:
+        put("src_ip4", "4s", local.packed)
+        put("dst_ip4", "4s", remote.packed)
+        put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
+        put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
+    else:
+        put("src_ip6", "16s", local.packed)
+        put("dst_ip6", "16s", remote.packed)
+    put("src_port", "<I", lport)
+    put("dst_port", ">H", rport)
+    put("state", "<I", TCP_NEW_SYN_RECV)
+    put("rx_queue_mapping", "<i", h.rx_queue)
+    return SocketViews(family, IPPROTO_TCP, TCP_NEW_SYN_RECV, local, remote, lport, rport,
+                       dev, bytes(sock), bytes(isa.SIZEOF_BPF_TCP_SOCK))

@@ -83,7 +83,7 @@ cdef uint64_t sock_map_update_prog(Vm* vm, MapStore* m, const uint8_t* key, uint
     k = sock_of(vm, sk)
     if k == -1:
         return 0
-    if k == PACKET_SOCK or k == REQ_SOCK:
+    if k == PACKET_SOCK or k == REQ_SOCK or request_sock(vm, k):
         # test_run's socket (bpf_dummy_proto) has no psock_update_sk_prot:
         # sock_map_sk_is_suitable refuses it, and a request socket is no full socket
         return err(EOPNOTSUPP)

@@ -1,5 +1,5 @@
 # Helpers that find and use the sockets of the modelled network (pyebpf.environment:
-# Socket): the lookups, the casts between socket views, release and sk_assign.  A socket
+# Socket, and the request sockets of listeners' SYN queues, HalfOpen): the lookups, the casts between socket views, release and sk_assign.  A socket
 # pointer is the address of its block in NetEnv.sock_mem (struct bpf_sock at the start,
 # struct bpf_tcp_sock at SOCK_TCP_VIEW); the blocks are one read-only region of the run,
 # added when a helper first hands a socket out.  The bpf_skc_to_* casts point at the
@@ -162,13 +162,15 @@ cdef void ip4_view(const NetSock* s, uint8_t* out) noexcept nogil:
 cdef int find_established(const NetEnv* net, uint8_t family, const uint8_t* saddr,
                           uint16_t sport, const uint8_t* daddr, uint16_t dport,
                           uint32_t dif) noexcept nogil:
-    # __inet_lookup_established: the exact four-tuple
+    # __inet_lookup_established: the exact four-tuple, among the established sockets and
+    # the request sockets inet_csk_reqsk_queue_hash_add put in the same hash
     cdef size_t k
     cdef const NetSock* s
     cdef int n = 4 if family == AF_INET_ else 16
     for k in range(net.nsocks):
         s = &net.socks[k]
-        if s.protocol == IPPROTO_TCP_ and s.state == TCP_ESTABLISHED_ \
+        if s.protocol == IPPROTO_TCP_ and (s.state == TCP_ESTABLISHED_ or
+                                           s.state == TCP_NEW_SYN_RECV_) \
                 and s.family == family and s.lport == dport and s.rport == sport \
                 and memcmp(s.laddr, daddr, n) == 0 and memcmp(s.raddr, saddr, n) == 0 \
                 and bound_dev_eq(s, dif):
@@ -260,7 +262,8 @@ cdef int find_bound(const NetEnv* net, uint8_t proto, uint8_t family, const uint
 
 
 cdef uint64_t sk_lookup(Vm* vm, uint64_t r1, uint64_t tuple_addr, uint64_t size,
-                        uint64_t netns_id, uint64_t flags, uint8_t proto) noexcept nogil:
+                        uint64_t netns_id, uint64_t flags, uint8_t proto,
+                        bint full) noexcept nogil:
     # __bpf_skc_lookup in the namespace of the packet's device; sockets of other
     # namespaces (netns_id >= 0) are not modelled, so such lookups find nothing
     cdef const NetEnv* net = vm.skb.net
@@ -290,23 +293,26 @@ cdef uint64_t sk_lookup(Vm* vm, uint64_t r1, uint64_t tuple_addr, uint64_t size,
         k = find_established(net, family, t, sport, t + n, dport, vm.skb.ifindex)
     if k < 0:
         k = find_bound(net, proto, family, t, sport, t + n, dport, vm.skb.ifindex)
+    if k >= 0 and full and net.socks[k].listener >= 0:
+        # __bpf_sk_lookup: sk_to_full_sk gives a request socket's listener
+        k = net.socks[k].listener
     return sock_ptr(vm, k, False) if k >= 0 else 0
 
 
 cdef uint64_t bpf_sk_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
                                 uint64_t netns_id, uint64_t flags) noexcept nogil:
-    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_, True)
 
 
 cdef uint64_t bpf_skc_lookup_tcp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
                                  uint64_t netns_id, uint64_t flags) noexcept nogil:
-    # the model holds no request or timewait sockets: every socket found is a full one
-    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_)
+    # __bpf_skc_lookup: a request socket as it is (the model holds no timewait sockets)
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_TCP_, False)
 
 
 cdef uint64_t bpf_sk_lookup_udp(Vm* vm, uint64_t r1, uint64_t t, uint64_t size,
                                 uint64_t netns_id, uint64_t flags) noexcept nogil:
-    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_UDP_)
+    return sk_lookup(vm, r1, t, size, netns_id, flags, IPPROTO_UDP_, True)
 
 
 cdef uint64_t bpf_sk_release(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
@@ -316,19 +322,25 @@ cdef uint64_t bpf_sk_release(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64
     return 0
 
 
+cdef inline bint request_sock(Vm* vm, int k) noexcept nogil:
+    # a request socket of a declared SYN queue (sk_fullsock is false for it)
+    return k >= 0 and vm.skb.net.socks[k].state == TCP_NEW_SYN_RECV_
+
+
 cdef uint64_t bpf_sk_fullsock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
                               uint64_t e) noexcept nogil:
-    # every socket of the model, and test_run's, is a full one
+    # every socket of the model but a request socket, and test_run's, is a full one
     cdef int k = sock_of(vm, sk)
     if k == PACKET_SOCK:
         return sk
-    return sock_ptr(vm, k, False) if k >= 0 else 0
+    return sock_ptr(vm, k, False) if k >= 0 and not request_sock(vm, k) else 0
 
 
 cdef uint64_t bpf_tcp_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint64_t d,
                            uint64_t e) noexcept nogil:
+    # sk_to_full_sk is not taken: a request socket has none (sk_fullsock)
     cdef int k = sock_of(vm, sk)
-    if k < 0 or vm.skb.net.socks[k].protocol != IPPROTO_TCP_:
+    if k < 0 or vm.skb.net.socks[k].protocol != IPPROTO_TCP_ or request_sock(vm, k):
         return 0
     return sock_ptr(vm, k, True)
 
@@ -339,6 +351,8 @@ cdef uint64_t bpf_get_listener_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
     if k == REQ_SOCK:
         # sk_to_full_sk: a request socket's listener (rsk_listener)
         k = vm.skb.sk_assigned - 1
+    elif request_sock(vm, k):
+        k = vm.skb.net.socks[k].listener
     if k < 0 or vm.skb.net.socks[k].state != TCP_LISTEN_:
         return 0
     return sock_ptr(vm, k, False)
@@ -447,8 +461,8 @@ cdef uint64_t _k_sk_assign_tcp_reqsk(Vm* vm, uint64_t s, uint64_t sk, uint64_t a
 # --- the casts to kernel socket structs (bpf_skc_to_*, net/core/filter.c) ----------------
 # The pointer is NULL when the socket is not of the struct's kind.  test_run's packet
 # socket has no protocol and the model holds no timewait, unix or MPTCP sockets, so those
-# casts find none, and its one request socket is bpf_sk_assign_tcp_reqsk's; a NULL
-# argument (a BTF pointer read as NULL) gives NULL.
+# casts find none; its request sockets are bpf_sk_assign_tcp_reqsk's and those of the
+# listeners' SYN queues; a NULL argument (a BTF pointer read as NULL) gives NULL.
 
 cdef uint64_t skc_cast(Vm* vm, uint64_t sk, uint8_t protocol, uint8_t family) noexcept nogil:
     """The kernel struct of the full socket ``sk`` when its protocol is ``protocol``
@@ -461,7 +475,9 @@ cdef uint64_t skc_cast(Vm* vm, uint64_t sk, uint8_t protocol, uint8_t family) no
     if k < 0 or protocol == 0:
         return 0
     s = &vm.skb.net.socks[k]
-    if s.protocol != protocol or (family and s.family != family):
+    # the casts to full-socket structs check sk_fullsock
+    if s.protocol != protocol or (family and s.family != family) or \
+            s.state == TCP_NEW_SYN_RECV_:
         return 0
     return kern_sock_ptr(vm, k)
 
@@ -491,10 +507,16 @@ cdef uint64_t bpf_skc_to_none(Vm* vm, uint64_t sk, uint64_t b, uint64_t c, uint6
 
 cdef uint64_t bpf_skc_to_tcp_request_sock(Vm* vm, uint64_t sk, uint64_t b, uint64_t c,
                                           uint64_t d, uint64_t e) noexcept nogil:
-    """The request socket bpf_sk_assign_tcp_reqsk gave the packet (the one socket of the
-    model in TCP_NEW_SYN_RECV), its struct tcp_request_sock at REQSK_ADDRESS_, read
-    through reqsk_load; NULL for every other socket."""
-    if sk == 0 or sock_of(vm, sk) != REQ_SOCK:
+    """A socket in TCP_NEW_SYN_RECV: the request socket bpf_sk_assign_tcp_reqsk gave
+    the packet, its struct tcp_request_sock at REQSK_ADDRESS_, read through reqsk_load,
+    or one of a declared SYN queue, its kernel struct; NULL for every other socket."""
+    cdef int k
+    if sk == 0:
+        return 0
+    k = sock_of(vm, sk)
+    if request_sock(vm, k):
+        return kern_sock_ptr(vm, k)
+    if k != REQ_SOCK:
         return 0
     # rsk_listener points at the listener's kernel struct: a program may read it
     if not kern_sock_ptr(vm, vm.skb.sk_assigned - 1):
@@ -867,7 +889,7 @@ cdef MapStore* _storage_map(Vm* vm, uint64_t r1) noexcept nogil:
 
 cdef bint _storage_key(Vm* vm, uint64_t sk, uint64_t* cookie) noexcept nogil:
     cdef int k = sock_of(vm, sk)
-    if k == -1 or k == REQ_SOCK:
+    if k == -1 or k == REQ_SOCK or request_sock(vm, k):
         # bpf_sk_storage_get/delete: a request socket is no full socket (NULL, -EINVAL)
         return False
     cookie[0] = vm.skb.net.sk_cookie if k == PACKET_SOCK else vm.skb.net.socks[k].cookie

@@ -49,7 +49,7 @@ __all__ = ["sk_buff", "net_device", "SK_BUFF_FIELDS", "kernel_socket", "KERNEL_S
            "kern_ctx_layout", "cgroup_layout", "CGROUP_ADDRESS", "CGROUP_STRIDE",
            "KERNFS_NODE_ADDRESS", "KERNFS_NODE_STRIDE", "CGROUP1_ADDRESS",
            "KERNFS_NODE1_ADDRESS", "task_flags_offset", "css_layout", "REQSK_ADDRESS",
-           "REQUEST_SOCK_FIELDS", "request_sock_layout", "CSS_SET_ADDRESS", "CSS_SET_STRIDE",
+           "REQUEST_SOCK_FIELDS", "request_sock_layout", "request_socket", "request_socket_size", "CSS_SET_ADDRESS", "CSS_SET_STRIDE",
            "task_css_layout"]
 
 #: Where a run's ``struct sk_buff`` is said to be: what ``bpf_cast_to_kern_ctx`` returns
@@ -251,6 +251,7 @@ def kernel_socket(sock, views, *, address: int = 0, btf=None) -> bytes:
 #: ``struct bpf_tcp_req_attrs`` (syncookie 1, timeout TCP_TIMEOUT_INIT, ``ts_off``), and
 #: the cookie (``ir_cookie``) once bpf_get_socket_cookie made it.
 _REQ_COMMON = "req.req.__req_common."
+_NO_QUEUE_MAPPING = 0xFFFF          # sk_tx_queue_clear
 REQUEST_SOCK_FIELDS = (
     _REQ_COMMON + "skc_family", _REQ_COMMON + "skc_state",
     _REQ_COMMON + "skc_tx_queue_mapping", _REQ_COMMON + "skc_listener",
@@ -258,6 +259,52 @@ REQUEST_SOCK_FIELDS = (
     "req.snd_wscale", "req.rcv_wscale", "req.tstamp_ok", "req.sack_ok", "req.wscale_ok",
     "req.ecn_ok", "req_usec_ts", _REQ_COMMON + "skc_cookie.counter", "ts_off",
 )
+
+
+def request_socket_size(*, btf=None) -> int:
+    """The size of ``struct tcp_request_sock``."""
+    return _struct(target_btf(btf), "tcp_request_sock").byte_size
+
+
+def request_socket(h, views, *, listener: int, mark: int = 0, btf=None) -> bytes:
+    """The ``struct tcp_request_sock`` of the half-open connection ``h``
+    (:class:`pyebpf.environment.HalfOpen`) whose engine form is ``views``
+    (:func:`pyebpf.environment.request_socket_views`), its listener's kernel struct at
+    ``listener``: what ``inet_reqsk_alloc`` (family, state, ``rsk_listener``),
+    ``reqsk_alloc`` (the cleared tx queue), ``tcp_v4_init_req`` / ``tcp_v6_init_req``
+    (addresses), ``tcp_openreq_init`` (ports, ``rcv_isn``, ``rcv_nxt``, ``mss``,
+    ``ts_recent``, the options and ``ir_mark``, the listener's ``mark``) and
+    ``tcp_conn_request`` (the rx queue, ``snt_isn``, ``ts_off``, ``rcv_wscale``,
+    ``timeout``) write, and the cookie once given; every other byte zero."""
+    from .. import isa
+    t = _struct(target_btf(btf), "tcp_request_sock")
+    c = _REQ_COMMON
+
+    def le(raw: bytes) -> int:
+        return int.from_bytes(raw, "little")
+
+    def field(f):
+        off, size = isa.BPF_SOCK_LAYOUT[f][:2]
+        return views.sock[off:off + size]
+    values = {
+        c + "skc_family": views.family, c + "skc_state": views.state,
+        c + "skc_num": views.lport, c + "skc_dport": le(views.rport.to_bytes(2, "big")),
+        c + "skc_rcv_saddr": le(field("src_ip4")), c + "skc_daddr": le(field("dst_ip4")),
+        c + "skc_v6_rcv_saddr.in6_u.u6_addr8": le(field("src_ip6")),
+        c + "skc_v6_daddr.in6_u.u6_addr8": le(field("dst_ip6")),
+        c + "skc_bound_dev_if": views.bound_dev_if,
+        c + "skc_tx_queue_mapping": _NO_QUEUE_MAPPING, c + "skc_listener": listener,
+        c + "skc_rx_queue_mapping": h.rx_queue & _NO_QUEUE_MAPPING,
+        c + "skc_cookie.counter": h.cookie,
+        "req.req.mss": h.mss, "req.req.ts_recent": h.ts_recent or 0,
+        "req.req.timeout": isa.HZ,          # TCP_TIMEOUT_INIT
+        "req.snd_wscale": h.snd_wscale or 0, "req.rcv_wscale": h.rcv_wscale,
+        "req.tstamp_ok": int(h.ts_recent is not None), "req.sack_ok": int(h.sack_ok),
+        "req.wscale_ok": int(h.snd_wscale is not None), "req.ecn_ok": int(h.ecn_ok),
+        "rcv_isn": h.rcv_isn, "snt_isn": h.snt_isn, "ts_off": h.ts_off,
+        "rcv_nxt": (h.rcv_isn + 1) & 0xFFFFFFFF, "req.ir_mark": mark,
+    }
+    return _lay_out(t, values)
 
 
 def request_sock_layout(*, btf=None) -> tuple[int, list[tuple[int, int, int, int]]]:

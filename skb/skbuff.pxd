@@ -97,11 +97,13 @@ ctypedef struct NetNeigh:
     uint8_t lladdr[ETH_ALEN]
 
 ctypedef struct NetSock:
-    # a socket of Environment.sockets; its struct bpf_sock and bpf_tcp_sock views are
+    # a socket of Environment.sockets, then the request sockets of their SYN queues
+    # (Environment.request_sockets); its struct bpf_sock and bpf_tcp_sock views are
     # in NetEnv.sock_mem at index * SOCK_BLOCK and index * SOCK_BLOCK + SOCK_TCP_VIEW
     uint8_t family
     uint8_t protocol            # IPPROTO_TCP or IPPROTO_UDP
-    uint8_t state               # TCP_ESTABLISHED, TCP_LISTEN or TCP_CLOSE
+    uint8_t state               # TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE or TCP_NEW_SYN_RECV
+    int32_t listener            # a request socket's listener's index; -1 for others
     bint v6only
     bint reuseport
     bint connected              # has a remote endpoint

@@ -571,31 +571,49 @@ cdef void _fill_world(NetEnv* e, object env) except *:
         n.valid = _environment.NUD_STATES.index(nb.state) < 6
         _put_addr(n.addr, ip)
         memcpy(n.lladdr, <const char*>nb.lladdr, ETH_ALEN)
-    e.socks = <NetSock*>_calloc_n(len(env.sockets), sizeof(NetSock))
-    e.sock_mem = <uint8_t*>_calloc_n(len(env.sockets), SOCK_BLOCK)
-    e.nsocks = len(env.sockets)
+    queued = env.request_sockets()
+    nsocks = len(env.sockets) + len(queued)
+    e.socks = <NetSock*>_calloc_n(nsocks, sizeof(NetSock))
+    e.sock_mem = <uint8_t*>_calloc_n(nsocks, SOCK_BLOCK)
+    e.nsocks = nsocks
     all_views = [_environment.socket_views(env, sk) for sk in env.sockets]
+    all_views += [_environment.request_socket_views(env, k, h) for k, h in queued]
     # each socket's kernel struct in a block of the largest one's size (8-aligned)
-    e.kern_block = max([_kern.kernel_socket_size(v) for v in all_views] or [8]) + 7 & ~7
-    e.kern_mem = <uint8_t*>_calloc_n(len(env.sockets), e.kern_block)
+    sizes = [_kern.kernel_socket_size(v) for v in all_views[:len(env.sockets)]]
+    if queued:
+        sizes.append(_kern.request_socket_size())
+    e.kern_block = max(sizes or [8]) + 7 & ~7
+    e.kern_mem = <uint8_t*>_calloc_n(nsocks, e.kern_block)
     if env.sockets:
         reqsk_prepare()         # a listener's request socket, bpf_skc_to_tcp_request_sock's
-    for k, sk in enumerate(env.sockets):
+    for k in range(nsocks):
         s = &e.socks[k]
         views = all_views[k]
+        if k < len(env.sockets):
+            sk, s.listener = env.sockets[k], -1
+        else:
+            s.listener, h = queued[k - len(env.sockets)]
+            sk = env.sockets[s.listener]
         s.family, s.protocol, s.state = views.family, views.protocol, views.state
-        s.v6only, s.reuseport, s.connected = sk.v6only, sk.reuseport, sk.remote is not None
+        s.v6only, s.reuseport = sk.v6only and s.listener < 0, sk.reuseport and s.listener < 0
+        s.connected = views.remote is not None
         _put_addr(s.laddr, views.local)
         _put_addr(s.raddr, views.remote)
         s.lport, s.rport = views.lport, views.rport
         s.bound_dev_if = views.bound_dev_if
+        # a request socket reports its listener's uid and cgroup (sk_to_full_sk)
         s.cookie, s.uid = env.socket_cookie(k), sk.uid
         s.cgroups = _cgroup_ids(env, sk.cgroup, &s.cgroup_level)
         memcpy(e.sock_mem + k * SOCK_BLOCK, <const char*>views.sock, len(views.sock))
         memcpy(e.sock_mem + k * SOCK_BLOCK + SOCK_TCP_VIEW, <const char*>views.tcp_sock,
                len(views.tcp_sock))
-        kern = _kern.kernel_socket(sk, views,
-                                   address=<uintptr_t>(e.kern_mem + k * e.kern_block))
+        if s.listener < 0:
+            kern = _kern.kernel_socket(sk, views,
+                                       address=<uintptr_t>(e.kern_mem + k * e.kern_block))
+        else:
+            kern = _kern.request_socket(
+                h, views, mark=sk.mark,
+                listener=<uintptr_t>(e.kern_mem + s.listener * e.kern_block))
         memcpy(e.kern_mem + k * e.kern_block, <const char*>kern, len(kern))
 
 
