@@ -211,15 +211,24 @@ def parse_fields(items) -> dict:
     return fields
 
 
-def load_env(path: str):
-    """The --env file's Environment and the Machine its tasks and kworker declare (None
-    when it declares neither: bpf_wq work then runs in no task)."""
+def current_task_fields(fields: dict, task) -> None:
+    """The packet runs' current task (``bpf_get_current_pid_tgid``, ``_uid_gid``,
+    ``_comm``): the machine's for the hook, unless ``--field`` names its ids."""
+    fields.setdefault("pid_tgid", task.tgid << 32 | task.pid)
+    fields.setdefault("uid_gid", task.gid << 32 | task.uid)
+    fields.setdefault("comm", task.comm_bytes)
+
+
+def load_env(path: str, hook: str = "ingress"):
+    """The --env file's Environment and the Machine its tasks, kworker and current
+    tasks declare, its current task the one ``[current]`` names for ``hook`` (None when
+    it declares none of them: bpf_wq work then runs in no task)."""
     from pyebpf.environment import Environment, EnvironmentSpecError, read_toml
     from pyebpf.trace.machine import machine_from_dict
     try:
         data, where = read_toml(path)
         env = Environment.from_dict(data, where)
-        return env, machine_from_dict(data, env, where)
+        return env, machine_from_dict(data, env, where, hook)
     except EnvironmentSpecError as exc:
         raise UsageError(f"--env {exc}") from None
 
@@ -597,7 +606,7 @@ def run(args, signals=None, start=None, collect=None) -> int:
     fields = parse_fields(args.field)
     machine = None
     if args.env is not None:
-        fields["env"], machine = load_env(args.env)
+        fields["env"], machine = load_env(args.env, args.hook)
     classid = parse_classid(args.classid) if args.classid else 0
     targets = _plan(args)
     with _pin_root(args.pin_dir):
@@ -684,6 +693,9 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
             else "classid" if args.no_da else "da")
     if sf and args.sf_start == "network":
         fields["sf_start"] = "network"
+    if machine is not None:
+        # after --kernel-check took the fields: its test runs' task is tcsim's own
+        current_task_fields(fields, machine.task)
     # a packet socket's filter runs on received packets, after skb_vlan_untag
     loop = tcreplay.Loop(programs, mode=mode, ingress=sf or args.hook == "ingress",
                          classid=classid, act_default=CONTROLS[args.act_default],

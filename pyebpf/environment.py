@@ -44,7 +44,7 @@ KERNFS_USER_XATTR_SIZE_LIMIT = 128 << 10
 XATTR_PREFIXES = ("user.", "trusted.", "security.")
 # an environment file's keys that declare the machine around the network (its tasks and
 # the kworker bpf_wq work runs in: pyebpf.trace.machine.machine_from_dict)
-MACHINE_KEYS = ("tasks", "kworker")
+MACHINE_KEYS = ("tasks", "kworker", "current")
 
 
 class EnvironmentSpecError(EbpfError, ValueError):

@@ -40,7 +40,7 @@ A Machine is immutable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import isa
 from ..errors import EbpfError
@@ -79,9 +79,12 @@ KWORKER_FLAGS = (isa.PF_KTHREAD | isa.PF_WQ_WORKER | isa.PF_FORKNOEXEC | isa.PF_
 #: at ``TOML_TASK_BASE + k * TOML_TASK_STRIDE``.
 TOML_TASK_BASE = 0xFFFF888101000000
 TOML_TASK_STRIDE = 0x10000
-#: The current task of an environment file's machine: the idle task (pid 0, which
-#: bpf_task_from_pid does not find), as a replayed packet runs in no task of its own.
+#: The current task of an environment file's machine unless its ``[current]`` table
+#: names one for the hook: the idle task (pid 0, which bpf_task_from_pid does not find),
+#: the task a received packet's softirq most often interrupts on a quiet machine.
 IDLE_TASK_COMM = "swapper/0"
+#: The hooks an environment file's ``[current]`` table names a current task for.
+HOOKS = ("ingress", "egress")
 #: The fields of ``struct perf_branch_entry`` (include/uapi/linux/perf_event.h) after
 #: ``from`` and ``to``: the bitfields of its third u64, (name, first bit, width).
 BRANCH_FLAGS = (("mispred", 0, 1), ("predicted", 1, 1), ("in_tx", 2, 1), ("abort", 3, 1),
@@ -304,13 +307,14 @@ class Machine:
                                        f"{type(self.env).__name__}")
 
     @classmethod
-    def from_toml(cls, path) -> "Machine":
+    def from_toml(cls, path, hook: str = "ingress") -> "Machine":
         """The machine an environment file (docs/environment.md) declares with its
-        ``[[tasks]]`` and ``[kworker]`` tables, around the file's Environment (``env``);
-        errors name the file and the key."""
+        ``[[tasks]]``, ``[kworker]`` and ``[current]`` tables, around the file's
+        Environment (``env``), its current task the one ``[current]`` names for ``hook``
+        ("ingress" or "egress"); errors name the file and the key."""
         from ..environment import Environment, read_toml
         data, where = read_toml(path)
-        return machine_from_dict(data, Environment.from_dict(data, where), where)
+        return machine_from_dict(data, Environment.from_dict(data, where), where, hook)
 
 
 _TOML_TASK_KEYS = ("pid", "tgid", "uid", "gid", "comm", "user_memory")
@@ -346,13 +350,18 @@ def _toml_task(value, where: str, keys: tuple, address: int, **defaults) -> Task
         raise EnvironmentSpecError(f"{where}: {exc}") from None
 
 
-def machine_from_dict(data: Mapping, env, where: str = "environment") -> Machine | None:
+def machine_from_dict(data: Mapping, env, where: str = "environment",
+                      hook: str = "ingress") -> Machine | None:
     """The :class:`Machine` of an environment file's tables (``tasks``: each a table of
     pid, tgid, uid, gid, comm and user_memory, ``"ADDRESS" = "HEX BYTES"`` mapped in
-    pages; ``kworker``: pid and comm) around ``env``, its current task the idle task;
-    None when the file declares neither."""
+    pages; ``kworker``: pid and comm; ``current``: per hook the pid of the task a
+    program there runs in, 0 (the default) the idle task) around ``env``, its current
+    task the one ``current`` names for ``hook``; None when the file declares none of
+    them."""
     from ..environment import EnvironmentSpecError
-    if "tasks" not in data and "kworker" not in data:
+    if hook not in HOOKS:
+        raise ValueError(f"hook must be one of {', '.join(HOOKS)}, not {hook!r}")
+    if not {"tasks", "kworker", "current"} & set(data):
         return None
     tasks = data.get("tasks", [])
     if not isinstance(tasks, list):
@@ -363,10 +372,34 @@ def machine_from_dict(data: Mapping, env, where: str = "environment") -> Machine
     if "kworker" in data:
         kw["kworker"] = _toml_task(data["kworker"], f"{where}: kworker", ("pid", "comm"),
                                    KWORKER_ADDRESS, comm=KWORKER_COMM)
+    pid = _toml_current(data.get("current", {}), f"{where}: current", kw["tasks"]).get(hook, 0)
+    kw["task"] = Task(pid=0, comm=IDLE_TASK_COMM)
+    for k, t in enumerate(kw["tasks"]):
+        if pid and t.pid == pid:
+            # the current task's user memory is the machine's (Machine.user_memory)
+            kw["task"], kw["user_memory"] = replace(t, user_memory=()), t.user_memory
+            kw["tasks"] = kw["tasks"][:k] + kw["tasks"][k + 1:]
     try:
-        return Machine(task=Task(pid=0, comm=IDLE_TASK_COMM), env=env, **kw)
+        return Machine(env=env, **kw)
     except MachineSpecError as exc:
         raise EnvironmentSpecError(f"{where}: {exc}") from None
+
+
+def _toml_current(value, where: str, tasks: tuple) -> dict:
+    """``[current]``: hook -> the pid of a declared task, or 0 for the idle task."""
+    from ..environment import EnvironmentSpecError
+    if not isinstance(value, Mapping):
+        raise EnvironmentSpecError(f"{where}: expected a table of {', '.join(HOOKS)}")
+    unknown = set(value) - set(HOOKS)
+    if unknown:
+        raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
+                                   f"{', '.join(HOOKS)}")
+    pids = {t.pid for t in tasks}
+    for hook, pid in value.items():
+        if type(pid) is not int or pid and pid not in pids:
+            raise EnvironmentSpecError(f"{where}.{hook}: {pid!r} is not the pid of a "
+                                       f"[[tasks]] table (0: the idle task)")
+    return dict(value)
 
 
 def _percpu_memory(percpu, btf) -> list[tuple[int, bytes]]:
