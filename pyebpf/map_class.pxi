@@ -7,6 +7,9 @@ cdef dict _MAP_HANDLES = {}                 # handle -> Map, for lddw map refere
 import weakref as _weakref
 _PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for program arrays
 cdef int _next_handle = 3                   # handles look like the kernel's fds
+# map ids: as the kernel's map_idr (bpf_map_alloc_id: idr_alloc_cyclic from 1), a
+# numbering of maps alone, each id given once in the process
+cdef uint32_t _next_map_id = 1
 
 
 # the map types whose values may hold each special field (map_check_btf)
@@ -92,7 +95,7 @@ cdef class Map:
                inner_map=None, map_extra=0, value_type=None):
         cdef Map self = Map.__new__(Map)
         cdef Map tmpl = inner_map
-        global _next_handle
+        global _next_handle, _next_map_id
         try:
             if isinstance(map_type, str):
                 key = map_type.upper()
@@ -115,7 +118,8 @@ cdef class Map:
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
-        self._m.id = self.fd
+        self._m.id = _next_map_id
+        _next_map_id += 1
         # bpf_obj_name_cpy keeps up to 15 bytes and the NUL (libbpf cuts longer names)
         raw = name.encode()[:15]
         memcpy(self._m.name, <const char*>raw, len(raw))
@@ -123,9 +127,10 @@ cdef class Map:
 
     @property
     def id(self):
-        """The map's id, what a program reads in ``struct bpf_map``'s ``id``: pyebpf's
-        own numbering (its handle, ``fd``), not the kernel's, which is the next free
-        one of every map the kernel has."""
+        """The map's id, what a program reads in ``struct bpf_map``'s ``id``: numbered
+        as the kernel numbers its maps (from 1, maps alone, no id given twice), but
+        in this process only: the kernel's is the next of every map the machine has
+        made since boot."""
         return self._m.id
 
     @property

@@ -179,3 +179,16 @@ def test_a_pointer_member_read_through_a_map_pointer_loads_as_in_the_kernel():
 
 def test_the_maps_hash_reads_zero_as_in_the_kernel():
     assert same_retval(asm("r1 = %[arr] ll; r0 = *(u32 *)(r1 + 1); exit;"), PACKET) == 0
+
+
+def test_map_ids_number_maps_alone_and_are_never_given_twice():
+    """bpf_map_alloc_id: the next id of the maps' own numbering (map_idr), whatever
+    programs were made between, and a closed map's id is not given again."""
+    first = pyebpf.Map.create("array", 4, 4, 1)
+    pyebpf.Program(b"\xb7\x00\x00\x00\x00\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00",
+                   "sched_cls")
+    second = pyebpf.Map.create("hash", 4, 4, 1)
+    closed = second.id
+    del second
+    third = pyebpf.Map.create("array", 4, 4, 1)
+    assert (closed, third.id) == (first.id + 1, first.id + 2)
