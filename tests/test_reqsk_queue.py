@@ -41,6 +41,12 @@ SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
             / IP(src="10.0.0.2", dst="10.0.0.1")
             / TCP(sport=4000, dport=80, flags="S", seq=SYN_SEQ, window=64240,
                   options=[("MSS", SYN_MSS), ("SAckOK", b""), ("WScale", SYN_WSCALE)]))
+# a second half-open connection, from port 4002, whose SYN has a timestamp option
+TS_PORT, SYN_TSVAL = 4002, 0xABCDEF
+TS_SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
+               / IP(src="10.0.0.2", dst="10.0.0.1")
+               / TCP(sport=TS_PORT, dport=80, flags="S", seq=SYN_SEQ, window=64240,
+                     options=[("MSS", SYN_MSS), ("Timestamp", (SYN_TSVAL, 0))]))
 PACKET = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:99")
                / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=4000, dport=80) / (b"p" * 400))
 
@@ -123,17 +129,40 @@ SEC("tc") int full(struct __sk_buff *skb) {{
 """)
 
 
-PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_prog}
+def snt_synack_prog() -> bytes:
+    """The kernel's only: the time its first SYN-ACK was sent (snt_synack, us), of the
+    connection from TS_PORT, over the packet."""
+    fill, size = tuple_fill("10.0.0.2", TS_PORT, "10.0.0.1", 80)
+    return compile_c(f"""
+SEC("tc") int synack(struct __sk_buff *skb) {{
+    struct bpf_sock_tuple t = {{}};
+    {fill}
+    struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &t, {size}, BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 1;
+    char *p = (char *)bpf_skc_to_tcp_request_sock(sk);
+    __u64 when = p ? *(__u64 *)(p + {kern_offset("tcp_request_sock", "snt_synack")}) : 0;
+    bpf_sk_release(sk);
+    return bpf_skb_store_bytes(skb, 14, &when, sizeof(when), 0);
+}}
+""")
 
 
-def _synack(rx: socket.socket) -> bytes:
+PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_prog,
+            "skc-timestamps": lambda: skc_prog(TS_PORT)}
+
+
+def _synacks(rx: socket.socket) -> dict:
+    """The SYN-ACK to each of our two SYNs, by the port it goes to."""
+    found = {}
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        frame = rx.recv(2048)
-        pkt = Ether(frame)
+    while len(found) < 2:
+        assert time.monotonic() < deadline, "no SYN-ACK reached vtx: the listener made " \
+                                            "no request socket"
+        pkt = Ether(rx.recv(2048))
         if TCP in pkt and pkt[TCP].sport == 80 and pkt[TCP].flags == "SA":
-            return frame
-    raise AssertionError("no SYN-ACK reached vtx: the listener made no request socket")
+            found[pkt[TCP].dport] = pkt[TCP]
+    return found
 
 
 def _observe() -> dict:
@@ -148,23 +177,27 @@ def _observe() -> dict:
                                socket.htons(0x0800)) as rx:
                 rx.bind(("vtx", 0))
                 rx.send(SYN)
-                synack = _synack(rx)
+                rx.send(TS_SYN)
+                synacks = _synacks(rx)
             runs = {}
             for name, code in codes.items():
                 with pyebpf.kernel.KernelProgram(code, CLS) as kprog:
                     r = kprog.test_run(PACKET, ctx={"ifindex": 2})
                 runs[name] = {"retval": r.retval, "data": r.data.hex()}
-            return synack, runs
-        synack, runs = run(half_open)
-    tcp = Ether(synack)[TCP]
-    options = dict(tcp.options)
-    return {"snt_isn": tcp.seq, "rcv_wscale": options["WScale"], "ack": tcp.ack,
-            "runs": runs}
+            with pyebpf.kernel.KernelProgram(snt_synack_prog(), CLS) as kprog:
+                when = kprog.test_run(PACKET, ctx={"ifindex": 2}).data[14:22]
+            return synacks, runs, int.from_bytes(when, "little")
+        synacks, runs, snt_synack = run(half_open)
+    plain, stamped = synacks[4000], synacks[TS_PORT]
+    tsval, tsecr = dict(stamped.options)["Timestamp"]
+    return {"snt_isn": plain.seq, "rcv_wscale": dict(plain.options)["WScale"],
+            "ack": plain.ack, "ts_snt_isn": stamped.seq, "ts_tsval": tsval,
+            "ts_tsecr": tsecr, "ts_snt_synack": snt_synack, "runs": runs}
 
 
 @pytest.fixture(scope="module")
 def kernel_half_open(kernel_observation):
-    return kernel_observation("a half-open connection's lookups", "syn-queue v1", _observe)
+    return kernel_observation("a half-open connection's lookups", "syn-queue v2", _observe)
 
 
 def declared(seen: dict) -> Environment:
@@ -173,8 +206,18 @@ def declared(seen: dict) -> Environment:
     half = HalfOpen("10.0.0.2:4000", local="10.0.0.1", rcv_isn=SYN_SEQ,
                     snt_isn=seen["snt_isn"], mss=SYN_MSS, sack_ok=True,
                     snd_wscale=SYN_WSCALE, rcv_wscale=seen["rcv_wscale"])
+    stamped = HalfOpen(f"10.0.0.2:{TS_PORT}", local="10.0.0.1", rcv_isn=SYN_SEQ,
+                       snt_isn=seen["ts_snt_isn"], mss=SYN_MSS, ts_recent=SYN_TSVAL,
+                       ts_off=ts_off(seen))
     return Environment(devices=DEVICES, neighbours=(PEER,),
-                       sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half,)),))
+                       sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half, stamped)),))
+
+
+def ts_off(seen: dict) -> int:
+    """The stamped connection's ts_off from its SYN-ACK: the timestamp it sent less the
+    time it was sent in ms (tcp_synack_options: tsval = tcp_skb_timestamp_ts + ts_off;
+    snt_synack is the same skb time in us)."""
+    return (seen["ts_tsval"] - seen["ts_snt_synack"] // 1000) % 2**32
 
 
 def _compare(kernel_half_open, name: str) -> list[int]:
@@ -218,6 +261,17 @@ def test_the_request_sockets_struct_holds_the_handshakes_values(kernel_half_open
     assert (req["rcv_isn"], req["snt_isn"], req["req.req.mss"]) == \
         (SYN_SEQ, kernel_half_open["snt_isn"], SYN_MSS)
     assert (o[52], o[53]) == (1, 1)
+
+
+def test_a_request_sockets_timestamps_are_the_syns_and_the_syn_acks(kernel_half_open):
+    """A SYN with a timestamp option: tstamp_ok, ts_recent its value, ts_off the offset
+    of the SYN-ACK's timestamp from the kernel's clock (random per connection,
+    secure_tcp_ts_off), which echoes the SYN's."""
+    o = _compare(kernel_half_open, "skc-timestamps")
+    req = dict(zip((f for f, _ in REQUEST_FIELDS), o[28:]))
+    assert kernel_half_open["ts_tsecr"] == SYN_TSVAL
+    assert (req["req.req.ts_recent"], req["req.tstamp_ok"] & 1, req["ts_off"]) == \
+        (SYN_TSVAL, 1, ts_off(kernel_half_open))
 
 
 def test_skc_lookup_of_another_peer_finds_the_listener(kernel_half_open):
