@@ -5,7 +5,9 @@ the SYN-ACK reaches vtx, where the test reads its ISN and window scale, and noth
 answers it, so the connection stays half-open), then BPF_PROG_TEST_RUN runs programs
 that look the four-tuple up.  pyebpf runs them with an Environment whose listener
 declares the same half-open connection (the SYN's values, the SYN-ACK's ISN and window
-scale): the same retval and packet bytes.  The kernel's side is one observation
+scale): the same retval and packet bytes.  Then, at vrx's tc ingress, an ACK of the
+half-open four-tuple meets a program that assigns the request socket to it
+(bpf_sk_assign): the same record.  The kernel's side of each is one observation
 (kernel_observation), recorded for the unprivileged replay."""
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf.environment import (Device, Environment, EnvironmentSpecError, HalfOpen,
                                 Neighbour, Socket)
-from bpfc import compile_c
+from bpfc import compile_c, compile_object
+from netns import tcx_attach
 from networld import world
 from recorded_kernel import count_comparison
 from skbdiff import packet_diff
@@ -152,13 +155,12 @@ PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_
             "skc-timestamps": lambda: skc_prog(TS_PORT)}
 
 
-def _synacks(rx: socket.socket) -> dict:
-    """The SYN-ACK to each of our two SYNs, by the port it goes to."""
+def _synacks(rx: socket.socket, count: int) -> dict:
+    """The SYN-ACKs to our SYNs (``count`` of them), by the port each goes to."""
     found = {}
     deadline = time.monotonic() + 5
-    while len(found) < 2:
-        assert time.monotonic() < deadline, "no SYN-ACK reached vtx: the listener made " \
-                                            "no request socket"
+    while len(found) < count:
+        assert time.monotonic() < deadline, "no SYN-ACK reached vtx"
         pkt = Ether(rx.recv(2048))
         if TCP in pkt and pkt[TCP].sport == 80 and pkt[TCP].flags == "SA":
             found[pkt[TCP].dport] = pkt[TCP]
@@ -178,7 +180,7 @@ def _observe() -> dict:
                 rx.bind(("vtx", 0))
                 rx.send(SYN)
                 rx.send(TS_SYN)
-                synacks = _synacks(rx)
+                synacks = _synacks(rx, 2)
             runs = {}
             for name, code in codes.items():
                 with pyebpf.kernel.KernelProgram(code, CLS) as kprog:
@@ -358,3 +360,110 @@ snd_wscale = 6
     assert env.request_sockets() == [(0, HalfOpen("10.0.0.2:4000", local="10.0.0.1",
                                                   rcv_isn=0x11223344, snt_isn=7, mss=1400,
                                                   snd_wscale=6))]
+
+
+ASSIGN_FIELDS = ("runs", "found_state", "assign", "sk_state", "has_cookie", "uid",
+                 "fullsock", "listener_port")
+ASSIGN_SOURCE = r"""
+#include <linux/in.h>
+#include <linux/tcp.h>
+char LICENSE[] SEC("license") = "GPL";
+struct record { __u64 v[%d]; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct record);
+} seen SEC(".maps");
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct tcphdr *th = (void *)(ip + 1);
+    if ((void *)(th + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
+        ip->protocol != IPPROTO_TCP || th->syn || th->dest != bpf_htons(80))
+        return TC_ACT_OK;
+    __u32 zero = 0;
+    struct record *r = bpf_map_lookup_elem(&seen, &zero);
+    if (!r)
+        return TC_ACT_OK;
+    __u64 *o = r->v;
+    struct bpf_sock_tuple t = {};
+    t.ipv4.saddr = ip->saddr; t.ipv4.daddr = ip->daddr;
+    t.ipv4.sport = th->source; t.ipv4.dport = th->dest;
+    struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return TC_ACT_SHOT;
+    o[1] = sk->state;
+    o[2] = bpf_sk_assign(skb, sk, 0);
+    bpf_sk_release(sk);
+    struct bpf_sock *s = skb->sk;
+    if (s) {
+        o[3] = s->state;
+        o[4] = bpf_get_socket_cookie(skb) != 0;
+        o[5] = bpf_get_socket_uid(skb);
+        o[6] = bpf_sk_fullsock(s) != 0;
+        struct bpf_sock *l = bpf_get_listener_sock(s);
+        o[7] = l ? l->src_port : 0;
+    }
+    o[0] += 1;
+    return TC_ACT_SHOT;     /* TCP never sees the ACK: the connection stays half-open */
+}
+""" % len(ASSIGN_FIELDS)
+ACK = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
+            / IP(src="10.0.0.2", dst="10.0.0.1")
+            / TCP(sport=4000, dport=80, flags="A", seq=SYN_SEQ + 1))
+
+
+def _observe_assign() -> dict:
+    """A SYN made half-open, then at vrx's tc ingress the program above on an ACK of
+    the same four-tuple: its record, and the SYN-ACK's ISN."""
+    data = compile_object(ASSIGN_SOURCE, flags=("-O2",))
+    env = Environment(devices=DEVICES, sockets=(Socket("tcp", "0.0.0.0:80"),),
+                      neighbours=(PEER,))
+    with world(env, "reqska") as run, pyebpf.kernel.load_object(data) as kobj:
+        def half_open_then_ack():
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                               socket.htons(0x0800)) as rx:
+                rx.bind(("vtx", 0))
+                rx.send(SYN)
+                synack = _synacks(rx, 1)[4000]
+                tcx_attach("vrx", kobj.program("prog").fd)
+                rx.send(ACK)
+            return synack.seq
+        snt_isn = run(half_open_then_ack)
+        seen = kobj.maps["seen"]
+        deadline = time.monotonic() + 5
+        while int.from_bytes(seen.lookup(bytes(4))[:8], "little") == 0:
+            assert time.monotonic() < deadline, "the ACK never reached vrx's tc ingress"
+            time.sleep(0.01)
+        value = seen.lookup(bytes(4))
+    return {"snt_isn": snt_isn, "record": value.hex()}
+
+
+def test_bpf_sk_assign_of_a_queued_request_socket_at_ingress_is_the_kernels(
+        kernel_observation):
+    """At tc ingress (a veth's), bpf_sk_assign takes the request socket a lookup found
+    (it is hashed): skb->sk is then it, in TCP_NEW_SYN_RECV, no full socket, with a
+    cookie of its own and its listener's uid and listener."""
+    seen = kernel_observation("an assign of a half-open connection's request socket",
+                              "syn-queue assign v1", _observe_assign)
+    theirs = dict(zip(ASSIGN_FIELDS, struct.unpack(f"<{len(ASSIGN_FIELDS)}Q",
+                                                  bytes.fromhex(seen["record"]))))
+    half = HalfOpen("10.0.0.2:4000", local="10.0.0.1", rcv_isn=SYN_SEQ,
+                    snt_isn=seen["snt_isn"], mss=SYN_MSS, sack_ok=True,
+                    snd_wscale=SYN_WSCALE)
+    env = Environment(devices=DEVICES, neighbours=(PEER,),
+                      sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half,)),))
+    obj = pyebpf.load(compile_object(ASSIGN_SOURCE, flags=("-O2",)))
+    try:
+        res = obj.program("prog").run(ACK, ifindex=2, env=env, ingress=True)
+        ours = dict(zip(ASSIGN_FIELDS, struct.unpack(
+            f"<{len(ASSIGN_FIELDS)}Q", obj.maps["seen"].lookup(bytes(4)))))
+    finally:
+        obj.close()
+    count_comparison()
+    assert ours == theirs
+    assert (theirs["assign"], theirs["sk_state"], theirs["fullsock"]) == \
+        (0, TCP_NEW_SYN_RECV, 0)
+    assert res.assigned_socket == 1
