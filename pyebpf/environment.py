@@ -971,8 +971,9 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
     """The engine's form of a half-open connection of ``sockets[listener]``: struct
     bpf_sock as bpf_sock_convert_ctx_access reads a request socket's struct sock_common
     (tcp_v4_init_req / tcp_v6_init_req set its addresses, an IPv4 one's with their
-    v4-mapped IPv6 forms too; tcp_openreq_init its ports; ir_iif is the listener's bound
-    device), no struct bpf_tcp_sock (it is no full socket)."""
+    v4-mapped IPv6 forms too, an IPv6 one's IPv4 pair LOOPBACK4_IPV6 as the kernel's
+    reads; tcp_openreq_init its ports; ir_iif is the listener's bound device), no
+    struct bpf_tcp_sock (it is no full socket)."""
     import struct
     s = env.sockets[listener]
     _, lport = endpoint(s.local, "local")
@@ -992,6 +993,9 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
         put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
         put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
     else:
+        # an IPv6 one's IPv4 addresses both read LOOPBACK4_IPV6 (as the kernel's do)
+        put("src_ip4", "4s", LOOPBACK4_IPV6.packed)
+        put("dst_ip4", "4s", LOOPBACK4_IPV6.packed)
         put("src_ip6", "16s", local.packed)
         put("dst_ip6", "16s", remote.packed)
     put("src_port", "<I", lport)

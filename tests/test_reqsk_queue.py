@@ -18,6 +18,7 @@ import time
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 import pyebpf
@@ -33,17 +34,25 @@ from test_sockets import CASTS, COMMON_FIELDS, SOCK_FIELDS, kern_offset, tuple_f
 CLS = "sched_cls"
 TCP_NEW_SYN_RECV, TCP_LISTEN = 12, 10
 EOPNOTSUPP = 95
+ETH_P_ALL = 3
 DEVICES = (Device(1, "lo", 65536, addresses=("127.0.0.1/8",)),
-           Device(2, "vrx", 1500, "02:00:00:00:00:02", addresses=("10.0.0.1/24",)),
+           Device(2, "vrx", 1500, "02:00:00:00:00:02", addresses=("10.0.0.1/24", "fd00::1/64")),
            Device(3, "vtx", 1500, "02:00:00:00:00:03"))
 # the SYN-ACK goes to vtx's MAC without asking ARP; vtx has no address, so it is dropped
 # there unanswered (no RST ends the half-open connection)
 PEER = Neighbour("vrx", "10.0.0.2", "02:00:00:00:00:03")
+PEER6 = Neighbour("vrx", "fd00::2", "02:00:00:00:00:03")
 SYN_SEQ, SYN_MSS, SYN_WSCALE = 0x11223344, 1400, 6
 SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
             / IP(src="10.0.0.2", dst="10.0.0.1")
             / TCP(sport=4000, dport=80, flags="S", seq=SYN_SEQ, window=64240,
                   options=[("MSS", SYN_MSS), ("SAckOK", b""), ("WScale", SYN_WSCALE)]))
+# an IPv6 one, from [fd00::2]:4003 to a listener on [fd00::1]:443
+V6_PORT = 4003
+SYN6 = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
+             / IPv6(src="fd00::2", dst="fd00::1")
+             / TCP(sport=V6_PORT, dport=443, flags="S", seq=SYN_SEQ, window=64240,
+                   options=[("MSS", SYN_MSS)]))
 # a second half-open connection, from port 4002, whose SYN has a timestamp option
 TS_PORT, SYN_TSVAL = 4002, 0xABCDEF
 TS_SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
@@ -68,13 +77,14 @@ REQUEST_FIELDS = (
 )
 
 
-def skc_prog(sport: int = 4000) -> bytes:
+def skc_prog(sport: int = 4000, src: str = "10.0.0.2", dst: str = "10.0.0.1",
+             dport: int = 80) -> bytes:
     """bpf_skc_lookup_tcp of 10.0.0.2:``sport`` -> 10.0.0.1:80 (1 when NULL): the
     struct bpf_sock_common fields, bpf_tcp_sock / bpf_sk_fullsock / the listener socket's
     port and state, bpf_sk_assign's answer, which bpf_skc_to_* casts are NULL, and the
     struct tcp_request_sock fields read through its cast (whether rsk_listener is set;
     the cast of the cast gives it again), over the packet."""
-    fill, size = tuple_fill("10.0.0.2", sport, "10.0.0.1", 80)
+    fill, size = tuple_fill(src, sport, dst, dport)
     reads = " ".join(f"o[{k}] = sk->{f};" for k, f in enumerate(COMMON_FIELDS))
     casts = " ".join(f"o[{20 + k}] = bpf_skc_to_{c}(sk) != 0;" for k, c in enumerate(CASTS))
     req = " ".join(f"o[{28 + k}] = *(__u{8 * n} *)(p + {kern_offset('tcp_request_sock', f)});"
@@ -152,7 +162,8 @@ SEC("tc") int synack(struct __sk_buff *skb) {{
 
 
 PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_prog,
-            "skc-timestamps": lambda: skc_prog(TS_PORT)}
+            "skc-timestamps": lambda: skc_prog(TS_PORT),
+            "skc-ipv6": lambda: skc_prog(V6_PORT, "fd00::2", "fd00::1", 443)}
 
 
 def _synacks(rx: socket.socket, count: int) -> dict:
@@ -162,7 +173,7 @@ def _synacks(rx: socket.socket, count: int) -> dict:
     while len(found) < count:
         assert time.monotonic() < deadline, "no SYN-ACK reached vtx"
         pkt = Ether(rx.recv(2048))
-        if TCP in pkt and pkt[TCP].sport == 80 and pkt[TCP].flags == "SA":
+        if TCP in pkt and pkt[TCP].sport in (80, 443) and pkt[TCP].flags == "SA":
             found[pkt[TCP].dport] = pkt[TCP]
     return found
 
@@ -171,16 +182,18 @@ def _observe() -> dict:
     """In a namespace with the listener: the SYN sent, the SYN-ACK read, each program of
     PROGRAMS run by BPF_PROG_TEST_RUN."""
     codes = {name: make() for name, make in PROGRAMS.items()}
-    env = Environment(devices=DEVICES, sockets=(Socket("tcp", "0.0.0.0:80"),),
-                      neighbours=(PEER,))
+    env = Environment(devices=DEVICES, sockets=(Socket("tcp", "0.0.0.0:80"),
+                                                Socket("tcp", "[fd00::1]:443")),
+                      neighbours=(PEER, PEER6))
     with world(env, "reqskq") as run:
         def half_open():
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
-                               socket.htons(0x0800)) as rx:
+                               socket.htons(ETH_P_ALL)) as rx:
                 rx.bind(("vtx", 0))
                 rx.send(SYN)
                 rx.send(TS_SYN)
-                synacks = _synacks(rx, 2)
+                rx.send(SYN6)
+                synacks = _synacks(rx, 3)
             runs = {}
             for name, code in codes.items():
                 with pyebpf.kernel.KernelProgram(code, CLS) as kprog:
@@ -194,12 +207,13 @@ def _observe() -> dict:
     tsval, tsecr = dict(stamped.options)["Timestamp"]
     return {"snt_isn": plain.seq, "rcv_wscale": dict(plain.options)["WScale"],
             "ack": plain.ack, "ts_snt_isn": stamped.seq, "ts_tsval": tsval,
-            "ts_tsecr": tsecr, "ts_snt_synack": snt_synack, "runs": runs}
+            "ts_tsecr": tsecr, "ts_snt_synack": snt_synack,
+            "v6_snt_isn": synacks[V6_PORT].seq, "runs": runs}
 
 
 @pytest.fixture(scope="module")
 def kernel_half_open(kernel_observation):
-    return kernel_observation("a half-open connection's lookups", "syn-queue v2", _observe)
+    return kernel_observation("a half-open connection's lookups", "syn-queue v3", _observe)
 
 
 def declared(seen: dict) -> Environment:
@@ -211,8 +225,11 @@ def declared(seen: dict) -> Environment:
     stamped = HalfOpen(f"10.0.0.2:{TS_PORT}", local="10.0.0.1", rcv_isn=SYN_SEQ,
                        snt_isn=seen["ts_snt_isn"], mss=SYN_MSS, ts_recent=SYN_TSVAL,
                        ts_off=ts_off(seen))
-    return Environment(devices=DEVICES, neighbours=(PEER,),
-                       sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half, stamped)),))
+    v6 = HalfOpen(f"[fd00::2]:{V6_PORT}", rcv_isn=SYN_SEQ, snt_isn=seen["v6_snt_isn"],
+                  mss=SYN_MSS)
+    return Environment(devices=DEVICES, neighbours=(PEER, PEER6),
+                       sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half, stamped)),
+                                Socket("tcp", "[fd00::1]:443", syn_queue=(v6,))))
 
 
 def ts_off(seen: dict) -> int:
@@ -274,6 +291,14 @@ def test_a_request_sockets_timestamps_are_the_syns_and_the_syn_acks(kernel_half_
     assert kernel_half_open["ts_tsecr"] == SYN_TSVAL
     assert (req["req.req.ts_recent"], req["req.tstamp_ok"] & 1, req["ts_off"]) == \
         (SYN_TSVAL, 1, ts_off(kernel_half_open))
+
+
+def test_an_ipv6_request_socket_reads_as_the_kernels(kernel_half_open):
+    """An IPv6 half-open connection: its IPv6 addresses (tcp_v6_init_req), ports, MSS
+    and ISNs."""
+    o = _compare(kernel_half_open, "skc-ipv6")
+    fields = dict(zip(COMMON_FIELDS, o))
+    assert (fields["family"], fields["state"], fields["src_port"]) == (10, TCP_NEW_SYN_RECV, 443)
 
 
 def test_skc_lookup_of_another_peer_finds_the_listener(kernel_half_open):
