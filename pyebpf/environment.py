@@ -773,7 +773,7 @@ def _check_world(env: Environment, where: str) -> None:
             raise EnvironmentSpecError(f"{at}.syn_queue: only a TCP listener has a SYN "
                                        f"queue")
         for j, h in enumerate(s.syn_queue):
-            _check_half_open(h, local, f"{at}.syn_queue[{j}]")
+            _check_half_open(h, local, s.v6only, f"{at}.syn_queue[{j}]")
     pairs = set()
     for k, h in env.request_sockets():
         s = env.sockets[k]
@@ -806,7 +806,7 @@ def _half_open_local(h, listener):
     return endpoint(listener.local, "local")[0]
 
 
-def _check_half_open(h, listener_addr, at: str) -> None:
+def _check_half_open(h, listener_addr, v6only: bool, at: str) -> None:
     if not isinstance(h, HalfOpen):
         raise EnvironmentSpecError(f"{at}: expected a HalfOpen, got {type(h).__name__}")
     remote, _ = endpoint(h.remote, f"{at}.remote")
@@ -817,11 +817,15 @@ def _check_half_open(h, listener_addr, at: str) -> None:
                                    f"address: name the address the SYN was sent to")
     else:
         local = listener_addr
-    # an IPv4 SYN to a dual-stack listener makes an IPv4 request socket of an IPv6
-    # listener (tcp_v6_conn_request hands it to tcp_v4_conn_request): not modelled
+    # an IPv4 SYN to a dual-stack listener makes an IPv4 request socket of the IPv6
+    # listener (tcp_v6_conn_request hands it to tcp_v4_conn_request)
+    dual = listener_addr.version == 6 and not v6only
     for key, addr in (("remote", remote), ("local", local)):
-        if addr.version != listener_addr.version:
+        if addr.version != listener_addr.version and not (dual and addr.version == 4):
             raise EnvironmentSpecError(f"{at}.{key}: {addr} is not of the listener's family")
+    if remote.version != local.version:
+        raise EnvironmentSpecError(f"{at}.remote: {remote} is not of the family of local "
+                                   f"{local}")
     for key, hi in (("rcv_isn", 0xffffffff), ("snt_isn", 0xffffffff), ("ts_off", 0xffffffff),
                     ("rcv_wscale", TCP_MAX_WSCALE), ("cookie", (1 << 64) - 1)):
         _int(getattr(h, key), f"{at}.{key}", 0, hi)
@@ -979,7 +983,9 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
     _, lport = endpoint(s.local, "local")
     local = _half_open_local(h, s)
     remote, rport = endpoint(h.remote, "remote")
-    family = AF_INET if local.version == 4 else AF_INET6
+    # inet_reqsk_alloc: the listener's family, an IPv4 connection's of a dual-stack
+    # listener too
+    family = AF_INET if endpoint(s.local, "local")[0].version == 4 else AF_INET6
     dev = env.device_named(s.dev).ifindex if s.dev else 0
     sock = bytearray(isa.SIZEOF_BPF_SOCK)
 
@@ -987,7 +993,7 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
         struct.pack_into(fmt, sock, isa.BPF_SOCK_LAYOUT[name][0], value)
     put("bound_dev_if", "<I", dev)
     put("family", "<I", family)
-    if family == AF_INET:
+    if local.version == 4:
         put("src_ip4", "4s", local.packed)
         put("dst_ip4", "4s", remote.packed)
         put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)

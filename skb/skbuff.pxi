@@ -595,6 +595,10 @@ cdef void _fill_world(NetEnv* e, object env) except *:
             s.listener, h = queued[k - len(env.sockets)]
             sk = env.sockets[s.listener]
         s.family, s.protocol, s.state = views.family, views.protocol, views.state
+        if s.listener >= 0:
+            # what the lookups compare: the addresses' family (an IPv4 request socket of
+            # a dual-stack listener has the listener's AF_INET6 in its views)
+            s.family = 2 if views.local.version == 4 else 10
         s.v6only, s.reuseport = sk.v6only and s.listener < 0, sk.reuseport and s.listener < 0
         s.connected = views.remote is not None
         _put_addr(s.laddr, views.local)

@@ -53,6 +53,12 @@ SYN6 = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
              / IPv6(src="fd00::2", dst="fd00::1")
              / TCP(sport=V6_PORT, dport=443, flags="S", seq=SYN_SEQ, window=64240,
                    options=[("MSS", SYN_MSS)]))
+# an IPv4 one, from port 4004, to a dual-stack listener on [::]:8443
+DUAL_PORT = 4004
+SYN_DUAL = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
+                 / IP(src="10.0.0.2", dst="10.0.0.1")
+                 / TCP(sport=DUAL_PORT, dport=8443, flags="S", seq=SYN_SEQ, window=64240,
+                       options=[("MSS", SYN_MSS)]))
 # a second half-open connection, from port 4002, whose SYN has a timestamp option
 TS_PORT, SYN_TSVAL = 4002, 0xABCDEF
 TS_SYN = bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:03")
@@ -163,7 +169,8 @@ SEC("tc") int synack(struct __sk_buff *skb) {{
 
 PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_prog,
             "skc-timestamps": lambda: skc_prog(TS_PORT),
-            "skc-ipv6": lambda: skc_prog(V6_PORT, "fd00::2", "fd00::1", 443)}
+            "skc-ipv6": lambda: skc_prog(V6_PORT, "fd00::2", "fd00::1", 443),
+            "skc-dual-stack": lambda: skc_prog(DUAL_PORT, "10.0.0.2", "10.0.0.1", 8443)}
 
 
 def _synacks(rx: socket.socket, count: int) -> dict:
@@ -173,7 +180,7 @@ def _synacks(rx: socket.socket, count: int) -> dict:
     while len(found) < count:
         assert time.monotonic() < deadline, "no SYN-ACK reached vtx"
         pkt = Ether(rx.recv(2048))
-        if TCP in pkt and pkt[TCP].sport in (80, 443) and pkt[TCP].flags == "SA":
+        if TCP in pkt and pkt[TCP].sport in (80, 443, 8443) and pkt[TCP].flags == "SA":
             found[pkt[TCP].dport] = pkt[TCP]
     return found
 
@@ -183,7 +190,8 @@ def _observe() -> dict:
     PROGRAMS run by BPF_PROG_TEST_RUN."""
     codes = {name: make() for name, make in PROGRAMS.items()}
     env = Environment(devices=DEVICES, sockets=(Socket("tcp", "0.0.0.0:80"),
-                                                Socket("tcp", "[fd00::1]:443")),
+                                                Socket("tcp", "[fd00::1]:443"),
+                                                Socket("tcp", "[::]:8443")),
                       neighbours=(PEER, PEER6))
     with world(env, "reqskq") as run:
         def half_open():
@@ -193,7 +201,8 @@ def _observe() -> dict:
                 rx.send(SYN)
                 rx.send(TS_SYN)
                 rx.send(SYN6)
-                synacks = _synacks(rx, 3)
+                rx.send(SYN_DUAL)
+                synacks = _synacks(rx, 4)
             runs = {}
             for name, code in codes.items():
                 with pyebpf.kernel.KernelProgram(code, CLS) as kprog:
@@ -208,12 +217,13 @@ def _observe() -> dict:
     return {"snt_isn": plain.seq, "rcv_wscale": dict(plain.options)["WScale"],
             "ack": plain.ack, "ts_snt_isn": stamped.seq, "ts_tsval": tsval,
             "ts_tsecr": tsecr, "ts_snt_synack": snt_synack,
-            "v6_snt_isn": synacks[V6_PORT].seq, "runs": runs}
+            "v6_snt_isn": synacks[V6_PORT].seq, "dual_snt_isn": synacks[DUAL_PORT].seq,
+            "runs": runs}
 
 
 @pytest.fixture(scope="module")
 def kernel_half_open(kernel_observation):
-    return kernel_observation("a half-open connection's lookups", "syn-queue v3", _observe)
+    return kernel_observation("a half-open connection's lookups", "syn-queue v4", _observe)
 
 
 def declared(seen: dict) -> Environment:
@@ -227,9 +237,12 @@ def declared(seen: dict) -> Environment:
                        ts_off=ts_off(seen))
     v6 = HalfOpen(f"[fd00::2]:{V6_PORT}", rcv_isn=SYN_SEQ, snt_isn=seen["v6_snt_isn"],
                   mss=SYN_MSS)
+    dual = HalfOpen(f"10.0.0.2:{DUAL_PORT}", local="10.0.0.1", rcv_isn=SYN_SEQ,
+                    snt_isn=seen["dual_snt_isn"], mss=SYN_MSS)
     return Environment(devices=DEVICES, neighbours=(PEER, PEER6),
                        sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=(half, stamped)),
-                                Socket("tcp", "[fd00::1]:443", syn_queue=(v6,))))
+                                Socket("tcp", "[fd00::1]:443", syn_queue=(v6,)),
+                                Socket("tcp", "[::]:8443", syn_queue=(dual,))))
 
 
 def ts_off(seen: dict) -> int:
@@ -299,6 +312,15 @@ def test_an_ipv6_request_socket_reads_as_the_kernels(kernel_half_open):
     o = _compare(kernel_half_open, "skc-ipv6")
     fields = dict(zip(COMMON_FIELDS, o))
     assert (fields["family"], fields["state"], fields["src_port"]) == (10, TCP_NEW_SYN_RECV, 443)
+
+
+def test_an_ipv4_request_socket_of_a_dual_stack_listener_has_its_family(kernel_half_open):
+    """inet_reqsk_alloc gives it the listener's family, AF_INET6, with the IPv4
+    addresses (and their v4-mapped forms) tcp_v4_init_req sets."""
+    o = _compare(kernel_half_open, "skc-dual-stack")
+    fields = dict(zip(COMMON_FIELDS, o))
+    assert (fields["family"], fields["state"], fields["src_port"]) == (10, TCP_NEW_SYN_RECV,
+                                                                       8443)
 
 
 def test_skc_lookup_of_another_peer_finds_the_listener(kernel_half_open):
