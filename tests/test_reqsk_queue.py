@@ -381,6 +381,13 @@ def test_a_bad_half_open_connection_is_refused_naming_it(queue, message):
         Environment(sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=queue),))
 
 
+def test_an_ipv4_half_open_connection_of_a_v6only_listener_is_refused():
+    with pytest.raises(EnvironmentSpecError, match=r"sockets\[0\]\.syn_queue\[0\]\.remote: "
+                                                   r"10\.0\.0\.2 is not of the listener's"):
+        Environment(sockets=(Socket("tcp", "[::]:80", v6only=True, syn_queue=(
+            HalfOpen("10.0.0.2:4000", local="10.0.0.1"),)),))
+
+
 def test_only_a_listener_has_a_syn_queue():
     with pytest.raises(EnvironmentSpecError, match=r"sockets\[0\]\.syn_queue: only a TCP "
                                                    r"listener"):
