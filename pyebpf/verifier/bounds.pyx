@@ -7,21 +7,11 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
+from .isaconst cimport (BPF_ADD, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE,
+                        BPF_JLT, BPF_JNE, BPF_JSET, BPF_JSGE, BPF_JSGT, BPF_JSLE, BPF_JSLT,
+                        BPF_LSH, BPF_MOD, BPF_MUL, BPF_OR, BPF_RSH, BPF_SUB, BPF_XOR)
 from .reg cimport Reg
 from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, s32, s64
-
-
-# the opcodes (BPF_OP) that alu, branch_taken and refine compare ``op`` with, as C
-# values: per ALU instruction and branch, a module attribute is a dictionary lookup
-# and an object comparison each
-cdef long BPF_ADD = isa.BPF_ADD, BPF_AND = isa.BPF_AND, BPF_ARSH = isa.BPF_ARSH, \
-    BPF_DIV = isa.BPF_DIV, BPF_JEQ = isa.BPF_JEQ, BPF_JGE = isa.BPF_JGE, \
-    BPF_JGT = isa.BPF_JGT, BPF_JLE = isa.BPF_JLE, BPF_JLT = isa.BPF_JLT, \
-    BPF_JNE = isa.BPF_JNE, BPF_JSET = isa.BPF_JSET, BPF_JSGE = isa.BPF_JSGE, \
-    BPF_JSGT = isa.BPF_JSGT, BPF_JSLE = isa.BPF_JSLE, BPF_JSLT = isa.BPF_JSLT, \
-    BPF_LSH = isa.BPF_LSH, BPF_MOD = isa.BPF_MOD, BPF_MUL = isa.BPF_MUL, \
-    BPF_OR = isa.BPF_OR, BPF_RSH = isa.BPF_RSH, BPF_SUB = isa.BPF_SUB, \
-    BPF_XOR = isa.BPF_XOR
 
 
 cpdef sync(Reg r):
