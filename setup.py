@@ -74,15 +74,20 @@ extensions = [
     Extension("pyebpf.verifier.tnum", ["pyebpf/verifier/tnum.pyx"], extra_compile_args=cflags),
     # the verifier's states (C types, state.pxd) and their comparison, the precision walk
     # and the static checks of a program's structure: per instruction or per program
+    # isa's forms and numbers as C globals for them (isaconst.pxd)
+    Extension("pyebpf.verifier.isaconst", ["pyebpf/verifier/isaconst.pyx"],
+              extra_compile_args=cflags, depends=["pyebpf/verifier/isaconst.pxd"]),
     Extension("pyebpf.verifier.structure", ["pyebpf/verifier/structure.pyx"],
-              extra_compile_args=cflags),
+              extra_compile_args=cflags, depends=["pyebpf/verifier/isaconst.pxd"]),
     Extension("pyebpf.verifier.state", ["pyebpf/verifier/state.pyx"], extra_compile_args=cflags,
               depends=["pyebpf/verifier/state.pxd"]),
     Extension("pyebpf.verifier.precision", ["pyebpf/verifier/precision.pyx"],
               extra_compile_args=cflags,
-              depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/state.pxd"]),
+              depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/state.pxd",
+                       "pyebpf/verifier/isaconst.pxd"]),
     Extension("pyebpf.verifier.bounds", ["pyebpf/verifier/bounds.pyx"],
-              extra_compile_args=cflags, depends=["pyebpf/verifier/reg.pxd"]),
+              extra_compile_args=cflags,
+              depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/isaconst.pxd"]),
     # the precision walk's pass over a path's history
     Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
               extra_compile_args=cflags),

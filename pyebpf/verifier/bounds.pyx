@@ -7,21 +7,11 @@ from __future__ import annotations
 
 from .. import isa
 from . import tnum
+from .isaconst cimport (BPF_ADD, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE,
+                        BPF_JLT, BPF_JNE, BPF_JSET, BPF_JSGE, BPF_JSGT, BPF_JSLE, BPF_JSLT,
+                        BPF_LSH, BPF_MOD, BPF_MUL, BPF_OR, BPF_RSH, BPF_SUB, BPF_XOR)
 from .reg cimport Reg
 from .state import M32, M64, S32_MAX, S32_MIN, S64_MAX, S64_MIN, SCALAR, s32, s64
-
-
-# the opcodes (BPF_OP) that alu, branch_taken and refine compare ``op`` with, as C
-# values: per ALU instruction and branch, a module attribute is a dictionary lookup
-# and an object comparison each
-cdef long BPF_ADD = isa.BPF_ADD, BPF_AND = isa.BPF_AND, BPF_ARSH = isa.BPF_ARSH, \
-    BPF_DIV = isa.BPF_DIV, BPF_JEQ = isa.BPF_JEQ, BPF_JGE = isa.BPF_JGE, \
-    BPF_JGT = isa.BPF_JGT, BPF_JLE = isa.BPF_JLE, BPF_JLT = isa.BPF_JLT, \
-    BPF_JNE = isa.BPF_JNE, BPF_JSET = isa.BPF_JSET, BPF_JSGE = isa.BPF_JSGE, \
-    BPF_JSGT = isa.BPF_JSGT, BPF_JSLE = isa.BPF_JSLE, BPF_JSLT = isa.BPF_JSLT, \
-    BPF_LSH = isa.BPF_LSH, BPF_MOD = isa.BPF_MOD, BPF_MUL = isa.BPF_MUL, \
-    BPF_OR = isa.BPF_OR, BPF_RSH = isa.BPF_RSH, BPF_SUB = isa.BPF_SUB, \
-    BPF_XOR = isa.BPF_XOR
 
 
 cpdef sync(Reg r):
@@ -538,25 +528,72 @@ def reverse(op: int) -> int:
     return _REV[op]
 
 
+# the bound fields refine narrows, by number: _get and _put read and write them as C
+# field accesses (getattr and setattr by name cost a Python attribute look-up each)
+cdef enum:
+    R_UMIN, R_UMAX, R_SMIN, R_SMAX, R_U32MIN, R_U32MAX, R_S32MIN, R_S32MAX
+
+
+cdef object _get(Reg r, int field):
+    if field == R_UMIN:
+        return r.umin
+    if field == R_UMAX:
+        return r.umax
+    if field == R_SMIN:
+        return r.smin
+    if field == R_SMAX:
+        return r.smax
+    if field == R_U32MIN:
+        return r.u32min
+    if field == R_U32MAX:
+        return r.u32max
+    if field == R_S32MIN:
+        return r.s32min
+    return r.s32max
+
+
+cdef void _put(Reg r, int field, v):
+    if field == R_UMIN:
+        r.umin = v
+    elif field == R_UMAX:
+        r.umax = v
+    elif field == R_SMIN:
+        r.smin = v
+    elif field == R_SMAX:
+        r.smax = v
+    elif field == R_U32MIN:
+        r.u32min = v
+    elif field == R_U32MAX:
+        r.u32max = v
+    elif field == R_S32MIN:
+        r.s32min = v
+    else:
+        r.s32max = v
+
+
+cdef void _meet(Reg a, Reg b, int lo, int hi):
+    """Both registers' [lo, hi] the intersection of theirs."""
+    m, M = max(_get(a, lo), _get(b, lo)), min(_get(a, hi), _get(b, hi))
+    _put(a, lo, m)
+    _put(a, hi, M)
+    _put(b, lo, m)
+    _put(b, hi, M)
+
+
 def refine(Reg a, Reg b, long op, is32: bool) -> bool:
     """Narrow ``a`` and ``b`` knowing ``a op b`` holds; False when it cannot."""
+    cdef int lo, hi
     if op in _SWAP:
         a, b, op = b, a, _SWAP[op]
     if op == BPF_JEQ:
         if is32:
-            for lo, hi in (("u32min", "u32max"), ("s32min", "s32max")):
-                m, M = max(getattr(a, lo), getattr(b, lo)), min(getattr(a, hi), getattr(b, hi))
-                for r in (a, b):
-                    setattr(r, lo, m)
-                    setattr(r, hi, M)
+            _meet(a, b, R_U32MIN, R_U32MAX)
+            _meet(a, b, R_S32MIN, R_S32MAX)
             t = tnum.intersect(tnum.subreg(a.var), tnum.subreg(b.var))
             a.var, b.var = tnum.with_subreg(a.var, t), tnum.with_subreg(b.var, t)
         else:
-            for lo, hi in (("umin", "umax"), ("smin", "smax")):
-                m, M = max(getattr(a, lo), getattr(b, lo)), min(getattr(a, hi), getattr(b, hi))
-                for r in (a, b):
-                    setattr(r, lo, m)
-                    setattr(r, hi, M)
+            _meet(a, b, R_UMIN, R_UMAX)
+            _meet(a, b, R_SMIN, R_SMAX)
             if (a.var[0] ^ b.var[0]) & ~(a.var[1] | b.var[1]) & M64:
                 return False
             t = tnum.intersect(a.var, b.var)
@@ -569,13 +606,13 @@ def refine(Reg a, Reg b, long op, is32: bool) -> bool:
         if bv[1] == 0:
             val = bv[0]
             if op == BPF_JNE:
-                names = (("u32min", "u32max", val & M32), ("s32min", "s32max", s32(val))) \
-                    if is32 else (("umin", "umax", val & M64), ("smin", "smax", s64(val)))
+                names = ((R_U32MIN, R_U32MAX, val & M32), (R_S32MIN, R_S32MAX, s32(val))) \
+                    if is32 else ((R_UMIN, R_UMAX, val & M64), (R_SMIN, R_SMAX, s64(val)))
                 for lo, hi, v in names:
-                    if getattr(a, lo) == v:
-                        setattr(a, lo, v + 1)
-                    if getattr(a, hi) == v:
-                        setattr(a, hi, v - 1)
+                    if _get(a, lo) == v:
+                        _put(a, lo, v + 1)
+                    if _get(a, hi) == v:
+                        _put(a, hi, v - 1)
             elif op == BPF_JSET:
                 if val and not val & (val - 1):
                     a.var = tnum.with_subreg(a.var, tnum.or_(tnum.subreg(a.var), (val, 0))) \
@@ -587,11 +624,11 @@ def refine(Reg a, Reg b, long op, is32: bool) -> bool:
     else:
         strict = op in (BPF_JLT, BPF_JSLT)
         signed = op in (BPF_JSLT, BPF_JSLE)
-        lo, hi = (("s32min", "s32max") if signed else ("u32min", "u32max")) if is32 else \
-            (("smin", "smax") if signed else ("umin", "umax"))
+        lo, hi = ((R_S32MIN, R_S32MAX) if signed else (R_U32MIN, R_U32MAX)) if is32 else \
+            ((R_SMIN, R_SMAX) if signed else (R_UMIN, R_UMAX))
         d = 1 if strict else 0
-        setattr(a, hi, min(getattr(a, hi), getattr(b, hi) - d))
-        setattr(b, lo, max(getattr(b, lo), getattr(a, lo) + d))
+        _put(a, hi, min(_get(a, hi), _get(b, hi) - d))
+        _put(b, lo, max(_get(b, lo), _get(a, lo) + d))
     for r in (a, b):
         if not valid(r):
             return False

@@ -9,6 +9,7 @@ a state equal to one of its own ancestors is an infinite loop.
 """
 from __future__ import annotations
 
+import functools
 from errno import EACCES, EFAULT, EINVAL, ENOMEM
 
 from .. import isa
@@ -132,6 +133,13 @@ _R0_R9 = (1 << 10) - 1
 _CALLEE_SAVED = _R0_R9 & ~((1 << 6) - 1)     # r6-r9
 
 
+@functools.lru_cache(maxsize=256)
+def _main_buckets(nslots: int) -> tuple[int, ...]:
+    """Per instruction, its bucket of checkpoints in the main function (_bucket_of, call
+    site -1): the same for every program of ``nslots`` slots, so made once per size."""
+    return tuple(((pc ^ -1) & 0xFFFFFFFF) % nslots for pc in range(nslots))
+
+
 class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
                   GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
                   KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
@@ -154,8 +162,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.async_cbs = set()      # the functions pushed as async callbacks (TimerRules)
         self.states: dict[int, list[VState]] = {}       # checkpoints by bucket, oldest first
         self.nslots = len(insns)                         # buckets (state_htab_size)
-        self.main_buckets = [((pc ^ -1) & 0xFFFFFFFF) % self.nslots    # _bucket_of
-                             for pc in range(self.nslots)]
+        self.main_buckets = _main_buckets(self.nslots)
         self.open: dict[int, dict] = {}                  # insn -> signature -> states
         self.open_count: dict[int, int] = {}
         self.ptr_kinds: dict[int, int] = {}              # insn -> pointer type it used

@@ -27,47 +27,27 @@ from __future__ import annotations
 cimport cython
 
 from .. import isa
+from .isaconst cimport (BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X,
+                        F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
+                        F_JCC_X, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST, F_STX)
 from .reg cimport Reg
 from .state cimport Frame, VState
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 
-# the table's forms and numbers the per-slot and per-instruction code compares with,
-# looked up once as C globals (each ``isa.X`` is a module look-up)
-cdef object _BPF_MOV = isa.BPF_MOV
-cdef object _F_ALU_K = isa.F_ALU_K
-cdef object _F_ALU_SX = isa.F_ALU_SX
-cdef object _F_ALU_X = isa.F_ALU_X
-cdef object _F_ALU_XOFF_K = isa.F_ALU_XOFF_K
-cdef object _F_ALU_XOFF_X = isa.F_ALU_XOFF_X
-cdef object _F_CALL = isa.F_CALL
-cdef object _F_CALLX = isa.F_CALLX
-cdef object _F_CALL_LOCAL = isa.F_CALL_LOCAL
-cdef object _F_END = isa.F_END
-cdef object _F_EXIT = isa.F_EXIT
-cdef object _F_JA = isa.F_JA
-cdef object _F_JA32 = isa.F_JA32
-cdef object _F_JCC_K = isa.F_JCC_K
-cdef object _F_JCC_X = isa.F_JCC_X
-cdef object _F_LDDW = isa.F_LDDW
-cdef object _F_LDX = isa.F_LDX
-cdef object _F_MAY_GOTO = isa.F_MAY_GOTO
-cdef object _F_NEG = isa.F_NEG
-cdef object _F_ST = isa.F_ST
-cdef object _F_STX = isa.F_STX
 
-_ALU = frozenset((_F_ALU_K, _F_ALU_X, _F_ALU_SX, _F_ALU_XOFF_K,
-                  _F_ALU_XOFF_X, _F_NEG, _F_END))
+_ALU = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K,
+                  F_ALU_XOFF_X, F_NEG, F_END))
 _ARGS = frozenset(range(1, 6))
-_PASS = frozenset((_F_JCC_K, _F_JA, _F_JA32, _F_MAY_GOTO))
+_PASS = frozenset((F_JCC_K, F_JA, F_JA32, F_MAY_GOTO))
 
 
 def applies(interp) -> bool:
     """Whether ``interp``'s program is one the walk follows (see the module)."""
     if interp.unpriv or interp.profile != "current":
         return False
-    return not any(op is not None and op.form is _F_CALLX for op in interp.ops)
+    return not any(op is not None and op.form is F_CALLX for op in interp.ops)
 
 
 def skip_table(insns, ops) -> tuple[bytes, bytes]:
@@ -79,7 +59,7 @@ def skip_table(insns, ops) -> tuple[bytes, bytes]:
             kinds[pc] = STOP
             continue
         f = op.form
-        if f in _PASS or f is _F_ALU_K and op.code & 0xF0 != _BPF_MOV:
+        if f in _PASS or f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
             kinds[pc] = SKIP
         elif f in _ALU:
             kinds[pc] = SKIP_UNLESS_DST
@@ -268,29 +248,29 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         d = insn.dst
         if d not in regs:
             return True
-        if op.code & 0xF0 == _BPF_MOV and f in (_F_ALU_K, _F_ALU_X, _F_ALU_SX):
+        if op.code & 0xF0 == BPF_MOV and f in (F_ALU_K, F_ALU_X, F_ALU_SX):
             regs.discard(d)         # d = imm or d = src: d's old value is not needed
-            if f is not _F_ALU_K:
+            if f is not F_ALU_K:
                 regs.add(insn.src)
         elif f.src:
             regs.add(insn.src)      # d op= src: both
-    elif f is _F_LDX:
+    elif f is F_LDX:
         if insn.dst in regs:
             regs.discard(insn.dst)
             if slot is not None:
                 w.slots[slot[0]].add(slot[1])   # a fill: the value was the slot's
-    elif f is _F_STX or f is _F_ST:
+    elif f is F_STX or f is F_ST:
         if slot is not None and slot[1] in w.slots[slot[0]]:
             w.slots[slot[0]].discard(slot[1])
-            if f is _F_STX:
+            if f is F_STX:
                 regs.add(insn.src)  # a spill: the slot's value was the register's
-    elif f is _F_LDDW:
+    elif f is F_LDDW:
         regs.discard(insn.dst)
-    elif f is _F_CALL_LOCAL and pc + 1 + insn.imm in globals_:
+    elif f is F_CALL_LOCAL and pc + 1 + insn.imm in globals_:
         regs.discard(0)             # a global function's result; r1-r5 are clobbered
         if regs & _ARGS:
             return False
-    elif f is _F_CALL_LOCAL:
+    elif f is F_CALL_LOCAL:
         # back into the caller: the callee's arguments were the caller's R1-R5, and
         # nothing else of the callee's existed before the call
         if regs - _ARGS or w.slots[fr]:
@@ -299,7 +279,7 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         w.slots.pop()
         w.fr -= 1
         w.regs[w.fr] |= regs
-    elif f is _F_EXIT:
+    elif f is F_EXIT:
         # back into the function that returned: the caller's R0 was its R0; the
         # caller's R1-R5 were clobbered by the return.  A callback returns to the
         # helper that called it, which sets the caller's R0 and R1-R5 itself.
@@ -313,7 +293,7 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         w.regs.append(inner)
         w.slots.append(set())
         w.fr += 1
-    elif f is _F_CALL and nxt != pc + 1 and pc in calls_cb:
+    elif f is F_CALL and nxt != pc + 1 and pc in calls_cb:
         # back out of a callback into the helper call that queued it: its arguments
         # were the helper's to give; a slot of its own cannot have been older
         if regs - _ARGS or w.slots[fr]:
@@ -321,11 +301,11 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         w.regs.pop()
         w.slots.pop()
         w.fr -= 1
-    elif f is _F_CALL:
+    elif f is F_CALL:
         regs.discard(0)             # the helper's result; r1-r5 are clobbered
         if regs & _ARGS:
             return False
-    elif f is _F_JCC_X:
+    elif f is F_JCC_X:
         if insn.dst in regs or insn.src in regs:
             regs.add(insn.dst)
             regs.add(insn.src)

@@ -296,3 +296,71 @@ def signature(st, list live_regs) -> tuple:
         items.sort()
         out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), tuple(items)))
     return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
+
+
+# --- Python's reads and writes of the fields ------------------------------------------
+# Cython gives each ``cdef public object`` field a property, which Python 3.11 reads and
+# writes through its generic attribute path (a type look-up and a C call, ~100 machine
+# instructions); a member descriptor of the same field, the kind ``__slots__`` makes, is
+# what its specialising interpreter turns into a load at a fixed offset
+# (LOAD_ATTR_SLOT, STORE_ATTR_SLOT).  The interpreter (interp.py) reads and writes
+# registers' and states' fields per instruction, so each field of these C types gets
+# one, over the same C struct member the compiled code uses.
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+        const char *doc
+    int T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    ctypedef struct PyTypeObject:
+        Py_ssize_t tp_basicsize
+        PyObject *tp_dict
+    object PyDescr_NewMember(PyTypeObject *, PyMemberDef *)
+    void PyType_Modified(PyTypeObject *)
+    void *PyMem_RawCalloc(size_t, size_t)
+
+# the member definitions and their names, which the descriptors point into for good
+_MEMBER_NAMES = []
+
+
+def fields_as_members(type cls, names) -> None:
+    """Replace the properties of ``cls``'s object fields ``names`` (each ``cdef public
+    object``, never NULL: Cython sets it to None at allocation) with member
+    descriptors of the same struct members.  Each field's offset is found by setting it
+    to a fresh marker in a new instance and finding the marker's pointer in it."""
+    cdef PyTypeObject *t = <PyTypeObject *>cls
+    cdef Py_ssize_t nwords = t.tp_basicsize // sizeof(void *), i, found
+    cdef PyMemberDef *defs = <PyMemberDef *>PyMem_RawCalloc(len(names), sizeof(PyMemberDef))
+    if defs is NULL:
+        raise MemoryError
+    inst = cls.__new__(cls)
+    cdef void **words = <void **><void *>inst
+    for n, name in enumerate(names):
+        marker = object()
+        setattr(inst, name, marker)
+        found = -1
+        for i in range(2, nwords):     # past the reference count and the type
+            if words[i] == <void *>marker:
+                found = i
+                break
+        setattr(inst, name, None)
+        if found < 0:
+            raise AssertionError(f"{cls.__name__}.{name}: no object field")
+        bname = name.encode()
+        _MEMBER_NAMES.append(bname)
+        defs[n].name = bname
+        defs[n].type = T_OBJECT_EX
+        defs[n].offset = found * sizeof(void *)
+        (<dict><object>t.tp_dict)[name] = PyDescr_NewMember(t, &defs[n])
+    PyType_Modified(t)
+
+
+fields_as_members(Reg, ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min",
+                        "s32max", "u32min", "u32max", "id", "ref", "range", "map", "size",
+                        "frame", "precise"))

@@ -86,7 +86,7 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import (Reg, check_ids, copy_regs, regs_safe, regsafe, same_raw,  # noqa: E402,F401
+from .reg import (Reg, check_ids, copy_regs, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
                   scalar, signature)
 
 
@@ -368,3 +368,14 @@ def maybe_looping(VState old, VState cur) -> bool:
         if not same_raw(a, b):
             return False
     return True
+
+
+# the fields Python (interp.py) reads and writes per instruction, as member descriptors
+# (reg.pyx's fields_as_members says why)
+fields_as_members(Slot, ("kinds", "spill"))
+fields_as_members(Frame, ("regs", "stack", "callsite", "subprog", "frameno", "in_callback",
+                          "callback_depth", "allocated"))
+fields_as_members(VState, ("frames", "refs", "parent", "branches", "insn", "sig",
+                           "may_goto_depth", "callback_unroll_depth", "rcu_lock",
+                           "preempt_locks", "hits", "misses", "evicted", "hist", "hist_len",
+                           "spin_lock", "locks", "irqs", "dfs_depth"))

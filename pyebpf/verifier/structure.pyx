@@ -17,35 +17,10 @@ from __future__ import annotations
 from .. import isa
 from ..errors import VerifierError
 from .errnos import errno_of
-
-# the table's forms, field kinds and numbers the per-slot loops compare with, looked up
-# once as C globals: each ``isa.X`` is a module look-up, and each ``isa.Field.X`` goes
-# through Python 3.11's EnumType.__getattr__ (~800 machine instructions)
-cdef object _BPF_FETCH = isa.BPF_FETCH
-cdef object _BPF_PSEUDO_FUNC = isa.BPF_PSEUDO_FUNC
-cdef object _BPF_REG_10 = isa.BPF_REG_10
-cdef object _F_ALU_K = isa.F_ALU_K
-cdef object _F_ALU_SX = isa.F_ALU_SX
-cdef object _F_ALU_X = isa.F_ALU_X
-cdef object _F_ALU_XOFF_K = isa.F_ALU_XOFF_K
-cdef object _F_ALU_XOFF_X = isa.F_ALU_XOFF_X
-cdef object _F_ATOMIC = isa.F_ATOMIC
-cdef object _F_CALL = isa.F_CALL
-cdef object _F_CALLX = isa.F_CALLX
-cdef object _F_CALL_LOCAL = isa.F_CALL_LOCAL
-cdef object _F_END = isa.F_END
-cdef object _F_EXIT = isa.F_EXIT
-cdef object _F_JA = isa.F_JA
-cdef object _F_JA32 = isa.F_JA32
-cdef object _F_LDDW = isa.F_LDDW
-cdef object _F_LDX = isa.F_LDX
-cdef object _F_LD_ABS = isa.F_LD_ABS
-cdef object _F_LD_IND = isa.F_LD_IND
-cdef object _F_NEG = isa.F_NEG
-cdef object _JUMP = isa.Field.JUMP
-cdef object _UNUSED = isa.Field.UNUSED
-cdef object _MAX_BPF_REG = isa.MAX_BPF_REG
-
+from .isaconst cimport (BPF_FETCH, BPF_PSEUDO_FUNC, BPF_REG_10, FIELD_JUMP, FIELD_UNUSED,
+                        F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X, F_ATOMIC,
+                        F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_LDDW,
+                        F_LDX, F_LD_ABS, F_LD_IND, F_NEG, MAX_BPF_REG)
 
 
 def _reject(message: str, pc: int, insn: isa.Insn) -> VerifierError:
@@ -56,13 +31,13 @@ def _reject(message: str, pc: int, insn: isa.Insn) -> VerifierError:
 
 cpdef writes_r10(op: isa.Op, insn: isa.Insn):
     """Whether the instruction writes the read-only frame pointer r10."""
-    if op.form is _F_ATOMIC:
-        return bool(op.disc_value & _BPF_FETCH) and insn.src == _BPF_REG_10
-    return op.form in _WRITES_DST and insn.dst == _BPF_REG_10
+    if op.form is F_ATOMIC:
+        return bool(op.disc_value & BPF_FETCH) and insn.src == BPF_REG_10
+    return op.form in _WRITES_DST and insn.dst == BPF_REG_10
 
 
-_WRITES_DST = (_F_ALU_K, _F_ALU_X, _F_ALU_SX, _F_ALU_XOFF_K, _F_ALU_XOFF_X,
-               _F_NEG, _F_END, _F_LDDW, _F_LDX)
+_WRITES_DST = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
+               F_NEG, F_END, F_LDDW, F_LDX)
 
 
 cpdef function_start(op: isa.Op | None, insn: isa.Insn, pc: int):
@@ -70,8 +45,8 @@ cpdef function_start(op: isa.Op | None, insn: isa.Insn, pc: int):
     BPF_PSEUDO_FUNC) names, or None."""
     if op is None:
         return None
-    if op.form is _F_CALL_LOCAL or (op.form is _F_LDDW and
-                                       op.disc_value == _BPF_PSEUDO_FUNC):
+    if op.form is F_CALL_LOCAL or (op.form is F_LDDW and
+                                       op.disc_value == BPF_PSEUDO_FUNC):
         return pc + 1 + insn.imm
     return None
 
@@ -112,7 +87,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
             _check_fields(op, insn, pc, strict, walked)
             passed[key] = op
         ops[pc] = op
-        if op.form is _F_LDDW:
+        if op.form is F_LDDW:
             if pc + 1 >= n:
                 raise _reject("lddw is missing its second slot", pc, insn)
             tail = insns[pc + 1]
@@ -127,10 +102,10 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
             continue
         form = op.form
         # a jump's or local call's target, else function_start's
-        if form.off is _JUMP:
+        if form.off is FIELD_JUMP:
             target = pc + 1 + insns[pc].off
-        elif form.imm is _JUMP or (form is _F_LDDW and
-                                            op.disc_value == _BPF_PSEUDO_FUNC):
+        elif form.imm is FIELD_JUMP or (form is F_LDDW and
+                                            op.disc_value == BPF_PSEUDO_FUNC):
             target = pc + 1 + insns[pc].imm
         else:
             continue
@@ -140,7 +115,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
             raise _reject(f"jump into the middle of lddw at pc {target - 1}", pc, insns[pc])
 
     last = n - 1 if ops[n - 1] is not None else n - 2     # an lddw's second slot
-    if ops[last].form not in (_F_EXIT, _F_JA, _F_JA32):
+    if ops[last].form not in (F_EXIT, F_JA, F_JA32):
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
         _check_reachable(insns, ops, exception_cb)
@@ -159,16 +134,16 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
     form = op.form
     for name, used in (("dst_reg", form.dst), ("src_reg", form.src)):
         value = getattr(insn, name[:3])
-        if used and value >= _MAX_BPF_REG:
+        if used and value >= MAX_BPF_REG:
             raise _reject(f"invalid register r{value} in {name}", pc, insn)
         if not used and value and op.disc != name[:3]:
             raise _reject(f"reserved field {name} is not zero", pc, insn)
     for name, kind in (("off", form.off), ("imm", form.imm)):
-        if kind is _UNUSED and getattr(insn, name) and op.disc != name:
+        if kind is FIELD_UNUSED and getattr(insn, name) and op.disc != name:
             raise _reject(f"reserved field {name} is not zero", pc, insn)
     if not walked and writes_r10(op, insn):
         raise _reject("frame pointer r10 is read only", pc, insn)
-    if strict and form is _F_CALLX:
+    if strict and form is F_CALLX:
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
 
 
@@ -185,21 +160,21 @@ def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None],
             seen[pc] = 1
             op = ops[pc]
             form = op.form
-            if form is _F_LDDW:
-                if op.disc_value == _BPF_PSEUDO_FUNC:
+            if form is F_LDDW:
+                if op.disc_value == BPF_PSEUDO_FUNC:
                     todo.append(pc + 1 + insns[pc].imm)
                 pc += 2
-            elif form.off is _JUMP:        # ja, conditional jumps, may_goto
+            elif form.off is FIELD_JUMP:        # ja, conditional jumps, may_goto
                 todo.append(pc + 1 + insns[pc].off)
-                if form is _F_JA:
+                if form is F_JA:
                     break
                 pc += 1
-            elif form.imm is _JUMP:        # gotol, local calls
+            elif form.imm is FIELD_JUMP:        # gotol, local calls
                 todo.append(pc + 1 + insns[pc].imm)
-                if form is _F_JA32:
+                if form is F_JA32:
                     break
                 pc += 1
-            elif form is _F_EXIT:
+            elif form is F_EXIT:
                 break
             else:
                 pc += 1
@@ -217,10 +192,10 @@ def _check_abnormal_return(insns: list[isa.Insn], ops: list[isa.Op | None]) -> N
     for start, end in zip(starts, starts[1:] + [len(ops)]):
         body = [pc for pc in range(start, end) if ops[pc] is not None]
         for pc in body:
-            if ops[pc].form in (_F_LD_ABS, _F_LD_IND):
+            if ops[pc].form in (F_LD_ABS, F_LD_IND):
                 raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
         for pc in body:
-            if ops[pc].form is _F_CALL and not ops[pc].disc_value and \
+            if ops[pc].form is F_CALL and not ops[pc].disc_value and \
                     insns[pc].imm == _TAIL_CALL:
                 raise _reject("tail_call is not allowed in subprogs without BTF", pc,
                               insns[pc])
@@ -256,8 +231,8 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
         if target is not None:
             # a callback counts as called from where its address is taken, as in the
             # kernel's check_max_stack_depth
-            calls[func].append((pc, starts.index(target), op.form is _F_LDDW))
-        elif op is not None and op.form is _F_CALL and insns[pc].imm == _TAIL_CALL:
+            calls[func].append((pc, starts.index(target), op.form is F_LDDW))
+        elif op is not None and op.form is F_CALL and insns[pc].imm == _TAIL_CALL:
             tail_calls[func] = True
 
     def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
