@@ -1089,10 +1089,11 @@ cdef class Loop:
     # uncommon), where only a redirected packet's outcome is kept (_write_direct
     # counts it) and the rest stays in the thread's cache
     cdef bint keep_done
-    # the CPUs that steer: steer0 + k % steerers steers packet k of the chunk (CPU 0's
-    # thread, which writes each packet as the CPUs are done with it, steers none but
-    # for a chunk written whole)
-    cdef int steer0, steerers
+    # who steers packet k of the chunk: for a chunk written whole every CPU a whole
+    # batch in turn, CPU k // WRITE_BATCH % cpus (the steering entries of a batch on
+    # cache lines one thread writes); else CPU 1 + k % (cpus - 1) (CPU 0's thread
+    # writes each packet as the CPUs are done with it)
+    cdef bint batch_steer
     cdef bint copying           # the crew's job is _cpu_copy, not _cpu_run
     cdef uint8_t* copy_base
     cdef Py_ssize_t cap_slims
@@ -1898,8 +1899,7 @@ cdef class Loop:
                        and self.redirect_writer is None and not self.keep_packets
                        and not self.stop_on_error)
         self.keep_done = not self.direct or sc.pcapng
-        self.steer0 = 0 if self.direct else 1
-        self.steerers = self.cpus - self.steer0
+        self.batch_steer = self.direct
         if self.direct and self.cap_slims < sc.nrecs:
             for c in range(self.cpus):
                 slims = <Slim*>realloc(self.lanes[c].slims, sc.nrecs * sizeof(Slim))
@@ -2150,13 +2150,14 @@ cdef class Loop:
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start``: whether
         each reaches tc, and the CPU that receives it, into its ``steering`` entry
-        (published); a packet that never reaches tc is answered for here.  CPU
-        ``steer0 + k % steerers`` steers packet k of the chunk: every CPU but 0, whose
-        thread also writes every packet, or for a chunk written whole (Loop.direct)
-        every CPU, so that no thread has more of the steering than another.
+        (published); a packet that never reaches tc is answered for here.  For a chunk
+        written whole (Loop.batch_steer) every CPU steers every ``cpus``-th batch
+        whole, so that no thread has more of the steering than another; else CPU 0,
+        whose thread also writes every packet, steers none and the others each every
+        ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the chunk).
         False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
-        cdef Py_ssize_t steerers = self.steerers
+        cdef Py_ssize_t step
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -2164,9 +2165,15 @@ cdef class Loop:
         cdef uint32_t n, lt
         cdef uint32_t lane
         cdef int e, pkt_type
-        if cpu < self.steer0:
-            return True
-        k = start + (cpu - self.steer0 - start % steerers + steerers) % steerers
+        if self.batch_steer:
+            if start // WRITE_BATCH % self.cpus != cpu:
+                return True
+            k, step = start, 1
+        else:
+            if cpu == 0:
+                return True
+            step = self.cpus - 1
+            k = start + (cpu - 1 - start % step + step) % step
         while k < stop:
             r, d = &self.recs[k], &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
@@ -2196,7 +2203,7 @@ cdef class Loop:
                 if lane == NO_LANE:
                     return False
                 steer(&self.steering[k], lane)
-            k += steerers
+            k += step
         return True
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
@@ -2405,11 +2412,12 @@ cdef class Loop:
             r = &self.recs[k]
             lane = steered(&self.steering[k])
             if lane == UNSTEERED:
-                # CPU steer0 + k % steerers steers its share of k's batch in order:
-                # waiting for the last of it, not for k, is one wake a batch, not one a
-                # packet
+                # the CPU that steers k steers its share of k's batch in order (the
+                # whole batch, or every cpus - 1-th packet): waiting for the last of
+                # it, not for k, is one wake a batch, not one a packet
                 last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
-                last -= (last - k) % self.steerers
+                if not self.batch_steer:
+                    last -= (last - k) % (self.cpus - 1)
                 while steered(&self.steering[last]) == UNSTEERED:
                     if self.abort:
                         return False
