@@ -1089,10 +1089,10 @@ cdef class Loop:
     # uncommon), where only a redirected packet's outcome is kept (_write_direct
     # counts it) and the rest stays in the thread's cache
     cdef bint keep_done
-    # who steers packet k of the chunk: for a chunk written whole every CPU a whole
-    # batch in turn, CPU k // WRITE_BATCH % cpus (the steering entries of a batch on
-    # cache lines one thread writes); else CPU 1 + k % (cpus - 1) (CPU 0's thread
-    # writes each packet as the CPUs are done with it)
+    # who steers packet k of the chunk: never CPU 0, whose thread also writes; for a
+    # chunk written whole CPUs 1 to cpus - 1 a whole batch in turn, CPU 1 +
+    # k // WRITE_BATCH % (cpus - 1) (the steering entries of a batch on cache lines
+    # one thread writes), else a packet in turn, CPU 1 + k % (cpus - 1)
     cdef bint batch_steer
     cdef bint copying           # the crew's job is _cpu_copy, not _cpu_run
     cdef uint8_t* copy_base
@@ -2150,12 +2150,11 @@ cdef class Loop:
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start``: whether
         each reaches tc, and the CPU that receives it, into its ``steering`` entry
-        (published); a packet that never reaches tc is answered for here.  For a chunk
-        written whole (Loop.batch_steer) every CPU steers every ``cpus``-th batch
-        whole, so that no thread has more of the steering than another; else CPU 0,
-        whose thread also writes every packet, steers none and the others each every
-        ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the chunk).
-        False when memory cannot be had."""
+        (published); a packet that never reaches tc is answered for here.  CPU 0,
+        whose thread also writes every packet, steers none; the others, for a chunk
+        written whole (Loop.batch_steer), each every ``cpus - 1``-th batch whole, else
+        every ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the
+        chunk).  False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
         cdef Py_ssize_t step
         cdef Rec* r
@@ -2165,14 +2164,14 @@ cdef class Loop:
         cdef uint32_t n, lt
         cdef uint32_t lane
         cdef int e, pkt_type
+        if cpu == 0:
+            return True
+        step = self.cpus - 1
         if self.batch_steer:
-            if start // WRITE_BATCH % self.cpus != cpu:
+            if 1 + start // WRITE_BATCH % step != cpu:
                 return True
             k, step = start, 1
         else:
-            if cpu == 0:
-                return True
-            step = self.cpus - 1
             k = start + (cpu - 1 - start % step + step) % step
         while k < stop:
             r, d = &self.recs[k], &self.done[k]
