@@ -2,6 +2,7 @@
 """tcsim end to end on captures it generates, as ratios measured in one run.
 
     python bench/bench_tcsim.py [--frames 1000000,10000000] [--mixes 64,64-1500] [--repeat 3]
+                                [--out-dirs DIR,DIR...]
 
 For each capture size (``--frames``) and frame mix (``--mixes``: 64-byte frames; sizes
 spread over 64-1500 bytes) it times, in child processes (median of ``--repeat``, the 10 M
@@ -17,11 +18,21 @@ captures once), and records each child's CPU time (user + system) and peak RSS:
 and, once, ``BPF_PROG_TEST_RUN`` per packet from Python on 100,000 of the 64-byte frames
 (``pyebpf.kernel.KernelProgram.test_run``, where bpf(2) is allowed).  Ratios printed:
 tcsim packets/s over the dpkt floor's and over test_run's; ``--report`` time over plain
-time; nat4's time on one CPU over its time on two; peak RSS of each size.  Each
+time; nat4's time on one CPU over its time on two; peak RSS of each size.  The outputs
+go to the temporary directory the capture is in, or to each of ``--out-dirs`` in turn
+(the pass-all runs again for each after the first: ``--out-dirs /tmp,/dev/shm`` gives
+the ``--report`` overhead on the disk and on tmpfs), each beside the time ``dd`` takes
+to write as many bytes as the report's to that directory (``oflag=direct`` where the
+filesystem takes it, as tcsim writes), which is what the disk alone asks.  Each
 ratio is given for wall time and for CPU time: on a machine others load, a child gets a
 varying share of the cores and only the CPU-time ratios compare (for ``--cpus 2``
 the CPU-time ratio is what the second thread costs, the wall-time one what it gains on
-free cores).  Then the
+free cores).  For nat4 on one and on two CPUs the CPU time is also split: the main
+thread's (start-up, its CPU's replay, the writing's serial part) and the other threads'
+(the second CPU's, the read-ahead's, the write-behind's), and the main thread's on a
+10-frame capture (start-up alone).  On two free cores a run takes at least the larger
+of its main thread's time and half of all its threads' (the Amdahl bound the
+``--cpus 2`` speed-up is printed against).  Then the
 time from SIGINT to the exit of a ``tcsim`` busy replaying (median of 5), which the
 command promises under 0.1 s.  The children run with Python's bytecode cache, as an
 installed package has it (pip compiles it): pyebpf's modules are compiled first, and
@@ -99,6 +110,30 @@ def child(cmd, cwd):
     return took, float(user) + float(system), int(rss) / 1024
 
 
+SPLIT = """
+import os, resource, sys
+from pyebpf.pcap import tcsim
+assert tcsim.main(sys.argv[1:]) == 0
+main = open(f"/proc/self/task/{os.getpid()}/schedstat").read().split()[0]
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(int(main) / 1e9, usage.ru_utime + usage.ru_stime, file=sys.stderr)
+"""
+
+
+def thread_split(args, cwd, repeat):
+    """Medians of (the main thread's CPU seconds, every thread's) of ``tcsim ARGS`` run
+    in a child process: the main thread's from its schedstat (the time it ran), all
+    threads' from getrusage, as the run ends."""
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run([sys.executable, "-c", SPLIT, *args], cwd=cwd, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        runs.append([float(v) for v in done.stderr.splitlines()[-1].split()])
+    return (statistics.median(m for m, _ in runs), statistics.median(t for _, t in runs))
+
+
 def measure(cmd, cwd, repeat):
     """Medians of wall and CPU seconds, the largest peak RSS."""
     runs = [child(cmd, cwd) for _ in range(repeat)]
@@ -150,6 +185,35 @@ def test_run_rate(n=100_000):
         return n / (time.perf_counter() - start)
 
 
+def dd_seconds(directory, size):
+    """Wall seconds of ``dd`` writing ``size`` bytes (whole MiB blocks, at least one) to
+    a file in ``directory``: with ``oflag=direct`` where the filesystem takes it (as
+    tcsim's writer), else through the page cache; and which of the two."""
+    blocks = max(1, -(-size // (1 << 20)))
+    target = Path(directory, "dd.bin")
+    for flags in (["oflag=direct"], []):
+        start = time.perf_counter()
+        done = subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M",
+                               f"count={blocks}", *flags], capture_output=True, check=False)
+        took = time.perf_counter() - start
+        target.unlink(missing_ok=True)
+        if done.returncode == 0:
+            return took, "direct" if flags else "page cache"
+    raise OSError(f"dd cannot write to {directory}: {done.stderr.decode().strip()}")
+
+
+def fs_type(directory):
+    """The type of the filesystem ``directory`` is on (the longest mount point of
+    /proc/mounts that holds it)."""
+    path, best = str(Path(directory).resolve()), ("", "?")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mount, kind = line.split()[1:3]
+        inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best[0]):
+            best = (mount, kind)
+    return best[1]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", default="1000000,10000000",
@@ -157,6 +221,9 @@ def main():
     ap.add_argument("--mixes", default="64,64-1500",
                     help="frame mixes, comma-separated: 64 (bytes), 64-1500 (spread)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out-dirs", default="",
+                    help="directories the outputs are written to, comma-separated, each "
+                         "in turn (default: the capture's temporary directory)")
     args = ap.parse_args()
     sizes = [int(n) for n in args.frames.split(",")]
     mixes = args.mixes.split(",")
@@ -165,41 +232,78 @@ def main():
     kernel_rate = test_run_rate()
     rss = {}
     with tempfile.TemporaryDirectory() as tmp:
+        out_dirs = [Path(d) for d in args.out_dirs.split(",") if d] or [Path(tmp)]
+        for d in out_dirs:
+            if not d.is_dir():
+                sys.exit(f"bench_tcsim: --out-dirs: {d} is not a directory")
         Path(tmp, "pass.s").write_text(PASS)
         Path(tmp, "floor.py").write_text(DPKT_FLOOR)
+        make_capture(Path(tmp, "ten.pcap"), 10, False)
+        startup = thread_split([str(NAT), "-r", "ten.pcap", "-o", "ten-out.pcap"], tmp,
+                               args.repeat)[0]
         print(f"{'frames':>10} {'mix':>8} {'run':<26} {'s':>8} {'cpu s':>8} {'pkt/s':>12} "
               f"{'x floor':>8} {'x fl cpu':>8} {'x test_run':>10} {'RSS MB':>7}")
         for n in sizes:
             repeat = args.repeat if n < 5_000_000 else 1
             for mix in mixes:
                 make_capture(Path(tmp, "in.pcap"), n, mix == "64-1500")
-                floor, floor_cpu, floor_rss = measure(
-                    [sys.executable, "floor.py", "in.pcap", "f.pcap"], tmp, repeat)
-                rows = [("dpkt floor (read+write)", floor, floor_cpu, floor_rss)]
-                runs = [("tcsim pass-all", ["pass.s"], []),
-                        ("tcsim pass-all --report", ["pass.s"],
-                         ["--report", "r.jsonl", "--drops", "d.pcap"]),
-                        ("tcsim nat4", [str(NAT)], []),
-                        ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"])]
-                for name, progs, extra in runs:
-                    t, c, m = measure([*tcsim, *progs, "-r", "in.pcap", "-o", "o.pcap",
-                                       *extra], tmp, repeat)
-                    rows.append((name, t, c, m))
-                    rss.setdefault(name, {})[(n, mix)] = m
-                for name, t, c, m in rows:
-                    rate = n / t
-                    vs_kernel = f"{rate / kernel_rate:10.1f}" if kernel_rate else f"{'-':>10}"
-                    print(f"{n:>10,} {mix:>8} {name:<26} {t:8.2f} {c:8.2f} {rate:12,.0f} "
-                          f"{floor / t:8.1f} {floor_cpu / c:8.1f} {vs_kernel} {m:7.0f}",
-                          flush=True)
-                (_, plain, plain_cpu, _), (_, report, report_cpu, _) = rows[1], rows[2]
-                (_, one, one_cpu, _), (_, two, two_cpu, _) = rows[3], rows[4]
-                print(f"{'':>10} {mix:>8} --report overhead: {report / plain:.2f}x wall, "
-                      f"{report_cpu / plain_cpu:.2f}x CPU", flush=True)
-                print(f"{'':>10} {mix:>8} --cpus 2 (nat4): speed-up {one / two:.2f}x wall; "
-                      f"CPU time {two_cpu / one_cpu:.2f}x one CPU's", flush=True)
-                for name in ("in.pcap", "o.pcap", "f.pcap", "r.jsonl", "d.pcap"):
-                    Path(tmp, name).unlink(missing_ok=True)
+                for at, out_dir in enumerate(out_dirs):
+                    out = {name: str(out_dir / name)
+                           for name in ("o.pcap", "f.pcap", "r.jsonl", "d.pcap")}
+                    runs = [("tcsim pass-all", ["pass.s"], []),
+                            ("tcsim pass-all --report", ["pass.s"],
+                             ["--report", out["r.jsonl"], "--drops", out["d.pcap"]])]
+                    rows = []
+                    if not at:
+                        floor, floor_cpu, floor_rss = measure(
+                            [sys.executable, "floor.py", "in.pcap", out["f.pcap"]], tmp,
+                            repeat)
+                        rows.append(("dpkt floor (read+write)", floor, floor_cpu, floor_rss))
+                        runs += [("tcsim nat4", [str(NAT)], []),
+                                 ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"])]
+                    for name, progs, extra in runs:
+                        t, c, m = measure([*tcsim, *progs, "-r", "in.pcap", "-o",
+                                           out["o.pcap"], *extra], tmp, repeat)
+                        rows.append((name, t, c, m))
+                        if not at:
+                            rss.setdefault(name, {})[(n, mix)] = m
+                    for name, t, c, m in rows:
+                        rate = n / t
+                        vs_kernel = (f"{rate / kernel_rate:10.1f}" if kernel_rate
+                                     else f"{'-':>10}")
+                        print(f"{n:>10,} {mix:>8} {name:<26} {t:8.2f} {c:8.2f} {rate:12,.0f} "
+                              f"{floor / t:8.1f} {floor_cpu / c:8.1f} {vs_kernel} {m:7.0f}",
+                              flush=True)
+                    plain, plain_cpu = rows[-4 if not at else 0][1:3]
+                    report, report_cpu = rows[-3 if not at else 1][1:3]
+                    size = Path(out["r.jsonl"]).stat().st_size
+                    disk, how = dd_seconds(out_dir, size)
+                    print(f"{'':>10} {mix:>8} --report overhead, outputs on {out_dir} "
+                          f"({fs_type(out_dir)}): {report / plain:.2f}x wall, "
+                          f"{report_cpu / plain_cpu:.2f}x CPU; the report "
+                          f"{size / 1e6:,.0f} MB, {size / n:.0f} bytes a packet, which dd "
+                          f"({how}) writes there in {disk:.2f} s ({size / 1e6 / disk:,.0f} "
+                          f"MB/s), the least a --report run takes: {disk / plain:.2f}x "
+                          f"the plain run's wall", flush=True)
+                    if not at:
+                        (_, one, one_cpu, _), (_, two, two_cpu, _) = rows[-2], rows[-1]
+                        print(f"{'':>10} {mix:>8} --cpus 2 (nat4): speed-up {one / two:.2f}x "
+                              f"wall; CPU time {two_cpu / one_cpu:.2f}x one CPU's", flush=True)
+                        bounds = []
+                        for cpus in (1, 2):
+                            main_s, total = thread_split(
+                                [str(NAT), "-r", "in.pcap", "-o", out["o.pcap"], "--cpus",
+                                 str(cpus)], tmp, repeat)
+                            bounds.append(max(main_s, total / 2))
+                            print(f"{'':>10} {mix:>8} nat4 --cpus {cpus}: main thread "
+                                  f"{main_s:.3f} s CPU, the others {total - main_s:.3f} s; "
+                                  f"on two free cores at least {bounds[-1]:.3f} s", flush=True)
+                        print(f"{'':>10} {mix:>8} --cpus 2 (nat4): at most "
+                              f"{bounds[0] / bounds[1]:.2f}x on two free cores (start-up: the main thread's "
+                              f"{startup:.3f} s of CPU)", flush=True)
+                    for name in out.values():
+                        Path(name).unlink(missing_ok=True)
+                Path(tmp, "in.pcap").unlink(missing_ok=True)
         if kernel_rate:
             print(f"kernel test_run per packet: {kernel_rate:,.0f} packets/s")
         for name, by_size in rss.items():

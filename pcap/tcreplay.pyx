@@ -795,6 +795,7 @@ ctypedef struct Lane:
     size_t* offs            # where each one's record goes (set by the writing)
     Py_ssize_t nslims
     Tally sums              # its packets' counts but the redirected ones'
+    uint64_t truncated      # its packets captured shorter than on the wire
     bint uncommon           # one of them needs the writing of its Done record
 
 # What a lane keeps of each of its packets of a chunk written whole (Loop.direct), in
@@ -1083,6 +1084,16 @@ cdef class Loop:
     # the chunk's -o records are copied by the threads that made them into one stretch
     # of the output, at offsets the writing sums (only -o, pcap; _run_threads)
     cdef bint direct
+    # the replay threads keep a Done record of every packet they replay: not for a
+    # pcap capture written whole (its times all fit pcap's, so no packet of it is
+    # uncommon), where only a redirected packet's outcome is kept (_write_direct
+    # counts it) and the rest stays in the thread's cache
+    cdef bint keep_done
+    # who steers packet k of the chunk: never CPU 0, whose thread also writes; for a
+    # chunk written whole CPUs 1 to cpus - 1 a whole batch in turn, CPU 1 +
+    # k // WRITE_BATCH % (cpus - 1) (the steering entries of a batch on cache lines
+    # one thread writes), else a packet in turn, CPU 1 + k % (cpus - 1)
+    cdef bint batch_steer
     cdef bint copying           # the crew's job is _cpu_copy, not _cpu_run
     cdef uint8_t* copy_base
     cdef Py_ssize_t cap_slims
@@ -1887,6 +1898,8 @@ cdef class Loop:
                        and report is None and self.annotated is None and self.observe is None
                        and self.redirect_writer is None and not self.keep_packets
                        and not self.stop_on_error)
+        self.keep_done = not self.direct or sc.pcapng
+        self.batch_steer = self.direct
         if self.direct and self.cap_slims < sc.nrecs:
             for c in range(self.cpus):
                 slims = <Slim*>realloc(self.lanes[c].slims, sc.nrecs * sizeof(Slim))
@@ -1904,6 +1917,7 @@ cdef class Loop:
         for c in range(self.cpus):
             self.lanes[c].block, self.lanes[c].used, self.lanes[c].failed = -1, 0, False
             self.lanes[c].nslims, self.lanes[c].uncommon = 0, False
+            self.lanes[c].truncated = 0
             memset(&self.lanes[c].sums, 0, sizeof(Tally))
         self.ran = 0
         self.copying = False
@@ -2017,9 +2031,9 @@ cdef class Loop:
         """Write a chunk every CPU replayed (Loop.direct, no packet of it uncommon):
         each -o record's offset summed in the capture's order from the lanes' ``lens``,
         the packets that never reached tc or were redirected counted in that order from
-        their Done records and the lanes' sums of the others added; then each CPU's
-        thread copies its records into that stretch of ``out`` and resets its Done
-        records, and the stretch is committed whole."""
+        their Done records and the lanes' sums (and truncated counts) of the others
+        added; then each CPU's thread copies its records into that stretch of ``out``
+        and resets the Done records it kept, and the stretch is committed whole."""
         cdef Py_ssize_t at[MAX_CPUS]
         cdef Py_ssize_t k, j
         cdef size_t total = 0
@@ -2031,11 +2045,11 @@ cdef class Loop:
         cdef Slim* sl
         memset(at, 0, sizeof(at))
         for k in range(sc.nrecs):
-            r = &sc.recs[k]
-            if r.caplen < r.wire:
-                self.truncated += 1
             lane = self.steering[k]
             if lane == NO_LANE:
+                r = &sc.recs[k]
+                if r.caplen < r.wire:
+                    self.truncated += 1
                 d = &self.done[k]
                 self._count(&d.o, r.caplen, r.caplen)
                 d.ready = 0
@@ -2051,6 +2065,7 @@ cdef class Loop:
             total += rec_len
         for c in range(self.cpus):
             _add_tally(&self.sums, &self.lanes[c].sums)
+            self.truncated += self.lanes[c].truncated
         self.copy_base = out.room(total) if total else NULL
         self.copying, self.ran = True, 0
         self._start_crew()
@@ -2064,7 +2079,8 @@ cdef class Loop:
 
     cdef void _cpu_copy(self, int cpu) noexcept nogil:
         """A CPU's part of _write_direct: its records into their places in the chunk's
-        output, its Done records' ready flags reset (the lines are in its cache)."""
+        output, its Done records' ready flags reset where it kept them (the lines are
+        in its cache)."""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Slim* sl
         cdef Py_ssize_t j
@@ -2072,7 +2088,8 @@ cdef class Loop:
             sl = &ln.slims[j]
             if sl.len:
                 memcpy(self.copy_base + ln.offs[j], sl.rec, sl.len)
-            self.done[sl.k].ready = 0
+            if self.keep_done:
+                self.done[sl.k].ready = 0
 
     cdef int _write_done(self, Py_ssize_t k, Py_ssize_t index, Rec* r, const uint8_t* hdr,
                          Done* d, CaptureWriter out, CaptureWriter drops,
@@ -2133,12 +2150,13 @@ cdef class Loop:
     cdef bint _steer_window(self, Lane* ln, int cpu, Py_ssize_t start) noexcept nogil:
         """Steer this CPU's share of the WRITE_BATCH packets from ``start``: whether
         each reaches tc, and the CPU that receives it, into its ``steering`` entry
-        (published); a packet that never reaches tc is answered for here.  CPU 0, whose
-        thread also writes every packet, steers none; the others each every
-        ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the chunk).
-        False when memory cannot be had."""
+        (published); a packet that never reaches tc is answered for here.  CPU 0,
+        whose thread also writes every packet, steers none; the others, for a chunk
+        written whole (Loop.batch_steer), each every ``cpus - 1``-th batch whole, else
+        every ``cpus - 1``-th packet (CPU 1 + k % (cpus - 1) steers packet k of the
+        chunk).  False when memory cannot be had."""
         cdef Py_ssize_t k, stop = min(start + WRITE_BATCH, self.nrecs)
-        cdef Py_ssize_t steerers = self.cpus - 1
+        cdef Py_ssize_t step
         cdef Rec* r
         cdef Done* d
         cdef TcOutcome o
@@ -2148,7 +2166,13 @@ cdef class Loop:
         cdef int e, pkt_type
         if cpu == 0:
             return True
-        k = start + (cpu - 1 - start % steerers + steerers) % steerers
+        step = self.cpus - 1
+        if self.batch_steer:
+            if 1 + start // WRITE_BATCH % step != cpu:
+                return True
+            k, step = start, 1
+        else:
+            k = start + (cpu - 1 - start % step + step) % step
         while k < stop:
             r, d = &self.recs[k], &self.done[k]
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
@@ -2178,7 +2202,7 @@ cdef class Loop:
                 if lane == NO_LANE:
                     return False
                 steer(&self.steering[k], lane)
-            k += steerers
+            k += step
         return True
 
     cdef bint _write_rec(self, Lane* ln, Done* d, Rec* r, TcOutcome* o, const uint8_t* hdr,
@@ -2352,18 +2376,19 @@ cdef class Loop:
     cdef bint _cpu_batch(self, int cpu, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
         """CPU ``cpu``'s walk over the chunk's packets ``start`` to ``stop`` (after
         _cpu_begin, in order).  The chunk's packets are steered STEER_AHEAD batches
-        ahead, each CPU but 0 its share of a batch (_steer_window); each CPU
+        ahead, each steering CPU its share of a batch (_steer_window); each CPU
         walks every batch (the capture clock), waiting for the other CPUs' steering of
         it, and replays the packets steered to it, keeping each one's frame (when
         built), output, records and report line in its blocks for the writing, its
-        Done record published.  (A batch's steering waits for no CPU's replay of a
-        later one, so the CPUs cannot wait on each other in a circle.)  False when the
-        replay stops (abort set)."""
+        Done record published (where kept: Loop.keep_done).  (A batch's steering waits
+        for no CPU's replay of a later one, so the CPUs cannot wait on each other in a
+        circle.)  False when the replay stops (abort set)."""
         cdef Lane* ln = &self.lanes[cpu]
         cdef Clock clock = ln.clock
         cdef Py_ssize_t k, last
         cdef Rec* r
         cdef Done* d
+        cdef Done scratch       # the Done record of a packet whose record is not kept
         cdef TcOutcome o
         cdef const uint8_t* frame
         cdef const uint8_t* hdr
@@ -2386,11 +2411,12 @@ cdef class Loop:
             r = &self.recs[k]
             lane = steered(&self.steering[k])
             if lane == UNSTEERED:
-                # CPU 1 + k % (cpus - 1) steers its share of k's batch in order:
-                # waiting for the last of it, not for k, is one wake a batch, not one a
-                # packet
+                # the CPU that steers k steers its share of k's batch in order (the
+                # whole batch, or every cpus - 1-th packet): waiting for the last of
+                # it, not for k, is one wake a batch, not one a packet
                 last = min(k - k % WRITE_BATCH + WRITE_BATCH, self.nrecs) - 1
-                last -= (last - k) % (self.cpus - 1)
+                if not self.batch_steer:
+                    last -= (last - k) % (self.cpus - 1)
                 while steered(&self.steering[last]) == UNSTEERED:
                     if self.abort:
                         return False
@@ -2401,7 +2427,7 @@ cdef class Loop:
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
             if lane != <uint32_t>cpu:
                 continue
-            d = &self.done[k]
+            d = &self.done[k] if self.keep_done else &scratch
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off
             if lt == LT_ETHERNET:
@@ -2486,10 +2512,16 @@ cdef class Loop:
                         sl.rec, sl.len = d.rec, d.rec_len
                 if o.action == HOOK_REDIRECTED:
                     ln.lens[ln.nslims] = LEN_REDIRECTED
+                    if not self.keep_done:
+                        memcpy(&self.done[k].o, &o, sizeof(TcOutcome))
                 else:
                     ln.lens[ln.nslims] = sl.len
                     _add_counts(&ln.sums, o.action, o.verdict, n, m)
+                if r.caplen < r.wire:
+                    ln.truncated += 1
                 ln.nslims += 1
+                if not self.keep_done:
+                    continue
             memcpy(&d.o, &o, sizeof(TcOutcome))
             d.lt, d.n = lt, n
             publish(&d.ready)

@@ -241,6 +241,34 @@ def test_cpus_with_only_o_write_one_cpus_output_of_a_cooked_capture(tmp_path, ca
     assert _output_alone(capsys, tmp_path, NAT4, tmp_path / "in.pcap", 2) == one
 
 
+def test_cpus_with_only_o_count_the_packets_captured_short_as_one_cpu_does(
+        tmp_path, capsys, monkeypatch):
+    """Packets captured shorter than on the wire, a few of them too short to reach tc:
+    with only -o each CPU counts those it replayed and the writing the others, and the
+    summary's count is one CPU's."""
+    monkeypatch.setattr(pcapio, "CHUNK", 4096)
+    ts, data, wire = [], [], []
+    for k, f in enumerate(_frames(300)):
+        ts.append(k * 1000)
+        data.append(f[:54] if k % 3 == 0 else f)
+        wire.append(len(f))
+        if k % 50 == 7:
+            ts.append(k * 1000)
+            data.append(f[:10])
+            wire.append(len(f))
+    short = sum(len(d) < w for d, w in zip(data, wire))
+    (tmp_path / "in.pcap").write_bytes(pcapio.packets_bytes(ts, data, wire))
+    runs = []
+    for cpus in (1, 2, 3):
+        out = tmp_path / f"out-{cpus}.pcap"
+        rc, _, err = tcsim_run(capsys, NAT4, "-r", tmp_path / "in.pcap", "-o", out,
+                               "--cpus", cpus)
+        # the summary's line but its packets/s, and the line of the packets cut short
+        runs.append((rc, [line.rsplit(";", 1)[0] for line in err[-2:]], out.read_bytes()))
+    assert runs[0][1][1].startswith(f"tcsim: {short} packets were captured shorter"), runs[0]
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
 def test_cpus_with_only_o_refuse_a_time_pcap_cannot_hold_as_one_cpu_does(tmp_path, capsys):
     """A delivered packet whose time is past pcap's 32-bit seconds: its chunk is written
     from the Done records, and the run fails with one CPU's words."""
