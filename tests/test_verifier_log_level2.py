@@ -183,6 +183,29 @@ def test_a_call_of_a_helper_returning_nothing_ends_its_line_with_a_bare_semicolo
     assert ours == theirs
 
 
+
+def test_a_parent_state_printed_by_a_precision_walk_ends_with_the_references_held(
+        ringbufs):
+    """print_verifier_state prints the state's ``refs=`` for mark_precise's parent
+    state too."""
+    theirs, ours = logs("r6 = r1\nr8 = 4\nr1 = map_fd({fd}) ll\nr2 = 8\nr3 = 0\ncall 131\n"
+                        "if r0 == 0 goto +15\nr7 = r0\nr9 = *(u32 *)(r6 + 0)\n"
+                        "if r9 > 5 goto +1\nr9 = 1\nif r9 > 3 goto +1\nr9 = 2\nr1 = r6\n"
+                        "r2 = 0\nr3 = r10\nr3 += -8\nr4 = r8\ncall 26\nr1 = r7\nr2 = 0\n"
+                        "call 132\nr0 = 0\nexit", *ringbufs)
+    parents = [line for line in theirs if "parent state" in line]
+    assert parents and all(line.endswith(" refs=2") for line in parents), theirs
+    assert ours == theirs
+
+
+def test_helper_memory_of_a_variable_size_is_not_printed_after_its_call():
+    """check_mem_size_reg drops the call's meta for a size not constant: no raw
+    memory, so check_helper_call writes (and scratches) none of the stack."""
+    theirs, ours = logs("r4 = *(u32 *)(r1 + 0)\nr4 &= 7\nr4 += 1\nr2 = 0\nr3 = r10\n"
+                        "r3 += -8\ncall 26\nr0 = 0\nexit")
+    assert "7: R0=scalar()" in theirs, theirs
+    assert ours == theirs
+
 @pytest.fixture
 def ringbufs():
     theirs, ours = kernel.KernelMap("ringbuf", 0, 0, 4096), Map.create("ringbuf", 0, 0, 4096)
@@ -420,6 +443,27 @@ def test_the_dynptr_a_kfunc_makes_or_reads_is_printed_after_its_call(monkeypatch
         [re.sub(r"#\d+", "#N", line) for line in theirs]
 
 
+def test_every_dynptr_prints_a_dynptr_id_of_1(monkeypatch, capsys, tmp_path):
+    """The 6.18 kernel prints ``dynptr_id=1`` for each dynptr, whatever its id: a
+    second skb dynptr, its clone and a ring buffer one."""
+    source = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """struct bpf_dynptr q, r;
+
+    bpf_dynptr_from_skb(skb, 0, &q);
+    bpf_dynptr_clone(&q, &r);
+    bpf_ringbuf_reserve_dynptr(&rb, 8, 0, &p);
+    bpf_ringbuf_discard_dynptr(&p, 0);
+    return bpf_dynptr_size(&r) & 1;""").replace("extern int bpf_dynptr_size", """
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} rb SEC(".maps");
+extern int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *c) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("dynptr_ringbuf(id=4,ref_id=5,dynptr_id=1)" in line for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
 def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
                                                                       tmp_path):
     """check_kfunc_args: bpf_dynptr_slice's ``buffer__szk`` is walked back three times,
@@ -436,6 +480,61 @@ extern int bpf_dynptr_size""")
     assert len(walks) == 3, theirs
     assert [line for line in ours if line.startswith("mark_precise")] == \
         [line for line in theirs if line.startswith("mark_precise")]
+
+
+SLICE = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """struct {
+        __u32 key;
+        __u8 buf[4];
+    } s __attribute__((aligned(8)));
+    __u8 *h;
+
+    s.key = 0;
+    h = bpf_dynptr_slice(&p, 0, BUFFER, 4);
+    __u64 *v = bpf_map_lookup_elem(&m, &s.key);
+
+    return (h ? h[1] : 0) + (v ? *v : 0);""").replace("extern int bpf_dynptr_size", """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} m SEC(".maps");
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer,
+                              __u32 buffer__szk) __ksym;
+extern int bpf_dynptr_size""")
+
+
+def test_a_dynptr_slice_names_the_stack_buffer_it_may_return(monkeypatch, capsys,
+                                                             tmp_path):
+    """print_reg_state: ``buf=fp[0]-20+4``, the buffer's frame, offset and size, on the
+    slice and its copies (none for a NULL buffer)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "s.buf"), monkeypatch, capsys, tmp_path)
+    assert any(re.search(r"rdonly_mem_or_null\(id=2,sz=4,buf=fp\[0\]-\d+\+4\)", line)
+               for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
+def test_a_null_slice_buffer_is_made_precise_once_and_its_size_not_checked(
+        monkeypatch, capsys, tmp_path):
+    """check_kfunc_args: a NULL ``buffer__opt`` is walked back once, then its size
+    only as the constant (check_kfunc_mem_size_reg skipped)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "0"), monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if re.match(r"mark_precise: frame0: regs=r[34] ", line)]
+    assert walks[0].startswith("mark_precise: frame0: regs=r3 "), theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_kfuncs_buffer_beside_a_narrow_spill_leaves_the_spill(monkeypatch, capsys,
+                                                                tmp_path):
+    """check_stack_range_initialized clobbers a spill only where a byte written is one
+    of its own: the key 0 spilled below the buffer stays a constant map key (the
+    lookup's R0 is not NULL)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "s.buf"), monkeypatch, capsys, tmp_path)
+    assert any(re.search(r"fp-\d+=mmmmP0", line) for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
 
 
 def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unknown():

@@ -2054,7 +2054,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                     f"{', '.join(self._EXPECTED[helpers.MEM])}")
                 return
             uninit = meta.pop("mem_write", False)
-            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok, raw=uninit)
+            # check_mem_size_reg: a size not constant drops the call's meta, so the
+            # memory is not raw (check_helper_call writes no bytes of it after)
+            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok,
+                            raw=uninit and reg.is_const)
             return
         if kind == helpers.ALLOC_SIZE_OR_ZERO:
             if reg.type != SCALAR or not reg.is_const:
@@ -2143,7 +2146,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         # each byte's check_stack_write scrubs the whole slot
                         s.kinds = [STACK_MISC] * 8
                         s.spill = None
-                    if s.spill is not None:
+                    # raw: each byte's check_stack_write_fixed_off ends the slot's spill;
+                    # else check_stack_range_initialized's clobber ends it only for a byte
+                    # of the spill itself (a kfunc's buffer beside a narrow spill keeps it)
+                    if s.spill is not None and (raw or s.kinds[a % 8] == STACK_SPILL):
                         s.spill = None
                         s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
                     s.kinds[a % 8] = STACK_MISC

@@ -183,6 +183,9 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
     if r.type & 0xFF == PTR_TO_MEM:
         parts.append(f"sz={r.size}")
+        if r.range:     # a dynptr slice's stack buffer (dynptrs.py)
+            frame, off, size = r.range
+            parts.append(f"buf=fp[{frame}]{off}+{size}")
     if r.type == CONST_PTR_TO_DYNPTR and r.size:
         parts.append(f"type={TYPE_NAMES[r.size]}")
     if r.is_const:
@@ -214,7 +217,9 @@ def _slot_text(s, marks: bool = False, frameno: int | None = None) -> str | None
         if m is None or m.size != 1:
             return None
         ref = f"ref_id={m.ref}," if m.ref else ""
-        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id={m.id})"
+        # the 6.18 kernel's dynptr_id here is 1 for every dynptr, clones and ring
+        # buffer ones included: the slot printed is the dynptr's first
+        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id=1)"
     if s.spill is not None:
         # a spill narrower than the slot: the types of the bytes above it first
         # (print_verifier_state, ``fp-8=mmmm0``)

@@ -205,7 +205,7 @@ def _walk(interp, VState st, _Walk w) -> None:
                     s.spill.precise = True
             if log:
                 log.add(f"mark_precise: frame{fr}: parent state regs={_regs_text(regs)} "
-                        f"stack={_slots_text(slots)}: {frame_text(frame)}")
+                        f"stack={_slots_text(slots)}: {frame_text(frame, p)}")
         if w.empty():
             return
         subseq = first
