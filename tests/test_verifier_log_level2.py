@@ -330,6 +330,139 @@ def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
     assert ours == theirs
 
 
+
+# --- callbacks -------------------------------------------------------------------------------
+
+LOOP = """
+static int add(__u32 i, void *ctx)
+{
+    __u64 *sum = ctx;
+
+    *sum += i;
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u64 sum = 0;
+
+    bpf_loop(4, add, &sum, 0);
+    return sum & 1;
+}
+"""
+
+
+def test_a_function_pointer_prints_as_func_without_an_offset(monkeypatch, capsys, tmp_path):
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert any(line.endswith("; R2=func()") for line in theirs), theirs
+    assert [line for line in ours if "R2=func" in line] == \
+        [line for line in theirs if "R2=func" in line]
+
+
+def test_a_call_queueing_a_callback_prints_the_callers_whole_frame_after_it(
+        monkeypatch, capsys, tmp_path):
+    """init_func_state scratches every register and slot while the caller's frame is
+    the current one: ``9: R0=scalar() R10=fp0 fp-8=0``."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "9: R0=scalar() R10=fp0 fp-8=0" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_callbacks_return_prints_both_frames_and_goes_on_at_the_call(
+        monkeypatch, capsys, tmp_path):
+    """prepare_func_exit: ``returning from callee:``, ``to caller at 8:`` (the call),
+    the caller as it is before widen_imprecise_scalars, then ``from 18 to 8:`` with
+    the widened state, and ``from 18 to 8: safe`` where the call prunes it."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "to caller at 8:" in theirs and "from 18 to 8: safe" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_precision_walk_goes_back_through_a_callbacks_body_to_its_call(
+        monkeypatch, capsys, tmp_path):
+    """backtrack_insn keeps the caller's wanted registers through the callback (the
+    walk prints each of its instructions, ``frame1: regs= stack=``) back to the
+    helper call."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "mark_precise: frame1: regs= stack= before 8: (85) call bpf_loop#181" \
+        in theirs, theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_null_callback_context_is_made_precise_before_the_loops_own_checks(
+        monkeypatch, capsys, tmp_path):
+    """check_func_arg walks a NULL ``ctx`` back (r3) before check_helper_call's
+    bpf_loop checks walk the flags (r4) and the count (r1)."""
+    source = LOOP.replace("bpf_loop(4, add, &sum, 0);", "bpf_loop(4, add, 0, 0);") \
+        .replace("*sum += i;", "if (sum)\n        *sum += i;")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if line.startswith("mark_precise: frame0: parent")]
+    assert walks[0].startswith("mark_precise: frame0: parent state regs=r3 "), theirs
+    assert ours == theirs
+
+
+def test_a_for_each_callbacks_value_has_an_id_of_its_own(monkeypatch, capsys, tmp_path):
+    """set_map_elem_callback_state's R3: ``map_value(id=1,map=m,...)`` in the 6.18
+    log, the key without one."""
+    source = """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u64);
+} m SEC(".maps");
+static __u64 visit(void *map, __u32 *key, __u64 *value, void *ctx)
+{
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return bpf_for_each_map_elem(&m, visit, 0, 0) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("R3=map_value(id=1,map=m,ks=4,vs=8)" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+TIMER = """
+struct elem {
+    struct bpf_timer t;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct elem);
+} tm SEC(".maps");
+static int fire(void *map, __u32 *key, struct elem *v)
+{
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 key = 0;
+    struct elem *v = bpf_map_lookup_elem(&tm, &key);
+
+    if (!v)
+        return 0;
+    bpf_timer_init(&v->t, &tm, 1);
+    bpf_timer_set_callback(&v->t, fire);
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_timer_callbacks_path_prints_as_the_kernels(monkeypatch, capsys, tmp_path):
+    """push_async_cb: the caller's whole frame after the call, the value's id; at the
+    callback's exit check_return_code walks R0 back, from a first_idx of 0 (the
+    async state's, never set)."""
+    theirs, ours = c_logs(TIMER, monkeypatch, capsys, tmp_path)
+    assert any(line.startswith("mark_precise: frame0: last_idx ") and
+               line.endswith(" first_idx 0 subseq_idx -1") for line in theirs), theirs
+    assert ours == theirs
+
 # --- C source lines (verbose_linfo) ---------------------------------------------------------
 
 def c_logs(source: str, monkeypatch, capsys, tmp_path) -> tuple[list[str], list[str]]:

@@ -697,11 +697,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     # check_helper_call: a helper the type offers is refused for the
                     # license before its arguments and any callback are looked at
                     self.refuse(pc, HELPER_REFUSAL)
-                if insn.imm in CALLBACK_HELPERS:
-                    self.callback_call(st, pc, insn, pending)
-                elif insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
                     self.timer_callback_call(st, pc, insn, pending)
-                self.helper_call(st, pc, insn)
+                self.helper_call(st, pc, insn, pending)
             self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
@@ -1728,7 +1726,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 r.range = max(r.range, new_range)
 
     # --- calls --------------------------------------------------------------------------------
-    def helper_call(self, st: VState, pc: int, insn) -> None:
+    def helper_call(self, st: VState, pc: int, insn, pending) -> None:
         hid = insn.imm
         regs = st.cur.regs
         if not 0 <= hid <= isa.MAX_HELPER_ID:
@@ -1756,6 +1754,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
         meta = self.check_call_46(st, pc, hid) if self.profile == "4.6" else \
             self.helper_args(st, pc, hid, proto)
+        if hid in CALLBACK_HELPERS:
+            # check_helper_call queues the callback after every argument's check
+            self.callback_call(st, pc, insn, pending)
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -2222,7 +2223,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # pointers end (as at a global function's call); the helpers that
                 # change packet data ended them where they were called
                 self.clear_all_pkt_pointers(st)
-            self.log.returned(st, callee, caller, pc, callee.callsite + 1)
+            self.log.returned(st, callee, caller, callee.callsite + 1)
+            self.log.resumed(st, pc, callee.callsite + 1)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:
@@ -2234,6 +2236,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if st.cur.in_callback in ASYNC_CALLBACKS:
+            # check_return_code: R0 made precise, then held to the callback's range
+            self._needs(st, 0)
             self.async_exit(pc, r0, st.cur.in_callback)
             return None
         if self.in_exception_cb:

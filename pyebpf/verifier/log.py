@@ -12,8 +12,9 @@ from . import tnum
 from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
 from .locks import map_name
-from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, PTR_TO_MEM, STACK_DYNPTR, STACK_ITER, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
-                    type_str)
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, NOT_INIT, PKT_TYPES,
+                    PTR_TO_FUNC, PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+                    STACK_DYNPTR, STACK_ITER, type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
 _SSIZE = {1: "s8", 2: "s16", 4: "s32"}
@@ -177,7 +178,8 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         if map_name(r.map):                 # print_reg_state: none for an unnamed map
             parts.append(f"map={map_name(r.map)}")
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
-    if r.type != SCALAR and r.off:
+    if r.type != SCALAR and r.type != PTR_TO_FUNC and r.off:
+        # pyebpf keeps a function pointer's target in off; the kernel's is subprogno
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
@@ -304,6 +306,7 @@ class Log:
         self.prev_linfo = None          # index of the record last printed
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
+        self.all_regs = False           # and every register (scratch_all)
         self.insn_line = -1             # where the last instruction line is
         # a path just begun (do_check's do_print_state): (the pc it was queued at, or
         # None for a function's entry; its first pc; its state; whether ``Y: state``
@@ -348,6 +351,8 @@ class Log:
         that instruction's line, or on a line of its own, ``pc:``, where other lines
         came between)."""
         if self.level >= 2 and st.frames:
+            if self.all_regs:
+                regs, self.all_regs = range(11), False
             touched = scratched_text(st, regs, self.slots)
             text = f" {touched}" if touched else ""
             if touched is not None and self.insn_line == len(self.lines) - 1:
@@ -384,15 +389,28 @@ class Log:
             self.lines += ["caller:", frame_text(caller, st), "callee:",
                            frame_text(callee, st)]
 
-    def returned(self, st, callee, caller, exit_pc: int, to: int) -> None:
-        """Its return (prepare_func_exit): both frames whole, then at level 2 the
-        caller's path goes on as a popped one does (``from X to Y: state``, with no
-        ``Y: state`` after it: nothing is scratched)."""
+    def returned(self, st, callee, caller, to: int) -> None:
+        """A static function's or a callback's return (prepare_func_exit): both frames
+        whole, the callee's as it returns, the caller's before a callback's changes
+        are widened."""
         if self.level:
             self.lines += ["returning from callee:", frame_text(callee, st),
                            f"to caller at {to}:", frame_text(caller, st)]
+
+    def resumed(self, st, exit_pc: int, to: int) -> None:
+        """Level 2: after a return the caller's path goes on as a popped one does
+        (do_check's do_print_state: ``from X to Y: state``, with no ``Y: state`` after
+        it, nothing being scratched)."""
         if self.level >= 2:
             self.fresh = (exit_pc, to, state_text(st), False)
+
+    def scratch_all(self, frame) -> None:
+        """Level 2: every register and stack slot of ``frame`` is printed after the
+        instruction (init_func_state's mark_verifier_state_scratched, for a callback
+        queued while the caller's frame is the current one)."""
+        if self.level >= 2:
+            self.all_regs = True
+            self.slots.update(frame.stack)
 
     def begun(self) -> None:
         """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued
