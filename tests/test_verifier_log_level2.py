@@ -525,6 +525,28 @@ SEC("tc") int prog(struct __sk_buff *skb) { return twice(skb->len) & 1; }
     assert ours == theirs
 
 
+
+def test_a_global_functions_memory_argument_prints_as_mem(monkeypatch, capsys, tmp_path):
+    """btf_prepare_func_args gives a pointer to an int PTR_TO_MEM (| PTR_MAYBE_NULL):
+    ``mem_or_null(id=3,sz=4)``, not ring buffer memory."""
+    source = """
+__noinline int add(struct __sk_buff *skb, int *p, int x)
+{
+    if (!p)
+        return x;
+    return *p + x + skb->len;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    int v = 5;
+
+    return add(skb, &v, skb->mark);
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("R2=mem_or_null(id=" in line for line in theirs), theirs
+    assert ours == theirs
+
 # --- kfunc calls -----------------------------------------------------------------------------
 
 DYNPTR = """

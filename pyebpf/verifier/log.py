@@ -12,7 +12,7 @@ from . import tnum
 from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
 from .locks import map_name
-from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, NOT_INIT, PKT_TYPES,
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, MAYBE_NULL, NOT_INIT, PKT_TYPES,
                     PTR_TO_FUNC, PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
                     STACK_DYNPTR, STACK_ITER, type_str)
 
@@ -197,7 +197,13 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         parts += _ranges(r)
         if r.var != tnum.UNKNOWN:
             parts.append(f"var_off={tnum.text(r.var)}")
-    return f"{fp if r.type == PTR_TO_STACK else type_str(r.type)}({','.join(parts)})"
+    name = fp if r.type == PTR_TO_STACK else type_str(r.type)
+    if r.type & ~MAYBE_NULL == PTR_TO_MEM and not r.ref:
+        # pyebpf's flagless PTR_TO_MEM is ring buffer memory, which holds its
+        # reservation's reference (the kernel's MEM_RINGBUF), or a global function's
+        # memory argument, which holds none: the kernel's plain "mem"
+        name = name.replace("ringbuf_mem", "mem", 1)
+    return f"{name}({','.join(parts)})"
 
 
 # slot_type_char, indexed by STACK_INVALID, _SPILL, _MISC, _ZERO, _DYNPTR, _ITER, _IRQ_FLAG
