@@ -350,8 +350,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def _touched(self, pc: int) -> set:
         """The registers an instruction reads or writes (mark_reg_scratched)."""
         insn, f = self.insns[pc], self.ops[pc].form
-        if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
+        if f is isa.F_CALL:
             return {0}
+        if f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            # check_ld_abs reads R6 (and the index register) and writes R0
+            return {0, 6, insn.src} if f is isa.F_LD_IND else {0, 6}
         if f is isa.F_CALL_LOCAL:
             # a static function: init_func_state scratches the callee's frame; a
             # global one: clear_caller_saved_regs, R0 its unknown result
@@ -1503,8 +1506,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.ctx_off(pc, 6, r6)
         for r in range(1, 6):
             regs[r] = Reg()
+        # check_ld_abs: mark_reg_unknown, not the load's width (R0=scalar() in the log)
         regs[0] = scalar()
-        bounds.truncate(regs[0], op.size)
         if len(st.frames) == 1:
             return pc + 1
         self.push(st, pc + 1, pc, pending)

@@ -300,6 +300,25 @@ def scratched_text(st, regs, slots) -> str | None:
     return " ".join(out + _tail(st))
 
 
+def subprog_lines(starts) -> list[str]:
+    """check_subprogs at level 2: ``func#N @start`` for each function."""
+    return [f"func#{i} @{start}" for i, start in enumerate(starts)]
+
+
+def live_regs_lines(insns, ops, live, scc) -> list[str]:
+    """compute_live_registers at level 2: ``Live regs before insn:``, then each
+    instruction with its loop's number (if any), the registers r0-r9 live before it
+    and its text (``  3:   0: .1........ (b7) r6 = 0``)."""
+    out = ["Live regs before insn:"]
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        mask = "".join(str(r) if live[pc] >> r & 1 else "." for r in range(10))
+        loop = f"{scc[pc]:3d} " if scc[pc] else "    "
+        out.append(f"{loop}{pc:3d}: {mask} {insn_text(insns, pc)}")
+    return out
+
+
 class Log:
     """Lines of the verifier log at ``level`` 0 (none), 1 or 2; with ``line_info``
     (the program's :class:`~pyebpf.btf.ext.LineInfo` records) each instruction of a
