@@ -568,6 +568,30 @@ SEC("tc") int prog(struct __sk_buff *skb)
     assert any("R2=mem_or_null(id=" in line for line in theirs), theirs
     assert ours == theirs
 
+
+def test_peak_states_counts_a_loops_backedges_and_states_not_yet_freed(
+        monkeypatch, capsys, tmp_path):
+    """update_peak_states: explored states, plus those evicted but not yet freed (a
+    branch still open), plus the copies a loop's visit keeps of its backedges (6.12
+    selftests' loop4: the kernel's 17, not 16)."""
+    source = """
+SEC("socket") int prog(volatile struct __sk_buff *skb)
+{
+    int ret = 0, i;
+
+#pragma nounroll
+    for (i = 0; i < 20; i++)
+        if (skb->len)
+            ret |= 1 << i;
+    return ret;
+}
+"""
+    ours, theirs = level_2_logs(compile_object(source), "prog", monkeypatch, capsys, tmp_path)
+    stats = [[line for line in log.splitlines() if line.startswith("processed ")]
+             for log in (theirs, ours)]
+    assert "peak_states 17" in stats[0][0], stats
+    assert stats[1] == stats[0]
+
 # --- kfunc calls -----------------------------------------------------------------------------
 
 DYNPTR = """

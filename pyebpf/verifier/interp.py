@@ -224,6 +224,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
+        self.free_list: dict[int, VState] = {}    # evicted, not yet freed (by id)
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
@@ -420,6 +421,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 break
             if self.loops:
                 self._exit_scc(p)
+            if id(p) in self.free_list and not (self.loops and self._incomplete(p)):
+                del self.free_list[id(p)]      # maybe_free_verifier_state
+                self.cur_states -= 1
             if not p.evicted:
                 self.open[p.insn][p.sig].remove(p)
                 self.open_count[p.insn] -= 1
@@ -560,6 +564,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC exit {_chain_text(chain)}")
         backedges, visit.entry, visit.backedges = visit.backedges, None, []
+        self.cur_states -= len(backedges)     # free_backedges: num_backedges
         for old, st in backedges:
             precision.propagate(self, old, st)
 
@@ -578,6 +583,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC backedge {_chain_text(chain)}")
         visit.backedges.append((old, cur.copy()))
+        # update_peak_states counts a backedge's copy of the state (num_backedges)
+        self.cur_states += 1
+        self.peak_states = max(self.peak_states, self.cur_states)
 
     def _bucket(self, pc: int, st: VState) -> int:
         """_bucket_of for ``st``'s current function."""
@@ -625,9 +633,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return it is not None and it.spill.value == ITER_ACTIVE
 
     def _evict(self, old: VState) -> None:
-        """Forget a state (the kernel moves it to its free list)."""
+        """Forget a state (the kernel moves it to its free list, where it counts towards
+        peak_states until maybe_free_verifier_state frees it: at once unless a branch
+        of it is still open or its loop's read marks are incomplete)."""
         self.states[self._bucket_of(old.insn, old.frames[-1].callsite)].remove(old)
-        self.cur_states -= 1
+        if old.branches or self.loops and self._incomplete(old):
+            self.free_list[id(old)] = old
+        else:
+            self.cur_states -= 1
         if old.branches:
             self.open[old.insn][old.sig].remove(old)
             self.open_count[old.insn] -= 1
