@@ -3,9 +3,9 @@ print_verifier_state, print_reg_state, print_scalar_ranges; do_check's path line
 test one display rule, the kernel's log of the same program the expected value.
 
 Compared: the log's lines in order, but for what pyebpf does not print (the kernel's
-``Live regs before insn:`` table, its stack liveness lines, ``func#`` lines and the
-statistics line), with an ``lddw`` of a map shown as ``<map>`` (the kernel prints the
-map's address) and the column of its ``;`` not counted."""
+stack liveness lines and the statistics line), with an ``lddw`` of a map shown as
+``<map>`` (the kernel prints the map's address) and the column of its ``;`` not
+counted."""
 from __future__ import annotations
 
 import re
@@ -25,18 +25,13 @@ def _line_of(source: str, text: str) -> int:
 
 
 def _lines(log: str) -> list[str]:
-    out, table = [], False
+    out = []
     for line in log.splitlines():
-        if line.startswith("Live regs before insn:"):
-            table = True
+        if re.match(r"^\([\d,]+\) (frame \d+ insn|live stack)|^processed ", line):
             continue
-        if table and re.match(r"^\s+\d+: ", line):
-            continue
-        table = False
-        if re.match(r"^\([\d,]+\) (frame \d+ insn|live stack)|^func#|^processed ", line):
-            continue
-        if re.search(r"\d+: \(18\) r\d+ = \S+", line):
-            line = re.sub(r"(\d+: \(18\) r\d+ = )\S+(?: ll)?", r"\1<map>", line)
+        if re.search(r"\d+: (?:[.\d]{10} )?\(18\) r\d+ = \S+", line):
+            line = re.sub(r"(\d+: (?:[.\d]{10} )?\(18\) r\d+ = )\S+(?: ll)?", r"\1<map>",
+                          line)
             line = re.sub(r"\s+;", " ;", line)
         out.append(line.rstrip())
     return out
@@ -61,6 +56,32 @@ def logs(text: str, kernel_map=None, our_map=None, ours_text: str | None = None,
 
 COUNT = "r6 = r1\nr3 = *(u32 *)(r6 + 8)\n"
 
+
+def test_the_log_begins_with_the_functions_and_the_registers_live_before_each_insn():
+    """check_subprogs' ``func#0 @0`` and compute_live_registers' table: the registers
+    r0-r9 live before each instruction, with its text."""
+    theirs, ours = logs(COUNT + "r0 = r3\nr0 &= 1\nexit")
+    assert theirs[:3] == ["func#0 @0", "Live regs before insn:",
+                          "      0: .1........ (bf) r6 = r1"], theirs
+    assert ours == theirs
+
+
+def test_an_instruction_in_a_loop_is_listed_with_its_loops_number():
+    """compute_scc's number before the instruction's (``  1   4: 0.2....``)."""
+    theirs, ours = logs(COUNT + "r0 = 0\nr2 = 0\nl:\nr0 += r2\nr2 += 1\n"
+                                "if r2 < 10 goto l\nr0 &= 1\nexit")
+    assert "  1   4: 0.2....... (0f) r0 += r2" in theirs, theirs
+    assert ours == theirs
+
+
+def test_every_register_is_live_before_a_packet_load_and_its_result_is_unbounded():
+    """compute_insn_live_regs keeps its defaults for LD_ABS/LD_IND (all registers
+    read, none written); check_ld_abs leaves R0 unknown, reading R6."""
+    theirs, ours = logs("r6 = r1\nr0 = *(u8 *)skb[12]\nr2 = 5\nr7 = 1\n"
+                        "r0 = *(u16 *)skb[r2 + 3]\nr0 = *(u16 *)skb[r7 + 3]\nr0 = 0\nexit")
+    assert "      1: 0123456789 (30) r0 = *(u8 *)skb[12]" in theirs, theirs
+    assert any(line.endswith("; R0=scalar() R6=ctx()") for line in theirs), theirs
+    assert ours == theirs
 
 def test_a_spill_narrower_than_its_slot_shows_the_slot_types_above_it():
     # misc bytes above a 4-byte spill of 0 (mmmm0), and never-written ones (????0)
@@ -182,6 +203,29 @@ def test_a_call_of_a_helper_returning_nothing_ends_its_line_with_a_bare_semicolo
     assert any("refs=2" in line for line in theirs), theirs
     assert ours == theirs
 
+
+
+def test_a_parent_state_printed_by_a_precision_walk_ends_with_the_references_held(
+        ringbufs):
+    """print_verifier_state prints the state's ``refs=`` for mark_precise's parent
+    state too."""
+    theirs, ours = logs("r6 = r1\nr8 = 4\nr1 = map_fd({fd}) ll\nr2 = 8\nr3 = 0\ncall 131\n"
+                        "if r0 == 0 goto +15\nr7 = r0\nr9 = *(u32 *)(r6 + 0)\n"
+                        "if r9 > 5 goto +1\nr9 = 1\nif r9 > 3 goto +1\nr9 = 2\nr1 = r6\n"
+                        "r2 = 0\nr3 = r10\nr3 += -8\nr4 = r8\ncall 26\nr1 = r7\nr2 = 0\n"
+                        "call 132\nr0 = 0\nexit", *ringbufs)
+    parents = [line for line in theirs if "parent state" in line]
+    assert parents and all(line.endswith(" refs=2") for line in parents), theirs
+    assert ours == theirs
+
+
+def test_helper_memory_of_a_variable_size_is_not_printed_after_its_call():
+    """check_mem_size_reg drops the call's meta for a size not constant: no raw
+    memory, so check_helper_call writes (and scratches) none of the stack."""
+    theirs, ours = logs("r4 = *(u32 *)(r1 + 0)\nr4 &= 7\nr4 += 1\nr2 = 0\nr3 = r10\n"
+                        "r3 += -8\ncall 26\nr0 = 0\nexit")
+    assert "7: R0=scalar()" in theirs, theirs
+    assert ours == theirs
 
 @pytest.fixture
 def ringbufs():
@@ -307,6 +351,139 @@ def test_a_range_holding_one_value_of_the_tnum_prints_as_that_constant(text):
     assert ours == theirs
 
 
+
+# --- callbacks -------------------------------------------------------------------------------
+
+LOOP = """
+static int add(__u32 i, void *ctx)
+{
+    __u64 *sum = ctx;
+
+    *sum += i;
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u64 sum = 0;
+
+    bpf_loop(4, add, &sum, 0);
+    return sum & 1;
+}
+"""
+
+
+def test_a_function_pointer_prints_as_func_without_an_offset(monkeypatch, capsys, tmp_path):
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert any(line.endswith("; R2=func()") for line in theirs), theirs
+    assert [line for line in ours if "R2=func" in line] == \
+        [line for line in theirs if "R2=func" in line]
+
+
+def test_a_call_queueing_a_callback_prints_the_callers_whole_frame_after_it(
+        monkeypatch, capsys, tmp_path):
+    """init_func_state scratches every register and slot while the caller's frame is
+    the current one: ``9: R0=scalar() R10=fp0 fp-8=0``."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "9: R0=scalar() R10=fp0 fp-8=0" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_callbacks_return_prints_both_frames_and_goes_on_at_the_call(
+        monkeypatch, capsys, tmp_path):
+    """prepare_func_exit: ``returning from callee:``, ``to caller at 8:`` (the call),
+    the caller as it is before widen_imprecise_scalars, then ``from 18 to 8:`` with
+    the widened state, and ``from 18 to 8: safe`` where the call prunes it."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "to caller at 8:" in theirs and "from 18 to 8: safe" in theirs, theirs
+    assert ours == theirs
+
+
+def test_a_precision_walk_goes_back_through_a_callbacks_body_to_its_call(
+        monkeypatch, capsys, tmp_path):
+    """backtrack_insn keeps the caller's wanted registers through the callback (the
+    walk prints each of its instructions, ``frame1: regs= stack=``) back to the
+    helper call."""
+    theirs, ours = c_logs(LOOP, monkeypatch, capsys, tmp_path)
+    assert "mark_precise: frame1: regs= stack= before 8: (85) call bpf_loop#181" \
+        in theirs, theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_null_callback_context_is_made_precise_before_the_loops_own_checks(
+        monkeypatch, capsys, tmp_path):
+    """check_func_arg walks a NULL ``ctx`` back (r3) before check_helper_call's
+    bpf_loop checks walk the flags (r4) and the count (r1)."""
+    source = LOOP.replace("bpf_loop(4, add, &sum, 0);", "bpf_loop(4, add, 0, 0);") \
+        .replace("*sum += i;", "if (sum)\n        *sum += i;")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if line.startswith("mark_precise: frame0: parent")]
+    assert walks[0].startswith("mark_precise: frame0: parent state regs=r3 "), theirs
+    assert ours == theirs
+
+
+def test_a_for_each_callbacks_value_has_an_id_of_its_own(monkeypatch, capsys, tmp_path):
+    """set_map_elem_callback_state's R3: ``map_value(id=1,map=m,...)`` in the 6.18
+    log, the key without one."""
+    source = """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u64);
+} m SEC(".maps");
+static __u64 visit(void *map, __u32 *key, __u64 *value, void *ctx)
+{
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return bpf_for_each_map_elem(&m, visit, 0, 0) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("R3=map_value(id=1,map=m,ks=4,vs=8)" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+TIMER = """
+struct elem {
+    struct bpf_timer t;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct elem);
+} tm SEC(".maps");
+static int fire(void *map, __u32 *key, struct elem *v)
+{
+    return 0;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 key = 0;
+    struct elem *v = bpf_map_lookup_elem(&tm, &key);
+
+    if (!v)
+        return 0;
+    bpf_timer_init(&v->t, &tm, 1);
+    bpf_timer_set_callback(&v->t, fire);
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_timer_callbacks_path_prints_as_the_kernels(monkeypatch, capsys, tmp_path):
+    """push_async_cb: the caller's whole frame after the call, the value's id; at the
+    callback's exit check_return_code walks R0 back, from a first_idx of 0 (the
+    async state's, never set)."""
+    theirs, ours = c_logs(TIMER, monkeypatch, capsys, tmp_path)
+    assert any(line.startswith("mark_precise: frame0: last_idx ") and
+               line.endswith(" first_idx 0 subseq_idx -1") for line in theirs), theirs
+    assert ours == theirs
+
 # --- C source lines (verbose_linfo) ---------------------------------------------------------
 
 def c_logs(source: str, monkeypatch, capsys, tmp_path) -> tuple[list[str], list[str]]:
@@ -369,6 +546,52 @@ SEC("tc") int prog(struct __sk_buff *skb) { return twice(skb->len) & 1; }
     assert ours == theirs
 
 
+
+def test_a_global_functions_memory_argument_prints_as_mem(monkeypatch, capsys, tmp_path):
+    """btf_prepare_func_args gives a pointer to an int PTR_TO_MEM (| PTR_MAYBE_NULL):
+    ``mem_or_null(id=3,sz=4)``, not ring buffer memory."""
+    source = """
+__noinline int add(struct __sk_buff *skb, int *p, int x)
+{
+    if (!p)
+        return x;
+    return *p + x + skb->len;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    int v = 5;
+
+    return add(skb, &v, skb->mark);
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("R2=mem_or_null(id=" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_peak_states_counts_a_loops_backedges_and_states_not_yet_freed(
+        monkeypatch, capsys, tmp_path):
+    """update_peak_states: explored states, plus those evicted but not yet freed (a
+    branch still open), plus the copies a loop's visit keeps of its backedges (6.12
+    selftests' loop4: the kernel's 17, not 16)."""
+    source = """
+SEC("socket") int prog(volatile struct __sk_buff *skb)
+{
+    int ret = 0, i;
+
+#pragma nounroll
+    for (i = 0; i < 20; i++)
+        if (skb->len)
+            ret |= 1 << i;
+    return ret;
+}
+"""
+    ours, theirs = level_2_logs(compile_object(source), "prog", monkeypatch, capsys, tmp_path)
+    stats = [[line for line in log.splitlines() if line.startswith("processed ")]
+             for log in (theirs, ours)]
+    assert "peak_states 17" in stats[0][0], stats
+    assert stats[1] == stats[0]
+
 # --- kfunc calls -----------------------------------------------------------------------------
 
 DYNPTR = """
@@ -413,12 +636,33 @@ def test_the_dynptr_a_kfunc_makes_or_reads_is_printed_after_its_call(monkeypatch
     """process_dynptr_func: ``fp-16=dynptr_skb(id=1,dynptr_id=1)`` after
     bpf_dynptr_from_skb, which makes it, and after bpf_dynptr_size, which reads it."""
     theirs, ours = c_logs(DYNPTR, monkeypatch, capsys, tmp_path)
-    made = [line for line in theirs if "call bpf_dynptr_" in line]
+    made = [line for line in theirs if re.match(r"\d+: \(85\) call bpf_dynptr_", line)]
     assert len(made) == 2 and all(line.endswith("fp-16=dynptr_skb(id=1,dynptr_id=1)")
                                   for line in made), theirs
     assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
         [re.sub(r"#\d+", "#N", line) for line in theirs]
 
+
+def test_every_dynptr_prints_a_dynptr_id_of_1(monkeypatch, capsys, tmp_path):
+    """The 6.18 kernel prints ``dynptr_id=1`` for each dynptr, whatever its id: a
+    second skb dynptr, its clone and a ring buffer one."""
+    source = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """struct bpf_dynptr q, r;
+
+    bpf_dynptr_from_skb(skb, 0, &q);
+    bpf_dynptr_clone(&q, &r);
+    bpf_ringbuf_reserve_dynptr(&rb, 8, 0, &p);
+    bpf_ringbuf_discard_dynptr(&p, 0);
+    return bpf_dynptr_size(&r) & 1;""").replace("extern int bpf_dynptr_size", """
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} rb SEC(".maps");
+extern int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *c) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("dynptr_ringbuf(id=4,ref_id=5,dynptr_id=1)" in line for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
 
 def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
                                                                       tmp_path):
@@ -436,6 +680,61 @@ extern int bpf_dynptr_size""")
     assert len(walks) == 3, theirs
     assert [line for line in ours if line.startswith("mark_precise")] == \
         [line for line in theirs if line.startswith("mark_precise")]
+
+
+SLICE = DYNPTR.replace("return bpf_dynptr_size(&p) & 1;", """struct {
+        __u32 key;
+        __u8 buf[4];
+    } s __attribute__((aligned(8)));
+    __u8 *h;
+
+    s.key = 0;
+    h = bpf_dynptr_slice(&p, 0, BUFFER, 4);
+    __u64 *v = bpf_map_lookup_elem(&m, &s.key);
+
+    return (h ? h[1] : 0) + (v ? *v : 0);""").replace("extern int bpf_dynptr_size", """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} m SEC(".maps");
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer,
+                              __u32 buffer__szk) __ksym;
+extern int bpf_dynptr_size""")
+
+
+def test_a_dynptr_slice_names_the_stack_buffer_it_may_return(monkeypatch, capsys,
+                                                             tmp_path):
+    """print_reg_state: ``buf=fp[0]-20+4``, the buffer's frame, offset and size, on the
+    slice and its copies (none for a NULL buffer)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "s.buf"), monkeypatch, capsys, tmp_path)
+    assert any(re.search(r"rdonly_mem_or_null\(id=2,sz=4,buf=fp\[0\]-\d+\+4\)", line)
+               for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
+def test_a_null_slice_buffer_is_made_precise_once_and_its_size_not_checked(
+        monkeypatch, capsys, tmp_path):
+    """check_kfunc_args: a NULL ``buffer__opt`` is walked back once, then its size
+    only as the constant (check_kfunc_mem_size_reg skipped)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "0"), monkeypatch, capsys, tmp_path)
+    walks = [line for line in theirs if re.match(r"mark_precise: frame0: regs=r[34] ", line)]
+    assert walks[0].startswith("mark_precise: frame0: regs=r3 "), theirs
+    assert [line for line in ours if line.startswith("mark_precise")] == \
+        [line for line in theirs if line.startswith("mark_precise")]
+
+
+def test_a_kfuncs_buffer_beside_a_narrow_spill_leaves_the_spill(monkeypatch, capsys,
+                                                                tmp_path):
+    """check_stack_range_initialized clobbers a spill only where a byte written is one
+    of its own: the key 0 spilled below the buffer stays a constant map key (the
+    lookup's R0 is not NULL)."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "s.buf"), monkeypatch, capsys, tmp_path)
+    assert any(re.search(r"fp-\d+=mmmmP0", line) for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
 
 
 def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unknown():

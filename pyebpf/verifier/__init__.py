@@ -26,7 +26,7 @@ from ..errors import VerifierError
 from . import errnos, exceptions, helpers, kfuncs, license as licenses, scc, structure
 from .globalfuncs import exception_cb_pc
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
-from .log import Log, insn_text
+from .log import Log, insn_text, live_regs_lines, subprog_lines
 
 __all__ = ["check", "verify", "Verdict", "COMPLEXITY_LIMIT"]
 
@@ -155,8 +155,12 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                if (s := structure.function_start(op, insns[pc], pc))
                                is not None} | ({exception_cb} if exception_cb else set()))
         succ = scc.successors(insns, ops)
+        live = live_registers(insns, ops, succ)
+        if log.level >= 2:
+            log.lines += subprog_lines(starts)
+            log.lines += live_regs_lines(insns, ops, live, scc.components(ops, succ))
         interp = Interpreter(insns, ops, prog_type, profile, maps, log, starts,
-                             live_registers(insns, ops, succ), unpriv, arch, functions,
+                             live, unpriv, arch, functions,
                              gpl, prog_btf, func_info, succ=succ)
         interp.run()
     except Refusal as exc:
@@ -282,7 +286,8 @@ def _call_args(insn, form) -> int:
 
 def live_registers(insns, ops, succ) -> list[int]:
     """Registers each instruction may read before they are written again, along any
-    path of its function (a superset of the kernel's liveness, for pruning), as a mask
+    path of its function (compute_live_registers: for pruning, and the level-2 log's
+    table), as a mask
     per slot (bit r for register r; one more slot, 0, past the end); ``succ``: the
     control flow (:func:`.scc.successors`)."""
     n = len(ops)
@@ -348,8 +353,10 @@ def _uses_defs(insn, op) -> tuple[int, int]:
         u |= ((1 << _call_args(insn, f)) - 1) << 1
         d |= 0b111111
     elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
-        u |= 1 << 6
-        d |= 0b111111
+        # compute_insn_live_regs keeps its defaults for them: every register read,
+        # none written (the 6.18 log's table shows r0-r9 live before each)
+        u |= 0b1111111111
+        d = 0
     if f is isa.F_EXIT:
         u |= 1
     return u, d

@@ -14,8 +14,8 @@ from .dynptrs import const_dynptr_reg
 from .kfuncs import widen_scalars
 from .rbtree import LESS_RANGE, calls_less
 from .helpers import DEDICATED_MAPS, FUNC, PROTOS
-from .state import (CONST_PTR_TO_MAP, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
-                    PTR_TO_STACK, SCALAR, Frame, Reg, scalar, type_str)
+from .state import (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_STACK, SCALAR, Frame, Reg, scalar)
 
 _T = isa.MapType
 _LOOP = isa.HELPER_IDS["loop"]
@@ -41,16 +41,9 @@ class CallbackCalls:
     """The callback side of :class:`~pyebpf.verifier.interp.Interpreter` (mixed in)."""
 
     def callback_call(self, st, pc: int, insn, pending) -> None:
-        # the arguments before the callback first, as check_helper_call checks them in
-        # order
-        meta = {"map": None, "ringbuf_size": 0, "release": 0}
-        proto = PROTOS[insn.imm]
-        fn_regno = proto.args.index(FUNC) + 1
-        for regno in range(1, fn_regno):
-            self.helper_arg(st, pc, proto, insn.imm, regno, proto.args[regno - 1], meta)
-        fn = self.read(st, pc, fn_regno)
-        if fn.type != PTR_TO_FUNC:
-            self.refuse(pc, f"R{fn_regno} type={type_str(fn.type)} expected=func")
+        """The callback of a helper whose arguments check_helper_call has checked
+        (push_callback_call)."""
+        fn = st.cur.regs[PROTOS[insn.imm].args.index(FUNC) + 1]
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         args, _range = CALLBACK_HELPERS[insn.imm]
@@ -82,6 +75,10 @@ class CallbackCalls:
                 r = Reg(PTR_TO_MAP_KEY if source == "key" else PTR_TO_MAP_VALUE)
                 r.mark_known(0)
                 r.map = m
+                if source == "value":
+                    # the 6.18 kernel's log gives the value an id of its own at each
+                    # queueing (map_value(id=2,...)), the key none
+                    r.id = self.new_id()
                 callee.regs[regno] = r
             else:
                 callee.regs[regno] = scalar() if source is None else \
@@ -90,6 +87,7 @@ class CallbackCalls:
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = callee.frameno
         queued.frames.append(callee)
+        self.log.scratch_all(st.cur)
 
     def _loop_inline_state(self, st, pc: int, fn: int) -> None:
         """update_loop_inline_state: a bpf_loop call the kernel may inline has flags
@@ -133,6 +131,7 @@ class CallbackCalls:
                             f"been in [{lo}, {hi}]")
         self.lv.update(st)
         st.frames.pop()
+        self.log.returned(st, callee, st.cur, callee.callsite)
         # scalars the callback changed since the previous call are widened, as for
         # iterators (prepare_func_exit: widen_imprecise_scalars)
         prev = st.parent
@@ -141,6 +140,7 @@ class CallbackCalls:
             prev = prev.parent
         if prev is not None:
             widen_scalars(prev, st)
+        self.log.resumed(st, pc, callee.callsite)
         return callee.callsite
 
 

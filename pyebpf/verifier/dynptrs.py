@@ -19,7 +19,8 @@ from errno import EINVAL
 
 from .. import isa
 from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY,
-                    PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, type_str)
+                    PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, s64,
+                    type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
 LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
@@ -167,10 +168,11 @@ class DynptrCalls:
                 part.kinds = [STACK_INVALID] * 8
                 part.spill = None
 
-    def dynptr_slice(self, pc: int, name: str, size: Reg, dynptr: Reg) -> Reg:
+    def dynptr_slice(self, pc: int, name: str, buf: Reg, size: Reg, dynptr: Reg) -> Reg:
         """check_kfunc_call's bpf_dynptr_slice(_rdwr): memory of the constant size, or
         NULL; read-only for bpf_dynptr_slice; a ring buffer dynptr's holds its
-        reference."""
+        reference; a buffer ``buf`` on the stack is kept in its ``range`` as (frame,
+        offset, size), which the log prints (``buf=fp[0]-30+14``)."""
         skb = dynptr_type(dynptr) == SKB
         r = Reg(PTR_TO_MEM | (DYNPTR_SKB if skb else DYNPTR_MEM) | MAYBE_NULL)
         if name == "bpf_dynptr_slice":
@@ -182,6 +184,8 @@ class DynptrCalls:
         r.size = size.value
         r.id = self.new_id()
         r.ref = dynptr.ref
+        if buf.type == PTR_TO_STACK and buf.is_const:
+            r.range = (buf.frame, buf.off + s64(buf.value), size.value)
         return r
 
     def slice_access(self, pc: int, regno: int, reg: Reg, off: int, size: int,

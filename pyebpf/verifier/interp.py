@@ -231,6 +231,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.id_gen = 0
         self.processed = 0
         self.total_states = self.peak_states = self.cur_states = 0
+        self.free_list: dict[int, VState] = {}    # evicted, not yet freed (by id)
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
@@ -357,8 +358,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
     def _touched(self, pc: int) -> set:
         """The registers an instruction reads or writes (mark_reg_scratched)."""
         insn, f = self.insns[pc], self.ops[pc].form
-        if f is isa.F_CALL or f is isa.F_LD_ABS or f is isa.F_LD_IND:
+        if f is isa.F_CALL:
             return {0}
+        if f is isa.F_LD_ABS or f is isa.F_LD_IND:
+            # check_ld_abs reads R6 (and the index register) and writes R0
+            return {0, 6, insn.src} if f is isa.F_LD_IND else {0, 6}
         if f is isa.F_CALL_LOCAL:
             # a static function: init_func_state scratches the callee's frame; a
             # global one: clear_caller_saved_regs, R0 its unknown result
@@ -424,6 +428,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 break
             if self.loops:
                 self._exit_scc(p)
+            if id(p) in self.free_list and not (self.loops and self._incomplete(p)):
+                del self.free_list[id(p)]      # maybe_free_verifier_state
+                self.cur_states -= 1
             if not p.evicted:
                 self.open[p.insn][p.sig].remove(p)
                 self.open_count[p.insn] -= 1
@@ -564,6 +571,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC exit {_chain_text(chain)}")
         backedges, visit.entry, visit.backedges = visit.backedges, None, []
+        self.cur_states -= len(backedges)     # free_backedges: num_backedges
         for old, st in backedges:
             precision.propagate(self, old, st)
 
@@ -582,6 +590,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.log.level >= 2:
             self.log.add(f"SCC backedge {_chain_text(chain)}")
         visit.backedges.append((old, cur.copy()))
+        # update_peak_states counts a backedge's copy of the state (num_backedges)
+        self.cur_states += 1
+        self.peak_states = max(self.peak_states, self.cur_states)
 
     def _bucket(self, pc: int, st: VState) -> int:
         """_bucket_of for ``st``'s current function."""
@@ -629,9 +640,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return it is not None and it.spill.value == ITER_ACTIVE
 
     def _evict(self, old: VState) -> None:
-        """Forget a state (the kernel moves it to its free list)."""
+        """Forget a state (the kernel moves it to its free list, where it counts towards
+        peak_states until maybe_free_verifier_state frees it: at once unless a branch
+        of it is still open or its loop's read marks are incomplete)."""
         self.states[self._bucket_of(old.insn, old.frames[-1].callsite)].remove(old)
-        self.cur_states -= 1
+        if old.branches or self.loops and self._incomplete(old):
+            self.free_list[id(old)] = old
+        else:
+            self.cur_states -= 1
         if old.branches:
             self.open[old.insn][old.sig].remove(old)
             self.open_count[old.insn] -= 1
@@ -704,11 +720,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     # check_helper_call: a helper the type offers is refused for the
                     # license before its arguments and any callback are looked at
                     self.refuse(pc, HELPER_REFUSAL)
-                if insn.imm in CALLBACK_HELPERS:
-                    self.callback_call(st, pc, insn, pending)
-                elif insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
                     self.timer_callback_call(st, pc, insn, pending)
-                self.helper_call(st, pc, insn)
+                self.helper_call(st, pc, insn, pending)
             self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_CALL_LOCAL:
@@ -1512,8 +1526,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.ctx_off(pc, 6, r6)
         for r in range(1, 6):
             regs[r] = Reg()
+        # check_ld_abs: mark_reg_unknown, not the load's width (R0=scalar() in the log)
         regs[0] = scalar()
-        bounds.truncate(regs[0], op.size)
         if len(st.frames) == 1:
             return pc + 1
         self.push(st, pc + 1, pc, pending)
@@ -1735,7 +1749,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 r.range = max(r.range, new_range)
 
     # --- calls --------------------------------------------------------------------------------
-    def helper_call(self, st: VState, pc: int, insn) -> None:
+    def helper_call(self, st: VState, pc: int, insn, pending) -> None:
         hid = insn.imm
         regs = st.cur.regs
         if not 0 <= hid <= isa.MAX_HELPER_ID:
@@ -1763,6 +1777,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         proto = helpers.PROTOS.get(hid, helpers.Proto(name, helpers.INTEGER, ()))
         meta = self.check_call_46(st, pc, hid) if self.profile == "4.6" else \
             self.helper_args(st, pc, hid, proto)
+        if hid in CALLBACK_HELPERS:
+            # check_helper_call queues the callback after every argument's check
+            self.callback_call(st, pc, insn, pending)
         if meta["release"]:
             ref = meta["release"]
             st.refs.pop(ref, None)
@@ -2061,7 +2078,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                     f"{', '.join(self._EXPECTED[helpers.MEM])}")
                 return
             uninit = meta.pop("mem_write", False)
-            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok, raw=uninit)
+            # check_mem_size_reg: a size not constant drops the call's meta, so the
+            # memory is not raw (check_helper_call writes no bytes of it after)
+            self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok,
+                            raw=uninit and reg.is_const)
             return
         if kind == helpers.ALLOC_SIZE_OR_ZERO:
             if reg.type != SCALAR or not reg.is_const:
@@ -2150,7 +2170,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         # each byte's check_stack_write scrubs the whole slot
                         s.kinds = [STACK_MISC] * 8
                         s.spill = None
-                    if s.spill is not None:
+                    # raw: each byte's check_stack_write_fixed_off ends the slot's spill;
+                    # else check_stack_range_initialized's clobber ends it only for a byte
+                    # of the spill itself (a kfunc's buffer beside a narrow spill keeps it)
+                    if s.spill is not None and (raw or s.kinds[a % 8] == STACK_SPILL):
                         s.spill = None
                         s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
                     s.kinds[a % 8] = STACK_MISC
@@ -2223,7 +2246,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 # pointers end (as at a global function's call); the helpers that
                 # change packet data ended them where they were called
                 self.clear_all_pkt_pointers(st)
-            self.log.returned(st, callee, caller, pc, callee.callsite + 1)
+            self.log.returned(st, callee, caller, callee.callsite + 1)
+            self.log.resumed(st, pc, callee.callsite + 1)
             return callee.callsite + 1
         r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:
@@ -2235,6 +2259,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
         if st.cur.in_callback in ASYNC_CALLBACKS:
+            # check_return_code: R0 made precise, then held to the callback's range
+            self._needs(st, 0)
             self.async_exit(pc, r0, st.cur.in_callback)
             return None
         if self.in_exception_cb:

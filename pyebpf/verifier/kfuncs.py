@@ -577,7 +577,7 @@ class KfuncCalls:
             if btf_ret.type & MAYBE_NULL:
                 btf_ret.id = btf_ret.ref
         if name.startswith("bpf_dynptr_slice"):
-            btf_ret = self.dynptr_slice(pc, name, regs[4], dynptr)
+            btf_ret = self.dynptr_slice(pc, name, regs[3], regs[4], dynptr)
         for r in range(1, 6):
             regs[r] = Reg()
         if k.flags & isa.KF_ITER_NEXT:
@@ -589,8 +589,11 @@ class KfuncCalls:
 
     def _slice_buffer(self, st, pc: int, regno: int, reg: Reg, size: Reg) -> None:
         """bpf_dynptr_slice(_rdwr)'s buffer__opt: NULL, or writable memory of the
-        constant size that follows it (check_kfunc_mem_size_reg)."""
+        constant size that follows it (check_kfunc_mem_size_reg).  A NULL buffer's 0 is
+        made precise (check_kfunc_args: the 6.18 log walks it back once, before the
+        size), as the slice's state depends on there being no buffer."""
         if reg.is_null():
+            self._needs(st, regno)
             return
         if reg.type not in (PTR_TO_STACK, PTR_TO_MEM, PTR_TO_MAP_VALUE):
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=fp, map_value, mem")

@@ -12,8 +12,9 @@ from . import tnum
 from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
 from .locks import map_name
-from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, PTR_TO_MEM, STACK_DYNPTR, STACK_ITER, M64, NOT_INIT, PKT_TYPES, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
-                    type_str)
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, MAYBE_NULL, NOT_INIT, PKT_TYPES,
+                    PTR_TO_FUNC, PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
+                    STACK_DYNPTR, STACK_ITER, type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
 _SSIZE = {1: "s8", 2: "s16", 4: "s32"}
@@ -177,12 +178,16 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         if map_name(r.map):                 # print_reg_state: none for an unnamed map
             parts.append(f"map={map_name(r.map)}")
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
-    if r.type != SCALAR and r.off:
+    if r.type != SCALAR and r.type != PTR_TO_FUNC and r.off:
+        # pyebpf keeps a function pointer's target in off; the kernel's is subprogno
         parts.append(f"off={_snum(r.off)}")
     if r.type & 0xFF in PKT_TYPES:
         parts.append(f"r={_unum(r.range & M64)}")     # past pkt_end: negative
     if r.type & 0xFF == PTR_TO_MEM:
         parts.append(f"sz={r.size}")
+        if r.range:     # a dynptr slice's stack buffer (dynptrs.py)
+            frame, off, size = r.range
+            parts.append(f"buf=fp[{frame}]{off}+{size}")
     if r.type == CONST_PTR_TO_DYNPTR and r.size:
         parts.append(f"type={TYPE_NAMES[r.size]}")
     if r.is_const:
@@ -192,7 +197,13 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         parts += _ranges(r)
         if r.var != tnum.UNKNOWN:
             parts.append(f"var_off={tnum.text(r.var)}")
-    return f"{fp if r.type == PTR_TO_STACK else type_str(r.type)}({','.join(parts)})"
+    name = fp if r.type == PTR_TO_STACK else type_str(r.type)
+    if r.type & ~MAYBE_NULL == PTR_TO_MEM and not r.ref:
+        # pyebpf's flagless PTR_TO_MEM is ring buffer memory, which holds its
+        # reservation's reference (the kernel's MEM_RINGBUF), or a global function's
+        # memory argument, which holds none: the kernel's plain "mem"
+        name = name.replace("ringbuf_mem", "mem", 1)
+    return f"{name}({','.join(parts)})"
 
 
 # slot_type_char, indexed by STACK_INVALID, _SPILL, _MISC, _ZERO, _DYNPTR, _ITER, _IRQ_FLAG
@@ -214,7 +225,9 @@ def _slot_text(s, marks: bool = False, frameno: int | None = None) -> str | None
         if m is None or m.size != 1:
             return None
         ref = f"ref_id={m.ref}," if m.ref else ""
-        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id={m.id})"
+        # the 6.18 kernel's dynptr_id here is 1 for every dynptr, clones and ring
+        # buffer ones included: the slot printed is the dynptr's first
+        return f"dynptr_{TYPE_NAMES[dynptr_type(m)]}(id={m.id},{ref}dynptr_id=1)"
     if s.spill is not None:
         # a spill narrower than the slot: the types of the bytes above it first
         # (print_verifier_state, ``fp-8=mmmm0``)
@@ -287,6 +300,25 @@ def scratched_text(st, regs, slots) -> str | None:
     return " ".join(out + _tail(st))
 
 
+def subprog_lines(starts) -> list[str]:
+    """check_subprogs at level 2: ``func#N @start`` for each function."""
+    return [f"func#{i} @{start}" for i, start in enumerate(starts)]
+
+
+def live_regs_lines(insns, ops, live, scc) -> list[str]:
+    """compute_live_registers at level 2: ``Live regs before insn:``, then each
+    instruction with its loop's number (if any), the registers r0-r9 live before it
+    and its text (``  3:   0: .1........ (b7) r6 = 0``)."""
+    out = ["Live regs before insn:"]
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        mask = "".join(str(r) if live[pc] >> r & 1 else "." for r in range(10))
+        loop = f"{scc[pc]:3d} " if scc[pc] else "    "
+        out.append(f"{loop}{pc:3d}: {mask} {insn_text(insns, pc)}")
+    return out
+
+
 class Log:
     """Lines of the verifier log at ``level`` 0 (none), 1 or 2; with ``line_info``
     (the program's :class:`~pyebpf.btf.ext.LineInfo` records) each instruction of a
@@ -299,6 +331,7 @@ class Log:
         self.prev_linfo = None          # index of the record last printed
         self.lines: list[str] = []
         self.slots: set[int] = set()    # stack slots the current instruction touched
+        self.all_regs = False           # and every register (scratch_all)
         self.insn_line = -1             # where the last instruction line is
         # a path just begun (do_check's do_print_state): (the pc it was queued at, or
         # None for a function's entry; its first pc; its state; whether ``Y: state``
@@ -343,6 +376,8 @@ class Log:
         that instruction's line, or on a line of its own, ``pc:``, where other lines
         came between)."""
         if self.level >= 2 and st.frames:
+            if self.all_regs:
+                regs, self.all_regs = range(11), False
             touched = scratched_text(st, regs, self.slots)
             text = f" {touched}" if touched else ""
             if touched is not None and self.insn_line == len(self.lines) - 1:
@@ -379,15 +414,28 @@ class Log:
             self.lines += ["caller:", frame_text(caller, st), "callee:",
                            frame_text(callee, st)]
 
-    def returned(self, st, callee, caller, exit_pc: int, to: int) -> None:
-        """Its return (prepare_func_exit): both frames whole, then at level 2 the
-        caller's path goes on as a popped one does (``from X to Y: state``, with no
-        ``Y: state`` after it: nothing is scratched)."""
+    def returned(self, st, callee, caller, to: int) -> None:
+        """A static function's or a callback's return (prepare_func_exit): both frames
+        whole, the callee's as it returns, the caller's before a callback's changes
+        are widened."""
         if self.level:
             self.lines += ["returning from callee:", frame_text(callee, st),
                            f"to caller at {to}:", frame_text(caller, st)]
+
+    def resumed(self, st, exit_pc: int, to: int) -> None:
+        """Level 2: after a return the caller's path goes on as a popped one does
+        (do_check's do_print_state: ``from X to Y: state``, with no ``Y: state`` after
+        it, nothing being scratched)."""
         if self.level >= 2:
             self.fresh = (exit_pc, to, state_text(st), False)
+
+    def scratch_all(self, frame) -> None:
+        """Level 2: every register and stack slot of ``frame`` is printed after the
+        instruction (init_func_state's mark_verifier_state_scratched, for a callback
+        queued while the caller's frame is the current one)."""
+        if self.level >= 2:
+            self.all_regs = True
+            self.slots.update(frame.stack)
 
     def begun(self) -> None:
         """Level 2: the path just begun goes on: ``from X to Y: state`` for a queued

@@ -35,6 +35,7 @@ from .state cimport Frame, VState
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
+from .timers import ASYNC_CALLBACKS
 
 
 _ALU = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K,
@@ -133,7 +134,7 @@ def _walk(interp, VState st, _Walk w) -> None:
     log = interp.log if interp.log.level >= 2 else None
     calls_cb = interp.callback_calls
     hist, p = st.hist, st.parent
-    last, first, subseq = interp.pc, _pc(st.hist[0]) if st.hist else interp.pc, -1
+    last, first, subseq = interp.pc, _first(st, interp.pc), -1
     later = interp.pc       # the instruction run after the last of ``hist``
     while True:
         if log:
@@ -185,18 +186,27 @@ def _walk(interp, VState st, _Walk w) -> None:
                     s.spill.precise = True
             if log:
                 log.add(f"mark_precise: frame{fr}: parent state regs={_regs_text(regs)} "
-                        f"stack={_slots_text(slots)}: {frame_text(frame)}")
+                        f"stack={_slots_text(slots)}: {frame_text(frame, p)}")
         if w.empty():
             return
         subseq = first
         if hist:
             later = _pc(hist[0])
+        last, first = (_pc(p.hist[-1]), _first(p, -1)) if p.hist else (-1, -1)
         hist, p = p.hist, p.parent
-        last, first = (_pc(hist[-1]), _pc(hist[0])) if hist else (-1, -1)
 
 
 def _pc(entry) -> int:
     return entry if type(entry) is int else entry[0]
+
+
+def _first(VState st, int empty) -> int:
+    """The state's first_insn_idx as the walk's header prints it: its first
+    instruction (``empty`` where it has none); 0 for an async callback's first
+    state, which push_async_cb leaves unset."""
+    if st.parent is None and st.frames[0].in_callback in ASYNC_CALLBACKS:
+        return 0
+    return _pc(st.hist[0]) if st.hist else empty
 
 
 def _regs_text(regs) -> str:
@@ -282,11 +292,11 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
     elif f is F_EXIT:
         # back into the function that returned: the caller's R0 was its R0; the
         # caller's R1-R5 were clobbered by the return.  A callback returns to the
-        # helper that called it, which sets the caller's R0 and R1-R5 itself.
+        # helper that called it, which sets the caller's R0 itself; the caller's
+        # R1-R5 stay wanted through the callback's body, back to the call (the 6.18
+        # kernel's log walks the body with them)
         callback = nxt in calls_cb
-        if callback:
-            regs -= _ARGS
-        if regs & _ARGS:
+        if regs & _ARGS and not callback:
             return False
         inner = {0} if 0 in regs and not callback else set()
         regs.discard(0)

@@ -84,12 +84,13 @@ class TimerRules:
         fn = self.read(st, pc, 2)
         if fn.type != PTR_TO_FUNC:
             self.refuse(pc, f"R2 type={type_str(fn.type)} expected=func")
-        self._push_async(pc, fn, meta["map"], pending, ASYNC)
+        self._push_async(st, pc, fn, meta["map"], pending, ASYNC)
 
-    def _push_async(self, pc: int, fn: Reg, m, pending, kind) -> None:
+    def _push_async(self, st, pc: int, fn: Reg, m, pending, kind) -> None:
         """push_async_cb: the callback ``fn`` names, verified later as a path of its own
         with set_timer_callback_state's registers for an element of ``m`` (``kind``:
-        ASYNC, SLEEPABLE_ASYNC for a path that may sleep, TASK_WORK_ASYNC)."""
+        ASYNC, SLEEPABLE_ASYNC for a path that may sleep, TASK_WORK_ASYNC); the value
+        with an id of its own, as the 6.18 kernel's log shows it."""
         callee = Frame(pc, self.func_of(fn.off), 0)
         callee.in_callback = kind
         self.async_cbs.add(callee.subprog)
@@ -101,6 +102,7 @@ class TimerRules:
             r.mark_known(0)
             r.map = m
             callee.regs[regno] = r
+        callee.regs[3].id = self.new_id()
         callee.regs[10].type = PTR_TO_STACK
         callee.regs[10].mark_known(0)
         callee.regs[10].frame = 0
@@ -111,6 +113,7 @@ class TimerRules:
         queued = VState()
         queued.frames = [callee]
         pending.append((queued, fn.off, pc, self.log.mark()))
+        self.log.scratch_all(st.cur)
 
     def _map_field(self, pc: int, reg: Reg, argno: int, field: str, attr: str):
         """check_map_field_pointer for a kfunc's arg#``argno``: a map value pointer at
@@ -165,7 +168,7 @@ class TimerRules:
         if self.read(st, pc, flags).type != SCALAR:
             self.refuse(pc, f"R{flags} is not a scalar")
         if name == "bpf_wq_set_callback_impl":
-            self._push_async(pc, fn, m, pending, SLEEPABLE_ASYNC)
+            self._push_async(st, pc, fn, m, pending, SLEEPABLE_ASYNC)
 
     def task_work_call(self, st, pc: int, k, pending) -> None:
         """check_kfunc_args for bpf_task_work_schedule_*: R1 a trusted task, R2 a map
@@ -176,7 +179,7 @@ class TimerRules:
         m = self._map_field(pc, self.read(st, pc, 2), 1, "bpf_task_work", "task_work_off")
         self._same_map(pc, self.read(st, pc, 3), 3, m, "bpf_task_work", 2)
         fn = self._callback_arg(pc, self.read(st, pc, 4), 3)
-        self._push_async(pc, fn, m, pending, TASK_WORK_ASYNC)
+        self._push_async(st, pc, fn, m, pending, TASK_WORK_ASYNC)
 
     def timer_arg_checked(self, st, pc: int, meta: dict) -> None:
         """R1 of a timer helper, as check_func_arg checks it."""
