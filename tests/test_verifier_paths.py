@@ -633,6 +633,19 @@ def test_exiting_with_a_ring_buffer_record_still_reserved_is_refused():
               kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body)
 
 
+def test_exiting_with_a_reservation_leaked_and_r0_unset_is_refused_for_the_leak():
+    """process_bpf_exit_full checks for leaked references before check_return_code
+    reads R0 (found by the random programs, seed fuzz1205): the first record leaks, the
+    second is discarded, which leaves R0 unset."""
+    ring = Map.create("ringbuf", 0, 0, 4096)
+    reserve = "r1 = map_fd({}) ll\nr2 = 8\nr3 = 0\ncall 131\n"
+    body = "if r0 == 0 goto +3\nr1 = r0\nr2 = 0\ncall 133\nexit"
+    with kernel.KernelMap("ringbuf", 0, 0, 4096) as k:
+        agree(reserve.format(ring.fd) * 2 + body,
+              "BPF_EXIT instruction in main prog would lead to reference leak",
+              kernel_text=reserve.format(k.fd) * 2 + body)
+
+
 # --- loops and limits ---------------------------------------------------------------------
 
 def test_a_bounded_loop_is_accepted():

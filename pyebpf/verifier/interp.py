@@ -2218,15 +2218,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.clear_all_pkt_pointers(st)
             self.log.returned(st, callee, caller, pc, callee.callsite + 1)
             return callee.callsite + 1
-        r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:
-            return self.callback_exit(st, pc, r0)
+            return self.callback_exit(st, pc, self.read(st, pc, 0))
+        # process_bpf_exit_full: check_resource_leak before check_return_code reads R0
         self.lock_held_at(st, pc, "BPF_EXIT instruction in main prog")
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
+        r0 = self.read(st, pc, 0)
         if st.cur.in_callback in ASYNC_CALLBACKS:
             self.async_exit(pc, r0, st.cur.in_callback)
             return None
