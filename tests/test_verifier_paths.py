@@ -649,9 +649,9 @@ def test_exiting_with_a_reservation_leaked_and_r0_unset_is_refused_for_the_leak(
 def _kfuncs(text: str) -> tuple[str, str]:
     """``text`` with each ``KFUNC(name)`` as pyebpf numbers the kfunc and as the kernel's
     vmlinux BTF does."""
-    from pyebpf.verifier.log import kfunc_btf_id
+    from pyebpf.kernel.vmlinux import kfunc_btf_id
     sub = lambda ids: re.sub(r"KFUNC\((\w+)\)", lambda m: f"kfunc {ids(m[1])}", text)
-    return sub(isa.KFUNC_NAMES.index), sub(lambda name: kfunc_btf_id(name, -1))
+    return sub(isa.KFUNC_IDS.__getitem__), sub(lambda name: kfunc_btf_id(name, 0))
 
 
 ITER_AT_24 = ("r6 = r1\nr1 = r10\nr1 += -24\nr2 = 0\nr3 = 4\n"
