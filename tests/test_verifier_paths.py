@@ -633,6 +633,58 @@ def test_exiting_with_a_ring_buffer_record_still_reserved_is_refused():
               kernel_text=f"r1 = map_fd({k.fd}) ll\n" + body)
 
 
+def test_exiting_with_a_reservation_leaked_and_r0_unset_is_refused_for_the_leak():
+    """process_bpf_exit_full checks for leaked references before check_return_code
+    reads R0 (found by the random programs, seed fuzz1205): the first record leaks, the
+    second is discarded, which leaves R0 unset."""
+    ring = Map.create("ringbuf", 0, 0, 4096)
+    reserve = "r1 = map_fd({}) ll\nr2 = 8\nr3 = 0\ncall 131\n"
+    body = "if r0 == 0 goto +3\nr1 = r0\nr2 = 0\ncall 133\nexit"
+    with kernel.KernelMap("ringbuf", 0, 0, 4096) as k:
+        agree(reserve.format(ring.fd) * 2 + body,
+              "BPF_EXIT instruction in main prog would lead to reference leak",
+              kernel_text=reserve.format(k.fd) * 2 + body)
+
+
+def _kfuncs(text: str) -> tuple[str, str]:
+    """``text`` with each ``KFUNC(name)`` as pyebpf numbers the kfunc and as the kernel's
+    vmlinux BTF does."""
+    from pyebpf.kernel.vmlinux import kfunc_btf_id
+    sub = lambda ids: re.sub(r"KFUNC\((\w+)\)", lambda m: f"kfunc {ids(m[1])}", text)
+    return sub(isa.KFUNC_IDS.__getitem__), sub(lambda name: kfunc_btf_id(name, 0))
+
+
+ITER_AT_24 = ("r6 = r1\nr1 = r10\nr1 += -24\nr2 = 0\nr3 = 4\n"
+              "call KFUNC(bpf_iter_num_new)\n")
+ITER_DESTROY = "r1 = r10\nr1 += -24\ncall KFUNC(bpf_iter_num_destroy)\nr0 = 0\nexit"
+
+
+def test_a_load_from_an_iterators_stack_slot_is_refused():
+    """check_stack_read_fixed_off: an iterator's bytes are neither misc, zero nor
+    uninitialised (found by the random programs, seed wide1205)."""
+    ours_, theirs_ = _kfuncs(ITER_AT_24 + "r0 = *(u32 *)(r10 - 20)\n" + ITER_DESTROY)
+    agree(ours_, "invalid read from stack off -20+0 size 4", kernel_text=theirs_)
+
+
+def test_a_helper_reading_stack_that_holds_an_iterator_is_refused():
+    """check_stack_range_initialized refuses an iterator's bytes to a helper, even for
+    root (found by the random programs, seed wide1205)."""
+    ours_, theirs_ = _kfuncs(ITER_AT_24 + "*(u64 *)(r10 - 8) = 0\n*(u64 *)(r10 - 16) = 0\n"
+                             "r1 = r10\nr1 += -20\nr2 = 16\ncall 6\n" + ITER_DESTROY)
+    agree(ours_, "invalid read from stack R1 off -20+0 size 16", kernel_text=theirs_)
+
+
+def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
+    """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
+    are refused (found by the random programs, seed wide1205)."""
+    ours_, theirs_ = _kfuncs("r6 = r1\nr1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\n"
+                             "call KFUNC(bpf_dynptr_from_skb)\nr3 = *(u32 *)(r6 + 0)\n"
+                             "r3 &= 7\nr2 = r10\nr2 += -16\nr2 += r3\n"
+                             "r0 = *(u8 *)(r2 + 0)\nr0 = 0\nexit")
+    agree(ours_, "invalid read from stack R2 var_off (0x0; 0x7)+0 size 1",
+          kernel_text=theirs_)
+
+
 # --- loops and limits ---------------------------------------------------------------------
 
 def test_a_bounded_loop_is_accepted():

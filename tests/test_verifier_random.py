@@ -10,7 +10,11 @@ off-by-one bounds checks, map lookups with and without NULL checks at in- and
 out-of-range offsets, stack spills and fills of every width, pointer arithmetic,
 bounded and unbounded loops, helper calls with good and bad sizes, uninitialised
 registers, partial spills and fills of every width, pointer arithmetic of each kind,
-helper arguments good and bad, loops of several shapes, subprograms), and an exit.
+helper arguments good and bad, loops of several shapes, subprograms; -mcpu=v4 ALU and
+JMP32 bounds used as offsets, context writes and narrow loads, packet pointers kept
+across helpers that change the packet, socket lookups and ring buffer records released
+wrongly, bpf_loop callbacks, bpf_iter_num loops and skb dynptr slices), and an exit.  A
+program with a callback is loaded with BTF function info, as its lddw needs.
 
 :data:`COUNT` programs per program type run on every run, against the live kernel or
 its recorded answers; ``PYEBPF_VERIFIER_FUZZ=N`` adds a long run of N other programs
@@ -21,10 +25,12 @@ from __future__ import annotations
 import os
 import random
 import re
+import struct
 
 import pytest
 
-from pyebpf import Map, Program, asm, errors, kernel
+from pyebpf import Map, Program, asm, errors, isa, kernel
+from pyebpf.kernel.vmlinux import kfunc_btf_id
 from skbdiff import CLS, SF
 
 COUNT = 500
@@ -33,15 +39,19 @@ VALUE_SIZE = 16
 PACKETS = [bytes(range(256))[:n] for n in (14, 34, 60, 64, 128, 256)]
 
 
-def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
-    """Assembler lines of one fragment; labels are suffixed with ``k``."""
+def _fragment(rng: random.Random, tc: bool, k: int, subs: list[list[str]]) -> list[str]:
+    """Assembler lines of one fragment; labels are suffixed with ``k``; a fragment with a
+    callback appends its body to ``subs``."""
     kind = rng.choice(["pkt", "map", "stack", "ptr", "loop", "helper", "scalar", "uninit",
                        "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix", "partial",
-                       "partial", "ptrkind", "ptrkind", "args", "args", "loop2", "atomic"]
+                       "partial", "ptrkind", "ptrkind", "args", "args", "loop2", "atomic",
+                       "v4", "v4", "ctxw", "ctxw", "ring", "loopcb", "iternum", "pktchg",
+                       "pktchg", "sock", "sock", "dynptr"]
                       if tc else
                       ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
                        "alu32", "tail", "mix", "mix", "partial", "partial", "ptrkind",
-                       "args", "args", "loop2", "atomic"])
+                       "args", "args", "loop2", "atomic", "v4", "v4", "ctxw", "ctxw", "ring",
+                       "loopcb", "iternum"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -119,6 +129,10 @@ def _fragment(rng: random.Random, tc: bool, k: int) -> list[str]:
         return [load, "*(u32 *)(r10 - 8) = r3", f"r4 = *(u{rng.choice((32, 64, 16))} *)"
                 f"(r10 - 8)", f"if r4 > {rng.choice((15, 16, 100))} goto skip{k}",
                 "r2 = r10", "r2 += -32", "r2 += r4", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    if kind == "loopcb":
+        return _loopcb(rng, tc, k, subs)
+    if kind in _KINDS:
+        return _KINDS[kind](rng, tc, k)
     if kind == "partial":
         return _partial(rng, tc, k)
     if kind == "ptrkind":
@@ -370,6 +384,267 @@ def _args(rng: random.Random, tc: bool, k: int) -> list[str]:
             f"r2 = {rng.choice((8, 16))}", "call 6"]
 
 
+def _v4(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """-mcpu=v4 ALU and JMP32: a 32-bit or signed comparison refining a value then used
+    as a stack offset (the upper half unknown or not), and BPF_NEG, BPF_ARSH, bswap,
+    movsx, ldsx, sdiv and smod producing the offset."""
+    shape = rng.randint(0, 6)
+    src = rng.choice(("r3 = *(u32 *)(r6 + 0)", "call 7\nr3 = r0", "r3 = *(u16 *)(r6 + 8)"))
+    lines = src.split("\n")
+    use = ["r2 = r10", "r2 += -16", "r2 += r3", "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    if shape == 0:      # JMP32 bounds the low half only
+        lines += [f"if w3 {rng.choice(('>', '>=', 's>'))} {rng.choice((7, 15, 16))} "
+                  f"goto skip{k}"]
+        if rng.random() < 0.5:
+            lines.append(f"if w3 s< {rng.choice((0, -1))} goto skip{k}")
+        if rng.random() < 0.5:
+            lines.append("w3 = w3")
+        return lines + use
+    if shape == 1:      # negation, 64 or 32 bits wide
+        return lines + [f"r3 &= {rng.choice((7, 15))}", rng.choice(("r3 = -r3", "w3 = -w3")),
+                        "r2 = r10", "r2 += -1", "r2 += r3", "r0 = *(u8 *)(r2 + 0)"]
+    if shape == 2:      # an arithmetic shift of a sign-extended value
+        wide = rng.random() < 0.7
+        return lines + [rng.choice(("r3 <<= 56", "r3 <<= 60", "r3 = (s8)r3")
+                                   if wide else ("w3 <<= 24", "w3 <<= 28", "w3 = (s8)w3")),
+                        f"{'r3' if wide else 'w3'} s>>= "
+                        f"{rng.choice((56, 60, 4) if wide else (24, 28, 4))}",
+                        f"if r3 s> {rng.choice((7, 8))} goto skip{k}",
+                        f"if r3 s< {rng.choice((-8, -9, 0))} goto skip{k}",
+                        "r2 = r10", "r2 += -8", "r2 += r3", "r0 = *(u8 *)(r2 + 0)",
+                        f"skip{k}:"]
+    if shape == 3:      # unconditional byte swaps
+        return lines + [f"r3 = bswap{rng.choice((16, 32, 64))} r3",
+                        rng.choice(("r3 &= 15", "r3 >>= 60", "r3 >>= 56", "w3 &= 15")),
+                        ] + use
+    if shape == 4:      # movsx of a bounded value: negative or not
+        return lines + [f"r3 &= {rng.choice((7, 0x7f, 0xff, 0x8f))}",
+                        rng.choice(("r3 = (s8)r3", "w3 = (s8)w3", "r3 = (s16)r3",
+                                    "r3 = (s32)r3")),
+                        f"if r3 {rng.choice(('>', 's>'))} 15 goto skip{k}"] + use
+    if shape == 5:      # ldsx from the stack, a map value or the context
+        where = rng.choice(("stack", "stack", "ctx", "map"))
+        w = rng.choice(("s8", "s16", "s32"))
+        if where == "stack":
+            pre = ["*(u64 *)(r10 - 24) = r3", f"r3 = *({w} *)(r10 - 24)"]
+        elif where == "ctx":
+            pre = [f"r3 = *({w} *)(r6 + {rng.choice((0, 8, 48))})"]
+        else:
+            pre = ["*(u32 *)(r10 - 4) = 0", "r1 = map_fd(MAPFD) ll", "r2 = r10", "r2 += -4",
+                   "call 1", f"if r0 == 0 goto skip{k}", f"r3 = *({w} *)(r0 + 0)"]
+        return lines + pre + [f"if r3 s> 15 goto skip{k}",
+                              f"if r3 s< {rng.choice((0, -16, -17))} goto skip{k}",
+                              "r2 = r10", "r2 += -16", "r2 += r3",
+                              "r0 = *(u8 *)(r2 + 0)", f"skip{k}:"]
+    # signed division and modulo: the result's bounds
+    return lines + [rng.choice(("r3 s/= 3", "r3 s%= 16", "w3 s%= 16", "w3 s/= -2",
+                                "r3 s/= r3", "r3 s%= -16")),
+                    f"if r3 {rng.choice(('>', 's>'))} 15 goto skip{k}",
+                    f"if r3 s< {rng.choice((0, -1))} goto skip{k}"] + use
+
+
+def _ctxw(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """Context writes the kernel allows (tc: mark, priority, tc_index, cb[],
+    queue_mapping, tc_classid, tstamp; socket filters: cb[]) and refuses (len,
+    pkt_type, hash, data), at each width; narrow loads of fields and of pointers."""
+    if rng.random() < 0.5:
+        off = rng.choice((8, 12, 32, 44, 48, 52, 64, 72, 152, 0, 4, 68, 76, 24))
+        size = rng.choice((4, 4, 8, 2, 1))
+        off += rng.choice((0, 0, 0, 2, 1)) if size < 4 else 0
+        src = rng.choice(("r3", "imm", "r10", "r6"))
+        lines = ["r3 = *(u32 *)(r6 + 0)"] if src == "r3" else []
+        val = rng.choice((0, 1, 7)) if src == "imm" else src
+        return lines + [f"*({_W[size]} *)(r6 + {off}) = {val}"]
+    off = rng.choice((0, 4, 8, 12, 16, 20, 24, 32, 44, 48, 68, 72, 76, 80, 140, 152, 160, 168))
+    size = rng.choice((1, 2, 2, 4, 8))
+    off += rng.choice((0, 0, 1, 2, 3)) if size < 4 else 0
+    return [f"r3 = *({_W[size]} *)(r6 + {off})",
+            "r0 = *(u8 *)(r3 + 0)" if rng.random() < 0.15 else "r0 = r3"]
+
+
+def _pktchg(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """A checked packet pointer kept, in a register or spilled, across a helper that
+    changes the packet (bpf_skb_pull_data, bpf_skb_change_tail, bpf_skb_vlan_push,
+    bpf_skb_store_bytes, bpf_l3_csum_replace): used as it was, or reloaded from the
+    context with or without a new check."""
+    call = rng.choice((["r1 = r6", f"r2 = {rng.choice((14, 34))}", "call 39"],
+                       ["r1 = r6", "r2 = 100", "r3 = 0", "call 38"],
+                       ["r1 = r6", "r2 = 129", "r3 = 5", "call 18"],
+                       ["r1 = r6", "r2 = 0", "r3 = r10", "r3 += -8", "r4 = 2", "r5 = 0",
+                        "*(u64 *)(r10 - 8) = 0", "call 9"],
+                       ["r1 = r6", "r2 = 24", "r3 = 0", "r4 = 0", "r5 = 2", "call 10"],
+                       ["r1 = r6", "call 7"]))
+    lines = ["r2 = r7", "r2 += 14", f"if r2 > r8 goto skip{k}"]
+    spill = rng.random() < 0.3
+    if spill:
+        lines.append("*(u64 *)(r10 - 32) = r7")
+    lines += call
+    after = rng.choice(("stale", "reload", "reload", "unchecked"))
+    if spill:
+        lines.append("r7 = *(u64 *)(r10 - 32)")
+    if after == "reload":
+        lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)", "r2 = r7",
+                  f"r2 += {rng.choice((14, 14, 13))}", f"if r2 > r8 goto skip{k}"]
+    elif after == "unchecked":
+        lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
+    return lines + [f"r0 = *(u8 *)(r7 + {rng.choice((0, 13))})", f"skip{k}:"]
+
+
+def _sock(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """A socket lookup (bpf_sk_lookup_tcp/udp, bpf_skc_lookup_tcp) with a tuple on the
+    stack, initialised or not, of the right size or not; the result NULL-checked or not,
+    read, released once, twice, not at all, or used after its release."""
+    lines = ["*(u64 *)(r10 - 16) = 0"]
+    if rng.random() < 0.9:
+        lines.append("*(u32 *)(r10 - 8) = 0")
+    lines += ["r1 = r6", "r2 = r10", "r2 += -16", f"r3 = {rng.choice((12, 12, 12, 36, 8))}",
+              f"r4 = {rng.choice((-1, -1, 0))}", "r5 = 0", f"call {rng.choice((84, 85, 99))}",
+              "r9 = r0"]
+    checked = rng.random() < 0.8
+    if checked:
+        lines.append(f"if r0 == 0 goto skip{k}")
+    if rng.random() < 0.5:
+        lines.append(f"r0 = *(u32 *)(r9 + {rng.choice((4, 0, 8))})")
+    release = rng.choice((1, 1, 1, 0, 2, "use"))
+    if release:
+        lines += ["r1 = r9", "call 86"]
+    if release == 2:
+        lines += ["r1 = r9", "call 86"]
+    if release == "use":
+        lines.append("r0 = *(u32 *)(r9 + 4)")
+    return lines + ([f"skip{k}:"] if checked else [])
+
+
+def _ring(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """A ring buffer record: reserved at a constant or variable size, NULL-checked or
+    not, written in or past bounds, then submitted or discarded once, twice or not at
+    all, from a moved pointer, or written after; or bpf_ringbuf_output from the stack."""
+    if rng.random() < 0.15:
+        return ["*(u64 *)(r10 - 8) = 0", "r1 = map_fd(RINGFD) ll", "r2 = r10", "r2 += -8",
+                f"r3 = {rng.choice((8, 8, 16))}", "r4 = 0", "call 130"]
+    size = rng.choice(("8", "16", "8", "16", "var"))
+    lines = []
+    if size == "var":
+        lines += ["r2 = *(u32 *)(r6 + 0)", f"r2 &= {rng.choice((15, 8))}"]
+    lines += ["r1 = map_fd(RINGFD) ll"] + ([] if size == "var" else [f"r2 = {size}"]) + \
+        ["r3 = 0", "call 131", "r9 = r0"]
+    if rng.random() < 0.85:
+        lines.append(f"if r0 == 0 goto skip{k}")
+    lines.append(f"*(u64 *)(r9 + {rng.choice((0, 0, 8))}) = 1")
+    end = rng.choice(("submit", "submit", "discard", "twice", "moved", "after", "none"))
+    call = f"call {132 if end != 'discard' else 133}"
+    if end == "moved":
+        lines += ["r1 = r9", "r1 += 8", "r2 = 0", call]
+    elif end != "none":
+        lines += ["r1 = r9", "r2 = 0", call]
+    if end == "twice":
+        lines += ["r1 = r9", "r2 = 0", call]
+    if end == "after":
+        lines.append("*(u64 *)(r9 + 0) = 2")
+    return lines + [f"skip{k}:"]
+
+
+def _loopcb(rng: random.Random, tc: bool, k: int, subs: list[list[str]]) -> list[str]:
+    """bpf_loop with a static callback: the count constant or not, the context a stack
+    pointer or NULL; the callback returning 0, 1, something else or nothing, using its
+    own stack and the caller's through its context."""
+    ctx = rng.choice(("stack", "stack", "null"))
+    lines = []
+    if ctx == "stack":
+        lines += ["*(u64 *)(r10 - 24) = 0", "r3 = r10", "r3 += -24"]
+    else:
+        lines.append("r3 = 0")
+    count = rng.choice(("4", "100", "var"))
+    if count == "var":
+        lines += ["r1 = *(u32 *)(r6 + 0)"]
+    else:
+        lines.append(f"r1 = {count}")
+    lines += [f"r2 = func(@cb{k}) ll", f"r4 = {rng.choice((0, 0, 0, 1))}", "call 181"]
+    body = rng.choice([
+        ["r0 = 0", "exit"], ["r0 = 1", "exit"], [f"r0 = {rng.choice((2, -1))}", "exit"],
+        ["exit"], ["r0 = r1", "exit"], ["r0 = r1", "r0 &= 1", "exit"],
+        ["r0 = *(u64 *)(r2 + 0)", "r0 &= 1", "exit"],
+        ["r3 = *(u64 *)(r2 + 0)", "r3 += r1", "*(u64 *)(r2 + 0) = r3", "r0 = 0", "exit"],
+        ["r1 &= 7", "r2 += r1", "r0 = *(u8 *)(r2 + 0)", "r0 = 0", "exit"],
+        ["*(u64 *)(r10 - 8) = r1", "r0 = *(u64 *)(r10 - 8)", "r0 &= 1", "exit"],
+        ["r0 = *(u64 *)(r10 - 16)", "r0 = 0", "exit"],
+        ["r0 = *(u64 *)(r2 + 8)", "r0 = 0", "exit"],
+    ])
+    subs.append([f"cb{k}:"] + body)
+    return lines
+
+
+def _iternum(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """An open-coded bpf_iter_num loop on the stack: the element NULL-checked or not and
+    used as a bounded or unbounded stack index; the iterator destroyed, leaked, never
+    created or overwritten."""
+    lines = []
+    if rng.random() < 0.95:
+        lines += ["r1 = r10", "r1 += -24", "r2 = 0", f"r3 = {rng.choice((4, 16, 17))}",
+                  "call KFUNC(bpf_iter_num_new)"]
+    lines += [f"next{k}:", "r1 = r10", "r1 += -24", "call KFUNC(bpf_iter_num_next)"]
+    if rng.random() < 0.93:
+        lines.append(f"if r0 == 0 goto done{k}")
+    lines.append("r3 = *(u32 *)(r0 + 0)")
+    if rng.random() < 0.7:
+        lines.append(f"if r3 > {rng.choice((15, 15, 16))} goto done{k}")
+    lines += ["r2 = r10", "r2 += -40", "r2 += r3", "*(u8 *)(r2 + 0) = 1"]
+    if rng.random() < 0.05:
+        lines.append("*(u64 *)(r10 - 24) = 0")
+    lines += [f"goto next{k}", f"done{k}:"]
+    if rng.random() < 0.9:
+        lines += ["r1 = r10", "r1 += -24", "call KFUNC(bpf_iter_num_destroy)"]
+    return lines
+
+
+def _dynptr(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """A dynptr from the skb and a slice of it (bpf_dynptr_slice/_rdwr): the dynptr
+    made or not, the buffer NULL, large enough or not, the slice NULL-checked or not,
+    read or written in and past its length, or kept across a helper that changes the
+    packet."""
+    lines = []
+    if rng.random() < 0.95:
+        lines += ["r1 = r6", "r2 = 0", "r3 = r10", "r3 += -16",
+                  "call KFUNC(bpf_dynptr_from_skb)"]
+    n = rng.choice((4, 8, 14))
+    buf = rng.choice(("none", "stack", "short"))
+    lines += ["r1 = r10", "r1 += -16", f"r2 = {rng.choice((0, 14))}"]
+    if buf == "none":
+        lines.append("r3 = 0")
+    else:
+        lines += ["r3 = r10", f"r3 += -{48 if buf == 'stack' else 36}"]
+    lines += ["r4 = *(u32 *)(r6 + 0)", "r4 &= 15"] if rng.random() < 0.1 else [f"r4 = {n}"]
+    lines += [f"call KFUNC(bpf_dynptr_slice{rng.choice(('', '_rdwr'))})", "r9 = r0"]
+    checked = rng.random() < 0.85
+    if checked:
+        lines.append(f"if r0 == 0 goto skip{k}")
+    if rng.random() < 0.2:
+        lines += ["r1 = r6", "r2 = 14", "call 39"]
+    off = rng.choice((0, n - 1, n))
+    lines.append(rng.choice((f"r0 = *(u8 *)(r9 + {off})", f"*(u8 *)(r9 + {off}) = 1")))
+    return lines + ([f"skip{k}:"] if checked else [])
+
+
+def _resolve_funcs(lines: list[str]) -> list[str]:
+    """``rN = func(@label) ll`` with the label's offset from the next instruction, as
+    BPF_PSEUDO_FUNC's imm is."""
+    pcs, pc = {}, 0
+    for line in lines:
+        if line.endswith(":"):
+            pcs[line[:-1]] = pc
+        else:
+            pc += 2 if line.endswith(" ll") else 1
+    out, pc = [], 0
+    for line in lines:
+        m = re.search(r"func\(@(\w+)\)", line)
+        if m:
+            line = line.replace(m[0], f"func({pcs[m[1]] - pc - 1})")
+        out.append(line)
+        if not line.endswith(":"):
+            pc += 2 if line.endswith(" ll") else 1
+    return out
+
+
 def _mem_call(tc: bool) -> list[str]:
     """A helper reading memory r1 of size r2: bpf_csum_diff (size or zero) for tc,
     bpf_trace_printk (size) for socket filters, where pyebpf has no csum_diff."""
@@ -401,8 +676,13 @@ def _loop2(rng: random.Random, tc: bool, k: int) -> list[str]:
             f"if r4 {rng.choice(('<', '<=', '!='))} 16 goto loop{k}"]
 
 
+_KINDS = {"v4": _v4, "ctxw": _ctxw, "pktchg": _pktchg, "sock": _sock, "ring": _ring,
+          "iternum": _iternum, "dynptr": _dynptr}
+
+
 def generate(rng: random.Random, tc: bool) -> str:
     lines = ["r6 = r1", "r0 = 0"]
+    subs: list[list[str]] = []
     sub = rng.random() < 0.2
     if sub:
         # a static subprogram given r1 and a stack pointer, returning a scalar or a map
@@ -413,7 +693,7 @@ def generate(rng: random.Random, tc: bool) -> str:
     if tc:
         lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
     for k in range(rng.randint(1, 3)):
-        lines += _fragment(rng, tc, k)
+        lines += _fragment(rng, tc, k, subs)
         if tc and rng.random() < 0.7:
             lines += ["r7 = *(u32 *)(r6 + 76)", "r8 = *(u32 *)(r6 + 80)"]
     if rng.random() < 0.95:
@@ -442,7 +722,9 @@ def generate(rng: random.Random, tc: bool) -> str:
              "exit"],
         ])
         lines += ["sub:"] + body
-    return "\n".join(lines)
+    for body in subs:
+        lines += body
+    return "\n".join(_resolve_funcs(lines))
 
 
 def _refused_pc(log: str) -> int | None:
@@ -455,11 +737,13 @@ def _refused_pc(log: str) -> int | None:
     return int(pcs[-1]) if pcs else None
 
 
-def _kernel_verdict(code: bytes, prog_type):
+def _kernel_verdict(code: bytes, prog_type, btf: bool = False):
     """The kernel's reason for refusing ``code``, the instruction and the errno (all
-    None when it accepts)."""
+    None when it accepts); ``btf``: loaded with BTF function info."""
+    blob, func_info = _btf(code) if btf else (None, b"")
     try:
-        with kernel.KernelProgram(code, prog_type, log_level=1):
+        with kernel.KernelProgram(code, prog_type, log_level=1, btf=blob,
+                                  func_info=func_info):
             return None, None, None
     except errors.KernelError as exc:
         return (str(exc).split("refused the program: ", 1)[-1], _refused_pc(exc.log or ""),
@@ -478,21 +762,59 @@ def maps():
         m.close()
 
 
+def _engine_kfunc_id(name: str) -> int:
+    return isa.KFUNC_IDS[name]
+
+
+def _kernel_kfunc_id(name: str) -> int:
+    # the FUNC's id in the running kernel's vmlinux BTF, as libbpf relocates a call (the
+    # recorded answers hold the name instead)
+    return kfunc_btf_id(name, 0)
+
+
+def _assemble(text: str, map_, prog_array, ringbuf, kfunc_id) -> bytes:
+    """``text`` with its placeholders filled: MAPFD, PROGFD, RINGFD by the maps' fds and
+    ``KFUNC(name)`` by ``kfunc_id(name)``."""
+    text = re.sub(r"KFUNC\((\w+)\)", lambda m: f"kfunc {kfunc_id(m[1])}", text)
+    return asm.assemble(text.replace("MAPFD", str(map_.fd)).replace(
+        "PROGFD", str(prog_array.fd)).replace("RINGFD", str(ringbuf.fd)))
+
+
+def _btf(code: bytes) -> tuple[bytes, bytes]:
+    """BTF for ``code`` and its function info: each function (the main program, each
+    local call's and callback's target) a static ``int fN(void)``, as a callback's
+    lddw needs (check_ld_imm: "missing btf func_info" without)."""
+    starts = {0}
+    pc = 0
+    while pc < len(code) // 8:
+        op, regs, _, imm = struct.unpack_from("<BBhi", code, pc * 8)
+        if (op, regs >> 4) in ((0x85, 1), (0x18, 4)):
+            starts.add(pc + imm + 1)
+        pc += 2 if op == 0x18 else 1
+    starts = sorted(starts)
+    names = b"\0int\0" + b"".join(f"f{i}".encode() + b"\0" for i in range(len(starts)))
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 1 << 24 | 32) + struct.pack("<III", 0, 13 << 24, 1)
+    at = 5
+    for i in range(len(starts)):
+        types += struct.pack("<III", at, 12 << 24, 2)
+        at += len(f"f{i}") + 1
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(names))
+    return (header + types + names,
+            b"".join(struct.pack("<II", pc, 3 + i) for i, pc in enumerate(starts)))
+
+
 def _differences(prog_type, maps, rng: random.Random, count: int) -> list[str]:
     """The programs on which pyebpf and the kernel disagree, each with the program."""
     (ours_map, ours_prog, ours_ring), (their_map, their_prog, their_ring) = maps
     bad = []
     for n in range(count):
         text = generate(rng, prog_type == CLS)
-        mine = asm.assemble(text.replace("MAPFD", str(ours_map.fd))
-                            .replace("PROGFD", str(ours_prog.fd))
-                            .replace("RINGFD", str(ours_ring.fd)))
-        theirs = asm.assemble(text.replace("MAPFD", str(their_map.fd))
-                              .replace("PROGFD", str(their_prog.fd))
-                              .replace("RINGFD", str(their_ring.fd)))
-        reason, kpc, kerrno = _kernel_verdict(theirs, prog_type)
+        mine = _assemble(text, ours_map, ours_prog, ours_ring, _engine_kfunc_id)
+        theirs = _assemble(text, their_map, their_prog, their_ring, _kernel_kfunc_id)
+        btf = "func(" in text
+        reason, kpc, kerrno = _kernel_verdict(theirs, prog_type, btf)
         try:
-            prog = Program(mine, prog_type)
+            prog = Program(mine, prog_type, func_info=btf)
             verdict, pc, code = None, None, None
         except errors.VerifierError as exc:
             prog, verdict, pc, code = None, str(exc), exc.pc, exc.errno

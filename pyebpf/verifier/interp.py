@@ -1275,6 +1275,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if write:
                 self._write_var_off(st, frame, lo, hi, value_regno, imm)
                 return None
+            self._range_initialized(pc, regno, reg, frame, lo, hi, size)
             # check_stack_read_var_off reads every slot the range reaches
             self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             return scalar()
@@ -1318,6 +1319,24 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._set_byte(frame, a, STACK_MISC)
         if used and value_regno >= 0:
             self._needs(st, value_regno)
+
+    def _range_initialized(self, pc, regno, reg: Reg, frame: Frame, lo: int, hi: int,
+                           size: int) -> None:
+        """check_stack_range_initialized, for a read at a variable offset or by a
+        helper: each byte misc, zero, uninitialised (root only) or in a spilled
+        register's slot (a pointer: root only); so never a dynptr's, an iterator's or
+        irq flag's."""
+        for a in range(lo, hi):
+            s = self._slot(frame, a, create=False)
+            k = s.kinds[a % 8] if s is not None else STACK_INVALID
+            if k in (STACK_MISC, STACK_ZERO) or (k == STACK_INVALID and not self.unpriv):
+                continue
+            if s is not None and s.kinds[0] == STACK_SPILL and s.spill is not None and \
+                    (s.spill.type == SCALAR or not self.unpriv):
+                continue
+            where = f"off {lo}" if reg.is_const else f"var_off {tnum.text(reg.var)}"
+            self.refuse(pc, f"invalid read from stack R{regno} {where}+{a - lo} "
+                            f"size {size}")
 
     def _initialised(self, pc, regno, frame: Frame, lo: int, size: int) -> None:
         """An unprivileged read may not see uninitialised stack: below the deepest slot
@@ -1415,7 +1434,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if s is None:
             return scalar()
         first = addr % 8
-        if is_dynptr_slot(s) or is_irq_slot(s):
+        if is_dynptr_slot(s) or is_irq_slot(s) or STACK_ITER in s.kinds:
+            # neither misc, zero nor uninitialised: each of their bytes is refused
             self.refuse(pc, f"invalid read from stack off {addr}+0 size {size}")
         if s.spill is not None and s.kinds[0] == STACK_SPILL:
             spill_size = 1
@@ -2155,6 +2175,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             frame = self.stack_frame(st, reg)
             if not write:
                 # check_stack_range_initialized (not for MEM_UNINIT: raw mode)
+                self._range_initialized(pc, regno, reg, frame, lo, hi, size)
                 self.lv.read(st, reg.frame, pc, slot_mask(lo, hi))
             if write:
                 for a in range(lo, hi):
@@ -2249,15 +2270,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.log.returned(st, callee, caller, callee.callsite + 1)
             self.log.resumed(st, pc, callee.callsite + 1)
             return callee.callsite + 1
-        r0 = self.read(st, pc, 0)
         if st.cur.in_callback is True:
-            return self.callback_exit(st, pc, r0)
+            return self.callback_exit(st, pc, self.read(st, pc, 0))
+        # process_bpf_exit_full: check_resource_leak before check_return_code reads R0
         self.lock_held_at(st, pc, "BPF_EXIT instruction in main prog")
         if st.refs:
             ref, at = next(iter(st.refs.items()))
             self.refuse(pc, f"Unreleased reference id={ref} alloc_insn={at}",
                         "BPF_EXIT instruction in main prog would lead to reference leak")
         self.lock_leak(st, pc, "BPF_EXIT instruction in main prog")
+        r0 = self.read(st, pc, 0)
         if st.cur.in_callback in ASYNC_CALLBACKS:
             # check_return_code: R0 made precise, then held to the callback's range
             self._needs(st, 0)
