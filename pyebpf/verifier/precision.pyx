@@ -18,7 +18,7 @@ stack slots of any frame a constant stack pointer reached, and round loops (the
 path's instructions are kept in order, back-edges included).  It covers programs
 without callbacks, kfuncs or iterators (:func:`applies`); elsewhere every scalar
 counts as precise, which prunes less than the kernel and never more.  Where the walk
-meets what it does not follow (atomics, ``LD_ABS``/``LD_IND``, a value older than
+meets what it does not follow (``LD_ABS``/``LD_IND``, a value older than
 the first instruction), it marks every scalar of every checkpoint on the path, as
 the kernel's ``mark_all_scalars_precise`` does.
 """
@@ -56,6 +56,7 @@ cdef object _F_MAY_GOTO = isa.F_MAY_GOTO
 cdef object _F_NEG = isa.F_NEG
 cdef object _F_ST = isa.F_ST
 cdef object _F_STX = isa.F_STX
+cdef object _F_ATOMIC = isa.F_ATOMIC
 
 _ALU = frozenset((_F_ALU_K, _F_ALU_X, _F_ALU_SX, _F_ALU_XOFF_K,
                   _F_ALU_XOFF_X, _F_NEG, _F_END))
@@ -329,8 +330,21 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         if insn.dst in regs or insn.src in regs:
             regs.add(insn.dst)
             regs.add(insn.src)
+    elif f is _F_ATOMIC:
+        # a fetch loads the old value into its register (R0 for cmpxchg) as BPF_LDX
+        # does (is_atomic_fetch_insn); the others store no register's value: the
+        # kernel follows them as BPF_STX without a spill, giving up only where the
+        # address is a needed scalar
+        if insn.imm & isa.BPF_FETCH:
+            load = 0 if insn.imm == isa.BPF_CMPXCHG else insn.src
+            if load in regs:
+                regs.discard(load)
+                if slot is not None:
+                    w.slots[slot[0]].add(slot[1])
+        elif insn.dst in regs:
+            return False
     elif f not in _PASS:
-        return False                # atomics, LD_ABS/LD_IND
+        return False                # LD_ABS/LD_IND
     if linked is not None:
         _sync_linked(linked, w)
     return True
