@@ -4,7 +4,7 @@ wrote (docs/corpus.md): for every tc and socket-filter program, the load verdict
 load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``: retval,
 bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
-    python tools/corpus_check.py CORPUS_DIR [-o results.jsonl]
+    python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -12,8 +12,10 @@ fills left empty).  An object that fills a program array (iproute2's ``ID/KEY`` 
 ``__array(values, ...)``, cilium's ``tail:MAP/N`` decl tags) is then loaded whole as well,
 as its own loader loads it, every program at its own type and the arrays filled, and each
 program no slot names (an entry point) is run with its tail calls live.  Needs bpf(2)
-(root); an absent directory is skipped with a message.  One JSON line per program and per
-whole object, then a summary.
+(root); an absent directory is skipped with a message.  ``--max-entries MAP=N`` sizes a
+map before every load, as an agent resizing its maps from its configuration does
+(netobserv-ebpf-agent's ``tracer.go``).  One JSON line per program and per whole object,
+then a summary.
 """
 from __future__ import annotations
 
@@ -118,7 +120,14 @@ def _without_slots(spec: elf.ObjectSpec) -> elf.ObjectSpec:
                                            for n, m in spec.maps.items()})
 
 
-def check(corpus: str, out) -> dict[str, int]:
+def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
+    """``spec`` with the maps ``sizes`` names given those max_entries."""
+    return dataclasses.replace(spec, maps={
+        n: dataclasses.replace(m, max_entries=sizes[n]) if n in sizes else m
+        for n, m in spec.maps.items()})
+
+
+def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -128,8 +137,8 @@ def check(corpus: str, out) -> dict[str, int]:
             try:
                 # read once, each side as its loader reads it (the kernel's typeless
                 # __ksym externs from /proc/kallsyms)
-                spec = elf.parse(path)
-                kspec = elf.parse(path, kallsyms=ksym.read_kallsyms)
+                spec = _resized(elf.parse(path), sizes or {})
+                kspec = _resized(elf.parse(path, kallsyms=ksym.read_kallsyms), sizes or {})
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
@@ -175,13 +184,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus")
     ap.add_argument("-o", "--output", default="-")
+    ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
     args = ap.parse_args(argv)
+    try:
+        sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
+    except ValueError:
+        ap.error(f"--max-entries takes MAP=N: {args.max_entries}")
     if not os.path.isdir(args.corpus):
         print(f"corpus_check: no corpus at {args.corpus}: skipped")
         return 0
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    counts = check(args.corpus, out)
+    counts = check(args.corpus, out, sizes)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
