@@ -84,6 +84,7 @@ STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
+CILIUM_PIN_REPLACE = 1 << 4         # cilium's bpf/include/bpf/loader.h
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
 MAP_IN_MAP_TYPES = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
 _SYM = struct.Struct("<IBBHQQ")
@@ -418,7 +419,9 @@ class _Func:
 
 def parse(source, *, name: str | None = None, btf=None, kconfig=None,
           kallsyms=None) -> ObjectSpec:
-    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`.
+    """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`; an
+    :class:`ObjectSpec` already read (changed, say, with :func:`dataclasses.replace`) is
+    returned as it is, so the loaders take one too.
 
     ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
     file; by default the running kernel's ``/sys/kernel/btf/vmlinux`` when readable,
@@ -429,6 +432,8 @@ def parse(source, *, name: str | None = None, btf=None, kconfig=None,
     returning that, called only for an object with typeless ``__ksym`` externs)
     resolves those externs; by default the target BTF's functions and variables
     (:mod:`pyebpf.ksym`)."""
+    if isinstance(source, ObjectSpec):
+        return source
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "<bytes>"
     else:
@@ -848,8 +853,12 @@ class _Reader:
                 values_at = m.bit_offset // 8
             elif strict:
                 raise fail(f"unknown map definition field {m.name!r}")
-        if pinning not in (LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME):
-            raise fail(f"pinning {pinning} is not LIBBPF_PIN_NONE or LIBBPF_PIN_BY_NAME")
+        # cilium's loader (pkg/bpf/pinning.go, consumePinReplace) strips CILIUM_PIN_REPLACE
+        # before loading: the map is always created afresh, its pin replaced only after
+        # the programs are attached
+        if pinning not in (LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME, CILIUM_PIN_REPLACE):
+            raise fail(f"pinning {pinning} is not LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME or "
+                       f"CILIUM_PIN_REPLACE")
         if not attrs["type"]:
             raise fail("the map definition has no __uint(type, ...)")
         spec = MapSpec(name, attrs["type"], attrs["key_size"], attrs["value_size"],
@@ -982,11 +991,10 @@ class _Reader:
             self.funcs[s.index] = funcs
             if s.name == ".text":
                 continue
-            for f, y in zip(funcs, syms or [None] * len(funcs)):
-                if y is not None and y.bind == STB_LOCAL:
-                    raise self.error("a static function in a program section is not a program "
-                                     "(libbpf refuses it too): make it global, or move it to "
-                                     ".text", section=s.name, symbol=y.name)
+            # a static function there is a program too, as cilium/ebpf reads it
+            # (elfCode.loadProgramSections; cilium's tail calls are static); libbpf
+            # refuses it (bpf_object__add_programs)
+            for f in funcs:
                 if f.name in self.programs:
                     raise self.error("two programs have this name", section=s.name,
                                      symbol=f.name)
@@ -1203,6 +1211,7 @@ class _Reader:
                                  f"twice", section=prog.section)
             self.maps[array.name] = dataclasses.replace(array,
                                                         programs={**array.programs, key: prog.name})
+        self._fill_tail_tags()
         for section, map_id in unmatched.items():
             ids = sorted(by_id)
             have = (f"the object's program arrays have id {', '.join(map(str, ids))}" if ids
@@ -1213,6 +1222,36 @@ class _Reader:
                 f"section {section!r}: an iproute2 tail-call slot ID/KEY naming map id "
                 f"{map_id} ({map_id:#x}), but no program array has that id ({have}): its "
                 f"program fills no slot, as in tc"), ElfWarning, self.label, 0)
+
+
+    def _fill_tail_tags(self) -> None:
+        """Cilium's ``__declare_tail(N)``: a program whose BTF function carries the decl
+        tag ``tail:MAP/N`` fills slot N of program array MAP, as cilium's loader fills
+        ``cilium_calls`` (pkg/bpf/collection.go, resolveTailCalls)."""
+        if self.btf is None:
+            return
+        funcs = {t.id: t.name for t in self.btf.types if t.kind == _btf.Kind.FUNC}
+        for t in self.btf.types:
+            if (t.kind != _btf.Kind.DECL_TAG or t.component_idx != -1 or
+                    t.type_id not in funcs or not t.name.startswith("tail:")):
+                continue
+            prog = self.programs.get(funcs[t.type_id])
+            target, _, key = t.name[len("tail:"):].partition("/")
+            if prog is None or not key.isdigit():
+                raise self.error(f"decl tag {t.name!r} does not name a program and a slot "
+                                 f"(tail:MAP/N on a function in a program section)",
+                                 symbol=funcs[t.type_id])
+            array, key = self.maps.get(target), int(key)
+            if array is None or array.type != isa.MapType.BPF_MAP_TYPE_PROG_ARRAY:
+                raise self.error(f"decl tag {t.name!r}: the object has no program array "
+                                 f"{target!r}", section=prog.section, symbol=prog.name)
+            if key >= array.max_entries or key in array.programs:
+                raise self.error(f"decl tag {t.name!r}: slot {key} of program array "
+                                 f"{target!r} ({array.max_entries} entries) is "
+                                 f"{'filled twice' if key < array.max_entries else 'out of bounds'}",
+                                 section=prog.section, symbol=prog.name)
+            self.maps[target] = dataclasses.replace(
+                array, programs={**array.programs, key: prog.name})
 
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,

@@ -957,9 +957,13 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     cdef MapStore* m
     _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1,
                   map_extra)
-    if value_size > (1 << 20) or key_size > 512 or max_entries > (1 << 24):
+    # a ring buffer's max_entries are bytes, allocated twice over (calloc: the pages are
+    # only touched as records reach them), as big as agents ask for (netobserv: 128 MiB)
+    ring = kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF
+    if value_size > (1 << 20) or key_size > 512 or \
+            max_entries > ((1 << 30) if ring else (1 << 24)):
         raise MapError(E2BIG, "map too large for pyebpf (value 1 MiB, key 512 B, "
-                              "16M entries at most)")
+                              "16M entries at most, a ring buffer 1 GiB)")
     if kind == BPF_MAP_TYPE_LRU_HASH or kind == BPF_MAP_TYPE_LRU_PERCPU_HASH:
         if flags & BPF_F_NO_COMMON_LRU:      # the kernel gives each CPU an equal share
             max_entries = (max_entries + ncpu - 1) // ncpu * ncpu

@@ -998,13 +998,10 @@ def test_a_tail_call_over_256_bytes_of_caller_stack_is_refused(size):
 
 # --- unsupported constructs: one clear error each ------------------------------------------
 @pytest.mark.parametrize("source, message", [
-    ('SEC("tc") static int f(struct __sk_buff *s) { return 0; }\n'
-     'SEC("tc") int g(struct __sk_buff *s) { return f(s); }',
-     r"symbol 'f': a static function in a program section is not a program"),
     ('int *p = 0; int x; int *q = &x;\n'
      'SEC("tc") int f(struct __sk_buff *s) { return *q; }',
      r"section '.data', symbol 'x', relocation #0: relocations in global data"),
-], ids=["static-program", "data-pointer"])
+], ids=["data-pointer"])
 def test_an_unsupported_construct_is_one_elf_error_naming_it(source, message):
     with pytest.raises(ElfError, match=message):
         pyebpf.load(compile_object(source + '\nchar _l[] SEC("license") = "GPL";'))

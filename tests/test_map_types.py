@@ -444,6 +444,15 @@ def test_ringbuf_output_and_query_are_the_kernels(kernel_oracle, size, flags, qu
                          _rb_output_then_query(theirs.fd, size, flags, query)) == (want, want)
 
 
+def test_a_128_mib_ring_buffer_is_created_and_sized_as_the_kernels(kernel_oracle):
+    # netobserv-ebpf-agent's flows.o asks for one (docs/corpus.md): past the 16M
+    # entries pyebpf allows other maps, as a ring buffer's entries are bytes
+    ours = Map.create(RINGBUF, 0, 0, 1 << 27)
+    with kernel_oracle.KernelMap(RINGBUF, 0, 0, 1 << 27) as theirs:
+        assert _run_both(kernel_oracle, _rb_output_then_query(ours.fd, 16, 0, 1),
+                         _rb_output_then_query(theirs.fd, 16, 0, 1)) == (1 << 27, 1 << 27)
+
+
 def _rb_reserve(fd, size, discard=False):
     """Reserve ``size`` bytes, write 0x2a at the start when there is room, submit (or
     discard); returns 1 when the reservation succeeded, else 0."""

@@ -4,22 +4,30 @@ wrote (docs/corpus.md): for every tc and socket-filter program, the load verdict
 load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``: retval,
 bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
-    python tools/corpus_check.py CORPUS_DIR [-o results.jsonl]
+    python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
-own (the object's other programs given a type pyebpf skips).  Needs bpf(2) (root); an
-absent directory is skipped with a message.  One JSON line per program, then a summary.
+own (the object's other programs given a type pyebpf skips, the program arrays the object
+fills left empty).  An object that fills a program array (iproute2's ``ID/KEY`` sections,
+``__array(values, ...)``, cilium's ``tail:MAP/N`` decl tags) is then loaded whole as well,
+as its own loader loads it, every program at its own type and the arrays filled, and each
+program no slot names (an entry point) is run with its tail calls live.  Needs bpf(2)
+(root); an absent directory is skipped with a message.  ``--max-entries MAP=N`` sizes a
+map before every load, as an agent resizing its maps from its configuration does
+(netobserv-ebpf-agent's ``tracer.go``).  One JSON line per program and per whole object,
+then a summary.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import warnings
 
 import pyebpf
-from pyebpf import elf, isa
+from pyebpf import elf, isa, ksym
 from pyebpf.kernel import load_object
 from pyebpf.kernel.compare import differences
 from pyebpf.loader import RUNNABLE_TYPES, program_type
@@ -77,24 +85,28 @@ def _map_differences(ours, theirs) -> list[str]:
     return out
 
 
-def _runs(path: str, name: str, kind: str, override: dict) -> dict[str, list[str]]:
-    sf = kind == "socket_filter"
-    ours, theirs = pyebpf.load(path, prog_type=override, pin=False), None
+def _runs(ours_spec, theirs_spec, names: dict[str, str], override) -> dict:
+    """Runs of the programs ``names`` (name -> type) on the standard packets, pyebpf's
+    against the kernel's: name -> label -> differences."""
+    ours, theirs = pyebpf.load(ours_spec, prog_type=override, pin=False), None
     try:
-        theirs = load_object(path, prog_type=override)
-        prog, kprog = ours.program(name), theirs.program(name)
+        theirs = load_object(theirs_spec, prog_type=override)
         out = {}
-        for label, pkt in packets().items():
-            k = kprog.test_run(pkt, ctx={})
-            fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {})}
-            try:
-                mine = prog.run(pkt, **fields)
-            except pyebpf.errors.ExecutionError as exc:
-                out[label] = [f"pyebpf: {str(exc).splitlines()[0][:200]}"]
-                continue
-            out[label] = differences(mine, k.retval if sf else k.retval_signed,
-                                     k.data[14:] if sf else k.data, k.skb, sf)
-            out[label] += _map_differences(ours, theirs)
+        for name, kind in names.items():
+            sf = kind == "socket_filter"
+            prog, kprog = ours.program(name), theirs.program(name)
+            runs = out.setdefault(name, {})
+            for label, pkt in packets().items():
+                k = kprog.test_run(pkt, ctx={})
+                fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {})}
+                try:
+                    mine = prog.run(pkt, **fields)
+                except pyebpf.errors.ExecutionError as exc:
+                    runs[label] = [f"pyebpf: {str(exc).splitlines()[0][:200]}"]
+                    continue
+                runs[label] = differences(mine, k.retval if sf else k.retval_signed,
+                                          k.data[14:] if sf else k.data, k.skb, sf)
+                runs[label] += _map_differences(ours, theirs)
         return out
     finally:
         ours.close()
@@ -102,25 +114,43 @@ def _runs(path: str, name: str, kind: str, override: dict) -> dict[str, list[str
             theirs.close()
 
 
-def check(corpus: str, out) -> dict[str, int]:
+def _without_slots(spec: elf.ObjectSpec) -> elf.ObjectSpec:
+    """``spec`` with its program arrays left empty: a program loaded on its own."""
+    return dataclasses.replace(spec, maps={n: dataclasses.replace(m, programs={})
+                                           for n, m in spec.maps.items()})
+
+
+def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
+    """``spec`` with the maps ``sizes`` names given those max_entries."""
+    return dataclasses.replace(spec, maps={
+        n: dataclasses.replace(m, max_entries=sizes[n]) if n in sizes else m
+        for n, m in spec.maps.items()})
+
+
+def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
-                            "runs", "runs_agree"), 0)
+                            "runs", "runs_agree", "whole_objects", "whole_agree",
+                            "whole_runs", "whole_runs_agree"), 0)
     for root, _, files in sorted(os.walk(corpus)):
         for fname in sorted(f for f in files if f.endswith(".o")):
             path = os.path.join(root, fname)
             try:
-                spec = elf.parse(path)
+                # read once, each side as its loader reads it (the kernel's typeless
+                # __ksym externs from /proc/kallsyms)
+                spec = _resized(elf.parse(path), sizes or {})
+                kspec = _resized(elf.parse(path, kallsyms=ksym.read_kallsyms), sizes or {})
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
             kinds = {ps.name: program_type(ps, None) for ps in spec.programs.values()}
-            for name, kind in kinds.items():
-                if kind not in RUNNABLE_TYPES or kind == "kprobe":
-                    continue
+            runnable = {n: k for n, k in kinds.items()
+                        if k in RUNNABLE_TYPES and k != "kprobe"}
+            alone, kalone = _without_slots(spec), _without_slots(kspec)
+            for name, kind in runnable.items():
                 # the others get a type neither side loads
                 override = {n: kind if n == name else "xdp" for n in kinds}
-                theirs = _verdict(lambda: load_object(path, prog_type=override))
-                ours = _verdict(lambda: pyebpf.load(path, prog_type=override, pin=False))
+                theirs = _verdict(lambda: load_object(kalone, prog_type=override))
+                ours = _verdict(lambda: pyebpf.load(alone, prog_type=override, pin=False))
                 rec = {"obj": path, "prog": name, "type": kind, "kernel": theirs,
                        "pyebpf": ours}
                 counts["programs"] += 1
@@ -128,10 +158,25 @@ def check(corpus: str, out) -> dict[str, int]:
                 counts["agree"] += theirs[0] == ours[0]
                 counts["refused_accepted"] += theirs[0] and not ours[0]
                 if theirs[0] and ours[0]:
-                    rec["runs"] = _runs(path, name, kind, override)
+                    rec["runs"] = _runs(alone, kalone, {name: kind}, override)[name]
                     counts["runs"] += len(rec["runs"])
                     counts["runs_agree"] += sum(not d for d in rec["runs"].values())
                 print(json.dumps(rec), file=out, flush=True)
+            slotted = {p for m in spec.maps.values() for p in m.programs.values()}
+            if not slotted or not runnable:
+                continue
+            theirs = _verdict(lambda: load_object(kspec))
+            ours = _verdict(lambda: pyebpf.load(spec, pin=False))
+            rec = {"obj": path, "whole": True, "kernel": theirs, "pyebpf": ours}
+            counts["whole_objects"] += 1
+            counts["whole_agree"] += theirs[0] == ours[0]
+            if theirs[0] and ours[0]:
+                entries = {n: k for n, k in runnable.items() if n not in slotted}
+                rec["runs"] = _runs(spec, kspec, entries, None)
+                flat = [d for runs in rec["runs"].values() for d in runs.values()]
+                counts["whole_runs"] += len(flat)
+                counts["whole_runs_agree"] += sum(not d for d in flat)
+            print(json.dumps(rec), file=out, flush=True)
     return counts
 
 
@@ -139,13 +184,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus")
     ap.add_argument("-o", "--output", default="-")
+    ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
     args = ap.parse_args(argv)
+    try:
+        sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
+    except ValueError:
+        ap.error(f"--max-entries takes MAP=N: {args.max_entries}")
     if not os.path.isdir(args.corpus):
         print(f"corpus_check: no corpus at {args.corpus}: skipped")
         return 0
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    counts = check(args.corpus, out)
+    counts = check(args.corpus, out, sizes)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()

@@ -182,7 +182,7 @@ PROTOS: dict[int, Proto] = dict([
     _p("map_push_elem", INTEGER, MAP, VALUE, ANYTHING, maps=_QUEUES + _BLOOM),
     _p("map_pop_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES),
     _p("map_peek_elem", INTEGER, MAP, UNINIT_VALUE, maps=_QUEUES + _BLOOM),
-    _p("fib_lookup", INTEGER, CTX, MEM, SIZE, ANYTHING),
+    _p("fib_lookup", INTEGER, CTX, WRITE_MEM, SIZE, ANYTHING),
     _p("redirect_neigh", INTEGER, ANYTHING, MEM_OR_NULL, SIZE_OR_ZERO, ANYTHING),
     _p("redirect_peer", INTEGER, ANYTHING, ANYTHING),
     _p("sk_lookup_tcp", SOCKET_ACQUIRED, CTX, MEM, SIZE, ANYTHING, ANYTHING),

@@ -56,6 +56,8 @@ BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
+# can_elide_value_nullness: a constant in-range key makes these maps' lookup non-NULL
+ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
@@ -664,7 +666,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if self.writes_r10[pc]:
             self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
         if self.is_alu[pc]:
-            self.alu(st, pc, insn, op)
+            self.alu(st, pc, insn, op, pending)
             return pc + 1
         if f is isa.F_JCC_K or f is isa.F_JCC_X:
             return self.cond_jmp(st, pc, insn, op, pending)
@@ -693,6 +695,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.lv.commit(st, pc)
             return pc + 1
         if f is isa.F_ATOMIC:
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
             self.atomic(st, pc, insn, op)
             self.lv.commit(st, pc)
             return pc + 1
@@ -780,7 +784,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return reg
 
     # --- ALU ------------------------------------------------------------------------------
-    def alu(self, st: VState, pc: int, insn, op) -> None:
+    def alu(self, st: VState, pc: int, insn, op, pending) -> None:
         regs = st.cur.regs
         f = op.form
         is64 = self.is_64[pc]
@@ -835,6 +839,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self._needs(st, insn.src if src.type == SCALAR else insn.dst)
             self.ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
+        if code_op in (isa.BPF_AND, isa.BPF_OR) and tnum.is_const(src.var):
+            self._fork_scalars(st, pc, insn.dst, dst, pending)
         link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
         # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
@@ -856,6 +862,30 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             delta = -val if code_op == isa.BPF_SUB else val
             flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
             dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
+
+    def _fork_scalars(self, st: VState, pc: int, d: int, dst: Reg, pending) -> None:
+        """maybe_fork_scalars: a destination in [-1, 0] (64-bit signed range, else
+        32-bit: LLVM's ``s>>= 31`` then ``&``/``|`` a constant) splits the path: this
+        one goes on with -1, the one queued runs the instruction again with 0."""
+        if dst.smin == -1 and dst.smax == 0:
+            alu32 = False
+        elif dst.s32min == -1 and dst.s32max == 0:
+            alu32 = True
+        else:
+            return
+        other = self.push(st, pc, pc, pending)
+        if self.precision:
+            other.hist.pop()    # the instruction runs again there, recorded then
+        zero = other.cur.regs[d]
+        for r, v in ((zero, 0), (dst, -1)):
+            if alu32:
+                # __mark_reg32_known: the low half and its bounds only
+                r.var = tnum.const_subreg(r.var, v)
+                r.s32min = r.s32max = v
+                r.u32min = r.u32max = v & M32
+            else:
+                r.mark_known(v)
+                r.id = 0
 
     def _id_before_mov(self, src: Reg) -> None:
         """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with
@@ -1832,9 +1862,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 self.new_id()
                 r.id = r.ref = self.new_id()
                 st.refs[r.ref] = pc
-            elif meta.get("const_key") is not None and m.type in (
-                    isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY) \
-                    and meta["const_key"] < m.max_entries:
+            elif meta.get("const_key") is not None and meta["const_key"] < m.max_entries:
                 r.type = PTR_TO_MAP_VALUE
                 # not NULL: an id only for a value that holds a lock, to name it
                 # (check_helper_call)
@@ -1897,6 +1925,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if hid == isa.HELPER_IDS["snprintf"]:
             self.snprintf_format(pc, meta["const_str"], regs[5])
         if hid == isa.HELPER_IDS["tail_call"]:
+            # record_func_key: a constant key the array may hold is a value the call
+            # depends on (made precise), whatever ARG_ANYTHING says
+            m, key = meta["map"], regs[3]
+            if self.precision and m is not None and key.type == SCALAR and \
+                    key.is_const and m.max_entries and \
+                    tnum.in_(tnum.range_(0, m.max_entries - 1), key.var):
+                self._needs(st, 3)
             if st.refs:
                 self.refuse(pc, "tail_call would lead to reference leak")
             self.lock_leak(st, pc, "tail_call")
@@ -2062,7 +2097,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             size = m.key_size if kind == helpers.KEY else m.value_size
             uninit = kind == helpers.UNINIT_VALUE
             self.helper_mem(st, pc, regno, reg, size, uninit, False, raw=uninit)
-            if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const:
+            # check_func_arg asks get_constant_map_key (which marks the spilled key
+            # precise) only for maps whose value it may make non-NULL
+            # (can_elide_value_nullness): arrays
+            if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const and \
+                    m.type in ELIDE_NULLNESS_MAPS:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
         if kind == helpers.MEM_OR_NULL and reg.is_null():
@@ -2077,6 +2116,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                      not reg.type & MEM_RDONLY)):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
+            meta["mem_initialised_write"] = kind == helpers.WRITE_MEM
             return
         if kind in (helpers.SIZE, helpers.SIZE_OR_ZERO):
             zero_ok = kind == helpers.SIZE_OR_ZERO
@@ -2098,6 +2138,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                     f"{', '.join(self._EXPECTED[helpers.MEM])}")
                 return
             uninit = meta.pop("mem_write", False)
+            if meta.pop("mem_initialised_write", False):
+                # MEM_WRITE: read as initialised memory, then clobbered as the helper
+                # may write anything there (check_stack_range_initialized with
+                # BPF_WRITE: zeroes and spilled scalars become unknown)
+                self.helper_mem(st, pc, regno - 1, mem, reg.umax, False, zero_ok)
+                self.helper_mem(st, pc, regno - 1, mem, reg.umax, True, zero_ok)
+                return
             # check_mem_size_reg: a size not constant drops the call's meta, so the
             # memory is not raw (check_helper_call writes no bytes of it after)
             self.helper_mem(st, pc, regno - 1, mem, reg.umax, uninit, zero_ok,

@@ -18,7 +18,7 @@ stack slots of any frame a constant stack pointer reached, and round loops (the
 path's instructions are kept in order, back-edges included).  It covers programs
 without callbacks, kfuncs or iterators (:func:`applies`); elsewhere every scalar
 counts as precise, which prunes less than the kernel and never more.  Where the walk
-meets what it does not follow (atomics, ``LD_ABS``/``LD_IND``, a value older than
+meets what it does not follow (``LD_ABS``/``LD_IND``, a value older than
 the first instruction), it marks every scalar of every checkpoint on the path, as
 the kernel's ``mark_all_scalars_precise`` does.
 """
@@ -29,7 +29,7 @@ cimport cython
 from .. import isa
 from .isaconst cimport (BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X,
                         F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
-                        F_JCC_X, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST, F_STX)
+                        F_JCC_X, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST, F_STX, F_ATOMIC)
 from .reg cimport Reg
 from .state cimport Frame, VState
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
@@ -319,8 +319,21 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         if insn.dst in regs or insn.src in regs:
             regs.add(insn.dst)
             regs.add(insn.src)
+    elif f is F_ATOMIC:
+        # a fetch loads the old value into its register (R0 for cmpxchg) as BPF_LDX
+        # does (is_atomic_fetch_insn); the others store no register's value: the
+        # kernel follows them as BPF_STX without a spill, giving up only where the
+        # address is a needed scalar
+        if insn.imm & isa.BPF_FETCH:
+            load = 0 if insn.imm == isa.BPF_CMPXCHG else insn.src
+            if load in regs:
+                regs.discard(load)
+                if slot is not None:
+                    w.slots[slot[0]].add(slot[1])
+        elif insn.dst in regs:
+            return False
     elif f not in _PASS:
-        return False                # atomics, LD_ABS/LD_IND
+        return False                # LD_ABS/LD_IND
     if linked is not None:
         _sync_linked(linked, w)
     return True
