@@ -101,3 +101,10 @@ def test_a_constant_tail_call_key_within_the_array_is_made_precise():
         theirs, ours = logs(text, km, um)
     assert any("regs=r3" in line for line in theirs)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("tail", ["r0 = 0\nexit", "r0 = r6\nexit"], ids=["r6-dead", "r6-live"])
+def test_a_jump_narrows_only_the_linked_registers_live_there(tail):
+    # collect_linked_regs reads live_regs_before: a dead copy keeps its bounds
+    theirs, ours = logs("call 7\nr6 = r0\nr9 = r0\nr0 = 0\nif r9 == 0 goto +1\nr0 = 0\n" + tail)
+    assert ours == theirs

@@ -1626,8 +1626,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self._needs(st, insn.src)
             # collect_linked_regs comes after a decided branch has returned: only an
             # undecided one records its linked scalars for mark_precise
-            linked = precision.linked_at(st, (dst, src) if x else (dst,)) \
-                if taken < 0 else None
+            linked = precision.linked_at(st, (dst, src) if x else (dst,),
+                                         self._link_live(st, pc)) if taken < 0 else None
             self.note = (linked, None) if linked is not None else None
         if taken == 1:
             return target
@@ -1642,7 +1642,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
             self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
         if dst.id or src.id:
-            self._hist_linked(st, dst, src, op.form is isa.F_JCC_X)
+            self._hist_linked(st, pc, dst, src, op.form is isa.F_JCC_X)
         other = self.push(st, target, pc, pending)
         oregs = other.cur.regs
         if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
@@ -1684,10 +1684,11 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 return
             regs = state.cur.regs
             regs[insn.dst] = d
-            self._sync_linked(state, d)
+            self._sync_linked(state, d, live)
             if is_x:
                 regs[insn.src] = s_
-                self._sync_linked(state, s_)
+                self._sync_linked(state, s_, live)
+        live = self._link_live(st, pc)
         if not ok_t:
             apply(st, f_dst, f_src)
             return pc + 1
@@ -1695,31 +1696,41 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             apply(st, t_dst, t_src)
             return target
         if dst.id or src.id:
-            self._hist_linked(st, dst, src, is_x)
+            self._hist_linked(st, pc, dst, src, is_x)
         other = self.push(st, target, pc, pending)
         apply(other, t_dst, t_src)
         apply(st, f_dst, f_src)
         return pc + 1
 
 
-    def _hist_linked(self, st: VState, dst: Reg, src: Reg, x: bool) -> None:
+    def _hist_linked(self, st: VState, pc: int, dst: Reg, src: Reg, x: bool) -> None:
         """check_cond_jmp_op: a branch on scalars linked to others is a history
         entry (collect_linked_regs)."""
         linked = self.note is not None if self.precision else \
-            precision.linked_at(st, (dst, src) if x else (dst,)) is not None
+            precision.linked_at(st, (dst, src) if x else (dst,),
+                                self._link_live(st, pc)) is not None
         if linked:
             self.hist_entry(st)
 
+    def _link_live(self, st: VState, pc: int) -> list[int]:
+        """Per frame, the registers collect_linked_regs looks at: those live before
+        the frame's instruction (``live_regs_before``; a caller's: its call)."""
+        frames = st.frames
+        return [self.live[frames[i + 1].callsite] if i + 1 < len(frames) else self.live[pc]
+                for i in range(len(frames))]
+
     @staticmethod
-    def _sync_linked(st: VState, known: Reg) -> None:
+    def _sync_linked(st: VState, known: Reg, live: list[int]) -> None:
         """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
-        shifted by the difference of their constants (BPF_ADD_CONST)."""
+        shifted by the difference of their constants (BPF_ADD_CONST): spilled ones, and
+        the registers ``live`` holds (collect_linked_regs skips dead ones)."""
         if known.type != SCALAR or not known.id:
             return
         base = known.id & ~BPF_ADD_CONST
-        for f in st.frames:
+        for f, mask in zip(st.frames, live):
             for i, r in enumerate(f.regs):
-                if r is not known and r.type == SCALAR and r.id & ~BPF_ADD_CONST == base:
+                if r is not known and r.type == SCALAR and mask >> i & 1 and \
+                        r.id & ~BPF_ADD_CONST == base:
                     f.regs[i] = known.copy() if r.id == known.id == base else \
                         _linked_copy(known, r)
             for s in f.stack.values():

@@ -351,17 +351,18 @@ def _sync_linked(linked, _Walk w) -> None:
             w.slots[fr].add(spi)
 
 
-def linked_at(st: VState, regs) -> tuple | None:
-    """collect_linked_regs: the registers and stack slots of every frame sharing an
-    id with the scalar registers ``regs`` (as ``(frame, number)`` pairs), or None
-    when no scalar is linked."""
+def linked_at(st: VState, regs, live) -> tuple | None:
+    """collect_linked_regs: the registers (those ``live`` holds, per frame) and stack
+    slots of every frame sharing an id with the scalar registers ``regs`` (as
+    ``(frame, number)`` pairs), or None when no scalar is linked."""
     ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
     if not ids:
         return None
     lregs, lslots = [], []
     for fr, frame in enumerate(st.frames):
         lregs += [(fr, i) for i, r in enumerate(frame.regs)
-                  if r.type == SCALAR and r.id & ~BPF_ADD_CONST in ids]
+                  if r.type == SCALAR and live[fr] >> i & 1 and
+                  r.id & ~BPF_ADD_CONST in ids]
         lslots += [(fr, spi) for spi, s in frame.stack.items()
                    if s.spill is not None and s.spill.type == SCALAR and
                    s.spill.id & ~BPF_ADD_CONST in ids]
