@@ -592,6 +592,26 @@ SEC("socket") int prog(volatile struct __sk_buff *skb)
     assert "peak_states 17" in stats[0][0], stats
     assert stats[1] == stats[0]
 
+
+def test_a_static_call_whose_registers_miss_its_prototype_prints_the_first_mismatch_once(
+        monkeypatch, capsys, tmp_path):
+    """btf_check_subprog_call: clang drops the static function's unused ``var``, so R1
+    holds the context where the prototype has an int: ``R1 is not a scalar`` at the
+    first call, none at the second (the function is unreliable from then on)."""
+    source = """
+static __noinline int len_of(int var, struct __sk_buff *skb)
+{
+    return skb->len;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return (len_of(1, skb) + len_of(2, skb)) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert theirs.count("R1 is not a scalar") == 1, theirs
+    assert ours == theirs
+
 # --- kfunc calls -----------------------------------------------------------------------------
 
 DYNPTR = """
