@@ -13,6 +13,7 @@ import re
 import pytest
 
 from pyebpf import Map, asm, isa, kernel, verifier
+from pyebpf.errors import KernelError, VerifierError
 from bpfc import PRELUDE, compile_object
 from objdiff import level_2_logs
 from skbdiff import CLS
@@ -322,6 +323,19 @@ def test_a_return_prints_both_frames_and_goes_on_as_a_popped_path():
     assert any(line.startswith("from 11 to 6: ") for line in theirs), theirs
     assert ours == theirs
 
+
+def test_a_refusal_found_after_the_paths_is_the_logs_last_line():
+    """check_max_stack_depth refuses once every path is verified: its message comes
+    after them, before the statistics."""
+    code = asm.assemble("r1 = 0\n*(u64 *)(r10 - 256) = r1\ncall a\nr0 = 0\nexit\n"
+                        "a:\nr1 = 0\n*(u64 *)(r10 - 256) = r1\ncall b\nr0 = 0\nexit\n"
+                        "b:\nr1 = 0\n*(u64 *)(r10 - 256) = r1\nr0 = 0\nexit")
+    with pytest.raises(KernelError) as theirs:
+        kernel.KernelProgram(code, CLS, log_level=2).close()
+    with pytest.raises(VerifierError) as ours:
+        verifier.verify(isa.unpack_program(code), CLS, log_level=2)
+    assert _lines(theirs.value.log)[-1] == "combined stack size of 3 calls is 768. Too large"
+    assert _lines(ours.value.log) == _lines(theirs.value.log)
 
 def test_a_path_popped_inside_a_function_names_its_frame():
     theirs, ours = logs(CALL)

@@ -176,6 +176,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                     frozenset(interp.async_cbs))
         exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
+        # check_max_stack_depth and check_throws refuse after the paths: their message
+        # is the log's last line before the statistics
+        log.add(exc.message)
         exc.log = log.text() + _stats(interp)
         raise
     if log.level == 1:
