@@ -279,6 +279,15 @@ def test_a_decided_jump_on_a_linked_scalar_links_nothing_for_precision():
     assert ours == theirs
 
 
+def test_a_register_dead_at_a_jump_is_not_linked_for_precision():
+    """collect_linked_regs (6.18) takes only registers live before the jump: r2, a
+    copy of r1 written again on every path after it, is not walked back with r1."""
+    theirs, ours = logs("r6 = r1\nr1 = *(u32 *)(r6 + 0)\nr1 &= 7\nr2 = r1\n"
+                        "if r1 == 0 goto +6\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = r1\n"
+                        "r1 = r6\ncall 26\nr0 = 0\nexit")
+    assert "mark_precise: frame0: regs=r1 stack= before 3: (bf) r2 = r1" in theirs, theirs
+    assert ours == theirs
+
 def test_a_jump_decided_by_two_registers_walks_back_for_each_in_turn():
     """check_cond_jmp_op: mark_chain_precision of dst, then of src, two walks (not one
     with ``regs=r1,r2``)."""

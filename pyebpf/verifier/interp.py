@@ -1571,7 +1571,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     self._needs(st, insn.src)
             # collect_linked_regs comes after a decided branch has returned: only an
             # undecided one records its linked scalars for mark_precise
-            linked = precision.linked_at(st, (dst, src) if x else (dst,)) \
+            linked = precision.linked_at(st, (dst, src) if x else (dst,), self.live, pc) \
                 if taken < 0 else None
             self.note = (linked, None) if linked is not None else None
         if taken == 1:
@@ -1651,7 +1651,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         """check_cond_jmp_op: a branch on scalars linked to others is a history
         entry (collect_linked_regs)."""
         linked = self.note is not None if self.precision else \
-            precision.linked_at(st, (dst, src) if x else (dst,)) is not None
+            precision.linked_at(st, (dst, src) if x else (dst,), self.live, self.pc) \
+            is not None
         if linked:
             self.hist_entry(st)
 

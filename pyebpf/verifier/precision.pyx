@@ -358,17 +358,21 @@ def _sync_linked(linked, _Walk w) -> None:
             w.slots[fr].add(spi)
 
 
-def linked_at(st: VState, regs) -> tuple | None:
-    """collect_linked_regs: the registers and stack slots of every frame sharing an
-    id with the scalar registers ``regs`` (as ``(frame, number)`` pairs), or None
-    when no scalar is linked."""
+def linked_at(st: VState, regs, live, int pc) -> tuple | None:
+    """collect_linked_regs at the jump ``pc``: the registers and stack slots of every
+    frame sharing an id with the scalar registers ``regs`` (as ``(frame, number)``
+    pairs), or None when no scalar is linked; of a frame's registers only those live
+    before its instruction (``live``: the interpreter's masks; a caller's is its call),
+    as 6.18 collects them."""
     ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
     if not ids:
         return None
     lregs, lslots = [], []
+    last = len(st.frames) - 1
     for fr, frame in enumerate(st.frames):
+        mask = live[pc if fr == last else st.frames[fr + 1].callsite]
         lregs += [(fr, i) for i, r in enumerate(frame.regs)
-                  if r.type == SCALAR and r.id & ~BPF_ADD_CONST in ids]
+                  if mask >> i & 1 and r.type == SCALAR and r.id & ~BPF_ADD_CONST in ids]
         lslots += [(fr, spi) for spi, s in frame.stack.items()
                    if s.spill is not None and s.spill.type == SCALAR and
                    s.spill.id & ~BPF_ADD_CONST in ids]
