@@ -635,6 +635,36 @@ SEC("tc") int prog(struct __sk_buff *skb)
     assert theirs.count("R1 is not a scalar") == 1, theirs
     assert ours == theirs
 
+
+def test_a_global_functions_argument_wanted_from_its_first_state_forces_all_precise(
+        monkeypatch, capsys, tmp_path):
+    """mark_chain_precision: the walk leaves the function's first state (it has no
+    parent, and ran instructions) still wanting the argument ``off``: the kernel falls
+    back to marking every scalar precise."""
+    source = """
+__noinline int byte_at(struct __sk_buff *skb, __u32 off)
+{
+    __u8 *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
+    __u8 *p;
+
+    if (off > 54)
+        return -1;
+    p = data + off;
+    if ((void *)(p + 1) > data_end)
+        return -1;
+    return *p;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return byte_at(skb, skb->len & 63) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert "mark_precise: frame0: falling back to forcing all scalars precise" in theirs, \
+        theirs
+    assert ours == theirs
+
 # --- kfunc calls -----------------------------------------------------------------------------
 
 DYNPTR = """
