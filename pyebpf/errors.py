@@ -33,6 +33,7 @@ class VerifierError(LoadError):
     def __init__(self, message: str, pc: int | None = None, insn: str = "",
                  log: str = "", errno: int = 13):
         self.pc, self.insn, self.log, self.source = pc, insn, log, ""
+        self.message = message  # the kernel's words alone, as its log prints them
         self.errno = errno      # EACCES, the verifier's usual answer, unless given
         where = f"pc {pc}" + (f" ({insn})" if insn else "") + ": " if pc is not None else ""
         super().__init__(f"{where}{message}")

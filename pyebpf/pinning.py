@@ -835,15 +835,15 @@ def pin_program(prog, path) -> None:
 
 
 def _functions_json(functions) -> bytes:
-    """A program's global functions (:class:`~pyebpf.verifier.globalfuncs.GlobalFunc`)
-    as JSON: per function [pc, name, [[kind, size, nullable] per argument], error],
+    """A program's global functions (:class:`~pyebpf.verifier.globalfuncs.GlobalFunc`;
+    not its static ones' prototypes, which only the log uses) as JSON: per function [pc, name, [[kind, size, nullable] per argument], error],
     and true after those for the exception callback (older pins have no such entry); a
     BTF pointer argument adds its struct's name and whether it is untrusted."""
     return json.dumps([[f.pc, f.name, [[a.kind, a.size, a.nullable] +
                                        ([a.struct.name, a.untrusted] if a.struct else [])
                                        for a in f.args],
                         f.error] + ([True] if f.exception_cb else [])
-                       for f in functions]).encode()
+                       for f in functions if not f.static]).encode()
 
 
 def _functions_from_json(raw: bytes) -> tuple:

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from pyebpf import Map, asm, isa, kernel, verifier
+from pyebpf.errors import KernelError, VerifierError
 from bpfc import PRELUDE, compile_object
 from objdiff import level_2_logs
 from skbdiff import CLS
@@ -278,6 +279,15 @@ def test_a_decided_jump_on_a_linked_scalar_links_nothing_for_precision():
     assert ours == theirs
 
 
+def test_a_register_dead_at_a_jump_is_not_linked_for_precision():
+    """collect_linked_regs (6.18) takes only registers live before the jump: r2, a
+    copy of r1 written again on every path after it, is not walked back with r1."""
+    theirs, ours = logs("r6 = r1\nr1 = *(u32 *)(r6 + 0)\nr1 &= 7\nr2 = r1\n"
+                        "if r1 == 0 goto +6\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = r1\n"
+                        "r1 = r6\ncall 26\nr0 = 0\nexit")
+    assert "mark_precise: frame0: regs=r1 stack= before 3: (bf) r2 = r1" in theirs, theirs
+    assert ours == theirs
+
 def test_a_jump_decided_by_two_registers_walks_back_for_each_in_turn():
     """check_cond_jmp_op: mark_chain_precision of dst, then of src, two walks (not one
     with ``regs=r1,r2``)."""
@@ -322,6 +332,19 @@ def test_a_return_prints_both_frames_and_goes_on_as_a_popped_path():
     assert any(line.startswith("from 11 to 6: ") for line in theirs), theirs
     assert ours == theirs
 
+
+def test_a_refusal_found_after_the_paths_is_the_logs_last_line():
+    """check_max_stack_depth refuses once every path is verified: its message comes
+    after them, before the statistics."""
+    code = asm.assemble("r1 = 0\n*(u64 *)(r10 - 256) = r1\ncall a\nr0 = 0\nexit\n"
+                        "a:\nr1 = 0\n*(u64 *)(r10 - 256) = r1\ncall b\nr0 = 0\nexit\n"
+                        "b:\nr1 = 0\n*(u64 *)(r10 - 256) = r1\nr0 = 0\nexit")
+    with pytest.raises(KernelError) as theirs:
+        kernel.KernelProgram(code, CLS, log_level=2).close()
+    with pytest.raises(VerifierError) as ours:
+        verifier.verify(isa.unpack_program(code), CLS, log_level=2)
+    assert _lines(theirs.value.log)[-1] == "combined stack size of 3 calls is 768. Too large"
+    assert _lines(ours.value.log) == _lines(theirs.value.log)
 
 def test_a_path_popped_inside_a_function_names_its_frame():
     theirs, ours = logs(CALL)
@@ -591,6 +614,56 @@ SEC("socket") int prog(volatile struct __sk_buff *skb)
              for log in (theirs, ours)]
     assert "peak_states 17" in stats[0][0], stats
     assert stats[1] == stats[0]
+
+
+def test_a_static_call_whose_registers_miss_its_prototype_prints_the_first_mismatch_once(
+        monkeypatch, capsys, tmp_path):
+    """btf_check_subprog_call: clang drops the static function's unused ``var``, so R1
+    holds the context where the prototype has an int: ``R1 is not a scalar`` at the
+    first call, none at the second (the function is unreliable from then on)."""
+    source = """
+static __noinline int len_of(int var, struct __sk_buff *skb)
+{
+    return skb->len;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return (len_of(1, skb) + len_of(2, skb)) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert theirs.count("R1 is not a scalar") == 1, theirs
+    assert ours == theirs
+
+
+def test_a_global_functions_argument_wanted_from_its_first_state_forces_all_precise(
+        monkeypatch, capsys, tmp_path):
+    """mark_chain_precision: the walk leaves the function's first state (it has no
+    parent, and ran instructions) still wanting the argument ``off``: the kernel falls
+    back to marking every scalar precise."""
+    source = """
+__noinline int byte_at(struct __sk_buff *skb, __u32 off)
+{
+    __u8 *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
+    __u8 *p;
+
+    if (off > 54)
+        return -1;
+    p = data + off;
+    if ((void *)(p + 1) > data_end)
+        return -1;
+    return *p;
+}
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return byte_at(skb, skb->len & 63) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert "mark_precise: frame0: falling back to forcing all scalars precise" in theirs, \
+        theirs
+    assert ours == theirs
 
 # --- kfunc calls -----------------------------------------------------------------------------
 

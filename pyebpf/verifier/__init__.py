@@ -59,7 +59,8 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
     CAP_PERFMON or CAP_SYS_ADMIN.  ``arch``: whose ``struct pt_regs`` a KPROBE program
     reads.  ``functions``: the program's global functions
     (:func:`.globalfuncs.describe`), each verified on its own from its BTF prototype;
-    the others are verified at each call.  ``func_info``: the program comes with BTF
+    the others are verified at each call (those of them ``describe`` gives with
+    ``static`` have their calls checked against their prototype for the log).  ``func_info``: the program comes with BTF
     function info (BPF_PROG_LOAD's func_info; an object built with -g, as libbpf loads
     it), which a callback and subprograms that tail-call need.  ``license``: the program's license string
     (only GPL-compatible ones may call GPL-only helpers and kfuncs).  ``prog_btf``: the
@@ -175,6 +176,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
                                     frozenset(interp.async_cbs))
         exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
+        # check_max_stack_depth and check_throws refuse after the paths: their message
+        # is the log's last line before the statistics
+        log.add(exc.message)
         exc.log = log.text() + _stats(interp)
         raise
     if log.level == 1:

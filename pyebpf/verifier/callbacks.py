@@ -44,6 +44,7 @@ class CallbackCalls:
         """The callback of a helper whose arguments check_helper_call has checked
         (push_callback_call)."""
         fn = st.cur.regs[PROTOS[insn.imm].args.index(FUNC) + 1]
+        self.static_arg_notes(st, fn.off)   # push_callback_call, on the helper's registers
         if len(st.frames) >= isa.MAX_CALL_FRAMES:
             self.refuse(pc, f"the call stack of {len(st.frames) + 1} frames is too deep")
         args, _range = CALLBACK_HELPERS[insn.imm]

@@ -102,13 +102,15 @@ class GlobalFunc:
     error: str = ""
     exception_cb: bool = False      # the main program's exception callback
     errno: int = EINVAL             # BPF_PROG_LOAD's for ``error``
+    static: bool = False            # a static function's prototype (static_prototype)
 
 
 def describe(btf, func_info, prog_type) -> tuple:
     """The global functions among ``func_info`` ((pc, BTF FUNC id) pairs of one
-    program in the object whose BTF is ``btf``), the program's own (pc 0) excepted.
-    None when the kernel would refuse that BTF (:func:`kernel_takes`): loaded without
-    it, as libbpf then loads, every function is static."""
+    program in the object whose BTF is ``btf``), the program's own (pc 0) excepted,
+    and the static ones' prototypes (``static``: :func:`static_prototype`).  None
+    when the kernel would refuse that BTF (:func:`kernel_takes`): loaded without it,
+    as libbpf then loads, every function is static."""
     if btf is None or not func_info or not kernel_takes(btf):
         return ()
     tags: dict = {}
@@ -119,11 +121,40 @@ def describe(btf, func_info, prog_type) -> tuple:
     out = []
     for pc, tid in func_info:
         func = btf.types[tid]
-        if pc == 0 or func.linkage != BTF_FUNC_GLOBAL:
+        if pc == 0:
+            continue
+        if func.linkage != BTF_FUNC_GLOBAL:
+            static = static_prototype(func, pc, tags, isa.prog_type(prog_type))
+            if static is not None:
+                out.append(static)
             continue
         f = _prepare(func, pc, tags, isa.prog_type(prog_type))
         out.append(replace(f, exception_cb=True) if pc == ex_cb else f)
     return tuple(out)
+
+
+def static_prototype(func, pc: int, tags: dict, prog_type) -> GlobalFunc | None:
+    """btf_prepare_func_args for a static function: an int or enum argument a scalar,
+    a pointer to the context the context; None where it gives up, as it does silently
+    for a static function (a return that is not a scalar, another pointer, more than
+    five arguments, a tag: the kernel's own message for that is not printed)."""
+    proto = func.target
+    params = proto.members
+    ret = proto.target.resolve() if proto.type_id else None
+    if len(params) > MAX_BPF_FUNC_REG_ARGS or ret is None or ret.kind not in _INTS:
+        return None
+    args = []
+    for i, p in enumerate(params):
+        if tags.get((func.id, i)):
+            return None
+        t = func.btf.type(p.type_id).resolve() if p.type_id else None
+        if t is not None and t.kind == Kind.PTR and _is_ctx(t, prog_type):
+            args.append(Arg(CTX))
+        elif t is not None and t.kind in _INTS:
+            args.append(Arg(ANYTHING))
+        else:
+            return None
+    return GlobalFunc(pc, func.name, tuple(args), static=True)
 
 
 def check_int_returns(btf, func_info, code: bytes) -> None:
@@ -354,6 +385,34 @@ def _is_ctx(ptr, prog_type) -> bool:
 class GlobalCalls:
     """The global-function side of :class:`~pyebpf.verifier.interp.Interpreter`
     (mixed in): ``self.globals`` maps a start pc to its :class:`GlobalFunc`."""
+
+    def static_arg_notes(self, st: VState, target: int) -> None:
+        """btf_check_subprog_call for a static callee: its BTF prototype checked
+        against the caller's registers, the first mismatch only printed (a compiler
+        may drop or reorder a static function's arguments), after which the function
+        is unreliable and not checked again."""
+        func = self.statics.get(target)
+        if func is None or target in self.unreliable:
+            return
+        from .interp import Refusal
+        regs = st.cur.regs
+        for i, arg in enumerate(func.args):
+            regno = i + 1
+            reg = regs[regno]
+            note = None
+            if arg.kind == ANYTHING and reg.type != SCALAR:
+                note = f"R{regno} is not a scalar"
+            elif arg.kind == CTX:
+                try:
+                    self._check_arg_reg_off(self.pc, regno, reg, "")
+                except Refusal as exc:
+                    note = exc.lines[0]
+                if note is None and reg.type != PTR_TO_CTX:
+                    note = f"arg#{i} expects pointer to ctx"
+            if note is not None:
+                self.log.add(note)
+                self.unreliable.add(target)
+                return
 
     def global_call(self, st: VState, pc: int, func: GlobalFunc) -> int:
         """check_func_call for a global callee: btf_check_subprog_call on the caller's

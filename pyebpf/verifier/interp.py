@@ -237,7 +237,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
-        self.globals = {f.pc: f for f in functions}
+        self.globals = {f.pc: f for f in functions if not f.static}
+        self.statics = {f.pc: f for f in functions if f.static}
+        self.unreliable: set[int] = set()    # statics whose prototype did not match
         self.globals_called: set = set()
         self.in_global = False
         self.exception_cb = exception_cb_pc(functions)
@@ -2294,6 +2296,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         target = pc + 1 + insn.imm
         if target in self.globals:
             return self.global_call(st, pc, self.globals[target])
+        self.static_arg_notes(st, target)
         caller = st.cur
         callee = Frame(pc, self.func_of(target), len(st.frames))
         for r in range(1, 6):

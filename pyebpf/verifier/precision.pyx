@@ -162,9 +162,12 @@ def _walk(interp, VState st, _Walk w) -> None:
                 return
             i -= 1
         if p is None:
-            if interp.in_global and w.fr == 0 and not any(w.slots) and \
+            if interp.in_global and not hist and w.fr == 0 and not any(w.slots) and \
                     w.regs[0] <= _ARGS:
-                return      # a global function's arguments: its prototype's to give
+                # a global function's arguments: its prototype's to give, where the
+                # walk reached its entry checkpoint (the kernel's last_idx < 0); from
+                # a first state that ran instructions the kernel falls back
+                return
             # something older than the first instruction: the kernel gives up too
             mark_all(st, log)
             return
