@@ -36,8 +36,9 @@ cpdef writes_r10(op: isa.Op, insn: isa.Insn):
     return op.form in _WRITES_DST and insn.dst == BPF_REG_10
 
 
-_WRITES_DST = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
-               F_NEG, F_END, F_LDDW, F_LDX)
+# a set: one hash per look-up (forms compare by identity), not a comparison per member
+_WRITES_DST = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
+                         F_NEG, F_END, F_LDDW, F_LDX))
 
 
 cpdef function_start(op: isa.Op | None, insn: isa.Insn, pc: int):
