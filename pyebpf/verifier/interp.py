@@ -125,9 +125,10 @@ _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64
                      for cls in range(8))
 
 
-# the forms step hands to alu
-_ALU_FORMS = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-              isa.F_NEG, isa.F_END)
+# the forms step hands to alu (a set: forms compare by identity, so a look-up is one
+# hash, where a tuple compares a form that is not in it with each member in turn)
+_ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
+                        isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 
 # per register mask, its registers in order (_live_regs)
 _REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))

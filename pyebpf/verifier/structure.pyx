@@ -36,8 +36,9 @@ cpdef writes_r10(op: isa.Op, insn: isa.Insn):
     return op.form in _WRITES_DST and insn.dst == BPF_REG_10
 
 
-_WRITES_DST = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
-               F_NEG, F_END, F_LDDW, F_LDX)
+# a set: one hash per look-up (forms compare by identity), not a comparison per member
+_WRITES_DST = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
+                         F_NEG, F_END, F_LDDW, F_LDX))
 
 
 cpdef function_start(op: isa.Op | None, insn: isa.Insn, pc: int):
@@ -72,20 +73,33 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     passed = _PASSED[strict, walked]
     if len(passed) >= _PASSED_MAX:
         passed.clear()
+    seen = _SEEN[strict, walked]
+    if len(seen) >= _PASSED_MAX:
+        seen.clear()
     pc = 0
     while pc < n:
         insn = insns[pc]
-        # keyed by the fields: an Insn's own hash is a Python call (a dataclass's)
-        key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)
-        op = passed.get(key)
-        if op is None:
-            op = isa.lookup(insn)
+        # the Insn objects of slots already checked, by identity (isa.unpack_program
+        # gives the same object for the same bytes): reading its five fields from here
+        # is five generic attribute look-ups
+        hit = seen.get(id(insn))
+        if hit is not None and (<tuple>hit)[0] is insn:
+            op = (<tuple>hit)[1]
+        else:
+            # keyed by the fields: an Insn's own hash is a Python call (a dataclass's)
+            key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)
+            op = passed.get(key)
             if op is None:
-                raise _reject(f"unknown opcode {insn.code:#04x}"
-                              if insn.code not in isa.OPCODES
-                              else f"invalid encoding of opcode {insn.code:#04x}", pc, insn)
-            _check_fields(op, insn, pc, strict, walked)
-            passed[key] = op
+                op = isa.lookup(insn)
+                if op is None:
+                    raise _reject(f"unknown opcode {insn.code:#04x}"
+                                  if insn.code not in isa.OPCODES
+                                  else f"invalid encoding of opcode {insn.code:#04x}", pc,
+                                  insn)
+                _check_fields(op, insn, pc, strict, walked)
+                passed[key] = op
+            # the entry holds the Insn, so its id names no other object while it is here
+            seen[id(insn)] = (insn, op)
         ops[pc] = op
         if op.form is F_LDDW:
             if pc + 1 >= n:
@@ -128,6 +142,8 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
 # checks depend on the slot alone, and a process loads the same slots again and again
 _PASSED = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 _PASSED_MAX = 65536
+# the same by the Insn objects that passed: id -> (the Insn, its table entry)
+_SEEN = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 
 
 def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: bool) -> None:
