@@ -685,6 +685,18 @@ def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
           kernel_text=theirs_)
 
 
+def test_a_dynptr_slice_buffer_over_an_iterator_is_refused():
+    """check_kfunc_mem_size_reg checks bpf_dynptr_slice's buffer as read before as
+    written, and a read refuses an iterator's bytes (found by the random programs, seed
+    newkinds1205)."""
+    ours_, theirs_ = _kfuncs(ITER_AT_24 + "r1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\n"
+                             "call KFUNC(bpf_dynptr_from_skb)\nr1 = r10\nr1 += -16\n"
+                             "r2 = 0\nr3 = r10\nr3 += -32\nr4 = 14\n"
+                             "call KFUNC(bpf_dynptr_slice)\n" + ITER_DESTROY)
+    agree(ours_, "arg#2 arg#3 memory, len pair leads to invalid memory access",
+          kernel_text=theirs_)
+
+
 # --- loops and limits ---------------------------------------------------------------------
 
 def test_a_bounded_loop_is_accepted():
