@@ -685,6 +685,34 @@ def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
           kernel_text=theirs_)
 
 
+def test_a_dynptr_slice_buffer_over_an_iterator_is_refused():
+    """check_kfunc_mem_size_reg checks bpf_dynptr_slice's buffer as read before as
+    written, and a read refuses an iterator's bytes (found by the random programs, seed
+    newkinds1205)."""
+    ours_, theirs_ = _kfuncs(ITER_AT_24 + "r1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\n"
+                             "call KFUNC(bpf_dynptr_from_skb)\nr1 = r10\nr1 += -16\n"
+                             "r2 = 0\nr3 = r10\nr3 += -32\nr4 = 14\n"
+                             "call KFUNC(bpf_dynptr_slice)\n" + ITER_DESTROY)
+    agree(ours_, "arg#2 arg#3 memory, len pair leads to invalid memory access",
+          kernel_text=theirs_)
+
+
+@pytest.mark.parametrize("op", ("w3 /= 3", "w3 s%= 16", "w3 <<= w4"))
+def test_a_32_bit_division_or_variable_shift_leaves_all_64_bits_unknown(op):
+    """adjust_scalar_min_max_vals marks the result unknown and returns before its
+    zext_32_to_64 where is_safe_to_compute_dst_reg_range says no: bounds a signed check
+    leaves in [-1, 15] then reach below a map value (found by the random programs,
+    seed newkinds1205)."""
+    body = ("r6 = r1\n*(u32 *)(r10 - 4) = 0\nr1 = map_fd({}) ll\nr2 = r10\nr2 += -4\n"
+            "call 1\nif r0 == 0 goto +8\nr4 = *(u32 *)(r6 + 8)\nr3 = *(u32 *)(r6 + 0)\n"
+            f"{op}\nif r3 s> 15 goto +4\nif r3 s< -1 goto +3\nr0 += r3\n"
+            "r0 = *(u8 *)(r0 + 0)\nr0 = 0\nexit")
+    values = Map.create("array", 4, 16, 1)
+    with kernel.KernelMap("array", 4, 16, 1) as k:
+        agree(body.format(values.fd), "R0 min value is negative",
+              kernel_text=body.format(k.fd))
+
+
 # --- loops and limits ---------------------------------------------------------------------
 
 def test_a_bounded_loop_is_accepted():

@@ -285,8 +285,10 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
     if op in (BPF_DIV, BPF_MOD) or \
             op in (BPF_LSH, BPF_RSH, BPF_ARSH) and (not b_const or bv[0] >= bits):
         # is_safe_to_compute_dst_reg_range: a quotient or remainder (signed or not, even
-        # of two constants) and a shift by an unknown or too large amount are unknown
-        _set(dst, (0, W), 0, W, SMIN, SMAX, bits)
+        # of two constants) and a shift by an unknown or too large amount are unknown;
+        # a 32-bit one in all 64 bits, as adjust_scalar_min_max_vals' __mark_reg_unknown
+        # returns before its zext_32_to_64
+        _set(dst, (0, M64), 0, M64, S64_MIN, S64_MAX, 64)
         return
     if av[1] == 0 and b_const:
         # a constant result (a 32-bit one zero-extended) needs no bounds reasoning

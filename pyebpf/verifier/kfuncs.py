@@ -31,6 +31,7 @@ from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
 from .alloc import NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
+from .errnos import errno_of
 from . import bounds, sockets
 from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
 from .lists import LIST_KFUNCS
@@ -588,17 +589,26 @@ class KfuncCalls:
             regs[0] = btf_ret or scalar()
 
     def _slice_buffer(self, st, pc: int, regno: int, reg: Reg, size: Reg) -> None:
-        """bpf_dynptr_slice(_rdwr)'s buffer__opt: NULL, or writable memory of the
-        constant size that follows it (check_kfunc_mem_size_reg).  A NULL buffer's 0 is
-        made precise (check_kfunc_args: the 6.18 log walks it back once, before the
-        size), as the slice's state depends on there being no buffer."""
+        """bpf_dynptr_slice(_rdwr)'s buffer__opt: NULL, or memory of the constant size
+        that follows it, checked as read and then as written (check_kfunc_mem_size_reg),
+        so stack holding a dynptr or an iterator is refused.  A NULL buffer's 0 is made
+        precise (check_kfunc_args: the 6.18 log walks it back once, before the size),
+        as the slice's state depends on there being no buffer."""
+        from .interp import Refusal
         if reg.is_null():
             self._needs(st, regno)
             return
         if reg.type not in (PTR_TO_STACK, PTR_TO_MEM, PTR_TO_MAP_VALUE):
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=fp, map_value, mem")
         if size.type == SCALAR and size.is_const:
-            self.helper_mem(st, pc, regno, reg, size.value, True, True)
+            try:
+                self.helper_mem(st, pc, regno, reg, size.value, False, True)
+                self.helper_mem(st, pc, regno, reg, size.value, True, True)
+            except Refusal as exc:
+                # check_kfunc_args names the pair after the reason, and returns its errno
+                self.refuse(pc, *exc.lines, f"arg#{regno - 1} arg#{regno} memory, len pair "
+                                            f"leads to invalid memory access",
+                            errno=exc.errno or errno_of(exc.lines[-1]))
 
     # --- irq flags and bpf_res_spin_lock (check_kfunc_call, check_kfunc_args) -------------
     def _irq_lock_call(self, st, pc: int, name: str, nargs: int, pending) -> None:
