@@ -273,18 +273,23 @@ for _sp in _SPELLINGS["conformance"]:
 del _sp, _m, _rest
 
 
-def _words_regex(phrases) -> re.Pattern:
+def _words_pattern(phrases) -> str:
     alts = sorted({re.escape(p).replace(r"\ ", r"\s+") for p in phrases}, key=len, reverse=True)
-    return re.compile(rf"(?:{'|'.join(alts)})(?![\w.:])")
+    return rf"(?:{'|'.join(alts)})(?![\w.:])"
 
 
-_CONFORMANCE_MNEMONIC = _words_regex(_CONFORMANCE_FORMS)
+@functools.cache
+def _conformance_mnemonic() -> re.Pattern:
+    # compiled when a conformance line is first diagnosed, not at import (~1 ms of start-up)
+    return re.compile(_words_pattern(_CONFORMANCE_FORMS))
+
+
 # Text is conformance syntax when it names a %r register or opens a line with a mnemonic
 # the kernel syntax does not also use (exit, call N and callx read the same in both).
 _CONFORMANCE_ONLY = re.compile(
     rf"%r\d|^\s*(?:{_LABEL}:\s*)?"
-    + _words_regex(set(_CONFORMANCE_FORMS)
-                   - {_mnemonic(sp.template) for sp in _SPELLINGS["kernel"]}).pattern,
+    + _words_pattern(set(_CONFORMANCE_FORMS)
+                     - {_mnemonic(sp.template) for sp in _SPELLINGS["kernel"]}),
     re.M)
 
 
@@ -368,7 +373,7 @@ def _convert(op: isa.Op, m: re.Match, line: int) -> _Stmt:
 
 def _diagnose_conformance(text: str, pos: int, end: int, line: int) -> AsmError:
     """Say why a conformance line matched no spelling: mnemonic, count, or which operand."""
-    mn = _CONFORMANCE_MNEMONIC.match(text, pos, end)
+    mn = _conformance_mnemonic().match(text, pos, end)
     if mn is None:
         tok = _WORDS.match(text, pos, end) or re.compile(r"\S+").match(text, pos, end)
         return AsmError(f"unknown mnemonic {tok.group()!r}", line, pos + 1, tok.group())

@@ -327,6 +327,12 @@ def v46(text, prog_type=CLS):
     return Program.from_asm(text, prog_type, profile="4.6")
 
 
+def test_field_at_names_the_first_field_whose_bytes_cover_the_offset():
+    for off in range(-8, isa.SIZEOF_SK_BUFF + 8):
+        covering = [f for f in rules.FIELDS if f.offset <= off < f.offset + f.size]
+        assert rules.field_at(off) is (covering[0] if covering else None), f"offset {off}"
+
+
 @pytest.mark.parametrize("prog_type", TYPES, ids=type_id)
 def test_4_6_context_is_76_bytes(prog_type):
     """4.6's struct __sk_buff ends after tc_classid (offset 72)."""

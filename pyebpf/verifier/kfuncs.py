@@ -20,6 +20,7 @@ looping ancestors (see ``Interpreter.visited``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from errno import EACCES, ENOMEM
@@ -131,242 +132,255 @@ def _k(decl: str, flags: int = 0, hooks=ALL_TYPES) -> Kfunc:
 
 
 KF = isa
-KFUNCS: dict[str, Kfunc] = {k.name: k for k in (
-    _k("int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end)", KF.KF_ITER_NEW),
-    _k("int *bpf_iter_num_next(struct bpf_iter_num *it)", KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_num_destroy(struct bpf_iter_num *it)", KF.KF_ITER_DESTROY),
-    _k("void *bpf_cast_to_kern_ctx(void *obj)"),
-    _k("void *bpf_rdonly_cast(const void *obj__ign, u32 btf_id__k)"),
-    _k("int bpf_dynptr_from_skb(struct __sk_buff *s, u64 flags, "
-       "struct bpf_dynptr *ptr__uninit)", hooks=SKB_TYPES),
-    _k("void *bpf_dynptr_slice(const struct bpf_dynptr *p, u32 offset, void *buffer__opt, "
-       "u32 buffer__szk)", KF.KF_RET_NULL),
-    _k("void *bpf_dynptr_slice_rdwr(const struct bpf_dynptr *p, u32 offset, "
-       "void *buffer__opt, u32 buffer__szk)", KF.KF_RET_NULL),
-    _k("int bpf_dynptr_adjust(const struct bpf_dynptr *p, u32 start, u32 end)"),
-    _k("bool bpf_dynptr_is_null(const struct bpf_dynptr *p)"),
-    _k("bool bpf_dynptr_is_rdonly(const struct bpf_dynptr *p)"),
-    _k("u32 bpf_dynptr_size(const struct bpf_dynptr *p)"),
-    _k("int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *clone__uninit)"),
-    _k("struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb_ctx, "
-       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
-       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct nf_conn___init *bpf_skb_ct_alloc(struct __sk_buff *skb_ctx, "
-       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
-       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct nf_conn *bpf_ct_insert_entry(struct nf_conn___init *nfct_i)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RELEASE, CLS_ONLY),
-    _k("void bpf_ct_release(struct nf_conn *nfct)", KF.KF_RELEASE, CLS_ONLY),
-    _k("void bpf_ct_set_timeout(struct nf_conn___init *nfct, u32 timeout)",
-       KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("int bpf_ct_change_timeout(struct nf_conn *nfct, u32 timeout)",
-       KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("int bpf_ct_set_status(const struct nf_conn___init *nfct, u32 status)",
-       KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("int bpf_ct_change_status(struct nf_conn *nfct, u32 status)",
-       KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("int bpf_ct_set_nat_info(struct nf_conn___init *nfct, union nf_inet_addr *addr, "
-       "int port, enum nf_nat_manip_type manip)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("void *bpf_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("void bpf_obj_drop_impl(void *p__alloc, void *meta__ign)", KF.KF_RELEASE, CLS_ONLY),
-    _k("void *bpf_refcount_acquire_impl(void *p__refcounted_kptr, void *meta__ign)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RCU, CLS_ONLY),
-    _k("int bpf_list_push_front_impl(struct bpf_list_head *head, "
-       "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
-    _k("int bpf_list_push_back_impl(struct bpf_list_head *head, "
-       "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_pop_front(struct bpf_list_head *head)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_pop_back(struct bpf_list_head *head)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("int bpf_rbtree_add_impl(struct bpf_rb_root *root, struct bpf_rb_node *node, "
-       "bool (*less)(struct bpf_rb_node *, const struct bpf_rb_node *), void *meta__ign, "
-       "u64 off)", 0, CLS_ONLY),
-    _k("struct bpf_rb_node *bpf_rbtree_remove(struct bpf_rb_root *root, "
-       "struct bpf_rb_node *node)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_rb_node *bpf_rbtree_first(struct bpf_rb_root *root)", KF.KF_RET_NULL,
-       CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)", KF.KF_RET_NULL,
-       CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)", KF.KF_RET_NULL,
-       CLS_ONLY),
-    _k("void bpf_rcu_read_lock(void)"),
-    _k("void bpf_rcu_read_unlock(void)"),
-    _k("void bpf_preempt_disable(void)"),
-    _k("void bpf_preempt_enable(void)"),
-    _k("void __bpf_trap(void)"),
-    _k("int bpf_strcmp(const char *s1__ign, const char *s2__ign)"),
-    _k("int bpf_strcasecmp(const char *s1__ign, const char *s2__ign)"),
-    _k("int bpf_strchr(const char *s__ign, char c)"),
-    _k("int bpf_strchrnul(const char *s__ign, char c)"),
-    _k("int bpf_strnchr(const char *s__ign, size_t count, char c)"),
-    _k("int bpf_strrchr(const char *s__ign, int c)"),
-    _k("int bpf_strlen(const char *s__ign)"),
-    _k("int bpf_strnlen(const char *s__ign, size_t count)"),
-    _k("int bpf_strspn(const char *s__ign, const char *accept__ign)"),
-    _k("int bpf_strcspn(const char *s__ign, const char *reject__ign)"),
-    _k("int bpf_strstr(const char *s1__ign, const char *s2__ign)"),
-    _k("int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len)"),
-    _k("int bpf_iter_bits_new(struct bpf_iter_bits *it, const u64 *unsafe_ptr__ign, "
-       "u32 nr_words)", KF.KF_ITER_NEW),
-    _k("int *bpf_iter_bits_next(struct bpf_iter_bits *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_bits_destroy(struct bpf_iter_bits *it)", KF.KF_ITER_DESTROY),
-    _k("int bpf_dynptr_copy(struct bpf_dynptr *dst_ptr, u32 dst_off, "
-       "struct bpf_dynptr *src_ptr, u32 src_off, u32 size)"),
-    _k("int bpf_dynptr_memset(struct bpf_dynptr *p, u32 offset, u32 size, u8 val)"),
-    _k("s64 bpf_map_sum_elem_count(const struct bpf_map *map)", KF.KF_TRUSTED_ARGS),
-    _k("void bpf_local_irq_save(long unsigned int *flags__irq_flag)"),
-    _k("void bpf_local_irq_restore(long unsigned int *flags__irq_flag)"),
-    _k("int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)", KF.KF_RET_NULL),
-    _k("void bpf_res_spin_unlock(struct bpf_res_spin_lock *lock)"),
-    _k("int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock, "
-       "long unsigned int *flags__irq_flag)", KF.KF_RET_NULL),
-    _k("void bpf_res_spin_unlock_irqrestore(struct bpf_res_spin_lock *lock, "
-       "long unsigned int *flags__irq_flag)"),
-    _k("int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_probe_read_kernel_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
-       "u32 size, const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_copy_from_user_str(void *dst, u32 dst__sz, const void *unsafe_ptr__ign, "
-       "u64 flags)", KF.KF_SLEEPABLE),
-    _k("int bpf_copy_from_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
-    _k("int bpf_copy_from_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
-    _k("int bpf_copy_from_user_task_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
-       "const void *unsafe_ptr__ign, struct task_struct *tsk)",
-       KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
-    _k("int bpf_copy_from_user_task_str(void *dst, u32 dst__sz, "
-       "const void *unsafe_ptr__ign, struct task_struct *tsk, u64 flags)", KF.KF_SLEEPABLE),
-    _k("int bpf_copy_from_user_task_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
-       "u32 size, const void *unsafe_ptr__ign, struct task_struct *tsk)",
-       KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
-    _k("int bpf_cgroup_read_xattr(struct cgroup *cgroup, const char *name__str, "
-       "struct bpf_dynptr *value_p)", KF.KF_RCU),
-    _k("struct kmem_cache *bpf_get_kmem_cache(u64 addr)", KF.KF_RET_NULL),
-    _k("int bpf_iter_css_new(struct bpf_iter_css *it, "
-       "struct cgroup_subsys_state *start, unsigned int flags)",
-       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
-    _k("struct cgroup_subsys_state *bpf_iter_css_next(struct bpf_iter_css *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_css_destroy(struct bpf_iter_css *it)", KF.KF_ITER_DESTROY),
-    _k("int bpf_iter_css_task_new(struct bpf_iter_css_task *it, "
-       "struct cgroup_subsys_state *css, unsigned int flags)",
-       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS),
-    _k("struct task_struct *bpf_iter_css_task_next(struct bpf_iter_css_task *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_css_task_destroy(struct bpf_iter_css_task *it)", KF.KF_ITER_DESTROY),
-    _k("int bpf_iter_dmabuf_new(struct bpf_iter_dmabuf *it)",
-       KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
-    _k("struct dma_buf *bpf_iter_dmabuf_next(struct bpf_iter_dmabuf *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
-    _k("void bpf_iter_dmabuf_destroy(struct bpf_iter_dmabuf *it)",
-       KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
-    _k("int bpf_iter_kmem_cache_new(struct bpf_iter_kmem_cache *it)",
-       KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
-    _k("struct kmem_cache *bpf_iter_kmem_cache_next(struct bpf_iter_kmem_cache *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
-    _k("void bpf_iter_kmem_cache_destroy(struct bpf_iter_kmem_cache *it)",
-       KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
-    _k("int bpf_iter_task_new(struct bpf_iter_task *it, "
-       "struct task_struct *task__nullable, unsigned int flags)",
-       KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
-    _k("struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_task_destroy(struct bpf_iter_task *it)", KF.KF_ITER_DESTROY),
-    _k("int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, "
-       "struct task_struct *task, u64 addr)", KF.KF_ITER_NEW | KF.KF_RCU),
-    _k("struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it)",
-       KF.KF_ITER_NEXT | KF.KF_RET_NULL),
-    _k("void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it)", KF.KF_ITER_DESTROY),
-    _k("int bpf_modify_return_test_tp(int nonce)"),
-    _k("int bpf_stream_vprintk_impl(int stream_id, const char *fmt__str, "
-       "const void *args, u32 len__sz, void *aux__prog)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_task_work_schedule_signal_impl(struct task_struct *task, "
-       "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
-       "void *aux__prog)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_task_work_schedule_resume_impl(struct task_struct *task, "
-       "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
-       "void *aux__prog)", KF.KF_TRUSTED_ARGS),
-    _k("int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags)"),
-    _k("int bpf_wq_set_callback_impl(struct bpf_wq *wq, int (*callback_fn)(void *, "
-       "int *, void *), unsigned int flags, void *aux__prog)"),
-    _k("int bpf_wq_start(struct bpf_wq *wq, unsigned int flags)"),
-    _k("struct nf_conn___init *bpf_xdp_ct_alloc(struct xdp_md *xdp_ctx, "
-       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
-       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, "
-       "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
-       "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)",
-       KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)",
-       KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_rb_node *bpf_rbtree_root(struct bpf_rb_root *root)",
-       KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_rb_node *bpf_rbtree_left(struct bpf_rb_root *root, "
-       "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct bpf_rb_node *bpf_rbtree_right(struct bpf_rb_root *root, "
-       "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
-    _k("void *bpf_percpu_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("void bpf_percpu_obj_drop_impl(void *p__alloc, void *meta__ign)",
-       KF.KF_RELEASE, CLS_ONLY),
-    _k("struct task_struct *bpf_task_acquire(struct task_struct *p)",
-       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
-    _k("void bpf_task_release(struct task_struct *p)", KF.KF_RELEASE, CLS_ONLY),
-    _k("struct task_struct *bpf_task_from_pid(s32 pid)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct task_struct *bpf_task_from_vpid(s32 vpid)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct cgroup *bpf_task_get_cgroup1(struct task_struct *task, int hierarchy_id)",
-       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
-    _k("long int bpf_task_under_cgroup(struct task_struct *task, "
-       "struct cgroup *ancestor)", KF.KF_RCU, CLS_ONLY),
-    _k("struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp)",
-       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
-    _k("void bpf_cgroup_release(struct cgroup *cgrp)", KF.KF_RELEASE, CLS_ONLY),
-    _k("struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level)",
-       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
-    _k("struct cgroup *bpf_cgroup_from_id(u64 cgid)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, "
-       "u64 value)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("void bpf_throw(u64 cookie)", 0, CLS_ONLY),
-    _k("struct bpf_key *bpf_lookup_user_key(s32 serial, u64 flags)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE, CLS_ONLY),
-    _k("struct bpf_key *bpf_lookup_system_key(u64 id)",
-       KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
-    _k("void bpf_key_put(struct bpf_key *bkey)", KF.KF_RELEASE, CLS_ONLY),
-    _k("int bpf_sk_assign_tcp_reqsk(struct __sk_buff *s, struct sock *sk, "
-       "struct bpf_tcp_req_attrs *attrs, int attrs__sz)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
-    _k("void bpf_kfunc_call_test_release(struct prog_test_ref_kfunc *p)",
-       KF.KF_RELEASE, CLS_ONLY),
-    _k("void bpf_kfunc_call_memb_release(struct prog_test_member *p)",
-       KF.KF_RELEASE, CLS_ONLY),
-    _k("int bpf_dynptr_from_skb_meta(struct __sk_buff *skb_, u64 flags, "
-       "struct bpf_dynptr *ptr__uninit)", 0, CLS_ACT),
-    _k("int bpf_crypto_decrypt(struct bpf_crypto_ctx *ctx, "
-       "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
-       "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
-    _k("int bpf_crypto_encrypt(struct bpf_crypto_ctx *ctx, "
-       "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
-       "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
-    # crypto_kfunc_init registers these for BPF_PROG_TYPE_SYSCALL alone: a tc program's
-    # call is refused, as the kernel refuses it
-    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_create(const struct bpf_crypto_params *params, "
-       "u32 params__sz, int *err)", KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE,
-       SYSCALL_ONLY),
-    _k("struct bpf_crypto_ctx *bpf_crypto_ctx_acquire(struct bpf_crypto_ctx *ctx)",
-       KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, SYSCALL_ONLY),
-    _k("void bpf_crypto_ctx_release(struct bpf_crypto_ctx *ctx)", KF.KF_RELEASE, SYSCALL_ONLY),
-)}
+
+
+@functools.cache
+def _table() -> dict[str, Kfunc]:
+    # Built on first use, not at import: parsing the ~130 declarations was ~4 ms of every
+    # process's start-up (tcsim's included), and most programs call no kfunc.
+    return {k.name: k for k in (
+        _k("int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end)", KF.KF_ITER_NEW),
+        _k("int *bpf_iter_num_next(struct bpf_iter_num *it)", KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_num_destroy(struct bpf_iter_num *it)", KF.KF_ITER_DESTROY),
+        _k("void *bpf_cast_to_kern_ctx(void *obj)"),
+        _k("void *bpf_rdonly_cast(const void *obj__ign, u32 btf_id__k)"),
+        _k("int bpf_dynptr_from_skb(struct __sk_buff *s, u64 flags, "
+           "struct bpf_dynptr *ptr__uninit)", hooks=SKB_TYPES),
+        _k("void *bpf_dynptr_slice(const struct bpf_dynptr *p, u32 offset, void *buffer__opt, "
+           "u32 buffer__szk)", KF.KF_RET_NULL),
+        _k("void *bpf_dynptr_slice_rdwr(const struct bpf_dynptr *p, u32 offset, "
+           "void *buffer__opt, u32 buffer__szk)", KF.KF_RET_NULL),
+        _k("int bpf_dynptr_adjust(const struct bpf_dynptr *p, u32 start, u32 end)"),
+        _k("bool bpf_dynptr_is_null(const struct bpf_dynptr *p)"),
+        _k("bool bpf_dynptr_is_rdonly(const struct bpf_dynptr *p)"),
+        _k("u32 bpf_dynptr_size(const struct bpf_dynptr *p)"),
+        _k("int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *clone__uninit)"),
+        _k("struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb_ctx, "
+           "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+           "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct nf_conn___init *bpf_skb_ct_alloc(struct __sk_buff *skb_ctx, "
+           "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+           "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct nf_conn *bpf_ct_insert_entry(struct nf_conn___init *nfct_i)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RELEASE, CLS_ONLY),
+        _k("void bpf_ct_release(struct nf_conn *nfct)", KF.KF_RELEASE, CLS_ONLY),
+        _k("void bpf_ct_set_timeout(struct nf_conn___init *nfct, u32 timeout)",
+           KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("int bpf_ct_change_timeout(struct nf_conn *nfct, u32 timeout)",
+           KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("int bpf_ct_set_status(const struct nf_conn___init *nfct, u32 status)",
+           KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("int bpf_ct_change_status(struct nf_conn *nfct, u32 status)",
+           KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("int bpf_ct_set_nat_info(struct nf_conn___init *nfct, union nf_inet_addr *addr, "
+           "int port, enum nf_nat_manip_type manip)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("void *bpf_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("void bpf_obj_drop_impl(void *p__alloc, void *meta__ign)", KF.KF_RELEASE, CLS_ONLY),
+        _k("void *bpf_refcount_acquire_impl(void *p__refcounted_kptr, void *meta__ign)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_RCU, CLS_ONLY),
+        _k("int bpf_list_push_front_impl(struct bpf_list_head *head, "
+           "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
+        _k("int bpf_list_push_back_impl(struct bpf_list_head *head, "
+           "struct bpf_list_node *node, void *meta__ign, u64 off)", 0, CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_pop_front(struct bpf_list_head *head)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_pop_back(struct bpf_list_head *head)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("int bpf_rbtree_add_impl(struct bpf_rb_root *root, struct bpf_rb_node *node, "
+           "bool (*less)(struct bpf_rb_node *, const struct bpf_rb_node *), void *meta__ign, "
+           "u64 off)", 0, CLS_ONLY),
+        _k("struct bpf_rb_node *bpf_rbtree_remove(struct bpf_rb_root *root, "
+           "struct bpf_rb_node *node)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_rb_node *bpf_rbtree_first(struct bpf_rb_root *root)", KF.KF_RET_NULL,
+           CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)", KF.KF_RET_NULL,
+           CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)", KF.KF_RET_NULL,
+           CLS_ONLY),
+        _k("void bpf_rcu_read_lock(void)"),
+        _k("void bpf_rcu_read_unlock(void)"),
+        _k("void bpf_preempt_disable(void)"),
+        _k("void bpf_preempt_enable(void)"),
+        _k("void __bpf_trap(void)"),
+        _k("int bpf_strcmp(const char *s1__ign, const char *s2__ign)"),
+        _k("int bpf_strcasecmp(const char *s1__ign, const char *s2__ign)"),
+        _k("int bpf_strchr(const char *s__ign, char c)"),
+        _k("int bpf_strchrnul(const char *s__ign, char c)"),
+        _k("int bpf_strnchr(const char *s__ign, size_t count, char c)"),
+        _k("int bpf_strrchr(const char *s__ign, int c)"),
+        _k("int bpf_strlen(const char *s__ign)"),
+        _k("int bpf_strnlen(const char *s__ign, size_t count)"),
+        _k("int bpf_strspn(const char *s__ign, const char *accept__ign)"),
+        _k("int bpf_strcspn(const char *s__ign, const char *reject__ign)"),
+        _k("int bpf_strstr(const char *s1__ign, const char *s2__ign)"),
+        _k("int bpf_strnstr(const char *s1__ign, const char *s2__ign, size_t len)"),
+        _k("int bpf_iter_bits_new(struct bpf_iter_bits *it, const u64 *unsafe_ptr__ign, "
+           "u32 nr_words)", KF.KF_ITER_NEW),
+        _k("int *bpf_iter_bits_next(struct bpf_iter_bits *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_bits_destroy(struct bpf_iter_bits *it)", KF.KF_ITER_DESTROY),
+        _k("int bpf_dynptr_copy(struct bpf_dynptr *dst_ptr, u32 dst_off, "
+           "struct bpf_dynptr *src_ptr, u32 src_off, u32 size)"),
+        _k("int bpf_dynptr_memset(struct bpf_dynptr *p, u32 offset, u32 size, u8 val)"),
+        _k("s64 bpf_map_sum_elem_count(const struct bpf_map *map)", KF.KF_TRUSTED_ARGS),
+        _k("void bpf_local_irq_save(long unsigned int *flags__irq_flag)"),
+        _k("void bpf_local_irq_restore(long unsigned int *flags__irq_flag)"),
+        _k("int bpf_res_spin_lock(struct bpf_res_spin_lock *lock)", KF.KF_RET_NULL),
+        _k("void bpf_res_spin_unlock(struct bpf_res_spin_lock *lock)"),
+        _k("int bpf_res_spin_lock_irqsave(struct bpf_res_spin_lock *lock, "
+           "long unsigned int *flags__irq_flag)", KF.KF_RET_NULL),
+        _k("void bpf_res_spin_unlock_irqrestore(struct bpf_res_spin_lock *lock, "
+           "long unsigned int *flags__irq_flag)"),
+        _k("int bpf_probe_read_kernel_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_probe_read_kernel_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
+           "u32 size, const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_probe_read_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_copy_from_user_str(void *dst, u32 dst__sz, const void *unsafe_ptr__ign, "
+           "u64 flags)", KF.KF_SLEEPABLE),
+        _k("int bpf_copy_from_user_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+        _k("int bpf_copy_from_user_str_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign)", KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+        _k("int bpf_copy_from_user_task_dynptr(struct bpf_dynptr *dptr, u32 off, u32 size, "
+           "const void *unsafe_ptr__ign, struct task_struct *tsk)",
+           KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+        _k("int bpf_copy_from_user_task_str(void *dst, u32 dst__sz, "
+           "const void *unsafe_ptr__ign, struct task_struct *tsk, u64 flags)", KF.KF_SLEEPABLE),
+        _k("int bpf_copy_from_user_task_str_dynptr(struct bpf_dynptr *dptr, u32 off, "
+           "u32 size, const void *unsafe_ptr__ign, struct task_struct *tsk)",
+           KF.KF_SLEEPABLE | KF.KF_TRUSTED_ARGS),
+        _k("int bpf_cgroup_read_xattr(struct cgroup *cgroup, const char *name__str, "
+           "struct bpf_dynptr *value_p)", KF.KF_RCU),
+        _k("struct kmem_cache *bpf_get_kmem_cache(u64 addr)", KF.KF_RET_NULL),
+        _k("int bpf_iter_css_new(struct bpf_iter_css *it, "
+           "struct cgroup_subsys_state *start, unsigned int flags)",
+           KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
+        _k("struct cgroup_subsys_state *bpf_iter_css_next(struct bpf_iter_css *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_css_destroy(struct bpf_iter_css *it)", KF.KF_ITER_DESTROY),
+        _k("int bpf_iter_css_task_new(struct bpf_iter_css_task *it, "
+           "struct cgroup_subsys_state *css, unsigned int flags)",
+           KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS),
+        _k("struct task_struct *bpf_iter_css_task_next(struct bpf_iter_css_task *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_css_task_destroy(struct bpf_iter_css_task *it)", KF.KF_ITER_DESTROY),
+        _k("int bpf_iter_dmabuf_new(struct bpf_iter_dmabuf *it)",
+           KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
+        _k("struct dma_buf *bpf_iter_dmabuf_next(struct bpf_iter_dmabuf *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
+        _k("void bpf_iter_dmabuf_destroy(struct bpf_iter_dmabuf *it)",
+           KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
+        _k("int bpf_iter_kmem_cache_new(struct bpf_iter_kmem_cache *it)",
+           KF.KF_ITER_NEW | KF.KF_SLEEPABLE),
+        _k("struct kmem_cache *bpf_iter_kmem_cache_next(struct bpf_iter_kmem_cache *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL | KF.KF_SLEEPABLE),
+        _k("void bpf_iter_kmem_cache_destroy(struct bpf_iter_kmem_cache *it)",
+           KF.KF_ITER_DESTROY | KF.KF_SLEEPABLE),
+        _k("int bpf_iter_task_new(struct bpf_iter_task *it, "
+           "struct task_struct *task__nullable, unsigned int flags)",
+           KF.KF_ITER_NEW | KF.KF_TRUSTED_ARGS | KF.KF_RCU_PROTECTED),
+        _k("struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_task_destroy(struct bpf_iter_task *it)", KF.KF_ITER_DESTROY),
+        _k("int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, "
+           "struct task_struct *task, u64 addr)", KF.KF_ITER_NEW | KF.KF_RCU),
+        _k("struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it)",
+           KF.KF_ITER_NEXT | KF.KF_RET_NULL),
+        _k("void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it)", KF.KF_ITER_DESTROY),
+        _k("int bpf_modify_return_test_tp(int nonce)"),
+        _k("int bpf_stream_vprintk_impl(int stream_id, const char *fmt__str, "
+           "const void *args, u32 len__sz, void *aux__prog)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_task_work_schedule_signal_impl(struct task_struct *task, "
+           "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
+           "void *aux__prog)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_task_work_schedule_resume_impl(struct task_struct *task, "
+           "struct bpf_task_work *tw, void *map__map, bpf_task_work_callback_t callback, "
+           "void *aux__prog)", KF.KF_TRUSTED_ARGS),
+        _k("int bpf_wq_init(struct bpf_wq *wq, void *p__map, unsigned int flags)"),
+        _k("int bpf_wq_set_callback_impl(struct bpf_wq *wq, int (*callback_fn)(void *, "
+           "int *, void *), unsigned int flags, void *aux__prog)"),
+        _k("int bpf_wq_start(struct bpf_wq *wq, unsigned int flags)"),
+        _k("struct nf_conn___init *bpf_xdp_ct_alloc(struct xdp_md *xdp_ctx, "
+           "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+           "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, "
+           "struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts, "
+           "u32 opts__sz)", KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_front(struct bpf_list_head *head)",
+           KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_list_node *bpf_list_back(struct bpf_list_head *head)",
+           KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_rb_node *bpf_rbtree_root(struct bpf_rb_root *root)",
+           KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_rb_node *bpf_rbtree_left(struct bpf_rb_root *root, "
+           "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct bpf_rb_node *bpf_rbtree_right(struct bpf_rb_root *root, "
+           "struct bpf_rb_node *node)", KF.KF_RET_NULL, CLS_ONLY),
+        _k("void *bpf_percpu_obj_new_impl(u64 local_type_id__k, void *meta__ign)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("void bpf_percpu_obj_drop_impl(void *p__alloc, void *meta__ign)",
+           KF.KF_RELEASE, CLS_ONLY),
+        _k("struct task_struct *bpf_task_acquire(struct task_struct *p)",
+           KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+        _k("void bpf_task_release(struct task_struct *p)", KF.KF_RELEASE, CLS_ONLY),
+        _k("struct task_struct *bpf_task_from_pid(s32 pid)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct task_struct *bpf_task_from_vpid(s32 vpid)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct cgroup *bpf_task_get_cgroup1(struct task_struct *task, int hierarchy_id)",
+           KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+        _k("long int bpf_task_under_cgroup(struct task_struct *task, "
+           "struct cgroup *ancestor)", KF.KF_RCU, CLS_ONLY),
+        _k("struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp)",
+           KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+        _k("void bpf_cgroup_release(struct cgroup *cgrp)", KF.KF_RELEASE, CLS_ONLY),
+        _k("struct cgroup *bpf_cgroup_ancestor(struct cgroup *cgrp, int level)",
+           KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, CLS_ONLY),
+        _k("struct cgroup *bpf_cgroup_from_id(u64 cgid)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, "
+           "u64 value)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("void bpf_throw(u64 cookie)", 0, CLS_ONLY),
+        _k("struct bpf_key *bpf_lookup_user_key(s32 serial, u64 flags)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE, CLS_ONLY),
+        _k("struct bpf_key *bpf_lookup_system_key(u64 id)",
+           KF.KF_ACQUIRE | KF.KF_RET_NULL, CLS_ONLY),
+        _k("void bpf_key_put(struct bpf_key *bkey)", KF.KF_RELEASE, CLS_ONLY),
+        _k("int bpf_sk_assign_tcp_reqsk(struct __sk_buff *s, struct sock *sk, "
+           "struct bpf_tcp_req_attrs *attrs, int attrs__sz)", KF.KF_TRUSTED_ARGS, CLS_ONLY),
+        _k("void bpf_kfunc_call_test_release(struct prog_test_ref_kfunc *p)",
+           KF.KF_RELEASE, CLS_ONLY),
+        _k("void bpf_kfunc_call_memb_release(struct prog_test_member *p)",
+           KF.KF_RELEASE, CLS_ONLY),
+        _k("int bpf_dynptr_from_skb_meta(struct __sk_buff *skb_, u64 flags, "
+           "struct bpf_dynptr *ptr__uninit)", 0, CLS_ACT),
+        _k("int bpf_crypto_decrypt(struct bpf_crypto_ctx *ctx, "
+           "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
+           "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
+        _k("int bpf_crypto_encrypt(struct bpf_crypto_ctx *ctx, "
+           "const struct bpf_dynptr *src, const struct bpf_dynptr *dst, "
+           "const struct bpf_dynptr *siv__nullable)", KF.KF_RCU, CLS_ACT),
+        # crypto_kfunc_init registers these for BPF_PROG_TYPE_SYSCALL alone: a tc program's
+        # call is refused, as the kernel refuses it
+        _k("struct bpf_crypto_ctx *bpf_crypto_ctx_create(const struct bpf_crypto_params *params, "
+           "u32 params__sz, int *err)", KF.KF_ACQUIRE | KF.KF_RET_NULL | KF.KF_SLEEPABLE,
+           SYSCALL_ONLY),
+        _k("struct bpf_crypto_ctx *bpf_crypto_ctx_acquire(struct bpf_crypto_ctx *ctx)",
+           KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, SYSCALL_ONLY),
+        _k("void bpf_crypto_ctx_release(struct bpf_crypto_ctx *ctx)", KF.KF_RELEASE, SYSCALL_ONLY),
+    )}
+
+
+def __getattr__(name: str):
+    # KFUNCS, the name -> Kfunc table, for those who import it (tests, tools)
+    if name == "KFUNCS":
+        return _table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # the bpf_wq kfuncs: their arguments are the verifier's timer rules (TimerRules.wq_call)
@@ -411,7 +425,7 @@ class KfuncCalls:
         if not 0 < kid < isa.N_KFUNC_IDS:
             self.refuse(pc, f"kernel btf_id {kid} is not a function")
         name = isa.KFUNC_NAMES[kid]
-        k = KFUNCS[name]
+        k = _table()[name]
         if self.prog_type not in k.hooks:
             self.refuse(pc, f"calling kernel function {name} is not allowed")
         if name == "__bpf_trap":
@@ -779,11 +793,11 @@ def iter_slot(st, reg: Reg):
 def arg_count(insn) -> int:
     """The argument registers a call reads: a kfunc's own count, else all five."""
     if insn.is_kfunc_call and 0 < insn.imm < isa.N_KFUNC_IDS:
-        return len(KFUNCS[isa.KFUNC_NAMES[insn.imm]].args)
+        return len(_table()[isa.KFUNC_NAMES[insn.imm]].args)
     return 5
 
 
 def is_iter_next(insn) -> bool:
     """A call of a kfunc ``bpf_iter_*_next``: a forced checkpoint (visit_insn)."""
     return insn.is_kfunc_call and 0 < insn.imm < isa.N_KFUNC_IDS and \
-        KFUNCS[isa.KFUNC_NAMES[insn.imm]].flags & isa.KF_ITER_NEXT != 0
+        _table()[isa.KFUNC_NAMES[insn.imm]].flags & isa.KF_ITER_NEXT != 0

@@ -108,11 +108,20 @@ FIELDS_BY_ID = {f.id: f for f in FIELDS}
 POINTER_FIELDS = frozenset({"data", "data_end", "data_meta", "flow_keys", "sk"})
 
 
+def _field_lookup() -> tuple[Field | None, ...]:
+    at: list[Field | None] = [None] * max(f.offset + f.size for f in FIELDS)
+    for f in reversed(FIELDS):      # where fields overlap, the first one is the answer
+        at[f.offset:f.offset + f.size] = [f] * f.size
+    return tuple(at)
+
+
+# offset -> the first field of FIELDS covering it (a lookup rather than a walk of FIELDS:
+# context_table asks for every offset, ~1 ms of each start-up)
+_FIELD_AT = _field_lookup()
+
+
 def field_at(offset: int) -> Field | None:
-    for f in FIELDS:
-        if f.offset <= offset < f.offset + f.size:
-            return f
-    return None
+    return _FIELD_AT[offset] if 0 <= offset < len(_FIELD_AT) else None
 
 
 def access_rule(prog_type: ProgType, profile: str, offset: int, size: int, write: bool,
