@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 _simulated: list[int] = []
@@ -21,6 +22,23 @@ def possible_cpus() -> int:
         lo, _, hi = part.partition("-")
         total += int(hi or lo) - int(lo) + 1
     return total
+
+
+def nr_cpu_ids() -> int:
+    """The kernel's ``nr_cpu_ids``: one past the highest possible CPU's number (the
+    bound the verifier gives ``bpf_get_smp_processor_id``), or the count of the
+    innermost :func:`simulated_cpus` in effect."""
+    return _simulated[-1] if _simulated else _possible_ids()
+
+
+@functools.cache
+def _possible_ids() -> int:
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    return max(int(part.rpartition("-")[2]) for part in text.split(",")) + 1
 
 
 def map_cpus() -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import isa
+from .. import host, isa
 from ..errors import VerifierError
 from . import errnos, exceptions, helpers, kfuncs, license as licenses, scc, structure
 from .globalfuncs import exception_cb_pc
@@ -80,8 +80,9 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
     gpl = licenses.gpl_compatible(license)
     if code is None and prog_type is not None:
         code = b"".join(i.pack() for i in insns)
+    # nr_cpu_ids bounds bpf_get_smp_processor_id (do_refine_retval_range)
     key = (code, prog_type, profile, unpriv, arch, func_info,
-           COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl) \
+           COMPLEXITY_LIMIT.get(profile), tuple(functions), gpl, host.nr_cpu_ids()) \
         if prog_type is not None else None
     hit = _ACCEPTED.get(key) if key is not None else None
     if hit is not None:

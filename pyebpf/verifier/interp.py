@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from errno import EACCES, EFAULT, EINVAL, ENOMEM
 
-from .. import isa
+from .. import host, isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
 from .kptrs import PERCPU_RCU_PTR, RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, scc, sockets, structure, tnum
@@ -56,6 +56,12 @@ BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
+# do_refine_retval_range's helpers: a CPU number, and the string reads whose R0 is at
+# most the buffer's size
+_GET_SMP_PROCESSOR_ID = isa.HELPER_NAMES.index("get_smp_processor_id")
+_SIZED_STRING_READS = frozenset(isa.HELPER_NAMES.index(n) for n in (
+    "get_stack", "get_task_stack", "probe_read_str", "probe_read_kernel_str",
+    "probe_read_user_str"))
 # can_elide_value_nullness: a constant in-range key makes these maps' lookup non-NULL
 ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
@@ -155,6 +161,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
         self.gpl = gpl              # the license lets it call GPL-only helpers
+        self.nr_cpu_ids = host.nr_cpu_ids()   # the CPU numbers the machine may run on
         self.ctx_rules = rules.context_table(prog_type, profile, arch)
         self.allowed = rules.helpers_allowed(prog_type, profile, unpriv)
         self.maps = maps
@@ -1813,6 +1820,19 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 r.range = max(r.range, new_range)
 
     # --- calls --------------------------------------------------------------------------------
+    def _refine_retval(self, r0: Reg, hid: int, meta: dict) -> None:
+        """do_refine_retval_range: a CPU number is below nr_cpu_ids; a string read
+        returns at most its buffer's size, or an errno."""
+        if hid == _GET_SMP_PROCESSOR_ID:
+            r0.umin = r0.smin = r0.u32min = r0.s32min = 0
+            r0.umax = r0.smax = r0.u32max = r0.s32max = self.nr_cpu_ids - 1
+        elif hid in _SIZED_STRING_READS and "msize_max" in meta:
+            r0.smax = r0.s32max = meta["msize_max"]
+            r0.smin = r0.s32min = -isa.MAX_ERRNO
+        else:
+            return
+        bounds.sync(r0)
+
     def helper_call(self, st: VState, pc: int, insn, pending) -> None:
         hid = insn.imm
         regs = st.cur.regs
@@ -1858,6 +1878,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs[r] = Reg()
         if proto.ret == helpers.INTEGER:
             regs[0] = scalar()
+            if self.profile == "current":
+                self._refine_retval(regs[0], hid, meta)
         elif proto.ret == helpers.VOID:
             regs[0] = Reg()
         elif proto.ret == helpers.MAP_VALUE_OR_NULL:
@@ -2145,6 +2167,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.umax >= BPF_MAX_VAR_SIZ:
                 self.refuse(pc, f"R{regno} unbounded memory access, use 'var &= const' or "
                                 f"'if (var < const)'")
+            meta["msize_max"] = reg.umax        # check_mem_size_reg: msize_max_value
             mem = st.cur.regs[regno - 1]
             if meta.pop("mem_null", False):
                 if reg.umax:
