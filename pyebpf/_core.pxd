@@ -302,7 +302,9 @@ ctypedef struct MapStore:
     int32_t* next             # hash maps: next element in the bucket, or the free list
     int32_t* buckets          # hash maps: first element of each bucket
     uint32_t n_buckets
-    int32_t free_head
+    int32_t free_head         # the elements freed since creation or reset, last first
+    uint32_t elem_hwm         # the elements ever taken: those from here on come next, in
+                              # order, after the free list (untouched, so not resident)
     uint32_t count
     ProgCore** progs          # program arrays: the program in each slot, or NULL
     int owner_type            # program arrays: the type they serve, -1 before first use
@@ -319,6 +321,7 @@ ctypedef struct MapStore:
     uint32_t lru_target_free  # the common LRU's batch to a CPU's local free list
     LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
     int32_t root, node_free
+    uint32_t node_hwm         # LPM tries: the nodes ever taken (as elem_hwm)
     uint32_t data_size
     MapStore** inner          # maps of maps: the inner map of each element, or NULL
     MapStore* tmpl            # maps of maps: the inner map template

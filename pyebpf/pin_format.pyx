@@ -307,7 +307,7 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
         m.count = <uint32_t>cnt
         if _is_lru(m):
             return _load_lru(m, p + cnt * esize, <uint32_t>cnt)
-        m.free_head = <int32_t>cnt if cnt < m.max_entries else NO_ELEM
+        m.elem_hwm = <uint32_t>cnt       # the elements after them come next, in order
     elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         for i in range(cnt):
             if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):
