@@ -300,7 +300,8 @@ ctypedef struct MapStore:
     size_t values_len
     uint8_t* keys             # hash maps: max_entries * key_size
     int32_t* next             # hash maps: next element in the bucket, or the free list
-    int32_t* buckets          # hash maps: first element of each bucket
+    int32_t* buckets          # hash maps: first element of each bucket plus 1, 0 for none
+                              # (calloc's zero pages are empty buckets): map_bucket_head
     uint32_t n_buckets
     int32_t free_head         # the elements freed since creation or reset, last first
     uint32_t elem_hwm         # the elements ever taken: those from here on come next, in
@@ -421,6 +422,11 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     cdef uint32_t w
     memcpy(&w, p, 4)
     return w
+
+cdef inline int32_t map_bucket_head(MapStore* m, uint32_t b) noexcept nogil:
+    """The first element in bucket ``b``, or NO_ELEM."""
+    return m.buckets[b] - 1
+
 
 cdef inline bint _is_lru(MapStore* m) noexcept nogil:
     return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH

@@ -77,7 +77,7 @@ cdef inline int32_t hash_find_in(MapStore* m, const uint8_t* key, uint32_t bucke
                                  int32_t* prev) noexcept nogil:
     """The element holding ``key`` in ``bucket`` (its bucket), or NO_ELEM; ``prev``
     the one before it in the chain."""
-    cdef int32_t e = m.buckets[bucket]
+    cdef int32_t e = map_bucket_head(m, bucket)
     prev[0] = NO_ELEM
     while e != NO_ELEM:
         if memcmp(m.keys + <size_t>e * m.key_size, key, m.key_size) == 0:
@@ -108,15 +108,15 @@ cdef void _hash_unlink(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
     cdef uint32_t bucket
     if prev == NO_ELEM:
         bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
-        m.buckets[bucket] = m.next[e]
+        m.buckets[bucket] = m.next[e] + 1
     else:
         m.next[prev] = m.next[e]
 
 
 cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil:
     cdef uint32_t bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
-    m.next[e] = m.buckets[bucket]
-    m.buckets[bucket] = e
+    m.next[e] = map_bucket_head(m, bucket)
+    m.buckets[bucket] = e + 1
 
 
 cdef void _elem_release(MapStore* m, int32_t e) noexcept nogil:
@@ -445,7 +445,7 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
             bucket = map_bucket(m, key) + 1
         e = NO_ELEM
         while bucket < m.n_buckets and e == NO_ELEM:
-            e = m.buckets[bucket]
+            e = map_bucket_head(m, bucket)
             bucket += 1
         if e == NO_ELEM:
             return -ENOENT
@@ -1130,9 +1130,8 @@ cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
         used = min(used, <size_t>m.elem_hwm * m.ncpu * m.stride)
     if m.values != NULL and not fresh:
         memset(m.values, 0, used)
-    if m.buckets != NULL:
-        for k in range(m.n_buckets):
-            m.buckets[k] = NO_ELEM
+    if m.buckets != NULL and not fresh:
+        memset(m.buckets, 0, m.n_buckets * sizeof(int32_t))
     m.free_head = m.node_free = NO_ELEM
     m.elem_hwm = m.node_hwm = 0
     if m.perf_cpu != NULL:

@@ -211,7 +211,7 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
             aux[b] = LRU_FREE_NODE
     if _is_hash(m):
         for b in range(m.n_buckets):
-            e = m.buckets[b]
+            e = map_bucket_head(m, b)
             while e != NO_ELEM:
                 memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
                 p = _put_values(m, p + m.key_size, e)
