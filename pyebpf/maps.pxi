@@ -1154,3 +1154,22 @@ cdef void* _zalloc(size_t n, size_t size) except NULL:
     if p == NULL:
         raise MemoryError()
     return p
+
+
+cdef extern from *:
+    """
+    #include <malloc.h>
+    /* glibc raises its mmap threshold to the size of each mmap'd block freed, up to
+       32 MiB: a map's store below it would then come from the heap, where calloc
+       zeroes (so makes resident) what it reuses and a free keeps it.  A fixed threshold
+       (glibc's default) keeps every store of 128 KiB or more its own mapping. */
+    static void pyebpf_fix_mmap_threshold(void) {
+    #ifdef M_MMAP_THRESHOLD
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    #endif
+    }
+    """
+    void pyebpf_fix_mmap_threshold() nogil
+
+
+pyebpf_fix_mmap_threshold()

@@ -1,9 +1,11 @@
 """A big map costs resident memory for the elements used, not for its max_entries:
 its storage is zero pages until an element is written (pyebpf/maps.pxi, _elem_take)."""
 import resource
+import subprocess
 import sys
 
 import pytest
+from conftest import child_python
 
 from pyebpf import Map
 
@@ -52,3 +54,34 @@ def test_a_new_hash_maps_empty_buckets_are_not_resident():
     # 16M entries: their buckets alone are 64 MiB of int32 (a netobserv flows.o map's)
     grown = _grown_by(lambda: Map.create("hash", 8, 8, 1 << 24))
     assert grown < BOUND, f"creating a 16M-entry hash map made {grown >> 20} MiB resident"
+
+
+
+
+
+DROPPED_MAP = """
+from pyebpf import Map
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+Map.create("array", 4, 1 << 10, 24 << 10).close()
+before = resident()
+dropped = Map.create("array", 4, 1 << 10, 16 << 10)
+for k in range(0, 16 << 10, 4):
+    dropped[k.to_bytes(4, "little")] = bytes(1 << 10)
+kept = bytearray(1 << 20)
+dropped.close()
+del dropped
+print(resident() - before)
+"""
+
+
+def test_a_dropped_maps_memory_goes_back_to_the_system():
+    # glibc raises its mmap threshold to the size of each mmap'd block freed (up to
+    # 32 MiB): a later store below it came from the heap, and stayed resident when
+    # dropped with anything allocated above it; _core fixes the threshold (mallopt).
+    # A fresh process: the heap's layout decides, and a test process's is its history's
+    env, cwd = child_python()
+    out = subprocess.run([sys.executable, "-c", DROPPED_MAP], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True).stdout
+    grown = int(out)
+    assert grown < 8 << 20, f"a dropped 16 MiB array left {grown >> 20} MiB resident"
