@@ -300,9 +300,12 @@ ctypedef struct MapStore:
     size_t values_len
     uint8_t* keys             # hash maps: max_entries * key_size
     int32_t* next             # hash maps: next element in the bucket, or the free list
-    int32_t* buckets          # hash maps: first element of each bucket
+    int32_t* buckets          # hash maps: first element of each bucket plus 1, 0 for none
+                              # (calloc's zero pages are empty buckets): map_bucket_head
     uint32_t n_buckets
-    int32_t free_head
+    int32_t free_head         # the elements freed since creation or reset, last first
+    uint32_t elem_hwm         # the elements ever taken: those from here on come next, in
+                              # order, after the free list (untouched, so not resident)
     uint32_t count
     ProgCore** progs          # program arrays: the program in each slot, or NULL
     int owner_type            # program arrays: the type they serve, -1 before first use
@@ -319,6 +322,7 @@ ctypedef struct MapStore:
     uint32_t lru_target_free  # the common LRU's batch to a CPU's local free list
     LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
     int32_t root, node_free
+    uint32_t node_hwm         # LPM tries: the nodes ever taken (as elem_hwm)
     uint32_t data_size
     MapStore** inner          # maps of maps: the inner map of each element, or NULL
     MapStore* tmpl            # maps of maps: the inner map template
@@ -418,6 +422,11 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     cdef uint32_t w
     memcpy(&w, p, 4)
     return w
+
+cdef inline int32_t map_bucket_head(MapStore* m, uint32_t b) noexcept nogil:
+    """The first element in bucket ``b``, or NO_ELEM."""
+    return m.buckets[b] - 1
+
 
 cdef inline bint _is_lru(MapStore* m) noexcept nogil:
     return m.type == BPF_MAP_TYPE_LRU_HASH or m.type == BPF_MAP_TYPE_LRU_PERCPU_HASH

@@ -115,7 +115,7 @@ cdef uint64_t _h_for_each_map_elem(Vm* vm, uint64_t map_ptr, uint64_t callback, 
         if not _key_region(vm, keys, <size_t>m.max_entries * m.key_size):
             return 0
         for b in range(m.n_buckets):
-            e = m.buckets[b]
+            e = map_bucket_head(m, b)
             while e != NO_ELEM:
                 calls += 1
                 if not vm_callback(vm, callback, map_ptr, keys + <size_t>e * m.key_size,

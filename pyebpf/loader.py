@@ -230,6 +230,11 @@ class Object:
                 raise self._error(ms, f"map cannot be created ({ms.type_name}, key "
                                       f"{ms.key_size}, value {ms.value_size}, max_entries "
                                       f"{ms.max_entries}, flags {ms.flags:#x}): {exc}") from exc
+            finally:
+                if template is not None:
+                    # libbpf closes the template's fd once the outer map is created
+                    # (bpf_object__create_map); m.inner_map keeps the Map, without a handle
+                    template.close()
             m.key_type, m.value_type = ms.key_type, ms.value_type
             # libbpf freezes read-only global data once filled; the BTF type ids are
             # those pyebpf.kernel.load_object creates the map with (has_special_fields)

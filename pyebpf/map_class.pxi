@@ -861,7 +861,7 @@ cdef class Map:
         return rc, items, int(batch).to_bytes(4, "little")
 
     cdef list _bucket_keys(self, uint32_t b):
-        cdef int32_t e = self._m.buckets[b]
+        cdef int32_t e = map_bucket_head(self._m, b)
         out = []
         while e != NO_ELEM:
             out.append(PyBytes_FromStringAndSize(<char*>self._m.keys + <size_t>e * self._m.key_size,
@@ -1150,7 +1150,7 @@ cdef class Map:
             return [(i.to_bytes(4, "little"), obj) for i, obj in sorted(self._programs.items())]
         out = []
         for b in range(m.n_buckets):
-            e = m.buckets[b]
+            e = map_bucket_head(m, b)
             while e != NO_ELEM:
                 out.append((PyBytes_FromStringAndSize(<char*>m.keys + <size_t>e * m.key_size,
                                                       m.key_size), self._programs[e]))

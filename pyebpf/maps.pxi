@@ -77,7 +77,7 @@ cdef inline int32_t hash_find_in(MapStore* m, const uint8_t* key, uint32_t bucke
                                  int32_t* prev) noexcept nogil:
     """The element holding ``key`` in ``bucket`` (its bucket), or NO_ELEM; ``prev``
     the one before it in the chain."""
-    cdef int32_t e = m.buckets[bucket]
+    cdef int32_t e = map_bucket_head(m, bucket)
     prev[0] = NO_ELEM
     while e != NO_ELEM:
         if memcmp(m.keys + <size_t>e * m.key_size, key, m.key_size) == 0:
@@ -108,15 +108,15 @@ cdef void _hash_unlink(MapStore* m, int32_t e, int32_t prev) noexcept nogil:
     cdef uint32_t bucket
     if prev == NO_ELEM:
         bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
-        m.buckets[bucket] = m.next[e]
+        m.buckets[bucket] = m.next[e] + 1
     else:
         m.next[prev] = m.next[e]
 
 
 cdef void _hash_link(MapStore* m, int32_t e) noexcept nogil:
     cdef uint32_t bucket = map_bucket(m, m.keys + <size_t>e * m.key_size)
-    m.next[e] = m.buckets[bucket]
-    m.buckets[bucket] = e
+    m.next[e] = map_bucket_head(m, bucket)
+    m.buckets[bucket] = e + 1
 
 
 cdef void _elem_release(MapStore* m, int32_t e) noexcept nogil:
@@ -203,9 +203,8 @@ cdef int32_t _hash_update(MapStore* m, const uint8_t* key, uint64_t flags, int* 
     # alloc_htab_elem: an element from the map's free list (the bucket's lock is not
     # enough: the buckets share it)
     map_lock(&m.free_lock)
-    fresh = m.free_head
+    fresh = _elem_take(m)
     if fresh != NO_ELEM:
-        m.free_head = m.next[fresh]
         m.count += 1
     map_unlock(&m.free_lock)
     if fresh == NO_ELEM:
@@ -446,7 +445,7 @@ cdef int map_next_key(MapStore* m, const uint8_t* key, uint8_t* out) noexcept no
             bucket = map_bucket(m, key) + 1
         e = NO_ELEM
         while bucket < m.n_buckets and e == NO_ELEM:
-            e = m.buckets[bucket]
+            e = map_bucket_head(m, bucket)
             bucket += 1
         if e == NO_ELEM:
             return -ENOENT
@@ -503,16 +502,32 @@ cdef int32_t _lpm_lookup(MapStore* m, const uint8_t* key) noexcept nogil:
 cdef int32_t _lpm_node(MapStore* m, uint32_t prefixlen, const uint8_t* data,
                        bint real) noexcept nogil:
     cdef int32_t n = m.node_free
-    m.node_free = m.nodes[n].child[0]
+    if n != NO_ELEM:
+        m.node_free = m.nodes[n].child[0]
+    else:                   # the trie's nodes are 2 * max_entries: one is always left
+        n = <int32_t>m.node_hwm
+        m.node_hwm += 1
     m.nodes[n].child[0] = m.nodes[n].child[1] = NO_ELEM
     m.nodes[n].prefixlen = prefixlen
     m.nodes[n].flags = 0 if real else LPM_IM
     m.nodes[n].value = NO_ELEM
     if real:
-        m.nodes[n].value = m.free_head
-        m.free_head = m.next[m.free_head]
+        m.nodes[n].value = _elem_take(m)
     memcpy(_lpm_data(m, n), data, m.data_size)
     return n
+
+
+cdef inline int32_t _elem_take(MapStore* m) noexcept nogil:
+    # the element a free list threaded through all of them in index order would give:
+    # the last one freed, else the first never taken (an element is touched, so made
+    # resident, only when used); NO_ELEM when all are in use
+    cdef int32_t e = m.free_head
+    if e != NO_ELEM:
+        m.free_head = m.next[e]
+    elif m.elem_hwm < m.max_entries:
+        e = <int32_t>m.elem_hwm
+        m.elem_hwm += 1
+    return e
 
 
 cdef void _lpm_free(MapStore* m, int32_t n) noexcept nogil:
@@ -558,8 +573,7 @@ cdef int _lpm_update(MapStore* m, const uint8_t* key, const uint8_t* value,
             if rc:
                 return rc
             m.nodes[n].flags = 0
-            m.nodes[n].value = m.free_head
-            m.free_head = m.next[m.free_head]
+            m.nodes[n].value = _elem_take(m)
         memcpy(_lpm_data(m, n), key + 4, m.data_size)
         memcpy(map_value(m, m.nodes[n].value, 0), value, m.value_size)
         return 0
@@ -998,7 +1012,7 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     except MemoryError:
         map_free(m)
         raise
-    _map_reset(m)
+    _map_clear(m, True)
     return m
 
 
@@ -1102,29 +1116,34 @@ cdef void _map_reset(MapStore* m) noexcept nogil:
     """Empty the storage, as at creation: free lists, empty buckets and trie, closed perf
     slots, ring positions 0 (a perf event array keeps its undrained events; program
     arrays and maps of maps keep their slots, which Map manages)."""
-    cdef uint32_t k, nodes = 2 * m.max_entries
-    if m.values != NULL:
-        memset(m.values, 0, m.values_len)
-    if m.buckets != NULL:
-        for k in range(m.n_buckets):
-            m.buckets[k] = NO_ELEM
-    if m.next != NULL:
-        for k in range(m.max_entries):
-            m.next[k] = <int32_t>k + 1 if k + 1 < m.max_entries else NO_ELEM
-        m.free_head = 0
-    if m.nodes != NULL:
-        for k in range(nodes):
-            m.nodes[k].child[0] = <int32_t>k + 1 if k + 1 < nodes else NO_ELEM
-        m.node_free = 0
+    _map_clear(m, False)
+
+
+cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
+    # fresh: the storage is calloc's, zero and untouched, and stays so where it is zero:
+    # a big map costs resident memory only for what is used (its elements from the
+    # free list or the high-water mark, _elem_take)
+    cdef uint32_t k
+    cdef size_t used = m.values_len
+    if m.next != NULL and m.lru_prev == NULL:
+        # elements past the high-water mark were never written
+        used = min(used, <size_t>m.elem_hwm * m.ncpu * m.stride)
+    if m.values != NULL and not fresh:
+        memset(m.values, 0, used)
+    if m.buckets != NULL and not fresh:
+        memset(m.buckets, 0, m.n_buckets * sizeof(int32_t))
+    m.free_head = m.node_free = NO_ELEM
+    m.elem_hwm = m.node_hwm = 0
     if m.perf_cpu != NULL:
         for k in range(m.max_entries):
             m.perf_cpu[k] = -1
-        memset(m.counters, 0, 3 * <size_t>m.max_entries * sizeof(uint64_t))
-    if m.st_nr != NULL:
+        if not fresh:
+            memset(m.counters, 0, 3 * <size_t>m.max_entries * sizeof(uint64_t))
+    if m.st_nr != NULL and not fresh:
         memset(m.st_nr, 0, m.n_buckets * sizeof(uint32_t))
     if m.lru_prev != NULL:
-        lru_populate(m)
-        m.free_head = NO_ELEM          # the LRU's lists hold the free elements
+        lru_populate(m)         # the LRU's lists hold the free elements
+        m.elem_hwm = m.max_entries
     m.root = NO_ELEM
     m.count = 0
     m.cons_pos = m.prod_pos = m.pend_pos = 0
@@ -1135,3 +1154,22 @@ cdef void* _zalloc(size_t n, size_t size) except NULL:
     if p == NULL:
         raise MemoryError()
     return p
+
+
+cdef extern from *:
+    """
+    #include <malloc.h>
+    /* glibc raises its mmap threshold to the size of each mmap'd block freed, up to
+       32 MiB: a map's store below it would then come from the heap, where calloc
+       zeroes (so makes resident) what it reuses and a free keeps it.  A fixed threshold
+       (glibc's default) keeps every store of 128 KiB or more its own mapping. */
+    static void pyebpf_fix_mmap_threshold(void) {
+    #ifdef M_MMAP_THRESHOLD
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    #endif
+    }
+    """
+    void pyebpf_fix_mmap_threshold() nogil
+
+
+pyebpf_fix_mmap_threshold()

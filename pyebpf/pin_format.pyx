@@ -211,7 +211,7 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
             aux[b] = LRU_FREE_NODE
     if _is_hash(m):
         for b in range(m.n_buckets):
-            e = m.buckets[b]
+            e = map_bucket_head(m, b)
             while e != NO_ELEM:
                 memcpy(p, m.keys + <size_t>e * m.key_size, m.key_size)
                 p = _put_values(m, p + m.key_size, e)
@@ -297,6 +297,10 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     if _is_hash(m):
         # element i holds entry i; linked in reverse so that each bucket lists its
         # elements in the dumped order
+        if not _is_lru(m):
+            # taken before written: a failed load's _map_reset clears them; the
+            # elements after them come next, in order
+            m.elem_hwm = <uint32_t>cnt
         for i in range(cnt):
             e = <int32_t>(cnt - 1 - i)
             if _hash_find(m, p + e * esize, &prev) != NO_ELEM:
@@ -307,7 +311,6 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
         m.count = <uint32_t>cnt
         if _is_lru(m):
             return _load_lru(m, p + cnt * esize, <uint32_t>cnt)
-        m.free_head = <int32_t>cnt if cnt < m.max_entries else NO_ELEM
     elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         for i in range(cnt):
             if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):

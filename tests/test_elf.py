@@ -5,8 +5,10 @@ and into the kernel from the same specs, and every program runs on the same pack
 both sides: retval, packet bytes, the exported ``__sk_buff`` fields and the maps' contents
 afterwards must agree.
 """
+import gc
 import re
 import struct
+import weakref
 
 import pytest
 
@@ -591,6 +593,17 @@ def test_an_object_inner_map_is_the_same_map_as_the_one_the_program_reaches():
                                                                                     "little")
     assert not any(obj.maps["map_a"][key] != bytes(8) for key in obj.maps["map_a"].keys())
 
+
+
+def test_a_closed_objects_inner_map_template_is_freed_with_its_maps():
+    # libbpf closes the template's fd after creating the outer map: one kept in the
+    # handle table kept each load's templates for the life of the process
+    obj = pyebpf.load(compile_object(_map_in_map("ARRAY_OF_MAPS", "HASH")))
+    template = weakref.ref(obj.maps["outer"].inner_map)
+    obj.close()
+    del obj
+    gc.collect()
+    assert template() is None, "the inner map template outlives its closed object"
 
 IPROUTE2_MAP_IN_MAP = r"""
 struct bpf_elf_map {
