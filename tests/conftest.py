@@ -198,6 +198,12 @@ def kernel_oracle():
     return kernel
 
 
+def kernel_answers_replayed() -> bool:
+    """Whether the kernel's answers come from tests/kernel_answers/: no program runs
+    in the kernel, so nothing it would write (trace_pipe) can be read."""
+    return _answers is not None and _answers.mode == "replay"
+
+
 @pytest.fixture(scope="session")
 def live_kernel():
     """The pyebpf.kernel package when bpf(2) works here; else a skip naming why."""
