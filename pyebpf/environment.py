@@ -573,6 +573,12 @@ def _list(value, where):
 def _table(value, where, keys):
     if not isinstance(value, dict):
         raise EnvironmentSpecError(f"{where} must be a table")
+    return known_keys(value, where, keys)
+
+
+def known_keys(value, where: str, keys):
+    """``value`` (a table) when it holds only ``keys``; else the one-line error naming
+    the first unknown key and the known ones."""
     unknown = set(value) - set(keys)
     if unknown:
         raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
@@ -951,8 +957,8 @@ def socket_views(env: Environment, s: Socket) -> SocketViews:
     elif tcp and remote is not None:
         # an IPv4 connection's addresses are set with sk_rcv_saddr_set and sk_daddr_set,
         # which keep their v4-mapped IPv6 forms too
-        put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
-        put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
+        put("src_ip6", "16s", _v4_mapped(local))
+        put("dst_ip6", "16s", _v4_mapped(remote))
     put("src_port", "<I", lport)
     put("dst_port", ">H", rport)
     put("dst_ip4", "4s", _ip4_view(remote))
@@ -968,6 +974,12 @@ def socket_views(env: Environment, s: Socket) -> SocketViews:
                        lport, rport, dev, bytes(sock), bytes(tcp_sock))
 
 
+def _v4_mapped(addr) -> bytes:
+    """An IPv4 address's v4-mapped IPv6 form (::ffff:a.b.c.d), as sk_rcv_saddr_set and
+    sk_daddr_set keep it beside the IPv4 one."""
+    return bytes(10) + b"\xff\xff" + addr.packed
+
+
 TCP_NEW_SYN_RECV = 12
 
 
@@ -980,12 +992,12 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
     struct bpf_tcp_sock (it is no full socket)."""
     import struct
     s = env.sockets[listener]
-    _, lport = endpoint(s.local, "local")
+    listening, lport = endpoint(s.local, "local")
     local = _half_open_local(h, s)
     remote, rport = endpoint(h.remote, "remote")
     # inet_reqsk_alloc: the listener's family, an IPv4 connection's of a dual-stack
     # listener too
-    family = AF_INET if endpoint(s.local, "local")[0].version == 4 else AF_INET6
+    family = AF_INET if listening.version == 4 else AF_INET6
     dev = env.device_named(s.dev).ifindex if s.dev else 0
     sock = bytearray(isa.SIZEOF_BPF_SOCK)
 
@@ -996,8 +1008,8 @@ def request_socket_views(env: Environment, listener: int, h: HalfOpen) -> Socket
     if local.version == 4:
         put("src_ip4", "4s", local.packed)
         put("dst_ip4", "4s", remote.packed)
-        put("src_ip6", "16s", bytes(10) + b"\xff\xff" + local.packed)
-        put("dst_ip6", "16s", bytes(10) + b"\xff\xff" + remote.packed)
+        put("src_ip6", "16s", _v4_mapped(local))
+        put("dst_ip6", "16s", _v4_mapped(remote))
     else:
         # an IPv6 one's IPv4 addresses both read LOOPBACK4_IPV6 (as the kernel's do)
         put("src_ip4", "4s", LOOPBACK4_IPV6.packed)

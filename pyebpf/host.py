@@ -8,37 +8,37 @@ import os
 _simulated: list[int] = []
 
 
-def possible_cpus() -> int:
-    """The kernel's ``num_possible_cpus()``: per-CPU maps hold one value per possible
-    CPU.  Read from ``/sys/devices/system/cpu/possible`` ("0-1,4-7": every range
-    counts); where that file is missing, the number of CPUs ``os.cpu_count()`` sees."""
+@functools.cache
+def _possible_ranges() -> tuple[tuple[int, int], ...] | None:
+    """The ranges of ``/sys/devices/system/cpu/possible`` ("0-1,4-7"), or None where
+    that file is missing (it does not change while the machine runs)."""
     try:
         with open("/sys/devices/system/cpu/possible") as f:
             text = f.read().strip()
     except OSError:
+        return None
+    return tuple((int(lo), int(hi or lo))
+                 for lo, _, hi in (part.partition("-") for part in text.split(",")))
+
+
+def possible_cpus() -> int:
+    """The kernel's ``num_possible_cpus()``: per-CPU maps hold one value per possible
+    CPU.  Read from ``/sys/devices/system/cpu/possible`` ("0-1,4-7": every range
+    counts); where that file is missing, the number of CPUs ``os.cpu_count()`` sees."""
+    ranges = _possible_ranges()
+    if ranges is None:
         return os.cpu_count() or 1
-    total = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        total += int(hi or lo) - int(lo) + 1
-    return total
+    return sum(hi - lo + 1 for lo, hi in ranges)
 
 
 def nr_cpu_ids() -> int:
     """The kernel's ``nr_cpu_ids``: one past the highest possible CPU's number (the
     bound the verifier gives ``bpf_get_smp_processor_id``), or the count of the
     innermost :func:`simulated_cpus` in effect."""
-    return _simulated[-1] if _simulated else _possible_ids()
-
-
-@functools.cache
-def _possible_ids() -> int:
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    return max(int(part.rpartition("-")[2]) for part in text.split(",")) + 1
+    if _simulated:
+        return _simulated[-1]
+    ranges = _possible_ranges()
+    return (os.cpu_count() or 1) if ranges is None else max(hi for _, hi in ranges) + 1
 
 
 def map_cpus() -> int:

@@ -321,13 +321,10 @@ _TOML_TASK_KEYS = ("pid", "tgid", "uid", "gid", "comm", "user_memory")
 
 
 def _toml_task(value, where: str, keys: tuple, address: int, **defaults) -> Task:
-    from ..environment import EnvironmentSpecError
+    from ..environment import EnvironmentSpecError, known_keys
     if not isinstance(value, Mapping):
         raise EnvironmentSpecError(f"{where}: expected a table of {', '.join(keys)}")
-    unknown = set(value) - set(keys)
-    if unknown:
-        raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
-                                   f"{', '.join(keys)}")
+    known_keys(value, where, keys)
     if "pid" not in value:
         raise EnvironmentSpecError(f"{where}: pid is required")
     kw = dict(defaults)
@@ -387,13 +384,10 @@ def machine_from_dict(data: Mapping, env, where: str = "environment",
 
 def _toml_current(value, where: str, tasks: tuple) -> dict:
     """``[current]``: hook -> the pid of a declared task, or 0 for the idle task."""
-    from ..environment import EnvironmentSpecError
+    from ..environment import EnvironmentSpecError, known_keys
     if not isinstance(value, Mapping):
         raise EnvironmentSpecError(f"{where}: expected a table of {', '.join(HOOKS)}")
-    unknown = set(value) - set(HOOKS)
-    if unknown:
-        raise EnvironmentSpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: "
-                                   f"{', '.join(HOOKS)}")
+    known_keys(value, where, HOOKS)
     pids = {t.pid for t in tasks}
     for hook, pid in value.items():
         if type(pid) is not int or pid and pid not in pids:
