@@ -11,7 +11,10 @@ captures once), and records each child's CPU time (user + system) and peak RSS:
 * ``dpkt floor``: reading the capture with ``dpkt.pcap.Reader`` and writing every frame
   back with ``dpkt.pcap.Writer`` (what a Python tool needs only to touch the traffic);
 * ``tcsim pass-all``: ``tcsim pass.s -r CAP -o OUT``, a program returning TC_ACT_OK;
-* ``tcsim pass-all --report``: the same with ``--report`` and ``--drops`` on;
+* ``tcsim pass-all --report``: the same with ``--report`` and ``--drops`` on (the
+  compact report lines, the default);
+* ``tcsim pass-all --report full``: the same with ``--report-format full`` (every key on
+  every line);
 * ``tcsim nat4``: ``tcsim examples/nat4.o -r CAP -o OUT`` (source NAT, checksums fixed);
 * ``tcsim nat4 --cpus 2``: the same on two simulated CPUs, two replay threads;
 
@@ -249,10 +252,14 @@ def main():
                 make_capture(Path(tmp, "in.pcap"), n, mix == "64-1500")
                 for at, out_dir in enumerate(out_dirs):
                     out = {name: str(out_dir / name)
-                           for name in ("o.pcap", "f.pcap", "r.jsonl", "d.pcap")}
+                           for name in ("o.pcap", "f.pcap", "r.jsonl", "rf.jsonl",
+                                        "d.pcap")}
                     runs = [("tcsim pass-all", ["pass.s"], []),
                             ("tcsim pass-all --report", ["pass.s"],
-                             ["--report", out["r.jsonl"], "--drops", out["d.pcap"]])]
+                             ["--report", out["r.jsonl"], "--drops", out["d.pcap"]]),
+                            ("tcsim pass-all --report full", ["pass.s"],
+                             ["--report", out["rf.jsonl"], "--drops", out["d.pcap"],
+                              "--report-format", "full"])]
                     rows = []
                     if not at:
                         floor, floor_cpu, floor_rss = measure(
@@ -274,19 +281,24 @@ def main():
                         print(f"{n:>10,} {mix:>8} {name:<26} {t:8.2f} {c:8.2f} {rate:12,.0f} "
                               f"{floor / t:8.1f} {floor_cpu / c:8.1f} {vs_kernel} {m:7.0f}",
                               flush=True)
-                    plain, plain_cpu = rows[-4 if not at else 0][1:3]
-                    report, report_cpu = rows[-3 if not at else 1][1:3]
-                    size = Path(out["r.jsonl"]).stat().st_size
-                    disk, how = dd_seconds(out_dir, size)
-                    print(f"{'':>10} {mix:>8} --report overhead, outputs on {out_dir} "
-                          f"({fs_type(out_dir)}): {report / plain:.2f}x wall, "
-                          f"{report_cpu / plain_cpu:.2f}x CPU; the report "
-                          f"{size / 1e6:,.0f} MB, {size / n:.0f} bytes a packet, which dd "
-                          f"({how}) writes there in {disk:.2f} s ({size / 1e6 / disk:,.0f} "
-                          f"MB/s), the least a --report run takes: {disk / plain:.2f}x "
-                          f"the plain run's wall", flush=True)
+                    by_name = {name: (t, c) for name, t, c, _ in rows}
+                    plain, plain_cpu = by_name["tcsim pass-all"]
+                    for fmt, name, file in (("compact", "tcsim pass-all --report", "r.jsonl"),
+                                            ("full", "tcsim pass-all --report full",
+                                             "rf.jsonl")):
+                        report, report_cpu = by_name[name]
+                        size = Path(out[file]).stat().st_size
+                        disk, how = dd_seconds(out_dir, size)
+                        print(f"{'':>10} {mix:>8} --report overhead ({fmt}), outputs on "
+                              f"{out_dir} ({fs_type(out_dir)}): {report / plain:.2f}x wall, "
+                              f"{report_cpu / plain_cpu:.2f}x CPU; the report "
+                              f"{size / 1e6:,.0f} MB, {size / n:.0f} bytes a packet, which "
+                              f"dd ({how}) writes there in {disk:.2f} s "
+                              f"({size / 1e6 / disk:,.0f} MB/s), the least a --report run "
+                              f"takes: {disk / plain:.2f}x the plain run's wall", flush=True)
                     if not at:
-                        (_, one, one_cpu, _), (_, two, two_cpu, _) = rows[-2], rows[-1]
+                        one, one_cpu = by_name["tcsim nat4"]
+                        two, two_cpu = by_name["tcsim nat4 --cpus 2"]
                         print(f"{'':>10} {mix:>8} --cpus 2 (nat4): speed-up {one / two:.2f}x "
                               f"wall; CPU time {two_cpu / one_cpu:.2f}x one CPU's", flush=True)
                         bounds = []

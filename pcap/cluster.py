@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from ..errors import EbpfError
-from . import outputs, summary
+from . import outputs, report, summary
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 # options a capture's task cannot honour on a cluster: each capture has maps of its own
@@ -153,7 +153,7 @@ def run(args, captures) -> int:
     merged["packets_per_second"] = round(merged["packets"] / merged["wall_time"], 1)
     merged["failed"] = [r["capture"] for r in results if r["rc"] not in (0, 3)]
     if report_target is not None:
-        lines = [json.dumps({"capture": r["capture"], **json.loads(line)})
+        lines = [report.with_capture(line, r["capture"], args.report_format)
                  for r in results for line in r["report"].splitlines()]
         outputs.write_all([(report_target, "".join(x + "\n" for x in lines).encode())])
     if args.json:

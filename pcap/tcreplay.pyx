@@ -603,6 +603,13 @@ cdef inline int _ts_text(char* w, uint64_t ts, LineTail* t) noexcept nogil:
     cdef uint32_t ns = <uint32_t>(ts % 1000000000)
     if sec == 0:
         return ts_repr(ts, w)
+    _ts_keep(sec, ns, t)
+    return ts_repr_sec(ts, sec, t.sec_text, t.sec_len, ns, t.ns_text, w)
+
+
+cdef inline void _ts_keep(uint64_t sec, uint32_t ns, LineTail* t) noexcept nogil:
+    """The digits of a capture time's seconds (``sec`` >= 1) and nanoseconds into ``t``:
+    the seconds' only where they changed."""
     if sec != t.sec:
         t.sec, t.sec_len = sec, <uint32_t>(_u(t.sec_text, sec) - t.sec_text)
     if ns % 1000 == 0:
@@ -611,7 +618,15 @@ cdef inline int _ts_text(char* w, uint64_t ts, LineTail* t) noexcept nogil:
     else:
         t.ns_text[0] = <char>(48 + ns // 100000000)
         _pairs_at(t.ns_text + 9, ns % 100000000, 4)
-    return ts_repr_sec(ts, sec, t.sec_text, t.sec_len, ns, t.ns_text, w)
+
+
+cdef inline char* _ts_digits(char* w, uint64_t ts, LineTail* t) noexcept nogil:
+    """``ts`` in decimal digits, its seconds' kept in ``t`` from one line to the next
+    (a compact line's "timestamp_ns", which has no "timestamp" to make them)."""
+    if ts < 1000000000:
+        return _u(w, ts)
+    _ts_keep(ts // 1000000000, <uint32_t>(ts % 1000000000), t)
+    return _ts_ns(w, ts, t)
 
 
 cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
@@ -648,22 +663,101 @@ cdef inline char* _index(char* w, Py_ssize_t index, LineTail* t) noexcept nogil:
     return w + t.index_len
 
 
-cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
-                        uint32_t m, uint32_t lt, int mode, LineTail* t) noexcept nogil:
-    """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes);
-    its end, or NULL where its timestamp is one Python's repr writes (a replay thread
-    leaves that line to the writing).  ``t``: the writer's last line's end, seconds and
-    index, reused where this one's are the same (or, the index, the next), else made
-    and kept."""
+cdef inline int64_t _len_out(const Rec* r, uint32_t m, uint32_t lt) noexcept nogil:
+    """A packet's length after the programs, in the input's linktype (of a packet that
+    reached a verdict)."""
     cdef uint32_t size = m
+    if lt != LT_ETHERNET:
+        size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
+    return <int64_t>size + r.wire - r.caplen
+
+
+cdef inline bint _same_tail(const Rec* r, const TcOutcome* o, int64_t len_out,
+                            const LineTail* t) noexcept nogil:
+    """This line's end from "len_in" on is the writer's last line's."""
+    return (t.valid and t.wire == r.wire and t.caplen == r.caplen and t.len_out == len_out
+            and _same(&t.o, o, sizeof(TcOutcome)))
+
+
+cdef inline char* _keep_tail(char* w, const char* tail, const Rec* r, const TcOutcome* o,
+                             int64_t len_out, LineTail* t) noexcept nogil:
+    """Keeps the line's end (``tail`` to ``w``) in ``t`` for the next line; ``w``."""
+    memcpy(&t.o, o, sizeof(TcOutcome))
+    t.wire, t.caplen, t.len_out = r.wire, r.caplen, len_out
+    t.valid, t.len = True, <uint32_t>(w - tail)
+    memcpy(t.text, tail, t.len)
+    return w
+
+
+cdef char* _compact_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
+                         uint32_t m, uint32_t lt, int mode, LineTail* t) noexcept nogil:
+    """The compact report line of a packet without extras into ``w`` (REPORT_LINE_MAX
+    bytes): no spaces, the keys that hold their default (report.DEFAULTS) left out, in
+    report.KEYS' order; its end.  ``t`` as for ``_report_line``."""
     cdef bint ok = o.action < HOOK_FAULT
-    cdef int64_t len_out = 0
+    cdef int64_t len_out = _len_out(r, m, lt) if ok else 0
+    cdef char* tail
+    w = _s(w, b'{"index":'); w = _index(w, index, t)
+    w = _s(w, b',"timestamp_ns":'); w = _ts_digits(w, r.ts, t)
+    if _same_tail(r, o, len_out, t):
+        memcpy(w, t.text, t.len)
+        return w + t.len
+    tail = w
+    w = _s(w, b',"len_in":'); w = _u(w, r.wire)
+    if r.caplen != r.wire:
+        w = _s(w, b',"caplen_in":'); w = _u(w, r.caplen)
+    if ok and len_out != r.wire:
+        w = _s(w, b',"len_out":'); w = _i(w, len_out)
+    if r.caplen < r.wire:
+        w = _s(w, b',"truncated":true')
+    if ok and mode != MODE_SF:
+        w = _s(w, b',"verdict":"')
+        w = _s(w, VERDICT_NAMES[o.verdict + 1]) if -1 <= o.verdict <= 8 else _i(w, o.verdict)
+        w = _s(w, b'"')
+    else:
+        w = _s(w, b',"verdict":null')
+    # "retval" defaults to the verdict's value (null without one)
+    if ok and (mode == MODE_SF or o.retval != o.verdict):
+        w = _s(w, b',"retval":'); w = _i(w, o.retval)
+    w = _s(w, b',"action":"'); w = _s(w, ACTION_NAMES[o.action]); w = _s(w, b'"')
+    # "classid" defaults to "0:0" beside a verdict (a tc classifier's result: cls_bpf
+    # gives one in direct action), else to null
+    if ok and mode != MODE_SF and not o.has_classid:
+        w = _s(w, b',"classid":null')
+    elif ok and mode != MODE_SF and o.classid:
+        w = _s(w, b',"classid":"'); w = _hex(w, o.classid >> 16); w[0] = 58
+        w = _hex(w + 1, o.classid & 0xffff); w = _s(w, b'"')
+    if o.mark:
+        w = _s(w, b',"mark":'); w = _u(w, o.mark)
+    if o.priority:
+        w = _s(w, b',"priority":'); w = _u(w, o.priority)
+    if o.tc_index:
+        w = _s(w, b',"tc_index":'); w = _u(w, o.tc_index)
+    if o.action == HOOK_REDIRECTED:
+        w = _s(w, b',"redirect":{"ifindex":'); w = _u(w, o.redirect_ifindex)
+        w = _s(w, b',"ingress":true}' if o.redirect_ingress else b',"ingress":false}')
+    w = _s(w, b',"instructions":'); w = _u(w, o.insns)
+    if o.runs != 1:
+        w = _s(w, b',"programs_run":'); w = _u(w, o.runs)
+    w = _s(w, b'}\n')
+    return _keep_tail(w, tail, r, o, len_out, t)
+
+
+cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome* o,
+                        uint32_t m, uint32_t lt, int mode, bint full,
+                        LineTail* t) noexcept nogil:
+    """The report line of a packet without extras into ``w`` (REPORT_LINE_MAX bytes),
+    every key on it (``full``) or compact (``_compact_line``); its end, or NULL where its
+    timestamp is one Python's repr writes (a replay thread leaves that line to the
+    writing).  ``t``: the writer's last line's end, seconds and index, reused where this
+    one's are the same (or, the index, the next), else made and kept."""
+    cdef bint ok = o.action < HOOK_FAULT
+    cdef int64_t len_out
     cdef char* tail
     cdef int k
-    if ok:
-        if lt != LT_ETHERNET:
-            size = m - ETH_HLEN + _link_hlen(lt) if m >= ETH_HLEN else 0
-        len_out = <int64_t>size + r.wire - r.caplen
+    if not full:
+        return _compact_line(w, index, r, o, m, lt, mode, t)
+    len_out = _len_out(r, m, lt) if ok else 0
     w = _s(w, b'{"index": '); w = _index(w, index, t)
     w = _s(w, b', "timestamp": ')
     k = _ts_text(w, r.ts, t)
@@ -671,8 +765,7 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
         return NULL
     w += k
     w = _s(w, b', "timestamp_ns": '); w = _ts_ns(w, r.ts, t)
-    if (t.valid and t.wire == r.wire and t.caplen == r.caplen and t.len_out == len_out
-            and _same(&t.o, o, sizeof(TcOutcome))):
+    if _same_tail(r, o, len_out, t):
         memcpy(w, t.text, t.len)
         return w + t.len
     tail = w
@@ -706,11 +799,7 @@ cdef char* _report_line(char* w, Py_ssize_t index, const Rec* r, const TcOutcome
     w = _s(w, b', "clones": [], "trace_printk": [], "instructions": '); w = _u(w, o.insns)
     w = _s(w, b', "programs_run": '); w = _u(w, o.runs)
     w = _s(w, b', "errors": [], "dropped_before_tc": null}\n')
-    memcpy(&t.o, o, sizeof(TcOutcome))
-    t.wire, t.caplen, t.len_out = r.wire, r.caplen, len_out
-    t.valid, t.len = True, <uint32_t>(w - tail)
-    memcpy(t.text, tail, t.len)
-    return w
+    return _keep_tail(w, tail, r, o, len_out, t)
 
 
 include "annotate.pxi"
@@ -1127,6 +1216,7 @@ cdef class Loop:
     cdef uint32_t rd_lt
     cdef const AnnSpec* ann             # annotated's, for the replay threads (else NULL)
     cdef public object report_slow       # (index, fields, extra) -> bytes, for lines with extras
+    cdef public bint report_full         # report lines with every key (else compact)
     cdef object programs
     cdef bint extra_here        # the packet being written has an entry in extras
     cdef LineTail tail          # of the report lines the writing makes
@@ -1753,7 +1843,8 @@ cdef class Loop:
                 # in C here, or for a packet with extras (or a timestamp only Python's
                 # repr writes) through report_slow
                 start = <char*>report.room(REPORT_LINE_MAX) if not self.extra_here else NULL
-                end = (_report_line(start, index, r, o, m, lt, self.mode, &self.tail)
+                end = (_report_line(start, index, r, o, m, lt, self.mode, self.report_full,
+                                    &self.tail)
                        if start != NULL else NULL)
                 if end != NULL:
                     report.commit(end - start)
@@ -2498,7 +2589,8 @@ cdef class Loop:
                 if line == NULL:
                     ln.failed, self.abort = True, 1
                     return False
-                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode, &ln.tail)
+                end = _report_line(line, self.first + k, r, &o, m, lt, self.mode,
+                                   self.report_full, &ln.tail)
                 if end != NULL:
                     d.line, d.line_len = line, <uint32_t>(end - line)
                     ln.used -= REPORT_LINE_MAX - d.line_len     # the room it did not take

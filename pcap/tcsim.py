@@ -1,7 +1,7 @@
 """``tcsim``: replay a capture through a chain of tc programs and write the traffic out.
 
     tcsim -r CAPTURE (PROG [PROG ...] | --cbpf FILTER) [-o OUT] [--drops FILE] [--redirect-dir DIR]
-          [--report FILE.jsonl] [--events FILE.jsonl]
+          [--report FILE.jsonl] [--report-format compact|full] [--events FILE.jsonl]
           [--type sched_cls|sched_act|socket_filter] [--sf-start mac|network]
           [--hook ingress|egress] [--classid MAJ:MIN] [--no-da] [--act-default CONTROL]
           [--profile current|4.6] [--field NAME=VALUE ...] [--env NET.toml] [--budget N]
@@ -44,12 +44,9 @@ from pathlib import Path
 from .. import host
 from .._core import conntrack_entries
 from ..errors import BudgetExceeded, EbpfError, ElfError
-from . import kernelcheck, mapfiles, outputs, pcapio, summary, tcreplay
+from . import kernelcheck, mapfiles, outputs, pcapio, report, summary, tcreplay
+from .report import ACTIONS, VERDICTS
 
-VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
-            3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
-            7: "TC_ACT_REDIRECT", 8: "TC_ACT_TRAP"}
-ACTIONS = ("delivered", "dropped", "consumed", "redirected", "fault", "dropped_before_tc")
 FAULT, BEFORE_TC = 4, 5
 # tc's names for an action's control verb (iproute2's action_a2n)
 CONTROLS = {"continue": -1, "ok": 0, "pass": 0, "reclassify": 1, "drop": 2, "shot": 2,
@@ -281,15 +278,16 @@ class Replay:
         return struct.iter_unpack(self._format, self.records)
 
 
-def report_line(index, fields, extra, mode, budgets) -> bytes:
+def report_line(index, fields, extra, mode, budgets, fmt) -> bytes:
     """The report line of a packet with extras (the rest are written in C, the same
-    object): ``fields`` as tcreplay.Loop gives them."""
+    object) in the format ``fmt`` (``report.FORMATS``): ``fields`` as tcreplay.Loop
+    gives them."""
     (ts, wire, caplen, len_out, verdict, retval, classid, mark, priority, rdev, tc_index,
      runs, insns, action, has_classid, ringress, fault) = fields
     error = extra.get("error")
     if error is not None and not isinstance(error, str):
         error = extra["error"] = _budget_text(error, budgets[extra["program"]])
-    return (json.dumps({
+    return report.dumps({
         "index": index, "timestamp": ts / 1e9, "timestamp_ns": ts,
         "len_in": wire, "caplen_in": caplen,
         "len_out": len_out if action < FAULT else None,
@@ -308,7 +306,7 @@ def report_line(index, fields, extra, mode, budgets) -> bytes:
         [{"program": None, "pc": None, "message": error}] if isinstance(error, str) else
         [{"program": extra["program"], "pc": error.pc, "message": str(error)}],
         "dropped_before_tc": extra.get("dropped_before_tc"),
-    }) + "\n").encode()
+    }, fmt)
 
 
 def _plan(args) -> dict:
@@ -703,7 +701,9 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
                          cpus=args.cpus or 1, steer=args.steer, machine=machine)
     faults = _Faults(args, programs, source.path)
     budgets = [p.budget for p in programs]
-    loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets)
+    loop.report_full = args.report_format == "full"
+    loop.report_slow = lambda i, f, extra: report_line(i, f, extra, mode, budgets,
+                                                       args.report_format)
     if check is not None:
         loop.observe = check.observe
     progress = summary.Progress(_size(args.read), quiet=args.quiet or args.json)
@@ -793,6 +793,9 @@ def build_parser():
     p.add_argument("--redirect-dir",
                    help="one capture per redirect target: ifindex-N.pcap, ifindex-N-ingress.pcap")
     p.add_argument("--report", help="one JSON object per packet")
+    p.add_argument("--report-format", choices=report.FORMATS, default="compact",
+                   help="compact (the default): no spaces, keys holding their default "
+                        "left out; full: every key on every line")
     p.add_argument("--events", help="bpf_perf_event_output records (JSON lines)")
     p.add_argument("--annotated", metavar="OUT.pcapng",
                    help="every packet as it came in and as it went out, each with a "

@@ -24,6 +24,7 @@ from pyebpf.environment import Conntrack, Environment, EnvironmentSpecError
 from pyebpf.kernel import conntrack as kernel_conntrack
 from pyebpf.kernel.conntrack import declared
 from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap.report import read_line
 
 from bpfc import compile_object
 from recorded_kernel import count_comparison
@@ -383,7 +384,7 @@ mark = 7
                      str(tmp_path / "net.toml"), "--report", str(tmp_path / "r.jsonl"),
                      "--dump-conntrack", str(tmp_path / "ct.json")])
     assert rc == 0, capsys.readouterr().err
-    report = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [(r["action"], r["mark"]) for r in report] == \
         [("delivered", 7), ("dropped", 0), ("delivered", 8)]
     dumped = json.loads((tmp_path / "ct.json").read_text())

@@ -3,7 +3,6 @@ pyebpf.load and in pyebpf.kernel.load_object, and give the kernel's results."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ import pyebpf
 import pyebpf.kernel
 from pyebpf.btf import relo
 from pyebpf.errors import ElfError
+from pyebpf.pcap.report import read_line
 
 import bpfc
 import toolpath
@@ -249,7 +249,7 @@ def test_tcsim_relocates_against_the_btf_it_is_given(tmp_path, capsys):
         assert tcsim.main([str(tmp_path / f"{build}.o"), "-r", str(sample), *extra,
                            "--report", str(tmp_path / f"{build}.json")]) == 0
         # the two builds differ in code, so in instructions run, and in nothing else
-        reports[build] = [{k: v for k, v in json.loads(line).items() if k != "instructions"}
+        reports[build] = [{k: v for k, v in read_line(line).items() if k != "instructions"}
                           for line in (tmp_path / f"{build}.json").read_text().splitlines()]
     assert reports["core"] == reports["uapi"]
 

@@ -5,7 +5,6 @@ The kernel runs them in a namespace built as FIB declares (tests/networld.py).""
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 
 import pytest
@@ -15,6 +14,7 @@ from scapy.layers.l2 import Ether
 import pyebpf
 from pyebpf import errors, isa
 from pyebpf.environment import Device, Environment, Neighbour, Route
+from pyebpf.pcap.report import read_line
 from bpfc import compile_c
 from networld import world
 from skbdiff import assert_same
@@ -284,7 +284,7 @@ def test_tcsim_forwards_by_the_routes_of_its_env_file(tmp_path, capsys):
                      str(tmp_path / "net.toml"), "--field", "ingress_ifindex=2",
                      "--field", "ifindex=2", "--report", str(tmp_path / "r.jsonl"), "--quiet"])
     capsys.readouterr()
-    report = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert rc == 0
     assert [r["redirect"] for r in report] == [{"ifindex": 3, "ingress": False}, None,
                                                {"ifindex": 3, "ingress": False}]

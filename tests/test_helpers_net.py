@@ -4,7 +4,6 @@ device MTUs) and the checksum-level and ECN helpers, against the kernel
 (pyebpf.Environment) where the value is the world's."""
 from __future__ import annotations
 
-import json
 import re
 import socket
 from pathlib import Path
@@ -17,6 +16,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 import pyebpf
 from pyebpf import errors, isa, kernel
 from pyebpf.environment import Device, Environment, EnvironmentSpecError, PacketSocket
+from pyebpf.pcap.report import read_line
 import toolpath
 from netns import in_netns, veth_pair
 from skbdiff import assert_same, both
@@ -425,7 +425,7 @@ def test_tcsim_runs_every_packet_in_the_environment_of_env(tmp_path):
     pcapio.write(tmp_path / "in.pcap", [(k, UDP4, len(UDP4)) for k in range(3)])
     rc = tcsim.main([str(tmp_path / "p.s"), "-r", str(tmp_path / "in.pcap"), "--env",
                      str(tmp_path / "net.toml"), "--report", str(tmp_path / "r.jsonl")])
-    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    marks = [read_line(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert (rc, marks) == (0, [1000] * 3)
 
 

@@ -5,7 +5,6 @@ by packet; what a namespace cannot hold is named, and a world that cannot be bui
 the check with one line (pcap/kernelcheck.py)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -14,6 +13,7 @@ from scapy.layers.l2 import Ether
 from pyebpf.environment import Device, Environment, Socket
 from pyebpf.kernel import world
 from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap.report import read_line
 
 from bpfc import compile_object
 
@@ -206,7 +206,7 @@ def test_socket_lookups_agree_with_the_kernel_in_the_env_world(tmp_path, capsys,
     rc = tcsim.main([str(tmp_path / "lookup.o"), "-r", str(tmp_path / "in.pcap"), "-q",
                      "--env", str(tmp_path / "net.toml"), "--kernel-check", "--report",
                      str(tmp_path / "r.jsonl")])
-    marks = [json.loads(line)["mark"] for line in
+    marks = [read_line(line)["mark"] for line in
              (tmp_path / "r.jsonl").read_text().splitlines()]
     assert (rc, capsys.readouterr().err.splitlines()) == (0, [
         "tcsim: kernel-check: 4 packets compared, 0 disagreed; maps agreed"])

@@ -22,6 +22,7 @@ from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
 from pyebpf import asm
 from pyebpf import Map, Program
 from pyebpf.pcap import pcapio, tcreplay, tcsim
+from pyebpf.pcap.report import read_line
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample.pcap"
@@ -63,7 +64,7 @@ def run(tmp_path, capsys):
         rc = tcsim.main(argv)
         err = capsys.readouterr().err.splitlines()
         rep = tmp_path / "report.jsonl"
-        lines = [json.loads(line) for line in rep.read_text().splitlines()] \
+        lines = [read_line(line) for line in rep.read_text().splitlines()] \
             if report and rep.exists() else None
         return rc, err, lines
     return _run
@@ -582,7 +583,7 @@ def test_tcsim_command_end_to_end_on_the_sample_capture(tmp_path):
     frames = frames_of(SAMPLE)
     assert proc.stderr.startswith(f"tcsim: {len(frames)} packets from {SAMPLE}: ")
     assert frames_of(tmp_path / "out.pcap") == frames
-    rep = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    rep = [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     tcp = [f[12:14] == b"\x08\x00" and f[23] == 6 and len(f) >= 54 for f in frames]
     assert [r["mark"] for r in rep] == [
         (1 if int.from_bytes(f[36:38], "big") < 1024 else 2) if t else 0

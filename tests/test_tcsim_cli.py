@@ -11,6 +11,7 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6
 
 from pyebpf.pcap import kernelcheck, pcapio, summary, tcsim
+from pyebpf.pcap.report import read_line
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -70,7 +71,7 @@ def tcsim_run(capsys, *argv):
 def test_json_prints_the_summary_as_one_object_counting_what_the_report_lists(work, capsys):
     rc, out, err = tcsim_run(capsys, work / "prog.s", "-r", work / "in.pcap", "--json",
                              "--report", work / "r.jsonl")
-    report = [json.loads(line) for line in (work / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (work / "r.jsonl").read_text().splitlines()]
     got = json.loads(out)
     assert (rc, err, out.count("\n")) == (0, [], 1)
     assert got["packets"] == len(FRAMES)
@@ -252,7 +253,7 @@ def test_kernel_check_runs_a_chain_program_by_program_as_cls_bpf(work, live_kern
     rc, _, err = tcsim_run(capsys, work / "first.s", work / "second.s", "-r",
                            work / "in.pcap", "-q", "--kernel-check", "--report",
                            work / "r.jsonl")
-    report = [json.loads(line) for line in (work / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (work / "r.jsonl").read_text().splitlines()]
     assert (rc, err) == (0, [f"tcsim: kernel-check: {len(FRAMES)} packets compared, 0 "
                              "disagreed; maps agreed"])
     assert [r["programs_run"] for r in report] == [1 if len(f) > 60 else 2 for f in FRAMES]

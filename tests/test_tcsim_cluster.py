@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from pyebpf.pcap import cluster, tcsim
+from pyebpf.pcap import report as report_format
+from pyebpf.pcap.report import read_line
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROTO_COUNT = EXAMPLES / "proto_count.o"
@@ -67,18 +69,23 @@ def test_a_local_cluster_replays_each_capture_as_tcsim_does_alone(capsys, captur
     merged = json.loads(stdout)
     for stem, src in CAPTURES.items():
         tcsim_run(capsys, PROTO_COUNT, "-r", src, "-q", "-o", tmp_path / f"{stem}.pcap",
-                  "--dump-maps", tmp_path / stem, "--annotated", tmp_path / f"{stem}.pcapng")
+                  "--dump-maps", tmp_path / stem, "--annotated", tmp_path / f"{stem}.pcapng",
+                  "--report", tmp_path / f"{stem}.jsonl")
         assert (out / "delivered" / f"{stem}.pcap").read_bytes() == \
             (tmp_path / f"{stem}.pcap").read_bytes()
         assert (out / "maps" / stem / "ethertype_stats.json").read_text() == \
             (tmp_path / stem / "ethertype_stats.json").read_text()
         assert (out / "annotated" / f"{stem}.pcapng").read_bytes() == \
             (tmp_path / f"{stem}.pcapng").read_bytes()
-    report = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (out / "report.jsonl").read_text().splitlines()]
     assert merged["packets"] == len(report) == sum(p["packets"]
                                                    for p in merged["per_capture"])
     assert [Path(c).stem for c in merged["captures"]] == list(CAPTURES)
     assert [(Path(r["capture"]).stem, r["index"]) for r in report][:2] == [("a", 0), ("a", 1)]
+    # each capture's lines as its own replay wrote them, its path first
+    assert (out / "report.jsonl").read_text().splitlines() == [
+        report_format.with_capture(line, str(captures / f"{stem}.pcap"), "compact")
+        for stem in CAPTURES for line in (tmp_path / f"{stem}.jsonl").read_text().splitlines()]
 
 
 def test_pin_dir_is_refused_on_a_cluster(capsys, captures, tmp_path):

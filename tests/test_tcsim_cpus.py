@@ -18,6 +18,7 @@ from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6
 from bpfc import compile_object
 from recorded_kernel import count_comparison
 from pyebpf.pcap import pcapio, tcreplay, tcsim
+from pyebpf.pcap.report import read_line
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -191,7 +192,7 @@ def test_two_cpus_give_one_cpus_outputs_for_a_cooked_capture_and_frames_tc_never
         rc, _, err = tcsim_run(capsys, tmp_path / "ktime.s", "-r", tmp_path / "in.pcap",
                                "-o", d / "out.pcap", "--drops", d / "drops.pcap",
                                "--report", d / "r.jsonl", "-q", "--cpus", cpus)
-        report = [json.loads(line) for line in (d / "r.jsonl").read_text().splitlines()]
+        report = [read_line(line) for line in (d / "r.jsonl").read_text().splitlines()]
         runs.append((rc, err, (d / "out.pcap").read_bytes(), (d / "drops.pcap").read_bytes(),
                      report))
     assert runs[0] == runs[1]
@@ -401,7 +402,7 @@ def test_two_cpus_write_one_cpus_outputs_of_packets_with_trace_clones_and_faults
                                           "rd/ifindex-7.pcap", "rd/ifindex-8-ingress.pcap"]
     for name in one:
         assert (name, one[name]) == (name, two[name])
-    report = [json.loads(line) for line in two["r.jsonl"].splitlines()]
+    report = [read_line(line) for line in two["r.jsonl"].splitlines()]
     actions = Counter(r["action"] for r in report)
     assert actions["fault"] > 50 and actions["dropped"] > 50
     assert sum(r["trace_printk"] == ["hi"] for r in report) > 50
@@ -465,7 +466,7 @@ def test_four_cpus_keep_the_captures_order_in_every_output(tmp_path, capsys, cap
     one = _replay(capsys, tmp_path, "one", MARK_BY_PORT, capture)
     four = _replay(capsys, tmp_path, "four", MARK_BY_PORT, capture, "--cpus", "4")
     assert one[:2] == four[:2]
-    assert [json.loads(x)["index"] for x in four[2]] == list(range(len(_frames())))
+    assert [read_line(x)["index"] for x in four[2]] == list(range(len(_frames())))
 
 
 # --- which CPU a packet runs on -------------------------------------------------------------
@@ -473,7 +474,7 @@ def test_four_cpus_keep_the_captures_order_in_every_output(tmp_path, capsys, cap
 def _marks_and_priorities(capsys, tmp_path, capture, *options):
     (tmp_path / "cpu.s").write_text(CPU_AND_HASH)
     *_, lines = _replay(capsys, tmp_path, "run", tmp_path / "cpu.s", capture, *options)
-    return [(r["mark"], r["priority"]) for r in map(json.loads, lines)]
+    return [(r["mark"], r["priority"]) for r in map(read_line, lines)]
 
 
 def test_bpf_get_smp_processor_id_is_the_cpu_rss_steered_the_packet_to(tmp_path, capsys,

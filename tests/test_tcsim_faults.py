@@ -1,7 +1,6 @@
 """tcsim under interrupts and faults: SIGINT and SIGTERM stop the run between packets
 and write nothing; a frame no skb can hold is one packet's fault, not the end of the
 replay; a program faulting on every packet prints ten lines and then its totals."""
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from scapy.all import IP, TCP, UDP, Ether, Raw
 from pyebpf import Program
 from pyebpf.errors import EbpfError
 from pyebpf.pcap import outputs, pcapio, tcsim
+from pyebpf.pcap.report import read_line
 
 FRAME = bytes(Ether() / IP() / UDP() / Raw(b"x" * 18))
 ACCEPT = "r0 = 0\nexit\n"
@@ -39,7 +39,7 @@ def run(tmp_path, capsys, monkeypatch):
                          *map(str, options)])
         err = capsys.readouterr().err.splitlines()
         rep = tmp_path / "report.jsonl"
-        return rc, err, [json.loads(line) for line in rep.read_text().splitlines()] \
+        return rc, err, [read_line(line) for line in rep.read_text().splitlines()] \
             if rep.exists() else None
     monkeypatch.chdir(tmp_path)
     return _run

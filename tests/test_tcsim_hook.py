@@ -35,6 +35,7 @@ import bpfc
 import netns
 import toolpath
 from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap.report import read_line
 from test_helpers_vlan import (PACKET_AUXDATA, SOL_PACKET, packet_sockets,
                                received_on_the_wire)
 
@@ -203,7 +204,7 @@ def test_what_tc_ingress_drops_delivers_and_redirects_is_what_tcsim_says(
     pcapio.write(tmp_path / "in.pcap", [(k, f, len(f)) for k, f in enumerate(INGRESS_FRAMES)])
     assert tcsim.main([f"{obj}:tc", "-r", str(tmp_path / "in.pcap"), "-q", "--report",
                        str(tmp_path / "r.jsonl"), "--redirect-dir", str(tmp_path / "rd")]) == 0
-    report = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["action"] for r in report] == [action for action, _ in kernel]
     assert {a for a, _ in kernel} == {"dropped", "delivered", "redirected"}
     assert frames_of(tmp_path / "rd" / f"ifindex-{target}.pcap") == \

@@ -4,7 +4,6 @@ and LOOP (108).  The programs see an Ethernet frame built as docs/tcsim.md says,
 outputs are in the input's linktype with the programs' changes.  dpkt writes the inputs,
 scapy and tcpdump judge the outputs."""
 import io
-import json
 import shutil
 import struct
 import subprocess
@@ -15,6 +14,7 @@ from scapy.all import IP, UDP, IPv6, Raw, rdpcap
 from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1Q, Loopback
 
 from pyebpf.pcap import tcsim
+from pyebpf.pcap.report import read_line
 
 MAC = bytes.fromhex("0a0b0c0d0e0f")
 PACKETS = [IP(src="10.0.0.1", dst="10.0.0.2", ttl=64) / UDP(dport=53) / Raw(b"q" * 20),
@@ -74,7 +74,7 @@ def replay(tmp_path, capsys, program, linktype, frames, *options):
                      *options])
     assert rc == 0, capsys.readouterr().err
     reader = dpkt.pcap.Reader(io.BytesIO((tmp_path / "out.pcap").read_bytes()))
-    report = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    report = [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     return reader.datalink(), [bytes(f) for _, f in reader], report
 
 

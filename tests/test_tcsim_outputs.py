@@ -397,7 +397,7 @@ def test_a_writer_at_an_offset_no_block_starts_at_writes_through_the_page_cache(
 
 def test_a_report_of_several_buffers_is_the_same_in_a_file_as_through_a_pipe(work):
     """A report file is written with O_DIRECT, standard output (a pipe) in place."""
-    frames = [(k * 1000, FRAMES[k % 3], len(FRAMES[k % 3])) for k in range(8000)]
+    frames = [(k * 1000, FRAMES[k % 3], len(FRAMES[k % 3])) for k in range(30000)]
     pcapio.write(work / "many.pcap", frames)
     done = tcsim("prog.s", "-r", "many.pcap", "--report", "r.jsonl", cwd=work)
     assert done.returncode == 0, done.stderr

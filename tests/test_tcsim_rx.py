@@ -20,6 +20,7 @@ import pytest
 from scapy.all import IP, UDP, Dot1AD, Dot1Q, Ether, Raw
 
 from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap.report import read_line
 
 MACS = bytes.fromhex("020000000001" "020000000002")
 PLAIN = bytes(Ether(dst="02:00:00:00:00:01", src="02:00:00:00:00:02") / IP(dst="10.9.9.9")
@@ -55,7 +56,7 @@ def replay(tmp_path, program, names, *options):
                      str(tmp_path / "r.jsonl"), "--drops", str(tmp_path / "d.pcap"),
                      *options])
     assert rc == 0
-    return [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    return [read_line(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture

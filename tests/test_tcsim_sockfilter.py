@@ -4,7 +4,6 @@ filter's return value; the kernel's packet socket on a veth pair in a namespace 
 test's own is the judge.  ``--sf-start network`` runs the filter from the network header
 as an IP socket's (and BPF_PROG_TEST_RUN) does: its return values against test_run's."""
 import io
-import json
 import select
 import socket
 import struct
@@ -16,6 +15,7 @@ import pytest
 
 from pyebpf import asm, isa
 from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap.report import read_line
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cbpf_kernel import FRAMES, MAC_RX, MARK, SENTINEL, veth  # noqa: E402,F401
@@ -103,7 +103,7 @@ def test_from_the_network_header_the_return_values_are_test_runs(tmp_path, kerne
     assert tcsim.main([str(tmp_path / "f.s"), "--type", "socket_filter", "--sf-start",
                        "network", "-r", str(tmp_path / "in.pcap"), "--report",
                        str(tmp_path / "r.jsonl")]) == 0, capsys.readouterr().err
-    ours = [json.loads(line)["retval"] & 0xFFFFFFFF
+    ours = [read_line(line)["retval"] & 0xFFFFFFFF
             for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     code = asm.assemble(FILTERS[name].replace("r2 = 23", "r2 = 9"))
     with kernel_oracle.KernelProgram(code, "socket_filter") as prog:

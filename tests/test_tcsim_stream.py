@@ -13,7 +13,8 @@ import dpkt
 import pytest
 from scapy.all import IP, UDP, Ether, Raw
 
-from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap import pcapio, report, tcsim
+from pyebpf.pcap.report import read_line
 
 FRAMES = [bytes(Ether() / IP(dst=f"10.0.0.{k % 250}") / UDP(dport=k) / Raw(b"x" * (k % 300)))
           for k in range(400)]
@@ -74,35 +75,51 @@ def test_a_capture_on_standard_input_streams_through(tmp_path):
     assert [bytes(f) for _, f in dpkt.pcap.Reader(io.BytesIO(done.stdout))] == FRAMES
 
 
-def test_every_report_line_is_json_dumps_of_its_object(tmp_path, capsys):
+@pytest.mark.parametrize("fmt", report.FORMATS)
+def test_every_report_line_is_report_dumps_of_its_object(tmp_path, capsys, fmt):
     """Lines written in C and the few written by Python (packets with extras) are the
-    same serialisation: json.dumps, default separators, keys in the documented order."""
+    same serialisation: report.dumps in the line's format (json.dumps with the default
+    separators or none, keys in report.KEYS' order, a compact line without the keys
+    that hold their default)."""
     frames = FRAMES[:20] + [FRAMES[0][:10]]           # the last one no skb can hold
     pcapio.write(tmp_path / "in.pcap", [(t, f, len(f)) for t, f in zip(TS, frames)])
-    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"))
+    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"), "--report-format", fmt)
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
     assert len(lines) == 21
     for line in lines:
-        assert json.dumps(json.loads(line)) == line
+        assert report.dumps(read_line(line), fmt).decode() == line + "\n"
+
+
+# capture times a writer makes from the last line's seconds' digits: within one second,
+# across seconds, with nanoseconds of leading zeros, and below one second
+TIMES = [5, 999_999_999, 1_000_000_005, 1_000_000_006, 1_050_000_000,
+         1_700_000_000_000_000_001, 1_700_000_000_000_000_001, 1_700_000_000_099_999_999,
+         1_700_000_000_999_999_999, 1_700_000_001_000_000_000, 1_700_000_001_000_001_000,
+         1_699_999_999_123_456_789, 2**33 * 10**9 + 7]
+TIMES += [1_700_000_002_000_000_000 + k * 37_000_001 for k in range(60)]
+
+
+def _times_report(tmp_path, capsys, *options):
+    """The report's lines (as written) of a replay of TIMES."""
+    pcapio.write(tmp_path / "in.pcapng", [(t, FRAMES[k % len(FRAMES)], 99)
+                                          for k, t in enumerate(TIMES)])
+    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"), *options,
+            read="in.pcapng")
+    return [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fmt", report.FORMATS)
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_report_lines_give_each_capture_time_in_ns(tmp_path, capsys, cpus, fmt):
+    lines = _times_report(tmp_path, capsys, "--cpus", cpus, "--report-format", fmt)
+    assert [r["timestamp_ns"] for r in lines] == TIMES
 
 
 @pytest.mark.parametrize("cpus", ["1", "2"])
-def test_report_lines_give_each_capture_time_in_ns_and_as_python_repr_of_its_seconds(
+def test_full_report_lines_give_each_capture_time_as_python_repr_of_its_seconds(
         tmp_path, capsys, cpus):
-    """A writer reuses the digits of the last line's seconds: times within one second,
-    across seconds, with nanoseconds of leading zeros, and below one second."""
-    times = [5, 999_999_999, 1_000_000_005, 1_000_000_006, 1_050_000_000,
-             1_700_000_000_000_000_001, 1_700_000_000_000_000_001, 1_700_000_000_099_999_999,
-             1_700_000_000_999_999_999, 1_700_000_001_000_000_000, 1_700_000_001_000_001_000,
-             1_699_999_999_123_456_789, 2**33 * 10**9 + 7]
-    times += [1_700_000_002_000_000_000 + k * 37_000_001 for k in range(60)]
-    pcapio.write(tmp_path / "in.pcapng", [(t, FRAMES[k % len(FRAMES)], 99)
-                                          for k, t in enumerate(times)])
-    _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"), "--cpus", cpus,
-            read="in.pcapng")
-    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [r["timestamp_ns"] for r in lines] == times
-    assert [repr(r["timestamp"]) for r in lines] == [repr(t / 1e9) for t in times]
+    lines = _times_report(tmp_path, capsys, "--cpus", cpus, "--report-format", "full")
+    assert [repr(r["timestamp"]) for r in lines] == [repr(t / 1e9) for t in TIMES]
 
 
 def test_report_lines_number_the_packets_across_the_index_s_added_digits(tmp_path, capsys):
@@ -111,7 +128,7 @@ def test_report_lines_number_the_packets_across_the_index_s_added_digits(tmp_pat
                                          FRAMES[k % len(FRAMES)], 99) for k in range(120)])
     _replay(tmp_path, capsys, "--report", str(tmp_path / "r.jsonl"))
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
-    assert [json.loads(line)["index"] for line in lines] == list(range(120))
+    assert [read_line(line)["index"] for line in lines] == list(range(120))
 
 
 def test_pcapng_output_keeps_the_interfaces_and_packet_comments(tmp_path, capsys):
@@ -148,6 +165,7 @@ def test_peak_memory_does_not_grow_with_the_capture(tmp_path):
 import resource, sys
 sys.path.insert(0, {str(Path(tcsim.__file__).parents[2])!r})
 from pyebpf.pcap import tcsim, tcreplay
+from pyebpf.pcap.report import read_line
 import os
 n, path = int(sys.argv[1]), sys.argv[2]
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

@@ -15,6 +15,7 @@ from scapy.all import IP, UDP, Ether
 import pyebpf
 from pyebpf import KTIME_START
 from pyebpf.pcap import pcapio, tcreplay, tcsim
+from pyebpf.pcap.report import read_line
 
 from bpfc import compile_object
 from test_timers import INNER
@@ -79,7 +80,7 @@ def replay(tmp_path, capsys):
                          "--report", str(tmp_path / "r.jsonl"), "--dump-maps", str(dump),
                          *options])
         assert rc == 0, capsys.readouterr().err
-        marks = [json.loads(line)["mark"]
+        marks = [read_line(line)["mark"]
                  for line in (tmp_path / "r.jsonl").read_text().splitlines()]
         value = json.loads((dump / "timers.json").read_text())["entries"][0]["value"]
         return marks, (value["fires"], value["fired_at"])
@@ -151,7 +152,7 @@ def test_a_timer_in_an_inner_map_fires_between_packets(tmp_path, capsys):
     rc = tcsim.main([str(obj), "-r", str(tmp_path / "in.pcap"), "-q",
                      "--report", str(tmp_path / "r.jsonl")])
     assert rc == 0, capsys.readouterr().err
-    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    marks = [read_line(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert marks == [0, 11, 22]
 
 
@@ -205,7 +206,7 @@ def test_work_a_packet_queues_runs_before_the_next_packet_and_at_the_end(tmp_pat
     rc = tcsim.main([str(obj), "-r", str(tmp_path / "in.pcap"), "-q",
                      "--report", str(tmp_path / "r.jsonl"), "--dump-maps", str(dump)])
     assert rc == 0, capsys.readouterr().err
-    marks = [json.loads(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    marks = [read_line(line)["mark"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     value = json.loads((dump / "works.json").read_text())["entries"][0]["value"]
     assert marks == [0, 1, 2]
     assert (value["runs"], value["ran_at"]) == (3, KTIME_START + 2 * MS)
