@@ -268,10 +268,16 @@ def main():
                         rows.append(("dpkt floor (read+write)", floor, floor_cpu, floor_rss))
                         runs += [("tcsim nat4", [str(NAT)], []),
                                  ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"])]
+                    sizes_of = {}
                     for name, progs, extra in runs:
                         t, c, m = measure([*tcsim, *progs, "-r", "in.pcap", "-o",
                                            out["o.pcap"], *extra], tmp, repeat)
                         rows.append((name, t, c, m))
+                        for file in ("r.jsonl", "rf.jsonl"):
+                            # a 10 M-frame report is 1-4 GB: gone before the next run
+                            if out[file] in extra:
+                                sizes_of[file] = Path(out[file]).stat().st_size
+                                Path(out[file]).unlink()
                         if not at:
                             rss.setdefault(name, {})[(n, mix)] = m
                     for name, t, c, m in rows:
@@ -287,7 +293,7 @@ def main():
                                             ("full", "tcsim pass-all --report full",
                                              "rf.jsonl")):
                         report, report_cpu = by_name[name]
-                        size = Path(out[file]).stat().st_size
+                        size = sizes_of[file]
                         disk, how = dd_seconds(out_dir, size)
                         print(f"{'':>10} {mix:>8} --report overhead ({fmt}), outputs on "
                               f"{out_dir} ({fs_type(out_dir)}): {report / plain:.2f}x wall, "
