@@ -622,11 +622,20 @@ cdef inline void _ts_keep(uint64_t sec, uint32_t ns, LineTail* t) noexcept nogil
 
 cdef inline char* _ts_digits(char* w, uint64_t ts, LineTail* t) noexcept nogil:
     """``ts`` in decimal digits, its seconds' kept in ``t`` from one line to the next
-    (a compact line's "timestamp_ns", which has no "timestamp" to make them)."""
-    if ts < 1000000000:
+    (a compact line's "timestamp_ns", which has no "timestamp" to make them).  The
+    nanoseconds' go straight into the line: made in ``t`` and copied 16 bytes at once,
+    the load would wait for the stores it overlaps (store forwarding fails)."""
+    cdef uint64_t sec = ts // 1000000000
+    cdef uint32_t ns = <uint32_t>(ts % 1000000000)
+    if sec == 0:
         return _u(w, ts)
-    _ts_keep(ts // 1000000000, <uint32_t>(ts % 1000000000), t)
-    return _ts_ns(w, ts, t)
+    if sec != t.sec:
+        t.sec, t.sec_len = sec, <uint32_t>(_u(t.sec_text, sec) - t.sec_text)
+    memcpy(w, t.sec_text, 16)       # at most 11 digits: a fixed size is a few moves
+    w += t.sec_len
+    w[0] = <char>(48 + ns // 100000000)
+    _pairs_at(w + 9, ns % 100000000, 4)
+    return w + 9
 
 
 cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
@@ -641,25 +650,24 @@ cdef inline char* _ts_ns(char* w, uint64_t ts, LineTail* t) noexcept nogil:
 
 cdef inline char* _index(char* w, Py_ssize_t index, LineTail* t) noexcept nogil:
     """``index`` in decimal digits: the writer's last line's plus one where it follows
-    that line's (counted up in place), else made and kept."""
+    that line's (counted up in the line and in ``t`` a byte at a time: counted up in
+    ``t`` and copied 20 bytes at once, the load would wait for the byte's store), else
+    made and kept."""
     cdef int k
-    if t.index_len and index == t.index + 1 and t.index_text[t.index_len - 1] != 57:
-        t.index_text[t.index_len - 1] += 1      # most often the last digit alone
-    elif t.index_len and index == t.index + 1:
+    if t.index_len and index == t.index + 1:
+        memcpy(w, t.index_text, 20)     # at most 19 digits: a fixed size is a few moves
         k = t.index_len - 1
-        while k >= 0 and t.index_text[k] == 57:
-            t.index_text[k] = 48
+        while k >= 0 and w[k] == 57:
+            w[k] = t.index_text[k] = 48
             k -= 1
         if k >= 0:
-            t.index_text[k] += 1
-        else:
-            memmove(t.index_text + 1, t.index_text, t.index_len)
-            t.index_text[0] = 49
-            t.index_len += 1
-    else:
-        t.index_len = <uint32_t>(_u(t.index_text, <uint64_t>index) - t.index_text)
+            w[k] += 1                   # most often the last digit alone
+            t.index_text[k] = w[k]
+            t.index = index
+            return w + t.index_len
+    t.index_len = <uint32_t>(_u(t.index_text, <uint64_t>index) - t.index_text)
     t.index = index
-    memcpy(w, t.index_text, 20)     # at most 19 digits: a fixed size is a few moves
+    memcpy(w, t.index_text, 20)
     return w + t.index_len
 
 
