@@ -26,9 +26,10 @@ verified path called is verified once from a state built from its prototype
 - the function must return an integer or enum, and R0 must hold a scalar at its exit
   (``check_return_code``).
 
-Tags of a static function, or combinations the kernel has no meaning for, refuse the
-call with the kernel's words.  Static functions stay verified in the context of each
-call.
+Combinations of tags the kernel has no meaning for refuse the call with the kernel's
+words.  Static functions stay verified in the context of each call; a call is checked
+against their prototype too (ints, the context and dynptrs only; a tag or any other
+type makes it unusable), its first mismatch printed, never refused.
 """
 from __future__ import annotations
 
@@ -135,9 +136,10 @@ def describe(btf, func_info, prog_type) -> tuple:
 
 def static_prototype(func, pc: int, tags: dict, prog_type) -> GlobalFunc | None:
     """btf_prepare_func_args for a static function: an int or enum argument a scalar,
-    a pointer to the context the context; None where it gives up, as it does silently
-    for a static function (a return that is not a scalar, another pointer, more than
-    five arguments, a tag: the kernel's own message for that is not printed)."""
+    a pointer to the context the context, a ``struct bpf_dynptr *`` an initialised
+    dynptr; None where it gives up silently, as it does for a static function (a return
+    that is not a scalar, any other pointer or type, more than five arguments); a tag
+    gives up with the kernel's message (``error``), printed at the first call."""
     proto = func.target
     params = proto.members
     ret = proto.target.resolve() if proto.type_id else None
@@ -146,15 +148,25 @@ def static_prototype(func, pc: int, tags: dict, prog_type) -> GlobalFunc | None:
     args = []
     for i, p in enumerate(params):
         if tags.get((func.id, i)):
-            return None
+            return GlobalFunc(pc, func.name, error=f"arg#{i} type tag is not supported in "
+                                                   f"static functions", static=True)
         t = func.btf.type(p.type_id).resolve() if p.type_id else None
         if t is not None and t.kind == Kind.PTR and _is_ctx(t, prog_type):
             args.append(Arg(CTX))
+        elif t is not None and t.kind == Kind.PTR and _is_dynptr_ptr(t):
+            args.append(Arg(DYNPTR))
         elif t is not None and t.kind in _INTS:
             args.append(Arg(ANYTHING))
         else:
             return None
     return GlobalFunc(pc, func.name, tuple(args), static=True)
+
+
+def _is_dynptr_ptr(t) -> bool:
+    """btf_is_dynptr_ptr: ``t`` (a pointer) points at ``struct bpf_dynptr``."""
+    pointee = _skip_modifiers(t.target if t.type_id else None)
+    return pointee is not None and pointee.kind in (Kind.STRUCT, Kind.FWD) and \
+        pointee.name == "bpf_dynptr"
 
 
 def check_int_returns(btf, func_info, code: bytes) -> None:
@@ -283,9 +295,7 @@ def _pointer_arg(func, i: int, t, tags: set, prog_type):
                 return refused(message)
         return Arg(CTX)
     pointee = _skip_modifiers(t.target if t.type_id else None)
-    if pointee is not None and pointee.kind in (Kind.STRUCT, Kind.FWD) and \
-            pointee.name == "bpf_dynptr":
-        # btf_is_dynptr_ptr
+    if _is_dynptr_ptr(t):
         if tags:
             return refused(_INVALID_TAGS.format(i))
         return Arg(DYNPTR)
@@ -394,6 +404,10 @@ class GlobalCalls:
         func = self.statics.get(target)
         if func is None or target in self.unreliable:
             return
+        if func.error:
+            self.log.add(func.error)
+            self.unreliable.add(target)
+            return
         from .interp import Refusal
         regs = st.cur.regs
         for i, arg in enumerate(func.args):
@@ -402,6 +416,11 @@ class GlobalCalls:
             note = None
             if arg.kind == ANYTHING and reg.type != SCALAR:
                 note = f"R{regno} is not a scalar"
+            elif arg.kind == DYNPTR:
+                try:
+                    self._check_dynptr_reg(st, self.pc, regno, reg, "")
+                except Refusal as exc:
+                    note = exc.lines[0]
             elif arg.kind == CTX:
                 try:
                     self._check_arg_reg_off(self.pc, regno, reg, "")

@@ -27,6 +27,7 @@ MEM = "mem"                        # ARG_PTR_TO_MEM | MEM_RDONLY
 MEM_OR_NULL = "mem_or_null"        # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY
 UNINIT_MEM = "uninit_mem"          # ARG_PTR_TO_UNINIT_MEM
 WRITE_MEM = "write_mem"            # ARG_PTR_TO_MEM | MEM_WRITE: initialised, then written
+WRITE_MEM_OR_NULL = "write_mem_or_null"  # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_WRITE
 SIZE = "size"                      # ARG_CONST_SIZE
 SIZE_OR_ZERO = "size_or_zero"      # ARG_CONST_SIZE_OR_ZERO
 ALLOC_SIZE_OR_ZERO = "alloc_size"  # ARG_CONST_ALLOC_SIZE_OR_ZERO
@@ -104,7 +105,8 @@ PROTOS: dict[int, Proto] = dict([
     _p("strtol", INTEGER, MEM, SIZE, ANYTHING, U64_OUT),
     _p("strtoul", INTEGER, MEM, SIZE, ANYTHING, U64_OUT),
     _p("strncmp", INTEGER, MEM, SIZE, CONST_STR),
-    _p("snprintf", INTEGER, MEM_OR_NULL, SIZE_OR_ZERO, CONST_STR, MEM_OR_NULL, SIZE_OR_ZERO),
+    _p("snprintf", INTEGER, WRITE_MEM_OR_NULL, SIZE_OR_ZERO, CONST_STR, MEM_OR_NULL,
+       SIZE_OR_ZERO),
     _p("trace_vprintk", INTEGER, MEM, SIZE, MEM_OR_NULL, SIZE_OR_ZERO),
     _p("trace_printk", INTEGER, MEM, SIZE),
     _p("get_prandom_u32", INTEGER),

@@ -1984,10 +1984,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         helpers.U64_OUT: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
                           "ringbuf_mem", "buf", "trusted_ptr_"),
         helpers.MAP: ("map_ptr",),
-        helpers.KEY: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
-        helpers.VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
-        helpers.UNINIT_VALUE: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
-        helpers.VALUE_OR_NULL: ("fp", "pkt", "pkt_meta", "map_key", "map_value"),
         helpers.MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem",
                       "buf", "trusted_ptr_"),
         helpers.UNINIT_MEM: ("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem",
@@ -2010,10 +2006,27 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     helpers.LOCAL_DYNPTR_OUT: (True, LOCAL),
                     helpers.RINGBUF_DYNPTR_OUT: (True, RINGBUF),
                     helpers.RINGBUF_DYNPTR_RELEASE: (False, RINGBUF)}
-    _EXPECTED[helpers.MEM_OR_NULL] = _EXPECTED[helpers.MEM]
-    _EXPECTED[helpers.WRITE_MEM] = _EXPECTED[helpers.UNINIT_MEM]
+    # a map's key and value arguments take memory as ARG_PTR_TO_MEM does (mem_types)
+    _EXPECTED.update(dict.fromkeys(
+        (helpers.MEM_OR_NULL, helpers.WRITE_MEM, helpers.WRITE_MEM_OR_NULL, helpers.KEY,
+         helpers.VALUE, helpers.UNINIT_VALUE, helpers.VALUE_OR_NULL), _EXPECTED[helpers.MEM]))
     _MEM_TYPES = {PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY,
                   PTR_TO_MAP_VALUE, PTR_TO_MEM}
+    # the memory arguments check_reg_type lets a MEM_RDONLY register through
+    _RDONLY_ARGS = frozenset((helpers.MEM, helpers.MEM_OR_NULL, *helpers.FIXED_SIZES))
+
+    _MAP_ARGS = frozenset((helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE,
+                           helpers.VALUE_OR_NULL))
+
+    def _is_mem(self, reg: Reg, kind: str) -> bool:
+        """check_reg_type for a memory argument: one of mem_types; a dynptr slice only
+        for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a map's key or
+        value), and a read-only one (MEM_RDONLY) only where the argument is MEM_RDONLY
+        too."""
+        return reg.type in self._MEM_TYPES or (
+            kind not in self._MAP_ARGS and
+            reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB, PTR_TO_MEM | DYNPTR_MEM) and
+            (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY))
 
     def _type_error(self, pc, regno, reg: Reg, kind):
         expected = self._EXPECTED[kind]
@@ -2083,7 +2096,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         if kind in (helpers.U32_INOUT, helpers.U64_OUT):
             size = 4 if kind == helpers.U32_INOUT else 8
-            if reg.type not in self._MEM_TYPES:
+            if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
             self.helper_mem(st, pc, regno, reg, size, True, False,
                             raw=kind == helpers.U64_OUT)
@@ -2098,7 +2111,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                                 f"size {size}")
             return
         if kind in helpers.FIXED_SIZES:
-            if reg.type not in self._MEM_TYPES:
+            if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
             self.helper_mem(st, pc, regno, reg, helpers.FIXED_SIZES[kind], False, False)
             return
@@ -2123,9 +2136,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return
         if kind == helpers.VALUE_OR_NULL and reg.is_null():
             return
-        if kind in (helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE, helpers.VALUE_OR_NULL):
-            if reg.type not in (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META,
-                                PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE):
+        if kind in self._MAP_ARGS:
+            if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
             m = meta["map"]
             if m is None:
@@ -2140,19 +2152,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     m.type in ELIDE_NULLNESS_MAPS:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
-        if kind == helpers.MEM_OR_NULL and reg.is_null():
+        if kind in (helpers.MEM_OR_NULL, helpers.WRITE_MEM_OR_NULL) and reg.is_null():
             meta["mem_null"] = True
             return
-        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL, helpers.WRITE_MEM):
-            # a dynptr slice is memory; a bpf_dynptr_slice is read-only (MEM_RDONLY)
-            if reg.type not in self._MEM_TYPES and not (
-                    reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
-                                               PTR_TO_MEM | DYNPTR_MEM) and
-                    (kind == helpers.MEM or kind == helpers.MEM_OR_NULL or
-                     not reg.type & MEM_RDONLY)):
+        if kind in (helpers.MEM, helpers.UNINIT_MEM, helpers.MEM_OR_NULL, helpers.WRITE_MEM,
+                    helpers.WRITE_MEM_OR_NULL):
+            if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
-            meta["mem_initialised_write"] = kind == helpers.WRITE_MEM
+            meta["mem_initialised_write"] = kind in (helpers.WRITE_MEM,
+                                                     helpers.WRITE_MEM_OR_NULL)
             return
         if kind in (helpers.SIZE, helpers.SIZE_OR_ZERO):
             zero_ok = kind == helpers.SIZE_OR_ZERO

@@ -16,18 +16,20 @@ cdef object S32_MAX = _M32 >> 1
 cdef object S32_MIN = -S32_MAX - 1
 cdef object ZERO = 0
 cdef object _UNKNOWN = UNKNOWN
-# state.pyx's NOT_INIT, SCALAR, PTR_TO_STACK, PTR_TO_PACKET_META and PTR_TO_PACKET
+# state.pyx's NOT_INIT, SCALAR, PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET and PTR_TO_MEM
 # (enum bpf_reg_type), BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
 cdef object SCALAR = 1
 cdef object PTR_TO_STACK = 6
 cdef object PTR_TO_PACKET_META = 7
 cdef object PTR_TO_PACKET = 8
+cdef object PTR_TO_MEM = 11
 cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
 cdef object STACK_INVALID = 0
 CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STACK,
              "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
-             "PTR_TO_PACKET": PTR_TO_PACKET, "BPF_ADD_CONST": BPF_ADD_CONST,
+             "PTR_TO_PACKET": PTR_TO_PACKET, "PTR_TO_MEM": PTR_TO_MEM,
+             "BPF_ADD_CONST": BPF_ADD_CONST,
              "STACK_INVALID": STACK_INVALID}
 
 
@@ -228,6 +230,10 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
         return False
     if (old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META) and \
             old.range > cur.range:
+        return False
+    if old.type & 0xFF == PTR_TO_MEM and old.range != cur.range:
+        # a dynptr slice's stack buffer (``range``) lies in the bytes regsafe's memcmp
+        # compares for PTR_TO_MEM
         return False
     if not (range_within(old, cur) and _tnum_in(old.var, cur.var)):
         return False

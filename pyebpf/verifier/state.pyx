@@ -244,6 +244,7 @@ def _object_slot_safe(kind: int, old: Reg, cur: Reg, idmap: dict) -> bool:
 
 
 _INVALID_SLOT = [STACK_INVALID] * 8
+_NEVER_WRITTEN = Slot()
 
 
 def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
@@ -264,12 +265,14 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
                 return False
     for spi, os_ in old.stack.items():
         cs = cur.stack.get(spi)
-        if not exact and cs is not None:
+        if not exact and (cs is not None or spi < cur.allocated):
             # a spilled 64-bit scalar against bytes that load as any number, or the
-            # other way round, compare as registers (scalar_reg_for_stack)
+            # other way round, compare as registers (scalar_reg_for_stack); a slot of
+            # cur's allocated stack it never wrote is such bytes too (STACK_INVALID)
             o_reg = _scalar_for_slot(os_, uninit_ok)
             if o_reg is not None and (os_.kinds[0] == STACK_SPILL or not uninit_ok):
-                c_reg = _scalar_for_slot(cs, uninit_ok)
+                c_reg = _scalar_for_slot(cs if cs is not None else _NEVER_WRITTEN,
+                                         uninit_ok)
                 if c_reg is not None:
                     if not regsafe(o_reg, c_reg, idmap, exact, ranges):
                         return False

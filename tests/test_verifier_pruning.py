@@ -1,0 +1,50 @@
+"""Pruning rules of 6.18's is_state_visited / states_equal, each on a small program
+whose level-2 log (the lines compared as tests/test_verifier_log_level2.py compares
+them) shows where the kernel prunes; the kernel the expected value."""
+from __future__ import annotations
+
+import re
+
+from pyebpf import isa
+from pyebpf.kernel.vmlinux import kfunc_btf_id
+from test_verifier_log_level2 import logs
+
+
+def test_a_stack_slot_never_written_on_this_path_matches_an_imprecise_spilled_scalar():
+    """stacksafe: a slot of the current frame's allocated stack that this path never
+    wrote loads as any number (allow_uninit_stack: scalar_reg_for_stack), so an
+    explored state's imprecise spilled scalar there prunes it; found on cilium's
+    tail_nodeport_rev_dnat_ipv4, which pyebpf explored 1.69x as far as the kernel."""
+    text = ("r6 = r1\ncall 7\nr7 = r0\nif r0 == 0 goto +5\n"
+            "r1 = 42\n*(u64 *)(r10 - 8) = r1\n*(u64 *)(r10 - 16) = 0\nr8 = 1\ngoto +2\n"
+            "*(u64 *)(r10 - 16) = 0\nr8 = 1\n"
+            "r2 = *(u64 *)(r10 - 8)\nr3 = *(u64 *)(r10 - 16)\nr0 = r7\nr0 &= 1\n"
+            "if r0 == 0 goto +1\nr0 = 1\nexit")
+    theirs, ours = logs(text)
+    assert any(line.endswith(": safe") for line in theirs), theirs
+    assert ours == theirs
+
+
+def _with_kfuncs(text: str) -> tuple[str, str]:
+    """``text`` with each ``KFUNC(name)`` the kernel's BTF id of it, and pyebpf's."""
+    def fill(kfunc_id):
+        return re.sub(r"KFUNC\((\w+)\)", lambda m: f"kfunc {kfunc_id(m[1])}", text)
+    return fill(lambda name: kfunc_btf_id(name, 0)), fill(lambda name: isa.KFUNC_IDS[name])
+
+
+def test_dynptr_slices_over_different_stack_buffers_are_not_equivalent():
+    """regsafe compares a PTR_TO_MEM's bytes before var_off whole (memcmp), the slice's
+    buffer among them: a path whose slice was copied into another stack buffer is not
+    pruned by the first path's checkpoint (pyebpf ignored the buffer)."""
+    slice_ = "r1 = r10\nr1 += -16\nr2 = 0\nr4 = 8\ncall KFUNC(bpf_dynptr_slice)\n"
+    # enough jumps and instructions on the first path for a checkpoint at the join
+    filler = "if r6 == 0 goto +0\n" * 2 + "r8 = 1\n" * 8
+    theirs_text, ours_text = _with_kfuncs(
+        "r6 = r1\nr2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb)\n"
+        "call 7\nif r0 == 0 goto +18\n"
+        "r3 = r10\nr3 += -32\n" + slice_ + filler + "goto +7\n"
+        "r3 = r10\nr3 += -48\n" + slice_ +
+        "r7 = 0\nif r0 == 0 goto +1\nr7 = *(u8 *)(r0 + 0)\nr0 = r7\nexit")
+    theirs, ours = logs(theirs_text, ours_text=ours_text)
+    assert any("buf=fp[0]-48+8" in line for line in theirs), theirs
+    assert ours == theirs
