@@ -767,6 +767,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         store_free(m.lru_counts)
         store_free(m.lru_rotation)
         store_free(m.lru_steal)
+        store_free(m.lru_untouched)
         store_free(m.nodes)
         store_free(m.inner)
         store_free(m.perf_cpu)
@@ -1108,6 +1109,7 @@ cdef _map_storage(MapStore* m, object kind):
                                               sizeof(uint32_t))
             m.lru_rotation = <int32_t*>store_zalloc(m.lru_ncpu, sizeof(int32_t))
             m.lru_steal = <uint16_t*>store_zalloc(m.lru_ncpu, sizeof(uint16_t))
+            m.lru_untouched = <uint32_t*>store_zalloc(m.lru_ncpu, sizeof(uint32_t))
     else:
         return
     m.next = <int32_t*>store_zalloc(max_entries, sizeof(int32_t))

@@ -8,6 +8,7 @@ import pytest
 from conftest import child_python
 
 from pyebpf import Map
+from pyebpf.isa import BPF_F_NO_COMMON_LRU
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
                                 reason="resident memory is read from /proc/self/statm")
@@ -57,6 +58,28 @@ def test_a_new_hash_maps_empty_buckets_are_not_resident():
 
 
 
+
+
+@pytest.mark.parametrize("kind,flags", [("lru_hash", 0), ("lru_percpu_hash", 0),
+                                         ("lru_hash", "BPF_F_NO_COMMON_LRU")])
+def test_a_new_lru_maps_free_lists_are_not_resident(kind, flags):
+    # bpf_lru_populate threads every node onto a free list at creation; pyebpf links
+    # them only as pops reach them (lru.pxi, _free_fill)
+    flags = BPF_F_NO_COMMON_LRU if flags else 0
+    grown = _grown_by(lambda: Map.create(kind, 8, 8, 1 << 24, flags=flags, ncpu=2))
+    assert grown < BOUND, f"creating a 16M-entry {kind} made {grown >> 20} MiB resident"
+
+
+def test_a_used_lru_maps_untouched_nodes_stay_untouched():
+    def make():
+        m = Map.create("lru_hash", 8, 8, 1 << 24, ncpu=2)
+        for k in range(1000):
+            m[k.to_bytes(8, "little")] = k.to_bytes(8, "little")
+        for k in range(0, 1000, 3):
+            del m[k.to_bytes(8, "little")]
+        return m
+    grown = _grown_by(make)
+    assert grown < BOUND, f"a 16M-entry LRU hash with 666 elements made {grown >> 20} MiB resident"
 
 
 DROPPED_MAP = """
