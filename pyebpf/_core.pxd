@@ -576,6 +576,10 @@ cdef int64_t timers_soonest() noexcept nogil
 cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=*, int nprogs=*,
                         object machine=*)
 
+# --- the modelled machine (trace/tracing.pxi): a replay's packet runs' current task ---
+
+cdef object hook_world(object machine, TraceWorld* w)
+
 # --- the skb model (skb/skbuff.pxi) --------------------------------------------------
 
 cdef void skb_init(Skb* skb, object frame, dict fields, object prog_type, int profile) except *

@@ -342,7 +342,9 @@ def _toml_task(value, where: str, keys: tuple, address: int, **defaults) -> Task
                                        f"BYTES\" (\"0x7f0000000000\" = \"68690a\"), got "
                                        f"{text!r} = {data!r}") from None
     try:
-        return Task(address=address, user_memory=ranges, **kw)
+        # fields={}: the machine holds its task_struct (pid, tgid, comm), which a
+        # program reaches through bpf_get_current_task_btf or bpf_task_from_pid
+        return Task(address=address, user_memory=ranges, fields={}, **kw)
     except (MachineSpecError, TypeError) as exc:
         raise EnvironmentSpecError(f"{where}: {exc}") from None
 
@@ -370,7 +372,7 @@ def machine_from_dict(data: Mapping, env, where: str = "environment",
         kw["kworker"] = _toml_task(data["kworker"], f"{where}: kworker", ("pid", "comm"),
                                    KWORKER_ADDRESS, comm=KWORKER_COMM)
     pid = _toml_current(data.get("current", {}), f"{where}: current", kw["tasks"]).get(hook, 0)
-    kw["task"] = Task(pid=0, comm=IDLE_TASK_COMM)
+    kw["task"] = Task(pid=0, comm=IDLE_TASK_COMM, fields={})
     for k, t in enumerate(kw["tasks"]):
         if pid and t.pid == pid:
             # the current task's user memory is the machine's (Machine.user_memory)
