@@ -244,7 +244,10 @@ class Machine:
     :class:`Task` with no user memory (default pid :data:`KWORKER_PID`, comm
     :data:`KWORKER_COMM`, at :data:`KWORKER_ADDRESS`); ``bpf_task_from_pid`` finds it
     too, and the machine holds its ``task_struct`` (its ``flags``
-    :data:`KWORKER_FLAGS` unless its ``fields`` give them) when a run uses the machine."""
+    :data:`KWORKER_FLAGS` unless its ``fields`` give them) when a run uses the machine.
+    ``map_ids``: the machine's map ids (a :class:`pyebpf.MapIds`, its kernel's
+    ``map_idr``), which number the maps created on it (``Map.create(machine=)``,
+    ``pyebpf.load(machine=)``); each Machine has its own unless given one."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -258,6 +261,7 @@ class Machine:
     tasks: tuple = ()
     kworker: Task = field(default_factory=lambda: Task(
         pid=KWORKER_PID, comm=KWORKER_COMM, address=KWORKER_ADDRESS))
+    map_ids: object = field(default_factory=lambda: _map_ids(), compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -315,6 +319,11 @@ class Machine:
         from ..environment import Environment, read_toml
         data, where = read_toml(path)
         return machine_from_dict(data, Environment.from_dict(data, where), where, hook)
+
+
+def _map_ids():
+    from .._core import MapIds      # the compiled core, where maps are made
+    return MapIds()
 
 
 _TOML_TASK_KEYS = ("pid", "tgid", "uid", "gid", "comm", "user_memory")
