@@ -235,3 +235,36 @@ def test_map_ids_start_inside_the_idrs_range(next):
 def test_a_map_made_on_something_else_than_a_machine_is_refused():
     with pytest.raises(TypeError, match="machine must be a pyebpf.trace.Machine, not dict"):
         pyebpf.Map.create("array", 4, 4, 1, machine={})
+
+
+def test_tcsims_maps_take_the_ids_of_its_env_machine(tmp_path):
+    """tcsim --env with tasks: the file's machine numbers the replay's maps, from 1,
+    whatever maps the process made before."""
+    import json
+
+    from pyebpf.pcap import pcapio, tcsim
+    from pyebpf.trace import Machine
+    pyebpf.Map.create("array", 4, 4, 1)
+    data = compile_object(STRUCTS + r"""
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 zero = 0;
+    char *v = bpf_map_lookup_elem(&arr, &zero);
+    if (v)
+        *(__u32 *)v = ((struct bpf_map *)&hash)->id;
+    return 0;
+}
+""")
+    (tmp_path / "id.o").write_bytes(data)
+    fresh = pyebpf.load(data, machine=Machine())
+    want = fresh.maps["hash"].id
+    fresh.close()
+    (tmp_path / "env.toml").write_text("[[tasks]]\npid = 4242\n")
+    pcapio.write(tmp_path / "one.pcap", [(0, PACKET, len(PACKET))])
+    rc = tcsim.main([str(tmp_path / "id.o") + ":prog", "-r", str(tmp_path / "one.pcap"),
+                     "-q", "--env", str(tmp_path / "env.toml"),
+                     "--dump-maps", str(tmp_path / "maps")])
+    assert rc == 0
+    entries = json.loads((tmp_path / "maps" / "arr.json").read_text())["entries"]
+    value = bytes.fromhex(entries[0]["value"])
+    assert int.from_bytes(value[:4], "little") == want <= len(fresh.maps)
