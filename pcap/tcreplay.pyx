@@ -109,19 +109,22 @@ cdef inline int32_t _act_opcode(int32_t code, int32_t default) noexcept nogil:
     return TC_ACT_UNSPEC
 
 
-cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46) noexcept nogil:
-    """Run one program of the chain on ``skb``; returns the Vm status.  A socket filter
-    has no direct packet access: no packet region, as in Program.run."""
+cdef int _run_one(Vm* vm, ChainProg* cp, Skb* skb, bint v46, TraceWorld* world) noexcept nogil:
+    """Run one program of the chain on ``skb`` in ``world`` (the hook's current task, or
+    NULL: none); returns the Vm status.  A socket filter has no direct packet access:
+    no packet region, as in Program.run."""
     cdef int status
     vm_begin(vm, cp.budget, cp.tail_call_limit, v46)
     vm_attach_skb(vm, skb, cp.core.prog_type != BPF_PROG_TYPE_SOCKET_FILTER)
+    vm.world = world
     status = vm_run(vm, cp.core, False)
     vm_end(vm)
     return status
 
 
 cdef int32_t _classify(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
-                       int32_t act_default, Skb* skb, TcOutcome* o, bint v46) noexcept nogil:
+                       int32_t act_default, Skb* skb, TcOutcome* o, bint v46,
+                       TraceWorld* world) noexcept nogil:
     """tcf_classify over the chain: the verdict, or with ``o.action`` HOOK_FAULT the
     program that faulted."""
     cdef int reclassify_limit = 4 if v46 else 16
@@ -136,7 +139,7 @@ cdef int32_t _classify(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t 
                 skb.tc_classid = <uint16_t>classid
             o.runs += 1
             o.decider = k + 1
-            if _run_one(vm, &chain[k], skb, v46) != STATUS_EXIT:
+            if _run_one(vm, &chain[k], skb, v46, world) != STATUS_EXIT:
                 o.insns += chain[k].budget + vm.granted - <uint64_t>vm.budget_left
                 o.fault_prog = k + 1
                 o.action = HOOK_FAULT
@@ -169,15 +172,17 @@ cdef int32_t _classify(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t 
 
 
 cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t classid,
-                     int32_t act_default, Skb* skb, TcOutcome* o) noexcept nogil:
-    """The classification of one packet and what the clsact hook does with it."""
+                     int32_t act_default, Skb* skb, TcOutcome* o,
+                     TraceWorld* world) noexcept nogil:
+    """The classification of one packet and what the clsact hook does with it, its
+    programs run in ``world`` (_run_one)."""
     cdef bint v46 = skb.profile == PROFILE_V46
     cdef int k
     cdef int32_t r0, verdict
     if mode == MODE_SF:
         # sk_filter_trim_cap / packet_rcv: 0 drops, otherwise keep that many bytes
         o.runs, o.decider = 1, 1
-        k = _run_one(vm, &chain[0], skb, v46)
+        k = _run_one(vm, &chain[0], skb, v46, world)
         o.insns = chain[0].budget + vm.granted - <uint64_t>vm.budget_left
         if k != STATUS_EXIT:
             o.fault_prog, o.action = 1, HOOK_FAULT
@@ -190,7 +195,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
         # (_da_opcode never gives TC_ACT_RECLASSIFY, so tcf_classify does not restart)
         skb.tc_classid = <uint16_t>classid
         o.runs, o.decider = 1, 1
-        k = _run_one(vm, &chain[0], skb, v46)
+        k = _run_one(vm, &chain[0], skb, v46, world)
         o.insns = chain[0].budget + vm.granted - <uint64_t>vm.budget_left
         if k != STATUS_EXIT:
             o.fault_prog, o.action = 1, HOOK_FAULT
@@ -200,7 +205,7 @@ cdef void _run_chain(Vm* vm, ChainProg* chain, int nprogs, int mode, uint32_t cl
         o.classid, o.has_classid = (classid & 0xffff0000u) | skb.tc_classid, True
         verdict = _da_opcode(r0, skb.profile)
     else:
-        verdict = _classify(vm, chain, nprogs, mode, classid, act_default, skb, o, v46)
+        verdict = _classify(vm, chain, nprogs, mode, classid, act_default, skb, o, v46, world)
         if o.action == HOOK_FAULT:
             return
     o.verdict = verdict
@@ -894,6 +899,8 @@ ctypedef struct Lane:
     Tally sums              # its packets' counts but the redirected ones'
     uint64_t truncated      # its packets captured shorter than on the wire
     bint uncommon           # one of them needs the writing of its Done record
+    TraceWorld world        # its packet runs' current task (a machine's), each thread
+                            # its own: a run writes the signals it sends there
 
 # What a lane keeps of each of its packets of a chunk written whole (Loop.direct), in
 # the capture's order, for its part of the writing (_cpu_copy); the writing itself
@@ -1150,7 +1157,8 @@ cdef class Loop:
     :class:`Scanner` found in a chunk of a capture, straight into the writers, in the
     capture's order whatever CPU replayed them.  ``machine``: the
     :class:`pyebpf.trace.Machine` whose kworker runs the bpf_wq work the programs queue
-    (None: the work runs in no task)."""
+    and whose current task the packet runs are in (``bpf_get_current_task(_btf)`` and
+    the reads through it; the ids and comm are the ``fields``); None: no task."""
     cdef ChainProg chain[MAX_CHAIN]
     cdef ProgCore* cores[MAX_CHAIN]   # the chain's programs: whose timers the replay fires
     cdef int nprogs, mode
@@ -1243,6 +1251,8 @@ cdef class Loop:
     cdef size_t kept_len, kept_cap
 
     cdef object machine         # the pyebpf.trace.Machine whose kworker runs bpf_wq work
+    cdef object image           # what the lanes' worlds point into (hook_world)
+    cdef bint has_world         # a machine gives the packet runs a current task
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
 
@@ -1323,6 +1333,9 @@ cdef class Loop:
             if self.lanes[c].eth == NULL:
                 raise MemoryError()
             self.lanes[c].out = self.lanes[c].eth + 0x10000 + LINK_MAX + VLAN_HLEN
+            if machine is not None:
+                self.image = hook_world(machine, &self.lanes[c].world)
+                self.has_world = True
         self.extras = {}
         self.rd_writers = []
         for mp in self.perf:
@@ -1513,7 +1526,7 @@ cdef class Loop:
         if self.use_ts:
             ln.skb.ktime = ktime
         _run_chain(&ln.vm, self.chain, self.nprogs, self.mode, self.classid,
-                   self.act_default, &ln.skb, o)
+                   self.act_default, &ln.skb, o, &ln.world if self.has_world else NULL)
         ln.clean = self.keeps_layout
         o.mark, o.priority, o.tc_index = ln.skb.mark, ln.skb.priority, ln.skb.tc_index
         if self.keep & 16:

@@ -77,8 +77,8 @@ def program_source(spec: str) -> tuple:
 
 
 def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins, btf=None,
-                 kconfig=None):
-    """pyebpf.load (``btf``, ``kconfig`` as it takes them) with the pins the object
+                 kconfig=None, machine=None):
+    """pyebpf.load (``btf``, ``kconfig``, ``machine`` as it takes them) with the pins the object
     declares (``pins`` None), none (False), or
     every map pinned by name (``pins`` a directory: libbpf's LIBBPF_PIN_BY_NAME with it
     as the bpffs root): a map pinned by an earlier run is reused with its contents, as
@@ -87,7 +87,7 @@ def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins, bt
     import pyebpf
     if pins is None or pins is False:
         return pyebpf.load(path, prog_type=prog_type, profile=profile, verify=verify,
-                           pin=pins is None, btf=btf, kconfig=kconfig)
+                           pin=pins is None, btf=btf, kconfig=kconfig, machine=machine)
     import dataclasses
 
     from pyebpf import elf, loader
@@ -95,7 +95,8 @@ def _load_object(path: str, prog_type: str, profile: str, verify: bool, pins, bt
     for name, ms in spec.maps.items():
         if ms.pin_path is None:
             spec.maps[name] = dataclasses.replace(ms, pin_path=name)
-    obj = loader.Object(spec, prog_type=prog_type, profile=profile, verify=verify)
+    obj = loader.Object(spec, prog_type=prog_type, profile=profile, verify=verify,
+                        machine=machine)
     for name, m in obj.maps.items():
         # a map got from its pin file comes without the BTF types of this declaration
         if m.key_type is None:
@@ -122,12 +123,13 @@ def _pin_root(directory):
 
 
 def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, pins=None,
-                 btf=None, kconfig=None):
+                 btf=None, kconfig=None, machine=None):
     """A Program from ``file.o[:name]`` or ``file.s``/``file.asm``, verified as the
     kernel verifies it unless ``verify`` is False; ``pins``: the maps' pins, None as the
     object declares, False none, a directory as ``--pin-dir``; ``btf`` is the target BTF
     of an object's CO-RE relocations, ``kconfig`` the config of its ``__kconfig``
-    externs (defaults: see :func:`pyebpf.load`)."""
+    externs, ``machine`` the one whose ids its maps take (defaults: see
+    :func:`pyebpf.load`)."""
     import pyebpf
     path, name = program_source(spec)
     suffix = Path(path).suffix
@@ -148,7 +150,7 @@ def load_program(spec: str, prog_type: str, profile: str, verify: bool = True, p
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such program file")
     try:
-        obj = _load_object(path, prog_type, profile, verify, pins, btf, kconfig)
+        obj = _load_object(path, prog_type, profile, verify, pins, btf, kconfig, machine)
         if name is not None:
             return obj.program(name)
     except ElfError as exc:
@@ -654,8 +656,9 @@ def _replay(args, signals, start, fields, classid, targets, source, collect,
     else:
         # --cpus N is a machine of N CPUs: per-CPU maps get a value for each
         with host.simulated_cpus(args.cpus) if args.cpus else contextlib.nullcontext():
+            # the --env machine's map ids number the maps (one map_idr per kernel)
             programs = [load_program(spec, args.type, args.profile, not args.no_verify,
-                                     args.pin_dir, args.btf, args.kconfig)
+                                     args.pin_dir, args.btf, args.kconfig, machine)
                         for spec in args.programs]
     if args.budget is not None:
         for p in programs:

@@ -6,13 +6,13 @@ from . import errors, isa
 from .errors import MapError
 from .isa import TC_ACT
 
-__all__ = ["Program", "Result", "Map", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
+__all__ = ["Program", "Result", "Map", "MapIds", "MapError", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
            "load", "Object", "Environment", "Machine", "Task", "bpf", "pin_root", "TC_ACT", "errors", "isa", "asm",
            "kernel", "elf", "btf", "verifier", "strategies", "coverage", "KTIME_START",
            "KTIME_RUN_GAP", "run_timers"]
 __version__ = "0.1.0"
 
-_FROM_CORE = ("Program", "Result", "Map", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
+_FROM_CORE = ("Program", "Result", "Map", "MapIds", "Trace", "SKB_FIELDS", "BUILTIN_HELPERS",
               "KTIME_START", "KTIME_RUN_GAP", "run_timers", "crypto_params")
 _FROM_MODULE = {"bpf": "syscall", "pin_root": "pinning", "load": "loader", "Object": "loader",
                 "Environment": "environment", "Machine": "trace", "Task": "trace"}

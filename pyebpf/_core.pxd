@@ -318,6 +318,8 @@ ctypedef struct MapStore:
     uint32_t* lru_counts      # each bpf_lru_list's active and inactive counts
     int32_t* lru_rotation     # each bpf_lru_list's next_inactive_rotation
     uint16_t* lru_steal       # each CPU's next_steal (the common LRU)
+    uint32_t* lru_untouched   # each free list's nodes lru_populate left unlinked, at its
+                              # tail (lru.pxi: _free_fill)
     uint32_t lru_ncpu         # the possible CPUs, each with local or per-CPU lists
     uint32_t lru_target_free  # the common LRU's batch to a CPU's local free list
     LpmNode* nodes            # LPM tries: 2 * max_entries nodes, their data in keys
@@ -573,6 +575,10 @@ cdef int profile_id(str profile) except -1
 cdef int64_t timers_soonest() noexcept nogil
 cdef object fire_timers(int64_t until, uint64_t limit, ProgCore** progs=*, int nprogs=*,
                         object machine=*)
+
+# --- the modelled machine (trace/tracing.pxi): a replay's packet runs' current task ---
+
+cdef object hook_world(object machine, TraceWorld* w)
 
 # --- the skb model (skb/skbuff.pxi) --------------------------------------------------
 

@@ -1433,6 +1433,7 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 
 
 include "helpers.pxi"
+include "map_memory.pxi"
 include "maps.pxi"
 include "lru.pxi"
 include "held_sockets.pxi"

@@ -182,7 +182,10 @@ class HalfOpen:
     ``snt_isn``, ``rcv_wscale`` and ``ts_off`` (random per connection in the kernel: take
     them from a capture); ``rx_queue``: the receive queue the SYN came in on, which
     ``tcp_conn_request`` records (``sk_rx_queue_set``; -1: none recorded); ``cookie``:
-    the cookie it was given (0: none asked yet; see :meth:`Environment.socket_cookie`)."""
+    the cookie it was given (0: none asked yet; see :meth:`Environment.socket_cookie`);
+    ``num_retrans``: the SYN-ACKs retransmitted so far, each when the request timer
+    expired (``reqsk_timer_handler``: the kernel's first a second after the SYN, then
+    doubling), so the struct's ``num_retrans`` and ``num_timeout`` (at most 127)."""
     remote: str
     local: str | None = None
     rcv_isn: int = 0
@@ -196,6 +199,7 @@ class HalfOpen:
     ecn_ok: bool = False
     rx_queue: int = 0
     cookie: int = 0
+    num_retrans: int = 0
 
 
 @dataclass(frozen=True)
@@ -833,7 +837,8 @@ def _check_half_open(h, listener_addr, v6only: bool, at: str) -> None:
         raise EnvironmentSpecError(f"{at}.remote: {remote} is not of the family of local "
                                    f"{local}")
     for key, hi in (("rcv_isn", 0xffffffff), ("snt_isn", 0xffffffff), ("ts_off", 0xffffffff),
-                    ("rcv_wscale", TCP_MAX_WSCALE), ("cookie", (1 << 64) - 1)):
+                    ("rcv_wscale", TCP_MAX_WSCALE), ("cookie", (1 << 64) - 1),
+                    ("num_retrans", 127)):
         _int(getattr(h, key), f"{at}.{key}", 0, hi)
     _int(h.mss, f"{at}.mss", 1, 0xffff)
     _int(h.rx_queue, f"{at}.rx_queue", -1, 0xfffe)

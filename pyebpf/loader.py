@@ -49,15 +49,16 @@ _OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HAS
 
 def load(source, *, prog_type=None, profile: str = "current", pin=True,
          name: str | None = None, verify: bool = True, btf=None, kconfig=None,
-         env=None) -> "Object":
+         env=None, machine=None) -> "Object":
     """Load an object file (path or bytes) into an :class:`Object`; each program is
     verified as the kernel verifies it at load (``verify=False``: not, see
     :class:`~pyebpf.Program`).  ``btf`` is the target BTF of CO-RE relocations,
     ``kconfig`` the values of ``__kconfig`` externs (see :func:`pyebpf.elf.parse`);
     ``env`` (a :class:`pyebpf.Environment`) is the modelled network its programs' runs
-    see."""
+    see; ``machine`` (a :class:`pyebpf.trace.Machine`) the machine its maps are made on,
+    whose ids they take (default: the process's)."""
     obj = Object(_elf.parse(source, name=name, btf=btf, kconfig=kconfig), prog_type=prog_type,
-                 profile=profile, pin=pin, verify=verify, btf=btf)
+                 profile=profile, pin=pin, verify=verify, btf=btf, machine=machine)
     if env is not None:
         from .environment import Environment
         if not isinstance(env, Environment):
@@ -93,9 +94,10 @@ class Object:
     """
 
     def __init__(self, spec: _elf.ObjectSpec, *, prog_type=None, profile: str = "current",
-                 pin=True, verify: bool = True, btf=None):
+                 pin=True, verify: bool = True, btf=None, machine=None):
         from ._core import Map, Program
         self._btf = btf         # the target BTF: CO-RE's, and what bpf_snprintf_btf prints by
+        self._machine = machine     # whose map ids the maps take
         self.spec, self.license, self.version = spec, spec.license, spec.version
         self.maps, self.programs, self.skipped, self.pins = {}, {}, {}, {}
         self.default_program = None
@@ -215,11 +217,12 @@ class Object:
                     template = Map.create(ms.inner.type, ms.inner.key_size,
                                           ms.inner.value_size, ms.inner.max_entries,
                                           ms.inner.flags, name=ms.inner.name,
-                                          value_type=ms.inner.value_type)
+                                          value_type=ms.inner.value_type,
+                                          machine=self._machine)
                 m = Map.create(ms.type, ms.key_size, ms.value_size,
                                ms.created_max_entries(map_cpus()), ms.flags,
                                name=ms.name, inner_map=template, map_extra=ms.map_extra,
-                               value_type=ms.value_type)
+                               value_type=ms.value_type, machine=self._machine)
                 for key, value in ms.contents:
                     m[key] = value
                 if fill_inner:

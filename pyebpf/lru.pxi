@@ -10,6 +10,12 @@
 # elements.  The CPU a run is on picks the local (or per-CPU) lists: a program's the
 # run's CPU (its skb's cpu), a syscall's the CPU the caller names (0 unless it says).
 #
+# bpf_lru_populate threads every node onto a free list at creation; here a free list's
+# nodes no one has taken yet stay off it, counted (lru_untouched), and are linked at its
+# tail, in the order the kernel threaded them, only as a pop reaches them (_free_fill):
+# a big LRU's lists cost no resident memory until used, and every list reads as the
+# kernel's.
+#
 # The kernel frees a node another CPU holds the lock of later (pending_free); one
 # thread never meets that, and tcsim's threads take the map's lock around each change.
 
@@ -75,6 +81,24 @@ cdef inline void _list_move_tail(MapStore* m, int32_t n, int32_t head) noexcept 
 
 cdef inline bint _list_empty(MapStore* m, int32_t head) noexcept nogil:
     return m.lru_next[head] == head
+
+
+# --- the untouched nodes ---
+
+cdef void _free_fill(MapStore* m, uint32_t l, uint32_t want) noexcept nogil:
+    """Up to ``want`` of bpf_lru_list ``l``'s untouched nodes linked at its free list's
+    tail: bpf_lru_populate list_adds node 0 first, so the list ends ..., 1, 0 (a per-CPU
+    list over its own share of the nodes)."""
+    cdef int32_t head = _head(m, l, LRU_FREE), n
+    cdef uint32_t base = l * (m.max_entries // m.lru_ncpu) if _lru_percpu(m) else 0
+    while want and m.lru_untouched[l]:
+        m.lru_untouched[l] -= 1
+        n = <int32_t>(base + m.lru_untouched[l])
+        m.lru_cpu[n] = <uint16_t>l
+        m.lru_type[n] = LRU_FREE
+        m.lru_ref[n] = 0
+        _list_insert(m, n, m.lru_prev[head], head)
+        want -= 1
 
 
 # --- a bpf_lru_list's moves ---
@@ -236,10 +260,12 @@ cdef void _pop_free_to_local(MapStore* m, uint32_t cpu) noexcept nogil:
     """bpf_lru_list_pop_free_to_local: up to target_free nodes for the CPU's local free
     list, from the common free list, then shrunk from the inactive list."""
     cdef int32_t free_list = _head(m, 0, LRU_FREE), local = _local_free(m, cpu)
-    cdef int32_t n = m.lru_next[free_list], tmp
+    cdef int32_t n, tmp
     cdef uint32_t nfree = 0
     _local_flush(m, cpu)
     _rotate(m, 0, LOCAL_NR_SCANS)
+    _free_fill(m, 0, m.lru_target_free)
+    n = m.lru_next[free_list]
     while n != free_list:
         tmp = m.lru_next[n]
         _move_to_free(m, 0, n, local, LRU_LOCAL_FREE, True)
@@ -312,6 +338,7 @@ cdef int32_t _percpu_pop_free(MapStore* m, uint32_t cpu) noexcept nogil:
     cdef int32_t free_list = _head(m, cpu, LRU_FREE)
     cdef int32_t n
     _rotate(m, cpu, PERCPU_NR_SCANS)
+    _free_fill(m, cpu, 1)
     if _list_empty(m, free_list):
         _shrink(m, cpu, PERCPU_NR_SCANS, PERCPU_FREE_TARGET, free_list, LRU_FREE, False)
     if _list_empty(m, free_list):
@@ -351,10 +378,10 @@ cdef inline void lru_set_ref(MapStore* m, int32_t n) noexcept nogil:
 
 
 cdef void lru_populate(MapStore* m) noexcept nogil:
-    """bpf_lru_init and bpf_lru_populate: every node free; the common LRU's batch
-    (target_free) is half a CPU's share, 1 to LOCAL_FREE_TARGET; per-CPU lists get
-    max_entries / ncpu nodes each, in element order."""
-    cdef uint32_t k, cpu, share = m.max_entries // m.lru_ncpu
+    """bpf_lru_init and bpf_lru_populate: every node free (untouched: _free_fill links
+    them as they are reached); the common LRU's batch (target_free) is half a CPU's
+    share, 1 to LOCAL_FREE_TARGET; per-CPU lists get max_entries / ncpu nodes each."""
+    cdef uint32_t k, share = m.max_entries // m.lru_ncpu
     cdef uint32_t nheads = lru_heads(m.lru_ncpu, _lru_percpu(m))
     cdef uint32_t nlists = m.lru_ncpu if _lru_percpu(m) else 1
     cdef int32_t h
@@ -365,13 +392,7 @@ cdef void lru_populate(MapStore* m) noexcept nogil:
         m.lru_counts[NR_BPF_LRU_LIST_COUNT * k] = 0
         m.lru_counts[NR_BPF_LRU_LIST_COUNT * k + 1] = 0
         m.lru_rotation[k] = _head(m, k, LRU_INACTIVE)
-    for cpu in range(m.lru_ncpu):
-        m.lru_steal[cpu] = <uint16_t>cpu
-    for k in range(m.max_entries):
-        cpu = k // share if _lru_percpu(m) else 0
-        m.lru_cpu[k] = <uint16_t>cpu
-        m.lru_type[k] = LRU_FREE
-        m.lru_ref[k] = 0
-        h = _head(m, cpu, LRU_FREE)
-        _list_insert(m, <int32_t>k, h, m.lru_next[h])
+        m.lru_untouched[k] = share if _lru_percpu(m) else m.max_entries
+    for k in range(m.lru_ncpu):
+        m.lru_steal[k] = <uint16_t>k
     m.lru_target_free = min(max(share // 2, 1), LOCAL_FREE_TARGET)

@@ -7,9 +7,44 @@ cdef dict _MAP_HANDLES = {}                 # handle -> Map, for lddw map refere
 import weakref as _weakref
 _PROG_HANDLES = _weakref.WeakValueDictionary()   # handle -> Program, for program arrays
 cdef int _next_handle = 3                   # handles look like the kernel's fds
-# map ids: as the kernel's map_idr (bpf_map_alloc_id: idr_alloc_cyclic from 1), a
-# numbering of maps alone, each id given once in the process
-cdef uint32_t _next_map_id = 1
+
+
+cdef uint32_t _ID_END = 0x7fffffff      # idr_alloc_cyclic's end (INT_MAX, not given)
+
+
+cdef class MapIds:
+    """A machine's map ids, as its kernel's ``map_idr`` gives them (bpf_map_alloc_id:
+    ``idr_alloc_cyclic(&map_idr, map, 1, INT_MAX)``): maps alone, each id one past the
+    last given, from 1 (or ``next``), up to INT_MAX - 1 and round to 1 again, skipping
+    the ids of maps still alive (a map's id is freed with it, bpf_map_free_id).
+    :class:`pyebpf.trace.Machine` holds one (``map_ids``); maps created without a
+    machine share the process's."""
+    cdef uint32_t _next
+    cdef object _live           # id -> Map, while the map lives
+
+    def __init__(self, next=1):
+        if not 1 <= next < _ID_END:
+            raise ValueError(f"MapIds: next is 1 to {_ID_END - 1}, not {next}")
+        self._next = next
+        self._live = _weakref.WeakValueDictionary()
+
+    @property
+    def next(self):
+        """Where the search for the next map's id starts."""
+        return self._next
+
+    cdef uint32_t take(self, object m) except 0:
+        cdef uint32_t id = self._next, first = self._next
+        while id in self._live:
+            id = id + 1 if id + 1 < _ID_END else 1
+            if id == first:
+                raise MapError(ENOSPC, "every map id (1 to INT_MAX - 1) is in use")
+        self._live[id] = m
+        self._next = id + 1 if id + 1 < _ID_END else 1
+        return id
+
+
+cdef MapIds _PROCESS_MAP_IDS = MapIds()    # the ids of maps made without a machine
 
 
 # the map types whose values may hold each special field (map_check_btf)
@@ -31,7 +66,8 @@ cdef class Map:
 
     ``Map.create(map_type, key_size, value_size, max_entries, flags=0)`` makes one;
     ``fd`` is the handle programs use in ``lddw`` (``src = BPF_PSEUDO_MAP_FD``, imm =
-    fd).  It is a mutable mapping of bytes keys to bytes values; per-CPU maps take and
+    fd); ``machine=`` (a :class:`pyebpf.trace.Machine`) the machine whose map ids
+    number it (``id``; default the process's).  It is a mutable mapping of bytes keys to bytes values; per-CPU maps take and
     give a list of one value per CPU (``ncpu`` of them).  ``lookup``/``update``/
     ``delete``/``next_key`` are the bpf() commands, with their flags and errors
     (:class:`MapError` carrying the kernel's errno).  ``keys()`` lists keys in the
@@ -92,10 +128,16 @@ cdef class Map:
 
     @staticmethod
     def create(map_type, key_size, value_size, max_entries, flags=0, name="", ncpu=None,
-               inner_map=None, map_extra=0, value_type=None):
+               inner_map=None, map_extra=0, value_type=None, machine=None):
         cdef Map self = Map.__new__(Map)
         cdef Map tmpl = inner_map
-        global _next_handle, _next_map_id
+        cdef MapIds ids = _PROCESS_MAP_IDS
+        global _next_handle
+        if machine is not None:
+            ids = getattr(machine, "map_ids", None)
+            if ids is None:
+                raise TypeError(f"machine must be a pyebpf.trace.Machine, not "
+                                f"{type(machine).__name__}")
         try:
             if isinstance(map_type, str):
                 key = map_type.upper()
@@ -118,8 +160,7 @@ cdef class Map:
         self.fd = _next_handle
         _next_handle += 1
         _MAP_HANDLES[self.fd] = self
-        self._m.id = _next_map_id
-        _next_map_id += 1
+        self._m.id = ids.take(self)
         # bpf_obj_name_cpy keeps up to 15 bytes and the NUL (libbpf cuts longer names)
         raw = name.encode()[:15]
         memcpy(self._m.name, <const char*>raw, len(raw))
@@ -127,10 +168,9 @@ cdef class Map:
 
     @property
     def id(self):
-        """The map's id, what a program reads in ``struct bpf_map``'s ``id``: numbered
-        as the kernel numbers its maps (from 1, maps alone, no id given twice), but
-        in this process only: the kernel's is the next of every map the machine has
-        made since boot."""
+        """The map's id, what a program reads in ``struct bpf_map``'s ``id``: given as
+        the kernel gives its maps' (:class:`MapIds`), by the ``machine=`` the map was
+        created on (a :class:`pyebpf.trace.Machine`), else by the process's."""
         return self._m.id
 
     @property

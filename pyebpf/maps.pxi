@@ -756,27 +756,28 @@ cdef void map_free(MapStore* m) noexcept nogil:
     if m != NULL:
         if m.timers != NULL or m.wqs != NULL or m.tws != NULL:
             timers_detach(m)
-        free(m.st_nr)
-        free(m.st_hash)
-        free(m.progs)
-        free(m.lru_prev)
-        free(m.lru_next)
-        free(m.lru_ref)
-        free(m.lru_type)
-        free(m.lru_cpu)
-        free(m.lru_counts)
-        free(m.lru_rotation)
-        free(m.lru_steal)
-        free(m.nodes)
-        free(m.inner)
-        free(m.perf_cpu)
-        free(m.counters)
+        store_free(m.st_nr)
+        store_free(m.st_hash)
+        store_free(m.progs)
+        store_free(m.lru_prev)
+        store_free(m.lru_next)
+        store_free(m.lru_ref)
+        store_free(m.lru_type)
+        store_free(m.lru_cpu)
+        store_free(m.lru_counts)
+        store_free(m.lru_rotation)
+        store_free(m.lru_steal)
+        store_free(m.lru_untouched)
+        store_free(m.nodes)
+        store_free(m.inner)
+        store_free(m.perf_cpu)
+        store_free(m.counters)
         free(m.events)
-        free(m.values)
-        free(m.keys)
-        free(m.next)
-        free(m.buckets)
-        free(m.bucket_locks)
+        store_free(m.values)
+        store_free(m.keys)
+        store_free(m.next)
+        store_free(m.buckets)
+        store_free(m.bucket_locks)
         free(m)
 
 
@@ -971,8 +972,9 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     cdef MapStore* m
     _check_create(kind, key_size, value_size, max_entries, flags, None if tmpl == NULL else 1,
                   map_extra)
-    # a ring buffer's max_entries are bytes, allocated twice over (calloc: the pages are
-    # only touched as records reach them), as big as agents ask for (netobserv: 128 MiB)
+    # a ring buffer's max_entries are bytes, allocated twice over (map_memory.pxi: the
+    # pages are only touched as records reach them), as big as agents ask for
+    # (netobserv: 128 MiB)
     ring = kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF
     if value_size > (1 << 20) or key_size > 512 or \
             max_entries > ((1 << 30) if ring else (1 << 24)):
@@ -1022,12 +1024,12 @@ cdef _map_storage(MapStore* m, object kind):
     cdef uint32_t max_entries = m.max_entries, heads
     if kind == BPF_MAP_TYPE_PROG_ARRAY:
         # slots hold programs, which programs can neither read nor write
-        m.progs = <ProgCore**>_zalloc(max_entries, sizeof(ProgCore*))
+        m.progs = <ProgCore**>store_zalloc(max_entries, sizeof(ProgCore*))
         return
     if kind == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-        m.perf_cpu = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+        m.perf_cpu = <int32_t*>store_zalloc(max_entries, sizeof(int32_t))
         # per slot: counter, enabled and running times (struct bpf_perf_event_value)
-        m.counters = <uint64_t*>_zalloc(3 * <size_t>max_entries, sizeof(uint64_t))
+        m.counters = <uint64_t*>store_zalloc(3 * <size_t>max_entries, sizeof(uint64_t))
         return
     if kind == BPF_MAP_TYPE_STACK_TRACE:
         # one stack per bucket, kept from programs: only bpf_get_stackid writes them
@@ -1036,9 +1038,9 @@ cdef _map_storage(MapStore* m, object kind):
         m.n_buckets = n
         m.hidden = True
         m.values_len = <size_t>n * m.value_size
-        m.values = <uint8_t*>_zalloc(m.values_len, 1)
-        m.st_nr = <uint32_t*>_zalloc(n, sizeof(uint32_t))
-        m.st_hash = <uint32_t*>_zalloc(n, sizeof(uint32_t))
+        m.values = <uint8_t*>store_zalloc(m.values_len, 1)
+        m.st_nr = <uint32_t*>store_zalloc(n, sizeof(uint32_t))
+        m.st_hash = <uint32_t*>store_zalloc(n, sizeof(uint32_t))
         return
     if kind == BPF_MAP_TYPE_BLOOM_FILTER:
         # bloom_map_alloc: max_entries * hashes * 7 / 5 bits (about 1/ln 2 per element
@@ -1051,13 +1053,13 @@ cdef _map_storage(MapStore* m, object kind):
         m.bloom_mask = n - 1
         m.hidden = True
         m.values_len = n // 8
-        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        m.values = <uint8_t*>store_zalloc(m.values_len, 1)
         return
     if kind in _QUEUES:
         # values leave only through the helpers' copies
         m.hidden = True
         m.values_len = <size_t>max_entries * m.stride
-        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        m.values = <uint8_t*>store_zalloc(m.values_len, 1)
         return
     if kind in _CGROUP_STORAGE:
         # storage exists per attached cgroup, and pyebpf attaches nothing: no elements
@@ -1066,10 +1068,10 @@ cdef _map_storage(MapStore* m, object kind):
     if kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF:
         m.hidden = True
         m.values_len = 2 * <size_t>max_entries
-        m.values = <uint8_t*>_zalloc(m.values_len, 1)
+        m.values = <uint8_t*>store_zalloc(m.values_len, 1)
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
-    m.values = <uint8_t*>_zalloc(m.values_len, 1)
+    m.values = <uint8_t*>store_zalloc(m.values_len, 1)
     if kind == BPF_MAP_TYPE_CPUMAP:
         # slots of {qsize, prog id}, which tc programs cannot look up (an XSKMAP's
         # {queue_id, inode} they can: its queue_id only, devmap.pxi)
@@ -1082,34 +1084,35 @@ cdef _map_storage(MapStore* m, object kind):
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS):
         # the values are the inner maps' fds, for the syscall side only
         m.hidden = True
-        m.inner = <MapStore**>_zalloc(max_entries, sizeof(MapStore*))
+        m.inner = <MapStore**>store_zalloc(max_entries, sizeof(MapStore*))
     if kind == BPF_MAP_TYPE_LPM_TRIE:
         m.data_size = m.key_size - 4
-        m.keys = <uint8_t*>_zalloc(2 * <size_t>max_entries, m.data_size)
-        m.nodes = <LpmNode*>_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
+        m.keys = <uint8_t*>store_zalloc(2 * <size_t>max_entries, m.data_size)
+        m.nodes = <LpmNode*>store_zalloc(2 * <size_t>max_entries, sizeof(LpmNode))
     elif (kind in _HASHES or kind in _LOCAL_STORAGE or kind == BPF_MAP_TYPE_SOCKHASH
           or kind == BPF_MAP_TYPE_DEVMAP_HASH):
         while n < max_entries:
             n <<= 1
         m.n_buckets = n
-        m.keys = <uint8_t*>_zalloc(max_entries, m.key_size)
-        m.buckets = <int32_t*>_zalloc(n, sizeof(int32_t))
+        m.keys = <uint8_t*>store_zalloc(max_entries, m.key_size)
+        m.buckets = <int32_t*>store_zalloc(n, sizeof(int32_t))
         if kind in (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH):
-            m.bucket_locks = <int*>_zalloc(n, sizeof(int))
+            m.bucket_locks = <int*>store_zalloc(n, sizeof(int))
         if kind in (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH):
             heads = lru_heads(m.lru_ncpu, _lru_percpu(m))
-            m.lru_prev = <int32_t*>_zalloc(max_entries + heads, sizeof(int32_t))
-            m.lru_next = <int32_t*>_zalloc(max_entries + heads, sizeof(int32_t))
-            m.lru_ref = <uint8_t*>_zalloc(max_entries, 1)
-            m.lru_type = <uint8_t*>_zalloc(max_entries, 1)
-            m.lru_cpu = <uint16_t*>_zalloc(max_entries, sizeof(uint16_t))
-            m.lru_counts = <uint32_t*>_zalloc(NR_BPF_LRU_LIST_COUNT * <size_t>m.lru_ncpu,
+            m.lru_prev = <int32_t*>store_zalloc(max_entries + heads, sizeof(int32_t))
+            m.lru_next = <int32_t*>store_zalloc(max_entries + heads, sizeof(int32_t))
+            m.lru_ref = <uint8_t*>store_zalloc(max_entries, 1)
+            m.lru_type = <uint8_t*>store_zalloc(max_entries, 1)
+            m.lru_cpu = <uint16_t*>store_zalloc(max_entries, sizeof(uint16_t))
+            m.lru_counts = <uint32_t*>store_zalloc(NR_BPF_LRU_LIST_COUNT * <size_t>m.lru_ncpu,
                                               sizeof(uint32_t))
-            m.lru_rotation = <int32_t*>_zalloc(m.lru_ncpu, sizeof(int32_t))
-            m.lru_steal = <uint16_t*>_zalloc(m.lru_ncpu, sizeof(uint16_t))
+            m.lru_rotation = <int32_t*>store_zalloc(m.lru_ncpu, sizeof(int32_t))
+            m.lru_steal = <uint16_t*>store_zalloc(m.lru_ncpu, sizeof(uint16_t))
+            m.lru_untouched = <uint32_t*>store_zalloc(m.lru_ncpu, sizeof(uint32_t))
     else:
         return
-    m.next = <int32_t*>_zalloc(max_entries, sizeof(int32_t))
+    m.next = <int32_t*>store_zalloc(max_entries, sizeof(int32_t))
 
 
 cdef void _map_reset(MapStore* m) noexcept nogil:
@@ -1120,7 +1123,7 @@ cdef void _map_reset(MapStore* m) noexcept nogil:
 
 
 cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
-    # fresh: the storage is calloc's, zero and untouched, and stays so where it is zero:
+    # fresh: the storage is new (map_memory.pxi), zero and untouched, and stays so where it is zero:
     # a big map costs resident memory only for what is used (its elements from the
     # free list or the high-water mark, _elem_take)
     cdef uint32_t k
@@ -1147,29 +1150,3 @@ cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
     m.root = NO_ELEM
     m.count = 0
     m.cons_pos = m.prod_pos = m.pend_pos = 0
-
-
-cdef void* _zalloc(size_t n, size_t size) except NULL:
-    cdef void* p = calloc(n, size)
-    if p == NULL:
-        raise MemoryError()
-    return p
-
-
-cdef extern from *:
-    """
-    #include <malloc.h>
-    /* glibc raises its mmap threshold to the size of each mmap'd block freed, up to
-       32 MiB: a map's store below it would then come from the heap, where calloc
-       zeroes (so makes resident) what it reuses and a free keeps it.  A fixed threshold
-       (glibc's default) keeps every store of 128 KiB or more its own mapping. */
-    static void pyebpf_fix_mmap_threshold(void) {
-    #ifdef M_MMAP_THRESHOLD
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    #endif
-    }
-    """
-    void pyebpf_fix_mmap_threshold() nogil
-
-
-pyebpf_fix_mmap_threshold()

@@ -104,12 +104,15 @@ cdef void _dump_lru(MapStore* m, uint8_t* p, const int32_t* pos) noexcept nogil:
     """The LRU's state (lru.pxi): each list head to tail, its nodes as their element's
     ``pos`` in the dump (LRU_FREE_NODE for none) and ref bit; each bpf_lru_list's
     next_inactive_rotation as a place in its inactive list (-1: the head); each CPU's
-    next_steal (common LRU)."""
-    cdef uint32_t h, n, l, nlists = m.lru_ncpu if _percpu_lru(m) else 1
+    next_steal (common LRU).  A free list's untouched nodes (lru.pxi) are its last."""
+    cdef uint32_t h, n, k, untouched, l, nlists = m.lru_ncpu if _percpu_lru(m) else 1
     cdef int32_t head, e, at
     for h in range(lru_heads(m.lru_ncpu, _percpu_lru(m))):
         head = <int32_t>(m.max_entries + h)
-        n = 0
+        untouched = 0
+        if (h < 3 or _percpu_lru(m)) and h % 3 == 2:        # a bpf_lru_list's free list
+            untouched = m.lru_untouched[h // 3]
+        n = untouched
         e = m.lru_next[head]
         while e != head:
             n += 1
@@ -119,6 +122,8 @@ cdef void _dump_lru(MapStore* m, uint8_t* p, const int32_t* pos) noexcept nogil:
         while e != head:
             p = _put32(p, <uint32_t>pos[e] | (LRU_REF if m.lru_ref[e] else 0))
             e = m.lru_next[e]
+        for k in range(untouched):
+            p = _put32(p, LRU_FREE_NODE)
     for l in range(nlists):
         head = <int32_t>(m.max_entries + 3 * l + 1)       # its inactive list
         at, e = -1, head
@@ -142,6 +147,8 @@ cdef int _load_lru(MapStore* m, const uint8_t* p, uint32_t cnt) noexcept nogil:
         m.lru_prev[head] = m.lru_next[head] = head
     for l in range(2 * nlists):
         m.lru_counts[l] = 0
+    for l in range(nlists):
+        m.lru_untouched[l] = 0          # every node is placed below
     for i in range(m.max_entries):
         m.lru_type[i] = LRU_UNPLACED
     for h in range(heads):

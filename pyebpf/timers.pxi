@@ -55,17 +55,11 @@ cdef int timers_attach(MapStore* m) except -1:
     global _timer_maps, _n_timer_maps, _cap_timer_maps
     cdef size_t n = m.max_entries if m.max_entries else 1
     if m.timer_off >= 0:
-        m.timers = calloc(n, sizeof(TimerState))
-        if m.timers == NULL:
-            raise MemoryError()
+        m.timers = store_zalloc(n, sizeof(TimerState))
     if m.wq_off >= 0:
-        m.wqs = calloc(n, sizeof(TimerState))
-        if m.wqs == NULL:
-            raise MemoryError()
+        m.wqs = store_zalloc(n, sizeof(TimerState))
     if m.task_work_off >= 0:
-        m.tws = calloc(n, sizeof(TimerState))
-        if m.tws == NULL:
-            raise MemoryError()
+        m.tws = store_zalloc(n, sizeof(TimerState))
     if not _grow(<void**>&_timer_maps, &_cap_timer_maps,
                                      _n_timer_maps + 1, sizeof(MapStore*)):
         raise MemoryError()
@@ -83,9 +77,9 @@ cdef void timers_detach(MapStore* m) noexcept nogil:
             _n_timer_maps -= 1
             _timer_maps[k] = _timer_maps[_n_timer_maps]
             break
-    free(m.timers)
-    free(m.wqs)
-    free(m.tws)
+    store_free(m.timers)
+    store_free(m.wqs)
+    store_free(m.tws)
     m.timers = m.wqs = m.tws = NULL
 
 

@@ -275,7 +275,8 @@ def request_socket(h, views, *, listener: int, mark: int = 0, btf=None) -> bytes
     (addresses), ``tcp_openreq_init`` (ports, ``rcv_isn``, ``rcv_nxt``, ``mss``,
     ``ts_recent``, the options and ``ir_mark``, the listener's ``mark``) and
     ``tcp_conn_request`` (the rx queue, ``snt_isn``, ``ts_off``, ``rcv_wscale``,
-    ``timeout``) write, and the cookie once given; every other byte zero."""
+    ``timeout``) and ``reqsk_timer_handler`` (``num_timeout``, ``num_retrans``) write,
+    and the cookie once given; every other byte zero."""
     from .. import isa
     t = _struct(target_btf(btf), "tcp_request_sock")
     c = _REQ_COMMON
@@ -298,6 +299,8 @@ def request_socket(h, views, *, listener: int, mark: int = 0, btf=None) -> bytes
         c + "skc_cookie.counter": h.cookie,
         "req.req.mss": h.mss, "req.req.ts_recent": h.ts_recent or 0,
         "req.req.timeout": isa.HZ,          # TCP_TIMEOUT_INIT
+        # reqsk_timer_handler: a timeout counted, then inet_rtx_syn_ack's resend
+        "req.req.num_timeout": h.num_retrans, "req.req.num_retrans": h.num_retrans,
         "req.snd_wscale": h.snd_wscale or 0, "req.rcv_wscale": h.rcv_wscale,
         "req.tstamp_ok": int(h.ts_recent is not None), "req.sack_ok": int(h.sack_ok),
         "req.wscale_ok": int(h.snd_wscale is not None), "req.ecn_ok": int(h.ecn_ok),

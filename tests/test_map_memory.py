@@ -8,6 +8,7 @@ import pytest
 from conftest import child_python
 
 from pyebpf import Map
+from pyebpf.isa import BPF_F_NO_COMMON_LRU
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
                                 reason="resident memory is read from /proc/self/statm")
@@ -59,8 +60,34 @@ def test_a_new_hash_maps_empty_buckets_are_not_resident():
 
 
 
+@pytest.mark.parametrize("kind,flags", [("lru_hash", 0), ("lru_percpu_hash", 0),
+                                         ("lru_hash", "BPF_F_NO_COMMON_LRU")])
+def test_a_new_lru_maps_free_lists_are_not_resident(kind, flags):
+    # bpf_lru_populate threads every node onto a free list at creation; pyebpf links
+    # them only as pops reach them (lru.pxi, _free_fill)
+    flags = BPF_F_NO_COMMON_LRU if flags else 0
+    grown = _grown_by(lambda: Map.create(kind, 8, 8, 1 << 24, flags=flags, ncpu=2))
+    assert grown < BOUND, f"creating a 16M-entry {kind} made {grown >> 20} MiB resident"
+
+
+def test_a_used_lru_maps_untouched_nodes_stay_untouched():
+    def make():
+        m = Map.create("lru_hash", 8, 8, 1 << 24, ncpu=2)
+        for k in range(1000):
+            m[k.to_bytes(8, "little")] = k.to_bytes(8, "little")
+        for k in range(0, 1000, 3):
+            del m[k.to_bytes(8, "little")]
+        return m
+    grown = _grown_by(make)
+    assert grown < BOUND, f"a 16M-entry LRU hash with 666 elements made {grown >> 20} MiB resident"
+
+
 DROPPED_MAP = """
+import ctypes, sys
 from pyebpf import Map
+if sys.argv[1] == "raised":
+    # the user's process keeps big blocks on the heap (M_MMAP_THRESHOLD: -3 in glibc)
+    assert ctypes.CDLL(None).mallopt(-3, 32 << 20) == 1
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 Map.create("array", 4, 1 << 10, 24 << 10).close()
@@ -75,13 +102,46 @@ print(resident() - before)
 """
 
 
-def test_a_dropped_maps_memory_goes_back_to_the_system():
-    # glibc raises its mmap threshold to the size of each mmap'd block freed (up to
-    # 32 MiB): a later store below it came from the heap, and stayed resident when
-    # dropped with anything allocated above it; _core fixes the threshold (mallopt).
+@pytest.mark.parametrize("threshold", ["glibc's", "raised"])
+def test_a_dropped_maps_memory_goes_back_to_the_system(threshold):
+    # a map's stores are mappings of their own (pyebpf/map_memory.pxi), whatever the
+    # process's allocator does: glibc raises its mmap threshold to the size of each
+    # mmap'd block freed (up to 32 MiB), and a user may set it, and a store taken from
+    # the heap below it stays resident when dropped with anything allocated above it.
     # A fresh process: the heap's layout decides, and a test process's is its history's
     env, cwd = child_python()
-    out = subprocess.run([sys.executable, "-c", DROPPED_MAP], env=env, cwd=cwd,
+    out = subprocess.run([sys.executable, "-c", DROPPED_MAP, threshold], env=env, cwd=cwd,
                          capture_output=True, text=True, check=True).stdout
     grown = int(out)
-    assert grown < 8 << 20, f"a dropped 16 MiB array left {grown >> 20} MiB resident"
+    assert grown < 8 << 20, (f"a dropped 16 MiB array left {grown >> 20} MiB resident "
+                             f"({threshold} mmap threshold)")
+
+
+IMPORT_KEEPS_MALLOC = """
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+# glibc raises its threshold after a mapped block is freed, unless it was set (mallopt)
+libc.free(libc.malloc(24 << 20))
+import pyebpf
+from pyebpf import Map
+Map.create("hash", 8, 64, 1 << 16).close()
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+before = resident()
+held = libc.malloc(16 << 20)
+ctypes.memset(held, 1, 16 << 20)
+libc.free(held)
+print(resident() - before)
+"""
+
+
+def test_importing_pyebpf_leaves_the_processs_allocator_as_it_was():
+    # a 16 MiB block under the raised threshold comes from the heap and stays there when
+    # freed; a process-wide mallopt would have made it a mapping, given back at once
+    env, cwd = child_python()
+    out = subprocess.run([sys.executable, "-c", IMPORT_KEEPS_MALLOC], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) >= 8 << 20, ("a freed 16 MiB heap block went back to the system: "
+                                 "importing pyebpf changed glibc's mmap threshold")

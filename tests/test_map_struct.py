@@ -192,3 +192,79 @@ def test_map_ids_number_maps_alone_and_are_never_given_twice():
     del second
     third = pyebpf.Map.create("array", 4, 4, 1)
     assert (closed, third.id) == (first.id + 1, first.id + 2)
+
+
+def test_each_machine_numbers_its_maps_from_one():
+    """One map_idr per kernel: a Machine's maps are numbered by it alone, from 1,
+    whatever maps the process or another machine made."""
+    from pyebpf.trace import Machine
+    one, other = Machine(), Machine()
+    pyebpf.Map.create("array", 4, 4, 1)
+    first = pyebpf.Map.create("array", 4, 4, 1, machine=one)
+    theirs = pyebpf.Map.create("hash", 4, 4, 1, machine=other)
+    second = pyebpf.Map.create("hash", 4, 4, 1, machine=one)
+    assert (first.id, second.id, theirs.id) == (1, 2, 1)
+
+
+def test_a_program_reads_the_id_its_machine_gave_the_map():
+    from pyebpf.trace import Machine
+    machine = Machine(map_ids=pyebpf.MapIds(next=1000))
+    obj = pyebpf.load(read("((struct bpf_map *)&hash)->id"), machine=machine)
+    try:
+        ours = obj.program("prog").run(PACKET).retval
+        assert (ours, obj.maps["hash"].id) == (1000 + list(obj.maps).index("hash"),) * 2
+    finally:
+        obj.close()
+
+
+def test_map_ids_go_round_to_one_after_int_max_less_one():
+    """idr_alloc_cyclic(&map_idr, map, 1, INT_MAX): ids in [1, INT_MAX), the search
+    from one past the last id given, round to 1 after INT_MAX - 1."""
+    from pyebpf.trace import Machine
+    machine = Machine(map_ids=pyebpf.MapIds(next=0x7FFFFFFE))
+    ids = [pyebpf.Map.create("array", 4, 4, 1, machine=machine).id for _ in range(3)]
+    assert ids == [0x7FFFFFFE, 1, 2]
+
+
+@pytest.mark.parametrize("next", [0, 0x7FFFFFFF])
+def test_map_ids_start_inside_the_idrs_range(next):
+    with pytest.raises(ValueError, match=f"MapIds: next is 1 to 2147483646, not {next}"):
+        pyebpf.MapIds(next=next)
+
+
+def test_a_map_made_on_something_else_than_a_machine_is_refused():
+    with pytest.raises(TypeError, match="machine must be a pyebpf.trace.Machine, not dict"):
+        pyebpf.Map.create("array", 4, 4, 1, machine={})
+
+
+def test_tcsims_maps_take_the_ids_of_its_env_machine(tmp_path):
+    """tcsim --env with tasks: the file's machine numbers the replay's maps, from 1,
+    whatever maps the process made before."""
+    import json
+
+    from pyebpf.pcap import pcapio, tcsim
+    from pyebpf.trace import Machine
+    pyebpf.Map.create("array", 4, 4, 1)
+    data = compile_object(STRUCTS + r"""
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 zero = 0;
+    char *v = bpf_map_lookup_elem(&arr, &zero);
+    if (v)
+        *(__u32 *)v = ((struct bpf_map *)&hash)->id;
+    return 0;
+}
+""")
+    (tmp_path / "id.o").write_bytes(data)
+    fresh = pyebpf.load(data, machine=Machine())
+    want = fresh.maps["hash"].id
+    fresh.close()
+    (tmp_path / "env.toml").write_text("[[tasks]]\npid = 4242\n")
+    pcapio.write(tmp_path / "one.pcap", [(0, PACKET, len(PACKET))])
+    rc = tcsim.main([str(tmp_path / "id.o") + ":prog", "-r", str(tmp_path / "one.pcap"),
+                     "-q", "--env", str(tmp_path / "env.toml"),
+                     "--dump-maps", str(tmp_path / "maps")])
+    assert rc == 0
+    entries = json.loads((tmp_path / "maps" / "arr.json").read_text())["entries"]
+    value = bytes.fromhex(entries[0]["value"])
+    assert int.from_bytes(value[:4], "little") == want <= len(fresh.maps)

@@ -15,6 +15,7 @@ import re
 import socket
 import struct
 import time
+from dataclasses import replace
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -167,6 +168,29 @@ SEC("tc") int synack(struct __sk_buff *skb) {{
 """)
 
 
+def retrans_prog() -> bytes:
+    """The request socket of 10.0.0.2:4000's num_retrans and the byte of its
+    syncookie bit and num_timeout, over the packet."""
+    fill, size = tuple_fill("10.0.0.2", 4000, "10.0.0.1", 80)
+    return compile_c(f"""
+SEC("tc") int retrans(struct __sk_buff *skb) {{
+    struct bpf_sock_tuple t = {{}};
+    __u64 o[2] = {{}};
+    {fill}
+    struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &t, {size}, BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 1;
+    char *p = (char *)bpf_skc_to_tcp_request_sock(sk);
+    if (p) {{
+        o[0] = *(__u8 *)(p + {kern_offset("tcp_request_sock", "req.req.num_retrans")});
+        o[1] = *(__u8 *)(p + {kern_offset("tcp_request_sock", "req.req.syncookie")});
+    }}
+    bpf_sk_release(sk);
+    return bpf_skb_store_bytes(skb, 14, o, sizeof(o), 0);
+}}
+""")
+
+
 PROGRAMS = {"skc": skc_prog, "skc-other-peer": lambda: skc_prog(4001), "sk": sk_prog,
             "skc-timestamps": lambda: skc_prog(TS_PORT),
             "skc-ipv6": lambda: skc_prog(V6_PORT, "fd00::2", "fd00::1", 443),
@@ -189,6 +213,7 @@ def _observe() -> dict:
     """In a namespace with the listener: the SYN sent, the SYN-ACK read, each program of
     PROGRAMS run by BPF_PROG_TEST_RUN."""
     codes = {name: make() for name, make in PROGRAMS.items()}
+    retrans_code = retrans_prog()
     env = Environment(devices=DEVICES, sockets=(Socket("tcp", "0.0.0.0:80"),
                                                 Socket("tcp", "[fd00::1]:443"),
                                                 Socket("tcp", "[::]:8443")),
@@ -210,6 +235,16 @@ def _observe() -> dict:
                 runs[name] = {"retval": r.retval, "data": r.data.hex()}
             with pyebpf.kernel.KernelProgram(snt_synack_prog(), CLS) as kprog:
                 when = kprog.test_run(PACKET, ctx={"ifindex": 2}).data[14:22]
+            # the request timer resends the unanswered SYN-ACK a second after the SYN
+            # (TCP_TIMEOUT_INIT): the run once num_retrans is no longer 0
+            with pyebpf.kernel.KernelProgram(retrans_code, CLS) as kprog:
+                deadline = time.monotonic() + 5
+                while True:
+                    r = kprog.test_run(PACKET, ctx={"ifindex": 2})
+                    if r.data[14] or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+            runs["retrans"] = {"retval": r.retval, "data": r.data.hex()}
             return synacks, runs, int.from_bytes(when, "little")
         synacks, runs, snt_synack = run(half_open)
     plain, stamped = synacks[4000], synacks[TS_PORT]
@@ -223,7 +258,7 @@ def _observe() -> dict:
 
 @pytest.fixture(scope="module")
 def kernel_half_open(kernel_observation):
-    return kernel_observation("a half-open connection's lookups", "syn-queue v4", _observe)
+    return kernel_observation("a half-open connection's lookups", "syn-queue v5", _observe)
 
 
 def declared(seen: dict) -> Environment:
@@ -264,6 +299,27 @@ def _compare(kernel_half_open, name: str) -> list[int]:
     assert ours.data_out == data, packet_diff(ours.data_out, data)
     return [int.from_bytes(data[14 + 8 * k:22 + 8 * k], "little")
             for k in range((len(data) - 14) // 8)]
+
+
+def test_a_request_socket_counts_its_retransmitted_syn_acks_as_the_kernels(
+        kernel_half_open):
+    """The kernel's half-open connection a second on (reqsk_timer_handler resent its
+    SYN-ACK): num_retrans and num_timeout as declared in num_retrans, the syncookie
+    bit clear."""
+    theirs = kernel_half_open["runs"]["retrans"]
+    data = bytes.fromhex(theirs["data"])
+    count = data[14]
+    assert count >= 1, "the kernel resent no SYN-ACK in five seconds"
+    env = declared(kernel_half_open)
+    listener = env.sockets[0]
+    half = replace(listener.syn_queue[0], num_retrans=count)
+    env = replace(env, sockets=(replace(listener, syn_queue=(half,) + listener.syn_queue[1:]),
+                                *env.sockets[1:]))
+    ours = pyebpf.Program(retrans_prog(), CLS).run(PACKET, ifindex=2, env=env)
+    count_comparison()
+    assert ours.retval & 0xFFFFFFFF == theirs["retval"], "retval differs"
+    assert ours.data_out == data, packet_diff(ours.data_out, data)
+    assert data[22] == count << 1
 
 
 def test_the_syn_ack_acknowledges_the_syn(kernel_half_open):
@@ -373,9 +429,11 @@ SEC("tc") int assign(struct __sk_buff *skb) {
                                                      "fd00::2 is not of the listener's family"),
     ([HalfOpen("10.0.0.2:4000", local="10.0.0.1", snd_wscale=15)],
      "sockets[0].syn_queue[0].snd_wscale: expected an integer in 0..14, got 15"),
+    ([HalfOpen("10.0.0.2:4000", local="10.0.0.1", num_retrans=128)],
+     "sockets[0].syn_queue[0].num_retrans: expected an integer in 0..127, got 128"),
     ([HalfOpen("10.0.0.2:4000", local="10.0.0.1")] * 2,
      "sockets[0].syn_queue: 10.0.0.2:4000 to port 80 is declared twice"),
-], ids=["wildcard-without-local", "other-family", "wscale", "twice"])
+], ids=["wildcard-without-local", "other-family", "wscale", "num-retrans", "twice"])
 def test_a_bad_half_open_connection_is_refused_naming_it(queue, message):
     with pytest.raises(EnvironmentSpecError, match="^Environment: " + re.escape(message)):
         Environment(sockets=(Socket("tcp", "0.0.0.0:80", syn_queue=queue),))

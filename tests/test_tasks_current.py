@@ -194,3 +194,64 @@ def test_tcsim_runs_the_packets_in_the_hooks_current_task(tmp_path, capsys):
     egress = [e for e in entries if e["key"] == 1][0]["value"]
     assert egress["pid_tgid"] == 4242 << 32 | 4242
     assert egress["uid_gid"] == 100 << 32 | 1000
+
+
+TASK_SOURCE = r"""
+struct task_struct { int pid; int tgid; char comm[16]; } __attribute__((preserve_access_index));
+char LICENSE[] SEC("license") = "GPL";
+struct rec { __u64 task; __u32 pid, tgid; char comm[16]; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    __type(key, __u32); __type(value, struct rec);
+} task SEC(".maps");
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    __u32 zero = 0;
+    struct rec *r = bpf_map_lookup_elem(&task, &zero);
+    struct task_struct *t = bpf_get_current_task_btf();
+    if (!r)
+        return 0;
+    r->task = bpf_get_current_task();
+    r->pid = t->pid;
+    r->tgid = t->tgid;
+    __builtin_memcpy(r->comm, t->comm, sizeof(r->comm));
+    return 0;
+}
+"""
+
+
+def decode_task(value: bytes) -> dict:
+    task, pid, tgid = struct.unpack_from("<QII", value)
+    return {"task": task, "pid": pid, "tgid": tgid,
+            "comm": value[16:32].split(b"\0")[0].decode()}
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_tcsims_packet_runs_have_the_hooks_current_task_struct(tmp_path, hook, cpus):
+    """tcsim --env: bpf_get_current_task(_btf) is the task_struct of the task [current]
+    names for the --hook, read through BTF as run(machine=) reads it, on every CPU."""
+    from pyebpf.pcap import pcapio, tcsim
+    data = compile_object(TASK_SOURCE, flags=("-O2",))
+    (tmp_path / "task.o").write_bytes(data)
+    path = env_file(tmp_path, {"pid": 4242, "uid": 1000, "gid": 100, "comm": "app"},
+                    f"{hook} = 4242")
+    pcapio.write(tmp_path / "some.pcap",
+                 [(k, FRAME[:-2] + bytes([k, k]), len(FRAME)) for k in range(16)])
+    rc = tcsim.main([str(tmp_path / "task.o") + ":prog", "-r", str(tmp_path / "some.pcap"),
+                     "-q", "--hook", hook, "--env", path, "--cpus", str(cpus),
+                     "--dump-maps", str(tmp_path / "maps")])
+    assert rc == 0
+    value = json.loads((tmp_path / "maps" / "task.json").read_text())["entries"][0]["value"]
+    replayed = {"task": value["task"], "pid": value["pid"], "tgid": value["tgid"],
+                "comm": bytes.fromhex(value["comm"]).split(b"\0")[0].decode()}
+    obj = pyebpf.load(data)
+    try:
+        machine = Machine.from_toml(path, hook=hook)
+        obj.program("prog").run(FRAME, machine=machine, ingress=hook == "ingress")
+        ran = decode_task(obj.maps["task"].lookup(bytes(4)))
+    finally:
+        obj.close()
+    assert ran == {"task": machine.task.address, "pid": 4242, "tgid": 4242, "comm": "app"}
+    assert replayed == ran

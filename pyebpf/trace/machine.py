@@ -244,7 +244,10 @@ class Machine:
     :class:`Task` with no user memory (default pid :data:`KWORKER_PID`, comm
     :data:`KWORKER_COMM`, at :data:`KWORKER_ADDRESS`); ``bpf_task_from_pid`` finds it
     too, and the machine holds its ``task_struct`` (its ``flags``
-    :data:`KWORKER_FLAGS` unless its ``fields`` give them) when a run uses the machine."""
+    :data:`KWORKER_FLAGS` unless its ``fields`` give them) when a run uses the machine.
+    ``map_ids``: the machine's map ids (a :class:`pyebpf.MapIds`, its kernel's
+    ``map_idr``), which number the maps created on it (``Map.create(machine=)``,
+    ``pyebpf.load(machine=)``); each Machine has its own unless given one."""
     task: Task = field(default_factory=Task)
     kernel_memory: object = ()
     user_memory: object = ()
@@ -258,6 +261,7 @@ class Machine:
     tasks: tuple = ()
     kworker: Task = field(default_factory=lambda: Task(
         pid=KWORKER_PID, comm=KWORKER_COMM, address=KWORKER_ADDRESS))
+    map_ids: object = field(default_factory=lambda: _map_ids(), compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -317,6 +321,11 @@ class Machine:
         return machine_from_dict(data, Environment.from_dict(data, where), where, hook)
 
 
+def _map_ids():
+    from .._core import MapIds      # the compiled core, where maps are made
+    return MapIds()
+
+
 _TOML_TASK_KEYS = ("pid", "tgid", "uid", "gid", "comm", "user_memory")
 
 
@@ -342,7 +351,9 @@ def _toml_task(value, where: str, keys: tuple, address: int, **defaults) -> Task
                                        f"BYTES\" (\"0x7f0000000000\" = \"68690a\"), got "
                                        f"{text!r} = {data!r}") from None
     try:
-        return Task(address=address, user_memory=ranges, **kw)
+        # fields={}: the machine holds its task_struct (pid, tgid, comm), which a
+        # program reaches through bpf_get_current_task_btf or bpf_task_from_pid
+        return Task(address=address, user_memory=ranges, fields={}, **kw)
     except (MachineSpecError, TypeError) as exc:
         raise EnvironmentSpecError(f"{where}: {exc}") from None
 
@@ -370,7 +381,7 @@ def machine_from_dict(data: Mapping, env, where: str = "environment",
         kw["kworker"] = _toml_task(data["kworker"], f"{where}: kworker", ("pid", "comm"),
                                    KWORKER_ADDRESS, comm=KWORKER_COMM)
     pid = _toml_current(data.get("current", {}), f"{where}: current", kw["tasks"]).get(hook, 0)
-    kw["task"] = Task(pid=0, comm=IDLE_TASK_COMM)
+    kw["task"] = Task(pid=0, comm=IDLE_TASK_COMM, fields={})
     for k, t in enumerate(kw["tasks"]):
         if pid and t.pid == pid:
             # the current task's user memory is the machine's (Machine.user_memory)

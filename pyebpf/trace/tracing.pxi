@@ -261,16 +261,30 @@ cdef object _packet_machine(dict fields):
     return fields.pop("machine")
 
 
-cdef void packet_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noexcept:
-    """A packet run's current task from ``image``: BPF_PROG_TEST_RUN runs the program
-    in its caller, so the task helpers see that process (its machine's memory, x86-64)."""
+cdef inline void _packet_task(TraceWorld* w, MachineImage image) noexcept:
+    # a packet run's view of the machine: its current task, memory and tasks (x86-64)
     memcpy(w, &image.w, sizeof(TraceWorld))
     w.task_size = TASK_SIZE_MAX_X86_64
     w.kernel_range_check = True
     w.packet = True
+
+
+cdef void packet_world(Vm* vm, Skb* skb, TraceWorld* w, MachineImage image) noexcept:
+    """A packet run's current task from ``image``: BPF_PROG_TEST_RUN runs the program
+    in its caller, so the task helpers see that process (its machine's memory, x86-64)."""
+    _packet_task(w, image)
     skb.pid_tgid, skb.uid_gid = w.pid_tgid, w.uid_gid
     memcpy(skb.comm, w.comm, sizeof(w.comm))
     vm.world = w
+
+
+cdef object hook_world(object machine, TraceWorld* w):
+    """A replay's packet runs' world (``vm.world``): ``machine``'s current task, as
+    packet_world gives run()'s; the ids and comm stay the runs' skb fields.  Returns
+    what ``w`` points into, which the caller keeps as long as it uses ``w``."""
+    cdef MachineImage image = machine_image(machine)
+    _packet_task(w, image)
+    return image
 
 
 cdef MachineImage trace_begin(Vm* vm, Skb* skb, TraceWorld* w, uint8_t* regs, object data,
