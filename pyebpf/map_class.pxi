@@ -1284,10 +1284,15 @@ cdef class Map:
             raise
 
     def items(self):
-        return [(k, self[k]) for k in self.keys()]
+        """The (key, value) pairs of the entries present.  Keys the kernel's
+        get_next_key lists without a value (a DEVMAP's or CPUMAP's empty slots:
+        dev_map_get_next_key, cpu_map_get_next_key) are left out, as a lookup of them
+        finds nothing."""
+        return [(k, v) for k in self.keys() for v in (self.lookup(k),) if v is not None]
 
     def values(self):
-        return [self[k] for k in self.keys()]
+        """The values of the entries present (see ``items``)."""
+        return [v for _, v in self.items()]
 
     def typed(self, key=None, value=None, key_names=None, value_names=None):
         """A view with keys and values encoded by struct formats, or without formats

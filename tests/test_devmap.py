@@ -188,6 +188,23 @@ def test_cpumap_commands_answer_as_the_kernels(kernel_oracle):
     ])
 
 
+@pytest.mark.parametrize("kind, value", [(DEVMAP, u32(1)), (CPUMAP, pair(64, 0))],
+                         ids=["devmap", "cpumap"])
+def test_items_leave_out_the_empty_slots_the_keys_list(kernel_oracle, kind, value):
+    """get_next_key lists every slot of these arrays, filled or not
+    (dev_map_get_next_key, cpu_map_get_next_key); items and values give the filled
+    ones, the slots whose lookup finds a value."""
+    ours = Map.create(kind, 4, len(value), 4)
+    ours.update(u32(1), value)
+    with kernel_oracle.KernelMap(kind, 4, len(value), 4) as theirs:
+        theirs.update(u32(1), value)
+        keys = theirs.keys()
+        kernel = [(k, v) for k in keys for v in (theirs.lookup(k),) if v is not None]
+    count_comparison()
+    assert (ours.keys(), ours.items(), ours.values()) == \
+        (keys, kernel, [v for _, v in kernel])
+
+
 @pytest.fixture
 def fixed_fds(tmp_path):
     """fd 1000 a regular file and fd 1001 a UDP socket, at the same numbers each run

@@ -5,6 +5,7 @@ load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``:
 bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
     python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
+                                 [--slot MAP/KEY=PROGRAM ...]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -14,8 +15,10 @@ as its own loader loads it, every program at its own type and the arrays filled,
 program no slot names (an entry point) is run with its tail calls live.  Needs bpf(2)
 (root); an absent directory is skipped with a message.  ``--max-entries MAP=N`` sizes a
 map before every load, as an agent resizing its maps from its configuration does
-(netobserv-ebpf-agent's ``tracer.go``).  One JSON line per program and per whole object,
-then a summary.
+(netobserv-ebpf-agent's ``tracer.go``).  ``--slot MAP/KEY=PROGRAM`` puts a program (by C
+function or section name) in a program array's slot, as a loader filling the array after
+the load does (loxilb's ``llb_dflt_sec_map2fd_all``), in each object holding them both.
+One JSON line per program and per whole object, then a summary.
 """
 from __future__ import annotations
 
@@ -127,7 +130,20 @@ def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
         for n, m in spec.maps.items()})
 
 
-def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, int]:
+def _slotted(spec: elf.ObjectSpec, slots: dict[tuple[str, int], str]) -> elf.ObjectSpec:
+    """``spec`` with the program array slots ``slots`` ((map, key) -> program or section
+    name) filled, where the object has both the map and one such program."""
+    maps = dict(spec.maps)
+    for (name, key), prog in slots.items():
+        found = spec.find_programs(prog)
+        if name in maps and len(found) == 1:
+            maps[name] = dataclasses.replace(maps[name], programs={**maps[name].programs,
+                                                                    key: found[0].name})
+    return dataclasses.replace(spec, maps=maps)
+
+
+def check(corpus: str, out, sizes: dict[str, int] | None = None,
+          slots: dict[tuple[str, int], str] | None = None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -137,8 +153,9 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, in
             try:
                 # read once, each side as its loader reads it (the kernel's typeless
                 # __ksym externs from /proc/kallsyms)
-                spec = _resized(elf.parse(path), sizes or {})
-                kspec = _resized(elf.parse(path, kallsyms=ksym.read_kallsyms), sizes or {})
+                spec = _slotted(_resized(elf.parse(path), sizes or {}), slots or {})
+                kspec = _slotted(_resized(elf.parse(path, kallsyms=ksym.read_kallsyms),
+                                          sizes or {}), slots or {})
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
@@ -185,17 +202,25 @@ def main(argv=None) -> int:
     ap.add_argument("corpus")
     ap.add_argument("-o", "--output", default="-")
     ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
+    ap.add_argument("--slot", action="append", default=[], metavar="MAP/KEY=PROGRAM")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
     except ValueError:
         ap.error(f"--max-entries takes MAP=N: {args.max_entries}")
+    slots = {}
+    for a in args.slot:
+        where, _, prog = a.partition("=")
+        name, _, key = where.rpartition("/")
+        if not (name and prog and key.isdigit()):
+            ap.error(f"--slot takes MAP/KEY=PROGRAM: {a}")
+        slots[name, int(key)] = prog
     if not os.path.isdir(args.corpus):
         print(f"corpus_check: no corpus at {args.corpus}: skipped")
         return 0
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    counts = check(args.corpus, out, sizes)
+    counts = check(args.corpus, out, sizes, slots)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
