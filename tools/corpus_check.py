@@ -5,6 +5,7 @@ load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``:
 bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
     python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
+                                 [--prog-type NAME=TYPE ...] [--btf FILE]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -14,7 +15,11 @@ as its own loader loads it, every program at its own type and the arrays filled,
 program no slot names (an entry point) is run with its tail calls live.  Needs bpf(2)
 (root); an absent directory is skipped with a message.  ``--max-entries MAP=N`` sizes a
 map before every load, as an agent resizing its maps from its configuration does
-(netobserv-ebpf-agent's ``tracer.go``).  One JSON line per program and per whole object,
+(netobserv-ebpf-agent's ``tracer.go``).  ``--prog-type NAME=TYPE`` loads the program
+or section NAME as TYPE, as a loader calling ``bpf_program__set_type`` does (Suricata's
+``filter`` and ``loadbalancer`` sections are socket filters).  ``--btf FILE`` relocates CO-RE against FILE rather than
+the running kernel's BTF (Inspektor Gadget relocates its gadgets' ``gadget_socket_value``
+against its socket enricher's BTF).  One JSON line per program and per whole object,
 then a summary.
 """
 from __future__ import annotations
@@ -127,7 +132,8 @@ def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
         for n, m in spec.maps.items()})
 
 
-def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, int]:
+def check(corpus: str, out, sizes: dict[str, int] | None = None,
+          types: dict[str, str] | None = None, btf=None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -137,12 +143,13 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, in
             try:
                 # read once, each side as its loader reads it (the kernel's typeless
                 # __ksym externs from /proc/kallsyms)
-                spec = _resized(elf.parse(path), sizes or {})
-                kspec = _resized(elf.parse(path, kallsyms=ksym.read_kallsyms), sizes or {})
+                spec = _resized(elf.parse(path, btf=btf), sizes or {})
+                kspec = _resized(elf.parse(path, btf=btf, kallsyms=ksym.read_kallsyms),
+                                 sizes or {})
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
-            kinds = {ps.name: program_type(ps, None) for ps in spec.programs.values()}
+            kinds = {ps.name: program_type(ps, types or None) for ps in spec.programs.values()}
             runnable = {n: k for n, k in kinds.items()
                         if k in RUNNABLE_TYPES and k != "kprobe"}
             alone, kalone = _without_slots(spec), _without_slots(kspec)
@@ -165,14 +172,14 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None) -> dict[str, in
             slotted = {p for m in spec.maps.values() for p in m.programs.values()}
             if not slotted or not runnable:
                 continue
-            theirs = _verdict(lambda: load_object(kspec))
-            ours = _verdict(lambda: pyebpf.load(spec, pin=False))
+            theirs = _verdict(lambda: load_object(kspec, prog_type=kinds))
+            ours = _verdict(lambda: pyebpf.load(spec, prog_type=kinds, pin=False))
             rec = {"obj": path, "whole": True, "kernel": theirs, "pyebpf": ours}
             counts["whole_objects"] += 1
             counts["whole_agree"] += theirs[0] == ours[0]
             if theirs[0] and ours[0]:
                 entries = {n: k for n, k in runnable.items() if n not in slotted}
-                rec["runs"] = _runs(spec, kspec, entries, None)
+                rec["runs"] = _runs(spec, kspec, entries, kinds)
                 flat = [d for runs in rec["runs"].values() for d in runs.values()]
                 counts["whole_runs"] += len(flat)
                 counts["whole_runs_agree"] += sum(not d for d in flat)
@@ -185,17 +192,22 @@ def main(argv=None) -> int:
     ap.add_argument("corpus")
     ap.add_argument("-o", "--output", default="-")
     ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
+    ap.add_argument("--prog-type", action="append", default=[], metavar="NAME=TYPE")
+    ap.add_argument("--btf", metavar="FILE")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
     except ValueError:
         ap.error(f"--max-entries takes MAP=N: {args.max_entries}")
+    types = dict(a.partition("=")[::2] for a in args.prog_type)
+    if not all(types.values()):
+        ap.error(f"--prog-type takes NAME=TYPE: {args.prog_type}")
     if not os.path.isdir(args.corpus):
         print(f"corpus_check: no corpus at {args.corpus}: skipped")
         return 0
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    counts = check(args.corpus, out, sizes)
+    counts = check(args.corpus, out, sizes, types, args.btf)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
