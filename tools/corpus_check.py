@@ -5,7 +5,7 @@ load, runs on a few standard packets (BPF_PROG_TEST_RUN against ``Program.run``:
 bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
     python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
-                                 [--prog-type NAME=TYPE ...] [--btf FILE]
+                                 [--prog-type NAME=TYPE ...] [--extra-btf OBJ]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -17,9 +17,9 @@ program no slot names (an entry point) is run with its tail calls live.  Needs b
 map before every load, as an agent resizing its maps from its configuration does
 (netobserv-ebpf-agent's ``tracer.go``).  ``--prog-type NAME=TYPE`` loads the program
 or section NAME as TYPE, as a loader calling ``bpf_program__set_type`` does (Suricata's
-``filter`` and ``loadbalancer`` sections are socket filters).  ``--btf FILE`` relocates CO-RE against FILE rather than
-the running kernel's BTF (Inspektor Gadget relocates its gadgets' ``gadget_socket_value``
-against its socket enricher's BTF).  One JSON line per program and per whole object,
+``filter`` and ``loadbalancer`` sections are socket filters).  ``--extra-btf OBJ`` adds OBJ's BTF to the CO-RE targets,
+beside the running kernel's (Inspektor Gadget's gadgets find ``gadget_socket_value`` in
+its socket enricher's object).  One JSON line per program and per whole object,
 then a summary.
 """
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
 
 
 def check(corpus: str, out, sizes: dict[str, int] | None = None,
-          types: dict[str, str] | None = None, btf=None) -> dict[str, int]:
+          types: dict[str, str] | None = None, extra_btf=()) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -143,9 +143,9 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
             try:
                 # read once, each side as its loader reads it (the kernel's typeless
                 # __ksym externs from /proc/kallsyms)
-                spec = _resized(elf.parse(path, btf=btf), sizes or {})
-                kspec = _resized(elf.parse(path, btf=btf, kallsyms=ksym.read_kallsyms),
-                                 sizes or {})
+                spec = _resized(elf.parse(path, extra_btf=extra_btf), sizes or {})
+                kspec = _resized(elf.parse(path, extra_btf=extra_btf,
+                                           kallsyms=ksym.read_kallsyms), sizes or {})
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", default="-")
     ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
     ap.add_argument("--prog-type", action="append", default=[], metavar="NAME=TYPE")
-    ap.add_argument("--btf", metavar="FILE")
+    ap.add_argument("--extra-btf", action="append", default=[], metavar="OBJ")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
@@ -207,7 +207,8 @@ def main(argv=None) -> int:
         return 0
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    counts = check(args.corpus, out, sizes, types, args.btf)
+    extra = [elf.parse(path).btf for path in args.extra_btf]
+    counts = check(args.corpus, out, sizes, types, extra)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
