@@ -6,6 +6,7 @@ bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
     python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
                                  [--prog-type NAME=TYPE ...] [--extra-btf OBJ]
+                                 [--cilium-ebpf] [--host-clock]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -19,7 +20,13 @@ map before every load, as an agent resizing its maps from its configuration does
 or section NAME as TYPE, as a loader calling ``bpf_program__set_type`` does (Suricata's
 ``filter`` and ``loadbalancer`` sections are socket filters).  ``--extra-btf OBJ`` adds OBJ's BTF to the CO-RE targets,
 beside the running kernel's (Inspektor Gadget's gadgets find ``gadget_socket_value`` in
-its socket enricher's object).  One JSON line per program and per whole object,
+its socket enricher's object).  ``--cilium-ebpf`` sizes the maps as cilium/ebpf's
+``fixupMagicFields`` does before creating them, where libbpf (and pyebpf) take the
+declaration as it is: a perf event array's key and value 4 bytes and at most one slot per
+possible CPU, a CPU map's slots too (Retina's packetparser declares its perf event array
+without key or value).  ``--host-clock`` runs pyebpf at the host's ``CLOCK_BOOTTIME``,
+read just before the kernel's run, rather than at its own clock (docs/clock.md), so that
+timestamps kept in seconds in maps compare.  One JSON line per program and per whole object,
 then a summary.
 """
 from __future__ import annotations
@@ -29,10 +36,11 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import warnings
 
 import pyebpf
-from pyebpf import elf, isa, ksym
+from pyebpf import elf, host, isa, ksym
 from pyebpf.kernel import load_object
 from pyebpf.kernel.compare import differences
 from pyebpf.loader import RUNNABLE_TYPES, program_type
@@ -90,7 +98,8 @@ def _map_differences(ours, theirs) -> list[str]:
     return out
 
 
-def _runs(ours_spec, theirs_spec, names: dict[str, str], override) -> dict:
+def _runs(ours_spec, theirs_spec, names: dict[str, str], override,
+          host_clock: bool = False) -> dict:
     """Runs of the programs ``names`` (name -> type) on the standard packets, pyebpf's
     against the kernel's: name -> label -> differences."""
     ours, theirs = pyebpf.load(ours_spec, prog_type=override, pin=False), None
@@ -102,8 +111,10 @@ def _runs(ours_spec, theirs_spec, names: dict[str, str], override) -> dict:
             prog, kprog = ours.program(name), theirs.program(name)
             runs = out.setdefault(name, {})
             for label, pkt in packets().items():
+                now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
                 k = kprog.test_run(pkt, ctx={})
-                fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {})}
+                fields = {"ifindex": 1, **({"sf_start": "network"} if sf else {}),
+                          **({"ktime": now} if host_clock else {})}
                 try:
                     mine = prog.run(pkt, **fields)
                 except pyebpf.errors.ExecutionError as exc:
@@ -132,8 +143,23 @@ def _resized(spec: elf.ObjectSpec, sizes: dict[str, int]) -> elf.ObjectSpec:
         for n, m in spec.maps.items()})
 
 
+def _cilium_sized(spec: elf.ObjectSpec) -> elf.ObjectSpec:
+    """``spec`` with the maps sized as cilium/ebpf's ``MapSpec.fixupMagicFields`` sizes
+    them (a map of maps' value 4 bytes is pyebpf's already)."""
+    cpus, maps = host.possible_cpus(), {}
+    for n, m in spec.maps.items():
+        if m.type == _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            m = dataclasses.replace(m, key_size=m.key_size or 4, value_size=m.value_size or 4,
+                                    max_entries=min(m.max_entries or cpus, cpus))
+        elif m.type == _T.BPF_MAP_TYPE_CPUMAP:
+            m = dataclasses.replace(m, max_entries=min(m.max_entries or cpus, cpus))
+        maps[n] = m
+    return dataclasses.replace(spec, maps=maps)
+
+
 def check(corpus: str, out, sizes: dict[str, int] | None = None,
-          types: dict[str, str] | None = None, extra_btf=()) -> dict[str, int]:
+          types: dict[str, str] | None = None, extra_btf=(), cilium: bool = False,
+          host_clock: bool = False) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -146,6 +172,8 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
                 spec = _resized(elf.parse(path, extra_btf=extra_btf), sizes or {})
                 kspec = _resized(elf.parse(path, extra_btf=extra_btf,
                                            kallsyms=ksym.read_kallsyms), sizes or {})
+                if cilium:
+                    spec, kspec = _cilium_sized(spec), _cilium_sized(kspec)
             except Exception as exc:
                 print(json.dumps({"obj": path, "unreadable": str(exc)[:300]}), file=out)
                 continue
@@ -165,7 +193,8 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
                 counts["agree"] += theirs[0] == ours[0]
                 counts["refused_accepted"] += theirs[0] and not ours[0]
                 if theirs[0] and ours[0]:
-                    rec["runs"] = _runs(alone, kalone, {name: kind}, override)[name]
+                    rec["runs"] = _runs(alone, kalone, {name: kind}, override,
+                                        host_clock)[name]
                     counts["runs"] += len(rec["runs"])
                     counts["runs_agree"] += sum(not d for d in rec["runs"].values())
                 print(json.dumps(rec), file=out, flush=True)
@@ -179,7 +208,7 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
             counts["whole_agree"] += theirs[0] == ours[0]
             if theirs[0] and ours[0]:
                 entries = {n: k for n, k in runnable.items() if n not in slotted}
-                rec["runs"] = _runs(spec, kspec, entries, kinds)
+                rec["runs"] = _runs(spec, kspec, entries, kinds, host_clock)
                 flat = [d for runs in rec["runs"].values() for d in runs.values()]
                 counts["whole_runs"] += len(flat)
                 counts["whole_runs_agree"] += sum(not d for d in flat)
@@ -194,6 +223,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-entries", action="append", default=[], metavar="MAP=N")
     ap.add_argument("--prog-type", action="append", default=[], metavar="NAME=TYPE")
     ap.add_argument("--extra-btf", action="append", default=[], metavar="OBJ")
+    ap.add_argument("--cilium-ebpf", action="store_true")
+    ap.add_argument("--host-clock", action="store_true")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
@@ -208,7 +239,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     extra = [elf.parse(path).btf for path in args.extra_btf]
-    counts = check(args.corpus, out, sizes, types, extra)
+    counts = check(args.corpus, out, sizes, types, extra, args.cilium_ebpf, args.host_clock)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
