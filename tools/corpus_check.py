@@ -6,7 +6,7 @@ bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
 
     python tools/corpus_check.py CORPUS_DIR [-o results.jsonl] [--max-entries MAP=N ...]
                                  [--prog-type NAME=TYPE ...] [--extra-btf OBJ]
-                                 [--cilium-ebpf] [--host-clock]
+                                 [--cilium-ebpf] [--host-clock] [--packet-socket]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -26,26 +26,37 @@ declaration as it is: a perf event array's key and value 4 bytes and at most one
 possible CPU, a CPU map's slots too (Retina's packetparser declares its perf event array
 without key or value).  ``--host-clock`` runs pyebpf at the host's ``CLOCK_BOOTTIME``,
 read just before the kernel's run, rather than at its own clock (docs/clock.md), so that
-timestamps kept in seconds in maps compare.  One JSON line per program and per whole object,
+timestamps kept in seconds in maps compare.  ``--packet-socket`` runs each socket filter
+both load a second time as a packet socket sees the frames: attached (SO_ATTACH_BPF) to
+an AF_PACKET socket on a veth pair in a namespace of its own, the five frames addressed
+to it, what the socket receives against what ``Program.run`` from the MAC header keeps
+(the device's ifindex and address given), then the maps (``packet_socket`` in the
+program's line; needs ``ip`` from iproute2).  One JSON line per program and per whole object,
 then a summary.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import select
+import shutil
+import socket
+import subprocess
 import sys
 import time
 import warnings
 
 import pyebpf
 from pyebpf import elf, host, isa, ksym
-from pyebpf.kernel import load_object
+from pyebpf.kernel import load_object, world
 from pyebpf.kernel.compare import differences
 from pyebpf.loader import RUNNABLE_TYPES, program_type
 
 _T = isa.MapType
+_ETH_P_ALL = 0x0003                 # linux/if_ether.h
 # maps whose contents are not plain key -> value bytes on both sides
 UNLISTED = {_T.BPF_MAP_TYPE_PROG_ARRAY, _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, _T.BPF_MAP_TYPE_RINGBUF,
             _T.BPF_MAP_TYPE_USER_RINGBUF,
@@ -99,7 +110,7 @@ def _map_differences(ours, theirs) -> list[str]:
 
 
 def _runs(ours_spec, theirs_spec, names: dict[str, str], override,
-          host_clock: bool = False) -> dict:
+          host_clock: bool = False, veth=None) -> dict:
     """Runs of the programs ``names`` (name -> type) on the standard packets, pyebpf's
     against the kernel's: name -> label -> differences."""
     ours, theirs = pyebpf.load(ours_spec, prog_type=override, pin=False), None
@@ -123,11 +134,83 @@ def _runs(ours_spec, theirs_spec, names: dict[str, str], override,
                 runs[label] = differences(mine, k.retval if sf else k.retval_signed,
                                           k.data[14:] if sf else k.data, k.skb, sf)
                 runs[label] += _map_differences(ours, theirs)
+            if sf and veth is not None:
+                runs["packet_socket"] = _packet_socket_runs(ours, theirs, name, veth)
         return out
     finally:
         ours.close()
         if theirs is not None:
             theirs.close()
+
+
+_RX_MAC = "02:00:00:00:00:0b"
+_SENTINEL = b"pyebpf-corpus-check-sentinel"
+
+
+@contextlib.contextmanager
+def _veth():
+    """(sender, receiver, receiver's ifindex): packet sockets on the two ends of a veth
+    pair in a namespace of their own, which goes on exit."""
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    name = f"corpus-check-{os.getpid()}"
+    subprocess.run([ip, "netns", "add", name], check=True, capture_output=True)
+    try:
+        for cmd in (["link", "add", "vtx", "type", "veth", "peer", "name", "vrx"],
+                    ["link", "set", "vrx", "address", _RX_MAC], ["link", "set", "vtx", "up"],
+                    ["link", "set", "vrx", "up"]):
+            subprocess.run([ip, "netns", "exec", name, ip, *cmd], check=True,
+                           capture_output=True)
+
+        def make():
+            with open(f"/var/run/netns/{name}") as f:
+                world._setns(f.fileno())
+            tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            tx.bind(("vtx", 0))
+            rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+            rx.bind(("vrx", 0))
+            return tx, rx, socket.if_nametoindex("vrx")
+        tx, rx, ifindex = world._in_thread(make)
+        with tx, rx:
+            yield tx, rx, ifindex
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)
+
+
+def _packet_socket_runs(ours, theirs, name: str, veth) -> list[str]:
+    """The socket filter ``name`` of the loaded objects on the five frames addressed to
+    the receiving end of ``veth``: what its packet socket receives against what pyebpf
+    keeps, then the maps."""
+    tx, rx, ifindex = veth
+    frames = [bytes.fromhex(_RX_MAC.replace(":", "")) + pkt[6:] for pkt in packets().values()]
+    while select.select([rx], [], [], 0)[0]:
+        rx.recv(65535)
+    rx.setsockopt(socket.SOL_SOCKET, isa.SO_ATTACH_BPF, theirs.program(name).fd)
+    for frame in frames:
+        tx.send(frame)
+    rx.setsockopt(socket.SOL_SOCKET, isa.SO_DETACH_FILTER, 0)
+    tx.send(frames[0][:12] + b"\x88\xb5" + _SENTINEL)
+    kernel = []
+    while select.select([rx], [], [], 2.0)[0]:
+        data, address = rx.recvfrom(65535)
+        if address[2] == socket.PACKET_OUTGOING:
+            continue
+        if _SENTINEL in data:
+            break
+        kernel.append(data)
+    else:
+        return ["the sentinel frame did not arrive within 2 s"]
+    mine = []
+    for frame in frames:
+        try:
+            res = ours.program(name).run(frame, ifindex=ifindex, dev_addr=_RX_MAC,
+                                         dev_broadcast="ff:ff:ff:ff:ff:ff")
+        except pyebpf.errors.ExecutionError as exc:
+            return [f"pyebpf: {str(exc).splitlines()[0][:200]}"]
+        if res.retval:
+            mine.append(bytes(res.data))
+    out = [] if mine == kernel else [
+        f"kept: kernel {[len(d) for d in kernel]} bytes, pyebpf {[len(d) for d in mine]}"]
+    return out + _map_differences(ours, theirs)
 
 
 def _without_slots(spec: elf.ObjectSpec) -> elf.ObjectSpec:
@@ -159,7 +242,7 @@ def _cilium_sized(spec: elf.ObjectSpec) -> elf.ObjectSpec:
 
 def check(corpus: str, out, sizes: dict[str, int] | None = None,
           types: dict[str, str] | None = None, extra_btf=(), cilium: bool = False,
-          host_clock: bool = False) -> dict[str, int]:
+          host_clock: bool = False, veth=None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -194,7 +277,7 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
                 counts["refused_accepted"] += theirs[0] and not ours[0]
                 if theirs[0] and ours[0]:
                     rec["runs"] = _runs(alone, kalone, {name: kind}, override,
-                                        host_clock)[name]
+                                        host_clock, veth)[name]
                     counts["runs"] += len(rec["runs"])
                     counts["runs_agree"] += sum(not d for d in rec["runs"].values())
                 print(json.dumps(rec), file=out, flush=True)
@@ -208,7 +291,7 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
             counts["whole_agree"] += theirs[0] == ours[0]
             if theirs[0] and ours[0]:
                 entries = {n: k for n, k in runnable.items() if n not in slotted}
-                rec["runs"] = _runs(spec, kspec, entries, kinds, host_clock)
+                rec["runs"] = _runs(spec, kspec, entries, kinds, host_clock, veth)
                 flat = [d for runs in rec["runs"].values() for d in runs.values()]
                 counts["whole_runs"] += len(flat)
                 counts["whole_runs_agree"] += sum(not d for d in flat)
@@ -225,6 +308,7 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-btf", action="append", default=[], metavar="OBJ")
     ap.add_argument("--cilium-ebpf", action="store_true")
     ap.add_argument("--host-clock", action="store_true")
+    ap.add_argument("--packet-socket", action="store_true")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
@@ -239,7 +323,9 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")     # ElfWarnings about the corpus's own sections
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     extra = [elf.parse(path).btf for path in args.extra_btf]
-    counts = check(args.corpus, out, sizes, types, extra, args.cilium_ebpf, args.host_clock)
+    with _veth() if args.packet_socket else contextlib.nullcontext() as veth:
+        counts = check(args.corpus, out, sizes, types, extra, args.cilium_ebpf,
+                       args.host_clock, veth)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()
