@@ -150,16 +150,19 @@ _SENTINEL = b"pyebpf-corpus-check-sentinel"
 @contextlib.contextmanager
 def _veth():
     """(sender, receiver, receiver's ifindex): packet sockets on the two ends of a veth
-    pair in a namespace of their own, which goes on exit."""
+    pair in a namespace of their own, IPv6 off so that the kernel sends nothing of its
+    own on it, which goes on exit."""
     ip = shutil.which("ip") or "/usr/sbin/ip"
+    sysctl = shutil.which("sysctl") or "/usr/sbin/sysctl"
     name = f"corpus-check-{os.getpid()}"
     subprocess.run([ip, "netns", "add", name], check=True, capture_output=True)
     try:
-        for cmd in (["link", "add", "vtx", "type", "veth", "peer", "name", "vrx"],
-                    ["link", "set", "vrx", "address", _RX_MAC], ["link", "set", "vtx", "up"],
-                    ["link", "set", "vrx", "up"]):
-            subprocess.run([ip, "netns", "exec", name, ip, *cmd], check=True,
-                           capture_output=True)
+        for cmd in ([sysctl, "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+                    [sysctl, "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+                    [ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx"],
+                    [ip, "link", "set", "vrx", "address", _RX_MAC],
+                    [ip, "link", "set", "vtx", "up"], [ip, "link", "set", "vrx", "up"]):
+            subprocess.run([ip, "netns", "exec", name, *cmd], check=True, capture_output=True)
 
         def make():
             with open(f"/var/run/netns/{name}") as f:
