@@ -151,7 +151,8 @@ _SENTINEL = b"pyebpf-corpus-check-sentinel"
 def _veth():
     """(sender, receiver, receiver's ifindex): packet sockets on the two ends of a veth
     pair in a namespace of their own, IPv6 off so that the kernel sends nothing of its
-    own on it, which goes on exit."""
+    own on it and ``net.core.optmem_max`` 16 MiB so that a filter of any size attaches
+    (``sk_filter_charge``: ENOMEM over it, 128 KiB by default), which goes on exit."""
     ip = shutil.which("ip") or "/usr/sbin/ip"
     sysctl = shutil.which("sysctl") or "/usr/sbin/sysctl"
     name = f"corpus-check-{os.getpid()}"
@@ -159,6 +160,7 @@ def _veth():
     try:
         for cmd in ([sysctl, "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
                     [sysctl, "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+                    [sysctl, "-qw", f"net.core.optmem_max={1 << 24}"],
                     [ip, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx"],
                     [ip, "link", "set", "vrx", "address", _RX_MAC],
                     [ip, "link", "set", "vtx", "up"], [ip, "link", "set", "vrx", "up"]):
@@ -187,7 +189,10 @@ def _packet_socket_runs(ours, theirs, name: str, veth) -> list[str]:
     frames = [bytes.fromhex(_RX_MAC.replace(":", "")) + pkt[6:] for pkt in packets().values()]
     while select.select([rx], [], [], 0)[0]:
         rx.recv(65535)
-    rx.setsockopt(socket.SOL_SOCKET, isa.SO_ATTACH_BPF, theirs.program(name).fd)
+    try:
+        rx.setsockopt(socket.SOL_SOCKET, isa.SO_ATTACH_BPF, theirs.program(name).fd)
+    except OSError as exc:
+        return [f"kernel: SO_ATTACH_BPF refused: {exc.strerror}"]
     for frame in frames:
         tx.send(frame)
     rx.setsockopt(socket.SOL_SOCKET, isa.SO_DETACH_FILTER, 0)
