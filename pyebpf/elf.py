@@ -418,14 +418,19 @@ class _Func:
 
 
 def parse(source, *, name: str | None = None, btf=None, kconfig=None,
-          kallsyms=None) -> ObjectSpec:
+          kallsyms=None, extra_btf=()) -> ObjectSpec:
     """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`; an
     :class:`ObjectSpec` already read (changed, say, with :func:`dataclasses.replace`) is
     returned as it is, so the loaders take one too.
 
     ``btf`` is the target of CO-RE relocations: a :class:`pyebpf.btf.Btf` or a BTF
     file; by default the running kernel's ``/sys/kernel/btf/vmlinux`` when readable,
-    else the one pyebpf ships, read only when the object needs it.  ``kconfig`` gives
+    else the one pyebpf ships, read only when the object needs it.  ``extra_btf`` are
+    further targets (each a :class:`~pyebpf.btf.Btf` or a BTF file) whose types are
+    candidates beside ``btf``'s, as cilium/ebpf's ``ExtraRelocationTargets`` (Inspektor
+    Gadget relocates its gadgets against its socket enricher's object BTF, the ``btf``
+    of that object's :class:`ObjectSpec`); a relocation two targets resolve differently
+    is an error, as one matched by two candidates of one target.  ``kconfig`` gives
     the values of ``__kconfig`` externs (see :mod:`pyebpf.kconfig`): a mapping of
     ``CONFIG_*`` names to values, the text of a kernel ``.config`` or a path to one; by
     default the modelled kernel's.  ``kallsyms`` (name -> address, or a function
@@ -442,12 +447,14 @@ def parse(source, *, name: str | None = None, btf=None, kconfig=None,
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label, btf, kconfig, kallsyms).run()
+    return _Reader(data, label, btf, kconfig, kallsyms, extra_btf).run()
 
 
 class _Reader:
-    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None):
+    def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None,
+                 extra_btf=()):
         self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
+        self.extra_btf = tuple(extra_btf)
         self.kallsyms = kallsyms
         self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
         self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
@@ -640,7 +647,7 @@ class _Reader:
         if not any(self.core_relos.values()):
             return
         from .btf import relo
-        target = relo.target_btf(self.target_btf)
+        target = [relo.target_btf(self.target_btf), *map(relo.target_btf, self.extra_btf)]
         for name, records in self.core_relos.items():
             sec = self.sec_named(name)
             if sec is None or not sec.flags & SHF_EXECINSTR:

@@ -226,6 +226,58 @@ def test_an_unguarded_read_of_a_missing_field_is_poisoned_as_libbpf_does():
         pyebpf.kernel.load_object(data)
 
 
+# An agent's own object declares the value its programs share (Inspektor Gadget's socket
+# enricher, gadget_socket_value); a program built on an older copy of the struct finds
+# the field where that object puts it, and the kernel's types in the kernel's BTF.
+PROVIDER = """
+struct shared_value { __u64 first; __u32 second; __u32 wanted; };
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct shared_value);
+} shared SEC(".maps");
+SEC("tc")
+int provide(struct __sk_buff *skb) { return 0; }
+char _license[] SEC("license") = "GPL";
+"""
+
+CONSUMER = """
+struct shared_value { __u32 wanted; } __attribute__((preserve_access_index));
+SEC("tc")
+int consume(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    struct shared_value *v = data;
+    if (data + 16 > end)
+        return 1;
+    return v->wanted + (bpf_core_field_exists(struct shared_value, wanted) << 16);
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_extra_relocation_targets_give_their_types_beside_the_kernels():
+    extra = pyebpf.elf.parse(bpfc.compile_object(PROVIDER)).btf
+    spec = pyebpf.elf.parse(_core_object(CONSUMER), extra_btf=[extra])
+    packet = bytes(range(64))
+    with pyebpf.kernel.load_object(spec) as kobj:
+        # wanted is at offset 12 in the provider's struct, not the local 0
+        assert _same_run(pyebpf.load(spec), kobj, "consume", packet) == \
+            (1 << 16) + int.from_bytes(packet[12:16], "little")
+
+
+def test_without_the_extra_target_its_struct_is_poisoned_in_both():
+    data = _core_object(CONSUMER)
+    (poisoned, *_) = pyebpf.elf.parse(data).programs["consume"].core_poisoned
+    assert "struct shared_value.wanted" in poisoned.reason and "candidates: none" in \
+        poisoned.reason
+    with pytest.raises(ElfError, match=r"unknown#195896080"):
+        pyebpf.load(data)
+    with pytest.raises(pyebpf.errors.KernelError, match="unknown#195896080"):
+        pyebpf.kernel.load_object(data)
+
+
 def test_a_target_btf_that_cannot_be_read_is_a_one_line_error(tmp_path):
     with pytest.raises(ElfError, match=r"cannot read the target BTF .*missing\.btf"):
         pyebpf.load(_core_object(BODY), btf=tmp_path / "missing.btf")

@@ -225,3 +225,35 @@ def test_the_level_2_log_prints_the_kernels_mark_precise_lines(text):
         mine = exc.log
     assert _precision_lines(log)
     assert _precision_lines(mine) == _precision_lines(log)
+
+
+def across_a_packet_load(load: str, wanted: str) -> str:
+    """Six two-way branches on bits of skb->len set r9, which nothing later needs; then
+    the legacy packet load ``load`` and a stack write at fp-64 plus the scalar
+    ``wanted`` (r8, the constant 8 set before the branches, or the loaded r0 masked)."""
+    lines = ["r6 = r1", "r7 = *(u32 *)(r6 + 0)", "r8 = 8"]
+    for i in range(6):
+        lines += [f"if r7 & {1 << i} goto a{i}", f"r9 = {i}", f"goto j{i}",
+                  f"a{i}:", f"r9 = {100 + i}", f"j{i}:"]
+    return "\n".join(lines + [load, "r0 &= 0x38", "r2 = r10", "r2 += -64",
+                              f"r2 += {wanted}", "*(u64 *)(r2 + 0) = 0", "r0 = 0", "exit"])
+
+
+@pytest.mark.parametrize("load", ["r0 = *(u8 *)skb[12]", "r0 = *(u16 *)skb[r7 + 0]"],
+                         ids=["ld_abs", "ld_ind"])
+def test_precision_is_followed_back_past_a_packet_load_whose_r0_is_not_wanted(load):
+    """backtrack_insn gives up at LD_ABS/LD_IND only for its R0: r8 is followed back
+    past it, so the branches' different r9 stay imprecise and their paths join."""
+    text = across_a_packet_load(load, "r8")
+    assert ours(text) == kernel(text)
+    assert ours(text)[1][0] < 100       # not 2**6 paths
+
+
+@pytest.mark.parametrize("load", ["r0 = *(u8 *)skb[12]", "r0 = *(u16 *)skb[r7 + 0]"],
+                         ids=["ld_abs", "ld_ind"])
+def test_precision_wanted_from_a_packet_load_forces_every_scalar_precise(load):
+    """The loaded R0 cannot be followed into the packet: every scalar is marked precise
+    (mark_all_scalars_precise), r9 too, and the branches' paths stay apart."""
+    text = across_a_packet_load(load, "r0")
+    assert ours(text) == kernel(text)
+    assert ours(text)[1][0] > 100

@@ -524,11 +524,14 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-def relocate(code: bytes, relos, local: Btf, target: Btf, *, file: str | None = None,
+def relocate(code: bytes, relos, local: Btf, target, *, file: str | None = None,
              section: str | None = None) -> tuple[bytes, list[Poisoned]]:
     """``code`` (one section's instructions) with the CO-RE records ``relos``
-    (:class:`pyebpf.btf.ext.CoreRelo`) applied against ``target``; and the instructions
+    (:class:`pyebpf.btf.ext.CoreRelo`) applied against ``target``, a :class:`Btf` or a
+    sequence of them whose candidates are all weighed together (cilium/ebpf's
+    ``CORERelocate`` over the kernel's and the extra targets); and the instructions
     poisoned because no target matched."""
+    targets = (target,) if isinstance(target, Btf) else tuple(target)
     out, poisoned = bytearray(code), []
     for r in relos:
         try:
@@ -549,9 +552,10 @@ def relocate(code: bytes, relos, local: Btf, target: Btf, *, file: str | None = 
                 if not local_t.name:
                     raise _Fail(f"the local type {local_t.describe()} is anonymous: CO-RE "
                                 f"needs a named type")
-                res, chosen, cands = None, None, candidates(local_t, target)
-                for cand in cands:
-                    tspec = _spec_match(spec, target, cand.id)
+                res, chosen = None, None
+                cands = [(tb, c) for tb in targets for c in candidates(local_t, tb)]
+                for tb, cand in cands:
+                    tspec = _spec_match(spec, tb, cand.id)
                     if tspec is None:
                         continue
                     cres = _calc(kind, spec, tspec)
@@ -566,7 +570,7 @@ def relocate(code: bytes, relos, local: Btf, target: Btf, *, file: str | None = 
                 if chosen is None:
                     res = _calc(kind, spec, None)
                     if res.poison:
-                        names = ", ".join(f"[{c.id}] {c.describe()}" for c in cands) or "none"
+                        names = ", ".join(f"[{c.id}] {c.describe()}" for _, c in cands) or "none"
                         poisoned.append(Poisoned(r.pc, r.number,
                                                  f"{what}: {spec.path()} has no match in "
                                                  f"the target BTF (candidates: {names})"))

@@ -29,7 +29,8 @@ cimport cython
 from .. import isa
 from .isaconst cimport (BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X,
                         F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
-                        F_JCC_X, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST, F_STX, F_ATOMIC)
+                        F_JCC_X, F_LDDW, F_LDX, F_LD_ABS, F_LD_IND, F_MAY_GOTO, F_NEG,
+                        F_ST, F_STX, F_ATOMIC)
 from .reg cimport Reg
 from .state cimport Frame, VState
 from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
@@ -335,8 +336,14 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
                     w.slots[slot[0]].add(slot[1])
         elif insn.dst in regs:
             return False
+    elif f is F_LD_ABS or f is F_LD_IND:
+        # the packet's bytes cannot be followed back, but the walk passes a load whose
+        # register (R0: check_ld_abs refuses others) is not wanted: backtrack_insn's
+        # BPF_LD case gives up only for its dreg
+        if insn.dst in regs:
+            return False
     elif f not in _PASS:
-        return False                # LD_ABS/LD_IND
+        return False
     if linked is not None:
         _sync_linked(linked, w)
     return True
