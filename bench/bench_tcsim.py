@@ -31,9 +31,10 @@ ratio is given for wall time and for CPU time: on a machine others load, a child
 varying share of the cores and only the CPU-time ratios compare (for ``--cpus 2``
 the CPU-time ratio is what the second thread costs, the wall-time one what it gains on
 free cores).  For nat4 on one and on two CPUs the CPU time is also split: the main
-thread's (start-up, its CPU's replay, the writing's serial part) and the other threads'
-(the second CPU's, the read-ahead's, the write-behind's), and the main thread's on a
-10-frame capture (start-up alone).  On two free cores a run takes at least the larger
+thread's (start-up, its CPU's replay, the writing's serial part), the read-ahead
+threads' (each chunk read and its records indexed) and the rest (the second CPU's, the
+write-behind's), and the main thread's on a 10-frame capture (start-up alone), each
+with the load average it was taken at.  On two free cores a run takes at least the larger
 of its main thread's time and half of all its threads' (the Amdahl bound the
 ``--cpus 2`` speed-up is printed against).  Then the
 time from SIGINT to the exit of a ``tcsim`` busy replaying (median of 5), which the
@@ -114,19 +115,29 @@ def child(cmd, cwd):
 
 
 SPLIT = """
-import os, resource, sys
-from pyebpf.pcap import tcsim
+import os, resource, sys, time
+from pyebpf.pcap import pcapio, tcsim
+reading = []
+def timed(run, self):
+    start = time.thread_time()
+    try:
+        run(self)
+    finally:
+        reading.append(time.thread_time() - start)
+pcapio._ReadAhead.run = lambda self, run=pcapio._ReadAhead.run: timed(run, self)
 assert tcsim.main(sys.argv[1:]) == 0
 main = open(f"/proc/self/task/{os.getpid()}/schedstat").read().split()[0]
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(int(main) / 1e9, usage.ru_utime + usage.ru_stime, file=sys.stderr)
+print(int(main) / 1e9, usage.ru_utime + usage.ru_stime, sum(reading), file=sys.stderr)
 """
 
 
 def thread_split(args, cwd, repeat):
-    """Medians of (the main thread's CPU seconds, every thread's) of ``tcsim ARGS`` run
-    in a child process: the main thread's from its schedstat (the time it ran), all
-    threads' from getrusage, as the run ends."""
+    """Medians of (the main thread's CPU seconds, every thread's, the read-ahead
+    threads') of ``tcsim ARGS`` run in a child process: the main thread's from its
+    schedstat (the time it ran), all threads' from getrusage, as the run ends, the
+    read-ahead's (each chunk read and scanned on a thread of its own) from each one's
+    thread_time."""
     runs = []
     for _ in range(repeat):
         done = subprocess.run([sys.executable, "-c", SPLIT, *args], cwd=cwd, env=ENV,
@@ -134,7 +145,7 @@ def thread_split(args, cwd, repeat):
                               check=False)
         assert done.returncode == 0, done.stderr
         runs.append([float(v) for v in done.stderr.splitlines()[-1].split()])
-    return (statistics.median(m for m, _ in runs), statistics.median(t for _, t in runs))
+    return tuple(statistics.median(run[k] for run in runs) for k in range(3))
 
 
 def measure(cmd, cwd, repeat):
@@ -309,13 +320,16 @@ def main():
                               f"wall; CPU time {two_cpu / one_cpu:.2f}x one CPU's", flush=True)
                         bounds = []
                         for cpus in (1, 2):
-                            main_s, total = thread_split(
+                            main_s, total, reading = thread_split(
                                 [str(NAT), "-r", "in.pcap", "-o", out["o.pcap"], "--cpus",
                                  str(cpus)], tmp, repeat)
                             bounds.append(max(main_s, total / 2))
                             print(f"{'':>10} {mix:>8} nat4 --cpus {cpus}: main thread "
-                                  f"{main_s:.3f} s CPU, the others {total - main_s:.3f} s; "
-                                  f"on two free cores at least {bounds[-1]:.3f} s", flush=True)
+                                  f"{main_s:.3f} s CPU, the others {total - main_s:.3f} s "
+                                  f"(read-ahead {reading:.3f}, the other CPUs' and the "
+                                  f"write-behind {total - main_s - reading:.3f}); on two "
+                                  f"free cores at least {bounds[-1]:.3f} s "
+                                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
                         print(f"{'':>10} {mix:>8} --cpus 2 (nat4): at most "
                               f"{bounds[0] / bounds[1]:.2f}x on two free cores (start-up: the main thread's "
                               f"{startup:.3f} s of CPU)", flush=True)

@@ -6,7 +6,7 @@
 from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.errno cimport errno, EINTR
 from libc.stdlib cimport free, malloc
-from posix.unistd cimport write as c_write
+from posix.unistd cimport read as c_read, write as c_write
 
 cdef enum:
     PCAP_RECORD = 16        # ts_sec, ts_frac, caplen, len
@@ -374,6 +374,37 @@ cdef class Scanner:
             r.opt_off, r.opt_len = 0, 0
             pos += PCAP_RECORD + caplen
         return pos
+
+    def read_scan(self, int fd, uint8_t[::1] buf, Py_ssize_t end, Py_ssize_t piece):
+        """Read the file ``fd`` (a regular file, pcap) into ``buf`` from ``end`` until
+        it is full or the file ends, ``piece`` bytes a read(2), and scan its records
+        from the buffer's start after each read, while the piece is in the cache (a
+        record scan of a chunk read whole runs from memory: one miss a record); with
+        the GIL released, but to grow the index.  Returns ``(end, at the file's end,
+        the errno that stopped the reading or 0, where the scan stopped)``, the scan
+        where scan(buf, 0, end) stops."""
+        cdef uint8_t* p = &buf[0]
+        cdef Py_ssize_t cap = buf.shape[0], scanned = 0
+        cdef ssize_t n
+        cdef bint eof = False
+        cdef int err = 0
+        with nogil:
+            while True:
+                scanned = self._scan_pcap(p, scanned, end)
+                if self.nrecs == self.cap_recs:
+                    with gil:
+                        self._room()
+                elif end == cap or eof or err:
+                    break
+                else:
+                    n = c_read(fd, p + end, <size_t>min(piece, cap - end))
+                    if n > 0:
+                        end += n
+                    elif n == 0:
+                        eof = True
+                    elif errno != EINTR:
+                        err = errno
+        return end, eof, err, scanned
 
     def scan(self, const uint8_t[::1] chunk, Py_ssize_t pos, Py_ssize_t end):
         """Scan the records from ``pos`` while they are whole and well formed before

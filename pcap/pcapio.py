@@ -39,6 +39,7 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_CAPLEN = 0x40000            # 256 KiB, libpcap's MAXIMUM_SNAPLEN: beyond is corruption
 MAX_BLOCK = MAX_CAPLEN + 64 * 1024
 CHUNK = 4 << 20                 # bytes of capture read at a time
+READ_PIECE = 256 << 10          # of a chunk, read and scanned at a time (_ReadAhead)
 KEPT_IDB_OPTIONS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15)   # all but tsresol, tsoffset
 
 
@@ -93,28 +94,47 @@ def _read_into(file, buf, end):
     return end, eof, None
 
 
+def _read_scan(file, buf, end, scanner):
+    """_read_into of a regular pcap file and the scan of ``buf`` into ``scanner``, a
+    piece at a time in C (Scanner.read_scan): ``(end, at the file's end, the OSError
+    that stopped it or None, where the scan stopped or None)``."""
+    end, eof, errno, scanned = scanner.read_scan(file.fileno(), buf, end, READ_PIECE)
+    if errno:
+        return end, eof, OSError(errno, os.strerror(errno)), None
+    return end, eof, None, scanned
+
+
 class _ReadAhead(threading.Thread):
     """_read_into on a thread of its own (a daemon: a replay that ends early does not
     wait for a read from a pipe that may never end); nothing read past the file's
     ``eof``.  With a ``scanner`` (pcap), the chunk read is scanned into it there too,
-    from its start: ``scanned`` is where that scan stopped (None when not scanned)."""
+    from its start: ``scanned`` is where that scan stopped (None when not scanned).
+    From a ``regular`` file (one Source.close waits for the read of), it reads and
+    scans READ_PIECE bytes at a time in C (_read_scan), with the GIL released
+    throughout, so that a replay holding the GIL delays neither."""
 
-    def __init__(self, file, buf, end, eof, scanner=None):
+    def __init__(self, file, buf, end, eof, scanner=None, regular=False):
         super().__init__(daemon=True)
         self.args, self.done = (file, buf, end), (end, True, None)
-        self.scanner, self.scanned = scanner, None
+        self.scanner, self.scanned, self.regular = scanner, None, regular
         if not eof:
             self.start()
 
     def run(self):
+        file, buf, end = self.args
+        if self.scanner is not None and self.regular:
+            self.scanner.clear()
+            end, eof, error, self.scanned = _read_scan(file, buf, end, self.scanner)
+            self.done = (end, eof, error)
+            return
         try:
-            self.done = _read_into(*self.args)
+            self.done = _read_into(file, buf, end)
         except ValueError:
             return      # the source was closed under it (a replay ended early): unused
         end, _, error = self.done
         if self.scanner is not None and error is None:
             self.scanner.clear()
-            self.scanned = self.scanner.scan(self.args[1], 0, end)
+            self.scanned = self.scanner.scan(buf, 0, end)
 
     def result(self):
         if self.ident is not None:
@@ -141,6 +161,7 @@ class Source:
         except OSError as exc:
             raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
+        self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
         self._ahead = None
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
@@ -226,7 +247,7 @@ class Source:
                 keep = self.end - self.pos
                 spare[:keep] = self.buf[self.pos:self.end]
                 ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof,
-                                                 spare_sc)
+                                                 spare_sc, self._regular)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count

@@ -9,7 +9,8 @@ fds, no allocated maps and no decoded programs — that :mod:`pyebpf.loader` (an
 
 Phases (libbpf's ``bpf_object_open`` order):
 
-1. ``_open``: the ELF container (pyelftools, its errors wrapped): ELFCLASS64,
+1. ``_open``: the ELF container (read with ``struct``; pyelftools, its errors wrapped,
+   for anything clang does not write): ELFCLASS64,
    little-endian, ``ET_REL``, ``e_machine`` EM_BPF (or EM_NONE, as libbpf accepts);
    every section's bytes lie inside the file.
 2. ``_read_symbols``: the one ``SHT_SYMTAB`` and its string table.
@@ -88,6 +89,14 @@ CILIUM_PIN_REPLACE = 1 << 4         # cilium's bpf/include/bpf/loader.h
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS = 0, 1, 2          # iproute2's bpf_elf_map.pinning
 MAP_IN_MAP_TYPES = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
 _SYM = struct.Struct("<IBBHQQ")
+_SHDR = struct.Struct("<IIQQQQIIQQ")        # Elf64_Shdr
+_SHF_COMPRESSED = 0x800
+_SHT_LLVM_ADDRSIG = 0x6FFF4C03
+# the section types _plain_headers reads: those pyelftools reads no contents of (the
+# relocation and symbol tables' sizes checked as it does), and LLVM's, unknown to it
+_PLAIN_SHT = frozenset((0, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS,
+                        SHT_REL, _SHT_LLVM_ADDRSIG))
+_RELOC_ENTSIZE = {SHT_REL: 16, SHT_RELA: 24}
 _REL = struct.Struct("<QQ")
 _BPF_MAP_DEF = struct.Struct("<5I")          # libbpf struct bpf_map_def
 _BPF_ELF_MAP = struct.Struct("<9I")          # iproute2 struct bpf_elf_map
@@ -513,10 +522,28 @@ class _Reader:
 
     # 1 ------------------------------------------------------------------------------------
     def _open(self) -> None:
-        from elftools.common.exceptions import ELFError as _PyElfError
-        from elftools.common.exceptions import ELFParseError
-        from elftools.construct import ConstructError
-        from elftools.elf.elffile import ELFFile
+        self._check_header()
+        headers = self._plain_headers()
+        if headers is None:
+            headers = self._elftools_headers()
+        for i, name, stype, flags, offset, size, link, info in headers:
+            raw = None
+            if stype != SHT_NOBITS and i:
+                if offset + size > len(self.data):
+                    raise self.error(f"section data [{offset:#x}, {offset + size:#x}) runs "
+                                     f"past the end of the {len(self.data)}-byte file",
+                                     section=name)
+                raw = self.data[offset:offset + size]
+            elif size > _MAX_NOBITS:
+                raise self.error(f"NOBITS section of {size} bytes is larger than "
+                                 f"{_MAX_NOBITS}", section=name)
+            self.sections.append(_Section(i, name, stype, flags, size, link, info, raw))
+        if not self.sections:
+            raise self.error("the object has no sections")
+
+    def _check_header(self) -> None:
+        """The ELF identification and the section header table's place, which both
+        readers of the headers take for granted."""
         if len(self.data) < 64 or self.data[:4] != b"\x7fELF":
             raise self.error(f"not an ELF file ({len(self.data)} bytes, magic "
                              f"{self.data[:4].hex() or 'missing'})")
@@ -530,7 +557,52 @@ class _Reader:
                              f"{shoff + shnum * shentsize:#x}) of {shnum} {shentsize}-byte "
                              f"entries does not fit in the {len(self.data)}-byte file "
                              f"(truncated?)")
+
+    def _plain_headers(self) -> list[tuple] | None:
+        """The section headers ``(index, name, type, flags, offset, size, link, info)``
+        of an object as clang writes it, read with ``struct`` (pyelftools' import costs
+        a start ~22 ms); None for anything else (another machine or type, extended
+        section numbering, a section type pyelftools parses the contents of, a name or
+        link it would read otherwise), which _elftools_headers reads and words the
+        errors of as before."""
+        data, shoff = self.data, struct.unpack_from("<Q", self.data, 0x28)[0]
+        etype, machine = struct.unpack_from("<HH", data, 16)
+        shnum, shstrndx = struct.unpack_from("<HH", data, 0x3C)
+        if (machine not in (EM_BPF, EM_NONE) or etype != ET_REL or data[7] != 0
+                or not shoff or not 0 < shstrndx < shnum):
+            return None
+        rows = [_SHDR.unpack_from(data, shoff + 64 * i) for i in range(shnum)]
+        _, strtype, strflags, _, stroff, strsize, _, _, _, _ = rows[shstrndx]
+        if strtype != SHT_STRTAB or strflags & _SHF_COMPRESSED \
+                or stroff + strsize > len(data):
+            return None
+        headers = []
+        for i, (name_off, stype, flags, _, offset, size, link, info, _, entsize) \
+                in enumerate(rows):
+            end = data.find(b"\0", stroff + name_off, stroff + strsize)
+            if stype not in _PLAIN_SHT or flags & _SHF_COMPRESSED or end < 0:
+                return None
+            try:
+                name = data[stroff + name_off:end].decode() if i else ""
+            except UnicodeDecodeError:
+                return None
+            if (name == ".stab" and stype == SHT_PROGBITS
+                    or stype in _RELOC_ENTSIZE and entsize != _RELOC_ENTSIZE[stype]
+                    or stype == SHT_SYMTAB and (not entsize or size % entsize or link >= shnum
+                                                or rows[link][1] != SHT_STRTAB)):
+                return None
+            headers.append((i, name, stype, flags, offset, size, link, info))
+        return headers
+
+    def _elftools_headers(self) -> list[tuple]:
+        """The section headers as _plain_headers gives them, read by pyelftools, whose
+        checks and messages a malformed or unusual object gets."""
+        from elftools.common.exceptions import ELFError as _PyElfError
+        from elftools.common.exceptions import ELFParseError
+        from elftools.construct import ConstructError
+        from elftools.elf.elffile import ELFFile
         current = None
+        headers = []
         try:
             elf = ELFFile(io.BytesIO(self.data))
             machine, etype = elf.header.e_machine, elf.header.e_type
@@ -546,27 +618,15 @@ class _Reader:
                 hdr, name = section.header, section.name if i else ""
                 stype = hdr["sh_type"]
                 stype = _SHT.get(stype, stype) if isinstance(stype, str) else stype
-                raw = None
-                if stype != SHT_NOBITS and i:
-                    if hdr["sh_offset"] + hdr["sh_size"] > len(self.data):
-                        raise self.error(f"section data [{hdr['sh_offset']:#x}, "
-                                         f"{hdr['sh_offset'] + hdr['sh_size']:#x}) runs past "
-                                         f"the end of the {len(self.data)}-byte file",
-                                         section=name)
-                    raw = self.data[hdr["sh_offset"]:hdr["sh_offset"] + hdr["sh_size"]]
-                elif hdr["sh_size"] > _MAX_NOBITS:
-                    raise self.error(f"NOBITS section of {hdr['sh_size']} bytes is larger than "
-                                     f"{_MAX_NOBITS}", section=name)
-                self.sections.append(_Section(i, name, stype, hdr["sh_flags"], hdr["sh_size"],
-                                              hdr["sh_link"], hdr["sh_info"], raw))
+                headers.append((i, name, stype, hdr["sh_flags"], hdr["sh_offset"],
+                                hdr["sh_size"], hdr["sh_link"], hdr["sh_info"]))
         except (_PyElfError, ELFParseError, ConstructError, struct.error, UnicodeDecodeError,
                 ValueError, KeyError, IndexError, OverflowError, AssertionError) as exc:
             if isinstance(exc, ElfError):
                 raise
             raise self.error(f"malformed ELF headers: {type(exc).__name__}: {exc}",
                              section=current) from exc
-        if not self.sections:
-            raise self.error("the object has no sections")
+        return headers
 
     # 2 ------------------------------------------------------------------------------------
     def _read_symbols(self) -> None:
@@ -1261,8 +1321,9 @@ class _Reader:
                 array, programs={**array.programs, key: prog.name})
 
 
-_SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_STRTAB": SHT_STRTAB,
-        "SHT_RELA": SHT_RELA, "SHT_NOBITS": SHT_NOBITS, "SHT_REL": SHT_REL}
+_SHT = {"SHT_NULL": 0, "SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB,
+        "SHT_STRTAB": SHT_STRTAB, "SHT_RELA": SHT_RELA, "SHT_NOBITS": SHT_NOBITS,
+        "SHT_REL": SHT_REL}
 
 
 def _resolve_fwds(raw: bytearray, btf: _btf.Btf) -> None:

@@ -8,6 +8,8 @@ afterwards must agree.
 import gc
 import re
 import struct
+import subprocess
+import sys
 import weakref
 
 import pytest
@@ -1117,25 +1119,60 @@ def _regions(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-@pytest.mark.filterwarnings("ignore::pyebpf.errors.ElfWarning")   # a mutated name may warn
-@hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
-                     suppress_health_check=list(hypothesis.HealthCheck))
-@hypothesis.given(st.sampled_from(["BTF_MAPS", "IPROUTE2", "GLOBALS", "LEGACY",
-                                   "PROG_ARRAY_INIT"]),
-                  st.lists(st.tuples(st.integers(0, 63), st.integers(0, 1 << 20),
-                                     st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x18, 0x85])),
-                           min_size=1, max_size=6))
-def test_mutated_objects_raise_only_pyebpf_errors(which, mutations):
+_MUTATIONS = (st.sampled_from(["BTF_MAPS", "IPROUTE2", "GLOBALS", "LEGACY", "PROG_ARRAY_INIT"]),
+              st.lists(st.tuples(st.integers(0, 63), st.integers(0, 1 << 20),
+                                 st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x18, 0x85])),
+                       min_size=1, max_size=6))
+
+
+def _mutated(which, mutations) -> bytes:
     data = bytearray(compile_object(globals()[which]))
     regions = _regions(bytes(data))
     for region, offset, value in mutations:
         start, length = regions[region % len(regions)]
         data[start + offset % length] = value
+    return bytes(data)
+
+
+@pytest.mark.filterwarnings("ignore::pyebpf.errors.ElfWarning")   # a mutated name may warn
+@hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(*_MUTATIONS)
+def test_mutated_objects_raise_only_pyebpf_errors(which, mutations):
     try:
-        obj = pyebpf.load(bytes(data))
+        obj = pyebpf.load(_mutated(which, mutations))
     except pyebpf.errors.EbpfError:
         return
     obj.close()
+
+
+@hypothesis.settings(max_examples=500, derandomize=True, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(_MUTATIONS[0],
+                  st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1 << 20),   # the headers
+                                     st.sampled_from([0, 1, 2, 3, 4, 8, 9, 0x10, 0x18, 0x80,
+                                                      0xFF])),
+                           min_size=1, max_size=3))
+def test_section_headers_read_with_struct_are_those_pyelftools_reads(which, mutations):
+    reader = elf._Reader(_mutated(which, mutations), "<bytes>")
+    try:
+        reader._check_header()
+    except ElfError:
+        return
+    plain = reader._plain_headers()
+    if plain is not None:     # else pyelftools reads them, and words what is wrong
+        assert plain == reader._elftools_headers()
+
+
+def test_a_clang_object_is_read_without_importing_pyelftools(tmp_path):
+    path = tmp_path / "prog.o"
+    path.write_bytes(compile_object(BTF_MAPS))
+    env, cwd = child_python()
+    done = subprocess.run([sys.executable, "-c", "import sys; from pyebpf import elf; "
+                           f"elf.parse({str(path)!r}); print(sorted(m for m in sys.modules "
+                           "if m.startswith('elftools')))"],
+                          env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # --- line info: C source lines on programs, listings, faults and traces ----------------------

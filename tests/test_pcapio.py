@@ -226,13 +226,15 @@ def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, m
     pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
     src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
     log, go = [], threading.Event()
-    read_into = pcapio._read_into
+    read_scan = pcapio._read_scan
 
-    def held(file, buf, end):       # the read ahead starts once close has begun
+    def held(file, buf, end, scanner):      # the read ahead starts once close has begun
         go.wait()
-        return read_into(file, buf, end)
+        got = read_scan(file, buf, end, scanner)
+        log.append("read")
+        return got
 
-    monkeypatch.setattr(pcapio, "_read_into", held)
+    monkeypatch.setattr(pcapio, "_read_scan", held)
     src._file = _LoggedFile(src._file, log, go)
     chunks = src.chunks()
     next(chunks)
@@ -255,7 +257,16 @@ def _chunked(path, chunk):
     return frames, ts
 
 
-def test_a_pcap_read_in_chunks_scanned_as_they_are_read_gives_every_record_once(tmp_path):
+@pytest.fixture(params=["whole", "pieces"])
+def read_pieces(request, monkeypatch):
+    """The read ahead reads a chunk in one read(2), or in pieces of 1,000 bytes (most
+    records straddle two), scanning after each."""
+    if request.param == "pieces":
+        monkeypatch.setattr(pcapio, "READ_PIECE", 1000)
+
+
+def test_a_pcap_read_in_chunks_scanned_as_they_are_read_gives_every_record_once(
+        tmp_path, read_pieces):
     # records cut by every chunk's end: the rest of one starts the next chunk, whose
     # records the thread that read it scans
     frames = [bytes([k % 256]) * (60 + k * 37 % 1400) for k in range(2000)]
@@ -264,7 +275,7 @@ def test_a_pcap_read_in_chunks_scanned_as_they_are_read_gives_every_record_once(
                                                              for k in range(2000)])
 
 
-def test_a_corrupt_record_in_a_later_chunk_is_an_error_naming_it(tmp_path):
+def test_a_corrupt_record_in_a_later_chunk_is_an_error_naming_it(tmp_path, read_pieces):
     frames = [bytes(100)] * 500
     raw = bytearray(pcapio.packets_bytes([k * 1000 for k in range(500)], frames,
                                          [100] * 500))
