@@ -67,8 +67,9 @@ cdef class Map:
     ``Map.create(map_type, key_size, value_size, max_entries, flags=0)`` makes one;
     ``fd`` is the handle programs use in ``lddw`` (``src = BPF_PSEUDO_MAP_FD``, imm =
     fd); ``machine=`` (a :class:`pyebpf.trace.Machine`) the machine whose map ids
-    number it (``id``; default the process's).  It is a mutable mapping of bytes keys to bytes values; per-CPU maps take and
-    give a list of one value per CPU (``ncpu`` of them).  ``lookup``/``update``/
+    number it (``id``; default the process's).  It is a mutable mapping of bytes keys
+    to bytes values; per-CPU maps take and give a list of one value per CPU (``ncpu``
+    of them).  ``lookup``/``update``/
     ``delete``/``next_key`` are the bpf() commands, with their flags and errors
     (:class:`MapError` carrying the kernel's errno).  ``keys()`` lists keys in the
     kernel's iteration order (hash maps: the order of a seed-0 kernel map; LPM tries:

@@ -86,8 +86,10 @@ DROPPED_MAP = """
 import ctypes, sys
 from pyebpf import Map
 if sys.argv[1] == "raised":
-    # the user's process keeps big blocks on the heap (M_MMAP_THRESHOLD: -3 in glibc)
-    assert ctypes.CDLL(None).mallopt(-3, 32 << 20) == 1
+    # the user's process keeps big blocks on the heap and does not trim it, as glibc's
+    # own raising does (M_MMAP_THRESHOLD -3, M_TRIM_THRESHOLD -1 in glibc)
+    libc = ctypes.CDLL(None)
+    assert libc.mallopt(-3, 32 << 20) == 1 and libc.mallopt(-1, 64 << 20) == 1
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 Map.create("array", 4, 1 << 10, 24 << 10).close()
