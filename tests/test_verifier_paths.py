@@ -674,6 +674,18 @@ def test_a_helper_reading_stack_that_holds_an_iterator_is_refused():
     agree(ours_, "invalid read from stack R1 off -20+0 size 16", kernel_text=theirs_)
 
 
+def test_a_variable_offset_store_reaching_an_iterator_scrubs_its_slot_whole():
+    """check_stack_write_var_off scrubs a special slot it reaches (6.18.44's
+    scrub_special_slot): the iterator's bytes all become misc, so a read of them at a
+    variable offset passes, and the iterator's reference, still held, leaks at the
+    exit (found by the random programs, seed newkinds1205b #6324)."""
+    ours_, theirs_ = _kfuncs(ITER_AT_24 + "r3 = *(u16 *)(r6 + 4)\nr3 &= 8\nr2 = r10\n"
+                             "r2 += -32\nr2 += r3\n*(u8 *)(r2 + 0) = 1\n"
+                             "r0 = *(u8 *)(r2 + 7)\nr0 = 0\nexit")
+    agree(ours_, "BPF_EXIT instruction in main prog would lead to reference leak",
+          prog_type=SF, kernel_text=theirs_)
+
+
 def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
     """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
     are refused (found by the random programs, seed wide1205)."""

@@ -1338,7 +1338,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         """check_stack_write_var_off: each byte the range reaches becomes misc, but a
         zero written (a register known to be 0, or a store of the immediate 0) leaves
         zero bytes zero and a spilled 0 spilled; the zero register is then precise
-        (backtracking does not follow STACK_ZERO)."""
+        (backtracking does not follow STACK_ZERO).  A slot reached holding a spilled
+        register, an iterator or irq flags is scrubbed whole first, every byte not
+        invalid misc (6.18.44's scrub_special_slot; an iterator's reference stays
+        held, to leak at the exit)."""
         if value_regno >= 0:
             v = st.cur.regs[value_regno]
             zero = v.type == SCALAR and v.is_const and v.value == 0
@@ -1352,11 +1355,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     s.spill.type == SCALAR and s.spill.is_const and s.spill.value == 0:
                 used = True
                 continue
-            if zero and k == STACK_ZERO:
+            if s.kinds[0] in (STACK_SPILL, STACK_DYNPTR, STACK_ITER, STACK_IRQ_FLAG):
+                s.kinds = [STACK_INVALID if b == STACK_INVALID else STACK_MISC
+                           for b in s.kinds]
+            s.spill = None
+            if zero and s.kinds[a % 8] == STACK_ZERO:
                 used = True
-                self._set_byte(frame, a, STACK_ZERO)
+                s.kinds[a % 8] = STACK_ZERO
             else:
-                self._set_byte(frame, a, STACK_MISC)
+                s.kinds[a % 8] = STACK_MISC
         if used and value_regno >= 0:
             self._needs(st, value_regno)
 
@@ -1397,13 +1404,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if s is None and create:
             s = frame.stack[spi] = Slot()
         return s
-
-    def _set_byte(self, frame: Frame, addr: int, kind: int) -> None:
-        s = self._slot(frame, addr)
-        if s.spill is not None or STACK_SPILL in s.kinds:
-            s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
-            s.spill = None
-        s.kinds[addr % 8] = kind
 
     def stack_write(self, st, pc, frame: Frame, addr: int, size: int, value: Reg,
                     value_regno: int) -> None:
