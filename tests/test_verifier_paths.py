@@ -686,6 +686,17 @@ def test_a_variable_offset_store_reaching_an_iterator_scrubs_its_slot_whole():
           prog_type=SF, kernel_text=theirs_)
 
 
+def test_a_variable_offset_store_reaching_a_dynptr_destroys_it():
+    """check_stack_write_var_off runs destroy_if_dynptr_stack_slot on each slot it may
+    reach: both of the dynptr's slots become invalid stack, which root may read
+    (pyebpf kept the second slot a dynptr's and refused the read)."""
+    ours_, theirs_ = _kfuncs("r6 = r1\nr1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\n"
+                             "call KFUNC(bpf_dynptr_from_skb)\nr3 = *(u16 *)(r6 + 4)\n"
+                             "r3 &= 8\nr2 = r10\nr2 += -24\nr2 += r3\n"
+                             "*(u8 *)(r2 + 0) = 1\nr0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit")
+    agree(ours_, None, kernel_text=theirs_)
+
+
 def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
     """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
     are refused (found by the random programs, seed wide1205)."""

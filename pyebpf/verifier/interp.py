@@ -1313,7 +1313,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
-                self._write_var_off(st, frame, lo, hi, value_regno, imm)
+                self._write_var_off(st, pc, frame, lo, hi, value_regno, imm)
                 return None
             self._range_initialized(pc, regno, reg, frame, lo, hi, size)
             # check_stack_read_var_off reads every slot the range reaches
@@ -1333,15 +1333,18 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             return None
         return self.stack_read(st, pc, frame, lo, size)
 
-    def _write_var_off(self, st, frame: Frame, lo: int, hi: int, value_regno: int,
-                       imm) -> None:
+    def _write_var_off(self, st, pc: int, frame: Frame, lo: int, hi: int,
+                       value_regno: int, imm) -> None:
         """check_stack_write_var_off: each byte the range reaches becomes misc, but a
         zero written (a register known to be 0, or a store of the immediate 0) leaves
         zero bytes zero and a spilled 0 spilled; the zero register is then precise
         (backtracking does not follow STACK_ZERO).  A slot reached holding a spilled
         register, an iterator or irq flags is scrubbed whole first, every byte not
         invalid misc (6.18.44's scrub_special_slot; an iterator's reference stays
-        held, to leak at the exit)."""
+        held, to leak at the exit), after a dynptr it reaches is destroyed, both its
+        slots invalid (destroy_if_dynptr_stack_slot)."""
+        for a in range(lo, hi):
+            self.destroy_dynptr(st, pc, frame, a)
         if value_regno >= 0:
             v = st.cur.regs[value_regno]
             zero = v.type == SCALAR and v.is_const and v.value == 0
