@@ -2116,6 +2116,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in helpers.FIXED_SIZES:
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             self.helper_mem(st, pc, regno, reg, helpers.FIXED_SIZES[kind], False, False)
             return
         if kind in self._DYNPTR_ARGS:
@@ -2142,6 +2143,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in self._MAP_ARGS:
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             m = meta["map"]
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
@@ -2162,6 +2164,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     helpers.WRITE_MEM_OR_NULL):
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             meta["mem_initialised_write"] = kind in (helpers.WRITE_MEM,
                                                      helpers.WRITE_MEM_OR_NULL)
@@ -2210,9 +2213,20 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.off or not reg.is_const or reg.value:
                 self.refuse(pc, f"R{regno} must have zero offset when passed to release "
                                 f"func or trusted arg to kfunc")
+            self.one_ref_arg(pc, regno, reg, meta)
             meta["release"] = reg.ref
             return
         raise AssertionError(kind)
+
+    def one_ref_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
+        """check_func_arg: at most one argument of a call holds a reference (a socket
+        and a ring buffer record are two); checked once the argument's type is."""
+        if not reg.ref:
+            return
+        if meta.get("ref_obj_id"):
+            self.refuse(pc, f"more than one arg with ref_obj_id R{regno} {reg.ref} "
+                            f"{meta['ref_obj_id']}", errno=EFAULT)
+        meta["ref_obj_id"] = reg.ref
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
         """get_constant_map_key: the key's value when the stack holds it as zeroes or
