@@ -1764,7 +1764,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     r.type = SCALAR
                     r.id = r.ref = 0
                     r.map = None
-                    r.range = r.size = r.off = r.frame = 0
+                    r.range = r.size = r.off = r.frame = r.dynptr_id = 0
                     if ref and ref == rid:
                         # only the acquired pointer's NULL drops the reference: a NULL
                         # cast of it (bpf_tcp_sock) leaves the socket to release
@@ -1910,11 +1910,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 r.id = self.new_id()
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
-            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
+            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size; its
+            # dynptr_id names the dynptr whose destruction ends it
             r = Reg(PTR_TO_MEM | DYNPTR_MEM | MAYBE_NULL)
             r.mark_known(0)
             r.size = meta["ringbuf_size"]
             r.id = self.new_id()
+            r.dynptr_id = meta["dynptr"].id
             # is_dynptr_ref_function: a ring buffer dynptr's memory ends with its record
             r.ref = meta["dynptr"].ref
             regs[0] = r
