@@ -2,7 +2,7 @@
 read, written or both as the running kernel reads and writes it (``MEM_RDONLY``,
 ``MEM_WRITE``, ``MEM_UNINIT`` of its ``bpf_func_proto``), the kernel the expected value.
 
-Eight probes tell the flags apart, each a small tc program that passes one memory
+Nine probes tell the flags apart, each a small tc program that passes one memory
 argument and otherwise calls the helper correctly (the prototypes do not depend on the
 program type):
 
@@ -20,7 +20,9 @@ program type):
 - ``ringbuf``: a ring buffer record is memory to every one of them, but not beside a
   socket (``check_func_arg``: "more than one arg with ref_obj_id");
 - ``uninit_stack``: stack never written, refused unless the helper writes it first;
-- ``packet``: a checked packet pointer, taken only by a helper with ``pkt_access``.
+- ``packet``: a checked packet pointer, taken only by a helper with ``pkt_access``;
+- ``dynptr_data``: a ``bpf_dynptr_data`` slice, plain ``PTR_TO_MEM`` to the kernel,
+  is memory to every one of them, a map's key or value too.
 """
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ MAPS = {"hash": ("hash", 8, 8, 4, 0), "queue": ("queue", 0, 8, 4, 0),
         "rodata": ("array", 4, 64, 1, isa.BPF_F_RDONLY_PROG)}
 RODATA = b"%d\0".ljust(64, b"\0")
 PROBES = ("rdonly_map", "spilled_ptr", "beside_spill", "rdonly_mem", "rdwr_mem", "ringbuf",
-          "uninit_stack", "packet")
+          "uninit_stack", "packet", "dynptr_data")
 
 # r7: the helper's result; the other memory arguments get r10 - 128, zeroed
 PROLOGUE = "r6 = r1\n" + "".join(f"*(u64 *)(r10 - {off}) = 0\n" for off in range(72, 136, 8))
@@ -110,6 +112,12 @@ PROBE_SETUP["rdwr_mem"] = PROBE_SETUP["rdonly_mem"].replace("bpf_dynptr_slice)",
 PROBE_SETUP["uninit_stack"] = "r8 = r10\nr8 += -256\n"
 PROBE_SETUP["packet"] = ("r8 = *(u32 *)(r6 + 76)\nr1 = *(u32 *)(r6 + 80)\nr2 = r8\nr2 += 64\n"
                          "if r2 > r1 goto out\n")
+PROBE_SETUP["dynptr_data"] = (LOOKUP.format(name="dynmem") +
+                              "r1 = r0\nr2 = 64\nr3 = 0\nr4 = r10\nr4 += -24\n"
+                              f"call {isa.HELPER_IDS['dynptr_from_mem']}\n"
+                              "r1 = r10\nr1 += -24\nr2 = 0\nr3 = 64\n"
+                              f"call {isa.HELPER_IDS['dynptr_data']}\n"
+                              "if r0 == 0 goto out\nr8 = r0\n")
 PROBE_SETUP["ringbuf"] = ("r1 = map_fd({ringbuf}) ll\nr2 = 64\nr3 = 0\ncall 131\n"
                           "if r0 == 0 goto out\nr8 = r0\n")
 # after the call: the spilled ctx pointer read back and dereferenced

@@ -2024,12 +2024,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                            helpers.VALUE_OR_NULL))
 
     def _is_mem(self, reg: Reg, kind: str) -> bool:
-        """check_reg_type for a memory argument: one of mem_types; a dynptr slice only
-        for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a map's key or
-        value), and a read-only one (MEM_RDONLY) only where the argument is MEM_RDONLY
-        too."""
+        """check_reg_type for a memory argument: one of mem_types; a kfunc's dynptr
+        slice only for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a
+        map's key or value), and a read-only one (MEM_RDONLY) only where the argument
+        is MEM_RDONLY too; bpf_dynptr_data's slice (the one with a dynptr_id), plain
+        PTR_TO_MEM to the kernel, for any."""
         return reg.type in self._MEM_TYPES or (
-            kind not in self._MAP_ARGS and
+            (kind not in self._MAP_ARGS or reg.dynptr_id) and
             reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB, PTR_TO_MEM | DYNPTR_MEM) and
             (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY))
 
