@@ -134,10 +134,10 @@ DYNPTR = (LOOKUP.format(name="dynmem") + "r1 = r0\nr2 = 8\nr3 = 0\nr4 = r10\nr4 
           "call 197\n")
 
 
-def _program(helper: str, probed: int, probe: str) -> str:
+def _program(helper: str, probed: int, probe: str, args: tuple | None = None) -> str:
     """The probe program: argument ``probed`` (0-based) of ``helper`` is ``probe``'s
     memory, r8; ``{name}`` stands for each map's fd."""
-    args = ARGS[helper]
+    args = args or ARGS[helper]
     lines = [PROLOGUE]
     if "dynptr" in args:
         lines.append(DYNPTR)
@@ -219,10 +219,11 @@ def _last_line(log: str) -> str:
     return lines[-1]
 
 
-def verdicts(helper: str, probed: int, probe: str, maps) -> tuple[str, str]:
+def verdicts(helper: str, probed: int, probe: str, maps,
+             args: tuple | None = None) -> tuple[str, str]:
     """(the kernel's, pyebpf's) verdict on the probe: "accepted" or the refusal."""
     theirs_maps, ours_maps = maps
-    text = _program(helper, probed, probe)
+    text = _program(helper, probed, probe, args)
     try:
         with kernel.KernelProgram(_assemble(text, theirs_maps, lambda n: kfunc_btf_id(n, 0)),
                                   CLS):
@@ -244,4 +245,18 @@ def verdicts(helper: str, probed: int, probe: str, maps) -> tuple[str, str]:
 def test_a_helpers_memory_argument_is_read_and_written_as_the_kernel_does(
         helper, probed, probe, maps):
     theirs, ours = verdicts(helper, probed, probe, maps)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("size", [0, 20, 64, 65])
+@pytest.mark.parametrize("probed", [1, 3], ids=["iph", "th"])
+@pytest.mark.parametrize("helper", ["tcp_check_syncookie", "tcp_gen_syncookie"])
+def test_a_syncookie_helpers_header_size_is_checked_as_the_kernel_does(helper, probed, size,
+                                                                       maps):
+    """The header's length is an ARG_CONST_SIZE over the header's memory (here a
+    64-byte map value): not zero, not past the memory; the lengths a header may have
+    are checked only when the helper runs."""
+    args = list(ARGS[helper])
+    args[probed + 1] = size
+    theirs, ours = verdicts(helper, probed, "rdonly_map", maps, tuple(args))
     assert ours == theirs
