@@ -2,7 +2,7 @@
 read, written or both as the running kernel reads and writes it (``MEM_RDONLY``,
 ``MEM_WRITE``, ``MEM_UNINIT`` of its ``bpf_func_proto``), the kernel the expected value.
 
-Six probes tell the flags apart, each a small tc program that passes one memory
+Nine probes tell the flags apart, each a small tc program that passes one memory
 argument and otherwise calls the helper correctly (the prototypes do not depend on the
 program type):
 
@@ -17,7 +17,12 @@ program type):
 - ``rdonly_mem``, ``rdwr_mem``: a ``bpf_dynptr_slice`` (``MEM_RDONLY``) is taken only
   by an argument with ``MEM_RDONLY``, neither slice by a map's key or value
   (``check_reg_type`` drops the dynptr flags for ``ARG_PTR_TO_MEM`` alone);
-- ``ringbuf``: a ring buffer record is memory to every one of them.
+- ``ringbuf``: a ring buffer record is memory to every one of them, but not beside a
+  socket (``check_func_arg``: "more than one arg with ref_obj_id");
+- ``uninit_stack``: stack never written, refused unless the helper writes it first;
+- ``packet``: a checked packet pointer, taken only by a helper with ``pkt_access``;
+- ``dynptr_data``: a ``bpf_dynptr_data`` slice, plain ``PTR_TO_MEM`` to the kernel,
+  is memory to every one of them, a map's key or value too.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ from skbdiff import CLS
 
 # An argument: "ctx" (r6), an int, "mem" (memory, with its size in the next argument),
 # "fix" (fixed-size memory: strtol's result, check_mtu's length, a header), "str" (a
-# constant string), "map:KIND" (a map's fd).
+# constant string), "map:KIND" (a map's fd), "sock" (a socket from bpf_skc_lookup_tcp, spilled
+# at r10 - 136 and released after the call).
 ARGS = {
     "map_lookup_elem": ("map:hash", "mem"),
     "map_update_elem": ("map:hash", "mem", "mem", 0),
@@ -67,6 +73,8 @@ ARGS = {
     "sk_lookup_tcp": ("ctx", "mem", 8, 0, 0),
     "sk_lookup_udp": ("ctx", "mem", 8, 0, 0),
     "skc_lookup_tcp": ("ctx", "mem", 8, 0, 0),
+    "tcp_check_syncookie": ("sock", "mem", 20, "mem", 20),
+    "tcp_gen_syncookie": ("sock", "mem", 20, "mem", 20),
     "tcp_raw_gen_syncookie_ipv4": ("fix", "mem", 20),
     "tcp_raw_gen_syncookie_ipv6": ("fix", "mem", 20),
     "tcp_raw_check_syncookie_ipv4": ("fix", "fix"),
@@ -83,7 +91,8 @@ MAPS = {"hash": ("hash", 8, 8, 4, 0), "queue": ("queue", 0, 8, 4, 0),
         "ringbuf": ("ringbuf", 0, 0, 4096, 0), "dynmem": ("array", 4, 64, 1, 0),
         "rodata": ("array", 4, 64, 1, isa.BPF_F_RDONLY_PROG)}
 RODATA = b"%d\0".ljust(64, b"\0")
-PROBES = ("rdonly_map", "spilled_ptr", "beside_spill", "rdonly_mem", "rdwr_mem", "ringbuf")
+PROBES = ("rdonly_map", "spilled_ptr", "beside_spill", "rdonly_mem", "rdwr_mem", "ringbuf",
+          "uninit_stack", "packet", "dynptr_data")
 
 # r7: the helper's result; the other memory arguments get r10 - 128, zeroed
 PROLOGUE = "r6 = r1\n" + "".join(f"*(u64 *)(r10 - {off}) = 0\n" for off in range(72, 136, 8))
@@ -100,6 +109,15 @@ PROBE_SETUP = {
 }
 PROBE_SETUP["rdwr_mem"] = PROBE_SETUP["rdonly_mem"].replace("bpf_dynptr_slice)",
                                                             "bpf_dynptr_slice_rdwr)")
+PROBE_SETUP["uninit_stack"] = "r8 = r10\nr8 += -256\n"
+PROBE_SETUP["packet"] = ("r8 = *(u32 *)(r6 + 76)\nr1 = *(u32 *)(r6 + 80)\nr2 = r8\nr2 += 64\n"
+                         "if r2 > r1 goto out\n")
+PROBE_SETUP["dynptr_data"] = (LOOKUP.format(name="dynmem") +
+                              "r1 = r0\nr2 = 64\nr3 = 0\nr4 = r10\nr4 += -24\n"
+                              f"call {isa.HELPER_IDS['dynptr_from_mem']}\n"
+                              "r1 = r10\nr1 += -24\nr2 = 0\nr3 = 64\n"
+                              f"call {isa.HELPER_IDS['dynptr_data']}\n"
+                              "if r0 == 0 goto out\nr8 = r0\n")
 PROBE_SETUP["ringbuf"] = ("r1 = map_fd({ringbuf}) ll\nr2 = 64\nr3 = 0\ncall 131\n"
                           "if r0 == 0 goto out\nr8 = r0\n")
 # after the call: the spilled ctx pointer read back and dereferenced
@@ -107,19 +125,25 @@ PROBE_CHECK = {"spilled_ptr": "r1 = *(u64 *)(r10 - 64)\nr0 = *(u32 *)(r1 + 0)\n"
                "beside_spill": "r1 = *(u32 *)(r10 - 72)\nif r1 == 5 goto +1\n"
                                "r0 = *(u64 *)(r9 + 0)\n",
                "ringbuf": "r1 = r8\nr2 = 0\ncall 133\n"}
+# a socket (a NULL one skips the call), spilled where no probe's memory reaches
+SOCK = ("r1 = r6\nr2 = r10\nr2 += -128\nr3 = 8\nr4 = 0\nr5 = 0\n"
+        f"call {isa.HELPER_IDS['skc_lookup_tcp']}\nif r0 == 0 goto nosock\n"
+        "*(u64 *)(r10 - 136) = r0\n")
 # a local dynptr over a map value, at r10 - 40 (for the helpers that take one)
 DYNPTR = (LOOKUP.format(name="dynmem") + "r1 = r0\nr2 = 8\nr3 = 0\nr4 = r10\nr4 += -40\n"
           "call 197\n")
 
 
-def _program(helper: str, probed: int, probe: str) -> str:
+def _program(helper: str, probed: int, probe: str, args: tuple | None = None) -> str:
     """The probe program: argument ``probed`` (0-based) of ``helper`` is ``probe``'s
     memory, r8; ``{name}`` stands for each map's fd."""
-    args = ARGS[helper]
+    args = args or ARGS[helper]
     lines = [PROLOGUE]
     if "dynptr" in args:
         lines.append(DYNPTR)
     lines.append(PROBE_SETUP[probe])
+    if "sock" in args:
+        lines.append(SOCK)
     for i, arg in enumerate(args):
         r = f"r{i + 1}"
         if arg == "ctx":
@@ -128,6 +152,8 @@ def _program(helper: str, probed: int, probe: str) -> str:
             lines.append(f"{r} = {arg}\n")
         elif arg.startswith("map:"):
             lines.append(f"{r} = map_fd({{{arg[4:]}}}) ll\n")
+        elif arg == "sock":
+            lines.append(f"{r} = *(u64 *)(r10 - 136)\n")
         elif arg == "str":
             lines.append(f"{r} = map_value({{rodata}}) ll\n")
         elif arg in ("dynptr", "dynptr_out"):
@@ -139,6 +165,8 @@ def _program(helper: str, probed: int, probe: str) -> str:
     lines.append(f"call {isa.HELPER_IDS[helper]}\nr7 = r0\n")
     if helper in ACQUIRES:
         lines.append("if r7 == 0 goto +2\nr1 = r7\ncall 86\n")
+    if "sock" in args:
+        lines.append("r1 = *(u64 *)(r10 - 136)\ncall 86\nnosock:\n")
     lines.append(PROBE_CHECK.get(probe, ""))
     lines.append("out:\nr0 = 0\nexit")
     return "".join(lines)
@@ -184,15 +212,18 @@ def _assemble(text: str, made: dict, kfunc_id) -> bytes:
 
 
 def _last_line(log: str) -> str:
-    lines = [line for line in log.strip().splitlines()
+    """The refusal: the log's last line but the statistics (which follow on the same
+    line after a message without a newline, check_func_arg's "more than one arg")."""
+    lines = [line.partition("processed ")[0] for line in log.strip().splitlines()
              if not line.startswith(("processed ", "verification time"))]
     return lines[-1]
 
 
-def verdicts(helper: str, probed: int, probe: str, maps) -> tuple[str, str]:
+def verdicts(helper: str, probed: int, probe: str, maps,
+             args: tuple | None = None) -> tuple[str, str]:
     """(the kernel's, pyebpf's) verdict on the probe: "accepted" or the refusal."""
     theirs_maps, ours_maps = maps
-    text = _program(helper, probed, probe)
+    text = _program(helper, probed, probe, args)
     try:
         with kernel.KernelProgram(_assemble(text, theirs_maps, lambda n: kfunc_btf_id(n, 0)),
                                   CLS):
@@ -214,4 +245,18 @@ def verdicts(helper: str, probed: int, probe: str, maps) -> tuple[str, str]:
 def test_a_helpers_memory_argument_is_read_and_written_as_the_kernel_does(
         helper, probed, probe, maps):
     theirs, ours = verdicts(helper, probed, probe, maps)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("size", [0, 20, 64, 65])
+@pytest.mark.parametrize("probed", [1, 3], ids=["iph", "th"])
+@pytest.mark.parametrize("helper", ["tcp_check_syncookie", "tcp_gen_syncookie"])
+def test_a_syncookie_helpers_header_size_is_checked_as_the_kernel_does(helper, probed, size,
+                                                                       maps):
+    """The header's length is an ARG_CONST_SIZE over the header's memory (here a
+    64-byte map value): not zero, not past the memory; the lengths a header may have
+    are checked only when the helper runs."""
+    args = list(ARGS[helper])
+    args[probed + 1] = size
+    theirs, ours = verdicts(helper, probed, "rdonly_map", maps, tuple(args))
     assert ours == theirs

@@ -697,6 +697,50 @@ def test_a_variable_offset_store_reaching_a_dynptr_destroys_it():
     agree(ours_, None, kernel_text=theirs_)
 
 
+# a local dynptr at r10 - 24 over a map value (its fd ``{fd}``), then a slice of it in r7
+LOCAL_DYNPTR = ("r6 = r1\n*(u32 *)(r10 - 4) = 0\nr1 = map_fd({fd}) ll\nr2 = r10\nr2 += -4\n"
+                "call 1\nif r0 == 0 goto out\nr1 = r0\nr2 = 16\nr3 = 0\nr4 = r10\n"
+                f"r4 += -24\ncall {isa.HELPER_IDS['dynptr_from_mem']}\n")
+SLICE_OF_24 = {
+    "dynptr_data": f"r1 = r10\nr1 += -24\nr2 = 0\nr3 = 8\ncall {isa.HELPER_IDS['dynptr_data']}\n",
+    "bpf_dynptr_slice": "r1 = r10\nr1 += -24\nr2 = 0\nr3 = 0\nr4 = 8\n"
+                        "call KFUNC(bpf_dynptr_slice)\n",
+    "bpf_dynptr_slice_rdwr": "r1 = r10\nr1 += -24\nr2 = 0\nr3 = 0\nr4 = 8\n"
+                             "call KFUNC(bpf_dynptr_slice_rdwr)\n",
+}
+# a byte stored at r10 - 32 or r10 - 24 (the dynptr's first slot), by the packet's length
+VAR_STORE_REACHING_24 = ("r3 = *(u32 *)(r6 + 0)\nr3 &= 8\nr2 = r10\nr2 += -32\nr2 += r3\n"
+                         "*(u8 *)(r2 + 0) = 1\n")
+
+
+def _agree_on_read_through_slice_after(store: str, slice_: str, expected: str | None):
+    """:func:`agree` on the program: the slice of the local dynptr, ``store``, then a
+    read through the slice."""
+    text = (LOCAL_DYNPTR + SLICE_OF_24[slice_] + "if r0 == 0 goto out\nr7 = r0\n" + store +
+            "r0 = *(u8 *)(r7 + 0)\nout:\nr0 = 0\nexit")
+    ours_, theirs_ = _kfuncs(text)
+    mine = Map.create("array", 4, 16, 1)
+    with kernel.KernelMap("array", 4, 16, 1) as k:
+        agree(ours_.format(fd=mine.fd), expected, kernel_text=theirs_.format(fd=k.fd))
+
+
+@pytest.mark.parametrize("store", [VAR_STORE_REACHING_24, "*(u8 *)(r10 - 24) = 1\n"],
+                         ids=["variable_offset", "fixed_offset"])
+def test_a_store_destroying_a_dynptr_ends_its_bpf_dynptr_data_slice(store):
+    """destroy_if_dynptr_stack_slot marks invalid every PTR_TO_MEM of the dynptr's
+    dynptr_id: bpf_dynptr_data's slice is an unknown scalar after (pyebpf kept it)."""
+    _agree_on_read_through_slice_after(store, "dynptr_data", "R7 invalid mem access 'scalar'")
+
+
+@pytest.mark.parametrize("slice_", ["bpf_dynptr_slice", "bpf_dynptr_slice_rdwr"])
+@pytest.mark.parametrize("store", [VAR_STORE_REACHING_24, "*(u8 *)(r10 - 24) = 1\n"],
+                         ids=["variable_offset", "fixed_offset"])
+def test_a_store_destroying_a_dynptr_keeps_its_kfunc_slices(store, slice_):
+    """destroy_if_dynptr_stack_slot's type filter is exactly PTR_TO_MEM (or its
+    _OR_NULL): a kfunc's slice, PTR_TO_MEM | DYNPTR_TYPE_LOCAL, stays readable."""
+    _agree_on_read_through_slice_after(store, slice_, None)
+
+
 def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
     """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
     are refused (found by the random programs, seed wide1205)."""

@@ -154,12 +154,15 @@ class DynptrCalls:
 
     def destroy_dynptr(self, st, pc: int, frame, addr: int) -> None:
         """destroy_if_dynptr_stack_slot: a write into either slot of a dynptr makes
-        both ordinary invalid stack; a referenced dynptr may not be overwritten."""
+        both ordinary invalid stack, and its bpf_dynptr_data slices unknown scalars
+        (dynptrs need bpf_capable: mark_reg_invalid of a privileged loader); a
+        referenced dynptr may not be overwritten."""
         s = self._slot(frame, addr, create=False)
         if not is_dynptr_slot(s) or s.spill is None:
             return
         if s.spill.ref:
             self.refuse(pc, "cannot overwrite referenced dynptr")
+        dynptr_id = s.spill.id
         base = addr - addr % 8 - (8 if s.spill.size == 2 else 0)
         self.lv.write(frame.frameno, 3 << (-base - 16) // 8)
         for a in (base, base + 8):
@@ -167,6 +170,12 @@ class DynptrCalls:
             if part is not None:
                 part.kinds = [STACK_INVALID] * 8
                 part.spill = None
+        # the kernel ends the plain PTR_TO_MEM registers of its dynptr_id, so not a
+        # kfunc's slice (typed DYNPTR_TYPE_*): pyebpf gives a dynptr_id only to
+        # bpf_dynptr_data's slices
+        for r in st.all_regs():
+            if r.dynptr_id == dynptr_id:
+                r.mark_unknown()
 
     def dynptr_slice(self, pc: int, name: str, buf: Reg, size: Reg, dynptr: Reg) -> Reg:
         """check_kfunc_call's bpf_dynptr_slice(_rdwr): memory of the constant size, or

@@ -1764,7 +1764,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     r.type = SCALAR
                     r.id = r.ref = 0
                     r.map = None
-                    r.range = r.size = r.off = r.frame = 0
+                    r.range = r.size = r.off = r.frame = r.dynptr_id = 0
                     if ref and ref == rid:
                         # only the acquired pointer's NULL drops the reference: a NULL
                         # cast of it (bpf_tcp_sock) leaves the socket to release
@@ -1910,11 +1910,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 r.id = self.new_id()
             regs[0] = r
         elif proto.ret == helpers.DYNPTR_MEM_OR_NULL:
-            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size
+            # RET_PTR_TO_DYNPTR_MEM_OR_NULL: writable memory of the constant size; its
+            # dynptr_id names the dynptr whose destruction ends it
             r = Reg(PTR_TO_MEM | DYNPTR_MEM | MAYBE_NULL)
             r.mark_known(0)
             r.size = meta["ringbuf_size"]
             r.id = self.new_id()
+            r.dynptr_id = meta["dynptr"].id
             # is_dynptr_ref_function: a ring buffer dynptr's memory ends with its record
             r.ref = meta["dynptr"].ref
             regs[0] = r
@@ -2022,12 +2024,13 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                            helpers.VALUE_OR_NULL))
 
     def _is_mem(self, reg: Reg, kind: str) -> bool:
-        """check_reg_type for a memory argument: one of mem_types; a dynptr slice only
-        for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a map's key or
-        value), and a read-only one (MEM_RDONLY) only where the argument is MEM_RDONLY
-        too."""
+        """check_reg_type for a memory argument: one of mem_types; a kfunc's dynptr
+        slice only for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a
+        map's key or value), and a read-only one (MEM_RDONLY) only where the argument
+        is MEM_RDONLY too; bpf_dynptr_data's slice (the one with a dynptr_id), plain
+        PTR_TO_MEM to the kernel, for any."""
         return reg.type in self._MEM_TYPES or (
-            kind not in self._MAP_ARGS and
+            (kind not in self._MAP_ARGS or reg.dynptr_id) and
             reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB, PTR_TO_MEM | DYNPTR_MEM) and
             (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY))
 
@@ -2116,6 +2119,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in helpers.FIXED_SIZES:
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             self.helper_mem(st, pc, regno, reg, helpers.FIXED_SIZES[kind], False, False)
             return
         if kind in self._DYNPTR_ARGS:
@@ -2142,6 +2146,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if kind in self._MAP_ARGS:
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             m = meta["map"]
             if m is None:
                 self.refuse(pc, "invalid map_ptr to access map->key")
@@ -2162,6 +2167,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     helpers.WRITE_MEM_OR_NULL):
             if not self._is_mem(reg, kind):
                 self._type_error(pc, regno, reg, kind)
+            self.one_ref_arg(pc, regno, reg, meta)
             meta["mem_write"] = kind == helpers.UNINIT_MEM
             meta["mem_initialised_write"] = kind in (helpers.WRITE_MEM,
                                                      helpers.WRITE_MEM_OR_NULL)
@@ -2210,9 +2216,20 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             if reg.off or not reg.is_const or reg.value:
                 self.refuse(pc, f"R{regno} must have zero offset when passed to release "
                                 f"func or trusted arg to kfunc")
+            self.one_ref_arg(pc, regno, reg, meta)
             meta["release"] = reg.ref
             return
         raise AssertionError(kind)
+
+    def one_ref_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
+        """check_func_arg: at most one argument of a call holds a reference (a socket
+        and a ring buffer record are two); checked once the argument's type is."""
+        if not reg.ref:
+            return
+        if meta.get("ref_obj_id"):
+            self.refuse(pc, f"more than one arg with ref_obj_id R{regno} {reg.ref} "
+                            f"{meta['ref_obj_id']}", errno=EFAULT)
+        meta["ref_obj_id"] = reg.ref
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
         """get_constant_map_key: the key's value when the stack holds it as zeroes or

@@ -6,7 +6,7 @@ cimport cython
 @cython.final
 cdef class Reg:
     cdef public object type, off, var, smin, smax, umin, umax, s32min, s32max, \
-        u32min, u32max, id, ref, range, map, size, frame, precise
+        u32min, u32max, id, ref, range, map, size, frame, precise, dynptr_id
 
     cpdef Reg copy(self)
     cpdef Reg mark_known(self, v)

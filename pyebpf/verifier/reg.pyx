@@ -44,7 +44,8 @@ cdef class Reg:
     ``id`` (shared by copies: NULL checks and packet ranges reach all of them),
     ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
     (the map a map pointer or map value belongs to; the BTF struct a ``PTR_TO_BTF_ID``
-    points at), ``size`` (memory size) and
+    points at), ``size`` (memory size), ``dynptr_id`` (a dynptr slice's dynptr, by
+    its id) and
     ``frame`` (the frame a stack pointer points into); ``precise``: a scalar of a
     checkpoint whose value some later decision depended on (the kernel's precision
     marks: only these scalars must match for a path to be pruned)."""
@@ -55,7 +56,7 @@ cdef class Reg:
         self.var = _UNKNOWN
         self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, ZERO, _M64
         self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, ZERO, _M32
-        self.id = self.ref = self.range = self.size = self.frame = ZERO
+        self.id = self.ref = self.range = self.size = self.frame = self.dynptr_id = ZERO
         self.map = None
         self.precise = False
 
@@ -68,6 +69,7 @@ cdef class Reg:
         r.s32min, r.s32max, r.u32min, r.u32max = \
             self.s32min, self.s32max, self.u32min, self.u32max
         r.precise = self.precise
+        r.dynptr_id = self.dynptr_id
         return r
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------
@@ -82,6 +84,7 @@ cdef class Reg:
     def mark_unknown(self) -> Reg:
         self.type = SCALAR
         self.off = self.id = self.ref = self.range = self.size = self.frame = ZERO
+        self.dynptr_id = ZERO
         self.map = None
         self.var = _UNKNOWN
         return self.mark_unbounded()
@@ -107,7 +110,7 @@ cpdef Reg scalar(object v=None):
     instructions: every immediate operand and every helper's result is one)."""
     cdef Reg r = Reg.__new__(Reg)
     r.type = SCALAR
-    r.off = r.id = r.ref = r.range = r.size = r.frame = ZERO
+    r.off = r.id = r.ref = r.range = r.size = r.frame = r.dynptr_id = ZERO
     r.map = None
     r.precise = False
     if v is None:
@@ -195,7 +198,8 @@ cdef inline bint _exact_fields(Reg old, Reg cur):
             old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
             old.s32min == cur.s32min and old.s32max == cur.s32max and
             old.u32min == cur.u32min and old.u32max == cur.u32max and
-            old.range == cur.range and old.size == cur.size and old.frame == cur.frame)
+            old.range == cur.range and old.size == cur.size and old.frame == cur.frame and
+            old.dynptr_id == cur.dynptr_id)
 
 
 cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
@@ -231,9 +235,10 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
     if (old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META) and \
             old.range > cur.range:
         return False
-    if old.type & 0xFF == PTR_TO_MEM and old.range != cur.range:
-        # a dynptr slice's stack buffer (``range``) lies in the bytes regsafe's memcmp
-        # compares for PTR_TO_MEM
+    if old.type & 0xFF == PTR_TO_MEM and (old.range != cur.range or
+                                          old.dynptr_id != cur.dynptr_id):
+        # a dynptr slice's stack buffer (``range``) and its dynptr_id lie in the bytes
+        # regsafe's memcmp compares for PTR_TO_MEM
         return False
     if not (range_within(old, cur) and _tnum_in(old.var, cur.var)):
         return False
@@ -271,14 +276,15 @@ cpdef bint same_raw(Reg a, Reg b):
             a.smin == b.smin and a.smax == b.smax and a.umin == b.umin and
             a.umax == b.umax and a.s32min == b.s32min and a.s32max == b.s32max and
             a.u32min == b.u32min and a.u32max == b.u32max and a.id == b.id and
-            a.ref == b.ref and a.range == b.range and a.size == b.size)
+            a.ref == b.ref and a.range == b.range and a.size == b.size and
+            a.dynptr_id == b.dynptr_id)
 
 
 cpdef tuple sig(Reg r):
     """What an exact comparison of the register looks at, ids aside (signature's part
     for one register): the map by identity."""
     return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-            r.u32min, r.u32max, r.range, r.size, r.frame, id(r.map))
+            r.u32min, r.u32max, r.range, r.size, r.frame, r.dynptr_id, id(r.map))
 
 
 def signature(st, list live_regs) -> tuple:
@@ -369,4 +375,4 @@ def fields_as_members(type cls, names) -> None:
 
 fields_as_members(Reg, ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min",
                         "s32max", "u32min", "u32max", "id", "ref", "range", "map", "size",
-                        "frame", "precise"))
+                        "frame", "precise", "dynptr_id"))

@@ -123,12 +123,13 @@ def check_arg(v, st, pc: int, regno: int, reg: Reg, kind: str, meta: dict) -> No
         v.refuse(pc, f"R{regno} type={type_str(reg.type)} expected={', '.join(EXPECTED[kind])}")
     if reg.type == PTR_TO_BTF_ID and not holds_struct(reg.map, reg.off, "sock_common"):
         v.refuse(pc, f"R{regno} is of type {reg.map.name} but sock_common is expected")
-    if reg.ref:
-        meta["ref"] = reg.ref
     if kind == SOCK_RELEASE:
         if not reg.ref:
             v.refuse(pc, f"R{regno} must be referenced when passed to release function")
         meta["release"] = reg.ref
+    if reg.ref:
+        meta["ref"] = reg.ref
+    v.one_ref_arg(pc, regno, reg, meta)
 
 
 def holds_struct(struct, off: int, name: str) -> bool:
