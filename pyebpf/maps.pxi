@@ -772,7 +772,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         store_free(m.inner)
         store_free(m.perf_cpu)
         store_free(m.counters)
-        free(m.events)
+        store_free(m.events)
         store_free(m.values)
         store_free(m.keys)
         store_free(m.next)
