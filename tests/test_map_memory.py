@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import child_python
 
-from pyebpf import Map
+from pyebpf import Map, pin_format
 from pyebpf.isa import BPF_F_NO_COMMON_LRU
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux",
 ENTRIES = 1 << 20
 VALUE = 256                                     # 256 MiB of values in all
 BOUND = 32 << 20                                # what a million untouched slots may cost
+ENTRIES_BIG, VALUE_BIG = 1 << 16, 4096          # 256 MiB of values, few nodes
 
 
 def _resident():
@@ -80,6 +81,24 @@ def test_a_used_lru_maps_untouched_nodes_stay_untouched():
         return m
     grown = _grown_by(make)
     assert grown < BOUND, f"a 16M-entry LRU hash with 666 elements made {grown >> 20} MiB resident"
+
+
+
+@pytest.mark.parametrize("flags", [0, BPF_F_NO_COMMON_LRU])
+def test_loading_a_big_lru_from_a_pin_makes_resident_only_what_the_pin_holds(flags):
+    # loading empties the map first (_map_reset): its values and buckets zero again as
+    # pages given back (map_memory.pxi, store_zero), not written over with zeros.  Its
+    # per-node lists are still all written (pin_format.pyx, _load_lru), 12 bytes a node
+    def make():
+        m = Map.create("lru_hash", 8, VALUE_BIG, ENTRIES_BIG, flags=flags, ncpu=2)
+        pin_format.load(m, pin_format.dump(pinned))
+        return m
+    pinned = Map.create("lru_hash", 8, VALUE_BIG, ENTRIES_BIG, flags=flags, ncpu=2)
+    for k in range(100):
+        pinned[k.to_bytes(8, "little")] = bytes([k]) * VALUE_BIG
+    grown = _grown_by(make)
+    assert grown < BOUND, (f"a {ENTRIES_BIG}-entry LRU hash of {VALUE_BIG}-byte values "
+                           f"loaded with 100 elements made {grown >> 20} MiB resident")
 
 
 DROPPED_MAP = """
