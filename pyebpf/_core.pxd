@@ -332,7 +332,7 @@ ctypedef struct MapStore:
     uint64_t* counters        # perf event arrays: each slot's counter, enabled and running
                               # times (perf_event_read, perf_event_read_value)
     uint8_t* events           # perf event arrays: (u32 cpu, u32 len, bytes) records
-    size_t events_len, events_cap
+    size_t events_len
     uint64_t cons_pos, prod_pos, pend_pos   # ring buffers, as the kernel's; queues and
                                             # stacks: their oldest value, the next push
     bint rb_busy              # user ring buffers: a bpf_user_ringbuf_drain is consuming

@@ -40,6 +40,8 @@ cdef bint _grow(void** buf, size_t* cap, size_t n, size_t item) noexcept nogil:
     if n < cap[0]:
         return True
     new_cap = cap[0] * 2 if cap[0] else 256
+    while new_cap <= n:         # n may be past twice the room: grow until it fits
+        new_cap *= 2
     p = realloc(buf[0], new_cap * item)
     if p == NULL:
         return False

@@ -303,8 +303,12 @@ cdef uint64_t _perf_event_output(Vm* vm, uint64_t r1, uint64_t r2, uint64_t flag
     total = <uint32_t>(size + ctxlen)
     if m.events_len + 8 + total > PERF_EVENTS_MAX:
         return err(ENOSPC)
-    if not _grow(<void**>&m.events, &m.events_cap, m.events_len + 8 + total, 1):
-        return err(ENOSPC)
+    if m.events == NULL:
+        # the map's own store of PERF_EVENTS_MAX bytes, as the reader's perf ring is
+        # one fixed mapping (perf_mmap): its pages cost memory only as events reach them
+        m.events = <uint8_t*>pyebpf_store_alloc(PERF_EVENTS_MAX, 1)
+        if m.events == NULL:
+            return err(ENOSPC)
     rec = m.events + m.events_len
     memcpy(rec, &cpu, 4)
     memcpy(rec + 4, &total, 4)

@@ -10,6 +10,8 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <stdlib.h>
+    #include <string.h>
+    #include <unistd.h>
     #include <sys/mman.h>
     /* Each store starts one cache line past its block: the line holds the mapping's
        length (0 for a calloc'd block), so a store is freed knowing only its address. */
@@ -37,6 +39,26 @@ cdef extern from *:
         return p + PYEBPF_STORE_HEAD;
     }
 
+    /* The first len bytes of a store zero again.  A mapped store's whole pages are
+       given back (madvise MADV_DONTNEED: a private anonymous page reads as zero after
+       it, and costs nothing until written), so emptying a big map leaves resident only
+       what is written after; the rest, and a calloc'd store, are memset. */
+    static void pyebpf_store_zero(void *store, size_t len) {
+        unsigned char *p = store, *start, *end;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        if (store == NULL || len == 0)
+            return;
+        start = (unsigned char *)(((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1));
+        end = (unsigned char *)(((uintptr_t)p + len) & ~(uintptr_t)(page - 1));
+        if (*(size_t *)(p - PYEBPF_STORE_HEAD) && end > start
+                && madvise(start, (size_t)(end - start), MADV_DONTNEED) == 0) {
+            memset(p, 0, (size_t)(start - p));
+            memset(end, 0, (size_t)(p + len - end));
+            return;
+        }
+        memset(p, 0, len);
+    }
+
     static void pyebpf_store_free(void *store) {
         unsigned char *p;
         size_t total;
@@ -52,6 +74,7 @@ cdef extern from *:
     """
     void* pyebpf_store_alloc(size_t n, size_t size) nogil
     void pyebpf_store_free(void* store) nogil
+    void pyebpf_store_zero(void* store, size_t len) nogil
 
 
 cdef void* store_zalloc(size_t n, size_t size) except NULL:
@@ -60,6 +83,12 @@ cdef void* store_zalloc(size_t n, size_t size) except NULL:
     if p == NULL:
         raise MemoryError()
     return p
+
+
+cdef inline void store_zero(void* store, size_t len) noexcept nogil:
+    """The first ``len`` bytes of a store (store_zalloc) zero, a big store's pages
+    no longer resident."""
+    pyebpf_store_zero(store, len)
 
 
 cdef inline void store_free(void* store) noexcept nogil:

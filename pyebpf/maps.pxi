@@ -772,7 +772,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         store_free(m.inner)
         store_free(m.perf_cpu)
         store_free(m.counters)
-        free(m.events)
+        store_free(m.events)
         store_free(m.values)
         store_free(m.keys)
         store_free(m.next)
@@ -1132,18 +1132,18 @@ cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
         # elements past the high-water mark were never written
         used = min(used, <size_t>m.elem_hwm * m.ncpu * m.stride)
     if m.values != NULL and not fresh:
-        memset(m.values, 0, used)
+        store_zero(m.values, used)
     if m.buckets != NULL and not fresh:
-        memset(m.buckets, 0, m.n_buckets * sizeof(int32_t))
+        store_zero(m.buckets, m.n_buckets * sizeof(int32_t))
     m.free_head = m.node_free = NO_ELEM
     m.elem_hwm = m.node_hwm = 0
     if m.perf_cpu != NULL:
         for k in range(m.max_entries):
             m.perf_cpu[k] = -1
         if not fresh:
-            memset(m.counters, 0, 3 * <size_t>m.max_entries * sizeof(uint64_t))
+            store_zero(m.counters, 3 * <size_t>m.max_entries * sizeof(uint64_t))
     if m.st_nr != NULL and not fresh:
-        memset(m.st_nr, 0, m.n_buckets * sizeof(uint32_t))
+        store_zero(m.st_nr, m.n_buckets * sizeof(uint32_t))
     if m.lru_prev != NULL:
         lru_populate(m)         # the LRU's lists hold the free elements
         m.elem_hwm = m.max_entries

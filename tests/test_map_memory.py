@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import child_python
 
-from pyebpf import Map
+from pyebpf import Map, pin_format
 from pyebpf.isa import BPF_F_NO_COMMON_LRU
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux",
 ENTRIES = 1 << 20
 VALUE = 256                                     # 256 MiB of values in all
 BOUND = 32 << 20                                # what a million untouched slots may cost
+ENTRIES_BIG, VALUE_BIG = 1 << 16, 4096          # 256 MiB of values, few nodes
 
 
 def _resident():
@@ -82,6 +83,24 @@ def test_a_used_lru_maps_untouched_nodes_stay_untouched():
     assert grown < BOUND, f"a 16M-entry LRU hash with 666 elements made {grown >> 20} MiB resident"
 
 
+
+@pytest.mark.parametrize("flags", [0, BPF_F_NO_COMMON_LRU])
+def test_loading_a_big_lru_from_a_pin_makes_resident_only_what_the_pin_holds(flags):
+    # loading empties the map first (_map_reset): its values and buckets zero again as
+    # pages given back (map_memory.pxi, store_zero), not written over with zeros.  Its
+    # per-node lists are still all written (pin_format.pyx, _load_lru), 12 bytes a node
+    def make():
+        m = Map.create("lru_hash", 8, VALUE_BIG, ENTRIES_BIG, flags=flags, ncpu=2)
+        pin_format.load(m, pin_format.dump(pinned))
+        return m
+    pinned = Map.create("lru_hash", 8, VALUE_BIG, ENTRIES_BIG, flags=flags, ncpu=2)
+    for k in range(100):
+        pinned[k.to_bytes(8, "little")] = bytes([k]) * VALUE_BIG
+    grown = _grown_by(make)
+    assert grown < BOUND, (f"a {ENTRIES_BIG}-entry LRU hash of {VALUE_BIG}-byte values "
+                           f"loaded with 100 elements made {grown >> 20} MiB resident")
+
+
 DROPPED_MAP = """
 import ctypes, sys
 from pyebpf import Map
@@ -117,6 +136,54 @@ def test_a_dropped_maps_memory_goes_back_to_the_system(threshold):
     grown = int(out)
     assert grown < 8 << 20, (f"a dropped 16 MiB array left {grown >> 20} MiB resident "
                              f"({threshold} mmap threshold)")
+
+
+UNDRAINED_EVENTS = """
+import ctypes, sys
+import pyebpf
+from pyebpf import Map
+if sys.argv[1] == "raised":
+    libc = ctypes.CDLL(None)
+    assert libc.mallopt(-3, 32 << 20) == 1 and libc.mallopt(-1, 64 << 20) == 1
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+FRAME = bytes(16 << 10)
+events = Map.create("perf_event_array", 4, 4, 1)
+events.open(0, cpu=0)
+# bpf_perf_event_output of 8 stack bytes and the whole 16 KiB frame, BPF_F_CURRENT_CPU
+prog = pyebpf.Program(pyebpf.asm.assemble(f\"\"\"
+    r0 = 0
+    *(u64 *)(r10 - 8) = r0
+    r2 = map_fd({events.fd}) ll
+    r3 = {(len(FRAME) << 32) | 0xFFFFFFFF} ll
+    r4 = r10
+    r4 += -8
+    r5 = 8
+    call 25
+    exit\"\"\"), "sched_cls")
+prog.run(FRAME, cpu=0)          # what running costs (a JIT's compiler) is not the map's
+events.drain()
+before = resident()
+for _ in range(768):
+    assert prog.run(FRAME, cpu=0).retval == 0
+kept = bytearray(1 << 20)
+events.close()
+del events, prog
+print(resident() - before)
+"""
+
+
+@pytest.mark.parametrize("threshold", ["glibc's", "raised"])
+def test_a_dropped_perf_event_arrays_undrained_events_go_back_to_the_system(threshold):
+    # 12 MiB of undrained events are a store of the map's own (map_helpers.pxi,
+    # bpf_perf_event_output), not a heap block that stays resident under ``kept``
+    env, cwd = child_python()
+    out = subprocess.run([sys.executable, "-c", UNDRAINED_EVENTS, threshold], env=env,
+                         cwd=cwd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    grown = int(out.stdout)
+    assert grown < 4 << 20, (f"a dropped perf event array left {grown >> 20} MiB of its "
+                             f"12 MiB of events resident ({threshold} mmap threshold)")
 
 
 IMPORT_KEEPS_MALLOC = """
