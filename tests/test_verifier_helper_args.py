@@ -173,11 +173,9 @@ def _program(helper: str, probed: int, probe: str, args: tuple | None = None) ->
 
 
 def _cases():
-    for helper, args in ARGS.items():
-        for i, arg in enumerate(args):
-            if arg in ("mem", "fix"):
-                for probe in PROBES:
-                    yield pytest.param(helper, i, probe, id=f"{helper}-arg{i + 1}-{probe}")
+    return [pytest.param(helper, i, probe, id=f"{helper}-arg{i + 1}-{probe}")
+            for helper, args in ARGS.items() for i, arg in enumerate(args)
+            if arg in ("mem", "fix") for probe in PROBES]
 
 
 def _kernel_maps():
