@@ -104,7 +104,9 @@ def make_capture(path, n, mixed):
 def child(cmd, cwd):
     """(wall seconds, CPU seconds, peak RSS in MB) of one child process; CPU time and
     RSS as GNU time reports them (the rusage of a child forked from this process would
-    count the fork's copy of it)."""
+    count the fork's copy of it).  The earlier runs' writes reach the disk first
+    (a 10 M-frame run writes up to 4 GB): their write-back would fall on this run."""
+    os.sync()
     start = time.perf_counter()
     done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", "rss.txt", *cmd],
                           cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
