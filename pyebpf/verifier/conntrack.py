@@ -16,6 +16,7 @@ from __future__ import annotations
 from .. import isa
 from ..btf import Kind
 from ..btf.relo import target_btf
+from .errnos import Refusal
 from .state import MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_CTX, SCALAR, Reg, type_str
 
 #: the kfuncs this module checks: every one of the conntrack set
@@ -92,7 +93,6 @@ class ConntrackCalls:
                             f"or trusted arg to kfunc")
 
     def _ct_mem(self, st, pc, regno: int, reg: Reg, size: int, where) -> None:
-        from .interp import Refusal
         try:
             self.helper_mem(st, pc, regno, reg, size, True, False)
         except Refusal as exc:

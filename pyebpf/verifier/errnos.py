@@ -112,3 +112,13 @@ def errno_of(message: str) -> int:
         if pattern.match(message):
             return code
     return EACCES
+
+
+class Refusal(Exception):
+    """The kernel's refusal: its message lines, the instruction, and the errno
+    BPF_PROG_LOAD gives for it when the refusing check chooses one (else the one its
+    words give: :func:`errno_of`)."""
+
+    def __init__(self, lines: list[str], pc: int, errno: int | None = None):
+        super().__init__(lines[-1])
+        self.lines, self.pc, self.errno = lines, pc, errno

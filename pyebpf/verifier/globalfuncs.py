@@ -43,6 +43,7 @@ from ..btf.types import Kind
 from ..errors import VerifierError
 from . import tnum
 from .dynptrs import SKB, const_dynptr_reg
+from .errnos import Refusal
 from .state import (CONST_PTR_TO_DYNPTR, MAYBE_NULL, MEM_RCU, PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_STACK, PTR_UNTRUSTED, SCALAR, Frame, Reg, VState, scalar, type_str)
@@ -408,7 +409,6 @@ class GlobalCalls:
             self.log.add(func.error)
             self.unreliable.add(target)
             return
-        from .interp import Refusal
         regs = st.cur.regs
         for i, arg in enumerate(func.args):
             regno = i + 1
@@ -523,7 +523,6 @@ class GlobalCalls:
         NULL; anything else must be trusted (is_trusted_reg: referenced, or a trusted BTF
         pointer), then check_reg_type's: a BTF pointer (one that may be NULL only where
         the argument may be) to the struct, at its start."""
-        from .interp import Refusal
         if arg.nullable and reg.type == SCALAR and reg.is_const and reg.value == 0:
             return
         base, flags = reg.type & 0xff, reg.type & ~0xff & ~MAYBE_NULL
@@ -541,7 +540,6 @@ class GlobalCalls:
     def _check_dynptr_reg(self, st, pc, regno, reg: Reg, invalid: str) -> None:
         """check_func_arg_reg_off and process_dynptr_func for a dynptr argument
         (ARG_PTR_TO_DYNPTR | MEM_RDONLY): an initialised dynptr of any type."""
-        from .interp import Refusal
         if reg.type == CONST_PTR_TO_DYNPTR:
             self._check_arg_reg_off(pc, regno, reg, invalid)
         try:
@@ -584,7 +582,6 @@ class GlobalCalls:
         reg.type = base
         st.cur.regs[regno] = reg
         try:
-            from .interp import Refusal
             try:
                 self.helper_mem(st, pc, regno, reg, size, False, True)
                 self.helper_mem(st, pc, regno, reg, size, True, True)

@@ -19,6 +19,7 @@ from . import bounds, helpers, precision, rules, scc, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
+from .errnos import Refusal
 from .exceptions import ExceptionRules, is_throw
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls, exception_cb_pc
@@ -115,16 +116,6 @@ _ALIGN_DESC = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", PTR_TO_CTX: "
                PTR_TO_STACK: "stack ", PTR_TO_SOCKET: "sock ",
                PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock ",
                PTR_TO_XDP_SOCK: "xdp_sock "}
-
-class Refusal(Exception):
-    """The kernel's refusal: its message lines, the instruction, and the errno
-    BPF_PROG_LOAD gives for it when the refusing check chooses one (else the one its
-    words give: :func:`.errnos.errno_of`)."""
-
-    def __init__(self, lines: list[str], pc: int, errno: int | None = None):
-        super().__init__(lines[-1])
-        self.lines, self.pc, self.errno = lines, pc, errno
-
 
 # per instruction class (BPF_CLASS): (a jump, 64-bit: Op.is_64)
 _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64, isa.BPF_JMP))

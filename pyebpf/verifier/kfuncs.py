@@ -32,7 +32,7 @@ from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
 from .alloc import NEW, REFCOUNT_ACQUIRE
 from .dynptrs import dynptr_rdonly, dynptr_type
-from .errnos import errno_of
+from .errnos import Refusal, errno_of
 from . import bounds, sockets
 from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
 from .lists import LIST_KFUNCS
@@ -608,7 +608,6 @@ class KfuncCalls:
         so stack holding a dynptr or an iterator is refused.  A NULL buffer's 0 is made
         precise (check_kfunc_args: the 6.18 log walks it back once, before the size),
         as the slice's state depends on there being no buffer."""
-        from .interp import Refusal
         if reg.is_null():
             self._needs(st, regno)
             return
