@@ -240,6 +240,71 @@ def test_a_read_past_the_value_is_refused(kernel_oracle, kind):
     assert "invalid access to map value, value_size=8 off=8 size=8" in mine
 
 
+# the kfuncs that acquire an owner (here pid 1's task, the root cgroup) and release it
+ACQUIRE = {TASK_STORAGE: ("bpf_task_from_pid", "bpf_task_release"),
+           CGRP_STORAGE: ("bpf_cgroup_from_id", "bpf_cgroup_release")}
+
+
+def _owner_and_record(kind, fd: int, ring: int, kfunc_id) -> str:
+    """The get given an acquired owner (r7) and a ring buffer record as its value (r8),
+    each holding a reference; both released after."""
+    acquire, release = ACQUIRE[kind]
+    return f"""
+        r1 = 1
+        call kfunc {kfunc_id(acquire)}
+        if r0 == 0 goto out
+        r7 = r0
+        r1 = map_fd({ring}) ll
+        r2 = 8
+        r3 = 0
+        call 131
+        if r0 != 0 goto have
+        r1 = r7
+        call kfunc {kfunc_id(release)}
+        goto out
+    have:
+        r8 = r0
+        r1 = map_fd({fd}) ll
+        r2 = r7
+        r3 = r8
+        r4 = 0
+        call {OWNERS[kind][0]}
+        r1 = r8
+        r2 = 0
+        call 133
+        r1 = r7
+        call kfunc {kfunc_id(release)}
+    out:
+        r0 = 0
+        exit"""
+
+
+@KINDS
+def test_an_acquired_owner_and_a_ring_buffer_record_are_two_references_too_many(
+        kernel_oracle, kind):
+    """check_func_arg: a helper's arguments hold at most one reference between them, a
+    task or cgroup acquired by a kfunc counting as a socket does (pyebpf checked
+    sockets and ring buffer records only); EACCES, and the ids the kernel's."""
+    from pyebpf.errors import KernelError, VerifierError
+    from pyebpf.kernel.vmlinux import kfunc_btf_id
+    sizes = (4, 8, 0, NO_PREALLOC)
+    ours, ring = Map.create(kind, *sizes), Map.create(T.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096)
+    with pytest.raises(VerifierError) as mine:
+        pyebpf.Program(asm.assemble(_owner_and_record(kind, ours.fd, ring.fd,
+                                                      isa.KFUNC_IDS.__getitem__)),
+                       "sched_cls")
+    count_comparison()
+    with kernel_oracle.KernelMap(kind, *sizes) as theirs, \
+            kernel_oracle.KernelMap(T.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096) as their_ring:
+        with pytest.raises(KernelError) as kernel:
+            kernel_oracle.KernelProgram(asm.assemble(_owner_and_record(
+                kind, theirs.fd, their_ring.fd, lambda name: kfunc_btf_id(name, 0))),
+                "sched_cls").close()
+    message = "more than one arg with ref_obj_id R3 4 2"
+    assert (message in str(kernel.value), kernel.value.errno) == (True, errno.EACCES)
+    assert (message in str(mine.value), mine.value.errno) == (True, errno.EACCES)
+
+
 # --- a libbpf-style object ----------------------------------------------------------------
 
 RUNS = """

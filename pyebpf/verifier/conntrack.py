@@ -114,6 +114,10 @@ class ConntrackCalls:
         r = Reg(PTR_TO_BTF_ID | MAYBE_NULL)
         r.mark_known(0)
         r.map = _struct(_base(k.ret)[1])
+        if k.flags & isa.KF_RET_NULL:
+            # check_kfunc_call: is_kfunc_ret_null's id for the NULL check comes first,
+            # then acquire_reference's, which replaces it
+            self.new_id()
         r.id = r.ref = self.new_id()
         st.refs[r.ref] = pc
         return r

@@ -2055,6 +2055,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             name, nullable = helpers.BTF_ARGS[kind]
             if not (nullable and reg.is_null()):
                 self.btf_arg(pc, regno, reg, name)
+                self.one_ref_arg(pc, regno, reg, meta)
             return
         if kind == helpers.KPTR_DEST:
             self.kptr_dest_arg(pc, regno, reg, meta)
@@ -2213,13 +2214,14 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         raise AssertionError(kind)
 
     def one_ref_arg(self, pc: int, regno: int, reg: Reg, meta: dict) -> None:
-        """check_func_arg: at most one argument of a call holds a reference (a socket
-        and a ring buffer record are two); checked once the argument's type is."""
+        """check_func_arg: at most one argument of a call holds a reference (a socket,
+        a task or cgroup acquired, a ring buffer record: any two); checked once the
+        argument's type is.  6.18 refuses with EACCES and no newline after the message."""
         if not reg.ref:
             return
         if meta.get("ref_obj_id"):
             self.refuse(pc, f"more than one arg with ref_obj_id R{regno} {reg.ref} "
-                            f"{meta['ref_obj_id']}", errno=EFAULT)
+                            f"{meta['ref_obj_id']}", errno=EACCES)
         meta["ref_obj_id"] = reg.ref
 
     def _const_stack_key(self, st: VState, reg: Reg, size: int):
