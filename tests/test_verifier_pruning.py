@@ -48,3 +48,22 @@ def test_dynptr_slices_over_different_stack_buffers_are_not_equivalent():
     theirs, ours = logs(theirs_text, ours_text=ours_text)
     assert any("buf=fp[0]-48+8" in line for line in theirs), theirs
     assert ours == theirs
+
+
+def test_a_packet_pointer_known_beyond_pkt_end_prunes_only_another_known_beyond():
+    """regsafe: a packet pointer's range must cover the old one's, but a pointer known to
+    lie beyond pkt_end (BEYOND_PKT_END, printed r=0xfffffffffffffffe) or at it matches
+    only the same: a path whose pointer was checked (r=14) is not pruned by a checkpoint
+    where it was beyond, which pyebpf compared as the number -2 and pruned; found on
+    cilium's tail_nodeport_nat_egress_ipv6 (11,569 instructions processed, the kernel's
+    11,626)."""
+    theirs, ours = logs(
+        "r6 = r1\ncall 7\nr7 = r0\nr2 = *(u32 *)(r6 + 76)\nr3 = *(u32 *)(r6 + 80)\n"
+        "r1 = r2\nr1 += 14\nif r7 == 0 goto checked\n"
+        "if r1 > r3 goto beyond\nr0 = 0\nexit\n"
+        "beyond:\n" + "r8 = 1\n" * 8 + "goto join\n"
+        "checked:\nif r1 > r3 goto out\n" + "r8 = 1\n" * 8 +
+        "join:\nif r1 > r3 goto out\nr0 = *(u8 *)(r1 - 1)\n"
+        "out:\nr0 = 0\nexit")
+    assert any(line.startswith("30: (71) r0 = *(u8 *)(r1 -1)") for line in theirs), theirs
+    assert ours == theirs

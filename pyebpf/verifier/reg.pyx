@@ -232,9 +232,14 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
             old.frame != cur.frame:
         return False
-    if (old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META) and \
-            old.range > cur.range:
-        return False
+    if old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META:
+        # regsafe: at least the old range, but a pointer known to be at or beyond
+        # pkt_end (AT_PKT_END -1, BEYOND_PKT_END -2) matches only the same
+        if old.range < 0 or cur.range < 0:
+            if old.range != cur.range:
+                return False
+        elif old.range > cur.range:
+            return False
     if old.type & 0xFF == PTR_TO_MEM and (old.range != cur.range or
                                           old.dynptr_id != cur.dynptr_id):
         # a dynptr slice's stack buffer (``range``) and its dynptr_id lie in the bytes
