@@ -2299,10 +2299,12 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         s.spill = None
                     # raw: each byte's check_stack_write_fixed_off ends the slot's spill;
                     # else check_stack_range_initialized's clobber ends it only for a byte
-                    # of the spill itself (a kfunc's buffer beside a narrow spill keeps it)
+                    # of the spill itself (a kfunc's buffer beside a narrow spill keeps it);
+                    # either scrubs the whole slot, its zero bytes too (scrub_spilled_slot)
                     if s.spill is not None and (raw or s.kinds[a % 8] == STACK_SPILL):
                         s.spill = None
-                        s.kinds = [STACK_MISC if k == STACK_SPILL else k for k in s.kinds]
+                        s.kinds = [STACK_INVALID if k == STACK_INVALID else STACK_MISC
+                                   for k in s.kinds]
                     s.kinds[a % 8] = STACK_MISC
 
     def _map_compatible(self, pc, m, hid: int, proto) -> None:
