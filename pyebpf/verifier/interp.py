@@ -1179,13 +1179,15 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         """check_mem_access: a load at a constant offset from a read-only array (libbpf's
         frozen ``.rodata``) is the value stored there, a known scalar, so that branches
         on it are dead as in the kernel (bpf_map_direct_read); None for any other map or
-        a variable offset.  As in :mod:`~pyebpf.verifier.strings`, a
-        ``BPF_F_RDONLY_PROG`` map counts as frozen; an array of more than one element has
-        no direct value address (array_map_direct_value_addr), and the kernel refuses the
-        load only when such a map really is frozen, which pyebpf cannot tell: its loads
-        stay unknown scalars."""
+        a variable offset.  Read-only is bpf_map_is_rdonly's: ``BPF_F_RDONLY_PROG`` and
+        frozen (``Map.frozen``: the loader freezes read-only global data, as libbpf
+        does), so a ``BPF_F_RDONLY_PROG`` map of ``.maps`` (cilium's
+        ``cilium_encrypt_state``) loads unknown scalars.  An array of more than one
+        element has no direct value address (array_map_direct_value_addr), and the
+        kernel refuses the load when such a map is frozen; pyebpf leaves its loads
+        unknown scalars."""
         m = reg.map
-        if not (reg.is_const and m.flags & isa.BPF_F_RDONLY_PROG and
+        if not (reg.is_const and m.flags & isa.BPF_F_RDONLY_PROG and m.frozen and
                 m.type == isa.MapType.BPF_MAP_TYPE_ARRAY and m.max_entries == 1):
             return None
         at = off + reg.value
