@@ -1300,7 +1300,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         frame = self.stack_frame(st, reg)
         if self.unpriv and not write and reg.is_const:
             self._initialised(pc, regno, frame, lo, size)
-        if self.log.level >= 2 and frame is st.cur:
+        if self.log.level >= 2:
+            # mark_stack_slot_scratched marks the slot's index, whichever frame the
+            # pointer is into: the current frame's slot of that index is printed
             self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
@@ -2285,7 +2287,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
-                if raw and self.log.level >= 2 and frame is st.cur:
+                if raw and self.log.level >= 2:
                     # check_helper_call writes raw-mode memory a byte at a time through
                     # check_mem_access, which marks the slots scratched
                     self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
