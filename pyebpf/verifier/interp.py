@@ -1764,14 +1764,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
+                    # mark_ptr_or_null_reg: a socket map's lookup gives a socket, an
+                    # XSKMAP's an AF_XDP socket; the map stays in map_ptr, which
+                    # regsafe's memcmp compares, so a socket of the map does not prune
+                    # one of bpf_sk_lookup_tcp (OBI's tctracer)
                     if r.type == PTR_TO_MAP_VALUE and r.map is not None and \
                             r.map.type in helpers.SOCK_MAPS:
-                        # mark_ptr_or_null_reg: a socket map's lookup gives a socket
-                        r.type, r.map = PTR_TO_SOCKET, None
+                        r.type = PTR_TO_SOCKET
                     elif r.type == PTR_TO_MAP_VALUE and r.map is not None and \
                             r.map.type == isa.MapType.BPF_MAP_TYPE_XSKMAP:
-                        # and an XSKMAP's an AF_XDP socket
-                        r.type, r.map = PTR_TO_XDP_SOCK, None
+                        r.type = PTR_TO_XDP_SOCK
                     # the reference stays in ref (released by it), the id goes but
                     # where it names a lock
                     if not self.keeps_id(r):
