@@ -427,7 +427,7 @@ class _Func:
 
 
 def parse(source, *, name: str | None = None, btf=None, kconfig=None,
-          kallsyms=None, extra_btf=()) -> ObjectSpec:
+          kallsyms=None, extra_btf=(), constants=None) -> ObjectSpec:
     """Read an object file (a path, or its bytes) into an :class:`ObjectSpec`; an
     :class:`ObjectSpec` already read (changed, say, with :func:`dataclasses.replace`) is
     returned as it is, so the loaders take one too.
@@ -445,7 +445,11 @@ def parse(source, *, name: str | None = None, btf=None, kconfig=None,
     default the modelled kernel's.  ``kallsyms`` (name -> address, or a function
     returning that, called only for an object with typeless ``__ksym`` externs)
     resolves those externs; by default the target BTF's functions and variables
-    (:mod:`pyebpf.ksym`)."""
+    (:mod:`pyebpf.ksym`).  ``constants`` (name -> integer) gives the 64-bit value of an
+    undefined symbol an ``lddw`` names that is neither ``__kconfig`` nor ``__ksym``, as
+    cilium/ebpf's users write one into the instruction before the load (rakelimit's
+    ``rewriteConstant``: ``asm("%0 = LIMIT ll")``); names the object lacks are ignored,
+    and such a symbol not named is refused as libbpf refuses it."""
     if isinstance(source, ObjectSpec):
         return source
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -456,17 +460,19 @@ def parse(source, *, name: str | None = None, btf=None, kconfig=None,
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ElfError(f"cannot read the object: {exc.strerror}", file=label) from exc
-    return _Reader(data, label, btf, kconfig, kallsyms, extra_btf).run()
+    return _Reader(data, label, btf, kconfig, kallsyms, extra_btf, constants).run()
 
 
 class _Reader:
     def __init__(self, data: bytes, label: str, target_btf=None, kconfig=None, kallsyms=None,
-                 extra_btf=()):
+                 extra_btf=(), constants=None):
         self.data, self.label, self.target_btf, self.kconfig = data, label, target_btf, kconfig
         self.extra_btf = tuple(extra_btf)
         self.kallsyms = kallsyms
+        self.constants = dict(constants or {})
         self.kconfig_at: dict[str, int] = {}             # extern name -> .kconfig offset
-        self.ksym_at: dict[str, int] = {}                # typeless __ksym -> its address
+        # typeless __ksym -> its address, rewritten constant -> its value: an lddw's imm
+        self.ksym_at: dict[str, int] = {}
         self.ksym_btf: dict[str, int] = {}               # typed __ksym -> its target BTF VAR
         self.core_relos, self.poisoned = {}, {}
         self.namespace = f"tc/{hashlib.sha1(data).hexdigest()}"
@@ -978,6 +984,12 @@ class _Reader:
                 ksyms.append(y)
             elif sec == ".ksyms":
                 self._resolve_typed_ksym(y)
+            elif y.name in self.constants:
+                value = self.constants[y.name]
+                if not isinstance(value, int) or not -(1 << 63) <= value < 1 << 64:
+                    raise self.error(f"constant {value!r} is not a 64-bit integer",
+                                     symbol=y.name)
+                self.ksym_at[y.name] = value & 0xFFFF_FFFF_FFFF_FFFF
             else:
                 raise self.error("extern symbol that is neither __kconfig nor __ksym",
                                  symbol=y.name)
@@ -1119,7 +1131,8 @@ class _Reader:
                         raise self.error("lddw in the last slot of a function", **where)
                     callback = self._callback(reloc, insn.imm) if reloc is not None else None
                     if reloc is not None and reloc[2].name in self.ksym_at:
-                        # libbpf writes a typeless ksym's address as a plain constant
+                        # libbpf writes a typeless ksym's address as a plain constant, and
+                        # cilium/ebpf's users a rewritten constant's value
                         address = self.ksym_at[reloc[2].name]
                         isa.patch(code, pc, imm=_s32(address & 0xFFFFFFFF))
                         isa.patch(code, pc + 1, imm=_s32(address >> 32))

@@ -147,6 +147,18 @@ def test_a_pointer_to_the_callers_stack_names_the_callers_frame():
     assert [line for line in ours if line in callee] == callee
 
 
+def test_an_access_to_the_callers_stack_prints_the_callees_slot_of_that_index():
+    """mark_stack_slot_scratched marks a slot by its index, whichever frame the pointer is
+    into: after a read or a write through ``fp[0]-8`` in frame 1 the kernel prints frame
+    1's own ``fp-8`` (l3af's ipfix exporter reads its caller's flow record so)."""
+    theirs, ours = logs("r1 = 0\n*(u64 *)(r10 - 8) = r1\nr1 = r10\nr1 += -8\ncall sub\n"
+                        "r0 = 0\nexit\nsub:\nr4 = 7\n*(u64 *)(r10 - 8) = r4\n"
+                        "r2 = *(u64 *)(r1 + 0)\n*(u64 *)(r1 + 0) = r4\nr0 = 0\nexit")
+    accesses = [line for line in theirs if re.match(r"^\d+: \((79|7b)\) .*\(r1 \+0\)", line)]
+    assert len(accesses) == 2 and all("fp-8=7" in line for line in accesses), theirs
+    assert ours == theirs
+
+
 # --- precision the log shows (mark_precise lines) -----------------------------------------
 
 def test_a_zero_register_written_off_a_slot_boundary_is_made_precise_at_the_write():

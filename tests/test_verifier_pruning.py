@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pyebpf import isa
+from pyebpf import Map, isa, kernel
 from pyebpf.kernel.vmlinux import kfunc_btf_id
 from test_verifier_log_level2 import logs
 
@@ -66,4 +66,28 @@ def test_a_packet_pointer_known_beyond_pkt_end_prunes_only_another_known_beyond(
         "join:\nif r1 > r3 goto out\nr0 = *(u8 *)(r1 - 1)\n"
         "out:\nr0 = 0\nexit")
     assert any(line.startswith("30: (71) r0 = *(u8 *)(r1 -1)") for line in theirs), theirs
+    assert ours == theirs
+
+
+def test_a_socket_of_a_socket_map_does_not_prune_one_of_a_socket_lookup():
+    """A SOCKHASH lookup's socket keeps the map in map_ptr (mark_ptr_or_null_reg), which
+    regsafe's memcmp compares: at the release both paths reach, the socket
+    bpf_sk_lookup_tcp found is not pruned by the map's socket's checkpoint (pyebpf
+    dropped the map and pruned; OpenTelemetry eBPF Instrumentation's tctracer, 8
+    instructions fewer than the kernel's)."""
+    text = ("r6 = r1\ncall 7\nif r0 == 0 goto b\n"
+            "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\nr2 += -4\n"
+            "call 1\nif r0 == 0 goto out\n" + "if r6 == 0 goto +0\n" * 2 + "r8 = 1\n" * 8 +
+            "r1 = r0\ngoto join\n"
+            "b:\nr1 = 0\n*(u64 *)(r10 - 40) = r1\n*(u32 *)(r10 - 32) = r1\nr1 = r6\n"
+            "r2 = r10\nr2 += -40\nr3 = 12\nr4 = -1\nr5 = 0\ncall 84\nif r0 == 0 goto out\n"
+            "r1 = r0\njoin:\ncall 86\nout:\nr0 = 0\nexit")
+    with kernel.KernelMap("sockhash", 4, 4, 1) as theirs_map:
+        our_map = Map.create("sockhash", 4, 4, 1)
+        try:
+            theirs, ours = logs(text, theirs_map, our_map)
+        finally:
+            our_map.close()
+    release = [line for line in theirs if re.match(r"^\d+: \(85\) call bpf_sk_release", line)]
+    assert len(release) == 2, theirs       # each path goes through the release
     assert ours == theirs

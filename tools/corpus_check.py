@@ -8,6 +8,7 @@ bytes, ``__sk_buff`` fields, then the contents of the maps both can list).
                                  [--slot MAP/KEY=PROGRAM ...]
                                  [--prog-type NAME=TYPE ...] [--extra-btf OBJ]
                                  [--cilium-ebpf] [--host-clock] [--packet-socket]
+                                 [--constant NAME=VALUE ...]
 
 CORPUS_DIR holds ``*.o`` files, in subdirectories if wanted; each program is loaded on its
 own (the object's other programs given a type pyebpf skips, the program arrays the object
@@ -35,6 +36,9 @@ to it, what the socket receives against what ``Program.run`` from the MAC header
 program's line; needs ``ip`` from iproute2). ``--slot MAP/KEY=PROGRAM`` puts a program (by C
 function or section name) in a program array's slot, as a loader filling the array after
 the load does (loxilb's ``llb_dflt_sec_map2fd_all``), in each object holding them both.
+``--constant NAME=VALUE`` writes VALUE into each
+``lddw`` naming the undefined symbol NAME, as a cilium/ebpf user rewriting a constant
+before the load does (rakelimit's ``LIMIT``; ``pyebpf.elf.parse(constants=...)``).
 One JSON line per program and per whole object, then a summary.
 """
 from __future__ import annotations
@@ -266,7 +270,8 @@ def _cilium_sized(spec: elf.ObjectSpec) -> elf.ObjectSpec:
 def check(corpus: str, out, sizes: dict[str, int] | None = None,
           types: dict[str, str] | None = None, extra_btf=(), cilium: bool = False,
           host_clock: bool = False, veth=None,
-          slots: dict[tuple[str, int], str] | None = None) -> dict[str, int]:
+          slots: dict[tuple[str, int], str] | None = None,
+          constants: dict[str, int] | None = None) -> dict[str, int]:
     counts = dict.fromkeys(("programs", "kernel_accepted", "agree", "refused_accepted",
                             "runs", "runs_agree", "whole_objects", "whole_agree",
                             "whole_runs", "whole_runs_agree"), 0)
@@ -276,10 +281,12 @@ def check(corpus: str, out, sizes: dict[str, int] | None = None,
             try:
                 # read once, each side as its loader reads it (the kernel's typeless
                 # __ksym externs from /proc/kallsyms)
-                spec = _slotted(_resized(elf.parse(path, extra_btf=extra_btf), sizes or {}),
+                spec = _slotted(_resized(elf.parse(path, extra_btf=extra_btf,
+                                                   constants=constants), sizes or {}),
                                 slots or {})
                 kspec = _slotted(_resized(elf.parse(path, extra_btf=extra_btf,
-                                                    kallsyms=ksym.read_kallsyms),
+                                                    kallsyms=ksym.read_kallsyms,
+                                                    constants=constants),
                                           sizes or {}), slots or {})
                 if cilium:
                     spec, kspec = _cilium_sized(spec), _cilium_sized(kspec)
@@ -336,11 +343,16 @@ def main(argv=None) -> int:
     ap.add_argument("--cilium-ebpf", action="store_true")
     ap.add_argument("--host-clock", action="store_true")
     ap.add_argument("--packet-socket", action="store_true")
+    ap.add_argument("--constant", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args(argv)
     try:
         sizes = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.max_entries)}
     except ValueError:
         ap.error(f"--max-entries takes MAP=N: {args.max_entries}")
+    try:
+        constants = {k: int(v, 0) for k, _, v in (a.partition("=") for a in args.constant)}
+    except ValueError:
+        ap.error(f"--constant takes NAME=VALUE: {args.constant}")
     slots = {}
     for a in args.slot:
         where, _, prog = a.partition("=")
@@ -359,7 +371,7 @@ def main(argv=None) -> int:
     extra = [elf.parse(path).btf for path in args.extra_btf]
     with _veth() if args.packet_socket else contextlib.nullcontext() as veth:
         counts = check(args.corpus, out, sizes, types, extra, args.cilium_ebpf,
-                       args.host_clock, veth, slots)
+                       args.host_clock, veth, slots, constants)
     print(json.dumps({"summary": counts}), file=out)
     if out is not sys.stdout:
         out.close()

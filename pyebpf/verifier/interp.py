@@ -1302,7 +1302,9 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         frame = self.stack_frame(st, reg)
         if self.unpriv and not write and reg.is_const:
             self._initialised(pc, regno, frame, lo, size)
-        if self.log.level >= 2 and frame is st.cur:
+        if self.log.level >= 2:
+            # mark_stack_slot_scratched marks the slot's index, whichever frame the
+            # pointer is into: the current frame's slot of that index is printed
             self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))
         if not reg.is_const:
             if write:
@@ -1764,14 +1766,16 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                         st.refs.pop(ref, None)
                 else:
                     r.type &= ~MAYBE_NULL
+                    # mark_ptr_or_null_reg: a socket map's lookup gives a socket, an
+                    # XSKMAP's an AF_XDP socket; the map stays in map_ptr, which
+                    # regsafe's memcmp compares, so a socket of the map does not prune
+                    # one of bpf_sk_lookup_tcp (OBI's tctracer)
                     if r.type == PTR_TO_MAP_VALUE and r.map is not None and \
                             r.map.type in helpers.SOCK_MAPS:
-                        # mark_ptr_or_null_reg: a socket map's lookup gives a socket
-                        r.type, r.map = PTR_TO_SOCKET, None
+                        r.type = PTR_TO_SOCKET
                     elif r.type == PTR_TO_MAP_VALUE and r.map is not None and \
                             r.map.type == isa.MapType.BPF_MAP_TYPE_XSKMAP:
-                        # and an XSKMAP's an AF_XDP socket
-                        r.type, r.map = PTR_TO_XDP_SOCK, None
+                        r.type = PTR_TO_XDP_SOCK
                     # the reference stays in ref (released by it), the id goes but
                     # where it names a lock
                     if not self.keeps_id(r):
@@ -2289,7 +2293,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                 for a in range(lo, hi):
                     if is_dynptr_slot(self._slot(frame, a, create=False)):
                         self.refuse(pc, f"potential write to dynptr at off={a} disallowed")
-                if raw and self.log.level >= 2 and frame is st.cur:
+                if raw and self.log.level >= 2:
                     # check_helper_call writes raw-mode memory a byte at a time through
                     # check_mem_access, which marks the slots scratched
                     self.log.slots.update(range((-hi) // 8, (-lo - 1) // 8 + 1))

@@ -12,11 +12,13 @@ from . import tnum
 from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
 from .locks import map_name
-from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, M64, MAYBE_NULL, NOT_INIT, PKT_TYPES,
-                    PTR_TO_FUNC, PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR,
-                    STACK_DYNPTR, STACK_ITER, type_str)
+from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, M64, MAYBE_NULL,
+                    NOT_INIT, PKT_TYPES, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR, STACK_DYNPTR, STACK_ITER,
+                    type_str)
 
 _SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+_MAP_PTRS = (CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY)
 _SSIZE = {1: "s8", 2: "s16", 4: "s32"}
 
 
@@ -174,7 +176,7 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
         parts.append(f"id={r.id}")
     if r.ref:
         parts.append(f"ref_obj_id={r.ref}")
-    if r.map is not None and r.type != SCALAR:
+    if r.map is not None and r.type & 0xFF in _MAP_PTRS:   # type_is_map_ptr
         if map_name(r.map):                 # print_reg_state: none for an unnamed map
             parts.append(f"map={map_name(r.map)}")
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
