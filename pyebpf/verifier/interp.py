@@ -34,6 +34,7 @@ from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TIMER_SET_CALLBACK_ID, TimerRules
 from .tasks import TaskCalls
+from .walk import Walk
 from .log import Log
 from .strings import ConstStrings
 from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -46,8 +47,7 @@ from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S
                     PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK,
                     PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_IRQ_FLAG,
                     STACK_ITER, STACK_MISC, STACK_SPILL, STACK_ZERO,
-                    Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
-                    type_str)
+                    Frame, Reg, Slot, VState, scalar, type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 # branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
@@ -68,7 +68,6 @@ ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
-_COND_JUMPS = (isa.F_JCC_K, isa.F_JCC_X)
 # a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
@@ -127,11 +126,6 @@ _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64
 _ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                         isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 
-# per register mask, its registers in order (_live_regs)
-_REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
-_R0_R9 = (1 << 10) - 1
-_CALLEE_SAVED = _R0_R9 & ~((1 << 6) - 1)     # r6-r9
-
 
 @functools.lru_cache(maxsize=256)
 def _main_buckets(nslots: int) -> tuple[int, ...]:
@@ -140,10 +134,10 @@ def _main_buckets(nslots: int) -> tuple[int, ...]:
     return tuple(((pc ^ -1) & 0xFFFFFFFF) % nslots for pc in range(nslots))
 
 
-class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
-                  ExceptionRules, IrqFlagRules):
+class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
+                  ConstStrings, GlobalCalls, SpeculationRules, LockRules, ConntrackCalls,
+                  AllocObjects, KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls,
+                  Helpers46, ExceptionRules, IrqFlagRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False, *, succ):
@@ -178,20 +172,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
         # and calls themselves).  One pass over the slots.
         n = len(ops)
-        self.is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
+        is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
         self.is_alu = [False] * n
-        self.mov_k: list = [None] * n   # the constant a mov of an immediate writes (step)
+        self.mov_k = [None] * n     # a mov of an immediate: (dst, its constant) (explore)
         self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
         points, jmps = set(), set()
         for pc, op in enumerate(ops):
             if op is None:
                 continue
             insn, f = insns[pc], op.form
-            self.is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
+            is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
             self.writes_r10[pc] = structure.writes_r10(op, insn)
             self.is_alu[pc] = f in _ALU_FORMS
             if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not self.writes_r10[pc]:
-                self.mov_k[pc] = insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF
+                self.mov_k[pc] = (insn.dst,
+                                  insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF)
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
@@ -217,6 +212,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.prune = points | self.iter_nexts | self.callback_calls
         self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
+        self.set_slot_flags(is_jmp)
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(succ, starts, self.callback_calls)
@@ -236,6 +232,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
+        self.jmp_seq_limit = JMP_SEQ_LIMIT[profile]
         self.globals = {f.pc: f for f in functions if not f.static}
         self.statics = {f.pc: f for f in functions if f.static}
         self.unreliable: set[int] = set()    # statics whose prototype did not match
@@ -245,17 +242,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
-    def hist_entry(self, st: VState) -> None:
-        """push_jmp_history: one entry per instruction at most (a jump point, a
-        register spilled or filled, a branch on linked scalars or a stack pointer)."""
-        if self.hist_at != self.processed:
-            self.hist_at = self.processed
-            st.hist_len += 1
-
-    def new_id(self) -> int:
-        self.id_gen += 1
-        return self.id_gen
-
     def refuse(self, pc: int, *lines: str, errno: int | None = None):
         raise Refusal(list(lines), pc, errno)
 
@@ -287,77 +273,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.explore(entry, func.pc)
             self.log.verified()
 
-    def explore(self, st: VState, pc: int) -> None:
-        """Every path from ``pc`` in state ``st`` (do_check)."""
-        pending: list[tuple[VState, int, int]] = []
-        prev = -1
-        touched = None      # what the last instruction touched, printed before the next
-        log = self.log
-        log.start(pc, st)
-        # per instruction processed: what stays fixed for the whole walk, looked up once
-        level, limit, precise = log.level, self.limit, self.precision
-        prune, jmp_points, is_jmp, step = self.prune, self.jmp_points, self.is_jmp, self.step
-        lv = self.lv
-        while True:
-            # do_check counts an instruction before it looks for an equivalent state,
-            # so a pruned visit counts too and the state heuristics see it
-            processed = self.processed = self.processed + 1
-            if processed > limit:
-                self.refuse(pc, f"BPF program is too large. Processed {processed} insn")
-            self.pc = pc
-            if pc in prune:
-                if self.visited(st, pc):
-                    log.slots.clear()
-                    if level >= 2:
-                        log.pruned(pc)
-                    self.path_done(st)
-                    lv.update(st)
-                    if not pending:
-                        return
-                    # pop, inlined
-                    st, pc, prev, mark = pending.pop()
-                    if level:
-                        log.pop(mark, prev, pc, st)
-                    touched = None
-                    continue
-                if pc in jmp_points:     # every jump point is a prune point
-                    # hist_entry, inlined: the instruction's first entry
-                    self.hist_at = processed
-                    st.hist_len += 1
-            if touched is not None:
-                # do_check prints the last instruction's registers after it has looked
-                # for an equivalent state here (none when that pruned the path)
-                log.after(st, touched, pc)
-                touched = None
-            if level >= 2:     # only level 2 prints a path's beginning
-                log.begun()
-            if is_jmp[pc]:
-                self.jmps += 1
-            if level:
-                log.insn(pc, self.insns, self.ops, st)
-            self.note = None
-            nxt = step(st, pc, pending)
-            if precise:
-                note = self.note
-                st.hist.append(pc if note is None else (pc,) + note)
-            if level >= 2:
-                touched = self._touched(pc)
-                if nxt is None or self.ops[pc].form in _COND_JUMPS:
-                    # check_cond_jmp_op prints its state itself, under its own pc,
-                    # whether or not the next instruction prunes the path
-                    log.after(st, touched, pc)
-                    touched = None
-            if nxt is None:
-                self.path_done(st)
-                lv.update(st)
-                if not pending:
-                    return
-                st, pc, prev, mark = pending.pop()      # pop, inlined
-                if level:
-                    log.pop(mark, prev, pc, st)
-                continue
-            prev, pc = pc, nxt
-
     def _touched(self, pc: int) -> set:
         """The registers an instruction reads or writes (mark_reg_scratched)."""
         insn, f = self.insns[pc], self.ops[pc].form
@@ -380,25 +295,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs.add(0)                 # check_atomic_rmw's check_reg_arg of R0
         return regs
 
-    def push(self, st: VState, pc: int, prev: int, pending,
-             errno: int | None = None) -> VState:
-        """push_stack; ``errno`` is what its caller returns when it fails, where that is
-        not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
-        ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
-        callback (push_callback_call)."""
-        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
-            # push_stack: too many branches waiting to be explored
-            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
-                        f"The sequence of {len(pending) + 1} jumps is too complex.",
-                        errno=errno)
-        other = st.copy()
-        if self.precision:
-            other.hist.append(prev if self.note is None else (prev,) + self.note)
-        if st.parent is not None:
-            st.parent.branches += 1
-        pending.append((other, pc, prev, self.log.mark()))
-        return other
-
     def may_goto(self, st: VState, pc: int, insn, pending) -> int:
         """check_cond_jmp_op for may_goto: the fall-through (one more iteration, one
         level deeper, changed scalars widened) is queued; this path takes the jump."""
@@ -420,133 +316,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     [f.callsite for f in old.frames] == sites:
                 return old
         return None
-
-    def path_done(self, st: VState) -> None:
-        """A path ended: its checkpoints with no open branch left become finished
-        states, which later paths may be pruned against."""
-        p = st.parent
-        while p is not None:
-            p.branches -= 1
-            if p.branches:
-                break
-            if self.loops:
-                self._exit_scc(p)
-            if id(p) in self.free_list and not (self.loops and self._incomplete(p)):
-                del self.free_list[id(p)]      # maybe_free_verifier_state
-                self.cur_states -= 1
-            if not p.evicted:
-                self.open[p.insn][p.sig].remove(p)
-                self.open_count[p.insn] -= 1
-                self.unclean.setdefault(p.insn, []).append(p)
-            p = p.parent
-
-    def visited(self, cur: VState, pc: int) -> bool:
-        """is_state_visited: True to end this path here (an equivalent finished state
-        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
-        States are looked at newest first, each counting its hits and misses, and one
-        that misses far more often than it hits is forgotten, as the kernel forgets it
-        (so a program whose paths the kernel cannot prune is refused by complexity
-        here too)."""
-        if pc in self.unclean:
-            self._clean_live_states(cur, pc)
-
-        if len(cur.frames) == 1:    # _live_regs and _bucket, inlined for the main function
-            live = [_REGS_OF[self.live[pc] & _R0_R9]]
-            bucket = self.main_buckets[pc]
-        else:
-            live = self._live_regs(cur, pc)
-            bucket = self._bucket(pc, cur)
-        # the kernel adds a state only after 2 jumps and 8 instructions since the last
-        # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        if pc in self.forced:
-            iter_next = pc in self.iter_nexts
-            may_goto = pc in self.may_gotos
-            calls_callback = pc in self.callback_calls
-            force = True        # is_force_checkpoint
-        else:
-            iter_next = may_goto = calls_callback = force = False
-        # force_new_state: also a path whose history since its checkpoint is long
-        force_new = force or cur.hist_len > 40
-        jmps, processed = self.jmps - self.prev_jmps, self.processed - self.prev_processed
-        add = force_new or (jmps >= 2 and processed >= 8)
-        # a state still open here holds the next one back until 20 jumps and 100
-        # instructions have passed (a loop's)
-        hold = not force_new and jmps < 20 and processed < 100
-        sig = None
-        # ancestors still being explored that an exact repeat would be (an infinite
-        # loop): only those of cur's signature can be; not at an iterator's next call or
-        # a callback call, whose loops end by their own rules (skip_inf_loop_check)
-        repeats = ()
-        if self.open_count.get(pc) and not (iter_next or calls_callback):
-            sig = signature(cur, live)
-            repeats = self.open[pc].get(sig, ())
-        here = self.states.get(bucket, [])
-        count = len(here)
-        for old in here[::-1]:      # a copy: _evict may remove from here
-            if old.insn != pc:
-                continue
-            if old.branches:
-                # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True) and (
-                        calls_callback or
-                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
-                        (iter_next and self._iter_active(cur))):
-                    old.hits += 1
-                    if self.precision:
-                        precision.propagate(self, old, cur)
-                        if self.loops:
-                            self._backedge(old, cur)
-                    return True
-                # checked in the list's order, so a newer state may prune first; a
-                # may_goto whose depths are equal is checked too (is_state_visited)
-                if old in repeats and maybe_looping(old, cur) and \
-                        old.may_goto_depth == cur.may_goto_depth and \
-                        old.callback_unroll_depth == cur.callback_unroll_depth and \
-                        states_equal(old, cur, live, exact=True):
-                    self.refuse(pc, f"infinite loop detected at insn {pc}")
-                if hold:
-                    add = False
-            else:
-                # a state whose loop is still being explored has incomplete marks: it
-                # prunes only what lies within its ranges (incomplete_read_marks)
-                loop = self.loops and self.precision and self._incomplete(old)
-                if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop):
-                    old.hits += 1
-                    if self.precision:
-                        precision.propagate(self, old, cur)
-                    if loop:
-                        self._backedge(old, cur)
-                    return True
-            if add:
-                old.misses += 1
-            n = 64 if force and old.branches else 3
-            if old.misses > old.hits * n + n:
-                self._evict(old)
-        self.max_states_per_insn = max(self.max_states_per_insn, count)
-        if not add:
-            return False
-        if sig is None:
-            sig = signature(cur, live)
-        self.prev_jmps, self.prev_processed = self.jmps, self.processed
-        snap = cur.copy()
-        snap.branches = 1
-        snap.parent = cur.parent
-        snap.insn, snap.sig = pc, sig
-        snap.hist, cur.hist = cur.hist, []
-        cur.hist_len = 0
-        cur.parent = snap
-        cur.dfs_depth = snap.dfs_depth + 1
-        self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
-        self.open_count[pc] = self.open_count.get(pc, 0) + 1
-        self.states.setdefault(bucket, []).append(snap)
-        if self.loops:
-            self._enter_scc(snap)
-        self.total_states += 1
-        self.cur_states += 1
-        self.peak_states = max(self.peak_states, self.cur_states)
-        return False
 
     def _enter_scc(self, snap: VState) -> None:
         """maybe_enter_scc: the first checkpoint with a call chain opens its visit."""
@@ -597,12 +366,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
 
-    def _bucket(self, pc: int, st: VState) -> int:
-        """_bucket_of for ``st``'s current function."""
-        if len(st.frames) == 1:
-            return self.main_buckets[pc]
-        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
-
     def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as
         the program has slots, by instruction and the current function's call site
@@ -628,16 +391,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if keep:
             self.unclean[pc] = keep
 
-    def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
-        """Per frame, the registers ``visited``'s ``live`` keeps, in order: a caller's
-        callee-saved ones live after its call, and the current frame's r0-r9."""
-        live, frames = self.live, cur.frames
-        if len(frames) == 1:
-            return [_REGS_OF[live[pc] & _R0_R9]]
-        out = [_REGS_OF[live[f.callsite + 1] & _CALLEE_SAVED] for f in frames[1:]]
-        out.append(_REGS_OF[live[pc] & _R0_R9])
-        return out
-
     def _iter_active(self, cur: VState) -> bool:
         it = iter_slot(cur, cur.cur.regs[1])
         return it is not None and it.spill.value == ITER_ACTIVE
@@ -658,10 +411,8 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
 
     # --- one instruction -----------------------------------------------------------------
     def step(self, st: VState, pc: int, pending) -> int | None:
-        k = self.mov_k[pc]
-        if k is not None:   # mov's first case, without the calls
-            st.cur.regs[self.insns[pc].dst] = scalar(k)
-            return pc + 1
+        """One instruction (do_check's body) but a mov of an immediate, which explore
+        makes itself: the next instruction's pc, None where the path ends."""
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
         if self.writes_r10[pc]:
