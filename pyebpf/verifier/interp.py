@@ -20,7 +20,7 @@ from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .errnos import Refusal
-from .exceptions import ExceptionRules, is_throw
+from .exceptions import ExceptionRules
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls, exception_cb_pc
 from .helpers46 import Helpers46
@@ -30,17 +30,16 @@ from .lists import ListRules, is_alloc_obj
 from .rbtree import RbtreeRules, calls_less
 from .irqflags import IrqFlagRules, is_irq_slot
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
-from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
-from .timers import ASYNC_CALLBACKS, TIMER_SET_CALLBACK_ID, TimerRules
+from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
-from .walk import Walk
+from .walk import AT_PKT_END, BEYOND_PKT_END, Walk
 from .log import Log
 from .strings import ConstStrings
-from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
+from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU,
                     MEM_RDONLY,
-                    NOT_INIT, PKT_TYPES, PTR_LEGACY,
+                    PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
@@ -67,47 +66,6 @@ _SIZED_STRING_READS = frozenset(isa.HELPER_NAMES.index(n) for n in (
 ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
-_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
-# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
-AT_PKT_END, BEYOND_PKT_END = -1, -2
-_FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
-         isa.BPF_JLE: isa.BPF_JGE}
-
-
-def _linked_copy(known: Reg, r: Reg) -> Reg:
-    """sync_linked_regs: ``r`` (linked to ``known``) as ``known`` plus the difference
-    of their constants, keeping its own id and constant."""
-    new = known.copy()
-    delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
-        (known.off if known.id & BPF_ADD_CONST else 0)
-    if delta:
-        if (r.id | known.id) & BPF_ADD_CONST32:
-            # zero-extended where either side's link is a 32-bit one (6.18.44's
-            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
-            # 32-bit sum's bounds: a 32-bit add
-            bounds.alu(new, scalar(delta & 0xFFFFFFFF), isa.BPF_ADD, 32)
-        else:
-            bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
-    new.id, new.off = r.id, r.off
-    return new
-
-
-def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
-    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
-    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
-    if src.type == PTR_TO_PACKET_END:
-        pkt = dst
-    elif dst.type == PTR_TO_PACKET_END:
-        pkt, op = src, _FLIP.get(op, op)
-    else:
-        return -1
-    if pkt.range >= 0:
-        return -1
-    if op in (isa.BPF_JLE, isa.BPF_JGT) and pkt.range == BEYOND_PKT_END:
-        return int(op == isa.BPF_JGT)
-    if op in (isa.BPF_JLT, isa.BPF_JGE):
-        return int(op == isa.BPF_JGE)
-    return -1
 
 
 # check_ptr_alignment's names of the pointers it reports misaligned (by exact type)
@@ -410,86 +368,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         old.evicted = True
 
     # --- one instruction -----------------------------------------------------------------
-    def step(self, st: VState, pc: int, pending) -> int | None:
-        """One instruction (do_check's body) but a mov of an immediate, which explore
-        makes itself: the next instruction's pc, None where the path ends."""
-        insn, op = self.insns[pc], self.ops[pc]
-        f = op.form
-        if self.writes_r10[pc]:
-            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
-        if self.is_alu[pc]:
-            self.alu(st, pc, insn, op, pending)
-            return pc + 1
-        if f is isa.F_JCC_K or f is isa.F_JCC_X:
-            return self.cond_jmp(st, pc, insn, op, pending)
-        if f is isa.F_LDX:
-            self.read(st, pc, insn.src)
-            if self.precision:
-                self._note_slot(st, insn.src, insn.off)
-            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
-                            sign=op.is_sign_extending_load)
-            return pc + 1
-        if f is isa.F_STX:
-            self.read(st, pc, insn.src)
-            self.read(st, pc, insn.dst)
-            if self.unpriv:
-                self._leak_check(st, pc, insn)
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_ST:
-            self.read(st, pc, insn.dst)
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_ATOMIC:
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.atomic(st, pc, insn, op)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_LDDW:
-            self.lddw(st, pc, insn, op)
-            return pc + 2
-        if f in (isa.F_LD_ABS, isa.F_LD_IND):
-            return self.ld_abs(st, pc, insn, op, pending)
-        if f is isa.F_JA:
-            return pc + 1 + insn.off
-        if f is isa.F_JA32:
-            return pc + 1 + insn.imm
-        if f is isa.F_MAY_GOTO:
-            return self.may_goto(st, pc, insn, pending)
-        if f is isa.F_CALL:
-            self.call_under_lock(st, pc, insn)
-            if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
-                self.kfunc_call(st, pc, insn, pending)
-                if is_throw(op, insn):
-                    self.throw_exit(st, pc)
-                    return None
-            else:
-                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
-                        and self.profile == "current":
-                    # check_helper_call: a helper the type offers is refused for the
-                    # license before its arguments and any callback are looked at
-                    self.refuse(pc, HELPER_REFUSAL)
-                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
-                    self.timer_callback_call(st, pc, insn, pending)
-                self.helper_call(st, pc, insn, pending)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_CALL_LOCAL:
-            self.call_under_lock(st, pc, insn)
-            return self.local_call(st, pc, insn)
-        if f is isa.F_EXIT:
-            return self.exit(st, pc)
-        if f is isa.F_CALLX:
-            self.refuse(pc, f"unknown opcode {insn.code:02x}")
-        raise AssertionError(f)
-
     def _note_slot(self, st: VState, base: int, off: int) -> None:
         """A load or store at a constant stack address: which slot, for the path's
         hist (insn_stack_access_flags)."""
@@ -498,24 +376,7 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
             self.note = (None, (reg.frame, (-(reg.off + v + off) - 1) // 8))
 
-    def _needs(self, st: VState, *regnos: int) -> None:
-        """A decision here depends on these registers' values: the scalars among them
-        are marked precise back along the path (not where precision is not tracked:
-        __mark_chain_precision returns at once without bpf_capable, and the 4.6
-        profile has none)."""
-        if not self.precision:
-            return
-        regs = [r for r in regnos if st.cur.regs[r].type == SCALAR]
-        if regs:
-            precision.mark(self, st, regs)
-
     # --- registers ------------------------------------------------------------------------
-    def read(self, st: VState, pc: int, r: int) -> Reg:
-        reg = st.cur.regs[r]
-        if reg.type == NOT_INIT:
-            self.refuse(pc, f"R{r} !read_ok")
-        return reg
-
     _LEAK_INTO = {PTR_TO_MAP_VALUE: "map", PTR_TO_CTX: "ctx", PTR_TO_PACKET: "packet",
                   PTR_TO_PACKET_META: "packet", PTR_TO_MEM: "mem"}
 
@@ -1340,160 +1201,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         return self.exit(st, pc)
 
     # --- jumps ------------------------------------------------------------------------------
-    def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
-        regs = st.cur.regs
-        code_op = op.code & 0xF0
-        is32 = not self.is_64[pc]
-        dst = self.read(st, pc, insn.dst)
-        if op.form is isa.F_JCC_X:
-            src = self.read(st, pc, insn.src)
-            if self.unpriv and src.is_ptr and not (dst.type & 0xFF in _PKT_ANY and
-                                                   src.type & 0xFF in _PKT_ANY):
-                self.refuse(pc, f"R{insn.src} pointer comparison prohibited")
-        else:
-            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
-        target = pc + 1 + insn.off
-        if dst.type == PTR_TO_STACK or op.form is isa.F_JCC_X and src.type == PTR_TO_STACK:
-            self.hist_entry(st)     # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
-        taken = -1
-        if dst.type == SCALAR and src.type == SCALAR:
-            taken = bounds.branch_taken(dst, src, code_op, is32)
-        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
-            taken = _pkt_end_taken(dst, src, code_op)
-        elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
-                dst.type != SCALAR and not dst.type & MAYBE_NULL and \
-                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
-                 dst.type & 0xFF in sockets.SOCK_TYPES or
-                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
-                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
-            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
-            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
-            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
-            taken = 0 if code_op == isa.BPF_JEQ else 1
-        if self.precision:
-            x = op.form is isa.F_JCC_X
-            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
-                # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
-                # compared with a pointer, whose NULL-ness it decides)
-                # one mark_chain_precision for dst, then one for src
-                self._needs(st, insn.dst)
-                if x:
-                    self._needs(st, insn.src)
-            # collect_linked_regs comes after a decided branch has returned: only an
-            # undecided one records its linked scalars for mark_precise
-            linked = precision.linked_at(st, (dst, src) if x else (dst,),
-                                         self._link_live(st, pc)) if taken < 0 else None
-            self.note = (linked, None) if linked is not None else None
-        if taken == 1:
-            return target
-        if taken == 0:
-            return pc + 1
-        if dst.type == SCALAR and src.type == SCALAR:
-            return self._scalar_branch(st, pc, insn, op, code_op, is32, dst, src, target,
-                                       pending)
-        if self.unpriv and dst.is_ptr and \
-                not (code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and
-                     dst.type & MAYBE_NULL) and \
-                not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
-            self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
-        if dst.id or src.id:
-            self._hist_linked(st, pc, dst, src, op.form is isa.F_JCC_X)
-        other = self.push(st, target, pc, pending)
-        oregs = other.cur.regs
-        if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
-            null_reg = None
-            if src.is_null() and dst.type & MAYBE_NULL:
-                null_reg = insn.dst
-            elif op.form is isa.F_JCC_X and dst.is_null() and src.type & MAYBE_NULL:
-                null_reg = insn.src
-            if null_reg is not None:
-                rid = regs[null_reg].id
-                eq_state, ne_state = (other, st) if code_op == isa.BPF_JEQ else (st, other)
-                self._mark_null(eq_state, rid, True)
-                self._mark_null(ne_state, rid, False)
-                return pc + 1
-        if not is32 and op.form is isa.F_JCC_X:
-            self._pkt_compare(st, other, dst, src, code_op, oregs[insn.dst],
-                              oregs[insn.src])
-        return pc + 1
-
-    def _scalar_branch(self, st, pc, insn, op, code_op, is32, dst, src, target, pending):
-        """Both outcomes possible: each side learns its condition (reg_set_min_max);
-        a side whose condition contradicts the bounds is dead."""
-        is_x = op.form is isa.F_JCC_X
-        same = is_x and insn.dst == insn.src
-        t_dst, t_src = dst.copy(), src.copy()
-        f_dst, f_src = dst.copy(), src.copy()
-        ok_t = same or bounds.refine(t_dst, t_src, code_op, is32)
-        ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
-        if not ok_t and not ok_f:
-            return pc + 1
-        if self.precision and not (ok_t and ok_f):
-            # a side the bounds rule out: decided by the values, as a taken branch is
-            self._needs(st, insn.dst)
-            if is_x:
-                self._needs(st, insn.src)
-
-        def apply(state: VState, d: Reg, s_: Reg) -> None:
-            if same:
-                return
-            regs = state.cur.regs
-            regs[insn.dst] = d
-            self._sync_linked(state, d, live)
-            if is_x:
-                regs[insn.src] = s_
-                self._sync_linked(state, s_, live)
-        live = self._link_live(st, pc)
-        if not ok_t:
-            apply(st, f_dst, f_src)
-            return pc + 1
-        if not ok_f:
-            apply(st, t_dst, t_src)
-            return target
-        if dst.id or src.id:
-            self._hist_linked(st, pc, dst, src, is_x)
-        other = self.push(st, target, pc, pending)
-        apply(other, t_dst, t_src)
-        apply(st, f_dst, f_src)
-        return pc + 1
-
-
-    def _hist_linked(self, st: VState, pc: int, dst: Reg, src: Reg, x: bool) -> None:
-        """check_cond_jmp_op: a branch on scalars linked to others is a history
-        entry (collect_linked_regs)."""
-        linked = self.note is not None if self.precision else \
-            precision.linked_at(st, (dst, src) if x else (dst,),
-                                self._link_live(st, pc)) is not None
-        if linked:
-            self.hist_entry(st)
-
-    def _link_live(self, st: VState, pc: int) -> list[int]:
-        """Per frame, the registers collect_linked_regs looks at: those live before
-        the frame's instruction (``live_regs_before``; a caller's: its call)."""
-        frames = st.frames
-        return [self.live[frames[i + 1].callsite] if i + 1 < len(frames) else self.live[pc]
-                for i in range(len(frames))]
-
-    @staticmethod
-    def _sync_linked(st: VState, known: Reg, live: list[int]) -> None:
-        """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
-        shifted by the difference of their constants (BPF_ADD_CONST): spilled ones, and
-        the registers ``live`` holds (collect_linked_regs skips dead ones)."""
-        if known.type != SCALAR or not known.id:
-            return
-        base = known.id & ~BPF_ADD_CONST
-        for f, mask in zip(st.frames, live):
-            for i, r in enumerate(f.regs):
-                if r is not known and r.type == SCALAR and mask >> i & 1 and \
-                        r.id & ~BPF_ADD_CONST == base:
-                    f.regs[i] = known.copy() if r.id == known.id == base else \
-                        _linked_copy(known, r)
-            for s in f.stack.values():
-                if s.spill is not None and s.spill is not known and \
-                        s.spill.type == SCALAR and s.spill.id & ~BPF_ADD_CONST == base:
-                    s.spill = known.copy() if s.spill.id == known.id == base else \
-                        _linked_copy(known, s.spill)
-
     def _mark_null(self, st: VState, rid: int, is_null: bool) -> None:
         """mark_ptr_or_null_regs: every copy of the checked pointer."""
         if not rid:

@@ -9,12 +9,29 @@ C ones here, so the walk's reads of them are a load at a fixed offset where Pyth
 questions (a prune point? a jump point? a mov of a constant?) are one byte of a
 per-slot table.
 """
-from .isaconst cimport F_JCC_K, F_JCC_X
+from .isaconst cimport (BPF_ADD, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JNE,
+                        F_ATOMIC, F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT, F_JA, F_JA32,
+                        F_JCC_K, F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX, F_MAY_GOTO,
+                        F_ST, F_STX)
+from .reg cimport Reg
 from .state cimport Frame, VState
 
-from . import precision
+from .. import isa
+from . import bounds, precision, sockets
+from .exceptions import is_throw
+from .license import GPL_ONLY, HELPER_REFUSAL
+from .lists import is_alloc_obj
 from .reg import scalar
-from .state import maybe_looping, signature, states_equal
+from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, M32, M64, MAYBE_NULL, MEM_RCU, NOT_INIT,
+                    PTR_TO_BTF_ID, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
+                    PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK,
+                    SCALAR, maybe_looping, signature, states_equal)
+from .timers import TIMER_SET_CALLBACK_ID
+
+_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+_FLIP = {BPF_JGT: BPF_JLT, BPF_JLT: BPF_JGT, BPF_JGE: BPF_JLE, BPF_JLE: BPF_JGE}
 
 # per register mask, its registers in order (_live_regs)
 REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
@@ -41,7 +58,9 @@ cdef class Walk:
     cdef public Py_ssize_t processed, pc, hist_at, jmps, prev_jmps, prev_processed, limit
     cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
     cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
-    cdef public bint precision, loops, unpriv
+    cdef public bint precision, loops, unpriv, gpl
+    cdef public list is_64, writes_r10, is_alu
+    cdef public object allowed
     cdef bytes slot_flags
 
     def set_slot_flags(self, is_jmp) -> None:
@@ -63,6 +82,9 @@ cdef class Walk:
     def hist_entry(self, VState st) -> None:
         """push_jmp_history: one entry per instruction at most (a jump point, a
         register spilled or filled, a branch on linked scalars or a stack pointer)."""
+        self._hist_entry(st)
+
+    cdef _hist_entry(self, VState st):
         if self.hist_at != self.processed:
             self.hist_at = self.processed
             st.hist_len += 1
@@ -86,7 +108,7 @@ cdef class Walk:
         log.start(pc, st)
         # per instruction processed: what stays fixed for the whole walk, looked up once
         level = log.level
-        step, lv, insns, ops = self.step, self.lv, self.insns, self.ops
+        lv, insns, ops = self.lv, self.insns, self.ops
         while True:
             # do_check counts an instruction before it looks for an equivalent state,
             # so a pruned visit counts too and the state heuristics see it
@@ -131,7 +153,7 @@ cdef class Walk:
                 (<Frame>st.frames[-1]).regs[(<tuple>k)[0]] = scalar((<tuple>k)[1])
                 nxt = pc + 1
             else:
-                nxt = step(st, pc, pending)
+                nxt = self._step(st, pc, pending)
             if precise:
                 note = self.note
                 st.hist.append(pc if note is None else (pc,) + note)
@@ -322,3 +344,316 @@ cdef class Walk:
         out = [REGS_OF[live[(<Frame>f).callsite + 1] & CALLEE_SAVED] for f in frames[1:]]
         out.append(REGS_OF[live[pc] & R0_R9])
         return out
+
+    # --- one instruction -----------------------------------------------------------------
+    cdef object _step(self, VState st, Py_ssize_t pc, list pending):
+        """One instruction (do_check's body) but a mov of an immediate, which explore
+        makes itself: the next instruction's pc, None where the path ends."""
+        insn, op = self.insns[pc], self.ops[pc]
+        f = op.form
+        if self.writes_r10[pc]:
+            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
+        if self.is_alu[pc]:
+            self.alu(st, pc, insn, op, pending)
+            return pc + 1
+        if f is F_JCC_K or f is F_JCC_X:
+            return self._cond_jmp(st, pc, insn, op, pending)
+        if f is F_LDX:
+            self._read(st, pc, insn.src)
+            if self.precision:
+                self._note_slot(st, insn.src, insn.off)
+            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
+                            sign=op.is_sign_extending_load)
+            return pc + 1
+        if f is F_STX:
+            self._read(st, pc, insn.src)
+            self._read(st, pc, insn.dst)
+            if self.unpriv:
+                self._leak_check(st, pc, insn)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_ST:
+            self._read(st, pc, insn.dst)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_ATOMIC:
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.atomic(st, pc, insn, op)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_LDDW:
+            self.lddw(st, pc, insn, op)
+            return pc + 2
+        if f is F_LD_ABS or f is F_LD_IND:
+            return self.ld_abs(st, pc, insn, op, pending)
+        if f is F_JA:
+            return pc + 1 + insn.off
+        if f is F_JA32:
+            return pc + 1 + insn.imm
+        if f is F_MAY_GOTO:
+            return self.may_goto(st, pc, insn, pending)
+        if f is F_CALL:
+            self.call_under_lock(st, pc, insn)
+            if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+                self.kfunc_call(st, pc, insn, pending)
+                if is_throw(op, insn):
+                    self.throw_exit(st, pc)
+                    return None
+            else:
+                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
+                        and self.profile == "current":
+                    # check_helper_call: a helper the type offers is refused for the
+                    # license before its arguments and any callback are looked at
+                    self.refuse(pc, HELPER_REFUSAL)
+                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                    self.timer_callback_call(st, pc, insn, pending)
+                self.helper_call(st, pc, insn, pending)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_CALL_LOCAL:
+            self.call_under_lock(st, pc, insn)
+            return self.local_call(st, pc, insn)
+        if f is F_EXIT:
+            return self.exit(st, pc)
+        if f is F_CALLX:
+            self.refuse(pc, f"unknown opcode {insn.code:02x}")
+        raise AssertionError(f)
+
+    # --- registers ------------------------------------------------------------------------
+    def read(self, VState st, Py_ssize_t pc, Py_ssize_t r) -> Reg:
+        return self._read(st, pc, r)
+
+    cdef Reg _read(self, VState st, Py_ssize_t pc, Py_ssize_t r):
+        cdef Reg reg = (<Frame>st.frames[-1]).regs[r]
+        if reg.type == NOT_INIT:
+            self.refuse(pc, f"R{r} !read_ok")
+        return reg
+
+    def _needs(self, VState st, *regnos) -> None:
+        """A decision here depends on these registers' values: the scalars among them
+        are marked precise back along the path (not where precision is not tracked:
+        __mark_chain_precision returns at once without bpf_capable, and the 4.6
+        profile has none)."""
+        if not self.precision:
+            return
+        regs = (<Frame>st.frames[-1]).regs
+        marked = [r for r in regnos if (<Reg>regs[r]).type == SCALAR]
+        if marked:
+            precision.mark(self, st, marked)
+
+    cdef _need(self, VState st, Py_ssize_t r):
+        """_needs of one register."""
+        if self.precision and \
+                (<Reg>(<Frame>st.frames[-1]).regs[r]).type == SCALAR:
+            precision.mark(self, st, [r])
+
+    # --- jumps ------------------------------------------------------------------------------
+    cdef object _cond_jmp(self, VState st, Py_ssize_t pc, insn, op, list pending):
+        cdef list regs = (<Frame>st.frames[-1]).regs
+        cdef long code_op = op.code & 0xF0
+        cdef bint is32 = not self.is_64[pc]
+        cdef bint x = op.form is F_JCC_X
+        cdef Py_ssize_t target, d = insn.dst, s = insn.src
+        cdef int taken
+        cdef Reg dst, src
+        cdef VState other
+        dst = self._read(st, pc, d)
+        if x:
+            src = self._read(st, pc, s)
+            if self.unpriv and src.is_ptr and not (dst.type & 0xFF in _PKT_ANY and
+                                                   src.type & 0xFF in _PKT_ANY):
+                self.refuse(pc, f"R{s} pointer comparison prohibited")
+        else:
+            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
+        target = pc + 1 + insn.off
+        if dst.type == PTR_TO_STACK or x and src.type == PTR_TO_STACK:
+            self._hist_entry(st)    # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
+        taken = -1
+        if dst.type == SCALAR and src.type == SCALAR:
+            taken = bounds.branch_taken(dst, src, code_op, is32)
+        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+            taken = _pkt_end_taken(dst, src, code_op)
+        elif not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and \
+                dst.type != SCALAR and not dst.type & MAYBE_NULL and \
+                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
+                 dst.type & 0xFF in sockets.SOCK_TYPES or
+                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
+                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
+            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
+            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
+            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
+            taken = 0 if code_op == BPF_JEQ else 1
+        if self.precision:
+            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
+                # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
+                # compared with a pointer, whose NULL-ness it decides)
+                # one mark_chain_precision for dst, then one for src
+                self._need(st, d)
+                if x:
+                    self._need(st, s)
+            # collect_linked_regs comes after a decided branch has returned: only an
+            # undecided one records its linked scalars for mark_precise
+            linked = precision.linked_at(st, (dst, src) if x else (dst,),
+                                         self._link_live(st, pc)) if taken < 0 else None
+            self.note = (linked, None) if linked is not None else None
+        if taken == 1:
+            return target
+        if taken == 0:
+            return pc + 1
+        if dst.type == SCALAR and src.type == SCALAR:
+            return self._scalar_branch(st, pc, d, s, x, code_op, is32, dst, src, target,
+                                       pending)
+        if self.unpriv and dst.is_ptr and \
+                not ((code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and
+                     dst.type & MAYBE_NULL) and \
+                not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
+            self.refuse(pc, f"R{d} pointer comparison prohibited")
+        if dst.id or src.id:
+            self._hist_linked(st, pc, dst, src, x)
+        other = self.push(st, target, pc, pending)
+        oregs = (<Frame>other.frames[-1]).regs
+        if not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE):
+            null_reg = None
+            if src.is_null() and dst.type & MAYBE_NULL:
+                null_reg = d
+            elif x and dst.is_null() and src.type & MAYBE_NULL:
+                null_reg = s
+            if null_reg is not None:
+                rid = (<Reg>regs[null_reg]).id
+                eq_state, ne_state = (other, st) if code_op == BPF_JEQ else (st, other)
+                self._mark_null(eq_state, rid, True)
+                self._mark_null(ne_state, rid, False)
+                return pc + 1
+        if not is32 and x:
+            self._pkt_compare(st, other, dst, src, code_op, oregs[d], oregs[s])
+        return pc + 1
+
+    cdef object _scalar_branch(self, VState st, Py_ssize_t pc, Py_ssize_t d, Py_ssize_t s,
+                               bint is_x, long code_op, bint is32, Reg dst, Reg src,
+                               Py_ssize_t target, list pending):
+        """Both outcomes possible: each side learns its condition (reg_set_min_max);
+        a side whose condition contradicts the bounds is dead."""
+        cdef bint same = is_x and d == s
+        cdef Reg t_dst = dst.copy(), t_src = src.copy(), f_dst = dst.copy(), f_src = src.copy()
+        cdef bint ok_t = same or bounds.refine(t_dst, t_src, code_op, is32)
+        cdef bint ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
+        if not ok_t and not ok_f:
+            return pc + 1
+        if self.precision and not (ok_t and ok_f):
+            # a side the bounds rule out: decided by the values, as a taken branch is
+            self._need(st, d)
+            if is_x:
+                self._need(st, s)
+        cdef list live = self._link_live(st, pc)
+        if not ok_t:
+            if not same:
+                _apply(st, d, s, is_x, f_dst, f_src, live)
+            return pc + 1
+        if not ok_f:
+            if not same:
+                _apply(st, d, s, is_x, t_dst, t_src, live)
+            return target
+        if dst.id or src.id:
+            self._hist_linked(st, pc, dst, src, is_x)
+        other = self.push(st, target, pc, pending)
+        if not same:
+            _apply(other, d, s, is_x, t_dst, t_src, live)
+            _apply(st, d, s, is_x, f_dst, f_src, live)
+        return pc + 1
+
+    cdef _hist_linked(self, VState st, Py_ssize_t pc, Reg dst, Reg src, bint x):
+        """check_cond_jmp_op: a branch on scalars linked to others is a history
+        entry (collect_linked_regs)."""
+        linked = self.note is not None if self.precision else \
+            precision.linked_at(st, (dst, src) if x else (dst,),
+                                self._link_live(st, pc)) is not None
+        if linked:
+            self._hist_entry(st)
+
+    cdef list _link_live(self, VState st, Py_ssize_t pc):
+        """Per frame, the registers collect_linked_regs looks at: those live before
+        the frame's instruction (``live_regs_before``; a caller's: its call)."""
+        cdef list frames = st.frames
+        cdef Py_ssize_t i, n = len(frames)
+        live = self.live
+        return [live[(<Frame>frames[i + 1]).callsite] if i + 1 < n else live[pc]
+                for i in range(n)]
+
+
+cdef _apply(VState state, Py_ssize_t d, Py_ssize_t s, bint is_x, Reg dst, Reg src,
+            list live):
+    """A branch's side: its registers as that side's condition refined them, and the
+    scalars linked to them."""
+    cdef list regs = (<Frame>state.frames[-1]).regs
+    regs[d] = dst
+    _sync_linked(state, dst, live)
+    if is_x:
+        regs[s] = src
+        _sync_linked(state, src, live)
+
+
+cdef _sync_linked(VState st, Reg known, list live):
+    """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
+    shifted by the difference of their constants (BPF_ADD_CONST): spilled ones, and
+    the registers ``live`` holds (collect_linked_regs skips dead ones)."""
+    cdef Reg r
+    cdef Py_ssize_t i
+    if known.type != SCALAR or not known.id:
+        return
+    base = known.id & ~BPF_ADD_CONST
+    for f, mask in zip(st.frames, live):
+        regs = (<Frame>f).regs
+        for i, r in enumerate(regs):
+            if r is not known and r.type == SCALAR and mask >> i & 1 and \
+                    r.id & ~BPF_ADD_CONST == base:
+                regs[i] = known.copy() if r.id == known.id == base else \
+                    _linked_copy(known, r)
+        for sl in (<Frame>f).stack.values():
+            if sl.spill is not None and sl.spill is not known and \
+                    sl.spill.type == SCALAR and sl.spill.id & ~BPF_ADD_CONST == base:
+                sl.spill = known.copy() if sl.spill.id == known.id == base else \
+                    _linked_copy(known, sl.spill)
+
+
+cdef Reg _linked_copy(Reg known, Reg r):
+    """sync_linked_regs: ``r`` (linked to ``known``) as ``known`` plus the difference
+    of their constants, keeping its own id and constant."""
+    cdef Reg new = known.copy()
+    delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
+        (known.off if known.id & BPF_ADD_CONST else 0)
+    if delta:
+        if (r.id | known.id) & BPF_ADD_CONST32:
+            # zero-extended where either side's link is a 32-bit one (6.18.44's
+            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
+            # 32-bit sum's bounds: a 32-bit add
+            bounds.alu(new, scalar(delta & 0xFFFFFFFF), BPF_ADD, 32)
+        else:
+            bounds.alu(new, scalar(delta & M64), BPF_ADD, 64)
+    new.id, new.off = r.id, r.off
+    return new
+
+
+cdef int _pkt_end_taken(Reg dst, Reg src, long op) except -2:
+    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
+    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
+    cdef Reg pkt
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, op = src, _FLIP.get(op, op)
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if (op == BPF_JLE or op == BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return op == BPF_JGT
+    if op == BPF_JLT or op == BPF_JGE:
+        return op == BPF_JGE
+    return -1
