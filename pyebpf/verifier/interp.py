@@ -33,10 +33,10 @@ from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
-from .walk import AT_PKT_END, BEYOND_PKT_END, Walk
+from .walk import AT_PKT_END, BEYOND_PKT_END, BPF_MAX_VAR_OFF, Walk
 from .log import Log
 from .strings import ConstStrings
-from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
                     DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU,
                     MEM_RDONLY,
                     PKT_TYPES, PTR_LEGACY,
@@ -52,7 +52,6 @@ COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 # branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
 JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 HELPER_MAX_46 = 30     # BPF_FUNC_skb_set_tunnel_opt, the last helper 4.6 knew
-BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
@@ -64,8 +63,6 @@ _SIZED_STRING_READS = frozenset(isa.HELPER_NAMES.index(n) for n in (
     "probe_read_user_str"))
 # can_elide_value_nullness: a constant in-range key makes these maps' lookup non-NULL
 ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
-_ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
-               "s>>=", "endian")
 
 
 # check_ptr_alignment's names of the pointers it reports misaligned (by exact type)
@@ -395,274 +392,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         reg = st.cur.regs[r]
         reg.mark_unknown()
         return reg
-
-    # --- ALU ------------------------------------------------------------------------------
-    def alu(self, st: VState, pc: int, insn, op, pending) -> None:
-        regs = st.cur.regs
-        f = op.form
-        is64 = self.is_64[pc]
-        bits = 64 if is64 else 32
-        code_op = op.code & 0xF0
-        if f is isa.F_END:
-            dst = self.read(st, pc, insn.dst)
-            if dst.type != SCALAR:
-                dst.mark_unknown()
-                return
-            # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
-            # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
-            # them; a 16- or 32-bit one then keeps only those bits, zero-extended
-            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
-            if swap or op.size < 8:
-                dst.id = 0
-            if swap:
-                var = tnum.bswap(dst.var, op.size)
-                dst.mark_unbounded()
-                dst.var = var
-                bounds.sync(dst)
-            bounds.truncate(dst, op.size)
-            return
-        if f is isa.F_NEG:
-            dst = self.read(st, pc, insn.dst)
-            if dst.type != SCALAR:
-                dst.mark_unknown()
-                if not is64:
-                    bounds.zext32(dst)
-                return
-            zero = scalar(0)
-            bounds.alu(zero, dst, isa.BPF_SUB, bits)
-            regs[insn.dst] = zero
-            return
-        if code_op == isa.BPF_MOV:
-            self.mov(st, pc, insn, op)
-            return
-        # the operand
-        if f.src:
-            src = self.read(st, pc, insn.src)
-        else:
-            src = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
-            if code_op in (isa.BPF_DIV, isa.BPF_MOD) and insn.imm == 0:
-                self.refuse(pc, "div by zero")
-            if code_op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and \
-                    not 0 <= insn.imm < bits:
-                self.refuse(pc, f"invalid shift {insn.imm}")
-        dst = self.read(st, pc, insn.dst)
-        if dst.type != SCALAR or src.type != SCALAR:
-            if self.precision and f.src:
-                # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
-                self._needs(st, insn.src if src.type == SCALAR else insn.dst)
-            self.ptr_alu(st, pc, insn, op, dst, src, code_op)
-            return
-        if code_op in (isa.BPF_AND, isa.BPF_OR) and tnum.is_const(src.var):
-            self._fork_scalars(st, pc, insn.dst, dst, pending)
-        link, umax = dst.id, dst.umax
-        bounds.alu(dst, src, code_op, bits)
-        # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
-        # insn->dst_reg test)
-        if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
-                not (f.src and insn.src == insn.dst) and \
-                (src.is_const if is64 else src.var[1] & M32 == 0):
-            # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
-            # its source, with the constant in off (once only): in 64 bits one that
-            # fits an s32, in 32 bits any, of a copy below 2**32
-            if is64:
-                val = src.value - (1 << 64) if src.value >> 63 else src.value
-                linked = S32_MIN <= val <= S32_MAX
-            else:
-                val = src.value & M32
-                val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
-            linked = linked and not link & BPF_ADD_CONST and \
-                not (code_op == isa.BPF_SUB and val == S32_MIN)
-            delta = -val if code_op == isa.BPF_SUB else val
-            flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
-            dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
-
-    def _fork_scalars(self, st: VState, pc: int, d: int, dst: Reg, pending) -> None:
-        """maybe_fork_scalars: a destination in [-1, 0] (64-bit signed range, else
-        32-bit: LLVM's ``s>>= 31`` then ``&``/``|`` a constant) splits the path: this
-        one goes on with -1, the one queued runs the instruction again with 0."""
-        if dst.smin == -1 and dst.smax == 0:
-            alu32 = False
-        elif dst.s32min == -1 and dst.s32max == 0:
-            alu32 = True
-        else:
-            return
-        other = self.push(st, pc, pc, pending)
-        if self.precision:
-            other.hist.pop()    # the instruction runs again there, recorded then
-        zero = other.cur.regs[d]
-        for r, v in ((zero, 0), (dst, -1)):
-            if alu32:
-                # __mark_reg32_known: the low half and its bounds only
-                r.var = tnum.const_subreg(r.var, v)
-                r.s32min = r.s32max = v
-                r.u32min = r.u32max = v & M32
-            else:
-                r.mark_known(v)
-                r.id = 0
-
-    def _id_before_mov(self, src: Reg) -> None:
-        """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with
-        its copy; one linked to another with a constant added loses that link first
-        (one constant per link)."""
-        if src.type != SCALAR:
-            return
-        if src.id & BPF_ADD_CONST:
-            src.id, src.off = 0, 0
-        if not src.id and not src.is_const:
-            src.id = self.new_id()
-
-    def mov(self, st: VState, pc: int, insn, op) -> None:
-        regs = st.cur.regs
-        is64 = self.is_64[pc]
-        if op.form is isa.F_ALU_K:
-            regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
-            return
-        src = self.read(st, pc, insn.src)
-        if op.form is isa.F_ALU_SX:
-            if src.type != SCALAR:
-                # a root's pointer: an unknown scalar, nothing sign-extended
-                new = scalar()
-                if not is64:
-                    bounds.zext32(new)
-                regs[insn.dst] = new
-                return
-            # check_alu_op: a value the extension cannot change stays linked to its source
-            linked = src.umax < 1 << (op.size * 8 - 1)
-            if linked:
-                self._id_before_mov(src)
-            new = src.copy()
-            if is64:
-                bounds.sign_extend(new, op.size)
-            else:
-                bounds.sign_extend32(new, op.size)
-            new.id = src.id if linked else 0
-            regs[insn.dst] = new
-            return
-        if is64:
-            if src.type == SCALAR and (src.id & BPF_ADD_CONST or
-                                       not src.id and not src.is_const):
-                self._id_before_mov(src)
-            regs[insn.dst] = src.copy()
-            return
-        if self.unpriv and src.is_ptr:
-            self.refuse(pc, f"R{insn.src} partial copy of pointer")
-        # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
-        # is unchanged by the copy, so it stays linked to its source
-        linked = src.type == SCALAR and src.umax < 1 << 32
-        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
-            self._id_before_mov(src)
-        new = src.copy()
-        if src.type != SCALAR:
-            new.mark_unknown()
-        bounds.zext32(new)
-        if linked:
-            new.id = src.id
-        regs[insn.dst] = new
-
-    def ptr_alu(self, st, pc, insn, op, dst: Reg, src: Reg, code_op: int) -> None:
-        """adjust_reg_min_max_vals / adjust_ptr_min_max_vals for a privileged loader."""
-        regs = st.cur.regs
-        d = insn.dst
-        opstr = _ALU_STRING[code_op >> 4]
-        if dst.type != SCALAR and src.type != SCALAR:
-            if code_op == isa.BPF_SUB and not self.unpriv:
-                # mark_reg_unknown, in 32 bits too: no zero extension
-                regs[d].mark_unknown()
-                return
-            self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
-        ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
-        if not self.is_64[pc]:
-            if code_op == isa.BPF_SUB:
-                # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
-                # (__mark_reg_unknown, no zero extension)
-                regs[d].mark_unknown()
-                return
-            self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
-        if ptr.type & MAYBE_NULL:
-            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited, "
-                            f"null-check it first")
-        base = ptr.type & 0xFF
-        known = off_reg.is_const
-        if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
-                code_op == isa.BPF_ADD:
-            pass
-        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
-            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
-        self._sane_offset(pc, off_reg, ptr.type)
-        self._sane_offset(pc, ptr, ptr.type)
-        if self.unpriv and op.form is isa.F_ALU_X and code_op in (isa.BPF_ADD, isa.BPF_SUB):
-            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
-        if code_op == isa.BPF_SUB and dst.type == SCALAR:
-            self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
-        if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
-            self.refuse(pc, f"R{d} subtraction from stack pointer prohibited")
-        if code_op in (isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR):
-            self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
-        if code_op not in (isa.BPF_ADD, isa.BPF_SUB):
-            self.refuse(pc, f"R{d} pointer arithmetic with {opstr} operator prohibited")
-        if self.unpriv and base == PTR_TO_STACK and not known:
-            # check_stack_access_for_ptr_arithmetic (no bypass_spec_v1)
-            self.refuse(pc, f"R{d} variable stack access prohibited for !root, "
-                            f"var_off={tnum.text(off_reg.var)} off={ptr.off}")
-        new = ptr.copy()
-        smin = off_reg.smin
-        if code_op == isa.BPF_ADD:
-            if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
-                new.off = ptr.off + smin
-                if base in PKT_TYPES and new.range < 0:
-                    # adjust_ptr_min_max_vals (6.18.44): arithmetic ends what a
-                    # comparison with pkt_end found (AT_PKT_END, BEYOND_PKT_END)
-                    new.range = 0
-            else:
-                var_holder = ptr.copy()
-                var_holder.type = SCALAR
-                bounds.alu(var_holder, off_reg, isa.BPF_ADD, 64)
-                self._take_var(new, var_holder)
-                if base in PKT_TYPES:
-                    new.id = self.new_id()
-                    new.range = 0
-        else:
-            if known and -(1 << 31) <= ptr.off - smin < (1 << 31):
-                new.off = ptr.off - smin
-            else:
-                var_holder = ptr.copy()
-                var_holder.type = SCALAR
-                bounds.alu(var_holder, off_reg, isa.BPF_SUB, 64)
-                self._take_var(new, var_holder)
-                if base in PKT_TYPES:
-                    new.id = self.new_id()
-                    if smin < 0:
-                        new.range = 0
-        self._sane_offset(pc, new, ptr.type)
-        if self.unpriv:
-            self.sanitize_check_bounds(pc, d, new)
-        regs[d] = new
-
-    @staticmethod
-    def _take_var(ptr: Reg, v: Reg) -> None:
-        for k in ("var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-                  "u32max"):
-            setattr(ptr, k, getattr(v, k))
-
-    def _sane_offset(self, pc, reg: Reg, ptype: int) -> None:
-        """check_reg_sane_offset."""
-        t = type_str(ptype)
-        known = reg.is_const
-        val = reg.smin
-        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
-            self.refuse(pc, f"math between {t} pointer and {val} is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
-            self.refuse(pc, f"{t} pointer offset {reg.off} is not allowed")
-        if reg.smin == -(1 << 63):
-            self.refuse(pc, f"math between {t} pointer and register with unbounded min "
-                            f"value is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
-            # the scalar operand's bounds are "value ... makes"; a pointer's variable part
-            # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
-            # prints it (docs/kernel-notes.md)
-            if reg.type == SCALAR:
-                self.refuse(pc, f"value {reg.smin} makes {t} pointer be out of bounds")
-            self.refuse(pc, f"{t} pointer offset {reg.smin} is not allowed")
 
     # --- memory -----------------------------------------------------------------------------
     def mem_access(self, st: VState, pc: int, regno: int, off: int, size: int, write: bool,
