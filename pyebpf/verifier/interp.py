@@ -20,7 +20,7 @@ from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .errnos import Refusal
-from .exceptions import ExceptionRules, is_throw
+from .exceptions import ExceptionRules
 from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls, exception_cb_pc
 from .helpers46 import Helpers46
@@ -30,30 +30,28 @@ from .lists import ListRules, is_alloc_obj
 from .rbtree import RbtreeRules, calls_less
 from .irqflags import IrqFlagRules, is_irq_slot
 from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
-from .license import GPL_ONLY, HELPER_REFUSAL
 from .liveness import StackLiveness, slot_mask
-from .timers import ASYNC_CALLBACKS, TIMER_SET_CALLBACK_ID, TimerRules
+from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
+from .walk import AT_PKT_END, BEYOND_PKT_END, BPF_MAX_VAR_OFF, Walk
 from .log import Log
 from .strings import ConstStrings
-from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, M32, M64, S32_MAX, S32_MIN, PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU, MEM_RCU,
+from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
+                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU,
                     MEM_RDONLY,
-                    NOT_INIT, PKT_TYPES, PTR_LEGACY,
+                    PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
                     PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK,
                     PTR_UNTRUSTED, SCALAR, STACK_DYNPTR, STACK_INVALID, STACK_IRQ_FLAG,
                     STACK_ITER, STACK_MISC, STACK_SPILL, STACK_ZERO,
-                    Frame, Reg, Slot, VState, maybe_looping, scalar, signature, states_equal,
-                    type_str)
+                    Frame, Reg, Slot, VState, scalar, type_str)
 
 COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 # branches waiting to be explored (BPF_COMPLEXITY_LIMIT_JMP_SEQ; 4.6's push_stack: 1024)
 JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 HELPER_MAX_46 = 30     # BPF_FUNC_skb_set_tunnel_opt, the last helper 4.6 knew
-BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
@@ -65,50 +63,6 @@ _SIZED_STRING_READS = frozenset(isa.HELPER_NAMES.index(n) for n in (
     "probe_read_user_str"))
 # can_elide_value_nullness: a constant in-range key makes these maps' lookup non-NULL
 ELIDE_NULLNESS_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY, isa.MapType.BPF_MAP_TYPE_PERCPU_ARRAY)
-_ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
-               "s>>=", "endian")
-_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
-_COND_JUMPS = (isa.F_JCC_K, isa.F_JCC_X)
-# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
-AT_PKT_END, BEYOND_PKT_END = -1, -2
-_FLIP = {isa.BPF_JGT: isa.BPF_JLT, isa.BPF_JLT: isa.BPF_JGT, isa.BPF_JGE: isa.BPF_JLE,
-         isa.BPF_JLE: isa.BPF_JGE}
-
-
-def _linked_copy(known: Reg, r: Reg) -> Reg:
-    """sync_linked_regs: ``r`` (linked to ``known``) as ``known`` plus the difference
-    of their constants, keeping its own id and constant."""
-    new = known.copy()
-    delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
-        (known.off if known.id & BPF_ADD_CONST else 0)
-    if delta:
-        if (r.id | known.id) & BPF_ADD_CONST32:
-            # zero-extended where either side's link is a 32-bit one (6.18.44's
-            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
-            # 32-bit sum's bounds: a 32-bit add
-            bounds.alu(new, scalar(delta & 0xFFFFFFFF), isa.BPF_ADD, 32)
-        else:
-            bounds.alu(new, scalar(delta & M64), isa.BPF_ADD, 64)
-    new.id, new.off = r.id, r.off
-    return new
-
-
-def _pkt_end_taken(dst: Reg, src: Reg, op: int) -> int:
-    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
-    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
-    if src.type == PTR_TO_PACKET_END:
-        pkt = dst
-    elif dst.type == PTR_TO_PACKET_END:
-        pkt, op = src, _FLIP.get(op, op)
-    else:
-        return -1
-    if pkt.range >= 0:
-        return -1
-    if op in (isa.BPF_JLE, isa.BPF_JGT) and pkt.range == BEYOND_PKT_END:
-        return int(op == isa.BPF_JGT)
-    if op in (isa.BPF_JLT, isa.BPF_JGE):
-        return int(op == isa.BPF_JGE)
-    return -1
 
 
 # check_ptr_alignment's names of the pointers it reports misaligned (by exact type)
@@ -127,11 +81,6 @@ _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64
 _ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                         isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 
-# per register mask, its registers in order (_live_regs)
-_REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
-_R0_R9 = (1 << 10) - 1
-_CALLEE_SAVED = _R0_R9 & ~((1 << 6) - 1)     # r6-r9
-
 
 @functools.lru_cache(maxsize=256)
 def _main_buckets(nslots: int) -> tuple[int, ...]:
@@ -140,10 +89,10 @@ def _main_buckets(nslots: int) -> tuple[int, ...]:
     return tuple(((pc ^ -1) & 0xFFFFFFFF) % nslots for pc in range(nslots))
 
 
-class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStrings,
-                  GlobalCalls, SpeculationRules, LockRules, ConntrackCalls, AllocObjects,
-                  KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls, Helpers46,
-                  ExceptionRules, IrqFlagRules):
+class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
+                  ConstStrings, GlobalCalls, SpeculationRules, LockRules, ConntrackCalls,
+                  AllocObjects, KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls,
+                  Helpers46, ExceptionRules, IrqFlagRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False, *, succ):
@@ -178,20 +127,21 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
         # and calls themselves).  One pass over the slots.
         n = len(ops)
-        self.is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
+        is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
         self.is_alu = [False] * n
-        self.mov_k: list = [None] * n   # the constant a mov of an immediate writes (step)
+        self.mov_k = [None] * n     # a mov of an immediate: (dst, its constant) (explore)
         self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
         points, jmps = set(), set()
         for pc, op in enumerate(ops):
             if op is None:
                 continue
             insn, f = insns[pc], op.form
-            self.is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
+            is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
             self.writes_r10[pc] = structure.writes_r10(op, insn)
             self.is_alu[pc] = f in _ALU_FORMS
             if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not self.writes_r10[pc]:
-                self.mov_k[pc] = insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF
+                self.mov_k[pc] = (insn.dst,
+                                  insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF)
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
@@ -217,6 +167,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.prune = points | self.iter_nexts | self.callback_calls
         self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
+        self.set_slot_flags(is_jmp)
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(succ, starts, self.callback_calls)
@@ -236,6 +187,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.max_states_per_insn = 0
         self.jmps = self.prev_jmps = self.prev_processed = 0
         self.limit = COMPLEXITY_LIMIT[profile]
+        self.jmp_seq_limit = JMP_SEQ_LIMIT[profile]
         self.globals = {f.pc: f for f in functions if not f.static}
         self.statics = {f.pc: f for f in functions if f.static}
         self.unreliable: set[int] = set()    # statics whose prototype did not match
@@ -245,17 +197,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.in_exception_cb = False
 
     # --- bookkeeping ---------------------------------------------------------------
-    def hist_entry(self, st: VState) -> None:
-        """push_jmp_history: one entry per instruction at most (a jump point, a
-        register spilled or filled, a branch on linked scalars or a stack pointer)."""
-        if self.hist_at != self.processed:
-            self.hist_at = self.processed
-            st.hist_len += 1
-
-    def new_id(self) -> int:
-        self.id_gen += 1
-        return self.id_gen
-
     def refuse(self, pc: int, *lines: str, errno: int | None = None):
         raise Refusal(list(lines), pc, errno)
 
@@ -287,77 +228,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             self.explore(entry, func.pc)
             self.log.verified()
 
-    def explore(self, st: VState, pc: int) -> None:
-        """Every path from ``pc`` in state ``st`` (do_check)."""
-        pending: list[tuple[VState, int, int]] = []
-        prev = -1
-        touched = None      # what the last instruction touched, printed before the next
-        log = self.log
-        log.start(pc, st)
-        # per instruction processed: what stays fixed for the whole walk, looked up once
-        level, limit, precise = log.level, self.limit, self.precision
-        prune, jmp_points, is_jmp, step = self.prune, self.jmp_points, self.is_jmp, self.step
-        lv = self.lv
-        while True:
-            # do_check counts an instruction before it looks for an equivalent state,
-            # so a pruned visit counts too and the state heuristics see it
-            processed = self.processed = self.processed + 1
-            if processed > limit:
-                self.refuse(pc, f"BPF program is too large. Processed {processed} insn")
-            self.pc = pc
-            if pc in prune:
-                if self.visited(st, pc):
-                    log.slots.clear()
-                    if level >= 2:
-                        log.pruned(pc)
-                    self.path_done(st)
-                    lv.update(st)
-                    if not pending:
-                        return
-                    # pop, inlined
-                    st, pc, prev, mark = pending.pop()
-                    if level:
-                        log.pop(mark, prev, pc, st)
-                    touched = None
-                    continue
-                if pc in jmp_points:     # every jump point is a prune point
-                    # hist_entry, inlined: the instruction's first entry
-                    self.hist_at = processed
-                    st.hist_len += 1
-            if touched is not None:
-                # do_check prints the last instruction's registers after it has looked
-                # for an equivalent state here (none when that pruned the path)
-                log.after(st, touched, pc)
-                touched = None
-            if level >= 2:     # only level 2 prints a path's beginning
-                log.begun()
-            if is_jmp[pc]:
-                self.jmps += 1
-            if level:
-                log.insn(pc, self.insns, self.ops, st)
-            self.note = None
-            nxt = step(st, pc, pending)
-            if precise:
-                note = self.note
-                st.hist.append(pc if note is None else (pc,) + note)
-            if level >= 2:
-                touched = self._touched(pc)
-                if nxt is None or self.ops[pc].form in _COND_JUMPS:
-                    # check_cond_jmp_op prints its state itself, under its own pc,
-                    # whether or not the next instruction prunes the path
-                    log.after(st, touched, pc)
-                    touched = None
-            if nxt is None:
-                self.path_done(st)
-                lv.update(st)
-                if not pending:
-                    return
-                st, pc, prev, mark = pending.pop()      # pop, inlined
-                if level:
-                    log.pop(mark, prev, pc, st)
-                continue
-            prev, pc = pc, nxt
-
     def _touched(self, pc: int) -> set:
         """The registers an instruction reads or writes (mark_reg_scratched)."""
         insn, f = self.insns[pc], self.ops[pc].form
@@ -380,25 +250,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             regs.add(0)                 # check_atomic_rmw's check_reg_arg of R0
         return regs
 
-    def push(self, st: VState, pc: int, prev: int, pending,
-             errno: int | None = None) -> VState:
-        """push_stack; ``errno`` is what its caller returns when it fails, where that is
-        not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
-        ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
-        callback (push_callback_call)."""
-        if len(pending) >= JMP_SEQ_LIMIT[self.profile]:
-            # push_stack: too many branches waiting to be explored
-            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
-                        f"The sequence of {len(pending) + 1} jumps is too complex.",
-                        errno=errno)
-        other = st.copy()
-        if self.precision:
-            other.hist.append(prev if self.note is None else (prev,) + self.note)
-        if st.parent is not None:
-            st.parent.branches += 1
-        pending.append((other, pc, prev, self.log.mark()))
-        return other
-
     def may_goto(self, st: VState, pc: int, insn, pending) -> int:
         """check_cond_jmp_op for may_goto: the fall-through (one more iteration, one
         level deeper, changed scalars widened) is queued; this path takes the jump."""
@@ -420,133 +271,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
                     [f.callsite for f in old.frames] == sites:
                 return old
         return None
-
-    def path_done(self, st: VState) -> None:
-        """A path ended: its checkpoints with no open branch left become finished
-        states, which later paths may be pruned against."""
-        p = st.parent
-        while p is not None:
-            p.branches -= 1
-            if p.branches:
-                break
-            if self.loops:
-                self._exit_scc(p)
-            if id(p) in self.free_list and not (self.loops and self._incomplete(p)):
-                del self.free_list[id(p)]      # maybe_free_verifier_state
-                self.cur_states -= 1
-            if not p.evicted:
-                self.open[p.insn][p.sig].remove(p)
-                self.open_count[p.insn] -= 1
-                self.unclean.setdefault(p.insn, []).append(p)
-            p = p.parent
-
-    def visited(self, cur: VState, pc: int) -> bool:
-        """is_state_visited: True to end this path here (an equivalent finished state
-        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
-        States are looked at newest first, each counting its hits and misses, and one
-        that misses far more often than it hits is forgotten, as the kernel forgets it
-        (so a program whose paths the kernel cannot prune is refused by complexity
-        here too)."""
-        if pc in self.unclean:
-            self._clean_live_states(cur, pc)
-
-        if len(cur.frames) == 1:    # _live_regs and _bucket, inlined for the main function
-            live = [_REGS_OF[self.live[pc] & _R0_R9]]
-            bucket = self.main_buckets[pc]
-        else:
-            live = self._live_regs(cur, pc)
-            bucket = self._bucket(pc, cur)
-        # the kernel adds a state only after 2 jumps and 8 instructions since the last
-        # one (20 and 100 inside a loop): what it finds first, and its counts, follow
-        if pc in self.forced:
-            iter_next = pc in self.iter_nexts
-            may_goto = pc in self.may_gotos
-            calls_callback = pc in self.callback_calls
-            force = True        # is_force_checkpoint
-        else:
-            iter_next = may_goto = calls_callback = force = False
-        # force_new_state: also a path whose history since its checkpoint is long
-        force_new = force or cur.hist_len > 40
-        jmps, processed = self.jmps - self.prev_jmps, self.processed - self.prev_processed
-        add = force_new or (jmps >= 2 and processed >= 8)
-        # a state still open here holds the next one back until 20 jumps and 100
-        # instructions have passed (a loop's)
-        hold = not force_new and jmps < 20 and processed < 100
-        sig = None
-        # ancestors still being explored that an exact repeat would be (an infinite
-        # loop): only those of cur's signature can be; not at an iterator's next call or
-        # a callback call, whose loops end by their own rules (skip_inf_loop_check)
-        repeats = ()
-        if self.open_count.get(pc) and not (iter_next or calls_callback):
-            sig = signature(cur, live)
-            repeats = self.open[pc].get(sig, ())
-        here = self.states.get(bucket, [])
-        count = len(here)
-        for old in here[::-1]:      # a copy: _evict may remove from here
-            if old.insn != pc:
-                continue
-            if old.branches:
-                # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True) and (
-                        calls_callback or
-                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
-                        (iter_next and self._iter_active(cur))):
-                    old.hits += 1
-                    if self.precision:
-                        precision.propagate(self, old, cur)
-                        if self.loops:
-                            self._backedge(old, cur)
-                    return True
-                # checked in the list's order, so a newer state may prune first; a
-                # may_goto whose depths are equal is checked too (is_state_visited)
-                if old in repeats and maybe_looping(old, cur) and \
-                        old.may_goto_depth == cur.may_goto_depth and \
-                        old.callback_unroll_depth == cur.callback_unroll_depth and \
-                        states_equal(old, cur, live, exact=True):
-                    self.refuse(pc, f"infinite loop detected at insn {pc}")
-                if hold:
-                    add = False
-            else:
-                # a state whose loop is still being explored has incomplete marks: it
-                # prunes only what lies within its ranges (incomplete_read_marks)
-                loop = self.loops and self.precision and self._incomplete(old)
-                if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop):
-                    old.hits += 1
-                    if self.precision:
-                        precision.propagate(self, old, cur)
-                    if loop:
-                        self._backedge(old, cur)
-                    return True
-            if add:
-                old.misses += 1
-            n = 64 if force and old.branches else 3
-            if old.misses > old.hits * n + n:
-                self._evict(old)
-        self.max_states_per_insn = max(self.max_states_per_insn, count)
-        if not add:
-            return False
-        if sig is None:
-            sig = signature(cur, live)
-        self.prev_jmps, self.prev_processed = self.jmps, self.processed
-        snap = cur.copy()
-        snap.branches = 1
-        snap.parent = cur.parent
-        snap.insn, snap.sig = pc, sig
-        snap.hist, cur.hist = cur.hist, []
-        cur.hist_len = 0
-        cur.parent = snap
-        cur.dfs_depth = snap.dfs_depth + 1
-        self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
-        self.open_count[pc] = self.open_count.get(pc, 0) + 1
-        self.states.setdefault(bucket, []).append(snap)
-        if self.loops:
-            self._enter_scc(snap)
-        self.total_states += 1
-        self.cur_states += 1
-        self.peak_states = max(self.peak_states, self.cur_states)
-        return False
 
     def _enter_scc(self, snap: VState) -> None:
         """maybe_enter_scc: the first checkpoint with a call chain opens its visit."""
@@ -597,12 +321,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         self.cur_states += 1
         self.peak_states = max(self.peak_states, self.cur_states)
 
-    def _bucket(self, pc: int, st: VState) -> int:
-        """_bucket_of for ``st``'s current function."""
-        if len(st.frames) == 1:
-            return self.main_buckets[pc]
-        return ((pc ^ st.frames[-1].callsite) & 0xFFFFFFFF) % self.nslots
-
     def _bucket_of(self, pc: int, callsite: int) -> int:
         """explored_state: the kernel keeps its states in a table of as many lists as
         the program has slots, by instruction and the current function's call site
@@ -628,16 +346,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if keep:
             self.unclean[pc] = keep
 
-    def _live_regs(self, cur: VState, pc: int) -> list[tuple]:
-        """Per frame, the registers ``visited``'s ``live`` keeps, in order: a caller's
-        callee-saved ones live after its call, and the current frame's r0-r9."""
-        live, frames = self.live, cur.frames
-        if len(frames) == 1:
-            return [_REGS_OF[live[pc] & _R0_R9]]
-        out = [_REGS_OF[live[f.callsite + 1] & _CALLEE_SAVED] for f in frames[1:]]
-        out.append(_REGS_OF[live[pc] & _R0_R9])
-        return out
-
     def _iter_active(self, cur: VState) -> bool:
         it = iter_slot(cur, cur.cur.regs[1])
         return it is not None and it.spill.value == ITER_ACTIVE
@@ -657,88 +365,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         old.evicted = True
 
     # --- one instruction -----------------------------------------------------------------
-    def step(self, st: VState, pc: int, pending) -> int | None:
-        k = self.mov_k[pc]
-        if k is not None:   # mov's first case, without the calls
-            st.cur.regs[self.insns[pc].dst] = scalar(k)
-            return pc + 1
-        insn, op = self.insns[pc], self.ops[pc]
-        f = op.form
-        if self.writes_r10[pc]:
-            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
-        if self.is_alu[pc]:
-            self.alu(st, pc, insn, op, pending)
-            return pc + 1
-        if f is isa.F_JCC_K or f is isa.F_JCC_X:
-            return self.cond_jmp(st, pc, insn, op, pending)
-        if f is isa.F_LDX:
-            self.read(st, pc, insn.src)
-            if self.precision:
-                self._note_slot(st, insn.src, insn.off)
-            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
-                            sign=op.is_sign_extending_load)
-            return pc + 1
-        if f is isa.F_STX:
-            self.read(st, pc, insn.src)
-            self.read(st, pc, insn.dst)
-            if self.unpriv:
-                self._leak_check(st, pc, insn)
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_ST:
-            self.read(st, pc, insn.dst)
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_ATOMIC:
-            if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.atomic(st, pc, insn, op)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_LDDW:
-            self.lddw(st, pc, insn, op)
-            return pc + 2
-        if f in (isa.F_LD_ABS, isa.F_LD_IND):
-            return self.ld_abs(st, pc, insn, op, pending)
-        if f is isa.F_JA:
-            return pc + 1 + insn.off
-        if f is isa.F_JA32:
-            return pc + 1 + insn.imm
-        if f is isa.F_MAY_GOTO:
-            return self.may_goto(st, pc, insn, pending)
-        if f is isa.F_CALL:
-            self.call_under_lock(st, pc, insn)
-            if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
-                self.kfunc_call(st, pc, insn, pending)
-                if is_throw(op, insn):
-                    self.throw_exit(st, pc)
-                    return None
-            else:
-                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
-                        and self.profile == "current":
-                    # check_helper_call: a helper the type offers is refused for the
-                    # license before its arguments and any callback are looked at
-                    self.refuse(pc, HELPER_REFUSAL)
-                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
-                    self.timer_callback_call(st, pc, insn, pending)
-                self.helper_call(st, pc, insn, pending)
-            self.lv.commit(st, pc)
-            return pc + 1
-        if f is isa.F_CALL_LOCAL:
-            self.call_under_lock(st, pc, insn)
-            return self.local_call(st, pc, insn)
-        if f is isa.F_EXIT:
-            return self.exit(st, pc)
-        if f is isa.F_CALLX:
-            self.refuse(pc, f"unknown opcode {insn.code:02x}")
-        raise AssertionError(f)
-
     def _note_slot(self, st: VState, base: int, off: int) -> None:
         """A load or store at a constant stack address: which slot, for the path's
         hist (insn_stack_access_flags)."""
@@ -747,24 +373,7 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
             v = reg.value - (1 << 64) if reg.value >> 63 else reg.value
             self.note = (None, (reg.frame, (-(reg.off + v + off) - 1) // 8))
 
-    def _needs(self, st: VState, *regnos: int) -> None:
-        """A decision here depends on these registers' values: the scalars among them
-        are marked precise back along the path (not where precision is not tracked:
-        __mark_chain_precision returns at once without bpf_capable, and the 4.6
-        profile has none)."""
-        if not self.precision:
-            return
-        regs = [r for r in regnos if st.cur.regs[r].type == SCALAR]
-        if regs:
-            precision.mark(self, st, regs)
-
     # --- registers ------------------------------------------------------------------------
-    def read(self, st: VState, pc: int, r: int) -> Reg:
-        reg = st.cur.regs[r]
-        if reg.type == NOT_INIT:
-            self.refuse(pc, f"R{r} !read_ok")
-        return reg
-
     _LEAK_INTO = {PTR_TO_MAP_VALUE: "map", PTR_TO_CTX: "ctx", PTR_TO_PACKET: "packet",
                   PTR_TO_PACKET_META: "packet", PTR_TO_MEM: "mem"}
 
@@ -783,274 +392,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         reg = st.cur.regs[r]
         reg.mark_unknown()
         return reg
-
-    # --- ALU ------------------------------------------------------------------------------
-    def alu(self, st: VState, pc: int, insn, op, pending) -> None:
-        regs = st.cur.regs
-        f = op.form
-        is64 = self.is_64[pc]
-        bits = 64 if is64 else 32
-        code_op = op.code & 0xF0
-        if f is isa.F_END:
-            dst = self.read(st, pc, insn.dst)
-            if dst.type != SCALAR:
-                dst.mark_unknown()
-                return
-            # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
-            # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
-            # them; a 16- or 32-bit one then keeps only those bits, zero-extended
-            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
-            if swap or op.size < 8:
-                dst.id = 0
-            if swap:
-                var = tnum.bswap(dst.var, op.size)
-                dst.mark_unbounded()
-                dst.var = var
-                bounds.sync(dst)
-            bounds.truncate(dst, op.size)
-            return
-        if f is isa.F_NEG:
-            dst = self.read(st, pc, insn.dst)
-            if dst.type != SCALAR:
-                dst.mark_unknown()
-                if not is64:
-                    bounds.zext32(dst)
-                return
-            zero = scalar(0)
-            bounds.alu(zero, dst, isa.BPF_SUB, bits)
-            regs[insn.dst] = zero
-            return
-        if code_op == isa.BPF_MOV:
-            self.mov(st, pc, insn, op)
-            return
-        # the operand
-        if f.src:
-            src = self.read(st, pc, insn.src)
-        else:
-            src = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
-            if code_op in (isa.BPF_DIV, isa.BPF_MOD) and insn.imm == 0:
-                self.refuse(pc, "div by zero")
-            if code_op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) and \
-                    not 0 <= insn.imm < bits:
-                self.refuse(pc, f"invalid shift {insn.imm}")
-        dst = self.read(st, pc, insn.dst)
-        if dst.type != SCALAR or src.type != SCALAR:
-            if self.precision and f.src:
-                # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
-                self._needs(st, insn.src if src.type == SCALAR else insn.dst)
-            self.ptr_alu(st, pc, insn, op, dst, src, code_op)
-            return
-        if code_op in (isa.BPF_AND, isa.BPF_OR) and tnum.is_const(src.var):
-            self._fork_scalars(st, pc, insn.dst, dst, pending)
-        link, umax = dst.id, dst.umax
-        bounds.alu(dst, src, code_op, bits)
-        # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
-        # insn->dst_reg test)
-        if link and not self.unpriv and code_op in (isa.BPF_ADD, isa.BPF_SUB) and \
-                not (f.src and insn.src == insn.dst) and \
-                (src.is_const if is64 else src.var[1] & M32 == 0):
-            # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
-            # its source, with the constant in off (once only): in 64 bits one that
-            # fits an s32, in 32 bits any, of a copy below 2**32
-            if is64:
-                val = src.value - (1 << 64) if src.value >> 63 else src.value
-                linked = S32_MIN <= val <= S32_MAX
-            else:
-                val = src.value & M32
-                val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
-            linked = linked and not link & BPF_ADD_CONST and \
-                not (code_op == isa.BPF_SUB and val == S32_MIN)
-            delta = -val if code_op == isa.BPF_SUB else val
-            flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
-            dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
-
-    def _fork_scalars(self, st: VState, pc: int, d: int, dst: Reg, pending) -> None:
-        """maybe_fork_scalars: a destination in [-1, 0] (64-bit signed range, else
-        32-bit: LLVM's ``s>>= 31`` then ``&``/``|`` a constant) splits the path: this
-        one goes on with -1, the one queued runs the instruction again with 0."""
-        if dst.smin == -1 and dst.smax == 0:
-            alu32 = False
-        elif dst.s32min == -1 and dst.s32max == 0:
-            alu32 = True
-        else:
-            return
-        other = self.push(st, pc, pc, pending)
-        if self.precision:
-            other.hist.pop()    # the instruction runs again there, recorded then
-        zero = other.cur.regs[d]
-        for r, v in ((zero, 0), (dst, -1)):
-            if alu32:
-                # __mark_reg32_known: the low half and its bounds only
-                r.var = tnum.const_subreg(r.var, v)
-                r.s32min = r.s32max = v
-                r.u32min = r.u32max = v & M32
-            else:
-                r.mark_known(v)
-                r.id = 0
-
-    def _id_before_mov(self, src: Reg) -> None:
-        """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with
-        its copy; one linked to another with a constant added loses that link first
-        (one constant per link)."""
-        if src.type != SCALAR:
-            return
-        if src.id & BPF_ADD_CONST:
-            src.id, src.off = 0, 0
-        if not src.id and not src.is_const:
-            src.id = self.new_id()
-
-    def mov(self, st: VState, pc: int, insn, op) -> None:
-        regs = st.cur.regs
-        is64 = self.is_64[pc]
-        if op.form is isa.F_ALU_K:
-            regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
-            return
-        src = self.read(st, pc, insn.src)
-        if op.form is isa.F_ALU_SX:
-            if src.type != SCALAR:
-                # a root's pointer: an unknown scalar, nothing sign-extended
-                new = scalar()
-                if not is64:
-                    bounds.zext32(new)
-                regs[insn.dst] = new
-                return
-            # check_alu_op: a value the extension cannot change stays linked to its source
-            linked = src.umax < 1 << (op.size * 8 - 1)
-            if linked:
-                self._id_before_mov(src)
-            new = src.copy()
-            if is64:
-                bounds.sign_extend(new, op.size)
-            else:
-                bounds.sign_extend32(new, op.size)
-            new.id = src.id if linked else 0
-            regs[insn.dst] = new
-            return
-        if is64:
-            if src.type == SCALAR and (src.id & BPF_ADD_CONST or
-                                       not src.id and not src.is_const):
-                self._id_before_mov(src)
-            regs[insn.dst] = src.copy()
-            return
-        if self.unpriv and src.is_ptr:
-            self.refuse(pc, f"R{insn.src} partial copy of pointer")
-        # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
-        # is unchanged by the copy, so it stays linked to its source
-        linked = src.type == SCALAR and src.umax < 1 << 32
-        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
-            self._id_before_mov(src)
-        new = src.copy()
-        if src.type != SCALAR:
-            new.mark_unknown()
-        bounds.zext32(new)
-        if linked:
-            new.id = src.id
-        regs[insn.dst] = new
-
-    def ptr_alu(self, st, pc, insn, op, dst: Reg, src: Reg, code_op: int) -> None:
-        """adjust_reg_min_max_vals / adjust_ptr_min_max_vals for a privileged loader."""
-        regs = st.cur.regs
-        d = insn.dst
-        opstr = _ALU_STRING[code_op >> 4]
-        if dst.type != SCALAR and src.type != SCALAR:
-            if code_op == isa.BPF_SUB and not self.unpriv:
-                # mark_reg_unknown, in 32 bits too: no zero extension
-                regs[d].mark_unknown()
-                return
-            self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
-        ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
-        if not self.is_64[pc]:
-            if code_op == isa.BPF_SUB:
-                # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
-                # (__mark_reg_unknown, no zero extension)
-                regs[d].mark_unknown()
-                return
-            self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
-        if ptr.type & MAYBE_NULL:
-            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited, "
-                            f"null-check it first")
-        base = ptr.type & 0xFF
-        known = off_reg.is_const
-        if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
-                code_op == isa.BPF_ADD:
-            pass
-        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
-            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
-        self._sane_offset(pc, off_reg, ptr.type)
-        self._sane_offset(pc, ptr, ptr.type)
-        if self.unpriv and op.form is isa.F_ALU_X and code_op in (isa.BPF_ADD, isa.BPF_SUB):
-            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
-        if code_op == isa.BPF_SUB and dst.type == SCALAR:
-            self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
-        if code_op == isa.BPF_SUB and base == PTR_TO_STACK:
-            self.refuse(pc, f"R{d} subtraction from stack pointer prohibited")
-        if code_op in (isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR):
-            self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
-        if code_op not in (isa.BPF_ADD, isa.BPF_SUB):
-            self.refuse(pc, f"R{d} pointer arithmetic with {opstr} operator prohibited")
-        if self.unpriv and base == PTR_TO_STACK and not known:
-            # check_stack_access_for_ptr_arithmetic (no bypass_spec_v1)
-            self.refuse(pc, f"R{d} variable stack access prohibited for !root, "
-                            f"var_off={tnum.text(off_reg.var)} off={ptr.off}")
-        new = ptr.copy()
-        smin = off_reg.smin
-        if code_op == isa.BPF_ADD:
-            if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
-                new.off = ptr.off + smin
-                if base in PKT_TYPES and new.range < 0:
-                    # adjust_ptr_min_max_vals (6.18.44): arithmetic ends what a
-                    # comparison with pkt_end found (AT_PKT_END, BEYOND_PKT_END)
-                    new.range = 0
-            else:
-                var_holder = ptr.copy()
-                var_holder.type = SCALAR
-                bounds.alu(var_holder, off_reg, isa.BPF_ADD, 64)
-                self._take_var(new, var_holder)
-                if base in PKT_TYPES:
-                    new.id = self.new_id()
-                    new.range = 0
-        else:
-            if known and -(1 << 31) <= ptr.off - smin < (1 << 31):
-                new.off = ptr.off - smin
-            else:
-                var_holder = ptr.copy()
-                var_holder.type = SCALAR
-                bounds.alu(var_holder, off_reg, isa.BPF_SUB, 64)
-                self._take_var(new, var_holder)
-                if base in PKT_TYPES:
-                    new.id = self.new_id()
-                    if smin < 0:
-                        new.range = 0
-        self._sane_offset(pc, new, ptr.type)
-        if self.unpriv:
-            self.sanitize_check_bounds(pc, d, new)
-        regs[d] = new
-
-    @staticmethod
-    def _take_var(ptr: Reg, v: Reg) -> None:
-        for k in ("var", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min",
-                  "u32max"):
-            setattr(ptr, k, getattr(v, k))
-
-    def _sane_offset(self, pc, reg: Reg, ptype: int) -> None:
-        """check_reg_sane_offset."""
-        t = type_str(ptype)
-        known = reg.is_const
-        val = reg.smin
-        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
-            self.refuse(pc, f"math between {t} pointer and {val} is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
-            self.refuse(pc, f"{t} pointer offset {reg.off} is not allowed")
-        if reg.smin == -(1 << 63):
-            self.refuse(pc, f"math between {t} pointer and register with unbounded min "
-                            f"value is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
-            # the scalar operand's bounds are "value ... makes"; a pointer's variable part
-            # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
-            # prints it (docs/kernel-notes.md)
-            if reg.type == SCALAR:
-                self.refuse(pc, f"value {reg.smin} makes {t} pointer be out of bounds")
-            self.refuse(pc, f"{t} pointer offset {reg.smin} is not allowed")
 
     # --- memory -----------------------------------------------------------------------------
     def mem_access(self, st: VState, pc: int, regno: int, off: int, size: int, write: bool,
@@ -1593,160 +934,6 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         return self.exit(st, pc)
 
     # --- jumps ------------------------------------------------------------------------------
-    def cond_jmp(self, st: VState, pc: int, insn, op, pending) -> int | None:
-        regs = st.cur.regs
-        code_op = op.code & 0xF0
-        is32 = not self.is_64[pc]
-        dst = self.read(st, pc, insn.dst)
-        if op.form is isa.F_JCC_X:
-            src = self.read(st, pc, insn.src)
-            if self.unpriv and src.is_ptr and not (dst.type & 0xFF in _PKT_ANY and
-                                                   src.type & 0xFF in _PKT_ANY):
-                self.refuse(pc, f"R{insn.src} pointer comparison prohibited")
-        else:
-            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
-        target = pc + 1 + insn.off
-        if dst.type == PTR_TO_STACK or op.form is isa.F_JCC_X and src.type == PTR_TO_STACK:
-            self.hist_entry(st)     # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
-        taken = -1
-        if dst.type == SCALAR and src.type == SCALAR:
-            taken = bounds.branch_taken(dst, src, code_op, is32)
-        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
-            taken = _pkt_end_taken(dst, src, code_op)
-        elif not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and \
-                dst.type != SCALAR and not dst.type & MAYBE_NULL and \
-                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
-                 dst.type & 0xFF in sockets.SOCK_TYPES or
-                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
-                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
-            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
-            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
-            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
-            taken = 0 if code_op == isa.BPF_JEQ else 1
-        if self.precision:
-            x = op.form is isa.F_JCC_X
-            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
-                # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
-                # compared with a pointer, whose NULL-ness it decides)
-                # one mark_chain_precision for dst, then one for src
-                self._needs(st, insn.dst)
-                if x:
-                    self._needs(st, insn.src)
-            # collect_linked_regs comes after a decided branch has returned: only an
-            # undecided one records its linked scalars for mark_precise
-            linked = precision.linked_at(st, (dst, src) if x else (dst,),
-                                         self._link_live(st, pc)) if taken < 0 else None
-            self.note = (linked, None) if linked is not None else None
-        if taken == 1:
-            return target
-        if taken == 0:
-            return pc + 1
-        if dst.type == SCALAR and src.type == SCALAR:
-            return self._scalar_branch(st, pc, insn, op, code_op, is32, dst, src, target,
-                                       pending)
-        if self.unpriv and dst.is_ptr and \
-                not (code_op in (isa.BPF_JEQ, isa.BPF_JNE) and src.is_null() and
-                     dst.type & MAYBE_NULL) and \
-                not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
-            self.refuse(pc, f"R{insn.dst} pointer comparison prohibited")
-        if dst.id or src.id:
-            self._hist_linked(st, pc, dst, src, op.form is isa.F_JCC_X)
-        other = self.push(st, target, pc, pending)
-        oregs = other.cur.regs
-        if not is32 and code_op in (isa.BPF_JEQ, isa.BPF_JNE):
-            null_reg = None
-            if src.is_null() and dst.type & MAYBE_NULL:
-                null_reg = insn.dst
-            elif op.form is isa.F_JCC_X and dst.is_null() and src.type & MAYBE_NULL:
-                null_reg = insn.src
-            if null_reg is not None:
-                rid = regs[null_reg].id
-                eq_state, ne_state = (other, st) if code_op == isa.BPF_JEQ else (st, other)
-                self._mark_null(eq_state, rid, True)
-                self._mark_null(ne_state, rid, False)
-                return pc + 1
-        if not is32 and op.form is isa.F_JCC_X:
-            self._pkt_compare(st, other, dst, src, code_op, oregs[insn.dst],
-                              oregs[insn.src])
-        return pc + 1
-
-    def _scalar_branch(self, st, pc, insn, op, code_op, is32, dst, src, target, pending):
-        """Both outcomes possible: each side learns its condition (reg_set_min_max);
-        a side whose condition contradicts the bounds is dead."""
-        is_x = op.form is isa.F_JCC_X
-        same = is_x and insn.dst == insn.src
-        t_dst, t_src = dst.copy(), src.copy()
-        f_dst, f_src = dst.copy(), src.copy()
-        ok_t = same or bounds.refine(t_dst, t_src, code_op, is32)
-        ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
-        if not ok_t and not ok_f:
-            return pc + 1
-        if self.precision and not (ok_t and ok_f):
-            # a side the bounds rule out: decided by the values, as a taken branch is
-            self._needs(st, insn.dst)
-            if is_x:
-                self._needs(st, insn.src)
-
-        def apply(state: VState, d: Reg, s_: Reg) -> None:
-            if same:
-                return
-            regs = state.cur.regs
-            regs[insn.dst] = d
-            self._sync_linked(state, d, live)
-            if is_x:
-                regs[insn.src] = s_
-                self._sync_linked(state, s_, live)
-        live = self._link_live(st, pc)
-        if not ok_t:
-            apply(st, f_dst, f_src)
-            return pc + 1
-        if not ok_f:
-            apply(st, t_dst, t_src)
-            return target
-        if dst.id or src.id:
-            self._hist_linked(st, pc, dst, src, is_x)
-        other = self.push(st, target, pc, pending)
-        apply(other, t_dst, t_src)
-        apply(st, f_dst, f_src)
-        return pc + 1
-
-
-    def _hist_linked(self, st: VState, pc: int, dst: Reg, src: Reg, x: bool) -> None:
-        """check_cond_jmp_op: a branch on scalars linked to others is a history
-        entry (collect_linked_regs)."""
-        linked = self.note is not None if self.precision else \
-            precision.linked_at(st, (dst, src) if x else (dst,),
-                                self._link_live(st, pc)) is not None
-        if linked:
-            self.hist_entry(st)
-
-    def _link_live(self, st: VState, pc: int) -> list[int]:
-        """Per frame, the registers collect_linked_regs looks at: those live before
-        the frame's instruction (``live_regs_before``; a caller's: its call)."""
-        frames = st.frames
-        return [self.live[frames[i + 1].callsite] if i + 1 < len(frames) else self.live[pc]
-                for i in range(len(frames))]
-
-    @staticmethod
-    def _sync_linked(st: VState, known: Reg, live: list[int]) -> None:
-        """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
-        shifted by the difference of their constants (BPF_ADD_CONST): spilled ones, and
-        the registers ``live`` holds (collect_linked_regs skips dead ones)."""
-        if known.type != SCALAR or not known.id:
-            return
-        base = known.id & ~BPF_ADD_CONST
-        for f, mask in zip(st.frames, live):
-            for i, r in enumerate(f.regs):
-                if r is not known and r.type == SCALAR and mask >> i & 1 and \
-                        r.id & ~BPF_ADD_CONST == base:
-                    f.regs[i] = known.copy() if r.id == known.id == base else \
-                        _linked_copy(known, r)
-            for s in f.stack.values():
-                if s.spill is not None and s.spill is not known and \
-                        s.spill.type == SCALAR and s.spill.id & ~BPF_ADD_CONST == base:
-                    s.spill = known.copy() if s.spill.id == known.id == base else \
-                        _linked_copy(known, s.spill)
-
     def _mark_null(self, st: VState, rid: int, is_null: bool) -> None:
         """mark_ptr_or_null_regs: every copy of the checked pointer."""
         if not rid:

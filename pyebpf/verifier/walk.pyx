@@ -1,0 +1,940 @@
+# cython: boundscheck=True, wraparound=True
+"""The path walk's loop and its checkpoints (``do_check``, ``is_state_visited``,
+``push_stack``), compiled: what runs for every instruction processed.
+
+:class:`Walk` is the base of :class:`.interp.Interpreter`, which gives it the
+instructions' rules (``step`` and what it calls) and fills its fields; its fields are
+C ones here, so the walk's reads of them are a load at a fixed offset where Python
+3.11's interpreter looked them up in the instance's dictionary, and the per-slot
+questions (a prune point? a jump point? a mov of a constant?) are one byte of a
+per-slot table.
+"""
+from .isaconst cimport (BPF_ADD, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE, BPF_JGT,
+                        BPF_JLE, BPF_JLT, BPF_JNE, BPF_LSH, BPF_MOD, BPF_MOV, BPF_OR,
+                        BPF_RSH, BPF_SUB, BPF_XOR, F_ALU_K, F_ALU_SX, F_ALU_X, F_ATOMIC,
+                        F_CALL, F_CALL_LOCAL, F_CALLX, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
+                        F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST,
+                        F_STX)
+from .reg cimport Reg
+from .state cimport Frame, VState
+
+from .. import isa
+from . import bounds, precision, sockets, tnum
+from .exceptions import is_throw
+from .license import GPL_ONLY, HELPER_REFUSAL
+from .lists import is_alloc_obj
+from .reg import scalar
+from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_TO_MAP, M32,
+                    M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
+                    PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
+                    PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, S32_MAX, S32_MIN,
+                    SCALAR, maybe_looping, signature, states_equal, type_str)
+from .timers import TIMER_SET_CALLBACK_ID
+
+_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+# a packet pointer's range once a comparison showed it at or past pkt_end (mark_pkt_end)
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+_FLIP = {BPF_JGT: BPF_JLT, BPF_JLT: BPF_JGT, BPF_JGE: BPF_JLE, BPF_JLE: BPF_JGE}
+BPF_MAX_VAR_OFF = 1 << 29
+_ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
+               "s>>=", "endian")
+
+# per register mask, its registers in order (_live_regs)
+REGS_OF = tuple(tuple(r for r in range(10) if mask >> r & 1) for mask in range(1 << 10))
+cdef enum:
+    R0_R9 = (1 << 10) - 1
+    CALLEE_SAVED = R0_R9 & ~((1 << 6) - 1)     # r6-r9
+
+# a slot's flags (Walk.slot_flags)
+cdef enum:
+    PRUNE = 1           # states are compared and kept here (a prune point)
+    JMP_POINT = 2       # a path's history gets an entry as it arrives (mark_jmp_point)
+    FORCED = 4          # a checkpoint is always made here (is_force_checkpoint)
+    ITER_NEXT = 8       # an iterator's next call
+    MAY_GOTO = 16
+    CALLS_CALLBACK = 32
+    IS_JMP = 64         # a jump instruction (BPF_JMP, BPF_JMP32): the jmps count
+
+
+cdef class Walk:
+    """The walk's state: what ``explore`` reads per instruction, typed."""
+    cdef public object insns, ops, log, lv, live, main_buckets, states, open, open_count
+    cdef public object unclean, free_list, note, profile, mov_k
+    cdef public object prune, jmp_points, forced, iter_nexts, may_gotos, callback_calls
+    cdef public Py_ssize_t processed, pc, hist_at, jmps, prev_jmps, prev_processed, limit
+    cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
+    cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
+    cdef public bint precision, loops, unpriv, gpl
+    cdef public list is_64, writes_r10, is_alu
+    cdef public object allowed
+    cdef bytes slot_flags
+
+    def set_slot_flags(self, is_jmp) -> None:
+        """Per slot (and one past the end, where a last call's return point is), the
+        flags ``explore`` and ``visited`` test: from the point sets and ``is_jmp``."""
+        flags = bytearray(self.nslots + 2)
+        for bit, pcs in ((PRUNE, self.prune), (JMP_POINT, self.jmp_points),
+                         (FORCED, self.forced), (ITER_NEXT, self.iter_nexts),
+                         (MAY_GOTO, self.may_gotos), (CALLS_CALLBACK, self.callback_calls)):
+            for pc in pcs:
+                if 0 <= pc < len(flags):
+                    flags[pc] |= bit
+        for pc, j in enumerate(is_jmp):
+            if j:
+                flags[pc] |= IS_JMP
+        self.slot_flags = bytes(flags)
+
+    # --- bookkeeping ---------------------------------------------------------------
+    def hist_entry(self, VState st) -> None:
+        """push_jmp_history: one entry per instruction at most (a jump point, a
+        register spilled or filled, a branch on linked scalars or a stack pointer)."""
+        self._hist_entry(st)
+
+    cdef _hist_entry(self, VState st):
+        if self.hist_at != self.processed:
+            self.hist_at = self.processed
+            st.hist_len += 1
+
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    # --- the main loop ----------------------------------------------------------------
+    def explore(self, VState st, Py_ssize_t pc) -> None:
+        """Every path from ``pc`` in state ``st`` (do_check)."""
+        cdef list pending = []
+        cdef Py_ssize_t prev = -1, processed
+        cdef const unsigned char *flags = self.slot_flags
+        cdef list mov_k = self.mov_k
+        cdef int level
+        cdef bint precise = self.precision
+        cdef tuple item
+        touched = None      # what the last instruction touched, printed before the next
+        log = self.log
+        log.start(pc, st)
+        # per instruction processed: what stays fixed for the whole walk, looked up once
+        level = log.level
+        lv, insns, ops = self.lv, self.insns, self.ops
+        while True:
+            # do_check counts an instruction before it looks for an equivalent state,
+            # so a pruned visit counts too and the state heuristics see it
+            self.processed += 1
+            processed = self.processed
+            if processed > self.limit:
+                self.refuse(pc, f"BPF program is too large. Processed {processed} insn")
+            self.pc = pc
+            if flags[pc] & PRUNE:
+                if self.visited(st, pc):
+                    log.slots.clear()
+                    if level >= 2:
+                        log.pruned(pc)
+                    self.path_done(st)
+                    lv.update(st)
+                    if not pending:
+                        return
+                    item = pending.pop()
+                    st, pc, prev, mark = item
+                    if level:
+                        log.pop(mark, prev, pc, st)
+                    touched = None
+                    continue
+                if flags[pc] & JMP_POINT:     # every jump point is a prune point
+                    # hist_entry, inlined: the instruction's first entry
+                    self.hist_at = processed
+                    st.hist_len += 1
+            if touched is not None:
+                # do_check prints the last instruction's registers after it has looked
+                # for an equivalent state here (none when that pruned the path)
+                log.after(st, touched, pc)
+                touched = None
+            if level >= 2:     # only level 2 prints a path's beginning
+                log.begun()
+            if flags[pc] & IS_JMP:
+                self.jmps += 1
+            if level:
+                log.insn(pc, insns, ops, st)
+            self.note = None
+            k = mov_k[pc]
+            if k is not None:   # a mov of an immediate (mov's first case), without the calls
+                (<Frame>st.frames[-1]).regs[(<tuple>k)[0]] = scalar((<tuple>k)[1])
+                nxt = pc + 1
+            else:
+                nxt = self._step(st, pc, pending)
+            if precise:
+                note = self.note
+                st.hist.append(pc if note is None else (pc,) + note)
+            if level >= 2:
+                touched = self._touched(pc)
+                form = ops[pc].form
+                if nxt is None or form is F_JCC_K or form is F_JCC_X:
+                    # check_cond_jmp_op prints its state itself, under its own pc,
+                    # whether or not the next instruction prunes the path
+                    log.after(st, touched, pc)
+                    touched = None
+            if nxt is None:
+                self.path_done(st)
+                lv.update(st)
+                if not pending:
+                    return
+                item = pending.pop()
+                st, pc, prev, mark = item
+                if level:
+                    log.pop(mark, prev, pc, st)
+                continue
+            prev, pc = pc, nxt
+
+    def push(self, VState st, Py_ssize_t pc, Py_ssize_t prev, list pending,
+             errno=None) -> VState:
+        """push_stack; ``errno`` is what its caller returns when it fails, where that is
+        not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
+        ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
+        callback (push_callback_call)."""
+        if len(pending) >= self.jmp_seq_limit:
+            # push_stack: too many branches waiting to be explored
+            self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
+                        f"The sequence of {len(pending) + 1} jumps is too complex.",
+                        errno=errno)
+        cdef VState other = st.copy()
+        if self.precision:
+            other.hist.append(prev if self.note is None else (prev,) + self.note)
+        if st.parent is not None:
+            (<VState>st.parent).branches += 1
+        pending.append((other, pc, prev, self.log.mark()))
+        return other
+
+    def path_done(self, VState st) -> None:
+        """A path ended: its checkpoints with no open branch left become finished
+        states, which later paths may be pruned against."""
+        cdef VState p = st.parent
+        while p is not None:
+            p.branches -= 1
+            if p.branches:
+                break
+            if self.loops:
+                self._exit_scc(p)
+            if id(p) in self.free_list and not (self.loops and self._incomplete(p)):
+                del self.free_list[id(p)]      # maybe_free_verifier_state
+                self.cur_states -= 1
+            if not p.evicted:
+                self.open[p.insn][p.sig].remove(p)
+                self.open_count[p.insn] -= 1
+                self.unclean.setdefault(p.insn, []).append(p)
+            p = p.parent
+
+    def visited(self, VState cur, Py_ssize_t pc) -> bool:
+        """is_state_visited: True to end this path here (an equivalent finished state
+        exists); refuses an exact repeat of an ancestor; else records a checkpoint.
+        States are looked at newest first, each counting its hits and misses, and one
+        that misses far more often than it hits is forgotten, as the kernel forgets it
+        (so a program whose paths the kernel cannot prune is refused by complexity
+        here too)."""
+        cdef unsigned char fl = (<const unsigned char *>self.slot_flags)[pc]
+        cdef bint iter_next, may_goto, calls_callback, force, force_new, add, hold
+        cdef Py_ssize_t jmps, processed, count, n
+        cdef VState old, snap
+        cdef list here
+        if self.unclean and pc in self.unclean:
+            self._clean_live_states(cur, pc)
+
+        if len(cur.frames) == 1:    # _live_regs and _bucket, inlined for the main function
+            live = [REGS_OF[self.live[pc] & R0_R9]]
+            bucket = self.main_buckets[pc]
+        else:
+            live = self._live_regs(cur, pc)
+            bucket = self._bucket(pc, cur)
+        # the kernel adds a state only after 2 jumps and 8 instructions since the last
+        # one (20 and 100 inside a loop): what it finds first, and its counts, follow
+        force = fl & FORCED                 # is_force_checkpoint
+        iter_next = fl & ITER_NEXT
+        may_goto = fl & MAY_GOTO
+        calls_callback = fl & CALLS_CALLBACK
+        # force_new_state: also a path whose history since its checkpoint is long
+        force_new = force or cur.hist_len > 40
+        jmps, processed = self.jmps - self.prev_jmps, self.processed - self.prev_processed
+        add = force_new or (jmps >= 2 and processed >= 8)
+        # a state still open here holds the next one back until 20 jumps and 100
+        # instructions have passed (a loop's)
+        hold = not force_new and jmps < 20 and processed < 100
+        sig = None
+        # ancestors still being explored that an exact repeat would be (an infinite
+        # loop): only those of cur's signature can be; not at an iterator's next call or
+        # a callback call, whose loops end by their own rules (skip_inf_loop_check)
+        repeats = ()
+        if self.open_count.get(pc) and not (iter_next or calls_callback):
+            sig = signature(cur, live)
+            repeats = self.open[pc].get(sig, ())
+        here = self.states.get(bucket)
+        if here is None:
+            here = []
+        count = len(here)
+        for old in here[::-1]:      # a copy: _evict may remove from here
+            if old.insn != pc:
+                continue
+            if old.branches:
+                # a state of this path or of one still open: the loop heuristics
+                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
+                                          within=True) and (
+                        calls_callback or
+                        (may_goto and old.may_goto_depth != cur.may_goto_depth) or
+                        (iter_next and self._iter_active(cur))):
+                    old.hits += 1
+                    if self.precision:
+                        precision.propagate(self, old, cur)
+                        if self.loops:
+                            self._backedge(old, cur)
+                    return True
+                # checked in the list's order, so a newer state may prune first; a
+                # may_goto whose depths are equal is checked too (is_state_visited)
+                if old in repeats and maybe_looping(old, cur) and \
+                        old.may_goto_depth == cur.may_goto_depth and \
+                        old.callback_unroll_depth == cur.callback_unroll_depth and \
+                        states_equal(old, cur, live, exact=True):
+                    self.refuse(pc, f"infinite loop detected at insn {pc}")
+                if hold:
+                    add = False
+            else:
+                # a state whose loop is still being explored has incomplete marks: it
+                # prunes only what lies within its ranges (incomplete_read_marks)
+                loop = self.loops and self.precision and self._incomplete(old)
+                if states_equal(old, cur, live, ranges=loop or not self.precision,
+                                uninit_ok=not self.unpriv, within=loop):
+                    old.hits += 1
+                    if self.precision:
+                        precision.propagate(self, old, cur)
+                    if loop:
+                        self._backedge(old, cur)
+                    return True
+            if add:
+                old.misses += 1
+            n = 64 if force and old.branches else 3
+            if old.misses > old.hits * n + n:
+                self._evict(old)
+        if count > self.max_states_per_insn:
+            self.max_states_per_insn = count
+        if not add:
+            return False
+        if sig is None:
+            sig = signature(cur, live)
+        self.prev_jmps, self.prev_processed = self.jmps, self.processed
+        snap = cur.copy()
+        snap.branches = 1
+        snap.parent = cur.parent
+        snap.insn, snap.sig = pc, sig
+        snap.hist, cur.hist = cur.hist, []
+        cur.hist_len = 0
+        cur.parent = snap
+        cur.dfs_depth = snap.dfs_depth + 1
+        self.open.setdefault(pc, {}).setdefault(sig, []).append(snap)
+        self.open_count[pc] = self.open_count.get(pc, 0) + 1
+        self.states.setdefault(bucket, []).append(snap)
+        if self.loops:
+            self._enter_scc(snap)
+        self.total_states += 1
+        self.cur_states += 1
+        if self.cur_states > self.peak_states:
+            self.peak_states = self.cur_states
+        return False
+
+    def _bucket(self, Py_ssize_t pc, VState st) -> int:
+        """_bucket_of for ``st``'s current function."""
+        if len(st.frames) == 1:
+            return self.main_buckets[pc]
+        return ((pc ^ (<Frame>st.frames[-1]).callsite) & 0xFFFFFFFF) % self.nslots
+
+    def _live_regs(self, VState cur, Py_ssize_t pc) -> list:
+        """Per frame, the registers ``visited``'s ``live`` keeps, in order: a caller's
+        callee-saved ones live after its call, and the current frame's r0-r9."""
+        live, frames = self.live, cur.frames
+        if len(frames) == 1:
+            return [REGS_OF[live[pc] & R0_R9]]
+        out = [REGS_OF[live[(<Frame>f).callsite + 1] & CALLEE_SAVED] for f in frames[1:]]
+        out.append(REGS_OF[live[pc] & R0_R9])
+        return out
+
+    # --- one instruction -----------------------------------------------------------------
+    cdef object _step(self, VState st, Py_ssize_t pc, list pending):
+        """One instruction (do_check's body) but a mov of an immediate, which explore
+        makes itself: the next instruction's pc, None where the path ends."""
+        insn, op = self.insns[pc], self.ops[pc]
+        f = op.form
+        if self.writes_r10[pc]:
+            self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
+        if self.is_alu[pc]:
+            self._alu(st, pc, insn, op, pending)
+            return pc + 1
+        if f is F_JCC_K or f is F_JCC_X:
+            return self._cond_jmp(st, pc, insn, op, pending)
+        if f is F_LDX:
+            self._read(st, pc, insn.src)
+            if self.precision:
+                self._note_slot(st, insn.src, insn.off)
+            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
+                            sign=op.is_sign_extending_load)
+            return pc + 1
+        if f is F_STX:
+            self._read(st, pc, insn.src)
+            self._read(st, pc, insn.dst)
+            if self.unpriv:
+                self._leak_check(st, pc, insn)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_ST:
+            self._read(st, pc, insn.dst)
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_ATOMIC:
+            if self.precision:
+                self._note_slot(st, insn.dst, insn.off)
+            self.atomic(st, pc, insn, op)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_LDDW:
+            self.lddw(st, pc, insn, op)
+            return pc + 2
+        if f is F_LD_ABS or f is F_LD_IND:
+            return self.ld_abs(st, pc, insn, op, pending)
+        if f is F_JA:
+            return pc + 1 + insn.off
+        if f is F_JA32:
+            return pc + 1 + insn.imm
+        if f is F_MAY_GOTO:
+            return self.may_goto(st, pc, insn, pending)
+        if f is F_CALL:
+            self.call_under_lock(st, pc, insn)
+            if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+                self.kfunc_call(st, pc, insn, pending)
+                if is_throw(op, insn):
+                    self.throw_exit(st, pc)
+                    return None
+            else:
+                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
+                        and self.profile == "current":
+                    # check_helper_call: a helper the type offers is refused for the
+                    # license before its arguments and any callback are looked at
+                    self.refuse(pc, HELPER_REFUSAL)
+                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                    self.timer_callback_call(st, pc, insn, pending)
+                self.helper_call(st, pc, insn, pending)
+            self.lv.commit(st, pc)
+            return pc + 1
+        if f is F_CALL_LOCAL:
+            self.call_under_lock(st, pc, insn)
+            return self.local_call(st, pc, insn)
+        if f is F_EXIT:
+            return self.exit(st, pc)
+        if f is F_CALLX:
+            self.refuse(pc, f"unknown opcode {insn.code:02x}")
+        raise AssertionError(f)
+
+    # --- registers ------------------------------------------------------------------------
+    def read(self, VState st, Py_ssize_t pc, Py_ssize_t r) -> Reg:
+        return self._read(st, pc, r)
+
+    cdef Reg _read(self, VState st, Py_ssize_t pc, Py_ssize_t r):
+        cdef Reg reg = (<Frame>st.frames[-1]).regs[r]
+        if reg.type == NOT_INIT:
+            self.refuse(pc, f"R{r} !read_ok")
+        return reg
+
+    def _needs(self, VState st, *regnos) -> None:
+        """A decision here depends on these registers' values: the scalars among them
+        are marked precise back along the path (not where precision is not tracked:
+        __mark_chain_precision returns at once without bpf_capable, and the 4.6
+        profile has none)."""
+        if not self.precision:
+            return
+        regs = (<Frame>st.frames[-1]).regs
+        marked = [r for r in regnos if (<Reg>regs[r]).type == SCALAR]
+        if marked:
+            precision.mark(self, st, marked)
+
+    cdef _need(self, VState st, Py_ssize_t r):
+        """_needs of one register."""
+        if self.precision and \
+                (<Reg>(<Frame>st.frames[-1]).regs[r]).type == SCALAR:
+            precision.mark(self, st, [r])
+
+    # --- ALU ------------------------------------------------------------------------------
+    cdef _alu(self, VState st, Py_ssize_t pc, insn, op, list pending):
+        cdef list regs = (<Frame>st.frames[-1]).regs
+        cdef bint is64
+        cdef int bits
+        cdef long code_op
+        cdef Reg dst, src, zero
+        f = op.form
+        is64 = self.is_64[pc]
+        bits = 64 if is64 else 32
+        code_op = op.code & 0xF0
+        if f is F_END:
+            dst = self._read(st, pc, insn.dst)
+            if dst.type != SCALAR:
+                dst.mark_unknown()
+                return
+            # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
+            # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
+            # them; a 16- or 32-bit one then keeps only those bits, zero-extended
+            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
+            if swap or op.size < 8:
+                dst.id = 0
+            if swap:
+                var = tnum.bswap(dst.var, op.size)
+                dst.mark_unbounded()
+                dst.var = var
+                bounds.sync(dst)
+            bounds.truncate(dst, op.size)
+            return
+        if f is F_NEG:
+            dst = self._read(st, pc, insn.dst)
+            if dst.type != SCALAR:
+                dst.mark_unknown()
+                if not is64:
+                    bounds.zext32(dst)
+                return
+            zero = scalar(0)
+            bounds.alu(zero, dst, BPF_SUB, bits)
+            regs[insn.dst] = zero
+            return
+        if code_op == BPF_MOV:
+            self._mov(st, pc, insn, op)
+            return
+        # the operand
+        if f.src:
+            src = self._read(st, pc, insn.src)
+        else:
+            src = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
+            if code_op in (BPF_DIV, BPF_MOD) and insn.imm == 0:
+                self.refuse(pc, "div by zero")
+            if code_op in (BPF_LSH, BPF_RSH, BPF_ARSH) and \
+                    not 0 <= insn.imm < bits:
+                self.refuse(pc, f"invalid shift {insn.imm}")
+        dst = self._read(st, pc, insn.dst)
+        if dst.type != SCALAR or src.type != SCALAR:
+            if self.precision and f.src:
+                # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
+                self._need(st, insn.src if src.type == SCALAR else insn.dst)
+            self._ptr_alu(st, pc, insn, op, dst, src, code_op)
+            return
+        if code_op in (BPF_AND, BPF_OR) and tnum.is_const(src.var):
+            self._fork_scalars(st, pc, insn.dst, dst, pending)
+        link, umax = dst.id, dst.umax
+        bounds.alu(dst, src, code_op, bits)
+        # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
+        # insn->dst_reg test)
+        if link and not self.unpriv and code_op in (BPF_ADD, BPF_SUB) and \
+                not (f.src and insn.src == insn.dst) and \
+                (src.is_const if is64 else src.var[1] & M32 == 0):
+            # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
+            # its source, with the constant in off (once only): in 64 bits one that
+            # fits an s32, in 32 bits any, of a copy below 2**32
+            if is64:
+                val = src.value - (1 << 64) if src.value >> 63 else src.value
+                linked = S32_MIN <= val <= S32_MAX
+            else:
+                val = src.value & M32
+                val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
+            linked = linked and not link & BPF_ADD_CONST and \
+                not (code_op == BPF_SUB and val == S32_MIN)
+            delta = -val if code_op == BPF_SUB else val
+            flag = BPF_ADD_CONST64 if is64 else BPF_ADD_CONST32
+            dst.id, dst.off = (link | flag, delta) if linked else (0, 0)
+
+    cdef _fork_scalars(self, VState st, Py_ssize_t pc, Py_ssize_t d, Reg dst, list pending):
+        """maybe_fork_scalars: a destination in [-1, 0] (64-bit signed range, else
+        32-bit: LLVM's ``s>>= 31`` then ``&``/``|`` a constant) splits the path: this
+        one goes on with -1, the one queued runs the instruction again with 0."""
+        if dst.smin == -1 and dst.smax == 0:
+            alu32 = False
+        elif dst.s32min == -1 and dst.s32max == 0:
+            alu32 = True
+        else:
+            return
+        other = self.push(st, pc, pc, pending)
+        if self.precision:
+            other.hist.pop()    # the instruction runs again there, recorded then
+        zero = (<Frame>other.frames[-1]).regs[d]
+        for r, v in ((zero, 0), (dst, -1)):
+            if alu32:
+                # __mark_reg32_known: the low half and its bounds only
+                r.var = tnum.const_subreg(r.var, v)
+                r.s32min = r.s32max = v
+                r.u32min = r.u32max = v & M32
+            else:
+                r.mark_known(v)
+                r.id = 0
+
+    def _id_before_mov(self, Reg src) -> None:
+        """assign_scalar_id_before_mov: a scalar copied (or spilled) shares an id with
+        its copy; one linked to another with a constant added loses that link first
+        (one constant per link)."""
+        if src.type != SCALAR:
+            return
+        if src.id & BPF_ADD_CONST:
+            src.id, src.off = 0, 0
+        if not src.id and not src.is_const:
+            src.id = self.new_id()
+
+    cdef _mov(self, VState st, Py_ssize_t pc, insn, op):
+        cdef list regs = (<Frame>st.frames[-1]).regs
+        cdef bint is64
+        cdef Reg src, new
+        is64 = self.is_64[pc]
+        if op.form is F_ALU_K:
+            regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
+            return
+        src = self._read(st, pc, insn.src)
+        if op.form is F_ALU_SX:
+            if src.type != SCALAR:
+                # a root's pointer: an unknown scalar, nothing sign-extended
+                new = scalar()
+                if not is64:
+                    bounds.zext32(new)
+                regs[insn.dst] = new
+                return
+            # check_alu_op: a value the extension cannot change stays linked to its source
+            linked = src.umax < 1 << (op.size * 8 - 1)
+            if linked:
+                self._id_before_mov(src)
+            new = src.copy()
+            if is64:
+                bounds.sign_extend(new, op.size)
+            else:
+                bounds.sign_extend32(new, op.size)
+            new.id = src.id if linked else 0
+            regs[insn.dst] = new
+            return
+        if is64:
+            if src.type == SCALAR and (src.id & BPF_ADD_CONST or
+                                       not src.id and not src.is_const):
+                self._id_before_mov(src)
+            regs[insn.dst] = src.copy()
+            return
+        if self.unpriv and src.is_ptr:
+            self.refuse(pc, f"R{insn.src} partial copy of pointer")
+        # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
+        # is unchanged by the copy, so it stays linked to its source
+        linked = src.type == SCALAR and src.umax < 1 << 32
+        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
+            self._id_before_mov(src)
+        new = src.copy()
+        if src.type != SCALAR:
+            new.mark_unknown()
+        bounds.zext32(new)
+        if linked:
+            new.id = src.id
+        regs[insn.dst] = new
+
+    cdef _ptr_alu(self, VState st, Py_ssize_t pc, insn, op, Reg dst, Reg src, long code_op):
+        """adjust_reg_min_max_vals / adjust_ptr_min_max_vals for a privileged loader."""
+        cdef list regs = (<Frame>st.frames[-1]).regs
+        cdef Py_ssize_t d = insn.dst
+        cdef Reg ptr, off_reg, new, var_holder
+        opstr = _ALU_STRING[code_op >> 4]
+        if dst.type != SCALAR and src.type != SCALAR:
+            if code_op == BPF_SUB and not self.unpriv:
+                # mark_reg_unknown, in 32 bits too: no zero extension
+                regs[d].mark_unknown()
+                return
+            self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
+        ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
+        if not self.is_64[pc]:
+            if code_op == BPF_SUB:
+                # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
+                # (__mark_reg_unknown, no zero extension)
+                regs[d].mark_unknown()
+                return
+            self.refuse(pc, f"R{d} 32-bit pointer arithmetic prohibited")
+        if ptr.type & MAYBE_NULL:
+            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited, "
+                            f"null-check it first")
+        base = ptr.type & 0xFF
+        known = off_reg.is_const
+        if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
+                code_op == BPF_ADD:
+            pass
+        elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
+            self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
+        self._sane_offset(pc, off_reg, ptr.type)
+        self._sane_offset(pc, ptr, ptr.type)
+        if self.unpriv and op.form is F_ALU_X and code_op in (BPF_ADD, BPF_SUB):
+            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
+        if code_op == BPF_SUB and dst.type == SCALAR:
+            self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
+        if code_op == BPF_SUB and base == PTR_TO_STACK:
+            self.refuse(pc, f"R{d} subtraction from stack pointer prohibited")
+        if code_op in (BPF_AND, BPF_OR, BPF_XOR):
+            self.refuse(pc, f"R{d} bitwise operator {opstr} on pointer prohibited")
+        if code_op not in (BPF_ADD, BPF_SUB):
+            self.refuse(pc, f"R{d} pointer arithmetic with {opstr} operator prohibited")
+        if self.unpriv and base == PTR_TO_STACK and not known:
+            # check_stack_access_for_ptr_arithmetic (no bypass_spec_v1)
+            self.refuse(pc, f"R{d} variable stack access prohibited for !root, "
+                            f"var_off={tnum.text(off_reg.var)} off={ptr.off}")
+        new = ptr.copy()
+        smin = off_reg.smin
+        if code_op == BPF_ADD:
+            if known and -(1 << 31) <= ptr.off + smin < (1 << 31):
+                new.off = ptr.off + smin
+                if base in PKT_TYPES and new.range < 0:
+                    # adjust_ptr_min_max_vals (6.18.44): arithmetic ends what a
+                    # comparison with pkt_end found (AT_PKT_END, BEYOND_PKT_END)
+                    new.range = 0
+            else:
+                var_holder = ptr.copy()
+                var_holder.type = SCALAR
+                bounds.alu(var_holder, off_reg, BPF_ADD, 64)
+                _take_var(new, var_holder)
+                if base in PKT_TYPES:
+                    new.id = self.new_id()
+                    new.range = 0
+        else:
+            if known and -(1 << 31) <= ptr.off - smin < (1 << 31):
+                new.off = ptr.off - smin
+            else:
+                var_holder = ptr.copy()
+                var_holder.type = SCALAR
+                bounds.alu(var_holder, off_reg, BPF_SUB, 64)
+                _take_var(new, var_holder)
+                if base in PKT_TYPES:
+                    new.id = self.new_id()
+                    if smin < 0:
+                        new.range = 0
+        self._sane_offset(pc, new, ptr.type)
+        if self.unpriv:
+            self.sanitize_check_bounds(pc, d, new)
+        regs[d] = new
+
+    cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
+        """check_reg_sane_offset (the type's name made only for a refusal)."""
+        known = reg.is_const
+        val = reg.smin
+        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"math between {type_str(ptype)} pointer and {val} is not allowed")
+        if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
+            self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.off} is not allowed")
+        if reg.smin == -(1 << 63):
+            self.refuse(pc, f"math between {type_str(ptype)} pointer and register with "
+                            f"unbounded min value is not allowed")
+        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+            # the scalar operand's bounds are "value ... makes"; a pointer's variable part
+            # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
+            # prints it (docs/kernel-notes.md)
+            if reg.type == SCALAR:
+                self.refuse(pc, f"value {reg.smin} makes {type_str(ptype)} pointer be out "
+                                f"of bounds")
+            self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.smin} is not allowed")
+
+    # --- jumps ------------------------------------------------------------------------------
+    cdef object _cond_jmp(self, VState st, Py_ssize_t pc, insn, op, list pending):
+        cdef list regs = (<Frame>st.frames[-1]).regs
+        cdef long code_op = op.code & 0xF0
+        cdef bint is32 = not self.is_64[pc]
+        cdef bint x = op.form is F_JCC_X
+        cdef Py_ssize_t target, d = insn.dst, s = insn.src
+        cdef int taken
+        cdef Reg dst, src
+        cdef VState other
+        dst = self._read(st, pc, d)
+        if x:
+            src = self._read(st, pc, s)
+            if self.unpriv and src.is_ptr and not (dst.type & 0xFF in _PKT_ANY and
+                                                   src.type & 0xFF in _PKT_ANY):
+                self.refuse(pc, f"R{s} pointer comparison prohibited")
+        else:
+            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
+        target = pc + 1 + insn.off
+        if dst.type == PTR_TO_STACK or x and src.type == PTR_TO_STACK:
+            self._hist_entry(st)    # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
+        taken = -1
+        if dst.type == SCALAR and src.type == SCALAR:
+            taken = bounds.branch_taken(dst, src, code_op, is32)
+        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+            taken = _pkt_end_taken(dst, src, code_op)
+        elif not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and \
+                dst.type != SCALAR and not dst.type & MAYBE_NULL and \
+                ((dst.type & 0xFF) in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM) or
+                 dst.type & 0xFF in sockets.SOCK_TYPES or
+                 (dst.type == PTR_TO_BTF_ID and dst.ref) or
+                 (is_alloc_obj(dst.type) and (dst.ref or not dst.type & MEM_RCU))):
+            # reg_not_null: a referenced BTF pointer is trusted, never NULL, and so is an
+            # allocated object's, owning or non-owning (is_trusted_reg: MEM_ALLOC and
+            # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
+            taken = 0 if code_op == BPF_JEQ else 1
+        if self.precision:
+            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
+                # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
+                # compared with a pointer, whose NULL-ness it decides)
+                # one mark_chain_precision for dst, then one for src
+                self._need(st, d)
+                if x:
+                    self._need(st, s)
+            # collect_linked_regs comes after a decided branch has returned: only an
+            # undecided one records its linked scalars for mark_precise
+            linked = precision.linked_at(st, (dst, src) if x else (dst,),
+                                         self._link_live(st, pc)) if taken < 0 else None
+            self.note = (linked, None) if linked is not None else None
+        if taken == 1:
+            return target
+        if taken == 0:
+            return pc + 1
+        if dst.type == SCALAR and src.type == SCALAR:
+            return self._scalar_branch(st, pc, d, s, x, code_op, is32, dst, src, target,
+                                       pending)
+        if self.unpriv and dst.is_ptr and \
+                not ((code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and
+                     dst.type & MAYBE_NULL) and \
+                not (dst.type & 0xFF in _PKT_ANY and src.type & 0xFF in _PKT_ANY):
+            self.refuse(pc, f"R{d} pointer comparison prohibited")
+        if dst.id or src.id:
+            self._hist_linked(st, pc, dst, src, x)
+        other = self.push(st, target, pc, pending)
+        oregs = (<Frame>other.frames[-1]).regs
+        if not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE):
+            null_reg = None
+            if src.is_null() and dst.type & MAYBE_NULL:
+                null_reg = d
+            elif x and dst.is_null() and src.type & MAYBE_NULL:
+                null_reg = s
+            if null_reg is not None:
+                rid = (<Reg>regs[null_reg]).id
+                eq_state, ne_state = (other, st) if code_op == BPF_JEQ else (st, other)
+                self._mark_null(eq_state, rid, True)
+                self._mark_null(ne_state, rid, False)
+                return pc + 1
+        if not is32 and x:
+            self._pkt_compare(st, other, dst, src, code_op, oregs[d], oregs[s])
+        return pc + 1
+
+    cdef object _scalar_branch(self, VState st, Py_ssize_t pc, Py_ssize_t d, Py_ssize_t s,
+                               bint is_x, long code_op, bint is32, Reg dst, Reg src,
+                               Py_ssize_t target, list pending):
+        """Both outcomes possible: each side learns its condition (reg_set_min_max);
+        a side whose condition contradicts the bounds is dead."""
+        cdef bint same = is_x and d == s
+        cdef Reg t_dst = dst.copy(), t_src = src.copy(), f_dst = dst.copy(), f_src = src.copy()
+        cdef bint ok_t = same or bounds.refine(t_dst, t_src, code_op, is32)
+        cdef bint ok_f = same or bounds.refine(f_dst, f_src, bounds.reverse(code_op), is32)
+        if not ok_t and not ok_f:
+            return pc + 1
+        if self.precision and not (ok_t and ok_f):
+            # a side the bounds rule out: decided by the values, as a taken branch is
+            self._need(st, d)
+            if is_x:
+                self._need(st, s)
+        cdef list live = self._link_live(st, pc)
+        if not ok_t:
+            if not same:
+                _apply(st, d, s, is_x, f_dst, f_src, live)
+            return pc + 1
+        if not ok_f:
+            if not same:
+                _apply(st, d, s, is_x, t_dst, t_src, live)
+            return target
+        if dst.id or src.id:
+            self._hist_linked(st, pc, dst, src, is_x)
+        other = self.push(st, target, pc, pending)
+        if not same:
+            _apply(other, d, s, is_x, t_dst, t_src, live)
+            _apply(st, d, s, is_x, f_dst, f_src, live)
+        return pc + 1
+
+    cdef _hist_linked(self, VState st, Py_ssize_t pc, Reg dst, Reg src, bint x):
+        """check_cond_jmp_op: a branch on scalars linked to others is a history
+        entry (collect_linked_regs)."""
+        linked = self.note is not None if self.precision else \
+            precision.linked_at(st, (dst, src) if x else (dst,),
+                                self._link_live(st, pc)) is not None
+        if linked:
+            self._hist_entry(st)
+
+    cdef list _link_live(self, VState st, Py_ssize_t pc):
+        """Per frame, the registers collect_linked_regs looks at: those live before
+        the frame's instruction (``live_regs_before``; a caller's: its call)."""
+        cdef list frames = st.frames
+        cdef Py_ssize_t i, n = len(frames)
+        live = self.live
+        return [live[(<Frame>frames[i + 1]).callsite] if i + 1 < n else live[pc]
+                for i in range(n)]
+
+
+cdef _apply(VState state, Py_ssize_t d, Py_ssize_t s, bint is_x, Reg dst, Reg src,
+            list live):
+    """A branch's side: its registers as that side's condition refined them, and the
+    scalars linked to them."""
+    cdef list regs = (<Frame>state.frames[-1]).regs
+    regs[d] = dst
+    _sync_linked(state, dst, live)
+    if is_x:
+        regs[s] = src
+        _sync_linked(state, src, live)
+
+
+cdef _sync_linked(VState st, Reg known, list live):
+    """sync_linked_regs: every scalar sharing ``known``'s id takes its bounds,
+    shifted by the difference of their constants (BPF_ADD_CONST): spilled ones, and
+    the registers ``live`` holds (collect_linked_regs skips dead ones)."""
+    cdef Reg r
+    cdef Py_ssize_t i
+    if known.type != SCALAR or not known.id:
+        return
+    base = known.id & ~BPF_ADD_CONST
+    for f, mask in zip(st.frames, live):
+        regs = (<Frame>f).regs
+        for i, r in enumerate(regs):
+            if r is not known and r.type == SCALAR and mask >> i & 1 and \
+                    r.id & ~BPF_ADD_CONST == base:
+                regs[i] = known.copy() if r.id == known.id == base else \
+                    _linked_copy(known, r)
+        for sl in (<Frame>f).stack.values():
+            if sl.spill is not None and sl.spill is not known and \
+                    sl.spill.type == SCALAR and sl.spill.id & ~BPF_ADD_CONST == base:
+                sl.spill = known.copy() if sl.spill.id == known.id == base else \
+                    _linked_copy(known, sl.spill)
+
+
+cdef Reg _linked_copy(Reg known, Reg r):
+    """sync_linked_regs: ``r`` (linked to ``known``) as ``known`` plus the difference
+    of their constants, keeping its own id and constant."""
+    cdef Reg new = known.copy()
+    delta = (r.off if r.id & BPF_ADD_CONST else 0) - \
+        (known.off if known.id & BPF_ADD_CONST else 0)
+    if delta:
+        if (r.id | known.id) & BPF_ADD_CONST32:
+            # zero-extended where either side's link is a 32-bit one (6.18.44's
+            # sync_linked_regs: (reg->id | known_reg->id) & BPF_ADD_CONST32), from the
+            # 32-bit sum's bounds: a 32-bit add
+            bounds.alu(new, scalar(delta & 0xFFFFFFFF), BPF_ADD, 32)
+        else:
+            bounds.alu(new, scalar(delta & M64), BPF_ADD, 64)
+    new.id, new.off = r.id, r.off
+    return new
+
+
+cdef int _pkt_end_taken(Reg dst, Reg src, long op) except -2:
+    """is_pkt_ptr_branch_taken: a pointer known at or past pkt_end decides its
+    comparison with pkt_end (1 taken, 0 not, -1 unknown)."""
+    cdef Reg pkt
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, op = src, _FLIP.get(op, op)
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if (op == BPF_JLE or op == BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return op == BPF_JGT
+    if op == BPF_JLT or op == BPF_JGE:
+        return op == BPF_JGE
+    return -1
+
+
+cdef _take_var(Reg ptr, Reg v):
+    """A pointer's variable part: the bounds of ``v``, the sum of the arithmetic."""
+    ptr.var, ptr.smin, ptr.smax, ptr.umin, ptr.umax = v.var, v.smin, v.smax, v.umin, v.umax
+    ptr.s32min, ptr.s32max, ptr.u32min, ptr.u32max = v.s32min, v.s32max, v.u32min, v.u32max
