@@ -1145,6 +1145,17 @@ cdef void _map_clear(MapStore* m, bint fresh) noexcept nogil:
     if m.st_nr != NULL and not fresh:
         store_zero(m.st_nr, m.n_buckets * sizeof(uint32_t))
     if m.lru_prev != NULL:
+        if not fresh:
+            # the nodes and keys of the elements it held go back too, so a reload
+            # (pin_format.pyx) makes resident only the nodes its pin holds
+            store_zero(m.keys, m.max_entries * <size_t>m.key_size)
+            store_zero(m.lru_prev, (m.max_entries + <size_t>lru_heads(m.lru_ncpu, _lru_percpu(m)))
+                       * sizeof(int32_t))
+            store_zero(m.lru_next, (m.max_entries + <size_t>lru_heads(m.lru_ncpu, _lru_percpu(m)))
+                       * sizeof(int32_t))
+            store_zero(m.lru_ref, m.max_entries)
+            store_zero(m.lru_type, m.max_entries)
+            store_zero(m.lru_cpu, m.max_entries * sizeof(uint16_t))
         lru_populate(m)         # the LRU's lists hold the free elements
         m.elem_hwm = m.max_entries
     m.root = NO_ELEM

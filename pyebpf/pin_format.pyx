@@ -19,10 +19,8 @@ cdef enum:
     LOAD_RING = 6
     LOAD_STACK = 7
     LOAD_QUEUE = 8
-    LRU_FREE_NODE = 0x7FFFFFFF    # in the LRU's lists: a node no element holds
-    LRU_REF = 1u << 31            # a node's ref bit
+    LRU_REF = 1u << 31            # in the LRU's lists: a node's ref bit
     LRU_POS = 0x7FFFFFFF          # the rest: its element's position
-    LRU_UNPLACED = 0xFF           # a node's type while the lists are being read
 
 _LOAD_ERRORS = {
     LOAD_SIZE: "{} bytes of contents do not fit its definition",
@@ -54,16 +52,23 @@ cdef inline bint _percpu_lru(MapStore* m) noexcept nogil:
     return (m.flags & BPF_F_NO_COMMON_LRU) != 0
 
 
-cdef size_t _lru_size(MapStore* m) noexcept nogil:
-    # each list's length and nodes; each bpf_lru_list's rotation; each CPU's next_steal
-    return 4 * (<size_t>lru_heads(m.lru_ncpu, _percpu_lru(m)) + m.max_entries
+cdef size_t _lru_fixed(MapStore* m) noexcept nogil:
+    # each list's length; each bpf_lru_list's rotation; each CPU's next_steal (and each
+    # element's node: 4 bytes more per element)
+    return 4 * (<size_t>lru_heads(m.lru_ncpu, _percpu_lru(m))
                 + (m.lru_ncpu if _percpu_lru(m) else 1 + m.lru_ncpu))
+
+
+cdef inline bint _free_list(MapStore* m, uint32_t h) noexcept nogil:
+    """List head ``h`` is a free list (a bpf_lru_list's, or a CPU's local one)."""
+    return h % 3 == 2 if _percpu_lru(m) or h < 3 else (h - 3) % 2 == 0
 
 
 cdef size_t _dump_size(MapStore* m) noexcept nogil:
     cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
     if _is_hash(m):
-        return m.count * (m.key_size + vlen) + (_lru_size(m) if _is_lru(m) else 0)
+        return m.count * (m.key_size + vlen) + (m.count * <size_t>4 + _lru_fixed(m)
+                                                 if _is_lru(m) else 0)
     if m.type == BPF_MAP_TYPE_LPM_TRIE:
         return m.count * (<size_t>m.key_size + m.value_size)
     if m.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
@@ -101,29 +106,31 @@ cdef inline uint8_t* _put32(uint8_t* p, uint32_t v) noexcept nogil:
 
 
 cdef void _dump_lru(MapStore* m, uint8_t* p, const int32_t* pos) noexcept nogil:
-    """The LRU's state (lru.pxi): each list head to tail, its nodes as their element's
-    ``pos`` in the dump (LRU_FREE_NODE for none) and ref bit; each bpf_lru_list's
-    next_inactive_rotation as a place in its inactive list (-1: the head); each CPU's
-    next_steal (common LRU).  A free list's untouched nodes (lru.pxi) are its last."""
-    cdef uint32_t h, n, k, untouched, l, nlists = m.lru_ncpu if _percpu_lru(m) else 1
+    """The LRU's state (lru.pxi): each list's length, then, but for a free list, its
+    nodes head to tail as their element's ``pos`` in the dump and ref bit; each
+    bpf_lru_list's next_inactive_rotation as a place in its inactive list (-1: the
+    head); each CPU's next_steal (common LRU).  A free node holds no element, and its
+    ref bit is cleared as it leaves the list (__local_list_add_pending,
+    bpf_percpu_lru_pop_free): a free list is its length, untouched nodes (lru.pxi)
+    included."""
+    cdef uint32_t h, n, l, nlists = m.lru_ncpu if _percpu_lru(m) else 1
     cdef int32_t head, e, at
     for h in range(lru_heads(m.lru_ncpu, _percpu_lru(m))):
         head = <int32_t>(m.max_entries + h)
-        untouched = 0
+        n = 0
         if (h < 3 or _percpu_lru(m)) and h % 3 == 2:        # a bpf_lru_list's free list
-            untouched = m.lru_untouched[h // 3]
-        n = untouched
+            n = m.lru_untouched[h // 3]
         e = m.lru_next[head]
         while e != head:
             n += 1
             e = m.lru_next[e]
         p = _put32(p, n)
+        if _free_list(m, h):
+            continue
         e = m.lru_next[head]
         while e != head:
             p = _put32(p, <uint32_t>pos[e] | (LRU_REF if m.lru_ref[e] else 0))
             e = m.lru_next[e]
-        for k in range(untouched):
-            p = _put32(p, LRU_FREE_NODE)
     for l in range(nlists):
         head = <int32_t>(m.max_entries + 3 * l + 1)       # its inactive list
         at, e = -1, head
@@ -135,22 +142,41 @@ cdef void _dump_lru(MapStore* m, uint8_t* p, const int32_t* pos) noexcept nogil:
         p = _put32(p, m.lru_steal[l])
 
 
-cdef int _load_lru(MapStore* m, const uint8_t* p, uint32_t cnt) noexcept nogil:
-    """The LRU's state as _dump_lru writes it, for elements 0..cnt-1; free nodes are
-    the other elements, in the order the lists name them: 0, or LOAD_LRU."""
+cdef int _load_lru(MapStore* m, const uint8_t* p, uint32_t cnt, int32_t* node) noexcept nogil:
+    """The LRU's state as _dump_lru writes it, for elements 0..cnt-1: each element's
+    node in ``node`` (-1 on entry): 0, or LOAD_LRU.  A bpf_lru_list's free nodes, up to
+    its share of the nodes, stay untouched (lru.pxi: the first of its share, linked as
+    pops reach them), so a big LRU holding few elements costs memory for those only;
+    the other nodes take the rest of its share, then of the next, in the lists' order."""
     cdef bint percpu = _percpu_lru(m)
     cdef uint32_t heads = lru_heads(m.lru_ncpu, percpu), nlists = m.lru_ncpu if percpu else 1
-    cdef uint32_t h, n, i, code, l, cpu, t, placed = 0, nfree = cnt
+    cdef uint32_t share = m.max_entries // nlists
+    cdef uint32_t h, n, i, code, l, cpu, t, listed = 0, block = 0, nxt, end
+    cdef uint64_t total = 0
+    cdef const uint8_t* q = p
     cdef int32_t head, e, at
+    # the lists' lengths first: each share's untouched nodes, and that they add up
+    for h in range(heads):
+        n = _le32(q)
+        q += 4
+        total += n
+        if not _free_list(m, h):
+            if n > cnt - listed:
+                return LOAD_LRU
+            listed += n
+            q += 4 * <size_t>n
+        elif percpu or h < 3:
+            m.lru_untouched[h // 3] = min(n, share)
+    if listed != cnt or total != m.max_entries:
+        return LOAD_LRU
     for h in range(heads):
         head = <int32_t>(m.max_entries + h)
         m.lru_prev[head] = m.lru_next[head] = head
     for l in range(2 * nlists):
         m.lru_counts[l] = 0
-    for l in range(nlists):
-        m.lru_untouched[l] = 0          # every node is placed below
-    for i in range(m.max_entries):
-        m.lru_type[i] = LRU_UNPLACED
+    # the nodes given out: those of block 0 past its untouched ones, then block 1's...
+    # (the last block ends at max_entries); they are exactly the nodes not untouched
+    nxt, end = m.lru_untouched[0], (share if nlists > 1 else m.max_entries)
     for h in range(heads):
         head = <int32_t>(m.max_entries + h)
         if percpu or h < 3:         # a bpf_lru_list's active, inactive and free lists
@@ -160,27 +186,28 @@ cdef int _load_lru(MapStore* m, const uint8_t* p, uint32_t cnt) noexcept nogil:
             l, cpu, t = 0, (h - 3) // 2, 3 + (h - 3) % 2
         n = _le32(p)
         p += 4
+        if t == 2:
+            n -= m.lru_untouched[l]
         for i in range(n):
-            code = _le32(p)
-            p += 4
-            if code & LRU_POS == LRU_FREE_NODE:
-                if (t != 2 and t != 3) or nfree == m.max_entries:
+            while nxt == end:
+                block += 1
+                nxt = block * share + m.lru_untouched[block]
+                end = m.max_entries if block == nlists - 1 else (block + 1) * share
+            e = <int32_t>nxt
+            nxt += 1
+            code = 0
+            if not _free_list(m, h):
+                code = _le32(p)
+                p += 4
+                if code & LRU_POS >= cnt or node[code & LRU_POS] >= 0:
                     return LOAD_LRU
-                e = <int32_t>nfree
-                nfree += 1
-            else:
-                e = <int32_t>(code & LRU_POS)
-                if t == 2 or t == 3 or <uint32_t>e >= cnt or m.lru_type[e] != LRU_UNPLACED:
-                    return LOAD_LRU
-                placed += 1
+                node[code & LRU_POS] = e
             m.lru_type[e], m.lru_ref[e], m.lru_cpu[e] = t, (code & LRU_REF) != 0, cpu
             m.lru_prev[e], m.lru_next[e] = m.lru_prev[head], head
             m.lru_next[m.lru_prev[head]] = e
             m.lru_prev[head] = e
             if t < 2:
                 m.lru_counts[2 * l + t] += 1
-    if placed != cnt or nfree != m.max_entries:
-        return LOAD_LRU
     for l in range(nlists):
         head = <int32_t>(m.max_entries + 3 * l + 1)
         at = <int32_t>_le32(p)
@@ -209,13 +236,12 @@ cdef int _dump_store(MapStore* m, uint8_t* p) noexcept nogil:
     cdef int32_t* aux = NULL
     if _is_lru(m) or m.type == BPF_MAP_TYPE_LPM_TRIE:
         # LRU: each element's position in the dump; LPM: the walk's stack
+        # (only elements' nodes are read: untouched nodes cost nothing)
         aux = <int32_t*>malloc((2 * <size_t>m.count + 1) * sizeof(int32_t)
                                if m.type == BPF_MAP_TYPE_LPM_TRIE
                                else m.max_entries * sizeof(int32_t))
         if aux == NULL:
             return -1
-        for b in range(m.max_entries if _is_lru(m) else 0):
-            aux[b] = LRU_FREE_NODE
     if _is_hash(m):
         for b in range(m.n_buckets):
             e = map_bucket_head(m, b)
@@ -282,9 +308,11 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     LOAD_* error."""
     cdef size_t vlen = <size_t>m.ncpu * _vsize(m)
     cdef size_t esize = m.key_size + vlen
-    cdef size_t lru_size = _lru_size(m) if _is_lru(m) else 0
-    cdef size_t cnt, i
+    cdef size_t lru_size = _lru_fixed(m) if _is_lru(m) else 0
+    cdef size_t cnt, i, k
     cdef int32_t e, prev
+    cdef int32_t* node = NULL
+    cdef int rc
     cdef uint32_t b, hsh, nr
     cdef uint64_t pos, mask = m.max_entries - 1
     cdef bint cons_ok, pend_ok
@@ -295,29 +323,43 @@ cdef int _load_store(MapStore* m, const uint8_t* p, size_t n) noexcept nogil:
     if n < lru_size:
         return LOAD_SIZE
     n -= lru_size
+    if _is_lru(m):
+        esize += 4              # each element's node in the LRU's lists
     cnt = n // esize if esize else 0
     if _is_hash(m) or m.type in (BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_STACK_TRACE):
         if cnt * esize != n or cnt > m.max_entries:
             return LOAD_SIZE
     elif n != _dump_size(m):
         return LOAD_SIZE
-    if _is_hash(m):
-        # element i holds entry i; linked in reverse so that each bucket lists its
-        # elements in the dumped order
-        if not _is_lru(m):
-            # taken before written: a failed load's _map_reset clears them; the
-            # elements after them come next, in order
-            m.elem_hwm = <uint32_t>cnt
+    if _is_lru(m):
+        # entry i's element is the node the lists give it
+        esize -= 4
+        node = <int32_t*>malloc((cnt + 1) * sizeof(int32_t))
+        if node == NULL:
+            return -1
         for i in range(cnt):
-            e = <int32_t>(cnt - 1 - i)
-            if _hash_find(m, p + e * esize, &prev) != NO_ELEM:
+            node[i] = -1
+        rc = _load_lru(m, p + cnt * esize, <uint32_t>cnt, node)
+        if rc:
+            free(node)
+            return rc
+    elif _is_hash(m):
+        # element i holds entry i; taken before written: a failed load's _map_reset
+        # clears them; the elements after them come next, in order
+        m.elem_hwm = <uint32_t>cnt
+    if _is_hash(m):
+        # linked in reverse so that each bucket lists its elements in the dumped order
+        for k in range(cnt):
+            i = cnt - 1 - k
+            e = node[i] if node != NULL else <int32_t>i
+            if _hash_find(m, p + i * esize, &prev) != NO_ELEM:
+                free(node)
                 return LOAD_DUPLICATE
-            memcpy(m.keys + <size_t>e * m.key_size, p + e * esize, m.key_size)
-            _get_values(m, p + e * esize + m.key_size, e)
+            memcpy(m.keys + <size_t>e * m.key_size, p + i * esize, m.key_size)
+            _get_values(m, p + i * esize + m.key_size, e)
             _hash_link(m, e)
         m.count = <uint32_t>cnt
-        if _is_lru(m):
-            return _load_lru(m, p + cnt * esize, <uint32_t>cnt)
+        free(node)
     elif m.type == BPF_MAP_TYPE_LPM_TRIE:
         for i in range(cnt):
             if _lpm_update(m, p + i * esize, p + i * esize + m.key_size, BPF_NOEXIST):

@@ -29,7 +29,7 @@ from . import _core, isa, pin_format
 from .errors import EbpfError, MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 8                                 # written; 1 to 8 are read
+VERSION = 9                                 # written; 1 to 9 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -335,10 +335,13 @@ def _read(f, path: str, full: bool = True) -> tuple:
             _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
-    if version < 5 and kind == KIND_MAP and int.from_bytes(body[:4], "little") in _LRU:
-        body = _lru_from_recency(body)
     if version < 7 and kind == KIND_MAP:
         body = _without_btf(body)
+    if version < 9 and kind == KIND_MAP and int.from_bytes(body[:4], "little") in _LRU:
+        try:
+            body = (_lru_from_recency if version < 5 else _lru_free_counted)(body)
+        except ValueError as exc:
+            raise PinError(errno.EINVAL, f"{path}: {exc}") from None
     return kind, pin_id, generation, body
 
 
@@ -359,24 +362,78 @@ def _without_btf(body: bytes) -> bytes:
     return bytes(out) + body[at:]
 
 
+def _lru_layout(body: bytes):
+    """(max_entries, its list heads, whether they are per CPU, the bytes of an element,
+    where the elements start) of an LRU map's body in version 7's layout; None if its
+    definition is cut short (the parse refuses it)."""
+    try:
+        kind, key, value, entries, flags, ncpu, at = MAP_DEF.unpack_from(body)
+        at += MAP_DEF.size
+        for _ in range(2):
+            at += MAP_BTF.size + MAP_BTF.unpack_from(body, at)[0]
+    except struct.error:
+        return None
+    percpu = bool(flags & isa.BPF_F_NO_COMMON_LRU)
+    # an LRU_HASH's ncpu names the CPUs of its lists (1 before version 5), not its values
+    esize = key + (ncpu if kind == _T.BPF_MAP_TYPE_LRU_PERCPU_HASH else 1) * value
+    return entries, ncpu, percpu, esize, at
+
+
+_LRU_MISFIT = "its LRU contents do not fit its definition"
+
+
 def _lru_from_recency(body: bytes) -> bytes:
-    """A version 2 to 4 LRU map's body in version 5's layout.  Those versions kept one
+    """A version 2 to 4 LRU map's body in version 9's layout.  Those versions kept one
     exact recency list: its elements become the (first) inactive list in that order,
     most recent at the head, and every other node is free on the (first) free list."""
-    kind, key, value, entries, flags, ncpu, name_len = MAP_DEF.unpack_from(body)
-    at = MAP_DEF.size + name_len
-    esize = key + ncpu * value
-    cnt = len(body[at:]) // (esize + 4)
-    if at + cnt * (esize + 4) != len(body):
-        return body                 # the load refuses it: contents do not fit
-    order = struct.unpack_from(f"<{cnt}I", body, at + cnt * esize)
-    percpu = bool(flags & isa.BPF_F_NO_COMMON_LRU)
-    heads = [[] for _ in range(3 * ncpu if percpu else 3 + 2 * ncpu)]
-    heads[1], heads[2] = list(order), [LRU_FREE_NODE] * (entries - cnt)
-    lists = b"".join(struct.pack(f"<I{len(h)}I", len(h), *h) for h in heads)
+    layout = _lru_layout(body)
+    if layout is None:
+        return body
+    entries, ncpu, percpu, esize, at = layout
+    cnt = (len(body) - at) // (esize + 4)
+    if at + cnt * (esize + 4) != len(body) or cnt > entries:
+        raise ValueError(_LRU_MISFIT)
+    nheads = 3 * ncpu if percpu else 3 + 2 * ncpu
+    lists = struct.pack("<2I", 0, cnt) + body[at + cnt * esize:] + \
+        struct.pack(f"<{nheads - 2}I", entries - cnt, *[0] * (nheads - 3))
     rotations = struct.pack("<i", -1) * (ncpu if percpu else 1)
     steals = b"" if percpu else struct.pack(f"<{ncpu}I", *range(ncpu))
     return body[:at + cnt * esize] + lists + rotations + steals
+
+
+def _lru_free_counted(body: bytes) -> bytes:
+    """A version 5 to 8 LRU map's body in version 9's layout: a free list is its
+    length alone (those versions listed its nodes, each LRU_FREE_NODE and a ref bit)."""
+    layout = _lru_layout(body)
+    if layout is None:
+        return body
+    entries, ncpu, percpu, esize, at = layout
+    nheads = 3 * ncpu if percpu else 3 + 2 * ncpu
+    # each list's length, every node, each bpf_lru_list's rotation, each CPU's steal
+    lists = len(body) - at - 4 * (nheads + entries + (ncpu if percpu else 1 + ncpu))
+    if lists < 0 or lists % esize:
+        raise ValueError(_LRU_MISFIT)
+    p = at + lists
+    out = [body[:p]]
+    for h in range(nheads):
+        try:
+            (n,) = struct.unpack_from("<I", body, p)
+        except struct.error:
+            raise ValueError(_LRU_MISFIT) from None
+        nodes = body[p + 4:p + 4 + 4 * n]
+        if len(nodes) != 4 * n:
+            raise ValueError(_LRU_MISFIT)
+        if not (h % 3 == 2 if percpu or h < 3 else (h - 3) % 2 == 0):
+            out.append(body[p:p + 4 + 4 * n])
+        elif (nodes[0::4] + nodes[1::4] + nodes[2::4]).translate(None, b"\xff") or \
+                nodes[3::4].translate(None, b"\x7f\xff"):
+            # each u32 is LRU_FREE_NODE, its bit 31 (the ref bit) either way
+            raise ValueError("its LRU lists do not fit its elements and CPUs (a free list "
+                             "names an element)")
+        else:
+            out.append(body[p:p + 4])
+        p += 4 + 4 * n
+    return b"".join(out) + body[p:]
 
 
 def _regular(fd: int, path: str):

@@ -5,6 +5,7 @@ pyebpf's own file format; the pin/get errnos are compared with the kernel in
 test_syscall.py.
 """
 import errno
+import hashlib
 import os
 import signal
 import socket
@@ -350,6 +351,28 @@ def test_a_later_process_evicts_from_a_pinned_lru_map_in_its_recency_order():
         reference[u32(k)] = bytes(8)
     assert out.strip() == repr(reference.keys())
     assert not {u32(k) for k in range(4)} <= set(reference.keys())
+
+
+def lru_history(flags):
+    """A 16-entry LRU hash of 2 CPUs after inserts from both, program lookups and
+    deletes: elements on the active, inactive and pending lists, free nodes on the free
+    and local free lists, and nodes no pop has reached yet."""
+    m = Map.create("lru_hash", 4, 8, 16, flags=flags, ncpu=2)
+    for k in range(10):
+        m.update(u32(k), u64b(k), on_cpu=k % 2)
+    touch(m, [1, 4, 7])
+    for k in (2, 5):
+        del m[u32(k)]
+    return m
+
+
+def test_a_pinned_lru_maps_file_holds_its_elements_not_its_free_nodes(pin_root):
+    # a free list is its length (docs/pinning.md, version 9): 16M free nodes cost no bytes
+    m = Map.create("lru_hash", 4, 8, 1 << 24, ncpu=2)
+    for k in range(3):
+        m[u32(k)] = u64b(k)
+    m.pin("lru")
+    assert (pin_root / "lru").stat().st_size < 1024
 
 
 def lpm_key(plen, addr):
@@ -903,7 +926,7 @@ def test_the_maps_version_8_added_keep_their_definition_and_slots_through_a_pin_
         pin_root, name):
     m = _version_8_maps()[name]
     m.pin(name)
-    assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == 8
+    assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == pinning.VERSION
     again = got(name)
     assert _definition(again) == _definition(m)
     assert pin_format.dump(again) == pin_format.dump(m)
@@ -996,6 +1019,46 @@ char _license[] SEC("license") = "GPL";
     second = pyebpf.load(data)
     assert second.maps["ports"].lookup(u32(1)) == u32(1)
     assert second.program("prog").run(bytes(64)).retval == 1
+
+
+V8_FILES = Path(__file__).parent / "pin_files" / "v8"
+
+
+def _as_version_8(path, change):
+    """Change a version 8 pin file's body, keeping its version, with a valid checksum."""
+    raw = path.read_bytes()
+    _, _, kind, pin_id, generation, _, _ = pinning.HEADER.unpack_from(raw)
+    body = bytearray(raw[pinning.HEADER.size:])
+    change(body)
+    digest = hashlib.blake2b(bytes(body), digest_size=16).digest()
+    path.write_bytes(pinning.HEADER.pack(pinning.MAGIC, 8, kind, pin_id, generation,
+                                         len(body), digest) + bytes(body))
+
+
+@pytest.mark.parametrize("name, flags", [("lru", 0), ("lru-no-common", isa.BPF_F_NO_COMMON_LRU)])
+def test_version_8_lru_pin_files_listing_each_free_node_are_still_read(pin_root, name, flags):
+    # made by pyebpf when it wrote version 8, from lru_history(flags): its free lists
+    # listed their nodes; read, they hold the same state as the map made again now
+    (pin_root / name).write_bytes((V8_FILES / name).read_bytes())
+    (pin_root / name).chmod(0o600)
+    assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == 8
+    m, reference = got(name), lru_history(flags)
+    assert pin_format.dump(m) == pin_format.dump(reference)
+    for k in range(20, 40):
+        m.update(u32(k), u64b(k), on_cpu=k % 2)
+        reference.update(u32(k), u64b(k), on_cpu=k % 2)
+        assert m.items() == reference.items(), f"after inserting key {k}"
+
+
+def test_a_version_8_lru_free_list_naming_an_element_is_einval(pin_root):
+    (pin_root / "lru").write_bytes((V8_FILES / "lru").read_bytes())
+    (pin_root / "lru").chmod(0o600)
+    # CPU 1's local free list ends before its pending list's length and one node, the
+    # rotation and the two steals: its last node becomes element 0
+    _as_version_8(pin_root / "lru", lambda b: b.__setitem__(slice(-24, -20), u32(0)))
+    with pytest.raises(PinError, match="a free list names an element") as exc:
+        got("lru")
+    assert exc.value.errno == errno.EINVAL
 
 
 V7_FILES = Path(__file__).parent / "pin_files" / "v7"

@@ -231,6 +231,44 @@ def test_cpus_with_only_o_write_one_cpus_output_and_summary(tmp_path, capsys, mo
     assert _output_alone(capsys, tmp_path, program, capture, 4) == one
 
 
+# the capture's packets from the 447th on are the first over 500 bytes: its first
+# chunks are all delivered unchanged, later ones not
+DROP_LONG = """\
+r2 = *(u32 *)(r1 + 0)
+r0 = 0
+if r2 < 500 goto out
+r0 = 2
+out:
+exit
+"""
+TRIM_LONG = """\
+r2 = *(u32 *)(r1 + 0)
+if r2 < 500 goto out
+r2 -= 4
+r3 = 0
+call 38
+out:
+r0 = 0
+exit
+"""
+
+
+@pytest.mark.parametrize("program", [DROP_LONG, TRIM_LONG], ids=["drop", "trim"])
+def test_cpus_with_only_o_write_one_cpus_output_when_later_chunks_change_their_packets(
+        tmp_path, capsys, monkeypatch, capture, program):
+    """Chunks whose packets are all delivered as long as captured (each record written
+    where the capture has it), then chunks with packets dropped or cut (written from
+    the records moved aside, and the rest as before)."""
+    monkeypatch.setattr(pcapio, "CHUNK", 4096)
+    lengths = [len(f) for f in _frames()]
+    assert max(lengths[:440]) < 500 <= max(lengths)
+    (tmp_path / "prog.s").write_text(program)
+    one = _output_alone(capsys, tmp_path, tmp_path / "prog.s", capture, 1)
+    assert one[:2] == (0, []) and len(one[2]) < capture.stat().st_size
+    assert _output_alone(capsys, tmp_path, tmp_path / "prog.s", capture, 2) == one
+    assert _output_alone(capsys, tmp_path, tmp_path / "prog.s", capture, 3) == one
+
+
 def test_cpus_with_only_o_write_one_cpus_output_of_a_cooked_capture(tmp_path, capsys,
                                                                    monkeypatch):
     """Frames built from another linktype and frames that never reach tc (counted from
