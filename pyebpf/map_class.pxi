@@ -1086,6 +1086,10 @@ cdef class Map:
             memcpy(&size, self._m.events + pos + 4, 4)
             out.append((cpu, PyBytes_FromStringAndSize(<char*>self._m.events + pos + 8, size)))
             pos += 8 + size
+        if self._m.events_len > PERF_EVENTS_KEPT:
+            # the store stays resident only as far as events fill it again, not to its
+            # high-water mark (map_memory.pxi, store_zero)
+            store_zero(self._m.events, self._m.events_len)
         self._m.events_len = 0
         return out
 
