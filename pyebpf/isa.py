@@ -1110,10 +1110,11 @@ BLOCK_END_FORMS = (F_JA, F_JA32, F_JCC_K, F_JCC_X, F_CALL, F_CALL_LOCAL, F_CALLX
 
 def dispatch_header() -> str:
     """The C macros of the interpreter's dispatch (``pyebpf/_dispatch.h``, written by a
-    build): with GCC or Clang, labels-as-values threaded code (each case ends by jumping
-    straight to the next instruction's case through a table of 256 labels, one per op id,
-    unknown ids to the invalid-instruction case; a case's label reads the operands, so
-    the compiler keeps only the loads of those the case uses); elsewhere, or with
+    build): with GCC or Clang, labels-as-values direct-threaded code (each case ends by
+    jumping straight to the next instruction's case, whose address the program keeps per
+    slot, ``ProgCore.cases``, filled from a table of 256 labels, one per op id, unknown
+    ids to the invalid-instruction case; a case's label reads the operands, so the
+    compiler keeps only the loads of those the case uses); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
@@ -1136,19 +1137,29 @@ def dispatch_header() -> str:
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}
-#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) = &(INSNS)[PC]; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+/* the table's address, for the programs' per-slot case addresses (set by a call of the
+   threaded loop without a VM at import: labels exist only inside their function) */
+static const void* const* pyebpf_case_table;
+#define PYEBPF_EXPORT_TABLE() (pyebpf_case_table = pyebpf_table)
+/* direct threading: slot I's case address (ProgCore.cases, 8 bytes a slot against
+   Insn's 16) is at I's address halved plus CASES (the decoded program is at least 2-byte
+   aligned): a shift, one load and the jump */
+#define PYEBPF_GOTO_CASE(I, CASES) \\
+    goto **(const void* const*)(((uintptr_t)(I) >> 1) + (uintptr_t)(CASES))
+#define PYEBPF_NEXT(INSNS, PC, I, CASES) do {{ \\
+    (I) = &(INSNS)[PC]; (PC) += 1; PYEBPF_GOTO_CASE(I, CASES); }} while (0)
 /* the next slot's case, from a case that does not jump: the pointer steps on, and PC is
    not kept (a case that reads it sets it from I first) */
-#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+#define PYEBPF_STEP(I, CASES) do {{ (I) += 1; PYEBPF_GOTO_CASE(I, CASES); }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
+static const void* const* pyebpf_case_table;
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
-#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
-#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM)
+#define PYEBPF_EXPORT_TABLE()
+#define PYEBPF_NEXT(INSNS, PC, I, CASES)
+#define PYEBPF_STEP(I, CASES)
 #endif
 #endif
 """
@@ -1262,9 +1273,9 @@ _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_E
 # Every case of the interpreter carries one dispatch label per op (labels-as-values
 # builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
 # in the threaded loop; a jump first charges the budget for the block it enters.
-_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, cases)"]
 # a case that leaves pc alone (ALU, loads, stores, atomics) steps to the next slot
-_STEP = ["if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)"]
+_STEP = ["if TraceMode is _Threaded: _step(i, cases)"]
 _ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
                 "    if _short(&left, blocks, pc): break", *_NEXT]
 
