@@ -141,6 +141,8 @@ ctypedef struct ProgCore:
     void* owner        # the Program
     uint32_t n         # slots
     uint32_t* blocks   # n + 1 block lengths (isa.block_lengths): the budget per block
+    const void** cases # threaded dispatch: slot pc's case address, n + 1 slots (the
+                       # sentinel's too); NULL without computed goto
     uint64_t* cov      # coverage on: hits per pc, then jumps taken per pc; else NULL
     void* jit          # native code of pyebpf.jit for plain runs (void f(Vm*)), or NULL
     uint64_t runs      # runs started through Program.run (the JIT's tiering)

@@ -1110,16 +1110,22 @@ BLOCK_END_FORMS = (F_JA, F_JA32, F_JCC_K, F_JCC_X, F_CALL, F_CALL_LOCAL, F_CALLX
 
 def dispatch_header() -> str:
     """The C macros of the interpreter's dispatch (``pyebpf/_dispatch.h``, written by a
-    build): with GCC or Clang, labels-as-values threaded code (each case ends by jumping
-    straight to the next instruction's case through a table of 256 labels, one per op id,
-    unknown ids to the invalid-instruction case; a case's label reads the operands, so
-    the compiler keeps only the loads of those the case uses); elsewhere, or with
+    build): with GCC or Clang, labels-as-values direct-threaded code (each case ends by
+    jumping straight to the next instruction's case, whose address the program keeps per
+    slot, ``ProgCore.cases``, filled from a table of 256 labels, one per op id, unknown
+    ids to the invalid-instruction case; a case's label reads the operands, so the
+    compiler keeps only the loads of those the case uses; three more tables give the
+    ``acc_ops`` variants' labels, NULL where an op has none); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
     names = [op.name for op in OPS if not (op.form is F_LDDW and op.disc_value)]
     entries = ",\\\n    ".join(f"[PYEBPF_OP_(OP_{name})] = &&PYEBPF_LX_(PYEBPF_OP_(OP_{name}))"
                                for name in [*names, *CTX_LOAD_OPS])
+    def acc_entries(kind: str) -> str:
+        return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
+                         for op in acc_ops() if kind in _acc_variants(op))
+    acc_d, acc_s, acc_ds = (acc_entries(k) for k in ("d", "s", "ds"))
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
@@ -1133,22 +1139,46 @@ def dispatch_header() -> str:
 #define PYEBPF_LABEL(x) PYEBPF_L_(x): __attribute__((unused)); __pyx_v_d = __pyx_v_i->dst; \\
     __pyx_v_s = __pyx_v_i->src; __pyx_v_imm = __pyx_v_i->imm
 #define PYEBPF_LABEL_DEFAULT() pyebpf_L_default: __attribute__((unused))
+#define PYEBPF_LACC_(k, x) pyebpf_L##k##_##x
+#define PYEBPF_LACCX_(k, x) PYEBPF_LACC_(k, x)
+#define PYEBPF_LABEL_ACC(k, x) PYEBPF_LACC_(k, x): __attribute__((unused)); __pyx_v_d = __pyx_v_i->dst; \\
+    __pyx_v_s = __pyx_v_i->src; __pyx_v_imm = __pyx_v_i->imm
+#define PYEBPF_LABEL_ACC_D(x) PYEBPF_LABEL_ACC(d, x)
+#define PYEBPF_LABEL_ACC_S(x) PYEBPF_LABEL_ACC(s, x)
+#define PYEBPF_LABEL_ACC_DS(x) PYEBPF_LABEL_ACC(ds, x)
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
-    {entries}}}
-#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) = &(INSNS)[PC]; (PC) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+    {entries}}}; \\
+    static const void* const pyebpf_table_acc[3][256] __attribute__((unused)) = {{ \\
+    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}}}
+/* the table's address, for the programs' per-slot case addresses (set by a call of the
+   threaded loop without a VM at import: labels exist only inside their function) */
+static const void* const* pyebpf_case_table;
+static const void* const (*pyebpf_acc_table)[256];
+#define PYEBPF_EXPORT_TABLE() (pyebpf_case_table = pyebpf_table, pyebpf_acc_table = pyebpf_table_acc)
+/* direct threading: slot I's case address (ProgCore.cases, 8 bytes a slot against
+   Insn's 16) is at I's address halved plus CASES (the decoded program is at least 2-byte
+   aligned): a shift, one load and the jump */
+#define PYEBPF_GOTO_CASE(I, CASES) \\
+    goto **(const void* const*)(((uintptr_t)(I) >> 1) + (uintptr_t)(CASES))
+#define PYEBPF_NEXT(INSNS, PC, I, CASES) do {{ \\
+    (I) = &(INSNS)[PC]; (PC) += 1; PYEBPF_GOTO_CASE(I, CASES); }} while (0)
 /* the next slot's case, from a case that does not jump: the pointer steps on, and PC is
    not kept (a case that reads it sets it from I first) */
-#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM) do {{ \\
-    (I) += 1; goto *pyebpf_table[(I)->op]; }} while (0)
+#define PYEBPF_STEP(I, CASES) do {{ (I) += 1; PYEBPF_GOTO_CASE(I, CASES); }} while (0)
 #else
 #define PYEBPF_COMPUTED_GOTO 0
+static const void* const* pyebpf_case_table;
+static const void* const (*pyebpf_acc_table)[256];
+#define PYEBPF_LABEL_ACC_D(x)
+#define PYEBPF_LABEL_ACC_S(x)
+#define PYEBPF_LABEL_ACC_DS(x)
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
-#define PYEBPF_NEXT(INSNS, PC, I, OP, D, S, IMM)
-#define PYEBPF_STEP(INSNS, PC, I, OP, D, S, IMM)
+#define PYEBPF_EXPORT_TABLE()
+#define PYEBPF_NEXT(INSNS, PC, I, CASES)
+#define PYEBPF_STEP(I, CASES)
 #endif
 #endif
 """
@@ -1237,8 +1267,9 @@ _MEM_CASES = {
                        "    p = <uint8_t*><uintptr_t>a",
                        "else:",
                        "    p = _mem(vm, a, i.size, ACCESS_READ)",
-                       "if p != NULL:", "    r[d] = _load(p, i.size)",
-                       "elif not ctx_load(vm, a, i.size, &r[d]):", "    break"],
+                       "if p != NULL:", "    acc = _load(p, i.size)", "    r[d] = acc",
+                       "elif not ctx_load(vm, a, i.size, &r[d]):", "    break",
+                       "else:", "    acc = r[d]"],
     (F_LDX, BPF_MEMSX): ["a = r[s] + <uint64_t><int64_t>i.off",
                          "p = _mem(vm, a, i.size, ACCESS_READ)",
                          "if p != NULL:", "    r[d] = _sext(_load(p, i.size), i.size)",
@@ -1262,9 +1293,9 @@ _ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_E
 # Every case of the interpreter carries one dispatch label per op (labels-as-values
 # builds jump to it; dispatch_header) and ends by dispatching the next instruction itself
 # in the threaded loop; a jump first charges the budget for the block it enters.
-_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, op, d, s, imm)"]
+_NEXT = ["if TraceMode is _Threaded: _next(insns, pc, i, cases)"]
 # a case that leaves pc alone (ALU, loads, stores, atomics) steps to the next slot
-_STEP = ["if TraceMode is _Threaded: _step(insns, pc, i, op, d, s, imm)"]
+_STEP = ["if TraceMode is _Threaded: _step(i, cases)"]
 _ENTER_BLOCK = ["if TraceMode is _Threaded or TraceMode is _Switched:",
                 "    if _short(&left, blocks, pc): break", *_NEXT]
 
@@ -1274,6 +1305,8 @@ def _labelled(ops: list[Op], body: list[str], tail: list[str]) -> list[str]:
 
 
 def _case(ops: list[Op], body: list[str], keyword: str = "elif") -> list[str]:
+    if not ops:
+        return [keyword, *("    " + line for line in body)]
     tests = [f"op == OP_{op.name}" for op in ops]
     if len(tests) == 1:
         return [f"{keyword} {tests[0]}:", *("    " + line for line in body)]
@@ -1282,14 +1315,55 @@ def _case(ops: list[Op], body: list[str], keyword: str = "elif") -> list[str]:
             f"{pad}or {tests[-1]}):", *("    " + line for line in body)]
 
 
+# ALU ops whose result stays in a machine register (acc) for the next case, and which
+# have variants taking an operand from it (threaded dispatch only: ProgCore.cases)
+_ACC_KOPS = (BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR, BPF_AND, BPF_XOR, BPF_LSH, BPF_RSH,
+             BPF_ARSH, BPF_MOV)
+
+
+def acc_ops() -> list[Op]:
+    """The ALU ops whose case leaves its result in ``acc`` and has variants reading an
+    operand from it (``_acc_variants``)."""
+    return [op for op in OPS if op.form in (F_ALU_K, F_ALU_X) and BPF_OP(op.code) in _ACC_KOPS]
+
+
+def _acc_rhs(op: Op) -> str:
+    """The value the op's case gives r[d] (``r[d] += imm`` as ``r[d] + imm``)."""
+    (line,) = _alu_case(op)
+    lhs, _, rhs = line.partition("= ")
+    compound = lhs.strip()[len("r[d]"):].strip()
+    return f"r[d] {compound} {rhs}" if compound else rhs
+
+
+def _acc_body(op: Op, kind: str) -> list[str]:
+    rhs = _acc_rhs(op)
+    if "d" in kind:
+        rhs = rhs.replace("r[d]", "acc")
+    if "s" in kind:
+        rhs = rhs.replace("r[s]", "acc")
+    return [f"acc = {rhs}", "r[d] = acc"]
+
+
+def _acc_variants(op: Op) -> list[str]:
+    """Which of the op's operands a variant may take from acc: dst ("d"; not for mov,
+    which does not read it), src ("s", X forms) or both ("ds")."""
+    kinds = [] if BPF_OP(op.code) == BPF_MOV else ["d"]
+    if op.form is F_ALU_X:
+        kinds += ["s"] + ([] if BPF_OP(op.code) == BPF_MOV else ["ds"])
+    return kinds
+
+
 def interp_cases() -> list[str]:
     """The interpreter's cases for ALU, ALU32, movsx, byte swaps, memory loads and
     stores, atomics and conditional jumps, in table order; calls, exits, ``ja``,
     ``lddw`` and the legacy packet loads are written by hand around them."""
     lines: list[str] = []
     done: set = set()
+    accs = acc_ops()
     for op in OPS:
-        if op.form in _ALU_FORMS:
+        if op in accs:
+            lines += _case([op], _labelled([op], _acc_body(op, ""), _STEP))
+        elif op.form in _ALU_FORMS:
             lines += _case([op], _labelled([op], _alu_case(op), _STEP))
         elif op.form in (F_JCC_K, F_JCC_X):
             lines += _case([op], _labelled([op], _jcc_case(op), _ENTER_BLOCK))
@@ -1303,6 +1377,12 @@ def interp_cases() -> list[str]:
             body = [line.replace("i.size", str(op.size))
                     for line in _MEM_CASES[op.form, BPF_MODE(op.code)]]
             lines += _case([op], _labelled([op], body, _STEP))
+    # the variants: never the switch's (no op id is OP_COUNT), only a threaded jump's
+    variants = []
+    for op in accs:
+        for kind in _acc_variants(op):
+            variants += [f"_label_acc_{kind}(OP_{op.name})", *_acc_body(op, kind), *_STEP]
+    lines += _case([], [*variants, "vm.status = STATUS_BAD_INSN", "break"], "elif op == OP_COUNT:")
     return lines
 
 
