@@ -33,7 +33,7 @@ from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
-from .walk import AT_PKT_END, BEYOND_PKT_END, BPF_MAX_VAR_OFF, Walk
+from .walk import BPF_MAX_VAR_OFF, Walk
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -53,7 +53,6 @@ COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 HELPER_MAX_46 = 30     # BPF_FUNC_skb_set_tunnel_opt, the last helper 4.6 knew
 BPF_MAX_VAR_SIZ = 1 << 29
-MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
 # do_refine_retval_range's helpers: a CPU number, and the string reads whose R0 is at
 # most the buffer's size
@@ -961,44 +960,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                     # where it names a lock
                     if not self.keeps_id(r):
                         r.id = 0
-
-    def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
-                     odst: Reg, osrc: Reg) -> None:
-        """try_match_pkt_pointers: a bounds check against data_end (or data for meta)."""
-        def pkt_vs_end(a: Reg, b: Reg) -> bool:
-            return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
-                (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
-                 b.off == 0 and b.is_const and b.value == 0)
-        if pkt_vs_end(dst, src):
-            p, p_other = dst, odst
-            table = {isa.BPF_JGT: (this, False), isa.BPF_JLT: (other, True),
-                     isa.BPF_JGE: (this, True), isa.BPF_JLE: (other, False)}
-        elif pkt_vs_end(src, dst):
-            p, p_other = src, osrc
-            table = {isa.BPF_JGT: (other, True), isa.BPF_JLT: (this, False),
-                     isa.BPF_JGE: (other, False), isa.BPF_JLE: (this, True)}
-        else:
-            return
-        if op not in table:
-            return
-        where, right_open = table[op]
-        self._good_pkt_pointers(where, p if where is this else p_other, right_open)
-        # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
-        # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
-        beyond = p_other if where is this else p
-        if beyond.type == PTR_TO_PACKET:
-            beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
-
-    @staticmethod
-    def _good_pkt_pointers(st: VState, reg: Reg, right_open: bool) -> None:
-        if reg.off < 0 or (reg.off == 0 and right_open):
-            return
-        if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
-            return
-        new_range = reg.off + (1 if right_open else 0)
-        for r in st.all_regs():
-            if r.type == reg.type and r.id == reg.id:
-                r.range = max(r.range, new_range)
 
     # --- calls --------------------------------------------------------------------------------
     def _refine_retval(self, r0: Reg, hid: int, meta: dict) -> None:
