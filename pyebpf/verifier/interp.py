@@ -81,6 +81,29 @@ _ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K
                         isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
 
 
+# the forms whose slots add to the prune and jump points (Interpreter.__init__)
+_POINT_FORMS = frozenset((isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO, isa.F_JA, isa.F_JA32,
+                          isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LDDW))
+# per Insn object (by id, the entry holding it), _slot_facts of its slot: the slots of a
+# process's programs recur, and each fact is several attribute reads
+_SLOT_FACTS: dict[int, tuple] = {}
+_SLOT_FACTS_MAX = 65536
+
+
+def _slot_facts(insn, op) -> tuple:
+    """What Interpreter.__init__'s tables hold for a slot, whatever its pc: a jump, a
+    64-bit one, a write to r10, an ALU form, a mov of an immediate's (dst, constant),
+    and its form where it adds prune or jump points (else None)."""
+    f = op.form
+    is_jmp, is_64 = _CLASS_FACTS[op.code & 0x07]
+    writes_r10 = structure.writes_r10(op, insn)
+    mov_k = None
+    if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not writes_r10:
+        mov_k = (insn.dst, insn.imm if is_64 else insn.imm & 0xFFFFFFFF)
+    return (is_jmp, is_64, writes_r10, f in _ALU_FORMS, mov_k,
+            f if f in _POINT_FORMS else None)
+
+
 @functools.lru_cache(maxsize=256)
 def _main_buckets(nslots: int) -> tuple[int, ...]:
     """Per instruction, its bucket of checkpoints in the main function (_bucket_of, call
@@ -126,26 +149,32 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
         # and calls themselves).  One pass over the slots.
         n = len(ops)
-        is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
-        self.is_alu = [False] * n
-        self.mov_k = [None] * n     # a mov of an immediate: (dst, its constant) (explore)
-        self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
+        # (locals: the lists and sets are Walk's C fields, a property call each from here)
+        is_jmp, is_64, writes_r10 = [False] * n, [False] * n, [False] * n
+        is_alu = [False] * n
+        mov_k = [None] * n      # a mov of an immediate: (dst, its constant) (explore)
+        iter_nexts, may_gotos, callback_calls = set(), set(), set()
         points, jmps = set(), set()
+        seen = _SLOT_FACTS
+        if len(seen) >= _SLOT_FACTS_MAX:
+            seen.clear()
         for pc, op in enumerate(ops):
             if op is None:
                 continue
-            insn, f = insns[pc], op.form
-            is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
-            self.writes_r10[pc] = structure.writes_r10(op, insn)
-            self.is_alu[pc] = f in _ALU_FORMS
-            if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not self.writes_r10[pc]:
-                self.mov_k[pc] = (insn.dst,
-                                  insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF)
+            insn = insns[pc]
+            facts = seen.get(id(insn))
+            if facts is None or facts[0] is not insn:
+                # the entry holds the Insn, so its id names no other object while it is
+                # here (isa.unpack_program gives the same object for the same bytes)
+                facts = seen[id(insn)] = (insn, *_slot_facts(insn, op))
+            _, is_jmp[pc], is_64[pc], writes_r10[pc], is_alu[pc], mov_k[pc], f = facts
+            if f is None:
+                continue
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
                 if f is isa.F_MAY_GOTO:
-                    self.may_gotos.add(pc)
+                    may_gotos.add(pc)
             elif f is isa.F_JA:
                 jmps.add(pc + 1 + insn.off)
             elif f is isa.F_JA32:
@@ -153,9 +182,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             elif f is isa.F_CALL:
                 jmps.add(pc + 1)
                 if is_iter_next(insn):
-                    self.iter_nexts.add(pc)
+                    iter_nexts.add(pc)
                 if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
-                    self.callback_calls.add(pc)
+                    callback_calls.add(pc)
             elif f is isa.F_CALL_LOCAL:
                 points.add(pc)
                 jmps.update((pc + 1, pc + 1 + insn.imm))
@@ -163,6 +192,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                 points.add(pc)
                 jmps.update((pc + 2, pc + 1 + insn.imm))
         points |= jmps
+        self.is_64, self.writes_r10, self.is_alu, self.mov_k = is_64, writes_r10, is_alu, mov_k
+        self.iter_nexts, self.may_gotos, self.callback_calls = \
+            iter_nexts, may_gotos, callback_calls
         self.prune = points | self.iter_nexts | self.callback_calls
         self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
