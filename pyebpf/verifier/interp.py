@@ -1212,6 +1212,10 @@ class Interpreter(KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers, ConstStri
         if reg.smin < 0:
             self.refuse(pc, f"R{regno} min value is negative, either use unsigned index or "
                             f"do a if (index >=0) check.")
+        if reg.range < 0:
+            # a pointer known at or beyond pkt_end: EINVAL, without __check_mem_access's
+            # line
+            self.refuse(pc, f"R{regno} offset is outside of the packet", errno=EINVAL)
         if not (off >= 0 and (size > 0 or zero_ok and size == 0) and off + size <= reg.range):
             self.refuse(pc, self._mem_msg(PTR_TO_PACKET, regno, reg, off, size, reg.range),
                         f"R{regno} offset is outside of the packet")
