@@ -90,7 +90,8 @@ extensions = [
               depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/isaconst.pxd"]),
     # the path walk's loop and checkpoints (the Interpreter's base): per instruction
     Extension("pyebpf.verifier.walk", ["pyebpf/verifier/walk.pyx"], extra_compile_args=cflags,
-              depends=["pyebpf/verifier/state.pxd", "pyebpf/verifier/isaconst.pxd"]),
+              depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/state.pxd",
+                       "pyebpf/verifier/isaconst.pxd"]),
     # the precision walk's pass over a path's history
     Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
               extra_compile_args=cflags),

@@ -4,6 +4,8 @@ access a program can spell and for the register rules of ``pyebpf/verifier/``.
 (Values, pointers and paths: tests/test_verifier_paths.py; random programs:
 tests/test_verifier_random.py.)
 """
+import errno
+
 import pytest
 
 from pyebpf import Program, errors, isa, kernel, verifier
@@ -335,3 +337,24 @@ def test_a_read_on_a_branch_proved_dead_is_not_checked():
                 I(A["MOV64_X"].code, 0, 2, 0, 0), EXIT)
     assert ours(prog, SF) is None
     _kernel_accepts(prog)
+
+
+@pytest.mark.parametrize("jump", ["if r1 > r8 goto +2", "if r1 >= r8 goto +2"],
+                         ids=["beyond", "at"])
+def test_a_read_through_a_pointer_known_past_pkt_end_is_einval_as_in_the_kernel(jump):
+    """check_packet_access: a packet pointer known at or beyond pkt_end (the taken side
+    of a comparison with it: AT_PKT_END, BEYOND_PKT_END) is refused with EINVAL and
+    "R1 offset is outside of the packet" alone, before __check_mem_access (pyebpf gave
+    EACCES and its "invalid access to packet" line; random programs v3new #74)."""
+    from pyebpf import asm
+    prog = asm.assemble("r6 = r1\nr7 = *(u32 *)(r6 + 76)\nr8 = *(u32 *)(r6 + 80)\n"
+                        f"r1 = r7\nr1 += 8\n{jump}\nr0 = 0\nexit\n"
+                        "r0 = *(u8 *)(r1 + 0)\nr0 = 0\nexit")
+    with pytest.raises(errors.KernelError) as kernel_refusal:
+        kernel.KernelProgram(prog, CLS).close()
+    with pytest.raises(errors.VerifierError) as refusal:
+        verifier.verify(isa.unpack_program(prog), CLS)
+    assert (kernel_refusal.value.errno, str(kernel_refusal.value).split(": ", 1)[-1]) == \
+        (errno.EINVAL, "R1 offset is outside of the packet")
+    assert (refusal.value.errno, refusal.value.log.splitlines()[-2]) == \
+        (errno.EINVAL, "R1 offset is outside of the packet")

@@ -13,7 +13,9 @@ registers, partial spills and fills of every width, pointer arithmetic of each k
 helper arguments good and bad, loops of several shapes, subprograms; -mcpu=v4 ALU and
 JMP32 bounds used as offsets, context writes and narrow loads, packet pointers kept
 across helpers that change the packet, socket lookups and ring buffer records released
-wrongly, bpf_loop callbacks, bpf_iter_num loops and skb dynptr slices), and an exit.  A
+wrongly, bpf_loop callbacks, bpf_iter_num loops and skb dynptr slices, paths joining
+with a packet pointer known beyond pkt_end on one, helper writes over a narrow spill
+beside zero bytes), and an exit.  A
 program with a callback is loaded with BTF function info, as its lddw needs.
 
 :data:`COUNT` programs per program type run on every run, against the live kernel or
@@ -46,12 +48,12 @@ def _fragment(rng: random.Random, tc: bool, k: int, subs: list[list[str]]) -> li
                        "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix", "partial",
                        "partial", "ptrkind", "ptrkind", "args", "args", "loop2", "atomic",
                        "v4", "v4", "ctxw", "ctxw", "ring", "loopcb", "iternum", "pktchg",
-                       "pktchg", "sock", "sock", "dynptr"]
+                       "pktchg", "sock", "sock", "dynptr", "pktjoin", "scrub"]
                       if tc else
                       ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
                        "alu32", "tail", "mix", "mix", "partial", "partial", "ptrkind",
                        "args", "args", "loop2", "atomic", "v4", "v4", "ctxw", "ctxw", "ring",
-                       "loopcb", "iternum"])
+                       "loopcb", "iternum", "scrub"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -625,6 +627,44 @@ def _dynptr(rng: random.Random, tc: bool, k: int) -> list[str]:
     return lines + ([f"skip{k}:"] if checked else [])
 
 
+def _pktjoin(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """Two paths joining with a packet pointer known beyond pkt_end on one (the taken
+    side of ``if r1 > r8``) and checked on the other, then checked again (or not) and
+    read at, before or past its end: a checkpoint at the join may prune only a path
+    whose pointer is known the same way (regsafe's [BEYOND|AT]_PKT_END case)."""
+    n = rng.choice((8, 14, 20))
+    lines = ["r1 = r7", f"r1 += {n}", "r3 = *(u32 *)(r6 + 0)",
+             f"if r3 & {rng.choice((1, 2))} goto checked{k}",
+             f"if r1 {rng.choice(('>', '>='))} r8 goto join{k}", f"goto skip{k}",
+             f"checked{k}:", f"if r1 > r8 goto skip{k}"]
+    lines += ["r0 = 0"] * rng.choice((0, 4, 8))
+    lines.append(f"join{k}:")
+    check = rng.choice(("r1 > r8", "r1 >= r8", "r1 > r8", None))
+    if check:
+        lines.append(f"if {check} goto skip{k}")
+    return lines + [f"r0 = *(u8 *)(r1 + {rng.choice((-1, -n, 0, -1))})", f"skip{k}:"]
+
+
+def _scrub(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """A narrow spill beside zero bytes in one slot, a helper writing over it (bytes one
+    at a time, bpf_skb_load_bytes, or clobbered, tc's bpf_check_mtu), then a byte of
+    the slot used as a stack offset: the write scrubs the slot, zeroes too
+    (scrub_spilled_slot), so the byte is 0..255 and the offset unbounded unless
+    masked."""
+    size = rng.choice((2, 4, 4, 8))
+    lines = ["*(u16 *)(r10 - 20) = 0", f"r1 = {rng.choice((0, 0, 3))}",
+             f"*(u{rng.choice((16, 32))} *)(r10 - 24) = r1"]
+    if tc and rng.random() < 0.3:
+        lines += ["r1 = r6", "r2 = 0", "r3 = r10", "r3 += -24", "r4 = 0", "r5 = 0",
+                  "call 163"]
+    else:
+        lines += ["r1 = r6", "r2 = 0", "r3 = r10", "r3 += -24", f"r4 = {size}", "call 26"]
+    lines.append(f"r2 = *(u8 *)(r10 - {rng.choice((19, 20, 20, 22))})")
+    if rng.random() < 0.3:
+        lines.append("r2 &= 15")
+    return lines + ["r3 = r10", "r3 += -64", "r3 += r2", "r0 = *(u8 *)(r3 + 0)"]
+
+
 def _resolve_funcs(lines: list[str]) -> list[str]:
     """``rN = func(@label) ll`` with the label's offset from the next instruction, as
     BPF_PSEUDO_FUNC's imm is."""
@@ -677,7 +717,7 @@ def _loop2(rng: random.Random, tc: bool, k: int) -> list[str]:
 
 
 _KINDS = {"v4": _v4, "ctxw": _ctxw, "pktchg": _pktchg, "sock": _sock, "ring": _ring,
-          "iternum": _iternum, "dynptr": _dynptr}
+          "iternum": _iternum, "dynptr": _dynptr, "pktjoin": _pktjoin, "scrub": _scrub}
 
 
 def generate(rng: random.Random, tc: bool) -> str:

@@ -33,7 +33,7 @@ from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
-from .walk import AT_PKT_END, BEYOND_PKT_END, BPF_MAX_VAR_OFF, Walk
+from .walk import BPF_MAX_VAR_OFF, Walk
 from .log import Log
 from .strings import ConstStrings
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
@@ -53,7 +53,6 @@ COMPLEXITY_LIMIT = {"current": 1_000_000, "4.6": 65_536}
 JMP_SEQ_LIMIT = {"current": 8192, "4.6": 1024}
 HELPER_MAX_46 = 30     # BPF_FUNC_skb_set_tunnel_opt, the last helper 4.6 knew
 BPF_MAX_VAR_SIZ = 1 << 29
-MAX_PACKET_OFF = 0xFFFF
 MAX_BPF_STACK = 512
 # do_refine_retval_range's helpers: a CPU number, and the string reads whose R0 is at
 # most the buffer's size
@@ -80,6 +79,29 @@ _CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64
 # hash, where a tuple compares a form that is not in it with each member in turn)
 _ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
                         isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
+
+
+# the forms whose slots add to the prune and jump points (Interpreter.__init__)
+_POINT_FORMS = frozenset((isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO, isa.F_JA, isa.F_JA32,
+                          isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LDDW))
+# per Insn object (by id, the entry holding it), _slot_facts of its slot: the slots of a
+# process's programs recur, and each fact is several attribute reads
+_SLOT_FACTS: dict[int, tuple] = {}
+_SLOT_FACTS_MAX = 65536
+
+
+def _slot_facts(insn, op) -> tuple:
+    """What Interpreter.__init__'s tables hold for a slot, whatever its pc: a jump, a
+    64-bit one, a write to r10, an ALU form, a mov of an immediate's (dst, constant),
+    and its form where it adds prune or jump points (else None)."""
+    f = op.form
+    is_jmp, is_64 = _CLASS_FACTS[op.code & 0x07]
+    writes_r10 = structure.writes_r10(op, insn)
+    mov_k = None
+    if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not writes_r10:
+        mov_k = (insn.dst, insn.imm if is_64 else insn.imm & 0xFFFFFFFF)
+    return (is_jmp, is_64, writes_r10, f in _ALU_FORMS, mov_k,
+            f if f in _POINT_FORMS else None)
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,26 +149,32 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
         # and calls themselves).  One pass over the slots.
         n = len(ops)
-        is_jmp, self.is_64, self.writes_r10 = [False] * n, [False] * n, [False] * n
-        self.is_alu = [False] * n
-        self.mov_k = [None] * n     # a mov of an immediate: (dst, its constant) (explore)
-        self.iter_nexts, self.may_gotos, self.callback_calls = set(), set(), set()
+        # (locals: the lists and sets are Walk's C fields, a property call each from here)
+        is_jmp, is_64, writes_r10 = [False] * n, [False] * n, [False] * n
+        is_alu = [False] * n
+        mov_k = [None] * n      # a mov of an immediate: (dst, its constant) (explore)
+        iter_nexts, may_gotos, callback_calls = set(), set(), set()
         points, jmps = set(), set()
+        seen = _SLOT_FACTS
+        if len(seen) >= _SLOT_FACTS_MAX:
+            seen.clear()
         for pc, op in enumerate(ops):
             if op is None:
                 continue
-            insn, f = insns[pc], op.form
-            is_jmp[pc], self.is_64[pc] = _CLASS_FACTS[op.code & 0x07]
-            self.writes_r10[pc] = structure.writes_r10(op, insn)
-            self.is_alu[pc] = f in _ALU_FORMS
-            if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not self.writes_r10[pc]:
-                self.mov_k[pc] = (insn.dst,
-                                  insn.imm if self.is_64[pc] else insn.imm & 0xFFFFFFFF)
+            insn = insns[pc]
+            facts = seen.get(id(insn))
+            if facts is None or facts[0] is not insn:
+                # the entry holds the Insn, so its id names no other object while it is
+                # here (isa.unpack_program gives the same object for the same bytes)
+                facts = seen[id(insn)] = (insn, *_slot_facts(insn, op))
+            _, is_jmp[pc], is_64[pc], writes_r10[pc], is_alu[pc], mov_k[pc], f = facts
+            if f is None:
+                continue
             if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
                 points.add(pc)
                 jmps.add(pc + 1 + insn.off)
                 if f is isa.F_MAY_GOTO:
-                    self.may_gotos.add(pc)
+                    may_gotos.add(pc)
             elif f is isa.F_JA:
                 jmps.add(pc + 1 + insn.off)
             elif f is isa.F_JA32:
@@ -154,9 +182,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             elif f is isa.F_CALL:
                 jmps.add(pc + 1)
                 if is_iter_next(insn):
-                    self.iter_nexts.add(pc)
+                    iter_nexts.add(pc)
                 if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
-                    self.callback_calls.add(pc)
+                    callback_calls.add(pc)
             elif f is isa.F_CALL_LOCAL:
                 points.add(pc)
                 jmps.update((pc + 1, pc + 1 + insn.imm))
@@ -164,6 +192,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                 points.add(pc)
                 jmps.update((pc + 2, pc + 1 + insn.imm))
         points |= jmps
+        self.is_64, self.writes_r10, self.is_alu, self.mov_k = is_64, writes_r10, is_alu, mov_k
+        self.iter_nexts, self.may_gotos, self.callback_calls = \
+            iter_nexts, may_gotos, callback_calls
         self.prune = points | self.iter_nexts | self.callback_calls
         self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
         self.jmp_points = jmps | self.callback_calls     # each a prune point too
@@ -553,6 +584,10 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         if reg.smin < 0:
             self.refuse(pc, f"R{regno} min value is negative, either use unsigned index or "
                             f"do a if (index >=0) check.")
+        if reg.range < 0:
+            # a pointer known at or beyond pkt_end: EINVAL, without __check_mem_access's
+            # line
+            self.refuse(pc, f"R{regno} offset is outside of the packet", errno=EINVAL)
         if not (off >= 0 and (size > 0 or zero_ok and size == 0) and off + size <= reg.range):
             self.refuse(pc, self._mem_msg(PTR_TO_PACKET, regno, reg, off, size, reg.range),
                         f"R{regno} offset is outside of the packet")
@@ -967,44 +1002,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                     # where it names a lock
                     if not self.keeps_id(r):
                         r.id = 0
-
-    def _pkt_compare(self, this: VState, other: VState, dst: Reg, src: Reg, op: int,
-                     odst: Reg, osrc: Reg) -> None:
-        """try_match_pkt_pointers: a bounds check against data_end (or data for meta)."""
-        def pkt_vs_end(a: Reg, b: Reg) -> bool:
-            return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
-                (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
-                 b.off == 0 and b.is_const and b.value == 0)
-        if pkt_vs_end(dst, src):
-            p, p_other = dst, odst
-            table = {isa.BPF_JGT: (this, False), isa.BPF_JLT: (other, True),
-                     isa.BPF_JGE: (this, True), isa.BPF_JLE: (other, False)}
-        elif pkt_vs_end(src, dst):
-            p, p_other = src, osrc
-            table = {isa.BPF_JGT: (other, True), isa.BPF_JLT: (this, False),
-                     isa.BPF_JGE: (other, False), isa.BPF_JLE: (this, True)}
-        else:
-            return
-        if op not in table:
-            return
-        where, right_open = table[op]
-        self._good_pkt_pointers(where, p if where is this else p_other, right_open)
-        # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
-        # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
-        beyond = p_other if where is this else p
-        if beyond.type == PTR_TO_PACKET:
-            beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
-
-    @staticmethod
-    def _good_pkt_pointers(st: VState, reg: Reg, right_open: bool) -> None:
-        if reg.off < 0 or (reg.off == 0 and right_open):
-            return
-        if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
-            return
-        new_range = reg.off + (1 if right_open else 0)
-        for r in st.all_regs():
-            if r.type == reg.type and r.id == reg.id:
-                r.range = max(r.range, new_range)
 
     # --- calls --------------------------------------------------------------------------------
     def _refine_retval(self, r0: Reg, hid: int, meta: dict) -> None:

@@ -90,8 +90,10 @@ class TimerRules:
         """push_async_cb: the callback ``fn`` names, verified later as a path of its own
         with set_timer_callback_state's registers for an element of ``m`` (``kind``:
         ASYNC, SLEEPABLE_ASYNC for a path that may sleep, TASK_WORK_ASYNC); the value
-        with an id of its own, as the 6.18 kernel's log shows it."""
-        callee = Frame(pc, self.func_of(fn.off), 0)
+        with an id of its own, as the 6.18 kernel's log shows it.  Its frame is a first
+        frame, of call site BPF_MAIN_FUNC (-1) whatever call queued it (init_func_state),
+        so the callback queued by two calls prunes against itself."""
+        callee = Frame(-1, self.func_of(fn.off), 0)
         callee.in_callback = kind
         self.async_cbs.add(callee.subprog)
         callee.regs[1] = Reg(CONST_PTR_TO_MAP)

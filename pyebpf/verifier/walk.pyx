@@ -36,6 +36,7 @@ _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {BPF_JGT: BPF_JLT, BPF_JLT: BPF_JGT, BPF_JGE: BPF_JLE, BPF_JLE: BPF_JGE}
 BPF_MAX_VAR_OFF = 1 << 29
+MAX_PACKET_OFF = 0xFFFF
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 
@@ -807,7 +808,7 @@ cdef class Walk:
                 self._mark_null(ne_state, rid, False)
                 return pc + 1
         if not is32 and x:
-            self._pkt_compare(st, other, dst, src, code_op, oregs[d], oregs[s])
+            _pkt_compare(st, other, dst, src, code_op, oregs[d], oregs[s])
         return pc + 1
 
     cdef object _scalar_branch(self, VState st, Py_ssize_t pc, Py_ssize_t d, Py_ssize_t s,
@@ -938,3 +939,68 @@ cdef _take_var(Reg ptr, Reg v):
     """A pointer's variable part: the bounds of ``v``, the sum of the arithmetic."""
     ptr.var, ptr.smin, ptr.smax, ptr.umin, ptr.umax = v.var, v.smin, v.smax, v.umin, v.umax
     ptr.s32min, ptr.s32max, ptr.u32min, ptr.u32max = v.s32min, v.s32max, v.u32min, v.u32max
+
+
+cdef bint _pkt_vs_end(Reg a, Reg b):
+    return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
+        (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
+         b.off == 0 and b.is_const and b.value == 0)
+
+
+cdef _pkt_compare(VState this, VState other, Reg dst, Reg src, long op, Reg odst, Reg osrc):
+    """try_match_pkt_pointers: a bounds check against data_end (or data for meta)."""
+    cdef Reg p, p_other, beyond
+    cdef VState where
+    cdef bint right_open
+    if _pkt_vs_end(dst, src):
+        p, p_other = dst, odst
+        if op == BPF_JGT:
+            where, right_open = this, False
+        elif op == BPF_JLT:
+            where, right_open = other, True
+        elif op == BPF_JGE:
+            where, right_open = this, True
+        elif op == BPF_JLE:
+            where, right_open = other, False
+        else:
+            return
+    elif _pkt_vs_end(src, dst):
+        p, p_other = src, osrc
+        if op == BPF_JGT:
+            where, right_open = other, True
+        elif op == BPF_JLT:
+            where, right_open = this, False
+        elif op == BPF_JGE:
+            where, right_open = other, False
+        elif op == BPF_JLE:
+            where, right_open = this, True
+        else:
+            return
+    else:
+        return
+    _good_pkt_pointers(where, p if where is this else p_other, right_open)
+    # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
+    # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
+    beyond = p_other if where is this else p
+    if beyond.type == PTR_TO_PACKET:
+        beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
+
+
+cdef _good_pkt_pointers(VState st, Reg reg, bint right_open):
+    """find_good_pkt_pointers: every copy of ``reg`` (its type and id), in a register
+    or spilled in any frame, may read the packet up to its offset."""
+    cdef Reg r
+    if reg.off < 0 or (reg.off == 0 and right_open):
+        return
+    if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
+        return
+    new_range = reg.off + (1 if right_open else 0)
+    for f in st.frames:
+        for r in (<Frame>f).regs:
+            if r.type == reg.type and r.id == reg.id and new_range > r.range:
+                r.range = new_range
+        for sl in (<Frame>f).stack.values():
+            r = sl.spill
+            if r is not None and r.type == reg.type and r.id == reg.id and \
+                    new_range > r.range:
+                r.range = new_range
