@@ -181,6 +181,19 @@ cdef class Map:
         does."""
         return bool(self._m.frozen)
 
+    def freeze(self):
+        """BPF_MAP_FREEZE (map_freeze): from now on user space may not write the map
+        (update and delete: EPERM), and a ``BPF_F_RDONLY_PROG`` map is read-only to the
+        verifier (bpf_map_is_rdonly: loads of known values, constant strings).  EPERM
+        when user space may not write it already (``BPF_F_RDONLY``, frozen), ENOTSUPP
+        for a value with BTF-found fields (a bpf_spin_lock, bpf_timer, kptr, ...)."""
+        from .btf.fields import has_special_fields
+        if self.value_type is not None and has_special_fields(self.value_type):
+            raise MapError(ENOTSUPP, f"map {self._label()}: freeze: the value has fields "
+                                     "found through BTF")
+        self._allow(False, True, "freeze")
+        self._m.frozen = True
+
     def _loaded(self, bint frozen, uint32_t btf_key_type_id, uint32_t btf_value_type_id):
         """What the loader created the map with beyond BPF_MAP_CREATE's sizes: frozen,
         and the BTF type ids of its key and value (0: created without BTF)."""
@@ -912,7 +925,9 @@ cdef class Map:
 
     cdef _allow(self, bint read, bint write, str what):
         # map_get_sys_perms: a map made BPF_F_RDONLY (BPF_F_WRONLY) refuses the commands
-        # that write (read) it
+        # that write (read) it, and a frozen map those that write it
+        if write and self._m.frozen:
+            raise MapError(EPERM, f"map {self._label()}: {what}: the map is frozen")
         if write and self._m.flags & BPF_F_RDONLY or read and self._m.flags & BPF_F_WRONLY:
             mode = "BPF_F_RDONLY" if self._m.flags & BPF_F_RDONLY else "BPF_F_WRONLY"
             raise MapError(EPERM, f"map {self._label()}: {what}: the map is {mode} for "

@@ -191,6 +191,7 @@ def _our_maps():
     made = {name: Map.create(kind, key, value, entries, flags=flags)
             for name, (kind, key, value, entries, flags) in MAPS.items()}
     made["rodata"].update(bytes(4), RODATA)
+    made["rodata"].freeze()
     return made
 
 

@@ -3,9 +3,9 @@ second string, ``bpf_snprintf``'s format) and the load-time format check of
 ``bpf_snprintf`` (``check_bpf_snprintf_call``).
 
 A constant string lives in a read-only array map of one element (``.rodata``), at a
-constant offset, with a NUL before the value's end (``check_reg_const_str``).  The
-kernel also wants the map frozen (``bpf_map_is_rdonly``): libbpf freezes ``.rodata``;
-pyebpf's maps have no frozen state, so a ``BPF_F_RDONLY_PROG`` map counts as frozen.
+constant offset, with a NUL before the value's end (``check_reg_const_str``).  Read-only
+is ``bpf_map_is_rdonly``'s: ``BPF_F_RDONLY_PROG`` and frozen (``Map.frozen``: the loader
+freezes ``.rodata`` as libbpf does, ``Map.freeze`` any map).
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class ConstStrings:
         if reg.type != PTR_TO_MAP_VALUE:
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=map_value")
         m = reg.map
-        if not m.flags & isa.BPF_F_RDONLY_PROG:
+        if not (m.flags & isa.BPF_F_RDONLY_PROG and m.frozen):
             self.refuse(pc, f"R{regno} does not point to a readonly map'")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} is not a constant address'")
