@@ -159,6 +159,23 @@ def test_an_access_to_the_callers_stack_prints_the_callees_slot_of_that_index():
     assert ours == theirs
 
 
+
+def test_a_dynptr_read_through_the_callers_stack_prints_the_callees_slots_of_its_index(
+        named_maps):
+    """mark_stack_slot_scratched marks a dynptr's slots by their index, whichever frame it
+    is in: after bpf_dynptr_read of the caller's dynptr at ``fp[0]-32`` frame 1 prints its
+    own ``fp-24`` and ``fp-32``."""
+    text = ("r1 = 0\n*(u32 *)(r10 - 40) = r1\nr2 = r10\nr2 += -40\nr1 = map_fd({fd}) ll\n"
+            "call 1\nif r0 == 0 goto out\nr1 = r0\nr2 = 8\nr3 = 0\nr4 = r10\nr4 += -32\n"
+            "call 197\nr1 = r10\nr1 += -32\ncall sub\nout:\nr0 = 0\nexit\n"
+            "sub:\nr4 = 7\n*(u64 *)(r10 - 32) = r4\n*(u64 *)(r10 - 24) = r4\nr3 = r1\n"
+            "r1 = r10\nr1 += -8\nr2 = 1\nr4 = 0\nr5 = 0\ncall 201\nr0 = 0\nexit")
+    theirs, ours = logs(text, *named_maps)
+    # the state after the call follows its precision walk, on a line of its own
+    assert "29: frame1: R0=scalar() fp-8=???????m fp-24=7 fp-32=7" in theirs, theirs
+    assert ours == theirs
+
+
 # --- precision the log shows (mark_precise lines) -----------------------------------------
 
 def test_a_zero_register_written_off_a_slot_boundary_is_made_precise_at_the_write():

@@ -105,7 +105,7 @@ class DynptrCalls:
                 marker.size, marker.id, marker.ref = part, ident, ref
                 s.kinds = [STACK_DYNPTR] * 8
                 s.spill = marker
-            self._scratch_dynptr(st, frame, lo)
+            self._scratch_dynptr(lo)
             return None
         if off < -isa.MAX_BPF_STACK:
             self.refuse(pc, f"Expected an initialized dynptr as arg #{argno}")
@@ -119,13 +119,15 @@ class DynptrCalls:
             self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
                             f"#{argno}")
         self.lv.read(st, reg.frame, pc, 3 << (-off - 16) // 8)    # mark_dynptr_read
-        self._scratch_dynptr(st, frame, off)
+        self._scratch_dynptr(off)
         return first.spill
 
-    def _scratch_dynptr(self, st, frame, lo: int) -> None:
+    def _scratch_dynptr(self, lo: int) -> None:
         """The level-2 log prints the dynptr's slots after the call that made or read it,
-        as the kernel's does after process_dynptr_func."""
-        if self.log.level >= 2 and frame is st.cur:
+        as the kernel's does after process_dynptr_func.  mark_stack_slot_scratched marks
+        the slot's index whatever the dynptr's frame (a caller's, through a pointer
+        argument): the current frame's slots of those indices are printed."""
+        if self.log.level >= 2:
             self.log.slots.update(range((-lo - 16) // 8, (-lo - 1) // 8 + 1))
 
     def dynptr_release_arg(self, st, pc: int, regno: int, reg: Reg) -> int:
