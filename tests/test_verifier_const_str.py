@@ -18,30 +18,37 @@ STRING = b"ok\0".ljust(16, b"\0")
 CALLS = {"strncmp": "", "snprintf": "r4 = 0\nr5 = 0\n"}
 
 
-def _program(helper: str, fd: int) -> bytes:
-    return asm.assemble(
-        "*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = 8\n"
-        f"r3 = map_value({fd}) ll\n{CALLS[helper]}call {isa.HELPER_IDS[helper]}\n"
-        "r0 = 0\nexit")
+def _program(helper: str) -> str:
+    return ("*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = 8\n"
+            f"r3 = map_value({{fd}}) ll\n{CALLS[helper]}call {isa.HELPER_IDS[helper]}\n"
+            "r0 = 0\nexit")
 
 
-def _verdicts(helper: str, frozen: bool) -> tuple[str, str]:
-    """(the kernel's, pyebpf's) verdict: "accepted" or the refusal's last line."""
-    theirs_map = kernel.KernelMap("array", 4, len(STRING), 1, flags=isa.BPF_F_RDONLY_PROG)
-    ours_map = Map.create("array", 4, len(STRING), 1, flags=isa.BPF_F_RDONLY_PROG)
-    for m in (theirs_map, ours_map):
+def _maps(kind: str, entries: int, frozen: bool):
+    """The kernel's and pyebpf's ``BPF_F_RDONLY_PROG`` map holding STRING under key 0."""
+    made = (kernel.KernelMap(kind, 4, len(STRING), entries, flags=isa.BPF_F_RDONLY_PROG),
+            Map.create(kind, 4, len(STRING), entries, flags=isa.BPF_F_RDONLY_PROG))
+    for m in made:
         m.update(bytes(4), STRING)
         if frozen:
             m.freeze()
+    return made
+
+
+def _both(text: str, kind: str = "array", entries: int = 1,
+          frozen: bool = True) -> tuple[str, str]:
+    """(the kernel's, pyebpf's) verdict on the assembly ``text`` whose ``{fd}`` is the
+    map of :func:`_maps`: "accepted" or the refusal's last line."""
+    theirs_map, ours_map = _maps(kind, entries, frozen)
     try:
-        with kernel.KernelProgram(_program(helper, theirs_map.fd), CLS):
+        with kernel.KernelProgram(asm.assemble(text.format(fd=theirs_map.fd)), CLS):
             theirs = "accepted"
     except KernelError as exc:
         theirs = exc.log.strip().splitlines()[-2]
     finally:
         theirs_map.close()
     try:
-        verifier.verify(isa.unpack_program(_program(helper, ours_map.fd)), CLS,
+        verifier.verify(isa.unpack_program(asm.assemble(text.format(fd=ours_map.fd))), CLS,
                         maps={ours_map.fd: ours_map}.get)
         ours = "accepted"
     except VerifierError as exc:
@@ -51,30 +58,47 @@ def _verdicts(helper: str, frozen: bool) -> tuple[str, str]:
 
 @pytest.mark.parametrize("helper", CALLS)
 def test_a_constant_string_in_an_unfrozen_read_only_map_is_refused(helper):
-    theirs, ours = _verdicts(helper, frozen=False)
+    theirs, ours = _both(_program(helper), frozen=False)
     assert theirs == "R3 does not point to a readonly map'"
     assert ours == theirs
 
 
 @pytest.mark.parametrize("helper", CALLS)
 def test_a_constant_string_in_a_frozen_read_only_map_is_taken(helper):
-    theirs, ours = _verdicts(helper, frozen=True)
+    theirs, ours = _both(_program(helper))
     assert theirs == "accepted"
     assert ours == theirs
 
 
 @pytest.mark.parametrize("write", ["update", "freeze"])
 def test_a_frozen_map_refuses_user_space_writes_with_eperm(write):
-    theirs_map = kernel.KernelMap("array", 4, len(STRING), 1, flags=isa.BPF_F_RDONLY_PROG)
-    ours_map = Map.create("array", 4, len(STRING), 1, flags=isa.BPF_F_RDONLY_PROG)
+    """map_get_sys_perms: a frozen map is not writable from user space, so an update and
+    a second BPF_MAP_FREEZE get EPERM."""
+    theirs_map, ours_map = _maps("array", 1, frozen=True)
     args = (bytes(4), STRING) if write == "update" else ()
     got = []
     try:
         for m, error in ((theirs_map, KernelError), (ours_map, MapError)):
-            m.freeze()
             with pytest.raises(error) as caught:
                 getattr(m, write)(*args)
             got.append(errno.errorcode[caught.value.errno])
     finally:
         theirs_map.close()
     assert got == ["EPERM", "EPERM"]
+
+
+# bpf_strncmp of the string a lookup of key 0 finds
+LOOKED_UP = ("r1 = 0\n*(u32 *)(r10 - 16) = r1\nr2 = r10\nr2 += -16\nr1 = map_fd({fd}) ll\n"
+             "call 1\nif r0 == 0 goto out\nr3 = r0\n*(u64 *)(r10 - 8) = 0\nr1 = r10\n"
+             f"r1 += -8\nr2 = 8\ncall {isa.HELPER_IDS['strncmp']}\nout:\nr0 = 0\nexit")
+
+
+@pytest.mark.parametrize("kind,entries,message", [
+    ("array", 4, "direct value access on string failed"),
+    ("hash", 1, "no direct value access support for this map type")])
+def test_a_constant_string_needs_a_direct_value_address(kind, entries, message):
+    """Only an array of one element has one (array_map_direct_value_addr); a map type
+    without map_direct_value_addr is refused before the access is checked."""
+    theirs, ours = _both(LOOKED_UP, kind, entries)
+    assert theirs == message
+    assert ours == theirs

@@ -94,9 +94,12 @@ class ConstStrings:
             self.refuse(pc, f"R{regno} does not point to a readonly map'")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} is not a constant address'")
-        if m.type != _T.BPF_MAP_TYPE_ARRAY or m.max_entries != 1:
+        if m.type != _T.BPF_MAP_TYPE_ARRAY:
             self.refuse(pc, "no direct value access support for this map type")
         self.region_access(pc, regno, reg, reg.off, m.value_size - reg.off, m.value_size)
+        if m.max_entries != 1:
+            # array_map_direct_value_addr: only an array of one element has the address
+            self.refuse(pc, "direct value access on string failed")
         value = m.lookup(bytes(4)) or bytes(m.value_size)
         start = reg.off + reg.value
         end = value.find(b"\0", start)
