@@ -83,6 +83,27 @@ def test_a_jump_target_reads_its_register_not_the_result_of_the_slot_before_it()
 
 
 
+@pytest.mark.parametrize("mov, want", [("mov %r2, -1", 0xFFFFFFFF), ("mov32 %r2, -1", 0)])
+def test_a_constant_moved_into_a_register_reaches_the_next_instruction_extended_as_moved(
+        mov, want):
+    # the shift takes the constant from the machine register: sign-extended to 64 bits
+    # by mov, zero-extended by mov32
+    assert Program.from_asm(f"""
+        {mov}
+        rsh %r2, 32
+        mov %r0, %r2
+        exit""").run().retval == want
+
+
+def test_a_sign_extending_load_hands_the_next_instruction_its_own_result():
+    # ldxsb keeps no result in the machine register (r2 = 1 is there): the add reads r4
+    assert Program.from_asm("""
+        mov %r2, 1
+        ldxsb %r4, [%r1]
+        add %r4, 200
+        mov %r0, %r4
+        exit""").run(b"\x80").retval == 72
+
 # Every other way into a slot than from the slot before it must find the register in
 # r[], not in the machine register: each program below reaches a slot that reads the
 # register its predecessor in the code writes while the machine register holds another
