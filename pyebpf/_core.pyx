@@ -2671,6 +2671,7 @@ cdef enum:
     DECODE_LDDW = 4         # the first slot of an lddw
     DECODE_LDX = 8          # a plain load: imm becomes its region hint
     DECODE_BLOCK_END = 16   # the next instruction run need not be the next slot
+    DECODE_ACC = 32         # its case leaves its result in acc (isa.acc_ops, LDX8-LDX64)
 cdef uint8_t _OP_DECODE[OP_COUNT]
 cdef uint8_t _OP_SIZE[OP_COUNT]
 
@@ -2690,6 +2691,7 @@ cdef void _init_decode_tables():
     memset(_OP_DECODE, 0, sizeof(_OP_DECODE))
     memset(_OP_SIZE, 0, sizeof(_OP_SIZE))
     memset(_OP_REGS, REGS_DST, sizeof(_OP_REGS))
+    accs = _isa.acc_ops()
     for op in _isa.OPS:
         _OP_SIZE[op.id] = op.size
         _OP_DECODE[op.id] = (
@@ -2697,7 +2699,9 @@ cdef void _init_decode_tables():
             | (DECODE_JUMP_IMM if op.form.imm is _isa.Field.JUMP else 0)
             | (DECODE_LDDW if op.form is _isa.F_LDDW else 0)
             | (DECODE_LDX if op.form is _isa.F_LDX else 0)
-            | (DECODE_BLOCK_END if op.form in _isa.BLOCK_END_FORMS else 0))
+            | (DECODE_BLOCK_END if op.form in _isa.BLOCK_END_FORMS else 0)
+            | (DECODE_ACC if op in accs or op.id in (OP_LDX8, OP_LDX16, OP_LDX32, OP_LDX64)
+               else 0))
         _OP_REGS[op.id] = (
             REGS_NONE if op.form in (_isa.F_ST, _isa.F_STX, _isa.F_JA, _isa.F_JA32,
                                      _isa.F_JCC_K, _isa.F_JCC_X, _isa.F_EXIT,
@@ -3431,11 +3435,11 @@ cdef class Program:
             self._cases[pc] = pyebpf_case_table[self._code[pc].op]
             if pc == 0 or entered[pc]:
                 continue
-            # a slot only ever run right after the one before it, an ALU case or a load
-            # that left its result in acc: the variant that reads that register from acc
+            # a slot only ever run right after the one before it, an ALU case (a mov of
+            # a constant too) or a load that left its result in acc: the variant that
+            # reads that register from acc
             c, prev = &self._code[pc], &self._code[pc - 1]
-            if not (pyebpf_acc_table[0][prev.op] != NULL or pyebpf_acc_table[1][prev.op] != NULL
-                    or prev.op in (OP_LDX8, OP_LDX16, OP_LDX32, OP_LDX64)):
+            if not _OP_DECODE[prev.op] & DECODE_ACC:
                 continue
             kind = (1 if c.dst == prev.dst else 0) | (2 if c.src == prev.dst else 0)
             if kind == 3 and pyebpf_acc_table[2][c.op] != NULL:

@@ -1177,8 +1177,10 @@ static const void* const (*pyebpf_acc_table)[256];
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
 #define PYEBPF_EXPORT_TABLE()
-#define PYEBPF_NEXT(INSNS, PC, I, CASES)
-#define PYEBPF_STEP(I, CASES)
+/* the switch picks the next case itself; CASES is only read, so that the loop's
+   variable holding it is not set-but-unused */
+#define PYEBPF_NEXT(INSNS, PC, I, CASES) ((void)(CASES))
+#define PYEBPF_STEP(I, CASES) ((void)(CASES))
 #endif
 #endif
 """

@@ -6,7 +6,7 @@ import sysconfig
 
 import pytest
 
-from pyebpf import Program, _core, conformance
+from pyebpf import Map, Program, _core, asm, conformance, isa
 from conftest import conformance_params
 
 
@@ -80,3 +80,144 @@ def test_a_jump_target_reads_its_register_not_the_result_of_the_slot_before_it()
     target:
         add %r0, 2
         exit""").run().retval == 3
+
+
+
+@pytest.mark.parametrize("mov, want", [("mov %r2, -1", 0xFFFFFFFF), ("mov32 %r2, -1", 0)])
+def test_a_constant_moved_into_a_register_reaches_the_next_instruction_extended_as_moved(
+        mov, want):
+    # the shift takes the constant from the machine register: sign-extended to 64 bits
+    # by mov, zero-extended by mov32
+    assert Program.from_asm(f"""
+        {mov}
+        rsh %r2, 32
+        mov %r0, %r2
+        exit""").run().retval == want
+
+
+def test_a_sign_extending_load_hands_the_next_instruction_its_own_result():
+    # ldxsb keeps no result in the machine register (r2 = 1 is there): the add reads r4
+    assert Program.from_asm("""
+        mov %r2, 1
+        ldxsb %r4, [%r1]
+        add %r4, 200
+        mov %r0, %r4
+        exit""").run(b"\x80").retval == 72
+
+# Every other way into a slot than from the slot before it must find the register in
+# r[], not in the machine register: each program below reaches a slot that reads the
+# register its predecessor in the code writes while the machine register holds another
+# value (noted at the entry).
+
+def test_a_may_goto_target_reads_its_register_not_the_result_of_the_slot_before_it():
+    # the loop's last result is r3 = 77 when may_goto jumps, after BPF_MAX_LOOPS rounds
+    prog = Program.from_asm("""
+        mov %r0, 0
+    loop:
+        may_goto out
+        add %r0, 1
+        mov %r3, 77
+        ja loop
+        add %r0, 1000
+    out:
+        add %r0, 1
+        exit""")
+    assert prog.run(budget=5 * isa.BPF_MAX_LOOPS).retval == isa.BPF_MAX_LOOPS + 1
+
+
+def test_a_called_function_reads_its_argument_not_the_result_of_the_slot_before_it():
+    # the call enters f with r2 = 50 the last result; the slot before f writes r1
+    assert Program.from_asm("""
+        mov %r1, 4
+        mov %r2, 50
+        call local f
+        exit
+        add %r1, 1000
+    f:
+        mov %r0, %r1
+        add %r0, 1
+        exit""").run().retval == 5
+
+
+def test_the_slot_after_a_call_reads_the_callees_r0_not_its_last_result():
+    # f returns r0 = 21 with r2 = 99 its last result
+    assert Program.from_asm("""
+        mov %r0, 1
+        add %r0, 10
+        call local f
+        add %r0, 1
+        exit
+    f:
+        mov %r0, 21
+        mov %r2, 99
+        exit""").run().retval == 22
+
+
+@pytest.mark.parametrize("load", ["ldabsb 0", "ldindb %r7, 0"])
+def test_the_slot_after_a_legacy_packet_load_reads_its_r0_not_the_last_result(load):
+    # the packet load writes r0 (its dst field says r0 too) with r2 = 9 the last result
+    prog = Program(asm.assemble(f"""
+        mov %r6, %r1
+        mov %r7, 0
+        mov %r2, 9
+        {load}
+        add %r0, 1
+        exit"""), "socket_filter")
+    assert prog.run(bytes([40]) + bytes(63)).retval == 41
+
+
+def test_a_bpf_loop_callback_reads_its_index_not_the_callers_last_result():
+    # the callback returns index & 1, so bpf_loop stops after two calls; it is entered
+    # with r4 = 0 the caller's last result, then with its own r0 = 0
+    code = bytearray(asm.assemble("""
+        mov %r1, 4
+        lddw %r2, 0
+        mov %r3, 0
+        mov %r4, 0
+        call 181
+        exit
+        mov %r0, %r1
+        and %r0, 1
+        exit"""))
+    isa.patch(code, 1, src=isa.BPF_PSEUDO_FUNC, imm=7 - 2)   # the callback at slot 7
+    prog = Program(bytes(code), "sched_cls", func_info=True)
+    assert prog.run(bytes(64)).retval == 2
+
+
+def test_a_tail_called_program_reads_its_context_not_the_callers_last_result():
+    # the caller's last result is the index, r3 = 1; the callee returns skb->len
+    array = Map.create(isa.MapType.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2)
+    callee = Program(asm.assemble("""
+        mov %r2, %r1
+        ldxw %r0, [%r2+0]
+        exit"""), "sched_cls")
+    array[(1).to_bytes(4, "little")] = callee
+    caller = Program(asm.assemble(f"""
+        lddw %r2, map_fd({array.fd})
+        mov %r3, 1
+        call 12
+        mov %r0, 0
+        exit"""), "sched_cls")
+    assert caller.run(bytes(64)).retval == 64
+
+
+CHAIN_ACROSS_TARGETS = """
+    mov %r0, 1
+    mov %r3, 4
+    mov %r2, 5
+loop:
+    add %r0, %r2
+    mov %r2, %r0
+    and %r2, 7
+    sub %r3, 1
+    jne %r3, 0, loop
+    exit"""
+
+
+@pytest.mark.parametrize("how", ["trace", "budget"])
+def test_a_chain_across_a_jump_target_gives_the_same_r0_in_every_mode(how):
+    # the trace loop has no variants; a budget just large enough checks the blocks
+    prog = Program.from_asm(CHAIN_ACROSS_TARGETS)
+    plain = prog.run()
+    other = prog.run(trace=True) if how == "trace" else prog.run(budget=plain.insn_count)
+    assert (other.retval, other.insn_count) == (plain.retval, plain.insn_count) == (16, 24)
