@@ -172,55 +172,11 @@ def test_a_dropped_maps_memory_goes_back_to_the_system(threshold):
                              f"({threshold} mmap threshold)")
 
 
-UNDRAINED_EVENTS = """
-import ctypes, sys
-import pyebpf
-from pyebpf import Map
-if sys.argv[1] == "raised":
-    libc = ctypes.CDLL(None)
-    assert libc.mallopt(-3, 32 << 20) == 1 and libc.mallopt(-1, 64 << 20) == 1
-def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
-FRAME = bytes(16 << 10)
-events = Map.create("perf_event_array", 4, 4, 1)
-events.open(0, cpu=0)
-# bpf_perf_event_output of 8 stack bytes and the whole 16 KiB frame, BPF_F_CURRENT_CPU
-prog = pyebpf.Program(pyebpf.asm.assemble(f\"\"\"
-    r0 = 0
-    *(u64 *)(r10 - 8) = r0
-    r2 = map_fd({events.fd}) ll
-    r3 = {(len(FRAME) << 32) | 0xFFFFFFFF} ll
-    r4 = r10
-    r4 += -8
-    r5 = 8
-    call 25
-    exit\"\"\"), "sched_cls")
-prog.run(FRAME, cpu=0)          # what running costs (a JIT's compiler) is not the map's
-events.drain()
-before = resident()
-for _ in range(768):
-    assert prog.run(FRAME, cpu=0).retval == 0
-kept = bytearray(1 << 20)
-events.close()
-del events, prog
-print(resident() - before)
-"""
-
-
-@pytest.mark.parametrize("threshold", ["glibc's", "raised"])
-def test_a_dropped_perf_event_arrays_undrained_events_go_back_to_the_system(threshold):
-    # 12 MiB of undrained events are a store of the map's own (map_helpers.pxi,
-    # bpf_perf_event_output), not a heap block that stays resident under ``kept``
-    env, cwd = child_python()
-    out = subprocess.run([sys.executable, "-c", UNDRAINED_EVENTS, threshold], env=env,
-                         cwd=cwd, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    grown = int(out.stdout)
-    assert grown < 4 << 20, (f"a dropped perf event array left {grown >> 20} MiB of its "
-                             f"12 MiB of events resident ({threshold} mmap threshold)")
-
-
-DRAINED_EVENTS = """
+# a child's set-up: 768 runs of a program whose bpf_perf_event_output sends 8 stack
+# bytes and the whole 16 KiB frame (BPF_F_CURRENT_CPU), 12 MiB of events, undrained;
+# ``before`` is the resident size after one run (what running costs, a JIT's compiler
+# included, is not the map's)
+EMIT_12_MIB = """
 import pyebpf
 from pyebpf import Map
 def resident():
@@ -243,6 +199,35 @@ events.drain()
 before = resident()
 for _ in range(768):
     assert prog.run(FRAME, cpu=0).retval == 0
+"""
+
+UNDRAINED_EVENTS = """
+import ctypes, sys
+if sys.argv[1] == "raised":
+    libc = ctypes.CDLL(None)
+    assert libc.mallopt(-3, 32 << 20) == 1 and libc.mallopt(-1, 64 << 20) == 1
+""" + EMIT_12_MIB + """
+kept = bytearray(1 << 20)
+events.close()
+del events, prog
+print(resident() - before)
+"""
+
+
+@pytest.mark.parametrize("threshold", ["glibc's", "raised"])
+def test_a_dropped_perf_event_arrays_undrained_events_go_back_to_the_system(threshold):
+    # 12 MiB of undrained events are a store of the map's own (map_helpers.pxi,
+    # bpf_perf_event_output), not a heap block that stays resident under ``kept``
+    env, cwd = child_python()
+    out = subprocess.run([sys.executable, "-c", UNDRAINED_EVENTS, threshold], env=env,
+                         cwd=cwd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    grown = int(out.stdout)
+    assert grown < 4 << 20, (f"a dropped perf event array left {grown >> 20} MiB of its "
+                             f"12 MiB of events resident ({threshold} mmap threshold)")
+
+
+DRAINED_EVENTS = EMIT_12_MIB + """
 assert len(events.drain()) == 768
 print(resident() - before)
 """
