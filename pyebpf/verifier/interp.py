@@ -35,7 +35,7 @@ from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
 from .walk import BPF_MAX_VAR_OFF, Walk
 from .log import Log
-from .strings import ConstStrings
+from .strings import ConstStrings, direct_value, map_is_rdonly
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
                     DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU,
                     MEM_RDONLY,
@@ -559,11 +559,11 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         kernel refuses the load when such a map is frozen; pyebpf leaves its loads
         unknown scalars."""
         m = reg.map
-        if not (reg.is_const and m.flags & isa.BPF_F_RDONLY_PROG and m.frozen and
+        if not (reg.is_const and map_is_rdonly(m) and
                 m.type == isa.MapType.BPF_MAP_TYPE_ARRAY and m.max_entries == 1):
             return None
         at = off + reg.value
-        value = m.lookup(bytes(4)) or bytes(m.value_size)
+        value = direct_value(m)
         return scalar().mark_known(int.from_bytes(value[at:at + size], "little",
                                                   signed=sign))
 

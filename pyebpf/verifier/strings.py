@@ -15,6 +15,18 @@ from .state import PTR_TO_MAP_VALUE, Reg, type_str
 _T = isa.MapType
 
 
+def map_is_rdonly(m) -> bool:
+    """bpf_map_is_rdonly: read-only to the program (``BPF_F_RDONLY_PROG``) and frozen, so
+    what it holds now is what every run reads (constant strings, known loads)."""
+    return bool(m.flags & isa.BPF_F_RDONLY_PROG) and m.frozen
+
+
+def direct_value(m) -> bytes:
+    """The value of a one-element array at its direct value address
+    (array_map_direct_value_addr), zero bytes while it has none."""
+    return m.lookup(bytes(4)) or bytes(m.value_size)
+
+
 def _space(c: int) -> bool:
     # the kernel's ctype is Latin-1: 0xa0 is a space
     return c == 32 or 9 <= c <= 13 or c == 0xA0
@@ -90,7 +102,7 @@ class ConstStrings:
         if reg.type != PTR_TO_MAP_VALUE:
             self.refuse(pc, f"R{regno} type={type_str(reg.type)} expected=map_value")
         m = reg.map
-        if not (m.flags & isa.BPF_F_RDONLY_PROG and m.frozen):
+        if not map_is_rdonly(m):
             self.refuse(pc, f"R{regno} does not point to a readonly map'")
         if not reg.is_const:
             self.refuse(pc, f"R{regno} is not a constant address'")
@@ -100,7 +112,7 @@ class ConstStrings:
         if m.max_entries != 1:
             # array_map_direct_value_addr: only an array of one element has the address
             self.refuse(pc, "direct value access on string failed")
-        value = m.lookup(bytes(4)) or bytes(m.value_size)
+        value = direct_value(m)
         start = reg.off + reg.value
         end = value.find(b"\0", start)
         if end < 0:
