@@ -14,7 +14,7 @@ from errno import EACCES, EFAULT, EINVAL, ENOMEM
 
 from .. import host, isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
-from .kptrs import PERCPU_RCU_PTR, RCU_ALLOC_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
+from .kptrs import PERCPU_RCU_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
 from . import bounds, helpers, precision, rules, scc, sockets, structure, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
