@@ -229,6 +229,12 @@ def test_a_ring_buffer_dynptr_is_the_kernels(same_run, body):
      "if (!p) { bpf_ringbuf_discard_dynptr(&d, 0); return 0; }"
      "bpf_ringbuf_submit_dynptr(&d, 0); return p[0];",
      "invalid mem access 'scalar'"),
+    # a kfunc's slice holds the record's reference as bpf_dynptr_data's does (6.18.44
+    # prints its ref_obj_id; 6.12's check_kfunc_call gave a slice none)
+    ("bpf_ringbuf_reserve_dynptr(&rb, 8, 0, &d); __u8 *p = bpf_dynptr_slice_rdwr(&d, 0, 0, 8);"
+     "if (!p) { bpf_ringbuf_discard_dynptr(&d, 0); return 0; }"
+     "bpf_ringbuf_submit_dynptr(&d, 0); return p[0];",
+     "invalid mem access 'scalar'"),
     ("bpf_ringbuf_reserve_dynptr(&rb, 8, 0, &d); *(volatile __u64 *)&d = 0;"
      "bpf_ringbuf_discard_dynptr(&d, 0); return 0;",
      "cannot overwrite referenced dynptr"),

@@ -817,6 +817,18 @@ def test_a_dynptr_slice_names_the_stack_buffer_it_may_return(monkeypatch, capsys
         [re.sub(r"#\d+", "#N", line) for line in theirs]
 
 
+def test_a_dynptr_slice_prints_its_size_but_not_its_dynptr_id(monkeypatch, capsys,
+                                                               tmp_path):
+    """print_reg_state: a PTR_TO_MEM shows ``sz=``; the dynptr_id a slice keeps
+    (check_kfunc_call) is not printed on it, only on the dynptr's stack slot."""
+    theirs, ours = c_logs(SLICE.replace("BUFFER", "0"), monkeypatch, capsys, tmp_path)
+    slices = [line for line in theirs if re.search(r"R0=rdonly_mem_or_null\(id=2,sz=4\)", line)]
+    assert slices and not any(re.search(r"mem(_or_null)?\([^)]*dynptr_id", line)
+                              for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
 def test_a_null_slice_buffer_is_made_precise_once_and_its_size_not_checked(
         monkeypatch, capsys, tmp_path):
     """check_kfunc_args: a NULL ``buffer__opt`` is walked back once, then its size

@@ -741,6 +741,39 @@ def test_a_store_destroying_a_dynptr_keeps_its_kfunc_slices(store, slice_):
     _agree_on_read_through_slice_after(store, slice_, None)
 
 
+# an skb dynptr at r10 - 16, made again over its slots after a slice of it is taken
+SKB_DYNPTR_AT_16 = "r1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb)\n"
+SLICE_OF_16 = {
+    "dynptr_data": f"r1 = r10\nr1 += -16\nr2 = 0\nr3 = 8\ncall {isa.HELPER_IDS['dynptr_data']}\n",
+    "bpf_dynptr_slice": "r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 8\n"
+                        "call KFUNC(bpf_dynptr_slice)\n",
+    "bpf_dynptr_slice_rdwr": "r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 8\n"
+                             "call KFUNC(bpf_dynptr_slice_rdwr)\n",
+}
+
+
+def _agree_on_read_through_slice_of_remade_dynptr(slice_: str, expected: str | None):
+    ours_, theirs_ = _kfuncs("r6 = r1\n" + SKB_DYNPTR_AT_16 + SLICE_OF_16[slice_] +
+                             "r7 = r0\n" + SKB_DYNPTR_AT_16 +
+                             "r0 = 0\nif r7 == 0 goto +1\nr0 = *(u8 *)(r7 + 0)\nexit")
+    agree(ours_, expected, kernel_text=theirs_)
+
+
+def test_making_a_dynptr_again_over_its_slots_ends_its_bpf_dynptr_data_slice():
+    """mark_stack_slots_dynptr destroys the dynptr it overwrites first
+    (destroy_if_dynptr_stack_slot): the plain PTR_TO_MEM of its dynptr_id is invalid."""
+    _agree_on_read_through_slice_of_remade_dynptr("dynptr_data",
+                                                  "R7 invalid mem access 'scalar'")
+
+
+@pytest.mark.parametrize("slice_", ["bpf_dynptr_slice", "bpf_dynptr_slice_rdwr"])
+def test_making_a_dynptr_again_over_its_slots_keeps_its_kfunc_slices(slice_):
+    """The kfunc's slice has the dynptr's dynptr_id too (check_kfunc_call), but
+    destroy_if_dynptr_stack_slot passes over its type, PTR_TO_MEM | DYNPTR_TYPE_SKB:
+    the old slice stays readable after the dynptr is made anew."""
+    _agree_on_read_through_slice_of_remade_dynptr(slice_, None)
+
+
 def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
     """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
     are refused (found by the random programs, seed wide1205)."""

@@ -50,6 +50,37 @@ def test_dynptr_slices_over_different_stack_buffers_are_not_equivalent():
     assert ours == theirs
 
 
+SKB_DYNPTR_AT_16 = "r1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb)\n"
+SLICE_OF_16_TO_R7 = ("r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 8\n"
+                     "call KFUNC(bpf_dynptr_slice)\nr7 = r0\n")
+# enough jumps and instructions on the first path for a checkpoint at the join
+FILLER = "if r6 == 0 goto +0\n" * 2 + "r8 = 1\n" * 8
+READ_R7 = "join:\nr0 = 0\nif r7 == 0 goto +1\nr0 = *(u8 *)(r7 + 0)\nexit"
+
+
+def test_dynptr_slices_of_two_dynptrs_are_not_equivalent():
+    """check_kfunc_call gives a slice its dynptr's id (dynptr_id), which regsafe's memcmp
+    of a PTR_TO_MEM compares: paths that each made their own dynptr and sliced it do not
+    prune each other at the join (pyebpf's kfunc slices had no dynptr_id, and pruned)."""
+    theirs_text, ours_text = _with_kfuncs(
+        "r6 = r1\ncall 7\nif r0 == 0 goto b\n" + SKB_DYNPTR_AT_16 + SLICE_OF_16_TO_R7 +
+        FILLER + "goto join\nb:\n" + SKB_DYNPTR_AT_16 + SLICE_OF_16_TO_R7 + READ_R7)
+    theirs, ours = logs(theirs_text, ours_text=ours_text)
+    assert sum(line.startswith("38: (b7) r0 = 0") for line in theirs) == 2, theirs
+    assert ours == theirs
+
+
+def test_dynptr_slices_of_one_dynptr_on_two_paths_are_equivalent():
+    """Slices of the same dynptr taken on two paths have the same dynptr_id (and ids
+    regsafe maps one to the other): the second path is pruned at the join."""
+    theirs_text, ours_text = _with_kfuncs(
+        "r6 = r1\n" + SKB_DYNPTR_AT_16 + "call 7\nif r0 == 0 goto b\n" + SLICE_OF_16_TO_R7 +
+        FILLER + "goto join\nb:\n" + SLICE_OF_16_TO_R7 + READ_R7)
+    theirs, ours = logs(theirs_text, ours_text=ours_text)
+    assert "33: safe" in theirs, theirs
+    assert ours == theirs
+
+
 def test_a_packet_pointer_known_beyond_pkt_end_prunes_only_another_known_beyond():
     """regsafe: a packet pointer's range must cover the old one's, but a pointer known to
     lie beyond pkt_end (BEYOND_PKT_END, printed r=0xfffffffffffffffe) or at it matches

@@ -9,24 +9,29 @@ buffer dynptr is an acquired reference (``ref``, shared by its clones) that
 failed.  Writing over either slot destroys an unreferenced dynptr
 (``destroy_if_dynptr_stack_slot``) and is refused for a referenced one; reading its
 bytes is refused.  ``bpf_dynptr_slice(_rdwr)`` return memory of the constant buffer
-size, or NULL; an skb dynptr's are flagged DYNPTR_SKB so that a packet-changing helper
-invalidates them as it does packet pointers (``clear_all_pkt_pointers``), a ring buffer
-dynptr's carry its reference so that releasing it ends them.
+size, or NULL, flagged with the dynptr's type (DYNPTR_SKB, _LOCAL, _RINGBUF): an skb
+dynptr's so that a packet-changing helper invalidates them as it does packet pointers
+(``clear_all_pkt_pointers``); a ring buffer dynptr's carry its reference so that
+releasing it ends them.  Every slice, a kfunc's and ``bpf_dynptr_data``'s, names its
+dynptr's id in ``dynptr_id``, which pruning compares (regsafe's memcmp); a store over
+the dynptr ends only ``bpf_dynptr_data``'s.
 """
 from __future__ import annotations
 
 from errno import EINVAL
 
 from .. import isa
-from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_MEM, DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY,
-                    PTR_TO_MEM, PTR_TO_STACK, STACK_DYNPTR, STACK_INVALID, Reg, s64,
-                    type_str)
+from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_LOCAL, DYNPTR_MEM, DYNPTR_RINGBUF,
+                    DYNPTR_SKB, MAYBE_NULL, MEM_RDONLY, PTR_TO_MEM, PTR_TO_STACK,
+                    STACK_DYNPTR, STACK_INVALID, Reg, s64, type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
 LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
     isa.BPF_DYNPTR_TYPE_SKB
 RDONLY = 0x100                     # in a marker's value, beside the type
 TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb"}   # dynptr_type_str
+# get_dynptr_type_flag: a kfunc's slice is flagged with its dynptr's type
+TYPE_FLAGS = {LOCAL: DYNPTR_LOCAL, RINGBUF: DYNPTR_RINGBUF, SKB: DYNPTR_SKB}
 
 
 def is_dynptr_slot(s) -> bool:
@@ -41,9 +46,12 @@ def dynptr_rdonly(marker: Reg) -> bool:
     return bool(marker.value & RDONLY)
 
 
-def const_dynptr_marker() -> Reg:
-    """The marker of a CONST_PTR_TO_DYNPTR: a local dynptr holding no reference."""
-    return Reg(PTR_TO_STACK).mark_known(LOCAL)
+def const_dynptr_marker(ident: int) -> Reg:
+    """The marker of a CONST_PTR_TO_DYNPTR of id ``ident`` (the kernel's dynptr_id()
+    of it: its own id): a local dynptr holding no reference."""
+    m = Reg(PTR_TO_STACK).mark_known(LOCAL)
+    m.id = ident
+    return m
 
 
 def const_dynptr_reg(kind: int = 0, ident: int = 0) -> Reg:
@@ -74,7 +82,7 @@ class DynptrCalls:
             if expect and expect != LOCAL:
                 self.refuse(pc, f"Expected a dynptr of type {TYPE_NAMES[expect]} as arg "
                                 f"#{argno}")
-            return const_dynptr_marker()
+            return const_dynptr_marker(reg.id)
         if reg.type != PTR_TO_STACK:
             self.refuse(pc, f"arg#{argno} expected pointer to stack or const struct "
                             f"bpf_dynptr")
@@ -173,19 +181,19 @@ class DynptrCalls:
                 part.kinds = [STACK_INVALID] * 8
                 part.spill = None
         # the kernel ends the plain PTR_TO_MEM registers of its dynptr_id, so not a
-        # kfunc's slice (typed DYNPTR_TYPE_*): pyebpf gives a dynptr_id only to
-        # bpf_dynptr_data's slices
+        # kfunc's slice (typed DYNPTR_TYPE_*): only bpf_dynptr_data's
         for r in st.all_regs():
-            if r.dynptr_id == dynptr_id:
+            if r.dynptr_id == dynptr_id and r.type & ~MAYBE_NULL == PTR_TO_MEM | DYNPTR_MEM:
                 r.mark_unknown()
 
     def dynptr_slice(self, pc: int, name: str, buf: Reg, size: Reg, dynptr: Reg) -> Reg:
         """check_kfunc_call's bpf_dynptr_slice(_rdwr): memory of the constant size, or
-        NULL; read-only for bpf_dynptr_slice; a ring buffer dynptr's holds its
-        reference; a buffer ``buf`` on the stack is kept in its ``range`` as (frame,
-        offset, size), which the log prints (``buf=fp[0]-30+14``)."""
+        NULL, flagged with the dynptr's type and naming its id (``dynptr_id``);
+        read-only for bpf_dynptr_slice; a ring buffer dynptr's holds its reference; a
+        buffer ``buf`` on the stack is kept in its ``range`` as (frame, offset, size),
+        which the log prints (``buf=fp[0]-30+14``)."""
         skb = dynptr_type(dynptr) == SKB
-        r = Reg(PTR_TO_MEM | (DYNPTR_SKB if skb else DYNPTR_MEM) | MAYBE_NULL)
+        r = Reg(PTR_TO_MEM | TYPE_FLAGS[dynptr_type(dynptr)] | MAYBE_NULL)
         if name == "bpf_dynptr_slice":
             r.type |= MEM_RDONLY
         elif skb and self.prog_type == _SOCKET_FILTER:
@@ -194,6 +202,7 @@ class DynptrCalls:
         r.mark_known(0)
         r.size = size.value
         r.id = self.new_id()
+        r.dynptr_id = dynptr.id
         r.ref = dynptr.ref
         if buf.type == PTR_TO_STACK and buf.is_const:
             r.range = (buf.frame, buf.off + s64(buf.value), size.value)

@@ -37,8 +37,8 @@ from .walk import BPF_MAX_VAR_OFF, Walk
 from .log import Log
 from .strings import ConstStrings, direct_value, map_is_rdonly
 from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_MEM,
-                    DYNPTR_SKB, DYNPTR_SLICE, KERNEL_MEM, MAYBE_NULL, MEM_PERCPU,
-                    MEM_RDONLY,
+                    DYNPTR_SKB, DYNPTR_SLICE, DYNPTR_TYPE_FLAGS, KERNEL_MEM, MAYBE_NULL,
+                    MEM_PERCPU, MEM_RDONLY,
                     PKT_TYPES, PTR_LEGACY,
                     PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
@@ -1208,12 +1208,14 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         """check_reg_type for a memory argument: one of mem_types; a kfunc's dynptr
         slice only for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a
         map's key or value), and a read-only one (MEM_RDONLY) only where the argument
-        is MEM_RDONLY too; bpf_dynptr_data's slice (the one with a dynptr_id), plain
-        PTR_TO_MEM to the kernel, for any."""
-        return reg.type in self._MEM_TYPES or (
-            (kind not in self._MAP_ARGS or reg.dynptr_id) and
-            reg.type & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB, PTR_TO_MEM | DYNPTR_MEM) and
-            (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY))
+        is MEM_RDONLY too; bpf_dynptr_data's slice, plain PTR_TO_MEM to the kernel,
+        for any."""
+        if reg.type in self._MEM_TYPES or reg.type == PTR_TO_MEM | DYNPTR_MEM:
+            return True
+        flags = reg.type & DYNPTR_TYPE_FLAGS
+        return bool(flags) and reg.type & ~(flags | MEM_RDONLY) == PTR_TO_MEM and \
+            kind not in self._MAP_ARGS and \
+            (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY)
 
     def _type_error(self, pc, regno, reg: Reg, kind):
         expected = self._EXPECTED[kind]
@@ -1454,8 +1456,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             self.map_access_type(pc, reg, reg.off, size, write)
             self.region_access(pc, regno, reg, reg.off, size, reg.map.value_size, zero_ok)
             self.map_fields_access(pc, reg, reg.off, size)
-        elif t == PTR_TO_MEM or t & ~MEM_RDONLY in (PTR_TO_MEM | DYNPTR_SKB,
-                                                     PTR_TO_MEM | DYNPTR_MEM):
+        elif t == PTR_TO_MEM or t & DYNPTR_SLICE and \
+                t & ~(DYNPTR_SLICE | MEM_RDONLY) == PTR_TO_MEM:
             self.region_access(pc, regno, reg, reg.off, size, reg.size, zero_ok)
         elif t == PTR_TO_STACK:
             if size == 0 and not zero_ok:

@@ -23,9 +23,14 @@ PTR_TO_XDP_SOCK = 17           # an XSKMAP's AF_XDP socket (struct bpf_xdp_sock)
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 MEM_RDONLY = 0x400             # memory the program may only read
-DYNPTR_SKB = 0x800             # a slice of an skb dynptr: packet-changing helpers end it
-DYNPTR_MEM = 0x1000            # memory of a local or ring buffer dynptr (a slice, its data)
-DYNPTR_SLICE = DYNPTR_SKB | DYNPTR_MEM
+# a dynptr's memory: a kfunc's slice carries its dynptr's type (get_dynptr_type_flag),
+# bpf_dynptr_data's none (the kernel's plain PTR_TO_MEM), which pyebpf marks DYNPTR_MEM
+DYNPTR_SKB = 0x800             # DYNPTR_TYPE_SKB: packet-changing helpers end it
+DYNPTR_MEM = 0x1000            # bpf_dynptr_data's: a store over its dynptr ends it
+DYNPTR_LOCAL = 0x80000         # DYNPTR_TYPE_LOCAL
+DYNPTR_RINGBUF = 0x100000      # DYNPTR_TYPE_RINGBUF
+DYNPTR_TYPE_FLAGS = DYNPTR_SKB | DYNPTR_LOCAL | DYNPTR_RINGBUF    # DYNPTR_TYPE_FLAG_MASK
+DYNPTR_SLICE = DYNPTR_TYPE_FLAGS | DYNPTR_MEM
 MEM_ALLOC = 0x2000              # an object of the program's own BTF type (bpf_obj_new)
 MEM_RCU = 0x4000                # a BTF pointer valid in the RCU read-side section it came in
 MEM_PERCPU = 0x8000             # a per-CPU variable's address (typed __ksym): only the
