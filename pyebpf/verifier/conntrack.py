@@ -43,7 +43,6 @@ class ConntrackCalls:
     def ct_args(self, st, pc: int, k) -> int:
         """check_kfunc_args for a conntrack kfunc: its pointer arguments; returns the
         reference a KF_RELEASE kfunc releases (0 for none)."""
-        regs = st.cur.regs
         released = 0
         for i, arg in enumerate(k.args):
             regno = i + 1

@@ -16,7 +16,7 @@ forks a path where it returned an error and took nothing (``check_kfunc_call``).
 from __future__ import annotations
 
 from .. import isa
-from ..btf.fields import GRAPH_ROOT_SIZES, object_fields
+from ..btf.fields import GRAPH_ROOT_SIZES
 from .alloc import lock_owner, object_lock_off
 from .lists import LIST_KFUNCS
 from .rbtree import RBTREE_KFUNCS
