@@ -741,6 +741,19 @@ def test_a_store_destroying_a_dynptr_keeps_its_kfunc_slices(store, slice_):
     _agree_on_read_through_slice_after(store, slice_, None)
 
 
+def test_a_socket_filters_writable_slice_of_a_local_dynptr_is_refused():
+    """check_kfunc_call asks may_access_direct_pkt_data(BPF_WRITE) of every
+    bpf_dynptr_slice_rdwr, whatever the dynptr's type: a socket filter may not take one
+    of a local dynptr either (pyebpf refused only an skb dynptr's; found by the random
+    programs' dynptr2 fragments, seed f1)."""
+    text = LOCAL_DYNPTR + SLICE_OF_24["bpf_dynptr_slice_rdwr"] + "out:\nr0 = 0\nexit"
+    ours_, theirs_ = _kfuncs(text)
+    mine = Map.create("array", 4, 16, 1)
+    with kernel.KernelMap("array", 4, 16, 1) as k:
+        agree(ours_.format(fd=mine.fd), "the prog does not allow writes to packet data",
+              prog_type=SF, kernel_text=theirs_.format(fd=k.fd))
+
+
 # an skb dynptr at r10 - 16, made again over its slots after a slice of it is taken
 SKB_DYNPTR_AT_16 = "r1 = r6\nr2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb)\n"
 SLICE_OF_16 = {

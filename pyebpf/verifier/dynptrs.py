@@ -189,16 +189,17 @@ class DynptrCalls:
     def dynptr_slice(self, pc: int, name: str, buf: Reg, size: Reg, dynptr: Reg) -> Reg:
         """check_kfunc_call's bpf_dynptr_slice(_rdwr): memory of the constant size, or
         NULL, flagged with the dynptr's type and naming its id (``dynptr_id``);
-        read-only for bpf_dynptr_slice; a ring buffer dynptr's holds its reference; a
+        read-only for bpf_dynptr_slice; bpf_dynptr_slice_rdwr refused to a socket
+        filter whatever the dynptr's type; a ring buffer dynptr's holds its reference; a
         buffer ``buf`` on the stack is kept in its ``range`` as (frame, offset, size),
         which the log prints (``buf=fp[0]-30+14``)."""
-        skb = dynptr_type(dynptr) == SKB
         r = Reg(PTR_TO_MEM | TYPE_FLAGS[dynptr_type(dynptr)] | MAYBE_NULL)
         if name == "bpf_dynptr_slice":
             r.type |= MEM_RDONLY
-        elif skb and self.prog_type == _SOCKET_FILTER:
-            # may_access_direct_pkt_data(BPF_WRITE)
-            self.refuse(pc, "the prog does not allow writes to packet data")
+        elif self.prog_type == _SOCKET_FILTER:
+            # may_access_direct_pkt_data(BPF_WRITE), asked of every writable slice, a
+            # local or ring buffer dynptr's too; check_kfunc_call's EINVAL
+            self.refuse(pc, "the prog does not allow writes to packet data", errno=EINVAL)
         r.mark_known(0)
         r.size = size.value
         r.id = self.new_id()
