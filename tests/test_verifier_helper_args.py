@@ -22,7 +22,10 @@ program type):
 - ``uninit_stack``: stack never written, refused unless the helper writes it first;
 - ``packet``: a checked packet pointer, taken only by a helper with ``pkt_access``;
 - ``dynptr_data``: a ``bpf_dynptr_data`` slice, plain ``PTR_TO_MEM`` to the kernel,
-  is memory to every one of them, a map's key or value too.
+  is memory to every one of them, a map's key or value too;
+- ``maybe_null``, ``maybe_null_slice``: a hash map's value and a writable dynptr slice
+  not checked against NULL, taken only by an argument with ``PTR_MAYBE_NULL``
+  (``check_reg_type`` drops the flag from the register's type for it).
 """
 from __future__ import annotations
 
@@ -89,10 +92,11 @@ ACQUIRES = {"sk_lookup_tcp", "sk_lookup_udp", "skc_lookup_tcp"}
 MAPS = {"hash": ("hash", 8, 8, 4, 0), "queue": ("queue", 0, 8, 4, 0),
         "perf_event_array": ("perf_event_array", 4, 4, 4, 0),
         "ringbuf": ("ringbuf", 0, 0, 4096, 0), "dynmem": ("array", 4, 64, 1, 0),
+        "hash64": ("hash", 4, 64, 1, 0),
         "rodata": ("array", 4, 64, 1, isa.BPF_F_RDONLY_PROG)}
 RODATA = b"%d\0".ljust(64, b"\0")
 PROBES = ("rdonly_map", "spilled_ptr", "beside_spill", "rdonly_mem", "rdwr_mem", "ringbuf",
-          "uninit_stack", "packet", "dynptr_data")
+          "uninit_stack", "packet", "dynptr_data", "maybe_null", "maybe_null_slice")
 
 # r7: the helper's result; the other memory arguments get r10 - 128, zeroed
 PROLOGUE = "r6 = r1\n" + "".join(f"*(u64 *)(r10 - {off}) = 0\n" for off in range(72, 136, 8))
@@ -109,6 +113,9 @@ PROBE_SETUP = {
 }
 PROBE_SETUP["rdwr_mem"] = PROBE_SETUP["rdonly_mem"].replace("bpf_dynptr_slice)",
                                                             "bpf_dynptr_slice_rdwr)")
+PROBE_SETUP["maybe_null"] = LOOKUP.format(name="hash64").replace("if r0 == 0 goto out\n",
+                                                                 "r8 = r0\n")
+PROBE_SETUP["maybe_null_slice"] = PROBE_SETUP["rdwr_mem"].replace("if r0 == 0 goto out\n", "")
 PROBE_SETUP["uninit_stack"] = "r8 = r10\nr8 += -256\n"
 PROBE_SETUP["packet"] = ("r8 = *(u32 *)(r6 + 76)\nr1 = *(u32 *)(r6 + 80)\nr2 = r8\nr2 += 64\n"
                          "if r2 > r1 goto out\n")

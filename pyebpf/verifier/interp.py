@@ -1203,19 +1203,23 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
 
     _MAP_ARGS = frozenset((helpers.KEY, helpers.VALUE, helpers.UNINIT_VALUE,
                            helpers.VALUE_OR_NULL))
+    # the PTR_MAYBE_NULL arguments, which take a pointer not yet checked against NULL
+    _NULLABLE_ARGS = frozenset((helpers.MEM_OR_NULL, helpers.WRITE_MEM_OR_NULL,
+                                helpers.VALUE_OR_NULL))
 
     def _is_mem(self, reg: Reg, kind: str) -> bool:
         """check_reg_type for a memory argument: one of mem_types; a kfunc's dynptr
         slice only for ARG_PTR_TO_MEM (which alone drops DYNPTR_TYPE_FLAG_MASK, not a
         map's key or value), and a read-only one (MEM_RDONLY) only where the argument
         is MEM_RDONLY too; bpf_dynptr_data's slice, plain PTR_TO_MEM to the kernel,
-        for any."""
-        if reg.type in self._MEM_TYPES or reg.type == PTR_TO_MEM | DYNPTR_MEM:
+        for any.  A PTR_MAYBE_NULL argument takes each of them not yet checked against
+        NULL too (check_reg_type drops PTR_MAYBE_NULL from the register's type)."""
+        t = reg.type & ~MAYBE_NULL if kind in self._NULLABLE_ARGS else reg.type
+        if t in self._MEM_TYPES or t == PTR_TO_MEM | DYNPTR_MEM:
             return True
-        flags = reg.type & DYNPTR_TYPE_FLAGS
-        return bool(flags) and reg.type & ~(flags | MEM_RDONLY) == PTR_TO_MEM and \
-            kind not in self._MAP_ARGS and \
-            (kind in self._RDONLY_ARGS or not reg.type & MEM_RDONLY)
+        flags = t & DYNPTR_TYPE_FLAGS
+        return bool(flags) and t & ~(flags | MEM_RDONLY) == PTR_TO_MEM and \
+            kind not in self._MAP_ARGS and (kind in self._RDONLY_ARGS or not t & MEM_RDONLY)
 
     def _type_error(self, pc, regno, reg: Reg, kind):
         expected = self._EXPECTED[kind]
@@ -1446,8 +1450,10 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
     def helper_mem(self, st, pc, regno, reg: Reg, size: int, write: bool, zero_ok: bool,
                    raw: bool = False):
         """check_helper_mem_access: ``size`` bytes at ``reg`` (``raw``: a helper's
-        MEM_UNINIT argument, which check_helper_call then writes a byte at a time)."""
-        t = reg.type
+        MEM_UNINIT argument, which check_helper_call then writes a byte at a time), by
+        its type without PTR_MAYBE_NULL (base_type), which a PTR_MAYBE_NULL argument
+        lets through."""
+        t = reg.type & ~MAYBE_NULL
         if t in PKT_TYPES:
             self.packet_access(pc, regno, reg, reg.off, size, zero_ok)
         elif t == PTR_TO_MAP_KEY:
