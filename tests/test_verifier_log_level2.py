@@ -845,3 +845,28 @@ def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unkn
     theirs, ours = logs(COUNT + "if r3 == 0 goto +2\nr3 <<= 32\nr3 >>= 32\nr0 = 0\nexit")
     assert any("r3 <<= 32" in line and "umin=" not in line for line in theirs), theirs
     assert ours == theirs
+
+
+def test_a_map_of_maps_lookup_is_a_value_of_the_outer_map_until_its_null_check():
+    """check_helper_call gives R0 the outer map's ``map_value_or_null``; its NULL check
+    makes it a pointer to the inner map's meta (mark_ptr_not_null_reg), which has no
+    name (bpf_map_meta_alloc copies none from the template), nor has a value looked up
+    in it (dae's ``route_match_lpm`` on its ``lpm_array_map``)."""
+    text = ("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\nr2 += -4\n"
+            "call 1\nif r0 == 0 goto +4\nr1 = r0\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit")
+    with kernel.KernelMap("array", 4, 8, 1, name="inner_template") as k_inner, \
+            kernel.KernelMap("array_of_maps", 4, 4, 1, name="outer_of_maps",
+                             inner_map_fd=k_inner.fd) as k_outer:
+        o_inner = Map.create("array", 4, 8, 1, name="inner_template")
+        o_outer = Map.create("array_of_maps", 4, 4, 1, name="outer_of_maps",
+                             inner_map=o_inner)
+        try:
+            theirs, ours = logs(text, k_outer, o_outer)
+        finally:
+            o_outer.close()
+            o_inner.close()
+    assert any("R0=map_value_or_null(id=1,map=outer_of_maps,ks=4,vs=4)" in line
+               for line in theirs), theirs
+    assert any("R0=map_ptr(ks=4,vs=8)" in line for line in theirs), theirs
+    assert ours == theirs
+
