@@ -870,3 +870,21 @@ def test_a_map_of_maps_lookup_is_a_value_of_the_outer_map_until_its_null_check()
     assert any("R0=map_ptr(ks=4,vs=8)" in line for line in theirs), theirs
     assert ours == theirs
 
+
+SCC_IN_A_FUNCTION = "r1 = 0\nloop:\nr1 += 1\nif r1 < 3 goto loop\nr0 = 0\nexit"
+
+
+@pytest.mark.parametrize("text", {
+    "one call": "r6 = 0\ncall sub\nr0 = 0\nexit\nsub:\n" + SCC_IN_A_FUNCTION,
+    "two calls": ("r6 = 0\ncall sub\nr0 = 0\nexit\nsub:\nr6 = 0\ncall sub2\nr0 = 0\n"
+                  "exit\nsub2:\n" + SCC_IN_A_FUNCTION),
+    # a zero ends the kernel's callsites array: a call at insn 0 is not printed
+    "a call at insn 0": "call sub\nr0 = 0\nexit\nsub:\n" + SCC_IN_A_FUNCTION,
+}.values(), ids=["one call", "two calls", "a call at insn 0"])
+def test_an_scc_in_a_function_prints_its_call_sites_and_loop_in_one_pair_of_brackets(text):
+    """format_callchain: ``SCC enter (1,5,1)``, the call sites and then the loop's
+    number (dae's ``tproxy_lan_ingress_l2``, whose loops are in a function called at
+    insn 1)."""
+    theirs, ours = logs(text)
+    assert any(line.startswith("SCC enter (") for line in theirs), theirs
+    assert ours == theirs

@@ -1602,5 +1602,12 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
 
 
 def _chain_text(chain: tuple) -> str:
-    """format_callchain: the call sites, then the loop, as the level-2 log prints them."""
-    return " ".join([f"({pc})" for pc in chain[:-1]] + [f"({chain[-1]})"])
+    """format_callchain: ``(site,...,scc)``, the call sites then the loop, as the level-2
+    log prints them; a call at insn 0 ends the sites, as a zero ends the kernel's
+    callsites array."""
+    sites = []
+    for pc in chain[:-1]:
+        if not pc:
+            break
+        sites.append(str(pc))
+    return "(" + ",".join(sites + [str(chain[-1])]) + ")"
