@@ -857,3 +857,46 @@ def test_a_left_shift_that_may_reach_the_top_bit_leaves_the_unsigned_bounds_unkn
     theirs, ours = logs(COUNT + "if r3 == 0 goto +2\nr3 <<= 32\nr3 >>= 32\nr0 = 0\nexit")
     assert any("r3 <<= 32" in line and "umin=" not in line for line in theirs), theirs
     assert ours == theirs
+
+
+def test_a_map_of_maps_lookup_is_a_value_of_the_outer_map_until_its_null_check():
+    """check_helper_call gives R0 the outer map's ``map_value_or_null``; its NULL check
+    makes it a pointer to the inner map's meta (mark_ptr_not_null_reg), which has no
+    name (bpf_map_meta_alloc copies none from the template), nor has a value looked up
+    in it (dae's ``route_match_lpm`` on its ``lpm_array_map``)."""
+    text = ("r1 = 0\n*(u32 *)(r10 - 4) = r1\nr1 = map_fd({fd}) ll\nr2 = r10\nr2 += -4\n"
+            "call 1\nif r0 == 0 goto +4\nr1 = r0\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit")
+    with kernel.KernelMap("array", 4, 8, 1, name="inner_template") as k_inner, \
+            kernel.KernelMap("array_of_maps", 4, 4, 1, name="outer_of_maps",
+                             inner_map_fd=k_inner.fd) as k_outer:
+        o_inner = Map.create("array", 4, 8, 1, name="inner_template")
+        o_outer = Map.create("array_of_maps", 4, 4, 1, name="outer_of_maps",
+                             inner_map=o_inner)
+        try:
+            theirs, ours = logs(text, k_outer, o_outer)
+        finally:
+            o_outer.close()
+            o_inner.close()
+    assert any("R0=map_value_or_null(id=1,map=outer_of_maps,ks=4,vs=4)" in line
+               for line in theirs), theirs
+    assert any("R0=map_ptr(ks=4,vs=8)" in line for line in theirs), theirs
+    assert ours == theirs
+
+
+SCC_IN_A_FUNCTION = "r1 = 0\nloop:\nr1 += 1\nif r1 < 3 goto loop\nr0 = 0\nexit"
+
+
+@pytest.mark.parametrize("text", {
+    "one call": "r6 = 0\ncall sub\nr0 = 0\nexit\nsub:\n" + SCC_IN_A_FUNCTION,
+    "two calls": ("r6 = 0\ncall sub\nr0 = 0\nexit\nsub:\nr6 = 0\ncall sub2\nr0 = 0\n"
+                  "exit\nsub2:\n" + SCC_IN_A_FUNCTION),
+    # a zero ends the kernel's callsites array: a call at insn 0 is not printed
+    "a call at insn 0": "call sub\nr0 = 0\nexit\nsub:\n" + SCC_IN_A_FUNCTION,
+}.values(), ids=["one call", "two calls", "a call at insn 0"])
+def test_an_scc_in_a_function_prints_its_call_sites_and_loop_in_one_pair_of_brackets(text):
+    """format_callchain: ``SCC enter (1,5,1)``, the call sites and then the loop's
+    number (dae's ``tproxy_lan_ingress_l2``, whose loops are in a function called at
+    insn 1)."""
+    theirs, ours = logs(text)
+    assert any(line.startswith("SCC enter (") for line in theirs), theirs
+    assert ours == theirs

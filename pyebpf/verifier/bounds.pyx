@@ -341,6 +341,10 @@ def alu(Reg dst, Reg src, long op, bits: int) -> None:
         # (0xffffffff << 32 included, which loses nothing) they are unknown
         if aumax <= 1 << (bits - 1 - k):
             umin, umax = aumin << k, aumax << k
+        if bits == 64 and k == 32:
+            # __scalar64_min_max_lsh's special case, the <<32 of a <<32 s>>32 sign
+            # extension: the 32-bit signed bounds, shifted, cannot change sign
+            smin, smax = dst.s32min << 32, dst.s32max << 32
     elif op == BPF_RSH:
         k = bv[0]
         var = tnum.rshift(av, k)

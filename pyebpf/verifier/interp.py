@@ -29,7 +29,7 @@ from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scal
 from .lists import ListRules, is_alloc_obj
 from .rbtree import RbtreeRules, calls_less
 from .irqflags import IrqFlagRules, is_irq_slot
-from .locks import SPIN_LOCK_ID, LockRules, has_spin_lock
+from .locks import INNER_MAP_METAS, MAPS_OF_MAPS, SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TimerRules
 from .tasks import TaskCalls
@@ -993,6 +993,13 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                     # regsafe's memcmp compares, so a socket of the map does not prune
                     # one of bpf_sk_lookup_tcp (OBI's tctracer)
                     if r.type == PTR_TO_MAP_VALUE and r.map is not None and \
+                            r.map.type in MAPS_OF_MAPS:
+                        # mark_ptr_not_null_reg: a map of maps' value is a pointer to
+                        # its inner_map_meta, a nameless copy of the template
+                        r.type = CONST_PTR_TO_MAP
+                        r.map = r.map.inner_map
+                        INNER_MAP_METAS.add(r.map)
+                    elif r.type == PTR_TO_MAP_VALUE and r.map is not None and \
                             r.map.type in helpers.SOCK_MAPS:
                         r.type = PTR_TO_SOCKET
                     elif r.type == PTR_TO_MAP_VALUE and r.map is not None and \
@@ -1071,10 +1078,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             r = Reg(PTR_TO_MAP_VALUE | MAYBE_NULL)
             r.mark_known(0)
             r.map = m
-            if m is not None and m.type in (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS,
-                                            isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
-                r.type = CONST_PTR_TO_MAP | MAYBE_NULL
-                r.map = m.inner_map
+            if m is not None and m.type in MAPS_OF_MAPS:
+                # a map value of the outer map until its NULL check makes it the inner
+                # map (mark_ptr_not_null_reg)
                 r.id = self.new_id()
             elif m is not None and m.type in helpers.SOCK_MAPS:
                 # is_acquire_function: the socket looked up holds a reference, whose id
@@ -1604,5 +1610,12 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
 
 
 def _chain_text(chain: tuple) -> str:
-    """format_callchain: the call sites, then the loop, as the level-2 log prints them."""
-    return " ".join([f"({pc})" for pc in chain[:-1]] + [f"({chain[-1]})"])
+    """format_callchain: ``(site,...,scc)``, the call sites then the loop, as the level-2
+    log prints them; a call at insn 0 ends the sites, as a zero ends the kernel's
+    callsites array."""
+    sites = []
+    for pc in chain[:-1]:
+        if not pc:
+            break
+        sites.append(str(pc))
+    return "(" + ",".join(sites + [str(chain[-1])]) + ")"

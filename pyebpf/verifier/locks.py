@@ -15,6 +15,8 @@ forks a path where it returned an error and took nothing (``check_kfunc_call``).
 """
 from __future__ import annotations
 
+import weakref
+
 from .. import isa
 from ..btf.fields import GRAPH_ROOT_SIZES
 from .alloc import lock_owner, object_lock_off
@@ -58,8 +60,18 @@ def has_spin_lock(m) -> bool:
         getattr(m, "res_spin_lock_off", None) is not None
 
 
+# the maps of maps' templates the verifier has met as the inner map of a lookup: the
+# kernel's inner_map_meta (bpf_map_meta_alloc) copies no name from its template
+INNER_MAP_METAS = weakref.WeakSet()
+
+MAPS_OF_MAPS = (isa.MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, isa.MapType.BPF_MAP_TYPE_HASH_OF_MAPS)
+
+
 def map_name(m) -> str:
-    """The name the kernel knows a map by (BPF_OBJ_NAME_LEN - 1 characters)."""
+    """The name the kernel knows a map by (BPF_OBJ_NAME_LEN - 1 characters); none for
+    a map of maps' inner map met through a lookup."""
+    if m in INNER_MAP_METAS:
+        return ""
     return (getattr(m, "name", "") or "")[:15]
 
 
