@@ -22,6 +22,8 @@ mask per frame, bit ``spi`` for the bytes ``[-8 * (spi + 1), -8 * spi)``.
 """
 from __future__ import annotations
 
+from .flow import predecessors
+
 _ALL = (1 << 64) - 1
 
 
@@ -59,7 +61,7 @@ class _Instance:
 
 class StackLiveness:
     """The analysis of one program (``struct bpf_liveness``), over its control flow
-    ``succ`` (:func:`.scc.successors`)."""
+    ``succ`` (:func:`.flow.successors`)."""
 
     def __init__(self, succ, starts, calls_callback):
         n = len(succ)
@@ -67,11 +69,7 @@ class StackLiveness:
         self.ends = list(starts[1:]) + [n]
         self.calls_callback = calls_callback
         self.instances: dict[tuple, _Instance] = {}
-        pred: list = [[] for _ in range(n)]
-        for pc in range(n):
-            for s in succ[pc]:
-                pred[s].append(pc)
-        self.succ, self.pred = succ, pred
+        self.succ, self.pred = succ, predecessors(succ)
         self.writes: dict[int, int] = {}    # frame -> slots written by this instruction
 
     # --- call chains ---------------------------------------------------------------
