@@ -65,6 +65,8 @@ cdef enum:
     IS_64 = 1           # 64-bit (BPF_ALU64, BPF_JMP): Op.is_64
     WRITES_R10 = 2      # writes the read-only frame pointer (structure.writes_r10)
     IS_ALU = 4          # a form _alu takes
+    SIGN_LOAD = 8       # a sign-extending load (Op.is_sign_extending_load)
+    SWAP = 16           # a byte swap that swaps (BPF_ALU64's bswap, or to big-endian)
 
 
 cdef class Walk:
@@ -119,6 +121,10 @@ cdef class Walk:
                 if f is F_ALU_K and code & 0xF0 == BPF_MOV and not k & WRITES_R10:
                     # a mov of an immediate: (dst, its constant), which explore makes
                     mov_k[pc] = (insn.dst, insn.imm if k & IS_64 else insn.imm & 0xFFFFFFFF)
+                elif f is F_END and (cls == BPF_ALU64 or not op.is_to_le):
+                    k |= SWAP
+            elif f is F_LDX and op.is_sign_extending_load:
+                k |= SIGN_LOAD
             kind[pc] = k
             if f is F_JCC_K or f is F_JCC_X or f is F_MAY_GOTO:
                 fl[pc] |= PRUNE
@@ -433,7 +439,7 @@ cdef class Walk:
             if self.precision:
                 self._note_slot(st, insn.src, insn.off)
             self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
-                            sign=op.is_sign_extending_load)
+                            sign=kind & SIGN_LOAD != 0)
             return pc + 1
         if f is F_STX:
             self._read(st, pc, insn.src)
@@ -543,7 +549,7 @@ cdef class Walk:
             # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
             # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
             # them; a 16- or 32-bit one then keeps only those bits, zero-extended
-            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
+            swap = (<const unsigned char *>self.slot_kind)[pc] & SWAP
             if swap or op.size < 8:
                 dst.id = 0
             if swap:
