@@ -95,7 +95,7 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
         kinds = interp.ptr_kinds if interp is not None else {}
         depths = dict(zip(interp.starts, interp.depths)) if interp is not None else {}
         packet = frozenset(interp.packet_pcs()) if interp is not None else frozenset()
-        if key is not None and _self_contained(insns, ops):
+        if key is not None and _self_contained(insns, interp):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 _ACCEPTED.pop(next(iter(_ACCEPTED)))
             _ACCEPTED[key] = (tuple(ops), dict(kinds), dict(depths), packet)
@@ -116,15 +116,11 @@ _ACCEPTED: dict = {}
 _ACCEPTED_MAX = 4096
 
 
-def _self_contained(insns, ops) -> bool:
-    for pc, op in enumerate(ops):
-        if op is None:
-            continue
-        if op.form is isa.F_LDDW and insns[pc].src not in (0, isa.BPF_PSEUDO_FUNC):
-            return False
-        if op.form is isa.F_CALL and insns[pc].src == isa.BPF_PSEUDO_KFUNC_CALL:
-            return False
-    return True
+def _self_contained(insns, interp) -> bool:
+    """No kfunc call, and no lddw but of a constant or a function (the walk's tables
+    name them)."""
+    return not interp.kfunc_calls and \
+        all(insns[pc].src in (0, isa.BPF_PSEUDO_FUNC) for pc in interp.lddws)
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
@@ -153,9 +149,8 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
             _check_unpriv(insns, ops, prog_type)
         if not gpl and profile == "current":
             _check_kfunc_license(insns, ops)
-        starts = sorted({0} | {s for pc, op in enumerate(ops)
-                               if (s := structure.function_start(op, insns[pc], pc))
-                               is not None} | ({exception_cb} if exception_cb else set()))
+        starts = sorted({0} | flow.function_starts(insns, ops) |
+                        ({exception_cb} if exception_cb else set()))
         succ = flow.successors(insns, ops)
         live = flow.live_registers(insns, ops, succ)
         if log.level >= 2:
@@ -175,7 +170,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
     try:
         structure.check_call_chains(insns, ops, starts, interp.depths, exception_cb,
                                     frozenset(interp.async_cbs))
-        exceptions.check_throws(insns, ops, starts, exception_cb)
+        if exception_cb or interp.throws:
+            # its refusals are of a bpf_throw call and of a call of the exception callback
+            exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
         # check_max_stack_depth and check_throws refuse after the paths: their message
         # is the log's last line before the statistics

@@ -1,8 +1,9 @@
 # cython: boundscheck=False, wraparound=False
-"""A program's control flow as the verifier's passes share it, per slot: where each
-instruction goes next (``bpf_insn_successors``), where it is reached from, and the
-registers live before it (``compute_live_registers``).  Compiled: they are made afresh
-for every program loaded, before its paths are walked."""
+"""A program's control flow as the verifier's passes share it: where its functions
+start, and per slot where each instruction goes next (``bpf_insn_successors``),
+where it is reached from, and the registers live before it
+(``compute_live_registers``).  Compiled: they are made afresh for every program
+loaded, before its paths are walked."""
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from .isaconst cimport (BPF_FETCH, BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
@@ -12,6 +13,7 @@ from .isaconst cimport (BPF_FETCH, BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XO
 
 from .. import isa
 from . import helpers, kfuncs
+from .structure import function_start
 
 cdef long BPF_CMPXCHG = isa.BPF_CMPXCHG
 cdef enum:
@@ -51,6 +53,23 @@ def successors(insns, ops) -> list:
         else:
             succ[pc] = (a,) if a < n else (b,) if b < n else ()
     return succ
+
+
+def function_starts(insns, ops) -> set:
+    """The first instructions of the functions the program's local calls call and its
+    lddws of a function name (structure.function_start), besides the main program's."""
+    cdef Py_ssize_t n = len(ops), pc
+    starts = set()
+    for pc in range(n):
+        op = ops[pc]
+        if op is None:
+            continue
+        f = op.form
+        if f is F_CALL_LOCAL or f is F_LDDW:
+            s = function_start(op, insns[pc], pc)
+            if s is not None:
+                starts.add(s)
+    return starts
 
 
 def predecessors(list succ) -> list:

@@ -71,8 +71,11 @@ cdef enum:
 
 cdef class Walk:
     """The walk's state: what ``explore`` reads per instruction, typed."""
-    cdef public object insns, ops, log, lv, live, main_buckets, states, open, open_count
-    cdef public object unclean, free_list, note, profile, mov_k, callback_calls
+    cdef public object insns, ops, log, lv, live, main_buckets
+    cdef public object note, profile, mov_k, callback_calls
+    cdef public list lddws
+    cdef public bint kfunc_calls, throws
+    cdef public dict states, open, open_count, unclean, free_list
     cdef public Py_ssize_t processed, pc, hist_at, jmps, prev_jmps, prev_processed, limit
     cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
     cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
@@ -83,7 +86,9 @@ cdef class Walk:
     def build_tables(self) -> None:
         """The per-slot tables, from ``insns`` and ``ops``: ``slot_flags`` (and one
         past the end, where a last call's return point is), ``slot_kind``, ``mov_k``
-        and ``callback_calls``.  Where states are compared and kept (the kernel's
+        and ``callback_calls``; ``lddws``, the first slots of the lddws, and whether any
+        call is a kfunc's (``kfunc_calls``) or bpf_throw's (``throws``), for the
+        per-program checks around the walk.  Where states are compared and kept (the kernel's
         visit_insn and push_insn): conditional jumps and their targets, targets of
         unconditional jumps, where calls return, and a called (or referenced)
         function's first instruction (visit_func_call_insn: a BRANCH edge), and of
@@ -99,6 +104,8 @@ cdef class Walk:
         cdef unsigned char k
         cdef list mov_k = [None] * n
         callback_calls = set()
+        cdef list lddws = []
+        cdef bint kfunc_calls = False, throws = False
         for pc in range(n):
             op = ops[pc]
             if op is None:
@@ -137,6 +144,9 @@ cdef class Walk:
                 _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
             elif f is F_CALL:
                 _point(fl, n, pc + 1, PRUNE | JMP_POINT)
+                if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+                    kfunc_calls = True
+                    throws = throws or is_throw(op, insn)
                 if is_iter_next(insn):
                     fl[pc] |= ITER_NEXT | FORCED | PRUNE
                 if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
@@ -146,12 +156,15 @@ cdef class Walk:
                 fl[pc] |= PRUNE
                 _point(fl, n, pc + 1, PRUNE | JMP_POINT)
                 _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
-            elif f is F_LDDW and op.disc_value == BPF_PSEUDO_FUNC:
-                fl[pc] |= PRUNE
-                _point(fl, n, pc + 2, PRUNE | JMP_POINT)
-                _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
+            elif f is F_LDDW:
+                lddws.append(pc)
+                if op.disc_value == BPF_PSEUDO_FUNC:
+                    fl[pc] |= PRUNE
+                    _point(fl, n, pc + 2, PRUNE | JMP_POINT)
+                    _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
         self.slot_flags, self.slot_kind, self.mov_k = bytes(flags), bytes(kind), mov_k
         self.callback_calls = callback_calls
+        self.lddws, self.kfunc_calls, self.throws = lddws, kfunc_calls, throws
 
     # --- bookkeeping ---------------------------------------------------------------
     def hist_entry(self, VState st) -> None:
@@ -252,9 +265,9 @@ cdef class Walk:
                 continue
             prev, pc = pc, nxt
 
-    def push(self, VState st, Py_ssize_t pc, Py_ssize_t prev, list pending,
-             errno=None) -> VState:
-        """push_stack; ``errno`` is what its caller returns when it fails, where that is
+    cpdef VState push(self, VState st, Py_ssize_t pc, Py_ssize_t prev, list pending,
+                      err=None):
+        """push_stack; ``err`` is the errno its caller returns when it fails, where that is
         not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
         ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
         callback (push_callback_call)."""
@@ -262,7 +275,7 @@ cdef class Walk:
             # push_stack: too many branches waiting to be explored
             self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
                         f"The sequence of {len(pending) + 1} jumps is too complex.",
-                        errno=errno)
+                        errno=err)
         cdef VState other = st.copy()
         if self.precision:
             other.hist.append(prev if self.note is None else (prev,) + self.note)
@@ -271,7 +284,7 @@ cdef class Walk:
         pending.append((other, pc, prev, self.log.mark()))
         return other
 
-    def path_done(self, VState st) -> None:
+    cpdef path_done(self, VState st):
         """A path ended: its checkpoints with no open branch left become finished
         states, which later paths may be pruned against."""
         cdef VState p = st.parent
@@ -290,7 +303,7 @@ cdef class Walk:
                 self.unclean.setdefault(p.insn, []).append(p)
             p = p.parent
 
-    def visited(self, VState cur, Py_ssize_t pc) -> bool:
+    cpdef bint visited(self, VState cur, Py_ssize_t pc) except -1:
         """is_state_visited: True to end this path here (an equivalent finished state
         exists); refuses an exact repeat of an ancestor; else records a checkpoint.
         States are looked at newest first, each counting its hits and misses, and one
