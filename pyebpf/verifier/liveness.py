@@ -214,6 +214,8 @@ class StackLiveness:
         """clean_verifier_state's stack part: forget the slots of ``old`` (a finished
         state) that are dead at its instruction (``bpf_stack_slot_alive``)."""
         frames = old.frames
+        if not any(fr.stack for fr in frames):
+            return      # no slot to forget (most states of programs that spill nothing)
         cur = len(frames) - 1
         insts = [self.instance(old, d) for d in range(cur + 1)]
         top = insts[cur]
