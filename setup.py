@@ -92,6 +92,9 @@ extensions = [
     Extension("pyebpf.verifier.walk", ["pyebpf/verifier/walk.pyx"], extra_compile_args=cflags,
               depends=["pyebpf/verifier/reg.pxd", "pyebpf/verifier/state.pxd",
                        "pyebpf/verifier/isaconst.pxd"]),
+    # a program's control flow and live registers, made for each program loaded
+    Extension("pyebpf.verifier.flow", ["pyebpf/verifier/flow.pyx"], extra_compile_args=cflags,
+              depends=["pyebpf/verifier/isaconst.pxd"]),
     # the precision walk's pass over a path's history
     Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
               extra_compile_args=cflags),

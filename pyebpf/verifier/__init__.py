@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import host, isa
 from ..errors import VerifierError
-from . import errnos, exceptions, helpers, kfuncs, license as licenses, scc, structure
+from . import errnos, exceptions, flow, license as licenses, scc, structure
 from .globalfuncs import exception_cb_pc
 from .interp import COMPLEXITY_LIMIT, Interpreter, Refusal
 from .log import Log, insn_text, live_regs_lines, subprog_lines
@@ -95,7 +95,7 @@ def check(insns: list[isa.Insn] | None, prog_type=None, profile: str = "current"
         kinds = interp.ptr_kinds if interp is not None else {}
         depths = dict(zip(interp.starts, interp.depths)) if interp is not None else {}
         packet = frozenset(interp.packet_pcs()) if interp is not None else frozenset()
-        if key is not None and _self_contained(insns, ops):
+        if key is not None and _self_contained(insns, interp):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 _ACCEPTED.pop(next(iter(_ACCEPTED)))
             _ACCEPTED[key] = (tuple(ops), dict(kinds), dict(depths), packet)
@@ -116,15 +116,11 @@ _ACCEPTED: dict = {}
 _ACCEPTED_MAX = 4096
 
 
-def _self_contained(insns, ops) -> bool:
-    for pc, op in enumerate(ops):
-        if op is None:
-            continue
-        if op.form is isa.F_LDDW and insns[pc].src not in (0, isa.BPF_PSEUDO_FUNC):
-            return False
-        if op.form is isa.F_CALL and insns[pc].src == isa.BPF_PSEUDO_KFUNC_CALL:
-            return False
-    return True
+def _self_contained(insns, interp) -> bool:
+    """No kfunc call, and no lddw but of a constant or a function (the walk's tables
+    name them)."""
+    return not interp.kfunc_calls and \
+        all(insns[pc].src in (0, isa.BPF_PSEUDO_FUNC) for pc in interp.lddws)
 
 
 def verify(insns: list[isa.Insn], prog_type, profile: str = "current", *, maps=None,
@@ -153,11 +149,10 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
             _check_unpriv(insns, ops, prog_type)
         if not gpl and profile == "current":
             _check_kfunc_license(insns, ops)
-        starts = sorted({0} | {s for pc, op in enumerate(ops)
-                               if (s := structure.function_start(op, insns[pc], pc))
-                               is not None} | ({exception_cb} if exception_cb else set()))
-        succ = scc.successors(insns, ops)
-        live = live_registers(insns, ops, succ)
+        starts = sorted({0} | flow.function_starts(insns, ops) |
+                        ({exception_cb} if exception_cb else set()))
+        succ = flow.successors(insns, ops)
+        live = flow.live_registers(insns, ops, succ)
         if log.level >= 2:
             log.lines += subprog_lines(starts)
             log.lines += live_regs_lines(insns, ops, live, scc.components(ops, succ))
@@ -175,7 +170,9 @@ def _run(insns, prog_type, profile, maps, line_info, log_level, unpriv=False,
     try:
         structure.check_call_chains(insns, ops, starts, interp.depths, exception_cb,
                                     frozenset(interp.async_cbs))
-        exceptions.check_throws(insns, ops, starts, exception_cb)
+        if exception_cb or interp.throws:
+            # its refusals are of a bpf_throw call and of a call of the exception callback
+            exceptions.check_throws(insns, ops, starts, exception_cb)
     except VerifierError as exc:
         # check_max_stack_depth and check_throws refuse after the paths: their message
         # is the log's last line before the statistics
@@ -278,90 +275,3 @@ def _check_unpriv(insns, ops, prog_type) -> None:
             target = pc + 1 + insns[pc].imm
         if target is not None and target <= pc:
             raise Refusal([f"back-edge from insn {pc} to {target}"], pc)
-
-
-def _call_args(insn, form) -> int:
-    """The argument registers a call reads (get_call_summary): a helper's prototype's
-    count, a kfunc's own, all five for a static function (or a helper pyebpf has no
-    prototype of)."""
-    if form is isa.F_CALL and not insn.src and insn.imm in helpers.PROTOS:
-        return len(helpers.PROTOS[insn.imm].args)
-    return kfuncs.arg_count(insn)
-
-
-def live_registers(insns, ops, succ) -> list[int]:
-    """Registers each instruction may read before they are written again, along any
-    path of its function (compute_live_registers: for pruning, and the level-2 log's
-    table), as a mask
-    per slot (bit r for register r; one more slot, 0, past the end); ``succ``: the
-    control flow (:func:`.scc.successors`)."""
-    n = len(ops)
-    uses, defs = [0] * n, [0] * n      # register bit masks
-    back = False
-    for pc, op in enumerate(ops):
-        if op is None:
-            continue
-        insn = insns[pc]
-        key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)     # Insn's hash: a call
-        ud = _USES_DEFS.get(key)
-        if ud is None:
-            if len(_USES_DEFS) >= _USES_DEFS_MAX:
-                _USES_DEFS.clear()
-            ud = _USES_DEFS[key] = _uses_defs(insn, op)
-        uses[pc], defs[pc] = ud
-        nxt = succ[pc]
-        if nxt and nxt[-1] <= pc:
-            back = True
-    live = [0] * n
-    changed = True
-    while changed:
-        changed = False
-        for pc in range(n - 1, -1, -1):
-            out = 0
-            for s in succ[pc]:
-                out |= live[s]
-            new = uses[pc] | (out & ~defs[pc])
-            if new != live[pc]:
-                live[pc] = new
-                changed = back  # without a jump backwards one pass from the end is exact
-    live.append(0)
-    return live
-
-
-# per slot (an Insn's fields, which decide its Op) the registers it reads and writes: the same
-# slots recur across the programs of a process, and across its loads of one program
-_USES_DEFS: dict = {}
-_USES_DEFS_MAX = 65536
-_ALU_FORMS = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX)
-_WRITERS = _ALU_FORMS + (isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END,
-                         isa.F_LDDW, isa.F_LDX)
-
-
-def _uses_defs(insn, op) -> tuple[int, int]:
-    """The registers ``insn`` reads and writes, as bit masks."""
-    f = op.form
-    u = d = 0
-    if f.src:
-        u |= 1 << insn.src
-    if f.dst and f is not isa.F_LDDW and f is not isa.F_LDX:
-        if not (op.code & 0xF0 == isa.BPF_MOV and f in _ALU_FORMS):
-            u |= 1 << insn.dst
-    if f in _WRITERS:
-        d |= 1 << insn.dst
-    if f is isa.F_ATOMIC:
-        if op.disc_value == isa.BPF_CMPXCHG:
-            u |= 1
-            d |= 1
-        elif op.disc_value & isa.BPF_FETCH:
-            d |= 1 << insn.src
-    if f is isa.F_CALL or f is isa.F_CALL_LOCAL:
-        u |= ((1 << _call_args(insn, f)) - 1) << 1
-        d |= 0b111111
-    elif f is isa.F_LD_ABS or f is isa.F_LD_IND:
-        # compute_insn_live_regs keeps its defaults for them: every register read,
-        # none written (the 6.18 log's table shows r0-r9 live before each)
-        u |= 0b1111111111
-        d = 0
-    if f is isa.F_EXIT:
-        u |= 1
-    return u, d

@@ -15,7 +15,7 @@ from errno import EACCES, EFAULT, EINVAL, ENOMEM
 from .. import host, isa
 from .alloc import ALLOC_PTR, PERCPU_ALLOC_PTR, AllocObjects
 from .kptrs import PERCPU_RCU_PTR, RCU_KERNEL_PTR, UNTRUSTED_PTR, KptrRules
-from . import bounds, helpers, precision, rules, scc, sockets, structure, tnum
+from . import bounds, helpers, precision, rules, scc, sockets, tnum
 from .btfptr import BtfPointers
 from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
@@ -25,9 +25,9 @@ from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_sl
 from .globalfuncs import GlobalCalls, exception_cb_pc
 from .helpers46 import Helpers46
 from .speculation import SpeculationRules
-from .kfuncs import ITER_ACTIVE, KfuncCalls, is_iter_next, iter_slot, widen_scalars
+from .kfuncs import ITER_ACTIVE, KfuncCalls, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
-from .rbtree import RbtreeRules, calls_less
+from .rbtree import RbtreeRules
 from .irqflags import IrqFlagRules, is_irq_slot
 from .locks import INNER_MAP_METAS, MAPS_OF_MAPS, SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
@@ -70,39 +70,6 @@ _ALIGN_DESC = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", PTR_TO_CTX: "
                PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock ",
                PTR_TO_XDP_SOCK: "xdp_sock "}
 
-# per instruction class (BPF_CLASS): (a jump, 64-bit: Op.is_64)
-_CLASS_FACTS = tuple((cls in (isa.BPF_JMP, isa.BPF_JMP32), cls in (isa.BPF_ALU64, isa.BPF_JMP))
-                     for cls in range(8))
-
-
-# the forms step hands to alu (a set: forms compare by identity, so a look-up is one
-# hash, where a tuple compares a form that is not in it with each member in turn)
-_ALU_FORMS = frozenset((isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K,
-                        isa.F_ALU_XOFF_X, isa.F_NEG, isa.F_END))
-
-
-# the forms whose slots add to the prune and jump points (Interpreter.__init__)
-_POINT_FORMS = frozenset((isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO, isa.F_JA, isa.F_JA32,
-                          isa.F_CALL, isa.F_CALL_LOCAL, isa.F_LDDW))
-# per Insn object (by id, the entry holding it), _slot_facts of its slot: the slots of a
-# process's programs recur, and each fact is several attribute reads
-_SLOT_FACTS: dict[int, tuple] = {}
-_SLOT_FACTS_MAX = 65536
-
-
-def _slot_facts(insn, op) -> tuple:
-    """What Interpreter.__init__'s tables hold for a slot, whatever its pc: a jump, a
-    64-bit one, a write to r10, an ALU form, a mov of an immediate's (dst, constant),
-    and its form where it adds prune or jump points (else None)."""
-    f = op.form
-    is_jmp, is_64 = _CLASS_FACTS[op.code & 0x07]
-    writes_r10 = structure.writes_r10(op, insn)
-    mov_k = None
-    if f is isa.F_ALU_K and op.code & 0xF0 == isa.BPF_MOV and not writes_r10:
-        mov_k = (insn.dst, insn.imm if is_64 else insn.imm & 0xFFFFFFFF)
-    return (is_jmp, is_64, writes_r10, f in _ALU_FORMS, mov_k,
-            f if f in _POINT_FORMS else None)
-
 
 @functools.lru_cache(maxsize=256)
 def _main_buckets(nslots: int) -> tuple[int, ...]:
@@ -141,64 +108,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         self.mixed_kinds: set[int] = set()               # insns reached with two kinds
         self.obj_arg_types: dict[int, tuple] = {}        # kfunc call -> struct it took
         # per slot, what the main loop and the ALU ask of every visit (Op's properties
-        # compute it from the opcode each time); the calls that are checkpoints; and
-        # where states are compared and kept (the kernel's visit_insn and push_insn):
-        # conditional jumps and their targets, targets of unconditional jumps, where
-        # calls return, and a called (or referenced) function's first instruction
-        # (visit_func_call_insn: a BRANCH edge), and of those the jump points, where a
-        # path's history gets an entry as it arrives (mark_jmp_point: all but the jumps
-        # and calls themselves).  One pass over the slots.
-        n = len(ops)
-        # (locals: the lists and sets are Walk's C fields, a property call each from here)
-        is_jmp, is_64, writes_r10 = [False] * n, [False] * n, [False] * n
-        is_alu = [False] * n
-        mov_k = [None] * n      # a mov of an immediate: (dst, its constant) (explore)
-        iter_nexts, may_gotos, callback_calls = set(), set(), set()
-        points, jmps = set(), set()
-        seen = _SLOT_FACTS
-        if len(seen) >= _SLOT_FACTS_MAX:
-            seen.clear()
-        for pc, op in enumerate(ops):
-            if op is None:
-                continue
-            insn = insns[pc]
-            facts = seen.get(id(insn))
-            if facts is None or facts[0] is not insn:
-                # the entry holds the Insn, so its id names no other object while it is
-                # here (isa.unpack_program gives the same object for the same bytes)
-                facts = seen[id(insn)] = (insn, *_slot_facts(insn, op))
-            _, is_jmp[pc], is_64[pc], writes_r10[pc], is_alu[pc], mov_k[pc], f = facts
-            if f is None:
-                continue
-            if f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
-                points.add(pc)
-                jmps.add(pc + 1 + insn.off)
-                if f is isa.F_MAY_GOTO:
-                    may_gotos.add(pc)
-            elif f is isa.F_JA:
-                jmps.add(pc + 1 + insn.off)
-            elif f is isa.F_JA32:
-                jmps.add(pc + 1 + insn.imm)
-            elif f is isa.F_CALL:
-                jmps.add(pc + 1)
-                if is_iter_next(insn):
-                    iter_nexts.add(pc)
-                if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
-                    callback_calls.add(pc)
-            elif f is isa.F_CALL_LOCAL:
-                points.add(pc)
-                jmps.update((pc + 1, pc + 1 + insn.imm))
-            elif f is isa.F_LDDW and op.disc_value == isa.BPF_PSEUDO_FUNC:
-                points.add(pc)
-                jmps.update((pc + 2, pc + 1 + insn.imm))
-        points |= jmps
-        self.is_64, self.writes_r10, self.is_alu, self.mov_k = is_64, writes_r10, is_alu, mov_k
-        self.iter_nexts, self.may_gotos, self.callback_calls = \
-            iter_nexts, may_gotos, callback_calls
-        self.prune = points | self.iter_nexts | self.callback_calls
-        self.forced = self.iter_nexts | self.may_gotos | self.callback_calls
-        self.jmp_points = jmps | self.callback_calls     # each a prune point too
-        self.set_slot_flags(is_jmp)
+        # compute it from the opcode each time), and the prune and jump points
+        self.build_tables()
         self.hist_at = 0    # the visit (``processed``) whose history entry is the last
         self.loop_inline: dict[int, tuple] = {}     # bpf_loop call -> (inlinable, callback)
         self.lv = StackLiveness(succ, starts, self.callback_calls)

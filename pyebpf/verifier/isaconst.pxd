@@ -13,6 +13,9 @@ cdef object F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT
 # how a form uses its off and imm fields (isa.Field)
 cdef object FIELD_JUMP, FIELD_UNUSED
 
+# instruction classes (BPF_CLASS)
+cdef long BPF_JMP, BPF_JMP32, BPF_ALU64
+
 # BPF_OP values of ALU and jump instructions
 cdef long BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH
 cdef long BPF_MOD, BPF_XOR, BPF_MOV, BPF_ARSH

@@ -22,6 +22,8 @@ mask per frame, bit ``spi`` for the bytes ``[-8 * (spi + 1), -8 * spi)``.
 """
 from __future__ import annotations
 
+from .flow import predecessors
+
 _ALL = (1 << 64) - 1
 
 
@@ -59,7 +61,7 @@ class _Instance:
 
 class StackLiveness:
     """The analysis of one program (``struct bpf_liveness``), over its control flow
-    ``succ`` (:func:`.scc.successors`)."""
+    ``succ`` (:func:`.flow.successors`)."""
 
     def __init__(self, succ, starts, calls_callback):
         n = len(succ)
@@ -67,12 +69,9 @@ class StackLiveness:
         self.ends = list(starts[1:]) + [n]
         self.calls_callback = calls_callback
         self.instances: dict[tuple, _Instance] = {}
-        pred: list = [[] for _ in range(n)]
-        for pc in range(n):
-            for s in succ[pc]:
-                pred[s].append(pc)
-        self.succ, self.pred = succ, pred
+        self.succ, self.pred = succ, predecessors(succ)
         self.writes: dict[int, int] = {}    # frame -> slots written by this instruction
+        self.stale = False      # an instance has marks ``update`` has not propagated
 
     # --- call chains ---------------------------------------------------------------
     def instance(self, st, depth: int) -> _Instance:
@@ -110,15 +109,14 @@ class StackLiveness:
         may read the slots ``mask`` of frame ``frame``."""
         self._read(self.instance(st, len(st.frames) - 1), frame, pc, mask)
 
-    @staticmethod
-    def _read(inst: _Instance, frame: int, pc: int, mask: int) -> None:
+    def _read(self, inst: _Instance, frame: int, pc: int, mask: int) -> None:
         inst.frame(frame)
         i = pc - inst.start
         reads = inst.read[frame]
         new = reads[i] | mask
         if new != reads[i]:
             if new | inst.live[frame][i] != inst.live[frame][i]:
-                inst.updated = True
+                inst.updated = self.stale = True
             reads[i] = new
             inst.dirty.add(i)
 
@@ -146,7 +144,7 @@ class StackLiveness:
                 mask &= old
             if old != mask:
                 inst.write[f][i] = mask
-                inst.updated = True
+                inst.updated = self.stale = True
                 inst.dirty.add(i)
             if old & ~mask:
                 inst.dropped = True
@@ -156,11 +154,14 @@ class StackLiveness:
     def update(self, st) -> None:
         """bpf_update_live_stack: a path ended or a function returned; bring the live
         slots of every function of ``st``'s call chain, innermost first, up to date."""
+        if not self.stale:
+            return      # a path that marked no stack slot (most of them) has nothing to do
         for depth in range(len(st.frames) - 1, -1, -1):
             inst = self.instance(st, depth)
             if inst.updated:
                 self._update(inst)
                 inst.updated = inst.dropped = False
+        self.stale = any(inst.updated for inst in self.instances.values())
 
     def _update(self, inst: _Instance) -> None:
         """update_instance: live_before and must_write_acc to their fixed point, from
@@ -213,6 +214,8 @@ class StackLiveness:
         """clean_verifier_state's stack part: forget the slots of ``old`` (a finished
         state) that are dead at its instruction (``bpf_stack_slot_alive``)."""
         frames = old.frames
+        if not any(fr.stack for fr in frames):
+            return      # no slot to forget (most states of programs that spill nothing)
         cur = len(frames) - 1
         insts = [self.instance(old, d) for d in range(cur + 1)]
         top = insts[cur]

@@ -96,9 +96,8 @@ class LockRules:
         """resolve_pseudo_ldimm64's walk over every lddw naming a map, in order."""
         if self.maps is None:
             return
-        for pc, op in enumerate(self.ops):
-            if op is None or op.form is not isa.F_LDDW or \
-                    op.disc_value not in (isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_VALUE):
+        for pc in self.lddws:
+            if self.ops[pc].disc_value not in (isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_VALUE):
                 continue
             m = self.maps(self.insns[pc].imm)
             if m is not None:

@@ -14,38 +14,10 @@ scalars lie within its ranges (RANGE_WITHIN), not just one equal in its precise
 registers."""
 from __future__ import annotations
 
-from .. import isa
-
-
-def successors(insns, ops) -> list[tuple[int, ...]]:
-    """bpf_insn_successors, per slot: where control goes after each instruction, inside
-    the program (() for an lddw's second slot), a jump's target last.  The verifier's
-    passes over the control flow (register and stack liveness, loops) share one list."""
-    n = len(ops)
-    succ: list[tuple[int, ...]] = [()] * n
-    for pc, op in enumerate(ops):
-        if op is None:
-            continue
-        f = op.form
-        if f is isa.F_EXIT:
-            continue
-        if f is isa.F_JA:
-            nxt = (pc + 1 + insns[pc].off,)
-        elif f is isa.F_JA32:
-            nxt = (pc + 1 + insns[pc].imm,)
-        elif f is isa.F_JCC_K or f is isa.F_JCC_X or f is isa.F_MAY_GOTO:
-            nxt = (pc + 1, pc + 1 + insns[pc].off)
-        elif f is isa.F_LDDW:
-            nxt = (pc + 2,)
-        else:
-            nxt = (pc + 1,)
-        succ[pc] = nxt if nxt[0] < n and nxt[-1] < n else tuple(s for s in nxt if s < n)
-    return succ
-
 
 def components(ops, succ) -> list[int]:
     """compute_scc: per instruction its loop's number (from 1), 0 outside loops
-    (``succ``: :func:`successors`)."""
+    (``succ``: :func:`.flow.successors`)."""
     n = len(ops)
     for pc in range(n):
         nxt = succ[pc]

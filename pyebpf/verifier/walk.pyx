@@ -9,20 +9,24 @@ C ones here, so the walk's reads of them are a load at a fixed offset where Pyth
 questions (a prune point? a jump point? a mov of a constant?) are one byte of a
 per-slot table.
 """
-from .isaconst cimport (BPF_ADD, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE, BPF_JGT,
-                        BPF_JLE, BPF_JLT, BPF_JNE, BPF_LSH, BPF_MOD, BPF_MOV, BPF_OR,
-                        BPF_RSH, BPF_SUB, BPF_XOR, F_ALU_K, F_ALU_SX, F_ALU_X, F_ATOMIC,
-                        F_CALL, F_CALL_LOCAL, F_CALLX, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
-                        F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX, F_MAY_GOTO, F_NEG, F_ST,
-                        F_STX)
+from .isaconst cimport (BPF_ADD, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE,
+                        BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JMP32, BPF_JNE, BPF_LSH,
+                        BPF_MOD, BPF_MOV, BPF_OR, BPF_PSEUDO_FUNC, BPF_REG_10, BPF_RSH,
+                        BPF_SUB, BPF_XOR, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
+                        F_ALU_XOFF_X, F_ATOMIC, F_CALL, F_CALL_LOCAL, F_CALLX, F_END, F_EXIT,
+                        F_JA, F_JA32, F_JCC_K, F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX,
+                        F_MAY_GOTO, F_NEG, F_ST, F_STX)
 from .reg cimport Reg
 from .state cimport Frame, VState
 
 from .. import isa
-from . import bounds, precision, sockets, tnum
+from . import bounds, precision, sockets, structure, tnum
+from .callbacks import CALLBACK_HELPERS
 from .exceptions import is_throw
+from .kfuncs import is_iter_next
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .lists import is_alloc_obj
+from .rbtree import calls_less
 from .reg import scalar
 from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_TO_MAP, M32,
                     M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
@@ -56,34 +60,111 @@ cdef enum:
     CALLS_CALLBACK = 32
     IS_JMP = 64         # a jump instruction (BPF_JMP, BPF_JMP32): the jmps count
 
+# a slot's instruction (Walk.slot_kind)
+cdef enum:
+    IS_64 = 1           # 64-bit (BPF_ALU64, BPF_JMP): Op.is_64
+    WRITES_R10 = 2      # writes the read-only frame pointer (structure.writes_r10)
+    IS_ALU = 4          # a form _alu takes
+    SIGN_LOAD = 8       # a sign-extending load (Op.is_sign_extending_load)
+    SWAP = 16           # a byte swap that swaps (BPF_ALU64's bswap, or to big-endian)
+
 
 cdef class Walk:
     """The walk's state: what ``explore`` reads per instruction, typed."""
-    cdef public object insns, ops, log, lv, live, main_buckets, states, open, open_count
-    cdef public object unclean, free_list, note, profile, mov_k
-    cdef public object prune, jmp_points, forced, iter_nexts, may_gotos, callback_calls
+    cdef public object insns, ops, log, lv, live, main_buckets
+    cdef public object note, profile, mov_k, callback_calls
+    cdef public list lddws
+    cdef public bint kfunc_calls, throws
+    cdef public dict states, open, open_count, unclean, free_list
     cdef public Py_ssize_t processed, pc, hist_at, jmps, prev_jmps, prev_processed, limit
     cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
     cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
     cdef public bint precision, loops, unpriv, gpl
-    cdef public list is_64, writes_r10, is_alu
     cdef public object allowed
-    cdef bytes slot_flags
+    cdef bytes slot_flags, slot_kind
 
-    def set_slot_flags(self, is_jmp) -> None:
-        """Per slot (and one past the end, where a last call's return point is), the
-        flags ``explore`` and ``visited`` test: from the point sets and ``is_jmp``."""
-        flags = bytearray(self.nslots + 2)
-        for bit, pcs in ((PRUNE, self.prune), (JMP_POINT, self.jmp_points),
-                         (FORCED, self.forced), (ITER_NEXT, self.iter_nexts),
-                         (MAY_GOTO, self.may_gotos), (CALLS_CALLBACK, self.callback_calls)):
-            for pc in pcs:
-                if 0 <= pc < len(flags):
-                    flags[pc] |= bit
-        for pc, j in enumerate(is_jmp):
-            if j:
-                flags[pc] |= IS_JMP
-        self.slot_flags = bytes(flags)
+    def build_tables(self) -> None:
+        """The per-slot tables, from ``insns`` and ``ops``: ``slot_flags`` (and one
+        past the end, where a last call's return point is), ``slot_kind``, ``mov_k``
+        and ``callback_calls``; ``lddws``, the first slots of the lddws, and whether any
+        call is a kfunc's (``kfunc_calls``) or bpf_throw's (``throws``), for the
+        per-program checks around the walk.  Where states are compared and kept (the kernel's
+        visit_insn and push_insn): conditional jumps and their targets, targets of
+        unconditional jumps, where calls return, and a called (or referenced)
+        function's first instruction (visit_func_call_insn: a BRANCH edge), and of
+        those the jump points, where a path's history gets an entry as it arrives
+        (mark_jmp_point: all but the jumps and calls themselves).  One pass over the
+        slots, derived afresh for each program (a process-wide cache of them cost
+        more in look-ups than the pass)."""
+        cdef Py_ssize_t n = self.nslots, pc, cls
+        insns, ops = self.insns, self.ops
+        cdef bytearray flags = bytearray(n + 2)
+        cdef bytearray kind = bytearray(n)
+        cdef unsigned char *fl = flags
+        cdef unsigned char k
+        cdef list mov_k = [None] * n
+        callback_calls = set()
+        cdef list lddws = []
+        cdef bint kfunc_calls = False, throws = False
+        for pc in range(n):
+            op = ops[pc]
+            if op is None:
+                continue
+            insn = insns[pc]
+            code = op.code
+            cls = code & 0x07
+            f = op.form
+            k = 0
+            if cls == BPF_JMP or cls == BPF_JMP32:
+                fl[pc] |= IS_JMP
+            if cls == BPF_ALU64 or cls == BPF_JMP:
+                k |= IS_64
+            if (insn.dst == BPF_REG_10 or insn.src == BPF_REG_10) and \
+                    structure.writes_r10(op, insn):
+                k |= WRITES_R10
+            if f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
+                    f is F_ALU_XOFF_X or f is F_NEG or f is F_END:
+                k |= IS_ALU
+                if f is F_ALU_K and code & 0xF0 == BPF_MOV and not k & WRITES_R10:
+                    # a mov of an immediate: (dst, its constant), which explore makes
+                    mov_k[pc] = (insn.dst, insn.imm if k & IS_64 else insn.imm & 0xFFFFFFFF)
+                elif f is F_END and (cls == BPF_ALU64 or not op.is_to_le):
+                    k |= SWAP
+            elif f is F_LDX and op.is_sign_extending_load:
+                k |= SIGN_LOAD
+            kind[pc] = k
+            if f is F_JCC_K or f is F_JCC_X or f is F_MAY_GOTO:
+                fl[pc] |= PRUNE
+                _point(fl, n, pc + 1 + insn.off, PRUNE | JMP_POINT)
+                if f is F_MAY_GOTO:
+                    fl[pc] |= MAY_GOTO | FORCED
+            elif f is F_JA:
+                _point(fl, n, pc + 1 + insn.off, PRUNE | JMP_POINT)
+            elif f is F_JA32:
+                _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
+            elif f is F_CALL:
+                _point(fl, n, pc + 1, PRUNE | JMP_POINT)
+                if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+                    kfunc_calls = True
+                    throws = throws or is_throw(op, insn)
+                if is_iter_next(insn):
+                    fl[pc] |= ITER_NEXT | FORCED | PRUNE
+                if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
+                    callback_calls.add(pc)
+                    fl[pc] |= CALLS_CALLBACK | FORCED | PRUNE | JMP_POINT
+            elif f is F_CALL_LOCAL:
+                fl[pc] |= PRUNE
+                _point(fl, n, pc + 1, PRUNE | JMP_POINT)
+                _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
+            elif f is F_LDDW:
+                lddws.append(pc)
+                if op.disc_value == BPF_PSEUDO_FUNC:
+                    fl[pc] |= PRUNE
+                    _point(fl, n, pc + 2, PRUNE | JMP_POINT)
+                    _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
+        self.slot_flags, self.slot_kind, self.mov_k = bytes(flags), bytes(kind), mov_k
+        self.callback_calls = callback_calls
+        self.lddws, self.kfunc_calls, self.throws = lddws, kfunc_calls, throws
 
     # --- bookkeeping ---------------------------------------------------------------
     def hist_entry(self, VState st) -> None:
@@ -184,9 +265,9 @@ cdef class Walk:
                 continue
             prev, pc = pc, nxt
 
-    def push(self, VState st, Py_ssize_t pc, Py_ssize_t prev, list pending,
-             errno=None) -> VState:
-        """push_stack; ``errno`` is what its caller returns when it fails, where that is
+    cpdef VState push(self, VState st, Py_ssize_t pc, Py_ssize_t prev, list pending,
+                      err=None):
+        """push_stack; ``err`` is the errno its caller returns when it fails, where that is
         not the message's (errnos.py: a branch's EFAULT, check_cond_jmp_op): 6.18's
         ENOMEM for a may_goto, an iterator's next call (process_iter_next_call) or a
         callback (push_callback_call)."""
@@ -194,7 +275,7 @@ cdef class Walk:
             # push_stack: too many branches waiting to be explored
             self.refuse(prev, "BPF program is too complex" if self.profile == "4.6" else
                         f"The sequence of {len(pending) + 1} jumps is too complex.",
-                        errno=errno)
+                        errno=err)
         cdef VState other = st.copy()
         if self.precision:
             other.hist.append(prev if self.note is None else (prev,) + self.note)
@@ -203,7 +284,7 @@ cdef class Walk:
         pending.append((other, pc, prev, self.log.mark()))
         return other
 
-    def path_done(self, VState st) -> None:
+    cpdef path_done(self, VState st):
         """A path ended: its checkpoints with no open branch left become finished
         states, which later paths may be pruned against."""
         cdef VState p = st.parent
@@ -222,7 +303,7 @@ cdef class Walk:
                 self.unclean.setdefault(p.insn, []).append(p)
             p = p.parent
 
-    def visited(self, VState cur, Py_ssize_t pc) -> bool:
+    cpdef bint visited(self, VState cur, Py_ssize_t pc) except -1:
         """is_state_visited: True to end this path here (an equivalent finished state
         exists); refuses an exact repeat of an ancestor; else records a checkpoint.
         States are looked at newest first, each counting its hits and misses, and one
@@ -358,9 +439,10 @@ cdef class Walk:
         makes itself: the next instruction's pc, None where the path ends."""
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
-        if self.writes_r10[pc]:
+        cdef unsigned char kind = (<const unsigned char *>self.slot_kind)[pc]
+        if kind & WRITES_R10:
             self.refuse(pc, "frame pointer is read only")     # check_reg_arg, DST_OP
-        if self.is_alu[pc]:
+        if kind & IS_ALU:
             self._alu(st, pc, insn, op, pending)
             return pc + 1
         if f is F_JCC_K or f is F_JCC_X:
@@ -370,7 +452,7 @@ cdef class Walk:
             if self.precision:
                 self._note_slot(st, insn.src, insn.off)
             self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
-                            sign=op.is_sign_extending_load)
+                            sign=kind & SIGN_LOAD != 0)
             return pc + 1
         if f is F_STX:
             self._read(st, pc, insn.src)
@@ -469,7 +551,7 @@ cdef class Walk:
         cdef long code_op
         cdef Reg dst, src, zero
         f = op.form
-        is64 = self.is_64[pc]
+        is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         bits = 64 if is64 else 32
         code_op = op.code & 0xF0
         if f is F_END:
@@ -480,7 +562,7 @@ cdef class Walk:
             # scalar_byte_swap: a swap (to big-endian on this little-endian target, or
             # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
             # them; a 16- or 32-bit one then keeps only those bits, zero-extended
-            swap = op.cls == isa.BPF_ALU64 or not op.is_to_le
+            swap = (<const unsigned char *>self.slot_kind)[pc] & SWAP
             if swap or op.size < 8:
                 dst.id = 0
             if swap:
@@ -584,7 +666,7 @@ cdef class Walk:
         cdef list regs = (<Frame>st.frames[-1]).regs
         cdef bint is64
         cdef Reg src, new
-        is64 = self.is_64[pc]
+        is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         if op.form is F_ALU_K:
             regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
             return
@@ -643,7 +725,7 @@ cdef class Walk:
                 return
             self.refuse(pc, f"R{d} pointer {opstr} pointer prohibited")
         ptr, off_reg = (dst, src) if dst.type != SCALAR else (src, dst)
-        if not self.is_64[pc]:
+        if not (<const unsigned char *>self.slot_kind)[pc] & IS_64:
             if code_op == BPF_SUB:
                 # adjust_ptr_min_max_vals: a meaningless scalar, all 64 bits unknown
                 # (__mark_reg_unknown, no zero extension)
@@ -734,7 +816,7 @@ cdef class Walk:
     cdef object _cond_jmp(self, VState st, Py_ssize_t pc, insn, op, list pending):
         cdef list regs = (<Frame>st.frames[-1]).regs
         cdef long code_op = op.code & 0xF0
-        cdef bint is32 = not self.is_64[pc]
+        cdef bint is32 = not (<const unsigned char *>self.slot_kind)[pc] & IS_64
         cdef bint x = op.form is F_JCC_X
         cdef Py_ssize_t target, d = insn.dst, s = insn.src
         cdef int taken
@@ -861,6 +943,13 @@ cdef class Walk:
         live = self.live
         return [live[(<Frame>frames[i + 1]).callsite] if i + 1 < n else live[pc]
                 for i in range(n)]
+
+
+cdef inline void _point(unsigned char *flags, Py_ssize_t n, Py_ssize_t pc,
+                        unsigned char bits):
+    """Flags of a point another slot names (a target outside the slots has none)."""
+    if 0 <= pc < n + 2:
+        flags[pc] |= bits
 
 
 cdef _apply(VState state, Py_ssize_t d, Py_ssize_t s, bint is_x, Reg dst, Reg src,
