@@ -64,6 +64,7 @@ _DEV_MAPS = (_T.BPF_MAP_TYPE_DEVMAP, _T.BPF_MAP_TYPE_DEVMAP_HASH)
 _V8_MAPS = _DEV_MAPS + (_T.BPF_MAP_TYPE_CPUMAP, _T.BPF_MAP_TYPE_XSKMAP,   # held since version 8
                         _T.BPF_MAP_TYPE_CGROUP_STORAGE, _T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
                         _T.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY)
+_V10_MAPS = (_T.BPF_MAP_TYPE_CGROUP_ARRAY, _T.BPF_MAP_TYPE_SK_STORAGE)  # held since version 10
 _LRU = (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no element holds
 
@@ -333,7 +334,8 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if kind == KIND_MAP and body[:4] and (
             version in _MAPS_UP_TO and int.from_bytes(body[:4], "little") not in
             _MAPS_UP_TO[version] or version < 5 and int.from_bytes(body[:4], "little") in
-            _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS):
+            _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS or
+            version < 10 and int.from_bytes(body[:4], "little") in _V10_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
     if version < 7 and kind == KIND_MAP:
@@ -700,12 +702,11 @@ def _detach(m) -> None:
     m._pin = None
 
 
-# maps whose store is not laid out as the pin format's records: local storage (keys
-# are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
-# ids where the declared values are 4-byte fds)
-_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_INODE_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+# maps whose keys are what only this process knows its objects by: task, cgroup and
+# inode local storage (the addresses of the engine's modelled kernel objects; socket
+# local storage is keyed by cookies, which every process's Environment shares)
+_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_TASK_STORAGE, isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_INODE_STORAGE)
 
 
 def pin_map(m, path) -> None:

@@ -726,9 +726,9 @@ def test_a_map_value_type_of_no_btf_is_refused_when_pinned(pin_root):
 
 @pytest.mark.parametrize("version, kind, key_size, value_size", [
     (2, "queue", 0, 4), (4, "sockmap", 4, 8), (7, "devmap", 4, 4), (7, "xskmap", 4, 4),
-    (7, "reuseport_sockarray", 4, 8)],
+    (7, "reuseport_sockarray", 4, 8), (9, "cgroup_array", 4, 4)],
     ids=["queue-in-version-2", "sockmap-in-version-4", "devmap-in-version-7",
-         "xskmap-in-version-7", "reuseport-array-in-version-7"])
+         "xskmap-in-version-7", "reuseport-array-in-version-7", "cgroup-array-in-version-9"])
 def test_an_older_version_file_cannot_hold_a_map_type_it_did_not_have(pin_root, version, kind,
                                                                       key_size, value_size):
     m = Map.create(kind, key_size, value_size, 2)
@@ -1138,3 +1138,24 @@ def test_version_9_pin_files_read_as_maps_not_frozen(pin_root):
     assert got("inner")[KEY0] == u32(6)
     m[u32(0)] = u32(1)        # a write-back is the current version
     assert pinning.HEADER.unpack_from((pin_root / "array").read_bytes())[1] == pinning.VERSION
+
+
+# --- cgroup arrays (version 10) -------------------------------------------------------------
+
+def test_a_pinned_cgroup_array_keeps_its_cgroups_ids(pin_root):
+    """Each slot keeps the id of its cgroup (of the Environment the programs run in):
+    bpf_skb_under_cgroup on the map got from the pin answers as on the map pinned."""
+    from pyebpf.environment import Environment, PacketSocket
+    from cgroup_support import SKB_UNDER_CGROUP, under_prog
+    tree = Environment(cgroups=(("/", 1), ("/a", 10), ("/a/b", 11), ("/c", 20)),
+                       socket=PacketSocket(cgroup="/a/b"))
+    m = Map.create(isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY, 4, 4, 4)
+    m.update(u32(1), 10)
+    m.update(u32(2), 20)
+    m.pin("cgroups")
+    g = got("cgroups")
+
+    def answers(a):
+        return [Program(asm.assemble(under_prog(SKB_UNDER_CGROUP, a.fd, i)), "sched_cls").run(
+            bytes(64), env=tree).retval for i in range(4)]
+    assert answers(g) == answers(m) == [-errno.EAGAIN, 1, 0, -errno.EAGAIN]
