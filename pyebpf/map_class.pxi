@@ -186,12 +186,20 @@ cdef class Map:
         (update and delete: EPERM), and a ``BPF_F_RDONLY_PROG`` map is read-only to the
         verifier (bpf_map_is_rdonly: loads of known values, constant strings).  EPERM
         when user space may not write it already (``BPF_F_RDONLY``, frozen), ENOTSUPP
-        for a value with BTF-found fields (a bpf_spin_lock, bpf_timer, kptr, ...)."""
+        for a value with BTF-found fields (a bpf_spin_lock, bpf_timer, kptr, ...).  A
+        pinned map stays frozen in its pin: every process's map got from it is."""
         from .btf.fields import has_special_fields
         if self.value_type is not None and has_special_fields(self.value_type):
             raise MapError(ENOTSUPP, f"map {self._label()}: freeze: the value has fields "
                                      "found through BTF")
+        if self._pin is not None:
+            return self._pin.apply(Map.freeze, self)
         self._allow(False, True, "freeze")
+        self._m.frozen = True
+
+    def _set_frozen(self):
+        """Frozen as its pin file says (pyebpf.pinning): the map was frozen in the
+        process that pinned it, or in another that got it since."""
         self._m.frozen = True
 
     def _loaded(self, bint frozen, uint32_t btf_key_type_id, uint32_t btf_value_type_id):

@@ -42,10 +42,11 @@ cdef inline bint _is_queue(MapStore* m) noexcept nogil:
 
 cdef inline uint32_t _vsize(MapStore* m) noexcept nogil:
     """The bytes of a value the contents hold: a socket map's slot holds a socket's
-    8-byte cookie, an XSKMAP's {queue_id, inode}, whatever its declared value size (the
-    fd user space gives)."""
+    8-byte cookie, an XSKMAP's {queue_id, inode}, a cgroup array's the cgroup's 8-byte
+    id, whatever its declared value size (the fd user space gives)."""
     return 8 if (_is_sock_map(m) or m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY
-                 or m.type == BPF_MAP_TYPE_XSKMAP) else m.value_size
+                 or m.type == BPF_MAP_TYPE_XSKMAP
+                 or m.type == BPF_MAP_TYPE_CGROUP_ARRAY) else m.value_size
 
 
 cdef inline bint _percpu_lru(MapStore* m) noexcept nogil:

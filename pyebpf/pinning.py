@@ -29,7 +29,7 @@ from . import _core, isa, pin_format
 from .errors import EbpfError, MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 9                                 # written; 1 to 9 are read
+VERSION = 10                                # written; 1 to 10 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -48,6 +48,7 @@ SLOT_PATH = struct.Struct("<H")             # after a slot's key: its object's p
 MAP_BTF = struct.Struct("<II")              # since version 7, after a map definition, for its
 #                                            key then its value: BTF length (0: none), the
 #                                            type's id in it; then the BTF
+MAP_STATE = struct.Struct("<?")             # since version 10, after the definitions: frozen
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
 _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
@@ -63,6 +64,7 @@ _DEV_MAPS = (_T.BPF_MAP_TYPE_DEVMAP, _T.BPF_MAP_TYPE_DEVMAP_HASH)
 _V8_MAPS = _DEV_MAPS + (_T.BPF_MAP_TYPE_CPUMAP, _T.BPF_MAP_TYPE_XSKMAP,   # held since version 8
                         _T.BPF_MAP_TYPE_CGROUP_STORAGE, _T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
                         _T.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY)
+_V10_MAPS = (_T.BPF_MAP_TYPE_CGROUP_ARRAY, _T.BPF_MAP_TYPE_SK_STORAGE)  # held since version 10
 _LRU = (_T.BPF_MAP_TYPE_LRU_HASH, _T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no element holds
 
@@ -332,7 +334,8 @@ def _read(f, path: str, full: bool = True) -> tuple:
     if kind == KIND_MAP and body[:4] and (
             version in _MAPS_UP_TO and int.from_bytes(body[:4], "little") not in
             _MAPS_UP_TO[version] or version < 5 and int.from_bytes(body[:4], "little") in
-            _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS):
+            _SOCK_MAPS or version < 8 and int.from_bytes(body[:4], "little") in _V8_MAPS or
+            version < 10 and int.from_bytes(body[:4], "little") in _V10_MAPS):
         raise PinError(errno.EINVAL, f"{path}: a version {version} pin file cannot hold a "
                                      f"map of type {int.from_bytes(body[:4], 'little')}")
     if version < 7 and kind == KIND_MAP:
@@ -342,6 +345,8 @@ def _read(f, path: str, full: bool = True) -> tuple:
             body = (_lru_from_recency if version < 5 else _lru_free_counted)(body)
         except ValueError as exc:
             raise PinError(errno.EINVAL, f"{path}: {exc}") from None
+    if version < 10 and kind == KIND_MAP:
+        body = _unfrozen(body)
     return kind, pin_id, generation, body
 
 
@@ -360,6 +365,30 @@ def _without_btf(body: bytes) -> bytes:
         if kind not in _OF_MAPS:
             break
     return bytes(out) + body[at:]
+
+
+def _definitions_end(body: bytes):
+    """Where the definitions (a map's, then a map of maps' inner map template's) of a
+    body in version 7's layout end; None if they are cut short (the parse refuses it)."""
+    at = 0
+    try:
+        for _ in range(2):
+            kind, *_, name_len = MAP_DEF.unpack_from(body, at)
+            at += MAP_DEF.size + name_len
+            for _ in range(2):
+                at += MAP_BTF.size + MAP_BTF.unpack_from(body, at)[0]
+            if kind not in _OF_MAPS:
+                break
+    except struct.error:
+        return None
+    return at if at <= len(body) else None
+
+
+def _unfrozen(body: bytes) -> bytes:
+    """A version 1 to 9 map's body in version 10's layout: not frozen (those versions
+    did not keep it; BPF_MAP_FREEZE on a pinned map came later)."""
+    at = _definitions_end(body)
+    return body if at is None else body[:at] + MAP_STATE.pack(False) + body[at:]
 
 
 def _lru_layout(body: bytes):
@@ -570,9 +599,11 @@ def _type_btf(m, t, what: str) -> bytes:
 
 
 def _map_body(m) -> bytes:
-    """The definition (maps of maps: then their inner map template's), then the
-    contents: pin_format.dump's bytes, or per slot its key and its object's pin path."""
-    head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"")
+    """The definition (maps of maps: then their inner map template's), whether the map
+    is frozen (the kernel's pinned map is the frozen map itself), then the contents:
+    pin_format.dump's bytes, or per slot its key and its object's pin path."""
+    head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"") + \
+        MAP_STATE.pack(m.frozen)
     contents = pin_format.dump(m)
     if isinstance(contents, bytes):
         return head + contents
@@ -617,12 +648,17 @@ def _parse_def(path: str, body: bytes, at: int, what: str) -> tuple:
 
 
 def _parse_map(path: str, body: bytes) -> tuple:
-    """(definition, inner map template definition or None, contents)"""
+    """(definition, inner map template definition or None, frozen, contents)"""
     definition, at = _parse_def(path, body, 0, "map definition")
     template = None
     if definition[0] in _OF_MAPS:
         template, at = _parse_def(path, body, at, "inner map template definition")
-    return definition, template, body[at:]
+    if body[at:at + MAP_STATE.size] not in (b"\0", b"\1"):
+        raise PinError(errno.EINVAL, f"{path}: map state unreadable (frozen is "
+                                     f"{body[at:at + MAP_STATE.size].hex() or 'missing'}, "
+                                     "not 00 or 01)")
+    (frozen,) = MAP_STATE.unpack_from(body, at)
+    return definition, template, frozen, body[at + MAP_STATE.size:]
 
 
 def _set_contents(m, path: str, contents: bytes) -> None:
@@ -666,12 +702,11 @@ def _detach(m) -> None:
     m._pin = None
 
 
-# maps whose store is not laid out as the pin format's records: local storage (keys
-# are cookies and addresses, not the declared fds) and cgroup arrays (slots hold 8-byte
-# ids where the declared values are 4-byte fds)
-_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_SK_STORAGE, isa.MapType.BPF_MAP_TYPE_TASK_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE, isa.MapType.BPF_MAP_TYPE_INODE_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY)
+# maps whose keys are what only this process knows its objects by: task, cgroup and
+# inode local storage (the addresses of the engine's modelled kernel objects; socket
+# local storage is keyed by cookies, which every process's Environment shares)
+_UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_TASK_STORAGE, isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE,
+               isa.MapType.BPF_MAP_TYPE_INODE_STORAGE)
 
 
 def pin_map(m, path) -> None:
@@ -710,7 +745,7 @@ def get_map(path):
     if m is not None and (m._pin is None or m._pin.pin_id == pin_id):
         m._reopen()     # its handle may have been closed since
         return m        # the same object (detached while a transaction or load uses it)
-    definition, template, contents = _parse_map(full, body)
+    definition, template, frozen, contents = _parse_map(full, body)
     if template is not None:
         template = _create(full, template, "inner map template", None)
     m = _create(full, definition, "map definition", template, contents)
@@ -724,6 +759,8 @@ def get_map(path):
         _detach(m)
         raise
     m._pin = link
+    if frozen:
+        m._set_frozen()
     return m
 
 
@@ -754,12 +791,14 @@ def _refresh(m, f) -> None:
     if pin_id != link.pin_id or kind != KIND_MAP:
         _detach(m)              # unpinned and pinned anew: another object now
         return
-    _, _, contents = _parse_map(link.path, body)
+    _, _, frozen, contents = _parse_map(link.path, body)
     m._pin = None
     try:
         _set_contents(m, link.path, contents)
     finally:
         m._pin = link
+    if frozen:
+        m._set_frozen()     # another process froze it (a freeze is never undone)
     link.generation, link.digest = generation, hashlib.blake2b(body, digest_size=16).digest()
 
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyebpf
 from pyebpf import asm, isa, pin_format, pinning
-from pyebpf.errors import PinError
+from pyebpf.errors import MapError, PinError
 from pyebpf import Map, Program
 
 KEY0 = bytes(4)
@@ -603,9 +603,11 @@ def test_a_version_1_pin_file_is_still_read(pin_root):
     m = Map.create("hash", 4, 8, 4)
     m[KEY0] = u64b(5)
     m.pin("old")
-    # version 1's layout: no key or value BTF after the definition (a map named "")
+    # version 1's layout: no key or value BTF after the definition (a map named ""), nor
+    # whether it is frozen
     _rewrite_body(pin_root / "old", lambda b: b.__delitem__(
-        slice(pinning.MAP_DEF.size, pinning.MAP_DEF.size + 2 * pinning.MAP_BTF.size)))
+        slice(pinning.MAP_DEF.size, pinning.MAP_DEF.size + 2 * pinning.MAP_BTF.size
+              + pinning.MAP_STATE.size)))
     raw = bytearray((pin_root / "old").read_bytes())
     raw[8] = 1
     (pin_root / "old").write_bytes(bytes(raw))
@@ -724,9 +726,9 @@ def test_a_map_value_type_of_no_btf_is_refused_when_pinned(pin_root):
 
 @pytest.mark.parametrize("version, kind, key_size, value_size", [
     (2, "queue", 0, 4), (4, "sockmap", 4, 8), (7, "devmap", 4, 4), (7, "xskmap", 4, 4),
-    (7, "reuseport_sockarray", 4, 8)],
+    (7, "reuseport_sockarray", 4, 8), (9, "cgroup_array", 4, 4)],
     ids=["queue-in-version-2", "sockmap-in-version-4", "devmap-in-version-7",
-         "xskmap-in-version-7", "reuseport-array-in-version-7"])
+         "xskmap-in-version-7", "reuseport-array-in-version-7", "cgroup-array-in-version-9"])
 def test_an_older_version_file_cannot_hold_a_map_type_it_did_not_have(pin_root, version, kind,
                                                                       key_size, value_size):
     m = Map.create(kind, key_size, value_size, 2)
@@ -784,22 +786,26 @@ def _version_1(path):
     path.write_bytes(bytes(raw))
 
 
-# contents start here (maps named "", without key or value BTF)
+# the definition ends here (maps named "", without key or value BTF), then whether the
+# map is frozen, then the contents
 DEF = pinning.MAP_DEF.size + 2 * pinning.MAP_BTF.size
+AT = DEF + pinning.MAP_STATE.size
 
 DAMAGE = {
+    "frozen": (lambda: Map.create("array", 4, 4, 1), _set(DEF, b"\x02"), errno.EINVAL,
+               "map state unreadable"),
     "lru-size": (lru, lambda b: b.pop(), errno.EINVAL, "do not fit its definition"),
     "lru-lists": (lru, lambda b: b.__setitem__(slice(-4, None), u32(7)), errno.EINVAL,
                   "LRU lists do not fit"),
-    "lpm-prefix-too-long": (lpm, _set(DEF, u32(33)), errno.EINVAL, "LPM entry is refused"),
-    "lpm-prefix-twice": (lpm, lambda b: b.__setitem__(slice(DEF + 12, DEF + 24),
-                                                      b[DEF:DEF + 12]),
+    "lpm-prefix-too-long": (lpm, _set(AT, u32(33)), errno.EINVAL, "LPM entry is refused"),
+    "lpm-prefix-twice": (lpm, lambda b: b.__setitem__(slice(AT + 12, AT + 24),
+                                                      b[AT:AT + 12]),
                          errno.EINVAL, "LPM entry is refused"),
-    "perf-slot": (lambda: Map.create("perf_event_array", 4, 4, 2), _set(DEF, b"\xfb\xff\xff\xff"),
+    "perf-slot": (lambda: Map.create("perf_event_array", 4, 4, 2), _set(AT, b"\xfb\xff\xff\xff"),
                   errno.EINVAL, "perf event slot"),
-    "ring-positions": (_ring_with_records, _set(DEF + 8, u64b(8)), errno.EINVAL,
+    "ring-positions": (_ring_with_records, _set(AT + 8, u64b(8)), errno.EINVAL,
                        "ring buffer positions"),
-    "stack-hash": (_stacks, lambda b: b.__setitem__(DEF + 4, b[DEF + 4] ^ 0x10),
+    "stack-hash": (_stacks, lambda b: b.__setitem__(AT + 4, b[AT + 4] ^ 0x10),
                    errno.EINVAL, "stack entry does not match"),
     "template": (lambda: outer_map("array_of_maps"), _set(DEF + 20, u32(99)), errno.EINVAL,
                  "inner map template refused"),
@@ -1076,3 +1082,80 @@ def test_version_7_pin_files_are_still_read(pin_root):
     m = got("array")
     m[u32(0)] = u32(1)        # a write-back is the current version
     assert pinning.HEADER.unpack_from((pin_root / "array").read_bytes())[1] == pinning.VERSION
+
+
+# --- frozen maps (version 10) ---------------------------------------------------------------
+
+def _frozen_array():
+    m = Map.create("array", 4, 4, 1, flags=isa.BPF_F_RDONLY_PROG)
+    m[KEY0] = u32(7)
+    m.freeze()
+    return m
+
+
+@pytest.mark.parametrize("write", ["update", "delete", "freeze"])
+def test_a_map_got_from_the_pin_of_a_frozen_map_refuses_user_space_writes(pin_root, write):
+    """The kernel's pinned map is the frozen map itself (map_get_sys_perms: no write)."""
+    _frozen_array().pin("ro")
+    m = got("ro")
+    with pytest.raises(MapError, match="the map is frozen") as exc:
+        {"update": lambda: m.update(KEY0, u32(8)), "delete": lambda: m.delete(KEY0),
+         "freeze": m.freeze}[write]()
+    assert (m.frozen, exc.value.errno, m[KEY0]) == (True, errno.EPERM, u32(7))
+
+
+def test_a_map_frozen_after_its_pin_is_frozen_for_the_process_that_got_it_before(pin_root):
+    m = Map.create("array", 4, 4, 1)
+    m.pin("late")
+    finish(child("import pyebpf\npyebpf.Map.from_pin('late').freeze()\n",
+                 env={"PYEBPF_PIN_ROOT": str(pin_root)}))
+    with pytest.raises(MapError, match="the map is frozen") as exc:
+        m.update(KEY0, u32(1))
+    assert (exc.value.errno, m.frozen) == (errno.EPERM, True)
+
+
+def test_an_unfrozen_map_stays_writable_through_its_pin(pin_root):
+    Map.create("array", 4, 4, 1).pin("rw")
+    m = got("rw")
+    m[KEY0] = u32(3)
+    assert (m.frozen, got("rw")[KEY0]) == (False, u32(3))
+
+
+V9_FILES = Path(__file__).parent / "pin_files" / "v9"
+
+
+def test_version_9_pin_files_read_as_maps_not_frozen(pin_root):
+    # made by pyebpf when it wrote version 9: an array of 4 u32 (slot k holds k * 5), an
+    # array of maps holding at slot 1 an array whose slot 0 holds 6 (whether a map is
+    # frozen comes after its template's definition)
+    for name in ("array", "inner", "outer"):
+        (pin_root / name).write_bytes((V9_FILES / name).read_bytes())
+        (pin_root / name).chmod(0o600)
+        assert pinning.HEADER.unpack_from((pin_root / name).read_bytes())[1] == 9
+    m, outer = got("array"), got("outer")
+    assert m.items() == [(u32(k), u32(k * 5)) for k in range(4)]
+    assert (m.frozen, outer.frozen, outer.inner_map.max_entries) == (False, False, 1)
+    assert got("inner")[KEY0] == u32(6)
+    m[u32(0)] = u32(1)        # a write-back is the current version
+    assert pinning.HEADER.unpack_from((pin_root / "array").read_bytes())[1] == pinning.VERSION
+
+
+# --- cgroup arrays (version 10) -------------------------------------------------------------
+
+def test_a_pinned_cgroup_array_keeps_its_cgroups_ids(pin_root):
+    """Each slot keeps the id of its cgroup (of the Environment the programs run in):
+    bpf_skb_under_cgroup on the map got from the pin answers as on the map pinned."""
+    from pyebpf.environment import Environment, PacketSocket
+    from cgroup_support import SKB_UNDER_CGROUP, under_prog
+    tree = Environment(cgroups=(("/", 1), ("/a", 10), ("/a/b", 11), ("/c", 20)),
+                       socket=PacketSocket(cgroup="/a/b"))
+    m = Map.create(isa.MapType.BPF_MAP_TYPE_CGROUP_ARRAY, 4, 4, 4)
+    m.update(u32(1), 10)
+    m.update(u32(2), 20)
+    m.pin("cgroups")
+    g = got("cgroups")
+
+    def answers(a):
+        return [Program(asm.assemble(under_prog(SKB_UNDER_CGROUP, a.fd, i)), "sched_cls").run(
+            bytes(64), env=tree).retval for i in range(4)]
+    assert answers(g) == answers(m) == [-errno.EAGAIN, 1, 0, -errno.EAGAIN]

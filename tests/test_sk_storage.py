@@ -264,9 +264,30 @@ def test_two_sockets_with_one_cookie_are_refused():
                              Socket("tcp", "127.0.0.1:81", cookie=5)))
 
 
-def test_pinning_a_storage_map_is_refused_with_a_reason(tmp_path, monkeypatch):
+def test_a_pinned_storage_map_keeps_each_sockets_value_under_its_cookie(tmp_path,
+                                                                        monkeypatch):
+    """docs/pinning.md, version 10: a map got from the pin (as another process gets it)
+    holds the same sockets' values, and a program counting on them counts on."""
+    from pyebpf import pinning
     monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path / "pins"))
     m = Map.create(SK_STORAGE, 4, 8, 0, NO_PREALLOC)
-    with pytest.raises(pyebpf.errors.PinError, match="does not pin BPF_MAP_TYPE_SK_STORAGE"):
+    pyebpf.Program(asm.assemble(_count_on_listener(m.fd)), "sched_cls").run(FRAME, env=WORLD)
+    m.update(WORLD.sockets[1], (7).to_bytes(8, "little"))
+    m.pin("storage")
+    pinning._live.clear()
+    got = Map.from_pin("storage")
+    assert (got.key_size, got.max_entries) == (4, 0)
+    assert sorted(got.keys()) == sorted(m.keys())
+    assert [got.lookup(k) for k in sorted(m.keys())] == [m.lookup(k) for k in sorted(m.keys())]
+    prog = pyebpf.Program(asm.assemble(_count_on_listener(got.fd)), "sched_cls")
+    assert prog.run(FRAME, env=WORLD).retval == 2
+
+
+@pytest.mark.parametrize("kind", [T.BPF_MAP_TYPE_TASK_STORAGE, T.BPF_MAP_TYPE_CGRP_STORAGE])
+def test_pinning_a_storage_map_keyed_by_kernel_addresses_is_refused(tmp_path, monkeypatch,
+                                                                    kind):
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path / "pins"))
+    m = Map.create(kind, 4, 8, 0, NO_PREALLOC)
+    with pytest.raises(pyebpf.errors.PinError, match=f"does not pin {kind.name}"):
         m.pin("storage")
     assert not (tmp_path / "pins" / "storage").exists()

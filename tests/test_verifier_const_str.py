@@ -6,10 +6,13 @@ value.  The same map is made in both, filled, and frozen with BPF_MAP_FREEZE or 
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import tempfile
 
 import pytest
 
-from pyebpf import Map, asm, isa, kernel, verifier
+from pyebpf import Map, asm, isa, kernel, pinning, verifier
 from pyebpf.errors import KernelError, MapError, VerifierError
 from skbdiff import CLS
 
@@ -101,4 +104,74 @@ def test_a_constant_string_needs_a_direct_value_address(kind, entries, message):
     without map_direct_value_addr is refused before the access is checked."""
     theirs, ours = _both(LOOKED_UP, kind, entries)
     assert theirs == message
+    assert ours == theirs
+
+
+# --- a frozen map pinned and got again: the kernel's pin is the frozen map itself ---------
+
+@pytest.fixture
+def pin_roots(live_kernel, tmp_path, monkeypatch):
+    """(a bpffs mounted in a temporary directory, a pyebpf pin root)."""
+    bpffs = tempfile.mkdtemp(prefix="pyebpf-bpffs-")
+    if subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], capture_output=True).returncode:
+        os.rmdir(bpffs)
+        pytest.skip("cannot mount a bpffs here")
+    monkeypatch.setenv("PYEBPF_PIN_ROOT", str(tmp_path))
+    try:
+        yield bpffs
+    finally:
+        subprocess.run(["umount", bpffs], check=True)
+        os.rmdir(bpffs)
+
+
+def _got_again(live_kernel, bpffs):
+    """(the kernel's fd, pyebpf's Map) of the frozen map of :func:`_maps`, pinned, its
+    first handle closed, and got from its pin (pyebpf: as another process would)."""
+    theirs_map, ours_map = _maps("array", 1, frozen=True)
+    try:
+        live_kernel.sysbpf.command(isa.BpfCmd.BPF_OBJ_PIN, {
+            "pathname": os.path.join(bpffs, "ro"), "bpf_fd": theirs_map.fd})
+    finally:
+        theirs_map.close()
+    ours_map.pin("ro")
+    pinning._live.clear()
+    return (live_kernel.sysbpf.command(isa.BpfCmd.BPF_OBJ_GET,
+                                       {"pathname": os.path.join(bpffs, "ro")}),
+            Map.from_pin("ro"))
+
+
+def test_a_frozen_map_got_from_its_pin_refuses_an_update_with_eperm(live_kernel, pin_roots):
+    theirs_fd, ours_map = _got_again(live_kernel, pin_roots)
+    got = []
+    try:
+        with pytest.raises(KernelError) as theirs:
+            live_kernel.sysbpf.command(isa.BpfCmd.BPF_MAP_UPDATE_ELEM, {
+                "map_fd": theirs_fd, "key": bytes(4), "value": STRING, "flags": 0})
+        got.append(errno.errorcode[theirs.value.errno])
+    finally:
+        os.close(theirs_fd)
+    with pytest.raises(MapError) as ours:
+        ours_map.update(bytes(4), STRING)
+    got.append(errno.errorcode[ours.value.errno])
+    assert got == ["EPERM", "EPERM"]
+
+
+@pytest.mark.parametrize("helper", CALLS)
+def test_a_constant_string_in_a_frozen_map_got_from_its_pin_is_taken(live_kernel, pin_roots,
+                                                                     helper):
+    theirs_fd, ours_map = _got_again(live_kernel, pin_roots)
+    try:
+        with kernel.KernelProgram(asm.assemble(_program(helper).format(fd=theirs_fd)), CLS):
+            theirs = "accepted"
+    except KernelError as exc:
+        theirs = exc.log.strip().splitlines()[-2]
+    finally:
+        os.close(theirs_fd)
+    try:
+        verifier.verify(isa.unpack_program(asm.assemble(_program(helper).format(
+            fd=ours_map.fd))), CLS, maps={ours_map.fd: ours_map}.get)
+        ours = "accepted"
+    except VerifierError as exc:
+        ours = exc.log.strip().splitlines()[-2]
+    assert theirs == "accepted"
     assert ours == theirs
