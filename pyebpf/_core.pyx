@@ -1553,6 +1553,416 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             acc = <uint32_t>(<int32_t>acc >> (acc & 31))
             r[d] = acc
             if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_d(OP_JEQ64_K)
+            pc = (<uint32_t>i.off if acc == imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if acc == r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if r[d] == acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if acc == acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT64_K)
+            pc = (<uint32_t>i.off if acc > imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT64_X)
+            pc = (<uint32_t>i.off if acc > r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGT64_X)
+            pc = (<uint32_t>i.off if r[d] > acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGT64_X)
+            pc = (<uint32_t>i.off if acc > acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE64_K)
+            pc = (<uint32_t>i.off if acc >= imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE64_X)
+            pc = (<uint32_t>i.off if acc >= r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGE64_X)
+            pc = (<uint32_t>i.off if r[d] >= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGE64_X)
+            pc = (<uint32_t>i.off if acc >= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET64_K)
+            pc = (<uint32_t>i.off if acc & imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET64_X)
+            pc = (<uint32_t>i.off if acc & r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSET64_X)
+            pc = (<uint32_t>i.off if r[d] & acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSET64_X)
+            pc = (<uint32_t>i.off if acc & acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE64_K)
+            pc = (<uint32_t>i.off if acc != imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE64_X)
+            pc = (<uint32_t>i.off if acc != r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JNE64_X)
+            pc = (<uint32_t>i.off if r[d] != acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JNE64_X)
+            pc = (<uint32_t>i.off if acc != acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] > <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] >= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT64_K)
+            pc = (<uint32_t>i.off if acc < imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT64_X)
+            pc = (<uint32_t>i.off if acc < r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLT64_X)
+            pc = (<uint32_t>i.off if r[d] < acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JLT64_X)
+            pc = (<uint32_t>i.off if acc < acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLE64_X)
+            pc = (<uint32_t>i.off if r[d] <= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] < <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] <= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] == <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] > <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] >= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] & <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] != <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] > <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] >= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] < <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] <= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] < <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] <= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
             vm.status = STATUS_BAD_INSN
             break
         # --- end of the generated interp_cases ---
@@ -3416,7 +3826,7 @@ cdef class Program:
         """ProgCore.cases from the decoded ops (after the decoder's last rewrite of them:
         _specialise_loads): each slot's case address, the sentinel past the end's too; a
         slot no jump enters that follows a case leaving its result in acc gets the variant
-        reading that register from acc (isa.acc_ops)."""
+        reading that register from acc (isa.acc_readers: ALU ops and conditional jumps)."""
         cdef uint32_t pc
         cdef const Insn* c
         cdef const Insn* prev
@@ -3437,7 +3847,7 @@ cdef class Program:
                 continue
             # a slot only ever run right after the one before it, an ALU case (a mov of
             # a constant too) or a load that left its result in acc: the variant that
-            # reads that register from acc
+            # reads that register from acc (an ALU op's or a conditional jump's)
             c, prev = &self._code[pc], &self._code[pc - 1]
             if not _OP_DECODE[prev.op] & DECODE_ACC:
                 continue

@@ -349,6 +349,34 @@ def test_jmp64_compares_all_64_bits(code, expected):
     check(code, expected)
 
 
+def jump_after_alu_cases():
+    """Every conditional jump right after an ``add 0`` to the register it compares: dst,
+    src or both (threaded dispatch then runs the jump's variant that takes that operand
+    from the machine register the add left it in, Program._fill_cases)."""
+    cases = []
+    for bits, sfx in ((32, "32"), (64, "64")):
+        for cond in JMP_CONDS:
+            name = f"J{cond.upper()}{sfx}"
+            for pid, a, b in JMP_PAIRS_X[1:3]:
+                for via, src, last in (("dst", R2, R1), ("src", R2, R2), ("both", R1, R1)):
+                    code = taken(ins(f"{name}_X", R1, src, off=1), lddw(R1, a), lddw(R2, b),
+                                 mov(R0, 1), ins("ADD64_K", last))
+                    want = condition(cond, a, b if src == R2 else a, bits)
+                    cases.append(case(f"j{cond}{sfx}-reg-{pid}-{via}-just-written", code,
+                                      int(want)))
+            pid, a, imm = JMP_PAIRS_K[2]
+            code = taken(ins(f"{name}_K", R1, off=1, imm=imm), lddw(R1, a), mov(R0, 1),
+                         ins("ADD64_K", R1))
+            cases.append(case(f"j{cond}{sfx}-imm-{pid}-dst-just-written", code,
+                              int(condition(cond, a, imm & M64, bits))))
+    return cases
+
+
+@pytest.mark.parametrize("code, expected", jump_after_alu_cases())
+def test_a_jump_compares_the_value_the_instruction_before_it_wrote(code, expected):
+    check(code, expected)
+
+
 # --- byte order -------------------------------------------------------------------------
 SWAP_IN = 0x1122334455667788
 
