@@ -163,6 +163,7 @@ ctypedef fused TraceMode:
 
 cdef extern from "_dispatch.h":
     int PYEBPF_COMPUTED_GOTO
+    int PYEBPF_NO_COMPUTED_GOTO_SET
     void _label "PYEBPF_LABEL" (int op) nogil
     void _label_default "PYEBPF_LABEL_DEFAULT" () nogil
     # a case variant's label: d (_d), s (_s) or both (_ds) read from acc
@@ -185,6 +186,8 @@ cdef extern from "_dispatch.h":
 
 # True where the interpreter was built with threaded dispatch (GCC, Clang).
 COMPUTED_GOTO = bool(PYEBPF_COMPUTED_GOTO)
+# True where the build defined PYEBPF_NO_COMPUTED_GOTO (the switch alone, by request).
+NO_COMPUTED_GOTO = bool(PYEBPF_NO_COMPUTED_GOTO_SET)
 # Plain runs use the threaded loop unless _set_dispatch("switch") (tests run both).
 cdef bint _use_switch = False
 

@@ -1129,6 +1129,12 @@ def dispatch_header() -> str:
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
+/* whether the build asked for the switch alone, whatever the compiler */
+#ifdef PYEBPF_NO_COMPUTED_GOTO
+#define PYEBPF_NO_COMPUTED_GOTO_SET 1
+#else
+#define PYEBPF_NO_COMPUTED_GOTO_SET 0
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(PYEBPF_NO_COMPUTED_GOTO)
 #define PYEBPF_COMPUTED_GOTO 1
 #define PYEBPF_OP_(x) __pyx_e_6pyebpf_9_isa_defs_##x
