@@ -170,6 +170,10 @@ cdef extern from "_dispatch.h":
     void _label_acc_d "PYEBPF_LABEL_ACC_D" (int op) nogil
     void _label_acc_s "PYEBPF_LABEL_ACC_S" (int op) nogil
     void _label_acc_ds "PYEBPF_LABEL_ACC_DS" (int op) nogil
+    # a mov's slot running the next slot's op too (isa.fused_ops): the mov's source
+    # read from r[] (_m) or from acc (_ms); the label is the second op's
+    void _label_acc_m "PYEBPF_LABEL_ACC_M" (int op) nogil
+    void _label_acc_ms "PYEBPF_LABEL_ACC_MS" (int op) nogil
     const void* const (*pyebpf_acc_table)[256]
     void _dispatch_table "PYEBPF_TABLE" () nogil
     # the table's address into pyebpf_case_table (the threaded loop called without a VM)
@@ -1966,6 +1970,123 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if TraceMode is _Threaded or TraceMode is _Switched:
                 if _short(&left, blocks, pc): break
             if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_m(OP_ADD64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc + imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_ADD64_K)
+            i += 1
+            imm = i.imm
+            acc = acc + imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_SUB64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc - imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_SUB64_K)
+            i += 1
+            imm = i.imm
+            acc = acc - imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_MUL64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc * imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_MUL64_K)
+            i += 1
+            imm = i.imm
+            acc = acc * imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_OR64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc | imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_OR64_K)
+            i += 1
+            imm = i.imm
+            acc = acc | imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_AND64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc & imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_AND64_K)
+            i += 1
+            imm = i.imm
+            acc = acc & imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_LSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc << (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_LSH64_K)
+            i += 1
+            imm = i.imm
+            acc = acc << (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_RSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc >> (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_RSH64_K)
+            i += 1
+            imm = i.imm
+            acc = acc >> (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_XOR64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc ^ imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_XOR64_K)
+            i += 1
+            imm = i.imm
+            acc = acc ^ imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_ARSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = <uint64_t>(<int64_t>acc >> (imm & 63))
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_ARSH64_K)
+            i += 1
+            imm = i.imm
+            acc = <uint64_t>(<int64_t>acc >> (imm & 63))
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
             vm.status = STATUS_BAD_INSN
             break
         # --- end of the generated interp_cases ---
@@ -3833,6 +3954,7 @@ cdef class Program:
         cdef uint32_t pc
         cdef const Insn* c
         cdef const Insn* prev
+        cdef const Insn* nxt
         cdef int kind
         if pyebpf_case_table == NULL:
             return
@@ -3861,6 +3983,15 @@ cdef class Program:
                 self._cases[pc] = pyebpf_acc_table[0][c.op]
             elif kind & 2 and pyebpf_acc_table[1][c.op] != NULL:
                 self._cases[pc] = pyebpf_acc_table[1][c.op]
+        # mov rX, rY then an immediate op on rX: one case runs both (isa.fused_ops).  The
+        # second slot keeps its own case for a jump into it; the pair is one block's
+        # (a jump ends a block), so the budget charged on entering it covers both.
+        for pc in range(1, self._n):
+            c, nxt = &self._code[pc - 1], &self._code[pc]
+            if c.op != OP_MOV64_X or nxt.dst != c.dst or pyebpf_acc_table[3][nxt.op] == NULL:
+                continue
+            self._cases[pc - 1] = pyebpf_acc_table[
+                4 if self._cases[pc - 1] == pyebpf_acc_table[1][OP_MOV64_X] else 3][nxt.op]
         self._pc.cases = self._cases
 
     cdef _decode(self, bytes raw, list ops):

@@ -1115,7 +1115,8 @@ def dispatch_header() -> str:
     slot, ``ProgCore.cases``, filled from a table of 256 labels, one per op id, unknown
     ids to the invalid-instruction case; a case's label reads the operands, so the
     compiler keeps only the loads of those the case uses; three more tables give the
-    ``acc_readers`` variants' labels, NULL where an op has none); elsewhere, or with
+    ``acc_readers`` variants' labels, NULL where an op has none, and two more the
+    ``fused_ops`` pairs' labels, by the second op); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
@@ -1126,6 +1127,10 @@ def dispatch_header() -> str:
         return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
                          for op in acc_readers() if kind in _acc_variants(op))
     acc_d, acc_s, acc_ds = (acc_entries(k) for k in ("d", "s", "ds"))
+    def fused_entries(kind: str) -> str:
+        return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
+                         for op in fused_ops())
+    fused_m, fused_ms = fused_entries("m"), fused_entries("ms")
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
@@ -1152,11 +1157,13 @@ def dispatch_header() -> str:
 #define PYEBPF_LABEL_ACC_D(x) PYEBPF_LABEL_ACC(d, x)
 #define PYEBPF_LABEL_ACC_S(x) PYEBPF_LABEL_ACC(s, x)
 #define PYEBPF_LABEL_ACC_DS(x) PYEBPF_LABEL_ACC(ds, x)
+#define PYEBPF_LABEL_ACC_M(x) PYEBPF_LABEL_ACC(m, x)
+#define PYEBPF_LABEL_ACC_MS(x) PYEBPF_LABEL_ACC(ms, x)
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}; \\
-    static const void* const pyebpf_table_acc[3][256] __attribute__((unused)) = {{ \\
-    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}}}
+    static const void* const pyebpf_table_acc[5][256] __attribute__((unused)) = {{ \\
+    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}, {{{fused_m}}}, {{{fused_ms}}}}}
 /* the table's address, for the programs' per-slot case addresses (set by a call of the
    threaded loop without a VM at import: labels exist only inside their function) */
 static const void* const* pyebpf_case_table;
@@ -1179,6 +1186,8 @@ static const void* const (*pyebpf_acc_table)[256];
 #define PYEBPF_LABEL_ACC_D(x)
 #define PYEBPF_LABEL_ACC_S(x)
 #define PYEBPF_LABEL_ACC_DS(x)
+#define PYEBPF_LABEL_ACC_M(x)
+#define PYEBPF_LABEL_ACC_MS(x)
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
@@ -1341,6 +1350,21 @@ def acc_readers() -> list[Op]:
     return [*acc_ops(), *(op for op in OPS if op.form in (F_JCC_K, F_JCC_X))]
 
 
+def fused_ops() -> list[Op]:
+    """The second ops of the pairs ``mov rX, rY; <op> rX, imm`` that one case runs (a
+    copy then a change of the copy, as compilers emit ``x = y + 4``): the 64-bit
+    ``acc_ops`` with an immediate but mov."""
+    return [op for op in acc_ops()
+            if op.form is F_ALU_K and op.is_64 and BPF_OP(op.code) != BPF_MOV]
+
+
+def _fused_body(op: Op, kind: str) -> list[str]:
+    """The case of a ``mov rX, rY`` slot running the next slot's ``op`` on rX too, with
+    rY read from r[] ("m") or from acc ("ms"): the next slot's imm, one store of rX."""
+    return [*([] if kind == "ms" else ["acc = r[s]"]), "i += 1", "imm = i.imm",
+            f"acc = {_acc_rhs(op).replace('r[d]', 'acc')}", "r[d] = acc", *_STEP]
+
+
 def _acc_rhs(op: Op) -> str:
     """The value the op's case gives r[d] (``r[d] += imm`` as ``r[d] + imm``)."""
     (line,) = _alu_case(op)
@@ -1400,6 +1424,9 @@ def interp_cases() -> list[str]:
     for op in acc_readers():
         for kind in _acc_variants(op):
             variants += [f"_label_acc_{kind}(OP_{op.name})", *_acc_body(op, kind)]
+    for op in fused_ops():
+        for kind in ("m", "ms"):
+            variants += [f"_label_acc_{kind}(OP_{op.name})", *_fused_body(op, kind)]
     lines += _case([], [*variants, "vm.status = STATUS_BAD_INSN", "break"], "elif op == OP_COUNT:")
     return lines
 

@@ -377,6 +377,36 @@ def test_a_jump_compares_the_value_the_instruction_before_it_wrote(code, expecte
     check(code, expected)
 
 
+COPIED = 0x80000001_23456789
+
+
+def copy_then_change_cases():
+    """r3 = r2; r3 <op>= imm (one case in threaded dispatch: isa.fused_ops), r2 read
+    from the register file or just written by the instruction before; r0 = r3 ^ r2, so
+    that the copy's source is checked unchanged too."""
+    cases = []
+    for op in isa.fused_ops():
+        kop = isa.BPF_OP(op.code)
+        imm = 13 if kop in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) else -0x10F0
+        k, sh = imm & M64, imm & 63
+        signed = COPIED - (1 << 64)
+        changed = {isa.BPF_ADD: COPIED + k, isa.BPF_SUB: COPIED - k, isa.BPF_MUL: COPIED * k,
+                   isa.BPF_OR: COPIED | k, isa.BPF_AND: COPIED & k, isa.BPF_XOR: COPIED ^ k,
+                   isa.BPF_LSH: COPIED << sh, isa.BPF_RSH: COPIED >> sh,
+                   isa.BPF_ARSH: signed >> sh}[kop] & M64
+        for via, written in (("file", []), ("just-written", ins("ADD64_K", R2))):
+            code = program(lddw(R2, COPIED), written, ins("MOV64_X", 3, R2),
+                           ins(op.name, 3, imm=imm), ins("MOV64_X", R0, 3),
+                           ins("XOR64_X", R0, R2), exit_())
+            cases.append(case(f"{op.name.lower()}-source-from-{via}", code, changed ^ COPIED))
+    return cases
+
+
+@pytest.mark.parametrize("code, expected", copy_then_change_cases())
+def test_a_copy_changed_by_the_next_instruction_holds_the_change(code, expected):
+    check(code, expected)
+
+
 # --- byte order -------------------------------------------------------------------------
 SWAP_IN = 0x1122334455667788
 

@@ -283,6 +283,39 @@ def test_a_tail_called_program_starting_with_a_jump_compares_its_context():
     assert caller.run(bytes(64)).retval == 7
 
 
+# A copy then an immediate change of the copy (mov rX, rY; add rX, 4) runs as one case
+# from the mov's slot (isa.fused_ops); the second slot keeps its own case for a jump.
+
+@pytest.mark.parametrize("r2, want", [(10, 1 + 5), (11, 11 + 5)])
+def test_a_jump_into_the_second_of_a_copy_and_change_runs_only_the_change(r2, want):
+    # taken, the jump skips the copy: r3 keeps 1
+    assert Program.from_asm(f"""
+        mov %r2, {r2}
+        mov %r3, 1
+        jeq %r2, 10, change
+        mov %r3, %r2
+    change:
+        add %r3, 5
+        mov %r0, %r3
+        exit""").run().retval == want
+
+
+def test_a_copy_that_is_a_jump_target_copies_its_register_not_the_last_result():
+    # the loop's jump enters "mov %r3, %r0" with r4 the last result; falling in, r0 was
+    # the last result: r0 triples each round
+    assert Program.from_asm("""
+        mov %r0, 1
+        mov %r4, 3
+        add %r0, 0
+    loop:
+        mov %r3, %r0
+        lsh %r3, 1
+        add %r0, %r3
+        sub %r4, 1
+        jne %r4, 0, loop
+        exit""").run().retval == 27
+
+
 CHAIN_ACROSS_TARGETS = """
     mov %r0, 1
     mov %r3, 4
