@@ -163,12 +163,17 @@ ctypedef fused TraceMode:
 
 cdef extern from "_dispatch.h":
     int PYEBPF_COMPUTED_GOTO
+    int PYEBPF_NO_COMPUTED_GOTO_SET
     void _label "PYEBPF_LABEL" (int op) nogil
     void _label_default "PYEBPF_LABEL_DEFAULT" () nogil
     # a case variant's label: d (_d), s (_s) or both (_ds) read from acc
     void _label_acc_d "PYEBPF_LABEL_ACC_D" (int op) nogil
     void _label_acc_s "PYEBPF_LABEL_ACC_S" (int op) nogil
     void _label_acc_ds "PYEBPF_LABEL_ACC_DS" (int op) nogil
+    # a mov's slot running the next slot's op too (isa.fused_ops): the mov's source
+    # read from r[] (_m) or from acc (_ms); the label is the second op's
+    void _label_acc_m "PYEBPF_LABEL_ACC_M" (int op) nogil
+    void _label_acc_ms "PYEBPF_LABEL_ACC_MS" (int op) nogil
     const void* const (*pyebpf_acc_table)[256]
     void _dispatch_table "PYEBPF_TABLE" () nogil
     # the table's address into pyebpf_case_table (the threaded loop called without a VM)
@@ -185,6 +190,8 @@ cdef extern from "_dispatch.h":
 
 # True where the interpreter was built with threaded dispatch (GCC, Clang).
 COMPUTED_GOTO = bool(PYEBPF_COMPUTED_GOTO)
+# True where the build defined PYEBPF_NO_COMPUTED_GOTO (the switch alone, by request).
+NO_COMPUTED_GOTO = bool(PYEBPF_NO_COMPUTED_GOTO_SET)
 # Plain runs use the threaded loop unless _set_dispatch("switch") (tests run both).
 cdef bint _use_switch = False
 
@@ -1551,6 +1558,533 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             if TraceMode is _Threaded: _step(i, cases)
             _label_acc_ds(OP_ARSH32_X)
             acc = <uint32_t>(<int32_t>acc >> (acc & 31))
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_d(OP_JEQ64_K)
+            pc = (<uint32_t>i.off if acc == imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if acc == r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if r[d] == acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JEQ64_X)
+            pc = (<uint32_t>i.off if acc == acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT64_K)
+            pc = (<uint32_t>i.off if acc > imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT64_X)
+            pc = (<uint32_t>i.off if acc > r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGT64_X)
+            pc = (<uint32_t>i.off if r[d] > acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGT64_X)
+            pc = (<uint32_t>i.off if acc > acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE64_K)
+            pc = (<uint32_t>i.off if acc >= imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE64_X)
+            pc = (<uint32_t>i.off if acc >= r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGE64_X)
+            pc = (<uint32_t>i.off if r[d] >= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGE64_X)
+            pc = (<uint32_t>i.off if acc >= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET64_K)
+            pc = (<uint32_t>i.off if acc & imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET64_X)
+            pc = (<uint32_t>i.off if acc & r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSET64_X)
+            pc = (<uint32_t>i.off if r[d] & acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSET64_X)
+            pc = (<uint32_t>i.off if acc & acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE64_K)
+            pc = (<uint32_t>i.off if acc != imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE64_X)
+            pc = (<uint32_t>i.off if acc != r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JNE64_X)
+            pc = (<uint32_t>i.off if r[d] != acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JNE64_X)
+            pc = (<uint32_t>i.off if acc != acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] > <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc > <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] >= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc >= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT64_K)
+            pc = (<uint32_t>i.off if acc < imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT64_X)
+            pc = (<uint32_t>i.off if acc < r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLT64_X)
+            pc = (<uint32_t>i.off if r[d] < acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JLT64_X)
+            pc = (<uint32_t>i.off if acc < acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLE64_X)
+            pc = (<uint32_t>i.off if r[d] <= acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] < <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLT64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc < <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE64_K)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>r[d] <= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLE64_X)
+            pc = (<uint32_t>i.off if <int64_t>acc <= <int64_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] == <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JEQ32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc == <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] > <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc > <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] >= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JGE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc >= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] & <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSET32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc & <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] != <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JNE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc != <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] > <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc > <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] >= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSGE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc >= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT32_K)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] < <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JLT32_X)
+            pc = (<uint32_t>i.off if <uint32_t>acc < <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JLE32_X)
+            pc = (<uint32_t>i.off if <uint32_t>r[d] <= <uint32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] < <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLT32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc < <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE32_K)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>imm else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_d(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>r[s] else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_s(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>r[d] <= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_ds(OP_JSLE32_X)
+            pc = (<uint32_t>i.off if <int32_t>acc <= <int32_t>acc else <uint32_t>(i - insns) + 1)
+            if TraceMode is _Threaded or TraceMode is _Switched:
+                if _short(&left, blocks, pc): break
+            if TraceMode is _Threaded: _next(insns, pc, i, cases)
+            _label_acc_m(OP_ADD64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc + imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_ADD64_K)
+            i += 1
+            imm = i.imm
+            acc = acc + imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_SUB64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc - imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_SUB64_K)
+            i += 1
+            imm = i.imm
+            acc = acc - imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_MUL64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc * imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_MUL64_K)
+            i += 1
+            imm = i.imm
+            acc = acc * imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_OR64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc | imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_OR64_K)
+            i += 1
+            imm = i.imm
+            acc = acc | imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_AND64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc & imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_AND64_K)
+            i += 1
+            imm = i.imm
+            acc = acc & imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_LSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc << (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_LSH64_K)
+            i += 1
+            imm = i.imm
+            acc = acc << (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_RSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc >> (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_RSH64_K)
+            i += 1
+            imm = i.imm
+            acc = acc >> (imm & 63)
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_XOR64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = acc ^ imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_XOR64_K)
+            i += 1
+            imm = i.imm
+            acc = acc ^ imm
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_m(OP_ARSH64_K)
+            acc = r[s]
+            i += 1
+            imm = i.imm
+            acc = <uint64_t>(<int64_t>acc >> (imm & 63))
+            r[d] = acc
+            if TraceMode is _Threaded: _step(i, cases)
+            _label_acc_ms(OP_ARSH64_K)
+            i += 1
+            imm = i.imm
+            acc = <uint64_t>(<int64_t>acc >> (imm & 63))
             r[d] = acc
             if TraceMode is _Threaded: _step(i, cases)
             vm.status = STATUS_BAD_INSN
@@ -3416,10 +3950,11 @@ cdef class Program:
         """ProgCore.cases from the decoded ops (after the decoder's last rewrite of them:
         _specialise_loads): each slot's case address, the sentinel past the end's too; a
         slot no jump enters that follows a case leaving its result in acc gets the variant
-        reading that register from acc (isa.acc_ops)."""
+        reading that register from acc (isa.acc_readers: ALU ops and conditional jumps)."""
         cdef uint32_t pc
         cdef const Insn* c
         cdef const Insn* prev
+        cdef const Insn* nxt
         cdef int kind
         if pyebpf_case_table == NULL:
             return
@@ -3437,7 +3972,7 @@ cdef class Program:
                 continue
             # a slot only ever run right after the one before it, an ALU case (a mov of
             # a constant too) or a load that left its result in acc: the variant that
-            # reads that register from acc
+            # reads that register from acc (an ALU op's or a conditional jump's)
             c, prev = &self._code[pc], &self._code[pc - 1]
             if not _OP_DECODE[prev.op] & DECODE_ACC:
                 continue
@@ -3448,6 +3983,15 @@ cdef class Program:
                 self._cases[pc] = pyebpf_acc_table[0][c.op]
             elif kind & 2 and pyebpf_acc_table[1][c.op] != NULL:
                 self._cases[pc] = pyebpf_acc_table[1][c.op]
+        # mov rX, rY then an immediate op on rX: one case runs both (isa.fused_ops).  The
+        # second slot keeps its own case for a jump into it; the pair is one block's
+        # (a jump ends a block), so the budget charged on entering it covers both.
+        for pc in range(1, self._n):
+            c, nxt = &self._code[pc - 1], &self._code[pc]
+            if c.op != OP_MOV64_X or nxt.dst != c.dst or pyebpf_acc_table[3][nxt.op] == NULL:
+                continue
+            self._cases[pc - 1] = pyebpf_acc_table[
+                4 if self._cases[pc - 1] == pyebpf_acc_table[1][OP_MOV64_X] else 3][nxt.op]
         self._pc.cases = self._cases
 
     cdef _decode(self, bytes raw, list ops):

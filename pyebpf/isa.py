@@ -1115,7 +1115,8 @@ def dispatch_header() -> str:
     slot, ``ProgCore.cases``, filled from a table of 256 labels, one per op id, unknown
     ids to the invalid-instruction case; a case's label reads the operands, so the
     compiler keeps only the loads of those the case uses; three more tables give the
-    ``acc_ops`` variants' labels, NULL where an op has none); elsewhere, or with
+    ``acc_readers`` variants' labels, NULL where an op has none, and two more the
+    ``fused_ops`` pairs' labels, by the second op); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
@@ -1124,11 +1125,21 @@ def dispatch_header() -> str:
                                for name in [*names, *CTX_LOAD_OPS])
     def acc_entries(kind: str) -> str:
         return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
-                         for op in acc_ops() if kind in _acc_variants(op))
+                         for op in acc_readers() if kind in _acc_variants(op))
     acc_d, acc_s, acc_ds = (acc_entries(k) for k in ("d", "s", "ds"))
+    def fused_entries(kind: str) -> str:
+        return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
+                         for op in fused_ops())
+    fused_m, fused_ms = fused_entries("m"), fused_entries("ms")
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
+/* whether the build asked for the switch alone, whatever the compiler */
+#ifdef PYEBPF_NO_COMPUTED_GOTO
+#define PYEBPF_NO_COMPUTED_GOTO_SET 1
+#else
+#define PYEBPF_NO_COMPUTED_GOTO_SET 0
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(PYEBPF_NO_COMPUTED_GOTO)
 #define PYEBPF_COMPUTED_GOTO 1
 #define PYEBPF_OP_(x) __pyx_e_6pyebpf_9_isa_defs_##x
@@ -1146,11 +1157,13 @@ def dispatch_header() -> str:
 #define PYEBPF_LABEL_ACC_D(x) PYEBPF_LABEL_ACC(d, x)
 #define PYEBPF_LABEL_ACC_S(x) PYEBPF_LABEL_ACC(s, x)
 #define PYEBPF_LABEL_ACC_DS(x) PYEBPF_LABEL_ACC(ds, x)
+#define PYEBPF_LABEL_ACC_M(x) PYEBPF_LABEL_ACC(m, x)
+#define PYEBPF_LABEL_ACC_MS(x) PYEBPF_LABEL_ACC(ms, x)
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}; \\
-    static const void* const pyebpf_table_acc[3][256] __attribute__((unused)) = {{ \\
-    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}}}
+    static const void* const pyebpf_table_acc[5][256] __attribute__((unused)) = {{ \\
+    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}, {{{fused_m}}}, {{{fused_ms}}}}}
 /* the table's address, for the programs' per-slot case addresses (set by a call of the
    threaded loop without a VM at import: labels exist only inside their function) */
 static const void* const* pyebpf_case_table;
@@ -1173,6 +1186,8 @@ static const void* const (*pyebpf_acc_table)[256];
 #define PYEBPF_LABEL_ACC_D(x)
 #define PYEBPF_LABEL_ACC_S(x)
 #define PYEBPF_LABEL_ACC_DS(x)
+#define PYEBPF_LABEL_ACC_M(x)
+#define PYEBPF_LABEL_ACC_MS(x)
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
@@ -1329,6 +1344,27 @@ def acc_ops() -> list[Op]:
     return [op for op in OPS if op.form in (F_ALU_K, F_ALU_X) and BPF_OP(op.code) in _ACC_KOPS]
 
 
+def acc_readers() -> list[Op]:
+    """The ops with variants reading an operand from ``acc`` (``_acc_variants``): the
+    ``acc_ops`` and the conditional jumps, whose variant compares ``acc``."""
+    return [*acc_ops(), *(op for op in OPS if op.form in (F_JCC_K, F_JCC_X))]
+
+
+def fused_ops() -> list[Op]:
+    """The second ops of the pairs ``mov rX, rY; <op> rX, imm`` that one case runs (a
+    copy then a change of the copy, as compilers emit ``x = y + 4``): the 64-bit
+    ``acc_ops`` with an immediate but mov."""
+    return [op for op in acc_ops()
+            if op.form is F_ALU_K and op.is_64 and BPF_OP(op.code) != BPF_MOV]
+
+
+def _fused_body(op: Op, kind: str) -> list[str]:
+    """The case of a ``mov rX, rY`` slot running the next slot's ``op`` on rX too, with
+    rY read from r[] ("m") or from acc ("ms"): the next slot's imm, one store of rX."""
+    return [*([] if kind == "ms" else ["acc = r[s]"]), "i += 1", "imm = i.imm",
+            f"acc = {_acc_rhs(op).replace('r[d]', 'acc')}", "r[d] = acc", *_STEP]
+
+
 def _acc_rhs(op: Op) -> str:
     """The value the op's case gives r[d] (``r[d] += imm`` as ``r[d] + imm``)."""
     (line,) = _alu_case(op)
@@ -1338,19 +1374,23 @@ def _acc_rhs(op: Op) -> str:
 
 
 def _acc_body(op: Op, kind: str) -> list[str]:
-    rhs = _acc_rhs(op)
+    """The case of ``op`` reading dst ("d"), src ("s") or both ("ds") from acc; an ALU
+    op's leaves its result there, a jump's enters the block it goes to."""
+    jump = op.form in (F_JCC_K, F_JCC_X)
+    (line,) = _jcc_case(op) if jump else [f"acc = {_acc_rhs(op)}"]
+    head, eq, rhs = line.partition("= ")
     if "d" in kind:
         rhs = rhs.replace("r[d]", "acc")
     if "s" in kind:
         rhs = rhs.replace("r[s]", "acc")
-    return [f"acc = {rhs}", "r[d] = acc"]
+    return [head + eq + rhs, *(_ENTER_BLOCK if jump else ["r[d] = acc", *_STEP])]
 
 
 def _acc_variants(op: Op) -> list[str]:
     """Which of the op's operands a variant may take from acc: dst ("d"; not for mov,
     which does not read it), src ("s", X forms) or both ("ds")."""
     kinds = [] if BPF_OP(op.code) == BPF_MOV else ["d"]
-    if op.form is F_ALU_X:
+    if op.form in (F_ALU_X, F_JCC_X):
         kinds += ["s"] + ([] if BPF_OP(op.code) == BPF_MOV else ["ds"])
     return kinds
 
@@ -1364,7 +1404,7 @@ def interp_cases() -> list[str]:
     accs = acc_ops()
     for op in OPS:
         if op in accs:
-            lines += _case([op], _labelled([op], _acc_body(op, ""), _STEP))
+            lines += _case([op], _labelled([op], _acc_body(op, ""), []))
         elif op.form in _ALU_FORMS:
             lines += _case([op], _labelled([op], _alu_case(op), _STEP))
         elif op.form in (F_JCC_K, F_JCC_X):
@@ -1381,9 +1421,12 @@ def interp_cases() -> list[str]:
             lines += _case([op], _labelled([op], body, _STEP))
     # the variants: never the switch's (no op id is OP_COUNT), only a threaded jump's
     variants = []
-    for op in accs:
+    for op in acc_readers():
         for kind in _acc_variants(op):
-            variants += [f"_label_acc_{kind}(OP_{op.name})", *_acc_body(op, kind), *_STEP]
+            variants += [f"_label_acc_{kind}(OP_{op.name})", *_acc_body(op, kind)]
+    for op in fused_ops():
+        for kind in ("m", "ms"):
+            variants += [f"_label_acc_{kind}(OP_{op.name})", *_fused_body(op, kind)]
     lines += _case([], [*variants, "vm.status = STATUS_BAD_INSN", "break"], "elif op == OP_COUNT:")
     return lines
 

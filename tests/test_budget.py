@@ -21,6 +21,22 @@ PROGRAMS = [
         sub %r2, 1
         jne %r2, 0, loop
         exit""", None),
+    ("copy-then-change", """
+        mov %r0, 1
+        mov %r4, 3
+        add %r0, 0
+    loop:
+        mov %r3, %r0
+        lsh %r3, 1
+        add %r0, %r3
+        mov %r5, %r0
+        and %r5, 0xff
+        sub %r4, 1
+        jne %r4, 0, loop
+        mov %r2, %r4
+        add %r2, %r5
+        add %r0, %r2
+        exit""", None),
     ("lddw-in-a-block", """
         lddw %r1, 0x1122334455667788
         mov %r0, %r1

@@ -349,6 +349,64 @@ def test_jmp64_compares_all_64_bits(code, expected):
     check(code, expected)
 
 
+def jump_after_alu_cases():
+    """Every conditional jump right after an ``add 0`` to the register it compares: dst,
+    src or both (threaded dispatch then runs the jump's variant that takes that operand
+    from the machine register the add left it in, Program._fill_cases)."""
+    cases = []
+    for bits, sfx in ((32, "32"), (64, "64")):
+        for cond in JMP_CONDS:
+            name = f"J{cond.upper()}{sfx}"
+            for pid, a, b in JMP_PAIRS_X[1:3]:
+                for via, src, last in (("dst", R2, R1), ("src", R2, R2), ("both", R1, R1)):
+                    code = taken(ins(f"{name}_X", R1, src, off=1), lddw(R1, a), lddw(R2, b),
+                                 mov(R0, 1), ins("ADD64_K", last))
+                    want = condition(cond, a, b if src == R2 else a, bits)
+                    cases.append(case(f"j{cond}{sfx}-reg-{pid}-{via}-just-written", code,
+                                      int(want)))
+            pid, a, imm = JMP_PAIRS_K[2]
+            code = taken(ins(f"{name}_K", R1, off=1, imm=imm), lddw(R1, a), mov(R0, 1),
+                         ins("ADD64_K", R1))
+            cases.append(case(f"j{cond}{sfx}-imm-{pid}-dst-just-written", code,
+                              int(condition(cond, a, imm & M64, bits))))
+    return cases
+
+
+@pytest.mark.parametrize("code, expected", jump_after_alu_cases())
+def test_a_jump_compares_the_value_the_instruction_before_it_wrote(code, expected):
+    check(code, expected)
+
+
+COPIED = 0x80000001_23456789
+
+
+def copy_then_change_cases():
+    """r3 = r2; r3 <op>= imm (one case in threaded dispatch: isa.fused_ops), r2 read
+    from the register file or just written by the instruction before; r0 = r3 ^ r2, so
+    that the copy's source is checked unchanged too."""
+    cases = []
+    for op in isa.fused_ops():
+        kop = isa.BPF_OP(op.code)
+        imm = 13 if kop in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH) else -0x10F0
+        k, sh = imm & M64, imm & 63
+        signed = COPIED - (1 << 64)
+        changed = {isa.BPF_ADD: COPIED + k, isa.BPF_SUB: COPIED - k, isa.BPF_MUL: COPIED * k,
+                   isa.BPF_OR: COPIED | k, isa.BPF_AND: COPIED & k, isa.BPF_XOR: COPIED ^ k,
+                   isa.BPF_LSH: COPIED << sh, isa.BPF_RSH: COPIED >> sh,
+                   isa.BPF_ARSH: signed >> sh}[kop] & M64
+        for via, written in (("file", []), ("just-written", ins("ADD64_K", R2))):
+            code = program(lddw(R2, COPIED), written, ins("MOV64_X", 3, R2),
+                           ins(op.name, 3, imm=imm), ins("MOV64_X", R0, 3),
+                           ins("XOR64_X", R0, R2), exit_())
+            cases.append(case(f"{op.name.lower()}-source-from-{via}", code, changed ^ COPIED))
+    return cases
+
+
+@pytest.mark.parametrize("code, expected", copy_then_change_cases())
+def test_a_copy_changed_by_the_next_instruction_holds_the_change(code, expected):
+    check(code, expected)
+
+
 # --- byte order -------------------------------------------------------------------------
 SWAP_IN = 0x1122334455667788
 

@@ -21,6 +21,8 @@ def test_a_gcc_or_clang_build_has_threaded_dispatch():
     compiler = sysconfig.get_config_var("CC") or ""
     if "gcc" not in compiler and "clang" not in compiler:
         pytest.skip(f"the core was built by {compiler!r}, neither GCC nor Clang")
+    if _core.NO_COMPUTED_GOTO:
+        pytest.skip("the core was built with -DPYEBPF_NO_COMPUTED_GOTO: the switch alone")
     assert _core.COMPUTED_GOTO
 
 
@@ -199,6 +201,119 @@ def test_a_tail_called_program_reads_its_context_not_the_callers_last_result():
         mov %r0, 0
         exit"""), "sched_cls")
     assert caller.run(bytes(64)).retval == 64
+
+
+# The same for a conditional jump, whose variant compares the machine register: each
+# program reaches a jump whose predecessor in the code writes the register it compares,
+# by another way, with the machine register holding a value that takes the other branch.
+
+def test_a_jump_that_is_a_jump_target_compares_its_register_not_the_last_result():
+    # ja reaches the jeq with r3 = 7 the last result; the slot before the jeq writes r2
+    assert Program.from_asm("""
+        mov %r2, 0
+        mov %r3, 7
+        ja test
+        mov %r2, 7
+    test:
+        jeq %r2, 0, yes
+        mov %r0, 2
+        exit
+    yes:
+        mov %r0, 1
+        exit""").run().retval == 1
+
+
+def test_a_jump_after_a_call_compares_the_callees_r0_not_its_last_result():
+    # f returns r0 = 21 with r2 = 99 its last result
+    assert Program.from_asm("""
+        mov %r0, 1
+        call local f
+        jeq %r0, 21, yes
+        mov %r0, 2
+        exit
+    yes:
+        mov %r0, 1
+        exit
+    f:
+        mov %r0, 21
+        mov %r2, 99
+        exit""").run().retval == 1
+
+
+def test_a_callback_starting_with_a_jump_compares_its_index_not_the_callers_last_result():
+    # the callback returns 1 (stop) when its index is 0, so bpf_loop returns 1; it is
+    # entered with r5 = 9 the caller's last result (then 0, its own r0)
+    code = bytearray(asm.assemble("""
+        mov %r1, 4
+        lddw %r2, 0
+        mov %r3, 0
+        mov %r4, 0
+        mov %r5, 9
+        call 181
+        exit
+        jeq %r1, 0, stop
+        mov %r0, 0
+        exit
+    stop:
+        mov %r0, 1
+        exit"""))
+    isa.patch(code, 1, src=isa.BPF_PSEUDO_FUNC, imm=8 - 2)   # the callback at slot 8
+    prog = Program(bytes(code), "sched_cls", func_info=True)
+    assert prog.run(bytes(64)).retval == 1
+
+
+def test_a_tail_called_program_starting_with_a_jump_compares_its_context():
+    # the caller's last result is the index, r3 = 1; the callee's first slot compares r1
+    # (the context, not 1)
+    array = Map.create(isa.MapType.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2)
+    callee = Program(asm.assemble("""
+        jeq %r1, 1, bad
+        mov %r0, 7
+        exit
+    bad:
+        mov %r0, 8
+        exit"""), "sched_cls")
+    array[(1).to_bytes(4, "little")] = callee
+    caller = Program(asm.assemble(f"""
+        lddw %r2, map_fd({array.fd})
+        mov %r3, 1
+        call 12
+        mov %r0, 0
+        exit"""), "sched_cls")
+    assert caller.run(bytes(64)).retval == 7
+
+
+# A copy then an immediate change of the copy (mov rX, rY; add rX, 4) runs as one case
+# from the mov's slot (isa.fused_ops); the second slot keeps its own case for a jump.
+
+@pytest.mark.parametrize("r2, want", [(10, 1 + 5), (11, 11 + 5)])
+def test_a_jump_into_the_second_of_a_copy_and_change_runs_only_the_change(r2, want):
+    # taken, the jump skips the copy: r3 keeps 1
+    assert Program.from_asm(f"""
+        mov %r2, {r2}
+        mov %r3, 1
+        jeq %r2, 10, change
+        mov %r3, %r2
+    change:
+        add %r3, 5
+        mov %r0, %r3
+        exit""").run().retval == want
+
+
+def test_a_copy_that_is_a_jump_target_copies_its_register_not_the_last_result():
+    # the loop's jump enters "mov %r3, %r0" with r4 the last result; falling in, r0 was
+    # the last result: r0 triples each round
+    assert Program.from_asm("""
+        mov %r0, 1
+        mov %r4, 3
+        add %r0, 0
+    loop:
+        mov %r3, %r0
+        lsh %r3, 1
+        add %r0, %r3
+        sub %r4, 1
+        jne %r4, 0, loop
+        exit""").run().retval == 27
 
 
 CHAIN_ACROSS_TARGETS = """
