@@ -32,6 +32,19 @@ LINKTYPES = {LT_NULL: "NULL", LT_ETHERNET: "ETHERNET", LT_RAW12: "RAW (12)",
              LT_RAW14: "RAW (14)", LT_RAW: "RAW", LT_LOOP: "LOOP", LT_SLL: "LINUX_SLL",
              LT_SLL2: "LINUX_SLL2"}
 
+cdef extern from *:
+    """
+    /* A mapped window's bytes are in no cache when the scan reads them, and each
+       record's length says where the next starts: each read would wait for the one
+       before.  The scan asks for the lines SCAN_AHEAD bytes on early (a prefetch
+       never faults, past the window's end neither). */
+    #define pyebpf_prefetch(p) __builtin_prefetch((p), 0, 3)
+    """
+    void prefetch "pyebpf_prefetch" (const void* p) noexcept nogil
+
+cdef enum:
+    SCAN_AHEAD = 2048
+
 ctypedef struct Iface:
     uint32_t linktype
     uint32_t snaplen
@@ -362,6 +375,7 @@ cdef class Scanner:
         cdef bint big = self.big
         cdef Rec* r
         while pos + PCAP_RECORD <= end and self.nrecs < self.cap_recs:
+            prefetch(p + pos + SCAN_AHEAD)
             frac = _rd32(p + pos + 4, big)
             caplen = _rd32(p + pos + 8, big)
             if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
