@@ -296,6 +296,8 @@ class Source:
         # scanner of their own (pcapng's blocks between them are read here)
         spare_sc = (_capio.Scanner(False, sc.big, sc.nanosecond, sc.linktype, MAX_CAPLEN)
                     if self.format == "pcap" else None)
+        if spare_sc is not None:
+            spare_sc.hash_rss = sc.hash_rss
         scanned = None
         while True:
             if scanned is None:
@@ -337,6 +339,7 @@ class Source:
         scanners = (ahead.scanner, _capio.Scanner(False, ahead.scanner.big,
                                                    ahead.scanner.nanosecond,
                                                    ahead.scanner.linktype, MAX_CAPLEN))
+        scanners[1].hash_rss = ahead.scanner.hash_rss
         while True:
             self._ahead = None
             sc = self.scanner = ahead.scanner
