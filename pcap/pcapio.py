@@ -173,7 +173,10 @@ class _MapAhead(threading.Thread):
             self.error = exc
             return
         self.scanner.clear()
-        self.scanned = self.scanner.scan(self.window, pos, length)
+        try:
+            self.scanned = self.scanner.scan(self.window, pos, length)
+        except MemoryError:
+            self.scanner.clear()    # scanned again from ``pos`` on the replay's thread
 
     def result(self):
         self.join()
