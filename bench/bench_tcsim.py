@@ -17,6 +17,10 @@ captures once), and records each child's CPU time (user + system) and peak RSS:
   every line);
 * ``tcsim nat4``: ``tcsim examples/nat4.o -r CAP -o OUT`` (source NAT, checksums fixed);
 * ``tcsim nat4 --cpus 2``: the same on two simulated CPUs, two replay threads;
+* ``tcsim nat4 on one core``: ``tcsim nat4`` with the process held to one core, so that
+  its read-ahead, replay and write-behind threads take turns, as a strictly one-thread
+  replay with its I/O inline would run (the ``--cpus 2`` speed-up against it is printed
+  too, labelled: the issue's is against ``--cpus 1``);
 
 and, once, ``BPF_PROG_TEST_RUN`` per packet from Python on 100,000 of the 64-byte frames
 (``pyebpf.kernel.KernelProgram.test_run``, where bpf(2) is allowed).  Ratios printed:
@@ -32,9 +36,9 @@ varying share of the cores and only the CPU-time ratios compare (for ``--cpus 2`
 the CPU-time ratio is what the second thread costs, the wall-time one what it gains on
 free cores).  For nat4 on one and on two CPUs the CPU time is also split: the main
 thread's (start-up, its CPU's replay, the writing's serial part), the read-ahead
-threads' (each chunk read and its records indexed) and the rest (the second CPU's, the
-write-behind's), and the main thread's on a 10-frame capture (start-up alone), each
-with the load average it was taken at.  On two free cores a run takes at least the larger
+threads' (each chunk read, or mapped, and its records indexed) and the rest (the
+second CPU's, the write-behind's), and the main thread's on a 10-frame capture
+(start-up alone), each with the load average it was taken at.  On two free cores a run takes at least the larger
 of its main thread's time and half of all its threads' (the Amdahl bound the
 ``--cpus 2`` speed-up is printed against).  Then the
 time from SIGINT to the exit of a ``tcsim`` busy replaying (median of 5), which the
@@ -101,7 +105,13 @@ def make_capture(path, n, mixed):
     os.close(fd)
 
 
-def child(cmd, cwd):
+def one_core():
+    """The child runs on one core (the first this process may use): all its threads
+    take turns on it."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def child(cmd, cwd, on_one_core=False):
     """(wall seconds, CPU seconds, peak RSS in MB) of one child process; CPU time and
     RSS as GNU time reports them (the rusage of a child forked from this process would
     count the fork's copy of it).  The earlier runs' writes reach the disk first
@@ -109,7 +119,8 @@ def child(cmd, cwd):
     os.sync()
     start = time.perf_counter()
     done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", "rss.txt", *cmd],
-                          cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          preexec_fn=one_core if on_one_core else None)
     took = time.perf_counter() - start
     assert done.returncode == 0, f"{cmd}: {done.stderr.decode()}"
     user, system, rss = Path(cwd, "rss.txt").read_text().split()[-3:]
@@ -126,7 +137,8 @@ def timed(run, self):
         run(self)
     finally:
         reading.append(time.thread_time() - start)
-pcapio._ReadAhead.run = lambda self, run=pcapio._ReadAhead.run: timed(run, self)
+for ahead in (pcapio._ReadAhead, pcapio._MapAhead):
+    ahead.run = lambda self, run=ahead.run: timed(run, self)
 assert tcsim.main(sys.argv[1:]) == 0
 main = open(f"/proc/self/task/{os.getpid()}/schedstat").read().split()[0]
 usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -138,8 +150,8 @@ def thread_split(args, cwd, repeat):
     """Medians of (the main thread's CPU seconds, every thread's, the read-ahead
     threads') of ``tcsim ARGS`` run in a child process: the main thread's from its
     schedstat (the time it ran), all threads' from getrusage, as the run ends, the
-    read-ahead's (each chunk read and scanned on a thread of its own) from each one's
-    thread_time."""
+    read-ahead's (each chunk read, or a regular file's window mapped, and scanned on a
+    thread of its own) from each one's thread_time."""
     runs = []
     for _ in range(repeat):
         done = subprocess.run([sys.executable, "-c", SPLIT, *args], cwd=cwd, env=ENV,
@@ -150,13 +162,14 @@ def thread_split(args, cwd, repeat):
     return tuple(statistics.median(run[k] for run in runs) for k in range(3))
 
 
-def measure(cmd, cwd, repeat):
+def measure(cmd, cwd, repeat, on_one_core=False):
     """Medians of wall and CPU seconds, the largest peak RSS."""
-    runs = [child(cmd, cwd) for _ in range(repeat)]
+    runs = [child(cmd, cwd, on_one_core) for _ in range(repeat)]
     return (statistics.median(t for t, _, _ in runs), statistics.median(c for _, c, _ in runs),
             max(m for _, _, m in runs))
 
 
+ONE_CORE = "tcsim nat4 on one core"
 SPIN = "r1 = 20000\nloop:\nr1 -= 1\nif r1 != 0 goto loop\nr0 = 0\nexit\n"
 
 
@@ -280,11 +293,13 @@ def main():
                             repeat)
                         rows.append(("dpkt floor (read+write)", floor, floor_cpu, floor_rss))
                         runs += [("tcsim nat4", [str(NAT)], []),
-                                 ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"])]
+                                 ("tcsim nat4 --cpus 2", [str(NAT)], ["--cpus", "2"]),
+                                 (ONE_CORE, [str(NAT)], [])]
                     sizes_of = {}
                     for name, progs, extra in runs:
                         t, c, m = measure([*tcsim, *progs, "-r", "in.pcap", "-o",
-                                           out["o.pcap"], *extra], tmp, repeat)
+                                           out["o.pcap"], *extra], tmp, repeat,
+                                          name == ONE_CORE)
                         rows.append((name, t, c, m))
                         for file in ("r.jsonl", "rf.jsonl"):
                             # a 10 M-frame report is 1-4 GB: gone before the next run
@@ -320,6 +335,11 @@ def main():
                         two, two_cpu = by_name["tcsim nat4 --cpus 2"]
                         print(f"{'':>10} {mix:>8} --cpus 2 (nat4): speed-up {one / two:.2f}x "
                               f"wall; CPU time {two_cpu / one_cpu:.2f}x one CPU's", flush=True)
+                        print(f"{'':>10} {mix:>8} --cpus 2 (nat4) against --cpus 1 on one "
+                              f"core (its reading, replay and writing taking turns, as a "
+                              f"strictly one-thread replay would; not the issue's "
+                              f"comparison): {by_name[ONE_CORE][0] / two:.2f}x wall",
+                              flush=True)
                         bounds = []
                         for cpus in (1, 2):
                             main_s, total, reading = thread_split(

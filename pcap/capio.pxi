@@ -32,6 +32,19 @@ LINKTYPES = {LT_NULL: "NULL", LT_ETHERNET: "ETHERNET", LT_RAW12: "RAW (12)",
              LT_RAW14: "RAW (14)", LT_RAW: "RAW", LT_LOOP: "LOOP", LT_SLL: "LINUX_SLL",
              LT_SLL2: "LINUX_SLL2"}
 
+cdef extern from *:
+    """
+    /* A mapped window's bytes are in no cache when the scan reads them, and each
+       record's length says where the next starts: each read would wait for the one
+       before.  The scan asks for the lines SCAN_AHEAD bytes on early (a prefetch
+       never faults, past the window's end neither). */
+    #define pyebpf_prefetch(p) __builtin_prefetch((p), 0, 3)
+    """
+    void prefetch "pyebpf_prefetch" (const void* p) noexcept nogil
+
+cdef enum:
+    SCAN_AHEAD = 2048
+
 ctypedef struct Iface:
     uint32_t linktype
     uint32_t snaplen
@@ -45,6 +58,7 @@ ctypedef struct Rec:
     uint32_t caplen
     uint32_t wire
     uint32_t iface          # pcapng: the interface (numbered over all sections), else 0
+    uint32_t rss            # its frame's RSS hash (Scanner.hash_rss), else not set
     uint64_t ts             # nanoseconds since the epoch
     Py_ssize_t opt_off      # pcapng: the packet block's options in the chunk
     uint32_t opt_len
@@ -283,6 +297,10 @@ cdef class Scanner:
     in the chunk last scanned (``count``, the records' fields in C), and the capture's
     interfaces (pcapng: every interface block of every section, numbered in order)."""
     cdef public bint pcapng, big, nanosecond
+    # an Ethernet pcap capture's records get their frames' RSS hashes (rss_hash, for
+    # tcsim --cpus N): taken by the scan, which has the frame's first bytes in the
+    # cache, so that the steering of the replay threads touches no frame
+    cdef public bint hash_rss
     cdef public uint32_t linktype       # pcap's; pcapng's are per interface
     cdef public uint32_t max_caplen
     cdef public uint32_t section_base   # the first interface of the current section
@@ -349,7 +367,7 @@ cdef class Scanner:
 
     def add_record(self, Py_ssize_t off, uint32_t caplen, uint32_t wire, uint32_t iface,
                    uint64_t ts, Py_ssize_t opt_off=0, uint32_t opt_len=0):
-        self._next()[0] = Rec(off, caplen, wire, iface, ts, opt_off, opt_len)
+        self._next()[0] = Rec(off, caplen, wire, iface, 0, ts, opt_off, opt_len)
         if iface < self.nifs and self.ifs[iface].units != 1000000:
             self.nanosecond = True
 
@@ -360,8 +378,10 @@ cdef class Scanner:
         cdef uint64_t scale = 1 if self.nanosecond else 1000
         cdef uint32_t limit = 1000000000 if self.nanosecond else 1000000
         cdef bint big = self.big
+        cdef bint hash_rss = self.hash_rss and self.linktype == LT_ETHERNET
         cdef Rec* r
         while pos + PCAP_RECORD <= end and self.nrecs < self.cap_recs:
+            prefetch(p + pos + SCAN_AHEAD)
             frac = _rd32(p + pos + 4, big)
             caplen = _rd32(p + pos + 8, big)
             if caplen > self.max_caplen or frac >= limit or pos + PCAP_RECORD + caplen > end:
@@ -372,6 +392,8 @@ cdef class Scanner:
             r.wire = _rd32(p + pos + 12, big)
             r.ts = <uint64_t>_rd32(p + pos, big) * 1000000000 + frac * scale
             r.opt_off, r.opt_len = 0, 0
+            if hash_rss:
+                r.rss = rss_hash(p + pos + PCAP_RECORD, caplen)
             pos += PCAP_RECORD + caplen
         return pos
 

@@ -19,6 +19,7 @@ file, the packet index and the byte offset.
 from __future__ import annotations
 
 import itertools
+import mmap
 import operator
 import os
 import stat
@@ -39,6 +40,7 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_CAPLEN = 0x40000            # 256 KiB, libpcap's MAXIMUM_SNAPLEN: beyond is corruption
 MAX_BLOCK = MAX_CAPLEN + 64 * 1024
 CHUNK = 4 << 20                 # bytes of capture read at a time
+MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 READ_PIECE = 256 << 10          # of a chunk, read and scanned at a time (_ReadAhead)
 KEPT_IDB_OPTIONS = (2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15)   # all but tsresol, tsoffset
 
@@ -142,14 +144,64 @@ class _ReadAhead(threading.Thread):
         return self.done
 
 
+class _MapAhead(threading.Thread):
+    """The window of a regular pcap file from byte ``at`` (a page's start) to at most
+    ``length`` bytes on, mapped and scanned into ``scanner`` from byte ``pos`` of the
+    window on a thread of its own: the mapping reads its pages in (MAP_POPULATE), so
+    that the replay takes no page fault on them, and the scan runs in C with the GIL
+    released.  ``window`` the mapping (None when the file ends before ``at`` or the
+    mapping failed: ``error``), ``eof`` whether it reaches the file's end, ``scanned``
+    where the scan stopped."""
+
+    def __init__(self, fd, at, length, pos, scanner):
+        super().__init__(daemon=True)
+        self.args, self.scanner = (fd, at, length, pos), scanner
+        self.window, self.eof, self.error, self.scanned = None, True, None, pos
+        self.start()
+
+    def run(self):
+        fd, at, length, pos = self.args
+        try:
+            size = os.fstat(fd).st_size
+            length = min(length, size - at)
+            if length <= pos:
+                return
+            self.eof = at + length >= size
+            self.window = mmap.mmap(fd, length, mmap.MAP_SHARED | MAP_POPULATE,
+                                    mmap.PROT_READ, offset=at)
+        except OSError as exc:
+            self.error = exc
+            return
+        self.scanner.clear()
+        try:
+            self.scanned = self.scanner.scan(self.window, pos, length)
+        except MemoryError:
+            self.scanner.clear()    # scanned again from ``pos`` on the replay's thread
+
+    def result(self):
+        self.join()
+        return self.window
+
+
+def _unmap(window):
+    """Unmap a window of a capture (left to the garbage collector while a view of it
+    is held)."""
+    try:
+        window.close()
+    except BufferError:
+        pass
+
+
 class Source:
     """A capture read a chunk at a time from ``path`` (``-``: standard input, named
     "stdin" in errors).  The file header is read on opening; :meth:`chunks` yields
     ``(chunk, scanner, first)``: a buffer, the :class:`tcreplay.Scanner` whose records
     point into it, and the index of its first packet.  Two buffers take turns: while
     a chunk is replayed a thread reads the next into the other (its reads release the
-    GIL), so reading is off the replay's path; a chunk is valid until the next is asked
-    for."""
+    GIL), so reading is off the replay's path.  A regular pcap file is not read but
+    mapped, a window of the same size at a time (an ``mmap.mmap``, the chunk), the next
+    mapped and scanned on a thread while one is replayed.  A chunk is valid until the
+    next is asked for."""
 
     def __init__(self, path, chunk=None):
         path = str(path)
@@ -162,7 +214,7 @@ class Source:
             raise PcapError(f"{path}: cannot read: {exc.strerror}") from None
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
         self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
-        self._ahead = None
+        self._ahead = self._window = None       # the read ahead; the mapped window
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()
@@ -201,6 +253,10 @@ class Source:
         ahead, self._ahead = self._ahead, None
         if ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
             ahead.result()
+        if isinstance(ahead, _MapAhead) and ahead.window is not None:
+            _unmap(ahead.window)
+        if self._window is not None:
+            _unmap(self._window)
         self._file.close()
 
     def __enter__(self):
@@ -228,12 +284,23 @@ class Source:
             raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
 
     def chunks(self):
+        if self._regular and self.format == "pcap":
+            # a regular pcap file is mapped a window at a time, not read: no copy of its
+            # bytes, and none of a record cut by a chunk's end
+            first = self._ahead = _MapAhead(self._file.fileno(), 0, len(self.buf), self.pos,
+                                            self.scanner)
+            if first.result() is not None:
+                yield from self._mapped_chunks(first)
+                return
+            self._ahead = None      # no mapping (a filesystem without mmap): read
         sc = self.scanner
         spare = bytearray(len(self.buf))
         # a pcap chunk's records are scanned by the thread that reads it, into a
         # scanner of their own (pcapng's blocks between them are read here)
         spare_sc = (_capio.Scanner(False, sc.big, sc.nanosecond, sc.linktype, MAX_CAPLEN)
                     if self.format == "pcap" else None)
+        if spare_sc is not None:
+            spare_sc.hash_rss = sc.hash_rss
         scanned = None
         while True:
             if scanned is None:
@@ -263,6 +330,42 @@ class Source:
             if spare_sc is not None:
                 sc, spare_sc = spare_sc, sc
                 self.scanner = sc
+
+    def _mapped_chunks(self, ahead):
+        """chunks of a regular pcap file from ``ahead``, its first window mapped and
+        scanned: each chunk is a window of the file's mapping, scanned (and the next
+        window mapped) on a thread while the one before is replayed; a window is
+        unmapped once the next is asked for."""
+        window = ahead.window
+        length = len(self.buf)
+        fd = self._file.fileno()
+        scanners = (ahead.scanner, _capio.Scanner(False, ahead.scanner.big,
+                                                   ahead.scanner.nanosecond,
+                                                   ahead.scanner.linktype, MAX_CAPLEN))
+        scanners[1].hash_rss = ahead.scanner.hash_rss
+        while True:
+            self._ahead = None
+            sc = self.scanner = ahead.scanner
+            self.buf = self._window = window
+            self.base, self.end, self.eof = ahead.args[1], len(window), ahead.eof
+            self.pos = self._scan(ahead.scanned)
+            last = self.eof and self.pos >= self.end
+            if not last:
+                pos = self.base + self.pos
+                at = pos - pos % mmap.ALLOCATIONGRANULARITY
+                ahead = self._ahead = _MapAhead(fd, at, pos - at + length, pos - at,
+                                                scanners[sc is scanners[0]])
+            if sc.count:
+                yield window, sc, self.index
+                self.index += sc.count
+            if last:
+                return
+            got = ahead.result()
+            if got is None:
+                error = ahead.error or OSError(0, "the file shrank while it was read")
+                raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
+            _unmap(window)
+            window = got
 
     def _scan(self, pos):
         """Scan from ``pos`` as far as whole records go; the blocks the C scan leaves

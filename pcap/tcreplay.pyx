@@ -1212,6 +1212,7 @@ cdef class Loop:
     # k // WRITE_BATCH % (cpus - 1) (the steering entries of a batch on cache lines
     # one thread writes), else a packet in turn, CPU 1 + k % (cpus - 1)
     cdef bint batch_steer
+    cdef bint rss_recs          # the chunk's records hold their RSS hashes (Rec.rss)
     # a chunk written whole from an Ethernet pcap capture to an Ethernet pcap output:
     # where its -o records go in the output if each packet is delivered with its
     # length unchanged (so every record is as long as the capture's and sits where
@@ -2042,6 +2043,8 @@ cdef class Loop:
                        and not self.stop_on_error)
         self.keep_done = not self.direct or sc.pcapng
         self.batch_steer = self.direct
+        self.rss_recs = (sc.hash_rss and not sc.pcapng and sc.linktype == LT_ETHERNET
+                         and self.steer == STEER_RSS)
         self.in_place = NULL
         if (self.direct and not sc.pcapng and sc.linktype == LT_ETHERNET
                 and out.linktype == LT_ETHERNET and not self.in_place_off):
@@ -2385,6 +2388,8 @@ cdef class Loop:
                         return False
                 memcpy(&d.o, &o, sizeof(TcOutcome))
                 lane = NO_LANE
+            elif self.rss_recs:
+                lane = rss_queue(r.rss, self.cpus)
             else:
                 lane = self._steer_to(ln, frame, n)
                 if lane == NO_LANE:

@@ -717,6 +717,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
             if args.redirect_dir is not None:
                 loop.redirect_writer = outs.redirect
                 loop.redirect_format = (source.nanosecond, source.linktype)
+            # the scan of a pcap chunk takes its records' RSS hashes for the steering
+            source.scanner.hash_rss = (args.cpus or 1) > 1 and args.steer == "rss"
             for chunk, scanner, first in source.chunks():
                 signals.stage = "while opening the outputs"
                 outs.start()

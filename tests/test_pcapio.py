@@ -1,5 +1,7 @@
 """pcap and pcapng reading and writing (pyebpf.pcap.pcapio), with dpkt as the judge."""
+import errno
 import io
+import os
 import struct
 import threading
 
@@ -221,9 +223,17 @@ class _LoggedFile:
         self.file.close()
 
 
+def _refuse_mapping(monkeypatch):
+    """mmap refused, as by a filesystem without it: a regular pcap file is read."""
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+    monkeypatch.setattr(pcapio.mmap, "mmap", refused)
+
+
 def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, monkeypatch):
     frames = [bytes([k % 256]) * 1000 for k in range(1000)]     # past the first read
     pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    _refuse_mapping(monkeypatch)
     src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
     log, go = [], threading.Event()
     read_scan = pcapio._read_scan
@@ -245,6 +255,31 @@ def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, m
     chunks.close()
 
 
+def test_a_regular_pcap_file_is_replayed_from_windows_of_its_mapping_unmapped_in_turn(
+        tmp_path):
+    frames = [bytes([k % 256]) * 1000 for k in range(1000)]
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    with pcapio.Source(tmp_path / "in.pcap", chunk=4096) as src:
+        chunks = src.chunks()
+        first, _, _ = next(chunks)
+        second, _, _ = next(chunks)
+        assert (type(first), first.closed, second.closed) == (pcapio.mmap.mmap, True, False)
+        chunks.close()
+    assert second.closed
+
+
+def test_closing_a_source_waits_for_its_mapping_ahead_and_unmaps_it(tmp_path):
+    frames = [bytes([k % 256]) * 1000 for k in range(1000)]
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
+    chunks = src.chunks()
+    next(chunks)
+    ahead = src._ahead
+    src.close()
+    assert (ahead.is_alive(), ahead.window.closed) == (False, True)
+    chunks.close()
+
+
 def _chunked(path, chunk):
     """(frames, times) of a capture read ``chunk`` bytes at a time."""
     frames, ts = [], []
@@ -257,10 +292,13 @@ def _chunked(path, chunk):
     return frames, ts
 
 
-@pytest.fixture(params=["whole", "pieces"])
+@pytest.fixture(params=["mapped", "whole", "pieces"])
 def read_pieces(request, monkeypatch):
-    """The read ahead reads a chunk in one read(2), or in pieces of 1,000 bytes (most
-    records straddle two), scanning after each."""
+    """A chunk is a window of the file's mapping; or (mmap refused) the read ahead reads
+    it in one read(2), or in pieces of 1,000 bytes (most records straddle two),
+    scanning after each."""
+    if request.param != "mapped":
+        _refuse_mapping(monkeypatch)
     if request.param == "pieces":
         monkeypatch.setattr(pcapio, "READ_PIECE", 1000)
 

@@ -517,10 +517,21 @@ def _marks_and_priorities(capsys, tmp_path, capture, *options):
 
 def test_bpf_get_smp_processor_id_is_the_cpu_rss_steered_the_packet_to(tmp_path, capsys,
                                                                        capture):
+    # from a pcap capture, by the hashes its scan took (Scanner.hash_rss)
     got = _marks_and_priorities(capsys, tmp_path, capture, "--cpus", "3")
     want = [(tcreplay.frame_rss_hash(f) & 127) % 3 for f in _frames()]
     assert [cpu for cpu, _ in got] == want
     assert set(want) == {0, 1, 2}
+
+
+def test_a_pcapng_capture_is_steered_as_the_same_pcap_capture(tmp_path, capsys, capture):
+    # pcapng's records hold no hash: the steering takes each one from the frame
+    png = tmp_path / "in.pcapng"
+    pcapio.write(png, [(k * 1000, f, len(f)) for k, f in enumerate(_frames())])
+    (tmp_path / "png").mkdir()
+    (tmp_path / "pcap").mkdir()
+    assert _marks_and_priorities(capsys, tmp_path / "png", png, "--cpus", "3") == \
+        _marks_and_priorities(capsys, tmp_path / "pcap", capture, "--cpus", "3")
 
 
 def test_steer_hash_picks_the_cpu_as_rps_does_from_the_skbs_flow_hash(tmp_path, capsys,
