@@ -71,8 +71,18 @@ def client_for(args):
                            "'pyebpf[dask]'") from None
     if args.scheduler:
         return contextlib.nullcontext(), Client(args.scheduler)
-    cluster = LocalCluster(n_workers=args.workers or 1, threads_per_worker=1,
-                           processes=True, dashboard_address=None)
+    environ = dict(os.environ)
+    try:
+        cluster = LocalCluster(n_workers=args.workers or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+    finally:
+        # distributed's Nanny writes its pre-spawn-environ (MALLOC_TRIM_THRESHOLD_, the
+        # *_NUM_THREADS) into this process's environment to pass it to the workers it
+        # spawns; the caller's process keeps its own (a malloc tunable there would reach
+        # every child it starts later)
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
     return cluster, Client(cluster)
 
 

@@ -1,6 +1,7 @@
 """Many captures on a Dask cluster (pcap/cluster.py): each replayed as one host's
 traffic with maps of its own, outputs per capture, one merged summary and report."""
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -86,6 +87,19 @@ def test_a_local_cluster_replays_each_capture_as_tcsim_does_alone(capsys, captur
     assert (out / "report.jsonl").read_text().splitlines() == [
         report_format.with_capture(line, str(captures / f"{stem}.pcap"), "compact")
         for stem in CAPTURES for line in (tmp_path / f"{stem}.jsonl").read_text().splitlines()]
+
+
+def test_a_local_cluster_leaves_the_callers_environment_as_it_was(capsys, captures,
+                                                                  tmp_path):
+    pytest.importorskip("distributed", reason="Dask is not installed (pyebpf[dask])")
+    before = dict(os.environ)
+    rc, _, err = tcsim_run(capsys, PROTO_COUNT, "-r", captures, "--workers", "1",
+                           "-q", "-o", tmp_path / "delivered")
+    assert (rc, err) == (0, [])
+    changed = {name: (before.get(name), os.environ.get(name))
+               for name in set(before) | set(os.environ)
+               if before.get(name) != os.environ.get(name)}
+    assert changed == {}, f"(before, after) of each variable the cluster changed: {changed}"
 
 
 def test_pin_dir_is_refused_on_a_cluster(capsys, captures, tmp_path):
