@@ -16,6 +16,8 @@ from .isaconst cimport (BPF_ADD, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ,
                         F_ALU_XOFF_X, F_ATOMIC, F_CALL, F_CALL_LOCAL, F_CALLX, F_END, F_EXIT,
                         F_JA, F_JA32, F_JCC_K, F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX,
                         F_MAY_GOTO, F_NEG, F_ST, F_STX)
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+
 from .reg cimport Reg
 from .state cimport Frame, VState
 
@@ -69,6 +71,12 @@ cdef enum:
     SWAP = 16           # a byte swap that swaps (BPF_ALU64's bswap, or to big-endian)
 
 
+# a slot's operands as C integers (its Insn's fields, its Op's opcode and size), which
+# the dispatch, the ALU and the jumps read at every visit
+cdef struct Fields:
+    int code, dst, src, off, imm, size
+
+
 cdef class Walk:
     """The walk's state: what ``explore`` reads per instruction, typed."""
     cdef public object insns, ops, log, lv, live, main_buckets
@@ -82,11 +90,15 @@ cdef class Walk:
     cdef public bint precision, loops, unpriv, gpl
     cdef public object allowed
     cdef bytes slot_flags, slot_kind
+    cdef Fields *fields
+
+    def __dealloc__(self):
+        PyMem_Free(self.fields)
 
     def build_tables(self) -> None:
         """The per-slot tables, from ``insns`` and ``ops``: ``slot_flags`` (and one
         past the end, where a last call's return point is), ``slot_kind``, ``mov_k``
-        and ``callback_calls``; ``lddws``, the first slots of the lddws, and whether any
+        and ``callback_calls``, and each slot's ``Fields``; ``lddws``, the first slots of the lddws, and whether any
         call is a kfunc's (``kfunc_calls``) or bpf_throw's (``throws``), for the
         per-program checks around the walk.  Where states are compared and kept (the kernel's
         visit_insn and push_insn): conditional jumps and their targets, targets of
@@ -104,6 +116,11 @@ cdef class Walk:
         cdef unsigned char k
         cdef list mov_k = [None] * n
         callback_calls = set()
+        cdef Fields *fields = <Fields *>PyMem_Calloc(n, sizeof(Fields))
+        if fields == NULL:
+            raise MemoryError()
+        PyMem_Free(self.fields)
+        self.fields = fields
         cdef list lddws = []
         cdef bint kfunc_calls = False, throws = False
         for pc in range(n):
@@ -112,6 +129,7 @@ cdef class Walk:
                 continue
             insn = insns[pc]
             code = op.code
+            fields[pc] = Fields(code, insn.dst, insn.src, insn.off, insn.imm, op.size)
             cls = code & 0x07
             f = op.form
             k = 0
@@ -437,6 +455,7 @@ cdef class Walk:
     cdef object _step(self, VState st, Py_ssize_t pc, list pending):
         """One instruction (do_check's body) but a mov of an immediate, which explore
         makes itself: the next instruction's pc, None where the path ends."""
+        cdef Fields *sf = &self.fields[pc]
         insn, op = self.insns[pc], self.ops[pc]
         f = op.form
         cdef unsigned char kind = (<const unsigned char *>self.slot_kind)[pc]
@@ -446,34 +465,34 @@ cdef class Walk:
             self._alu(st, pc, insn, op, pending)
             return pc + 1
         if f is F_JCC_K or f is F_JCC_X:
-            return self._cond_jmp(st, pc, insn, op, pending)
+            return self._cond_jmp(st, pc, op, pending)
         if f is F_LDX:
-            self._read(st, pc, insn.src)
+            self._read(st, pc, sf.src)
             if self.precision:
-                self._note_slot(st, insn.src, insn.off)
-            self.mem_access(st, pc, insn.src, insn.off, op.size, False, insn.dst,
+                self._note_slot(st, sf.src, sf.off)
+            self.mem_access(st, pc, sf.src, sf.off, sf.size, False, sf.dst,
                             sign=kind & SIGN_LOAD != 0)
             return pc + 1
         if f is F_STX:
-            self._read(st, pc, insn.src)
-            self._read(st, pc, insn.dst)
+            self._read(st, pc, sf.src)
+            self._read(st, pc, sf.dst)
             if self.unpriv:
                 self._leak_check(st, pc, insn)
             if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, insn.src)
+                self._note_slot(st, sf.dst, sf.off)
+            self.mem_access(st, pc, sf.dst, sf.off, sf.size, True, sf.src)
             self.lv.commit(st, pc)
             return pc + 1
         if f is F_ST:
-            self._read(st, pc, insn.dst)
+            self._read(st, pc, sf.dst)
             if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
-            self.mem_access(st, pc, insn.dst, insn.off, op.size, True, -1, imm=insn.imm)
+                self._note_slot(st, sf.dst, sf.off)
+            self.mem_access(st, pc, sf.dst, sf.off, sf.size, True, -1, imm=sf.imm)
             self.lv.commit(st, pc)
             return pc + 1
         if f is F_ATOMIC:
             if self.precision:
-                self._note_slot(st, insn.dst, insn.off)
+                self._note_slot(st, sf.dst, sf.off)
             self.atomic(st, pc, insn, op)
             self.lv.commit(st, pc)
             return pc + 1
@@ -483,9 +502,9 @@ cdef class Walk:
         if f is F_LD_ABS or f is F_LD_IND:
             return self.ld_abs(st, pc, insn, op, pending)
         if f is F_JA:
-            return pc + 1 + insn.off
+            return pc + 1 + sf.off
         if f is F_JA32:
-            return pc + 1 + insn.imm
+            return pc + 1 + sf.imm
         if f is F_MAY_GOTO:
             return self.may_goto(st, pc, insn, pending)
         if f is F_CALL:
@@ -496,12 +515,12 @@ cdef class Walk:
                     self.throw_exit(st, pc)
                     return None
             else:
-                if not self.gpl and insn.imm in GPL_ONLY and insn.imm in self.allowed \
+                if not self.gpl and sf.imm in GPL_ONLY and sf.imm in self.allowed \
                         and self.profile == "current":
                     # check_helper_call: a helper the type offers is refused for the
                     # license before its arguments and any callback are looked at
                     self.refuse(pc, HELPER_REFUSAL)
-                if insn.imm == TIMER_SET_CALLBACK_ID and insn.imm in self.allowed:
+                if sf.imm == TIMER_SET_CALLBACK_ID and sf.imm in self.allowed:
                     self.timer_callback_call(st, pc, insn, pending)
                 self.helper_call(st, pc, insn, pending)
             self.lv.commit(st, pc)
@@ -545,6 +564,7 @@ cdef class Walk:
 
     # --- ALU ------------------------------------------------------------------------------
     cdef _alu(self, VState st, Py_ssize_t pc, insn, op, list pending):
+        cdef Fields *sf = &self.fields[pc]
         cdef list regs = (<Frame>st.frames[-1]).regs
         cdef bint is64
         cdef int bits
@@ -553,9 +573,9 @@ cdef class Walk:
         f = op.form
         is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         bits = 64 if is64 else 32
-        code_op = op.code & 0xF0
+        code_op = sf.code & 0xF0
         if f is F_END:
-            dst = self._read(st, pc, insn.dst)
+            dst = self._read(st, pc, sf.dst)
             if dst.type != SCALAR:
                 dst.mark_unknown()
                 return
@@ -563,17 +583,17 @@ cdef class Walk:
             # BPF_ALU64's bswap) swaps the known bits and derives the bounds again from
             # them; a 16- or 32-bit one then keeps only those bits, zero-extended
             swap = (<const unsigned char *>self.slot_kind)[pc] & SWAP
-            if swap or op.size < 8:
+            if swap or sf.size < 8:
                 dst.id = 0
             if swap:
-                var = tnum.bswap(dst.var, op.size)
+                var = tnum.bswap(dst.var, sf.size)
                 dst.mark_unbounded()
                 dst.var = var
                 bounds.sync(dst)
-            bounds.truncate(dst, op.size)
+            bounds.truncate(dst, sf.size)
             return
         if f is F_NEG:
-            dst = self._read(st, pc, insn.dst)
+            dst = self._read(st, pc, sf.dst)
             if dst.type != SCALAR:
                 dst.mark_unknown()
                 if not is64:
@@ -581,36 +601,36 @@ cdef class Walk:
                 return
             zero = scalar(0)
             bounds.alu(zero, dst, BPF_SUB, bits)
-            regs[insn.dst] = zero
+            regs[sf.dst] = zero
             return
         if code_op == BPF_MOV:
-            self._mov(st, pc, insn, op)
+            self._mov(st, pc, op)
             return
         # the operand
         if f.src:
-            src = self._read(st, pc, insn.src)
+            src = self._read(st, pc, sf.src)
         else:
-            src = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
-            if code_op in (BPF_DIV, BPF_MOD) and insn.imm == 0:
+            src = scalar(sf.imm if is64 else sf.imm & 0xFFFFFFFF)
+            if code_op in (BPF_DIV, BPF_MOD) and sf.imm == 0:
                 self.refuse(pc, "div by zero")
             if code_op in (BPF_LSH, BPF_RSH, BPF_ARSH) and \
-                    not 0 <= insn.imm < bits:
-                self.refuse(pc, f"invalid shift {insn.imm}")
-        dst = self._read(st, pc, insn.dst)
+                    not 0 <= sf.imm < bits:
+                self.refuse(pc, f"invalid shift {sf.imm}")
+        dst = self._read(st, pc, sf.dst)
         if dst.type != SCALAR or src.type != SCALAR:
             if self.precision and f.src:
                 # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
-                self._need(st, insn.src if src.type == SCALAR else insn.dst)
+                self._need(st, sf.src if src.type == SCALAR else sf.dst)
             self._ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
         if code_op in (BPF_AND, BPF_OR) and tnum.is_const(src.var):
-            self._fork_scalars(st, pc, insn.dst, dst, pending)
+            self._fork_scalars(st, pc, sf.dst, dst, pending)
         link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
         # r += r is no copy plus a constant: its id goes (the kernel's insn->src_reg ==
         # insn->dst_reg test)
         if link and not self.unpriv and code_op in (BPF_ADD, BPF_SUB) and \
-                not (f.src and insn.src == insn.dst) and \
+                not (f.src and sf.src == sf.dst) and \
                 (src.is_const if is64 else src.var[1] & M32 == 0):
             # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
             # its source, with the constant in off (once only): in 64 bits one that
@@ -662,22 +682,23 @@ cdef class Walk:
         if not src.id and not src.is_const:
             src.id = self.new_id()
 
-    cdef _mov(self, VState st, Py_ssize_t pc, insn, op):
+    cdef _mov(self, VState st, Py_ssize_t pc, op):
+        cdef Fields *sf = &self.fields[pc]
         cdef list regs = (<Frame>st.frames[-1]).regs
         cdef bint is64
         cdef Reg src, new
         is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         if op.form is F_ALU_K:
-            regs[insn.dst] = scalar(insn.imm if is64 else insn.imm & 0xFFFFFFFF)
+            regs[sf.dst] = scalar(sf.imm if is64 else sf.imm & 0xFFFFFFFF)
             return
-        src = self._read(st, pc, insn.src)
+        src = self._read(st, pc, sf.src)
         if op.form is F_ALU_SX:
             if src.type != SCALAR:
                 # a root's pointer: an unknown scalar, nothing sign-extended
                 new = scalar()
                 if not is64:
                     bounds.zext32(new)
-                regs[insn.dst] = new
+                regs[sf.dst] = new
                 return
             # check_alu_op: a value the extension cannot change stays linked to its source
             linked = src.umax < 1 << (op.size * 8 - 1)
@@ -685,20 +706,20 @@ cdef class Walk:
                 self._id_before_mov(src)
             new = src.copy()
             if is64:
-                bounds.sign_extend(new, op.size)
+                bounds.sign_extend(new, sf.size)
             else:
-                bounds.sign_extend32(new, op.size)
+                bounds.sign_extend32(new, sf.size)
             new.id = src.id if linked else 0
-            regs[insn.dst] = new
+            regs[sf.dst] = new
             return
         if is64:
             if src.type == SCALAR and (src.id & BPF_ADD_CONST or
                                        not src.id and not src.is_const):
                 self._id_before_mov(src)
-            regs[insn.dst] = src.copy()
+            regs[sf.dst] = src.copy()
             return
         if self.unpriv and src.is_ptr:
-            self.refuse(pc, f"R{insn.src} partial copy of pointer")
+            self.refuse(pc, f"R{sf.src} partial copy of pointer")
         # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
         # is unchanged by the copy, so it stays linked to its source
         linked = src.type == SCALAR and src.umax < 1 << 32
@@ -710,12 +731,13 @@ cdef class Walk:
         bounds.zext32(new)
         if linked:
             new.id = src.id
-        regs[insn.dst] = new
+        regs[sf.dst] = new
 
     cdef _ptr_alu(self, VState st, Py_ssize_t pc, insn, op, Reg dst, Reg src, long code_op):
         """adjust_reg_min_max_vals / adjust_ptr_min_max_vals for a privileged loader."""
+        cdef Fields *sf = &self.fields[pc]
         cdef list regs = (<Frame>st.frames[-1]).regs
-        cdef Py_ssize_t d = insn.dst
+        cdef Py_ssize_t d = sf.dst
         cdef Reg ptr, off_reg, new, var_holder
         opstr = _ALU_STRING[code_op >> 4]
         if dst.type != SCALAR and src.type != SCALAR:
@@ -813,12 +835,13 @@ cdef class Walk:
             self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.smin} is not allowed")
 
     # --- jumps ------------------------------------------------------------------------------
-    cdef object _cond_jmp(self, VState st, Py_ssize_t pc, insn, op, list pending):
+    cdef object _cond_jmp(self, VState st, Py_ssize_t pc, op, list pending):
+        cdef Fields *sf = &self.fields[pc]
         cdef list regs = (<Frame>st.frames[-1]).regs
-        cdef long code_op = op.code & 0xF0
+        cdef long code_op = sf.code & 0xF0
         cdef bint is32 = not (<const unsigned char *>self.slot_kind)[pc] & IS_64
         cdef bint x = op.form is F_JCC_X
-        cdef Py_ssize_t target, d = insn.dst, s = insn.src
+        cdef Py_ssize_t target, d = sf.dst, s = sf.src
         cdef int taken
         cdef Reg dst, src
         cdef VState other
@@ -829,8 +852,8 @@ cdef class Walk:
                                                    src.type & 0xFF in _PKT_ANY):
                 self.refuse(pc, f"R{s} pointer comparison prohibited")
         else:
-            src = scalar(insn.imm if not is32 else insn.imm & 0xFFFFFFFF)
-        target = pc + 1 + insn.off
+            src = scalar(sf.imm if not is32 else sf.imm & 0xFFFFFFFF)
+        target = pc + 1 + sf.off
         if dst.type == PTR_TO_STACK or x and src.type == PTR_TO_STACK:
             self._hist_entry(st)    # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
         taken = -1
