@@ -22,6 +22,7 @@ import itertools
 import mmap
 import operator
 import os
+import queue
 import stat
 import struct
 import threading
@@ -144,22 +145,30 @@ class _ReadAhead(threading.Thread):
         return self.done
 
 
-class _MapAhead(threading.Thread):
+class _MapAhead:
     """The window of a regular pcap file from byte ``at`` (a page's start) to at most
     ``length`` bytes on, mapped and scanned into ``scanner`` from byte ``pos`` of the
-    window on a thread of its own: the mapping reads its pages in (MAP_POPULATE), so
-    that the replay takes no page fault on them, and the scan runs in C with the GIL
+    window by a Source's _Mapper thread: the mapping reads its pages in (MAP_POPULATE),
+    so that the replay takes no page fault on them, and the scan runs in C with the GIL
     released.  ``window`` the mapping (None when the file ends before ``at`` or the
     mapping failed: ``error``), ``eof`` whether it reaches the file's end, ``scanned``
     where the scan stopped."""
 
     def __init__(self, fd, at, length, pos, scanner):
-        super().__init__(daemon=True)
         self.args, self.scanner = (fd, at, length, pos), scanner
         self.window, self.eof, self.error, self.scanned = None, True, None, pos
-        self.start()
+        self.failure = None
+        self.done = threading.Event()
 
     def run(self):
+        try:
+            self._map_and_scan()
+        except BaseException as exc:    # raised again by result, on the replay's thread
+            self.failure = exc
+        finally:
+            self.done.set()
+
+    def _map_and_scan(self):
         fd, at, length, pos = self.args
         try:
             size = os.fstat(fd).st_size
@@ -179,8 +188,36 @@ class _MapAhead(threading.Thread):
             self.scanner.clear()    # scanned again from ``pos`` on the replay's thread
 
     def result(self):
-        self.join()
+        self.done.wait()
+        if self.failure is not None:
+            raise self.failure
         return self.window
+
+
+class _Mapper(threading.Thread):
+    """A Source's thread that maps and scans its windows (_MapAhead), one at a time, for
+    the whole replay: a window asked for costs the replay a queue's wake, not a
+    thread's start (which waits until the new thread runs: ~5 ms a window on a loaded
+    machine)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.jobs = queue.SimpleQueue()
+        self.start()
+
+    def run(self):
+        while (job := self.jobs.get()) is not None:
+            job.run()
+
+    def map(self, *args):
+        """A _MapAhead of ``args``, mapped and scanned on this thread."""
+        job = _MapAhead(*args)
+        self.jobs.put(job)
+        return job
+
+    def stop(self):
+        self.jobs.put(None)
+        self.join()
 
 
 def _unmap(window):
@@ -200,7 +237,8 @@ class Source:
     a chunk is replayed a thread reads the next into the other (its reads release the
     GIL), so reading is off the replay's path.  A regular pcap file is not read but
     mapped, a window of the same size at a time (an ``mmap.mmap``, the chunk), the next
-    mapped and scanned on a thread while one is replayed.  A chunk is valid until the
+    mapped and scanned by the Source's one thread for it (_Mapper) while one is
+    replayed.  A chunk is valid until the
     next is asked for."""
 
     def __init__(self, path, chunk=None):
@@ -215,6 +253,7 @@ class Source:
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
         self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
         self._ahead = self._window = None       # the read ahead; the mapped window
+        self._mapper = None
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()
@@ -251,7 +290,10 @@ class Source:
         # a read ahead of a regular file ends soon: the file is closed after it, so that
         # its descriptor is not reused under it (one of a pipe may never end)
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+        mapper, self._mapper = self._mapper, None
+        if mapper is not None:
+            mapper.stop()       # once the window it maps is mapped
+        elif ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
             ahead.result()
         if isinstance(ahead, _MapAhead) and ahead.window is not None:
             _unmap(ahead.window)
@@ -287,12 +329,15 @@ class Source:
         if self._regular and self.format == "pcap":
             # a regular pcap file is mapped a window at a time, not read: no copy of its
             # bytes, and none of a record cut by a chunk's end
-            first = self._ahead = _MapAhead(self._file.fileno(), 0, len(self.buf), self.pos,
-                                            self.scanner)
+            self._mapper = _Mapper()
+            first = self._ahead = self._mapper.map(self._file.fileno(), 0, len(self.buf),
+                                                   self.pos, self.scanner)
             if first.result() is not None:
                 yield from self._mapped_chunks(first)
                 return
-            self._ahead = None      # no mapping (a filesystem without mmap): read
+            # no mapping (a filesystem without mmap): read
+            self._ahead, mapper, self._mapper = None, self._mapper, None
+            mapper.stop()
         sc = self.scanner
         spare = bytearray(len(self.buf))
         # a pcap chunk's records are scanned by the thread that reads it, into a
@@ -353,8 +398,8 @@ class Source:
             if not last:
                 pos = self.base + self.pos
                 at = pos - pos % mmap.ALLOCATIONGRANULARITY
-                ahead = self._ahead = _MapAhead(fd, at, pos - at + length, pos - at,
-                                                scanners[sc is scanners[0]])
+                ahead = self._ahead = self._mapper.map(fd, at, pos - at + length, pos - at,
+                                                       scanners[sc is scanners[0]])
             if sc.count:
                 yield window, sc, self.index
                 self.index += sc.count

@@ -274,10 +274,26 @@ def test_closing_a_source_waits_for_its_mapping_ahead_and_unmaps_it(tmp_path):
     src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
     chunks = src.chunks()
     next(chunks)
-    ahead = src._ahead
+    ahead, mapper = src._ahead, src._mapper
     src.close()
-    assert (ahead.is_alive(), ahead.window.closed) == (False, True)
+    assert (ahead.done.is_set(), ahead.window.closed, mapper.is_alive()) == (True, True, False)
     chunks.close()
+
+
+def test_one_thread_maps_and_scans_every_window_of_a_source(tmp_path, monkeypatch):
+    frames = [bytes([k % 256]) * 1000 for k in range(1000)]
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    threads = set()
+    run = pcapio._MapAhead.run
+
+    def logged(self):
+        threads.add(threading.get_native_id())
+        run(self)
+
+    monkeypatch.setattr(pcapio._MapAhead, "run", logged)
+    with pcapio.Source(tmp_path / "in.pcap", chunk=4096) as src:
+        windows = len(list(src.chunks()))
+    assert (windows > 3, len(threads)) == (True, 1)
 
 
 def _chunked(path, chunk):
