@@ -163,7 +163,7 @@ class _MapAhead:
     def run(self):
         try:
             self._map_and_scan()
-        except BaseException as exc:    # raised again by result, on the replay's thread
+        except BaseException as exc:    # noqa: BLE001 - raised again by result, on the replay's thread
             self.failure = exc
         finally:
             self.done.set()
