@@ -22,6 +22,7 @@ import itertools
 import mmap
 import operator
 import os
+import queue
 import stat
 import struct
 import threading
@@ -106,23 +107,30 @@ def _read_scan(file, buf, end, scanner):
     return end, eof, None, scanned
 
 
-class _ReadAhead(threading.Thread):
-    """_read_into on a thread of its own (a daemon: a replay that ends early does not
-    wait for a read from a pipe that may never end); nothing read past the file's
-    ``eof``.  With a ``scanner`` (pcap), the chunk read is scanned into it there too,
-    from its start: ``scanned`` is where that scan stopped (None when not scanned).
-    From a ``regular`` file (one Source.close waits for the read of), it reads and
-    scans READ_PIECE bytes at a time in C (_read_scan), with the GIL released
-    throughout, so that a replay holding the GIL delays neither."""
+class _ReadAhead:
+    """_read_into on a Source's _Worker thread (a daemon: a replay that ends early does
+    not wait for a read from a pipe that may never end).  With a ``scanner`` (pcap),
+    the chunk read is scanned into it there too, from its start: ``scanned`` is where
+    that scan stopped (None when not scanned).  From a ``regular`` file (one
+    Source.close waits for the read of), it reads and scans READ_PIECE bytes at a time
+    in C (_read_scan), with the GIL released throughout, so that a replay holding the
+    GIL delays neither."""
 
-    def __init__(self, file, buf, end, eof, scanner=None, regular=False):
-        super().__init__(daemon=True)
+    def __init__(self, file, buf, end, scanner=None, regular=False):
         self.args, self.done = (file, buf, end), (end, True, None)
         self.scanner, self.scanned, self.regular = scanner, None, regular
-        if not eof:
-            self.start()
+        self.failure = None
+        self.finished = threading.Event()
 
     def run(self):
+        try:
+            self._read()
+        except BaseException as exc:    # noqa: BLE001 - raised again by result
+            self.failure = exc
+        finally:
+            self.finished.set()
+
+    def _read(self):
         file, buf, end = self.args
         if self.scanner is not None and self.regular:
             self.scanner.clear()
@@ -139,27 +147,36 @@ class _ReadAhead(threading.Thread):
             self.scanned = self.scanner.scan(buf, 0, end)
 
     def result(self):
-        if self.ident is not None:
-            self.join()
+        self.finished.wait()
+        if self.failure is not None:
+            raise self.failure
         return self.done
 
 
-class _MapAhead(threading.Thread):
+class _MapAhead:
     """The window of a regular pcap file from byte ``at`` (a page's start) to at most
     ``length`` bytes on, mapped and scanned into ``scanner`` from byte ``pos`` of the
-    window on a thread of its own: the mapping reads its pages in (MAP_POPULATE), so
-    that the replay takes no page fault on them, and the scan runs in C with the GIL
+    window by a Source's _Worker thread: the mapping reads its pages in (MAP_POPULATE),
+    so that the replay takes no page fault on them, and the scan runs in C with the GIL
     released.  ``window`` the mapping (None when the file ends before ``at`` or the
     mapping failed: ``error``), ``eof`` whether it reaches the file's end, ``scanned``
     where the scan stopped."""
 
     def __init__(self, fd, at, length, pos, scanner):
-        super().__init__(daemon=True)
         self.args, self.scanner = (fd, at, length, pos), scanner
         self.window, self.eof, self.error, self.scanned = None, True, None, pos
-        self.start()
+        self.failure = None
+        self.finished = threading.Event()
 
     def run(self):
+        try:
+            self._map_and_scan()
+        except BaseException as exc:    # noqa: BLE001 - raised again by result
+            self.failure = exc
+        finally:
+            self.finished.set()
+
+    def _map_and_scan(self):
         fd, at, length, pos = self.args
         try:
             size = os.fstat(fd).st_size
@@ -179,8 +196,38 @@ class _MapAhead(threading.Thread):
             self.scanner.clear()    # scanned again from ``pos`` on the replay's thread
 
     def result(self):
-        self.join()
+        self.finished.wait()
+        if self.failure is not None:
+            raise self.failure
         return self.window
+
+
+class _Worker(threading.Thread):
+    """A Source's thread that reads or maps its chunks ahead (_ReadAhead, _MapAhead),
+    one at a time, for the whole replay: a chunk asked for costs the replay a queue's
+    wake, not a thread's start (which waits until the new thread runs: ~5 ms a chunk
+    on a loaded machine).  A daemon: a replay that ends early does not wait for a read
+    from a pipe that may never end."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.jobs = queue.SimpleQueue()
+        self.start()
+
+    def run(self):
+        while (job := self.jobs.get()) is not None:
+            job.run()
+
+    def submit(self, job):
+        """``job`` run on this thread; returned."""
+        self.jobs.put(job)
+        return job
+
+    def stop(self, wait):
+        """End the thread after its job (``wait``: once it has ended)."""
+        self.jobs.put(None)
+        if wait:
+            self.join()
 
 
 def _unmap(window):
@@ -200,7 +247,8 @@ class Source:
     a chunk is replayed a thread reads the next into the other (its reads release the
     GIL), so reading is off the replay's path.  A regular pcap file is not read but
     mapped, a window of the same size at a time (an ``mmap.mmap``, the chunk), the next
-    mapped and scanned on a thread while one is replayed.  A chunk is valid until the
+    mapped and scanned by the Source's one thread for it (_Worker, which reads the
+    chunks of other captures) while one is replayed.  A chunk is valid until the
     next is asked for."""
 
     def __init__(self, path, chunk=None):
@@ -215,6 +263,7 @@ class Source:
         self.buf = bytearray((chunk or CHUNK) + MAX_BLOCK)
         self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
         self._ahead = self._window = None       # the read ahead; the mapped window
+        self._worker = None
         self.end, self.base, self.eof, self.index = 0, 0, False, 0
         try:
             self._start()
@@ -251,8 +300,9 @@ class Source:
         # a read ahead of a regular file ends soon: the file is closed after it, so that
         # its descriptor is not reused under it (one of a pipe may never end)
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
-            ahead.result()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop(wait=stat.S_ISREG(os.fstat(self._file.fileno()).st_mode))
         if isinstance(ahead, _MapAhead) and ahead.window is not None:
             _unmap(ahead.window)
         if self._window is not None:
@@ -284,11 +334,13 @@ class Source:
             raise PcapError(f"{self.path}: cannot read: {error.strerror}") from None
 
     def chunks(self):
+        if self._worker is None:
+            self._worker = _Worker()
         if self._regular and self.format == "pcap":
             # a regular pcap file is mapped a window at a time, not read: no copy of its
             # bytes, and none of a record cut by a chunk's end
-            first = self._ahead = _MapAhead(self._file.fileno(), 0, len(self.buf), self.pos,
-                                            self.scanner)
+            first = self._ahead = self._worker.submit(_MapAhead(
+                self._file.fileno(), 0, len(self.buf), self.pos, self.scanner))
             if first.result() is not None:
                 yield from self._mapped_chunks(first)
                 return
@@ -313,8 +365,12 @@ class Source:
                 # this one is replayed
                 keep = self.end - self.pos
                 spare[:keep] = self.buf[self.pos:self.end]
-                ahead = self._ahead = _ReadAhead(self._file, spare, keep, self.eof,
-                                                 spare_sc, self._regular)
+                ahead = self._ahead = _ReadAhead(self._file, spare, keep, spare_sc,
+                                                 self._regular)
+                if self.eof:
+                    ahead.finished.set()    # nothing past the file's end to read
+                else:
+                    self._worker.submit(ahead)
             if sc.count:
                 yield self.buf, sc, self.index
                 self.index += sc.count
@@ -353,8 +409,8 @@ class Source:
             if not last:
                 pos = self.base + self.pos
                 at = pos - pos % mmap.ALLOCATIONGRANULARITY
-                ahead = self._ahead = _MapAhead(fd, at, pos - at + length, pos - at,
-                                                scanners[sc is scanners[0]])
+                ahead = self._ahead = self._worker.submit(_MapAhead(
+                    fd, at, pos - at + length, pos - at, scanners[sc is scanners[0]]))
             if sc.count:
                 yield window, sc, self.index
                 self.index += sc.count

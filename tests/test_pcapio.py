@@ -250,7 +250,7 @@ def test_closing_a_source_waits_for_its_read_ahead_of_a_regular_file(tmp_path, m
     next(chunks)
     ahead = src._ahead
     src.close()
-    assert (log[0], log[-1], ahead.is_alive()) == ("read", "close", False)
+    assert (log[0], log[-1], ahead.finished.is_set()) == ("read", "close", True)
     assert ahead.done[0] > 0 and ahead.done[2] is None      # the read ran to its end
     chunks.close()
 
@@ -274,10 +274,30 @@ def test_closing_a_source_waits_for_its_mapping_ahead_and_unmaps_it(tmp_path):
     src = pcapio.Source(tmp_path / "in.pcap", chunk=4096)
     chunks = src.chunks()
     next(chunks)
-    ahead = src._ahead
+    ahead, worker = src._ahead, src._worker
     src.close()
-    assert (ahead.is_alive(), ahead.window.closed) == (False, True)
+    assert (ahead.finished.is_set(), ahead.window.closed, worker.is_alive()) == \
+        (True, True, False)
     chunks.close()
+
+
+@pytest.mark.parametrize("ahead", ["mapped", "read"])
+def test_one_thread_takes_every_chunk_of_a_source_ahead(tmp_path, monkeypatch, ahead):
+    frames = [bytes([k % 256]) * 1000 for k in range(1000)]
+    pcapio.write(tmp_path / "in.pcap", [(10**9 + k, f, len(f)) for k, f in enumerate(frames)])
+    if ahead == "read":
+        _refuse_mapping(monkeypatch)
+    job = pcapio._MapAhead if ahead == "mapped" else pcapio._ReadAhead
+    threads, run = [], job.run
+
+    def logged(self):
+        threads.append(threading.get_native_id())
+        run(self)
+
+    monkeypatch.setattr(job, "run", logged)
+    with pcapio.Source(tmp_path / "in.pcap", chunk=4096) as src:
+        chunks = len(list(src.chunks()))
+    assert (chunks > 3, len(threads) >= chunks - 1, len(set(threads))) == (True, True, 1)
 
 
 def _chunked(path, chunk):
