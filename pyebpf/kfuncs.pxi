@@ -76,6 +76,15 @@ cdef uint64_t _k_map_sum_elem_count(Vm* vm, uint64_t map, uint64_t r2, uint64_t 
         return m.count
     return 0
 
+# --- bpf_modify_return_test_tp (net/bpf/test_run.c): fires the bpf_trigger_tp
+# tracepoint, which nothing in a run is attached to, and gives the nonce back (an int,
+# which the kernel's x86-64 build returns zero-extended)
+
+cdef uint64_t _k_modify_return_test_tp(Vm* vm, uint64_t nonce, uint64_t r2, uint64_t r3,
+                                       uint64_t r4, uint64_t r5) noexcept nogil:
+    return <uint32_t>nonce
+
+
 cdef void _kfunc(str name, helper_fn fn) except *:
     KFUNCS[_isa.KFUNC_IDS[name]] = fn
 
@@ -114,6 +123,7 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_cast_to_kern_ctx", _k_cast_to_kern_ctx)
     _kfunc("bpf_rdonly_cast", _k_rdonly_cast)
     _kfunc("bpf_map_sum_elem_count", _k_map_sum_elem_count)
+    _kfunc("bpf_modify_return_test_tp", _k_modify_return_test_tp)
     _kfunc("bpf_throw", _k_throw)
     _kfunc("bpf_sk_assign_tcp_reqsk", _k_sk_assign_tcp_reqsk)
     _kfunc("bpf_local_irq_save", _k_irq_save)

@@ -18,8 +18,9 @@
 
 cdef enum:
     PERF_EVENTS_MAX = 16 << 20    # bytes of undrained perf events a map keeps
-    PERF_EVENTS_KEPT = 256 << 10  # drained bytes past which their pages go back (smaller
-                                  # drains, a packet's events, keep them for the next)
+    PERF_EVENTS_KEPT = 1 << 20    # drained bytes past which their pages go back (smaller
+                                  # drains, a packet's events, keep them for the next:
+                                  # giving back costs a drain 1.4x, bench/README.md)
     SK_STORAGE_SOCKETS = 1024     # owners (sockets, tasks, cgroups) one local storage map
                                   # holds values of
     REGION_INNER_MAP = 1000       # region names past the program's own maps

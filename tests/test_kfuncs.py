@@ -324,6 +324,20 @@ def test_an_open_or_unmatched_region_is_refused_as_the_kernel_refuses_it(body, m
     assert ours is not None and theirs in ours, (ours, theirs)
 
 
+# --- bpf_modify_return_test_tp -----------------------------------------------------------
+
+TEST_TP = r"""
+extern int bpf_modify_return_test_tp(int nonce) __ksym;
+
+SEC("tc") int prog(struct __sk_buff *skb) { return bpf_modify_return_test_tp(%s); }
+"""
+
+
+@pytest.mark.parametrize("nonce", ["skb->len + 7", "-5", "0x7fffffff"])
+def test_bpf_modify_return_test_tp_gives_its_nonce_back_as_the_kernel_does(nonce):
+    same_retval(compile_object(TEST_TP % nonce), PACKET)
+
+
 # --- the docs table -------------------------------------------------------------------
 
 # why a kfunc the kernel offers these program types does not run in pyebpf
@@ -355,8 +369,6 @@ WHY_NOT = {
     "bpf_kfunc_call_memb_release": "test kfunc of net/bpf/test_run.c: releases a struct "
                                    "prog_test_member only the test kfuncs of bpf_testmod "
                                    "hand out",
-    "bpf_modify_return_test_tp": "test kfunc of net/bpf/test_run.c: fires the "
-                                 "bpf_trigger_tp tracepoint for the fmod_ret selftests",
     "bpf_lookup_system_key": "kernel keyrings (struct bpf_key, for signature checks) are "
                              "not modelled",
     "bpf_key_put": "kernel keyrings (struct bpf_key, for signature checks) are not "
