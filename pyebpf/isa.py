@@ -1115,8 +1115,9 @@ def dispatch_header() -> str:
     slot, ``ProgCore.cases``, filled from a table of 256 labels, one per op id, unknown
     ids to the invalid-instruction case; a case's label reads the operands, so the
     compiler keeps only the loads of those the case uses; three more tables give the
-    ``acc_readers`` variants' labels, NULL where an op has none, and two more the
-    ``fused_ops`` pairs' labels, by the second op); elsewhere, or with
+    ``acc_readers`` variants' labels (reading acc), NULL where an op has none, two more
+    the ``fused_ops`` pairs' labels, by the second op, and four more the variants
+    reading acc2); elsewhere, or with
     ``PYEBPF_NO_COMPUTED_GOTO`` defined, empty macros, and the loop's C switch does all
     the dispatch.  The labels are named after Cython's C names of the ``OP_*`` constants
     of ``pyebpf/_isa_defs.pxd``."""
@@ -1131,6 +1132,7 @@ def dispatch_header() -> str:
         return ", ".join(f"[PYEBPF_OP_(OP_{op.name})] = &&PYEBPF_LACCX_({kind}, PYEBPF_OP_(OP_{op.name}))"
                          for op in fused_ops())
     fused_m, fused_ms = fused_entries("m"), fused_entries("ms")
+    acc_p, acc_ps, acc_q, acc_dq = (acc_entries(k) for k in ("p", "ps", "q", "dq"))
     return f"""/* Generated from pyebpf/isa.py (dispatch_header) by setup.py. DO NOT EDIT. */
 #ifndef PYEBPF_DISPATCH_H
 #define PYEBPF_DISPATCH_H
@@ -1159,11 +1161,16 @@ def dispatch_header() -> str:
 #define PYEBPF_LABEL_ACC_DS(x) PYEBPF_LABEL_ACC(ds, x)
 #define PYEBPF_LABEL_ACC_M(x) PYEBPF_LABEL_ACC(m, x)
 #define PYEBPF_LABEL_ACC_MS(x) PYEBPF_LABEL_ACC(ms, x)
+#define PYEBPF_LABEL_ACC_P(x) PYEBPF_LABEL_ACC(p, x)
+#define PYEBPF_LABEL_ACC_PS(x) PYEBPF_LABEL_ACC(ps, x)
+#define PYEBPF_LABEL_ACC_Q(x) PYEBPF_LABEL_ACC(q, x)
+#define PYEBPF_LABEL_ACC_DQ(x) PYEBPF_LABEL_ACC(dq, x)
 #define PYEBPF_TABLE() static const void* const pyebpf_table[256] __attribute__((unused)) = {{\\
     [0 ... 255] = &&pyebpf_L_default,\\
     {entries}}}; \\
-    static const void* const pyebpf_table_acc[5][256] __attribute__((unused)) = {{ \\
-    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}, {{{fused_m}}}, {{{fused_ms}}}}}
+    static const void* const pyebpf_table_acc[9][256] __attribute__((unused)) = {{ \\
+    {{{acc_d}}}, {{{acc_s}}}, {{{acc_ds}}}, {{{fused_m}}}, {{{fused_ms}}}, \\
+    {{{acc_p}}}, {{{acc_ps}}}, {{{acc_q}}}, {{{acc_dq}}}}}
 /* the table's address, for the programs' per-slot case addresses (set by a call of the
    threaded loop without a VM at import: labels exist only inside their function) */
 static const void* const* pyebpf_case_table;
@@ -1188,6 +1195,10 @@ static const void* const (*pyebpf_acc_table)[256];
 #define PYEBPF_LABEL_ACC_DS(x)
 #define PYEBPF_LABEL_ACC_M(x)
 #define PYEBPF_LABEL_ACC_MS(x)
+#define PYEBPF_LABEL_ACC_P(x)
+#define PYEBPF_LABEL_ACC_PS(x)
+#define PYEBPF_LABEL_ACC_Q(x)
+#define PYEBPF_LABEL_ACC_DQ(x)
 #define PYEBPF_LABEL(x)
 #define PYEBPF_LABEL_DEFAULT()
 #define PYEBPF_TABLE()
@@ -1284,9 +1295,9 @@ _MEM_CASES = {
                        "    p = <uint8_t*><uintptr_t>a",
                        "else:",
                        "    p = _mem(vm, a, i.size, ACCESS_READ)",
-                       "if p != NULL:", "    acc = _load(p, i.size)", "    r[d] = acc",
+                       "if p != NULL:", "    acc2, acc = acc, _load(p, i.size)", "    r[d] = acc",
                        "elif not ctx_load(vm, a, i.size, &r[d]):", "    break",
-                       "else:", "    acc = r[d]"],
+                       "else:", "    acc2, acc = acc, r[d]"],
     (F_LDX, BPF_MEMSX): ["a = r[s] + <uint64_t><int64_t>i.off",
                          "p = _mem(vm, a, i.size, ACCESS_READ)",
                          "if p != NULL:", "    r[d] = _sext(_load(p, i.size), i.size)",
@@ -1361,7 +1372,7 @@ def fused_ops() -> list[Op]:
 def _fused_body(op: Op, kind: str) -> list[str]:
     """The case of a ``mov rX, rY`` slot running the next slot's ``op`` on rX too, with
     rY read from r[] ("m") or from acc ("ms"): the next slot's imm, one store of rX."""
-    return [*([] if kind == "ms" else ["acc = r[s]"]), "i += 1", "imm = i.imm",
+    return ["acc2 = acc", *([] if kind == "ms" else ["acc = r[s]"]), "i += 1", "imm = i.imm",
             f"acc = {_acc_rhs(op).replace('r[d]', 'acc')}", "r[d] = acc", *_STEP]
 
 
@@ -1373,25 +1384,31 @@ def _acc_rhs(op: Op) -> str:
     return f"r[d] {compound} {rhs}" if compound else rhs
 
 
+# a variant's operands: dst from acc (d) or acc2 (p), src from acc (s) or acc2 (q)
+_ACC_KINDS = {"": ("r[d]", "r[s]"), "d": ("acc", "r[s]"), "s": ("r[d]", "acc"),
+              "ds": ("acc", "acc"), "p": ("acc2", "r[s]"), "ps": ("acc2", "acc"),
+              "q": ("r[d]", "acc2"), "dq": ("acc", "acc2")}
+
+
 def _acc_body(op: Op, kind: str) -> list[str]:
-    """The case of ``op`` reading dst ("d"), src ("s") or both ("ds") from acc; an ALU
-    op's leaves its result there, a jump's enters the block it goes to."""
+    """The case of ``op`` reading its operands as ``_ACC_KINDS[kind]`` says; an ALU op's
+    leaves its result in acc (the one before in acc2), a jump's enters the block it goes
+    to."""
     jump = op.form in (F_JCC_K, F_JCC_X)
-    (line,) = _jcc_case(op) if jump else [f"acc = {_acc_rhs(op)}"]
-    head, eq, rhs = line.partition("= ")
-    if "d" in kind:
-        rhs = rhs.replace("r[d]", "acc")
-    if "s" in kind:
-        rhs = rhs.replace("r[s]", "acc")
-    return [head + eq + rhs, *(_ENTER_BLOCK if jump else ["r[d] = acc", *_STEP])]
+    dst, src = _ACC_KINDS[kind]
+    rhs = (_jcc_case(op)[0].partition("= ")[2] if jump else _acc_rhs(op))
+    rhs = rhs.replace("r[d]", "\0").replace("r[s]", src).replace("\0", dst)
+    if jump:
+        return [f"pc = {rhs}", *_ENTER_BLOCK]
+    return [f"acc2, acc = acc, {rhs}", "r[d] = acc", *_STEP]
 
 
 def _acc_variants(op: Op) -> list[str]:
-    """Which of the op's operands a variant may take from acc: dst ("d"; not for mov,
-    which does not read it), src ("s", X forms) or both ("ds")."""
-    kinds = [] if BPF_OP(op.code) == BPF_MOV else ["d"]
+    """Which of the op's operands a variant may take from acc or acc2 (``_ACC_KINDS``):
+    dst (not for mov, which does not read it), src (X forms) or both."""
+    kinds = [] if BPF_OP(op.code) == BPF_MOV else ["d", "p"]
     if op.form in (F_ALU_X, F_JCC_X):
-        kinds += ["s"] + ([] if BPF_OP(op.code) == BPF_MOV else ["ds"])
+        kinds += ["s", "q"] + ([] if BPF_OP(op.code) == BPF_MOV else ["ds", "ps", "dq"])
     return kinds
 
 

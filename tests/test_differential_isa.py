@@ -407,6 +407,19 @@ def test_a_copy_changed_by_the_next_instruction_holds_the_change(code, expected)
     check(code, expected)
 
 
+def test_a_multiply_xor_shift_chain_matches_the_kernel():
+    # hashmix's rounds: each xor reads r0 as written two cases before it (acc2) and the
+    # value one case before (acc), the shift is one case with its copy (isa.fused_ops)
+    seed, mult, word = 0x243F6A8885A308D3, 0x9E3779B97F4A7C15, 0x1234567
+    rounds, want = [], seed
+    for _ in range(4):
+        rounds += [mov(3, word), ins("XOR64_X", R0, 3), ins("MUL64_X", R0, 8),
+                   ins("MOV64_X", 3, R0), ins("RSH64_K", 3, imm=29), ins("XOR64_X", R0, 3)]
+        want = (want ^ word) * mult & M64
+        want ^= want >> 29
+    check(program(lddw(R0, seed), lddw(8, mult), *rounds, exit_()), want)
+
+
 # --- byte order -------------------------------------------------------------------------
 SWAP_IN = 0x1122334455667788
 

@@ -316,6 +316,94 @@ def test_a_copy_that_is_a_jump_target_copies_its_register_not_the_last_result():
         exit""").run().retval == 27
 
 
+# Two results back (acc2): a slot run right after two cases that leave their results in
+# machine registers, neither entered by a jump, reads the older one from acc2 when the
+# newer one did not overwrite that register.
+
+@pytest.mark.parametrize("last, want", [
+    ("add %r1, 1", 6 + 7 + 40),             # dst written two back (r1)
+    ("xor %r1, %r2", (5 ^ 7) + 7 + 40),     # dst two back, src one back (r2)
+    ("add %r4, %r1", 5 + 7 + 45),           # src two back
+    ("sub %r2, %r1", 5 + 2 + 40),           # dst one back, src two back
+    ("mov %r4, %r1", 5 + 7 + 5),            # a copy of the register two back
+    ("jgt %r1, 6, out", 5 + 7 + 40),        # a jump comparing it, not taken
+    ("jlt %r1, 6, out", 0),                 # taken
+])
+def test_an_instruction_reads_the_register_written_two_instructions_before(last, want):
+    # r0 = r1 + r2 + r4 after the instruction, in both dispatches
+    prog = Program.from_asm(f"""
+        mov %r4, 40
+        mov %r0, 0
+        mov %r1, 5
+        mov %r2, 7
+        {last}
+        add %r0, %r1
+        add %r0, %r2
+        add %r0, %r4
+    out:
+        exit""")
+    threaded = prog.run().retval
+    _core._set_dispatch("switch")
+    try:
+        switched = prog.run().retval
+    finally:
+        _core._set_dispatch("threaded")
+    assert (threaded, switched) == (want, want)
+
+
+def test_a_hash_round_gives_the_switchs_result():
+    # hashmix's round: a copy changed by a shift (one case) between the multiply that
+    # wrote r0 and the xor that reads r0 and the shifted copy
+    prog = Program.from_asm("""
+        lddw %r0, 0x243f6a8885a308d3
+        lddw %r8, 0x9e3779b97f4a7c15
+        mov %r7, 3
+    round:
+        mov %r3, 0x1234567
+        xor %r0, %r3
+        mul %r0, %r8
+        mov %r3, %r0
+        rsh %r3, 29
+        xor %r0, %r3
+        sub %r7, 1
+        jne %r7, 0, round
+        exit""")
+    want = 0x243F6A8885A308D3
+    for _ in range(3):
+        want = ((want ^ 0x1234567) * 0x9E3779B97F4A7C15) % 2**64
+        want ^= want >> 29
+    assert prog.run().retval == want
+
+
+def test_a_jump_into_the_newer_of_two_results_leaves_the_older_in_the_register_file():
+    # the jump enters "mov %r2, 7" with r5 = 50 the last result, not r1 = 100
+    assert Program.from_asm("""
+        mov %r1, 3
+        mov %r5, 50
+        ja newer
+        mov %r1, 100
+    newer:
+        mov %r2, 7
+        add %r1, %r2
+        mov %r0, %r1
+        exit""").run().retval == 10
+
+
+def test_a_jump_into_a_copy_and_changes_second_slot_leaves_the_older_result_unused():
+    # taken, the jump runs "rsh %r3, 1" alone, with r6 = 1 the last result: r0 = 5 ^ 4
+    assert Program.from_asm("""
+        mov %r0, 5
+        mov %r3, 8
+        mov %r6, 1
+        jeq %r6, 1, second
+        mul %r0, 3
+        mov %r3, %r0
+    second:
+        rsh %r3, 1
+        xor %r0, %r3
+        exit""").run().retval == 1
+
+
 CHAIN_ACROSS_TARGETS = """
     mov %r0, 1
     mov %r3, 4

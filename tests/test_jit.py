@@ -97,6 +97,14 @@ def test_the_budget_ends_where_the_interpreters_ends_in_blocks_between_check_poi
          "if r0 < 9 goto l\nr0 *= 3\nexit", budget=budget)
 
 
+@pytest.mark.parametrize("budget", range(1, 36))
+def test_the_budget_ends_where_the_interpreters_ends_in_a_chain_through_two_results(budget):
+    # the loop's head follows an ALU instruction: the interpreter goes on from the JIT's
+    # stop there; inside, each xor reads r0 from two cases back (the interpreter's acc2)
+    same("r0 = 5\nr8 = 77\nr7 = 3\nl: r3 = 9\nr0 ^= r3\nr0 *= r8\nr3 = r0\nr3 >>= 3\n"
+         "r0 ^= r3\nr7 -= 1\nif r7 != 0 goto l\nexit", budget=budget)
+
+
 def test_compiled_code_is_freed_when_no_program_uses_it():
     code = asm.assemble("r0 = 4321\nexit")
     a, b = Program(code, jit=True), Program(code, jit=True)
