@@ -766,6 +766,22 @@ extern int bpf_dynptr_size""")
     assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
         [re.sub(r"#\d+", "#N", line) for line in theirs]
 
+def test_an_skb_metadata_dynptr_is_printed_as_skb_meta(monkeypatch, capsys, tmp_path):
+    """dynptr_type_str names bpf_dynptr_from_skb_meta's dynptr ``skb_meta``
+    (BPF_DYNPTR_TYPE_SKB_META; pyebpf printed it as an skb one)."""
+    source = DYNPTR.replace("bpf_dynptr_from_skb(skb, 0, &p);",
+                            "bpf_dynptr_from_skb_meta(skb, 0, &p);").replace(
+        "extern int bpf_dynptr_size", """
+extern int bpf_dynptr_from_skb_meta(struct __sk_buff *skb, __u64 flags,
+                                    struct bpf_dynptr *ptr) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any(line.endswith("fp-16=dynptr_skb_meta(id=1,dynptr_id=1)") for line in theirs), \
+        theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
 def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
                                                                       tmp_path):
     """check_kfunc_args: bpf_dynptr_slice's ``buffer__szk`` is walked back three times,

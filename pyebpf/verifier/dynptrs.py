@@ -26,12 +26,16 @@ from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_LOCAL, DYNPTR_MEM, DYNPTR_RINGBU
                     STACK_DYNPTR, STACK_INVALID, Reg, s64, type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
-    isa.BPF_DYNPTR_TYPE_SKB
+LOCAL, RINGBUF, SKB, SKB_META = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
+    isa.BPF_DYNPTR_TYPE_SKB, isa.BPF_DYNPTR_TYPE_SKB_META
+PACKET_TYPES = (SKB, SKB_META)     # a dynptr over packet data, which a write changes
 RDONLY = 0x100                     # in a marker's value, beside the type
-TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb"}   # dynptr_type_str
-# get_dynptr_type_flag: a kfunc's slice is flagged with its dynptr's type
-TYPE_FLAGS = {LOCAL: DYNPTR_LOCAL, RINGBUF: DYNPTR_RINGBUF, SKB: DYNPTR_SKB}
+TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb",        # dynptr_type_str
+              SKB_META: "skb_meta"}
+# get_dynptr_type_flag: a kfunc's slice is flagged with its dynptr's type; DYNPTR_SKB
+# stands for DYNPTR_TYPE_SKB_META too, whose slices packet-changing helpers end alike
+TYPE_FLAGS = {LOCAL: DYNPTR_LOCAL, RINGBUF: DYNPTR_RINGBUF, SKB: DYNPTR_SKB,
+              SKB_META: DYNPTR_SKB}
 
 
 def is_dynptr_slot(s) -> bool:
