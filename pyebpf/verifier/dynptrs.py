@@ -58,10 +58,11 @@ def const_dynptr_marker(ident: int) -> Reg:
     return m
 
 
-def const_dynptr_reg(kind: int = 0, ident: int = 0) -> Reg:
-    """The R1 of a bpf_user_ringbuf_drain callback (set_user_ringbuf_callback_state), or
-    with a ``kind`` (kept in ``size``, which the log prints as ``type=``) and an id, a
-    global function's dynptr argument (do_check_common)."""
+def const_dynptr_reg(kind: int, ident: int) -> Reg:
+    """A CONST_PTR_TO_DYNPTR of ``kind`` (kept in ``size``, which the log prints as
+    ``type=``) and id ``ident``: the R1 of a bpf_user_ringbuf_drain callback
+    (set_user_ringbuf_callback_state), a global function's dynptr argument
+    (do_check_common)."""
     r = Reg(CONST_PTR_TO_DYNPTR)
     r.mark_known(0)
     r.size, r.id = kind, ident
