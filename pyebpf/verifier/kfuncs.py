@@ -561,7 +561,8 @@ class KfuncCalls:
                     self.dynptr_arg(st, pc, i, reg, True, dynptr_type(dynptr), dynptr.ref,
                                     dynptr_rdonly(dynptr))
                 else:
-                    # an uninitialised one: bpf_dynptr_from_skb's or _from_skb_meta's
+                    # the type, for an uninitialised one (__uninit): bpf_dynptr_from_skb
+                    # makes an skb dynptr, bpf_dynptr_from_skb_meta an skb_meta one
                     dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"),
                                              SKB_META if name == "bpf_dynptr_from_skb_meta"
                                              else SKB)
