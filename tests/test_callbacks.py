@@ -232,3 +232,29 @@ SEC("tc") int prog(struct __sk_buff *skb)
 }
 """)
     assert same_retval(data, PACKET) == 111111
+
+
+def test_a_kfunc_numbered_as_bpf_tail_call_in_a_callback_is_no_tail_call():
+    """A callback calling bpf_dynptr_size (pyebpf's kfunc 12, bpf_tail_call's helper
+    number) is verified like the kernel's: only a helper call is a tail call
+    (check_max_stack_depth; pyebpf refused it as "callback unexpected regs 1")."""
+    source = """
+extern __u32 bpf_dynptr_size(const struct bpf_dynptr *p) __ksym;
+extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
+                               struct bpf_dynptr *p) __ksym;
+
+static long size_of(__u32 i, void *data)
+{
+    return bpf_dynptr_size(data) & 1;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    struct bpf_dynptr d;
+
+    bpf_dynptr_from_skb(skb, 0, &d);
+    return bpf_loop(2, size_of, &d, 0) & 1;
+}
+"""
+    ours, theirs = verdicts(compile_object(source, flags=("-O2", "-mcpu=v3")))
+    assert (ours, theirs) == (None, None), (ours, theirs)

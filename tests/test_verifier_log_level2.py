@@ -766,6 +766,46 @@ extern int bpf_dynptr_size""")
     assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
         [re.sub(r"#\d+", "#N", line) for line in theirs]
 
+def test_an_skb_metadata_dynptr_is_printed_as_skb_meta(monkeypatch, capsys, tmp_path):
+    """dynptr_type_str names bpf_dynptr_from_skb_meta's dynptr ``skb_meta``
+    (BPF_DYNPTR_TYPE_SKB_META; pyebpf printed it as an skb one)."""
+    source = DYNPTR.replace("bpf_dynptr_from_skb(skb, 0, &p);",
+                            "bpf_dynptr_from_skb_meta(skb, 0, &p);").replace(
+        "extern int bpf_dynptr_size", """
+extern int bpf_dynptr_from_skb_meta(struct __sk_buff *skb, __u64 flags,
+                                    struct bpf_dynptr *ptr) __ksym;
+extern int bpf_dynptr_size""")
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any(line.endswith("fp-16=dynptr_skb_meta(id=1,dynptr_id=1)") for line in theirs), \
+        theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
+def test_a_user_ring_buffer_callbacks_dynptr_has_an_id_of_its_own(monkeypatch, capsys,
+                                                                    tmp_path):
+    """mark_dynptr_cb_reg: bpf_user_ringbuf_drain's callback gets a local dynptr with a
+    new id, ``R1=dynptr_ptr(id=1,type=local)`` (pyebpf gave it none)."""
+    source = """
+struct { __uint(type, BPF_MAP_TYPE_USER_RINGBUF); __uint(max_entries, 4096); } urb SEC(".maps");
+extern __u32 bpf_dynptr_size(const struct bpf_dynptr *p) __ksym;
+
+static long cb(struct bpf_dynptr *d, void *ctx)
+{
+    return bpf_dynptr_size(d) & 1;
+}
+
+SEC("tc") int prog(struct __sk_buff *skb)
+{
+    return bpf_user_ringbuf_drain(&urb, cb, 0, 0) & 1;
+}
+"""
+    theirs, ours = c_logs(source, monkeypatch, capsys, tmp_path)
+    assert any("frame1: R1=dynptr_ptr(id=1,type=local)" in line for line in theirs), theirs
+    assert [re.sub(r"#\d+", "#N", line) for line in ours] == \
+        [re.sub(r"#\d+", "#N", line) for line in theirs]
+
+
 def test_a_kfuncs_constant_buffer_size_is_made_precise_once_per_check(monkeypatch, capsys,
                                                                       tmp_path):
     """check_kfunc_args: bpf_dynptr_slice's ``buffer__szk`` is walked back three times,

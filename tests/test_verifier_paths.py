@@ -787,6 +787,28 @@ def test_making_a_dynptr_again_over_its_slots_keeps_its_kfunc_slices(slice_):
     _agree_on_read_through_slice_of_remade_dynptr(slice_, None)
 
 
+SKB_META_AT_16 = ("r6 = r1\nr8 = *(u32 *)(r6 + 76)\nr9 = *(u32 *)(r6 + 80)\nr1 = r6\n"
+                  "r2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb_meta)\n")
+SLICE_OF_META_TO_R7 = ("r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 4\n"
+                       "call KFUNC(bpf_dynptr_slice_rdwr)\nif r0 == 0 goto out\nr7 = r0\n")
+WRITE_TO_META = ("*(u64 *)(r10 - 24) = 0\nr1 = r10\nr1 += -16\nr2 = 0\nr3 = r10\n"
+                 f"r3 += -24\nr4 = 1\nr5 = 0\ncall {isa.HELPER_IDS['dynptr_write']}\n")
+
+
+@pytest.mark.parametrize("body, reg", [
+    (SLICE_OF_META_TO_R7 + "r1 = r6\nr2 = 0\ncall 39\nr0 = *(u8 *)(r7 + 0)\n", "R7"),
+    (SLICE_OF_META_TO_R7 + WRITE_TO_META + "r0 = *(u8 *)(r7 + 0)\n", "R7"),
+    ("r1 = r8\nr1 += 1\nif r1 > r9 goto out\n" + WRITE_TO_META + "r0 = *(u8 *)(r8 + 0)\n",
+     "R8"),
+], ids=["slice_after_pull_data", "slice_after_dynptr_write", "packet_after_dynptr_write"])
+def test_an_skb_metadata_dynptr_changes_packet_data_as_an_skb_dynptr_does(body, reg):
+    """bpf_dynptr_from_skb_meta's dynptr (DYNPTR_TYPE_SKB_META) is packet data to the
+    verifier: a packet-changing helper ends its slices, and bpf_dynptr_write to it ends
+    its slices and packet pointers (clear_all_pkt_pointers)."""
+    ours_, theirs_ = _kfuncs(SKB_META_AT_16 + body + "out:\nr0 = 0\nexit")
+    agree(ours_, f"{reg} invalid mem access 'scalar'", kernel_text=theirs_)
+
+
 def test_a_variable_offset_load_reaching_a_dynptr_is_refused():
     """check_stack_read_var_off runs check_stack_range_initialized: a dynptr's bytes
     are refused (found by the random programs, seed wide1205)."""

@@ -15,7 +15,9 @@ JMP32 bounds used as offsets, context writes and narrow loads, packet pointers k
 across helpers that change the packet, socket lookups and ring buffer records released
 wrongly, bpf_loop callbacks, bpf_iter_num loops and skb dynptr slices, paths joining
 with a packet pointer known beyond pkt_end on one, helper writes over a narrow spill
-beside zero bytes), and an exit.  A
+beside zero bytes, slices of local, ring buffer and skb dynptrs used after a store, a
+new dynptr or a release that may end them, and paths joining with slices of dynptrs
+of their own), and an exit.  A
 program with a callback is loaded with BTF function info, as its lddw needs.
 
 :data:`COUNT` programs per program type run on every run, against the live kernel or
@@ -48,12 +50,13 @@ def _fragment(rng: random.Random, tc: bool, k: int, subs: list[list[str]]) -> li
                        "ctx", "pktvar", "spill", "alu32", "tail", "mix", "mix", "partial",
                        "partial", "ptrkind", "ptrkind", "args", "args", "loop2", "atomic",
                        "v4", "v4", "ctxw", "ctxw", "ring", "loopcb", "iternum", "pktchg",
-                       "pktchg", "sock", "sock", "dynptr", "pktjoin", "scrub"]
+                       "pktchg", "sock", "sock", "dynptr", "pktjoin", "scrub", "dynptr2",
+                       "dynptr2"]
                       if tc else
                       ["map", "stack", "ptr", "loop", "helper", "scalar", "uninit", "ctx",
                        "alu32", "tail", "mix", "mix", "partial", "partial", "ptrkind",
                        "args", "args", "loop2", "atomic", "v4", "v4", "ctxw", "ctxw", "ring",
-                       "loopcb", "iternum", "scrub"])
+                       "loopcb", "iternum", "scrub", "dynptr2"])
     size = rng.choice((1, 2, 4, 8))
     w = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[size]
     if kind == "pkt":
@@ -627,6 +630,90 @@ def _dynptr(rng: random.Random, tc: bool, k: int) -> list[str]:
     return lines + ([f"skip{k}:"] if checked else [])
 
 
+def _make_dynptr(rng: random.Random, kind: str, k: int, at: int) -> list[str]:
+    """A dynptr of ``kind`` made at ``r10 - at``: local over a map value (the lookup
+    NULL-checked, to ``out``), a ring buffer record (held: released or leaked later), or
+    the skb's."""
+    if kind == "local":
+        return ["*(u32 *)(r10 - 4) = 0", "r1 = map_fd(MAPFD) ll", "r2 = r10", "r2 += -4",
+                "call 1", f"if r0 == 0 goto out{k}", "r1 = r0",
+                f"r2 = {rng.choice((8, VALUE_SIZE))}", "r3 = 0", "r4 = r10", f"r4 += -{at}",
+                f"call {isa.HELPER_IDS['dynptr_from_mem']}"]
+    if kind == "ringbuf":
+        return ["r1 = map_fd(RINGFD) ll", f"r2 = {rng.choice((8, 16))}", "r3 = 0", "r4 = r10",
+                f"r4 += -{at}", f"call {isa.HELPER_IDS['ringbuf_reserve_dynptr']}"]
+    return ["r1 = r6", "r2 = 0", "r3 = r10", f"r3 += -{at}", "call KFUNC(bpf_dynptr_from_skb)"]
+
+
+def _slice_dynptr(rng: random.Random, at: int, n: int) -> list[str]:
+    """A slice of ``n`` bytes at offset 0 of the dynptr at ``r10 - at`` into r0:
+    bpf_dynptr_data's, or bpf_dynptr_slice(_rdwr)'s without a buffer."""
+    how = rng.choice(("data", "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr"))
+    if how == "data":
+        return ["r1 = r10", f"r1 += -{at}", "r2 = 0", f"r3 = {n}",
+                f"call {isa.HELPER_IDS['dynptr_data']}"]
+    return ["r1 = r10", f"r1 += -{at}", "r2 = 0", "r3 = 0", f"r4 = {n}",
+            f"call KFUNC({how})"]
+
+
+def _dynptr2(rng: random.Random, tc: bool, k: int) -> list[str]:
+    """Slices of local, ring buffer and skb dynptrs (bpf_dynptr_data's and the kfuncs'),
+    used after what may end them: a store over the dynptr's slots, the dynptr made again
+    over them, its record released; passed to helpers as memory and as a map key; and
+    two paths that each make a dynptr of their own, of two kinds or sizes, and slice it,
+    joining before the slice is used (regsafe compares a slice's dynptr_id and size)."""
+    kinds = ["local", "ringbuf"] + (["skb"] if tc else [])
+    n = rng.choice((4, 8))
+    if rng.random() < 0.3:
+        a, b = rng.choice([x for x in kinds if x != "ringbuf"]), \
+            rng.choice([x for x in kinds if x != "ringbuf"])
+        lines = ["r3 = *(u32 *)(r6 + 0)", f"if r3 & {rng.choice((1, 4))} goto alt{k}"]
+        lines += _make_dynptr(rng, a, k, 24) + _slice_dynptr(rng, 24, n) + ["r9 = r0"]
+        lines += ["if r6 == 0 goto +0"] * 2 + ["r8 = 1"] * 8 + [f"goto join{k}", f"alt{k}:"]
+        lines += _make_dynptr(rng, b, k, rng.choice((24, 24, 40)))
+        lines += _slice_dynptr(rng, 24 if rng.random() < 0.9 else 40, rng.choice((4, 8)))
+        lines += ["r9 = r0", f"join{k}:", f"if r9 == 0 goto out{k}"]
+        off = rng.choice((0, n - 1, 7))
+        return lines + [rng.choice((f"r0 = *(u8 *)(r9 + {off})", f"*(u8 *)(r9 + {off}) = 1")),
+                        f"out{k}:"]
+    kind = rng.choice(kinds)
+    lines = _make_dynptr(rng, kind, k, 24) + _slice_dynptr(rng, 24, n) + ["r9 = r0"]
+    checked = rng.random() < 0.9
+    if checked:
+        lines.append(f"if r9 == 0 goto end{k}")
+    # (an unchecked slice given to bpf_csum_diff, whose memory may be NULL, is accepted
+    # and may be NULL when run: bpf_dynptr_data's of an skb dynptr always is)
+    event = rng.choice(("none", "store", "store", "remake", "remake", "release", "key") +
+                       (("mem",) if checked else ()))
+    released = False
+    if event == "store":
+        lines.append(f"*(u{rng.choice((8, 64))} *)(r10 - {rng.choice((24, 16))}) = 1"
+                     if rng.random() < 0.8 else f"*(u8 *)(r10 - {rng.choice((17, 9))}) = 1")
+    elif event == "remake":
+        # over a ring buffer record's dynptr, refused; else one holding no reference, so
+        # that the NULL path's release below stays the same
+        lines += _make_dynptr(rng, kind if kind == "ringbuf" else
+                              rng.choice([x for x in kinds if x != "ringbuf"]), k, 24)
+    elif event == "release" and kind == "ringbuf":
+        lines += ["r1 = r10", "r1 += -24", "r2 = 0",
+                  f"call {isa.HELPER_IDS['ringbuf_submit_dynptr']}"]
+        released = True
+    elif event == "key":
+        lines += ["r1 = map_fd(MAPFD) ll", "r2 = r9", "call 1"]
+    elif event == "mem":
+        lines += ["r1 = r9", f"r2 = {rng.choice((n, n + 1))}"] + _mem_call(tc)
+    off = rng.choice((0, n - 1, n))
+    lines.append(rng.choice((f"r0 = *(u8 *)(r9 + {off})", f"*(u8 *)(r9 + {off}) = 1")))
+    if released:
+        lines += [f"goto out{k}", f"end{k}:"]
+    else:
+        lines.append(f"end{k}:")
+    if kind == "ringbuf" and rng.random() < 0.95:
+        release = rng.choice(("ringbuf_submit_dynptr", "ringbuf_discard_dynptr"))
+        lines += ["r1 = r10", "r1 += -24", "r2 = 0", f"call {isa.HELPER_IDS[release]}"]
+    return lines + [f"out{k}:"]
+
+
 def _pktjoin(rng: random.Random, tc: bool, k: int) -> list[str]:
     """Two paths joining with a packet pointer known beyond pkt_end on one (the taken
     side of ``if r1 > r8``) and checked on the other, then checked again (or not) and
@@ -717,7 +804,8 @@ def _loop2(rng: random.Random, tc: bool, k: int) -> list[str]:
 
 
 _KINDS = {"v4": _v4, "ctxw": _ctxw, "pktchg": _pktchg, "sock": _sock, "ring": _ring,
-          "iternum": _iternum, "dynptr": _dynptr, "pktjoin": _pktjoin, "scrub": _scrub}
+          "iternum": _iternum, "dynptr": _dynptr, "pktjoin": _pktjoin, "scrub": _scrub,
+          "dynptr2": _dynptr2}
 
 
 def generate(rng: random.Random, tc: bool) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from errno import ENOMEM
 
 from .. import isa
-from .dynptrs import const_dynptr_reg
+from .dynptrs import LOCAL, const_dynptr_reg
 from .kfuncs import widen_scalars
 from .rbtree import LESS_RANGE, calls_less
 from .helpers import DEDICATED_MAPS, FUNC, PROTOS
@@ -71,7 +71,9 @@ class CallbackCalls:
             if source == "vma":
                 callee.regs[regno] = self.vma_reg()
             elif source == "dynptr":
-                callee.regs[regno] = const_dynptr_reg()
+                # mark_dynptr_cb_reg: a local dynptr of an id of its own, which its
+                # slices name and the log prints (dynptr_ptr(id=1,type=local))
+                callee.regs[regno] = const_dynptr_reg(LOCAL, self.new_id())
             elif source in ("key", "value"):
                 r = Reg(PTR_TO_MAP_KEY if source == "key" else PTR_TO_MAP_VALUE)
                 r.mark_known(0)

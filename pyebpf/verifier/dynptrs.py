@@ -26,12 +26,16 @@ from .state import (CONST_PTR_TO_DYNPTR, DYNPTR_LOCAL, DYNPTR_MEM, DYNPTR_RINGBU
                     STACK_DYNPTR, STACK_INVALID, Reg, s64, type_str)
 
 _SOCKET_FILTER = isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-LOCAL, RINGBUF, SKB = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
-    isa.BPF_DYNPTR_TYPE_SKB
+LOCAL, RINGBUF, SKB, SKB_META = isa.BPF_DYNPTR_TYPE_LOCAL, isa.BPF_DYNPTR_TYPE_RINGBUF, \
+    isa.BPF_DYNPTR_TYPE_SKB, isa.BPF_DYNPTR_TYPE_SKB_META
+PACKET_TYPES = (SKB, SKB_META)     # a dynptr over packet data, which a write changes
 RDONLY = 0x100                     # in a marker's value, beside the type
-TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb"}   # dynptr_type_str
-# get_dynptr_type_flag: a kfunc's slice is flagged with its dynptr's type
-TYPE_FLAGS = {LOCAL: DYNPTR_LOCAL, RINGBUF: DYNPTR_RINGBUF, SKB: DYNPTR_SKB}
+TYPE_NAMES = {LOCAL: "local", RINGBUF: "ringbuf", SKB: "skb",        # dynptr_type_str
+              SKB_META: "skb_meta"}
+# get_dynptr_type_flag: a kfunc's slice is flagged with its dynptr's type; DYNPTR_SKB
+# stands for DYNPTR_TYPE_SKB_META too, whose slices packet-changing helpers end alike
+TYPE_FLAGS = {LOCAL: DYNPTR_LOCAL, RINGBUF: DYNPTR_RINGBUF, SKB: DYNPTR_SKB,
+              SKB_META: DYNPTR_SKB}
 
 
 def is_dynptr_slot(s) -> bool:
@@ -54,10 +58,11 @@ def const_dynptr_marker(ident: int) -> Reg:
     return m
 
 
-def const_dynptr_reg(kind: int = 0, ident: int = 0) -> Reg:
-    """The R1 of a bpf_user_ringbuf_drain callback (set_user_ringbuf_callback_state), or
-    with a ``kind`` (kept in ``size``, which the log prints as ``type=``) and an id, a
-    global function's dynptr argument (do_check_common)."""
+def const_dynptr_reg(kind: int, ident: int) -> Reg:
+    """A CONST_PTR_TO_DYNPTR of ``kind`` (kept in ``size``, which the log prints as
+    ``type=``) and id ``ident``: the R1 of a bpf_user_ringbuf_drain callback
+    (set_user_ringbuf_callback_state), a global function's dynptr argument
+    (do_check_common)."""
     r = Reg(CONST_PTR_TO_DYNPTR)
     r.mark_known(0)
     r.size, r.id = kind, ident

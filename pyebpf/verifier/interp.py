@@ -21,7 +21,7 @@ from .callbacks import CALLBACK_HELPERS, CallbackCalls
 from .conntrack import ConntrackCalls
 from .errnos import Refusal
 from .exceptions import ExceptionRules
-from .dynptrs import LOCAL, RINGBUF, SKB, DynptrCalls, dynptr_type, is_dynptr_slot
+from .dynptrs import LOCAL, PACKET_TYPES, RINGBUF, DynptrCalls, dynptr_type, is_dynptr_slot
 from .globalfuncs import GlobalCalls, exception_cb_pc
 from .helpers46 import Helpers46
 from .speculation import SpeculationRules
@@ -1039,7 +1039,7 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             st.refs[r.ref] = pc
             regs[0] = r
         if proto.changes_pkt_data and (hid != isa.HELPER_IDS["dynptr_write"] or
-                                       dynptr_type(meta["dynptr"]) == SKB):
+                                       dynptr_type(meta["dynptr"]) in PACKET_TYPES):
             self.clear_all_pkt_pointers(st)
 
     def helper_args(self, st: VState, pc: int, hid: int, proto) -> dict:

@@ -31,7 +31,7 @@ from ..btf.relo import target_btf
 from .conntrack import CT_KFUNCS
 from .tasks import TASK_KFUNCS
 from .alloc import NEW, REFCOUNT_ACQUIRE
-from .dynptrs import dynptr_rdonly, dynptr_type
+from .dynptrs import SKB, SKB_META, dynptr_rdonly, dynptr_type
 from .errnos import Refusal, errno_of
 from . import bounds, sockets
 from .irqflags import IRQ_KFUNCS, IRQ_LOCK, IRQ_NATIVE
@@ -561,7 +561,11 @@ class KfuncCalls:
                     self.dynptr_arg(st, pc, i, reg, True, dynptr_type(dynptr), dynptr.ref,
                                     dynptr_rdonly(dynptr))
                 else:
-                    dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"))
+                    # the type, for an uninitialised one (__uninit): bpf_dynptr_from_skb
+                    # makes an skb dynptr, bpf_dynptr_from_skb_meta an skb_meta one
+                    dynptr = self.dynptr_arg(st, pc, i, reg, arg.name.endswith("__uninit"),
+                                             SKB_META if name == "bpf_dynptr_from_skb_meta"
+                                             else SKB)
             elif arg.kind == CONST_STR:
                 # check_kfunc_args, KF_ARG_PTR_TO_CONST_STR
                 if reg.type != PTR_TO_MAP_VALUE:

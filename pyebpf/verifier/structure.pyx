@@ -248,7 +248,9 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
             # a callback counts as called from where its address is taken, as in the
             # kernel's check_max_stack_depth
             calls[func].append((pc, starts.index(target), op.form is F_LDDW))
-        elif op is not None and op.form is F_CALL and insns[pc].imm == _TAIL_CALL:
+        elif op is not None and op.form is F_CALL and not op.disc_value and \
+                insns[pc].imm == _TAIL_CALL:
+            # a helper call: a kfunc's number (bpf_dynptr_size's) may be tail_call's
             tail_calls[func] = True
 
     def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
