@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_tcsim import make_capture  # noqa: E402
+from bench_tcsim import make_capture
 
 VOLUMES = (1 << 10, 16 << 10, 64 << 10)
 CHUNK = 16 << 10

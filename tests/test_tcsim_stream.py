@@ -11,9 +11,10 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from bpfc import compile_object
 from scapy.all import IP, UDP, Ether, Raw
 
-from pyebpf.pcap import pcapio, report, tcsim
+from pyebpf.pcap import pcapio, report, tcreplay, tcsim
 from pyebpf.pcap.report import read_line
 
 FRAMES = [bytes(Ether() / IP(dst=f"10.0.0.{k % 250}") / UDP(dport=k) / Raw(b"x" * (k % 300)))
@@ -188,3 +189,57 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         assert done.returncode == 0, done.stderr
         rss.append(int(done.stdout.split()[-1]))
     assert rss[1] - rss[0] < 10_000, f"peak RSS {rss[0]} KB, then {rss[1]} KB"
+
+
+# a perf event per packet of its first 64 bytes (or fewer) after a record of its length and
+# CPU, so that a mix-up of packets or of their order shows in the events
+PACKET_EVENTS = """
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 rec[2] = {skb->len, bpf_get_smp_processor_id()};
+	__u64 n = skb->len < 64 ? skb->len : 64;
+
+	bpf_perf_event_output(skb, &events, (n << 32) | BPF_F_CURRENT_CPU, rec, sizeof(rec));
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_events_handed_over_mid_chunk_are_written_as_those_held_to_its_end(
+        tmp_path, capsys, monkeypatch, cpus):
+    """With EVENTS_HELD_MAX at 1 byte the loop hands every packet's events to --events as
+    soon as the packet is written: the outputs are the bytes of a run holding them all."""
+    (tmp_path / "perf.o").write_bytes(compile_object(PACKET_EVENTS))
+    pcapio.write(tmp_path / "in.pcap", [(TS[k % 400] + k, FRAMES[k % 400], len(FRAMES[k % 400]))
+                                        for k in range(10_000)])
+    handed = []
+    put_events = tcsim._Outputs.put_events
+    monkeypatch.setattr(tcsim._Outputs, "put_events",
+                        lambda self, batch: (handed.append(len(batch)), put_events(self, batch)))
+    runs = {}
+    for limit in (tcreplay.EVENTS_HELD_MAX, 1):
+        monkeypatch.setattr(tcreplay, "EVENTS_HELD_MAX", limit)
+        handed.clear()
+        out = tmp_path / str(limit)
+        assert tcsim.main([str(tmp_path / "perf.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                           "--cpus", cpus, "--events", str(out / "e.jsonl"), "-o",
+                           str(out / "o.pcap"), "--report", str(out / "r.jsonl")]) == 0, \
+            capsys.readouterr().err
+        runs[limit] = ([(out / f).read_bytes() for f in ("e.jsonl", "o.pcap", "r.jsonl")],
+                       len(handed))
+    (held, once), (handed_over, times) = runs.values()
+    assert (once, times > 100) == (1, True)
+    assert [json.loads(line)["packet"] for line in held[0].splitlines()] == list(range(10_000))
+    assert handed_over == held
+
