@@ -243,3 +243,65 @@ def test_events_handed_over_mid_chunk_are_written_as_those_held_to_its_end(
     assert [json.loads(line)["packet"] for line in held[0].splitlines()] == list(range(10_000))
     assert handed_over == held
 
+
+# 16 KiB of an array value as one perf event per packet
+BIG_EVENTS = """
+struct big { __u8 b[16384]; };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct big);
+} data SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct big *c = bpf_map_lookup_elem(&data, &zero);
+
+	if (c)
+		bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, c, sizeof(*c));
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_peak_memory_does_not_grow_with_the_perf_events_a_program_emits(tmp_path, cpus):
+    """A child replays 2,000 and then 12,000 frames (one chunk) of a program emitting
+    16 KiB of perf events per packet, --events and every other output on: its peak RSS
+    grows by less than 40 MB (the chunk's events held to its end would be 164 MB more)."""
+    (tmp_path / "big.o").write_bytes(compile_object(BIG_EVENTS))
+    script = tmp_path / "child.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(Path(tcsim.__file__).parents[2])!r})
+from pyebpf.pcap import pcapio, tcsim
+n, cpus = int(sys.argv[1]), sys.argv[2]
+frame = bytes.fromhex("020000000002020000000001080045000032000000004011000000000000000000000000")
+frame += bytes(64 - len(frame))
+pcapio.write("in.pcap", [(k * 1000, frame, len(frame)) for k in range(n)])
+assert tcsim.main(["big.o", "-r", "in.pcap", "-q", "-o", "o.pcap", "--report", "r.jsonl",
+                   "--events", "/dev/null", "--cpus", cpus]) == 0
+# VmHWM: ru_maxrss would start at the parent's peak (exec keeps the old mm's)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
+""")
+    rss = []
+    for n in (2_000, 12_000):
+        done = subprocess.run([sys.executable, str(script), str(n), cpus], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        rss.append(int(done.stdout.split()[-1]))
+    assert rss[1] - rss[0] < 40_000, f"peak RSS {rss[0]} KB, then {rss[1]} KB"
+
