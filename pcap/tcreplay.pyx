@@ -985,6 +985,8 @@ cdef enum:
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
     EVENTS_AHEAD = 2 * WRITE_BATCH  # packets a replay thread may be ahead of the writing
                                     # however many events are held (_events_wait)
+    EVENT_OBJECTS = 256     # bytes an event's Python objects and its packet's extras
+                            # take beside its own, as EVENTS_HELD_MAX counts them
     REPLAY_STRIDE = 256     # packets CPU 0 walks between its turns of writing (and
                             # its looks for an interrupt)
     STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
@@ -1259,6 +1261,7 @@ cdef class Loop:
     # events_limit bytes of them are held mid-chunk (when set)
     cdef public object events_out
     cdef public Py_ssize_t events_limit
+    cdef public bint keep_events    # extras take the packets' perf events (else dropped)
     cdef Py_ssize_t events_held     # bytes of events in extras
     cdef Py_ssize_t events_written  # of those, the bytes of packets already written
     cdef dict event_bytes           # {index: bytes of its events} of those in extras
@@ -1379,6 +1382,7 @@ cdef class Loop:
                 self.has_world = True
         self.extras = {}
         self.events_limit = EVENTS_HELD_MAX
+        self.keep_events = True
         self._events_reset()
         self.rd_writers = []
         for mp in self.perf:
@@ -1680,6 +1684,7 @@ cdef class Loop:
         cdef Skb* skb = &ln.skb
         cdef size_t c
         cdef MapStore* m
+        cdef Py_ssize_t held = 0
         extra = {}
         if o.fault_prog:
             extra["error"] = vm_fault(&ln.vm, self.chain[o.fault_prog - 1].budget)
@@ -1697,9 +1702,13 @@ cdef class Loop:
             m = self.perf_stores[k]
             if m.events_len:
                 events = mp.drain() if self.cpus == 1 else self._take_events(m, skb.cpu)
-                extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in events)
-        if "events" in extra:
-            held = sum(len(ev) for _, _, ev in extra["events"])
+                if not self.keep_events:
+                    continue
+                kept = extra.setdefault("events", [])
+                for cpu, ev in events:
+                    kept.append((mp, cpu, ev))
+                    held += PyBytes_GET_SIZE(ev) + EVENT_OBJECTS
+        if held:
             self.event_bytes[index] = held
             self.events_held += held
         if extra:
@@ -2101,11 +2110,11 @@ cdef class Loop:
             self.rd_nano, self.rd_lt = self.redirect_format
         self.chunk_clock = self.clock
         # only -o, pcap: the chunk is written whole after its replay (_write_direct);
-        # not for perf events, which the whole chunk's would hold until its writing
+        # not for perf events kept, which the whole chunk's would hold until its writing
         self.direct = (out is not None and not out.pcapng and drops is None
                        and report is None and self.annotated is None and self.observe is None
                        and self.redirect_writer is None and not self.keep_packets
-                       and not self.stop_on_error and not self.has_perf)
+                       and not self.stop_on_error and not (self.has_perf and self.keep_events))
         self.keep_done = not self.direct or sc.pcapng
         self.batch_steer = self.direct
         self.rss_recs = (sc.hash_rss and not sc.pcapng and sc.linktype == LT_ETHERNET

@@ -722,6 +722,7 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
         with _pinned_maps_transaction(programs), outputs.Session(signals.hold) as session:
             outs = _Outputs(args, targets, session, source, loop, classid, fields)
             loop.events_out = outs.put_events
+            loop.keep_events = args.events is not None
             if args.redirect_dir is not None:
                 loop.redirect_writer = outs.redirect
                 loop.redirect_format = (source.nanosecond, source.linktype)

@@ -245,6 +245,26 @@ def test_events_handed_over_mid_chunk_are_written_as_those_held_to_its_end(
     assert handed_over == held
 
 
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_without_events_a_program_s_perf_events_change_no_other_output(tmp_path, capsys,
+                                                                      cpus):
+    """Without --events the loop keeps no perf event (with --cpus 2 and -o alone the
+    chunk is then replayed whole before its writing): -o is the capture of a run
+    writing them."""
+    (tmp_path / "perf.o").write_bytes(compile_object(PACKET_EVENTS))
+    pcapio.write(tmp_path / "in.pcap", [(TS[k % 400] + k, FRAMES[k % 400], len(FRAMES[k % 400]))
+                                        for k in range(10_000)])
+    outs = []
+    for name, events in (("kept", ["--events", str(tmp_path / "e.jsonl")]), ("none", [])):
+        assert tcsim.main([str(tmp_path / "perf.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                           "--cpus", cpus, "-o", str(tmp_path / f"{name}.pcap"), *events]) == 0, \
+            capsys.readouterr().err
+        outs.append((tmp_path / f"{name}.pcap").read_bytes())
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 10_000
+    assert outs[1] == outs[0]
+
+
 # 16 KiB of an array value as one perf event per packet
 BIG_EVENTS = """
 struct big { __u8 b[16384]; };
