@@ -216,31 +216,38 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
+@pytest.mark.parametrize("chunk", [None, 20_000], ids=["one-chunk", "chunks"])
 @pytest.mark.parametrize("cpus", ["1", "2"])
 def test_events_handed_over_mid_chunk_are_written_as_those_held_to_its_end(
-        tmp_path, capsys, monkeypatch, cpus):
+        tmp_path, capsys, monkeypatch, cpus, chunk):
     """With EVENTS_HELD_MAX at 1 byte the loop hands every packet's events to --events as
-    soon as the packet is written: the outputs are the bytes of a run holding them all."""
+    soon as the packet is written: the outputs are the bytes of a run holding them all
+    (the capture in one chunk, or in chunks of 20,000 bytes)."""
+    if chunk is not None:
+        monkeypatch.setattr(pcapio, "CHUNK", chunk)
     (tmp_path / "perf.o").write_bytes(compile_object(PACKET_EVENTS))
     pcapio.write(tmp_path / "in.pcap", [(TS[k % 400] + k, FRAMES[k % 400], len(FRAMES[k % 400]))
                                         for k in range(10_000)])
-    handed = []
-    put_events = tcsim._Outputs.put_events
+    handed, chunk_ends = [], []
+    put_events, write_events = tcsim._Outputs.put_events, tcsim._Outputs.write_events
     monkeypatch.setattr(tcsim._Outputs, "put_events",
                         lambda self, batch: (handed.append(len(batch)), put_events(self, batch)))
+    monkeypatch.setattr(tcsim._Outputs, "write_events",
+                        lambda self, extras: (chunk_ends.append(1), write_events(self, extras)))
     runs = {}
     for limit in (tcreplay.EVENTS_HELD_MAX, 1):
         monkeypatch.setattr(tcreplay, "EVENTS_HELD_MAX", limit)
         handed.clear()
+        chunk_ends.clear()
         out = tmp_path / str(limit)
         assert tcsim.main([str(tmp_path / "perf.o"), "-r", str(tmp_path / "in.pcap"), "-q",
                            "--cpus", cpus, "--events", str(out / "e.jsonl"), "-o",
                            str(out / "o.pcap"), "--report", str(out / "r.jsonl")]) == 0, \
             capsys.readouterr().err
         runs[limit] = ([(out / f).read_bytes() for f in ("e.jsonl", "o.pcap", "r.jsonl")],
-                       len(handed))
-    (held, once), (handed_over, times) = runs.values()
-    assert (once, times > 100) == (1, True)
+                       len(handed) - len(chunk_ends))
+    (held, mid_chunk), (handed_over, times) = runs.values()
+    assert (mid_chunk, times > 100) == (0, True)
     assert [json.loads(line)["packet"] for line in held[0].splitlines()] == list(range(10_000))
     assert handed_over == held
 
