@@ -36,6 +36,7 @@ from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset, strlen
+from posix.unistd cimport usleep
 
 from pyebpf._core cimport *
 
@@ -89,6 +90,12 @@ ctypedef struct TcOutcome:
     uint8_t decider         # 1 + the chain position of the last program run, else 0
 
 REPLAY_RECORD = "=iiIIIIIIQBBBBBxxx"
+# bytes of perf events of packets already written that a chunk's extras hold before
+# run_chunk hands them to Loop.events_out, so that what a program emits does not set the
+# peak memory (a chunk of 64-byte frames emitting 16 KiB each would hold ~0.85 GB); with
+# several CPUs a replay thread more than EVENTS_AHEAD packets ahead of the writing waits
+# while twice as many are held
+EVENTS_HELD_MAX = 16 << 20
 
 
 cdef inline int32_t _da_opcode(int32_t code, int profile) noexcept nogil:
@@ -976,6 +983,10 @@ cdef enum:
     CACHE_LINE = 64
     ARENA_BLOCK = 1 << 20   # holds any packet's frame and output (2 x 64 KiB at most)
     WRITE_BATCH = 1024      # packets the writing waits for at once (several CPUs)
+    EVENTS_AHEAD = 2 * WRITE_BATCH  # packets a replay thread may be ahead of the writing
+                                    # however many events are held (_events_wait)
+    EVENT_OBJECTS = 256     # bytes an event's Python objects and its packet's extras
+                            # take beside its own, as EVENTS_HELD_MAX counts them
     REPLAY_STRIDE = 256     # packets CPU 0 walks between its turns of writing (and
                             # its looks for an interrupt)
     STEER_AHEAD = 4         # batches a CPU steers its share of before it replays them:
@@ -1245,6 +1256,16 @@ cdef class Loop:
     cdef MapStore** perf_stores # perf's storage, for the replay threads (several CPUs)
     cdef public uint64_t truncated
     cdef public dict extras     # {index: dict} of the chunk (or list) last replayed
+    # ([(index, [(map, cpu, bytes)])]) -> None: takes the events of packets already
+    # written, in the capture's order, popped from their extras, once more than
+    # events_limit bytes of them are held mid-chunk (when set)
+    cdef public object events_out
+    cdef public Py_ssize_t events_limit
+    cdef public bint keep_events    # extras take the packets' perf events (else dropped)
+    cdef Py_ssize_t events_held     # bytes of events in extras
+    cdef Py_ssize_t events_written  # of those, the bytes of packets already written
+    cdef dict event_bytes           # {index: bytes of its events} of those in extras
+    cdef Py_ssize_t write_at        # the next packet of the chunk to write (several CPUs)
     cdef uint64_t rd_keys[MAX_REDIRECTS]
     cdef list rd_writers
     cdef public object redirect_writer   # (ifindex, ingress) -> CaptureWriter
@@ -1360,6 +1381,9 @@ cdef class Loop:
                 self.image = hook_world(machine, &self.lanes[c].world)
                 self.has_world = True
         self.extras = {}
+        self.events_limit = EVENTS_HELD_MAX
+        self.keep_events = True
+        self._events_reset()
         self.rd_writers = []
         for mp in self.perf:
             mp.drain()       # events from before the replay are not a packet's
@@ -1618,12 +1642,49 @@ cdef class Loop:
             map_unlock(&m.lock)
         return out
 
+    cdef void _events_reset(self):
+        self.events_held = self.events_written = self.write_at = 0
+        self.event_bytes = {}
+
+    cdef int _written(self, Py_ssize_t index) except -1:
+        """Count packet ``index``'s events (if any) as written; past events_limit hand
+        those of every packet up to it (all written) to events_out, popped from their
+        extras (the replay threads may have made later packets' already)."""
+        held = self.event_bytes.get(index)
+        if held is None:
+            return 0
+        self.events_written += held
+        if self.events_written <= self.events_limit or self.events_out is None:
+            return 0
+        batch = []
+        for i in sorted(i for i in self.event_bytes if i <= index):
+            self.events_held -= self.event_bytes.pop(i)
+            extra = self.extras[i]
+            batch.append((i, extra.pop("events")))
+            if not extra:
+                del self.extras[i]      # no packet of the chunk has an empty entry
+        self.events_written = 0
+        self.events_out(batch)
+        return 0
+
+    cdef bint _events_wait(self, Py_ssize_t k) noexcept nogil:
+        """A replay thread's wait before packet ``k`` while it is more than EVENTS_AHEAD
+        packets ahead of the writing and twice events_limit bytes of events are held;
+        False on abort."""
+        while (self.events_held > 2 * self.events_limit
+               and k > self.write_at + EVENTS_AHEAD):
+            if self.abort:
+                return False
+            usleep(50)
+        return True
+
     cdef bint _extras(self, Lane* ln, Py_ssize_t index, TcOutcome* o) except *:
         """Put what the packet has beyond ``o`` into ``extras[index]``; whether it has
         any."""
         cdef Skb* skb = &ln.skb
         cdef size_t c
         cdef MapStore* m
+        cdef Py_ssize_t held = 0
         extra = {}
         if o.fault_prog:
             extra["error"] = vm_fault(&ln.vm, self.chain[o.fault_prog - 1].budget)
@@ -1641,7 +1702,15 @@ cdef class Loop:
             m = self.perf_stores[k]
             if m.events_len:
                 events = mp.drain() if self.cpus == 1 else self._take_events(m, skb.cpu)
-                extra.setdefault("events", []).extend((mp, cpu, ev) for cpu, ev in events)
+                if not self.keep_events:
+                    continue
+                kept = extra.setdefault("events", [])
+                for cpu, ev in events:
+                    kept.append((mp, cpu, ev))
+                    held += PyBytes_GET_SIZE(ev) + EVENT_OBJECTS
+        if held:
+            self.event_bytes[index] = held
+            self.events_held += held
         if extra:
             self.extras[index] = extra
         return bool(extra)
@@ -1686,6 +1755,7 @@ cdef class Loop:
         cdef uint64_t ktime, t = 0
         cdef bint timed = bool(ts)
         self.extras = {}
+        self._events_reset()
         held_sockets_entry()
         try:
             for i in range(nframes):
@@ -1772,6 +1842,7 @@ cdef class Loop:
         cdef bint reached
         cdef uint64_t ktime
         self.extras = {}
+        self._events_reset()
         self.nkept = self.kept_len = 0
         held_sockets_entry()
         if sc.nrecs and self.cpus > 1:
@@ -1806,6 +1877,8 @@ cdef class Loop:
                 if self._emit(index, r, lt, hdr, &o, reached, frame, n, outb, m,
                               ln.skb.pkt_type, out, drops, report, NULL):
                     return k + 1
+                if self.events_held:
+                    self._written(index)
             return sc.nrecs
         except KeyboardInterrupt as exc:
             exc.packet = index
@@ -1983,7 +2056,7 @@ cdef class Loop:
         packet, in the capture's order, as the CPUs are done with it: after each
         REPLAY_STRIDE packets of its own walk those that are ready, at the end of the
         chunk the rest."""
-        cdef Py_ssize_t k, start, end, index = first
+        cdef Py_ssize_t k, start, end, stop, index = first
         cdef Rec* r
         cdef Done* d
         cdef Done* grown
@@ -2036,11 +2109,12 @@ cdef class Loop:
         if self.rd_recs:
             self.rd_nano, self.rd_lt = self.redirect_format
         self.chunk_clock = self.clock
-        # only -o, pcap: the chunk is written whole after its replay (_write_direct)
+        # only -o, pcap: the chunk is written whole after its replay (_write_direct);
+        # not for perf events kept, which the whole chunk's would hold until its writing
         self.direct = (out is not None and not out.pcapng and drops is None
                        and report is None and self.annotated is None and self.observe is None
                        and self.redirect_writer is None and not self.keep_packets
-                       and not self.stop_on_error)
+                       and not self.stop_on_error and not (self.has_perf and self.keep_events))
         self.keep_done = not self.direct or sc.pcapng
         self.batch_steer = self.direct
         self.rss_recs = (sc.hash_rss and not sc.pcapng and sc.linktype == LT_ETHERNET
@@ -2107,7 +2181,13 @@ cdef class Loop:
                 return sc.nrecs
             k = start = 0   # the next packet to write, CPU 0's next to walk
             while k < sc.nrecs:
-                if replaying and start < sc.nrecs:
+                # CPU 0 far enough ahead while many events are held: the writing up to
+                # a batch short of it first (_events_wait for the other CPUs)
+                stop = sc.nrecs
+                if (replaying and start < sc.nrecs and start > k + EVENTS_AHEAD
+                        and self.events_held > 2 * self.events_limit):
+                    stop, wait = start - WRITE_BATCH, True
+                elif replaying and start < sc.nrecs:
                     # this thread is CPU 0: its share of the next packets, then the
                     # writing of those every CPU is done with
                     end = min(start + REPLAY_STRIDE, sc.nrecs)
@@ -2120,7 +2200,8 @@ cdef class Loop:
                     wait = False
                 else:
                     wait = True
-                while k < sc.nrecs:
+                while k < stop:
+                    self.write_at = k
                     if not k & 255:
                         PyErr_CheckSignals()
                     r, d, index = &sc.recs[k], &self.done[k], first + k
@@ -2142,6 +2223,8 @@ cdef class Loop:
                             PyErr_CheckSignals()    # an interrupt still ends the replay
                     if self._write_done(k, index, r, base + r.off, d, out, drops, report):
                         return k + 1
+                    if self.events_held:
+                        self._written(index)
                     # no thread reads it again this chunk, and it is in this core's
                     # cache now: a reset here costs no miss, one at the next chunk's
                     # start a line a packet
@@ -2625,6 +2708,9 @@ cdef class Loop:
             ktime = _clock_step(&clock, self.ktime_start, r.ts) if self.use_ts else 0
             if lane != <uint32_t>cpu:
                 continue
+            if (cpu and self.events_held > 2 * self.events_limit
+                    and k > self.write_at + EVENTS_AHEAD and not self._events_wait(k)):
+                return False
             d = &self.done[k] if self.keep_done else &scratch
             lt = self.ifs[r.iface].linktype if self.ifs != NULL else self.linktype
             hdr = self.base + r.off

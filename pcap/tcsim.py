@@ -419,10 +419,17 @@ class _Outputs:
         return self._capture(target, False)
 
     def write_events(self, extras):
+        """The events of a chunk's ``extras`` not yet handed to put_events."""
+        self.put_events([(i, extra["events"]) for i, extra in sorted(extras.items())
+                         if "events" in extra])
+
+    def put_events(self, batch):
+        """``[(index, [(map, cpu, bytes)])]`` into --events, in the capture's order (the
+        loop's events_out: it hands them over mid-chunk past its events_limit)."""
         if self.events is None:
             return
-        for i, extra in sorted(extras.items()):
-            for m, cpu, ev in extra.get("events", ()):
+        for i, events in batch:
+            for m, cpu, ev in events:
                 self.events.append((json.dumps({"packet": i, "map": m.name or str(m.fd),
                                                 "cpu": cpu, "size": len(ev),
                                                 "data": ev.hex()}) + "\n").encode())
@@ -714,6 +721,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
     try:
         with _pinned_maps_transaction(programs), outputs.Session(signals.hold) as session:
             outs = _Outputs(args, targets, session, source, loop, classid, fields)
+            loop.events_out = outs.put_events
+            loop.keep_events = args.events is not None
             if args.redirect_dir is not None:
                 loop.redirect_writer = outs.redirect
                 loop.redirect_format = (source.nanosecond, source.linktype)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from bpfc import compile_object
 from scapy.all import IP, UDP, Ether, Raw
 
-from pyebpf.pcap import pcapio, report, tcsim
+from pyebpf.pcap import pcapio, report, tcreplay, tcsim
 from pyebpf.pcap.report import read_line
 
 FRAMES = [bytes(Ether() / IP(dst=f"10.0.0.{k % 250}") / UDP(dport=k) / Raw(b"x" * (k % 300)))
@@ -162,7 +163,7 @@ def test_peak_memory_does_not_grow_with_the_capture(tmp_path):
     RSS grows by less than 10 MB (the whole capture would be ~30 MB more)."""
     script = (tmp_path / "child.py")
     script.write_text(f"""
-import resource, sys
+import sys
 sys.path.insert(0, {str(Path(tcsim.__file__).parents[2])!r})
 from pyebpf.pcap import tcsim, tcreplay
 from pyebpf.pcap.report import read_line
@@ -179,7 +180,8 @@ os.close(fd)
 open("p.s", "w").write("r0 = 0\\nexit\\n")
 assert tcsim.main(["p.s", "-r", path, "-o", "o.pcap", "--report", "r.jsonl",
                    "--drops", "d.pcap"]) == 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: ru_maxrss would start at the parent's peak (exec keeps the old mm's)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """)
     rss = []
     for n in (20_000, 200_000):
@@ -188,3 +190,146 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         assert done.returncode == 0, done.stderr
         rss.append(int(done.stdout.split()[-1]))
     assert rss[1] - rss[0] < 10_000, f"peak RSS {rss[0]} KB, then {rss[1]} KB"
+
+
+# a perf event per packet of its first 64 bytes (or fewer) after a record of its length and
+# CPU, so that a mix-up of packets or of their order shows in the events
+PACKET_EVENTS = """
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 rec[2] = {skb->len, bpf_get_smp_processor_id()};
+	__u64 n = skb->len < 64 ? skb->len : 64;
+
+	bpf_perf_event_output(skb, &events, (n << 32) | BPF_F_CURRENT_CPU, rec, sizeof(rec));
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("chunk", [None, 20_000], ids=["one-chunk", "chunks"])
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_events_handed_over_mid_chunk_are_written_as_those_held_to_its_end(
+        tmp_path, capsys, monkeypatch, cpus, chunk):
+    """With EVENTS_HELD_MAX at 1 byte the loop hands every packet's events to --events as
+    soon as the packet is written: the outputs are the bytes of a run holding them all
+    (the capture in one chunk, or in chunks of 20,000 bytes)."""
+    if chunk is not None:
+        monkeypatch.setattr(pcapio, "CHUNK", chunk)
+    (tmp_path / "perf.o").write_bytes(compile_object(PACKET_EVENTS))
+    pcapio.write(tmp_path / "in.pcap", [(TS[k % 400] + k, FRAMES[k % 400], len(FRAMES[k % 400]))
+                                        for k in range(10_000)])
+    handed, chunk_ends = [], []
+    put_events, write_events = tcsim._Outputs.put_events, tcsim._Outputs.write_events
+    monkeypatch.setattr(tcsim._Outputs, "put_events",
+                        lambda self, batch: (handed.append(len(batch)), put_events(self, batch)))
+    monkeypatch.setattr(tcsim._Outputs, "write_events",
+                        lambda self, extras: (chunk_ends.append(1), write_events(self, extras)))
+    runs = {}
+    for limit in (tcreplay.EVENTS_HELD_MAX, 1):
+        monkeypatch.setattr(tcreplay, "EVENTS_HELD_MAX", limit)
+        handed.clear()
+        chunk_ends.clear()
+        out = tmp_path / str(limit)
+        assert tcsim.main([str(tmp_path / "perf.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                           "--cpus", cpus, "--events", str(out / "e.jsonl"), "-o",
+                           str(out / "o.pcap"), "--report", str(out / "r.jsonl")]) == 0, \
+            capsys.readouterr().err
+        runs[limit] = ([(out / f).read_bytes() for f in ("e.jsonl", "o.pcap", "r.jsonl")],
+                       len(handed) - len(chunk_ends))
+    (held, mid_chunk), (handed_over, times) = runs.values()
+    assert (mid_chunk, times > 100) == (0, True)
+    assert [json.loads(line)["packet"] for line in held[0].splitlines()] == list(range(10_000))
+    assert handed_over == held
+
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_without_events_a_program_s_perf_events_change_no_other_output(tmp_path, capsys,
+                                                                      cpus):
+    """Without --events the loop keeps no perf event (with --cpus 2 and -o alone the
+    chunk is then replayed whole before its writing): -o is the capture of a run
+    writing them."""
+    (tmp_path / "perf.o").write_bytes(compile_object(PACKET_EVENTS))
+    pcapio.write(tmp_path / "in.pcap", [(TS[k % 400] + k, FRAMES[k % 400], len(FRAMES[k % 400]))
+                                        for k in range(10_000)])
+    outs = []
+    for name, events in (("kept", ["--events", str(tmp_path / "e.jsonl")]), ("none", [])):
+        assert tcsim.main([str(tmp_path / "perf.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                           "--cpus", cpus, "-o", str(tmp_path / f"{name}.pcap"), *events]) == 0, \
+            capsys.readouterr().err
+        outs.append((tmp_path / f"{name}.pcap").read_bytes())
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 10_000
+    assert outs[1] == outs[0]
+
+
+# 16 KiB of an array value as one perf event per packet
+BIG_EVENTS = """
+struct big { __u8 b[16384]; };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct big);
+} data SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct big *c = bpf_map_lookup_elem(&data, &zero);
+
+	if (c)
+		bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, c, sizeof(*c));
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_peak_memory_does_not_grow_with_the_perf_events_a_program_emits(tmp_path, cpus):
+    """A child replays 2,000 and then 12,000 frames (one chunk) of a program emitting
+    16 KiB of perf events per packet, --events and every other output on: its peak RSS
+    grows by less than 40 MB (the chunk's events held to its end would be 164 MB more)."""
+    (tmp_path / "big.o").write_bytes(compile_object(BIG_EVENTS))
+    script = tmp_path / "child.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(Path(tcsim.__file__).parents[2])!r})
+from pyebpf.pcap import pcapio, tcsim
+n, cpus = int(sys.argv[1]), sys.argv[2]
+frame = bytes.fromhex("020000000002020000000001080045000032000000004011000000000000000000000000")
+frame += bytes(64 - len(frame))
+pcapio.write("in.pcap", [(k * 1000, frame, len(frame)) for k in range(n)])
+assert tcsim.main(["big.o", "-r", "in.pcap", "-q", "-o", "o.pcap", "--report", "r.jsonl",
+                   "--events", "/dev/null", "--cpus", cpus]) == 0
+# VmHWM: ru_maxrss would start at the parent's peak (exec keeps the old mm's)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
+""")
+    rss = []
+    for n in (2_000, 12_000):
+        done = subprocess.run([sys.executable, str(script), str(n), cpus], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        rss.append(int(done.stdout.split()[-1]))
+    assert rss[1] - rss[0] < 40_000, f"peak RSS {rss[0]} KB, then {rss[1]} KB"
+

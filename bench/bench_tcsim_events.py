@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""tcsim's peak RSS for a program emitting many perf events per packet.
+
+    python bench/bench_tcsim_events.py [--builds DIR,DIR...] [--frames N] [--small N]
+                                       [--repeat 3]
+
+Each build named in ``--builds`` (a checkout built in place; the first the baseline; the
+default this checkout) runs ``tcsim PROG -r CAP -o OUT.pcap --report R.jsonl --events
+E.jsonl`` in a child process for a program that emits 1 KiB, 16 KiB and 64 KiB of perf
+events per packet (``bpf_perf_event_output`` from an array value, events of at most 16
+KiB) over ``--frames`` 64-byte IPv4/UDP frames (default 10,000: one chunk of capture).
+It prints the peak RSS (GNU time's %M) and the CPU time of each, with the load average.
+Then the common case, one 64-byte event per packet over ``--small`` frames (default
+300,000), with ``--cpus 2 -o``, ``--events -o`` and ``--cpus 2 --events -o``: the builds
+alternate within each of ``--repeat`` rounds; the median CPU time (user + system) of each.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_tcsim import make_capture
+
+VOLUMES = (1 << 10, 16 << 10, 64 << 10)
+CHUNK = 16 << 10
+PROGRAM = r"""
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+	__uint(max_entries, 8);
+} events SEC(".maps");
+
+struct chunk { __u8 b[%(chunk)d]; };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct chunk);
+} data SEC(".maps");
+
+SEC("tc")
+int emit(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct chunk *c = bpf_map_lookup_elem(&data, &zero);
+
+	if (!c)
+		return TC_ACT_OK;
+	for (int i = 0; i < %(count)d; i++)
+		bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, c, %(size)d);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def compile_program(tmp: Path, volume: int) -> Path:
+    """An object emitting ``volume`` bytes of events per packet, in events of at most
+    CHUNK bytes."""
+    count, size = (1, volume) if volume <= CHUNK else (volume // CHUNK, CHUNK)
+    src = tmp / f"emit{volume}.c"
+    src.write_text(PROGRAM % {"chunk": CHUNK, "count": count, "size": size})
+    obj = src.with_suffix(".o")
+    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
+                               check=True).stdout.strip()     # asm/types.h
+    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", f"-I/usr/include/{multiarch}",
+                    "-c", str(src), "-o", str(obj)], check=True)
+    return obj
+
+
+EVERY_OUTPUT = ("-o", "o.pcap", "--report", "r.jsonl", "--events", "e.jsonl")
+SMALL_CASES = {"--cpus 2 -o": ("--cpus", "2", "-o", "o.pcap"),
+               "--events -o": ("--events", "e.jsonl", "-o", "o.pcap"),
+               "--cpus 2 --events -o": ("--cpus", "2", "--events", "e.jsonl", "-o", "o.pcap")}
+
+
+def child(build: Path, prog: Path, cap: Path, cwd: Path,
+          options=EVERY_OUTPUT) -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB) of one tcsim run with ``options``."""
+    env = {**os.environ, "PYTHONPATH": str(build)}
+    done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", "rss.txt", sys.executable,
+                           "-m", "pyebpf.pcap.tcsim", str(prog), "-r", str(cap), "-q",
+                           *options],
+                          cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    user, system, rss = Path(cwd, "rss.txt").read_text().split()[-3:]
+    return float(user) + float(system), int(rss) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--builds", default=str(ROOT), help="comma-separated checkouts")
+    ap.add_argument("--frames", type=int, default=10_000)
+    ap.add_argument("--small", type=int, default=300_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    builds = [Path(b).resolve() for b in args.builds.split(",")]
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        cap = tmp / "cap.pcap"
+        make_capture(cap, args.frames, mixed=False)
+        for volume in VOLUMES:
+            prog = compile_program(tmp, volume)
+            for b in builds:
+                cpu, rss = child(b, prog, cap, tmp)
+                print(f"{volume >> 10:>3} KiB/packet {args.frames} frames {b.name:>8}: "
+                      f"peak RSS {rss:7.1f} MB, CPU {cpu:6.2f} s "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        prog, cap = compile_program(tmp, 64), tmp / "small.pcap"
+        make_capture(cap, args.small, mixed=False)
+        for name, options in SMALL_CASES.items():
+            cpu = {b: [] for b in builds}
+            for _ in range(args.repeat):
+                for b in builds:
+                    cpu[b].append(child(b, prog, cap, tmp, options)[0])
+            for b in builds:
+                print(f" 64 B/packet {args.small} frames {name:>21} {b.name:>8}: CPU median "
+                      f"{statistics.median(cpu[b]):5.2f} s (load {os.getloadavg()[0]:.1f})",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
