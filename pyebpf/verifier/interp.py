@@ -122,6 +122,7 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         self.func_info = func_info  # loaded with BTF function info (callbacks need it)
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
+        self.alu_aux: dict[int, tuple[int, int]] = {}   # SpeculationRules: pc's masking
         self.gpl = gpl              # the license lets it call GPL-only helpers
         self.nr_cpu_ids = host.nr_cpu_ids()   # the CPU numbers the machine may run on
         self.ctx_rules = rules.context_table(prog_type, profile, arch)

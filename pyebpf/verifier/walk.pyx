@@ -521,6 +521,8 @@ cdef class Walk:
                 self._need(st, insn.src if src.type == SCALAR else insn.dst)
             self._ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
+        if self.unpriv and f.src and code_op in (BPF_ADD, BPF_SUB):
+            self.sanitize_val_alu(pc, insn)
         if code_op in (BPF_AND, BPF_OR) and tnum.is_const(src.var):
             self._fork_scalars(st, pc, insn.dst, dst, pending)
         link, umax = dst.id, dst.umax
@@ -662,8 +664,9 @@ cdef class Walk:
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
-        if self.unpriv and op.form is F_ALU_X and code_op in (BPF_ADD, BPF_SUB):
-            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
+        sanitize = self.unpriv and op.form is F_ALU_X and code_op in (BPF_ADD, BPF_SUB)
+        if sanitize:
+            masked = self.sanitize_ptr_alu(pc, insn, ptr, off_reg, ptr is dst)
         if code_op == BPF_SUB and dst.type == SCALAR:
             self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
         if code_op == BPF_SUB and base == PTR_TO_STACK:
@@ -708,6 +711,8 @@ cdef class Walk:
         self._sane_offset(pc, new, ptr.type)
         if self.unpriv:
             self.sanitize_check_bounds(pc, d, new)
+        if sanitize:
+            self.sanitize_ptr_alu_commit(pc, insn, new, masked)
         regs[d] = new
 
     cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
