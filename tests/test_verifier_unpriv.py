@@ -140,6 +140,14 @@ MAP_CASES = {
     "a_pointer_on_one_path_and_a_scalar_on_the_other": (
         LOOKUP + "r1 = *(u32 *)(r6 + 0)\nr2 = 4\nr3 = r0\nif r1 == 1 goto l\nr3 = 1\n"
         "l:\nr3 += r2\nout:\nr0 = 0\nexit", "R3 " + _PATHS.format("add")),
+    # explore_alu_limits: once a variable offset was masked, a scalar prunes only an
+    # equal one (regsafe), so the narrower offset of the second path, within the
+    # first's bounds, still reaches the instruction (the 8 moves make the join a
+    # checkpoint: is_state_visited's add_new_state)
+    "a_narrower_offset_joining_after_a_wider_one_was_masked": (
+        LOOKUP + "r1 = *(u32 *)(r6 + 0)\nr2 = *(u32 *)(r6 + 4)\nr2 &= 7\nif r1 == 1 goto a\n"
+        + "r5 = 1\n" * 8 + "goto l\na:\nr2 &= 3\nl:\nr0 += r2\nr0 = *(u8 *)(r0 + 0)\n"
+        "out:\nr0 = 0\nexit", "R0 " + _PATHS.format("add")),
     "two_stack_offsets_on_two_paths": (
         "r1 = *(u32 *)(r1 + 0)\nr2 = -8\nif r1 == 1 goto l\nr2 = -16\nl:\nr3 = r10\n"
         "r3 += r2\nr0 = 0\nexit", "R3 " + _PATHS.format("add")),

@@ -60,6 +60,10 @@ class SpeculationRules:
         state = (BPF_ALU_NEG_VALUE if off_is_neg else 0) | \
             (BPF_ALU_IMMEDIATE if off_is_imm else 0) | \
             (BPF_ALU_SANITIZE_SRC if ptr_is_dst else BPF_ALU_SANITIZE_DST)
+        if not off_is_imm:
+            # regsafe compares scalars exactly from here on, so that another path's
+            # offset reaches the instruction to be compared (explore_alu_limits)
+            self.explore_alu_limits = True
         return state, limit, mask_to_left
 
     def sanitize_ptr_alu_commit(self, pc: int, insn, new: Reg,

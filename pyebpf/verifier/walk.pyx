@@ -66,6 +66,7 @@ cdef class Walk:
     cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
     cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
     cdef public bint precision, loops, unpriv, gpl
+    cdef public bint explore_alu_limits    # sanitize_ptr_alu masked a variable offset
     cdef public list is_64, writes_r10, is_alu
     cdef public object allowed
     cdef bytes slot_flags
@@ -274,7 +275,8 @@ cdef class Walk:
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
                 if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True) and (
+                                          within=True,
+                                          alu_limits=self.explore_alu_limits) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -298,7 +300,8 @@ cdef class Walk:
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
                 if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop):
+                                uninit_ok=not self.unpriv, within=loop,
+                                alu_limits=self.explore_alu_limits):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
