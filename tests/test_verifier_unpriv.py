@@ -148,6 +148,11 @@ MAP_CASES = {
         LOOKUP + "r1 = *(u32 *)(r6 + 0)\nr2 = *(u32 *)(r6 + 4)\nr2 &= 7\nif r1 == 1 goto a\n"
         + "r5 = 1\n" * 8 + "goto l\na:\nr2 &= 3\nl:\nr0 += r2\nr0 = *(u8 *)(r0 + 0)\n"
         "out:\nr0 = 0\nexit", "R0 " + _PATHS.format("add")),
+    # get_constant_map_key finds no key without bpf_capable: an array's value by a
+    # constant key stays NULL-able (root's is not: can_elide_value_nullness)
+    "an_array_value_by_a_constant_key_unchecked": (
+        "*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = map_fd({map}) ll\ncall 1\n"
+        "r0 = *(u8 *)(r0 + 0)\nr0 = 0\nexit", "R0 invalid mem access 'map_value_or_null'"),
     "two_stack_offsets_on_two_paths": (
         "r1 = *(u32 *)(r1 + 0)\nr2 = -8\nif r1 == 1 goto l\nr2 = -16\nl:\nr3 = r10\n"
         "r3 += r2\nr0 = 0\nexit", "R3 " + _PATHS.format("add")),
