@@ -89,6 +89,7 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         self.func_info = func_info  # loaded with BTF function info (callbacks need it)
         self.prog_btf = prog_btf    # the program's own BTF: bpf_obj_new's types
         self.unpriv = unpriv        # no allow_ptr_leaks, allow_uninit_stack, bypass_spec_v1
+        self.alu_aux: dict[int, tuple[int, int]] = {}   # SpeculationRules: pc's masking
         self.gpl = gpl              # the license lets it call GPL-only helpers
         self.nr_cpu_ids = host.nr_cpu_ids()   # the CPU numbers the machine may run on
         self.ctx_rules = rules.context_table(prog_type, profile, arch)
@@ -1260,9 +1261,10 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             self.helper_mem(st, pc, regno, reg, size, uninit, False, raw=uninit)
             # check_func_arg asks get_constant_map_key (which marks the spilled key
             # precise) only for maps whose value it may make non-NULL
-            # (can_elide_value_nullness): arrays
+            # (can_elide_value_nullness): arrays; it finds none for an unprivileged
+            # loader (no bpf_capable), whose lookups stay NULL-able
             if kind == helpers.KEY and reg.type == PTR_TO_STACK and reg.is_const and \
-                    m.type in ELIDE_NULLNESS_MAPS:
+                    m.type in ELIDE_NULLNESS_MAPS and not self.unpriv:
                 meta["const_key"] = self._const_stack_key(st, reg, size)
             return
         if kind in (helpers.MEM_OR_NULL, helpers.WRITE_MEM_OR_NULL) and reg.is_null():

@@ -193,6 +193,19 @@ cdef bint check_scalar_ids(object a, object b, dict idmap):
         check_ids(a & ~BPF_ADD_CONST, b & ~BPF_ADD_CONST, idmap)
 
 
+cdef object _tmp_id(dict idmap):
+    # check_scalar_ids: an unlinked register stands for an id of its own
+    tmp = idmap["tmp"] = ("tmp", idmap.get("tmp", ("tmp", 0))[1] + 1)
+    return tmp
+
+
+cdef inline bint _same_scalar(Reg old, Reg cur):
+    return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
+            old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
+            old.s32min == cur.s32min and old.s32max == cur.s32max and
+            old.u32min == cur.u32min and old.u32max == cur.u32max)
+
+
 cdef inline bint _exact_fields(Reg old, Reg cur):
     return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
             old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
@@ -202,10 +215,12 @@ cdef inline bint _exact_fields(Reg old, Reg cur):
             old.dynptr_id == cur.dynptr_id)
 
 
-cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
+cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
+                   bint alu_limits=False):
     """True when everything safe from ``cur`` was proved safe from ``old``; ``ranges``
     False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
-    True is the kernel's RANGE_WITHIN)."""
+    True is the kernel's RANGE_WITHIN); ``alu_limits``: the kernel's
+    explore_alu_limits, under which scalars match only equal ones."""
     if exact:
         return old.type == cur.type and old.map is cur.map and _exact_fields(old, cur) and \
             check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
@@ -214,6 +229,14 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
     if old.type != cur.type:
         return False
     if old.type == SCALAR:
+        if alu_limits:
+            # regsafe: once an unprivileged loader's pointer arithmetic has masked a
+            # variable offset (sanitize_ptr_alu), another path's scalar may give the
+            # instruction another mask limit; precision aside, only the same bounds
+            # and offset match (a memcmp up to id), ids as check_scalar_ids maps them
+            return _same_scalar(old, cur) and (
+                not old.id and not cur.id or
+                check_scalar_ids(old.id if old.id else _tmp_id(idmap), cur.id, idmap))
         if not ranges and not old.precise:
             return True
         if old.id:
@@ -251,11 +274,11 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True):
 
 
 cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges,
-                     bint within=False):
+                     bint within=False, bint alu_limits=False):
     """states_equal's registers of one frame: :func:`regsafe` of each of ``alive`` (the
     registers read later, in order), or of r0-r9 for an exact comparison.  ``within``:
     the kernel's RANGE_WITHIN, under which an uninitialised register of ``old`` matches
-    only an uninitialised one."""
+    only an uninitialised one; ``alu_limits`` as :func:`regsafe`'s."""
     cdef Py_ssize_t r
     cdef Reg o
     if exact:
@@ -269,7 +292,7 @@ cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bi
         # NOT_EXACT; under RANGE_WITHIN it falls through to the type comparison
         if within and o.type == NOT_INIT and (<Reg>cur[k]).type != NOT_INIT:
             return False
-        if not regsafe(o, cur[k], idmap, False, ranges):
+        if not regsafe(o, cur[k], idmap, False, ranges, alu_limits):
             return False
     return True
 

@@ -253,7 +253,7 @@ _NEVER_WRITTEN = Slot()
 
 
 def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
-               uninit_ok: bool, within: bool) -> bool:
+               uninit_ok: bool, within: bool, alu_limits: bool) -> bool:
     cdef Slot os_, cs
     if within:
         # 6.18's stacksafe under RANGE_WITHIN: each byte of old's allocated stack has
@@ -279,7 +279,7 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
                 c_reg = _scalar_for_slot(cs if cs is not None else _NEVER_WRITTEN,
                                          uninit_ok)
                 if c_reg is not None:
-                    if not regsafe(o_reg, c_reg, idmap, exact, ranges):
+                    if not regsafe(o_reg, c_reg, idmap, exact, ranges, alu_limits):
                         return False
                     continue
         ck = cs.kinds if cs is not None else [STACK_INVALID] * 8
@@ -303,7 +303,7 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
         elif os_.kinds[7] == STACK_SPILL or os_.kinds[0] == STACK_SPILL:
             if os_.spill is not None and (cs is None or cs.spill is None or
                                           not regsafe(os_.spill, cs.spill, idmap, exact,
-                                                      ranges)):
+                                                      ranges, alu_limits)):
                 return False
     if exact:
         for spi, cs in cur.stack.items():
@@ -314,12 +314,13 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
 
 def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
                  ranges: bool = True, uninit_ok: bool = True,
-                 within: bool = False) -> bool:
+                 within: bool = False, alu_limits: bool = False) -> bool:
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
     comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
     ``uninit_ok``: a privileged loader's (allow_uninit_stack); ``within``: the
     kernel's RANGE_WITHIN (a loop's states: ``ranges``, and an uninitialised register
-    or stack byte of ``old`` matches only an uninitialised one)."""
+    or stack byte of ``old`` matches only an uninitialised one); ``alu_limits``: the
+    kernel's explore_alu_limits (:func:`regsafe`)."""
     cdef Frame of, cf
     if len(old.frames) != len(cur.frames):
         return False
@@ -332,10 +333,11 @@ def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
     for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
-        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within):
+        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within,
+                         alu_limits):
             return False
         if (of.stack or exact and cf.stack or within and of.allocated) and \
-                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok, within):
+                not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok, within, alu_limits):
             return False
     for a, b in zip(sorted(old.refs), sorted(cur.refs)):
         if not check_ids(a, b, idmap):

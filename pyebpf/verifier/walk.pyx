@@ -88,6 +88,7 @@ cdef class Walk:
     cdef public Py_ssize_t total_states, peak_states, cur_states, max_states_per_insn
     cdef public Py_ssize_t nslots, id_gen, jmp_seq_limit
     cdef public bint precision, loops, unpriv, gpl
+    cdef public bint explore_alu_limits    # sanitize_ptr_alu masked a variable offset
     cdef public object allowed
     cdef bytes slot_flags, slot_kind
     cdef Fields *fields
@@ -373,7 +374,8 @@ cdef class Walk:
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
                 if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True) and (
+                                          within=True,
+                                          alu_limits=self.explore_alu_limits) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -397,7 +399,8 @@ cdef class Walk:
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
                 if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop):
+                                uninit_ok=not self.unpriv, within=loop,
+                                alu_limits=self.explore_alu_limits):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
@@ -623,6 +626,8 @@ cdef class Walk:
                 self._need(st, sf.src if src.type == SCALAR else sf.dst)
             self._ptr_alu(st, pc, insn, op, dst, src, code_op)
             return
+        if self.unpriv and f.src and code_op in (BPF_ADD, BPF_SUB):
+            self.sanitize_val_alu(pc, insn)
         if code_op in (BPF_AND, BPF_OR) and tnum.is_const(src.var):
             self._fork_scalars(st, pc, sf.dst, dst, pending)
         link, umax = dst.id, dst.umax
@@ -766,8 +771,9 @@ cdef class Walk:
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited")
         self._sane_offset(pc, off_reg, ptr.type)
         self._sane_offset(pc, ptr, ptr.type)
-        if self.unpriv and op.form is F_ALU_X and code_op in (BPF_ADD, BPF_SUB):
-            self.sanitize_ptr_alu(pc, insn, ptr, off_reg)
+        sanitize = self.unpriv and op.form is F_ALU_X and code_op in (BPF_ADD, BPF_SUB)
+        if sanitize:
+            masked = self.sanitize_ptr_alu(pc, insn, ptr, off_reg, ptr is dst)
         if code_op == BPF_SUB and dst.type == SCALAR:
             self.refuse(pc, f"R{d} tried to subtract pointer from scalar")
         if code_op == BPF_SUB and base == PTR_TO_STACK:
@@ -812,6 +818,8 @@ cdef class Walk:
         self._sane_offset(pc, new, ptr.type)
         if self.unpriv:
             self.sanitize_check_bounds(pc, d, new)
+        if sanitize:
+            self.sanitize_ptr_alu_commit(pc, insn, new, masked)
         regs[d] = new
 
     cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
