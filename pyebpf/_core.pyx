@@ -11,6 +11,7 @@ raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the addr
 and the region.
 """
 cimport cython
+from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject, PyTypeObject, destructor
@@ -19,6 +20,7 @@ from libc.stdint cimport (int8_t, intptr_t, int16_t, int32_t, int64_t, uint8_t, 
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
+from posix.unistd cimport sysconf, _SC_PAGESIZE
 
 import array as _array
 

@@ -122,6 +122,7 @@ cdef class Map:
     cdef readonly tuple kptrs     # the value's kptr fields (pyebpf.btf.fields.Kptr)
     cdef readonly tuple graph_roots   # its list heads (pyebpf.btf.fields.GraphRoot)
     cdef object _btf_view                     # typed() without formats, made once
+    cdef int _write_maps          # writable mappings alive (Map.mmap): the kernel's writecnt
     cdef object __weakref__
 
     def __dealloc__(self):
@@ -195,7 +196,45 @@ cdef class Map:
         if self._pin is not None:
             return self._pin.apply(Map.freeze, self)
         self._allow(False, True, "freeze")
+        if self._write_maps:
+            # map_freeze: bpf_map_write_active, a writable mapping could still write it
+            raise MapError(EBUSY, f"map {self._label()}: freeze: a writable mapping of "
+                                  "the map is open (Map.mmap)")
         self._m.frozen = True
+
+    def mmap(self, writable=True):
+        """The values of a ``BPF_F_MMAPABLE`` array as a memoryview, what the kernel's
+        ``mmap`` of the map's fd (MAP_SHARED, from offset 0) maps: value ``i`` at
+        ``i * round_up(value_size, 8)``, zeros to the end of the last page.  Programs'
+        lookups and updates see its writes and it sees theirs.  While a writable one is
+        alive (until its ``release()`` or its last reference goes), ``freeze`` is EBUSY.
+        Errors as ``bpf_map_mmap``'s: EINVAL for an array without the flag, ENOTSUPP for
+        other types and values with BTF-found fields; a writable mapping of a frozen map
+        is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; a ``BPF_F_RDONLY`` map (its fd
+        read-only: do_mmap drops VM_SHARED) is EACCES writable and EINVAL read-only, a
+        ``BPF_F_WRONLY`` one EACCES.  A pinned map cannot be mapped (its values live in
+        its pin file): ENOTSUPP."""
+        from .btf.fields import has_special_fields
+        cdef MapStore* m = self._m
+        what = f"map {self._label()}: mmap"
+        if m.type != BPF_MAP_TYPE_ARRAY or m.ncpu != 1 or (
+                self.value_type is not None and has_special_fields(self.value_type)):
+            raise MapError(ENOTSUPP, f"{what}: only arrays without BTF-found fields in "
+                                     "their values can be mapped")
+        if m.flags & BPF_F_WRONLY or writable and m.flags & BPF_F_RDONLY:
+            raise MapError(EACCES, f"{what}: the map's fd is not open for "
+                                   f"{'writing' if writable else 'reading'}")
+        if not m.flags & BPF_F_MMAPABLE or m.flags & BPF_F_RDONLY:
+            raise MapError(EINVAL, f"{what}: the map was not created BPF_F_MMAPABLE"
+                           if not m.flags & BPF_F_MMAPABLE else
+                           f"{what}: a BPF_F_RDONLY map's mapping is not shared")
+        if writable and m.frozen:
+            raise MapError(EPERM, f"{what}: a writable mapping of a frozen map")
+        if writable and m.flags & BPF_F_RDONLY_PROG:
+            raise MapError(EACCES, f"{what}: a writable mapping of a BPF_F_RDONLY_PROG map")
+        if self._pin is not None:
+            raise MapError(ENOTSUPP, f"{what}: a pinned map cannot be mapped in pyebpf")
+        return memoryview(_MapValues(self, writable))
 
     def _set_frozen(self):
         """Frozen as its pin file says (pyebpf.pinning): the map was frozen in the
@@ -1345,3 +1384,25 @@ cdef class Map:
 
 import collections.abc as _abc
 _abc.MutableMapping.register(Map)
+
+
+@cython.final
+cdef class _MapValues:
+    """The exporter behind Map.mmap's memoryview: it keeps the map alive and counts a
+    writable mapping in the map's ``_write_maps`` while the view holds it."""
+    cdef Map map
+    cdef bint writable
+
+    def __cinit__(self, Map map, bint writable):
+        self.map, self.writable = map, writable
+
+    def __getbuffer__(self, Py_buffer* buf, int flags):
+        cdef MapStore* m = self.map._m
+        PyBuffer_FillInfo(buf, self, m.values, <Py_ssize_t>_page_round(m.values_len),
+                          not self.writable, flags)
+        if self.writable:
+            self.map._write_maps += 1
+
+    def __releasebuffer__(self, Py_buffer* buf):
+        if self.writable:
+            self.map._write_maps -= 1
