@@ -81,9 +81,9 @@ cdef class Map:
     BPF_F_NO_COMMON_LRU a list per CPU; a program's CPU is its run's, an ``update``'s
     ``on_cpu`` (0 unless said); so a map filled past its size keeps the kernel's keys.
     Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
-    map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
-    opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
-    the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    map's id, as the kernel does; ``held(key)`` the Map).  Perf event arrays:
+    ``open(index, cpu)`` opens a slot, ``set_counter`` sets what bpf_perf_event_read
+    reads, ``drain()`` takes the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
     Bloom filters (no key; ``map_extra=`` the number of hash functions): ``push`` and
     ``maybe_contains``.
     Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
@@ -448,7 +448,8 @@ cdef class Map:
 
     def lookup(self, key, flags=0):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
-        program's fd as 4 bytes), or None.  A value's bpf_spin_lock and bpf_timer read
+        program's fd as 4 bytes; maps of maps: the inner map's ``id`` as 4 bytes, as
+        the kernel's BPF_MAP_LOOKUP_ELEM gives it; ``held`` gives the Map), or None.  A value's bpf_spin_lock and bpf_timer read
         as zeroes; ``flags`` BPF_F_LOCK copies the value under its bpf_spin_lock (a map
         without one: EINVAL)."""
         if self._pin is not None:
@@ -491,6 +492,9 @@ cdef class Map:
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
             prog = self._programs.get(e)
             return None if prog is None else prog.fd.to_bytes(4, "little")
+        if self._m.inner != NULL:
+            # bpf_map_fd_sys_lookup_elem: a map of maps gives its inner map's id
+            return (<Map>self._programs[e])._m.id.to_bytes(4, "little")
         if map_has_fields(self._m):
             out = PyBytes_FromStringAndSize(NULL, self._m.value_size)
             if flags:
@@ -504,6 +508,17 @@ cdef class Map:
             return PyBytes_FromStringAndSize(<char*>map_value(self._m, e, 0), self._m.value_size)
         return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
                 for c in range(self._m.ncpu)]
+
+    def held(self, key):
+        """What a program array or map of maps holds under ``key``: the Program or
+        inner Map itself (``lookup`` gives the program's fd, the inner map's id), or
+        None for an empty slot.  TypeError for a map of another type."""
+        if self._m.type != BPF_MAP_TYPE_PROG_ARRAY and self._m.inner == NULL:
+            raise TypeError(f"map {self._label()} holds no programs or maps: ask lookup")
+        self.sync()
+        cdef bytes k = self._key(key)
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        return None if e == NO_ELEM else self._programs.get(e)
 
     def update(self, key, value, flags=_isa.BPF_ANY, *, on_cpu=0, env=None):
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values).
