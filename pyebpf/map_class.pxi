@@ -996,14 +996,15 @@ cdef class Map:
                                    "user space")
 
     cdef bint _batch_supports(self, str op):
-        # the kernel's map types with batch ops; maps of maps (whose values the kernel
-        # gives as map ids) are not modelled
-        if self._m.inner != NULL or _is_local_storage(self._m) or _is_sock_map(self._m) \
-                or _is_xdp_map(self._m):
+        # the kernel's map types with batch ops: the hash maps' (a hash of maps too),
+        # the generic lookup and update of arrays (an array of maps too); maps of maps
+        # give their inner maps' ids, as their lookups do
+        if _is_local_storage(self._m) or _is_sock_map(self._m) or _is_xdp_map(self._m):
             return False
         if _is_hash(self._m):
             return True
-        if self._m.type == BPF_MAP_TYPE_ARRAY or self._m.type == BPF_MAP_TYPE_PERCPU_ARRAY:
+        if self._m.type in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
+                            BPF_MAP_TYPE_ARRAY_OF_MAPS):
             return op == "lookup" or op == "update"
         return self._m.type == BPF_MAP_TYPE_LPM_TRIE and op != "lookup_and_delete"
 
