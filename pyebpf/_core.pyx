@@ -3158,6 +3158,7 @@ cdef class Program:
     cdef readonly tuple line_info
     cdef list _line_pcs
     cdef readonly int fd
+    cdef readonly uint32_t id    # the program's id, as the kernel's prog_idr gives it
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
     cdef object _jit_keep    # what keeps _pc.jit's code alive
@@ -3188,6 +3189,7 @@ cdef class Program:
         self._code = NULL
         self._blocks = NULL
         self._cases = NULL
+        self.id = _PROCESS_PROG_IDS.take(self)
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
         memset(&self._ftmpl, 0, sizeof(Skb))

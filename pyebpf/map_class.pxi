@@ -38,13 +38,16 @@ cdef class MapIds:
         while id in self._live:
             id = id + 1 if id + 1 < _ID_END else 1
             if id == first:
-                raise MapError(ENOSPC, "every map id (1 to INT_MAX - 1) is in use")
+                raise MapError(ENOSPC, "every id (1 to INT_MAX - 1) is in use")
         self._live[id] = m
         self._next = id + 1 if id + 1 < _ID_END else 1
         return id
 
 
 cdef MapIds _PROCESS_MAP_IDS = MapIds()    # the ids of maps made without a machine
+# programs' ids, as the kernel's prog_idr gives them (bpf_prog_alloc_id: the same
+# idr_alloc_cyclic as map_idr's), for the whole process
+cdef MapIds _PROCESS_PROG_IDS = MapIds()
 
 
 # the map types whose values may hold each special field (map_check_btf)
@@ -448,7 +451,7 @@ cdef class Map:
 
     def lookup(self, key, flags=0):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
-        program's fd as 4 bytes; maps of maps: the inner map's ``id`` as 4 bytes, as
+        program's ``id`` as 4 bytes; maps of maps: the inner map's ``id`` as 4 bytes, as
         the kernel's BPF_MAP_LOOKUP_ELEM gives it; ``held`` gives the Map), or None.  A value's bpf_spin_lock and bpf_timer read
         as zeroes; ``flags`` BPF_F_LOCK copies the value under its bpf_spin_lock (a map
         without one: EINVAL)."""
@@ -490,8 +493,9 @@ cdef class Map:
         if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
             return None
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
+            # prog_fd_array_sys_lookup_elem: the program's id
             prog = self._programs.get(e)
-            return None if prog is None else prog.fd.to_bytes(4, "little")
+            return None if prog is None else prog.id.to_bytes(4, "little")
         if self._m.inner != NULL:
             # bpf_map_fd_sys_lookup_elem: a map of maps gives its inner map's id
             return (<Map>self._programs[e])._m.id.to_bytes(4, "little")
@@ -511,7 +515,7 @@ cdef class Map:
 
     def held(self, key):
         """What a program array or map of maps holds under ``key``: the Program or
-        inner Map itself (``lookup`` gives the program's fd, the inner map's id), or
+        inner Map itself (``lookup`` gives the program's id, the inner map's), or
         None for an empty slot.  TypeError for a map of another type."""
         if self._m.type != BPF_MAP_TYPE_PROG_ARRAY and self._m.inner == NULL:
             raise TypeError(f"map {self._label()} holds no programs or maps: ask lookup")

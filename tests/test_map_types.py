@@ -610,3 +610,36 @@ def test_held_gives_a_program_arrays_program_and_refuses_other_maps():
     assert progs.held(u32(0)) is prog and progs.held(u32(1)) is None
     with pytest.raises(TypeError, match="ask lookup"):
         Map.create(ARRAY, 4, 4, 2).held(u32(0))
+
+
+def _kernel_lookup_in_prog_array(kernel):
+    insns = pyebpf.asm.assemble("r0 = 0\nexit")
+    with kernel.KernelProgram(insns, "sched_cls") as prog, \
+            kernel.KernelMap(T.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2) as progs:
+        progs.update(u32(0), u32(prog.fd))
+        info = ctypes.create_string_buffer(80)
+        attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+        struct.pack_into("<IIQ", attr, 0, prog.fd, len(info), ctypes.addressof(info))
+        assert sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)[1] == 0
+        ident = struct.unpack_from("<I", info, 4)[0]      # bpf_prog_info.id
+        return {"is the program's id": progs.lookup(u32(0)) == u32(ident),
+                "empty slot": progs.lookup(u32(1))}
+
+
+def test_a_lookup_in_a_program_array_gives_the_programs_id(kernel_oracle, kernel_observation):
+    """prog_fd_array_sys_lookup_elem: the program's id, a u32."""
+    theirs = kernel_observation("lookup in a program array", "v1",
+                                lambda: _kernel_lookup_in_prog_array(kernel_oracle))
+    prog = pyebpf.Program(pyebpf.asm.assemble("r0 = 0\nexit"), "sched_cls")
+    progs = Map.create("prog_array", 4, 4, 2)
+    progs[u32(0)] = prog
+    ours = {"is the program's id": progs.lookup(u32(0)) == u32(prog.id),
+            "empty slot": progs.lookup(u32(1))}
+    count_comparison()
+    assert ours == theirs == {"is the program's id": True, "empty slot": None}
+
+
+def test_programs_have_distinct_ids():
+    insns = pyebpf.asm.assemble("r0 = 0\nexit")
+    first, second = (pyebpf.Program(insns, "sched_cls") for _ in range(2))
+    assert 0 < first.id != second.id
