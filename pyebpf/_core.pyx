@@ -11,6 +11,7 @@ raises a :mod:`pyebpf.errors` exception naming the pc, the instruction, the addr
 and the region.
 """
 cimport cython
+from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject, PyTypeObject, destructor
@@ -19,6 +20,7 @@ from libc.stdint cimport (int8_t, intptr_t, int16_t, int32_t, int64_t, uint8_t, 
                           uint32_t, uint64_t, uintptr_t)
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
+from posix.unistd cimport sysconf, _SC_PAGESIZE
 
 import array as _array
 
@@ -4600,6 +4602,7 @@ cdef class Program:
     cdef readonly tuple line_info
     cdef list _line_pcs
     cdef readonly int fd
+    cdef readonly uint32_t id    # the program's id, as the kernel's prog_idr gives it
     cdef public uint32_t tail_call_limit
     cdef object _cov_buf
     cdef object _jit_keep    # what keeps _pc.jit's code alive
@@ -4630,6 +4633,7 @@ cdef class Program:
         self._code = NULL
         self._blocks = NULL
         self._cases = NULL
+        self.id = _PROCESS_PROG_IDS.take(self)
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
         memset(&self._ftmpl, 0, sizeof(Skb))

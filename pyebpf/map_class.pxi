@@ -38,13 +38,16 @@ cdef class MapIds:
         while id in self._live:
             id = id + 1 if id + 1 < _ID_END else 1
             if id == first:
-                raise MapError(ENOSPC, "every map id (1 to INT_MAX - 1) is in use")
+                raise MapError(ENOSPC, "every id (1 to INT_MAX - 1) is in use")
         self._live[id] = m
         self._next = id + 1 if id + 1 < _ID_END else 1
         return id
 
 
 cdef MapIds _PROCESS_MAP_IDS = MapIds()    # the ids of maps made without a machine
+# programs' ids, as the kernel's prog_idr gives them (bpf_prog_alloc_id: the same
+# idr_alloc_cyclic as map_idr's), for the whole process
+cdef MapIds _PROCESS_PROG_IDS = MapIds()
 
 
 # the map types whose values may hold each special field (map_check_btf)
@@ -81,9 +84,9 @@ cdef class Map:
     BPF_F_NO_COMMON_LRU a list per CPU; a program's CPU is its run's, an ``update``'s
     ``on_cpu`` (0 unless said); so a map filled past its size keeps the kernel's keys.
     Maps of maps take ``inner_map=`` (the template) and hold Maps (lookup gives the inner
-    map's fd, where the kernel gives its id).  Perf event arrays: ``open(index, cpu)``
-    opens a slot, ``set_counter`` sets what bpf_perf_event_read reads, ``drain()`` takes
-    the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
+    map's id, as the kernel does; ``held(key)`` the Map).  Perf event arrays:
+    ``open(index, cpu)`` opens a slot, ``set_counter`` sets what bpf_perf_event_read
+    reads, ``drain()`` takes the (cpu, bytes) events.  Ring buffers: ``drain()`` takes the submitted records.
     Bloom filters (no key; ``map_extra=`` the number of hash functions): ``push`` and
     ``maybe_contains``.
     Queues and stacks (no key: ``key_size`` 0): ``push``, ``pop``, ``peek``, and the
@@ -122,6 +125,7 @@ cdef class Map:
     cdef readonly tuple kptrs     # the value's kptr fields (pyebpf.btf.fields.Kptr)
     cdef readonly tuple graph_roots   # its list heads (pyebpf.btf.fields.GraphRoot)
     cdef object _btf_view                     # typed() without formats, made once
+    cdef int _write_maps          # writable mappings alive (Map.mmap): the kernel's writecnt
     cdef object __weakref__
 
     def __dealloc__(self):
@@ -195,7 +199,45 @@ cdef class Map:
         if self._pin is not None:
             return self._pin.apply(Map.freeze, self)
         self._allow(False, True, "freeze")
+        if self._write_maps:
+            # map_freeze: bpf_map_write_active, a writable mapping could still write it
+            raise MapError(EBUSY, f"map {self._label()}: freeze: a writable mapping of "
+                                  "the map is open (Map.mmap)")
         self._m.frozen = True
+
+    def mmap(self, writable=True):
+        """The values of a ``BPF_F_MMAPABLE`` array as a memoryview, what the kernel's
+        ``mmap`` of the map's fd (MAP_SHARED, from offset 0) maps: value ``i`` at
+        ``i * round_up(value_size, 8)``, zeros to the end of the last page.  Programs'
+        lookups and updates see its writes and it sees theirs.  While a writable one is
+        alive (until its ``release()`` or its last reference goes), ``freeze`` is EBUSY.
+        Errors as ``bpf_map_mmap``'s: EINVAL for an array without the flag, ENOTSUPP for
+        other types and values with BTF-found fields; a writable mapping of a frozen map
+        is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; a ``BPF_F_RDONLY`` map (its fd
+        read-only: do_mmap drops VM_SHARED) is EACCES writable and EINVAL read-only, a
+        ``BPF_F_WRONLY`` one EACCES.  A pinned map cannot be mapped (its values live in
+        its pin file): ENOTSUPP."""
+        from .btf.fields import has_special_fields
+        cdef MapStore* m = self._m
+        what = f"map {self._label()}: mmap"
+        if m.type != BPF_MAP_TYPE_ARRAY or m.ncpu != 1 or (
+                self.value_type is not None and has_special_fields(self.value_type)):
+            raise MapError(ENOTSUPP, f"{what}: only arrays without BTF-found fields in "
+                                     "their values can be mapped")
+        if m.flags & BPF_F_WRONLY or writable and m.flags & BPF_F_RDONLY:
+            raise MapError(EACCES, f"{what}: the map's fd is not open for "
+                                   f"{'writing' if writable else 'reading'}")
+        if not m.flags & BPF_F_MMAPABLE or m.flags & BPF_F_RDONLY:
+            raise MapError(EINVAL, f"{what}: the map was not created BPF_F_MMAPABLE"
+                           if not m.flags & BPF_F_MMAPABLE else
+                           f"{what}: a BPF_F_RDONLY map's mapping is not shared")
+        if writable and m.frozen:
+            raise MapError(EPERM, f"{what}: a writable mapping of a frozen map")
+        if writable and m.flags & BPF_F_RDONLY_PROG:
+            raise MapError(EACCES, f"{what}: a writable mapping of a BPF_F_RDONLY_PROG map")
+        if self._pin is not None:
+            raise MapError(ENOTSUPP, f"{what}: a pinned map cannot be mapped in pyebpf")
+        return memoryview(_MapValues(self, writable))
 
     def _set_frozen(self):
         """Frozen as its pin file says (pyebpf.pinning): the map was frozen in the
@@ -409,7 +451,8 @@ cdef class Map:
 
     def lookup(self, key, flags=0):
         """The value under ``key`` (per-CPU: a list of values; program arrays: the
-        program's fd as 4 bytes), or None.  A value's bpf_spin_lock and bpf_timer read
+        program's ``id`` as 4 bytes; maps of maps: the inner map's ``id`` as 4 bytes, as
+        the kernel's BPF_MAP_LOOKUP_ELEM gives it; ``held`` gives the Map), or None.  A value's bpf_spin_lock and bpf_timer read
         as zeroes; ``flags`` BPF_F_LOCK copies the value under its bpf_spin_lock (a map
         without one: EINVAL)."""
         if self._pin is not None:
@@ -450,8 +493,12 @@ cdef class Map:
         if e == NO_ELEM or (self._m.inner != NULL and self._m.inner[e] == NULL):
             return None
         if self._m.type == BPF_MAP_TYPE_PROG_ARRAY:
+            # prog_fd_array_sys_lookup_elem: the program's id
             prog = self._programs.get(e)
-            return None if prog is None else prog.fd.to_bytes(4, "little")
+            return None if prog is None else prog.id.to_bytes(4, "little")
+        if self._m.inner != NULL:
+            # bpf_map_fd_sys_lookup_elem: a map of maps gives its inner map's id
+            return (<Map>self._programs[e])._m.id.to_bytes(4, "little")
         if map_has_fields(self._m):
             out = PyBytes_FromStringAndSize(NULL, self._m.value_size)
             if flags:
@@ -465,6 +512,17 @@ cdef class Map:
             return PyBytes_FromStringAndSize(<char*>map_value(self._m, e, 0), self._m.value_size)
         return [PyBytes_FromStringAndSize(<char*>map_value(self._m, e, c), self._m.value_size)
                 for c in range(self._m.ncpu)]
+
+    def held(self, key):
+        """What a program array or map of maps holds under ``key``: the Program or
+        inner Map itself (``lookup`` gives the program's id, the inner map's), or
+        None for an empty slot.  TypeError for a map of another type."""
+        if self._m.type != BPF_MAP_TYPE_PROG_ARRAY and self._m.inner == NULL:
+            raise TypeError(f"map {self._label()} holds no programs or maps: ask lookup")
+        self.sync()
+        cdef bytes k = self._key(key)
+        cdef int32_t e = map_find(self._m, <const uint8_t*>k)
+        return None if e == NO_ELEM else self._programs.get(e)
 
     def update(self, key, value, flags=_isa.BPF_ANY, *, on_cpu=0, env=None):
         """Store ``value`` (per-CPU: one value for every CPU, or a list of ncpu values).
@@ -942,14 +1000,15 @@ cdef class Map:
                                    "user space")
 
     cdef bint _batch_supports(self, str op):
-        # the kernel's map types with batch ops; maps of maps (whose values the kernel
-        # gives as map ids) are not modelled
-        if self._m.inner != NULL or _is_local_storage(self._m) or _is_sock_map(self._m) \
-                or _is_xdp_map(self._m):
+        # the kernel's map types with batch ops: the hash maps' (a hash of maps too),
+        # the generic lookup and update of arrays (an array of maps too); maps of maps
+        # give their inner maps' ids, as their lookups do
+        if _is_local_storage(self._m) or _is_sock_map(self._m) or _is_xdp_map(self._m):
             return False
         if _is_hash(self._m):
             return True
-        if self._m.type == BPF_MAP_TYPE_ARRAY or self._m.type == BPF_MAP_TYPE_PERCPU_ARRAY:
+        if self._m.type in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY,
+                            BPF_MAP_TYPE_ARRAY_OF_MAPS):
             return op == "lookup" or op == "update"
         return self._m.type == BPF_MAP_TYPE_LPM_TRIE and op != "lookup_and_delete"
 
@@ -1345,3 +1404,25 @@ cdef class Map:
 
 import collections.abc as _abc
 _abc.MutableMapping.register(Map)
+
+
+@cython.final
+cdef class _MapValues:
+    """The exporter behind Map.mmap's memoryview: it keeps the map alive and counts a
+    writable mapping in the map's ``_write_maps`` while the view holds it."""
+    cdef Map map
+    cdef bint writable
+
+    def __cinit__(self, Map map, bint writable):
+        self.map, self.writable = map, writable
+
+    def __getbuffer__(self, Py_buffer* buf, int flags):
+        cdef MapStore* m = self.map._m
+        PyBuffer_FillInfo(buf, self, m.values, <Py_ssize_t>_page_round(m.values_len),
+                          not self.writable, flags)
+        if self.writable:
+            self.map._write_maps += 1
+
+    def __releasebuffer__(self, Py_buffer* buf):
+        if self.writable:
+            self.map._write_maps -= 1

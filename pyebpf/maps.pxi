@@ -1021,6 +1021,11 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     return m
 
 
+cdef size_t _page_round(size_t n):
+    cdef size_t page = <size_t>sysconf(_SC_PAGESIZE)
+    return (n + page - 1) & ~(page - 1)
+
+
 cdef _map_storage(MapStore* m, object kind):
     cdef uint32_t n = 1
     cdef uint64_t bits
@@ -1074,7 +1079,12 @@ cdef _map_storage(MapStore* m, object kind):
         m.values = <uint8_t*>store_zalloc(m.values_len, 1)
         return
     m.values_len = <size_t>max_entries * m.ncpu * m.stride
-    m.values = <uint8_t*>store_zalloc(m.values_len, 1)
+    if m.flags & BPF_F_MMAPABLE:
+        # array_map_alloc: an mmapable array's values fill whole pages, which a mapping
+        # covers (Map.mmap); programs reach only the first values_len bytes
+        m.values = <uint8_t*>store_zalloc(_page_round(m.values_len), 1)
+    else:
+        m.values = <uint8_t*>store_zalloc(m.values_len, 1)
     if kind == BPF_MAP_TYPE_CPUMAP:
         # slots of {qsize, prog id}, which tc programs cannot look up (an XSKMAP's
         # {queue_id, inode} they can: its queue_id only, devmap.pxi)

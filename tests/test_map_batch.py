@@ -1,7 +1,9 @@
 """The batch commands (BPF_MAP_LOOKUP_BATCH, LOOKUP_AND_DELETE_BATCH, UPDATE_BATCH,
 DELETE_BATCH) on Map and through pyebpf.bpf(), against the kernel's on the same contents:
 items, cursors, the end of a walk (ENOENT), partial counts on a refusal."""
+import ctypes
 import errno
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -9,13 +11,16 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pyebpf
 from pyebpf import Map, isa
 from pyebpf.errors import BpfError, MapError
+from pyebpf.kernel import sysbpf
 
 from mapcheck import u32
+from recorded_kernel import count_comparison
 
 T = isa.MapType
 HASH, ARRAY, LPM = T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_LPM_TRIE
 PERCPU_HASH, PERCPU_ARRAY = T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_PERCPU_ARRAY
 LRU = T.BPF_MAP_TYPE_LRU_HASH
+ARRAY_OF_MAPS, HASH_OF_MAPS = T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH_OF_MAPS
 ZERO_SEED = isa.BPF_F_ZERO_SEED
 ENOTSUPP = isa.Errno.ENOTSUPP
 
@@ -216,6 +221,62 @@ def test_map_types_without_the_batch_op_are_enotsupp(kernel_oracle, kind, op):
             "update_batch": ([],), "delete_batch": ([u32(0)] if key == 4 else [bytes(8)],)}[op]
     with theirs:
         assert _outcome(ours, op, *args)[0] == _outcome(theirs, op, *args)[0] == ENOTSUPP
+
+
+def _kernel_map_id(fd):
+    info = ctypes.create_string_buffer(80)
+    attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+    struct.pack_into("<IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
+    assert sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)[1] == 0
+    return struct.unpack_from("<I", info, 4)[0]      # bpf_map_info.id
+
+
+def _batches_of_maps(outer, inners, update):
+    """Each batch command on a map of maps holding inner maps ``a`` and ``b``, values
+    named by the inner map whose id they are."""
+    names = {u32(ident): name for name, (_, ident) in inners.items()}
+    update(outer, u32(1), inners["a"][0])
+    update(outer, u32(3), inners["b"][0])
+    seen = {}
+    for op, args in [("update_batch", ([(u32(2), inners["a"][0])],)),
+                     ("lookup_batch", (4,)), ("lookup_batch", (1,)),
+                     ("lookup_and_delete_batch", (4,)), ("delete_batch", ([u32(1)],))]:
+        try:
+            out = getattr(outer, op)(*args)
+        except (MapError, pyebpf.errors.KernelError) as exc:
+            out = errno.errorcode.get(exc.errno, exc.errno)
+        if isinstance(out, tuple):
+            # lists, as the recorded JSON gives them back
+            out = [[[k.hex(), names.get(v, v.hex())] for k, v in out[0]],
+                   out[1] and out[1].hex(), out[2]]
+        seen[f"{len(seen)} {op}"] = out
+    return seen
+
+
+def _kernel_batches_of_maps(kernel, kind):
+    with kernel.KernelMap(ARRAY, 4, 4, 2) as tmpl, kernel.KernelMap(ARRAY, 4, 4, 2) as a, \
+            kernel.KernelMap(ARRAY, 4, 4, 2) as b, \
+            kernel.KernelMap(kind, 4, 4, 4, ZERO_SEED if kind == HASH_OF_MAPS else 0,
+                             inner_map_fd=tmpl.fd) as outer:
+        inners = {"a": (u32(a.fd), _kernel_map_id(a.fd)),
+                  "b": (u32(b.fd), _kernel_map_id(b.fd))}
+        return _batches_of_maps(outer, inners, lambda m, k, v: m.update(k, v))
+
+
+@pytest.mark.parametrize("kind", [ARRAY_OF_MAPS, HASH_OF_MAPS], ids=["array", "hash"])
+def test_the_batch_commands_on_maps_of_maps_answer_as_the_kernels(kernel_oracle,
+                                                                kernel_observation, kind):
+    """Values are the inner maps' ids; an array of maps has the arrays' lookup and
+    update batches (lookup_and_delete and delete: ENOTSUPP), a hash of maps all four."""
+    theirs = kernel_observation("batch commands on a map of maps", f"{int(kind)}",
+                                lambda: _kernel_batches_of_maps(kernel_oracle, kind))
+    a, b = Map.create(ARRAY, 4, 4, 2), Map.create(ARRAY, 4, 4, 2)
+    outer = Map.create(kind, 4, 4, 4, ZERO_SEED if kind == HASH_OF_MAPS else 0,
+                       inner_map=Map.create(ARRAY, 4, 4, 2))
+    ours = _batches_of_maps(outer, {"a": (a, a.id), "b": (b, b.id)},
+                            lambda m, k, v: m.update(k, v))
+    count_comparison()
+    assert ours == theirs
 
 
 # --- pyebpf.bpf() ------------------------------------------------------------------------

@@ -143,11 +143,12 @@ KINDS = _kinds()
 
 
 def _encode(kind, value):
-    """A model value as the Map takes and gives it."""
+    """A model value as the Map takes and gives it (a program array gives its
+    program's id)."""
     if value is None:
         return None
     if kind == T.BPF_MAP_TYPE_PROG_ARRAY:
-        return PROGS[value].fd.to_bytes(4, "little")
+        return PROGS[value].id.to_bytes(4, "little")
     if isinstance(value, list):
         return [v.to_bytes(4, "little") for v in value]
     return value.to_bytes(4, "little")

@@ -1,5 +1,6 @@
 """LRU hashes, LPM tries, maps of maps, perf event arrays and ring buffers, against the
 kernel wherever test_run can show the behaviour (docs/kernel-notes.md, Maps)."""
+import ctypes
 import errno
 import os
 import struct
@@ -10,9 +11,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pyebpf
 from pyebpf import isa
 from pyebpf import Map
+from pyebpf.kernel import sysbpf
 
 from mapcheck import (U32_OR_MINUS_1, created, lookup_inner, lookup_key, outcome as _outcome,
                       perf_output_prog, u32)
+from recorded_kernel import count_comparison
 
 T = isa.MapType
 LRU, LRU_PERCPU = T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH
@@ -256,6 +259,41 @@ def test_a_program_reads_an_inner_map_through_its_outer_map(kernel_oracle, kind)
         kouter.update(u32(1), u32(kinner.fd))
         assert _run_both(kernel_oracle, _outer_inner_prog(outer.fd, 1),
                          _outer_inner_prog(kouter.fd, 1)) == (77, 77)
+
+
+def _kernel_map_id(fd):
+    info = ctypes.create_string_buffer(80)
+    attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+    struct.pack_into("<IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
+    _, err = sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)
+    assert err == 0
+    return struct.unpack_from("<I", info, 4)[0]      # bpf_map_info.id
+
+
+def _kernel_lookup_in_outer(kernel, kind):
+    with kernel.KernelMap(ARRAY, 4, 4, 2) as ktmpl, \
+            kernel.KernelMap(ARRAY, 4, 4, 2) as kinner, \
+            _kernel_outer(kernel, kind, ktmpl) as kouter:
+        kouter.update(u32(1), u32(kinner.fd))
+        found = kouter.lookup(u32(1))
+        return {"is the inner map's id": found == u32(_kernel_map_id(kinner.fd)),
+                "empty slot": kouter.lookup(u32(2))}
+
+
+@pytest.mark.parametrize("kind", [ARRAY_OF_MAPS, HASH_OF_MAPS], ids=["array", "hash"])
+def test_a_lookup_from_user_space_gives_the_inner_maps_id(kernel_oracle, kernel_observation,
+                                                         kind):
+    """bpf_map_fd_sys_lookup_elem: the u32 id, not an fd; ``held`` gives the Map."""
+    theirs = kernel_observation("lookup in a map of maps", f"{int(kind)}",
+                                lambda: _kernel_lookup_in_outer(kernel_oracle, kind))
+    tmpl, inner = Map.create(ARRAY, 4, 4, 2), Map.create(ARRAY, 4, 4, 2)
+    outer = Map.create(kind, 4, 4, 4, inner_map=tmpl)
+    outer[u32(1)] = inner
+    ours = {"is the inner map's id": outer.lookup(u32(1)) == u32(inner.id),
+            "empty slot": outer.lookup(u32(2))}
+    count_comparison()
+    assert ours == theirs == {"is the inner map's id": True, "empty slot": None}
+    assert outer.held(u32(1)) is inner and outer.held(u32(2)) is None
 
 
 @pytest.mark.parametrize("kind", [ARRAY_OF_MAPS, HASH_OF_MAPS], ids=["array", "hash"])
@@ -563,3 +601,45 @@ def test_submitting_a_pointer_that_is_not_a_record_is_refused():
         exit"""), "sched_cls", verify=False)
     with pytest.raises(pyebpf.errors.ExecutionError, match="not a reserved ring buffer record"):
         prog.run(FRAME)
+
+
+def test_held_gives_a_program_arrays_program_and_refuses_other_maps():
+    prog = pyebpf.Program(pyebpf.asm.assemble("r0 = 0\nexit"), "sched_cls")
+    progs = Map.create("prog_array", 4, 4, 2)
+    progs[u32(0)] = prog
+    assert progs.held(u32(0)) is prog and progs.held(u32(1)) is None
+    with pytest.raises(TypeError, match="ask lookup"):
+        Map.create(ARRAY, 4, 4, 2).held(u32(0))
+
+
+def _kernel_lookup_in_prog_array(kernel):
+    insns = pyebpf.asm.assemble("r0 = 0\nexit")
+    with kernel.KernelProgram(insns, "sched_cls") as prog, \
+            kernel.KernelMap(T.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2) as progs:
+        progs.update(u32(0), u32(prog.fd))
+        info = ctypes.create_string_buffer(80)
+        attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+        struct.pack_into("<IIQ", attr, 0, prog.fd, len(info), ctypes.addressof(info))
+        assert sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)[1] == 0
+        ident = struct.unpack_from("<I", info, 4)[0]      # bpf_prog_info.id
+        return {"is the program's id": progs.lookup(u32(0)) == u32(ident),
+                "empty slot": progs.lookup(u32(1))}
+
+
+def test_a_lookup_in_a_program_array_gives_the_programs_id(kernel_oracle, kernel_observation):
+    """prog_fd_array_sys_lookup_elem: the program's id, a u32."""
+    theirs = kernel_observation("lookup in a program array", "v1",
+                                lambda: _kernel_lookup_in_prog_array(kernel_oracle))
+    prog = pyebpf.Program(pyebpf.asm.assemble("r0 = 0\nexit"), "sched_cls")
+    progs = Map.create("prog_array", 4, 4, 2)
+    progs[u32(0)] = prog
+    ours = {"is the program's id": progs.lookup(u32(0)) == u32(prog.id),
+            "empty slot": progs.lookup(u32(1))}
+    count_comparison()
+    assert ours == theirs == {"is the program's id": True, "empty slot": None}
+
+
+def test_programs_have_distinct_ids():
+    insns = pyebpf.asm.assemble("r0 = 0\nexit")
+    first, second = (pyebpf.Program(insns, "sched_cls") for _ in range(2))
+    assert 0 < first.id != second.id

@@ -457,7 +457,7 @@ def test_a_map_of_maps_keeps_its_template_and_inner_maps_through_a_pin_and_get(k
         (want.type, want.key_size, want.value_size, want.max_entries, want.flags, want.name)
     used = [k for k in m.keys() if m.lookup(k) is not None]
     assert used == [k for k in outer.keys() if outer.lookup(k) is not None]
-    assert [Map.from_fd(u64(m[k])) for k in used] == \
+    assert [m.held(k) for k in used] == \
         [Map.from_pin(f"inner{u64(k)}") for k in used]
 
 
