@@ -993,7 +993,8 @@ cdef enum:
                             # slack for a thread the host deschedules a while
     CREW_GONE = 0           # Loop.crew: no thread for that CPU (it exits when idle for
     CREW_RUN = 1            # CREW_LINGER_NS, 100 ms, so that a Loop no longer used is
-    CREW_IDLE = 2           # freed); one running a chunk; one waiting for the next
+    CREW_IDLE = 2           # freed); one running a chunk; one waiting for the next;
+    CREW_DISMISSED = 3      # one told to go at once (Loop.dismiss_crew)
 
 if sizeof(Done) % CACHE_LINE:
     raise ImportError(f"a Done record is {sizeof(Done)} bytes, not whole cache lines")
@@ -1051,6 +1052,10 @@ cdef extern from *:
             v = __atomic_load_n(state, __ATOMIC_ACQUIRE);
             if (v == 1)
                 return 1;
+            if (v == 3) {       /* dismissed (pyebpf_crew_dismiss) */
+                __atomic_store_n(state, 0, __ATOMIC_RELEASE);
+                return 0;
+            }
             if (syscall(SYS_futex, state, FUTEX_WAIT_PRIVATE, v, &t, NULL, 0) == -1
                     && errno == ETIMEDOUT) {
                 v = 2;
@@ -1068,6 +1073,14 @@ cdef extern from *:
             return 0;
         syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         return 1;
+    }
+    /* The Loop is no longer used: an idle thread goes now (CREW_DISMISSED), not after
+       CREW_LINGER_NS. */
+    static void pyebpf_crew_dismiss(uint32_t* state) {
+        uint32_t v = 2;
+        if (__atomic_compare_exchange_n(state, &v, 3, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
     /* A thread is done with the chunk: idle, counted in *ran; the last wakes the
        writing. */
@@ -1123,6 +1136,7 @@ cdef extern from *:
     bint wait_published "pyebpf_wait" (uint32_t* flag, const int* stop) nogil
     bint crew_next "pyebpf_crew_next" (uint32_t* state) nogil
     bint crew_wake "pyebpf_crew_wake" (uint32_t* state) nogil
+    void crew_dismiss "pyebpf_crew_dismiss" (uint32_t* state) nogil
     void crew_done "pyebpf_crew_done" (uint32_t* state, uint32_t* ran, uint32_t crew) nogil
     void crew_wait "pyebpf_crew_wait" (uint32_t* ran, uint32_t crew) nogil
 
@@ -1260,6 +1274,7 @@ cdef class Loop:
     # written, in the capture's order, popped from their extras, once more than
     # events_limit bytes of them are held mid-chunk (when set)
     cdef public object events_out
+    cdef list crew_threads          # the replay threads started, until dismiss_crew
     cdef public Py_ssize_t events_limit
     cdef public bint keep_events    # extras take the packets' perf events (else dropped)
     cdef Py_ssize_t events_held     # bytes of events in extras
@@ -1299,6 +1314,7 @@ cdef class Loop:
     cdef bint has_world         # a machine gives the packet runs a current task
     def __cinit__(self):
         memset(&self.tmpl, 0, sizeof(Skb))
+        self.crew_threads = []
 
     def __init__(self, list programs, *, str mode="da", bint ingress=True,
                  uint32_t classid=0, int act_default=TC_ACT_PIPE, dict fields=None,
@@ -2253,7 +2269,10 @@ cdef class Loop:
             if not crew_wake(&self.crew[c]):
                 self.crew[c] = CREW_RUN
                 try:
-                    threading.Thread(target=self._cpu_main, args=(c,), daemon=True).start()
+                    thread = threading.Thread(target=self._cpu_main, args=(c,), daemon=True)
+                    thread.start()
+                    self.crew_threads = [t for t in self.crew_threads if t.is_alive()]
+                    self.crew_threads.append(thread)
                 except BaseException:
                     self.crew[c], self.abort = CREW_GONE, 1
                     with nogil:
@@ -2409,6 +2428,18 @@ cdef class Loop:
             if self.lanes[c].failed:
                 raise MemoryError()
         return 0
+
+    def dismiss_crew(self) -> None:
+        """End the replay threads of CPUs 1.. now and wait for them, rather than let
+        them idle CREW_LINGER_NS: each holds the Loop, and through it the programs,
+        their maps and any timer armed in them, which then go with the last reference
+        to the Loop.  A later chunk starts threads again."""
+        cdef int c
+        for c in range(1, self.cpus):
+            crew_dismiss(&self.crew[c])
+        for thread in self.crew_threads:
+            thread.join()
+        self.crew_threads = []
 
     def _cpu_main(self, int cpu):
         """A CPU's replay thread: its chunks, until it idles CREW_LINGER_NS."""

@@ -759,6 +759,11 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
         return 1
     finally:
         progress.close()
+        # nothing may keep the programs, their maps and any timer armed in them alive
+        # after the run: not the replay threads idling for a next chunk, nor the
+        # loop's callbacks into the outputs (a cycle: the outputs hold the loop)
+        loop.dismiss_crew()
+        loop.events_out = loop.redirect_writer = None
     faults.finish()
     elapsed = time.perf_counter() - start
     result = summary.summary(loop, source.path, fault_kinds, elapsed, VERDICTS, ACTIONS,

@@ -6,6 +6,7 @@ from the capture's timestamps.  tests/test_timers.py holds what the callbacks do
 the kernel."""
 from __future__ import annotations
 
+import gc
 import json
 import struct
 
@@ -131,6 +132,17 @@ def test_two_simulated_cpus_fire_the_same_callbacks(replay):
     _, one = replay(REARM, 4 * MS, [0, 3, 6, 10, 13, 17, 30])
     _, two = replay(REARM, 4 * MS, [0, 3, 6, 10, 13, 17, 30], "--cpus", "2")
     assert one == two == (7, KTIME_START + 28 * MS)
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_a_replay_leaves_no_timer_armed_in_the_process(replay, cpus):
+    # with the garbage collector held, only references decide what outlives the run
+    gc.disable()
+    try:
+        replay(REARM, 4 * MS, [0, 3], "--cpus", cpus)
+        assert pyebpf.run_timers(10**9) == 0
+    finally:
+        gc.enable()
 
 
 def test_the_python_replay_fires_timers_as_the_command_does():
