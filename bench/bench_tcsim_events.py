@@ -26,60 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+# compile_program: bench_perf_drain.py's program, emitting per packet ``volume`` bytes of
+# perf events in events of at most 16 KiB
+from bench_perf_drain import compile_program
 from bench_tcsim import make_capture
 
 VOLUMES = (1 << 10, 16 << 10, 64 << 10)
-CHUNK = 16 << 10
-PROGRAM = r"""
-#include <linux/bpf.h>
-#include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, 4);
-	__uint(value_size, 4);
-	__uint(max_entries, 8);
-} events SEC(".maps");
-
-struct chunk { __u8 b[%(chunk)d]; };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct chunk);
-} data SEC(".maps");
-
-SEC("tc")
-int emit(struct __sk_buff *skb)
-{
-	__u32 zero = 0;
-	struct chunk *c = bpf_map_lookup_elem(&data, &zero);
-
-	if (!c)
-		return TC_ACT_OK;
-	for (int i = 0; i < %(count)d; i++)
-		bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU, c, %(size)d);
-	return TC_ACT_OK;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-"""
-
-
-def compile_program(tmp: Path, volume: int) -> Path:
-    """An object emitting ``volume`` bytes of events per packet, in events of at most
-    CHUNK bytes."""
-    count, size = (1, volume) if volume <= CHUNK else (volume // CHUNK, CHUNK)
-    src = tmp / f"emit{volume}.c"
-    src.write_text(PROGRAM % {"chunk": CHUNK, "count": count, "size": size})
-    obj = src.with_suffix(".o")
-    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
-                               check=True).stdout.strip()     # asm/types.h
-    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", f"-I/usr/include/{multiarch}",
-                    "-c", str(src), "-o", str(obj)], check=True)
-    return obj
 
 
 EVERY_OUTPUT = ("-o", "o.pcap", "--report", "r.jsonl", "--events", "e.jsonl")
