@@ -107,7 +107,30 @@ def _read_scan(file, buf, end, scanner):
     return end, eof, None, scanned
 
 
-class _ReadAhead:
+class _Job:
+    """A piece of work for a Source's _Worker thread: ``_work`` runs there, and
+    ``result`` waits for it and gives ``_result()`` or raises what it raised."""
+
+    def __init__(self):
+        self.failure = None
+        self.finished = threading.Event()
+
+    def run(self):
+        try:
+            self._work()
+        except BaseException as exc:    # noqa: BLE001 - raised again by result
+            self.failure = exc
+        finally:
+            self.finished.set()
+
+    def result(self):
+        self.finished.wait()
+        if self.failure is not None:
+            raise self.failure
+        return self._result()
+
+
+class _ReadAhead(_Job):
     """_read_into on a Source's _Worker thread (a daemon: a replay that ends early does
     not wait for a read from a pipe that may never end).  With a ``scanner`` (pcap),
     the chunk read is scanned into it there too, from its start: ``scanned`` is where
@@ -117,20 +140,11 @@ class _ReadAhead:
     GIL delays neither."""
 
     def __init__(self, file, buf, end, scanner=None, regular=False):
+        super().__init__()
         self.args, self.done = (file, buf, end), (end, True, None)
         self.scanner, self.scanned, self.regular = scanner, None, regular
-        self.failure = None
-        self.finished = threading.Event()
 
-    def run(self):
-        try:
-            self._read()
-        except BaseException as exc:    # noqa: BLE001 - raised again by result
-            self.failure = exc
-        finally:
-            self.finished.set()
-
-    def _read(self):
+    def _work(self):
         file, buf, end = self.args
         if self.scanner is not None and self.regular:
             self.scanner.clear()
@@ -146,14 +160,11 @@ class _ReadAhead:
             self.scanner.clear()
             self.scanned = self.scanner.scan(buf, 0, end)
 
-    def result(self):
-        self.finished.wait()
-        if self.failure is not None:
-            raise self.failure
+    def _result(self):
         return self.done
 
 
-class _MapAhead:
+class _MapAhead(_Job):
     """The window of a regular pcap file from byte ``at`` (a page's start) to at most
     ``length`` bytes on, mapped and scanned into ``scanner`` from byte ``pos`` of the
     window by a Source's _Worker thread: the mapping reads its pages in (MAP_POPULATE),
@@ -163,20 +174,11 @@ class _MapAhead:
     where the scan stopped."""
 
     def __init__(self, fd, at, length, pos, scanner):
+        super().__init__()
         self.args, self.scanner = (fd, at, length, pos), scanner
         self.window, self.eof, self.error, self.scanned = None, True, None, pos
-        self.failure = None
-        self.finished = threading.Event()
 
-    def run(self):
-        try:
-            self._map_and_scan()
-        except BaseException as exc:    # noqa: BLE001 - raised again by result
-            self.failure = exc
-        finally:
-            self.finished.set()
-
-    def _map_and_scan(self):
+    def _work(self):
         fd, at, length, pos = self.args
         try:
             size = os.fstat(fd).st_size
@@ -195,10 +197,7 @@ class _MapAhead:
         except MemoryError:
             self.scanner.clear()    # scanned again from ``pos`` on the replay's thread
 
-    def result(self):
-        self.finished.wait()
-        if self.failure is not None:
-            raise self.failure
+    def _result(self):
         return self.window
 
 
