@@ -104,11 +104,14 @@ def compile_program(tmp: Path, volume: int) -> Path:
     return obj
 
 
-def child(build: Path, prog: Path, cap: Path, cwd: Path) -> tuple[float, float]:
-    """(CPU seconds, peak RSS in MB) of one tcsim run with ``build`` as its pyebpf."""
+def child(build: Path, prog: Path, cap: Path, cwd: Path,
+          options=()) -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB) of one tcsim run with ``build`` as its pyebpf and
+    ``options`` after ``-q``."""
     env = {**os.environ, "PYTHONPATH": str(build)}
     done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", "rss.txt", sys.executable,
-                           "-m", "pyebpf.pcap.tcsim", str(prog), "-r", str(cap), "-q"],
+                           "-m", "pyebpf.pcap.tcsim", str(prog), "-r", str(cap), "-q",
+                           *options],
                           cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           check=False)
     assert done.returncode == 0, done.stderr.decode()

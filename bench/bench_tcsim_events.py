@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 # compile_program: bench_perf_drain.py's program, emitting per packet ``volume`` bytes of
-# perf events in events of at most 16 KiB
-from bench_perf_drain import compile_program
+# perf events in events of at most 16 KiB; child: one tcsim run's CPU time and peak RSS
+from bench_perf_drain import child, compile_program
 from bench_tcsim import make_capture
 
 VOLUMES = (1 << 10, 16 << 10, 64 << 10)
@@ -38,20 +37,6 @@ EVERY_OUTPUT = ("-o", "o.pcap", "--report", "r.jsonl", "--events", "e.jsonl")
 SMALL_CASES = {"--cpus 2 -o": ("--cpus", "2", "-o", "o.pcap"),
                "--events -o": ("--events", "e.jsonl", "-o", "o.pcap"),
                "--cpus 2 --events -o": ("--cpus", "2", "--events", "e.jsonl", "-o", "o.pcap")}
-
-
-def child(build: Path, prog: Path, cap: Path, cwd: Path,
-          options=EVERY_OUTPUT) -> tuple[float, float]:
-    """(CPU seconds, peak RSS in MB) of one tcsim run with ``options``."""
-    env = {**os.environ, "PYTHONPATH": str(build)}
-    done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", "rss.txt", sys.executable,
-                           "-m", "pyebpf.pcap.tcsim", str(prog), "-r", str(cap), "-q",
-                           *options],
-                          cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          check=False)
-    assert done.returncode == 0, done.stderr.decode()
-    user, system, rss = Path(cwd, "rss.txt").read_text().split()[-3:]
-    return float(user) + float(system), int(rss) / 1024
 
 
 def main() -> None:
@@ -69,7 +54,7 @@ def main() -> None:
         for volume in VOLUMES:
             prog = compile_program(tmp, volume)
             for b in builds:
-                cpu, rss = child(b, prog, cap, tmp)
+                cpu, rss = child(b, prog, cap, tmp, EVERY_OUTPUT)
                 print(f"{volume >> 10:>3} KiB/packet {args.frames} frames {b.name:>8}: "
                       f"peak RSS {rss:7.1f} MB, CPU {cpu:6.2f} s "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
