@@ -129,6 +129,18 @@ ctypedef struct BtfView:
     const char* strs               # the string section
     uint32_t str_len
 
+ctypedef struct Stream:
+    # one of a program's BPF streams (streams.pxi): the unread elements' bytes, in order
+    char* buf
+    size_t len                     # bytes held in buf
+    size_t head                    # of which read already
+    size_t size                    # buf's allocation
+    uint32_t* lens                 # each element's length, oldest first
+    size_t nelem, first, nlens     # elements held, the first unread one, lens' allocation
+    uint32_t done                  # bytes of the first unread element read already
+    int64_t capacity               # the kernel's bpf_stream.capacity: bytes charged
+    int lock
+
 ctypedef struct ProgCore:
     # what a run needs of a Program, reachable from C (tail calls switch between these)
     Insn* code
@@ -157,6 +169,7 @@ ctypedef struct ProgCore:
                           # default one, which returns the cookie
     int64_t frame_grant   # what each frame entry adds to a growing run's budget:
                           # BPF_MAX_LOOPS × n for a verified program with may_goto, else 0
+    Stream* streams       # its stdout and stderr (BPF_STDOUT - 1, BPF_STDERR - 1)
 
 ctypedef struct MemRange:
     uint64_t start

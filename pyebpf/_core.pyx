@@ -30,8 +30,8 @@ from . import verifier as _verifier
 from .verifier.state import PTR_TO_BTF_ID as _PTR_TO_BTF_ID, PTR_TO_CTX as _PTR_TO_CTX
 from .verifier import state as _vstate
 from .verifier.globalfuncs import exception_cb_pc
-from .errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperAccessError,
-                     PacketError,
+from .errors import (BpfError, BudgetExceeded, CallDepthExceeded, ExecutionError,
+                     HelperAccessError, PacketError,
                      LoadError, MapError, MemoryFault, PinError, UnknownHelper)
 
 DEFAULT_BUDGET = 1_000_000
@@ -4599,6 +4599,7 @@ cdef class Program:
     cdef MapStore* _map_ptrs[MAX_USED_MAPS]
     cdef int _nmaps
     cdef ProgCore _pc
+    cdef Stream _streams[2]      # stdout, stderr (streams.pxi)
     cdef readonly tuple line_info
     cdef list _line_pcs
     cdef readonly int fd
@@ -4637,6 +4638,7 @@ cdef class Program:
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
         memset(&self._ftmpl, 0, sizeof(Skb))
+        memset(self._streams, 0, sizeof(self._streams))
 
     def __dealloc__(self):
         timers_forget_prog(&self._pc)
@@ -4647,6 +4649,8 @@ cdef class Program:
         skb_free(&self._work)
         skb_free(&self._tmpl)
         skb_free(&self._ftmpl)
+        stream_free(&self._streams[0])
+        stream_free(&self._streams[1])
 
     def __init__(self, insns, prog_type=None, *, profile="current", helpers=None,
                  budget=None, line_info=(), verify=True, classic=None,
@@ -4730,6 +4734,7 @@ cdef class Program:
         self._pc.ctx_rules = &self._ctx
         self._pc.prog_type = self.prog_type if self.prog_type is not None else 0
         self._pc.owner = <void*>self
+        self._pc.streams = self._streams
         self._pc.exception_cb = exception_cb_pc(self.functions) or -1
         self._pc.n = self._n
         self._pc.blocks = self._blocks
@@ -5175,6 +5180,37 @@ cdef class Program:
             from .asm import disassemble_one
             text = self._listing[pc] = disassemble_one(self.insns[pc * 8:pc * 8 + 16], pc=pc)
         return text
+
+    def read_stream(self, stream, size=None):
+        """Read and consume up to ``size`` bytes (all, when None) of the program's BPF
+        stream ``stream``: 1 or ``"stdout"``, 2 or ``"stderr"`` (``enum bpf_stream_id``),
+        what ``bpf_stream_vprintk_impl`` (libbpf's ``bpf_stream_printk``) wrote there
+        in runs of this program, as BPF_PROG_STREAM_READ_BY_FD (``bpftool prog tracelog
+        stdout``) reads a kernel program's: bytes across prints, in order, the rest kept
+        for the next read.  Another stream id raises :class:`pyebpf.errors.BpfError`
+        with ENOENT, as the kernel refuses it."""
+        cdef Stream* s
+        cdef size_t n, got
+        cdef bytearray out
+        cdef char* dst
+        sid = {"stdout": BPF_STDOUT, "stderr": BPF_STDERR}.get(stream, stream)
+        if sid != BPF_STDOUT and sid != BPF_STDERR:
+            raise BpfError(ENOENT, f"read_stream: no stream {stream!r} (1 or 'stdout', "
+                                   f"2 or 'stderr'): ENOENT")
+        s = &self._streams[<int>sid - 1]
+        if size is None:
+            n = BPF_STREAM_MAX_CAPACITY + MAX_BPRINTF_BUF    # more than a stream holds
+        elif size < 0:
+            raise ValueError(f"read_stream: size {size} is negative")
+        else:
+            n = size
+        # what it holds now, and room for what a concurrent run adds meanwhile
+        n = min(n, <size_t>(s.len - s.head) + MAX_BPRINTF_BUF)
+        out = bytearray(n)
+        dst = out
+        with nogil:
+            got = stream_read(s, dst, n)
+        return bytes(out[:got])
 
     def run(self, data=None, *, budget=None, bint trace=False, **fields):
         """Run once and return a :class:`Result`.

@@ -102,6 +102,11 @@ BPF_MAX_USER_RINGBUF_SAMPLES = 128 * 1024  # bpf_user_ringbuf_drain's samples pe
 # bpf_attr.log_level bits (BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS)
 BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS = 1, 2, 4
 MAX_BPRINTF_VARARGS = 12          # bpf_snprintf's and bpf_trace_vprintk's argument count
+MAX_BPRINTF_BUF = 1024            # their output buffer (struct bpf_bprintf_buffers)
+# BPF streams (kernel/bpf/stream.c): enum bpf_stream_id, and the bytes a stream may hold
+# unread (include/linux/bpf.h; measured: the 101st 999-byte print is refused)
+BPF_STDOUT, BPF_STDERR = 1, 2
+BPF_STREAM_MAX_CAPACITY = 100000
 BPF_STRTOX_BASE_MASK = 0x1F       # bpf_strtol's flags: the base, nothing else
 # struct bpf_dynptr_kern: { void *data; u32 size; u32 offset; }, 16 bytes; size's low
 # bits are the size, then the type, and its top bit marks a read-only dynptr
@@ -207,6 +212,7 @@ class BpfCmd(enum.IntEnum):
     BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
     BPF_MAP_UPDATE_BATCH = 26
     BPF_MAP_DELETE_BATCH = 27
+    BPF_PROG_STREAM_READ_BY_FD = 37
 
 
 
@@ -240,6 +246,8 @@ BPF_ATTR = {
                                "duration": (36, "I"), "ctx_size_in": (40, "I"),
                                "ctx_size_out": (44, "I"), "ctx_in": (48, "P"),
                                "ctx_out": (56, "P"), "flags": (64, "I"), "cpu": (68, "I")},
+    BpfCmd.BPF_PROG_STREAM_READ_BY_FD: {"stream_buf": (0, "P"), "stream_buf_len": (8, "I"),
+                                        "stream_id": (12, "I"), "prog_fd": (16, "I")},
 }
 BPF_ATTR[BpfCmd.BPF_OBJ_GET] = BPF_ATTR[BpfCmd.BPF_OBJ_PIN]
 for _cmd in (BpfCmd.BPF_MAP_LOOKUP_ELEM, BpfCmd.BPF_MAP_UPDATE_ELEM,
@@ -1076,7 +1084,8 @@ _C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_ST
             "BPF_MAX_USER_RINGBUF_SAMPLES",
             "DYNPTR_SIZE_MASK", "DYNPTR_TYPE_SHIFT", "NSIG", "BTF_FIELDS_MAX",
             "RES_NR_HELD", "RES_DEF_TIMEOUT_NS", "BPF_GLOBAL_PERCPU_MA_MAX_SIZE",
-            "PCPU_MIN_UNIT_SIZE", "NR_CPUS", "CPU_MAP_MAX_QSIZE", "AF_XDP")
+            "PCPU_MIN_UNIT_SIZE", "NR_CPUS", "CPU_MAP_MAX_QSIZE", "AF_XDP",
+            "BPF_STDOUT", "BPF_STDERR", "BPF_STREAM_MAX_CAPACITY")
 
 
 def pxd_source() -> str:

@@ -39,6 +39,7 @@ _FIELDS = {
                       "kern_version", "prog_name"},
     C.BPF_OBJ_PIN: {"pathname", "bpf_fd", "file_flags"},
     C.BPF_OBJ_GET: {"pathname", "bpf_fd", "file_flags"},
+    C.BPF_PROG_STREAM_READ_BY_FD: {"stream_buf", "stream_buf_len", "stream_id", "prog_fd"},
 }
 _GET_FLAGS = (0, 1 << 3, 1 << 4)   # 0, BPF_F_RDONLY, BPF_F_WRONLY (not enforced)
 _SUPPORTED_PROGS = {isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
@@ -324,6 +325,20 @@ def _obj_get(cmd, a):
     return prog.fd
 
 
+def _prog_stream_read(cmd, a):
+    fd = a.get("prog_fd", 0)
+    prog = _programs.get(fd, _core._PROG_HANDLES.get(fd))
+    if prog is None:
+        _fail(errno.EINVAL if _core.Map.from_fd(fd) is not None else errno.EBADF, cmd,
+              f"fd {fd} is not a program")
+    size = a.get("stream_buf_len", 0)
+    buf = _buffer(cmd, a, "stream_buf", size, out=True) if size else None
+    data = prog.read_stream(a.get("stream_id", 0), size)
+    if buf is not None:
+        buf[:len(data)] = data
+    return len(data)
+
+
 def _path(cmd, a):
     path = a.get("pathname")
     if not path:
@@ -339,4 +354,5 @@ _COMMANDS = {
     C.BPF_MAP_LOOKUP_AND_DELETE_ELEM: _lookup_and_delete,
     C.BPF_MAP_LOOKUP_BATCH: _lookup_batch, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH: _lookup_batch,
     C.BPF_MAP_UPDATE_BATCH: _change_batch, C.BPF_MAP_DELETE_BATCH: _change_batch,
+    C.BPF_PROG_STREAM_READ_BY_FD: _prog_stream_read,
 }

@@ -136,7 +136,7 @@ from libc.stdio cimport snprintf
 from libc.string cimport memchr, strlen
 
 cdef enum:
-    PRINTK_BUF = 1024              # MAX_BPRINTF_BUF, and 4.6's TRACE_BUF_SIZE
+    PRINTK_BUF = MAX_BPRINTF_BUF   # also 4.6's TRACE_BUF_SIZE
     PRINTK_BIN_ARGS = 512          # MAX_BPRINTF_BIN_ARGS: room for the copied arguments
     PRINTK_V46_STR = 64            # 4.6 copied a %s argument into char buf[64]
     FIELD_WIDTH_MAX = (1 << 23) - 1

@@ -258,6 +258,8 @@ class Answers:
                  [m.state for m in maps])
         for m in maps:
             m.state = _h(m.state, key)
+        if prog is not None:
+            prog.state = _h(prog.state, key)
 
         def ask():
             r = self.real.prog_test_run(fd, data, ctx, data_out_size, ctx_out_size, repeat,
@@ -268,6 +270,22 @@ class Answers:
         return sysbpf.TestRun(a["err"], a["retval"], bytes.fromhex(a["data"]),
                               bytes.fromhex(a["ctx"]) if a["ctx"] is not None else None,
                               a["size_out"], 0)
+
+    def prog_stream_read(self, fd, stream_id, size):
+        # what a read gives depends on the program's runs and reads before it: each
+        # changes the program's state (a run's own key leaves it out, as it did before
+        # streams were read)
+        prog = self.handles.get(fd)
+        key = _h("stream_read", prog.state if prog is not None else f"fd:{fd}", stream_id,
+                 size)
+        if prog is not None:
+            prog.state = _h(prog.state, key)
+
+        def ask():
+            err, data = self.real.prog_stream_read(fd, stream_id, size)
+            return {"err": err, "data": data.hex()}
+        a = self._answer("BPF_PROG_STREAM_READ_BY_FD", key, ask)
+        return a["err"], bytes.fromhex(a["data"])
 
     # --- maps ----------------------------------------------------------------------------
     def map_create(self, map_type, key_size, value_size, max_entries, flags, inner_map_fd,

@@ -375,8 +375,6 @@ WHY_NOT = {
                    "modelled",
     "bpf_get_kmem_cache": "names the slab cache of a kernel address: the engine has no "
                           "kernel heap",
-    "bpf_stream_vprintk_impl": "BPF streams (the program's stdout/stderr, read with "
-                               "bpftool prog tracelog) are not modelled",
 }
 
 

@@ -287,6 +287,21 @@ class KernelProgram(_Owned):
             raise exc
         return result
 
+    def read_stream(self, stream, size: int = isa.BPF_STREAM_MAX_CAPACITY) -> bytes:
+        """Read and consume up to ``size`` bytes of the program's BPF stream ``stream``
+        (1 or ``"stdout"``, 2 or ``"stderr"``; another number is passed on as it is) with
+        BPF_PROG_STREAM_READ_BY_FD, as ``bpftool prog tracelog`` does; a refusal raises
+        :class:`KernelError` with the kernel's errno (ENOENT for a stream id it has no
+        stream for)."""
+        if self.fd < 0:
+            raise ValueError("read_stream on a closed KernelProgram")
+        sid = {"stdout": isa.BPF_STDOUT, "stderr": isa.BPF_STDERR}.get(stream, stream)
+        err, data = sysbpf.calls.prog_stream_read(self.fd, sid, size)
+        if err:
+            raise KernelError(err, f"BPF_PROG_STREAM_READ_BY_FD of prog fd {self.fd}, "
+                                   f"stream {stream!r}: {_errname(err)}")
+        return data
+
     def __repr__(self) -> str:
         return f"<KernelProgram fd={self.fd} prog_type={self.prog_type}>"
 

@@ -223,6 +223,13 @@ class Syscalls:
                        dout.raw[:min(size_out, data_out_size)] if dout is not None else b"",
                        ctx_out, size_out, attr["duration"])
 
+    def prog_stream_read(self, fd: int, stream_id: int, size: int) -> tuple[int, bytes]:
+        """BPF_PROG_STREAM_READ_BY_FD: (errno or 0, the bytes read, up to ``size``)."""
+        buf = ctypes.create_string_buffer(size) if size else None
+        got, err = _Attr(isa.BpfCmd.BPF_PROG_STREAM_READ_BY_FD, stream_buf=buf,
+                         stream_buf_len=size, stream_id=stream_id, prog_fd=fd).call()
+        return err, buf.raw[:got] if buf is not None and not err else b""
+
     def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int,
                    flags: int, inner_map_fd: int, name: bytes,
                    map_extra: int = 0, btf: tuple | None = None) -> tuple[int, int]:

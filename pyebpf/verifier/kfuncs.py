@@ -99,7 +99,9 @@ def _split_params(text: str) -> list[str]:
 
 
 def _arg_kind(name: str, ctype: str, next_name: str) -> str:
-    if name.endswith("__ign"):
+    # a __prog argument is the verifier's to fill with the program's bpf_prog_aux
+    # (check_kfunc_args: is_kfunc_arg_prog, skipped as an __ign one is)
+    if name.endswith(("__ign", "__prog")):
         return IGNORED
     if name.endswith("__alloc"):
         return ALLOC
