@@ -9,7 +9,8 @@ workers need the programs, the captures and the output directories at the same p
 Per-capture outputs (``STEM`` is the capture's file name without its suffix, which must
 be unique among the captures): ``-o DIR`` and ``--drops DIR`` get ``DIR/STEM.pcap``
 (``.pcapng`` for a pcapng capture), ``--events DIR`` ``DIR/STEM.jsonl``, ``--annotated
-DIR`` ``DIR/STEM.pcapng``, ``--dump-conntrack DIR`` ``DIR/STEM.json``,
+DIR`` ``DIR/STEM.pcapng``, ``--dump-conntrack DIR`` ``DIR/STEM.json``, ``--tracelog
+DIR`` ``DIR/STEM.txt``,
 ``--redirect-dir DIR`` and ``--dump-maps DIR`` get ``DIR/STEM/``; ``--report FILE`` is the merged report, every line with a ``capture``
 member; ``--kernel-check`` checks each capture on its worker (exit status 3 when any
 disagreed).  ``--pin-dir`` is refused: each capture has maps of its own.  Dask is
@@ -98,7 +99,7 @@ def _task_args(args, capture: str) -> dict:
     for option, name in (("output", f"{stem}{ext}"), ("drops", f"{stem}.pcap"),
                          ("events", f"{stem}.jsonl"), ("annotated", f"{stem}.pcapng"),
                          ("redirect_dir", stem), ("dump_maps", stem),
-                         ("dump_conntrack", f"{stem}.json")):
+                         ("dump_conntrack", f"{stem}.json"), ("tracelog", f"{stem}.txt")):
         if args_value := getattr(args, option):
             task[option] = os.path.join(os.path.abspath(args_value), name)
     task["want_report"] = args.report is not None
@@ -133,7 +134,7 @@ def run(args, captures) -> int:
             raise ClusterError(f"{flag} shares maps between runs; on a cluster each "
                                "capture has maps of its own")
     if "-" in captures or "-" in (args.output, args.drops, args.report, args.events,
-                                  args.annotated):
+                                  args.annotated, args.tracelog):
         raise ClusterError("a capture or output on a cluster is a file: - (standard "
                            "input or output) cannot be used")
     stems = {}
@@ -144,7 +145,7 @@ def run(args, captures) -> int:
                                f"{stem}, which their outputs would share")
         stems[stem] = capture
     for option in ("output", "drops", "events", "annotated", "redirect_dir", "dump_maps",
-                   "dump_conntrack"):
+                   "dump_conntrack", "tracelog"):
         if getattr(args, option):
             os.makedirs(getattr(args, option), exist_ok=True)
     report_target = outputs.resolve(args.report) if args.report else None

@@ -318,7 +318,8 @@ def _plan(args) -> dict:
     for option, value in (("-o", args.output), ("--drops", args.drops),
                           ("--report", args.report), ("--events", args.events),
                           ("--annotated", args.annotated),
-                          ("--dump-conntrack", args.dump_conntrack)):
+                          ("--dump-conntrack", args.dump_conntrack),
+                          ("--tracelog", args.tracelog)):
         if value is not None:
             targets[option] = outputs.resolve(value)
     outputs.check_distinct(targets, args.read)
@@ -408,6 +409,22 @@ class _Outputs:
         text = json.dumps({"conntrack": [_entry_dict(e) for e in entries]}, indent=1)
         self._open(self.targets["--dump-conntrack"], tcreplay.Writer).append(
             text.encode() + b"\n")
+
+    def tracelog(self, programs):
+        """Each program's BPF streams after the replay (``bpf_stream_printk``'s text,
+        read as ``bpftool prog tracelog stdout|stderr`` reads it) into ``--tracelog``:
+        every stream that has text, in chain order, after a ``==> PROG stdout <==``
+        line."""
+        names = (self.args.programs if len(self.args.programs) == len(programs)
+                 else [f"program {k + 1}" for k in range(len(programs))])
+        text = b""
+        for name, prog in zip(names, programs):
+            for stream in ("stdout", "stderr"):
+                got = prog.read_stream(stream)
+                if got:
+                    sep = b"" if not text or text.endswith(b"\n") else b"\n"
+                    text += sep + f"==> {name} {stream} <==\n".encode() + got
+        self._open(self.targets["--tracelog"], tcreplay.Writer).append(text)
 
     def redirect(self, ifindex, ingress):
         name = f"ifindex-{ifindex}{'-ingress' if ingress else ''}.pcap"
@@ -751,6 +768,8 @@ def _run_loop(args, signals, start, fields, classid, targets, source, programs, 
                 outs.dump_maps(maps)
             if args.dump_conntrack is not None:
                 outs.dump_conntrack()
+            if args.tracelog is not None:
+                outs.tracelog(programs)
             signals.stage = "after the replay"
             outs.check(final=True)
     except _StopOnError:
@@ -865,6 +884,10 @@ def build_parser():
     p.add_argument("--dump-conntrack", metavar="FILE.json",
                    help="write the conntrack table after the run to FILE.json, as the "
                         "--env file's conntrack entries")
+    p.add_argument("--tracelog", metavar="FILE",
+                   help="write the programs' BPF streams (bpf_stream_printk's stdout and "
+                        "stderr, as bpftool prog tracelog shows them) after the run to "
+                        "FILE (- for stdout)")
     p.add_argument("--pin-dir", metavar="DIR",
                    help="pin every map by name in DIR: a later run with the same DIR "
                         "starts from the state this one leaves")

@@ -20,6 +20,7 @@ from scapy.layers.l2 import Ether
 
 import pyebpf
 from pyebpf.errors import BpfError, KernelError
+from pyebpf.pcap import pcapio, tcsim
 
 from bpfc import compile_object
 from recorded_kernel import count_comparison
@@ -274,3 +275,31 @@ def test_pyebpf_bpf_reads_a_stream_as_the_command_does():
                                               "stream_buf": buf, "stream_buf_len": 8})
     assert exc.value.errno == errno.ENOENT
 
+
+
+# --- tcsim --tracelog ------------------------------------------------------------------
+
+def _tcsim(capture, tmp_path, *options):
+    """tcsim on TEXT's program over three packets: (exit status, what ``capture``, capsys
+    or capfd, caught on stdout)."""
+    (tmp_path / "streams.o").write_bytes(compile_object(STREAMS + TEXT))
+    pcapio.write(tmp_path / "in.pcap", [(k * 1000, PACKET, len(PACKET)) for k in range(3)])
+    rc = tcsim.main([str(tmp_path / "streams.o"), "-r", str(tmp_path / "in.pcap"), "-q",
+                     *map(str, options)])
+    return rc, capture.readouterr().out
+
+
+def test_tcsim_tracelog_writes_each_programs_streams_after_the_run(tmp_path, capsys):
+    rc, _ = _tcsim(capsys, tmp_path, "--tracelog", tmp_path / "trace.txt")
+    prog = tmp_path / "streams.o"
+    out = b"len %d mark beef str|-7  |z\n" % len(PACKET)
+    err = b"proto 0800 1099511627776%\n"
+    assert rc == 0
+    assert (tmp_path / "trace.txt").read_bytes() == (
+        f"==> {prog} stdout <==\n".encode() + out * 3 +
+        f"==> {prog} stderr <==\n".encode() + err * 3)
+
+
+def test_tcsim_tracelog_dash_writes_to_standard_output(tmp_path, capfd):
+    rc, out = _tcsim(capfd, tmp_path, "--tracelog", "-")
+    assert rc == 0 and out.count("proto 0800") == 3
