@@ -5067,6 +5067,8 @@ cdef class Program:
                             f"pyebpf yet (see docs/kfuncs-table.md)")
         if KFUNCS[kid] == _k_cast_to_kern_ctx:
             kern_ctx_prepare()
+        elif KFUNCS[kid] == _k_get_kmem_cache:
+            kmem_cache_prepare()
         elif _isa.KFUNC_NAMES[kid].startswith(("bpf_cgroup_", "bpf_iter_css_")) or \
                 KFUNCS[kid] == _k_task_get_cgroup1:
             cgroup_prepare()

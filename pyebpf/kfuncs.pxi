@@ -108,6 +108,7 @@ include "lists.pxi"
 include "rbtree.pxi"
 include "tasks.pxi"
 include "streams.pxi"
+include "kmem_cache.pxi"
 
 
 cdef void register_kfuncs() except *:
@@ -127,6 +128,7 @@ cdef void register_kfuncs() except *:
     _kfunc("bpf_modify_return_test_tp", _k_modify_return_test_tp)
     _kfunc("bpf_throw", _k_throw)
     _kfunc("bpf_stream_vprintk_impl", _k_stream_vprintk)
+    _kfunc("bpf_get_kmem_cache", _k_get_kmem_cache)
     _kfunc("bpf_sk_assign_tcp_reqsk", _k_sk_assign_tcp_reqsk)
     _kfunc("bpf_local_irq_save", _k_irq_save)
     _kfunc("bpf_local_irq_restore", _k_irq_restore)

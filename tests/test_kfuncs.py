@@ -373,8 +373,6 @@ WHY_NOT = {
                              "not modelled",
     "bpf_key_put": "kernel keyrings (struct bpf_key, for signature checks) are not "
                    "modelled",
-    "bpf_get_kmem_cache": "names the slab cache of a kernel address: the engine has no "
-                          "kernel heap",
 }
 
 

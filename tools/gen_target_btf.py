@@ -44,6 +44,8 @@ ROOTS = {
         "bpf_refcount", "bpf_iter_num", "bpf_ct_opts",
         # what kprobe programs read: their context and the current task
         "pt_regs", "task_struct",
+        # what bpf_get_kmem_cache returns: the slab cache of a kernel object
+        "kmem_cache",
     ],
     Kind.ENUM: [
         "bpf_ret_code", "bpf_func_id", "bpf_map_type", "bpf_prog_type", "bpf_adj_room_mode",

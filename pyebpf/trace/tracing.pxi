@@ -763,6 +763,8 @@ cdef bint trace_probe_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) 
         return True
     if map_struct_load(vm, addr, size, out):     # a map pointer's (map_struct.pxi)
         return True
+    if kmem_cache_load(vm, addr, size, out):     # bpf_get_kmem_cache's (kmem_cache.pxi)
+        return True
     # a packet run has no machine: no task (get_current_task_btf is NULL), nothing mapped
     if vm.world != NULL and addr >= vm.world.task_size + 4096:
         q = _image(vm.world.kmem, vm.world.nkmem, addr, size)

@@ -150,9 +150,16 @@ class BtfPointers:
     (mixed in): the two casting kfuncs' results and reads through their pointers."""
 
     def kfunc_btf_return(self, st, pc: int, name: str) -> Reg | None:
-        """r0 of ``bpf_cast_to_kern_ctx`` (the program's ``struct sk_buff``, trusted) and
-        ``bpf_rdonly_cast`` (the struct its constant BTF id names, untrusted); None
-        for other kfuncs."""
+        """r0 of ``bpf_cast_to_kern_ctx`` (the program's ``struct sk_buff``, trusted),
+        ``bpf_rdonly_cast`` (the struct its constant BTF id names, untrusted) and
+        ``bpf_get_kmem_cache`` (a ``struct kmem_cache``, untrusted: the cache may go
+        away; not NULL-able despite its KF_RET_NULL: the 6.18 kernel loads a program
+        reading through it unchecked, whose probe loads read a NULL as zeroes); None for
+        other kfuncs."""
+        if name == "bpf_get_kmem_cache":
+            r = _btf_reg(target_btf().by_name("kmem_cache", Kind.STRUCT)[0])
+            r.type |= PTR_UNTRUSTED
+            return r
         if name == "bpf_cast_to_kern_ctx":
             if st.cur.regs[1].type != PTR_TO_CTX:
                 self.refuse(pc, f"arg#0 expected pointer to ctx, but got "

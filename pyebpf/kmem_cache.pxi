@@ -1,0 +1,121 @@
+# bpf_get_kmem_cache (kernel/bpf/helpers.c): the struct kmem_cache of the slab an address
+# is in, or NULL.  Included into pyebpf/kfuncs.pxi.
+#
+# The engine's kernel objects (a run's sk_buff, net_device, packet buffer and sockets,
+# the sockets a lookup gives and the request socket) each belong to the cache the
+# kernel allocates them from (pyebpf.skb.slab); any other address (the stack, a map
+# value, a callback's frame, a kernel address nothing is at) is in none.  The caches are
+# no memory: like bpf_cast_to_kern_ctx's sk_buff (skb/kernctx.pxi), a load through the
+# returned pointer misses every region and reaches trace_probe_load, which asks
+# kmem_cache_load, reading the caches' image (slab.image: their struct kmem_cache
+# records, then their names).
+
+from .skb import slab as _slab
+
+cdef bytes _kmem_image = None
+cdef const uint8_t* _kmem_bytes = NULL
+cdef uint64_t _kmem_len = 0
+cdef uint64_t KMEM_CACHE_ADDRESS_ = _slab.KMEM_CACHE_ADDRESS
+cdef uint64_t KMEM_CACHE_STRIDE_ = _slab.KMEM_CACHE_STRIDE
+cdef uint32_t _kmem_skb_size = 0, _kmem_reqsk_size = 0, _kmem_dev_size = 0
+cdef int _kmem_dev_cache = -1       # the net_device's kmalloc-cg cache
+cdef int _kmem_sock_cache = -1      # test_run's skb->sk: a struct sock from kmalloc
+cdef uint32_t _kmem_tailroom = 0    # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+cdef int _kmem_kmalloc[16]          # KMALLOC_SIZES' sizes, then 0
+cdef uint32_t TEST_RUN_HEADROOM_ = _kern.TEST_RUN_HEADROOM
+cdef int _slab_SKBUFF = _slab.SKBUFF, _slab_REQUEST_SOCK_TCP = _slab.REQUEST_SOCK_TCP
+cdef int _slab_TCP = _slab.TCP, _slab_TCPV6 = _slab.TCPV6, _slab_UDP = _slab.UDP
+cdef int _slab_UDPV6 = _slab.UDPV6, _slab_KMALLOC = _slab.KMALLOC
+
+
+cdef int kmem_cache_prepare() except -1:
+    """Build the caches' image from the target BTF, once per process (a program calling
+    bpf_get_kmem_cache is being decoded)."""
+    global _kmem_image, _kmem_bytes, _kmem_len, _kmem_skb_size, _kmem_reqsk_size
+    global _kmem_dev_size, _kmem_dev_cache, _kmem_sock_cache, _kmem_tailroom
+    cdef int k
+    if _kmem_image is not None:
+        return 0
+    sizes = _slab.object_sizes()
+    _kmem_skb_size, _kmem_reqsk_size = sizes["sk_buff"], sizes["tcp_request_sock"]
+    _kmem_dev_size = sizes["net_device"]
+    _kmem_dev_cache = _slab.KMALLOC_CG + _slab.kmalloc_index(sizes["net_device"])
+    _kmem_sock_cache = _slab.KMALLOC + _slab.kmalloc_index(sizes["sock"])
+    _kmem_tailroom = -(-sizes["skb_shared_info"] // _slab.CACHE_LINE) * _slab.CACHE_LINE
+    memset(_kmem_kmalloc, 0, sizeof(_kmem_kmalloc))
+    for k, size in enumerate(_slab.KMALLOC_SIZES):
+        _kmem_kmalloc[k] = size
+    image = _slab.image()
+    _kmem_bytes, _kmem_len = <const uint8_t*><char*>image, len(image)
+    _kmem_image = image
+    return 0
+
+
+cdef inline uint64_t _kmem_cache_at(int k) noexcept nogil:
+    return 0 if k < 0 else KMEM_CACHE_ADDRESS_ + <uint64_t>k * KMEM_CACHE_STRIDE_
+
+
+cdef int _kmalloc_cache(uint64_t size) noexcept nogil:
+    # the kmalloc cache a kmalloc of size bytes takes; -1 past the largest (pages)
+    cdef int k = 0
+    while _kmem_kmalloc[k]:
+        if size <= <uint64_t>_kmem_kmalloc[k]:
+            return _slab_KMALLOC + k
+        k += 1
+    return -1
+
+
+cdef int _sock_cache(const NetSock* s) noexcept nogil:
+    if s.state == TCP_NEW_SYN_RECV_:
+        return _slab_REQUEST_SOCK_TCP
+    if s.protocol == IPPROTO_TCP_:
+        return _slab_TCPV6 if s.family == AF_INET6_ else _slab_TCP
+    return _slab_UDPV6 if s.family == AF_INET6_ else _slab_UDP
+
+
+cdef int _kmem_cache_of(Vm* vm, uint64_t addr) noexcept nogil:
+    """The index of the modelled cache holding the object ``addr`` is in, or -1."""
+    cdef Skb* skb = vm.skb
+    cdef const NetEnv* net
+    cdef uint64_t off
+    cdef Region* r
+    if skb == NULL or vm.pkt_region < 0:
+        return -1
+    if addr - _kern_base[0] < _kmem_skb_size:
+        return _slab_SKBUFF
+    if addr - _kern_base[1] < _kmem_dev_size:
+        return _kmem_dev_cache
+    if skb.sk_reqsk and (addr - REQSK_ADDRESS_ < _kmem_reqsk_size or
+                         addr - <uintptr_t>skb.reqsk_view < SK_VIEW_SIZE):
+        return _slab_REQUEST_SOCK_TCP
+    r = &vm.regions[vm.pkt_region]
+    if r.start <= addr < r.end:
+        # bpf_test_init's buffer: headroom, the packet, the shared info
+        return _kmalloc_cache(TEST_RUN_HEADROOM_ + skb.len + _kmem_tailroom)
+    if skb.net.has_sk and addr - <uintptr_t>skb.sk_view < SK_VIEW_SIZE:
+        return _kmem_sock_cache
+    net = skb.net
+    if net.nsocks:
+        off = addr - <uintptr_t>net.sock_mem
+        if off < net.nsocks * SOCK_BLOCK:
+            return _sock_cache(&net.socks[off // SOCK_BLOCK])
+        off = addr - <uintptr_t>net.kern_mem
+        if off < net.nsocks * net.kern_block:
+            return _sock_cache(&net.socks[off // net.kern_block])
+    return -1
+
+
+cdef uint64_t _k_get_kmem_cache(Vm* vm, uint64_t addr, uint64_t r2, uint64_t r3,
+                                uint64_t r4, uint64_t r5) noexcept nogil:
+    return _kmem_cache_at(_kmem_cache_of(vm, addr))
+
+
+cdef bint kmem_cache_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:
+    """A load of ``size`` bytes at ``addr`` from the modelled caches, into ``out``;
+    False if they hold not all of it."""
+    cdef uint64_t off = addr - KMEM_CACHE_ADDRESS_
+    if _kmem_bytes == NULL or off >= _kmem_len or _kmem_len - off < size:
+        return False
+    out[0] = 0
+    memcpy(out, _kmem_bytes + off, size)
+    return True

@@ -1,0 +1,205 @@
+"""bpf_get_kmem_cache(addr): the ``struct kmem_cache`` of the slab the kernel object at
+``addr`` is in, or NULL (kernel/bpf/helpers.c), each against the kernel's
+BPF_PROG_TEST_RUN: which cache holds the test run's sk_buff, its net_device, its packet
+buffer and its socket, what a program reads of the cache (its sizes, alignment, free
+pointer offset, flags), NULL for the stack and for no object, and the verifier's rules
+for the call (a scalar address; an untrusted pointer that may be NULL).
+"""
+import struct
+
+import pytest
+from scapy.all import IP, TCP, Ether, raw
+
+import pyebpf
+from pyebpf.environment import Device, Environment, Socket
+from pyebpf.skb import slab
+
+from recorded_kernel import count_comparison
+from skbdiff import engine_fields
+from objdiff import verdicts
+from networld import world
+from test_core import _core_object
+from test_sockets import tuple_fill
+
+PACKETS = {
+    "short": raw(Ether() / IP() / TCP()),
+    # 1200 bytes: with test_run's headroom and shared info, a kmalloc-2k buffer
+    "long": raw(Ether() / IP() / TCP() / (b"x" * 1146)),
+}
+FIELDS = ["object_size", "size", "align", "offset", "inuse", "flags", "refcount"]
+
+SOURCE = """
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+/* the kfunc takes a scalar: a pointer goes through memory to become one (a map of its
+   own: the kernel's addresses differ from run to run) */
+volatile __u64 slot SEC(".data.slot") = 1;
+
+static __always_inline __u64 addr_of(const void *p) { slot = (__u64)p; return slot; }
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+    struct bpf_sock *sk = ctx->sk;
+    __u64 local = 7;
+    struct kmem_cache *c = bpf_get_kmem_cache(%s);
+
+    if (!c)
+        return 1;
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+# the objects, as the address expression passed to the kfunc
+OBJECTS = {
+    "sk_buff": "addr_of(skb)",
+    "inside the sk_buff": "addr_of(skb) + 100",
+    "net_device": "addr_of(skb->dev)",
+    "packet": "addr_of((void *)(long)ctx->data)",
+    "socket": "sk ? addr_of(sk) : 0",
+    "stack": "addr_of(&local)",
+    "no object": "0",
+}
+
+
+def _object(addr: str) -> bytes:
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    return _core_object(SOURCE % (len(FIELDS), addr, body))
+
+
+def _both(addr: str, packet: bytes, data: bytes | None = None, env=None,
+          ctx: dict | None = None) -> tuple[tuple, tuple]:
+    """(pyebpf's, the kernel's) retval and cache fields of the object at ``addr`` (or
+    of the object ``data``'s program ``kmem`` finds)."""
+    data, n = data or _object(addr), len(FIELDS)
+    obj = pyebpf.load(data)
+    prog = obj.program("kmem")
+    ours = prog.run(packet, env=env, **engine_fields(prog.prog_type, ctx or {})).retval
+    mine = struct.unpack(f"<{n}Q", obj.maps[".bss"].lookup(bytes(4))[:8 * n])
+    with pyebpf.kernel.load_object(data) as kobj:
+        theirs = kobj.program("kmem").test_run(packet, ctx=ctx or {}).retval
+        kernel = struct.unpack(f"<{n}Q", kobj.maps[".bss"].lookup(bytes(4))[:8 * n])
+    count_comparison()
+    return (ours, dict(zip(FIELDS, mine))), (theirs, dict(zip(FIELDS, kernel)))
+
+
+@pytest.mark.parametrize("packet", sorted(PACKETS))
+@pytest.mark.parametrize("what", sorted(OBJECTS))
+def test_the_cache_of_an_object_is_the_kernels(what, packet):
+    ours, theirs = _both(OBJECTS[what], PACKETS[packet])
+    assert ours == theirs
+
+
+def test_the_sk_buff_is_in_skbuff_head_cache():
+    (retval, fields), _ = _both(OBJECTS["sk_buff"], PACKETS["short"])
+    names = [name for name, _, _ in slab.caches()]
+    assert retval == 0
+    assert fields["object_size"] == slab.caches()[names.index("skbuff_head_cache")][1]
+
+
+def test_a_cache_names_itself():
+    # the name pointer leads to the name, read here through the engine's own loads
+    data = _core_object(SOURCE % (1, OBJECTS["sk_buff"], "out[0] = (__u64)c->name;"))
+    obj = pyebpf.load(data)
+    obj.program("kmem").run(PACKETS["short"], ifindex=1)
+    (name,) = struct.unpack("<Q", obj.maps[".bss"].lookup(bytes(4))[:8])
+    image = slab.image()
+    off = name - slab.KMEM_CACHE_ADDRESS
+    assert image[off:image.index(b"\0", off)] == b"skbuff_head_cache"
+
+
+# --- the sockets a lookup finds ----------------------------------------------------------
+
+SOCKETS = Environment(
+    devices=(Device(1, "lo", 65536, up=True, addresses=("127.0.0.1/8", "::1/128")),
+             Device(2, "vrx", 1500, "02:00:00:00:00:02",
+                    addresses=("10.0.0.1/24", "fd00::1/64")),
+             Device(3, "vtx", 1500, "02:00:00:00:00:03")),
+    sockets=(Socket("tcp", "0.0.0.0:80"), Socket("tcp", "[::]:443", v6only=True),
+             Socket("udp", "0.0.0.0:53"), Socket("udp", "[::]:5300", v6only=True)))
+LOOKUP = """
+#include <bpf/bpf_endian.h>
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+volatile __u64 slot SEC(".data.slot") = 1;
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    struct kmem_cache *c;
+    %s
+    sk = %s(ctx, &t, %d, -1, 0);      /* BPF_F_CURRENT_NETNS */
+    if (!sk)
+        return 1;
+    slot = (__u64)sk;
+    c = bpf_get_kmem_cache(slot);
+    bpf_sk_release(sk);
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+FOUND = {
+    "TCP": ("bpf_sk_lookup_tcp", "10.0.0.2", 4000, "10.0.0.1", 80),
+    "TCPv6": ("bpf_sk_lookup_tcp", "fd00::2", 4000, "fd00::1", 443),
+    "UDP": ("bpf_sk_lookup_udp", "10.0.0.2", 4000, "10.0.0.1", 53),
+    "UDPv6": ("bpf_sk_lookup_udp", "fd00::2", 4000, "fd00::1", 5300),
+}
+
+
+@pytest.fixture(scope="module")
+def socket_world():
+    with world(SOCKETS, "kmem") as run:
+        yield run
+
+
+@pytest.mark.parametrize("cache", sorted(FOUND))
+def test_a_socket_a_lookup_finds_is_in_its_protocols_cache_as_in_the_kernel(socket_world,
+                                                                           cache):
+    helper, src, sport, dst, dport = FOUND[cache]
+    fill, size = tuple_fill(src, sport, dst, dport)
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    data = _core_object(LOOKUP % (len(FIELDS), fill, helper, size, body))
+    packet = PACKETS["short"]
+    ours, theirs = socket_world(lambda: _both("", packet, data, SOCKETS, {"ifindex": 2}))
+    assert ours == theirs
+    assert ours[1]["object_size"] == dict((n, o) for n, o, _ in slab.caches())[cache]
+
+
+# --- the verifier ----------------------------------------------------------------------
+
+CALLS = {
+    "a pointer for the address": "c = bpf_get_kmem_cache((__u64)skb); return c ? 1 : 0;",
+    "no NULL check": "c = bpf_get_kmem_cache(addr_of(skb)); return c->size;",
+    "a write through the cache": "c = bpf_get_kmem_cache(addr_of(skb)); "
+                                 "if (c) c->size = 1; return 0;",
+    "a NULL-checked read": "c = bpf_get_kmem_cache(addr_of(skb)); return c ? c->size : 0;",
+}
+VERIFY = """
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+volatile __u64 slot;
+static __always_inline __u64 addr_of(const void *p) { slot = (__u64)p; return slot; }
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+    struct kmem_cache *c;
+    %s
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("case", sorted(CALLS))
+def test_the_verifier_decides_a_call_as_the_kernels(case):
+    ours, theirs = verdicts(_core_object(VERIFY % CALLS[case]))
+    assert (ours is None) == (theirs is None), (ours, theirs)
+    assert theirs is None or theirs in ours
