@@ -6,13 +6,14 @@ sets when it creates the cache (mm/slub.c ``calculate_sizes``, without slab debu
 as the modelled kernel's config has it): ``name``, ``object_size``, ``size``, ``align``,
 ``offset`` (the free pointer: in the middle of the object, or after it for a
 SLAB_TYPESAFE_BY_RCU cache), ``inuse``, ``flags`` (``enum _slab_flag_bits``) and
-``refcount`` (1, or the measured count of a cache others were merged into).  Which cache holds which object is the kernel's, measured on it
+``refcount`` (1, or the measured count of a cache others were merged into).  Which
+cache holds which object is the kernel's, measured on it
 (tests/test_kfuncs_kmem_cache.py): the test run's sk_buff comes from
 ``skbuff_head_cache``, its packet buffer (``bpf_test_init``: headroom, packet and
 ``skb_shared_info``) and its socket (``bpf_dummy_proto``: a ``struct sock``) from plain
 ``kmalloc`` caches, the loopback ``net_device`` from an accounted one
 (``kmalloc-cg-*``), sockets from their protocol's cache (``TCP``, ``TCPv6``, ``UDP``,
-``UDPv6``) and request sockets from ``request_sock_TCP``.
+``UDPv6``) and request sockets from ``request_sock_TCP`` (not measured: derived).
 """
 from __future__ import annotations
 
