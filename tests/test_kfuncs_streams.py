@@ -5,8 +5,8 @@ formatted text to a program's stdout or stderr, and BPF_PROG_STREAM_READ_BY_FD
 command's errnos, and the text where the kernel keeps it.
 
 The kernel these answers were recorded on gives every element of a stream ENOMEM
-(bpf_stream_page_reserve_elem gets no page: alloc_pages_nolock gives none while the
-boot's deferred page initialisation is on), so its streams stay empty; the text is then
+(bpf_stream_page_reserve_elem gets no page from alloc_pages_nolock, likely because
+its boot's deferred page initialisation is on), so its streams stay empty; the text is then
 checked against the kernel's bpf_snprintf of the same format and arguments, which
 bpf_stream_vprintk_impl prints by the same rules (bpf_bprintf_prepare, bstr_printf).
 Its capacity is charged all the same (bpf_stream_push_str charges before it allocates),
