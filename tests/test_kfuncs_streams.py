@@ -20,7 +20,7 @@ from scapy.layers.l2 import Ether
 
 import pyebpf
 from pyebpf.errors import BpfError, KernelError
-from pyebpf.pcap import pcapio, tcsim
+from pyebpf.pcap import pcapio, tcreplay, tcsim
 
 from bpfc import compile_object
 from recorded_kernel import count_comparison
@@ -279,11 +279,11 @@ def test_pyebpf_bpf_reads_a_stream_as_the_command_does():
 
 # --- tcsim --tracelog ------------------------------------------------------------------
 
-def _tcsim(capture, tmp_path, *options):
-    """tcsim on TEXT's program over three packets: (exit status, what ``capture``, capsys
+def _tcsim(capture, tmp_path, *options, packets=(PACKET,) * 3):
+    """tcsim on TEXT's program over ``packets``: (exit status, what ``capture``, capsys
     or capfd, caught on stdout)."""
     (tmp_path / "streams.o").write_bytes(compile_object(STREAMS + TEXT))
-    pcapio.write(tmp_path / "in.pcap", [(k * 1000, PACKET, len(PACKET)) for k in range(3)])
+    pcapio.write(tmp_path / "in.pcap", [(k * 1000, p, len(p)) for k, p in enumerate(packets)])
     rc = tcsim.main([str(tmp_path / "streams.o"), "-r", str(tmp_path / "in.pcap"), "-q",
                      *map(str, options)])
     return rc, capture.readouterr().out
@@ -303,3 +303,18 @@ def test_tcsim_tracelog_writes_each_programs_streams_after_the_run(tmp_path, cap
 def test_tcsim_tracelog_dash_writes_to_standard_output(tmp_path, capfd):
     rc, out = _tcsim(capfd, tmp_path, "--tracelog", "-")
     assert rc == 0 and out.count("proto 0800") == 3
+
+
+def test_tcsim_tracelog_holds_every_cpus_prints(tmp_path, capsys):
+    # the replay threads of --cpus print into the program's one pair of streams: 64
+    # flows, which RSS spreads over both CPUs
+    flows = [bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000 + k, dport=2)
+                   / (b"\x07" * 64)) for k in range(64)]
+    rc, _ = _tcsim(capsys, tmp_path, "--cpus", "2", "--tracelog", tmp_path / "trace.txt",
+                   packets=flows)
+    text = (tmp_path / "trace.txt").read_bytes()
+    # the CPUs tcsim steers them to (docs/tcsim.md, Many CPUs)
+    assert {(tcreplay.frame_rss_hash(f) & 127) % 2 for f in flows} == {0, 1}
+    assert rc == 0
+    assert text.count(b"proto 0800 1099511627776%\n") == 64
+    assert text.count(b"len %d mark beef" % len(PACKET)) == 64
