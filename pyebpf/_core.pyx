@@ -23,6 +23,8 @@ from libc.string cimport memcpy, memmove, memset
 from posix.unistd cimport sysconf, _SC_PAGESIZE
 
 import array as _array
+import operator as _operator
+import os as _os
 
 from . import isa as _isa
 from .host import map_cpus
