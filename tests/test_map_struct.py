@@ -8,6 +8,7 @@ import pytest
 
 import pyebpf
 import pyebpf.kernel
+from pyebpf.asm import assemble
 from bpfc import compile_object
 from objdiff import refused_alike, same_retval
 from recorded_kernel import count_comparison
@@ -192,6 +193,25 @@ def test_map_ids_number_maps_alone_and_are_never_given_twice():
     del second
     third = pyebpf.Map.create("array", 4, 4, 1)
     assert (closed, third.id) == (first.id + 1, first.id + 2)
+
+
+def test_a_refused_program_takes_no_id():
+    """bpf_prog_load allocates the id after bpf_check passes: the programs loaded either
+    side of a refused one have consecutive ids."""
+    first = pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls")
+    with pytest.raises(pyebpf.errors.VerifierError):
+        pyebpf.Program(assemble("exit"), "sched_cls")
+    second = pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls")
+    assert second.id == first.id + 1
+
+
+def test_a_refused_map_takes_no_id():
+    """map_create allocates the id once the map is made and its BTF checked."""
+    first = pyebpf.Map.create("array", 4, 4, 1)
+    with pytest.raises(pyebpf.errors.MapError):
+        pyebpf.Map.create("array", 4, 4, 1, flags=0x12345)
+    second = pyebpf.Map.create("array", 4, 4, 1)
+    assert second.id == first.id + 1
 
 
 def test_each_machine_numbers_its_maps_from_one():
