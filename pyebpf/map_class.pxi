@@ -260,8 +260,29 @@ cdef class Map:
             raise MapError(EINVAL, f"{what}: {length} bytes from offset {offset} pass "
                                    f"the end of the values ({end} bytes, page-rounded)")
         if self._pin is not None:
-            raise MapError(ENOTSUPP, f"{what}: a pinned map cannot be mapped in pyebpf")
+            # another process may have frozen it: its state as the pin file has it now
+            return self._pin.apply(Map.mmap, self, writable, offset, length)
         return memoryview(_MapValues(self, writable, offset, length))
+
+    def _values_image(self):
+        """An mmapable array's values to the end of the last page, as bytes (its pin
+        file's copy: pyebpf.pinning)."""
+        return PyBytes_FromStringAndSize(<char*>self._m.values,
+                                         <Py_ssize_t>_page_round(self._m.values_len))
+
+    def _share_values(self, int fd, long offset):
+        """An mmapable array's values become the pages of the file ``fd`` from
+        ``offset`` (its pin file's: pyebpf.pinning), shared with every process that
+        maps them, at the same addresses (programs and mappings keep pointing at
+        them)."""
+        cdef MapStore* m = self._m
+        if m.type != BPF_MAP_TYPE_ARRAY or not m.flags & BPF_F_MMAPABLE:
+            raise MapError(EINVAL, f"map {self._label()}: only a BPF_F_MMAPABLE array's "
+                                   "values can be shared")
+        rc = store_share(m.values, _page_round(m.values_len), fd, offset)
+        if rc:
+            raise OSError(rc, f"map {self._label()}: cannot map its values from its pin "
+                              f"file ({_os.strerror(rc)})")
 
     def _set_frozen(self):
         """Frozen as its pin file says (pyebpf.pinning): the map was frozen in the
