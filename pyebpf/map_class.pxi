@@ -197,7 +197,7 @@ cdef class Map:
             raise MapError(ENOTSUPP, f"map {self._label()}: freeze: the value has fields "
                                      "found through BTF")
         if self._pin is not None:
-            return self._pin.apply(Map.freeze, self)
+            return self._pin.freeze(self)
         self._allow(False, True, "freeze")
         if self._write_maps:
             # map_freeze: bpf_map_write_active, a writable mapping could still write it
@@ -261,7 +261,7 @@ cdef class Map:
                                    f"the end of the values ({end} bytes, page-rounded)")
         if self._pin is not None:
             # another process may have frozen it: its state as the pin file has it now
-            return self._pin.apply(Map.mmap, self, writable, offset, length)
+            return self._pin.map_values(self, writable, offset, length)
         return memoryview(_MapValues(self, writable, offset, length))
 
     def _values_image(self):
@@ -1465,6 +1465,7 @@ cdef class _MapValues:
     cdef Map map
     cdef bint writable
     cdef Py_ssize_t offset, length
+    cdef object _hold       # a pinned map's: the writable mapping counted in its pin file
 
     def __cinit__(self, Map map, bint writable, Py_ssize_t offset, Py_ssize_t length):
         self.map, self.writable, self.offset, self.length = map, writable, offset, length
@@ -1479,3 +1480,11 @@ cdef class _MapValues:
     def __releasebuffer__(self, Py_buffer* buf):
         if self.writable:
             self.map._write_maps -= 1
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
+    def _counted(self, hold):
+        """``hold`` (pyebpf.pinning) counts this writable mapping for every process
+        that has the map's pin until the view is released (``hold.close()``)."""
+        self._hold = hold

@@ -54,6 +54,9 @@ MAP_STATE = struct.Struct("<?")             # since version 10, after the defini
 VALUES_AT = struct.Struct("<I")             # since version 11, at byte 12 of the header: where
 #                                            a shared array's values start (0: none)
 _VALUES_AT_OFFSET = 12
+_WRITERS_BYTE = 2                           # a shared array's values_at - 2: the byte each
+#                                            writable mapping holds an OFD read lock on
+_FLOCK = struct.Struct("hhqqi4x")           # struct flock: type, whence, start, len, pid
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
@@ -271,8 +274,8 @@ def _oserror(exc: OSError, path: str, what: str) -> PinError:
 
 def _values_start(body_len: int) -> int:
     """Where a shared array's values start in its pin file: the first page boundary
-    after the header, the body and the frozen byte."""
-    return -(-(HEADER.size + body_len + 1) // _PAGE) * _PAGE
+    after the header, the body, the writers byte and the frozen byte."""
+    return -(-(HEADER.size + body_len + 2) // _PAGE) * _PAGE
 
 
 def _write(path: str, kind: int, pin_id: bytes, generation: int, body: bytes,
@@ -599,6 +602,60 @@ class Link:
                 m._pin = link
         with transaction(lambda: [m]):
             return fn(m, *args, **kwargs)
+
+    def map_values(self, m, writable: bool, offset: int, length):
+        """Map.mmap of the pinned map, in one transaction (its frozen state as the file
+        has it); a writable view of a shared array is counted in the file until
+        released, as the kernel's writecnt counts every process's mappings."""
+        with transaction(lambda: [m]):
+            view = m.mmap(writable, offset, length)
+            if writable and self.values_at:
+                view.obj._counted(_WriterHold(self.path, self.values_at))
+            return view
+
+    def freeze(self, m) -> None:
+        """Map.freeze of the pinned map: EBUSY while any process that has the pin holds
+        a writable mapping of a shared array (map_freeze: bpf_map_write_active)."""
+        with transaction(lambda: [m]):
+            if self.values_at and _WriterHold.any(self.path, self.values_at):
+                raise MapError(errno.EBUSY, f"map {m.name or m.fd}: freeze: a writable "
+                                            "mapping of the map is open (Map.mmap), in "
+                                            "this process or another")
+            m.freeze()
+
+
+class _WriterHold:
+    """A writable mapping of a shared array, counted in its pin file: an OFD read lock
+    on one byte, on a descriptor of its own, until :meth:`close` (or the process ends,
+    as the kernel's mapping does)."""
+
+    def __init__(self, path: str, values_at: int):
+        f = _linked(path, lock=False)
+        self._fd = None if f is None else os.dup(f.fileno())
+        if f is not None:
+            f.close()
+            fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _FLOCK.pack(
+                fcntl.F_RDLCK, os.SEEK_SET, values_at - _WRITERS_BYTE, 1, 0))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def any(path: str, values_at: int) -> bool:
+        """Whether a writable mapping of the shared array at ``path`` is held anywhere."""
+        f = _linked(path, lock=False)
+        if f is None:
+            return False
+        with f:
+            fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            got = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _FLOCK.pack(
+                fcntl.F_WRLCK, os.SEEK_SET, values_at - _WRITERS_BYTE, 1, 0))
+        finally:
+            os.close(fd)
+        return _FLOCK.unpack(got)[0] != fcntl.F_UNLCK
 
 
 def _map_def(m) -> bytes:

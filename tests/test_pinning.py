@@ -1269,3 +1269,40 @@ def test_a_pin_file_cut_inside_its_values_is_einval(pin_root):
                                        r"\(8192 of 12288 bytes\)") as exc:
         got("cut")
     assert exc.value.errno == errno.EINVAL
+
+
+def test_a_writable_mapping_in_another_process_makes_freeze_ebusy_until_released():
+    """map_freeze counts every process's writable mappings (bpf_map_write_active)."""
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("mapped")
+    proc = child("""
+import sys, pyebpf
+m = pyebpf.Map.from_pin("mapped")
+read_only, writable = m.mmap(writable=False), m.mmap()
+print("mapped", flush=True)
+sys.stdin.readline()
+writable.release()
+print("released", flush=True)
+sys.stdin.readline()
+""", stdin=subprocess.PIPE)
+    answers = []
+    for step in ("mapped\n", "released\n"):
+        assert proc.stdout.readline() == step
+        try:
+            m.freeze()
+            answers.append(0)
+        except MapError as exc:
+            answers.append(exc.errno)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    finish(proc)
+    assert answers == [errno.EBUSY, 0]
+
+
+def test_a_writable_mappings_count_ends_with_its_process():
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("crashed")
+    finish(child("import os, pyebpf\nview = pyebpf.Map.from_pin('crashed').mmap()\n"
+                 "os._exit(0)"))
+    m.freeze()
+    assert m.frozen
