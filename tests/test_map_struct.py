@@ -214,6 +214,49 @@ def test_a_refused_map_takes_no_id():
     assert second.id == first.id + 1
 
 
+ORDERED = r"""
+SEC("socket") int zeta(struct __sk_buff *s) { return 1; }
+SEC("tc") int alpha(struct __sk_buff *s) { return 2; }
+SEC("socket") int beta(struct __sk_buff *s) { return 3; }
+SEC("classifier") int gamma(struct __sk_buff *s) { return 4; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def _kernel_load_order(tmp_path):
+    import ctypes
+    import struct
+    import libbpfobj
+    from pyebpf import isa
+    from pyebpf.kernel import sysbpf
+    path = tmp_path / "ordered.o"
+    path.write_bytes(compile_object(ORDERED))
+    ids = {}
+    with libbpfobj.LoadedObject(str(path)) as loaded:
+        for name, prog in loaded.programs.items():
+            info = ctypes.create_string_buffer(80)
+            attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+            struct.pack_into("<IIQ", attr, 0, prog.fd, len(info), ctypes.addressof(info))
+            assert sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)[1] == 0
+            ids[name] = struct.unpack_from("<I", info, 4)[0]      # bpf_prog_info.id
+    # other processes may load programs meanwhile: the order is what is compared
+    return {"programs by id": sorted(ids, key=ids.get)}
+
+
+def test_an_objects_programs_take_ids_in_libbpfs_load_order(kernel_observation, tmp_path):
+    """libbpf loads an object's programs by section, in the order the sections appear,
+    then by offset: their ids, increasing, follow that order."""
+    theirs = kernel_observation("program ids of an object's programs", "v1",
+                                lambda: _kernel_load_order(tmp_path))
+    obj = pyebpf.load(compile_object(ORDERED), pin=False)
+    try:
+        ids = {name: obj.program(name).id for name in ("zeta", "alpha", "beta", "gamma")}
+    finally:
+        obj.close()
+    count_comparison()
+    assert {"programs by id": sorted(ids, key=ids.get)} == theirs
+
+
 def test_each_machine_numbers_its_maps_from_one():
     """One map_idr per kernel: a Machine's maps are numbered by it alone, from 1,
     whatever maps the process or another machine made."""
