@@ -80,6 +80,7 @@ LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no eleme
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
 _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
+_live_progs = weakref.WeakValueDictionary()   # (real pin path, pin id) -> the Program
 _type_btfs = weakref.WeakKeyDictionary()   # BTF Type -> MAP_BTF and its BTF (every
 #                                            write-back writes the definition again)
 
@@ -1099,8 +1100,10 @@ def pin_program(prog, path) -> None:
                              len(prog.arch)) + prog.arch.encode())
     lic, funcs = prog.license.encode(), _functions_json(prog.functions)
     body += PROG_VERIFY.pack(prog.func_info, len(lic), len(funcs)) + lic + funcs
-    _write(full, KIND_PROG, os.urandom(16), 0, body, create=True)
+    pin_id = os.urandom(16)
+    _write(full, KIND_PROG, pin_id, 0, body, create=True)
     _prog_pins[prog] = full
+    _live_progs[full, pin_id] = prog
 
 
 def _functions_json(functions) -> bytes:
@@ -1131,13 +1134,17 @@ def _arg_from_json(kind, size, nullable, struct=None, untrusted=False):
 
 
 def get_program(path):
-    """BPF_OBJ_GET of a program: a new Program whose ``lddw`` map fds are those of the
-    maps got from their pins."""
+    """BPF_OBJ_GET of a program: the Program pinned or got there before in this process
+    while it lives (the kernel's pin holds one program, with one id), else a new Program
+    whose ``lddw`` map fds are those of the maps got from their pins."""
     f, full = _open_pin(resolve(path), "no pinned program at")
     with f:
-        kind, _, _, body = _read(f, full)
+        kind, pin_id, _, body = _read(f, full)
     if kind != KIND_PROG:
         raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a program")
+    prog = _live_progs.get((full, pin_id))
+    if prog is not None:
+        return prog
     try:
         prog_type, profile_len, nmaps, insn_len, budget, tail_limit = PROG_DEF.unpack_from(body)
         at = PROG_DEF.size
@@ -1178,6 +1185,7 @@ def get_program(path):
                          func_info=func_info, license=license, functions=functions)
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
+    _live_progs[full, pin_id] = prog
     return prog
 
 

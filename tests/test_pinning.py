@@ -226,7 +226,7 @@ def test_a_pinned_kprobe_program_keeps_its_architecture_and_kern_version():
     prog = Program(asm.assemble("r0 = *(u64 *)(r1 + 248)\nexit"), "kprobe", arch="arm64",
                    kern_version=0x60c00)
     prog.pin("kprobe")
-    got = Program.from_pin("kprobe")
+    got = got_program("kprobe")
     assert (got.arch, got.kern_version) == ("arm64", 0x60c00)
     assert got.run(regs={"sp": 7}).retval == 7     # arm64's sp: past x86-64's 168 bytes
 
@@ -235,7 +235,7 @@ def test_a_pinned_4_6_kprobe_program_is_got_again_with_the_kern_version_4_6_requ
     prog = Program(asm.assemble("r0 = 0\nexit"), "kprobe", profile="4.6",
                    kern_version=isa.LINUX_VERSION_CODE_4_6)
     prog.pin("old")
-    got = Program.from_pin("old")
+    got = got_program("old")
     assert (got.profile, got.kern_version) == ("4.6", isa.LINUX_VERSION_CODE_4_6)
 
 
@@ -306,6 +306,13 @@ def got(path):
     """The map pinned at ``path`` as another process gets it: a new Map from the file."""
     pinning._live.clear()
     return Map.from_pin(path)
+
+
+def got_program(path):
+    """The program pinned at ``path`` as another process gets it: a new Program from
+    the file (its maps those this process has)."""
+    pinning._live_progs.clear()
+    return Program.from_pin(path)
 
 
 def touch(m, keys):
@@ -895,7 +902,7 @@ def test_a_program_got_from_its_pin_is_verified_with_its_function_info_and_licen
     prog = pyebpf.load(data).program("prog")
     assert prog.func_info and [f.name for f in prog.functions] == ["twice"]
     prog.pin("prog")
-    got = Program.from_pin("prog")
+    got = got_program("prog")
     assert (got.func_info, got.functions, got.license) == \
         (True, prog.functions, "Dual BSD/GPL")
     assert got.run(bytes(64)).retval == 12
@@ -1306,3 +1313,14 @@ def test_a_writable_mappings_count_ends_with_its_process():
                  "os._exit(0)"))
     m.freeze()
     assert m.frozen
+
+
+def test_a_program_got_from_its_pin_in_the_pinning_process_is_the_program_itself():
+    """BPF_OBJ_GET gives the pinned program, whose id it keeps (a program array's lookup
+    gives the same id whichever handle put it there)."""
+    m = Map.create("array", 4, 8, 1)
+    m.pin("counts")
+    prog = counter(m.fd)
+    prog.pin("count")
+    got_ = Program.from_pin("count")
+    assert (got_ is prog, got_.id) == (True, prog.id)
