@@ -191,7 +191,9 @@ cdef class Map:
         verifier (bpf_map_is_rdonly: loads of known values, constant strings).  EPERM
         when user space may not write it already (``BPF_F_RDONLY``, frozen), ENOTSUPP
         for a value with BTF-found fields (a bpf_spin_lock, bpf_timer, kptr, ...).  A
-        pinned map stays frozen in its pin: every process's map got from it is."""
+        pinned map stays frozen in its pin: every process's map got from it is; a pinned
+        ``BPF_F_MMAPABLE`` array's freeze is EBUSY while any process that has the pin
+        holds a writable mapping of it."""
         from .btf.fields import has_special_fields
         if self.value_type is not None and has_special_fields(self.value_type):
             raise MapError(ENOTSUPP, f"map {self._label()}: freeze: the value has fields "

@@ -643,6 +643,8 @@ class _WriterHold:
             os.close(self._fd)
             self._fd = None
 
+    __del__ = close
+
     @staticmethod
     def any(path: str, values_at: int) -> bool:
         """Whether a writable mapping of the shared array at ``path`` is held anywhere."""
