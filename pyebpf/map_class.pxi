@@ -33,6 +33,12 @@ cdef class MapIds:
         """Where the search for the next map's id starts."""
         return self._next
 
+    def next_after(self, start):
+        """The smallest id above ``start`` that a live object holds, 0 for none: what
+        BPF_PROG_GET_NEXT_ID / BPF_MAP_GET_NEXT_ID walk (bpf_obj_get_next_id:
+        idr_get_next from ``start + 1``)."""
+        return min((i for i in self._live.keys() if i > start), default=0)
+
     cdef uint32_t take(self, object m) except 0:
         cdef uint32_t id = self._next, first = self._next
         while id in self._live:
@@ -48,6 +54,11 @@ cdef MapIds _PROCESS_MAP_IDS = MapIds()    # the ids of maps made without a mach
 # programs' ids, as the kernel's prog_idr gives them (bpf_prog_alloc_id: the same
 # idr_alloc_cyclic as map_idr's), for the whole process
 cdef MapIds _PROCESS_PROG_IDS = MapIds()
+
+
+def _process_ids(bint programs):
+    """The MapIds numbering the process's programs, or its maps made without a machine."""
+    return _PROCESS_PROG_IDS if programs else _PROCESS_MAP_IDS
 
 
 # the map types whose values may hold each special field (map_check_btf)

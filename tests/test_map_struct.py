@@ -4,6 +4,8 @@ members through ``(struct bpf_map *)&map`` (the selftests' map_ptr_kern.c), and 
 reads the verifier refuses, in the kernel's words (verifier_map_ptr.c)."""
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 import pyebpf
@@ -255,6 +257,56 @@ def test_an_objects_programs_take_ids_in_libbpfs_load_order(kernel_observation, 
         obj.close()
     count_comparison()
     assert {"programs by id": sorted(ids, key=ids.get)} == theirs
+
+
+def _walk(cmd):
+    """Every id BPF_*_GET_NEXT_ID gives, from 0 to ENOENT."""
+    ids, attr = [], {"start_id": 0}
+    while True:
+        try:
+            pyebpf.bpf(cmd, attr)
+        except pyebpf.errors.BpfError as exc:
+            assert exc.errno == errno.ENOENT
+            return ids
+        ids.append(attr["next_id"])
+        attr = {"start_id": attr["next_id"]}
+
+
+@pytest.mark.parametrize("cmd", ["BPF_PROG_GET_NEXT_ID", "BPF_MAP_GET_NEXT_ID"])
+def test_get_next_id_walks_the_live_ids_in_increasing_order(cmd):
+    """bpf_obj_get_next_id: idr_get_next from start_id + 1, over live objects only."""
+    if cmd == "BPF_PROG_GET_NEXT_ID":
+        made = [pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls") for _ in range(3)]
+    else:
+        made = [pyebpf.Map.create("array", 4, 4, 1) for _ in range(3)]
+    gone = made.pop(1)
+    if cmd == "BPF_MAP_GET_NEXT_ID":
+        gone.close()        # its handle held it, as an open fd holds the kernel's map
+    gone = gone.id
+    walked = _walk(cmd)
+    assert ([o.id for o in made if o.id in walked], gone in walked, walked == sorted(walked)) \
+        == ([o.id for o in made], False, True)
+
+
+NEXT_ID_REFUSALS = {"start-at-int-max": 0x7FFFFFFF, "start-past-every-id": 0x7FFFFFFE}
+
+
+def _kernel_next_id(cmd, start):
+    from pyebpf.kernel.sysbpf import _Attr
+    return {"errno": _Attr(cmd, start_id=start).call()[1]}
+
+
+@pytest.mark.parametrize("cmd", ["BPF_PROG_GET_NEXT_ID", "BPF_MAP_GET_NEXT_ID"])
+@pytest.mark.parametrize("case", NEXT_ID_REFUSALS)
+def test_get_next_id_refuses_as_the_kernel_does(kernel_observation, cmd, case):
+    from pyebpf import isa
+    start = NEXT_ID_REFUSALS[case]
+    theirs = kernel_observation("BPF_*_GET_NEXT_ID refusals", f"{cmd} {case}",
+                                lambda: _kernel_next_id(isa.BpfCmd[cmd], start))
+    with pytest.raises(pyebpf.errors.BpfError) as exc:
+        pyebpf.bpf(cmd, {"start_id": start})
+    count_comparison()
+    assert {"errno": exc.value.errno} == theirs
 
 
 def test_each_machine_numbers_its_maps_from_one():
