@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 
 import pytest
+from bpfc import compile_object
+from objdiff import refused_alike, same_retval
+from recorded_kernel import count_comparison
 
 import pyebpf
 import pyebpf.kernel
 from pyebpf.asm import assemble
-from bpfc import compile_object
-from objdiff import refused_alike, same_retval
-from recorded_kernel import count_comparison
 
 PACKET = bytes(64)
 # the members read, CO-RE relocated against the kernel's layout
@@ -228,7 +228,9 @@ char _license[] SEC("license") = "GPL";
 def _kernel_load_order(tmp_path):
     import ctypes
     import struct
+
     import libbpfobj
+
     from pyebpf import isa
     from pyebpf.kernel import sysbpf
     path = tmp_path / "ordered.o"
