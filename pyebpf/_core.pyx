@@ -23,6 +23,8 @@ from libc.string cimport memcpy, memmove, memset
 from posix.unistd cimport sysconf, _SC_PAGESIZE
 
 import array as _array
+import operator as _operator
+import os as _os
 
 from . import isa as _isa
 from .host import map_cpus
@@ -4634,7 +4636,6 @@ cdef class Program:
         self._code = NULL
         self._blocks = NULL
         self._cases = NULL
-        self.id = _PROCESS_PROG_IDS.take(self)
         memset(&self._tmpl, 0, sizeof(Skb))
         memset(&self._work, 0, sizeof(Skb))
         memset(&self._ftmpl, 0, sizeof(Skb))
@@ -4758,6 +4759,9 @@ cdef class Program:
             self._attach_coverage(_cov_sink(self))
         self.tail_call_limit = _isa.MAX_TAIL_CALL_CNT
         self._bind_prog_arrays()
+        # bpf_prog_load: the id is allocated once the program is verified and ready to
+        # run (bpf_prog_alloc_id after bpf_check), so a refused program takes none
+        self.id = _PROCESS_PROG_IDS.take(self)
         global _next_handle
         self.fd = _next_handle
         _next_handle += 1

@@ -250,6 +250,9 @@ BPF_ATTR = {
                                         "stream_id": (12, "I"), "prog_fd": (16, "I")},
 }
 BPF_ATTR[BpfCmd.BPF_OBJ_GET] = BPF_ATTR[BpfCmd.BPF_OBJ_PIN]
+for _cmd in (BpfCmd.BPF_PROG_GET_NEXT_ID, BpfCmd.BPF_MAP_GET_NEXT_ID):
+    # next_id is written back; open_flags is past BPF_OBJ_GET_NEXT_ID_LAST_FIELD
+    BPF_ATTR[_cmd] = {"start_id": (0, "I"), "next_id": (4, "I"), "open_flags": (8, "I")}
 for _cmd in (BpfCmd.BPF_MAP_LOOKUP_ELEM, BpfCmd.BPF_MAP_UPDATE_ELEM,
              BpfCmd.BPF_MAP_DELETE_ELEM, BpfCmd.BPF_MAP_GET_NEXT_KEY,
              BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM, BpfCmd.BPF_MAP_FREEZE):

@@ -33,6 +33,12 @@ cdef class MapIds:
         """Where the search for the next map's id starts."""
         return self._next
 
+    def next_after(self, start):
+        """The smallest id above ``start`` that a live object holds, 0 for none: what
+        BPF_PROG_GET_NEXT_ID / BPF_MAP_GET_NEXT_ID walk (bpf_obj_get_next_id:
+        idr_get_next from ``start + 1``)."""
+        return min((i for i in self._live.keys() if i > start), default=0)
+
     cdef uint32_t take(self, object m) except 0:
         cdef uint32_t id = self._next, first = self._next
         while id in self._live:
@@ -48,6 +54,11 @@ cdef MapIds _PROCESS_MAP_IDS = MapIds()    # the ids of maps made without a mach
 # programs' ids, as the kernel's prog_idr gives them (bpf_prog_alloc_id: the same
 # idr_alloc_cyclic as map_idr's), for the whole process
 cdef MapIds _PROCESS_PROG_IDS = MapIds()
+
+
+def _process_ids(bint programs):
+    """The MapIds numbering the process's programs, or its maps made without a machine."""
+    return _PROCESS_PROG_IDS if programs else _PROCESS_MAP_IDS
 
 
 # the map types whose values may hold each special field (map_check_btf)
@@ -191,13 +202,15 @@ cdef class Map:
         verifier (bpf_map_is_rdonly: loads of known values, constant strings).  EPERM
         when user space may not write it already (``BPF_F_RDONLY``, frozen), ENOTSUPP
         for a value with BTF-found fields (a bpf_spin_lock, bpf_timer, kptr, ...).  A
-        pinned map stays frozen in its pin: every process's map got from it is."""
+        pinned map stays frozen in its pin: every process's map got from it is; a pinned
+        ``BPF_F_MMAPABLE`` array's freeze is EBUSY while any process that has the pin
+        holds a writable mapping of it."""
         from .btf.fields import has_special_fields
         if self.value_type is not None and has_special_fields(self.value_type):
             raise MapError(ENOTSUPP, f"map {self._label()}: freeze: the value has fields "
                                      "found through BTF")
         if self._pin is not None:
-            return self._pin.apply(Map.freeze, self)
+            return self._pin.freeze(self)
         self._allow(False, True, "freeze")
         if self._write_maps:
             # map_freeze: bpf_map_write_active, a writable mapping could still write it
@@ -205,39 +218,84 @@ cdef class Map:
                                   "the map is open (Map.mmap)")
         self._m.frozen = True
 
-    def mmap(self, writable=True):
+    def mmap(self, writable=True, offset=0, length=None):
         """The values of a ``BPF_F_MMAPABLE`` array as a memoryview, what the kernel's
-        ``mmap`` of the map's fd (MAP_SHARED, from offset 0) maps: value ``i`` at
-        ``i * round_up(value_size, 8)``, zeros to the end of the last page.  Programs'
+        ``mmap(NULL, length, ..., MAP_SHARED, map_fd, offset)`` maps: value ``i`` at
+        ``i * round_up(value_size, 8) - offset``, zeros to the end of the last page;
+        ``length`` bytes (default: from ``offset`` to the end of the last page).  Programs'
         lookups and updates see its writes and it sees theirs.  While a writable one is
         alive (until its ``release()`` or its last reference goes), ``freeze`` is EBUSY.
-        Errors as ``bpf_map_mmap``'s: EINVAL for an array without the flag, ENOTSUPP for
-        other types and values with BTF-found fields; a writable mapping of a frozen map
-        is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; a ``BPF_F_RDONLY`` map (its fd
-        read-only: do_mmap drops VM_SHARED) is EACCES writable and EINVAL read-only, a
-        ``BPF_F_WRONLY`` one EACCES.  A pinned map cannot be mapped (its values live in
-        its pin file): ENOTSUPP."""
+        Errors as ``mmap(2)``'s, in its order: EINVAL for an ``offset`` not a multiple of
+        the page size or a ``length`` of 0, ENOMEM for a ``length`` past the end of user
+        space (TASK_SIZE); then the fd's: a ``BPF_F_RDONLY`` map (its fd read-only:
+        do_mmap drops VM_SHARED) is EACCES writable, a ``BPF_F_WRONLY`` one EACCES; then
+        ``bpf_map_mmap``'s: ENOTSUPP for other types and values with BTF-found fields,
+        EINVAL for a ``BPF_F_RDONLY`` map read-only, a writable mapping of a frozen map
+        is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; then ``array_map_mmap``'s:
+        EINVAL for an array without the flag and for a window past the values'
+        page-rounded end.  A pinned map's mapping shares its values with every process
+        that has the pin (docs/pinning.md)."""
         from .btf.fields import has_special_fields
         cdef MapStore* m = self._m
+        cdef size_t page = <size_t>sysconf(_SC_PAGESIZE)
         what = f"map {self._label()}: mmap"
+        end = _page_round(m.values_len)
+        offset = _operator.index(offset)
+        length = max(end - offset, page) if length is None else _operator.index(length)
+        if offset < 0 or length < 0:
+            raise MapError(EINVAL, f"{what}: a negative offset or length")
+        if offset % page:
+            # ksys_mmap_pgoff's callers: the offset must fall on a page
+            raise MapError(EINVAL, f"{what}: offset {offset} is not a multiple of the "
+                                   f"page size ({page})")
+        if length == 0:
+            raise MapError(EINVAL, f"{what}: a length of 0")
+        if length > _HOST_TASK_SIZE:
+            # do_mmap -> __get_unmapped_area: no room for it below TASK_SIZE
+            raise MapError(ENOMEM, f"{what}: {length} bytes do not fit in user space")
+        if m.flags & BPF_F_WRONLY or writable and m.flags & BPF_F_RDONLY:
+            raise MapError(EACCES, f"{what}: the map's fd is not open for "
+                                   f"{'writing' if writable else 'reading'}")
         if m.type != BPF_MAP_TYPE_ARRAY or m.ncpu != 1 or (
                 self.value_type is not None and has_special_fields(self.value_type)):
             raise MapError(ENOTSUPP, f"{what}: only arrays without BTF-found fields in "
                                      "their values can be mapped")
-        if m.flags & BPF_F_WRONLY or writable and m.flags & BPF_F_RDONLY:
-            raise MapError(EACCES, f"{what}: the map's fd is not open for "
-                                   f"{'writing' if writable else 'reading'}")
-        if not m.flags & BPF_F_MMAPABLE or m.flags & BPF_F_RDONLY:
-            raise MapError(EINVAL, f"{what}: the map was not created BPF_F_MMAPABLE"
-                           if not m.flags & BPF_F_MMAPABLE else
-                           f"{what}: a BPF_F_RDONLY map's mapping is not shared")
+        if m.flags & BPF_F_RDONLY:
+            raise MapError(EINVAL, f"{what}: a BPF_F_RDONLY map's mapping is not shared")
         if writable and m.frozen:
             raise MapError(EPERM, f"{what}: a writable mapping of a frozen map")
         if writable and m.flags & BPF_F_RDONLY_PROG:
             raise MapError(EACCES, f"{what}: a writable mapping of a BPF_F_RDONLY_PROG map")
+        if not m.flags & BPF_F_MMAPABLE:
+            raise MapError(EINVAL, f"{what}: the map was not created BPF_F_MMAPABLE")
+        if offset + -(-length // page) * page > end:
+            # array_map_mmap: the window must lie within PAGE_ALIGN(max_entries * elem_size)
+            raise MapError(EINVAL, f"{what}: {length} bytes from offset {offset} pass "
+                                   f"the end of the values ({end} bytes, page-rounded)")
         if self._pin is not None:
-            raise MapError(ENOTSUPP, f"{what}: a pinned map cannot be mapped in pyebpf")
-        return memoryview(_MapValues(self, writable))
+            # another process may have frozen it: its state as the pin file has it now
+            return self._pin.map_values(self, writable, offset, length)
+        return memoryview(_MapValues(self, writable, offset, length))
+
+    def _values_image(self):
+        """An mmapable array's values to the end of the last page, as bytes (its pin
+        file's copy: pyebpf.pinning)."""
+        return PyBytes_FromStringAndSize(<char*>self._m.values,
+                                         <Py_ssize_t>_page_round(self._m.values_len))
+
+    def _share_values(self, int fd, long offset):
+        """An mmapable array's values become the pages of the file ``fd`` from
+        ``offset`` (its pin file's: pyebpf.pinning), shared with every process that
+        maps them, at the same addresses (programs and mappings keep pointing at
+        them)."""
+        cdef MapStore* m = self._m
+        if m.type != BPF_MAP_TYPE_ARRAY or not m.flags & BPF_F_MMAPABLE:
+            raise MapError(EINVAL, f"map {self._label()}: only a BPF_F_MMAPABLE array's "
+                                   "values can be shared")
+        rc = store_share(m.values, _page_round(m.values_len), fd, offset)
+        if rc:
+            raise OSError(rc, f"map {self._label()}: cannot map its values from its pin "
+                              f"file ({_os.strerror(rc)})")
 
     def _set_frozen(self):
         """Frozen as its pin file says (pyebpf.pinning): the map was frozen in the
@@ -1406,19 +1464,28 @@ import collections.abc as _abc
 _abc.MutableMapping.register(Map)
 
 
+# Where the calling process's user space ends (TASK_SIZE_MAX): a longer mapping is
+# ENOMEM before the map is asked (do_mmap -> __get_unmapped_area)
+_HOST_TASK_SIZE = _isa.TASK_SIZE_MAX.get(
+    {"aarch64": "arm64"}.get(_os.uname().machine, _os.uname().machine),
+    _isa.TASK_SIZE_MAX["x86_64"])
+
+
 @cython.final
 cdef class _MapValues:
     """The exporter behind Map.mmap's memoryview: it keeps the map alive and counts a
     writable mapping in the map's ``_write_maps`` while the view holds it."""
     cdef Map map
     cdef bint writable
+    cdef Py_ssize_t offset, length
+    cdef object _hold       # a pinned map's: the writable mapping counted in its pin file
 
-    def __cinit__(self, Map map, bint writable):
-        self.map, self.writable = map, writable
+    def __cinit__(self, Map map, bint writable, Py_ssize_t offset, Py_ssize_t length):
+        self.map, self.writable, self.offset, self.length = map, writable, offset, length
 
     def __getbuffer__(self, Py_buffer* buf, int flags):
         cdef MapStore* m = self.map._m
-        PyBuffer_FillInfo(buf, self, m.values, <Py_ssize_t>_page_round(m.values_len),
+        PyBuffer_FillInfo(buf, self, m.values + self.offset, self.length,
                           not self.writable, flags)
         if self.writable:
             self.map._write_maps += 1
@@ -1426,3 +1493,11 @@ cdef class _MapValues:
     def __releasebuffer__(self, Py_buffer* buf):
         if self.writable:
             self.map._write_maps -= 1
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
+    def _counted(self, hold):
+        """``hold`` (pyebpf.pinning) counts this writable mapping for every process
+        that has the map's pin until the view is released (``hold.close()``)."""
+        self._hold = hold

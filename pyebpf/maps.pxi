@@ -1082,7 +1082,7 @@ cdef _map_storage(MapStore* m, object kind):
     if m.flags & BPF_F_MMAPABLE:
         # array_map_alloc: an mmapable array's values fill whole pages, which a mapping
         # covers (Map.mmap); programs reach only the first values_len bytes
-        m.values = <uint8_t*>store_zalloc(_page_round(m.values_len), 1)
+        m.values = <uint8_t*>store_zalloc_pages(m.values_len)
     else:
         m.values = <uint8_t*>store_zalloc(m.values_len, 1)
     if kind == BPF_MAP_TYPE_CPUMAP:

@@ -7,7 +7,9 @@ program that can reach it, is one transaction on its pin file — an exclusive
 ``flock`` on the file, a reload when another process wrote since, the work, and a
 write-back when the contents changed (to a temporary file, then ``os.replace``, so a
 killed writer leaves the previous state).  Files are never modified in place, so
-readers need no lock.
+readers need no lock — but for a ``BPF_F_MMAPABLE`` array's values, which follow its
+body in the file and are every process's storage of them (a shared mapping, as the
+kernel's map is one object), and its frozen byte, written in place.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from . import _core, isa, pin_format
 from .errors import EbpfError, MapError, PinError
 
 MAGIC = b"PYEBPFPN"
-VERSION = 10                                # written; 1 to 10 are read
+VERSION = 11                                # written; 1 to 11 are read
 KIND_MAP, KIND_PROG = 1, 2
 _KIND_NAMES = {KIND_MAP: "map", KIND_PROG: "program"}
 HEADER = struct.Struct("<8sHH4x16sQQ16s")  # magic, version, kind, pin id, generation,
@@ -49,6 +51,13 @@ MAP_BTF = struct.Struct("<II")              # since version 7, after a map defin
 #                                            key then its value: BTF length (0: none), the
 #                                            type's id in it; then the BTF
 MAP_STATE = struct.Struct("<?")             # since version 10, after the definitions: frozen
+VALUES_AT = struct.Struct("<I")             # since version 11, at byte 12 of the header: where
+#                                            a shared array's values start (0: none)
+_VALUES_AT_OFFSET = 12
+_WRITERS_BYTE = 2                           # a shared array's values_at - 2: the byte each
+#                                            writable mapping holds an OFD read lock on
+_FLOCK = struct.Struct("hhqqi4x")           # struct flock: type, whence, start, len, pid
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 _READ_ONLY = frozenset({"lookup", "next_key", "keys", "sync"})
 _T = isa.MapType
 _PROG_ARRAY = _T.BPF_MAP_TYPE_PROG_ARRAY
@@ -71,6 +80,7 @@ LRU_FREE_NODE = 0x7FFFFFFF                  # in an LRU's lists: a node no eleme
 _live = weakref.WeakValueDictionary()      # real pin path -> the Map linked to it
 _map_pins = weakref.WeakKeyDictionary()    # Map -> its real pin path (also mid-transaction)
 _prog_pins = weakref.WeakKeyDictionary()   # Program -> its real pin path
+_live_progs = weakref.WeakValueDictionary()   # (real pin path, pin id) -> the Program
 _type_btfs = weakref.WeakKeyDictionary()   # BTF Type -> MAP_BTF and its BTF (every
 #                                            write-back writes the definition again)
 
@@ -263,12 +273,26 @@ def _oserror(exc: OSError, path: str, what: str) -> PinError:
 
 # --- the file -------------------------------------------------------------------------------
 
+def _values_start(body_len: int) -> int:
+    """Where a shared array's values start in its pin file: the first page boundary
+    after the header, the body, the writers byte and the frozen byte."""
+    return -(-(HEADER.size + body_len + 2) // _PAGE) * _PAGE
+
+
 def _write(path: str, kind: int, pin_id: bytes, generation: int, body: bytes,
-           create: bool = False) -> bytes:
+           create: bool = False, shared=None) -> bytes:
     """Write a pin file whole (create: fail with EEXIST if ``path`` exists); returns the
-    body's digest.  A temporary file renamed into place, so readers see old or new."""
+    body's digest.  A temporary file renamed into place, so readers see old or new.
+    shared: a BPF_F_MMAPABLE array, whose frozen byte and values follow the body, and
+    whose storage becomes the file's before it is put in place."""
     digest = hashlib.blake2b(body, digest_size=16).digest()
     header = HEADER.pack(MAGIC, VERSION, kind, pin_id, generation, len(body), digest)
+    if shared is not None:
+        at = _values_start(len(body))
+        header = header[:_VALUES_AT_OFFSET] + VALUES_AT.pack(at) + \
+            header[_VALUES_AT_OFFSET + VALUES_AT.size:]
+        body += bytes(at - HEADER.size - len(body) - 1) + MAP_STATE.pack(shared.frozen) + \
+            shared._values_image()
     what = "cannot pin" if create else "cannot write"
     with _parent(path, what) as (dfd, name):
         try:
@@ -279,6 +303,9 @@ def _write(path: str, kind: int, pin_id: bytes, generation: int, body: bytes,
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
                 f.write(body)
+                f.flush()
+                if shared is not None:
+                    shared._share_values(f.fileno(), at)
             if create:
                 os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             else:
@@ -296,7 +323,7 @@ def _temporary(dfd: int, name: str) -> tuple[int, str]:
     while True:
         tmp = f".{name}.{os.urandom(6).hex()}.tmp"
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                            os.O_CLOEXEC, 0o600, dir_fd=dfd), tmp
         except FileExistsError:
             continue
@@ -324,7 +351,13 @@ def _read(f, path: str, full: bool = True) -> tuple:
     version, kind, pin_id, generation, length, digest = _header(path, head)
     if not full:
         return kind, pin_id, generation, None
+    (values_at,) = VALUES_AT.unpack_from(head, _VALUES_AT_OFFSET)
+    if version >= 11 and values_at and values_at != _values_start(length):
+        raise PinError(errno.EINVAL, f"{path}: pin file's values at byte {values_at}, not "
+                                     f"{_values_start(length)} (after a {length}-byte body)")
     body = f.read(length + 1)
+    if version >= 11 and values_at:
+        body = body[:length]        # the frozen byte and the values follow
     if len(body) != length:
         raise PinError(errno.EINVAL, f"{path}: pin file {'truncated' if len(body) < length else 'too long'}"
                                      f" ({len(body)} body bytes, the header says {length})")
@@ -554,8 +587,10 @@ class Link:
     """A pinned map's tie to its pin file: the path, the pin's identity, and the
     generation and digest of the contents this process last read or wrote."""
 
-    def __init__(self, path: str, pin_id: bytes, generation: int, digest: bytes):
+    def __init__(self, path: str, pin_id: bytes, generation: int, digest: bytes,
+                 values_at: int = 0):
         self.path, self.pin_id, self.generation, self.digest = path, pin_id, generation, digest
+        self.values_at = values_at      # a shared array's: where its values are (0: none)
 
     def apply(self, fn, m, *args, **kwargs):
         """``fn(m, *args, **kwargs)`` as one transaction (read-only ones only refresh)."""
@@ -568,6 +603,62 @@ class Link:
                 m._pin = link
         with transaction(lambda: [m]):
             return fn(m, *args, **kwargs)
+
+    def map_values(self, m, writable: bool, offset: int, length):
+        """Map.mmap of the pinned map, in one transaction (its frozen state as the file
+        has it); a writable view of a shared array is counted in the file until
+        released, as the kernel's writecnt counts every process's mappings."""
+        with transaction(lambda: [m]):
+            view = m.mmap(writable, offset, length)
+            if writable and self.values_at:
+                view.obj._counted(_WriterHold(self.path, self.values_at))
+            return view
+
+    def freeze(self, m) -> None:
+        """Map.freeze of the pinned map: EBUSY while any process that has the pin holds
+        a writable mapping of a shared array (map_freeze: bpf_map_write_active)."""
+        with transaction(lambda: [m]):
+            if self.values_at and _WriterHold.any(self.path, self.values_at):
+                raise MapError(errno.EBUSY, f"map {m.name or m.fd}: freeze: a writable "
+                                            "mapping of the map is open (Map.mmap), in "
+                                            "this process or another")
+            m.freeze()
+
+
+class _WriterHold:
+    """A writable mapping of a shared array, counted in its pin file: an OFD read lock
+    on one byte, on a descriptor of its own, until :meth:`close` (or the process ends,
+    as the kernel's mapping does)."""
+
+    def __init__(self, path: str, values_at: int):
+        f = _linked(path, lock=False)
+        self._fd = None if f is None else os.dup(f.fileno())
+        if f is not None:
+            f.close()
+            fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _FLOCK.pack(
+                fcntl.F_RDLCK, os.SEEK_SET, values_at - _WRITERS_BYTE, 1, 0))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    __del__ = close
+
+    @staticmethod
+    def any(path: str, values_at: int) -> bool:
+        """Whether a writable mapping of the shared array at ``path`` is held anywhere."""
+        f = _linked(path, lock=False)
+        if f is None:
+            return False
+        with f:
+            fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            got = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _FLOCK.pack(
+                fcntl.F_WRLCK, os.SEEK_SET, values_at - _WRITERS_BYTE, 1, 0))
+        finally:
+            os.close(fd)
+        return _FLOCK.unpack(got)[0] != fcntl.F_UNLCK
 
 
 def _map_def(m) -> bytes:
@@ -602,8 +693,11 @@ def _map_body(m) -> bytes:
     """The definition (maps of maps: then their inner map template's), whether the map
     is frozen (the kernel's pinned map is the frozen map itself), then the contents:
     pin_format.dump's bytes, or per slot its key and its object's pin path."""
-    head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"") + \
-        MAP_STATE.pack(m.frozen)
+    head = _map_def(m) + (_map_def(m.inner_map) if m.type in _OF_MAPS else b"")
+    if _shared(m):
+        # its frozen byte and values follow the body, written in place (_write)
+        return head + MAP_STATE.pack(False)
+    head += MAP_STATE.pack(m.frozen)
     contents = pin_format.dump(m)
     if isinstance(contents, bytes):
         return head + contents
@@ -617,6 +711,66 @@ def _map_body(m) -> bytes:
         rel = _rel(path)
         slots.append(key + SLOT_PATH.pack(len(rel)) + rel)
     return head + b"".join(slots)
+
+
+def _shared(m) -> bool:
+    """Whether the map's values live in its pin file, shared: a BPF_F_MMAPABLE array
+    (what a mapping of it shows is what every process's programs see)."""
+    return m.type == _T.BPF_MAP_TYPE_ARRAY and bool(m.flags & isa.BPF_F_MMAPABLE)
+
+
+def _frozen_byte(f, values_at: int) -> bool:
+    """A shared array's frozen state, as its pin file ``f`` has it now (the byte before
+    its values)."""
+    return os.pread(f.fileno(), 1, values_at - 1) == b"\1"
+
+
+def _share(m, f, path: str, values_at: int) -> None:
+    """Make the values of ``m``, got from the pin file ``f``, the file's (a writable
+    descriptor of the same file: a shared mapping must be writable)."""
+    need = values_at + -(-m.max_entries * ((m.value_size + 7) & ~7) // _PAGE) * _PAGE
+    if os.fstat(f.fileno()).st_size < need:
+        raise PinError(errno.EINVAL, f"{path}: pin file truncated inside its values "
+                                     f"({os.fstat(f.fileno()).st_size} of {need} bytes)")
+    fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        m._share_values(fd, values_at)
+    except OSError as exc:
+        raise _oserror(exc, path, "cannot map the values of") from None
+    finally:
+        os.close(fd)
+
+
+def _take_values(m, f, path: str, pin_id: bytes, generation: int, digest: bytes):
+    """Make a shared array got from the pin file ``f`` use the file's values, frozen if
+    the file says so: (where its values are, generation, digest).  An older version's
+    file, whose values are its contents, is rewritten as this version's first, once,
+    under its lock, so every process maps the one file."""
+    (at,) = VALUES_AT.unpack(os.pread(f.fileno(), VALUES_AT.size, _VALUES_AT_OFFSET))
+    if at:
+        _share(m, f, path, at)
+        if _frozen_byte(f, at):
+            m._set_frozen()
+        return at, generation, digest
+    locked = _linked(path, lock=True)
+    if locked is None:
+        raise PinError(errno.ENOENT, f"no pinned map at {path}: removed while read")
+    with locked:
+        kind, now_id, generation, body = _read(locked, path)
+        if (kind, now_id) != (KIND_MAP, pin_id):
+            raise PinError(errno.EINVAL, f"{path}: replaced by another object while read")
+        (at,) = VALUES_AT.unpack(os.pread(locked.fileno(), VALUES_AT.size,
+                                          _VALUES_AT_OFFSET))
+        if at:      # another process rewrote it meanwhile
+            return _take_values(m, locked, path, pin_id, generation,
+                                hashlib.blake2b(body, digest_size=16).digest())
+        _, _, frozen, contents = _parse_map(path, body)
+        _set_contents(m, path, contents)
+        if frozen:
+            m._set_frozen()
+        body = _map_body(m)
+        digest = _write(path, KIND_MAP, pin_id, generation + 1, body, shared=m)
+        return _values_start(len(body)), generation + 1, digest
 
 
 def _slot_name(m, key: bytes) -> str:
@@ -687,8 +841,9 @@ def _set_contents(m, path: str, contents: bytes) -> None:
         raise PinError(errno.EINVAL, f"{path}: {exc}") from None
 
 
-def _attach(m, path: str, pin_id: bytes, generation: int, digest: bytes) -> None:
-    m._pin = Link(path, pin_id, generation, digest)
+def _attach(m, path: str, pin_id: bytes, generation: int, digest: bytes,
+            values_at: int = 0) -> None:
+    m._pin = Link(path, pin_id, generation, digest, values_at)
     _live[path] = m
     _map_pins[m] = path
     _core._set_pin_hook(_run_transaction)
@@ -730,8 +885,11 @@ def pin_map(m, path) -> None:
                 raise _oserror(exc, full, "cannot pin") from None
         return
     pin_id = os.urandom(16)
-    digest = _write(full, KIND_MAP, pin_id, 0, _map_body(m), create=True)
-    _attach(m, full, pin_id, 0, digest)     # no link in it: made through _parent
+    body = _map_body(m)
+    digest = _write(full, KIND_MAP, pin_id, 0, body, create=True,
+                    shared=m if _shared(m) else None)
+    _attach(m, full, pin_id, 0, digest,     # no link in it: made through _parent
+            _values_start(len(body)) if _shared(m) else 0)
 
 
 def get_map(path):
@@ -739,21 +897,27 @@ def get_map(path):
     f, full = _open_pin(resolve(path), "no pinned map at")
     with f:
         kind, pin_id, generation, body = _read(f, full)
-    if kind != KIND_MAP:
-        raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a map")
-    m = _live.get(full)
-    if m is not None and (m._pin is None or m._pin.pin_id == pin_id):
-        m._reopen()     # its handle may have been closed since
-        return m        # the same object (detached while a transaction or load uses it)
-    definition, template, frozen, contents = _parse_map(full, body)
-    if template is not None:
-        template = _create(full, template, "inner map template", None)
-    m = _create(full, definition, "map definition", template, contents)
+        if kind != KIND_MAP:
+            raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, "
+                                         "not a map")
+        m = _live.get(full)
+        if m is not None and (m._pin is None or m._pin.pin_id == pin_id):
+            m._reopen()     # its handle may have been closed since
+            return m        # the same object (detached while a transaction or load uses it)
+        definition, template, frozen, contents = _parse_map(full, body)
+        if template is not None:
+            template = _create(full, template, "inner map template", None)
+        m = _create(full, definition, "map definition", template, contents)
+        values_at, digest = 0, hashlib.blake2b(body, digest_size=16).digest()
+        if _shared(m):
+            values_at, generation, digest = _take_values(m, f, full, pin_id, generation,
+                                                         digest)
     # linked first: a program in its own program array gets this map back
-    _attach(m, full, pin_id, generation, hashlib.blake2b(body, digest_size=16).digest())
+    _attach(m, full, pin_id, generation, digest, values_at)
     link, m._pin = m._pin, None
     try:
-        _set_contents(m, full, contents)
+        if not values_at:
+            _set_contents(m, full, contents)
     except BaseException:
         m._pin = link
         _detach(m)
@@ -785,6 +949,8 @@ def _refresh(m, f) -> None:
     link = m._pin
     kind, pin_id, generation, _ = _read(f, link.path, full=False)
     if (pin_id, generation) == (link.pin_id, link.generation):
+        if link.values_at and _frozen_byte(f, link.values_at):
+            m._set_frozen()     # another process froze it
         return
     f.seek(0)
     kind, pin_id, generation, body = _read(f, link.path)
@@ -794,7 +960,8 @@ def _refresh(m, f) -> None:
     _, _, frozen, contents = _parse_map(link.path, body)
     m._pin = None
     try:
-        _set_contents(m, link.path, contents)
+        if not link.values_at:
+            _set_contents(m, link.path, contents)
     finally:
         m._pin = link
     if frozen:
@@ -811,7 +978,16 @@ def _refresh_unlocked(m) -> None:
         _refresh(m, f)
 
 
-def _write_back(m, link: Link) -> None:
+def _write_back(m, link: Link, f) -> None:
+    if link.values_at:
+        # its values are the file's already; a freeze is its one byte, in place
+        if m.frozen and not _frozen_byte(f, link.values_at):
+            fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.pwrite(fd, MAP_STATE.pack(True), link.values_at - 1)
+            finally:
+                os.close(fd)
+        return
     body = _map_body(m)
     if hashlib.blake2b(body, digest_size=16).digest() != link.digest:
         link.digest = _write(link.path, KIND_MAP, link.pin_id, link.generation + 1, body)
@@ -863,7 +1039,7 @@ def _release(held) -> None:
     failure = None
     for m, link, f in held:
         try:
-            _write_back(m, link)
+            _write_back(m, link, f)
         except PinError as exc:
             failure = failure or exc
             m._pin, link.generation = link, -1
@@ -926,8 +1102,10 @@ def pin_program(prog, path) -> None:
                              len(prog.arch)) + prog.arch.encode())
     lic, funcs = prog.license.encode(), _functions_json(prog.functions)
     body += PROG_VERIFY.pack(prog.func_info, len(lic), len(funcs)) + lic + funcs
-    _write(full, KIND_PROG, os.urandom(16), 0, body, create=True)
+    pin_id = os.urandom(16)
+    _write(full, KIND_PROG, pin_id, 0, body, create=True)
     _prog_pins[prog] = full
+    _live_progs[full, pin_id] = prog
 
 
 def _functions_json(functions) -> bytes:
@@ -958,13 +1136,17 @@ def _arg_from_json(kind, size, nullable, struct=None, untrusted=False):
 
 
 def get_program(path):
-    """BPF_OBJ_GET of a program: a new Program whose ``lddw`` map fds are those of the
-    maps got from their pins."""
+    """BPF_OBJ_GET of a program: the Program pinned or got there before in this process
+    while it lives (the kernel's pin holds one program, with one id), else a new Program
+    whose ``lddw`` map fds are those of the maps got from their pins."""
     f, full = _open_pin(resolve(path), "no pinned program at")
     with f:
-        kind, _, _, body = _read(f, full)
+        kind, pin_id, _, body = _read(f, full)
     if kind != KIND_PROG:
         raise PinError(errno.EINVAL, f"{full} holds a pinned {_KIND_NAMES[kind]}, not a program")
+    prog = _live_progs.get((full, pin_id))
+    if prog is not None:
+        return prog
     try:
         prog_type, profile_len, nmaps, insn_len, budget, tail_limit = PROG_DEF.unpack_from(body)
         at = PROG_DEF.size
@@ -1005,6 +1187,7 @@ def get_program(path):
                          func_info=func_info, license=license, functions=functions)
     prog.tail_call_limit = tail_limit
     _prog_pins[prog] = full
+    _live_progs[full, pin_id] = prog
     return prog
 
 

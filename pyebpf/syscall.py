@@ -40,6 +40,9 @@ _FIELDS = {
     C.BPF_OBJ_PIN: {"pathname", "bpf_fd", "file_flags"},
     C.BPF_OBJ_GET: {"pathname", "bpf_fd", "file_flags"},
     C.BPF_PROG_STREAM_READ_BY_FD: {"stream_buf", "stream_buf_len", "stream_id", "prog_fd"},
+    # BPF_OBJ_GET_NEXT_ID_LAST_FIELD is next_id (an output, written back into attr)
+    C.BPF_PROG_GET_NEXT_ID: {"start_id", "next_id"},
+    C.BPF_MAP_GET_NEXT_ID: {"start_id", "next_id"},
 }
 _GET_FLAGS = (0, 1 << 3, 1 << 4)   # 0, BPF_F_RDONLY, BPF_F_WRONLY (not enforced)
 _SUPPORTED_PROGS = {isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER,
@@ -94,8 +97,9 @@ def bpf(cmd, attr=None) -> int:
     except (MapError, PinError) as exc:
         raise BpfError(exc.errno, f"{cmd.name}: {exc}") from None
     finally:
-        if "count" in attr and isinstance(given, dict):
-            given["count"] = attr["count"]    # an in/out field, written back as the kernel does
+        for out in ("count", "next_id"):
+            if out in attr and isinstance(given, dict):
+                given[out] = attr[out]    # an output field, written back as the kernel does
 
 
 def close(fd: int) -> None:
@@ -339,6 +343,20 @@ def _prog_stream_read(cmd, a):
     return len(data)
 
 
+def _get_next_id(cmd, a):
+    """bpf_obj_get_next_id: the next id in use above start_id, in ``next_id``; EINVAL for
+    a start_id of INT_MAX or more, ENOENT past the last.  Ids are the process's
+    (Program.id, and Map.id of the maps made without a machine)."""
+    start = a.get("start_id", 0)
+    if not 0 <= start < 0x7FFFFFFF:
+        _fail(errno.EINVAL, cmd, f"start_id {start} is not below INT_MAX")
+    nxt = _core._process_ids(cmd == C.BPF_PROG_GET_NEXT_ID).next_after(start)
+    if not nxt:
+        _fail(errno.ENOENT, cmd, f"no id above {start}")
+    a["next_id"] = nxt
+    return 0
+
+
 def _path(cmd, a):
     path = a.get("pathname")
     if not path:
@@ -355,4 +373,5 @@ _COMMANDS = {
     C.BPF_MAP_LOOKUP_BATCH: _lookup_batch, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH: _lookup_batch,
     C.BPF_MAP_UPDATE_BATCH: _change_batch, C.BPF_MAP_DELETE_BATCH: _change_batch,
     C.BPF_PROG_STREAM_READ_BY_FD: _prog_stream_read,
+    C.BPF_PROG_GET_NEXT_ID: _get_next_id, C.BPF_MAP_GET_NEXT_ID: _get_next_id,
 }

@@ -105,6 +105,9 @@ CASES = {
     "rdonly-writable": (ARRAY, MMAP | isa.BPF_F_RDONLY, False, True),
     "rdonly-read-only": (ARRAY, MMAP | isa.BPF_F_RDONLY, False, False),
     "wronly-read-only": (ARRAY, MMAP | isa.BPF_F_WRONLY, False, False),
+    # do_mmap refuses the fd's access before bpf_map_mmap sees the map's type
+    "hash-rdonly-writable": (HASH, isa.BPF_F_RDONLY, False, True),
+    "no-mmapable-frozen-writable": (ARRAY, 0, True, True),
 }
 
 
@@ -172,3 +175,78 @@ def test_the_mapping_keeps_the_map_alive_until_released():
     view.release()
     gc.collect()
     assert alive() is None
+
+
+PAGE = mmap.PAGESIZE
+# 1000 values of 4 bytes at 8 apart: 8,000 bytes, two pages
+WINDOWS = {
+    "first-page": (0, PAGE),
+    "both-pages": (0, 2 * PAGE),
+    "second-page": (PAGE, PAGE),
+    "part-of-a-page": (PAGE, 100),
+    "a-byte-past-the-values": (0, 2 * PAGE + 1),
+    "a-page-past-the-values": (PAGE, 2 * PAGE),
+    "offset-at-the-end": (2 * PAGE, PAGE),
+    "offset-past-the-end": (1 << 40, PAGE),
+    "offset-not-on-a-page": (100, PAGE),
+    "length-0": (0, 0),
+    "longer-than-user-space": (0, 1 << 47),
+    "longer-than-the-values-not-user-space": (0, 1 << 40),
+}
+
+
+def _window_seen(view, lookup):
+    # the window's bytes after value 512 (at 4096) and value 999 (at 7992) are updated
+    return {"length": len(view), "nonzero bytes": [[i, b] for i, b in enumerate(bytes(view)) if b],
+            "value 0 after writing the window's first word": lookup(u32(0)).hex(),
+            "value 512 after": lookup(u32(512)).hex()}
+
+
+def _kernel_window(offset, length):
+    with KernelMap(ARRAY, 4, 4, 1000, MMAP) as k:
+        k.update(u32(512), u32(0x5120))
+        k.update(u32(999), u32(0x9990))
+        try:
+            view = mmap.mmap(k.fd, length, flags=mmap.MAP_SHARED, prot=RW, offset=offset)
+        except OSError as exc:
+            return {"errno": exc.errno}
+        view[0:4] = u32(7)
+        seen = _window_seen(view, k.lookup)
+        view.close()
+        return seen
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_a_window_of_the_values_is_mapped_or_refused_as_the_kernel_does(
+        kernel_observation, window):
+    """mmap's offset and length (array_map_mmap: a page-aligned window within the values'
+    pages): the values the window shows, where its writes land, or the kernel's errno."""
+    offset, length = WINDOWS[window]
+    theirs = kernel_observation("a window of an mmapable array", window,
+                                lambda: _kernel_window(offset, length))
+    m = Map.create(ARRAY, 4, 4, 1000, MMAP)
+    m.update(u32(512), u32(0x5120))
+    m.update(u32(999), u32(0x9990))
+    try:
+        view = m.mmap(offset=offset, length=length)
+    except MapError as exc:
+        ours = {"errno": exc.errno}
+    else:
+        view[0:4] = u32(7)
+        ours = _window_seen(view, m.lookup)
+        view.release()
+    count_comparison()
+    assert ours == theirs
+
+
+def test_the_default_length_runs_from_the_offset_to_the_end_of_the_last_page():
+    m = Map.create(ARRAY, 4, 4, 1000, MMAP)
+    m.update(u32(512), u32(0x5120))
+    view = m.mmap(offset=PAGE)
+    assert (len(view), bytes(view[0:4])) == (PAGE, u32(0x5120))
+
+
+def test_the_default_length_from_past_the_end_is_refused_naming_the_window():
+    with pytest.raises(MapError, match="4096 bytes from offset 8192 pass the end") as exc:
+        Map.create(ARRAY, 4, 4, 1000, MMAP).mmap(offset=2 * PAGE)
+    assert exc.value.errno == errno.EINVAL

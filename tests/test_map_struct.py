@@ -4,13 +4,16 @@ members through ``(struct bpf_map *)&map`` (the selftests' map_ptr_kern.c), and 
 reads the verifier refuses, in the kernel's words (verifier_map_ptr.c)."""
 from __future__ import annotations
 
-import pytest
+import errno
 
-import pyebpf
-import pyebpf.kernel
+import pytest
 from bpfc import compile_object
 from objdiff import refused_alike, same_retval
 from recorded_kernel import count_comparison
+
+import pyebpf
+import pyebpf.kernel
+from pyebpf.asm import assemble
 
 PACKET = bytes(64)
 # the members read, CO-RE relocated against the kernel's layout
@@ -192,6 +195,120 @@ def test_map_ids_number_maps_alone_and_are_never_given_twice():
     del second
     third = pyebpf.Map.create("array", 4, 4, 1)
     assert (closed, third.id) == (first.id + 1, first.id + 2)
+
+
+def test_a_refused_program_takes_no_id():
+    """bpf_prog_load allocates the id after bpf_check passes: the programs loaded either
+    side of a refused one have consecutive ids."""
+    first = pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls")
+    with pytest.raises(pyebpf.errors.VerifierError):
+        pyebpf.Program(assemble("exit"), "sched_cls")
+    second = pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls")
+    assert second.id == first.id + 1
+
+
+def test_a_refused_map_takes_no_id():
+    """map_create allocates the id once the map is made and its BTF checked."""
+    first = pyebpf.Map.create("array", 4, 4, 1)
+    with pytest.raises(pyebpf.errors.MapError):
+        pyebpf.Map.create("array", 4, 4, 1, flags=0x12345)
+    second = pyebpf.Map.create("array", 4, 4, 1)
+    assert second.id == first.id + 1
+
+
+ORDERED = r"""
+SEC("socket") int zeta(struct __sk_buff *s) { return 1; }
+SEC("tc") int alpha(struct __sk_buff *s) { return 2; }
+SEC("socket") int beta(struct __sk_buff *s) { return 3; }
+SEC("classifier") int gamma(struct __sk_buff *s) { return 4; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def _kernel_load_order(tmp_path):
+    import ctypes
+    import struct
+
+    import libbpfobj
+
+    from pyebpf import isa
+    from pyebpf.kernel import sysbpf
+    path = tmp_path / "ordered.o"
+    path.write_bytes(compile_object(ORDERED))
+    ids = {}
+    with libbpfobj.LoadedObject(str(path)) as loaded:
+        for name, prog in loaded.programs.items():
+            info = ctypes.create_string_buffer(80)
+            attr = ctypes.create_string_buffer(isa.BPF_ATTR_SIZE)
+            struct.pack_into("<IIQ", attr, 0, prog.fd, len(info), ctypes.addressof(info))
+            assert sysbpf._syscall(isa.BpfCmd.BPF_OBJ_GET_INFO_BY_FD, attr)[1] == 0
+            ids[name] = struct.unpack_from("<I", info, 4)[0]      # bpf_prog_info.id
+    # other processes may load programs meanwhile: the order is what is compared
+    return {"programs by id": sorted(ids, key=ids.get)}
+
+
+def test_an_objects_programs_take_ids_in_libbpfs_load_order(kernel_observation, tmp_path):
+    """libbpf loads an object's programs by section, in the order the sections appear,
+    then by offset: their ids, increasing, follow that order."""
+    theirs = kernel_observation("program ids of an object's programs", "v1",
+                                lambda: _kernel_load_order(tmp_path))
+    obj = pyebpf.load(compile_object(ORDERED), pin=False)
+    try:
+        ids = {name: obj.program(name).id for name in ("zeta", "alpha", "beta", "gamma")}
+    finally:
+        obj.close()
+    count_comparison()
+    assert {"programs by id": sorted(ids, key=ids.get)} == theirs
+
+
+def _walk(cmd):
+    """Every id BPF_*_GET_NEXT_ID gives, from 0 to ENOENT."""
+    ids, attr = [], {"start_id": 0}
+    while True:
+        try:
+            pyebpf.bpf(cmd, attr)
+        except pyebpf.errors.BpfError as exc:
+            assert exc.errno == errno.ENOENT
+            return ids
+        ids.append(attr["next_id"])
+        attr = {"start_id": attr["next_id"]}
+
+
+@pytest.mark.parametrize("cmd", ["BPF_PROG_GET_NEXT_ID", "BPF_MAP_GET_NEXT_ID"])
+def test_get_next_id_walks_the_live_ids_in_increasing_order(cmd):
+    """bpf_obj_get_next_id: idr_get_next from start_id + 1, over live objects only."""
+    if cmd == "BPF_PROG_GET_NEXT_ID":
+        made = [pyebpf.Program(assemble("r0 = 0\nexit"), "sched_cls") for _ in range(3)]
+    else:
+        made = [pyebpf.Map.create("array", 4, 4, 1) for _ in range(3)]
+    gone = made.pop(1)
+    if cmd == "BPF_MAP_GET_NEXT_ID":
+        gone.close()        # its handle held it, as an open fd holds the kernel's map
+    gone = gone.id
+    walked = _walk(cmd)
+    assert ([o.id for o in made if o.id in walked], gone in walked, walked == sorted(walked)) \
+        == ([o.id for o in made], False, True)
+
+
+NEXT_ID_REFUSALS = {"start-at-int-max": 0x7FFFFFFF, "start-past-every-id": 0x7FFFFFFE}
+
+
+def _kernel_next_id(cmd, start):
+    from pyebpf.kernel.sysbpf import _Attr
+    return {"errno": _Attr(cmd, start_id=start).call()[1]}
+
+
+@pytest.mark.parametrize("cmd", ["BPF_PROG_GET_NEXT_ID", "BPF_MAP_GET_NEXT_ID"])
+@pytest.mark.parametrize("case", NEXT_ID_REFUSALS)
+def test_get_next_id_refuses_as_the_kernel_does(kernel_observation, cmd, case):
+    from pyebpf import isa
+    start = NEXT_ID_REFUSALS[case]
+    theirs = kernel_observation("BPF_*_GET_NEXT_ID refusals", f"{cmd} {case}",
+                                lambda: _kernel_next_id(isa.BpfCmd[cmd], start))
+    with pytest.raises(pyebpf.errors.BpfError) as exc:
+        pyebpf.bpf(cmd, {"start_id": start})
+    count_comparison()
+    assert {"errno": exc.value.errno} == theirs
 
 
 def test_each_machine_numbers_its_maps_from_one():

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import child_python
-from mapcheck import lookup_inner, perf_output_prog
+from mapcheck import lookup_inner, lookup_key, perf_output_prog
 from pktprog import counter as counter_code
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -226,7 +226,7 @@ def test_a_pinned_kprobe_program_keeps_its_architecture_and_kern_version():
     prog = Program(asm.assemble("r0 = *(u64 *)(r1 + 248)\nexit"), "kprobe", arch="arm64",
                    kern_version=0x60c00)
     prog.pin("kprobe")
-    got = Program.from_pin("kprobe")
+    got = got_program("kprobe")
     assert (got.arch, got.kern_version) == ("arm64", 0x60c00)
     assert got.run(regs={"sp": 7}).retval == 7     # arm64's sp: past x86-64's 168 bytes
 
@@ -235,7 +235,7 @@ def test_a_pinned_4_6_kprobe_program_is_got_again_with_the_kern_version_4_6_requ
     prog = Program(asm.assemble("r0 = 0\nexit"), "kprobe", profile="4.6",
                    kern_version=isa.LINUX_VERSION_CODE_4_6)
     prog.pin("old")
-    got = Program.from_pin("old")
+    got = got_program("old")
     assert (got.profile, got.kern_version) == ("4.6", isa.LINUX_VERSION_CODE_4_6)
 
 
@@ -306,6 +306,13 @@ def got(path):
     """The map pinned at ``path`` as another process gets it: a new Map from the file."""
     pinning._live.clear()
     return Map.from_pin(path)
+
+
+def got_program(path):
+    """The program pinned at ``path`` as another process gets it: a new Program from
+    the file (its maps those this process has)."""
+    pinning._live_progs.clear()
+    return Program.from_pin(path)
 
 
 def touch(m, keys):
@@ -895,7 +902,7 @@ def test_a_program_got_from_its_pin_is_verified_with_its_function_info_and_licen
     prog = pyebpf.load(data).program("prog")
     assert prog.func_info and [f.name for f in prog.functions] == ["twice"]
     prog.pin("prog")
-    got = Program.from_pin("prog")
+    got = got_program("prog")
     assert (got.func_info, got.functions, got.license) == \
         (True, prog.functions, "Dual BSD/GPL")
     assert got.run(bytes(64)).retval == 12
@@ -1159,3 +1166,161 @@ def test_a_pinned_cgroup_array_keeps_its_cgroups_ids(pin_root):
         return [Program(asm.assemble(under_prog(SKB_UNDER_CGROUP, a.fd, i)), "sched_cls").run(
             bytes(64), env=tree).retval for i in range(4)]
     assert answers(g) == answers(m) == [-errno.EAGAIN, 1, 0, -errno.EAGAIN]
+
+
+# --- BPF_F_MMAPABLE arrays: one set of values, mapped by every process -----------------
+
+MMAPABLE = isa.BPF_F_MMAPABLE
+
+
+def _reader(fd, key):
+    """SCHED_CLS: the u32 at the start of ``key``'s value, 0 for none."""
+    return Program(asm.assemble(lookup_key(fd, key) + """
+        if r0 == 0x0 goto out
+        r0 = *(u32 *)(r0 + 0x0)
+        exit
+    out:
+        r0 = 0
+        exit"""), "sched_cls")
+
+
+def test_a_mapping_of_a_pinned_array_shows_what_another_processs_program_writes():
+    """The kernel's pinned map is one object: its mapping in one process shows what a
+    program run in another writes, with no call between (the mapping was made before
+    the pin: it stays the map's storage)."""
+    m = Map.create("array", 4, 8, 1, MMAPABLE)
+    view = m.mmap()
+    m.pin("counts")
+    counter(m.fd).pin("count")
+    finish(child("import pyebpf\nprog = pyebpf.Program.from_pin('count')\n"
+                 "for _ in range(5):\n    prog.run(bytes(64))"))
+    assert u64(view[0:8]) == 5
+
+
+def test_another_processs_program_reads_what_this_processs_mapping_wrote():
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("values")
+    _reader(m.fd, 3).pin("read")
+    m.mmap()[24:28] = u32(0x1234)        # value 3, at 3 * 8
+    out = finish(child("import pyebpf\n"
+                       "print(pyebpf.Program.from_pin('read').run(bytes(64)).retval)"))
+    assert int(out) == 0x1234
+
+
+def test_two_processes_mappings_of_a_pinned_array_are_the_same_memory():
+    """A child writes through its mapping (a window from the third page); the parent's
+    mapping and lookups see it, and the child's mapping sees the parent's answer, while
+    both hold their mappings."""
+    m = Map.create("array", 4, 4, 2000, MMAPABLE)     # 16,000 bytes: four pages
+    m.pin("shared")
+    proc = child("""
+import sys, pyebpf
+view = pyebpf.Map.from_pin("shared").mmap(offset=8192)
+view[4000:4004] = (77).to_bytes(4, "little")     # value 1524, at 12,192
+print("written", flush=True)
+sys.stdin.readline()
+print(int.from_bytes(view[0:4], "little"))       # value 1024, at 8,192
+""", stdin=subprocess.PIPE)
+    assert proc.stdout.readline() == "written\n"
+    view = m.mmap()
+    seen = (bytes(view[12192:12196]), m.lookup(u32(1524)))
+    m.update(u32(1024), u32(88))
+    out, err = proc.communicate("go\n", timeout=120)
+    assert (seen, out, proc.returncode) == ((u32(77), u32(77)), "88\n", 0), err
+
+
+def test_a_freeze_in_another_process_refuses_this_ones_writable_mapping_and_updates():
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("frozen")
+    finish(child("import pyebpf\npyebpf.Map.from_pin('frozen').freeze()"))
+    errnos = []
+    for write in (lambda: m.mmap(), lambda: m.update(u32(0), u32(1))):
+        with pytest.raises(MapError) as exc:
+            write()
+        errnos.append(exc.value.errno)
+    assert (errnos, bytes(m.mmap(writable=False)[0:4])) == ([errno.EPERM] * 2, u32(0))
+
+
+def test_a_pinned_mmapable_arrays_file_holds_its_values_from_a_page_boundary(pin_root):
+    m = Map.create("array", 4, 4, 1000, MMAPABLE)     # 8,000 bytes: two pages
+    m.update(u32(999), u32(0x99))
+    m.pin("paged")
+    raw = (pin_root / "paged").read_bytes()
+    (at,) = pinning.VALUES_AT.unpack_from(raw, 12)
+    assert (at % os.sysconf("SC_PAGE_SIZE"), len(raw) - at, raw[at + 7992:at + 7996]) == \
+        (0, 8192, u32(0x99))
+
+
+def test_a_version_10_pin_file_of_an_mmapable_array_is_read_and_then_shared(pin_root):
+    """Version 10 held the values as the array's contents: a process getting it rewrites
+    it as version 11 (under its lock), after which another process shares the values."""
+    m = Map.create("array", 4, 4, 3, MMAPABLE)
+    m.update(u32(2), u32(0x22))
+    body = pinning._map_def(m) + pinning.MAP_STATE.pack(False) + pin_format.dump(m)
+    digest = hashlib.blake2b(body, digest_size=16).digest()
+    (pin_root / "old").write_bytes(pinning.HEADER.pack(
+        pinning.MAGIC, 10, pinning.KIND_MAP, os.urandom(16), 0, len(body), digest) + body)
+    (pin_root / "old").chmod(0o600)
+    got_ = got("old")
+    view = got_.mmap()
+    finish(child("import pyebpf\npyebpf.Map.from_pin('old').update("
+                 "(1).to_bytes(4, 'little'), (0x11).to_bytes(4, 'little'))"))
+    assert (pinning.HEADER.unpack_from((pin_root / "old").read_bytes())[1],
+            bytes(view[8:12]), bytes(view[16:20])) == (pinning.VERSION, u32(0x11), u32(0x22))
+
+
+def test_a_pin_file_cut_inside_its_values_is_einval(pin_root):
+    Map.create("array", 4, 4, 1000, MMAPABLE).pin("cut")
+    os.truncate(pin_root / "cut", os.path.getsize(pin_root / "cut") - 4096)
+    with pytest.raises(PinError, match="cut: pin file truncated inside its values "
+                                       r"\(8192 of 12288 bytes\)") as exc:
+        got("cut")
+    assert exc.value.errno == errno.EINVAL
+
+
+def test_a_writable_mapping_in_another_process_makes_freeze_ebusy_until_released():
+    """map_freeze counts every process's writable mappings (bpf_map_write_active)."""
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("mapped")
+    proc = child("""
+import sys, pyebpf
+m = pyebpf.Map.from_pin("mapped")
+read_only, writable = m.mmap(writable=False), m.mmap()
+print("mapped", flush=True)
+sys.stdin.readline()
+writable.release()
+print("released", flush=True)
+sys.stdin.readline()
+""", stdin=subprocess.PIPE)
+    answers = []
+    for step in ("mapped\n", "released\n"):
+        assert proc.stdout.readline() == step
+        try:
+            m.freeze()
+            answers.append(0)
+        except MapError as exc:
+            answers.append(exc.errno)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    finish(proc)
+    assert answers == [errno.EBUSY, 0]
+
+
+def test_a_writable_mappings_count_ends_with_its_process():
+    m = Map.create("array", 4, 4, 4, MMAPABLE)
+    m.pin("crashed")
+    finish(child("import os, pyebpf\nview = pyebpf.Map.from_pin('crashed').mmap()\n"
+                 "os._exit(0)"))
+    m.freeze()
+    assert m.frozen
+
+
+def test_a_program_got_from_its_pin_in_the_pinning_process_is_the_program_itself():
+    """BPF_OBJ_GET gives the pinned program, whose id it keeps (a program array's lookup
+    gives the same id whichever handle put it there)."""
+    m = Map.create("array", 4, 8, 1)
+    m.pin("counts")
+    prog = counter(m.fd)
+    prog.pin("count")
+    got_ = Program.from_pin("count")
+    assert (got_ is prog, got_.id) == (True, prog.id)
