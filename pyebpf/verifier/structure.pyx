@@ -271,16 +271,19 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
     calls = [[] for _ in starts]
     tail_calls = [False] * len(starts)
     for pc, op in enumerate(ops):
-        func = bisect_right(starts, pc) - 1
-        target = function_start(op, insns[pc], pc)
-        if target is not None:
-            # a callback counts as called from where its address is taken, as in the
-            # kernel's check_max_stack_depth
-            calls[func].append((pc, starts.index(target), op.form is F_LDDW))
-        elif op is not None and op.form is F_CALL and not op.disc_value and \
-                insns[pc].imm == _TAIL_CALL:
+        if op is None:
+            continue
+        form = op.form
+        if form is F_CALL_LOCAL or form is F_LDDW:
+            target = function_start(op, insns[pc], pc)
+            if target is not None:
+                # a callback counts as called from where its address is taken, as in
+                # the kernel's check_max_stack_depth
+                calls[bisect_right(starts, pc) - 1].append(
+                    (pc, starts.index(target), form is F_LDDW))
+        elif form is F_CALL and not op.disc_value and insns[pc].imm == _TAIL_CALL:
             # a helper call: a kfunc's number (bpf_dynptr_size's) may be tail_call's
-            tail_calls[func] = True
+            tail_calls[bisect_right(starts, pc) - 1] = True
 
     def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
              in_callback: bool = False) -> None:
