@@ -276,11 +276,18 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
         forget their dead stack slots, once; not while their loop's visit has
         backedges (incomplete_read_marks): what is read later is not known yet."""
-        sites = [f.callsite for f in cur.frames]
+        sites = None
         keep = []
         for old in self.unclean.pop(pc):
             if old.evicted:
                 continue
+            for fr in old.frames:
+                if fr.stack:
+                    break
+            else:
+                continue    # no slot to forget, now or later: a checkpoint gains none
+            if sites is None:
+                sites = [f.callsite for f in cur.frames]
             if [f.callsite for f in old.frames] != sites or \
                     self.loops and self.precision and self._incomplete(old):
                 keep.append(old)
@@ -351,6 +358,12 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         elif t == PTR_TO_CTX:
             result = self.ctx_access(st, pc, regno, reg, off, size, write, sign,
                                      write and value_regno < 0 and imm is not None)
+        elif t == PTR_TO_PACKET or t == PTR_TO_PACKET_META:     # PKT_TYPES, no flag
+            if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+                self.refuse(pc, "cannot write into packet")
+            self.packet_access(pc, regno, reg, off + reg.off, size)
+            if not write:
+                result = scalar()
         elif t == PTR_TO_MEM | PTR_UNTRUSTED:
             result = self.untrusted_mem_access(pc, regno, write)
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
@@ -369,12 +382,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                 result = scalar()
         elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
             self.slice_access(pc, regno, reg, off, size, write)
-            if not write:
-                result = scalar()
-        elif t in PKT_TYPES:
-            if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
-                self.refuse(pc, "cannot write into packet")
-            self.packet_access(pc, regno, reg, off + reg.off, size)
             if not write:
                 result = scalar()
         elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR, PERCPU_RCU_PTR,
