@@ -351,7 +351,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         regs = st.cur.regs
         reg = regs[regno]
         t = reg.type
-        self._same_pointer_kind(pc, t)
+        if self.ptr_kinds.setdefault(pc, t) != t:
+            self._other_pointer_kind(pc, t)
         result: Reg | None = None
         if t == PTR_TO_STACK:
             result = self.stack_access(st, pc, regno, reg, off, size, write, value_regno, imm)
@@ -415,15 +416,15 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                     bounds.truncate(result, size)
             regs[value_regno] = result
 
-    def _same_pointer_kind(self, pc: int, t: int) -> None:
-        """One load or store instruction works through one kind of pointer when either
-        kind is the context (the kernel rewrites context accesses per instruction:
-        reg_type_mismatch)."""
-        prev = self.ptr_kinds.setdefault(pc, t)
-        if prev != t:
-            self.mixed_kinds.add(pc)
-        if prev != t and (PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES
-                          or t & 0xFF in sockets.SOCK_TYPES):
+    def _other_pointer_kind(self, pc: int, t: int) -> None:
+        """An instruction that went through another kind of pointer (``ptr_kinds``) on
+        another path: one load or store instruction works through one kind of pointer
+        when either kind is the context (the kernel rewrites context accesses per
+        instruction: reg_type_mismatch)."""
+        prev = self.ptr_kinds[pc]
+        self.mixed_kinds.add(pc)
+        if PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES or \
+                t & 0xFF in sockets.SOCK_TYPES:
             self.refuse(pc, "same insn cannot be used with different pointers")
 
     def packet_pcs(self) -> set[int]:
