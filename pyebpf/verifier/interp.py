@@ -78,6 +78,26 @@ def _main_buckets(nslots: int) -> tuple[int, ...]:
     return tuple(((pc ^ -1) & 0xFFFFFFFF) % nslots for pc in range(nslots))
 
 
+def _unknown_load(size: int, sign: bool) -> Reg:
+    """What a load of ``size`` bytes (sign-extended with ``sign``) gives from memory
+    nothing is known of: an unknown scalar narrowed to the width (coerce_reg_to_size,
+    coerce_reg_to_size_sx), a copy of one made once per width (narrowing one costs
+    eight times a copy)."""
+    key = size << 1 | sign
+    made = _UNKNOWN_LOADS.get(key)
+    if made is None:
+        made = _UNKNOWN_LOADS[key] = scalar()
+        if size < 8:
+            if sign:
+                bounds.sign_extend(made, size)
+            else:
+                bounds.truncate(made, size)
+    return made.copy()
+
+
+_UNKNOWN_LOADS: dict[int, Reg] = {}
+
+
 class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                   ConstStrings, GlobalCalls, SpeculationRules, LockRules, ConntrackCalls,
                   AllocObjects, KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls,
@@ -363,8 +383,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
                 self.refuse(pc, "cannot write into packet")
             self.packet_access(pc, regno, reg, off + reg.off, size)
-            if not write:
-                result = scalar()
         elif t == PTR_TO_MEM | PTR_UNTRUSTED:
             result = self.untrusted_mem_access(pc, regno, write)
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
@@ -379,12 +397,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                                               value_regno, sign, imm)
                 if result is None and not write and value_regno >= 0:
                     result = self.rdonly_map_read(pc, reg, off + reg.off, size, sign)
-            if not write and result is None:
-                result = scalar()
         elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
             self.slice_access(pc, regno, reg, off, size, write)
-            if not write:
-                result = scalar()
         elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR, PERCPU_RCU_PTR,
                    PERCPU_ALLOC_PTR, PTR_TO_BTF_ID | PTR_LEGACY):
             result = self.btf_access(pc, regno, reg, off, size, write)
@@ -392,7 +406,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             if write:
                 self.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
             self.region_access(pc, regno, reg, off + reg.off, size, reg.size)
-            result = scalar()
         elif is_alloc_obj(t):
             result = self.alloc_access(pc, regno, reg, off, size)
         elif t == UNTRUSTED_PTR:
@@ -407,9 +420,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             trusted = "trusted_" if t == PTR_TO_BTF_ID | MAYBE_NULL and not reg.ref else ""
             self.refuse(pc, f"R{regno} invalid mem access '{trusted}{type_str(t)}'")
         if not write and value_regno >= 0:
-            if result is None:
-                result = scalar()
-            if result.type == SCALAR and size < 8:
+            if result is None:      # nothing known of the memory
+                result = _unknown_load(size, sign)
+            elif result.type == SCALAR and size < 8:
                 if sign:
                     bounds.sign_extend(result, size)
                 else:
