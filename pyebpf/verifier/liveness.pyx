@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Stack slot liveness as the 6.18 kernel computes it (``kernel/bpf/liveness.c``), so
 that a stored state forgets the stack slots no later instruction reads before it is
 compared (``clean_live_states``, ``clean_func_state``).
