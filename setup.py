@@ -95,6 +95,9 @@ extensions = [
     # a program's control flow and live registers, made for each program loaded
     Extension("pyebpf.verifier.flow", ["pyebpf/verifier/flow.pyx"], extra_compile_args=cflags,
               depends=["pyebpf/verifier/isaconst.pxd"]),
+    # stack slot liveness: marked at each stack access, propagated at each path's end
+    Extension("pyebpf.verifier.liveness", ["pyebpf/verifier/liveness.pyx"],
+              extra_compile_args=cflags),
     # the precision walk's pass over a path's history
     Extension("pyebpf.verifier.backtrack", ["pyebpf/verifier/backtrack.pyx"],
               extra_compile_args=cflags),

@@ -4684,15 +4684,6 @@ cdef class Program:
         self.classic = tuple(classic) if classic is not None else None
         self.insns = raw
         self._packet_pcs = frozenset(packet_pcs)
-        self._default_budget = DEFAULT_BUDGET
-        if verify and classic is None and \
-                any(op is not None and op.form is _isa.F_MAY_GOTO for op in ops):
-            # the kernel stops a verified may_goto loop only when the frame's counter
-            # (BPF_MAX_LOOPS, do_misc_fixups) is spent: room for that many passes over
-            # the program, and as much again at every frame entry (a fresh counter)
-            self._pc.frame_grant = BPF_MAX_LOOPS * (len(raw) // INSN_SIZE)
-            self._default_budget += self._pc.frame_grant
-        self.budget = self._default_budget if budget is None else budget
         self.line_info = tuple(sorted(line_info, key=lambda li: li.pc))
         self._line_pcs = [li.pc for li in self.line_info]
         self.maps = []
@@ -4700,6 +4691,14 @@ cdef class Program:
         self._listing = [None] * len(ops)
         memset(self._helpers, 0, sizeof(self._helpers))
         self._decode(raw, ops)
+        self._default_budget = DEFAULT_BUDGET
+        if verify and classic is None and self._has_op(OP_MAY_GOTO):
+            # the kernel stops a verified may_goto loop only when the frame's counter
+            # (BPF_MAX_LOOPS, do_misc_fixups) is spent: room for that many passes over
+            # the program, and as much again at every frame entry (a fresh counter)
+            self._pc.frame_grant = BPF_MAX_LOOPS * (len(raw) // INSN_SIZE)
+            self._default_budget += self._pc.frame_grant
+        self.budget = self._default_budget if budget is None else budget
         self._stack_zero(raw, depths)
         if self.prog_type is None and classic is None:
             _raw_load_hints(self._code, self._n)
@@ -4799,6 +4798,14 @@ cdef class Program:
         for m in self.maps:
             if (<Map>m)._m.type == BPF_MAP_TYPE_PROG_ARRAY:
                 (<Map>m)._bind_owner(self._pc.prog_type)
+
+    cdef bint _has_op(self, uint8_t op):
+        """Whether a decoded instruction is ``op``."""
+        cdef uint32_t pc
+        for pc in range(self._n):
+            if self._code[pc].op == op:
+                return True
+        return False
 
     cdef bint _calls(self, uint8_t op, int64_t target):
         """Whether a decoded instruction ``op`` (OP_CALL: a helper, OP_CALL_KFUNC: a

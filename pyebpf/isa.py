@@ -16,6 +16,7 @@ cimports them.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import enum
 import struct
@@ -1032,19 +1033,26 @@ def unpack_program(raw: bytes) -> list[Insn]:
     slots = _SLOTS
     if len(slots) >= _SLOTS_MAX:
         slots.clear()
-    out = []
-    for fields in Insn._STRUCT.iter_unpack(raw):
-        insn = slots.get(fields)
-        if insn is None:
-            code, regs, off, imm = fields
-            insn = slots[fields] = Insn(code, regs & 0x0F, regs >> 4, off, imm)
-        out.append(insn)
-    return out
+    # each slot as one 64-bit word: the look-ups of slots seen before run in C
+    words = array.array("Q", raw)
+    if sys.byteorder != "little":
+        words.byteswap()
+    try:
+        return list(map(slots.__getitem__, words))
+    except KeyError:
+        pass
+    for word in words:
+        if word in slots:
+            continue
+        code, regs, off, imm = Insn._STRUCT.unpack(word.to_bytes(8, "little"))
+        slots[word] = Insn(code, regs & 0x0F, regs >> 4, off, imm)
+    return list(map(slots.__getitem__, words))
 
 
-# the Insn of each slot seen (Insn is immutable): a process loads the same slots again
-# and again, and building an Insn costs ten times a look-up
-_SLOTS: dict[tuple, Insn] = {}
+# the Insn of each slot seen (Insn is immutable), by its bytes as a little-endian word: a
+# process loads the same slots again and again, and building an Insn costs ten times a
+# look-up
+_SLOTS: dict[int, Insn] = {}
 _SLOTS_MAX = 65536
 
 

@@ -72,6 +72,18 @@ def function_starts(insns, ops) -> set:
     return starts
 
 
+def jumps_back(list succ) -> bool:
+    """Whether an instruction goes to itself or to one before it (``succ``:
+    :func:`successors`): without, the program has no loop."""
+    cdef Py_ssize_t pc
+    cdef tuple nxt
+    for pc in range(len(succ)):
+        nxt = succ[pc]
+        if len(nxt) and <Py_ssize_t>nxt[len(nxt) - 1] <= pc:
+            return True
+    return False
+
+
 def predecessors(list succ) -> list:
     """Per slot, the slots whose successors (``succ``) it is, in order."""
     cdef Py_ssize_t n = len(succ), pc
@@ -123,6 +135,25 @@ cdef void _uses_defs(insn, op, int *u, int *d) except *:
         u[0] |= R0
 
 
+cdef dict _SLOTS = {}
+cdef Py_ssize_t _SLOTS_MAX = 65536
+
+
+cdef tuple _slot(insn, op):
+    """(insn, registers read, registers written) of a slot (:func:`_uses_defs`), made
+    once per Insn object: isa.unpack_program gives the same one for the same bytes (the
+    entry holds it, so its id names no other object while it is there)."""
+    hit = _SLOTS.get(id(insn))
+    if hit is not None and (<tuple>hit)[0] is insn:
+        return <tuple>hit
+    cdef int u, d
+    _uses_defs(insn, op, &u, &d)
+    if len(_SLOTS) >= _SLOTS_MAX:
+        _SLOTS.clear()
+    hit = _SLOTS[id(insn)] = (insn, u, d)
+    return <tuple>hit
+
+
 def live_registers(insns, ops, list succ) -> list:
     """Registers each instruction may read before they are written again, along any
     path of its function (compute_live_registers: for pruning, and the level-2 log's
@@ -138,7 +169,7 @@ def live_registers(insns, ops, list succ) -> list:
     cdef int *nxt = live + n + 1        # two successors per slot, -1 for none
     cdef int out, new
     cdef bint back = False, changed = True
-    cdef tuple s
+    cdef tuple s, t
     try:
         for pc in range(n):
             uses[pc] = defs[pc] = live[pc] = 0
@@ -152,7 +183,8 @@ def live_registers(insns, ops, list succ) -> list:
                     back = True
             op = ops[pc]
             if op is not None:
-                _uses_defs(insns[pc], op, &uses[pc], &defs[pc])
+                t = _slot(insns[pc], op)
+                uses[pc], defs[pc] = t[1], t[2]
         while changed:
             changed = False
             for pc in range(n - 1, -1, -1):

@@ -78,6 +78,26 @@ def _main_buckets(nslots: int) -> tuple[int, ...]:
     return tuple(((pc ^ -1) & 0xFFFFFFFF) % nslots for pc in range(nslots))
 
 
+def _unknown_load(size: int, sign: bool) -> Reg:
+    """What a load of ``size`` bytes (sign-extended with ``sign``) gives from memory
+    nothing is known of: an unknown scalar narrowed to the width (coerce_reg_to_size,
+    coerce_reg_to_size_sx), a copy of one made once per width (narrowing one costs
+    eight times a copy)."""
+    key = size << 1 | sign
+    made = _UNKNOWN_LOADS.get(key)
+    if made is None:
+        made = _UNKNOWN_LOADS[key] = scalar()
+        if size < 8:
+            if sign:
+                bounds.sign_extend(made, size)
+            else:
+                bounds.truncate(made, size)
+    return made.copy()
+
+
+_UNKNOWN_LOADS: dict[int, Reg] = {}
+
+
 class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                   ConstStrings, GlobalCalls, SpeculationRules, LockRules, ConntrackCalls,
                   AllocObjects, KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls,
@@ -276,11 +296,18 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         """clean_live_states: the finished states at ``pc`` with ``cur``'s call chain
         forget their dead stack slots, once; not while their loop's visit has
         backedges (incomplete_read_marks): what is read later is not known yet."""
-        sites = [f.callsite for f in cur.frames]
+        sites = None
         keep = []
         for old in self.unclean.pop(pc):
             if old.evicted:
                 continue
+            for fr in old.frames:
+                if fr.stack:
+                    break
+            else:
+                continue    # no slot to forget, now or later: a checkpoint gains none
+            if sites is None:
+                sites = [f.callsite for f in cur.frames]
             if [f.callsite for f in old.frames] != sites or \
                     self.loops and self.precision and self._incomplete(old):
                 keep.append(old)
@@ -344,13 +371,18 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         regs = st.cur.regs
         reg = regs[regno]
         t = reg.type
-        self._same_pointer_kind(pc, t)
+        if self.ptr_kinds.setdefault(pc, t) != t:
+            self._other_pointer_kind(pc, t)
         result: Reg | None = None
         if t == PTR_TO_STACK:
             result = self.stack_access(st, pc, regno, reg, off, size, write, value_regno, imm)
         elif t == PTR_TO_CTX:
             result = self.ctx_access(st, pc, regno, reg, off, size, write, sign,
                                      write and value_regno < 0 and imm is not None)
+        elif t == PTR_TO_PACKET or t == PTR_TO_PACKET_META:     # PKT_TYPES, no flag
+            if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
+                self.refuse(pc, "cannot write into packet")
+            self.packet_access(pc, regno, reg, off + reg.off, size)
         elif t == PTR_TO_MEM | PTR_UNTRUSTED:
             result = self.untrusted_mem_access(pc, regno, write)
         elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY or t == PTR_TO_MEM:
@@ -365,18 +397,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                                               value_regno, sign, imm)
                 if result is None and not write and value_regno >= 0:
                     result = self.rdonly_map_read(pc, reg, off + reg.off, size, sign)
-            if not write and result is None:
-                result = scalar()
         elif t & DYNPTR_SLICE and not t & MAYBE_NULL:
             self.slice_access(pc, regno, reg, off, size, write)
-            if not write:
-                result = scalar()
-        elif t in PKT_TYPES:
-            if write and self.prog_type == isa.ProgType.BPF_PROG_TYPE_SOCKET_FILTER:
-                self.refuse(pc, "cannot write into packet")
-            self.packet_access(pc, regno, reg, off + reg.off, size)
-            if not write:
-                result = scalar()
         elif t in (PTR_TO_BTF_ID, PTR_TO_BTF_ID | MEM_PERCPU, RCU_KERNEL_PTR, PERCPU_RCU_PTR,
                    PERCPU_ALLOC_PTR, PTR_TO_BTF_ID | PTR_LEGACY):
             result = self.btf_access(pc, regno, reg, off, size, write)
@@ -384,7 +406,6 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             if write:
                 self.refuse(pc, f"R{regno} cannot write into {type_str(t)}")
             self.region_access(pc, regno, reg, off + reg.off, size, reg.size)
-            result = scalar()
         elif is_alloc_obj(t):
             result = self.alloc_access(pc, regno, reg, off, size)
         elif t == UNTRUSTED_PTR:
@@ -399,24 +420,24 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             trusted = "trusted_" if t == PTR_TO_BTF_ID | MAYBE_NULL and not reg.ref else ""
             self.refuse(pc, f"R{regno} invalid mem access '{trusted}{type_str(t)}'")
         if not write and value_regno >= 0:
-            if result is None:
-                result = scalar()
-            if result.type == SCALAR and size < 8:
+            if result is None:      # nothing known of the memory
+                result = _unknown_load(size, sign)
+            elif result.type == SCALAR and size < 8:
                 if sign:
                     bounds.sign_extend(result, size)
                 else:
                     bounds.truncate(result, size)
             regs[value_regno] = result
 
-    def _same_pointer_kind(self, pc: int, t: int) -> None:
-        """One load or store instruction works through one kind of pointer when either
-        kind is the context (the kernel rewrites context accesses per instruction:
-        reg_type_mismatch)."""
-        prev = self.ptr_kinds.setdefault(pc, t)
-        if prev != t:
-            self.mixed_kinds.add(pc)
-        if prev != t and (PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES
-                          or t & 0xFF in sockets.SOCK_TYPES):
+    def _other_pointer_kind(self, pc: int, t: int) -> None:
+        """An instruction that went through another kind of pointer (``ptr_kinds``) on
+        another path: one load or store instruction works through one kind of pointer
+        when either kind is the context (the kernel rewrites context accesses per
+        instruction: reg_type_mismatch)."""
+        prev = self.ptr_kinds[pc]
+        self.mixed_kinds.add(pc)
+        if PTR_TO_CTX in (prev, t) or prev & 0xFF in sockets.SOCK_TYPES or \
+                t & 0xFF in sockets.SOCK_TYPES:
             self.refuse(pc, "same insn cannot be used with different pointers")
 
     def packet_pcs(self) -> set[int]:

@@ -55,20 +55,37 @@ def applies(interp) -> bool:
 def skip_table(insns, ops) -> tuple[bytes, bytes]:
     """Per instruction, what :func:`_walk` may pass over without ``_backtrack`` (its
     kind for ``backtrack.skip_back``) and its destination register."""
-    kinds, dsts = bytearray(len(ops)), bytearray(len(ops))
-    for pc, op in enumerate(ops):
+    cdef Py_ssize_t n = len(ops), pc
+    cdef bytearray kinds = bytearray(n), dsts = bytearray(n)
+    for pc in range(n):
+        op = ops[pc]
         if op is None:
             kinds[pc] = STOP
             continue
-        f = op.form
-        if f in _PASS or f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
-            kinds[pc] = SKIP
-        elif f in _ALU:
-            kinds[pc] = SKIP_UNLESS_DST
-        else:
-            kinds[pc] = STOP
-        dsts[pc] = insns[pc].dst
+        insn = insns[pc]
+        # made once per Insn object (isa.unpack_program gives the same one for the
+        # same bytes; the entry holds it, so its id names no other object while there)
+        hit = _SKIP.get(id(insn))
+        if hit is None or (<tuple>hit)[0] is not insn:
+            if len(_SKIP) >= _SKIP_MAX:
+                _SKIP.clear()
+            hit = _SKIP[id(insn)] = (insn, _skip_kind(op), insn.dst)
+        kinds[pc] = (<tuple>hit)[1]
+        dsts[pc] = (<tuple>hit)[2]
     return bytes(kinds), bytes(dsts)
+
+
+cdef dict _SKIP = {}
+cdef Py_ssize_t _SKIP_MAX = 65536
+
+
+cdef _skip_kind(op):
+    f = op.form
+    if f in _PASS or f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
+        return SKIP
+    if f in _ALU:
+        return SKIP_UNLESS_DST
+    return STOP
 
 
 @cython.final

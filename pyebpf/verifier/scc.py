@@ -14,17 +14,15 @@ scalars lie within its ranges (RANGE_WITHIN), not just one equal in its precise
 registers."""
 from __future__ import annotations
 
+from .flow import jumps_back
+
 
 def components(ops, succ) -> list[int]:
     """compute_scc: per instruction its loop's number (from 1), 0 outside loops
     (``succ``: :func:`.flow.successors`)."""
     n = len(ops)
-    for pc in range(n):
-        nxt = succ[pc]
-        if nxt and nxt[-1] <= pc:
-            break
-    else:
-        return [0] * n          # no jump backwards: no loop
+    if not jumps_back(succ):
+        return [0] * n          # no loop
     index = [-1] * n
     low = [0] * n
     on = [False] * n

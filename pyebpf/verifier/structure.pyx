@@ -76,16 +76,20 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     seen = _SEEN[strict, walked]
     if len(seen) >= _PASSED_MAX:
         seen.clear()
-    pc = 0
+    # per slot, its facts (_facts) and its jump's or named function's target relative
+    # to it: each later pass reads these, not the table entry's attributes
+    cdef bytearray flag_buf = bytearray(n)
+    cdef unsigned char *flags = flag_buf
+    cdef list rels = [0] * n
+    cdef Py_ssize_t pc = 0, target, last
+    cdef int f
     while pc < n:
         insn = insns[pc]
         # the Insn objects of slots already checked, by identity (isa.unpack_program
         # gives the same object for the same bytes): reading its five fields from here
         # is five generic attribute look-ups
         hit = seen.get(id(insn))
-        if hit is not None and (<tuple>hit)[0] is insn:
-            op = (<tuple>hit)[1]
-        else:
+        if hit is None or (<tuple>hit)[0] is not insn:
             # keyed by the fields: an Insn's own hash is a Python call (a dataclass's)
             key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)
             op = passed.get(key)
@@ -99,43 +103,79 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
                 _check_fields(op, insn, pc, strict, walked)
                 passed[key] = op
             # the entry holds the Insn, so its id names no other object while it is here
-            seen[id(insn)] = (insn, op)
-        ops[pc] = op
-        if op.form is F_LDDW:
+            hit = seen[id(insn)] = (insn, op) + _facts(op, insn)
+        ops[pc] = (<tuple>hit)[1]
+        f = (<tuple>hit)[2]
+        flags[pc] = f
+        rels[pc] = (<tuple>hit)[3]
+        if f & LDDW:
             if pc + 1 >= n:
                 raise _reject("lddw is missing its second slot", pc, insn)
             tail = insns[pc + 1]
             if tail.code or tail.dst or tail.src or tail.off:
                 raise _reject("invalid second slot of lddw", pc + 1, tail)
+            flags[pc + 1] = TAIL
             pc += 2
         else:
             pc += 1
 
-    for pc, op in enumerate(ops):
-        if op is None:
+    for pc in range(n):
+        if not flags[pc] & JUMP:
             continue
-        form = op.form
-        # a jump's or local call's target, else function_start's
-        if form.off is FIELD_JUMP:
-            target = pc + 1 + insns[pc].off
-        elif form.imm is FIELD_JUMP or (form is F_LDDW and
-                                            op.disc_value == BPF_PSEUDO_FUNC):
-            target = pc + 1 + insns[pc].imm
-        else:
-            continue
+        target = pc + <Py_ssize_t>rels[pc]
         if not 0 <= target < n:
             raise _reject(f"jump out of range to pc {target}", pc, insns[pc])
-        if ops[target] is None:
+        if flags[target] & TAIL:
             raise _reject(f"jump into the middle of lddw at pc {target - 1}", pc, insns[pc])
 
-    last = n - 1 if ops[n - 1] is not None else n - 2     # an lddw's second slot
-    if ops[last].form not in (F_EXIT, F_JA, F_JA32):
+    last = n - 1 if not flags[n - 1] & TAIL else n - 2     # an lddw's second slot
+    if not flags[last] & STOP:
         raise _reject("last instruction is not an exit or jmp", last, insns[last])
     if strict:
-        _check_reachable(insns, ops, exception_cb)
+        _check_reachable(insns, flag_buf, rels, exception_cb)
         if not btf:
-            _check_abnormal_return(insns, ops)
+            _check_abnormal_return(insns, flag_buf, rels)
     return ops
+
+
+# _facts' bits: the slot jumps or names a function at its relative target (JUMP), does
+# not fall through (STOP: exit, ja, gotol), falls through too (COND: conditional jumps,
+# may_goto), is a local call or an lddw of a function (FUNC: its target starts a
+# function), an lddw (LDDW) or its second slot (TAIL), LD_ABS or LD_IND (LD_ABS) or a
+# helper call of bpf_tail_call (TAIL_CALL)
+cdef enum:
+    JUMP = 1
+    STOP = 2
+    COND = 4
+    FUNC = 8
+    LDDW = 16
+    TAIL = 32
+    LD_ABS = 64
+    TAIL_CALL = 128
+
+
+cdef tuple _facts(op, insn):
+    """(flags, relative target) of a slot of ``op``."""
+    form = op.form
+    cdef int flags = 0
+    cdef long long rel = 0
+    if form.off is FIELD_JUMP:              # ja, conditional jumps, may_goto
+        flags, rel = JUMP, 1 + insn.off
+        flags |= STOP if form is F_JA else COND
+    elif form.imm is FIELD_JUMP:            # gotol, local calls
+        flags, rel = JUMP, 1 + insn.imm
+        flags |= STOP if form is F_JA32 else FUNC
+    elif form is F_LDDW:
+        flags = LDDW
+        if op.disc_value == BPF_PSEUDO_FUNC:
+            flags, rel = LDDW | JUMP | FUNC, 1 + insn.imm
+    elif form is F_EXIT:
+        flags = STOP
+    elif form is F_LD_ABS or form is F_LD_IND:
+        flags = LD_ABS
+    elif form is F_CALL and not op.disc_value and insn.imm == _TAIL_CALL:
+        flags = TAIL_CALL
+    return flags, rel
 
 
 # per (strict, walked), the slots (by their fields) that passed and their table entries: the
@@ -163,56 +203,45 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
 
 
-def _check_reachable(insns: list[isa.Insn], ops: list[isa.Op | None],
-                     exception_cb: int = 0) -> None:
+def _check_reachable(insns: list[isa.Insn], const unsigned char[:] flags, list rels,
+                     exception_cb) -> None:
     # each straight run is followed to its end, the other edges kept for later (check
     # has made sure that every edge lands on an instruction and that the last one does
     # not fall through)
-    seen = bytearray(len(ops))
+    cdef Py_ssize_t n = len(flags), pc
+    cdef bytearray seen_buf = bytearray(n)
+    cdef unsigned char *seen = seen_buf
+    cdef unsigned char f
     todo = [exception_cb, 0] if exception_cb else [0]
     while todo:
         pc = todo.pop()
         while not seen[pc]:
             seen[pc] = 1
-            op = ops[pc]
-            form = op.form
-            if form is F_LDDW:
-                if op.disc_value == BPF_PSEUDO_FUNC:
-                    todo.append(pc + 1 + insns[pc].imm)
-                pc += 2
-            elif form.off is FIELD_JUMP:        # ja, conditional jumps, may_goto
-                todo.append(pc + 1 + insns[pc].off)
-                if form is F_JA:
-                    break
-                pc += 1
-            elif form.imm is FIELD_JUMP:        # gotol, local calls
-                todo.append(pc + 1 + insns[pc].imm)
-                if form is F_JA32:
-                    break
-                pc += 1
-            elif form is F_EXIT:
+            f = flags[pc]
+            if f & JUMP:
+                todo.append(pc + <Py_ssize_t>rels[pc])
+            if f & STOP:
                 break
-            else:
-                pc += 1
-    for pc, op in enumerate(ops):
-        if op is not None and not seen[pc]:
+            pc += 2 if f & LDDW else 1
+    for pc in range(n):
+        if not flags[pc] & TAIL and not seen[pc]:
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
 
 
-def _check_abnormal_return(insns: list[isa.Insn], ops: list[isa.Op | None]) -> None:
+def _check_abnormal_return(insns: list[isa.Insn], const unsigned char[:] flags,
+                           list rels) -> None:
     # check_abnormal_return: a subprogram runs from a local call's target to the next
     # one; the kernel wants BTF for LD_ABS or a tail call there, and raw programs have
     # none.  Each subprogram in turn, LD_ABS asked about first.
-    starts = sorted({s for pc, op in enumerate(ops)
-                     if (s := function_start(op, insns[pc], pc)) is not None} - {0})
-    for start, end in zip(starts, starts[1:] + [len(ops)]):
-        body = [pc for pc in range(start, end) if ops[pc] is not None]
-        for pc in body:
-            if ops[pc].form in (F_LD_ABS, F_LD_IND):
+    cdef Py_ssize_t n = len(flags), pc
+    starts = sorted({pc + <Py_ssize_t>rels[pc] for pc in range(n) if flags[pc] & FUNC}
+                    - {0})
+    for start, end in zip(starts, starts[1:] + [n]):
+        for pc in range(start, end):
+            if flags[pc] & LD_ABS:
                 raise _reject("LD_ABS is not allowed in subprogs without BTF", pc, insns[pc])
-        for pc in body:
-            if ops[pc].form is F_CALL and not ops[pc].disc_value and \
-                    insns[pc].imm == _TAIL_CALL:
+        for pc in range(start, end):
+            if flags[pc] & TAIL_CALL:
                 raise _reject("tail_call is not allowed in subprogs without BTF", pc,
                               insns[pc])
 
@@ -242,16 +271,19 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
     calls = [[] for _ in starts]
     tail_calls = [False] * len(starts)
     for pc, op in enumerate(ops):
-        func = bisect_right(starts, pc) - 1
-        target = function_start(op, insns[pc], pc)
-        if target is not None:
-            # a callback counts as called from where its address is taken, as in the
-            # kernel's check_max_stack_depth
-            calls[func].append((pc, starts.index(target), op.form is F_LDDW))
-        elif op is not None and op.form is F_CALL and not op.disc_value and \
-                insns[pc].imm == _TAIL_CALL:
+        if op is None:
+            continue
+        form = op.form
+        if form is F_CALL_LOCAL or form is F_LDDW:
+            target = function_start(op, insns[pc], pc)
+            if target is not None:
+                # a callback counts as called from where its address is taken, as in
+                # the kernel's check_max_stack_depth
+                calls[bisect_right(starts, pc) - 1].append(
+                    (pc, starts.index(target), form is F_LDDW))
+        elif form is F_CALL and not op.disc_value and insns[pc].imm == _TAIL_CALL:
             # a helper call: a kfunc's number (bpf_dynptr_size's) may be tail_call's
-            tail_calls[func] = True
+            tail_calls[bisect_right(starts, pc) - 1] = True
 
     def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
              in_callback: bool = False) -> None:

@@ -107,14 +107,13 @@ cdef class Walk:
         function's first instruction (visit_func_call_insn: a BRANCH edge), and of
         those the jump points, where a path's history gets an entry as it arrives
         (mark_jmp_point: all but the jumps and calls themselves).  One pass over the
-        slots, derived afresh for each program (a process-wide cache of them cost
-        more in look-ups than the pass)."""
-        cdef Py_ssize_t n = self.nslots, pc, cls
+        slots, each slot's part made once per Insn (_slot_facts): a process-wide cache
+        of whole programs cost more in look-ups than the pass."""
+        cdef Py_ssize_t n = self.nslots, pc
         insns, ops = self.insns, self.ops
         cdef bytearray flags = bytearray(n + 2)
         cdef bytearray kind = bytearray(n)
         cdef unsigned char *fl = flags
-        cdef unsigned char k
         cdef list mov_k = [None] * n
         callback_calls = set()
         cdef Fields *fields = <Fields *>PyMem_Calloc(n, sizeof(Fields))
@@ -124,63 +123,30 @@ cdef class Walk:
         self.fields = fields
         cdef list lddws = []
         cdef bint kfunc_calls = False, throws = False
+        cdef tuple t
+        cdef int x
         for pc in range(n):
             op = ops[pc]
             if op is None:
                 continue
-            insn = insns[pc]
-            code = op.code
-            fields[pc] = Fields(code, insn.dst, insn.src, insn.off, insn.imm, op.size)
-            cls = code & 0x07
-            f = op.form
-            k = 0
-            if cls == BPF_JMP or cls == BPF_JMP32:
-                fl[pc] |= IS_JMP
-            if cls == BPF_ALU64 or cls == BPF_JMP:
-                k |= IS_64
-            if (insn.dst == BPF_REG_10 or insn.src == BPF_REG_10) and \
-                    structure.writes_r10(op, insn):
-                k |= WRITES_R10
-            if f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
-                    f is F_ALU_XOFF_X or f is F_NEG or f is F_END:
-                k |= IS_ALU
-                if f is F_ALU_K and code & 0xF0 == BPF_MOV and not k & WRITES_R10:
-                    # a mov of an immediate: (dst, its constant), which explore makes
-                    mov_k[pc] = (insn.dst, insn.imm if k & IS_64 else insn.imm & 0xFFFFFFFF)
-                elif f is F_END and (cls == BPF_ALU64 or not op.is_to_le):
-                    k |= SWAP
-            elif f is F_LDX and op.is_sign_extending_load:
-                k |= SIGN_LOAD
-            kind[pc] = k
-            if f is F_JCC_K or f is F_JCC_X or f is F_MAY_GOTO:
-                fl[pc] |= PRUNE
-                _point(fl, n, pc + 1 + insn.off, PRUNE | JMP_POINT)
-                if f is F_MAY_GOTO:
-                    fl[pc] |= MAY_GOTO | FORCED
-            elif f is F_JA:
-                _point(fl, n, pc + 1 + insn.off, PRUNE | JMP_POINT)
-            elif f is F_JA32:
-                _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
-            elif f is F_CALL:
-                _point(fl, n, pc + 1, PRUNE | JMP_POINT)
-                if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
-                    kfunc_calls = True
-                    throws = throws or is_throw(op, insn)
-                if is_iter_next(insn):
-                    fl[pc] |= ITER_NEXT | FORCED | PRUNE
-                if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
-                    callback_calls.add(pc)
-                    fl[pc] |= CALLS_CALLBACK | FORCED | PRUNE | JMP_POINT
-            elif f is F_CALL_LOCAL:
-                fl[pc] |= PRUNE
-                _point(fl, n, pc + 1, PRUNE | JMP_POINT)
-                _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
-            elif f is F_LDDW:
+            t = _slot_facts(op, insns[pc])
+            fields[pc] = Fields(t[1], t[2], t[3], t[4], t[5], t[6])
+            fl[pc] |= <unsigned char>t[7]
+            kind[pc] = <unsigned char>t[8]
+            mov_k[pc] = t[9]
+            x = t[12]
+            if x & X_A:
+                _point(fl, n, pc + <Py_ssize_t>t[10], PRUNE | JMP_POINT)
+            if x & X_B:
+                _point(fl, n, pc + <Py_ssize_t>t[11], PRUNE | JMP_POINT)
+            if x & X_CALLBACK:
+                callback_calls.add(pc)
+            if x & X_LDDW:
                 lddws.append(pc)
-                if op.disc_value == BPF_PSEUDO_FUNC:
-                    fl[pc] |= PRUNE
-                    _point(fl, n, pc + 2, PRUNE | JMP_POINT)
-                    _point(fl, n, pc + 1 + insn.imm, PRUNE | JMP_POINT)
+            if x & X_KFUNC:
+                kfunc_calls = True
+            if x & X_THROW:
+                throws = True
         self.slot_flags, self.slot_kind, self.mov_k = bytes(flags), bytes(kind), mov_k
         self.callback_calls = callback_calls
         self.lddws, self.kfunc_calls, self.throws = lddws, kfunc_calls, throws
@@ -974,6 +940,86 @@ cdef class Walk:
         live = self.live
         return [live[(<Frame>frames[i + 1]).callsite] if i + 1 < n else live[pc]
                 for i in range(n)]
+
+
+# _slot_facts' bits besides the slot's flags and kind: it names a point at its first
+# (X_A) and second (X_B) relative target, calls a callback (X_CALLBACK), is an lddw
+# (X_LDDW), a kfunc call (X_KFUNC), a bpf_throw call (X_THROW)
+cdef enum:
+    X_A = 1
+    X_B = 2
+    X_CALLBACK = 4
+    X_LDDW = 8
+    X_KFUNC = 16
+    X_THROW = 32
+
+
+cdef dict _FACTS = {}
+cdef Py_ssize_t _FACTS_MAX = 65536
+
+
+cdef tuple _slot_facts(op, insn):
+    """build_tables' answers for one slot, its points relative to it: (insn, its six
+    Fields, its slot_flags bits, its slot_kind, its mov_k, the two targets, the X_*
+    bits).  Made once per Insn object (isa.unpack_program gives the same one for the
+    same bytes; the entry holds it, so its id names no other object while there)."""
+    hit = _FACTS.get(id(insn))
+    if hit is not None and (<tuple>hit)[0] is insn:
+        return <tuple>hit
+    cdef int code = op.code, cls = code & 0x07, own = 0, k = 0, x = 0
+    cdef long long a = 0, b = 0
+    f = op.form
+    mov = None
+    if cls == BPF_JMP or cls == BPF_JMP32:
+        own |= IS_JMP
+    if cls == BPF_ALU64 or cls == BPF_JMP:
+        k |= IS_64
+    if (insn.dst == BPF_REG_10 or insn.src == BPF_REG_10) and \
+            structure.writes_r10(op, insn):
+        k |= WRITES_R10
+    if f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
+            f is F_ALU_XOFF_X or f is F_NEG or f is F_END:
+        k |= IS_ALU
+        if f is F_ALU_K and code & 0xF0 == BPF_MOV and not k & WRITES_R10:
+            # a mov of an immediate: (dst, its constant), which explore makes
+            mov = (insn.dst, insn.imm if k & IS_64 else insn.imm & 0xFFFFFFFF)
+        elif f is F_END and (cls == BPF_ALU64 or not op.is_to_le):
+            k |= SWAP
+    elif f is F_LDX and op.is_sign_extending_load:
+        k |= SIGN_LOAD
+    if f is F_JCC_K or f is F_JCC_X or f is F_MAY_GOTO:
+        own |= PRUNE
+        x, a = X_A, 1 + insn.off
+        if f is F_MAY_GOTO:
+            own |= MAY_GOTO | FORCED
+    elif f is F_JA:
+        x, a = X_A, 1 + insn.off
+    elif f is F_JA32:
+        x, a = X_A, 1 + insn.imm
+    elif f is F_CALL:
+        x, a = X_A, 1
+        if op.disc_value == isa.BPF_PSEUDO_KFUNC_CALL:
+            x |= X_KFUNC
+            if is_throw(op, insn):
+                x |= X_THROW
+        if is_iter_next(insn):
+            own |= ITER_NEXT | FORCED | PRUNE
+        if not op.disc_value and insn.imm in CALLBACK_HELPERS or calls_less(insn):
+            x |= X_CALLBACK
+            own |= CALLS_CALLBACK | FORCED | PRUNE | JMP_POINT
+    elif f is F_CALL_LOCAL:
+        own |= PRUNE
+        x, a, b = X_A | X_B, 1, 1 + insn.imm
+    elif f is F_LDDW:
+        x = X_LDDW
+        if op.disc_value == BPF_PSEUDO_FUNC:
+            own |= PRUNE
+            x, a, b = X_LDDW | X_A | X_B, 2, 1 + insn.imm
+    if len(_FACTS) >= _FACTS_MAX:
+        _FACTS.clear()
+    hit = _FACTS[id(insn)] = (insn, code, insn.dst, insn.src, insn.off, insn.imm, op.size,
+                              own, k, mov, a, b, x)
+    return <tuple>hit
 
 
 cdef inline void _point(unsigned char *flags, Py_ssize_t n, Py_ssize_t pc,

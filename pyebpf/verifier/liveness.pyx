@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, boundscheck=True, wraparound=True, cdivision=False
 """Stack slot liveness as the 6.18 kernel computes it (``kernel/bpf/liveness.c``), so
 that a stored state forgets the stack slots no later instruction reads before it is
 compared (``clean_live_states``, ``clean_func_state``).
@@ -69,7 +70,8 @@ class StackLiveness:
         self.ends = list(starts[1:]) + [n]
         self.calls_callback = calls_callback
         self.instances: dict[tuple, _Instance] = {}
-        self.succ, self.pred = succ, predecessors(succ)
+        self.succ = succ
+        self._pred = None       # predecessors(succ), made when a path first marks a slot
         self.writes: dict[int, int] = {}    # frame -> slots written by this instruction
         self.stale = False      # an instance has marks ``update`` has not propagated
 
@@ -166,7 +168,9 @@ class StackLiveness:
     def _update(self, inst: _Instance) -> None:
         """update_instance: live_before and must_write_acc to their fixed point, from
         the instructions whose marks changed."""
-        start, succ, pred = inst.start, self.succ, self.pred
+        if self._pred is None:
+            self._pred = predecessors(self.succ)
+        start, succ, pred = inst.start, self.succ, self._pred
         n = inst.n
         if inst.dropped:
             for f in range(len(inst.chain)):
