@@ -57,6 +57,9 @@ include "skbuff.pxi"
 # --- memory ------------------------------------------------------------------------
 
 cdef uint8_t* _fault_mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept nogil:
+    cdef uint8_t* p = vm_arena_mem(vm, addr, size, write) if vm.nmaps else NULL
+    if p != NULL:
+        return p
     vm.status = STATUS_MEM_FAULT
     vm.fault_addr = addr
     vm.fault_size = size
@@ -3261,6 +3264,7 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 include "helpers.pxi"
 include "map_memory.pxi"
 include "maps.pxi"
+include "arena.pxi"
 include "lru.pxi"
 include "held_sockets.pxi"
 include "sockmap.pxi"

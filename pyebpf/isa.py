@@ -429,6 +429,12 @@ BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
+# arenas (kernel/bpf/arena.c): a user fault on a page no program allocated is SIGSEGV
+# (arena_vm_fault), and addr_space_cast to user space keeps only the low 32 bits
+BPF_F_SEGV_ON_FAULT = 1 << 17
+BPF_F_NO_USER_CONV = 1 << 18
+# the most an arena spans (arena_map_alloc: max_entries pages, SZ_4G at most)
+ARENA_MAX_BYTES = 1 << 32
 BPF_F_CLONE = 1 << 9         # local storage: a clone of the socket gets the storage too
 BPF_F_SLEEPABLE = 1 << 4     # BPF_PROG_LOAD's prog_flags: libbpf's for SEC("syscall")
 # the *_storage_get helpers' flag (bpf_sk_storage_get's older name for it)
@@ -1069,7 +1075,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_", "TIMER_CLOCK_")
-_C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
+_C_NAMES = ("INSN_SIZE", "PAGE_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB", "BPF_DYNPTR_TYPE_SKB_META",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",

@@ -216,10 +216,20 @@ cdef class Map:
         is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; a ``BPF_F_RDONLY`` map (its fd
         read-only: do_mmap drops VM_SHARED) is EACCES writable and EINVAL read-only, a
         ``BPF_F_WRONLY`` one EACCES.  A pinned map cannot be mapped (its values live in
-        its pin file): ENOTSUPP."""
+        its pin file): ENOTSUPP.
+
+        An arena's mapping is its pages, ``max_entries * 4096`` bytes, the view's first
+        byte at ``user_vm_start`` when the arena got the address it asked for
+        (``map_extra``; else at the address pyebpf chose, which ``user_vm_start`` is).
+        A page user space touches is allocated, as ``arena_vm_fault`` allocates it; with
+        ``BPF_F_SEGV_ON_FAULT`` the touch is SIGSEGV, as the kernel sends."""
         from .btf.fields import has_special_fields
         cdef MapStore* m = self._m
         what = f"map {self._label()}: mmap"
+        if m.type == BPF_MAP_TYPE_ARENA:
+            if self._pin is not None:
+                raise MapError(ENOTSUPP, f"{what}: a pinned map cannot be mapped in pyebpf")
+            return memoryview(_MapValues(self, writable))
         if m.type != BPF_MAP_TYPE_ARRAY or m.ncpu != 1 or (
                 self.value_type is not None and has_special_fields(self.value_type)):
             raise MapError(ENOTSUPP, f"{what}: only arrays without BTF-found fields in "
@@ -388,8 +398,18 @@ cdef class Map:
         return self._m.lru_ncpu if _is_lru(self._m) or self._m.type == BPF_MAP_TYPE_CPUMAP else 0
 
     @property
+    def user_vm_start(self):
+        """Arenas: the address of their first page, as programs and user space see it
+        (``map_extra`` when given, else the address of ``mmap()``'s view); None for
+        other maps."""
+        return self._m.arena.user_vm_start if self._m.arena != NULL else None
+
+    @property
     def map_extra(self):
-        """Bloom filters: the number of hash functions (map_extra as created, 0: 5)."""
+        """Bloom filters: the number of hash functions (map_extra as created, 0: 5);
+        arenas: the user address asked for (0: none)."""
+        if self._m.type == BPF_MAP_TYPE_ARENA:
+            return self._m.map_extra
         return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
 
     cdef bytes _key(self, key):
@@ -475,6 +495,8 @@ cdef class Map:
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
                             BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_lookup_elem
+            self._fail(-EINVAL, "lookup (an arena's pages are mmap()'s)", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
         if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
@@ -542,6 +564,8 @@ cdef class Map:
             return self._set_program(k, value, flags)
         if self._m.inner != NULL:
             return self._set_inner(k, value, flags)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_update_elem
+            self._fail(-EOPNOTSUPP, "update (an arena's pages are mmap()'s)", k)
         if self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
             return self._set_cgroup(k, value, flags)
         if _is_sock_map(self._m):
@@ -801,6 +825,8 @@ cdef class Map:
             self._fail(-EINVAL, "delete (queues and stacks pop)", k)
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "delete (a bloom filter only grows)", k)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_delete_elem
+            self._fail(-EOPNOTSUPP, "delete (an arena has no elements)", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -1217,6 +1243,8 @@ cdef class Map:
             self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_get_next_key
+            self._fail(-EOPNOTSUPP, "next_key (an arena has no keys)", b"")
         if _is_local_storage(self._m):
             self._fail(-ENOTSUPP, "next_key (local storage: keys() lists the owners)", b"")
         if _is_cgroup_storage(self._m):
@@ -1301,7 +1329,7 @@ cdef class Map:
 
     def __len__(self):
         if self._m.type in (BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF,
-                            BPF_MAP_TYPE_BLOOM_FILTER):
+                            BPF_MAP_TYPE_BLOOM_FILTER, BPF_MAP_TYPE_ARENA):
             return 0
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._m.prod_pos - self._m.cons_pos
@@ -1418,8 +1446,12 @@ cdef class _MapValues:
 
     def __getbuffer__(self, Py_buffer* buf, int flags):
         cdef MapStore* m = self.map._m
-        PyBuffer_FillInfo(buf, self, m.values, <Py_ssize_t>_page_round(m.values_len),
-                          not self.writable, flags)
+        if m.arena != NULL:
+            PyBuffer_FillInfo(buf, self, m.arena.base,
+                              <Py_ssize_t>m.arena.npages * PAGE_SIZE, not self.writable, flags)
+        else:
+            PyBuffer_FillInfo(buf, self, m.values, <Py_ssize_t>_page_round(m.values_len),
+                              not self.writable, flags)
         if self.writable:
             self.map._write_maps += 1
 
