@@ -764,6 +764,13 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
             _label(OP_MOVSX32_64)
             r[d] = <uint64_t><int64_t><int32_t>r[s]
             if TraceMode is _Threaded: _step(i, cases)
+        elif op == OP_ADDR_SPACE_CAST:
+            _label(OP_ADDR_SPACE_CAST)
+            if imm and <uint32_t>r[s]:
+                r[d] = (imm & <uint64_t>0xFFFFFFFF00000000) | <uint32_t>r[s]
+            else:
+                r[d] = <uint32_t>r[s]
+            if TraceMode is _Threaded: _step(i, cases)
         elif op == OP_MOVSX8_32:
             _label(OP_MOVSX8_32)
             r[d] = <uint32_t><int32_t><int8_t>r[s]
@@ -5004,7 +5011,26 @@ cdef class Program:
                 c.imm = self._kfunc_id(pc, imm)
             else:
                 c.imm = <uint64_t><int64_t>imm
+        self._arena_casts(n)
         _block_lengths(self._code, n, self._blocks)
+
+    cdef _arena_casts(self, uint32_t n):
+        """addr_space_cast as the kernel runs it: to address space 0, or to 1 in an arena
+        with BPF_F_NO_USER_CONV, a 32-bit mov (do_misc_fixups), decoded imm 0; to 1 the
+        JIT's conversion by the program's arena's user_vm_start, decoded as it with bit
+        0 set (isa._alu_case)."""
+        cdef uint32_t pc
+        cdef Insn* c
+        cdef Map arena = next((m for m in self.maps if (<Map>m)._m.arena != NULL), None)
+        for pc in range(n):
+            c = &self._code[pc]
+            if c.op != OP_ADDR_SPACE_CAST:
+                continue
+            if c.imm == 1 << 16 and arena is not None and \
+                    not arena._m.flags & BPF_F_NO_USER_CONV:
+                c.imm = arena._m.arena.user_vm_start | 1
+            else:
+                c.imm = 0
 
     cdef _stack_zero(self, bytes raw, dict depths):
         """How much of a frame a run zeroes when it enters a function (ProgCore.stack_zero
@@ -5108,6 +5134,12 @@ cdef class Program:
             self._nmaps = len(self.maps)
         if op.disc_value == _isa.BPF_PSEUDO_MAP_FD:
             return <uintptr_t>m._m
+        if m._m.arena != NULL:
+            # arena_map_direct_value_addr: an __arena global's user address
+            if offset > <uint64_t>m._m.arena.npages * PAGE_SIZE:
+                raise LoadError(f"pc {pc}: offset {offset} is past the arena (map fd {lo}): "
+                                "ERANGE")
+            return m._m.arena.user_vm_start + offset
         if m._m.type != BPF_MAP_TYPE_ARRAY or offset >= m._m.value_size:
             raise LoadError(f"pc {pc}: direct value access needs an array map and an offset "
                             f"below its value size (map fd {lo}, offset {offset})")

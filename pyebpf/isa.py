@@ -88,6 +88,8 @@ BPF_PSEUDO_MAP_IDX = 5
 BPF_PSEUDO_MAP_IDX_VALUE = 6
 BPF_PSEUDO_CALL = 1
 BPF_PSEUDO_KFUNC_CALL = 2
+# a mov's off that makes it addr_space_cast (arenas: between address spaces 0 and 1)
+BPF_ADDR_SPACE_CAST = 1
 
 # Registers and machine limits.
 BPF_REG_0, BPF_REG_1, BPF_REG_10 = 0, 1, 10
@@ -752,6 +754,8 @@ class Form:
 F_ALU_K = Form("alu_k", True, False, Field.UNUSED, Field.S32)
 F_ALU_X = Form("alu_x", True, True, Field.UNUSED, Field.UNUSED)
 F_ALU_SX = Form("alu_sx", True, True, Field.FIXED, Field.UNUSED)      # movsx: off = width
+# addr_space_cast (off = BPF_ADDR_SPACE_CAST): imm = dst address space << 16 | src's
+F_ADDR_SPACE_CAST = Form("addr_space_cast", True, True, Field.FIXED, Field.S32)
 F_ALU_XOFF_K = Form("alu_off_k", True, False, Field.FIXED, Field.S32)  # sdiv/smod imm
 F_ALU_XOFF_X = Form("alu_off_x", True, True, Field.FIXED, Field.UNUSED)
 F_NEG = Form("neg", True, False, Field.UNUSED, Field.UNUSED)
@@ -864,6 +868,8 @@ def _build_table() -> tuple[Op, ...]:
         add(f"NEG{bits}", cls | BPF_NEG, "neg" + sfx, F_NEG)
     for w in (8, 16, 32):
         add(f"MOVSX{w}_64", BPF_ALU64 | BPF_MOV | BPF_X, f"movsx{w}64", F_ALU_SX, "off", w, w // 8)
+    add("ADDR_SPACE_CAST", BPF_ALU64 | BPF_MOV | BPF_X, "addr_space_cast", F_ADDR_SPACE_CAST,
+        "off", BPF_ADDR_SPACE_CAST)
     for w in (8, 16):
         add(f"MOVSX{w}_32", BPF_ALU | BPF_MOV | BPF_X, f"movsx{w}32", F_ALU_SX, "off", w, w // 8)
     for w in (16, 32, 64):
@@ -1241,6 +1247,14 @@ def _alu_case(op: Op) -> list[str]:
         return [f"r[d] = {trunc(f'0 - {u}r[d]')}"]
     if op.form is F_ALU_SX:
         return [f"r[d] = {U}{S}<int{op.size * 8}_t>r[s]"]
+    if op.form is F_ADDR_SPACE_CAST:
+        # the decoder's imm: 0 for a 32-bit mov (to address space 0, which the kernel's
+        # do_misc_fixups makes of it, or to 1 with BPF_F_NO_USER_CONV), else the arena's
+        # user_vm_start with bit 0 set: the JIT's cast to user space, the high 32 bits
+        # of user_vm_start over the low 32 of src, 0 staying 0
+        return ["if imm and <uint32_t>r[s]:",
+                "    r[d] = (imm & <uint64_t>0xFFFFFFFF00000000) | <uint32_t>r[s]",
+                "else:", "    r[d] = <uint32_t>r[s]"]
     if op.form is F_END:
         w = op.size * 8
         if op.is_to_le:
@@ -1321,7 +1335,8 @@ _MEM_CASES = {
                              "if p == NULL:", "    break",
                              "_atomic(i.op, p, i.size, &r[s], &r[0])"],
 }
-_ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
+_ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END,
+              F_ADDR_SPACE_CAST)
 
 
 # Every case of the interpreter carries one dispatch label per op (labels-as-values

@@ -150,3 +150,144 @@ def test_the_element_commands_are_refused(command, args, expected):
     with pytest.raises(MapError) as exc:
         getattr(arena(), command)(*args)
     assert exc.value.errno == expected
+
+
+# --- C programs: __arena globals, as libbpf loads them ---------------------------------
+
+ARENA_PRELUDE = """
+#define __arena __attribute__((address_space(1)))
+struct {
+    __uint(type, 33 /* BPF_MAP_TYPE_ARENA */);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 4);
+} arena SEC(".maps");
+"""
+
+COUNTERS = ARENA_PRELUDE + """
+struct slot { __u64 hits; __u32 len; };
+struct slot __arena slots[16];
+__u64 __arena total;
+
+SEC("tc") int count(struct __sk_buff *skb)
+{
+    __u32 i = skb->len & 15;
+    slots[i].hits++;
+    slots[i].len = skb->len;
+    total += skb->len;
+    return 0;
+}
+"""
+
+# a list in the arena, its nodes from a pool there: each run pushes a node and sums
+# the list through the pointers stored in the arena (address space 1: the compiler
+# casts them to user addresses when it stores them and back when it follows them)
+LIST = ARENA_PRELUDE + """
+struct node { struct node __arena *next; __u64 value; };
+struct state { struct node pool[32]; struct node __arena *head; __u32 used; __u64 sum; };
+struct state __arena st;
+
+SEC("tc") int push_and_sum(struct __sk_buff *skb)
+{
+    __u32 i = st.used;
+    struct node __arena *n;
+    __u64 sum = 0;
+    int k;
+
+    if (i >= 32)
+        return 0;
+    n = &st.pool[i];
+    st.used = i + 1;
+    n->value = skb->len;
+    n->next = st.head;
+    st.head = n;
+    n = st.head;
+    for (k = 0; k < 32 && n; k++) {
+        sum += n->value;
+        n = n->next;
+    }
+    st.sum = sum;
+    return 0;
+}
+"""
+
+
+def _load(source, tmp_path):
+    import pyebpf
+    from bpfc import compile_object
+    path = tmp_path / "arena.o"
+    path.write_bytes(compile_object(source))
+    return pyebpf.load(str(path), pin=False)
+
+
+def test_arena_globals_are_counted_as_the_c_code_counts(tmp_path):
+    import struct
+    obj = _load(COUNTERS, tmp_path)
+    lengths = [60, 61, 60, 75, 1500]
+    for n in lengths:
+        obj.programs["count"].run(bytes(n))
+    view = obj.maps["arena"].mmap()
+    want = {i: [0, 0] for i in range(16)}
+    for n in lengths:
+        want[n & 15][0] += 1
+        want[n & 15][1] = n
+    assert {i: list(struct.unpack_from("<QI", view, 16 * i)) for i in range(16)} == want
+    assert struct.unpack_from("<Q", view, 256)[0] == sum(lengths)
+
+
+def test_a_list_in_the_arena_is_walked_through_its_user_addresses(tmp_path):
+    import struct
+    obj = _load(LIST, tmp_path)
+    arena_map = obj.maps["arena"]
+    for n in (60, 70, 80):
+        obj.programs["push_and_sum"].run(bytes(n))
+    view = arena_map.mmap()
+    head, used, total = struct.unpack_from("<QIxxxxQ", view, 32 * 16)
+    assert (used, total) == (3, 210)
+    # cast_user: the pointer stored is the user address of pool[2]
+    assert head == arena_map.user_vm_start + 2 * 16
+    assert struct.unpack_from("<Q", view, 2 * 16)[0] == arena_map.user_vm_start + 16
+
+
+def test_the_arena_globals_start_the_arena(tmp_path):
+    obj = _load(COUNTERS, tmp_path)
+    obj.programs["count"].run(bytes(60))
+    assert obj.maps["arena"].mmap()[12 * 16] == 1
+
+
+# --- the verifier's refusals (check_alu_op, add_used_map) -----------------------------
+
+def _refusal(text):
+    from pyebpf import Program
+    from pyebpf.errors import VerifierError
+    with pytest.raises(VerifierError) as exc:
+        Program.from_asm(text, "sched_cls")
+    return str(exc.value)
+
+
+def test_a_cast_without_an_arena_is_refused():
+    assert _refusal("r2 = addr_space_cast(r1, 0x0, 0x1)\nr0 = 0\nexit").endswith(
+        "addr_space_cast insn can only be used in a program that has an associated arena")
+
+
+@pytest.mark.parametrize("spaces", ["0x0, 0x2", "0x1, 0x1", "0x2, 0x0"])
+def test_a_cast_between_other_address_spaces_is_refused(spaces):
+    a = arena()
+    text = f"r3 = map_fd({a.fd:#x}) ll\nr2 = addr_space_cast(r1, {spaces})\nr0 = 0\nexit"
+    assert _refusal(text).endswith(
+        "addr_space_cast insn can only convert between address space 1 and 0")
+
+
+def test_a_second_arena_is_refused():
+    a, b = arena(), arena()
+    text = f"r2 = map_fd({a.fd:#x}) ll\nr3 = map_fd({b.fd:#x}) ll\nr0 = 0\nexit"
+    assert _refusal(text).endswith("Only one arena per program")
+
+
+def test_a_load_through_a_cast_pointer_is_accepted_unchecked():
+    from pyebpf import Program
+    a = arena()
+    a.mmap()[8] = 9
+    prog = Program.from_asm(f"r3 = map_fd({a.fd:#x}) ll\nr1 = {a.user_vm_start:#x} ll\n"
+                            "r2 = addr_space_cast(r1, 0x0, 0x1)\n"
+                            "r0 = *(u64 *)(r2 + 8)\nexit", "sched_cls")
+    assert prog.run(bytes(60)).retval == 9

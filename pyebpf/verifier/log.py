@@ -41,6 +41,9 @@ def insn_text(insns, pc: int) -> str:
         return f"{head}{r}{insn.dst} {sym} {src}"
     if f is isa.F_NEG:
         return f"{head}{r}{insn.dst} = -{r}{insn.dst}"
+    if f is isa.F_ADDR_SPACE_CAST:
+        return (f"{head}r{insn.dst} = addr_space_cast(r{insn.src}, "
+                f"{(insn.imm & 0xFFFFFFFF) >> 16}, {insn.imm & 0xFFFF})")
     if f is isa.F_END:
         return f"{head}r{insn.dst} = {op.mnemonic} r{insn.dst}"
     if f is isa.F_LDX:
