@@ -291,3 +291,64 @@ def test_a_load_through_a_cast_pointer_is_accepted_unchecked():
                             "r2 = addr_space_cast(r1, 0x0, 0x1)\n"
                             "r0 = *(u64 *)(r2 + 8)\nexit", "sched_cls")
     assert prog.run(bytes(60)).retval == 9
+
+
+def _through_cast(a, body, prog_type="sched_cls", **kwargs):
+    from pyebpf import Program
+    return Program.from_asm(f"r3 = map_fd({a.fd:#x}) ll\nr1 = {a.user_vm_start:#x} ll\n"
+                            f"r2 = addr_space_cast(r1, 0x0, 0x1)\n{body}", prog_type,
+                            **kwargs)
+
+
+def test_an_arena_pointer_spilled_and_filled_stays_one():
+    a = arena()
+    a.mmap()[0] = 5
+    prog = _through_cast(a, "*(u64 *)(r10 - 8) = r2\nr4 = *(u64 *)(r10 - 8)\n"
+                            "r0 = *(u64 *)(r4 + 0)\nexit")
+    assert prog.run(bytes(60)).retval == 5
+
+
+def test_an_atomic_through_an_arena_pointer_is_unchecked():
+    a = arena()
+    a.mmap()[0] = 5
+    prog = _through_cast(a, "r5 = 3\nlock *(u64 *)(r2 + 1) += r5\nr0 = 0\nexit")
+    prog.run(bytes(60))
+    assert a.mmap()[1] == 3
+
+
+def test_an_arena_pointer_is_no_helper_memory():
+    from pyebpf.errors import VerifierError
+    with pytest.raises(VerifierError) as exc:
+        _through_cast(arena(), "r1 = r2\nr2 = 8\nr3 = 0\ncall bpf_probe_read_kernel\n"
+                               "r0 = 0\nexit")
+    assert "R1 type=arena expected=fp" in str(exc.value)
+
+
+def test_the_jit_runs_the_arena_list_as_the_interpreter_does(tmp_path):
+    import struct
+    from pyebpf import jit
+    if not jit.available():
+        pytest.skip("llvmlite is not installed (pip install 'pyebpf[jit]')")
+    obj = _load(LIST, tmp_path)
+    prog = obj.programs["push_and_sum"]
+    jit.compile(prog)
+    assert prog.jitted
+    for n in (60, 70, 80):
+        prog.run(bytes(n))
+    view = obj.maps["arena"].mmap()
+    assert struct.unpack_from("<QIxxxxQ", view, 32 * 16) == (
+        obj.maps["arena"].user_vm_start + 2 * 16, 3, 210)
+
+
+def test_a_user_touch_of_a_page_not_allocated_is_sigsegv_with_segv_on_fault():
+    import signal
+    import subprocess
+    import sys
+    from conftest import child_python
+    env, cwd = child_python()
+    code = ("from pyebpf import Map\n"
+            f"a = Map.create('arena', 0, 0, 2, flags={BPF_F_MMAPABLE | BPF_F_SEGV_ON_FAULT})\n"
+            "a.mmap()[0]\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
+                          capture_output=True)
+    assert done.returncode == -signal.SIGSEGV

@@ -813,7 +813,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         # check_atomic_rmw's check_mem_access(..., strict_alignment_once): every atomic
         # access is aligned, whatever the pointer (check_ptr_alignment, strict)
         at = tnum.add(dst.var, tnum.const(dst.off + insn.off))
-        if not tnum.is_aligned(at, op.size):
+        if dst.type != PTR_TO_ARENA and not tnum.is_aligned(at, op.size):
+            # check_ptr_alignment: an arena pointer's accesses are never checked
             self.refuse(pc, f"misaligned {_ALIGN_DESC.get(dst.type, '')}access off "
                             f"{tnum.text(dst.var)}+{dst.off}+{insn.off} size {op.size}")
         fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
