@@ -884,6 +884,16 @@ class _Reader:
         values_at, pinning, map_extra = None, LIBBPF_PIN_NONE, 0
         for m in t.members:
             mt = self.btf.type(m.type_id, t).resolve()
+            if m.name == "map_extra" and mt.kind in (_btf.Kind.ENUM, _btf.Kind.ENUM64):
+                # __ulong(map_extra, V): an enum of one member, V (get_map_field_long;
+                # an ENUM's value is its u32)
+                if len(mt.members) != 1:
+                    raise fail(f"field 'map_extra' must be __ulong(map_extra, V): an enum "
+                               f"of one member, not {len(mt.members)}")
+                value = mt.members[0].value
+                map_extra = value & 0xFFFFFFFF if mt.kind == _btf.Kind.ENUM else \
+                    value & 0xFFFF_FFFF_FFFF_FFFF
+                continue
             if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
                           "pinning", "numa_node", "map_extra"):
                 arr = mt.target.resolve() if mt.kind == _btf.Kind.PTR else None

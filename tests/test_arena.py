@@ -352,3 +352,13 @@ def test_a_user_touch_of_a_page_not_allocated_is_sigsegv_with_segv_on_fault():
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
                           capture_output=True)
     assert done.returncode == -signal.SIGSEGV
+
+
+def test_ulong_map_extra_asks_for_the_arenas_address(tmp_path):
+    # bpf_helpers.h's __ulong (libbpf 1.4 on): an enum of one member, the value
+    ulong = ("#define __cat(a, b) a ## b\n#define __uniq(n) __cat(__unique_value, n)\n"
+             "#define __ulong(name, val) enum { __uniq(__COUNTER__) = val } name\n")
+    source = ulong + COUNTERS.replace("__uint(max_entries, 4);",
+                                      "__uint(max_entries, 4);\n    __ulong(map_extra, 2ull << 40);")
+    arena_map = _load(source, tmp_path).maps["arena"]
+    assert arena_map.map_extra == arena_map.user_vm_start == 2 << 40
