@@ -362,3 +362,10 @@ def test_ulong_map_extra_asks_for_the_arenas_address(tmp_path):
                                       "__uint(max_entries, 4);\n    __ulong(map_extra, 2ull << 40);")
     arena_map = _load(source, tmp_path).maps["arena"]
     assert arena_map.map_extra == arena_map.user_vm_start == 2 << 40
+
+
+def test_an_arena_is_not_pinned():
+    from pyebpf.errors import PinError
+    with pytest.raises(PinError) as exc:
+        arena().pin("arena-not-pinned")
+    assert exc.value.errno == errno.EOPNOTSUPP
