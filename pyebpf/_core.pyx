@@ -4504,6 +4504,10 @@ cdef bint _int_fields(dict fields):
 
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
 # the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
+# an ALU64 op -> its ALU32 op, which one on an arena pointer becomes (_specialise_loads)
+cdef dict _ALU32_OF = {o.id: _isa.OPS_BY_NAME[o.name.replace("64", "32")].id for o in _isa.OPS
+                       if o.form in (_isa.F_ALU_K, _isa.F_ALU_X, _isa.F_ALU_XOFF_K,
+                                     _isa.F_ALU_XOFF_X) and o.name.replace("64", "32") != o.name}
 cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
                            _vstate.PTR_TO_PACKET: _isa.LOAD_HINTS["packet"],
                            _vstate.PTR_TO_MAP_VALUE: _isa.LOAD_HINTS["map_value"]}
@@ -5067,6 +5071,11 @@ cdef class Program:
             return      # pt_regs is a plain read-only region: its loads need no field table
         for pc, kind in kinds.items():
             c = &self._code[<uint32_t>pc]
+            if kind == _vstate.PTR_TO_ARENA and c.op in _ALU32_OF:
+                # do_misc_fixups: an ALU64 op on an arena pointer runs as its ALU32 op
+                # (the verifier's needs_zext), on every path
+                c.op = _ALU32_OF[c.op]
+                continue
             if not (c.op == OP_LDX8 or c.op == OP_LDX16 or c.op == OP_LDX32 or
                     c.op == OP_LDX64):
                 continue

@@ -369,3 +369,13 @@ def test_an_arena_is_not_pinned():
     with pytest.raises(PinError) as exc:
         arena().pin("arena-not-pinned")
     assert exc.value.errno == errno.EOPNOTSUPP
+
+
+def test_64_bit_arithmetic_on_an_arena_pointer_keeps_32_bits():
+    # needs_zext: the kernel runs the ALU64 op as its ALU32 form
+    # (the pointer is stored in the arena and loaded back as a scalar to be looked at)
+    a = arena()
+    a.mmap()[0] = 0
+    prog = _through_cast(a, "r3 = 0x100000008 ll\nr2 += r3\n*(u64 *)(r2 + 0) = r2\n"
+                            "r0 = *(u64 *)(r2 + 0)\nr0 >>= 32\nexit")
+    assert prog.run(bytes(60)).retval == 0

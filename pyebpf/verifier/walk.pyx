@@ -625,6 +625,10 @@ cdef class Walk:
             # (with a scalar destination, the arena pointer's copy)
             if dst.type != PTR_TO_ARENA:
                 regs[sf.dst] = src.copy()
+            if is64:
+                # needs_zext: do_misc_fixups makes the instruction its ALU32 form (the
+                # decoder does: pointer_kinds)
+                self.ptr_kinds[pc] = PTR_TO_ARENA
             return
         if dst.type != SCALAR or src.type != SCALAR:
             if self.precision and f.src:
