@@ -379,3 +379,50 @@ def test_64_bit_arithmetic_on_an_arena_pointer_keeps_32_bits():
     prog = _through_cast(a, "r3 = 0x100000008 ll\nr2 += r3\n*(u64 *)(r2 + 0) = r2\n"
                             "r0 = *(u64 *)(r2 + 0)\nr0 >>= 32\nexit")
     assert prog.run(bytes(60)).retval == 0
+
+
+# a hash table in the arena (open addressing, linear probing), as arena_htab.c keeps one:
+# each run counts its packet's length under that key
+HTAB = ARENA_PRELUDE + """
+#define BUCKETS 64
+struct bucket { __u32 key; __u32 used; __u64 count; };
+struct bucket __arena table[BUCKETS];
+
+static __always_inline __u32 hash(__u32 key) { return (key * 2654435761u) >> 26; }
+
+SEC("tc") int count_lengths(struct __sk_buff *skb)
+{
+    __u32 key = skb->len, i = hash(key), n;
+    struct bucket __arena *b;
+
+    for (n = 0; n < BUCKETS; n++, i = (i + 1) & (BUCKETS - 1)) {
+        b = &table[i];
+        if (b->used && b->key != key)
+            continue;
+        b->used = 1;
+        b->key = key;
+        b->count++;
+        return 0;
+    }
+    return 2;
+}
+"""
+
+
+def test_a_hash_table_in_the_arena_counts_as_the_c_code_counts(tmp_path):
+    import collections
+    import struct
+    obj = _load(HTAB, tmp_path)
+    lengths = [60, 64, 60, 1500, 128, 60, 64, 99, 1500]
+    for n in lengths:
+        assert obj.programs["count_lengths"].run(bytes(n)).retval == 0
+    view = obj.maps["arena"].mmap()
+    table = [struct.unpack_from("<IIQ", view, 16 * i) for i in range(64)]
+    counted = {key: count for key, used, count in table if used}
+    assert counted == collections.Counter(lengths)
+    # each key where the C code's probe from its hash finds it first
+    for key in counted:
+        i = ((key * 2654435761) & 0xFFFFFFFF) >> 26
+        while table[i][0] != key:
+            assert table[i][1]
+            i = (i + 1) % 64
