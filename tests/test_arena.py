@@ -426,3 +426,15 @@ def test_a_hash_table_in_the_arena_counts_as_the_c_code_counts(tmp_path):
         while table[i][0] != key:
             assert table[i][1]
             i = (i + 1) % 64
+
+
+def test_the_log_prints_an_arena_pointer_as_its_type_and_the_cast_as_the_kernel_does():
+    from pyebpf import asm, isa, verifier
+    a = arena()
+    code = asm.assemble(f"r3 = map_fd({a.fd:#x}) ll\nr1 = {a.user_vm_start:#x} ll\n"
+                        "r2 = addr_space_cast(r1, 0x0, 0x1)\nr0 = 0\nexit")
+    log = verifier.verify(isa.unpack_program(code), isa.ProgType.BPF_PROG_TYPE_SCHED_CLS,
+                          log_level=2, maps={a.fd: a}.get).log
+    line = next(x for x in log.splitlines() if "addr_space_cast" in x and ";" in x)
+    assert line.split(";")[0].rstrip() == "4: (bf) r2 = addr_space_cast(r1, 0, 1)"
+    assert "R2=arena" in line.split(";")[1].split()
