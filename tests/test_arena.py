@@ -438,3 +438,28 @@ def test_the_log_prints_an_arena_pointer_as_its_type_and_the_cast_as_the_kernel_
     line = next(x for x in log.splitlines() if "addr_space_cast" in x and ";" in x)
     assert line.split(";")[0].rstrip() == "4: (bf) r2 = addr_space_cast(r1, 0, 1)"
     assert "R2=arena" in line.split(";")[1].split()
+
+
+def _cast_to_user(a, source):
+    """What addr_space_cast to address space 1 makes of ``source`` (asm setting r4 from
+    r2, an arena pointer), stored in the arena's first page and read back there."""
+    a.mmap()[0] = 0
+    prog = _through_cast(a, f"{source}\nr4 = addr_space_cast(r4, 0x1, 0x0)\n"
+                            "*(u64 *)(r2 + 0) = r4\nr0 = 0\nexit")
+    prog.run(bytes(60))
+    return int.from_bytes(a.mmap()[:8], "little")
+
+
+def test_the_cast_to_user_space_puts_back_the_high_32_bits():
+    # the x86 JIT's cast_user: user_vm_start's high half over the low 32 bits
+    a = arena()
+    assert _cast_to_user(a, "r4 = r2\nr4 += 32") == a.user_vm_start + 32
+
+
+def test_the_cast_to_user_space_keeps_0():
+    assert _cast_to_user(arena(), "r4 = 0") == 0
+
+
+def test_the_cast_to_user_space_is_a_32_bit_mov_with_no_user_conv():
+    a = arena(flags=BPF_F_MMAPABLE | BPF_F_NO_USER_CONV)
+    assert _cast_to_user(a, "r4 = r2\nr4 += 32") == (a.user_vm_start + 32) & 0xFFFF_FFFF
