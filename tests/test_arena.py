@@ -463,3 +463,32 @@ def test_the_cast_to_user_space_keeps_0():
 def test_the_cast_to_user_space_is_a_32_bit_mov_with_no_user_conv():
     a = arena(flags=BPF_F_MMAPABLE | BPF_F_NO_USER_CONV)
     assert _cast_to_user(a, "r4 = r2\nr4 += 32") == (a.user_vm_start + 32) & 0xFFFF_FFFF
+
+
+GLOBAL_FUNC = ARENA_PRELUDE + """
+#define __arg_arena __attribute__((btf_decl_tag("arg:arena")))
+struct slot { __u64 hits; };
+struct slot __arena slots[16];
+
+__noinline int bump(struct slot __arena *s __arg_arena)
+{
+    if (!s)
+        return 1;
+    s->hits++;
+    return 0;
+}
+
+SEC("tc") int count(struct __sk_buff *skb)
+{
+    return bump(&slots[skb->len & 15]);
+}
+"""
+
+
+def test_a_global_function_takes_an_arena_argument(tmp_path):
+    import struct
+    obj = _load(GLOBAL_FUNC, tmp_path)
+    for n in (60, 61, 60):
+        assert obj.programs["count"].run(bytes(n)).retval == 0
+    view = obj.maps["arena"].mmap()
+    assert struct.unpack_from("<QQ", view, 12 * 8) == (2, 1)
