@@ -69,6 +69,7 @@ cdef extern from *:
     uint8_t* pyebpf_arena_map(uint64_t want, size_t len, int segv) nogil
     int pyebpf_page_resident(uint8_t* p) nogil
     int munmap(void* addr, size_t len) nogil
+    int mincore(void* addr, size_t len, unsigned char* vec) nogil
 
 
 cdef Arena* arena_new(uint32_t npages, uint64_t map_extra, bint segv) except NULL:
@@ -103,6 +104,23 @@ cdef inline bint arena_page(Arena* a, uint32_t page) noexcept nogil:
         a.present[page] = 1
         return True
     return False
+
+
+cdef int arena_sync(Arena* a) except -1:
+    """Find every page user space has touched allocated (one mincore(2) over the
+    range)."""
+    cdef uint32_t i
+    cdef unsigned char* vec = <unsigned char*>malloc(a.npages)
+    if vec == NULL:
+        raise MemoryError()
+    try:
+        if mincore(a.base, <size_t>a.npages * PAGE_SIZE, vec) == 0:
+            for i in range(a.npages):
+                if vec[i] & 1:
+                    a.present[i] = 1
+    finally:
+        free(vec)
+    return 0
 
 
 cdef uint8_t* arena_mem(Arena* a, uint64_t addr, uint32_t size, bint write) noexcept nogil:

@@ -397,6 +397,15 @@ cdef class Map:
         name (both: the possible CPUs, or ``ncpu=``, at creation); 0 for other maps."""
         return self._m.lru_ncpu if _is_lru(self._m) or self._m.type == BPF_MAP_TYPE_CPUMAP else 0
 
+    def allocated_pages(self):
+        """Arenas: the numbers of their allocated pages, in order (those user space has
+        touched: arena_vm_fault allocated them)."""
+        cdef Arena* a = self._m.arena
+        if a == NULL:
+            raise TypeError(f"map {self._label()} is not an arena")
+        arena_sync(a)
+        return [p for p in range(a.npages) if a.present[p]]
+
     @property
     def user_vm_start(self):
         """Arenas: the address of their first page, as programs and user space see it

@@ -492,3 +492,28 @@ def test_a_global_function_takes_an_arena_argument(tmp_path):
         assert obj.programs["count"].run(bytes(n)).retval == 0
     view = obj.maps["arena"].mmap()
     assert struct.unpack_from("<QQ", view, 12 * 8) == (2, 1)
+
+
+def test_tcsim_dumps_an_arenas_allocated_pages(tmp_path):
+    import json
+    import struct
+    from pathlib import Path
+    from pyebpf.pcap import tcsim
+    from bpfc import compile_object
+    obj = tmp_path / "count.o"
+    obj.write_bytes(compile_object(COUNTERS))
+    capture = Path(__file__).resolve().parent.parent / "examples" / "sample.pcap"
+    assert tcsim.main([str(obj), "-r", str(capture), "-q",
+                       "--dump-maps", str(tmp_path / "maps")]) == 0
+    raw, lengths, at = capture.read_bytes(), [], 24       # pcap: 16-byte record headers
+    while at < len(raw):
+        incl, orig = struct.unpack_from("<II", raw, at + 8)
+        # an outer VLAN tag (802.1Q, 802.1ad) goes to the skb's vlan_tci, out of
+        # skb->len (docs/tcsim.md)
+        tagged = raw[at + 16 + 12:at + 16 + 14] in (b"\x81\x00", b"\x88\xa8")
+        lengths.append(orig - 4 * tagged)
+        at += 16 + incl
+    dumped = json.loads((tmp_path / "maps" / "arena.json").read_text())
+    assert [e["key"] for e in dumped["entries"]] == [0]       # the globals' page
+    page = bytes.fromhex(dumped["entries"][0]["value_hex"])
+    assert struct.unpack_from("<Q", page, 256)[0] == sum(lengths)
