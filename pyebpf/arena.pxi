@@ -123,19 +123,22 @@ cdef int arena_sync(Arena* a) except -1:
     return 0
 
 
-cdef uint8_t* arena_mem(Arena* a, uint64_t addr, uint32_t size, bint write) noexcept nogil:
+cdef uint8_t* arena_mem(Arena* a, uint64_t addr, uint32_t size, bint write,
+                       bint strict) noexcept nogil:
     """The host bytes of an arena access (BPF_PROBE_MEM32: only the low 32 bits of the
     address count): the page's, or for a page not allocated the zero buffer or the
-    sink; NULL for an address in no page of the arena (the kernel's guard)."""
+    sink; so too past the arena's pages (the kernel's 4 GiB area and its guards, all
+    under the exception table), unless ``strict``: then NULL there.  NULL for an
+    access of more than 8 bytes (a helper's memory, never an arena's)."""
     cdef uint32_t off = <uint32_t>addr - <uint32_t>a.user_vm_start
-    cdef uint32_t first = off // PAGE_SIZE, last
-    if size > 8 or first >= a.npages or off + size - 1 < off:
+    cdef uint64_t last = (<uint64_t>off + size - 1) // PAGE_SIZE
+    if size > 8:
         return NULL
-    last = (off + size - 1) // PAGE_SIZE
-    if last >= a.npages:
+    if last < a.npages:
+        if arena_page(a, off // PAGE_SIZE) and arena_page(a, <uint32_t>last):
+            return a.base + off
+    elif strict:
         return NULL
-    if arena_page(a, first) and (last == first or arena_page(a, last)):
-        return a.base + off
     if write:
         memset(a.sink, 0, sizeof(a.sink))       # an atomic's fetch reads 0
         return a.sink
@@ -144,12 +147,15 @@ cdef uint8_t* arena_mem(Arena* a, uint64_t addr, uint32_t size, bint write) noex
 
 cdef uint8_t* vm_arena_mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept nogil:
     """arena_mem of the running program's arena, or NULL: it has none, or the address
-    is its context's (ctx_load's, which follows a failed region check)."""
+    is its context's (ctx_load's, which follows a failed region check).  In a program
+    with an arena every other access no region holds is the arena's (the verifier
+    proved the rest in their regions), but a tracing program's BTF pointer loads
+    (probe_loads), which only the arena's pages take."""
     cdef int k
     if addr - vm.ctx < CTX_SIZE:
         return NULL
     for k in range(vm.nmaps):
         if vm.maps[k].arena != NULL:
             # the verifier allows one arena per program (check_map_prog_compatibility)
-            return arena_mem(vm.maps[k].arena, addr, size, write)
+            return arena_mem(vm.maps[k].arena, addr, size, write, vm.prog.probe_loads)
     return NULL

@@ -517,3 +517,12 @@ def test_tcsim_dumps_an_arenas_allocated_pages(tmp_path):
     assert [e["key"] for e in dumped["entries"]] == [0]       # the globals' page
     page = bytes.fromhex(dumped["entries"][0]["value_hex"])
     assert struct.unpack_from("<Q", page, 256)[0] == sum(lengths)
+
+
+def test_an_access_past_the_arenas_pages_reads_zero_and_does_not_end_the_run():
+    # the kernel's PROBE_MEM32 lands in its 4 GiB area, whose faults its exception
+    # table takes: past the arena's pages as before them
+    a = arena(pages=2)
+    prog = _through_cast(a, "r4 = 7\n*(u64 *)(r2 + 8200) = r4\n"
+                            "r0 = *(u64 *)(r2 + 8200)\nr0 += 1\nexit")
+    assert prog.run(bytes(60)).retval == 1
