@@ -718,7 +718,8 @@ KFUNC_NAMES = (
     "bpf_key_put", "bpf_sk_assign_tcp_reqsk", "bpf_kfunc_call_test_release",
     "bpf_kfunc_call_memb_release", "bpf_dynptr_from_skb_meta", "bpf_crypto_decrypt",
     "bpf_crypto_encrypt", "bpf_crypto_ctx_create", "bpf_crypto_ctx_acquire",
-    "bpf_crypto_ctx_release",
+    "bpf_crypto_ctx_release", "bpf_arena_alloc_pages", "bpf_arena_free_pages",
+    "bpf_arena_reserve_pages",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)

@@ -526,3 +526,33 @@ def test_an_access_past_the_arenas_pages_reads_zero_and_does_not_end_the_run():
     prog = _through_cast(a, "r4 = 7\n*(u64 *)(r2 + 8200) = r4\n"
                             "r0 = *(u64 *)(r2 + 8200)\nr0 += 1\nexit")
     assert prog.run(bytes(60)).retval == 1
+
+
+# --- the arena kfuncs ------------------------------------------------------------------
+
+ALLOC = """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, int);
+    __type(value, long);
+} m SEC(".maps");
+extern void *bpf_arena_alloc_pages(void *map, void *addr, __u32 page_cnt, int node_id,
+                                   __u64 flags) __ksym;
+
+SEC("tc") int alloc(struct __sk_buff *skb)
+{
+    return bpf_arena_alloc_pages(&m, 0, 1, -1, 0) != 0;
+}
+"""
+
+
+@pytest.mark.parametrize("prog_type", ["sched_cls", "socket_filter"])
+def test_an_arena_kfunc_is_refused_as_the_kernel_refuses_it(prog_type):
+    # this kernel registers the arena kfuncs for no program type; 6.18's registers them
+    # for all, KF_SLEEPABLE, and would refuse a tc or socket program for not sleeping
+    from bpfc import compile_object
+    from objdiff import verdicts
+    ours, theirs = verdicts(compile_object(ALLOC), prog_type=prog_type)
+    assert theirs == "calling kernel function bpf_arena_alloc_pages is not allowed"
+    assert ours.endswith(theirs)

@@ -377,6 +377,10 @@ WHY_NOT = {
                           "kernel heap",
     "bpf_stream_vprintk_impl": "BPF streams (the program's stdout/stderr, read with "
                                "bpftool prog tracelog) are not modelled",
+    **dict.fromkeys(["bpf_arena_alloc_pages", "bpf_arena_free_pages",
+                     "bpf_arena_reserve_pages"],
+                    "registered for no program type by the modelled kernel (6.18 "
+                    "registers them for all, KF_SLEEPABLE: docs/reference.md, Arenas)"),
 }
 
 
