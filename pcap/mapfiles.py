@@ -95,7 +95,16 @@ def _dump_sockets(m) -> list:
 
 def dump(m) -> dict:
     """One map's contents as the JSON object ``--dump-maps`` writes (local storage:
-    each key is the owner, a socket's cookie or a task's or cgroup's address)."""
+    each key is the owner, a socket's cookie or a task's or cgroup's address; an
+    arena: each allocated page, by its number, with its bytes)."""
+    if m.type == isa.MapType.BPF_MAP_TYPE_ARENA:
+        view = m.mmap(writable=False)
+        pages = [{"key": p, "value": None, "key_hex": None,
+                  "value_hex": bytes(view[p * isa.PAGE_SIZE:(p + 1) * isa.PAGE_SIZE]).hex()}
+                 for p in m.allocated_pages()]
+        return {"map": m.name, "type": m.type.name, "key_size": 0, "value_size": 0,
+                "max_entries": m.max_entries, "user_vm_start": m.user_vm_start,
+                "entries": pages}
     kc, vc = _codecs(m)
     entries = _dump_sockets(m) if _sockets(m) else []
     for key in [] if _sockets(m) else m.keys():

@@ -297,6 +297,16 @@ ctypedef struct LpmNode:
     uint32_t flags
     int32_t value                 # the value slot, NO_ELEM for intermediate nodes
 
+ctypedef struct Arena:
+    # BPF_MAP_TYPE_ARENA's pages (arena.pxi): a host mapping of npages pages; what
+    # programs and user space see at user_vm_start + page * PAGE_SIZE
+    uint8_t* base
+    uint32_t npages
+    uint64_t user_vm_start
+    uint8_t* present          # per page: 1 once found allocated (arena_page)
+    uint8_t zero[8]           # what a load from a page not allocated reads
+    uint8_t sink[8]           # where a store to one goes
+
 ctypedef struct MapStore:
     uint32_t type
     uint32_t key_size
@@ -380,6 +390,7 @@ ctypedef struct MapStore:
     bint no_uref              # Map.close() dropped the user reference (map_release_uref)
     uint64_t held_entry       # XSKMAPs: the entry from Python whose released sockets a
                               # lookup dropped last (held_sockets.pxi)
+    Arena* arena              # arenas: their pages (arena.pxi), else NULL
 
 
 cdef enum:

@@ -59,6 +59,9 @@ include "skbuff.pxi"
 # --- memory ------------------------------------------------------------------------
 
 cdef uint8_t* _fault_mem(Vm* vm, uint64_t addr, uint32_t size, bint write) noexcept nogil:
+    cdef uint8_t* p = vm_arena_mem(vm, addr, size, write) if vm.nmaps else NULL
+    if p != NULL:
+        return p
     vm.status = STATUS_MEM_FAULT
     vm.fault_addr = addr
     vm.fault_size = size
@@ -762,6 +765,13 @@ cdef void _interp(Vm* vm, TraceMode* mode) noexcept nogil:
         elif op == OP_MOVSX32_64:
             _label(OP_MOVSX32_64)
             r[d] = <uint64_t><int64_t><int32_t>r[s]
+            if TraceMode is _Threaded: _step(i, cases)
+        elif op == OP_ADDR_SPACE_CAST:
+            _label(OP_ADDR_SPACE_CAST)
+            if imm and <uint32_t>r[s]:
+                r[d] = (imm & <uint64_t>0xFFFFFFFF00000000) | <uint32_t>r[s]
+            else:
+                r[d] = <uint32_t>r[s]
             if TraceMode is _Threaded: _step(i, cases)
         elif op == OP_MOVSX8_32:
             _label(OP_MOVSX8_32)
@@ -3263,6 +3273,7 @@ cdef inline void _atomic(uint8_t op, uint8_t* p, int size, uint64_t* src, uint64
 include "helpers.pxi"
 include "map_memory.pxi"
 include "maps.pxi"
+include "arena.pxi"
 include "lru.pxi"
 include "held_sockets.pxi"
 include "sockmap.pxi"
@@ -4495,6 +4506,10 @@ cdef bint _int_fields(dict fields):
 
 cdef bytes _ETH_ZERO = bytes(ETH_HLEN)     # the frame skb templates are made with
 # the verifier's pointer kind of a plain load -> its region hint (_specialise_loads)
+# an ALU64 op -> its ALU32 op, which one on an arena pointer becomes (_specialise_loads)
+cdef dict _ALU32_OF = {o.id: _isa.OPS_BY_NAME[o.name.replace("64", "32")].id for o in _isa.OPS
+                       if o.form in (_isa.F_ALU_K, _isa.F_ALU_X, _isa.F_ALU_XOFF_K,
+                                     _isa.F_ALU_XOFF_X) and o.name.replace("64", "32") != o.name}
 cdef dict _REGION_HINTS = {_vstate.PTR_TO_STACK: _isa.LOAD_HINTS["stack"],
                            _vstate.PTR_TO_PACKET: _isa.LOAD_HINTS["packet"],
                            _vstate.PTR_TO_MAP_VALUE: _isa.LOAD_HINTS["map_value"]}
@@ -5016,7 +5031,26 @@ cdef class Program:
                 c.imm = self._kfunc_id(pc, imm)
             else:
                 c.imm = <uint64_t><int64_t>imm
+        self._arena_casts(n)
         _block_lengths(self._code, n, self._blocks)
+
+    cdef _arena_casts(self, uint32_t n):
+        """addr_space_cast as the kernel runs it: to address space 0, or to 1 in an arena
+        with BPF_F_NO_USER_CONV, a 32-bit mov (do_misc_fixups), decoded imm 0; to 1 the
+        JIT's conversion by the program's arena's user_vm_start, decoded as it with bit
+        0 set (isa._alu_case)."""
+        cdef uint32_t pc
+        cdef Insn* c
+        cdef Map arena = next((m for m in self.maps if (<Map>m)._m.arena != NULL), None)
+        for pc in range(n):
+            c = &self._code[pc]
+            if c.op != OP_ADDR_SPACE_CAST:
+                continue
+            if c.imm == 1 << 16 and arena is not None and \
+                    not arena._m.flags & BPF_F_NO_USER_CONV:
+                c.imm = arena._m.arena.user_vm_start | 1
+            else:
+                c.imm = 0
 
     cdef _stack_zero(self, bytes raw, dict depths):
         """How much of a frame a run zeroes when it enters a function (ProgCore.stack_zero
@@ -5053,6 +5087,11 @@ cdef class Program:
             return      # pt_regs is a plain read-only region: its loads need no field table
         for pc, kind in kinds.items():
             c = &self._code[<uint32_t>pc]
+            if kind == _vstate.PTR_TO_ARENA and c.op in _ALU32_OF:
+                # do_misc_fixups: an ALU64 op on an arena pointer runs as its ALU32 op
+                # (the verifier's needs_zext), on every path
+                c.op = _ALU32_OF[c.op]
+                continue
             if not (c.op == OP_LDX8 or c.op == OP_LDX16 or c.op == OP_LDX32 or
                     c.op == OP_LDX64):
                 continue
@@ -5122,6 +5161,12 @@ cdef class Program:
             self._nmaps = len(self.maps)
         if op.disc_value == _isa.BPF_PSEUDO_MAP_FD:
             return <uintptr_t>m._m
+        if m._m.arena != NULL:
+            # arena_map_direct_value_addr: an __arena global's user address
+            if offset > <uint64_t>m._m.arena.npages * PAGE_SIZE:
+                raise LoadError(f"pc {pc}: offset {offset} is past the arena (map fd {lo}): "
+                                "ERANGE")
+            return m._m.arena.user_vm_start + offset
         if m._m.type != BPF_MAP_TYPE_ARRAY or offset >= m._m.value_size:
             raise LoadError(f"pc {pc}: direct value access needs an array map and an offset "
                             f"below its value size (map fd {lo}, offset {offset})")

@@ -90,6 +90,8 @@ def _kernel_templates(op: isa.Op) -> list[str]:
         return [f"{{dst:{w}}} {sym} {rhs}"]
     if f is isa.F_ALU_SX:
         return [f"{{dst:{w}}} = (s{op.disc_value}){{src:{w}}}"]
+    if f is isa.F_ADDR_SPACE_CAST:
+        return ["{dst:r} = addr_space_cast({src:r}, {spaces})"]
     if f is isa.F_NEG:
         return [f"{{dst:{w}}} = -{{dst:{w}}}"]
     if f is isa.F_END:
@@ -140,7 +142,8 @@ def _kernel_templates(op: isa.Op) -> list[str]:
 _CONFORMANCE_OPERANDS = {
     isa.F_ALU_K: ["{dst}", "{imm}"], isa.F_ALU_XOFF_K: ["{dst}", "{imm}"],
     isa.F_ALU_X: ["{dst}", "{src}"], isa.F_ALU_XOFF_X: ["{dst}", "{src}"],
-    isa.F_ALU_SX: ["{dst}", "{src}"], isa.F_NEG: ["{dst}"], isa.F_END: ["{dst}"],
+    isa.F_ALU_SX: ["{dst}", "{src}"], isa.F_ADDR_SPACE_CAST: ["{dst}", "{src}", "{imm}"],
+    isa.F_NEG: ["{dst}"], isa.F_END: ["{dst}"],
     isa.F_LDDW: ["{dst}", "{imm64}"], isa.F_LDX: ["{dst}", "[{src}{off}]"],
     isa.F_ST: ["[{dst}{off}]", "{imm}"], isa.F_STX: ["[{dst}{off}]", "{src}"],
     isa.F_ATOMIC: ["[{dst}{off}]", "{src}"], isa.F_LD_ABS: ["{imm}"],
@@ -159,7 +162,7 @@ def _conformance_templates(op: isa.Op) -> list[str]:
     names = [m, *_CONFORMANCE_ALIASES.get(m, [])]
     if f is isa.F_END and op.cls == isa.BPF_ALU64:
         names.append(m[1:])  # swap16
-    elif op.cls == isa.BPF_ALU64 and f not in (isa.F_ALU_SX, isa.F_END):
+    elif op.cls == isa.BPF_ALU64 and f not in (isa.F_ALU_SX, isa.F_END, isa.F_ADDR_SPACE_CAST):
         names.append(m + "64")  # add64 = add
     operands = list(_CONFORMANCE_OPERANDS[f])
     if _pseudo_tag(op):
@@ -188,6 +191,8 @@ def _placeholder_regex(kind: str, spec: str, syntax: str, seen: set[str]) -> str
         "off": (rf"(?:\s*(?P<off>[-+]\s*{_HEXDEC}))?" if conformance
                 else rf"(?P<off>[-+]\s*{_NUM})"),
         "simm": rf"(?P<simm>[-+]\s*{_NUM})",
+        # addr_space_cast's two address spaces, destination first (llvm's spelling)
+        "spaces": rf"(?P<to_as>{_HEXDEC})\s*,\s*(?P<from_as>{_HEXDEC})",
         "target": (rf"(?:{'' if conformance else '(?:pc)?'}(?P<target>[-+]{_HEXDEC})"
                    rf"|(?P<label>{_LABEL}))"),
         "ltarget": rf"(?:pc(?P<target>[-+]{_HEXDEC})|(?P<label>{_LABEL}))",
@@ -358,6 +363,10 @@ def _convert(op: isa.Op, m: re.Match, line: int) -> _Stmt:
             stmt.fields["imm"] = _check(_int(tok), _IMM64, "immediate", line, col, tok)
         elif name == "helper":
             stmt.fields["imm"] = isa.HELPER_IDS[tok]
+        elif name in ("to_as", "from_as"):
+            space = _check(_int(tok), (0, 0xFFFF), "address space", line, col, tok)
+            stmt.fields["imm"] = stmt.fields.get("imm", 0) | \
+                (space << 16 if name == "to_as" else space)
         elif name == "off":
             stmt.fields["off"] = _check(_signed_after(tok), _S16, "offset", line, col, tok)
         elif name == "target":
@@ -527,6 +536,8 @@ def _render(op: isa.Op, fields: dict, syntax: str) -> str:
             return f"{jump:+#x}" if kernel else f"{jump:+d}"
         if kind == "ltarget":
             return f"pc{jump:+#x}"
+        if kind == "spaces":
+            return f"{fields['imm'] >> 16 & 0xFFFF:#x}, {fields['imm'] & 0xFFFF:#x}"
         return f"{fields['imm']:#x}" if kernel else str(fields["imm"])  # imm, helper
 
     return _PLACEHOLDER.sub(fill, _CANONICAL[syntax][op.id])

@@ -30,7 +30,10 @@ Phases (libbpf's ``bpf_object_open`` order):
    ``__array(values, T)`` the initial contents (from ``.rel.maps``) of a program array
    (functions) or of a map of maps (maps of ``.maps``; ``struct T`` is the template).
 7. ``_read_data_maps``: ``.data*``, ``.rodata*`` (``.rodata.str1.1`` too), ``.bss*``:
-   one single-entry ARRAY map each, holding the section's bytes (``.bss``: zeros).
+   one single-entry ARRAY map each, holding the section's bytes (``.bss``: zeros);
+   ``.addr_space.1`` (clang's section of ``__arena`` globals): the initial bytes of the
+   object's one arena map, from its first page, as libbpf 1.4-1.6 place them
+   (``init_arena_map_data``).
 8. ``_read_functions``: ``STT_FUNC`` symbols of executable sections; in every section but
    ``.text`` each global function is a program, typed from :data:`SECTION_TYPES`;
    ``.text`` holds the subprograms.
@@ -78,6 +81,7 @@ __all__ = ["parse", "ObjectSpec", "ProgramSpec", "MapSpec", "MapRef", "SECTION_T
            "section_type", "tail_call_slot"]
 
 EM_NONE, EM_BPF, ET_REL = 0, 247, 1
+ARENA_SEC = ".addr_space.1"     # libbpf's name for clang's address space 1 section
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 1, 2, 3, 4, 8, 9
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
@@ -880,6 +884,16 @@ class _Reader:
         values_at, pinning, map_extra = None, LIBBPF_PIN_NONE, 0
         for m in t.members:
             mt = self.btf.type(m.type_id, t).resolve()
+            if m.name == "map_extra" and mt.kind in (_btf.Kind.ENUM, _btf.Kind.ENUM64):
+                # __ulong(map_extra, V): an enum of one member, V (get_map_field_long;
+                # an ENUM's value is its u32)
+                if len(mt.members) != 1:
+                    raise fail(f"field 'map_extra' must be __ulong(map_extra, V): an enum "
+                               f"of one member, not {len(mt.members)}")
+                value = mt.members[0].value
+                map_extra = value & 0xFFFFFFFF if mt.kind == _btf.Kind.ENUM else \
+                    value & 0xFFFF_FFFF_FFFF_FFFF
+                continue
             if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
                           "pinning", "numa_node", "map_extra"):
                 arr = mt.target.resolve() if mt.kind == _btf.Kind.PTR else None
@@ -959,6 +973,34 @@ class _Reader:
                            s.name, "data", contents=((bytes(4), s.data),), value_type=ds)
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
+        self._read_arena_data()
+
+    def _read_arena_data(self) -> None:
+        """``.addr_space.1``: libbpf's init_arena_map_data and its refusals.  The
+        globals' lddws become references to the arena's first bytes (RELO_DATA:
+        ``BPF_PSEUDO_MAP_VALUE``, offset = symbol value + addend)."""
+        s = self.sec_named(ARENA_SEC)
+        if s is None or not s.size:
+            return
+        arenas = [m for m in self.maps.values() if m.type == isa.MapType.BPF_MAP_TYPE_ARENA]
+        if not arenas:
+            raise self.error("to use global __arena variables the ARENA map should be "
+                             "explicitly declared in SEC(\".maps\")", section=ARENA_SEC)
+        if len(arenas) > 1:
+            raise self.error(f"only single ARENA map is supported (map {arenas[0].name!r} "
+                             "is also ARENA)", section=".maps", symbol=arenas[1].name)
+        arena = arenas[0]
+        if -(-s.size // isa.PAGE_SIZE) > arena.max_entries:
+            raise self.error(f"declared ARENA map size ({arena.max_entries * isa.PAGE_SIZE})"
+                             f" is too small to hold global __arena variables of size "
+                             f"{s.size}", section=ARENA_SEC)
+        if s.index in self.relocs:
+            n, _off, _t, sym = self.relocs[s.index][0]
+            raise self.error("relocations in global data (pointer initialisers) are not "
+                             "supported", section=s.name, relocation=n,
+                             symbol=self.symbols[sym].name)
+        self.maps[arena.name] = dataclasses.replace(arena, contents=((b"", s.data),))
+        self.data_maps[s.index] = arena.name
 
     def _read_kconfig(self) -> None:
         """``__kconfig`` externs: one ``.kconfig`` array map holding their values, laid

@@ -89,6 +89,8 @@ BPF_PSEUDO_MAP_IDX = 5
 BPF_PSEUDO_MAP_IDX_VALUE = 6
 BPF_PSEUDO_CALL = 1
 BPF_PSEUDO_KFUNC_CALL = 2
+# a mov's off that makes it addr_space_cast (arenas: between address spaces 0 and 1)
+BPF_ADDR_SPACE_CAST = 1
 
 # Registers and machine limits.
 BPF_REG_0, BPF_REG_1, BPF_REG_10 = 0, 1, 10
@@ -441,6 +443,12 @@ BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 BPF_F_INNER_MAP = 1 << 12
+# arenas (kernel/bpf/arena.c): a user fault on a page no program allocated is SIGSEGV
+# (arena_vm_fault), and addr_space_cast to user space keeps only the low 32 bits
+BPF_F_SEGV_ON_FAULT = 1 << 17
+BPF_F_NO_USER_CONV = 1 << 18
+# the most an arena spans (arena_map_alloc: max_entries pages, SZ_4G at most)
+ARENA_MAX_BYTES = 1 << 32
 BPF_F_CLONE = 1 << 9         # local storage: a clone of the socket gets the storage too
 BPF_F_SLEEPABLE = 1 << 4     # BPF_PROG_LOAD's prog_flags: libbpf's for SEC("syscall")
 # the *_storage_get helpers' flag (bpf_sk_storage_get's older name for it)
@@ -722,7 +730,8 @@ KFUNC_NAMES = (
     "bpf_key_put", "bpf_sk_assign_tcp_reqsk", "bpf_kfunc_call_test_release",
     "bpf_kfunc_call_memb_release", "bpf_dynptr_from_skb_meta", "bpf_crypto_decrypt",
     "bpf_crypto_encrypt", "bpf_crypto_ctx_create", "bpf_crypto_ctx_acquire",
-    "bpf_crypto_ctx_release",
+    "bpf_crypto_ctx_release", "bpf_arena_alloc_pages", "bpf_arena_free_pages",
+    "bpf_arena_reserve_pages",
 )
 KFUNC_IDS = {name: i for i, name in enumerate(KFUNC_NAMES) if name}
 N_KFUNC_IDS = len(KFUNC_NAMES)
@@ -758,6 +767,8 @@ class Form:
 F_ALU_K = Form("alu_k", True, False, Field.UNUSED, Field.S32)
 F_ALU_X = Form("alu_x", True, True, Field.UNUSED, Field.UNUSED)
 F_ALU_SX = Form("alu_sx", True, True, Field.FIXED, Field.UNUSED)      # movsx: off = width
+# addr_space_cast (off = BPF_ADDR_SPACE_CAST): imm = dst address space << 16 | src's
+F_ADDR_SPACE_CAST = Form("addr_space_cast", True, True, Field.FIXED, Field.S32)
 F_ALU_XOFF_K = Form("alu_off_k", True, False, Field.FIXED, Field.S32)  # sdiv/smod imm
 F_ALU_XOFF_X = Form("alu_off_x", True, True, Field.FIXED, Field.UNUSED)
 F_NEG = Form("neg", True, False, Field.UNUSED, Field.UNUSED)
@@ -870,6 +881,8 @@ def _build_table() -> tuple[Op, ...]:
         add(f"NEG{bits}", cls | BPF_NEG, "neg" + sfx, F_NEG)
     for w in (8, 16, 32):
         add(f"MOVSX{w}_64", BPF_ALU64 | BPF_MOV | BPF_X, f"movsx{w}64", F_ALU_SX, "off", w, w // 8)
+    add("ADDR_SPACE_CAST", BPF_ALU64 | BPF_MOV | BPF_X, "addr_space_cast", F_ADDR_SPACE_CAST,
+        "off", BPF_ADDR_SPACE_CAST)
     for w in (8, 16):
         add(f"MOVSX{w}_32", BPF_ALU | BPF_MOV | BPF_X, f"movsx{w}32", F_ALU_SX, "off", w, w // 8)
     for w in (16, 32, 64):
@@ -1088,7 +1101,7 @@ def encode(op: Op, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> li
 _C_PREFIXES = ("BPF_F_", "BPF_PSEUDO_", "BPF_ADJ_ROOM_", "TC_ACT_", "MAX_", "SKF_",
                "BPF_CSUM_LEVEL_", "BPF_MTU_CHK_", "BPF_HDR_START_", "BPF_SKB_CLOCK_",
                "BPF_FIB_", "SIZEOF_BPF_", "IPS_", "NF_", "TIMER_CLOCK_")
-_C_NAMES = ("INSN_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
+_C_NAMES = ("INSN_SIZE", "PAGE_SIZE", "BPF_ANY", "BPF_SK_STORAGE_GET_F_CREATE", "BPF_LOCAL_STORAGE_GET_F_CREATE",
             "BPF_NOEXIST", "BPF_EXIST", "BPF_MAX_LOOPS", "N_KFUNC_IDS",
             "BPF_STRTOX_BASE_MASK", "TICK_NSEC", "BPF_DYNPTR_SIZE", "BPF_DYNPTR_TYPE_SKB", "BPF_DYNPTR_TYPE_SKB_META",
             "BPF_DYNPTR_TYPE_LOCAL", "BPF_DYNPTR_TYPE_RINGBUF", "DYNPTR_MAX_SIZE",
@@ -1255,6 +1268,14 @@ def _alu_case(op: Op) -> list[str]:
         return [f"r[d] = {trunc(f'0 - {u}r[d]')}"]
     if op.form is F_ALU_SX:
         return [f"r[d] = {U}{S}<int{op.size * 8}_t>r[s]"]
+    if op.form is F_ADDR_SPACE_CAST:
+        # the decoder's imm: 0 for a 32-bit mov (to address space 0, which the kernel's
+        # do_misc_fixups makes of it, or to 1 with BPF_F_NO_USER_CONV), else the arena's
+        # user_vm_start with bit 0 set: the JIT's cast to user space, the high 32 bits
+        # of user_vm_start over the low 32 of src, 0 staying 0
+        return ["if imm and <uint32_t>r[s]:",
+                "    r[d] = (imm & <uint64_t>0xFFFFFFFF00000000) | <uint32_t>r[s]",
+                "else:", "    r[d] = <uint32_t>r[s]"]
     if op.form is F_END:
         w = op.size * 8
         if op.is_to_le:
@@ -1335,7 +1356,8 @@ _MEM_CASES = {
                              "if p == NULL:", "    break",
                              "_atomic(i.op, p, i.size, &r[s], &r[0])"],
 }
-_ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END)
+_ALU_FORMS = (F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END,
+              F_ADDR_SPACE_CAST)
 
 
 # Every case of the interpreter carries one dispatch label per op (labels-as-values

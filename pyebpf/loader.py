@@ -223,8 +223,14 @@ class Object:
                                ms.created_max_entries(map_cpus()), ms.flags,
                                name=ms.name, inner_map=template, map_extra=ms.map_extra,
                                value_type=ms.value_type, machine=self._machine)
-                for key, value in ms.contents:
-                    m[key] = value
+                if ms.type == isa.MapType.BPF_MAP_TYPE_ARENA:
+                    # bpf_object__create_maps: libbpf copies the __arena globals into
+                    # its mapping of the arena, which allocates their pages
+                    for _key, value in ms.contents:
+                        m.mmap()[:len(value)] = value
+                else:
+                    for key, value in ms.contents:
+                        m[key] = value
                 if fill_inner:
                     self._fill_inner(m, ms)
             except (EbpfError, ValueError, MemoryError, OverflowError) as exc:

@@ -234,12 +234,20 @@ cdef class Map:
         is EPERM, of a ``BPF_F_RDONLY_PROG`` one EACCES; then ``array_map_mmap``'s:
         EINVAL for an array without the flag and for a window past the values'
         page-rounded end.  A pinned map's mapping shares its values with every process
-        that has the pin (docs/pinning.md)."""
+        that has the pin (docs/pinning.md).
+
+        An arena's mapping is all its pages (``offset`` 0 and ``length``
+        ``max_entries * 4096`` bytes; a longer one E2BIG, another EINVAL, as
+        ``arena_get_unmapped_area``), the view's first byte at ``user_vm_start`` when the arena got the address it asked for
+        (``map_extra``; else at the address pyebpf chose, which ``user_vm_start`` is).
+        A page user space touches is allocated, as ``arena_vm_fault`` allocates it; with
+        ``BPF_F_SEGV_ON_FAULT`` the touch is SIGSEGV, as the kernel sends."""
         from .btf.fields import has_special_fields
         cdef MapStore* m = self._m
         cdef size_t page = <size_t>sysconf(_SC_PAGESIZE)
         what = f"map {self._label()}: mmap"
-        end = _page_round(m.values_len)
+        end = (<size_t>m.arena.npages * PAGE_SIZE if m.type == BPF_MAP_TYPE_ARENA
+               else _page_round(m.values_len))
         offset = _operator.index(offset)
         length = max(end - offset, page) if length is None else _operator.index(length)
         if offset < 0 or length < 0:
@@ -256,6 +264,15 @@ cdef class Map:
         if m.flags & BPF_F_WRONLY or writable and m.flags & BPF_F_RDONLY:
             raise MapError(EACCES, f"{what}: the map's fd is not open for "
                                    f"{'writing' if writable else 'reading'}")
+        if m.type == BPF_MAP_TYPE_ARENA:
+            # arena_get_unmapped_area: the whole arena from its first page (its
+            # user_vm_start and user_vm_end are set: pyebpf maps it at creation)
+            if not offset and length > end:
+                raise MapError(E2BIG, f"{what}: {length} bytes, the arena has {end}")
+            if offset or length != end:
+                raise MapError(EINVAL, f"{what}: an arena is mapped whole ({end} bytes from "
+                                       f"offset 0), not {length} bytes from offset {offset}")
+            return memoryview(_MapValues(self, writable, 0, length))
         if m.type != BPF_MAP_TYPE_ARRAY or m.ncpu != 1 or (
                 self.value_type is not None and has_special_fields(self.value_type)):
             raise MapError(ENOTSUPP, f"{what}: only arrays without BTF-found fields in "
@@ -445,9 +462,28 @@ cdef class Map:
         name (both: the possible CPUs, or ``ncpu=``, at creation); 0 for other maps."""
         return self._m.lru_ncpu if _is_lru(self._m) or self._m.type == BPF_MAP_TYPE_CPUMAP else 0
 
+    def allocated_pages(self):
+        """Arenas: the numbers of their allocated pages, in order (those user space has
+        touched: arena_vm_fault allocated them)."""
+        cdef Arena* a = self._m.arena
+        if a == NULL:
+            raise TypeError(f"map {self._label()} is not an arena")
+        arena_sync(a)
+        return [p for p in range(a.npages) if a.present[p]]
+
+    @property
+    def user_vm_start(self):
+        """Arenas: the address of their first page, as programs and user space see it
+        (``map_extra`` when given, else the address of ``mmap()``'s view); None for
+        other maps."""
+        return self._m.arena.user_vm_start if self._m.arena != NULL else None
+
     @property
     def map_extra(self):
-        """Bloom filters: the number of hash functions (map_extra as created, 0: 5)."""
+        """Bloom filters: the number of hash functions (map_extra as created, 0: 5);
+        arenas: the user address asked for (0: none)."""
+        if self._m.type == BPF_MAP_TYPE_ARENA:
+            return self._m.map_extra
         return self._m.bloom_hashes if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER else 0
 
     cdef bytes _key(self, key):
@@ -533,6 +569,8 @@ cdef class Map:
         if self._m.type in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
                             BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_CGROUP_ARRAY):
             self._fail(-ENOTSUPP, "lookup", k)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_lookup_elem
+            self._fail(-EINVAL, "lookup (an arena's pages are mmap()'s)", k)
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._take(False)
         if self._m.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY:
@@ -600,6 +638,8 @@ cdef class Map:
             return self._set_program(k, value, flags)
         if self._m.inner != NULL:
             return self._set_inner(k, value, flags)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_update_elem
+            self._fail(-EOPNOTSUPP, "update (an arena's pages are mmap()'s)", k)
         if self._m.type == BPF_MAP_TYPE_CGROUP_ARRAY:
             return self._set_cgroup(k, value, flags)
         if _is_sock_map(self._m):
@@ -859,6 +899,8 @@ cdef class Map:
             self._fail(-EINVAL, "delete (queues and stacks pop)", k)
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "delete (a bloom filter only grows)", k)
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_delete_elem
+            self._fail(-EOPNOTSUPP, "delete (an arena has no elements)", k)
         if self._m.type == BPF_MAP_TYPE_STACK_TRACE:
             e = <int32_t>self._stack_id(k)
             if e < 0 or not self._m.st_nr[e]:
@@ -1275,6 +1317,8 @@ cdef class Map:
             self._fail(-EINVAL, "next_key (queues and stacks have no keys)", b"")
         if self._m.type == BPF_MAP_TYPE_BLOOM_FILTER:
             self._fail(-EOPNOTSUPP, "next_key (a bloom filter has no keys)", b"")
+        if self._m.type == BPF_MAP_TYPE_ARENA:       # arena_map_get_next_key
+            self._fail(-EOPNOTSUPP, "next_key (an arena has no keys)", b"")
         if _is_local_storage(self._m):
             self._fail(-ENOTSUPP, "next_key (local storage: keys() lists the owners)", b"")
         if _is_cgroup_storage(self._m):
@@ -1359,7 +1403,7 @@ cdef class Map:
 
     def __len__(self):
         if self._m.type in (BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF,
-                            BPF_MAP_TYPE_BLOOM_FILTER):
+                            BPF_MAP_TYPE_BLOOM_FILTER, BPF_MAP_TYPE_ARENA):
             return 0
         if self._m.type == BPF_MAP_TYPE_QUEUE or self._m.type == BPF_MAP_TYPE_STACK:
             return self._m.prod_pos - self._m.cons_pos
@@ -1485,8 +1529,8 @@ cdef class _MapValues:
 
     def __getbuffer__(self, Py_buffer* buf, int flags):
         cdef MapStore* m = self.map._m
-        PyBuffer_FillInfo(buf, self, m.values + self.offset, self.length,
-                          not self.writable, flags)
+        cdef uint8_t* base = m.arena.base if m.arena != NULL else m.values
+        PyBuffer_FillInfo(buf, self, base + self.offset, self.length, not self.writable, flags)
         if self.writable:
             self.map._write_maps += 1
 

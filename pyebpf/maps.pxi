@@ -781,6 +781,7 @@ cdef void map_free(MapStore* m) noexcept nogil:
         store_free(m.next)
         store_free(m.buckets)
         store_free(m.bucket_locks)
+        arena_release(m.arena)
         free(m)
 
 
@@ -862,10 +863,11 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
                                                   BPF_MAP_TYPE_USER_RINGBUF,
                                                   BPF_MAP_TYPE_STACK_TRACE,
                                                   BPF_MAP_TYPE_BLOOM_FILTER) + _LOCAL_STORAGE \
-            + _SOCK_MAPS + _XDP_MAPS + (BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,):
+            + _SOCK_MAPS + _XDP_MAPS + (BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,
+                                        BPF_MAP_TYPE_ARENA):
         raise MapError(EINVAL, f"map type {name} is not supported by pyebpf yet")
-    if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER:        # map_create
-        raise MapError(EINVAL, f"{name} takes no map_extra")
+    if map_extra and kind != BPF_MAP_TYPE_BLOOM_FILTER and kind != BPF_MAP_TYPE_ARENA:
+        raise MapError(EINVAL, f"{name} takes no map_extra")        # map_create
     if kind in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is None:
         raise MapError(EINVAL, f"{name} needs an inner map template (inner_map=)")
     if kind not in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS) and tmpl is not None:
@@ -885,6 +887,9 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         if flags & ~_CREATE_FLAGS[kind] or flags & _PROG_ACCESS == _PROG_ACCESS or max_entries:
             raise MapError(EINVAL, f"{name} has max_entries 0 and flags of "
                                    f"{_CREATE_FLAGS[kind]:#x} only, got {flags:#x}")
+        return
+    if kind == BPF_MAP_TYPE_ARENA:
+        _check_arena(key_size, value_size, max_entries, flags, map_extra)
         return
     if (flags & ~_CREATE_FLAGS[kind] or flags & _PROG_ACCESS == _PROG_ACCESS
             or (kind in _PERCPU and flags & BPF_F_NUMA_NODE)):
@@ -968,6 +973,25 @@ cdef _check_create(object kind, uint32_t key_size, uint32_t value_size, uint32_t
         raise MapError(ENOTSUPP, f"{name} is always preallocated (BPF_F_NO_PREALLOC: ENOTSUPP)")
 
 
+cdef _check_arena(uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                  uint32_t flags, uint64_t map_extra):
+    # arena_map_alloc, in its order
+    if (key_size or value_size or max_entries == 0 or not flags & BPF_F_MMAPABLE
+            or flags & ~(BPF_F_SEGV_ON_FAULT | BPF_F_MMAPABLE | BPF_F_NO_USER_CONV)):
+        raise MapError(EINVAL, "an arena has no key or value, max_entries pages, "
+                               "BPF_F_MMAPABLE and no flags but BPF_F_SEGV_ON_FAULT and "
+                               f"BPF_F_NO_USER_CONV, got flags {flags:#x}")
+    if map_extra % PAGE_SIZE:
+        raise MapError(EINVAL, f"an arena's map_extra (its user address) is page-aligned, "
+                               f"not {map_extra:#x}")
+    span = <uint64_t>max_entries * PAGE_SIZE
+    if span > _isa.ARENA_MAX_BYTES:
+        raise MapError(E2BIG, f"an arena spans at most 4 GiB, not {max_entries} pages")
+    if map_extra >> 32 != (map_extra + span - 1) >> 32:
+        raise MapError(ERANGE, f"an arena at {map_extra:#x} of {max_entries} pages would "
+                               "cross a 4 GiB boundary")
+
+
 cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
                           uint32_t max_entries, uint32_t flags, uint32_t ncpu,
                           MapStore* tmpl, uint64_t map_extra=0) except NULL:
@@ -979,8 +1003,9 @@ cdef MapStore* _map_alloc(object kind, uint32_t key_size, uint32_t value_size,
     # pages are only touched as records reach them), as big as agents ask for
     # (netobserv: 128 MiB)
     ring = kind == BPF_MAP_TYPE_RINGBUF or kind == BPF_MAP_TYPE_USER_RINGBUF
-    if value_size > (1 << 20) or key_size > 512 or \
-            max_entries > ((1 << 30) if ring else (1 << 24)):
+    if value_size > (1 << 20) or key_size > 512 or (kind != BPF_MAP_TYPE_ARENA and
+                                                    max_entries > ((1 << 30) if ring
+                                                                   else (1 << 24))):
         raise MapError(E2BIG, "map too large for pyebpf (value 1 MiB, key 512 B, "
                               "16M entries at most, a ring buffer 1 GiB)")
     if kind == BPF_MAP_TYPE_LRU_HASH or kind == BPF_MAP_TYPE_LRU_PERCPU_HASH:
@@ -1049,6 +1074,11 @@ cdef _map_storage(MapStore* m, object kind):
         m.values = <uint8_t*>store_zalloc(m.values_len, 1)
         m.st_nr = <uint32_t*>store_zalloc(n, sizeof(uint32_t))
         m.st_hash = <uint32_t*>store_zalloc(n, sizeof(uint32_t))
+        return
+    if kind == BPF_MAP_TYPE_ARENA:
+        # its pages are a mapping of their own (arena.pxi), no region of a run
+        m.hidden = True
+        m.arena = arena_new(max_entries, m.map_extra, m.flags & BPF_F_SEGV_ON_FAULT)
         return
     if kind == BPF_MAP_TYPE_BLOOM_FILTER:
         # bloom_map_alloc: max_entries * hashes * 7 / 5 bits (about 1/ln 2 per element

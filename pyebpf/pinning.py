@@ -861,7 +861,9 @@ def _detach(m) -> None:
 # inode local storage (the addresses of the engine's modelled kernel objects; socket
 # local storage is keyed by cookies, which every process's Environment shares)
 _UNPINNABLE = (isa.MapType.BPF_MAP_TYPE_TASK_STORAGE, isa.MapType.BPF_MAP_TYPE_CGRP_STORAGE,
-               isa.MapType.BPF_MAP_TYPE_INODE_STORAGE)
+               isa.MapType.BPF_MAP_TYPE_INODE_STORAGE,
+               # an arena's pages are this process's mapping (arena.pxi), no pin file's
+               isa.MapType.BPF_MAP_TYPE_ARENA)
 
 
 def pin_map(m, path) -> None:

@@ -373,6 +373,10 @@ WHY_NOT = {
                              "not modelled",
     "bpf_key_put": "kernel keyrings (struct bpf_key, for signature checks) are not "
                    "modelled",
+    **dict.fromkeys(["bpf_arena_alloc_pages", "bpf_arena_free_pages",
+                     "bpf_arena_reserve_pages"],
+                    "registered for no program type by the modelled kernel (6.18 "
+                    "registers them for all, KF_SLEEPABLE: docs/reference.md, Arenas)"),
 }
 
 

@@ -56,7 +56,7 @@ _JUMP_FORMS = (isa.F_JA, isa.F_JA32, isa.F_JCC_K, isa.F_JCC_X, isa.F_MAY_GOTO)
 _CALL_FORMS = (isa.F_CALL, isa.F_CALLX)
 # forms whose dst register an instruction writes
 _WRITES_DST = (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_SX, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X,
-               isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX)
+               isa.F_NEG, isa.F_END, isa.F_LDDW, isa.F_LDX, isa.F_ADDR_SPACE_CAST)
 _U64 = (1 << 64) - 1
 
 
@@ -580,7 +580,7 @@ def _insn(f, b, insns, n, pc, k, returns, fold_r10):
     if form is isa.F_LDDW:
         f.set(dst, str(_s64(imm)))
     elif form in (isa.F_ALU_K, isa.F_ALU_X, isa.F_ALU_XOFF_K, isa.F_ALU_XOFF_X, isa.F_NEG,
-                  isa.F_ALU_SX, isa.F_END):
+                  isa.F_ALU_SX, isa.F_END, isa.F_ADDR_SPACE_CAST):
         _alu(f, b, op, pc, k, dst, src, imm)
     elif pc in f.ctx:
         _ctx_load(f, b, op, pc, k, dst, src, off, size, imm)
@@ -627,6 +627,16 @@ def _alu(f, b, op, pc, k, dst, src, imm):
     wide = op.is_64
     if form is isa.F_END:
         _end(f, op, dst)
+        return
+    if form is isa.F_ADDR_SPACE_CAST:
+        # the interpreter's case (isa._alu_case): the low 32 bits, and with the decoded
+        # imm's bit 0 the arena's high 32 bits over them unless they are 0
+        low = f.op(f"and i64 {f.get(src)}, 4294967295")
+        if imm & 1:
+            user = f.op(f"or i64 {low}, {_s64(imm & ~0xFFFFFFFF)}")
+            zero = f.op(f"icmp eq i64 {low}, 0")
+            low = f.op(f"select i1 {zero}, i64 0, i64 {user}")
+        f.set(dst, low)
         return
     if form is isa.F_ALU_SX:
         narrow = f.op(f"trunc i64 {f.get(src)} to i{op.size * 8}")

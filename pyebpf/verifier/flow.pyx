@@ -6,7 +6,7 @@ where it is reached from, and the registers live before it
 loaded, before its paths are walked."""
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
-from .isaconst cimport (BPF_FETCH, BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
+from .isaconst cimport (BPF_FETCH, BPF_MOV, F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
                         F_ALU_XOFF_X, F_ATOMIC, F_CALL, F_CALL_LOCAL, F_END, F_EXIT, F_JA,
                         F_JA32, F_JCC_K, F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX,
                         F_MAY_GOTO, F_NEG)
@@ -107,7 +107,7 @@ cdef void _uses_defs(insn, op, int *u, int *d) except *:
     """The registers ``insn`` reads and writes, as bit masks."""
     f = op.form
     cdef int dst = insn.dst, src = insn.src
-    cdef bint alu = f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX
+    cdef bint alu = f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ADDR_SPACE_CAST
     u[0] = d[0] = 0
     if f.src:
         u[0] |= 1 << src

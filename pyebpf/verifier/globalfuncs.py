@@ -20,7 +20,7 @@ verified path called is verified once from a state built from its prototype
   untrusted BTF pointer to the kernel's; to ``void`` or a number, read-only memory the
   function reads with probe loads;
 - an integer or enum is an unknown scalar, and so is a pointer tagged ``arena`` (the
-  caller passes a scalar; without an arena the function may not dereference it);
+  caller passes a scalar or an arena pointer; the function casts it to dereference it);
 - any other pointer is memory of its pointee's size that may be NULL, not NULL when
   tagged ``nonnull``; a pointee without a size (``void``) refuses the call;
 - the function must return an integer or enum, and R0 must hold a scalar at its exit
@@ -45,7 +45,7 @@ from . import tnum
 from .dynptrs import SKB, const_dynptr_reg
 from .errnos import Refusal
 from .state import (CONST_PTR_TO_DYNPTR, MAYBE_NULL, MEM_RCU, PKT_TYPES, PTR_LEGACY,
-                    PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
+                    PTR_TO_ARENA, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_STACK, PTR_UNTRUSTED, SCALAR, Frame, Reg, VState, scalar, type_str)
 
 BTF_FUNC_EXTERN = 2        # enum btf_func_linkage
@@ -85,8 +85,8 @@ class Arg:
     the function may read and write, NULL allowed when ``nullable``), DYNPTR, BTF (a
     pointer to the kernel struct ``struct``: trusted, NULL allowed when ``nullable``,
     or ``untrusted``), UNTRUSTED_MEM (read-only memory of any size) or ARENA (an
-    address in a BPF arena: a scalar, as the function sees it in a program without an
-    arena, and pyebpf has none)."""
+    address in a BPF arena: the caller passes a scalar or an arena pointer, the
+    function sees an unknown scalar)."""
     kind: str
     size: int = 0
     nullable: bool = True
@@ -448,9 +448,8 @@ class GlobalCalls:
                 if reg.type != SCALAR:
                     self.refuse(pc, f"R{regno} is not a scalar", invalid)
             elif arg.kind == ARENA:
-                # btf_check_func_arg_match: a scalar (an arena address) or PTR_TO_ARENA,
-                # which no register of pyebpf's is
-                if reg.type != SCALAR:
+                # btf_check_func_arg_match: a scalar (an arena address) or PTR_TO_ARENA
+                if reg.type != SCALAR and reg.type != PTR_TO_ARENA:
                     self.refuse(pc, f"R{regno} is not a pointer to arena or scalar.",
                                 invalid)
             elif arg.kind == UNTRUSTED_MEM or arg.untrusted:
@@ -601,8 +600,8 @@ class GlobalCalls:
                 reg.type = PTR_TO_CTX
                 reg.mark_known(0)
             elif arg.kind == ANYTHING or arg.kind == ARENA:
-                # an arena pointer too, in a program without an arena (pyebpf has
-                # none): the kernel's function sees an unknown scalar
+                # an arena pointer too (do_check_common: mark_reg_unknown, with or
+                # without an arena): the function sees an unknown scalar
                 fr.regs[i + 1] = scalar()
             elif arg.kind == DYNPTR:
                 # do_check_common: a dynptr the function may read, which 6.18's log

@@ -29,6 +29,7 @@ from .kfuncs import ITER_ACTIVE, KfuncCalls, iter_slot, widen_scalars
 from .lists import ListRules, is_alloc_obj
 from .rbtree import RbtreeRules
 from .irqflags import IrqFlagRules, is_irq_slot
+from .arena import ArenaRules
 from .locks import INNER_MAP_METAS, MAPS_OF_MAPS, SPIN_LOCK_ID, LockRules, has_spin_lock
 from .liveness import StackLiveness, slot_mask
 from .timers import ASYNC_CALLBACKS, TimerRules
@@ -40,7 +41,7 @@ from .state import (PTR_TO_FUNC, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, DYNPTR_M
                     DYNPTR_SKB, DYNPTR_SLICE, DYNPTR_TYPE_FLAGS, KERNEL_MEM, MAYBE_NULL,
                     MEM_PERCPU, MEM_RDONLY,
                     PKT_TYPES, PTR_LEGACY,
-                    PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_ARENA, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON, PTR_TO_SOCKET,
                     PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK,
@@ -101,7 +102,7 @@ _UNKNOWN_LOADS: dict[int, Reg] = {}
 class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
                   ConstStrings, GlobalCalls, SpeculationRules, LockRules, ConntrackCalls,
                   AllocObjects, KptrRules, TimerRules, ListRules, RbtreeRules, TaskCalls,
-                  Helpers46, ExceptionRules, IrqFlagRules):
+                  Helpers46, ExceptionRules, IrqFlagRules, ArenaRules):
     def __init__(self, insns, ops, prog_type, profile, maps, log: Log, starts, live,
                  unpriv: bool = False, arch: str = "x86_64", functions=(), gpl: bool = True,
                  prog_btf=None, func_info: bool = False, *, succ):
@@ -412,6 +413,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
             result = self.untrusted_btf_access(pc, regno, reg, off, size, write)
         elif t == CONST_PTR_TO_MAP:
             result = self.map_ptr_access(pc, regno, reg, off, size, write)
+        elif t == PTR_TO_ARENA:
+            pass        # check_mem_access: unchecked, a load an unknown scalar
         elif t in sockets.SOCK_TYPES:
             result = sockets.load(self, pc, regno, reg, off, size, write)
         else:
@@ -831,7 +834,8 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         # check_atomic_rmw's check_mem_access(..., strict_alignment_once): every atomic
         # access is aligned, whatever the pointer (check_ptr_alignment, strict)
         at = tnum.add(dst.var, tnum.const(dst.off + insn.off))
-        if not tnum.is_aligned(at, op.size):
+        if dst.type != PTR_TO_ARENA and not tnum.is_aligned(at, op.size):
+            # check_ptr_alignment: an arena pointer's accesses are never checked
             self.refuse(pc, f"misaligned {_ALIGN_DESC.get(dst.type, '')}access off "
                             f"{tnum.text(dst.var)}+{dst.off}+{insn.off} size {op.size}")
         fetch_reg = 0 if op.disc_value == isa.BPF_CMPXCHG else insn.src
@@ -865,7 +869,9 @@ class Interpreter(Walk, KfuncCalls, DynptrCalls, CallbackCalls, BtfPointers,
         m = self.maps(insn.imm) if self.maps is not None else None
         if m is None:
             self.refuse(pc, f"fd {insn.imm} is not pointing to valid bpf_map")
-        if op.disc_value == isa.BPF_PSEUDO_MAP_FD:
+        if op.disc_value == isa.BPF_PSEUDO_MAP_VALUE and m is self.arena:
+            r = scalar()        # check_ld_imm: an arena address is a scalar until cast
+        elif op.disc_value == isa.BPF_PSEUDO_MAP_FD:
             r = Reg(CONST_PTR_TO_MAP)
             r.mark_known(0)
             r.map = m

@@ -6,6 +6,7 @@
 
 # forms (isa.Form), compared by identity
 cdef object F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X, F_NEG, F_END
+cdef object F_ADDR_SPACE_CAST
 cdef object F_LDDW, F_LDX, F_ST, F_STX, F_ATOMIC, F_LD_ABS, F_LD_IND
 cdef object F_JA, F_JA32, F_JCC_K, F_JCC_X, F_MAY_GOTO
 cdef object F_CALL, F_CALL_LOCAL, F_CALLX, F_EXIT

@@ -5,6 +5,7 @@ from .. import isa
 F_ALU_K = isa.F_ALU_K
 F_ALU_X = isa.F_ALU_X
 F_ALU_SX = isa.F_ALU_SX
+F_ADDR_SPACE_CAST = isa.F_ADDR_SPACE_CAST
 F_ALU_XOFF_K = isa.F_ALU_XOFF_K
 F_ALU_XOFF_X = isa.F_ALU_XOFF_X
 F_NEG = isa.F_NEG

@@ -49,6 +49,11 @@ SKB_TYPES = ALL_TYPES
 CLS_ONLY = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS})
 CLS_ACT = frozenset({_P.BPF_PROG_TYPE_SCHED_CLS, _P.BPF_PROG_TYPE_SCHED_ACT})
 SYSCALL_ONLY = frozenset({_P.BPF_PROG_TYPE_SYSCALL})
+# the arena kfuncs: 6.18 registers them for every type (kernel/bpf/arena.c, kfunc_init:
+# BPF_PROG_TYPE_UNSPEC), but the modelled kernel for none (every type is refused
+# "calling kernel function bpf_arena_alloc_pages is not allowed": docs/reference.md,
+# Arenas); they are KF_SLEEPABLE besides, which no tc or socket program is
+ARENA_KFUNC_TYPES = frozenset()
 
 # argument kinds
 SCALAR_ARG, CONST, SIZE, IGNORED, CTX, ITER, DYNPTR, MEM, BTF_ID, ANY_PTR, CONST_STR = (
@@ -375,6 +380,12 @@ def _table() -> dict[str, Kfunc]:
         _k("struct bpf_crypto_ctx *bpf_crypto_ctx_acquire(struct bpf_crypto_ctx *ctx)",
            KF.KF_ACQUIRE | KF.KF_RCU | KF.KF_RET_NULL, SYSCALL_ONLY),
         _k("void bpf_crypto_ctx_release(struct bpf_crypto_ctx *ctx)", KF.KF_RELEASE, SYSCALL_ONLY),
+        _k("void *bpf_arena_alloc_pages(void *p__map, void *addr__ign, u32 page_cnt, "
+           "int node_id, u64 flags)", KF.KF_TRUSTED_ARGS | KF.KF_SLEEPABLE, ARENA_KFUNC_TYPES),
+        _k("void bpf_arena_free_pages(void *p__map, void *ptr__ign, u32 page_cnt)",
+           KF.KF_TRUSTED_ARGS | KF.KF_SLEEPABLE, ARENA_KFUNC_TYPES),
+        _k("int bpf_arena_reserve_pages(void *p__map, void *ptr__ign, u32 page_cnt)",
+           KF.KF_TRUSTED_ARGS | KF.KF_SLEEPABLE, ARENA_KFUNC_TYPES),
     )}
 
 

@@ -102,6 +102,7 @@ class LockRules:
             m = self.maps(self.insns[pc].imm)
             if m is not None:
                 self.map_prog_compatible(pc, m)
+                self.arena_map_used(pc, m)
 
     def call_under_lock(self, st, pc: int, insn) -> None:
         """do_check: a program holding a lock (of either kind) calls nothing but

@@ -13,7 +13,7 @@ from .dynptrs import TYPE_NAMES, dynptr_type
 from .kfuncs import ITER_ACTIVE
 from .locks import map_name
 from .state import (BPF_ADD_CONST, CONST_PTR_TO_DYNPTR, CONST_PTR_TO_MAP, M64, MAYBE_NULL,
-                    NOT_INIT, PKT_TYPES, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    NOT_INIT, PKT_TYPES, PTR_TO_ARENA, PTR_TO_FUNC, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
                     PTR_TO_MEM, PTR_TO_STACK, S64_MAX, S64_MIN, SCALAR, STACK_DYNPTR, STACK_ITER,
                     type_str)
 
@@ -41,6 +41,9 @@ def insn_text(insns, pc: int) -> str:
         return f"{head}{r}{insn.dst} {sym} {src}"
     if f is isa.F_NEG:
         return f"{head}{r}{insn.dst} = -{r}{insn.dst}"
+    if f is isa.F_ADDR_SPACE_CAST:
+        return (f"{head}r{insn.dst} = addr_space_cast(r{insn.src}, "
+                f"{(insn.imm & 0xFFFFFFFF) >> 16}, {insn.imm & 0xFFFF})")
     if f is isa.F_END:
         return f"{head}r{insn.dst} = {op.mnemonic} r{insn.dst}"
     if f is isa.F_LDX:
@@ -169,6 +172,8 @@ def reg_text(r, marks: bool = False, frameno: int | None = None) -> str:
     if r.type == PTR_TO_STACK and r.is_const:
         v = r.value
         return f"{fp}{r.off + (v - (1 << 64) if v >> 63 else v)}"
+    if r.type == PTR_TO_ARENA:
+        return "arena"          # print_reg_state: its type only
     parts = []
     if r.id & BPF_ADD_CONST:
         parts.append(f"id={r.id & ~BPF_ADD_CONST}{r.off:+d}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 cimport cython
 
 from .. import isa
-from .isaconst cimport (BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X,
+from .isaconst cimport (BPF_MOV, F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X,
                         F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_JCC_K,
                         F_JCC_X, F_LDDW, F_LDX, F_LD_ABS, F_LD_IND, F_MAY_GOTO, F_NEG,
                         F_ST, F_STX, F_ATOMIC)
@@ -40,7 +40,7 @@ from .timers import ASYNC_CALLBACKS
 
 
 _ALU = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K,
-                  F_ALU_XOFF_X, F_NEG, F_END))
+                  F_ALU_XOFF_X, F_NEG, F_END, F_ADDR_SPACE_CAST))
 _ARGS = frozenset(range(1, 6))
 _PASS = frozenset((F_JCC_K, F_JA, F_JA32, F_MAY_GOTO))
 
@@ -279,7 +279,7 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
         d = insn.dst
         if d not in regs:
             return True
-        if op.code & 0xF0 == BPF_MOV and f in (F_ALU_K, F_ALU_X, F_ALU_SX):
+        if op.code & 0xF0 == BPF_MOV and f in (F_ALU_K, F_ALU_X, F_ALU_SX, F_ADDR_SPACE_CAST):
             regs.discard(d)         # d = imm or d = src: d's old value is not needed
             if f is not F_ALU_K:
                 regs.add(insn.src)

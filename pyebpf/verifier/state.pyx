@@ -20,6 +20,7 @@ NOT_INIT, SCALAR, PTR_TO_CTX, CONST_PTR_TO_MAP, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY
     PTR_TO_TCP_SOCK = range(16)
 CONST_PTR_TO_DYNPTR = 16       # the dynptr a bpf_user_ringbuf_drain callback gets
 PTR_TO_XDP_SOCK = 17           # an XSKMAP's AF_XDP socket (struct bpf_xdp_sock)
+PTR_TO_ARENA = 18              # an address in the program's arena (arena.py)
 MAYBE_NULL = 0x100
 PTR_UNTRUSTED = 0x200          # memory the kernel reads with probe loads, any offset
 MEM_RDONLY = 0x400             # memory the program may only read
@@ -49,7 +50,8 @@ TYPE_STR = {NOT_INIT: "?", SCALAR: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP
             PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET: "pkt", PTR_TO_PACKET_END: "pkt_end",
             PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_MEM: "ringbuf_mem", PTR_TO_FUNC: "func",
             PTR_TO_BTF_ID: "ptr_", PTR_TO_SOCKET: "sock", PTR_TO_TCP_SOCK: "tcp_sock",
-            CONST_PTR_TO_DYNPTR: "dynptr_ptr", PTR_TO_XDP_SOCK: "xdp_sock"}
+            CONST_PTR_TO_DYNPTR: "dynptr_ptr", PTR_TO_XDP_SOCK: "xdp_sock",
+            PTR_TO_ARENA: "arena"}
 PKT_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
 
 # stack byte kinds (enum bpf_stack_slot_type)

@@ -18,7 +18,8 @@ from .. import isa
 from ..errors import VerifierError
 from .errnos import errno_of
 from .isaconst cimport (BPF_FETCH, BPF_PSEUDO_FUNC, BPF_REG_10, FIELD_JUMP, FIELD_UNUSED,
-                        F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU_XOFF_X, F_ATOMIC,
+                        F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
+                        F_ALU_XOFF_X, F_ATOMIC,
                         F_CALL, F_CALLX, F_CALL_LOCAL, F_END, F_EXIT, F_JA, F_JA32, F_LDDW,
                         F_LDX, F_LD_ABS, F_LD_IND, F_NEG, MAX_BPF_REG)
 
@@ -38,7 +39,7 @@ cpdef writes_r10(op: isa.Op, insn: isa.Insn):
 
 # a set: one hash per look-up (forms compare by identity), not a comparison per member
 _WRITES_DST = frozenset((F_ALU_K, F_ALU_X, F_ALU_SX, F_ALU_XOFF_K, F_ALU_XOFF_X,
-                         F_NEG, F_END, F_LDDW, F_LDX))
+                         F_NEG, F_END, F_LDDW, F_LDX, F_ADDR_SPACE_CAST))
 
 
 cpdef function_start(op: isa.Op | None, insn: isa.Insn, pc: int):

@@ -12,7 +12,7 @@ per-slot table.
 from .isaconst cimport (BPF_ADD, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ, BPF_JGE,
                         BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JMP32, BPF_JNE, BPF_LSH,
                         BPF_MOD, BPF_MOV, BPF_OR, BPF_PSEUDO_FUNC, BPF_REG_10, BPF_RSH,
-                        BPF_SUB, BPF_XOR, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
+                        BPF_SUB, BPF_XOR, F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
                         F_ALU_XOFF_X, F_ATOMIC, F_CALL, F_CALL_LOCAL, F_CALLX, F_END, F_EXIT,
                         F_JA, F_JA32, F_JCC_K, F_JCC_X, F_LD_ABS, F_LD_IND, F_LDDW, F_LDX,
                         F_MAY_GOTO, F_NEG, F_ST, F_STX)
@@ -31,7 +31,7 @@ from .lists import is_alloc_obj
 from .rbtree import calls_less
 from .reg import scalar
 from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_TO_MAP, M32,
-                    M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
+                    M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_ARENA, PTR_TO_BTF_ID,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, S32_MAX, S32_MIN,
                     SCALAR, maybe_looping, signature, states_equal, type_str)
@@ -586,6 +586,16 @@ cdef class Walk:
                     not 0 <= sf.imm < bits:
                 self.refuse(pc, f"invalid shift {sf.imm}")
         dst = self._read(st, pc, sf.dst)
+        if dst.type == PTR_TO_ARENA or src.type == PTR_TO_ARENA:
+            # adjust_reg_min_max_vals: any arithmetic on an arena pointer keeps one
+            # (with a scalar destination, the arena pointer's copy)
+            if dst.type != PTR_TO_ARENA:
+                regs[sf.dst] = src.copy()
+            if is64:
+                # needs_zext: do_misc_fixups makes the instruction its ALU32 form (the
+                # decoder does: pointer_kinds)
+                self.ptr_kinds[pc] = PTR_TO_ARENA
+            return
         if dst.type != SCALAR or src.type != SCALAR:
             if self.precision and f.src:
                 # adjust_reg_min_max_vals: the scalar added to or taken from a pointer
@@ -661,6 +671,11 @@ cdef class Walk:
         is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         if op.form is F_ALU_K:
             regs[sf.dst] = scalar(sf.imm if is64 else sf.imm & 0xFFFFFFFF)
+            return
+        if op.form is F_ADDR_SPACE_CAST:
+            self.addr_space_cast(pc, sf.imm)        # arena.py: its refusals first
+            self._read(st, pc, sf.src)
+            regs[sf.dst] = self.cast_result(sf.imm)
             return
         src = self._read(st, pc, sf.src)
         if op.form is F_ALU_SX:
@@ -978,7 +993,7 @@ cdef tuple _slot_facts(op, insn):
             structure.writes_r10(op, insn):
         k |= WRITES_R10
     if f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
-            f is F_ALU_XOFF_X or f is F_NEG or f is F_END:
+            f is F_ALU_XOFF_X or f is F_NEG or f is F_END or f is F_ADDR_SPACE_CAST:
         k |= IS_ALU
         if f is F_ALU_K and code & 0xF0 == BPF_MOV and not k & WRITES_R10:
             # a mov of an immediate: (dst, its constant), which explore makes
