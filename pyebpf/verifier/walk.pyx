@@ -18,18 +18,18 @@ from .isaconst cimport (BPF_ADD, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ,
                         F_MAY_GOTO, F_NEG, F_ST, F_STX)
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 
-from .reg cimport Reg
+from . cimport bounds
+from .reg cimport Reg, scalar
 from .state cimport Frame, VState
 
 from .. import isa
-from . import bounds, precision, sockets, structure, tnum
+from . import precision, sockets, structure, tnum
 from .callbacks import CALLBACK_HELPERS
 from .exceptions import is_throw
 from .kfuncs import is_iter_next
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .lists import is_alloc_obj
 from .rbtree import calls_less
-from .reg import scalar
 from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_TO_MAP, M32,
                     M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
