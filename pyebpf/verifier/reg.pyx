@@ -7,6 +7,7 @@ nothing and a copy is a C struct's copy; Python reads them as ints, and ``var`` 
 ``(value, mask)`` tuple tnum.py works on (storing a value out of a field's range raises
 OverflowError).  The other fields stay Python objects."""
 cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from .tnum import M64
 
@@ -140,11 +141,6 @@ cdef void set_unbounded(Reg r) noexcept:
     r.umin, r.umax = 0, <unsigned long long>-1
     r.s32min, r.s32max = -0x7FFFFFFF - 1, 0x7FFFFFFF
     r.u32min, r.u32max = 0, 0xFFFFFFFF
-
-
-def copy_regs(list regs) -> list:
-    """A copy of each register of a frame's list, in order."""
-    return [(<Reg?>r).copy() for r in regs]
 
 
 # --- state equivalence on registers (the kernel's regsafe and its parts) ---------------
@@ -309,11 +305,24 @@ cpdef bint same_raw(Reg a, Reg b):
             a.dynptr_id == b.dynptr_id)
 
 
+# a register's C fields as signature packs them: one bytes object of the tnum and the
+# eight bounds (64 bytes, no padding) where ten ints were made from them
+cdef struct _Packed:
+    long long smin, smax
+    unsigned long long umin, umax, var_value, var_mask
+    int s32min, s32max
+    unsigned int u32min, u32max
+
+
 cpdef tuple sig(Reg r):
     """What an exact comparison of the register looks at, ids aside (signature's part
     for one register): the map by identity."""
-    return (r.type, r.off, r.var_value, r.var_mask, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-            r.u32min, r.u32max, r.range, r.size, r.frame, r.dynptr_id, id(r.map))
+    cdef _Packed p
+    p.smin, p.smax, p.umin, p.umax = r.smin, r.smax, r.umin, r.umax
+    p.var_value, p.var_mask = r.var_value, r.var_mask
+    p.s32min, p.s32max, p.u32min, p.u32max = r.s32min, r.s32max, r.u32min, r.u32max
+    return (r.type, r.off, PyBytes_FromStringAndSize(<char *>&p, sizeof(p)), r.range,
+            r.size, r.frame, r.dynptr_id, id(r.map))
 
 
 def signature(st, list live_regs) -> tuple:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 cimport cython
 
+from .reg cimport Reg as _Reg
+
 from . import tnum
 
 M64, M32 = tnum.M64, tnum.M32
@@ -91,7 +93,7 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import (Reg, check_ids, copy_regs, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
+from .reg import (Reg, check_ids, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
                   scalar, signature)
 
 
@@ -132,7 +134,7 @@ cdef class Frame:
 
     cpdef Frame copy(self):
         cdef Frame f = Frame.__new__(Frame)
-        f.regs = copy_regs(self.regs)
+        f.regs = [(<_Reg>r).copy() for r in self.regs]
         f.stack = {k: (<Slot?>s).copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
@@ -312,9 +314,9 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
     return True
 
 
-def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
-                 ranges: bool = True, uninit_ok: bool = True,
-                 within: bool = False, alu_limits: bool = False) -> bool:
+cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False,
+                        bint ranges=True, bint uninit_ok=True, bint within=False,
+                        bint alu_limits=False) except -1:
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
     comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
     ``uninit_ok``: a privileged loader's (allow_uninit_stack); ``within``: the
@@ -368,7 +370,7 @@ def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
     return True
 
 
-def maybe_looping(VState old, VState cur) -> bool:
+cpdef bint maybe_looping(VState old, VState cur) except -1:
     """states_maybe_looping: the current frame's registers are the same, dead ones and
     ids included, before an exact comparison may call a state a repeat (a loop that
     copies a value gives it a new id each time round, and is then explored on)."""

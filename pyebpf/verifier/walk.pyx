@@ -20,7 +20,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 
 from . cimport bounds
 from .reg cimport Reg, scalar
-from .state cimport Frame, VState
+from .state cimport Frame, VState, maybe_looping, states_equal
 
 from .. import isa
 from . import precision, sockets, structure, tnum
@@ -34,7 +34,7 @@ from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_T
                     M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, S32_MAX, S32_MIN,
-                    SCALAR, maybe_looping, signature, states_equal, type_str)
+                    SCALAR, signature, type_str)
 from .timers import TIMER_SET_CALLBACK_ID
 
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
@@ -373,9 +373,9 @@ cdef class Walk:
                 continue
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True,
-                                          alu_limits=self.explore_alu_limits) and (
+                # (states_equal's arguments: exact, ranges, uninit_ok, within, alu_limits)
+                if force and states_equal(old, cur, live, False, True, not self.unpriv,
+                                          True, self.explore_alu_limits) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -390,7 +390,7 @@ cdef class Walk:
                 if old in repeats and maybe_looping(old, cur) and \
                         old.may_goto_depth == cur.may_goto_depth and \
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
-                        states_equal(old, cur, live, exact=True):
+                        states_equal(old, cur, live, True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
                 if hold:
                     add = False
@@ -398,9 +398,8 @@ cdef class Walk:
                 # a state whose loop is still being explored has incomplete marks: it
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
-                if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop,
-                                alu_limits=self.explore_alu_limits):
+                if states_equal(old, cur, live, False, loop or not self.precision,
+                                not self.unpriv, loop, self.explore_alu_limits):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
