@@ -22,3 +22,9 @@ cpdef Reg scalar(object v=*)
 cdef void set_known(Reg r, unsigned long long u) noexcept
 cdef void set_unbounded(Reg r) noexcept
 cpdef bint range_within(Reg old, Reg cur)
+cpdef bint check_ids(object a, object b, dict idmap)
+cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=*,
+                   bint alu_limits=*)
+cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges,
+                     bint within=*, bint alu_limits=*)
+cpdef bint same_raw(Reg a, Reg b)
