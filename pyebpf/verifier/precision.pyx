@@ -99,22 +99,30 @@ def mark(interp, st: VState, regs=(), slots=(), frame: int | None = None) -> Non
     _walk(interp, st, w)
 
 
-def propagate(interp, old: VState, cur: VState) -> None:
+def propagate(interp, VState old, VState cur) -> None:
     """propagate_precision: ``cur``, pruned by ``old``, needs what ``old`` marked."""
-    cdef _Walk w = _Walk(len(cur.frames))
+    cdef _Walk w = None     # made at the first mark found: most prunes find none
+    cdef Frame frame
     cdef Reg reg
-    cdef Py_ssize_t r
-    for fr, frame in enumerate(old.frames):
-        regs, wanted = frame.regs, w.regs[fr]
+    cdef Py_ssize_t r, fr, n = len(old.frames)
+    cdef list regs
+    for fr in range(n):
+        frame = old.frames[fr]
+        regs = frame.regs
         for r in range(10):     # a C loop over the registers: one at every prune
             reg = regs[r]
-            if reg.type == SCALAR and reg.precise:
-                wanted.add(r)
+            if reg.precise and reg.type == SCALAR:
+                if w is None:
+                    w = _Walk(len(cur.frames))
+                w.regs[fr].add(r)
         if frame.stack:
-            w.slots[fr].update(spi for spi, s in frame.stack.items()
-                               if s.spill is not None and s.spill.type == SCALAR and
-                               s.spill.precise and STACK_SPILL in s.kinds)
-    if w.empty():
+            for spi, s in frame.stack.items():
+                if s.spill is not None and s.spill.type == SCALAR and s.spill.precise and \
+                        STACK_SPILL in s.kinds:
+                    if w is None:
+                        w = _Walk(len(cur.frames))
+                    w.slots[fr].add(spi)
+    if w is None:
         return
     log = interp.log
     if log.level >= 2:
