@@ -208,11 +208,11 @@ def _walk(interp, VState st, _Walk w) -> None:
         hist, p = p.hist, p.parent
 
 
-def _pc(entry) -> int:
+cdef inline object _pc(entry):
     return entry if type(entry) is int else entry[0]
 
 
-def _first(VState st, int empty) -> int:
+cdef object _first(VState st, int empty):
     """The state's first_insn_idx as the walk's header prints it: its first
     instruction (``empty`` where it has none); 0 for an async callback's first
     state, which push_async_cb leaves unset."""
@@ -252,7 +252,7 @@ def mark_all(st: VState, log=None) -> None:
         p = p.parent
 
 
-def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool:
+cdef bint _backtrack(insns, ops, globals_, entry, _Walk w, nxt, calls_cb) except -1:
     """backtrack_insn: what the needed registers and slots after the instruction
     ``entry`` were made of before it (``nxt``: the instruction run after it);
     False where the walk cannot follow."""
@@ -357,7 +357,7 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
     return True
 
 
-def _sync_linked(linked, _Walk w) -> None:
+cdef _sync_linked(linked, _Walk w):
     """bt_sync_linked_regs: scalars a conditional jump bounded together (one id) are
     needed together, in whichever frames they are."""
     lregs, lslots = linked
