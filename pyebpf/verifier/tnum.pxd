@@ -6,6 +6,9 @@ ctypedef unsigned long long u64
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
+    unsigned short __builtin_bswap16(unsigned short) nogil
+    unsigned int __builtin_bswap32(unsigned int) nogil
+    unsigned long long __builtin_bswap64(unsigned long long) nogil
 
 cdef struct Tnum:
     u64 value, mask
@@ -86,3 +89,14 @@ cdef inline Tnum tn_clear_subreg(Tnum a) noexcept:
 cdef inline Tnum tn_with_subreg(Tnum a, Tnum s) noexcept:
     return tn_or(tn_clear_subreg(a), tn_subreg(s))
 
+
+
+cdef inline Tnum tn_bswap(Tnum a, int size) noexcept:
+    # tnum_bswap16/32/64: the low ``size`` bytes (2, 4 or 8) of value and mask reversed
+    if size == 2:
+        return tn(__builtin_bswap16(<unsigned short>a.value),
+                  __builtin_bswap16(<unsigned short>a.mask))
+    if size == 4:
+        return tn(__builtin_bswap32(<unsigned int>a.value),
+                  __builtin_bswap32(<unsigned int>a.mask))
+    return tn(__builtin_bswap64(a.value), __builtin_bswap64(a.mask))

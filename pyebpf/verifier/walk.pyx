@@ -21,6 +21,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from . cimport bounds
 from .reg cimport Reg, scalar
 from .state cimport Frame, VState, maybe_looping, states_equal
+from .tnum cimport Tnum, tn, tn_bswap
 
 from .. import isa
 from . import precision, sockets, structure, tnum
@@ -572,6 +573,7 @@ cdef class Walk:
         cdef int bits
         cdef long code_op
         cdef Reg dst, src, zero
+        cdef Tnum var
         f = op.form
         is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         bits = 64 if is64 else 32
@@ -588,9 +590,9 @@ cdef class Walk:
             if swap or sf.size < 8:
                 dst.id = 0
             if swap:
-                var = tnum.bswap(dst.var, sf.size)
+                var = tn_bswap(tn(dst.var_value, dst.var_mask), sf.size)
                 dst.mark_unbounded()
-                dst.var = var
+                dst.var_value, dst.var_mask = var.value, var.mask
                 bounds.sync(dst)
             bounds.truncate(dst, sf.size)
             return
