@@ -28,3 +28,4 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=*,
 cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bint ranges,
                      bint within=*, bint alu_limits=*)
 cpdef bint same_raw(Reg a, Reg b)
+cpdef tuple sig(Reg r)

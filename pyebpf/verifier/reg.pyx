@@ -325,29 +325,6 @@ cpdef tuple sig(Reg r):
             r.size, r.frame, r.dynptr_id, id(r.map))
 
 
-def signature(st, list live_regs) -> tuple:
-    """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for.
-    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
-    prune point an open state shares (every visit of a loop's)."""
-    cdef list out = [], items, regs
-    for f, alive in zip(st.frames, live_regs):
-        regs = f.regs
-        items = []
-        for spi, s in f.stack.items():
-            kinds = s.kinds
-            for k in kinds:
-                if k != STACK_INVALID:
-                    break
-            else:
-                continue
-            spill = s.spill
-            items.append((spi, tuple(kinds), sig(spill) if spill is not None else None))
-        items.sort()
-        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), tuple(items)))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
-
-
 # --- Python's reads and writes of the fields ------------------------------------------
 # Cython gives each ``cdef public object`` field a property, which Python 3.11 reads and
 # writes through its generic attribute path (a type look-up and a C call, ~100 machine

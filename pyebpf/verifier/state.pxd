@@ -30,3 +30,4 @@ cdef class VState:
 cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=*, bint ranges=*,
                         bint uninit_ok=*, bint within=*, bint alu_limits=*) except -1
 cpdef bint maybe_looping(VState old, VState cur) except -1
+cpdef tuple signature(VState st, list live_regs)

@@ -11,7 +11,7 @@ from .reg cimport Reg as _Reg
 # the register comparisons as C calls (their Python names are imported below, for the
 # modules that take them from here)
 from .reg cimport (check_ids as _check_ids, regs_safe as _regs_safe, regsafe as _regsafe,
-                   same_raw as _same_raw)
+                   same_raw as _same_raw, sig as _sig)
 
 from . import tnum
 
@@ -98,7 +98,7 @@ def s32(v: int) -> int:
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
 from .reg import (Reg, check_ids, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
-                  scalar, signature)
+                  scalar)
 
 
 # Slot, Frame and VState are C types (their fields declared in state.pxd, read directly
@@ -375,6 +375,33 @@ def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
         if not _check_ids(oid, cid, idmap):
             return False
     return True
+
+
+cpdef tuple signature(VState st, list live_regs):
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
+    prune point an open state shares (every visit of a loop's)."""
+    cdef list out = [], items, regs
+    cdef Frame f
+    cdef Slot s
+    cdef Py_ssize_t i, n = min(len(st.frames), len(live_regs))
+    for i in range(n):
+        f = st.frames[i]
+        alive = live_regs[i]
+        regs = f.regs
+        items = []
+        for spi, s in f.stack.items():
+            kinds = s.kinds
+            for k in kinds:
+                if k != STACK_INVALID:
+                    break
+            else:
+                continue
+            items.append((spi, tuple(kinds), _sig(s.spill) if s.spill is not None else None))
+        items.sort()
+        out.append((f.callsite, alive, tuple([_sig(regs[k]) for k in alive]), tuple(items)))
+    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
 
 
 cpdef bint maybe_looping(VState old, VState cur) except -1:

@@ -20,7 +20,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 
 from . cimport bounds
 from .reg cimport Reg, scalar
-from .state cimport Frame, VState, maybe_looping, states_equal
+from .state cimport Frame, VState, maybe_looping, signature, states_equal
 from .tnum cimport Tnum, tn, tn_bswap
 
 from .. import isa
@@ -35,7 +35,7 @@ from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_T
                     M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_BTF_ID,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, S32_MAX, S32_MIN,
-                    SCALAR, signature, type_str)
+                    SCALAR, type_str)
 from .timers import TIMER_SET_CALLBACK_ID
 
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
