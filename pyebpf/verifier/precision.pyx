@@ -33,7 +33,8 @@ from .isaconst cimport (BPF_MOV, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K, F_ALU
                         F_ST, F_STX, F_ATOMIC)
 from .reg cimport Reg
 from .state cimport Frame, VState
-from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
+from .backtrack cimport skip_back
+from .backtrack import SKIP, SKIP_UNLESS_DST, STOP
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 from .timers import ASYNC_CALLBACKS
