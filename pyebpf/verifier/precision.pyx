@@ -56,19 +56,27 @@ def applies(interp) -> bool:
 def skip_table(insns, ops) -> tuple[bytes, bytes]:
     """Per instruction, what :func:`_walk` may pass over without ``_backtrack`` (its
     kind for ``backtrack.skip_back``) and its destination register."""
-    kinds, dsts = bytearray(len(ops)), bytearray(len(ops))
-    for pc, op in enumerate(ops):
+    cdef Py_ssize_t pc, n = len(ops)
+    cdef bytearray kinds = bytearray(n), dsts = bytearray(n)
+    cdef unsigned char *k = kinds
+    cdef unsigned char *d = dsts
+    # the kinds as C values (module globals are a dictionary lookup each)
+    cdef unsigned char skip = SKIP, skip_unless_dst = SKIP_UNLESS_DST, stop = STOP
+    for pc in range(n):
+        op = ops[pc]
         if op is None:
-            kinds[pc] = STOP
+            k[pc] = stop
             continue
         f = op.form
-        if f in _PASS or f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
-            kinds[pc] = SKIP
-        elif f in _ALU:
-            kinds[pc] = SKIP_UNLESS_DST
+        if f is F_JCC_K or f is F_JA or f is F_JA32 or f is F_MAY_GOTO or \
+                f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
+            k[pc] = skip
+        elif f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
+                f is F_ALU_XOFF_X or f is F_NEG or f is F_END:
+            k[pc] = skip_unless_dst
         else:
-            kinds[pc] = STOP
-        dsts[pc] = insns[pc].dst
+            k[pc] = stop
+        d[pc] = insns[pc].dst
     return bytes(kinds), bytes(dsts)
 
 
@@ -374,9 +382,13 @@ def linked_at(st: VState, regs, live) -> tuple | None:
     """collect_linked_regs: the registers (those ``live`` holds, per frame) and stack
     slots of every frame sharing an id with the scalar registers ``regs`` (as
     ``(frame, number)`` pairs), or None when no scalar is linked."""
+    cdef Reg reg
+    for reg in regs:
+        if reg.id and reg.type == SCALAR:
+            break
+    else:
+        return None     # (most branches: no linked scalar to look for)
     ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
-    if not ids:
-        return None
     lregs, lslots = [], []
     for fr, frame in enumerate(st.frames):
         lregs += [(fr, i) for i, r in enumerate(frame.regs)
