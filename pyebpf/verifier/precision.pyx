@@ -33,7 +33,8 @@ from .isaconst cimport (BPF_MOV, F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, 
                         F_ST, F_STX, F_ATOMIC)
 from .reg cimport Reg
 from .state cimport Frame, VState
-from .backtrack import SKIP, SKIP_UNLESS_DST, STOP, skip_back
+from .backtrack cimport skip_back
+from .backtrack import SKIP, SKIP_UNLESS_DST, STOP
 from .log import frame_text, insn_text
 from .state import BPF_ADD_CONST, SCALAR, STACK_SPILL, VState
 from .timers import ASYNC_CALLBACKS
@@ -55,37 +56,28 @@ def applies(interp) -> bool:
 def skip_table(insns, ops) -> tuple[bytes, bytes]:
     """Per instruction, what :func:`_walk` may pass over without ``_backtrack`` (its
     kind for ``backtrack.skip_back``) and its destination register."""
-    cdef Py_ssize_t n = len(ops), pc
+    cdef Py_ssize_t pc, n = len(ops)
     cdef bytearray kinds = bytearray(n), dsts = bytearray(n)
+    cdef unsigned char *k = kinds
+    cdef unsigned char *d = dsts
+    # the kinds as C values (module globals are a dictionary lookup each)
+    cdef unsigned char skip = SKIP, skip_unless_dst = SKIP_UNLESS_DST, stop = STOP
     for pc in range(n):
         op = ops[pc]
         if op is None:
-            kinds[pc] = STOP
+            k[pc] = stop
             continue
-        insn = insns[pc]
-        # made once per Insn object (isa.unpack_program gives the same one for the
-        # same bytes; the entry holds it, so its id names no other object while there)
-        hit = _SKIP.get(id(insn))
-        if hit is None or (<tuple>hit)[0] is not insn:
-            if len(_SKIP) >= _SKIP_MAX:
-                _SKIP.clear()
-            hit = _SKIP[id(insn)] = (insn, _skip_kind(op), insn.dst)
-        kinds[pc] = (<tuple>hit)[1]
-        dsts[pc] = (<tuple>hit)[2]
+        f = op.form
+        if f is F_JCC_K or f is F_JA or f is F_JA32 or f is F_MAY_GOTO or \
+                f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
+            k[pc] = skip
+        elif f is F_ALU_K or f is F_ALU_X or f is F_ALU_SX or f is F_ALU_XOFF_K or \
+                f is F_ALU_XOFF_X or f is F_NEG or f is F_END or f is F_ADDR_SPACE_CAST:
+            k[pc] = skip_unless_dst
+        else:
+            k[pc] = stop
+        d[pc] = insns[pc].dst
     return bytes(kinds), bytes(dsts)
-
-
-cdef dict _SKIP = {}
-cdef Py_ssize_t _SKIP_MAX = 65536
-
-
-cdef _skip_kind(op):
-    f = op.form
-    if f in _PASS or f is F_ALU_K and op.code & 0xF0 != BPF_MOV:
-        return SKIP
-    if f in _ALU:
-        return SKIP_UNLESS_DST
-    return STOP
 
 
 @cython.final
@@ -116,22 +108,30 @@ def mark(interp, st: VState, regs=(), slots=(), frame: int | None = None) -> Non
     _walk(interp, st, w)
 
 
-def propagate(interp, old: VState, cur: VState) -> None:
+def propagate(interp, VState old, VState cur) -> None:
     """propagate_precision: ``cur``, pruned by ``old``, needs what ``old`` marked."""
-    cdef _Walk w = _Walk(len(cur.frames))
+    cdef _Walk w = None     # made at the first mark found: most prunes find none
+    cdef Frame frame
     cdef Reg reg
-    cdef Py_ssize_t r
-    for fr, frame in enumerate(old.frames):
-        regs, wanted = frame.regs, w.regs[fr]
+    cdef Py_ssize_t r, fr, n = len(old.frames)
+    cdef list regs
+    for fr in range(n):
+        frame = old.frames[fr]
+        regs = frame.regs
         for r in range(10):     # a C loop over the registers: one at every prune
             reg = regs[r]
-            if reg.type == SCALAR and reg.precise:
-                wanted.add(r)
+            if reg.precise and reg.type == SCALAR:
+                if w is None:
+                    w = _Walk(len(cur.frames))
+                w.regs[fr].add(r)
         if frame.stack:
-            w.slots[fr].update(spi for spi, s in frame.stack.items()
-                               if s.spill is not None and s.spill.type == SCALAR and
-                               s.spill.precise and STACK_SPILL in s.kinds)
-    if w.empty():
+            for spi, s in frame.stack.items():
+                if s.spill is not None and s.spill.type == SCALAR and s.spill.precise and \
+                        STACK_SPILL in s.kinds:
+                    if w is None:
+                        w = _Walk(len(cur.frames))
+                    w.slots[fr].add(spi)
+    if w is None:
         return
     log = interp.log
     if log.level >= 2:
@@ -217,11 +217,11 @@ def _walk(interp, VState st, _Walk w) -> None:
         hist, p = p.hist, p.parent
 
 
-def _pc(entry) -> int:
+cdef inline object _pc(entry):
     return entry if type(entry) is int else entry[0]
 
 
-def _first(VState st, int empty) -> int:
+cdef object _first(VState st, int empty):
     """The state's first_insn_idx as the walk's header prints it: its first
     instruction (``empty`` where it has none); 0 for an async callback's first
     state, which push_async_cb leaves unset."""
@@ -261,7 +261,7 @@ def mark_all(st: VState, log=None) -> None:
         p = p.parent
 
 
-def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool:
+cdef bint _backtrack(insns, ops, globals_, entry, _Walk w, nxt, calls_cb) except -1:
     """backtrack_insn: what the needed registers and slots after the instruction
     ``entry`` were made of before it (``nxt``: the instruction run after it);
     False where the walk cannot follow."""
@@ -366,7 +366,7 @@ def _backtrack(insns, ops, globals_, entry, _Walk w, nxt: int, calls_cb) -> bool
     return True
 
 
-def _sync_linked(linked, _Walk w) -> None:
+cdef _sync_linked(linked, _Walk w):
     """bt_sync_linked_regs: scalars a conditional jump bounded together (one id) are
     needed together, in whichever frames they are."""
     lregs, lslots = linked
@@ -382,9 +382,13 @@ def linked_at(st: VState, regs, live) -> tuple | None:
     """collect_linked_regs: the registers (those ``live`` holds, per frame) and stack
     slots of every frame sharing an id with the scalar registers ``regs`` (as
     ``(frame, number)`` pairs), or None when no scalar is linked."""
+    cdef Reg reg
+    for reg in regs:
+        if reg.id and reg.type == SCALAR:
+            break
+    else:
+        return None     # (most branches: no linked scalar to look for)
     ids = {r.id & ~BPF_ADD_CONST for r in regs if r.type == SCALAR and r.id}
-    if not ids:
-        return None
     lregs, lslots = [], []
     for fr, frame in enumerate(st.frames):
         lregs += [(fr, i) for i, r in enumerate(frame.regs)

@@ -1,21 +1,17 @@
 """The verifier's register (the kernel's ``struct bpf_reg_state``), compiled: a path's
-state is copied at every branch and checkpoint, eleven registers a frame, and a copy of
-a Python object with 18 slots cost ~2 us a register (~40 % of verifying bench_core's
-100-instruction program); a copy here is a C struct's 18 references.  Its fields stay
-Python objects (ints of any width, tuples, maps), read and written as the slots were."""
+state is copied at every branch and checkpoint, eleven registers a frame.  The scalar's
+bounds and its tnum are C integers of the kernel's widths (``smin``/``smax`` s64,
+``umin``/``umax`` u64, ``s32min``/``s32max`` s32, ``u32min``/``u32max`` u32, the tnum
+``var_value``/``var_mask`` u64), so the bounds arithmetic (bounds.pyx) allocates
+nothing and a copy is a C struct's copy; Python reads them as ints, and ``var`` as the
+``(value, mask)`` tuple tnum.py works on (storing a value out of a field's range raises
+OverflowError).  The other fields stay Python objects."""
 cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from .tnum import M64, M32, UNKNOWN
+from .tnum import M64
 
 cdef object _M64 = M64
-cdef object _M32 = M32
-# state.pyx's bounds, made from Python ints (no C constant of 64 bits or more)
-cdef object S64_MAX = _M64 >> 1
-cdef object S64_MIN = -S64_MAX - 1
-cdef object S32_MAX = _M32 >> 1
-cdef object S32_MIN = -S32_MAX - 1
-cdef object ZERO = 0
-cdef object _UNKNOWN = UNKNOWN
 # state.pyx's NOT_INIT, SCALAR, PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET and PTR_TO_MEM
 # (enum bpf_reg_type), BPF_ADD_CONST and STACK_INVALID (tests/test_verifier_checkpoints.py checks they agree)
 cdef object NOT_INIT = 0
@@ -26,12 +22,12 @@ cdef object PTR_TO_PACKET = 8
 cdef object PTR_TO_MEM = 11
 cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
 cdef object STACK_INVALID = 0
+cdef object ZERO = 0
 CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STACK,
              "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
              "PTR_TO_PACKET": PTR_TO_PACKET, "PTR_TO_MEM": PTR_TO_MEM,
              "BPF_ADD_CONST": BPF_ADD_CONST,
              "STACK_INVALID": STACK_INVALID}
-
 
 @cython.freelist(64)
 # untracked by the cycle collector (its allocations no longer count towards a
@@ -39,8 +35,9 @@ CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STAC
 # which refers back to a register
 @cython.no_gc
 cdef class Reg:
-    """One register: its type, fixed offset ``off``, the tnum ``var_off`` and the
-    64/32-bit signed/unsigned bounds of the scalar (or of a pointer's variable part),
+    """One register: its type, fixed offset ``off``, the tnum ``var_off`` (``var``, as
+    ``(value, mask)``; ``var_value`` and ``var_mask``) and the 64/32-bit
+    signed/unsigned bounds of the scalar (or of a pointer's variable part),
     ``id`` (shared by copies: NULL checks and packet ranges reach all of them),
     ``ref`` (an acquired reference), ``range`` (packet bytes known present), ``map``
     (the map a map pointer or map value belongs to; the BTF struct a ``PTR_TO_BTF_ID``
@@ -53,32 +50,40 @@ cdef class Reg:
     def __init__(self, type_=NOT_INIT):
         self.type = type_
         self.off = ZERO
-        self.var = _UNKNOWN
-        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, ZERO, _M64
-        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, ZERO, _M32
+        set_unbounded(self)
+        self.var_value, self.var_mask = 0, <unsigned long long>-1
         self.id = self.ref = self.range = self.size = self.frame = self.dynptr_id = ZERO
         self.map = None
         self.precise = False
 
     cpdef Reg copy(self):
         cdef Reg r = Reg.__new__(Reg)
-        r.type, r.off, r.var, r.id, r.ref, r.range, r.map, r.size, r.frame = \
-            self.type, self.off, self.var, self.id, self.ref, self.range, self.map, \
+        r.type, r.off, r.id, r.ref, r.range, r.map, r.size, r.frame = \
+            self.type, self.off, self.id, self.ref, self.range, self.map, \
             self.size, self.frame
+        r.dynptr_id = self.dynptr_id
         r.smin, r.smax, r.umin, r.umax = self.smin, self.smax, self.umin, self.umax
         r.s32min, r.s32max, r.u32min, r.u32max = \
             self.s32min, self.s32max, self.u32min, self.u32max
-        r.precise = self.precise
-        r.dynptr_id = self.dynptr_id
+        r.var_value, r.var_mask, r.precise = self.var_value, self.var_mask, self.precise
         return r
+
+    @property
+    def var(self):
+        """The tnum ``(value, mask)``."""
+        return (self.var_value, self.var_mask)
+
+    @var.setter
+    def var(self, t):
+        self.var_value, self.var_mask = t
 
     # --- constructors (the kernel's __mark_reg_*) ------------------------------------
     cpdef Reg mark_known(self, v):
-        _set_known(self, v)
+        set_known(self, v & _M64)
         return self
 
     cpdef Reg mark_unbounded(self):
-        _set_unbounded(self)
+        set_unbounded(self)
         return self
 
     def mark_unknown(self) -> Reg:
@@ -86,23 +91,23 @@ cdef class Reg:
         self.off = self.id = self.ref = self.range = self.size = self.frame = ZERO
         self.dynptr_id = ZERO
         self.map = None
-        self.var = _UNKNOWN
+        self.var_value, self.var_mask = 0, <unsigned long long>-1
         return self.mark_unbounded()
 
     @property
     def is_const(self) -> bool:
-        return self.var[1] == 0
+        return self.var_mask == 0
 
     @property
     def value(self):
-        return self.var[0]
+        return self.var_value
 
     @property
     def is_ptr(self) -> bool:
         return self.type != SCALAR and self.type != NOT_INIT
 
     def is_null(self) -> bool:
-        return self.type == SCALAR and self.var == (0, 0)
+        return self.type == SCALAR and self.var_value == 0 and self.var_mask == 0
 
 
 cpdef Reg scalar(object v=None):
@@ -114,35 +119,28 @@ cpdef Reg scalar(object v=None):
     r.map = None
     r.precise = False
     if v is None:
-        r.var = _UNKNOWN
-        _set_unbounded(r)
+        r.var_value, r.var_mask = 0, <unsigned long long>-1
+        set_unbounded(r)
     else:
-        _set_known(r, v)
+        set_known(r, v & _M64)
     return r
 
 
-cdef inline void _set_known(Reg r, object v):
-    """__mark_reg_known: the tnum and every bound the constant ``v``."""
-    # the views of the value as C integers (two's complement, as the kernel's casts):
-    # every constant a path makes passes here, four Python int operations otherwise
-    cdef unsigned long long u = v & _M64
-    cdef object uv = u
-    r.var = (uv, ZERO)
+cdef void set_known(Reg r, unsigned long long u) noexcept:
+    """__mark_reg_known: the tnum and every bound the constant ``u``."""
+    r.var_value, r.var_mask = u, 0
     r.smin = r.smax = <long long>u
-    r.umin = r.umax = uv
+    r.umin = r.umax = u
     r.s32min = r.s32max = <int><unsigned int>u
     r.u32min = r.u32max = <unsigned int>u
 
 
-cdef inline void _set_unbounded(Reg r):
+cdef void set_unbounded(Reg r) noexcept:
     """__mark_reg_unbounded: every bound the widest."""
-    r.smin, r.smax, r.umin, r.umax = S64_MIN, S64_MAX, ZERO, _M64
-    r.s32min, r.s32max, r.u32min, r.u32max = S32_MIN, S32_MAX, ZERO, _M32
-
-
-def copy_regs(list regs) -> list:
-    """A copy of each register of a frame's list, in order."""
-    return [(<Reg?>r).copy() for r in regs]
+    r.smin, r.smax = -0x7FFFFFFFFFFFFFFF - 1, 0x7FFFFFFFFFFFFFFF
+    r.umin, r.umax = 0, <unsigned long long>-1
+    r.s32min, r.s32max = -0x7FFFFFFF - 1, 0x7FFFFFFF
+    r.u32min, r.u32max = 0, 0xFFFFFFFF
 
 
 # --- state equivalence on registers (the kernel's regsafe and its parts) ---------------
@@ -157,11 +155,19 @@ cpdef bint range_within(Reg old, Reg cur):
             and cur.s32max <= old.s32max)
 
 
-cdef inline bint _tnum_in(object a, object b):
-    # tnum_in (tnum.in_): every value of ``b`` is a value of ``a``
-    if b[1] & ~a[1] & _M64:
+cdef inline bint _tnum_in(Reg a, Reg b) noexcept:
+    # tnum_in (tnum.in_): every value of ``b``'s tnum is a value of ``a``'s
+    if b.var_mask & ~a.var_mask:
         return False
-    return a[0] == b[0] & ~a[1] & _M64
+    return a.var_value == b.var_value & ~a.var_mask
+
+
+cdef inline bint _same_bounds(Reg a, Reg b) noexcept:
+    # the tnum and the eight bounds equal
+    return (a.var_value == b.var_value and a.var_mask == b.var_mask and
+            a.smin == b.smin and a.smax == b.smax and a.umin == b.umin and
+            a.umax == b.umax and a.s32min == b.s32min and a.s32max == b.s32max and
+            a.u32min == b.u32min and a.u32max == b.u32max)
 
 
 cpdef bint check_ids(object a, object b, dict idmap):
@@ -200,18 +206,11 @@ cdef object _tmp_id(dict idmap):
 
 
 cdef inline bint _same_scalar(Reg old, Reg cur):
-    return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
-            old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
-            old.s32min == cur.s32min and old.s32max == cur.s32max and
-            old.u32min == cur.u32min and old.u32max == cur.u32max)
+    return _same_bounds(old, cur) and old.off == cur.off
 
 
 cdef inline bint _exact_fields(Reg old, Reg cur):
-    return (old.off == cur.off and old.var == cur.var and old.smin == cur.smin and
-            old.smax == cur.smax and old.umin == cur.umin and old.umax == cur.umax and
-            old.s32min == cur.s32min and old.s32max == cur.s32max and
-            old.u32min == cur.u32min and old.u32max == cur.u32max and
-            old.range == cur.range and old.size == cur.size and old.frame == cur.frame and
+    return (_same_bounds(old, cur) and old.off == cur.off and old.range == cur.range and old.size == cur.size and old.frame == cur.frame and
             old.dynptr_id == cur.dynptr_id)
 
 
@@ -246,7 +245,7 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
                 return False
             if not check_scalar_ids(old.id, cur.id, idmap):
                 return False
-        return range_within(old, cur) and _tnum_in(old.var, cur.var)
+        return range_within(old, cur) and _tnum_in(old, cur)
     if old.type == PTR_TO_STACK:
         # regsafe's PTR_TO_STACK case: regs_exact, and the same frame (fp-8 of one
         # function is not fp-8 of another)
@@ -268,7 +267,7 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
         # a dynptr slice's stack buffer (``range``) and its dynptr_id lie in the bytes
         # regsafe's memcmp compares for PTR_TO_MEM
         return False
-    if not (range_within(old, cur) and _tnum_in(old.var, cur.var)):
+    if not (range_within(old, cur) and _tnum_in(old, cur)):
         return False
     return check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
 
@@ -300,42 +299,30 @@ cpdef bint regs_safe(list old, list cur, tuple alive, dict idmap, bint exact, bi
 cpdef bint same_raw(Reg a, Reg b):
     """states_maybe_looping's register test: every field but the precision mark and
     the frame equal, ids included, the map the same object."""
-    return (a.map is b.map and a.type == b.type and a.off == b.off and a.var == b.var and
-            a.smin == b.smin and a.smax == b.smax and a.umin == b.umin and
-            a.umax == b.umax and a.s32min == b.s32min and a.s32max == b.s32max and
-            a.u32min == b.u32min and a.u32max == b.u32max and a.id == b.id and
+    return (a.map is b.map and _same_bounds(a, b) and a.type == b.type and
+            a.off == b.off and a.id == b.id and
             a.ref == b.ref and a.range == b.range and a.size == b.size and
             a.dynptr_id == b.dynptr_id)
+
+
+# a register's C fields as signature packs them: one bytes object of the tnum and the
+# eight bounds (64 bytes, no padding) where ten ints were made from them
+cdef struct _Packed:
+    long long smin, smax
+    unsigned long long umin, umax, var_value, var_mask
+    int s32min, s32max
+    unsigned int u32min, u32max
 
 
 cpdef tuple sig(Reg r):
     """What an exact comparison of the register looks at, ids aside (signature's part
     for one register): the map by identity."""
-    return (r.type, r.off, r.var, r.smin, r.smax, r.umin, r.umax, r.s32min, r.s32max,
-            r.u32min, r.u32max, r.range, r.size, r.frame, r.dynptr_id, id(r.map))
-
-
-def signature(st, list live_regs) -> tuple:
-    """What an exact comparison looks at, ids aside: equal states have equal
-    signatures, so an exact repeat is looked up instead of searched for.
-    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
-    prune point an open state shares (every visit of a loop's)."""
-    cdef list out = [], items, regs
-    for f, alive in zip(st.frames, live_regs):
-        regs = f.regs
-        items = []
-        for spi, s in f.stack.items():
-            kinds = s.kinds
-            for k in kinds:
-                if k != STACK_INVALID:
-                    break
-            else:
-                continue
-            spill = s.spill
-            items.append((spi, tuple(kinds), sig(spill) if spill is not None else None))
-        items.sort()
-        out.append((f.callsite, alive, tuple([sig(regs[k]) for k in alive]), tuple(items)))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
+    cdef _Packed p
+    p.smin, p.smax, p.umin, p.umax = r.smin, r.smax, r.umin, r.umax
+    p.var_value, p.var_mask = r.var_value, r.var_mask
+    p.s32min, p.s32max, p.u32min, p.u32max = r.s32min, r.s32max, r.u32min, r.u32max
+    return (r.type, r.off, PyBytes_FromStringAndSize(<char *>&p, sizeof(p)), r.range,
+            r.size, r.frame, r.dynptr_id, id(r.map))
 
 
 # --- Python's reads and writes of the fields ------------------------------------------
@@ -401,6 +388,5 @@ def fields_as_members(type cls, names) -> None:
     PyType_Modified(t)
 
 
-fields_as_members(Reg, ("type", "off", "var", "smin", "smax", "umin", "umax", "s32min",
-                        "s32max", "u32min", "u32max", "id", "ref", "range", "map", "size",
-                        "frame", "precise", "dynptr_id"))
+fields_as_members(Reg, ("type", "off", "id", "ref", "range", "map", "size", "frame",
+                        "dynptr_id"))

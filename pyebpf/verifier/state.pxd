@@ -25,3 +25,9 @@ cdef class VState:
         hist_len, spin_lock, locks, irqs, dfs_depth
 
     cpdef VState copy(self)
+
+
+cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=*, bint ranges=*,
+                        bint uninit_ok=*, bint within=*, bint alu_limits=*) except -1
+cpdef bint maybe_looping(VState old, VState cur) except -1
+cpdef tuple signature(VState st, list live_regs)

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 cimport cython
 
+from .reg cimport Reg as _Reg
+# the register comparisons as C calls (their Python names are imported below, for the
+# modules that take them from here)
+from .reg cimport (check_ids as _check_ids, regs_safe as _regs_safe, regsafe as _regsafe,
+                   same_raw as _same_raw, sig as _sig)
+
 from . import tnum
 
 M64, M32 = tnum.M64, tnum.M32
@@ -93,8 +99,8 @@ def s32(v: int) -> int:
 
 # Reg (the kernel's bpf_reg_state) is compiled (reg.pyx): copying registers is most of
 # what the verifier's state copies cost.
-from .reg import (Reg, check_ids, copy_regs, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
-                  scalar, signature)
+from .reg import (Reg, check_ids, fields_as_members, regs_safe, regsafe, same_raw,  # noqa: E402,F401
+                  scalar)
 
 
 # Slot, Frame and VState are C types (their fields declared in state.pxd, read directly
@@ -134,7 +140,7 @@ cdef class Frame:
 
     cpdef Frame copy(self):
         cdef Frame f = Frame.__new__(Frame)
-        f.regs = copy_regs(self.regs)
+        f.regs = [(<_Reg>r).copy() for r in self.regs]
         f.stack = {k: (<Slot?>s).copy() for k, s in self.stack.items()}
         f.callsite, f.subprog, f.frameno = self.callsite, self.subprog, self.frameno
         f.in_callback = self.in_callback
@@ -243,19 +249,19 @@ def _object_slot_safe(kind: int, old: Reg, cur: Reg, idmap: dict) -> bool:
     # register; an iterator's depth (``range``) is left out so its loop converges
     if kind == STACK_ITER:
         return old.size == cur.size and old.var == cur.var and \
-            check_ids(old.ref, cur.ref, idmap)
+            _check_ids(old.ref, cur.ref, idmap)
     if kind == STACK_DYNPTR:
         return old.var == cur.var and old.size == cur.size and \
-            check_ids(old.ref, cur.ref, idmap)
-    return old.size == cur.size and check_ids(old.ref, cur.ref, idmap)
+            _check_ids(old.ref, cur.ref, idmap)
+    return old.size == cur.size and _check_ids(old.ref, cur.ref, idmap)
 
 
 _INVALID_SLOT = [STACK_INVALID] * 8
 _NEVER_WRITTEN = Slot()
 
 
-def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
-               uninit_ok: bool, within: bool, alu_limits: bool) -> bool:
+cdef bint _stacksafe(Frame old, Frame cur, dict idmap, bint exact, bint ranges,
+                    bint uninit_ok, bint within, bint alu_limits) except -1:
     cdef Slot os_, cs
     if within:
         # 6.18's stacksafe under RANGE_WITHIN: each byte of old's allocated stack has
@@ -281,7 +287,7 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
                 c_reg = _scalar_for_slot(cs if cs is not None else _NEVER_WRITTEN,
                                          uninit_ok)
                 if c_reg is not None:
-                    if not regsafe(o_reg, c_reg, idmap, exact, ranges, alu_limits):
+                    if not _regsafe(o_reg, c_reg, idmap, exact, ranges, alu_limits):
                         return False
                     continue
         ck = cs.kinds if cs is not None else [STACK_INVALID] * 8
@@ -304,7 +310,7 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
                 return False
         elif os_.kinds[7] == STACK_SPILL or os_.kinds[0] == STACK_SPILL:
             if os_.spill is not None and (cs is None or cs.spill is None or
-                                          not regsafe(os_.spill, cs.spill, idmap, exact,
+                                          not _regsafe(os_.spill, cs.spill, idmap, exact,
                                                       ranges, alu_limits)):
                 return False
     if exact:
@@ -314,9 +320,9 @@ def _stacksafe(Frame old, Frame cur, idmap: dict, exact: bool, ranges: bool,
     return True
 
 
-def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
-                 ranges: bool = True, uninit_ok: bool = True,
-                 within: bool = False, alu_limits: bool = False) -> bool:
+cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False,
+                        bint ranges=True, bint uninit_ok=True, bint within=False,
+                        bint alu_limits=False) except -1:
     """``live_regs[i]``: the registers of frame ``i`` read later, in order (an exact
     comparison looks at r0-r9 of every frame); ``ranges`` as :func:`regsafe`'s;
     ``uninit_ok``: a privileged loader's (allow_uninit_stack); ``within``: the
@@ -324,26 +330,29 @@ def states_equal(VState old, VState cur, live_regs: list, exact: bool = False,
     or stack byte of ``old`` matches only an uninitialised one); ``alu_limits``: the
     kernel's explore_alu_limits (:func:`regsafe`)."""
     cdef Frame of, cf
-    if len(old.frames) != len(cur.frames):
+    cdef Py_ssize_t i, n = len(old.frames)
+    if n != len(cur.frames):
         return False
-    idmap: dict = {}
+    cdef dict idmap = {}
     if old.refs or cur.refs or old.locks or cur.locks or old.irqs or cur.irqs or \
             old.spin_lock is not None or cur.spin_lock is not None or \
             old.rcu_lock != cur.rcu_lock or old.preempt_locks != cur.preempt_locks:
         if not _held_safe(old, cur, idmap, exact):
             return False
-    for i, (of, cf) in enumerate(zip(old.frames, cur.frames)):
+    for i in range(n):
+        of, cf = old.frames[i], cur.frames[i]
         if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
             return False
-        if not regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within,
-                         alu_limits):
+        if not _regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within,
+                          alu_limits):
             return False
         if (of.stack or exact and cf.stack or within and of.allocated) and \
                 not _stacksafe(of, cf, idmap, exact, ranges, uninit_ok, within, alu_limits):
             return False
-    for a, b in zip(sorted(old.refs), sorted(cur.refs)):
-        if not check_ids(a, b, idmap):
-            return False
+    if old.refs:        # (as many as cur's: _held_safe)
+        for a, b in zip(sorted(old.refs), sorted(cur.refs)):
+            if not _check_ids(a, b, idmap):
+                return False
     return True
 
 
@@ -358,26 +367,53 @@ def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
             len(old.locks) != len(cur.locks) or len(old.irqs) != len(cur.irqs):
         return False
     if old.spin_lock is not None and (old.spin_lock[0] is not cur.spin_lock[0] or
-                                      not check_ids(old.spin_lock[1], cur.spin_lock[1],
+                                      not _check_ids(old.spin_lock[1], cur.spin_lock[1],
                                                     idmap)):
         return False        # refsafe: the same lock, its id mapped as the registers' are
     for (okind, omap, oid), (ckind, cmap, cid) in zip(old.locks, cur.locks):
-        if okind != ckind or omap is not cmap or not check_ids(oid, cid, idmap):
+        if okind != ckind or omap is not cmap or not _check_ids(oid, cid, idmap):
             return False
     for (oid, _), (cid, _) in zip(old.irqs, cur.irqs):
-        if not check_ids(oid, cid, idmap):
+        if not _check_ids(oid, cid, idmap):
             return False
     return True
 
 
-def maybe_looping(VState old, VState cur) -> bool:
+cpdef tuple signature(VState st, list live_regs):
+    """What an exact comparison looks at, ids aside: equal states have equal
+    signatures, so an exact repeat is looked up instead of searched for.
+    ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
+    prune point an open state shares (every visit of a loop's)."""
+    cdef list out = [], items, regs
+    cdef Frame f
+    cdef Slot s
+    cdef Py_ssize_t i, n = min(len(st.frames), len(live_regs))
+    for i in range(n):
+        f = st.frames[i]
+        alive = live_regs[i]
+        regs = f.regs
+        items = []
+        for spi, s in f.stack.items():
+            kinds = s.kinds
+            for k in kinds:
+                if k != STACK_INVALID:
+                    break
+            else:
+                continue
+            items.append((spi, tuple(kinds), _sig(s.spill) if s.spill is not None else None))
+        items.sort()
+        out.append((f.callsite, alive, tuple([_sig(regs[k]) for k in alive]), tuple(items)))
+    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
+
+
+cpdef bint maybe_looping(VState old, VState cur) except -1:
     """states_maybe_looping: the current frame's registers are the same, dead ones and
     ids included, before an exact comparison may call a state a repeat (a loop that
     copies a value gives it a new id each time round, and is then explored on)."""
     if len(old.frames) != len(cur.frames):
         return False
     for a, b in zip(old.frames[-1].regs, cur.frames[-1].regs):
-        if not same_raw(a, b):
+        if not _same_raw(a, b):
             return False
     return True
 

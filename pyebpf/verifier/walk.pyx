@@ -18,23 +18,24 @@ from .isaconst cimport (BPF_ADD, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_DIV, BPF_JEQ,
                         F_MAY_GOTO, F_NEG, F_ST, F_STX)
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 
-from .reg cimport Reg
-from .state cimport Frame, VState
+from . cimport bounds
+from .reg cimport Reg, scalar
+from .state cimport Frame, VState, maybe_looping, signature, states_equal
+from .tnum cimport Tnum, tn, tn_bswap
 
 from .. import isa
-from . import bounds, precision, sockets, structure, tnum
+from . import precision, sockets, structure, tnum
 from .callbacks import CALLBACK_HELPERS
 from .exceptions import is_throw
 from .kfuncs import is_iter_next
 from .license import GPL_ONLY, HELPER_REFUSAL
 from .lists import is_alloc_obj
 from .rbtree import calls_less
-from .reg import scalar
 from .state import (BPF_ADD_CONST, BPF_ADD_CONST32, BPF_ADD_CONST64, CONST_PTR_TO_MAP, M32,
                     M64, MAYBE_NULL, MEM_RCU, NOT_INIT, PKT_TYPES, PTR_TO_ARENA, PTR_TO_BTF_ID,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, S32_MAX, S32_MIN,
-                    SCALAR, maybe_looping, signature, states_equal, type_str)
+                    SCALAR, type_str)
 from .timers import TIMER_SET_CALLBACK_ID
 
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
@@ -339,9 +340,9 @@ cdef class Walk:
                 continue
             if old.branches:
                 # a state of this path or of one still open: the loop heuristics
-                if force and states_equal(old, cur, live, uninit_ok=not self.unpriv,
-                                          within=True,
-                                          alu_limits=self.explore_alu_limits) and (
+                # (states_equal's arguments: exact, ranges, uninit_ok, within, alu_limits)
+                if force and states_equal(old, cur, live, False, True, not self.unpriv,
+                                          True, self.explore_alu_limits) and (
                         calls_callback or
                         (may_goto and old.may_goto_depth != cur.may_goto_depth) or
                         (iter_next and self._iter_active(cur))):
@@ -356,7 +357,7 @@ cdef class Walk:
                 if old in repeats and maybe_looping(old, cur) and \
                         old.may_goto_depth == cur.may_goto_depth and \
                         old.callback_unroll_depth == cur.callback_unroll_depth and \
-                        states_equal(old, cur, live, exact=True):
+                        states_equal(old, cur, live, True):
                     self.refuse(pc, f"infinite loop detected at insn {pc}")
                 if hold:
                     add = False
@@ -364,9 +365,8 @@ cdef class Walk:
                 # a state whose loop is still being explored has incomplete marks: it
                 # prunes only what lies within its ranges (incomplete_read_marks)
                 loop = self.loops and self.precision and self._incomplete(old)
-                if states_equal(old, cur, live, ranges=loop or not self.precision,
-                                uninit_ok=not self.unpriv, within=loop,
-                                alu_limits=self.explore_alu_limits):
+                if states_equal(old, cur, live, False, loop or not self.precision,
+                                not self.unpriv, loop, self.explore_alu_limits):
                     old.hits += 1
                     if self.precision:
                         precision.propagate(self, old, cur)
@@ -539,6 +539,7 @@ cdef class Walk:
         cdef int bits
         cdef long code_op
         cdef Reg dst, src, zero
+        cdef Tnum var
         f = op.form
         is64 = (<const unsigned char *>self.slot_kind)[pc] & IS_64
         bits = 64 if is64 else 32
@@ -555,9 +556,9 @@ cdef class Walk:
             if swap or sf.size < 8:
                 dst.id = 0
             if swap:
-                var = tnum.bswap(dst.var, sf.size)
+                var = tn_bswap(tn(dst.var_value, dst.var_mask), sf.size)
                 dst.mark_unbounded()
-                dst.var = var
+                dst.var_value, dst.var_mask = var.value, var.mask
                 bounds.sync(dst)
             bounds.truncate(dst, sf.size)
             return
@@ -604,7 +605,7 @@ cdef class Walk:
             return
         if self.unpriv and f.src and code_op in (BPF_ADD, BPF_SUB):
             self.sanitize_val_alu(pc, insn)
-        if code_op in (BPF_AND, BPF_OR) and tnum.is_const(src.var):
+        if code_op in (BPF_AND, BPF_OR) and src.var_mask == 0:
             self._fork_scalars(st, pc, sf.dst, dst, pending)
         link, umax = dst.id, dst.umax
         bounds.alu(dst, src, code_op, bits)
@@ -612,15 +613,15 @@ cdef class Walk:
         # insn->dst_reg test)
         if link and not self.unpriv and code_op in (BPF_ADD, BPF_SUB) and \
                 not (f.src and sf.src == sf.dst) and \
-                (src.is_const if is64 else src.var[1] & M32 == 0):
+                (src.var_mask == 0 if is64 else src.var_mask & 0xFFFFFFFF == 0):
             # adjust_reg_min_max_vals: a copy plus or minus a constant stays linked to
             # its source, with the constant in off (once only): in 64 bits one that
             # fits an s32, in 32 bits any, of a copy below 2**32
             if is64:
-                val = src.value - (1 << 64) if src.value >> 63 else src.value
+                val = <long long>src.var_value
                 linked = S32_MIN <= val <= S32_MAX
             else:
-                val = src.value & M32
+                val = src.var_value & M32
                 val, linked = val - (1 << 32) if val >> 31 else val, umax <= M32
             linked = linked and not link & BPF_ADD_CONST and \
                 not (code_op == BPF_SUB and val == S32_MIN)
@@ -642,10 +643,15 @@ cdef class Walk:
         if self.precision:
             other.hist.pop()    # the instruction runs again there, recorded then
         zero = (<Frame>other.frames[-1]).regs[d]
+        cdef unsigned long long low
         for r, v in ((zero, 0), (dst, -1)):
             if alu32:
                 # __mark_reg32_known: the low half and its bounds only
-                r.var = tnum.const_subreg(r.var, v)
+                # (tnum_const_subreg: the low half's value v, its mask cleared)
+                low = (r.var_value & ~<unsigned long long>0xFFFFFFFF) | \
+                    <unsigned long long>(v & M32)
+                r.var_mask = r.var_mask & ~<unsigned long long>0xFFFFFFFF & ~low
+                r.var_value = low
                 r.s32min = r.s32max = v
                 r.u32min = r.u32max = v & M32
             else:
@@ -660,7 +666,7 @@ cdef class Walk:
             return
         if src.id & BPF_ADD_CONST:
             src.id, src.off = 0, 0
-        if not src.id and not src.is_const:
+        if not src.id and src.var_mask != 0:
             src.id = self.new_id()
 
     cdef _mov(self, VState st, Py_ssize_t pc, op):
@@ -700,7 +706,7 @@ cdef class Walk:
             return
         if is64:
             if src.type == SCALAR and (src.id & BPF_ADD_CONST or
-                                       not src.id and not src.is_const):
+                                       not src.id and src.var_mask != 0):
                 self._id_before_mov(src)
             regs[sf.dst] = src.copy()
             return
@@ -709,7 +715,7 @@ cdef class Walk:
         # check_alu_op: a value whose upper half is known zero (get_reg_width <= 32)
         # is unchanged by the copy, so it stays linked to its source
         linked = src.type == SCALAR and src.umax < 1 << 32
-        if linked and (src.id & BPF_ADD_CONST or not src.id and not src.is_const):
+        if linked and (src.id & BPF_ADD_CONST or not src.id and src.var_mask != 0):
             self._id_before_mov(src)
         new = src.copy()
         if src.type != SCALAR:
@@ -744,8 +750,8 @@ cdef class Walk:
             self.refuse(pc, f"R{d} pointer arithmetic on {type_str(ptr.type)} prohibited, "
                             f"null-check it first")
         base = ptr.type & 0xFF
-        known = off_reg.is_const
-        if base == CONST_PTR_TO_MAP and known and off_reg.value == 0 and \
+        known = off_reg.var_mask == 0
+        if base == CONST_PTR_TO_MAP and known and off_reg.var_value == 0 and \
                 code_op == BPF_ADD:
             pass
         elif base in (CONST_PTR_TO_MAP, PTR_TO_PACKET_END) or base in sockets.SOCK_TYPES:
@@ -805,7 +811,7 @@ cdef class Walk:
 
     cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
         """check_reg_sane_offset (the type's name made only for a refusal)."""
-        known = reg.is_const
+        known = reg.var_mask == 0
         val = reg.smin
         if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
             self.refuse(pc, f"math between {type_str(ptype)} pointer and {val} is not allowed")
@@ -1118,14 +1124,15 @@ cdef int _pkt_end_taken(Reg dst, Reg src, long op) except -2:
 
 cdef _take_var(Reg ptr, Reg v):
     """A pointer's variable part: the bounds of ``v``, the sum of the arithmetic."""
-    ptr.var, ptr.smin, ptr.smax, ptr.umin, ptr.umax = v.var, v.smin, v.smax, v.umin, v.umax
+    ptr.var_value, ptr.var_mask = v.var_value, v.var_mask
+    ptr.smin, ptr.smax, ptr.umin, ptr.umax = v.smin, v.smax, v.umin, v.umax
     ptr.s32min, ptr.s32max, ptr.u32min, ptr.u32max = v.s32min, v.s32max, v.u32min, v.u32max
 
 
 cdef bint _pkt_vs_end(Reg a, Reg b):
     return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
         (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
-         b.off == 0 and b.is_const and b.value == 0)
+         b.off == 0 and b.var_mask == 0 and b.var_value == 0)
 
 
 cdef _pkt_compare(VState this, VState other, Reg dst, Reg src, long op, Reg odst, Reg osrc):
