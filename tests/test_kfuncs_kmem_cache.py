@@ -2,7 +2,9 @@
 ``addr`` is in, or NULL (kernel/bpf/helpers.c), each against the kernel's
 BPF_PROG_TEST_RUN: which cache holds the test run's sk_buff, its net_device, its packet
 buffer and its socket, what a program reads of the cache (its sizes, alignment, free
-pointer offset, flags), NULL for the stack and for no object, and the verifier's rules
+pointer offset, flags), NULL for the stack and for no object, the cache of a map's value
+(the accounted kmalloc cache of its allocation's size, or NULL where the kernel
+vmallocs it, takes whole pages or gives it per-CPU memory), and the verifier's rules
 for the call (a scalar address; an untrusted pointer that may be NULL).
 """
 import struct
@@ -170,6 +172,80 @@ def test_a_socket_a_lookup_finds_is_in_its_protocols_cache_as_in_the_kernel(sock
     ours, theirs = socket_world(lambda: _both("", packet, data, SOCKETS, {"ifindex": 2}))
     assert ours == theirs
     assert ours[1]["object_size"] == dict((n, o) for n, o, _ in slab.caches())[cache]
+
+
+# --- map values ------------------------------------------------------------------------
+
+MAP = """
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+volatile __u64 slot SEC(".data.slot") = 1;
+char zero[%d] SEC(".data.zero");    /* apart from out, read from .bss */
+struct {
+    __uint(type, %s);
+    __uint(max_entries, %d);
+    __type(key, __u32);
+    __uint(value_size, %d);
+    __uint(map_flags, %d);
+} m SEC(".maps");
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    __u32 k = 0;
+    struct kmem_cache *c;
+    void *v;
+
+    bpf_map_update_elem(&m, &k, zero, 0);
+    v = bpf_map_lookup_elem(&m, &k);
+    if (!v)
+        return 2;
+    slot = (__u64)v + %d;
+    c = bpf_get_kmem_cache(slot);
+    if (!c)
+        return 1;
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+NO_PREALLOC, MMAPABLE = 1, 1 << 10
+# (type, max_entries, value_size, map_flags, the address's offset into the value)
+MAPS = {
+    # struct bpf_array (312 bytes) and the values in one kmalloc
+    "a small array": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0),
+    "inside a small array's value": ("BPF_MAP_TYPE_ARRAY", 1, 200, 0, 180),
+    "an array in kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 7, 1000, 0, 0),
+    # 8312 bytes: a kmalloc past the largest cache takes whole pages
+    "an array just past kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 8, 1000, 0, 0),
+    "a vmalloc'ed array": ("BPF_MAP_TYPE_ARRAY", 40, 1000, 0, 0),
+    "a BPF_F_MMAPABLE array": ("BPF_MAP_TYPE_ARRAY", 1, 8, MMAPABLE, 0),
+    "a per-CPU array": ("BPF_MAP_TYPE_PERCPU_ARRAY", 1, 8, 0, 0),
+    # the elements and one per possible CPU in one kmalloc
+    "a preallocated hash map": ("BPF_MAP_TYPE_HASH", 4, 100, 0, 0),
+    "a BPF_F_NO_PREALLOC hash map": ("BPF_MAP_TYPE_HASH", 1, 100, NO_PREALLOC, 0),
+    "an LRU hash map": ("BPF_MAP_TYPE_LRU_HASH", 1, 8, 0, 0),
+    "a per-CPU hash map": ("BPF_MAP_TYPE_PERCPU_HASH", 1, 8, 0, 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MAPS))
+def test_the_cache_of_a_map_value_is_the_kernels(case):
+    kind, entries, value_size, flags, offset = MAPS[case]
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    data = _core_object(MAP % (len(FIELDS), value_size, kind, entries, value_size, flags,
+                               offset, body))
+    ours, theirs = _both("", PACKETS["short"], data)
+    assert ours == theirs
+
+
+def test_a_small_arrays_value_is_in_an_accounted_kmalloc_cache():
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    data = _core_object(MAP % (len(FIELDS), 8, "BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0, body))
+    (retval, fields), _ = _both("", PACKETS["short"], data)
+    assert retval == 0
+    assert (fields["object_size"], fields["flags"] & slab.SLAB_ACCOUNT) == \
+        (512, slab.SLAB_ACCOUNT)
 
 
 # --- the verifier ----------------------------------------------------------------------
