@@ -5,11 +5,16 @@
 # the sockets a lookup gives and the request socket) each belong to the cache the
 # kernel allocates them from (pyebpf.skb.slab), and so do the values of the maps whose
 # memory the kernel kmallocs (_map_cache); any other address (the stack, a per-CPU or
-# vmalloc'ed map's value, a callback's frame, a kernel address nothing is at) is in none.  The caches are
-# no memory: like bpf_cast_to_kern_ctx's sk_buff (skb/kernctx.pxi), a load through the
-# returned pointer misses every region and reaches trace_probe_load, which asks
-# kmem_cache_load, reading the caches' image (slab.image: their struct kmem_cache
-# records, then their names).
+# vmalloc'ed map's value, a callback's frame, a kernel address nothing is at) is in none.
+# An address past an object's end but within its slot of the slab (the cache's object
+# size from the object's start) is in the object's cache too, where the engine knows the
+# slot: the sk_buff's, the net_device's, the packet buffer's and an array map's; past
+# the slot the kernel's answer is a neighbour's slab, which the engine does not know.
+#
+# The caches are no memory: like bpf_cast_to_kern_ctx's sk_buff (skb/kernctx.pxi), a
+# load through the returned pointer misses every region and reaches trace_probe_load,
+# which asks kmem_cache_load, reading the caches' image (slab.image: their struct
+# kmem_cache records, then their names).
 
 from .host import possible_cpus as _possible_cpus
 from .skb import slab as _slab
@@ -28,6 +33,8 @@ cdef uint32_t _kmem_array_head = 0  # sizeof(struct bpf_array): an array's value
 cdef uint32_t _kmem_htab_elem = 0   # sizeof(struct htab_elem): a key, then its value follow
 cdef uint32_t _kmem_llist_node = 0  # sizeof(struct llist_node): bpf_mem_alloc's header
 cdef uint32_t _kmem_cpus = 0        # num_possible_cpus()
+cdef uint32_t _kmem_skb_slot = 0    # skbuff_head_cache's size: an sk_buff's slot
+cdef uint32_t _kmem_dev_slot = 0    # the net_device's kmalloc size
 cdef uint32_t TEST_RUN_HEADROOM_ = _kern.TEST_RUN_HEADROOM
 cdef int _slab_SKBUFF = _slab.SKBUFF, _slab_REQUEST_SOCK_TCP = _slab.REQUEST_SOCK_TCP
 cdef int _slab_TCP = _slab.TCP, _slab_TCPV6 = _slab.TCPV6, _slab_UDP = _slab.UDP
@@ -41,6 +48,7 @@ cdef int kmem_cache_prepare() except -1:
     global _kmem_image, _kmem_bytes, _kmem_len, _kmem_skb_size, _kmem_reqsk_size
     global _kmem_dev_size, _kmem_dev_cache, _kmem_sock_cache, _kmem_tailroom
     global _kmem_array_head, _kmem_htab_elem, _kmem_llist_node, _kmem_cpus
+    global _kmem_skb_slot, _kmem_dev_slot
     cdef int k
     if _kmem_image is not None:
         return 0
@@ -52,6 +60,9 @@ cdef int kmem_cache_prepare() except -1:
     _kmem_tailroom = -(-sizes["skb_shared_info"] // _slab.CACHE_LINE) * _slab.CACHE_LINE
     _kmem_array_head, _kmem_htab_elem = sizes["bpf_array"], sizes["htab_elem"]
     _kmem_llist_node, _kmem_cpus = sizes["llist_node"], _possible_cpus()
+    _, object_size, flags = _slab.caches()[_slab.SKBUFF]
+    _kmem_skb_slot = _slab.geometry(object_size, flags)["size"]
+    _kmem_dev_slot = _slab.KMALLOC_SIZES[_slab.kmalloc_index(sizes["net_device"])]
     memset(_kmem_kmalloc, 0, sizeof(_kmem_kmalloc))
     for k, size in enumerate(_slab.KMALLOC_SIZES):
         _kmem_kmalloc[k] = size
@@ -106,22 +117,41 @@ cdef int _map_cache(const MapStore* m) noexcept nogil:
     return -1
 
 
-cdef int _map_value_cache(Vm* vm, uint64_t addr) noexcept nogil:
-    # the cache of the map value addr is in: of one of the program's maps, or of an
-    # inner map of one of its maps of maps; -2 if it is in none
-    cdef int k
+cdef int _in_map(const MapStore* m, uint64_t addr, bint slot) noexcept nogil:
+    # the cache of m's value addr is in; with slot, of m's allocation if addr is in its
+    # slot elsewhere (an array's struct bpf_array before the values, the slack after
+    # them); -2 if neither
+    cdef int c
+    if m.hidden:
+        return -2
+    if not slot:
+        return _map_cache(m) if addr - <uintptr_t>m.values < m.values_len else -2
+    if m.type != BPF_MAP_TYPE_ARRAY:
+        return -2
+    c = _map_cache(m)
+    if c >= 0 and addr - (<uintptr_t>m.values - _kmem_array_head) < \
+            <uint64_t>_kmem_kmalloc[c - _slab_KMALLOC_CG]:
+        return c
+    return -2
+
+
+cdef int _map_value_cache(Vm* vm, uint64_t addr, bint slot) noexcept nogil:
+    # _in_map of the program's maps, then of the inner maps of its maps of maps
+    cdef int k, c
     cdef uint32_t i
     cdef const MapStore* m
     for k in range(vm.nmaps):
         m = vm.maps[k]
-        if not m.hidden and addr - <uintptr_t>m.values < m.values_len:
-            return _map_cache(m)
+        c = _in_map(m, addr, slot)
+        if c != -2:
+            return c
         if m.inner == NULL:
             continue
         for i in range(m.max_entries):
-            if m.inner[i] != NULL and \
-                    addr - <uintptr_t>m.inner[i].values < m.inner[i].values_len:
-                return _map_cache(m.inner[i])
+            if m.inner[i] != NULL:
+                c = _in_map(m.inner[i], addr, slot)
+                if c != -2:
+                    return c
     return -2
 
 
@@ -139,7 +169,7 @@ cdef int _kmem_cache_of(Vm* vm, uint64_t addr) noexcept nogil:
     cdef const NetEnv* net
     cdef uint64_t off
     cdef Region* r
-    cdef int c = _map_value_cache(vm, addr)
+    cdef int c = _map_value_cache(vm, addr, False)
     if c != -2:
         return c
     if skb == NULL or vm.pkt_region < 0:
@@ -168,9 +198,33 @@ cdef int _kmem_cache_of(Vm* vm, uint64_t addr) noexcept nogil:
     return -1
 
 
+cdef int _kmem_slot_cache_of(Vm* vm, uint64_t addr) noexcept nogil:
+    """The index of the cache of the object in whose slab slot ``addr`` is, past (or
+    before) the object itself, or -1."""
+    cdef Skb* skb = vm.skb
+    cdef Region* r
+    cdef int c = _map_value_cache(vm, addr, True)
+    if c != -2:
+        return c
+    if skb == NULL or vm.pkt_region < 0:
+        return -1
+    if addr - _kern_base[0] < _kmem_skb_slot:
+        return _slab_SKBUFF
+    if addr - _kern_base[1] < _kmem_dev_slot:
+        return _kmem_dev_cache
+    # bpf_test_init's buffer starts at the headroom
+    r = &vm.regions[vm.pkt_region]
+    c = _kmalloc_cache(TEST_RUN_HEADROOM_ + skb.len + _kmem_tailroom)
+    if c >= 0 and addr - (r.start - TEST_RUN_HEADROOM_) < \
+            <uint64_t>_kmem_kmalloc[c - _slab_KMALLOC]:
+        return c
+    return -1
+
+
 cdef uint64_t _k_get_kmem_cache(Vm* vm, uint64_t addr, uint64_t r2, uint64_t r3,
                                 uint64_t r4, uint64_t r5) noexcept nogil:
-    return _kmem_cache_at(_kmem_cache_of(vm, addr))
+    cdef int c = _kmem_cache_of(vm, addr)
+    return _kmem_cache_at(c if c >= 0 else _kmem_slot_cache_of(vm, addr))
 
 
 cdef bint kmem_cache_load(Vm* vm, uint64_t addr, uint32_t size, uint64_t* out) noexcept nogil:

@@ -64,6 +64,13 @@ OBJECTS = {
     "packet": "addr_of((void *)(long)ctx->data)",
     "socket": "sk ? addr_of(sk) : 0",
     "stack": "addr_of(&local)",
+    # past an object's end, still in its slot of the slab (224 of skbuff_head_cache's 256
+    # bytes; 2496 of kmalloc-cg-4k's; the packet's buffer: headroom, packet, shared info
+    # and the slack of its kmalloc-512 or kmalloc-2k)
+    "past the sk_buff, in its slot": "addr_of(skb) + 240",
+    "past the net_device, in its slot": "addr_of(skb->dev) + 4000",
+    "past the packet, in its buffer's slot": "addr_of((void *)(long)ctx->data) + ctx->len + 340",
+    "before the packet, in its headroom": "addr_of((void *)(long)ctx->data) - 32",
     "no object": "0",
 }
 
@@ -215,6 +222,9 @@ MAPS = {
     # struct bpf_array (312 bytes) and the values in one kmalloc
     "a small array": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0),
     "inside a small array's value": ("BPF_MAP_TYPE_ARRAY", 1, 200, 0, 180),
+    # the struct bpf_array before the values; past them, the rest of kmalloc-cg-512's slot
+    "the struct bpf_array before an array's values": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, -8),
+    "past a small array's value, in its slot": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, 150),
     "an array in kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 7, 1000, 0, 0),
     # 8312 bytes: a kmalloc past the largest cache takes whole pages
     "an array just past kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 8, 1000, 0, 0),
