@@ -249,6 +249,55 @@ def test_the_cache_of_a_map_value_is_the_kernels(case):
     assert ours == theirs
 
 
+INNER = """
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+volatile __u64 slot SEC(".data.slot") = 1;
+struct inner {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __uint(value_size, 100);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct inner);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    __u32 k = 0;
+    struct kmem_cache *c;
+    void *m, *v;
+
+    m = bpf_map_lookup_elem(&outer, &k);
+    if (!m)
+        return 3;
+    v = bpf_map_lookup_elem(m, &k);
+    if (!v)
+        return 2;
+    slot = (__u64)v;
+    c = bpf_get_kmem_cache(slot);
+    if (!c)
+        return 1;
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_the_cache_of_an_inner_maps_value_is_the_kernels():
+    # 312 + 4 * 104 bytes: kmalloc-cg-1k, reached through the map of maps
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    ours, theirs = _both("", PACKETS["short"], _core_object(INNER % (len(FIELDS), body)))
+    assert ours == theirs
+    assert ours[0] == 0
+
+
 def test_a_small_arrays_value_is_in_an_accounted_kmalloc_cache():
     body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
     data = _core_object(MAP % (len(FIELDS), 8, "BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0, body))
