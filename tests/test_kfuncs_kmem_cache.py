@@ -10,18 +10,17 @@ for the call (a scalar address; an untrusted pointer that may be NULL).
 import struct
 
 import pytest
+from networld import world
+from objdiff import verdicts
+from recorded_kernel import count_comparison
 from scapy.all import IP, TCP, Ether, raw
+from skbdiff import engine_fields
+from test_core import _core_object
+from test_sockets import tuple_fill
 
 import pyebpf
 from pyebpf.environment import Device, Environment, Socket
 from pyebpf.skb import slab
-
-from recorded_kernel import count_comparison
-from skbdiff import engine_fields
-from objdiff import verdicts
-from networld import world
-from test_core import _core_object
-from test_sockets import tuple_fill
 
 PACKETS = {
     "short": raw(Ether() / IP() / TCP()),
