@@ -13,7 +13,9 @@ cache holds which object is the kernel's, measured on it
 ``skb_shared_info``) and its socket (``bpf_dummy_proto``: a ``struct sock``) from plain
 ``kmalloc`` caches, the loopback ``net_device`` from an accounted one
 (``kmalloc-cg-*``), sockets from their protocol's cache (``TCP``, ``TCPv6``, ``UDP``,
-``UDPv6``) and request sockets from ``request_sock_TCP`` (not measured: derived).
+``UDPv6``) and request sockets from ``request_sock_TCP`` (not measured: derived); a
+map's values from the accounted kmalloc cache of the allocation holding them
+(pyebpf/kmem_cache.pxi ``_map_cache``).
 """
 from __future__ import annotations
 
@@ -108,9 +110,9 @@ def image(btf=None) -> bytes:
     names = KMEM_CACHE_ADDRESS + N_CACHES * KMEM_CACHE_STRIDE
     out = bytearray()
     for k, (name, object_size, flags) in enumerate(caches(btf)):
-        # kmalloc caches of a power-of-two size are naturally aligned (create_boot_cache)
-        align = object_size if flags & SLAB_KMALLOC and not object_size & (object_size - 1) \
-            else ARCH_MINALIGN
+        # create_boot_cache: a kmalloc cache is aligned to the largest power of two
+        # dividing its size (a power-of-two size naturally; kmalloc-192 to 64 bytes)
+        align = object_size & -object_size if flags & SLAB_KMALLOC else ARCH_MINALIGN
         values = {"name": names + k * NAME_SIZE, "object_size": object_size,
                   "flags": flags | SLAB_CMPXCHG_DOUBLE, "refcount": MERGED.get(name, 1),
                   **geometry(object_size, flags, align)}
@@ -123,8 +125,9 @@ def image(btf=None) -> bytes:
 def object_sizes(btf=None) -> dict[str, int]:
     """The sizes of the objects the kfunc places by address: ``sk_buff``,
     ``net_device``, ``sock`` (a test run's skb->sk), ``tcp_request_sock`` and
-    ``skb_shared_info`` (the end of a packet's buffer)."""
+    ``skb_shared_info`` (the end of a packet's buffer), and of the headers a map's
+    values are allocated behind: ``bpf_array``, ``htab_elem`` and ``llist_node``."""
     btf = target_btf(btf)
     return {name: _struct(btf, name).byte_size
             for name in ("sk_buff", "net_device", "sock", "tcp_request_sock",
-                         "skb_shared_info")}
+                         "skb_shared_info", "bpf_array", "htab_elem", "llist_node")}

@@ -2,24 +2,25 @@
 ``addr`` is in, or NULL (kernel/bpf/helpers.c), each against the kernel's
 BPF_PROG_TEST_RUN: which cache holds the test run's sk_buff, its net_device, its packet
 buffer and its socket, what a program reads of the cache (its sizes, alignment, free
-pointer offset, flags), NULL for the stack and for no object, and the verifier's rules
+pointer offset, flags), NULL for the stack and for no object, the cache of a map's value
+(the accounted kmalloc cache of its allocation's size, or NULL where the kernel
+vmallocs it, takes whole pages or gives it per-CPU memory), and the verifier's rules
 for the call (a scalar address; an untrusted pointer that may be NULL).
 """
 import struct
 
 import pytest
+from networld import world
+from objdiff import verdicts
+from recorded_kernel import count_comparison
 from scapy.all import IP, TCP, Ether, raw
+from skbdiff import engine_fields
+from test_core import _core_object
+from test_sockets import tuple_fill
 
 import pyebpf
 from pyebpf.environment import Device, Environment, Socket
 from pyebpf.skb import slab
-
-from recorded_kernel import count_comparison
-from skbdiff import engine_fields
-from objdiff import verdicts
-from networld import world
-from test_core import _core_object
-from test_sockets import tuple_fill
 
 PACKETS = {
     "short": raw(Ether() / IP() / TCP()),
@@ -62,6 +63,13 @@ OBJECTS = {
     "packet": "addr_of((void *)(long)ctx->data)",
     "socket": "sk ? addr_of(sk) : 0",
     "stack": "addr_of(&local)",
+    # past an object's end, still in its slot of the slab (224 of skbuff_head_cache's 256
+    # bytes; 2496 of kmalloc-cg-4k's; the packet's buffer: headroom, packet, shared info
+    # and the slack of its kmalloc-512 or kmalloc-2k)
+    "past the sk_buff, in its slot": "addr_of(skb) + 240",
+    "past the net_device, in its slot": "addr_of(skb->dev) + 4000",
+    "past the packet, in its buffer's slot": "addr_of((void *)(long)ctx->data) + ctx->len + 340",
+    "before the packet, in its headroom": "addr_of((void *)(long)ctx->data) - 32",
     "no object": "0",
 }
 
@@ -170,6 +178,132 @@ def test_a_socket_a_lookup_finds_is_in_its_protocols_cache_as_in_the_kernel(sock
     ours, theirs = socket_world(lambda: _both("", packet, data, SOCKETS, {"ifindex": 2}))
     assert ours == theirs
     assert ours[1]["object_size"] == dict((n, o) for n, o, _ in slab.caches())[cache]
+
+
+# --- map values ------------------------------------------------------------------------
+
+MAP = """
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+volatile __u64 slot SEC(".data.slot") = 1;
+char zero[%d] SEC(".data.zero");    /* apart from out, read from .bss */
+struct {
+    __uint(type, %s);
+    __uint(max_entries, %d);
+    __type(key, __u32);
+    __uint(value_size, %d);
+    __uint(map_flags, %d);
+} m SEC(".maps");
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    __u32 k = 0;
+    struct kmem_cache *c;
+    void *v;
+
+    bpf_map_update_elem(&m, &k, zero, 0);
+    v = bpf_map_lookup_elem(&m, &k);
+    if (!v)
+        return 2;
+    slot = (__u64)v + %d;
+    c = bpf_get_kmem_cache(slot);
+    if (!c)
+        return 1;
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+NO_PREALLOC, MMAPABLE = 1, 1 << 10
+# (type, max_entries, value_size, map_flags, the address's offset into the value)
+MAPS = {
+    # struct bpf_array (312 bytes) and the values in one kmalloc
+    "a small array": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0),
+    "inside a small array's value": ("BPF_MAP_TYPE_ARRAY", 1, 200, 0, 180),
+    # the struct bpf_array before the values; past them, the rest of kmalloc-cg-512's slot
+    "the struct bpf_array before an array's values": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, -8),
+    "past a small array's value, in its slot": ("BPF_MAP_TYPE_ARRAY", 1, 8, 0, 150),
+    "an array in kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 7, 1000, 0, 0),
+    # 8312 bytes: a kmalloc past the largest cache takes whole pages
+    "an array just past kmalloc-cg-8k": ("BPF_MAP_TYPE_ARRAY", 8, 1000, 0, 0),
+    "a vmalloc'ed array": ("BPF_MAP_TYPE_ARRAY", 40, 1000, 0, 0),
+    "a BPF_F_MMAPABLE array": ("BPF_MAP_TYPE_ARRAY", 1, 8, MMAPABLE, 0),
+    "a per-CPU array": ("BPF_MAP_TYPE_PERCPU_ARRAY", 1, 8, 0, 0),
+    # the elements and one per possible CPU in one kmalloc
+    "a preallocated hash map": ("BPF_MAP_TYPE_HASH", 4, 100, 0, 0),
+    "a BPF_F_NO_PREALLOC hash map": ("BPF_MAP_TYPE_HASH", 1, 100, NO_PREALLOC, 0),
+    "an LRU hash map": ("BPF_MAP_TYPE_LRU_HASH", 1, 8, 0, 0),
+    "a per-CPU hash map": ("BPF_MAP_TYPE_PERCPU_HASH", 1, 8, 0, 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MAPS))
+def test_the_cache_of_a_map_value_is_the_kernels(case):
+    kind, entries, value_size, flags, offset = MAPS[case]
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    data = _core_object(MAP % (len(FIELDS), value_size, kind, entries, value_size, flags,
+                               offset, body))
+    ours, theirs = _both("", PACKETS["short"], data)
+    assert ours == theirs
+
+
+INNER = """
+extern struct kmem_cache *bpf_get_kmem_cache(__u64 addr) __ksym;
+__u64 out[%d];
+volatile __u64 slot SEC(".data.slot") = 1;
+struct inner {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __uint(value_size, 100);
+} inner SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct inner);
+} outer SEC(".maps") = { .values = { [0] = &inner } };
+
+SEC("tc")
+int kmem(struct __sk_buff *ctx)
+{
+    __u32 k = 0;
+    struct kmem_cache *c;
+    void *m, *v;
+
+    m = bpf_map_lookup_elem(&outer, &k);
+    if (!m)
+        return 3;
+    v = bpf_map_lookup_elem(m, &k);
+    if (!v)
+        return 2;
+    slot = (__u64)v;
+    c = bpf_get_kmem_cache(slot);
+    if (!c)
+        return 1;
+    %s
+    return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_the_cache_of_an_inner_maps_value_is_the_kernels():
+    # 312 + 4 * 104 bytes: kmalloc-cg-1k, reached through the map of maps
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    ours, theirs = _both("", PACKETS["short"], _core_object(INNER % (len(FIELDS), body)))
+    assert ours == theirs
+    assert ours[0] == 0
+
+
+def test_a_small_arrays_value_is_in_an_accounted_kmalloc_cache():
+    body = "\n    ".join(f"out[{k}] = c->{f};" for k, f in enumerate(FIELDS))
+    data = _core_object(MAP % (len(FIELDS), 8, "BPF_MAP_TYPE_ARRAY", 1, 8, 0, 0, body))
+    (retval, fields), _ = _both("", PACKETS["short"], data)
+    assert retval == 0
+    assert (fields["object_size"], fields["flags"] & slab.SLAB_ACCOUNT) == \
+        (512, slab.SLAB_ACCOUNT)
 
 
 # --- the verifier ----------------------------------------------------------------------
