@@ -3470,9 +3470,10 @@ cdef int _jit_store(Vm* vm, uint64_t a, uint32_t size, uint64_t v) noexcept nogi
     return ctx_store(vm, a, size, v)
 
 
-cdef int _jit_mem(Vm* vm, uint64_t a, uint32_t size, int write) noexcept nogil:
-    # the interpreter's atomics: a region or the fault
-    return _mem(vm, a, size, write) != NULL
+cdef uintptr_t _jit_mem(Vm* vm, uint64_t a, uint32_t size, int write) noexcept nogil:
+    # the interpreter's atomics: the host address _mem gives (an arena's page is not at
+    # the program's address), or 0 and the fault
+    return <uintptr_t>_mem(vm, a, size, write)
 
 
 cdef int _jit_ld_packet(Vm* vm, int32_t k, int32_t size, uint64_t* out) noexcept nogil:

@@ -874,12 +874,12 @@ def _atomic(f, b, op, pc, k, dst, src, off, size):
     L = f"{pc}"
     w = size * 8
     a = f.op(f"add i64 {f.get(dst)}, {off}")
-    ok = f.op(f"call i32 inttoptr (i64 {f.abi['mem']} to ptr)(ptr %vm, i64 {a}, i32 {size}, i32 1)")
-    f.emit(f"br i1 {f.op(f'icmp ne i32 {ok}, 0')}, label %h{L}, label %mf{L}")
+    host = f.op(f"call i64 inttoptr (i64 {f.abi['mem']} to ptr)(ptr %vm, i64 {a}, i32 {size}, i32 1)")
+    f.emit(f"br i1 {f.op(f'icmp ne i64 {host}, 0')}, label %h{L}, label %mf{L}")
     f.label(f"mf{L}")
     b.stop(pc, k, executed=True)
     f.label(f"h{L}")
-    p = f.op(f"inttoptr i64 {a} to ptr")
+    p = f.op(f"inttoptr i64 {host} to ptr")
 
     def narrow(v):
         return v if w == 64 else f.op(f"trunc i64 {v} to i{w}")
