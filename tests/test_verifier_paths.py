@@ -830,6 +830,19 @@ def test_an_iterator_made_over_a_referenced_dynptr_is_refused():
               kernel_text=theirs_.format(fd=k.fd))
 
 
+
+@pytest.mark.parametrize("opens, region", [
+    ("r1 = r10\nr1 += -8\ncall KFUNC(bpf_local_irq_save)\n", "bpf_local_irq_save"),
+    ("call KFUNC(bpf_rcu_read_lock)\n", "bpf_rcu_read_lock"),
+    ("call KFUNC(bpf_preempt_disable)\n", "bpf_preempt_disable"),
+], ids=["irq", "rcu", "preemption"])
+def test_an_exit_inside_an_open_region_is_refused_with_einval(opens, region):
+    """check_resource_leak returns EINVAL for each region left open at the exit
+    (pyebpf's errno table missed the words of the exit's prefix and gave EACCES)."""
+    ours_, theirs_ = _kfuncs(opens + "r0 = 0\nexit")
+    agree(ours_, f"BPF_EXIT instruction in main prog cannot be used inside {region}-ed "
+                 "region", kernel_text=theirs_)
+
 SKB_META_AT_16 = ("r6 = r1\nr8 = *(u32 *)(r6 + 76)\nr9 = *(u32 *)(r6 + 80)\nr1 = r6\n"
                   "r2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb_meta)\n")
 SLICE_OF_META_TO_R7 = ("r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 4\n"
