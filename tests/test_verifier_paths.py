@@ -787,6 +787,62 @@ def test_making_a_dynptr_again_over_its_slots_keeps_its_kfunc_slices(slice_):
     _agree_on_read_through_slice_of_remade_dynptr(slice_, None)
 
 
+def _iter_at(off: int) -> tuple[str, str]:
+    """bpf_iter_num_new and bpf_iter_num_destroy of an iterator at ``r10 + off``."""
+    return (f"r1 = r10\nr1 += {off}\nr2 = 0\nr3 = 4\ncall KFUNC(bpf_iter_num_new)\n",
+            f"r1 = r10\nr1 += {off}\ncall KFUNC(bpf_iter_num_destroy)\n")
+
+
+@pytest.mark.parametrize("iter_off, other_off", [(-16, -8), (-8, -16)],
+                         ids=["first_slot", "second_slot"])
+def test_an_iterator_made_over_a_dynptrs_slot_destroys_the_dynptr(iter_off, other_off):
+    """process_iter_arg writes each slot of a new iterator (check_mem_access, BPF_DW)
+    before mark_stack_slots_iter, so destroy_if_dynptr_stack_slot makes the dynptr's
+    other slot invalid stack, which root may read (pyebpf kept it a dynptr's and
+    refused the read; found by the random programs, seed p20a #17250, where the kept
+    slot hid a later refusal of bpf_iter_num_next)."""
+    new, destroy = _iter_at(iter_off)
+    ours_, theirs_ = _kfuncs("r6 = r1\n" + SKB_DYNPTR_AT_16 + new +
+                             f"r0 = *(u64 *)(r10 {other_off})\n" + destroy + "r0 = 0\nexit")
+    agree(ours_, None, kernel_text=theirs_)
+
+
+def test_an_iterator_made_over_a_dynptr_ends_its_bpf_dynptr_data_slice():
+    """The write bpf_iter_num_new makes over the dynptr's slot (process_iter_arg)
+    destroys it as a store would: its bpf_dynptr_data slice is an unknown scalar."""
+    _agree_on_read_through_slice_after(_iter_at(-24)[0], "dynptr_data",
+                                       "R7 invalid mem access 'scalar'")
+
+
+def test_an_iterator_made_over_a_referenced_dynptr_is_refused():
+    """destroy_if_dynptr_stack_slot, reached from process_iter_arg's write, refuses to
+    overwrite a ring buffer dynptr (pyebpf made the iterator and refused only the
+    discard after, for an unacquired reference)."""
+    new, destroy = _iter_at(-16)
+    text = ("r1 = map_fd({fd}) ll\nr2 = 8\nr3 = 0\nr4 = r10\nr4 += -16\n"
+            f"call {isa.HELPER_IDS['ringbuf_reserve_dynptr']}\n" + new + destroy +
+            f"r1 = r10\nr1 += -16\nr2 = 0\ncall {isa.HELPER_IDS['ringbuf_discard_dynptr']}\n"
+            "r0 = 0\nexit")
+    ours_, theirs_ = _kfuncs(text)
+    ring = Map.create("ringbuf", 0, 0, 4096)
+    with kernel.KernelMap("ringbuf", 0, 0, 4096) as k:
+        agree(ours_.format(fd=ring.fd), "cannot overwrite referenced dynptr",
+              kernel_text=theirs_.format(fd=k.fd))
+
+
+
+@pytest.mark.parametrize("opens, region", [
+    ("r1 = r10\nr1 += -8\ncall KFUNC(bpf_local_irq_save)\n", "bpf_local_irq_save"),
+    ("call KFUNC(bpf_rcu_read_lock)\n", "bpf_rcu_read_lock"),
+    ("call KFUNC(bpf_preempt_disable)\n", "bpf_preempt_disable"),
+], ids=["irq", "rcu", "preemption"])
+def test_an_exit_inside_an_open_region_is_refused_with_einval(opens, region):
+    """check_resource_leak returns EINVAL for each region left open at the exit
+    (pyebpf's errno table missed the words of the exit's prefix and gave EACCES)."""
+    ours_, theirs_ = _kfuncs(opens + "r0 = 0\nexit")
+    agree(ours_, f"BPF_EXIT instruction in main prog cannot be used inside {region}-ed "
+                 "region", kernel_text=theirs_)
+
 SKB_META_AT_16 = ("r6 = r1\nr8 = *(u32 *)(r6 + 76)\nr9 = *(u32 *)(r6 + 80)\nr1 = r6\n"
                   "r2 = 0\nr3 = r10\nr3 += -16\ncall KFUNC(bpf_dynptr_from_skb_meta)\n")
 SLICE_OF_META_TO_R7 = ("r1 = r10\nr1 += -16\nr2 = 0\nr3 = 0\nr4 = 4\n"

@@ -79,7 +79,8 @@ _TABLE = (
         r"Locking two bpf_spin_locks", r"bpf_spin_unlock (of different lock|without)",
         r"function calls are not allowed while holding a lock",
         r"global function calls are not allowed while holding a lock",
-        r"(socket filter|tracing) progs cannot use", r"\S+ cannot be used inside",
+        r"(socket filter|tracing) progs cannot use",
+        r".* cannot be used inside",                    # check_resource_leak's regions
         r"nested rcu read lock", r"unmatched (rcu read unlock|attempt to enable)",
         r"Expected (a dynptr|an initialized dynptr)", r"cannot overwrite referenced dynptr",
         r"cannot pass in (dynptr|iter_\w+) at an offset", r"cannot release unowned const",

@@ -722,6 +722,10 @@ class KfuncCalls:
             # is_iter_reg_valid_uninit: no slot of it may belong to an iterator
             if any(s.kinds[0] == STACK_ITER for s in slots):
                 self.refuse(pc, f"expected uninitialized iter_{kind} as arg #{i}")
+            # process_iter_arg writes each of its slots (check_mem_access, BPF_DW)
+            # before marking them: a dynptr there is destroyed, both its slots invalid
+            for a in addrs:
+                self.destroy_dynptr(st, pc, frame, a)
             marker = Reg(PTR_TO_STACK)
             marker.mark_known(ITER_ACTIVE)
             marker.size = isa.KFUNC_IDS[f"bpf_iter_{kind}_new"]
