@@ -255,6 +255,34 @@ MAX_CALL_FRAMES, MAX_BPF_STACK, _STACK_ROUND = 8, 512, 16
 _TAIL_CALL = isa.HELPER_IDS["tail_call"]
 
 
+def _walk_chain(insns, list calls, list tail_calls, depths, async_cbs, int func,
+                int frames, int below, int pc, bint callback=False,
+                bint in_callback=False):
+    """check_call_chains' walk of the calls from ``func``, entered ``frames`` deep with
+    ``below`` bytes of stack under it (a function of the module, not a closure: a
+    recursive closure is a reference cycle, left to the garbage collector at every
+    load)."""
+    if tail_calls[func] and callback:
+        raise _reject("verifier bug: callback unexpected regs 1", pc, insns[pc])
+    if tail_calls[func] and in_callback:
+        raise _reject("cannot tail call within callback", pc, insns[pc])
+    if func and tail_calls[func] and below >= 256:
+        raise _reject(f"tail_calls are not allowed when call stack of previous frames "
+                      f"is {below} bytes. Too large", pc, insns[pc])
+    depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
+    if depth > MAX_BPF_STACK:
+        raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
+                      insns[pc])
+    for call_pc, callee, by_address in calls[func]:
+        if by_address and callee in async_cbs:
+            continue
+        if frames + 1 > MAX_CALL_FRAMES:
+            raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
+                          insns[call_pc])
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, callee, frames + 1, depth,
+                    call_pc, by_address, in_callback or callback)
+
+
 def check_call_chains(insns, ops, starts: list[int], depths: list[int],
                       exception_cb: int = 0, async_cbs=frozenset()) -> None:
     """Walk every chain of bpf-to-bpf calls from the program's first function, and from
@@ -286,29 +314,9 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
             # a helper call: a kfunc's number (bpf_dynptr_size's) may be tail_call's
             tail_calls[bisect_right(starts, pc) - 1] = True
 
-    def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
-             in_callback: bool = False) -> None:
-        if tail_calls[func] and callback:
-            raise _reject("verifier bug: callback unexpected regs 1", pc, insns[pc])
-        if tail_calls[func] and in_callback:
-            raise _reject("cannot tail call within callback", pc, insns[pc])
-        if func and tail_calls[func] and below >= 256:
-            raise _reject(f"tail_calls are not allowed when call stack of previous frames "
-                          f"is {below} bytes. Too large", pc, insns[pc])
-        depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
-        if depth > MAX_BPF_STACK:
-            raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
-                          insns[pc])
-        for call_pc, callee, by_address in calls[func]:
-            if by_address and callee in async_cbs:
-                continue
-            if frames + 1 > MAX_CALL_FRAMES:
-                raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
-                              insns[call_pc])
-            walk(callee, frames + 1, depth, call_pc, by_address, in_callback or callback)
-
-    walk(0, 1, 0, 0)
+    _walk_chain(insns, calls, tail_calls, depths, async_cbs, 0, 1, 0, 0)
     for func in sorted(async_cbs):
-        walk(func, 1, 0, starts[func])
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, func, 1, 0, starts[func])
     if exception_cb:
-        walk(starts.index(exception_cb), 1, 0, exception_cb)
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, starts.index(exception_cb),
+                    1, 0, exception_cb)
