@@ -14,6 +14,8 @@ and, after the paths were explored, the call chains' frames and stack sizes
 """
 from __future__ import annotations
 
+from cpython.long cimport PyLong_FromVoidPtr
+
 from .. import isa
 from ..errors import VerifierError
 from .errnos import errno_of
@@ -71,10 +73,11 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     if n == 0:
         raise VerifierError("program is empty", errno=errno_of("program is empty"))
     ops: list[isa.Op | None] = [None] * n
-    passed = _PASSED[strict, walked]
+    # typed: their look-ups are C calls, not a method call a slot
+    cdef dict passed = _PASSED[strict, walked]
     if len(passed) >= _PASSED_MAX:
         passed.clear()
-    seen = _SEEN[strict, walked]
+    cdef dict seen = _SEEN[strict, walked]
     if len(seen) >= _PASSED_MAX:
         seen.clear()
     # per slot, its facts (_facts) and its jump's or named function's target relative
@@ -89,7 +92,9 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
         # the Insn objects of slots already checked, by identity (isa.unpack_program
         # gives the same object for the same bytes): reading its five fields from here
         # is five generic attribute look-ups
-        hit = seen.get(id(insn))
+        # the object's address, as id() gives it without a call of a builtin
+        addr = PyLong_FromVoidPtr(<void*>insn)
+        hit = seen.get(addr)
         if hit is None or (<tuple>hit)[0] is not insn:
             # keyed by the fields: an Insn's own hash is a Python call (a dataclass's)
             key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)
@@ -104,7 +109,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
                 _check_fields(op, insn, pc, strict, walked)
                 passed[key] = op
             # the entry holds the Insn, so its id names no other object while it is here
-            hit = seen[id(insn)] = (insn, op) + _facts(op, insn)
+            hit = seen[addr] = (insn, op) + _facts(op, insn)
         ops[pc] = (<tuple>hit)[1]
         f = (<tuple>hit)[2]
         flags[pc] = f
@@ -183,7 +188,8 @@ cdef tuple _facts(op, insn):
 # checks depend on the slot alone, and a process loads the same slots again and again
 _PASSED = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 _PASSED_MAX = 65536
-# the same by the Insn objects that passed: id -> (the Insn, its table entry)
+# the same by the Insn objects that passed: address (id) -> (the Insn, its table entry,
+# its _facts)
 _SEEN = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 
 
@@ -204,12 +210,14 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
 
 
-def _check_reachable(insns: list[isa.Insn], const unsigned char[:] flags, list rels,
+def _check_reachable(insns: list[isa.Insn], bytearray flag_buf, list rels,
                      exception_cb) -> None:
     # each straight run is followed to its end, the other edges kept for later (check
     # has made sure that every edge lands on an instruction and that the last one does
-    # not fall through)
-    cdef Py_ssize_t n = len(flags), pc
+    # not fall through); the flags read through a pointer (a typed memoryview costs
+    # more to make than the whole walk of a small program)
+    cdef const unsigned char *flags = flag_buf
+    cdef Py_ssize_t n = len(flag_buf), pc
     cdef bytearray seen_buf = bytearray(n)
     cdef unsigned char *seen = seen_buf
     cdef unsigned char f
@@ -229,12 +237,12 @@ def _check_reachable(insns: list[isa.Insn], const unsigned char[:] flags, list r
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
 
 
-def _check_abnormal_return(insns: list[isa.Insn], const unsigned char[:] flags,
-                           list rels) -> None:
+def _check_abnormal_return(insns: list[isa.Insn], bytearray flag_buf, list rels) -> None:
     # check_abnormal_return: a subprogram runs from a local call's target to the next
     # one; the kernel wants BTF for LD_ABS or a tail call there, and raw programs have
     # none.  Each subprogram in turn, LD_ABS asked about first.
-    cdef Py_ssize_t n = len(flags), pc
+    cdef const unsigned char *flags = flag_buf
+    cdef Py_ssize_t n = len(flag_buf), pc
     starts = sorted({pc + <Py_ssize_t>rels[pc] for pc in range(n) if flags[pc] & FUNC}
                     - {0})
     for start, end in zip(starts, starts[1:] + [n]):
