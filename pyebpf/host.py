@@ -35,8 +35,13 @@ def nr_cpu_ids() -> int:
     """The kernel's ``nr_cpu_ids``: one past the highest possible CPU's number (the
     bound the verifier gives ``bpf_get_smp_processor_id``), or the count of the
     innermost :func:`simulated_cpus` in effect."""
-    if _simulated:
-        return _simulated[-1]
+    return _simulated[-1] if _simulated else _machine_nr_cpu_ids()
+
+
+@functools.cache
+def _machine_nr_cpu_ids() -> int:
+    """nr_cpu_ids of the machine (it does not change while the machine runs; the
+    verifier asks for it twice a load)."""
     ranges = _possible_ranges()
     return (os.cpu_count() or 1) if ranges is None else max(hi for _, hi in ranges) + 1
 

@@ -4,6 +4,7 @@ start, and per slot where each instruction goes next (``bpf_insn_successors``),
 where it is reached from, and the registers live before it
 (``compute_live_registers``).  Compiled: they are made afresh for every program
 loaded, before its paths are walked."""
+from cpython.long cimport PyLong_FromVoidPtr
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from .isaconst cimport (BPF_FETCH, BPF_MOV, F_ADDR_SPACE_CAST, F_ALU_K, F_ALU_SX, F_ALU_X, F_ALU_XOFF_K,
@@ -143,14 +144,16 @@ cdef tuple _slot(insn, op):
     """(insn, registers read, registers written) of a slot (:func:`_uses_defs`), made
     once per Insn object: isa.unpack_program gives the same one for the same bytes (the
     entry holds it, so its id names no other object while it is there)."""
-    hit = _SLOTS.get(id(insn))
+    # the address, as id() gives it without a call of a builtin
+    addr = PyLong_FromVoidPtr(<void*>insn)
+    hit = _SLOTS.get(addr)
     if hit is not None and (<tuple>hit)[0] is insn:
         return <tuple>hit
     cdef int u, d
     _uses_defs(insn, op, &u, &d)
     if len(_SLOTS) >= _SLOTS_MAX:
         _SLOTS.clear()
-    hit = _SLOTS[id(insn)] = (insn, u, d)
+    hit = _SLOTS[addr] = (insn, u, d)
     return <tuple>hit
 
 

@@ -14,6 +14,8 @@ and, after the paths were explored, the call chains' frames and stack sizes
 """
 from __future__ import annotations
 
+from cpython.long cimport PyLong_FromVoidPtr
+
 from .. import isa
 from ..errors import VerifierError
 from .errnos import errno_of
@@ -71,10 +73,11 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
     if n == 0:
         raise VerifierError("program is empty", errno=errno_of("program is empty"))
     ops: list[isa.Op | None] = [None] * n
-    passed = _PASSED[strict, walked]
+    # typed: their look-ups are C calls, not a method call a slot
+    cdef dict passed = _PASSED[strict, walked]
     if len(passed) >= _PASSED_MAX:
         passed.clear()
-    seen = _SEEN[strict, walked]
+    cdef dict seen = _SEEN[strict, walked]
     if len(seen) >= _PASSED_MAX:
         seen.clear()
     # per slot, its facts (_facts) and its jump's or named function's target relative
@@ -89,7 +92,9 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
         # the Insn objects of slots already checked, by identity (isa.unpack_program
         # gives the same object for the same bytes): reading its five fields from here
         # is five generic attribute look-ups
-        hit = seen.get(id(insn))
+        # the object's address, as id() gives it without a call of a builtin
+        addr = PyLong_FromVoidPtr(<void*>insn)
+        hit = seen.get(addr)
         if hit is None or (<tuple>hit)[0] is not insn:
             # keyed by the fields: an Insn's own hash is a Python call (a dataclass's)
             key = (insn.code, insn.dst, insn.src, insn.off, insn.imm)
@@ -104,7 +109,7 @@ def check(insns: list[isa.Insn], prog_type=None, btf: bool = False,
                 _check_fields(op, insn, pc, strict, walked)
                 passed[key] = op
             # the entry holds the Insn, so its id names no other object while it is here
-            hit = seen[id(insn)] = (insn, op) + _facts(op, insn)
+            hit = seen[addr] = (insn, op) + _facts(op, insn)
         ops[pc] = (<tuple>hit)[1]
         f = (<tuple>hit)[2]
         flags[pc] = f
@@ -183,7 +188,8 @@ cdef tuple _facts(op, insn):
 # checks depend on the slot alone, and a process loads the same slots again and again
 _PASSED = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 _PASSED_MAX = 65536
-# the same by the Insn objects that passed: id -> (the Insn, its table entry)
+# the same by the Insn objects that passed: address (id) -> (the Insn, its table entry,
+# its _facts)
 _SEEN = {(strict, walked): {} for strict in (False, True) for walked in (False, True)}
 
 
@@ -204,12 +210,14 @@ def _check_fields(op: isa.Op, insn: isa.Insn, pc: int, strict: bool, walked: boo
         raise _reject(f"unknown opcode {insn.code:02x}", pc, insn)   # the kernel's words
 
 
-def _check_reachable(insns: list[isa.Insn], const unsigned char[:] flags, list rels,
+def _check_reachable(insns: list[isa.Insn], bytearray flag_buf, list rels,
                      exception_cb) -> None:
     # each straight run is followed to its end, the other edges kept for later (check
     # has made sure that every edge lands on an instruction and that the last one does
-    # not fall through)
-    cdef Py_ssize_t n = len(flags), pc
+    # not fall through); the flags read through a pointer (a typed memoryview costs
+    # more to make than the whole walk of a small program)
+    cdef const unsigned char *flags = flag_buf
+    cdef Py_ssize_t n = len(flag_buf), pc
     cdef bytearray seen_buf = bytearray(n)
     cdef unsigned char *seen = seen_buf
     cdef unsigned char f
@@ -229,12 +237,12 @@ def _check_reachable(insns: list[isa.Insn], const unsigned char[:] flags, list r
             raise _reject(f"unreachable insn {pc}", pc, insns[pc])
 
 
-def _check_abnormal_return(insns: list[isa.Insn], const unsigned char[:] flags,
-                           list rels) -> None:
+def _check_abnormal_return(insns: list[isa.Insn], bytearray flag_buf, list rels) -> None:
     # check_abnormal_return: a subprogram runs from a local call's target to the next
     # one; the kernel wants BTF for LD_ABS or a tail call there, and raw programs have
     # none.  Each subprogram in turn, LD_ABS asked about first.
-    cdef Py_ssize_t n = len(flags), pc
+    cdef const unsigned char *flags = flag_buf
+    cdef Py_ssize_t n = len(flag_buf), pc
     starts = sorted({pc + <Py_ssize_t>rels[pc] for pc in range(n) if flags[pc] & FUNC}
                     - {0})
     for start, end in zip(starts, starts[1:] + [n]):
@@ -253,6 +261,34 @@ def _check_abnormal_return(insns: list[isa.Insn], const unsigned char[:] flags,
 # interpreter's accepts).
 MAX_CALL_FRAMES, MAX_BPF_STACK, _STACK_ROUND = 8, 512, 16
 _TAIL_CALL = isa.HELPER_IDS["tail_call"]
+
+
+def _walk_chain(insns, list calls, list tail_calls, depths, async_cbs, int func,
+                int frames, int below, int pc, bint callback=False,
+                bint in_callback=False):
+    """check_call_chains' walk of the calls from ``func``, entered ``frames`` deep with
+    ``below`` bytes of stack under it (a function of the module, not a closure: a
+    recursive closure is a reference cycle, left to the garbage collector at every
+    load)."""
+    if tail_calls[func] and callback:
+        raise _reject("verifier bug: callback unexpected regs 1", pc, insns[pc])
+    if tail_calls[func] and in_callback:
+        raise _reject("cannot tail call within callback", pc, insns[pc])
+    if func and tail_calls[func] and below >= 256:
+        raise _reject(f"tail_calls are not allowed when call stack of previous frames "
+                      f"is {below} bytes. Too large", pc, insns[pc])
+    depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
+    if depth > MAX_BPF_STACK:
+        raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
+                      insns[pc])
+    for call_pc, callee, by_address in calls[func]:
+        if by_address and callee in async_cbs:
+            continue
+        if frames + 1 > MAX_CALL_FRAMES:
+            raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
+                          insns[call_pc])
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, callee, frames + 1, depth,
+                    call_pc, by_address, in_callback or callback)
 
 
 def check_call_chains(insns, ops, starts: list[int], depths: list[int],
@@ -286,29 +322,9 @@ def check_call_chains(insns, ops, starts: list[int], depths: list[int],
             # a helper call: a kfunc's number (bpf_dynptr_size's) may be tail_call's
             tail_calls[bisect_right(starts, pc) - 1] = True
 
-    def walk(func: int, frames: int, below: int, pc: int, callback: bool = False,
-             in_callback: bool = False) -> None:
-        if tail_calls[func] and callback:
-            raise _reject("verifier bug: callback unexpected regs 1", pc, insns[pc])
-        if tail_calls[func] and in_callback:
-            raise _reject("cannot tail call within callback", pc, insns[pc])
-        if func and tail_calls[func] and below >= 256:
-            raise _reject(f"tail_calls are not allowed when call stack of previous frames "
-                          f"is {below} bytes. Too large", pc, insns[pc])
-        depth = below + -(-depths[func] // _STACK_ROUND) * _STACK_ROUND
-        if depth > MAX_BPF_STACK:
-            raise _reject(f"combined stack size of {frames} calls is {depth}. Too large", pc,
-                          insns[pc])
-        for call_pc, callee, by_address in calls[func]:
-            if by_address and callee in async_cbs:
-                continue
-            if frames + 1 > MAX_CALL_FRAMES:
-                raise _reject(f"the call stack of {frames + 1} frames is too deep", call_pc,
-                              insns[call_pc])
-            walk(callee, frames + 1, depth, call_pc, by_address, in_callback or callback)
-
-    walk(0, 1, 0, 0)
+    _walk_chain(insns, calls, tail_calls, depths, async_cbs, 0, 1, 0, 0)
     for func in sorted(async_cbs):
-        walk(func, 1, 0, starts[func])
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, func, 1, 0, starts[func])
     if exception_cb:
-        walk(starts.index(exception_cb), 1, 0, exception_cb)
+        _walk_chain(insns, calls, tail_calls, depths, async_cbs, starts.index(exception_cb),
+                    1, 0, exception_cb)
