@@ -379,7 +379,27 @@ def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
     return True
 
 
-cpdef tuple signature(VState st, list live_regs):
+@cython.no_gc     # its tuple holds ints, bytes, None and tuples of them: no cycles
+cdef class Sig:
+    """signature's key: the tuple ``key`` and its hash, computed once.  A checkpoint's
+    key is hashed when it is looked up, when it is filed and when its path ends; a
+    tuple computes its hash again each time, over every field of every register.
+    Equal keys compare equal, as their tuples do."""
+
+    def __cinit__(self, tuple key):
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        if not isinstance(other, Sig):
+            return NotImplemented
+        return self._hash == (<Sig>other)._hash and self.key == (<Sig>other).key
+
+
+cpdef Sig signature(VState st, list live_regs):
     """What an exact comparison looks at, ids aside: equal states have equal
     signatures, so an exact repeat is looked up instead of searched for.
     ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
@@ -403,7 +423,8 @@ cpdef tuple signature(VState st, list live_regs):
             items.append((spi, tuple(kinds), _sig(s.spill) if s.spill is not None else None))
         items.sort()
         out.append((f.callsite, alive, tuple([_sig(regs[k]) for k in alive]), tuple(items)))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
+    return Sig((tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks),
+                len(st.irqs)))
 
 
 cpdef bint maybe_looping(VState old, VState cur) except -1:
