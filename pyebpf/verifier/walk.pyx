@@ -44,6 +44,11 @@ AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {BPF_JGT: BPF_JLT, BPF_JLT: BPF_JGT, BPF_JGE: BPF_JLE, BPF_JLE: BPF_JGE}
 BPF_MAX_VAR_OFF = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
+# the same numbers as C integers, for the tests run at every instruction: a register's
+# type (always an int) converted to a C long compares without Python's comparison
+cdef long long _MAX_VAR_OFF = BPF_MAX_VAR_OFF
+cdef long _NOT_INIT = NOT_INIT, _SCALAR = SCALAR, _PTR_TO_PACKET = PTR_TO_PACKET
+cdef long _PTR_TO_PACKET_META = PTR_TO_PACKET_META, _PTR_TO_PACKET_END = PTR_TO_PACKET_END
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 
@@ -509,7 +514,7 @@ cdef class Walk:
 
     cdef Reg _read(self, VState st, Py_ssize_t pc, Py_ssize_t r):
         cdef Reg reg = (<Frame>st.frames[-1]).regs[r]
-        if reg.type == NOT_INIT:
+        if <long>reg.type == _NOT_INIT:
             self.refuse(pc, f"R{r} !read_ok")
         return reg
 
@@ -811,20 +816,20 @@ cdef class Walk:
 
     cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
         """check_reg_sane_offset (the type's name made only for a refusal)."""
-        known = reg.var_mask == 0
-        val = reg.smin
-        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
+        cdef bint known = reg.var_mask == 0, is_scalar = <long>reg.type == _SCALAR
+        cdef long long val = reg.smin
+        if is_scalar and known and not -_MAX_VAR_OFF < val < _MAX_VAR_OFF:
             self.refuse(pc, f"math between {type_str(ptype)} pointer and {val} is not allowed")
         if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
             self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.off} is not allowed")
-        if reg.smin == -(1 << 63):
+        if val == -(1 << 63):
             self.refuse(pc, f"math between {type_str(ptype)} pointer and register with "
                             f"unbounded min value is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+        if not -_MAX_VAR_OFF < val < _MAX_VAR_OFF:
             # the scalar operand's bounds are "value ... makes"; a pointer's variable part
             # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
             # prints it (docs/kernel-notes.md)
-            if reg.type == SCALAR:
+            if is_scalar:
                 self.refuse(pc, f"value {reg.smin} makes {type_str(ptype)} pointer be out "
                                 f"of bounds")
             self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.smin} is not allowed")
@@ -1130,8 +1135,9 @@ cdef _take_var(Reg ptr, Reg v):
 
 
 cdef bint _pkt_vs_end(Reg a, Reg b):
-    return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
-        (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
+    cdef long at = <long>a.type, bt = <long>b.type
+    return (at == _PTR_TO_PACKET and bt == _PTR_TO_PACKET_END) or \
+        (at == _PTR_TO_PACKET_META and bt == _PTR_TO_PACKET and
          b.off == 0 and b.var_mask == 0 and b.var_value == 0)
 
 
