@@ -49,6 +49,11 @@ MAX_PACKET_OFF = 0xFFFF
 cdef long long _MAX_VAR_OFF = BPF_MAX_VAR_OFF
 cdef long _NOT_INIT = NOT_INIT, _SCALAR = SCALAR, _PTR_TO_PACKET = PTR_TO_PACKET
 cdef long _PTR_TO_PACKET_META = PTR_TO_PACKET_META, _PTR_TO_PACKET_END = PTR_TO_PACKET_END
+cdef long _PTR_TO_STACK = PTR_TO_STACK
+
+
+cdef inline bint _pkt_any(long t) noexcept:
+    return t == _PTR_TO_PACKET or t == _PTR_TO_PACKET_META or t == _PTR_TO_PACKET_END
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 
@@ -845,6 +850,7 @@ cdef class Walk:
         cdef int taken
         cdef Reg dst, src
         cdef VState other
+        cdef long dt, srt
         dst = self._read(st, pc, d)
         if x:
             src = self._read(st, pc, s)
@@ -854,12 +860,13 @@ cdef class Walk:
         else:
             src = scalar(sf.imm if not is32 else sf.imm & 0xFFFFFFFF)
         target = pc + 1 + sf.off
-        if dst.type == PTR_TO_STACK or x and src.type == PTR_TO_STACK:
+        dt, srt = <long>dst.type, <long>src.type
+        if dt == _PTR_TO_STACK or x and srt == _PTR_TO_STACK:
             self._hist_entry(st)    # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
         taken = -1
-        if dst.type == SCALAR and src.type == SCALAR:
+        if dt == _SCALAR and srt == _SCALAR:
             taken = bounds.branch_taken(dst, src, code_op, is32)
-        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+        elif not is32 and _pkt_any(dt) and _pkt_any(srt):
             taken = _pkt_end_taken(dst, src, code_op)
         elif not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
@@ -872,7 +879,7 @@ cdef class Walk:
             # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
             taken = 0 if code_op == BPF_JEQ else 1
         if self.precision:
-            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
+            if taken >= 0 or x and (dt == _SCALAR) != (srt == _SCALAR):
                 # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
                 # compared with a pointer, whose NULL-ness it decides)
                 # one mark_chain_precision for dst, then one for src
@@ -888,7 +895,7 @@ cdef class Walk:
             return target
         if taken == 0:
             return pc + 1
-        if dst.type == SCALAR and src.type == SCALAR:
+        if dt == _SCALAR and srt == _SCALAR:
             return self._scalar_branch(st, pc, d, s, x, code_op, is32, dst, src, target,
                                        pending)
         if self.unpriv and dst.is_ptr and \
@@ -1176,7 +1183,7 @@ cdef _pkt_compare(VState this, VState other, Reg dst, Reg src, long op, Reg odst
     # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
     # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
     beyond = p_other if where is this else p
-    if beyond.type == PTR_TO_PACKET:
+    if <long>beyond.type == _PTR_TO_PACKET:
         beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
 
 
@@ -1184,6 +1191,7 @@ cdef _good_pkt_pointers(VState st, Reg reg, bint right_open):
     """find_good_pkt_pointers: every copy of ``reg`` (its type and id), in a register
     or spilled in any frame, may read the packet up to its offset."""
     cdef Reg r
+    cdef long t = <long>reg.type
     if reg.off < 0 or (reg.off == 0 and right_open):
         return
     if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
@@ -1191,10 +1199,10 @@ cdef _good_pkt_pointers(VState st, Reg reg, bint right_open):
     new_range = reg.off + (1 if right_open else 0)
     for f in st.frames:
         for r in (<Frame>f).regs:
-            if r.type == reg.type and r.id == reg.id and new_range > r.range:
+            if <long>r.type == t and r.id == reg.id and new_range > r.range:
                 r.range = new_range
         for sl in (<Frame>f).stack.values():
             r = sl.spill
-            if r is not None and r.type == reg.type and r.id == reg.id and \
+            if r is not None and <long>r.type == t and r.id == reg.id and \
                     new_range > r.range:
                 r.range = new_range
