@@ -320,6 +320,12 @@ cdef bint _stacksafe(Frame old, Frame cur, dict idmap, bint exact, bint ranges,
     return True
 
 
+cdef inline bint _ne(object a, object b) except -1:
+    # the states' counters and call sites are ints, mostly the same small ones: the
+    # same object is equal without Python's comparison
+    return a is not b and a != b
+
+
 cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False,
                         bint ranges=True, bint uninit_ok=True, bint within=False,
                         bint alu_limits=False) except -1:
@@ -336,12 +342,14 @@ cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False
     cdef dict idmap = {}
     if old.refs or cur.refs or old.locks or cur.locks or old.irqs or cur.irqs or \
             old.spin_lock is not None or cur.spin_lock is not None or \
-            old.rcu_lock != cur.rcu_lock or old.preempt_locks != cur.preempt_locks:
+            _ne(old.rcu_lock, cur.rcu_lock) or _ne(old.preempt_locks, cur.preempt_locks):
         if not _held_safe(old, cur, idmap, exact):
             return False
     for i in range(n):
         of, cf = old.frames[i], cur.frames[i]
-        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
+        if _ne(of.callsite, cf.callsite) or \
+                of.callback_depth is not cf.callback_depth and \
+                of.callback_depth > cf.callback_depth:
             return False
         if not _regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within,
                           alu_limits):
