@@ -167,3 +167,30 @@ def test_the_compiled_register_comparison_uses_the_states_type_numbers():
     """reg.pyx compares registers with its own copies of state.pyx's register types and
     scalar id flags (a compiled module cannot import state.pyx, which imports it)."""
     assert reg.CONSTANTS == {name: getattr(state, name) for name in reg.CONSTANTS}
+
+
+def _entry_state() -> state.VState:
+    """A program's first state: R1 the context, R10 the frame pointer (interp.run's)."""
+    st, fr = state.VState(), state.Frame(-1, 0, 0)
+    fr.regs[1].type, fr.regs[10].type = state.PTR_TO_CTX, state.PTR_TO_STACK
+    fr.regs[1].mark_known(0)
+    fr.regs[10].mark_known(0)
+    st.frames.append(fr)
+    return st
+
+
+def test_a_states_copy_has_an_equal_signature_of_equal_hash():
+    """signature, the key an exact repeat is looked up by: a copy of a state finds
+    the original's entry (the key's hash is computed once and kept)."""
+    st = _entry_state()
+    original, copied = state.signature(st, [(1, 10)]), state.signature(st.copy(), [(1, 10)])
+    assert (copied == original, hash(copied) == hash(original)) == (True, True)
+    assert {original: "entry"}.get(copied) == "entry"
+
+
+def test_a_live_registers_change_changes_the_signature_but_a_dead_ones_does_not():
+    """signature looks at the registers live there, and only at those."""
+    st, changed = _entry_state(), _entry_state()
+    changed.frames[0].regs[1].mark_known(8)
+    assert state.signature(changed, [(1, 10)]) != state.signature(st, [(1, 10)])
+    assert state.signature(changed, [(10,)]) == state.signature(st, [(10,)])

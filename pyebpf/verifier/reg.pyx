@@ -23,6 +23,11 @@ cdef object PTR_TO_MEM = 11
 cdef object BPF_ADD_CONST = (1 << 31) | (1 << 30)
 cdef object STACK_INVALID = 0
 cdef object ZERO = 0
+# the types as C integers, for regsafe's tests: a register's type (always an int)
+# converted to a C long compares without Python's comparison
+cdef long T_NOT_INIT = NOT_INIT, T_SCALAR = SCALAR, T_PTR_TO_STACK = PTR_TO_STACK
+cdef long T_PTR_TO_PACKET = PTR_TO_PACKET, T_PTR_TO_PACKET_META = PTR_TO_PACKET_META
+cdef long T_PTR_TO_MEM = PTR_TO_MEM
 CONSTANTS = {"NOT_INIT": NOT_INIT, "SCALAR": SCALAR, "PTR_TO_STACK": PTR_TO_STACK,
              "PTR_TO_PACKET_META": PTR_TO_PACKET_META,
              "PTR_TO_PACKET": PTR_TO_PACKET, "PTR_TO_MEM": PTR_TO_MEM,
@@ -220,14 +225,15 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
     False: a scalar of ``old`` not marked precise matches any scalar (NOT_EXACT, where
     True is the kernel's RANGE_WITHIN); ``alu_limits``: the kernel's
     explore_alu_limits, under which scalars match only equal ones."""
+    cdef long ot = <long>old.type
     if exact:
-        return old.type == cur.type and old.map is cur.map and _exact_fields(old, cur) and \
+        return ot == <long>cur.type and old.map is cur.map and _exact_fields(old, cur) and \
             check_ids(old.id, cur.id, idmap) and check_ids(old.ref, cur.ref, idmap)
-    if old.type == NOT_INIT:
+    if ot == T_NOT_INIT:
         return True
-    if old.type != cur.type:
+    if ot != <long>cur.type:
         return False
-    if old.type == SCALAR:
+    if ot == T_SCALAR:
         if alu_limits:
             # regsafe: once an unprivileged loader's pointer arithmetic has masked a
             # variable offset (sanitize_ptr_alu), another path's scalar may give the
@@ -246,7 +252,7 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
             if not check_scalar_ids(old.id, cur.id, idmap):
                 return False
         return range_within(old, cur) and _tnum_in(old, cur)
-    if old.type == PTR_TO_STACK:
+    if ot == T_PTR_TO_STACK:
         # regsafe's PTR_TO_STACK case: regs_exact, and the same frame (fp-8 of one
         # function is not fp-8 of another)
         return _exact_fields(old, cur) and check_ids(old.id, cur.id, idmap) and \
@@ -254,7 +260,7 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
     if old.off != cur.off or old.map is not cur.map or old.size != cur.size or \
             old.frame != cur.frame:
         return False
-    if old.type == PTR_TO_PACKET or old.type == PTR_TO_PACKET_META:
+    if ot == T_PTR_TO_PACKET or ot == T_PTR_TO_PACKET_META:
         # regsafe: at least the old range, but a pointer known to be at or beyond
         # pkt_end (AT_PKT_END -1, BEYOND_PKT_END -2) matches only the same
         if old.range < 0 or cur.range < 0:
@@ -262,7 +268,7 @@ cpdef bint regsafe(Reg old, Reg cur, dict idmap, bint exact, bint ranges=True,
                 return False
         elif old.range > cur.range:
             return False
-    if old.type & 0xFF == PTR_TO_MEM and (old.range != cur.range or
+    if ot & 0xFF == T_PTR_TO_MEM and (old.range != cur.range or
                                           old.dynptr_id != cur.dynptr_id):
         # a dynptr slice's stack buffer (``range``) and its dynptr_id lie in the bytes
         # regsafe's memcmp compares for PTR_TO_MEM

@@ -27,7 +27,13 @@ cdef class VState:
     cpdef VState copy(self)
 
 
+@cython.final
+cdef class Sig:
+    cdef readonly tuple key
+    cdef Py_hash_t _hash
+
+
 cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=*, bint ranges=*,
                         bint uninit_ok=*, bint within=*, bint alu_limits=*) except -1
 cpdef bint maybe_looping(VState old, VState cur) except -1
-cpdef tuple signature(VState st, list live_regs)
+cpdef Sig signature(VState st, list live_regs)

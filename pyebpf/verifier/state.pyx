@@ -320,6 +320,12 @@ cdef bint _stacksafe(Frame old, Frame cur, dict idmap, bint exact, bint ranges,
     return True
 
 
+cdef inline bint _ne(object a, object b) except -1:
+    # the states' counters and call sites are ints, mostly the same small ones: the
+    # same object is equal without Python's comparison
+    return a is not b and a != b
+
+
 cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False,
                         bint ranges=True, bint uninit_ok=True, bint within=False,
                         bint alu_limits=False) except -1:
@@ -336,12 +342,14 @@ cpdef bint states_equal(VState old, VState cur, list live_regs, bint exact=False
     cdef dict idmap = {}
     if old.refs or cur.refs or old.locks or cur.locks or old.irqs or cur.irqs or \
             old.spin_lock is not None or cur.spin_lock is not None or \
-            old.rcu_lock != cur.rcu_lock or old.preempt_locks != cur.preempt_locks:
+            _ne(old.rcu_lock, cur.rcu_lock) or _ne(old.preempt_locks, cur.preempt_locks):
         if not _held_safe(old, cur, idmap, exact):
             return False
     for i in range(n):
         of, cf = old.frames[i], cur.frames[i]
-        if of.callsite != cf.callsite or of.callback_depth > cf.callback_depth:
+        if _ne(of.callsite, cf.callsite) or \
+                of.callback_depth is not cf.callback_depth and \
+                of.callback_depth > cf.callback_depth:
             return False
         if not _regs_safe(of.regs, cf.regs, live_regs[i], idmap, exact, ranges, within,
                           alu_limits):
@@ -379,7 +387,27 @@ def _held_safe(VState old, VState cur, idmap: dict, exact: bool) -> bool:
     return True
 
 
-cpdef tuple signature(VState st, list live_regs):
+@cython.no_gc     # its tuple holds ints, bytes, None and tuples of them: no cycles
+cdef class Sig:
+    """signature's key: the tuple ``key`` and its hash, computed once.  A checkpoint's
+    key is hashed when it is looked up, when it is filed and when its path ends; a
+    tuple computes its hash again each time, over every field of every register.
+    Equal keys compare equal, as their tuples do."""
+
+    def __cinit__(self, tuple key):
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        if not isinstance(other, Sig):
+            return NotImplemented
+        return self._hash == (<Sig>other)._hash and self.key == (<Sig>other).key
+
+
+cpdef Sig signature(VState st, list live_regs):
     """What an exact comparison looks at, ids aside: equal states have equal
     signatures, so an exact repeat is looked up instead of searched for.
     ``live_regs[i]``: the registers of frame ``i`` compared, in order.  Asked at every
@@ -403,7 +431,8 @@ cpdef tuple signature(VState st, list live_regs):
             items.append((spi, tuple(kinds), _sig(s.spill) if s.spill is not None else None))
         items.sort()
         out.append((f.callsite, alive, tuple([_sig(regs[k]) for k in alive]), tuple(items)))
-    return tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks), len(st.irqs)
+    return Sig((tuple(out), len(st.refs), st.spin_lock is not None, len(st.locks),
+                len(st.irqs)))
 
 
 cpdef bint maybe_looping(VState old, VState cur) except -1:

@@ -44,6 +44,16 @@ AT_PKT_END, BEYOND_PKT_END = -1, -2
 _FLIP = {BPF_JGT: BPF_JLT, BPF_JLT: BPF_JGT, BPF_JGE: BPF_JLE, BPF_JLE: BPF_JGE}
 BPF_MAX_VAR_OFF = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
+# the same numbers as C integers, for the tests run at every instruction: a register's
+# type (always an int) converted to a C long compares without Python's comparison
+cdef long long _MAX_VAR_OFF = BPF_MAX_VAR_OFF
+cdef long _NOT_INIT = NOT_INIT, _SCALAR = SCALAR, _PTR_TO_PACKET = PTR_TO_PACKET
+cdef long _PTR_TO_PACKET_META = PTR_TO_PACKET_META, _PTR_TO_PACKET_END = PTR_TO_PACKET_END
+cdef long _PTR_TO_STACK = PTR_TO_STACK
+
+
+cdef inline bint _pkt_any(long t) noexcept:
+    return t == _PTR_TO_PACKET or t == _PTR_TO_PACKET_META or t == _PTR_TO_PACKET_END
 _ALU_STRING = ("+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=",
                "s>>=", "endian")
 
@@ -509,7 +519,7 @@ cdef class Walk:
 
     cdef Reg _read(self, VState st, Py_ssize_t pc, Py_ssize_t r):
         cdef Reg reg = (<Frame>st.frames[-1]).regs[r]
-        if reg.type == NOT_INIT:
+        if <long>reg.type == _NOT_INIT:
             self.refuse(pc, f"R{r} !read_ok")
         return reg
 
@@ -811,20 +821,20 @@ cdef class Walk:
 
     cdef _sane_offset(self, Py_ssize_t pc, Reg reg, ptype):
         """check_reg_sane_offset (the type's name made only for a refusal)."""
-        known = reg.var_mask == 0
-        val = reg.smin
-        if reg.type == SCALAR and known and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
+        cdef bint known = reg.var_mask == 0, is_scalar = <long>reg.type == _SCALAR
+        cdef long long val = reg.smin
+        if is_scalar and known and not -_MAX_VAR_OFF < val < _MAX_VAR_OFF:
             self.refuse(pc, f"math between {type_str(ptype)} pointer and {val} is not allowed")
         if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
             self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.off} is not allowed")
-        if reg.smin == -(1 << 63):
+        if val == -(1 << 63):
             self.refuse(pc, f"math between {type_str(ptype)} pointer and register with "
                             f"unbounded min value is not allowed")
-        if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+        if not -_MAX_VAR_OFF < val < _MAX_VAR_OFF:
             # the scalar operand's bounds are "value ... makes"; a pointer's variable part
             # (the result of the arithmetic) is reported as its offset, as 6.18.44-fc-v1045
             # prints it (docs/kernel-notes.md)
-            if reg.type == SCALAR:
+            if is_scalar:
                 self.refuse(pc, f"value {reg.smin} makes {type_str(ptype)} pointer be out "
                                 f"of bounds")
             self.refuse(pc, f"{type_str(ptype)} pointer offset {reg.smin} is not allowed")
@@ -840,6 +850,7 @@ cdef class Walk:
         cdef int taken
         cdef Reg dst, src
         cdef VState other
+        cdef long dt, srt
         dst = self._read(st, pc, d)
         if x:
             src = self._read(st, pc, s)
@@ -849,12 +860,13 @@ cdef class Walk:
         else:
             src = scalar(sf.imm if not is32 else sf.imm & 0xFFFFFFFF)
         target = pc + 1 + sf.off
-        if dst.type == PTR_TO_STACK or x and src.type == PTR_TO_STACK:
+        dt, srt = <long>dst.type, <long>src.type
+        if dt == _PTR_TO_STACK or x and srt == _PTR_TO_STACK:
             self._hist_entry(st)    # INSN_F_DST_REG_STACK / INSN_F_SRC_REG_STACK
         taken = -1
-        if dst.type == SCALAR and src.type == SCALAR:
+        if dt == _SCALAR and srt == _SCALAR:
             taken = bounds.branch_taken(dst, src, code_op, is32)
-        elif not is32 and dst.type in _PKT_ANY and src.type in _PKT_ANY:
+        elif not is32 and _pkt_any(dt) and _pkt_any(srt):
             taken = _pkt_end_taken(dst, src, code_op)
         elif not is32 and (code_op == BPF_JEQ or code_op == BPF_JNE) and src.is_null() and \
                 dst.type != SCALAR and not dst.type & MAYBE_NULL and \
@@ -867,7 +879,7 @@ cdef class Walk:
             # NON_OWN_REF are trusted modifiers, MEM_RCU is not)
             taken = 0 if code_op == BPF_JEQ else 1
         if self.precision:
-            if taken >= 0 or x and (dst.type == SCALAR) != (src.type == SCALAR):
+            if taken >= 0 or x and (dt == _SCALAR) != (srt == _SCALAR):
                 # check_cond_jmp_op: a branch the bounds decide (and here too a scalar
                 # compared with a pointer, whose NULL-ness it decides)
                 # one mark_chain_precision for dst, then one for src
@@ -883,7 +895,7 @@ cdef class Walk:
             return target
         if taken == 0:
             return pc + 1
-        if dst.type == SCALAR and src.type == SCALAR:
+        if dt == _SCALAR and srt == _SCALAR:
             return self._scalar_branch(st, pc, d, s, x, code_op, is32, dst, src, target,
                                        pending)
         if self.unpriv and dst.is_ptr and \
@@ -1130,8 +1142,9 @@ cdef _take_var(Reg ptr, Reg v):
 
 
 cdef bint _pkt_vs_end(Reg a, Reg b):
-    return (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or \
-        (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET and
+    cdef long at = <long>a.type, bt = <long>b.type
+    return (at == _PTR_TO_PACKET and bt == _PTR_TO_PACKET_END) or \
+        (at == _PTR_TO_PACKET_META and bt == _PTR_TO_PACKET and
          b.off == 0 and b.var_mask == 0 and b.var_value == 0)
 
 
@@ -1170,7 +1183,7 @@ cdef _pkt_compare(VState this, VState other, Reg dst, Reg src, long op, Reg odst
     # mark_pkt_end: on the other branch the pointer is past the end (pkt > pkt_end)
     # or at it (pkt >= pkt_end), so a later comparison with pkt_end is decided
     beyond = p_other if where is this else p
-    if beyond.type == PTR_TO_PACKET:
+    if <long>beyond.type == _PTR_TO_PACKET:
         beyond.range = AT_PKT_END if right_open else BEYOND_PKT_END
 
 
@@ -1178,6 +1191,7 @@ cdef _good_pkt_pointers(VState st, Reg reg, bint right_open):
     """find_good_pkt_pointers: every copy of ``reg`` (its type and id), in a register
     or spilled in any frame, may read the packet up to its offset."""
     cdef Reg r
+    cdef long t = <long>reg.type
     if reg.off < 0 or (reg.off == 0 and right_open):
         return
     if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
@@ -1185,10 +1199,10 @@ cdef _good_pkt_pointers(VState st, Reg reg, bint right_open):
     new_range = reg.off + (1 if right_open else 0)
     for f in st.frames:
         for r in (<Frame>f).regs:
-            if r.type == reg.type and r.id == reg.id and new_range > r.range:
+            if <long>r.type == t and r.id == reg.id and new_range > r.range:
                 r.range = new_range
         for sl in (<Frame>f).stack.values():
             r = sl.spill
-            if r is not None and r.type == reg.type and r.id == reg.id and \
+            if r is not None and <long>r.type == t and r.id == reg.id and \
                     new_range > r.range:
                 r.range = new_range
