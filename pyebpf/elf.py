@@ -87,6 +87,7 @@ SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
+STV_INTERNAL, STV_HIDDEN = 1, 2           # ELF64_ST_VISIBILITY(st_other)
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 CILIUM_PIN_REPLACE = 1 << 4         # cilium's bpf/include/bpf/loader.h
@@ -420,6 +421,7 @@ class _Symbol:
     type: int
     bind: int
     shndx: int
+    visibility: int = 0
 
 
 @dataclass(frozen=True)
@@ -653,8 +655,8 @@ class _Reader:
                              f"{_SYM.size}-byte symbols", section=symtab.name)
         strings = strtab.data
         for i in range(symtab.size // _SYM.size):
-            name_off, info, _other, shndx, value, size = _SYM.unpack_from(symtab.data,
-                                                                          i * _SYM.size)
+            name_off, info, other, shndx, value, size = _SYM.unpack_from(symtab.data,
+                                                                         i * _SYM.size)
             if name_off >= max(len(strings), 1):
                 raise self.error(f"symbol #{i}: name offset {name_off:#x} is beyond the "
                                  f"{len(strings)}-byte string table", section=symtab.name)
@@ -666,7 +668,8 @@ class _Reader:
             if 0 < shndx < SHN_LORESERVE and shndx >= len(self.sections):
                 raise self.error(f"symbol #{i} is in section {shndx}, beyond the last "
                                  f"({len(self.sections) - 1})", symbol=name)
-            self.symbols.append(_Symbol(i, name, value, size, stype, info >> 4, shndx))
+            self.symbols.append(_Symbol(i, name, value, size, stype, info >> 4, shndx,
+                                        other & 3))
         for s in self.sections:
             if s.type == SHT_RELA:
                 raise self.error("SHT_RELA relocations are not supported (BPF objects use "
@@ -969,11 +972,27 @@ class _Reader:
                   if self.btf is not None else None)
             # libbpf (bpf_object__init_internal_map): programs may not write .rodata
             flags = isa.BPF_F_RDONLY_PROG if s.name.startswith(".rodata") else 0
+            if self._exposes_variables(ds, s.index):
+                flags |= isa.BPF_F_MMAPABLE
             spec = MapSpec(s.name, isa.MapType.BPF_MAP_TYPE_ARRAY, 4, s.size, 1, flags,
                            s.name, "data", contents=((bytes(4), s.data),), value_type=ds)
             self._add_map(spec, s.index, 0)
             self.data_maps[s.index] = s.name
         self._read_arena_data()
+
+    def _exposes_variables(self, datasec, section: int) -> bool:
+        """libbpf's map_is_mmapable: a global data map is made BPF_F_MMAPABLE (for
+        skeletons to reach its variables without bpf(2)) when its DATASEC holds a variable
+        that is neither static nor, by its symbol's STV_HIDDEN or STV_INTERNAL visibility,
+        made static (btf_fixup_datasec); a section without a DATASEC
+        (``.rodata.str1.1``) is not."""
+        if datasec is None:
+            return False
+        hidden = {y.name for y in self.symbols
+                  if y.shndx == section and y.visibility in (STV_HIDDEN, STV_INTERNAL)}
+        return any(var.kind == _btf.Kind.VAR and var.linkage != _btf.BTF_VAR_STATIC and
+                   var.name not in hidden
+                   for var in (self.btf.types[v.type_id] for v in datasec.vars))
 
     def _read_arena_data(self) -> None:
         """``.addr_space.1``: libbpf's init_arena_map_data and its refusals.  The
@@ -1043,8 +1062,11 @@ class _Reader:
             size, self.kconfig_at, data = kconfig.layout(wanted, self.kconfig)
         except ValueError as exc:
             raise self.error(str(exc), section=".kconfig") from None
+        # its DATASEC's variables are externs, never static: libbpf's map_is_mmapable
+        # makes the map BPF_F_MMAPABLE
         self.maps[".kconfig"] = MapSpec(".kconfig", isa.MapType.BPF_MAP_TYPE_ARRAY, 4, size, 1,
-                                        isa.BPF_F_RDONLY_PROG, ".kconfig", "data",
+                                        isa.BPF_F_RDONLY_PROG | isa.BPF_F_MMAPABLE,
+                                        ".kconfig", "data",
                                         contents=((bytes(4), data),))
 
     def _extern_var(self, name: str):

@@ -53,6 +53,8 @@ class Kind(enum.IntEnum):
 _MODIFIERS = frozenset({Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT,
                         Kind.TYPE_TAG})
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
+# a VAR's linkage (include/uapi/linux/btf.h)
+BTF_VAR_STATIC, BTF_VAR_GLOBAL_ALLOCATED, BTF_VAR_GLOBAL_EXTERN = 0, 1, 2
 
 
 @dataclass(frozen=True)
